@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the host tools Flocker and its tests use (Debian packages), once.
+# Idempotent: installs only what is missing. Needs root.
+set -euo pipefail
+need=()
+command -v dockerd   >/dev/null 2>&1 || need+=(docker.io)
+command -v losetup   >/dev/null 2>&1 || need+=(util-linux)
+command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)
+command -v mkfs.xfs  >/dev/null 2>&1 || need+=(xfsprogs)
+command -v mkfs.btrfs >/dev/null 2>&1 || need+=(btrfs-progs)
+command -v ip        >/dev/null 2>&1 || need+=(iproute2)
+command -v nsenter   >/dev/null 2>&1 || need+=(util-linux)
+command -v curl      >/dev/null 2>&1 || need+=(curl ca-certificates)
+command -v openssl   >/dev/null 2>&1 || need+=(openssl)
+[ -x /bin/busybox ] || need+=(busybox-static)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "flocker: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# Loop devices: make sure the control node exists (no udev here).
+[ -e /dev/loop-control ] || modprobe loop 2>/dev/null || true

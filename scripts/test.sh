@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The one command that runs every test: `npm test` or `./dev test`.
+# Sets up everything itself (Node 24, npm ci, Debian packages, build); needs root
+# for the real loop devices, mounts, namespaces and Docker engines the tests use.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/env.sh
+flocker_ensure_node || exit 1
+if [ "$(id -u)" != 0 ]; then echo "flocker: the tests use loop devices, mounts and Docker: run as root" >&2; exit 1; fi
+bash scripts/host-setup.sh || exit 1
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-fund --no-audit || exit 1
+fi
+npx tsc -b || { echo "flocker: build failed" >&2; exit 1; }
+out="$(mktemp -d)"
+status=0
+npx jest --ci --selectProjects unit --json --outputFile="$out/unit.json" "$@" || status=1
+npx jest --ci --selectProjects e2e --runInBand --json --outputFile="$out/e2e.json" "$@" || status=1
+node -e '
+  const fs = require("fs"); let p = 0, f = 0, s = 0;
+  for (const n of ["unit", "e2e"]) {
+    const file = process.argv[1] + "/" + n + ".json";
+    if (!fs.existsSync(file)) { f++; console.log(n + ": no results (runner failed)"); continue; }
+    const r = JSON.parse(fs.readFileSync(file, "utf8"));
+    p += r.numPassedTests; f += r.numFailedTests + (r.numRuntimeErrorTestSuites || 0); s += r.numPendingTests;
+    console.log(n + ": " + r.numPassedTests + " passed, " + (r.numFailedTests + (r.numRuntimeErrorTestSuites || 0)) + " failed");
+  }
+  if (p === 0) { f++; console.log("no test ran"); }
+  console.log(p + " passed, " + f + " failed" + (s ? ", " + s + " skipped" : ""));
+  process.exit(f ? 1 : 0);
+' "$out" || status=1
+rm -rf "$out"
+exit $status
