@@ -1,0 +1,210 @@
+/**
+ * Typed HTTP client of the Flocker control service (public v1 API + agent channel).
+ * Every response body is parsed with the wire schemas; any non-2xx answer is thrown
+ * as a FlockerApiError carrying the server's stable `code`.
+ */
+import { request, type Dispatcher } from 'undici';
+import { z } from 'zod';
+import {
+  ClusterSnapshot,
+  CreateDatasetRequest,
+  CreateLeaseRequest,
+  DatasetConfiguration,
+  DatasetState,
+  EraResponse,
+  ErrorResponse,
+  Lease,
+  NodeReport,
+  NodeSummary,
+  ReportResponse,
+  UpdateDatasetRequest,
+  VersionResponse,
+} from './schemas';
+
+export const CONFIGURATION_TAG_HEADER = 'x-configuration-tag';
+export const IF_CONFIGURATION_MATCHES_HEADER = 'x-if-configuration-matches';
+/** The server holds a long-poll at most this long. */
+export const MAX_WAIT_MS = 60_000;
+export const DEFAULT_WAIT_MS = 25_000;
+
+export class FlockerApiError extends Error {
+  override readonly name = 'FlockerApiError';
+  constructor(
+    /** HTTP status, or 0 when no answer arrived (connection refused, timeout). */
+    readonly status: number,
+    readonly code: string,
+    readonly description: string,
+  ) {
+    super(`${description} (${status ? `HTTP ${status}, ` : ''}${code})`);
+  }
+}
+
+export interface FlockerClientOptions {
+  /** e.g. http://127.0.0.1:4523 */
+  baseUrl: string;
+  /** An undici Dispatcher (Agent with TLS options, a MockAgent in tests, …). */
+  dispatcher?: Dispatcher;
+  /** Per-request timeout; long polls get their own wait time added. Default 30 s. */
+  timeoutMs?: number;
+}
+
+export interface WriteOptions {
+  /** Only apply the write if the configuration still has this tag (else 412). */
+  ifConfigurationMatches?: string;
+}
+
+export interface Tagged<T> {
+  value: T;
+  configurationTag: string;
+}
+
+type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
+
+export class FlockerClient {
+  private readonly baseUrl: string;
+  private readonly dispatcher: Dispatcher | undefined;
+  private readonly timeoutMs: number;
+
+  constructor(options: FlockerClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.dispatcher = options.dispatcher;
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  async version(): Promise<VersionResponse> {
+    return (await this.call('GET', '/v1/version', VersionResponse)).value;
+  }
+
+  async listDatasets(): Promise<DatasetConfiguration[]> {
+    return (await this.listDatasetsTagged()).value;
+  }
+
+  /** The dataset configuration together with its X-Configuration-Tag. */
+  async listDatasetsTagged(): Promise<Tagged<DatasetConfiguration[]>> {
+    return this.call('GET', '/v1/configuration/datasets', z.array(DatasetConfiguration));
+  }
+
+  async createDataset(req: CreateDatasetRequest, options: WriteOptions = {}): Promise<DatasetConfiguration> {
+    return (
+      await this.call('POST', '/v1/configuration/datasets', DatasetConfiguration, CreateDatasetRequest.parse(req), options)
+    ).value;
+  }
+
+  async updateDataset(
+    datasetId: string,
+    req: UpdateDatasetRequest,
+    options: WriteOptions = {},
+  ): Promise<DatasetConfiguration> {
+    const path = `/v1/configuration/datasets/${encodeURIComponent(datasetId)}`;
+    return (await this.call('POST', path, DatasetConfiguration, UpdateDatasetRequest.parse(req), options)).value;
+  }
+
+  async deleteDataset(datasetId: string, options: WriteOptions = {}): Promise<DatasetConfiguration> {
+    const path = `/v1/configuration/datasets/${encodeURIComponent(datasetId)}`;
+    return (await this.call('DELETE', path, DatasetConfiguration, undefined, options)).value;
+  }
+
+  async listDatasetState(): Promise<DatasetState[]> {
+    return (await this.call('GET', '/v1/state/datasets', z.array(DatasetState))).value;
+  }
+
+  async listNodes(): Promise<NodeSummary[]> {
+    return (await this.call('GET', '/v1/state/nodes', z.array(NodeSummary))).value;
+  }
+
+  /** The UUID of the node currently in this era; throws 404 (NODE_ERA_UNKNOWN) if none. */
+  async nodeByEra(era: string): Promise<string> {
+    const path = `/v1/state/nodes/by_era/${encodeURIComponent(era)}`;
+    return (await this.call('GET', path, EraResponse)).value.uuid;
+  }
+
+  async listLeases(): Promise<Lease[]> {
+    return (await this.call('GET', '/v1/configuration/leases', z.array(Lease))).value;
+  }
+
+  async acquireLease(req: CreateLeaseRequest, options: WriteOptions = {}): Promise<Lease> {
+    return (await this.call('POST', '/v1/configuration/leases', Lease, CreateLeaseRequest.parse(req), options)).value;
+  }
+
+  async releaseLease(datasetId: string, options: WriteOptions = {}): Promise<Lease> {
+    const path = `/v1/configuration/leases/${encodeURIComponent(datasetId)}`;
+    return (await this.call('DELETE', path, Lease, undefined, options)).value;
+  }
+
+  /** Agent channel: publish what this node observes. */
+  async reportNodeState(report: NodeReport): Promise<z.infer<typeof ReportResponse>> {
+    const path = `/v1/agent/nodes/${encodeURIComponent(report.uuid)}`;
+    return (await this.call('PUT', path, ReportResponse, NodeReport.parse(report))).value;
+  }
+
+  /**
+   * Agent channel: the cluster snapshot. With `since` equal to the current generation
+   * the server holds the request until something changes or `timeoutMs` elapses
+   * (then the unchanged snapshot comes back).
+   */
+  async waitForCluster(since?: string, timeoutMs: number = DEFAULT_WAIT_MS): Promise<ClusterSnapshot> {
+    const wait = Math.max(0, Math.min(Math.floor(timeoutMs), MAX_WAIT_MS));
+    const query = new URLSearchParams({ timeout_ms: String(wait) });
+    if (since !== undefined) query.set('since', since);
+    return (await this.call('GET', `/v1/agent/cluster?${query.toString()}`, ClusterSnapshot, undefined, {}, wait)).value;
+  }
+
+  private async call<S extends z.ZodType>(
+    method: Method,
+    path: string,
+    schema: S,
+    body?: unknown,
+    options: WriteOptions = {},
+    extraTimeoutMs = 0,
+  ): Promise<Tagged<z.infer<S>>> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (options.ifConfigurationMatches !== undefined) {
+      headers[IF_CONFIGURATION_MATCHES_HEADER] = options.ifConfigurationMatches;
+    }
+    const timeout = this.timeoutMs + extraTimeoutMs;
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(this.baseUrl + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        dispatcher: this.dispatcher,
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+        signal: AbortSignal.timeout(timeout),
+      });
+    } catch (err) {
+      const timedOut = err instanceof Error && (err.name === 'TimeoutError' || /timeout/i.test(err.name + err.message));
+      throw new FlockerApiError(
+        0,
+        timedOut ? 'REQUEST_TIMEOUT' : 'CONTROL_SERVICE_UNREACHABLE',
+        `${method} ${this.baseUrl}${path} failed: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+    const text = await res.body.text();
+    let json: unknown;
+    try {
+      json = text.length > 0 ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    if (res.statusCode < 200 || res.statusCode >= 300) {
+      const parsed = ErrorResponse.safeParse(json);
+      if (parsed.success) {
+        throw new FlockerApiError(res.statusCode, parsed.data.code ?? `HTTP_${res.statusCode}`, parsed.data.description);
+      }
+      throw new FlockerApiError(res.statusCode, `HTTP_${res.statusCode}`, `${method} ${path}: ${text.slice(0, 200)}`);
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      throw new FlockerApiError(
+        res.statusCode,
+        'INVALID_RESPONSE',
+        `${method} ${path} returned a body that does not match the API schema: ${z.prettifyError(parsed.error)}`,
+      );
+    }
+    const tag = res.headers[CONFIGURATION_TAG_HEADER];
+    return { value: parsed.data, configurationTag: typeof tag === 'string' ? tag : '' };
+  }
+}
