@@ -1,3 +1,4 @@
 export * from './schemas';
 export * from './client';
 export * from './identity';
+export * from './sizes';

@@ -1,0 +1,44 @@
+/** Sizes as people write them ("10G", "512MiB") and read them ("10 GiB"). */
+
+// As in the original Flocker, every unit is binary: 10G = 10GB = 10GiB = 10 * 2^30 bytes.
+const UNITS: Readonly<Record<string, number>> = {
+  '': 1, b: 1,
+  k: 1024, kb: 1024, kib: 1024,
+  m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2,
+  g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3,
+  t: 1024 ** 4, tb: 1024 ** 4, tib: 1024 ** 4,
+};
+const SIZE = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/;
+
+export class SizeError extends Error {
+  readonly code = 'INVALID_SIZE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'SizeError';
+  }
+}
+
+/** Parse "10G", "512MiB", "100KiB", "1.5GiB" or a byte count; `minimum` bytes at least. */
+export function parseSize(text: string, minimum = 0): number {
+  const hint = 'use a number of bytes or a number with a unit such as 512MiB, 10G or 1TiB';
+  const m = SIZE.exec(text.trim());
+  const unit = m ? UNITS[(m[2] ?? '').toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new SizeError(`size "${text}" is not understood: ${hint}.`);
+  const bytes = Math.floor(Number(m[1]) * unit);
+  if (!Number.isSafeInteger(bytes)) throw new SizeError(`size "${text}" is too large.`);
+  if (bytes < minimum) throw new SizeError(`size "${text}" is too small: at least ${formatSize(minimum)}.`);
+  return bytes;
+}
+
+/** 10737418240 → "10 GiB"; 1610612736 → "1.5 GiB"; 1000 → "1000 B". */
+export function formatSize(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  const text = i === 0 || Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 2 : 1).replace(/\.?0+$/, '');
+  return `${text} ${units[i]}`;
+}
