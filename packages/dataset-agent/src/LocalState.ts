@@ -1,0 +1,101 @@
+/**
+ * What the agent observes (LocalState), what it is asked for (DesiredState),
+ * and what it may do about the difference (Action). Plain values, no I/O.
+ */
+
+/** One volume of the (shared) storage pool; device details only when attached to this instance. */
+export interface DiscoveredVolume {
+  readonly blockdeviceId: string;
+  readonly datasetId: string;
+  readonly size: number;
+  readonly attachedTo: string | null;
+  readonly profile?: string;
+  /** Present when attached here and the driver knows the device. */
+  readonly devicePath?: string;
+  /** Present when devicePath is: whether the device holds a filesystem. */
+  readonly hasFilesystem?: boolean;
+  /** Where the device is mounted on this host (empty when not mounted). */
+  readonly mountPoints?: readonly string[];
+}
+
+export interface LocalState {
+  readonly instanceId: string;
+  readonly volumes: readonly DiscoveredVolume[];
+}
+
+export interface DesiredDataset {
+  readonly datasetId: string;
+  readonly primary: string;
+  /** null: the agent's default size. */
+  readonly maximumSize: number | null;
+  readonly deleted: boolean;
+  readonly profile?: string;
+}
+
+export interface ClusterNode {
+  readonly uuid: string;
+  readonly instanceId: string;
+  readonly alive: boolean;
+}
+
+export interface DesiredState {
+  readonly datasets: readonly DesiredDataset[];
+  /** Nodes known to the control service, with liveness. */
+  readonly nodes: readonly ClusterNode[];
+}
+
+export interface DecisionContext {
+  readonly nodeUuid: string;
+  readonly mountRoot: string;
+  readonly defaultSize: number;
+  readonly allocationUnit: number;
+  /** Whether the driver can grow volumes. */
+  readonly canResize: boolean;
+}
+
+export type Action =
+  | { readonly kind: 'create'; readonly datasetId: string; readonly size: number; readonly profile?: string }
+  | { readonly kind: 'attach'; readonly datasetId: string; readonly blockdeviceId: string }
+  | { readonly kind: 'format'; readonly datasetId: string; readonly blockdeviceId: string; readonly devicePath: string }
+  | {
+      readonly kind: 'mount';
+      readonly datasetId: string;
+      readonly blockdeviceId: string;
+      readonly devicePath: string;
+      readonly mountPath: string;
+    }
+  | { readonly kind: 'unmount'; readonly datasetId: string; readonly blockdeviceId: string; readonly mountPath: string }
+  | { readonly kind: 'detach'; readonly datasetId: string; readonly blockdeviceId: string }
+  | {
+      readonly kind: 'forceDetach';
+      readonly datasetId: string;
+      readonly blockdeviceId: string;
+      readonly fromInstance: string;
+    }
+  | {
+      readonly kind: 'destroy';
+      readonly datasetId: string;
+      readonly blockdeviceId: string;
+      /** Detach from this instance first (the holder destroys what it let go of). */
+      readonly detachFirst: boolean;
+    }
+  | {
+      readonly kind: 'resize';
+      readonly datasetId: string;
+      readonly blockdeviceId: string;
+      readonly devicePath: string;
+      readonly size: number;
+    };
+
+export type ActionKind = Action['kind'];
+export const ACTION_KINDS: readonly ActionKind[] = [
+  'create',
+  'attach',
+  'format',
+  'mount',
+  'unmount',
+  'detach',
+  'forceDetach',
+  'destroy',
+  'resize',
+];

@@ -1,0 +1,170 @@
+/**
+ * The agent's decision: desired configuration x discovered state -> actions.
+ * Pure; at most one action per dataset per call (the loop re-observes after
+ * every action, so each decision is made on fresh facts).
+ */
+import { join } from 'node:path';
+import type { Action, DecisionContext, DesiredDataset, DesiredState, DiscoveredVolume, LocalState } from './LocalState';
+
+/** What this node should do with a dataset. */
+export type Role = 'primary' | 'elsewhere' | 'deleted';
+
+/** Where the dataset's volume is, seen from this node. */
+export type Discovered =
+  | 'none' //             no volume for the dataset in the pool
+  | 'unattached'
+  | 'elsewhereLive' //    attached to another instance whose node is alive or unknown
+  | 'elsewhereDead' //    attached to an instance whose node is declared dead
+  | 'hereUnknown' //      attached here, device not (yet) known
+  | 'hereNoFs'
+  | 'hereFs' //           has a filesystem, mounted nowhere
+  | 'mounted'; //         mounted somewhere on this host
+
+type Step =
+  | 'none'
+  | 'wait'
+  | 'create'
+  | 'attach'
+  | 'forceDetach'
+  | 'format'
+  | 'mount'
+  | 'mounted' //            converged: make sure it is at our path and big enough
+  | 'unmount'
+  | 'detach'
+  | 'destroyIfOwner' //     unattached: the primary (or anyone, if the primary is gone) destroys
+  | 'forceDetachIfOwner'
+  | 'destroyHere'; //       detach from us, then destroy
+
+// The whole state machine. Rows: role; columns: discovered state.
+// prettier-ignore
+export const TRANSITIONS: Readonly<Record<Role, Readonly<Record<Discovered, Step>>>> = {
+  //          none      unattached        elsewhereLive elsewhereDead         hereUnknown hereNoFs   hereFs         mounted
+  primary:   { none: 'create', unattached: 'attach', elsewhereLive: 'wait', elsewhereDead: 'forceDetach', hereUnknown: 'wait', hereNoFs: 'format', hereFs: 'mount', mounted: 'mounted' },
+  elsewhere: { none: 'none', unattached: 'none', elsewhereLive: 'none', elsewhereDead: 'none', hereUnknown: 'wait', hereNoFs: 'detach', hereFs: 'detach', mounted: 'unmount' },
+  deleted:   { none: 'none', unattached: 'destroyIfOwner', elsewhereLive: 'none', elsewhereDead: 'forceDetachIfOwner', hereUnknown: 'wait', hereNoFs: 'destroyHere', hereFs: 'destroyHere', mounted: 'unmount' },
+};
+
+export function roleOf(dataset: DesiredDataset, nodeUuid: string): Role {
+  if (dataset.deleted) return 'deleted';
+  return dataset.primary === nodeUuid ? 'primary' : 'elsewhere';
+}
+
+/** Round up to the backend's unit. */
+export function desiredSize(dataset: DesiredDataset, ctx: DecisionContext): number {
+  const size = dataset.maximumSize ?? ctx.defaultSize;
+  return Math.ceil(size / ctx.allocationUnit) * ctx.allocationUnit;
+}
+
+export function mountPathOf(datasetId: string, ctx: DecisionContext): string {
+  return join(ctx.mountRoot, datasetId);
+}
+
+/**
+ * The volume that counts for a dataset when the pool (wrongly) holds several:
+ * the one attached here, else one attached anywhere, else the lowest id.
+ * Other volumes claiming the same dataset are ignored, never touched.
+ */
+export function canonicalVolume(volumes: readonly DiscoveredVolume[], instanceId: string): DiscoveredVolume | undefined {
+  const rank = (v: DiscoveredVolume): number => (v.attachedTo === instanceId ? 0 : v.attachedTo !== null ? 1 : 2);
+  return [...volumes].sort((a, b) => rank(a) - rank(b) || (a.blockdeviceId < b.blockdeviceId ? -1 : 1))[0];
+}
+
+export function discoveredOf(
+  volume: DiscoveredVolume | undefined,
+  local: LocalState,
+  deadInstances: ReadonlySet<string>,
+): Discovered {
+  if (volume === undefined) return 'none';
+  if (volume.attachedTo === null) return 'unattached';
+  if (volume.attachedTo !== local.instanceId) {
+    return deadInstances.has(volume.attachedTo) ? 'elsewhereDead' : 'elsewhereLive';
+  }
+  if (volume.devicePath === undefined || volume.hasFilesystem === undefined) return 'hereUnknown';
+  if ((volume.mountPoints ?? []).length > 0) return 'mounted';
+  return volume.hasFilesystem ? 'hereFs' : 'hereNoFs';
+}
+
+export function calculateChanges(desired: DesiredState, local: LocalState, ctx: DecisionContext): Action[] {
+  const deadInstances = new Set(
+    desired.nodes.filter((n) => !n.alive && n.instanceId !== local.instanceId).map((n) => n.instanceId),
+  );
+  const liveNodes = new Set(desired.nodes.filter((n) => n.alive).map((n) => n.uuid));
+  const byDataset = new Map<string, DiscoveredVolume[]>();
+  for (const v of local.volumes) {
+    const list = byDataset.get(v.datasetId) ?? [];
+    list.push(v);
+    byDataset.set(v.datasetId, list);
+  }
+
+  const actions: Action[] = [];
+  const datasets = [...desired.datasets].sort((a, b) => (a.datasetId < b.datasetId ? -1 : 1));
+  for (const dataset of datasets) {
+    const claims = byDataset.get(dataset.datasetId) ?? [];
+    const volume = canonicalVolume(claims, local.instanceId);
+    // An extra volume mounted over the dataset's path would hide its data: take it off first.
+    const mountPath = mountPathOf(dataset.datasetId, ctx);
+    const stacked = claims.find((v) => v !== volume && (v.mountPoints ?? []).includes(mountPath));
+    if (stacked) {
+      actions.push({ kind: 'unmount', datasetId: dataset.datasetId, blockdeviceId: stacked.blockdeviceId, mountPath });
+      continue;
+    }
+    const role = roleOf(dataset, ctx.nodeUuid);
+    const step = TRANSITIONS[role][discoveredOf(volume, local, deadInstances)];
+    const action = actionFor(step, dataset, volume, ctx, liveNodes);
+    if (action) actions.push(action);
+  }
+  return actions;
+}
+
+function actionFor(
+  step: Step,
+  dataset: DesiredDataset,
+  volume: DiscoveredVolume | undefined,
+  ctx: DecisionContext,
+  liveNodes: ReadonlySet<string>,
+): Action | null {
+  const datasetId = dataset.datasetId;
+  if (step === 'none' || step === 'wait') return null;
+  if (step === 'create') {
+    const profile = dataset.profile !== undefined ? { profile: dataset.profile } : {};
+    return { kind: 'create', datasetId, size: desiredSize(dataset, ctx), ...profile };
+  }
+  // Every other step is about an existing volume.
+  if (volume === undefined) return null;
+  const blockdeviceId = volume.blockdeviceId;
+  const owner = dataset.primary === ctx.nodeUuid || !liveNodes.has(dataset.primary);
+  switch (step) {
+    case 'attach':
+      return { kind: 'attach', datasetId, blockdeviceId };
+    case 'forceDetach':
+      return { kind: 'forceDetach', datasetId, blockdeviceId, fromInstance: volume.attachedTo ?? '' };
+    case 'forceDetachIfOwner':
+      return owner ? { kind: 'forceDetach', datasetId, blockdeviceId, fromInstance: volume.attachedTo ?? '' } : null;
+    case 'format':
+      return volume.devicePath !== undefined && volume.hasFilesystem === false
+        ? { kind: 'format', datasetId, blockdeviceId, devicePath: volume.devicePath }
+        : null;
+    case 'mount':
+    case 'mounted': {
+      if (volume.devicePath === undefined) return null;
+      const mountPath = mountPathOf(datasetId, ctx);
+      if (!(volume.mountPoints ?? []).includes(mountPath)) {
+        return { kind: 'mount', datasetId, blockdeviceId, devicePath: volume.devicePath, mountPath };
+      }
+      const size = desiredSize(dataset, ctx);
+      return ctx.canResize && volume.size < size
+        ? { kind: 'resize', datasetId, blockdeviceId, devicePath: volume.devicePath, size }
+        : null;
+    }
+    case 'unmount': {
+      const mountPath = [...(volume.mountPoints ?? [])].sort()[0];
+      return mountPath !== undefined ? { kind: 'unmount', datasetId, blockdeviceId, mountPath } : null;
+    }
+    case 'detach':
+      return { kind: 'detach', datasetId, blockdeviceId };
+    case 'destroyIfOwner':
+      return owner ? { kind: 'destroy', datasetId, blockdeviceId, detachFirst: false } : null;
+    case 'destroyHere':
+      return { kind: 'destroy', datasetId, blockdeviceId, detachFirst: true };
+  }
+}

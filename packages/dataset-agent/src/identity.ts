@@ -1,0 +1,70 @@
+/**
+ * Node identity: a UUID created once and kept in `<state_dir>/node.json`
+ * (the Docker plugin on the same host reads the same file), and the era,
+ * which changes with every boot.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { Uuid } from '@flocker/api';
+import { AgentError } from './errors';
+
+export const NODE_IDENTITY_FILE = 'node.json';
+export const BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id';
+
+const NodeIdentityFile = z.object({ uuid: Uuid }).loose();
+export type NodeIdentity = { uuid: string };
+
+/** The node identity kept in stateDir, or null when none was created yet. */
+export function readNodeIdentity(stateDir: string): NodeIdentity | null {
+  const path = join(stateDir, NODE_IDENTITY_FILE);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new AgentError('IDENTITY_INVALID', `cannot read ${path}: ${(e as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new AgentError('IDENTITY_INVALID', `${path} is not JSON; remove it only if this node never held datasets`);
+  }
+  const parsed = NodeIdentityFile.safeParse(doc);
+  if (!parsed.success) throw new AgentError('IDENTITY_INVALID', `${path} has no valid "uuid"`);
+  return { uuid: parsed.data.uuid };
+}
+
+/** Read the identity, creating it atomically (write temp, fsync, rename) on first start. */
+export function ensureNodeIdentity(stateDir: string, newUuid: () => string = randomUUID): NodeIdentity {
+  const existing = readNodeIdentity(stateDir);
+  if (existing) return existing;
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const path = join(stateDir, NODE_IDENTITY_FILE);
+  const tmp = `${path}.${process.pid}.tmp`;
+  const identity = { uuid: newUuid() };
+  writeFileSync(tmp, JSON.stringify(identity) + '\n', { mode: 0o644 });
+  const fd = openSync(tmp, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  return identity;
+}
+
+/** The boot id, or the content of eraFile when simulating hosts that can "reboot". */
+export function readEra(eraFile?: string): string {
+  const path = eraFile ?? BOOT_ID_PATH;
+  let era: string;
+  try {
+    era = readFileSync(path, 'utf8').trim();
+  } catch (e) {
+    throw new AgentError('IDENTITY_INVALID', `cannot read the era from ${path}: ${(e as Error).message}`);
+  }
+  if (era.length === 0) throw new AgentError('IDENTITY_INVALID', `${path} is empty; it must hold the era`);
+  return era;
+}
