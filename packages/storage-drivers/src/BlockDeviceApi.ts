@@ -57,6 +57,10 @@ export type StorageErrorCode =
   | 'VOLUME_ATTACHED'
   | 'NOT_ATTACHED_HERE'
   | 'INVALID_SIZE'
+  /** The device is in use (e.g. mounted), so it cannot be detached or changed now. */
+  | 'DEVICE_BUSY'
+  /** A filesystem already exists on the device; refusing to overwrite it. */
+  | 'FILESYSTEM_EXISTS'
   | 'BACKEND_ERROR';
 
 /** Errors from drivers carry a stable code the agent decides on. */

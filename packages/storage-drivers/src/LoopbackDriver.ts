@@ -1,0 +1,487 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import winston from 'winston';
+import {
+  roundUpToUnit,
+  StorageError,
+  type BlockDeviceApi,
+  type BlockDeviceVolume,
+  type CreateVolumeOptions,
+  type DetachOptions,
+} from './BlockDeviceApi';
+import { isDeviceBusy, listMounts } from './blockdev';
+import { execFileExec, runChecked, type ExecFn } from './exec';
+import { attachLoop, detachLoop, findLoopDevices, refreshLoopCapacity } from './losetup';
+import { PoolLock } from './PoolLock';
+import { fsyncDir, VolumeRecord, writeFileAtomic } from './VolumeRecord';
+
+export const DEFAULT_ALLOCATION_UNIT = 1024 * 1024;
+
+export interface LoopbackDriverOptions {
+  /** The pool directory, shared by every (simulated) host using this backend. */
+  readonly rootPath: string;
+  /** This host's compute instance id. */
+  readonly instanceId: string;
+  /** Sizes are rounded up to this many bytes; default 1 MiB. */
+  readonly allocationUnit?: number;
+  readonly logger?: winston.Logger;
+  /** Runs losetup, cp, …; injectable for tests. */
+  readonly exec?: ExecFn;
+  /** How long to wait for the pool lock before failing; default 60 s. */
+  readonly lockTimeoutMs?: number;
+}
+
+export interface RepairReport {
+  /** Volumes recorded as attached here whose loop device was missing and has been re-created. */
+  readonly reattached: string[];
+  /** Loop devices of volumes not attached anywhere (or no longer existing) that were detached. */
+  readonly detachedStale: string[];
+  /** Stale loop devices that could not be detached because they are in use. */
+  readonly busy: string[];
+}
+
+const ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * Block storage backed by sparse files in a shared directory, attached as loop
+ * devices: a local stand-in for EBS/Cinder. Several agents (different
+ * instanceIds, one kernel) share the pool the way cloud instances share a
+ * block storage service.
+ *
+ * Layout: `<root>/volumes/<id>.img` (sparse backing file), `<id>.json`
+ * (VolumeRecord), `<root>/pool.lock` (flock, held for every read-modify-write).
+ *
+ * The record is the truth about who holds a volume; the kernel is the truth
+ * about which loop device serves it (always asked with `losetup -j`). The
+ * kernel would happily attach one file twice, so exclusivity is enforced here.
+ * Attach writes the record before creating the loop device and detach removes
+ * the loop device before clearing the record, so a crash leaves either a
+ * record without a device (re-created by getDevicePath or repair()) or a device
+ * of a detached volume (removed by attach, destroy or repair()).
+ *
+ * Force detach fencing: a loop device still mounted (say in a dead host's mount
+ * namespace) cannot be detached, and `blockdev --setro` does not stop writes
+ * (kernel 6.x only warns "Trying to write to read-only block-device" and lets
+ * them through; the flag even outlives the detach). So force detach requests a
+ * deferred detach (the device disappears when finally unmounted) and then
+ * replaces the backing file with a copy in a new inode: the old device keeps
+ * writing into the old, now unlinked inode, which the next holder never sees. The copy is as consistent as a crash of the old holder at that moment.
+ * As a second safety net the agent may create filesystems with
+ * `makeFilesystem(…, { multiMountProtection: true })` (ext4 MMP).
+ */
+export class LoopbackDriver implements BlockDeviceApi {
+  readonly backend = 'loopback';
+  readonly rootPath: string;
+  readonly volumesPath: string;
+  private readonly instanceId: string;
+  private readonly unit: number;
+  private readonly logger: winston.Logger;
+  private readonly exec: ExecFn;
+  private readonly lock: PoolLock;
+  private dirsReady: Promise<void> | undefined;
+
+  constructor(options: LoopbackDriverOptions) {
+    if (!options.instanceId) throw new Error('LoopbackDriver needs an instanceId');
+    const unit = options.allocationUnit ?? DEFAULT_ALLOCATION_UNIT;
+    if (!Number.isInteger(unit) || unit <= 0 || unit % 512 !== 0) {
+      throw new Error(`allocationUnit must be a positive multiple of 512 bytes, got ${unit}`);
+    }
+    this.rootPath = path.resolve(options.rootPath);
+    this.volumesPath = path.join(this.rootPath, 'volumes');
+    this.instanceId = options.instanceId;
+    this.unit = unit;
+    this.logger = options.logger ?? winston.createLogger({ silent: true });
+    this.exec = options.exec ?? execFileExec;
+    this.lock = new PoolLock(path.join(this.rootPath, 'pool.lock'), { timeoutMs: options.lockTimeoutMs });
+  }
+
+  allocationUnit(): number {
+    return this.unit;
+  }
+
+  async computeInstanceId(): Promise<string> {
+    return this.instanceId;
+  }
+
+  async createVolume(datasetId: string, size: number, options: CreateVolumeOptions = {}): Promise<BlockDeviceVolume> {
+    const rounded = this.checkSize(size);
+    if (!datasetId) throw new StorageError('BACKEND_ERROR', 'a volume needs a dataset id');
+    await this.ensureDirs();
+    const id = randomUUID();
+    const record: VolumeRecord = {
+      version: 1,
+      blockdevice_id: id,
+      dataset_id: datasetId,
+      size: rounded,
+      ...(options.profile !== undefined ? { profile: options.profile } : {}),
+      attached_to: null,
+      created: new Date().toISOString(),
+    };
+    // Backing file first: a crash before the record leaves an invisible orphan file, never a record without data.
+    const handle = await fs.open(this.imagePath(id), 'wx', 0o600);
+    try {
+      await handle.truncate(rounded);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await this.withPoolLock(() => this.writeRecord(record));
+    this.logger.info('volume created', { blockdeviceId: id, datasetId, size: rounded, profile: options.profile });
+    return toVolume(record);
+  }
+
+  async destroyVolume(blockdeviceId: string): Promise<void> {
+    await this.withPoolLock(async () => {
+      const record = await this.readRecord(blockdeviceId);
+      if (record.attached_to !== null) {
+        throw new StorageError(
+          'VOLUME_ATTACHED',
+          `volume ${blockdeviceId} is attached to ${record.attached_to}; detach it before destroying it`,
+          blockdeviceId,
+        );
+      }
+      await this.removeStaleLoops(blockdeviceId);
+      // Record first: once it is gone the volume no longer exists; a leftover file is only wasted space.
+      await fs.rm(this.recordPath(blockdeviceId), { force: true });
+      await fs.rm(this.imagePath(blockdeviceId), { force: true });
+      await fsyncDir(this.volumesPath);
+    });
+    this.logger.info('volume destroyed', { blockdeviceId });
+  }
+
+  async attachVolume(blockdeviceId: string, instanceId: string): Promise<BlockDeviceVolume> {
+    const volume = await this.withPoolLock(async () => {
+      const record = await this.readRecord(blockdeviceId);
+      if (record.attached_to !== null) {
+        throw new StorageError(
+          'ALREADY_ATTACHED',
+          `volume ${blockdeviceId} is already attached to ${record.attached_to === instanceId ? 'this instance' : 'instance'} ${record.attached_to}`,
+          blockdeviceId,
+        );
+      }
+      await this.removeStaleLoops(blockdeviceId);
+      const attached: VolumeRecord = { ...record, attached_to: instanceId };
+      await this.writeRecord(attached);
+      try {
+        const device = await attachLoop(this.exec, this.imagePath(blockdeviceId), blockdeviceId);
+        this.logger.info('volume attached', { blockdeviceId, instanceId, device });
+      } catch (e) {
+        await this.writeRecord(record).catch((undo: unknown) =>
+          this.logger.error('could not undo attachment record', { blockdeviceId, error: String(undo) }),
+        );
+        throw e;
+      }
+      return toVolume(attached);
+    });
+    return volume;
+  }
+
+  async detachVolume(blockdeviceId: string, options: DetachOptions = {}): Promise<void> {
+    await this.withPoolLock(async () => {
+      const record = await this.readRecord(blockdeviceId);
+      if (record.attached_to === null) {
+        throw new StorageError('UNATTACHED', `volume ${blockdeviceId} is not attached`, blockdeviceId);
+      }
+      if (!options.force && record.attached_to !== this.instanceId) {
+        throw new StorageError(
+          'NOT_ATTACHED_HERE',
+          `volume ${blockdeviceId} is attached to instance ${record.attached_to}, not to this instance ${this.instanceId}; use force to detach it from a dead instance`,
+          blockdeviceId,
+        );
+      }
+      if (options.force) {
+        await this.forceDetachLoops(blockdeviceId);
+      } else {
+        const devices = await findLoopDevices(this.exec, this.imagePath(blockdeviceId));
+        for (const device of devices) await this.refuseIfBusy(blockdeviceId, device);
+        for (const device of devices) await detachLoop(this.exec, device, blockdeviceId);
+        await this.verifyNoLoops(blockdeviceId);
+      }
+      await this.writeRecord({ ...record, attached_to: null });
+      this.logger.info('volume detached', { blockdeviceId, from: record.attached_to, force: options.force === true });
+    });
+  }
+
+  async listVolumes(): Promise<BlockDeviceVolume[]> {
+    await this.ensureDirs();
+    const records: VolumeRecord[] = [];
+    for (const name of await fs.readdir(this.volumesPath)) {
+      const m = /^(.+)\.json$/.exec(name);
+      if (!m || !ID_PATTERN.test(m[1])) continue;
+      try {
+        records.push(await this.readRecord(m[1]));
+      } catch (e) {
+        // Destroyed between readdir and read: simply gone.
+        if (e instanceof StorageError && e.code === 'UNKNOWN_VOLUME') continue;
+        throw e;
+      }
+    }
+    records.sort((a, b) => a.created.localeCompare(b.created) || a.blockdevice_id.localeCompare(b.blockdevice_id));
+    return records.map(toVolume);
+  }
+
+  async getDevicePath(blockdeviceId: string): Promise<string> {
+    const record = await this.readRecord(blockdeviceId);
+    this.checkAttachedHere(record);
+    const devices = await findLoopDevices(this.exec, this.imagePath(blockdeviceId));
+    if (devices.length > 0) {
+      if (devices.length > 1) this.logger.warn('volume has several loop devices', { blockdeviceId, devices });
+      return devices[0];
+    }
+    // Recorded as attached here but no device: an attach crashed after writing the record. Finish it.
+    return this.withPoolLock(async () => {
+      this.checkAttachedHere(await this.readRecord(blockdeviceId));
+      const again = await findLoopDevices(this.exec, this.imagePath(blockdeviceId));
+      if (again.length > 0) return again[0];
+      const device = await attachLoop(this.exec, this.imagePath(blockdeviceId), blockdeviceId);
+      this.logger.warn('re-created missing loop device of a volume attached here', { blockdeviceId, device });
+      return device;
+    });
+  }
+
+  async resizeVolume(blockdeviceId: string, size: number): Promise<BlockDeviceVolume> {
+    const rounded = this.checkSize(size);
+    return this.withPoolLock(async () => {
+      const record = await this.readRecord(blockdeviceId);
+      if (rounded < record.size) {
+        throw new StorageError(
+          'INVALID_SIZE',
+          `volume ${blockdeviceId} is ${record.size} bytes; shrinking to ${rounded} bytes is not supported`,
+          blockdeviceId,
+        );
+      }
+      if (rounded === record.size) return toVolume(record);
+      // File before record: a crash leaves a file larger than recorded, which the next resize simply fixes.
+      await fs.truncate(this.imagePath(blockdeviceId), rounded);
+      const grown: VolumeRecord = { ...record, size: rounded };
+      await this.writeRecord(grown);
+      for (const device of await findLoopDevices(this.exec, this.imagePath(blockdeviceId))) {
+        await refreshLoopCapacity(this.exec, device, blockdeviceId);
+      }
+      this.logger.info('volume resized', { blockdeviceId, from: record.size, to: rounded });
+      return toVolume(grown);
+    });
+  }
+
+  /**
+   * Brings the kernel in line with the records after a crash: re-creates loop
+   * devices of volumes recorded as attached here, and detaches loop devices of
+   * pool files that are not attached anywhere or whose record is gone.
+   */
+  async repair(): Promise<RepairReport> {
+    await this.ensureDirs();
+    return this.withPoolLock(async () => {
+      const report: RepairReport = { reattached: [], detachedStale: [], busy: [] };
+      const byId = new Map<string, string[]>();
+      for (const { device, backingFile } of await this.listPoolLoops()) {
+        const m = /^([0-9a-f-]{36})\.img$/.exec(path.basename(backingFile));
+        if (!m) continue;
+        byId.set(m[1], [...(byId.get(m[1]) ?? []), device]);
+      }
+      const volumes = await this.listVolumes();
+      const known = new Map(volumes.map((v) => [v.blockdeviceId, v]));
+      for (const v of volumes) {
+        if (v.attachedTo === this.instanceId && (await findLoopDevices(this.exec, this.imagePath(v.blockdeviceId))).length === 0) {
+          const device = await attachLoop(this.exec, this.imagePath(v.blockdeviceId), v.blockdeviceId);
+          report.reattached.push(v.blockdeviceId);
+          this.logger.warn('repair: re-created loop device', { blockdeviceId: v.blockdeviceId, device });
+        }
+      }
+      for (const [id, devices] of byId) {
+        const v = known.get(id);
+        if (v !== undefined && v.attachedTo !== null) continue;
+        for (const device of devices) {
+          if (await isDeviceBusy(device)) {
+            report.busy.push(device);
+            this.logger.warn('repair: stale loop device is in use; leaving it', { blockdeviceId: id, device });
+            continue;
+          }
+          await detachLoop(this.exec, device, id);
+          report.detachedStale.push(device);
+          this.logger.warn('repair: detached stale loop device', { blockdeviceId: id, device });
+        }
+      }
+      return report;
+    });
+  }
+
+  // ---- internals -----------------------------------------------------------
+
+  private checkSize(size: number): number {
+    if (!Number.isFinite(size) || size <= 0) {
+      throw new StorageError('INVALID_SIZE', `volume size must be a positive number of bytes, got ${size}`);
+    }
+    const rounded = roundUpToUnit(size, this.unit);
+    if (!Number.isSafeInteger(rounded)) throw new StorageError('INVALID_SIZE', `volume size ${size} is too large`);
+    return rounded;
+  }
+
+  private checkAttachedHere(record: VolumeRecord): void {
+    const id = record.blockdevice_id;
+    if (record.attached_to === null) {
+      throw new StorageError('UNATTACHED', `volume ${id} is not attached, so it has no device path`, id);
+    }
+    if (record.attached_to !== this.instanceId) {
+      throw new StorageError(
+        'NOT_ATTACHED_HERE',
+        `volume ${id} is attached to instance ${record.attached_to}, not to this instance ${this.instanceId}`,
+        id,
+      );
+    }
+  }
+
+  /** Loop devices of a volume recorded as detached: left by a crash. Remove them unless something uses them. */
+  private async removeStaleLoops(blockdeviceId: string): Promise<void> {
+    const devices = await findLoopDevices(this.exec, this.imagePath(blockdeviceId));
+    for (const device of devices) {
+      await this.refuseIfBusy(blockdeviceId, device);
+      this.logger.warn('detaching stale loop device of a detached volume', { blockdeviceId, device });
+      await detachLoop(this.exec, device, blockdeviceId);
+    }
+    if (devices.length > 0) await this.verifyNoLoops(blockdeviceId);
+  }
+
+  /**
+   * `losetup -d` on a mounted device only schedules the detach for later, so
+   * check first: an exclusive open fails while the device is mounted in any
+   * mount namespace of this kernel.
+   */
+  private async refuseIfBusy(blockdeviceId: string, device: string): Promise<void> {
+    if (!(await isDeviceBusy(device))) return;
+    const here = (await listMounts()).filter((m) => m.device === device).map((m) => m.mountPoint);
+    throw new StorageError(
+      'DEVICE_BUSY',
+      `loop device ${device} of volume ${blockdeviceId} is in use (${
+        here.length > 0 ? `mounted on ${here.join(', ')}` : 'mounted in another mount namespace or held open'
+      }); unmount it first`,
+      blockdeviceId,
+    );
+  }
+
+  private async verifyNoLoops(blockdeviceId: string): Promise<void> {
+    const left = await findLoopDevices(this.exec, this.imagePath(blockdeviceId));
+    if (left.length > 0) {
+      throw new StorageError(
+        'DEVICE_BUSY',
+        `loop device(s) ${left.join(', ')} of volume ${blockdeviceId} are still present after detaching (the kernel deferred the detach because the device is in use)`,
+        blockdeviceId,
+      );
+    }
+  }
+
+  /** See the class comment: detach what can be detached, fence what cannot. */
+  private async forceDetachLoops(blockdeviceId: string): Promise<void> {
+    const image = this.imagePath(blockdeviceId);
+    const busy: string[] = [];
+    for (const device of await findLoopDevices(this.exec, image)) {
+      if (await isDeviceBusy(device)) {
+        busy.push(device);
+        continue;
+      }
+      await detachLoop(this.exec, device, blockdeviceId);
+    }
+    if (busy.length === 0) {
+      await this.verifyNoLoops(blockdeviceId);
+      return;
+    }
+    for (const device of busy) {
+      // Deferred: the device goes away by itself once the last user unmounts it.
+      await detachLoop(this.exec, device, blockdeviceId);
+    }
+    const copy = `${image}.fence-${randomBytes(4).toString('hex')}`;
+    try {
+      await runChecked(this.exec, 'cp', ['--sparse=always', '--', image, copy], `copying ${image} to fence it`, 'BACKEND_ERROR', blockdeviceId);
+      const handle = await fs.open(copy, 'r+');
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await fs.rename(copy, image);
+      await fsyncDir(this.volumesPath);
+    } catch (e) {
+      await fs.rm(copy, { force: true });
+      throw e;
+    }
+    this.logger.warn('force detach fenced loop devices still in use', { blockdeviceId, devices: busy });
+    await this.verifyNoLoops(blockdeviceId);
+  }
+
+  /** Every loop device whose backing file is in this pool, from the kernel's list. */
+  private async listPoolLoops(): Promise<{ device: string; backingFile: string }[]> {
+    const out = await runChecked(this.exec, 'losetup', ['--list', '--noheadings', '--raw', '--output', 'NAME,BACK-FILE'], 'listing loop devices');
+    const result: { device: string; backingFile: string }[] = [];
+    for (const line of out.split('\n')) {
+      const m = /^(\/dev\/loop\d+) (.*)$/.exec(line.trim());
+      if (!m) continue;
+      // --raw escapes spaces as \x20; a replaced or removed file shows " (deleted)".
+      const backingFile = m[2].replace(/\\x([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16))).replace(/ \(deleted\)$/, '');
+      if (path.dirname(backingFile) === this.volumesPath) result.push({ device: m[1], backingFile });
+    }
+    return result;
+  }
+
+  private imagePath(id: string): string {
+    return path.join(this.volumesPath, `${id}.img`);
+  }
+
+  private recordPath(id: string): string {
+    return path.join(this.volumesPath, `${id}.json`);
+  }
+
+  private async readRecord(id: string): Promise<VolumeRecord> {
+    // Never build a path from an id that is not ours: ".." would escape the pool.
+    if (!ID_PATTERN.test(id)) throw new StorageError('UNKNOWN_VOLUME', `no volume with id ${JSON.stringify(id)}`, id);
+    let text: string;
+    try {
+      text = await fs.readFile(this.recordPath(id), 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new StorageError('UNKNOWN_VOLUME', `no volume with id ${id} in pool ${this.rootPath}`, id);
+      }
+      throw new StorageError('BACKEND_ERROR', `cannot read the record of volume ${id}: ${(e as Error).message}`, id);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new StorageError('BACKEND_ERROR', `record ${this.recordPath(id)} is not valid JSON: ${(e as Error).message}`, id);
+    }
+    const parsed = VolumeRecord.safeParse(json);
+    if (!parsed.success) {
+      throw new StorageError('BACKEND_ERROR', `record ${this.recordPath(id)} is malformed: ${parsed.error.message}`, id);
+    }
+    return parsed.data;
+  }
+
+  private async writeRecord(record: VolumeRecord): Promise<void> {
+    await writeFileAtomic(this.recordPath(record.blockdevice_id), JSON.stringify(record, null, 2) + '\n');
+  }
+
+  private async withPoolLock<T>(fn: () => Promise<T>): Promise<T> {
+    await this.ensureDirs();
+    return this.lock.withLock(fn);
+  }
+
+  private ensureDirs(): Promise<void> {
+    this.dirsReady ??= fs.mkdir(this.volumesPath, { recursive: true }).then(
+      () => undefined,
+      (e: unknown) => {
+        this.dirsReady = undefined;
+        throw new StorageError('BACKEND_ERROR', `cannot create pool directory ${this.volumesPath}: ${String(e)}`);
+      },
+    );
+    return this.dirsReady;
+  }
+}
+
+function toVolume(record: VolumeRecord): BlockDeviceVolume {
+  return {
+    blockdeviceId: record.blockdevice_id,
+    size: record.size,
+    attachedTo: record.attached_to,
+    datasetId: record.dataset_id,
+    ...(record.profile !== undefined ? { profile: record.profile } : {}),
+  };
+}

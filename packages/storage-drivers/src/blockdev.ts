@@ -1,0 +1,156 @@
+/**
+ * Block device and filesystem helpers for the dataset agent. Every command runs
+ * through an injectable ExecFn so tests can check the argv; failures become
+ * StorageErrors whose message includes the command and its stderr.
+ */
+import { constants as fsc, promises as fs } from 'node:fs';
+import { StorageError } from './BlockDeviceApi';
+import { execFileExec, formatCommand, runChecked, type ExecFn } from './exec';
+
+export interface BlockdevOptions {
+  readonly exec?: ExecFn;
+}
+
+export interface MountEntry {
+  /** The mount source as the kernel shows it, e.g. /dev/loop3. */
+  readonly device: string;
+  readonly mountPoint: string;
+  readonly fstype: string;
+  /** "major:minor" of the mounted device, which identifies it even when names differ. */
+  readonly majorMinor: string;
+  readonly options: string;
+}
+
+/** mountinfo escapes space, tab, newline and backslash as octal (\040 …). */
+function unescapeMountField(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+/** Parses /proc/<pid>/mountinfo (see proc(5)); lines it cannot read are skipped. */
+export function parseMountInfo(text: string): MountEntry[] {
+  const entries: MountEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    const fields = line.split(' ');
+    const sep = fields.indexOf('-', 6);
+    if (sep < 0 || fields.length < sep + 3) continue;
+    entries.push({
+      majorMinor: fields[2],
+      mountPoint: unescapeMountField(fields[4]),
+      options: fields[5],
+      fstype: fields[sep + 1],
+      device: unescapeMountField(fields[sep + 2]),
+    });
+  }
+  return entries;
+}
+
+/** The mounts of this process's mount namespace. */
+export async function listMounts(options: { readFile?: (p: string) => Promise<string> } = {}): Promise<MountEntry[]> {
+  const readFile = options.readFile ?? ((p: string) => fs.readFile(p, 'utf8'));
+  return parseMountInfo(await readFile('/proc/self/mountinfo'));
+}
+
+/**
+ * The filesystem type on a device, or null if blkid finds none. blkid exits 2
+ * for "nothing found"; anything else non-zero is an error, never "empty" —
+ * mistaking a read error for an empty device would lead to mkfs over data.
+ */
+export async function filesystemType(device: string, options: BlockdevOptions = {}): Promise<string | null> {
+  const exec = options.exec ?? execFileExec;
+  // Low-level probe without the cache; any signature (filesystem, RAID member,
+  // partition table) counts as "something is there".
+  const args = ['-p', '-o', 'export', device];
+  const result = await exec('blkid', args);
+  if (result.exitCode === 2) return null;
+  if (result.exitCode !== 0) {
+    throw new StorageError(
+      'BACKEND_ERROR',
+      `probing ${device} for a filesystem failed: \`${formatCommand('blkid', args)}\` exited with ${result.exitCode}: ${result.stderr.trim() || 'no output'}`,
+    );
+  }
+  const fields = new Map<string, string>();
+  for (const line of result.stdout.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) fields.set(line.slice(0, eq), line.slice(eq + 1).trim());
+  }
+  return fields.get('TYPE') ?? fields.get('PTTYPE') ?? 'unknown';
+}
+
+export async function hasFilesystem(device: string, options: BlockdevOptions = {}): Promise<boolean> {
+  return (await filesystemType(device, options)) !== null;
+}
+
+export interface MakeFilesystemOptions extends BlockdevOptions {
+  readonly type: 'ext4';
+  /** ext4 labels are at most 16 bytes. */
+  readonly label?: string;
+  /**
+   * ext4 multi-mount protection: the kernel refuses a second mount of the same
+   * filesystem through another device. A safety net against double attachment.
+   */
+  readonly multiMountProtection?: boolean;
+}
+
+/** Creates a filesystem; refuses (FILESYSTEM_EXISTS) if the device already has one. */
+export async function makeFilesystem(device: string, options: MakeFilesystemOptions): Promise<void> {
+  const exec = options.exec ?? execFileExec;
+  if (options.type !== 'ext4') {
+    throw new StorageError('BACKEND_ERROR', `unsupported filesystem type ${String(options.type)}; only ext4 is supported`);
+  }
+  const existing = await filesystemType(device, { exec });
+  if (existing !== null) {
+    throw new StorageError('FILESYSTEM_EXISTS', `${device} already has a ${existing} filesystem; refusing to create a new one over it`);
+  }
+  if (options.label !== undefined && Buffer.byteLength(options.label) > 16) {
+    throw new StorageError('BACKEND_ERROR', `ext4 label ${JSON.stringify(options.label)} is longer than 16 bytes`);
+  }
+  const args = ['-q', '-E', 'lazy_itable_init=1,lazy_journal_init=1'];
+  if (options.label !== undefined) args.push('-L', options.label);
+  if (options.multiMountProtection) args.push('-O', 'mmp');
+  args.push(device);
+  await runChecked(exec, 'mkfs.ext4', args, `creating an ext4 filesystem on ${device}`);
+}
+
+export interface MountOptions extends BlockdevOptions {
+  readonly fstype: string;
+  /** Extra -o options, e.g. ['noatime']. */
+  readonly options?: readonly string[];
+}
+
+export async function mount(device: string, mountPoint: string, options: MountOptions): Promise<void> {
+  const exec = options.exec ?? execFileExec;
+  const args = ['-t', options.fstype];
+  if (options.options && options.options.length > 0) args.push('-o', options.options.join(','));
+  args.push(device, mountPoint);
+  await runChecked(exec, 'mount', args, `mounting ${device} on ${mountPoint}`);
+}
+
+export async function unmount(mountPoint: string, options: BlockdevOptions = {}): Promise<void> {
+  const exec = options.exec ?? execFileExec;
+  await runChecked(exec, 'umount', [mountPoint], `unmounting ${mountPoint}`, 'DEVICE_BUSY');
+}
+
+/** Grows an ext4 filesystem to fill its (already grown) device; works while mounted. */
+export async function resizeFilesystem(device: string, options: BlockdevOptions = {}): Promise<void> {
+  const exec = options.exec ?? execFileExec;
+  await runChecked(exec, 'resize2fs', [device], `growing the filesystem on ${device}`);
+}
+
+/**
+ * Whether the kernel has the device claimed exclusively — mounted in any mount
+ * namespace, or held by another exclusive opener. An O_EXCL open of a block
+ * device fails with EBUSY then (see open(2)); unlike mountinfo this also sees
+ * mounts made in other hosts' namespaces on the same kernel.
+ */
+export async function isDeviceBusy(device: string): Promise<boolean> {
+  let handle: fs.FileHandle;
+  try {
+    handle = await fs.open(device, fsc.O_RDONLY | fsc.O_EXCL);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EBUSY') return true;
+    throw new StorageError('BACKEND_ERROR', `cannot open ${device} to check whether it is in use: ${(e as Error).message}`);
+  }
+  await handle.close();
+  return false;
+}
