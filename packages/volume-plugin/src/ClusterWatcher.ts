@@ -1,0 +1,112 @@
+/**
+ * Keeps the latest cluster snapshot by long-polling the control service, so List/Get
+ * answer from memory and Mount waits on events instead of polling on a timer.
+ */
+import type { ClusterSnapshot } from '@flocker/api';
+import type { Logger } from 'winston';
+
+export type FetchSnapshot = (since?: string, timeoutMs?: number) => Promise<ClusterSnapshot>;
+
+export class WaitTimeoutError extends Error {
+  constructor(readonly last: ClusterSnapshot | undefined) {
+    super('timed out');
+  }
+}
+
+interface Waiter {
+  check: (s: ClusterSnapshot) => boolean;
+}
+
+export class ClusterWatcher {
+  private snapshot: ClusterSnapshot | undefined;
+  private readonly waiters = new Set<Waiter>();
+  private closed = false;
+  private running: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly fetch: FetchSnapshot,
+    private readonly logger: Logger,
+    private readonly pollMs = 25_000,
+    private readonly retryMs = 1_000,
+  ) {}
+
+  current(): ClusterSnapshot | undefined {
+    return this.snapshot;
+  }
+
+  start(): void {
+    this.running ??= this.loop();
+  }
+
+  /** Fetch the snapshot now (after our own writes, so readers see them at once). */
+  async refresh(): Promise<ClusterSnapshot> {
+    const s = await this.fetch(undefined, 0);
+    this.update(s);
+    return s;
+  }
+
+  /** The snapshot if we have one, else a fresh one. */
+  async latest(): Promise<ClusterSnapshot> {
+    return this.snapshot ?? this.refresh();
+  }
+
+  /**
+   * Resolve with the first non-undefined value `select` gives for the current or a later
+   * snapshot; reject with WaitTimeoutError after `timeoutMs`.
+   */
+  waitFor<T>(select: (s: ClusterSnapshot) => T | undefined, timeoutMs: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const waiter: Waiter = {
+        check: (s) => {
+          const v = select(s);
+          if (v === undefined) return false;
+          done();
+          resolve(v);
+          return true;
+        },
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new WaitTimeoutError(this.snapshot));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(waiter);
+      };
+      if (this.snapshot && waiter.check(this.snapshot)) return;
+      this.waiters.add(waiter);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.wake?.();
+    for (const w of this.waiters) this.waiters.delete(w);
+  }
+
+  private update(s: ClusterSnapshot): void {
+    this.snapshot = s;
+    for (const w of [...this.waiters]) w.check(s);
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.closed) {
+      try {
+        const s = await this.fetch(this.snapshot?.generation, this.pollMs);
+        if (this.closed) return;
+        this.update(s);
+      } catch (err) {
+        if (this.closed) return;
+        this.logger.warn('cannot reach the control service; retrying', { error: err instanceof Error ? err.message : String(err) });
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, this.retryMs);
+          this.wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+      }
+    }
+  }
+}

@@ -1,0 +1,356 @@
+/**
+ * Docker volume semantics on top of the Flocker control service: a Docker volume is the
+ * non-deleted dataset whose metadata.name is the volume name.
+ */
+import {
+  formatSize,
+  METADATA_NAME_KEY,
+  METADATA_PROFILE_KEY,
+  type ClusterSnapshot,
+  type DatasetConfiguration,
+  type FlockerClient,
+  type Lease,
+  type NodeState,
+} from '@flocker/api';
+import type { Logger } from 'winston';
+import { ClusterWatcher, WaitTimeoutError } from './ClusterWatcher';
+import { MountRegistry } from './MountRegistry';
+import {
+  VolumePluginError,
+  type CapabilitiesResponse,
+  type CreateRequest,
+  type GetResponse,
+  type ListResponse,
+  type MountRequest,
+  type MountResponse,
+  type NameRequest,
+  type PathResponse,
+  type VolumeDriverBackend,
+  type VolumeInfo,
+} from './protocol';
+import { parseCreateOptions, validateVolumeName } from './volumeOptions';
+
+export type ControlClient = Pick<
+  FlockerClient,
+  'createDataset' | 'updateDataset' | 'deleteDataset' | 'acquireLease' | 'releaseLease' | 'waitForCluster'
+>;
+
+export interface FlockerVolumeBackendOptions {
+  client: ControlClient;
+  nodeUuid: string;
+  registry: MountRegistry;
+  logger: Logger;
+  /** Bound on Mount (Docker gives up after 120 s). */
+  mountTimeoutMs: number;
+  /** Bound on waiting for a removed volume to disappear. */
+  removeTimeoutMs?: number;
+  defaultSize: number;
+  /** Long-poll duration of the cluster watcher. */
+  pollMs?: number;
+}
+
+// ---- pure lookups on a snapshot ----------------------------------------------
+
+export function findVolume(s: ClusterSnapshot, name: string): DatasetConfiguration | undefined {
+  return s.datasets.find((d) => !d.deleted && d.metadata[METADATA_NAME_KEY] === name);
+}
+
+export function nodeOf(s: ClusterSnapshot, uuid: string): NodeState | undefined {
+  return s.nodes.find((n) => n.uuid === uuid);
+}
+
+export function hostOf(s: ClusterSnapshot, uuid: string): string {
+  return nodeOf(s, uuid)?.host ?? uuid;
+}
+
+export function leaseOf(s: ClusterSnapshot, datasetId: string): Lease | undefined {
+  return s.leases.find((l) => l.dataset_id === datasetId);
+}
+
+/** Where the dataset is mounted on this node, if it is. */
+export function mountedPath(s: ClusterSnapshot, nodeUuid: string, datasetId: string): string | undefined {
+  const m = nodeOf(s, nodeUuid)?.manifestations.find((x) => x.dataset_id === datasetId);
+  return m?.status === 'mounted' && m.path ? m.path : undefined;
+}
+
+/** One word for `docker volume inspect`: where the dataset stands. */
+export function volumeState(s: ClusterSnapshot, d: DatasetConfiguration): string {
+  for (const n of s.nodes) {
+    const m = n.manifestations.find((x) => x.dataset_id === d.dataset_id);
+    if (m) return n.uuid === d.primary ? m.status : `${m.status} on ${n.host} (moving)`;
+  }
+  return 'pending';
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function apiStatus(err: unknown): number | undefined {
+  if (typeof err === 'object' && err !== null && 'status' in err && typeof err.status === 'number') return err.status;
+  return undefined;
+}
+
+export class FlockerVolumeBackend implements VolumeDriverBackend {
+  readonly watcher: ClusterWatcher;
+  private readonly client: ControlClient;
+  private readonly me: string;
+  private readonly registry: MountRegistry;
+  private readonly logger: Logger;
+  private readonly opts: FlockerVolumeBackendOptions;
+  /** Serialises Mount/Unmount/Remove per volume name so counts and leases stay consistent. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(opts: FlockerVolumeBackendOptions) {
+    this.opts = opts;
+    this.client = opts.client;
+    this.me = opts.nodeUuid;
+    this.registry = opts.registry;
+    this.logger = opts.logger;
+    this.watcher = new ClusterWatcher((since, t) => this.client.waitForCluster(since, t), opts.logger, opts.pollMs);
+  }
+
+  /** Load the first snapshot, reconcile persisted mount IDs, then follow the cluster. */
+  async start(): Promise<void> {
+    await this.watcher.refresh();
+    this.watcher.start();
+    await this.reconcile();
+  }
+
+  async close(): Promise<void> {
+    await this.watcher.close();
+  }
+
+  async capabilities(): Promise<CapabilitiesResponse> {
+    return { Capabilities: { Scope: 'global' } };
+  }
+
+  async create(req: CreateRequest): Promise<void> {
+    validateVolumeName(req.Name);
+    const options = parseCreateOptions(req.Opts, this.opts.defaultSize);
+    if (await this.lookup(req.Name)) return; // Docker may create the same volume again; that is fine.
+    const metadata: Record<string, string> = { [METADATA_NAME_KEY]: req.Name };
+    if (options.profile) metadata[METADATA_PROFILE_KEY] = options.profile;
+    const created = await this.client.createDataset({ primary: this.me, maximum_size: options.size, metadata });
+    this.logger.info('created dataset for volume', { volume: req.Name, dataset_id: created.dataset_id, size: options.size });
+    await this.watcher.refresh();
+  }
+
+  async list(): Promise<ListResponse> {
+    const s = await this.watcher.latest();
+    const volumes: VolumeInfo[] = [];
+    const seen = new Set<string>();
+    for (const d of s.datasets) {
+      const name = d.metadata[METADATA_NAME_KEY];
+      if (d.deleted || name === undefined || seen.has(name)) continue;
+      seen.add(name);
+      const mountpoint = mountedPath(s, this.me, d.dataset_id);
+      volumes.push(mountpoint ? { Name: name, Mountpoint: mountpoint } : { Name: name });
+    }
+    return { Volumes: volumes };
+  }
+
+  async get(req: NameRequest): Promise<GetResponse> {
+    const d = await this.require(req.Name);
+    const s = await this.watcher.latest();
+    const status: Record<string, string | number | null> = {
+      dataset_id: d.dataset_id,
+      size: d.maximum_size ? formatSize(d.maximum_size) : 'default',
+      node: hostOf(s, d.primary),
+      node_uuid: d.primary,
+      state: volumeState(s, d),
+    };
+    const profile = d.metadata[METADATA_PROFILE_KEY];
+    if (profile) status.profile = profile;
+    const lease = leaseOf(s, d.dataset_id);
+    if (lease) status.in_use_on = hostOf(s, lease.node_uuid);
+    const mountpoint = mountedPath(s, this.me, d.dataset_id);
+    return { Volume: { Name: req.Name, ...(mountpoint ? { Mountpoint: mountpoint } : {}), Status: status } };
+  }
+
+  async path(req: NameRequest): Promise<PathResponse> {
+    const d = await this.require(req.Name);
+    const mountpoint = mountedPath(await this.watcher.latest(), this.me, d.dataset_id);
+    return mountpoint ? { Mountpoint: mountpoint } : {};
+  }
+
+  mount(req: MountRequest): Promise<MountResponse> {
+    return this.serialised(req.Name, () => this.doMount(req));
+  }
+
+  unmount(req: MountRequest): Promise<void> {
+    return this.serialised(req.Name, () => this.doUnmount(req));
+  }
+
+  remove(req: NameRequest): Promise<void> {
+    return this.serialised(req.Name, () => this.doRemove(req));
+  }
+
+  // ---- behaviour -----------------------------------------------------------
+
+  private async doMount(req: MountRequest): Promise<MountResponse> {
+    const d = await this.require(req.Name);
+    const s = this.watcher.current() ?? (await this.watcher.refresh());
+    const already = mountedPath(s, this.me, d.dataset_id);
+    if (already && this.registry.count(d.dataset_id) > 0 && leaseOf(s, d.dataset_id)?.node_uuid === this.me) {
+      // Another container here already uses it: just count this one.
+      await this.registry.add(d.dataset_id, req.Name, req.ID);
+      return { Mountpoint: already };
+    }
+    await this.takeLease(s, d, req.Name);
+    try {
+      if (d.primary !== this.me) {
+        this.logger.info('moving volume to this node', { volume: req.Name, dataset_id: d.dataset_id, from: d.primary });
+        await this.client.updateDataset(d.dataset_id, { primary: this.me });
+      }
+      const mountpoint = await this.waitMounted(req.Name, d.dataset_id);
+      await this.registry.add(d.dataset_id, req.Name, req.ID);
+      return { Mountpoint: mountpoint };
+    } catch (err) {
+      // Docker does not call Unmount after a failed Mount: let the volume go again.
+      if (this.registry.count(d.dataset_id) === 0) await this.letGo(d.dataset_id);
+      throw err;
+    }
+  }
+
+  private async takeLease(s: ClusterSnapshot, d: DatasetConfiguration, name: string): Promise<void> {
+    const inUse = (holder: string) =>
+      new VolumePluginError('VOLUME_IN_USE', `volume ${name} is in use by a container on host ${hostOf(s, holder)}.`);
+    const held = leaseOf(s, d.dataset_id);
+    if (held && held.node_uuid !== this.me) throw inUse(held.node_uuid);
+    try {
+      await this.client.acquireLease({ dataset_id: d.dataset_id, node_uuid: this.me, expires: null });
+    } catch (err) {
+      if (apiStatus(err) === 409) {
+        const fresh = leaseOf(await this.watcher.refresh(), d.dataset_id);
+        throw inUse(fresh?.node_uuid ?? 'another host');
+      }
+      throw err;
+    }
+  }
+
+  private async waitMounted(name: string, datasetId: string): Promise<string> {
+    const timeoutMs = this.opts.mountTimeoutMs;
+    try {
+      return await this.watcher.waitFor((s) => mountedPath(s, this.me, datasetId), timeoutMs);
+    } catch (err) {
+      if (!(err instanceof WaitTimeoutError)) throw err;
+      const node = err.last ? nodeOf(err.last, this.me) : undefined;
+      const problem = node?.errors.find((e) => e.dataset_id === datasetId);
+      let reason = '';
+      if (!node) reason = ' The dataset agent on this host has not reported to the control service.';
+      else if (!node.alive) reason = ' The dataset agent on this host has stopped reporting.';
+      else if (problem) reason = ` The dataset agent reports: ${problem.message}`;
+      throw new VolumePluginError(
+        'MOUNT_TIMEOUT',
+        `Timed out after ${Math.round(timeoutMs / 1000)} s waiting for volume ${name} to be mounted on this host.${reason}`,
+      );
+    }
+  }
+
+  private async doUnmount(req: MountRequest): Promise<void> {
+    const datasetId = this.registry.findByName(req.Name) ?? (await this.lookup(req.Name))?.dataset_id;
+    if (!datasetId) return; // Nothing of ours to let go.
+    const remaining = await this.registry.remove(datasetId, req.ID);
+    if (remaining === 0) await this.letGo(datasetId);
+  }
+
+  /** Release our lease so the volume can move to another host. */
+  private async letGo(datasetId: string): Promise<void> {
+    const s = await this.watcher.latest();
+    const lease = leaseOf(s, datasetId);
+    if (lease && lease.node_uuid !== this.me) return;
+    try {
+      await this.client.releaseLease(datasetId);
+    } catch (err) {
+      if (apiStatus(err) !== 404) throw err;
+    }
+    await this.watcher.refresh();
+  }
+
+  private async doRemove(req: NameRequest): Promise<void> {
+    const d = await this.lookup(req.Name);
+    if (!d) return; // Already gone: removal is idempotent.
+    const count = this.registry.count(d.dataset_id);
+    if (count > 0) {
+      throw new VolumePluginError(
+        'VOLUME_IN_USE',
+        `volume ${req.Name} is in use by ${count} container${count > 1 ? 's' : ''} on this host; remove ${count > 1 ? 'them' : 'it'} first.`,
+      );
+    }
+    const s = await this.watcher.refresh();
+    const lease = leaseOf(s, d.dataset_id);
+    if (lease) {
+      throw new VolumePluginError('VOLUME_IN_USE', `volume ${req.Name} is in use by a container on host ${hostOf(s, lease.node_uuid)}.`);
+    }
+    try {
+      await this.client.deleteDataset(d.dataset_id);
+    } catch (err) {
+      if (apiStatus(err) === 409) {
+        throw new VolumePluginError('VOLUME_IN_USE', `volume ${req.Name} cannot be removed while it is in use: ${errorMessage(err)}`);
+      }
+      throw err;
+    }
+    const gone = (x: ClusterSnapshot) =>
+      x.nodes.every((n) => !n.manifestations.some((m) => m.dataset_id === d.dataset_id)) ? true : undefined;
+    try {
+      await this.watcher.waitFor(gone, this.opts.removeTimeoutMs ?? 30_000);
+    } catch {
+      // The deletion is recorded; the agent finishes it later. Docker need not wait.
+      this.logger.warn('volume removal still in progress', { volume: req.Name, dataset_id: d.dataset_id });
+    }
+  }
+
+  /**
+   * On start: drop mount IDs of volumes no longer here, and re-take the leases of
+   * those still in use so they cannot be moved away from running containers.
+   */
+  async reconcile(): Promise<void> {
+    const s = await this.watcher.latest();
+    const node = nodeOf(s, this.me);
+    for (const e of this.registry.entries()) {
+      const d = s.datasets.find((x) => x.dataset_id === e.datasetId && !x.deleted);
+      const notHere = !d || d.primary !== this.me || (node !== undefined && !mountedPath(s, this.me, e.datasetId));
+      if (notHere) {
+        this.logger.info('dropping stale mount IDs', { volume: e.name, dataset_id: e.datasetId, ids: e.ids });
+        await this.registry.drop(e.datasetId);
+        continue;
+      }
+      const lease = leaseOf(s, e.datasetId);
+      if (lease && lease.node_uuid !== this.me) {
+        this.logger.error('volume used here is leased by another node', { volume: e.name, holder: lease.node_uuid });
+        continue;
+      }
+      try {
+        await this.client.acquireLease({ dataset_id: e.datasetId, node_uuid: this.me, expires: null });
+      } catch (err) {
+        this.logger.error('cannot re-acquire lease', { volume: e.name, error: errorMessage(err) });
+      }
+    }
+    await this.watcher.refresh();
+  }
+
+  private async lookup(name: string): Promise<DatasetConfiguration | undefined> {
+    const cached = this.watcher.current();
+    const hit = cached && findVolume(cached, name);
+    if (hit) return hit;
+    // The cache may lag a write made elsewhere; ask once more before saying "no".
+    return findVolume(await this.watcher.refresh(), name);
+  }
+
+  private async require(name: string): Promise<DatasetConfiguration> {
+    const d = await this.lookup(name);
+    if (!d) throw new VolumePluginError('NO_SUCH_VOLUME', `no such volume: ${name}`);
+    return d;
+  }
+
+  private serialised<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(name) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(fn);
+    this.locks.set(name, next);
+    void next.finally(() => {
+      if (this.locks.get(name) === next) this.locks.delete(name);
+    }).catch(() => undefined);
+    return next;
+  }
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+/** flocker-docker-plugin: the Docker volume plugin of Flocker. */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { resolveSettings } from './config';
+import { createLogger, startVolumePlugin } from './startVolumePlugin';
+
+async function main(): Promise<void> {
+  const argv = await yargs(hideBin(process.argv))
+    .scriptName('flocker-docker-plugin')
+    .usage('$0 [options]\n\nServe Docker volume driver requests on a Unix socket, backed by the Flocker control service.')
+    .option('agent-config', { type: 'string', describe: 'dataset agent configuration (control service address, node.state_dir)', default: '/etc/flocker/agent.yml' })
+    .option('control-url', { type: 'string', describe: 'control service URL, e.g. http://10.0.0.1:4523 (overrides agent.yml)' })
+    .option('node-uuid', { type: 'string', describe: "this node's UUID (default: read from <state-dir>/node.json)" })
+    .option('socket', { type: 'string', describe: 'plugin socket; its basename is the driver name', default: '/run/docker/plugins/flocker.sock' })
+    .option('state-dir', { type: 'string', describe: 'directory of node.json and plugin-mounts.json (default: node.state_dir of agent.yml)' })
+    .option('mount-timeout', { type: 'number', describe: 'seconds Mount waits for the volume (Docker gives up at 120)', default: 100 })
+    .option('default-size', { type: 'string', describe: 'size of volumes created without -o size', default: '10GiB' })
+    .option('node-wait', { type: 'number', describe: 'seconds to wait at start for the agent to write node.json', default: 60 })
+    .strict()
+    .help()
+    .parseAsync();
+  const logger = createLogger();
+  const settings = await resolveSettings({
+    agentConfig: argv['agent-config'],
+    controlUrl: argv['control-url'],
+    nodeUuid: argv['node-uuid'],
+    socket: argv.socket,
+    stateDir: argv['state-dir'],
+    mountTimeout: argv['mount-timeout'],
+    defaultSize: argv['default-size'],
+    nodeWait: argv['node-wait'],
+  });
+  const plugin = await startVolumePlugin({ ...settings, logger });
+  const stop = (signal: string) => {
+    logger.info('stopping', { signal });
+    plugin.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : 'FATAL';
+  process.stderr.write(`flocker-docker-plugin: ${err instanceof Error ? err.message : String(err)} (${code})\n`);
+  process.exit(1);
+});

@@ -1,0 +1,69 @@
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { FlockerClient } from '@flocker/api';
+import * as winston from 'winston';
+import { MOUNTS_FILE, type PluginSettings } from './config';
+import { FlockerVolumeBackend, type ControlClient } from './FlockerVolumeBackend';
+import { MountRegistry } from './MountRegistry';
+import { createPluginHttpServer, listenOnUnixSocket } from './PluginHttpServer';
+
+export interface VolumePluginOptions extends PluginSettings {
+  logger?: winston.Logger;
+  /** Socket permission bits; default 0660. */
+  socketMode?: number;
+  /** Long-poll duration of the cluster watcher (ms). */
+  pollMs?: number;
+  /** Inject a client (tests); default: FlockerClient on controlUrl. */
+  client?: ControlClient;
+}
+
+export interface RunningVolumePlugin {
+  socketPath: string;
+  backend: FlockerVolumeBackend;
+  close(): Promise<void>;
+}
+
+export function createLogger(level = process.env.FLOCKER_LOG_LEVEL ?? 'info'): winston.Logger {
+  return winston.createLogger({
+    level,
+    format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+    defaultMeta: { service: 'flocker-docker-plugin' },
+    transports: [new winston.transports.Console()],
+  });
+}
+
+/** Start the plugin: load mount IDs, reconcile with the cluster, then serve Docker on the socket. */
+export async function startVolumePlugin(options: VolumePluginOptions): Promise<RunningVolumePlugin> {
+  const logger = options.logger ?? createLogger();
+  const client = options.client ?? new FlockerClient({ baseUrl: options.controlUrl });
+  const registry = await MountRegistry.load(join(options.stateDir, MOUNTS_FILE));
+  const backend = new FlockerVolumeBackend({
+    client,
+    nodeUuid: options.nodeUuid,
+    registry,
+    logger,
+    mountTimeoutMs: options.mountTimeoutMs,
+    defaultSize: options.defaultSize,
+    ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
+  });
+  await backend.start();
+  const server = createPluginHttpServer(backend, logger);
+  await listenOnUnixSocket(server, { socketPath: options.socketPath, mode: options.socketMode ?? 0o660 });
+  logger.info('flocker docker plugin listening', {
+    socket: options.socketPath,
+    control_url: options.controlUrl,
+    node_uuid: options.nodeUuid,
+  });
+  return {
+    socketPath: options.socketPath,
+    backend,
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await backend.close();
+      fs.rmSync(options.socketPath, { force: true });
+    },
+  };
+}

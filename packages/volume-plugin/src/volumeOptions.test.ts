@@ -1,0 +1,59 @@
+import { DEFAULT_VOLUME_SIZE, parseCreateOptions, parseSize, validateVolumeName } from './volumeOptions';
+
+const KiB = 1024;
+const MiB = 1024 ** 2;
+const GiB = 1024 ** 3;
+
+describe('parseSize', () => {
+  it.each([
+    ['10G', 10 * GiB],
+    ['10GB', 10 * GiB],
+    ['10GiB', 10 * GiB],
+    ['10g', 10 * GiB],
+    ['512MiB', 512 * MiB],
+    ['512M', 512 * MiB],
+    ['64MiB', 64 * MiB],
+    ['65536KiB', 65536 * KiB],
+    ['1.5G', 1.5 * GiB],
+    ['1T', 1024 * GiB],
+    ['67108864', 64 * MiB],
+    ['1073741824B', GiB],
+    [' 2 GiB ', 2 * GiB],
+  ])('%p is %p bytes', (text, bytes) => expect(parseSize(text)).toBe(bytes));
+
+  it.each(['', 'big', '-1G', '10X', '1e9', '10 G B', '0x100', 'G', '99999999999999999999T'])('%p is not understood', (text) => {
+    expect(() => parseSize(text)).toThrow(expect.objectContaining({ code: 'INVALID_SIZE' }));
+  });
+
+  it.each(['100KiB', '63MiB', '1', '67108863'])('%p is below the 64 MiB minimum', (text) => {
+    expect(() => parseSize(text)).toThrow(/too small/);
+  });
+});
+
+describe('validateVolumeName', () => {
+  it.each(['ab', 'v1', 'my-volume', 'my_volume.2', '0abc', 'A'.repeat(200)])('%p is valid', (name) => {
+    expect(() => validateVolumeName(name)).not.toThrow();
+  });
+  it.each(['', 'a', '-abc', '.abc', '_abc', 'a/b', '/abs', 'has space', 'ünï', 'a:b', 'a'.repeat(257)])('%p is rejected', (name) => {
+    expect(() => validateVolumeName(name)).toThrow(expect.objectContaining({ code: 'INVALID_NAME' }));
+  });
+});
+
+describe('parseCreateOptions', () => {
+  it('uses the default size without options', () => {
+    expect(parseCreateOptions(undefined, DEFAULT_VOLUME_SIZE)).toEqual({ size: 10 * GiB });
+    expect(parseCreateOptions(null, GiB)).toEqual({ size: GiB });
+    expect(parseCreateOptions({}, GiB)).toEqual({ size: GiB });
+  });
+  it('reads size and profile', () => {
+    expect(parseCreateOptions({ size: '2G', profile: 'gold' }, GiB)).toEqual({ size: 2 * GiB, profile: 'gold' });
+  });
+  it('rejects unknown options by name', () => {
+    expect(() => parseCreateOptions({ sise: '1G' }, GiB)).toThrow(/unknown volume option "sise".*size and profile/);
+    expect(() => parseCreateOptions({ a: '1', b: '2' }, GiB)).toThrow(/options "a", "b"/);
+  });
+  it('rejects a bad profile and a bad size', () => {
+    expect(() => parseCreateOptions({ profile: 'no good' }, GiB)).toThrow(expect.objectContaining({ code: 'INVALID_PROFILE' }));
+    expect(() => parseCreateOptions({ size: '1K' }, GiB)).toThrow(expect.objectContaining({ code: 'INVALID_SIZE' }));
+  });
+});

@@ -1,0 +1,59 @@
+/** Pure parsing of what `docker volume create` hands us: the name and `-o key=value` options. */
+import { METADATA_MAX_LENGTH, MINIMUM_DATASET_SIZE, parseSize as parseSizeText } from '@flocker/api';
+import { VolumePluginError } from './protocol';
+
+const GiB = 1024 ** 3;
+export const DEFAULT_VOLUME_SIZE = 10 * GiB;
+
+/** Docker's own rule for volume names (daemon/names.go RestrictedNamePattern). */
+const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+
+export function validateVolumeName(name: string): void {
+  if (!VOLUME_NAME.test(name)) {
+    throw new VolumePluginError(
+      'INVALID_NAME',
+      `"${name}" is not a valid volume name: use at least two characters from [a-zA-Z0-9_.-], starting with a letter or digit.`,
+    );
+  }
+  if (name.length > METADATA_MAX_LENGTH) {
+    throw new VolumePluginError('INVALID_NAME', `The volume name is longer than ${METADATA_MAX_LENGTH} characters.`);
+  }
+}
+
+/** Parse "10G", "512MiB", "100KiB", "1.5GiB" or a byte count (binary units, as Flocker); at least 64 MiB. */
+export function parseSize(text: string): number {
+  try {
+    return parseSizeText(text, MINIMUM_DATASET_SIZE);
+  } catch (err) {
+    throw new VolumePluginError('INVALID_SIZE', err instanceof Error ? err.message : String(err));
+  }
+}
+
+const PROFILE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
+export const KNOWN_OPTIONS = ['size', 'profile'] as const;
+
+export interface CreateOptions {
+  size: number;
+  profile?: string;
+}
+
+/** Turn Docker's `Opts` into validated options; unknown keys are an error, not silently dropped. */
+export function parseCreateOptions(opts: Record<string, string> | null | undefined, defaultSize: number): CreateOptions {
+  const given = opts ?? {};
+  const unknown = Object.keys(given).filter((k) => !(KNOWN_OPTIONS as readonly string[]).includes(k));
+  if (unknown.length > 0) {
+    throw new VolumePluginError(
+      'UNKNOWN_OPTION',
+      `unknown volume option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}: the Flocker driver accepts only ${KNOWN_OPTIONS.join(' and ')}.`,
+    );
+  }
+  const result: CreateOptions = { size: given.size === undefined ? defaultSize : parseSize(given.size) };
+  if (given.profile !== undefined) {
+    if (!PROFILE.test(given.profile)) {
+      throw new VolumePluginError('INVALID_PROFILE', `profile "${given.profile}" is not valid: use a name such as gold, silver or bronze.`);
+    }
+    result.profile = given.profile;
+  }
+  return result;
+}
+
