@@ -1,0 +1,247 @@
+/**
+ * The control service's state machine without HTTP: the committed configuration,
+ * writes serialized and group-committed to the store, node reports, the generation
+ * token and the long-poll waiters.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'winston';
+import type { NodeReport } from '@flocker/api';
+import {
+  type Applied,
+  type Configuration,
+  configurationTag,
+  expireLeases,
+  nextLeaseExpiry,
+  registerNode,
+} from './configuration';
+import type { ConfigurationStore } from './ConfigurationStore';
+import { ApiError } from './errors';
+import { isAlive, type ReportedNode } from './clusterState';
+
+export interface ControlStateOptions {
+  store: ConfigurationStore;
+  nodeTimeoutMs: number;
+  logger: Logger;
+  now?: () => number;
+  /** How often liveness is re-checked; default min(1 s, nodeTimeout / 4). */
+  livenessCheckMs?: number;
+}
+
+interface CommitWaiter {
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+export class ControlState {
+  /** Random per process start, so a restarted server never re-issues a generation. */
+  readonly instanceId = randomBytes(6).toString('hex');
+  readonly nodeTimeoutMs: number;
+  readonly now: () => number;
+  private readonly store: ConfigurationStore;
+  private readonly logger: Logger;
+
+  private committed: Configuration;
+  /** Latest applied value; equals `committed` unless a commit is pending. */
+  private pending: Configuration;
+  private commitWaiters: CommitWaiter[] = [];
+  private flushing = false;
+
+  private readonly nodes = new Map<string, ReportedNode & { json: string }>();
+  private readonly aliveSet = new Set<string>();
+  private stateGen = 0;
+
+  private changeWaiters = new Set<() => void>();
+  private livenessTimer: NodeJS.Timeout | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  private constructor(options: ControlStateOptions, initial: Configuration) {
+    this.store = options.store;
+    this.logger = options.logger;
+    this.nodeTimeoutMs = options.nodeTimeoutMs;
+    this.now = options.now ?? Date.now;
+    this.committed = initial;
+    this.pending = initial;
+    const every = options.livenessCheckMs ?? Math.max(50, Math.min(1000, Math.floor(options.nodeTimeoutMs / 4)));
+    this.livenessTimer = setInterval(() => this.checkLiveness(), every);
+    this.livenessTimer.unref();
+    this.scheduleLeaseExpiry();
+  }
+
+  static async open(options: ControlStateOptions): Promise<ControlState> {
+    return new ControlState(options, await options.store.load());
+  }
+
+  get configuration(): Configuration {
+    return this.committed;
+  }
+
+  get configurationTag(): string {
+    return configurationTag(this.committed);
+  }
+
+  get generation(): string {
+    return `${this.instanceId}.${this.committed.version}.${this.stateGen}`;
+  }
+
+  reportedNodes(): Iterable<ReportedNode> {
+    return this.nodes.values();
+  }
+
+  /**
+   * Applies `change` to the latest configuration and resolves once the result is
+   * durable. Changes apply in arrival order; all that arrive while the store is busy
+   * share the next commit (group commit).
+   */
+  async mutate<T>(change: (config: Configuration, now: number) => Applied<T>, ifMatches?: string): Promise<Applied<T>> {
+    if (this.closed) throw new ApiError(503, 'SHUTTING_DOWN', 'The control service is shutting down.');
+    if (ifMatches !== undefined && ifMatches !== configurationTag(this.pending)) {
+      throw new ApiError(
+        412,
+        'CONFIGURATION_CHANGED',
+        `The configuration changed since tag ${ifMatches} (now ${configurationTag(this.pending)}); read it again and retry.`,
+      );
+    }
+    const applied = change(this.pending, this.now());
+    this.pending = applied.config;
+    // Even an answer that changed nothing depends on pending writes, so it waits for them too.
+    await this.durable();
+    return applied;
+  }
+
+  private durable(): Promise<void> {
+    if (this.pending === this.committed) return Promise.resolve();
+    const done = new Promise<void>((resolve, reject) => this.commitWaiters.push({ resolve, reject }));
+    void this.flush();
+    return done;
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      // Let requests already parsed in this turn of the event loop join the batch.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      while (this.pending !== this.committed) {
+        const target = this.pending;
+        const waiters = this.commitWaiters;
+        this.commitWaiters = [];
+        try {
+          await this.store.commit(target);
+        } catch (err) {
+          // Writes queued behind the failed one were built upon it: fail them all.
+          const all = waiters.concat(this.commitWaiters);
+          this.commitWaiters = [];
+          this.pending = this.committed;
+          this.logger.error('configuration commit failed', { error: String(err), waiting: all.length });
+          const failure = new ApiError(503, 'STORE_UNAVAILABLE', `The configuration could not be saved: ${String(err)}`);
+          for (const w of all) w.reject(failure);
+          continue;
+        }
+        this.committed = target;
+        for (const w of waiters) w.resolve();
+        this.scheduleLeaseExpiry();
+        this.notify();
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** Records a node's report; returns the generation after it. */
+  async report(report: NodeReport): Promise<string> {
+    const config = this.pending;
+    if (registerNode(config, report) !== config) {
+      // Knowing a node is configuration (datasets may name it as primary), so it is durable first.
+      await this.mutate((c) => ({ config: registerNode(c, report), result: undefined, status: 200 }));
+    }
+    const now = this.now();
+    const json = JSON.stringify(report);
+    const previous = this.nodes.get(report.uuid);
+    this.nodes.set(report.uuid, { report, lastSeen: now, json });
+    const wasAlive = this.aliveSet.has(report.uuid);
+    this.aliveSet.add(report.uuid);
+    // A report repeating what we know changes nothing for the agents: do not wake them.
+    if (previous === undefined || previous.json !== json || !wasAlive) {
+      this.stateGen += 1;
+      this.notify();
+    }
+    return this.generation;
+  }
+
+  /** Marks nodes that stopped reporting as dead (and revived ones alive); bumps the generation if any changed. */
+  checkLiveness(): void {
+    const now = this.now();
+    let changed = false;
+    for (const [uuid, node] of this.nodes) {
+      const alive = isAlive(node, now, this.nodeTimeoutMs);
+      if (alive !== this.aliveSet.has(uuid)) {
+        changed = true;
+        if (alive) this.aliveSet.add(uuid);
+        else {
+          this.aliveSet.delete(uuid);
+          this.logger.warn('node stopped reporting', { node: uuid, host: node.report.host });
+        }
+      }
+    }
+    if (changed) {
+      this.stateGen += 1;
+      this.notify();
+    }
+  }
+
+  /** Resolves when the generation differs from `since`, or after `timeoutMs`. */
+  waitForChange(since: string, timeoutMs: number, abort?: AbortSignal): Promise<void> {
+    if (since !== this.generation || this.closed || timeoutMs <= 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.changeWaiters.delete(done);
+        abort?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.changeWaiters.add(done);
+      abort?.addEventListener('abort', done);
+    });
+  }
+
+  get waiting(): number {
+    return this.changeWaiters.size;
+  }
+
+  private notify(): void {
+    const waiters = this.changeWaiters;
+    this.changeWaiters = new Set();
+    for (const w of waiters) w();
+  }
+
+  private scheduleLeaseExpiry(): void {
+    if (this.leaseTimer !== undefined) clearTimeout(this.leaseTimer);
+    this.leaseTimer = undefined;
+    if (this.closed) return;
+    const next = nextLeaseExpiry(this.committed);
+    if (next === undefined) return;
+    // Timers cap at ~24.8 days; a longer lease is simply re-checked then.
+    const delay = Math.min(Math.max(0, next - this.now()) + 5, 2 ** 31 - 1);
+    this.leaseTimer = setTimeout(() => {
+      this.leaseTimer = undefined;
+      this.mutate((c, now) => {
+        const config = expireLeases(c, now);
+        return { config, result: undefined, status: 200 };
+      }).catch((err: unknown) => {
+        this.logger.error('expiring leases failed', { error: String(err) });
+      });
+    }, delay);
+    this.leaseTimer.unref();
+  }
+
+  /** Stops timers, releases long-polls and waits for a pending commit. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.livenessTimer !== undefined) clearInterval(this.livenessTimer);
+    if (this.leaseTimer !== undefined) clearTimeout(this.leaseTimer);
+    this.notify();
+    if (this.pending !== this.committed) await this.durable().catch(() => undefined);
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * Pure views over the nodes' reports: which nodes are alive, where datasets are,
+ * and the node states agents receive. Time is passed in.
+ */
+import type { DatasetState, NodeReport, NodeState, NodeSummary } from '@flocker/api';
+
+export interface ReportedNode {
+  readonly report: NodeReport;
+  /** Epoch ms of the last report. */
+  readonly lastSeen: number;
+}
+
+export function isAlive(node: ReportedNode, now: number, nodeTimeoutMs: number): boolean {
+  return now - node.lastSeen <= nodeTimeoutMs;
+}
+
+export function aliveNodes(
+  nodes: Iterable<ReportedNode>,
+  now: number,
+  nodeTimeoutMs: number,
+): ReportedNode[] {
+  const out: ReportedNode[] = [];
+  for (const node of nodes) if (isAlive(node, now, nodeTimeoutMs)) out.push(node);
+  return out;
+}
+
+/**
+ * Where each dataset actually is, from alive nodes only: a manifestation gives the
+ * primary (and the path when mounted); a backend volume manifest on no alive node
+ * appears without a primary. The first report of a dataset wins over duplicates.
+ */
+export function deriveDatasetState(alive: readonly ReportedNode[]): DatasetState[] {
+  const byId = new Map<string, DatasetState>();
+  for (const { report } of alive) {
+    for (const m of report.manifestations) {
+      if (byId.has(m.dataset_id)) continue;
+      byId.set(m.dataset_id, {
+        dataset_id: m.dataset_id,
+        primary: report.uuid,
+        maximum_size: m.size,
+        ...(m.status === 'mounted' && m.path !== undefined ? { path: m.path } : {}),
+      });
+    }
+  }
+  for (const { report } of alive) {
+    for (const v of report.volumes ?? []) {
+      if (byId.has(v.dataset_id)) continue;
+      byId.set(v.dataset_id, { dataset_id: v.dataset_id, maximum_size: v.size });
+    }
+  }
+  return [...byId.values()];
+}
+
+export function nodeSummaries(alive: readonly ReportedNode[]): NodeSummary[] {
+  return alive.map(({ report }) => ({ uuid: report.uuid, host: report.host }));
+}
+
+export function nodeStates(nodes: Iterable<ReportedNode>, now: number, nodeTimeoutMs: number): NodeState[] {
+  const out: NodeState[] = [];
+  for (const node of nodes) {
+    out.push({
+      ...node.report,
+      alive: isAlive(node, now, nodeTimeoutMs),
+      last_seen: new Date(node.lastSeen).toISOString(),
+    });
+  }
+  return out;
+}
+
+export function nodeByEra(nodes: Iterable<ReportedNode>, era: string): string | undefined {
+  let found: ReportedNode | undefined;
+  for (const node of nodes) {
+    // Eras are per boot; should two nodes claim one, the latest report is the truth.
+    if (node.report.era === era && (found === undefined || node.lastSeen > found.lastSeen)) found = node;
+  }
+  return found?.report.uuid;
+}

@@ -1,0 +1,233 @@
+/**
+ * The desired configuration as an immutable value, and the pure functions that
+ * apply API requests to it. No I/O here: handlers call these, then persist the result.
+ */
+import { randomUUID } from 'node:crypto';
+import type {
+  CreateDatasetRequest,
+  CreateLeaseRequest,
+  DatasetConfiguration,
+  Lease,
+  NodeSummary,
+  UpdateDatasetRequest,
+} from '@flocker/api';
+import { ApiError } from './errors';
+
+/** A lease as stored: an absolute expiry (epoch ms) rather than "seconds from now". */
+export interface StoredLease {
+  readonly dataset_id: string;
+  readonly node_uuid: string;
+  readonly expires_at: number | null;
+}
+
+export interface Configuration {
+  /** Grows by one with every change; the configuration tag derives from it. */
+  readonly version: number;
+  /** Insertion order is creation order, which list responses keep. */
+  readonly datasets: ReadonlyMap<string, DatasetConfiguration>;
+  readonly leases: ReadonlyMap<string, StoredLease>;
+  /** Nodes whose agent has reported at least once, with their last known host. */
+  readonly nodes: ReadonlyMap<string, NodeSummary>;
+}
+
+export const emptyConfiguration: Configuration = {
+  version: 0,
+  datasets: new Map(),
+  leases: new Map(),
+  nodes: new Map(),
+};
+
+export function configurationTag(config: Configuration): string {
+  return `v${config.version}`;
+}
+
+/** The result of applying a request: the next configuration (unchanged if nothing to do) and the reply. */
+export interface Applied<T> {
+  readonly config: Configuration;
+  readonly result: T;
+  /** 201 for a newly created entity, else 200. */
+  readonly status: 200 | 201;
+}
+
+function withDatasets(config: Configuration, datasets: Map<string, DatasetConfiguration>): Configuration {
+  return { ...config, version: config.version + 1, datasets };
+}
+
+function withLeases(config: Configuration, leases: Map<string, StoredLease>): Configuration {
+  return { ...config, version: config.version + 1, leases };
+}
+
+/** Leases still live at `now`. */
+export function liveLease(config: Configuration, datasetId: string, now: number): StoredLease | undefined {
+  const lease = config.leases.get(datasetId);
+  if (lease === undefined) return undefined;
+  return lease.expires_at === null || lease.expires_at > now ? lease : undefined;
+}
+
+export function leaseView(lease: StoredLease, now: number): Lease {
+  return {
+    dataset_id: lease.dataset_id,
+    node_uuid: lease.node_uuid,
+    expires: lease.expires_at === null ? null : Math.max(0, (lease.expires_at - now) / 1000),
+  };
+}
+
+export function listLeases(config: Configuration, now: number): Lease[] {
+  const out: Lease[] = [];
+  for (const lease of config.leases.values()) {
+    if (lease.expires_at === null || lease.expires_at > now) out.push(leaseView(lease, now));
+  }
+  return out;
+}
+
+function requireKnownNode(config: Configuration, uuid: string): void {
+  if (!config.nodes.has(uuid)) {
+    throw new ApiError(
+      400,
+      'UNKNOWN_NODE',
+      `The primary node ${uuid} is not known: a node becomes known when its dataset agent first reports to the control service.`,
+    );
+  }
+}
+
+function requireDataset(config: Configuration, id: string): DatasetConfiguration {
+  const dataset = config.datasets.get(id);
+  if (dataset === undefined) {
+    throw new ApiError(404, 'DATASET_NOT_FOUND', `No dataset with id ${id} exists.`);
+  }
+  return dataset;
+}
+
+export function createDataset(
+  config: Configuration,
+  req: CreateDatasetRequest,
+  newId: () => string = randomUUID,
+): Applied<DatasetConfiguration> {
+  const id = req.dataset_id ?? newId();
+  if (config.datasets.has(id)) {
+    throw new ApiError(409, 'DATASET_ID_IN_USE', `The dataset id ${id} is already in use.`);
+  }
+  requireKnownNode(config, req.primary);
+  const dataset: DatasetConfiguration = {
+    dataset_id: id,
+    primary: req.primary,
+    ...(req.maximum_size !== undefined ? { maximum_size: req.maximum_size } : {}),
+    metadata: { ...(req.metadata ?? {}) },
+    deleted: false,
+  };
+  const datasets = new Map(config.datasets);
+  datasets.set(id, dataset);
+  return { config: withDatasets(config, datasets), result: dataset, status: 201 };
+}
+
+export function updateDataset(
+  config: Configuration,
+  id: string,
+  req: UpdateDatasetRequest,
+  now: number,
+): Applied<DatasetConfiguration> {
+  const current = requireDataset(config, id);
+  if (current.deleted) {
+    throw new ApiError(409, 'DATASET_DELETED', `The dataset ${id} has been deleted and cannot be changed.`);
+  }
+  let next: DatasetConfiguration = current;
+  if (req.primary !== undefined && req.primary !== current.primary) {
+    requireKnownNode(config, req.primary);
+    const lease = liveLease(config, id, now);
+    if (lease !== undefined && lease.node_uuid !== req.primary) {
+      throw new ApiError(
+        409,
+        'LEASE_HELD',
+        `The dataset ${id} cannot move: node ${lease.node_uuid} holds a lease on it. Release the lease first.`,
+      );
+    }
+    next = { ...next, primary: req.primary };
+  }
+  if (req.maximum_size !== undefined && req.maximum_size !== current.maximum_size) {
+    next = { ...next, maximum_size: req.maximum_size };
+  }
+  if (next === current) return { config, result: current, status: 200 };
+  const datasets = new Map(config.datasets);
+  datasets.set(id, next);
+  return { config: withDatasets(config, datasets), result: next, status: 200 };
+}
+
+export function deleteDataset(config: Configuration, id: string, now: number): Applied<DatasetConfiguration> {
+  const current = requireDataset(config, id);
+  if (current.deleted) return { config, result: current, status: 200 };
+  const lease = liveLease(config, id, now);
+  if (lease !== undefined) {
+    throw new ApiError(
+      409,
+      'LEASE_HELD',
+      `The dataset ${id} cannot be deleted: node ${lease.node_uuid} holds a lease on it. Release the lease first.`,
+    );
+  }
+  const next: DatasetConfiguration = { ...current, deleted: true };
+  const datasets = new Map(config.datasets);
+  datasets.set(id, next);
+  return { config: withDatasets(config, datasets), result: next, status: 200 };
+}
+
+export function acquireLease(config: Configuration, req: CreateLeaseRequest, now: number): Applied<Lease> {
+  const existing = liveLease(config, req.dataset_id, now);
+  if (existing !== undefined && existing.node_uuid !== req.node_uuid) {
+    throw new ApiError(
+      409,
+      'LEASE_HELD',
+      `The dataset ${req.dataset_id} is already leased by node ${existing.node_uuid}.`,
+    );
+  }
+  const lease: StoredLease = {
+    dataset_id: req.dataset_id,
+    node_uuid: req.node_uuid,
+    expires_at: req.expires === null ? null : now + Math.round(req.expires * 1000),
+  };
+  const leases = new Map(config.leases);
+  leases.set(req.dataset_id, lease);
+  return {
+    config: withLeases(config, leases),
+    result: leaseView(lease, now),
+    status: existing === undefined ? 201 : 200,
+  };
+}
+
+export function releaseLease(config: Configuration, datasetId: string, now: number): Applied<Lease> {
+  const existing = liveLease(config, datasetId, now);
+  if (existing === undefined) {
+    throw new ApiError(404, 'LEASE_NOT_FOUND', `There is no lease on the dataset ${datasetId}.`);
+  }
+  const leases = new Map(config.leases);
+  leases.delete(datasetId);
+  return { config: withLeases(config, leases), result: leaseView(existing, now), status: 200 };
+}
+
+/** Drops leases that have expired by `now`; returns the same value when none did. */
+export function expireLeases(config: Configuration, now: number): Configuration {
+  let leases: Map<string, StoredLease> | undefined;
+  for (const [id, lease] of config.leases) {
+    if (lease.expires_at !== null && lease.expires_at <= now) {
+      leases ??= new Map(config.leases);
+      leases.delete(id);
+    }
+  }
+  return leases === undefined ? config : withLeases(config, leases);
+}
+
+/** The earliest expiry among live leases, for scheduling the expiry timer. */
+export function nextLeaseExpiry(config: Configuration): number | undefined {
+  let next: number | undefined;
+  for (const lease of config.leases.values()) {
+    if (lease.expires_at !== null && (next === undefined || lease.expires_at < next)) next = lease.expires_at;
+  }
+  return next;
+}
+
+/** Records a node (first report, or its host changed); unchanged value otherwise. */
+export function registerNode(config: Configuration, node: NodeSummary): Configuration {
+  const known = config.nodes.get(node.uuid);
+  if (known !== undefined && known.host === node.host) return config;
+  const nodes = new Map(config.nodes);
+  nodes.set(node.uuid, { uuid: node.uuid, host: node.host });
+  return { ...config, version: config.version + 1, nodes };
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+/** flocker-control: the Flocker control service (v1 dataset API + agent channel). */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { createLogger, DEFAULT_PORT, startControlService } from './server';
+
+async function main(): Promise<void> {
+  const argv = await yargs(hideBin(process.argv))
+    .scriptName('flocker-control')
+    .usage('$0 [options]\n\nRuns the Flocker control service: the v1 dataset API and the channel dataset agents use.')
+    .option('port', { type: 'number', default: DEFAULT_PORT, describe: 'TCP port of the API (0 = any free port)' })
+    .option('host', { type: 'string', default: '0.0.0.0', describe: 'Address to listen on' })
+    .option('data-dir', { type: 'string', default: '/var/lib/flocker', describe: 'Directory of the durable configuration' })
+    .option('node-timeout', { type: 'number', default: 30, describe: 'Seconds without a report after which a node counts as dead' })
+    .option('log-level', { type: 'string', default: 'info', choices: ['error', 'warn', 'info', 'debug'], describe: 'Log verbosity (JSON logs on stderr)' })
+    .example('$0 --port 4523 --data-dir /var/lib/flocker', 'the defaults, spelled out')
+    .strict()
+    .help()
+    .parse();
+  const logger = createLogger(argv['log-level']);
+  const service = await startControlService({
+    port: argv.port,
+    host: argv.host,
+    dataDir: argv['data-dir'],
+    nodeTimeoutSeconds: argv['node-timeout'],
+    logger,
+  });
+  // Machine-readable line for whoever started us (tests, scripts) to learn the port.
+  process.stdout.write(`${JSON.stringify({ listening: service.url, port: service.port })}\n`);
+  const stop = (signal: string): void => {
+    logger.info('stopping', { signal });
+    service.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : 'STARTUP_FAILED';
+  process.stderr.write(`${JSON.stringify({ level: 'error', message: 'flocker-control failed to start', code, error: String(err) })}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,337 @@
+/**
+ * The HTTP surface as data: each route names its method, path, the schemas of its
+ * parameters, body and responses, and a handler. Express registration, 405 answers
+ * and the OpenAPI document are all generated from this one table.
+ */
+import { z } from 'zod';
+import {
+  ClusterSnapshot,
+  CreateDatasetRequest,
+  CreateLeaseRequest,
+  DatasetConfiguration,
+  DatasetId,
+  DatasetState,
+  EraResponse,
+  ErrorResponse,
+  Lease,
+  NodeReport,
+  NodeSummary,
+  NodeUuid,
+  ReportResponse,
+  UpdateDatasetRequest,
+  VersionResponse,
+  DEFAULT_WAIT_MS,
+  MAX_WAIT_MS,
+} from '@flocker/api';
+import {
+  acquireLease,
+  createDataset,
+  deleteDataset,
+  listLeases,
+  releaseLease,
+  updateDataset,
+} from './configuration';
+import { aliveNodes, deriveDatasetState, nodeByEra, nodeStates, nodeSummaries } from './clusterState';
+import type { ControlState } from './ControlState';
+import { ApiError } from './errors';
+
+export const FLOCKER_VERSION = '1.16.0-ts.0';
+
+/** What a handler returns: status, a body (object or pre-serialized JSON) and whether to send the tag. */
+export interface Reply {
+  status: number;
+  body?: unknown;
+  json?: string;
+  tag?: string;
+}
+
+export interface RouteContext {
+  params: Record<string, string>;
+  query: Record<string, string>;
+  body: unknown;
+  ifMatches: string | undefined;
+  signal: AbortSignal;
+}
+
+export interface RouteSpec {
+  method: 'get' | 'post' | 'put' | 'delete';
+  /** Express syntax (`:id`). */
+  path: string;
+  summary: string;
+  tag: 'configuration' | 'state' | 'agent' | 'meta';
+  params?: z.ZodObject;
+  query?: z.ZodObject;
+  body?: z.ZodType;
+  /** Honors X-If-Configuration-Matches. */
+  conditional?: boolean;
+  responses: Record<number, { description: string; schema: z.ZodType }>;
+  handle(state: ControlState, ctx: RouteContext, views: Views): Promise<Reply> | Reply;
+}
+
+const IdParams = z.object({ id: DatasetId }).strict();
+const LeaseParams = z.object({ dataset_id: DatasetId }).strict();
+const NodeParams = z.object({ uuid: NodeUuid }).strict();
+const EraParams = z.object({ era: z.string().min(1) }).strict();
+const WaitQuery = z
+  .object({
+    since: z.string().optional().describe('The generation the agent last saw; the request waits while it is current.'),
+    timeout_ms: z.coerce
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe(`How long to wait, in ms (default ${DEFAULT_WAIT_MS}, at most ${MAX_WAIT_MS}).`),
+  })
+  .strict();
+
+const err = (description: string) => ({ description, schema: ErrorResponse });
+const E400 = { 400: err('The request is malformed: invalid JSON, wrong types, unknown fields or a bad id.') };
+const E412 = { 412: err('X-If-Configuration-Matches did not match the current configuration tag.') };
+
+/**
+ * Serialized, schema-checked response bodies cached per configuration version or
+ * generation: with thousands of datasets and agents, each is built once per change
+ * rather than once per request.
+ */
+export class Views {
+  private cache = new Map<string, { key: string; json: string }>();
+
+  constructor(private readonly state: ControlState) {}
+
+  private memo(name: string, key: string, schema: z.ZodType, build: () => unknown): string {
+    const hit = this.cache.get(name);
+    if (hit !== undefined && hit.key === key) return hit.json;
+    const json = JSON.stringify(schema.parse(build()));
+    this.cache.set(name, { key, json });
+    return json;
+  }
+
+  datasets(): string {
+    const config = this.state.configuration;
+    return this.memo('datasets', String(config.version), z.array(DatasetConfiguration), () => [
+      ...config.datasets.values(),
+    ]);
+  }
+
+  datasetState(): string {
+    const s = this.state;
+    return this.memo('datasetState', s.generation, z.array(DatasetState), () =>
+      deriveDatasetState(aliveNodes(s.reportedNodes(), s.now(), s.nodeTimeoutMs)),
+    );
+  }
+
+  nodes(): string {
+    const s = this.state;
+    return this.memo('nodes', s.generation, z.array(NodeSummary), () =>
+      nodeSummaries(aliveNodes(s.reportedNodes(), s.now(), s.nodeTimeoutMs)),
+    );
+  }
+
+  /** Lease lifetimes in a snapshot are rounded to the second it was built; rebuilt at least every second. */
+  snapshot(): string {
+    const s = this.state;
+    const now = s.now();
+    return this.memo('snapshot', `${s.generation}@${Math.floor(now / 1000)}`, ClusterSnapshot, () => ({
+      generation: s.generation,
+      configuration_tag: s.configurationTag,
+      datasets: [...s.configuration.datasets.values()],
+      leases: listLeases(s.configuration, now),
+      nodes: nodeStates(s.reportedNodes(), now, s.nodeTimeoutMs),
+    }));
+  }
+}
+
+export const routes: RouteSpec[] = [
+  {
+    method: 'get',
+    path: '/v1/version',
+    summary: 'The version of the Flocker control service.',
+    tag: 'meta',
+    responses: { 200: { description: 'The version.', schema: VersionResponse } },
+    handle: () => ({ status: 200, body: VersionResponse.parse({ flocker: FLOCKER_VERSION }) }),
+  },
+  {
+    method: 'get',
+    path: '/v1/configuration/datasets',
+    summary: 'All configured datasets, including deleted ones (deleted: true).',
+    tag: 'configuration',
+    responses: { 200: { description: 'The dataset configuration.', schema: z.array(DatasetConfiguration) } },
+    handle: (state, _ctx, views) => ({ status: 200, json: views.datasets(), tag: state.configurationTag }),
+  },
+  {
+    method: 'post',
+    path: '/v1/configuration/datasets',
+    summary: 'Create a dataset on a primary node.',
+    tag: 'configuration',
+    body: CreateDatasetRequest,
+    conditional: true,
+    responses: {
+      201: { description: 'The new dataset.', schema: DatasetConfiguration },
+      ...E400,
+      409: err('The dataset_id is already in use.'),
+      ...E412,
+    },
+    handle: async (state, ctx) => {
+      const req = CreateDatasetRequest.parse(ctx.body);
+      const applied = await state.mutate((c) => createDataset(c, req), ctx.ifMatches);
+      return { status: 201, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
+    },
+  },
+  {
+    method: 'post',
+    path: '/v1/configuration/datasets/:id',
+    summary: "Update a dataset: a new primary moves it; maximum_size changes its size limit.",
+    tag: 'configuration',
+    params: IdParams,
+    body: UpdateDatasetRequest,
+    conditional: true,
+    responses: {
+      200: { description: 'The updated dataset.', schema: DatasetConfiguration },
+      ...E400,
+      404: err('No such dataset.'),
+      409: err('A lease held by another node forbids the move, or the dataset is deleted.'),
+      ...E412,
+    },
+    handle: async (state, ctx) => {
+      const { id } = IdParams.parse(ctx.params);
+      const req = UpdateDatasetRequest.parse(ctx.body ?? {});
+      const applied = await state.mutate((c, now) => updateDataset(c, id, req, now), ctx.ifMatches);
+      return { status: 200, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
+    },
+  },
+  {
+    method: 'delete',
+    path: '/v1/configuration/datasets/:id',
+    summary: 'Mark a dataset deleted; agents then destroy it.',
+    tag: 'configuration',
+    params: IdParams,
+    conditional: true,
+    responses: {
+      200: { description: 'The dataset, now deleted: true.', schema: DatasetConfiguration },
+      ...E400,
+      404: err('No such dataset.'),
+      409: err('The dataset is leased.'),
+      ...E412,
+    },
+    handle: async (state, ctx) => {
+      const { id } = IdParams.parse(ctx.params);
+      const applied = await state.mutate((c, now) => deleteDataset(c, id, now), ctx.ifMatches);
+      return { status: 200, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/state/datasets',
+    summary: 'Where datasets actually are, as alive nodes report them.',
+    tag: 'state',
+    responses: { 200: { description: 'Dataset state.', schema: z.array(DatasetState) } },
+    handle: (_state, _ctx, views) => ({ status: 200, json: views.datasetState() }),
+  },
+  {
+    method: 'get',
+    path: '/v1/state/nodes',
+    summary: 'The nodes whose agents are reporting.',
+    tag: 'state',
+    responses: { 200: { description: 'Alive nodes.', schema: z.array(NodeSummary) } },
+    handle: (_state, _ctx, views) => ({ status: 200, json: views.nodes() }),
+  },
+  {
+    method: 'get',
+    path: '/v1/state/nodes/by_era/:era',
+    summary: 'The node currently in the given era (boot), so an agent can tell a reboot.',
+    tag: 'state',
+    params: EraParams,
+    responses: { 200: { description: 'The node.', schema: EraResponse }, 404: err('No node is in this era.') },
+    handle: (state, ctx) => {
+      const { era } = EraParams.parse(ctx.params);
+      const uuid = nodeByEra(state.reportedNodes(), era);
+      if (uuid === undefined) throw new ApiError(404, 'NODE_ERA_UNKNOWN', `No node is in era ${era}.`);
+      return { status: 200, body: EraResponse.parse({ uuid }) };
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/configuration/leases',
+    summary: 'All live leases; expires is the seconds remaining, or null.',
+    tag: 'configuration',
+    responses: { 200: { description: 'Leases.', schema: z.array(Lease) } },
+    handle: (state) => ({
+      status: 200,
+      body: z.array(Lease).parse(listLeases(state.configuration, state.now())),
+      tag: state.configurationTag,
+    }),
+  },
+  {
+    method: 'post',
+    path: '/v1/configuration/leases',
+    summary: 'Acquire (201) or renew (200) a lease pinning a dataset to a node.',
+    tag: 'configuration',
+    body: CreateLeaseRequest,
+    conditional: true,
+    responses: {
+      200: { description: 'The lease, renewed by the same node.', schema: Lease },
+      201: { description: 'The new lease.', schema: Lease },
+      ...E400,
+      409: err('Another node holds the lease.'),
+      ...E412,
+    },
+    handle: async (state, ctx) => {
+      const req = CreateLeaseRequest.parse(ctx.body);
+      const applied = await state.mutate((c, now) => acquireLease(c, req, now), ctx.ifMatches);
+      return { status: applied.status, body: Lease.parse(applied.result), tag: state.configurationTag };
+    },
+  },
+  {
+    method: 'delete',
+    path: '/v1/configuration/leases/:dataset_id',
+    summary: 'Release the lease on a dataset.',
+    tag: 'configuration',
+    params: LeaseParams,
+    conditional: true,
+    responses: {
+      200: { description: 'The released lease.', schema: Lease },
+      ...E400,
+      404: err('There is no lease on this dataset.'),
+      ...E412,
+    },
+    handle: async (state, ctx) => {
+      const { dataset_id } = LeaseParams.parse(ctx.params);
+      const applied = await state.mutate((c, now) => releaseLease(c, dataset_id, now), ctx.ifMatches);
+      return { status: 200, body: Lease.parse(applied.result), tag: state.configurationTag };
+    },
+  },
+  {
+    method: 'put',
+    path: '/v1/agent/nodes/:uuid',
+    summary: "Agent channel: a dataset agent publishes its node's state.",
+    tag: 'agent',
+    params: NodeParams,
+    body: NodeReport,
+    responses: { 200: { description: 'The generation after this report.', schema: ReportResponse }, ...E400 },
+    handle: async (state, ctx) => {
+      const { uuid } = NodeParams.parse(ctx.params);
+      const report = NodeReport.parse(ctx.body);
+      if (report.uuid !== uuid) {
+        throw new ApiError(400, 'NODE_UUID_MISMATCH', `The report is for node ${report.uuid} but was sent to ${uuid}.`);
+      }
+      const generation = await state.report(report);
+      return { status: 200, body: ReportResponse.parse({ generation }) };
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/agent/cluster',
+    summary: 'Agent channel: desired configuration and cluster state; long-polls while `since` is current.',
+    tag: 'agent',
+    query: WaitQuery,
+    responses: { 200: { description: 'The cluster snapshot.', schema: ClusterSnapshot }, ...E400 },
+    handle: async (state, ctx, views) => {
+      const q = WaitQuery.parse(ctx.query);
+      if (q.since !== undefined) {
+        const wait = Math.min(q.timeout_ms ?? DEFAULT_WAIT_MS, MAX_WAIT_MS);
+        await state.waitForChange(q.since, wait, ctx.signal);
+      }
+      return { status: 200, json: views.snapshot(), tag: state.configurationTag };
+    },
+  },
+];

@@ -1,0 +1,179 @@
+/** Express wiring: body parsing, the route table, error mapping; and startControlService. */
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import winston, { type Logger } from 'winston';
+import { z } from 'zod';
+import { CONFIGURATION_TAG_HEADER, IF_CONFIGURATION_MATCHES_HEADER } from '@flocker/api';
+import { ControlState } from './ControlState';
+import { type ConfigurationStore, FileConfigurationStore } from './ConfigurationStore';
+import { ApiError } from './errors';
+import { buildOpenApi } from './openapi';
+import { type Reply, routes, Views } from './routes';
+
+export const DEFAULT_PORT = 4523;
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+export interface ControlServiceOptions {
+  /** 0 = an ephemeral port. Default 4523. */
+  port?: number;
+  host?: string;
+  /** Where the configuration file lives; ignored when `store` is given. */
+  dataDir?: string;
+  store?: ConfigurationStore;
+  /** A node is dead when it has not reported for this long. Default 30 s. */
+  nodeTimeoutSeconds?: number;
+  logLevel?: string;
+  logger?: Logger;
+  now?: () => number;
+}
+
+export interface ControlService {
+  url: string;
+  port: number;
+  state: ControlState;
+  close(): Promise<void>;
+}
+
+export function createLogger(level = 'info'): Logger {
+  return winston.createLogger({
+    level,
+    format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+    defaultMeta: { service: 'flocker-control' },
+    transports: [new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'debug'] })],
+  });
+}
+
+function sendError(res: Response, err: ApiError): void {
+  res.status(err.status).type('application/json').send(JSON.stringify(err.toBody()));
+}
+
+/** Turns anything thrown in a handler into the API's error shape. */
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof z.ZodError) {
+    const errors = err.issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : '(body)'}: ${i.message}`);
+    return new ApiError(400, 'INVALID_REQUEST', `The request is not valid: ${errors.join('; ')}`, errors);
+  }
+  // body-parser errors carry `type` and `status`.
+  if (err instanceof Error && 'type' in err) {
+    const type = err.type;
+    if (type === 'entity.too.large') {
+      return new ApiError(413, 'BODY_TOO_LARGE', `The request body is larger than ${MAX_BODY_BYTES} bytes.`);
+    }
+    if (type === 'entity.parse.failed') {
+      return new ApiError(400, 'INVALID_JSON', `The request body is not valid JSON: ${err.message}`);
+    }
+    const status = (err as { status?: unknown }).status;
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      return new ApiError(status, 'BAD_REQUEST', err.message);
+    }
+  }
+  return new ApiError(500, 'INTERNAL_ERROR', 'The control service failed to handle the request; see its log.');
+}
+
+export function createApp(state: ControlState, logger: Logger): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+  // Parse any body as JSON whatever its content type: curl users forget the header.
+  app.use(express.json({ limit: MAX_BODY_BYTES, type: () => true, strict: true }));
+
+  const views = new Views(state);
+  const openapi = JSON.stringify(buildOpenApi(routes));
+
+  const send = (res: Response, reply: Reply): void => {
+    if (reply.tag !== undefined) res.setHeader(CONFIGURATION_TAG_HEADER, reply.tag);
+    res.status(reply.status).type('application/json');
+    res.send(reply.json ?? JSON.stringify(reply.body));
+  };
+
+  for (const route of routes) {
+    app[route.method](route.path, async (req: Request, res: Response) => {
+      const abort = new AbortController();
+      res.on('close', () => abort.abort());
+      try {
+        const ifMatches = req.get(IF_CONFIGURATION_MATCHES_HEADER);
+        const query: Record<string, string> = {};
+        for (const [k, v] of Object.entries(req.query as Record<string, unknown>)) {
+          if (typeof v === 'string') query[k] = v;
+          else throw new ApiError(400, 'INVALID_REQUEST', `The query parameter ${k} must be given once.`);
+        }
+        const reply = await route.handle(
+          state,
+          { params: req.params as Record<string, string>, query, body: req.body, ifMatches: route.conditional ? ifMatches : undefined, signal: abort.signal },
+          views,
+        );
+        if (!res.headersSent && !res.writableEnded) send(res, reply);
+      } catch (err) {
+        const apiError = toApiError(err);
+        if (apiError.status >= 500) logger.error('request failed', { method: req.method, path: req.path, error: String(err), stack: (err as Error).stack });
+        else logger.debug('request rejected', { method: req.method, path: req.path, code: apiError.code });
+        if (!res.headersSent) sendError(res, apiError);
+      }
+    });
+  }
+  app.get('/v1/openapi.json', (_req, res) => {
+    res.type('application/json').send(openapi);
+  });
+
+  // Known path, wrong method → 405 with Allow.
+  const byPath = new Map<string, string[]>();
+  for (const r of routes) byPath.set(r.path, [...(byPath.get(r.path) ?? []), r.method.toUpperCase()]);
+  byPath.set('/v1/openapi.json', ['GET']);
+  for (const [path, methods] of byPath) {
+    app.all(path, (req, res) => {
+      res.setHeader('Allow', methods.join(', '));
+      sendError(res, new ApiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${req.path}; use ${methods.join(' or ')}.`));
+    });
+  }
+  app.use((req, res) => {
+    sendError(res, new ApiError(404, 'NOT_FOUND', `There is no ${req.path} in the Flocker API.`));
+  });
+  // Errors from the body parser land here (express needs the 4-argument signature).
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const apiError = toApiError(err);
+    if (apiError.status >= 500) logger.error('request failed', { method: req.method, path: req.path, error: String(err) });
+    if (!res.headersSent) sendError(res, apiError);
+  });
+  return app;
+}
+
+export async function startControlService(options: ControlServiceOptions = {}): Promise<ControlService> {
+  const logger = options.logger ?? createLogger(options.logLevel ?? 'info');
+  const store = options.store ?? new FileConfigurationStore(options.dataDir ?? '/var/lib/flocker');
+  const state = await ControlState.open({
+    store,
+    logger,
+    nodeTimeoutMs: (options.nodeTimeoutSeconds ?? 30) * 1000,
+    ...(options.now !== undefined ? { now: options.now } : {}),
+  });
+  const app = createApp(state, logger);
+  const host = options.host ?? '0.0.0.0';
+  const server: Server = await new Promise((resolve, reject) => {
+    const s = app.listen(options.port ?? DEFAULT_PORT, host, (err?: Error) => (err ? reject(err) : resolve(s)));
+    s.once('error', reject);
+  });
+  // Long-polls may last a minute; don't let Node's defaults cut them.
+  server.requestTimeout = 0;
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  logger.info('control service listening', { host, port, configuration: state.configurationTag });
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${urlHost}:${port}`,
+    port,
+    state,
+    close: () =>
+      (closing ??= (async () => {
+        await state.close();
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+      })()),
+  };
+}
