@@ -2,3 +2,4 @@ export * from './schemas';
 export * from './client';
 export * from './identity';
 export * from './sizes';
+export * from './tls';

@@ -1,0 +1,364 @@
+/**
+ * `flocker`: volumes, nodes, leases and cluster status over the control
+ * service's API. Human tables by default, `--json` for scripts.
+ */
+import yargs, { type Argv } from 'yargs';
+import {
+  FlockerApiError,
+  formatSize,
+  METADATA_NAME_KEY,
+  METADATA_PROFILE_KEY,
+  MINIMUM_DATASET_SIZE,
+  parseSize,
+  SizeError,
+  type ClusterSnapshot,
+  type DatasetConfiguration,
+  type FlockerClient,
+  type NodeState,
+} from '@flocker/api';
+import { caCommands } from './ca/command';
+import { connect, type ConnectionArgs } from './connection';
+import { CliError, EXIT } from './errors';
+import { duration, relativeTime, shortId, table } from './format';
+import { isGone, movePhase } from './progress';
+
+export interface Io {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  /** Whether progress lines may be shown (a terminal, not a pipe). */
+  interactive: boolean;
+}
+
+interface GlobalArgs extends ConnectionArgs {
+  json: boolean;
+}
+
+function nameOf(d: DatasetConfiguration): string {
+  return d.metadata[METADATA_NAME_KEY] ?? '';
+}
+
+/** A volume given by name, full id or unique id prefix (at least 4 characters). */
+export function resolveDataset(datasets: DatasetConfiguration[], ref: string): DatasetConfiguration {
+  const live = datasets.filter((d) => !d.deleted);
+  const exact = live.find((d) => d.dataset_id === ref.toLowerCase()) ?? live.find((d) => nameOf(d) === ref);
+  if (exact) return exact;
+  const byPrefix = ref.length >= 4 ? live.filter((d) => d.dataset_id.startsWith(ref.toLowerCase())) : [];
+  if (byPrefix.length === 1 && byPrefix[0]) return byPrefix[0];
+  if (byPrefix.length > 1) throw new CliError(EXIT.USAGE, `"${ref}" matches ${byPrefix.length} volumes; give more of the id`);
+  throw new CliError(EXIT.NOT_FOUND, `no volume named or with id "${ref}" (see "flocker volumes list")`);
+}
+
+/** A node given by UUID, unique UUID prefix, or host address. */
+export function resolveNode(nodes: NodeState[], ref: string): NodeState {
+  const exact = nodes.find((n) => n.uuid === ref.toLowerCase()) ?? nodes.filter((n) => n.host === ref)[0];
+  if (exact) return exact;
+  const byPrefix = nodes.filter((n) => n.uuid.startsWith(ref.toLowerCase()));
+  if (byPrefix.length === 1 && byPrefix[0]) return byPrefix[0];
+  if (byPrefix.length > 1) throw new CliError(EXIT.USAGE, `"${ref}" matches ${byPrefix.length} nodes; give more of the UUID`);
+  throw new CliError(EXIT.NOT_FOUND, `no node "${ref}" (see "flocker nodes list")`);
+}
+
+function volumeState(snapshot: ClusterSnapshot, d: DatasetConfiguration): { node: string; state: string; path: string } {
+  for (const n of snapshot.nodes) {
+    const m = n.manifestations.find((x) => x.dataset_id === d.dataset_id);
+    if (m) return { node: n.host, state: m.status, path: m.path ?? '' };
+  }
+  const primary = snapshot.nodes.find((n) => n.uuid === d.primary);
+  const hasVolume = snapshot.nodes.some((n) => (n.volumes ?? []).some((v) => v.dataset_id === d.dataset_id));
+  return { node: primary?.host ?? shortId(d.primary), state: d.deleted ? 'deleting' : hasVolume ? 'detached' : 'pending', path: '' };
+}
+
+async function waitUntil<T>(
+  client: FlockerClient,
+  io: Io,
+  timeoutSeconds: number,
+  check: (s: ClusterSnapshot) => { done: T } | { step: string; error?: string; fatal?: boolean },
+): Promise<T> {
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  let since: string | undefined;
+  let last = '';
+  for (;;) {
+    const remaining = deadline - Date.now();
+    const snapshot = await client.waitForCluster(since, Math.max(0, Math.min(remaining, 25_000)));
+    since = snapshot.generation;
+    const r = check(snapshot);
+    if ('done' in r) return r.done;
+    const line = r.error ? `${r.step} — ${r.error}` : r.step;
+    if (line !== last) {
+      if (io.interactive || r.error) io.err(`  … ${line}`);
+      last = line;
+    }
+    if (r.fatal) throw new CliError(EXIT.FAILURE, r.error ?? r.step);
+    if (Date.now() >= deadline) {
+      throw new CliError(EXIT.TIMEOUT, `timed out after ${timeoutSeconds}s while ${r.step}${r.error ? `: ${r.error}` : ''}`);
+    }
+  }
+}
+
+function waitForMounted(client: FlockerClient, io: Io, datasetId: string, nodeUuid: string, timeout: number) {
+  return waitUntil(client, io, timeout, (s) => {
+    const p = movePhase(s, datasetId, nodeUuid);
+    if (p.phase === 'mounted') return { done: p.path };
+    if (p.phase === 'deleted') return { step: 'deleted', error: 'the volume was deleted', fatal: true };
+    return p;
+  });
+}
+
+function apiError(e: FlockerApiError): CliError {
+  const code =
+    e.status === 0 ? EXIT.UNREACHABLE : e.status === 404 ? EXIT.NOT_FOUND : e.status === 409 || e.status === 412 ? EXIT.CONFLICT : e.status === 400 ? EXIT.USAGE : EXIT.FAILURE;
+  const hint = e.status === 0 ? ' (is the control service running? set --control-url or FLOCKER_CONTROL_URL)' : '';
+  return new CliError(code, `${e.description}${hint}`);
+}
+
+export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs) => FlockerClient = (a) => connect(a)): Argv<GlobalArgs> {
+  const print = (a: GlobalArgs, value: unknown, human: () => string) => io.out(a.json ? JSON.stringify(value, null, 2) : human());
+  const run =
+    <A extends GlobalArgs>(body: (a: A, client: FlockerClient) => Promise<void>) =>
+    // yargs infers each command's argument type from its builder; the explicit A
+    // here restates it, so the cast is where the two meet.
+    async (args: { [key: string]: unknown }) => {
+      const a = args as unknown as A;
+      try {
+        await body(a, makeClient(a));
+      } catch (e) {
+        const err = e instanceof FlockerApiError ? apiError(e) : e instanceof SizeError ? new CliError(EXIT.USAGE, e.message) : e;
+        if (err instanceof CliError) {
+          io.err(`flocker: ${err.message}`);
+          process.exitCode = err.exitCode;
+          return;
+        }
+        throw err;
+      }
+    };
+  const waitOptions = <T>(y: Argv<T>) =>
+    y
+      .option('wait', { type: 'boolean', default: true, describe: 'Wait until the volume is usable (--no-wait returns at once)' })
+      .option('timeout', { type: 'number', default: 120, describe: 'Seconds to wait' });
+
+  return yargs(argv)
+    .scriptName('flocker')
+    .usage('$0 <command> [options]\n\nManage Flocker volumes (datasets) across a cluster.')
+    .option('control-url', { type: 'string', describe: 'Control service URL [env FLOCKER_CONTROL_URL, default http://127.0.0.1:4523]' })
+    .option('cacert', { type: 'string', describe: 'Cluster CA certificate [env FLOCKER_CA_CERT]' })
+    .option('cert', { type: 'string', describe: 'API user certificate [env FLOCKER_CERT]' })
+    .option('key', { type: 'string', describe: 'API user private key [env FLOCKER_KEY]' })
+    .option('json', { type: 'boolean', default: false, describe: 'Machine-readable output' })
+    .command('volumes', 'List, create, show, move and destroy volumes', (v) =>
+      v
+        .command(
+          ['list', 'ls'],
+          'List volumes',
+          (b) => b.option('all', { type: 'boolean', default: false, describe: 'Include deleted volumes' }),
+          run<GlobalArgs & { all: boolean }>(async (a, client) => {
+            const [datasets, snapshot] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0)]);
+            const shown = datasets.filter((d) => a.all || !d.deleted);
+            const rows = shown.map((d) => ({ ...d, name: nameOf(d), ...volumeState(snapshot, d) }));
+            print(a, rows, () =>
+              table(
+                ['NAME', 'DATASET', 'SIZE', 'NODE', 'STATE', 'PATH'],
+                rows.map((r) => [r.name || '-', shortId(r.dataset_id), r.maximum_size ? formatSize(r.maximum_size) : '-', r.node, r.deleted ? 'deleted' : r.state, r.path]),
+              ),
+            );
+          }),
+        )
+        .command(
+          'create <name>',
+          'Create a volume on a node and wait until it is mounted there',
+          (b) =>
+            waitOptions(
+              b
+                .positional('name', { type: 'string', demandOption: true })
+                .option('size', { type: 'string', default: '10GiB', describe: 'Size, e.g. 512MiB, 10G' })
+                .option('node', { type: 'string', describe: 'Node UUID, UUID prefix or address (default: the only node)' })
+                .option('profile', { type: 'string', describe: 'Storage profile (gold, silver, bronze)' })
+                .option('metadata', { type: 'array', string: true, default: [] as string[], describe: 'key=value pairs to store' })
+                .example('$0 volumes create pgdata --size 20G --node 10.0.0.5', ''),
+            ),
+          run<GlobalArgs & { name: string; size: string; node?: string; profile?: string; metadata: string[]; wait: boolean; timeout: number }>(async (a, client) => {
+            const size = parseSize(a.size, MINIMUM_DATASET_SIZE);
+            const metadata: Record<string, string> = { [METADATA_NAME_KEY]: a.name };
+            for (const kv of a.metadata) {
+              const i = kv.indexOf('=');
+              if (i <= 0) throw new CliError(EXIT.USAGE, `metadata "${kv}" is not key=value`);
+              metadata[kv.slice(0, i)] = kv.slice(i + 1);
+            }
+            if (a.profile) metadata[METADATA_PROFILE_KEY] = a.profile;
+            const [datasets, snapshot] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0)]);
+            if (datasets.some((d) => !d.deleted && nameOf(d) === a.name)) throw new CliError(EXIT.CONFLICT, `a volume named "${a.name}" already exists`);
+            let node: NodeState;
+            if (a.node) node = resolveNode(snapshot.nodes, a.node);
+            else {
+              const alive = snapshot.nodes.filter((n) => n.alive);
+              if (alive.length !== 1 || !alive[0]) throw new CliError(EXIT.USAGE, `there are ${alive.length} live nodes: choose one with --node`);
+              node = alive[0];
+            }
+            const d = await client.createDataset({ primary: node.uuid, maximum_size: size, metadata });
+            if (!a.wait) return print(a, d, () => `Created ${a.name} (${d.dataset_id}) on ${node.host}`);
+            if (!a.json) io.err(`Creating ${a.name} (${formatSize(size)}) on ${node.host}`);
+            const path = await waitForMounted(client, io, d.dataset_id, node.uuid, a.timeout);
+            print(a, { ...d, path }, () => `${a.name} is mounted on ${node.host} at ${path}`);
+          }),
+        )
+        .command(
+          'show <volume>',
+          'Show one volume (by name or id)',
+          (b) => b.positional('volume', { type: 'string', demandOption: true }),
+          run<GlobalArgs & { volume: string }>(async (a, client) => {
+            const [datasets, snapshot, leases] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0), client.listLeases()]);
+            const d = resolveDataset(datasets, a.volume);
+            const st = volumeState(snapshot, d);
+            const lease = leases.find((l) => l.dataset_id === d.dataset_id);
+            const errors = snapshot.nodes.flatMap((n) => n.errors.filter((e) => e.dataset_id === d.dataset_id).map((e) => ({ ...e, host: n.host })));
+            print(a, { ...d, ...st, lease: lease ?? null, errors }, () =>
+              [
+                `Name:       ${nameOf(d) || '-'}`,
+                `Dataset:    ${d.dataset_id}`,
+                `Size:       ${d.maximum_size ? formatSize(d.maximum_size) : '-'}`,
+                `Primary:    ${snapshot.nodes.find((n) => n.uuid === d.primary)?.host ?? '?'} (${d.primary})`,
+                `State:      ${st.state}${st.path ? ` at ${st.path}` : ''}`,
+                `Lease:      ${lease ? `held by ${shortId(lease.node_uuid)}, expires ${duration(lease.expires)}` : 'none'}`,
+                `Metadata:   ${Object.entries(d.metadata).map(([k, v]) => `${k}=${v}`).join(', ') || '-'}`,
+                ...errors.map((e) => `Error:      on ${e.host}: ${e.action} failed (${e.attempts} attempts): ${e.message}`),
+              ].join('\n'),
+            );
+          }),
+        )
+        .command(
+          'move <volume> <node>',
+          'Move a volume to another node and wait until it is mounted there',
+          (b) => waitOptions(b.positional('volume', { type: 'string', demandOption: true }).positional('node', { type: 'string', demandOption: true })),
+          run<GlobalArgs & { volume: string; node: string; wait: boolean; timeout: number }>(async (a, client) => {
+            const [datasets, snapshot] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0)]);
+            const d = resolveDataset(datasets, a.volume);
+            const node = resolveNode(snapshot.nodes, a.node);
+            const moved = await client.updateDataset(d.dataset_id, { primary: node.uuid });
+            if (!a.wait) return print(a, moved, () => `Moving ${nameOf(d) || d.dataset_id} to ${node.host}`);
+            if (!a.json) io.err(`Moving ${nameOf(d) || d.dataset_id} to ${node.host}`);
+            const path = await waitForMounted(client, io, d.dataset_id, node.uuid, a.timeout);
+            print(a, { ...moved, path }, () => `${nameOf(d) || d.dataset_id} is mounted on ${node.host} at ${path}`);
+          }),
+        )
+        .command(
+          ['destroy <volume>', 'rm <volume>'],
+          'Delete a volume and its data',
+          (b) => waitOptions(b.positional('volume', { type: 'string', demandOption: true })),
+          run<GlobalArgs & { volume: string; wait: boolean; timeout: number }>(async (a, client) => {
+            const d = resolveDataset(await client.listDatasets(), a.volume);
+            const deleted = await client.deleteDataset(d.dataset_id);
+            if (a.wait) {
+              await waitUntil(client, io, a.timeout, (s) => (isGone(s, d.dataset_id) ? { done: true } : { step: 'unmounting, detaching and destroying' }));
+            }
+            print(a, deleted, () => `Destroyed ${nameOf(d) || d.dataset_id}`);
+          }),
+        )
+        .demandCommand(1, 'Name a volumes command: list, create, show, move or destroy'),
+    )
+    .command('nodes', 'List nodes', (n) =>
+      n
+        .command(
+          ['list', 'ls'],
+          'List the nodes that have reported',
+          (b) => b,
+          run<GlobalArgs>(async (a, client) => {
+            const snapshot = await client.waitForCluster(undefined, 0);
+            print(a, snapshot.nodes, () =>
+              table(
+                ['NODE', 'HOST', 'ALIVE', 'LAST SEEN', 'BACKEND', 'VOLUMES', 'ERRORS'],
+                snapshot.nodes.map((x) => [shortId(x.uuid), x.host, x.alive ? 'yes' : 'NO', relativeTime(new Date(x.last_seen)), x.backend, String(x.manifestations.length), String(x.errors.length)]),
+              ),
+            );
+          }),
+        )
+        .demandCommand(1, 'Name a nodes command: list'),
+    )
+    .command('leases', 'List, acquire and release leases', (l) =>
+      l
+        .command(
+          ['list', 'ls'],
+          'List leases',
+          (b) => b,
+          run<GlobalArgs>(async (a, client) => {
+            const [leases, datasets] = await Promise.all([client.listLeases(), client.listDatasets()]);
+            print(a, leases, () =>
+              table(
+                ['VOLUME', 'DATASET', 'NODE', 'EXPIRES'],
+                leases.map((x) => [nameOf(datasets.find((d) => d.dataset_id === x.dataset_id) ?? ({ metadata: {} } as DatasetConfiguration)) || '-', shortId(x.dataset_id), shortId(x.node_uuid), duration(x.expires)]),
+              ),
+            );
+          }),
+        )
+        .command(
+          'acquire <volume>',
+          'Pin a volume to a node (it cannot be moved or deleted while leased)',
+          (b) =>
+            b
+              .positional('volume', { type: 'string', demandOption: true })
+              .option('node', { type: 'string', describe: "Node (default: the volume's primary)" })
+              .option('expires', { type: 'number', describe: 'Seconds until the lease expires (default: never)' }),
+          run<GlobalArgs & { volume: string; node?: string; expires?: number }>(async (a, client) => {
+            const [datasets, snapshot] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0)]);
+            const d = resolveDataset(datasets, a.volume);
+            const nodeUuid = a.node ? resolveNode(snapshot.nodes, a.node).uuid : d.primary;
+            if (a.expires !== undefined && !(a.expires > 0)) throw new CliError(EXIT.USAGE, '--expires must be a positive number of seconds');
+            const lease = await client.acquireLease({ dataset_id: d.dataset_id, node_uuid: nodeUuid, expires: a.expires ?? null });
+            print(a, lease, () => `Leased ${nameOf(d) || d.dataset_id} to ${shortId(nodeUuid)} (expires ${duration(lease.expires)})`);
+          }),
+        )
+        .command(
+          'release <volume>',
+          'Release the lease on a volume',
+          (b) => b.positional('volume', { type: 'string', demandOption: true }),
+          run<GlobalArgs & { volume: string }>(async (a, client) => {
+            const d = resolveDataset(await client.listDatasets(), a.volume);
+            const lease = await client.releaseLease(d.dataset_id);
+            print(a, lease, () => `Released the lease on ${nameOf(d) || d.dataset_id}`);
+          }),
+        )
+        .demandCommand(1, 'Name a leases command: list, acquire or release'),
+    )
+    .command(
+      'status',
+      'Cluster health: nodes alive, volumes converged or not and why',
+      (b) => b,
+      run<GlobalArgs>(async (a, client) => {
+        const [version, datasets, snapshot] = await Promise.all([client.version(), client.listDatasets(), client.waitForCluster(undefined, 0)]);
+        const live = datasets.filter((d) => !d.deleted);
+        const problems: string[] = [];
+        for (const n of snapshot.nodes.filter((x) => !x.alive)) problems.push(`node ${n.host} (${shortId(n.uuid)}) is not alive; last seen ${relativeTime(new Date(n.last_seen))}`);
+        let converged = 0;
+        for (const d of live) {
+          const p = movePhase(snapshot, d.dataset_id, d.primary);
+          if (p.phase === 'mounted') converged++;
+          else if (p.phase === 'waiting') problems.push(`${nameOf(d) || shortId(d.dataset_id)}: ${p.step}${p.error ? ` — ${p.error}` : ''}`);
+        }
+        const alive = snapshot.nodes.filter((n) => n.alive).length;
+        const summary = { version: version.flocker, nodes: snapshot.nodes.length, nodes_alive: alive, volumes: live.length, volumes_converged: converged, problems };
+        print(a, summary, () =>
+          [
+            `Flocker ${version.flocker}`,
+            `Nodes:    ${alive}/${snapshot.nodes.length} alive`,
+            `Volumes:  ${converged}/${live.length} converged`,
+            ...(problems.length ? ['', 'Not converged:', ...problems.map((p) => `  - ${p}`)] : []),
+          ].join('\n'),
+        );
+        if (problems.length) process.exitCode = EXIT.FAILURE;
+      }),
+    )
+    .command('ca', "The cluster's certificate authority (same as flocker-ca)", (c) => caCommands(c))
+    .demandCommand(1, 'Name a command; see flocker --help')
+    .epilogue(
+      'Exit codes: 0 success, 1 failure (or not converged, for status), 2 usage, 3 not found, 4 conflict (e.g. leased), 5 timed out, 6 control service unreachable.\nVolumes may be named by name, id or id prefix; nodes by UUID, UUID prefix or address.',
+    )
+    .completion('completion', 'Print a bash completion script')
+    .strict()
+    .help()
+    .alias('h', 'help')
+    .version(false)
+    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    .fail((msg, err, y) => {
+      if (err) throw err;
+      io.err(`${y.help() && ''}flocker: ${msg}\nRun with --help for usage.`);
+      process.exit(EXIT.USAGE);
+    }) as unknown as Argv<GlobalArgs>;
+}

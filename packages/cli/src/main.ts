@@ -1,0 +1,15 @@
+#!/usr/bin/env node
+import { hideBin } from 'yargs/helpers';
+import { buildCli } from './cli';
+
+const io = {
+  out: (t: string) => process.stdout.write(`${t}\n`),
+  err: (t: string) => process.stderr.write(`${t}\n`),
+  interactive: Boolean(process.stderr.isTTY),
+};
+buildCli(hideBin(process.argv), io)
+  .parseAsync()
+  .catch((e: unknown) => {
+    process.stderr.write(`flocker: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  });

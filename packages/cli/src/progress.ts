@@ -1,0 +1,35 @@
+/**
+ * Where a dataset is on its way to being usable on a node, read from one
+ * cluster snapshot. Pure, so every phase is unit-tested.
+ */
+import type { ClusterSnapshot } from '@flocker/api';
+
+export type Phase =
+  | { phase: 'mounted'; path: string }
+  | { phase: 'deleted' }
+  | { phase: 'waiting'; step: string; error?: string; fatal?: boolean };
+
+export function movePhase(snapshot: ClusterSnapshot, datasetId: string, nodeUuid: string): Phase {
+  const node = snapshot.nodes.find((n) => n.uuid === nodeUuid);
+  if (!node) return { phase: 'waiting', step: 'waiting for the node to report', error: `node ${nodeUuid} has never reported`, fatal: true };
+  if (!node.alive) return { phase: 'waiting', step: 'waiting for the node', error: `node ${nodeUuid} (${node.host}) is not alive`, fatal: true };
+  const error = node.errors.find((e) => e.dataset_id === datasetId);
+  const withError = (step: string): Phase => (error ? { phase: 'waiting', step, error: `${error.action} failed (${error.attempts} attempts): ${error.message}` } : { phase: 'waiting', step });
+  const here = node.manifestations.find((m) => m.dataset_id === datasetId);
+  if (here?.status === 'mounted' && here.path) return { phase: 'mounted', path: here.path };
+  if (here?.status === 'attached') return withError('formatting and mounting');
+  const volume = snapshot.nodes.flatMap((n) => n.volumes ?? []).find((v) => v.dataset_id === datasetId);
+  if (!volume) return withError('creating');
+  if (volume.attached_to === null) return withError('attaching');
+  if (volume.attached_to === node.instance_id) return withError('attaching');
+  const holder = snapshot.nodes.find((n) => n.instance_id === volume.attached_to);
+  if (holder && !holder.alive) return withError(`waiting for dead node ${holder.host} to be fenced`);
+  return withError(`detaching from ${holder ? holder.host : volume.attached_to}`);
+}
+
+/** True once no node has the dataset and the backend holds no volume for it. */
+export function isGone(snapshot: ClusterSnapshot, datasetId: string): boolean {
+  return !snapshot.nodes.some(
+    (n) => n.manifestations.some((m) => m.dataset_id === datasetId) || (n.volumes ?? []).some((v) => v.dataset_id === datasetId),
+  );
+}
