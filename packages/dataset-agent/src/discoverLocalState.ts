@@ -1,0 +1,46 @@
+/** Observation: the pool as the driver lists it, plus devices, filesystems and mounts of this host. */
+import type { BlockDeviceApi } from '@flocker/storage-drivers';
+import type { HostMount, HostOps } from './HostOps';
+import type { DiscoveredVolume, LocalState } from './LocalState';
+
+export async function discoverLocalState(driver: BlockDeviceApi, host: HostOps, instanceId: string): Promise<LocalState> {
+  const [volumes, mounts] = await Promise.all([driver.listVolumes(), host.listMounts()]);
+  const discovered = await Promise.all(
+    volumes.map(async (v): Promise<DiscoveredVolume> => {
+      const base = {
+        blockdeviceId: v.blockdeviceId,
+        datasetId: v.datasetId,
+        size: v.size,
+        attachedTo: v.attachedTo,
+        ...(v.profile !== undefined ? { profile: v.profile } : {}),
+      };
+      if (v.attachedTo !== instanceId) return base;
+      let devicePath: string;
+      try {
+        devicePath = await driver.getDevicePath(v.blockdeviceId);
+      } catch {
+        return base; // device unknown: the decision waits, the next observation retries
+      }
+      const mountPoints = await mountPointsOf(host, devicePath, mounts);
+      // A mounted device has a filesystem; only probe the others (blkid costs a process).
+      let hasFilesystem: boolean | undefined = mountPoints.length > 0 ? true : undefined;
+      if (hasFilesystem === undefined) {
+        try {
+          hasFilesystem = await host.hasFilesystem(devicePath);
+        } catch {
+          hasFilesystem = undefined; // never guess "empty": that would lead to mkfs over data
+        }
+      }
+      return hasFilesystem === undefined ? { ...base, devicePath } : { ...base, devicePath, hasFilesystem, mountPoints };
+    }),
+  );
+  return { instanceId, volumes: discovered };
+}
+
+async function mountPointsOf(host: HostOps, devicePath: string, mounts: readonly HostMount[]): Promise<string[]> {
+  const number = await host.deviceNumber(devicePath);
+  return mounts
+    .filter((m) => m.device === devicePath || (number !== null && m.majorMinor === number))
+    .map((m) => m.mountPoint)
+    .sort();
+}

@@ -1,0 +1,96 @@
+/**
+ * Carries out one action. Each is idempotent: running it again after it (or a
+ * crash in the middle of it) already took effect is a no-op, so the loop can
+ * always simply retry what the next observation still asks for.
+ */
+import { isStorageError, type BlockDeviceApi } from '@flocker/storage-drivers';
+import type { HostOps } from './HostOps';
+import type { Action } from './LocalState';
+
+export interface ExecutionContext {
+  readonly driver: BlockDeviceApi;
+  readonly host: HostOps;
+  readonly instanceId: string;
+}
+
+export async function executeAction(action: Action, ctx: ExecutionContext): Promise<void> {
+  const { driver, host } = ctx;
+  switch (action.kind) {
+    case 'create': {
+      // Re-check just before creating: never a second volume for one dataset.
+      const existing = (await driver.listVolumes()).some((v) => v.datasetId === action.datasetId);
+      if (existing) return;
+      await driver.createVolume(action.datasetId, action.size, action.profile !== undefined ? { profile: action.profile } : {});
+      return;
+    }
+    case 'attach':
+      try {
+        await driver.attachVolume(action.blockdeviceId, ctx.instanceId);
+      } catch (e) {
+        if (isStorageError(e, 'ALREADY_ATTACHED') && (await attachedTo(driver, action.blockdeviceId)) === ctx.instanceId) return;
+        throw e;
+      }
+      return;
+    case 'format':
+      try {
+        await host.makeFilesystem(action.devicePath);
+      } catch (e) {
+        // Already formatted (say, by a run that crashed after mkfs): done, and nothing overwritten.
+        if (isStorageError(e, 'FILESYSTEM_EXISTS')) return;
+        throw e;
+      }
+      return;
+    case 'mount': {
+      await host.mkdirp(action.mountPath);
+      if (await isMountedAt(host, action.devicePath, action.mountPath)) return;
+      await host.mount(action.devicePath, action.mountPath);
+      return;
+    }
+    case 'unmount': {
+      const mounted = (await host.listMounts()).some((m) => m.mountPoint === action.mountPath);
+      if (mounted) await host.unmount(action.mountPath);
+      return;
+    }
+    case 'detach':
+      await detach(driver, action.blockdeviceId, false);
+      return;
+    case 'forceDetach':
+      await detach(driver, action.blockdeviceId, true);
+      return;
+    case 'destroy':
+      if (action.detachFirst) await detach(driver, action.blockdeviceId, false);
+      try {
+        await driver.destroyVolume(action.blockdeviceId);
+      } catch (e) {
+        if (isStorageError(e, 'UNKNOWN_VOLUME')) return;
+        throw e;
+      }
+      return;
+    case 'resize': {
+      if (driver.resizeVolume === undefined) return;
+      await driver.resizeVolume(action.blockdeviceId, action.size);
+      await host.resizeFilesystem(action.devicePath);
+      return;
+    }
+  }
+}
+
+async function detach(driver: BlockDeviceApi, blockdeviceId: string, force: boolean): Promise<void> {
+  try {
+    await driver.detachVolume(blockdeviceId, force ? { force: true } : {});
+  } catch (e) {
+    if (isStorageError(e, 'UNATTACHED') || isStorageError(e, 'UNKNOWN_VOLUME')) return;
+    throw e;
+  }
+}
+
+async function attachedTo(driver: BlockDeviceApi, blockdeviceId: string): Promise<string | null | undefined> {
+  return (await driver.listVolumes()).find((v) => v.blockdeviceId === blockdeviceId)?.attachedTo;
+}
+
+async function isMountedAt(host: HostOps, devicePath: string, mountPath: string): Promise<boolean> {
+  const number = await host.deviceNumber(devicePath);
+  return (await host.listMounts()).some(
+    (m) => m.mountPoint === mountPath && (m.device === devicePath || (number !== null && m.majorMinor === number)),
+  );
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+/** flocker-dataset-agent: converges this node's datasets with the control service's configuration. */
+import yargs from 'yargs';
+import { DEFAULT_CONFIG_PATH, loadAgentConfig } from './config';
+import { errorCode, errorMessage, isAgentError } from './errors';
+import { createAgentLogger } from './logger';
+import { startDatasetAgent } from './startDatasetAgent';
+
+async function main(): Promise<void> {
+  const argv = yargs(process.argv.slice(2))
+    .scriptName('flocker-dataset-agent')
+    .usage('$0 [--config <agent.yml>]')
+    .option('config', { type: 'string', default: DEFAULT_CONFIG_PATH, describe: 'agent configuration file (YAML)' })
+    .strict()
+    .help()
+    .parseSync();
+
+  let config;
+  try {
+    config = loadAgentConfig(argv.config);
+  } catch (e) {
+    process.stderr.write(`flocker-dataset-agent: ${errorMessage(e)}\n`);
+    process.exit(2);
+  }
+  const logger = createAgentLogger(config.agent.log_level);
+  const agent = await startDatasetAgent({ config, logger });
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('stopping: finishing the current actions', { signal });
+    agent.stop().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        logger.error('stop failed', { error: errorMessage(e) });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`flocker-dataset-agent: ${errorMessage(e)} (${errorCode(e)})\n`);
+  process.exit(isAgentError(e) ? 2 : 1);
+});
