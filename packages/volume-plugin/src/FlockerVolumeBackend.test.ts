@@ -1,0 +1,175 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { FlockerClient, METADATA_PROFILE_KEY } from '@flocker/api';
+import { MemoryConfigurationStore, startControlService, type ControlService } from '@flocker/control-api';
+import * as winston from 'winston';
+import { FakeDatasetAgent } from './FakeDatasetAgent';
+import { FlockerVolumeBackend } from './FlockerVolumeBackend';
+import { MountRegistry } from './MountRegistry';
+
+const NODE_A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+const NODE_B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+const GiB = 1024 ** 3;
+const logger = winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });
+
+describe('FlockerVolumeBackend against a real control service', () => {
+  let control: ControlService;
+  let client: FlockerClient;
+  let dir: string;
+  let agentA: FakeDatasetAgent;
+  let agentB: FakeDatasetAgent;
+  const backends: FlockerVolumeBackend[] = [];
+
+  async function backendFor(node: string, mountTimeoutMs = 5_000): Promise<FlockerVolumeBackend> {
+    const registry = await MountRegistry.load(path.join(dir, node, 'plugin-mounts.json'));
+    const b = new FlockerVolumeBackend({ client, nodeUuid: node, registry, logger, mountTimeoutMs, removeTimeoutMs: 5_000, defaultSize: GiB, pollMs: 1_000 });
+    await b.start();
+    backends.push(b);
+    return b;
+  }
+
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-backend-'));
+    control = await startControlService({ port: 0, host: '127.0.0.1', store: new MemoryConfigurationStore(), logger });
+    client = new FlockerClient({ baseUrl: control.url });
+    agentA = new FakeDatasetAgent(control.url, NODE_A, 'host-a', '/flocker-a');
+    agentB = new FakeDatasetAgent(control.url, NODE_B, 'host-b', '/flocker-b');
+    await agentA.start();
+    await agentB.start();
+  });
+
+  afterEach(async () => {
+    for (const b of backends.splice(0)) await b.close();
+    await agentA.stop();
+    await agentB.stop();
+    await control.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('Create makes a dataset on this node named after the volume, once', async () => {
+    const a = await backendFor(NODE_A);
+    await a.create({ Name: 'vol1', Opts: { size: '2G', profile: 'gold' } });
+    await a.create({ Name: 'vol1', Opts: { size: '2G' } });
+    const datasets = await client.listDatasets();
+    expect(datasets).toHaveLength(1);
+    expect(datasets[0]).toMatchObject({ primary: NODE_A, maximum_size: 2 * GiB, metadata: { name: 'vol1', [METADATA_PROFILE_KEY]: 'gold' } });
+    expect((await a.list()).Volumes).toEqual([expect.objectContaining({ Name: 'vol1' })]);
+  });
+
+  it('Create with the default size, and bad input creates nothing', async () => {
+    const a = await backendFor(NODE_A);
+    await a.create({ Name: 'vol1' });
+    expect((await client.listDatasets())[0]?.maximum_size).toBe(GiB);
+    await expect(a.create({ Name: 'v2', Opts: { size: 'huge' } })).rejects.toMatchObject({ code: 'INVALID_SIZE' });
+    await expect(a.create({ Name: 'v2', Opts: { size: '1M' } })).rejects.toThrow(/too small/);
+    await expect(a.create({ Name: '-bad' })).rejects.toMatchObject({ code: 'INVALID_NAME' });
+    await expect(a.create({ Name: 'v2', Opts: { colour: 'red' } })).rejects.toThrow(/unknown volume option "colour"/);
+    expect(await client.listDatasets()).toHaveLength(1);
+  });
+
+  it('Mount waits for the agent, counts IDs, and Unmount of the last releases the lease', async () => {
+    const a = await backendFor(NODE_A);
+    await a.create({ Name: 'vol1' });
+    const [d] = await client.listDatasets();
+    const m1 = await a.mount({ Name: 'vol1', ID: 'c1' });
+    expect(m1.Mountpoint).toBe(`/flocker-a/${d?.dataset_id}`);
+    expect(await client.listLeases()).toEqual([{ dataset_id: d?.dataset_id, node_uuid: NODE_A, expires: null }]);
+    expect((await a.mount({ Name: 'vol1', ID: 'c2' })).Mountpoint).toBe(m1.Mountpoint);
+    expect(await a.path({ Name: 'vol1' })).toEqual({ Mountpoint: m1.Mountpoint });
+    const got = await a.get({ Name: 'vol1' });
+    expect(got.Volume).toMatchObject({ Name: 'vol1', Mountpoint: m1.Mountpoint, Status: { dataset_id: d?.dataset_id, size: '1 GiB', node: 'host-a', state: 'mounted', in_use_on: 'host-a' } });
+    await a.unmount({ Name: 'vol1', ID: 'c1' });
+    expect(await client.listLeases()).toHaveLength(1);
+    await a.unmount({ Name: 'vol1', ID: 'c2' });
+    expect(await client.listLeases()).toEqual([]);
+  });
+
+  it('Mount on another host fails fast while a container uses the volume, then moves it once released', async () => {
+    const a = await backendFor(NODE_A);
+    const b = await backendFor(NODE_B);
+    await a.create({ Name: 'vol1' });
+    await a.mount({ Name: 'vol1', ID: 'c1' });
+    const started = Date.now();
+    await expect(b.mount({ Name: 'vol1', ID: 'x' })).rejects.toThrow('volume vol1 is in use by a container on host host-a.');
+    expect(Date.now() - started).toBeLessThan(1_000);
+    await expect(b.remove({ Name: 'vol1' })).rejects.toThrow(/in use by a container on host host-a/);
+    await a.unmount({ Name: 'vol1', ID: 'c1' });
+    const [d] = await client.listDatasets();
+    const m = await b.mount({ Name: 'vol1', ID: 'x' });
+    expect(m.Mountpoint).toBe(`/flocker-b/${d?.dataset_id}`);
+    expect((await client.listDatasets())[0]?.primary).toBe(NODE_B);
+    expect(await a.path({ Name: 'vol1' })).toEqual({});
+    expect((await a.get({ Name: 'vol1' })).Volume.Status).toMatchObject({ node: 'host-b' });
+  });
+
+  it('Mount times out with the agent’s error and lets the volume go', async () => {
+    const a = await backendFor(NODE_A, 1_500);
+    await a.create({ Name: 'vol1' });
+    const [d] = await client.listDatasets();
+    agentA.failing.set(d!.dataset_id, 'mkfs failed: no space left on device');
+    await agentA.poke();
+    await expect(a.mount({ Name: 'vol1', ID: 'c1' })).rejects.toThrow(
+      /Timed out after 2 s waiting for volume vol1 to be mounted on this host\. The dataset agent reports: mkfs failed/,
+    );
+    expect(await client.listLeases()).toEqual([]);
+  });
+
+  it('Mount completes as soon as a slow agent reports, without polling', async () => {
+    const a = await backendFor(NODE_B);
+    const b = await backendFor(NODE_A);
+    await b.create({ Name: 'vol1' }); // primary A
+    agentB.paused = true;
+    const mounting = a.mount({ Name: 'vol1', ID: 'c1' });
+    await new Promise((r) => setTimeout(r, 300));
+    agentB.paused = false;
+    const t = Date.now();
+    await agentB.poke();
+    await expect(mounting).resolves.toMatchObject({ Mountpoint: expect.stringMatching(/^\/flocker-b\//) });
+    expect(Date.now() - t).toBeLessThan(500);
+  });
+
+  it('Remove is refused while mounted here, then deletes the dataset', async () => {
+    const a = await backendFor(NODE_A);
+    await a.create({ Name: 'vol1' });
+    await a.mount({ Name: 'vol1', ID: 'c1' });
+    await expect(a.remove({ Name: 'vol1' })).rejects.toThrow('volume vol1 is in use by 1 container on this host; remove it first.');
+    await a.unmount({ Name: 'vol1', ID: 'c1' });
+    await a.remove({ Name: 'vol1' });
+    expect((await client.listDatasets())[0]?.deleted).toBe(true);
+    expect((await a.list()).Volumes).toEqual([]);
+    await expect(a.get({ Name: 'vol1' })).rejects.toThrow('no such volume: vol1');
+    await a.remove({ Name: 'vol1' }); // idempotent
+  });
+
+  it('mount IDs survive a plugin restart; stale ones are dropped', async () => {
+    let a = await backendFor(NODE_A);
+    await a.create({ Name: 'vol1' });
+    await a.create({ Name: 'vol2' });
+    await a.mount({ Name: 'vol1', ID: 'c1' });
+    await a.mount({ Name: 'vol1', ID: 'c2' });
+    await a.mount({ Name: 'vol2', ID: 'c3' });
+    await a.close();
+    // While the plugin is down: vol2's lease disappears and it moves away.
+    const vol2 = (await client.listDatasets()).find((d) => d.metadata.name === 'vol2')!;
+    await client.releaseLease(vol2.dataset_id);
+    await client.updateDataset(vol2.dataset_id, { primary: NODE_B });
+    // And vol1's lease is lost too (e.g. released by an administrator): it is re-taken.
+    const vol1 = (await client.listDatasets()).find((d) => d.metadata.name === 'vol1')!;
+    await client.releaseLease(vol1.dataset_id);
+    await new Promise((r) => setTimeout(r, 200)); // let agent A report vol2 gone
+    a = await backendFor(NODE_A);
+    expect(await client.listLeases()).toEqual([{ dataset_id: vol1.dataset_id, node_uuid: NODE_A, expires: null }]);
+    await a.unmount({ Name: 'vol1', ID: 'c1' });
+    expect(await client.listLeases()).toHaveLength(1);
+    await a.unmount({ Name: 'vol1', ID: 'c2' });
+    expect(await client.listLeases()).toEqual([]);
+    const saved: unknown = JSON.parse(fs.readFileSync(path.join(dir, NODE_A, 'plugin-mounts.json'), 'utf8'));
+    expect(saved).toEqual({ version: 1, volumes: {} });
+  });
+
+  it('Capabilities say global scope', async () => {
+    const a = await backendFor(NODE_A);
+    expect(await a.capabilities()).toEqual({ Capabilities: { Scope: 'global' } });
+  });
+});
