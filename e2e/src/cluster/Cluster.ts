@@ -1,0 +1,230 @@
+/**
+ * startCluster(): N simulated Docker hosts plus a control service on one machine.
+ * See e2e/README.md for the layout and shared/notes/cluster-harness.md for why
+ * each namespace trick is needed.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { FlockerClient } from '@flocker/api';
+import { ClusterHost, type ComponentCommands } from './Host';
+import { buildTinyImage } from './image';
+import { clusterLayout, MAX_SLOTS, type ClusterLayout } from './layout';
+import { addNetns, createControlNetns, createHostMountNs, createHostNetns, createSwitch, ensurePinDir, inNetns } from './namespaces';
+import { isAlive, readPidFile, spawnDetached, stopPid } from './processes';
+import { ClusterError, run, waitFor } from './run';
+import { readState, writeState, type ClusterStateFile } from './state';
+import { teardown, type TeardownReport } from './teardown';
+
+export interface ClusterOptions {
+  hosts: number;
+  /** Where all state lives; default a fresh temporary directory, removed on stop(). */
+  baseDir?: string;
+  /** Start a dockerd per host (and, unless withPlugin is false, the volume plugin). Default false. */
+  withDocker?: boolean;
+  withPlugin?: boolean;
+  /** Start a dataset agent per host. Default true. */
+  withAgents?: boolean;
+  /** Control service --node-timeout. Default 10. */
+  nodeTimeoutSeconds?: number;
+  /** Override how components are launched. */
+  commands?: Partial<ComponentCommands>;
+  /** Per-component start-up limit. Default 30 s. */
+  startTimeoutMs?: number;
+}
+
+export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
+
+export const defaultCommands: ComponentCommands = {
+  control: ({ port, dataDir, nodeTimeoutSeconds }) => [
+    process.execPath,
+    path.join(REPO_ROOT, 'packages/control-api/dist/main.js'),
+    '--port',
+    String(port),
+    '--host',
+    '0.0.0.0',
+    '--data-dir',
+    dataDir,
+    '--node-timeout',
+    String(nodeTimeoutSeconds),
+  ],
+  agent: ({ config }) => [process.execPath, path.join(REPO_ROOT, 'packages/dataset-agent/dist/main.js'), '--config', config],
+  plugin: ({ agentConfig, socket }) => [
+    process.execPath,
+    path.join(REPO_ROOT, 'packages/volume-plugin/dist/main.js'),
+    '--agent-config',
+    agentConfig,
+    '--socket',
+    socket,
+  ],
+  dockerd: ({ daemonJson }) => ['dockerd', '--config-file', daemonJson],
+};
+
+export class Cluster {
+  readonly client: FlockerClient;
+  readonly hosts: ClusterHost[];
+  private stopped = false;
+
+  constructor(
+    readonly layout: ClusterLayout,
+    readonly state: ClusterStateFile,
+    readonly commands: ComponentCommands,
+    startTimeoutMs = 30_000,
+  ) {
+    this.client = new FlockerClient({ baseUrl: layout.controlUrl, timeoutMs: 10_000 });
+    const ctx = {
+      cluster: layout,
+      commands,
+      client: this.client,
+      withAgents: state.withAgents,
+      withPlugin: state.withPlugin,
+      withDocker: state.withDocker,
+      startTimeoutMs,
+      dockerCliEnv: { ...process.env, DOCKER_CONFIG: path.join(layout.baseDir, 'docker-cli') },
+    };
+    this.hosts = layout.hosts.map((h) => new ClusterHost(h, ctx));
+  }
+
+  get baseDir(): string {
+    return this.layout.baseDir;
+  }
+
+  host(name: string): ClusterHost {
+    const h = this.hosts.find((x) => x.name === name);
+    if (h === undefined) throw new ClusterError('HOST_UNKNOWN', `no host named ${name}; hosts are ${this.hosts.map((x) => x.name).join(', ')}`);
+    return h;
+  }
+
+  /** Runs argv in the control service's network namespace. */
+  execInControlNetns(argv: readonly string[]): ReturnType<typeof run> {
+    return run([...inNetns(this.layout.controlNetns), ...argv]);
+  }
+
+  controlPid(): number | undefined {
+    const pid = readPidFile(this.layout.controlPidFile);
+    return pid !== undefined && isAlive(pid) ? pid : undefined;
+  }
+
+  async startControl(): Promise<void> {
+    if (this.controlPid() !== undefined) throw new ClusterError('ALREADY_RUNNING', 'the control service is running');
+    const l = this.layout;
+    fs.mkdirSync(l.controlDir, { recursive: true });
+    const argv = this.commands.control({ port: l.controlPort, dataDir: path.join(l.controlDir, 'data'), nodeTimeoutSeconds: this.state.nodeTimeoutSeconds });
+    const pid = spawnDetached([...inNetns(l.controlNetns), ...argv], path.join(l.controlDir, 'control.log'));
+    fs.writeFileSync(l.controlPidFile, `${pid}\n`);
+    await waitFor(
+      'the control service to answer',
+      async () => {
+        if (!isAlive(pid)) throw new ClusterError('COMPONENT_EXITED', `the control service exited; see ${l.controlDir}/control.log`);
+        return await this.client.version();
+      },
+      { timeoutMs: 30_000, intervalMs: 50 },
+    );
+  }
+
+  killControl(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    return stopPid(this.controlPid(), signal);
+  }
+
+  /** Removes every trace of the cluster. Safe to call twice and after a failed start. */
+  async stop(): Promise<TeardownReport> {
+    this.stopped = true;
+    const keep = process.env.FLOCKER_E2E_KEEP === '1';
+    const report = await teardown(this.layout, { removeBaseDir: this.state.removeBaseDir && !keep });
+    // Logs stay in a kept baseDir; the state file goes once nothing is left to clean.
+    if (report.survivors.length === 0 && report.loopDevicesLeft.length === 0) {
+      fs.rmSync(this.layout.stateFile, { force: true });
+    }
+    return report;
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+}
+
+function requireRoot(): void {
+  if (process.getuid?.() !== 0) throw new ClusterError('NOT_ROOT', 'the cluster harness needs root (namespaces, mounts, loop devices)');
+}
+
+async function claimSlot(): Promise<number> {
+  for (let slot = 0; slot < MAX_SLOTS; slot++) {
+    if (fs.existsSync(`/run/netns/fl${slot}-sw`) || fs.existsSync(`/sys/class/net/fl${slot}-ctl`)) continue;
+    try {
+      await addNetns(`fl${slot}-sw`); // atomic: fails if another cluster took it meanwhile
+      return slot;
+    } catch {
+      // taken concurrently; try the next one
+    }
+  }
+  throw new ClusterError('NO_FREE_SLOT', `all ${MAX_SLOTS} cluster slots are in use; run scripts/cluster.sh down`);
+}
+
+/** Prepares baseDir: a fresh temp dir, or a given dir whose previous cluster (if any) is torn down first. */
+async function prepareBaseDir(given: string | undefined): Promise<{ baseDir: string; removeBaseDir: boolean }> {
+  if (given === undefined) return { baseDir: fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-e2e-')), removeBaseDir: true };
+  const baseDir = path.resolve(given);
+  const old = readState(path.join(baseDir, 'cluster.json'));
+  if (old !== undefined) {
+    if (fs.existsSync(`/run/netns/fl${old.slot}-sw`)) {
+      throw new ClusterError('CLUSTER_RUNNING', `a cluster is already running in ${baseDir}; stop it first (scripts/cluster.sh down)`);
+    }
+    await teardown(clusterLayout(baseDir, old.slot, old.hosts));
+  }
+  if (fs.existsSync(baseDir) && fs.readdirSync(baseDir).length > 0) {
+    const looksOurs = fs.existsSync(path.join(baseDir, 'hosts')) || fs.existsSync(path.join(baseDir, 'control'));
+    if (!looksOurs) throw new ClusterError('BASE_DIR_NOT_EMPTY', `${baseDir} is not empty and is not a cluster directory`);
+    fs.rmSync(baseDir, { recursive: true, force: true });
+  }
+  fs.mkdirSync(baseDir, { recursive: true });
+  return { baseDir, removeBaseDir: false };
+}
+
+export async function startCluster(options: ClusterOptions): Promise<Cluster> {
+  requireRoot();
+  const { baseDir, removeBaseDir } = await prepareBaseDir(options.baseDir);
+  const withDocker = options.withDocker ?? false;
+  const slot = await claimSlot();
+  const layout = clusterLayout(baseDir, slot, options.hosts);
+  const state: ClusterStateFile = {
+    version: 1,
+    slot,
+    baseDir,
+    hosts: options.hosts,
+    withDocker,
+    withPlugin: withDocker && (options.withPlugin ?? true),
+    withAgents: options.withAgents ?? true,
+    nodeTimeoutSeconds: options.nodeTimeoutSeconds ?? 10,
+    createdAt: new Date().toISOString(),
+    removeBaseDir,
+  };
+  writeState(layout.stateFile, state);
+  const cluster = new Cluster(layout, state, { ...defaultCommands, ...options.commands }, options.startTimeoutMs);
+  try {
+    fs.mkdirSync(layout.poolDir, { recursive: true });
+    const image = withDocker ? buildTinyImage(layout.imageTar) : Promise.resolve('');
+    image.catch(() => undefined); // awaited below; avoid an unhandled rejection meanwhile
+    await ensurePinDir(layout.nsDir);
+    await createSwitch(layout);
+    await createControlNetns(layout);
+    for (const h of layout.hosts) await createHostNetns(layout, h);
+    await Promise.all(layout.hosts.map((h) => createHostMountNs(h)));
+    for (const h of cluster.hosts) h.prepare();
+    await cluster.startControl();
+    await image;
+    await Promise.all(cluster.hosts.map((h) => h.start()));
+    return cluster;
+  } catch (err) {
+    await cluster.stop().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Reattaches to a cluster started by another process (the CLI). */
+export function openCluster(baseDir: string, commands: Partial<ComponentCommands> = {}): Cluster {
+  const state = readState(path.join(path.resolve(baseDir), 'cluster.json'));
+  if (state === undefined) throw new ClusterError('NO_CLUSTER', `no cluster in ${baseDir} (no cluster.json)`);
+  return new Cluster(clusterLayout(state.baseDir, state.slot, state.hosts), state, { ...defaultCommands, ...commands });
+}
+
+export { run };

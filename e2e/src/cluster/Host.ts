@@ -1,0 +1,242 @@
+/**
+ * One simulated host: its own net + mount + UTS namespaces, running a dataset
+ * agent, the Docker volume plugin and a dockerd, all in the same mount ns (P3).
+ */
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import type { FlockerClient } from '@flocker/api';
+import { TINY_IMAGE } from './image';
+import { agentConfigYaml, daemonConfig, type ClusterLayout, type HostLayout } from './layout';
+import { createHostMountNs, inHost, releaseHostMountNs, setHostLink } from './namespaces';
+import { isAlive, readPidFile, removeCgroup, spawnDetached, stopPid } from './processes';
+import { ClusterError, run, waitFor, type RunOptions, type RunResult } from './run';
+import { killHostProcesses } from './teardown';
+
+export const PLUGIN_SOCKET = '/run/docker/plugins/flocker.sock';
+export const VOLUME_DRIVER = 'flocker';
+
+/** argv of each component; the defaults run this repository's built packages. */
+export interface ComponentCommands {
+  control: (a: { port: number; dataDir: string; nodeTimeoutSeconds: number }) => string[];
+  agent: (a: { config: string }) => string[];
+  plugin: (a: { agentConfig: string; socket: string }) => string[];
+  dockerd: (a: { daemonJson: string }) => string[];
+}
+
+export interface HostContext {
+  cluster: ClusterLayout;
+  commands: ComponentCommands;
+  client: FlockerClient;
+  withAgents: boolean;
+  withPlugin: boolean;
+  withDocker: boolean;
+  startTimeoutMs: number;
+  dockerCliEnv: NodeJS.ProcessEnv;
+}
+
+export class ClusterHost {
+  constructor(
+    readonly layout: HostLayout,
+    private readonly ctx: HostContext,
+  ) {}
+
+  get name(): string {
+    return this.layout.name;
+  }
+  get address(): string {
+    return this.layout.address;
+  }
+
+  /** Runs argv inside this host's namespaces (nsenter). Throws on non-zero exit unless check: false. */
+  exec(argv: readonly string[], opts?: RunOptions): Promise<RunResult> {
+    return run([...inHost(this.layout), ...argv], opts);
+  }
+
+  /** Runs the docker CLI against this host's daemon. */
+  docker(args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    return run(['docker', '-H', `unix://${this.layout.dockerSocket}`, ...args], {
+      timeoutMs: 120_000,
+      env: this.ctx.dockerCliEnv,
+      ...opts,
+    });
+  }
+
+  /** The node UUID the agent persisted, or undefined before its first start. */
+  nodeUuid(): string | undefined {
+    try {
+      const doc: unknown = JSON.parse(fs.readFileSync(path.join(this.layout.stateDir, 'node.json'), 'utf8'));
+      if (typeof doc === 'object' && doc !== null && 'uuid' in doc && typeof doc.uuid === 'string') return doc.uuid;
+    } catch {
+      // not created yet
+    }
+    return undefined;
+  }
+
+  /** Like nodeUuid(), but throws when the agent never ran. */
+  requireNodeUuid(): string {
+    const uuid = this.nodeUuid();
+    if (uuid === undefined) throw new ClusterError('NODE_UNKNOWN', `host ${this.name} has no node UUID yet (agent never started)`);
+    return uuid;
+  }
+
+  era(): string {
+    return fs.readFileSync(this.layout.eraFile, 'utf8').trim();
+  }
+
+  /** Writes the host's files (configs, era); called once when the host is created. */
+  prepare(): void {
+    const h = this.layout;
+    for (const d of [h.dir, h.stateDir, h.mountRoot, h.logDir]) fs.mkdirSync(d, { recursive: true });
+    fs.writeFileSync(h.agentConfig, agentConfigYaml(this.ctx.cluster, h));
+    fs.writeFileSync(h.daemonJson, JSON.stringify(daemonConfig(h), null, 2) + '\n');
+    if (!fs.existsSync(h.eraFile)) this.newEra();
+  }
+
+  private newEra(): void {
+    fs.writeFileSync(this.layout.eraFile, randomUUID() + '\n');
+  }
+
+  private spawnInHost(argv: string[], log: string, pidFile: string): number {
+    const pid = spawnDetached([...inHost(this.layout), ...argv], path.join(this.layout.logDir, log));
+    fs.writeFileSync(pidFile, `${pid}\n`);
+    return pid;
+  }
+
+  private async ensureExited(pid: number, what: string): Promise<void> {
+    if (!isAlive(pid)) {
+      throw new ClusterError(
+        'COMPONENT_EXITED',
+        `${what} on host ${this.name} exited during start-up; see ${this.layout.logDir}`,
+      );
+    }
+  }
+
+  /** Starts the dataset agent and waits until the control service knows this host's current era. */
+  async startAgent(): Promise<string> {
+    if (this.agentPid() !== undefined) throw new ClusterError('ALREADY_RUNNING', `agent on host ${this.name} is running`);
+    const pid = this.spawnInHost(this.ctx.commands.agent({ config: this.layout.agentConfig }), 'agent.log', this.layout.agentPidFile);
+    const era = this.era();
+    return waitFor(
+      `agent of host ${this.name} to report era ${era}`,
+      async () => {
+        await this.ensureExited(pid, 'the dataset agent');
+        return await this.ctx.client.nodeByEra(era);
+      },
+      { timeoutMs: this.ctx.startTimeoutMs, intervalMs: 50 },
+    );
+  }
+
+  async startPlugin(): Promise<void> {
+    if (this.pluginPid() !== undefined) throw new ClusterError('ALREADY_RUNNING', `plugin on host ${this.name} is running`);
+    const pid = this.spawnInHost(
+      this.ctx.commands.plugin({ agentConfig: this.layout.agentConfig, socket: PLUGIN_SOCKET }),
+      'plugin.log',
+      this.layout.pluginPidFile,
+    );
+    // The socket lives in the host's private /run; /proc/<pid>/root shows that mount ns.
+    await waitFor(
+      `plugin socket on host ${this.name}`,
+      async () => {
+        await this.ensureExited(pid, 'the volume plugin');
+        return fs.existsSync(`/proc/${pid}/root${PLUGIN_SOCKET}`) ? true : undefined;
+      },
+      { timeoutMs: this.ctx.startTimeoutMs, intervalMs: 25 },
+    );
+  }
+
+  async startDocker(): Promise<void> {
+    if (this.dockerPid() !== undefined) throw new ClusterError('ALREADY_RUNNING', `dockerd on host ${this.name} is running`);
+    fs.rmSync(this.layout.dockerSocket, { force: true });
+    const pid = this.spawnInHost(this.ctx.commands.dockerd({ daemonJson: this.layout.daemonJson }), 'dockerd.log', this.layout.dockerPidFile);
+    await waitFor(
+      `dockerd on host ${this.name}`,
+      async () => {
+        await this.ensureExited(pid, 'dockerd');
+        return (await pingDocker(this.layout.dockerSocket)) ? true : undefined;
+      },
+      { timeoutMs: this.ctx.startTimeoutMs, intervalMs: 25 },
+    );
+    const has = await this.docker(['image', 'inspect', '--format', '{{.Id}}', TINY_IMAGE], { check: false });
+    if (has.code !== 0) await this.docker(['import', this.ctx.cluster.imageTar, TINY_IMAGE]);
+  }
+
+  agentPid(): number | undefined {
+    return livePid(this.layout.agentPidFile);
+  }
+  pluginPid(): number | undefined {
+    return livePid(this.layout.pluginPidFile);
+  }
+  dockerPid(): number | undefined {
+    return livePid(this.layout.dockerPidFile);
+  }
+
+  killAgent(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    return stopPid(this.agentPid(), signal);
+  }
+  killPlugin(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    return stopPid(this.pluginPid(), signal);
+  }
+  /** Stops dockerd only; with SIGKILL its containerd and containers keep running, as after a daemon crash. */
+  killDocker(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    return stopPid(this.dockerPid(), signal, 20_000);
+  }
+
+  /** Network partition: the host keeps running but cannot reach anyone. */
+  disconnect(): Promise<void> {
+    return setHostLink(this.layout, false);
+  }
+  reconnect(): Promise<void> {
+    return setHostLink(this.layout, true);
+  }
+
+  /** Starts what this host is configured to run, in the safe order: agent, plugin, then dockerd (P10). */
+  async start(): Promise<void> {
+    if (this.ctx.withAgents) await this.startAgent();
+    if (this.ctx.withPlugin) await this.startPlugin();
+    if (this.ctx.withDocker) await this.startDocker();
+  }
+
+  /** Hard power-off: every process of the host dies, its mount namespace and all mounts in it vanish. */
+  async powerOff(): Promise<void> {
+    const left = await killHostProcesses(this.layout);
+    if (left.length > 0) throw new ClusterError('KILL_FAILED', `host ${this.name}: processes ${left.join(', ')} survived SIGKILL`);
+    await releaseHostMountNs(this.layout);
+    removeCgroup(this.layout.cgroupParent);
+    // /run is a tmpfs in real life: dockerd's runtime state does not survive a boot.
+    fs.rmSync(path.join(this.layout.dir, 'docker-exec'), { recursive: true, force: true });
+  }
+
+  /** Boots after powerOff(): a new era, a fresh mount namespace, then start(). */
+  async powerOn(): Promise<void> {
+    this.newEra();
+    await createHostMountNs(this.layout);
+    await this.start();
+  }
+
+  /** Simulated reboot: powerOff() then powerOn(). Loop devices stay attached, like cloud volumes. */
+  async reboot(): Promise<void> {
+    await this.powerOff();
+    await this.powerOn();
+  }
+}
+
+function livePid(file: string): number | undefined {
+  const pid = readPidFile(file);
+  return pid !== undefined && isAlive(pid) ? pid : undefined;
+}
+
+export function pingDocker(socketPath: string, timeoutMs = 1_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get({ socketPath, path: '/_ping', timeout: timeoutMs }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => {
+      req.destroy();
+      resolve(false);
+    });
+  });
+}

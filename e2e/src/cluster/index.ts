@@ -1,0 +1,6 @@
+export { startCluster, openCluster, Cluster, defaultCommands, REPO_ROOT, type ClusterOptions } from './Cluster';
+export { ClusterHost, PLUGIN_SOCKET, VOLUME_DRIVER, pingDocker, type ComponentCommands } from './Host';
+export { clusterLayout, type ClusterLayout, type HostLayout } from './layout';
+export { TINY_IMAGE } from './image';
+export { ClusterError, run, sleep, waitFor, type RunResult, type RunOptions } from './run';
+export { teardown, type TeardownReport } from './teardown';

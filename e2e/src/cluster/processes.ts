@@ -1,0 +1,161 @@
+/**
+ * Finding and ending the harness's processes. Membership is decided by
+ * namespace inode or cgroup, never by process name, so only processes that
+ * run inside this cluster's own namespaces are ever signalled.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { sleep } from './run';
+
+/** Starts a long-lived process in its own session, output appended to logFile. */
+export function spawnDetached(argv: readonly string[], logFile: string, env?: NodeJS.ProcessEnv): number {
+  const [cmd, ...args] = argv;
+  if (cmd === undefined) throw new RangeError('empty command line');
+  fs.mkdirSync(path.dirname(logFile), { recursive: true });
+  const fd = fs.openSync(logFile, 'a');
+  try {
+    fs.writeSync(fd, `\n--- ${new Date().toISOString()} ${argv.join(' ')}\n`);
+    const child = spawn(cmd, args, { detached: true, stdio: ['ignore', fd, fd], env: env ?? process.env });
+    child.unref();
+    if (child.pid === undefined) throw new Error(`cannot start ${cmd}`);
+    return child.pid;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    // A zombie still answers kill(0); look at its state too.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+/** Inode of a namespace file (a pin such as /run/netns/x, or /proc/<pid>/ns/mnt). */
+export function namespaceInode(file: string): number | undefined {
+  try {
+    return fs.statSync(file).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+function allPids(): number[] {
+  return fs
+    .readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
+    .filter((p) => p !== process.pid);
+}
+
+/** Pids whose `kind` namespace is the one pinned at nsFile. */
+export function pidsInNamespace(kind: 'mnt' | 'net', nsFile: string): number[] {
+  const ino = namespaceInode(nsFile);
+  if (ino === undefined) return [];
+  return allPids().filter((pid) => namespaceInode(`/proc/${pid}/ns/${kind}`) === ino);
+}
+
+/** Every v1 controller directory of a cgroup (e.g. /fl0-a), deepest first not guaranteed. */
+export function cgroupDirs(cgroupPath: string): string[] {
+  let controllers: string[];
+  try {
+    controllers = fs.readdirSync('/sys/fs/cgroup');
+  } catch {
+    return [];
+  }
+  return controllers
+    .map((c) => path.join('/sys/fs/cgroup', c, cgroupPath))
+    .filter((d) => fs.existsSync(d));
+}
+
+function walkDirs(dir: string): string[] {
+  const out: string[] = [];
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return out;
+  }
+  for (const e of entries) if (e.isDirectory()) out.push(...walkDirs(path.join(dir, e.name)));
+  out.push(dir); // children before parent: ready for rmdir
+  return out;
+}
+
+export function pidsInCgroup(cgroupPath: string): number[] {
+  const pids = new Set<number>();
+  for (const top of cgroupDirs(cgroupPath)) {
+    for (const d of walkDirs(top)) {
+      try {
+        for (const line of fs.readFileSync(path.join(d, 'cgroup.procs'), 'utf8').split('\n')) {
+          if (/^\d+$/.test(line)) pids.add(Number(line));
+        }
+      } catch {
+        // cgroup vanished meanwhile
+      }
+    }
+  }
+  return [...pids];
+}
+
+/** Removes a cgroup in every controller, children first. Fails silently on busy groups. */
+export function removeCgroup(cgroupPath: string): void {
+  for (const top of cgroupDirs(cgroupPath)) {
+    for (const d of walkDirs(top)) {
+      try {
+        fs.rmdirSync(d);
+      } catch {
+        // still has tasks, or already gone
+      }
+    }
+  }
+}
+
+export function signalPids(pids: readonly number[], signal: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Waits until none of pids is alive; returns the survivors after timeoutMs. */
+export async function waitGone(pids: readonly number[], timeoutMs: number): Promise<number[]> {
+  const deadline = Date.now() + timeoutMs;
+  let alive = pids.filter(isAlive);
+  while (alive.length > 0 && Date.now() < deadline) {
+    await sleep(20);
+    alive = alive.filter(isAlive);
+  }
+  return alive;
+}
+
+export function readPidFile(file: string): number | undefined {
+  try {
+    const n = Number(fs.readFileSync(file, 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** SIGTERM (or the given signal), then SIGKILL after graceMs; returns once the process is gone. */
+export async function stopPid(pid: number | undefined, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5_000): Promise<void> {
+  if (pid === undefined || !isAlive(pid)) return;
+  signalPids([pid], signal);
+  if (signal === 'SIGKILL') {
+    await waitGone([pid], 5_000);
+    return;
+  }
+  const left = await waitGone([pid], graceMs);
+  if (left.length > 0) {
+    signalPids(left, 'SIGKILL');
+    await waitGone(left, 5_000);
+  }
+}

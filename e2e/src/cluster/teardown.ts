@@ -1,0 +1,123 @@
+/**
+ * Tears a cluster down from its layout alone, whatever state it is in:
+ * processes (by namespace and cgroup membership), pins, netns, the root veth,
+ * loop devices backed by files under baseDir, cgroups, the pin directory.
+ * Every step tolerates "already gone", so it can run any number of times.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ClusterLayout, HostLayout } from './layout';
+import { deleteNetns, deleteRootVeth, isMountPoint, releaseHostMountNs, rootMounts } from './namespaces';
+import { pidsInCgroup, pidsInNamespace, removeCgroup, signalPids, waitGone } from './processes';
+import { run, sleep } from './run';
+
+/** Every process that belongs to a host: its mount ns, its netns, its containers' cgroups. */
+export function hostPids(host: HostLayout): number[] {
+  const pids = new Set<number>([
+    ...pidsInNamespace('mnt', host.mntPin),
+    ...pidsInNamespace('net', `/run/netns/${host.netns}`),
+    ...pidsInCgroup(host.cgroupParent),
+  ]);
+  pids.delete(process.pid);
+  return [...pids];
+}
+
+/** SIGKILLs every process of the host until none is left (containers may fork meanwhile). */
+export async function killHostProcesses(host: HostLayout, timeoutMs = 10_000): Promise<number[]> {
+  const deadline = Date.now() + timeoutMs;
+  let pids = hostPids(host);
+  while (pids.length > 0 && Date.now() < deadline) {
+    signalPids(pids, 'SIGKILL');
+    await waitGone(pids, 2_000);
+    pids = hostPids(host);
+  }
+  return pids;
+}
+
+interface LoopDevice {
+  name: string;
+  backFile: string;
+}
+
+export async function loopDevicesUnder(dir: string): Promise<LoopDevice[]> {
+  const { stdout } = await run(['losetup', '--list', '--noheadings', '--raw', '--output', 'NAME,BACK-FILE'], {
+    check: false,
+  });
+  const prefix = path.resolve(dir) + '/';
+  const out: LoopDevice[] = [];
+  for (const line of stdout.split('\n')) {
+    const sp = line.indexOf(' ');
+    if (sp < 0) continue;
+    const name = line.slice(0, sp);
+    // BACK-FILE may carry a " (deleted)" suffix.
+    const backFile = line.slice(sp + 1).replace(/ \(deleted\)$/, '').replace(/\\x20/g, ' ');
+    if (backFile.startsWith(prefix)) out.push({ name, backFile });
+  }
+  return out;
+}
+
+export async function detachLoopDevicesUnder(dir: string, timeoutMs = 5_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const loops = await loopDevicesUnder(dir);
+    if (loops.length === 0) return [];
+    for (const l of loops) {
+      for (const m of rootMounts().filter((m) => m.source === l.name)) {
+        await run(['umount', '-l', m.target], { check: false });
+      }
+      await run(['losetup', '-d', l.name], { check: false });
+    }
+    if (Date.now() > deadline) return (await loopDevicesUnder(dir)).map((l) => `${l.name} (${l.backFile})`);
+    await sleep(50);
+  }
+}
+
+export interface TeardownReport {
+  survivors: number[];
+  loopDevicesLeft: string[];
+  errors: string[];
+}
+
+export async function teardown(layout: ClusterLayout, opts: { removeBaseDir?: boolean } = {}): Promise<TeardownReport> {
+  const errors: string[] = [];
+  const note = async (what: string, f: () => Promise<unknown>): Promise<void> => {
+    try {
+      await f();
+    } catch (err) {
+      errors.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
+  const survivors: number[] = [];
+  await Promise.all(
+    layout.hosts.map((h) =>
+      note(`kill processes of host ${h.name}`, async () => survivors.push(...(await killHostProcesses(h)))),
+    ),
+  );
+  await note('kill the control service', async () => {
+    const pids = pidsInNamespace('net', `/run/netns/${layout.controlNetns}`);
+    signalPids(pids, 'SIGKILL');
+    survivors.push(...(await waitGone(pids, 5_000)));
+  });
+  for (const h of layout.hosts) {
+    await note(`release namespaces of host ${h.name}`, () => releaseHostMountNs(h));
+    await note(`delete netns ${h.netns}`, () => deleteNetns(h.netns));
+  }
+  await note('delete control netns', () => deleteNetns(layout.controlNetns));
+  await note('delete root veth', () => deleteRootVeth(layout.rootVeth));
+  await note('delete switch netns', () => deleteNetns(layout.switchNetns));
+  let loopDevicesLeft: string[] = [];
+  await note('detach loop devices', async () => (loopDevicesLeft = await detachLoopDevicesUnder(layout.baseDir)));
+  for (const h of layout.hosts) removeCgroup(h.cgroupParent);
+  await note('unmount pin directory', async () => {
+    if (isMountPoint(layout.nsDir)) await run(['umount', '-l', layout.nsDir]);
+  });
+  if (opts.removeBaseDir === true && survivors.length === 0) {
+    await note('remove base directory', async () => {
+      // Anything still mounted below baseDir in the root ns would make rm fail or, worse, recurse into it.
+      const mounted = rootMounts().filter((m) => m.target.startsWith(path.resolve(layout.baseDir) + '/'));
+      if (mounted.length > 0) throw new Error(`still mounted: ${mounted.map((m) => m.target).join(', ')}`);
+      fs.rmSync(layout.baseDir, { recursive: true, force: true });
+    });
+  }
+  return { survivors, loopDevicesLeft, errors };
+}
