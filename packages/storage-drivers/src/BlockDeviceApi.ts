@@ -41,10 +41,16 @@ export interface BlockDeviceApi {
   destroyVolume(blockdeviceId: string): Promise<void>;
   /** Fails with ALREADY_ATTACHED if attached anywhere, including to instanceId itself. */
   attachVolume(blockdeviceId: string, instanceId: string): Promise<BlockDeviceVolume>;
-  /** Fails with UNATTACHED if not attached. */
+  /**
+   * Fails with UNATTACHED if not attached; without force, with NOT_ATTACHED_HERE
+   * if attached to another instance, and with DEVICE_BUSY while still in use.
+   */
   detachVolume(blockdeviceId: string, options?: DetachOptions): Promise<void>;
   listVolumes(): Promise<BlockDeviceVolume[]>;
-  /** The local device path of a volume attached to this instance. */
+  /**
+   * The local device path of a volume attached to this instance. Fails with
+   * UNATTACHED if not attached, NOT_ATTACHED_HERE if attached to another instance.
+   */
   getDevicePath(blockdeviceId: string): Promise<string>;
   /** Present where the backend can grow volumes. */
   resizeVolume?(blockdeviceId: string, size: number): Promise<BlockDeviceVolume>;

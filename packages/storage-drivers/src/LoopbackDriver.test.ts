@@ -1,0 +1,264 @@
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { isStorageError } from './BlockDeviceApi';
+import { isDeviceBusy, listMounts, makeFilesystem, mount, unmount } from './blockdev';
+import { blockDeviceApiContract, expectStorageError } from './contract';
+import { execFileExec } from './exec';
+import { findLoopDevices } from './losetup';
+import { LoopbackDriver } from './LoopbackDriver';
+import { PoolLock } from './PoolLock';
+import { destroyTempRoot, loopsUnder, makeTempRoot } from './testSupport';
+
+jest.setTimeout(60_000);
+
+const MiB = 1024 * 1024;
+const roots: string[] = [];
+
+async function pool(): Promise<{ root: string; a: LoopbackDriver; b: LoopbackDriver }> {
+  const root = await makeTempRoot('flocker-loopback-test-');
+  roots.push(root);
+  return {
+    root,
+    a: new LoopbackDriver({ rootPath: root, instanceId: 'instance-a' }),
+    b: new LoopbackDriver({ rootPath: root, instanceId: 'instance-b' }),
+  };
+}
+
+afterAll(async () => {
+  for (const root of roots) await destroyTempRoot(root);
+});
+
+async function sh(cmd: string, args: string[]): Promise<string> {
+  const r = await execFileExec(cmd, args);
+  if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+blockDeviceApiContract('LoopbackDriver', async () => {
+  const { root, a, b } = await pool();
+  return { driver: a, driverOnOtherInstance: b, cleanup: () => destroyTempRoot(root) };
+});
+
+describe('LoopbackDriver', () => {
+  it('keeps a sparse file and a JSON record per volume', async () => {
+    const { root, a } = await pool();
+    const datasetId = randomUUID();
+    const v = await a.createVolume(datasetId, 64 * MiB, { profile: 'silver' });
+    const image = path.join(root, 'volumes', `${v.blockdeviceId}.img`);
+    const st = await fs.stat(image);
+    expect(st.size).toBe(64 * MiB);
+    expect(st.blocks * 512).toBeLessThan(MiB);
+    const record: unknown = JSON.parse(await fs.readFile(path.join(root, 'volumes', `${v.blockdeviceId}.json`), 'utf8'));
+    expect(record).toMatchObject({ blockdevice_id: v.blockdeviceId, dataset_id: datasetId, size: 64 * MiB, profile: 'silver', attached_to: null });
+    await a.destroyVolume(v.blockdeviceId);
+    expect(await fs.readdir(path.join(root, 'volumes'))).toEqual([]);
+  });
+
+  it('uses the configured allocation unit', async () => {
+    const root = await makeTempRoot('flocker-loopback-test-');
+    roots.push(root);
+    const d = new LoopbackDriver({ rootPath: root, instanceId: 'x', allocationUnit: 4 * MiB });
+    expect((await d.createVolume('ds', 5 * MiB)).size).toBe(8 * MiB);
+    expect(() => new LoopbackDriver({ rootPath: root, instanceId: 'x', allocationUnit: 1000 })).toThrow(/multiple of 512/);
+  });
+
+  it('refuses to detach a mounted device with DEVICE_BUSY, without scheduling a deferred detach', async () => {
+    const { root, a } = await pool();
+    const v = await a.createVolume('ds', 16 * MiB);
+    await a.attachVolume(v.blockdeviceId, 'instance-a');
+    const device = await a.getDevicePath(v.blockdeviceId);
+    await makeFilesystem(device, { type: 'ext4' });
+    const mnt = path.join(root, 'mnt');
+    await fs.mkdir(mnt);
+    await mount(device, mnt, { fstype: 'ext4' });
+    expect(await isDeviceBusy(device)).toBe(true);
+    await expectStorageError(a.detachVolume(v.blockdeviceId), 'DEVICE_BUSY');
+    expect((await a.listVolumes())[0].attachedTo).toBe('instance-a');
+    await unmount(mnt);
+    // Still attached after the unmount: no autoclear was set by a refused losetup -d.
+    expect(await a.getDevicePath(v.blockdeviceId)).toBe(device);
+    await a.detachVolume(v.blockdeviceId);
+    expect(await findLoopDevices(execFileExec, path.join(root, 'volumes', `${v.blockdeviceId}.img`))).toEqual([]);
+  });
+
+  it('re-creates the loop device when an attach crashed between the record and losetup', async () => {
+    const { root, a, b } = await pool();
+    const v = await a.createVolume('ds', 8 * MiB);
+    await a.attachVolume(v.blockdeviceId, 'instance-a');
+    const image = path.join(root, 'volumes', `${v.blockdeviceId}.img`);
+    // Simulate the crash: the record says attached here, but the device is gone.
+    for (const d of await findLoopDevices(execFileExec, image)) await sh('losetup', ['-d', d]);
+    await expectStorageError(b.getDevicePath(v.blockdeviceId), 'NOT_ATTACHED_HERE');
+    const [p1, p2] = await Promise.all([a.getDevicePath(v.blockdeviceId), a.getDevicePath(v.blockdeviceId)]);
+    expect(p1).toBe(p2);
+    expect(await findLoopDevices(execFileExec, image)).toEqual([p1]);
+    expect((await fs.stat(p1)).isBlockDevice()).toBe(true);
+  });
+
+  it('repair() re-creates missing devices and detaches stale and orphaned loop devices', async () => {
+    const { root, a, b } = await pool();
+    const attachedHere = await a.createVolume('ds1', 8 * MiB);
+    const detached = await a.createVolume('ds2', 8 * MiB);
+    const orphan = await a.createVolume('ds3', 8 * MiB);
+    const elsewhere = await a.createVolume('ds4', 8 * MiB);
+    const img = (id: string) => path.join(root, 'volumes', `${id}.img`);
+    await a.attachVolume(attachedHere.blockdeviceId, 'instance-a');
+    for (const d of await findLoopDevices(execFileExec, img(attachedHere.blockdeviceId))) await sh('losetup', ['-d', d]);
+    const stale = (await sh('losetup', ['--find', '--show', img(detached.blockdeviceId)])).trim();
+    const orphaned = (await sh('losetup', ['--find', '--show', img(orphan.blockdeviceId)])).trim();
+    await fs.rm(path.join(root, 'volumes', `${orphan.blockdeviceId}.json`));
+    await b.attachVolume(elsewhere.blockdeviceId, 'instance-b');
+    const othersDevice = await b.getDevicePath(elsewhere.blockdeviceId);
+
+    const report = await a.repair();
+    expect(report.reattached).toEqual([attachedHere.blockdeviceId]);
+    expect(report.detachedStale.sort()).toEqual([stale, orphaned].sort());
+    expect(report.busy).toEqual([]);
+    expect(await findLoopDevices(execFileExec, img(attachedHere.blockdeviceId))).toHaveLength(1);
+    expect(await findLoopDevices(execFileExec, img(detached.blockdeviceId))).toEqual([]);
+    expect(await findLoopDevices(execFileExec, img(orphan.blockdeviceId))).toEqual([]);
+    // Another instance's attachment is none of our business.
+    expect(await findLoopDevices(execFileExec, img(elsewhere.blockdeviceId))).toEqual([othersDevice]);
+    expect(await a.repair()).toEqual({ reattached: [], detachedStale: [], busy: [] });
+  });
+
+  it('attach removes a stale loop device of a detached volume first, so exactly one device serves it', async () => {
+    const { root, a } = await pool();
+    const v = await a.createVolume('ds', 8 * MiB);
+    const image = path.join(root, 'volumes', `${v.blockdeviceId}.img`);
+    await sh('losetup', ['--find', '--show', image]);
+    await a.attachVolume(v.blockdeviceId, 'instance-a');
+    const devices = await findLoopDevices(execFileExec, image);
+    expect(devices).toHaveLength(1);
+    expect(await a.getDevicePath(v.blockdeviceId)).toBe(devices[0]);
+  });
+
+  it('force detach fences a device still mounted by the dead holder: its later writes never reach the new holder', async () => {
+    const { root, a, b } = await pool();
+    const v = await a.createVolume('ds', 32 * MiB);
+    await a.attachVolume(v.blockdeviceId, 'instance-a');
+    const oldDevice = await a.getDevicePath(v.blockdeviceId);
+    await makeFilesystem(oldDevice, { type: 'ext4' });
+    const deadMnt = path.join(root, 'dead-host-mnt');
+    const newMnt = path.join(root, 'new-host-mnt');
+    await fs.mkdir(deadMnt);
+    await fs.mkdir(newMnt);
+    await mount(oldDevice, deadMnt, { fstype: 'ext4' });
+    await fs.writeFile(path.join(deadMnt, 'before'), 'written before the node died');
+    await sh('sync', ['-f', deadMnt]);
+
+    // Host A is declared dead with the filesystem still mounted.
+    await expectStorageError(b.detachVolume(v.blockdeviceId), 'NOT_ATTACHED_HERE');
+    await b.detachVolume(v.blockdeviceId, { force: true });
+    expect((await b.listVolumes())[0].attachedTo).toBeNull();
+    await b.attachVolume(v.blockdeviceId, 'instance-b');
+    const newDevice = await b.getDevicePath(v.blockdeviceId);
+    expect(newDevice).not.toBe(oldDevice);
+    expect(await findLoopDevices(execFileExec, path.join(root, 'volumes', `${v.blockdeviceId}.img`))).toEqual([newDevice]);
+
+    // The "dead" host keeps writing.
+    await fs.writeFile(path.join(deadMnt, 'after'), 'written after the fence');
+    await sh('sync', ['-f', deadMnt]);
+
+    await mount(newDevice, newMnt, { fstype: 'ext4' });
+    expect(await fs.readFile(path.join(newMnt, 'before'), 'utf8')).toBe('written before the node died');
+    await expect(fs.access(path.join(newMnt, 'after'))).rejects.toThrow();
+    await unmount(newMnt);
+    await b.detachVolume(v.blockdeviceId);
+
+    // The fenced device goes away by itself once the dead host's mount is gone.
+    await unmount(deadMnt);
+    let left = (await loopsUnder(root)).map((l) => l.device);
+    for (let i = 0; i < 50 && left.includes(oldDevice); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = (await loopsUnder(root)).map((l) => l.device);
+    }
+    expect(left).not.toContain(oldDevice);
+  });
+
+  it('grows an attached device with losetup -c', async () => {
+    const { a } = await pool();
+    const v = await a.createVolume('ds', 8 * MiB);
+    await a.attachVolume(v.blockdeviceId, 'instance-a');
+    const device = await a.getDevicePath(v.blockdeviceId);
+    await a.resizeVolume(v.blockdeviceId, 20 * MiB);
+    expect(Number((await sh('blockdev', ['--getsize64', device])).trim())).toBe(20 * MiB);
+    await expectStorageError(a.resizeVolume(v.blockdeviceId, 8 * MiB), 'INVALID_SIZE');
+  });
+
+  it('never creates files outside the pool for hostile ids', async () => {
+    const { a } = await pool();
+    for (const id of ['..', '../x', '/etc/passwd', '']) {
+      await expectStorageError(a.getDevicePath(id), 'UNKNOWN_VOLUME');
+      await expectStorageError(a.destroyVolume(id), 'UNKNOWN_VOLUME');
+    }
+  });
+});
+
+describe('PoolLock', () => {
+  it('serialises critical sections across lock instances (as across processes)', async () => {
+    const root = await makeTempRoot('flocker-lock-test-');
+    roots.push(root);
+    const file = path.join(root, 'pool.lock');
+    const locks = [new PoolLock(file), new PoolLock(file), new PoolLock(file)];
+    let inside = 0;
+    let maxInside = 0;
+    await Promise.all(
+      Array.from({ length: 9 }, (_, i) =>
+        locks[i % 3].withLock(async () => {
+          inside++;
+          maxInside = Math.max(maxInside, inside);
+          await new Promise((r) => setTimeout(r, 5));
+          inside--;
+        }),
+      ),
+    );
+    expect(maxInside).toBe(1);
+  });
+
+  it('releases the lock when fn throws', async () => {
+    const root = await makeTempRoot('flocker-lock-test-');
+    roots.push(root);
+    const lock = new PoolLock(path.join(root, 'pool.lock'), { timeoutMs: 1000 });
+    await expect(lock.withLock(async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    await expect(new PoolLock(path.join(root, 'pool.lock'), { timeoutMs: 1000 }).withLock(async () => 'ok')).resolves.toBe('ok');
+  });
+
+  it('is freed when its holder process is killed with SIGKILL', async () => {
+    const root = await makeTempRoot('flocker-lock-test-');
+    roots.push(root);
+    const file = path.join(root, 'pool.lock');
+    const script = `
+      const { PoolLock } = require(${JSON.stringify(path.join(__dirname, 'PoolLock.js'))});
+      new PoolLock(${JSON.stringify(file)}).acquire().then(() => { process.stdout.write('held\\n'); setInterval(() => {}, 1000); });
+    `;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => d.toString().includes('held') && resolve());
+        child.once('exit', (code) => reject(new Error(`lock holder exited early with ${code}`)));
+      });
+      // While the child holds it, we cannot get it.
+      const blocked = await new PoolLock(file, { timeoutMs: 1000 }).withLock(async () => 'got it').catch((e: unknown) => e);
+      expect(isStorageError(blocked, 'BACKEND_ERROR')).toBe(true);
+      expect(String(blocked)).toMatch(/timed out/);
+
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+      const started = Date.now();
+      await expect(new PoolLock(file, { timeoutMs: 5000 }).withLock(async () => 'got it')).resolves.toBe('got it');
+      expect(Date.now() - started).toBeLessThan(4000);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});
+
+describe('listMounts', () => {
+  it('includes the root filesystem', async () => {
+    expect((await listMounts()).some((m) => m.mountPoint === '/')).toBe(true);
+  });
+});

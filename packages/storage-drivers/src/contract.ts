@@ -1,0 +1,273 @@
+/**
+ * The behaviour every BlockDeviceApi implementation must show, as a reusable
+ * jest suite. Import only from tests:
+ *
+ *   import { blockDeviceApiContract } from '@flocker/storage-drivers/dist/contract';
+ *   blockDeviceApiContract('ebs', async () => ({ driver, driverOnOtherInstance, cleanup }));
+ *
+ * `driver` and `driverOnOtherInstance` must share one pool of volumes but act
+ * as two different compute instances, and both must be able to reach the
+ * device of a volume attached to themselves (getDevicePath must give a real
+ * block device that can be read and written).
+ */
+import { randomUUID } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { isStorageError, type BlockDeviceApi, type BlockDeviceVolume, type StorageErrorCode } from './BlockDeviceApi';
+
+export interface ContractFixture {
+  readonly driver: BlockDeviceApi;
+  readonly driverOnOtherInstance: BlockDeviceApi;
+  /** Removes whatever the fixture set up; volumes the suite created are already cleaned up. */
+  readonly cleanup: () => Promise<void>;
+}
+
+/** Awaits a promise that must fail with a StorageError of this code. */
+export async function expectStorageError(promise: Promise<unknown>, code: StorageErrorCode): Promise<void> {
+  let failure: unknown;
+  try {
+    await promise;
+  } catch (e) {
+    failure = e;
+  }
+  if (failure === undefined) throw new Error(`expected a StorageError ${code}, but the call succeeded`);
+  if (!isStorageError(failure, code)) {
+    throw new Error(`expected a StorageError ${code}, got ${String(failure)} (code ${String((failure as { code?: unknown }).code)})`);
+  }
+}
+
+async function readAt(device: string, offset: number, length: number): Promise<Buffer> {
+  const handle = await fs.open(device, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(buf, 0, length, offset);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function writeAt(device: string, offset: number, data: Buffer): Promise<void> {
+  const handle = await fs.open(device, 'r+');
+  try {
+    await handle.write(data, 0, data.length, offset);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export function blockDeviceApiContract(name: string, makeDriver: () => Promise<ContractFixture>): void {
+  describe(`BlockDeviceApi contract: ${name}`, () => {
+    let fx: ContractFixture;
+    let a: BlockDeviceApi;
+    let b: BlockDeviceApi;
+    let idA: string;
+    let idB: string;
+    let unit: number;
+    const created: string[] = [];
+
+    async function create(size?: number, profile?: string): Promise<BlockDeviceVolume> {
+      const v = await a.createVolume(randomUUID(), size ?? unit, profile === undefined ? {} : { profile });
+      created.push(v.blockdeviceId);
+      return v;
+    }
+
+    async function find(driver: BlockDeviceApi, id: string): Promise<BlockDeviceVolume | undefined> {
+      return (await driver.listVolumes()).find((v) => v.blockdeviceId === id);
+    }
+
+    beforeAll(async () => {
+      fx = await makeDriver();
+      a = fx.driver;
+      b = fx.driverOnOtherInstance;
+      idA = await a.computeInstanceId();
+      idB = await b.computeInstanceId();
+      unit = a.allocationUnit();
+    });
+
+    afterAll(async () => {
+      if (fx === undefined) return;
+      // Leave nothing behind even when a test failed half-way.
+      for (const id of created) {
+        for (const driver of [a, b]) {
+          await driver.detachVolume(id).catch(() => undefined);
+        }
+        await a.detachVolume(id, { force: true }).catch(() => undefined);
+        await a.destroyVolume(id).catch(() => undefined);
+      }
+      await fx.cleanup();
+    });
+
+    it('has distinct non-empty instance ids and a positive allocation unit', () => {
+      expect(idA).not.toBe('');
+      expect(idB).not.toBe('');
+      expect(idA).not.toBe(idB);
+      expect(Number.isInteger(unit) && unit > 0).toBe(true);
+      expect(b.allocationUnit()).toBe(unit);
+    });
+
+    it('creates an unattached volume that both instances list', async () => {
+      const datasetId = randomUUID();
+      const v = await a.createVolume(datasetId, 3 * unit, { profile: 'gold' });
+      created.push(v.blockdeviceId);
+      expect(v).toMatchObject({ datasetId, size: 3 * unit, attachedTo: null, profile: 'gold' });
+      expect(await find(a, v.blockdeviceId)).toEqual(v);
+      expect(await find(b, v.blockdeviceId)).toEqual(v);
+    });
+
+    it('gives every volume its own id, even for the same dataset', async () => {
+      const datasetId = randomUUID();
+      const v1 = await a.createVolume(datasetId, unit);
+      const v2 = await b.createVolume(datasetId, unit);
+      created.push(v1.blockdeviceId, v2.blockdeviceId);
+      expect(v1.blockdeviceId).not.toBe(v2.blockdeviceId);
+      const ours = (await a.listVolumes()).filter((v) => v.datasetId === datasetId);
+      expect(ours.map((v) => v.blockdeviceId).sort()).toEqual([v1.blockdeviceId, v2.blockdeviceId].sort());
+    });
+
+    it('rounds sizes up to the allocation unit', async () => {
+      expect((await create(1)).size).toBe(unit);
+      expect((await create(unit)).size).toBe(unit);
+      expect((await create(unit + 1)).size).toBe(2 * unit);
+    });
+
+    it('rejects sizes <= 0 with INVALID_SIZE', async () => {
+      await expectStorageError(a.createVolume(randomUUID(), 0), 'INVALID_SIZE');
+      await expectStorageError(a.createVolume(randomUUID(), -unit), 'INVALID_SIZE');
+      await expectStorageError(a.createVolume(randomUUID(), Number.NaN), 'INVALID_SIZE');
+    });
+
+    it('answers UNKNOWN_VOLUME for unknown ids on every operation', async () => {
+      const unknown = randomUUID();
+      await expectStorageError(a.destroyVolume(unknown), 'UNKNOWN_VOLUME');
+      await expectStorageError(a.attachVolume(unknown, idA), 'UNKNOWN_VOLUME');
+      await expectStorageError(a.detachVolume(unknown), 'UNKNOWN_VOLUME');
+      await expectStorageError(a.detachVolume(unknown, { force: true }), 'UNKNOWN_VOLUME');
+      await expectStorageError(a.getDevicePath(unknown), 'UNKNOWN_VOLUME');
+      if (a.resizeVolume) await expectStorageError(a.resizeVolume(unknown, 2 * unit), 'UNKNOWN_VOLUME');
+      await expectStorageError(a.attachVolume('../../etc/passwd', idA), 'UNKNOWN_VOLUME');
+    });
+
+    it('attaches to one instance, and both instances see who holds it', async () => {
+      const v = await create();
+      const attached = await a.attachVolume(v.blockdeviceId, idA);
+      expect(attached).toEqual({ ...v, attachedTo: idA });
+      expect((await find(a, v.blockdeviceId))?.attachedTo).toBe(idA);
+      expect((await find(b, v.blockdeviceId))?.attachedTo).toBe(idA);
+      const device = await a.getDevicePath(v.blockdeviceId);
+      expect((await fs.stat(device)).isBlockDevice()).toBe(true);
+      expect(await a.getDevicePath(v.blockdeviceId)).toBe(device);
+      await expectStorageError(b.getDevicePath(v.blockdeviceId), 'NOT_ATTACHED_HERE');
+    });
+
+    it('gives a device that holds exactly the volume size, readable and writable', async () => {
+      const v = await create(2 * unit);
+      await a.attachVolume(v.blockdeviceId, idA);
+      const device = await a.getDevicePath(v.blockdeviceId);
+      expect((await readAt(device, v.size - 512, 1024)).length).toBe(512);
+      expect((await readAt(device, v.size, 512)).length).toBe(0);
+      await writeAt(device, 4096, Buffer.from('contract'));
+      expect((await readAt(device, 4096, 8)).toString()).toBe('contract');
+    });
+
+    it('refuses a second attachment with ALREADY_ATTACHED, to itself or to another instance', async () => {
+      const v = await create();
+      await a.attachVolume(v.blockdeviceId, idA);
+      await expectStorageError(a.attachVolume(v.blockdeviceId, idA), 'ALREADY_ATTACHED');
+      await expectStorageError(b.attachVolume(v.blockdeviceId, idB), 'ALREADY_ATTACHED');
+      await expectStorageError(a.attachVolume(v.blockdeviceId, idB), 'ALREADY_ATTACHED');
+      expect((await find(b, v.blockdeviceId))?.attachedTo).toBe(idA);
+    });
+
+    it('refuses to destroy an attached volume with VOLUME_ATTACHED', async () => {
+      const v = await create();
+      await a.attachVolume(v.blockdeviceId, idA);
+      await expectStorageError(a.destroyVolume(v.blockdeviceId), 'VOLUME_ATTACHED');
+      await expectStorageError(b.destroyVolume(v.blockdeviceId), 'VOLUME_ATTACHED');
+      expect(await find(a, v.blockdeviceId)).toBeDefined();
+    });
+
+    it('detaches; a second detach answers UNATTACHED', async () => {
+      const v = await create();
+      await a.attachVolume(v.blockdeviceId, idA);
+      await a.detachVolume(v.blockdeviceId);
+      expect((await find(a, v.blockdeviceId))?.attachedTo).toBeNull();
+      expect((await find(b, v.blockdeviceId))?.attachedTo).toBeNull();
+      await expectStorageError(a.detachVolume(v.blockdeviceId), 'UNATTACHED');
+      await expectStorageError(b.detachVolume(v.blockdeviceId, { force: true }), 'UNATTACHED');
+      await expectStorageError(a.getDevicePath(v.blockdeviceId), 'UNATTACHED');
+    });
+
+    it('refuses an unforced detach by another instance with NOT_ATTACHED_HERE; force detach works', async () => {
+      const v = await create();
+      await a.attachVolume(v.blockdeviceId, idA);
+      await expectStorageError(b.detachVolume(v.blockdeviceId), 'NOT_ATTACHED_HERE');
+      expect((await find(a, v.blockdeviceId))?.attachedTo).toBe(idA);
+      await b.detachVolume(v.blockdeviceId, { force: true });
+      expect((await find(a, v.blockdeviceId))?.attachedTo).toBeNull();
+      await b.attachVolume(v.blockdeviceId, idB);
+      expect((await fs.stat(await b.getDevicePath(v.blockdeviceId))).isBlockDevice()).toBe(true);
+      await expectStorageError(a.getDevicePath(v.blockdeviceId), 'NOT_ATTACHED_HERE');
+    });
+
+    it('moves data: written on one instance, read on the other after detach and attach', async () => {
+      const v = await create();
+      await a.attachVolume(v.blockdeviceId, idA);
+      await writeAt(await a.getDevicePath(v.blockdeviceId), 0, Buffer.from('moved with the volume'));
+      await a.detachVolume(v.blockdeviceId);
+      await b.attachVolume(v.blockdeviceId, idB);
+      const data = await readAt(await b.getDevicePath(v.blockdeviceId), 0, 21);
+      expect(data.toString()).toBe('moved with the volume');
+      await b.detachVolume(v.blockdeviceId);
+    });
+
+    it('destroys a detached volume; it disappears and further calls answer UNKNOWN_VOLUME', async () => {
+      const v = await create();
+      await a.attachVolume(v.blockdeviceId, idA);
+      await a.detachVolume(v.blockdeviceId);
+      await b.destroyVolume(v.blockdeviceId);
+      expect(await find(a, v.blockdeviceId)).toBeUndefined();
+      expect(await find(b, v.blockdeviceId)).toBeUndefined();
+      await expectStorageError(a.destroyVolume(v.blockdeviceId), 'UNKNOWN_VOLUME');
+      await expectStorageError(a.attachVolume(v.blockdeviceId, idA), 'UNKNOWN_VOLUME');
+    });
+
+    it('lets exactly one of two concurrent attaches from different instances win', async () => {
+      for (let round = 0; round < 3; round++) {
+        const v = await create();
+        const results = await Promise.allSettled([a.attachVolume(v.blockdeviceId, idA), b.attachVolume(v.blockdeviceId, idB)]);
+        const won = results.filter((r) => r.status === 'fulfilled');
+        const lost = results.filter((r) => r.status === 'rejected');
+        expect(won).toHaveLength(1);
+        expect(lost).toHaveLength(1);
+        expect(isStorageError(lost[0].status === 'rejected' ? lost[0].reason : undefined, 'ALREADY_ATTACHED')).toBe(true);
+        const winner = results[0].status === 'fulfilled' ? idA : idB;
+        expect((await find(a, v.blockdeviceId))?.attachedTo).toBe(winner);
+        const holder = winner === idA ? a : b;
+        expect((await fs.stat(await holder.getDevicePath(v.blockdeviceId))).isBlockDevice()).toBe(true);
+      }
+    });
+
+    it('keeps every volume intact under concurrent operations on different volumes', async () => {
+      const vs = await Promise.all([create(), create(), create(), create()]);
+      await Promise.all(vs.map((v, i) => (i % 2 === 0 ? a : b).attachVolume(v.blockdeviceId, i % 2 === 0 ? idA : idB)));
+      const listed = await a.listVolumes();
+      vs.forEach((v, i) => expect(listed.find((l) => l.blockdeviceId === v.blockdeviceId)?.attachedTo).toBe(i % 2 === 0 ? idA : idB));
+      await Promise.all(vs.map((v, i) => (i % 2 === 0 ? a : b).detachVolume(v.blockdeviceId)));
+      expect((await b.listVolumes()).filter((l) => vs.some((v) => v.blockdeviceId === l.blockdeviceId && l.attachedTo !== null))).toEqual([]);
+    });
+
+    it('grows volumes where the backend can, including attached ones', async () => {
+      if (!a.resizeVolume) return;
+      const v = await create(unit);
+      await a.attachVolume(v.blockdeviceId, idA);
+      const grown = await a.resizeVolume(v.blockdeviceId, 2 * unit + 1);
+      expect(grown).toEqual({ ...v, attachedTo: idA, size: 3 * unit });
+      expect((await find(b, v.blockdeviceId))?.size).toBe(3 * unit);
+      expect(await a.resizeVolume(v.blockdeviceId, 3 * unit)).toEqual(grown);
+      const device = await a.getDevicePath(v.blockdeviceId);
+      expect((await readAt(device, 3 * unit - 512, 512)).length).toBe(512);
+      await expectStorageError(a.resizeVolume(v.blockdeviceId, 0), 'INVALID_SIZE');
+    });
+  });
+}
