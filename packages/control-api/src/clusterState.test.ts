@@ -1,0 +1,57 @@
+import type { NodeReport } from '@flocker/api';
+import { aliveNodes, deriveDatasetState, nodeByEra, nodeStates, nodeSummaries, type ReportedNode } from './clusterState';
+
+const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+const D1 = '11111111-1111-4111-8111-111111111111';
+const D2 = '22222222-2222-4222-8222-222222222222';
+const D3 = '33333333-3333-4333-8333-333333333333';
+const T0 = 1_700_000_000_000;
+
+function report(uuid: string, extra: Partial<NodeReport> = {}): NodeReport {
+  return { uuid, era: `era-${uuid}`, host: `host-${uuid.slice(0, 1)}`, instance_id: `i-${uuid.slice(0, 1)}`, backend: 'loopback', manifestations: [], errors: [], ...extra };
+}
+
+describe('cluster state views', () => {
+  const a: ReportedNode = {
+    lastSeen: T0,
+    report: report(A, {
+      manifestations: [
+        { dataset_id: D1, blockdevice_id: 'b1', size: 100, status: 'mounted', path: '/flocker/d1' },
+        { dataset_id: D2, blockdevice_id: 'b2', size: 200, status: 'attached', device_path: '/dev/loop1' },
+      ],
+      volumes: [
+        { blockdevice_id: 'b1', dataset_id: D1, size: 100, attached_to: 'i-a' },
+        { blockdevice_id: 'b3', dataset_id: D3, size: 300, attached_to: null },
+      ],
+    }),
+  };
+  const b: ReportedNode = { lastSeen: T0 - 31_000, report: report(B, { manifestations: [{ dataset_id: D3, blockdevice_id: 'b3', size: 300, status: 'mounted', path: '/x' }] }) };
+
+  it('alive = reported within the timeout', () => {
+    expect(aliveNodes([a, b], T0, 30_000).map((n) => n.report.uuid)).toEqual([A]);
+    expect(aliveNodes([a, b], T0, 31_000).map((n) => n.report.uuid)).toEqual([A, B]);
+  });
+
+  it('derives dataset state: mounted has a path, attached not; a volume manifest nowhere has no primary', () => {
+    expect(deriveDatasetState([a])).toEqual([
+      { dataset_id: D1, primary: A, maximum_size: 100, path: '/flocker/d1' },
+      { dataset_id: D2, primary: A, maximum_size: 200 },
+      { dataset_id: D3, maximum_size: 300 },
+    ]);
+  });
+
+  it('a manifestation on any alive node wins over a bare volume', () => {
+    const s = deriveDatasetState([a, { ...b, lastSeen: T0 }]);
+    expect(s.find((d) => d.dataset_id === D3)).toEqual({ dataset_id: D3, primary: B, maximum_size: 300, path: '/x' });
+  });
+
+  it('summaries, node states with alive flags, and era lookup', () => {
+    expect(nodeSummaries([a])).toEqual([{ uuid: A, host: 'host-a' }]);
+    const states = nodeStates([a, b], T0, 30_000);
+    expect(states.map((s) => [s.uuid, s.alive])).toEqual([[A, true], [B, false]]);
+    expect(states[0]?.last_seen).toBe(new Date(T0).toISOString());
+    expect(nodeByEra([a, b], `era-${B}`)).toBe(B);
+    expect(nodeByEra([a, b], 'nope')).toBeUndefined();
+  });
+});

@@ -1,0 +1,156 @@
+import {
+  acquireLease,
+  type Configuration,
+  configurationTag,
+  createDataset,
+  deleteDataset,
+  emptyConfiguration,
+  expireLeases,
+  listLeases,
+  nextLeaseExpiry,
+  registerNode,
+  releaseLease,
+  updateDataset,
+} from './configuration';
+import { ApiError } from './errors';
+
+const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+const C = 'cccccccc-cccc-4ccc-8ccc-cccccccccccc';
+const D1 = '11111111-1111-4111-8111-111111111111';
+const T0 = 1_700_000_000_000;
+
+function withNodes(): Configuration {
+  return registerNode(registerNode(emptyConfiguration, { uuid: A, host: '10.0.0.1' }), { uuid: B, host: '10.0.0.2' });
+}
+
+function expectApiError(fn: () => unknown, status: number, code: string): void {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).status).toBe(status);
+    expect((err as ApiError).code).toBe(code);
+    return;
+  }
+  throw new Error(`expected ApiError ${code}`);
+}
+
+describe('registerNode', () => {
+  it('records a new node and bumps the version; the same host again changes nothing', () => {
+    const c1 = registerNode(emptyConfiguration, { uuid: A, host: 'h' });
+    expect(c1.version).toBe(1);
+    expect(registerNode(c1, { uuid: A, host: 'h' })).toBe(c1);
+    const c2 = registerNode(c1, { uuid: A, host: 'h2' });
+    expect(c2.nodes.get(A)?.host).toBe('h2');
+    expect(c2.version).toBe(2);
+  });
+});
+
+describe('createDataset', () => {
+  it('creates with a generated id, empty metadata and deleted=false; the input value is untouched', () => {
+    const c = withNodes();
+    const r = createDataset(c, { primary: A }, () => D1);
+    expect(r.status).toBe(201);
+    expect(r.result).toEqual({ dataset_id: D1, primary: A, metadata: {}, deleted: false });
+    expect(r.config.version).toBe(c.version + 1);
+    expect(c.datasets.size).toBe(0);
+    expect(configurationTag(r.config)).not.toBe(configurationTag(c));
+  });
+  it('keeps a given id, size and metadata', () => {
+    const r = createDataset(withNodes(), { primary: A, dataset_id: D1, maximum_size: 67108864, metadata: { name: 'v' } });
+    expect(r.result).toEqual({ dataset_id: D1, primary: A, maximum_size: 67108864, metadata: { name: 'v' }, deleted: false });
+  });
+  it('rejects a dataset id in use (409), even a deleted one', () => {
+    const c = createDataset(withNodes(), { primary: A, dataset_id: D1 }).config;
+    expectApiError(() => createDataset(c, { primary: A, dataset_id: D1 }), 409, 'DATASET_ID_IN_USE');
+    const deleted = deleteDataset(c, D1, T0).config;
+    expectApiError(() => createDataset(deleted, { primary: A, dataset_id: D1 }), 409, 'DATASET_ID_IN_USE');
+  });
+  it('rejects an unknown primary (400)', () => {
+    expectApiError(() => createDataset(withNodes(), { primary: C }), 400, 'UNKNOWN_NODE');
+  });
+});
+
+describe('updateDataset', () => {
+  const base = createDataset(withNodes(), { primary: A, dataset_id: D1 }).config;
+  it('moves to another known node', () => {
+    const r = updateDataset(base, D1, { primary: B }, T0);
+    expect(r.result.primary).toBe(B);
+    expect(r.config.datasets.get(D1)?.primary).toBe(B);
+  });
+  it('changes maximum_size', () => {
+    expect(updateDataset(base, D1, { maximum_size: 134217728 }, T0).result.maximum_size).toBe(134217728);
+  });
+  it('returns the same configuration when nothing changes', () => {
+    expect(updateDataset(base, D1, { primary: A }, T0).config).toBe(base);
+    expect(updateDataset(base, D1, {}, T0).config).toBe(base);
+  });
+  it('404 for an unknown dataset, 400 for an unknown node, 409 for a deleted dataset', () => {
+    expectApiError(() => updateDataset(base, C, { primary: B }, T0), 404, 'DATASET_NOT_FOUND');
+    expectApiError(() => updateDataset(base, D1, { primary: C }, T0), 400, 'UNKNOWN_NODE');
+    const deleted = deleteDataset(base, D1, T0).config;
+    expectApiError(() => updateDataset(deleted, D1, { primary: B }, T0), 409, 'DATASET_DELETED');
+  });
+  it('a live lease of another node forbids the move; the holder itself may receive it; an expired one does not count', () => {
+    const leased = acquireLease(base, { dataset_id: D1, node_uuid: A, expires: 10 }, T0).config;
+    expectApiError(() => updateDataset(leased, D1, { primary: B }, T0 + 1000), 409, 'LEASE_HELD');
+    expect(updateDataset(leased, D1, { primary: B }, T0 + 10_001).result.primary).toBe(B);
+    const leasedToB = acquireLease(base, { dataset_id: D1, node_uuid: B, expires: null }, T0).config;
+    expect(updateDataset(leasedToB, D1, { primary: B }, T0).result.primary).toBe(B);
+  });
+});
+
+describe('deleteDataset', () => {
+  const base = createDataset(withNodes(), { primary: A, dataset_id: D1 }).config;
+  it('marks deleted and is idempotent', () => {
+    const r = deleteDataset(base, D1, T0);
+    expect(r.result.deleted).toBe(true);
+    expect(deleteDataset(r.config, D1, T0).config).toBe(r.config);
+  });
+  it('404 unknown, 409 while leased', () => {
+    expectApiError(() => deleteDataset(base, C, T0), 404, 'DATASET_NOT_FOUND');
+    const leased = acquireLease(base, { dataset_id: D1, node_uuid: A, expires: null }, T0).config;
+    expectApiError(() => deleteDataset(leased, D1, T0), 409, 'LEASE_HELD');
+  });
+});
+
+describe('leases', () => {
+  it('201 new, 200 renewed by the same node, 409 held by another', () => {
+    const r1 = acquireLease(emptyConfiguration, { dataset_id: D1, node_uuid: A, expires: 60 }, T0);
+    expect(r1.status).toBe(201);
+    expect(r1.result).toEqual({ dataset_id: D1, node_uuid: A, expires: 60 });
+    const r2 = acquireLease(r1.config, { dataset_id: D1, node_uuid: A, expires: 120 }, T0 + 30_000);
+    expect(r2.status).toBe(200);
+    expect(r2.config.leases.get(D1)?.expires_at).toBe(T0 + 150_000);
+    expectApiError(() => acquireLease(r2.config, { dataset_id: D1, node_uuid: B, expires: null }, T0), 409, 'LEASE_HELD');
+  });
+  it('another node may take an expired lease (201)', () => {
+    const c = acquireLease(emptyConfiguration, { dataset_id: D1, node_uuid: A, expires: 1 }, T0).config;
+    expect(acquireLease(c, { dataset_id: D1, node_uuid: B, expires: null }, T0 + 1000).status).toBe(201);
+  });
+  it('lists remaining seconds and hides expired leases', () => {
+    const c = acquireLease(emptyConfiguration, { dataset_id: D1, node_uuid: A, expires: 10 }, T0).config;
+    expect(listLeases(c, T0 + 4000)).toEqual([{ dataset_id: D1, node_uuid: A, expires: 6 }]);
+    expect(listLeases(c, T0 + 10_000)).toEqual([]);
+  });
+  it('release: 200 with the lease, 404 when none or expired', () => {
+    const c = acquireLease(emptyConfiguration, { dataset_id: D1, node_uuid: A, expires: null }, T0).config;
+    const r = releaseLease(c, D1, T0);
+    expect(r.result).toEqual({ dataset_id: D1, node_uuid: A, expires: null });
+    expect(r.config.leases.size).toBe(0);
+    expectApiError(() => releaseLease(r.config, D1, T0), 404, 'LEASE_NOT_FOUND');
+    const short = acquireLease(emptyConfiguration, { dataset_id: D1, node_uuid: A, expires: 1 }, T0).config;
+    expectApiError(() => releaseLease(short, D1, T0 + 2000), 404, 'LEASE_NOT_FOUND');
+  });
+  it('expireLeases drops exactly the expired ones; nextLeaseExpiry finds the earliest', () => {
+    let c = acquireLease(emptyConfiguration, { dataset_id: D1, node_uuid: A, expires: 1 }, T0).config;
+    c = acquireLease(c, { dataset_id: C, node_uuid: A, expires: 5 }, T0).config;
+    c = acquireLease(c, { dataset_id: B, node_uuid: A, expires: null }, T0).config;
+    expect(nextLeaseExpiry(c)).toBe(T0 + 1000);
+    expect(expireLeases(c, T0 + 500)).toBe(c);
+    const e = expireLeases(c, T0 + 1000);
+    expect([...e.leases.keys()].sort()).toEqual([B, C].sort());
+    expect(nextLeaseExpiry(expireLeases(c, T0 + 5000))).toBeUndefined();
+  });
+});

@@ -1,0 +1,251 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import winston from 'winston';
+import { FlockerApiError, FlockerClient, type NodeReport } from '@flocker/api';
+import { FileConfigurationStore } from './ConfigurationStore';
+import { buildOpenApi, openApiPath } from './openapi';
+import { routes } from './routes';
+import { type ControlService, startControlService } from './server';
+
+const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+const D1 = '11111111-1111-4111-8111-111111111111';
+const silent = winston.createLogger({ silent: true });
+
+function report(uuid: string, extra: Partial<NodeReport> = {}): NodeReport {
+  return { uuid, era: `era-${uuid.slice(0, 4)}`, host: `10.0.0.${uuid === A ? 1 : 2}`, instance_id: `i-${uuid.slice(0, 4)}`, backend: 'loopback', manifestations: [], errors: [], ...extra };
+}
+
+async function expectApiError(p: Promise<unknown>, status: number, code: string): Promise<void> {
+  await expect(p).rejects.toBeInstanceOf(FlockerApiError);
+  await p.catch((err: FlockerApiError) => {
+    expect({ status: err.status, code: err.code }).toEqual({ status, code });
+  });
+}
+
+describe('control service over HTTP', () => {
+  let dir: string;
+  let svc: ControlService;
+  let client: FlockerClient;
+
+  async function start(nodeTimeoutSeconds = 30): Promise<void> {
+    svc = await startControlService({ port: 0, host: '127.0.0.1', dataDir: dir, logger: silent, nodeTimeoutSeconds });
+    client = new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 });
+  }
+
+  beforeEach(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'flocker-control-'));
+    await start();
+    await client.reportNodeState(report(A));
+    await client.reportNodeState(report(B));
+  });
+  afterEach(async () => {
+    await svc.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('GET /v1/version', async () => {
+    expect((await client.version()).flocker).toMatch(/\d+\.\d+/);
+  });
+
+  it('creates, lists, moves, resizes and deletes datasets; the configuration survives a restart', async () => {
+    const created = await client.createDataset({ primary: A, metadata: { name: 'db' } });
+    expect(created).toMatchObject({ primary: A, metadata: { name: 'db' }, deleted: false });
+    const id = created.dataset_id;
+    await client.createDataset({ primary: A, dataset_id: D1, maximum_size: 67108864 });
+    expect((await client.listDatasets()).map((d) => d.dataset_id)).toEqual([id, D1]);
+    expect((await client.updateDataset(id, { primary: B })).primary).toBe(B);
+    expect((await client.updateDataset(id, { maximum_size: 134217728 })).maximum_size).toBe(134217728);
+    expect((await client.deleteDataset(D1)).deleted).toBe(true);
+    const before = await client.listDatasets();
+    expect(before.find((d) => d.dataset_id === D1)?.deleted).toBe(true);
+
+    await svc.close();
+    await start();
+    expect(await client.listDatasets()).toEqual(before);
+    // Nodes are durable: a dataset can name B before B reports again.
+    await client.createDataset({ primary: B });
+  });
+
+  it('rejects duplicates (409), unknown primaries (400), unknown datasets (404)', async () => {
+    await client.createDataset({ primary: A, dataset_id: D1 });
+    await expectApiError(client.createDataset({ primary: A, dataset_id: D1 }), 409, 'DATASET_ID_IN_USE');
+    await expectApiError(client.createDataset({ primary: '99999999-9999-4999-8999-999999999999' }), 400, 'UNKNOWN_NODE');
+    await expectApiError(client.updateDataset('99999999-9999-4999-8999-999999999999', { primary: A }), 404, 'DATASET_NOT_FOUND');
+    await expectApiError(client.deleteDataset('99999999-9999-4999-8999-999999999999'), 404, 'DATASET_NOT_FOUND');
+  });
+
+  it('lease rules: 201/200/409, a lease forbids moves and deletes, release 200/404', async () => {
+    await client.createDataset({ primary: A, dataset_id: D1 });
+    const raw1 = await fetch(`${svc.url}/v1/configuration/leases`, { method: 'POST', body: JSON.stringify({ dataset_id: D1, node_uuid: A, expires: 60 }) });
+    expect(raw1.status).toBe(201);
+    const raw2 = await fetch(`${svc.url}/v1/configuration/leases`, { method: 'POST', body: JSON.stringify({ dataset_id: D1, node_uuid: A, expires: 120 }) });
+    expect(raw2.status).toBe(200);
+    await expectApiError(client.acquireLease({ dataset_id: D1, node_uuid: B, expires: null }), 409, 'LEASE_HELD');
+    const leases = await client.listLeases();
+    expect(leases).toHaveLength(1);
+    expect(leases[0]?.expires).toBeGreaterThan(110);
+    expect(leases[0]?.expires).toBeLessThanOrEqual(120);
+    await expectApiError(client.updateDataset(D1, { primary: B }), 409, 'LEASE_HELD');
+    await expectApiError(client.deleteDataset(D1), 409, 'LEASE_HELD');
+    expect((await client.releaseLease(D1)).node_uuid).toBe(A);
+    await expectApiError(client.releaseLease(D1), 404, 'LEASE_NOT_FOUND');
+    expect((await client.updateDataset(D1, { primary: B })).primary).toBe(B);
+  });
+
+  it('expired leases vanish and wake the agents', async () => {
+    await client.acquireLease({ dataset_id: D1, node_uuid: A, expires: 0.3 });
+    const snap = await client.waitForCluster();
+    expect(snap.leases).toHaveLength(1);
+    const next = await client.waitForCluster(snap.generation, 3000);
+    expect(next.generation).not.toBe(snap.generation);
+    expect(next.leases).toEqual([]);
+    expect(await client.listLeases()).toEqual([]);
+  });
+
+  it('X-Configuration-Tag and X-If-Configuration-Matches (412)', async () => {
+    const { configurationTag } = await client.listDatasetsTagged();
+    expect(configurationTag).not.toBe('');
+    const created = await client.createDataset({ primary: A }, { ifConfigurationMatches: configurationTag });
+    await expectApiError(client.createDataset({ primary: A }, { ifConfigurationMatches: configurationTag }), 412, 'CONFIGURATION_CHANGED');
+    await expectApiError(client.deleteDataset(created.dataset_id, { ifConfigurationMatches: configurationTag }), 412, 'CONFIGURATION_CHANGED');
+    expect(await client.listDatasets()).toHaveLength(1);
+    const res = await fetch(`${svc.url}/v1/configuration/leases`);
+    expect(res.headers.get('x-configuration-tag')).toMatch(/^v\d+$/);
+  });
+
+  it('state: datasets from alive nodes, nodes, by_era', async () => {
+    await client.reportNodeState(
+      report(A, {
+        manifestations: [{ dataset_id: D1, blockdevice_id: 'b1', size: 67108864, status: 'mounted', path: '/flocker/x' }],
+        volumes: [{ blockdevice_id: 'b2', dataset_id: B, size: 67108864, attached_to: null }],
+      }),
+    );
+    expect(await client.listDatasetState()).toEqual([
+      { dataset_id: D1, primary: A, maximum_size: 67108864, path: '/flocker/x' },
+      { dataset_id: B, maximum_size: 67108864 },
+    ]);
+    expect((await client.listNodes()).map((n) => n.uuid).sort()).toEqual([A, B]);
+    expect(await client.nodeByEra(`era-${A.slice(0, 4)}`)).toBe(A);
+    await expectApiError(client.nodeByEra('unknown-era'), 404, 'NODE_ERA_UNKNOWN');
+  });
+
+  it('a node that stops reporting turns dead, bumps the generation and leaves the state views', async () => {
+    await svc.close();
+    await start(0.4);
+    await client.reportNodeState(report(A));
+    const snap = await client.waitForCluster();
+    expect(snap.nodes.map((n) => [n.uuid, n.alive])).toEqual([[A, true]]);
+    const next = await client.waitForCluster(snap.generation, 5000);
+    expect(next.nodes.map((n) => [n.uuid, n.alive])).toEqual([[A, false]]);
+    expect(await client.listNodes()).toEqual([]);
+  });
+
+  describe('long-poll', () => {
+    it('returns at once without since, or when since is stale', async () => {
+      const snap = await client.waitForCluster();
+      const t = Date.now();
+      expect((await client.waitForCluster('stale', 5000)).generation).toBe(snap.generation);
+      expect(Date.now() - t).toBeLessThan(1000);
+    });
+    it('holds until a configuration change, then returns the new snapshot', async () => {
+      const snap = await client.waitForCluster();
+      const waiting = client.waitForCluster(snap.generation, 10_000);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(svc.state.waiting).toBe(1);
+      await client.createDataset({ primary: A, dataset_id: D1 });
+      const next = await waiting;
+      expect(next.generation).not.toBe(snap.generation);
+      expect(next.datasets.map((d) => d.dataset_id)).toEqual([D1]);
+    });
+    it('wakes on a changed node report but not on a repeated one', async () => {
+      const snap = await client.waitForCluster();
+      let woke = false;
+      const waiting = client.waitForCluster(snap.generation, 600).then((s) => {
+        woke = true;
+        return s;
+      });
+      expect((await client.reportNodeState(report(A))).generation).toBe(snap.generation);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(woke).toBe(false);
+      await client.reportNodeState(report(A, { errors: [{ action: 'mount', code: 'X', message: 'm', attempts: 1, since: new Date(0).toISOString() }] }));
+      const next = await waiting;
+      expect(next.generation).not.toBe(snap.generation);
+    });
+    it('times out with the unchanged snapshot', async () => {
+      const snap = await client.waitForCluster();
+      const t = Date.now();
+      expect((await client.waitForCluster(snap.generation, 300)).generation).toBe(snap.generation);
+      expect(Date.now() - t).toBeGreaterThanOrEqual(250);
+    });
+    it('a restarted server never re-issues a generation', async () => {
+      const g1 = (await client.waitForCluster()).generation;
+      await svc.close();
+      await start();
+      const g2 = (await client.waitForCluster()).generation;
+      expect(g2).not.toBe(g1);
+    });
+  });
+
+  describe('bad input: 4xx and nothing stored', () => {
+    const cases: Array<[string, string, string, string | undefined, number, string]> = [
+      ['malformed JSON', 'POST', '/v1/configuration/datasets', '{"primary":', 400, 'INVALID_JSON'],
+      ['not an object', 'POST', '/v1/configuration/datasets', '"x"', 400, 'INVALID_JSON'],
+      ['missing primary', 'POST', '/v1/configuration/datasets', '{}', 400, 'INVALID_REQUEST'],
+      ['wrong type', 'POST', '/v1/configuration/datasets', JSON.stringify({ primary: A, maximum_size: 'big' }), 400, 'INVALID_REQUEST'],
+      ['too small', 'POST', '/v1/configuration/datasets', JSON.stringify({ primary: A, maximum_size: 1024 }), 400, 'INVALID_REQUEST'],
+      ['unknown field', 'POST', '/v1/configuration/datasets', JSON.stringify({ primary: A, colour: 'red' }), 400, 'INVALID_REQUEST'],
+      ['non-UUID primary', 'POST', '/v1/configuration/datasets', JSON.stringify({ primary: 'node-1' }), 400, 'INVALID_REQUEST'],
+      ['non-UUID dataset_id', 'POST', '/v1/configuration/datasets', JSON.stringify({ primary: A, dataset_id: 'x' }), 400, 'INVALID_REQUEST'],
+      ['17 metadata keys', 'POST', '/v1/configuration/datasets', JSON.stringify({ primary: A, metadata: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, 'v'])) }), 400, 'INVALID_REQUEST'],
+      ['metadata value of 257 chars', 'POST', '/v1/configuration/datasets', JSON.stringify({ primary: A, metadata: { name: 'x'.repeat(257) } }), 400, 'INVALID_REQUEST'],
+      ['body over 1 MiB', 'POST', '/v1/configuration/datasets', JSON.stringify({ primary: A, metadata: { name: 'x'.repeat(1024 * 1024 + 10) } }), 413, 'BODY_TOO_LARGE'],
+      ['non-UUID id in path (update)', 'POST', '/v1/configuration/datasets/not-a-uuid', JSON.stringify({ primary: A }), 400, 'INVALID_REQUEST'],
+      ['non-UUID id in path (delete)', 'DELETE', '/v1/configuration/datasets/not-a-uuid', undefined, 400, 'INVALID_REQUEST'],
+      ['update unknown field', 'POST', `/v1/configuration/datasets/${D1}`, JSON.stringify({ metadata: {} }), 400, 'INVALID_REQUEST'],
+      ['lease with negative expiry', 'POST', '/v1/configuration/leases', JSON.stringify({ dataset_id: D1, node_uuid: A, expires: -1 }), 400, 'INVALID_REQUEST'],
+      ['lease missing node', 'POST', '/v1/configuration/leases', JSON.stringify({ dataset_id: D1, expires: null }), 400, 'INVALID_REQUEST'],
+      ['lease release non-UUID', 'DELETE', '/v1/configuration/leases/xyz', undefined, 400, 'INVALID_REQUEST'],
+      ['report to another uuid', 'PUT', `/v1/agent/nodes/${B}`, JSON.stringify(report(A)), 400, 'NODE_UUID_MISMATCH'],
+      ['report bad shape', 'PUT', `/v1/agent/nodes/${A}`, JSON.stringify({ uuid: A }), 400, 'INVALID_REQUEST'],
+      ['wait with bad timeout', 'GET', '/v1/agent/cluster?since=x&timeout_ms=abc', undefined, 400, 'INVALID_REQUEST'],
+      ['wrong method', 'PUT', '/v1/configuration/datasets', '{}', 405, 'METHOD_NOT_ALLOWED'],
+      ['wrong method on item', 'GET', `/v1/configuration/datasets/${D1}`, undefined, 405, 'METHOD_NOT_ALLOWED'],
+      ['unknown path', 'GET', '/v1/nothing', undefined, 404, 'NOT_FOUND'],
+    ];
+    it.each(cases)('%s → %s %s', async (_name, method, url, body, status, code) => {
+      const before = await client.listDatasetsTagged();
+      const res = await fetch(svc.url + url, { method, ...(body !== undefined ? { body, headers: { 'content-type': 'application/json' } } : {}) });
+      expect(res.status).toBe(status);
+      const json = (await res.json()) as { code: string; description: string };
+      expect(json.code).toBe(code);
+      expect(json.description.length).toBeGreaterThan(10);
+      const after = await client.listDatasetsTagged();
+      expect(after).toEqual(before);
+      expect(await client.listLeases()).toEqual([]);
+    });
+  });
+
+  it('OpenAPI 3.1 document lists every route and method', async () => {
+    const res = await fetch(`${svc.url}/v1/openapi.json`);
+    const doc = (await res.json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
+    expect(doc.openapi).toBe('3.1.0');
+    for (const r of routes) {
+      expect(doc.paths[openApiPath(r.path)]?.[r.method]).toBeDefined();
+    }
+    expect(doc).toEqual(JSON.parse(JSON.stringify(buildOpenApi(routes))));
+  });
+
+  it('group commit: concurrent creates all succeed, in fewer commits than writes', async () => {
+    const store = new FileConfigurationStore(dir);
+    const spy = jest.spyOn(store, 'commit');
+    await svc.close();
+    svc = await startControlService({ port: 0, host: '127.0.0.1', store, logger: silent });
+    client = new FlockerClient({ baseUrl: svc.url });
+    await Promise.all(Array.from({ length: 100 }, () => client.createDataset({ primary: A })));
+    expect(await client.listDatasets()).toHaveLength(100);
+    expect(spy.mock.calls.length).toBeLessThan(100);
+    expect((await new FileConfigurationStore(dir).load()).datasets.size).toBe(100);
+  });
+});
