@@ -360,7 +360,13 @@ export class LoopbackDriver implements BlockDeviceApi {
   }
 
   private async verifyNoLoops(blockdeviceId: string): Promise<void> {
-    const left = await findLoopDevices(this.exec, this.imagePath(blockdeviceId));
+    let left = await findLoopDevices(this.exec, this.imagePath(blockdeviceId));
+    // A short-lived opener (udev's blkid probe, say) turns losetup -d into a
+    // deferred detach that completes when it closes; give that a moment.
+    for (let i = 0; i < 10 && left.length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      left = await findLoopDevices(this.exec, this.imagePath(blockdeviceId));
+    }
     if (left.length > 0) {
       throw new StorageError(
         'DEVICE_BUSY',

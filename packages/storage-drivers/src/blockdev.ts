@@ -131,9 +131,25 @@ export async function unmount(mountPoint: string, options: BlockdevOptions = {})
   await runChecked(exec, 'umount', [mountPoint], `unmounting ${mountPoint}`, 'DEVICE_BUSY');
 }
 
-/** Grows an ext4 filesystem to fill its (already grown) device; works while mounted. */
-export async function resizeFilesystem(device: string, options: BlockdevOptions = {}): Promise<void> {
+/**
+ * Grows an ext4 filesystem to fill its (already grown) device. Mounted: online
+ * resize, which needs CAP_SYS_RESOURCE (resize2fs says "Permission denied"
+ * without it). Not mounted: resize2fs insists on a forced check first.
+ */
+export async function resizeFilesystem(device: string, options: BlockdevOptions & { mounted?: boolean } = {}): Promise<void> {
   const exec = options.exec ?? execFileExec;
+  const mounted = options.mounted ?? (await isDeviceBusy(device));
+  if (!mounted) {
+    const args = ['-f', '-p', device];
+    const check = await exec('e2fsck', args);
+    // 1 = errors corrected; anything above that needs a human.
+    if (check.exitCode > 1) {
+      throw new StorageError(
+        'BACKEND_ERROR',
+        `checking the filesystem on ${device} before growing it failed: \`${formatCommand('e2fsck', args)}\` exited with ${check.exitCode}: ${check.stderr.trim() || check.stdout.trim() || 'no output'}`,
+      );
+    }
+  }
   await runChecked(exec, 'resize2fs', [device], `growing the filesystem on ${device}`);
 }
 

@@ -1,0 +1,195 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { isStorageError } from './BlockDeviceApi';
+import {
+  filesystemType,
+  hasFilesystem,
+  isDeviceBusy,
+  listMounts,
+  makeFilesystem,
+  mount,
+  parseMountInfo,
+  resizeFilesystem,
+  unmount,
+} from './blockdev';
+import { expectStorageError } from './contract';
+import { execFileExec, formatCommand, runChecked, type ExecFn, type ExecResult } from './exec';
+import { parseLosetupAssociations } from './losetup';
+import { destroyTempRoot, makeTempRoot } from './testSupport';
+
+jest.setTimeout(30_000);
+
+/** A fake ExecFn answering from a script, recording every argv. */
+function fakeExec(answer: (file: string, args: readonly string[]) => Partial<ExecResult>): { exec: ExecFn; calls: string[][] } {
+  const calls: string[][] = [];
+  const exec: ExecFn = async (file, args) => {
+    calls.push([file, ...args]);
+    return { exitCode: 0, stdout: '', stderr: '', ...answer(file, args) };
+  };
+  return { exec, calls };
+}
+
+describe('parseMountInfo', () => {
+  const sample = [
+    '22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw',
+    '36 22 7:3 / /var/lib/flocker/mnt/a\\040b rw,noatime master:1 shared:2 - ext4 /dev/loop3 rw,errors=continue',
+    '37 22 0:31 / /proc rw,nosuid - proc proc rw',
+    'garbage line',
+    '',
+  ].join('\n');
+
+  it('reads device, mount point (unescaped), fstype and major:minor; skips lines it cannot read', () => {
+    expect(parseMountInfo(sample)).toEqual([
+      { majorMinor: '254:0', mountPoint: '/', options: 'rw,relatime', fstype: 'ext4', device: '/dev/vda' },
+      { majorMinor: '7:3', mountPoint: '/var/lib/flocker/mnt/a b', options: 'rw,noatime', fstype: 'ext4', device: '/dev/loop3' },
+      { majorMinor: '0:31', mountPoint: '/proc', options: 'rw,nosuid', fstype: 'proc', device: 'proc' },
+    ]);
+  });
+
+  it('listMounts reads /proc/self/mountinfo through the injected reader', async () => {
+    const read: string[] = [];
+    const mounts = await listMounts({ readFile: async (p) => (read.push(p), sample) });
+    expect(read).toEqual(['/proc/self/mountinfo']);
+    expect(mounts.map((m) => m.device)).toEqual(['/dev/vda', '/dev/loop3', 'proc']);
+  });
+});
+
+describe('parseLosetupAssociations', () => {
+  it('lists the loop devices of `losetup -j` output', () => {
+    expect(
+      parseLosetupAssociations('/dev/loop0: [65024]:123 (/pool/volumes/x.img)\n/dev/loop12: [65024]:123 (/pool/volumes/x.img)\n'),
+    ).toEqual(['/dev/loop0', '/dev/loop12']);
+    expect(parseLosetupAssociations('')).toEqual([]);
+  });
+});
+
+describe('filesystem helpers (argv)', () => {
+  it('hasFilesystem: blkid exit 2 means no filesystem', async () => {
+    const { exec, calls } = fakeExec(() => ({ exitCode: 2 }));
+    expect(await hasFilesystem('/dev/loop9', { exec })).toBe(false);
+    expect(calls).toEqual([['blkid', '-p', '-o', 'export', '/dev/loop9']]);
+  });
+
+  it('filesystemType reads TYPE, or PTTYPE for a partition table', async () => {
+    expect(await filesystemType('/dev/x', fakeExec(() => ({ stdout: 'DEVNAME=/dev/x\nUUID=1\nTYPE=ext4\nUSAGE=filesystem\n' })))).toBe('ext4');
+    expect(await filesystemType('/dev/x', fakeExec(() => ({ stdout: 'DEVNAME=/dev/x\nPTTYPE=gpt\n' })))).toBe('gpt');
+    expect(await hasFilesystem('/dev/x', fakeExec(() => ({ stdout: 'DEVNAME=/dev/x\nPTTYPE=gpt\n' })))).toBe(true);
+  });
+
+  it('hasFilesystem: any other blkid failure is an error, never "empty"', async () => {
+    const { exec } = fakeExec(() => ({ exitCode: 4, stderr: 'blkid: error: /dev/nope: No such file or directory' }));
+    const e = await hasFilesystem('/dev/nope', { exec }).catch((x: unknown) => x);
+    expect(isStorageError(e, 'BACKEND_ERROR')).toBe(true);
+    expect(String(e)).toMatch(/No such file or directory/);
+  });
+
+  it('makeFilesystem runs mkfs.ext4 with lazy init, label and MMP only on an empty device', async () => {
+    const { exec, calls } = fakeExec((file) => (file === 'blkid' ? { exitCode: 2 } : {}));
+    await makeFilesystem('/dev/loop9', { type: 'ext4', label: 'flocker', multiMountProtection: true, exec });
+    expect(calls).toEqual([
+      ['blkid', '-p', '-o', 'export', '/dev/loop9'],
+      ['mkfs.ext4', '-q', '-E', 'lazy_itable_init=1,lazy_journal_init=1', '-L', 'flocker', '-O', 'mmp', '/dev/loop9'],
+    ]);
+  });
+
+  it('makeFilesystem refuses a device that has a filesystem, and does not run mkfs', async () => {
+    const { exec, calls } = fakeExec(() => ({ stdout: 'TYPE=xfs\n' }));
+    await expectStorageError(makeFilesystem('/dev/loop9', { type: 'ext4', exec }), 'FILESYSTEM_EXISTS');
+    expect(calls.map((c) => c[0])).toEqual(['blkid']);
+  });
+
+  it('makeFilesystem rejects labels longer than 16 bytes', async () => {
+    const { exec } = fakeExec((file) => (file === 'blkid' ? { exitCode: 2 } : {}));
+    await expectStorageError(makeFilesystem('/dev/loop9', { type: 'ext4', label: 'x'.repeat(17), exec }), 'BACKEND_ERROR');
+  });
+
+  it('mount, unmount and resizeFilesystem run the expected commands', async () => {
+    const { exec, calls } = fakeExec(() => ({}));
+    await mount('/dev/loop9', '/mnt/x', { fstype: 'ext4', exec });
+    await mount('/dev/loop9', '/mnt/y', { fstype: 'ext4', options: ['noatime', 'nodev'], exec });
+    await unmount('/mnt/x', { exec });
+    await resizeFilesystem('/dev/loop9', { exec, mounted: true });
+    await resizeFilesystem('/dev/loop9', { exec, mounted: false });
+    expect(calls).toEqual([
+      ['mount', '-t', 'ext4', '/dev/loop9', '/mnt/x'],
+      ['mount', '-t', 'ext4', '-o', 'noatime,nodev', '/dev/loop9', '/mnt/y'],
+      ['umount', '/mnt/x'],
+      ['resize2fs', '/dev/loop9'],
+      ['e2fsck', '-f', '-p', '/dev/loop9'],
+      ['resize2fs', '/dev/loop9'],
+    ]);
+  });
+
+  it('failures carry the command and its stderr', async () => {
+    const { exec } = fakeExec(() => ({ exitCode: 32, stderr: 'mount: /mnt/x: wrong fs type, bad option, bad superblock.\n' }));
+    const e = await mount('/dev/loop9', '/mnt/x', { fstype: 'ext4', exec }).catch((x: unknown) => x);
+    expect(isStorageError(e, 'BACKEND_ERROR')).toBe(true);
+    expect(String(e)).toContain('`mount -t ext4 /dev/loop9 /mnt/x` exited with 32: mount: /mnt/x: wrong fs type');
+  });
+
+  it('unmount failures are DEVICE_BUSY', async () => {
+    const { exec } = fakeExec(() => ({ exitCode: 32, stderr: 'umount: /mnt/x: target is busy.' }));
+    await expectStorageError(unmount('/mnt/x', { exec }), 'DEVICE_BUSY');
+  });
+});
+
+describe('exec', () => {
+  it('execFileExec reports exit codes and output without throwing', async () => {
+    expect(await execFileExec('sh', ['-c', 'echo out; echo err >&2; exit 3'])).toEqual({ exitCode: 3, stdout: 'out\n', stderr: 'err\n' });
+  });
+
+  it('execFileExec rejects with BACKEND_ERROR when the program does not exist', async () => {
+    const e = await execFileExec('/nonexistent/flocker-tool', []).catch((x: unknown) => x);
+    expect(isStorageError(e, 'BACKEND_ERROR')).toBe(true);
+    expect(String(e)).toMatch(/is it installed/);
+  });
+
+  it('runChecked returns stdout on success and formats commands shell-like', async () => {
+    expect(await runChecked(execFileExec, 'echo', ['hi'], 'greeting')).toBe('hi\n');
+    expect(formatCommand('mount', ['-o', 'a b', "it's"])).toBe(`mount -o 'a b' 'it'\\''s'`);
+  });
+});
+
+describe('filesystem helpers on a real loop device', () => {
+  let root: string;
+  let device: string;
+
+  beforeAll(async () => {
+    root = await makeTempRoot('flocker-blockdev-test-');
+    const image = path.join(root, 'disk.img');
+    await fs.writeFile(image, '');
+    await fs.truncate(image, 32 * 1024 * 1024);
+    device = (await runChecked(execFileExec, 'losetup', ['--find', '--show', image], 'attach')).trim();
+  });
+
+  afterAll(async () => {
+    if (root) await destroyTempRoot(root);
+  });
+
+  it('creates, detects, mounts, grows and unmounts ext4', async () => {
+    expect(await hasFilesystem(device)).toBe(false);
+    await makeFilesystem(device, { type: 'ext4', label: 'flocker-test' });
+    expect(await filesystemType(device)).toBe('ext4');
+    await expectStorageError(makeFilesystem(device, { type: 'ext4' }), 'FILESYSTEM_EXISTS');
+
+    const mnt = path.join(root, 'mnt');
+    await fs.mkdir(mnt);
+    await mount(device, mnt, { fstype: 'ext4', options: ['noatime'] });
+    expect(await isDeviceBusy(device)).toBe(true);
+    const entry = (await listMounts()).find((m) => m.mountPoint === mnt);
+    expect(entry).toMatchObject({ device, fstype: 'ext4' });
+
+    await unmount(mnt);
+    expect(await isDeviceBusy(device)).toBe(false);
+    expect((await listMounts()).some((m) => m.mountPoint === mnt)).toBe(false);
+
+    // Offline growth (online growth needs CAP_SYS_RESOURCE, which CI sandboxes may lack).
+    await fs.truncate(path.join(root, 'disk.img'), 64 * 1024 * 1024);
+    await runChecked(execFileExec, 'losetup', ['-c', device], 'refresh');
+    await resizeFilesystem(device);
+    const info = await runChecked(execFileExec, 'dumpe2fs', ['-h', device], 'dumpe2fs');
+    const blocks = Number(/Block count:\s+(\d+)/.exec(info)?.[1]);
+    const blockSize = Number(/Block size:\s+(\d+)/.exec(info)?.[1]);
+    expect(blocks * blockSize).toBe(64 * 1024 * 1024);
+  });
+});
