@@ -3,7 +3,7 @@
  * Every response body is parsed with the wire schemas; any non-2xx answer is thrown
  * as a FlockerApiError carrying the server's stable `code`.
  */
-import { request, type Dispatcher } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import {
   ClusterSnapshot,
@@ -51,6 +51,19 @@ export interface FlockerClientOptions {
 export interface WriteOptions {
   /** Only apply the write if the configuration still has this tag (else 412). */
   ifConfigurationMatches?: string;
+}
+
+export interface WaitOptions {
+  /**
+   * Ask only for what this node needs (its datasets, their leases, the nodes holding
+   * them) instead of the whole cluster; the generation is the same either way.
+   */
+  node?: string;
+}
+
+/** A connection pool for many concurrent requests (e.g. long-polls) to one server. */
+export function createConnectionPool(connections: number): Dispatcher {
+  return new Agent({ connections, pipelining: 0 });
 }
 
 export interface Tagged<T> {
@@ -142,10 +155,15 @@ export class FlockerClient {
    * the server holds the request until something changes or `timeoutMs` elapses
    * (then the unchanged snapshot comes back).
    */
-  async waitForCluster(since?: string, timeoutMs: number = DEFAULT_WAIT_MS): Promise<ClusterSnapshot> {
+  async waitForCluster(
+    since?: string,
+    timeoutMs: number = DEFAULT_WAIT_MS,
+    options: WaitOptions = {},
+  ): Promise<ClusterSnapshot> {
     const wait = Math.max(0, Math.min(Math.floor(timeoutMs), MAX_WAIT_MS));
     const query = new URLSearchParams({ timeout_ms: String(wait) });
     if (since !== undefined) query.set('since', since);
+    if (options.node !== undefined) query.set('node', options.node);
     return (await this.call('GET', `/v1/agent/cluster?${query.toString()}`, ClusterSnapshot, undefined, {}, wait)).value;
   }
 

@@ -88,6 +88,10 @@ export class ControlState {
     return this.nodes.values();
   }
 
+  reportedNode(uuid: string): ReportedNode | undefined {
+    return this.nodes.get(uuid);
+  }
+
   /**
    * Applies `change` to the latest configuration and resolves once the result is
    * durable. Changes apply in arrival order; all that arrive while the store is busy

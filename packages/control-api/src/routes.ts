@@ -81,6 +81,9 @@ const WaitQuery = z
       .nonnegative()
       .optional()
       .describe(`How long to wait, in ms (default ${DEFAULT_WAIT_MS}, at most ${MAX_WAIT_MS}).`),
+    node: NodeUuid.optional().describe(
+      'Only what this node needs: datasets whose primary it is or that it holds, their leases, and the states of the nodes involved.',
+    ),
   })
   .strict();
 
@@ -138,6 +141,61 @@ export class Views {
       leases: listLeases(s.configuration, now),
       nodes: nodeStates(s.reportedNodes(), now, s.nodeTimeoutMs),
     }));
+  }
+
+  private index: { key: string; byPrimary: Map<string, DatasetConfiguration[]>; holders: Map<string, Set<string>> } | undefined;
+
+  /**
+   * The snapshot one node needs: datasets whose primary it is or that it holds, their
+   * leases, and the states of itself and of the nodes holding those datasets. With
+   * many nodes this keeps each long-poll answer small (kilobytes, not megabytes).
+   */
+  snapshotFor(node: string): string {
+    const s = this.state;
+    const now = s.now();
+    const key = `${s.generation}@${Math.floor(now / 1000)}`;
+    if (this.index === undefined || this.index.key !== key) {
+      const byPrimary = new Map<string, DatasetConfiguration[]>();
+      for (const d of s.configuration.datasets.values()) {
+        const list = byPrimary.get(d.primary);
+        if (list === undefined) byPrimary.set(d.primary, [d]);
+        else list.push(d);
+      }
+      const holders = new Map<string, Set<string>>();
+      for (const { report } of s.reportedNodes()) {
+        for (const m of report.manifestations) {
+          const set = holders.get(m.dataset_id);
+          if (set === undefined) holders.set(m.dataset_id, new Set([report.uuid]));
+          else set.add(report.uuid);
+        }
+      }
+      this.index = { key, byPrimary, holders };
+    }
+    const { byPrimary, holders } = this.index;
+    const config = s.configuration;
+    const datasets = new Map<string, DatasetConfiguration>();
+    for (const d of byPrimary.get(node) ?? []) datasets.set(d.dataset_id, d);
+    const own = s.reportedNode(node);
+    if (own !== undefined) {
+      const ids = own.report.manifestations.map((m) => m.dataset_id);
+      for (const v of own.report.volumes ?? []) if (v.attached_to === own.report.instance_id) ids.push(v.dataset_id);
+      for (const id of ids) {
+        const d = config.datasets.get(id);
+        if (d !== undefined) datasets.set(id, d);
+      }
+    }
+    const nodeIds = new Set<string>([node]);
+    for (const id of datasets.keys()) for (const holder of holders.get(id) ?? []) nodeIds.add(holder);
+    const nodes = [...nodeIds].flatMap((id) => s.reportedNode(id) ?? []);
+    return JSON.stringify(
+      ClusterSnapshot.parse({
+        generation: s.generation,
+        configuration_tag: s.configurationTag,
+        datasets: [...datasets.values()],
+        leases: listLeases(config, now).filter((l) => datasets.has(l.dataset_id)),
+        nodes: nodeStates(nodes, now, s.nodeTimeoutMs),
+      }),
+    );
   }
 }
 
@@ -331,7 +389,7 @@ export const routes: RouteSpec[] = [
         const wait = Math.min(q.timeout_ms ?? DEFAULT_WAIT_MS, MAX_WAIT_MS);
         await state.waitForChange(q.since, wait, ctx.signal);
       }
-      return { status: 200, json: views.snapshot(), tag: state.configurationTag };
+      return { status: 200, json: q.node !== undefined ? views.snapshotFor(q.node) : views.snapshot(), tag: state.configurationTag };
     },
   },
 ];

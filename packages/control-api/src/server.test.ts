@@ -249,3 +249,29 @@ describe('control service over HTTP', () => {
     expect((await new FileConfigurationStore(dir).load()).datasets.size).toBe(100);
   });
 });
+
+describe('per-node snapshots', () => {
+  it('?node= gives a node its datasets, their leases and the nodes holding them', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'flocker-control-'));
+    const svc = await startControlService({ port: 0, host: '127.0.0.1', dataDir: dir, logger: silent });
+    try {
+      const client = new FlockerClient({ baseUrl: svc.url });
+      await client.reportNodeState(report(A));
+      await client.reportNodeState(report(B, { manifestations: [{ dataset_id: D1, blockdevice_id: 'b', size: 67108864, status: 'mounted', path: '/p' }] }));
+      await client.createDataset({ primary: A, dataset_id: D1 });
+      const other = await client.createDataset({ primary: B });
+      await client.acquireLease({ dataset_id: other.dataset_id, node_uuid: B, expires: null });
+      const forA = await client.waitForCluster(undefined, 0, { node: A });
+      expect(forA.datasets.map((d) => d.dataset_id)).toEqual([D1]);
+      expect(forA.nodes.map((n) => n.uuid).sort()).toEqual([A, B]);
+      expect(forA.leases).toEqual([]);
+      const forB = await client.waitForCluster(undefined, 0, { node: B });
+      expect(forB.datasets.map((d) => d.dataset_id).sort()).toEqual([D1, other.dataset_id].sort());
+      expect(forB.leases).toHaveLength(1);
+      expect(forB.generation).toBe((await client.waitForCluster()).generation);
+    } finally {
+      await svc.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
