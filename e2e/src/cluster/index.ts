@@ -4,3 +4,4 @@ export { clusterLayout, type ClusterLayout, type HostLayout } from './layout';
 export { TINY_IMAGE } from './image';
 export { ClusterError, run, sleep, waitFor, type RunResult, type RunOptions } from './run';
 export { teardown, type TeardownReport } from './teardown';
+export * from './scenario';

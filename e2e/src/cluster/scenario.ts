@@ -1,0 +1,71 @@
+/**
+ * Helpers shared by the multi-host tests and the benchmark: observing where a
+ * dataset is, and reading/writing inside a host's mount namespace.
+ */
+import type { FlockerClient } from '@flocker/api';
+import type { ClusterHost } from './Host';
+import { waitFor } from './run';
+
+export const TEST_DATASET_SIZE = 128 * 1024 * 1024;
+
+/** Waits until the dataset is mounted on nodeUuid (per the control service); returns its path there. */
+export function waitForMountedOn(
+  client: FlockerClient,
+  datasetId: string,
+  nodeUuid: string,
+  timeoutMs = 30_000,
+): Promise<string> {
+  return waitFor(
+    `dataset ${datasetId} mounted on node ${nodeUuid}`,
+    async () => {
+      const s = (await client.listDatasetState()).find((d) => d.dataset_id === datasetId);
+      return s?.primary === nodeUuid && s.path !== undefined ? s.path : undefined;
+    },
+    { timeoutMs, intervalMs: 25 },
+  );
+}
+
+/** Mount points on the host whose source is a loop device, as seen in its own mount namespace. */
+export async function loopMounts(host: ClusterHost): Promise<Array<{ device: string; target: string }>> {
+  const { stdout } = await host.exec(['cat', '/proc/self/mounts']);
+  return stdout
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter((f) => (f[0] ?? '').startsWith('/dev/loop'))
+    .map((f) => ({ device: f[0] ?? '', target: f[1] ?? '' }));
+}
+
+/** True if the host has anything mounted at path (in its own mount namespace). */
+export async function isMountedOn(host: ClusterHost, path: string): Promise<boolean> {
+  return (await loopMounts(host)).some((m) => m.target === path);
+}
+
+export async function writeFileOn(host: ClusterHost, file: string, content: string): Promise<void> {
+  await host.exec(['sh', '-c', 'cat > "$1" && sync "$1"', 'sh', file], { input: content });
+}
+
+export async function readFileOn(host: ClusterHost, file: string): Promise<string> {
+  return (await host.exec(['cat', file])).stdout;
+}
+
+/** Writes `mib` MiB of random data plus its checksum file next to it. */
+export async function writeBlobOn(host: ClusterHost, dir: string, mib: number): Promise<string> {
+  const { stdout } = await host.exec([
+    'sh',
+    '-ec',
+    `dd if=/dev/urandom of="$1/blob" bs=1M count=${mib} status=none; sync; md5sum "$1/blob" | cut -d" " -f1 | tee "$1/blob.md5"`,
+    'sh',
+    dir,
+  ]);
+  return stdout.trim();
+}
+
+export async function md5On(host: ClusterHost, file: string): Promise<string> {
+  return (await host.exec(['md5sum', file])).stdout.split(' ')[0] ?? '';
+}
+
+export const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length === 0 ? NaN : s.length % 2 === 1 ? (s[m] ?? NaN) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
+};
