@@ -178,6 +178,53 @@ describe('LoopbackDriver', () => {
     expect(left).not.toContain(oldDevice);
   });
 
+  it('sees a mount in another mount namespace (another simulated host): DEVICE_BUSY, then force detach fences it', async () => {
+    const { root, a, b } = await pool();
+    const v = await a.createVolume('ds', 32 * MiB);
+    await a.attachVolume(v.blockdeviceId, 'instance-a');
+    const oldDevice = await a.getDevicePath(v.blockdeviceId);
+    await makeFilesystem(oldDevice, { type: 'ext4' });
+    const mnt = path.join(root, 'host-a-mnt');
+    await fs.mkdir(mnt);
+    // Host A: its own mount namespace, invisible in ours.
+    const hostA = spawn(
+      'unshare',
+      ['--mount', '--propagation', 'private', 'sh', '-c', `mount -t ext4 ${oldDevice} ${mnt} && echo before > ${mnt}/before && sync && echo ready && exec sleep 600`],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const hostAExited = new Promise((r) => hostA.once('exit', r));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        hostA.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+        hostA.once('exit', (code) => reject(new Error(`host A exited early with ${code}`)));
+      });
+      expect((await listMounts()).some((m) => m.device === oldDevice)).toBe(false);
+      const busy = await a.detachVolume(v.blockdeviceId).catch((e: unknown) => e);
+      expect(isStorageError(busy, 'DEVICE_BUSY')).toBe(true);
+      expect(String(busy)).toMatch(/another mount namespace/);
+
+      await b.detachVolume(v.blockdeviceId, { force: true });
+      await b.attachVolume(v.blockdeviceId, 'instance-b');
+      const newDevice = await b.getDevicePath(v.blockdeviceId);
+      await sh('nsenter', ['-t', String(hostA.pid), '-m', 'sh', '-c', `echo after > ${mnt}/after && sync`]);
+      await mount(newDevice, mnt, { fstype: 'ext4' });
+      expect(await fs.readFile(path.join(mnt, 'before'), 'utf8')).toBe('before\n');
+      await expect(fs.access(path.join(mnt, 'after'))).rejects.toThrow();
+      await unmount(mnt);
+      await b.detachVolume(v.blockdeviceId);
+    } finally {
+      hostA.kill('SIGKILL');
+      await hostAExited;
+    }
+    // Host A's namespace is gone with its last process, and its fenced device with it.
+    let left = (await loopsUnder(root)).map((l) => l.device);
+    for (let i = 0; i < 50 && left.includes(oldDevice); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = (await loopsUnder(root)).map((l) => l.device);
+    }
+    expect(left).not.toContain(oldDevice);
+  });
+
   it('grows an attached device with losetup -c', async () => {
     const { a } = await pool();
     const v = await a.createVolume('ds', 8 * MiB);
