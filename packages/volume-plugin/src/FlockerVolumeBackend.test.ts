@@ -78,6 +78,7 @@ describe('FlockerVolumeBackend against a real control service', () => {
     expect((await a.mount({ Name: 'vol1', ID: 'c2' })).Mountpoint).toBe(m1.Mountpoint);
     expect(await a.path({ Name: 'vol1' })).toEqual({ Mountpoint: m1.Mountpoint });
     const got = await a.get({ Name: 'vol1' });
+    expect(Date.parse(got.Volume.CreatedAt ?? '')).toBeGreaterThan(Date.now() - 60_000);
     expect(got.Volume).toMatchObject({ Name: 'vol1', Mountpoint: m1.Mountpoint, Status: { dataset_id: d?.dataset_id, size: '1 GiB', node: 'host-a', state: 'mounted', in_use_on: 'host-a' } });
     await a.unmount({ Name: 'vol1', ID: 'c1' });
     expect(await client.listLeases()).toHaveLength(1);

@@ -49,6 +49,9 @@ export interface FlockerVolumeBackendOptions {
   pollMs?: number;
 }
 
+/** Docker shows CreatedAt in `volume inspect`; datasets have no such field, so metadata keeps it. */
+export const CREATED_AT_KEY = 'docker:created_at';
+
 // ---- pure lookups on a snapshot ----------------------------------------------
 
 export function findVolume(s: ClusterSnapshot, name: string): DatasetConfiguration | undefined {
@@ -129,7 +132,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
     validateVolumeName(req.Name);
     const options = parseCreateOptions(req.Opts, this.opts.defaultSize);
     if (await this.lookup(req.Name)) return; // Docker may create the same volume again; that is fine.
-    const metadata: Record<string, string> = { [METADATA_NAME_KEY]: req.Name };
+    const metadata: Record<string, string> = { [METADATA_NAME_KEY]: req.Name, [CREATED_AT_KEY]: new Date().toISOString() };
     if (options.profile) metadata[METADATA_PROFILE_KEY] = options.profile;
     const created = await this.client.createDataset({ primary: this.me, maximum_size: options.size, metadata });
     this.logger.info('created dataset for volume', { volume: req.Name, dataset_id: created.dataset_id, size: options.size });
@@ -165,7 +168,10 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
     const lease = leaseOf(s, d.dataset_id);
     if (lease) status.in_use_on = hostOf(s, lease.node_uuid);
     const mountpoint = mountedPath(s, this.me, d.dataset_id);
-    return { Volume: { Name: req.Name, ...(mountpoint ? { Mountpoint: mountpoint } : {}), Status: status } };
+    const createdAt = d.metadata[CREATED_AT_KEY];
+    return {
+      Volume: { Name: req.Name, ...(mountpoint ? { Mountpoint: mountpoint } : {}), ...(createdAt ? { CreatedAt: createdAt } : {}), Status: status },
+    };
   }
 
   async path(req: NameRequest): Promise<PathResponse> {

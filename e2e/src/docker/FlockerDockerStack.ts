@@ -1,0 +1,205 @@
+/**
+ * The whole single-host stack for Docker e2e tests and benchmarks: the control service
+ * (in this process), a dataset agent on a loopback pool in a temp root, the Docker
+ * plugin (a child process, so tests can kill it) and a private dockerd.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { FlockerClient } from '@flocker/api';
+import { createLogger, startControlService, type ControlService } from '@flocker/control-api';
+import { callPlugin } from '@flocker/volume-plugin';
+import { DockerDaemon, isAlive } from './DockerDaemon';
+import { exec, until } from './exec';
+import { buildTinyRootfsTar } from './tinyImage';
+
+export const TINY_IMAGE = 'flocker-e2e-tiny:latest';
+
+function packageMain(pkg: string): string {
+  return path.join(path.dirname(require.resolve(`${pkg}/package.json`)), 'dist', 'main.js');
+}
+
+class ChildService {
+  private child: ChildProcess | undefined;
+  constructor(
+    readonly name: string,
+    private readonly argv: readonly string[],
+    readonly logFile: string,
+  ) {}
+
+  start(): void {
+    const log = fs.openSync(this.logFile, 'a');
+    const [cmd, ...args] = this.argv;
+    this.child = spawn(cmd ?? 'false', args, { stdio: ['ignore', log, log] });
+    fs.closeSync(log);
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  log(): string {
+    try {
+      return fs.readFileSync(this.logFile, 'utf8');
+    } catch {
+      return '';
+    }
+  }
+}
+
+export interface FlockerDockerStackOptions {
+  /** Driver (and socket) name; default flocker-e2e-<pid>. */
+  driver?: string;
+  mountTimeoutSeconds?: number;
+}
+
+export class FlockerDockerStack {
+  readonly driver: string;
+  readonly socketPath: string;
+  readonly root: string;
+  readonly dockerd: DockerDaemon;
+  readonly agentConfig: string;
+  control!: ControlService;
+  client!: FlockerClient;
+  plugin!: ChildService;
+  agent!: ChildService;
+  nodeUuid = '';
+
+  private constructor(opts: FlockerDockerStackOptions) {
+    this.driver = opts.driver ?? `flocker-e2e-${process.pid}`;
+    this.socketPath = `/run/docker/plugins/${this.driver}.sock`;
+    // Short path: Unix socket paths are limited to 108 bytes.
+    this.root = fs.mkdtempSync(path.join(os.tmpdir(), 'fdk-'));
+    this.dockerd = new DockerDaemon(path.join(this.root, 'd'), `/${this.driver}`);
+    this.agentConfig = path.join(this.root, 'agent.yml');
+  }
+
+  static async start(opts: FlockerDockerStackOptions = {}): Promise<FlockerDockerStack> {
+    const stack = new FlockerDockerStack(opts);
+    try {
+      await stack.boot(opts);
+    } catch (err) {
+      await stack.close();
+      throw err;
+    }
+    return stack;
+  }
+
+  private async boot(opts: FlockerDockerStackOptions): Promise<void> {
+    const logger = createLogger('error');
+    this.control = await startControlService({ port: 0, host: '127.0.0.1', dataDir: path.join(this.root, 'control'), logger });
+    this.client = new FlockerClient({ baseUrl: this.control.url });
+    fs.writeFileSync(
+      this.agentConfig,
+      [
+        'version: 1',
+        `control-service: {hostname: 127.0.0.1, port: ${this.control.port}}`,
+        `dataset: {backend: loopback, root_path: ${path.join(this.root, 'pool')}}`,
+        `node: {state_dir: ${path.join(this.root, 'agent')}, mount_root: ${path.join(this.root, 'mnt')}, host: e2e-host}`,
+        'agent: {log_level: info}',
+        '',
+      ].join('\n'),
+    );
+    this.agent = new ChildService('agent', [process.execPath, packageMain('@flocker/dataset-agent'), '--config', this.agentConfig], path.join(this.root, 'agent.log'));
+    this.agent.start();
+    this.plugin = new ChildService(
+      'plugin',
+      [
+        process.execPath, packageMain('@flocker/volume-plugin'),
+        '--agent-config', this.agentConfig,
+        '--socket', this.socketPath,
+        '--mount-timeout', String(opts.mountTimeoutSeconds ?? 60),
+      ],
+      path.join(this.root, 'plugin.log'),
+    );
+    await this.startPlugin();
+    await until('the agent to report', async () => (await this.client.waitForCluster(undefined, 0)).nodes.length > 0, 30_000, 100);
+    this.nodeUuid = JSON.parse(fs.readFileSync(path.join(this.root, 'agent', 'node.json'), 'utf8')).uuid;
+    // The plugin must be up before dockerd, or dockerd stalls restoring plugin volumes.
+    await this.dockerd.start();
+    const tar = await buildTinyRootfsTar(this.root);
+    await this.dockerd.docker(['import', tar, TINY_IMAGE]);
+  }
+
+  async startPlugin(): Promise<void> {
+    this.plugin.start();
+    await until('the plugin socket', () => fs.existsSync(this.socketPath), 60_000, 50);
+    // The socket exists before the listener accepts only for a moment; wait for accept.
+    await until('the plugin to answer', async () => (await callPlugin(this.socketPath, '/Plugin.Activate').catch(() => undefined))?.status === 200, 30_000, 50);
+  }
+
+  async killPlugin(): Promise<void> {
+    await this.plugin.stop('SIGKILL');
+  }
+
+  docker(args: readonly string[], opts: { check?: boolean; timeoutMs?: number } = {}) {
+    return this.dockerd.docker(args, opts);
+  }
+
+  /** The dataset behind a Docker volume name (non-deleted), if any. */
+  async dataset(name: string) {
+    return (await this.client.listDatasets()).find((d) => !d.deleted && d.metadata.name === name);
+  }
+
+  logs(): string {
+    return ['plugin', 'agent'].map((n) => `---- ${n}\n${(n === 'plugin' ? this.plugin : this.agent)?.log().slice(-4000)}`).join('\n') + `\n---- dockerd\n${this.dockerd.log().slice(-3000)}`;
+  }
+
+  /** Stop everything and remove every mount, loop device, cgroup and file it made. */
+  async close(): Promise<void> {
+    await this.dockerd.docker(['rm', '-f', '-v', ...(await this.containerIds())], { check: false }).catch(() => undefined);
+    await this.dockerd.stop().catch(() => undefined);
+    await this.plugin?.stop().catch(() => undefined);
+    await this.agent?.stop().catch(() => undefined);
+    await this.control?.close().catch(() => undefined);
+    fs.rmSync(this.socketPath, { force: true });
+    await cleanupUnder(this.root);
+    for (const ctl of safeReaddir('/sys/fs/cgroup')) {
+      const dir = path.join('/sys/fs/cgroup', ctl, this.driver);
+      if (fs.existsSync(dir)) await exec(['find', dir, '-depth', '-type', 'd', '-exec', 'rmdir', '{}', ';'], { check: false });
+    }
+    fs.rmSync(this.root, { recursive: true, force: true });
+  }
+
+  private async containerIds(): Promise<string[]> {
+    if (this.dockerd.pid() === undefined || !isAlive(this.dockerd.pid() ?? -1)) return [];
+    const r = await this.dockerd.docker(['ps', '-aq'], { check: false });
+    return r.stdout.split('\n').filter(Boolean);
+  }
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/** Unmount everything under `root` (deepest first) and detach loop devices backed by files there. */
+export async function cleanupUnder(root: string): Promise<void> {
+  const mounts = fs
+    .readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[1] ?? '')
+    .map((p) => p.replace(/\\040/g, ' '))
+    .filter((p) => p.startsWith(root + '/'))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) await exec(['umount', '-l', m], { check: false });
+  const loops = await exec(['losetup', '-l', '-n', '-O', 'NAME,BACK-FILE'], { check: false });
+  for (const line of loops.stdout.split('\n')) {
+    const [dev, file] = line.trim().split(/\s+/, 2);
+    if (dev && file && file.startsWith(root + '/')) await exec(['losetup', '-d', dev], { check: false });
+  }
+}

@@ -1,0 +1,4 @@
+export { FlockerDockerStack, TINY_IMAGE, cleanupUnder, type FlockerDockerStackOptions } from './FlockerDockerStack';
+export { DockerDaemon, DOCKER_CLI } from './DockerDaemon';
+export { exec, until, sleep, type ExecResult } from './exec';
+export { buildTinyRootfsTar } from './tinyImage';
