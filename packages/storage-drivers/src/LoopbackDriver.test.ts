@@ -225,6 +225,34 @@ describe('LoopbackDriver', () => {
     expect(left).not.toContain(oldDevice);
   });
 
+  it('lets exactly one of several agent processes attach the same volume', async () => {
+    const { root, a } = await pool();
+    const v = await a.createVolume('ds', 8 * MiB);
+    const script = (instanceId: string) => `
+      const { LoopbackDriver } = require(${JSON.stringify(path.join(__dirname, 'index.js'))});
+      new LoopbackDriver({ rootPath: ${JSON.stringify(root)}, instanceId: ${JSON.stringify(instanceId)} })
+        .attachVolume(${JSON.stringify(v.blockdeviceId)}, ${JSON.stringify(instanceId)})
+        .then(() => process.stdout.write('won'), (e) => process.stdout.write(e.code));
+    `;
+    const outcomes = await Promise.all(
+      ['p1', 'p2', 'p3', 'p4'].map(
+        (id) =>
+          new Promise<string>((resolve) => {
+            const child = spawn(process.execPath, ['-e', script(id)], { stdio: ['ignore', 'pipe', 'inherit'] });
+            let out = '';
+            child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+            child.once('close', () => resolve(`${id}:${out}`));
+          }),
+      ),
+    );
+    const winners = outcomes.filter((o) => o.endsWith(':won'));
+    expect(winners).toHaveLength(1);
+    expect(outcomes.filter((o) => o.endsWith(':ALREADY_ATTACHED'))).toHaveLength(3);
+    const winner = winners[0].split(':')[0];
+    expect((await a.listVolumes())[0].attachedTo).toBe(winner);
+    expect(await findLoopDevices(execFileExec, path.join(root, 'volumes', `${v.blockdeviceId}.img`))).toHaveLength(1);
+  });
+
   it('grows an attached device with losetup -c', async () => {
     const { a } = await pool();
     const v = await a.createVolume('ds', 8 * MiB);
