@@ -97,6 +97,8 @@ export class DatasetAgent {
   private wakeUp: (() => void) | null = null;
   private woken = false;
   private stopping = false;
+  /** Counts finished actions, to notice observations made stale by one finishing meanwhile. */
+  private completed = 0;
   private lastReport = '';
   private lastReportAt = 0;
   private loopDone: Promise<void> | null = null;
@@ -189,7 +191,10 @@ export class DatasetAgent {
 
   /** One observe -> decide -> act -> report pass; returns how long to wait at most. */
   private async turn(): Promise<number> {
+    const completedBefore = this.completed;
     const local = await discoverLocalState(this.o.driver, this.o.hostOps, this.o.instanceId);
+    // An action finished while we looked: what we saw may predate it. Look again (it woke us already).
+    if (this.completed !== completedBefore) return 0;
     const now = this.now();
     let wait = this.o.resyncIntervalMs - (now - this.lastReportAt);
     if (this.snapshot !== null && !this.stopping) {
@@ -246,6 +251,7 @@ export class DatasetAgent {
       },
     );
     const tracked = run.finally(() => {
+      this.completed++;
       this.inFlight.delete(action.datasetId);
       this.wake();
     });

@@ -1,0 +1,286 @@
+/**
+ * End to end: the control service (in process) and real dataset agents
+ * (spawned `flocker-dataset-agent` processes) on the loopback backend, with
+ * real loop devices, ext4 and mounts, all under a temp directory.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { FlockerClient, type DatasetState } from '@flocker/api';
+import { startControlService, type ControlService } from '@flocker/control-api';
+import { LoopbackDriver, parseMountInfo } from '@flocker/storage-drivers';
+
+jest.setTimeout(180_000);
+
+const REPO = resolve(__dirname, '../..');
+const AGENT_MAIN = join(REPO, 'packages/dataset-agent/dist/main.js');
+const MiB = 1024 * 1024;
+
+interface AgentProc {
+  readonly name: string;
+  readonly proc: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+let dir: string;
+let control: ControlService;
+let client: FlockerClient;
+const agents = new Set<AgentProc>();
+
+function configPath(name: string): string {
+  return join(dir, `${name}.yml`);
+}
+
+function writeAgentConfig(name: string): void {
+  writeFileSync(
+    configPath(name),
+    [
+      'version: 1',
+      `control-service: {hostname: 127.0.0.1, port: ${control.port}}`,
+      `dataset: {backend: loopback, root_path: ${join(dir, 'pool')}}`,
+      `node: {state_dir: ${join(dir, name, 'state')}, mount_root: ${join(dir, name, 'mnt')}, era_file: ${join(dir, name, 'era')}}`,
+      'agent: {resync_interval_seconds: 2, default_dataset_size: 67108864, backoff_initial_seconds: 0.2, backoff_max_seconds: 2}',
+      '',
+    ].join('\n'),
+  );
+}
+
+function startAgent(name: string, env: Record<string, string> = {}): AgentProc {
+  if (!existsSync(configPath(name))) writeAgentConfig(name);
+  mkdirSync(join(dir, name), { recursive: true });
+  if (!existsSync(join(dir, name, 'era'))) writeFileSync(join(dir, name, 'era'), `era-${name}\n`);
+  const log = createWriteStream(join(dir, `${name}.log`), { flags: 'a' });
+  const proc = spawn(process.execPath, [AGENT_MAIN, '--config', configPath(name)], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stdout?.pipe(log);
+  proc.stderr?.pipe(log);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+    proc.on('exit', (code, signal) => res({ code, signal })),
+  );
+  const a = { name, proc, exited };
+  agents.add(a);
+  void exited.then(() => agents.delete(a));
+  return a;
+}
+
+async function stopAgent(a: AgentProc): Promise<void> {
+  if (a.proc.exitCode === null && a.proc.signalCode === null) a.proc.kill('SIGTERM');
+  await a.exited;
+}
+
+function nodeUuid(name: string): string {
+  return (JSON.parse(readFileSync(join(dir, name, 'state', 'node.json'), 'utf8')) as { uuid: string }).uuid;
+}
+
+function mountPath(name: string, datasetId: string): string {
+  return join(dir, name, 'mnt', datasetId);
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}\n${logs()}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+function logs(): string {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.log'))
+    .map((f) => `--- ${f}\n${readFileSync(join(dir, f), 'utf8').split('\n').slice(-15).join('\n')}`)
+    .join('\n');
+}
+
+async function stateOf(datasetId: string): Promise<DatasetState | undefined> {
+  return (await client.listDatasetState()).find((s) => s.dataset_id === datasetId);
+}
+
+/** Waits until the state API says the dataset is mounted on `name`, and checks the kernel agrees. */
+async function waitMountedOn(name: string, datasetId: string): Promise<string> {
+  const uuid = nodeUuid(name);
+  const path = mountPath(name, datasetId);
+  await waitFor(`${datasetId} mounted on ${name}`, async () => {
+    const s = await stateOf(datasetId);
+    return s?.primary === uuid && s.path === path;
+  });
+  expect(mountsUnder(dir).filter((m) => m.mountPoint === path)).toHaveLength(1);
+  return path;
+}
+
+function mountsUnder(root: string): { device: string; mountPoint: string }[] {
+  return parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')).filter((m) => m.mountPoint.startsWith(root + '/'));
+}
+
+async function poolVolumes(datasetId?: string) {
+  const all = await new LoopbackDriver({ rootPath: join(dir, 'pool'), instanceId: 'e2e-observer' }).listVolumes();
+  return datasetId === undefined ? all : all.filter((v) => v.datasetId === datasetId);
+}
+
+/** Safety invariants that must hold at any quiet moment: one volume per dataset, no double mount or attach. */
+async function expectNoDuplicates(): Promise<void> {
+  const volumes = await poolVolumes();
+  const perDataset = new Map<string, number>();
+  for (const v of volumes) perDataset.set(v.datasetId, (perDataset.get(v.datasetId) ?? 0) + 1);
+  for (const n of perDataset.values()) expect(n).toBe(1);
+  const devices = mountsUnder(dir).map((m) => m.device);
+  expect(new Set(devices).size).toBe(devices.length);
+  for (const v of volumes) {
+    const loops = execFileSync('losetup', ['-j', join(dir, 'pool', 'volumes', `${v.blockdeviceId}.img`)], { encoding: 'utf8' }).trim();
+    expect(loops.split('\n').filter((l) => l.length > 0).length).toBeLessThanOrEqual(1);
+  }
+}
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'flocker-agent-e2e-'));
+  control = await startControlService({ port: 0, host: '127.0.0.1', dataDir: join(dir, 'control'), nodeTimeoutSeconds: 60, logLevel: 'error' });
+  client = new FlockerClient({ baseUrl: control.url });
+});
+
+afterEach(async () => {
+  for (const a of [...agents]) {
+    a.proc.kill('SIGKILL');
+    await a.exited;
+  }
+  await control.close();
+  // Every mount and loop device of this test, then the directory.
+  for (const m of mountsUnder(dir).reverse()) execFileSync('umount', ['-l', m.mountPoint]);
+  const volumesDir = join(dir, 'pool', 'volumes');
+  if (existsSync(volumesDir)) {
+    for (const f of readdirSync(volumesDir).filter((f) => f.endsWith('.img'))) {
+      const out = execFileSync('losetup', ['-j', join(volumesDir, f)], { encoding: 'utf8' });
+      for (const line of out.split('\n').filter((l) => l.includes(':'))) execFileSync('losetup', ['-d', line.split(':')[0]!]);
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function waitNodesKnown(names: string[]): Promise<void> {
+  await waitFor('nodes to report', async () => {
+    const known = new Set((await client.listNodes()).map((n) => n.uuid));
+    return names.every((n) => existsSync(join(dir, n, 'state', 'node.json')) && known.has(nodeUuid(n)));
+  });
+}
+
+describe('flocker-dataset-agent with the loopback backend', () => {
+  it('creates and mounts a dataset, moves it to another node and back with its data, and destroys it on delete', async () => {
+    startAgent('a');
+    startAgent('b');
+    await waitNodesKnown(['a', 'b']);
+    const a = nodeUuid('a');
+    const b = nodeUuid('b');
+
+    const created = await client.createDataset({ primary: a, maximum_size: 64 * MiB, metadata: { name: 'e2e' } });
+    const id = created.dataset_id;
+    const onA = await waitMountedOn('a', id);
+    writeFileSync(join(onA, 'hello.txt'), 'written on a\n');
+    const [volume] = await poolVolumes(id);
+    expect(volume?.size).toBe(64 * MiB);
+
+    await client.updateDataset(id, { primary: b });
+    const onB = await waitMountedOn('b', id);
+    expect(readFileSync(join(onB, 'hello.txt'), 'utf8')).toBe('written on a\n');
+    expect(mountsUnder(join(dir, 'a'))).toHaveLength(0);
+    writeFileSync(join(onB, 'second.txt'), 'written on b\n');
+
+    await client.updateDataset(id, { primary: a });
+    await waitMountedOn('a', id);
+    expect(readFileSync(join(onA, 'hello.txt'), 'utf8')).toBe('written on a\n');
+    expect(readFileSync(join(onA, 'second.txt'), 'utf8')).toBe('written on b\n');
+    await expectNoDuplicates();
+
+    // maximum_size grew: the volume and its filesystem grow, online.
+    await client.updateDataset(id, { maximum_size: 128 * MiB });
+    await waitFor('the volume to grow', async () => (await poolVolumes(id))[0]?.size === 128 * MiB);
+    await waitFor('the filesystem to grow', () => {
+      const out = execFileSync('df', ['-B1', '--output=size', onA], { encoding: 'utf8' });
+      return Number(out.split('\n')[1]) > 100 * MiB;
+    });
+
+    await client.deleteDataset(id);
+    await waitFor('the backing file to be gone', () => !existsSync(join(dir, 'pool', 'volumes', `${volume!.blockdeviceId}.img`)));
+    await waitFor('the state to drop the dataset', async () => (await stateOf(id)) === undefined);
+    expect(mountsUnder(dir)).toHaveLength(0);
+  });
+
+  it('converges after being killed right after each kind of action, losing no data', async () => {
+    const b = startAgent('b');
+    let a = startAgent('a');
+    await waitNodesKnown(['a', 'b']);
+    const uuidA = nodeUuid('a');
+    const uuidB = nodeUuid('b');
+
+    /** Restarts `a` with the crash hook, runs `trigger`, waits for the SIGKILL, restarts it normally. */
+    async function crashAfter(kind: string, trigger: () => Promise<void>): Promise<void> {
+      await stopAgent(a);
+      a = startAgent('a', { FLOCKER_AGENT_CRASH_AFTER: `${kind}:1` });
+      await trigger();
+      const exit = await Promise.race([a.exited, new Promise<null>((r) => setTimeout(() => r(null), 30_000))]);
+      if (exit === null) throw new Error(`agent did not crash after ${kind}\n${logs()}`);
+      expect(exit.signal).toBe('SIGKILL');
+      a = startAgent('a');
+    }
+
+    // Crashes on the way up: each dataset still ends mounted on a, with one volume, and keeps data written afterwards.
+    const onA: Record<string, string> = {};
+    for (const kind of ['create', 'attach', 'format', 'mount']) {
+      let id = '';
+      await crashAfter(kind, async () => {
+        id = (await client.createDataset({ primary: uuidA, maximum_size: 64 * MiB, metadata: { name: kind } })).dataset_id;
+      });
+      const path = await waitMountedOn('a', id);
+      writeFileSync(join(path, 'data.txt'), `dataset crashed after ${kind}\n`);
+      onA[kind] = id;
+      expect(await poolVolumes(id)).toHaveLength(1);
+    }
+    await expectNoDuplicates();
+
+    // Crashes on the way out: the dataset still arrives on b with its data.
+    for (const [kind, source] of [['unmount', 'create'], ['detach', 'attach']] as const) {
+      const id = onA[source]!;
+      await crashAfter(kind, async () => {
+        await client.updateDataset(id, { primary: uuidB });
+      });
+      const path = await waitMountedOn('b', id);
+      expect(readFileSync(join(path, 'data.txt'), 'utf8')).toBe(`dataset crashed after ${source}\n`);
+    }
+    await expectNoDuplicates();
+
+    // Crash right after destroying: nothing comes back.
+    const doomed = onA['format']!;
+    const [doomedVolume] = await poolVolumes(doomed);
+    await crashAfter('destroy', async () => {
+      await client.deleteDataset(doomed);
+    });
+    await waitFor('the deleted dataset to leave the state', async () => (await stateOf(doomed)) === undefined);
+    expect(existsSync(join(dir, 'pool', 'volumes', `${doomedVolume!.blockdeviceId}.img`))).toBe(false);
+
+    // The survivor on a is untouched.
+    expect(readFileSync(join(mountPath('a', onA['mount']!), 'data.txt'), 'utf8')).toBe('dataset crashed after mount\n');
+    await expectNoDuplicates();
+    await stopAgent(a);
+    await stopAgent(b);
+  });
+
+  it('exits with code 2 and names the field when the configuration is wrong', async () => {
+    const bad = join(dir, 'bad.yml');
+    writeFileSync(bad, 'version: 1\ncontrol-service: {hostname: 127.0.0.1, port: "x"}\ndataset: {backend: aws}\n');
+    const out = await new Promise<{ code: number | null; stderr: string }>((res) => {
+      const p = spawn(process.execPath, [AGENT_MAIN, '--config', bad], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      p.on('exit', (code) => res({ code, stderr }));
+    });
+    expect(out.code).toBe(2);
+    expect(out.stderr).toContain('control-service.port');
+  });
+});
