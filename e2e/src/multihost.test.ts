@@ -145,6 +145,30 @@ describe('(6) a component killed with SIGKILL in the middle of a move', () => {
     expect(await md5On(b, `${pathB}/blob`)).toBe(md5);
   });
 
+  it('the source agent SIGKILLs itself right after unmounting (before detaching); restarted, the move completes', async () => {
+    const { id, path: pathA } = await createMountedDataset(a, `k4-${randomUUID().slice(0, 8)}`);
+    const md5 = await writeBlobOn(a, pathA, 8);
+    await a.killAgent('SIGTERM');
+    await a.startAgent({ env: { FLOCKER_AGENT_CRASH_AFTER: 'unmount:1' } });
+    await cluster.client.updateDataset(id, { primary: b.requireNodeUuid() });
+    await waitFor(async () => a.agentPid() === undefined);
+    await a.startAgent();
+    const pathB = await waitForMountedOn(cluster.client, id, b.requireNodeUuid());
+    expect(await md5On(b, `${pathB}/blob`)).toBe(md5);
+  });
+
+  it('the destination agent SIGKILLs itself right after attaching (before mounting); restarted, the move completes', async () => {
+    const { id, path: pathA } = await createMountedDataset(a, `k5-${randomUUID().slice(0, 8)}`);
+    const md5 = await writeBlobOn(a, pathA, 8);
+    await b.killAgent('SIGTERM');
+    await b.startAgent({ env: { FLOCKER_AGENT_CRASH_AFTER: 'attach:1' } });
+    await cluster.client.updateDataset(id, { primary: b.requireNodeUuid() });
+    await waitFor(async () => b.agentPid() === undefined);
+    await b.startAgent();
+    const pathB = await waitForMountedOn(cluster.client, id, b.requireNodeUuid());
+    expect(await md5On(b, `${pathB}/blob`)).toBe(md5);
+  });
+
   it('the volume plugin on B killed while `docker run` waits for the volume, restarted: the next run gets the volume, data intact', async () => {
     const vol = `k3-${randomUUID().slice(0, 8)}`;
     const onA = await volumeRun(a, vol, 'dd if=/dev/urandom of=/data/blob bs=1M count=4 2>/dev/null && md5sum /data/blob > /data/blob.md5');

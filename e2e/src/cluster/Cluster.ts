@@ -80,6 +80,7 @@ export class Cluster {
       withPlugin: state.withPlugin,
       withDocker: state.withDocker,
       startTimeoutMs,
+      nodeTimeoutSeconds: state.nodeTimeoutSeconds,
       dockerCliEnv: { ...process.env, DOCKER_CONFIG: path.join(layout.baseDir, 'docker-cli') },
     };
     this.hosts = layout.hosts.map((h) => new ClusterHost(h, ctx));

@@ -8,7 +8,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import type { FlockerClient } from '@flocker/api';
 import { TINY_IMAGE } from './image';
-import { agentConfigYaml, daemonConfig, type ClusterLayout, type HostLayout } from './layout';
+import { agentConfigYaml, agentResyncSeconds, daemonConfig, type ClusterLayout, type HostLayout } from './layout';
 import { createHostMountNs, inHost, releaseHostMountNs, setHostLink } from './namespaces';
 import { isAlive, readPidFile, removeCgroup, spawnDetached, stopPid } from './processes';
 import { ClusterError, run, waitFor, type RunOptions, type RunResult } from './run';
@@ -33,6 +33,7 @@ export interface HostContext {
   withPlugin: boolean;
   withDocker: boolean;
   startTimeoutMs: number;
+  nodeTimeoutSeconds: number;
   dockerCliEnv: NodeJS.ProcessEnv;
 }
 
@@ -89,7 +90,7 @@ export class ClusterHost {
   prepare(): void {
     const h = this.layout;
     for (const d of [h.dir, h.stateDir, h.mountRoot, h.logDir]) fs.mkdirSync(d, { recursive: true });
-    fs.writeFileSync(h.agentConfig, agentConfigYaml(this.ctx.cluster, h));
+    fs.writeFileSync(h.agentConfig, agentConfigYaml(this.ctx.cluster, h, agentResyncSeconds(this.ctx.nodeTimeoutSeconds)));
     fs.writeFileSync(h.daemonJson, JSON.stringify(daemonConfig(h), null, 2) + '\n');
     if (!fs.existsSync(h.eraFile)) this.newEra();
   }
@@ -98,13 +99,14 @@ export class ClusterHost {
     fs.writeFileSync(this.layout.eraFile, randomUUID() + '\n');
   }
 
-  private spawnInHost(argv: string[], log: string, pidFile: string): number {
-    const pid = spawnDetached([...inHost(this.layout), ...argv], path.join(this.layout.logDir, log));
+  private spawnInHost(argv: string[], log: string, pidFile: string, env?: Record<string, string>): number {
+    const fullEnv = env === undefined ? undefined : { ...process.env, ...env };
+    const pid = spawnDetached([...inHost(this.layout), ...argv], path.join(this.layout.logDir, log), fullEnv);
     fs.writeFileSync(pidFile, `${pid}\n`);
     return pid;
   }
 
-  private async ensureExited(pid: number, what: string): Promise<void> {
+  private async ensureAlive(pid: number, what: string): Promise<void> {
     if (!isAlive(pid)) {
       throw new ClusterError(
         'COMPONENT_EXITED',
@@ -113,15 +115,21 @@ export class ClusterHost {
     }
   }
 
-  /** Starts the dataset agent and waits until the control service knows this host's current era. */
-  async startAgent(): Promise<string> {
+  /**
+   * Starts the dataset agent and waits until the control service knows this host's
+   * current era; returns the node UUID. `env` adds variables, e.g.
+   * FLOCKER_AGENT_CRASH_AFTER=unmount:1 to make it SIGKILL itself after an action.
+   */
+  async startAgent(opts: { env?: Record<string, string>; wait?: boolean } = {}): Promise<string | undefined> {
     if (this.agentPid() !== undefined) throw new ClusterError('ALREADY_RUNNING', `agent on host ${this.name} is running`);
-    const pid = this.spawnInHost(this.ctx.commands.agent({ config: this.layout.agentConfig }), 'agent.log', this.layout.agentPidFile);
+    const argv = this.ctx.commands.agent({ config: this.layout.agentConfig });
+    const pid = this.spawnInHost(argv, 'agent.log', this.layout.agentPidFile, opts.env);
     const era = this.era();
+    if (opts.wait === false) return undefined;
     return waitFor(
       `agent of host ${this.name} to report era ${era}`,
       async () => {
-        await this.ensureExited(pid, 'the dataset agent');
+        await this.ensureAlive(pid, 'the dataset agent');
         return await this.ctx.client.nodeByEra(era);
       },
       { timeoutMs: this.ctx.startTimeoutMs, intervalMs: 50 },
@@ -139,7 +147,7 @@ export class ClusterHost {
     await waitFor(
       `plugin socket on host ${this.name}`,
       async () => {
-        await this.ensureExited(pid, 'the volume plugin');
+        await this.ensureAlive(pid, 'the volume plugin');
         return fs.existsSync(`/proc/${pid}/root${PLUGIN_SOCKET}`) ? true : undefined;
       },
       { timeoutMs: this.ctx.startTimeoutMs, intervalMs: 25 },
@@ -153,7 +161,7 @@ export class ClusterHost {
     await waitFor(
       `dockerd on host ${this.name}`,
       async () => {
-        await this.ensureExited(pid, 'dockerd');
+        await this.ensureAlive(pid, 'dockerd');
         return (await pingDocker(this.layout.dockerSocket)) ? true : undefined;
       },
       { timeoutMs: this.ctx.startTimeoutMs, intervalMs: 25 },

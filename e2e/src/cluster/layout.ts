@@ -132,7 +132,7 @@ export function clusterLayout(baseDir: string, slot: number, hostCount: number):
 }
 
 /** Renders the agent's YAML configuration (see packages/dataset-agent). */
-export function agentConfigYaml(layout: ClusterLayout, host: HostLayout): string {
+export function agentConfigYaml(layout: ClusterLayout, host: HostLayout, resyncSeconds: number): string {
   return [
     'version: 1',
     'control-service:',
@@ -146,8 +146,19 @@ export function agentConfigYaml(layout: ClusterLayout, host: HostLayout): string
     `  mount_root: ${JSON.stringify(host.mountRoot)}`,
     `  host: ${JSON.stringify(host.address)}`,
     `  era_file: ${JSON.stringify(host.eraFile)}`,
+    'agent:',
+    `  resync_interval_seconds: ${resyncSeconds}`,
+    '  backoff_max_seconds: 2',
     '',
   ].join('\n');
+}
+
+/**
+ * Agents report at least once per resync interval; keep that well inside the
+ * control service's node timeout so live nodes are never declared dead.
+ */
+export function agentResyncSeconds(nodeTimeoutSeconds: number): number {
+  return Math.min(10, Math.max(0.5, Math.round((nodeTimeoutSeconds / 3) * 10) / 10));
 }
 
 /** dockerd configuration: every path private to the host (pitfalls P5, P9 of cluster-harness.md). */

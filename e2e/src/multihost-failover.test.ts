@@ -1,0 +1,157 @@
+/**
+ * (4) A dead host: the volume it held moves to a live host within a bounded
+ * time (node timeout + force detach), and when the dead host comes back (same
+ * era: agent restarted; new era: rebooted; or a healed network partition) it
+ * never mounts or writes that volume again. Real processes; needs root.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  isMountedOn,
+  loopMounts,
+  md5On,
+  readFileOn,
+  run,
+  sleep,
+  startCluster,
+  TEST_DATASET_SIZE,
+  waitForMountedOn,
+  writeBlobOn,
+  writeFileOn,
+  type Cluster,
+  type ClusterHost,
+} from './cluster';
+
+const NODE_TIMEOUT_S = Number(process.env.FLOCKER_E2E_NODE_TIMEOUT ?? 3);
+/** How long a move away from a dead host may take: node timeout plus this slack. */
+const FAILOVER_SLACK_MS = Number(process.env.FLOCKER_E2E_FAILOVER_SLACK_MS ?? 20_000);
+/** How long a host that came back is watched for a wrong move. */
+const OBSERVE_MS = Math.max(3_000, NODE_TIMEOUT_S * 1_000);
+
+jest.setTimeout(180_000);
+
+let cluster: Cluster;
+let a: ClusterHost;
+let b: ClusterHost;
+
+beforeAll(async () => {
+  cluster = await startCluster({ hosts: 2, withDocker: true, nodeTimeoutSeconds: NODE_TIMEOUT_S });
+  [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
+});
+
+afterAll(async () => {
+  const report = await cluster?.stop();
+  if (report !== undefined) {
+    expect(report.survivors).toEqual([]);
+    expect(report.loopDevicesLeft).toEqual([]);
+  }
+});
+
+async function backingFile(device: string): Promise<string> {
+  return (await run(['losetup', '--noheadings', '--output', 'BACK-FILE', '--list', device])).stdout.trim();
+}
+
+/** The backing file of whatever serves `path` on host. */
+async function imageMountedAt(host: ClusterHost, path: string): Promise<string | undefined> {
+  const m = (await loopMounts(host)).find((x) => x.target === path);
+  return m === undefined ? undefined : backingFile(m.device);
+}
+
+/** Safety: host has no loop device of the live image mounted anywhere. */
+async function expectNotUsingImage(host: ClusterHost, image: string): Promise<void> {
+  for (const m of await loopMounts(host)) expect(await backingFile(m.device)).not.toBe(image);
+}
+
+interface Held {
+  id: string;
+  pathA: string;
+  md5A: string;
+}
+
+async function datasetHeldByA(): Promise<Held> {
+  const d = await cluster.client.createDataset({
+    primary: a.requireNodeUuid(),
+    maximum_size: TEST_DATASET_SIZE,
+    metadata: { name: `dead-${randomUUID().slice(0, 8)}` },
+  });
+  const pathA = await waitForMountedOn(cluster.client, d.dataset_id, a.requireNodeUuid());
+  const md5A = await writeBlobOn(a, pathA, 4);
+  return { id: d.dataset_id, pathA, md5A };
+}
+
+/** Moves the dataset to B while A is dead; returns B's path, its image and the time it took. */
+async function failOverToB(held: Held): Promise<{ pathB: string; imageB: string; ms: number }> {
+  const t0 = Date.now();
+  await cluster.client.updateDataset(held.id, { primary: b.requireNodeUuid() });
+  const pathB = await waitForMountedOn(cluster.client, held.id, b.requireNodeUuid(), NODE_TIMEOUT_S * 1_000 + FAILOVER_SLACK_MS);
+  const ms = Date.now() - t0;
+  expect(await md5On(b, `${pathB}/blob`)).toBe(held.md5A);
+  await writeFileOn(b, `${pathB}/from-b`, 'written on B after the failover\n');
+  const imageB = await imageMountedAt(b, pathB);
+  expect(imageB).toBeDefined();
+  return { pathB, imageB: imageB ?? '', ms };
+}
+
+/** After A is back: B still has the dataset, with everything B wrote; A uses no device of it. */
+async function expectBStillOwns(held: Held, pathB: string, imageB: string): Promise<void> {
+  await sleep(OBSERVE_MS);
+  expect(await waitForMountedOn(cluster.client, held.id, b.requireNodeUuid(), 1_000)).toBe(pathB);
+  expect(await isMountedOn(b, pathB)).toBe(true);
+  expect(await imageMountedAt(b, pathB)).toBe(imageB);
+  expect(await readFileOn(b, `${pathB}/from-b`)).toBe('written on B after the failover\n');
+  expect(await md5On(b, `${pathB}/blob`)).toBe(held.md5A);
+  await expectNotUsingImage(a, imageB);
+}
+
+describe('(4) a dead host', () => {
+  it('agent and dockerd killed: the volume moves to B within node timeout + slack; A restarted (same era), then rebooted (new era), never takes it back', async () => {
+    const held = await datasetHeldByA();
+    await a.killAgent('SIGKILL');
+    await a.killDocker('SIGKILL');
+    const { pathB, imageB, ms } = await failOverToB(held);
+    expect(ms).toBeLessThan(NODE_TIMEOUT_S * 1_000 + FAILOVER_SLACK_MS);
+    expect(ms).toBeGreaterThanOrEqual(NODE_TIMEOUT_S * 1_000 - 1_000); // it really waited for the node timeout
+
+    // Same era: the agent and dockerd come back; A's old mount (of a fenced device) may still be there.
+    await a.startAgent();
+    await a.startDocker();
+    const staleWrite = await a.exec(['sh', '-c', `echo stale > ${held.pathA}/from-a-after 2>/dev/null && sync`], { check: false });
+    await expectBStillOwns(held, pathB, imageB);
+    if (staleWrite.code === 0) {
+      // Whatever A wrote into its stale mount never reaches the volume B uses.
+      expect((await b.exec(['ls', pathB])).stdout).not.toContain('from-a-after');
+    }
+
+    // New era: a reboot drops every mount; the agent must not mount the dataset again.
+    await a.reboot();
+    await expectBStillOwns(held, pathB, imageB);
+    expect(await isMountedOn(a, held.pathA)).toBe(false);
+  });
+
+  it('a network partition: the volume moves to B; when the network heals, A (same era, agent running all along) does not write it', async () => {
+    const held = await datasetHeldByA();
+    await a.disconnect();
+    let pathB: string;
+    let imageB: string;
+    try {
+      ({ pathB, imageB } = await failOverToB(held));
+      // A is still running and still has its mount: a write there during the partition…
+      await writeFileOn(a, `${held.pathA}/from-a-partitioned`, 'written on A while partitioned\n');
+    } finally {
+      await a.reconnect();
+    }
+    await expectBStillOwns(held, pathB, imageB);
+    // …is not in what B sees.
+    expect((await b.exec(['ls', pathB])).stdout).not.toContain('from-a-partitioned');
+  });
+
+  it('after all that, the volume can still move back to A and keeps its data', async () => {
+    const held = await datasetHeldByA();
+    await cluster.client.updateDataset(held.id, { primary: b.requireNodeUuid() });
+    const pathB = await waitForMountedOn(cluster.client, held.id, b.requireNodeUuid());
+    await writeFileOn(b, `${pathB}/round`, 'trip\n');
+    await cluster.client.updateDataset(held.id, { primary: a.requireNodeUuid() });
+    const pathA = await waitForMountedOn(cluster.client, held.id, a.requireNodeUuid());
+    expect(await readFileOn(a, `${pathA}/round`)).toBe('trip\n');
+    expect(await md5On(a, `${pathA}/blob`)).toBe(held.md5A);
+  });
+});
