@@ -1,0 +1,139 @@
+/**
+ * Benchmark: `docker run --rm -v VOL:/data IMG true` with a new and an existing Flocker
+ * volume, against Docker's local driver, and the raw loopback sequence underneath.
+ *
+ *   node packages/volume-plugin/dist/bench.js --out bench.json [--runs 20]
+ *
+ * Needs root, dockerd and the e2e package built (`npx tsc -b`): the stack helper lives
+ * in e2e/src/docker (required at run time, as e2e already depends on this package).
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+
+interface ExecResult { code: number; stdout: string; stderr: string }
+interface Stack {
+  driver: string;
+  root: string;
+  docker(args: readonly string[], opts?: { check?: boolean }): Promise<ExecResult>;
+  close(): Promise<void>;
+}
+interface DockerHelpers {
+  FlockerDockerStack: { start(opts?: { driver?: string }): Promise<Stack> };
+  TINY_IMAGE: string;
+}
+
+function loadHelpers(): DockerHelpers {
+  const dir = path.dirname(require.resolve('@flocker/e2e/package.json'));
+  const helpers: DockerHelpers = require(path.join(dir, 'dist', 'docker', 'index.js'));
+  return helpers;
+}
+
+export interface Summary {
+  samples: number;
+  median_ms: number;
+  p99_ms: number;
+  min_ms: number;
+  max_ms: number;
+}
+
+export function summarise(samples: readonly number[]): Summary {
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? NaN;
+  const mid = s.length % 2 === 1 ? (s[(s.length - 1) / 2] ?? NaN) : ((s[s.length / 2 - 1] ?? NaN) + (s[s.length / 2] ?? NaN)) / 2;
+  const r = (x: number) => Math.round(x * 10) / 10;
+  return { samples: s.length, median_ms: r(mid), p99_ms: r(at(0.99)), min_ms: r(s[0] ?? NaN), max_ms: r(s[s.length - 1] ?? NaN) };
+}
+
+async function timed(fn: () => Promise<unknown> | unknown): Promise<number> {
+  const t = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t) / 1e6;
+}
+
+function sh(argv: string[]): string {
+  const [cmd, ...args] = argv;
+  const r = spawnSync(cmd ?? 'false', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/** The raw sequence the agent runs for a volume: attach, (mkfs,) mount … umount, detach. */
+function rawLoopCycle(file: string, mnt: string, mkfs: boolean): void {
+  if (mkfs) sh(['truncate', '-s', '10G', file]);
+  const dev = sh(['losetup', '--find', '--show', file]);
+  if (mkfs) sh(['mkfs.ext4', '-q', '-F', dev]);
+  sh(['mount', '-t', 'ext4', dev, mnt]);
+  sh(['umount', mnt]);
+  sh(['losetup', '-d', dev]);
+}
+
+async function main(): Promise<void> {
+  const argv = await yargs(hideBin(process.argv))
+    .option('out', { type: 'string', demandOption: true, describe: 'where to write the JSON results' })
+    .option('runs', { type: 'number', default: 20, describe: 'samples per scenario (at least 20)' })
+    .strict()
+    .parseAsync();
+  const runs = Math.max(20, argv.runs);
+  const { FlockerDockerStack, TINY_IMAGE } = loadHelpers();
+  const stack = await FlockerDockerStack.start({ driver: `flocker-bench-${process.pid}` });
+  const samples: Record<string, number[]> = {
+    no_volume: [], local_new: [], local_existing: [], flocker_new: [], flocker_existing: [], raw_loop_new: [], raw_loop_existing: [],
+  };
+  const push = (k: string, v: number) => (samples[k] ??= []).push(v);
+  try {
+    const run = (vol: string | undefined, driver?: string) => {
+      const args = ['run', '--rm', '--network', 'none'];
+      if (vol) args.push('-v', `${vol}:/data`);
+      if (driver) args.push('--volume-driver', driver);
+      return stack.docker([...args, TINY_IMAGE, 'true']);
+    };
+    // Warm up Docker, the plugin and both existing volumes.
+    await run(undefined);
+    await run('local-existing');
+    await run('flocker-existing', stack.driver);
+    const rawDir = path.join(stack.root, 'raw');
+    fs.mkdirSync(path.join(rawDir, 'mnt'), { recursive: true });
+    rawLoopCycle(path.join(rawDir, 'existing.img'), path.join(rawDir, 'mnt'), true);
+    for (let i = 0; i < runs; i++) {
+      // Interleaved, so drift on the machine hits every scenario alike.
+      push('no_volume', await timed(() => run(undefined)));
+      push('local_new', await timed(() => run(`local-new-${i}`)));
+      push('local_existing', await timed(() => run('local-existing')));
+      push('flocker_new', await timed(() => run(`flocker-new-${i}`, stack.driver)));
+      push('flocker_existing', await timed(() => run('flocker-existing', stack.driver)));
+      const img = path.join(rawDir, `new-${i}.img`);
+      push('raw_loop_new', await timed(() => rawLoopCycle(img, path.join(rawDir, 'mnt'), true)));
+      push('raw_loop_existing', await timed(() => rawLoopCycle(path.join(rawDir, 'existing.img'), path.join(rawDir, 'mnt'), false)));
+      fs.rmSync(img, { force: true });
+      // Not timed: keep the number of loop devices small.
+      await stack.docker(['volume', 'rm', `local-new-${i}`, `flocker-new-${i}`], { check: false });
+    }
+  } finally {
+    await stack.close();
+  }
+  const results = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, summarise(v)]));
+  const ratio = (a: string, b: string) => Math.round(((results[a]?.median_ms ?? NaN) / (results[b]?.median_ms ?? NaN)) * 1000) / 1000;
+  const report = {
+    command: 'docker run --rm --network none -v VOL:/data [--volume-driver D] IMG true',
+    runs,
+    results,
+    ratios: {
+      flocker_new_vs_local_new: ratio('flocker_new', 'local_new'),
+      flocker_existing_vs_local_existing: ratio('flocker_existing', 'local_existing'),
+    },
+    targets: { flocker_new_vs_local_new: 1.2, flocker_existing_vs_local_existing: 1.1 },
+    raw_samples_ms: samples,
+  };
+  fs.writeFileSync(argv.out, JSON.stringify(report, null, 2) + '\n');
+  process.stdout.write(JSON.stringify({ results, ratios: report.ratios, targets: report.targets }, null, 2) + '\n');
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  });
+}
