@@ -201,10 +201,14 @@ describe('flocker-dataset-agent with the loopback backend', () => {
     // maximum_size grew: the volume and its filesystem grow, online.
     await client.updateDataset(id, { maximum_size: 128 * MiB });
     await waitFor('the volume to grow', async () => (await poolVolumes(id))[0]?.size === 128 * MiB);
+    // Online growth needs CAP_SYS_RESOURCE; without it the filesystem grows at its next mount, so move it.
+    await client.updateDataset(id, { primary: b });
+    await waitMountedOn('b', id);
     await waitFor('the filesystem to grow', () => {
-      const out = execFileSync('df', ['-B1', '--output=size', onA], { encoding: 'utf8' });
+      const out = execFileSync('df', ['-B1', '--output=size', onB], { encoding: 'utf8' });
       return Number(out.split('\n')[1]) > 100 * MiB;
     });
+    expect(readFileSync(join(onB, 'second.txt'), 'utf8')).toBe('written on b\n');
 
     await client.deleteDataset(id);
     await waitFor('the backing file to be gone', () => !existsSync(join(dir, 'pool', 'volumes', `${volume!.blockdeviceId}.img`)));

@@ -222,7 +222,12 @@ export class DatasetAgent {
 
   private dispatch(action: Action): void {
     const started = this.now();
-    const run = executeAction(action, { driver: this.o.driver, host: this.o.hostOps, instanceId: this.o.instanceId }).then(
+    const run = executeAction(action, {
+      driver: this.o.driver,
+      host: this.o.hostOps,
+      instanceId: this.o.instanceId,
+      logger: this.o.logger,
+    }).then(
       () => {
         this.failures.delete(action.datasetId);
         this.o.logger.info('action done', { ...action, durationMs: this.now() - started });

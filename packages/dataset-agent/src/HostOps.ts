@@ -2,8 +2,10 @@
  * What the agent does to this host's kernel besides the storage backend:
  * filesystems and mounts. An interface so the executor can be tested with a fake.
  */
+import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import {
+  StorageError,
   hasFilesystem,
   listMounts,
   makeFilesystem,
@@ -30,6 +32,29 @@ export interface HostOps {
   mount(devicePath: string, mountPoint: string): Promise<void>;
   unmount(mountPoint: string): Promise<void>;
   resizeFilesystem(devicePath: string): Promise<void>;
+  /** Bytes the ext4 filesystem on the device spans, or null if it is not ext4. */
+  filesystemSize(devicePath: string): Promise<number | null>;
+  /** Grows an unmounted filesystem to its device (e2fsck -f, then resize2fs). */
+  growUnmountedFilesystem(devicePath: string): Promise<void>;
+}
+
+/** Reads the ext4 superblock (at byte 1024): block count x block size. */
+export function ext4SizeFromSuperblock(sb: Buffer): number | null {
+  if (sb.length < 0x158 || sb.readUInt16LE(0x38) !== 0xef53) return null;
+  const blockSize = 1024 * 2 ** sb.readUInt32LE(0x18);
+  const incompat = sb.readUInt32LE(0x60);
+  const hi = incompat & 0x80 ? sb.readUInt32LE(0x150) : 0; // INCOMPAT_64BIT
+  return (hi * 2 ** 32 + sb.readUInt32LE(0x04)) * blockSize;
+}
+
+function run(file: string, args: string[], okCodes: number[] = [0]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { encoding: 'utf8' }, (error, _stdout, stderr) => {
+      const code = error === null ? 0 : (error as NodeJS.ErrnoException).code;
+      if (typeof code === 'number' && okCodes.includes(code)) resolve();
+      else reject(new StorageError('BACKEND_ERROR', `\`${[file, ...args].join(' ')}\` failed: ${stderr.trim() || String(error)}`));
+    });
+  });
 }
 
 /** Linux dev_t -> major:minor (glibc's gnu_dev_major/minor). */
@@ -57,4 +82,19 @@ export const linuxHostOps: HostOps = {
   mount: (devicePath, mountPoint) => mount(devicePath, mountPoint, { fstype: 'ext4' }),
   unmount: (mountPoint) => unmount(mountPoint),
   resizeFilesystem: (devicePath) => resizeFilesystem(devicePath),
+  filesystemSize: async (devicePath) => {
+    const handle = await fs.open(devicePath, 'r');
+    try {
+      const sb = Buffer.alloc(1024);
+      await handle.read(sb, 0, 1024, 1024);
+      return ext4SizeFromSuperblock(sb);
+    } finally {
+      await handle.close();
+    }
+  },
+  growUnmountedFilesystem: async (devicePath) => {
+    // e2fsck exits 1 when it fixed something, which is fine before a resize.
+    await run('e2fsck', ['-f', '-p', devicePath], [0, 1]);
+    await run('resize2fs', [devicePath]);
+  },
 };

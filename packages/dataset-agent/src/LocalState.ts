@@ -63,6 +63,8 @@ export type Action =
       readonly blockdeviceId: string;
       readonly devicePath: string;
       readonly mountPath: string;
+      /** The volume's size: a smaller filesystem is grown before mounting. */
+      readonly size: number;
     }
   | { readonly kind: 'unmount'; readonly datasetId: string; readonly blockdeviceId: string; readonly mountPath: string }
   | { readonly kind: 'detach'; readonly datasetId: string; readonly blockdeviceId: string }

@@ -47,7 +47,7 @@ describe('calculateChanges: every row of the transition table', () => {
     ['primary', 'elsewhereDead', { kind: 'forceDetach', datasetId: DS, blockdeviceId: 'vol-1', fromInstance: 'i-dead' }],
     ['primary', 'hereUnknown', null],
     ['primary', 'hereNoFs', { kind: 'format', datasetId: DS, blockdeviceId: 'vol-1', devicePath: '/dev/loop7' }],
-    ['primary', 'hereFs', { kind: 'mount', datasetId: DS, blockdeviceId: 'vol-1', devicePath: '/dev/loop7', mountPath: MOUNT_PATH }],
+    ['primary', 'hereFs', { kind: 'mount', datasetId: DS, blockdeviceId: 'vol-1', devicePath: '/dev/loop7', mountPath: MOUNT_PATH, size: 128 * MiB }],
     ['primary', 'mounted', null],
     ['elsewhere', 'none', null],
     ['elsewhere', 'unattached', null],
@@ -130,7 +130,7 @@ describe('calculateChanges: details', () => {
   it('mounts at its own path a volume mounted only elsewhere on this host', () => {
     const v = { ...volumeFor('mounted')!, mountPoints: ['/mnt/x'] };
     expect(decide(dataset('primary'), v)).toEqual([
-      { kind: 'mount', datasetId: DS, blockdeviceId: 'vol-1', devicePath: '/dev/loop7', mountPath: MOUNT_PATH },
+      { kind: 'mount', datasetId: DS, blockdeviceId: 'vol-1', devicePath: '/dev/loop7', mountPath: MOUNT_PATH, size: 128 * MiB },
     ]);
   });
   it('unmounts every mount point before detaching', () => {

@@ -149,7 +149,7 @@ function actionFor(
       if (volume.devicePath === undefined) return null;
       const mountPath = mountPathOf(datasetId, ctx);
       if (!(volume.mountPoints ?? []).includes(mountPath)) {
-        return { kind: 'mount', datasetId, blockdeviceId, devicePath: volume.devicePath, mountPath };
+        return { kind: 'mount', datasetId, blockdeviceId, devicePath: volume.devicePath, mountPath, size: volume.size };
       }
       const size = desiredSize(dataset, ctx);
       return ctx.canResize && volume.size < size

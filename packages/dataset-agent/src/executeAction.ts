@@ -4,6 +4,8 @@
  * always simply retry what the next observation still asks for.
  */
 import { isStorageError, type BlockDeviceApi } from '@flocker/storage-drivers';
+import type winston from 'winston';
+import { errorMessage } from './errors';
 import type { HostOps } from './HostOps';
 import type { Action } from './LocalState';
 
@@ -11,6 +13,7 @@ export interface ExecutionContext {
   readonly driver: BlockDeviceApi;
   readonly host: HostOps;
   readonly instanceId: string;
+  readonly logger?: winston.Logger;
 }
 
 export async function executeAction(action: Action, ctx: ExecutionContext): Promise<void> {
@@ -43,6 +46,11 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
     case 'mount': {
       await host.mkdirp(action.mountPath);
       if (await isMountedAt(host, action.devicePath, action.mountPath)) return;
+      // A volume grown while mounted where online resize was refused: grow its filesystem now.
+      const fsSize = await host.filesystemSize(action.devicePath);
+      if (fsSize !== null && fsSize < action.size && (await host.listMounts()).every((m) => m.device !== action.devicePath)) {
+        await host.growUnmountedFilesystem(action.devicePath);
+      }
       await host.mount(action.devicePath, action.mountPath);
       return;
     }
@@ -69,7 +77,16 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
     case 'resize': {
       if (driver.resizeVolume === undefined) return;
       await driver.resizeVolume(action.blockdeviceId, action.size);
-      await host.resizeFilesystem(action.devicePath);
+      try {
+        await host.resizeFilesystem(action.devicePath);
+      } catch (e) {
+        // Online growth needs CAP_SYS_RESOURCE; without it the filesystem grows at its next mount.
+        if (!/Permission denied/.test(errorMessage(e))) throw e;
+        ctx.logger?.warn('online filesystem resize not permitted; it will grow at the next mount', {
+          datasetId: action.datasetId,
+          devicePath: action.devicePath,
+        });
+      }
       return;
     }
   }
