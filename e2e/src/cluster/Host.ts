@@ -170,6 +170,17 @@ export class ClusterHost {
     if (has.code !== 0) await this.docker(['import', this.ctx.cluster.imageTar, TINY_IMAGE]);
   }
 
+  /**
+   * dockerd discovers legacy volume plugins lazily, and Swarm only schedules a task
+   * with a plugin volume on nodes whose dockerd already lists that plugin
+   * ("missing plugin on 1 node"). Creating and removing a throwaway volume registers it.
+   */
+  async registerVolumePlugin(): Promise<void> {
+    const name = `flocker-register-${this.name}-${randomUUID().slice(0, 8)}`;
+    await this.docker(['volume', 'create', '--driver', VOLUME_DRIVER, name]);
+    await this.docker(['volume', 'rm', name]);
+  }
+
   agentPid(): number | undefined {
     return livePid(this.layout.agentPidFile);
   }
