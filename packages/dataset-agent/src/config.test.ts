@@ -1,0 +1,70 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadAgentConfig, parseAgentConfig } from './config';
+import { AgentError } from './errors';
+
+const minimal = { version: 1, 'control-service': { hostname: 'control.example' }, dataset: { backend: 'loopback' } };
+
+function problem(doc: unknown): AgentError {
+  try {
+    parseAgentConfig(doc);
+  } catch (e) {
+    if (e instanceof AgentError) return e;
+    throw e;
+  }
+  throw new Error('expected the configuration to be rejected');
+}
+
+describe('agent configuration', () => {
+  it('fills in Flocker defaults', () => {
+    const c = parseAgentConfig(minimal);
+    expect(c['control-service'].port).toBe(4523);
+    expect(c.dataset.root_path).toBe('/var/lib/flocker/loopback');
+    expect(c.node).toEqual({ state_dir: '/var/lib/flocker/agent', mount_root: '/flocker' });
+    expect(c.agent.resync_interval_seconds).toBe(10);
+  });
+
+  it('accepts the extensions', () => {
+    const c = parseAgentConfig({
+      ...minimal,
+      dataset: { backend: 'loopback', root_path: '/pool' },
+      node: { state_dir: '/s', mount_root: '/m', host: '10.0.0.1', era_file: '/e' },
+      agent: { resync_interval_seconds: 2, concurrency: 8 },
+    });
+    expect(c.node.era_file).toBe('/e');
+    expect(c.agent.concurrency).toBe(8);
+    expect(c.agent.backoff_max_seconds).toBe(30);
+  });
+
+  it.each([
+    [{ ...minimal, version: 2 }, 'version'],
+    [{ ...minimal, 'control-service': { hostname: 'x', port: 'a' } }, 'control-service.port'],
+    [{ ...minimal, 'control-service': {} }, 'control-service.hostname'],
+    [{ ...minimal, dataset: { backend: 'zfs' } }, 'dataset.backend'],
+    [{ ...minimal, dataset: { backend: 'loopback', typo: 1 } }, 'dataset'],
+    [{ ...minimal, agent: { resync_interval_seconds: -1 } }, 'agent.resync_interval_seconds'],
+    [{ ...minimal, extra: true }, '(top level)'],
+  ])('names the field of a mistake: %j', (doc, field) => {
+    const e = problem(doc);
+    expect(e.code).toBe('CONFIG_INVALID');
+    expect(e.message).toContain(`${field}:`);
+  });
+
+  it('says the cloud backends are not available in this build yet', () => {
+    const e = problem({ ...minimal, dataset: { backend: 'aws', region: 'us-east-1' } });
+    expect(e.code).toBe('BACKEND_NOT_AVAILABLE');
+    expect(e.message).toContain('not available in this build yet');
+  });
+
+  it('loads YAML files and reports missing or broken ones', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agent-config-'));
+    const good = join(dir, 'agent.yml');
+    writeFileSync(good, 'version: 1\ncontrol-service:\n  hostname: c\n  port: 4524\ndataset:\n  backend: loopback\n');
+    expect(loadAgentConfig(good)['control-service'].port).toBe(4524);
+    expect(() => loadAgentConfig(join(dir, 'nope.yml'))).toThrow(expect.objectContaining({ code: 'CONFIG_NOT_FOUND' }));
+    const broken = join(dir, 'broken.yml');
+    writeFileSync(broken, 'version: [1\n');
+    expect(() => loadAgentConfig(broken)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+  });
+});

@@ -1,0 +1,31 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureNodeIdentity, readEra, readNodeIdentity } from './identity';
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'agent-identity-'));
+
+describe('node identity', () => {
+  it('is created once and then kept', () => {
+    const dir = join(tmp(), 'state');
+    expect(readNodeIdentity(dir)).toBeNull();
+    const first = ensureNodeIdentity(dir);
+    expect(first.uuid).toMatch(/^[0-9a-f-]{36}$/);
+    expect(ensureNodeIdentity(dir, () => 'not-used')).toEqual(first);
+    expect(readNodeIdentity(dir)).toEqual(first);
+    expect(JSON.parse(readFileSync(join(dir, 'node.json'), 'utf8'))).toEqual({ uuid: first.uuid });
+  });
+
+  it('refuses a damaged identity file rather than inventing a new node', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'node.json'), '{"uuid": "nope"}');
+    expect(() => ensureNodeIdentity(dir)).toThrow(expect.objectContaining({ code: 'IDENTITY_INVALID' }));
+  });
+
+  it('reads the era from the boot id or from an era file', () => {
+    expect(readEra()).toMatch(/^[0-9a-f-]{36}$/);
+    const file = join(tmp(), 'era');
+    writeFileSync(file, 'reboot-2\n');
+    expect(readEra(file)).toBe('reboot-2');
+  });
+});
