@@ -198,12 +198,12 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
     const d = await this.require(req.Name);
     const s = this.watcher.current() ?? (await this.watcher.refresh());
     const already = mountedPath(s, this.me, d.dataset_id);
-    if (already && this.registry.count(d.dataset_id) > 0 && leaseOf(s, d.dataset_id)?.node_uuid === this.me) {
-      // Another container here already uses it: just count this one.
+    if (already && this.registry.count(d.dataset_id) > 0) {
+      // Another container here already uses it (so we hold the lease): just count this one.
       await this.registry.add(d.dataset_id, req.Name, req.ID);
       return { Mountpoint: already };
     }
-    await this.takeLease(s, d, req.Name);
+    await this.takeLease(d, req.Name);
     try {
       if (d.primary !== this.me) {
         this.logger.info('moving volume to this node', { volume: req.Name, dataset_id: d.dataset_id, from: d.primary });
@@ -214,24 +214,23 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
       return { Mountpoint: mountpoint };
     } catch (err) {
       // Docker does not call Unmount after a failed Mount: let the volume go again.
-      if (this.registry.count(d.dataset_id) === 0) await this.letGo(d.dataset_id);
+      if (this.registry.count(d.dataset_id) === 0) await this.letGo(d.dataset_id).catch(() => undefined);
       throw err;
     }
   }
 
-  private async takeLease(s: ClusterSnapshot, d: DatasetConfiguration, name: string): Promise<void> {
-    const inUse = (holder: string) =>
-      new VolumePluginError('VOLUME_IN_USE', `volume ${name} is in use by a container on host ${hostOf(s, holder)}.`);
-    const held = leaseOf(s, d.dataset_id);
-    if (held && held.node_uuid !== this.me) throw inUse(held.node_uuid);
+  /** Take the lease for this node; the control service refuses if another node holds it. */
+  private async takeLease(d: DatasetConfiguration, name: string): Promise<void> {
     try {
       await this.client.acquireLease({ dataset_id: d.dataset_id, node_uuid: this.me, expires: null });
     } catch (err) {
-      if (apiStatus(err) === 409) {
-        const fresh = leaseOf(await this.watcher.refresh(), d.dataset_id);
-        throw inUse(fresh?.node_uuid ?? 'another host');
-      }
-      throw err;
+      if (apiStatus(err) !== 409) throw err;
+      const s = await this.watcher.refresh();
+      const holder = leaseOf(s, d.dataset_id)?.node_uuid;
+      throw new VolumePluginError(
+        'VOLUME_IN_USE',
+        `volume ${name} is in use by a container on host ${holder ? hostOf(s, holder) : 'another host'}.`,
+      );
     }
   }
 
@@ -261,17 +260,18 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
     if (remaining === 0) await this.letGo(datasetId);
   }
 
-  /** Release our lease so the volume can move to another host. */
+  /** Release our lease so the volume can move to another host (never another node's lease). */
   private async letGo(datasetId: string): Promise<void> {
-    const s = await this.watcher.latest();
-    const lease = leaseOf(s, datasetId);
-    if (lease && lease.node_uuid !== this.me) return;
+    const cached = leaseOf(await this.watcher.latest(), datasetId);
+    if (cached && cached.node_uuid !== this.me) {
+      const fresh = leaseOf(await this.watcher.refresh(), datasetId);
+      if (fresh && fresh.node_uuid !== this.me) return;
+    }
     try {
       await this.client.releaseLease(datasetId);
     } catch (err) {
       if (apiStatus(err) !== 404) throw err;
     }
-    await this.watcher.refresh();
   }
 
   private async doRemove(req: NameRequest): Promise<void> {
