@@ -1,0 +1,199 @@
+/**
+ * Move-latency benchmark on the simulated cluster:
+ *   node e2e/dist/bench-move.js --out <json> [--runs 10] [--failover-runs 3] [--node-timeout 3]
+ * Measures, medians over --runs moves each:
+ * - apiMove: POST /v1/configuration/datasets/:id {primary} → mounted on the other host
+ *   (unmount+detach there, attach+mount here; observed by polling the state API every 25 ms);
+ * - dockerRunMove: `docker run --rm -v vol:/data:nocopy tiny true` on the host that does not hold vol;
+ * - dockerRunNoVolume / dockerRunLocalVolume: the same run without a Flocker volume, for reference;
+ * - rawSequence: umount + losetup -d on A, then losetup + mount on B, run by hand in the same cluster
+ *   (each half in one nsenter'ed shell) — the floor any orchestration adds to;
+ * - failover: from SIGKILL of the holder's agent and dockerd to the volume mounted on the other host
+ *   (dominated by the control service's --node-timeout).
+ * Needs root.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  median,
+  startCluster,
+  TEST_DATASET_SIZE,
+  TINY_IMAGE,
+  VOLUME_DRIVER,
+  waitForMountedOn,
+  type Cluster,
+  type ClusterHost,
+} from './cluster';
+
+interface Args {
+  out: string;
+  runs: number;
+  failoverRuns: number;
+  nodeTimeout: number;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { out: 'bench-move.json', runs: 10, failoverRuns: 3, nodeTimeout: 3 };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    const v = argv[i + 1];
+    if (v === undefined) throw new Error(`${k} needs a value`);
+    if (k === '--out') args.out = v;
+    else if (k === '--runs') args.runs = Number(v);
+    else if (k === '--failover-runs') args.failoverRuns = Number(v);
+    else if (k === '--node-timeout') args.nodeTimeout = Number(v);
+    else throw new Error(`unknown option ${k}; usage: bench-move.js --out <json> [--runs N] [--failover-runs N] [--node-timeout S]`);
+    i++;
+  }
+  if (!(args.runs >= 1 && args.failoverRuns >= 0 && args.nodeTimeout > 0)) throw new Error('bad numeric option');
+  return args;
+}
+
+interface Stats {
+  n: number;
+  median_ms: number;
+  min_ms: number;
+  max_ms: number;
+  p10_ms: number;
+  p90_ms: number;
+  samples_ms: number[];
+}
+
+function stats(samples: number[]): Stats {
+  const s = [...samples].sort((x, y) => x - y);
+  const q = (p: number): number => s[Math.min(s.length - 1, Math.floor(p * (s.length - 1)))] ?? NaN;
+  const r = (x: number): number => Math.round(x * 10) / 10;
+  return {
+    n: s.length,
+    median_ms: r(median(s)),
+    min_ms: r(s[0] ?? NaN),
+    max_ms: r(s[s.length - 1] ?? NaN),
+    p10_ms: r(q(0.1)),
+    p90_ms: r(q(0.9)),
+    samples_ms: samples.map(r),
+  };
+}
+
+async function timed(f: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await f();
+  return performance.now() - t0;
+}
+
+async function apiMoves(cluster: Cluster, a: ClusterHost, b: ClusterHost, runs: number): Promise<number[]> {
+  const d = await cluster.client.createDataset({ primary: a.requireNodeUuid(), maximum_size: TEST_DATASET_SIZE, metadata: { name: 'bench-api' } });
+  await waitForMountedOn(cluster.client, d.dataset_id, a.requireNodeUuid());
+  const out: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const to = i % 2 === 0 ? b : a;
+    out.push(
+      await timed(async () => {
+        await cluster.client.updateDataset(d.dataset_id, { primary: to.requireNodeUuid() });
+        await waitForMountedOn(cluster.client, d.dataset_id, to.requireNodeUuid());
+      }),
+    );
+  }
+  return out;
+}
+
+async function dockerRuns(a: ClusterHost, b: ClusterHost, runs: number, volumeArgs: string[]): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const on = i % 2 === 0 ? b : a;
+    out.push(await timed(() => on.docker(['run', '--rm', ...volumeArgs, TINY_IMAGE, 'true'])));
+  }
+  return out;
+}
+
+/** The same work by hand: umount + detach on one host, attach + mount on the other. */
+async function rawSequence(cluster: Cluster, a: ClusterHost, b: ClusterHost, runs: number): Promise<number[]> {
+  const image = path.join(cluster.baseDir, 'bench-raw.img');
+  fs.writeFileSync(image, '');
+  fs.truncateSync(image, TEST_DATASET_SIZE);
+  const mnt = (h: ClusterHost): string => path.join(h.layout.dir, 'raw-mnt');
+  for (const h of [a, b]) fs.mkdirSync(mnt(h), { recursive: true });
+  const attachMount = (h: ClusterHost): Promise<unknown> =>
+    h.exec(['sh', '-ec', 'dev=$(losetup --find --show "$1"); mount -t ext4 "$dev" "$2"', 'sh', image, mnt(h)]);
+  const unmountDetach = (h: ClusterHost): Promise<unknown> =>
+    h.exec(['sh', '-ec', 'dev=$(findmnt -n -o SOURCE "$2"); umount "$2"; losetup -d "$dev"', 'sh', image, mnt(h)]);
+  await a.exec(['mkfs.ext4', '-q', '-E', 'lazy_itable_init=1,lazy_journal_init=1', image]);
+  await attachMount(a);
+  const out: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const [from, to] = i % 2 === 0 ? [a, b] : [b, a];
+    out.push(
+      await timed(async () => {
+        await unmountDetach(from);
+        await attachMount(to);
+      }),
+    );
+  }
+  await unmountDetach(runs % 2 === 0 ? a : b);
+  return out;
+}
+
+async function failovers(cluster: Cluster, a: ClusterHost, b: ClusterHost, runs: number): Promise<number[]> {
+  const d = await cluster.client.createDataset({ primary: a.requireNodeUuid(), maximum_size: TEST_DATASET_SIZE, metadata: { name: 'bench-failover' } });
+  await waitForMountedOn(cluster.client, d.dataset_id, a.requireNodeUuid());
+  const out: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const [dead, live] = i % 2 === 0 ? [a, b] : [b, a];
+    out.push(
+      await timed(async () => {
+        await Promise.all([dead.killAgent('SIGKILL'), dead.killDocker('SIGKILL')]);
+        await cluster.client.updateDataset(d.dataset_id, { primary: live.requireNodeUuid() });
+        await waitForMountedOn(cluster.client, d.dataset_id, live.requireNodeUuid(), 120_000);
+      }),
+    );
+    await dead.startAgent();
+    await dead.startDocker();
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const t0 = Date.now();
+  const cluster = await startCluster({ hosts: 2, withDocker: true, nodeTimeoutSeconds: args.nodeTimeout });
+  const startMs = Date.now() - t0;
+  try {
+    const [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
+    const warm = ['-v', `bench-docker:/data:nocopy`, `--volume-driver=${VOLUME_DRIVER}`];
+    await a.docker(['run', '--rm', ...warm, TINY_IMAGE, 'true']); // creates the volume on A
+    const result = {
+      date: new Date().toISOString(),
+      machine: { cpus: os.cpus().length, kernel: os.release(), node: process.version },
+      runs: args.runs,
+      clusterStartMs: startMs,
+      apiMove: stats(await apiMoves(cluster, a, b, args.runs)),
+      dockerRunMove: stats(await dockerRuns(a, b, args.runs, warm)),
+      dockerRunNoVolume: stats(await dockerRuns(a, b, args.runs, [])),
+      dockerRunLocalVolume: stats(await dockerRuns(a, b, args.runs, ['-v', 'bench-local:/data'])),
+      rawSequence: stats(await rawSequence(cluster, a, b, args.runs)),
+      failover: { nodeTimeoutSeconds: args.nodeTimeout, ...stats(await failovers(cluster, a, b, args.failoverRuns)) },
+    };
+    fs.writeFileSync(args.out, JSON.stringify(result, null, 2) + '\n');
+    const line = (k: string, s: Stats): string => `${k.padEnd(22)} median ${s.median_ms} ms (p10 ${s.p10_ms}, p90 ${s.p90_ms}, n=${s.n})`;
+    console.log(
+      [
+        line('apiMove', result.apiMove),
+        line('dockerRunMove', result.dockerRunMove),
+        line('dockerRunNoVolume', result.dockerRunNoVolume),
+        line('dockerRunLocalVolume', result.dockerRunLocalVolume),
+        line('rawSequence', result.rawSequence),
+        line(`failover (timeout ${args.nodeTimeout}s)`, result.failover),
+        `written to ${args.out}`,
+      ].join('\n'),
+    );
+  } finally {
+    const t1 = Date.now();
+    await cluster.stop();
+    console.log(`cluster start ${startMs} ms, stop ${Date.now() - t1} ms`);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});
