@@ -23,6 +23,9 @@ export class ClusterWatcher {
   private closed = false;
   private running: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  private resolveFirst: ((s: ClusterSnapshot) => void) | undefined;
+  /** Resolves with the first snapshot that arrives. */
+  readonly first: Promise<ClusterSnapshot> = new Promise((resolve) => (this.resolveFirst = resolve));
 
   constructor(
     private readonly fetch: FetchSnapshot,
@@ -87,6 +90,7 @@ export class ClusterWatcher {
 
   private update(s: ClusterSnapshot): void {
     this.snapshot = s;
+    this.resolveFirst?.(s);
     for (const w of [...this.waiters]) w.check(s);
   }
 

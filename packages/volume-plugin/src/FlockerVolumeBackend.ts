@@ -113,11 +113,22 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
     this.watcher = new ClusterWatcher((since, t) => this.client.waitForCluster(since, t), opts.logger, opts.pollMs);
   }
 
-  /** Load the first snapshot, reconcile persisted mount IDs, then follow the cluster. */
-  async start(): Promise<void> {
-    await this.watcher.refresh();
+  /**
+   * Follow the cluster and reconcile persisted mount IDs. If the control service does not
+   * answer within `startTimeoutMs`, carry on (Docker must not wait on us) and reconcile
+   * once it does; calls meanwhile fail with a clear error.
+   */
+  async start(startTimeoutMs = 10_000): Promise<void> {
     this.watcher.start();
-    await this.reconcile();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), startTimeoutMs)));
+    const first = await Promise.race([this.watcher.first, timeout]);
+    clearTimeout(timer);
+    if (first !== 'timeout') return this.reconcile();
+    this.logger.warn('control service not reachable yet; serving Docker anyway and reconciling when it answers');
+    void this.watcher.first
+      .then(() => this.reconcile())
+      .catch((err: unknown) => this.logger.error('reconcile failed', { error: errorMessage(err) }));
   }
 
   async close(): Promise<void> {
@@ -140,7 +151,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
   }
 
   async list(): Promise<ListResponse> {
-    const s = await this.watcher.latest();
+    const s = this.watcher.current() ?? (await this.fresh());
     const volumes: VolumeInfo[] = [];
     const seen = new Set<string>();
     for (const d of s.datasets) {
@@ -341,7 +352,16 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
     const hit = cached && findVolume(cached, name);
     if (hit) return hit;
     // The cache may lag a write made elsewhere; ask once more before saying "no".
-    return findVolume(await this.watcher.refresh(), name);
+    return findVolume(await this.fresh(), name);
+  }
+
+  /** A fresh snapshot, or an error Docker's user can act on. */
+  private async fresh(): Promise<ClusterSnapshot> {
+    try {
+      return await this.watcher.refresh();
+    } catch (err) {
+      throw new VolumePluginError('CONTROL_SERVICE_UNAVAILABLE', `The Flocker control service cannot be reached: ${errorMessage(err)}`);
+    }
   }
 
   private async require(name: string): Promise<DatasetConfiguration> {

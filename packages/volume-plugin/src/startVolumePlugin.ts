@@ -13,6 +13,8 @@ export interface VolumePluginOptions extends PluginSettings {
   socketMode?: number;
   /** Long-poll duration of the cluster watcher (ms). */
   pollMs?: number;
+  /** How long start waits for the control service before serving anyway (ms). */
+  startTimeoutMs?: number;
   /** Inject a client (tests); default: FlockerClient on controlUrl. */
   client?: ControlClient;
 }
@@ -46,7 +48,7 @@ export async function startVolumePlugin(options: VolumePluginOptions): Promise<R
     defaultSize: options.defaultSize,
     ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
   });
-  await backend.start();
+  await backend.start(options.startTimeoutMs);
   const server = createPluginHttpServer(backend, logger);
   await listenOnUnixSocket(server, { socketPath: options.socketPath, mode: options.socketMode ?? 0o660 });
   logger.info('flocker docker plugin listening', {
