@@ -128,7 +128,38 @@ async function main(): Promise<void> {
     raw_samples_ms: samples,
   };
   fs.writeFileSync(argv.out, JSON.stringify(report, null, 2) + '\n');
-  process.stdout.write(JSON.stringify({ results, ratios: report.ratios, targets: report.targets }, null, 2) + '\n');
+  process.stdout.write(renderMarkdown(report.results, report.ratios, report.targets, runs));
+}
+
+const LABELS: Readonly<Record<string, string>> = {
+  no_volume: '`docker run --rm IMG true`, no volume',
+  local_new: 'new volume, `local` driver',
+  local_existing: 'existing volume, `local` driver',
+  flocker_new: 'new volume, Flocker driver',
+  flocker_existing: 'existing volume, Flocker driver',
+  raw_loop_new: 'raw loopback: truncate + losetup + mkfs.ext4 + mount + umount + detach',
+  raw_loop_existing: 'raw loopback: losetup + mount + umount + detach',
+};
+
+export function renderMarkdown(
+  results: Record<string, Summary>,
+  ratios: Record<string, number>,
+  targets: Record<string, number>,
+  runs: number,
+): string {
+  const lines = [
+    `\`docker run --rm --network none -v VOL:/data [--volume-driver flocker] IMG true\`, ${runs} interleaved runs per scenario (ms).`,
+    '',
+    '| Scenario | median | p99 | min | max |',
+    '|---|---|---|---|---|',
+    ...Object.entries(results).map(([k, r]) => `| ${LABELS[k] ?? k} | ${r.median_ms} | ${r.p99_ms} | ${r.min_ms} | ${r.max_ms} |`),
+    '',
+    '| Ratio of medians | measured | target |',
+    '|---|---|---|',
+    ...Object.entries(ratios).map(([k, v]) => `| ${k} | ${v} | ≤ ${targets[k]} ${v <= (targets[k] ?? 0) ? '(met)' : '(missed)'} |`),
+    '',
+  ];
+  return lines.join('\n');
 }
 
 if (require.main === module) {
