@@ -27,6 +27,8 @@ export interface ControlStateOptions {
   livenessCheckMs?: number;
 }
 
+export const NOTIFY_COALESCE_MS = 25;
+
 interface CommitWaiter {
   resolve: () => void;
   reject: (err: unknown) => void;
@@ -50,10 +52,11 @@ export class ControlState {
   private readonly aliveSet = new Set<string>();
   private stateGen = 0;
 
-  private changeWaiters = new Set<() => void>();
+  private changeWaiters = new Map<() => void, string>();
   private livenessTimer: NodeJS.Timeout | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private notifyTimer: NodeJS.Timeout | undefined;
 
   private constructor(options: ControlStateOptions, initial: Configuration) {
     this.store = options.store;
@@ -205,7 +208,7 @@ export class ControlState {
         resolve();
       };
       const timer = setTimeout(done, timeoutMs);
-      this.changeWaiters.add(done);
+      this.changeWaiters.set(done, since);
       abort?.addEventListener('abort', done);
     });
   }
@@ -214,10 +217,22 @@ export class ControlState {
     return this.changeWaiters.size;
   }
 
+  /**
+   * Wakes the long-polls, coalescing bursts of changes into one wake-up per
+   * NOTIFY_COALESCE_MS: with a thousand agents each wake-up costs a thousand answers.
+   */
   private notify(): void {
-    const waiters = this.changeWaiters;
-    this.changeWaiters = new Set();
-    for (const w of waiters) w();
+    if (this.notifyTimer !== undefined) return;
+    this.notifyTimer = setTimeout(() => {
+      this.notifyTimer = undefined;
+      this.wakeAll();
+    }, NOTIFY_COALESCE_MS);
+  }
+
+  /** Wakes the waiters whose generation is out of date (all of them when closing). */
+  private wakeAll(): void {
+    const current = this.generation;
+    for (const [w, since] of [...this.changeWaiters]) if (this.closed || since !== current) w();
   }
 
   private scheduleLeaseExpiry(): void {
@@ -245,7 +260,8 @@ export class ControlState {
     this.closed = true;
     if (this.livenessTimer !== undefined) clearInterval(this.livenessTimer);
     if (this.leaseTimer !== undefined) clearTimeout(this.leaseTimer);
-    this.notify();
+    if (this.notifyTimer !== undefined) clearTimeout(this.notifyTimer);
+    this.wakeAll();
     if (this.pending !== this.committed) await this.durable().catch(() => undefined);
   }
 }

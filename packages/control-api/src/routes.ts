@@ -187,15 +187,16 @@ export class Views {
     const nodeIds = new Set<string>([node]);
     for (const id of datasets.keys()) for (const holder of holders.get(id) ?? []) nodeIds.add(holder);
     const nodes = [...nodeIds].flatMap((id) => s.reportedNode(id) ?? []);
-    return JSON.stringify(
-      ClusterSnapshot.parse({
-        generation: s.generation,
-        configuration_tag: s.configurationTag,
-        datasets: [...datasets.values()],
-        leases: listLeases(config, now).filter((l) => datasets.has(l.dataset_id)),
-        nodes: nodeStates(nodes, now, s.nodeTimeoutMs),
-      }),
-    );
+    // Built only from values already validated on their way in (a schema check per
+    // agent per change would dominate fan-out); the whole-cluster snapshot is checked.
+    const snapshot: ClusterSnapshot = {
+      generation: s.generation,
+      configuration_tag: s.configurationTag,
+      datasets: [...datasets.values()],
+      leases: listLeases(config, now).filter((l) => datasets.has(l.dataset_id)),
+      nodes: nodeStates(nodes, now, s.nodeTimeoutMs),
+    };
+    return JSON.stringify(snapshot);
   }
 }
 

@@ -1,0 +1,215 @@
+/**
+ * Benchmark of the control service at scale, over loopback: 10,000 datasets, 1,000
+ * simulated agents long-polling. Runs flocker-control as a child process (so its RSS
+ * is its own) and prints a markdown table; `--out file.json` also writes JSON.
+ *   node packages/control-api/dist/bench.js --out bench.json [--datasets 10000 --agents 1000]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { createConnectionPool, FlockerClient, type NodeReport } from '@flocker/api';
+
+interface Stats {
+  n: number;
+  p50_ms: number;
+  p99_ms: number;
+  max_ms: number;
+}
+
+function stats(samples: number[]): Stats {
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
+  const r = (x: number): number => Math.round(x * 100) / 100;
+  return { n: s.length, p50_ms: r(at(0.5)), p99_ms: r(at(0.99)), max_ms: r(s[s.length - 1] ?? NaN) };
+}
+
+async function pooled<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) {
+        const item = items[next++] as T;
+        await fn(item);
+      }
+    }),
+  );
+}
+
+function rssMiB(pid: number): { rss: number; hwm: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (name: string): number => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
+  return { rss: Math.round(kb('VmRSS') / 1024), hwm: Math.round(kb('VmHWM') / 1024) };
+}
+
+function startServer(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(
+    process.execPath,
+    [path.join(__dirname, 'main.js'), '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--node-timeout', '3600', '--log-level', 'error'],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (c: Buffer) => {
+      out += c.toString();
+      const nl = out.indexOf('\n');
+      if (nl >= 0) resolve({ child, url: (JSON.parse(out.slice(0, nl)) as { listening: string }).listening });
+    });
+    child.once('exit', (code) => reject(new Error(`flocker-control exited (${code})`)));
+  });
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await fn();
+  return performance.now() - t;
+}
+
+async function main(): Promise<void> {
+  const argv = await yargs(hideBin(process.argv))
+    .option('out', { type: 'string', describe: 'Write the results as JSON here' })
+    .option('datasets', { type: 'number', default: 10_000 })
+    .option('agents', { type: 'number', default: 1_000 })
+    .option('samples', { type: 'number', default: 200, describe: 'Requests per latency measurement' })
+    .strict()
+    .help()
+    .parse();
+  const dir = mkdtempSync(path.join(tmpdir(), 'flocker-bench-'));
+  const { child, url } = await startServer(dir);
+  const pool = createConnectionPool(argv.agents + 64);
+  const client = new FlockerClient({ baseUrl: url, dispatcher: pool, timeoutMs: 60_000 });
+  const log = (msg: string): void => void process.stderr.write(`bench: ${msg}\n`);
+  try {
+    const nodes = Array.from({ length: argv.agents }, () => randomUUID());
+    const datasets = Array.from({ length: argv.datasets }, (_, i) => ({ id: randomUUID(), node: nodes[i % nodes.length] as string }));
+    const report = (uuid: string, i: number, withData: boolean): NodeReport => ({
+      uuid,
+      era: `era-${i}`,
+      host: `10.${(i >> 8) & 255}.${i & 255}.1`,
+      instance_id: `i-${i}`,
+      backend: 'loopback',
+      manifestations: withData
+        ? datasets
+            .filter((d) => d.node === uuid)
+            .map((d) => ({ dataset_id: d.id, blockdevice_id: `b-${d.id}`, size: 67108864, status: 'mounted' as const, path: `/flocker/${d.id}` }))
+        : [],
+      errors: [],
+    });
+
+    log(`registering ${nodes.length} nodes`);
+    await pooled([...nodes.entries()], 64, async ([i, n]) => void (await client.reportNodeState(report(n, i, false))));
+    log(`creating ${datasets.length} datasets`);
+    const seedStart = performance.now();
+    await pooled(datasets, 64, async (d) => void (await client.createDataset({ primary: d.node, dataset_id: d.id, metadata: { name: `vol-${d.id.slice(0, 8)}` } })));
+    const seedSeconds = (performance.now() - seedStart) / 1000;
+    log(`seeded in ${seedSeconds.toFixed(1)} s; nodes report their manifestations`);
+    await pooled([...nodes.entries()], 64, async ([i, n]) => void (await client.reportNodeState(report(n, i, true))));
+
+    log('measuring creates without long-polls (sequential, then 8 concurrent)');
+    const createSeq: number[] = [];
+    for (let i = 0; i < argv.samples; i++) {
+      createSeq.push(await timed(() => client.createDataset({ primary: nodes[i % nodes.length] as string })));
+    }
+    const createConc: number[] = [];
+    await pooled(Array.from({ length: argv.samples }, (_, i) => i), 8, async (i) => {
+      createConc.push(await timed(() => client.createDataset({ primary: nodes[i % nodes.length] as string })));
+    });
+
+    // 1,000 agents long-poll for what concerns them, re-polling after every answer.
+    let stop = false;
+    const base = (await client.waitForCluster(undefined, 0)).generation;
+    const seen = new Map<string, number>();
+    let waitingFor: string | undefined;
+    const agents = nodes.map(async (node) => {
+      let gen = base;
+      while (!stop) {
+        const snap = await client.waitForCluster(gen, 30_000, { node });
+        if (waitingFor !== undefined && snap.generation !== waitingFor && !seen.has(node)) seen.set(node, performance.now());
+        gen = snap.generation;
+      }
+    });
+    await new Promise((r) => setTimeout(r, 2000));
+
+    log('measuring reads');
+    const readConfig: number[] = [];
+    const readState: number[] = [];
+    for (let i = 0; i < argv.samples; i++) {
+      readConfig.push(await timed(async () => (await fetch(`${url}/v1/configuration/datasets`)).text()));
+      readState.push(await timed(async () => (await fetch(`${url}/v1/state/datasets`)).text()));
+    }
+
+    log('measuring fan-out');
+    waitingFor = (await client.waitForCluster(undefined, 0)).generation;
+    const t0 = performance.now();
+    await client.createDataset({ primary: nodes[0] as string });
+    const fanoutDeadline = Date.now() + 10_000;
+    while (seen.size < nodes.length && Date.now() < fanoutDeadline) await new Promise((r) => setTimeout(r, 5));
+    const fanoutMs = seen.size === nodes.length ? Math.max(...seen.values()) - t0 : NaN;
+    const reached = seen.size;
+    waitingFor = undefined;
+    await new Promise((r) => setTimeout(r, 1000));
+
+    log('measuring creates with agents long-polling (each after the previous fan-out settled)');
+    const createPolled: number[] = [];
+    for (let i = 0; i < Math.min(argv.samples, 40); i++) {
+      createPolled.push(await timed(() => client.createDataset({ primary: nodes[i % nodes.length] as string })));
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const createPolledBusy: number[] = [];
+    for (let i = 0; i < Math.min(argv.samples, 100); i++) {
+      createPolledBusy.push(await timed(() => client.createDataset({ primary: nodes[i % nodes.length] as string })));
+    }
+    const mem = rssMiB(child.pid as number);
+
+    stop = true;
+    child.kill('SIGKILL');
+    await Promise.allSettled(agents);
+
+    const results = {
+      datasets: argv.datasets,
+      agents: argv.agents,
+      seed_seconds: Math.round(seedSeconds * 10) / 10,
+      get_configuration_datasets: stats(readConfig),
+      get_state_datasets: stats(readState),
+      create_dataset_sequential: stats(createSeq),
+      create_dataset_8_concurrent: stats(createConc),
+      create_dataset_agents_polling: stats(createPolled),
+      create_dataset_back_to_back_agents_polling: stats(createPolledBusy),
+      fanout_ms: Math.round(fanoutMs),
+      fanout_agents_reached: reached,
+      rss_mib: mem.rss,
+      peak_rss_mib: mem.hwm,
+      targets: { read_p99_ms: 50, create_p99_ms: 20, fanout_ms: 1000, rss_mib: 300 },
+    };
+    const ok = (v: number, limit: number): string => (v < limit ? 'yes' : '**no**');
+    const rows = [
+      ['GET /v1/configuration/datasets p50 / p99', `${results.get_configuration_datasets.p50_ms} / ${results.get_configuration_datasets.p99_ms} ms`, '< 50 ms', ok(results.get_configuration_datasets.p99_ms, 50)],
+      ['GET /v1/state/datasets p50 / p99', `${results.get_state_datasets.p50_ms} / ${results.get_state_datasets.p99_ms} ms`, '< 50 ms', ok(results.get_state_datasets.p99_ms, 50)],
+      ['create (sequential, no polls) p50 / p99', `${results.create_dataset_sequential.p50_ms} / ${results.create_dataset_sequential.p99_ms} ms`, '< 20 ms', ok(results.create_dataset_sequential.p99_ms, 20)],
+      ['create (8 concurrent, no polls) p50 / p99', `${results.create_dataset_8_concurrent.p50_ms} / ${results.create_dataset_8_concurrent.p99_ms} ms`, '< 20 ms', ok(results.create_dataset_8_concurrent.p99_ms, 20)],
+      ['create, agents long-polling, p50 / p99', `${results.create_dataset_agents_polling.p50_ms} / ${results.create_dataset_agents_polling.p99_ms} ms`, '< 20 ms', ok(results.create_dataset_agents_polling.p99_ms, 20)],
+      ['create back-to-back during fan-outs p50 / p99', `${results.create_dataset_back_to_back_agents_polling.p50_ms} / ${results.create_dataset_back_to_back_agents_polling.p99_ms} ms`, '(info)', '-'],
+      [`fan-out to ${argv.agents} agents`, `${results.fanout_ms} ms (${reached} reached)`, '< 1000 ms', ok(results.fanout_ms, 1000)],
+      ['control service RSS (peak)', `${results.rss_mib} MiB (${results.peak_rss_mib} MiB)`, '< 300 MiB', ok(results.peak_rss_mib, 300)],
+    ];
+    process.stdout.write(
+      `\n${argv.datasets} datasets, ${argv.agents} long-polling agents, seeded in ${results.seed_seconds} s\n\n| metric | measured | target | met |\n|---|---|---|---|\n${rows.map((r) => `| ${r.join(' | ')} |`).join('\n')}\n`,
+    );
+    if (argv.out !== undefined) writeFileSync(argv.out, `${JSON.stringify(results, null, 2)}\n`);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await pool.close().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${String(err)}\n`);
+    process.exit(1);
+  },
+);
