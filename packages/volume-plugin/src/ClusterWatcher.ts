@@ -97,20 +97,28 @@ export class ClusterWatcher {
   private async loop(): Promise<void> {
     while (!this.closed) {
       try {
-        const s = await this.fetch(this.snapshot?.generation, this.pollMs);
+        const since = this.snapshot?.generation;
+        const started = Date.now();
+        const s = await this.fetch(since, this.pollMs);
         if (this.closed) return;
         this.update(s);
+        // A server that answers an unchanged generation at once must not make us spin.
+        if (s.generation === since && Date.now() - started < this.pollMs / 2) await this.pause(this.retryMs / 10);
       } catch (err) {
         if (this.closed) return;
         this.logger.warn('cannot reach the control service; retrying', { error: err instanceof Error ? err.message : String(err) });
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, this.retryMs);
-          this.wake = () => {
-            clearTimeout(t);
-            resolve();
-          };
-        });
+        await this.pause(this.retryMs);
       }
     }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
   }
 }

@@ -169,6 +169,18 @@ describe('FlockerVolumeBackend against a real control service', () => {
     expect(saved).toEqual({ version: 1, volumes: {} });
   });
 
+  it('concurrent Creates of one name make one dataset; concurrent Mounts count both', async () => {
+    const a = await backendFor(NODE_A);
+    await Promise.all([a.create({ Name: 'twin' }), a.create({ Name: 'twin' }), a.create({ Name: 'twin' })]);
+    expect(await client.listDatasets()).toHaveLength(1);
+    const [m1, m2] = await Promise.all([a.mount({ Name: 'twin', ID: 'c1' }), a.mount({ Name: 'twin', ID: 'c2' })]);
+    expect(m1.Mountpoint).toBe(m2.Mountpoint);
+    await a.unmount({ Name: 'twin', ID: 'c1' });
+    expect(await client.listLeases()).toHaveLength(1);
+    await a.unmount({ Name: 'twin', ID: 'c2' });
+    expect(await client.listLeases()).toEqual([]);
+  });
+
   it('Capabilities say global scope', async () => {
     const a = await backendFor(NODE_A);
     expect(await a.capabilities()).toEqual({ Capabilities: { Scope: 'global' } });

@@ -139,7 +139,12 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
     return { Capabilities: { Scope: 'global' } };
   }
 
-  async create(req: CreateRequest): Promise<void> {
+  /** Serialised per name so two `docker run`s of a new volume at once make one dataset. */
+  create(req: CreateRequest): Promise<void> {
+    return this.serialised(req.Name, () => this.doCreate(req));
+  }
+
+  private async doCreate(req: CreateRequest): Promise<void> {
     validateVolumeName(req.Name);
     const options = parseCreateOptions(req.Opts, this.opts.defaultSize);
     if (await this.lookup(req.Name)) return; // Docker may create the same volume again; that is fine.
