@@ -18,3 +18,17 @@ export {
 export { execFileExec, type ExecFn, type ExecResult } from './exec';
 export { findLoopDevices } from './losetup';
 export { PoolLock } from './PoolLock';
+export {
+  EbsDriver,
+  createEc2Client,
+  ebsDatasetConfigSchema,
+  fetchInstanceIdFromImds,
+  findEbsDevice,
+  linuxEbsHost,
+  volumeTypeForProfile,
+  waitForDevice,
+  type EbsDatasetConfig,
+  type EbsDriverOptions,
+  type EbsHost,
+  type EbsTiming,
+} from './ebs';

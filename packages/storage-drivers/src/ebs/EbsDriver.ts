@@ -1,0 +1,520 @@
+import { randomUUID } from 'node:crypto';
+import {
+  AttachVolumeCommand,
+  CreateVolumeCommand,
+  DeleteVolumeCommand,
+  DescribeInstancesCommand,
+  DescribeVolumesCommand,
+  DetachVolumeCommand,
+  EC2Client,
+  ModifyVolumeCommand,
+  type Filter,
+  type Volume,
+  type VolumeAttachment,
+} from '@aws-sdk/client-ec2';
+import winston from 'winston';
+import {
+  StorageError,
+  type BlockDeviceApi,
+  type BlockDeviceVolume,
+  type CreateVolumeOptions,
+  type DetachOptions,
+  type StorageErrorCode,
+} from '../BlockDeviceApi';
+import { linuxEbsHost, pickDeviceName, type EbsHost } from './devices';
+import { awsErrorCode, isTransientAwsError, providerMessage } from './errors';
+import { fetchInstanceIdFromImds } from './imds';
+import { ebsDatasetConfigSchema, type EbsDatasetConfig } from './options';
+import { GiB, volumeTypeForProfile } from './profiles';
+import { backoffDelay, defaultSleep, pollUntil } from './retry';
+
+export const TAG_CLUSTER = 'flocker-cluster-id';
+export const TAG_DATASET = 'flocker-dataset-id';
+export const TAG_PROFILE = 'flocker-profile';
+/** A per-createVolume token, so a create whose answer was lost can be found and adopted. */
+export const TAG_CREATE_TOKEN = 'flocker-create-token';
+
+/** gp3/sc1 limit; larger requests fail up front instead of at AWS. */
+export const MAX_VOLUME_GIB = 16_384;
+
+const VOLUME_ID = /^vol-[0-9a-f]{8,17}$/;
+
+export interface EbsTiming {
+  /** Attempts per EC2 call when errors are transient (throttling, 5xx, network). */
+  readonly maxAttempts: number;
+  readonly retryBaseMs: number;
+  readonly retryMaxMs: number;
+  /** Polling of volume state transitions. */
+  readonly pollBaseMs: number;
+  readonly pollMaxMs: number;
+  /** Bound on waiting for creating→available, attaching→attached, detaching→available, deleting→gone. */
+  readonly stateTimeoutMs: number;
+  /** Bound on waiting for the block device to appear on (or leave) this host. */
+  readonly deviceTimeoutMs: number;
+  /** Per HTTP request to EC2. */
+  readonly requestTimeoutMs: number;
+  /** DescribeVolumes MaxResults (5…500). */
+  readonly pageSize: number;
+}
+
+export const DEFAULT_EBS_TIMING: EbsTiming = {
+  maxAttempts: 8,
+  retryBaseMs: 250,
+  retryMaxMs: 20_000,
+  pollBaseMs: 500,
+  pollMaxMs: 5_000,
+  stateTimeoutMs: 300_000,
+  deviceTimeoutMs: 120_000,
+  requestTimeoutMs: 30_000,
+  pageSize: 100,
+};
+
+export interface EbsDriverOptions {
+  /** The agent.yml `dataset:` section (backend: aws), validated again here. */
+  readonly config: EbsDatasetConfig;
+  /** Use this client instead of building one from config (tests add middleware to it). */
+  readonly ec2?: EC2Client;
+  /** Host side: finding the block device, busy checks. Default: /dev and /sys of this machine. */
+  readonly host?: EbsHost;
+  /** How to learn this instance's id when config.instance_id is absent. Default: IMDSv2. */
+  readonly fetchInstanceId?: () => Promise<string>;
+  readonly logger?: winston.Logger;
+  readonly timing?: Partial<EbsTiming>;
+  /** Injectable for deterministic tests. */
+  readonly random?: () => number;
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+/** The EC2 client for a validated config: explicit keys if given, else the SDK's default chain (env, files, instance role). */
+export function createEc2Client(config: EbsDatasetConfig, requestTimeoutMs = DEFAULT_EBS_TIMING.requestTimeoutMs): EC2Client {
+  return new EC2Client({
+    region: config.region,
+    ...(config.endpoint === undefined ? {} : { endpoint: config.endpoint }),
+    ...(config.access_key_id !== undefined && config.secret_access_key !== undefined
+      ? {
+          credentials: {
+            accessKeyId: config.access_key_id,
+            secretAccessKey: config.secret_access_key,
+            ...(config.session_token === undefined ? {} : { sessionToken: config.session_token }),
+          },
+        }
+      : {}),
+    // The driver retries itself (bounded, jittered, with recovery checks for non-idempotent calls).
+    maxAttempts: 1,
+    requestHandler: { requestTimeout: requestTimeoutMs, connectionTimeout: Math.min(requestTimeoutMs, 10_000) },
+  });
+}
+
+/** The live attachment of a volume, if any ("detached" records are history). */
+function attachmentOf(v: Volume): VolumeAttachment | undefined {
+  return (v.Attachments ?? []).find((a) => a.State !== 'detached' && a.InstanceId !== undefined);
+}
+
+function tagOf(v: Volume, key: string): string | undefined {
+  return v.Tags?.find((t) => t.Key === key)?.Value;
+}
+
+/** Runs tasks one after another per key (device-name choice on one instance). */
+class KeyedMutex {
+  private readonly tails = new Map<string, Promise<unknown>>();
+  async run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(key) ?? Promise.resolve();
+    const result = previous.catch(() => undefined).then(task);
+    const tail = result.catch(() => undefined);
+    this.tails.set(key, tail);
+    try {
+      return await result;
+    } finally {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
+  }
+}
+
+/**
+ * AWS EBS volumes as BlockDeviceApi. Only volumes tagged with this cluster's
+ * id are listed or touched; each carries its dataset id (and profile) in tags,
+ * so EC2 itself is the only state. EC2 enforces single attachment: a second
+ * AttachVolume fails with VolumeInUse/IncorrectState, mapped to ALREADY_ATTACHED.
+ */
+export class EbsDriver implements BlockDeviceApi {
+  readonly backend = 'aws';
+  readonly config: EbsDatasetConfig;
+  private readonly ec2: EC2Client;
+  private readonly host: EbsHost;
+  private readonly logger: winston.Logger;
+  private readonly timing: EbsTiming;
+  private readonly random: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly fetchInstanceId: () => Promise<string>;
+  private instanceIdPromise: Promise<string> | undefined;
+  private readonly deviceMutex = new KeyedMutex();
+
+  constructor(options: EbsDriverOptions) {
+    this.config = ebsDatasetConfigSchema.parse(options.config);
+    this.timing = { ...DEFAULT_EBS_TIMING, ...options.timing };
+    if (this.timing.pageSize < 5 || this.timing.pageSize > 500) throw new Error('timing.pageSize must be within 5…500 (EC2 DescribeVolumes MaxResults)');
+    this.ec2 = options.ec2 ?? createEc2Client(this.config, this.timing.requestTimeoutMs);
+    this.host = options.host ?? linuxEbsHost();
+    this.logger = options.logger ?? winston.createLogger({ silent: true });
+    this.random = options.random ?? Math.random;
+    this.sleep = options.sleep ?? defaultSleep;
+    this.fetchInstanceId = options.fetchInstanceId ?? (() => fetchInstanceIdFromImds());
+  }
+
+  allocationUnit(): number {
+    return GiB;
+  }
+
+  computeInstanceId(): Promise<string> {
+    if (this.config.instance_id !== undefined) return Promise.resolve(this.config.instance_id);
+    // Cache success only: a failed metadata fetch is tried again next time.
+    this.instanceIdPromise ??= this.fetchInstanceId().catch((e: unknown) => {
+      this.instanceIdPromise = undefined;
+      throw e;
+    });
+    return this.instanceIdPromise;
+  }
+
+  async listVolumes(): Promise<BlockDeviceVolume[]> {
+    const volumes = await this.describeAll([{ Name: `tag:${TAG_CLUSTER}`, Values: [this.config.cluster_id] }]);
+    return volumes.filter((v) => this.isOurs(v) && v.State !== 'deleting' && v.State !== 'deleted').map((v) => this.toVolume(v));
+  }
+
+  async createVolume(datasetId: string, size: number, options: CreateVolumeOptions = {}): Promise<BlockDeviceVolume> {
+    const sizeGiB = this.sizeInGiB(size);
+    if (datasetId === '' || datasetId.length > 255) throw new StorageError('BACKEND_ERROR', `dataset id must be 1…255 characters to fit an EC2 tag`);
+    const token = randomUUID();
+    const type = volumeTypeForProfile(options.profile, sizeGiB);
+    const tags = [
+      { Key: TAG_CLUSTER, Value: this.config.cluster_id },
+      { Key: TAG_DATASET, Value: datasetId },
+      { Key: 'Name', Value: `flocker-${datasetId}` },
+      { Key: TAG_CREATE_TOKEN, Value: token },
+      ...(options.profile === undefined ? [] : [{ Key: TAG_PROFILE, Value: options.profile }]),
+    ];
+    const findByToken = async (): Promise<Volume | undefined> => {
+      const found = await this.describeAll([
+        { Name: `tag:${TAG_CLUSTER}`, Values: [this.config.cluster_id] },
+        { Name: `tag:${TAG_CREATE_TOKEN}`, Values: [token] },
+      ]);
+      if (found[0] !== undefined) this.logger.warn('adopting a volume whose create answer was lost', { blockdeviceId: found[0].VolumeId, datasetId });
+      return found[0];
+    };
+    let created: Volume;
+    try {
+      created = await this.call(
+        'CreateVolume',
+        () =>
+          this.ec2.send(
+            new CreateVolumeCommand({
+              AvailabilityZone: this.config.zone,
+              Size: sizeGiB,
+              VolumeType: type.VolumeType,
+              ...(type.Iops === undefined ? {} : { Iops: type.Iops }),
+              TagSpecifications: [{ ResourceType: 'volume', Tags: tags }],
+              // EC2 makes CreateVolume idempotent per token; the token tag covers emulators that don't.
+              ClientToken: token,
+            }),
+          ),
+        { recover: findByToken },
+      );
+    } catch (e) {
+      // The request may have reached EC2 even though every answer was lost.
+      const adopted = isTransientAwsError(e) ? await findByToken().catch(() => undefined) : undefined;
+      if (adopted === undefined) throw this.toStorageError(e, `creating a ${sizeGiB} GiB volume for dataset ${datasetId}`);
+      created = adopted;
+    }
+    const id = created.VolumeId;
+    if (id === undefined) throw new StorageError('BACKEND_ERROR', 'CreateVolume answered without a VolumeId');
+    const ready = await this.waitForVolume(id, 'to become available', (v) => {
+      if (v.State === 'error') throw new StorageError('BACKEND_ERROR', `volume ${id} went into the "error" state while being created`, id);
+      return v.State === 'available' ? v : undefined;
+    });
+    this.logger.info('volume created', { blockdeviceId: id, datasetId, sizeGiB, volumeType: type.VolumeType, profile: options.profile });
+    return this.toVolume(ready);
+  }
+
+  async destroyVolume(blockdeviceId: string): Promise<void> {
+    const v = await this.describeOwned(blockdeviceId);
+    const att = attachmentOf(v);
+    if (att !== undefined) throw new StorageError('VOLUME_ATTACHED', `volume ${blockdeviceId} is attached to ${att.InstanceId}; detach it first`, blockdeviceId);
+    try {
+      await this.call('DeleteVolume', () => this.ec2.send(new DeleteVolumeCommand({ VolumeId: blockdeviceId })), {
+        recover: async () => ((await this.describeMaybe(blockdeviceId)) === undefined ? true : undefined),
+      });
+    } catch (e) {
+      const code = awsErrorCode(e);
+      if (code === 'VolumeInUse') throw new StorageError('VOLUME_ATTACHED', `volume ${blockdeviceId} is attached: ${providerMessage(e)}`, blockdeviceId);
+      throw this.toStorageError(e, `deleting volume ${blockdeviceId}`, blockdeviceId);
+    }
+    await pollUntil(async () => ((await this.describeMaybe(blockdeviceId)) === undefined ? true : undefined), this.pollOptions(`volume ${blockdeviceId} to be deleted`, blockdeviceId));
+    this.logger.info('volume destroyed', { blockdeviceId });
+  }
+
+  async attachVolume(blockdeviceId: string, instanceId: string): Promise<BlockDeviceVolume> {
+    let v = await this.describeOwned(blockdeviceId);
+    if (v.State === 'creating') v = await this.waitForVolume(blockdeviceId, 'to become available', (x) => (x.State === 'creating' ? undefined : x));
+    const held = attachmentOf(v);
+    if (held !== undefined) throw this.alreadyAttached(blockdeviceId, held.InstanceId);
+    if (v.State !== 'available') throw new StorageError('BACKEND_ERROR', `volume ${blockdeviceId} is "${v.State}", not available for attaching`, blockdeviceId);
+    // One device-name choice at a time per instance: two attaches must not pick the same /dev/sdX.
+    const device = await this.deviceMutex.run(instanceId, async () => {
+      const inUse = await this.deviceNamesInUse(instanceId);
+      for (;;) {
+        const name = pickDeviceName(inUse);
+        if (name === undefined) throw new StorageError('BACKEND_ERROR', `instance ${instanceId} has no free device name left in /dev/sdf…/dev/sdp`, blockdeviceId);
+        try {
+          await this.call('AttachVolume', () => this.ec2.send(new AttachVolumeCommand({ VolumeId: blockdeviceId, InstanceId: instanceId, Device: name })), {
+            // A retried attach whose first try went through would otherwise look like someone else's.
+            recover: async () => {
+              const now = await this.describeMaybe(blockdeviceId);
+              const att = now === undefined ? undefined : attachmentOf(now);
+              return att?.InstanceId === instanceId && att.Device === name ? true : undefined;
+            },
+          });
+          return name;
+        } catch (e) {
+          const code = awsErrorCode(e);
+          const message = providerMessage(e);
+          if (code === 'InvalidParameterValue' && /already in use/i.test(message)) {
+            inUse.push(name); // taken behind our back (say, by hand): try the next name
+            continue;
+          }
+          if (code === 'VolumeInUse' || code === 'IncorrectState' || code === 'InvalidVolume.ZoneMismatch') {
+            const now = await this.describeMaybe(blockdeviceId);
+            const att = now === undefined ? undefined : attachmentOf(now);
+            if (att !== undefined) throw this.alreadyAttached(blockdeviceId, att.InstanceId);
+          }
+          if (code === 'InvalidInstanceID.NotFound') throw new StorageError('BACKEND_ERROR', `no instance ${instanceId}: ${message}`, blockdeviceId);
+          throw this.toStorageError(e, `attaching ${blockdeviceId} to ${instanceId}`, blockdeviceId);
+        }
+      }
+    });
+    const attached = await this.waitForVolume(blockdeviceId, `to be attached to ${instanceId}`, (x) => {
+      const att = attachmentOf(x);
+      // Lost a race EC2 let through (an emulator, or an attachment replaced at once).
+      if (att !== undefined && att.InstanceId !== instanceId) throw this.alreadyAttached(blockdeviceId, att.InstanceId);
+      return att?.State === 'attached' && x.State === 'in-use' ? x : undefined;
+    });
+    if (instanceId === (await this.computeInstanceId())) await this.host.waitForDevice(blockdeviceId, device, this.timing.deviceTimeoutMs);
+    this.logger.info('volume attached', { blockdeviceId, instanceId, device });
+    return this.toVolume(attached);
+  }
+
+  async detachVolume(blockdeviceId: string, options: DetachOptions = {}): Promise<void> {
+    const force = options.force === true;
+    const v = await this.describeOwned(blockdeviceId);
+    const att = attachmentOf(v);
+    if (att?.InstanceId === undefined) throw new StorageError('UNATTACHED', `volume ${blockdeviceId} is not attached`, blockdeviceId);
+    const me = await this.computeInstanceId();
+    const here = att.InstanceId === me;
+    if (!here && !force) {
+      throw new StorageError('NOT_ATTACHED_HERE', `volume ${blockdeviceId} is attached to ${att.InstanceId}, not to this instance ${me}`, blockdeviceId);
+    }
+    if (here && !force) {
+      // EC2 would leave a detach of a mounted device hanging in "busy"; refuse up front.
+      const dev = await this.host.findDevice(blockdeviceId, att.Device);
+      if (dev !== undefined && (await this.host.isBusy(dev))) {
+        throw new StorageError('DEVICE_BUSY', `volume ${blockdeviceId} is in use at ${dev} (mounted?); unmount it first`, blockdeviceId);
+      }
+    }
+    const holder = att.InstanceId;
+    try {
+      await this.call(
+        'DetachVolume',
+        () => this.ec2.send(new DetachVolumeCommand({ VolumeId: blockdeviceId, InstanceId: holder, ...(att.Device === undefined ? {} : { Device: att.Device }), Force: force })),
+        {
+          recover: async () => {
+            const now = await this.describeMaybe(blockdeviceId);
+            return now === undefined || attachmentOf(now) === undefined ? true : undefined;
+          },
+        },
+      );
+    } catch (e) {
+      const code = awsErrorCode(e);
+      if (code === 'IncorrectState' || code === 'InvalidAttachment.NotFound') {
+        const now = await this.describeMaybe(blockdeviceId);
+        if (now !== undefined && attachmentOf(now) === undefined) throw new StorageError('UNATTACHED', `volume ${blockdeviceId} is not attached (any more)`, blockdeviceId);
+      }
+      throw this.toStorageError(e, `detaching ${blockdeviceId} from ${holder}`, blockdeviceId);
+    }
+    await this.waitForVolume(blockdeviceId, 'to be detached', (x) => (attachmentOf(x) === undefined && x.State === 'available' ? x : undefined));
+    if (here) await this.host.waitForDeviceGone(blockdeviceId, att.Device, this.timing.deviceTimeoutMs);
+    this.logger.info('volume detached', { blockdeviceId, from: holder, force });
+  }
+
+  async getDevicePath(blockdeviceId: string): Promise<string> {
+    let v = await this.describeOwned(blockdeviceId);
+    let att = attachmentOf(v);
+    if (att?.InstanceId === undefined) throw new StorageError('UNATTACHED', `volume ${blockdeviceId} is not attached`, blockdeviceId);
+    const me = await this.computeInstanceId();
+    if (att.InstanceId !== me) throw new StorageError('NOT_ATTACHED_HERE', `volume ${blockdeviceId} is attached to ${att.InstanceId}, not to this instance ${me}`, blockdeviceId);
+    if (att.State !== 'attached') {
+      v = await this.waitForVolume(blockdeviceId, 'to finish attaching', (x) => (attachmentOf(x)?.State === 'attaching' ? undefined : x));
+      att = attachmentOf(v);
+      if (att?.InstanceId !== me) throw new StorageError('UNATTACHED', `volume ${blockdeviceId} is no longer attached here`, blockdeviceId);
+    }
+    return this.host.waitForDevice(blockdeviceId, att.Device, this.timing.deviceTimeoutMs);
+  }
+
+  async resizeVolume(blockdeviceId: string, size: number): Promise<BlockDeviceVolume> {
+    const sizeGiB = this.sizeInGiB(size);
+    const v = await this.describeOwned(blockdeviceId);
+    const current = v.Size ?? 0;
+    if (sizeGiB < current) throw new StorageError('INVALID_SIZE', `volume ${blockdeviceId} is ${current} GiB; EBS volumes cannot shrink to ${sizeGiB} GiB`, blockdeviceId);
+    if (sizeGiB === current) return this.toVolume(v);
+    try {
+      await this.call('ModifyVolume', () => this.ec2.send(new ModifyVolumeCommand({ VolumeId: blockdeviceId, Size: sizeGiB })), {
+        recover: async () => (((await this.describeMaybe(blockdeviceId))?.Size ?? 0) >= sizeGiB ? true : undefined),
+      });
+    } catch (e) {
+      throw this.toStorageError(e, `growing ${blockdeviceId} to ${sizeGiB} GiB`, blockdeviceId);
+    }
+    const grown = await this.waitForVolume(blockdeviceId, `to grow to ${sizeGiB} GiB`, (x) => ((x.Size ?? 0) >= sizeGiB ? x : undefined));
+    this.logger.info('volume resized', { blockdeviceId, sizeGiB });
+    return this.toVolume(grown);
+  }
+
+  // ---- helpers ----
+
+  private sizeInGiB(size: number): number {
+    if (!Number.isFinite(size) || size <= 0) throw new StorageError('INVALID_SIZE', `size must be a positive number of bytes, got ${size}`);
+    const gib = Math.ceil(size / GiB);
+    if (gib > MAX_VOLUME_GIB) throw new StorageError('INVALID_SIZE', `EBS volumes are at most ${MAX_VOLUME_GIB} GiB, asked for ${gib} GiB`);
+    return gib;
+  }
+
+  private isOurs(v: Volume): boolean {
+    return tagOf(v, TAG_CLUSTER) === this.config.cluster_id && tagOf(v, TAG_DATASET) !== undefined;
+  }
+
+  private toVolume(v: Volume): BlockDeviceVolume {
+    const profile = tagOf(v, TAG_PROFILE);
+    return {
+      blockdeviceId: v.VolumeId ?? '',
+      size: (v.Size ?? 0) * GiB,
+      attachedTo: attachmentOf(v)?.InstanceId ?? null,
+      datasetId: tagOf(v, TAG_DATASET) ?? '',
+      ...(profile === undefined ? {} : { profile }),
+    };
+  }
+
+  private alreadyAttached(blockdeviceId: string, holder: string | undefined): StorageError {
+    return new StorageError('ALREADY_ATTACHED', `volume ${blockdeviceId} is already attached to ${holder ?? 'an instance'}`, blockdeviceId);
+  }
+
+  /** Maps an EC2 failure to a StorageError (StorageErrors pass through). */
+  private toStorageError(e: unknown, doing: string, blockdeviceId?: string): StorageError {
+    if (e instanceof StorageError) return e;
+    const code = awsErrorCode(e);
+    const map: Record<string, StorageErrorCode> = {
+      'InvalidVolume.NotFound': 'UNKNOWN_VOLUME',
+      'InvalidVolumeID.Malformed': 'UNKNOWN_VOLUME',
+      VolumeInUse: 'VOLUME_ATTACHED',
+    };
+    return new StorageError((code !== undefined ? map[code] : undefined) ?? 'BACKEND_ERROR', `${doing} failed: ${providerMessage(e)}`, blockdeviceId);
+  }
+
+  /**
+   * One EC2 call with bounded, jittered retries of transient failures. Before a
+   * retry, recover() may find that the failed attempt did take effect (its answer
+   * was lost); its value is then the result.
+   */
+  private async call<T, R = never>(op: string, send: () => Promise<T>, options: { recover?: () => Promise<R | undefined> } = {}): Promise<T | R> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await send();
+      } catch (e) {
+        if (!isTransientAwsError(e) || attempt >= this.timing.maxAttempts) throw e;
+        const delay = backoffDelay(attempt - 1, this.timing.retryBaseMs, this.timing.retryMaxMs, this.random);
+        this.logger.warn('transient EC2 error; retrying', { op, attempt, delayMs: delay, error: providerMessage(e) });
+        await this.sleep(delay);
+        if (options.recover !== undefined) {
+          const recovered = await options.recover().catch(() => undefined);
+          if (recovered !== undefined) return recovered;
+        }
+      }
+    }
+  }
+
+  /** Every volume matching the filters, following NextToken. */
+  private async describeAll(filters: Filter[]): Promise<Volume[]> {
+    const all: Volume[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.call('DescribeVolumes', () =>
+        this.ec2.send(new DescribeVolumesCommand({ Filters: filters, MaxResults: this.timing.pageSize, ...(token === undefined ? {} : { NextToken: token }) })),
+      ).catch((e: unknown) => {
+        throw this.toStorageError(e, 'listing volumes');
+      });
+      all.push(...(page.Volumes ?? []));
+      token = page.NextToken === '' ? undefined : page.NextToken;
+    } while (token !== undefined);
+    return all;
+  }
+
+  /** The volume if it exists, is not deleted and is this cluster's; else undefined. */
+  private async describeMaybe(blockdeviceId: string): Promise<Volume | undefined> {
+    if (!VOLUME_ID.test(blockdeviceId)) return undefined;
+    let volumes: Volume[];
+    try {
+      volumes = (await this.call('DescribeVolumes', () => this.ec2.send(new DescribeVolumesCommand({ VolumeIds: [blockdeviceId] })))).Volumes ?? [];
+    } catch (e) {
+      const code = awsErrorCode(e);
+      if (code === 'InvalidVolume.NotFound' || code === 'InvalidVolumeID.Malformed') return undefined;
+      throw this.toStorageError(e, `describing volume ${blockdeviceId}`, blockdeviceId);
+    }
+    const v = volumes.find((x) => x.VolumeId === blockdeviceId);
+    if (v === undefined || v.State === 'deleted' || !this.isOurs(v)) return undefined;
+    return v;
+  }
+
+  /** Like describeMaybe but UNKNOWN_VOLUME when absent, deleting, or another cluster's (never touched). */
+  private async describeOwned(blockdeviceId: string): Promise<Volume> {
+    const v = await this.describeMaybe(blockdeviceId);
+    if (v === undefined || v.State === 'deleting') throw new StorageError('UNKNOWN_VOLUME', `no volume ${blockdeviceId} in cluster ${this.config.cluster_id}`, blockdeviceId);
+    return v;
+  }
+
+  private pollOptions(what: string, blockdeviceId: string) {
+    return {
+      baseMs: this.timing.pollBaseMs,
+      maxMs: this.timing.pollMaxMs,
+      timeoutMs: this.timing.stateTimeoutMs,
+      random: this.random,
+      sleep: this.sleep,
+      what,
+      blockdeviceId,
+    };
+  }
+
+  /** Polls the volume until check gives a value; UNKNOWN_VOLUME if it vanishes meanwhile. */
+  private waitForVolume(blockdeviceId: string, what: string, check: (v: Volume) => Volume | undefined): Promise<Volume> {
+    return pollUntil(async () => {
+      const v = await this.describeMaybe(blockdeviceId);
+      if (v === undefined) throw new StorageError('UNKNOWN_VOLUME', `volume ${blockdeviceId} disappeared while waiting for it ${what}`, blockdeviceId);
+      return check(v);
+    }, this.pollOptions(`volume ${blockdeviceId} ${what}`, blockdeviceId));
+  }
+
+  /** Device names EC2 lists for the instance (root and data volumes, any state). */
+  private async deviceNamesInUse(instanceId: string): Promise<string[]> {
+    let reservations;
+    try {
+      reservations = (await this.call('DescribeInstances', () => this.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })))).Reservations ?? [];
+    } catch (e) {
+      if (awsErrorCode(e) === 'InvalidInstanceID.NotFound' || awsErrorCode(e) === 'InvalidInstanceID.Malformed') {
+        throw new StorageError('BACKEND_ERROR', `no instance ${instanceId}: ${providerMessage(e)}`);
+      }
+      throw this.toStorageError(e, `describing instance ${instanceId}`);
+    }
+    const names: string[] = [];
+    for (const r of reservations) {
+      for (const i of r.Instances ?? []) {
+        if (i.RootDeviceName !== undefined) names.push(i.RootDeviceName);
+        for (const m of i.BlockDeviceMappings ?? []) if (m.DeviceName !== undefined) names.push(m.DeviceName);
+      }
+    }
+    return names;
+  }
+}

@@ -1,0 +1,271 @@
+/**
+ * Test support (import only from tests): a moto EC2 server on a free loopback
+ * port, EC2 instances in it, middleware that adds AWS behaviour moto lacks or
+ * injects faults, and a host-side double that serves attached volumes as loop
+ * devices.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import {
+  DescribeImagesCommand,
+  DescribeVolumesCommand,
+  EC2Client,
+  EC2ServiceException,
+  RunInstancesCommand,
+  type DescribeVolumesCommandOutput,
+} from '@aws-sdk/client-ec2';
+import { isDeviceBusy } from '../blockdev';
+import { execFileExec } from '../exec';
+import { findLoopDevices } from '../losetup';
+import type { EbsHost } from './devices';
+import { GiB } from './profiles';
+
+export const REGION = 'us-east-1';
+export const ZONE = 'us-east-1a';
+const REPO_ROOT = path.resolve(__dirname, '../../../..');
+
+export interface MotoServer {
+  readonly endpoint: string;
+  readonly version: string;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function run(cmd: string, args: string[]): Promise<string> {
+  const r = await execFileExec(cmd, args);
+  if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.exitCode}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Installs moto if needed (scripts/moto.sh) and starts moto_server on 127.0.0.1 only. */
+export async function startMoto(): Promise<MotoServer> {
+  const serverPath = (await run('bash', [path.join(REPO_ROOT, 'scripts/moto.sh')])).trim().split('\n').pop() ?? '';
+  const python = path.join(path.dirname(serverPath), 'python');
+  const version = (await run(python, ['-c', 'import moto; print(moto.__version__)'])).trim();
+  for (let tries = 0; ; tries++) {
+    const port = await freePort();
+    const child: ChildProcess = spawn(serverPath, ['-H', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    const endpoint = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + 30_000;
+    let up = false;
+    while (Date.now() < deadline && child.exitCode === null) {
+      try {
+        await fetch(`${endpoint}/moto-api/`);
+        up = true;
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    if (up) {
+      return {
+        endpoint,
+        version,
+        stop: async () => {
+          if (child.exitCode === null) child.kill('SIGTERM');
+          await exited;
+        },
+      };
+    }
+    child.kill('SIGKILL');
+    await exited;
+    // The port may have been taken between probing and binding; try another.
+    if (tries >= 2) throw new Error(`moto_server did not start: ${stderr.slice(-2000)}`);
+  }
+}
+
+export function motoClient(endpoint: string): EC2Client {
+  return new EC2Client({ region: REGION, endpoint, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' }, maxAttempts: 1 });
+}
+
+/** Starts n instances in ZONE; returns their ids. */
+export async function runInstances(ec2: EC2Client, n: number): Promise<string[]> {
+  const images = await ec2.send(new DescribeImagesCommand({}));
+  const imageId = images.Images?.[0]?.ImageId;
+  if (imageId === undefined) throw new Error('moto offers no AMI');
+  const r = await ec2.send(new RunInstancesCommand({ ImageId: imageId, MinCount: n, MaxCount: n, InstanceType: 't3.micro', Placement: { AvailabilityZone: ZONE } }));
+  return (r.Instances ?? []).map((i) => i.InstanceId ?? '');
+}
+
+export function awsError(name: string, message: string, httpStatusCode = 400): EC2ServiceException {
+  return new EC2ServiceException({ name, $fault: httpStatusCode >= 500 ? 'server' : 'client', $metadata: { httpStatusCode }, message });
+}
+
+/** One queue shared by every client given the attach rule: EC2 decides attaches one at a time. */
+class Serial {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.tail.catch(() => undefined).then(task);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}
+const attachQueue = new Serial();
+
+function inputOf(args: unknown): Record<string, unknown> {
+  const input = (args as { input?: unknown }).input;
+  return typeof input === 'object' && input !== null ? (input as Record<string, unknown>) : {};
+}
+
+/**
+ * AWS refuses AttachVolume for a volume that is attached (VolumeInUse); moto
+ * 5.x silently replaces the attachment. This middleware adds AWS's rule, one
+ * attach at a time across all clients, so races resolve as on AWS.
+ */
+export function addAwsAttachRule(ec2: EC2Client): void {
+  ec2.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName !== 'AttachVolumeCommand') return next(args);
+      const volumeId = String(inputOf(args).VolumeId);
+      return attachQueue.run(async () => {
+        const current = await ec2.send(new DescribeVolumesCommand({ VolumeIds: [volumeId] })).catch(() => undefined);
+        const att = current?.Volumes?.[0]?.Attachments?.find((a) => a.State !== 'detached');
+        if (att !== undefined) throw awsError('VolumeInUse', `${volumeId} is already attached to an instance`);
+        return next(args);
+      });
+    },
+    { step: 'initialize', name: 'flockerTestAwsAttachRule' },
+  );
+}
+
+/**
+ * AWS pages DescribeVolumes by MaxResults/NextToken; moto 5.x ignores both
+ * and answers everything. This slices moto's (stably ordered) answer the way
+ * AWS pages, and counts the pages served.
+ */
+export function addAwsPagination(ec2: EC2Client): { pages: number[] } {
+  const seen = { pages: [] as number[] };
+  ec2.middlewareStack.add(
+    (next, context) => async (args) => {
+      const input = inputOf(args);
+      if (context.commandName !== 'DescribeVolumesCommand' || typeof input.MaxResults !== 'number') return next(args);
+      const offset = typeof input.NextToken === 'string' ? Number(input.NextToken) : 0;
+      const result = await next(args);
+      const output = result.output as DescribeVolumesCommandOutput;
+      const all = output.Volumes ?? [];
+      const end = offset + input.MaxResults;
+      output.Volumes = all.slice(offset, end);
+      output.NextToken = end < all.length ? String(end) : undefined;
+      seen.pages.push(output.Volumes.length);
+      return result;
+    },
+    { step: 'initialize', name: 'flockerTestAwsPagination' },
+  );
+  return seen;
+}
+
+/** Makes the matching calls fail with an injected error instead of (or after) reaching moto. */
+export function addFault(
+  ec2: EC2Client,
+  options: {
+    command?: string;
+    times: number;
+    /** Without an error, the call goes on to moto after `when` ran (to stage a race). */
+    error?: () => unknown;
+    afterSending?: boolean;
+    when?: (input: Record<string, unknown>) => Promise<void> | void;
+  },
+): { injected: number; calls: number } {
+  const stats = { injected: 0, calls: 0 };
+  ec2.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (options.command !== undefined && context.commandName !== options.command) return next(args);
+      stats.calls++;
+      if (stats.injected >= options.times) return next(args);
+      stats.injected++;
+      await options.when?.(inputOf(args));
+      if (options.error === undefined) return next(args);
+      if (options.afterSending === true) await next(args); // the call takes effect, its answer is lost
+      throw options.error();
+    },
+    { step: 'initialize', name: `flockerTestFault${Math.random()}` },
+  );
+  return stats;
+}
+
+/**
+ * The host side of EBS for tests: moto attaches nothing to this machine, so
+ * each volume gets a sparse file (its "EBS storage", sized as EC2 says) that
+ * is served as a loop device on whichever simulated instance it is attached
+ * to. One loop device per volume at a time, as EBS moves a volume's device
+ * from one instance to another.
+ */
+export class LoopbackEbsHosts {
+  private readonly loops = new Map<string, { instanceId: string; device: string }>();
+  private readonly queue = new Serial();
+
+  constructor(
+    private readonly root: string,
+    private readonly ec2: EC2Client,
+  ) {}
+
+  hostFor(instanceId: string): EbsHost {
+    return {
+      findDevice: (volumeId) => this.queue.run(async () => this.current(volumeId, instanceId)),
+      waitForDevice: (volumeId) => this.queue.run(() => this.serve(volumeId, instanceId)),
+      waitForDeviceGone: (volumeId) => this.queue.run(() => this.release(volumeId, instanceId)),
+      isBusy: (device) => isDeviceBusy(device),
+    };
+  }
+
+  private current(volumeId: string, instanceId: string): string | undefined {
+    const loop = this.loops.get(volumeId);
+    return loop?.instanceId === instanceId ? loop.device : undefined;
+  }
+
+  private async serve(volumeId: string, instanceId: string): Promise<string> {
+    const file = path.join(this.root, `${volumeId}.img`);
+    const described = await this.ec2.send(new DescribeVolumesCommand({ VolumeIds: [volumeId] }));
+    const size = (described.Volumes?.[0]?.Size ?? 0) * GiB;
+    const handle = await fs.open(file, 'a');
+    try {
+      if ((await handle.stat()).size < size) await handle.truncate(size);
+    } finally {
+      await handle.close();
+    }
+    const loop = this.loops.get(volumeId);
+    if (loop !== undefined && loop.instanceId !== instanceId) await this.release(volumeId, loop.instanceId); // force-detached elsewhere
+    const existing = this.loops.get(volumeId);
+    if (existing !== undefined) {
+      await run('losetup', ['-c', existing.device]);
+      return existing.device;
+    }
+    const device = (await run('losetup', ['--find', '--show', file])).trim();
+    this.loops.set(volumeId, { instanceId, device });
+    return device;
+  }
+
+  private async release(volumeId: string, instanceId: string): Promise<void> {
+    const loop = this.loops.get(volumeId);
+    if (loop === undefined || loop.instanceId !== instanceId) return;
+    await run('losetup', ['-d', loop.device]);
+    this.loops.delete(volumeId);
+  }
+
+  /** Detaches every loop device over our files (also ones a failed test left). */
+  async cleanup(): Promise<void> {
+    for (const name of await fs.readdir(this.root).catch(() => [])) {
+      for (const dev of await findLoopDevices(execFileExec, path.join(this.root, name)).catch(() => [])) {
+        await execFileExec('losetup', ['-d', dev]);
+      }
+    }
+    this.loops.clear();
+    await fs.rm(this.root, { recursive: true, force: true });
+  }
+}
