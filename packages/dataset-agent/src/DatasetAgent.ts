@@ -1,8 +1,14 @@
 /**
  * The level-triggered loop: observe -> decide -> act -> report -> wait.
- * Wakes on a pushed cluster change (long-poll), an action finishing, a
- * backoff expiring, or the resync timer. Nothing is kept between turns that an
- * observation can give again, except failure counts (for backoff and reporting).
+ *
+ * A turn observes everything, decides, and queues each dataset that needs
+ * work. Up to `concurrency` workers take datasets off the queue and run them
+ * one step at a time: look at that dataset afresh, decide, act, report,
+ * repeat until it needs nothing. Turns run on a pushed cluster change
+ * (long-poll), when the queue drains, when a backoff expires, and on the
+ * resync timer. Decisions are never made from remembered state, only from an
+ * observation taken just before; the agent keeps only the latest observation
+ * (for reports) and failure counts (for backoff and reporting).
  */
 import { METADATA_PROFILE_KEY, type ActionError, type ClusterSnapshot, type NodeReport } from '@flocker/api';
 import type { BlockDeviceApi } from '@flocker/storage-drivers';
@@ -12,7 +18,7 @@ import { discoverLocalState } from './discoverLocalState';
 import { errorCode, errorMessage } from './errors';
 import { executeAction } from './executeAction';
 import type { HostOps } from './HostOps';
-import type { Action, ActionKind, DecisionContext, DesiredState, LocalState } from './LocalState';
+import type { Action, ActionKind, DecisionContext, DesiredState, DiscoveredVolume, LocalState } from './LocalState';
 
 /** The part of FlockerClient the agent uses. */
 export interface ControlChannel {
@@ -91,16 +97,21 @@ export function desiredStateOf(snapshot: ClusterSnapshot): DesiredState {
 
 export class DatasetAgent {
   private snapshot: ClusterSnapshot | null = null;
-  private readonly inFlight = new Map<string, Promise<void>>();
+  /** Datasets waiting for a worker, in decision order. */
+  private readonly queue = new Set<string>();
+  private readonly busy = new Map<string, Promise<void>>();
   private readonly failures = new Map<string, Failure>();
   private readonly successes = new Map<ActionKind, number>();
+  /** The latest observation of each dataset's volumes, and when (sequence number) it was made. */
+  private readonly view = new Map<string, { seq: number; volumes: DiscoveredVolume[] }>();
+  private seq = 0;
   private wakeUp: (() => void) | null = null;
   private woken = false;
   private stopping = false;
-  /** Counts finished actions, to notice observations made stale by one finishing meanwhile. */
-  private completed = 0;
   private lastReport = '';
   private lastReportAt = 0;
+  private reportWanted = false;
+  private reporting: Promise<void> | null = null;
   private loopDone: Promise<void> | null = null;
   private readonly now: () => number;
   private readonly decision: DecisionContext;
@@ -122,12 +133,14 @@ export class DatasetAgent {
     void this.watchCluster();
   }
 
-  /** Finish running actions, start no new ones, stop. */
+  /** Finish the running steps, start no new ones, stop. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.queue.clear();
     this.wake();
-    await Promise.allSettled([...this.inFlight.values()]);
+    await Promise.allSettled([...this.busy.values()]);
     await this.loopDone;
+    await this.reporting;
   }
 
   private wake(): void {
@@ -177,8 +190,11 @@ export class DatasetAgent {
         const snap = await this.o.control.waitForCluster(this.snapshot?.generation, this.o.pollWaitMs ?? 25_000);
         failures = 0;
         if (snap.generation !== this.snapshot?.generation) {
+          const configChanged =
+            this.snapshot === null || decisionKey(snap, this.o.nodeUuid) !== decisionKey(this.snapshot, this.o.nodeUuid);
           this.snapshot = snap;
-          this.wake();
+          // Our own reports move the generation too; only a change that can alter a decision needs a turn.
+          if (configChanged) this.wake();
         }
       } catch (e) {
         if (this.stopping) return;
@@ -189,78 +205,128 @@ export class DatasetAgent {
     }
   }
 
-  /** One observe -> decide -> act -> report pass; returns how long to wait at most. */
+  /** Observes everything, queues the datasets that need work; returns how long to wait at most. */
   private async turn(): Promise<number> {
-    const completedBefore = this.completed;
+    const seq = ++this.seq;
     const local = await discoverLocalState(this.o.driver, this.o.hostOps, this.o.instanceId);
-    // An action finished while we looked: what we saw may predate it. Look again (it woke us already).
-    if (this.completed !== completedBefore) return 0;
+    this.updateView(local, seq, undefined);
     const now = this.now();
     let wait = this.o.resyncIntervalMs - (now - this.lastReportAt);
     if (this.snapshot !== null && !this.stopping) {
       const actions = calculateChanges(desiredStateOf(this.snapshot), local, this.decision);
       const wanted = new Set(actions.map((a) => a.datasetId));
-      // Converged or asked for something else: the old failure no longer applies.
-      for (const [id, f] of this.failures) {
-        const next = actions.find((a) => a.datasetId === id);
-        if (!wanted.has(id) || (next && next.kind !== f.action.kind)) this.failures.delete(id);
-      }
+      for (const id of this.failures.keys()) if (!wanted.has(id) && !this.busy.has(id)) this.failures.delete(id);
       for (const action of actions) {
-        if (this.inFlight.has(action.datasetId)) continue;
-        if (this.inFlight.size >= this.o.concurrency) break; // an action finishing wakes us
         const failure = this.failures.get(action.datasetId);
         if (failure && failure.retryAt > now) {
           wait = Math.min(wait, failure.retryAt - now);
           continue;
         }
-        this.dispatch(action);
+        if (!this.busy.has(action.datasetId)) this.queue.add(action.datasetId);
       }
+      this.pump();
     }
-    await this.report(local);
+    this.requestReport();
     return Math.max(0, Math.min(wait, this.o.resyncIntervalMs));
   }
 
-  private dispatch(action: Action): void {
+  /** Starts workers for queued datasets, up to the concurrency limit. */
+  private pump(): void {
+    for (const id of this.queue) {
+      if (this.busy.size >= this.o.concurrency || this.stopping) return;
+      this.queue.delete(id);
+      if (this.busy.has(id)) continue;
+      const work = this.converge(id).finally(() => {
+        this.busy.delete(id);
+        this.pump();
+        // Idle again: one full look, to catch anything that changed meanwhile.
+        if (this.busy.size === 0 && this.queue.size === 0) this.wake();
+      });
+      this.busy.set(id, work);
+    }
+  }
+
+  /** One dataset, one step at a time, each decided on a fresh look at that dataset. */
+  private async converge(datasetId: string): Promise<void> {
+    while (!this.stopping && this.snapshot !== null) {
+      const desired = desiredStateOf(this.snapshot);
+      const dataset = desired.datasets.find((d) => d.datasetId === datasetId);
+      if (dataset === undefined) return;
+      const seq = ++this.seq;
+      let local: LocalState;
+      try {
+        local = await discoverLocalState(this.o.driver, this.o.hostOps, this.o.instanceId, datasetId);
+      } catch (e) {
+        this.o.logger.warn('observation failed', { datasetId, code: errorCode(e), error: errorMessage(e) });
+        return;
+      }
+      this.updateView(local, seq, datasetId);
+      this.requestReport();
+      const [action] = calculateChanges({ datasets: [dataset], nodes: desired.nodes }, local, this.decision);
+      if (action === undefined) {
+        this.failures.delete(datasetId);
+        return;
+      }
+      const failure = this.failures.get(datasetId);
+      if (failure && failure.retryAt > this.now()) return; // the turn's timer comes back for it
+      if (!(await this.run(action))) {
+        this.requestReport();
+        return;
+      }
+    }
+  }
+
+  /** Runs one action; false if it failed (recorded for backoff and reporting). */
+  private async run(action: Action): Promise<boolean> {
     const started = this.now();
-    const run = executeAction(action, {
-      driver: this.o.driver,
-      host: this.o.hostOps,
-      instanceId: this.o.instanceId,
-      logger: this.o.logger,
-    }).then(
-      () => {
-        this.failures.delete(action.datasetId);
-        this.o.logger.info('action done', { ...action, durationMs: this.now() - started });
-        this.maybeCrash(action.kind);
-      },
-      (e: unknown) => {
-        const prev = this.failures.get(action.datasetId);
-        const attempts = (prev?.attempts ?? 0) + 1;
-        const delay = backoffDelay(attempts, this.o.backoffInitialMs, this.o.backoffMaxMs);
-        this.failures.set(action.datasetId, {
-          action,
-          attempts,
-          since: prev?.since ?? new Date(this.now()).toISOString(),
-          code: errorCode(e),
-          message: errorMessage(e),
-          retryAt: this.now() + delay,
-        });
-        this.o.logger.warn('action failed', {
-          ...action,
-          durationMs: this.now() - started,
-          attempts,
-          retryInMs: delay,
-          code: errorCode(e),
-          error: errorMessage(e),
-        });
-      },
-    );
-    const tracked = run.finally(() => {
-      this.completed++;
-      this.inFlight.delete(action.datasetId);
-      this.wake();
-    });
-    this.inFlight.set(action.datasetId, tracked);
+    try {
+      await executeAction(action, {
+        driver: this.o.driver,
+        host: this.o.hostOps,
+        instanceId: this.o.instanceId,
+        logger: this.o.logger,
+      });
+    } catch (e) {
+      const prev = this.failures.get(action.datasetId);
+      const attempts = (prev && prev.action.kind === action.kind ? prev.attempts : 0) + 1;
+      const delay = backoffDelay(attempts, this.o.backoffInitialMs, this.o.backoffMaxMs);
+      this.failures.set(action.datasetId, {
+        action,
+        attempts,
+        since: prev?.since ?? new Date(this.now()).toISOString(),
+        code: errorCode(e),
+        message: errorMessage(e),
+        retryAt: this.now() + delay,
+      });
+      this.o.logger.warn('action failed', {
+        ...action,
+        durationMs: this.now() - started,
+        attempts,
+        retryInMs: delay,
+        code: errorCode(e),
+        error: errorMessage(e),
+      });
+      return false;
+    }
+    this.failures.delete(action.datasetId);
+    this.o.logger.info('action done', { ...action, durationMs: this.now() - started });
+    this.maybeCrash(action.kind);
+    return true;
+  }
+
+  /** Records an observation, unless a fresher one of the same dataset is already there. */
+  private updateView(local: LocalState, seq: number, onlyDataset: string | undefined): void {
+    const byDataset = new Map<string, DiscoveredVolume[]>();
+    for (const v of local.volumes) byDataset.set(v.datasetId, [...(byDataset.get(v.datasetId) ?? []), v]);
+    if (onlyDataset !== undefined) {
+      this.view.set(onlyDataset, { seq, volumes: byDataset.get(onlyDataset) ?? [] });
+      return;
+    }
+    for (const [id, entry] of this.view) if (entry.seq < seq && !byDataset.has(id)) this.view.delete(id);
+    for (const [id, volumes] of byDataset) {
+      const entry = this.view.get(id);
+      if (entry === undefined || entry.seq < seq) this.view.set(id, { seq, volumes });
+    }
   }
 
   private maybeCrash(kind: ActionKind): void {
@@ -273,15 +339,27 @@ export class DatasetAgent {
     }
   }
 
-  /** Sends the node report when it changed, and at least every resync interval. */
-  private async report(local: LocalState): Promise<void> {
-    const report = this.buildReport(local);
+  /** Sends the node report when it changed (and at least every resync interval); one request at a time. */
+  private requestReport(): void {
+    this.reportWanted = true;
+    if (this.reporting !== null) return;
+    this.reporting = (async () => {
+      while (this.reportWanted) {
+        this.reportWanted = false;
+        await this.sendReport();
+      }
+    })().finally(() => {
+      this.reporting = null;
+    });
+  }
+
+  private async sendReport(): Promise<void> {
+    const report = this.buildReport();
     const text = JSON.stringify(report);
     const now = this.now();
     if (text === this.lastReport && now - this.lastReportAt < this.o.resyncIntervalMs) return;
     try {
       await this.o.control.reportNodeState(report);
-      if (text !== this.lastReport) this.o.logger.debug('node state reported', { manifestations: report.manifestations.length });
       this.lastReport = text;
       this.lastReportAt = now;
     } catch (e) {
@@ -289,10 +367,13 @@ export class DatasetAgent {
     }
   }
 
-  buildReport(local: LocalState): NodeReport {
+  buildReport(): NodeReport {
+    const volumes = [...this.view.values()]
+      .flatMap((e) => e.volumes)
+      .sort((a, b) => (a.blockdeviceId < b.blockdeviceId ? -1 : 1));
     const manifestations: NodeReport['manifestations'] = [];
-    for (const v of local.volumes) {
-      if (v.attachedTo !== local.instanceId) continue;
+    for (const v of volumes) {
+      if (v.attachedTo !== this.o.instanceId) continue;
       const path = mountPathOf(v.datasetId, this.decision);
       const mounted = (v.mountPoints ?? []).includes(path);
       manifestations.push({
@@ -316,10 +397,10 @@ export class DatasetAgent {
       uuid: this.o.nodeUuid,
       era: this.o.era,
       host: this.o.host,
-      instance_id: local.instanceId,
+      instance_id: this.o.instanceId,
       backend: this.o.driver.backend,
       manifestations,
-      volumes: local.volumes.map((v) => ({
+      volumes: volumes.map((v) => ({
         blockdevice_id: v.blockdeviceId,
         dataset_id: v.datasetId,
         size: v.size,
@@ -328,4 +409,16 @@ export class DatasetAgent {
       errors,
     };
   }
+}
+
+/**
+ * What in a snapshot can change this node's decisions: the configuration, node
+ * liveness, and what the other nodes did (a detach elsewhere lets us attach).
+ * Our own report, echoed back, is not among them.
+ */
+function decisionKey(s: ClusterSnapshot, self: string): string {
+  return JSON.stringify([
+    s.datasets,
+    s.nodes.map((n) => [n.uuid, n.instance_id, n.alive, n.uuid === self ? null : [n.manifestations, n.volumes]]),
+  ]);
 }

@@ -3,8 +3,19 @@ import type { BlockDeviceApi } from '@flocker/storage-drivers';
 import type { HostMount, HostOps } from './HostOps';
 import type { DiscoveredVolume, LocalState } from './LocalState';
 
-export async function discoverLocalState(driver: BlockDeviceApi, host: HostOps, instanceId: string): Promise<LocalState> {
-  const [volumes, mounts] = await Promise.all([driver.listVolumes(), host.listMounts()]);
+/**
+ * Observes the pool and this host. With onlyDataset, device details are gathered
+ * for that dataset's volumes only (and only those are returned): a cheap,
+ * fresh look before each step of one dataset.
+ */
+export async function discoverLocalState(
+  driver: BlockDeviceApi,
+  host: HostOps,
+  instanceId: string,
+  onlyDataset?: string,
+): Promise<LocalState> {
+  const [all, mounts] = await Promise.all([driver.listVolumes(), host.listMounts()]);
+  const volumes = onlyDataset === undefined ? all : all.filter((v) => v.datasetId === onlyDataset);
   const discovered = await Promise.all(
     volumes.map(async (v): Promise<DiscoveredVolume> => {
       const base = {

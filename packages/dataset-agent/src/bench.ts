@@ -1,0 +1,195 @@
+#!/usr/bin/env node
+/**
+ * Benchmark: create->mounted latency of a 1 GiB dataset through the API versus
+ * the raw sequence (truncate + losetup + mkfs.ext4 + mount) in the same run,
+ * delete latency, and the time to converge 100 datasets created at once.
+ *
+ *   node packages/dataset-agent/dist/bench.js --out bench.json [--runs 10] [--many 100]
+ *
+ * Runs a control service and one agent (separate processes) on a temp loopback pool; needs root.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { once } from 'node:events';
+import yargs from 'yargs';
+import { FlockerClient, type ClusterSnapshot } from '@flocker/api';
+import { parseMountInfo } from '@flocker/storage-drivers';
+
+const GiB = 1024 * 1024 * 1024;
+
+interface Stats {
+  samples: number[];
+  median: number;
+  p99: number;
+  min: number;
+  max: number;
+}
+
+export function stats(samples: number[]): Stats {
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (q: number): number => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)] ?? NaN;
+  const median = s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  const r = (n: number): number => Math.round(n * 100) / 100;
+  return { samples: samples.map(r), median: r(median), p99: r(at(0.99)), min: r(s[0] ?? NaN), max: r(s[s.length - 1] ?? NaN) };
+}
+
+function ms(start: bigint): number {
+  return Number(process.hrtime.bigint() - start) / 1e6;
+}
+
+/** Waits (long-polling the cluster generation) until `done(snapshot)` holds. */
+async function until(client: FlockerClient, done: (s: ClusterSnapshot) => boolean, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let snap = await client.waitForCluster(undefined, 0);
+  while (!done(snap)) {
+    if (Date.now() > deadline) throw new Error('benchmark step timed out');
+    snap = await client.waitForCluster(snap.generation, Math.min(5000, deadline - Date.now()));
+  }
+}
+
+function mountedOn(s: ClusterSnapshot, node: string, ids: ReadonlySet<string>): boolean {
+  const n = s.nodes.find((x) => x.uuid === node);
+  const mounted = new Set((n?.manifestations ?? []).filter((m) => m.status === 'mounted').map((m) => m.dataset_id));
+  for (const id of ids) if (!mounted.has(id)) return false;
+  return true;
+}
+
+function goneFromPool(s: ClusterSnapshot, node: string, ids: ReadonlySet<string>): boolean {
+  const n = s.nodes.find((x) => x.uuid === node);
+  return n !== undefined && !(n.volumes ?? []).some((v) => ids.has(v.dataset_id));
+}
+
+function rawCreate(dir: string, i: number): { ms: number; cleanup: () => void } {
+  const img = join(dir, `raw-${i}.img`);
+  const mnt = join(dir, `raw-${i}`);
+  const start = process.hrtime.bigint();
+  execFileSync('truncate', ['-s', String(GiB), img]);
+  const dev = execFileSync('losetup', ['--find', '--show', img], { encoding: 'utf8' }).trim();
+  execFileSync('mkfs.ext4', ['-q', '-E', 'lazy_itable_init=1,lazy_journal_init=1', dev]);
+  mkdirSync(mnt, { recursive: true });
+  execFileSync('mount', ['-t', 'ext4', dev, mnt]);
+  const took = ms(start);
+  return {
+    ms: took,
+    cleanup: () => {
+      execFileSync('umount', [mnt]);
+      execFileSync('losetup', ['-d', dev]);
+      rmSync(img);
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const argv = yargs(process.argv.slice(2))
+    .option('out', { type: 'string', demandOption: true, describe: 'where to write the JSON results' })
+    .option('runs', { type: 'number', default: 10 })
+    .option('many', { type: 'number', default: 100, describe: 'datasets created at once for the convergence test' })
+    .option('concurrency', { type: 'number', default: 4, describe: "the agent's action concurrency" })
+    .strict()
+    .parseSync();
+  const here = __dirname;
+  const controlMain = resolve(here, '../../control-api/dist/main.js');
+  const agentMain = resolve(here, 'main.js');
+  const dir = mkdtempSync(join(tmpdir(), 'flocker-bench-'));
+  const procs: ChildProcess[] = [];
+  try {
+    const control = spawn(process.execPath, [controlMain, '--port', '0', '--host', '127.0.0.1', '--data-dir', join(dir, 'control'), '--log-level', 'error'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    procs.push(control);
+    const [line] = (await once(control.stdout!, 'data')) as [Buffer];
+    const port = (JSON.parse(line.toString().split('\n')[0]!) as { port: number }).port;
+    writeFileSync(
+      join(dir, 'agent.yml'),
+      [
+        'version: 1',
+        `control-service: {hostname: 127.0.0.1, port: ${port}}`,
+        `dataset: {backend: loopback, root_path: ${join(dir, 'pool')}}`,
+        `node: {state_dir: ${join(dir, 'state')}, mount_root: ${join(dir, 'mnt')}}`,
+        `agent: {resync_interval_seconds: 10, concurrency: ${argv.concurrency}, log_level: warn}`,
+        '',
+      ].join('\n'),
+    );
+    const agent = spawn(process.execPath, [agentMain, '--config', join(dir, 'agent.yml')], { stdio: ['ignore', 'inherit', 'inherit'] });
+    procs.push(agent);
+    const client = new FlockerClient({ baseUrl: `http://127.0.0.1:${port}` });
+    await until(client, (s) => s.nodes.length > 0, 30_000);
+    const node = JSON.parse(readFileSync(join(dir, 'state', 'node.json'), 'utf8')).uuid as string;
+
+    const apiCreate: number[] = [];
+    const apiDelete: number[] = [];
+    const raw: number[] = [];
+    for (let i = 0; i < argv.runs; i++) {
+      const r = rawCreate(dir, i);
+      raw.push(r.ms);
+      r.cleanup();
+
+      let start = process.hrtime.bigint();
+      const { dataset_id: id } = await client.createDataset({ primary: node, maximum_size: GiB });
+      await until(client, (s) => mountedOn(s, node, new Set([id])));
+      apiCreate.push(ms(start));
+
+      start = process.hrtime.bigint();
+      await client.deleteDataset(id);
+      await until(client, (s) => goneFromPool(s, node, new Set([id])));
+      apiDelete.push(ms(start));
+      process.stderr.write(`run ${i + 1}/${argv.runs}: raw ${raw[i]!.toFixed(1)} ms, api create ${apiCreate[i]!.toFixed(1)} ms, delete ${apiDelete[i]!.toFixed(1)} ms\n`);
+    }
+
+    let start = process.hrtime.bigint();
+    const many = await Promise.all(
+      Array.from({ length: argv.many }, () => client.createDataset({ primary: node, maximum_size: 64 * 1024 * 1024 })),
+    );
+    const ids = new Set(many.map((d) => d.dataset_id));
+    await until(client, (s) => mountedOn(s, node, ids), 600_000);
+    const convergeMs = ms(start);
+    start = process.hrtime.bigint();
+    await Promise.all([...ids].map((id) => client.deleteDataset(id)));
+    await until(client, (s) => goneFromPool(s, node, ids), 600_000);
+    const deleteManyMs = ms(start);
+    process.stderr.write(`${argv.many} datasets: mounted in ${convergeMs.toFixed(0)} ms, deleted in ${deleteManyMs.toFixed(0)} ms\n`);
+
+    const create = stats(apiCreate);
+    const rawStats = stats(raw);
+    const result = {
+      when: new Date().toISOString(),
+      runs: argv.runs,
+      createMounted1GiB: { api: create, raw: rawStats, ratioMedian: Math.round((create.median / rawStats.median) * 100) / 100, target: 2 },
+      delete1GiB: stats(apiDelete),
+      converge: { datasets: argv.many, sizeBytes: 64 * 1024 * 1024, concurrency: argv.concurrency, createdToAllMountedMs: Math.round(convergeMs), deletedToAllGoneMs: Math.round(deleteManyMs) },
+    };
+    writeFileSync(argv.out, JSON.stringify(result, null, 2) + '\n');
+    process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  } finally {
+    for (const p of procs.reverse()) {
+      if (p.exitCode === null && p.signalCode === null) {
+        p.kill('SIGTERM');
+        await once(p, 'exit');
+      }
+    }
+    cleanup(dir);
+  }
+}
+
+/** Unmounts and detaches everything of this run, then removes its directory. */
+function cleanup(dir: string): void {
+  const mounts = parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')).filter((m) => m.mountPoint.startsWith(dir + '/'));
+  for (const m of mounts.reverse()) execFileSync('umount', ['-l', m.mountPoint]);
+  for (const sub of [dir, join(dir, 'pool', 'volumes')]) {
+    if (!existsSync(sub)) continue;
+    for (const f of readdirSync(sub).filter((f) => f.endsWith('.img'))) {
+      const out = execFileSync('losetup', ['-j', join(sub, f)], { encoding: 'utf8' });
+      for (const l of out.split('\n').filter((x) => x.includes(':'))) execFileSync('losetup', ['-d', l.split(':')[0]!]);
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+if (require.main === module) {
+  main().catch((e: unknown) => {
+    process.stderr.write(`bench failed: ${e instanceof Error ? e.stack : String(e)}\n`);
+    process.exit(1);
+  });
+}
