@@ -52,9 +52,15 @@ describe('MountRegistry', () => {
     expect((await MountRegistry.load(file)).entries()).toEqual([]);
   });
 
-  it('a corrupt file is an error, not silently empty', async () => {
+  it.each(['{"version": 2}', '', '{"vers'])('a corrupt file (%p) is moved aside and reported, then starts empty', async (text) => {
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(file, '{"version": 2}');
-    await expect(MountRegistry.load(file)).rejects.toThrow(/not a valid mount registry/);
+    fs.writeFileSync(file, text);
+    const problems: string[] = [];
+    const r = await MountRegistry.load(file, (p) => problems.push(p));
+    expect(r.entries()).toEqual([]);
+    expect(problems).toEqual([expect.stringMatching(/not a valid mount registry \(moved to .*\.corrupt\)/)]);
+    expect(fs.readFileSync(`${file}.corrupt`, 'utf8')).toBe(text);
+    await r.add(A, 'va', 'c1');
+    expect((await MountRegistry.load(file)).count(A)).toBe(1);
   });
 });

@@ -1,7 +1,9 @@
 /**
  * Which containers (Docker mount IDs) use which volume on this host: the plugin's only
- * own state. Persisted atomically (write temp file, fsync, rename) after every change
- * so counts survive a plugin restart.
+ * own state. Persisted atomically (write temp file, rename) after every change so counts
+ * survive a plugin restart. No fsync: the IDs only matter while this boot's containers
+ * exist, so a power loss makes them worthless anyway, and an fsync per Mount/Unmount
+ * costs milliseconds on every `docker run`.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -27,8 +29,12 @@ export class MountRegistry {
     private readonly volumes: Map<string, { name: string; ids: Set<string> }>,
   ) {}
 
-  /** Load the registry; a missing file is an empty registry, a corrupt one an error. */
-  static async load(file: string): Promise<MountRegistry> {
+  /**
+   * Load the registry. A missing file is an empty registry; an unreadable one (say, torn
+   * by a power loss) is moved aside to `<file>.corrupt` and reported through `onCorrupt`,
+   * and the registry starts empty, since after a reboot no container holds a mount.
+   */
+  static async load(file: string, onCorrupt: (problem: string) => void = () => undefined): Promise<MountRegistry> {
     let text: string | undefined;
     try {
       text = await fs.promises.readFile(file, 'utf8');
@@ -37,10 +43,20 @@ export class MountRegistry {
     }
     const volumes = new Map<string, { name: string; ids: Set<string> }>();
     if (text !== undefined) {
-      const parsed = MountFile.safeParse(JSON.parse(text));
-      if (!parsed.success) throw new Error(`${file} is not a valid mount registry: ${z.prettifyError(parsed.error)}`);
-      for (const [datasetId, v] of Object.entries(parsed.data.volumes)) {
-        if (v.ids.length > 0) volumes.set(datasetId, { name: v.name, ids: new Set(v.ids) });
+      let doc: unknown;
+      try {
+        doc = JSON.parse(text);
+      } catch {
+        doc = undefined;
+      }
+      const parsed = MountFile.safeParse(doc);
+      if (parsed.success) {
+        for (const [datasetId, v] of Object.entries(parsed.data.volumes)) {
+          if (v.ids.length > 0) volumes.set(datasetId, { name: v.name, ids: new Set(v.ids) });
+        }
+      } else {
+        await fs.promises.rename(file, `${file}.corrupt`);
+        onCorrupt(`${file} is not a valid mount registry (moved to ${file}.corrupt); starting with no mounts`);
       }
     }
     return new MountRegistry(file, volumes);
@@ -96,12 +112,6 @@ export class MountRegistry {
 export async function writeFileAtomic(file: string, text: string): Promise<void> {
   await fs.promises.mkdir(path.dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
-  const fh = await fs.promises.open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  await fs.promises.writeFile(tmp, text, { mode: 0o600 });
   await fs.promises.rename(tmp, file);
 }

@@ -38,7 +38,7 @@ export function createLogger(level = process.env.FLOCKER_LOG_LEVEL ?? 'info'): w
 export async function startVolumePlugin(options: VolumePluginOptions): Promise<RunningVolumePlugin> {
   const logger = options.logger ?? createLogger();
   const client = options.client ?? new FlockerClient({ baseUrl: options.controlUrl });
-  const registry = await MountRegistry.load(join(options.stateDir, MOUNTS_FILE));
+  const registry = await MountRegistry.load(join(options.stateDir, MOUNTS_FILE), (problem) => logger.warn(problem));
   const backend = new FlockerVolumeBackend({
     client,
     nodeUuid: options.nodeUuid,
