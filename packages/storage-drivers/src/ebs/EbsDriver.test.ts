@@ -245,6 +245,15 @@ describe('EbsDriver on moto', () => {
     expect((await raw.send(new DescribeVolumesCommand({ VolumeIds: [v.blockdeviceId] }))).Volumes?.[0]?.State).toBe('in-use');
   });
 
+  it('waits out EC2 eventual consistency: a new volume missing from DescribeVolumes for a moment', async () => {
+    const ec2 = motoClient(moto.endpoint);
+    const { d } = driver({ ec2 });
+    const notYet = addFault(ec2, { command: 'DescribeVolumesCommand', times: 2, error: () => awsError('InvalidVolume.NotFound', "The volume 'vol-x' does not exist.") });
+    const v = await d.createVolume(randomUUID(), GiB);
+    expect(notYet.injected).toBe(2);
+    expect((await d.listVolumes()).map((x) => x.blockdeviceId)).toEqual([v.blockdeviceId]);
+  });
+
   it('picks a device name not used on the instance, and attaches several volumes at once without clashes', async () => {
     const { d } = driver({ instance: instances[3] });
     const vs = await Promise.all(Array.from({ length: 4 }, () => d.createVolume(randomUUID(), GiB)));

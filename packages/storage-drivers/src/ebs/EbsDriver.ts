@@ -229,7 +229,7 @@ export class EbsDriver implements BlockDeviceApi {
     const ready = await this.waitForVolume(id, 'to become available', (v) => {
       if (v.State === 'error') throw new StorageError('BACKEND_ERROR', `volume ${id} went into the "error" state while being created`, id);
       return v.State === 'available' ? v : undefined;
-    });
+    }, true);
     this.logger.info('volume created', { blockdeviceId: id, datasetId, sizeGiB, volumeType: type.VolumeType, profile: options.profile });
     return this.toVolume(ready);
   }
@@ -488,11 +488,18 @@ export class EbsDriver implements BlockDeviceApi {
     };
   }
 
-  /** Polls the volume until check gives a value; UNKNOWN_VOLUME if it vanishes meanwhile. */
-  private waitForVolume(blockdeviceId: string, what: string, check: (v: Volume) => Volume | undefined): Promise<Volume> {
+  /**
+   * Polls the volume until check gives a value; UNKNOWN_VOLUME if it vanishes
+   * meanwhile. A just-created volume may be missing from DescribeVolumes for a
+   * moment (EC2 is eventually consistent): missingIsPending waits that out.
+   */
+  private waitForVolume(blockdeviceId: string, what: string, check: (v: Volume) => Volume | undefined, missingIsPending = false): Promise<Volume> {
     return pollUntil(async () => {
       const v = await this.describeMaybe(blockdeviceId);
-      if (v === undefined) throw new StorageError('UNKNOWN_VOLUME', `volume ${blockdeviceId} disappeared while waiting for it ${what}`, blockdeviceId);
+      if (v === undefined) {
+        if (missingIsPending) return undefined;
+        throw new StorageError('UNKNOWN_VOLUME', `volume ${blockdeviceId} disappeared while waiting for it ${what}`, blockdeviceId);
+      }
       return check(v);
     }, this.pollOptions(`volume ${blockdeviceId} ${what}`, blockdeviceId));
   }

@@ -8,7 +8,7 @@ export const ebsDatasetConfigSchema = z
     backend: z.literal('aws'),
     region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'region must look like "us-east-1"'),
     /** Availability zone volumes are created in; the agent's instances must be in it. */
-    zone: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+[a-z]$/, 'zone must look like "us-east-1a"'),
+    zone: z.string().regex(/^[a-z]{2}-[a-z0-9-]*[a-z]$/, 'zone must look like "us-east-1a"'),
     access_key_id: z.string().min(1).optional(),
     secret_access_key: z.string().min(1).optional(),
     session_token: z.string().min(1).optional(),

@@ -92,11 +92,14 @@ describe('ebsDatasetConfigSchema (agent.yml dataset: section)', () => {
     expect(ebsDatasetConfigSchema.parse(base)).toEqual(base);
     const full = { ...base, access_key_id: 'AKIA', secret_access_key: 's', session_token: 't', endpoint: 'http://127.0.0.1:5000', instance_id: 'i-0123456789abcdef0' };
     expect(ebsDatasetConfigSchema.parse(full)).toEqual(full);
+    // Local Zones are zones of their parent region.
+    expect(ebsDatasetConfigSchema.safeParse({ ...base, region: 'us-west-2', zone: 'us-west-2-lax-1a' }).success).toBe(true);
   });
 
   it.each([
     [{ region: 'nowhere' }, 'region'],
     [{ zone: 'eu-west-1a' }, 'not in region'],
+    [{ zone: 'us-east-1' }, 'zone'],
     [{ access_key_id: 'AKIA' }, 'together'],
     [{ secret_access_key: 's' }, 'together'],
     [{ session_token: 't' }, 'session_token'],
