@@ -32,7 +32,7 @@ function configPath(name: string): string {
   return join(dir, `${name}.yml`);
 }
 
-function writeAgentConfig(name: string): void {
+function writeAgentConfig(name: string, resyncSeconds = 2): void {
   writeFileSync(
     configPath(name),
     [
@@ -40,7 +40,7 @@ function writeAgentConfig(name: string): void {
       `control-service: {hostname: 127.0.0.1, port: ${control.port}}`,
       `dataset: {backend: loopback, root_path: ${join(dir, 'pool')}}`,
       `node: {state_dir: ${join(dir, name, 'state')}, mount_root: ${join(dir, name, 'mnt')}, era_file: ${join(dir, name, 'era')}}`,
-      'agent: {resync_interval_seconds: 2, default_dataset_size: 67108864, backoff_initial_seconds: 0.2, backoff_max_seconds: 2}',
+      `agent: {resync_interval_seconds: ${resyncSeconds}, default_dataset_size: 67108864, backoff_initial_seconds: 0.2, backoff_max_seconds: 2}`,
       '',
     ].join('\n'),
   );
@@ -271,8 +271,37 @@ describe('flocker-dataset-agent with the loopback backend', () => {
     // The survivor on a is untouched.
     expect(readFileSync(join(mountPath('a', onA['mount']!), 'data.txt'), 'utf8')).toBe('dataset crashed after mount\n');
     await expectNoDuplicates();
-    await stopAgent(a);
+    // SIGTERM: finish, exit 0.
+    a.proc.kill('SIGTERM');
+    expect((await a.exited).code).toBe(0);
     await stopAgent(b);
+  });
+
+  it('moves a dataset away from a node declared dead, with its data and attributes', async () => {
+    // A control service that declares a node dead after 3 s of silence; agents report every second.
+    await control.close();
+    control = await startControlService({ port: 0, host: '127.0.0.1', dataDir: join(dir, 'control2'), nodeTimeoutSeconds: 3, logLevel: 'error' });
+    client = new FlockerClient({ baseUrl: control.url });
+    writeAgentConfig('a', 1);
+    writeAgentConfig('b', 1);
+    const a = startAgent('a');
+    startAgent('b');
+    await waitNodesKnown(['a', 'b']);
+    const id = (await client.createDataset({ primary: nodeUuid('a'), maximum_size: 64 * MiB, metadata: { name: 'survivor' } })).dataset_id;
+    const onA = await waitMountedOn('a', id);
+    writeFileSync(join(onA, 'precious.txt'), 'still here\n');
+    execFileSync('sync', ['-f', join(onA, 'precious.txt')]);
+
+    // The node freezes: its agent dies and its mount stays behind, as on a hung host.
+    a.proc.kill('SIGKILL');
+    await a.exited;
+    await waitFor('node a to be declared dead', async () => !(await client.listNodes()).some((n) => n.uuid === nodeUuid('a')));
+    await client.updateDataset(id, { primary: nodeUuid('b') });
+    const onB = await waitMountedOn('b', id);
+    expect(readFileSync(join(onB, 'precious.txt'), 'utf8')).toBe('still here\n');
+    const config = (await client.listDatasets()).find((d) => d.dataset_id === id);
+    expect(config).toMatchObject({ maximum_size: 64 * MiB, metadata: { name: 'survivor' }, primary: nodeUuid('b') });
+    expect(await poolVolumes(id)).toHaveLength(1);
   });
 
   it('exits with code 2 and names the field when the configuration is wrong', async () => {

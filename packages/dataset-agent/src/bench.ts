@@ -87,6 +87,7 @@ async function main(): Promise<void> {
     .option('runs', { type: 'number', default: 10 })
     .option('many', { type: 'number', default: 100, describe: 'datasets created at once for the convergence test' })
     .option('concurrency', { type: 'number', default: 4, describe: "the agent's action concurrency" })
+    .option('agent-log-level', { type: 'string', default: 'warn', choices: ['error', 'warn', 'info', 'debug'] })
     .strict()
     .parseSync();
   const here = __dirname;
@@ -108,7 +109,7 @@ async function main(): Promise<void> {
         `control-service: {hostname: 127.0.0.1, port: ${port}}`,
         `dataset: {backend: loopback, root_path: ${join(dir, 'pool')}}`,
         `node: {state_dir: ${join(dir, 'state')}, mount_root: ${join(dir, 'mnt')}}`,
-        `agent: {resync_interval_seconds: 10, concurrency: ${argv.concurrency}, log_level: warn}`,
+        `agent: {resync_interval_seconds: 10, concurrency: ${argv.concurrency}, log_level: ${argv['agent-log-level']}}`,
         '',
       ].join('\n'),
     );
