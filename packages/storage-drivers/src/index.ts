@@ -18,17 +18,14 @@ export {
 export { execFileExec, type ExecFn, type ExecResult } from './exec';
 export { findLoopDevices } from './losetup';
 export { PoolLock } from './PoolLock';
-export {
-  EbsDriver,
-  createEc2Client,
-  ebsDatasetConfigSchema,
-  fetchInstanceIdFromImds,
-  findEbsDevice,
-  linuxEbsHost,
-  volumeTypeForProfile,
-  waitForDevice,
-  type EbsDatasetConfig,
-  type EbsDriverOptions,
-  type EbsHost,
-  type EbsTiming,
-} from './ebs';
+// The EBS driver loads the AWS SDK (~250 ms): only on demand, not for every user of this package.
+export { createEbsDriver } from './ebs/createEbsDriver';
+export type { EbsDriver, EbsDriverOptions, EbsTiming } from './ebs/EbsDriver';
+export { ebsDatasetConfigSchema, type EbsDatasetConfig } from './ebs/options';
+export { fetchInstanceIdFromImds } from './ebs/imds';
+export { findEbsDevice, linuxEbsHost, waitForDevice, waitForDeviceGone, type EbsHost, type HostPaths } from './ebs/devices';
+export { volumeTypeForProfile } from './ebs/profiles';
+export { CinderDriver, GIB, type CinderDriverDeps } from './cinder/CinderDriver';
+export { CinderClient, CINDER_MICROVERSION } from './cinder/CinderClient';
+export { CinderDriverOptionsSchema, type CinderDriverOptions, type CinderDriverOptionsInput } from './cinder/schemas';
+export { OpenStackHttpError, OpenStackConnectionError } from './cinder/http';

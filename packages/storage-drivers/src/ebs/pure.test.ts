@@ -9,6 +9,8 @@ import { ebsDatasetConfigSchema } from './options';
 import { volumeTypeForProfile } from './profiles';
 import { backoffDelay, pollUntil } from './retry';
 import { awsError } from './motoSupport';
+import { createEbsDriver } from '../index';
+import { EbsDriver } from './EbsDriver';
 
 describe('volumeTypeForProfile', () => {
   it.each([
@@ -155,5 +157,15 @@ describe('fetchInstanceIdFromImds (IMDSv2)', () => {
     answer = '<html>captive portal</html>';
     await expect(fetchInstanceIdFromImds({ endpoint })).rejects.toMatchObject({ code: 'BACKEND_ERROR' });
     answer = 'i-0abc1234def567890';
+  });
+});
+
+describe('createEbsDriver (root export)', () => {
+  it('builds an EbsDriver from an agent.yml dataset section, loading the SDK on demand', () => {
+    const d = createEbsDriver({ config: { backend: 'aws', region: 'eu-west-1', zone: 'eu-west-1b', cluster_id: 'c', instance_id: 'i-0123456789abcdef0' } });
+    expect(d).toBeInstanceOf(EbsDriver);
+    expect(d.backend).toBe('aws');
+    expect(d.allocationUnit()).toBe(1024 ** 3);
+    expect(() => createEbsDriver({ config: { backend: 'aws', region: 'eu-west-1', zone: 'us-east-1a', cluster_id: 'c' } })).toThrow(/not in region/);
   });
 });
