@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** flocker-dataset-agent: converges this node's datasets with the control service's configuration. */
 import yargs from 'yargs';
-import { DEFAULT_CONFIG_PATH, loadAgentConfig } from './config';
+import { DEFAULT_CONFIG_PATH, loadAgentConfig, type RunnableAgentConfig } from './config';
 import { errorCode, errorMessage, isAgentError } from './errors';
 import { createAgentLogger } from './logger';
 import { startDatasetAgent } from './startDatasetAgent';
@@ -15,7 +15,7 @@ async function main(): Promise<void> {
     .help()
     .parseSync();
 
-  let config;
+  let config: RunnableAgentConfig;
   try {
     config = loadAgentConfig(argv.config);
   } catch (e) {

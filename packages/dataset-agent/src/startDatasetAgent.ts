@@ -72,8 +72,8 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
   if (repaired.reattached.length + repaired.detachedStale.length + repaired.busy.length > 0) {
     logger.warn('repaired loop devices at start', { ...repaired });
   }
-  const hostname = control.hostname.includes(':') ? `[${control.hostname}]` : control.hostname;
-  const client = new FlockerClient({ baseUrl: options.baseUrl ?? `http://${hostname}:${control.port}` });
+  const controlHost = control.hostname.includes(':') ? `[${control.hostname}]` : control.hostname;
+  const client = new FlockerClient({ baseUrl: options.baseUrl ?? `http://${controlHost}:${control.port}` });
   const crashAfter = options.crashAfter ?? parseCrashAfter(process.env.FLOCKER_AGENT_CRASH_AFTER);
   const agent = new DatasetAgent({
     nodeUuid: identity.uuid,
