@@ -13,6 +13,12 @@ const NODE_B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
 const GiB = 1024 ** 3;
 const logger = winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });
 
+/** Unmount answers Docker before the lease release; tests look after both. */
+async function unmountSettled(b: FlockerVolumeBackend, req: { Name: string; ID: string }): Promise<void> {
+  await b.unmount(req);
+  await b.settled();
+}
+
 describe('FlockerVolumeBackend against a real control service', () => {
   let control: ControlService;
   let client: FlockerClient;
@@ -80,9 +86,9 @@ describe('FlockerVolumeBackend against a real control service', () => {
     const got = await a.get({ Name: 'vol1' });
     expect(Date.parse(got.Volume.CreatedAt ?? '')).toBeGreaterThan(Date.now() - 60_000);
     expect(got.Volume).toMatchObject({ Name: 'vol1', Mountpoint: m1.Mountpoint, Status: { dataset_id: d?.dataset_id, size: '1 GiB', node: 'host-a', state: 'mounted', in_use_on: 'host-a' } });
-    await a.unmount({ Name: 'vol1', ID: 'c1' });
+    await unmountSettled(a, { Name: 'vol1', ID: 'c1' });
     expect(await client.listLeases()).toHaveLength(1);
-    await a.unmount({ Name: 'vol1', ID: 'c2' });
+    await unmountSettled(a, { Name: 'vol1', ID: 'c2' });
     expect(await client.listLeases()).toEqual([]);
   });
 
@@ -95,7 +101,7 @@ describe('FlockerVolumeBackend against a real control service', () => {
     await expect(b.mount({ Name: 'vol1', ID: 'x' })).rejects.toThrow('volume vol1 is in use by a container on host host-a.');
     expect(Date.now() - started).toBeLessThan(1_000);
     await expect(b.remove({ Name: 'vol1' })).rejects.toThrow(/in use by a container on host host-a/);
-    await a.unmount({ Name: 'vol1', ID: 'c1' });
+    await unmountSettled(a, { Name: 'vol1', ID: 'c1' });
     const [d] = await client.listDatasets();
     const m = await b.mount({ Name: 'vol1', ID: 'x' });
     expect(m.Mountpoint).toBe(`/flocker-b/${d?.dataset_id}`);
@@ -135,7 +141,7 @@ describe('FlockerVolumeBackend against a real control service', () => {
     await a.create({ Name: 'vol1' });
     await a.mount({ Name: 'vol1', ID: 'c1' });
     await expect(a.remove({ Name: 'vol1' })).rejects.toThrow('volume vol1 is in use by 1 container on this host; remove it first.');
-    await a.unmount({ Name: 'vol1', ID: 'c1' });
+    await unmountSettled(a, { Name: 'vol1', ID: 'c1' });
     await a.remove({ Name: 'vol1' });
     expect((await client.listDatasets())[0]?.deleted).toBe(true);
     expect((await a.list()).Volumes).toEqual([]);
@@ -161,9 +167,9 @@ describe('FlockerVolumeBackend against a real control service', () => {
     await new Promise((r) => setTimeout(r, 200)); // let agent A report vol2 gone
     a = await backendFor(NODE_A);
     expect(await client.listLeases()).toEqual([{ dataset_id: vol1.dataset_id, node_uuid: NODE_A, expires: null }]);
-    await a.unmount({ Name: 'vol1', ID: 'c1' });
+    await unmountSettled(a, { Name: 'vol1', ID: 'c1' });
     expect(await client.listLeases()).toHaveLength(1);
-    await a.unmount({ Name: 'vol1', ID: 'c2' });
+    await unmountSettled(a, { Name: 'vol1', ID: 'c2' });
     expect(await client.listLeases()).toEqual([]);
     const saved: unknown = JSON.parse(fs.readFileSync(path.join(dir, NODE_A, 'plugin-mounts.json'), 'utf8'));
     expect(saved).toEqual({ version: 1, volumes: {} });
@@ -175,9 +181,35 @@ describe('FlockerVolumeBackend against a real control service', () => {
     expect(await client.listDatasets()).toHaveLength(1);
     const [m1, m2] = await Promise.all([a.mount({ Name: 'twin', ID: 'c1' }), a.mount({ Name: 'twin', ID: 'c2' })]);
     expect(m1.Mountpoint).toBe(m2.Mountpoint);
-    await a.unmount({ Name: 'twin', ID: 'c1' });
+    await unmountSettled(a, { Name: 'twin', ID: 'c1' });
     expect(await client.listLeases()).toHaveLength(1);
-    await a.unmount({ Name: 'twin', ID: 'c2' });
+    await unmountSettled(a, { Name: 'twin', ID: 'c2' });
+    expect(await client.listLeases()).toEqual([]);
+  });
+
+  it('a lease release cut short by a crash is finished at the next start', async () => {
+    const a = await backendFor(NODE_A);
+    await a.create({ Name: 'vol1' });
+    await a.mount({ Name: 'vol1', ID: 'c1' });
+    await a.close();
+    const [d] = await client.listDatasets();
+    // As if the plugin died right after answering the last Unmount.
+    fs.writeFileSync(path.join(dir, NODE_A, 'plugin-mounts.json'), JSON.stringify({ version: 1, volumes: { [d!.dataset_id]: { name: 'vol1', ids: [] } } }));
+    expect(await client.listLeases()).toHaveLength(1);
+    await backendFor(NODE_A);
+    expect(await client.listLeases()).toEqual([]);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, NODE_A, 'plugin-mounts.json'), 'utf8'))).toEqual({ version: 1, volumes: {} });
+  });
+
+  it('Unmount answers before the lease release; a following Mount waits for it', async () => {
+    const a = await backendFor(NODE_A);
+    await a.create({ Name: 'vol1' });
+    await a.mount({ Name: 'vol1', ID: 'c1' });
+    await a.unmount({ Name: 'vol1', ID: 'c1' });
+    await a.mount({ Name: 'vol1', ID: 'c2' });
+    await a.settled();
+    expect(await client.listLeases()).toHaveLength(1); // the release did not overtake the Mount
+    await unmountSettled(a, { Name: 'vol1', ID: 'c2' });
     expect(await client.listLeases()).toEqual([]);
   });
 

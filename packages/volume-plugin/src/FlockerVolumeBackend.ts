@@ -131,7 +131,13 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
       .catch((err: unknown) => this.logger.error('reconcile failed', { error: errorMessage(err) }));
   }
 
+  /** Resolves when every queued Mount/Unmount/Remove (incl. lease releases) has finished. */
+  async settled(): Promise<void> {
+    while (this.locks.size > 0) await Promise.allSettled([...this.locks.values()]);
+  }
+
   async close(): Promise<void> {
+    await this.settled();
     await this.watcher.close();
   }
 
@@ -200,8 +206,30 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
     return this.serialised(req.Name, () => this.doMount(req));
   }
 
+  /**
+   * Docker gets its answer once the mount ID is forgotten (on disk); releasing the lease
+   * follows in the volume's queue, off Docker's critical path. A later call on the same
+   * volume waits for it, and a crash in between is finished by `reconcile`.
+   */
   unmount(req: MountRequest): Promise<void> {
-    return this.serialised(req.Name, () => this.doUnmount(req));
+    return new Promise<void>((resolve, reject) => {
+      this.serialised(req.Name, async () => {
+        let release: string | undefined;
+        try {
+          release = await this.doUnmount(req);
+        } catch (err) {
+          reject(err);
+          return;
+        }
+        resolve();
+        if (release) await this.releaseUnused(release);
+      }).catch((err: unknown) => this.logger.error('lease release failed', { volume: req.Name, error: errorMessage(err) }));
+    });
+  }
+
+  private async releaseUnused(datasetId: string): Promise<void> {
+    await this.letGo(datasetId);
+    await this.registry.dropIfUnused(datasetId);
   }
 
   remove(req: NameRequest): Promise<void> {
@@ -230,7 +258,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
       return { Mountpoint: mountpoint };
     } catch (err) {
       // Docker does not call Unmount after a failed Mount: let the volume go again.
-      if (this.registry.count(d.dataset_id) === 0) await this.letGo(d.dataset_id).catch(() => undefined);
+      if (this.registry.count(d.dataset_id) === 0) await this.releaseUnused(d.dataset_id).catch(() => undefined);
       throw err;
     }
   }
@@ -269,11 +297,12 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
     }
   }
 
-  private async doUnmount(req: MountRequest): Promise<void> {
+  /** Forget the mount ID; returns the dataset whose lease to release when it was the last. */
+  private async doUnmount(req: MountRequest): Promise<string | undefined> {
     const datasetId = this.registry.findByName(req.Name) ?? (await this.lookup(req.Name))?.dataset_id;
-    if (!datasetId) return; // Nothing of ours to let go.
+    if (!datasetId) return undefined; // Nothing of ours to let go.
     const remaining = await this.registry.remove(datasetId, req.ID);
-    if (remaining === 0) await this.letGo(datasetId);
+    return remaining === 0 ? datasetId : undefined;
   }
 
   /** Release our lease so the volume can move to another host (never another node's lease). */
@@ -331,6 +360,13 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
     const s = await this.watcher.latest();
     const node = nodeOf(s, this.me);
     for (const e of this.registry.entries()) {
+      if (e.ids.length === 0) {
+        // The last Unmount was answered but its lease release did not finish: finish it.
+        await this.releaseUnused(e.datasetId).catch((err: unknown) =>
+          this.logger.error('cannot release lease', { volume: e.name, error: errorMessage(err) }),
+        );
+        continue;
+      }
       const d = s.datasets.find((x) => x.dataset_id === e.datasetId && !x.deleted);
       const notHere = !d || d.primary !== this.me || (node !== undefined && !mountedPath(s, this.me, e.datasetId));
       if (notHere) {

@@ -31,6 +31,9 @@ describe('MountRegistry', () => {
     expect(await r.remove(A, 'c1')).toBe(1);
     expect(await r.remove(A, 'unknown')).toBe(1);
     expect(await r.remove(A, 'c2')).toBe(0);
+    // Kept, empty, until the lease release is done.
+    expect(r.entries()).toContainEqual({ datasetId: A, name: 'va', ids: [] });
+    await r.dropIfUnused(A);
     expect(r.findByName('va')).toBeUndefined();
     expect(await r.remove(A, 'c2')).toBe(0);
   });
@@ -39,6 +42,9 @@ describe('MountRegistry', () => {
     const r = await MountRegistry.load(file);
     await Promise.all([r.add(A, 'va', 'c1'), r.add(A, 'va', 'c2'), r.add(B, 'vb', 'x')]);
     await r.remove(B, 'x');
+    expect((await MountRegistry.load(file)).entries()).toContainEqual({ datasetId: B, name: 'vb', ids: [] });
+    await r.dropIfUnused(B);
+    await r.dropIfUnused(A); // still in use: kept
     const again = await MountRegistry.load(file);
     expect(again.entries()).toEqual([{ datasetId: A, name: 'va', ids: ['c1', 'c2'] }]);
     expect(fs.statSync(file).mode & 0o777).toBe(0o600);

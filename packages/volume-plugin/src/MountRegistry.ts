@@ -52,7 +52,7 @@ export class MountRegistry {
       const parsed = MountFile.safeParse(doc);
       if (parsed.success) {
         for (const [datasetId, v] of Object.entries(parsed.data.volumes)) {
-          if (v.ids.length > 0) volumes.set(datasetId, { name: v.name, ids: new Set(v.ids) });
+          volumes.set(datasetId, { name: v.name, ids: new Set(v.ids) });
         }
       } else {
         await fs.promises.rename(file, `${file}.corrupt`);
@@ -84,14 +84,22 @@ export class MountRegistry {
     return v.ids.size;
   }
 
-  /** Forget one mount ID; returns how many remain for the dataset. */
+  /**
+   * Forget one mount ID; returns how many remain for the dataset. An entry left with no
+   * IDs stays (persisted) until `dropIfUnused`: it records "lease release pending", so a
+   * crash before the release is finished on the next start.
+   */
   async remove(datasetId: string, id: string): Promise<number> {
     const v = this.volumes.get(datasetId);
     if (!v) return 0;
     v.ids.delete(id);
-    if (v.ids.size === 0) this.volumes.delete(datasetId);
     await this.persist();
     return v.ids.size;
+  }
+
+  /** Forget the dataset if no mount ID came back meanwhile. */
+  async dropIfUnused(datasetId: string): Promise<void> {
+    if (this.volumes.get(datasetId)?.ids.size === 0) await this.drop(datasetId);
   }
 
   async drop(datasetId: string): Promise<void> {
