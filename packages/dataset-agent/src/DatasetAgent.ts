@@ -194,7 +194,10 @@ export class DatasetAgent {
             this.snapshot === null || decisionKey(snap, this.o.nodeUuid) !== decisionKey(this.snapshot, this.o.nodeUuid);
           this.snapshot = snap;
           // Our own reports move the generation too; only a change that can alter a decision needs a turn.
-          if (configChanged) this.wake();
+          if (configChanged) {
+            this.o.logger.debug('cluster changed', { generation: snap.generation });
+            this.wake();
+          }
         }
       } catch (e) {
         if (this.stopping) return;
@@ -208,7 +211,9 @@ export class DatasetAgent {
   /** Observes everything, queues the datasets that need work; returns how long to wait at most. */
   private async turn(): Promise<number> {
     const seq = ++this.seq;
+    const t0 = this.now();
     const local = await discoverLocalState(this.o.driver, this.o.hostOps, this.o.instanceId);
+    this.o.logger.debug('observed all', { volumes: local.volumes.length, durationMs: this.now() - t0 });
     this.updateView(local, seq, undefined);
     const now = this.now();
     let wait = this.o.resyncIntervalMs - (now - this.lastReportAt);
@@ -254,8 +259,10 @@ export class DatasetAgent {
       if (dataset === undefined) return;
       const seq = ++this.seq;
       let local: LocalState;
+      const t0 = this.now();
       try {
         local = await discoverLocalState(this.o.driver, this.o.hostOps, this.o.instanceId, datasetId);
+        this.o.logger.debug('observed dataset', { datasetId, durationMs: this.now() - t0 });
       } catch (e) {
         this.o.logger.warn('observation failed', { datasetId, code: errorCode(e), error: errorMessage(e) });
         return;
@@ -360,6 +367,7 @@ export class DatasetAgent {
     if (text === this.lastReport && now - this.lastReportAt < this.o.resyncIntervalMs) return;
     try {
       await this.o.control.reportNodeState(report);
+      this.o.logger.debug('reported', { durationMs: this.now() - now });
       this.lastReport = text;
       this.lastReportAt = now;
     } catch (e) {
