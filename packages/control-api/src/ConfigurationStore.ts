@@ -1,29 +1,37 @@
 /**
- * Durable storage of the configuration. The embedded default keeps one JSON file
- * in the data directory, replaced atomically (temp file, fsync, rename, fsync dir),
- * so a crash leaves either the old or the new configuration, never a torn one.
+ * Durable storage of the configuration. The embedded default keeps a snapshot
+ * (current_configuration.json, replaced atomically: temp file, fsync, rename, fsync
+ * dir) plus an append-only write-ahead log of changes (configuration.log): a commit
+ * appends one small checksummed record and fsyncs it, instead of rewriting the whole
+ * document. The log is folded into a new snapshot in the background once it grows
+ * past the snapshot's size. Recovery = snapshot + every valid log record after it; a
+ * torn last record (crash mid-append) was never acknowledged and is cut off.
  */
 import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { DatasetConfiguration, NodeSummary } from '@flocker/api';
 import type { Configuration, StoredLease } from './configuration';
 import { emptyConfiguration } from './configuration';
 import { ApiError } from './errors';
+import { applyRecords, decodeLog, diffConfiguration, encodeRecord, StoredLeaseSchema } from './ConfigurationLog';
 
 export interface ConfigurationStore {
   /** The last committed configuration, or the empty one on first start. */
   load(): Promise<Configuration>;
   /** Resolves only once `config` is durable. Callers serialize commits. */
   commit(config: Configuration): Promise<void>;
+  /** Finishes background work and releases files; the store is unusable afterwards. */
+  close?(): Promise<void>;
 }
 
 export const CURRENT_FORMAT_VERSION = 1;
 export const CONFIGURATION_FILE = 'current_configuration.json';
+export const LOG_FILE = 'configuration.log';
+export const LOG_FORMAT_VERSION = 1;
+const LOG_HEADER = `flocker-configuration-log ${LOG_FORMAT_VERSION}\n`;
 
-const StoredLeaseSchema = z
-  .object({ dataset_id: z.string(), node_uuid: z.string(), expires_at: z.number().nullable() })
-  .strict();
 
 const PersistedV1 = z
   .object({
@@ -108,24 +116,68 @@ export function encodeConfiguration(config: Configuration): string {
   return `${h.slice(0, -1)},\n"datasets":[\n${datasets}],\n"leases":[\n${leases}],\n"nodes":[\n${nodes}]}\n`;
 }
 
+export interface FileConfigurationStoreOptions {
+  /** The log is compacted once it is larger than this and than the last snapshot. Default 1 MiB. */
+  compactMinBytes?: number;
+  /** Told about a failed background compaction (the log keeps growing; retried later). */
+  onCompactionError?: (err: unknown) => void;
+}
+
 export class FileConfigurationStore implements ConfigurationStore {
   readonly file: string;
+  readonly logFile: string;
   private readonly tmp: string;
+  private readonly logTmp: string;
+  private readonly compactMinBytes: number;
+  private readonly onCompactionError: (err: unknown) => void;
 
-  constructor(readonly dataDir: string) {
+  /** The configuration the snapshot plus the log on disk amount to. */
+  private last: Configuration | undefined;
+  private log: FileHandle | undefined;
+  private logBytes = 0;
+  private snapshotBytes = 0;
+  /** Serializes appends with the log swap at the end of a compaction. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private compacting: Promise<void> | undefined;
+  /** Set when a failed append could not be undone: appending more would bury garbage mid-log. */
+  private broken: Error | undefined;
+  private closed = false;
+
+  constructor(
+    readonly dataDir: string,
+    options: FileConfigurationStoreOptions = {},
+  ) {
     this.file = path.join(dataDir, CONFIGURATION_FILE);
     this.tmp = `${this.file}.tmp`;
+    this.logFile = path.join(dataDir, LOG_FILE);
+    this.logTmp = `${this.logFile}.tmp`;
+    this.compactMinBytes = options.compactMinBytes ?? 1024 * 1024;
+    this.onCompactionError = options.onCompactionError ?? (() => undefined);
   }
 
   async load(): Promise<Configuration> {
     await fs.mkdir(this.dataDir, { recursive: true, mode: 0o700 });
+    await this.log?.close();
+    this.log = undefined;
+    const snapshot = await this.readSnapshot();
+    const config = await this.replayLog(snapshot);
+    // The append handle opens at the first commit, so a read-only load holds no file open.
+    this.last = config;
+    return config;
+  }
+
+  private async readSnapshot(): Promise<Configuration> {
     let text: string;
     try {
       text = await fs.readFile(this.file, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyConfiguration;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.snapshotBytes = 0;
+        return emptyConfiguration;
+      }
       throw err;
     }
+    this.snapshotBytes = Buffer.byteLength(text);
     let raw: unknown;
     try {
       raw = JSON.parse(text);
@@ -135,23 +187,152 @@ export class FileConfigurationStore implements ConfigurationStore {
     return decodeConfiguration(raw);
   }
 
-  async commit(config: Configuration): Promise<void> {
-    const data = encodeConfiguration(config);
-    const handle = await fs.open(this.tmp, 'w', 0o600);
+  /** Applies the log's records newer than the snapshot; cuts off a torn tail; writes a fresh log if none. */
+  private async replayLog(snapshot: Configuration): Promise<Configuration> {
+    let data: Buffer;
     try {
-      await handle.writeFile(data, 'utf8');
+      data = await fs.readFile(this.logFile);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await this.writeFreshLog(Buffer.alloc(0));
+      return snapshot;
+    }
+    const header = Buffer.from(LOG_HEADER);
+    if (data.length < header.length || !data.subarray(0, header.length).equals(header)) {
+      const firstLine = data.toString('utf8', 0, Math.min(data.length, 64)).split('\n')[0] ?? '';
+      const m = /^flocker-configuration-log (\d+)$/.exec(firstLine);
+      if (m !== null && Number(m[1]) > LOG_FORMAT_VERSION) {
+        throw new ApiError(500, 'STORE_FORMAT_TOO_NEW', `${this.logFile} has format ${m[1]}, newer than this control service understands (${LOG_FORMAT_VERSION}). Upgrade flocker-control.`);
+      }
+      if (data.length <= header.length && header.subarray(0, data.length).equals(data)) {
+        // Crashed while creating the log: it held nothing yet.
+        await this.writeFreshLog(Buffer.alloc(0));
+        return snapshot;
+      }
+      throw new ApiError(500, 'STORE_CORRUPT', `${this.logFile} does not start with "${LOG_HEADER.trim()}".`);
+    }
+    const decoded = decodeLog(data, header.length, snapshot.version, this.logFile);
+    if (decoded.tornBytes > 0) {
+      // Never acknowledged (acks wait for the fsync): drop it so appends continue from a clean end.
+      await fs.truncate(this.logFile, decoded.validBytes);
+      const h = await fs.open(this.logFile, 'r+');
+      try {
+        await h.datasync();
+      } finally {
+        await h.close();
+      }
+    }
+    this.logBytes = decoded.validBytes;
+    return applyRecords(snapshot, decoded.records);
+  }
+
+  /** Replaces the log by header + `records` atomically. */
+  private async writeFreshLog(records: Buffer): Promise<void> {
+    const handle = await fs.open(this.logTmp, 'w', 0o600);
+    try {
+      await handle.writeFile(Buffer.concat([Buffer.from(LOG_HEADER), records]));
       await handle.datasync();
     } finally {
       await handle.close();
     }
-    await fs.rename(this.tmp, this.file);
-    // The rename is only durable once the directory entry is.
+    await fs.rename(this.logTmp, this.logFile);
+    await this.syncDir();
+    this.logBytes = Buffer.byteLength(LOG_HEADER) + records.length;
+  }
+
+  private async syncDir(): Promise<void> {
+    // A rename is only durable once the directory entry is.
     const dir = await fs.open(this.dataDir, 'r');
     try {
       await dir.sync();
     } finally {
       await dir.close();
     }
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Appends what changed since the last commit as one record and resolves after its fsync. */
+  async commit(config: Configuration): Promise<void> {
+    if (this.last === undefined) await this.load();
+    await this.exclusive(async () => {
+      if (this.closed) throw new ApiError(503, 'STORE_CLOSED', 'The configuration store is closed.');
+      if (this.broken !== undefined) throw this.broken;
+      const last = this.last as Configuration;
+      const log = (this.log ??= await fs.open(this.logFile, 'a+', 0o600));
+      const line = Buffer.from(encodeRecord(diffConfiguration(last, config)));
+      try {
+        await log.write(line, 0, line.length, null);
+        await log.datasync();
+      } catch (err) {
+        // Undo a partial append so the next record does not land after garbage.
+        try {
+          await log.truncate(this.logBytes);
+          await log.datasync();
+        } catch {
+          this.broken = new ApiError(503, 'STORE_UNAVAILABLE', `${this.logFile} could not be repaired after a failed write (${String(err)}); restart flocker-control.`);
+        }
+        throw err;
+      }
+      this.logBytes += line.length;
+      this.last = config;
+    });
+    if (this.logBytes > Math.max(this.compactMinBytes, this.snapshotBytes)) void this.compact().catch(this.onCompactionError);
+  }
+
+  /**
+   * Writes the configuration as a new snapshot and drops the log records it covers.
+   * Commits continue meanwhile: records appended during the snapshot write are
+   * carried over into the new log under the commit lock.
+   */
+  compact(): Promise<void> {
+    this.compacting ??= (async () => {
+      try {
+        const { config, offset } = await this.exclusive(async () => ({ config: this.last as Configuration, offset: this.logBytes }));
+        const data = encodeConfiguration(config);
+        const handle = await fs.open(this.tmp, 'w', 0o600);
+        try {
+          await handle.writeFile(data, 'utf8');
+          await handle.datasync();
+        } finally {
+          await handle.close();
+        }
+        await fs.rename(this.tmp, this.file);
+        await this.syncDir();
+        this.snapshotBytes = Buffer.byteLength(data);
+        // A crash from here to the log swap only leaves records the snapshot covers; replay skips them.
+        await this.exclusive(async () => {
+          if (this.closed) return;
+          const tail = Buffer.alloc(this.logBytes - offset);
+          const src = this.log ?? (await fs.open(this.logFile, 'r'));
+          try {
+            if (tail.length > 0) await src.read(tail, 0, tail.length, offset);
+          } finally {
+            if (src !== this.log) await src.close();
+          }
+          await this.writeFreshLog(tail);
+          // The old handle points at the replaced file; the next commit opens the new one.
+          await this.log?.close();
+          this.log = undefined;
+        });
+      } finally {
+        this.compacting = undefined;
+      }
+    })();
+    return this.compacting;
+  }
+
+  async close(): Promise<void> {
+    await this.compacting?.catch(() => undefined);
+    await this.exclusive(async () => {
+      this.closed = true;
+      await this.log?.close();
+      this.log = undefined;
+    });
   }
 }
 

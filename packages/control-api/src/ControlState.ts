@@ -263,5 +263,6 @@ export class ControlState {
     if (this.notifyTimer !== undefined) clearTimeout(this.notifyTimer);
     this.wakeAll();
     if (this.pending !== this.committed) await this.durable().catch(() => undefined);
+    await this.store.close?.();
   }
 }

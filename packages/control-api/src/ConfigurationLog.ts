@@ -1,0 +1,159 @@
+/**
+ * The write-ahead log's records, as pure functions: the difference between two
+ * committed configurations, applying it, and the line format on disk
+ * (`<crc32 hex> <json>\n`). No I/O here; FileConfigurationStore does the files.
+ */
+import { crc32 } from 'node:zlib';
+import { z } from 'zod';
+import { DatasetConfiguration, NodeSummary } from '@flocker/api';
+import type { Configuration, StoredLease } from './configuration';
+import { ApiError } from './errors';
+
+export const StoredLeaseSchema = z
+  .object({ dataset_id: z.string(), node_uuid: z.string(), expires_at: z.number().nullable() })
+  .strict();
+
+const LogOp = z.discriminatedUnion('op', [
+  z.object({ op: z.literal('dataset'), value: DatasetConfiguration }).strict(),
+  z.object({ op: z.literal('dataset-delete'), id: z.string() }).strict(),
+  z.object({ op: z.literal('lease'), value: StoredLeaseSchema }).strict(),
+  z.object({ op: z.literal('lease-delete'), id: z.string() }).strict(),
+  z.object({ op: z.literal('node'), value: NodeSummary }).strict(),
+  z.object({ op: z.literal('node-delete'), id: z.string() }).strict(),
+]);
+export type LogOp = z.infer<typeof LogOp>;
+
+/** One commit: the configuration version it produces and what changed to get there. */
+export const LogRecord = z.object({ version: z.number().int().nonnegative(), ops: z.array(LogOp) }).strict();
+export type LogRecord = z.infer<typeof LogRecord>;
+
+/**
+ * What changed from `prev` to `next`. Configurations are immutable values sharing
+ * unchanged entries, so an identity check per entry finds the changes.
+ */
+export function diffConfiguration(prev: Configuration, next: Configuration): LogRecord {
+  const ops: LogOp[] = [];
+  if (prev.datasets !== next.datasets) {
+    for (const [id, d] of next.datasets) if (prev.datasets.get(id) !== d) ops.push({ op: 'dataset', value: d });
+    for (const id of prev.datasets.keys()) if (!next.datasets.has(id)) ops.push({ op: 'dataset-delete', id });
+  }
+  if (prev.leases !== next.leases) {
+    for (const [id, l] of next.leases) if (prev.leases.get(id) !== l) ops.push({ op: 'lease', value: l });
+    for (const id of prev.leases.keys()) if (!next.leases.has(id)) ops.push({ op: 'lease-delete', id });
+  }
+  if (prev.nodes !== next.nodes) {
+    for (const [id, n] of next.nodes) if (prev.nodes.get(id) !== n) ops.push({ op: 'node', value: n });
+    for (const id of prev.nodes.keys()) if (!next.nodes.has(id)) ops.push({ op: 'node-delete', id });
+  }
+  return { version: next.version, ops };
+}
+
+/** Applies records in order (Map.set keeps an updated entry in place, as the live maps do). */
+export function applyRecords(config: Configuration, records: readonly LogRecord[]): Configuration {
+  if (records.length === 0) return config;
+  const datasets = new Map(config.datasets);
+  const leases = new Map(config.leases);
+  const nodes = new Map(config.nodes);
+  let version = config.version;
+  for (const r of records) {
+    for (const o of r.ops) {
+      switch (o.op) {
+        case 'dataset':
+          datasets.set(o.value.dataset_id, o.value);
+          break;
+        case 'dataset-delete':
+          datasets.delete(o.id);
+          break;
+        case 'lease':
+          leases.set(o.value.dataset_id, o.value satisfies StoredLease);
+          break;
+        case 'lease-delete':
+          leases.delete(o.id);
+          break;
+        case 'node':
+          nodes.set(o.value.uuid, o.value);
+          break;
+        case 'node-delete':
+          nodes.delete(o.id);
+          break;
+      }
+    }
+    version = r.version;
+  }
+  return { version, datasets, leases, nodes };
+}
+
+function hex8(n: number): string {
+  return n.toString(16).padStart(8, '0');
+}
+
+export function encodeRecord(record: LogRecord): string {
+  const json = JSON.stringify(record);
+  return `${hex8(crc32(json))} ${json}\n`;
+}
+
+export interface DecodedLog {
+  /** Records newer than `afterVersion`, in order. */
+  records: LogRecord[];
+  /** Bytes from the start of `data` up to the end of the last valid record. */
+  validBytes: number;
+  /** Bytes after `validBytes`: a torn last append, to be cut off before appending again. */
+  tornBytes: number;
+}
+
+const NEWLINE = 0x0a;
+
+/**
+ * Parses log lines starting at `offset`. An invalid record counts as torn (a crash
+ * mid-append, never acknowledged) only when nothing valid follows it; a bad record
+ * followed by a good one means the file is damaged, and the store refuses to guess.
+ */
+export function decodeLog(data: Buffer, offset: number, afterVersion: number, file = LOG_NAME_FOR_ERRORS): DecodedLog {
+  const records: LogRecord[] = [];
+  let pos = offset;
+  let validBytes = offset;
+  let firstBad: number | undefined;
+  let last = afterVersion;
+  while (pos < data.length) {
+    const nl = data.indexOf(NEWLINE, pos);
+    const end = nl < 0 ? data.length : nl + 1;
+    const record = nl < 0 ? undefined : parseLine(data.subarray(pos, nl), file, pos);
+    if (record === undefined) {
+      firstBad ??= pos;
+    } else {
+      if (firstBad !== undefined) {
+        throw new ApiError(500, 'STORE_CORRUPT', `${file} has a damaged record at byte ${firstBad} followed by valid ones; restore it from a backup.`);
+      }
+      if (record.version > afterVersion) {
+        if (record.version <= last) {
+          throw new ApiError(500, 'STORE_CORRUPT', `${file} has records out of order at byte ${pos} (version ${record.version} after ${last}).`);
+        }
+        records.push(record);
+        last = record.version;
+      }
+      validBytes = end;
+    }
+    pos = end;
+  }
+  return { records, validBytes, tornBytes: data.length - validBytes };
+}
+
+const LOG_NAME_FOR_ERRORS = 'The configuration log';
+
+/** undefined = not a whole record (checksum fails); a checksummed record we cannot read is corruption. */
+function parseLine(line: Buffer, file: string, at: number): LogRecord | undefined {
+  if (line.length < 10 || line[8] !== 0x20) return undefined;
+  const json = line.subarray(9);
+  if (line.toString('latin1', 0, 8) !== hex8(crc32(json))) return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json.toString('utf8'));
+  } catch (err) {
+    throw new ApiError(500, 'STORE_CORRUPT', `${file} has an unreadable record at byte ${at}: ${(err as Error).message}`);
+  }
+  const parsed = LogRecord.safeParse(raw);
+  if (!parsed.success) {
+    throw new ApiError(500, 'STORE_CORRUPT', `${file} has an invalid record at byte ${at}: ${z.prettifyError(parsed.error)}`);
+  }
+  return parsed.data;
+}
