@@ -1,21 +1,23 @@
 /**
  * Durability under kill -9: the real CLI runs as a child process while writers
  * create datasets; after each SIGKILL and restart the stored configuration must
- * hold every acknowledged create, and nothing but those plus the ones in flight.
+ * hold every acknowledged create, and nothing but those plus the ones in flight —
+ * also while the log is compacted continuously and after torn (partial) appends.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { FlockerClient } from '@flocker/api';
+import { CONFIGURATION_FILE, LOG_FILE } from './ConfigurationStore';
 
 const NODE = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const ROUNDS = 5;
 const WRITERS = 4;
 
-function startChild(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [path.join(__dirname, 'main.js'), '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--log-level', 'error'], {
+function startChild(dataDir: string, extraArgs: readonly string[] = []): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [path.join(__dirname, 'main.js'), '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--log-level', 'error', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {
@@ -43,11 +45,12 @@ describe('crash safety (kill -9 during a write loop)', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it(`keeps exactly the acknowledged writes across ${ROUNDS} kills`, async () => {
+  /** Kills the server ROUNDS times mid-write; `afterKill` may damage the files as a crash could. */
+  async function killLoop(extraArgs: readonly string[] = [], afterKill: () => void = () => undefined): Promise<void> {
     const acked = new Set<string>();
     let everInFlight = new Set<string>();
     for (let round = 0; round < ROUNDS; round++) {
-      const { child, url } = await startChild(dir);
+      const { child, url } = await startChild(dir, extraArgs);
       const client = new FlockerClient({ baseUrl: url, timeoutMs: 5000 });
 
       // The configuration after restart: acknowledged ones all there, extras only from the in-flight set.
@@ -81,8 +84,9 @@ describe('crash safety (kill -9 during a write loop)', () => {
       await Promise.all(writers);
       everInFlight = inFlight;
       expect(acked.size).toBeGreaterThan(round);
+      afterKill();
     }
-    const { child, url } = await startChild(dir);
+    const { child, url } = await startChild(dir, extraArgs);
     try {
       const stored = new Set((await new FlockerClient({ baseUrl: url }).listDatasets()).map((d) => d.dataset_id));
       for (const id of acked) expect(stored.has(id)).toBe(true);
@@ -91,5 +95,24 @@ describe('crash safety (kill -9 during a write loop)', () => {
     } finally {
       await killHard(child);
     }
+  }
+
+  it(`keeps exactly the acknowledged writes across ${ROUNDS} kills`, async () => {
+    await killLoop();
+  }, 60_000);
+
+  it('keeps them too while the log is compacted all the time and after torn appends', async () => {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir);
+    const logPath = path.join(dir, LOG_FILE);
+    // A crash can cut an append short anywhere: leave a partial, unacknowledged record behind.
+    const torn = ['0badc0de {"version":99999999,"ops":[{"op":"dataset","value":{"dataset_id":"', '\0\0\0\0\0\0', '{"vers'];
+    let round = 0;
+    await killLoop(['--compact-log-bytes', '2048'], () => {
+      appendFileSync(logPath, torn[round++ % torn.length] as string);
+    });
+    const snapshot = JSON.parse(readFileSync(path.join(dir, CONFIGURATION_FILE), 'utf8')) as { version: number; datasets: unknown[] };
+    expect(snapshot.datasets.length).toBeGreaterThan(0);
+    expect(statSync(logPath).size).toBeLessThan(2 * statSync(path.join(dir, CONFIGURATION_FILE)).size + 16384);
   }, 60_000);
 });

@@ -12,6 +12,7 @@ async function main(): Promise<void> {
     .option('host', { type: 'string', default: '0.0.0.0', describe: 'Address to listen on' })
     .option('data-dir', { type: 'string', default: '/var/lib/flocker', describe: 'Directory of the durable configuration' })
     .option('node-timeout', { type: 'number', default: 30, describe: 'Seconds without a report after which a node counts as dead' })
+    .option('compact-log-bytes', { type: 'number', default: 1024 * 1024, describe: 'Fold the configuration log into the snapshot once it exceeds this many bytes (and the snapshot size)' })
     .option('log-level', { type: 'string', default: 'info', choices: ['error', 'warn', 'info', 'debug'], describe: 'Log verbosity (JSON logs on stderr)' })
     .example('$0 --port 4523 --data-dir /var/lib/flocker', 'the defaults, spelled out')
     .strict()
@@ -23,6 +24,7 @@ async function main(): Promise<void> {
     host: argv.host,
     dataDir: argv['data-dir'],
     nodeTimeoutSeconds: argv['node-timeout'],
+    compactLogBytes: argv['compact-log-bytes'],
     logger,
   });
   // Machine-readable line for whoever started us (tests, scripts) to learn the port.

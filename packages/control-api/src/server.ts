@@ -21,6 +21,8 @@ export interface ControlServiceOptions {
   /** Where the configuration file lives; ignored when `store` is given. */
   dataDir?: string;
   store?: ConfigurationStore;
+  /** The file store compacts its log once it exceeds this many bytes (and the snapshot's size). Default 1 MiB. */
+  compactLogBytes?: number;
   /** A node is dead when it has not reported for this long. Default 30 s. */
   nodeTimeoutSeconds?: number;
   logLevel?: string;
@@ -142,7 +144,12 @@ export function createApp(state: ControlState, logger: Logger): express.Express 
 
 export async function startControlService(options: ControlServiceOptions = {}): Promise<ControlService> {
   const logger = options.logger ?? createLogger(options.logLevel ?? 'info');
-  const store = options.store ?? new FileConfigurationStore(options.dataDir ?? '/var/lib/flocker');
+  const store =
+    options.store ??
+    new FileConfigurationStore(options.dataDir ?? '/var/lib/flocker', {
+      ...(options.compactLogBytes !== undefined ? { compactMinBytes: options.compactLogBytes } : {}),
+      onCompactionError: (err) => logger.error('configuration log compaction failed; will retry', { error: String(err) }),
+    });
   const state = await ControlState.open({
     store,
     logger,
