@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs every benchmark and rewrites BENCHMARKS.md: `npm run bench` or `./dev bench`.
+# Each benchmark prints a markdown section and writes its figures as JSON
+# (bench-results/<name>.json). Run as root (loop devices, mounts, Docker).
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/env.sh
+flocker_ensure_node || exit 1
+bash scripts/host-setup.sh || exit 1
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-fund --no-audit || exit 1; fi
+npx tsc -b || exit 1
+mkdir -p bench-results
+# name | script | title
+benches=(
+  "control-api|packages/control-api/dist/bench.js|Control service: API latency, fan-out and memory (issue 2)"
+  "dataset-agent|packages/dataset-agent/dist/bench.js|Dataset agent: create→mounted and delete vs the raw loopback sequence (issue 3)"
+  "volume-plugin|packages/volume-plugin/dist/bench.js|Docker plugin: docker run with a Flocker volume vs a local volume (issue 4)"
+  "move|e2e/dist/bench-move.js|Moves between hosts and recovery from a dead host (issue 5)"
+)
+only="${1:-}"
+status=0
+for b in "${benches[@]}"; do
+  IFS='|' read -r name script title <<<"$b"
+  [ -n "$only" ] && [ "$only" != "$name" ] && continue
+  if [ ! -f "$script" ]; then echo "flocker: $script not built; skipping $name" >&2; continue; fi
+  echo "flocker: running benchmark $name" >&2
+  if node "$script" --out "bench-results/$name.json" >"bench-results/$name.md.tmp" 2>"bench-results/$name.log"; then
+    { echo "## $title"; echo; cat "bench-results/$name.md.tmp"; echo; } >"bench-results/$name.md"
+  else
+    echo "flocker: benchmark $name failed; see bench-results/$name.log" >&2; status=1
+  fi
+  rm -f "bench-results/$name.md.tmp"
+done
+{
+  echo "# Benchmarks"
+  echo
+  echo "Written by \`npm run bench\` on $(date -u +%Y-%m-%d) — $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r), Node $(node --version), $(dockerd --version 2>/dev/null | cut -d, -f1)."
+  echo "Every ratio compares against the physical baseline measured in the same run. Medians and p99 unless stated."
+  echo
+  for b in "${benches[@]}"; do
+    IFS='|' read -r name _ _ <<<"$b"
+    [ -f "bench-results/$name.md" ] && cat "bench-results/$name.md"
+  done
+} >BENCHMARKS.md
+node scripts/bench-chart.js bench-results BENCHMARKS.md 2>/dev/null || true
+echo "flocker: wrote BENCHMARKS.md" >&2
+exit $status
