@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { DatasetConfiguration, NodeSummary } from '@flocker/api';
 import type { Configuration, StoredLease } from './configuration';
 import { ApiError } from './errors';
+import { PersistentMap } from './PersistentMap';
 
 export const StoredLeaseSchema = z
   .object({ dataset_id: z.string(), node_uuid: z.string(), expires_at: z.number().nullable() })
@@ -33,21 +34,17 @@ export type LogRecord = z.infer<typeof LogRecord>;
  */
 export function diffConfiguration(prev: Configuration, next: Configuration): LogRecord {
   const ops: LogOp[] = [];
-  if (prev.datasets !== next.datasets) {
-    for (const [id, d] of next.datasets) if (prev.datasets.get(id) !== d) ops.push({ op: 'dataset', value: d });
-    for (const id of prev.datasets.keys()) if (!next.datasets.has(id)) ops.push({ op: 'dataset-delete', id });
-  }
-  if (prev.leases !== next.leases) {
-    for (const [id, l] of next.leases) if (prev.leases.get(id) !== l) ops.push({ op: 'lease', value: l });
-    for (const id of prev.leases.keys()) if (!next.leases.has(id)) ops.push({ op: 'lease-delete', id });
-  }
-  if (prev.nodes !== next.nodes) {
-    for (const [id, n] of next.nodes) if (prev.nodes.get(id) !== n) ops.push({ op: 'node', value: n });
-    for (const id of prev.nodes.keys()) if (!next.nodes.has(id)) ops.push({ op: 'node-delete', id });
-  }
+  diffMaps(prev.datasets, next.datasets, (value) => ops.push({ op: 'dataset', value }), (id) => ops.push({ op: 'dataset-delete', id }));
+  diffMaps(prev.leases, next.leases, (value) => ops.push({ op: 'lease', value }), (id) => ops.push({ op: 'lease-delete', id }));
+  diffMaps(prev.nodes, next.nodes, (value) => ops.push({ op: 'node', value }), (id) => ops.push({ op: 'node-delete', id }));
   return { version: next.version, ops };
 }
 
+function diffMaps<V>(prev: ReadonlyMap<string, V>, next: ReadonlyMap<string, V>, set: (v: V) => void, remove: (id: string) => void): void {
+  const { deletes, sets } = PersistentMap.diff(prev, next);
+  for (const id of deletes) remove(id);
+  for (const id of sets) set(next.get(id) as V);
+}
 /** Applies records in order (Map.set keeps an updated entry in place, as the live maps do). */
 export function applyRecords(config: Configuration, records: readonly LogRecord[]): Configuration {
   if (records.length === 0) return config;

@@ -45,10 +45,10 @@ function rssMiB(pid: number): { rss: number; hwm: number } {
   return { rss: Math.round(kb('VmRSS') / 1024), hwm: Math.round(kb('VmHWM') / 1024) };
 }
 
-function startServer(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+function startServer(dataDir: string, nodeArgs: readonly string[]): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(
     process.execPath,
-    [path.join(__dirname, 'main.js'), '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--node-timeout', '3600', '--log-level', 'error'],
+    [...nodeArgs, path.join(__dirname, 'main.js'), '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--node-timeout', '3600', '--log-level', 'error'],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   return new Promise((resolve, reject) => {
@@ -59,6 +59,19 @@ function startServer(dataDir: string): Promise<{ child: ChildProcess; url: strin
       if (nl >= 0) resolve({ child, url: (JSON.parse(out.slice(0, nl)) as { listening: string }).listening });
     });
     child.once('exit', (code) => reject(new Error(`flocker-control exited (${code})`)));
+  });
+}
+
+/** SIGTERM (a graceful stop writes --cpu-prof/--heap-prof output), SIGKILL after 10 s. */
+function stopServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    child.kill('SIGTERM');
   });
 }
 
@@ -74,11 +87,12 @@ async function main(): Promise<void> {
     .option('datasets', { type: 'number', default: 10_000 })
     .option('agents', { type: 'number', default: 1_000 })
     .option('samples', { type: 'number', default: 200, describe: 'Requests per latency measurement' })
+    .option('server-node-arg', { type: 'string', array: true, default: [] as string[], describe: 'Extra node flags for the server, e.g. --cpu-prof (it is stopped with SIGTERM so profiles get written)' })
     .strict()
     .help()
     .parse();
   const dir = mkdtempSync(path.join(tmpdir(), 'flocker-bench-'));
-  const { child, url } = await startServer(dir);
+  const { child, url } = await startServer(dir, argv['server-node-arg']);
   const pool = createConnectionPool(argv.agents + 64);
   const client = new FlockerClient({ baseUrl: url, dispatcher: pool, timeoutMs: 60_000 });
   const log = (msg: string): void => void process.stderr.write(`bench: ${msg}\n`);
@@ -165,7 +179,7 @@ async function main(): Promise<void> {
     const mem = rssMiB(child.pid as number);
 
     stop = true;
-    child.kill('SIGKILL');
+    await stopServer(child);
     await Promise.allSettled(agents);
 
     const results = {

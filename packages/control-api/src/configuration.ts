@@ -12,6 +12,7 @@ import type {
   UpdateDatasetRequest,
 } from '@flocker/api';
 import { ApiError } from './errors';
+import { deleteEntry, setEntry } from './PersistentMap';
 
 /** A lease as stored: an absolute expiry (epoch ms) rather than "seconds from now". */
 export interface StoredLease {
@@ -49,11 +50,11 @@ export interface Applied<T> {
   readonly status: 200 | 201;
 }
 
-function withDatasets(config: Configuration, datasets: Map<string, DatasetConfiguration>): Configuration {
+function withDatasets(config: Configuration, datasets: ReadonlyMap<string, DatasetConfiguration>): Configuration {
   return { ...config, version: config.version + 1, datasets };
 }
 
-function withLeases(config: Configuration, leases: Map<string, StoredLease>): Configuration {
+function withLeases(config: Configuration, leases: ReadonlyMap<string, StoredLease>): Configuration {
   return { ...config, version: config.version + 1, leases };
 }
 
@@ -115,9 +116,7 @@ export function createDataset(
     metadata: { ...(req.metadata ?? {}) },
     deleted: false,
   };
-  const datasets = new Map(config.datasets);
-  datasets.set(id, dataset);
-  return { config: withDatasets(config, datasets), result: dataset, status: 201 };
+  return { config: withDatasets(config, setEntry(config.datasets, id, dataset)), result: dataset, status: 201 };
 }
 
 export function updateDataset(
@@ -147,9 +146,7 @@ export function updateDataset(
     next = { ...next, maximum_size: req.maximum_size };
   }
   if (next === current) return { config, result: current, status: 200 };
-  const datasets = new Map(config.datasets);
-  datasets.set(id, next);
-  return { config: withDatasets(config, datasets), result: next, status: 200 };
+  return { config: withDatasets(config, setEntry(config.datasets, id, next)), result: next, status: 200 };
 }
 
 export function deleteDataset(config: Configuration, id: string, now: number): Applied<DatasetConfiguration> {
@@ -164,9 +161,7 @@ export function deleteDataset(config: Configuration, id: string, now: number): A
     );
   }
   const next: DatasetConfiguration = { ...current, deleted: true };
-  const datasets = new Map(config.datasets);
-  datasets.set(id, next);
-  return { config: withDatasets(config, datasets), result: next, status: 200 };
+  return { config: withDatasets(config, setEntry(config.datasets, id, next)), result: next, status: 200 };
 }
 
 export function acquireLease(config: Configuration, req: CreateLeaseRequest, now: number): Applied<Lease> {
@@ -183,10 +178,8 @@ export function acquireLease(config: Configuration, req: CreateLeaseRequest, now
     node_uuid: req.node_uuid,
     expires_at: req.expires === null ? null : now + Math.round(req.expires * 1000),
   };
-  const leases = new Map(config.leases);
-  leases.set(req.dataset_id, lease);
   return {
-    config: withLeases(config, leases),
+    config: withLeases(config, setEntry(config.leases, req.dataset_id, lease)),
     result: leaseView(lease, now),
     status: existing === undefined ? 201 : 200,
   };
@@ -197,19 +190,14 @@ export function releaseLease(config: Configuration, datasetId: string, now: numb
   if (existing === undefined) {
     throw new ApiError(404, 'LEASE_NOT_FOUND', `There is no lease on the dataset ${datasetId}.`);
   }
-  const leases = new Map(config.leases);
-  leases.delete(datasetId);
-  return { config: withLeases(config, leases), result: leaseView(existing, now), status: 200 };
+  return { config: withLeases(config, deleteEntry(config.leases, datasetId)), result: leaseView(existing, now), status: 200 };
 }
 
 /** Drops leases that have expired by `now`; returns the same value when none did. */
 export function expireLeases(config: Configuration, now: number): Configuration {
-  let leases: Map<string, StoredLease> | undefined;
+  let leases: ReadonlyMap<string, StoredLease> | undefined;
   for (const [id, lease] of config.leases) {
-    if (lease.expires_at !== null && lease.expires_at <= now) {
-      leases ??= new Map(config.leases);
-      leases.delete(id);
-    }
+    if (lease.expires_at !== null && lease.expires_at <= now) leases = deleteEntry(leases ?? config.leases, id);
   }
   return leases === undefined ? config : withLeases(config, leases);
 }
@@ -227,7 +215,6 @@ export function nextLeaseExpiry(config: Configuration): number | undefined {
 export function registerNode(config: Configuration, node: NodeSummary): Configuration {
   const known = config.nodes.get(node.uuid);
   if (known !== undefined && known.host === node.host) return config;
-  const nodes = new Map(config.nodes);
-  nodes.set(node.uuid, { uuid: node.uuid, host: node.host });
+  const nodes = setEntry(config.nodes, node.uuid, { uuid: node.uuid, host: node.host });
   return { ...config, version: config.version + 1, nodes };
 }

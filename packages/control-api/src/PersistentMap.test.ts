@@ -1,0 +1,80 @@
+import fc from 'fast-check';
+import { PersistentMap } from './PersistentMap';
+
+type Op = { kind: 'set'; key: number; value: number } | { kind: 'delete'; key: number };
+
+const ops = fc.array(
+  fc.oneof(
+    fc.record({ kind: fc.constant('set' as const), key: fc.integer({ min: 0, max: 60 }), value: fc.integer({ min: 0, max: 3 }) }),
+    fc.record({ kind: fc.constant('delete' as const), key: fc.integer({ min: 0, max: 60 }) }),
+  ),
+  { maxLength: 400 },
+);
+
+// Values are boxed so "changed" means a new object, as with the configuration's immutable values.
+const boxes = new Map<number, { v: number }>();
+const box = (v: number): { v: number } => {
+  let b = boxes.get(v);
+  if (b === undefined) boxes.set(v, (b = { v }));
+  return b;
+};
+
+describe('PersistentMap', () => {
+  it('behaves exactly like a Map (values, order, size) and leaves older versions untouched', () => {
+    fc.assert(
+      fc.property(ops, (steps: Op[]) => {
+        const model = new Map<number, { v: number }>();
+        let pm = PersistentMap.from(new Map<number, { v: number }>());
+        const history: Array<[PersistentMap<number, { v: number }>, Array<[number, { v: number }]>]> = [];
+        for (const s of steps) {
+          if (s.kind === 'set') {
+            model.set(s.key, box(s.value));
+            pm = pm.set(s.key, box(s.value));
+          } else {
+            model.delete(s.key);
+            pm = pm.delete(s.key);
+          }
+          expect(pm.size).toBe(model.size);
+          expect(pm.get(s.key)).toBe(model.get(s.key));
+          expect(pm.has(s.key)).toBe(model.has(s.key));
+          history.push([pm, [...model.entries()]]);
+        }
+        expect([...pm.entries()]).toEqual([...model.entries()]);
+        expect([...pm.keys()]).toEqual([...model.keys()]);
+        expect([...pm.values()]).toEqual([...model.values()]);
+        for (const [old, entries] of history) expect([...old]).toEqual(entries);
+      }),
+    );
+  });
+
+  it('diff gives deletes and ordered sets that replay any change onto a plain Map exactly', () => {
+    fc.assert(
+      fc.property(ops, fc.integer({ min: 1, max: 50 }), (steps: Op[], every: number) => {
+        let pm = PersistentMap.from(new Map<number, { v: number }>());
+        let prev = pm;
+        const replica = new Map<number, { v: number }>();
+        steps.forEach((s, i) => {
+          pm = s.kind === 'set' ? pm.set(s.key, box(s.value)) : pm.delete(s.key);
+          // Diff over batches of several changes, as a group commit does.
+          if (i % every === 0 || i === steps.length - 1) {
+            const { deletes, sets } = PersistentMap.diff(prev, pm);
+            for (const k of deletes) replica.delete(k);
+            for (const k of sets) replica.set(k, pm.get(k) as { v: number });
+            expect([...replica.entries()]).toEqual([...pm.entries()]);
+            prev = pm;
+          }
+        });
+      }),
+    );
+  });
+
+  it('diff against an unrelated plain Map also reproduces order', () => {
+    const prev = new Map([[1, box(1)], [2, box(2)], [3, box(3)]]);
+    const next = PersistentMap.from(prev).delete(2).set(4, box(1)).set(2, box(2)).set(1, box(3));
+    const replica = new Map(prev);
+    const { deletes, sets } = PersistentMap.diff(new Map(prev), next);
+    for (const k of deletes) replica.delete(k);
+    for (const k of sets) replica.set(k, next.get(k) as { v: number });
+    expect([...replica.entries()]).toEqual([...next.entries()]);
+  });
+});
