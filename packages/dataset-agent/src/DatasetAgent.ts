@@ -11,12 +11,13 @@
  * (for reports) and failure counts (for backoff and reporting).
  */
 import { METADATA_PROFILE_KEY, type ActionError, type ClusterSnapshot, type NodeReport } from '@flocker/api';
-import type { BlockDeviceApi } from '@flocker/storage-drivers';
+import type { BlockDeviceApi, BlockDeviceVolume } from '@flocker/storage-drivers';
 import type winston from 'winston';
 import { calculateChanges, mountPathOf } from './calculateChanges';
 import { discoverLocalState } from './discoverLocalState';
 import { errorCode, errorMessage } from './errors';
 import { executeAction } from './executeAction';
+import { FreshRead } from './FreshRead';
 import type { HostOps } from './HostOps';
 import type { Action, ActionKind, DecisionContext, DesiredState, DiscoveredVolume, LocalState } from './LocalState';
 
@@ -115,9 +116,12 @@ export class DatasetAgent {
   private loopDone: Promise<void> | null = null;
   private readonly now: () => number;
   private readonly decision: DecisionContext;
+  /** Concurrent observations share pool listings (each still started after its caller asked). */
+  private readonly poolListing: FreshRead<BlockDeviceVolume[]>;
 
   constructor(private readonly o: DatasetAgentOptions) {
     this.now = o.now ?? Date.now;
+    this.poolListing = new FreshRead(() => o.driver.listVolumes());
     this.decision = {
       nodeUuid: o.nodeUuid,
       mountRoot: o.mountRoot,
@@ -126,6 +130,8 @@ export class DatasetAgent {
       canResize: o.driver.resizeVolume !== undefined,
     };
   }
+
+  private readonly listPool = (): Promise<BlockDeviceVolume[]> => this.poolListing.get();
 
   start(): void {
     this.loopDone = this.mainLoop();
@@ -212,7 +218,7 @@ export class DatasetAgent {
   private async turn(): Promise<number> {
     const seq = ++this.seq;
     const t0 = this.now();
-    const local = await discoverLocalState(this.o.driver, this.o.hostOps, this.o.instanceId);
+    const local = await discoverLocalState(this.o.driver, this.o.hostOps, this.o.instanceId, undefined, this.listPool);
     this.o.logger.debug('observed all', { volumes: local.volumes.length, durationMs: this.now() - t0 });
     this.updateView(local, seq, undefined);
     const now = this.now();
@@ -261,7 +267,7 @@ export class DatasetAgent {
       let local: LocalState;
       const t0 = this.now();
       try {
-        local = await discoverLocalState(this.o.driver, this.o.hostOps, this.o.instanceId, datasetId);
+        local = await discoverLocalState(this.o.driver, this.o.hostOps, this.o.instanceId, datasetId, this.listPool);
         this.o.logger.debug('observed dataset', { datasetId, durationMs: this.now() - t0 });
       } catch (e) {
         this.o.logger.warn('observation failed', { datasetId, code: errorCode(e), error: errorMessage(e) });

@@ -1,5 +1,5 @@
 /** Observation: the pool as the driver lists it, plus devices, filesystems and mounts of this host. */
-import type { BlockDeviceApi } from '@flocker/storage-drivers';
+import type { BlockDeviceApi, BlockDeviceVolume } from '@flocker/storage-drivers';
 import type { HostMount, HostOps } from './HostOps';
 import type { DiscoveredVolume, LocalState } from './LocalState';
 
@@ -13,8 +13,9 @@ export async function discoverLocalState(
   host: HostOps,
   instanceId: string,
   onlyDataset?: string,
+  listVolumes: () => Promise<BlockDeviceVolume[]> = () => driver.listVolumes(),
 ): Promise<LocalState> {
-  const [all, mounts] = await Promise.all([driver.listVolumes(), host.listMounts()]);
+  const [all, mounts] = await Promise.all([listVolumes(), host.listMounts()]);
   const volumes = onlyDataset === undefined ? all : all.filter((v) => v.datasetId === onlyDataset);
   const discovered = await Promise.all(
     volumes.map(async (v): Promise<DiscoveredVolume> => {
