@@ -15,6 +15,7 @@ import { DatasetConfiguration, NodeSummary } from '@flocker/api';
 import type { Configuration, StoredLease } from './configuration';
 import { emptyConfiguration } from './configuration';
 import { ApiError } from './errors';
+import { jsonOf } from './json';
 import { applyRecords, decodeLog, diffConfiguration, encodeRecord, StoredLeaseSchema } from './ConfigurationLog';
 
 export interface ConfigurationStore {
@@ -92,26 +93,14 @@ export function decodeConfiguration(raw: unknown): Configuration {
   };
 }
 
-// Datasets are immutable values, so each one's JSON is computed once and reused by
-// every later commit: a commit with 10,000 datasets then costs a string join, not a stringify.
-const serialized = new WeakMap<object, string>();
-function cachedJson(value: object): string {
-  let s = serialized.get(value);
-  if (s === undefined) {
-    s = JSON.stringify(value);
-    serialized.set(value, s);
-  }
-  return s;
-}
-
 export function encodeConfiguration(config: Configuration): string {
   const head: Omit<PersistedV1, 'datasets' | 'leases' | 'nodes'> = {
     format_version: CURRENT_FORMAT_VERSION,
     version: config.version,
   };
-  const datasets = Array.from(config.datasets.values(), cachedJson).join(',\n');
-  const leases = Array.from(config.leases.values(), cachedJson).join(',\n');
-  const nodes = Array.from(config.nodes.values(), cachedJson).join(',\n');
+  const datasets = Array.from(config.datasets.values(), jsonOf).join(',\n');
+  const leases = Array.from(config.leases.values(), jsonOf).join(',\n');
+  const nodes = Array.from(config.nodes.values(), jsonOf).join(',\n');
   const h = JSON.stringify(head);
   return `${h.slice(0, -1)},\n"datasets":[\n${datasets}],\n"leases":[\n${leases}],\n"nodes":[\n${nodes}]}\n`;
 }

@@ -28,6 +28,8 @@ export interface ControlStateOptions {
 }
 
 export const NOTIFY_COALESCE_MS = 25;
+/** Long-polls answered per turn of the event loop during a fan-out. */
+export const WAKE_BATCH = 64;
 
 interface CommitWaiter {
   resolve: () => void;
@@ -87,8 +89,22 @@ export class ControlState {
     return `${this.instanceId}.${this.committed.version}.${this.stateGen}`;
   }
 
+  /** Counts node report and liveness changes (configuration changes not included). */
+  get stateGeneration(): number {
+    return this.stateGen;
+  }
+
   reportedNodes(): Iterable<ReportedNode> {
     return this.nodes.values();
+  }
+
+  reportedNodeIds(): Iterable<string> {
+    return this.nodes.keys();
+  }
+
+  /** The node's last report as JSON, as received (validated) and stored. */
+  reportJson(uuid: string): string | undefined {
+    return this.nodes.get(uuid)?.json;
   }
 
   reportedNode(uuid: string): ReportedNode | undefined {
@@ -229,10 +245,22 @@ export class ControlState {
     }, NOTIFY_COALESCE_MS);
   }
 
-  /** Wakes the waiters whose generation is out of date (all of them when closing). */
+  /**
+   * Wakes the waiters whose generation is out of date (all of them when closing), in
+   * batches with a turn of the event loop between them: each woken request writes
+   * its answer at once, and writes arriving meanwhile must not wait for all 1,000.
+   */
   private wakeAll(): void {
     const current = this.generation;
-    for (const [w, since] of [...this.changeWaiters]) if (this.closed || since !== current) w();
+    const stale: Array<() => void> = [];
+    for (const [w, since] of this.changeWaiters) if (this.closed || since !== current) stale.push(w);
+    const wakeBatch = (from: number): void => {
+      const end = Math.min(stale.length, from + WAKE_BATCH);
+      // A waiter may already be gone (timed out, aborted); done() is idempotent then.
+      for (let i = from; i < end; i++) (stale[i] as () => void)();
+      if (end < stale.length) setImmediate(wakeBatch, end);
+    };
+    wakeBatch(0);
   }
 
   private scheduleLeaseExpiry(): void {

@@ -179,8 +179,9 @@ async function main(): Promise<void> {
     const mem = rssMiB(child.pid as number);
 
     stop = true;
+    const agentsDone = Promise.allSettled(agents);
     await stopServer(child);
-    await Promise.allSettled(agents);
+    await agentsDone;
 
     const results = {
       datasets: argv.datasets,

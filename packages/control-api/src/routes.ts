@@ -23,16 +23,10 @@ import {
   DEFAULT_WAIT_MS,
   MAX_WAIT_MS,
 } from '@flocker/api';
-import {
-  acquireLease,
-  createDataset,
-  deleteDataset,
-  listLeases,
-  releaseLease,
-  updateDataset,
-} from './configuration';
-import { aliveNodes, deriveDatasetState, nodeByEra, nodeStates, nodeSummaries } from './clusterState';
+import { acquireLease, createDataset, deleteDataset, listLeases, releaseLease, updateDataset } from './configuration';
+import { nodeByEra } from './clusterState';
 import type { ControlState } from './ControlState';
+import type { Views } from './Views';
 import { ApiError } from './errors';
 
 export const FLOCKER_VERSION = '1.16.0-ts.0';
@@ -41,7 +35,8 @@ export const FLOCKER_VERSION = '1.16.0-ts.0';
 export interface Reply {
   status: number;
   body?: unknown;
-  json?: string;
+  /** A pre-serialized body, possibly a Buffer shared by many replies. */
+  json?: string | Buffer;
   tag?: string;
 }
 
@@ -90,115 +85,6 @@ const WaitQuery = z
 const err = (description: string) => ({ description, schema: ErrorResponse });
 const E400 = { 400: err('The request is malformed: invalid JSON, wrong types, unknown fields or a bad id.') };
 const E412 = { 412: err('X-If-Configuration-Matches did not match the current configuration tag.') };
-
-/**
- * Serialized, schema-checked response bodies cached per configuration version or
- * generation: with thousands of datasets and agents, each is built once per change
- * rather than once per request.
- */
-export class Views {
-  private cache = new Map<string, { key: string; json: string }>();
-
-  constructor(private readonly state: ControlState) {}
-
-  private memo(name: string, key: string, schema: z.ZodType, build: () => unknown): string {
-    const hit = this.cache.get(name);
-    if (hit !== undefined && hit.key === key) return hit.json;
-    const json = JSON.stringify(schema.parse(build()));
-    this.cache.set(name, { key, json });
-    return json;
-  }
-
-  datasets(): string {
-    const config = this.state.configuration;
-    return this.memo('datasets', String(config.version), z.array(DatasetConfiguration), () => [
-      ...config.datasets.values(),
-    ]);
-  }
-
-  datasetState(): string {
-    const s = this.state;
-    return this.memo('datasetState', s.generation, z.array(DatasetState), () =>
-      deriveDatasetState(aliveNodes(s.reportedNodes(), s.now(), s.nodeTimeoutMs)),
-    );
-  }
-
-  nodes(): string {
-    const s = this.state;
-    return this.memo('nodes', s.generation, z.array(NodeSummary), () =>
-      nodeSummaries(aliveNodes(s.reportedNodes(), s.now(), s.nodeTimeoutMs)),
-    );
-  }
-
-  /** Lease lifetimes in a snapshot are rounded to the second it was built; rebuilt at least every second. */
-  snapshot(): string {
-    const s = this.state;
-    const now = s.now();
-    return this.memo('snapshot', `${s.generation}@${Math.floor(now / 1000)}`, ClusterSnapshot, () => ({
-      generation: s.generation,
-      configuration_tag: s.configurationTag,
-      datasets: [...s.configuration.datasets.values()],
-      leases: listLeases(s.configuration, now),
-      nodes: nodeStates(s.reportedNodes(), now, s.nodeTimeoutMs),
-    }));
-  }
-
-  private index: { key: string; byPrimary: Map<string, DatasetConfiguration[]>; holders: Map<string, Set<string>> } | undefined;
-
-  /**
-   * The snapshot one node needs: datasets whose primary it is or that it holds, their
-   * leases, and the states of itself and of the nodes holding those datasets. With
-   * many nodes this keeps each long-poll answer small (kilobytes, not megabytes).
-   */
-  snapshotFor(node: string): string {
-    const s = this.state;
-    const now = s.now();
-    const key = `${s.generation}@${Math.floor(now / 1000)}`;
-    if (this.index === undefined || this.index.key !== key) {
-      const byPrimary = new Map<string, DatasetConfiguration[]>();
-      for (const d of s.configuration.datasets.values()) {
-        const list = byPrimary.get(d.primary);
-        if (list === undefined) byPrimary.set(d.primary, [d]);
-        else list.push(d);
-      }
-      const holders = new Map<string, Set<string>>();
-      for (const { report } of s.reportedNodes()) {
-        for (const m of report.manifestations) {
-          const set = holders.get(m.dataset_id);
-          if (set === undefined) holders.set(m.dataset_id, new Set([report.uuid]));
-          else set.add(report.uuid);
-        }
-      }
-      this.index = { key, byPrimary, holders };
-    }
-    const { byPrimary, holders } = this.index;
-    const config = s.configuration;
-    const datasets = new Map<string, DatasetConfiguration>();
-    for (const d of byPrimary.get(node) ?? []) datasets.set(d.dataset_id, d);
-    const own = s.reportedNode(node);
-    if (own !== undefined) {
-      const ids = own.report.manifestations.map((m) => m.dataset_id);
-      for (const v of own.report.volumes ?? []) if (v.attached_to === own.report.instance_id) ids.push(v.dataset_id);
-      for (const id of ids) {
-        const d = config.datasets.get(id);
-        if (d !== undefined) datasets.set(id, d);
-      }
-    }
-    const nodeIds = new Set<string>([node]);
-    for (const id of datasets.keys()) for (const holder of holders.get(id) ?? []) nodeIds.add(holder);
-    const nodes = [...nodeIds].flatMap((id) => s.reportedNode(id) ?? []);
-    // Built only from values already validated on their way in (a schema check per
-    // agent per change would dominate fan-out); the whole-cluster snapshot is checked.
-    const snapshot: ClusterSnapshot = {
-      generation: s.generation,
-      configuration_tag: s.configurationTag,
-      datasets: [...datasets.values()],
-      leases: listLeases(config, now).filter((l) => datasets.has(l.dataset_id)),
-      nodes: nodeStates(nodes, now, s.nodeTimeoutMs),
-    };
-    return JSON.stringify(snapshot);
-  }
-}
 
 export const routes: RouteSpec[] = [
   {

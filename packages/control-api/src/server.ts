@@ -9,7 +9,8 @@ import { ControlState } from './ControlState';
 import { type ConfigurationStore, FileConfigurationStore } from './ConfigurationStore';
 import { ApiError } from './errors';
 import { buildOpenApi } from './openapi';
-import { type Reply, routes, Views } from './routes';
+import { type Reply, routes } from './routes';
+import { Views } from './Views';
 
 export const DEFAULT_PORT = 4523;
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -74,7 +75,15 @@ export function toApiError(err: unknown): ApiError {
   return new ApiError(500, 'INTERNAL_ERROR', 'The control service failed to handle the request; see its log.');
 }
 
-export function createApp(state: ControlState, logger: Logger): express.Express {
+/** The reason long-poll handlers see when their client goes away (a shared value: no DOMException per request). */
+const CLIENT_GONE = new Error('client closed the connection');
+
+/**
+ * `validateResponses`: check every outgoing cached body against its schema. On in
+ * tests (NODE_ENV=test, as jest sets); off in production, where the bodies are built
+ * from values validated on their way in.
+ */
+export function createApp(state: ControlState, logger: Logger, validateResponses = process.env['NODE_ENV'] === 'test'): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -82,7 +91,7 @@ export function createApp(state: ControlState, logger: Logger): express.Express 
   // Parse any body as JSON whatever its content type: curl users forget the header.
   app.use(express.json({ limit: MAX_BODY_BYTES, type: () => true, strict: true }));
 
-  const views = new Views(state);
+  const views = new Views(state, validateResponses);
   const openapi = JSON.stringify(buildOpenApi(routes));
 
   const send = (res: Response, reply: Reply): void => {
@@ -94,7 +103,9 @@ export function createApp(state: ControlState, logger: Logger): express.Express 
   for (const route of routes) {
     app[route.method](route.path, async (req: Request, res: Response) => {
       const abort = new AbortController();
-      res.on('close', () => abort.abort());
+      res.on('close', () => {
+        if (!res.writableFinished) abort.abort(CLIENT_GONE);
+      });
       try {
         const ifMatches = req.get(IF_CONFIGURATION_MATCHES_HEADER);
         const query: Record<string, string> = {};
