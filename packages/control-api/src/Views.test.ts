@@ -1,0 +1,92 @@
+import winston from 'winston';
+import { ClusterSnapshot, type NodeReport } from '@flocker/api';
+import { aliveNodes, deriveDatasetState, nodeStates, nodeSummaries } from './clusterState';
+import { acquireLease, createDataset, listLeases } from './configuration';
+import { MemoryConfigurationStore } from './ConfigurationStore';
+import { ControlState } from './ControlState';
+import { Views } from './Views';
+
+const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+const C = 'cccccccc-cccc-4ccc-8ccc-cccccccccccc';
+const id = (i: number): string => `${String(i).padStart(8, '0')}-1111-4111-8111-111111111111`;
+const silent = winston.createLogger({ silent: true });
+
+function report(uuid: string, extra: Partial<NodeReport> = {}): NodeReport {
+  return { uuid, era: `era-${uuid.slice(0, 4)}`, host: `h-${uuid.slice(0, 1)}`, instance_id: `i-${uuid.slice(0, 1)}`, backend: 'loopback', manifestations: [], errors: [], ...extra };
+}
+
+/** A cluster with datasets on three nodes, one held by a non-primary node, and leases. */
+async function cluster(now: () => number): Promise<ControlState> {
+  const state = await ControlState.open({ store: new MemoryConfigurationStore(), nodeTimeoutMs: 10_000, logger: silent, now, livenessCheckMs: 60_000 });
+  await state.report(report(A));
+  await state.report(report(B));
+  await state.report(report(C));
+  for (let i = 0; i < 9; i++) await state.mutate((c) => createDataset(c, { primary: [A, B, C][i % 3] as string, dataset_id: id(i), metadata: { name: `v${i}` } }));
+  // B still holds dataset 0 (primary A): a move in progress.
+  await state.report(report(B, { manifestations: [{ dataset_id: id(0), blockdevice_id: 'b0', size: 67108864, status: 'attached' }] }));
+  await state.report(report(A, { manifestations: [{ dataset_id: id(3), blockdevice_id: 'b3', size: 67108864, status: 'mounted', path: '/p' }], volumes: [{ blockdevice_id: 'b9', dataset_id: id(9), size: 67108864, attached_to: null }] }));
+  for (const i of [6, 0, 3]) await state.mutate((c, t) => acquireLease(c, { dataset_id: id(i), node_uuid: A, expires: i === 6 ? 100 : null }, t));
+  return state;
+}
+
+describe('Views: cached bodies equal what the pure functions give', () => {
+  let t = 1_700_000_000_000;
+  const now = (): number => t;
+  let state: ControlState;
+  beforeEach(async () => {
+    state = await cluster(now);
+  });
+  afterEach(() => state.close());
+
+  it('whole-cluster snapshot, datasets, state and nodes', () => {
+    const views = new Views(state, true);
+    const expected: ClusterSnapshot = {
+      generation: state.generation,
+      configuration_tag: state.configurationTag,
+      datasets: [...state.configuration.datasets.values()],
+      leases: listLeases(state.configuration, t),
+      nodes: nodeStates(state.reportedNodes(), t, state.nodeTimeoutMs),
+    };
+    expect(JSON.parse(views.snapshot().toString())).toEqual(expected);
+    expect(ClusterSnapshot.parse(JSON.parse(views.snapshot().toString()))).toEqual(expected);
+    expect(JSON.parse(views.datasets().toString())).toEqual([...state.configuration.datasets.values()]);
+    const alive = aliveNodes(state.reportedNodes(), t, state.nodeTimeoutMs);
+    expect(JSON.parse(views.datasetState().toString())).toEqual(deriveDatasetState(alive));
+    expect(JSON.parse(views.nodes().toString())).toEqual(nodeSummaries(alive));
+  });
+
+  it('per-node snapshots: own and held datasets, their leases in configuration order, the holders', () => {
+    const views = new Views(state, true);
+    const forA = ClusterSnapshot.parse(JSON.parse(views.snapshotFor(A)));
+    expect(forA.datasets.map((d) => d.dataset_id)).toEqual([id(0), id(3), id(6)]);
+    expect(forA.leases.map((l) => l.dataset_id)).toEqual([id(6), id(0), id(3)]);
+    expect(forA.leases[0]?.expires).toBe(100);
+    expect(forA.nodes.map((n) => n.uuid)).toEqual([A, B]);
+    const forB = ClusterSnapshot.parse(JSON.parse(views.snapshotFor(B)));
+    expect(forB.datasets.map((d) => d.dataset_id)).toEqual([id(1), id(4), id(7), id(0)]);
+    expect(forB.leases.map((l) => l.dataset_id)).toEqual([id(0)]);
+    expect(forB.nodes).toEqual(nodeStates([state.reportedNode(B)].flatMap((n) => n ?? []), t, state.nodeTimeoutMs));
+    const unknown = ClusterSnapshot.parse(JSON.parse(views.snapshotFor('dddddddd-dddd-4ddd-8ddd-dddddddddddd')));
+    expect(unknown).toMatchObject({ datasets: [], leases: [], nodes: [] });
+  });
+
+  it('bodies are shared between requests and rebuilt on change; lease times follow the clock', async () => {
+    const views = new Views(state, true);
+    const d1 = views.datasets();
+    const s1 = views.datasetState();
+    expect(views.datasets()).toBe(d1);
+    await state.mutate((c) => createDataset(c, { primary: A }));
+    expect(views.datasets()).not.toBe(d1);
+    // A configuration change leaves the reported state's body alone.
+    expect(views.datasetState()).toBe(s1);
+    t += 5_000;
+    const leases = (ClusterSnapshot.parse(JSON.parse(views.snapshot().toString())).leases);
+    expect(leases.find((l) => l.dataset_id === id(6))?.expires).toBe(95);
+    t += 6_000;
+    // Past the node timeout, the liveness check marks every node dead and bumps the state generation.
+    state.checkLiveness();
+    expect(JSON.parse(views.nodes().toString())).toEqual([]);
+    expect(ClusterSnapshot.parse(JSON.parse(views.snapshotFor(A))).nodes.every((n) => !n.alive)).toBe(true);
+  });
+});
