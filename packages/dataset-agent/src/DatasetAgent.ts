@@ -193,8 +193,10 @@ export class DatasetAgent {
     let failures = 0;
     while (!this.stopping) {
       try {
+        const asked = this.now();
         const snap = await this.o.control.waitForCluster(this.snapshot?.generation, this.o.pollWaitMs ?? 25_000);
         failures = 0;
+        this.o.logger.debug('cluster snapshot', { generation: snap.generation, waitedMs: this.now() - asked });
         if (snap.generation !== this.snapshot?.generation) {
           const configChanged =
             this.snapshot === null || decisionKey(snap, this.o.nodeUuid) !== decisionKey(this.snapshot, this.o.nodeUuid);

@@ -127,8 +127,10 @@ async function main(): Promise<void> {
       raw.push(r.ms);
       r.cleanup();
 
+      const startedAt = new Date().toISOString();
       let start = process.hrtime.bigint();
       const { dataset_id: id } = await client.createDataset({ primary: node, maximum_size: GiB });
+      const acceptedMs = ms(start);
       await until(client, (s) => mountedOn(s, node, new Set([id])));
       apiCreate.push(ms(start));
 
@@ -136,7 +138,9 @@ async function main(): Promise<void> {
       await client.deleteDataset(id);
       await until(client, (s) => goneFromPool(s, node, new Set([id])));
       apiDelete.push(ms(start));
-      process.stderr.write(`run ${i + 1}/${argv.runs}: raw ${raw[i]!.toFixed(1)} ms, api create ${apiCreate[i]!.toFixed(1)} ms, delete ${apiDelete[i]!.toFixed(1)} ms\n`);
+      process.stderr.write(
+        `run ${i + 1}/${argv.runs} (${startedAt}): raw ${raw[i]!.toFixed(1)} ms, api create ${apiCreate[i]!.toFixed(1)} ms (accepted after ${acceptedMs.toFixed(1)} ms), delete ${apiDelete[i]!.toFixed(1)} ms\n`,
+      );
     }
 
     let start = process.hrtime.bigint();
