@@ -1,0 +1,169 @@
+/**
+ * The BlockDeviceApi contract against a REAL OpenStack Cinder (PyPI cinder,
+ * started by scripts/cinder.sh: cinder-api + scheduler + volume with the NFS
+ * driver, noauth, SQLite), attach_mode cinder (attachments API), the host side
+ * attaching each volume's file as a loop device. Needs root (mount, losetup).
+ */
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { blockDeviceApiContract, expectStorageError } from '../contract';
+import { CinderDriver, META_CLUSTER, META_CREATE_TOKEN, META_DATASET } from './CinderDriver';
+import { JsonHttp } from './http';
+import { NoAuthTokenSource } from './keystone';
+import { CinderClient } from './CinderClient';
+
+jest.setTimeout(15 * 60 * 1000);
+
+const ROOT = path.resolve(__dirname, '../../../..');
+const SCRIPT = path.join(ROOT, 'scripts/cinder.sh');
+const PROJECT = 'f10cce7a5e7d4c8b9f1a2b3c4d5e6f70';
+const run = promisify(execFile);
+
+/** A port nobody listens on right now. */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+// Our own Cinder (state directory and port), so concurrent test runs cannot stop each other's.
+let env: NodeJS.ProcessEnv | undefined;
+let cinderUrl: Promise<string> | undefined;
+let users = 0;
+
+async function cinderSh(cmd: string): Promise<string> {
+  const { stdout } = await run(SCRIPT, [cmd], { env, maxBuffer: 16 * 1024 * 1024, timeout: 14 * 60 * 1000 });
+  return stdout.trim();
+}
+
+/** Starts Cinder once for this file (installing it on first use). */
+async function startCinder(): Promise<string> {
+  users++;
+  cinderUrl ??= (async () => {
+    const state = await fs.mkdtemp(path.join(os.tmpdir(), 'flocker-cinder-'));
+    env = { ...process.env, CINDER_STATE: state, CINDER_PORT: String(await freePort()) };
+    return (await cinderSh('start')).split('\n').pop() ?? '';
+  })();
+  return cinderUrl;
+}
+
+async function stopCinder(): Promise<void> {
+  users--;
+  if (users === 0 && cinderUrl !== undefined) {
+    cinderUrl = undefined;
+    await cinderSh('purge');
+  }
+}
+
+function makeDriver(url: string, clusterId: string, instanceId: string): CinderDriver {
+  return new CinderDriver({
+    backend: 'openstack',
+    auth_plugin: 'noauth',
+    cinder_url: url,
+    project_id: PROJECT,
+    cluster_id: clusterId,
+    instance_id: instanceId,
+    attach_mode: 'cinder',
+    // Cinder's NFS driver cannot grow in-use volumes.
+    extend_attached: 'reattach',
+    connector: { ip: '127.0.0.1' },
+    operation_timeout_seconds: 120,
+  });
+}
+
+blockDeviceApiContract('openstack cinder (real Cinder, attachments API, NFS backend)', async () => {
+  const url = await startCinder();
+  const clusterId = randomUUID();
+  const a = makeDriver(url, clusterId, `flocker-host-a-${randomUUID().slice(0, 8)}`);
+  const b = makeDriver(url, clusterId, `flocker-host-b-${randomUUID().slice(0, 8)}`);
+  // The contract uses profile "gold": a volume type of that name on the NFS backend.
+  await a.client.ensureVolumeType('gold', { volume_backend_name: 'nfs' });
+  return {
+    driver: a,
+    driverOnOtherInstance: b,
+    cleanup: async () => {
+      await a.close();
+      await b.close();
+      await stopCinder();
+    },
+  };
+});
+
+describe('CinderDriver against real Cinder: beyond the contract', () => {
+  let url: string;
+  let clusterId: string;
+  let a: CinderDriver;
+  let raw: CinderClient;
+  let rawHttp: JsonHttp;
+
+  beforeAll(async () => {
+    url = await startCinder();
+    clusterId = randomUUID();
+    a = makeDriver(url, clusterId, `flocker-host-c-${randomUUID().slice(0, 8)}`);
+    rawHttp = new JsonHttp();
+    raw = new CinderClient(rawHttp, new NoAuthTokenSource(PROJECT), { interface: 'public', cinderUrl: url }, 2);
+  });
+
+  afterAll(async () => {
+    for (const v of await raw.listVolumes({ [META_CLUSTER]: clusterId }).catch(() => [])) {
+      await a.detachVolume(v.id, { force: true }).catch(() => undefined);
+      await a.destroyVolume(v.id).catch(() => undefined);
+    }
+    await a?.close();
+    await rawHttp?.close();
+    await stopCinder();
+  });
+
+  it('tags volumes with cluster and dataset metadata and lists only its own cluster, across pages', async () => {
+    const datasetId = randomUUID();
+    const mine = await Promise.all([1, 2, 3].map(() => a.createVolume(datasetId, 1)));
+    const other = makeDriver(url, randomUUID(), `flocker-host-d-${randomUUID().slice(0, 8)}`);
+    const foreign = await other.createVolume(randomUUID(), 1);
+    try {
+      const v = await raw.getVolume(mine[0].blockdeviceId);
+      expect(v?.metadata).toMatchObject({ [META_CLUSTER]: clusterId, [META_DATASET]: datasetId });
+      expect(v?.metadata[META_CREATE_TOKEN]).toMatch(/^[0-9a-f-]{36}$/);
+      // Page size 2: three volumes need two pages (limit/marker).
+      const listed = await raw.listVolumes({ [META_CLUSTER]: clusterId });
+      expect(listed.map((x) => x.id).sort()).toEqual(mine.map((m) => m.blockdeviceId).sort());
+      expect((await a.listVolumes()).map((x) => x.blockdeviceId)).not.toContain(foreign.blockdeviceId);
+      await expectStorageError(a.destroyVolume(foreign.blockdeviceId), 'UNKNOWN_VOLUME');
+    } finally {
+      await other.destroyVolume(foreign.blockdeviceId);
+      await other.close();
+      for (const m of mine) await a.destroyVolume(m.blockdeviceId);
+    }
+  });
+
+  it('turns Cinder refusals into BACKEND_ERROR with Cinder\'s message (unknown volume type)', async () => {
+    let failure: unknown;
+    try {
+      await a.createVolume(randomUUID(), 1, { profile: 'no-such-type-' + randomUUID().slice(0, 8) });
+    } catch (e) {
+      failure = e;
+    }
+    expect(failure).toMatchObject({ code: 'BACKEND_ERROR' });
+    expect(String((failure as Error).message)).toMatch(/Volume type .* could not be found|not found/i);
+    expect(await a.listVolumes()).toEqual([]);
+  });
+
+  it('attaches to another instance without touching this host, and a force detach leaves no attachment', async () => {
+    const v = await a.createVolume(randomUUID(), 1);
+    const other = randomUUID();
+    const attached = await a.attachVolume(v.blockdeviceId, other);
+    expect(attached.attachedTo).toBe(other);
+    await expectStorageError(a.getDevicePath(v.blockdeviceId), 'NOT_ATTACHED_HERE');
+    await a.detachVolume(v.blockdeviceId, { force: true });
+    expect((await raw.getVolume(v.blockdeviceId))?.status).toBe('available');
+    expect(await raw.listAttachments(v.blockdeviceId)).toEqual([]);
+    await a.destroyVolume(v.blockdeviceId);
+  });
+});

@@ -1,0 +1,493 @@
+import { randomUUID } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import winston from 'winston';
+import { z } from 'zod';
+import {
+  roundUpToUnit,
+  StorageError,
+  type BlockDeviceApi,
+  type BlockDeviceVolume,
+  type CreateVolumeOptions,
+  type DetachOptions,
+} from '../BlockDeviceApi';
+import { isDeviceBusy } from '../blockdev';
+import { execFileExec, type ExecFn } from '../exec';
+import { refreshLoopCapacity } from '../losetup';
+import { CinderClient, type HostConnector } from './CinderClient';
+import { ConnectorSide } from './connector';
+import { JsonHttp, OpenStackConnectionError, OpenStackHttpError, type RetryPolicy } from './http';
+import { KeystoneSession, NoAuthTokenSource, type TokenSource } from './keystone';
+import { CinderDriverOptionsSchema, isUuid, type CinderDriverOptions, type CinderDriverOptionsInput, type Volume } from './schemas';
+
+export const GIB = 1024 * 1024 * 1024;
+
+export const META_CLUSTER = 'flocker-cluster-id';
+export const META_DATASET = 'flocker-dataset-id';
+export const META_PROFILE = 'flocker-profile';
+/** A fresh id per create call, so a create whose answer was lost can be found again. */
+export const META_CREATE_TOKEN = 'flocker-create-token';
+
+/** Volume states in which a volume is taken (reserved or attached) for a non-multiattach volume. */
+const TAKEN_STATES = new Set(['reserved', 'attaching', 'in-use', 'detaching']);
+
+export interface CinderDriverDeps {
+  readonly logger?: winston.Logger;
+  readonly exec?: ExecFn;
+  readonly retry?: RetryPolicy;
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** The node's instance id when not configured (nova mode): defaults to asking the metadata service. */
+  readonly discoverInstanceId?: () => Promise<string>;
+}
+
+/** Who holds a volume, as Cinder reports it: the attachment's server (instance) id, else its host. */
+export function holderOf(v: Volume): string | null {
+  const a = v.attachments[0];
+  if (a === undefined) return null;
+  return a.server_id ?? a.host_name ?? null;
+}
+
+/** The driver's view of a Cinder volume; null for volumes that are not ours to show. */
+export function toBlockDeviceVolume(v: Volume): BlockDeviceVolume | null {
+  const datasetId = v.metadata[META_DATASET];
+  if (datasetId === undefined) return null;
+  const profile = v.metadata[META_PROFILE];
+  return {
+    blockdeviceId: v.id,
+    size: v.size * GIB,
+    attachedTo: holderOf(v),
+    datasetId,
+    ...(profile !== undefined ? { profile } : {}),
+  };
+}
+
+/** Classifies a failed attachment/attach request: Cinder refuses reserving a taken volume with 400 "Invalid volume". */
+export function isAlreadyTakenError(e: unknown): boolean {
+  return (
+    e instanceof OpenStackHttpError &&
+    (e.status === 400 || e.status === 409) &&
+    /status must be|already attached|in-use|reserved|attaching|Invalid volume/i.test(e.serviceMessage)
+  );
+}
+
+/**
+ * OpenStack Cinder block storage. Volumes carry metadata flocker-cluster-id and
+ * flocker-dataset-id (ownership; only this cluster's volumes are listed).
+ *
+ * attach_mode nova: the node is a Nova server, attached through Nova's
+ * os-volume_attachments; the device is found by its virtio serial.
+ * attach_mode cinder: bare metal; Cinder's attachments API (create with this
+ * host's connector, connect locally, complete) and the host connector of
+ * ./connector.ts. Cinder's conditional status update (available → reserved)
+ * makes concurrent attaches safe: exactly one wins, the others get a 400.
+ */
+export class CinderDriver implements BlockDeviceApi {
+  readonly backend = 'openstack';
+  readonly options: CinderDriverOptions;
+  readonly client: CinderClient;
+  private readonly http: JsonHttp;
+  private readonly logger: winston.Logger;
+  private readonly exec: ExecFn;
+  private readonly connectorSide: ConnectorSide;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly discoverInstanceId: () => Promise<string>;
+  private instanceId: Promise<string> | undefined;
+
+  constructor(input: CinderDriverOptionsInput, deps: CinderDriverDeps = {}) {
+    const parsed = CinderDriverOptionsSchema.safeParse(input);
+    if (!parsed.success) throw new Error(`invalid openstack dataset options: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    const o = parsed.data;
+    this.options = o;
+    this.logger = deps.logger ?? winston.createLogger({ silent: true });
+    this.exec = deps.exec ?? execFileExec;
+    this.sleep = deps.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.http = new JsonHttp({
+      verifyPeer: o.verify_peer,
+      caPath: o.verify_ca_path,
+      retry: deps.retry,
+      sleep: deps.sleep,
+      onRetry: (info) => this.logger.warn('retrying OpenStack request', info),
+    });
+    const tokens: TokenSource = o.auth_plugin === 'noauth' ? new NoAuthTokenSource(o.project_id ?? '') : new KeystoneSession(this.http, o);
+    this.client = new CinderClient(this.http, tokens, { region: o.region, interface: o.interface, cinderUrl: o.cinder_url });
+    this.connectorSide = new ConnectorSide({ exec: this.exec, nfsMountBase: o.nfs_mount_base });
+    this.discoverInstanceId = deps.discoverInstanceId ?? (() => novaInstanceIdFromMetadataService(this.http));
+  }
+
+  async close(): Promise<void> {
+    await this.http.close();
+  }
+
+  allocationUnit(): number {
+    return GIB;
+  }
+
+  async computeInstanceId(): Promise<string> {
+    if (this.options.instance_id !== undefined) return this.options.instance_id;
+    this.instanceId ??= this.discoverInstanceId().catch((e: unknown) => {
+      this.instanceId = undefined;
+      throw e;
+    });
+    return this.instanceId;
+  }
+
+  private get timeoutMs(): number {
+    return this.options.operation_timeout_seconds * 1000;
+  }
+
+  private checkSize(size: number): number {
+    if (!Number.isFinite(size) || size <= 0) throw new StorageError('INVALID_SIZE', `size must be a positive number of bytes, got ${size}`);
+    return roundUpToUnit(size, GIB);
+  }
+
+  /** The connector for the given instance (cinder mode: the instance id is the connector's host). */
+  private connector(instanceId: string): HostConnector {
+    const c = this.options.connector;
+    return {
+      host: instanceId,
+      ...(c.ip !== undefined ? { ip: c.ip } : {}),
+      ...(c.initiator !== undefined ? { initiator: c.initiator } : {}),
+      platform: process.arch === 'x64' ? 'x86_64' : process.arch,
+      os_type: 'linux',
+      multipath: false,
+    };
+  }
+
+  /** Any OpenStack failure as a StorageError with the service's message. */
+  private wrap(e: unknown, what: string, blockdeviceId?: string): never {
+    if (e instanceof StorageError) throw e;
+    if (e instanceof OpenStackHttpError) throw new StorageError('BACKEND_ERROR', `${what}: Cinder answered HTTP ${e.status}: ${e.serviceMessage}`, blockdeviceId);
+    throw new StorageError('BACKEND_ERROR', `${what}: ${e instanceof Error ? e.message : String(e)}`, blockdeviceId);
+  }
+
+  /** Ours (this cluster's) or UNKNOWN_VOLUME. */
+  private async ownVolume(blockdeviceId: string): Promise<Volume> {
+    if (!isUuid(blockdeviceId)) throw new StorageError('UNKNOWN_VOLUME', `no volume ${blockdeviceId}`, blockdeviceId);
+    let v: Volume | null;
+    try {
+      v = await this.client.getVolume(blockdeviceId);
+    } catch (e) {
+      this.wrap(e, `looking up volume ${blockdeviceId}`, blockdeviceId);
+    }
+    if (v === null || v.metadata[META_CLUSTER] !== this.options.cluster_id || v.metadata[META_DATASET] === undefined || v.status === 'deleting') {
+      throw new StorageError('UNKNOWN_VOLUME', `no volume ${blockdeviceId} in cluster ${this.options.cluster_id}`, blockdeviceId);
+    }
+    return v;
+  }
+
+  /** Polls the volume until done() says so; null when it disappeared. */
+  private async waitFor(id: string, what: string, done: (v: Volume) => boolean, failed: (v: Volume) => boolean = () => false): Promise<Volume> {
+    const deadline = Date.now() + this.timeoutMs;
+    let delay = 100;
+    for (;;) {
+      const v = await this.client.getVolume(id);
+      if (v === null) throw new StorageError('UNKNOWN_VOLUME', `volume ${id} disappeared while waiting for ${what}`, id);
+      if (done(v)) return v;
+      if (failed(v)) throw new StorageError('BACKEND_ERROR', `volume ${id} went to status ${v.status} while waiting for ${what}`, id);
+      if (Date.now() > deadline) throw new StorageError('BACKEND_ERROR', `timed out after ${this.options.operation_timeout_seconds} s waiting for ${what} of volume ${id} (status ${v.status})`, id);
+      await this.sleep(delay);
+      delay = Math.min(delay * 2, 2000);
+    }
+  }
+
+  async createVolume(datasetId: string, size: number, options: CreateVolumeOptions = {}): Promise<BlockDeviceVolume> {
+    const bytes = this.checkSize(size);
+    if (!datasetId) throw new StorageError('BACKEND_ERROR', 'a volume needs a dataset id');
+    const createToken = randomUUID();
+    const metadata: Record<string, string> = {
+      [META_CLUSTER]: this.options.cluster_id,
+      [META_DATASET]: datasetId,
+      [META_CREATE_TOKEN]: createToken,
+      ...(options.profile !== undefined ? { [META_PROFILE]: options.profile } : {}),
+    };
+    const volumeType = options.profile === undefined ? undefined : (this.options.profile_volume_types[options.profile] ?? options.profile);
+    let created: Volume | undefined;
+    try {
+      created = await this.client.createVolume({
+        size: bytes / GIB,
+        name: `flocker-${datasetId}`,
+        description: `Flocker dataset ${datasetId}`,
+        volumeType,
+        availabilityZone: this.options.availability_zone,
+        metadata,
+      });
+    } catch (e) {
+      const ambiguous = e instanceof OpenStackConnectionError ? e.ambiguous : e instanceof OpenStackHttpError && e.status >= 500;
+      if (!ambiguous) this.wrap(e, `creating a volume for dataset ${datasetId}`);
+      // The answer was lost: the volume may exist all the same. Find it by our token rather than leak it.
+      created = await this.findByCreateToken(createToken).catch(() => undefined);
+      if (created === undefined) this.wrap(e, `creating a volume for dataset ${datasetId}`);
+      this.logger.warn('adopting a volume whose create answer was lost', { blockdeviceId: created.id, datasetId });
+    }
+    const id = created.id;
+    try {
+      const ready = await this.waitFor(id, 'creation', (v) => v.status === 'available', (v) => v.status === 'error');
+      const volume = toBlockDeviceVolume(ready);
+      if (volume === null) throw new StorageError('BACKEND_ERROR', `volume ${id} lost its flocker metadata`, id);
+      this.logger.info('volume created', { blockdeviceId: id, datasetId, size: volume.size, profile: options.profile });
+      return volume;
+    } catch (e) {
+      // Never leave a half-made volume behind: whatever went wrong, delete it.
+      await this.client.deleteVolume(id).catch((undo: unknown) => this.logger.error('could not delete failed volume', { blockdeviceId: id, error: String(undo) }));
+      this.wrap(e, `creating volume ${id} for dataset ${datasetId}`, id);
+    }
+  }
+
+  private async findByCreateToken(token: string): Promise<Volume | undefined> {
+    const deadline = Date.now() + Math.min(this.timeoutMs, 30_000);
+    // The create may still be in flight on the server: look a few times.
+    for (let delay = 250; ; delay = Math.min(delay * 2, 4000)) {
+      const found = await this.client.listVolumes({ [META_CLUSTER]: this.options.cluster_id, [META_CREATE_TOKEN]: token });
+      if (found.length > 0) {
+        // Two with one token cannot come from us, but keep one and drop any extra.
+        for (const extra of found.slice(1)) await this.client.deleteVolume(extra.id).catch(() => undefined);
+        return found[0];
+      }
+      if (Date.now() > deadline) return undefined;
+      await this.sleep(delay);
+    }
+  }
+
+  async destroyVolume(blockdeviceId: string): Promise<void> {
+    const v = await this.ownVolume(blockdeviceId);
+    if (v.attachments.length > 0 || TAKEN_STATES.has(v.status)) {
+      throw new StorageError('VOLUME_ATTACHED', `volume ${blockdeviceId} is attached to ${holderOf(v) ?? '(an attachment in progress)'}; detach it before destroying it`, blockdeviceId);
+    }
+    try {
+      await this.client.deleteVolume(blockdeviceId);
+    } catch (e) {
+      if (e instanceof OpenStackHttpError && e.status === 400) {
+        const now = await this.client.getVolume(blockdeviceId).catch(() => null);
+        if (now !== null && (now.attachments.length > 0 || TAKEN_STATES.has(now.status))) {
+          throw new StorageError('VOLUME_ATTACHED', `volume ${blockdeviceId} was attached meanwhile: ${e.serviceMessage}`, blockdeviceId);
+        }
+      }
+      this.wrap(e, `deleting volume ${blockdeviceId}`, blockdeviceId);
+    }
+    // Wait until it is gone, so nobody lists a volume we said was destroyed.
+    try {
+      await this.waitFor(blockdeviceId, 'deletion', () => false, (x) => x.status === 'error_deleting');
+    } catch (e) {
+      if (e instanceof StorageError && e.code === 'UNKNOWN_VOLUME') {
+        this.logger.info('volume destroyed', { blockdeviceId });
+        return;
+      }
+      this.wrap(e, `deleting volume ${blockdeviceId}`, blockdeviceId);
+    }
+  }
+
+  async attachVolume(blockdeviceId: string, instanceId: string): Promise<BlockDeviceVolume> {
+    const v = await this.ownVolume(blockdeviceId);
+    if (v.attachments.length > 0 || TAKEN_STATES.has(v.status)) {
+      const holder = holderOf(v);
+      throw new StorageError('ALREADY_ATTACHED', `volume ${blockdeviceId} is already attached to ${holder === instanceId ? 'this instance ' : ''}${holder ?? '(an attachment in progress)'}`, blockdeviceId);
+    }
+    if (v.status !== 'available') throw new StorageError('BACKEND_ERROR', `volume ${blockdeviceId} cannot be attached in status ${v.status}`, blockdeviceId);
+    if (this.options.attach_mode === 'nova') await this.novaAttach(blockdeviceId, instanceId);
+    else await this.cinderAttach(blockdeviceId, instanceId);
+    const attached = await this.waitFor(
+      blockdeviceId,
+      'attachment',
+      (x) => x.status === 'in-use' && holderOf(x) !== null,
+      // In cinder mode the attachment is complete when we get here, so "available" means it was undone.
+      (x) => x.status === 'error_attaching' || (this.options.attach_mode === 'cinder' && x.status === 'available'),
+    );
+    const volume = toBlockDeviceVolume(attached);
+    if (volume === null) throw new StorageError('BACKEND_ERROR', `volume ${blockdeviceId} lost its flocker metadata`, blockdeviceId);
+    this.logger.info('volume attached', { blockdeviceId, instanceId, mode: this.options.attach_mode });
+    return volume;
+  }
+
+  private async novaAttach(blockdeviceId: string, instanceId: string): Promise<void> {
+    try {
+      await this.client.novaAttach(instanceId, blockdeviceId);
+    } catch (e) {
+      if (isAlreadyTakenError(e)) throw new StorageError('ALREADY_ATTACHED', `volume ${blockdeviceId} is already attached: ${(e as OpenStackHttpError).serviceMessage}`, blockdeviceId);
+      this.wrap(e, `attaching volume ${blockdeviceId} to server ${instanceId}`, blockdeviceId);
+    }
+  }
+
+  private async cinderAttach(blockdeviceId: string, instanceId: string): Promise<void> {
+    let attachmentId: string | undefined;
+    try {
+      const attachment = await this.client.createAttachment(blockdeviceId, null, this.connector(instanceId));
+      attachmentId = attachment.id;
+      // Only this host can make the device; another instance connects on its first getDevicePath.
+      if (instanceId === (await this.computeInstanceId())) {
+        if (!attachment.connection_info) throw new StorageError('BACKEND_ERROR', `Cinder gave no connection info for volume ${blockdeviceId}`, blockdeviceId);
+        const device = await this.connectorSide.connect(attachment.connection_info, blockdeviceId);
+        this.logger.info('volume connected', { blockdeviceId, device });
+      }
+      await this.client.completeAttachment(attachment.id);
+    } catch (e) {
+      if (attachmentId === undefined && isAlreadyTakenError(e)) {
+        throw new StorageError('ALREADY_ATTACHED', `volume ${blockdeviceId} is already attached: ${(e as OpenStackHttpError).serviceMessage}`, blockdeviceId);
+      }
+      await this.undoAttachment(blockdeviceId, attachmentId, e);
+      this.wrap(e, `attaching volume ${blockdeviceId} to ${instanceId}`, blockdeviceId);
+    }
+  }
+
+  /**
+   * After a failed attach: drop our attachment, including one Cinder made but
+   * could not finish (it leaves the volume reserved), so the volume is free again.
+   */
+  private async undoAttachment(blockdeviceId: string, attachmentId: string | undefined, failure: unknown): Promise<void> {
+    try {
+      if (attachmentId !== undefined) {
+        await this.client.deleteAttachment(attachmentId);
+        return;
+      }
+      // A refused reservation (4xx) made nothing. After a 5xx Cinder may have reserved the volume for us
+      // and failed later; only one reservation can exist on a non-multiattach volume, so a reserved one is ours.
+      if (failure instanceof OpenStackHttpError && failure.status < 500) return;
+      const reserved = (await this.client.listAttachments(blockdeviceId)).filter((a) => a.status === 'reserved');
+      for (const a of reserved) await this.client.deleteAttachment(a.id);
+    } catch (undo) {
+      this.logger.error('could not undo a failed attachment', { blockdeviceId, attachmentId, error: String(undo) });
+    }
+  }
+
+  async detachVolume(blockdeviceId: string, options: DetachOptions = {}): Promise<void> {
+    const v = await this.ownVolume(blockdeviceId);
+    const holder = holderOf(v);
+    if (holder === null) {
+      if (TAKEN_STATES.has(v.status)) throw new StorageError('BACKEND_ERROR', `volume ${blockdeviceId} is ${v.status}; try again when the attachment settles`, blockdeviceId);
+      throw new StorageError('UNATTACHED', `volume ${blockdeviceId} is not attached`, blockdeviceId);
+    }
+    const me = await this.computeInstanceId();
+    const force = options.force === true;
+    if (!force && holder !== me) {
+      throw new StorageError(
+        'NOT_ATTACHED_HERE',
+        `volume ${blockdeviceId} is attached to instance ${holder}, not to this instance ${me}; use force to detach it from a dead instance`,
+        blockdeviceId,
+      );
+    }
+    try {
+      if (this.options.attach_mode === 'nova') {
+        if (!force) await this.refuseIfNovaDeviceBusy(blockdeviceId);
+        await this.client.novaDetach(holder, blockdeviceId);
+      } else {
+        const attachments = await this.client.listAttachments(blockdeviceId);
+        for (const a of attachments) {
+          const full = a.connection_info ? a : await this.client.getAttachment(a.id);
+          // Our local device goes first (busy → DEVICE_BUSY before Cinder is told anything).
+          if (full?.connection_info) await this.connectorSide.disconnect(full.connection_info, blockdeviceId, force || holder !== me);
+        }
+        for (const a of attachments) await this.client.deleteAttachment(a.id);
+      }
+    } catch (e) {
+      this.wrap(e, `detaching volume ${blockdeviceId}`, blockdeviceId);
+    }
+    try {
+      await this.waitFor(blockdeviceId, 'detachment', (x) => x.status === 'available' && x.attachments.length === 0, (x) => x.status === 'error_detaching');
+    } catch (e) {
+      this.wrap(e, `detaching volume ${blockdeviceId}`, blockdeviceId);
+    }
+    this.logger.info('volume detached', { blockdeviceId, from: holder, force });
+  }
+
+  async listVolumes(): Promise<BlockDeviceVolume[]> {
+    let volumes: Volume[];
+    try {
+      volumes = await this.client.listVolumes({ [META_CLUSTER]: this.options.cluster_id });
+    } catch (e) {
+      this.wrap(e, 'listing volumes');
+    }
+    return volumes
+      .filter((v) => v.status !== 'deleting')
+      .map(toBlockDeviceVolume)
+      .filter((v): v is BlockDeviceVolume => v !== null);
+  }
+
+  async getDevicePath(blockdeviceId: string): Promise<string> {
+    const v = await this.ownVolume(blockdeviceId);
+    const holder = holderOf(v);
+    if (holder === null) throw new StorageError('UNATTACHED', `volume ${blockdeviceId} is not attached`, blockdeviceId);
+    const me = await this.computeInstanceId();
+    if (holder !== me) throw new StorageError('NOT_ATTACHED_HERE', `volume ${blockdeviceId} is attached to instance ${holder}, not to this instance ${me}`, blockdeviceId);
+    if (this.options.attach_mode === 'nova') return this.novaDevicePath(blockdeviceId);
+    const attachmentId = v.attachments[0]?.attachment_id;
+    try {
+      const attachment = attachmentId ? await this.client.getAttachment(attachmentId) : null;
+      if (!attachment?.connection_info) throw new StorageError('BACKEND_ERROR', `Cinder has no connection info for the attachment of volume ${blockdeviceId}`, blockdeviceId);
+      // Connects if needed: after a reboot or crash the local device is re-created here.
+      return await this.connectorSide.connect(attachment.connection_info, blockdeviceId);
+    } catch (e) {
+      this.wrap(e, `finding the device of volume ${blockdeviceId}`, blockdeviceId);
+    }
+  }
+
+  /** Nova exposes the volume id (first 20 characters) as the virtio serial. */
+  private async novaDevicePath(blockdeviceId: string): Promise<string> {
+    const deadline = Date.now() + Math.min(this.timeoutMs, 60_000);
+    const names = [`virtio-${blockdeviceId.slice(0, 20)}`, `scsi-0QEMU_QEMU_HARDDISK_${blockdeviceId.slice(0, 20)}`, `nvme-OpenStack_Nova_${blockdeviceId}`];
+    for (;;) {
+      for (const name of names) {
+        const link = `/dev/disk/by-id/${name}`;
+        const real = await fs.realpath(link).catch(() => null);
+        if (real !== null) return real;
+      }
+      // udev may not have made the link yet right after the attach.
+      if (Date.now() > deadline) throw new StorageError('BACKEND_ERROR', `volume ${blockdeviceId} is attached here, but no /dev/disk/by-id link names it`, blockdeviceId);
+      await this.sleep(500);
+    }
+  }
+
+  private async refuseIfNovaDeviceBusy(blockdeviceId: string): Promise<void> {
+    const device = await this.novaDevicePath(blockdeviceId).catch(() => null);
+    if (device !== null && (await isDeviceBusy(device))) {
+      throw new StorageError('DEVICE_BUSY', `volume ${blockdeviceId} is in use on ${device}; unmount it before detaching`, blockdeviceId);
+    }
+  }
+
+  async resizeVolume(blockdeviceId: string, size: number): Promise<BlockDeviceVolume> {
+    const bytes = this.checkSize(size);
+    const v = await this.ownVolume(blockdeviceId);
+    const newGiB = bytes / GIB;
+    const current = toBlockDeviceVolume(v);
+    if (current === null) throw new StorageError('UNKNOWN_VOLUME', `no volume ${blockdeviceId}`, blockdeviceId);
+    if (newGiB === v.size) return current;
+    if (newGiB < v.size) throw new StorageError('INVALID_SIZE', `volume ${blockdeviceId} is ${v.size} GiB; Cinder cannot shrink it to ${newGiB} GiB`, blockdeviceId);
+    const holder = holderOf(v);
+    if (holder !== null && this.options.extend_attached === 'reattach') {
+      // The backend cannot grow in-use volumes (e.g. NFS): detach, grow, attach again.
+      await this.detachVolume(blockdeviceId);
+      await this.extend(blockdeviceId, newGiB, 'available');
+      return this.attachVolume(blockdeviceId, holder);
+    }
+    const grown = await this.extend(blockdeviceId, newGiB, holder === null ? 'available' : 'in-use');
+    if (holder !== null && holder === (await this.computeInstanceId()) && this.options.attach_mode === 'cinder') await this.refreshLocalDevice(blockdeviceId);
+    const volume = toBlockDeviceVolume(grown);
+    if (volume === null) throw new StorageError('BACKEND_ERROR', `volume ${blockdeviceId} lost its flocker metadata`, blockdeviceId);
+    return volume;
+  }
+
+  private async extend(blockdeviceId: string, newGiB: number, settled: string): Promise<Volume> {
+    try {
+      await this.client.extendVolume(blockdeviceId, newGiB);
+      return await this.waitFor(blockdeviceId, 'extension', (x) => x.status === settled && x.size >= newGiB, (x) => x.status.startsWith('error'));
+    } catch (e) {
+      this.wrap(e, `extending volume ${blockdeviceId} to ${newGiB} GiB`, blockdeviceId);
+    }
+  }
+
+  /** A loop device keeps its old size until told to re-read the file's. */
+  private async refreshLocalDevice(blockdeviceId: string): Promise<void> {
+    const v = await this.ownVolume(blockdeviceId);
+    const attachmentId = v.attachments[0]?.attachment_id;
+    const attachment = attachmentId ? await this.client.getAttachment(attachmentId) : null;
+    if (!attachment?.connection_info) return;
+    const device = await this.connectorSide.connectedDevice(attachment.connection_info, blockdeviceId);
+    if (device !== null && /^\/dev\/loop\d+$/.test(device)) await refreshLoopCapacity(this.exec, device, blockdeviceId);
+  }
+}
+
+/** The Nova server UUID from the metadata service (config drive not read). */
+async function novaInstanceIdFromMetadataService(http: JsonHttp): Promise<string> {
+  const res = await http.request('GET', 'http://169.254.169.254/openstack/latest/meta_data.json');
+  const parsed = z.object({ uuid: z.string() }).safeParse(res.body);
+  const uuid = parsed.success ? parsed.data.uuid : undefined;
+  if (uuid === undefined || !isUuid(uuid)) throw new StorageError('BACKEND_ERROR', 'the metadata service gave no instance uuid; set instance_id in agent.yml');
+  return uuid;
+}

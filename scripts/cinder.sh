@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# A real OpenStack Cinder (from PyPI) on 127.0.0.1 for the CinderDriver tests.
+#
+#   scripts/cinder.sh install   # venv + cinder + OS packages (idempotent)
+#   scripts/cinder.sh start     # installs if needed, starts; prints the API URL
+#   scripts/cinder.sh stop      # stops it; keeps state (volumes, database)
+#   scripts/cinder.sh purge     # stops it and removes all state
+#   scripts/cinder.sh status    # exit 0 when the API answers
+#
+# Environment: CINDER_PORT (default 18776), CINDER_STATE (default .tools/cinder-state),
+# CINDER_VERSION (default 27.0.0, the 2025.2 release; installs on Python 3.11).
+# Every state directory is an independent Cinder (tests use a temporary one and
+# a free port, so concurrent test runs do not stop each other's Cinder); the
+# venv is shared.
+#
+# What runs, and why this way (this machine is a container without device-mapper,
+# SCSI or iSCSI in its kernel, so neither the LVM driver nor an iSCSI target can work):
+# - cinder-api, cinder-scheduler and cinder-volume run as services of ONE process
+#   (oslo.service ServiceLauncher, as the old cinder-all did) so that oslo.messaging's
+#   in-process `fake://` transport connects them; no RabbitMQ needed.
+# - The backend is Cinder's real NFS driver (NfsDriver). Its "share" is a local
+#   directory bind-mounted where the driver would mount the export, so volumes are
+#   sparse raw files; the host side (CinderDriver's connector) attaches the file of an
+#   attached volume as a loop device, as a bare-metal NFS client would.
+# - auth_strategy = noauth (X-Auth-Token "user:project"), SQLite database.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PORT="${CINDER_PORT:-18776}"
+STATE="${CINDER_STATE:-$ROOT/.tools/cinder-state}"
+VENV="${CINDER_VENV:-$ROOT/.tools/cinder-venv}"
+VERSION="${CINDER_VERSION:-27.0.0}"
+SHARE="127.0.0.1:/flocker-cinder"
+PYTHON="${CINDER_PYTHON:-}"
+
+log() { echo "cinder.sh: $*" >&2; }
+
+find_python() {
+  if [ -n "$PYTHON" ]; then echo "$PYTHON"; return; fi
+  for p in python3.11 python3.12 python3.10 python3; do
+    if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import sys, venv; sys.exit(0 if (3, 10) <= sys.version_info[:2] < (3, 13) else 1)' 2>/dev/null; then
+      command -v "$p"; return
+    fi
+  done
+  log "needs Python 3.10-3.12 with venv"; exit 1
+}
+
+install() {
+  # Concurrent test runs share the venv: one installer at a time.
+  mkdir -p "$(dirname "$VENV")"
+  exec 9>"$VENV.lock"
+  flock 9
+  install_locked
+  flock -u 9
+}
+
+install_locked() {
+  local missing=()
+  command -v qemu-img >/dev/null 2>&1 || missing+=(qemu-utils)
+  [ -x /sbin/mount.nfs ] || [ -x /usr/sbin/mount.nfs ] || missing+=(nfs-common)
+  command -v losetup >/dev/null 2>&1 || missing+=(mount)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
+      { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
+  fi
+  if [ -x "$VENV/bin/cinder-manage" ] && [ "$(cat "$VENV/.cinder-version" 2>/dev/null)" = "$VERSION" ]; then return; fi
+  log "installing cinder==$VERSION into $VENV (a few minutes, once)"
+  rm -rf "$VENV"
+  "$(find_python)" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "cinder==$VERSION"
+  echo "$VERSION" > "$VENV/.cinder-version"
+}
+
+mount_point() { echo "$STATE/mnt/$(printf '%s' "$SHARE" | md5sum | cut -d' ' -f1)"; }
+
+write_config() {
+  mkdir -p "$STATE/share" "$STATE/lock" "$STATE/mnt" "$STATE/coordination"
+  echo "$SHARE" > "$STATE/nfs_shares"
+  cat > "$STATE/cinder.conf" <<EOF
+[DEFAULT]
+auth_strategy = noauth
+transport_url = fake://
+host = flocker-cinder
+state_path = $STATE
+my_ip = 127.0.0.1
+osapi_volume_listen = 127.0.0.1
+osapi_volume_listen_port = $PORT
+osapi_volume_workers = 1
+api_paste_config = $VENV/etc/cinder/api-paste.ini
+resource_query_filters_file = $VENV/etc/cinder/resource_filters.json
+rootwrap_config = $VENV/etc/cinder/rootwrap.conf
+enabled_backends = nfs
+# Tests create many volumes in one project.
+quota_volumes = -1
+quota_gigabytes = -1
+quota_snapshots = -1
+quota_backups = -1
+log_file = $STATE/cinder.log
+debug = false
+# One process: no periodic wake-ups that would keep it busy.
+periodic_interval = 10
+report_interval = 5
+service_down_time = 60
+[database]
+connection = sqlite:///$STATE/cinder.sqlite
+[oslo_concurrency]
+lock_path = $STATE/lock
+# We run as root without sudo: start the privsep daemons directly.
+[cinder_sys_admin]
+helper_command = $VENV/bin/privsep-helper --config-file $STATE/cinder.conf
+[privsep_osbrick]
+helper_command = $VENV/bin/privsep-helper --config-file $STATE/cinder.conf
+[coordination]
+backend_url = file://$STATE/coordination
+[nfs]
+volume_driver = cinder.volume.drivers.nfs.NfsDriver
+volume_backend_name = nfs
+nfs_shares_config = $STATE/nfs_shares
+nfs_mount_point_base = $STATE/mnt
+nfs_sparsed_volumes = true
+nfs_snapshot_support = false
+nas_secure_file_operations = false
+nas_secure_file_permissions = false
+EOF
+  # All services in one process, so the fake:// transport reaches each of them.
+  cat > "$STATE/cinder-all.py" <<'EOF'
+import eventlet
+eventlet.monkey_patch()
+import __original_module_threading as orig_threading  # noqa
+import threading  # noqa
+orig_threading.current_thread.__globals__['_active'] = threading._active
+
+import shlex
+import sys
+
+from oslo_config import cfg
+from oslo_log import log as logging
+from oslo_privsep import priv_context
+from oslo_service import service as oslo_service
+import os_brick
+
+from cinder import i18n
+i18n.enable_lazy()
+from cinder.common import config
+from cinder.common import constants
+from cinder import coordination
+from cinder import objects
+from cinder import rpc
+from cinder import service
+from cinder import utils
+from cinder import version
+
+CONF = cfg.CONF
+
+
+def main():
+    objects.register_all()
+    CONF(sys.argv[1:], project='cinder', version=version.version_string())
+    config.set_middleware_defaults()
+    logging.setup(CONF, 'cinder')
+    priv_context.init(root_helper=shlex.split(utils.get_root_helper()))
+    os_brick.setup(CONF)
+    coordination.COORDINATOR.start()
+    rpc.init(CONF)
+    launcher = oslo_service.ServiceLauncher(CONF)
+    launcher.launch_service(service.Service.create(binary=constants.SCHEDULER_BINARY))
+    launcher.launch_service(service.Service.create(
+        host='%s@nfs' % CONF.host, service_name='nfs', binary=constants.VOLUME_BINARY, coordination=True))
+    launcher.launch_service(service.WSGIService('osapi_volume'))
+    launcher.wait()
+
+
+if __name__ == '__main__':
+    main()
+EOF
+}
+
+api_up() { curl -fsS -o /dev/null -H 'X-Auth-Token: admin:admin' "http://127.0.0.1:$PORT/v3/types" 2>/dev/null; }
+
+# The volume service is up once the scheduler knows its capacity (pools listed).
+backend_up() {
+  curl -fsS -H 'X-Auth-Token: admin:admin' "http://127.0.0.1:$PORT/v3/scheduler-stats/get_pools" 2>/dev/null | grep -q '"name"'
+}
+
+running_pid() {
+  local pid
+  pid="$(cat "$STATE/cinder.pid" 2>/dev/null)" || return 1
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -q cinder-all "/proc/$pid/cmdline" 2>/dev/null && echo "$pid"
+}
+
+# The database seeds the default quota class with 10 volumes; tests need more.
+unlimited_quotas() {
+  curl -fsS -o /dev/null -X PUT -H 'X-Auth-Token: admin:admin' -H 'Content-Type: application/json' \
+    -d '{"quota_class_set": {"volumes": -1, "gigabytes": -1, "snapshots": -1, "backups": -1, "backup_gigabytes": -1, "per_volume_gigabytes": -1}}' \
+    "http://127.0.0.1:$PORT/v3/os-quota-class-sets/default"
+}
+
+start() {
+  install
+  if running_pid >/dev/null && api_up && backend_up; then echo "http://127.0.0.1:$PORT/v3"; return; fi
+  stop_process
+  write_config
+  local mp; mp="$(mount_point)"
+  mkdir -p "$mp"
+  mountpoint -q "$mp" || mount --bind "$STATE/share" "$mp"
+  if [ ! -f "$STATE/cinder.sqlite" ] || [ "$(cat "$STATE/.db-version" 2>/dev/null)" != "$VERSION" ]; then
+    log "creating the database"
+    rm -f "$STATE/cinder.sqlite"
+    "$VENV/bin/cinder-manage" --config-file "$STATE/cinder.conf" db sync >>"$STATE/cinder.log" 2>&1
+    echo "$VERSION" > "$STATE/.db-version"
+  fi
+  PYTHONWARNINGS=ignore setsid "$VENV/bin/python" "$STATE/cinder-all.py" --config-file "$STATE/cinder.conf" >>"$STATE/cinder.out" 2>&1 < /dev/null &
+  echo $! > "$STATE/cinder.pid"
+  local i
+  for i in $(seq 1 240); do
+    if api_up && backend_up; then unlimited_quotas; echo "http://127.0.0.1:$PORT/v3"; return; fi
+    if ! kill -0 "$(cat "$STATE/cinder.pid")" 2>/dev/null; then log "cinder exited; see $STATE/cinder.log and $STATE/cinder.out"; tail -20 "$STATE/cinder.out" >&2; exit 1; fi
+    sleep 0.5
+  done
+  log "cinder did not come up in 120 s; see $STATE/cinder.log"; exit 1
+}
+
+stop_process() {
+  local pid i
+  pid="$(running_pid)" || { rm -f "$STATE/cinder.pid"; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$STATE/cinder.pid"
+}
+
+stop() {
+  stop_process
+  local mp; mp="$(mount_point)"
+  if mountpoint -q "$mp" 2>/dev/null; then umount "$mp" || umount -l "$mp"; fi
+}
+
+purge() {
+  stop
+  # Loop devices left on volume files would keep the space; drop them.
+  local dev file
+  while read -r dev file; do
+    case "$file" in "$STATE"/*) losetup -d "$dev" 2>/dev/null || true ;; esac
+  done < <(losetup --list --noheadings --raw --output NAME,BACK-FILE 2>/dev/null || true)
+  rm -rf "$STATE"
+}
+
+case "${1:-}" in
+  install) install ;;
+  start) start ;;
+  stop) stop ;;
+  purge) purge ;;
+  status) api_up && backend_up ;;
+  share-path) echo "$STATE/share" ;;
+  *) echo "usage: $0 install|start|stop|purge|status|share-path" >&2; exit 2 ;;
+esac
