@@ -259,6 +259,15 @@ describe('flocker-dataset-agent with the loopback backend', () => {
     }
     await expectNoDuplicates();
 
+    // Crash right after growing: the volume keeps its new size, stays mounted, keeps its data.
+    const grown = onA['mount']!;
+    await crashAfter('resize', async () => {
+      await client.updateDataset(grown, { maximum_size: 128 * MiB });
+    });
+    await waitFor('the grown volume', async () => (await poolVolumes(grown))[0]?.size === 128 * MiB);
+    await waitMountedOn('a', grown);
+    expect(readFileSync(join(mountPath('a', grown), 'data.txt'), 'utf8')).toBe('dataset crashed after mount\n');
+
     // Crash right after destroying: nothing comes back.
     const doomed = onA['format']!;
     const [doomedVolume] = await poolVolumes(doomed);

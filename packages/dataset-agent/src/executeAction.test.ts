@@ -1,0 +1,58 @@
+import { executeAction, type ExecutionContext } from './executeAction';
+import { FakeDriver, FakeHost } from './fakes';
+
+const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+const MiB = 1024 * 1024;
+
+function ctx(): ExecutionContext & { driver: FakeDriver; host: FakeHost } {
+  return { driver: new FakeDriver(), host: new FakeHost(), instanceId: 'i-me' };
+}
+
+describe('executeAction: every action is idempotent', () => {
+  it('create never makes a second volume for a dataset', async () => {
+    const c = ctx();
+    await executeAction({ kind: 'create', datasetId: DS, size: 64 * MiB }, c);
+    await executeAction({ kind: 'create', datasetId: DS, size: 64 * MiB }, c);
+    expect(c.driver.volumes.size).toBe(1);
+  });
+
+  it('attach of a volume already attached here is done; attached elsewhere is an error', async () => {
+    const c = ctx();
+    const v = await c.driver.createVolume(DS, 64 * MiB);
+    await executeAction({ kind: 'attach', datasetId: DS, blockdeviceId: v.blockdeviceId }, c);
+    await executeAction({ kind: 'attach', datasetId: DS, blockdeviceId: v.blockdeviceId }, c);
+    expect(c.driver.volumes.get(v.blockdeviceId)?.attachedTo).toBe('i-me');
+    await expect(
+      executeAction({ kind: 'attach', datasetId: DS, blockdeviceId: v.blockdeviceId }, { ...c, instanceId: 'i-other' }),
+    ).rejects.toMatchObject({ code: 'ALREADY_ATTACHED' });
+  });
+
+  it('format never touches a device that has a filesystem', async () => {
+    const c = ctx();
+    await executeAction({ kind: 'format', datasetId: DS, blockdeviceId: 'v', devicePath: '/dev/x' }, c);
+    await executeAction({ kind: 'format', datasetId: DS, blockdeviceId: 'v', devicePath: '/dev/x' }, c);
+    expect([...c.host.formatted]).toEqual(['/dev/x']);
+  });
+
+  it('mount twice mounts once; unmount of nothing is done', async () => {
+    const c = ctx();
+    const mount = { kind: 'mount', datasetId: DS, blockdeviceId: 'v', devicePath: '/dev/x', mountPath: `/flocker/${DS}`, size: 64 * MiB } as const;
+    await executeAction(mount, c);
+    await executeAction(mount, c);
+    expect(c.host.mounts).toHaveLength(1);
+    const unmount = { kind: 'unmount', datasetId: DS, blockdeviceId: 'v', mountPath: `/flocker/${DS}` } as const;
+    await executeAction(unmount, c);
+    await executeAction(unmount, c);
+    expect(c.host.mounts).toHaveLength(0);
+  });
+
+  it('detach and destroy of what is already gone are done', async () => {
+    const c = ctx();
+    const v = await c.driver.createVolume(DS, 64 * MiB);
+    await c.driver.attachVolume(v.blockdeviceId, 'i-me');
+    await executeAction({ kind: 'detach', datasetId: DS, blockdeviceId: v.blockdeviceId }, c);
+    await executeAction({ kind: 'detach', datasetId: DS, blockdeviceId: v.blockdeviceId }, c);
+    await executeAction({ kind: 'destroy', datasetId: DS, blockdeviceId: v.blockdeviceId, detachFirst: true }, c);
+    expect(c.driver.volumes.size).toBe(0);
+  });
+});

@@ -1,0 +1,120 @@
+/** In-memory driver, host and control service for tests of the agent. */
+import type { ClusterSnapshot, NodeReport } from '@flocker/api';
+import { StorageError, type BlockDeviceApi, type BlockDeviceVolume } from '@flocker/storage-drivers';
+import type { ControlChannel } from './DatasetAgent';
+import type { HostMount, HostOps } from './HostOps';
+
+const MiB = 1024 * 1024;
+
+export class FakeDriver implements BlockDeviceApi {
+  readonly backend = 'fake';
+  readonly volumes = new Map<string, BlockDeviceVolume>();
+  private next = 0;
+  allocationUnit(): number {
+    return MiB;
+  }
+  async computeInstanceId(): Promise<string> {
+    return 'i-me';
+  }
+  async createVolume(datasetId: string, size: number): Promise<BlockDeviceVolume> {
+    const v = { blockdeviceId: `vol-${this.next++}`, datasetId, size, attachedTo: null };
+    this.volumes.set(v.blockdeviceId, v);
+    return v;
+  }
+  async destroyVolume(id: string): Promise<void> {
+    if (!this.volumes.has(id)) throw new StorageError('UNKNOWN_VOLUME', `no volume ${id}`);
+    this.volumes.delete(id);
+  }
+  async attachVolume(id: string, instanceId: string): Promise<BlockDeviceVolume> {
+    const v = this.volumes.get(id)!;
+    if (v.attachedTo !== null) throw new StorageError('ALREADY_ATTACHED', 'attached');
+    const a = { ...v, attachedTo: instanceId };
+    this.volumes.set(id, a);
+    return a;
+  }
+  async detachVolume(id: string): Promise<void> {
+    const v = this.volumes.get(id);
+    if (v === undefined) throw new StorageError('UNKNOWN_VOLUME', `no volume ${id}`);
+    if (v.attachedTo === null) throw new StorageError('UNATTACHED', 'unattached');
+    this.volumes.set(id, { ...v, attachedTo: null });
+  }
+  async listVolumes(): Promise<BlockDeviceVolume[]> {
+    return [...this.volumes.values()];
+  }
+  async getDevicePath(id: string): Promise<string> {
+    return `/dev/fake/${id}`;
+  }
+}
+
+export class FakeHost implements HostOps {
+  readonly formatted = new Set<string>();
+  mounts: HostMount[] = [];
+  failMounts = 0;
+  async listMounts(): Promise<HostMount[]> {
+    return [...this.mounts];
+  }
+  async deviceNumber(): Promise<string | null> {
+    return null;
+  }
+  async hasFilesystem(device: string): Promise<boolean> {
+    return this.formatted.has(device);
+  }
+  async makeFilesystem(device: string): Promise<void> {
+    if (this.formatted.has(device)) throw new StorageError('FILESYSTEM_EXISTS', 'exists');
+    this.formatted.add(device);
+  }
+  async mkdirp(): Promise<void> {}
+  async mount(device: string, mountPoint: string): Promise<void> {
+    if (this.failMounts > 0) {
+      this.failMounts--;
+      throw new StorageError('BACKEND_ERROR', 'mount: no luck');
+    }
+    this.mounts.push({ device, mountPoint, majorMinor: '0:0' });
+  }
+  async unmount(mountPoint: string): Promise<void> {
+    this.mounts = this.mounts.filter((m) => m.mountPoint !== mountPoint);
+  }
+  async resizeFilesystem(): Promise<void> {}
+  async filesystemSize(): Promise<number | null> {
+    return null;
+  }
+  async growUnmountedFilesystem(): Promise<void> {}
+}
+
+/** A control service in memory: long-polls resolve when the generation moves. */
+export class FakeControl implements ControlChannel {
+  reports: NodeReport[] = [];
+  private generation = 1;
+  private datasets: ClusterSnapshot['datasets'] = [];
+  private waiters: Array<() => void> = [];
+  setDatasets(d: ClusterSnapshot['datasets']): void {
+    this.datasets = d;
+    this.bump();
+  }
+  private bump(): void {
+    this.generation++;
+    for (const w of this.waiters.splice(0)) w();
+  }
+  private snapshot(): ClusterSnapshot {
+    return { generation: String(this.generation), configuration_tag: 't', datasets: this.datasets, leases: [], nodes: [] };
+  }
+  async reportNodeState(report: NodeReport): Promise<unknown> {
+    this.reports.push(report);
+    this.bump();
+    return { generation: String(this.generation) };
+  }
+  waitForCluster(since?: string, timeoutMs = 1000): Promise<ClusterSnapshot> {
+    if (since !== String(this.generation)) return Promise.resolve(this.snapshot());
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(this.snapshot()), Math.min(timeoutMs, 200));
+      this.waiters.push(() => {
+        clearTimeout(t);
+        resolve(this.snapshot());
+      });
+    });
+  }
+  last(): NodeReport | undefined {
+    return this.reports[this.reports.length - 1];
+  }
+}
+
