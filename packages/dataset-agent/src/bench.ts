@@ -158,7 +158,7 @@ async function main(): Promise<void> {
 
     const create = stats(apiCreate);
     const rawStats = stats(raw);
-    const result = {
+    const result: BenchResult & { when: string } = {
       when: new Date().toISOString(),
       runs: argv.runs,
       createMounted1GiB: { api: create, raw: rawStats, ratioMedian: Math.round((create.median / rawStats.median) * 100) / 100, target: 2 },
@@ -166,7 +166,7 @@ async function main(): Promise<void> {
       converge: { datasets: argv.many, sizeBytes: 64 * 1024 * 1024, concurrency: argv.concurrency, createdToAllMountedMs: Math.round(convergeMs), deletedToAllGoneMs: Math.round(deleteManyMs) },
     };
     writeFileSync(argv.out, JSON.stringify(result, null, 2) + '\n');
-    process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+    process.stdout.write(markdown(result));
   } finally {
     for (const p of procs.reverse()) {
       if (p.exitCode === null && p.signalCode === null) {
@@ -176,6 +176,33 @@ async function main(): Promise<void> {
     }
     cleanup(dir);
   }
+}
+
+interface BenchResult {
+  runs: number;
+  createMounted1GiB: { api: Stats; raw: Stats; ratioMedian: number; target: number };
+  delete1GiB: Stats;
+  converge: { datasets: number; sizeBytes: number; concurrency: number; createdToAllMountedMs: number; deletedToAllGoneMs: number };
+}
+
+/** The section scripts/bench.sh puts into BENCHMARKS.md. */
+function markdown(r: BenchResult): string {
+  const c = r.createMounted1GiB;
+  return [
+    `One node, loopback backend, ${r.runs} runs. "API" = POST /v1/configuration/datasets until the agent reports it mounted;`,
+    '"raw" = `truncate` + `losetup` + `mkfs.ext4` + `mount` of a 1 GiB file in the same run.',
+    '',
+    '| measurement | median (ms) | p99 (ms) |',
+    '|---|---|---|',
+    `| create → mounted, 1 GiB, through the API | ${c.api.median} | ${c.api.p99} |`,
+    `| raw sequence | ${c.raw.median} | ${c.raw.p99} |`,
+    `| **ratio API / raw (median)** | **${c.ratioMedian}** (target ≤ ${c.target}) | |`,
+    `| delete → volume gone | ${r.delete1GiB.median} | ${r.delete1GiB.p99} |`,
+    '',
+    `${r.converge.datasets} datasets created at once (64 MiB, agent concurrency ${r.converge.concurrency}): all mounted after ` +
+      `${r.converge.createdToAllMountedMs} ms; all deleted and gone after ${r.converge.deletedToAllGoneMs} ms.`,
+    '',
+  ].join('\n');
 }
 
 /** Unmounts and detaches everything of this run, then removes its directory. */
