@@ -1,9 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import winston from 'winston';
 import { FlockerApiError, FlockerClient, type NodeReport } from '@flocker/api';
-import { FileConfigurationStore } from './ConfigurationStore';
+import { FileConfigurationStore, MemoryConfigurationStore } from './ConfigurationStore';
 import { buildOpenApi, openApiPath } from './openapi';
 import { routes } from './routes';
 import { type ControlService, startControlService } from './server';
@@ -273,5 +274,41 @@ describe('per-node snapshots', () => {
       await svc.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('server limits', () => {
+  let svc: ControlService;
+  beforeAll(async () => {
+    svc = await startControlService({
+      port: 0,
+      host: '127.0.0.1',
+      store: new MemoryConfigurationStore(),
+      logger: silent,
+      limits: { headersTimeoutMs: 300, requestTimeoutMs: 400, checkIntervalMs: 50 },
+    });
+  });
+  afterAll(() => svc.close());
+
+  it('cuts off a client that drips its headers (slow loris)', async () => {
+    const socket = connect(svc.port, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write('GET /v1/version HTTP/1.1\r\nHost: x\r\n');
+    const drip = setInterval(() => socket.write('X-Slow: 1\r\n'), 50);
+    const started = Date.now();
+    let answer = '';
+    socket.on('data', (c: Buffer) => (answer += c.toString()));
+    await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    clearInterval(drip);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(answer).toMatch(/^HTTP\/1\.1 408/);
+  });
+
+  it('a long-poll may wait longer than the request timeout', async () => {
+    const client = new FlockerClient({ baseUrl: svc.url });
+    const snap = await client.waitForCluster();
+    const t = Date.now();
+    expect((await client.waitForCluster(snap.generation, 900)).generation).toBe(snap.generation);
+    expect(Date.now() - t).toBeGreaterThanOrEqual(850);
   });
 });

@@ -1,6 +1,6 @@
 /** Express wiring: body parsing, the route table, error mapping; and startControlService. */
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import winston, { type Logger } from 'winston';
 import { z } from 'zod';
@@ -13,6 +13,30 @@ import { type Reply, routes } from './routes';
 import { Views } from './Views';
 
 export const DEFAULT_PORT = 4523;
+
+export interface ServerLimits {
+  /** Time to receive a request's headers: a client dripping them (slow loris) is cut off. */
+  headersTimeoutMs: number;
+  /** Time to receive a whole request (headers and body); a long-poll's wait is not part of it. */
+  requestTimeoutMs: number;
+  /** How long an idle keep-alive connection stays open between requests. */
+  keepAliveTimeoutMs: number;
+  /** How often the limits above are enforced. */
+  checkIntervalMs: number;
+  /** Open connections beyond this are refused (each costs memory). */
+  maxConnections: number;
+  maxHeaderBytes: number;
+}
+
+export const DEFAULT_LIMITS: ServerLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  // Longer than an agent's longest wait (60 s), so a connection between polls is never cut mid-way.
+  keepAliveTimeoutMs: 65_000,
+  checkIntervalMs: 1_000,
+  maxConnections: 10_000,
+  maxHeaderBytes: 16 * 1024,
+};
 export const MAX_BODY_BYTES = 1024 * 1024;
 
 export interface ControlServiceOptions {
@@ -28,6 +52,8 @@ export interface ControlServiceOptions {
   nodeTimeoutSeconds?: number;
   logLevel?: string;
   logger?: Logger;
+  /** Limits against slow or idle clients; see DEFAULT_LIMITS. */
+  limits?: Partial<ServerLimits>;
   now?: () => number;
 }
 
@@ -169,14 +195,25 @@ export async function startControlService(options: ControlServiceOptions = {}): 
   });
   const app = createApp(state, logger);
   const host = options.host ?? '0.0.0.0';
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(options.port ?? DEFAULT_PORT, host, (err?: Error) => (err ? reject(err) : resolve(s)));
-    s.once('error', reject);
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const server: Server = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      connectionsCheckingInterval: limits.checkIntervalMs,
+      maxHeaderSize: limits.maxHeaderBytes,
+    },
+    app,
+  );
+  server.maxConnections = limits.maxConnections;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? DEFAULT_PORT, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
-  // Long-polls may last a minute; don't let Node's defaults cut them.
-  server.requestTimeout = 0;
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
   const port = (server.address() as AddressInfo).port;
   const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   logger.info('control service listening', { host, port, configuration: state.configurationTag });
