@@ -11,7 +11,10 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { makeFilesystem, mount, unmount } from '../blockdev';
 import { blockDeviceApiContract, expectStorageError } from '../contract';
+import { execFileExec } from '../exec';
+import { findLoopDevices } from '../losetup';
 import { CinderDriver, META_CLUSTER, META_CREATE_TOKEN, META_DATASET } from './CinderDriver';
 import { JsonHttp } from './http';
 import { NoAuthTokenSource } from './keystone';
@@ -53,6 +56,11 @@ async function startCinder(): Promise<string> {
     return (await cinderSh('start')).split('\n').pop() ?? '';
   })();
   return cinderUrl;
+}
+
+/** The directory holding the NFS backend's volume files. */
+async function shareDir(): Promise<string> {
+  return cinderSh('share-path');
 }
 
 async function stopCinder(): Promise<void> {
@@ -164,6 +172,45 @@ describe('CinderDriver against real Cinder: beyond the contract', () => {
     await a.detachVolume(v.blockdeviceId, { force: true });
     expect((await raw.getVolume(v.blockdeviceId))?.status).toBe('available');
     expect(await raw.listAttachments(v.blockdeviceId)).toEqual([]);
+    await a.destroyVolume(v.blockdeviceId);
+  });
+
+  it('refuses to detach a mounted device with DEVICE_BUSY, and detaches once unmounted', async () => {
+    const v = await a.createVolume(randomUUID(), 1);
+    await a.attachVolume(v.blockdeviceId, await a.computeInstanceId());
+    const device = await a.getDevicePath(v.blockdeviceId);
+    const mnt = await fs.mkdtemp(path.join(os.tmpdir(), 'flocker-cinder-mnt-'));
+    await makeFilesystem(device, { type: 'ext4' });
+    await mount(device, mnt, { fstype: 'ext4' });
+    try {
+      await expectStorageError(a.detachVolume(v.blockdeviceId), 'DEVICE_BUSY');
+      expect((await raw.getVolume(v.blockdeviceId))?.status).toBe('in-use');
+    } finally {
+      await unmount(mnt);
+      await fs.rm(mnt, { recursive: true, force: true });
+    }
+    await a.detachVolume(v.blockdeviceId);
+    expect(await findLoopDevices(execFileExec, path.join(await shareDir(), `volume-${v.blockdeviceId}`))).toEqual([]);
+    await a.destroyVolume(v.blockdeviceId);
+  });
+
+  it('re-creates a lost local device on getDevicePath (after a crash or reboot), with the data intact', async () => {
+    const v = await a.createVolume(randomUUID(), 1);
+    await a.attachVolume(v.blockdeviceId, await a.computeInstanceId());
+    const device = await a.getDevicePath(v.blockdeviceId);
+    await fs.writeFile(device, 'survives', { flag: 'r+' });
+    await execFileExec('losetup', ['-d', device]);
+    const again = await a.getDevicePath(v.blockdeviceId);
+    expect((await fs.stat(again)).isBlockDevice()).toBe(true);
+    const handle = await fs.open(again, 'r');
+    try {
+      const buf = Buffer.alloc(8);
+      await handle.read(buf, 0, 8, 0);
+      expect(buf.toString()).toBe('survives');
+    } finally {
+      await handle.close();
+    }
+    await a.detachVolume(v.blockdeviceId);
     await a.destroyVolume(v.blockdeviceId);
   });
 });
