@@ -64,6 +64,17 @@ export function majorMinorOf(rdev: bigint): string {
   return `${major}:${minor}`;
 }
 
+async function readExt4Size(devicePath: string): Promise<number | null> {
+  const handle = await fs.open(devicePath, 'r');
+  try {
+    const sb = Buffer.alloc(1024);
+    const { bytesRead } = await handle.read(sb, 0, 1024, 1024);
+    return bytesRead === 1024 ? ext4SizeFromSuperblock(sb) : null;
+  } finally {
+    await handle.close();
+  }
+}
+
 export const linuxHostOps: HostOps = {
   listMounts: async () => (await listMounts()).map((m) => ({ device: m.device, mountPoint: m.mountPoint, majorMinor: m.majorMinor })),
   deviceNumber: async (devicePath) => {
@@ -74,7 +85,12 @@ export const linuxHostOps: HostOps = {
       return null;
     }
   },
-  hasFilesystem: (devicePath) => hasFilesystem(devicePath),
+  hasFilesystem: async (devicePath) => {
+    // Fast path: an ext4 superblock means "yes" without running blkid. Anything
+    // else asks blkid, which knows every signature (a "no" must be certain).
+    if ((await readExt4Size(devicePath)) !== null) return true;
+    return hasFilesystem(devicePath);
+  },
   makeFilesystem: (devicePath) => makeFilesystem(devicePath, { type: 'ext4' }),
   mkdirp: async (path) => {
     await fs.mkdir(path, { recursive: true });
@@ -82,16 +98,7 @@ export const linuxHostOps: HostOps = {
   mount: (devicePath, mountPoint) => mount(devicePath, mountPoint, { fstype: 'ext4' }),
   unmount: (mountPoint) => unmount(mountPoint),
   resizeFilesystem: (devicePath) => resizeFilesystem(devicePath),
-  filesystemSize: async (devicePath) => {
-    const handle = await fs.open(devicePath, 'r');
-    try {
-      const sb = Buffer.alloc(1024);
-      await handle.read(sb, 0, 1024, 1024);
-      return ext4SizeFromSuperblock(sb);
-    } finally {
-      await handle.close();
-    }
-  },
+  filesystemSize: (devicePath) => readExt4Size(devicePath),
   growUnmountedFilesystem: async (devicePath) => {
     // e2fsck exits 1 when it fixed something, which is fine before a resize.
     await run('e2fsck', ['-f', '-p', devicePath], [0, 1]);
