@@ -61,7 +61,7 @@ export function toBlockDeviceVolume(v: Volume): BlockDeviceVolume | null {
 }
 
 /** Classifies a failed attachment/attach request: Cinder refuses reserving a taken volume with 400 "Invalid volume". */
-export function isAlreadyTakenError(e: unknown): boolean {
+export function isAlreadyTakenError(e: unknown): e is OpenStackHttpError {
   return (
     e instanceof OpenStackHttpError &&
     (e.status === 400 || e.status === 409) &&
@@ -301,7 +301,7 @@ export class CinderDriver implements BlockDeviceApi {
     try {
       await this.client.novaAttach(instanceId, blockdeviceId);
     } catch (e) {
-      if (isAlreadyTakenError(e)) throw new StorageError('ALREADY_ATTACHED', `volume ${blockdeviceId} is already attached: ${(e as OpenStackHttpError).serviceMessage}`, blockdeviceId);
+      if (isAlreadyTakenError(e)) throw new StorageError('ALREADY_ATTACHED', `volume ${blockdeviceId} is already attached: ${e.serviceMessage}`, blockdeviceId);
       this.wrap(e, `attaching volume ${blockdeviceId} to server ${instanceId}`, blockdeviceId);
     }
   }
@@ -320,7 +320,7 @@ export class CinderDriver implements BlockDeviceApi {
       await this.client.completeAttachment(attachment.id);
     } catch (e) {
       if (attachmentId === undefined && isAlreadyTakenError(e)) {
-        throw new StorageError('ALREADY_ATTACHED', `volume ${blockdeviceId} is already attached: ${(e as OpenStackHttpError).serviceMessage}`, blockdeviceId);
+        throw new StorageError('ALREADY_ATTACHED', `volume ${blockdeviceId} is already attached: ${e.serviceMessage}`, blockdeviceId);
       }
       await this.undoAttachment(blockdeviceId, attachmentId, e);
       this.wrap(e, `attaching volume ${blockdeviceId} to ${instanceId}`, blockdeviceId);
