@@ -72,6 +72,16 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     await agent.stop();
   });
 
+  it('backs off instead of spinning when an action succeeds without visible effect', async () => {
+    const { host, control, agent } = setup();
+    host.mount = async () => {}; // claims success, mounts nothing
+    agent.start();
+    control.setDatasets([dataset]);
+    await eventually(() => (control.last()?.errors ?? []).some((e) => e.code === 'NO_PROGRESS'));
+    expect(control.last()!.errors[0]).toMatchObject({ dataset_id: DS, action: 'mount' });
+    await agent.stop();
+  });
+
   it('calls the crash hook right after the chosen action', async () => {
     let crashed = 0;
     const { driver, control, agent } = setup({ crash: () => crashed++, crashAfter: { kind: 'create', count: 1 } });

@@ -261,6 +261,7 @@ export class DatasetAgent {
 
   /** One dataset, one step at a time, each decided on a fresh look at that dataset. */
   private async converge(datasetId: string): Promise<void> {
+    let previous = '';
     while (!this.stopping && this.snapshot !== null) {
       const desired = desiredStateOf(this.snapshot);
       const dataset = desired.datasets.find((d) => d.datasetId === datasetId);
@@ -284,6 +285,14 @@ export class DatasetAgent {
       }
       const failure = this.failures.get(datasetId);
       if (failure && failure.retryAt > this.now()) return; // the turn's timer comes back for it
+      // The same action again right after it succeeded: it has no effect we can see. Back off instead of spinning.
+      const key = JSON.stringify(action);
+      if (key === previous) {
+        this.recordFailure(action, 'NO_PROGRESS', `${action.kind} succeeded but the next observation still asks for it`, this.now());
+        this.requestReport();
+        return;
+      }
+      previous = key;
       if (!(await this.run(action))) {
         this.requestReport();
         return;
@@ -302,31 +311,28 @@ export class DatasetAgent {
         logger: this.o.logger,
       });
     } catch (e) {
-      const prev = this.failures.get(action.datasetId);
-      const attempts = (prev && prev.action.kind === action.kind ? prev.attempts : 0) + 1;
-      const delay = backoffDelay(attempts, this.o.backoffInitialMs, this.o.backoffMaxMs);
-      this.failures.set(action.datasetId, {
-        action,
-        attempts,
-        since: prev?.since ?? new Date(this.now()).toISOString(),
-        code: errorCode(e),
-        message: errorMessage(e),
-        retryAt: this.now() + delay,
-      });
-      this.o.logger.warn('action failed', {
-        ...action,
-        durationMs: this.now() - started,
-        attempts,
-        retryInMs: delay,
-        code: errorCode(e),
-        error: errorMessage(e),
-      });
+      this.recordFailure(action, errorCode(e), errorMessage(e), started);
       return false;
     }
     this.failures.delete(action.datasetId);
     this.o.logger.info('action done', { ...action, durationMs: this.now() - started });
     this.maybeCrash(action.kind);
     return true;
+  }
+
+  private recordFailure(action: Action, code: string, message: string, started: number): void {
+    const prev = this.failures.get(action.datasetId);
+    const attempts = (prev && prev.action.kind === action.kind ? prev.attempts : 0) + 1;
+    const delay = backoffDelay(attempts, this.o.backoffInitialMs, this.o.backoffMaxMs);
+    this.failures.set(action.datasetId, {
+      action,
+      attempts,
+      since: prev?.since ?? new Date(this.now()).toISOString(),
+      code,
+      message,
+      retryAt: this.now() + delay,
+    });
+    this.o.logger.warn('action failed', { ...action, durationMs: this.now() - started, attempts, retryInMs: delay, code, error: message });
   }
 
   /** Records an observation, unless a fresher one of the same dataset is already there. */
