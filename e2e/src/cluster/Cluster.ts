@@ -65,6 +65,11 @@ export class Cluster {
   readonly hosts: ClusterHost[];
   private stopped = false;
 
+  /** Environment for the `flocker` CLI to reach this cluster's control service. */
+  cliEnv(): Record<string, string> {
+    return { FLOCKER_CONTROL_URL: this.layout.controlUrl };
+  }
+
   constructor(
     readonly layout: ClusterLayout,
     readonly state: ClusterStateFile,

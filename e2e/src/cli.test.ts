@@ -1,0 +1,112 @@
+/**
+ * The real `flocker` binary against a real control service and real dataset
+ * agents on two simulated hosts (loop devices, ext4, mounts).
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { isMountedOn, readFileOn, REPO_ROOT, startCluster, writeFileOn, type Cluster } from './cluster';
+
+jest.setTimeout(240_000);
+
+const CLI = join(REPO_ROOT, 'packages/cli/dist/main.js');
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+let cluster: Cluster;
+
+function flocker(args: string[], env: Record<string, string> = {}): Promise<Result> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...cluster.cliEnv(), ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function ok(args: string[]): Promise<string> {
+  const r = await flocker(args);
+  if (r.code !== 0) throw new Error(`flocker ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+beforeAll(async () => {
+  cluster = await startCluster({ hosts: 2, withDocker: false });
+});
+
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+describe('flocker CLI against a real cluster', () => {
+  it('lists the nodes that reported, as a table and as JSON', async () => {
+    const [a, b] = cluster.hosts;
+    const table = await ok(['nodes', 'list']);
+    expect(table.split('\n')[0]).toMatch(/^NODE\s+HOST\s+ALIVE/);
+    expect(table).toContain(a!.layout.address);
+    const nodes = JSON.parse(await ok(['nodes', 'list', '--json'])) as Array<{ host: string; alive: boolean }>;
+    expect(nodes.map((n) => n.host).sort()).toEqual([a!.layout.address, b!.layout.address].sort());
+    expect(nodes.every((n) => n.alive)).toBe(true);
+  });
+
+  it('creates, shows, moves, leases and destroys a volume, waiting for each to converge', async () => {
+    const [a, b] = cluster.hosts;
+    const created = await flocker(['volumes', 'create', 'clidata', '--size', '128MiB', '--node', a!.layout.address]);
+    expect(created.code).toBe(0);
+    const path = /at (\S+)$/m.exec(created.stdout)?.[1];
+    expect(path).toBeDefined();
+    expect(await isMountedOn(a!, path!)).toBe(true);
+
+    const list = await ok(['volumes', 'list']);
+    expect(list).toMatch(/clidata\s+\S+\s+128 MiB\s+10\.77\.0\.\d+\s+mounted/);
+
+    const again = await flocker(['volumes', 'create', 'clidata', '--size', '128MiB', '--node', a!.layout.address]);
+    expect(again.code).toBe(4);
+    expect(again.stderr).toMatch(/already exists/);
+
+    await writeFileOn(a!, join(path!, 'hello.txt'), 'written on a');
+    const moved = await flocker(['volumes', 'move', 'clidata', b!.layout.address]);
+    expect(moved.code).toBe(0);
+    const pathB = /at (\S+)$/m.exec(moved.stdout)?.[1];
+    expect(await readFileOn(b!, join(pathB!, 'hello.txt'))).toBe('written on a');
+
+    await ok(['leases', 'acquire', 'clidata']);
+    const leases = JSON.parse(await ok(['leases', 'list', '--json'])) as Array<{ expires: number | null }>;
+    expect(leases).toHaveLength(1);
+    const refused = await flocker(['volumes', 'move', 'clidata', a!.layout.address, '--no-wait']);
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toMatch(/lease/i);
+    await ok(['leases', 'release', 'clidata']);
+
+    const shown = JSON.parse(await ok(['volumes', 'show', 'clidata', '--json'])) as { state: string; maximum_size: number };
+    expect(shown).toMatchObject({ state: 'mounted', maximum_size: 128 * 1024 * 1024 });
+    const status = JSON.parse(await ok(['status', '--json'])) as { volumes_converged: number; volumes: number };
+    expect(status.volumes_converged).toBe(status.volumes);
+
+    await ok(['volumes', 'destroy', 'clidata']);
+    const after = JSON.parse(await ok(['volumes', 'list', '--json'])) as unknown[];
+    expect(after).toEqual([]);
+  });
+
+  it('gives clear errors with exit codes scripts can rely on', async () => {
+    const small = await flocker(['volumes', 'create', 'tiny', '--size', '1K', '--node', cluster.hosts[0]!.layout.address]);
+    expect(small.code).toBe(2);
+    expect(small.stderr).toMatch(/too small/);
+    const missing = await flocker(['volumes', 'show', 'no-such-volume']);
+    expect(missing.code).toBe(3);
+    const unreachable = await flocker(['volumes', 'list'], { FLOCKER_CONTROL_URL: 'http://127.0.0.1:9' });
+    expect(unreachable.code).toBe(6);
+    expect(unreachable.stderr).toMatch(/control service/);
+    const usage = await flocker(['volumes', 'frobnicate']);
+    expect(usage.code).toBe(2);
+    expect(JSON.parse(await ok(['volumes', 'list', '--json']))).toEqual([]);
+  });
+});
