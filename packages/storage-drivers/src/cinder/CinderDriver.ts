@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
 import winston from 'winston';
 import { z } from 'zod';
 import {
@@ -418,24 +419,29 @@ export class CinderDriver implements BlockDeviceApi {
     }
   }
 
-  /** Nova exposes the volume id (first 20 characters) as the virtio serial. */
+  /** Waits briefly for the device: udev may not have made the by-id link yet right after the attach. */
   private async novaDevicePath(blockdeviceId: string): Promise<string> {
     const deadline = Date.now() + Math.min(this.timeoutMs, 60_000);
-    const names = [`virtio-${blockdeviceId.slice(0, 20)}`, `scsi-0QEMU_QEMU_HARDDISK_${blockdeviceId.slice(0, 20)}`, `nvme-OpenStack_Nova_${blockdeviceId}`];
     for (;;) {
-      for (const name of names) {
-        const link = `/dev/disk/by-id/${name}`;
-        const real = await fs.realpath(link).catch(() => null);
-        if (real !== null) return real;
-      }
-      // udev may not have made the link yet right after the attach.
+      const device = await this.findNovaDevice(blockdeviceId);
+      if (device !== null) return device;
       if (Date.now() > deadline) throw new StorageError('BACKEND_ERROR', `volume ${blockdeviceId} is attached here, but no /dev/disk/by-id link names it`, blockdeviceId);
       await this.sleep(500);
     }
   }
 
+  /** Nova exposes the volume id (its first 20 characters for virtio) as the disk serial. */
+  private async findNovaDevice(blockdeviceId: string): Promise<string | null> {
+    const names = [`virtio-${blockdeviceId.slice(0, 20)}`, `scsi-0QEMU_QEMU_HARDDISK_${blockdeviceId.slice(0, 20)}`, `nvme-OpenStack_Nova_${blockdeviceId}`];
+    for (const name of names) {
+      const real = await fs.realpath(path.join(this.options.device_by_id_dir, name)).catch(() => null);
+      if (real !== null) return real;
+    }
+    return null;
+  }
+
   private async refuseIfNovaDeviceBusy(blockdeviceId: string): Promise<void> {
-    const device = await this.novaDevicePath(blockdeviceId).catch(() => null);
+    const device = await this.findNovaDevice(blockdeviceId);
     if (device !== null && (await isDeviceBusy(device))) {
       throw new StorageError('DEVICE_BUSY', `volume ${blockdeviceId} is in use on ${device}; unmount it before detaching`, blockdeviceId);
     }

@@ -54,6 +54,8 @@ export const CinderDriverOptionsSchema = z
       .default({}),
     /** Where NFS exports named in connection info are mounted when not mounted yet (cinder mode). */
     nfs_mount_base: z.string().min(1).default('/var/lib/flocker/cinder-nfs'),
+    /** nova mode: where udev names disks by serial. */
+    device_by_id_dir: z.string().min(1).default('/dev/disk/by-id'),
     /** Longest wait for Cinder to finish one operation (create, attach, detach, delete, extend). */
     operation_timeout_seconds: z.number().positive().default(300),
   })
