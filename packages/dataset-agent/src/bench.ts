@@ -96,7 +96,9 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'flocker-bench-'));
   const procs: ChildProcess[] = [];
   try {
-    const control = spawn(process.execPath, [controlMain, '--port', '0', '--host', '127.0.0.1', '--data-dir', join(dir, 'control'), '--log-level', 'error'], {
+    // Plain HTTP on loopback; a control service built with TLS support needs saying so.
+    const insecure = readFileSync(controlMain, 'utf8').includes('insecure-http') ? ['--insecure-http'] : [];
+    const control = spawn(process.execPath, [controlMain, '--port', '0', '--host', '127.0.0.1', '--data-dir', join(dir, 'control'), '--log-level', 'error', ...insecure], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     procs.push(control);
