@@ -3,6 +3,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { createLogger, DEFAULT_PORT, startControlService } from './server';
+import { chooseTls, DEFAULT_TLS_DIR, readTlsFiles } from './tls';
 
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
@@ -13,12 +14,20 @@ async function main(): Promise<void> {
     .option('data-dir', { type: 'string', default: '/var/lib/flocker', describe: 'Directory of the durable configuration' })
     .option('node-timeout', { type: 'number', default: 30, describe: 'Seconds without a report after which a node counts as dead' })
     .option('compact-log-bytes', { type: 'number', default: 1024 * 1024, describe: 'Fold the configuration log into the snapshot once it exceeds this many bytes (and the snapshot size)' })
+    .option('tls-dir', { type: 'string', describe: `Directory with cluster.crt, control-service.crt and control-service.key (default ${DEFAULT_TLS_DIR})` })
+    .option('cert', { type: 'string', describe: 'Control service certificate (PEM); with --key and --ca instead of --tls-dir' })
+    .option('key', { type: 'string', describe: 'Private key of --cert (PEM)' })
+    .option('ca', { type: 'string', describe: 'Cluster CA certificate (PEM): clients must present a certificate it issued' })
+    .option('insecure-http', { type: 'boolean', default: false, describe: 'Serve plain HTTP without authentication (development and tests only)' })
     .option('log-level', { type: 'string', default: 'info', choices: ['error', 'warn', 'info', 'debug'], describe: 'Log verbosity (JSON logs on stderr)' })
-    .example('$0 --port 4523 --data-dir /var/lib/flocker', 'the defaults, spelled out')
+    .example('$0 --port 4523 --data-dir /var/lib/flocker --tls-dir /etc/flocker', 'the defaults, spelled out')
+    .example('$0 --insecure-http --host 127.0.0.1', 'plain HTTP for development')
     .strict()
     .help()
     .parse();
   const logger = createLogger(argv['log-level']);
+  const tls = chooseTls({ tlsDir: argv['tls-dir'], cert: argv.cert, key: argv.key, ca: argv.ca, insecureHttp: argv['insecure-http'] });
+  if (tls.mode === 'http') logger.warn('serving plain HTTP without authentication (--insecure-http)');
   const service = await startControlService({
     port: argv.port,
     host: argv.host,
@@ -26,6 +35,7 @@ async function main(): Promise<void> {
     nodeTimeoutSeconds: argv['node-timeout'],
     compactLogBytes: argv['compact-log-bytes'],
     logger,
+    ...(tls.mode === 'https' ? { tls: readTlsFiles(tls.files) } : {}),
   });
   // Machine-readable line for whoever started us (tests, scripts) to learn the port.
   process.stdout.write(`${JSON.stringify({ listening: service.url, port: service.port })}\n`);

@@ -1,6 +1,7 @@
 /** Express wiring: body parsing, the route table, error mapping; and startControlService. */
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import winston, { type Logger } from 'winston';
 import { z } from 'zod';
@@ -11,6 +12,7 @@ import { ApiError } from './errors';
 import { buildOpenApi } from './openapi';
 import { type Reply, routes } from './routes';
 import { Views } from './Views';
+import { authorizeRoute, requireIdentity, type ServerTlsCredentials } from './tls';
 
 export const DEFAULT_PORT = 4523;
 
@@ -55,6 +57,8 @@ export interface ControlServiceOptions {
   /** Limits against slow or idle clients; see DEFAULT_LIMITS. */
   limits?: Partial<ServerLimits>;
   now?: () => number;
+  /** Serve HTTPS with mutual TLS against this cluster CA and authorize by certificate; absent = plain HTTP. */
+  tls?: ServerTlsCredentials;
 }
 
 export interface ControlService {
@@ -109,11 +113,18 @@ const CLIENT_GONE = new Error('client closed the connection');
  * tests (NODE_ENV=test, as jest sets); off in production, where the bodies are built
  * from values validated on their way in.
  */
-export function createApp(state: ControlState, logger: Logger, validateResponses = process.env['NODE_ENV'] === 'test'): express.Express {
+export function createApp(
+  state: ControlState,
+  logger: Logger,
+  validateResponses = process.env['NODE_ENV'] === 'test',
+  /** Requests carry verified client certificates: answer only known identities, authorize every route. */
+  authorizeByCertificate = false,
+): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  if (authorizeByCertificate) app.use(requireIdentity);
   // Parse any body as JSON whatever its content type: curl users forget the header.
   app.use(express.json({ limit: MAX_BODY_BYTES, type: () => true, strict: true }));
 
@@ -139,6 +150,7 @@ export function createApp(state: ControlState, logger: Logger, validateResponses
           if (typeof v === 'string') query[k] = v;
           else throw new ApiError(400, 'INVALID_REQUEST', `The query parameter ${k} must be given once.`);
         }
+        if (authorizeByCertificate) authorizeRoute(state, req, route);
         const reply = await route.handle(
           state,
           { params: req.params as Record<string, string>, query, body: req.body, ifMatches: route.conditional ? ifMatches : undefined, signal: abort.signal },
@@ -193,19 +205,24 @@ export async function startControlService(options: ControlServiceOptions = {}): 
     nodeTimeoutMs: (options.nodeTimeoutSeconds ?? 30) * 1000,
     ...(options.now !== undefined ? { now: options.now } : {}),
   });
-  const app = createApp(state, logger);
+  const app = createApp(state, logger, undefined, options.tls !== undefined);
   const host = options.host ?? '0.0.0.0';
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
-  const server: Server = createServer(
-    {
-      headersTimeout: limits.headersTimeoutMs,
-      requestTimeout: limits.requestTimeoutMs,
-      keepAliveTimeout: limits.keepAliveTimeoutMs,
-      connectionsCheckingInterval: limits.checkIntervalMs,
-      maxHeaderSize: limits.maxHeaderBytes,
-    },
-    app,
-  );
+  const httpOptions = {
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    connectionsCheckingInterval: limits.checkIntervalMs,
+    maxHeaderSize: limits.maxHeaderBytes,
+  };
+  // With TLS, only certificates issued by the cluster CA get past the handshake.
+  const server: Server =
+    options.tls === undefined
+      ? createServer(httpOptions, app)
+      : createHttpsServer(
+          { ...httpOptions, ...options.tls, requestCert: true, rejectUnauthorized: true, handshakeTimeout: limits.headersTimeoutMs },
+          app,
+        );
   server.maxConnections = limits.maxConnections;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -219,7 +236,7 @@ export async function startControlService(options: ControlServiceOptions = {}): 
   logger.info('control service listening', { host, port, configuration: state.configurationTag });
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${urlHost}:${port}`,
+    url: `${options.tls === undefined ? 'http' : 'https'}://${urlHost}:${port}`,
     port,
     state,
     close: () =>

@@ -1,0 +1,113 @@
+/**
+ * Who may do what, as a pure function of the caller's identity (from its verified
+ * client certificate), the route, its parameters and body, and the few facts of
+ * the configuration the rules need. No I/O: the table test covers every rule.
+ *
+ * - API users (`user-<name>`): the whole public API; the agent channel read-only.
+ * - Nodes (`node-<uuid>`): report their own state only, read everything, and make
+ *   the configuration changes that concern only themselves (the Docker plugin on a
+ *   node uses the node's certificate): create a dataset on themselves, move one to
+ *   themselves, resize one they are primary of, take or release their own lease,
+ *   delete a dataset no other node leases.
+ * - Anyone else (the control certificate, an unknown common name): nothing.
+ */
+import type { Identity } from '@flocker/api';
+
+export interface AuthorizationRequest {
+  /** Lower-case HTTP method of the matched route. */
+  method: string;
+  /** The route's path template, e.g. `/v1/configuration/datasets/:id`. */
+  route: string;
+  params: Readonly<Record<string, string>>;
+  /** The parsed JSON body (not yet validated). */
+  body: unknown;
+}
+
+/** What the rules need to know of the current configuration. */
+export interface AuthorizationFacts {
+  /** The node holding a live lease on the dataset, if any. */
+  leaseHolder(datasetId: string): string | undefined;
+  /** The dataset's configured primary, if the dataset exists. */
+  primaryOf(datasetId: string): string | undefined;
+}
+
+export type AuthorizationDecision = { allowed: true } | { allowed: false; description: string };
+
+const ALLOW: AuthorizationDecision = { allowed: true };
+const deny = (description: string): AuthorizationDecision => ({ allowed: false, description });
+
+/** A string field of a JSON object body, lower-cased (UUIDs compare case-insensitively). */
+function field(body: unknown, name: string): string | undefined {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
+  const value: unknown = (body as Record<string, unknown>)[name];
+  return typeof value === 'string' ? value.toLowerCase() : undefined;
+}
+
+function hasField(body: unknown, name: string): boolean {
+  return typeof body === 'object' && body !== null && !Array.isArray(body) && name in body;
+}
+
+function authorizeNode(me: string, req: AuthorizationRequest, facts: AuthorizationFacts): AuthorizationDecision {
+  const who = `node ${me}`;
+  if (req.method === 'get') return ALLOW;
+  const key = `${req.method} ${req.route}`;
+  switch (key) {
+    case 'put /v1/agent/nodes/:uuid': {
+      const target = (req.params['uuid'] ?? '').toLowerCase();
+      return target === me ? ALLOW : deny(`${who} may report only its own state, not that of node ${req.params['uuid'] ?? '(none)'}.`);
+    }
+    case 'post /v1/configuration/datasets': {
+      const primary = field(req.body, 'primary');
+      return primary === me ? ALLOW : deny(`${who} may create datasets only with itself as primary (got primary ${primary ?? '(none)'}).`);
+    }
+    case 'post /v1/configuration/datasets/:id': {
+      const id = (req.params['id'] ?? '').toLowerCase();
+      if (hasField(req.body, 'primary')) {
+        const primary = field(req.body, 'primary');
+        return primary === me ? ALLOW : deny(`${who} may move datasets only to itself, not to ${primary ?? '(none)'}.`);
+      }
+      // Only a resize: it concerns the node the dataset lives on.
+      const current = facts.primaryOf(id);
+      return current === undefined || current === me
+        ? ALLOW
+        : deny(`${who} may change only datasets whose primary it is; dataset ${id} is on node ${current}.`);
+    }
+    case 'delete /v1/configuration/datasets/:id': {
+      const id = (req.params['id'] ?? '').toLowerCase();
+      const holder = facts.leaseHolder(id);
+      return holder === undefined || holder === me
+        ? ALLOW
+        : deny(`${who} may not delete dataset ${id}: node ${holder} holds its lease.`);
+    }
+    case 'post /v1/configuration/leases': {
+      const node = field(req.body, 'node_uuid');
+      return node === me ? ALLOW : deny(`${who} may take leases only for itself, not for ${node ?? '(none)'}.`);
+    }
+    case 'delete /v1/configuration/leases/:dataset_id': {
+      const id = (req.params['dataset_id'] ?? '').toLowerCase();
+      const holder = facts.leaseHolder(id);
+      return holder === undefined || holder === me
+        ? ALLOW
+        : deny(`${who} may release only its own leases; node ${holder} holds the lease on dataset ${id}.`);
+    }
+    default:
+      return deny(`${who} may not ${req.method.toUpperCase()} ${req.route}.`);
+  }
+}
+
+export function authorize(identity: Identity | undefined, req: AuthorizationRequest, facts: AuthorizationFacts): AuthorizationDecision {
+  if (identity === undefined) {
+    return deny('The client certificate names no Flocker identity (expected a common name user-<name> or node-<uuid>).');
+  }
+  switch (identity.kind) {
+    case 'user':
+      if (req.route.startsWith('/v1/agent/') && req.method !== 'get') {
+        return deny(`API user ${identity.name} may read the agent channel but not write to it; only a node reports its own state.`);
+      }
+      return ALLOW;
+    case 'node':
+      return authorizeNode(identity.uuid.toLowerCase(), req, facts);
+    case 'control':
+      return deny('The control service certificate is not a client identity; use an API user or node certificate.');
+  }
+}

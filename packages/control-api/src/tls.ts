@@ -1,0 +1,145 @@
+/**
+ * Mutual TLS for the control service: which certificate files to serve with, the
+ * caller's identity from its verified client certificate, and the express glue
+ * that applies the authorization rules (authorization.ts) to every request.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import { join } from 'node:path';
+import { TLSSocket } from 'node:tls';
+import type { NextFunction, Request, Response } from 'express';
+import { identityFromCommonName, type Identity } from '@flocker/api';
+import { authorize } from './authorization';
+import { liveLease } from './configuration';
+import type { ControlState } from './ControlState';
+import { ApiError } from './errors';
+
+export const DEFAULT_TLS_DIR = '/etc/flocker';
+export const CONTROL_CERT_FILE = 'control-service.crt';
+export const CONTROL_KEY_FILE = 'control-service.key';
+export const CLUSTER_CERT_FILE = 'cluster.crt';
+
+/** PEM contents the HTTPS server needs. */
+export interface ServerTlsCredentials {
+  /** The cluster CA: the only issuer whose client certificates are accepted. */
+  ca: string | Buffer;
+  cert: string | Buffer;
+  key: string | Buffer;
+}
+
+export interface TlsFilePaths {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+export class TlsConfigError extends Error {
+  override readonly name = 'TlsConfigError';
+  constructor(
+    readonly code: 'TLS_FILES_MISSING' | 'TLS_FILES_UNREADABLE' | 'TLS_OPTIONS_CONFLICT',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface TlsChoiceArgs {
+  tlsDir?: string | undefined;
+  cert?: string | undefined;
+  key?: string | undefined;
+  ca?: string | undefined;
+  insecureHttp?: boolean | undefined;
+}
+
+export type TlsChoice = { mode: 'https'; files: TlsFilePaths } | { mode: 'http' };
+
+function filesIn(dir: string): TlsFilePaths {
+  return { ca: join(dir, CLUSTER_CERT_FILE), cert: join(dir, CONTROL_CERT_FILE), key: join(dir, CONTROL_KEY_FILE) };
+}
+
+/**
+ * Decides between HTTPS and plain HTTP from the flags (pure but for `exists`):
+ * explicit --cert/--key/--ca, else --tls-dir, else /etc/flocker when it holds the
+ * files. Plain HTTP only with --insecure-http, never silently.
+ */
+export function chooseTls(args: TlsChoiceArgs, exists: (path: string) => boolean = existsSync): TlsChoice {
+  const explicit = [args.cert, args.key, args.ca].filter((x) => x !== undefined).length;
+  if (args.insecureHttp === true) {
+    if (explicit > 0 || args.tlsDir !== undefined) {
+      throw new TlsConfigError('TLS_OPTIONS_CONFLICT', '--insecure-http cannot be combined with --tls-dir, --cert, --key or --ca.');
+    }
+    return { mode: 'http' };
+  }
+  if (explicit > 0) {
+    if (args.cert === undefined || args.key === undefined || args.ca === undefined) {
+      throw new TlsConfigError('TLS_OPTIONS_CONFLICT', '--cert, --key and --ca must be given together.');
+    }
+    return { mode: 'https', files: { ca: args.ca, cert: args.cert, key: args.key } };
+  }
+  const dir = args.tlsDir ?? DEFAULT_TLS_DIR;
+  const files = filesIn(dir);
+  const missing = [files.ca, files.cert, files.key].filter((f) => !exists(f));
+  if (missing.length === 0) return { mode: 'https', files };
+  throw new TlsConfigError(
+    'TLS_FILES_MISSING',
+    `${missing.join(', ')} ${missing.length === 1 ? 'does' : 'do'} not exist. Create the cluster's certificates with flocker-ca ` +
+      `(initialize, create-control-certificate) and install them in ${dir}, pass --tls-dir/--cert/--key/--ca, ` +
+      'or pass --insecure-http to serve unauthenticated plain HTTP (development only).',
+  );
+}
+
+export function readTlsFiles(files: TlsFilePaths): ServerTlsCredentials {
+  const read = (path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new TlsConfigError('TLS_FILES_UNREADABLE', `cannot read ${path}: ${(err as Error).message}`);
+    }
+  };
+  return { ca: read(files.ca), cert: read(files.cert), key: read(files.key) };
+}
+
+// A connection's peer certificate cannot change: resolve the identity once per socket.
+const identities = new WeakMap<TLSSocket, Identity | undefined>();
+
+/** The identity named by the verified client certificate's common name, if any. */
+export function peerIdentity(req: IncomingMessage): Identity | undefined {
+  const socket = req.socket;
+  if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
+  if (identities.has(socket)) return identities.get(socket);
+  const cn: unknown = socket.getPeerCertificate().subject?.CN;
+  const identity = typeof cn === 'string' ? identityFromCommonName(cn) : undefined;
+  identities.set(socket, identity);
+  return identity;
+}
+
+function forbidden(res: Response, description: string): void {
+  res.status(403).type('application/json').send(JSON.stringify(new ApiError(403, 'FORBIDDEN', description).toBody()));
+}
+
+/** Express middleware: only API users and nodes get any answer at all (unknown CN → 403). */
+export function requireIdentity(req: Request, res: Response, next: NextFunction): void {
+  const identity = peerIdentity(req);
+  if (identity === undefined) {
+    forbidden(res, 'The client certificate names no Flocker identity (expected a common name user-<name> or node-<uuid>).');
+    return;
+  }
+  if (identity.kind === 'control') {
+    forbidden(res, 'The control service certificate is not a client identity; use an API user or node certificate.');
+    return;
+  }
+  next();
+}
+
+/** Throws ApiError 403 FORBIDDEN when the caller may not use this route with this body. */
+export function authorizeRoute(state: ControlState, req: Request, route: { method: string; path: string }): void {
+  const decision = authorize(
+    peerIdentity(req),
+    { method: route.method, route: route.path, params: req.params as Record<string, string>, body: req.body },
+    {
+      leaseHolder: (id) => liveLease(state.configuration, id, state.now())?.node_uuid,
+      primaryOf: (id) => state.configuration.datasets.get(id)?.primary,
+    },
+  );
+  if (!decision.allowed) throw new ApiError(403, 'FORBIDDEN', decision.description);
+}
