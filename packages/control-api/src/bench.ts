@@ -45,10 +45,15 @@ function rssMiB(pid: number): { rss: number; hwm: number } {
   return { rss: Math.round(kb('VmRSS') / 1024), hwm: Math.round(kb('VmHWM') / 1024) };
 }
 
+/** Plain HTTP for the benchmark; a flocker-control that defaults to TLS needs asking for it. */
+function plainHttpArgs(): string[] {
+  return readFileSync(path.join(__dirname, 'main.js'), 'utf8').includes('insecure-http') ? ['--insecure-http'] : [];
+}
+
 function startServer(dataDir: string, nodeArgs: readonly string[]): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(
     process.execPath,
-    [...nodeArgs, path.join(__dirname, 'main.js'), '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--node-timeout', '3600', '--log-level', 'error'],
+    [...nodeArgs, path.join(__dirname, 'main.js'), '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--node-timeout', '3600', '--log-level', 'error', ...plainHttpArgs()],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   return new Promise((resolve, reject) => {
