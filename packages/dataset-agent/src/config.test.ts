@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadAgentConfig, parseAgentConfig } from './config';
+import { controlTlsFiles, loadAgentConfig, parseAgentConfig } from './config';
 import { AgentError } from './errors';
 
 const minimal = { version: 1, 'control-service': { hostname: 'control.example' }, dataset: { backend: 'loopback' } };
@@ -66,5 +66,37 @@ describe('agent configuration', () => {
     const broken = join(dir, 'broken.yml');
     writeFileSync(broken, 'version: [1\n');
     expect(() => loadAgentConfig(broken)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+  });
+});
+
+describe('TLS to the control service', () => {
+  const cs = { hostname: 'c', port: 4523 };
+  const dir = '/etc/flocker';
+  const all = new Set(['/etc/flocker/cluster.crt', '/etc/flocker/node.crt', '/etc/flocker/node.key']);
+  const existsIn = (files: Set<string>) => (p: string) => files.has(p);
+
+  it('uses cluster.crt, node.crt and node.key beside agent.yml', () => {
+    expect(controlTlsFiles(cs, dir, existsIn(all))).toEqual({ ca: '/etc/flocker/cluster.crt', cert: '/etc/flocker/node.crt', key: '/etc/flocker/node.key' });
+  });
+
+  it('talks plain HTTP when none exists, or with insecure_http', () => {
+    expect(controlTlsFiles(cs, dir, () => false)).toBeUndefined();
+    expect(controlTlsFiles({ ...cs, insecure_http: true }, dir, existsIn(all))).toBeUndefined();
+  });
+
+  it('refuses a partial set instead of falling back', () => {
+    expect(() => controlTlsFiles(cs, dir, existsIn(new Set(['/etc/flocker/cluster.crt'])))).toThrow(/node\.crt.*node\.key.*missing/);
+  });
+
+  it('explicit files override; relative ones are relative to agent.yml', () => {
+    const files = { ...cs, ca_file: '/pki/ca.pem', cert_file: 'me.crt', key_file: 'me.key' };
+    const present = new Set(['/pki/ca.pem', '/etc/flocker/me.crt', '/etc/flocker/me.key']);
+    expect(controlTlsFiles(files, dir, existsIn(present))).toEqual({ ca: '/pki/ca.pem', cert: '/etc/flocker/me.crt', key: '/etc/flocker/me.key' });
+    expect(() => controlTlsFiles(files, dir, () => false)).toThrow(AgentError);
+  });
+
+  it('parses the new control-service keys', () => {
+    const c = parseAgentConfig({ ...minimal, 'control-service': { hostname: 'h', ca_file: 'a', cert_file: 'b', key_file: 'c', insecure_http: false } });
+    expect(c['control-service']).toMatchObject({ ca_file: 'a', insecure_http: false });
   });
 });

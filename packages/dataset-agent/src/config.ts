@@ -2,7 +2,11 @@
  * The agent's configuration file, in ClusterHQ Flocker's `agent.yml` format
  * plus optional `node:` and `agent:` sections of this build.
  */
-import { readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { createSecureContext } from 'node:tls';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { identityFromCommonName } from '@flocker/api';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { AgentError } from './errors';
@@ -34,6 +38,12 @@ export const AgentConfigSchema = z
       .object({
         hostname: z.string().min(1, { error: 'must name the control service host' }),
         port: z.number().int().min(0).max(65535).default(DEFAULT_CONTROL_PORT),
+        /** TLS files; default cluster.crt, node.crt and node.key beside agent.yml. Relative paths are relative to agent.yml. */
+        ca_file: z.string().min(1).optional(),
+        cert_file: z.string().min(1).optional(),
+        key_file: z.string().min(1).optional(),
+        /** Talk plain HTTP even when certificates exist (development only). */
+        insecure_http: z.boolean().optional(),
       })
       .strict(),
     dataset: Dataset,
@@ -117,4 +127,93 @@ export function loadAgentConfig(path: string = DEFAULT_CONFIG_PATH): RunnableAge
     throw new AgentError('CONFIG_INVALID', `${path} is not valid YAML: ${(e as Error).message}`);
   }
   return parseAgentConfig(doc, path);
+}
+
+// ---- Connection to the control service -------------------------------------
+
+export const CLUSTER_CERT_FILE = 'cluster.crt';
+export const NODE_CERT_FILE = 'node.crt';
+export const NODE_KEY_FILE = 'node.key';
+
+export interface ControlTlsFiles {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+type ControlServiceSection = AgentConfig['control-service'];
+
+/**
+ * Flocker's convention: cluster.crt, node.crt and node.key beside agent.yml mean
+ * HTTPS with this node's certificate. Explicit *_file entries override; with
+ * `insecure_http: true`, or when none of the files exists, plain HTTP.
+ * A partial set is a mistake worth stopping for, not a reason to fall back.
+ */
+export function controlTlsFiles(
+  cs: ControlServiceSection,
+  configDir: string,
+  exists: (path: string) => boolean = existsSync,
+): ControlTlsFiles | undefined {
+  if (cs.insecure_http === true) return undefined;
+  const at = (p: string | undefined, name: string) => (p === undefined ? join(configDir, name) : isAbsolute(p) ? p : resolve(configDir, p));
+  const files = { ca: at(cs.ca_file, CLUSTER_CERT_FILE), cert: at(cs.cert_file, NODE_CERT_FILE), key: at(cs.key_file, NODE_KEY_FILE) };
+  const explicit = cs.ca_file !== undefined || cs.cert_file !== undefined || cs.key_file !== undefined;
+  const missing = [files.ca, files.cert, files.key].filter((f) => !exists(f));
+  if (missing.length === 0) return files;
+  if (!explicit && missing.length === 3) return undefined;
+  throw new AgentError(
+    'CONFIG_INVALID',
+    `TLS to the control service needs ${files.ca}, ${files.cert} and ${files.key}; ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} missing. ` +
+      'Install the cluster certificate and this node\'s certificate (flocker-ca create-node-certificate), or set control-service.insecure_http: true.',
+  );
+}
+
+export interface ControlCredentials {
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
+  /** The node UUID named by the certificate's common name: the node's identity. */
+  nodeUuid: string;
+}
+
+/** The common name of a certificate's subject. */
+function commonName(cert: X509Certificate): string | undefined {
+  for (const line of cert.subject.split('\n')) if (line.startsWith('CN=')) return line.slice(3);
+  return undefined;
+}
+
+/** Reads the TLS files, checks the key matches the certificate, and takes the node UUID from node.crt. */
+export function loadControlCredentials(files: ControlTlsFiles): ControlCredentials {
+  const read = (path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      throw new AgentError('CONFIG_INVALID', `cannot read ${path}: ${(e as Error).message}`);
+    }
+  };
+  const ca = read(files.ca);
+  const cert = read(files.cert);
+  const key = read(files.key);
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch (e) {
+    throw new AgentError('CONFIG_INVALID', `${files.cert} is not a PEM certificate: ${(e as Error).message}`);
+  }
+  try {
+    createSecureContext({ ca, cert, key });
+  } catch (e) {
+    throw new AgentError('CONFIG_INVALID', `${files.key} does not belong to ${files.cert} (or ${files.ca} is not a certificate): ${(e as Error).message}`);
+  }
+  const cn = commonName(x509);
+  const identity = cn === undefined ? undefined : identityFromCommonName(cn);
+  if (identity?.kind !== 'node') {
+    throw new AgentError('IDENTITY_INVALID', `${files.cert} is not a node certificate (common name ${cn ?? '(none)'}, expected node-<uuid>); create one with flocker-ca create-node-certificate`);
+  }
+  return { ca, cert, key, nodeUuid: identity.uuid };
+}
+
+/** The directory agent.yml lives in, against which TLS files are found. */
+export function configDirOf(configPath: string): string {
+  return dirname(resolve(configPath));
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** flocker-dataset-agent: converges this node's datasets with the control service's configuration. */
 import yargs from 'yargs';
-import { DEFAULT_CONFIG_PATH, loadAgentConfig, type RunnableAgentConfig } from './config';
+import { configDirOf, DEFAULT_CONFIG_PATH, loadAgentConfig, type RunnableAgentConfig } from './config';
 import { errorCode, errorMessage, isAgentError } from './errors';
 import { createAgentLogger } from './logger';
 import { startDatasetAgent } from './startDatasetAgent';
@@ -23,7 +23,8 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const logger = createAgentLogger(config.agent.log_level);
-  const agent = await startDatasetAgent({ config, logger });
+  // TLS files (cluster.crt, node.crt, node.key) are looked for beside agent.yml.
+  const agent = await startDatasetAgent({ config, logger, configDir: configDirOf(argv.config) });
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;

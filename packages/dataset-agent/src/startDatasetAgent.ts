@@ -1,13 +1,15 @@
 /** Wires configuration, identity, driver and client into a running DatasetAgent. */
 import { createSocket } from 'node:dgram';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { FlockerClient } from '@flocker/api';
+import { join } from 'node:path';
+import { FlockerClient, tlsDispatcher } from '@flocker/api';
 import { LoopbackDriver } from '@flocker/storage-drivers';
 import type winston from 'winston';
-import { loadAgentConfig, type RunnableAgentConfig } from './config';
+import { configDirOf, controlTlsFiles, loadAgentConfig, loadControlCredentials, type ControlCredentials, type RunnableAgentConfig } from './config';
 import { DatasetAgent, parseCrashAfter, type CrashAfter } from './DatasetAgent';
 import { linuxHostOps, type HostOps } from './HostOps';
-import { ensureNodeIdentity, readEra } from './identity';
+import { ensureNodeIdentity, NODE_IDENTITY_FILE, readEra, readNodeIdentity, type NodeIdentity } from './identity';
 import { createAgentLogger } from './logger';
 
 export interface StartDatasetAgentOptions {
@@ -19,8 +21,10 @@ export interface StartDatasetAgentOptions {
   readonly hostOps?: HostOps;
   /** How long one long-poll waits; a pending one outlives stop() by at most this. Default 10 s. */
   readonly pollWaitMs?: number;
-  /** http or https base URL; default http://<hostname>:<port> from the configuration. */
+  /** http or https base URL; default http(s)://<hostname>:<port> from the configuration. */
   readonly baseUrl?: string;
+  /** Where cluster.crt, node.crt and node.key are looked for; default the directory of the config file. */
+  readonly configDir?: string;
 }
 
 export interface RunningDatasetAgent {
@@ -52,12 +56,40 @@ export async function sourceAddressFor(host: string, port: number): Promise<stri
   });
 }
 
+/**
+ * With a node certificate the certificate is the identity: node.json is created
+ * from it, or rewritten when it names another UUID (the control service would
+ * refuse reports under any other UUID anyway).
+ */
+export function nodeIdentityFromCertificate(stateDir: string, certUuid: string, logger: winston.Logger): NodeIdentity {
+  const existing = readNodeIdentity(stateDir);
+  if (existing === null) return ensureNodeIdentity(stateDir, () => certUuid);
+  if (existing.uuid.toLowerCase() === certUuid) return { uuid: certUuid };
+  logger.warn('node.json names another node than node.crt; the certificate wins', { nodeJson: existing.uuid, certificate: certUuid });
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const path = join(stateDir, NODE_IDENTITY_FILE);
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify({ uuid: certUuid }) + '\n', { mode: 0o644 });
+  const fd = openSync(tmp, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  return { uuid: certUuid };
+}
+
 export async function startDatasetAgent(options: StartDatasetAgentOptions): Promise<RunningDatasetAgent> {
   const config = typeof options.config === 'string' ? loadAgentConfig(options.config) : options.config;
   const logger = options.logger ?? createAgentLogger(config.agent.log_level);
-  const identity = ensureNodeIdentity(config.node.state_dir);
-  const era = readEra(config.node.era_file);
   const control = config['control-service'];
+  const configDir = options.configDir ?? (typeof options.config === 'string' ? configDirOf(options.config) : undefined);
+  const tlsFiles = configDir === undefined ? undefined : controlTlsFiles(control, configDir);
+  const credentials: ControlCredentials | undefined = tlsFiles === undefined ? undefined : loadControlCredentials(tlsFiles);
+  if (credentials === undefined) logger.warn('talking plain HTTP to the control service (no node certificate, or insecure_http)');
+  const identity = credentials === undefined ? ensureNodeIdentity(config.node.state_dir) : nodeIdentityFromCertificate(config.node.state_dir, credentials.nodeUuid, logger);
+  const era = readEra(config.node.era_file);
   const host = config.node.host ?? (await sourceAddressFor(control.hostname, control.port));
   // The node's compute instance in the loopback pool is the node itself.
   const instanceId = identity.uuid;
@@ -73,7 +105,11 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     logger.warn('repaired loop devices at start', { ...repaired });
   }
   const controlHost = control.hostname.includes(':') ? `[${control.hostname}]` : control.hostname;
-  const client = new FlockerClient({ baseUrl: options.baseUrl ?? `http://${controlHost}:${control.port}` });
+  const scheme = credentials === undefined ? 'http' : 'https';
+  const client = new FlockerClient({
+    baseUrl: options.baseUrl ?? `${scheme}://${controlHost}:${control.port}`,
+    ...(credentials !== undefined ? { dispatcher: tlsDispatcher(credentials) } : {}),
+  });
   const crashAfter = options.crashAfter ?? parseCrashAfter(process.env.FLOCKER_AGENT_CRASH_AFTER);
   const agent = new DatasetAgent({
     nodeUuid: identity.uuid,
