@@ -2,9 +2,11 @@
  * Where the plugin finds the control service and its node identity: the dataset
  * agent's /etc/flocker/agent.yml and `<state_dir>/node.json`, with overrides.
  */
+import { X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Uuid } from '@flocker/api';
+import { createSecureContext } from 'node:tls';
+import { identityFromCommonName, Uuid, type TlsCredentials } from '@flocker/api';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { VolumePluginError } from './protocol';
@@ -20,15 +22,34 @@ export const MOUNTS_FILE = 'plugin-mounts.json';
 /** Only the parts of agent.yml the plugin needs; the rest belongs to the agent. */
 const AgentYaml = z
   .object({
-    'control-service': z.object({ hostname: z.string().min(1), port: z.number().int().min(1).max(65535).default(4523) }).loose(),
+    'control-service': z
+      .object({
+        hostname: z.string().min(1),
+        port: z.number().int().min(1).max(65535).default(4523),
+        ca_file: z.string().min(1).optional(),
+        cert_file: z.string().min(1).optional(),
+        key_file: z.string().min(1).optional(),
+        insecure_http: z.boolean().optional(),
+      })
+      .loose(),
     node: z.object({ state_dir: z.string().min(1).optional() }).loose().optional(),
   })
   .loose();
 
 const NodeFile = z.object({ uuid: Uuid }).loose();
 
+/** PEM contents of the node's TLS credentials, and the node UUID its certificate names. */
+export interface PluginTls extends TlsCredentials {
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
+  nodeUuid: string;
+}
+
 export interface PluginSettings {
   controlUrl: string;
+  /** HTTPS with the node's certificate; absent = plain HTTP. */
+  tls?: PluginTls;
   nodeUuid: string;
   socketPath: string;
   stateDir: string;
@@ -49,7 +70,49 @@ export interface PluginArgs {
   nodeWait?: number;
 }
 
-export function readAgentYaml(file: string): { controlUrl: string; stateDir?: string } {
+export interface AgentYamlSettings {
+  controlUrl: string;
+  stateDir?: string;
+  tls?: PluginTls;
+}
+
+/**
+ * The dataset agent's convention (the plugin uses its node's credentials):
+ * cluster.crt, node.crt, node.key beside agent.yml, or control-service
+ * ca_file/cert_file/key_file; none of them, or insecure_http: true, means HTTP.
+ */
+export function readNodeTls(
+  cs: { ca_file?: string | undefined; cert_file?: string | undefined; key_file?: string | undefined; insecure_http?: boolean | undefined },
+  configDir: string,
+): PluginTls | undefined {
+  if (cs.insecure_http === true) return undefined;
+  const at = (p: string | undefined, name: string) => (p === undefined ? path.join(configDir, name) : path.resolve(configDir, p));
+  const files = { ca: at(cs.ca_file, 'cluster.crt'), cert: at(cs.cert_file, 'node.crt'), key: at(cs.key_file, 'node.key') };
+  const explicit = cs.ca_file !== undefined || cs.cert_file !== undefined || cs.key_file !== undefined;
+  const missing = [files.ca, files.cert, files.key].filter((f) => !fs.existsSync(f));
+  if (missing.length === 3 && !explicit) return undefined;
+  if (missing.length > 0) {
+    throw new VolumePluginError(
+      'CONFIG_INVALID',
+      `TLS to the control service needs ${files.ca}, ${files.cert} and ${files.key}; missing: ${missing.join(', ')}. Install the node's certificate or set control-service.insecure_http: true.`,
+    );
+  }
+  const [ca, cert, key] = [files.ca, files.cert, files.key].map((f) => fs.readFileSync(f)) as [Buffer, Buffer, Buffer];
+  let cn: string | undefined;
+  try {
+    createSecureContext({ ca, cert, key });
+    cn = new X509Certificate(cert).subject.split('\n').find((l) => l.startsWith('CN='))?.slice(3);
+  } catch (err) {
+    throw new VolumePluginError('CONFIG_INVALID', `the TLS files ${files.cert}, ${files.key}, ${files.ca} do not fit together: ${(err as Error).message}`);
+  }
+  const identity = cn === undefined ? undefined : identityFromCommonName(cn);
+  if (identity?.kind !== 'node') {
+    throw new VolumePluginError('CONFIG_INVALID', `${files.cert} is not a node certificate (common name ${cn ?? '(none)'}, expected node-<uuid>).`);
+  }
+  return { ca, cert, key, nodeUuid: identity.uuid };
+}
+
+export function readAgentYaml(file: string): AgentYamlSettings {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -63,7 +126,8 @@ export function readAgentYaml(file: string): { controlUrl: string; stateDir?: st
   const cs = parsed.data['control-service'];
   const host = cs.hostname.includes(':') ? `[${cs.hostname}]` : cs.hostname;
   const stateDir = parsed.data.node?.state_dir;
-  return { controlUrl: `http://${host}:${cs.port}`, ...(stateDir ? { stateDir } : {}) };
+  const tls = readNodeTls(cs, path.dirname(path.resolve(file)));
+  return { controlUrl: `${tls ? 'https' : 'http'}://${host}:${cs.port}`, ...(stateDir ? { stateDir } : {}), ...(tls ? { tls } : {}) };
 }
 
 /** Wait (bounded) for the dataset agent to create `<stateDir>/node.json`, and read the UUID. */
@@ -93,10 +157,16 @@ export async function resolveSettings(args: PluginArgs): Promise<PluginSettings>
   const controlUrl = args.controlUrl ?? fromYaml?.controlUrl;
   if (!controlUrl) throw new VolumePluginError('CONFIG_INVALID', 'no control service address: pass --agent-config or --control-url');
   const stateDir = args.stateDir ?? fromYaml?.stateDir ?? DEFAULT_STATE_DIR;
-  const nodeUuid = args.nodeUuid ?? (await waitForNodeUuid(stateDir, (args.nodeWait ?? 60) * 1000));
+  const tls = fromYaml?.tls;
+  // With a node certificate, the certificate is the node's identity.
+  const nodeUuid = args.nodeUuid ?? tls?.nodeUuid ?? (await waitForNodeUuid(stateDir, (args.nodeWait ?? 60) * 1000));
   if (!Uuid.safeParse(nodeUuid).success) throw new VolumePluginError('CONFIG_INVALID', `--node-uuid ${nodeUuid} is not a UUID`);
+  if (tls && nodeUuid.toLowerCase() !== tls.nodeUuid) {
+    throw new VolumePluginError('CONFIG_INVALID', `--node-uuid ${nodeUuid} is not the node named by the certificate (${tls.nodeUuid}).`);
+  }
   return {
     controlUrl,
+    ...(tls ? { tls } : {}),
     nodeUuid,
     stateDir,
     socketPath: args.socket ?? DEFAULT_SOCKET,
@@ -105,7 +175,7 @@ export async function resolveSettings(args: PluginArgs): Promise<PluginSettings>
   };
 }
 
-function tryAgentYaml(file: string, required: boolean): { controlUrl: string; stateDir?: string } | undefined {
+function tryAgentYaml(file: string, required: boolean): AgentYamlSettings | undefined {
   try {
     return readAgentYaml(file);
   } catch (err) {

@@ -41,7 +41,7 @@ describe('startVolumePlugin', () => {
     expect(settings).toMatchObject({ controlUrl: control.url, nodeUuid: NODE, stateDir, mountTimeoutMs: 5000, defaultSize: 1024 ** 3 });
     plugin = await startVolumePlugin({ ...settings, logger, pollMs: 1000 });
     const sock = settings.socketPath;
-    expect(fs.statSync(sock).mode & 0o777).toBe(0o660);
+    expect(fs.statSync(sock).mode & 0o777).toBe(0o600);
     expect((await callPlugin(sock, '/Plugin.Activate')).body).toEqual({ Implements: ['VolumeDriver'] });
     expect((await callPlugin(sock, '/VolumeDriver.Create', { Name: 'web', Opts: { size: '100MiB' } })).body).toEqual({ Err: '' });
     const mount = await callPlugin(sock, '/VolumeDriver.Mount', { Name: 'web', ID: 'c1' });

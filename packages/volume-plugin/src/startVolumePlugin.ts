@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { FlockerClient } from '@flocker/api';
+import { FlockerClient, tlsDispatcher } from '@flocker/api';
 import * as winston from 'winston';
 import { MOUNTS_FILE, type PluginSettings } from './config';
 import { FlockerVolumeBackend, type ControlClient } from './FlockerVolumeBackend';
@@ -9,7 +9,7 @@ import { createPluginHttpServer, listenOnUnixSocket } from './PluginHttpServer';
 
 export interface VolumePluginOptions extends PluginSettings {
   logger?: winston.Logger;
-  /** Socket permission bits; default 0660. */
+  /** Socket permission bits; default 0600: whoever can connect acts with this node's credentials. */
   socketMode?: number;
   /** Long-poll duration of the cluster watcher (ms). */
   pollMs?: number;
@@ -37,7 +37,9 @@ export function createLogger(level = process.env.FLOCKER_LOG_LEVEL ?? 'info'): w
 /** Start the plugin: load mount IDs, reconcile with the cluster, then serve Docker on the socket. */
 export async function startVolumePlugin(options: VolumePluginOptions): Promise<RunningVolumePlugin> {
   const logger = options.logger ?? createLogger();
-  const client = options.client ?? new FlockerClient({ baseUrl: options.controlUrl });
+  const client =
+    options.client ??
+    new FlockerClient({ baseUrl: options.controlUrl, ...(options.tls !== undefined ? { dispatcher: tlsDispatcher(options.tls) } : {}) });
   const registry = await MountRegistry.load(join(options.stateDir, MOUNTS_FILE), (problem) => logger.warn(problem));
   const backend = new FlockerVolumeBackend({
     client,
@@ -50,7 +52,7 @@ export async function startVolumePlugin(options: VolumePluginOptions): Promise<R
   });
   await backend.start(options.startTimeoutMs);
   const server = createPluginHttpServer(backend, logger);
-  await listenOnUnixSocket(server, { socketPath: options.socketPath, mode: options.socketMode ?? 0o660 });
+  await listenOnUnixSocket(server, { socketPath: options.socketPath, mode: options.socketMode ?? 0o600 });
   logger.info('flocker docker plugin listening', {
     socket: options.socketPath,
     control_url: options.controlUrl,
