@@ -1,0 +1,39 @@
+import { resolveConnection } from './connection';
+
+describe('resolveConnection', () => {
+  const local = new Set(['/etc/flocker/cluster.crt', '/etc/flocker/admin.crt', '/etc/flocker/admin.key']);
+  const has = (p: string) => local.has(p);
+  const none = () => false;
+
+  it('uses the local cluster credentials over HTTPS when present', () => {
+    expect(resolveConnection({}, {}, has)).toEqual({
+      baseUrl: 'https://127.0.0.1:4523',
+      cacert: '/etc/flocker/cluster.crt',
+      cert: '/etc/flocker/admin.crt',
+      key: '/etc/flocker/admin.key',
+    });
+    expect(resolveConnection({ 'control-url': 'https://c:4523' }, {}, has)).toMatchObject({ baseUrl: 'https://c:4523', cert: '/etc/flocker/admin.crt' });
+  });
+
+  it('falls back to plain HTTP on localhost without credentials, or for an explicit http URL', () => {
+    expect(resolveConnection({}, {}, none)).toEqual({ baseUrl: 'http://127.0.0.1:4523' });
+    expect(resolveConnection({}, { FLOCKER_CONTROL_URL: 'http://10.0.0.1:4523' }, has)).toEqual({ baseUrl: 'http://10.0.0.1:4523' });
+  });
+
+  it('flags beat the environment, which beats the local files', () => {
+    const env = { FLOCKER_CA_CERT: '/env/ca', FLOCKER_CERT: '/env/c', FLOCKER_KEY: '/env/k', FLOCKER_CONTROL_URL: 'https://env:1' };
+    expect(resolveConnection({}, env, has)).toEqual({ baseUrl: 'https://env:1', cacert: '/env/ca', cert: '/env/c', key: '/env/k' });
+    expect(resolveConnection({ cacert: '/f/ca', cert: '/f/c', key: '/f/k', 'control-url': 'https://f:2' }, env, has)).toEqual({
+      baseUrl: 'https://f:2',
+      cacert: '/f/ca',
+      cert: '/f/c',
+      key: '/f/k',
+    });
+    expect(resolveConnection({ cacert: '/f/ca' }, {}, none)).toEqual({ baseUrl: 'https://127.0.0.1:4523', cacert: '/f/ca' });
+  });
+
+  it('FLOCKER_CREDENTIALS_DIR moves the local files', () => {
+    const elsewhere = new Set(['/x/cluster.crt', '/x/admin.crt', '/x/admin.key']);
+    expect(resolveConnection({}, { FLOCKER_CREDENTIALS_DIR: '/x' }, (p) => elsewhere.has(p))).toMatchObject({ cacert: '/x/cluster.crt' });
+  });
+});
