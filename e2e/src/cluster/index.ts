@@ -5,3 +5,4 @@ export { TINY_IMAGE } from './image';
 export { ClusterError, run, sleep, waitFor, type RunResult, type RunOptions } from './run';
 export { teardown, type TeardownReport } from './teardown';
 export * from './scenario';
+export { ClusterPki, type CertificateFiles, type ServerTlsFiles } from './pki';
