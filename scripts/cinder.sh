@@ -23,6 +23,12 @@
 #   sparse raw files; the host side (CinderDriver's connector) attaches the file of an
 #   attached volume as a loop device, as a bare-metal NFS client would.
 # - auth_strategy = noauth (X-Auth-Token "user:project"), SQLite database.
+# - With CINDER_AUTH=keystone, a real Keystone (PyPI keystone 28.0.0, 2025.2, own venv
+#   .tools/keystone-venv, SQLite, fernet tokens) runs on KEYSTONE_PORT (default CINDER_PORT+1)
+#   and Cinder uses auth_strategy = keystone (keystonemiddleware, no token cache, so a
+#   revoked token is refused at once). Keystone holds: admin/admin (project admin),
+#   user flocker/flocker-secret with role member on project flocker (domain Default),
+#   and a volumev3 service with public and internal endpoints in RegionOne.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,6 +38,11 @@ VENV="${CINDER_VENV:-$ROOT/.tools/cinder-venv}"
 VERSION="${CINDER_VERSION:-27.0.0}"
 SHARE="127.0.0.1:/flocker-cinder"
 PYTHON="${CINDER_PYTHON:-}"
+AUTH="${CINDER_AUTH:-noauth}"
+KPORT="${KEYSTONE_PORT:-$((PORT + 1))}"
+KVENV="${KEYSTONE_VENV:-$ROOT/.tools/keystone-venv}"
+KVERSION="${KEYSTONE_VERSION:-28.0.0}"
+KURL="http://127.0.0.1:$KPORT/v3"
 
 log() { echo "cinder.sh: $*" >&2; }
 
@@ -64,12 +75,107 @@ install_locked() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
       { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
   fi
+  if [ "$AUTH" = keystone ] && ! { [ -x "$KVENV/bin/keystone-manage" ] && [ "$(cat "$KVENV/.keystone-version" 2>/dev/null)" = "$KVERSION" ]; }; then
+    log "installing keystone==$KVERSION into $KVENV (a few minutes, once)"
+    rm -rf "$KVENV"
+    "$(find_python)" -m venv "$KVENV"
+    "$KVENV/bin/pip" install -q --disable-pip-version-check "keystone==$KVERSION"
+    echo "$KVERSION" > "$KVENV/.keystone-version"
+  fi
   if [ -x "$VENV/bin/cinder-manage" ] && [ "$(cat "$VENV/.cinder-version" 2>/dev/null)" = "$VERSION" ]; then return; fi
   log "installing cinder==$VERSION into $VENV (a few minutes, once)"
   rm -rf "$VENV"
   "$(find_python)" -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check "cinder==$VERSION"
   echo "$VERSION" > "$VENV/.cinder-version"
+}
+
+# ------------------------------------------------------------------ keystone
+
+start_keystone() {
+  mkdir -p "$STATE/keystone"
+  cat > "$STATE/keystone/keystone.conf" <<EOF
+[DEFAULT]
+log_file = $STATE/keystone/keystone.log
+[database]
+connection = sqlite:///$STATE/keystone/keystone.sqlite
+[token]
+provider = fernet
+expiration = 3600
+[fernet_tokens]
+key_repository = $STATE/keystone/fernet-keys
+[fernet_receipts]
+key_repository = $STATE/keystone/fernet-keys
+[credential]
+key_repository = $STATE/keystone/credential-keys
+EOF
+  local km=("$KVENV/bin/keystone-manage" --config-file "$STATE/keystone/keystone.conf")
+  if [ ! -f "$STATE/keystone/keystone.sqlite" ]; then
+    log "creating the keystone database"
+    {
+      "${km[@]}" db_sync
+      "${km[@]}" fernet_setup --keystone-user root --keystone-group root
+      "${km[@]}" credential_setup --keystone-user root --keystone-group root
+      "${km[@]}" bootstrap --bootstrap-password admin --bootstrap-region-id RegionOne \
+        --bootstrap-admin-url "$KURL" --bootstrap-internal-url "$KURL" --bootstrap-public-url "$KURL"
+      # WAL: a reader's open transaction no longer makes writers fail with "database is locked".
+      "$KVENV/bin/python" -c 'import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute("PRAGMA journal_mode=WAL")' "$STATE/keystone/keystone.sqlite"
+    } >>"$STATE/keystone/keystone.out" 2>&1
+  fi
+  cat > "$STATE/keystone/serve.py" <<'EOF'
+# One request at a time: Keystone on SQLite fails with "database is locked" under concurrent requests.
+import sys
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer as Server, make_server
+class Quiet(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+port = int(sys.argv[1])
+sys.argv = sys.argv[:1]  # keystone parses the command line as its own options
+from keystone.wsgi.api import application
+make_server('127.0.0.1', port, application, server_class=Server, handler_class=Quiet).serve_forever()
+EOF
+  if ! curl -fsS -o /dev/null "$KURL" 2>/dev/null; then
+    OS_KEYSTONE_CONFIG_FILES="$STATE/keystone/keystone.conf" PYTHONWARNINGS=ignore setsid "$KVENV/bin/python" "$STATE/keystone/serve.py" "$KPORT" \
+      >>"$STATE/keystone/keystone.out" 2>&1 < /dev/null &
+    echo $! > "$STATE/keystone/keystone.pid"
+    local i
+    for i in $(seq 1 120); do
+      curl -fsS -o /dev/null "$KURL" 2>/dev/null && break
+      kill -0 "$(cat "$STATE/keystone/keystone.pid")" 2>/dev/null || { log "keystone exited; see $STATE/keystone/keystone.out"; tail -20 "$STATE/keystone/keystone.out" >&2; exit 1; }
+      sleep 0.5
+    done
+  fi
+  # Users, project, role and the volumev3 endpoints (idempotent).
+  "$KVENV/bin/python" - "$KURL" "http://127.0.0.1:$PORT/v3" <<'EOF'
+import json, sys, urllib.request
+kurl, cinder = sys.argv[1], sys.argv[2]
+def call(method, path, body=None, token=None):
+    req = urllib.request.Request(kurl + path, method=method, data=None if body is None else json.dumps(body).encode(),
+                                 headers={'Content-Type': 'application/json', **({'X-Auth-Token': token} if token else {})})
+    with urllib.request.urlopen(req) as r:
+        return r.headers.get('X-Subject-Token'), (json.loads(r.read() or b'null'))
+tok, _ = call('POST', '/auth/tokens', {'auth': {'identity': {'methods': ['password'], 'password': {'user': {'name': 'admin', 'password': 'admin', 'domain': {'id': 'default'}}}}, 'scope': {'project': {'name': 'admin', 'domain': {'id': 'default'}}}}})
+def find(kind, key, name, **query):
+    q = '&'.join([f'name={name}'] + [f'{k}={v}' for k, v in query.items()])
+    return next(iter(call('GET', f'/{kind}?{q}', token=tok)[1][key]), None)
+project = find('projects', 'projects', 'flocker') or call('POST', '/projects', {'project': {'name': 'flocker', 'domain_id': 'default'}}, tok)[1]['project']
+user = find('users', 'users', 'flocker') or call('POST', '/users', {'user': {'name': 'flocker', 'password': 'flocker-secret', 'domain_id': 'default', 'default_project_id': project['id']}}, tok)[1]['user']
+member = find('roles', 'roles', 'member')
+call('PUT', f"/projects/{project['id']}/users/{user['id']}/roles/{member['id']}", token=tok)
+service = find('services', 'services', 'cinderv3') or call('POST', '/services', {'service': {'name': 'cinderv3', 'type': 'volumev3'}}, tok)[1]['service']
+have = {e['interface'] for e in call('GET', f"/endpoints?service_id={service['id']}", token=tok)[1]['endpoints']}
+for iface in ('public', 'internal'):
+    if iface not in have:
+        call('POST', '/endpoints', {'endpoint': {'service_id': service['id'], 'interface': iface, 'region_id': 'RegionOne', 'url': cinder + '/%(project_id)s'}}, tok)
+EOF
+}
+
+# An admin token: noauth's fixed one, or a real one from Keystone.
+admin_token() {
+  if [ "$AUTH" != keystone ]; then echo admin:admin; return; fi
+  curl -fsS -D - -o /dev/null -H 'Content-Type: application/json' "$KURL/auth/tokens" \
+    -d '{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":"admin","password":"admin","domain":{"id":"default"}}}},"scope":{"project":{"name":"admin","domain":{"id":"default"}}}}}' \
+    | tr -d '\r' | sed -n 's/^[Xx]-[Ss]ubject-[Tt]oken: //p'
 }
 
 mount_point() { echo "$STATE/mnt/$(printf '%s' "$SHARE" | md5sum | cut -d' ' -f1)"; }
@@ -79,7 +185,7 @@ write_config() {
   echo "$SHARE" > "$STATE/nfs_shares"
   cat > "$STATE/cinder.conf" <<EOF
 [DEFAULT]
-auth_strategy = noauth
+auth_strategy = $AUTH
 transport_url = fake://
 host = flocker-cinder
 state_path = $STATE
@@ -104,6 +210,18 @@ report_interval = 5
 service_down_time = 60
 [database]
 connection = sqlite:///$STATE/cinder.sqlite
+[keystone_authtoken]
+www_authenticate_uri = $KURL
+auth_url = $KURL
+auth_type = password
+username = admin
+password = admin
+user_domain_id = default
+project_name = admin
+project_domain_id = default
+# No cache: a revoked token must be refused at once (the token-renewal test relies on it).
+token_cache_time = -1
+service_token_roles_required = false
 [oslo_concurrency]
 lock_path = $STATE/lock
 # We run as root without sudo: start the privsep daemons directly.
@@ -176,11 +294,12 @@ if __name__ == '__main__':
 EOF
 }
 
-api_up() { curl -fsS -o /dev/null -H 'X-Auth-Token: admin:admin' "http://127.0.0.1:$PORT/v3/types" 2>/dev/null; }
+TOKEN=""
+api_up() { curl -fsS -o /dev/null -H "X-Auth-Token: $TOKEN" "http://127.0.0.1:$PORT/v3/types" 2>/dev/null; }
 
 # The volume service is up once the scheduler knows its capacity (pools listed).
 backend_up() {
-  curl -fsS -H 'X-Auth-Token: admin:admin' "http://127.0.0.1:$PORT/v3/scheduler-stats/get_pools" 2>/dev/null | grep -q '"name"'
+  curl -fsS -H "X-Auth-Token: $TOKEN" "http://127.0.0.1:$PORT/v3/scheduler-stats/get_pools" 2>/dev/null | grep -q '"name"'
 }
 
 running_pid() {
@@ -191,13 +310,15 @@ running_pid() {
 
 # The database seeds the default quota class with 10 volumes; tests need more.
 unlimited_quotas() {
-  curl -fsS -o /dev/null -X PUT -H 'X-Auth-Token: admin:admin' -H 'Content-Type: application/json' \
+  curl -fsS -o /dev/null -X PUT -H "X-Auth-Token: $TOKEN" -H 'Content-Type: application/json' \
     -d '{"quota_class_set": {"volumes": -1, "gigabytes": -1, "snapshots": -1, "backups": -1, "backup_gigabytes": -1, "per_volume_gigabytes": -1}}' \
     "http://127.0.0.1:$PORT/v3/os-quota-class-sets/default"
 }
 
 start() {
   install
+  if [ "$AUTH" = keystone ]; then start_keystone; fi
+  TOKEN="$(admin_token)"
   if running_pid >/dev/null && api_up && backend_up; then echo "http://127.0.0.1:$PORT/v3"; return; fi
   stop_process
   write_config
@@ -232,6 +353,11 @@ stop_process() {
 
 stop() {
   stop_process
+  local kpid
+  if kpid="$(cat "$STATE/keystone/keystone.pid" 2>/dev/null)" && grep -q serve.py "/proc/$kpid/cmdline" 2>/dev/null; then
+    kill -TERM "$kpid" 2>/dev/null || true
+  fi
+  rm -f "$STATE/keystone/keystone.pid"
   local mp; mp="$(mount_point)"
   if mountpoint -q "$mp" 2>/dev/null; then umount "$mp" || umount -l "$mp"; fi
 }
@@ -251,7 +377,7 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   purge) purge ;;
-  status) api_up && backend_up ;;
+  status) TOKEN="$(admin_token 2>/dev/null || true)"; api_up && backend_up ;;
   share-path) echo "$STATE/share" ;;
   *) echo "usage: $0 install|start|stop|purge|status|share-path" >&2; exit 2 ;;
 esac
