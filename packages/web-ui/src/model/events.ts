@@ -1,0 +1,133 @@
+/**
+ * The live event feed: what changed between two consecutive cluster snapshots,
+ * in words. Pure; the `flocker ui` server stamps each event with an id and a time.
+ */
+import { z } from 'zod';
+import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api/dist/schemas';
+import { formatSize } from './sizes';
+import { volumeName } from './view';
+
+export const EventKind = z.enum([
+  'created',
+  'moving',
+  'mounted',
+  'failed',
+  'deleted',
+  'node-joined',
+  'node-lost',
+  'node-back',
+  'node-rebooted',
+  'lease-acquired',
+  'lease-released',
+]);
+export type EventKind = z.infer<typeof EventKind>;
+
+export const Severity = z.enum(['info', 'success', 'warning', 'error']);
+
+export const EventDraft = z.object({
+  kind: EventKind,
+  severity: Severity,
+  message: z.string(),
+  dataset_id: z.string().optional(),
+  node_uuid: z.string().optional(),
+});
+export type EventDraft = z.infer<typeof EventDraft>;
+
+export const UiEvent = EventDraft.extend({ id: z.number().int(), time: z.string() });
+export type UiEvent = z.infer<typeof UiEvent>;
+
+function hostIn(nodes: NodeState[], uuid: string): string {
+  return nodes.find((n) => n.uuid === uuid)?.host ?? uuid.slice(0, 8);
+}
+
+/** Events that turn `prev` into `next`; none for the first snapshot (nothing happened yet). */
+export function diffSnapshots(prev: ClusterSnapshot | undefined, next: ClusterSnapshot): EventDraft[] {
+  if (!prev) return [];
+  const out: EventDraft[] = [];
+  const before = new Map(prev.datasets.map((d) => [d.dataset_id, d]));
+  const after = new Map(next.datasets.map((d) => [d.dataset_id, d]));
+  const nameOf = (id: string): string => {
+    const d = after.get(id) ?? before.get(id);
+    return d ? volumeName(d) : id.slice(0, 8);
+  };
+
+  // Nodes first: a lost node explains the failures that follow it.
+  const oldNodes = new Map(prev.nodes.map((n) => [n.uuid, n]));
+  for (const n of next.nodes) {
+    const o = oldNodes.get(n.uuid);
+    const ev = { node_uuid: n.uuid };
+    if (!o) out.push({ kind: 'node-joined', severity: 'info', message: `Node ${n.host} joined`, ...ev });
+    else if (o.alive && !n.alive) out.push({ kind: 'node-lost', severity: 'error', message: `Node ${n.host} lost (no report since ${n.last_seen})`, ...ev });
+    else if (!o.alive && n.alive) out.push({ kind: 'node-back', severity: 'success', message: `Node ${n.host} is back`, ...ev });
+    else if (o.era !== n.era) out.push({ kind: 'node-rebooted', severity: 'warning', message: `Node ${n.host} rebooted`, ...ev });
+  }
+
+  for (const d of next.datasets) {
+    const o = before.get(d.dataset_id);
+    const ev = { dataset_id: d.dataset_id };
+    if (d.deleted) {
+      if (o && !o.deleted) out.push({ kind: 'deleted', severity: 'info', message: `Volume ${nameOf(d.dataset_id)} deleted`, ...ev });
+      continue;
+    }
+    if (!o || o.deleted) {
+      out.push({ kind: 'created', severity: 'info', message: `Volume ${nameOf(d.dataset_id)} created on ${hostIn(next.nodes, d.primary)}${sizeText(d)}`, ...ev });
+    } else if (o.primary !== d.primary) {
+      out.push({
+        kind: 'moving',
+        severity: 'info',
+        message: `Volume ${nameOf(d.dataset_id)} moving from ${hostIn(prev.nodes, o.primary)} to ${hostIn(next.nodes, d.primary)}`,
+        ...ev,
+      });
+    }
+  }
+  for (const o of prev.datasets) {
+    if (!o.deleted && !after.has(o.dataset_id)) out.push({ kind: 'deleted', severity: 'info', message: `Volume ${nameOf(o.dataset_id)} deleted`, dataset_id: o.dataset_id });
+  }
+
+  for (const n of next.nodes) {
+    const o = oldNodes.get(n.uuid);
+    for (const m of n.manifestations) {
+      if (m.status !== 'mounted') continue;
+      const was = o?.manifestations.find((x) => x.dataset_id === m.dataset_id);
+      if (was?.status === 'mounted') continue;
+      out.push({
+        kind: 'mounted',
+        severity: 'success',
+        message: `Volume ${nameOf(m.dataset_id)} mounted on ${n.host}${m.path ? ` at ${m.path}` : ''}`,
+        dataset_id: m.dataset_id,
+        node_uuid: n.uuid,
+      });
+    }
+    // A failure is new when no same action failed the same way before; retries only raise attempts.
+    const key = (e: { dataset_id?: string | undefined; action: string; code: string; message: string }) => `${e.dataset_id ?? ''}|${e.action}|${e.code}|${e.message}`;
+    const known = new Set((o?.errors ?? []).map(key));
+    for (const e of n.errors) {
+      if (known.has(key(e))) continue;
+      const subject = e.dataset_id ? `Volume ${nameOf(e.dataset_id)}: ` : '';
+      out.push({
+        kind: 'failed',
+        severity: 'error',
+        message: `${subject}${e.action} failed on ${n.host}: ${e.message}`,
+        ...(e.dataset_id ? { dataset_id: e.dataset_id } : {}),
+        node_uuid: n.uuid,
+      });
+    }
+  }
+
+  const oldLeases = new Map(prev.leases.map((l) => [l.dataset_id, l]));
+  const newLeases = new Map(next.leases.map((l) => [l.dataset_id, l]));
+  for (const l of next.leases) {
+    const o = oldLeases.get(l.dataset_id);
+    if (!o || o.node_uuid !== l.node_uuid) {
+      out.push({ kind: 'lease-acquired', severity: 'info', message: `Lease on ${nameOf(l.dataset_id)} held by ${hostIn(next.nodes, l.node_uuid)}`, dataset_id: l.dataset_id, node_uuid: l.node_uuid });
+    }
+  }
+  for (const o of prev.leases) {
+    if (!newLeases.has(o.dataset_id)) out.push({ kind: 'lease-released', severity: 'info', message: `Lease on ${nameOf(o.dataset_id)} released`, dataset_id: o.dataset_id });
+  }
+  return out;
+}
+
+function sizeText(d: DatasetConfiguration): string {
+  return d.maximum_size ? ` (${formatSize(d.maximum_size)})` : '';
+}

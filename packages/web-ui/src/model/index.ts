@@ -1,0 +1,4 @@
+export * from './view';
+export * from './events';
+export * from './wire';
+export { formatSize, parseSize, SizeError, MINIMUM_DATASET_SIZE } from './sizes';

@@ -1,0 +1,79 @@
+import { clusterView, volumeState } from './view';
+import { A, attached, B, backend, D1, D2, dataset, mounted, node, snapshot } from './fixtures.test-helpers';
+
+const d1 = dataset(D1, 'pgdata', A);
+
+describe('volumeState', () => {
+  it('is creating while the backend has no volume', () => {
+    expect(volumeState(snapshot({ datasets: [d1] }), d1)).toMatchObject({ state: 'creating', location: null });
+  });
+
+  it('is attaching while the volume is detached or attached to the primary', () => {
+    const free = snapshot({ datasets: [d1], nodes: [node(A, 'a', { volumes: [backend(D1, null)] }), node(B, 'b')] });
+    expect(volumeState(free, d1)).toMatchObject({ state: 'attaching', detail: 'attaching to a' });
+    const formatting = snapshot({ datasets: [d1], nodes: [node(A, 'a', { manifestations: [attached(D1)], volumes: [backend(D1, 'i-a')] }), node(B, 'b')] });
+    expect(volumeState(formatting, d1)).toMatchObject({ state: 'attaching', detail: 'formatting and mounting on a', location: 'a' });
+  });
+
+  it('is mounted with its path once the primary mounted it', () => {
+    const s = snapshot({ datasets: [d1], nodes: [node(A, 'a', { manifestations: [mounted(D1, '/m/1')] }), node(B, 'b')] });
+    expect(volumeState(s, d1)).toMatchObject({ state: 'mounted', path: '/m/1', location: 'a' });
+  });
+
+  it('is moving while another node still holds it', () => {
+    const toB = dataset(D1, 'pgdata', B);
+    const s = snapshot({ datasets: [toB], nodes: [node(A, 'a', { manifestations: [mounted(D1)], volumes: [backend(D1, 'i-a')] }), node(B, 'b')] });
+    expect(volumeState(s, toB)).toMatchObject({ state: 'moving', detail: 'moving to b: detaching from a', location: 'a' });
+    const dead = snapshot({ datasets: [toB], nodes: [node(A, 'a', { alive: false, volumes: [backend(D1, 'i-a')] }), node(B, 'b')] });
+    expect(volumeState(dead, toB)).toMatchObject({ state: 'moving', detail: 'waiting for dead node a to be fenced' });
+  });
+
+  it('is an error with the reason when an action fails, the primary is dead or unknown', () => {
+    const err = { dataset_id: D1, action: 'attach', code: 'DEVICE_BUSY', message: 'device busy', attempts: 3, since: '2026-01-01T00:00:00Z' };
+    const failing = snapshot({ datasets: [d1], nodes: [node(A, 'a', { errors: [err] }), node(B, 'b')] });
+    expect(volumeState(failing, d1)).toMatchObject({ state: 'error', detail: 'attach failed on a (3 attempts): device busy' });
+    expect(volumeState(failing, d1).errors).toEqual([{ host: 'a', action: 'attach', code: 'DEVICE_BUSY', message: 'device busy', attempts: 3, since: err.since }]);
+    const dead = snapshot({ datasets: [d1], nodes: [node(A, 'a', { alive: false }), node(B, 'b')] });
+    expect(volumeState(dead, d1)).toMatchObject({ state: 'error', detail: 'node a is not alive' });
+    expect(volumeState(snapshot({ datasets: [d1], nodes: [] }), d1)).toMatchObject({ state: 'error', detail: `node ${A} has never reported` });
+  });
+
+  it('stays mounted (with its errors listed) when a later action fails', () => {
+    const err = { dataset_id: D1, action: 'resize', code: 'X', message: 'no', attempts: 1, since: 's' };
+    const s = snapshot({ datasets: [d1], nodes: [node(A, 'a', { manifestations: [mounted(D1)], errors: [err] }), node(B, 'b')] });
+    expect(volumeState(s, d1)).toMatchObject({ state: 'mounted' });
+    expect(volumeState(s, d1).errors).toHaveLength(1);
+  });
+
+  it('is deleting once deleted', () => {
+    const gone = dataset(D1, 'pgdata', A, { deleted: true });
+    expect(volumeState(snapshot({ datasets: [gone] }), gone).state).toBe('deleting');
+  });
+});
+
+describe('clusterView', () => {
+  it('lists volumes by name with leases and first-seen times, nodes with what they hold', () => {
+    const s = snapshot({
+      generation: '7',
+      datasets: [dataset(D2, 'zeta', B), d1, dataset('d3d3d3d3-0000-4000-8000-0000000000d3', 'old', A, { deleted: true })],
+      leases: [{ dataset_id: D1, node_uuid: A, expires: null }],
+      nodes: [node(B, 'b'), node(A, 'a', { manifestations: [mounted(D1)] })],
+    });
+    const v = clusterView(s, new Map([[D2, '2026-01-01T00:00:00.000Z']]));
+    expect(v.generation).toBe('7');
+    expect(v.volumes.map((x) => x.name)).toEqual(['pgdata', 'zeta']); // fully deleted volumes are gone
+    expect(v.volumes[0]).toMatchObject({ size: 128 * 1024 * 1024, primary: { uuid: A, host: 'a' }, lease: { node_uuid: A, host: 'a', expires: null }, first_seen: null });
+    expect(v.volumes[1]).toMatchObject({ first_seen: '2026-01-01T00:00:00.000Z', lease: null, state: 'creating' });
+    expect(v.nodes.map((n) => n.host)).toEqual(['a', 'b']);
+    expect(v.nodes[0]!.volumes).toEqual([{ dataset_id: D1, name: 'pgdata', status: 'mounted' }]);
+  });
+
+  it('keeps a deleted volume while a node still has it, and names unnamed volumes by id', () => {
+    const s = snapshot({
+      datasets: [dataset(D1, 'x', A, { deleted: true }), dataset(D2, 'x', A, { metadata: {} })],
+      nodes: [node(A, 'a', { manifestations: [mounted(D1)] })],
+    });
+    const v = clusterView(s);
+    expect(v.volumes.map((x) => [x.name, x.state])).toEqual([['d2d2d2d2', 'creating'], ['x', 'deleting']]);
+  });
+});

@@ -1,0 +1,135 @@
+/**
+ * What the web UI shows, derived from one cluster snapshot. Pure: the `flocker ui`
+ * server computes it, the browser validates and renders it; both share these schemas.
+ */
+import { z } from 'zod';
+import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api/dist/schemas';
+import { METADATA_NAME_KEY } from './sizes';
+
+export const VolumeStateKind = z.enum(['creating', 'attaching', 'mounted', 'moving', 'deleting', 'error']);
+export type VolumeStateKind = z.infer<typeof VolumeStateKind>;
+
+export const VolumeError = z.object({
+  host: z.string(),
+  action: z.string(),
+  code: z.string(),
+  message: z.string(),
+  attempts: z.number(),
+  since: z.string(),
+});
+export type VolumeError = z.infer<typeof VolumeError>;
+
+export const VolumeView = z.object({
+  dataset_id: z.string(),
+  name: z.string(),
+  size: z.number().nullable(),
+  primary: z.object({ uuid: z.string(), host: z.string().nullable() }),
+  state: VolumeStateKind,
+  /** A sentence on what is happening (or why it is stuck), for people. */
+  detail: z.string(),
+  /** Host where the volume currently is (attached or mounted), if anywhere. */
+  location: z.string().nullable(),
+  path: z.string().nullable(),
+  lease: z.object({ node_uuid: z.string(), host: z.string().nullable(), expires: z.number().nullable() }).nullable(),
+  errors: z.array(VolumeError),
+  /** When the UI server first saw the volume; null if it existed before the server started. */
+  first_seen: z.string().nullable(),
+});
+export type VolumeView = z.infer<typeof VolumeView>;
+
+export const NodeView = z.object({
+  uuid: z.string(),
+  host: z.string(),
+  alive: z.boolean(),
+  era: z.string(),
+  backend: z.string(),
+  last_seen: z.string(),
+  volumes: z.array(z.object({ dataset_id: z.string(), name: z.string(), status: z.enum(['attached', 'mounted']) })),
+  errors: z.number(),
+});
+export type NodeView = z.infer<typeof NodeView>;
+
+export const ClusterView = z.object({
+  generation: z.string(),
+  nodes: z.array(NodeView),
+  volumes: z.array(VolumeView),
+});
+export type ClusterView = z.infer<typeof ClusterView>;
+
+export function volumeName(d: Pick<DatasetConfiguration, 'metadata' | 'dataset_id'>): string {
+  return d.metadata[METADATA_NAME_KEY] ?? d.dataset_id.slice(0, 8);
+}
+
+function hostOf(nodes: NodeState[], uuid: string): string | null {
+  return nodes.find((n) => n.uuid === uuid)?.host ?? null;
+}
+
+type Derived = Pick<VolumeView, 'state' | 'detail' | 'location' | 'path' | 'errors'>;
+
+/** The state machine of one volume as a person sees it, first matching rule wins. */
+export function volumeState(s: ClusterSnapshot, d: DatasetConfiguration): Derived {
+  const id = d.dataset_id;
+  const errors: VolumeError[] = s.nodes.flatMap((n) =>
+    n.errors.filter((e) => e.dataset_id === id).map((e) => ({ host: n.host, action: e.action, code: e.code, message: e.message, attempts: e.attempts, since: e.since })),
+  );
+  const manifest = s.nodes.flatMap((n) => n.manifestations.filter((m) => m.dataset_id === id).map((m) => ({ node: n, m })));
+  const volume = s.nodes.flatMap((n) => n.volumes ?? []).find((v) => v.dataset_id === id);
+  const holder = volume?.attached_to ? s.nodes.find((n) => n.instance_id === volume.attached_to) : undefined;
+  const here = manifest.find((x) => x.node.uuid === d.primary);
+  const elsewhere = manifest.find((x) => x.node.uuid !== d.primary);
+  const location = here?.node.host ?? elsewhere?.node.host ?? holder?.host ?? null;
+  const path = here?.m.path ?? elsewhere?.m.path ?? null;
+  const primary = s.nodes.find((n) => n.uuid === d.primary);
+  const base = { location, path, errors };
+  if (d.deleted) return { ...base, state: 'deleting', detail: 'unmounting, detaching and destroying' };
+  if (here?.m.status === 'mounted' && here.m.path) return { ...base, state: 'mounted', detail: `mounted on ${here.node.host} at ${here.m.path}` };
+  const first = errors[0];
+  if (first) return { ...base, state: 'error', detail: `${first.action} failed on ${first.host} (${first.attempts} attempts): ${first.message}` };
+  if (!primary) return { ...base, state: 'error', detail: `node ${d.primary} has never reported` };
+  if (!primary.alive) return { ...base, state: 'error', detail: `node ${primary.host} is not alive` };
+  const holderElsewhere = volume?.attached_to && volume.attached_to !== primary.instance_id;
+  if (elsewhere || holderElsewhere) {
+    const from = elsewhere?.node ?? holder;
+    if (from && !from.alive) return { ...base, state: 'moving', detail: `waiting for dead node ${from.host} to be fenced` };
+    return { ...base, state: 'moving', detail: `moving to ${primary.host}: detaching from ${from?.host ?? volume?.attached_to ?? 'another node'}` };
+  }
+  if (!volume && !here) return { ...base, state: 'creating', detail: `creating the volume for ${primary.host}` };
+  if (here?.m.status === 'attached') return { ...base, state: 'attaching', detail: `formatting and mounting on ${primary.host}` };
+  return { ...base, state: 'attaching', detail: `attaching to ${primary.host}` };
+}
+
+/**
+ * The whole cluster for display. `firstSeen` maps dataset ids to when the UI server
+ * first saw them (missing: seen in its first snapshot).
+ */
+export function clusterView(s: ClusterSnapshot, firstSeen: ReadonlyMap<string, string> = new Map()): ClusterView {
+  const names = new Map(s.datasets.map((d) => [d.dataset_id, volumeName(d)]));
+  const volumes = s.datasets
+    .filter((d) => !d.deleted || s.nodes.some((n) => n.manifestations.some((m) => m.dataset_id === d.dataset_id) || (n.volumes ?? []).some((v) => v.dataset_id === d.dataset_id)))
+    .map((d): VolumeView => {
+      const lease = s.leases.find((l) => l.dataset_id === d.dataset_id);
+      return {
+        dataset_id: d.dataset_id,
+        name: volumeName(d),
+        size: d.maximum_size ?? null,
+        primary: { uuid: d.primary, host: hostOf(s.nodes, d.primary) },
+        ...volumeState(s, d),
+        lease: lease ? { node_uuid: lease.node_uuid, host: hostOf(s.nodes, lease.node_uuid), expires: lease.expires } : null,
+        first_seen: firstSeen.get(d.dataset_id) ?? null,
+      };
+    })
+    .sort((a, b) => a.name.localeCompare(b.name) || a.dataset_id.localeCompare(b.dataset_id));
+  const nodes = s.nodes
+    .map((n): NodeView => ({
+      uuid: n.uuid,
+      host: n.host,
+      alive: n.alive,
+      era: n.era,
+      backend: n.backend,
+      last_seen: n.last_seen,
+      volumes: n.manifestations.map((m) => ({ dataset_id: m.dataset_id, name: names.get(m.dataset_id) ?? m.dataset_id.slice(0, 8), status: m.status })),
+      errors: n.errors.length,
+    }))
+    .sort((a, b) => a.host.localeCompare(b.host) || a.uuid.localeCompare(b.uuid));
+  return { generation: s.generation, nodes, volumes };
+}
