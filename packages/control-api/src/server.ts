@@ -97,9 +97,12 @@ export function toApiError(err: unknown): ApiError {
     if (type === 'entity.parse.failed') {
       return new ApiError(400, 'INVALID_JSON', `The request body is not valid JSON: ${err.message}`);
     }
-    const status = (err as { status?: unknown }).status;
+  }
+  // Other body-parser failures (e.g. a gzip body that does not inflate) carry a 4xx `status` without `type`.
+  if (err instanceof Error && 'status' in err) {
+    const status = err.status;
     if (typeof status === 'number' && status >= 400 && status < 500) {
-      return new ApiError(status, 'BAD_REQUEST', err.message);
+      return new ApiError(status, 'BAD_REQUEST', `The request cannot be read: ${err.message}`);
     }
   }
   return new ApiError(500, 'INTERNAL_ERROR', 'The control service failed to handle the request; see its log.');
