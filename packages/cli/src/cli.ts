@@ -21,6 +21,7 @@ import { connect, type ConnectionArgs } from './connection';
 import { CliError, EXIT } from './errors';
 import { duration, relativeTime, shortId, table } from './format';
 import { isGone, movePhase } from './progress';
+import { runUi, uiOptions, type UiArgs } from './ui/command';
 
 export interface Io {
   out: (text: string) => void;
@@ -344,6 +345,12 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
         );
         if (problems.length) process.exitCode = EXIT.FAILURE;
       }),
+    )
+    .command(
+      'ui',
+      'Serve the web UI on 127.0.0.1, talking to the control service with these credentials',
+      (b) => uiOptions(b),
+      run<GlobalArgs & UiArgs>((a, client) => runUi(a, client, io.out, io.err)),
     )
     .command('ca', "The cluster's certificate authority (same as flocker-ca)", (c) => caCommands(c))
     .demandCommand(1, 'Name a command; see flocker --help')

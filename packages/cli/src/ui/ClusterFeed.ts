@@ -1,0 +1,108 @@
+/**
+ * Follows the cluster with the control service's long-poll and turns each new
+ * snapshot into a view and feed events for every subscribed browser.
+ */
+import { FlockerApiError, type ClusterSnapshot } from '@flocker/api';
+import { clusterView, diffSnapshots, type ControlStatus, type UiEvent, type UiMessage } from '@flocker/web-ui';
+import type { UiClient } from './actions';
+
+export interface ClusterFeedOptions {
+  controlUrl: string;
+  now?: () => Date;
+  /** Events kept for browsers that connect later. */
+  backlog?: number;
+  /** Long-poll wait per request. */
+  waitMs?: number;
+  /** First retry delay after a failed poll; doubles up to 10 s. */
+  retryMs?: number;
+}
+
+export class ClusterFeed {
+  private latestSnapshot: ClusterSnapshot | undefined;
+  private readonly firstSeen = new Map<string, string>();
+  private readonly events: UiEvent[] = [];
+  private nextId = 1;
+  private control: ControlStatus;
+  private readonly subscribers = new Set<(m: UiMessage) => void>();
+  private stopped = false;
+  private readonly started: string;
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly client: UiClient,
+    private readonly options: ClusterFeedOptions,
+  ) {
+    this.now = options.now ?? (() => new Date());
+    this.started = this.now().toISOString();
+    this.control = { url: options.controlUrl, connected: false, error: null };
+  }
+
+  latest(): ClusterSnapshot | undefined {
+    return this.latestSnapshot;
+  }
+
+  /** What a newly connected browser gets: the view and the backlog. */
+  current(): UiMessage {
+    return this.message([...this.events]);
+  }
+
+  subscribe(fn: (m: UiMessage) => void): () => void {
+    this.subscribers.add(fn);
+    return () => this.subscribers.delete(fn);
+  }
+
+  /** Take in one snapshot (the poll loop calls this; tests call it directly). */
+  ingest(next: ClusterSnapshot): void {
+    const time = this.now().toISOString();
+    const fresh = diffSnapshots(this.latestSnapshot, next).map((e): UiEvent => ({ ...e, id: this.nextId++, time }));
+    if (this.latestSnapshot) for (const d of next.datasets) if (!this.firstSeen.has(d.dataset_id) && !this.latestSnapshot.datasets.some((o) => o.dataset_id === d.dataset_id)) this.firstSeen.set(d.dataset_id, time);
+    this.latestSnapshot = next;
+    this.events.push(...fresh);
+    this.events.splice(0, Math.max(0, this.events.length - (this.options.backlog ?? 200)));
+    this.setControl({ url: this.options.controlUrl, connected: true, error: null }, fresh);
+  }
+
+  /** A failed poll: browsers learn the control service is out of reach, and why. */
+  fail(error: unknown): void {
+    const message = error instanceof FlockerApiError ? error.description : error instanceof Error ? error.message : String(error);
+    this.setControl({ url: this.options.controlUrl, connected: false, error: message }, []);
+  }
+
+  private setControl(control: ControlStatus, fresh: UiEvent[]): void {
+    const changed = control.connected !== this.control.connected || control.error !== this.control.error;
+    this.control = control;
+    if (fresh.length > 0 || changed || control.connected) this.broadcast(this.message(fresh));
+  }
+
+  private message(events: UiEvent[]): UiMessage {
+    const view = this.latestSnapshot ? clusterView(this.latestSnapshot, this.firstSeen) : null;
+    return { view, events, control: this.control, started: this.started };
+  }
+
+  private broadcast(m: UiMessage): void {
+    for (const fn of this.subscribers) fn(m);
+  }
+
+  /** Poll until stop(); never throws. */
+  async run(): Promise<void> {
+    let delay = this.options.retryMs ?? 1000;
+    while (!this.stopped) {
+      try {
+        const since = this.latestSnapshot?.generation;
+        const s = await this.client.waitForCluster(since, since === undefined ? 0 : (this.options.waitMs ?? 25_000));
+        if (this.stopped) return;
+        if (s.generation !== since || !this.control.connected) this.ingest(s);
+        delay = this.options.retryMs ?? 1000;
+      } catch (e) {
+        if (this.stopped) return;
+        this.fail(e);
+        await new Promise((r) => setTimeout(r, delay).unref());
+        delay = Math.min(delay * 2, 10_000);
+      }
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+}

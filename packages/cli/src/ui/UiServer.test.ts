@@ -1,0 +1,231 @@
+import { request } from 'node:http';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FlockerApiError, type ClusterSnapshot, type CreateDatasetRequest, type DatasetConfiguration, type NodeState, type UpdateDatasetRequest } from '@flocker/api';
+import { UiMessage } from '@flocker/web-ui';
+import { UiActions, type UiClient } from './actions';
+import { ClusterFeed } from './ClusterFeed';
+import { UiServer } from './UiServer';
+
+const A = '0a0a0a0a-0000-4000-8000-00000000000a';
+const B = '0b0b0b0b-0000-4000-8000-00000000000b';
+const D1 = 'd1d1d1d1-0000-4000-8000-0000000000d1';
+
+function node(uuid: string, host: string): NodeState {
+  return { uuid, host, era: `era-${host}`, instance_id: `i-${host}`, backend: 'loopback', manifestations: [], volumes: [], errors: [], alive: true, last_seen: '2026-01-01T00:00:00.000Z' };
+}
+const existing: DatasetConfiguration = { dataset_id: D1, primary: A, maximum_size: 128 * 1024 * 1024, metadata: { name: 'pgdata' }, deleted: false };
+function snapshot(generation: string, datasets: DatasetConfiguration[] = [existing]): ClusterSnapshot {
+  return { generation, configuration_tag: 't', datasets, leases: [], nodes: [node(A, 'a'), node(B, 'b')] };
+}
+
+class FakeClient implements UiClient {
+  calls: Array<[string, ...unknown[]]> = [];
+  failWith: Error | undefined;
+  async waitForCluster(): Promise<ClusterSnapshot> {
+    return snapshot('1');
+  }
+  async createDataset(req: CreateDatasetRequest): Promise<DatasetConfiguration> {
+    this.calls.push(['create', req]);
+    if (this.failWith) throw this.failWith;
+    return { dataset_id: 'd2d2d2d2-0000-4000-8000-0000000000d2', primary: req.primary, maximum_size: req.maximum_size ?? null, metadata: req.metadata ?? {}, deleted: false };
+  }
+  async updateDataset(id: string, req: UpdateDatasetRequest): Promise<DatasetConfiguration> {
+    this.calls.push(['update', id, req]);
+    if (this.failWith) throw this.failWith;
+    return { ...existing, primary: req.primary ?? existing.primary };
+  }
+  async deleteDataset(id: string): Promise<DatasetConfiguration> {
+    this.calls.push(['delete', id]);
+    if (this.failWith) throw this.failWith;
+    return { ...existing, deleted: true };
+  }
+  async releaseLease(id: string) {
+    this.calls.push(['release', id]);
+    if (this.failWith) throw this.failWith;
+    return { dataset_id: id, node_uuid: A, expires: null };
+  }
+}
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+let appDir: string;
+let client: FakeClient;
+let feed: ClusterFeed;
+let server: UiServer;
+let port: number;
+
+function call(method: string, path: string, opts: { body?: unknown; headers?: Record<string, string> } = {}): Promise<Reply> {
+  const body = opts.body === undefined ? undefined : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
+  const mutation = method !== 'GET';
+  const headers: Record<string, string> = {
+    ...(mutation ? { origin: `http://127.0.0.1:${port}` } : {}),
+    ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    ...opts.headers,
+  };
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const errorOf = (r: Reply) => (JSON.parse(r.body) as { error: { code: string; message: string } }).error;
+
+beforeEach(async () => {
+  appDir = mkdtempSync(join(tmpdir(), 'flocker-ui-test-'));
+  mkdirSync(join(appDir, 'assets'));
+  writeFileSync(join(appDir, 'index.html'), '<!doctype html><title>Flocker</title>');
+  writeFileSync(join(appDir, 'assets', 'app-123.js'), 'console.log(1)');
+  client = new FakeClient();
+  let t = 0;
+  feed = new ClusterFeed(client, { controlUrl: 'http://control', now: () => new Date(Date.UTC(2026, 0, 1, 0, 0, t++)) });
+  feed.ingest(snapshot('1'));
+  server = new UiServer({ feed, actions: new UiActions(client, () => feed.latest()), appDir, heartbeatMs: 50 });
+  port = Number(new URL(await server.listen(0)).port);
+});
+
+afterEach(async () => {
+  await server.close();
+  rmSync(appDir, { recursive: true, force: true });
+});
+
+describe('UiServer: the app', () => {
+  it('serves the app, its assets, and the app again for client-side paths', async () => {
+    const index = await call('GET', '/');
+    expect(index).toMatchObject({ status: 200, body: expect.stringContaining('<title>Flocker</title>') });
+    expect(index.headers['content-type']).toMatch(/text\/html/);
+    expect(index.headers['content-security-policy']).toMatch(/default-src 'self'/);
+    expect(index.headers['x-frame-options']).toBe('DENY');
+    const asset = await call('GET', '/assets/app-123.js');
+    expect(asset.headers['content-type']).toMatch(/text\/javascript/);
+    expect(asset.headers['cache-control']).toMatch(/immutable/);
+    expect((await call('GET', '/volumes')).body).toContain('<title>Flocker</title>');
+    expect((await call('GET', '/assets/missing.js')).status).toBe(404);
+    expect((await call('GET', '/..%2f..%2f..%2fetc%2fpasswd')).status).toBe(404);
+    expect((await call('GET', '/%2e%2e/%2e%2e/etc/passwd')).body).toContain('<title>Flocker</title>'); // the URL parser already removed the dots
+  });
+
+  it('says how to build the app when it is missing', async () => {
+    rmSync(join(appDir, 'index.html'));
+    const r = await call('GET', '/');
+    expect(r.status).toBe(503);
+    expect(errorOf(r).message).toMatch(/npm run build -w @flocker\/web-ui/);
+  });
+
+  it('refuses requests for another host name (DNS rebinding)', async () => {
+    const r = await call('GET', '/api/state', { headers: { host: `evil.example:${port}` } });
+    expect(r.status).toBe(403);
+    expect(errorOf(r).code).toBe('FORBIDDEN_HOST');
+  });
+});
+
+describe('UiServer: the live cluster', () => {
+  it('answers the current view and connection state', async () => {
+    const r = await call('GET', '/api/state');
+    const m = UiMessage.parse(JSON.parse(r.body));
+    expect(m.control).toEqual({ url: 'http://control', connected: true, error: null });
+    expect(m.view?.volumes.map((v) => v.name)).toEqual(['pgdata']);
+    expect(m.view?.nodes.map((n) => n.host)).toEqual(['a', 'b']);
+  });
+
+  it('streams the view at once, then each change with its events', async () => {
+    const messages: UiMessage[] = [];
+    const done = new Promise<void>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: '/api/events' }, (res) => {
+        expect(res.headers['content-type']).toMatch(/text\/event-stream/);
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          buf += c;
+          for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
+            const frame = buf.slice(0, i);
+            buf = buf.slice(i + 2);
+            const data = frame.split('\n').find((l) => l.startsWith('data: '));
+            if (!data) continue;
+            messages.push(UiMessage.parse(JSON.parse(data.slice(6))));
+            if (messages.length === 1) feed.ingest(snapshot('2', [{ ...existing, primary: B }]));
+            if (messages.length === 2) {
+              req.destroy();
+              resolve();
+            }
+          }
+        });
+      });
+      req.on('error', (e) => (messages.length >= 2 ? resolve() : reject(e)));
+      req.end();
+    });
+    await done;
+    expect(messages[0]!.view?.generation).toBe('1');
+    expect(messages[1]!.view?.generation).toBe('2');
+    expect(messages[1]!.events).toMatchObject([{ id: 1, kind: 'moving', message: 'Volume pgdata moving from a to b', dataset_id: D1 }]);
+  });
+});
+
+describe('UiServer: actions', () => {
+  it('creates a volume from a name, a size as people write it and a node', async () => {
+    const r = await call('POST', '/api/volumes', { body: { name: 'web', size: '1GiB', node: B } });
+    expect(r.status).toBe(200);
+    expect(client.calls).toEqual([['create', { primary: B, maximum_size: 1024 ** 3, metadata: { name: 'web' } }]]);
+    expect(JSON.parse(r.body)).toMatchObject({ primary: B, metadata: { name: 'web' } });
+  });
+
+  it('refuses bad input with a sentence and calls nothing', async () => {
+    const small = await call('POST', '/api/volumes', { body: { name: 'web', size: '1K', node: B } });
+    expect(small.status).toBe(400);
+    expect(errorOf(small)).toEqual({ code: 'INVALID_SIZE', message: 'size "1K" is too small: at least 64 MiB.' });
+    const taken = await call('POST', '/api/volumes', { body: { name: 'pgdata', size: '1G', node: B } });
+    expect(taken.status).toBe(409);
+    expect(errorOf(taken).message).toBe('a volume named "pgdata" already exists');
+    const nowhere = await call('POST', '/api/volumes', { body: { name: 'x', size: '1G', node: 'c0c0c0c0-0000-4000-8000-0000000000c0' } });
+    expect(nowhere.status).toBe(404);
+    const unnamed = await call('POST', '/api/volumes', { body: { name: ' ', size: '1G', node: B } });
+    expect(unnamed.status).toBe(400);
+    expect(errorOf(unnamed)).toMatchObject({ code: 'INVALID_REQUEST', message: expect.stringContaining('a volume needs a name') });
+    const garbage = await call('POST', '/api/volumes', { body: '{nope' });
+    expect(errorOf(garbage).code).toBe('INVALID_JSON');
+    expect(client.calls).toEqual([]);
+  });
+
+  it('moves, releases the lease of and deletes a volume', async () => {
+    expect((await call('POST', `/api/volumes/${D1}/move`, { body: { node: B } })).status).toBe(200);
+    expect((await call('POST', `/api/volumes/${D1}/release-lease`, { body: {} })).status).toBe(200);
+    expect((await call('DELETE', `/api/volumes/${D1}`)).status).toBe(200);
+    expect(client.calls).toEqual([['update', D1, { primary: B }], ['release', D1], ['delete', D1]]);
+  });
+
+  it("passes on the API's own status, code and message", async () => {
+    client.failWith = new FlockerApiError(409, 'LEASE_HELD', 'the dataset is leased to node a: release the lease first');
+    const r = await call('POST', `/api/volumes/${D1}/move`, { body: { node: B } });
+    expect(r.status).toBe(409);
+    expect(errorOf(r)).toEqual({ code: 'LEASE_HELD', message: 'the dataset is leased to node a: release the lease first' });
+    client.failWith = new FlockerApiError(0, 'CONTROL_SERVICE_UNREACHABLE', 'connect ECONNREFUSED');
+    const down = await call('DELETE', `/api/volumes/${D1}`);
+    expect(down.status).toBe(502);
+    expect(errorOf(down).code).toBe('CONTROL_SERVICE_UNREACHABLE');
+  });
+
+  it('refuses cross-site and non-JSON changes before calling anything', async () => {
+    const foreign = await call('DELETE', `/api/volumes/${D1}`, { headers: { origin: 'https://evil.example' } });
+    expect(foreign.status).toBe(403);
+    const form = await call('POST', '/api/volumes', { body: 'name=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(form.status).toBe(415);
+    expect(client.calls).toEqual([]);
+  });
+
+  it('answers 404 and 405 for calls it does not have', async () => {
+    expect((await call('POST', '/api/nothing', { body: {} })).status).toBe(404);
+    expect((await call('GET', `/api/volumes/${D1}/move`)).status).toBe(405);
+    expect((await call('POST', '/index.html', { body: {} })).status).toBe(405);
+  });
+});

@@ -1,0 +1,177 @@
+/**
+ * `flocker ui`'s local web server: serves the built app, pushes the cluster to the
+ * browser as server-sent events and turns the app's JSON calls into API calls made
+ * with the user's credentials (as `kubectl proxy` does). Listens on 127.0.0.1 only.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { readFile, stat } from 'node:fs/promises';
+import { extname, join, normalize, sep } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { UiMessage } from '@flocker/web-ui';
+import { toActionError, UiActionError, UiActions } from './actions';
+import type { ClusterFeed } from './ClusterFeed';
+import { checkRequest } from './security';
+
+export interface UiServerOptions {
+  feed: ClusterFeed;
+  actions: UiActions;
+  /** Directory of the built browser app. */
+  appDir: string;
+  /** Seconds between SSE keep-alive comments. */
+  heartbeatMs?: number;
+}
+
+const MAX_BODY = 64 * 1024;
+const TYPES: Readonly<Record<string, string>> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+  '.map': 'application/json',
+  '.woff2': 'font/woff2',
+};
+const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'content-security-policy': "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+};
+const UUID = '[0-9a-fA-F-]{36}';
+const ROUTES: Array<{ method: string; path: RegExp; run: (a: UiActions, id: string, body: unknown) => Promise<unknown> }> = [
+  { method: 'POST', path: /^\/api\/volumes$/, run: (a, _id, body) => a.create(body) },
+  { method: 'POST', path: new RegExp(`^/api/volumes/(${UUID})/move$`), run: (a, id, body) => a.move(id, body) },
+  { method: 'POST', path: new RegExp(`^/api/volumes/(${UUID})/release-lease$`), run: (a, id) => a.releaseLease(id) },
+  { method: 'DELETE', path: new RegExp(`^/api/volumes/(${UUID})$`), run: (a, id) => a.delete(id) },
+];
+
+export class UiServer {
+  private readonly server: Server;
+  private port = 0;
+  private readonly streams = new Set<ServerResponse>();
+
+  constructor(private readonly options: UiServerOptions) {
+    this.server = createServer((req, res) => {
+      for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
+      this.handle(req, res).catch((e: unknown) => this.sendError(res, toActionError(e)));
+    });
+  }
+
+  /** Listen on 127.0.0.1 (port 0: any free port); resolves to the UI's URL. */
+  async listen(port: number): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, '127.0.0.1', () => resolve());
+    });
+    this.port = (this.server.address() as AddressInfo).port;
+    return `http://127.0.0.1:${this.port}/`;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.streams) s.end();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.method ?? 'GET';
+    const verdict = checkRequest(
+      { method, host: req.headers.host, origin: req.headers.origin, contentType: req.headers['content-type'] },
+      this.port,
+    );
+    if (!verdict.ok) return this.sendError(res, new UiActionError(verdict.status, verdict.code, verdict.message));
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+
+    if (path === '/api/events' && method === 'GET') return this.stream(req, res);
+    if (path === '/api/state' && method === 'GET') return this.sendJson(res, 200, this.options.feed.current());
+    if (path.startsWith('/api/')) {
+      for (const r of ROUTES) {
+        const m = r.path.exec(path);
+        if (!m) continue;
+        if (r.method !== method) continue;
+        const body = method === 'POST' ? await readJson(req) : undefined;
+        return this.sendJson(res, 200, await r.run(this.options.actions, m[1] ?? '', body));
+      }
+      const known = ROUTES.some((r) => r.path.test(path));
+      throw new UiActionError(known ? 405 : 404, known ? 'METHOD_NOT_ALLOWED' : 'NOT_FOUND', `${method} ${path} is not a UI server call`);
+    }
+    if (method !== 'GET' && method !== 'HEAD') throw new UiActionError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed here`);
+    return this.serveFile(res, path);
+  }
+
+  private stream(req: IncomingMessage, res: ServerResponse): void {
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive' });
+    const send = (m: UiMessage) => res.write(`data: ${JSON.stringify(m)}\n\n`);
+    res.write('retry: 2000\n\n');
+    send(this.options.feed.current());
+    const unsubscribe = this.options.feed.subscribe(send);
+    const beat = setInterval(() => res.write(': keep-alive\n\n'), this.options.heartbeatMs ?? 15_000);
+    this.streams.add(res);
+    const done = () => {
+      clearInterval(beat);
+      unsubscribe();
+      this.streams.delete(res);
+    };
+    req.on('close', done);
+    res.on('close', done);
+  }
+
+  private async serveFile(res: ServerResponse, urlPath: string): Promise<void> {
+    const root = normalize(this.options.appDir + sep);
+    let file = normalize(join(root, decodeURIComponent(urlPath)));
+    if (!file.startsWith(root)) throw new UiActionError(404, 'NOT_FOUND', 'no such file');
+    const isFile = await stat(file).then((s) => s.isFile(), () => false);
+    // Client-side paths (no extension) get the app; missing assets get a 404.
+    if (!isFile) {
+      if (extname(file) !== '') throw new UiActionError(404, 'NOT_FOUND', `${urlPath} not found`);
+      file = join(root, 'index.html');
+    }
+    let body: Buffer;
+    try {
+      body = await readFile(file);
+    } catch {
+      throw new UiActionError(503, 'UI_NOT_BUILT', `the web UI is not built in ${root}: run "npm run build -w @flocker/web-ui"`);
+    }
+    const hashed = /\/assets\//.test(file);
+    res.writeHead(200, {
+      'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+      'cache-control': hashed ? 'public, max-age=31536000, immutable' : 'no-cache',
+      'content-length': body.length,
+    });
+    res.end(body);
+  }
+
+  private sendJson(res: ServerResponse, status: number, value: unknown): void {
+    const body = JSON.stringify(value);
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  }
+
+  private sendError(res: ServerResponse, e: UiActionError): void {
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    this.sendJson(res, e.status, { error: { code: e.code, message: e.message } });
+  }
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    const b = c as Buffer;
+    size += b.length;
+    if (size > MAX_BODY) throw new UiActionError(413, 'BODY_TOO_LARGE', `request bodies are at most ${MAX_BODY} bytes`);
+    chunks.push(b);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return {};
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new UiActionError(400, 'INVALID_JSON', 'the request body is not valid JSON');
+  }
+}

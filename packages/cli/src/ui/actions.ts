@@ -1,0 +1,65 @@
+/**
+ * The UI's mutations, each a thin call of the FlockerClient. Failures become a
+ * status, a stable code and the API's own sentence, which the browser shows as is.
+ */
+import { z } from 'zod';
+import { FlockerApiError, type ClusterSnapshot, type FlockerClient } from '@flocker/api';
+import { CreateVolumeBody, MINIMUM_DATASET_SIZE, MoveVolumeBody, parseSize, SizeError, volumeName } from '@flocker/web-ui';
+
+export type UiClient = Pick<FlockerClient, 'waitForCluster' | 'createDataset' | 'updateDataset' | 'deleteDataset' | 'releaseLease'>;
+
+export class UiActionError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'UiActionError';
+  }
+}
+
+/** Any failure of an action as what the UI server answers. */
+export function toActionError(e: unknown): UiActionError {
+  if (e instanceof UiActionError) return e;
+  if (e instanceof FlockerApiError) return new UiActionError(e.status === 0 ? 502 : e.status, e.code, e.description);
+  if (e instanceof SizeError) return new UiActionError(400, e.code, e.message);
+  if (e instanceof z.ZodError) return new UiActionError(400, 'INVALID_REQUEST', z.prettifyError(e));
+  return new UiActionError(500, 'INTERNAL', e instanceof Error ? e.message : String(e));
+}
+
+export class UiActions {
+  constructor(
+    private readonly client: UiClient,
+    /** The latest snapshot the feed has, to check names and nodes without a round trip. */
+    private readonly latest: () => ClusterSnapshot | undefined,
+  ) {}
+
+  private async snapshot(): Promise<ClusterSnapshot> {
+    return this.latest() ?? (await this.client.waitForCluster(undefined, 0));
+  }
+
+  async create(body: unknown) {
+    const req = CreateVolumeBody.parse(body);
+    const size = parseSize(req.size, MINIMUM_DATASET_SIZE);
+    const s = await this.snapshot();
+    if (s.datasets.some((d) => !d.deleted && volumeName(d) === req.name)) {
+      throw new UiActionError(409, 'VOLUME_EXISTS', `a volume named "${req.name}" already exists`);
+    }
+    if (!s.nodes.some((n) => n.uuid === req.node)) throw new UiActionError(404, 'NODE_NOT_FOUND', `no node ${req.node} has reported to the control service`);
+    return this.client.createDataset({ primary: req.node, maximum_size: size, metadata: { name: req.name } });
+  }
+
+  async move(datasetId: string, body: unknown) {
+    const req = MoveVolumeBody.parse(body);
+    return this.client.updateDataset(datasetId, { primary: req.node });
+  }
+
+  async releaseLease(datasetId: string) {
+    return this.client.releaseLease(datasetId);
+  }
+
+  async delete(datasetId: string) {
+    return this.client.deleteDataset(datasetId);
+  }
+}
