@@ -135,7 +135,7 @@ describe('flocker Docker volume plugin with real Docker', () => {
     await docker('rm', '-f', 'user');
     // Another host's container holds it (its plugin took the lease).
     const other = '0b0b0b0b-0b0b-4b0b-8b0b-0b0b0b0b0b0b';
-    await stack.client.reportNodeState({ uuid: other, era: 'e', host: 'other-host', instance_id: 'i', backend: 'loopback', manifestations: [], errors: [] });
+    await (await stack.clientAsNode(other)).reportNodeState({ uuid: other, era: 'e', host: 'other-host', instance_id: 'i', backend: 'loopback', manifestations: [], errors: [] });
     const d = await stack.dataset('v-busy');
     await stack.client.acquireLease({ dataset_id: d!.dataset_id, node_uuid: other, expires: null });
     expect(await dockerFails('volume', 'rm', 'v-busy')).toMatch(/volume v-busy is in use by a container on host other-host/);

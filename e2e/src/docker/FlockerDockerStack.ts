@@ -1,13 +1,15 @@
 /**
  * The whole single-host stack for Docker e2e tests and benchmarks: the control service
  * (in this process), a dataset agent on a loopback pool in a temp root, the Docker
- * plugin (a child process, so tests can kill it) and a private dockerd.
+ * plugin (a child process, so tests can kill it) and a private dockerd. Everything
+ * talks mutual TLS with certificates of a CA made for this stack.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { FlockerClient } from '@flocker/api';
+import { FlockerClient, nodeCommonName, tlsDispatcher } from '@flocker/api';
+import { ClusterPki } from '../cluster/pki';
 import { createLogger, startControlService, type ControlService } from '@flocker/control-api';
 import { callPlugin } from '@flocker/volume-plugin';
 import { DockerDaemon, isAlive } from './DockerDaemon';
@@ -71,7 +73,9 @@ export class FlockerDockerStack {
   readonly dockerd: DockerDaemon;
   readonly agentConfig: string;
   control!: ControlService;
+  /** An API user client (admin). */
   client!: FlockerClient;
+  pki!: ClusterPki;
   plugin!: ChildService;
   agent!: ChildService;
   nodeUuid = '';
@@ -98,8 +102,11 @@ export class FlockerDockerStack {
 
   private async boot(opts: FlockerDockerStackOptions): Promise<void> {
     const logger = createLogger('error');
-    this.control = await startControlService({ port: 0, host: '127.0.0.1', dataDir: path.join(this.root, 'control'), logger });
-    this.client = new FlockerClient({ baseUrl: this.control.url });
+    this.pki = await ClusterPki.create(path.join(this.root, 'pki'), ['127.0.0.1', 'localhost']);
+    this.control = await startControlService({ port: 0, host: '127.0.0.1', dataDir: path.join(this.root, 'control'), logger, tls: this.pki.serverCredentials() });
+    this.client = new FlockerClient({ baseUrl: this.control.url, dispatcher: await this.pki.userDispatcher('admin') });
+    // cluster.crt, node.crt and node.key beside agent.yml: the agent and the plugin use HTTPS as this node.
+    const certUuid = await this.pki.installNode(this.root);
     fs.writeFileSync(
       this.agentConfig,
       [
@@ -126,10 +133,20 @@ export class FlockerDockerStack {
     await this.startPlugin();
     await until('the agent to report', async () => (await this.client.waitForCluster(undefined, 0)).nodes.length > 0, 30_000, 100);
     this.nodeUuid = JSON.parse(fs.readFileSync(path.join(this.root, 'agent', 'node.json'), 'utf8')).uuid;
+    if (this.nodeUuid !== certUuid) throw new Error(`node.json names ${this.nodeUuid}, but the node certificate ${certUuid}`);
     // The plugin must be up before dockerd, or dockerd stalls restoring plugin volumes.
     await this.dockerd.start();
     const tar = await buildTinyRootfsTar(this.root);
     await this.dockerd.docker(['import', tar, TINY_IMAGE]);
+  }
+
+  /** A client holding a node certificate of this stack's CA: acts as node `uuid` (e.g. "another host"). */
+  async clientAsNode(uuid: string): Promise<FlockerClient> {
+    const pem = await this.pki.issue(nodeCommonName(uuid), 'node');
+    return new FlockerClient({
+      baseUrl: this.control.url,
+      dispatcher: tlsDispatcher({ ca: fs.readFileSync(this.pki.caFile), cert: pem.certificate, key: pem.privateKey }),
+    });
   }
 
   async startPlugin(): Promise<void> {
