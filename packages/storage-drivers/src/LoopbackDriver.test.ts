@@ -6,7 +6,7 @@ import { isStorageError } from './BlockDeviceApi';
 import { isDeviceBusy, listMounts, makeFilesystem, mount, unmount } from './blockdev';
 import { blockDeviceApiContract, expectStorageError } from './contract';
 import { execFileExec } from './exec';
-import { findLoopDevices } from './losetup';
+import { attachLoop, findLoopDevices, isReadOnly, listLoopBindings, LoopScanner, parseBackingFile } from './losetup';
 import { LoopbackDriver } from './LoopbackDriver';
 import { PoolLock } from './PoolLock';
 import { destroyTempRoot, loopsUnder, makeTempRoot } from './testSupport';
@@ -39,6 +39,18 @@ async function sh(cmd: string, args: string[]): Promise<string> {
 blockDeviceApiContract('LoopbackDriver', async () => {
   const { root, a, b } = await pool();
   return { driver: a, driverOnOtherInstance: b, cleanup: () => destroyTempRoot(root) };
+});
+
+// The spawn-based fallbacks (no sysfs, no perl) must behave the same.
+blockDeviceApiContract('LoopbackDriver (losetup -j, flock(1))', async () => {
+  const root = await makeTempRoot('flocker-loopback-test-');
+  roots.push(root);
+  const options = { rootPath: root, loopDiscovery: 'losetup', lockMode: 'flock' } as const;
+  return {
+    driver: new LoopbackDriver({ ...options, instanceId: 'instance-a' }),
+    driverOnOtherInstance: new LoopbackDriver({ ...options, instanceId: 'instance-b' }),
+    cleanup: () => destroyTempRoot(root),
+  };
 });
 
 describe('LoopbackDriver', () => {
@@ -272,12 +284,101 @@ describe('LoopbackDriver', () => {
   });
 });
 
-describe('PoolLock', () => {
+describe('loop devices from sysfs', () => {
+  it('parses backing_file, marking a replaced or unlinked file', () => {
+    expect(parseBackingFile('/dev/loop3', '/pool/volumes/a b.img\n')).toEqual({ device: '/dev/loop3', backingFile: '/pool/volumes/a b.img', deleted: false });
+    expect(parseBackingFile('/dev/loop4', '/pool/volumes/x.img (deleted)\n')).toEqual({ device: '/dev/loop4', backingFile: '/pool/volumes/x.img', deleted: true });
+  });
+
+  it('lists bound loop devices only, and answers null when sysfs cannot be read', async () => {
+    const files: Record<string, string> = { '/s/loop0/loop/backing_file': '/p/a.img\n', '/s/loop12/loop/backing_file': '/p/b.img (deleted)\n' };
+    const reader = {
+      readdir: async () => ['loop0', 'loop1', 'loop12', 'sda', 'loop-control'],
+      readFile: async (f: string) => {
+        const c = files[f];
+        if (c === undefined) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+        return c;
+      },
+    };
+    expect(await listLoopBindings('/s', reader)).toEqual([
+      { device: '/dev/loop0', backingFile: '/p/a.img', deleted: false },
+      { device: '/dev/loop12', backingFile: '/p/b.img', deleted: true },
+    ]);
+    expect(await listLoopBindings('/s', { ...reader, readdir: () => Promise.reject(new Error('no sysfs')) })).toBeNull();
+    expect(await isReadOnly('/dev/loop0', '/s', { ...reader, readFile: async () => '1\n' })).toBe(true);
+    expect(await isReadOnly('/dev/loop0', '/s', { ...reader, readFile: async () => '0\n' })).toBe(false);
+    expect(await isReadOnly('/dev/loop0', '/s', reader)).toBeNull();
+  });
+
+  it('LoopScanner never hands out a scan that started before the call, and shares the next one', async () => {
+    let started = 0;
+    const finish: Array<() => void> = [];
+    const scanner = new LoopScanner(
+      () =>
+        new Promise((resolve) => {
+          const n = ++started;
+          finish.push(() => resolve([{ device: `/dev/loop${n}`, backingFile: '/x', deleted: false }]));
+        }),
+    );
+    const first = scanner.get();
+    const second = scanner.get();
+    const third = scanner.get();
+    expect(started).toBe(1);
+    finish[0]!();
+    expect((await first)?.[0]?.device).toBe('/dev/loop1');
+    await new Promise((r) => setImmediate(r));
+    expect(started).toBe(2);
+    finish[1]!();
+    expect((await second)?.[0]?.device).toBe('/dev/loop2');
+    expect(await third).toBe(await second);
+  });
+
+  it('finds the devices of a pool reached through a symlink (the kernel prints the resolved path)', async () => {
+    const real = await makeTempRoot('flocker-loopback-test-');
+    roots.push(real);
+    const link = `${real}-link`;
+    await fs.symlink(real, link);
+    try {
+      const d = new LoopbackDriver({ rootPath: link, instanceId: 'instance-a' });
+      const v = await d.createVolume('ds', 8 * MiB);
+      await d.attachVolume(v.blockdeviceId, 'instance-a');
+      const devices = await findLoopDevices(execFileExec, path.join(real, 'volumes', `${v.blockdeviceId}.img`));
+      expect(devices).toHaveLength(1);
+      // Found, not re-created: still exactly one device.
+      expect(await d.getDevicePath(v.blockdeviceId)).toBe(devices[0]);
+      expect(await findLoopDevices(execFileExec, path.join(real, 'volumes', `${v.blockdeviceId}.img`))).toEqual(devices);
+      await d.detachVolume(v.blockdeviceId);
+      expect(await findLoopDevices(execFileExec, path.join(real, 'volumes', `${v.blockdeviceId}.img`))).toEqual([]);
+    } finally {
+      await fs.rm(link, { force: true });
+    }
+  });
+
+  it('attachLoop clears a read-only flag left on a reused loop device', async () => {
+    const root = await makeTempRoot('flocker-loopback-test-');
+    roots.push(root);
+    const file = path.join(root, 'ro.img');
+    await fs.writeFile(file, '');
+    await fs.truncate(file, 8 * MiB);
+    // The flag outlives the detach; the lowest free device (the one just freed) is what --find picks next.
+    const used = (await sh('losetup', ['--find', '--show', file])).trim();
+    await sh('blockdev', ['--setro', used]);
+    await sh('losetup', ['-d', used]);
+    expect(await isReadOnly(used)).toBe(true);
+    const device = await attachLoop(execFileExec, file, undefined, { readOnly: (d) => isReadOnly(d) });
+    expect(await isReadOnly(device)).toBe(false);
+    expect((await sh('blockdev', ['--getro', device])).trim()).toBe('0');
+    await sh('losetup', ['-d', device]);
+    if (device !== used) await sh('blockdev', ['--setrw', used]);
+  });
+});
+
+describe.each(['helper', 'flock'] as const)('PoolLock (%s)', (mode) => {
   it('serialises critical sections across lock instances (as across processes)', async () => {
     const root = await makeTempRoot('flocker-lock-test-');
     roots.push(root);
     const file = path.join(root, 'pool.lock');
-    const locks = [new PoolLock(file), new PoolLock(file), new PoolLock(file)];
+    const locks = [new PoolLock(file, { mode }), new PoolLock(file, { mode }), new PoolLock(file, { mode })];
     let inside = 0;
     let maxInside = 0;
     await Promise.all(
@@ -296,9 +397,24 @@ describe('PoolLock', () => {
   it('releases the lock when fn throws', async () => {
     const root = await makeTempRoot('flocker-lock-test-');
     roots.push(root);
-    const lock = new PoolLock(path.join(root, 'pool.lock'), { timeoutMs: 1000 });
+    const lock = new PoolLock(path.join(root, 'pool.lock'), { timeoutMs: 1000, mode });
     await expect(lock.withLock(async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
-    await expect(new PoolLock(path.join(root, 'pool.lock'), { timeoutMs: 1000 }).withLock(async () => 'ok')).resolves.toBe('ok');
+    await expect(new PoolLock(path.join(root, 'pool.lock'), { timeoutMs: 1000, mode }).withLock(async () => 'ok')).resolves.toBe('ok');
+    await expect(lock.withLock(async () => 'again')).resolves.toBe('again');
+  });
+
+  it('serialises raw acquire() calls within one lock instance', async () => {
+    const root = await makeTempRoot('flocker-lock-test-');
+    roots.push(root);
+    const lock = new PoolLock(path.join(root, 'pool.lock'), { timeoutMs: 1000, mode });
+    const order: string[] = [];
+    const first = await lock.acquire();
+    const second = lock.acquire().then((release) => (order.push('second'), release));
+    await new Promise((r) => setTimeout(r, 50));
+    order.push('first released');
+    await first();
+    await (await second)();
+    expect(order).toEqual(['first released', 'second']);
   });
 
   it('is freed when its holder process is killed with SIGKILL', async () => {
@@ -307,7 +423,7 @@ describe('PoolLock', () => {
     const file = path.join(root, 'pool.lock');
     const script = `
       const { PoolLock } = require(${JSON.stringify(path.join(__dirname, 'PoolLock.js'))});
-      new PoolLock(${JSON.stringify(file)}).acquire().then(() => { process.stdout.write('held\\n'); setInterval(() => {}, 1000); });
+      new PoolLock(${JSON.stringify(file)}, { mode: ${JSON.stringify(mode)} }).acquire().then(() => { process.stdout.write('held\\n'); setInterval(() => {}, 1000); });
     `;
     const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
@@ -316,7 +432,7 @@ describe('PoolLock', () => {
         child.once('exit', (code) => reject(new Error(`lock holder exited early with ${code}`)));
       });
       // While the child holds it, we cannot get it.
-      const blocked = await new PoolLock(file, { timeoutMs: 1000 }).withLock(async () => 'got it').catch((e: unknown) => e);
+      const blocked = await new PoolLock(file, { timeoutMs: 1000, mode }).withLock(async () => 'got it').catch((e: unknown) => e);
       expect(isStorageError(blocked, 'BACKEND_ERROR')).toBe(true);
       expect(String(blocked)).toMatch(/timed out/);
 
@@ -324,7 +440,7 @@ describe('PoolLock', () => {
       child.kill('SIGKILL');
       await exited;
       const started = Date.now();
-      await expect(new PoolLock(file, { timeoutMs: 5000 }).withLock(async () => 'got it')).resolves.toBe('got it');
+      await expect(new PoolLock(file, { timeoutMs: 5000, mode }).withLock(async () => 'got it')).resolves.toBe('got it');
       expect(Date.now() - started).toBeLessThan(4000);
     } finally {
       child.kill('SIGKILL');

@@ -12,11 +12,14 @@ import {
 } from './BlockDeviceApi';
 import { isDeviceBusy, listMounts } from './blockdev';
 import { execFileExec, runChecked, type ExecFn } from './exec';
-import { attachLoop, detachLoop, findLoopDevices, refreshLoopCapacity } from './losetup';
+import { attachLoop, detachLoop, findLoopDevices, isReadOnly, LoopScanner, refreshLoopCapacity } from './losetup';
 import { PoolLock } from './PoolLock';
 import { fsyncDir, VolumeRecord, writeFileAtomic } from './VolumeRecord';
 
 export const DEFAULT_ALLOCATION_UNIT = 1024 * 1024;
+
+/** sysfs says whether a fresh loop device is read-only; usually not, which saves `blockdev --setrw`. */
+const ATTACH_OPTIONS = { readOnly: (device: string) => isReadOnly(device) };
 
 export interface LoopbackDriverOptions {
   /** The pool directory, shared by every (simulated) host using this backend. */
@@ -30,6 +33,13 @@ export interface LoopbackDriverOptions {
   readonly exec?: ExecFn;
   /** How long to wait for the pool lock before failing; default 60 s. */
   readonly lockTimeoutMs?: number;
+  /**
+   * How loop devices of a volume are found: 'sysfs' (default) reads
+   * /sys/block/loopN/loop/backing_file; 'losetup' spawns `losetup -j` each time.
+   */
+  readonly loopDiscovery?: 'sysfs' | 'losetup';
+  /** How the pool lock is taken; see PoolLockOptions.mode. */
+  readonly lockMode?: 'helper' | 'flock';
 }
 
 export interface RepairReport {
@@ -53,7 +63,10 @@ const ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
  * (VolumeRecord), `<root>/pool.lock` (flock, held for every read-modify-write).
  *
  * The record is the truth about who holds a volume; the kernel is the truth
- * about which loop device serves it (always asked with `losetup -j`). The
+ * about which loop device serves it (always asked afresh, from sysfs: the
+ * backing file's canonical path, a replaced file marked " (deleted)" not
+ * counting, like `losetup -j`; before re-creating a missing device, `losetup -j`
+ * itself confirms, as it also matches by inode). The
  * kernel would happily attach one file twice, so exclusivity is enforced here.
  * Attach writes the record before creating the loop device and detach removes
  * the loop device before clearing the record, so a crash leaves either a
@@ -80,6 +93,9 @@ export class LoopbackDriver implements BlockDeviceApi {
   private readonly exec: ExecFn;
   private readonly lock: PoolLock;
   private dirsReady: Promise<void> | undefined;
+  private canonicalVolumes: Promise<string> | undefined;
+  private readonly loopDiscovery: 'sysfs' | 'losetup';
+  private readonly loopScanner = new LoopScanner();
 
   constructor(options: LoopbackDriverOptions) {
     if (!options.instanceId) throw new Error('LoopbackDriver needs an instanceId');
@@ -93,7 +109,11 @@ export class LoopbackDriver implements BlockDeviceApi {
     this.unit = unit;
     this.logger = options.logger ?? winston.createLogger({ silent: true });
     this.exec = options.exec ?? execFileExec;
-    this.lock = new PoolLock(path.join(this.rootPath, 'pool.lock'), { timeoutMs: options.lockTimeoutMs });
+    this.lock = new PoolLock(path.join(this.rootPath, 'pool.lock'), {
+      ...(options.lockTimeoutMs !== undefined ? { timeoutMs: options.lockTimeoutMs } : {}),
+      ...(options.lockMode !== undefined ? { mode: options.lockMode } : {}),
+    });
+    this.loopDiscovery = options.loopDiscovery ?? 'sysfs';
   }
 
   allocationUnit(): number {
@@ -164,7 +184,7 @@ export class LoopbackDriver implements BlockDeviceApi {
       const attached: VolumeRecord = { ...record, attached_to: instanceId };
       await this.writeRecord(attached);
       try {
-        const device = await attachLoop(this.exec, this.imagePath(blockdeviceId), blockdeviceId);
+        const device = await attachLoop(this.exec, this.imagePath(blockdeviceId), blockdeviceId, ATTACH_OPTIONS);
         this.logger.info('volume attached', { blockdeviceId, instanceId, device });
       } catch (e) {
         await this.writeRecord(record).catch((undo: unknown) =>
@@ -193,7 +213,7 @@ export class LoopbackDriver implements BlockDeviceApi {
       if (options.force) {
         await this.forceDetachLoops(blockdeviceId);
       } else {
-        const devices = await findLoopDevices(this.exec, this.imagePath(blockdeviceId));
+        const devices = await this.loopsOf(blockdeviceId);
         for (const device of devices) await this.refuseIfBusy(blockdeviceId, device);
         for (const device of devices) await detachLoop(this.exec, device, blockdeviceId);
         await this.verifyNoLoops(blockdeviceId);
@@ -224,7 +244,7 @@ export class LoopbackDriver implements BlockDeviceApi {
   async getDevicePath(blockdeviceId: string): Promise<string> {
     const record = await this.readRecord(blockdeviceId);
     this.checkAttachedHere(record);
-    const devices = await findLoopDevices(this.exec, this.imagePath(blockdeviceId));
+    const devices = await this.loopsOf(blockdeviceId);
     if (devices.length > 0) {
       if (devices.length > 1) this.logger.warn('volume has several loop devices', { blockdeviceId, devices });
       return devices[0];
@@ -232,9 +252,10 @@ export class LoopbackDriver implements BlockDeviceApi {
     // Recorded as attached here but no device: an attach crashed after writing the record. Finish it.
     return this.withPoolLock(async () => {
       this.checkAttachedHere(await this.readRecord(blockdeviceId));
+      // Rare path: ask losetup itself (it also matches by inode) before adding a device.
       const again = await findLoopDevices(this.exec, this.imagePath(blockdeviceId));
       if (again.length > 0) return again[0];
-      const device = await attachLoop(this.exec, this.imagePath(blockdeviceId), blockdeviceId);
+      const device = await attachLoop(this.exec, this.imagePath(blockdeviceId), blockdeviceId, ATTACH_OPTIONS);
       this.logger.warn('re-created missing loop device of a volume attached here', { blockdeviceId, device });
       return device;
     });
@@ -256,7 +277,7 @@ export class LoopbackDriver implements BlockDeviceApi {
       await fs.truncate(this.imagePath(blockdeviceId), rounded);
       const grown: VolumeRecord = { ...record, size: rounded };
       await this.writeRecord(grown);
-      for (const device of await findLoopDevices(this.exec, this.imagePath(blockdeviceId))) {
+      for (const device of await this.loopsOf(blockdeviceId)) {
         await refreshLoopCapacity(this.exec, device, blockdeviceId);
       }
       this.logger.info('volume resized', { blockdeviceId, from: record.size, to: rounded });
@@ -283,7 +304,7 @@ export class LoopbackDriver implements BlockDeviceApi {
       const known = new Map(volumes.map((v) => [v.blockdeviceId, v]));
       for (const v of volumes) {
         if (v.attachedTo === this.instanceId && (await findLoopDevices(this.exec, this.imagePath(v.blockdeviceId))).length === 0) {
-          const device = await attachLoop(this.exec, this.imagePath(v.blockdeviceId), v.blockdeviceId);
+          const device = await attachLoop(this.exec, this.imagePath(v.blockdeviceId), v.blockdeviceId, ATTACH_OPTIONS);
           report.reattached.push(v.blockdeviceId);
           this.logger.warn('repair: re-created loop device', { blockdeviceId: v.blockdeviceId, device });
         }
@@ -333,7 +354,7 @@ export class LoopbackDriver implements BlockDeviceApi {
 
   /** Loop devices of a volume recorded as detached: left by a crash. Remove them unless something uses them. */
   private async removeStaleLoops(blockdeviceId: string): Promise<void> {
-    const devices = await findLoopDevices(this.exec, this.imagePath(blockdeviceId));
+    const devices = await this.loopsOf(blockdeviceId);
     for (const device of devices) {
       await this.refuseIfBusy(blockdeviceId, device);
       this.logger.warn('detaching stale loop device of a detached volume', { blockdeviceId, device });
@@ -360,12 +381,12 @@ export class LoopbackDriver implements BlockDeviceApi {
   }
 
   private async verifyNoLoops(blockdeviceId: string): Promise<void> {
-    let left = await findLoopDevices(this.exec, this.imagePath(blockdeviceId));
+    let left = await this.loopsOf(blockdeviceId);
     // A short-lived opener (udev's blkid probe, say) turns losetup -d into a
     // deferred detach that completes when it closes; give that a moment.
     for (let i = 0; i < 10 && left.length > 0; i++) {
       await new Promise((r) => setTimeout(r, 50));
-      left = await findLoopDevices(this.exec, this.imagePath(blockdeviceId));
+      left = await this.loopsOf(blockdeviceId);
     }
     if (left.length > 0) {
       throw new StorageError(
@@ -380,7 +401,7 @@ export class LoopbackDriver implements BlockDeviceApi {
   private async forceDetachLoops(blockdeviceId: string): Promise<void> {
     const image = this.imagePath(blockdeviceId);
     const busy: string[] = [];
-    for (const device of await findLoopDevices(this.exec, image)) {
+    for (const device of await this.loopsOf(blockdeviceId)) {
       if (await isDeviceBusy(device)) {
         busy.push(device);
         continue;
@@ -412,6 +433,32 @@ export class LoopbackDriver implements BlockDeviceApi {
     }
     this.logger.warn('force detach fenced loop devices still in use', { blockdeviceId, devices: busy });
     await this.verifyNoLoops(blockdeviceId);
+  }
+
+  /**
+   * The loop devices serving this volume's backing file (not a replaced one),
+   * in device-number order. Reads sysfs; a scan is shared with concurrent
+   * callers but always starts after the call.
+   */
+  private async loopsOf(blockdeviceId: string): Promise<string[]> {
+    const bindings = this.loopDiscovery === 'sysfs' ? await this.loopScanner.get() : null;
+    if (bindings === null) return findLoopDevices(this.exec, this.imagePath(blockdeviceId));
+    // The kernel prints the path with symlinks resolved.
+    const file = path.join(await this.canonicalVolumesPath(), `${blockdeviceId}.img`);
+    return bindings
+      .filter((b) => !b.deleted && b.backingFile === file)
+      .map((b) => b.device)
+      .sort((x, y) => Number(x.slice('/dev/loop'.length)) - Number(y.slice('/dev/loop'.length)));
+  }
+
+  private canonicalVolumesPath(): Promise<string> {
+    this.canonicalVolumes ??= this.ensureDirs()
+      .then(() => fs.realpath(this.volumesPath))
+      .catch((e: unknown) => {
+        this.canonicalVolumes = undefined;
+        throw new StorageError('BACKEND_ERROR', `cannot resolve pool directory ${this.volumesPath}: ${String(e)}`);
+      });
+    return this.canonicalVolumes;
   }
 
   /** Every loop device whose backing file is in this pool, from the kernel's list. */

@@ -1,3 +1,4 @@
+import { promises as fs } from 'node:fs';
 import { runChecked, type ExecFn } from './exec';
 
 /** Loop device names in `losetup -j <file>` output, e.g. "/dev/loop0: [64769]:1234 (/pool/x.img)". */
@@ -19,7 +20,16 @@ export async function findLoopDevices(exec: ExecFn, file: string): Promise<strin
   return parseLosetupAssociations(await runChecked(exec, 'losetup', ['-j', file], `listing loop devices of ${file}`));
 }
 
-export async function attachLoop(exec: ExecFn, file: string, blockdeviceId?: string): Promise<string> {
+export interface AttachLoopOptions {
+  /**
+   * Whether the new device is read-only (null: unknown). Given, a writable
+   * device skips the `blockdev --setrw` process; the loopback driver passes
+   * isReadOnly (sysfs).
+   */
+  readonly readOnly?: (device: string) => Promise<boolean | null>;
+}
+
+export async function attachLoop(exec: ExecFn, file: string, blockdeviceId?: string, options: AttachLoopOptions = {}): Promise<string> {
   const out = await runChecked(
     exec,
     'losetup',
@@ -34,6 +44,7 @@ export async function attachLoop(exec: ExecFn, file: string, blockdeviceId?: str
   }
   // A read-only flag set with BLKROSET (blockdev --setro) outlives the detach and
   // would be inherited by whoever gets /dev/loopN next; clear it.
+  if (options.readOnly !== undefined && (await options.readOnly(device)) === false) return device;
   await runChecked(exec, 'blockdev', ['--setrw', device], `making ${device} writable`, 'BACKEND_ERROR', blockdeviceId);
   return device;
 }
@@ -45,4 +56,101 @@ export async function detachLoop(exec: ExecFn, device: string, blockdeviceId?: s
 /** Makes the kernel re-read the backing file's size after it grew. */
 export async function refreshLoopCapacity(exec: ExecFn, device: string, blockdeviceId?: string): Promise<void> {
   await runChecked(exec, 'losetup', ['-c', device], `refreshing the size of ${device}`, 'BACKEND_ERROR', blockdeviceId);
+}
+
+/** One bound loop device as sysfs shows it. */
+export interface LoopBinding {
+  readonly device: string;
+  /** The backing file's path as the kernel prints it (d_path), without the " (deleted)" mark. */
+  readonly backingFile: string;
+  /** The backing file was unlinked or replaced since the attach (the kernel's " (deleted)" suffix). */
+  readonly deleted: boolean;
+}
+
+/** Parses the content of /sys/block/loopN/loop/backing_file. */
+export function parseBackingFile(device: string, content: string): LoopBinding {
+  const text = content.endsWith('\n') ? content.slice(0, -1) : content;
+  const deleted = text.endsWith(' (deleted)');
+  return { device, backingFile: deleted ? text.slice(0, -' (deleted)'.length) : text, deleted };
+}
+
+export interface SysfsReader {
+  readdir(dir: string): Promise<string[]>;
+  readFile(file: string): Promise<string>;
+}
+
+const realSysfs: SysfsReader = {
+  readdir: (dir) => fs.readdir(dir),
+  readFile: (file) => fs.readFile(file, 'utf8'),
+};
+
+/**
+ * Every bound loop device with its backing file, read from sysfs instead of
+ * spawning losetup (the kernel keeps /sys/block/loopN/loop/ only while bound).
+ * Null when sysfs cannot be read at all, so callers can fall back to losetup.
+ */
+export async function listLoopBindings(sysBlock = '/sys/block', reader: SysfsReader = realSysfs): Promise<LoopBinding[] | null> {
+  let names: string[];
+  try {
+    names = await reader.readdir(sysBlock);
+  } catch {
+    return null;
+  }
+  const loops = names.filter((n) => /^loop\d+$/.test(n));
+  const read = await Promise.all(
+    loops.map(async (name) => {
+      try {
+        return parseBackingFile(`/dev/${name}`, await reader.readFile(`${sysBlock}/${name}/loop/backing_file`));
+      } catch {
+        return null; // unbound (no loop/ directory), or unbound while we looked
+      }
+    }),
+  );
+  return read.filter((b): b is LoopBinding => b !== null);
+}
+
+/** Whether the kernel marks the block device read-only (/sys/block/<name>/ro); null if unknown. */
+export async function isReadOnly(device: string, sysBlock = '/sys/block', reader: SysfsReader = realSysfs): Promise<boolean | null> {
+  try {
+    return (await reader.readFile(`${sysBlock}/${device.replace(/^\/dev\//, '')}/ro`)).trim() === '1';
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Shares sysfs scans among concurrent callers without ever handing a caller a
+ * scan that began before its call (it may have to see its own losetup -d):
+ * callers arriving during a scan share the next one.
+ */
+export class LoopScanner {
+  private running: Promise<LoopBinding[] | null> | null = null;
+  private next: Promise<LoopBinding[] | null> | null = null;
+
+  constructor(private readonly scan: () => Promise<LoopBinding[] | null> = () => listLoopBindings()) {}
+
+  get(): Promise<LoopBinding[] | null> {
+    if (this.running === null) return this.start();
+    this.next ??= this.running.then(
+      () => {
+        this.next = null;
+        return this.start();
+      },
+      () => {
+        this.next = null;
+        return this.start();
+      },
+    );
+    return this.next;
+  }
+
+  private start(): Promise<LoopBinding[] | null> {
+    const p = this.scan();
+    this.running = p;
+    const clear = (): void => {
+      if (this.running === p) this.running = null;
+    };
+    p.then(clear, clear);
+    return p;
+  }
 }
