@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# API fuzzing of the control service with schemathesis (PyPI), from its own OpenAPI
+# document (/v1/openapi.json). Installs schemathesis into a project-local venv,
+# .tools/schemathesis-venv, starts a throw-away control service and runs two passes:
+#   1. over mutual TLS as API user "admin" (certificates made with flocker-ca);
+#   2. over plain HTTP (--insecure-http), so the agent channel's writes, which an API
+#      user may not make, are fuzzed too.
+# Fails on any 5xx, a response not matching its schema, or a wrong content type.
+#
+#   scripts/schemathesis.sh            install if needed, then fuzz
+#   scripts/schemathesis.sh install    install only
+# Environment: FLOCKER_SCHEMATHESIS_EXAMPLES (per operation, default 40),
+#              FLOCKER_SCHEMATHESIS_SEED (default 1: reproducible runs).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+venv="${FLOCKER_SCHEMATHESIS_VENV:-$root/.tools/schemathesis-venv}"
+# Pinned so every run checks the same way.
+version="${FLOCKER_SCHEMATHESIS_VERSION:-4.32.5}"
+stamp="$venv/.flocker-schemathesis-$version"
+
+if [ ! -f "$stamp" ]; then
+  mkdir -p "$(dirname "$venv")"
+  exec 9>"$venv.lock"
+  flock 9
+  if [ ! -f "$stamp" ]; then
+    if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+      echo "schemathesis.sh: installing python3-venv" >&2
+      apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
+    fi
+    echo "schemathesis.sh: installing schemathesis==$version into $venv" >&2
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version" >&2
+    touch "$stamp" # written last: its presence means the install finished
+  fi
+  exec 9>&-
+fi
+[ "${1:-}" = install ] && { echo "$venv/bin/st"; exit 0; }
+
+source scripts/env.sh
+flocker_ensure_node
+[ -f packages/control-api/dist/main.js ] && [ -f packages/cli/dist/flocker-ca.js ] || npx tsc -b packages/control-api packages/cli
+examples="${FLOCKER_SCHEMATHESIS_EXAMPLES:-40}"
+seed="${FLOCKER_SCHEMATHESIS_SEED:-1}"
+work="$(mktemp -d)"
+control_pid=""
+cleanup() {
+  [ -n "$control_pid" ] && kill "$control_pid" 2>/dev/null && wait "$control_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+pki="$work/pki"
+ca=(node packages/cli/dist/flocker-ca.js)
+"${ca[@]}" initialize schemathesis --outputpath "$pki" >/dev/null
+"${ca[@]}" create-control-certificate localhost --inputpath "$pki" --outputpath "$pki" >/dev/null
+"${ca[@]}" create-api-certificate admin --inputpath "$pki" --outputpath "$pki" >/dev/null
+
+# Starts the control service on a free port; sets control_pid and port.
+start_control() { # extra flags...
+  local data="$work/data-$RANDOM"
+  : >"$work/control.out"
+  node packages/control-api/dist/main.js --port 0 --host 127.0.0.1 --data-dir "$data" --log-level warn "$@" \
+    >"$work/control.out" 2>>"$work/control.log" &
+  control_pid=$!
+  for _ in $(seq 1 100); do
+    port=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' "$work/control.out")
+    [ -n "$port" ] && return 0
+    kill -0 "$control_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "schemathesis.sh: the control service did not start:" >&2; cat "$work/control.log" >&2; return 1
+}
+stop_control() { kill "$control_pid" 2>/dev/null; wait "$control_pid" 2>/dev/null || true; control_pid=""; }
+
+fuzz() { # base-url, extra st flags...
+  local url=$1; shift
+  "$venv/bin/st" run "$work/openapi.json" --url "$url" \
+    --checks not_a_server_error,response_schema_conformance,content_type_conformance \
+    --phases examples,coverage,fuzzing \
+    --max-examples "$examples" --seed "$seed" --workers 1 --request-timeout 70 \
+    --suppress-health-check all --no-color --warnings off "$@"
+}
+
+status=0
+tls=(--tls-verify "$pki/cluster.crt" --request-cert "$pki/admin.crt" --request-cert-key "$pki/admin.key")
+start_control --ca "$pki/cluster.crt" --cert "$pki/control-localhost.crt" --key "$pki/control-localhost.key"
+curl -sf --cacert "$pki/cluster.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "https://localhost:$port/v1/openapi.json" >"$work/openapi.json"
+echo "== schemathesis over mutual TLS as API user admin (https://localhost:$port)"
+# The agent channel's write answers 403 to an API user, which the document does not list: skip it here.
+fuzz "https://localhost:$port" "${tls[@]}" --exclude-path-regex '^/v1/agent/nodes/' || status=1
+stop_control
+
+start_control --insecure-http
+echo "== schemathesis over plain HTTP, every operation (http://127.0.0.1:$port)"
+fuzz "http://127.0.0.1:$port" || status=1
+stop_control
+
+if [ "$status" != 0 ]; then
+  echo "schemathesis.sh: failures found; control service log:" >&2
+  tail -50 "$work/control.log" >&2
+fi
+exit "$status"
