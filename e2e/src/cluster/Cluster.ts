@@ -6,11 +6,12 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { FlockerClient } from '@flocker/api';
+import { FlockerClient, tlsDispatcher } from '@flocker/api';
 import { ClusterHost, type ComponentCommands } from './Host';
 import { buildTinyImage } from './image';
 import { clusterLayout, MAX_SLOTS, type ClusterLayout } from './layout';
 import { addNetns, createControlNetns, createHostMountNs, createHostNetns, createSwitch, ensurePinDir, inNetns } from './namespaces';
+import { ClusterPki } from './pki';
 import { isAlive, readPidFile, spawnDetached, stopPid } from './processes';
 import { ClusterError, run, waitFor } from './run';
 import { readState, writeState, type ClusterStateFile } from './state';
@@ -36,7 +37,7 @@ export interface ClusterOptions {
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 
 export const defaultCommands: ComponentCommands = {
-  control: ({ port, dataDir, nodeTimeoutSeconds }) => [
+  control: ({ port, dataDir, nodeTimeoutSeconds, tlsDir }) => [
     process.execPath,
     path.join(REPO_ROOT, 'packages/control-api/dist/main.js'),
     '--port',
@@ -47,6 +48,8 @@ export const defaultCommands: ComponentCommands = {
     dataDir,
     '--node-timeout',
     String(nodeTimeoutSeconds),
+    '--tls-dir',
+    tlsDir,
   ],
   agent: ({ config }) => [process.execPath, path.join(REPO_ROOT, 'packages/dataset-agent/dist/main.js'), '--config', config],
   plugin: ({ agentConfig, socket }) => [
@@ -65,9 +68,10 @@ export class Cluster {
   readonly hosts: ClusterHost[];
   private stopped = false;
 
-  /** Environment for the `flocker` CLI to reach this cluster's control service. */
+  /** Environment for the `flocker` CLI to reach this cluster's control service as API user admin. */
   cliEnv(): Record<string, string> {
-    return { FLOCKER_CONTROL_URL: this.layout.controlUrl };
+    const admin = adminFiles(this.layout);
+    return { FLOCKER_CONTROL_URL: this.layout.controlUrl, FLOCKER_CA_CERT: admin.ca, FLOCKER_CERT: admin.cert, FLOCKER_KEY: admin.key };
   }
 
   constructor(
@@ -76,7 +80,15 @@ export class Cluster {
     readonly commands: ComponentCommands,
     startTimeoutMs = 30_000,
   ) {
-    this.client = new FlockerClient({ baseUrl: layout.controlUrl, timeoutMs: 10_000 });
+    // Every cluster talks mutual TLS; the harness itself is the API user admin.
+    const admin = adminFiles(layout);
+    this.client = new FlockerClient({
+      baseUrl: layout.controlUrl,
+      timeoutMs: 10_000,
+      ...(fs.existsSync(admin.key)
+        ? { dispatcher: tlsDispatcher({ ca: fs.readFileSync(admin.ca), cert: fs.readFileSync(admin.cert), key: fs.readFileSync(admin.key) }) }
+        : {}),
+    });
     const ctx = {
       cluster: layout,
       commands,
@@ -115,7 +127,12 @@ export class Cluster {
     if (this.controlPid() !== undefined) throw new ClusterError('ALREADY_RUNNING', 'the control service is running');
     const l = this.layout;
     fs.mkdirSync(l.controlDir, { recursive: true });
-    const argv = this.commands.control({ port: l.controlPort, dataDir: path.join(l.controlDir, 'data'), nodeTimeoutSeconds: this.state.nodeTimeoutSeconds });
+    const argv = this.commands.control({
+      port: l.controlPort,
+      dataDir: path.join(l.controlDir, 'data'),
+      nodeTimeoutSeconds: this.state.nodeTimeoutSeconds,
+      tlsDir: l.pkiDir,
+    });
     const pid = spawnDetached([...inNetns(l.controlNetns), ...argv], path.join(l.controlDir, 'control.log'));
     fs.writeFileSync(l.controlPidFile, `${pid}\n`);
     await waitFor(
@@ -147,6 +164,11 @@ export class Cluster {
   get isStopped(): boolean {
     return this.stopped;
   }
+}
+
+/** The harness's API user certificate, written by startCluster. */
+function adminFiles(layout: ClusterLayout): { ca: string; cert: string; key: string } {
+  return { ca: path.join(layout.pkiDir, 'cluster.crt'), cert: path.join(layout.pkiDir, 'admin.crt'), key: path.join(layout.pkiDir, 'admin.key') };
 }
 
 function requireRoot(): void {
@@ -205,6 +227,16 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     removeBaseDir,
   };
   writeState(layout.stateFile, state);
+  // A CA per cluster: the control certificate names both addresses it is reached at,
+  // every host gets a node certificate beside its agent.yml, the harness an API user's.
+  let pki: ClusterPki;
+  try {
+    pki = await ClusterPki.create(layout.pkiDir, [layout.controlBridgeAddress, layout.controlRootAddress]);
+    await pki.user('admin');
+  } catch (err) {
+    await teardown(layout, { removeBaseDir: removeBaseDir && process.env.FLOCKER_E2E_KEEP !== '1' }).catch(() => undefined);
+    throw err;
+  }
   const cluster = new Cluster(layout, state, { ...defaultCommands, ...options.commands }, options.startTimeoutMs);
   try {
     fs.mkdirSync(layout.poolDir, { recursive: true });
@@ -216,6 +248,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     for (const h of layout.hosts) await createHostNetns(layout, h);
     await Promise.all(layout.hosts.map((h) => createHostMountNs(h)));
     for (const h of cluster.hosts) h.prepare();
+    await Promise.all(layout.hosts.map((h) => pki.installNode(h.dir)));
     await cluster.startControl();
     await image;
     await Promise.all(cluster.hosts.map((h) => h.start()));

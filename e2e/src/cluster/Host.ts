@@ -19,7 +19,8 @@ export const VOLUME_DRIVER = 'flocker';
 
 /** argv of each component; the defaults run this repository's built packages. */
 export interface ComponentCommands {
-  control: (a: { port: number; dataDir: string; nodeTimeoutSeconds: number }) => string[];
+  /** tlsDir holds cluster.crt, control-service.crt and control-service.key. */
+  control: (a: { port: number; dataDir: string; nodeTimeoutSeconds: number; tlsDir: string }) => string[];
   agent: (a: { config: string }) => string[];
   plugin: (a: { agentConfig: string; socket: string }) => string[];
   dockerd: (a: { daemonJson: string }) => string[];

@@ -54,7 +54,7 @@ async function describe(cluster: Cluster): Promise<string> {
   if (control !== undefined) {
     version = await cluster.client.version().then((v) => ` flocker ${v.flocker}`, () => ' (not answering)');
   }
-  lines.push(`control   ${l.controlUrl} (agents use http://${l.controlBridgeAddress}:${l.controlPort}) pid ${control ?? '-'}${version}`);
+  lines.push(`control   ${l.controlUrl} (agents use https://${l.controlBridgeAddress}:${l.controlPort}) pid ${control ?? '-'}${version}`);
   for (const h of cluster.hosts) {
     lines.push(
       `host ${h.name}    ${h.address}  node ${h.nodeUuid() ?? '-'}  agent ${h.agentPid() ?? '-'}  plugin ${h.pluginPid() ?? '-'}  dockerd ${h.dockerPid() ?? '-'}  DOCKER_HOST=unix://${h.layout.dockerSocket}`,

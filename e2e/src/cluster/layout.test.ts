@@ -10,7 +10,7 @@ describe('clusterLayout', () => {
       ['c', 'fl3-c', '10.77.0.13', '/fl3-c'],
     ]);
     expect(l.switchNetns).toBe('fl3-sw');
-    expect([l.rootAddress, l.controlRootAddress, l.controlUrl]).toEqual(['10.77.1.13', '10.77.1.14', 'http://10.77.1.14:4523']);
+    expect([l.rootAddress, l.controlRootAddress, l.controlUrl]).toEqual(['10.77.1.13', '10.77.1.14', 'https://10.77.1.14:4523']);
   });
 
   it('gives every slot its own /30 towards the root netns, and names that fit a network interface', () => {

@@ -57,6 +57,8 @@ export interface ClusterLayout {
   controlPort: number;
   /** URL the test process (root netns) uses */
   controlUrl: string;
+  /** The cluster's CA, the control certificate and API user certificates (see pki.ts). */
+  pkiDir: string;
   /** hostname agents in the cluster use */
   controlBridgeAddress: string;
   imageTar: string;
@@ -123,7 +125,8 @@ export function clusterLayout(baseDir: string, slot: number, hostCount: number):
     controlDir: path.join(baseDir, 'control'),
     controlPidFile: path.join(baseDir, 'control', 'control.pid'),
     controlPort: CONTROL_PORT,
-    controlUrl: `http://${controlRootAddress}:${CONTROL_PORT}`,
+    controlUrl: `https://${controlRootAddress}:${CONTROL_PORT}`,
+    pkiDir: path.join(baseDir, 'pki'),
     controlBridgeAddress: BRIDGE_CONTROL_ADDRESS,
     imageTar: path.join(baseDir, 'image', 'tiny.tar'),
     stateFile: path.join(baseDir, 'cluster.json'),
