@@ -7,6 +7,7 @@ import { promises as fs } from 'node:fs';
 import {
   StorageError,
   hasFilesystem,
+  isLoopDeviceNeverWritten,
   listMounts,
   makeFilesystem,
   mount,
@@ -86,12 +87,14 @@ export const linuxHostOps: HostOps = {
     }
   },
   hasFilesystem: async (devicePath) => {
-    // Fast path: an ext4 superblock means "yes" without running blkid. Anything
-    // else asks blkid, which knows every signature (a "no" must be certain).
+    // Fast paths without running blkid: an ext4 superblock means "yes"; a loop
+    // device over a file without a single allocated block means a certain "no".
+    // Anything else asks blkid, which knows every signature (a "no" must be certain).
     if ((await readExt4Size(devicePath)) !== null) return true;
+    if (await isLoopDeviceNeverWritten(devicePath)) return false;
     return hasFilesystem(devicePath);
   },
-  makeFilesystem: (devicePath) => makeFilesystem(devicePath, { type: 'ext4' }),
+  makeFilesystem: (devicePath) => makeFilesystem(devicePath, { type: 'ext4', neverWritten: (d) => isLoopDeviceNeverWritten(d) }),
   mkdirp: async (path) => {
     await fs.mkdir(path, { recursive: true });
   },

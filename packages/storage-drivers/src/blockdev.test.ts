@@ -5,6 +5,7 @@ import {
   filesystemType,
   hasFilesystem,
   isDeviceBusy,
+  isLoopDeviceNeverWritten,
   listMounts,
   makeFilesystem,
   mount,
@@ -96,6 +97,15 @@ describe('filesystem helpers (argv)', () => {
     const { exec, calls } = fakeExec(() => ({ stdout: 'TYPE=xfs\n' }));
     await expectStorageError(makeFilesystem('/dev/loop9', { type: 'ext4', exec }), 'FILESYSTEM_EXISTS');
     expect(calls.map((c) => c[0])).toEqual(['blkid']);
+  });
+
+  it('makeFilesystem skips blkid only when neverWritten answers true', async () => {
+    const yes = fakeExec(() => ({}));
+    await makeFilesystem('/dev/loop9', { type: 'ext4', exec: yes.exec, neverWritten: async () => true });
+    expect(yes.calls.map((c) => c[0])).toEqual(['mkfs.ext4']);
+    const no = fakeExec(() => ({ stdout: 'TYPE=xfs\n' }));
+    await expectStorageError(makeFilesystem('/dev/loop9', { type: 'ext4', exec: no.exec, neverWritten: async () => false }), 'FILESYSTEM_EXISTS');
+    expect(no.calls.map((c) => c[0])).toEqual(['blkid']);
   });
 
   it('makeFilesystem rejects labels longer than 16 bytes', async () => {
@@ -191,5 +201,54 @@ describe('filesystem helpers on a real loop device', () => {
     const blocks = Number(/Block count:\s+(\d+)/.exec(info)?.[1]);
     const blockSize = Number(/Block size:\s+(\d+)/.exec(info)?.[1]);
     expect(blocks * blockSize).toBe(64 * 1024 * 1024);
+  });
+});
+
+describe('isLoopDeviceNeverWritten', () => {
+  let root: string;
+  const devices: string[] = [];
+
+  beforeAll(async () => {
+    root = await makeTempRoot('flocker-blockdev-test-');
+  });
+  afterAll(async () => {
+    if (root) await destroyTempRoot(root);
+  });
+
+  async function sparseLoop(name: string): Promise<{ image: string; device: string }> {
+    const image = path.join(root, name);
+    await fs.writeFile(image, '');
+    await fs.truncate(image, 16 * 1024 * 1024);
+    const device = (await runChecked(execFileExec, 'losetup', ['--find', '--show', image], 'attach')).trim();
+    devices.push(device);
+    return { image, device };
+  }
+
+  it('is true for a loop device over a file with no allocated block, false once anything is written', async () => {
+    const { device } = await sparseLoop('fresh.img');
+    expect(await isLoopDeviceNeverWritten(device)).toBe(true);
+    // A buffered write through the device, not yet flushed by anyone: still seen.
+    const handle = await fs.open(device, 'r+');
+    await handle.write(Buffer.from('x'), 0, 1, 8 * 1024 * 1024);
+    await handle.close();
+    expect(await isLoopDeviceNeverWritten(device)).toBe(false);
+  });
+
+  it('is false after mkfs, for a replaced backing file, and for anything not a loop device', async () => {
+    const formatted = await sparseLoop('formatted.img');
+    await makeFilesystem(formatted.device, { type: 'ext4', neverWritten: (d) => isLoopDeviceNeverWritten(d) });
+    expect(await filesystemType(formatted.device)).toBe('ext4');
+    expect(await isLoopDeviceNeverWritten(formatted.device)).toBe(false);
+    await expectStorageError(makeFilesystem(formatted.device, { type: 'ext4', neverWritten: (d) => isLoopDeviceNeverWritten(d) }), 'FILESYSTEM_EXISTS');
+
+    const replaced = await sparseLoop('replaced.img');
+    const copy = path.join(root, 'copy.img');
+    await fs.writeFile(copy, '');
+    await fs.truncate(copy, 16 * 1024 * 1024);
+    await fs.rename(copy, replaced.image); // the device now serves an unlinked inode
+    expect(await isLoopDeviceNeverWritten(replaced.device)).toBe(false);
+
+    expect(await isLoopDeviceNeverWritten('/dev/null')).toBe(false);
+    expect(await isLoopDeviceNeverWritten('/dev/loop999999')).toBe(false);
   });
 });

@@ -90,6 +90,11 @@ export interface MakeFilesystemOptions extends BlockdevOptions {
    * filesystem through another device. A safety net against double attachment.
    */
   readonly multiMountProtection?: boolean;
+  /**
+   * A certain "nothing was ever written here" (see isLoopDeviceNeverWritten)
+   * that replaces the blkid probe when it answers true; otherwise blkid decides.
+   */
+  readonly neverWritten?: (device: string) => Promise<boolean>;
 }
 
 /** Creates a filesystem; refuses (FILESYSTEM_EXISTS) if the device already has one. */
@@ -98,7 +103,7 @@ export async function makeFilesystem(device: string, options: MakeFilesystemOpti
   if (options.type !== 'ext4') {
     throw new StorageError('BACKEND_ERROR', `unsupported filesystem type ${String(options.type)}; only ext4 is supported`);
   }
-  const existing = await filesystemType(device, { exec });
+  const existing = options.neverWritten !== undefined && (await options.neverWritten(device)) ? null : await filesystemType(device, { exec });
   if (existing !== null) {
     throw new StorageError('FILESYSTEM_EXISTS', `${device} already has a ${existing} filesystem; refusing to create a new one over it`);
   }
@@ -169,4 +174,44 @@ export async function isDeviceBusy(device: string): Promise<boolean> {
   }
   await handle.close();
   return false;
+}
+
+/** Local filesystems whose st_blocks counts every written (even delayed-allocation) block at once. */
+const BLOCK_EXACT_FILESYSTEMS: ReadonlySet<number> = new Set([
+  0xef53, // ext2/3/4
+  0x58465342, // xfs
+  0x9123683e, // btrfs
+  0x01021994, // tmpfs
+]);
+
+export interface NeverWrittenProbe {
+  readonly sysBlock?: string;
+}
+
+/**
+ * True only when the device is a loop device whose backing file has no block
+ * allocated at all: every byte reads as zero, so there is no filesystem, no
+ * partition table, nothing blkid could find — without running it. Anything
+ * uncertain (not a loop device, a replaced backing file, a network or unknown
+ * filesystem, any error) answers false, so the caller asks blkid. The device
+ * is flushed first so writes still cached above the loop driver count.
+ */
+export async function isLoopDeviceNeverWritten(device: string, probe: NeverWrittenProbe = {}): Promise<boolean> {
+  const m = /^\/dev\/(loop\d+)$/.exec(device);
+  if (!m) return false;
+  try {
+    const raw = await fs.readFile(`${probe.sysBlock ?? '/sys/block'}/${m[1]}/loop/backing_file`, 'utf8');
+    const backingFile = raw.endsWith('\n') ? raw.slice(0, -1) : raw;
+    if (backingFile.endsWith(' (deleted)') || !backingFile.startsWith('/')) return false;
+    const handle = await fs.open(device, fsc.O_RDONLY);
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    const [st, sfs] = await Promise.all([fs.stat(backingFile), fs.statfs(backingFile)]);
+    return st.isFile() && st.size > 0 && st.blocks === 0 && BLOCK_EXACT_FILESYSTEMS.has(sfs.type);
+  } catch {
+    return false;
+  }
 }

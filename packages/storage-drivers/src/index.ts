@@ -4,6 +4,7 @@ export {
   filesystemType,
   hasFilesystem,
   isDeviceBusy,
+  isLoopDeviceNeverWritten,
   listMounts,
   makeFilesystem,
   mount,
@@ -14,6 +15,7 @@ export {
   type MakeFilesystemOptions,
   type MountEntry,
   type MountOptions,
+  type NeverWrittenProbe,
 } from './blockdev';
 export { execFileExec, type ExecFn, type ExecResult } from './exec';
 export { findLoopDevices } from './losetup';
