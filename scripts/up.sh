@@ -2,6 +2,8 @@
 # Single-node Flocker on this machine: control service, dataset agent on the
 # loopback backend, Docker volume plugin, and dockerd (started after the plugin,
 # so Docker never stalls looking for it). Usage: scripts/up.sh up|down|status
+# Everything talks mutual TLS: on first run a cluster CA and certificates for the
+# control service, this node and the API user "admin" are created in /etc/flocker.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -11,6 +13,44 @@ LOGS=${FLOCKER_LOGS:-/var/log/flocker}
 RUN=${FLOCKER_RUN:-/run/flocker}
 PORT=${FLOCKER_PORT:-4523}
 SOCKET=/run/docker/plugins/flocker.sock
+
+# Creates whatever certificate is missing in $ETC (0700, keys 0600), with flocker-ca.
+ensure_certificates() {
+  local ca=(packages/cli/dist/flocker-ca.js)
+  if [ ! -f "$ETC/cluster.crt" ]; then
+    "$NODE" "${ca[@]}" initialize "flocker-$(hostname)" --outputpath "$ETC" >/dev/null
+    echo "flocker: created the cluster CA $ETC/cluster.crt (its key $ETC/cluster.key stays on this machine)"
+  fi
+  if [ ! -f "$ETC/control-service.crt" ]; then
+    # Valid for every name local clients and agents use: 127.0.0.1, localhost and the host name.
+    "$NODE" -e '
+      const fs = require("node:fs"); const path = require("node:path");
+      const { loadCa, issueCertificate, CONTROL_COMMON_NAME } = { ...require("@flocker/cli"), ...require("@flocker/api") };
+      const [dir, ...sans] = process.argv.slice(1);
+      (async () => {
+        const pem = await issueCertificate(await loadCa(dir), { commonName: CONTROL_COMMON_NAME, role: "control", subjectAltNames: [...new Set(sans)] });
+        fs.writeFileSync(path.join(dir, "control-service.key"), pem.privateKey, { mode: 0o600 });
+        fs.writeFileSync(path.join(dir, "control-service.crt"), pem.certificate, { mode: 0o644 });
+      })().catch((e) => { console.error(e.message); process.exit(1); });
+    ' "$ETC" 127.0.0.1 localhost ::1 "$(hostname)"
+    echo "flocker: created $ETC/control-service.crt (127.0.0.1, localhost, $(hostname))"
+  fi
+  if [ ! -f "$ETC/node.crt" ]; then
+    # Keep the identity of a node that ran before without TLS: its UUID goes into the certificate.
+    local uuid_arg=() tmp
+    if [ -f "$DATA/agent/node.json" ]; then uuid_arg=(--uuid "$(sed -n 's/.*"uuid": *"\([0-9a-fA-F-]*\)".*/\1/p' "$DATA/agent/node.json")"); fi
+    tmp=$(mktemp -d)
+    "$NODE" "${ca[@]}" create-node-certificate --inputpath "$ETC" --outputpath "$tmp" "${uuid_arg[@]}" >/dev/null
+    mv "$tmp"/*.key "$ETC/node.key" && mv "$tmp"/*.crt "$ETC/node.crt" && rmdir "$tmp"
+    echo "flocker: created $ETC/node.crt (this node's identity)"
+  fi
+  if [ ! -f "$ETC/admin.crt" ]; then
+    "$NODE" "${ca[@]}" create-api-certificate admin --inputpath "$ETC" --outputpath "$ETC" >/dev/null
+    echo "flocker: created the API user certificate $ETC/admin.crt"
+  fi
+  chmod 700 "$ETC" && chmod 600 "$ETC"/*.key
+}
+CURL_TLS=(--cacert "$ETC/cluster.crt" --cert "$ETC/admin.crt" --key "$ETC/admin.key")
 
 running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 wait_for() { # description, command...
@@ -45,6 +85,7 @@ up)
   npx tsc -b
   NODE="$ROOT/.tools/node/bin/node"
   mkdir -p "$ETC" "$DATA" "$LOGS" "$RUN" /run/docker/plugins && chmod 700 "$ETC"
+  ensure_certificates
   if [ ! -f "$ETC/agent.yml" ]; then
     cat >"$ETC/agent.yml" <<YML
 # Flocker dataset agent configuration (written by ./dev up).
@@ -61,8 +102,8 @@ node:
 YML
     echo "flocker: wrote $ETC/agent.yml"
   fi
-  launch control "$NODE" packages/control-api/dist/main.js --port "$PORT" --host 127.0.0.1 --data-dir "$DATA"
-  wait_for "the control service" curl -sf "http://127.0.0.1:$PORT/v1/version"
+  launch control "$NODE" packages/control-api/dist/main.js --port "$PORT" --host 127.0.0.1 --data-dir "$DATA" --tls-dir "$ETC"
+  wait_for "the control service" curl -sf "${CURL_TLS[@]}" "https://127.0.0.1:$PORT/v1/version"
   launch agent "$NODE" packages/dataset-agent/dist/main.js --config "$ETC/agent.yml"
   wait_for "the dataset agent" test -s "$DATA/agent/node.json"
   launch plugin "$NODE" packages/volume-plugin/dist/main.js --agent-config "$ETC/agent.yml" --socket "$SOCKET"
@@ -73,18 +114,19 @@ YML
   fi
   if ! docker image inspect flocker-tiny >/dev/null 2>&1; then
     tmp=$(mktemp -d); mkdir -p "$tmp"/{bin,etc,tmp,data}
-    cp /bin/busybox "$tmp/bin/busybox"; for c in $("$tmp/bin/busybox" --list); do ln -sf busybox "$tmp/bin/$c"; done
+    cp /bin/busybox "$tmp/bin/busybox"; for c in $("$tmp/bin/busybox" --list); do [ "$c" = busybox ] || ln -sf busybox "$tmp/bin/$c"; done
     echo 'root:x:0:0:root:/root:/bin/sh' >"$tmp/etc/passwd"
     tar -C "$tmp" -c . | docker import - flocker-tiny >/dev/null && rm -rf "$tmp"
     echo "flocker: imported the demo image flocker-tiny (busybox)"
   fi
   cat <<TXT
 
-Flocker is up: API http://127.0.0.1:$PORT/v1 · plugin $SOCKET · logs $LOGS
+Flocker is up: API https://127.0.0.1:$PORT/v1 (mutual TLS, certificates in $ETC) · plugin $SOCKET · logs $LOGS
 Try:
   docker run --rm -v demo:/data --volume-driver=flocker flocker-tiny sh -c 'echo hello > /data/hi'
   docker run --rm -v demo:/data --volume-driver=flocker flocker-tiny cat /data/hi
-  curl -s http://127.0.0.1:$PORT/v1/state/datasets
+  node packages/cli/dist/main.js volumes list        # finds $ETC/admin.crt by itself
+  curl -s --cacert $ETC/cluster.crt --cert $ETC/admin.crt --key $ETC/admin.key https://127.0.0.1:$PORT/v1/state/datasets
 Stop with: ./dev down
 TXT
   ;;
