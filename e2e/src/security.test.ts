@@ -7,6 +7,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { request as httpsRequest } from 'node:https';
+import { connect as tcpConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import winston from 'winston';
 import { FlockerApiError, FlockerClient, nodeCommonName, tlsDispatcher, userCommonName, type NodeReport } from '@flocker/api';
 import { startControlService, type ControlService } from '@flocker/control-api';
@@ -183,6 +185,56 @@ describe('control service security (mutual TLS + authorization)', () => {
       });
       expect(res.status).toBe(403);
       expect(JSON.parse(res.body)).toMatchObject({ code: 'FORBIDDEN', description: expect.any(String) });
+    });
+  });
+
+  describe('slow clients over TLS (slow loris)', () => {
+    let slow: ControlService;
+    beforeAll(async () => {
+      slow = await startControlService({
+        port: 0,
+        host: '127.0.0.1',
+        dataDir: path.join(dir, 'slow'),
+        logger: silent,
+        tls: pki.serverCredentials(),
+        limits: { headersTimeoutMs: 500, requestTimeoutMs: 800, checkIntervalMs: 100 },
+      });
+    });
+    afterAll(async () => slow?.close());
+
+    /** Resolves with how long the server kept the connection open. */
+    function closedAfter(socket: NodeJS.EventEmitter & { destroy(): void }): Promise<number> {
+      const start = Date.now();
+      return new Promise((resolve, reject) => {
+        const guard = setTimeout(() => {
+          socket.destroy();
+          reject(new Error('the server kept a slow connection open for 10 s'));
+        }, 10_000);
+        socket.on('error', () => undefined);
+        socket.on('close', () => {
+          clearTimeout(guard);
+          resolve(Date.now() - start);
+        });
+      });
+    }
+
+    it('a connection that never starts the TLS handshake is closed', async () => {
+      const socket = tcpConnect(slow.port, '127.0.0.1');
+      expect(await closedAfter(socket)).toBeLessThan(5_000);
+    });
+
+    it('an authenticated client dripping its headers is cut off', async () => {
+      const pem = await pki.issue(userCommonName('admin'), 'user');
+      const socket = tlsConnect({ port: slow.port, host: '127.0.0.1', ca: fs.readFileSync(pki.caFile), cert: pem.certificate, key: pem.privateKey });
+      const closed = closedAfter(socket);
+      socket.once('secureConnect', () => {
+        socket.write('GET /v1/version HTTP/1.1\r\nHost: x\r\n');
+        const drip = setInterval(() => {
+          if (!socket.destroyed) socket.write('X-Slow: 1\r\n');
+        }, 100);
+        socket.once('close', () => clearInterval(drip));
+      });
+      expect(await closed).toBeLessThan(5_000);
     });
   });
 });
