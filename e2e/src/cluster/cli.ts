@@ -55,6 +55,8 @@ async function describe(cluster: Cluster): Promise<string> {
     version = await cluster.client.version().then((v) => ` flocker ${v.flocker}`, () => ' (not answering)');
   }
   lines.push(`control   ${l.controlUrl} (agents use https://${l.controlBridgeAddress}:${l.controlPort}) pid ${control ?? '-'}${version}`);
+  // Mutual TLS: the CLI (and curl) need the cluster CA and the API user admin's certificate.
+  lines.push(`flocker CLI: ${Object.entries(cluster.cliEnv()).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   for (const h of cluster.hosts) {
     lines.push(
       `host ${h.name}    ${h.address}  node ${h.nodeUuid() ?? '-'}  agent ${h.agentPid() ?? '-'}  plugin ${h.pluginPid() ?? '-'}  dockerd ${h.dockerPid() ?? '-'}  DOCKER_HOST=unix://${h.layout.dockerSocket}`,
