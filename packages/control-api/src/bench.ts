@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { createConnectionPool, FlockerClient, type NodeReport } from '@flocker/api';
+import { CONTROL_NODE_FLAGS } from './nodeFlags';
 
 interface Stats {
   n: number;
@@ -53,7 +54,7 @@ function plainHttpArgs(): string[] {
 function startServer(dataDir: string, nodeArgs: readonly string[]): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(
     process.execPath,
-    [...nodeArgs, path.join(__dirname, 'main.js'), '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--node-timeout', '3600', '--log-level', 'error', ...plainHttpArgs()],
+    [...CONTROL_NODE_FLAGS, ...nodeArgs, path.join(__dirname, 'main.js'), '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--node-timeout', '3600', '--log-level', 'error', ...plainHttpArgs()],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   return new Promise((resolve, reject) => {
@@ -93,7 +94,7 @@ async function main(): Promise<void> {
     .option('agents', { type: 'number', default: 1_000 })
     .option('keep-alive', { type: 'boolean', default: true, describe: 'Agents reuse their connection between long-polls, as real agents do' })
     .option('samples', { type: 'number', default: 200, describe: 'Requests per latency measurement' })
-    .option('server-node-arg', { type: 'string', array: true, default: [] as string[], describe: 'Extra node flags for the server, e.g. --cpu-prof (it is stopped with SIGTERM so profiles get written)' })
+    .option('server-node-arg', { type: 'string', array: true, default: [] as string[], describe: 'Extra node flags for the server (after the #! line\'s own), e.g. --cpu-prof (it is stopped with SIGTERM so profiles get written)' })
     .strict()
     .help()
     .parse();
