@@ -81,6 +81,15 @@ export class ControlState {
     return this.committed;
   }
 
+  /**
+   * The configuration including applied but not yet durable writes: what the next
+   * mutate() will see. Authorization checks read it in the same turn of the event loop
+   * as the handler's mutate(), so no write can slip between check and change.
+   */
+  get latestConfiguration(): Configuration {
+    return this.pending;
+  }
+
   get configurationTag(): string {
     return configurationTag(this.committed);
   }

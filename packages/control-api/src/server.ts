@@ -153,6 +153,7 @@ export function createApp(
           if (typeof v === 'string') query[k] = v;
           else throw new ApiError(400, 'INVALID_REQUEST', `The query parameter ${k} must be given once.`);
         }
+        // Synchronously before the handler's mutate(): check and change see the same configuration.
         if (authorizeByCertificate) authorizeRoute(state, req, route);
         const reply = await route.handle(
           state,

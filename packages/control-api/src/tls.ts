@@ -131,14 +131,20 @@ export function requireIdentity(req: Request, res: Response, next: NextFunction)
   next();
 }
 
-/** Throws ApiError 403 FORBIDDEN when the caller may not use this route with this body. */
+/**
+ * Throws ApiError 403 FORBIDDEN when the caller may not use this route with this body.
+ * Call it in the same turn of the event loop as the route's handler (server.ts does).
+ */
 export function authorizeRoute(state: ControlState, req: Request, route: { method: string; path: string }): void {
+  // The latest (possibly not yet durable) configuration: the handler's mutate() runs
+  // synchronously after this check, against the same value.
+  const config = state.latestConfiguration;
   const decision = authorize(
     peerIdentity(req),
     { method: route.method, route: route.path, params: req.params as Record<string, string>, body: req.body },
     {
-      leaseHolder: (id) => liveLease(state.configuration, id, state.now())?.node_uuid,
-      primaryOf: (id) => state.configuration.datasets.get(id)?.primary,
+      leaseHolder: (id) => liveLease(config, id, state.now())?.node_uuid,
+      primaryOf: (id) => config.datasets.get(id)?.primary,
     },
   );
   if (!decision.allowed) throw new ApiError(403, 'FORBIDDEN', decision.description);
