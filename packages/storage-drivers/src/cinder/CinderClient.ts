@@ -147,6 +147,21 @@ export class CinderClient {
     return all.filter((v) => Object.entries(metadata).every(([k, val]) => v.metadata[k] === val));
   }
 
+  /** Merges keys into the volume's metadata. */
+  async setVolumeMetadata(id: string, metadata: Record<string, string>): Promise<void> {
+    await this.call('volume', 'POST', `/volumes/${encodeURIComponent(id)}/metadata`, { body: { metadata }, idempotent: true });
+  }
+
+  /** Removes one metadata key; absent keys are fine. */
+  async deleteVolumeMetadataKey(id: string, key: string): Promise<void> {
+    try {
+      await this.call('volume', 'DELETE', `/volumes/${encodeURIComponent(id)}/metadata/${encodeURIComponent(key)}`);
+    } catch (e) {
+      if (e instanceof OpenStackHttpError && e.status === 404) return;
+      throw e;
+    }
+  }
+
   async extendVolume(id: string, newSizeGiB: number): Promise<void> {
     await this.call('volume', 'POST', `/volumes/${encodeURIComponent(id)}/action`, {
       body: { 'os-extend': { new_size: newSizeGiB } },

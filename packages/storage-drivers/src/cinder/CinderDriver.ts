@@ -25,6 +25,11 @@ export const GIB = 1024 * 1024 * 1024;
 export const META_CLUSTER = 'flocker-cluster-id';
 export const META_DATASET = 'flocker-dataset-id';
 export const META_PROFILE = 'flocker-profile';
+/**
+ * cinder mode: who holds the volume. Cinder shows an attachment's host only to
+ * admins, so the holder is also written here once our attachment exists.
+ */
+export const META_ATTACHED_TO = 'flocker-attached-to';
 /** A fresh id per create call, so a create whose answer was lost can be found again. */
 export const META_CREATE_TOKEN = 'flocker-create-token';
 
@@ -40,11 +45,18 @@ export interface CinderDriverDeps {
   readonly discoverInstanceId?: () => Promise<string>;
 }
 
-/** Who holds a volume, as Cinder reports it: the attachment's server (instance) id, else its host. */
+/** Stands for a holder that cannot be named (attached by someone else, or a crash before the metadata write). */
+export const UNKNOWN_HOLDER = 'unknown';
+
+/**
+ * Who holds a volume: nobody without attachments (a stale metadata entry is
+ * ignored); else the attachment's server id (Nova), its host (shown to admins
+ * only), or our metadata entry.
+ */
 export function holderOf(v: Volume): string | null {
   const a = v.attachments[0];
   if (a === undefined) return null;
-  return a.server_id ?? a.host_name ?? null;
+  return a.server_id ?? a.host_name ?? v.metadata[META_ATTACHED_TO] ?? UNKNOWN_HOLDER;
 }
 
 /** The driver's view of a Cinder volume; null for volumes that are not ours to show. */
@@ -156,7 +168,7 @@ export class CinderDriver implements BlockDeviceApi {
   /** Any OpenStack failure as a StorageError with the service's message. */
   private wrap(e: unknown, what: string, blockdeviceId?: string): never {
     if (e instanceof StorageError) throw e;
-    if (e instanceof OpenStackHttpError) throw new StorageError('BACKEND_ERROR', `${what}: Cinder answered HTTP ${e.status}: ${e.serviceMessage}`, blockdeviceId);
+    if (e instanceof OpenStackHttpError) throw new StorageError('BACKEND_ERROR', `${what}: OpenStack answered HTTP ${e.status}: ${e.serviceMessage}`, blockdeviceId);
     throw new StorageError('BACKEND_ERROR', `${what}: ${e instanceof Error ? e.message : String(e)}`, blockdeviceId);
   }
 
@@ -312,6 +324,8 @@ export class CinderDriver implements BlockDeviceApi {
     try {
       const attachment = await this.client.createAttachment(blockdeviceId, null, this.connector(instanceId));
       attachmentId = attachment.id;
+      // The reservation is ours alone (Cinder made it atomically), so writing the holder cannot race.
+      await this.client.setVolumeMetadata(blockdeviceId, { [META_ATTACHED_TO]: instanceId });
       // Only this host can make the device; another instance connects on its first getDevicePath.
       if (instanceId === (await this.computeInstanceId())) {
         if (!attachment.connection_info) throw new StorageError('BACKEND_ERROR', `Cinder gave no connection info for volume ${blockdeviceId}`, blockdeviceId);
@@ -336,6 +350,7 @@ export class CinderDriver implements BlockDeviceApi {
     try {
       if (attachmentId !== undefined) {
         await this.client.deleteAttachment(attachmentId);
+        await this.client.deleteVolumeMetadataKey(blockdeviceId, META_ATTACHED_TO);
         return;
       }
       // A refused reservation (4xx) made nothing. After a 5xx Cinder may have reserved the volume for us
@@ -376,6 +391,7 @@ export class CinderDriver implements BlockDeviceApi {
           if (full?.connection_info) await this.connectorSide.disconnect(full.connection_info, blockdeviceId, force || holder !== me);
         }
         for (const a of attachments) await this.client.deleteAttachment(a.id);
+        await this.client.deleteVolumeMetadataKey(blockdeviceId, META_ATTACHED_TO);
       }
     } catch (e) {
       this.wrap(e, `detaching volume ${blockdeviceId}`, blockdeviceId);

@@ -7,7 +7,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { StorageError } from '../BlockDeviceApi';
 import { CinderClient } from './CinderClient';
-import { CinderDriver, META_CREATE_TOKEN, toBlockDeviceVolume } from './CinderDriver';
+import { CinderDriver, holderOf, META_ATTACHED_TO, META_CREATE_TOKEN, toBlockDeviceVolume, UNKNOWN_HOLDER } from './CinderDriver';
 import { backoffDelay, faultMessage, JsonHttp, OpenStackConnectionError, OpenStackHttpError, parseBody } from './http';
 import { authRequestBody, findEndpoint, KeystoneSession, NoAuthTokenSource, RENEW_BEFORE_MS, tokensUrl } from './keystone';
 import { CinderDriverOptionsSchema, VolumeListSchema, VolumeSchema, type CatalogEntry } from './schemas';
@@ -73,6 +73,14 @@ describe('zod parsing of OpenStack answers', () => {
     expect(toBlockDeviceVolume(VolumeSchema.parse(volume('v', { metadata: meta, attachments: [{ server_id: 'srv', host_name: 'h' }] })))?.attachedTo).toBe('srv');
     expect(toBlockDeviceVolume(VolumeSchema.parse(volume('v', { metadata: meta, attachments: [{ server_id: null, host_name: 'h' }] })))?.attachedTo).toBe('h');
     expect(toBlockDeviceVolume(VolumeSchema.parse(volume('v')))).toBeNull();
+  });
+
+  it('names the holder from our metadata when Cinder hides the host (non-admin), and ignores it without attachments', () => {
+    const meta = { 'flocker-cluster-id': 'c', 'flocker-dataset-id': 'd', [META_ATTACHED_TO]: 'node-b' };
+    const hidden = [{ server_id: null, host_name: null, attachment_id: 'a1' }];
+    expect(holderOf(VolumeSchema.parse(volume('v', { metadata: meta, attachments: hidden })))).toBe('node-b');
+    expect(holderOf(VolumeSchema.parse(volume('v', { metadata: meta })))).toBeNull();
+    expect(holderOf(VolumeSchema.parse(volume('v', { attachments: hidden })))).toBe(UNKNOWN_HOLDER);
   });
 
   it('extracts the message from OpenStack fault bodies', () => {
