@@ -56,38 +56,47 @@ find_python() {
   log "needs Python 3.10-3.12 with venv"; exit 1
 }
 
+# Concurrent test runs share the venvs: one installer per venv at a time (each under
+# its own lock, so a Keystone and a Cinder install can proceed in parallel).
 install() {
-  # Concurrent test runs share the venv: one installer at a time.
-  mkdir -p "$(dirname "$VENV")"
-  exec 9>"$VENV.lock"
-  flock 9
-  install_locked
-  flock -u 9
+  install_os_packages
+  if [ "$AUTH" = keystone ]; then
+    locked "$KVENV" install_venv "$KVENV" keystone "$KVERSION" keystone-manage
+  fi
+  locked "$VENV" install_venv "$VENV" cinder "$VERSION" cinder-manage
 }
 
-install_locked() {
+locked() { # venv command...
+  local venv="$1"; shift
+  mkdir -p "$(dirname "$venv")"
+  ( flock 9; "$@" ) 9>"$venv.lock"
+}
+
+install_os_packages() {
   local missing=()
   command -v qemu-img >/dev/null 2>&1 || missing+=(qemu-utils)
   [ -x /sbin/mount.nfs ] || [ -x /usr/sbin/mount.nfs ] || missing+=(nfs-common)
   command -v losetup >/dev/null 2>&1 || missing+=(mount)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
-      { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
+    locked "$VENV.apt" apt_install "${missing[@]}"
   fi
-  if [ "$AUTH" = keystone ] && ! { [ -x "$KVENV/bin/keystone-manage" ] && [ "$(cat "$KVENV/.keystone-version" 2>/dev/null)" = "$KVERSION" ]; }; then
-    log "installing keystone==$KVERSION into $KVENV (a few minutes, once)"
-    rm -rf "$KVENV"
-    "$(find_python)" -m venv "$KVENV"
-    "$KVENV/bin/pip" install -q --disable-pip-version-check "keystone==$KVERSION"
-    echo "$KVERSION" > "$KVENV/.keystone-version"
-  fi
-  if [ -x "$VENV/bin/cinder-manage" ] && [ "$(cat "$VENV/.cinder-version" 2>/dev/null)" = "$VERSION" ]; then return; fi
-  log "installing cinder==$VERSION into $VENV (a few minutes, once)"
-  rm -rf "$VENV"
-  "$(find_python)" -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "cinder==$VERSION"
-  echo "$VERSION" > "$VENV/.cinder-version"
+}
+
+apt_install() {
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1 ||
+    { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
+}
+
+install_venv() { # venv package version probe-binary
+  local venv="$1" pkg="$2" version="$3" probe="$4"
+  if [ -x "$venv/bin/$probe" ] && [ "$(cat "$venv/.$pkg-version" 2>/dev/null)" = "$version" ]; then return; fi
+  log "installing $pkg==$version into $venv (a few minutes, once)"
+  rm -rf "$venv"
+  "$(find_python)" -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "$pkg==$version"
+  echo "$version" > "$venv/.$pkg-version"
 }
 
 # ------------------------------------------------------------------ keystone
