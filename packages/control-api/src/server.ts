@@ -13,6 +13,7 @@ import { buildOpenApi } from './openapi';
 import { type Reply, routes } from './routes';
 import { Views } from './Views';
 import { authorizeRoute, requireIdentity, type ServerTlsCredentials } from './tls';
+import { rejectDeepJson } from './jsonDepth';
 
 export const DEFAULT_PORT = 4523;
 
@@ -129,7 +130,8 @@ export function createApp(
   app.set('query parser', 'simple');
   if (authorizeByCertificate) app.use(requireIdentity);
   // Parse any body as JSON whatever its content type: curl users forget the header.
-  app.use(express.json({ limit: MAX_BODY_BYTES, type: () => true, strict: true }));
+  // Bodies nesting deeper than any API shape are refused before parsing.
+  app.use(express.json({ limit: MAX_BODY_BYTES, type: () => true, strict: true, verify: rejectDeepJson }));
 
   const views = new Views(state, validateResponses);
   const openapi = JSON.stringify(buildOpenApi(routes));
