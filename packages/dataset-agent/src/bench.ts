@@ -88,10 +88,11 @@ async function main(): Promise<void> {
     .option('many', { type: 'number', default: 100, describe: 'datasets created at once for the convergence test' })
     .option('concurrency', { type: 'number', default: 4, describe: "the agent's action concurrency" })
     .option('agent-log-level', { type: 'string', default: 'warn', choices: ['error', 'warn', 'info', 'debug'] })
+    .option('control-main', { type: 'string', describe: "the control service's main.js (default: this checkout's), e.g. to compare builds" })
     .strict()
     .parseSync();
   const here = __dirname;
-  const controlMain = resolve(here, '../../control-api/dist/main.js');
+  const controlMain = resolve(argv['control-main'] ?? resolve(here, '../../control-api/dist/main.js'));
   const agentMain = resolve(here, 'main.js');
   const dir = mkdtempSync(join(tmpdir(), 'flocker-bench-'));
   const procs: ChildProcess[] = [];

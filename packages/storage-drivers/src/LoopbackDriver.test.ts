@@ -6,7 +6,7 @@ import { isStorageError } from './BlockDeviceApi';
 import { isDeviceBusy, listMounts, makeFilesystem, mount, unmount } from './blockdev';
 import { blockDeviceApiContract, expectStorageError } from './contract';
 import { execFileExec } from './exec';
-import { attachLoop, findLoopDevices, isReadOnly, listLoopBindings, LoopScanner, parseBackingFile } from './losetup';
+import { attachLoop, findLoopDevices, isReadOnly, listLoopBindings, loopBindingOf, LoopScanner, parseBackingFile } from './losetup';
 import { LoopbackDriver } from './LoopbackDriver';
 import { PoolLock } from './PoolLock';
 import { destroyTempRoot, loopsUnder, makeTempRoot } from './testSupport';
@@ -293,20 +293,25 @@ describe('loop devices from sysfs', () => {
   it('lists bound loop devices only, and answers null when sysfs cannot be read', async () => {
     const files: Record<string, string> = { '/s/loop0/loop/backing_file': '/p/a.img\n', '/s/loop12/loop/backing_file': '/p/b.img (deleted)\n' };
     const reader = {
-      readdir: async () => ['loop0', 'loop1', 'loop12', 'sda', 'loop-control'],
-      readFile: async (f: string) => {
-        const c = files[f];
-        if (c === undefined) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
-        return c;
-      },
+      readdir: () => ['loop0', 'loop1', 'loop12', 'sda', 'loop-control'],
+      readFile: (f: string) => files[f] ?? null,
     };
     expect(await listLoopBindings('/s', reader)).toEqual([
       { device: '/dev/loop0', backingFile: '/p/a.img', deleted: false },
       { device: '/dev/loop12', backingFile: '/p/b.img', deleted: true },
     ]);
-    expect(await listLoopBindings('/s', { ...reader, readdir: () => Promise.reject(new Error('no sysfs')) })).toBeNull();
-    expect(await isReadOnly('/dev/loop0', '/s', { ...reader, readFile: async () => '1\n' })).toBe(true);
-    expect(await isReadOnly('/dev/loop0', '/s', { ...reader, readFile: async () => '0\n' })).toBe(false);
+    expect(loopBindingOf('/dev/loop12', '/s', reader)).toEqual({ device: '/dev/loop12', backingFile: '/p/b.img', deleted: true });
+    expect(loopBindingOf('/dev/loop1', '/s', reader)).toBeNull();
+    expect(loopBindingOf('/dev/sda', '/s', reader)).toBeNull();
+    const noSysfs = {
+      ...reader,
+      readdir: (): string[] => {
+        throw new Error('no sysfs');
+      },
+    };
+    expect(await listLoopBindings('/s', noSysfs)).toBeNull();
+    expect(await isReadOnly('/dev/loop0', '/s', { ...reader, readFile: () => '1\n' })).toBe(true);
+    expect(await isReadOnly('/dev/loop0', '/s', { ...reader, readFile: () => '0\n' })).toBe(false);
     expect(await isReadOnly('/dev/loop0', '/s', reader)).toBeNull();
   });
 

@@ -12,7 +12,7 @@ import {
 } from './BlockDeviceApi';
 import { isDeviceBusy, listMounts } from './blockdev';
 import { execFileExec, runChecked, type ExecFn } from './exec';
-import { attachLoop, detachLoop, findLoopDevices, isReadOnly, LoopScanner, refreshLoopCapacity } from './losetup';
+import { attachLoop, detachLoop, findLoopDevices, isReadOnly, loopBindingOf, LoopScanner, refreshLoopCapacity } from './losetup';
 import { PoolLock } from './PoolLock';
 import { fsyncDir, VolumeRecord, writeFileAtomic } from './VolumeRecord';
 
@@ -96,6 +96,8 @@ export class LoopbackDriver implements BlockDeviceApi {
   private canonicalVolumes: Promise<string> | undefined;
   private readonly loopDiscovery: 'sysfs' | 'losetup';
   private readonly loopScanner = new LoopScanner();
+  /** The device each volume was last found on: checked (one sysfs read) before scanning every device. */
+  private readonly lastDevice = new Map<string, string>();
 
   constructor(options: LoopbackDriverOptions) {
     if (!options.instanceId) throw new Error('LoopbackDriver needs an instanceId');
@@ -244,11 +246,15 @@ export class LoopbackDriver implements BlockDeviceApi {
   async getDevicePath(blockdeviceId: string): Promise<string> {
     const record = await this.readRecord(blockdeviceId);
     this.checkAttachedHere(record);
+    const hint = this.lastDevice.get(blockdeviceId);
+    if (hint !== undefined && (await this.serves(hint, blockdeviceId))) return hint;
     const devices = await this.loopsOf(blockdeviceId);
     if (devices.length > 0) {
       if (devices.length > 1) this.logger.warn('volume has several loop devices', { blockdeviceId, devices });
+      this.lastDevice.set(blockdeviceId, devices[0]);
       return devices[0];
     }
+    this.lastDevice.delete(blockdeviceId);
     // Recorded as attached here but no device: an attach crashed after writing the record. Finish it.
     return this.withPoolLock(async () => {
       this.checkAttachedHere(await this.readRecord(blockdeviceId));
@@ -449,6 +455,13 @@ export class LoopbackDriver implements BlockDeviceApi {
       .filter((b) => !b.deleted && b.backingFile === file)
       .map((b) => b.device)
       .sort((x, y) => Number(x.slice('/dev/loop'.length)) - Number(y.slice('/dev/loop'.length)));
+  }
+
+  /** Whether the kernel says this device serves the volume's (current) backing file now. */
+  private async serves(device: string, blockdeviceId: string): Promise<boolean> {
+    if (this.loopDiscovery !== 'sysfs') return false;
+    const binding = loopBindingOf(device);
+    return binding !== null && !binding.deleted && binding.backingFile === path.join(await this.canonicalVolumesPath(), `${blockdeviceId}.img`);
   }
 
   private canonicalVolumesPath(): Promise<string> {
