@@ -6,7 +6,14 @@ const ME = '11111111-1111-4111-8111-111111111111';
 const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const MiB = 1024 * 1024;
 
-function setup(extra: { crash?: () => void; crashAfter?: { kind: 'create'; count: number } } = {}) {
+function setup(
+  extra: {
+    crash?: () => void;
+    crashAfter?: { kind: 'create'; count: number };
+    resyncIntervalMs?: number;
+    poolChanges?: (onChange: () => void) => () => void;
+  } = {},
+) {
   const driver = new FakeDriver();
   const host = new FakeHost();
   const control = new FakeControl();
@@ -89,6 +96,50 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     control.setDatasets([dataset]);
     await eventually(() => crashed === 1);
     expect(driver.volumes.size).toBe(1);
+    await agent.stop();
+  });
+
+  it('looks again at once when the pool changes while a dataset waits for another node to let go', async () => {
+    let poolChanged: (() => void) | undefined;
+    let unsubscribed = false;
+    const { driver, host, control, agent } = setup({
+      resyncIntervalMs: 60_000,
+      poolChanges: (onChange) => {
+        poolChanged = onChange;
+        return () => (unsubscribed = true);
+      },
+    });
+    // Another node (alive as far as we know) holds the volume.
+    driver.volumes.set('vol-other', { blockdeviceId: 'vol-other', datasetId: DS, size: 64 * MiB, attachedTo: 'i-other' });
+    agent.start();
+    control.setDatasets([dataset]);
+    await eventually(() => (control.last()?.volumes ?? []).some((v) => v.attached_to === 'i-other'));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(host.mounts).toHaveLength(0);
+    // The other node detaches: only the pool tells us (no control push, no resync for a minute).
+    driver.volumes.set('vol-other', { ...driver.volumes.get('vol-other')!, attachedTo: null });
+    host.formatted.add('/dev/fake/vol-other');
+    const reportsBefore = control.reports.length;
+    poolChanged!();
+    await eventually(() => host.mounts.length === 1, 2000);
+    expect(control.reports.length).toBeGreaterThan(reportsBefore);
+    await agent.stop();
+    expect(unsubscribed).toBe(true);
+  });
+
+  it('ignores pool changes when nothing waits for another node', async () => {
+    let poolChanged: (() => void) | undefined;
+    const { driver, control, agent } = setup({ resyncIntervalMs: 60_000, poolChanges: (onChange) => ((poolChanged = onChange), () => undefined) });
+    agent.start();
+    control.setDatasets([dataset]);
+    await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
+    await new Promise((r) => setTimeout(r, 50));
+    let listings = 0;
+    const list = driver.listVolumes.bind(driver);
+    driver.listVolumes = async () => (listings++, list());
+    poolChanged!();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(listings).toBe(0);
     await agent.stop();
   });
 });

@@ -52,6 +52,13 @@ export interface DatasetAgentOptions {
   readonly crash?: () => void;
   /** How long one long-poll waits. */
   readonly pollWaitMs?: number;
+  /**
+   * Subscribes to "the shared pool changed" hints (the loopback driver's
+   * watchPool); returns an unsubscribe function. Lets a node waiting for
+   * another node to let go of a volume look again at once, not only after
+   * the control service relays that node's report.
+   */
+  readonly poolChanges?: (onChange: () => void) => () => void;
   readonly now?: () => number;
 }
 
@@ -114,6 +121,7 @@ export class DatasetAgent {
   private reportWanted = false;
   private reporting: Promise<void> | null = null;
   private loopDone: Promise<void> | null = null;
+  private unwatchPool: (() => void) | undefined;
   private readonly now: () => number;
   private readonly decision: DecisionContext;
   /** Concurrent observations share pool listings (each still started after its caller asked). */
@@ -134,6 +142,7 @@ export class DatasetAgent {
   private readonly listPool = (): Promise<BlockDeviceVolume[]> => this.poolListing.get();
 
   start(): void {
+    this.unwatchPool = this.o.poolChanges?.(() => this.poolChanged());
     this.loopDone = this.mainLoop();
     // Not awaited by stop(): a pending long-poll just ends with its timeout.
     void this.watchCluster();
@@ -142,6 +151,7 @@ export class DatasetAgent {
   /** Finish the running steps, start no new ones, stop. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.unwatchPool?.();
     this.queue.clear();
     this.wake();
     await Promise.allSettled([...this.busy.values()]);
@@ -185,6 +195,23 @@ export class DatasetAgent {
         wait = Math.min(wait, this.o.backoffInitialMs);
       }
       await this.sleep(wait);
+    }
+  }
+
+  /**
+   * The pool changed (a record was written by some host). Only worth a look
+   * when a dataset that should be here is, as last seen, attached elsewhere.
+   */
+  private poolChanged(): void {
+    if (this.snapshot === null || this.stopping) return;
+    for (const d of this.snapshot.datasets) {
+      if (d.deleted || d.primary !== this.o.nodeUuid) continue;
+      const volumes = this.view.get(d.dataset_id)?.volumes ?? [];
+      if (volumes.some((v) => v.attachedTo !== null && v.attachedTo !== this.o.instanceId)) {
+        this.o.logger.debug('pool changed while waiting for another node', { datasetId: d.dataset_id });
+        this.wake();
+        return;
+      }
     }
   }
 

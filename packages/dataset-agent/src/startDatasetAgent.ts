@@ -127,6 +127,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     backoffMaxMs: config.agent.backoff_max_seconds * 1000,
     logger,
     pollWaitMs: options.pollWaitMs ?? 10_000,
+    poolChanges: (onChange) => driver.watchPool(onChange),
     ...(crashAfter ? { crashAfter } : {}),
   });
   logger.info('dataset agent starting', { nodeUuid: identity.uuid, era, host, backend: driver.backend, mountRoot: config.node.mount_root });

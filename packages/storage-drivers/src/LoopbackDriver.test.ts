@@ -275,6 +275,25 @@ describe('LoopbackDriver', () => {
     await expectStorageError(a.resizeVolume(v.blockdeviceId, 8 * MiB), 'INVALID_SIZE');
   });
 
+  it('watchPool tells about record changes by any instance until stopped', async () => {
+    const { a, b } = await pool();
+    let calls = 0;
+    const stop = a.watchPool(() => calls++);
+    await new Promise((r) => setTimeout(r, 50)); // the watch starts once the pool directory exists
+    const v = await b.createVolume('ds', 8 * MiB);
+    for (let i = 0; i < 100 && calls === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(calls).toBeGreaterThan(0);
+    const before = calls;
+    await b.attachVolume(v.blockdeviceId, 'instance-b');
+    for (let i = 0; i < 100 && calls === before; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(calls).toBeGreaterThan(before);
+    stop();
+    const stopped = calls;
+    await b.detachVolume(v.blockdeviceId);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(calls).toBe(stopped);
+  });
+
   it('never creates files outside the pool for hostile ids', async () => {
     const { a } = await pool();
     for (const id of ['..', '../x', '/etc/passwd', '']) {

@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { watch, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import winston from 'winston';
 import {
@@ -289,6 +289,37 @@ export class LoopbackDriver implements BlockDeviceApi {
       this.logger.info('volume resized', { blockdeviceId, from: record.size, to: rounded });
       return toVolume(grown);
     });
+  }
+
+  /**
+   * Calls onChange (soon, possibly more than once) whenever a volume record in
+   * the pool is written or removed, by any instance: on a shared pool, another
+   * host's detach becomes visible at once instead of at our next look. Only a
+   * hint to look again; returns a function that stops watching. Without
+   * inotify (or on error) it simply never calls.
+   */
+  watchPool(onChange: () => void): () => void {
+    let watcher: ReturnType<typeof watch> | undefined;
+    let stopped = false;
+    void this.ensureDirs().then(
+      () => {
+        if (stopped) return;
+        try {
+          watcher = watch(this.volumesPath, { persistent: false }, (_event, name) => {
+            // Records are replaced by rename onto <id>.json; temp files and images do not matter.
+            if (name === null || /\.json$/.test(name)) onChange();
+          });
+          watcher.on('error', (e) => this.logger.warn('stopped watching the pool', { error: String(e) }));
+        } catch (e) {
+          this.logger.warn('cannot watch the pool; changes by other hosts are seen at the next look', { error: String(e) });
+        }
+      },
+      () => undefined,
+    );
+    return () => {
+      stopped = true;
+      watcher?.close();
+    };
   }
 
   /**
