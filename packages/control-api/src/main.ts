@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=16
+#!/usr/bin/env -S node --optimize-for-size
 /** flocker-control: the Flocker control service (v1 dataset API + agent channel). */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
