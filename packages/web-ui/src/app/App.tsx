@@ -1,0 +1,371 @@
+import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { formatSize } from '../model/sizes';
+import type { UiEvent } from '../model/events';
+import type { NodeView, VolumeView } from '../model/view';
+import { ActionFailed, api } from './api';
+import { age, clockTime } from './time';
+import { useCluster } from './useCluster';
+
+/** Re-render every few seconds so ages and "last seen" stay true without new data. */
+function useNow(periodMs: number): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), periodMs);
+    return () => clearInterval(t);
+  }, [periodMs]);
+  return now;
+}
+
+function messageOf(e: unknown): string {
+  return e instanceof ActionFailed || e instanceof Error ? e.message : String(e);
+}
+
+export function App() {
+  const { view, events, control, started, online } = useCluster();
+  const now = useNow(5000);
+  const [actionError, setActionError] = useState<string | null>(null);
+  const [confirming, setConfirming] = useState<VolumeView | null>(null);
+  const [busy, setBusy] = useState<Set<string>>(new Set());
+
+  const act = async (key: string, run: () => Promise<void>) => {
+    setBusy((b) => new Set(b).add(key));
+    setActionError(null);
+    try {
+      await run();
+    } catch (e) {
+      setActionError(messageOf(e));
+    } finally {
+      setBusy((b) => {
+        const n = new Set(b);
+        n.delete(key);
+        return n;
+      });
+    }
+  };
+
+  const nodes = view?.nodes ?? [];
+  const volumes = view?.volumes ?? [];
+  return (
+    <>
+      <header className="top">
+        <h1>Flocker</h1>
+        <p className="connection" role="status">
+          {!online ? (
+            <span className="bad">Not connected to the flocker ui server; retrying…</span>
+          ) : !control ? (
+            'Connecting…'
+          ) : control.connected ? (
+            <span>
+              Control service <code>{control.url}</code> <span className="ok">connected</span>
+            </span>
+          ) : (
+            <span className="bad">
+              Control service <code>{control.url}</code> unreachable: {control.error}
+            </span>
+          )}
+        </p>
+      </header>
+      <main>
+        {actionError && (
+          <div className="banner" role="alert">
+            <span id="action-error">{actionError}</span>
+            <button type="button" className="link" onClick={() => setActionError(null)}>
+              Dismiss
+            </button>
+          </div>
+        )}
+        <div className="columns">
+          <div className="main-column">
+            <VolumesSection
+              volumes={volumes}
+              nodes={nodes}
+              now={now}
+              started={started}
+              busy={busy}
+              onMove={(v, node) => void act(v.dataset_id, () => api.move(v.dataset_id, node))}
+              onRelease={(v) => void act(v.dataset_id, () => api.releaseLease(v.dataset_id))}
+              onDelete={(v) => setConfirming(v)}
+            />
+            <NodesSection nodes={nodes} now={now} />
+          </div>
+          <FeedSection events={events} />
+        </div>
+      </main>
+      <ConfirmDelete
+        volume={confirming}
+        onCancel={() => setConfirming(null)}
+        onConfirm={(v) => {
+          setConfirming(null);
+          void act(v.dataset_id, () => api.remove(v.dataset_id));
+        }}
+      />
+    </>
+  );
+}
+
+function CreateVolumeForm({ nodes }: { nodes: NodeView[] }) {
+  const alive = nodes.filter((n) => n.alive);
+  const [name, setName] = useState('');
+  const [size, setSize] = useState('1GiB');
+  const [node, setNode] = useState('');
+  const [error, setError] = useState<{ code: string; message: string } | null>(null);
+  const [sending, setSending] = useState(false);
+  const chosen = alive.some((n) => n.uuid === node) ? node : (alive[0]?.uuid ?? '');
+  // Mark the field the refusal is about; the message itself is tied to both.
+  const badSize = error?.code === 'INVALID_SIZE' ? true : undefined;
+  const badName = error && !badSize ? true : undefined;
+
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setSending(true);
+    setError(null);
+    try {
+      await api.create(name.trim(), size.trim(), chosen);
+      setName('');
+    } catch (err) {
+      setError({ code: err instanceof ActionFailed ? err.code : 'ERROR', message: messageOf(err) });
+    } finally {
+      setSending(false);
+    }
+  };
+
+  return (
+    <form className="create" onSubmit={(e) => void submit(e)} aria-labelledby="create-h" noValidate>
+      <h3 id="create-h">New volume</h3>
+      <div className="fields">
+        <div className="field">
+          <label htmlFor="new-name">Name</label>
+          <input id="new-name" name="name" value={name} onChange={(e) => setName(e.target.value)} required autoComplete="off" aria-invalid={badName} aria-describedby={error ? 'create-error' : undefined} />
+        </div>
+        <div className="field">
+          <label htmlFor="new-size">Size</label>
+          <input id="new-size" name="size" value={size} onChange={(e) => setSize(e.target.value)} required aria-describedby={error ? 'create-error size-hint' : 'size-hint'} aria-invalid={badSize} />
+          <small id="size-hint">e.g. 512MiB, 10G (at least 64 MiB)</small>
+        </div>
+        <div className="field">
+          <label htmlFor="new-node">Node</label>
+          <select id="new-node" name="node" value={chosen} onChange={(e) => setNode(e.target.value)} required>
+            {alive.length === 0 && <option value="">no live node</option>}
+            {alive.map((n) => (
+              <option key={n.uuid} value={n.uuid}>
+                {n.host}
+              </option>
+            ))}
+          </select>
+        </div>
+        <button type="submit" disabled={sending || !chosen}>
+          {sending ? 'Creating…' : 'Create'}
+        </button>
+      </div>
+      {error && (
+        <p className="error" id="create-error" role="alert">
+          {error.message}
+        </p>
+      )}
+    </form>
+  );
+}
+
+const STATE_LABEL: Record<VolumeView['state'], string> = {
+  creating: 'creating',
+  attaching: 'attaching',
+  mounted: 'mounted',
+  moving: 'moving',
+  deleting: 'deleting',
+  error: 'error',
+};
+
+interface VolumesProps {
+  volumes: VolumeView[];
+  nodes: NodeView[];
+  now: number;
+  started: string | null;
+  busy: Set<string>;
+  onMove: (v: VolumeView, node: string) => void;
+  onRelease: (v: VolumeView) => void;
+  onDelete: (v: VolumeView) => void;
+}
+
+function VolumesSection({ volumes, nodes, now, started, busy, onMove, onRelease, onDelete }: VolumesProps) {
+  return (
+    <section aria-labelledby="volumes-h">
+      <h2 id="volumes-h">
+        Volumes <span className="count">{volumes.length}</span>
+      </h2>
+      <CreateVolumeForm nodes={nodes} />
+      {volumes.length === 0 ? (
+        <p className="empty">No volumes yet.</p>
+      ) : (
+        <table className="cards">
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Size</th>
+              <th scope="col">Primary</th>
+              <th scope="col">State</th>
+              <th scope="col">Lease</th>
+              <th scope="col">Age</th>
+              <th scope="col">Actions</th>
+            </tr>
+          </thead>
+          <tbody>
+            {volumes.map((v) => (
+              <VolumeRow key={v.dataset_id} v={v} nodes={nodes} now={now} started={started} busy={busy.has(v.dataset_id)} onMove={onMove} onRelease={onRelease} onDelete={onDelete} />
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+function VolumeRow({ v, nodes, now, started, busy, onMove, onRelease, onDelete }: Omit<VolumesProps, 'volumes' | 'busy'> & { v: VolumeView; busy: boolean }) {
+  const targets = nodes.filter((n) => n.alive && n.uuid !== v.primary.uuid);
+  const [target, setTarget] = useState('');
+  const chosen = targets.some((n) => n.uuid === target) ? target : (targets[0]?.uuid ?? '');
+  const deleting = v.state === 'deleting';
+  const selectId = `move-${v.dataset_id}`;
+  return (
+    <tr data-volume={v.name} data-state={v.state}>
+      <th scope="row" data-label="Name">
+        {v.name}
+        <div className="sub" title={v.dataset_id}>
+          {v.dataset_id.slice(0, 8)}
+        </div>
+      </th>
+      <td data-label="Size">{v.size === null ? '—' : formatSize(v.size)}</td>
+      <td data-label="Primary" className="primary">{v.primary.host ?? v.primary.uuid.slice(0, 8)}</td>
+      <td data-label="State">
+        <span className={`badge state-${v.state}`}>{STATE_LABEL[v.state]}</span>
+        {v.state === 'mounted' ? (
+          <div className="sub detail path" title={v.path ?? undefined}>
+            {v.path}
+          </div>
+        ) : (
+          <div className="sub detail">{v.detail}</div>
+        )}
+      </td>
+      <td data-label="Lease">{v.lease ? `held by ${v.lease.host ?? v.lease.node_uuid.slice(0, 8)}` : '—'}</td>
+      <td data-label="Age">{v.first_seen ? age(v.first_seen, now) : started ? `> ${age(started, now)}` : '—'}</td>
+      <td data-label="Actions" className="actions">
+        {!deleting && (
+          <>
+            <span className="move">
+              <label htmlFor={selectId} className="visually-hidden">
+                Move {v.name} to
+              </label>
+              <select id={selectId} value={chosen} onChange={(e) => setTarget(e.target.value)} disabled={busy || targets.length === 0}>
+                {targets.length === 0 && <option value="">no other live node</option>}
+                {targets.map((n) => (
+                  <option key={n.uuid} value={n.uuid}>
+                    {n.host}
+                  </option>
+                ))}
+              </select>
+              <button type="button" onClick={() => onMove(v, chosen)} disabled={busy || !chosen} aria-label={`Move ${v.name}`}>
+                Move
+              </button>
+            </span>
+            {v.lease && (
+              <button type="button" onClick={() => onRelease(v)} disabled={busy} aria-label={`Release the lease on ${v.name}`}>
+                Release lease
+              </button>
+            )}
+            <button type="button" className="danger" onClick={() => onDelete(v)} disabled={busy} aria-label={`Delete ${v.name}`}>
+              Delete
+            </button>
+          </>
+        )}
+      </td>
+    </tr>
+  );
+}
+
+function NodesSection({ nodes, now }: { nodes: NodeView[]; now: number }) {
+  return (
+    <section aria-labelledby="nodes-h">
+      <h2 id="nodes-h">
+        Nodes <span className="count">{nodes.filter((n) => n.alive).length}/{nodes.length} alive</span>
+      </h2>
+      {nodes.length === 0 ? (
+        <p className="empty">No node has reported yet.</p>
+      ) : (
+        <table className="cards">
+          <thead>
+            <tr>
+              <th scope="col">Address</th>
+              <th scope="col">Status</th>
+              <th scope="col">Era</th>
+              <th scope="col">Volumes</th>
+              <th scope="col">Last seen</th>
+            </tr>
+          </thead>
+          <tbody>
+            {nodes.map((n) => (
+              <tr key={n.uuid} data-node={n.host}>
+                <th scope="row" data-label="Address">
+                  {n.host}
+                  <div className="sub" title={n.uuid}>
+                    {n.uuid.slice(0, 8)} · {n.backend}
+                  </div>
+                </th>
+                <td data-label="Status">
+                  <span className={`badge ${n.alive ? 'state-mounted' : 'state-error'}`}>{n.alive ? 'alive' : 'dead'}</span>
+                  {n.errors > 0 && <div className="sub">{n.errors} failing action{n.errors === 1 ? '' : 's'}</div>}
+                </td>
+                <td data-label="Era">
+                  <code title={n.era}>{n.era.slice(0, 8)}</code>
+                </td>
+                <td data-label="Volumes">{n.volumes.length === 0 ? '—' : n.volumes.map((x) => `${x.name}${x.status === 'attached' ? ' (attached)' : ''}`).join(', ')}</td>
+                <td data-label="Last seen">{age(n.last_seen, now)} ago</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+function FeedSection({ events }: { events: UiEvent[] }) {
+  const newestFirst = [...events].reverse();
+  return (
+    <section aria-labelledby="feed-h" className="feed">
+      <h2 id="feed-h">Events</h2>
+      <ol role="log" aria-live="polite" aria-relevant="additions" aria-label="Cluster events" id="feed">
+        {newestFirst.length === 0 && <li className="empty">Nothing has happened since the UI started.</li>}
+        {newestFirst.map((e) => (
+          <li key={e.id} className={`event sev-${e.severity}`} data-kind={e.kind}>
+            <time dateTime={e.time}>{clockTime(e.time)}</time> {e.message}
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+}
+
+function ConfirmDelete({ volume, onCancel, onConfirm }: { volume: VolumeView | null; onCancel: () => void; onConfirm: (v: VolumeView) => void }) {
+  const ref = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    const d = ref.current;
+    if (!d) return;
+    if (volume && !d.open) d.showModal();
+    if (!volume && d.open) d.close();
+  }, [volume]);
+  return (
+    <dialog ref={ref} aria-labelledby="confirm-h" aria-describedby="confirm-text" onClose={onCancel} className="confirm">
+      <h2 id="confirm-h">Delete {volume?.name}?</h2>
+      <p id="confirm-text">
+        The volume <strong>{volume?.name}</strong> and all its data will be destroyed on every node. This cannot be undone.
+      </p>
+      <div className="buttons">
+        <button type="button" onClick={onCancel} autoFocus>
+          Cancel
+        </button>
+        <button type="button" className="danger" onClick={() => volume && onConfirm(volume)}>
+          Delete volume
+        </button>
+      </div>
+    </dialog>
+  );
+}

@@ -1,0 +1,33 @@
+/** The UI server's JSON calls; a failure carries the message to show as is. */
+import { UiErrorBody } from '../model/wire';
+
+export class ActionFailed extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+    this.name = 'ActionFailed';
+  }
+}
+
+async function send(method: 'POST' | 'DELETE', path: string, body?: unknown): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetch(path, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    throw new ActionFailed('UI_SERVER_UNREACHABLE', `the flocker ui server did not answer (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (res.ok) return;
+  const parsed = UiErrorBody.safeParse(await res.json().catch(() => undefined));
+  if (parsed.success) throw new ActionFailed(parsed.data.error.code, parsed.data.error.message);
+  throw new ActionFailed(`HTTP_${res.status}`, `the request failed with HTTP ${res.status}`);
+}
+
+export const api = {
+  create: (name: string, size: string, node: string) => send('POST', '/api/volumes', { name, size, node }),
+  move: (id: string, node: string) => send('POST', `/api/volumes/${encodeURIComponent(id)}/move`, { node }),
+  releaseLease: (id: string) => send('POST', `/api/volumes/${encodeURIComponent(id)}/release-lease`, {}),
+  remove: (id: string) => send('DELETE', `/api/volumes/${encodeURIComponent(id)}`),
+};
