@@ -5,7 +5,7 @@ import { FlockerClient, METADATA_PROFILE_KEY } from '@flocker/api';
 import { MemoryConfigurationStore, startControlService, type ControlService } from '@flocker/control-api';
 import * as winston from 'winston';
 import { FakeDatasetAgent } from './FakeDatasetAgent';
-import { FlockerVolumeBackend } from './FlockerVolumeBackend';
+import { FlockerVolumeBackend, type ControlClient } from './FlockerVolumeBackend';
 import { MountRegistry } from './MountRegistry';
 
 const NODE_A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
@@ -27,9 +27,13 @@ describe('FlockerVolumeBackend against a real control service', () => {
   let agentB: FakeDatasetAgent;
   const backends: FlockerVolumeBackend[] = [];
 
-  async function backendFor(node: string, mountTimeoutMs = 5_000): Promise<FlockerVolumeBackend> {
+  async function backendFor(
+    node: string,
+    mountTimeoutMs = 5_000,
+    extra: { createCycleGraceMs?: number; client?: ControlClient } = {},
+  ): Promise<FlockerVolumeBackend> {
     const registry = await MountRegistry.load(path.join(dir, node, 'plugin-mounts.json'));
-    const b = new FlockerVolumeBackend({ client, nodeUuid: node, registry, logger, mountTimeoutMs, removeTimeoutMs: 5_000, defaultSize: GiB, pollMs: 1_000 });
+    const b = new FlockerVolumeBackend({ client, nodeUuid: node, registry, logger, mountTimeoutMs, removeTimeoutMs: 5_000, defaultSize: GiB, pollMs: 1_000, ...extra });
     await b.start();
     backends.push(b);
     return b;
@@ -210,6 +214,58 @@ describe('FlockerVolumeBackend against a real control service', () => {
     await a.settled();
     expect(await client.listLeases()).toHaveLength(1); // the release did not overtake the Mount
     await unmountSettled(a, { Name: 'vol1', ID: 'c2' });
+    expect(await client.listLeases()).toEqual([]);
+  });
+
+  /** The client, counting lease calls. */
+  function countingClient(): { client: ControlClient; acquired: () => number; released: () => number } {
+    let acquired = 0;
+    let released = 0;
+    const counting: ControlClient = {
+      createDataset: (...a) => client.createDataset(...a),
+      updateDataset: (...a) => client.updateDataset(...a),
+      deleteDataset: (...a) => client.deleteDataset(...a),
+      waitForCluster: (...a) => client.waitForCluster(...a),
+      acquireLease: (...a) => (acquired++, client.acquireLease(...a)),
+      releaseLease: (...a) => (released++, client.releaseLease(...a)),
+    };
+    return { client: counting, acquired: () => acquired, released: () => released };
+  }
+
+  it("Docker's create-time Mount, Unmount, Mount keeps the lease: no release and re-acquire in between", async () => {
+    const c = countingClient();
+    const a = await backendFor(NODE_A, 5_000, { client: c.client });
+    await a.create({ Name: 'vol1' });
+    const first = await a.mount({ Name: 'vol1', ID: 'copy-up' });
+    await a.unmount({ Name: 'vol1', ID: 'copy-up' });
+    const second = await a.mount({ Name: 'vol1', ID: 'container' });
+    expect(second).toEqual(first);
+    expect([c.acquired(), c.released()]).toEqual([1, 0]);
+    expect(await client.listLeases()).toHaveLength(1);
+    // Only the first cycle after Create: later Unmounts release at once.
+    await a.unmount({ Name: 'vol1', ID: 'container' });
+    for (let i = 0; i < 100 && c.released() === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await a.settled();
+    expect(c.released()).toBe(1);
+    expect(await client.listLeases()).toEqual([]);
+  });
+
+  it('a lease kept for the create-time cycle is released when no Mount follows, or before a Remove', async () => {
+    const a = await backendFor(NODE_A, 5_000, { createCycleGraceMs: 100 });
+    await a.create({ Name: 'vol1' });
+    await a.mount({ Name: 'vol1', ID: 'copy-up' });
+    await a.unmount({ Name: 'vol1', ID: 'copy-up' });
+    expect(await client.listLeases()).toHaveLength(1);
+    const deadline = Date.now() + 3_000;
+    while ((await client.listLeases()).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(await client.listLeases()).toEqual([]);
+
+    const b = await backendFor(NODE_A, 5_000, { createCycleGraceMs: 60_000 });
+    await b.create({ Name: 'vol3' });
+    await b.mount({ Name: 'vol3', ID: 'copy-up' });
+    await b.unmount({ Name: 'vol3', ID: 'copy-up' });
+    await b.remove({ Name: 'vol3' });
+    expect((await client.listDatasets()).find((d) => d.metadata.name === 'vol3')?.deleted).toBe(true);
     expect(await client.listLeases()).toEqual([]);
   });
 

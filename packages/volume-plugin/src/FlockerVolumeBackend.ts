@@ -47,7 +47,18 @@ export interface FlockerVolumeBackendOptions {
   defaultSize: number;
   /** Long-poll duration of the cluster watcher. */
   pollMs?: number;
+  /**
+   * How long the lease is kept after the Unmount that follows a volume's first
+   * Mount right after Create (Docker mounts a new volume to copy the image's
+   * files into it, unmounts, and mounts again to start the container). Default
+   * CREATE_CYCLE_GRACE_MS; 0 releases at once.
+   */
+  createCycleGraceMs?: number;
 }
+
+export const CREATE_CYCLE_GRACE_MS = 1_000;
+/** Only a volume created this recently counts as being in Docker's create-time cycle. */
+const CREATE_CYCLE_WINDOW_MS = 10_000;
 
 /** Docker shows CreatedAt in `volume inspect`; datasets have no such field, so metadata keeps it. */
 export const CREATED_AT_KEY = 'docker:created_at';
@@ -103,6 +114,10 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
   private readonly opts: FlockerVolumeBackendOptions;
   /** Serialises Mount/Unmount/Remove per volume name so counts and leases stay consistent. */
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Volumes this plugin created, by name, with when: until their first Unmount. */
+  private readonly createdAt = new Map<string, number>();
+  /** Lease releases put off by the create-time cycle, by dataset: a Mount meanwhile keeps the lease. */
+  private readonly deferredReleases = new Map<string, { name: string; timer: NodeJS.Timeout }>();
 
   constructor(opts: FlockerVolumeBackendOptions) {
     this.opts = opts;
@@ -131,8 +146,9 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
       .catch((err: unknown) => this.logger.error('reconcile failed', { error: errorMessage(err) }));
   }
 
-  /** Resolves when every queued Mount/Unmount/Remove (incl. lease releases) has finished. */
+  /** Resolves when every queued Mount/Unmount/Remove (incl. lease releases, deferred ones now) has finished. */
   async settled(): Promise<void> {
+    for (const datasetId of [...this.deferredReleases.keys()]) this.releaseDeferred(datasetId);
     while (this.locks.size > 0) await Promise.allSettled([...this.locks.values()]);
   }
 
@@ -157,6 +173,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
     const metadata: Record<string, string> = { [METADATA_NAME_KEY]: req.Name, [CREATED_AT_KEY]: new Date().toISOString() };
     if (options.profile) metadata[METADATA_PROFILE_KEY] = options.profile;
     const created = await this.client.createDataset({ primary: this.me, maximum_size: options.size, metadata });
+    this.createdAt.set(req.Name, Date.now());
     this.logger.info('created dataset for volume', { volume: req.Name, dataset_id: created.dataset_id, size: options.size });
     await this.watcher.refresh();
   }
@@ -222,9 +239,48 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
           return;
         }
         resolve();
-        if (release) await this.releaseUnused(release);
+        if (!release) return;
+        if (this.inCreateCycle(req.Name)) this.deferRelease(req.Name, release);
+        else await this.releaseUnused(release);
       }).catch((err: unknown) => this.logger.error('lease release failed', { volume: req.Name, error: errorMessage(err) }));
     });
+  }
+
+  /** Whether this Unmount is the copy-up one of a volume this plugin just created (asked once per volume). */
+  private inCreateCycle(name: string): boolean {
+    const at = this.createdAt.get(name);
+    this.createdAt.delete(name);
+    return at !== undefined && Date.now() - at < CREATE_CYCLE_WINDOW_MS && (this.opts.createCycleGraceMs ?? CREATE_CYCLE_GRACE_MS) > 0;
+  }
+
+  /**
+   * Keeps the lease a moment: Docker's next Mount (starting the container) then
+   * costs no release and re-acquire round trips. If none comes, the release runs
+   * as usual; a crash meanwhile leaves an entry without IDs, released at start.
+   */
+  private deferRelease(name: string, datasetId: string): void {
+    const timer = setTimeout(() => this.releaseDeferred(datasetId), this.opts.createCycleGraceMs ?? CREATE_CYCLE_GRACE_MS);
+    timer.unref();
+    this.deferredReleases.set(datasetId, { name, timer });
+  }
+
+  private releaseDeferred(datasetId: string): void {
+    const deferred = this.deferredReleases.get(datasetId);
+    if (deferred === undefined) return;
+    clearTimeout(deferred.timer);
+    this.deferredReleases.delete(datasetId);
+    this.serialised(deferred.name, async () => {
+      if (this.registry.count(datasetId) === 0) await this.releaseUnused(datasetId);
+    }).catch((err: unknown) => this.logger.error('lease release failed', { volume: deferred.name, error: errorMessage(err) }));
+  }
+
+  /** A Mount while a release is put off: keep the lease (true), nothing to release or take. */
+  private cancelDeferredRelease(datasetId: string): boolean {
+    const deferred = this.deferredReleases.get(datasetId);
+    if (deferred === undefined) return false;
+    clearTimeout(deferred.timer);
+    this.deferredReleases.delete(datasetId);
+    return true;
   }
 
   private async releaseUnused(datasetId: string): Promise<void> {
@@ -247,7 +303,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
       await this.registry.add(d.dataset_id, req.Name, req.ID);
       return { Mountpoint: already };
     }
-    await this.takeLease(d, req.Name);
+    if (!this.cancelDeferredRelease(d.dataset_id)) await this.takeLease(d, req.Name);
     try {
       if (d.primary !== this.me) {
         this.logger.info('moving volume to this node', { volume: req.Name, dataset_id: d.dataset_id, from: d.primary });
@@ -323,6 +379,8 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
     const d = await this.lookup(req.Name);
     if (!d) return; // Already gone: removal is idempotent.
     const count = this.registry.count(d.dataset_id);
+    // A lease kept for Docker's create-time cycle is no container's: let it go first.
+    if (this.cancelDeferredRelease(d.dataset_id) && count === 0) await this.releaseUnused(d.dataset_id);
     if (count > 0) {
       throw new VolumePluginError(
         'VOLUME_IN_USE',
