@@ -12,6 +12,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-fund --no-audit || exit 1
 fi
 npx tsc -b || { echo "flocker: build failed" >&2; exit 1; }
+npm run build --silent -w @flocker/web-ui || { echo "flocker: web UI build failed" >&2; exit 1; }
 out="$(mktemp -d)"
 status=0
 npx jest --ci --selectProjects unit --json --outputFile="$out/unit.json" "$@" || status=1

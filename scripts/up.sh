@@ -83,6 +83,7 @@ up)
   bash scripts/host-setup.sh
   if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-fund --no-audit; fi
   npx tsc -b
+  npm run build --silent -w @flocker/web-ui   # the app `flocker ui` serves
   NODE="$ROOT/.tools/node/bin/node"
   mkdir -p "$ETC" "$DATA" "$LOGS" "$RUN" /run/docker/plugins && chmod 700 "$ETC"
   ensure_certificates
