@@ -2,7 +2,7 @@
 import type { Argv } from 'yargs';
 import type { FlockerClient } from '@flocker/api';
 import { APP_DIR } from '@flocker/web-ui';
-import { DEFAULT_CONTROL_URL, type ConnectionArgs } from '../connection';
+import { resolveConnection, type ConnectionArgs } from '../connection';
 import { CliError, EXIT } from '../errors';
 import { UiActions } from './actions';
 import { ClusterFeed } from './ClusterFeed';
@@ -42,7 +42,7 @@ export async function startUi(client: FlockerClient, controlUrl: string, port: n
 
 /** Run until SIGINT/SIGTERM. Prints one JSON line on stdout ({"url": …}) for scripts, a sentence on stderr for people. */
 export async function runUi(a: UiArgs, client: FlockerClient, out: (t: string) => void, err: (t: string) => void): Promise<void> {
-  const controlUrl = a['control-url'] ?? process.env.FLOCKER_CONTROL_URL ?? DEFAULT_CONTROL_URL;
+  const controlUrl = resolveConnection(a).baseUrl;
   const ui = await startUi(client, controlUrl, a.port).catch((e: unknown) => {
     const inUse = e instanceof Error && 'code' in e && e.code === 'EADDRINUSE';
     throw new CliError(EXIT.FAILURE, inUse ? `port ${a.port} is in use: choose another with --port` : `cannot start the UI server: ${e instanceof Error ? e.message : String(e)}`);
@@ -53,7 +53,11 @@ export async function runUi(a: UiArgs, client: FlockerClient, out: (t: string) =
     const stop = () => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      void ui.stop().then(resolve);
+      // A long-poll in flight cannot be cancelled and would hold the process up to 25 s.
+      void ui.stop().then(() => {
+        resolve();
+        process.exit(0);
+      });
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
