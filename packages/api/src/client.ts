@@ -20,6 +20,14 @@ import {
   UpdateDatasetRequest,
   VersionResponse,
 } from './schemas';
+import {
+  ComposeRequest,
+  ContainerConfiguration,
+  ContainerReport,
+  ContainerState,
+  CreateContainerRequest,
+  MoveContainerRequest,
+} from './containers';
 
 export const CONFIGURATION_TAG_HEADER = 'x-configuration-tag';
 export const IF_CONFIGURATION_MATCHES_HEADER = 'x-if-configuration-matches';
@@ -165,6 +173,44 @@ export class FlockerClient {
     if (since !== undefined) query.set('since', since);
     if (options.node !== undefined) query.set('node', options.node);
     return (await this.call('GET', `/v1/agent/cluster?${query.toString()}`, ClusterSnapshot, undefined, {}, wait)).value;
+  }
+
+  // ---- containers (Flocker's container API) ----------------------------------
+
+  async listContainers(): Promise<ContainerConfiguration[]> {
+    return (await this.call('GET', '/v1/configuration/containers', z.array(ContainerConfiguration))).value;
+  }
+
+  async createContainer(req: CreateContainerRequest, options: WriteOptions = {}): Promise<ContainerConfiguration> {
+    const body = CreateContainerRequest.parse(req);
+    return (await this.call('POST', '/v1/configuration/containers', ContainerConfiguration, body, options)).value;
+  }
+
+  /** Moves a container (and, through it, its volume) to another node. */
+  async moveContainer(name: string, req: MoveContainerRequest, options: WriteOptions = {}): Promise<ContainerConfiguration> {
+    const path = `/v1/configuration/containers/${encodeURIComponent(name)}`;
+    return (await this.call('POST', path, ContainerConfiguration, MoveContainerRequest.parse(req), options)).value;
+  }
+
+  async deleteContainer(name: string, options: WriteOptions = {}): Promise<ContainerConfiguration> {
+    const path = `/v1/configuration/containers/${encodeURIComponent(name)}`;
+    return (await this.call('DELETE', path, ContainerConfiguration, undefined, options)).value;
+  }
+
+  async listContainerState(): Promise<ContainerState[]> {
+    return (await this.call('GET', '/v1/state/containers', z.array(ContainerState))).value;
+  }
+
+  /** Replaces the container configuration with flocker-deploy's application and deployment files. */
+  async compose(req: ComposeRequest, options: WriteOptions = {}): Promise<ContainerConfiguration[]> {
+    const body = ComposeRequest.parse(req);
+    return (await this.call('POST', '/v1/configuration/_compose', z.array(ContainerConfiguration), body, options)).value;
+  }
+
+  /** Agent channel: a container agent publishes the Flocker containers on its node. */
+  async reportContainers(nodeUuid: string, report: ContainerReport): Promise<z.infer<typeof ReportResponse>> {
+    const path = `/v1/agent/nodes/${encodeURIComponent(nodeUuid)}/containers`;
+    return (await this.call('PUT', path, ReportResponse, ContainerReport.parse(report))).value;
   }
 
   private async call<S extends z.ZodType>(

@@ -3,3 +3,4 @@ export * from './client';
 export * from './identity';
 export * from './sizes';
 export * from './tls';
+export * from './containers';

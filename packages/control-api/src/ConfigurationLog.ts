@@ -5,7 +5,7 @@
  */
 import { crc32 } from 'node:zlib';
 import { z } from 'zod';
-import { DatasetConfiguration, NodeSummary } from '@flocker/api';
+import { ContainerConfiguration, DatasetConfiguration, NodeSummary } from '@flocker/api';
 import type { Configuration, StoredLease } from './configuration';
 import { ApiError } from './errors';
 import { PersistentMap } from './PersistentMap';
@@ -21,6 +21,8 @@ const LogOp = z.discriminatedUnion('op', [
   z.object({ op: z.literal('lease-delete'), id: z.string() }).strict(),
   z.object({ op: z.literal('node'), value: NodeSummary }).strict(),
   z.object({ op: z.literal('node-delete'), id: z.string() }).strict(),
+  z.object({ op: z.literal('container'), value: ContainerConfiguration }).strict(),
+  z.object({ op: z.literal('container-delete'), id: z.string() }).strict(),
 ]);
 export type LogOp = z.infer<typeof LogOp>;
 
@@ -37,6 +39,9 @@ export function diffConfiguration(prev: Configuration, next: Configuration): Log
   diffMaps(prev.datasets, next.datasets, (value) => ops.push({ op: 'dataset', value }), (id) => ops.push({ op: 'dataset-delete', id }));
   diffMaps(prev.leases, next.leases, (value) => ops.push({ op: 'lease', value }), (id) => ops.push({ op: 'lease-delete', id }));
   diffMaps(prev.nodes, next.nodes, (value) => ops.push({ op: 'node', value }), (id) => ops.push({ op: 'node-delete', id }));
+  if (prev.containers !== next.containers) {
+    diffMaps(prev.containers ?? new Map(), next.containers ?? new Map(), (value) => ops.push({ op: 'container', value }), (id) => ops.push({ op: 'container-delete', id }));
+  }
   return { version: next.version, ops };
 }
 
@@ -51,6 +56,7 @@ export function applyRecords(config: Configuration, records: readonly LogRecord[
   const datasets = new Map(config.datasets);
   const leases = new Map(config.leases);
   const nodes = new Map(config.nodes);
+  const containers = new Map(config.containers ?? []);
   let version = config.version;
   for (const r of records) {
     for (const o of r.ops) {
@@ -73,11 +79,17 @@ export function applyRecords(config: Configuration, records: readonly LogRecord[
         case 'node-delete':
           nodes.delete(o.id);
           break;
+        case 'container':
+          containers.set(o.value.name, o.value);
+          break;
+        case 'container-delete':
+          containers.delete(o.id);
+          break;
       }
     }
     version = r.version;
   }
-  return { version, datasets, leases, nodes };
+  return { version, datasets, leases, nodes, ...(containers.size > 0 || config.containers !== undefined ? { containers } : {}) };
 }
 
 function hex8(n: number): string {

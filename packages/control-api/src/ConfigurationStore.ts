@@ -11,7 +11,7 @@ import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { DatasetConfiguration, NodeSummary } from '@flocker/api';
+import { ContainerConfiguration, DatasetConfiguration, NodeSummary } from '@flocker/api';
 import type { Configuration, StoredLease } from './configuration';
 import { emptyConfiguration } from './configuration';
 import { ApiError } from './errors';
@@ -41,6 +41,8 @@ const PersistedV1 = z
     datasets: z.array(DatasetConfiguration),
     leases: z.array(StoredLeaseSchema),
     nodes: z.array(NodeSummary),
+    /** Added with the container API; older documents have none. */
+    containers: z.array(ContainerConfiguration).optional(),
   })
   .strict();
 type PersistedV1 = z.infer<typeof PersistedV1>;
@@ -90,11 +92,12 @@ export function decodeConfiguration(raw: unknown): Configuration {
     datasets: new Map(doc.datasets.map((d) => [d.dataset_id, d])),
     leases: new Map(doc.leases.map((l): [string, StoredLease] => [l.dataset_id, l])),
     nodes: new Map(doc.nodes.map((n) => [n.uuid, n])),
+    ...(doc.containers !== undefined ? { containers: new Map(doc.containers.map((c) => [c.name, c])) } : {}),
   };
 }
 
 export function encodeConfiguration(config: Configuration): string {
-  const head: Omit<PersistedV1, 'datasets' | 'leases' | 'nodes'> = {
+  const head: Omit<PersistedV1, 'datasets' | 'leases' | 'nodes' | 'containers'> = {
     format_version: CURRENT_FORMAT_VERSION,
     version: config.version,
   };
@@ -102,7 +105,8 @@ export function encodeConfiguration(config: Configuration): string {
   const leases = Array.from(config.leases.values(), jsonOf).join(',\n');
   const nodes = Array.from(config.nodes.values(), jsonOf).join(',\n');
   const h = JSON.stringify(head);
-  return `${h.slice(0, -1)},\n"datasets":[\n${datasets}],\n"leases":[\n${leases}],\n"nodes":[\n${nodes}]}\n`;
+  const containers = config.containers === undefined || config.containers.size === 0 ? '' : `,\n"containers":[\n${Array.from(config.containers.values(), jsonOf).join(',\n')}]`;
+  return `${h.slice(0, -1)},\n"datasets":[\n${datasets}],\n"leases":[\n${leases}],\n"nodes":[\n${nodes}]${containers}}\n`;
 }
 
 export interface FileConfigurationStoreOptions {

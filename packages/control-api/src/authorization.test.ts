@@ -74,10 +74,15 @@ describe('authorize', () => {
   });
 
   it('a node may change nothing through a route it has no rule for, and reads every GET route', () => {
+    // Containers are configured by API users only (nodes read them and report their own).
+    const userOnly = new Set(['post /v1/configuration/containers', 'post /v1/configuration/containers/:name', 'delete /v1/configuration/containers/:name', 'post /v1/configuration/_compose']);
     for (const route of routes) {
-      const decision = authorize(node, req(route.method, route.path, { id: FREE, dataset_id: FREE, uuid: ME }, { primary: ME, node_uuid: ME }), facts);
-      expect(decision.allowed).toBe(true);
+      const decision = authorize(node, req(route.method, route.path, { id: FREE, dataset_id: FREE, uuid: ME, name: 'web' }, { primary: ME, node_uuid: ME }), facts);
+      expect(decision.allowed).toBe(!userOnly.has(`${route.method} ${route.path}`));
     }
+    expect(authorize(node, req('put', '/v1/agent/nodes/:uuid/containers', { uuid: OTHER }, { containers: [] }), facts).allowed).toBe(false);
+    expect(authorize(user, req('post', '/v1/configuration/_compose', {}, {}), facts).allowed).toBe(true);
+    expect(authorize(user, req('put', '/v1/agent/nodes/:uuid/containers', { uuid: ME }, {}), facts).allowed).toBe(false);
     expect(authorize(node, req('patch', '/v1/configuration/datasets/:id', { id: FREE }, {}), facts).allowed).toBe(false);
   });
 

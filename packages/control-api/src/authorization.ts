@@ -56,6 +56,10 @@ function authorizeNode(me: string, req: AuthorizationRequest, facts: Authorizati
       const target = (req.params['uuid'] ?? '').toLowerCase();
       return target === me ? ALLOW : deny(`${who} may report only its own state, not that of node ${req.params['uuid'] ?? '(none)'}.`);
     }
+    case 'put /v1/agent/nodes/:uuid/containers': {
+      const target = (req.params['uuid'] ?? '').toLowerCase();
+      return target === me ? ALLOW : deny(`${who} may report only its own containers, not those of node ${req.params['uuid'] ?? '(none)'}.`);
+    }
     case 'post /v1/configuration/datasets': {
       const primary = field(req.body, 'primary');
       return primary === me ? ALLOW : deny(`${who} may create datasets only with itself as primary (got primary ${primary ?? '(none)'}).`);

@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type {
+  ContainerConfiguration,
   CreateDatasetRequest,
   CreateLeaseRequest,
   DatasetConfiguration,
@@ -29,6 +30,8 @@ export interface Configuration {
   readonly leases: ReadonlyMap<string, StoredLease>;
   /** Nodes whose agent has reported at least once, with their last known host. */
   readonly nodes: ReadonlyMap<string, NodeSummary>;
+  /** Configured containers by name (Flocker's container API); absent = none. */
+  readonly containers?: ReadonlyMap<string, ContainerConfiguration>;
 }
 
 export const emptyConfiguration: Configuration = {

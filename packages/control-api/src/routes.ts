@@ -28,6 +28,7 @@ import { nodeByEra } from './clusterState';
 import type { ControlState } from './ControlState';
 import type { Views } from './Views';
 import { ApiError } from './errors';
+import { containerRoutes } from './containerRoutes';
 
 export const FLOCKER_VERSION = '1.16.0-ts.0';
 
@@ -279,4 +280,5 @@ export const routes: RouteSpec[] = [
       return { status: 200, json: q.node !== undefined ? views.snapshotFor(q.node) : views.snapshot(), tag: state.configurationTag };
     },
   },
+  ...containerRoutes,
 ];

@@ -1,0 +1,337 @@
+/**
+ * Wire schemas of Flocker's container API (v1 `/configuration/containers`,
+ * `/state/containers`, `/configuration/_compose`), the container agent's channel,
+ * and the pure reading of flocker-deploy's files (Flocker's application and
+ * deployment formats, and Docker Compose files as application files).
+ */
+import { z } from 'zod';
+import { DatasetId, MINIMUM_DATASET_SIZE, NodeUuid } from './schemas';
+import { parseSize, SizeError } from './sizes';
+
+/** Docker's container-name alphabet; also a DNS-friendly application name. */
+export const ContainerName = z
+  .string()
+  .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, {
+    message: 'must be 1-63 letters, digits, "_", "." or "-", starting with a letter or digit',
+  })
+  .describe('A name unique across the cluster.');
+
+export const PortNumber = z.number().int().min(1).max(65535);
+
+export const ContainerPort = z
+  .object({ internal: PortNumber.describe('Port inside the container.'), external: PortNumber.describe("Port on the node's address.") })
+  .strict();
+
+export const ContainerLink = z
+  .object({
+    alias: z.string().regex(/^[a-zA-Z][a-zA-Z0-9_-]*$/, { message: 'must start with a letter and hold only letters, digits, "_" and "-"' }),
+    local_port: PortNumber.describe('The port the linking container is told to use (names its environment variables).'),
+    remote_port: PortNumber.describe('The external port of the linked container.'),
+  })
+  .strict();
+
+export const Mountpoint = z.string().regex(/^\/[^\0]*$/, { message: 'must be an absolute path' });
+
+export const ContainerVolume = z.object({ dataset_id: DatasetId, mountpoint: Mountpoint }).strict();
+
+export const Environment = z.record(
+  z.string().regex(/^[^=\0]+$/, { message: 'environment variable names are non-empty and hold no "="' }),
+  z.string(),
+);
+
+export const RestartPolicy = z.discriminatedUnion('name', [
+  z.object({ name: z.literal('never') }).strict(),
+  z.object({ name: z.literal('always') }).strict(),
+  z
+    .object({ name: z.literal('on-failure'), maximum_retry_count: z.number().int().positive().optional() })
+    .strict(),
+]);
+
+/** A configured container (request and response of the v1 API; defaults filled in). */
+export const ContainerConfiguration = z
+  .object({
+    name: ContainerName,
+    node_uuid: NodeUuid,
+    image: z.string().min(1).max(512),
+    ports: z.array(ContainerPort).default([]),
+    environment: Environment.default({}),
+    links: z.array(ContainerLink).default([]),
+    volumes: z.array(ContainerVolume).max(1, { message: 'at most one volume per container (as in Flocker)' }).default([]),
+    restart_policy: RestartPolicy.default({ name: 'never' }),
+    cpu_shares: z.number().int().positive().optional(),
+    memory_limit: z.number().int().positive().optional(),
+    command_line: z.array(z.string()).optional(),
+  })
+  .strict();
+
+export const CreateContainerRequest = ContainerConfiguration;
+export const MoveContainerRequest = z.object({ node_uuid: NodeUuid }).strict();
+
+/** What `GET /v1/state/containers` lists: containers as their nodes' container agents report them. */
+export const ContainerState = z
+  .object({ name: ContainerName, node_uuid: NodeUuid, image: z.string(), running: z.boolean() })
+  .strict();
+
+/** Agent channel: a container agent reports the Flocker containers on its node. */
+export const ContainerReport = z
+  .object({
+    containers: z.array(z.object({ name: ContainerName, image: z.string(), running: z.boolean() }).strict()),
+  })
+  .strict();
+
+/** `POST /v1/configuration/_compose`: flocker-deploy's two files, parsed from YAML to JSON. */
+export const ComposeRequest = z
+  .object({
+    applications: z.record(z.string(), z.unknown()).describe('The application file (Flocker format or Docker Compose).'),
+    deployment: z.record(z.string(), z.unknown()).describe('The deployment file: version 1, nodes: {address or UUID: [names]}.'),
+  })
+  .strict();
+
+export type ContainerPort = z.infer<typeof ContainerPort>;
+export type ContainerLink = z.infer<typeof ContainerLink>;
+export type ContainerVolume = z.infer<typeof ContainerVolume>;
+export type RestartPolicy = z.infer<typeof RestartPolicy>;
+export type ContainerConfiguration = z.infer<typeof ContainerConfiguration>;
+export type CreateContainerRequest = z.input<typeof CreateContainerRequest>;
+export type MoveContainerRequest = z.infer<typeof MoveContainerRequest>;
+export type ContainerState = z.infer<typeof ContainerState>;
+export type ContainerReport = z.infer<typeof ContainerReport>;
+export type ComposeRequest = z.infer<typeof ComposeRequest>;
+
+// ---- flocker-deploy files ----------------------------------------------------
+
+const SizeValue = z.union([z.number().int().positive(), z.string().min(1)]);
+
+/** One application of Flocker's application file. */
+export const FlockerApplication = z
+  .object({
+    image: z.string().min(1),
+    ports: z.array(ContainerPort).optional(),
+    environment: Environment.optional(),
+    links: z.array(ContainerLink).optional(),
+    volume: z.object({ mountpoint: Mountpoint, maximum_size: SizeValue.optional() }).strict().optional(),
+    restart_policy: RestartPolicy.optional(),
+    cpu_shares: z.number().int().positive().optional(),
+    mem_limit: z.number().int().positive().optional(),
+    command_line: z.array(z.string()).optional(),
+  })
+  .strict();
+
+export const FlockerApplicationFile = z
+  .object({ version: z.literal(1), applications: z.record(ContainerName, FlockerApplication) })
+  .strict();
+
+export const DeploymentFile = z
+  .object({
+    version: z.literal(1),
+    nodes: z.record(z.string().min(1), z.union([ContainerName, z.array(ContainerName)])),
+  })
+  .strict();
+
+const ComposePortSpec = z.union([z.number().int(), z.string().min(1)]);
+/** The subset of a Docker Compose service Flocker understood (plus `restart`). */
+export const ComposeService = z
+  .object({
+    image: z.string().min(1),
+    ports: z.array(ComposePortSpec).optional(),
+    environment: z.union([z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])), z.array(z.string())]).optional(),
+    links: z.array(z.string().min(1)).optional(),
+    volumes: z.array(z.string().min(1)).max(1, { message: 'at most one volume per application (as in Flocker)' }).optional(),
+    mem_limit: z.union([z.number().int().positive(), z.string().min(1)]).optional(),
+    cpu_shares: z.number().int().positive().optional(),
+    command: z.union([z.string(), z.array(z.string())]).optional(),
+    restart: z.string().optional(),
+  })
+  .strict();
+
+/** An application as the control service applies it: every field resolved. */
+export interface Application {
+  image: string;
+  ports: ContainerPort[];
+  environment: Record<string, string>;
+  links: ContainerLink[];
+  volume?: { mountpoint: string; maximum_size?: number };
+  restart_policy: RestartPolicy;
+  cpu_shares?: number;
+  memory_limit?: number;
+  command_line?: string[];
+}
+
+/** A problem in a file, at a path inside it (keys and indices), for mapping back to a line. */
+export interface FileIssue {
+  path: (string | number)[];
+  message: string;
+}
+
+export type FileResult<T> = { ok: true; value: T } | { ok: false; issues: FileIssue[] };
+
+function zodIssues(error: z.ZodError, prefix: (string | number)[] = []): FileIssue[] {
+  return error.issues.map((i) => ({
+    path: [...prefix, ...i.path.filter((p): p is string | number => typeof p !== 'symbol')],
+    message: i.message,
+  }));
+}
+
+function size(value: string | number, path: (string | number)[], issues: FileIssue[], minimum: number): number | undefined {
+  if (typeof value === 'number') {
+    if (value >= minimum) return value;
+    issues.push({ path, message: `must be at least ${minimum} bytes` });
+    return undefined;
+  }
+  try {
+    return parseSize(value, minimum);
+  } catch (err) {
+    issues.push({ path, message: err instanceof SizeError ? err.message : String(err) });
+    return undefined;
+  }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Is this an application file in Flocker's own format (rather than Docker Compose)? */
+export function isFlockerApplicationFile(doc: unknown): boolean {
+  return isRecord(doc) && 'applications' in doc && 'version' in doc;
+}
+
+/** Reads an application file: Flocker's format, or Docker Compose (v1 top-level services, or `services:`). */
+export function parseApplicationFile(doc: unknown): FileResult<Record<string, Application>> {
+  if (!isRecord(doc)) return { ok: false, issues: [{ path: [], message: 'the application file must be a mapping' }] };
+  if (isFlockerApplicationFile(doc)) return parseFlockerApplications(doc);
+  const services = 'services' in doc ? doc['services'] : doc;
+  const prefix = 'services' in doc ? ['services'] : [];
+  return parseCompose(services, prefix);
+}
+
+function parseFlockerApplications(doc: unknown): FileResult<Record<string, Application>> {
+  const parsed = FlockerApplicationFile.safeParse(doc);
+  if (!parsed.success) return { ok: false, issues: zodIssues(parsed.error) };
+  const issues: FileIssue[] = [];
+  const out: Record<string, Application> = {};
+  for (const [name, app] of Object.entries(parsed.data.applications)) {
+    let volume: Application['volume'];
+    if (app.volume !== undefined) {
+      const max = app.volume.maximum_size;
+      const bytes = max === undefined ? undefined : size(max, ['applications', name, 'volume', 'maximum_size'], issues, MINIMUM_DATASET_SIZE);
+      volume = { mountpoint: app.volume.mountpoint, ...(bytes !== undefined ? { maximum_size: bytes } : {}) };
+    }
+    out[name] = {
+      image: app.image,
+      ports: app.ports ?? [],
+      environment: app.environment ?? {},
+      links: app.links ?? [],
+      ...(volume !== undefined ? { volume } : {}),
+      restart_policy: app.restart_policy ?? { name: 'never' },
+      ...(app.cpu_shares !== undefined ? { cpu_shares: app.cpu_shares } : {}),
+      ...(app.mem_limit !== undefined ? { memory_limit: app.mem_limit } : {}),
+      ...(app.command_line !== undefined ? { command_line: app.command_line } : {}),
+    };
+  }
+  return issues.length > 0 ? { ok: false, issues } : { ok: true, value: out };
+}
+
+function composePort(spec: string | number, path: (string | number)[], issues: FileIssue[]): ContainerPort | undefined {
+  const m = /^(?:(?:\d{1,3}\.){3}\d{1,3}:)?(\d+):(\d+)(?:\/tcp)?$/.exec(String(spec));
+  const external = m ? Number(m[1]) : NaN;
+  const internal = m ? Number(m[2]) : NaN;
+  if (!PortNumber.safeParse(external).success || !PortNumber.safeParse(internal).success) {
+    issues.push({ path, message: `port "${spec}" must be "external:internal" (TCP), e.g. "8080:80"` });
+    return undefined;
+  }
+  return { internal, external };
+}
+
+function composeRestart(spec: string | undefined, path: (string | number)[], issues: FileIssue[]): RestartPolicy {
+  if (spec === undefined || spec === 'no') return { name: 'never' };
+  if (spec === 'always' || spec === 'unless-stopped') return { name: 'always' };
+  const m = /^on-failure(?::(\d+))?$/.exec(spec);
+  if (m) return m[1] !== undefined && Number(m[1]) > 0 ? { name: 'on-failure', maximum_retry_count: Number(m[1]) } : { name: 'on-failure' };
+  issues.push({ path, message: `restart "${spec}" must be no, always, unless-stopped or on-failure[:N]` });
+  return { name: 'never' };
+}
+
+function parseCompose(services: unknown, prefix: (string | number)[]): FileResult<Record<string, Application>> {
+  const file = z.record(ContainerName, ComposeService).safeParse(services);
+  if (!file.success) return { ok: false, issues: zodIssues(file.error, prefix) };
+  const issues: FileIssue[] = [];
+  const ports = new Map<string, ContainerPort[]>();
+  for (const [name, svc] of Object.entries(file.data)) {
+    const list: ContainerPort[] = [];
+    (svc.ports ?? []).forEach((p, i) => {
+      const port = composePort(p, [...prefix, name, 'ports', i], issues);
+      if (port !== undefined) list.push(port);
+    });
+    ports.set(name, list);
+  }
+  const out: Record<string, Application> = {};
+  for (const [name, svc] of Object.entries(file.data)) {
+    const at = (...p: (string | number)[]) => [...prefix, name, ...p];
+    const environment: Record<string, string> = {};
+    if (Array.isArray(svc.environment)) {
+      svc.environment.forEach((kv, i) => {
+        const eq = kv.indexOf('=');
+        if (eq <= 0) issues.push({ path: at('environment', i), message: `"${kv}" must be NAME=value` });
+        else environment[kv.slice(0, eq)] = kv.slice(eq + 1);
+      });
+    } else {
+      for (const [k, v] of Object.entries(svc.environment ?? {})) environment[k] = String(v);
+    }
+    const links: ContainerLink[] = [];
+    (svc.links ?? []).forEach((spec, i) => {
+      const [target = '', alias = target] = spec.split(':');
+      const targetPorts = ports.get(target);
+      if (targetPorts === undefined) {
+        issues.push({ path: at('links', i), message: `links to "${target}", which is not a service in this file` });
+      } else if (targetPorts.length === 0) {
+        issues.push({ path: at('links', i), message: `links to "${target}", which publishes no ports (Flocker links connect to published ports)` });
+      } else {
+        for (const p of targetPorts) links.push({ alias, local_port: p.internal, remote_port: p.external });
+      }
+    });
+    let volume: Application['volume'];
+    const v = svc.volumes?.[0];
+    if (v !== undefined) {
+      const parts = v.split(':');
+      if (parts.length !== 1 || !v.startsWith('/')) {
+        issues.push({ path: at('volumes', 0), message: `volume "${v}" must be a container path such as /data (Flocker provides the volume)` });
+      } else volume = { mountpoint: v };
+    }
+    const memory = svc.mem_limit === undefined ? undefined : size(svc.mem_limit, at('mem_limit'), issues, 1);
+    const command = svc.command === undefined ? undefined : typeof svc.command === 'string' ? ['/bin/sh', '-c', svc.command] : svc.command;
+    out[name] = {
+      image: svc.image,
+      ports: ports.get(name) ?? [],
+      environment,
+      links,
+      ...(volume !== undefined ? { volume } : {}),
+      restart_policy: composeRestart(svc.restart, at('restart'), issues),
+      ...(svc.cpu_shares !== undefined ? { cpu_shares: svc.cpu_shares } : {}),
+      ...(memory !== undefined ? { memory_limit: memory } : {}),
+      ...(command !== undefined ? { command_line: command } : {}),
+    };
+  }
+  return issues.length > 0 ? { ok: false, issues } : { ok: true, value: out };
+}
+
+/** Reads a deployment file: node (address or UUID) → application names, one node per application. */
+export function parseDeploymentFile(doc: unknown): FileResult<Map<string, string>> {
+  const parsed = DeploymentFile.safeParse(doc);
+  if (!parsed.success) return { ok: false, issues: zodIssues(parsed.error) };
+  const where = new Map<string, string>();
+  const issues: FileIssue[] = [];
+  for (const [node, names] of Object.entries(parsed.data.nodes)) {
+    const list = typeof names === 'string' ? [names] : names;
+    list.forEach((name, i) => {
+      const other = where.get(name);
+      if (other !== undefined) {
+        issues.push({ path: ['nodes', node, ...(typeof names === 'string' ? [] : [i])], message: `application "${name}" is already deployed on ${other}; an application runs on one node` });
+      } else where.set(name, node);
+    });
+  }
+  return issues.length > 0 ? { ok: false, issues } : { ok: true, value: where };
+}
+
+export function formatIssuePath(path: readonly (string | number)[]): string {
+  return path.length === 0 ? '(top level)' : path.map((p) => String(p)).join('.');
+}

@@ -1,0 +1,164 @@
+import { ContainerConfiguration, type CreateContainerRequest } from '@flocker/api';
+import { acquireLease, type Configuration, createDataset, emptyConfiguration, registerNode } from './configuration';
+import { compose, containersOf, createContainer, deleteContainer, moveContainer, resolveNodeKey } from './containers';
+import { containerStates } from './containerRoutes';
+import { applyRecords, diffConfiguration } from './ConfigurationLog';
+import { decodeConfiguration, encodeConfiguration } from './ConfigurationStore';
+import { ApiError } from './errors';
+
+const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+const D1 = '11111111-1111-4111-8111-111111111111';
+const D2 = '22222222-2222-4222-8222-222222222222';
+const T0 = 1_700_000_000_000;
+
+function base(): Configuration {
+  let c = registerNode(registerNode(emptyConfiguration, { uuid: A, host: '10.0.0.1' }), { uuid: B, host: '10.0.0.2' });
+  c = createDataset(c, { primary: A, dataset_id: D1, metadata: { name: 'db' } }).config;
+  c = createDataset(c, { primary: A, dataset_id: D2 }).config;
+  return c;
+}
+
+const make = (req: CreateContainerRequest) => ContainerConfiguration.parse(req);
+
+function code(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ApiError) return `${err.status} ${err.code}`;
+    throw err;
+  }
+  return 'ok';
+}
+
+describe('createContainer', () => {
+  const db = make({ name: 'db', node_uuid: A, image: 'busybox', ports: [{ internal: 80, external: 8080 }], volumes: [{ dataset_id: D1, mountpoint: '/data' }] });
+  const withDb = () => createContainer(base(), db).config;
+
+  test.each([
+    ['a new container', () => createContainer(base(), db), 'ok'],
+    ['duplicate name', () => createContainer(withDb(), { ...db, volumes: [] , ports: [] }), '409 CONTAINER_NAME_COLLISION'],
+    ['external port used anywhere', () => createContainer(withDb(), make({ name: 'x', node_uuid: B, image: 'i', ports: [{ internal: 1, external: 8080 }] })), '409 CONTAINER_PORT_COLLISION'],
+    ['dataset used by another container', () => createContainer(withDb(), make({ name: 'x', node_uuid: A, image: 'i', volumes: [{ dataset_id: D1, mountpoint: '/d' }] })), '409 DATASET_IN_USE'],
+    ['dataset on another node', () => createContainer(base(), { ...db, node_uuid: B }), '409 DATASET_ON_DIFFERENT_NODE'],
+    ['dataset without a volume name', () => createContainer(base(), make({ name: 'x', node_uuid: A, image: 'i', volumes: [{ dataset_id: D2, mountpoint: '/d' }] })), '409 DATASET_NOT_A_VOLUME'],
+    ['unknown dataset', () => createContainer(base(), make({ name: 'x', node_uuid: A, image: 'i', volumes: [{ dataset_id: '33333333-3333-4333-8333-333333333333', mountpoint: '/d' }] })), '404 DATASET_NOT_FOUND'],
+    ['unknown node', () => createContainer(base(), make({ name: 'x', node_uuid: '44444444-4444-4444-8444-444444444444', image: 'i' })), '400 UNKNOWN_NODE'],
+    ['duplicate link alias', () => createContainer(base(), make({ name: 'x', node_uuid: A, image: 'i', links: [{ alias: 'db', local_port: 1, remote_port: 2 }, { alias: 'DB', local_port: 3, remote_port: 4 }] })), '409 LINK_ALIAS_COLLISION'],
+    ['duplicate link local port', () => createContainer(base(), make({ name: 'x', node_uuid: A, image: 'i', links: [{ alias: 'a', local_port: 1, remote_port: 2 }, { alias: 'b', local_port: 1, remote_port: 4 }] })), '409 LINK_PORT_COLLISION'],
+  ])('%s', (_what, fn, expected) => {
+    expect(code(fn)).toBe(expected);
+  });
+
+  test('defaults are filled in and the version grows', () => {
+    const applied = createContainer(base(), make({ name: 'web', node_uuid: B, image: 'nginx' }));
+    expect(applied.status).toBe(201);
+    expect(applied.result).toEqual({ name: 'web', node_uuid: B, image: 'nginx', ports: [], environment: {}, links: [], volumes: [], restart_policy: { name: 'never' } });
+    expect(applied.config.version).toBe(base().version + 1);
+  });
+});
+
+describe('moveContainer / deleteContainer', () => {
+  const db = make({ name: 'db', node_uuid: A, image: 'busybox', volumes: [{ dataset_id: D1, mountpoint: '/data' }] });
+
+  test('moving moves the dataset when no lease pins it', () => {
+    const moved = moveContainer(createContainer(base(), db).config, 'db', B, T0);
+    expect(moved.result.node_uuid).toBe(B);
+    expect(moved.config.datasets.get(D1)?.primary).toBe(B);
+  });
+
+  test("with the old node's lease the dataset stays (the plugin on the new node moves it)", () => {
+    let c = createContainer(base(), db).config;
+    c = acquireLease(c, { dataset_id: D1, node_uuid: A, expires: null }, T0).config;
+    const moved = moveContainer(c, 'db', B, T0);
+    expect(containersOf(moved.config).get('db')?.node_uuid).toBe(B);
+    expect(moved.config.datasets.get(D1)?.primary).toBe(A);
+  });
+
+  test('to the same node changes nothing; unknown names are 404', () => {
+    const c = createContainer(base(), db).config;
+    expect(moveContainer(c, 'db', A, T0).config).toBe(c);
+    expect(code(() => moveContainer(c, 'nope', B, T0))).toBe('404 CONTAINER_NOT_FOUND');
+    expect(code(() => deleteContainer(c, 'nope'))).toBe('404 CONTAINER_NOT_FOUND');
+    expect(containersOf(deleteContainer(c, 'db').config).size).toBe(0);
+  });
+});
+
+describe('compose (flocker-deploy)', () => {
+  const apps = {
+    version: 1,
+    applications: {
+      db: { image: 'busybox', ports: [{ internal: 80, external: 8080 }], volume: { mountpoint: '/data', maximum_size: '100M' } },
+      client: { image: 'busybox', links: [{ alias: 'db', local_port: 80, remote_port: 8080 }], restart_policy: { name: 'always' } },
+    },
+  };
+  let n = 0;
+  const ids = () => `55555555-5555-4555-8555-${String(++n).padStart(12, '0')}`;
+
+  test('creates containers and a named dataset on the node; a second deployment moves them', () => {
+    let c = registerNode(registerNode(emptyConfiguration, { uuid: A, host: '10.0.0.1' }), { uuid: B, host: '10.0.0.2' });
+    const first = compose(c, apps, { version: 1, nodes: { '10.0.0.1': ['db'], [B]: 'client' } }, T0, ids);
+    c = first.config;
+    expect(first.result.map((x) => [x.name, x.node_uuid])).toEqual([['db', A], ['client', B]]);
+    const dataset = [...c.datasets.values()].find((d) => d.metadata['name'] === 'db');
+    expect(dataset).toMatchObject({ primary: A, maximum_size: 100 * 1024 * 1024 });
+    expect(containersOf(c).get('db')?.volumes).toEqual([{ dataset_id: dataset?.dataset_id, mountpoint: '/data' }]);
+    // Same files again: nothing changes.
+    expect(compose(c, apps, { version: 1, nodes: { '10.0.0.1': ['db'], [B]: 'client' } }, T0, ids).config).toBe(c);
+    const second = compose(c, apps, { version: 1, nodes: { '10.0.0.2': ['db'] } }, T0, ids);
+    expect(second.result.map((x) => [x.name, x.node_uuid])).toEqual([['db', B]]);
+    expect(second.config.datasets.get(dataset?.dataset_id ?? '')?.primary).toBe(B);
+    expect(second.config.datasets.size).toBe(1);
+  });
+
+  test.each([
+    ['an application not in the file', { version: 1, nodes: { [A]: ['nope'] } }, '400 UNKNOWN_APPLICATION'],
+    ['an unknown node', { version: 1, nodes: { '10.9.9.9': ['db'] } }, '400 UNKNOWN_NODE'],
+    ['a bad deployment file', { version: 2, nodes: {} }, '400 INVALID_CONFIGURATION_FILE'],
+  ])('refuses %s', (_what, deployment, expected) => {
+    const c = registerNode(emptyConfiguration, { uuid: A, host: '10.0.0.1' });
+    expect(code(() => compose(c, apps, deployment, T0, ids))).toBe(expected);
+  });
+
+  test('two applications on one external port conflict', () => {
+    const c = registerNode(emptyConfiguration, { uuid: A, host: '10.0.0.1' });
+    const clash = { version: 1, applications: { a: { image: 'i', ports: [{ internal: 1, external: 80 }] }, b: { image: 'i', ports: [{ internal: 2, external: 80 }] } } };
+    expect(code(() => compose(c, clash, { version: 1, nodes: { [A]: ['a', 'b'] } }, T0, ids))).toBe('409 CONTAINER_PORT_COLLISION');
+  });
+
+  test('node keys resolve by UUID or reported address', () => {
+    const c = registerNode(emptyConfiguration, { uuid: A, host: '10.0.0.1' });
+    expect(resolveNodeKey(c, '10.0.0.1')).toBe(A);
+    expect(resolveNodeKey(c, A.toUpperCase())).toBe(A);
+  });
+});
+
+describe('persistence of containers', () => {
+  test('the snapshot and the log carry containers', () => {
+    const before = base();
+    const after = createContainer(before, make({ name: 'web', node_uuid: B, image: 'nginx', environment: { A: '1' } })).config;
+    expect([...containersOf(decodeConfiguration(JSON.parse(encodeConfiguration(after))))]).toEqual([...containersOf(after)]);
+    const record = diffConfiguration(before, after);
+    expect(record.ops).toEqual([{ op: 'container', value: containersOf(after).get('web') }]);
+    expect(containersOf(applyRecords(before, [record])).get('web')?.image).toBe('nginx');
+    const removed = deleteContainer(after, 'web').config;
+    const del = diffConfiguration(after, removed);
+    expect(del.ops).toEqual([{ op: 'container-delete', id: 'web' }]);
+    expect(containersOf(applyRecords(after, [del])).size).toBe(0);
+  });
+
+  test('a snapshot without containers (older document) loads', () => {
+    expect(encodeConfiguration(base())).not.toContain('containers');
+    expect(containersOf(decodeConfiguration(JSON.parse(encodeConfiguration(base())))).size).toBe(0);
+  });
+});
+
+describe('containerStates', () => {
+  test('fresh reports only, with their node', () => {
+    const reports = new Map([
+      [A, { report: { containers: [{ name: 'db', image: 'busybox', running: true }] }, lastSeen: T0 }],
+      [B, { report: { containers: [{ name: 'old', image: 'busybox', running: false }] }, lastSeen: T0 - 60_000 }],
+    ]);
+    expect(containerStates(reports, T0 + 1000)).toEqual([{ name: 'db', node_uuid: A, image: 'busybox', running: true }]);
+  });
+});
