@@ -4,13 +4,10 @@
  * driver, noauth, SQLite), attach_mode cinder (attachments API), the host side
  * attaching each volume's file as a loop device. Needs root (mount, losetup).
  */
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import { makeFilesystem, mount, unmount } from '../blockdev';
 import { blockDeviceApiContract, expectStorageError } from '../contract';
 import { execFileExec } from '../exec';
@@ -19,55 +16,34 @@ import { CinderDriver, META_CLUSTER, META_CREATE_TOKEN, META_DATASET } from './C
 import { JsonHttp } from './http';
 import { NoAuthTokenSource } from './keystone';
 import { CinderClient } from './CinderClient';
+import { startTestCinder, type TestCinder } from './testCinder';
 
 jest.setTimeout(15 * 60 * 1000);
 
-const ROOT = path.resolve(__dirname, '../../../..');
-const SCRIPT = path.join(ROOT, 'scripts/cinder.sh');
 const PROJECT = 'f10cce7a5e7d4c8b9f1a2b3c4d5e6f70';
-const run = promisify(execFile);
 
-/** A port nobody listens on right now. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
-
-// Our own Cinder (state directory and port), so concurrent test runs cannot stop each other's.
-let env: NodeJS.ProcessEnv | undefined;
-let cinderUrl: Promise<string> | undefined;
+// One private Cinder for this file, shared by its describe blocks.
+let cinder: Promise<TestCinder> | undefined;
 let users = 0;
 
-async function cinderSh(cmd: string): Promise<string> {
-  const { stdout } = await run(SCRIPT, [cmd], { env, maxBuffer: 16 * 1024 * 1024, timeout: 14 * 60 * 1000 });
-  return stdout.trim();
-}
-
-/** Starts Cinder once for this file (installing it on first use). */
 async function startCinder(): Promise<string> {
   users++;
-  cinderUrl ??= (async () => {
-    const state = await fs.mkdtemp(path.join(os.tmpdir(), 'flocker-cinder-'));
-    env = { ...process.env, CINDER_STATE: state, CINDER_PORT: String(await freePort()) };
-    return (await cinderSh('start')).split('\n').pop() ?? '';
-  })();
-  return cinderUrl;
+  cinder ??= startTestCinder('noauth');
+  return (await cinder).url;
 }
 
 /** The directory holding the NFS backend's volume files. */
 async function shareDir(): Promise<string> {
-  return cinderSh('share-path');
+  if (cinder === undefined) throw new Error('Cinder is not running');
+  return (await cinder).sh('share-path');
 }
 
 async function stopCinder(): Promise<void> {
   users--;
-  if (users === 0 && cinderUrl !== undefined) {
-    cinderUrl = undefined;
-    await cinderSh('purge');
+  if (users === 0 && cinder !== undefined) {
+    const c = cinder;
+    cinder = undefined;
+    await (await c).purge();
   }
 }
 
@@ -179,7 +155,7 @@ describe('CinderDriver against real Cinder: beyond the contract', () => {
     const v = await a.createVolume(randomUUID(), 1);
     await a.attachVolume(v.blockdeviceId, await a.computeInstanceId());
     const device = await a.getDevicePath(v.blockdeviceId);
-    const mnt = await fs.mkdtemp(path.join(os.tmpdir(), 'flocker-cinder-mnt-'));
+    const mnt = await fs.mkdtemp(path.join(os.tmpdir(), 'flocker-cindermnt-'));
     await makeFilesystem(device, { type: 'ext4' });
     await mount(device, mnt, { fstype: 'ext4' });
     try {

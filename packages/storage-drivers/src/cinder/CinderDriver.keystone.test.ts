@@ -5,42 +5,24 @@
  * endpoint from the catalog by region and interface, and token renewal after
  * Keystone revokes our token (Cinder then answers 401).
  */
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import * as net from 'node:net';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { promisify } from 'node:util';
 import { z } from 'zod';
 import { CinderClient } from './CinderClient';
 import { CinderDriver } from './CinderDriver';
 import { JsonHttp, parseBody } from './http';
 import { KeystoneSession } from './keystone';
+import { startTestCinder, type TestCinder } from './testCinder';
 import { CinderDriverOptionsSchema, type CinderDriverOptionsInput } from './schemas';
 
 jest.setTimeout(15 * 60 * 1000);
 
-const SCRIPT = path.resolve(__dirname, '../../../../scripts/cinder.sh');
-const run = promisify(execFile);
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
-
 describe('CinderDriver with real Keystone authentication', () => {
-  let env: NodeJS.ProcessEnv;
+  let cinder: TestCinder | undefined;
   let keystoneUrl: string;
   let http: JsonHttp;
   const clusterId = randomUUID();
   const drivers: CinderDriver[] = [];
-
-  const sh = async (cmd: string) => (await run(SCRIPT, [cmd], { env, maxBuffer: 16 * 1024 * 1024, timeout: 14 * 60 * 1000 })).stdout.trim();
 
   function driver(extra: Partial<CinderDriverOptionsInput>): CinderDriver {
     const d = new CinderDriver({
@@ -62,12 +44,8 @@ describe('CinderDriver with real Keystone authentication', () => {
   const password = { auth_plugin: 'password', username: 'flocker', password: 'flocker-secret', project_name: 'flocker' } as const;
 
   beforeAll(async () => {
-    const state = await fs.mkdtemp(path.join(os.tmpdir(), 'flocker-cinder-ks-'));
-    const port = await freePort();
-    const kport = await freePort();
-    env = { ...process.env, CINDER_STATE: state, CINDER_PORT: String(port), KEYSTONE_PORT: String(kport), CINDER_AUTH: 'keystone' };
-    await sh('start');
-    keystoneUrl = `http://127.0.0.1:${kport}/v3`;
+    cinder = await startTestCinder('keystone');
+    keystoneUrl = cinder.keystoneUrl ?? '';
     http = new JsonHttp();
   });
 
@@ -80,7 +58,7 @@ describe('CinderDriver with real Keystone authentication', () => {
     }
     for (const d of drivers) await d.close();
     await http?.close();
-    if (env !== undefined) await sh('purge');
+    await cinder?.purge();
   });
 
   it('authenticates with a password, finds Cinder in the catalog, and runs a whole volume life cycle', async () => {
