@@ -20,7 +20,7 @@ describe('agent configuration', () => {
   it('fills in Flocker defaults', () => {
     const c = parseAgentConfig(minimal);
     expect(c['control-service'].port).toBe(4523);
-    expect(c.dataset.root_path).toBe('/var/lib/flocker/loopback');
+    expect(c.dataset).toMatchObject({ backend: 'loopback', root_path: '/var/lib/flocker/loopback' });
     expect(c.node).toEqual({ state_dir: '/var/lib/flocker/agent', mount_root: '/flocker' });
     expect(c.agent.resync_interval_seconds).toBe(10);
   });
@@ -51,10 +51,21 @@ describe('agent configuration', () => {
     expect(e.message).toContain(`${field}:`);
   });
 
-  it('says the cloud backends are not available in this build yet', () => {
-    const e = problem({ ...minimal, dataset: { backend: 'aws', region: 'us-east-1' } });
-    expect(e.code).toBe('BACKEND_NOT_AVAILABLE');
-    expect(e.message).toContain('not available in this build yet');
+  it('accepts the aws and openstack backends with their own options, and names their mistakes', () => {
+    const aws = parseAgentConfig({ ...minimal, dataset: { backend: 'aws', region: 'us-east-1', zone: 'us-east-1a', cluster_id: 'c1' } });
+    expect(aws.dataset).toMatchObject({ backend: 'aws', zone: 'us-east-1a' });
+    const os = parseAgentConfig({
+      ...minimal,
+      dataset: { backend: 'openstack', region: 'RegionOne', auth_url: 'https://keystone.example:5000/v3', username: 'u', password: 'p', project_name: 'p', cluster_id: 'c1' },
+    });
+    expect(os.dataset).toMatchObject({ backend: 'openstack', attach_mode: 'nova' });
+    const e1 = problem({ ...minimal, dataset: { backend: 'aws', region: 'us-east-1', cluster_id: 'c1' } });
+    expect(e1.code).toBe('CONFIG_INVALID');
+    expect(e1.message).toContain('dataset.zone:');
+    const e2 = problem({ ...minimal, dataset: { backend: 'aws', region: 'us-east-1', zone: 'eu-west-1a', cluster_id: 'c1' } });
+    expect(e2.message).toContain('not in region');
+    const e3 = problem({ ...minimal, dataset: { backend: 'openstack', region: 'RegionOne' } });
+    expect(e3.message).toContain('dataset.cluster_id:');
   });
 
   it('loads YAML files and reports missing or broken ones', () => {

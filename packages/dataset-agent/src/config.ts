@@ -9,6 +9,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { identityFromCommonName } from '@flocker/api';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { CinderDriverOptionsSchema, ebsDatasetConfigSchema, type CinderDriverOptions, type EbsDatasetConfig } from '@flocker/storage-drivers';
 import { AgentError } from './errors';
 
 export const DEFAULT_CONFIG_PATH = '/etc/flocker/agent.yml';
@@ -23,13 +24,15 @@ const LoopbackBackend = z
   })
   .strict();
 
-// Names of the cloud backends are reserved so their configuration parses and fails with a clear message.
-const ReservedBackend = z.object({ backend: z.enum(['aws', 'openstack']) }).loose();
+// The `dataset:` section is first checked for a known backend name, then validated
+// by that backend's own schema (the drivers own their options), so every issue
+// is reported with its path under `dataset.`.
+const BACKENDS = ['loopback', 'aws', 'openstack'] as const;
+const Dataset = z
+  .object({ backend: z.enum(BACKENDS, { error: 'backend must be one of "loopback", "aws", "openstack"' }) })
+  .loose();
 
-const Dataset = z.discriminatedUnion('backend', [LoopbackBackend, ReservedBackend], {
-  error: (issue) =>
-    issue.code === 'invalid_union' ? 'backend must be one of "loopback", "aws", "openstack"' : undefined,
-});
+const OpenStackBackend = CinderDriverOptionsSchema.and(z.object({ backend: z.literal('openstack') }));
 
 export const AgentConfigSchema = z
   .object({
@@ -81,8 +84,22 @@ export const AgentConfigSchema = z
 
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 export type LoopbackBackendConfig = z.infer<typeof LoopbackBackend>;
-/** A configuration whose backend this build can run. */
-export type RunnableAgentConfig = AgentConfig & { dataset: LoopbackBackendConfig };
+export type AwsBackendConfig = EbsDatasetConfig;
+export type OpenStackBackendConfig = CinderDriverOptions & { backend: 'openstack' };
+export type DatasetBackendConfig = LoopbackBackendConfig | AwsBackendConfig | OpenStackBackendConfig;
+/** A configuration whose `dataset:` section has been validated by its backend's schema. */
+export type RunnableAgentConfig = Omit<AgentConfig, 'dataset'> & { dataset: DatasetBackendConfig };
+
+function parseBackend(dataset: { backend: (typeof BACKENDS)[number] }): z.ZodSafeParseResult<DatasetBackendConfig> {
+  switch (dataset.backend) {
+    case 'loopback':
+      return LoopbackBackend.safeParse(dataset);
+    case 'aws':
+      return ebsDatasetConfigSchema.safeParse(dataset);
+    case 'openstack':
+      return OpenStackBackend.safeParse(dataset);
+  }
+}
 
 /** One line per problem, each naming the field, e.g. `control-service.port: expected number`. */
 export function formatIssues(error: z.ZodError): string {
@@ -101,13 +118,12 @@ export function parseAgentConfig(doc: unknown, source = 'configuration'): Runnab
     throw new AgentError('CONFIG_INVALID', `${source} is invalid:\n${formatIssues(result.error)}`);
   }
   const config = result.data;
-  if (config.dataset.backend !== 'loopback') {
-    throw new AgentError(
-      'BACKEND_NOT_AVAILABLE',
-      `${source}: dataset.backend: "${config.dataset.backend}" is not available in this build yet; use "loopback"`,
-    );
+  const dataset = parseBackend(config.dataset);
+  if (!dataset.success) {
+    const issues = dataset.error.issues.map((i) => ({ ...i, path: ['dataset', ...i.path] }));
+    throw new AgentError('CONFIG_INVALID', `${source} is invalid:\n${formatIssues(new z.ZodError(issues))}`);
   }
-  return { ...config, dataset: config.dataset };
+  return { ...config, dataset: dataset.data };
 }
 
 /** Read and validate a YAML configuration file. */

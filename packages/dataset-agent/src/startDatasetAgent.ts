@@ -4,7 +4,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeFileSync } 
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { FlockerClient, tlsDispatcher } from '@flocker/api';
-import { LoopbackDriver } from '@flocker/storage-drivers';
+import { createAgentDriver } from './drivers';
 import type winston from 'winston';
 import { configDirOf, controlTlsFiles, loadAgentConfig, loadControlCredentials, type ControlCredentials, type RunnableAgentConfig } from './config';
 import { DatasetAgent, parseCrashAfter, type CrashAfter } from './DatasetAgent';
@@ -91,19 +91,10 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
   const identity = credentials === undefined ? ensureNodeIdentity(config.node.state_dir) : nodeIdentityFromCertificate(config.node.state_dir, credentials.nodeUuid, logger);
   const era = readEra(config.node.era_file);
   const host = config.node.host ?? (await sourceAddressFor(control.hostname, control.port));
-  // The node's compute instance in the loopback pool is the node itself.
-  const instanceId = identity.uuid;
-  const driver = new LoopbackDriver({
-    rootPath: config.dataset.root_path,
-    instanceId,
-    ...(config.dataset.allocation_unit !== undefined ? { allocationUnit: config.dataset.allocation_unit } : {}),
-    logger,
-  });
-  // After a crash or reboot, bring loop devices in line with the pool's records.
-  const repaired = await driver.repair();
-  if (repaired.reattached.length + repaired.detachedStale.length + repaired.busy.length > 0) {
-    logger.warn('repaired loop devices at start', { ...repaired });
-  }
+  const { driver, instanceId, repair, poolChanges } = await createAgentDriver(config.dataset, identity.uuid, logger);
+  // After a crash or reboot, bring local attachments in line with the backend's records.
+  const repaired = await repair();
+  if (repaired !== undefined) logger.warn('repaired attachments at start', repaired);
   const controlHost = control.hostname.includes(':') ? `[${control.hostname}]` : control.hostname;
   const scheme = credentials === undefined ? 'http' : 'https';
   const client = new FlockerClient({
@@ -127,7 +118,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     backoffMaxMs: config.agent.backoff_max_seconds * 1000,
     logger,
     pollWaitMs: options.pollWaitMs ?? 10_000,
-    poolChanges: (onChange) => driver.watchPool(onChange),
+    ...(poolChanges !== undefined ? { poolChanges } : {}),
     ...(crashAfter ? { crashAfter } : {}),
   });
   logger.info('dataset agent starting', { nodeUuid: identity.uuid, era, host, backend: driver.backend, mountRoot: config.node.mount_root });

@@ -1,0 +1,31 @@
+import winston from 'winston';
+import { parseAgentConfig } from './config';
+import { createAgentDriver } from './drivers';
+
+const logger = winston.createLogger({ silent: true });
+const base = { version: 1, 'control-service': { hostname: 'control' } };
+const NODE = '5d9e4c1a-0b7e-4f1e-9a55-3b1f2c7d8e90';
+
+describe('createAgentDriver', () => {
+  it('builds the EBS driver from an aws section, with the configured instance id', async () => {
+    const config = parseAgentConfig({
+      ...base,
+      dataset: { backend: 'aws', region: 'us-east-1', zone: 'us-east-1a', cluster_id: 'c1', instance_id: 'i-0123456789abcdef0', access_key_id: 'k', secret_access_key: 's', endpoint: 'http://127.0.0.1:1' },
+    });
+    const d = await createAgentDriver(config.dataset, NODE, logger);
+    expect(d.driver.backend).toBe('aws');
+    expect(d.instanceId).toBe('i-0123456789abcdef0');
+    expect(d.poolChanges).toBeUndefined();
+    expect(d.driver.allocationUnit()).toBe(1024 ** 3);
+  });
+
+  it('builds the Cinder driver from an openstack section (bare-metal attachments)', async () => {
+    const config = parseAgentConfig({
+      ...base,
+      dataset: { backend: 'openstack', auth_plugin: 'noauth', cinder_url: 'http://127.0.0.1:1/v3', project_id: 'p', cluster_id: 'c1', attach_mode: 'cinder', instance_id: 'node-a' },
+    });
+    const d = await createAgentDriver(config.dataset, NODE, logger);
+    expect(d.driver.backend).toBe('openstack');
+    expect(d.instanceId).toBe('node-a');
+  });
+});

@@ -1,0 +1,49 @@
+/**
+ * The storage driver an agent runs, built from agent.yml's `dataset:` section,
+ * with what the agent needs besides the BlockDeviceApi: this node's instance id
+ * in the backend's terms, start-up repair, and pool change notifications where
+ * the backend can push them (the shared loopback pool can; clouds cannot).
+ */
+import type winston from 'winston';
+import { CinderDriver, createEbsDriver, LoopbackDriver, type BlockDeviceApi } from '@flocker/storage-drivers';
+import type { DatasetBackendConfig } from './config';
+
+export interface AgentDriver {
+  readonly driver: BlockDeviceApi;
+  readonly instanceId: string;
+  /** Bring local attachments in line with the backend after a crash or reboot. */
+  repair(): Promise<Record<string, unknown> | undefined>;
+  /** Calls onChange when the pool changes; returns a function that stops watching. */
+  readonly poolChanges?: (onChange: () => void) => () => void;
+}
+
+export async function createAgentDriver(dataset: DatasetBackendConfig, nodeUuid: string, logger: winston.Logger): Promise<AgentDriver> {
+  switch (dataset.backend) {
+    case 'loopback': {
+      // The node's compute instance in the loopback pool is the node itself.
+      const driver = new LoopbackDriver({
+        rootPath: dataset.root_path,
+        instanceId: nodeUuid,
+        ...(dataset.allocation_unit !== undefined ? { allocationUnit: dataset.allocation_unit } : {}),
+        logger,
+      });
+      return {
+        driver,
+        instanceId: nodeUuid,
+        repair: async () => {
+          const r = await driver.repair();
+          return r.reattached.length + r.detachedStale.length + r.busy.length > 0 ? { ...r } : undefined;
+        },
+        poolChanges: (onChange) => driver.watchPool(onChange),
+      };
+    }
+    case 'aws': {
+      const driver = createEbsDriver({ config: dataset, logger });
+      return { driver, instanceId: await driver.computeInstanceId(), repair: async () => undefined };
+    }
+    case 'openstack': {
+      const driver = new CinderDriver(dataset, { logger });
+      return { driver, instanceId: await driver.computeInstanceId(), repair: async () => undefined };
+    }
+  }
+}
