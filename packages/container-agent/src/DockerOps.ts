@@ -1,0 +1,109 @@
+/**
+ * The agent's Docker I/O through dockerode: list the Flocker-labelled containers,
+ * create/start/remove them. Volumes are Flocker datasets through the Docker plugin
+ * (`--volume-driver flocker`, no copy-up), which waits until the dataset is mounted
+ * on this node and moves it here if needed.
+ */
+import Docker from 'dockerode';
+import { LABEL_NAME, LABEL_SPEC, type DockerState, type ObservedContainer } from './calculateContainerChanges';
+import type { DockerSpec } from './desiredContainers';
+
+export interface ContainerRuntime {
+  list(): Promise<ObservedContainer[]>;
+  create(spec: DockerSpec, hash: string): Promise<void>;
+  start(id: string): Promise<void>;
+  remove(id: string): Promise<void>;
+}
+
+const STATES: readonly DockerState[] = ['created', 'running', 'paused', 'restarting', 'removing', 'exited', 'dead'];
+
+export class DockerOps implements ContainerRuntime {
+  private readonly docker: Docker;
+
+  constructor(
+    socketPath: string,
+    private readonly volumeDriver = 'flocker',
+    /** Seconds Docker waits after SIGTERM before SIGKILL. */
+    private readonly stopSeconds = 5,
+  ) {
+    this.docker = new Docker({ socketPath });
+  }
+
+  async list(): Promise<ObservedContainer[]> {
+    const infos = await this.docker.listContainers({ all: true, filters: { label: [LABEL_NAME] } });
+    return infos.map((i) => {
+      const state = STATES.find((s) => s === i.State) ?? 'dead';
+      const name = i.Labels[LABEL_NAME] ?? '';
+      return { id: i.Id, name, hash: i.Labels[LABEL_SPEC], state, image: i.Image };
+    });
+  }
+
+  async create(spec: DockerSpec, hash: string): Promise<void> {
+    const exposed: Record<string, object> = {};
+    const bindings: Record<string, { HostPort: string }[]> = {};
+    for (const p of spec.ports) {
+      exposed[`${p.internal}/tcp`] = {};
+      bindings[`${p.internal}/tcp`] = [...(bindings[`${p.internal}/tcp`] ?? []), { HostPort: String(p.external) }];
+    }
+    const created: Docker.Container = await this.docker.createContainer({
+      name: spec.name,
+      Image: spec.image,
+      Env: spec.env,
+      ...(spec.cmd !== undefined ? { Cmd: spec.cmd } : {}),
+      Labels: { [LABEL_NAME]: spec.name, [LABEL_SPEC]: hash },
+      ExposedPorts: exposed,
+      HostConfig: {
+        PortBindings: bindings,
+        RestartPolicy: spec.restartPolicy,
+        ...(spec.cpuShares !== undefined ? { CpuShares: spec.cpuShares } : {}),
+        ...(spec.memory !== undefined ? { Memory: spec.memory } : {}),
+        ...(spec.volume !== undefined
+          ? {
+              Mounts: [
+                {
+                  Type: 'volume',
+                  Source: spec.volume.name,
+                  Target: spec.volume.mountpoint,
+                  VolumeOptions: { NoCopy: true, Labels: {}, DriverConfig: { Name: this.volumeDriver, Options: {} } },
+                },
+              ],
+            }
+          : {}),
+      },
+    });
+    await created.start();
+  }
+
+  async start(id: string): Promise<void> {
+    await this.docker.getContainer(id).start();
+  }
+
+  async remove(id: string): Promise<void> {
+    const c = this.docker.getContainer(id);
+    try {
+      await c.stop({ t: this.stopSeconds });
+    } catch (err) {
+      // 304: already stopped; 404: already gone. Anything else surfaces from remove().
+      if (statusOf(err) === 404) return;
+    }
+    try {
+      await c.remove({ force: true });
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
+    }
+  }
+}
+
+export function statusOf(err: unknown): number | undefined {
+  if (typeof err === 'object' && err !== null && 'statusCode' in err && typeof err.statusCode === 'number') return err.statusCode;
+  return undefined;
+}
+
+/** Docker's error message without dockerode's "(HTTP code 409) unexpected - " prefix. */
+export function dockerMessage(err: unknown): string {
+  if (typeof err === 'object' && err !== null && 'json' in err) {
+    const json = (err as { json: unknown }).json;
+    if (typeof json === 'object' && json !== null && 'message' in json && typeof json.message === 'string') return json.message;
+  }
+  return err instanceof Error ? err.message : String(err);
+}

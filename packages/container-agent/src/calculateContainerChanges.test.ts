@@ -1,0 +1,139 @@
+import { ContainerConfiguration, type CreateContainerRequest, type DatasetConfiguration } from '@flocker/api';
+import winston from 'winston';
+import { calculateContainerChanges, type DockerState, type ObservedContainer } from './calculateContainerChanges';
+import { ContainerAgent, reportOf, type AgentClient } from './ContainerAgent';
+import { desiredContainers, linkEnvironment, type DesiredContainer, type DockerSpec } from './desiredContainers';
+import type { ContainerRuntime } from './DockerOps';
+
+const ME = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+const OTHER = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+const D1 = '11111111-1111-4111-8111-111111111111';
+const nodes = [
+  { uuid: ME, host: '10.0.0.1' },
+  { uuid: OTHER, host: '10.0.0.2' },
+];
+const datasets: DatasetConfiguration[] = [{ dataset_id: D1, primary: OTHER, metadata: { name: 'dbvol' }, deleted: false }];
+const make = (req: CreateContainerRequest) => ContainerConfiguration.parse(req);
+
+const spec = (name: string): DockerSpec => ({ name, image: 'busybox', env: [], ports: [], restartPolicy: { Name: 'no', MaximumRetryCount: 0 } });
+const want = (name: string, hash = `h-${name}`): DesiredContainer => ({ spec: spec(name), hash });
+const seen = (name: string, state: DockerState, hash = `h-${name}`, id = `id-${name}-${state}`): ObservedContainer => ({ id, name, hash, state, image: 'busybox' });
+
+describe('calculateContainerChanges', () => {
+  test.each<[string, DesiredContainer[], ObservedContainer[], string[]]>([
+    ['nothing wanted, nothing there', [], [], []],
+    ['wanted and absent: create', [want('db')], [], ['create db']],
+    ['wanted and running: nothing', [want('db')], [seen('db', 'running')], []],
+    ['wanted, exited: left to the restart policy', [want('db')], [seen('db', 'exited')], []],
+    ['wanted, never started (start failed): start', [want('db')], [seen('db', 'created')], ['start id-db-created']],
+    ['spec changed: remove then create', [want('db', 'new')], [seen('db', 'running', 'old')], ['remove id-db-running (configuration changed)', 'create db']],
+    ['not wanted here (moved or deleted): remove', [], [seen('db', 'running')], ['remove id-db-running (not configured on this node)']],
+    ['duplicates: keep the running one', [want('db')], [seen('db', 'exited'), seen('db', 'running')], ['remove id-db-exited (duplicate)']],
+    [
+      'removes come before creates',
+      [want('web')],
+      [seen('db', 'running')],
+      ['remove id-db-running (not configured on this node)', 'create web'],
+    ],
+  ])('%s', (_what, desired, observed, expected) => {
+    const got = calculateContainerChanges(desired, observed).map((c) =>
+      c.kind === 'create' ? `create ${c.spec.name}` : c.kind === 'start' ? `start ${c.id}` : `remove ${c.id} (${c.reason})`,
+    );
+    expect(got).toEqual(expected);
+  });
+});
+
+describe('desiredContainers', () => {
+  const db = make({ name: 'db', node_uuid: OTHER, image: 'busybox', ports: [{ internal: 80, external: 8080 }], volumes: [{ dataset_id: D1, mountpoint: '/data' }] });
+  const client = make({ name: 'client', node_uuid: ME, image: 'busybox', links: [{ alias: 'my-db', local_port: 80, remote_port: 8080 }], environment: { MODE: 'x' } });
+
+  test("links point at the node of the container publishing the remote port", () => {
+    const { desired } = desiredContainers(ME, [db, client], datasets, nodes);
+    expect(desired.map((d) => d.spec.name)).toEqual(['client']);
+    expect(desired[0]?.spec.env).toEqual([
+      'MODE=x',
+      'MY_DB_PORT_80=tcp://10.0.0.2:8080',
+      'MY_DB_PORT_80_TCP=tcp://10.0.0.2:8080',
+      'MY_DB_PORT_80_TCP_ADDR=10.0.0.2',
+      'MY_DB_PORT_80_TCP_PORT=8080',
+      'MY_DB_PORT_80_TCP_PROTO=tcp',
+    ]);
+  });
+
+  test('a moved link target changes the spec (the client is recreated and reconnects)', () => {
+    const before = desiredContainers(ME, [db, client], datasets, nodes).desired[0]?.hash;
+    const after = desiredContainers(ME, [{ ...db, node_uuid: ME }, client], datasets, nodes).desired.find((d) => d.spec.name === 'client')?.hash;
+    expect(after).not.toBe(before);
+  });
+
+  test('volumes by dataset name, restart policy mapped; a dataset without a name blocks', () => {
+    const { desired } = desiredContainers(OTHER, [{ ...db, restart_policy: { name: 'on-failure', maximum_retry_count: 3 } }], datasets, nodes);
+    expect(desired[0]?.spec).toMatchObject({ volume: { name: 'dbvol', mountpoint: '/data' }, restartPolicy: { Name: 'on-failure', MaximumRetryCount: 3 } });
+    const unnamed = desiredContainers(OTHER, [db], [{ ...datasets[0]!, metadata: {} }], nodes);
+    expect(unnamed.desired).toEqual([]);
+    expect(unnamed.blocked[0]?.name).toBe('db');
+  });
+
+  test('link environment as Flocker named it', () => {
+    expect(linkEnvironment({ alias: 'pg', local_port: 5432, remote_port: 15432 }, 'h')).toEqual({
+      PG_PORT_5432: 'tcp://h:15432',
+      PG_PORT_5432_TCP: 'tcp://h:15432',
+      PG_PORT_5432_TCP_ADDR: 'h',
+      PG_PORT_5432_TCP_PORT: '15432',
+      PG_PORT_5432_TCP_PROTO: 'tcp',
+    });
+  });
+});
+
+describe('ContainerAgent.converge', () => {
+  class FakeRuntime implements ContainerRuntime {
+    containers: ObservedContainer[] = [];
+    failStart = true;
+    log: string[] = [];
+    async list() {
+      return this.containers.map((c) => ({ ...c }));
+    }
+    async create(s: DockerSpec, hash: string) {
+      this.log.push(`create ${s.name}`);
+      const c: ObservedContainer = { id: `id${this.log.length}`, name: s.name, hash, state: 'created', image: s.image };
+      this.containers.push(c);
+      if (this.failStart) throw new Error('volume dbvol is in use by a container on host 10.0.0.2.');
+      c.state = 'running';
+    }
+    async start(id: string) {
+      this.log.push(`start ${id}`);
+      const c = this.containers.find((x) => x.id === id);
+      if (c) c.state = 'running';
+    }
+    async remove(id: string) {
+      this.log.push(`remove ${id}`);
+      this.containers = this.containers.filter((x) => x.id !== id);
+    }
+  }
+
+  test('a start that fails (volume still held elsewhere) is retried, then reported running', async () => {
+    const db = make({ name: 'db', node_uuid: ME, image: 'busybox', volumes: [{ dataset_id: D1, mountpoint: '/data' }] });
+    const reports: unknown[] = [];
+    const client: AgentClient = {
+      waitForCluster: async () => ({ generation: 'g', configuration_tag: 'v1', datasets: [], leases: [], nodes: [] }),
+      listContainers: async () => [db],
+      listDatasets: async () => datasets,
+      listNodes: async () => nodes,
+      reportContainers: async (_n, r) => {
+        reports.push(r);
+        return { generation: 'g' };
+      },
+    };
+    const runtime = new FakeRuntime();
+    const agent = new ContainerAgent({ client, runtime, nodeUuid: ME, logger: winston.createLogger({ silent: true }) });
+    expect(await agent.converge()).toBe(false);
+    runtime.failStart = false;
+    expect(await agent.converge()).toBe(true);
+    expect(runtime.log).toEqual(['create db', 'start id1']);
+    expect(reports).toEqual([
+      { containers: [{ name: 'db', image: 'busybox', running: false }] },
+      { containers: [{ name: 'db', image: 'busybox', running: true }] },
+    ]);
+    expect(reportOf([])).toEqual({ containers: [] });
+  });
+});

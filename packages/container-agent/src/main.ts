@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+/**
+ * flocker-container-agent: runs this node's configured containers in the local
+ * dockerd. Finds the control service and the node identity as the Docker plugin
+ * does (the dataset agent's agent.yml, node certificate, node.json).
+ */
+import { parseArgs } from 'node:util';
+import { FlockerClient, tlsDispatcher } from '@flocker/api';
+import { resolveSettings } from '@flocker/volume-plugin';
+import winston from 'winston';
+import { ContainerAgent } from './ContainerAgent';
+import { DockerOps } from './DockerOps';
+
+const USAGE = `Usage: flocker-container-agent [options]
+  --agent-config FILE   the dataset agent's agent.yml (default /etc/flocker/agent.yml)
+  --control-url URL     control service, e.g. https://10.0.0.1:4523 (default: from agent.yml)
+  --node-uuid UUID      this node (default: the node certificate, or node.json of the dataset agent)
+  --docker-socket PATH  dockerd's socket (default /var/run/docker.sock)
+  --volume-driver NAME  Docker volume driver of Flocker datasets (default flocker)
+  --resync SECONDS      longest time between two checks (default 5)`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      'agent-config': { type: 'string' },
+      'control-url': { type: 'string' },
+      'node-uuid': { type: 'string' },
+      'docker-socket': { type: 'string', default: '/var/run/docker.sock' },
+      'volume-driver': { type: 'string', default: 'flocker' },
+      resync: { type: 'string', default: '5' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const resync = Number(values.resync);
+  if (!Number.isFinite(resync) || resync <= 0) throw new Error(`--resync ${values.resync} is not a positive number of seconds`);
+  const settings = await resolveSettings({
+    ...(values['agent-config'] !== undefined ? { agentConfig: values['agent-config'] } : {}),
+    ...(values['control-url'] !== undefined ? { controlUrl: values['control-url'] } : {}),
+    ...(values['node-uuid'] !== undefined ? { nodeUuid: values['node-uuid'] } : {}),
+  });
+  const logger = winston.createLogger({
+    level: process.env.FLOCKER_LOG_LEVEL ?? 'info',
+    format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+    defaultMeta: { service: 'flocker-container-agent' },
+    transports: [new winston.transports.Console()],
+  });
+  const client = new FlockerClient({
+    baseUrl: settings.controlUrl,
+    ...(settings.tls !== undefined ? { dispatcher: tlsDispatcher(settings.tls) } : {}),
+  });
+  const agent = new ContainerAgent({
+    client,
+    runtime: new DockerOps(values['docker-socket'], values['volume-driver']),
+    nodeUuid: settings.nodeUuid,
+    logger,
+    resyncMs: resync * 1000,
+  });
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(sig, () => {
+      logger.info('stopping', { signal: sig });
+      agent.stop();
+      // Containers keep running: the agent owns decisions, not the containers' lives.
+      process.exit(0);
+    });
+  }
+  logger.info('container agent starting', { node: settings.nodeUuid, control: settings.controlUrl, docker: values['docker-socket'] });
+  await agent.run();
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`flocker-container-agent: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
