@@ -76,6 +76,19 @@ stop() {
   rm -f "$RUN/$name.pid"
 }
 
+# Puts `flocker`, `flocker-ca` and `flocker-deploy` on the PATH (/usr/local/bin),
+# never replacing a file this script did not write.
+install_commands() {
+  local name script target
+  for pair in flocker:packages/cli/dist/main.js flocker-ca:packages/cli/dist/flocker-ca.js flocker-deploy:packages/cli/dist/deploy/main.js; do
+    name=${pair%%:*}; script=${pair#*:}; target=/usr/local/bin/$name
+    [ -f "$ROOT/$script" ] || continue
+    if [ -e "$target" ] && ! grep -q 'installed by Flocker' "$target" 2>/dev/null; then continue; fi
+    printf '#!/bin/sh\n# installed by Flocker ./dev up\nexec "%s" "%s" "$@"\n' "$ROOT/.tools/node/bin/node" "$ROOT/$script" >"$target"
+    chmod 755 "$target"
+  done
+}
+
 case "${1:-up}" in
 up)
   [ "$(id -u)" = 0 ] || { echo "flocker: run as root (loop devices, mounts, Docker)" >&2; exit 1; }
@@ -87,6 +100,7 @@ up)
   NODE="$ROOT/.tools/node/bin/node"
   mkdir -p "$ETC" "$DATA" "$LOGS" "$RUN" /run/docker/plugins && chmod 700 "$ETC"
   ensure_certificates
+  install_commands
   if [ ! -f "$ETC/agent.yml" ]; then
     cat >"$ETC/agent.yml" <<YML
 # Flocker dataset agent configuration (written by ./dev up).
@@ -126,7 +140,8 @@ Flocker is up: API https://127.0.0.1:$PORT/v1 (mutual TLS, certificates in $ETC)
 Try:
   docker run --rm -v demo:/data --volume-driver=flocker flocker-tiny sh -c 'echo hello > /data/hi'
   docker run --rm -v demo:/data --volume-driver=flocker flocker-tiny cat /data/hi
-  node packages/cli/dist/main.js volumes list        # finds $ETC/admin.crt by itself
+  flocker volumes list                 # the CLI finds $ETC/admin.crt by itself
+  flocker ui                           # the web UI on http://127.0.0.1:4580/
   curl -s --cacert $ETC/cluster.crt --cert $ETC/admin.crt --key $ETC/admin.key https://127.0.0.1:$PORT/v1/state/datasets
 Stop with: ./dev down
 TXT
