@@ -1,0 +1,133 @@
+/**
+ * flocker-deploy <control-host> <deployment.yml> <application.yml>: sends both
+ * files to the control service (`POST /v1/configuration/_compose`), which makes
+ * the configured containers exactly the deployed applications. Running it again
+ * with a changed deployment moves containers, their volumes with them.
+ */
+import { readFileSync } from 'node:fs';
+import yargs, { type Argv } from 'yargs';
+import { type ContainerConfiguration, type ContainerState, FlockerApiError, type FlockerClient } from '@flocker/api';
+import { connect, type ConnectionArgs } from '../connection';
+import { CliError, EXIT } from '../errors';
+import { DeployFileError, readDeployFiles } from './files';
+
+export interface DeployIo {
+  out(text: string): void;
+  err(text: string): void;
+  readFile(path: string): string;
+}
+
+export const DEFAULT_CONTROL_PORT = 4523;
+
+/** `host`, `host:port` or a full URL → the control service URL. */
+export function controlUrl(controlHost: string, port: number, insecureHttp: boolean): string {
+  if (/^https?:\/\//.test(controlHost)) return controlHost;
+  const hasPort = /^\[.*\]:\d+$/.test(controlHost) || /^[^:[\]]+:\d+$/.test(controlHost);
+  const host = !hasPort && controlHost.includes(':') && !controlHost.startsWith('[') ? `[${controlHost}]` : controlHost;
+  return `${insecureHttp ? 'http' : 'https'}://${hasPort ? host : `${host}:${port}`}`;
+}
+
+/** Pure: are the deployed containers running where configured? Returns what is still missing. */
+export function notYetRunning(configured: readonly ContainerConfiguration[], state: readonly ContainerState[]): string[] {
+  return configured
+    .filter((c) => !state.some((s) => s.name === c.name && s.node_uuid === c.node_uuid && s.running))
+    .map((c) => c.name);
+}
+
+interface DeployArgs extends ConnectionArgs {
+  'control-host': string;
+  deployment: string;
+  application: string;
+  port: number;
+  'insecure-http': boolean;
+  wait: boolean;
+  timeout: number;
+}
+
+export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient): Promise<void> {
+  const read = (file: string) => {
+    try {
+      return { text: io.readFile(file), file };
+    } catch (err) {
+      throw new CliError(EXIT.USAGE, `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
+  const docs = readDeployFiles(read(a.deployment), read(a.application));
+  const containers = await client.compose(docs);
+  const nodes = new Map((await client.listNodes()).map((n) => [n.uuid, n.host]));
+  for (const c of containers) io.out(`${c.name}: ${c.image} on ${nodes.get(c.node_uuid) ?? c.node_uuid}`);
+  if (!a.wait) return;
+  const deadline = Date.now() + a.timeout * 1000;
+  for (;;) {
+    const missing = notYetRunning(containers, await client.listContainerState());
+    if (missing.length === 0) break;
+    if (Date.now() > deadline) {
+      throw new CliError(EXIT.TIMEOUT, `timed out after ${a.timeout}s waiting for ${missing.join(', ')} to run on their nodes`);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  io.out('deployed: every container is running on its node');
+}
+
+export function buildDeployCli(argv: string[], io: DeployIo, makeClient: (a: ConnectionArgs) => FlockerClient = (a) => connect(a)): Argv {
+  return yargs(argv)
+    .scriptName('flocker-deploy')
+    .command(
+      '$0 <control-host> <deployment> <application>',
+      'Deploy applications (Flocker application file or Docker Compose file) onto the nodes a deployment file names',
+      (y) =>
+        y
+          .positional('control-host', { type: 'string', demandOption: true, describe: 'Control service address (host, host:port or URL)' })
+          .positional('deployment', { type: 'string', demandOption: true, describe: 'deployment.yml: version: 1, nodes: {<address or UUID>: [names]}' })
+          .positional('application', { type: 'string', demandOption: true, describe: 'application.yml (Flocker format) or docker-compose.yml' })
+          .option('port', { type: 'number', default: DEFAULT_CONTROL_PORT, describe: 'Control service port' })
+          .option('cacert', { type: 'string', describe: 'Cluster CA certificate [env FLOCKER_CA_CERT; default /etc/flocker/cluster.crt]' })
+          .option('cert', { type: 'string', describe: 'API user certificate [env FLOCKER_CERT; default /etc/flocker/admin.crt]' })
+          .option('key', { type: 'string', describe: 'API user private key [env FLOCKER_KEY; default /etc/flocker/admin.key]' })
+          .option('insecure-http', { type: 'boolean', default: false, describe: 'Plain HTTP (a control service started with --insecure-http)' })
+          .option('wait', { type: 'boolean', default: false, describe: 'Wait until every container runs on its node' })
+          .option('timeout', { type: 'number', default: 300, describe: 'Seconds to wait with --wait' }),
+      async (args) => {
+        const a = args as unknown as DeployArgs;
+        const connection: ConnectionArgs = {
+          'control-url': controlUrl(a['control-host'], a.port, a['insecure-http']),
+          ...(a.cacert !== undefined ? { cacert: a.cacert } : {}),
+          ...(a.cert !== undefined ? { cert: a.cert } : {}),
+          ...(a.key !== undefined ? { key: a.key } : {}),
+        };
+        try {
+          await deploy(a, io, makeClient(connection));
+        } catch (e) {
+          const err =
+            e instanceof DeployFileError
+              ? new CliError(EXIT.USAGE, e.message)
+              : e instanceof FlockerApiError
+                ? new CliError(apiExit(e), e.status === 0 ? `${e.description} (is the control service at ${connection['control-url']}?)` : e.description)
+                : e;
+          if (err instanceof CliError) {
+            io.err(`flocker-deploy: ${err.message}`);
+            process.exitCode = err.exitCode;
+            return;
+          }
+          throw err;
+        }
+      },
+    )
+    .strict()
+    .help()
+    .version(false);
+}
+
+function apiExit(e: FlockerApiError): number {
+  if (e.status === 0) return EXIT.UNREACHABLE;
+  if (e.status === 404) return EXIT.NOT_FOUND;
+  if (e.status === 409 || e.status === 412) return EXIT.CONFLICT;
+  if (e.status === 400) return EXIT.USAGE;
+  return EXIT.FAILURE;
+}
+
+export const defaultDeployIo: DeployIo = {
+  out: (t) => process.stdout.write(`${t}\n`),
+  err: (t) => process.stderr.write(`${t}\n`),
+  readFile: (p) => readFileSync(p, 'utf8'),
+};
