@@ -30,7 +30,7 @@ describe('FlockerVolumeBackend against a real control service', () => {
   async function backendFor(
     node: string,
     mountTimeoutMs = 5_000,
-    extra: { createCycleGraceMs?: number; client?: ControlClient } = {},
+    extra: { createCycleGraceMs?: number; copyUpMaxMs?: number; client?: ControlClient } = {},
   ): Promise<FlockerVolumeBackend> {
     const registry = await MountRegistry.load(path.join(dir, node, 'plugin-mounts.json'));
     const b = new FlockerVolumeBackend({ client, nodeUuid: node, registry, logger, mountTimeoutMs, removeTimeoutMs: 5_000, defaultSize: GiB, pollMs: 1_000, ...extra });
@@ -267,6 +267,19 @@ describe('FlockerVolumeBackend against a real control service', () => {
     await b.remove({ Name: 'vol3' });
     expect((await client.listDatasets()).find((d) => d.metadata.name === 'vol3')?.deleted).toBe(true);
     expect(await client.listLeases()).toEqual([]);
+  });
+
+  it('a first Unmount long after its Mount (a container that ran) releases at once, so another host can take the volume', async () => {
+    const c = countingClient();
+    const a = await backendFor(NODE_A, 5_000, { client: c.client, copyUpMaxMs: 50, createCycleGraceMs: 60_000 });
+    const b = await backendFor(NODE_B);
+    await a.create({ Name: 'vol1' });
+    await a.mount({ Name: 'vol1', ID: 'container' }); // as with volume-nocopy: no copy-up cycle
+    await new Promise((r) => setTimeout(r, 100));
+    await a.unmount({ Name: 'vol1', ID: 'container' });
+    for (let i = 0; i < 200 && c.released() === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(c.released()).toBe(1);
+    await expect(b.mount({ Name: 'vol1', ID: 'x' })).resolves.toMatchObject({ Mountpoint: expect.stringMatching(/^\/flocker-b\//) });
   });
 
   it('Capabilities say global scope', async () => {

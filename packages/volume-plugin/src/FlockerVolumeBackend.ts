@@ -54,7 +54,15 @@ export interface FlockerVolumeBackendOptions {
    * CREATE_CYCLE_GRACE_MS; 0 releases at once.
    */
   createCycleGraceMs?: number;
+  /**
+   * The copy-up Unmount comes right after its Mount; one later than this (a
+   * container that ran, even briefly) releases at once. Default COPY_UP_MAX_MS.
+   */
+  copyUpMaxMs?: number;
 }
+
+/** Docker's copy-up Mount/Unmount takes milliseconds; starting and stopping any container takes far longer. */
+export const COPY_UP_MAX_MS = 150;
 
 export const CREATE_CYCLE_GRACE_MS = 1_000;
 /** Only a volume created this recently counts as being in Docker's create-time cycle. */
@@ -116,6 +124,8 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Volumes this plugin created, by name, with when: until their first Unmount. */
   private readonly createdAt = new Map<string, number>();
+  /** When the first Mount after Create answered, by name: until the first Unmount. */
+  private readonly firstMountAt = new Map<string, number>();
   /** Lease releases put off by the create-time cycle, by dataset: a Mount meanwhile keeps the lease. */
   private readonly deferredReleases = new Map<string, { name: string; timer: NodeJS.Timeout }>();
 
@@ -246,11 +256,23 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
     });
   }
 
-  /** Whether this Unmount is the copy-up one of a volume this plugin just created (asked once per volume). */
+  /**
+   * Whether this Unmount is the copy-up one of a volume this plugin just
+   * created: the first, right after the first Mount (asked once per volume).
+   */
   private inCreateCycle(name: string): boolean {
-    const at = this.createdAt.get(name);
+    const created = this.createdAt.get(name);
+    const mounted = this.firstMountAt.get(name);
     this.createdAt.delete(name);
-    return at !== undefined && Date.now() - at < CREATE_CYCLE_WINDOW_MS && (this.opts.createCycleGraceMs ?? CREATE_CYCLE_GRACE_MS) > 0;
+    this.firstMountAt.delete(name);
+    const now = Date.now();
+    return (
+      created !== undefined &&
+      now - created < CREATE_CYCLE_WINDOW_MS &&
+      mounted !== undefined &&
+      now - mounted <= (this.opts.copyUpMaxMs ?? COPY_UP_MAX_MS) &&
+      (this.opts.createCycleGraceMs ?? CREATE_CYCLE_GRACE_MS) > 0
+    );
   }
 
   /**
@@ -311,6 +333,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
       }
       const mountpoint = await this.waitMounted(req.Name, d.dataset_id);
       await this.registry.add(d.dataset_id, req.Name, req.ID);
+      if (this.createdAt.has(req.Name) && !this.firstMountAt.has(req.Name)) this.firstMountAt.set(req.Name, Date.now());
       return { Mountpoint: mountpoint };
     } catch (err) {
       // Docker does not call Unmount after a failed Mount: let the volume go again.
