@@ -24,6 +24,8 @@ export interface ComponentCommands {
   agent: (a: { config: string }) => string[];
   plugin: (a: { agentConfig: string; socket: string }) => string[];
   dockerd: (a: { daemonJson: string }) => string[];
+  /** The container agent (flocker-container-agent); default: this repository's build. */
+  containerAgent?: (a: { agentConfig: string; dockerSocket: string }) => string[];
 }
 
 export interface HostContext {
@@ -169,6 +171,45 @@ export class ClusterHost {
     );
     const has = await this.docker(['image', 'inspect', '--format', '{{.Id}}', TINY_IMAGE], { check: false });
     if (has.code !== 0) await this.docker(['import', this.ctx.cluster.imageTar, TINY_IMAGE]);
+  }
+
+  /**
+   * Starts flocker-container-agent in this host (it finds the control service and its
+   * node as the plugin does, through agent.yml) and waits until it has reported.
+   */
+  async startContainerAgent(opts: { resyncSeconds?: number } = {}): Promise<void> {
+    if (this.containerAgentPid() !== undefined) throw new ClusterError('ALREADY_RUNNING', `container agent on host ${this.name} is running`);
+    const args = { agentConfig: this.layout.agentConfig, dockerSocket: this.layout.dockerSocket };
+    const argv = this.ctx.commands.containerAgent?.(args) ?? [
+      process.execPath,
+      path.join(__dirname, '..', '..', '..', 'packages/container-agent/dist/main.js'),
+      '--agent-config',
+      args.agentConfig,
+      '--docker-socket',
+      args.dockerSocket,
+      '--resync',
+      String(opts.resyncSeconds ?? 2),
+    ];
+    const pid = this.spawnInHost(argv, 'container-agent.log', this.containerAgentPidFile);
+    const log = path.join(this.layout.logDir, 'container-agent.log');
+    await waitFor(
+      `container agent of host ${this.name} to report`,
+      async () => {
+        await this.ensureAlive(pid, 'the container agent');
+        return fs.existsSync(log) && fs.readFileSync(log, 'utf8').includes('"containers reported"') ? true : undefined;
+      },
+      { timeoutMs: this.ctx.startTimeoutMs, intervalMs: 50 },
+    );
+  }
+
+  get containerAgentPidFile(): string {
+    return path.join(this.layout.dir, 'container-agent.pid');
+  }
+  containerAgentPid(): number | undefined {
+    return livePid(this.containerAgentPidFile);
+  }
+  killContainerAgent(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    return stopPid(this.containerAgentPid(), signal);
   }
 
   /**

@@ -1,0 +1,155 @@
+/**
+ * Containers that move with their volumes, end to end on two simulated hosts:
+ * flocker-deploy puts a "database" (busybox httpd serving a file from its Flocker
+ * volume) on host A and a client linked to it on host B; the client reads the
+ * database through the link's environment variables. Editing deployment.yml and
+ * running flocker-deploy again moves the database, with its data, to B; the client
+ * is recreated with the new link address and reads the same data.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { REPO_ROOT, run, startCluster, TINY_IMAGE, waitFor, type Cluster, type ClusterHost } from './cluster';
+
+jest.setTimeout(300_000);
+
+let cluster: Cluster;
+let a: ClusterHost;
+let b: ClusterHost;
+let dir: string;
+
+const DEPLOY_BIN = path.join(REPO_ROOT, 'packages/cli/dist/flocker-deploy.js');
+
+beforeAll(async () => {
+  cluster = await startCluster({ hosts: 2, withDocker: true, nodeTimeoutSeconds: 5 });
+  [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
+  await Promise.all(cluster.hosts.map((h) => h.startContainerAgent()));
+  dir = fs.mkdtempSync(path.join(cluster.baseDir, 'deploy-'));
+});
+
+afterAll(async () => {
+  // Remove the containers first so their volumes are released before teardown.
+  if (cluster !== undefined) {
+    await run([process.execPath, DEPLOY_BIN, cluster.layout.controlUrl, write('empty.yml', 'version: 1\nnodes: {}\n'), write('application.yml', APPLICATIONS)], {
+      env: { ...process.env, ...cluster.cliEnv() },
+      check: false,
+    });
+    await waitFor('containers removed', async () => ((await cluster.client.listContainerState()).length === 0 ? true : undefined), { timeoutMs: 60_000, intervalMs: 250 }).catch(() => undefined);
+  }
+  const report = await cluster?.stop();
+  if (report !== undefined) {
+    expect(report.survivors).toEqual([]);
+    expect(report.loopDevicesLeft).toEqual([]);
+  }
+});
+
+function write(name: string, text: string): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+const SERVER = 'trap "exit 0" TERM; httpd -f -p 8080 -h /data & wait';
+const CLIENT =
+  'trap "exit 0" TERM; while true; do printf "GET /value.txt HTTP/1.0\\r\\n\\r\\n" | nc -w 2 $DB_PORT_8080_TCP_ADDR $DB_PORT_8080_TCP_PORT > /tmp/got 2>&1 && cp /tmp/got /tmp/last; sleep 1 & wait; done';
+
+// YAML is a superset of JSON: the shell scripts go in as JSON strings.
+const APPLICATIONS = `version: 1
+applications:
+  db:
+    image: ${TINY_IMAGE}
+    ports:
+      - internal: 8080
+        external: 18080
+    volume:
+      mountpoint: /data
+      maximum_size: 64MiB
+    restart_policy:
+      name: always
+    command_line: ["sh", "-c", ${JSON.stringify(SERVER)}]
+  client:
+    image: ${TINY_IMAGE}
+    links:
+      - alias: db
+        local_port: 8080
+        remote_port: 18080
+    command_line: ["sh", "-c", ${JSON.stringify(CLIENT)}]
+`;
+
+async function flockerDeploy(deployment: string, application = APPLICATIONS, extra: string[] = ['--wait', '--timeout', '150']) {
+  return run([process.execPath, DEPLOY_BIN, cluster.layout.controlUrl, write('deployment.yml', deployment), write('application.yml', application), ...extra], {
+    env: { ...process.env, ...cluster.cliEnv() },
+    check: false,
+    timeoutMs: 200_000,
+  });
+}
+
+async function hostOf(h: ClusterHost): Promise<string> {
+  const uuid = h.requireNodeUuid();
+  const node = (await cluster.client.listNodes()).find((n) => n.uuid === uuid);
+  if (node === undefined) throw new Error(`node of host ${h.name} is not alive`);
+  return node.host;
+}
+
+/** What the client container last read from the database, once it has read something. */
+async function clientRead(): Promise<string | undefined> {
+  const r = await b.docker(['exec', 'client', 'cat', '/tmp/last'], { check: false });
+  return r.code === 0 && r.stdout.includes('200 OK') ? r.stdout : undefined;
+}
+
+describe('containers move with their volumes (flocker-deploy, container agents)', () => {
+  it('deploys a linked two-container application, moves the database with its data, and the client reconnects', async () => {
+    const [hostA, hostB] = [await hostOf(a), await hostOf(b)];
+
+    const first = await flockerDeploy(`version: 1\nnodes:\n  ${hostA}: [db]\n  ${hostB}: [client]\n`);
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain(`db: ${TINY_IMAGE} on ${hostA}`);
+
+    // Write data into the database's volume on A; the client on B reads it through the link.
+    await a.docker(['exec', 'db', 'sh', '-c', 'echo precious-$(hostname) > /data/value.txt; sync']);
+    const env = (await b.docker(['exec', 'client', 'env'])).stdout;
+    expect(env).toContain(`DB_PORT_8080_TCP=tcp://${hostA}:18080`);
+    expect(env).toContain(`DB_PORT_8080_TCP_ADDR=${hostA}`);
+    const before = await waitFor('the client to read from the database on A', async () => {
+      const got = await clientRead();
+      return got?.includes('precious-') ? got : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 500 });
+    const written = /precious-\S+/.exec(before)?.[0];
+    expect(written).toBeDefined();
+
+    const state = await cluster.client.listContainerState();
+    expect(state).toEqual(
+      expect.arrayContaining([
+        { name: 'db', node_uuid: a.requireNodeUuid(), image: TINY_IMAGE, running: true },
+        { name: 'client', node_uuid: b.requireNodeUuid(), image: TINY_IMAGE, running: true },
+      ]),
+    );
+
+    // Move the database to B by editing the deployment file and deploying again.
+    const moved = await flockerDeploy(`version: 1\nnodes:\n  ${hostB}: [db, client]\n`);
+    expect(moved.stderr).toBe('');
+    expect(moved.code).toBe(0);
+    expect((await a.docker(['ps', '-a', '--filter', 'label=flocker.container', '--format', '{{.Names}}'])).stdout.trim()).toBe('');
+    // Same data, now served from B (the file's content names host A, where it was written).
+    expect((await b.docker(['exec', 'db', 'cat', '/data/value.txt'])).stdout.trim()).toBe(written);
+    expect((await b.docker(['exec', 'client', 'env'])).stdout).toContain(`DB_PORT_8080_TCP_ADDR=${hostB}`);
+    const after = await waitFor('the client to read from the database on B', clientRead, { timeoutMs: 60_000, intervalMs: 500 });
+    expect(after).toContain(written);
+
+    const datasets = await cluster.client.listDatasets();
+    expect(datasets.find((d) => d.metadata['name'] === 'db')?.primary).toBe(b.requireNodeUuid());
+    const containers = await cluster.client.listContainers();
+    expect(containers.map((c) => [c.name, c.node_uuid])).toEqual([
+      ['db', b.requireNodeUuid()],
+      ['client', b.requireNodeUuid()],
+    ]);
+  });
+
+  it('a bad file is refused with its line, and nothing changes', async () => {
+    const before = await cluster.client.listContainers();
+    const bad = await flockerDeploy('version: 1\nnodes:\n  10.0.0.99: [db]\n', APPLICATIONS.replace('external: 18080', 'external: lots'), []);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/application\.yml:7:\d+: applications\.db\.ports\.0\.external: /);
+    expect(await cluster.client.listContainers()).toEqual(before);
+  });
+});
