@@ -145,6 +145,24 @@ describe('containers move with their volumes (flocker-deploy, container agents)'
     ]);
   });
 
+  it('moving through the v1 API (POST /v1/configuration/containers/db) takes the data back to A', async () => {
+    const value = (await b.docker(['exec', 'db', 'cat', '/data/value.txt'])).stdout.trim();
+    expect((await cluster.client.moveContainer('db', { node_uuid: a.requireNodeUuid() })).node_uuid).toBe(a.requireNodeUuid());
+    const onA = await waitFor(
+      'db running on A',
+      async () => (await cluster.client.listContainerState()).find((c) => c.name === 'db' && c.node_uuid === a.requireNodeUuid() && c.running),
+      { timeoutMs: 120_000, intervalMs: 250 },
+    );
+    expect(onA.image).toBe(TINY_IMAGE);
+    expect((await a.docker(['exec', 'db', 'cat', '/data/value.txt'])).stdout.trim()).toBe(value);
+    const hostA = await hostOf(a);
+    await waitFor('the client to follow the link to A', async () => {
+      const got = await clientRead().catch(() => undefined);
+      const env = await b.docker(['exec', 'client', 'env'], { check: false });
+      return got?.includes(value) && env.stdout.includes(`DB_PORT_8080_TCP_ADDR=${hostA}`) ? true : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 500 });
+  });
+
   it('a bad file is refused with its line, and nothing changes', async () => {
     const before = await cluster.client.listContainers();
     const bad = await flockerDeploy('version: 1\nnodes:\n  10.0.0.99: [db]\n', APPLICATIONS.replace('external: 18080', 'external: lots'), []);
