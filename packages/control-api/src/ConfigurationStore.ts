@@ -12,6 +12,7 @@ import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { ContainerConfiguration, DatasetConfiguration, NodeSummary } from '@flocker/api';
+import type { NodeReport } from '@flocker/api';
 import type { Configuration, StoredLease } from './configuration';
 import { emptyConfiguration } from './configuration';
 import { ApiError } from './errors';
@@ -21,10 +22,24 @@ import { applyRecords, decodeLog, diffConfiguration, encodeRecord, StoredLeaseSc
 export interface ConfigurationStore {
   /** The last committed configuration, or the empty one on first start. */
   load(): Promise<Configuration>;
-  /** Resolves only once `config` is durable. Callers serialize commits. */
-  commit(config: Configuration): Promise<void>;
+  /**
+   * Resolves only once `config` is durable. Callers serialize commits. A store shared
+   * by several replicas compares against `base` (what `config` was computed from) and
+   * rejects with a StoreConflict carrying the newer configuration when it lost a race.
+   */
+  commit(config: Configuration, base?: Configuration): Promise<void>;
   /** Finishes background work and releases files; the store is unusable afterwards. */
   close?(): Promise<void>;
+  /** Shared stores: delivers stored node reports, then changes made through other replicas. */
+  subscribe?(listener: StoreListener): Promise<void>;
+  /** Shared stores: makes a node's report (and its last-seen time) visible to other replicas. */
+  publishReport?(report: NodeReport, json: string, lastSeen: number): void;
+}
+
+/** What a shared store tells the control state about other replicas' changes. */
+export interface StoreListener {
+  configuration(config: Configuration): void;
+  report(report: NodeReport, lastSeen: number): void;
 }
 
 export const CURRENT_FORMAT_VERSION = 1;

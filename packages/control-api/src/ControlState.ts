@@ -15,6 +15,7 @@ import {
   registerNode,
 } from './configuration';
 import type { ConfigurationStore } from './ConfigurationStore';
+import { StoreConflict } from './etcd/conflict';
 import { ApiError } from './errors';
 import { isAlive, type ReportedNode } from './clusterState';
 
@@ -34,6 +35,12 @@ export const WAKE_BATCH = 64;
 interface CommitWaiter {
   resolve: () => void;
   reject: (err: unknown) => void;
+  /**
+   * Re-applies the waiter's change onto a configuration another replica committed
+   * first; 'conflict' when the request was conditional (If-Configuration-Matches),
+   * undefined when there is nothing to re-apply.
+   */
+  rebase?: ((config: Configuration, now: number) => Configuration) | 'conflict';
 }
 
 export class ControlState {
@@ -59,6 +66,8 @@ export class ControlState {
   private leaseTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private notifyTimer: NodeJS.Timeout | undefined;
+  /** Newest configuration another replica committed while our own commit was in flight. */
+  private external: Configuration | undefined;
 
   private constructor(options: ControlStateOptions, initial: Configuration) {
     this.store = options.store;
@@ -74,7 +83,17 @@ export class ControlState {
   }
 
   static async open(options: ControlStateOptions): Promise<ControlState> {
-    return new ControlState(options, await options.store.load());
+    const state = new ControlState(options, await options.store.load());
+    try {
+      await options.store.subscribe?.({
+        configuration: (config) => state.externalConfiguration(config),
+        report: (report, lastSeen) => state.externalReport(report, lastSeen),
+      });
+    } catch (err) {
+      await state.close();
+      throw err;
+    }
+    return state;
   }
 
   get configuration(): Configuration {
@@ -134,16 +153,23 @@ export class ControlState {
         `The configuration changed since tag ${ifMatches} (now ${configurationTag(this.pending)}); read it again and retry.`,
       );
     }
-    const applied = change(this.pending, this.now());
+    let applied = change(this.pending, this.now());
     this.pending = applied.config;
     // Even an answer that changed nothing depends on pending writes, so it waits for them too.
-    await this.durable();
+    await this.durable(
+      ifMatches !== undefined
+        ? 'conflict'
+        : (config, now) => {
+            applied = change(config, now);
+            return applied.config;
+          },
+    );
     return applied;
   }
 
-  private durable(): Promise<void> {
+  private durable(rebase?: CommitWaiter['rebase']): Promise<void> {
     if (this.pending === this.committed) return Promise.resolve();
-    const done = new Promise<void>((resolve, reject) => this.commitWaiters.push({ resolve, reject }));
+    const done = new Promise<void>((resolve, reject) => this.commitWaiters.push({ resolve, reject, ...(rebase !== undefined ? { rebase } : {}) }));
     void this.flush();
     return done;
   }
@@ -159,8 +185,14 @@ export class ControlState {
         const waiters = this.commitWaiters;
         this.commitWaiters = [];
         try {
-          await this.store.commit(target);
+          await this.store.commit(target, this.committed);
         } catch (err) {
+          if (err instanceof StoreConflict) {
+            // Another replica won the compare-and-swap: re-apply our writes on its configuration.
+            this.commitWaiters = waiters.concat(this.commitWaiters);
+            this.adopt(this.external !== undefined && this.external.version > err.current.version ? this.external : err.current);
+            continue;
+          }
           // Writes queued behind the failed one were built upon it: fail them all.
           const all = waiters.concat(this.commitWaiters);
           this.commitWaiters = [];
@@ -174,9 +206,73 @@ export class ControlState {
         for (const w of waiters) w.resolve();
         this.scheduleLeaseExpiry();
         this.notify();
+        if (this.external !== undefined && this.external.version > this.committed.version) this.adopt(this.external);
       }
     } finally {
       this.flushing = false;
+      this.external = undefined;
+    }
+  }
+
+  /**
+   * A configuration another replica committed (shared stores). Replaces ours when newer;
+   * writes not yet committed here are re-applied onto it.
+   */
+  externalConfiguration(config: Configuration): void {
+    if (this.closed || config.version <= this.committed.version) return;
+    if (this.flushing) {
+      // Our commit in flight either wins (and this is older news) or conflicts and adopts this.
+      if (this.external === undefined || config.version > this.external.version) this.external = config;
+      return;
+    }
+    this.adopt(config);
+    if (this.commitWaiters.length > 0) void this.flush();
+  }
+
+  /** Makes `fresh` the committed configuration and rebuilds the pending one on it. */
+  private adopt(fresh: Configuration): void {
+    this.committed = fresh;
+    const waiters = this.commitWaiters;
+    this.commitWaiters = [];
+    let config = fresh;
+    for (const w of waiters) {
+      if (w.rebase === 'conflict') {
+        w.reject(new ApiError(412, 'CONFIGURATION_CHANGED', `The configuration changed through another control replica (now ${configurationTag(fresh)}); read it again and retry.`));
+        continue;
+      }
+      if (w.rebase !== undefined) {
+        try {
+          config = w.rebase(config, this.now());
+        } catch (err) {
+          w.reject(err);
+          continue;
+        }
+      }
+      this.commitWaiters.push(w);
+    }
+    this.pending = config;
+    if (config === fresh) {
+      // Nothing left to write (re-applied changes were no-ops on the newer configuration).
+      for (const w of this.commitWaiters) w.resolve();
+      this.commitWaiters = [];
+    }
+    this.scheduleLeaseExpiry();
+    this.notify();
+  }
+
+  /** A node report received by another replica (shared stores). */
+  externalReport(report: NodeReport, lastSeen: number): void {
+    const previous = this.nodes.get(report.uuid);
+    if (this.closed || (previous !== undefined && previous.lastSeen >= lastSeen)) return;
+    const json = JSON.stringify(report);
+    this.nodes.set(report.uuid, { report, lastSeen, json });
+    const alive = isAlive({ report, lastSeen }, this.now(), this.nodeTimeoutMs);
+    const wasAlive = this.aliveSet.has(report.uuid);
+    if (alive) this.aliveSet.add(report.uuid);
+    else this.aliveSet.delete(report.uuid);
+    if (previous === undefined || previous.json !== json || alive !== wasAlive) {
+      this.stateGen += 1;
+      this.notify();
     }
   }
 
@@ -191,6 +287,7 @@ export class ControlState {
     const json = JSON.stringify(report);
     const previous = this.nodes.get(report.uuid);
     this.nodes.set(report.uuid, { report, lastSeen: now, json });
+    this.store.publishReport?.(report, json, now);
     const wasAlive = this.aliveSet.has(report.uuid);
     this.aliveSet.add(report.uuid);
     // A report repeating what we know changes nothing for the agents: do not wake them.
