@@ -35,6 +35,11 @@ afterAll(async () => {
     });
     await waitFor('containers removed', async () => ((await cluster.client.listContainerState()).length === 0 ? true : undefined), { timeoutMs: 60_000, intervalMs: 250 }).catch(() => undefined);
   }
+  // FLOCKER_E2E_KEEP_LOGS=<dir> keeps each host's container-agent/plugin/agent logs for a look afterwards.
+  const keep = process.env.FLOCKER_E2E_KEEP_LOGS;
+  if (keep !== undefined && cluster !== undefined) {
+    for (const h of cluster.hosts) fs.cpSync(h.layout.logDir, path.join(keep, h.name), { recursive: true });
+  }
   const report = await cluster?.stop();
   if (report !== undefined) {
     expect(report.survivors).toEqual([]);
@@ -105,6 +110,9 @@ describe('containers move with their volumes (flocker-deploy, container agents)'
     expect(first.code).toBe(0);
     expect(first.stdout).toContain(`db: ${TINY_IMAGE} on ${hostA}`);
 
+    expect((await a.docker(['inspect', '-f', '{{.HostConfig.RestartPolicy.Name}}', 'db'])).stdout.trim()).toBe('always');
+    expect((await b.docker(['inspect', '-f', '{{.HostConfig.RestartPolicy.Name}}', 'client'])).stdout.trim()).toBe('no');
+
     // Write data into the database's volume on A; the client on B reads it through the link.
     await a.docker(['exec', 'db', 'sh', '-c', 'echo precious-$(hostname) > /data/value.txt; sync']);
     const env = (await b.docker(['exec', 'client', 'env'])).stdout;
@@ -161,6 +169,13 @@ describe('containers move with their volumes (flocker-deploy, container agents)'
       const env = await b.docker(['exec', 'client', 'env'], { check: false });
       return got?.includes(value) && env.stdout.includes(`DB_PORT_8080_TCP_ADDR=${hostA}`) ? true : undefined;
     }, { timeoutMs: 60_000, intervalMs: 500 });
+
+    // A restarted container agent adopts what runs (same spec label): nothing is recreated.
+    const id = (await a.docker(['inspect', '-f', '{{.Id}}', 'db'])).stdout.trim();
+    await a.killContainerAgent('SIGTERM');
+    await a.startContainerAgent();
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect((await a.docker(['inspect', '-f', '{{.Id}} {{.State.Running}}', 'db'])).stdout.trim()).toBe(`${id} true`);
   });
 
   it('a bad file is refused with its line, and nothing changes', async () => {
