@@ -69,7 +69,7 @@ describe('desiredContainers', () => {
   test('volumes by dataset name, restart policy mapped; a dataset without a name blocks', () => {
     const { desired } = desiredContainers(OTHER, [{ ...db, restart_policy: { name: 'on-failure', maximum_retry_count: 3 } }], datasets, nodes);
     expect(desired[0]?.spec).toMatchObject({ volume: { name: 'dbvol', mountpoint: '/data' }, restartPolicy: { Name: 'on-failure', MaximumRetryCount: 3 } });
-    const unnamed = desiredContainers(OTHER, [db], [{ ...datasets[0]!, metadata: {} }], nodes);
+    const unnamed = desiredContainers(OTHER, [db], datasets.map((d) => ({ ...d, metadata: {} })), nodes);
     expect(unnamed.desired).toEqual([]);
     expect(unnamed.blocked[0]?.name).toBe('db');
   });
