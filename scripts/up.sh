@@ -80,7 +80,7 @@ stop() {
 # never replacing a file this script did not write.
 install_commands() {
   local name script target
-  for pair in flocker:packages/cli/dist/main.js flocker-ca:packages/cli/dist/flocker-ca.js flocker-deploy:packages/cli/dist/deploy/main.js; do
+  for pair in flocker:packages/cli/dist/main.js flocker-ca:packages/cli/dist/flocker-ca.js flocker-deploy:packages/cli/dist/flocker-deploy.js; do
     name=${pair%%:*}; script=${pair#*:}; target=/usr/local/bin/$name
     [ -f "$ROOT/$script" ] || continue
     if [ -e "$target" ] && ! grep -q 'installed by Flocker' "$target" 2>/dev/null; then continue; fi
@@ -127,6 +127,8 @@ YML
     launch dockerd dockerd
     wait_for "dockerd" docker version
   fi
+  # Containers configured through the API or flocker-deploy (needs dockerd).
+  launch container-agent "$NODE" packages/container-agent/dist/main.js --agent-config "$ETC/agent.yml"
   if ! docker image inspect flocker-tiny >/dev/null 2>&1; then
     tmp=$(mktemp -d); mkdir -p "$tmp"/{bin,etc,tmp,data}
     cp /bin/busybox "$tmp/bin/busybox"; for c in $("$tmp/bin/busybox" --list); do [ "$c" = busybox ] || ln -sf busybox "$tmp/bin/$c"; done
@@ -147,9 +149,9 @@ Stop with: ./dev down
 TXT
   ;;
 down)
-  stop dockerd; stop plugin; stop agent; stop control ;;
+  stop container-agent; stop dockerd; stop plugin; stop agent; stop control ;;
 status)
-  for n in control agent plugin dockerd; do
+  for n in control agent plugin dockerd container-agent; do
     if running "$n"; then echo "$n: running (pid $(cat "$RUN/$n.pid"))"; else echo "$n: stopped"; fi
   done ;;
 *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
