@@ -4,6 +4,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { createLogger, DEFAULT_PORT, startControlService } from './server';
 import { chooseTls, DEFAULT_TLS_DIR, readTlsFiles } from './tls';
+import { etcdStoreFromFlags } from './etcd/flags';
 
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
@@ -14,6 +15,13 @@ async function main(): Promise<void> {
     .option('data-dir', { type: 'string', default: '/var/lib/flocker', describe: 'Directory of the durable configuration' })
     .option('node-timeout', { type: 'number', default: 30, describe: 'Seconds without a report after which a node counts as dead' })
     .option('compact-log-bytes', { type: 'number', default: 1024 * 1024, describe: 'Fold the configuration log into the snapshot once it exceeds this many bytes (and the snapshot size)' })
+    .option('store', { type: 'string', default: 'file', choices: ['file', 'etcd'], describe: 'Where the configuration lives: files in --data-dir, or an etcd cluster shared by several control replicas' })
+    .option('etcd-endpoints', { type: 'string', describe: 'With --store etcd: comma-separated etcd client URLs, e.g. http://10.0.0.1:2379,http://10.0.0.2:2379,http://10.0.0.3:2379' })
+    .option('etcd-prefix', { type: 'string', default: '/flocker', describe: 'With --store etcd: key prefix of this cluster' })
+    .option('etcd-ca', { type: 'string', describe: 'With --store etcd: CA certificate (PEM) of the etcd members; enables TLS' })
+    .option('etcd-cert', { type: 'string', describe: 'With --store etcd: client certificate (PEM) for etcd' })
+    .option('etcd-key', { type: 'string', describe: 'With --store etcd: private key (PEM) of --etcd-cert' })
+    .option('etcd-timeout', { type: 'number', default: 3, describe: 'With --store etcd: seconds to wait for etcd before a request fails with 503 STORE_UNAVAILABLE' })
     .option('tls-dir', { type: 'string', describe: `Directory with cluster.crt, control-service.crt and control-service.key (default ${DEFAULT_TLS_DIR})` })
     .option('cert', { type: 'string', describe: 'Control service certificate (PEM); with --key and --ca instead of --tls-dir' })
     .option('key', { type: 'string', describe: 'Private key of --cert (PEM)' })
@@ -36,6 +44,21 @@ async function main(): Promise<void> {
     compactLogBytes: argv['compact-log-bytes'],
     logger,
     ...(tls.mode === 'https' ? { tls: readTlsFiles(tls.files) } : {}),
+    ...(argv.store === 'etcd'
+      ? {
+          store: etcdStoreFromFlags(
+            {
+              endpoints: argv['etcd-endpoints'],
+              prefix: argv['etcd-prefix'],
+              ca: argv['etcd-ca'],
+              cert: argv['etcd-cert'],
+              key: argv['etcd-key'],
+              timeoutSeconds: argv['etcd-timeout'],
+            },
+            logger,
+          ),
+        }
+      : {}),
   });
   // Machine-readable line for whoever started us (tests, scripts) to learn the port.
   process.stdout.write(`${JSON.stringify({ listening: service.url, port: service.port })}\n`);

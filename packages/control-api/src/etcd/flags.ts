@@ -1,0 +1,34 @@
+/** Builds the etcd store from flocker-control's --etcd-* flags. */
+import type { Logger } from 'winston';
+import { ApiError } from '../errors';
+import { EtcdConfigurationStore, parseEndpoints } from './EtcdConfigurationStore';
+
+export interface EtcdFlags {
+  endpoints: string | undefined;
+  prefix: string | undefined;
+  ca: string | undefined;
+  cert: string | undefined;
+  key: string | undefined;
+  timeoutSeconds: number | undefined;
+}
+
+export function etcdStoreFromFlags(flags: EtcdFlags, logger: Logger): EtcdConfigurationStore {
+  if (flags.endpoints === undefined) throw new ApiError(400, 'BAD_ETCD_ENDPOINT', '--store etcd needs --etcd-endpoints.');
+  if ((flags.cert === undefined) !== (flags.key === undefined)) {
+    throw new ApiError(400, 'BAD_ETCD_TLS', '--etcd-cert and --etcd-key go together.');
+  }
+  if (flags.cert !== undefined && flags.ca === undefined) throw new ApiError(400, 'BAD_ETCD_TLS', '--etcd-cert needs --etcd-ca.');
+  const endpoints = parseEndpoints(flags.endpoints);
+  if (flags.ca !== undefined && endpoints.some((e) => e.startsWith('http:'))) {
+    throw new ApiError(400, 'BAD_ETCD_TLS', 'With --etcd-ca the etcd endpoints must be https:// URLs.');
+  }
+  return new EtcdConfigurationStore({
+    endpoints,
+    ...(flags.prefix !== undefined ? { prefix: flags.prefix } : {}),
+    ...(flags.ca !== undefined ? { caFile: flags.ca } : {}),
+    ...(flags.cert !== undefined ? { certFile: flags.cert } : {}),
+    ...(flags.key !== undefined ? { keyFile: flags.key } : {}),
+    ...(flags.timeoutSeconds !== undefined ? { timeoutMs: flags.timeoutSeconds * 1000 } : {}),
+    onError: (err) => logger.warn('etcd trouble', { error: String(err) }),
+  });
+}

@@ -1,0 +1,249 @@
+/**
+ * The etcd store and several control replicas against a real 3-member etcd cluster
+ * on loopback (started here; etcd is installed by scripts/etcd.sh when missing).
+ */
+import { randomUUID } from 'node:crypto';
+import winston from 'winston';
+import { FlockerApiError, FlockerClient, type NodeReport } from '@flocker/api';
+import { emptyConfiguration, type Configuration } from '../configuration';
+import { type ControlService, startControlService } from '../server';
+import { EtcdConfigurationStore, parseEndpoints, StoreConflict } from './EtcdConfigurationStore';
+import { EtcdTestCluster } from './testCluster';
+
+jest.setTimeout(90_000);
+const silent = winston.createLogger({ silent: true });
+const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+
+function report(uuid: string): NodeReport {
+  return { uuid, era: `era-${uuid.slice(0, 4)}`, host: '10.0.0.1', instance_id: `i-${uuid.slice(0, 4)}`, backend: 'loopback', manifestations: [], errors: [] };
+}
+
+async function expectApiError(p: Promise<unknown>, status: number, code: string): Promise<void> {
+  const err: unknown = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(FlockerApiError);
+  const e = err as FlockerApiError;
+  expect({ status: e.status, code: e.code }).toEqual({ status, code });
+}
+
+async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+let etcd: EtcdTestCluster;
+beforeAll(async () => {
+  etcd = await EtcdTestCluster.start();
+});
+afterAll(async () => {
+  await etcd?.stop();
+});
+
+describe('parseEndpoints', () => {
+  it('accepts URLs and host:port, rejects the rest', () => {
+    expect(parseEndpoints('127.0.0.1:2379, https://e1:2379')).toEqual(['http://127.0.0.1:2379', 'https://e1:2379']);
+    expect(() => parseEndpoints('')).toThrow(/No etcd endpoint/);
+    expect(() => parseEndpoints('ftp://x:1')).toThrow(/not an etcd endpoint/);
+    expect(() => parseEndpoints('http://nohost')).toThrow(/not an etcd endpoint/);
+  });
+});
+
+describe('EtcdConfigurationStore', () => {
+  const stores: EtcdConfigurationStore[] = [];
+  const open = (prefix: string, timeoutMs?: number): EtcdConfigurationStore => {
+    const s = new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix, ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
+    stores.push(s);
+    return s;
+  };
+  afterEach(async () => {
+    await Promise.all(stores.splice(0).map((s) => s.close()));
+  });
+
+  it('loads empty, commits, and a stale base loses the compare-and-swap with the winner attached', async () => {
+    const prefix = `/t-${randomUUID()}`;
+    const one = open(prefix);
+    const two = open(prefix);
+    const base1 = await one.load();
+    const base2 = await two.load();
+    expect(base1).toBe(emptyConfiguration);
+    const v1: Configuration = { ...base1, version: 1, nodes: new Map([[A, { uuid: A, host: '10.0.0.1' }]]) };
+    await one.commit(v1, base1);
+    const lost: Configuration = { ...base2, version: 1, nodes: new Map([[B, { uuid: B, host: '10.0.0.2' }]]) };
+    const err: unknown = await two.commit(lost, base2).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreConflict);
+    const winner = (err as StoreConflict).current;
+    expect(winner.version).toBe(1);
+    expect([...winner.nodes.keys()]).toEqual([A]);
+    // Rebased on the winner, the second write goes through.
+    const rebased: Configuration = { ...winner, version: 2, nodes: new Map([...winner.nodes, [B, { uuid: B, host: '10.0.0.2' }]]) };
+    await two.commit(rebased, winner);
+    const again = await open(prefix).load();
+    expect(again.version).toBe(2);
+    expect([...again.nodes.keys()].sort()).toEqual([A, B]);
+  });
+
+  it('replaceAll refuses a non-empty prefix unless forced', async () => {
+    const prefix = `/t-${randomUUID()}`;
+    const s = open(prefix);
+    expect(await s.isEmpty()).toBe(true);
+    await s.replaceAll({ ...emptyConfiguration, version: 7 }, false);
+    await expect(s.replaceAll({ ...emptyConfiguration, version: 8 }, false)).rejects.toMatchObject({ code: 'STORE_NOT_EMPTY' });
+    await s.replaceAll({ ...emptyConfiguration, version: 9 }, true);
+    expect((await s.load()).version).toBe(9);
+  });
+});
+
+describe('control replicas sharing one etcd cluster', () => {
+  let services: ControlService[] = [];
+  let prefix: string;
+
+  async function replica(options: { timeoutMs?: number; nodeTimeoutSeconds?: number } = {}): Promise<{ svc: ControlService; client: FlockerClient }> {
+    const store = new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix, ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}) });
+    const svc = await startControlService({ port: 0, host: '127.0.0.1', store, logger: silent, nodeTimeoutSeconds: options.nodeTimeoutSeconds ?? 30 });
+    services.push(svc);
+    return { svc, client: new FlockerClient({ baseUrl: svc.url, timeoutMs: 10_000 }) };
+  }
+
+  beforeEach(() => {
+    prefix = `/t-${randomUUID()}`;
+  });
+  afterEach(async () => {
+    await Promise.all(services.map((s) => s.close()));
+    services = [];
+  });
+
+  it('a write through one replica is seen by the other and wakes its long-poll at once', async () => {
+    const r1 = await replica();
+    const r2 = await replica();
+    await r1.client.reportNodeState(report(A));
+    await eventually(async () => (await r2.client.listNodes()).some((n) => n.uuid === A));
+    const snap = await r2.client.waitForCluster(undefined, 0);
+    const started = Date.now();
+    const waiting = r2.client.waitForCluster(snap.generation, 20_000);
+    await new Promise((r) => setTimeout(r, 100));
+    const created = await r1.client.createDataset({ primary: A, maximum_size: 67108864 });
+    const woke = await waiting;
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(woke.datasets.map((d) => d.dataset_id)).toContain(created.dataset_id);
+    expect((await r2.client.listDatasets()).map((d) => d.dataset_id)).toEqual([created.dataset_id]);
+  });
+
+  it('concurrent writes through two replicas all land (rebased on each other), none lost', async () => {
+    const r1 = await replica();
+    const r2 = await replica();
+    await r1.client.reportNodeState(report(A));
+    await eventually(async () => (await r2.client.listNodes()).some((n) => n.uuid === A));
+    const writes = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? r1 : r2).client.createDataset({ primary: A, metadata: { n: String(i) } })),
+    );
+    const ids = writes.map((d) => d.dataset_id).sort();
+    await eventually(async () => (await r1.client.listDatasets()).length === 40 && (await r2.client.listDatasets()).length === 40);
+    expect((await r1.client.listDatasets()).map((d) => d.dataset_id).sort()).toEqual(ids);
+    expect((await r2.client.listDatasets()).map((d) => d.dataset_id).sort()).toEqual(ids);
+    // A restarted replica loads exactly what was acknowledged.
+    const r3 = await replica();
+    expect((await r3.client.listDatasets()).map((d) => d.dataset_id).sort()).toEqual(ids);
+  });
+
+  it('two conflicting writes through two replicas at once: exactly one succeeds, the other gets a clear 412/409', async () => {
+    const r1 = await replica();
+    const r2 = await replica();
+    await r1.client.reportNodeState(report(A));
+    await r1.client.reportNodeState(report(B));
+    await eventually(async () => (await r2.client.listNodes()).length === 2);
+    const ds = await r1.client.createDataset({ primary: A });
+    await eventually(async () => (await r2.client.listDatasets()).length === 1);
+    for (let round = 0; round < 5; round++) {
+      // Conditional: both read the same tag, both write at once.
+      const tag = (await r1.client.listDatasetsTagged()).configurationTag;
+      await eventually(async () => (await r2.client.listDatasetsTagged()).configurationTag === tag);
+      const outcomes = await Promise.allSettled([
+        r1.client.updateDataset(ds.dataset_id, { maximum_size: 67108864 * (2 * round + 2) }, { ifConfigurationMatches: tag }),
+        r2.client.updateDataset(ds.dataset_id, { maximum_size: 67108864 * (2 * round + 3) }, { ifConfigurationMatches: tag }),
+      ]);
+      const ok = outcomes.filter((o) => o.status === 'fulfilled');
+      const failed = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+      expect(ok).toHaveLength(1);
+      expect(failed).toHaveLength(1);
+      expect(failed[0]?.reason).toMatchObject({ status: 412, code: 'CONFIGURATION_CHANGED' });
+    }
+    // Unconditional but contradictory: the same lease taken for two nodes at once.
+    const leases = await Promise.allSettled([
+      r1.client.acquireLease({ dataset_id: ds.dataset_id, node_uuid: A, expires: null }),
+      r2.client.acquireLease({ dataset_id: ds.dataset_id, node_uuid: B, expires: null }),
+    ]);
+    expect(leases.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+    const refused = leases.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    expect(refused?.reason).toMatchObject({ status: 409, code: 'LEASE_HELD' });
+    // Same dataset id created through both replicas: one 201, one 409.
+    const id = randomUUID();
+    const creates = await Promise.allSettled([r1.client.createDataset({ primary: A, dataset_id: id }), r2.client.createDataset({ primary: A, dataset_id: id })]);
+    expect(creates.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+    expect(creates.find((o): o is PromiseRejectedResult => o.status === 'rejected')?.reason).toMatchObject({ status: 409 });
+  });
+
+  it('node reports and liveness are shared and survive a replica restart', async () => {
+    const r1 = await replica();
+    await r1.client.reportNodeState(report(A));
+    const r2 = await replica();
+    await eventually(async () => (await r2.client.waitForCluster(undefined, 0)).nodes.some((n) => n.uuid === A && n.alive));
+    await r1.svc.close();
+    services = services.filter((s) => s !== r1.svc);
+    const r3 = await replica();
+    const snap = await r3.client.waitForCluster(undefined, 0);
+    expect(snap.nodes.find((n) => n.uuid === A)?.alive).toBe(true);
+  });
+
+  it('one etcd member killed: reads and writes continue; restarted, it catches up', async () => {
+    const r1 = await replica();
+    await r1.client.reportNodeState(report(A));
+    const victim = etcd.leader();
+    await etcd.kill(victim);
+    try {
+      const before = Date.now();
+      for (let i = 0; i < 10; i++) await r1.client.createDataset({ primary: A });
+      expect(await r1.client.listDatasets()).toHaveLength(10);
+      expect(Date.now() - before).toBeLessThan(15_000);
+    } finally {
+      await etcd.restart(victim);
+    }
+    await r1.client.createDataset({ primary: A });
+    const r2 = await replica();
+    expect(await r2.client.listDatasets()).toHaveLength(11);
+  });
+
+  it('quorum lost (two of three members stopped): writes fail with 503 STORE_UNAVAILABLE and resume with quorum', async () => {
+    const r1 = await replica({ timeoutMs: 1000 });
+    await r1.client.reportNodeState(report(A));
+    await r1.client.createDataset({ primary: A });
+    const leader = etcd.leader();
+    const others = [0, 1, 2].filter((i) => i !== leader);
+    await etcd.kill(others[0] as number);
+    await etcd.kill(others[1] as number);
+    try {
+      await expectApiError(r1.client.createDataset({ primary: A }), 503, 'STORE_UNAVAILABLE');
+      // Reads keep being served from the replica's memory.
+      expect(await r1.client.listDatasets()).toHaveLength(1);
+    } finally {
+      etcd.startMember(others[0] as number);
+      etcd.startMember(others[1] as number);
+      await etcd.waitHealthy(etcd.endpoints);
+    }
+    await eventually(async () => {
+      try {
+        await r1.client.createDataset({ primary: A });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 20_000);
+    const r2 = await replica();
+    expect((await r2.client.listDatasets()).length).toBeGreaterThanOrEqual(2);
+  });
+});
