@@ -48,8 +48,13 @@ export class FlockerApiError extends Error {
 }
 
 export interface FlockerClientOptions {
-  /** e.g. http://127.0.0.1:4523 */
+  /**
+   * e.g. http://127.0.0.1:4523. Several control replicas may be given comma-separated
+   * (http://a:4523,http://b:4523): the client fails over between them.
+   */
   baseUrl: string;
+  /** More control replicas to fail over to, after those in `baseUrl`. */
+  baseUrls?: string[];
   /** An undici Dispatcher (Agent with TLS options, a MockAgent in tests, …). */
   dispatcher?: Dispatcher;
   /** Per-request timeout; long polls get their own wait time added. Default 30 s. */
@@ -81,13 +86,43 @@ export interface Tagged<T> {
 
 type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
+/** Splits a comma-separated list of control URLs; trailing slashes dropped, duplicates removed. */
+export function parseControlUrls(list: string): string[] {
+  const urls = list
+    .split(',')
+    .map((u) => u.trim().replace(/\/+$/, ''))
+    .filter((u) => u !== '');
+  return [...new Set(urls)];
+}
+
+/**
+ * Connection errors after which the request surely never reached a server, so even a
+ * write may be sent to another replica without risk of applying it twice.
+ */
+const NOT_SENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/** Failures raised before the request could reach the server (see NOT_SENT). */
+const neverSent = new WeakSet<FlockerApiError>();
+
+function errorCode(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; typeof e === 'object' && e !== null && depth < 4; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
 export class FlockerClient {
-  private readonly baseUrl: string;
+  private baseUrl: string;
+  /** All control replicas; `baseUrl` is the one in use (the last that answered). */
+  private readonly baseUrlList: string[];
   private readonly dispatcher: Dispatcher | undefined;
   private readonly timeoutMs: number;
 
   constructor(options: FlockerClientOptions) {
-    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.baseUrlList = parseControlUrls([options.baseUrl, ...(options.baseUrls ?? [])].join(','));
+    this.baseUrl = this.baseUrlList[0] ?? options.baseUrl.replace(/\/+$/, '');
     this.dispatcher = options.dispatcher;
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
@@ -213,6 +248,18 @@ export class FlockerClient {
     return (await this.call('PUT', path, ReportResponse, ContainerReport.parse(report))).value;
   }
 
+  /** The control replicas this client uses, the current one first. */
+  get controlUrls(): string[] {
+    return [this.baseUrl, ...this.baseUrlList.filter((u) => u !== this.baseUrl)];
+  }
+
+  /**
+   * Sends to the current replica; on a connection failure tries the others in turn.
+   * Reads and long-polls are repeated as they are idempotent (a long-poll cut off by a
+   * dying replica is asked again elsewhere, which answers at once as generations differ
+   * between replicas); a write only when it surely never reached the failed replica,
+   * or that replica answered SHUTTING_DOWN (it refuses before applying anything).
+   */
   private async call<S extends z.ZodType>(
     method: Method,
     path: string,
@@ -220,6 +267,32 @@ export class FlockerClient {
     body?: unknown,
     options: WriteOptions = {},
     extraTimeoutMs = 0,
+  ): Promise<Tagged<z.infer<S>>> {
+    const urls = this.controlUrls;
+    for (let i = 0; ; i++) {
+      const url = urls[i] as string;
+      try {
+        const answer = await this.callOne(url, method, path, schema, body, options, extraTimeoutMs);
+        this.baseUrl = url;
+        return answer;
+      } catch (err) {
+        if (i + 1 >= urls.length || !(err instanceof FlockerApiError)) throw err;
+        const retry =
+          err.code === 'SHUTTING_DOWN' ||
+          (err.status === 0 && (method === 'GET' || neverSent.has(err)));
+        if (!retry) throw err;
+      }
+    }
+  }
+
+  private async callOne<S extends z.ZodType>(
+    baseUrl: string,
+    method: Method,
+    path: string,
+    schema: S,
+    body: unknown,
+    options: WriteOptions,
+    extraTimeoutMs: number,
   ): Promise<Tagged<z.infer<S>>> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -229,7 +302,7 @@ export class FlockerClient {
     const timeout = this.timeoutMs + extraTimeoutMs;
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(this.baseUrl + path, {
+      res = await request(baseUrl + path, {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
@@ -240,11 +313,13 @@ export class FlockerClient {
       });
     } catch (err) {
       const timedOut = err instanceof Error && (err.name === 'TimeoutError' || /timeout/i.test(err.name + err.message));
-      throw new FlockerApiError(
+      const failure = new FlockerApiError(
         0,
         timedOut ? 'REQUEST_TIMEOUT' : 'CONTROL_SERVICE_UNREACHABLE',
-        `${method} ${this.baseUrl}${path} failed: ${err instanceof Error ? err.message : String(err)}`,
+        `${method} ${baseUrl}${path} failed: ${err instanceof Error ? err.message : String(err)}`,
       );
+      if (NOT_SENT.has(errorCode(err) ?? '')) neverSent.add(failure);
+      throw failure;
     }
     const text = await res.body.text();
     let json: unknown;
