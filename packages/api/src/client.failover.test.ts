@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { FlockerApiError, FlockerClient, parseControlUrls } from './client';
+import { controlUrlsFromHosts } from './controlUrls';
 
 /** A server that answers, or cuts every connection after reading the request. */
 async function server(behaviour: 'answer' | 'cut', hits: string[]): Promise<{ url: string; close: () => Promise<void> }> {
@@ -74,5 +75,14 @@ describe('FlockerClient failover between control replicas', () => {
     const err: unknown = await new FlockerClient({ baseUrl: `${a},${b}`, timeoutMs: 1000 }).version().catch((e: unknown) => e);
     expect((err as FlockerApiError).code).toBe('CONTROL_SERVICE_UNREACHABLE');
     expect((err as FlockerApiError).message).toContain(b);
+  });
+});
+
+describe('controlUrlsFromHosts', () => {
+  it('builds the failover list from agent.yml hostname/port/hostnames', () => {
+    expect(controlUrlsFromHosts('https', 'c1', 4523)).toBe('https://c1:4523');
+    expect(controlUrlsFromHosts('http', 'c1', 4523, ['c2', 'c3:4600', '::1', '[fe80::1]:99', 'c1'])).toBe(
+      'http://c1:4523,http://c2:4523,http://c3:4600,http://[::1]:4523,http://[fe80::1]:99',
+    );
   });
 });

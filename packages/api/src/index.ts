@@ -4,3 +4,4 @@ export * from './identity';
 export * from './sizes';
 export * from './tls';
 export * from './containers';
+export * from './controlUrls';

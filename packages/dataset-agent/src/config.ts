@@ -41,6 +41,8 @@ export const AgentConfigSchema = z
       .object({
         hostname: z.string().min(1, { error: 'must name the control service host' }),
         port: z.number().int().min(0).max(65535).default(DEFAULT_CONTROL_PORT),
+        /** More control replicas ("host" or "host:port") to fail over to; all share one etcd-backed configuration. */
+        hostnames: z.array(z.string().min(1)).optional(),
         /** TLS files; default cluster.crt, node.crt and node.key beside agent.yml. Relative paths are relative to agent.yml. */
         ca_file: z.string().min(1).optional(),
         cert_file: z.string().min(1).optional(),

@@ -3,7 +3,7 @@ import { createSocket } from 'node:dgram';
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { FlockerClient, tlsDispatcher } from '@flocker/api';
+import { controlUrlsFromHosts, FlockerClient, tlsDispatcher } from '@flocker/api';
 import { createAgentDriver } from './drivers';
 import type winston from 'winston';
 import { configDirOf, controlTlsFiles, loadAgentConfig, loadControlCredentials, type ControlCredentials, type RunnableAgentConfig } from './config';
@@ -98,7 +98,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
   const controlHost = control.hostname.includes(':') ? `[${control.hostname}]` : control.hostname;
   const scheme = credentials === undefined ? 'http' : 'https';
   const client = new FlockerClient({
-    baseUrl: options.baseUrl ?? `${scheme}://${controlHost}:${control.port}`,
+    baseUrl: options.baseUrl ?? (control.hostnames !== undefined ? controlUrlsFromHosts(scheme, control.hostname, control.port, control.hostnames) : `${scheme}://${controlHost}:${control.port}`),
     ...(credentials !== undefined ? { dispatcher: tlsDispatcher(credentials) } : {}),
   });
   const crashAfter = options.crashAfter ?? parseCrashAfter(process.env.FLOCKER_AGENT_CRASH_AFTER);

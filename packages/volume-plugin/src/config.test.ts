@@ -26,6 +26,12 @@ describe('plugin configuration', () => {
     expect(readAgentYaml(yaml('control-service: {hostname: "::1"}\n'))).toEqual({ controlUrl: 'http://[::1]:4523' });
   });
 
+  it('lists every control replica of agent.yml hostnames (comma-separated, for failover)', () => {
+    expect(readAgentYaml(yaml('control-service: {hostname: c1, port: 4600, hostnames: [c2, "c3:4700"]}\n'))).toEqual({
+      controlUrl: 'http://c1:4600,http://c2:4600,http://c3:4700',
+    });
+  });
+
   it('explains a bad or missing agent.yml', () => {
     expect(() => readAgentYaml(path.join(dir, 'nope.yml'))).toThrow(/cannot read the agent configuration/);
     expect(() => readAgentYaml(yaml('version: 1\n'))).toThrow(/is invalid/);

@@ -6,7 +6,7 @@ import { X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createSecureContext } from 'node:tls';
-import { identityFromCommonName, Uuid, type TlsCredentials } from '@flocker/api';
+import { controlUrlsFromHosts, identityFromCommonName, Uuid, type TlsCredentials } from '@flocker/api';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { VolumePluginError } from './protocol';
@@ -26,6 +26,7 @@ const AgentYaml = z
       .object({
         hostname: z.string().min(1),
         port: z.number().int().min(1).max(65535).default(4523),
+        hostnames: z.array(z.string().min(1)).optional(),
         ca_file: z.string().min(1).optional(),
         cert_file: z.string().min(1).optional(),
         key_file: z.string().min(1).optional(),
@@ -127,7 +128,8 @@ export function readAgentYaml(file: string): AgentYamlSettings {
   const host = cs.hostname.includes(':') ? `[${cs.hostname}]` : cs.hostname;
   const stateDir = parsed.data.node?.state_dir;
   const tls = readNodeTls(cs, path.dirname(path.resolve(file)));
-  return { controlUrl: `${tls ? 'https' : 'http'}://${host}:${cs.port}`, ...(stateDir ? { stateDir } : {}), ...(tls ? { tls } : {}) };
+  const controlUrl = cs.hostnames !== undefined ? controlUrlsFromHosts(tls ? 'https' : 'http', cs.hostname, cs.port, cs.hostnames) : `${tls ? 'https' : 'http'}://${host}:${cs.port}`;
+  return { controlUrl, ...(stateDir ? { stateDir } : {}), ...(tls ? { tls } : {}) };
 }
 
 /** Wait (bounded) for the dataset agent to create `<stateDir>/node.json`, and read the UUID. */
