@@ -4,7 +4,6 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { createLogger, DEFAULT_PORT, startControlService } from './server';
 import { chooseTls, DEFAULT_TLS_DIR, readTlsFiles } from './tls';
-import { etcdStoreFromFlags } from './etcd/flags';
 
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
@@ -46,7 +45,8 @@ async function main(): Promise<void> {
     ...(tls.mode === 'https' ? { tls: readTlsFiles(tls.files) } : {}),
     ...(argv.store === 'etcd'
       ? {
-          store: etcdStoreFromFlags(
+          // Loaded only when used: the etcd client (gRPC) adds start-up time the file store does not need.
+          store: (await import('./etcd/flags.js')).etcdStoreFromFlags(
             {
               endpoints: argv['etcd-endpoints'],
               prefix: argv['etcd-prefix'],
@@ -73,7 +73,7 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => stop('SIGINT'));
 }
 
-main().catch((err: unknown) => {
+(process.argv[2] === 'migrate-store' ? import('./etcd/migrate.js').then((m) => m.migrateStoreCli(process.argv.slice(3))) : main()).catch((err: unknown) => {
   const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : 'STARTUP_FAILED';
   process.stderr.write(`${JSON.stringify({ level: 'error', message: 'flocker-control failed to start', code, error: String(err) })}\n`);
   process.exit(1);

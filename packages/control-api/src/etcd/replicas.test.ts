@@ -3,12 +3,17 @@
  * on loopback (started here; etcd is installed by scripts/etcd.sh when missing).
  */
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import winston from 'winston';
 import { FlockerApiError, FlockerClient, type NodeReport } from '@flocker/api';
 import { emptyConfiguration, type Configuration } from '../configuration';
 import { type ControlService, startControlService } from '../server';
 import { EtcdConfigurationStore, parseEndpoints, StoreConflict } from './EtcdConfigurationStore';
 import { EtcdTestCluster } from './testCluster';
+import { encodeConfiguration, FileConfigurationStore } from '../ConfigurationStore';
+import { migrateStore, parseStoreSpec } from './migrate';
 
 jest.setTimeout(90_000);
 const silent = winston.createLogger({ silent: true });
@@ -245,5 +250,42 @@ describe('control replicas sharing one etcd cluster', () => {
     }, 20_000);
     const r2 = await replica();
     expect((await r2.client.listDatasets()).length).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('migrate-store', () => {
+  it('copies file -> etcd -> file, refuses a non-empty destination without --force, verifies the copy', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'flocker-migrate-'));
+    const back = mkdtempSync(path.join(tmpdir(), 'flocker-migrate-back-'));
+    try {
+      const fileSvc = await startControlService({ port: 0, host: '127.0.0.1', dataDir: dir, logger: silent });
+      const client = new FlockerClient({ baseUrl: fileSvc.url });
+      await client.reportNodeState(report(A));
+      const ds = await client.createDataset({ primary: A, maximum_size: 67108864 });
+      await client.acquireLease({ dataset_id: ds.dataset_id, node_uuid: A, expires: null });
+      await fileSvc.close();
+      const prefix = `/t-${randomUUID()}`;
+      const to = { kind: 'etcd' as const, endpoints: etcd.endpoints };
+      const result = await migrateStore({ from: { kind: 'file', dir }, to, force: false, etcd: { prefix } });
+      expect(result).toMatchObject({ datasets: 1, leases: 1, nodes: 1 });
+      await expect(migrateStore({ from: { kind: 'file', dir }, to, force: false, etcd: { prefix } })).rejects.toMatchObject({ code: 'STORE_NOT_EMPTY' });
+      await migrateStore({ from: { kind: 'file', dir }, to, force: true, etcd: { prefix } });
+      const store = new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix });
+      const etcdSvc = await startControlService({ port: 0, host: '127.0.0.1', store, logger: silent });
+      const onEtcd = new FlockerClient({ baseUrl: etcdSvc.url });
+      expect((await onEtcd.listDatasets()).map((d) => d.dataset_id)).toEqual([ds.dataset_id]);
+      expect((await onEtcd.listLeases()).map((l) => l.node_uuid)).toEqual([A]);
+      await etcdSvc.close();
+      await migrateStore({ from: to, to: { kind: 'file', dir: back }, force: false, etcd: { prefix } });
+      await expect(migrateStore({ from: to, to: { kind: 'file', dir: back }, force: false, etcd: { prefix } })).rejects.toMatchObject({ code: 'STORE_NOT_EMPTY' });
+      const reread = new FileConfigurationStore(back);
+      expect(encodeConfiguration(await reread.load())).toBe(encodeConfiguration(await new FileConfigurationStore(dir).load()));
+      await reread.close();
+      expect(parseStoreSpec('etcd:127.0.0.1:2379')).toEqual({ kind: 'etcd', endpoints: ['http://127.0.0.1:2379'] });
+      expect(() => parseStoreSpec('s3:bucket')).toThrow(/not a store/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(back, { recursive: true, force: true });
+    }
   });
 });
