@@ -1,23 +1,28 @@
 /**
  * The configuration kept in an etcd v3 cluster, shared by several control replicas.
  *
- * Layout under the prefix (default /flocker):
- *   config          the whole configuration document (same encoding as the file snapshot)
- *   commit          a random id of the commit that wrote `config` (detects our own retried write)
- *   nodes/<uuid>    {"last_seen": epoch ms, "report": NodeReport}: liveness seen by every replica
+ * Layout under the prefix (default /flocker), like the file store's snapshot + log:
+ *   head                 {"version": N, "commit": id}: the compare-and-swap key; `commit`
+ *                        is a random id of the commit that wrote it (detects our own retried write)
+ *   log/<version>        {"prev": P, "record": LogRecord}: the change from version P to <version>
+ *   snapshot             {"version": S, "config": <document>}: everything up to S; log keys up
+ *                        to S are deleted once it is written (by whichever replica passes the limit)
+ *   nodes/<uuid>         {"last_seen": epoch ms, "report": NodeReport}: liveness every replica sees
  *
- * Every commit is a transaction: compare config's mod_revision with the revision the
- * new configuration was computed from, then put. A lost race answers StoreConflict
- * carrying the winner, which ControlState re-applies its pending changes onto. A write
- * is acknowledged only once etcd answered the transaction (i.e. a quorum committed it).
+ * A commit is one small transaction whatever the configuration's size: compare head's
+ * mod_revision with the revision the new configuration was computed from, then put
+ * head and the log record. A lost race answers StoreConflict carrying the winner, which
+ * ControlState re-applies its pending changes onto. A write is acknowledged only once
+ * etcd answered the transaction, i.e. a quorum of members committed it.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Etcd3, type IOptions, type Namespace, type Watcher } from 'etcd3';
+import { Etcd3, type IKeyValue, type IOptions, type Namespace, type Watcher } from 'etcd3';
 import { z } from 'zod';
 import { NodeReport } from '@flocker/api';
 import type { Configuration } from '../configuration';
 import { emptyConfiguration } from '../configuration';
+import { applyRecords, diffConfiguration, LogRecord } from '../ConfigurationLog';
 import { decodeConfiguration, encodeConfiguration, type ConfigurationStore, type StoreListener } from '../ConfigurationStore';
 import { ApiError } from '../errors';
 import { StoreConflict } from './conflict';
@@ -26,8 +31,11 @@ export { StoreConflict };
 
 export const DEFAULT_ETCD_PREFIX = '/flocker';
 export const DEFAULT_ETCD_TIMEOUT_MS = 3000;
-const CONFIG_KEY = 'config';
-const COMMIT_KEY = 'commit';
+/** Log records after which a replica folds the log into a new snapshot. */
+export const DEFAULT_SNAPSHOT_EVERY = 500;
+const HEAD_KEY = 'head';
+const SNAPSHOT_KEY = 'snapshot';
+const LOG_PREFIX = 'log/';
 const NODES_PREFIX = 'nodes/';
 
 export interface EtcdStoreOptions {
@@ -41,11 +49,20 @@ export interface EtcdStoreOptions {
   timeoutMs?: number;
   /** A node's unchanged report is re-published at most this often (its last_seen refresh). */
   reportRefreshMs?: number;
-  /** Told about watch trouble (reconnects are automatic). */
+  snapshotEvery?: number;
+  /** Told about watch and background trouble (reconnects are automatic). */
   onError?: (err: unknown) => void;
 }
 
+const Head = z.object({ version: z.number().int().nonnegative(), commit: z.string() }).strict();
+const LogEntry = z.object({ prev: z.number().int().nonnegative(), record: LogRecord }).strict();
+const Snapshot = z.object({ version: z.number().int().nonnegative(), config: z.unknown() }).strict();
 const StoredReport = z.object({ last_seen: z.number(), report: NodeReport });
+
+/** log/<version> with the version zero-padded so keys sort in version order. */
+function logKey(version: number): string {
+  return `${LOG_PREFIX}${String(version).padStart(16, '0')}`;
+}
 
 /** Parses `--etcd-endpoints a,b,c` into URLs (host:port gets http://). */
 export function parseEndpoints(list: string): string[] {
@@ -75,31 +92,35 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   private readonly ns: Namespace;
   private readonly timeoutMs: number;
   private readonly reportRefreshMs: number;
+  private readonly snapshotEvery: number;
   private readonly onError: (err: unknown) => void;
-  /** etcd mod_revision of each configuration this store loaded, committed or watched. */
+  /** head's mod_revision for each configuration this store loaded, committed or watched. */
   private readonly revisions = new WeakMap<Configuration, number>();
+  /** etcd revision of the last load; watches start after it. */
   private loadedRevision = 0;
+  /** The newest configuration this store knows of, and the records since the snapshot. */
   private latest: Configuration = emptyConfiguration;
+  private sinceSnapshot = 0;
+  private snapshotting = false;
   private readonly published = new Map<string, { json: string; at: number }>();
   private watchers: Watcher[] = [];
   private closed = false;
 
   constructor(options: EtcdStoreOptions) {
-    const hosts = options.endpoints;
     this.prefix = (options.prefix ?? DEFAULT_ETCD_PREFIX).replace(/\/+$/, '');
     this.timeoutMs = options.timeoutMs ?? DEFAULT_ETCD_TIMEOUT_MS;
     this.reportRefreshMs = options.reportRefreshMs ?? 5000;
+    this.snapshotEvery = options.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY;
     this.onError = options.onError ?? (() => undefined);
-    const tls = options.caFile !== undefined;
     const etcdOptions: IOptions = {
-      hosts,
+      hosts: options.endpoints,
       dialTimeout: this.timeoutMs,
       // Streams (watches) live forever; unary calls get a deadline so a lost quorum answers 503 instead of hanging.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + this.timeoutMs }),
-      ...(tls
+      ...(options.caFile !== undefined
         ? {
             credentials: {
-              rootCertificate: readFileSync(options.caFile as string),
+              rootCertificate: readFileSync(options.caFile),
               ...(options.keyFile !== undefined ? { privateKey: readFileSync(options.keyFile) } : {}),
               ...(options.certFile !== undefined ? { certChain: readFileSync(options.certFile) } : {}),
             },
@@ -110,44 +131,78 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     this.ns = this.client.namespace(`${this.prefix}/`);
   }
 
-  private decode(value: Buffer, modRevision: number): Configuration {
+  private corrupt(key: string, why: string): ApiError {
+    return new ApiError(500, 'STORE_CORRUPT', `etcd key ${this.prefix}/${key} ${why}; restore it from a backup.`);
+  }
+
+  private parse<S extends z.ZodType>(schema: S, key: string, value: Buffer): z.infer<S> {
     let raw: unknown;
     try {
       raw = JSON.parse(value.toString('utf8'));
     } catch (err) {
-      throw new ApiError(500, 'STORE_CORRUPT', `etcd key ${this.prefix}/${CONFIG_KEY} is not valid JSON: ${(err as Error).message}`);
+      throw this.corrupt(key, `is not valid JSON (${(err as Error).message})`);
     }
-    const config = decodeConfiguration(raw);
-    this.revisions.set(config, modRevision);
-    return config;
+    const parsed = schema.safeParse(raw);
+    if (!parsed.success) throw this.corrupt(key, `is not valid: ${z.prettifyError(parsed.error)}`);
+    return parsed.data;
   }
 
-  async load(): Promise<Configuration> {
-    let res;
+  /** Reads head, snapshot and log at one etcd revision and folds them into a configuration. */
+  private async readAll(): Promise<{ config: Configuration; revision: number; records: number }> {
+    let head;
+    let snapshot;
+    let log;
     try {
-      res = await this.ns.get(CONFIG_KEY).exec();
+      head = await this.ns.get(HEAD_KEY).exec();
+      const at = head.header.revision;
+      [snapshot, log] = await Promise.all([this.ns.get(SNAPSHOT_KEY).revision(at).exec(), this.ns.getAll().prefix(LOG_PREFIX).revision(at).sort('Key', 'Ascend').exec()]);
     } catch (err) {
       throw unavailable('answer a read', err);
     }
-    const kv = res.kvs[0];
-    this.loadedRevision = Number(res.header.revision);
-    if (kv === undefined) {
+    const revision = Number(head.header.revision);
+    const headKv = head.kvs[0];
+    if (headKv === undefined) {
       this.revisions.set(emptyConfiguration, 0);
-      this.latest = emptyConfiguration;
-      return emptyConfiguration;
+      return { config: emptyConfiguration, revision, records: 0 };
     }
-    this.latest = this.decode(kv.value, Number(kv.mod_revision));
-    return this.latest;
+    const h = this.parse(Head, HEAD_KEY, headKv.value);
+    let config = emptyConfiguration;
+    const snapKv = snapshot.kvs[0];
+    if (snapKv !== undefined) {
+      const snap = this.parse(Snapshot, SNAPSHOT_KEY, snapKv.value);
+      config = decodeConfiguration(snap.config);
+      if (config.version !== snap.version) throw this.corrupt(SNAPSHOT_KEY, `holds v${config.version}, not v${snap.version}`);
+    }
+    let records = 0;
+    for (const kv of log.kvs) {
+      const key = kv.key.toString('utf8');
+      const entry = this.parse(LogEntry, key, kv.value);
+      if (entry.record.version <= config.version) continue; // covered by the snapshot
+      if (entry.prev !== config.version) throw this.corrupt(key, `follows v${entry.prev}, but the log before it ends at v${config.version}`);
+      config = applyRecords(config, [entry.record]);
+      records += 1;
+    }
+    if (config.version !== h.version) throw this.corrupt(HEAD_KEY, `names v${h.version}, but snapshot and log end at v${config.version}`);
+    this.revisions.set(config, Number(headKv.mod_revision));
+    return { config, revision, records };
+  }
+
+  async load(): Promise<Configuration> {
+    const { config, revision, records } = await this.readAll();
+    this.loadedRevision = revision;
+    this.latest = config;
+    this.sinceSnapshot = records;
+    return config;
   }
 
   /** True when etcd holds no configuration under the prefix (migration target check). */
   async isEmpty(): Promise<boolean> {
-    const res = await this.ns.get(CONFIG_KEY).exec();
+    const res = await this.ns.get(HEAD_KEY).exec();
     return res.kvs.length === 0;
   }
 
   /**
-   * Compare-and-swap from `base` (default: the last configuration this store saw).
+   * Compare-and-swap from `base` (default: the newest configuration this store saw).
    * Resolves once etcd committed; rejects StoreConflict when `base` is out of date.
    */
   async commit(config: Configuration, base?: Configuration): Promise<void> {
@@ -158,46 +213,71 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       throw new ApiError(500, 'STORE_BASE_UNKNOWN', `Configuration v${from.version} was not read from etcd; cannot compare-and-swap from it.`);
     }
     const id = randomBytes(12).toString('hex');
+    const entry = JSON.stringify({ prev: from.version, record: diffConfiguration(from, config) });
     let res;
     try {
       res = await this.ns
-        .if(CONFIG_KEY, 'Mod', '==', expected)
-        .then(this.ns.put(CONFIG_KEY).value(encodeConfiguration(config)), this.ns.put(COMMIT_KEY).value(id))
-        .else(this.ns.get(CONFIG_KEY), this.ns.get(COMMIT_KEY))
+        .if(HEAD_KEY, 'Mod', '==', expected)
+        .then(this.ns.put(HEAD_KEY).value(JSON.stringify({ version: config.version, commit: id })), this.ns.put(logKey(config.version)).value(entry))
+        .else(this.ns.get(HEAD_KEY))
         .commit();
     } catch (err) {
       throw unavailable('confirm the write', err);
     }
     if (res.succeeded) {
-      this.remember(config, Number(res.header.revision));
+      this.remember(from, config, Number(res.header.revision));
       return;
     }
-    const current = res.responses[0]?.response_range?.kvs?.[0];
-    const commitId = res.responses[1]?.response_range?.kvs?.[0]?.value.toString('utf8');
-    if (current !== undefined && commitId === id) {
+    const headKv = res.responses[0]?.response_range?.kvs?.[0];
+    if (headKv !== undefined && this.parse(Head, HEAD_KEY, headKv.value).commit === id) {
       // The client retried a transaction whose first attempt had committed: it is ours.
-      this.remember(config, Number(current.mod_revision));
+      this.remember(from, config, Number(headKv.mod_revision));
       return;
     }
-    if (current === undefined) {
-      throw new ApiError(500, 'STORE_CORRUPT', `etcd key ${this.prefix}/${CONFIG_KEY} vanished; restore it from a backup.`);
-    }
-    const winner = this.decode(current.value, Number(current.mod_revision));
+    // Lost the race: the winner is what etcd holds now.
+    const { config: winner } = await this.readAll();
     if (winner.version > this.latest.version) this.latest = winner;
     throw new StoreConflict(winner);
   }
 
-  private remember(config: Configuration, revision: number): void {
+  private remember(from: Configuration, config: Configuration, revision: number): void {
     this.revisions.set(config, revision);
-    if (config.version >= this.latest.version) this.latest = config;
+    if (from === this.latest || config.version > this.latest.version) {
+      this.latest = config;
+      this.sinceSnapshot += 1;
+    }
+    if (this.sinceSnapshot >= this.snapshotEvery) void this.snapshot().catch(this.onError);
+  }
+
+  /** Folds the log into a new snapshot of the newest configuration and deletes the records it covers. */
+  async snapshot(): Promise<void> {
+    if (this.snapshotting || this.closed) return;
+    this.snapshotting = true;
+    try {
+      const config = this.latest;
+      const doc = JSON.parse(encodeConfiguration(config)) as unknown;
+      // Never replace a newer snapshot (another replica may have folded further meanwhile).
+      const current = await this.ns.get(SNAPSHOT_KEY).exec();
+      const kv = current.kvs[0];
+      if (kv !== undefined && this.parse(Snapshot, SNAPSHOT_KEY, kv.value).version >= config.version) return;
+      await this.ns
+        .if(SNAPSHOT_KEY, 'Mod', '==', kv === undefined ? 0 : Number(kv.mod_revision))
+        .then(
+          this.ns.put(SNAPSHOT_KEY).value(JSON.stringify({ version: config.version, config: doc })),
+          this.ns.delete().inRange({ start: logKey(0), end: logKey(config.version + 1) }),
+        )
+        .commit();
+      this.sinceSnapshot = Math.max(0, this.latest.version === config.version ? 0 : this.sinceSnapshot);
+    } finally {
+      this.snapshotting = false;
+    }
   }
 
   /**
-   * Delivers the stored node reports, then watches the configuration and the reports
-   * for changes made through other replicas.
+   * Delivers the stored node reports, then watches the log and the reports for changes
+   * made through other replicas.
    */
   async subscribe(listener: StoreListener): Promise<void> {
-    const start = String(this.loadedRevision + 1);
     let reports;
     try {
       reports = await this.ns.getAll().prefix(NODES_PREFIX).exec();
@@ -205,28 +285,45 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       throw unavailable('answer a read', err);
     }
     for (const kv of reports.kvs) this.deliverReport(listener, kv.key.toString('utf8'), kv.value);
-    const configWatch = await this.ns.watch().key(CONFIG_KEY).startRevision(start).create();
-    configWatch.on('put', (kv) => {
-      try {
-        const config = this.decode(kv.value, Number(kv.mod_revision));
-        if (config.version > this.latest.version) this.latest = config;
-        listener.configuration(config);
-      } catch (err) {
-        this.onError(err);
-      }
-    });
+    const logWatch = await this.ns.watch().prefix(LOG_PREFIX).startRevision(String(this.loadedRevision + 1)).create();
+    logWatch.on('put', (kv) => this.onRecord(listener, kv));
     const nodesWatch = await this.ns.watch().prefix(NODES_PREFIX).startRevision(String(Number(reports.header.revision) + 1)).create();
     nodesWatch.on('put', (kv) => this.deliverReport(listener, kv.key.toString('utf8'), kv.value));
-    for (const w of [configWatch, nodesWatch]) w.on('error', (err) => this.onError(err));
-    this.watchers = [configWatch, nodesWatch];
+    for (const w of [logWatch, nodesWatch]) w.on('error', (err) => this.onError(err));
+    this.watchers = [logWatch, nodesWatch];
+  }
+
+  private onRecord(listener: StoreListener, kv: IKeyValue): void {
+    try {
+      const key = kv.key.toString('utf8');
+      const entry = this.parse(LogEntry, key, kv.value);
+      if (entry.record.version <= this.latest.version) return; // ours, or already known
+      if (entry.prev !== this.latest.version) {
+        // Missed a record (e.g. a watch restarted after compaction): read everything again.
+        void this.readAll().then((all) => {
+          if (all.config.version <= this.latest.version) return;
+          this.latest = all.config;
+          listener.configuration(all.config);
+        }, this.onError);
+        return;
+      }
+      const config = applyRecords(this.latest, [entry.record]);
+      // head was written in the same transaction, so it carries this revision.
+      this.revisions.set(config, Number(kv.mod_revision));
+      this.latest = config;
+      this.sinceSnapshot += 1;
+      listener.configuration(config);
+    } catch (err) {
+      this.onError(err);
+    }
   }
 
   private deliverReport(listener: StoreListener, key: string, value: Buffer): void {
     try {
-      const parsed = StoredReport.parse(JSON.parse(value.toString('utf8')));
+      const parsed = this.parse(StoredReport, key, value);
       listener.report(parsed.report, parsed.last_seen);
     } catch (err) {
-      this.onError(new ApiError(500, 'STORE_CORRUPT', `etcd key ${this.prefix}/${key} is not a node report: ${String(err)}`));
+      this.onError(err);
     }
   }
 
@@ -244,18 +341,23 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       .value(`{"last_seen":${lastSeen},"report":${json}}`)
       .exec()
       .catch((err: unknown) => {
-        // Retry with the next report.
+        // Retried with the next report.
         this.published.delete(report.uuid);
         this.onError(unavailable('store a node report', err));
       });
   }
 
-  /** Writes `config` unconditionally if the prefix is empty (or `force`): for migrate-store. */
+  /** Replaces whatever the prefix holds by `config` as a snapshot (for migrate-store). */
   async replaceAll(config: Configuration, force: boolean): Promise<void> {
-    const text = encodeConfiguration(config);
-    const id = randomBytes(12).toString('hex');
-    const put = [this.ns.put(CONFIG_KEY).value(text), this.ns.put(COMMIT_KEY).value(id)];
-    const res = force ? await this.ns.if(CONFIG_KEY, 'Mod', '<', Number.MAX_SAFE_INTEGER).then(...put).commit() : await this.ns.if(CONFIG_KEY, 'Create', '==', 0).then(...put).commit();
+    const doc = JSON.parse(encodeConfiguration(config)) as unknown;
+    const ops = [
+      this.ns.delete().prefix(LOG_PREFIX),
+      this.ns.put(SNAPSHOT_KEY).value(JSON.stringify({ version: config.version, config: doc })),
+      this.ns.put(HEAD_KEY).value(JSON.stringify({ version: config.version, commit: randomBytes(12).toString('hex') })),
+    ];
+    const res = force
+      ? await this.ns.if(HEAD_KEY, 'Mod', '<', Number.MAX_SAFE_INTEGER).then(...ops).commit()
+      : await this.ns.if(HEAD_KEY, 'Create', '==', 0).then(...ops).commit();
     if (!res.succeeded) {
       throw new ApiError(409, 'STORE_NOT_EMPTY', `etcd already holds a configuration under ${this.prefix}/; pass --force to overwrite it.`);
     }

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { Etcd3 } from 'etcd3';
 import winston from 'winston';
 import { FlockerApiError, FlockerClient, type NodeReport } from '@flocker/api';
 import { emptyConfiguration, type Configuration } from '../configuration';
@@ -91,6 +92,35 @@ describe('EtcdConfigurationStore', () => {
     const again = await open(prefix).load();
     expect(again.version).toBe(2);
     expect([...again.nodes.keys()].sort()).toEqual([A, B]);
+  });
+
+  it('folds the log into snapshots; a fresh store and a watching replica both end at the same configuration', async () => {
+    const prefix = `/t-${randomUUID()}`;
+    const writer = new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix, snapshotEvery: 3 });
+    stores.push(writer);
+    const watcher = open(prefix);
+    await watcher.load();
+    const seen: number[] = [];
+    await watcher.subscribe({ configuration: (c) => seen.push(c.version), report: () => undefined });
+    let config = await writer.load();
+    for (let i = 0; i < 10; i++) {
+      const next: Configuration = { ...config, version: config.version + 1, nodes: new Map([...config.nodes, [randomUUID(), { uuid: randomUUID(), host: `h${i}` }]]) };
+      await writer.commit(next, config);
+      config = next;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await eventually(() => seen.at(-1) === 10);
+    const fresh = await open(prefix).load();
+    expect(fresh.version).toBe(10);
+    expect(encodeConfiguration(fresh)).toBe(encodeConfiguration(config));
+    const raw = new Etcd3({ hosts: etcd.endpoints });
+    try {
+      const logKeys = await raw.namespace(`${prefix}/`).getAll().prefix('log/').keys();
+      expect(logKeys.length).toBeLessThan(5);
+      expect(await raw.namespace(`${prefix}/`).get('snapshot').string()).toContain('"version":');
+    } finally {
+      raw.close();
+    }
   });
 
   it('replaceAll refuses a non-empty prefix unless forced', async () => {
