@@ -6,7 +6,7 @@ import { isStorageError } from './BlockDeviceApi';
 import { isDeviceBusy, listMounts, makeFilesystem, mount, unmount } from './blockdev';
 import { blockDeviceApiContract, expectStorageError } from './contract';
 import { execFileExec } from './exec';
-import { attachLoop, findLoopDevices, isReadOnly, listLoopBindings, loopBindingOf, LoopScanner, parseBackingFile } from './losetup';
+import { attachLoop, detachLoop, findLoopDevices, isReadOnly, listLoopBindings, loopBindingOf, LoopIoctls, LoopScanner, parseBackingFile } from './losetup';
 import { LoopbackDriver } from './LoopbackDriver';
 import { PoolLock } from './PoolLock';
 import { destroyTempRoot, loopsUnder, makeTempRoot } from './testSupport';
@@ -376,6 +376,38 @@ describe('loop devices from sysfs', () => {
     } finally {
       await fs.rm(link, { force: true });
     }
+  });
+
+  it('attaches and detaches with ioctls exactly as losetup would see it, with clear errors', async () => {
+    const root = await makeTempRoot('flocker-loopback-test-');
+    roots.push(root);
+    const file = path.join(root, 'ioctl.img');
+    await fs.writeFile(file, '');
+    await fs.truncate(file, 8 * MiB);
+    const ioctls = new LoopIoctls();
+    const device = await attachLoop(execFileExec, file, undefined, { ioctls, readOnly: (d) => isReadOnly(d) });
+    expect(await findLoopDevices(execFileExec, file)).toEqual([device]);
+    expect(loopBindingOf(device)).toEqual({ device, backingFile: file, deleted: false });
+    expect(Number((await sh('blockdev', ['--getsize64', device])).trim())).toBe(8 * MiB);
+    expect(await isReadOnly(device)).toBe(false);
+    await detachLoop(execFileExec, device, undefined, { ioctls });
+    expect(await findLoopDevices(execFileExec, file)).toEqual([]);
+    await expectStorageError(detachLoop(execFileExec, device, undefined, { ioctls }), 'BACKEND_ERROR');
+    const missing = await ioctls.attach(path.join(root, 'missing.img')).catch((e: unknown) => e);
+    expect(isStorageError(missing, 'BACKEND_ERROR')).toBe(true);
+    expect(String(missing)).toMatch(/cannot open .*missing\.img: No such file or directory/);
+    // Concurrent attaches each get their own device.
+    const files = await Promise.all(
+      [1, 2, 3].map(async (i) => {
+        const f = path.join(root, `c${i}.img`);
+        await fs.writeFile(f, '');
+        await fs.truncate(f, MiB);
+        return f;
+      }),
+    );
+    const devices = await Promise.all(files.map((f) => new LoopIoctls().attach(f)));
+    expect(new Set(devices).size).toBe(3);
+    for (const d of devices) await detachLoop(execFileExec, d!);
   });
 
   it('attachLoop clears a read-only flag left on a reused loop device', async () => {

@@ -12,14 +12,12 @@ import {
 } from './BlockDeviceApi';
 import { isDeviceBusy, listMounts } from './blockdev';
 import { execFileExec, runChecked, type ExecFn } from './exec';
-import { attachLoop, detachLoop, findLoopDevices, isReadOnly, loopBindingOf, LoopScanner, refreshLoopCapacity } from './losetup';
+import { attachLoop, detachLoop, findLoopDevices, isReadOnly, loopBindingOf, LoopIoctls, LoopScanner, refreshLoopCapacity, type AttachLoopOptions } from './losetup';
 import { PoolLock } from './PoolLock';
 import { fsyncDir, VolumeRecord, writeFileAtomic } from './VolumeRecord';
 
 export const DEFAULT_ALLOCATION_UNIT = 1024 * 1024;
 
-/** sysfs says whether a fresh loop device is read-only; usually not, which saves `blockdev --setrw`. */
-const ATTACH_OPTIONS = { readOnly: (device: string) => isReadOnly(device) };
 
 export interface LoopbackDriverOptions {
   /** The pool directory, shared by every (simulated) host using this backend. */
@@ -34,8 +32,9 @@ export interface LoopbackDriverOptions {
   /** How long to wait for the pool lock before failing; default 60 s. */
   readonly lockTimeoutMs?: number;
   /**
-   * How loop devices of a volume are found: 'sysfs' (default) reads
-   * /sys/block/loopN/loop/backing_file; 'losetup' spawns `losetup -j` each time.
+   * How loop devices are found, attached and detached: 'sysfs' (default) reads
+   * /sys/block/loopN/loop/backing_file and attaches/detaches with ioctls in a
+   * long-lived helper; 'losetup' spawns losetup (-j, --find --show, -d) each time.
    */
   readonly loopDiscovery?: 'sysfs' | 'losetup';
   /** How the pool lock is taken; see PoolLockOptions.mode. */
@@ -96,6 +95,8 @@ export class LoopbackDriver implements BlockDeviceApi {
   private canonicalVolumes: Promise<string> | undefined;
   private readonly loopDiscovery: 'sysfs' | 'losetup';
   private readonly loopScanner = new LoopScanner();
+  private readonly attachOptions: AttachLoopOptions;
+  private readonly detachOptions: { ioctls?: LoopIoctls };
   /** The device each volume was last found on: checked (one sysfs read) before scanning every device. */
   private readonly lastDevice = new Map<string, string>();
 
@@ -116,6 +117,10 @@ export class LoopbackDriver implements BlockDeviceApi {
       ...(options.lockMode !== undefined ? { mode: options.lockMode } : {}),
     });
     this.loopDiscovery = options.loopDiscovery ?? 'sysfs';
+    const ioctls = this.loopDiscovery === 'sysfs' ? new LoopIoctls() : undefined;
+    // sysfs also says whether a fresh device is read-only; usually not, which saves `blockdev --setrw`.
+    this.attachOptions = { readOnly: (device: string) => isReadOnly(device), ...(ioctls !== undefined ? { ioctls } : {}) };
+    this.detachOptions = ioctls !== undefined ? { ioctls } : {};
   }
 
   allocationUnit(): number {
@@ -186,7 +191,7 @@ export class LoopbackDriver implements BlockDeviceApi {
       const attached: VolumeRecord = { ...record, attached_to: instanceId };
       await this.writeRecord(attached);
       try {
-        const device = await attachLoop(this.exec, this.imagePath(blockdeviceId), blockdeviceId, ATTACH_OPTIONS);
+        const device = await attachLoop(this.exec, this.imagePath(blockdeviceId), blockdeviceId, this.attachOptions);
         this.logger.info('volume attached', { blockdeviceId, instanceId, device });
       } catch (e) {
         await this.writeRecord(record).catch((undo: unknown) =>
@@ -217,7 +222,7 @@ export class LoopbackDriver implements BlockDeviceApi {
       } else {
         const devices = await this.loopsOf(blockdeviceId);
         for (const device of devices) await this.refuseIfBusy(blockdeviceId, device);
-        for (const device of devices) await detachLoop(this.exec, device, blockdeviceId);
+        for (const device of devices) await detachLoop(this.exec, device, blockdeviceId, this.detachOptions);
         await this.verifyNoLoops(blockdeviceId);
       }
       await this.writeRecord({ ...record, attached_to: null });
@@ -261,7 +266,7 @@ export class LoopbackDriver implements BlockDeviceApi {
       // Rare path: ask losetup itself (it also matches by inode) before adding a device.
       const again = await findLoopDevices(this.exec, this.imagePath(blockdeviceId));
       if (again.length > 0) return again[0];
-      const device = await attachLoop(this.exec, this.imagePath(blockdeviceId), blockdeviceId, ATTACH_OPTIONS);
+      const device = await attachLoop(this.exec, this.imagePath(blockdeviceId), blockdeviceId, this.attachOptions);
       this.logger.warn('re-created missing loop device of a volume attached here', { blockdeviceId, device });
       return device;
     });
@@ -341,7 +346,7 @@ export class LoopbackDriver implements BlockDeviceApi {
       const known = new Map(volumes.map((v) => [v.blockdeviceId, v]));
       for (const v of volumes) {
         if (v.attachedTo === this.instanceId && (await findLoopDevices(this.exec, this.imagePath(v.blockdeviceId))).length === 0) {
-          const device = await attachLoop(this.exec, this.imagePath(v.blockdeviceId), v.blockdeviceId, ATTACH_OPTIONS);
+          const device = await attachLoop(this.exec, this.imagePath(v.blockdeviceId), v.blockdeviceId, this.attachOptions);
           report.reattached.push(v.blockdeviceId);
           this.logger.warn('repair: re-created loop device', { blockdeviceId: v.blockdeviceId, device });
         }
@@ -355,7 +360,7 @@ export class LoopbackDriver implements BlockDeviceApi {
             this.logger.warn('repair: stale loop device is in use; leaving it', { blockdeviceId: id, device });
             continue;
           }
-          await detachLoop(this.exec, device, id);
+          await detachLoop(this.exec, device, id, this.detachOptions);
           report.detachedStale.push(device);
           this.logger.warn('repair: detached stale loop device', { blockdeviceId: id, device });
         }
@@ -395,7 +400,7 @@ export class LoopbackDriver implements BlockDeviceApi {
     for (const device of devices) {
       await this.refuseIfBusy(blockdeviceId, device);
       this.logger.warn('detaching stale loop device of a detached volume', { blockdeviceId, device });
-      await detachLoop(this.exec, device, blockdeviceId);
+      await detachLoop(this.exec, device, blockdeviceId, this.detachOptions);
     }
     if (devices.length > 0) await this.verifyNoLoops(blockdeviceId);
   }
@@ -443,7 +448,7 @@ export class LoopbackDriver implements BlockDeviceApi {
         busy.push(device);
         continue;
       }
-      await detachLoop(this.exec, device, blockdeviceId);
+      await detachLoop(this.exec, device, blockdeviceId, this.detachOptions);
     }
     if (busy.length === 0) {
       await this.verifyNoLoops(blockdeviceId);
@@ -451,7 +456,7 @@ export class LoopbackDriver implements BlockDeviceApi {
     }
     for (const device of busy) {
       // Deferred: the device goes away by itself once the last user unmounts it.
-      await detachLoop(this.exec, device, blockdeviceId);
+      await detachLoop(this.exec, device, blockdeviceId, this.detachOptions);
     }
     const copy = `${image}.fence-${randomBytes(4).toString('hex')}`;
     try {

@@ -1,7 +1,7 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { Socket } from 'node:net';
 import { StorageError } from './BlockDeviceApi';
+import { HelperUnavailable, LineHelper } from './exec';
 
 export interface PoolLockOptions {
   /** Give up (BACKEND_ERROR) after waiting this long for another holder. */
@@ -38,13 +38,6 @@ while (my $line = <STDIN>) {
 }
 `;
 
-interface Helper {
-  readonly child: ChildProcessWithoutNullStreams;
-  /** One resolver per command sent, answered in order. */
-  readonly replies: Array<(line: string | Error) => void>;
-  stderr: string;
-}
-
 /**
  * A cross-process exclusive lock on a file, shared by every agent that uses the
  * same pool directory (simulated hosts on one kernel, or hosts on a shared
@@ -61,8 +54,7 @@ export class PoolLock {
   private queue: Promise<void> = Promise.resolve();
   private readonly timeoutMs: number;
   private mode: 'helper' | 'flock';
-  /** The helper process (being started, or running); forgotten when it dies. */
-  private helper: Promise<Helper> | undefined;
+  private readonly helper: LineHelper;
 
   constructor(
     readonly path: string,
@@ -70,6 +62,7 @@ export class PoolLock {
   ) {
     this.timeoutMs = options.timeoutMs ?? 60_000;
     this.mode = options.mode ?? 'helper';
+    this.helper = new LineHelper(`lock helper for ${path}`, ['perl', '-e', HELPER_SCRIPT, path]);
   }
 
   /** Runs fn while holding the lock. */
@@ -133,75 +126,15 @@ export class PoolLock {
   }
 
   private async acquireWithHelper(): Promise<() => Promise<void>> {
-    const helper = await (this.helper ?? this.startHelper());
-    const answer = await this.send(helper, `lock ${this.waitSeconds()}`);
+    const answer = await this.helper.request(`lock ${this.waitSeconds()}`);
     if (answer !== 'locked') {
       throw new StorageError('BACKEND_ERROR', `timed out after ${this.waitSeconds()}s waiting for the storage pool lock ${this.path}`);
     }
     return async () => {
-      // Not awaited: the next command queues behind it in the pipe, and if the
+      // Not awaited: the next request queues behind it in the pipe, and if the
       // helper died instead, its lock died with it.
-      this.send(helper, 'unlock').catch(() => undefined);
+      this.helper.request('unlock').catch(() => undefined);
     };
-  }
-
-  /** Sends one command line; resolves with the helper's one-line answer. */
-  private send(helper: Helper, command: string): Promise<string> {
-    return new Promise<string>((resolve, reject) => {
-      helper.replies.push((line) => (line instanceof Error ? reject(line) : resolve(line)));
-      this.setRef(helper, true);
-      helper.child.stdin.write(`${command}\n`);
-    });
-  }
-
-  /** An idle helper must not keep the process alive; a waiting one must. */
-  private setRef(helper: Helper, ref: boolean): void {
-    if (ref) helper.child.ref();
-    else helper.child.unref();
-    // The pipes are sockets; they hold the event loop too.
-    for (const pipe of [helper.child.stdin, helper.child.stdout, helper.child.stderr]) {
-      if (!(pipe instanceof Socket)) continue;
-      if (ref) pipe.ref();
-      else pipe.unref();
-    }
-  }
-
-  private startHelper(): Promise<Helper> {
-    const child = spawn('perl', ['-e', HELPER_SCRIPT, this.path], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const helper: Helper = { child, replies: [], stderr: '' };
-    const started = new Promise<Helper>((resolve, reject) => {
-      child.once('spawn', () => resolve(helper));
-      child.once('error', (e: NodeJS.ErrnoException) => {
-        forget();
-        if (e.code === 'ENOENT') reject(new HelperUnavailable());
-        else reject(new StorageError('BACKEND_ERROR', `cannot run the lock helper for ${this.path}: ${e.message}`));
-      });
-    });
-    const forget = (): void => {
-      if (this.helper === started) this.helper = undefined;
-    };
-    this.helper = started;
-    let buffered = '';
-    child.stdout.setEncoding('utf8');
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (d: string) => (helper.stderr += d));
-    child.stdin.on('error', () => undefined); // EPIPE after the helper died: 'close' reports it
-    child.stdout.on('data', (d: string) => {
-      buffered += d;
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        helper.replies.shift()?.(line);
-      }
-      if (helper.replies.length === 0) this.setRef(helper, false);
-    });
-    child.once('close', (code) => {
-      forget();
-      const failure = new StorageError('BACKEND_ERROR', `the lock helper for ${this.path} exited with ${code}: ${helper.stderr.trim() || 'no output'}`);
-      for (const reply of helper.replies.splice(0)) reply(failure);
-    });
-    return started;
   }
 
   private acquireWithFlock(): Promise<() => Promise<void>> {
@@ -249,4 +182,3 @@ export class PoolLock {
   }
 }
 
-class HelperUnavailable extends Error {}

@@ -1,4 +1,5 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { Socket } from 'node:net';
 import { StorageError, type StorageErrorCode } from './BlockDeviceApi';
 
 /** The outcome of one command; a non-zero exit is a result, not an exception. */
@@ -66,4 +67,90 @@ export async function runChecked(
     );
   }
   return result.stdout;
+}
+
+/** The helper program cannot be run at all (not installed): callers fall back to spawning per call. */
+export class HelperUnavailable extends Error {}
+
+/**
+ * A long-lived helper process speaking one line per request and one line per
+ * answer, answered in order. Spawned on first use, again after it dies; it
+ * holds the event loop only while a request is outstanding. A program that
+ * spawns once instead of once per call saves a process start (several ms,
+ * far more on a loaded host) on every request.
+ */
+export class LineHelper {
+  private running: Promise<RunningHelper> | undefined;
+
+  constructor(
+    private readonly what: string,
+    private readonly argv: readonly [string, ...string[]],
+  ) {}
+
+  async request(line: string): Promise<string> {
+    const helper = await (this.running ?? this.start());
+    return new Promise<string>((resolve, reject) => {
+      helper.replies.push((answer) => (answer instanceof Error ? reject(answer) : resolve(answer)));
+      setRef(helper, true);
+      helper.child.stdin.write(`${line}\n`);
+    });
+  }
+
+  private start(): Promise<RunningHelper> {
+    const [file, ...args] = this.argv;
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const helper: RunningHelper = { child, replies: [], stderr: '' };
+    const forget = (): void => {
+      if (this.running === started) this.running = undefined;
+    };
+    const started = new Promise<RunningHelper>((resolve, reject) => {
+      child.once('spawn', () => resolve(helper));
+      child.once('error', (e: NodeJS.ErrnoException) => {
+        forget();
+        if (e.code === 'ENOENT') reject(new HelperUnavailable(`${file} is not installed`));
+        else reject(new StorageError('BACKEND_ERROR', `cannot run the ${this.what}: ${e.message}`));
+      });
+    });
+    this.running = started;
+    let buffered = '';
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d: string) => (helper.stderr += d));
+    child.stdin.on('error', () => undefined); // EPIPE after the helper died: 'close' reports it
+    child.stdout.on('data', (d: string) => {
+      buffered += d;
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const answer = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        helper.replies.shift()?.(answer);
+      }
+      if (helper.replies.length === 0) setRef(helper, false);
+    });
+    child.once('close', (code) => {
+      forget();
+      const failure = new StorageError('BACKEND_ERROR', `the ${this.what} exited with ${code}: ${helper.stderr.trim() || 'no output'}`);
+      for (const reply of helper.replies.splice(0)) reply(failure);
+    });
+    return started;
+  }
+}
+
+interface RunningHelper {
+  readonly child: ChildProcessWithoutNullStreams;
+  /** One resolver per request sent, answered in order. */
+  readonly replies: Array<(answer: string | Error) => void>;
+  stderr: string;
+}
+
+/** An idle helper must not keep the process alive; a busy one must. */
+function setRef(helper: RunningHelper, ref: boolean): void {
+  if (ref) helper.child.ref();
+  else helper.child.unref();
+  // The pipes are sockets; they hold the event loop too.
+  for (const pipe of [helper.child.stdin, helper.child.stdout, helper.child.stderr]) {
+    if (!(pipe instanceof Socket)) continue;
+    if (ref) pipe.ref();
+    else pipe.unref();
+  }
 }

@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { runChecked, type ExecFn } from './exec';
+import { StorageError } from './BlockDeviceApi';
+import { HelperUnavailable, LineHelper, runChecked, type ExecFn } from './exec';
 
 /** Loop device names in `losetup -j <file>` output, e.g. "/dev/loop0: [64769]:1234 (/pool/x.img)". */
 export function parseLosetupAssociations(stdout: string): string[] {
@@ -27,9 +28,21 @@ export interface AttachLoopOptions {
    * isReadOnly (sysfs).
    */
   readonly readOnly?: (device: string) => Promise<boolean | null>;
+  /** Attach with ioctls in a long-lived helper instead of a losetup process (falls back to losetup without perl). */
+  readonly ioctls?: LoopIoctls;
 }
 
 export async function attachLoop(exec: ExecFn, file: string, blockdeviceId?: string, options: AttachLoopOptions = {}): Promise<string> {
+  const attached = options.ioctls === undefined ? null : await options.ioctls.attach(file, blockdeviceId);
+  const device = attached ?? (await attachWithLosetup(exec, file, blockdeviceId));
+  // A read-only flag set with BLKROSET (blockdev --setro) outlives the detach and
+  // would be inherited by whoever gets /dev/loopN next; clear it.
+  if (options.readOnly !== undefined && (await options.readOnly(device)) === false) return device;
+  await runChecked(exec, 'blockdev', ['--setrw', device], `making ${device} writable`, 'BACKEND_ERROR', blockdeviceId);
+  return device;
+}
+
+async function attachWithLosetup(exec: ExecFn, file: string, blockdeviceId?: string): Promise<string> {
   const out = await runChecked(
     exec,
     'losetup',
@@ -42,14 +55,11 @@ export async function attachLoop(exec: ExecFn, file: string, blockdeviceId?: str
   if (!/^\/dev\/loop\d+$/.test(device)) {
     throw new Error(`losetup --find --show printed ${JSON.stringify(out)}, not a loop device`);
   }
-  // A read-only flag set with BLKROSET (blockdev --setro) outlives the detach and
-  // would be inherited by whoever gets /dev/loopN next; clear it.
-  if (options.readOnly !== undefined && (await options.readOnly(device)) === false) return device;
-  await runChecked(exec, 'blockdev', ['--setrw', device], `making ${device} writable`, 'BACKEND_ERROR', blockdeviceId);
   return device;
 }
 
-export async function detachLoop(exec: ExecFn, device: string, blockdeviceId?: string): Promise<void> {
+export async function detachLoop(exec: ExecFn, device: string, blockdeviceId?: string, options: { ioctls?: LoopIoctls } = {}): Promise<void> {
+  if (options.ioctls !== undefined && (await options.ioctls.detach(device, blockdeviceId))) return;
   await runChecked(exec, 'losetup', ['-d', device], `detaching ${device}`, 'BACKEND_ERROR', blockdeviceId);
 }
 
@@ -164,5 +174,84 @@ export class LoopScanner {
     };
     p.then(clear, clear);
     return p;
+  }
+}
+
+/**
+ * What `losetup --find --show FILE` and `losetup -d DEV` do, as ioctls:
+ * LOOP_CTL_GET_FREE on /dev/loop-control, then LOOP_SET_FD on the free device
+ * (EBUSY: someone took it first, try the next); LOOP_CLR_FD (on a device in use
+ * the kernel defers it, exactly as for losetup -d). One answer line each.
+ */
+const LOOP_HELPER_SCRIPT = `
+use strict; use Errno qw(EBUSY);
+$| = 1;
+while (my $line = <STDIN>) {
+  chomp $line;
+  my ($cmd, $arg) = split / /, $line, 2;
+  my $res = eval {
+    if ($cmd eq 'attach') {
+      open(my $file, '+<', $arg) or die "cannot open $arg: $!\\n";
+      for my $try (1 .. 50) {
+        open(my $ctl, '<', '/dev/loop-control') or die "cannot open /dev/loop-control: $!\\n";
+        my $n = ioctl($ctl, 0x4C82, 0);
+        defined $n or die "LOOP_CTL_GET_FREE failed: $!\\n";
+        close $ctl;
+        $n = 0 if $n eq '0 but true';
+        my $dev = "/dev/loop$n";
+        open(my $loop, '+<', $dev) or die "cannot open $dev: $!\\n";
+        return "ok $dev" if ioctl($loop, 0x4C00, fileno($file) + 0);
+        die "LOOP_SET_FD on $dev failed: $!\\n" unless $! == EBUSY;
+      }
+      die "no free loop device (others took each one first)\\n";
+    } elsif ($cmd eq 'detach') {
+      open(my $loop, '<', $arg) or die "cannot open $arg: $!\\n";
+      ioctl($loop, 0x4C01, 0) or die "LOOP_CLR_FD on $arg failed: $!\\n";
+      return "ok";
+    }
+    die "unknown command $cmd\\n";
+  };
+  if (defined $res) { print "$res\\n" } else { my $e = $@; $e =~ s/\\s+$//; $e =~ s/\\n/ /g; print "err $e\\n" }
+}
+`;
+
+/**
+ * Loop attach and detach without a process per call: a long-lived perl helper
+ * does the ioctls (a losetup process costs ~10 ms on a loaded host). Answers
+ * null / false when perl is missing, and the caller runs losetup instead.
+ */
+export class LoopIoctls {
+  private readonly helper = new LineHelper('loop device helper', ['perl', '-e', LOOP_HELPER_SCRIPT]);
+  private unavailable = false;
+
+  /** The new device, or null: use losetup. */
+  async attach(file: string, blockdeviceId?: string): Promise<string | null> {
+    const answer = await this.ask(`attach ${file}`, file);
+    if (answer === null) return null;
+    const device = answer.slice('ok '.length);
+    if (!answer.startsWith('ok ') || !/^\/dev\/loop\d+$/.test(device)) {
+      throw new StorageError('BACKEND_ERROR', `attaching ${file} to a loop device failed: ${answer.replace(/^err /, '')}`, blockdeviceId);
+    }
+    return device;
+  }
+
+  /** True when detached; false: use losetup. */
+  async detach(device: string, blockdeviceId?: string): Promise<boolean> {
+    const answer = await this.ask(`detach ${device}`, device);
+    if (answer === null) return false;
+    if (answer !== 'ok') throw new StorageError('BACKEND_ERROR', `detaching ${device} failed: ${answer.replace(/^err /, '')}`, blockdeviceId);
+    return true;
+  }
+
+  private async ask(line: string, arg: string): Promise<string | null> {
+    // The protocol is one line per request.
+    if (this.unavailable || arg.includes('\n')) return null;
+    try {
+      return await this.helper.request(line);
+    } catch (e) {
+      if (!(e instanceof HelperUnavailable)) throw e;
+      this.unavailable = true;
+      return null;
+    }
   }
 }
