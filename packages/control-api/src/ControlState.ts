@@ -66,6 +66,8 @@ export class ControlState {
   private leaseTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private notifyTimer: NodeJS.Timeout | undefined;
+  private notifyImmediate: NodeJS.Immediate | undefined;
+  private notifyPending = false;
   /** Newest configuration another replica committed while our own commit was in flight. */
   private external: Configuration | undefined;
 
@@ -340,15 +342,28 @@ export class ControlState {
   }
 
   /**
-   * Wakes the long-polls, coalescing bursts of changes into one wake-up per
-   * NOTIFY_COALESCE_MS: with a thousand agents each wake-up costs a thousand answers.
+   * Wakes the long-polls. An isolated change wakes them on the next turn of the
+   * event loop (every hop of a create or move waits on this, so no fixed delay);
+   * after a wake-up, further changes are coalesced until NOTIFY_COALESCE_MS has
+   * passed: with a thousand agents each wake-up costs a thousand answers.
    */
   private notify(): void {
-    if (this.notifyTimer !== undefined) return;
-    this.notifyTimer = setTimeout(() => {
-      this.notifyTimer = undefined;
+    if (this.notifyImmediate !== undefined) return;
+    if (this.notifyTimer !== undefined) {
+      this.notifyPending = true;
+      return;
+    }
+    this.notifyImmediate = setImmediate(() => {
+      this.notifyImmediate = undefined;
       this.wakeAll();
-    }, NOTIFY_COALESCE_MS);
+      this.notifyTimer = setTimeout(() => {
+        this.notifyTimer = undefined;
+        if (this.notifyPending) {
+          this.notifyPending = false;
+          this.notify();
+        }
+      }, NOTIFY_COALESCE_MS);
+    });
   }
 
   /**
@@ -395,6 +410,7 @@ export class ControlState {
     if (this.livenessTimer !== undefined) clearInterval(this.livenessTimer);
     if (this.leaseTimer !== undefined) clearTimeout(this.leaseTimer);
     if (this.notifyTimer !== undefined) clearTimeout(this.notifyTimer);
+    if (this.notifyImmediate !== undefined) clearImmediate(this.notifyImmediate);
     this.wakeAll();
     if (this.pending !== this.committed) await this.durable().catch(() => undefined);
     await this.store.close?.();
