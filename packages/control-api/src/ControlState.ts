@@ -349,13 +349,16 @@ export class ControlState {
    */
   private notify(): void {
     if (this.notifyImmediate !== undefined) return;
-    if (this.notifyTimer !== undefined) {
+    // A few waiters are cheap to answer: no cool-down, so each hop of a create or move
+    // (several reports in quick succession) reaches its waiter at once.
+    if (this.notifyTimer !== undefined && this.changeWaiters.size > WAKE_BATCH) {
       this.notifyPending = true;
       return;
     }
     this.notifyImmediate = setImmediate(() => {
       this.notifyImmediate = undefined;
       this.wakeAll();
+      if (this.notifyTimer !== undefined) return;
       this.notifyTimer = setTimeout(() => {
         this.notifyTimer = undefined;
         if (this.notifyPending) {
