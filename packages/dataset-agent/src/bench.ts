@@ -116,7 +116,7 @@ async function main(): Promise<void> {
         '',
       ].join('\n'),
     );
-    const agent = spawn(process.execPath, [agentMain, '--config', join(dir, 'agent.yml')], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const agent = spawn(process.execPath, [agentMain, '--config', join(dir, 'agent.yml')], { stdio: ['ignore', 2, 2] }); // logs to stderr: stdout is the report
     procs.push(agent);
     const client = new FlockerClient({ baseUrl: `http://127.0.0.1:${port}` });
     await until(client, (s) => s.nodes.length > 0, 30_000);
