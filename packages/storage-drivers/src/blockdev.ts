@@ -6,6 +6,7 @@
 import { constants as fsc, promises as fs } from 'node:fs';
 import { StorageError } from './BlockDeviceApi';
 import { execFileExec, formatCommand, runChecked, type ExecFn } from './exec';
+import { mountSyscalls } from './mountHelper';
 
 export interface BlockdevOptions {
   readonly exec?: ExecFn;
@@ -123,7 +124,15 @@ export interface MountOptions extends BlockdevOptions {
   readonly options?: readonly string[];
 }
 
+const EBUSY = 16;
+
 export async function mount(device: string, mountPoint: string, options: MountOptions): Promise<void> {
+  // The mount(2) call directly when nothing asks for mount(8)'s argv (tests inject exec).
+  if (options.exec === undefined && (options.options ?? []).length === 0) {
+    const r = await mountSyscalls.mount(device, mountPoint, options.fstype);
+    if (r?.ok) return;
+    if (r) throw new StorageError('BACKEND_ERROR', `mounting ${device} on ${mountPoint} (${options.fstype}) failed: ${r.message}`);
+  }
   const exec = options.exec ?? execFileExec;
   const args = ['-t', options.fstype];
   if (options.options && options.options.length > 0) args.push('-o', options.options.join(','));
@@ -132,6 +141,12 @@ export async function mount(device: string, mountPoint: string, options: MountOp
 }
 
 export async function unmount(mountPoint: string, options: BlockdevOptions = {}): Promise<void> {
+  if (options.exec === undefined) {
+    const r = await mountSyscalls.umount(mountPoint);
+    if (r?.ok) return;
+    // As with umount(8), any failure counts as busy: the caller retries or reports it.
+    if (r) throw new StorageError('DEVICE_BUSY', `unmounting ${mountPoint} failed: ${r.message}${r.errno === EBUSY ? ' (in use)' : ''}`);
+  }
   const exec = options.exec ?? execFileExec;
   await runChecked(exec, 'umount', [mountPoint], `unmounting ${mountPoint}`, 'DEVICE_BUSY');
 }
