@@ -4,25 +4,32 @@
  */
 import type { FlockerClient } from '@flocker/api';
 import type { ClusterHost } from './Host';
-import { waitFor } from './run';
+import { ClusterError } from './run';
 
 export const TEST_DATASET_SIZE = 128 * 1024 * 1024;
 
-/** Waits until the dataset is mounted on nodeUuid (per the control service); returns its path there. */
-export function waitForMountedOn(
+/**
+ * Waits until the dataset is mounted on nodeUuid (per the control service); returns its path there.
+ * Follows the control service's long-poll, so it sees the report the moment it lands.
+ */
+export async function waitForMountedOn(
   client: FlockerClient,
   datasetId: string,
   nodeUuid: string,
   timeoutMs = 30_000,
 ): Promise<string> {
-  return waitFor(
-    `dataset ${datasetId} mounted on node ${nodeUuid}`,
-    async () => {
-      const s = (await client.listDatasetState()).find((d) => d.dataset_id === datasetId);
-      return s?.primary === nodeUuid && s.path !== undefined ? s.path : undefined;
-    },
-    { timeoutMs, intervalMs: 25 },
-  );
+  const deadline = Date.now() + timeoutMs;
+  let since: string | undefined;
+  for (;;) {
+    const snapshot = await client.waitForCluster(since, Math.max(0, Math.min(10_000, deadline - Date.now())));
+    since = snapshot.generation;
+    const node = snapshot.nodes.find((n) => n.uuid === nodeUuid && n.alive);
+    const m = node?.manifestations.find((x) => x.dataset_id === datasetId && x.status === 'mounted');
+    if (m?.path !== undefined) return m.path;
+    if (Date.now() >= deadline) {
+      throw new ClusterError('WAIT_TIMEOUT', `timed out after ${timeoutMs} ms waiting for dataset ${datasetId} mounted on node ${nodeUuid}`);
+    }
+  }
 }
 
 /** Mount points on the host whose source is a loop device, as seen in its own mount namespace. */
