@@ -17,25 +17,8 @@ cd "$root"
 venv="${FLOCKER_SCHEMATHESIS_VENV:-$root/.tools/schemathesis-venv}"
 # Pinned so every run checks the same way.
 version="${FLOCKER_SCHEMATHESIS_VERSION:-4.32.5}"
-stamp="$venv/.flocker-schemathesis-$version"
-
-if [ ! -f "$stamp" ]; then
-  mkdir -p "$(dirname "$venv")"
-  exec 9>"$venv.lock"
-  flock 9
-  if [ ! -f "$stamp" ]; then
-    if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
-      echo "schemathesis.sh: installing python3-venv" >&2
-      apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
-    fi
-    echo "schemathesis.sh: installing schemathesis==$version into $venv" >&2
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version" >&2
-    touch "$stamp" # written last: its presence means the install finished
-  fi
-  exec 9>&-
-fi
+source "$root/scripts/venv.sh"
+flocker_venv "$venv" "schemathesis-$version" "schemathesis==$version"
 [ "${1:-}" = install ] && { echo "$venv/bin/st"; exit 0; }
 
 source scripts/env.sh
