@@ -150,7 +150,11 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
         .command(
           ['list', 'ls'],
           'List volumes',
-          (b) => b.option('all', { type: 'boolean', default: false, describe: 'Include deleted volumes' }),
+          (b) =>
+            b
+              .option('all', { type: 'boolean', default: false, describe: 'Include deleted volumes' })
+              .example('$0 volumes list', 'NAME DATASET SIZE NODE STATE PATH, one line a volume')
+              .example('$0 volumes list --json | jq -r \'.[].name\'', 'for scripts'),
           run<GlobalArgs & { all: boolean }>(async (a, client) => {
             const [datasets, snapshot] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0)]);
             const shown = datasets.filter((d) => a.all || !d.deleted);
@@ -204,7 +208,7 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
         .command(
           'show <volume>',
           'Show one volume (by name or id)',
-          (b) => b.positional('volume', { type: 'string', demandOption: true }),
+          (b) => b.positional('volume', { type: 'string', demandOption: true }).example('$0 volumes show pgdata', 'by name, id or id prefix'),
           run<GlobalArgs & { volume: string }>(async (a, client) => {
             const [datasets, snapshot, leases] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0), client.listLeases()]);
             const d = resolveDataset(datasets, a.volume);
@@ -228,7 +232,14 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
         .command(
           'move <volume> <node>',
           'Move a volume to another node and wait until it is mounted there',
-          (b) => waitOptions(b.positional('volume', { type: 'string', demandOption: true }).positional('node', { type: 'string', demandOption: true })),
+          (b) =>
+            waitOptions(
+              b
+                .positional('volume', { type: 'string', demandOption: true })
+                .positional('node', { type: 'string', demandOption: true })
+                .example('$0 volumes move pgdata 10.0.0.6', 'waits until mounted on 10.0.0.6, showing each step')
+                .example('$0 volumes move pgdata 5d9e --no-wait', 'node by UUID prefix; return at once'),
+            ),
           run<GlobalArgs & { volume: string; node: string; wait: boolean; timeout: number }>(async (a, client) => {
             const [datasets, snapshot] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0)]);
             const d = resolveDataset(datasets, a.volume);
@@ -243,7 +254,7 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
         .command(
           ['destroy <volume>', 'rm <volume>'],
           'Delete a volume and its data',
-          (b) => waitOptions(b.positional('volume', { type: 'string', demandOption: true })),
+          (b) => waitOptions(b.positional('volume', { type: 'string', demandOption: true }).example('$0 volumes destroy pgdata', 'refused while leased')),
           run<GlobalArgs & { volume: string; wait: boolean; timeout: number }>(async (a, client) => {
             const d = resolveDataset(await client.listDatasets(), a.volume);
             const deleted = await client.deleteDataset(d.dataset_id);
@@ -260,7 +271,7 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
         .command(
           ['list', 'ls'],
           'List the nodes that have reported',
-          (b) => b,
+          (b) => b.example('$0 nodes list', 'NODE HOST ALIVE LAST SEEN BACKEND VOLUMES ERRORS'),
           run<GlobalArgs>(async (a, client) => {
             const snapshot = await client.waitForCluster(undefined, 0);
             print(a, snapshot.nodes, () =>
@@ -278,7 +289,7 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
         .command(
           ['list', 'ls'],
           'List leases',
-          (b) => b,
+          (b) => b.example('$0 leases list --json', ''),
           run<GlobalArgs>(async (a, client) => {
             const [leases, datasets] = await Promise.all([client.listLeases(), client.listDatasets()]);
             print(a, leases, () =>
@@ -295,6 +306,7 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
           (b) =>
             b
               .positional('volume', { type: 'string', demandOption: true })
+              .example('$0 leases acquire pgdata --expires 3600', 'pin it to its node for an hour')
               .option('node', { type: 'string', describe: "Node (default: the volume's primary)" })
               .option('expires', { type: 'number', describe: 'Seconds until the lease expires (default: never)' }),
           run<GlobalArgs & { volume: string; node?: string; expires?: number }>(async (a, client) => {
@@ -309,7 +321,7 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
         .command(
           'release <volume>',
           'Release the lease on a volume',
-          (b) => b.positional('volume', { type: 'string', demandOption: true }),
+          (b) => b.positional('volume', { type: 'string', demandOption: true }).example('$0 leases release pgdata', 'the volume may move again'),
           run<GlobalArgs & { volume: string }>(async (a, client) => {
             const d = resolveDataset(await client.listDatasets(), a.volume);
             const lease = await client.releaseLease(d.dataset_id);
@@ -321,7 +333,7 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
     .command(
       'status',
       'Cluster health: nodes alive, volumes converged or not and why',
-      (b) => b,
+      (b) => b.example('$0 status', 'exit code 1 when something is not converged'),
       run<GlobalArgs>(async (a, client) => {
         const [version, datasets, snapshot] = await Promise.all([client.version(), client.listDatasets(), client.waitForCluster(undefined, 0)]);
         const live = datasets.filter((d) => !d.deleted);
@@ -355,7 +367,7 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
     .command('ca', "The cluster's certificate authority (same as flocker-ca)", (c) => caCommands(c))
     .demandCommand(1, 'Name a command; see flocker --help')
     .epilogue(
-      'Exit codes: 0 success, 1 failure (or not converged, for status), 2 usage, 3 not found, 4 conflict (e.g. leased), 5 timed out, 6 control service unreachable.\nVolumes may be named by name, id or id prefix; nodes by UUID, UUID prefix or address.',
+      'Connection: flags, then FLOCKER_* environment, then the config file ($FLOCKER_CONFIG, ~/.config/flocker/cli.yml or /etc/flocker/cli.yml: control_url, cacert, cert, key), then the local cluster in /etc/flocker.\nExit codes: 0 success, 1 failure (or not converged, for status), 2 usage, 3 not found, 4 conflict (e.g. leased), 5 timed out, 6 control service unreachable.\nVolumes may be named by name, id or id prefix; nodes by UUID, UUID prefix or address.',
     )
     .completion('completion', 'Print a bash completion script')
     .strict()

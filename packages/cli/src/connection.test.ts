@@ -37,3 +37,35 @@ describe('resolveConnection', () => {
     expect(resolveConnection({}, { FLOCKER_CREDENTIALS_DIR: '/x' }, (p) => elsewhere.has(p))).toMatchObject({ cacert: '/x/cluster.crt' });
   });
 });
+
+describe('the CLI config file', () => {
+  const { mkdtempSync, writeFileSync, rmSync } = require('node:fs') as typeof import('node:fs');
+  const { join } = require('node:path') as typeof import('node:path');
+  const { tmpdir } = require('node:os') as typeof import('node:os');
+  const none = () => false;
+
+  it('is used below flags and environment, with paths relative to it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flocker-cli-config-'));
+    try {
+      const file = join(dir, 'cli.yml');
+      writeFileSync(file, 'control_url: https://control.example:4523\ncacert: certs/cluster.crt\ncert: certs/alice.crt\nkey: certs/alice.key\n');
+      const env = { FLOCKER_CONFIG: file };
+      expect(resolveConnection({}, env)).toEqual({
+        baseUrl: 'https://control.example:4523',
+        cacert: join(dir, 'certs/cluster.crt'),
+        cert: join(dir, 'certs/alice.crt'),
+        key: join(dir, 'certs/alice.key'),
+      });
+      expect(resolveConnection({ 'control-url': 'https://flag:1' }, { ...env, FLOCKER_CERT: '/env/c' })).toMatchObject({ baseUrl: 'https://flag:1', cert: '/env/c' });
+      writeFileSync(file, 'control_url: not a url\nextra: 1\n');
+      expect(() => resolveConnection({}, env)).toThrow(/control_url.*extra|extra.*control_url/s);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('names a missing FLOCKER_CONFIG, and is optional otherwise', () => {
+    expect(() => resolveConnection({}, { FLOCKER_CONFIG: '/nonexistent/cli.yml' }, none)).toThrow(/does not exist/);
+    expect(resolveConnection({}, { HOME: '/nonexistent' }, none)).toEqual({ baseUrl: 'http://127.0.0.1:4523' });
+  });
+});

@@ -4,7 +4,11 @@
  * and the API user certificate admin.crt/admin.key), then plain HTTP on localhost.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { CliError, EXIT } from './errors';
 import { FlockerClient, tlsDispatcher } from '@flocker/api';
 
 export interface ConnectionArgs {
@@ -26,17 +30,64 @@ export interface ResolvedConnection {
   key?: string;
 }
 
-/** Decides the URL and credential files (pure but for `exists`). */
+/** The CLI's config file: `$FLOCKER_CONFIG`, else ~/.config/flocker/cli.yml, else /etc/flocker/cli.yml. */
+export const CliConfigFile = z
+  .object({
+    control_url: z.url().optional(),
+    cacert: z.string().min(1).optional(),
+    cert: z.string().min(1).optional(),
+    key: z.string().min(1).optional(),
+  })
+  .strict();
+export type CliConfigFile = z.infer<typeof CliConfigFile>;
+
+export function cliConfigPaths(env: NodeJS.ProcessEnv): string[] {
+  if (env.FLOCKER_CONFIG !== undefined) return [env.FLOCKER_CONFIG];
+  return [join(env.HOME ?? homedir(), '.config', 'flocker', 'cli.yml'), '/etc/flocker/cli.yml'];
+}
+
+/** Reads the first config file that exists; relative certificate paths are relative to it. */
+export function loadCliConfig(env: NodeJS.ProcessEnv = process.env, exists: (p: string) => boolean = existsSync): CliConfigFile {
+  const paths = cliConfigPaths(env);
+  const path = paths.find((p) => exists(p));
+  if (path === undefined) {
+    if (env.FLOCKER_CONFIG !== undefined) throw new CliError(EXIT.USAGE, `FLOCKER_CONFIG names ${env.FLOCKER_CONFIG}, which does not exist`);
+    return {};
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(path, 'utf8')) ?? {};
+  } catch (e) {
+    throw new CliError(EXIT.USAGE, `${path} is not valid YAML: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const parsed = CliConfigFile.safeParse(doc);
+  if (!parsed.success) {
+    const why = parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
+    throw new CliError(EXIT.USAGE, `${path}: ${why} (expected control_url, cacert, cert, key)`);
+  }
+  const base = dirname(path);
+  const abs = (p: string): string => resolve(base, p);
+  const c = parsed.data;
+  return {
+    ...(c.control_url !== undefined ? { control_url: c.control_url } : {}),
+    ...(c.cacert !== undefined ? { cacert: abs(c.cacert) } : {}),
+    ...(c.cert !== undefined ? { cert: abs(c.cert) } : {}),
+    ...(c.key !== undefined ? { key: abs(c.key) } : {}),
+  };
+}
+
+/** Decides the URL and credential files: flags, environment, config file, local cluster (pure but for `exists` and `file`). */
 export function resolveConnection(
   args: ConnectionArgs,
   env: NodeJS.ProcessEnv = process.env,
   exists: (path: string) => boolean = existsSync,
   credentialsDir: string = env.FLOCKER_CREDENTIALS_DIR ?? DEFAULT_CREDENTIALS_DIR,
+  file: CliConfigFile = loadCliConfig(env, exists),
 ): ResolvedConnection {
-  const url = args['control-url'] ?? env.FLOCKER_CONTROL_URL;
-  const cacert = args.cacert ?? env.FLOCKER_CA_CERT;
-  const cert = args.cert ?? env.FLOCKER_CERT;
-  const key = args.key ?? env.FLOCKER_KEY;
+  const url = args['control-url'] ?? env.FLOCKER_CONTROL_URL ?? file.control_url;
+  const cacert = args.cacert ?? env.FLOCKER_CA_CERT ?? file.cacert;
+  const cert = args.cert ?? env.FLOCKER_CERT ?? file.cert;
+  const key = args.key ?? env.FLOCKER_KEY ?? file.key;
   if (cacert !== undefined || cert !== undefined || key !== undefined) {
     return {
       baseUrl: url ?? DEFAULT_TLS_CONTROL_URL,
