@@ -31,7 +31,11 @@ export { StoreConflict };
 
 export const DEFAULT_ETCD_PREFIX = '/flocker';
 export const DEFAULT_ETCD_TIMEOUT_MS = 3000;
-/** Log records after which a replica folds the log into a new snapshot. */
+/**
+ * A replica folds the log into a new snapshot once it holds at least this many records
+ * and more bytes than the snapshot: rewriting a big configuration is then rare enough
+ * to cost O(1) per write on average.
+ */
 export const DEFAULT_SNAPSHOT_EVERY = 500;
 const HEAD_KEY = 'head';
 const SNAPSHOT_KEY = 'snapshot';
@@ -101,6 +105,8 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   /** The newest configuration this store knows of, and the records since the snapshot. */
   private latest: Configuration = emptyConfiguration;
   private sinceSnapshot = 0;
+  private logBytes = 0;
+  private snapshotBytes = 0;
   private snapshotting = false;
   private readonly published = new Map<string, { json: string; at: number }>();
   private watchers: Watcher[] = [];
@@ -148,7 +154,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   }
 
   /** Reads head, snapshot and log at one etcd revision and folds them into a configuration. */
-  private async readAll(): Promise<{ config: Configuration; revision: number; records: number }> {
+  private async readAll(): Promise<{ config: Configuration; revision: number; records: number; logBytes: number; snapshotBytes: number }> {
     let head;
     let snapshot;
     let log;
@@ -163,7 +169,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     const headKv = head.kvs[0];
     if (headKv === undefined) {
       this.revisions.set(emptyConfiguration, 0);
-      return { config: emptyConfiguration, revision, records: 0 };
+      return { config: emptyConfiguration, revision, records: 0, logBytes: 0, snapshotBytes: 0 };
     }
     const h = this.parse(Head, HEAD_KEY, headKv.value);
     let config = emptyConfiguration;
@@ -174,6 +180,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       if (config.version !== snap.version) throw this.corrupt(SNAPSHOT_KEY, `holds v${config.version}, not v${snap.version}`);
     }
     let records = 0;
+    let logBytes = 0;
     for (const kv of log.kvs) {
       const key = kv.key.toString('utf8');
       const entry = this.parse(LogEntry, key, kv.value);
@@ -181,17 +188,20 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       if (entry.prev !== config.version) throw this.corrupt(key, `follows v${entry.prev}, but the log before it ends at v${config.version}`);
       config = applyRecords(config, [entry.record]);
       records += 1;
+      logBytes += kv.value.length;
     }
     if (config.version !== h.version) throw this.corrupt(HEAD_KEY, `names v${h.version}, but snapshot and log end at v${config.version}`);
     this.revisions.set(config, Number(headKv.mod_revision));
-    return { config, revision, records };
+    return { config, revision, records, logBytes, snapshotBytes: snapKv?.value.length ?? 0 };
   }
 
   async load(): Promise<Configuration> {
-    const { config, revision, records } = await this.readAll();
+    const { config, revision, records, logBytes, snapshotBytes } = await this.readAll();
     this.loadedRevision = revision;
     this.latest = config;
     this.sinceSnapshot = records;
+    this.logBytes = logBytes;
+    this.snapshotBytes = snapshotBytes;
     return config;
   }
 
@@ -225,13 +235,13 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       throw unavailable('confirm the write', err);
     }
     if (res.succeeded) {
-      this.remember(from, config, Number(res.header.revision));
+      this.remember(from, config, Number(res.header.revision), entry.length);
       return;
     }
     const headKv = res.responses[0]?.response_range?.kvs?.[0];
     if (headKv !== undefined && this.parse(Head, HEAD_KEY, headKv.value).commit === id) {
       // The client retried a transaction whose first attempt had committed: it is ours.
-      this.remember(from, config, Number(headKv.mod_revision));
+      this.remember(from, config, Number(headKv.mod_revision), entry.length);
       return;
     }
     // Lost the race: the winner is what etcd holds now.
@@ -240,13 +250,18 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     throw new StoreConflict(winner);
   }
 
-  private remember(from: Configuration, config: Configuration, revision: number): void {
+  private remember(from: Configuration, config: Configuration, revision: number, bytes: number): void {
     this.revisions.set(config, revision);
     if (from === this.latest || config.version > this.latest.version) {
       this.latest = config;
-      this.sinceSnapshot += 1;
+      this.counted(bytes);
     }
-    if (this.sinceSnapshot >= this.snapshotEvery) void this.snapshot().catch(this.onError);
+    if (this.sinceSnapshot >= this.snapshotEvery && this.logBytes > this.snapshotBytes) void this.snapshot().catch(this.onError);
+  }
+
+  private counted(bytes: number): void {
+    this.sinceSnapshot += 1;
+    this.logBytes += bytes;
   }
 
   /** Folds the log into a new snapshot of the newest configuration and deletes the records it covers. */
@@ -255,7 +270,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     this.snapshotting = true;
     try {
       const config = this.latest;
-      const doc = JSON.parse(encodeConfiguration(config)) as unknown;
+      const value = `{"version":${config.version},"config":${encodeConfiguration(config)}}`;
       // Never replace a newer snapshot (another replica may have folded further meanwhile).
       const current = await this.ns.get(SNAPSHOT_KEY).exec();
       const kv = current.kvs[0];
@@ -263,11 +278,15 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       await this.ns
         .if(SNAPSHOT_KEY, 'Mod', '==', kv === undefined ? 0 : Number(kv.mod_revision))
         .then(
-          this.ns.put(SNAPSHOT_KEY).value(JSON.stringify({ version: config.version, config: doc })),
+          this.ns.put(SNAPSHOT_KEY).value(value),
           this.ns.delete().inRange({ start: logKey(0), end: logKey(config.version + 1) }),
         )
         .commit();
-      this.sinceSnapshot = Math.max(0, this.latest.version === config.version ? 0 : this.sinceSnapshot);
+      this.snapshotBytes = value.length;
+      if (this.latest.version === config.version) {
+        this.sinceSnapshot = 0;
+        this.logBytes = 0;
+      }
     } finally {
       this.snapshotting = false;
     }
@@ -311,7 +330,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       // head was written in the same transaction, so it carries this revision.
       this.revisions.set(config, Number(kv.mod_revision));
       this.latest = config;
-      this.sinceSnapshot += 1;
+      this.counted(kv.value.length);
       listener.configuration(config);
     } catch (err) {
       this.onError(err);
@@ -349,10 +368,9 @@ export class EtcdConfigurationStore implements ConfigurationStore {
 
   /** Replaces whatever the prefix holds by `config` as a snapshot (for migrate-store). */
   async replaceAll(config: Configuration, force: boolean): Promise<void> {
-    const doc = JSON.parse(encodeConfiguration(config)) as unknown;
     const ops = [
       this.ns.delete().prefix(LOG_PREFIX),
-      this.ns.put(SNAPSHOT_KEY).value(JSON.stringify({ version: config.version, config: doc })),
+      this.ns.put(SNAPSHOT_KEY).value(`{"version":${config.version},"config":${encodeConfiguration(config)}}`),
       this.ns.put(HEAD_KEY).value(JSON.stringify({ version: config.version, commit: randomBytes(12).toString('hex') })),
     ];
     const res = force
