@@ -121,8 +121,11 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     const etcdOptions: IOptions = {
       hosts: options.endpoints,
       dialTimeout: this.timeoutMs,
-      // Streams (watches) live forever; unary calls get a deadline so a lost quorum answers 503 instead of hanging.
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + this.timeoutMs }),
+      // Streams (watches) live forever. Unary calls get a deadline per attempt of a third
+      // of the timeout: the client makes up to 3 attempts, so a lost quorum answers 503
+      // after about timeoutMs, and a request stranded by a dying leader is re-sent after
+      // a third of it (re-sending a transaction is safe: see the commit id).
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + Math.max(200, Math.floor(this.timeoutMs / 3)) }),
       ...(options.caFile !== undefined
         ? {
             credentials: {
