@@ -40,6 +40,8 @@ export const DEFAULT_SNAPSHOT_EVERY = 500;
 const HEAD_KEY = 'head';
 const SNAPSHOT_KEY = 'snapshot';
 const LOG_PREFIX = 'log/';
+/** The first key after every log/… key ('0' follows '/'). */
+const LOG_END = 'log0';
 const NODES_PREFIX = 'nodes/';
 
 export interface EtcdStoreOptions {
@@ -141,7 +143,8 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   }
 
   private corrupt(key: string, why: string): ApiError {
-    return new ApiError(500, 'STORE_CORRUPT', `etcd key ${this.prefix}/${key} ${why}; restore it from a backup.`);
+    const full = key.startsWith(`${this.prefix}/`) ? key : `${this.prefix}/${key}`;
+    return new ApiError(500, 'STORE_CORRUPT', `etcd key ${full} ${why}; restore it from a backup.`);
   }
 
   private parse<S extends z.ZodType>(schema: S, key: string, value: Buffer): z.infer<S> {
@@ -232,7 +235,8 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       res = await this.ns
         .if(HEAD_KEY, 'Mod', '==', expected)
         .then(this.ns.put(HEAD_KEY).value(JSON.stringify({ version: config.version, commit: id })), this.ns.put(logKey(config.version)).value(entry))
-        .else(this.ns.get(HEAD_KEY))
+        // On a lost race, the records since `from` are usually all it takes to catch up.
+        .else(this.ns.get(HEAD_KEY), this.ns.getAll().inRange({ start: logKey(from.version + 1), end: LOG_END }))
         .commit();
     } catch (err) {
       throw unavailable('confirm the write', err);
@@ -248,9 +252,24 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       return;
     }
     // Lost the race: the winner is what etcd holds now.
-    const { config: winner } = await this.readAll();
+    const winner = this.catchUp(from, headKv, res.responses[1]?.response_range?.kvs ?? []) ?? (await this.readAll()).config;
     if (winner.version > this.latest.version) this.latest = winner;
     throw new StoreConflict(winner);
+  }
+
+  /** `from` plus the log records after it, if they reach head; undefined when the log no longer has them all. */
+  private catchUp(from: Configuration, headKv: IKeyValue | undefined, kvs: IKeyValue[]): Configuration | undefined {
+    if (headKv === undefined) return undefined;
+    const head = this.parse(Head, HEAD_KEY, headKv.value);
+    let config = from;
+    for (const kv of kvs) {
+      const entry = this.parse(LogEntry, kv.key.toString('utf8'), kv.value);
+      if (entry.prev !== config.version) return undefined;
+      config = applyRecords(config, [entry.record]);
+    }
+    if (config.version !== head.version) return undefined;
+    this.revisions.set(config, Number(headKv.mod_revision));
+    return config;
   }
 
   private remember(from: Configuration, config: Configuration, revision: number, bytes: number): void {
