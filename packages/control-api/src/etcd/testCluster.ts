@@ -89,7 +89,11 @@ export class EtcdTestCluster {
       { stdio: ['ignore', log, log] },
     );
     const proc = m.proc;
+    // A test process that dies without stop() must not leave etcd members behind.
+    const reap = (): void => void proc.kill('SIGKILL');
+    process.once('exit', reap);
     proc.once('exit', () => {
+      process.removeListener('exit', reap);
       if (m.proc === proc) m.proc = undefined;
     });
   }
