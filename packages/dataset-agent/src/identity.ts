@@ -41,10 +41,14 @@ export function readNodeIdentity(stateDir: string): NodeIdentity | null {
 export function ensureNodeIdentity(stateDir: string, newUuid: () => string = randomUUID): NodeIdentity {
   const existing = readNodeIdentity(stateDir);
   if (existing) return existing;
+  return writeNodeIdentity(stateDir, { uuid: newUuid() });
+}
+
+/** Write node.json atomically (temp, fsync, rename). */
+export function writeNodeIdentity(stateDir: string, identity: NodeIdentity): NodeIdentity {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const path = join(stateDir, NODE_IDENTITY_FILE);
   const tmp = `${path}.${process.pid}.tmp`;
-  const identity = { uuid: newUuid() };
   writeFileSync(tmp, JSON.stringify(identity) + '\n', { mode: 0o644 });
   const fd = openSync(tmp, 'r');
   try {

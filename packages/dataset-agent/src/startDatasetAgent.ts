@@ -1,15 +1,13 @@
 /** Wires configuration, identity, driver and client into a running DatasetAgent. */
 import { createSocket } from 'node:dgram';
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { controlUrlsFromHosts, FlockerClient, tlsDispatcher } from '@flocker/api';
 import { createAgentDriver } from './drivers';
 import type winston from 'winston';
 import { configDirOf, controlTlsFiles, loadAgentConfig, loadControlCredentials, type ControlCredentials, type RunnableAgentConfig } from './config';
 import { DatasetAgent, parseCrashAfter, type CrashAfter } from './DatasetAgent';
 import { linuxHostOps, type HostOps } from './HostOps';
-import { ensureNodeIdentity, NODE_IDENTITY_FILE, readEra, readNodeIdentity, type NodeIdentity } from './identity';
+import { ensureNodeIdentity, readEra, readNodeIdentity, writeNodeIdentity, type NodeIdentity } from './identity';
 import { createAgentLogger } from './logger';
 
 export interface StartDatasetAgentOptions {
@@ -66,18 +64,7 @@ export function nodeIdentityFromCertificate(stateDir: string, certUuid: string, 
   if (existing === null) return ensureNodeIdentity(stateDir, () => certUuid);
   if (existing.uuid.toLowerCase() === certUuid) return { uuid: certUuid };
   logger.warn('node.json names another node than node.crt; the certificate wins', { nodeJson: existing.uuid, certificate: certUuid });
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  const path = join(stateDir, NODE_IDENTITY_FILE);
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ uuid: certUuid }) + '\n', { mode: 0o644 });
-  const fd = openSync(tmp, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  return { uuid: certUuid };
+  return writeNodeIdentity(stateDir, { uuid: certUuid });
 }
 
 export async function startDatasetAgent(options: StartDatasetAgentOptions): Promise<RunningDatasetAgent> {
