@@ -77,7 +77,7 @@ describe('filesystem helpers (argv)', () => {
     expect(await hasFilesystem('/dev/x', fakeExec(() => ({ stdout: 'DEVNAME=/dev/x\nPTTYPE=gpt\n' })))).toBe(true);
   });
 
-  it('hasFilesystem: any other blkid failure is an error, never "empty"', async () => {
+  it('hasFilesystem: every other blkid failure is an error, never "empty"', async () => {
     const { exec } = fakeExec(() => ({ exitCode: 4, stderr: 'blkid: error: /dev/nope: No such file or directory' }));
     const e = await hasFilesystem('/dev/nope', { exec }).catch((x: unknown) => x);
     expect(isStorageError(e, 'BACKEND_ERROR')).toBe(true);

@@ -59,7 +59,7 @@ export class UiServer {
     });
   }
 
-  /** Listen on 127.0.0.1 (port 0: any free port); resolves to the UI's URL. */
+  /** Listen on 127.0.0.1 (port 0 picks a free port); resolves to the UI's URL. */
   async listen(port: number): Promise<string> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
