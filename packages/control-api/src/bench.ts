@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import * as path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -146,19 +147,24 @@ async function main(): Promise<void> {
       createConc.push(await timed(() => client.createDataset({ primary: nodes[i % nodes.length] as string })));
     });
 
-    // 1,000 agents long-poll for what concerns them, re-polling after every answer.
-    let stop = false;
+    // 1,000 agents long-poll for what concerns them, re-polling after every answer. They
+    // run in a worker thread: real agents are other machines, and 1,000 answers parsed in
+    // this event loop would delay the measuring client's own responses, not the server's.
     const base = (await client.waitForCluster(undefined, 0)).generation;
-    const seen = new Map<string, number>();
-    let waitingFor: string | undefined;
-    const agents = nodes.map(async (node) => {
-      let gen = base;
-      while (!stop) {
-        const snap = await client.waitForCluster(gen, 30_000, { node });
-        if (waitingFor !== undefined && snap.generation !== waitingFor && !seen.has(node)) seen.set(node, performance.now());
-        gen = snap.generation;
-      }
-    });
+    const agents = new Worker(__filename, { workerData: { url, nodes, base, keepAlive: argv['keep-alive'] } satisfies AgentsInput });
+    const fromAgents = (type: AgentsMessage['type']): Promise<AgentsMessage> =>
+      new Promise((resolve, reject) => {
+        const onMessage = (m: AgentsMessage): void => {
+          if (m.type !== type) return;
+          agents.off('message', onMessage);
+          agents.off('error', reject);
+          resolve(m);
+        };
+        agents.on('message', onMessage);
+        agents.once('error', reject);
+      });
+    await fromAgents('started');
+    const agentsStopped = fromAgents('stopped');
     await new Promise((r) => setTimeout(r, 2000));
 
     log('measuring reads');
@@ -170,14 +176,15 @@ async function main(): Promise<void> {
     }
 
     log('measuring fan-out');
-    waitingFor = (await client.waitForCluster(undefined, 0)).generation;
-    const t0 = performance.now();
+    const waitingFor = (await client.waitForCluster(undefined, 0)).generation;
+    const expected = fromAgents('fanout');
+    agents.postMessage({ type: 'expect', generation: waitingFor } satisfies AgentsCommand);
+    await new Promise((r) => setTimeout(r, 50));
+    const t0 = performance.timeOrigin + performance.now();
     await client.createDataset({ primary: nodes[0] as string });
-    const fanoutDeadline = Date.now() + 10_000;
-    while (seen.size < nodes.length && Date.now() < fanoutDeadline) await new Promise((r) => setTimeout(r, 5));
-    const fanoutMs = seen.size === nodes.length ? Math.max(...seen.values()) - t0 : NaN;
-    const reached = seen.size;
-    waitingFor = undefined;
+    const fan = (await expected) as Extract<AgentsMessage, { type: 'fanout' }>;
+    const reached = fan.reached;
+    const fanoutMs = reached === nodes.length ? fan.lastAt - t0 : NaN;
     await new Promise((r) => setTimeout(r, 1000));
 
     log('measuring creates with agents long-polling (each after the previous fan-out settled)');
@@ -200,9 +207,8 @@ async function main(): Promise<void> {
       const fc = new FlockerClient({ baseUrl: `${url},${other.url}`, timeoutMs: 10_000 });
       const poll = fc.waitForCluster((await fc.waitForCluster(undefined, 0)).generation, 30_000);
       await new Promise((r) => setTimeout(r, 200));
-      stop = true;
       // The simulated agents talk to the killed replica only: their failing polls just end them.
-      void Promise.allSettled(agents);
+      agents.postMessage({ type: 'stop' } satisfies AgentsCommand);
       const killedAt = performance.now();
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGKILL');
@@ -213,10 +219,10 @@ async function main(): Promise<void> {
       await exited;
     }
 
-    stop = true;
-    const agentsDone = Promise.allSettled(agents);
+    agents.postMessage({ type: 'stop' } satisfies AgentsCommand);
     await stopServer(child);
-    await agentsDone;
+    await agentsStopped;
+    await agents.terminate();
 
     const results = {
       datasets: argv.datasets,
@@ -266,7 +272,60 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
+interface AgentsInput {
+  url: string;
+  nodes: string[];
+  base: string;
+  keepAlive: boolean;
+}
+type AgentsCommand = { type: 'expect'; generation: string } | { type: 'stop' };
+type AgentsMessage = { type: 'started' } | { type: 'fanout'; reached: number; lastAt: number } | { type: 'stopped' };
+
+/** The simulated agents (worker thread): each long-polls its node's view and re-polls after every answer. */
+async function runAgents(input: AgentsInput): Promise<void> {
+  const port = parentPort;
+  if (port === null) throw new Error('runAgents runs in a worker');
+  const pool = input.keepAlive ? undefined : createConnectionPool(input.nodes.length + 64);
+  const client = new FlockerClient({ baseUrl: input.url, ...(pool !== undefined ? { dispatcher: pool } : {}), timeoutMs: 60_000 });
+  let stop = false;
+  let waitingFor: string | undefined;
+  let seen = new Map<string, number>();
+  let deadline: NodeJS.Timeout | undefined;
+  const finishFanout = (): void => {
+    if (deadline !== undefined) clearTimeout(deadline);
+    deadline = undefined;
+    waitingFor = undefined;
+    const lastAt = seen.size > 0 ? Math.max(...seen.values()) : NaN;
+    port.postMessage({ type: 'fanout', reached: seen.size, lastAt } satisfies AgentsMessage);
+  };
+  port.on('message', (m: AgentsCommand) => {
+    if (m.type === 'stop') stop = true;
+    else {
+      seen = new Map();
+      waitingFor = m.generation;
+      deadline = setTimeout(finishFanout, 10_000);
+    }
+  });
+  const loops = input.nodes.map(async (node) => {
+    let gen = input.base;
+    while (!stop) {
+      const snap = await client.waitForCluster(gen, 30_000, { node });
+      if (waitingFor !== undefined && snap.generation !== waitingFor && !seen.has(node)) {
+        seen.set(node, performance.timeOrigin + performance.now());
+        if (seen.size === input.nodes.length) finishFanout();
+      }
+      gen = snap.generation;
+    }
+  });
+  port.postMessage({ type: 'started' } satisfies AgentsMessage);
+  await Promise.allSettled(loops);
+  await pool?.close().catch(() => undefined);
+  port.postMessage({ type: 'stopped' } satisfies AgentsMessage);
+}
+
+if (!isMainThread) {
+  void runAgents(workerData as AgentsInput);
+} else main().then(
   () => process.exit(0),
   (err: unknown) => {
     process.stderr.write(`bench failed: ${String(err)}\n`);
