@@ -9,11 +9,12 @@
  * would dominate the service's time.
  */
 import { z } from 'zod';
-import { ClusterSnapshot, DatasetConfiguration, DatasetState, NodeSummary } from '@flocker/api';
+import { ClusterSnapshot, DatasetConfiguration, DatasetState, type NodeReport, NodeSummary } from '@flocker/api';
 import { aliveNodes, deriveDatasetState, isAlive, nodeSummaries } from './clusterState';
 import { leaseView, liveLease, type StoredLease } from './configuration';
 import type { ControlState } from './ControlState';
 import { jsonOf } from './json';
+import { PersistentMap } from './PersistentMap';
 
 interface Cached {
   key: string;
@@ -22,9 +23,11 @@ interface Cached {
 
 export class Views {
   private cache = new Map<string, Cached>();
-  private index:
-    | { key: string; byPrimary: Map<string, DatasetConfiguration[]>; holders: Map<string, Set<string>>; leaseOrder: Map<string, number> }
-    | undefined;
+  /** Datasets by primary node, kept up to date from the configuration's changes (not rebuilt per write). */
+  private primaries: { datasets: ReadonlyMap<string, DatasetConfiguration>; byPrimary: Map<string, Map<string, DatasetConfiguration>> } | undefined;
+  /** Nodes holding a manifestation of each dataset, updated per changed report. */
+  private holding: { stateKey: string; reports: Map<string, NodeReport>; holders: Map<string, Set<string>> } | undefined;
+  private leaseOrdering: { leases: ReadonlyMap<string, StoredLease>; order: Map<string, number> } | undefined;
 
   constructor(
     private readonly state: ControlState,
@@ -94,29 +97,12 @@ export class Views {
     const s = this.state;
     const now = s.now();
     const generation = s.generation;
-    if (this.index === undefined || this.index.key !== generation) {
-      const byPrimary = new Map<string, DatasetConfiguration[]>();
-      for (const d of s.configuration.datasets.values()) {
-        const list = byPrimary.get(d.primary);
-        if (list === undefined) byPrimary.set(d.primary, [d]);
-        else list.push(d);
-      }
-      const holders = new Map<string, Set<string>>();
-      for (const { report } of s.reportedNodes()) {
-        for (const m of report.manifestations) {
-          const set = holders.get(m.dataset_id);
-          if (set === undefined) holders.set(m.dataset_id, new Set([report.uuid]));
-          else set.add(report.uuid);
-        }
-      }
-      const leaseOrder = new Map<string, number>();
-      for (const id of s.configuration.leases.keys()) leaseOrder.set(id, leaseOrder.size);
-      this.index = { key: generation, byPrimary, holders, leaseOrder };
-    }
-    const { byPrimary, holders, leaseOrder } = this.index;
+    const byPrimary = this.byPrimary();
+    const holders = this.holders();
+    const leaseOrder = this.leaseOrder();
     const config = s.configuration;
     const datasets = new Map<string, DatasetConfiguration>();
-    for (const d of byPrimary.get(node) ?? []) datasets.set(d.dataset_id, d);
+    for (const d of byPrimary.get(node)?.values() ?? []) datasets.set(d.dataset_id, d);
     const own = s.reportedNode(node);
     if (own !== undefined) {
       const ids = own.report.manifestations.map((m) => m.dataset_id);
@@ -142,6 +128,90 @@ export class Views {
     if (this.validate) ClusterSnapshot.parse(JSON.parse(json));
     return json;
   }
+
+  /**
+   * Applies the configuration's changes since the last call to the by-primary index:
+   * a write touches a few datasets, so this is a small diff (PersistentMap shares its
+   * base between versions), where a rebuild walked all 10,000 datasets per write and
+   * left megabytes of garbage behind.
+   */
+  private byPrimary(): Map<string, Map<string, DatasetConfiguration>> {
+    const next = this.state.configuration.datasets;
+    const index = this.primaries;
+    if (index !== undefined && index.datasets === next) return index.byPrimary;
+    const diff = index !== undefined ? PersistentMap.diff(index.datasets, next) : undefined;
+    if (index === undefined || diff === undefined || diff.deletes.length + diff.sets.length > 256) {
+      const byPrimary = new Map<string, Map<string, DatasetConfiguration>>();
+      for (const d of next.values()) addTo(byPrimary, d.primary, d.dataset_id, d);
+      this.primaries = { datasets: next, byPrimary };
+      return byPrimary;
+    }
+    const { byPrimary, datasets: prev } = index;
+    for (const id of [...diff.deletes, ...diff.sets]) {
+      const old = prev.get(id);
+      if (old !== undefined) removeFrom(byPrimary, old.primary, id);
+    }
+    for (const id of diff.sets) {
+      const d = next.get(id);
+      if (d !== undefined) addTo(byPrimary, d.primary, id, d);
+    }
+    index.datasets = next;
+    return byPrimary;
+  }
+
+  /** Holders of each dataset; only the reports that changed since the last call are re-read. */
+  private holders(): Map<string, Set<string>> {
+    const s = this.state;
+    const stateKey = `${s.instanceId}.${s.stateGeneration}`;
+    if (this.holding === undefined) this.holding = { stateKey: '', reports: new Map(), holders: new Map() };
+    const index = this.holding;
+    if (index.stateKey === stateKey) return index.holders;
+    const seen = new Set<string>();
+    for (const { report } of s.reportedNodes()) {
+      seen.add(report.uuid);
+      const old = index.reports.get(report.uuid);
+      if (old === report) continue;
+      if (old !== undefined) for (const m of old.manifestations) removeFrom(index.holders, m.dataset_id, report.uuid);
+      for (const m of report.manifestations) addMember(index.holders, m.dataset_id, report.uuid);
+      index.reports.set(report.uuid, report);
+    }
+    for (const [uuid, old] of index.reports) {
+      if (seen.has(uuid)) continue;
+      for (const m of old.manifestations) removeFrom(index.holders, m.dataset_id, uuid);
+      index.reports.delete(uuid);
+    }
+    index.stateKey = stateKey;
+    return index.holders;
+  }
+
+  private leaseOrder(): Map<string, number> {
+    const leases = this.state.configuration.leases;
+    if (this.leaseOrdering?.leases === leases) return this.leaseOrdering.order;
+    const order = new Map<string, number>();
+    for (const id of leases.keys()) order.set(id, order.size);
+    this.leaseOrdering = { leases, order };
+    return order;
+  }
+}
+
+/** Adds `member` to the collection under `key` of a Map of Maps (insertion-ordered) or Sets. */
+function addTo<V>(index: Map<string, Map<string, V>>, key: string, member: string, value: V): void {
+  const bucket = index.get(key);
+  if (bucket === undefined) index.set(key, new Map([[member, value]]));
+  else bucket.set(member, value);
+}
+
+function addMember(index: Map<string, Set<string>>, key: string, member: string): void {
+  const bucket = index.get(key);
+  if (bucket === undefined) index.set(key, new Set([member]));
+  else bucket.add(member);
+}
+
+function removeFrom(index: Map<string, { delete(member: string): boolean; readonly size: number }>, key: string, member: string): void {
+  const bucket = index.get(key);
+  if (bucket === undefined) return;
+  bucket.delete(member);
+  if (bucket.size === 0) index.delete(key);
 }
 
 function joinArray(values: Iterable<object>): string {
