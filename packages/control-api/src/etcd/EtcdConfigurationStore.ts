@@ -87,9 +87,31 @@ export function parseEndpoints(list: string): string[] {
   return out;
 }
 
+/**
+ * Which side of a TLS handshake with etcd failed, from the gRPC error text: `server` when
+ * we do not trust the member's certificate, `client` when the member refused ours (or
+ * none was sent), undefined when the failure is not about TLS.
+ */
+export function etcdTlsFailure(message: string): 'server' | 'client' | undefined {
+  // Alerts the member sent: it rejected (or missed) our client certificate.
+  if (/alert (bad certificate|certificate required|unknown ca|certificate unknown|certificate expired|certificate revoked|unsupported certificate)/i.test(message)) return 'client';
+  // Our own verification of the member's certificate.
+  if (/unable to verify|self[- ]signed certificate|certificate has expired|certificate is not yet valid|Hostname\/IP does not match|unable to get (local )?issuer certificate|certificate signature failure/i.test(message)) return 'server';
+  return undefined;
+}
+
 function unavailable(action: string, err: unknown): ApiError {
   if (err instanceof ApiError) return err;
-  return new ApiError(503, 'STORE_UNAVAILABLE', `etcd did not ${action} (${err instanceof Error ? err.message : String(err)}); is a quorum of etcd members reachable?`);
+  const message = err instanceof Error ? err.message : String(err);
+  const tls = etcdTlsFailure(message);
+  // A TLS mistake is a configuration error, not an outage: say which file to look at.
+  if (tls === 'server') {
+    return new ApiError(503, 'STORE_TLS_REJECTED', `etcd did not ${action}: its certificate is not trusted (${message.trim()}); --etcd-ca must be the CA that issued the etcd members' certificates, and they must name the endpoint's host or IP.`);
+  }
+  if (tls === 'client') {
+    return new ApiError(503, 'STORE_TLS_REJECTED', `etcd did not ${action}: the etcd members refused the client certificate (${message.trim()}); pass --etcd-cert and --etcd-key with a client certificate issued by the CA the members trust (their --trusted-ca-file).`);
+  }
+  return new ApiError(503, 'STORE_UNAVAILABLE', `etcd did not ${action} (${message}); is a quorum of etcd members reachable?`);
 }
 
 export class EtcdConfigurationStore implements ConfigurationStore {
@@ -213,8 +235,11 @@ export class EtcdConfigurationStore implements ConfigurationStore {
 
   /** True when etcd holds no configuration under the prefix (migration target check). */
   async isEmpty(): Promise<boolean> {
-    const res = await this.ns.get(HEAD_KEY).exec();
-    return res.kvs.length === 0;
+    try {
+      return (await this.ns.get(HEAD_KEY).exec()).kvs.length === 0;
+    } catch (err) {
+      throw unavailable('answer a read', err);
+    }
   }
 
   /**

@@ -2,9 +2,12 @@
  * A real 3-member etcd cluster on loopback for tests and the benchmark: free ports,
  * a private data directory, members that can be killed and restarted one by one.
  * Installs Debian's etcd through scripts/etcd.sh when it is missing.
+ * With `tls: true` the members serve clients over https only and demand a client
+ * certificate issued by a CA made for the cluster (openssl CLI); see EtcdTestPki.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, openSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -31,6 +34,68 @@ const EndpointStatus = z.array(
   }),
 );
 
+/** PEM files of a TLS test cluster (paths). */
+export interface EtcdTestPki {
+  /** CA that issued the members' and the client's certificates. */
+  ca: string;
+  /** Client certificate (extendedKeyUsage clientAuth) and its key, issued by `ca`. */
+  cert: string;
+  key: string;
+  /** A CA the members do not trust, and a client certificate it issued. */
+  otherCa: string;
+  otherCert: string;
+  otherKey: string;
+  /** The members' server certificate (SAN IP 127.0.0.1, localhost) and key. */
+  serverCert: string;
+  serverKey: string;
+}
+
+export interface EtcdTestClusterOptions {
+  /** Client TLS with client-certificate authentication (peers stay plain on loopback). */
+  tls?: boolean;
+}
+
+function openssl(args: string[]): void {
+  execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+function newKey(file: string): void {
+  openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', file]);
+}
+
+function selfSignedCa(dir: string, name: string): { crt: string; key: string } {
+  const key = path.join(dir, `${name}.key`);
+  const crt = path.join(dir, `${name}.crt`);
+  newKey(key);
+  openssl(['req', '-x509', '-new', '-key', key, '-out', crt, '-days', '2', '-subj', `/CN=${name}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  return { crt, key };
+}
+
+function issue(dir: string, name: string, ca: { crt: string; key: string }, extensions: string): { crt: string; key: string } {
+  const key = path.join(dir, `${name}.key`);
+  const crt = path.join(dir, `${name}.crt`);
+  const csr = path.join(dir, `${name}.csr`);
+  const ext = path.join(dir, `${name}.ext`);
+  newKey(key);
+  writeFileSync(ext, extensions);
+  openssl(['req', '-new', '-key', key, '-out', csr, '-subj', `/CN=${name}`]);
+  openssl(['x509', '-req', '-in', csr, '-CA', ca.crt, '-CAkey', ca.key, '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-days', '2', '-out', crt, '-extfile', ext]);
+  return { crt, key };
+}
+
+/** A CA, the members' server certificate, a client certificate, and an untrusted CA with its own client. */
+export function makeEtcdTestPki(dir: string): EtcdTestPki {
+  mkdirSync(dir, { recursive: true });
+  const ca = selfSignedCa(dir, 'etcd-ca');
+  // The server certificate also allows clientAuth: etcd 3.4's gateway dials its own members with it.
+  const server = issue(dir, 'etcd-server', ca, 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=critical,digitalSignature\nbasicConstraints=CA:FALSE\n');
+  const clientExt = 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\nbasicConstraints=CA:FALSE\n';
+  const client = issue(dir, 'flocker-control', ca, clientExt);
+  const other = selfSignedCa(dir, 'other-ca');
+  const otherClient = issue(dir, 'other-client', other, clientExt);
+  return { ca: ca.crt, cert: client.crt, key: client.key, otherCa: other.crt, otherCert: otherClient.crt, otherKey: otherClient.key, serverCert: server.crt, serverKey: server.key };
+}
+
 interface Member {
   name: string;
   client: number;
@@ -42,21 +107,31 @@ export class EtcdTestCluster {
   private constructor(
     readonly dir: string,
     private readonly members: Member[],
+    /** The certificates when started with `tls: true`. */
+    readonly pki: EtcdTestPki | undefined,
   ) {}
 
-  static async start(size = 3): Promise<EtcdTestCluster> {
+  static async start(size = 3, options: EtcdTestClusterOptions = {}): Promise<EtcdTestCluster> {
     execFileSync(SCRIPT, ['install'], { stdio: 'inherit' });
     const dir = mkdtempSync(path.join(tmpdir(), 'flocker-etcd-'));
     const members: Member[] = [];
     for (let i = 0; i < size; i++) members.push({ name: `m${i}`, client: await freePort(), peer: await freePort(), proc: undefined });
-    const cluster = new EtcdTestCluster(dir, members);
+    const pki = options.tls === true ? makeEtcdTestPki(path.join(dir, 'pki')) : undefined;
+    const cluster = new EtcdTestCluster(dir, members, pki);
     for (let i = 0; i < size; i++) cluster.startMember(i);
     await cluster.waitHealthy(cluster.endpoints);
     return cluster;
   }
 
   get endpoints(): string[] {
-    return this.members.map((m) => `http://127.0.0.1:${m.client}`);
+    const scheme = this.pki === undefined ? 'http' : 'https';
+    return this.members.map((m) => `${scheme}://127.0.0.1:${m.client}`);
+  }
+
+  /** etcdctl's flags for this cluster's TLS (none without TLS). */
+  private ctlTls(): string[] {
+    const p = this.pki;
+    return p === undefined ? [] : ['--cacert', p.ca, '--cert', p.cert, '--key', p.key];
   }
 
   endpoint(i: number): string {
@@ -75,12 +150,14 @@ export class EtcdTestCluster {
     const initial = this.members.map((x) => `${x.name}=http://127.0.0.1:${x.peer}`).join(',');
     const log = openSync(path.join(this.dir, `${m.name}.log`), 'a');
     const url = (p: number): string => `http://127.0.0.1:${p}`;
+    const clientUrl = this.pki === undefined ? url(m.client) : `https://127.0.0.1:${m.client}`;
+    const tls = this.pki === undefined ? [] : ['--cert-file', this.pki.serverCert, '--key-file', this.pki.serverKey, '--trusted-ca-file', this.pki.ca, '--client-cert-auth'];
     // Short heartbeats and elections so a killed leader is replaced in well under a second.
     m.proc = spawn(
       'etcd',
       [
         '--name', m.name, '--data-dir', path.join(this.dir, m.name),
-        '--listen-client-urls', url(m.client), '--advertise-client-urls', url(m.client),
+        '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl, ...tls,
         '--listen-peer-urls', url(m.peer), '--initial-advertise-peer-urls', url(m.peer),
         '--initial-cluster', initial, '--initial-cluster-state', 'new', '--initial-cluster-token', path.basename(this.dir),
         '--heartbeat-interval', '50', '--election-timeout', '500', '--max-request-bytes', '16777216',
@@ -115,7 +192,7 @@ export class EtcdTestCluster {
   /** Index of the current leader, asked of the running members. */
   leader(): number {
     const running = this.members.map((m, i) => ({ m, i })).filter(({ m }) => m.proc !== undefined);
-    const out = execFileSync('etcdctl', ['--endpoints', running.map(({ i }) => this.endpoint(i)).join(','), '--command-timeout', '2s', 'endpoint', 'status', '-w', 'json'], {
+    const out = execFileSync('etcdctl', ['--endpoints', running.map(({ i }) => this.endpoint(i)).join(','), '--command-timeout', '2s', ...this.ctlTls(), 'endpoint', 'status', '-w', 'json'], {
       env: { ...process.env, ETCDCTL_API: '3' },
       encoding: 'utf8',
     });
@@ -133,7 +210,7 @@ export class EtcdTestCluster {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       try {
-        execFileSync('etcdctl', ['--endpoints', endpoints.join(','), '--command-timeout', '1s', 'endpoint', 'health'], {
+        execFileSync('etcdctl', ['--endpoints', endpoints.join(','), '--command-timeout', '1s', ...this.ctlTls(), 'endpoint', 'health'], {
           env: { ...process.env, ETCDCTL_API: '3' },
           stdio: 'ignore',
         });
