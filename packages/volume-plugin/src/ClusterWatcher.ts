@@ -89,6 +89,7 @@ export class ClusterWatcher {
   }
 
   private update(s: ClusterSnapshot): void {
+    this.logger.debug('cluster snapshot', { generation: s.generation, waiters: this.waiters.size });
     this.snapshot = s;
     this.resolveFirst?.(s);
     for (const w of [...this.waiters]) w.check(s);

@@ -242,11 +242,32 @@ describe('FlockerVolumeBackend against a real control service', () => {
     expect(second).toEqual(first);
     expect([c.acquired(), c.released()]).toEqual([1, 0]);
     expect(await client.listLeases()).toHaveLength(1);
-    // Only the first cycle after Create: later Unmounts release at once.
+    // The container ran (longer than a copy-up): its Unmount releases at once.
+    await new Promise((r) => setTimeout(r, 100));
     await a.unmount({ Name: 'vol1', ID: 'container' });
     for (let i = 0; i < 100 && c.released() === 0; i++) await new Promise((r) => setTimeout(r, 10));
-    await a.settled();
     expect(c.released()).toBe(1);
+    await a.settled();
+    expect(await client.listLeases()).toEqual([]);
+  });
+
+  it("the copy-up cycle of an existing volume keeps the lease too; each run's own Unmount releases it", async () => {
+    const c = countingClient();
+    const made = await backendFor(NODE_A);
+    await made.create({ Name: 'vol1' });
+    await made.close();
+    const a = await backendFor(NODE_A, 5_000, { client: c.client });
+    for (let run = 1; run <= 2; run++) {
+      const first = await a.mount({ Name: 'vol1', ID: `copy-up-${run}` });
+      await a.unmount({ Name: 'vol1', ID: `copy-up-${run}` });
+      expect(await a.mount({ Name: 'vol1', ID: `container-${run}` })).toEqual(first);
+      expect([c.acquired(), c.released()]).toEqual([run, run - 1]);
+      await new Promise((r) => setTimeout(r, 100));
+      await a.unmount({ Name: 'vol1', ID: `container-${run}` });
+      for (let i = 0; i < 100 && c.released() < run; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(c.released()).toBe(run);
+    }
+    await a.settled();
     expect(await client.listLeases()).toEqual([]);
   });
 

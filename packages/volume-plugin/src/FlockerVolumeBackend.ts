@@ -48,25 +48,27 @@ export interface FlockerVolumeBackendOptions {
   /** Long-poll duration of the cluster watcher. */
   pollMs?: number;
   /**
-   * How long the lease is kept after the Unmount that follows a volume's first
-   * Mount right after Create (Docker mounts a new volume to copy the image's
-   * files into it, unmounts, and mounts again to start the container). Default
-   * CREATE_CYCLE_GRACE_MS; 0 releases at once.
+   * How long the lease is kept after a copy-up Unmount: when Docker creates a
+   * container it mounts the volume to copy the image's files into it (new or
+   * existing volume alike), unmounts, and mounts again to start the container.
+   * Default CREATE_CYCLE_GRACE_MS; 0 releases at once.
    */
   createCycleGraceMs?: number;
   /**
-   * The copy-up Unmount comes right after its Mount; one later than this (a
-   * container that ran, even briefly) releases at once. Default COPY_UP_MAX_MS.
+   * The copy-up Unmount comes right after the Mount that took the lease; one
+   * later than this (a container that ran, even briefly) releases at once.
+   * Default COPY_UP_MAX_MS.
    */
   copyUpMaxMs?: number;
 }
 
-/** Docker's copy-up Mount/Unmount takes milliseconds; starting and stopping any container takes far longer. */
-export const COPY_UP_MAX_MS = 150;
+/**
+ * Docker's copy-up Unmount follows its Mount within a few milliseconds; a container's
+ * whole life (runc create, start, exit, cleanup) takes well over 100 ms.
+ */
+export const COPY_UP_MAX_MS = 50;
 
 export const CREATE_CYCLE_GRACE_MS = 1_000;
-/** Only a volume created this recently counts as being in Docker's create-time cycle. */
-const CREATE_CYCLE_WINDOW_MS = 10_000;
 
 /** Docker shows CreatedAt in `volume inspect`; datasets have no such field, so metadata keeps it. */
 export const CREATED_AT_KEY = 'docker:created_at';
@@ -122,11 +124,9 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
   private readonly opts: FlockerVolumeBackendOptions;
   /** Serialises Mount/Unmount/Remove per volume name so counts and leases stay consistent. */
   private readonly locks = new Map<string, Promise<unknown>>();
-  /** Volumes this plugin created, by name, with when: until their first Unmount. */
-  private readonly createdAt = new Map<string, number>();
-  /** When the first Mount after Create answered, by name: until the first Unmount. */
+  /** When the Mount that made a volume used here (no mount IDs before it) answered, by name. */
   private readonly firstMountAt = new Map<string, number>();
-  /** Lease releases put off by the create-time cycle, by dataset: a Mount meanwhile keeps the lease. */
+  /** Lease releases put off by the copy-up cycle, by dataset: a Mount meanwhile keeps the lease. */
   private readonly deferredReleases = new Map<string, { name: string; timer: NodeJS.Timeout }>();
 
   constructor(opts: FlockerVolumeBackendOptions) {
@@ -183,7 +183,6 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
     const metadata: Record<string, string> = { [METADATA_NAME_KEY]: req.Name, [CREATED_AT_KEY]: new Date().toISOString() };
     if (options.profile) metadata[METADATA_PROFILE_KEY] = options.profile;
     const created = await this.client.createDataset({ primary: this.me, maximum_size: options.size, metadata });
-    this.createdAt.set(req.Name, Date.now());
     this.logger.info('created dataset for volume', { volume: req.Name, dataset_id: created.dataset_id, size: options.size });
     await this.watcher.refresh();
   }
@@ -250,27 +249,22 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
         }
         resolve();
         if (!release) return;
-        if (this.inCreateCycle(req.Name)) this.deferRelease(req.Name, release);
+        if (this.isCopyUpUnmount(req.Name)) this.deferRelease(req.Name, release);
         else await this.releaseUnused(release);
       }).catch((err: unknown) => this.logger.error('lease release failed', { volume: req.Name, error: errorMessage(err) }));
     });
   }
 
   /**
-   * Whether this Unmount is the copy-up one of a volume this plugin just
-   * created: the first, right after the first Mount (asked once per volume).
+   * Whether the Unmount that let the volume go here is Docker's copy-up one: it
+   * follows, within COPY_UP_MAX_MS, the Mount that made the volume used here.
    */
-  private inCreateCycle(name: string): boolean {
-    const created = this.createdAt.get(name);
+  private isCopyUpUnmount(name: string): boolean {
     const mounted = this.firstMountAt.get(name);
-    this.createdAt.delete(name);
     this.firstMountAt.delete(name);
-    const now = Date.now();
     return (
-      created !== undefined &&
-      now - created < CREATE_CYCLE_WINDOW_MS &&
       mounted !== undefined &&
-      now - mounted <= (this.opts.copyUpMaxMs ?? COPY_UP_MAX_MS) &&
+      Date.now() - mounted <= (this.opts.copyUpMaxMs ?? COPY_UP_MAX_MS) &&
       (this.opts.createCycleGraceMs ?? CREATE_CYCLE_GRACE_MS) > 0
     );
   }
@@ -325,15 +319,20 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
       await this.registry.add(d.dataset_id, req.Name, req.ID);
       return { Mountpoint: already };
     }
-    if (!this.cancelDeferredRelease(d.dataset_id)) await this.takeLease(d, req.Name);
+    const started = Date.now();
+    const kept = this.cancelDeferredRelease(d.dataset_id);
+    if (!kept) await this.takeLease(d, req.Name);
+    const leased = Date.now();
     try {
       if (d.primary !== this.me) {
         this.logger.info('moving volume to this node', { volume: req.Name, dataset_id: d.dataset_id, from: d.primary });
         await this.client.updateDataset(d.dataset_id, { primary: this.me });
       }
       const mountpoint = await this.waitMounted(req.Name, d.dataset_id);
+      const mounted = Date.now();
       await this.registry.add(d.dataset_id, req.Name, req.ID);
-      if (this.createdAt.has(req.Name) && !this.firstMountAt.has(req.Name)) this.firstMountAt.set(req.Name, Date.now());
+      this.firstMountAt.set(req.Name, Date.now());
+      this.logger.debug('mount timing', { volume: req.Name, lease: kept ? 'kept' : 'acquired', lease_ms: leased - started, wait_ms: mounted - leased, persist_ms: Date.now() - mounted });
       return { Mountpoint: mountpoint };
     } catch (err) {
       // Docker does not call Unmount after a failed Mount: let the volume go again.
@@ -402,7 +401,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
     const d = await this.lookup(req.Name);
     if (!d) return; // Already gone: removal is idempotent.
     const count = this.registry.count(d.dataset_id);
-    // A lease kept for Docker's create-time cycle is no container's: let it go first.
+    // A lease kept for Docker's copy-up cycle is no container's: let it go first.
     if (this.cancelDeferredRelease(d.dataset_id) && count === 0) await this.releaseUnused(d.dataset_id);
     if (count > 0) {
       throw new VolumePluginError(

