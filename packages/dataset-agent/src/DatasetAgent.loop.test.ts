@@ -12,6 +12,7 @@ function setup(
     crashAfter?: { kind: 'create'; count: number };
     resyncIntervalMs?: number;
     poolChanges?: (onChange: () => void) => () => void;
+    progressReportMs?: number;
   } = {},
 ) {
   const driver = new FakeDriver();
@@ -140,6 +141,37 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     poolChanged!();
     await new Promise((r) => setTimeout(r, 50));
     expect(listings).toBe(0);
+    await agent.stop();
+  });
+
+  it('reports the intermediate states of quick steps only with the result, not after every step', async () => {
+    const { control, agent } = setup({ resyncIntervalMs: 60_000, progressReportMs: 10_000 });
+    agent.start();
+    await eventually(() => control.reports.length > 0); // the first (empty) report
+    const before = control.reports.length;
+    control.setDatasets([dataset]);
+    await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
+    // create, attach, format, mount: one report when the dataset converged.
+    const during = control.reports.slice(before);
+    expect(during.map((r) => r.manifestations[0]?.status ?? 'none')).toEqual(['mounted']);
+    await agent.stop();
+  });
+
+  it('still reports an intermediate state when a step takes longer than progressReportMs', async () => {
+    const { host, control, agent } = setup({ resyncIntervalMs: 60_000, progressReportMs: 20 });
+    let release!: () => void;
+    const slow = new Promise<void>((r) => (release = r));
+    const format = host.makeFilesystem.bind(host);
+    host.makeFilesystem = async (device) => {
+      await slow;
+      return format(device);
+    };
+    agent.start();
+    control.setDatasets([dataset]);
+    // Attached, formatting: the control service hears of the attachment while mkfs runs.
+    await eventually(() => control.last()?.manifestations[0]?.status === 'attached');
+    release();
+    await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
     await agent.stop();
   });
 });

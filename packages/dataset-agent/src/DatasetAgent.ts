@@ -59,6 +59,14 @@ export interface DatasetAgentOptions {
    * the control service relays that node's report.
    */
   readonly poolChanges?: (onChange: () => void) => () => void;
+  /**
+   * While a dataset is still stepping towards its goal, how long the report of
+   * its intermediate states may wait (default 250 ms). A report goes out at once
+   * when a dataset's work ends (converged, failed, or waiting); in between, each
+   * step's report would only make the control service, its watchers and this
+   * agent (the echoed snapshot) work on the critical path of the next step.
+   */
+  readonly progressReportMs?: number;
   readonly now?: () => number;
 }
 
@@ -120,6 +128,7 @@ export class DatasetAgent {
   private lastReportAt = 0;
   private reportWanted = false;
   private reporting: Promise<void> | null = null;
+  private progressTimer: ReturnType<typeof setTimeout> | null = null;
   private loopDone: Promise<void> | null = null;
   private unwatchPool: (() => void) | undefined;
   private readonly now: () => number;
@@ -152,6 +161,8 @@ export class DatasetAgent {
   async stop(): Promise<void> {
     this.stopping = true;
     this.unwatchPool?.();
+    if (this.progressTimer !== null) clearTimeout(this.progressTimer);
+    this.progressTimer = null;
     this.queue.clear();
     this.wake();
     await Promise.allSettled([...this.busy.values()]);
@@ -304,14 +315,19 @@ export class DatasetAgent {
         return;
       }
       this.updateView(local, seq, datasetId);
-      this.requestReport();
       const [action] = calculateChanges({ datasets: [dataset], nodes: desired.nodes }, local, this.decision);
       if (action === undefined) {
         this.failures.delete(datasetId);
+        this.requestReport();
         return;
       }
       const failure = this.failures.get(datasetId);
-      if (failure && failure.retryAt > this.now()) return; // the turn's timer comes back for it
+      if (failure && failure.retryAt > this.now()) {
+        this.requestReport();
+        return; // the turn's timer comes back for it
+      }
+      // More steps follow at once: their outcome is reported when they end (or after progressReportMs).
+      this.requestProgressReport();
       // The same action again right after it succeeded: it has no effect we can see. Back off instead of spinning.
       const key = JSON.stringify(action);
       if (key === previous) {
@@ -387,8 +403,21 @@ export class DatasetAgent {
     }
   }
 
+  /** A report of an intermediate state: sent within progressReportMs, or with the next immediate one. */
+  private requestProgressReport(): void {
+    if (this.progressTimer !== null || this.stopping) return;
+    this.progressTimer = setTimeout(() => {
+      this.progressTimer = null;
+      this.requestReport();
+    }, this.o.progressReportMs ?? 250);
+  }
+
   /** Sends the node report when it changed (and at least every resync interval); one request at a time. */
   private requestReport(): void {
+    if (this.progressTimer !== null) {
+      clearTimeout(this.progressTimer);
+      this.progressTimer = null;
+    }
     this.reportWanted = true;
     if (this.reporting !== null) return;
     this.reporting = (async () => {
