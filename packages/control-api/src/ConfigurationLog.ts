@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { ContainerConfiguration, DatasetConfiguration, NodeSummary } from '@flocker/api';
 import type { Configuration, StoredLease } from './configuration';
 import { ApiError } from './errors';
-import { PersistentMap } from './PersistentMap';
+import { deleteEntry, PersistentMap, setEntry } from './PersistentMap';
 
 export const StoredLeaseSchema = z
   .object({ dataset_id: z.string(), node_uuid: z.string(), expires_at: z.number().nullable() })
@@ -50,13 +50,50 @@ function diffMaps<V>(prev: ReadonlyMap<string, V>, next: ReadonlyMap<string, V>,
   for (const id of deletes) remove(id);
   for (const id of sets) set(next.get(id) as V);
 }
-/** Applies records in order (Map.set keeps an updated entry in place, as the live maps do). */
+/**
+ * One map of a configuration being edited: a few records (a watched write of another
+ * replica) edit it persistently, sharing structure, so a 10,000-dataset map is not
+ * copied per write; a long replay copies it once and edits the copy. Untouched maps
+ * keep their identity.
+ */
+class MapEdit<V> {
+  private copy: Map<string, V> | undefined;
+  constructor(
+    private current: ReadonlyMap<string, V>,
+    private readonly persistent: boolean,
+  ) {}
+
+  set(key: string, value: V): void {
+    if (this.persistent) this.current = setEntry(this.current, key, value);
+    else this.own().set(key, value);
+  }
+
+  delete(key: string): void {
+    if (this.persistent) this.current = deleteEntry(this.current, key);
+    else this.own().delete(key);
+  }
+
+  get result(): ReadonlyMap<string, V> {
+    return this.current;
+  }
+
+  private own(): Map<string, V> {
+    if (this.copy === undefined) {
+      this.copy = new Map(this.current);
+      this.current = this.copy;
+    }
+    return this.copy;
+  }
+}
+
+/** Applies records in order (an updated entry keeps its place, as in the live maps). */
 export function applyRecords(config: Configuration, records: readonly LogRecord[]): Configuration {
   if (records.length === 0) return config;
-  const datasets = new Map(config.datasets);
-  const leases = new Map(config.leases);
-  const nodes = new Map(config.nodes);
-  const containers = new Map(config.containers ?? []);
+  const persistent = records.length <= 16;
+  const datasets = new MapEdit(config.datasets, persistent);
+  const leases = new MapEdit(config.leases, persistent);
+  const nodes = new MapEdit(config.nodes, persistent);
+  const containers = new MapEdit(config.containers ?? new Map<string, ContainerConfiguration>(), persistent);
   let version = config.version;
   for (const r of records) {
     for (const o of r.ops) {
@@ -89,7 +126,14 @@ export function applyRecords(config: Configuration, records: readonly LogRecord[
     }
     version = r.version;
   }
-  return { version, datasets, leases, nodes, ...(containers.size > 0 || config.containers !== undefined ? { containers } : {}) };
+  const c = containers.result;
+  return {
+    version,
+    datasets: datasets.result,
+    leases: leases.result,
+    nodes: nodes.result,
+    ...(c.size > 0 || config.containers !== undefined ? { containers: c } : {}),
+  };
 }
 
 function hex8(n: number): string {

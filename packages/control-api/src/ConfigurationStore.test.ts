@@ -200,7 +200,7 @@ describe('FileConfigurationStore write-ahead log', () => {
 });
 
 describe('log records', () => {
-  it('diff then apply reproduces any sequence of changes', () => {
+  it('diff then apply reproduces any sequence of changes, one record at a time (shared structure) or all at once (a copy)', () => {
     const ops = fc.array(
       fc.oneof(
         fc.record({ k: fc.constant('create' as const), i: fc.integer({ min: 0, max: 20 }) }),
@@ -209,11 +209,15 @@ describe('log records', () => {
         fc.record({ k: fc.constant('release' as const), i: fc.integer({ min: 0, max: 20 }) }),
         fc.record({ k: fc.constant('node' as const), i: fc.integer({ min: 0, max: 3 }) }),
       ),
-      { maxLength: 30 },
+      { maxLength: 40 },
     );
+    const entries = (c: Configuration): unknown => [[...c.datasets.entries()], [...c.leases.entries()], [...c.nodes.entries()], c.version];
     fc.assert(
       fc.property(ops, (steps) => {
-        let c = registerNode(emptyConfiguration, { uuid: A, host: 'h' });
+        const start = registerNode(emptyConfiguration, { uuid: A, host: 'h' });
+        let c = start;
+        let chained = start;
+        const records: LogRecord[] = [];
         const id = (i: number): string => `${String(i).padStart(8, '0')}-1111-4111-8111-111111111111`;
         for (const s of steps) {
           let next = c;
@@ -231,8 +235,13 @@ describe('log records', () => {
           expect([...replayed.datasets.entries()]).toEqual([...next.datasets.entries()]);
           expect([...replayed.leases.entries()]).toEqual([...next.leases.entries()]);
           expect([...replayed.nodes.entries()]).toEqual([...next.nodes.entries()]);
+          const record = diffConfiguration(c, next);
+          records.push(record);
+          chained = applyRecords(chained, [record]);
           c = next;
         }
+        expect(entries(chained)).toEqual(entries(c));
+        expect(entries(applyRecords(start, records))).toEqual(entries(c));
       }),
     );
   });
