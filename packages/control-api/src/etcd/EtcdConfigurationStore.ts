@@ -133,6 +133,15 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   private snapshotBytes = 0;
   private snapshotting = false;
   private readonly published = new Map<string, { json: string; at: number }>();
+  private listener: StoreListener | undefined;
+  /**
+   * The version our transaction in flight writes, and the log records watched meanwhile
+   * at or after it: our own record often arrives before the transaction's answer, and
+   * taken for another replica's it would be applied a second time. They are looked at
+   * once the answer says whose they are.
+   */
+  private committing: number | undefined;
+  private held: IKeyValue[] = [];
   private watchers: Watcher[] = [];
   private closed = false;
 
@@ -253,6 +262,18 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     if (expected === undefined) {
       throw new ApiError(500, 'STORE_BASE_UNKNOWN', `Configuration v${from.version} was not read from etcd; cannot compare-and-swap from it.`);
     }
+    this.committing = config.version;
+    try {
+      return await this.compareAndSwap(from, expected, config);
+    } finally {
+      this.committing = undefined;
+      const held = this.held;
+      this.held = [];
+      if (this.listener !== undefined) for (const kv of held) this.onRecord(this.listener, kv);
+    }
+  }
+
+  private async compareAndSwap(from: Configuration, expected: number, config: Configuration): Promise<void> {
     const id = randomBytes(12).toString('hex');
     const entry = JSON.stringify({ prev: from.version, record: diffConfiguration(from, config) });
     let res;
@@ -311,17 +332,26 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     this.logBytes += bytes;
   }
 
+  /** A snapshot's version from its first bytes (we write it first), without parsing megabytes. */
+  private snapshotVersion(value: Buffer): number {
+    const m = /^\{"version":(\d+),/.exec(value.subarray(0, 40).toString('utf8'));
+    return m !== null ? Number(m[1]) : this.parse(Snapshot, SNAPSHOT_KEY, value).version;
+  }
+
   /** Folds the log into a new snapshot of the newest configuration and deletes the records it covers. */
   async snapshot(): Promise<void> {
     if (this.snapshotting || this.closed) return;
     this.snapshotting = true;
     try {
       const config = this.latest;
+      // What this snapshot covers; records counted meanwhile still count towards the next.
+      const records = this.sinceSnapshot;
+      const bytes = this.logBytes;
       const value = `{"version":${config.version},"config":${encodeConfiguration(config)}}`;
       // Never replace a newer snapshot (another replica may have folded further meanwhile).
       const current = await this.ns.get(SNAPSHOT_KEY).exec();
       const kv = current.kvs[0];
-      if (kv !== undefined && this.parse(Snapshot, SNAPSHOT_KEY, kv.value).version >= config.version) return;
+      if (kv !== undefined && this.snapshotVersion(kv.value) >= config.version) return;
       await this.ns
         .if(SNAPSHOT_KEY, 'Mod', '==', kv === undefined ? 0 : Number(kv.mod_revision))
         .then(
@@ -330,10 +360,10 @@ export class EtcdConfigurationStore implements ConfigurationStore {
         )
         .commit();
       this.snapshotBytes = value.length;
-      if (this.latest.version === config.version) {
-        this.sinceSnapshot = 0;
-        this.logBytes = 0;
-      }
+      // Under a steady stream of writes `latest` has always moved on by now: resetting
+      // only when it had not left the counters high, and every write started a new snapshot.
+      this.sinceSnapshot = Math.max(0, this.sinceSnapshot - records);
+      this.logBytes = Math.max(0, this.logBytes - bytes);
     } finally {
       this.snapshotting = false;
     }
@@ -352,6 +382,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     }
     for (const kv of reports.kvs) this.deliverReport(listener, kv.key.toString('utf8'), kv.value);
     const logWatch = await this.ns.watch().prefix(LOG_PREFIX).startRevision(String(this.loadedRevision + 1)).create();
+    this.listener = listener;
     logWatch.on('put', (kv) => this.onRecord(listener, kv));
     const nodesWatch = await this.ns.watch().prefix(NODES_PREFIX).startRevision(String(Number(reports.header.revision) + 1)).create();
     nodesWatch.on('put', (kv) => this.deliverReport(listener, kv.key.toString('utf8'), kv.value));
@@ -364,6 +395,10 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       const key = kv.key.toString('utf8');
       const entry = this.parse(LogEntry, key, kv.value);
       if (entry.record.version <= this.latest.version) return; // ours, or already known
+      if (this.committing !== undefined && entry.record.version >= this.committing) {
+        this.held.push(kv);
+        return;
+      }
       if (entry.prev !== this.latest.version) {
         // Missed a record (e.g. a watch restarted after compaction): read everything again.
         void this.readAll().then((all) => {

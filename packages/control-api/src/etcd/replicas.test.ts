@@ -123,6 +123,52 @@ describe('EtcdConfigurationStore', () => {
     }
   });
 
+  it('its own records, often watched before the transaction answers, are never taken for another replica\'s', async () => {
+    const prefix = `/t-${randomUUID()}`;
+    const store = open(prefix);
+    let config = await store.load();
+    const external: number[] = [];
+    await store.subscribe({ configuration: (c) => external.push(c.version), report: () => undefined });
+    for (let i = 0; i < 40; i++) {
+      const next: Configuration = { ...config, version: config.version + 1, nodes: new Map([...config.nodes, [randomUUID(), { uuid: randomUUID(), host: `h${i}` }]]) };
+      await store.commit(next, config);
+      config = next;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    expect(external).toEqual([]);
+    // A record of another writer is still delivered.
+    const other = open(prefix);
+    const base = await other.load();
+    await other.commit({ ...base, version: base.version + 1, nodes: new Map() }, base);
+    await eventually(() => external.length === 1);
+    expect(external).toEqual([41]);
+  });
+
+  it('under back-to-back writes a snapshot folds what it covers, not one snapshot per write', async () => {
+    const prefix = `/t-${randomUUID()}`;
+    const writer = new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix, snapshotEvery: 3 });
+    stores.push(writer);
+    const raw = new Etcd3({ hosts: etcd.endpoints });
+    const snapshots: number[] = [];
+    const watch = await raw.namespace(`${prefix}/`).watch().key('snapshot').create();
+    watch.on('put', (kv) => snapshots.push(Number(/"version":(\d+)/.exec(kv.value.toString())?.[1])));
+    try {
+      let config = await writer.load();
+      for (let i = 0; i < 60; i++) {
+        const next: Configuration = { ...config, version: config.version + 1, nodes: new Map([...config.nodes, [`n${i}`, { uuid: randomUUID(), host: `h${i}` }]]) };
+        await writer.commit(next, config);
+        config = next;
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      expect(snapshots.length).toBeGreaterThan(0);
+      expect(snapshots.length).toBeLessThanOrEqual(20);
+      expect(encodeConfiguration(await open(prefix).load())).toBe(encodeConfiguration(config));
+    } finally {
+      await watch.cancel();
+      raw.close();
+    }
+  });
+
   it('replaceAll refuses a non-empty prefix unless forced', async () => {
     const prefix = `/t-${randomUUID()}`;
     const s = open(prefix);
