@@ -70,6 +70,28 @@ describe('ClusterWatcher', () => {
     expect(calls).toBeLessThan(10);
   });
 
+  it('followed() gives the snapshot only while the long-poll answers', async () => {
+    let up = true;
+    const w = new ClusterWatcher(async (since) => {
+      if (!up) throw new Error('ECONNREFUSED');
+      if (since !== undefined) await new Promise((r) => setTimeout(r, 20));
+      return snap('1');
+    }, logger, 1_000, 20);
+    try {
+      await w.refresh();
+      expect(w.followed()).toBeUndefined(); // a refresh alone does not follow
+      w.start();
+      await new Promise((r) => setTimeout(r, 50)); // a long-poll (20 ms) has answered
+      expect(w.followed()).toMatchObject({ generation: '1' });
+      up = false;
+      await new Promise((r) => setTimeout(r, 60));
+      expect(w.followed()).toBeUndefined();
+      expect(w.current()).toMatchObject({ generation: '1' });
+    } finally {
+      await w.close();
+    }
+  });
+
   it('keeps retrying while the control service is down', async () => {
     let up = false;
     const w = new ClusterWatcher(async () => {

@@ -19,6 +19,8 @@ interface Waiter {
 
 export class ClusterWatcher {
   private snapshot: ClusterSnapshot | undefined;
+  /** The last long-poll answered and the next is waiting: the snapshot lags only by the push. */
+  private following = false;
   private readonly waiters = new Set<Waiter>();
   private closed = false;
   private running: Promise<void> | undefined;
@@ -36,6 +38,11 @@ export class ClusterWatcher {
 
   current(): ClusterSnapshot | undefined {
     return this.snapshot;
+  }
+
+  /** The snapshot while the long-poll keeps it current (the control service pushes each change), else undefined. */
+  followed(): ClusterSnapshot | undefined {
+    return this.following ? this.snapshot : undefined;
   }
 
   start(): void {
@@ -84,6 +91,7 @@ export class ClusterWatcher {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.following = false;
     this.wake?.();
     for (const w of this.waiters) this.waiters.delete(w);
   }
@@ -102,10 +110,12 @@ export class ClusterWatcher {
         const started = Date.now();
         const s = await this.fetch(since, this.pollMs);
         if (this.closed) return;
+        this.following = true;
         this.update(s);
         // A server that answers an unchanged generation at once must not make us spin.
         if (s.generation === since && Date.now() - started < this.pollMs / 2) await this.pause(this.retryMs / 10);
       } catch (err) {
+        this.following = false;
         if (this.closed) return;
         this.logger.warn('cannot reach the control service; retrying', { error: err instanceof Error ? err.message : String(err) });
         await this.pause(this.retryMs);

@@ -303,6 +303,33 @@ describe('FlockerVolumeBackend against a real control service', () => {
     await expect(b.mount({ Name: 'vol1', ID: 'x' })).resolves.toMatchObject({ Mountpoint: expect.stringMatching(/^\/flocker-b\//) });
   });
 
+  it('Get of an unknown volume answers from the followed snapshot; Create still looks afresh, so makes no duplicate', async () => {
+    let refreshes = 0;
+    // Long-polls after the first never answer: the followed snapshot lags every change.
+    const lagging: ControlClient = {
+      ...client,
+      createDataset: (...a) => client.createDataset(...a),
+      updateDataset: (...a) => client.updateDataset(...a),
+      deleteDataset: (...a) => client.deleteDataset(...a),
+      acquireLease: (...a) => client.acquireLease(...a),
+      releaseLease: (...a) => client.releaseLease(...a),
+      waitForCluster: (since, timeoutMs) => {
+        if (timeoutMs === 0) refreshes++;
+        return since !== undefined && (timeoutMs ?? 1) > 0 ? new Promise(() => undefined) : client.waitForCluster(since, timeoutMs);
+      },
+    };
+    const a = await backendFor(NODE_A, 5_000, { client: lagging });
+    const other = await backendFor(NODE_A);
+    const before = refreshes;
+    await expect(a.get({ Name: 'nope' })).rejects.toMatchObject({ code: 'NO_SUCH_VOLUME' });
+    expect(refreshes).toBe(before);
+    await other.create({ Name: 'made-elsewhere' });
+    await a.create({ Name: 'made-elsewhere' });
+    expect((await client.listDatasets()).filter((d) => d.metadata.name === 'made-elsewhere')).toHaveLength(1);
+    await a.create({ Name: 'mine' });
+    expect(await a.get({ Name: 'mine' })).toMatchObject({ Volume: { Name: 'mine' } });
+  });
+
   it('Capabilities say global scope', async () => {
     const a = await backendFor(NODE_A);
     expect(await a.capabilities()).toEqual({ Capabilities: { Scope: 'global' } });

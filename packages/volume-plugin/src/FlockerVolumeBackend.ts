@@ -124,6 +124,8 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
   private readonly opts: FlockerVolumeBackendOptions;
   /** Serialises Mount/Unmount/Remove per volume name so counts and leases stay consistent. */
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Volumes this plugin created, until a lookup finds them in the followed snapshot. */
+  private readonly createdHere = new Set<string>();
   /** When the Mount that made a volume used here (no mount IDs before it) answered, by name. */
   private readonly firstMountAt = new Map<string, number>();
   /** Lease releases put off by the copy-up cycle, by dataset: a Mount meanwhile keeps the lease. */
@@ -179,10 +181,12 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
   private async doCreate(req: CreateRequest): Promise<void> {
     validateVolumeName(req.Name);
     const options = parseCreateOptions(req.Opts, this.opts.defaultSize);
+    // A fresh lookup: a volume made elsewhere a moment ago must not be made twice.
     if (await this.lookup(req.Name)) return; // Docker may create the same volume again; that is fine.
     const metadata: Record<string, string> = { [METADATA_NAME_KEY]: req.Name, [CREATED_AT_KEY]: new Date().toISOString() };
     if (options.profile) metadata[METADATA_PROFILE_KEY] = options.profile;
     const created = await this.client.createDataset({ primary: this.me, maximum_size: options.size, metadata });
+    this.createdHere.add(req.Name);
     this.logger.info('created dataset for volume', { volume: req.Name, dataset_id: created.dataset_id, size: options.size });
     await this.watcher.refresh();
   }
@@ -202,7 +206,8 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
   }
 
   async get(req: NameRequest): Promise<GetResponse> {
-    const d = await this.require(req.Name);
+    const d = await this.lookupFollowed(req.Name);
+    if (!d) throw new VolumePluginError('NO_SUCH_VOLUME', `no such volume: ${req.Name}`);
     const s = await this.watcher.latest();
     const status: Record<string, string | number | null> = {
       dataset_id: d.dataset_id,
@@ -398,6 +403,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
   }
 
   private async doRemove(req: NameRequest): Promise<void> {
+    this.createdHere.delete(req.Name);
     const d = await this.lookup(req.Name);
     if (!d) return; // Already gone: removal is idempotent.
     const count = this.registry.count(d.dataset_id);
@@ -474,6 +480,24 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
     if (hit) return hit;
     // The cache may lag a write made elsewhere; ask once more before saying "no".
     return findVolume(await this.fresh(), name);
+  }
+
+  /**
+   * For Get, which Docker asks before creating a volume it does not know (so on the
+   * critical path of `docker run` with a new volume): while the long-poll follows the
+   * cluster, the snapshot lags only by the control service's push, so a miss is answered
+   * from it; Create then looks afresh. A volume created here is looked up afresh until
+   * the snapshot shows it: Docker's Get right after Create must never miss it.
+   */
+  private async lookupFollowed(name: string): Promise<DatasetConfiguration | undefined> {
+    const followed = this.watcher.followed();
+    if (!followed || this.createdHere.has(name)) {
+      const d = await this.lookup(name);
+      const now = this.watcher.followed();
+      if (now && findVolume(now, name)) this.createdHere.delete(name);
+      return d;
+    }
+    return findVolume(followed, name);
   }
 
   /** A fresh snapshot, or an error Docker's user can act on. */
