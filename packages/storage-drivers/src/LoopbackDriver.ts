@@ -14,7 +14,7 @@ import { isDeviceBusy, listMounts } from './blockdev';
 import { execFileExec, runChecked, type ExecFn } from './exec';
 import { attachLoop, detachLoop, findLoopDevices, isReadOnly, loopBindingOf, LoopIoctls, LoopScanner, refreshLoopCapacity, type AttachLoopOptions } from './losetup';
 import { PoolLock } from './PoolLock';
-import { fsyncDir, VolumeRecord, writeFileAtomic } from './VolumeRecord';
+import { commitTemp, fsyncDir, VolumeRecord, writeFileAtomic, writeSyncedTemp, type AtomicWriteOptions } from './VolumeRecord';
 
 export const DEFAULT_ALLOCATION_UNIT = 1024 * 1024;
 
@@ -81,6 +81,15 @@ const ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
  * writing into the old, now unlinked inode, which the next holder never sees. The copy is as consistent as a crash of the old holder at that moment.
  * As a second safety net the agent may create filesystems with
  * `makeFilesystem(…, { multiMountProtection: true })` (ext4 MMP).
+ *
+ * Durability: a volume's existence (create, destroy) is fsynced down to the
+ * directory entry. Its attachment is not: `attached_to` only means something
+ * together with a loop device, and loop devices live in the one kernel every
+ * host of the pool shares, so a power loss that forgets a rename of the record
+ * also forgets every loop device and mount. After the reboot either version of
+ * the record converges (repair() re-creates the device of a volume recorded as
+ * attached; an unattached one is simply attached again). The record file itself
+ * is always fsynced before the rename, so it is never torn.
  */
 export class LoopbackDriver implements BlockDeviceApi {
   readonly backend = 'loopback';
@@ -146,14 +155,17 @@ export class LoopbackDriver implements BlockDeviceApi {
       created: new Date().toISOString(),
     };
     // Backing file first: a crash before the record leaves an invisible orphan file, never a record without data.
+    // The image and the record's temp file are flushed together; the record is renamed into place only then.
+    const content = recordText(record);
+    let tmp: string;
     const handle = await fs.open(this.imagePath(id), 'wx', 0o600);
     try {
       await handle.truncate(rounded);
-      await handle.sync();
+      tmp = await writeSyncedTemp(this.recordPath(id), content, () => handle.sync());
     } finally {
       await handle.close();
     }
-    await this.withPoolLock(() => this.writeRecord(record));
+    await this.withPoolLock(() => commitTemp(tmp, this.recordPath(id)));
     this.logger.info('volume created', { blockdeviceId: id, datasetId, size: rounded, profile: options.profile });
     return toVolume(record);
   }
@@ -189,12 +201,14 @@ export class LoopbackDriver implements BlockDeviceApi {
       }
       await this.removeStaleLoops(blockdeviceId);
       const attached: VolumeRecord = { ...record, attached_to: instanceId };
-      await this.writeRecord(attached);
+      await this.writeRecord(attached, ATTACHMENT);
       try {
         const device = await attachLoop(this.exec, this.imagePath(blockdeviceId), blockdeviceId, this.attachOptions);
+        // getDevicePath checks this hint in sysfs before trusting it.
+        if (instanceId === this.instanceId) this.lastDevice.set(blockdeviceId, device);
         this.logger.info('volume attached', { blockdeviceId, instanceId, device });
       } catch (e) {
-        await this.writeRecord(record).catch((undo: unknown) =>
+        await this.writeRecord(record, ATTACHMENT).catch((undo: unknown) =>
           this.logger.error('could not undo attachment record', { blockdeviceId, error: String(undo) }),
         );
         throw e;
@@ -223,9 +237,10 @@ export class LoopbackDriver implements BlockDeviceApi {
         const devices = await this.loopsOf(blockdeviceId);
         for (const device of devices) await this.refuseIfBusy(blockdeviceId, device);
         for (const device of devices) await detachLoop(this.exec, device, blockdeviceId, this.detachOptions);
-        await this.verifyNoLoops(blockdeviceId);
+        await this.verifyNoLoops(blockdeviceId, devices);
       }
-      await this.writeRecord({ ...record, attached_to: null });
+      this.lastDevice.delete(blockdeviceId);
+      await this.writeRecord({ ...record, attached_to: null }, ATTACHMENT);
       this.logger.info('volume detached', { blockdeviceId, from: record.attached_to, force: options.force === true });
     });
   }
@@ -402,7 +417,7 @@ export class LoopbackDriver implements BlockDeviceApi {
       this.logger.warn('detaching stale loop device of a detached volume', { blockdeviceId, device });
       await detachLoop(this.exec, device, blockdeviceId, this.detachOptions);
     }
-    if (devices.length > 0) await this.verifyNoLoops(blockdeviceId);
+    if (devices.length > 0) await this.verifyNoLoops(blockdeviceId, devices);
   }
 
   /**
@@ -422,13 +437,24 @@ export class LoopbackDriver implements BlockDeviceApi {
     );
   }
 
-  private async verifyNoLoops(blockdeviceId: string): Promise<void> {
-    let left = await this.loopsOf(blockdeviceId);
+  /**
+   * After detaching `detached` (every device the volume had, found under the
+   * pool lock, so no new one can have appeared): checks just those in sysfs
+   * rather than scanning every loop device again.
+   */
+  private async verifyNoLoops(blockdeviceId: string, detached: readonly string[]): Promise<void> {
+    const remaining = async (): Promise<string[]> => {
+      if (this.loopDiscovery !== 'sysfs') return this.loopsOf(blockdeviceId);
+      const left: string[] = [];
+      for (const device of detached) if (await this.serves(device, blockdeviceId)) left.push(device);
+      return left;
+    };
+    let left = await remaining();
     // A short-lived opener (udev's blkid probe, say) turns losetup -d into a
     // deferred detach that completes when it closes; give that a moment.
     for (let i = 0; i < 10 && left.length > 0; i++) {
       await new Promise((r) => setTimeout(r, 50));
-      left = await this.loopsOf(blockdeviceId);
+      left = await remaining();
     }
     if (left.length > 0) {
       throw new StorageError(
@@ -443,7 +469,8 @@ export class LoopbackDriver implements BlockDeviceApi {
   private async forceDetachLoops(blockdeviceId: string): Promise<void> {
     const image = this.imagePath(blockdeviceId);
     const busy: string[] = [];
-    for (const device of await this.loopsOf(blockdeviceId)) {
+    const devices = await this.loopsOf(blockdeviceId);
+    for (const device of devices) {
       if (await isDeviceBusy(device)) {
         busy.push(device);
         continue;
@@ -451,7 +478,7 @@ export class LoopbackDriver implements BlockDeviceApi {
       await detachLoop(this.exec, device, blockdeviceId, this.detachOptions);
     }
     if (busy.length === 0) {
-      await this.verifyNoLoops(blockdeviceId);
+      await this.verifyNoLoops(blockdeviceId, devices);
       return;
     }
     for (const device of busy) {
@@ -474,7 +501,7 @@ export class LoopbackDriver implements BlockDeviceApi {
       throw e;
     }
     this.logger.warn('force detach fenced loop devices still in use', { blockdeviceId, devices: busy });
-    await this.verifyNoLoops(blockdeviceId);
+    await this.verifyNoLoops(blockdeviceId, devices);
   }
 
   /**
@@ -557,8 +584,8 @@ export class LoopbackDriver implements BlockDeviceApi {
     return parsed.data;
   }
 
-  private async writeRecord(record: VolumeRecord): Promise<void> {
-    await writeFileAtomic(this.recordPath(record.blockdevice_id), JSON.stringify(record, null, 2) + '\n');
+  private async writeRecord(record: VolumeRecord, options?: AtomicWriteOptions): Promise<void> {
+    await writeFileAtomic(this.recordPath(record.blockdevice_id), recordText(record), options);
   }
 
   private async withPoolLock<T>(fn: () => Promise<T>): Promise<T> {
@@ -576,6 +603,13 @@ export class LoopbackDriver implements BlockDeviceApi {
     );
     return this.dirsReady;
   }
+}
+
+/** Record writes that only change attached_to: see "Durability" in the class comment. */
+const ATTACHMENT: AtomicWriteOptions = { durableRename: false };
+
+function recordText(record: VolumeRecord): string {
+  return JSON.stringify(record, null, 2) + '\n';
 }
 
 function toVolume(record: VolumeRecord): BlockDeviceVolume {

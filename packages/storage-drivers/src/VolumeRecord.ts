@@ -17,23 +17,52 @@ export const VolumeRecord = z
   .strict();
 export type VolumeRecord = z.infer<typeof VolumeRecord>;
 
+export interface AtomicWriteOptions {
+  /**
+   * Also fsync the directory, so that the rename itself survives a power loss
+   * (default true). Without it a power loss may bring back the previous
+   * content, but never a torn or empty file.
+   */
+  readonly durableRename?: boolean;
+}
+
 /** Writes a file so readers see either the old or the new content, even across a crash. */
-export async function writeFileAtomic(file: string, content: string): Promise<void> {
+export async function writeFileAtomic(file: string, content: string, options: AtomicWriteOptions = {}): Promise<void> {
+  const tmp = await writeSyncedTemp(file, content);
+  await commitTemp(tmp, file, options);
+}
+
+/**
+ * First half of an atomic write: the content in a new temp file beside `file`,
+ * flushed to disk (together with `alsoSync`, e.g. another new file of the same
+ * step: concurrent fsyncs share one journal commit). Returns the temp path.
+ */
+export async function writeSyncedTemp(file: string, content: string, alsoSync?: () => Promise<void>): Promise<string> {
   const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const handle = await fs.open(tmp, 'wx', 0o644);
   try {
-    await handle.writeFile(content, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle.close();
+    const handle = await fs.open(tmp, 'wx', 0o644);
+    try {
+      await handle.writeFile(content, 'utf8');
+      await Promise.all([handle.sync(), alsoSync?.()]);
+    } finally {
+      await handle.close();
+    }
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
   }
+  return tmp;
+}
+
+/** Second half: the synced temp file replaces `file` in one rename. */
+export async function commitTemp(tmp: string, file: string, options: AtomicWriteOptions = {}): Promise<void> {
   try {
     await fs.rename(tmp, file);
   } catch (e) {
     await fs.rm(tmp, { force: true });
     throw e;
   }
-  await fsyncDir(path.dirname(file));
+  if (options.durableRename ?? true) await fsyncDir(path.dirname(file));
 }
 
 export async function fsyncDir(dir: string): Promise<void> {
