@@ -174,4 +174,23 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
     await agent.stop();
   });
+
+  it("decides the first step on the turn's own observation instead of looking again", async () => {
+    const { driver, control, agent } = setup({ resyncIntervalMs: 60_000 });
+    let listings = 0;
+    let listingsAtCreate = -1;
+    const list = driver.listVolumes.bind(driver);
+    driver.listVolumes = async () => (listings++, list());
+    const create = driver.createVolume.bind(driver);
+    driver.createVolume = async (datasetId, size) => ((listingsAtCreate = listings), create(datasetId, size));
+    agent.start();
+    await eventually(() => control.reports.length > 0);
+    await new Promise((r) => setTimeout(r, 50));
+    listings = 0;
+    control.setDatasets([dataset]);
+    await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
+    // The turn's observation, then the create action's own re-check (never a second volume).
+    expect(listingsAtCreate).toBe(2);
+    await agent.stop();
+  });
 });

@@ -70,6 +70,12 @@ export interface DatasetAgentOptions {
   readonly now?: () => number;
 }
 
+/** One observation and its sequence number (see updateView). */
+interface Observation {
+  readonly seq: number;
+  readonly local: LocalState;
+}
+
 interface Failure {
   readonly action: Action;
   readonly attempts: number;
@@ -121,6 +127,8 @@ export class DatasetAgent {
   /** The latest observation of each dataset's volumes, and when (sequence number) it was made. */
   private readonly view = new Map<string, { seq: number; volumes: DiscoveredVolume[] }>();
   private seq = 0;
+  /** The sequence number taken when the latest action ended. */
+  private lastActionEnd = 0;
   private wakeUp: (() => void) | null = null;
   private woken = false;
   private stopping = false;
@@ -275,46 +283,61 @@ export class DatasetAgent {
         }
         if (!this.busy.has(action.datasetId)) this.queue.add(action.datasetId);
       }
-      this.pump();
+      // Workers started right now decide their first step on this very observation,
+      // unless some action ended while it was made (it may not show that action's effect).
+      this.pump(this.lastActionEnd < seq ? { seq, local } : undefined);
     }
     this.requestReport();
     return Math.max(0, Math.min(wait, this.o.resyncIntervalMs));
   }
 
-  /** Starts workers for queued datasets, up to the concurrency limit. */
-  private pump(): void {
+  /**
+   * Starts workers for queued datasets, up to the concurrency limit. `fresh`:
+   * the observation the caller just decided on, with nothing run since.
+   */
+  private pump(fresh?: Observation): void {
     for (const id of this.queue) {
       if (this.busy.size >= this.o.concurrency || this.stopping) return;
       this.queue.delete(id);
       if (this.busy.has(id)) continue;
-      const work = this.converge(id).finally(() => {
+      const work = this.converge(id, fresh).finally(() => {
         this.busy.delete(id);
         this.pump();
-        // Idle again: one full look, to catch anything that changed meanwhile.
-        if (this.busy.size === 0 && this.queue.size === 0) this.wake();
+        // Idle again: one full look, to catch anything that changed meanwhile; once the
+        // report that just went out is through, so that look does not compete with it.
+        if (this.busy.size === 0 && this.queue.size === 0) void (this.reporting ?? Promise.resolve()).then(() => this.wake());
       });
       this.busy.set(id, work);
     }
   }
 
-  /** One dataset, one step at a time, each decided on a fresh look at that dataset. */
-  private async converge(datasetId: string): Promise<void> {
+  /**
+   * One dataset, one step at a time, each decided on a fresh look at that
+   * dataset. The first look may be the turn's own (`fresh`), made just before.
+   */
+  private async converge(datasetId: string, fresh?: Observation): Promise<void> {
     let previous = '';
+    let first = fresh;
     while (!this.stopping && this.snapshot !== null) {
       const desired = desiredStateOf(this.snapshot);
       const dataset = desired.datasets.find((d) => d.datasetId === datasetId);
       if (dataset === undefined) return;
-      const seq = ++this.seq;
       let local: LocalState;
-      const t0 = this.now();
-      try {
-        local = await discoverLocalState(this.o.driver, this.o.hostOps, this.o.instanceId, datasetId, this.listPool);
-        this.o.logger.debug('observed dataset', { datasetId, durationMs: this.now() - t0 });
-      } catch (e) {
-        this.o.logger.warn('observation failed', { datasetId, code: errorCode(e), error: errorMessage(e) });
-        return;
+      if (first !== undefined) {
+        local = first.local;
+        first = undefined;
+      } else {
+        const seq = ++this.seq;
+        const t0 = this.now();
+        try {
+          local = await discoverLocalState(this.o.driver, this.o.hostOps, this.o.instanceId, datasetId, this.listPool);
+          this.o.logger.debug('observed dataset', { datasetId, durationMs: this.now() - t0 });
+        } catch (e) {
+          this.o.logger.warn('observation failed', { datasetId, code: errorCode(e), error: errorMessage(e) });
+          return;
+        }
+        this.updateView(local, seq, datasetId);
       }
-      this.updateView(local, seq, datasetId);
       const [action] = calculateChanges({ datasets: [dataset], nodes: desired.nodes }, local, this.decision);
       if (action === undefined) {
         this.failures.delete(datasetId);
@@ -354,9 +377,11 @@ export class DatasetAgent {
         logger: this.o.logger,
       });
     } catch (e) {
+      this.lastActionEnd = ++this.seq;
       this.recordFailure(action, errorCode(e), errorMessage(e), started);
       return false;
     }
+    this.lastActionEnd = ++this.seq;
     this.failures.delete(action.datasetId);
     this.o.logger.info('action done', { ...action, durationMs: this.now() - started });
     this.maybeCrash(action.kind);
