@@ -326,6 +326,7 @@ describe('FlockerVolumeBackend against a real control service', () => {
     await other.create({ Name: 'made-elsewhere' });
     await a.create({ Name: 'made-elsewhere' });
     expect((await client.listDatasets()).filter((d) => d.metadata.name === 'made-elsewhere')).toHaveLength(1);
+    expect(await a.get({ Name: 'made-elsewhere' })).toMatchObject({ Volume: { Name: 'made-elsewhere' } });
     await a.create({ Name: 'mine' });
     expect(await a.get({ Name: 'mine' })).toMatchObject({ Volume: { Name: 'mine' } });
   });

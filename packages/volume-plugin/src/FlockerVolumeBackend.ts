@@ -124,7 +124,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
   private readonly opts: FlockerVolumeBackendOptions;
   /** Serialises Mount/Unmount/Remove per volume name so counts and leases stay consistent. */
   private readonly locks = new Map<string, Promise<unknown>>();
-  /** Volumes this plugin created, until a lookup finds them in the followed snapshot. */
+  /** Volumes a Create here made or found afresh, until a lookup finds them in the followed snapshot. */
   private readonly createdHere = new Set<string>();
   /** When the Mount that made a volume used here (no mount IDs before it) answered, by name. */
   private readonly firstMountAt = new Map<string, number>();
@@ -183,7 +183,11 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
     const options = parseCreateOptions(req.Opts, this.opts.defaultSize);
     const started = Date.now();
     // A fresh lookup: a volume made elsewhere a moment ago must not be made twice.
-    if (await this.lookup(req.Name)) return; // Docker may create the same volume again; that is fine.
+    if (await this.lookup(req.Name)) {
+      // Docker may create the same volume again; that is fine. Its next Get must find it too.
+      this.createdHere.add(req.Name);
+      return;
+    }
     const looked = Date.now();
     const metadata: Record<string, string> = { [METADATA_NAME_KEY]: req.Name, [CREATED_AT_KEY]: new Date().toISOString() };
     if (options.profile) metadata[METADATA_PROFILE_KEY] = options.profile;
@@ -490,8 +494,8 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
    * For Get, which Docker asks before creating a volume it does not know (so on the
    * critical path of `docker run` with a new volume): while the long-poll follows the
    * cluster, the snapshot lags only by the control service's push, so a miss is answered
-   * from it; Create then looks afresh. A volume created here is looked up afresh until
-   * the snapshot shows it: Docker's Get right after Create must never miss it.
+   * from it; Create then looks afresh. A volume Create made or found is looked up afresh
+   * until the snapshot shows it: Docker's Get right after Create must never miss it.
    */
   private async lookupFollowed(name: string): Promise<DatasetConfiguration | undefined> {
     const followed = this.watcher.followed();
