@@ -1,3 +1,4 @@
+import type { NodeState } from '@flocker/api';
 import winston from 'winston';
 import { DatasetAgent } from './DatasetAgent';
 import { FakeControl, FakeDriver, FakeHost } from './fakes';
@@ -191,6 +192,55 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
     // The turn's observation, then the create action's own re-check (never a second volume).
     expect(listingsAtCreate).toBe(2);
+    await agent.stop();
+  });
+
+  function otherNode(volumes: NonNullable<NodeState['volumes']>): NodeState {
+    return {
+      uuid: '22222222-2222-4222-8222-222222222222',
+      era: 'e',
+      host: '10.0.0.2',
+      instance_id: 'i-other',
+      backend: 'fake',
+      manifestations: [],
+      volumes,
+      errors: [],
+      alive: true,
+      last_seen: '2020-01-01T00:00:00Z',
+    };
+  }
+
+  it("takes no look when only another node's report changed and nothing here waits for it", async () => {
+    const { driver, control, agent } = setup({ resyncIntervalMs: 60_000 });
+    agent.start();
+    control.setNodes([otherNode([])]);
+    control.setDatasets([dataset]);
+    await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
+    await new Promise((r) => setTimeout(r, 50));
+    let listings = 0;
+    const list = driver.listVolumes.bind(driver);
+    driver.listVolumes = async () => (listings++, list());
+    control.setNodes([otherNode([{ blockdevice_id: 'vol-x', dataset_id: 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', size: MiB, attached_to: 'i-other' }])]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(listings).toBe(0);
+    await agent.stop();
+  });
+
+  it("looks again when another node's report changes while a dataset waits for that node", async () => {
+    const { driver, host, control, agent } = setup({ resyncIntervalMs: 60_000 });
+    const held = { blockdevice_id: 'vol-other', dataset_id: DS, size: 64 * MiB, attached_to: 'i-other' };
+    driver.volumes.set('vol-other', { blockdeviceId: 'vol-other', datasetId: DS, size: 64 * MiB, attachedTo: 'i-other' });
+    agent.start();
+    control.setNodes([otherNode([held])]);
+    control.setDatasets([dataset]);
+    await eventually(() => (control.last()?.volumes ?? []).some((v) => v.attached_to === 'i-other'));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(host.mounts).toHaveLength(0);
+    // The other node lets go and says so (no pool watch here): that report alone brings us in.
+    driver.volumes.set('vol-other', { ...driver.volumes.get('vol-other')!, attachedTo: null });
+    host.formatted.add('/dev/fake/vol-other');
+    control.setNodes([otherNode([{ ...held, attached_to: null }])]);
+    await eventually(() => host.mounts.length === 1, 2000);
     await agent.stop();
   });
 });

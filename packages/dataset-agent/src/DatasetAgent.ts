@@ -223,15 +223,21 @@ export class DatasetAgent {
    */
   private poolChanged(): void {
     if (this.snapshot === null || this.stopping) return;
-    for (const d of this.snapshot.datasets) {
+    const waiting = this.waitingForOtherNode(this.snapshot);
+    if (waiting !== undefined) {
+      this.o.logger.debug('pool changed while waiting for another node', { datasetId: waiting });
+      this.wake();
+    }
+  }
+
+  /** A dataset that should be here but, as last seen, is attached to another node; undefined if none. */
+  private waitingForOtherNode(snapshot: ClusterSnapshot): string | undefined {
+    for (const d of snapshot.datasets) {
       if (d.deleted || d.primary !== this.o.nodeUuid) continue;
       const volumes = this.view.get(d.dataset_id)?.volumes ?? [];
-      if (volumes.some((v) => v.attachedTo !== null && v.attachedTo !== this.o.instanceId)) {
-        this.o.logger.debug('pool changed while waiting for another node', { datasetId: d.dataset_id });
-        this.wake();
-        return;
-      }
+      if (volumes.some((v) => v.attachedTo !== null && v.attachedTo !== this.o.instanceId)) return d.dataset_id;
     }
+    return undefined;
   }
 
   /** Long-polls the control service and wakes the loop on every new generation. */
@@ -244,12 +250,14 @@ export class DatasetAgent {
         failures = 0;
         this.o.logger.debug('cluster snapshot', { generation: snap.generation, waitedMs: this.now() - asked });
         if (snap.generation !== this.snapshot?.generation) {
-          const configChanged =
-            this.snapshot === null || decisionKey(snap, this.o.nodeUuid) !== decisionKey(this.snapshot, this.o.nodeUuid);
+          const before = this.snapshot;
+          const configChanged = before === null || configKey(snap) !== configKey(before);
+          // What other nodes did matters only to a dataset waiting for one of them to let go.
+          const othersChanged = !configChanged && othersKey(snap, this.o.nodeUuid) !== othersKey(before, this.o.nodeUuid);
           this.snapshot = snap;
           // Our own reports move the generation too; only a change that can alter a decision needs a turn.
-          if (configChanged) {
-            this.o.logger.debug('cluster changed', { generation: snap.generation });
+          if (configChanged || (othersChanged && this.waitingForOtherNode(snap) !== undefined)) {
+            this.o.logger.debug('cluster changed', { generation: snap.generation, configChanged });
             this.wake();
           }
         }
@@ -266,9 +274,12 @@ export class DatasetAgent {
   private async turn(): Promise<number> {
     const seq = ++this.seq;
     const t0 = this.now();
-    const local = await discoverLocalState(this.o.driver, this.o.hostOps, this.o.instanceId, undefined, this.listPool);
+    // Datasets being worked on are the workers' to look at: probing their devices
+    // here could, say, hold a device open just as its worker detaches it.
+    const busy = new Set(this.busy.keys());
+    const local = await discoverLocalState(this.o.driver, this.o.hostOps, this.o.instanceId, undefined, this.listPool, busy);
     this.o.logger.debug('observed all', { volumes: local.volumes.length, durationMs: this.now() - t0 });
-    this.updateView(local, seq, undefined);
+    this.updateView(local, seq, undefined, busy);
     const now = this.now();
     let wait = this.o.resyncIntervalMs - (now - this.lastReportAt);
     if (this.snapshot !== null && !this.stopping) {
@@ -287,7 +298,9 @@ export class DatasetAgent {
       // unless some action ended while it was made (it may not show that action's effect).
       this.pump(this.lastActionEnd < seq ? { seq, local } : undefined);
     }
-    this.requestReport();
+    // Working datasets report when their work ends.
+    if (this.busy.size > 0) this.requestProgressReport();
+    else this.requestReport();
     return Math.max(0, Math.min(wait, this.o.resyncIntervalMs));
   }
 
@@ -404,15 +417,17 @@ export class DatasetAgent {
   }
 
   /** Records an observation, unless a fresher one of the same dataset is already there. */
-  private updateView(local: LocalState, seq: number, onlyDataset: string | undefined): void {
+  /** `notLooked`: datasets whose devices this observation did not probe; their entries stay. */
+  private updateView(local: LocalState, seq: number, onlyDataset: string | undefined, notLooked: ReadonlySet<string> = new Set()): void {
     const byDataset = new Map<string, DiscoveredVolume[]>();
     for (const v of local.volumes) byDataset.set(v.datasetId, [...(byDataset.get(v.datasetId) ?? []), v]);
     if (onlyDataset !== undefined) {
       this.view.set(onlyDataset, { seq, volumes: byDataset.get(onlyDataset) ?? [] });
       return;
     }
-    for (const [id, entry] of this.view) if (entry.seq < seq && !byDataset.has(id)) this.view.delete(id);
+    for (const [id, entry] of this.view) if (entry.seq < seq && !byDataset.has(id) && !notLooked.has(id)) this.view.delete(id);
     for (const [id, volumes] of byDataset) {
+      if (notLooked.has(id)) continue;
       const entry = this.view.get(id);
       if (entry === undefined || entry.seq < seq) this.view.set(id, { seq, volumes });
     }
@@ -515,13 +530,14 @@ export class DatasetAgent {
 }
 
 /**
- * What in a snapshot can change this node's decisions: the configuration, node
- * liveness, and what the other nodes did (a detach elsewhere lets us attach).
- * Our own report, echoed back, is not among them.
+ * What in a snapshot can change this node's decisions: the configuration and
+ * node liveness (configKey), and what the other nodes did (othersKey: a detach
+ * elsewhere lets us attach). Our own report, echoed back, is in neither.
  */
-function decisionKey(s: ClusterSnapshot, self: string): string {
-  return JSON.stringify([
-    s.datasets,
-    s.nodes.map((n) => [n.uuid, n.instance_id, n.alive, n.uuid === self ? null : [n.manifestations, n.volumes]]),
-  ]);
+function configKey(s: ClusterSnapshot): string {
+  return JSON.stringify([s.datasets, s.nodes.map((n) => [n.uuid, n.instance_id, n.alive])]);
+}
+
+function othersKey(s: ClusterSnapshot, self: string): string {
+  return JSON.stringify(s.nodes.filter((n) => n.uuid !== self).map((n) => [n.uuid, n.manifestations, n.volumes]));
 }

@@ -14,6 +14,8 @@ export async function discoverLocalState(
   instanceId: string,
   onlyDataset?: string,
   listVolumes: () => Promise<BlockDeviceVolume[]> = () => driver.listVolumes(),
+  /** Datasets whose volumes are listed without device details (no device is touched for them). */
+  noDetails: ReadonlySet<string> = new Set(),
 ): Promise<LocalState> {
   const [all, mounts] = await Promise.all([listVolumes(), host.listMounts()]);
   const volumes = onlyDataset === undefined ? all : all.filter((v) => v.datasetId === onlyDataset);
@@ -26,7 +28,7 @@ export async function discoverLocalState(
         attachedTo: v.attachedTo,
         ...(v.profile !== undefined ? { profile: v.profile } : {}),
       };
-      if (v.attachedTo !== instanceId) return base;
+      if (v.attachedTo !== instanceId || noDetails.has(v.datasetId)) return base;
       let devicePath: string;
       try {
         devicePath = await driver.getDevicePath(v.blockdeviceId);

@@ -86,9 +86,14 @@ export class FakeControl implements ControlChannel {
   reports: NodeReport[] = [];
   private generation = 1;
   private datasets: ClusterSnapshot['datasets'] = [];
+  private nodes: ClusterSnapshot['nodes'] = [];
   private waiters: Array<() => void> = [];
   setDatasets(d: ClusterSnapshot['datasets']): void {
     this.datasets = d;
+    this.bump();
+  }
+  setNodes(n: ClusterSnapshot['nodes']): void {
+    this.nodes = n;
     this.bump();
   }
   private bump(): void {
@@ -96,7 +101,7 @@ export class FakeControl implements ControlChannel {
     for (const w of this.waiters.splice(0)) w();
   }
   private snapshot(): ClusterSnapshot {
-    return { generation: String(this.generation), configuration_tag: 't', datasets: this.datasets, leases: [], nodes: [] };
+    return { generation: String(this.generation), configuration_tag: 't', datasets: this.datasets, leases: [], nodes: this.nodes };
   }
   async reportNodeState(report: NodeReport): Promise<unknown> {
     this.reports.push(report);

@@ -451,9 +451,11 @@ export class LoopbackDriver implements BlockDeviceApi {
     };
     let left = await remaining();
     // A short-lived opener (udev's blkid probe, say) turns losetup -d into a
-    // deferred detach that completes when it closes; give that a moment.
-    for (let i = 0; i < 10 && left.length > 0; i++) {
-      await new Promise((r) => setTimeout(r, 50));
+    // deferred detach that completes when it closes; give that a moment (about
+    // half a second in all), looking often at first: such openers are quick.
+    for (const delay of VERIFY_DETACH_DELAYS_MS) {
+      if (left.length === 0) break;
+      await new Promise((r) => setTimeout(r, delay));
       left = await remaining();
     }
     if (left.length > 0) {
@@ -604,6 +606,8 @@ export class LoopbackDriver implements BlockDeviceApi {
     return this.dirsReady;
   }
 }
+
+const VERIFY_DETACH_DELAYS_MS: readonly number[] = [1, 2, 4, 8, 16, 32, 50, 50, 50, 50, 50, 50, 50, 50, 50];
 
 /** Record writes that only change attached_to: see "Durability" in the class comment. */
 const ATTACHMENT: AtomicWriteOptions = { durableRename: false };
