@@ -132,7 +132,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   private logBytes = 0;
   private snapshotBytes = 0;
   private snapshotting = false;
-  private readonly published = new Map<string, { json: string; at: number }>();
+  private readonly published = new Map<string, { json: string; at: number; value: string }>();
   private listener: StoreListener | undefined;
   /**
    * The version our transaction in flight writes, and the log records watched meanwhile
@@ -385,7 +385,14 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     this.listener = listener;
     logWatch.on('put', (kv) => this.onRecord(listener, kv));
     const nodesWatch = await this.ns.watch().prefix(NODES_PREFIX).startRevision(String(Number(reports.header.revision) + 1)).create();
-    nodesWatch.on('put', (kv) => this.deliverReport(listener, kv.key.toString('utf8'), kv.value));
+    nodesWatch.on('put', (kv) => {
+      const key = kv.key.toString('utf8');
+      // Our own report coming back: known already, so not parsed again (1,000 agents
+      // reporting would otherwise cost 1,000 schema checks on this replica too).
+      const mine = this.published.get(key.slice(key.lastIndexOf('/') + 1))?.value;
+      if (mine !== undefined && kv.value.length === Buffer.byteLength(mine) && kv.value.toString('utf8') === mine) return;
+      this.deliverReport(listener, key, kv.value);
+    });
     for (const w of [logWatch, nodesWatch]) w.on('error', (err) => this.onError(err));
     this.watchers = [logWatch, nodesWatch];
   }
@@ -436,10 +443,11 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     if (this.closed) return;
     const prev = this.published.get(report.uuid);
     if (prev !== undefined && prev.json === json && lastSeen - prev.at < this.reportRefreshMs) return;
-    this.published.set(report.uuid, { json, at: lastSeen });
+    const value = `{"last_seen":${lastSeen},"report":${json}}`;
+    this.published.set(report.uuid, { json, at: lastSeen, value });
     this.ns
       .put(`${NODES_PREFIX}${report.uuid}`)
-      .value(`{"last_seen":${lastSeen},"report":${json}}`)
+      .value(value)
       .exec()
       .catch((err: unknown) => {
         // Retried with the next report.
