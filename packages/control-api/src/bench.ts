@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { createConnectionPool, FlockerClient, type NodeReport } from '@flocker/api';
-import { CONTROL_NODE_FLAGS } from './nodeFlags';
+import { CONTROL_ENV, CONTROL_NODE_FLAGS } from './nodeFlags';
 import { EtcdTestCluster } from './etcd/testCluster';
 
 interface Stats {
@@ -57,7 +57,7 @@ function startServer(dataDir: string, nodeArgs: readonly string[], storeArgs: re
   const child = spawn(
     process.execPath,
     [...CONTROL_NODE_FLAGS, ...nodeArgs, path.join(__dirname, 'main.js'), '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--node-timeout', '3600', '--log-level', 'error', ...plainHttpArgs(), ...storeArgs],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...CONTROL_ENV } },
   );
   return new Promise((resolve, reject) => {
     let out = '';
