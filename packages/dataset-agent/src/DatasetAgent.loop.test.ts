@@ -176,7 +176,7 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     await agent.stop();
   });
 
-  it("decides the first step on the turn's own observation instead of looking again", async () => {
+  it("decides the first step on the turn's own observation, and looks no more than each step needs", async () => {
     const { driver, control, agent } = setup({ resyncIntervalMs: 60_000 });
     let listings = 0;
     let listingsAtCreate = -1;
@@ -192,6 +192,10 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
     // The turn's observation, then the create action's own re-check (never a second volume).
     expect(listingsAtCreate).toBe(2);
+    // Then one look after each of create, attach, format and mount, and no full look
+    // once idle: nothing happened meanwhile that it could catch.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(listings).toBe(6);
     await agent.stop();
   });
 

@@ -127,6 +127,13 @@ export class DatasetAgent {
   /** The latest observation of each dataset's volumes, and when (sequence number) it was made. */
   private readonly view = new Map<string, { seq: number; volumes: DiscoveredVolume[] }>();
   private seq = 0;
+  /**
+   * Set when something may have been missed while datasets were worked on: a
+   * turn ran meanwhile (it leaves busy datasets alone, and a worker decides on a
+   * snapshot read before its observation), or an action failed (its retry time
+   * needs a turn to set the timer). Then the agent takes a full look once idle.
+   */
+  private lookWhenIdle = false;
   /** The sequence number taken when the latest action ended. */
   private lastActionEnd = 0;
   private wakeUp: (() => void) | null = null;
@@ -277,6 +284,7 @@ export class DatasetAgent {
     // Datasets being worked on are the workers' to look at: probing their devices
     // here could, say, hold a device open just as its worker detaches it.
     const busy = new Set(this.busy.keys());
+    if (busy.size > 0) this.lookWhenIdle = true;
     const local = await discoverLocalState(this.o.driver, this.o.hostOps, this.o.instanceId, undefined, this.listPool, busy);
     this.o.logger.debug('observed all', { volumes: local.volumes.length, durationMs: this.now() - t0 });
     this.updateView(local, seq, undefined, busy);
@@ -316,9 +324,13 @@ export class DatasetAgent {
       const work = this.converge(id, fresh).finally(() => {
         this.busy.delete(id);
         this.pump();
-        // Idle again: one full look, to catch anything that changed meanwhile; once the
-        // report that just went out is through, so that look does not compete with it.
-        if (this.busy.size === 0 && this.queue.size === 0) void (this.reporting ?? Promise.resolve()).then(() => this.wake());
+        // Idle again: one full look if anything may have been missed meanwhile (see
+        // lookWhenIdle); once the report that just went out is through, so that look
+        // does not compete with it.
+        if (this.busy.size === 0 && this.queue.size === 0 && this.lookWhenIdle) {
+          this.lookWhenIdle = false;
+          void (this.reporting ?? Promise.resolve()).then(() => this.wake());
+        }
       });
       this.busy.set(id, work);
     }
@@ -347,6 +359,7 @@ export class DatasetAgent {
           this.o.logger.debug('observed dataset', { datasetId, durationMs: this.now() - t0 });
         } catch (e) {
           this.o.logger.warn('observation failed', { datasetId, code: errorCode(e), error: errorMessage(e) });
+          this.lookWhenIdle = true;
           return;
         }
         this.updateView(local, seq, datasetId);
@@ -402,6 +415,7 @@ export class DatasetAgent {
   }
 
   private recordFailure(action: Action, code: string, message: string, started: number): void {
+    this.lookWhenIdle = true;
     const prev = this.failures.get(action.datasetId);
     const attempts = (prev && prev.action.kind === action.kind ? prev.attempts : 0) + 1;
     const delay = backoffDelay(attempts, this.o.backoffInitialMs, this.o.backoffMaxMs);
