@@ -7,12 +7,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/env.sh
 flocker_ensure_node || exit 1
 bash scripts/host-setup.sh || exit 1
+bash scripts/etcd.sh install || exit 1
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-fund --no-audit || exit 1; fi
 npx tsc -b || exit 1
 mkdir -p bench-results
-# name | script | title
+# name | script | title | extra arguments
 benches=(
   "control-api|packages/control-api/dist/bench.js|Control service: API latency, fan-out and memory (issue 2)"
+  "control-api-etcd|packages/control-api/dist/bench.js|Control service on etcd (3 members): latency, fan-out, failover (issue 10)|--store etcd"
   "dataset-agent|packages/dataset-agent/dist/bench.js|Dataset agent: create→mounted and delete vs the raw loopback sequence (issue 3)"
   "volume-plugin|packages/volume-plugin/dist/bench.js|Docker plugin: docker run with a Flocker volume vs a local volume (issue 4)"
   "move|e2e/dist/bench-move.js|Moves between hosts and recovery from a dead host (issue 5)"
@@ -20,11 +22,12 @@ benches=(
 only="${1:-}"
 status=0
 for b in "${benches[@]}"; do
-  IFS='|' read -r name script title <<<"$b"
+  IFS='|' read -r name script title extra <<<"$b"
   [ -n "$only" ] && [ "$only" != "$name" ] && continue
   if [ ! -f "$script" ]; then echo "flocker: $script not built; skipping $name" >&2; continue; fi
   echo "flocker: running benchmark $name" >&2
-  if node "$script" --out "bench-results/$name.json" >"bench-results/$name.md.tmp" 2>"bench-results/$name.log"; then
+  # shellcheck disable=SC2086 # extra holds several arguments
+  if node "$script" ${extra:-} --out "bench-results/$name.json" >"bench-results/$name.md.tmp" 2>"bench-results/$name.log"; then
     { echo "## $title"; echo; cat "bench-results/$name.md.tmp"; echo; } >"bench-results/$name.md"
   else
     echo "flocker: benchmark $name failed; see bench-results/$name.log" >&2; status=1
