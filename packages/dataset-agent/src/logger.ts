@@ -1,11 +1,29 @@
+import { performance } from 'node:perf_hooks';
 import winston from 'winston';
 
-/** JSON lines on stdout, one per event, with a timestamp. */
+const LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+export type AgentLogLevel = (typeof LEVELS)[number];
+
+/** A known log level, or undefined (unset or unknown values are ignored). */
+export function logLevelOf(value: string | undefined): AgentLogLevel | undefined {
+  return LEVELS.find((l) => l === value);
+}
+
+/** Sub-millisecond wall clock (epoch ms), to line up debug timings across processes. */
+const hrTime = winston.format((info) => {
+  info.t = (performance.timeOrigin + performance.now()).toFixed(2);
+  return info;
+});
+
+/** JSON lines on stdout, one per event, with a timestamp (and at debug level a sub-ms `t`). */
 export function createAgentLogger(level: string = 'info', silent = false): winston.Logger {
   return winston.createLogger({
     level,
     silent,
-    format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+    format:
+      level === 'debug'
+        ? winston.format.combine(winston.format.timestamp(), hrTime(), winston.format.json())
+        : winston.format.combine(winston.format.timestamp(), winston.format.json()),
     defaultMeta: { service: 'flocker-dataset-agent' },
     transports: [new winston.transports.Console()],
   });

@@ -3,7 +3,7 @@
 import yargs from 'yargs';
 import { configDirOf, DEFAULT_CONFIG_PATH, loadAgentConfig, type RunnableAgentConfig } from './config';
 import { errorCode, errorMessage, isAgentError } from './errors';
-import { createAgentLogger } from './logger';
+import { createAgentLogger, logLevelOf } from './logger';
 import { startDatasetAgent } from './startDatasetAgent';
 
 async function main(): Promise<void> {
@@ -22,7 +22,8 @@ async function main(): Promise<void> {
     process.stderr.write(`flocker-dataset-agent: ${errorMessage(e)}\n`);
     process.exit(2);
   }
-  const logger = createAgentLogger(config.agent.log_level);
+  // FLOCKER_LOG_LEVEL overrides the configured level (as for the plugin): debug timings without editing agent.yml.
+  const logger = createAgentLogger(logLevelOf(process.env.FLOCKER_LOG_LEVEL) ?? config.agent.log_level);
   // TLS files (cluster.crt, node.crt, node.key) are looked for beside agent.yml.
   const agent = await startDatasetAgent({ config, logger, configDir: configDirOf(argv.config) });
   let stopping = false;
