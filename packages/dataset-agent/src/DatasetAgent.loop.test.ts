@@ -176,26 +176,55 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     await agent.stop();
   });
 
-  it("decides the first step on the turn's own observation, and looks no more than each step needs", async () => {
-    const { driver, control, agent } = setup({ resyncIntervalMs: 60_000 });
+  it("starts a new dataset's create on the pool listing alone, and looks no more than each step needs", async () => {
+    const { driver, host, control, agent } = setup({ resyncIntervalMs: 60_000 });
     let listings = 0;
     let listingsAtCreate = -1;
     const list = driver.listVolumes.bind(driver);
     driver.listVolumes = async () => (listings++, list());
     const create = driver.createVolume.bind(driver);
     driver.createVolume = async (datasetId, size) => ((listingsAtCreate = listings), create(datasetId, size));
+    let probes = 0;
+    const probe = host.hasFilesystem.bind(host);
+    host.hasFilesystem = async (device) => (probes++, probe(device));
     agent.start();
     await eventually(() => control.reports.length > 0);
     await new Promise((r) => setTimeout(r, 50));
     listings = 0;
     control.setDatasets([dataset]);
     await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
-    // The turn's observation, then the create action's own re-check (never a second volume).
-    expect(listingsAtCreate).toBe(2);
+    // The fast start's pool listing, the turn's full look (running beside the create),
+    // then the create action's own re-check (never a second volume).
+    expect(listingsAtCreate).toBe(3);
     // Then one look after each of create, attach, format and mount, and no full look
     // once idle: nothing happened meanwhile that it could catch.
     await new Promise((r) => setTimeout(r, 50));
-    expect(listings).toBe(6);
+    expect(listings).toBe(7);
+    // Created here and never formatted: only the look after mkfs probes for a filesystem.
+    expect(probes).toBe(1);
+    await agent.stop();
+  });
+
+  it('reports a mount as soon as it is done, before the look that confirms it', async () => {
+    const { driver, host, control, agent } = setup({ resyncIntervalMs: 60_000 });
+    agent.start();
+    await eventually(() => control.reports.length > 0);
+    let mounted = false;
+    const mount = host.mount.bind(host);
+    host.mount = async (device, mountPoint) => {
+      await mount(device, mountPoint);
+      mounted = true;
+    };
+    // The status the control service had heard when the look after the mount started.
+    let reportedAtLook: string | undefined;
+    const list = driver.listVolumes.bind(driver);
+    driver.listVolumes = async () => {
+      if (mounted && reportedAtLook === undefined) reportedAtLook = control.last()?.manifestations[0]?.status ?? 'none';
+      return list();
+    };
+    control.setDatasets([dataset]);
+    await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
+    expect(reportedAtLook).toBe('mounted');
     await agent.stop();
   });
 

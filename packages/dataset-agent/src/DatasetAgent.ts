@@ -126,6 +126,14 @@ export class DatasetAgent {
   private readonly successes = new Map<ActionKind, number>();
   /** The latest observation of each dataset's volumes, and when (sequence number) it was made. */
   private readonly view = new Map<string, { seq: number; volumes: DiscoveredVolume[] }>();
+  /**
+   * Volumes this process created and has not yet tried to format or touched
+   * otherwise (attach aside): their look skips the filesystem probe (see
+   * discoverLocalState's knownBlank). In memory only: after a restart every
+   * volume is probed again.
+   */
+  private readonly blank = new Set<string>();
+  private readonly isBlank = (blockdeviceId: string): boolean => this.blank.has(blockdeviceId);
   private seq = 0;
   /**
    * Set when something may have been missed while datasets were worked on: a
@@ -279,12 +287,14 @@ export class DatasetAgent {
 
   /** Observes everything, queues the datasets that need work; returns how long to wait at most. */
   private async turn(): Promise<number> {
+    // A turn that runs while datasets are worked on may miss what they need next.
+    if (this.busy.size > 0) this.lookWhenIdle = true;
+    await this.startNewDatasets();
     const seq = ++this.seq;
     const t0 = this.now();
     // Datasets being worked on are the workers' to look at: probing their devices
     // here could, say, hold a device open just as its worker detaches it.
     const busy = new Set(this.busy.keys());
-    if (busy.size > 0) this.lookWhenIdle = true;
     const local = await discoverLocalState(this.o.driver, this.o.hostOps, this.o.instanceId, undefined, this.listPool, busy);
     this.o.logger.debug('observed all', { volumes: local.volumes.length, durationMs: this.now() - t0 });
     this.updateView(local, seq, undefined, busy);
@@ -304,12 +314,49 @@ export class DatasetAgent {
       }
       // Workers started right now decide their first step on this very observation,
       // unless some action ended while it was made (it may not show that action's effect).
+      this.o.logger.debug('decided', { actions: actions.length, queued: this.queue.size });
       this.pump(this.lastActionEnd < seq ? { seq, local } : undefined);
     }
     // Working datasets report when their work ends.
     if (this.busy.size > 0) this.requestProgressReport();
     else this.requestReport();
     return Math.max(0, Math.min(wait, this.o.resyncIntervalMs));
+  }
+
+  /**
+   * The fast start of a dataset this node should hold that has no volume in the
+   * pool at all (typically one just created): the pool listing alone decides its
+   * first step (create), so its worker starts on that listing without waiting
+   * for the full look at every other dataset's devices and mounts.
+   */
+  private async startNewDatasets(): Promise<void> {
+    const snapshot = this.snapshot;
+    if (snapshot === null || this.stopping) return;
+    const desired = desiredStateOf(snapshot);
+    const now = this.now();
+    const candidates = desired.datasets.filter(
+      (d) =>
+        !d.deleted &&
+        d.primary === this.o.nodeUuid &&
+        !this.busy.has(d.datasetId) &&
+        !this.queue.has(d.datasetId) &&
+        (this.failures.get(d.datasetId)?.retryAt ?? 0) <= now,
+    );
+    if (candidates.length === 0 || this.busy.size >= this.o.concurrency) return;
+    const seq = ++this.seq;
+    const pool = await this.listPool();
+    // An action that ended meanwhile may not show in this listing: leave it to the full look.
+    if (this.lastActionEnd > seq || this.stopping) return;
+    const inPool = new Set(pool.map((v) => v.datasetId));
+    for (const dataset of candidates) {
+      if (inPool.has(dataset.datasetId) || this.busy.has(dataset.datasetId) || this.busy.size >= this.o.concurrency) continue;
+      const local: LocalState = { instanceId: this.o.instanceId, volumes: [] };
+      const [action] = calculateChanges({ datasets: [dataset], nodes: desired.nodes }, local, this.decision);
+      if (action === undefined) continue;
+      this.o.logger.debug('fast start', { datasetId: dataset.datasetId, kind: action.kind });
+      this.updateView(local, seq, dataset.datasetId);
+      this.startWorker(dataset.datasetId, { seq, local });
+    }
   }
 
   /**
@@ -321,19 +368,23 @@ export class DatasetAgent {
       if (this.busy.size >= this.o.concurrency || this.stopping) return;
       this.queue.delete(id);
       if (this.busy.has(id)) continue;
-      const work = this.converge(id, fresh).finally(() => {
-        this.busy.delete(id);
-        this.pump();
-        // Idle again: one full look if anything may have been missed meanwhile (see
-        // lookWhenIdle); once the report that just went out is through, so that look
-        // does not compete with it.
-        if (this.busy.size === 0 && this.queue.size === 0 && this.lookWhenIdle) {
-          this.lookWhenIdle = false;
-          void (this.reporting ?? Promise.resolve()).then(() => this.wake());
-        }
-      });
-      this.busy.set(id, work);
+      this.startWorker(id, fresh);
     }
+  }
+
+  private startWorker(id: string, fresh: Observation | undefined): void {
+    const work = this.converge(id, fresh).finally(() => {
+      this.busy.delete(id);
+      this.pump();
+      // Idle again: one full look if anything may have been missed meanwhile (see
+      // lookWhenIdle); once the report that just went out is through, so that look
+      // does not compete with it.
+      if (this.busy.size === 0 && this.queue.size === 0 && this.lookWhenIdle) {
+        this.lookWhenIdle = false;
+        void (this.reporting ?? Promise.resolve()).then(() => this.wake());
+      }
+    });
+    this.busy.set(id, work);
   }
 
   /**
@@ -355,7 +406,7 @@ export class DatasetAgent {
         const seq = ++this.seq;
         const t0 = this.now();
         try {
-          local = await discoverLocalState(this.o.driver, this.o.hostOps, this.o.instanceId, datasetId, this.listPool);
+          local = await discoverLocalState(this.o.driver, this.o.hostOps, this.o.instanceId, datasetId, this.listPool, undefined, this.isBlank);
           this.o.logger.debug('observed dataset', { datasetId, durationMs: this.now() - t0 });
         } catch (e) {
           this.o.logger.warn('observation failed', { datasetId, code: errorCode(e), error: errorMessage(e) });
@@ -395,12 +446,16 @@ export class DatasetAgent {
   /** Runs one action; false if it failed (recorded for backoff and reporting). */
   private async run(action: Action): Promise<boolean> {
     const started = this.now();
+    this.o.logger.debug('action start', { datasetId: action.datasetId, kind: action.kind });
+    // Formatting (or anything but attaching) ends what we know of a volume's blankness.
+    if ('blockdeviceId' in action && action.kind !== 'attach') this.blank.delete(action.blockdeviceId);
     try {
       await executeAction(action, {
         driver: this.o.driver,
         host: this.o.hostOps,
         instanceId: this.o.instanceId,
         logger: this.o.logger,
+        onCreated: (v) => this.blank.add(v.blockdeviceId),
       });
     } catch (e) {
       this.lastActionEnd = ++this.seq;
@@ -409,9 +464,27 @@ export class DatasetAgent {
     }
     this.lastActionEnd = ++this.seq;
     this.failures.delete(action.datasetId);
+    // A dataset mounted at its path is what waiters (the Docker plugin's Mount) wait
+    // for: report it at once, before the look that confirms it (it normally ends the work).
+    if (action.kind === 'mount') this.reportMounted(action.datasetId, action.blockdeviceId, action.mountPath);
     this.o.logger.info('action done', { ...action, durationMs: this.now() - started });
     this.maybeCrash(action.kind);
     return true;
+  }
+
+  /** Records in the view the effect of a successful mount, and reports it. */
+  private reportMounted(datasetId: string, blockdeviceId: string, mountPath: string): void {
+    const entry = this.view.get(datasetId);
+    if (entry === undefined) return;
+    let changed = false;
+    const volumes = entry.volumes.map((v) => {
+      if (v.blockdeviceId !== blockdeviceId || v.attachedTo !== this.o.instanceId || (v.mountPoints ?? []).includes(mountPath)) return v;
+      changed = true;
+      return { ...v, hasFilesystem: true, mountPoints: [...(v.mountPoints ?? []), mountPath].sort() };
+    });
+    if (!changed) return;
+    this.view.set(datasetId, { seq: entry.seq, volumes });
+    this.requestReport();
   }
 
   private recordFailure(action: Action, code: string, message: string, started: number): void {
@@ -490,6 +563,7 @@ export class DatasetAgent {
     const now = this.now();
     if (text === this.lastReport && now - this.lastReportAt < this.o.resyncIntervalMs) return;
     try {
+      this.o.logger.debug('reporting', { manifestations: report.manifestations.length });
       await this.o.control.reportNodeState(report);
       this.o.logger.debug('reported', { durationMs: this.now() - now });
       this.lastReport = text;

@@ -16,6 +16,12 @@ export async function discoverLocalState(
   listVolumes: () => Promise<BlockDeviceVolume[]> = () => driver.listVolumes(),
   /** Datasets whose volumes are listed without device details (no device is touched for them). */
   noDetails: ReadonlySet<string> = new Set(),
+  /**
+   * Volumes known to hold nothing (created by this process and never formatted):
+   * reported without a filesystem without probing. Only ever leads to a format
+   * action, and makeFilesystem itself refuses to format over anything it finds.
+   */
+  knownBlank: (blockdeviceId: string) => boolean = () => false,
 ): Promise<LocalState> {
   const [all, mounts] = await Promise.all([listVolumes(), host.listMounts()]);
   const volumes = onlyDataset === undefined ? all : all.filter((v) => v.datasetId === onlyDataset);
@@ -37,7 +43,7 @@ export async function discoverLocalState(
       }
       const mountPoints = await mountPointsOf(host, devicePath, mounts);
       // A mounted device has a filesystem; only probe the others (blkid costs a process).
-      let hasFilesystem: boolean | undefined = mountPoints.length > 0 ? true : undefined;
+      let hasFilesystem: boolean | undefined = mountPoints.length > 0 ? true : knownBlank(v.blockdeviceId) ? false : undefined;
       if (hasFilesystem === undefined) {
         try {
           hasFilesystem = await host.hasFilesystem(devicePath);

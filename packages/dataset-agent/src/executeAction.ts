@@ -3,7 +3,7 @@
  * crash in the middle of it) already took effect is a no-op, so the loop can
  * always simply retry what the next observation still asks for.
  */
-import { isStorageError, type BlockDeviceApi } from '@flocker/storage-drivers';
+import { isStorageError, type BlockDeviceApi, type BlockDeviceVolume } from '@flocker/storage-drivers';
 import type winston from 'winston';
 import { errorMessage } from './errors';
 import type { HostOps } from './HostOps';
@@ -14,6 +14,8 @@ export interface ExecutionContext {
   readonly host: HostOps;
   readonly instanceId: string;
   readonly logger?: winston.Logger;
+  /** Told of each volume this process creates. */
+  readonly onCreated?: (volume: BlockDeviceVolume) => void;
 }
 
 export async function executeAction(action: Action, ctx: ExecutionContext): Promise<void> {
@@ -23,7 +25,8 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
       // Re-check just before creating: never a second volume for one dataset.
       const existing = (await driver.listVolumes()).some((v) => v.datasetId === action.datasetId);
       if (existing) return;
-      await driver.createVolume(action.datasetId, action.size, action.profile !== undefined ? { profile: action.profile } : {});
+      const created = await driver.createVolume(action.datasetId, action.size, action.profile !== undefined ? { profile: action.profile } : {});
+      ctx.onCreated?.(created);
       return;
     }
     case 'attach':
