@@ -338,6 +338,8 @@ export class DatasetAgent {
       (d) =>
         !d.deleted &&
         d.primary === this.o.nodeUuid &&
+        // Seen with a volume at the last look: the full look decides (no extra listing).
+        (this.view.get(d.datasetId)?.volumes.length ?? 0) === 0 &&
         !this.busy.has(d.datasetId) &&
         !this.queue.has(d.datasetId) &&
         (this.failures.get(d.datasetId)?.retryAt ?? 0) <= now,
