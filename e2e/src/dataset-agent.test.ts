@@ -7,6 +7,7 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { waitFor as waitUntil } from './cluster/run';
 import { FlockerClient, type DatasetState } from '@flocker/api';
 import { startControlService, type ControlService } from '@flocker/control-api';
 import { LoopbackDriver, parseMountInfo } from '@flocker/storage-drivers';
@@ -79,19 +80,8 @@ function mountPath(name: string, datasetId: string): string {
   return join(dir, name, 'mnt', datasetId);
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}\n${logs()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
+  return waitUntil(what, probe, { timeoutMs, intervalMs: 25, context: logs });
 }
 
 function logs(): string {

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
+import { waitFor as waitUntil } from './cluster/run';
 import { FlockerClient } from '@flocker/api';
 import { EtcdTestCluster } from '@flocker/control-api/dist/etcd/testCluster';
 import { parseMountInfo } from '@flocker/storage-drivers';
@@ -88,19 +89,8 @@ function logs(): string {
     .join('\n');
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last !== undefined ? `: ${String(last)}` : ''}\n${logs()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
+  return waitUntil(what, probe, { timeoutMs, intervalMs: 25, context: logs });
 }
 
 /** The kernel's view: `path` is a mount point of a loop device. */

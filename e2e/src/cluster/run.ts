@@ -77,24 +77,27 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Polls `probe` until it returns a value other than undefined, or throws after timeoutMs. */
+/**
+ * Polls `probe` until it returns a value other than undefined or false, or throws after
+ * timeoutMs; `context` (e.g. the tail of the logs) is appended to the timeout's message.
+ */
 export async function waitFor<T>(
   what: string,
-  probe: () => Promise<T | undefined>,
-  { timeoutMs = 30_000, intervalMs = 50 }: { timeoutMs?: number; intervalMs?: number } = {},
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  { timeoutMs = 30_000, intervalMs = 50, context }: { timeoutMs?: number; intervalMs?: number; context?: () => string } = {},
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
     try {
       const v = await probe();
-      if (v !== undefined) return v;
+      if (v !== undefined && v !== false) return v;
     } catch (err) {
       lastError = err;
     }
     if (Date.now() > deadline) {
       const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-      throw new ClusterError('WAIT_TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${what}${why}`);
+      throw new ClusterError('WAIT_TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${what}${why}${context !== undefined ? `\n${context()}` : ''}`);
     }
     await sleep(intervalMs);
   }
