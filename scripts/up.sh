@@ -117,8 +117,10 @@ node:
 YML
     echo "flocker: wrote $ETC/agent.yml"
   fi
-  # The node flags and environment of main.js's #! line (packages/control-api/src/nodeFlags.ts).
-  launch control env MALLOC_ARENA_MAX=2 "$NODE" --max-semi-space-size=4 packages/control-api/dist/main.js --port "$PORT" --host 127.0.0.1 --data-dir "$DATA" --tls-dir "$ETC"
+  # Run through its #! line, which carries the service's node flags and environment
+  # (packages/control-api/src/nodeFlags.ts); env.sh put Node 24 first on PATH.
+  chmod +x packages/control-api/dist/main.js   # tsc does not set the mode
+  launch control packages/control-api/dist/main.js --port "$PORT" --host 127.0.0.1 --data-dir "$DATA" --tls-dir "$ETC"
   wait_for "the control service" curl -sf "${CURL_TLS[@]}" "https://127.0.0.1:$PORT/v1/version"
   launch agent "$NODE" packages/dataset-agent/dist/main.js --config "$ETC/agent.yml"
   wait_for "the dataset agent" test -s "$DATA/agent/node.json"
