@@ -13,6 +13,7 @@ import { emptyConfiguration, type Configuration } from '../configuration';
 import { type ControlService, startControlService } from '../server';
 import { EtcdConfigurationStore, parseEndpoints, StoreConflict } from './EtcdConfigurationStore';
 import { EtcdTestCluster } from './testCluster';
+import { seedFileStore } from './testSeed';
 import { encodeConfiguration, FileConfigurationStore } from '../ConfigurationStore';
 import { migrateStore, parseStoreSpec } from './migrate';
 
@@ -334,12 +335,7 @@ describe('migrate-store', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'flocker-migrate-'));
     const back = mkdtempSync(path.join(tmpdir(), 'flocker-migrate-back-'));
     try {
-      const fileSvc = await startControlService({ port: 0, host: '127.0.0.1', dataDir: dir, logger: silent });
-      const client = new FlockerClient({ baseUrl: fileSvc.url });
-      await client.reportNodeState(report(A));
-      const ds = await client.createDataset({ primary: A, maximum_size: 67108864 });
-      await client.acquireLease({ dataset_id: ds.dataset_id, node_uuid: A, expires: null });
-      await fileSvc.close();
+      const ds = await seedFileStore(dir, A);
       const prefix = `/t-${randomUUID()}`;
       const to = { kind: 'etcd' as const, endpoints: etcd.endpoints };
       const result = await migrateStore({ from: { kind: 'file', dir }, to, force: false, etcd: { prefix } });

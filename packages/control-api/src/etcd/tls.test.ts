@@ -9,17 +9,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
-import winston from 'winston';
 import { z } from 'zod';
 import { FlockerClient, type NodeReport } from '@flocker/api';
 import { encodeConfiguration, FileConfigurationStore } from '../ConfigurationStore';
-import { startControlService } from '../server';
 import { type EtcdTestPki, EtcdTestCluster } from './testCluster';
+import { seedFileStore } from './testSeed';
 
 jest.setTimeout(60_000);
 const MAIN = path.resolve(__dirname, '../main.js');
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
-const silent = winston.createLogger({ silent: true });
 
 const Listening = z.object({ listening: z.string(), port: z.number() });
 const StartFailure = z.object({ level: z.literal('error'), code: z.string(), error: z.string() });
@@ -176,12 +174,7 @@ it('migrate-store copies a file store to TLS etcd and back; without a client cer
   const dir = mkdtempSync(path.join(tmpdir(), 'flocker-migrate-tls-'));
   const back = mkdtempSync(path.join(tmpdir(), 'flocker-migrate-tls-back-'));
   try {
-    const fileSvc = await startControlService({ port: 0, host: '127.0.0.1', dataDir: dir, logger: silent });
-    const client = new FlockerClient({ baseUrl: fileSvc.url });
-    await client.reportNodeState(report(A));
-    const ds = await client.createDataset({ primary: A, maximum_size: 67108864 });
-    await client.acquireLease({ dataset_id: ds.dataset_id, node_uuid: A, expires: null });
-    await fileSvc.close();
+    const ds = await seedFileStore(dir, A);
     const to = `etcd:${etcd.endpoints.join(',')}`;
 
     const refused = await runToExit(['migrate-store', '--from', `file:${dir}`, '--to', to, '--etcd-prefix', prefix, '--etcd-ca', pki.ca]);
