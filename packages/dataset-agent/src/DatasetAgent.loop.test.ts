@@ -50,6 +50,17 @@ async function eventually(check: () => boolean, ms = 5000): Promise<void> {
 
 const dataset = { dataset_id: DS, primary: ME, maximum_size: 64 * MiB, metadata: {}, deleted: false };
 
+type Fakes = ReturnType<typeof setup>;
+/** The pool shows DS's volume attached to another node ('i-other'). */
+function heldElsewhere(driver: Fakes['driver']): void {
+  driver.volumes.set('vol-other', { blockdeviceId: 'vol-other', datasetId: DS, size: 64 * MiB, attachedTo: 'i-other' });
+}
+/** The other node detaches it (it has a filesystem, so ours mounts it without formatting). */
+function releasedElsewhere(driver: Fakes['driver'], host: Fakes['host']): void {
+  driver.volumes.set('vol-other', { blockdeviceId: 'vol-other', datasetId: DS, size: 64 * MiB, attachedTo: null });
+  host.formatted.add('/dev/fake/vol-other');
+}
+
 describe('DatasetAgent loop (fake driver, host and control service)', () => {
   it('converges a new dataset to mounted and reports it, then destroys it when deleted', async () => {
     const { driver, host, control, agent } = setup();
@@ -112,15 +123,14 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
       },
     });
     // Another node (alive as far as we know) holds the volume.
-    driver.volumes.set('vol-other', { blockdeviceId: 'vol-other', datasetId: DS, size: 64 * MiB, attachedTo: 'i-other' });
+    heldElsewhere(driver);
     agent.start();
     control.setDatasets([dataset]);
     await eventually(() => (control.last()?.volumes ?? []).some((v) => v.attached_to === 'i-other'));
     await new Promise((r) => setTimeout(r, 50));
     expect(host.mounts).toHaveLength(0);
     // The other node detaches: only the pool tells us (no control push, no resync for a minute).
-    driver.volumes.set('vol-other', { ...driver.volumes.get('vol-other')!, attachedTo: null });
-    host.formatted.add('/dev/fake/vol-other');
+    releasedElsewhere(driver, host);
     const reportsBefore = control.reports.length;
     poolChanged!();
     await eventually(() => host.mounts.length === 1, 2000);
@@ -262,7 +272,7 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
   it("looks again when another node's report changes while a dataset waits for that node", async () => {
     const { driver, host, control, agent } = setup({ resyncIntervalMs: 60_000 });
     const held = { blockdevice_id: 'vol-other', dataset_id: DS, size: 64 * MiB, attached_to: 'i-other' };
-    driver.volumes.set('vol-other', { blockdeviceId: 'vol-other', datasetId: DS, size: 64 * MiB, attachedTo: 'i-other' });
+    heldElsewhere(driver);
     agent.start();
     control.setNodes([otherNode([held])]);
     control.setDatasets([dataset]);
@@ -270,8 +280,7 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(host.mounts).toHaveLength(0);
     // The other node lets go and says so (no pool watch here): that report alone brings us in.
-    driver.volumes.set('vol-other', { ...driver.volumes.get('vol-other')!, attachedTo: null });
-    host.formatted.add('/dev/fake/vol-other');
+    releasedElsewhere(driver, host);
     control.setNodes([otherNode([{ ...held, attached_to: null }])]);
     await eventually(() => host.mounts.length === 1, 2000);
     await agent.stop();

@@ -20,10 +20,7 @@ export function createAgentLogger(level: string = 'info', silent = false): winst
   return winston.createLogger({
     level,
     silent,
-    format:
-      level === 'debug'
-        ? winston.format.combine(winston.format.timestamp(), hrTime(), winston.format.json())
-        : winston.format.combine(winston.format.timestamp(), winston.format.json()),
+    format: winston.format.combine(winston.format.timestamp(), ...(level === 'debug' ? [hrTime()] : []), winston.format.json()),
     defaultMeta: { service: 'flocker-dataset-agent' },
     transports: [new winston.transports.Console()],
   });
