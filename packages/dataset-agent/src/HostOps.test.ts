@@ -1,4 +1,5 @@
-import { ext4SizeFromSuperblock, majorMinorOf } from './HostOps';
+import { majorMinorOf } from '@flocker/storage-drivers';
+import { ext4SizeFromSuperblock } from './HostOps';
 
 describe('host helpers', () => {
   it('reads an ext4 size from its superblock', () => {

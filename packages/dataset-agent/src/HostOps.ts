@@ -9,6 +9,7 @@ import {
   hasFilesystem,
   isLoopDeviceNeverWritten,
   listMounts,
+  majorMinorOf,
   makeFilesystem,
   mount,
   resizeFilesystem,
@@ -56,13 +57,6 @@ function run(file: string, args: string[], okCodes: number[] = [0]): Promise<voi
       else reject(new StorageError('BACKEND_ERROR', `\`${[file, ...args].join(' ')}\` failed: ${stderr.trim() || String(error)}`));
     });
   });
-}
-
-/** Linux dev_t -> major:minor (glibc's gnu_dev_major/minor). */
-export function majorMinorOf(rdev: bigint): string {
-  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
-  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
-  return `${major}:${minor}`;
 }
 
 async function readExt4Size(devicePath: string): Promise<number | null> {

@@ -7,7 +7,10 @@ import {
   isDeviceBusy,
   isLoopDeviceNeverWritten,
   listMounts,
+  blockDeviceSize,
+  growthReserveArgs,
   makeFilesystem,
+  ONLINE_GROWTH_FACTOR,
   mount,
   parseMountInfo,
   resizeFilesystem,
@@ -86,11 +89,25 @@ describe('filesystem helpers (argv)', () => {
 
   it('makeFilesystem runs mkfs.ext4 with lazy init, label and MMP only on an empty device', async () => {
     const { exec, calls } = fakeExec((file) => (file === 'blkid' ? { exitCode: 2 } : {}));
-    await makeFilesystem('/dev/loop9', { type: 'ext4', label: 'flocker', multiMountProtection: true, exec });
+    await makeFilesystem('/dev/loop9', { type: 'ext4', label: 'flocker', multiMountProtection: true, exec, deviceSize: async () => null });
     expect(calls).toEqual([
       ['blkid', '-p', '-o', 'export', '/dev/loop9'],
       ['mkfs.ext4', '-q', '-E', 'lazy_itable_init=1,lazy_journal_init=1', '-L', 'flocker', '-O', 'mmp', '/dev/loop9'],
     ]);
+  });
+
+  it('makeFilesystem reserves room for 64x online growth, not mke2fs\'s 1024x', async () => {
+    const { exec, calls } = fakeExec((file) => (file === 'blkid' ? { exitCode: 2 } : {}));
+    await makeFilesystem('/dev/loop9', { type: 'ext4', exec, deviceSize: async () => 10 * 1024 ** 3 });
+    expect(calls[1]).toEqual(['mkfs.ext4', '-q', '-b', '4096', '-E', `lazy_itable_init=1,lazy_journal_init=1,resize=${(10 * 1024 ** 3 / 4096) * 64}`, '/dev/loop9']);
+  });
+
+  it('growthReserveArgs: mke2fs\'s own choices below 512 MiB or when the size is unknown; capped at 2^32-1 blocks', () => {
+    const lazy = 'lazy_itable_init=1,lazy_journal_init=1';
+    expect(growthReserveArgs(null)).toEqual(['-E', lazy]);
+    expect(growthReserveArgs(256 * 1024 * 1024)).toEqual(['-E', lazy]);
+    expect(growthReserveArgs(512 * 1024 * 1024)).toEqual(['-b', '4096', '-E', `${lazy},resize=${131072 * ONLINE_GROWTH_FACTOR}`]);
+    expect(growthReserveArgs(2 * 1024 ** 4)).toEqual(['-b', '4096', '-E', `${lazy},resize=${2 ** 32 - 1}`]);
   });
 
   it('makeFilesystem refuses a device that has a filesystem, and does not run mkfs', async () => {
@@ -201,6 +218,29 @@ describe('filesystem helpers on a real loop device', () => {
     const blocks = Number(/Block count:\s+(\d+)/.exec(info)?.[1]);
     const blockSize = Number(/Block size:\s+(\d+)/.exec(info)?.[1]);
     expect(blocks * blockSize).toBe(64 * 1024 * 1024);
+  });
+
+  it('formats a 1 GiB device with a 64x growth reserve, and grows it offline far beyond that', async () => {
+    const image = path.join(root, 'big.img');
+    await fs.writeFile(image, '');
+    await fs.truncate(image, 1024 ** 3);
+    const big = (await runChecked(execFileExec, 'losetup', ['--find', '--show', image], 'attach')).trim();
+    try {
+      expect(await blockDeviceSize(big)).toBe(1024 ** 3);
+      expect(await blockDeviceSize(image)).toBeNull(); // a file, not a block device
+      await makeFilesystem(big, { type: 'ext4' });
+      const info = await runChecked(execFileExec, 'dumpe2fs', ['-h', big], 'dumpe2fs');
+      // 64 GiB = 512 groups of 128 MiB = 8 descriptor blocks of 64 (mke2fs default: 1024x, ~128 blocks).
+      expect(Number(/Reserved GDT blocks:\s+(\d+)/.exec(info)?.[1])).toBeLessThanOrEqual(8);
+      expect(Number(/Block size:\s+(\d+)/.exec(info)?.[1])).toBe(4096);
+      await fs.truncate(image, 100 * 1024 ** 3);
+      await runChecked(execFileExec, 'losetup', ['-c', big], 'refresh');
+      await resizeFilesystem(big, { mounted: false });
+      const grown = await runChecked(execFileExec, 'dumpe2fs', ['-h', big], 'dumpe2fs');
+      expect(Number(/Block count:\s+(\d+)/.exec(grown)?.[1]) * 4096).toBe(100 * 1024 ** 3);
+    } finally {
+      await runChecked(execFileExec, 'losetup', ['-d', big], 'detach');
+    }
   });
 });
 

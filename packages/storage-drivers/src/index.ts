@@ -1,13 +1,17 @@
 export * from './BlockDeviceApi';
 export { LoopbackDriver, DEFAULT_ALLOCATION_UNIT, type LoopbackDriverOptions, type RepairReport } from './LoopbackDriver';
 export {
+  blockDeviceSize,
   filesystemType,
+  growthReserveArgs,
   hasFilesystem,
   isDeviceBusy,
   isLoopDeviceNeverWritten,
   listMounts,
+  majorMinorOf,
   makeFilesystem,
   mount,
+  ONLINE_GROWTH_FACTOR,
   parseMountInfo,
   resizeFilesystem,
   unmount,
