@@ -7,8 +7,10 @@
  * repeat until it needs nothing. Turns run on a pushed cluster change
  * (long-poll), when the queue drains, when a backoff expires, and on the
  * resync timer. Decisions are never made from remembered state, only from an
- * observation taken just before; the agent keeps only the latest observation
- * (for reports) and failure counts (for backoff and reporting).
+ * observation taken just before, or, between the setup steps of a new volume
+ * (create, attach, format), from what the step just done was answered by the
+ * driver (see stateAfter); the agent keeps only the latest observation (for
+ * reports) and failure counts (for backoff and reporting).
  */
 import { METADATA_PROFILE_KEY, type ActionError, type ClusterSnapshot, type NodeReport } from '@flocker/api';
 import type { BlockDeviceApi, BlockDeviceVolume } from '@flocker/storage-drivers';
@@ -16,9 +18,10 @@ import type winston from 'winston';
 import { calculateChanges, mountPathOf } from './calculateChanges';
 import { discoverLocalState } from './discoverLocalState';
 import { errorCode, errorMessage } from './errors';
-import { executeAction } from './executeAction';
+import { executeAction, type ActionResult } from './executeAction';
 import { FreshRead } from './FreshRead';
 import type { HostOps } from './HostOps';
+import { stateAfter } from './stateAfter';
 import type { Action, ActionKind, DecisionContext, DesiredState, DiscoveredVolume, LocalState } from './LocalState';
 
 /** The part of FlockerClient the agent uses. */
@@ -142,6 +145,8 @@ export class DatasetAgent {
    * needs a turn to set the timer). Then the agent takes a full look once idle.
    */
   private lookWhenIdle = false;
+  /** Whether a full look has filled the view (see startNewDatasets). */
+  private poolSeen = false;
   /** The sequence number taken when the latest action ended. */
   private lastActionEnd = 0;
   private wakeUp: (() => void) | null = null;
@@ -298,6 +303,7 @@ export class DatasetAgent {
     const local = await discoverLocalState(this.o.driver, this.o.hostOps, this.o.instanceId, undefined, this.listPool, busy);
     this.o.logger.debug('observed all', { volumes: local.volumes.length, durationMs: this.now() - t0 });
     this.updateView(local, seq, undefined, busy);
+    this.poolSeen = true;
     const now = this.now();
     let wait = this.o.resyncIntervalMs - (now - this.lastReportAt);
     if (this.snapshot !== null && !this.stopping) {
@@ -325,9 +331,9 @@ export class DatasetAgent {
 
   /**
    * The fast start of a dataset this node should hold that has no volume in the
-   * pool at all (typically one just created): the pool listing alone decides its
-   * first step (create), so its worker starts on that listing without waiting
-   * for the full look at every other dataset's devices and mounts.
+   * pool at all (typically one just created): its first step (create) needs no
+   * look at devices and mounts, so its worker starts without waiting for the
+   * full look at every other dataset.
    */
   private async startNewDatasets(): Promise<void> {
     const snapshot = this.snapshot;
@@ -346,10 +352,17 @@ export class DatasetAgent {
     );
     if (candidates.length === 0 || this.busy.size >= this.o.concurrency) return;
     const seq = ++this.seq;
-    const pool = await this.listPool();
-    // An action that ended meanwhile may not show in this listing: leave it to the full look.
-    if (this.lastActionEnd > seq || this.stopping) return;
-    const inPool = new Set(pool.map((v) => v.datasetId));
+    // Once a full look has shown the pool, a dataset it showed no volume for starts
+    // at once: the create action itself re-checks the pool just before creating, and
+    // finding a volume there it does nothing and the worker looks. Before the first
+    // full look (just started), one listing spares every dataset that futile create.
+    let inPool = new Set<string>();
+    if (!this.poolSeen) {
+      const pool = await this.listPool();
+      // An action that ended meanwhile may not show in this listing: leave it to the full look.
+      if (this.lastActionEnd > seq || this.stopping) return;
+      inPool = new Set(pool.map((v) => v.datasetId));
+    }
     for (const dataset of candidates) {
       if (inPool.has(dataset.datasetId) || this.busy.has(dataset.datasetId) || this.busy.size >= this.o.concurrency) continue;
       const local: LocalState = { instanceId: this.o.instanceId, volumes: [] };
@@ -391,7 +404,8 @@ export class DatasetAgent {
 
   /**
    * One dataset, one step at a time, each decided on a fresh look at that
-   * dataset. The first look may be the turn's own (`fresh`), made just before.
+   * dataset. The first look may be the turn's own (`fresh`), made just before;
+   * after a setup step, stateAfter may stand in for the look.
    */
   private async converge(datasetId: string, fresh?: Observation): Promise<void> {
     let previous = '';
@@ -438,21 +452,30 @@ export class DatasetAgent {
         return;
       }
       previous = key;
-      if (!(await this.run(action))) {
+      const result = await this.run(action);
+      if (result === undefined) {
         this.requestReport();
         return;
+      }
+      // A setup step whose own answer tells all it changed: the next step is decided on that.
+      const after = stateAfter(local, action, result, this.isBlank);
+      if (after !== undefined) {
+        const seq = ++this.seq;
+        this.updateView(after, seq, datasetId);
+        first = { seq, local: after };
       }
     }
   }
 
-  /** Runs one action; false if it failed (recorded for backoff and reporting). */
-  private async run(action: Action): Promise<boolean> {
+  /** Runs one action; undefined if it failed (recorded for backoff and reporting). */
+  private async run(action: Action): Promise<ActionResult | undefined> {
     const started = this.now();
     this.o.logger.debug('action start', { datasetId: action.datasetId, kind: action.kind });
     // Formatting (or anything but attaching) ends what we know of a volume's blankness.
     if ('blockdeviceId' in action && action.kind !== 'attach') this.blank.delete(action.blockdeviceId);
+    let result: ActionResult;
     try {
-      await executeAction(action, {
+      result = await executeAction(action, {
         driver: this.o.driver,
         host: this.o.hostOps,
         instanceId: this.o.instanceId,
@@ -462,7 +485,7 @@ export class DatasetAgent {
     } catch (e) {
       this.lastActionEnd = ++this.seq;
       this.recordFailure(action, errorCode(e), errorMessage(e), started);
-      return false;
+      return undefined;
     }
     this.lastActionEnd = ++this.seq;
     this.failures.delete(action.datasetId);
@@ -471,7 +494,7 @@ export class DatasetAgent {
     if (action.kind === 'mount') this.reportMounted(action.datasetId, action.blockdeviceId, action.mountPath);
     this.o.logger.info('action done', { ...action, durationMs: this.now() - started });
     this.maybeCrash(action.kind);
-    return true;
+    return result;
   }
 
   /** Records in the view the effect of a successful mount, and reports it. */

@@ -18,67 +18,82 @@ export interface ExecutionContext {
   readonly onCreated?: (volume: BlockDeviceVolume) => void;
 }
 
-export async function executeAction(action: Action, ctx: ExecutionContext): Promise<void> {
+/**
+ * What an action's own driver calls answered, when this call made the change
+ * (not when it found it already made): see stateAfter.
+ */
+export interface ActionResult {
+  /** create: the volume this call made. */
+  readonly created?: BlockDeviceVolume;
+  /** attach: the device of the volume this call attached here. */
+  readonly devicePath?: string;
+}
+
+export async function executeAction(action: Action, ctx: ExecutionContext): Promise<ActionResult> {
   const { driver, host } = ctx;
   switch (action.kind) {
     case 'create': {
       // Re-check just before creating: never a second volume for one dataset.
       const existing = (await driver.listVolumes()).some((v) => v.datasetId === action.datasetId);
-      if (existing) return;
+      if (existing) return {};
       const created = await driver.createVolume(action.datasetId, action.size, action.profile !== undefined ? { profile: action.profile } : {});
       ctx.onCreated?.(created);
-      return;
+      return { created };
     }
     case 'attach':
       try {
         await driver.attachVolume(action.blockdeviceId, ctx.instanceId);
       } catch (e) {
-        if (isStorageError(e, 'ALREADY_ATTACHED') && (await attachedTo(driver, action.blockdeviceId)) === ctx.instanceId) return;
+        if (isStorageError(e, 'ALREADY_ATTACHED') && (await attachedTo(driver, action.blockdeviceId)) === ctx.instanceId) return {};
         throw e;
       }
-      return;
+      try {
+        return { devicePath: await driver.getDevicePath(action.blockdeviceId) };
+      } catch {
+        return {}; // attached, device not known yet: the next look finds it
+      }
     case 'format':
       try {
         await host.makeFilesystem(action.devicePath);
       } catch (e) {
         // Already formatted (say, by a run that crashed after mkfs): done, and nothing overwritten.
-        if (isStorageError(e, 'FILESYSTEM_EXISTS')) return;
+        if (isStorageError(e, 'FILESYSTEM_EXISTS')) return {};
         throw e;
       }
-      return;
+      return {};
     case 'mount': {
       await host.mkdirp(action.mountPath);
-      if (await isMountedAt(host, action.devicePath, action.mountPath)) return;
+      if (await isMountedAt(host, action.devicePath, action.mountPath)) return {};
       // A volume grown while mounted where online resize was refused: grow its filesystem now.
       const fsSize = await host.filesystemSize(action.devicePath);
       if (fsSize !== null && fsSize < action.size && (await host.listMounts()).every((m) => m.device !== action.devicePath)) {
         await host.growUnmountedFilesystem(action.devicePath);
       }
       await host.mount(action.devicePath, action.mountPath);
-      return;
+      return {};
     }
     case 'unmount': {
       const mounted = (await host.listMounts()).some((m) => m.mountPoint === action.mountPath);
       if (mounted) await host.unmount(action.mountPath);
-      return;
+      return {};
     }
     case 'detach':
       await detach(driver, action.blockdeviceId, false);
-      return;
+      return {};
     case 'forceDetach':
       await detach(driver, action.blockdeviceId, true);
-      return;
+      return {};
     case 'destroy':
       if (action.detachFirst) await detach(driver, action.blockdeviceId, false);
       try {
         await driver.destroyVolume(action.blockdeviceId);
       } catch (e) {
-        if (isStorageError(e, 'UNKNOWN_VOLUME')) return;
+        if (isStorageError(e, 'UNKNOWN_VOLUME')) return {};
         throw e;
       }
-      return;
+      return {};
     case 'resize': {
-      if (driver.resizeVolume === undefined) return;
+      if (driver.resizeVolume === undefined) return {};
       await driver.resizeVolume(action.blockdeviceId, action.size);
       try {
         await host.resizeFilesystem(action.devicePath);
@@ -90,7 +105,7 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
           devicePath: action.devicePath,
         });
       }
-      return;
+      return {};
     }
   }
 }

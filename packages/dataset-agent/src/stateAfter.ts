@@ -1,0 +1,67 @@
+/**
+ * The state of one dataset's volumes right after a step of its setup, from what
+ * that step's own calls answered: the next step is decided on it without
+ * another look. Only where the answer is the whole
+ * truth about what changed:
+ *
+ * - create made the volume: it exists, unattached (the driver's own record);
+ * - attach attached a volume this process created and never formatted: it is
+ *   here, at the device the driver named, blank and unmounted;
+ * - format ended without error: the device holds a filesystem and is not
+ *   mounted (mkfs refuses a mounted device).
+ *
+ * Not after a mount: that is normally the last step, and the look after it
+ * confirms the goal (a mount that "succeeds" without effect, in another mount
+ * namespace say, must show as an error, not as mounted).
+ *
+ * Anything else (a step found already done, an attach of a volume made before,
+ * every other kind) returns undefined: the worker looks afresh as usual. The
+ * next step still guards itself (attach is exclusive in the driver, mkfs probes
+ * the device before writing, mount checks what is mounted), so a wrong guess
+ * costs a failed step, never data.
+ */
+import type { ActionResult } from './executeAction';
+import type { Action, DiscoveredVolume, LocalState } from './LocalState';
+
+export function stateAfter(
+  before: LocalState,
+  action: Action,
+  result: ActionResult,
+  /** Whether this process created the volume and has not formatted it (DatasetAgent's blank set). */
+  knownBlank: (blockdeviceId: string) => boolean,
+): LocalState | undefined {
+  const mine = before.volumes.filter((v) => v.datasetId === action.datasetId);
+  const others = before.volumes.filter((v) => v.datasetId !== action.datasetId);
+  const replace = (blockdeviceId: string, change: (v: DiscoveredVolume) => DiscoveredVolume): LocalState | undefined => {
+    const target = mine.find((v) => v.blockdeviceId === blockdeviceId);
+    if (target === undefined) return undefined;
+    return { instanceId: before.instanceId, volumes: [...others, ...mine.map((v) => (v === target ? change(v) : v))] };
+  };
+  switch (action.kind) {
+    case 'create': {
+      const created = result.created;
+      if (created === undefined || created.datasetId !== action.datasetId || mine.length > 0) return undefined;
+      const volume: DiscoveredVolume = {
+        blockdeviceId: created.blockdeviceId,
+        datasetId: created.datasetId,
+        size: created.size,
+        attachedTo: created.attachedTo,
+        ...(created.profile !== undefined ? { profile: created.profile } : {}),
+      };
+      return { instanceId: before.instanceId, volumes: [...others, volume] };
+    }
+    case 'attach': {
+      const devicePath = result.devicePath;
+      const target = mine.find((v) => v.blockdeviceId === action.blockdeviceId);
+      if (devicePath === undefined || target?.attachedTo !== null || !knownBlank(action.blockdeviceId)) return undefined;
+      return replace(action.blockdeviceId, (v) => ({ ...v, attachedTo: before.instanceId, devicePath, hasFilesystem: false, mountPoints: [] }));
+    }
+    case 'format': {
+      const target = mine.find((v) => v.blockdeviceId === action.blockdeviceId);
+      if (target?.devicePath !== action.devicePath || (target.mountPoints ?? []).length > 0) return undefined;
+      return replace(action.blockdeviceId, (v) => ({ ...v, hasFilesystem: true, mountPoints: [] }));
+    }
+    default:
+      return undefined;
+  }
+}
