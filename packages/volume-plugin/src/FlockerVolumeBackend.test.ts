@@ -175,8 +175,7 @@ describe('FlockerVolumeBackend against a real control service', () => {
     expect(await client.listLeases()).toHaveLength(1);
     await unmountSettled(a, { Name: 'vol1', ID: 'c2' });
     expect(await client.listLeases()).toEqual([]);
-    const saved: unknown = JSON.parse(fs.readFileSync(path.join(dir, NODE_A, 'plugin-mounts.json'), 'utf8'));
-    expect(saved).toEqual({ version: 1, volumes: {} });
+    expect(MountRegistry.read(path.join(dir, NODE_A, 'plugin-mounts.json')).latest).toMatchObject({ volumes: {} });
   });
 
   it('concurrent Creates of one name make one dataset; concurrent Mounts count both', async () => {
@@ -198,11 +197,13 @@ describe('FlockerVolumeBackend against a real control service', () => {
     await a.close();
     const [d] = await client.listDatasets();
     // As if the plugin died right after answering the last Unmount.
-    fs.writeFileSync(path.join(dir, NODE_A, 'plugin-mounts.json'), JSON.stringify({ version: 1, volumes: { [d!.dataset_id]: { name: 'vol1', ids: [] } } }));
+    const file = path.join(dir, NODE_A, 'plugin-mounts.json');
+    fs.writeFileSync(file, JSON.stringify({ version: 1, volumes: { [d!.dataset_id]: { name: 'vol1', ids: [] } } })); // no seq: as an earlier version wrote it
+    fs.rmSync(`${file}.1`, { force: true });
     expect(await client.listLeases()).toHaveLength(1);
     await backendFor(NODE_A);
     expect(await client.listLeases()).toEqual([]);
-    expect(JSON.parse(fs.readFileSync(path.join(dir, NODE_A, 'plugin-mounts.json'), 'utf8'))).toEqual({ version: 1, volumes: {} });
+    expect(MountRegistry.read(file).latest).toMatchObject({ volumes: {} });
   });
 
   it('Unmount answers before the lease release; a following Mount waits for it', async () => {

@@ -48,7 +48,51 @@ describe('MountRegistry', () => {
     const again = await MountRegistry.load(file);
     expect(again.entries()).toEqual([{ datasetId: A, name: 'va', ids: ['c1', 'c2'] }]);
     expect(fs.statSync(file).mode & 0o777).toBe(0o600);
-    expect(fs.readdirSync(path.dirname(file))).toEqual(['plugin-mounts.json']); // no temp files left
+    expect(fs.statSync(`${file}.1`).mode & 0o777).toBe(0o600);
+    expect(fs.readdirSync(path.dirname(file)).sort()).toEqual(['plugin-mounts.json', 'plugin-mounts.json.1']); // the two slots, nothing else
+  });
+
+  it('writes in place, taking turns between two slots, and a shorter snapshot leaves only spaces behind', async () => {
+    const r = await MountRegistry.load(file);
+    await r.add(A, 'va', 'c1');
+    await r.add(A, 'va', 'c2');
+    const inode = fs.statSync(file).ino;
+    const before = fs.statSync(`${file}.1`).size;
+    await r.remove(A, 'c2'); // seq 3: slot 1 again
+    await r.remove(A, 'c1'); // seq 4: slot 0 again, shorter than what it held
+    expect(fs.statSync(file).ino).toBe(inode); // not replaced
+    expect(fs.statSync(file).size).toBeGreaterThanOrEqual(before);
+    expect(fs.readFileSync(file, 'utf8')).toMatch(/\n +$/);
+    expect(MountRegistry.read(file).latest).toEqual({ version: 1, seq: 4, volumes: { [A]: { name: 'va', ids: [] } }, sum: expect.any(String) });
+  });
+
+  it('a write cut short spoils only its slot: loading takes the state before it', async () => {
+    const r = await MountRegistry.load(file);
+    await r.add(A, 'va', 'c1'); // seq 1: slot 1
+    await r.add(A, 'va', 'c2'); // seq 2: slot 0
+    // Killed in the middle of writing seq 3 over slot 1: its start is new, its end old,
+    // and here that even parses (only the seq differs in the part written).
+    const old = fs.readFileSync(`${file}.1`, 'utf8');
+    const torn = old.replace('"seq": 1', '"seq": 3');
+    expect(() => JSON.parse(torn)).not.toThrow();
+    fs.writeFileSync(`${file}.1`, torn);
+    const problems: string[] = [];
+    const again = await MountRegistry.load(file, (p) => problems.push(p));
+    expect(again.entries()).toEqual([{ datasetId: A, name: 'va', ids: ['c1', 'c2'] }]);
+    expect(problems).toEqual([]);
+    // The next write goes over the spoilt slot.
+    await again.add(B, 'vb', 'x');
+    expect(MountRegistry.read(file)).toEqual({ latest: expect.objectContaining({ seq: 3 }), corrupt: [] });
+    expect((await MountRegistry.load(file)).count(B)).toBe(1);
+  });
+
+  it('reads the single file of earlier versions (no seq)', async () => {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, JSON.stringify({ version: 1, volumes: { [A]: { name: 'va', ids: ['c1'] } } }));
+    const r = await MountRegistry.load(file);
+    expect(r.entries()).toEqual([{ datasetId: A, name: 'va', ids: ['c1'] }]);
+    await r.add(B, 'vb', 'x'); // seq 1, into slot 1: newer than the old file
+    expect((await MountRegistry.load(file)).count(B)).toBe(1);
   });
 
   it('drop forgets a volume', async () => {

@@ -5,6 +5,7 @@ import { MemoryConfigurationStore, startControlService, type ControlService } fr
 import * as winston from 'winston';
 import { resolveSettings } from './config';
 import { FakeDatasetAgent } from './FakeDatasetAgent';
+import { MountRegistry } from './MountRegistry';
 import { startVolumePlugin, type RunningVolumePlugin } from './startVolumePlugin';
 import { callPlugin } from './testing';
 
@@ -47,8 +48,7 @@ describe('startVolumePlugin', () => {
     const mount = await callPlugin(sock, '/VolumeDriver.Mount', { Name: 'web', ID: 'c1' });
     expect(mount.body).toEqual({ Mountpoint: expect.stringMatching(/^\/mnt\/flocker\//), Err: '' });
     expect((await callPlugin(sock, '/VolumeDriver.List')).body).toEqual({ Volumes: [{ Name: 'web', Mountpoint: (mount.body as { Mountpoint: string }).Mountpoint }], Err: '' });
-    const saved: { volumes: Record<string, unknown> } = JSON.parse(fs.readFileSync(path.join(stateDir, 'plugin-mounts.json'), 'utf8'));
-    expect(Object.values(saved.volumes)).toEqual([{ name: 'web', ids: ['c1'] }]);
+    expect(Object.values(MountRegistry.read(path.join(stateDir, 'plugin-mounts.json')).latest?.volumes ?? {})).toEqual([{ name: 'web', ids: ['c1'] }]);
     await plugin.close();
     expect(fs.existsSync(sock)).toBe(false);
     plugin = undefined;
