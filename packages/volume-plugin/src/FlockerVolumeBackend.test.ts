@@ -7,6 +7,7 @@ import * as winston from 'winston';
 import { FakeDatasetAgent } from './FakeDatasetAgent';
 import { FlockerVolumeBackend, type ControlClient } from './FlockerVolumeBackend';
 import { MountRegistry } from './MountRegistry';
+import { volumeDatasetId } from './volumeOptions';
 
 const NODE_A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const NODE_B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
@@ -304,7 +305,23 @@ describe('FlockerVolumeBackend against a real control service', () => {
     await expect(b.mount({ Name: 'vol1', ID: 'x' })).resolves.toMatchObject({ Mountpoint: expect.stringMatching(/^\/flocker-b\//) });
   });
 
-  it('Get of an unknown volume answers from the followed snapshot; Create still looks afresh, so makes no duplicate', async () => {
+  it('Creates of one new name on two hosts at once make one dataset (its name-based id), and a removed name can be made again', async () => {
+    const a = await backendFor(NODE_A);
+    const b = await backendFor(NODE_B);
+    await Promise.all([a.create({ Name: 'shared' }), b.create({ Name: 'shared' })]);
+    const made = (await client.listDatasets()).filter((d) => d.metadata.name === 'shared');
+    expect(made).toEqual([expect.objectContaining({ dataset_id: volumeDatasetId('shared') })]);
+    expect(await b.get({ Name: 'shared' })).toMatchObject({ Volume: { Name: 'shared' } });
+    // Removed: its id stays with the deleted dataset, so the new volume gets another.
+    await a.remove({ Name: 'shared' });
+    await a.create({ Name: 'shared' });
+    const again = (await client.listDatasets()).filter((d) => d.metadata.name === 'shared');
+    expect(again).toHaveLength(2);
+    expect(again.find((d) => !d.deleted)?.dataset_id).not.toBe(volumeDatasetId('shared'));
+    expect(await a.get({ Name: 'shared' })).toMatchObject({ Volume: { Status: { dataset_id: again.find((d) => !d.deleted)?.dataset_id } } });
+  });
+
+  it('Get of an unknown volume answers from the followed snapshot; Create of a name made elsewhere meanwhile makes no duplicate', async () => {
     let refreshes = 0;
     // Long-polls after the first never answer: the followed snapshot lags every change.
     const lagging: ControlClient = {

@@ -3,10 +3,12 @@
  * non-deleted dataset whose metadata.name is the volume name.
  */
 import {
+  FlockerApiError,
   formatSize,
   METADATA_NAME_KEY,
   METADATA_PROFILE_KEY,
   type ClusterSnapshot,
+  type CreateDatasetRequest,
   type DatasetConfiguration,
   type FlockerClient,
   type Lease,
@@ -28,7 +30,7 @@ import {
   type VolumeDriverBackend,
   type VolumeInfo,
 } from './protocol';
-import { parseCreateOptions, validateVolumeName } from './volumeOptions';
+import { parseCreateOptions, validateVolumeName, volumeDatasetId } from './volumeOptions';
 
 export type ControlClient = Pick<
   FlockerClient,
@@ -182,8 +184,13 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
     validateVolumeName(req.Name);
     const options = parseCreateOptions(req.Opts, this.opts.defaultSize);
     const started = Date.now();
-    // A fresh lookup: a volume made elsewhere a moment ago must not be made twice.
-    if (await this.lookup(req.Name)) {
+    // While the long-poll follows the cluster its snapshot lags only by the control
+    // service's push: a miss there goes straight to the create, whose name-based id
+    // makes a second plugin's create of the same name fail (see createNamed). Not
+    // following: a fresh lookup first.
+    const followed = this.watcher.followed();
+    const existing = followed ? findVolume(followed, req.Name) : await this.lookup(req.Name);
+    if (existing) {
       // Docker may create the same volume again; that is fine. Its next Get must find it too.
       this.createdHere.add(req.Name);
       return;
@@ -191,12 +198,29 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
     const looked = Date.now();
     const metadata: Record<string, string> = { [METADATA_NAME_KEY]: req.Name, [CREATED_AT_KEY]: new Date().toISOString() };
     if (options.profile) metadata[METADATA_PROFILE_KEY] = options.profile;
-    const created = await this.client.createDataset({ primary: this.me, maximum_size: options.size, metadata });
+    const created = await this.createNamed(req.Name, { primary: this.me, maximum_size: options.size, metadata });
     this.createdHere.add(req.Name);
+    if (created === undefined) return;
     this.logger.info('created dataset for volume', { volume: req.Name, dataset_id: created.dataset_id, size: options.size });
     const made = Date.now();
     await this.watcher.refresh();
     this.logger.debug('create timing', { volume: req.Name, lookup_ms: looked - started, create_ms: made - looked, refresh_ms: Date.now() - made });
+  }
+
+  /**
+   * Creates the dataset of a new volume under its name-based id (volumeDatasetId);
+   * undefined if a volume of that name was made meanwhile (by another host, say).
+   * When the id is taken by something else (a deleted volume of the same name, or a
+   * dataset renamed since), the volume gets a random id instead.
+   */
+  private async createNamed(name: string, req: Omit<CreateDatasetRequest, 'dataset_id'>): Promise<DatasetConfiguration | undefined> {
+    try {
+      return await this.client.createDataset({ ...req, dataset_id: volumeDatasetId(name) });
+    } catch (err) {
+      if (!(err instanceof FlockerApiError) || err.status !== 409) throw err;
+    }
+    if (await this.lookup(name)) return undefined;
+    return this.client.createDataset(req);
   }
 
   async list(): Promise<ListResponse> {

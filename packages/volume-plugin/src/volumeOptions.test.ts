@@ -1,4 +1,4 @@
-import { DEFAULT_VOLUME_SIZE, parseCreateOptions, parseSize, validateVolumeName } from './volumeOptions';
+import { DEFAULT_VOLUME_SIZE, parseCreateOptions, parseSize, validateVolumeName, volumeDatasetId } from './volumeOptions';
 
 const KiB = 1024;
 const MiB = 1024 ** 2;
@@ -55,5 +55,15 @@ describe('parseCreateOptions', () => {
   it('rejects a bad profile and a bad size', () => {
     expect(() => parseCreateOptions({ profile: 'no good' }, GiB)).toThrow(expect.objectContaining({ code: 'INVALID_PROFILE' }));
     expect(() => parseCreateOptions({ size: '1K' }, GiB)).toThrow(expect.objectContaining({ code: 'INVALID_SIZE' }));
+  });
+});
+
+describe('volumeDatasetId', () => {
+  it("is RFC 9562's name-based UUID (v5) of the volume name, as Python's uuid.uuid5 computes it", () => {
+    // python3 -c "import uuid; print(uuid.uuid5(uuid.UUID('bd85c98e-bade-4abc-8617-d11353f57b90'), 'pgdata'))"
+    expect(volumeDatasetId('pgdata')).toBe('9560bbf3-88ef-5abe-babb-cf2a2fb2581b');
+    expect(volumeDatasetId('données-1')).toBe('345f9c24-0e1e-5f3d-b396-fb3058a140f3');
+    expect(volumeDatasetId('pgdata')).toBe(volumeDatasetId('pgdata'));
+    expect(volumeDatasetId('pgdata2')).not.toBe(volumeDatasetId('pgdata'));
   });
 });
