@@ -481,6 +481,8 @@ export class DatasetAgent {
         instanceId: this.o.instanceId,
         logger: this.o.logger,
         onCreated: (v) => this.blank.add(v.blockdeviceId),
+        // Only a volume known blank skips the look after its attach (stateAfter).
+        wantDevicePath: this.isBlank,
       });
     } catch (e) {
       this.lastActionEnd = ++this.seq;

@@ -27,6 +27,20 @@ describe('executeAction: every action is idempotent', () => {
     ).rejects.toMatchObject({ code: 'ALREADY_ATTACHED' });
   });
 
+  it('create and attach answer what they did, and only what they did', async () => {
+    const c = ctx();
+    const made = await executeAction({ kind: 'create', datasetId: DS, size: 64 * MiB }, c);
+    expect(made.created).toMatchObject({ datasetId: DS, size: 64 * MiB, attachedTo: null });
+    expect(await executeAction({ kind: 'create', datasetId: DS, size: 64 * MiB }, c)).toEqual({}); // found, not made
+    const id = made.created!.blockdeviceId;
+    const attach = { kind: 'attach', datasetId: DS, blockdeviceId: id } as const;
+    // The device only when asked for: a look follows anyway otherwise.
+    expect(await executeAction(attach, c)).toEqual({});
+    await c.driver.detachVolume(id);
+    expect(await executeAction(attach, { ...c, wantDevicePath: () => true })).toEqual({ devicePath: `/dev/fake/${id}` });
+    expect(await executeAction(attach, { ...c, wantDevicePath: () => true })).toEqual({}); // attached already
+  });
+
   it('format never touches a device that has a filesystem', async () => {
     const c = ctx();
     await executeAction({ kind: 'format', datasetId: DS, blockdeviceId: 'v', devicePath: '/dev/x' }, c);

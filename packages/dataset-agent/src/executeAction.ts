@@ -16,6 +16,8 @@ export interface ExecutionContext {
   readonly logger?: winston.Logger;
   /** Told of each volume this process creates. */
   readonly onCreated?: (volume: BlockDeviceVolume) => void;
+  /** Whether the caller can use the device of a volume it attaches (see ActionResult.devicePath). */
+  readonly wantDevicePath?: (blockdeviceId: string) => boolean;
 }
 
 /**
@@ -25,7 +27,7 @@ export interface ExecutionContext {
 export interface ActionResult {
   /** create: the volume this call made. */
   readonly created?: BlockDeviceVolume;
-  /** attach: the device of the volume this call attached here. */
+  /** attach: the device of the volume this call attached here, if the caller wanted it. */
   readonly devicePath?: string;
 }
 
@@ -47,6 +49,7 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
         if (isStorageError(e, 'ALREADY_ATTACHED') && (await attachedTo(driver, action.blockdeviceId)) === ctx.instanceId) return {};
         throw e;
       }
+      if (!ctx.wantDevicePath?.(action.blockdeviceId)) return {};
       try {
         return { devicePath: await driver.getDevicePath(action.blockdeviceId) };
       } catch {
