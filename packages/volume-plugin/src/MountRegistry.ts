@@ -62,9 +62,9 @@ export class MountRegistry {
    * The latest valid snapshot behind `file` (undefined if none), and the slots that
    * exist but hold no valid snapshot.
    */
-  static read(file: string): { latest: MountFile | undefined; corrupt: { slot: string; text: string }[] } {
+  static read(file: string): { latest: MountFile | undefined; corrupt: string[] } {
     let latest: MountFile | undefined;
-    const corrupt: { slot: string; text: string }[] = [];
+    const corrupt: string[] = [];
     for (const slot of MountRegistry.slots(file)) {
       let text: string;
       try {
@@ -80,7 +80,7 @@ export class MountRegistry {
         doc = undefined;
       }
       const parsed = MountFile.safeParse(doc);
-      if (!parsed.success) corrupt.push({ slot, text });
+      if (!parsed.success) corrupt.push(slot);
       else if (latest === undefined || (parsed.data.seq ?? 0) > (latest.seq ?? 0)) latest = parsed.data;
     }
     return { latest, corrupt };
@@ -99,8 +99,8 @@ export class MountRegistry {
     if (latest !== undefined) {
       for (const [datasetId, v] of Object.entries(latest.volumes)) volumes.set(datasetId, { name: v.name, ids: new Set(v.ids) });
     } else if (corrupt.length > 0) {
-      for (const { slot } of corrupt) await fs.promises.rename(slot, `${slot}.corrupt`);
-      onCorrupt(`${corrupt.map((c) => c.slot).join(' and ')} ${corrupt.length > 1 ? 'are' : 'is'} not a valid mount registry (moved to .corrupt); starting with no mounts`);
+      for (const slot of corrupt) await fs.promises.rename(slot, `${slot}.corrupt`);
+      onCorrupt(`${corrupt.join(' and ')} ${corrupt.length > 1 ? 'are' : 'is'} not a valid mount registry (moved to .corrupt); starting with no mounts`);
     }
     await fs.promises.mkdir(path.dirname(file), { recursive: true });
     return new MountRegistry(file, volumes, latest?.seq ?? 0);
