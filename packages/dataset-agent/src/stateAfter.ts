@@ -1,8 +1,7 @@
 /**
  * The state of one dataset's volumes right after a step of its setup, from what
  * that step's own calls answered: the next step is decided on it without
- * another look. Only where the answer is the whole
- * truth about what changed:
+ * another look. Only where the answer is the whole truth about what changed:
  *
  * - create made the volume: it exists, unattached (the driver's own record);
  * - attach attached a volume this process created and never formatted: it is
@@ -32,11 +31,12 @@ export function stateAfter(
 ): LocalState | undefined {
   const mine = before.volumes.filter((v) => v.datasetId === action.datasetId);
   const others = before.volumes.filter((v) => v.datasetId !== action.datasetId);
-  const replace = (blockdeviceId: string, change: (v: DiscoveredVolume) => DiscoveredVolume): LocalState | undefined => {
-    const target = mine.find((v) => v.blockdeviceId === blockdeviceId);
-    if (target === undefined) return undefined;
-    return { instanceId: before.instanceId, volumes: [...others, ...mine.map((v) => (v === target ? change(v) : v))] };
-  };
+  // The volume acted on, as last seen, and the state with it changed.
+  const target = 'blockdeviceId' in action ? mine.find((v) => v.blockdeviceId === action.blockdeviceId) : undefined;
+  const withTarget = (changed: DiscoveredVolume): LocalState => ({
+    instanceId: before.instanceId,
+    volumes: [...others, ...mine.map((v) => (v === target ? changed : v))],
+  });
   switch (action.kind) {
     case 'create': {
       const created = result.created;
@@ -52,15 +52,12 @@ export function stateAfter(
     }
     case 'attach': {
       const devicePath = result.devicePath;
-      const target = mine.find((v) => v.blockdeviceId === action.blockdeviceId);
-      if (devicePath === undefined || target?.attachedTo !== null || !knownBlank(action.blockdeviceId)) return undefined;
-      return replace(action.blockdeviceId, (v) => ({ ...v, attachedTo: before.instanceId, devicePath, hasFilesystem: false, mountPoints: [] }));
+      if (target?.attachedTo !== null || devicePath === undefined || !knownBlank(action.blockdeviceId)) return undefined;
+      return withTarget({ ...target, attachedTo: before.instanceId, devicePath, hasFilesystem: false, mountPoints: [] });
     }
-    case 'format': {
-      const target = mine.find((v) => v.blockdeviceId === action.blockdeviceId);
+    case 'format':
       if (target?.devicePath !== action.devicePath || (target.mountPoints ?? []).length > 0) return undefined;
-      return replace(action.blockdeviceId, (v) => ({ ...v, hasFilesystem: true, mountPoints: [] }));
-    }
+      return withTarget({ ...target, hasFilesystem: true, mountPoints: [] });
     default:
       return undefined;
   }

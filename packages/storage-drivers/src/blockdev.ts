@@ -159,7 +159,7 @@ export async function makeFilesystem(device: string, options: MakeFilesystemOpti
   if (options.label !== undefined && Buffer.byteLength(options.label) > 16) {
     throw new StorageError('BACKEND_ERROR', `ext4 label ${JSON.stringify(options.label)} is longer than 16 bytes`);
   }
-  const size = options.deviceSize === undefined ? await blockDeviceSize(device) : await options.deviceSize(device);
+  const size = await (options.deviceSize ?? blockDeviceSize)(device);
   const args = ['-q', ...growthReserveArgs(size)];
   if (options.label !== undefined) args.push('-L', options.label);
   if (options.multiMountProtection) args.push('-O', 'mmp');
