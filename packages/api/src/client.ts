@@ -6,7 +6,9 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import {
+  ClusterEventsResponse,
   ClusterSnapshot,
+  type ClusterEvent,
   CreateDatasetRequest,
   CreateLeaseRequest,
   DatasetConfiguration,
@@ -185,6 +187,11 @@ export class FlockerClient {
   async releaseLease(datasetId: string, options: WriteOptions = {}): Promise<Lease> {
     const path = `/v1/configuration/leases/${encodeURIComponent(datasetId)}`;
     return (await this.call('DELETE', path, Lease, undefined, options)).value;
+  }
+
+  /** What the control service decided on its own (node deaths, leases of dead nodes released), oldest first. */
+  async listEvents(): Promise<ClusterEvent[]> {
+    return (await this.call('GET', '/v1/state/events', ClusterEventsResponse)).value.events;
   }
 
   /** Agent channel: publish what this node observes. */

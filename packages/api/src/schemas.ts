@@ -89,6 +89,10 @@ export const Lease = z
     dataset_id: DatasetId,
     node_uuid: NodeUuid,
     expires: z.number().nullable().describe('Seconds until the lease expires, or null for never.'),
+    pinned: z
+      .boolean()
+      .optional()
+      .describe('A pinned lease is kept when its node is declared dead (manual failover); others end after the lease grace.'),
   })
   .strict();
 
@@ -97,8 +101,22 @@ export const CreateLeaseRequest = z
     dataset_id: DatasetId,
     node_uuid: NodeUuid,
     expires: z.number().positive().nullable(),
+    pinned: z.boolean().optional().describe('Keep the lease even when its node is declared dead (default false).'),
   })
   .strict();
+
+/** Something the control service decided on its own (failover), kept for `flocker status` and the UI. */
+export const ClusterEvent = z
+  .object({
+    time: z.string().describe('ISO 8601 time of the event.'),
+    kind: z.enum(['node_dead', 'node_back', 'lease_released_dead_node']),
+    node_uuid: NodeUuid.optional(),
+    dataset_id: DatasetId.optional(),
+    message: z.string(),
+  })
+  .strict();
+
+export const ClusterEventsResponse = z.object({ events: z.array(ClusterEvent) }).strict();
 
 // ---- Agent channel ---------------------------------------------------------
 
@@ -147,15 +165,37 @@ export const NodeReport = z
     /** Volumes the backend lists; on a shared backend any node can report them all. */
     volumes: z.array(BackendVolume).optional(),
     errors: z.array(ActionError).default([]),
+    fencing: z
+      .object({
+        state: z.enum(['fenced', 'recovered']),
+        since: z.string().describe('ISO 8601 time the node fenced itself (lost contact with the control service).'),
+        reason: z.string(),
+        stopped_containers: z.array(z.string()).optional(),
+        removed_mounts: z.array(z.string()).optional(),
+      })
+      .strict()
+      .optional()
+      .describe('Set after the node fenced itself for lack of contact: what it stopped and cleaned up.'),
   })
   .strict();
 
 export const NodeState = NodeReport.extend({
   alive: z.boolean(),
   last_seen: z.string().describe('ISO 8601 time of the last report.'),
+  dead_since: z.string().optional().describe('ISO 8601 time the node was declared dead; absent while alive.'),
 }).strict();
 
-export const ReportResponse = z.object({ generation: z.string() }).strict();
+export const ReportResponse = z
+  .object({
+    generation: z.string(),
+    configuration_tag: z
+      .string()
+      .optional()
+      .describe("The configuration's tag when the report was taken: an agent whose snapshot has another knows it is stale."),
+    node_timeout_seconds: z.number().positive().optional(),
+    lease_grace_seconds: z.number().nonnegative().optional(),
+  })
+  .strict();
 
 /** What an agent receives: the desired configuration and the cluster state. */
 export const ClusterSnapshot = z
@@ -165,6 +205,12 @@ export const ClusterSnapshot = z
     datasets: z.array(DatasetConfiguration),
     leases: z.array(Lease),
     nodes: z.array(NodeState),
+    node_timeout_seconds: z.number().positive().optional().describe('After this long without a report a node is declared dead.'),
+    lease_grace_seconds: z
+      .number()
+      .nonnegative()
+      .optional()
+      .describe("How long after a node is declared dead its (unpinned) leases are released."),
   })
   .strict();
 
@@ -182,4 +228,5 @@ export type NodeReport = z.infer<typeof NodeReport>;
 export type NodeState = z.infer<typeof NodeState>;
 export type ClusterSnapshot = z.infer<typeof ClusterSnapshot>;
 export type ErrorResponse = z.infer<typeof ErrorResponse>;
+export type ClusterEvent = z.infer<typeof ClusterEvent>;
 export type VersionResponse = z.infer<typeof VersionResponse>;
