@@ -52,6 +52,22 @@ describe('MountRegistry', () => {
     expect(fs.readdirSync(path.dirname(file)).sort()).toEqual(['plugin-mounts.json', 'plugin-mounts.json.1']); // the two slots, nothing else
   });
 
+  it('keeps when each mount ID was recorded, across a reload; IDs of an older file count as recorded at load', async () => {
+    let clock = 1_000;
+    const r = await MountRegistry.load(file, undefined, () => clock);
+    await r.add(A, 'va', 'c1');
+    clock = 2_000;
+    await r.add(A, 'va', 'c2');
+    await r.add(A, 'va', 'c1'); // Docker repeating a Mount: the ID is young again
+    expect(r.mountedAt(A)).toEqual(new Map([['c1', 2_000], ['c2', 2_000]]));
+    clock = 9_000;
+    expect((await MountRegistry.load(file, undefined, () => clock)).mountedAt(A)).toEqual(new Map([['c1', 2_000], ['c2', 2_000]]));
+    expect(await r.removeIds(A, ['c1', 'c2'])).toBe(0);
+    fs.writeFileSync(file, JSON.stringify({ version: 1, volumes: { [B]: { name: 'vb', ids: ['old'] } } }));
+    fs.rmSync(`${file}.1`);
+    expect((await MountRegistry.load(file, undefined, () => clock)).mountedAt(B)).toEqual(new Map([['old', 9_000]]));
+  });
+
   it('writes in place, taking turns between two slots, and a shorter snapshot leaves only spaces behind', async () => {
     const r = await MountRegistry.load(file);
     await r.add(A, 'va', 'c1');

@@ -20,7 +20,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 
-const Volumes = z.record(z.string(), z.object({ name: z.string(), ids: z.array(z.string()) }));
+const Volumes = z.record(
+  z.string(),
+  z.object({
+    name: z.string(),
+    ids: z.array(z.string()),
+    /** When each ID's Mount was recorded (ms since the epoch); absent in files of earlier versions. */
+    added: z.record(z.string(), z.number()).optional(),
+  }),
+);
 type Volumes = z.infer<typeof Volumes>;
 
 const MountFile = z
@@ -45,12 +53,19 @@ export interface MountEntry {
   ids: readonly string[];
 }
 
+/** Mount IDs of one volume, each with when its Mount was recorded (ms since the epoch). */
+interface VolumeMounts {
+  name: string;
+  ids: Map<string, number>;
+}
+
 export class MountRegistry {
   private constructor(
     private readonly file: string,
-    private readonly volumes: Map<string, { name: string; ids: Set<string> }>,
+    private readonly volumes: Map<string, VolumeMounts>,
     /** The number of the last snapshot written (or loaded). */
     private seq: number,
+    private readonly now: () => number,
   ) {}
 
   /** The two slot files behind `file`. */
@@ -93,17 +108,21 @@ export class MountRegistry {
    * reported through `onCorrupt`, and the registry starts empty, since after a reboot
    * no container holds a mount.
    */
-  static async load(file: string, onCorrupt: (problem: string) => void = () => undefined): Promise<MountRegistry> {
+  static async load(file: string, onCorrupt: (problem: string) => void = () => undefined, now: () => number = Date.now): Promise<MountRegistry> {
     const { latest, corrupt } = MountRegistry.read(file);
-    const volumes = new Map<string, { name: string; ids: Set<string> }>();
+    const volumes = new Map<string, VolumeMounts>();
     if (latest !== undefined) {
-      for (const [datasetId, v] of Object.entries(latest.volumes)) volumes.set(datasetId, { name: v.name, ids: new Set(v.ids) });
+      // An ID of an earlier version's file has no time: it counts as recorded now (kept the longest).
+      const loaded = now();
+      for (const [datasetId, v] of Object.entries(latest.volumes)) {
+        volumes.set(datasetId, { name: v.name, ids: new Map(v.ids.map((id) => [id, v.added?.[id] ?? loaded])) });
+      }
     } else if (corrupt.length > 0) {
       for (const slot of corrupt) await fs.promises.rename(slot, `${slot}.corrupt`);
       onCorrupt(`${corrupt.join(' and ')} ${corrupt.length > 1 ? 'are' : 'is'} not a valid mount registry (moved to .corrupt); starting with no mounts`);
     }
     await fs.promises.mkdir(path.dirname(file), { recursive: true });
-    return new MountRegistry(file, volumes, latest?.seq ?? 0);
+    return new MountRegistry(file, volumes, latest?.seq ?? 0, now);
   }
 
   count(datasetId: string): number {
@@ -111,7 +130,12 @@ export class MountRegistry {
   }
 
   entries(): MountEntry[] {
-    return [...this.volumes].map(([datasetId, v]) => ({ datasetId, name: v.name, ids: [...v.ids] }));
+    return [...this.volumes].map(([datasetId, v]) => ({ datasetId, name: v.name, ids: [...v.ids.keys()] }));
+  }
+
+  /** When the Mount of each of the dataset's IDs was recorded (ms since the epoch). */
+  mountedAt(datasetId: string): ReadonlyMap<string, number> {
+    return new Map(this.volumes.get(datasetId)?.ids);
   }
 
   /** Dataset id of the volume with this name that has mount IDs here, if any. */
@@ -121,8 +145,8 @@ export class MountRegistry {
   }
 
   async add(datasetId: string, name: string, id: string): Promise<number> {
-    const v = this.volumes.get(datasetId) ?? { name, ids: new Set<string>() };
-    v.ids.add(id);
+    const v = this.volumes.get(datasetId) ?? { name, ids: new Map<string, number>() };
+    v.ids.set(id, this.now());
     this.volumes.set(datasetId, v);
     await this.persist();
     return v.ids.size;
@@ -134,9 +158,14 @@ export class MountRegistry {
    * crash before the release is finished on the next start.
    */
   async remove(datasetId: string, id: string): Promise<number> {
+    return this.removeIds(datasetId, [id]);
+  }
+
+  /** Forget several mount IDs at once (one write); returns how many remain. The entry stays as with `remove`. */
+  async removeIds(datasetId: string, ids: readonly string[]): Promise<number> {
     const v = this.volumes.get(datasetId);
     if (!v) return 0;
-    v.ids.delete(id);
+    for (const id of ids) v.ids.delete(id);
     await this.persist();
     return v.ids.size;
   }
@@ -152,7 +181,12 @@ export class MountRegistry {
 
   private persist(): Promise<void> {
     const seq = this.seq + 1;
-    const volumes: Volumes = Object.fromEntries([...this.volumes].map(([id, v]) => [id, { name: v.name, ids: [...v.ids].sort() }]));
+    const volumes: Volumes = Object.fromEntries(
+      [...this.volumes].map(([id, v]) => {
+        const ids = [...v.ids.keys()].sort();
+        return [id, { name: v.name, ids, ...(ids.length > 0 ? { added: Object.fromEntries(ids.map((x) => [x, v.ids.get(x) ?? 0])) } : {}) }];
+      }),
+    );
     const snapshot: MountFile = { version: 1, seq, volumes, sum: checksumOf(seq, volumes) };
     try {
       writeInPlaceSync(MountRegistry.slots(this.file)[seq % 2]!, JSON.stringify(snapshot, null, 2) + '\n');
