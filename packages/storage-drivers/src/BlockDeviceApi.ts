@@ -54,6 +54,16 @@ export interface BlockDeviceApi {
   getDevicePath(blockdeviceId: string): Promise<string>;
   /** Present where the backend can grow volumes. */
   resizeVolume?(blockdeviceId: string, size: number): Promise<BlockDeviceVolume>;
+  /**
+   * Present where a force detach leaves something behind on this kernel that
+   * must wait until the old holder lets go (loopback: the fenced loop device
+   * and the frozen copy of its image). Releases what no longer is in use:
+   * detaches such devices once nothing has them mounted, and removes images
+   * no device uses any more; anything still in use is left alone. Safe to call
+   * at any time (the agent calls it after unmounting stale mounts). Returns
+   * the devices detached and the files removed.
+   */
+  releaseFenced?(): Promise<{ devices: string[]; images: string[] }>;
 }
 
 export type StorageErrorCode =

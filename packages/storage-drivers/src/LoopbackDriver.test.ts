@@ -133,7 +133,7 @@ describe('LoopbackDriver', () => {
     expect(await findLoopDevices(execFileExec, img(orphan.blockdeviceId))).toEqual([]);
     // Another instance's attachment is none of our business.
     expect(await findLoopDevices(execFileExec, img(elsewhere.blockdeviceId))).toEqual([othersDevice]);
-    expect(await a.repair()).toEqual({ reattached: [], detachedStale: [], busy: [] });
+    expect(await a.repair()).toEqual({ reattached: [], detachedStale: [], busy: [], finishedFences: [], releasedDevices: [], removedFencedImages: [] });
   });
 
   it('attach removes a stale loop device of a detached volume first, so exactly one device serves it', async () => {
@@ -147,7 +147,7 @@ describe('LoopbackDriver', () => {
     expect(await a.getDevicePath(v.blockdeviceId)).toBe(devices[0]);
   });
 
-  it('force detach fences a device still mounted by the dead holder: its later writes never reach the new holder', async () => {
+  it('force detach fences a device still mounted by the dead holder: its later syncs fail, its writes never reach the new holder', async () => {
     const { root, a, b } = await pool();
     const v = await a.createVolume('ds', 32 * MiB);
     await a.attachVolume(v.blockdeviceId, 'instance-a');
@@ -170,9 +170,9 @@ describe('LoopbackDriver', () => {
     expect(newDevice).not.toBe(oldDevice);
     expect(await findLoopDevices(execFileExec, path.join(root, 'volumes', `${v.blockdeviceId}.img`))).toEqual([newDevice]);
 
-    // The "dead" host keeps writing.
-    await fs.writeFile(path.join(deadMnt, 'after'), 'written after the fence');
-    await sh('sync', ['-f', deadMnt]);
+    // The "dead" host keeps writing: its sync fails loudly (EIO) instead of losing the data silently.
+    await fs.writeFile(path.join(deadMnt, 'after'), 'written after the fence').catch(() => undefined);
+    await expect(sh('sync', ['-f', deadMnt])).rejects.toThrow(/Input\/output error|Read-only file system/);
 
     await mount(newDevice, newMnt, { fstype: 'ext4' });
     expect(await fs.readFile(path.join(newMnt, 'before'), 'utf8')).toBe('written before the node died');
@@ -218,7 +218,7 @@ describe('LoopbackDriver', () => {
       await b.detachVolume(v.blockdeviceId, { force: true });
       await b.attachVolume(v.blockdeviceId, 'instance-b');
       const newDevice = await b.getDevicePath(v.blockdeviceId);
-      await sh('nsenter', ['-t', String(hostA.pid), '-m', 'sh', '-c', `echo after > ${mnt}/after && sync`]);
+      await expect(sh('nsenter', ['-t', String(hostA.pid), '-m', 'sh', '-c', `echo after > ${mnt}/after; sync -f ${mnt}`])).rejects.toThrow(/Input\/output error|Read-only file system/);
       await mount(newDevice, mnt, { fstype: 'ext4' });
       expect(await fs.readFile(path.join(mnt, 'before'), 'utf8')).toBe('before\n');
       await expect(fs.access(path.join(mnt, 'after'))).rejects.toThrow();

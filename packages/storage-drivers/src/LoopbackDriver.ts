@@ -12,7 +12,21 @@ import {
 } from './BlockDeviceApi';
 import { isDeviceBusy, listMounts } from './blockdev';
 import { execFileExec, runChecked, type ExecFn } from './exec';
-import { attachLoop, detachLoop, findLoopDevices, isReadOnly, loopBindingOf, LoopIoctls, LoopScanner, refreshLoopCapacity, type AttachLoopOptions } from './losetup';
+import { copyTempName, fencedImageName, isFencedBinding, planFenceRecovery, removableFencedImages } from './fencing';
+import { ImmutableFlagError, immutableFailureReason, isImmutable, setImmutable, type ImmutableOptions } from './immutable';
+import {
+  attachLoop,
+  detachLoop,
+  findLoopDevices,
+  isReadOnly,
+  loopBindingOf,
+  LoopIoctls,
+  LoopScanner,
+  parseBackingFile,
+  refreshLoopCapacity,
+  type AttachLoopOptions,
+  type LoopBinding,
+} from './losetup';
 import { PoolLock } from './PoolLock';
 import { commitTemp, fsyncDir, VolumeRecord, writeFileAtomic, writeSyncedTemp, type AtomicWriteOptions } from './VolumeRecord';
 
@@ -48,6 +62,12 @@ export interface RepairReport {
   readonly detachedStale: string[];
   /** Stale loop devices that could not be detached because they are in use. */
   readonly busy: string[];
+  /** Volumes whose interrupted fence (a crash during a force detach) was finished: `<id>.img` copied again from the fenced file. */
+  readonly finishedFences: string[];
+  /** Loop devices of fenced (or deleted) images, no longer in use, that were detached (see releaseFenced). */
+  readonly releasedDevices: string[];
+  /** Fenced images no loop device used any more, removed (see releaseFenced). */
+  readonly removedFencedImages: string[];
 }
 
 const ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -75,10 +95,19 @@ const ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
  * Force detach fencing: a loop device still mounted (say in a dead host's mount
  * namespace) cannot be detached, and `blockdev --setro` does not stop writes
  * (kernel 6.x only warns "Trying to write to read-only block-device" and lets
- * them through; the flag even outlives the detach). So force detach requests a
- * deferred detach (the device disappears when finally unmounted) and then
- * replaces the backing file with a copy in a new inode: the old device keeps
- * writing into the old, now unlinked inode, which the next holder never sees. The copy is as consistent as a crash of the old holder at that moment.
+ * them through; the flag even outlives the detach). So force detach renames
+ * the backing file aside to `<id>.img.fenced-<stamp>-<rand>` (the old device
+ * follows the inode), sets the immutable flag on it (from then on every write
+ * of the old device fails, and the old holder's fsync returns EIO), copies the
+ * now frozen inode (through the page cache: everything the old holder wrote to
+ * the device is in it) into a new `<id>.img`, and requests a deferred detach
+ * of the old device (it disappears when finally unmounted). The copy is as
+ * consistent as a crash of the old holder at the moment of the flag. A crash
+ * in between is finished by repair(), releaseFenced() or the next operation on
+ * the volume (see fencing.ts); releaseFenced() removes fenced images once no
+ * loop device uses them. Without the immutable flag (no CAP_LINUX_IMMUTABLE,
+ * or a filesystem without it) a device in use cannot be fenced, and force
+ * detach fails with BACKEND_ERROR instead of pretending.
  * As a second safety net the agent may create filesystems with
  * `makeFilesystem(…, { multiMountProtection: true })` (ext4 MMP).
  *
@@ -106,6 +135,7 @@ export class LoopbackDriver implements BlockDeviceApi {
   private readonly loopScanner = new LoopScanner();
   private readonly attachOptions: AttachLoopOptions;
   private readonly detachOptions: { ioctls?: LoopIoctls };
+  private readonly flagOptions: ImmutableOptions;
   /** The device each volume was last found on: checked (one sysfs read) before scanning every device. */
   private readonly lastDevice = new Map<string, string>();
 
@@ -130,6 +160,7 @@ export class LoopbackDriver implements BlockDeviceApi {
     // sysfs also says whether a fresh device is read-only; usually not, which saves `blockdev --setrw`.
     this.attachOptions = { readOnly: (device: string) => isReadOnly(device), ...(ioctls !== undefined ? { ioctls } : {}) };
     this.detachOptions = ioctls !== undefined ? { ioctls } : {};
+    this.flagOptions = { exec: this.exec, ...(ioctls !== undefined ? { ioctls } : {}) };
   }
 
   allocationUnit(): number {
@@ -199,6 +230,7 @@ export class LoopbackDriver implements BlockDeviceApi {
           blockdeviceId,
         );
       }
+      await this.finishInterruptedFence(blockdeviceId);
       await this.removeStaleLoops(blockdeviceId);
       const attached: VolumeRecord = { ...record, attached_to: instanceId };
       await this.writeRecord(attached, ATTACHMENT);
@@ -232,7 +264,7 @@ export class LoopbackDriver implements BlockDeviceApi {
         );
       }
       if (options.force) {
-        await this.forceDetachLoops(blockdeviceId);
+        await this.forceDetachLoops(blockdeviceId, record.attached_to);
       } else {
         const devices = await this.loopsOf(blockdeviceId);
         for (const device of devices) await this.refuseIfBusy(blockdeviceId, device);
@@ -278,6 +310,7 @@ export class LoopbackDriver implements BlockDeviceApi {
     // Recorded as attached here but no device: an attach crashed after writing the record. Finish it.
     return this.withPoolLock(async () => {
       this.checkAttachedHere(await this.readRecord(blockdeviceId));
+      await this.finishInterruptedFence(blockdeviceId);
       // Rare path: ask losetup itself (it also matches by inode) before adding a device.
       const again = await findLoopDevices(this.exec, this.imagePath(blockdeviceId));
       if (again.length > 0) return again[0];
@@ -299,6 +332,7 @@ export class LoopbackDriver implements BlockDeviceApi {
         );
       }
       if (rounded === record.size) return toVolume(record);
+      await this.finishInterruptedFence(blockdeviceId);
       // File before record: a crash leaves a file larger than recorded, which the next resize simply fixes.
       await fs.truncate(this.imagePath(blockdeviceId), rounded);
       const grown: VolumeRecord = { ...record, size: rounded };
@@ -343,18 +377,21 @@ export class LoopbackDriver implements BlockDeviceApi {
   }
 
   /**
-   * Brings the kernel in line with the records after a crash: re-creates loop
-   * devices of volumes recorded as attached here, and detaches loop devices of
-   * pool files that are not attached anywhere or whose record is gone.
+   * Brings the kernel in line with the records after a crash: finishes
+   * interrupted fences, re-creates loop devices of volumes recorded as attached
+   * here, detaches loop devices of pool files that are not attached anywhere or
+   * whose record is gone, and releases what fences left behind (releaseFenced).
    */
   async repair(): Promise<RepairReport> {
     await this.ensureDirs();
     return this.withPoolLock(async () => {
-      const report: RepairReport = { reattached: [], detachedStale: [], busy: [] };
+      const finishedFences = await this.finishInterruptedFences();
+      const report = { reattached: [] as string[], detachedStale: [] as string[], busy: [] as string[] };
       const byId = new Map<string, string[]>();
-      for (const { device, backingFile } of await this.listPoolLoops()) {
+      for (const { device, backingFile, deleted } of await this.poolBindings()) {
+        // A replaced or unlinked image (" (deleted)") is never a volume's device: releaseFenced's business.
         const m = /^([0-9a-f-]{36})\.img$/.exec(path.basename(backingFile));
-        if (!m) continue;
+        if (!m || deleted) continue;
         byId.set(m[1], [...(byId.get(m[1]) ?? []), device]);
       }
       const volumes = await this.listVolumes();
@@ -380,7 +417,27 @@ export class LoopbackDriver implements BlockDeviceApi {
           this.logger.warn('repair: detached stale loop device', { blockdeviceId: id, device });
         }
       }
-      return report;
+      const released = await this.releaseFencedLocked();
+      return { ...report, finishedFences, releasedDevices: released.devices, removedFencedImages: released.images };
+    });
+  }
+
+  /**
+   * Cleans up after fences (force detaches of devices still in use): detaches
+   * loop devices whose backing file is a fenced image (`<id>.img.fenced-…`) or
+   * a deleted (unlinked or replaced) pool image and that nothing uses any more
+   * (not mounted in any mount namespace: the O_EXCL check), and removes fenced
+   * images that no loop device uses (clearing the immutable flag first). A
+   * device still mounted somewhere, and its image, are left alone. Also
+   * finishes interrupted fences first. The agent calls it after unmounting
+   * stale mounts; repair() calls it too. Returns the detached devices
+   * (/dev/loopN) and the removed images (full paths).
+   */
+  async releaseFenced(): Promise<{ devices: string[]; images: string[] }> {
+    await this.ensureDirs();
+    return this.withPoolLock(async () => {
+      await this.finishInterruptedFences();
+      return this.releaseFencedLocked();
     });
   }
 
@@ -468,8 +525,8 @@ export class LoopbackDriver implements BlockDeviceApi {
   }
 
   /** See the class comment: detach what can be detached, fence what cannot. */
-  private async forceDetachLoops(blockdeviceId: string): Promise<void> {
-    const image = this.imagePath(blockdeviceId);
+  private async forceDetachLoops(blockdeviceId: string, holder: string): Promise<void> {
+    await this.finishInterruptedFence(blockdeviceId);
     const busy: string[] = [];
     const devices = await this.loopsOf(blockdeviceId);
     for (const device of devices) {
@@ -483,27 +540,153 @@ export class LoopbackDriver implements BlockDeviceApi {
       await this.verifyNoLoops(blockdeviceId, devices);
       return;
     }
+    const fenced = await this.fenceImage(blockdeviceId, busy, holder);
     for (const device of busy) {
-      // Deferred: the device goes away by itself once the last user unmounts it.
+      // Deferred: the device goes away by itself once the last user unmounts it (else releaseFenced detaches it).
       await detachLoop(this.exec, device, blockdeviceId, this.detachOptions);
     }
-    const copy = `${image}.fence-${randomBytes(4).toString('hex')}`;
+    this.logger.warn('force detach fenced loop devices still in use: their writes now fail', { blockdeviceId, holder, devices: busy, fencedImage: fenced });
+    await this.verifyNoLoops(blockdeviceId, devices);
+  }
+
+  /**
+   * Steps 1-3 of a fence (see fencing.ts): rename aside, immutable, copy back.
+   * Without the immutable flag the rename is undone and nothing has changed.
+   */
+  private async fenceImage(blockdeviceId: string, busy: readonly string[], holder: string): Promise<string> {
+    const image = this.imagePath(blockdeviceId);
+    const fenced = path.join(this.volumesPath, fencedImageName(blockdeviceId, new Date(), randomBytes(4).toString('hex')));
+    await fs.rename(image, fenced);
+    await fsyncDir(this.volumesPath);
     try {
-      await runChecked(this.exec, 'cp', ['--sparse=always', '--', image, copy], `copying ${image} to fence it`, 'BACKEND_ERROR', blockdeviceId);
-      const handle = await fs.open(copy, 'r+');
+      await setImmutable(fenced, true, this.flagOptions);
+    } catch (e) {
+      await fs.rename(fenced, image);
+      await fsyncDir(this.volumesPath);
+      const reason = e instanceof ImmutableFlagError ? `${immutableFailureReason(e.errno)}: ${e.message}` : String(e);
+      throw new StorageError(
+        'BACKEND_ERROR',
+        `cannot force-detach volume ${blockdeviceId} from ${holder}: its loop device(s) ${busy.join(', ')} are still in use, and fencing them needs the immutable flag on the backing file, which cannot be set: ${reason}. Nothing was changed; unmount the volume on ${holder} (or fix the pool) and retry`,
+        blockdeviceId,
+      );
+    }
+    await this.copyFencedIntoImage(blockdeviceId, fenced);
+    return fenced;
+  }
+
+  /** Copies a fenced (immutable, so frozen) image into a new `<id>.img`: temp, fsync, rename, fsync the directory. */
+  private async copyFencedIntoImage(blockdeviceId: string, fenced: string): Promise<void> {
+    const tmp = path.join(this.volumesPath, copyTempName(blockdeviceId, process.pid, randomBytes(4).toString('hex')));
+    try {
+      await runChecked(this.exec, 'cp', ['--reflink=auto', '--sparse=always', '--', fenced, tmp], `copying the fenced image ${fenced}`, 'BACKEND_ERROR', blockdeviceId);
+      const handle = await fs.open(tmp, 'r+');
       try {
         await handle.sync();
+        const [copied, original] = await Promise.all([handle.stat(), fs.stat(fenced)]);
+        if (copied.size !== original.size) {
+          throw new StorageError('BACKEND_ERROR', `copy of ${fenced} has ${copied.size} bytes, not ${original.size}`, blockdeviceId);
+        }
       } finally {
         await handle.close();
       }
-      await fs.rename(copy, image);
-      await fsyncDir(this.volumesPath);
+      await fs.rename(tmp, this.imagePath(blockdeviceId));
     } catch (e) {
-      await fs.rm(copy, { force: true });
+      await fs.rm(tmp, { force: true });
       throw e;
     }
-    this.logger.warn('force detach fenced loop devices still in use', { blockdeviceId, devices: busy });
-    await this.verifyNoLoops(blockdeviceId, devices);
+    await fsyncDir(this.volumesPath);
+  }
+
+  /**
+   * Under the pool lock, before using `<id>.img`: if it is missing because a
+   * fence was interrupted, finish that fence. One stat when nothing is wrong.
+   */
+  private async finishInterruptedFence(blockdeviceId: string): Promise<void> {
+    try {
+      await fs.access(this.imagePath(blockdeviceId));
+      return;
+    } catch {
+      // Missing: look for a fenced file below.
+    }
+    await this.finishInterruptedFences(blockdeviceId);
+  }
+
+  /**
+   * Finishes interrupted fences (of one volume, or of all, which logs and
+   * skips failures instead of throwing): removes copy temps and copies the
+   * newest fenced file of a volume without `<id>.img` again, setting the
+   * immutable flag first if the crash came before it. If the flag cannot be
+   * set, the fence never took effect: the file is renamed back. Returns the
+   * volumes whose image was restored. Under the pool lock only.
+   */
+  private async finishInterruptedFences(onlyId?: string): Promise<string[]> {
+    const restored: string[] = [];
+    for (const plan of planFenceRecovery(await fs.readdir(this.volumesPath), onlyId)) {
+      try {
+        for (const temp of plan.removeTemps) {
+          await fs.rm(path.join(this.volumesPath, temp), { force: true });
+          this.logger.warn('removed the copy temp of an interrupted fence', { blockdeviceId: plan.id, file: temp });
+        }
+        if (plan.restoreFrom === null) continue;
+        const fenced = path.join(this.volumesPath, plan.restoreFrom);
+        if (!(await isImmutable(fenced, this.flagOptions).catch(() => false))) {
+          try {
+            await setImmutable(fenced, true, this.flagOptions);
+          } catch (e) {
+            await fs.rename(fenced, this.imagePath(plan.id));
+            await fsyncDir(this.volumesPath);
+            this.logger.error('an interrupted fence cannot be finished without the immutable flag: renamed the image back, the volume is NOT fenced', {
+              blockdeviceId: plan.id,
+              file: plan.restoreFrom,
+              error: String(e),
+            });
+            continue;
+          }
+        }
+        await this.copyFencedIntoImage(plan.id, fenced);
+        restored.push(plan.id);
+        this.logger.warn('finished an interrupted fence: copied the fenced image again', { blockdeviceId: plan.id, fencedImage: plan.restoreFrom });
+      } catch (e) {
+        if (onlyId !== undefined) throw e;
+        this.logger.error('cannot finish an interrupted fence', { blockdeviceId: plan.id, error: String(e) });
+      }
+    }
+    return restored;
+  }
+
+  /** See releaseFenced. Under the pool lock only. */
+  private async releaseFencedLocked(): Promise<{ devices: string[]; images: string[] }> {
+    const dirs = [this.volumesPath, await this.canonicalVolumesPath()];
+    const devices: string[] = [];
+    for (const binding of await this.poolBindings()) {
+      if (!isFencedBinding(binding, dirs)) continue;
+      try {
+        if (await isDeviceBusy(binding.device)) continue;
+        await detachLoop(this.exec, binding.device, undefined, this.detachOptions);
+        devices.push(binding.device);
+        this.logger.info('released the loop device of a fenced image', { device: binding.device, backingFile: binding.backingFile, deleted: binding.deleted });
+      } catch (e) {
+        this.logger.warn('cannot release the loop device of a fenced image', { device: binding.device, error: String(e) });
+      }
+    }
+    const names = await fs.readdir(this.volumesPath);
+    // A fresh look: a detach above may have been deferred by a short-lived opener.
+    const inUse = new Set((await this.poolBindings()).filter((b) => !b.deleted).map((b) => path.basename(b.backingFile)));
+    const records = new Set(names.flatMap((n) => /^(.+)\.json$/.exec(n)?.[1] ?? []).filter((id) => ID_PATTERN.test(id)));
+    const images: string[] = [];
+    for (const name of removableFencedImages(names, inUse, records)) {
+      const file = path.join(this.volumesPath, name);
+      try {
+        await setImmutable(file, false, this.flagOptions);
+        await fs.rm(file);
+        images.push(file);
+        this.logger.info('removed a fenced image no loop device uses', { file });
+      } catch (e) {
+        this.logger.warn('cannot remove a fenced image', { file, error: String(e) });
+      }
+    }
+    if (images.length > 0) await fsyncDir(this.volumesPath);
+    return { devices, images };
   }
 
   /**
@@ -539,18 +722,23 @@ export class LoopbackDriver implements BlockDeviceApi {
     return this.canonicalVolumes;
   }
 
-  /** Every loop device whose backing file is in this pool, from the kernel's list. */
-  private async listPoolLoops(): Promise<{ device: string; backingFile: string }[]> {
-    const out = await runChecked(this.exec, 'losetup', ['--list', '--noheadings', '--raw', '--output', 'NAME,BACK-FILE'], 'listing loop devices');
-    const result: { device: string; backingFile: string }[] = [];
-    for (const line of out.split('\n')) {
-      const m = /^(\/dev\/loop\d+) (.*)$/.exec(line.trim());
-      if (!m) continue;
-      // --raw escapes spaces as \x20; a replaced or removed file shows " (deleted)".
-      const backingFile = m[2].replace(/\\x([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16))).replace(/ \(deleted\)$/, '');
-      if (path.dirname(backingFile) === this.volumesPath) result.push({ device: m[1], backingFile });
+  /**
+   * Every bound loop device whose backing file is in this pool (including
+   * fenced and deleted ones), from sysfs or else from `losetup --list`.
+   */
+  private async poolBindings(): Promise<LoopBinding[]> {
+    const dirs = [this.volumesPath, await this.canonicalVolumesPath()];
+    let bindings = this.loopDiscovery === 'sysfs' ? await this.loopScanner.get() : null;
+    if (bindings === null) {
+      const out = await runChecked(this.exec, 'losetup', ['--list', '--noheadings', '--raw', '--output', 'NAME,BACK-FILE'], 'listing loop devices');
+      bindings = [];
+      for (const line of out.split('\n')) {
+        const m = /^(\/dev\/loop\d+) (.*)$/.exec(line.trim());
+        // --raw escapes spaces as \x20; a replaced or removed file shows " (deleted)".
+        if (m) bindings.push(parseBackingFile(m[1], m[2].replace(/\\x([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16)))));
+      }
     }
-    return result;
+    return bindings.filter((b) => dirs.includes(path.dirname(b.backingFile)));
   }
 
   private imagePath(id: string): string {

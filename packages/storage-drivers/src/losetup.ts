@@ -181,11 +181,19 @@ export class LoopScanner {
  * What `losetup --find --show FILE` and `losetup -d DEV` do, as ioctls:
  * LOOP_CTL_GET_FREE on /dev/loop-control, then LOOP_SET_FD on the free device
  * (EBUSY: someone took it first, try the next); LOOP_CLR_FD (on a device in use
- * the kernel defers it, exactly as for losetup -d). One answer line each.
+ * the kernel defers it, exactly as for losetup -d). Also FS_IOC_GETFLAGS /
+ * FS_IOC_SETFLAGS for a file's immutable flag (FS_IMMUTABLE_FL, what chattr ±i
+ * does), for fencing; the ioctl numbers are computed for the generic _IOC
+ * layout (see GENERIC_IOC_ARCHES). One answer line each; a failure is
+ * "err <message>", for the flag commands "err <ERRNO NAME> <message>".
  */
 const LOOP_HELPER_SCRIPT = `
-use strict; use Errno qw(EBUSY);
+use strict; use Errno qw(EBUSY); use Fcntl qw(O_RDONLY O_NONBLOCK O_NOFOLLOW);
 $| = 1;
+my $lsz = length(pack('l!', 0));
+my $GETFLAGS = (2 << 30) | ($lsz << 16) | (ord('f') << 8) | 1;
+my $SETFLAGS = (1 << 30) | ($lsz << 16) | (ord('f') << 8) | 2;
+sub errname { my $n = (grep { $!{$_} } keys %!)[0]; return defined $n ? $n : 'EIO' }
 while (my $line = <STDIN>) {
   chomp $line;
   my ($cmd, $arg) = split / /, $line, 2;
@@ -208,6 +216,17 @@ while (my $line = <STDIN>) {
       open(my $loop, '<', $arg) or die "cannot open $arg: $!\\n";
       ioctl($loop, 0x4C01, 0) or die "LOOP_CLR_FD on $arg failed: $!\\n";
       return "ok";
+    } elsif ($cmd eq 'getimmutable' || $cmd eq 'immutable' || $cmd eq 'mutable') {
+      sysopen(my $fh, $arg, O_RDONLY | O_NONBLOCK | O_NOFOLLOW) or die errname() . " cannot open $arg: $!\\n";
+      my $buf = pack('L x4', 0);
+      ioctl($fh, $GETFLAGS, $buf) or die errname() . " FS_IOC_GETFLAGS on $arg failed: $!\\n";
+      my $flags = unpack('L', $buf);
+      return 'ok ' . (($flags & 0x10) ? 1 : 0) if $cmd eq 'getimmutable';
+      my $want = $cmd eq 'immutable' ? ($flags | 0x10) : ($flags & ~0x10 & 0xffffffff);
+      return 'ok' if $want == $flags;
+      $buf = pack('L x4', $want);
+      ioctl($fh, $SETFLAGS, $buf) or die errname() . " FS_IOC_SETFLAGS on $arg failed: $!\\n";
+      return 'ok';
     }
     die "unknown command $cmd\\n";
   };
@@ -243,6 +262,22 @@ export class LoopIoctls {
     return true;
   }
 
+  /**
+   * Reads (`get`) or sets the immutable flag of a file with FS_IOC_GETFLAGS /
+   * FS_IOC_SETFLAGS. Null: no helper here (or an architecture with another
+   * ioctl layout), use chattr/lsattr.
+   */
+  async immutable(file: string, op: 'get' | 'set' | 'clear'): Promise<ImmutableAnswer | null> {
+    if (!GENERIC_IOC_ARCHES.has(process.arch)) return null;
+    const cmd = op === 'get' ? 'getimmutable' : op === 'set' ? 'immutable' : 'mutable';
+    const answer = await this.ask(`${cmd} ${file}`, file);
+    if (answer === null) return null;
+    if (answer === 'ok') return { ok: true, immutable: op === 'set' };
+    if (answer === 'ok 0' || answer === 'ok 1') return { ok: true, immutable: answer === 'ok 1' };
+    const m = /^err (E[A-Z0-9]+) (.*)$/.exec(answer);
+    return { ok: false, errno: m?.[1] ?? 'EIO', message: m?.[2] ?? answer.replace(/^err /, '') };
+  }
+
   private async ask(line: string, arg: string): Promise<string | null> {
     // The protocol is one line per request.
     if (this.unavailable || arg.includes('\n')) return null;
@@ -255,3 +290,10 @@ export class LoopIoctls {
     }
   }
 }
+
+/** Architectures whose ioctl numbers follow the generic _IOC layout the helper computes (not powerpc, mips, sparc). */
+const GENERIC_IOC_ARCHES: ReadonlySet<string> = new Set(['x64', 'arm64', 'arm', 'ia32', 'riscv64', 's390x', 'loong64']);
+
+export type ImmutableAnswer =
+  | { readonly ok: true; readonly immutable: boolean }
+  | { readonly ok: false; readonly errno: string; readonly message: string };

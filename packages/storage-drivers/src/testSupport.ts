@@ -27,5 +27,7 @@ export async function destroyTempRoot(root: string): Promise<void> {
   const mounts = (await listMounts()).filter((m) => m.mountPoint.startsWith(root + '/') || devices.has(m.device));
   for (const m of mounts.reverse()) await execFileExec('umount', ['-l', m.mountPoint]);
   for (const l of loops) await execFileExec('losetup', ['-d', l.device]);
+  // Fenced images are immutable (chattr +i): clear the flag so they can be removed.
+  await execFileExec('chattr', ['-R', '-f', '-i', root]);
   await fs.rm(root, { recursive: true, force: true });
 }

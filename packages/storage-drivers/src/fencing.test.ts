@@ -1,0 +1,88 @@
+import { classifyPoolFile, copyTempName, fencedImageName, isFencedBinding, planFenceRecovery, removableFencedImages } from './fencing';
+import { errnoFromMessage, immutableFailureReason, parseLsattrImmutable } from './immutable';
+
+const A = '0b9a6f1e-4c2d-4e8f-9a1b-2c3d4e5f6a7b';
+const B = 'f1e2d3c4-b5a6-4978-8a9b-0c1d2e3f4a5b';
+
+describe('fencing names', () => {
+  it('names a fenced image by the UTC time of the fence and a random suffix', () => {
+    const name = fencedImageName(A, new Date('2026-12-03T22:24:33.123Z'), 'deadbeef');
+    expect(name).toBe(`${A}.img.fenced-20261203T222433123Z-deadbeef`);
+    expect(classifyPoolFile(name)).toEqual({ kind: 'fenced', id: A });
+    expect(() => fencedImageName(A, new Date(), 'xyz')).toThrow(/8 hex digits/);
+  });
+
+  it('classifies pool files; records, record temps and strangers are none of its business', () => {
+    expect(classifyPoolFile(`${A}.img`)).toEqual({ kind: 'image', id: A });
+    expect(classifyPoolFile(copyTempName(A, 123, '0a1b2c3d'))).toEqual({ kind: 'copyTemp', id: A });
+    // The earlier copy-only fence's temp.
+    expect(classifyPoolFile(`${A}.img.fence-0a1b2c3d`)).toEqual({ kind: 'copyTemp', id: A });
+    for (const other of [`${A}.json`, `${A}.json.tmp-1-0a1b2c3d`, `${A}.img.fenced-x`, 'pool.lock', `../${A}.img`, `${A}.img.fenced-20261203T222433123Z-deadbeef.tmp`]) {
+      expect(classifyPoolFile(other)).toBeNull();
+    }
+  });
+});
+
+describe('planFenceRecovery', () => {
+  const f1 = `${A}.img.fenced-20261203T100000000Z-00000001`;
+  const f2 = `${A}.img.fenced-20261203T110000000Z-00000002`;
+  const temp = `${A}.img.tmp-77-0a1b2c3d`;
+
+  it('has nothing to do for a pool without fences, or with finished ones', () => {
+    expect(planFenceRecovery([`${A}.img`, `${A}.json`, `${B}.img`, `${B}.json`])).toEqual([]);
+    expect(planFenceRecovery([`${A}.img`, `${A}.json`, f1])).toEqual([]);
+  });
+
+  it('restores the newest fenced image of a volume without <id>.img and removes copy temps', () => {
+    expect(planFenceRecovery([`${A}.json`, f2, f1, temp, `${B}.img`, `${B}.json`])).toEqual([{ id: A, restoreFrom: f2, removeTemps: [temp] }]);
+    // Interrupted after the copy was renamed in: only the temp of another crash is left.
+    expect(planFenceRecovery([`${A}.img`, `${A}.json`, f1, temp])).toEqual([{ id: A, restoreFrom: null, removeTemps: [temp] }]);
+  });
+
+  it('can be limited to one volume', () => {
+    const names = [f1, `${B}.img.fenced-20261203T100000000Z-00000003`];
+    expect(planFenceRecovery(names, B).map((p) => p.id)).toEqual([B]);
+    expect(planFenceRecovery(names).map((p) => p.id)).toEqual([A, B].sort());
+  });
+});
+
+describe('isFencedBinding', () => {
+  const dirs = ['/pool/volumes', '/real/pool/volumes'];
+  const binding = (backingFile: string, deleted = false) => ({ device: '/dev/loop7', backingFile, deleted });
+
+  it('matches devices of fenced images and of deleted images of the pool only', () => {
+    expect(isFencedBinding(binding(`/real/pool/volumes/${A}.img.fenced-20261203T100000000Z-00000001`), dirs)).toBe(true);
+    expect(isFencedBinding(binding(`/pool/volumes/${A}.img.fenced-20261203T100000000Z-00000001`, true), dirs)).toBe(true);
+    expect(isFencedBinding(binding(`/pool/volumes/${A}.img`, true), dirs)).toBe(true);
+    // A volume's live device, another directory, a stranger.
+    expect(isFencedBinding(binding(`/pool/volumes/${A}.img`), dirs)).toBe(false);
+    expect(isFencedBinding(binding(`/elsewhere/${A}.img.fenced-20261203T100000000Z-00000001`), dirs)).toBe(false);
+    expect(isFencedBinding(binding('/pool/volumes/other.img', true), dirs)).toBe(false);
+  });
+});
+
+describe('removableFencedImages', () => {
+  const fa = `${A}.img.fenced-20261203T100000000Z-00000001`;
+  const fb = `${B}.img.fenced-20261203T100000000Z-00000002`;
+
+  it('removes fenced images no device uses, unless one is the only copy of an existing volume', () => {
+    // A: restored and unused -> goes. B: no image but a record -> an interrupted fence, keep.
+    expect(removableFencedImages([`${A}.img`, `${A}.json`, fa, `${B}.json`, fb], new Set(), new Set([A, B]))).toEqual([fa]);
+    // In use by the old holder's loop device -> stays.
+    expect(removableFencedImages([`${A}.img`, `${A}.json`, fa], new Set([fa]), new Set([A]))).toEqual([]);
+    // Volume destroyed (no record, no image): an orphan.
+    expect(removableFencedImages([fb], new Set(), new Set())).toEqual([fb]);
+  });
+});
+
+describe('immutable flag helpers', () => {
+  it('parses lsattr and maps chattr messages to errno names with plain reasons', () => {
+    expect(parseLsattrImmutable('----i---------e------- /pool/x\n')).toBe(true);
+    expect(parseLsattrImmutable('--------------e------- /pool/x\n')).toBe(false);
+    expect(errnoFromMessage('chattr: Operation not supported while setting flags on /p/x')).toBe('EOPNOTSUPP');
+    expect(errnoFromMessage('chattr: Inappropriate ioctl for device while reading flags on /p/x')).toBe('ENOTTY');
+    expect(errnoFromMessage('chattr: Operation not permitted while setting flags on /p/x')).toBe('EPERM');
+    expect(immutableFailureReason('EPERM')).toMatch(/CAP_LINUX_IMMUTABLE/);
+    expect(immutableFailureReason('ENOTTY')).toMatch(/does not support the immutable flag/);
+  });
+});

@@ -1,0 +1,124 @@
+/**
+ * Pure decisions of the loopback driver's I/O fencing (force detach of a loop
+ * device still in use). No I/O here: LoopbackDriver lists the pool directory
+ * and the kernel's loop devices, and acts on what these functions answer.
+ *
+ * A fence of volume <id> goes through these on-disk states (all under the pool lock):
+ *
+ *   S0  <id>.img                                   nothing done yet
+ *   S1  <id>.img.fenced-<stamp>-<rand>             renamed aside (the old loop device follows the inode)
+ *   S2  same, immutable (+ <id>.img.tmp-… copies)  the old device's writes now fail with EIO
+ *   S3  <id>.img.fenced-… (immutable) + <id>.img   the frozen inode copied into a new <id>.img
+ *
+ * A crash in S1 or S2 leaves no <id>.img: the newest fenced file is the volume's
+ * data, and finishing the fence means (setting immutable if needed and) copying it
+ * again. Copy temp files are never the truth and are simply removed.
+ */
+import * as path from 'node:path';
+import type { LoopBinding } from './losetup';
+
+const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+const IMAGE = new RegExp(`^(${UUID})\\.img$`);
+const FENCED = new RegExp(`^(${UUID})\\.img\\.fenced-(\\d{8}T\\d{9}Z)-([0-9a-f]{8})$`);
+/** Our copy temps, and the temps of the earlier copy-only fence (`<id>.img.fence-<hex>`). */
+const COPY_TEMP = new RegExp(`^(${UUID})\\.img\\.(?:tmp-\\d+-[0-9a-f]{8}|fence-[0-9a-f]{8})$`);
+
+export type PoolFile =
+  | { readonly kind: 'image'; readonly id: string }
+  | { readonly kind: 'fenced'; readonly id: string }
+  | { readonly kind: 'copyTemp'; readonly id: string };
+
+/** What a file name in `<root>/volumes/` is, for fencing purposes (records and others: null). */
+export function classifyPoolFile(name: string): PoolFile | null {
+  let m = IMAGE.exec(name);
+  if (m) return { kind: 'image', id: m[1] };
+  m = FENCED.exec(name);
+  if (m) return { kind: 'fenced', id: m[1] };
+  m = COPY_TEMP.exec(name);
+  if (m) return { kind: 'copyTemp', id: m[1] };
+  return null;
+}
+
+/**
+ * `<id>.img.fenced-<UTC yyyymmddThhmmssmmmZ>-<8 hex>`: names sort by the time
+ * of the fence (one kernel, one clock), the random part keeps two fences in
+ * the same millisecond apart.
+ */
+export function fencedImageName(id: string, at: Date, rand: string): string {
+  if (!/^[0-9a-f]{8}$/.test(rand)) throw new Error(`fence suffix must be 8 hex digits, got ${JSON.stringify(rand)}`);
+  const stamp = at.toISOString().replace(/[-:.]/g, '');
+  const name = `${id}.img.fenced-${stamp}-${rand}`;
+  if (classifyPoolFile(name)?.kind !== 'fenced') throw new Error(`not a valid fenced image name: ${name}`);
+  return name;
+}
+
+/** The copy temp for restoring `<id>.img` from a fenced file. */
+export function copyTempName(id: string, pid: number, rand: string): string {
+  return `${id}.img.tmp-${pid}-${rand}`;
+}
+
+export interface FenceRecovery {
+  readonly id: string;
+  /** The fenced file to copy into a new `<id>.img` (none exists), or null: the image is there. */
+  readonly restoreFrom: string | null;
+  /** Copy temps of interrupted fences: never the truth, remove them. */
+  readonly removeTemps: readonly string[];
+}
+
+/**
+ * What is left to do for interrupted fences, from the names in the pool
+ * directory (optionally for one volume only). Only meaningful under the pool
+ * lock, when no fence is running.
+ */
+export function planFenceRecovery(names: readonly string[], onlyId?: string): FenceRecovery[] {
+  const byId = new Map<string, { image: boolean; fenced: string[]; temps: string[] }>();
+  for (const name of names) {
+    const f = classifyPoolFile(name);
+    if (f === null || (onlyId !== undefined && f.id !== onlyId)) continue;
+    let entry = byId.get(f.id);
+    if (entry === undefined) byId.set(f.id, (entry = { image: false, fenced: [], temps: [] }));
+    if (f.kind === 'image') entry.image = true;
+    else if (f.kind === 'fenced') entry.fenced.push(name);
+    else entry.temps.push(name);
+  }
+  const plans: FenceRecovery[] = [];
+  for (const [id, e] of [...byId].sort(([x], [y]) => x.localeCompare(y))) {
+    const restoreFrom = !e.image && e.fenced.length > 0 ? [...e.fenced].sort().at(-1)! : null;
+    if (restoreFrom === null && e.temps.length === 0) continue;
+    plans.push({ id, restoreFrom, removeTemps: [...e.temps].sort() });
+  }
+  return plans;
+}
+
+/**
+ * Whether this loop device serves a fenced image of the pool, or one of its
+ * images that was unlinked or replaced (" (deleted)", e.g. by the earlier
+ * copy-only fence): never a volume's device, only something to release.
+ * `volumeDirs`: the pool directory as configured and canonical (the kernel prints the latter).
+ */
+export function isFencedBinding(binding: LoopBinding, volumeDirs: readonly string[]): boolean {
+  if (!volumeDirs.includes(path.dirname(binding.backingFile))) return false;
+  const f = classifyPoolFile(path.basename(binding.backingFile));
+  if (f === null) return false;
+  return f.kind === 'fenced' || (binding.deleted && f.kind === 'image');
+}
+
+/**
+ * Fenced images that can go: no loop device uses them any more (`inUse`: the
+ * names of fenced files some bound loop device shows as its backing file), and
+ * they are not the only copy of a volume's data (its `<id>.img` exists, or its
+ * record is gone: the volume was destroyed).
+ */
+export function removableFencedImages(names: readonly string[], inUse: ReadonlySet<string>, records: ReadonlySet<string>): string[] {
+  const images = new Set<string>();
+  for (const name of names) {
+    const f = classifyPoolFile(name);
+    if (f?.kind === 'image') images.add(f.id);
+  }
+  return names
+    .filter((name) => {
+      const f = classifyPoolFile(name);
+      return f?.kind === 'fenced' && !inUse.has(name) && (images.has(f.id) || !records.has(f.id));
+    })
+    .sort();
+}
