@@ -11,7 +11,13 @@ import { ApiError } from './errors';
 import { deleteEntry, PersistentMap, setEntry } from './PersistentMap';
 
 export const StoredLeaseSchema = z
-  .object({ dataset_id: z.string(), node_uuid: z.string(), expires_at: z.number().nullable() })
+  .object({
+    dataset_id: z.string(),
+    node_uuid: z.string(),
+    expires_at: z.number().nullable(),
+    /** Only written when true; stores from before the field load unchanged. */
+    pinned: z.literal(true).optional(),
+  })
   .strict();
 
 const LogOp = z.discriminatedUnion('op', [

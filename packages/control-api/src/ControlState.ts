@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'winston';
-import type { NodeReport } from '@flocker/api';
+import type { ClusterEvent, NodeReport } from '@flocker/api';
 import {
   type Applied,
   type Configuration,
@@ -13,21 +13,26 @@ import {
   expireLeases,
   nextLeaseExpiry,
   registerNode,
+  releaseDeadNodeLeases,
 } from './configuration';
 import type { ConfigurationStore } from './ConfigurationStore';
 import { StoreConflict } from './etcd/conflict';
 import { ApiError } from './errors';
 import { isAlive, type ReportedNode } from './clusterState';
+import { EventRing, leaseReleasedEvent, nodeBackEvent, nodeDeadEvent } from './events';
 
 export interface ControlStateOptions {
   store: ConfigurationStore;
   nodeTimeoutMs: number;
+  /** How long a node stays dead before the control service releases its unpinned leases; default 5 s. */
+  leaseGraceMs?: number;
   logger: Logger;
   now?: () => number;
   /** How often liveness is re-checked; default min(1 s, nodeTimeout / 4). */
   livenessCheckMs?: number;
 }
 
+export const DEFAULT_LEASE_GRACE_MS = 5_000;
 export const NOTIFY_COALESCE_MS = 25;
 /** Long-polls answered per turn of the event loop during a fan-out. */
 export const WAKE_BATCH = 64;
@@ -47,7 +52,10 @@ export class ControlState {
   /** Random per process start, so a restarted server never re-issues a generation. */
   readonly instanceId = randomBytes(6).toString('hex');
   readonly nodeTimeoutMs: number;
+  readonly leaseGraceMs: number;
   readonly now: () => number;
+  /** When this process started serving: known nodes that never report after it count as dead from startedAt + T. */
+  private readonly startedAt: number;
   private readonly store: ConfigurationStore;
   private readonly logger: Logger;
 
@@ -59,6 +67,19 @@ export class ControlState {
 
   private readonly nodes = new Map<string, ReportedNode & { json: string }>();
   private readonly aliveSet = new Set<string>();
+  /**
+   * Nodes declared dead and not back: reported nodes whose last report is older than
+   * the node timeout, and (after startedAt + T) lease holders known from the
+   * configuration that have not reported since this process started.
+   */
+  private readonly deadNodes = new Map<string, { deadSince: number; host: string }>();
+  private unreportedChecked = false;
+  private readonly events = new EventRing();
+  private deadReleaseTimer: NodeJS.Timeout | undefined;
+  /** The release of dead nodes' leases in flight, if any (one at a time). */
+  private releasing: Promise<void> | undefined;
+  /** The leases and due nodes of the last sweep that found nothing to release (skips rescanning them). */
+  private cleanSweep: { leases: ReadonlyMap<string, unknown>; due: string } | undefined;
   private stateGen = 0;
 
   private changeWaiters = new Map<() => void, string>();
@@ -75,11 +96,13 @@ export class ControlState {
     this.store = options.store;
     this.logger = options.logger;
     this.nodeTimeoutMs = options.nodeTimeoutMs;
+    this.leaseGraceMs = options.leaseGraceMs ?? DEFAULT_LEASE_GRACE_MS;
     this.now = options.now ?? Date.now;
+    this.startedAt = this.now();
     this.committed = initial;
     this.pending = initial;
     const every = options.livenessCheckMs ?? Math.max(50, Math.min(1000, Math.floor(options.nodeTimeoutMs / 4)));
-    this.livenessTimer = setInterval(() => this.checkLiveness(), every);
+    this.livenessTimer = setInterval(() => void this.checkLiveness(), every);
     this.livenessTimer.unref();
     this.scheduleLeaseExpiry();
   }
@@ -139,6 +162,21 @@ export class ControlState {
 
   reportedNode(uuid: string): ReportedNode | undefined {
     return this.nodes.get(uuid);
+  }
+
+  /** The failover events this replica saw or decided (the last EVENT_CAPACITY), oldest first. */
+  listEvents(): ClusterEvent[] {
+    return this.events.list();
+  }
+
+  /**
+   * Epoch ms at which the node was declared dead, or undefined while it is alive (or
+   * unknown): its last report plus the node timeout, so every replica agrees on it.
+   */
+  deadSince(uuid: string, now: number = this.now()): number | undefined {
+    const node = this.nodes.get(uuid);
+    if (node !== undefined) return isAlive(node, now, this.nodeTimeoutMs) ? undefined : node.lastSeen + this.nodeTimeoutMs;
+    return this.deadNodes.get(uuid)?.deadSince;
   }
 
   /**
@@ -268,10 +306,18 @@ export class ControlState {
     if (this.closed || (previous !== undefined && previous.lastSeen >= lastSeen)) return;
     const json = JSON.stringify(report);
     this.nodes.set(report.uuid, { report, lastSeen, json });
-    const alive = isAlive({ report, lastSeen }, this.now(), this.nodeTimeoutMs);
+    const now = this.now();
+    const alive = isAlive({ report, lastSeen }, now, this.nodeTimeoutMs);
     const wasAlive = this.aliveSet.has(report.uuid);
-    if (alive) this.aliveSet.add(report.uuid);
-    else this.aliveSet.delete(report.uuid);
+    if (alive) {
+      this.aliveSet.add(report.uuid);
+      this.nodeBack(report.uuid, report.host, now);
+    } else {
+      this.aliveSet.delete(report.uuid);
+      // Already dead when we first hear of it (stored reports at start): dead, but nothing new to announce.
+      if (wasAlive || this.deadNodes.has(report.uuid)) this.nodeDead(report.uuid, report.host, lastSeen, now, wasAlive);
+      else this.deadNodes.set(report.uuid, { deadSince: lastSeen + this.nodeTimeoutMs, host: report.host });
+    }
     if (previous === undefined || previous.json !== json || alive !== wasAlive) {
       this.stateGen += 1;
       this.notify();
@@ -292,6 +338,7 @@ export class ControlState {
     this.store.publishReport?.(report, json, now);
     const wasAlive = this.aliveSet.has(report.uuid);
     this.aliveSet.add(report.uuid);
+    if (!wasAlive) this.nodeBack(report.uuid, report.host, now);
     // A report repeating what we know changes nothing for the agents: do not wake them.
     if (previous === undefined || previous.json !== json || !wasAlive) {
       this.stateGen += 1;
@@ -300,25 +347,136 @@ export class ControlState {
     return this.generation;
   }
 
-  /** Marks nodes that stopped reporting as dead (and revived ones alive); bumps the generation if any changed. */
-  checkLiveness(): void {
+  /**
+   * Marks nodes that stopped reporting as dead (and revived ones alive); bumps the
+   * generation if any changed. Then releases the leases of nodes dead for the lease
+   * grace; the promise settles when that release is durable (or failed and was logged).
+   */
+  checkLiveness(): Promise<void> {
     const now = this.now();
     let changed = false;
     for (const [uuid, node] of this.nodes) {
       const alive = isAlive(node, now, this.nodeTimeoutMs);
       if (alive !== this.aliveSet.has(uuid)) {
         changed = true;
-        if (alive) this.aliveSet.add(uuid);
-        else {
+        if (alive) {
+          this.aliveSet.add(uuid);
+          this.nodeBack(uuid, node.report.host, now);
+        } else {
           this.aliveSet.delete(uuid);
-          this.logger.warn('node stopped reporting', { node: uuid, host: node.report.host });
+          this.nodeDead(uuid, node.report.host, node.lastSeen, now, true);
         }
       }
+    }
+    if (!this.unreportedChecked && now - this.startedAt > this.nodeTimeoutMs) {
+      this.unreportedChecked = true;
+      this.declareUnreportedHolders(now);
     }
     if (changed) {
       this.stateGen += 1;
       this.notify();
     }
+    return this.releaseDeadNodeLeases(now);
+  }
+
+  private nodeDead(uuid: string, host: string, lastSeen: number | undefined, now: number, announce: boolean): void {
+    const deadSince = (lastSeen ?? this.startedAt) + this.nodeTimeoutMs;
+    this.deadNodes.set(uuid, { deadSince, host });
+    if (announce) {
+      const event = nodeDeadEvent(uuid, host, lastSeen, this.nodeTimeoutMs, now);
+      this.events.push(event);
+      this.logger.warn(event.message, { event: event.kind, node: uuid, host, dead_since: new Date(deadSince).toISOString() });
+    }
+    this.scheduleDeadNodeRelease();
+  }
+
+  private nodeBack(uuid: string, host: string, now: number): void {
+    const dead = this.deadNodes.get(uuid);
+    if (dead === undefined) return;
+    this.deadNodes.delete(uuid);
+    const event = nodeBackEvent(uuid, host, dead.deadSince, now);
+    this.events.push(event);
+    this.logger.info(event.message, { event: event.kind, node: uuid, host });
+    this.scheduleDeadNodeRelease();
+  }
+
+  /**
+   * After a restart this process knows no report times: a node of the configuration that
+   * holds a lease and has not reported within the node timeout of our start is dead
+   * (else a host that died while the control service was down would keep its leases).
+   */
+  private declareUnreportedHolders(now: number): void {
+    for (const lease of this.committed.leases.values()) {
+      const uuid = lease.node_uuid;
+      if (this.nodes.has(uuid) || this.deadNodes.has(uuid)) continue;
+      const known = this.committed.nodes.get(uuid);
+      // A lease naming a node that never reported was never about a live host: left alone.
+      if (known === undefined) continue;
+      this.nodeDead(uuid, known.host, undefined, now, true);
+    }
+  }
+
+  /**
+   * Releases (one configuration commit) every unpinned lease whose node has been dead
+   * for the lease grace. Idempotent: re-applied on whatever configuration is current
+   * (another replica's included), it releases only what is still held by a node still
+   * dead. Failures are logged and retried on the next liveness check.
+   */
+  releaseDeadNodeLeases(now: number = this.now()): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    if (this.releasing !== undefined) return this.releasing;
+    const due: string[] = [];
+    for (const [uuid, dead] of this.deadNodes) if (now - dead.deadSince >= this.leaseGraceMs) due.push(uuid);
+    if (due.length === 0) return Promise.resolve();
+    const key = due.sort().join(',');
+    const leases = this.pending.leases;
+    if (this.cleanSweep !== undefined && this.cleanSweep.leases === leases && this.cleanSweep.due === key) return Promise.resolve();
+    const change = (c: Configuration, t: number) => releaseDeadNodeLeases(c, (uuid) => this.deadSince(uuid, t), t, this.leaseGraceMs);
+    if (change(this.pending, now).result.length === 0) {
+      this.cleanSweep = { leases, due: key };
+      return Promise.resolve();
+    }
+    const releasing = this.mutate(change)
+      .then((applied) => {
+        const at = this.now();
+        for (const { lease, deadSince } of applied.result) {
+          const host = this.nodes.get(lease.node_uuid)?.report.host ?? this.committed.nodes.get(lease.node_uuid)?.host ?? lease.node_uuid;
+          const volume = this.committed.datasets.get(lease.dataset_id)?.metadata['name'];
+          const event = leaseReleasedEvent(lease.dataset_id, volume, lease.node_uuid, host, deadSince, at);
+          this.events.push(event);
+          this.logger.warn(event.message, { event: event.kind, dataset: lease.dataset_id, node: lease.node_uuid, host, configuration: this.configurationTag });
+        }
+      })
+      .catch((err: unknown) => {
+        if (this.closed) return;
+        this.logger.warn('releasing the leases of dead nodes failed; retrying at the next liveness check', { error: String(err) });
+      })
+      .finally(() => {
+        this.releasing = undefined;
+      });
+    this.releasing = releasing;
+    return releasing;
+  }
+
+  /** A timer at the next moment a dead node's grace ends (ones already due are swept by the liveness check). */
+  private scheduleDeadNodeRelease(): void {
+    if (this.deadReleaseTimer !== undefined) clearTimeout(this.deadReleaseTimer);
+    this.deadReleaseTimer = undefined;
+    if (this.closed) return;
+    const now = this.now();
+    let next: number | undefined;
+    for (const dead of this.deadNodes.values()) {
+      const due = dead.deadSince + this.leaseGraceMs;
+      if (due > now && (next === undefined || due < next)) next = due;
+    }
+    if (next === undefined) return;
+    const delay = Math.min(next - now + 5, 2 ** 31 - 1);
+    this.deadReleaseTimer = setTimeout(() => {
+      this.deadReleaseTimer = undefined;
+      void this.releaseDeadNodeLeases();
+      this.scheduleDeadNodeRelease();
+    }, delay);
+    this.deadReleaseTimer.unref();
   }
 
   /** Resolves when the generation differs from `since`, or after `timeoutMs`. */
@@ -412,6 +570,7 @@ export class ControlState {
     this.closed = true;
     if (this.livenessTimer !== undefined) clearInterval(this.livenessTimer);
     if (this.leaseTimer !== undefined) clearTimeout(this.leaseTimer);
+    if (this.deadReleaseTimer !== undefined) clearTimeout(this.deadReleaseTimer);
     if (this.notifyTimer !== undefined) clearTimeout(this.notifyTimer);
     if (this.notifyImmediate !== undefined) clearImmediate(this.notifyImmediate);
     this.wakeAll();

@@ -48,6 +48,8 @@ describe('Views: cached bodies equal what the pure functions give', () => {
       datasets: [...state.configuration.datasets.values()],
       leases: listLeases(state.configuration, t),
       nodes: nodeStates(state.reportedNodes(), t, state.nodeTimeoutMs),
+      node_timeout_seconds: 10,
+      lease_grace_seconds: 5,
     };
     expect(JSON.parse(views.snapshot().toString())).toEqual(expected);
     expect(ClusterSnapshot.parse(JSON.parse(views.snapshot().toString()))).toEqual(expected);
@@ -64,6 +66,7 @@ describe('Views: cached bodies equal what the pure functions give', () => {
     expect(forA.leases.map((l) => l.dataset_id)).toEqual([id(6), id(0), id(3)]);
     expect(forA.leases[0]?.expires).toBe(100);
     expect(forA.nodes.map((n) => n.uuid)).toEqual([A, B]);
+    expect(forA).toMatchObject({ node_timeout_seconds: 10, lease_grace_seconds: 5 });
     const forB = ClusterSnapshot.parse(JSON.parse(views.snapshotFor(B)));
     expect(forB.datasets.map((d) => d.dataset_id)).toEqual([id(1), id(4), id(7), id(0)]);
     expect(forB.leases.map((l) => l.dataset_id)).toEqual([id(0)]);
@@ -88,7 +91,13 @@ describe('Views: cached bodies equal what the pure functions give', () => {
     // Past the node timeout, the liveness check marks every node dead and bumps the state generation.
     state.checkLiveness();
     expect(JSON.parse(views.nodes().toString())).toEqual([]);
-    expect(ClusterSnapshot.parse(JSON.parse(views.snapshotFor(A))).nodes.every((n) => !n.alive)).toBe(true);
+    const dead = ClusterSnapshot.parse(JSON.parse(views.snapshotFor(A))).nodes;
+    expect(dead.every((n) => !n.alive)).toBe(true);
+    // dead_since = the last report plus the node timeout, in both views.
+    for (const n of dead) expect(n.dead_since).toBe(new Date(Date.parse(n.last_seen) + 10_000).toISOString());
+    const all = ClusterSnapshot.parse(JSON.parse(views.snapshot().toString())).nodes;
+    expect(all).toHaveLength(3);
+    for (const n of all) expect(n.dead_since).toBe(new Date(Date.parse(n.last_seen) + 10_000).toISOString());
   });
 });
 

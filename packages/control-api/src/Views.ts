@@ -75,7 +75,7 @@ export class Views {
       }
       const nodes: string[] = [];
       for (const uuid of s.reportedNodeIds()) nodes.push(this.nodeStateJson(uuid, now));
-      return snapshotJson(s.generation, s.configurationTag, joinArray(s.configuration.datasets.values()), `[${leases.join(',')}]`, `[${nodes.join(',')}]`);
+      return snapshotJson(s, joinArray(s.configuration.datasets.values()), `[${leases.join(',')}]`, `[${nodes.join(',')}]`);
     });
   }
 
@@ -83,9 +83,10 @@ export class Views {
     const node = this.state.reportedNode(uuid);
     const json = this.state.reportJson(uuid);
     if (node === undefined || json === undefined) return '';
-    // NodeState = the report plus two fields; splice them into the report's JSON.
+    // NodeState = the report plus alive, last_seen and (while dead) dead_since; splice them into the report's JSON.
     const alive = isAlive(node, now, this.state.nodeTimeoutMs);
-    return `${json.slice(0, -1)},"alive":${alive},"last_seen":${JSON.stringify(new Date(node.lastSeen).toISOString())}}`;
+    const dead = alive ? '' : `,"dead_since":${JSON.stringify(new Date(node.lastSeen + this.state.nodeTimeoutMs).toISOString())}`;
+    return `${json.slice(0, -1)},"alive":${alive},"last_seen":${JSON.stringify(new Date(node.lastSeen).toISOString())}${dead}}`;
   }
 
   /**
@@ -124,7 +125,7 @@ export class Views {
     const leases = leased.map((l) => JSON.stringify(leaseView(l, now)));
     const nodes: string[] = [];
     for (const id of nodeIds) if (s.reportedNode(id) !== undefined) nodes.push(this.nodeStateJson(id, now));
-    const json = snapshotJson(generation, s.configurationTag, joinArray(datasets.values()), `[${leases.join(',')}]`, `[${nodes.join(',')}]`);
+    const json = snapshotJson({ generation, configurationTag: s.configurationTag, nodeTimeoutMs: s.nodeTimeoutMs, leaseGraceMs: s.leaseGraceMs }, joinArray(datasets.values()), `[${leases.join(',')}]`, `[${nodes.join(',')}]`);
     if (this.validate) ClusterSnapshot.parse(JSON.parse(json));
     return json;
   }
@@ -220,6 +221,14 @@ function joinArray(values: Iterable<object>): string {
   return `[${parts.join(',')}]`;
 }
 
-function snapshotJson(generation: string, tag: string, datasets: string, leases: string, nodes: string): string {
-  return `{"generation":${JSON.stringify(generation)},"configuration_tag":${JSON.stringify(tag)},"datasets":${datasets},"leases":${leases},"nodes":${nodes}}`;
+interface SnapshotHead {
+  readonly generation: string;
+  readonly configurationTag: string;
+  readonly nodeTimeoutMs: number;
+  readonly leaseGraceMs: number;
+}
+
+function snapshotJson(head: SnapshotHead, datasets: string, leases: string, nodes: string): string {
+  const timing = `"node_timeout_seconds":${head.nodeTimeoutMs / 1000},"lease_grace_seconds":${head.leaseGraceMs / 1000}`;
+  return `{"generation":${JSON.stringify(head.generation)},"configuration_tag":${JSON.stringify(head.configurationTag)},"datasets":${datasets},"leases":${leases},"nodes":${nodes},${timing}}`;
 }

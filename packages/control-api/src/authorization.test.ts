@@ -7,10 +7,12 @@ const OTHER = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
 const FREE = '11111111-1111-4111-8111-111111111111'; // no lease, primary ME
 const MINE = '22222222-2222-4222-8222-222222222222'; // leased by ME, primary ME
 const THEIRS = '33333333-3333-4333-8333-333333333333'; // leased by OTHER, primary OTHER
+const PINNED = '44444444-4444-4444-8444-444444444444'; // leased by ME, pinned by an administrator
 
 const facts: AuthorizationFacts = {
-  leaseHolder: (id) => ({ [MINE]: ME, [THEIRS]: OTHER })[id],
-  primaryOf: (id) => ({ [FREE]: ME, [MINE]: ME, [THEIRS]: OTHER })[id],
+  leaseHolder: (id) => ({ [MINE]: ME, [THEIRS]: OTHER, [PINNED]: ME })[id],
+  primaryOf: (id) => ({ [FREE]: ME, [MINE]: ME, [THEIRS]: OTHER, [PINNED]: ME })[id],
+  leasePinned: (id) => id === PINNED,
 };
 
 const user: Identity = { kind: 'user', name: 'alice' };
@@ -30,6 +32,8 @@ const table: Row[] = [
   ['user moves a dataset anywhere', user, req('post', '/v1/configuration/datasets/:id', { id: THEIRS }, { primary: ME }), true],
   ['user deletes a leased dataset (the store answers 409)', user, req('delete', '/v1/configuration/datasets/:id', { id: THEIRS }), true],
   ['user takes a lease for any node', user, req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: OTHER, expires: null }), true],
+  ['user pins a lease', user, req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: OTHER, expires: null, pinned: true }), true],
+  ['user unpins a lease', user, req('post', '/v1/configuration/leases', {}, { dataset_id: PINNED, node_uuid: ME, expires: null, pinned: false }), true],
   ['user releases any lease', user, req('delete', '/v1/configuration/leases/:dataset_id', { dataset_id: THEIRS }), true],
   ['user reads the agent channel', user, req('get', '/v1/agent/cluster'), true],
   ['user may not report node state', user, req('put', '/v1/agent/nodes/:uuid', { uuid: ME }, { uuid: ME }), false],
@@ -57,6 +61,11 @@ const table: Row[] = [
   ['node deletes a dataset another node leases', node, req('delete', '/v1/configuration/datasets/:id', { id: THEIRS }), false],
   // Nodes: leases.
   ['node takes a lease for itself', node, req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: ME, expires: null }), true],
+  ['node takes a lease with pinned: false (the default)', node, req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: ME, expires: null, pinned: false }), true],
+  ['node may not pin its lease', node, req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: ME, expires: null, pinned: true }), false],
+  ['node renews a pinned lease without pinned (stays pinned)', node, req('post', '/v1/configuration/leases', {}, { dataset_id: PINNED, node_uuid: ME, expires: 60 }), true],
+  ['node may not unpin a pinned lease', node, req('post', '/v1/configuration/leases', {}, { dataset_id: PINNED, node_uuid: ME, expires: null, pinned: false }), false],
+  ['node releases its pinned lease', node, req('delete', '/v1/configuration/leases/:dataset_id', { dataset_id: PINNED }), true],
   ['node takes a lease for another node', node, req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: OTHER, expires: null }), false],
   ['node releases its lease', node, req('delete', '/v1/configuration/leases/:dataset_id', { dataset_id: MINE }), true],
   ['node releases an absent lease (the store answers 404)', node, req('delete', '/v1/configuration/leases/:dataset_id', { dataset_id: FREE }), true],
@@ -84,6 +93,11 @@ describe('authorize', () => {
     expect(authorize(user, req('post', '/v1/configuration/_compose', {}, {}), facts).allowed).toBe(true);
     expect(authorize(user, req('put', '/v1/agent/nodes/:uuid/containers', { uuid: ME }, {}), facts).allowed).toBe(false);
     expect(authorize(node, req('patch', '/v1/configuration/datasets/:id', { id: FREE }, {}), facts).allowed).toBe(false);
+  });
+
+  it('a node asking for a pinned lease is told only an API user may pin', () => {
+    const d = authorize(node, req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: ME, expires: null, pinned: true }), facts);
+    expect(d).toEqual({ allowed: false, description: expect.stringMatching(new RegExp(`^node ${ME} may not pin a lease .*only an API user \\(administrator certificate\\) may pin\\.$`)) });
   });
 
   it('denials name the node and what it may do instead', () => {

@@ -7,8 +7,8 @@
  * - Nodes (`node-<uuid>`): report their own state only, read everything, and make
  *   the configuration changes that concern only themselves (the Docker plugin on a
  *   node uses the node's certificate): create a dataset on themselves, move one to
- *   themselves, resize one they are primary of, take or release their own lease,
- *   delete a dataset no other node leases.
+ *   themselves, resize one they are primary of, take or release their own lease
+ *   (but not pin it, nor unpin a pinned one), delete a dataset no other node leases.
  * - Anyone else (the control certificate, an unknown common name): nothing.
  */
 import type { Identity } from '@flocker/api';
@@ -29,6 +29,8 @@ export interface AuthorizationFacts {
   leaseHolder(datasetId: string): string | undefined;
   /** The dataset's configured primary, if the dataset exists. */
   primaryOf(datasetId: string): string | undefined;
+  /** Whether the live lease on the dataset is pinned (kept when its node dies). */
+  leasePinned(datasetId: string): boolean;
 }
 
 export type AuthorizationDecision = { allowed: true } | { allowed: false; description: string };
@@ -41,6 +43,11 @@ function field(body: unknown, name: string): string | undefined {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
   const value: unknown = (body as Record<string, unknown>)[name];
   return typeof value === 'string' ? value.toLowerCase() : undefined;
+}
+
+function pinnedField(body: unknown): unknown {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
+  return (body as Record<string, unknown>)['pinned'];
 }
 
 function hasField(body: unknown, name: string): boolean {
@@ -85,7 +92,17 @@ function authorizeNode(me: string, req: AuthorizationRequest, facts: Authorizati
     }
     case 'post /v1/configuration/leases': {
       const node = field(req.body, 'node_uuid');
-      return node === me ? ALLOW : deny(`${who} may take leases only for itself, not for ${node ?? '(none)'}.`);
+      if (node !== me) return deny(`${who} may take leases only for itself, not for ${node ?? '(none)'}.`);
+      // Pinning decides what happens when this very node dies: an administrator's call, not the node's.
+      const pinned = pinnedField(req.body);
+      if (pinned === true) {
+        return deny(`${who} may not pin a lease (pinned: true keeps it when the node is declared dead); only an API user (administrator certificate) may pin.`);
+      }
+      const id = field(req.body, 'dataset_id');
+      if (pinned === false && id !== undefined && facts.leasePinned(id)) {
+        return deny(`${who} may not unpin the lease on dataset ${id} (pinned: false); only an API user may. Leave pinned out to renew it as it is.`);
+      }
+      return ALLOW;
     }
     case 'delete /v1/configuration/leases/:dataset_id': {
       const id = (req.params['dataset_id'] ?? '').toLowerCase();

@@ -58,10 +58,13 @@ export function nodeSummaries(alive: readonly ReportedNode[]): NodeSummary[] {
 export function nodeStates(nodes: Iterable<ReportedNode>, now: number, nodeTimeoutMs: number): NodeState[] {
   const out: NodeState[] = [];
   for (const node of nodes) {
+    const alive = isAlive(node, now, nodeTimeoutMs);
     out.push({
       ...node.report,
-      alive: isAlive(node, now, nodeTimeoutMs),
+      alive,
       last_seen: new Date(node.lastSeen).toISOString(),
+      // The moment the last report became older than the timeout: the same on every replica.
+      ...(alive ? {} : { dead_since: new Date(node.lastSeen + nodeTimeoutMs).toISOString() }),
     });
   }
   return out;

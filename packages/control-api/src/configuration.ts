@@ -20,6 +20,11 @@ export interface StoredLease {
   readonly dataset_id: string;
   readonly node_uuid: string;
   readonly expires_at: number | null;
+  /**
+   * Kept when its node is declared dead (manual failover). Stored only when true, so
+   * unpinned leases encode exactly as before the field existed.
+   */
+  readonly pinned?: true;
 }
 
 export interface Configuration {
@@ -73,6 +78,8 @@ export function leaseView(lease: StoredLease, now: number): Lease {
     dataset_id: lease.dataset_id,
     node_uuid: lease.node_uuid,
     expires: lease.expires_at === null ? null : Math.max(0, (lease.expires_at - now) / 1000),
+    // Omitted when not pinned: Flocker v1 clients see the lease they always saw.
+    ...(lease.pinned === true ? { pinned: true } : {}),
   };
 }
 
@@ -176,10 +183,13 @@ export function acquireLease(config: Configuration, req: CreateLeaseRequest, now
       `The dataset ${req.dataset_id} is already leased by node ${existing.node_uuid}.`,
     );
   }
+  // A renewal that says nothing about pinning keeps what the lease had; a new lease is unpinned unless asked.
+  const pinned = req.pinned ?? existing?.pinned === true;
   const lease: StoredLease = {
     dataset_id: req.dataset_id,
     node_uuid: req.node_uuid,
     expires_at: req.expires === null ? null : now + Math.round(req.expires * 1000),
+    ...(pinned ? { pinned: true as const } : {}),
   };
   return {
     config: withLeases(config, setEntry(config.leases, req.dataset_id, lease)),
@@ -203,6 +213,38 @@ export function expireLeases(config: Configuration, now: number): Configuration 
     if (lease.expires_at !== null && lease.expires_at <= now) leases = deleteEntry(leases ?? config.leases, id);
   }
   return leases === undefined ? config : withLeases(config, leases);
+}
+
+/** A lease released because its node was dead for the lease grace, with when that node died. */
+export interface DeadNodeRelease {
+  readonly lease: StoredLease;
+  /** Epoch ms the node was declared dead (its last report plus the node timeout). */
+  readonly deadSince: number;
+}
+
+/**
+ * Releases every live, unpinned lease whose node has been dead for at least `graceMs`
+ * at `now`. `deadSince(uuid)` answers when a node was declared dead, or undefined while
+ * it is alive (or unknown). Returns the same configuration when nothing is due, so
+ * applying it again, or on a configuration where another replica already released the
+ * leases, is a no-op; a node alive again at the time of applying keeps its leases.
+ */
+export function releaseDeadNodeLeases(
+  config: Configuration,
+  deadSince: (nodeUuid: string) => number | undefined,
+  now: number,
+  graceMs: number,
+): Applied<DeadNodeRelease[]> {
+  let leases: ReadonlyMap<string, StoredLease> | undefined;
+  const released: DeadNodeRelease[] = [];
+  for (const [id, lease] of config.leases) {
+    if (lease.pinned === true || (lease.expires_at !== null && lease.expires_at <= now)) continue;
+    const since = deadSince(lease.node_uuid);
+    if (since === undefined || now - since < graceMs) continue;
+    leases = deleteEntry(leases ?? config.leases, id);
+    released.push({ lease, deadSince: since });
+  }
+  return { config: leases === undefined ? config : withLeases(config, leases), result: released, status: 200 };
 }
 
 /** The earliest expiry among live leases, for scheduling the expiry timer. */

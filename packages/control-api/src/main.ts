@@ -13,6 +13,12 @@ async function main(): Promise<void> {
     .option('host', { type: 'string', default: '0.0.0.0', describe: 'Address to listen on' })
     .option('data-dir', { type: 'string', default: '/var/lib/flocker', describe: 'Directory of the durable configuration' })
     .option('node-timeout', { type: 'number', default: 30, describe: 'Seconds without a report after which a node counts as dead' })
+    .option('lease-grace', {
+      type: 'number',
+      default: 5,
+      describe:
+        'Seconds a node stays dead (no report for --node-timeout) before the control service releases its leases, except pinned ones (0 = at once)',
+    })
     .option('compact-log-bytes', { type: 'number', default: 1024 * 1024, describe: 'Fold the configuration log into the snapshot once it exceeds this many bytes (and the snapshot size)' })
     .option('store', { type: 'string', default: 'file', choices: ['file', 'etcd'], describe: 'Where the configuration lives: files in --data-dir, or an etcd cluster shared by several control replicas' })
     .option('etcd-endpoints', { type: 'string', describe: 'With --store etcd: comma-separated etcd client URLs, e.g. http://10.0.0.1:2379,http://10.0.0.2:2379,http://10.0.0.3:2379' })
@@ -40,6 +46,7 @@ async function main(): Promise<void> {
     host: argv.host,
     dataDir: argv['data-dir'],
     nodeTimeoutSeconds: argv['node-timeout'],
+    leaseGraceSeconds: argv['lease-grace'],
     compactLogBytes: argv['compact-log-bytes'],
     logger,
     ...(tls.mode === 'https' ? { tls: readTlsFiles(tls.files) } : {}),

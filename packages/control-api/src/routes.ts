@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import {
+  ClusterEventsResponse,
   ClusterSnapshot,
   CreateDatasetRequest,
   CreateLeaseRequest,
@@ -197,6 +198,15 @@ export const routes: RouteSpec[] = [
   },
   {
     method: 'get',
+    path: '/v1/state/events',
+    summary:
+      'What the control service decided on its own, oldest first (the last 200, kept in memory by this replica): nodes declared dead, nodes back, leases of dead nodes released.',
+    tag: 'state',
+    responses: { 200: { description: 'Failover events.', schema: ClusterEventsResponse } },
+    handle: (state) => ({ status: 200, body: ClusterEventsResponse.parse({ events: state.listEvents() }) }),
+  },
+  {
+    method: 'get',
     path: '/v1/configuration/leases',
     summary: 'All live leases; expires is the seconds remaining, or null.',
     tag: 'configuration',
@@ -210,7 +220,8 @@ export const routes: RouteSpec[] = [
   {
     method: 'post',
     path: '/v1/configuration/leases',
-    summary: 'Acquire (201) or renew (200) a lease pinning a dataset to a node.',
+    summary:
+      'Acquire (201) or renew (200) a lease holding a dataset on a node. pinned: true (API users only) keeps it when the node is declared dead; a renewal without pinned keeps what the lease had.',
     tag: 'configuration',
     body: CreateLeaseRequest,
     conditional: true,
@@ -218,6 +229,7 @@ export const routes: RouteSpec[] = [
       200: { description: 'The lease, renewed by the same node.', schema: Lease },
       201: { description: 'The new lease.', schema: Lease },
       ...E400,
+      403: err('A node asked to pin a lease (or unpin one): only API users may.'),
       409: err('Another node holds the lease.'),
       ...E412,
     },
@@ -261,7 +273,16 @@ export const routes: RouteSpec[] = [
         throw new ApiError(400, 'NODE_UUID_MISMATCH', `The report is for node ${report.uuid} but was sent to ${uuid}.`);
       }
       const generation = await state.report(report);
-      return { status: 200, body: ReportResponse.parse({ generation }) };
+      // The committed tag at this moment: an agent whose snapshot carries another knows it is not current.
+      return {
+        status: 200,
+        body: ReportResponse.parse({
+          generation,
+          configuration_tag: state.configurationTag,
+          node_timeout_seconds: state.nodeTimeoutMs / 1000,
+          lease_grace_seconds: state.leaseGraceMs / 1000,
+        }),
+      };
     },
   },
   {

@@ -6,7 +6,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import winston, { type Logger } from 'winston';
 import { z } from 'zod';
 import { CONFIGURATION_TAG_HEADER, IF_CONFIGURATION_MATCHES_HEADER } from '@flocker/api';
-import { ControlState } from './ControlState';
+import { ControlState, DEFAULT_LEASE_GRACE_MS } from './ControlState';
 import { type ConfigurationStore, FileConfigurationStore } from './ConfigurationStore';
 import { ApiError } from './errors';
 import { buildOpenApi } from './openapi';
@@ -53,6 +53,8 @@ export interface ControlServiceOptions {
   compactLogBytes?: number;
   /** A node is dead when it has not reported for this long. Default 30 s. */
   nodeTimeoutSeconds?: number;
+  /** Seconds a node stays dead before its unpinned leases are released (0 = at once). Default 5. */
+  leaseGraceSeconds?: number;
   logLevel?: string;
   logger?: Logger;
   /** Limits against slow or idle clients; see DEFAULT_LIMITS. */
@@ -67,6 +69,17 @@ export interface ControlService {
   port: number;
   state: ControlState;
   close(): Promise<void>;
+}
+
+/** The control service's timing flags, checked: T > 0 and G >= 0 (both finite), in ms. */
+export function checkTiming(nodeTimeoutSeconds: number, leaseGraceSeconds: number): { nodeTimeoutMs: number; leaseGraceMs: number } {
+  if (!Number.isFinite(nodeTimeoutSeconds) || nodeTimeoutSeconds <= 0) {
+    throw new ApiError(400, 'INVALID_NODE_TIMEOUT', `--node-timeout must be a positive number of seconds (got ${nodeTimeoutSeconds}).`);
+  }
+  if (!Number.isFinite(leaseGraceSeconds) || leaseGraceSeconds < 0) {
+    throw new ApiError(400, 'INVALID_LEASE_GRACE', `--lease-grace must be zero or a positive number of seconds (got ${leaseGraceSeconds}).`);
+  }
+  return { nodeTimeoutMs: nodeTimeoutSeconds * 1000, leaseGraceMs: leaseGraceSeconds * 1000 };
 }
 
 export function createLogger(level = 'info'): Logger {
@@ -205,10 +218,12 @@ export async function startControlService(options: ControlServiceOptions = {}): 
       ...(options.compactLogBytes !== undefined ? { compactMinBytes: options.compactLogBytes } : {}),
       onCompactionError: (err) => logger.error('configuration log compaction failed; will retry', { error: String(err) }),
     });
+  const { nodeTimeoutMs, leaseGraceMs } = checkTiming(options.nodeTimeoutSeconds ?? 30, options.leaseGraceSeconds ?? DEFAULT_LEASE_GRACE_MS / 1000);
   const state = await ControlState.open({
     store,
     logger,
-    nodeTimeoutMs: (options.nodeTimeoutSeconds ?? 30) * 1000,
+    nodeTimeoutMs,
+    leaseGraceMs,
     ...(options.now !== undefined ? { now: options.now } : {}),
   });
   const app = createApp(state, logger, undefined, options.tls !== undefined);
@@ -239,7 +254,13 @@ export async function startControlService(options: ControlServiceOptions = {}): 
   });
   const port = (server.address() as AddressInfo).port;
   const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-  logger.info('control service listening', { host, port, configuration: state.configurationTag });
+  logger.info('control service listening', {
+    host,
+    port,
+    configuration: state.configurationTag,
+    node_timeout_seconds: nodeTimeoutMs / 1000,
+    lease_grace_seconds: leaseGraceMs / 1000,
+  });
   let closing: Promise<void> | undefined;
   return {
     url: `${options.tls === undefined ? 'http' : 'https'}://${urlHost}:${port}`,

@@ -145,6 +145,7 @@ export function authorizeRoute(state: ControlState, req: Request, route: { metho
     {
       leaseHolder: (id) => liveLease(config, id, state.now())?.node_uuid,
       primaryOf: (id) => config.datasets.get(id)?.primary,
+      leasePinned: (id) => liveLease(config, id, state.now())?.pinned === true,
     },
   );
   if (!decision.allowed) throw new ApiError(403, 'FORBIDDEN', decision.description);
