@@ -277,6 +277,65 @@ describe('per-node snapshots', () => {
   });
 });
 
+describe('failover over HTTP: leases of dead nodes, events, timing fields (injected clock)', () => {
+  const T0 = 1_700_000_000_000;
+  let t = T0;
+  let svc: ControlService;
+  let client: FlockerClient;
+  beforeEach(async () => {
+    t = T0;
+    svc = await startControlService({ port: 0, host: '127.0.0.1', store: new MemoryConfigurationStore(), logger: silent, nodeTimeoutSeconds: 10, leaseGraceSeconds: 2, now: () => t });
+    client = new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 });
+  });
+  afterEach(() => svc.close());
+
+  it('the report answer carries the committed configuration tag and the timings; snapshots carry the timings', async () => {
+    const answer = await client.reportNodeState(report(A));
+    const snap = await client.waitForCluster(undefined, 0);
+    expect(answer).toEqual({ generation: snap.generation, configuration_tag: snap.configuration_tag, node_timeout_seconds: 10, lease_grace_seconds: 2 });
+    expect(snap).toMatchObject({ node_timeout_seconds: 10, lease_grace_seconds: 2 });
+    expect(await client.waitForCluster(undefined, 0, { node: A })).toMatchObject({ node_timeout_seconds: 10, lease_grace_seconds: 2 });
+    await client.createDataset({ primary: A, dataset_id: D1 });
+    expect((await client.reportNodeState(report(A))).configuration_tag).toBe((await client.waitForCluster(undefined, 0)).configuration_tag);
+    expect(snap.nodes[0]?.dead_since).toBeUndefined();
+  });
+
+  it('pinned: true is kept and shown; a lease without it has no pinned field (Flocker v1 clients see what they always saw)', async () => {
+    await client.reportNodeState(report(A));
+    await client.createDataset({ primary: A, dataset_id: D1 });
+    const plain = await fetch(`${svc.url}/v1/configuration/leases`, { method: 'POST', body: JSON.stringify({ dataset_id: D1, node_uuid: A, expires: null }) });
+    expect(await plain.json()).toEqual({ dataset_id: D1, node_uuid: A, expires: null });
+    expect(await client.acquireLease({ dataset_id: D1, node_uuid: A, expires: null, pinned: true })).toEqual({ dataset_id: D1, node_uuid: A, expires: null, pinned: true });
+    expect(await client.listLeases()).toEqual([{ dataset_id: D1, node_uuid: A, expires: null, pinned: true }]);
+  });
+
+  it('GET /v1/state/events: a node declared dead, its lease released after the grace, the node back', async () => {
+    expect(await client.listEvents()).toEqual([]);
+    await client.reportNodeState(report(A));
+    await client.reportNodeState(report(B));
+    await client.createDataset({ primary: A, dataset_id: D1 });
+    await client.acquireLease({ dataset_id: D1, node_uuid: A, expires: null });
+    t = T0 + 10_001;
+    await client.reportNodeState(report(B));
+    await svc.state.checkLiveness();
+    const dead = (await client.waitForCluster(undefined, 0)).nodes.find((n) => n.uuid === A);
+    expect(dead).toMatchObject({ alive: false, dead_since: new Date(T0 + 10_000).toISOString() });
+    expect((await client.listLeases()).map((l) => l.node_uuid)).toEqual([A]);
+    t = T0 + 12_000;
+    await client.reportNodeState(report(B));
+    await svc.state.checkLiveness();
+    expect(await client.listLeases()).toEqual([]);
+    t = T0 + 13_000;
+    await client.reportNodeState(report(A));
+    const events = await client.listEvents();
+    expect(events.map((e) => e.kind)).toEqual(['node_dead', 'lease_released_dead_node', 'node_back']);
+    expect(events[1]).toMatchObject({ dataset_id: D1, node_uuid: A, message: expect.stringContaining('host 10.0.0.1') });
+    expect((await client.waitForCluster(undefined, 0)).nodes.find((n) => n.uuid === A)?.dead_since).toBeUndefined();
+    const raw = await fetch(`${svc.url}/v1/state/events`, { method: 'DELETE' });
+    expect(raw.status).toBe(405);
+  });
+});
+
 describe('server limits', () => {
   let svc: ControlService;
   beforeAll(async () => {

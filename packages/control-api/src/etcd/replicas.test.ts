@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { Writable } from 'node:stream';
 import { Etcd3 } from 'etcd3';
 import winston from 'winston';
 import { FlockerApiError, FlockerClient, type NodeReport } from '@flocker/api';
@@ -185,9 +186,19 @@ describe('control replicas sharing one etcd cluster', () => {
   let services: ControlService[] = [];
   let prefix: string;
 
-  async function replica(options: { timeoutMs?: number; nodeTimeoutSeconds?: number } = {}): Promise<{ svc: ControlService; client: FlockerClient }> {
+  async function replica(
+    options: { timeoutMs?: number; nodeTimeoutSeconds?: number; leaseGraceSeconds?: number; now?: () => number; logger?: winston.Logger } = {},
+  ): Promise<{ svc: ControlService; client: FlockerClient }> {
     const store = new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix, ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}) });
-    const svc = await startControlService({ port: 0, host: '127.0.0.1', store, logger: silent, nodeTimeoutSeconds: options.nodeTimeoutSeconds ?? 30 });
+    const svc = await startControlService({
+      port: 0,
+      host: '127.0.0.1',
+      store,
+      logger: options.logger ?? silent,
+      nodeTimeoutSeconds: options.nodeTimeoutSeconds ?? 30,
+      ...(options.leaseGraceSeconds !== undefined ? { leaseGraceSeconds: options.leaseGraceSeconds } : {}),
+      ...(options.now !== undefined ? { now: options.now } : {}),
+    });
     services.push(svc);
     return { svc, client: new FlockerClient({ baseUrl: svc.url, timeoutMs: 10_000 }) };
   }
@@ -268,6 +279,41 @@ describe('control replicas sharing one etcd cluster', () => {
     const creates = await Promise.allSettled([r1.client.createDataset({ primary: A, dataset_id: id }), r2.client.createDataset({ primary: A, dataset_id: id })]);
     expect(creates.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
     expect(creates.find((o): o is PromiseRejectedResult => o.status === 'rejected')?.reason).toMatchObject({ status: 409 });
+  });
+
+  it('two replicas releasing a dead node\'s lease at once: one commit wins, the other is a quiet no-op', async () => {
+    let t = Date.now();
+    const now = (): number => t;
+    const logged: Array<{ level: string; message: string }> = [];
+    const logger = winston.createLogger({
+      level: 'debug',
+      format: winston.format.json(),
+      transports: [new winston.transports.Stream({ stream: new Writable({ write: (c: Buffer, _e, done) => (logged.push(JSON.parse(c.toString()) as { level: string; message: string }), done()) }) })],
+    });
+    const r1 = await replica({ now, nodeTimeoutSeconds: 10, leaseGraceSeconds: 1, logger });
+    const r2 = await replica({ now, nodeTimeoutSeconds: 10, leaseGraceSeconds: 1, logger });
+    await r1.client.reportNodeState(report(A));
+    const ds = await r1.client.createDataset({ primary: A });
+    await r1.client.acquireLease({ dataset_id: ds.dataset_id, node_uuid: A, expires: null });
+    await eventually(async () => (await r2.client.listLeases()).length === 1 && (await r2.client.waitForCluster(undefined, 0)).nodes.some((n) => n.uuid === A));
+    const version = r1.svc.state.configuration.version;
+    t += 12_000;
+    const commits = jest.spyOn(EtcdConfigurationStore.prototype, 'commit');
+    try {
+      await Promise.all([r1.svc.state.checkLiveness(), r2.svc.state.checkLiveness()]);
+      // Both replicas tried: the race really happened.
+      expect(commits.mock.calls.length).toBeGreaterThanOrEqual(2);
+    } finally {
+      commits.mockRestore();
+    }
+    await eventually(async () => (await r1.client.listLeases()).length === 0 && (await r2.client.listLeases()).length === 0);
+    await eventually(() => r1.svc.state.configuration.version === r2.svc.state.configuration.version);
+    // One release commit in all (the loser re-applied it on the winner's configuration: nothing left to do).
+    expect(r1.svc.state.configuration.version).toBe(version + 1);
+    const released = [...r1.svc.state.listEvents(), ...r2.svc.state.listEvents()].filter((e) => e.kind === 'lease_released_dead_node');
+    expect(released).toHaveLength(1);
+    expect(released[0]).toMatchObject({ dataset_id: ds.dataset_id, node_uuid: A });
+    expect(logged.filter((l) => l.level === 'error' || /failed/.test(l.message))).toEqual([]);
   });
 
   it('node reports and liveness are shared and survive a replica restart', async () => {
