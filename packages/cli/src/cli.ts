@@ -11,6 +11,7 @@ import {
   MINIMUM_DATASET_SIZE,
   parseSize,
   SizeError,
+  type ClusterEvent,
   type ClusterSnapshot,
   type DatasetConfiguration,
   type FlockerClient,
@@ -20,6 +21,7 @@ import { caCommands } from './ca/command';
 import { connect, type ConnectionArgs } from './connection';
 import { CliError, EXIT } from './errors';
 import { duration, relativeTime, shortId, table } from './format';
+import { deadNodeLine, eventLine, fencingLine, recentEvents } from './failover';
 import { isGone, movePhase } from './progress';
 import { runUi, uiOptions, type UiArgs } from './ui/command';
 
@@ -335,10 +337,26 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
       'Cluster health: nodes alive, volumes converged or not and why',
       (b) => b.example('$0 status', 'exit code 1 when something is not converged'),
       run<GlobalArgs>(async (a, client) => {
-        const [version, datasets, snapshot] = await Promise.all([client.version(), client.listDatasets(), client.waitForCluster(undefined, 0)]);
+        const [version, datasets, snapshot, events] = await Promise.all([
+          client.version(),
+          client.listDatasets(),
+          client.waitForCluster(undefined, 0),
+          // A control service from before failover events has no such route.
+          client.listEvents().catch((e: unknown): ClusterEvent[] => {
+            if (e instanceof FlockerApiError && e.status === 404) return [];
+            throw e;
+          }),
+        ]);
         const live = datasets.filter((d) => !d.deleted);
         const problems: string[] = [];
-        for (const n of snapshot.nodes.filter((x) => !x.alive)) problems.push(`node ${n.host} (${shortId(n.uuid)}) is not alive; last seen ${relativeTime(new Date(n.last_seen))}`);
+        for (const n of snapshot.nodes.filter((x) => !x.alive)) problems.push(deadNodeLine(n));
+        const fencing = snapshot.nodes.flatMap((n) => fencingLine(n) ?? []);
+        const recent = recentEvents(events);
+        const hostOf = (uuid: string) => snapshot.nodes.find((n) => n.uuid === uuid)?.host;
+        const volumeOf = (id: string) => {
+          const d = datasets.find((x) => x.dataset_id === id);
+          return d ? nameOf(d) : undefined;
+        };
         let converged = 0;
         for (const d of live) {
           const p = movePhase(snapshot, d.dataset_id, d.primary);
@@ -346,13 +364,25 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
           else if (p.phase === 'waiting') problems.push(`${nameOf(d) || shortId(d.dataset_id)}: ${p.step}${p.error ? ` — ${p.error}` : ''}`);
         }
         const alive = snapshot.nodes.filter((n) => n.alive).length;
-        const summary = { version: version.flocker, nodes: snapshot.nodes.length, nodes_alive: alive, volumes: live.length, volumes_converged: converged, problems };
+        const summary = {
+          version: version.flocker,
+          nodes: snapshot.nodes.length,
+          nodes_alive: alive,
+          volumes: live.length,
+          volumes_converged: converged,
+          problems,
+          dead_nodes: snapshot.nodes.filter((n) => !n.alive).map((n) => ({ uuid: n.uuid, host: n.host, last_seen: n.last_seen, dead_since: n.dead_since ?? null })),
+          fencing: snapshot.nodes.flatMap((n) => (n.fencing ? [{ uuid: n.uuid, host: n.host, ...n.fencing }] : [])),
+          events: recent,
+        };
         print(a, summary, () =>
           [
             `Flocker ${version.flocker}`,
             `Nodes:    ${alive}/${snapshot.nodes.length} alive`,
             `Volumes:  ${converged}/${live.length} converged`,
             ...(problems.length ? ['', 'Not converged:', ...problems.map((p) => `  - ${p}`)] : []),
+            ...(fencing.length ? ['', 'Fencing:', ...fencing.map((f) => `  - ${f}`)] : []),
+            ...(recent.length ? ['', 'Recent failover events:', ...recent.map((e) => `  - ${eventLine(e, hostOf, volumeOf)}`)] : []),
           ].join('\n'),
         );
         if (problems.length) process.exitCode = EXIT.FAILURE;
