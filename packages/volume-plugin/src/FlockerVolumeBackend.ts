@@ -16,6 +16,8 @@ import {
 } from '@flocker/api';
 import type { Logger } from 'winston';
 import { ClusterWatcher, WaitTimeoutError } from './ClusterWatcher';
+import { containersUsing, decideVolume, DEFAULT_MOUNT_SAFETY_WINDOW_MS, type ReconcileTarget, type VolumeOutcome } from './DockerReconciler';
+import type { DockerContainer } from './DockerView';
 import { MountRegistry } from './MountRegistry';
 import {
   VolumePluginError,
@@ -62,6 +64,14 @@ export interface FlockerVolumeBackendOptions {
    * Default COPY_UP_MAX_MS.
    */
   copyUpMaxMs?: number;
+  /**
+   * Mount IDs younger than this, and "created" containers younger than this, count as in
+   * use when reconciling with Docker (a Mount in flight or just answered). Default
+   * DEFAULT_MOUNT_SAFETY_WINDOW_MS.
+   */
+  mountSafetyWindowMs?: number;
+  /** The clock (ms since the epoch); default Date.now. */
+  now?: () => number;
 }
 
 /**
@@ -117,7 +127,54 @@ function apiStatus(err: unknown): number | undefined {
   return undefined;
 }
 
-export class FlockerVolumeBackend implements VolumeDriverBackend {
+export type LeaseVerdict =
+  /** No lease, or ours: try to take it (again). */
+  | { kind: 'free' }
+  /** Held by a node declared dead whose lease the control service releases at `releaseAt`: wait for it. */
+  | { kind: 'wait'; message: string; releaseAt: string }
+  /** Held by a live node, or pinned, or by a dead node the control service will not release: fail now. */
+  | { kind: 'fail'; message: string };
+
+/**
+ * What a Mount can do about the lease another node holds on the volume, from the
+ * snapshot: the control service releases the (unpinned) leases of a node dead for
+ * lease_grace_seconds, so waiting is worth it only then.
+ */
+export function leaseVerdict(s: ClusterSnapshot, datasetId: string, me: string, name: string): LeaseVerdict {
+  const lease = leaseOf(s, datasetId);
+  if (!lease || lease.node_uuid === me) return { kind: 'free' };
+  const holder = nodeOf(s, lease.node_uuid);
+  const host = holder?.host ?? lease.node_uuid;
+  const grace = s.lease_grace_seconds;
+  if (lease.pinned === true) {
+    return {
+      kind: 'fail',
+      message: `volume ${name} is leased to host ${host} and an admin pinned it there: it stays even if that host is down. To move it, release the lease first: flocker leases release ${name}`,
+    };
+  }
+  if (holder === undefined || holder.alive) {
+    const timing =
+      s.node_timeout_seconds !== undefined && grace !== undefined
+        ? `; if that host is down, the control service declares it dead after ${s.node_timeout_seconds} s without a report and releases its leases ${grace} s later`
+        : '';
+    return { kind: 'fail', message: `volume ${name} is in use by a container on host ${host}. Stop that container first${timing}.` };
+  }
+  const since = holder.dead_since ?? holder.last_seen;
+  if (grace === undefined) {
+    return {
+      kind: 'fail',
+      message: `volume ${name} is held by host ${host}, which has been unreachable since ${since}; this control service does not release the leases of dead hosts. Once that host is really down: flocker leases release ${name}`,
+    };
+  }
+  const releaseAt = new Date(Date.parse(since) + grace * 1000).toISOString();
+  return {
+    kind: 'wait',
+    releaseAt,
+    message: `volume ${name} is held by host ${host}, which has been unreachable since ${since}; the control service releases it at ${releaseAt} (lease grace ${grace} s).`,
+  };
+}
+
+export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarget {
   readonly watcher: ClusterWatcher;
   private readonly client: ControlClient;
   private readonly me: string;
@@ -132,9 +189,11 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
   private readonly firstMountAt = new Map<string, number>();
   /** Lease releases put off by the copy-up cycle, by dataset: a Mount meanwhile keeps the lease. */
   private readonly deferredReleases = new Map<string, { name: string; timer: NodeJS.Timeout }>();
+  private readonly now: () => number;
 
   constructor(opts: FlockerVolumeBackendOptions) {
     this.opts = opts;
+    this.now = opts.now ?? Date.now;
     this.client = opts.client;
     this.me = opts.nodeUuid;
     this.registry = opts.registry;
@@ -348,6 +407,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
   // ---- behaviour -----------------------------------------------------------
 
   private async doMount(req: MountRequest): Promise<MountResponse> {
+    const deadline = this.now() + this.opts.mountTimeoutMs;
     const d = await this.require(req.Name);
     const s = this.watcher.current() ?? (await this.watcher.refresh());
     const already = mountedPath(s, this.me, d.dataset_id);
@@ -358,14 +418,14 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
     }
     const started = Date.now();
     const kept = this.cancelDeferredRelease(d.dataset_id);
-    if (!kept) await this.takeLease(d, req.Name);
+    if (!kept) await this.takeLease(d, req.Name, deadline);
     const leased = Date.now();
     try {
       if (d.primary !== this.me) {
         this.logger.info('moving volume to this node', { volume: req.Name, dataset_id: d.dataset_id, from: d.primary });
         await this.client.updateDataset(d.dataset_id, { primary: this.me });
       }
-      const mountpoint = await this.waitMounted(req.Name, d.dataset_id);
+      const mountpoint = await this.waitMounted(req.Name, d.dataset_id, deadline);
       const mounted = Date.now();
       await this.registry.add(d.dataset_id, req.Name, req.ID);
       this.firstMountAt.set(req.Name, Date.now());
@@ -378,25 +438,53 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
     }
   }
 
-  /** Take the lease for this node; the control service refuses if another node holds it. */
-  private async takeLease(d: DatasetConfiguration, name: string): Promise<void> {
-    try {
-      await this.client.acquireLease({ dataset_id: d.dataset_id, node_uuid: this.me, expires: null });
-    } catch (err) {
-      if (apiStatus(err) !== 409) throw err;
-      const s = await this.watcher.refresh();
-      const holder = leaseOf(s, d.dataset_id)?.node_uuid;
-      throw new VolumePluginError(
-        'VOLUME_IN_USE',
-        `volume ${name} is in use by a container on host ${holder ? hostOf(s, holder) : 'another host'}.`,
-      );
+  /**
+   * Take the lease for this node; the control service refuses while another node holds
+   * it. A holder declared dead (lease not pinned) is waited out, up to the Mount's
+   * deadline: the control service releases its leases after the lease grace, and the
+   * wait follows the snapshot the watcher already follows. A live holder or a pinned
+   * lease fails at once.
+   */
+  private async takeLease(d: DatasetConfiguration, name: string, deadline: number): Promise<void> {
+    let waiting: string | undefined;
+    for (;;) {
+      try {
+        await this.client.acquireLease({ dataset_id: d.dataset_id, node_uuid: this.me, expires: null });
+        if (waiting !== undefined) this.logger.info('took the lease the control service released from a dead host', { volume: name, dataset_id: d.dataset_id });
+        return;
+      } catch (err) {
+        if (apiStatus(err) !== 409) throw err;
+      }
+      const verdict = leaseVerdict(await this.watcher.refresh(), d.dataset_id, this.me, name);
+      if (verdict.kind === 'fail') throw new VolumePluginError('VOLUME_IN_USE', verdict.message);
+      const remaining = deadline - this.now();
+      if (verdict.kind === 'free') {
+        // Released (or taken and released elsewhere) between the refusal and the snapshot: try again.
+        if (remaining <= 0) throw new VolumePluginError('MOUNT_TIMEOUT', `Timed out taking the lease of volume ${name}: other hosts keep taking it.`);
+        continue;
+      }
+      if (waiting !== verdict.message) {
+        waiting = verdict.message;
+        this.logger.warn('waiting for the control service to release the lease of a dead host', { volume: name, dataset_id: d.dataset_id, detail: verdict.message, release_at: verdict.releaseAt });
+      }
+      const settled = (s: ClusterSnapshot) => (leaseVerdict(s, d.dataset_id, this.me, name).kind === 'wait' ? undefined : true);
+      try {
+        if (remaining <= 0) throw new WaitTimeoutError(undefined);
+        await this.watcher.waitFor(settled, remaining);
+      } catch (err) {
+        if (!(err instanceof WaitTimeoutError)) throw err;
+        throw new VolumePluginError(
+          'MOUNT_TIMEOUT',
+          `${verdict.message} Gave up waiting after ${Math.round(this.opts.mountTimeoutMs / 1000)} s (the plugin's mount timeout); retry after ${verdict.releaseAt}.`,
+        );
+      }
     }
   }
 
-  private async waitMounted(name: string, datasetId: string): Promise<string> {
+  private async waitMounted(name: string, datasetId: string, deadline: number): Promise<string> {
     const timeoutMs = this.opts.mountTimeoutMs;
     try {
-      return await this.watcher.waitFor((s) => mountedPath(s, this.me, datasetId), timeoutMs);
+      return await this.watcher.waitFor((s) => mountedPath(s, this.me, datasetId), Math.max(0, deadline - this.now()));
     } catch (err) {
       if (!(err instanceof WaitTimeoutError)) throw err;
       const node = err.last ? nodeOf(err.last, this.me) : undefined;
@@ -477,33 +565,85 @@ export class FlockerVolumeBackend implements VolumeDriverBackend {
   async reconcile(): Promise<void> {
     const s = await this.watcher.latest();
     const node = nodeOf(s, this.me);
-    for (const e of this.registry.entries()) {
-      if (e.ids.length === 0) {
-        // The last Unmount was answered but its lease release did not finish: finish it.
-        await this.releaseUnused(e.datasetId).catch((err: unknown) =>
-          this.logger.error('cannot release lease', { volume: e.name, error: errorMessage(err) }),
-        );
-        continue;
-      }
-      const d = s.datasets.find((x) => x.dataset_id === e.datasetId && !x.deleted);
-      const notHere = !d || d.primary !== this.me || (node !== undefined && !mountedPath(s, this.me, e.datasetId));
-      if (notHere) {
-        this.logger.info('dropping stale mount IDs', { volume: e.name, dataset_id: e.datasetId, ids: e.ids });
-        await this.registry.drop(e.datasetId);
-        continue;
-      }
-      const lease = leaseOf(s, e.datasetId);
-      if (lease && lease.node_uuid !== this.me) {
-        this.logger.error('volume used here is leased by another node', { volume: e.name, holder: lease.node_uuid });
-        continue;
-      }
-      try {
-        await this.client.acquireLease({ dataset_id: e.datasetId, node_uuid: this.me, expires: null });
-      } catch (err) {
-        this.logger.error('cannot re-acquire lease', { volume: e.name, error: errorMessage(err) });
-      }
+    for (const listed of this.registry.entries()) {
+      await this.serialised(listed.name, async () => {
+        // Read again in the volume's queue: a Docker reconcile or an Unmount may have changed it.
+        const e = this.registry.entries().find((x) => x.datasetId === listed.datasetId);
+        if (e === undefined) return;
+        if (e.ids.length === 0) {
+          // The last Unmount was answered but its lease release did not finish: finish it.
+          await this.releaseUnused(e.datasetId).catch((err: unknown) =>
+            this.logger.error('cannot release lease', { volume: e.name, error: errorMessage(err) }),
+          );
+          return;
+        }
+        const d = s.datasets.find((x) => x.dataset_id === e.datasetId && !x.deleted);
+        const notHere = !d || d.primary !== this.me || (node !== undefined && !mountedPath(s, this.me, e.datasetId));
+        if (notHere) {
+          this.logger.info('dropping stale mount IDs', { volume: e.name, dataset_id: e.datasetId, ids: e.ids });
+          await this.registry.drop(e.datasetId);
+          return;
+        }
+        const lease = leaseOf(s, e.datasetId);
+        if (lease && lease.node_uuid !== this.me) {
+          this.logger.error('volume used here is leased by another node', { volume: e.name, holder: lease.node_uuid });
+          return;
+        }
+        try {
+          await this.client.acquireLease({ dataset_id: e.datasetId, node_uuid: this.me, expires: null });
+        } catch (err) {
+          this.logger.error('cannot re-acquire lease', { volume: e.name, error: errorMessage(err) });
+        }
+      });
     }
     await this.watcher.refresh();
+  }
+
+  /**
+   * Reconcile the mount IDs with the containers this host's dockerd runs (see
+   * DockerReconciler): a volume no container uses (running, paused, restarting, or
+   * "created" within the safety window) and with no mount ID younger than the window
+   * loses its IDs and its lease, as at its last Unmount. Each volume is decided in its
+   * queue, against the registry as it is then, so a Mount answered after the list was
+   * taken (a young ID) keeps it.
+   */
+  async reconcileWithDocker(containers: readonly DockerContainer[], driver: string): Promise<VolumeOutcome[]> {
+    const windowMs = this.opts.mountSafetyWindowMs ?? DEFAULT_MOUNT_SAFETY_WINDOW_MS;
+    const outcomes: VolumeOutcome[] = [];
+    for (const listed of this.registry.entries()) {
+      const outcome = await this.serialised(listed.name, async (): Promise<VolumeOutcome> => {
+        const base = { volume: listed.name, datasetId: listed.datasetId };
+        if (this.deferredReleases.has(listed.datasetId)) return { ...base, result: 'skipped', detail: 'copy-up release pending' };
+        const mountedAt = this.registry.mountedAt(listed.datasetId);
+        const stillListed = this.registry.entries().some((e) => e.datasetId === listed.datasetId);
+        if (!stillListed) return { ...base, result: 'skipped', detail: 'gone meanwhile' };
+        const s = this.watcher.current();
+        const ref = { name: listed.name, mountpoint: s ? mountedPath(s, this.me, listed.datasetId) : undefined };
+        const now = this.now();
+        const decision = decideVolume(mountedAt, containersUsing(ref, containers, driver, now, windowMs), now, windowMs);
+        if (decision.action === 'keep') {
+          const detail = decision.reason === 'in use' ? `in use by ${decision.containers.join(', ')}` : `young mount IDs ${decision.youngIds.join(', ')}`;
+          return { ...base, result: 'kept', detail };
+        }
+        if (decision.staleIds.length > 0) {
+          this.logger.info('no container on this host uses the volume any more (Docker sent no Unmount): releasing it', {
+            volume: listed.name,
+            dataset_id: listed.datasetId,
+            mount_ids: decision.staleIds,
+          });
+        }
+        try {
+          const remaining = await this.registry.removeIds(listed.datasetId, decision.staleIds);
+          if (remaining === 0) await this.releaseUnused(listed.datasetId);
+          return { ...base, result: 'released' };
+        } catch (err) {
+          this.logger.error('cannot release the lease of an unused volume; retrying at the next reconcile', { volume: listed.name, error: errorMessage(err) });
+          return { ...base, result: 'failed', detail: errorMessage(err) };
+        }
+      });
+      outcomes.push(outcome);
+    }
+    return outcomes;
   }
 
   private async lookup(name: string): Promise<DatasetConfiguration | undefined> {

@@ -45,10 +45,24 @@ describe('plugin configuration', () => {
 
   it('command-line overrides win and need no agent.yml', async () => {
     const s = await resolveSettings({ controlUrl: 'http://c:1', nodeUuid: UUID, stateDir: dir, socket: '/tmp/x.sock', mountTimeout: 30, defaultSize: '5G' });
-    expect(s).toEqual({ controlUrl: 'http://c:1', nodeUuid: UUID, stateDir: dir, socketPath: '/tmp/x.sock', mountTimeoutMs: 30_000, defaultSize: 5 * 1024 ** 3 });
+    expect(s).toEqual({
+      controlUrl: 'http://c:1',
+      nodeUuid: UUID,
+      stateDir: dir,
+      socketPath: '/tmp/x.sock',
+      mountTimeoutMs: 30_000,
+      defaultSize: 5 * 1024 ** 3,
+      dockerSocket: '/var/run/docker.sock',
+      reconcileIntervalMs: 30_000,
+      mountSafetyWindowMs: 60_000,
+    });
     const d = await resolveSettings({ controlUrl: 'http://c:1', nodeUuid: UUID, agentConfig: path.join(dir, 'missing.yml') });
     expect(d).toMatchObject({ socketPath: '/run/docker/plugins/flocker.sock', mountTimeoutMs: 100_000, defaultSize: 10 * 1024 ** 3, stateDir: '/var/lib/flocker/agent' });
     await expect(resolveSettings({ controlUrl: 'http://c:1', nodeUuid: 'nope' })).rejects.toThrow(/not a UUID/);
+    const docker = await resolveSettings({ controlUrl: 'http://c:1', nodeUuid: UUID, dockerSocket: '/run/d.sock', reconcileInterval: 0, mountSafetyWindow: 5 });
+    expect(docker).toMatchObject({ dockerSocket: '/run/d.sock', reconcileIntervalMs: 0, mountSafetyWindowMs: 5_000 });
+    expect(await resolveSettings({ controlUrl: 'http://c:1', nodeUuid: UUID, dockerSocket: 'none' })).toMatchObject({ dockerSocket: '' });
+    await expect(resolveSettings({ controlUrl: 'http://c:1', nodeUuid: UUID, reconcileInterval: -1 })).rejects.toThrow(/--reconcile-interval -1 is not a number of seconds/);
     await expect(resolveSettings({ controlUrl: 'http://c:1', nodeUuid: UUID, defaultSize: '1M' })).rejects.toThrow(/too small/);
   });
 });

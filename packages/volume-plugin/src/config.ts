@@ -9,6 +9,7 @@ import { createSecureContext } from 'node:tls';
 import { controlUrlsFromHosts, identityFromCommonName, Uuid, type TlsCredentials } from '@flocker/api';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { DEFAULT_MOUNT_SAFETY_WINDOW_MS, DEFAULT_RECONCILE_INTERVAL_MS } from './DockerReconciler';
 import { VolumePluginError } from './protocol';
 import { DEFAULT_VOLUME_SIZE, parseSize } from './volumeOptions';
 
@@ -18,6 +19,7 @@ export const DEFAULT_STATE_DIR = '/var/lib/flocker/agent';
 export const DEFAULT_MOUNT_TIMEOUT_MS = 100_000;
 export const NODE_FILE = 'node.json';
 export const MOUNTS_FILE = 'plugin-mounts.json';
+export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 
 /** Only the parts of agent.yml the plugin needs; the rest belongs to the agent. */
 const AgentYaml = z
@@ -56,6 +58,12 @@ export interface PluginSettings {
   stateDir: string;
   mountTimeoutMs: number;
   defaultSize: number;
+  /** This host's dockerd, to reconcile mount IDs with the containers it runs; absent or '' = no reconciling. */
+  dockerSocket?: string;
+  /** Period of the reconcile with dockerd (ms); 0 = only when the connection to dockerd is (re)made. */
+  reconcileIntervalMs?: number;
+  /** Mount IDs and "created" containers younger than this count as in use (ms). */
+  mountSafetyWindowMs?: number;
 }
 
 export interface PluginArgs {
@@ -69,6 +77,12 @@ export interface PluginArgs {
   defaultSize?: string;
   /** Seconds to wait for the agent to write node.json. */
   nodeWait?: number;
+  /** dockerd's API socket; "none" or "" turns reconciling with Docker off. */
+  dockerSocket?: string;
+  /** Seconds between reconciles with dockerd; 0 = only when dockerd (re)appears. */
+  reconcileInterval?: number;
+  /** Seconds. */
+  mountSafetyWindow?: number;
 }
 
 export interface AgentYamlSettings {
@@ -174,7 +188,16 @@ export async function resolveSettings(args: PluginArgs): Promise<PluginSettings>
     socketPath: args.socket ?? DEFAULT_SOCKET,
     mountTimeoutMs: (args.mountTimeout ?? DEFAULT_MOUNT_TIMEOUT_MS / 1000) * 1000,
     defaultSize: args.defaultSize === undefined ? DEFAULT_VOLUME_SIZE : parseSize(args.defaultSize),
+    dockerSocket: args.dockerSocket === undefined ? DEFAULT_DOCKER_SOCKET : args.dockerSocket === 'none' ? '' : args.dockerSocket,
+    reconcileIntervalMs: seconds('--reconcile-interval', args.reconcileInterval, DEFAULT_RECONCILE_INTERVAL_MS / 1000) * 1000,
+    mountSafetyWindowMs: seconds('--mount-safety-window', args.mountSafetyWindow, DEFAULT_MOUNT_SAFETY_WINDOW_MS / 1000) * 1000,
   };
+}
+
+function seconds(flag: string, value: number | undefined, fallback: number): number {
+  const v = value ?? fallback;
+  if (!Number.isFinite(v) || v < 0) throw new VolumePluginError('CONFIG_INVALID', `${flag} ${v} is not a number of seconds (0 or more).`);
+  return v;
 }
 
 function tryAgentYaml(file: string, required: boolean): AgentYamlSettings | undefined {

@@ -17,6 +17,9 @@ async function main(): Promise<void> {
     .option('mount-timeout', { type: 'number', describe: 'seconds Mount waits for the volume (Docker gives up at 120)', default: 100 })
     .option('default-size', { type: 'string', describe: 'size of volumes created without -o size', default: '10GiB' })
     .option('node-wait', { type: 'number', describe: 'seconds to wait at start for the agent to write node.json', default: 60 })
+    .option('docker-socket', { type: 'string', describe: 'this host\'s dockerd API socket, to reconcile mounts with the containers it runs ("none": off)', default: '/var/run/docker.sock' })
+    .option('reconcile-interval', { type: 'number', describe: 'seconds between reconciles with dockerd (0: only when dockerd (re)appears)', default: 30 })
+    .option('mount-safety-window', { type: 'number', describe: 'seconds a mount ID (or a created container) counts as in use whatever Docker shows', default: 60 })
     .strict()
     .help()
     .parseAsync();
@@ -30,6 +33,9 @@ async function main(): Promise<void> {
     mountTimeout: argv['mount-timeout'],
     defaultSize: argv['default-size'],
     nodeWait: argv['node-wait'],
+    dockerSocket: argv['docker-socket'],
+    reconcileInterval: argv['reconcile-interval'],
+    mountSafetyWindow: argv['mount-safety-window'],
   });
   const plugin = await startVolumePlugin({ ...settings, logger });
   const stop = (signal: string) => {

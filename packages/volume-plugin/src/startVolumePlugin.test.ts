@@ -48,7 +48,7 @@ describe('startVolumePlugin', () => {
     const mount = await callPlugin(sock, '/VolumeDriver.Mount', { Name: 'web', ID: 'c1' });
     expect(mount.body).toEqual({ Mountpoint: expect.stringMatching(/^\/mnt\/flocker\//), Err: '' });
     expect((await callPlugin(sock, '/VolumeDriver.List')).body).toEqual({ Volumes: [{ Name: 'web', Mountpoint: (mount.body as { Mountpoint: string }).Mountpoint }], Err: '' });
-    expect(Object.values(MountRegistry.read(path.join(stateDir, 'plugin-mounts.json')).latest?.volumes ?? {})).toEqual([{ name: 'web', ids: ['c1'] }]);
+    expect(Object.values(MountRegistry.read(path.join(stateDir, 'plugin-mounts.json')).latest?.volumes ?? {})).toEqual([{ name: 'web', ids: ['c1'], added: { c1: expect.any(Number) } }]);
     await plugin.close();
     expect(fs.existsSync(sock)).toBe(false);
     plugin = undefined;

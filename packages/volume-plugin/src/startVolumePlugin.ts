@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { FlockerClient, tlsDispatcher } from '@flocker/api';
 import * as winston from 'winston';
 import { MOUNTS_FILE, type PluginSettings } from './config';
+import { DEFAULT_RECONCILE_INTERVAL_MS, DockerReconciler, driverNameOf } from './DockerReconciler';
+import { DockerodeView, type DockerView } from './DockerView';
 import { FlockerVolumeBackend, type ControlClient } from './FlockerVolumeBackend';
 import { MountRegistry } from './MountRegistry';
 import { createPluginHttpServer, listenOnUnixSocket } from './PluginHttpServer';
@@ -17,11 +19,15 @@ export interface VolumePluginOptions extends PluginSettings {
   startTimeoutMs?: number;
   /** Inject a client (tests); default: FlockerClient on controlUrl. */
   client?: ControlClient;
+  /** Inject the view of dockerd (tests); default: dockerode on dockerSocket, none without one. */
+  docker?: DockerView;
 }
 
 export interface RunningVolumePlugin {
   socketPath: string;
   backend: FlockerVolumeBackend;
+  /** Reconciles mount IDs with the containers dockerd runs; undefined when off (no dockerSocket). */
+  reconciler: DockerReconciler | undefined;
   close(): Promise<void>;
 }
 
@@ -49,6 +55,7 @@ export async function startVolumePlugin(options: VolumePluginOptions): Promise<R
     mountTimeoutMs: options.mountTimeoutMs,
     defaultSize: options.defaultSize,
     ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
+    ...(options.mountSafetyWindowMs !== undefined ? { mountSafetyWindowMs: options.mountSafetyWindowMs } : {}),
   });
   await backend.start(options.startTimeoutMs);
   const server = createPluginHttpServer(backend, logger);
@@ -58,10 +65,24 @@ export async function startVolumePlugin(options: VolumePluginOptions): Promise<R
     control_url: options.controlUrl,
     node_uuid: options.nodeUuid,
   });
+  // dockerd usually starts after the plugin: the reconciler keeps trying to reach it, off the socket's path.
+  const docker = options.docker ?? (options.dockerSocket ? new DockerodeView({ socketPath: options.dockerSocket, logger }) : undefined);
+  const reconciler =
+    docker &&
+    new DockerReconciler({
+      docker,
+      target: backend,
+      driver: driverNameOf(options.socketPath),
+      logger,
+      intervalMs: options.reconcileIntervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS,
+    });
+  reconciler?.start();
   return {
     socketPath: options.socketPath,
     backend,
+    reconciler,
     close: async () => {
+      await reconciler?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

@@ -1,0 +1,180 @@
+/**
+ * Reconciles the plugin's mount IDs (and so its leases) with the containers this host's
+ * dockerd really runs. Docker does not always send Unmount: dockerd killed while a
+ * container used a volume (the restarted dockerd kills the container and forgets its
+ * mounts), or the plugin down while a container stopped. Such an ID would hold the
+ * lease forever; here a volume no container uses any more is let go as its last
+ * Unmount would have.
+ *
+ * Pure decisions first (which containers use a volume, what to do with its IDs), then
+ * the scheduler: at start (dockerd may come up later), each time the connection to
+ * dockerd comes back (a dockerd restart), and periodically.
+ */
+import type { Logger } from 'winston';
+import { DockerUnreachableError, type DockerContainer, type DockerMount, type DockerView } from './DockerView';
+
+/** A container in one of these states uses its volumes. */
+export const IN_USE_STATES: ReadonlySet<string> = new Set(['running', 'paused', 'restarting']);
+/**
+ * Docker calls Mount before the container starts (state "created"), and a Mount may
+ * be in flight while the list is taken: mount IDs this young, and "created"
+ * containers this young, always count as in use.
+ */
+export const DEFAULT_MOUNT_SAFETY_WINDOW_MS = 60_000;
+export const DEFAULT_RECONCILE_INTERVAL_MS = 30_000;
+/** The plugin's own socket name, less ".sock", is the driver name Docker records for its volumes. */
+export function driverNameOf(socketPath: string): string {
+  const base = socketPath.split('/').pop() ?? socketPath;
+  return base.endsWith('.sock') ? base.slice(0, -'.sock'.length) : base;
+}
+
+export interface VolumeRef {
+  name: string;
+  /** Where the volume is mounted on this host, if known: a mount with this source uses it too. */
+  mountpoint?: string | undefined;
+}
+
+/** Whether a container mount is this volume: our driver and its name, or the volume's mountpoint as source. */
+export function mountsVolume(m: DockerMount, v: VolumeRef, driver: string): boolean {
+  if (m.name === v.name && m.driver === driver) return true;
+  return v.mountpoint !== undefined && m.source !== '' && m.source === v.mountpoint;
+}
+
+/** The containers that use the volume now, or are about to (a "created" one younger than the window). */
+export function containersUsing(v: VolumeRef, containers: readonly DockerContainer[], driver: string, now: number, windowMs: number): DockerContainer[] {
+  return containers.filter(
+    (c) =>
+      (IN_USE_STATES.has(c.state) || (c.state === 'created' && now - c.createdMs < windowMs)) &&
+      c.mounts.some((m) => mountsVolume(m, v, driver)),
+  );
+}
+
+export type VolumeDecision =
+  | { action: 'keep'; reason: 'in use'; containers: string[] }
+  | { action: 'keep'; reason: 'young mount'; youngIds: string[] }
+  | { action: 'release'; staleIds: string[] };
+
+/**
+ * What to do with a volume's mount IDs. IDs are never matched to containers (Docker's
+ * mount ID is not the container's): while any container uses the volume everything is
+ * kept; extra IDs then only delay the release until a reconcile after the last one.
+ */
+export function decideVolume(mountedAt: ReadonlyMap<string, number>, users: readonly DockerContainer[], now: number, windowMs: number): VolumeDecision {
+  if (users.length > 0) return { action: 'keep', reason: 'in use', containers: users.map((c) => c.id) };
+  const youngIds = [...mountedAt].filter(([, at]) => now - at < windowMs).map(([id]) => id);
+  if (youngIds.length > 0) return { action: 'keep', reason: 'young mount', youngIds };
+  return { action: 'release', staleIds: [...mountedAt.keys()] };
+}
+
+export interface VolumeOutcome {
+  volume: string;
+  datasetId: string;
+  /** released: IDs dropped and lease let go; kept: in use or too young; skipped: a release already pending (copy-up). */
+  result: 'released' | 'kept' | 'skipped' | 'failed';
+  detail?: string;
+}
+
+export interface ReconcileTarget {
+  reconcileWithDocker(containers: readonly DockerContainer[], driver: string): Promise<VolumeOutcome[]>;
+}
+
+export interface Timers {
+  setInterval(fn: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+}
+
+const realTimers: Timers = {
+  setInterval: (fn, ms) => {
+    const t = setInterval(fn, ms);
+    t.unref();
+    return t;
+  },
+  clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
+};
+
+export interface DockerReconcilerOptions {
+  docker: DockerView;
+  target: ReconcileTarget;
+  /** The driver name Docker uses for this plugin's volumes. */
+  driver: string;
+  logger: Logger;
+  /** Periodic reconcile; 0 = only at (re)connection. */
+  intervalMs: number;
+  timers?: Timers;
+}
+
+export class DockerReconciler {
+  private running: Promise<boolean> | undefined;
+  private queued: Promise<boolean> | undefined;
+  private follower: { close(): void } | undefined;
+  private interval: unknown;
+  /** dockerd answered the last attempt (warn once per outage, not every period). */
+  private reachable: boolean | undefined;
+  private closed = false;
+
+  constructor(private readonly opts: DockerReconcilerOptions) {}
+
+  /** Follow dockerd and reconcile at each (re)connection and periodically. Never blocks. */
+  start(): void {
+    this.follower = this.opts.docker.follow({
+      onConnect: () => void this.run('dockerd connected'),
+      onDisconnect: (reason) => this.opts.logger.info('lost the connection to dockerd; reconciling when it is back', { reason }),
+    });
+    const timers = this.opts.timers ?? realTimers;
+    if (this.opts.intervalMs > 0) this.interval = timers.setInterval(() => void this.run('periodic'), this.opts.intervalMs);
+  }
+
+  /**
+   * Reconcile now, after one in progress if any (calls meanwhile share one run).
+   * Resolves false when dockerd could not be listed: then nothing was changed.
+   */
+  run(reason: string): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    if (this.running === undefined) {
+      const run = this.once(reason).finally(() => {
+        if (this.running === run) this.running = undefined;
+      });
+      this.running = run;
+      return run;
+    }
+    this.queued ??= this.running
+      .catch(() => false)
+      .then(() => {
+        this.queued = undefined;
+        return this.run(reason);
+      });
+    return this.queued;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.follower?.close();
+    if (this.interval !== undefined) (this.opts.timers ?? realTimers).clearInterval(this.interval);
+    await this.running?.catch(() => undefined);
+    await this.queued?.catch(() => undefined);
+  }
+
+  private async once(reason: string): Promise<boolean> {
+    let containers: DockerContainer[];
+    try {
+      containers = await this.opts.docker.containers();
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      // Cannot see is not "not used": keep everything.
+      if (this.reachable !== false) {
+        this.opts.logger.warn('cannot list the containers of dockerd; keeping every mount until it answers', {
+          reason,
+          error: message,
+          code: err instanceof DockerUnreachableError ? err.code : 'DOCKER_ERROR',
+        });
+      } else this.opts.logger.debug('dockerd still unreachable', { reason, error: message });
+      this.reachable = false;
+      return false;
+    }
+    this.reachable = true;
+    const outcomes = await this.opts.target.reconcileWithDocker(containers, this.opts.driver);
+    const released = outcomes.filter((o) => o.result === 'released').map((o) => o.volume);
+    this.opts.logger.debug('reconciled with dockerd', { reason, containers: containers.length, volumes: outcomes.length, released });
+    return true;
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * What the plugin needs to see of its own host's dockerd: which containers exist, in
+ * which state, with which mounts; and when dockerd (re)appears. An interface, so the
+ * reconcile logic is tested against a fake; `DockerodeView` is the real one (Docker
+ * Engine API on the unix socket through dockerode).
+ */
+import Docker from 'dockerode';
+import type { Logger } from 'winston';
+import { z } from 'zod';
+
+export interface DockerMount {
+  type: string;
+  /** Volume name (volume mounts). */
+  name?: string;
+  /** Volume driver (volume mounts). */
+  driver?: string;
+  /** Host path: for a plugin volume, the Mountpoint its Mount answered (empty before it is mounted). */
+  source: string;
+}
+
+export interface DockerContainer {
+  id: string;
+  /** Docker's state: created, running, paused, restarting, removing, exited, dead. */
+  state: string;
+  /** When the container was created (ms since the epoch). */
+  createdMs: number;
+  mounts: readonly DockerMount[];
+}
+
+/** dockerd cannot be reached (not started yet, restarting, socket missing): nothing can be concluded. */
+export class DockerUnreachableError extends Error {
+  readonly code = 'DOCKER_UNREACHABLE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'DockerUnreachableError';
+  }
+}
+
+export interface DockerFollowHandlers {
+  /** A connection to dockerd was (re)established: at first contact, and each time dockerd comes back. */
+  onConnect(): void;
+  /** The connection dropped (dockerd stopped, was killed, or restarts). */
+  onDisconnect(reason: string): void;
+}
+
+export interface DockerView {
+  /** Every container of this host's dockerd (any state), with its mounts; DockerUnreachableError if dockerd does not answer. */
+  containers(): Promise<DockerContainer[]>;
+  /** Keep a connection to dockerd (its event stream), reconnecting while it is away. */
+  follow(handlers: DockerFollowHandlers): { close(): void };
+}
+
+/** Docker's list answer, checked at the boundary (only the fields used). */
+const ContainerList = z.array(
+  z
+    .object({
+      Id: z.string(),
+      State: z.string(),
+      Created: z.number(),
+      Mounts: z
+        .array(z.object({ Type: z.string(), Name: z.string().optional(), Driver: z.string().optional(), Source: z.string().default('') }).loose())
+        .nullish(),
+    })
+    .loose(),
+);
+
+export interface DockerodeViewOptions {
+  socketPath: string;
+  logger: Logger;
+  /** Bound on one list request (ms). */
+  requestTimeoutMs?: number;
+  /** Pause between attempts to reach dockerd while it is away (ms). */
+  retryMs?: number;
+}
+
+export class DockerodeView implements DockerView {
+  private readonly docker: Docker;
+  /** Without a request timeout: the event stream is quiet for long stretches. */
+  private readonly stream: Docker;
+
+  constructor(private readonly opts: DockerodeViewOptions) {
+    this.docker = new Docker({ socketPath: opts.socketPath, timeout: opts.requestTimeoutMs ?? 10_000 });
+    this.stream = new Docker({ socketPath: opts.socketPath });
+  }
+
+  async containers(): Promise<DockerContainer[]> {
+    let raw: unknown;
+    try {
+      raw = await this.docker.listContainers({ all: true });
+    } catch (err) {
+      throw new DockerUnreachableError(`dockerd at ${this.opts.socketPath} does not answer: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const parsed = ContainerList.safeParse(raw);
+    if (!parsed.success) throw new DockerUnreachableError(`dockerd answered an unexpected container list: ${z.prettifyError(parsed.error)}`);
+    return parsed.data.map((c) => ({
+      id: c.Id,
+      state: c.State,
+      createdMs: c.Created * 1000,
+      mounts: (c.Mounts ?? []).map((m) => ({
+        type: m.Type,
+        source: m.Source,
+        ...(m.Name !== undefined ? { name: m.Name } : {}),
+        ...(m.Driver !== undefined ? { driver: m.Driver } : {}),
+      })),
+    }));
+  }
+
+  follow(handlers: DockerFollowHandlers): { close(): void } {
+    let closed = false;
+    let current: NodeJS.ReadableStream | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const retryMs = this.opts.retryMs ?? 1_000;
+    const connect = () => {
+      if (closed) return;
+      this.stream.getEvents({ filters: { type: ['container'] } }).then(
+        (s) => {
+          if (closed) {
+            destroy(s);
+            return;
+          }
+          current = s;
+          let ended = false;
+          const end = (reason: string) => {
+            if (ended) return;
+            ended = true;
+            current = undefined;
+            if (closed) return;
+            handlers.onDisconnect(reason);
+            timer = setTimeout(connect, retryMs);
+          };
+          s.on('data', () => undefined); // Only the connection matters; keep the stream flowing.
+          s.on('end', () => end('event stream ended'));
+          s.on('close', () => end('event stream closed'));
+          s.on('error', (err: Error) => end(err.message));
+          handlers.onConnect();
+        },
+        (err: unknown) => {
+          if (closed) return;
+          this.opts.logger.debug('dockerd not reachable; retrying', { socket: this.opts.socketPath, error: err instanceof Error ? err.message : String(err) });
+          timer = setTimeout(connect, retryMs);
+        },
+      );
+    };
+    connect();
+    return {
+      close: () => {
+        closed = true;
+        clearTimeout(timer);
+        if (current) destroy(current);
+      },
+    };
+  }
+}
+
+function destroy(s: NodeJS.ReadableStream): void {
+  if ('destroy' in s && typeof s.destroy === 'function') (s as NodeJS.ReadableStream & { destroy(): void }).destroy();
+}

@@ -1,0 +1,278 @@
+/**
+ * Issue 16 in the plugin: mount IDs Docker never unmounts are reconciled with the
+ * containers dockerd runs, and a Mount waits out a lease held by a dead host. Against a
+ * real control service (in-process) with fake agents, a fake dockerd and a test clock.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { FlockerClient, type ClusterSnapshot } from '@flocker/api';
+import { MemoryConfigurationStore, startControlService, type ControlService } from '@flocker/control-api';
+import * as winston from 'winston';
+import { DockerReconciler } from './DockerReconciler';
+import type { DockerContainer } from './DockerView';
+import { FakeDatasetAgent } from './FakeDatasetAgent';
+import { FakeDocker } from './FakeDocker';
+import { FlockerVolumeBackend, leaseVerdict, type ControlClient } from './FlockerVolumeBackend';
+import { MountRegistry } from './MountRegistry';
+
+const NODE_A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+const NODE_B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+const GiB = 1024 ** 3;
+const WINDOW = 60_000;
+const logger = winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });
+
+describe('plugin failover: reconcile with Docker, wait out a dead holder', () => {
+  let control: ControlService;
+  let client: FlockerClient;
+  let dir: string;
+  let agentA: FakeDatasetAgent;
+  let agentB: FakeDatasetAgent;
+  /** Test clock: real time plus a skew the test moves forward. */
+  let skew = 0;
+  const now = () => Date.now() + skew;
+  const closers: (() => Promise<void>)[] = [];
+
+  async function backendFor(node: string, extra: { client?: ControlClient; mountTimeoutMs?: number } = {}): Promise<FlockerVolumeBackend> {
+    const registry = await MountRegistry.load(path.join(dir, node, 'plugin-mounts.json'), undefined, now);
+    const b = new FlockerVolumeBackend({
+      client: extra.client ?? client,
+      nodeUuid: node,
+      registry,
+      logger,
+      mountTimeoutMs: extra.mountTimeoutMs ?? 5_000,
+      removeTimeoutMs: 5_000,
+      defaultSize: GiB,
+      pollMs: 1_000,
+      mountSafetyWindowMs: WINDOW,
+      now,
+    });
+    await b.start();
+    closers.push(() => b.close());
+    return b;
+  }
+
+  function reconcilerFor(b: FlockerVolumeBackend, docker: FakeDocker): DockerReconciler {
+    const r = new DockerReconciler({ docker, target: b, driver: 'flocker', logger, intervalMs: 0 });
+    r.start();
+    closers.unshift(() => r.close());
+    return r;
+  }
+
+  const datasetOf = async (name: string) => (await client.listDatasets()).find((d) => d.metadata.name === name)!;
+  const using = (id: string, state: string, name: string, createdMs = now() - 3_600_000): DockerContainer => ({
+    id,
+    state,
+    createdMs,
+    mounts: [{ type: 'volume', name, driver: 'flocker', source: '' }],
+  });
+
+  beforeEach(async () => {
+    skew = 0;
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-failover-'));
+    control = await startControlService({ port: 0, host: '127.0.0.1', store: new MemoryConfigurationStore(), logger });
+    client = new FlockerClient({ baseUrl: control.url });
+    agentA = new FakeDatasetAgent(control.url, NODE_A, 'host-a', '/flocker-a');
+    agentB = new FakeDatasetAgent(control.url, NODE_B, 'host-b', '/flocker-b');
+    await agentA.start();
+    await agentB.start();
+  });
+
+  afterEach(async () => {
+    for (const c of closers.splice(0)) await c();
+    await agentA.stop();
+    await agentB.stop();
+    await control.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe('reconcile with Docker', () => {
+    it('a stale count is released after a dockerd restart that killed the container (no Unmount)', async () => {
+      const a = await backendFor(NODE_A);
+      const docker = new FakeDocker();
+      docker.list = [using('web', 'running', 'vol1')];
+      const r = reconcilerFor(a, docker);
+      await a.create({ Name: 'vol1' });
+      await a.mount({ Name: 'vol1', ID: 'm1' });
+      skew += WINDOW + 1_000;
+      await r.run('check');
+      expect(await client.listLeases()).toHaveLength(1); // running: kept
+      docker.down(); // dockerd SIGKILLed
+      expect(await r.run('while down')).toBe(false);
+      docker.up([{ ...using('web', 'exited', 'vol1') }]); // the restarted dockerd killed it and sent no Unmount
+      await r.run('settle');
+      expect(await client.listLeases()).toEqual([]);
+      expect(a['registry'].entries()).toEqual([]);
+      expect(MountRegistry.read(path.join(dir, NODE_A, 'plugin-mounts.json')).latest?.volumes).toEqual({});
+      // And the volume can be removed (docker volume rm).
+      await a.remove({ Name: 'vol1' });
+      expect((await datasetOf('vol1')).deleted).toBe(true);
+    });
+
+    it('a plugin restart with a registry naming a container that no longer runs releases it', async () => {
+      const first = await backendFor(NODE_A);
+      await first.create({ Name: 'vol1' });
+      await first.create({ Name: 'vol2' });
+      await first.mount({ Name: 'vol1', ID: 'gone' });
+      await first.mount({ Name: 'vol2', ID: 'kept' });
+      await first.close(); // plugin down; meanwhile the container of vol1 stopped (its Unmount went nowhere)
+      skew += WINDOW + 1_000;
+      const a = await backendFor(NODE_A);
+      const docker = new FakeDocker();
+      docker.list = [using('c-vol1', 'exited', 'vol1'), using('c-vol2', 'running', 'vol2')];
+      const r = reconcilerFor(a, docker);
+      await r.run('settle');
+      const vol2 = await datasetOf('vol2');
+      expect(await client.listLeases()).toEqual([{ dataset_id: vol2.dataset_id, node_uuid: NODE_A, expires: null }]);
+      expect(a['registry'].entries()).toEqual([{ datasetId: vol2.dataset_id, name: 'vol2', ids: ['kept'] }]);
+    });
+
+    it('a Mount in flight (created container, young mount ID) is never released', async () => {
+      const a = await backendFor(NODE_A);
+      const docker = new FakeDocker();
+      const r = reconcilerFor(a, docker);
+      await a.create({ Name: 'vol1' });
+      // The list is taken while nothing uses the volume yet, and decided after the Mount answered.
+      docker.list = [];
+      const mounting = a.mount({ Name: 'vol1', ID: 'young' });
+      const reconciling = r.run('racing the mount');
+      await mounting;
+      await reconciling;
+      // Decided now on a list taken before the Mount: the young ID keeps it.
+      expect(await a.reconcileWithDocker([], 'flocker')).toEqual([expect.objectContaining({ volume: 'vol1', result: 'kept', detail: 'young mount IDs young' })]);
+      await r.run('again');
+      expect(await client.listLeases()).toHaveLength(1);
+      // Docker mounted before starting: the container is "created" a while, its ID young.
+      docker.list = [using('starting', 'created', 'vol1', now())];
+      skew += WINDOW / 2;
+      await r.run('created');
+      expect(await client.listLeases()).toHaveLength(1);
+      expect(a['registry'].count((await datasetOf('vol1')).dataset_id)).toBe(1);
+      // Past the window, a container still "created" (never started) does not hold it.
+      skew += WINDOW;
+      await r.run('stuck in created');
+      expect(await client.listLeases()).toEqual([]);
+    });
+
+    it('nothing is released while Docker cannot be reached', async () => {
+      const a = await backendFor(NODE_A);
+      const docker = new FakeDocker();
+      docker.reachable = false;
+      const r = reconcilerFor(a, docker);
+      await a.create({ Name: 'vol1' });
+      await a.mount({ Name: 'vol1', ID: 'm1' });
+      skew += 10 * WINDOW;
+      expect(await r.run('unreachable')).toBe(false);
+      expect(await r.run('still unreachable')).toBe(false);
+      expect(await client.listLeases()).toHaveLength(1);
+      expect(a['registry'].entries()).toHaveLength(1);
+      // Once it answers (with the container running) the mount stays too.
+      docker.up([using('web', 'running', 'vol1')]);
+      await r.run('settle');
+      expect(await client.listLeases()).toHaveLength(1);
+    });
+
+    it('Unmount after a reconcile released the volume is harmless, and a new Mount takes it again', async () => {
+      const a = await backendFor(NODE_A);
+      const docker = new FakeDocker();
+      const r = reconcilerFor(a, docker);
+      await a.create({ Name: 'vol1' });
+      await a.mount({ Name: 'vol1', ID: 'm1' });
+      skew += WINDOW + 1;
+      await r.run('settle');
+      expect(await client.listLeases()).toEqual([]);
+      await a.unmount({ Name: 'vol1', ID: 'm1' }); // Docker's late Unmount
+      await a.settled();
+      await a.mount({ Name: 'vol1', ID: 'm2' });
+      expect(await client.listLeases()).toHaveLength(1);
+    });
+  });
+
+  describe('Mount on a volume leased by another host', () => {
+    /**
+     * The control client of host A, seeing host B as the test says (dead since
+     * `deadSince`, lease pinned): the rest of the snapshot is the real one.
+     */
+    function seeing(view: { dead?: string; pinned?: boolean; grace?: number }): ControlClient {
+      const adjust = (s: ClusterSnapshot): ClusterSnapshot => ({
+        ...s,
+        node_timeout_seconds: 30,
+        ...(view.grace !== undefined ? { lease_grace_seconds: view.grace } : {}),
+        nodes: s.nodes.map((n) => (n.uuid === NODE_B && view.dead ? { ...n, alive: false, dead_since: view.dead } : n)),
+        leases: s.leases.map((l) => (view.pinned ? { ...l, pinned: true } : l)),
+      });
+      return {
+        createDataset: (...x) => client.createDataset(...x),
+        updateDataset: (...x) => client.updateDataset(...x),
+        deleteDataset: (...x) => client.deleteDataset(...x),
+        acquireLease: (...x) => client.acquireLease(...x),
+        releaseLease: (...x) => client.releaseLease(...x),
+        waitForCluster: async (...x) => adjust(await client.waitForCluster(...x)),
+      };
+    }
+
+    async function leasedByB(): Promise<string> {
+      const b = await backendFor(NODE_B);
+      await b.create({ Name: 'vol1' });
+      await b.mount({ Name: 'vol1', ID: 'on-b' });
+      return (await datasetOf('vol1')).dataset_id;
+    }
+
+    it('waits while the holder is dead, then takes the lease as soon as the control service releases it', async () => {
+      const datasetId = await leasedByB();
+      const deadSince = new Date(Date.now() - 2_000).toISOString();
+      const a = await backendFor(NODE_A, { client: seeing({ dead: deadSince, grace: 5 }) });
+      let answered = false;
+      const mounting = a.mount({ Name: 'vol1', ID: 'on-a' }).finally(() => (answered = true));
+      await new Promise((r) => setTimeout(r, 500));
+      expect(answered).toBe(false); // waiting, not failed
+      const released = Date.now();
+      await client.releaseLease(datasetId); // what the control service does after the lease grace
+      await expect(mounting).resolves.toEqual({ Mountpoint: `/flocker-a/${datasetId}` });
+      expect(Date.now() - released).toBeLessThan(2_000);
+      expect(await client.listLeases()).toEqual([{ dataset_id: datasetId, node_uuid: NODE_A, expires: null }]);
+      expect((await datasetOf('vol1')).primary).toBe(NODE_A);
+    });
+
+    it('gives up at the mount timeout saying who holds it, since when, and when it is released', async () => {
+      await leasedByB();
+      const deadSince = '2026-01-01T10:00:00.000Z';
+      const a = await backendFor(NODE_A, { client: seeing({ dead: deadSince, grace: 3600 }), mountTimeoutMs: 700 });
+      await expect(a.mount({ Name: 'vol1', ID: 'on-a' })).rejects.toThrow(
+        'volume vol1 is held by host host-b, which has been unreachable since 2026-01-01T10:00:00.000Z; the control service releases it at 2026-01-01T11:00:00.000Z (lease grace 3600 s). Gave up waiting after 1 s',
+      );
+      expect((await client.listLeases())[0]?.node_uuid).toBe(NODE_B);
+    });
+
+    it('fails fast while the holder is alive', async () => {
+      await leasedByB();
+      const a = await backendFor(NODE_A, { client: seeing({ grace: 5 }) });
+      const started = Date.now();
+      await expect(a.mount({ Name: 'vol1', ID: 'on-a' })).rejects.toThrow(
+        'volume vol1 is in use by a container on host host-b. Stop that container first; if that host is down, the control service declares it dead after 30 s without a report and releases its leases 5 s later.',
+      );
+      expect(Date.now() - started).toBeLessThan(1_000);
+    });
+
+    it('fails fast on a pinned lease, even of a dead host, naming the command that releases it', async () => {
+      await leasedByB();
+      const a = await backendFor(NODE_A, { client: seeing({ dead: new Date().toISOString(), pinned: true, grace: 5 }) });
+      const started = Date.now();
+      await expect(a.mount({ Name: 'vol1', ID: 'on-a' })).rejects.toThrow(/an admin pinned it there.*flocker leases release vol1/);
+      expect(Date.now() - started).toBeLessThan(1_000);
+    });
+
+    it('fails fast on a dead holder when the control service does not release leases (no lease grace)', () => {
+      const s: ClusterSnapshot = {
+        generation: '1',
+        configuration_tag: 't',
+        datasets: [],
+        leases: [{ dataset_id: 'd', node_uuid: NODE_B, expires: null }],
+        nodes: [{ uuid: NODE_B, era: 'e', host: 'host-b', instance_id: 'i', backend: 'fake', manifestations: [], errors: [], alive: false, last_seen: '2026-01-01T00:00:00.000Z' }],
+      };
+      expect(leaseVerdict(s, 'd', NODE_A, 'v')).toMatchObject({ kind: 'fail', message: expect.stringMatching(/does not release the leases of dead hosts.*flocker leases release v/) });
+      expect(leaseVerdict({ ...s, lease_grace_seconds: 5 }, 'd', NODE_A, 'v')).toMatchObject({ kind: 'wait', releaseAt: '2026-01-01T00:00:05.000Z' });
+      expect(leaseVerdict({ ...s, leases: [] }, 'd', NODE_A, 'v')).toEqual({ kind: 'free' });
+    });
+  });
+});
