@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { FlockerClient, tlsDispatcher } from '@flocker/api';
 import { ClusterHost, type ComponentCommands } from './Host';
 import { buildTinyImage } from './image';
-import { clusterLayout, MAX_SLOTS, type ClusterLayout } from './layout';
+import { clusterLayout, controlServiceFlags, MAX_SLOTS, type ClusterLayout } from './layout';
 import { addNetns, createControlNetns, createHostMountNs, createHostNetns, createSwitch, ensurePinDir, inNetns } from './namespaces';
 import { ClusterPki } from './pki';
 import { isAlive, readPidFile, spawnDetached, stopPid } from './processes';
@@ -28,6 +28,8 @@ export interface ClusterOptions {
   withAgents?: boolean;
   /** Control service --node-timeout. Default 10. */
   nodeTimeoutSeconds?: number;
+  /** Control service --lease-grace (seconds a dead node keeps its leases). Default: not passed (the service's 5 s). */
+  leaseGraceSeconds?: number;
   /** Override how components are launched. */
   commands?: Partial<ComponentCommands>;
   /** Per-component start-up limit. Default 30 s. */
@@ -37,20 +39,7 @@ export interface ClusterOptions {
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 
 export const defaultCommands: ComponentCommands = {
-  control: ({ port, dataDir, nodeTimeoutSeconds, tlsDir }) => [
-    process.execPath,
-    path.join(REPO_ROOT, 'packages/control-api/dist/main.js'),
-    '--port',
-    String(port),
-    '--host',
-    '0.0.0.0',
-    '--data-dir',
-    dataDir,
-    '--node-timeout',
-    String(nodeTimeoutSeconds),
-    '--tls-dir',
-    tlsDir,
-  ],
+  control: (settings) => [process.execPath, path.join(REPO_ROOT, 'packages/control-api/dist/main.js'), ...controlServiceFlags(settings)],
   agent: ({ config }) => [process.execPath, path.join(REPO_ROOT, 'packages/dataset-agent/dist/main.js'), '--config', config],
   plugin: ({ agentConfig, socket }) => [
     process.execPath,
@@ -131,6 +120,7 @@ export class Cluster {
       port: l.controlPort,
       dataDir: path.join(l.controlDir, 'data'),
       nodeTimeoutSeconds: this.state.nodeTimeoutSeconds,
+      ...(this.state.leaseGraceSeconds !== undefined ? { leaseGraceSeconds: this.state.leaseGraceSeconds } : {}),
       tlsDir: l.pkiDir,
     });
     const pid = spawnDetached([...inNetns(l.controlNetns), ...argv], path.join(l.controlDir, 'control.log'));
@@ -223,6 +213,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     withPlugin: withDocker && (options.withPlugin ?? true),
     withAgents: options.withAgents ?? true,
     nodeTimeoutSeconds: options.nodeTimeoutSeconds ?? 10,
+    ...(options.leaseGraceSeconds !== undefined ? { leaseGraceSeconds: options.leaseGraceSeconds } : {}),
     createdAt: new Date().toISOString(),
     removeBaseDir,
   };

@@ -8,8 +8,8 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import type { FlockerClient } from '@flocker/api';
 import { TINY_IMAGE } from './image';
-import { agentConfigYaml, agentResyncSeconds, daemonConfig, type ClusterLayout, type HostLayout } from './layout';
-import { createHostMountNs, inHost, releaseHostMountNs, setHostLink } from './namespaces';
+import { agentConfigYaml, agentResyncSeconds, daemonConfig, type ClusterLayout, type ControlServiceSettings, type HostLayout } from './layout';
+import { createHostMountNs, inHost, isMountPoint, releaseHostMountNs, setHostLink } from './namespaces';
 import { isAlive, readPidFile, removeCgroup, spawnDetached, stopPid } from './processes';
 import { ClusterError, run, waitFor, type RunOptions, type RunResult } from './run';
 import { killHostProcesses } from './teardown';
@@ -20,7 +20,7 @@ export const VOLUME_DRIVER = 'flocker';
 /** argv of each component; the defaults run this repository's built packages. */
 export interface ComponentCommands {
   /** tlsDir holds cluster.crt, control-service.crt and control-service.key. */
-  control: (a: { port: number; dataDir: string; nodeTimeoutSeconds: number; tlsDir: string }) => string[];
+  control: (a: ControlServiceSettings) => string[];
   agent: (a: { config: string }) => string[];
   plugin: (a: { agentConfig: string; socket: string }) => string[];
   dockerd: (a: { daemonJson: string }) => string[];
@@ -252,6 +252,38 @@ export class ClusterHost {
     return setHostLink(this.layout, true);
   }
 
+  /** False after powerOff() (its mount namespace is no longer pinned) until powerOn(). */
+  isPoweredOn(): boolean {
+    return isMountPoint(this.layout.mntPin);
+  }
+
+  /** False while the host is partitioned (disconnect()). */
+  async linkIsUp(): Promise<boolean> {
+    const { stdout } = await run(['ip', '-n', this.layout.netns, '-o', 'link', 'show', 'eth0'], { check: false });
+    return /<[^>]*\bUP\b[^>]*>/.test(stdout);
+  }
+
+  /**
+   * Starts the components that are not running (say after a SIGKILL), in the safe order, without a
+   * new era: what a host does when its daemons are restarted after a crash. Returns what it started.
+   */
+  async startStopped(): Promise<string[]> {
+    const started: string[] = [];
+    if (this.ctx.withAgents && this.agentPid() === undefined) {
+      await this.startAgent();
+      started.push('agent');
+    }
+    if (this.ctx.withPlugin && this.pluginPid() === undefined) {
+      await this.startPlugin();
+      started.push('plugin');
+    }
+    if (this.ctx.withDocker && this.dockerPid() === undefined) {
+      await this.startDocker();
+      started.push('dockerd');
+    }
+    return started;
+  }
+
   /** Starts what this host is configured to run, in the safe order: agent, plugin, then dockerd (P10). */
   async start(): Promise<void> {
     if (this.ctx.withAgents) await this.startAgent();
@@ -271,6 +303,7 @@ export class ClusterHost {
 
   /** Boots after powerOff(): a new era, a fresh mount namespace, then start(). */
   async powerOn(): Promise<void> {
+    if (this.isPoweredOn()) throw new ClusterError('POWERED_ON', `host ${this.name} is powered on; power it off first`);
     this.newEra();
     await createHostMountNs(this.layout);
     await this.start();

@@ -1,19 +1,28 @@
 /**
  * The harness by hand (see scripts/cluster.sh, which is the documented entry point):
- *   up [N] [--no-docker] [--no-agents] [--no-plugin] [--node-timeout S]
+ *   up [N] [--no-docker] [--no-agents] [--no-plugin] [--node-timeout S] [--lease-grace S]
  *   down | status | exec <host> <cmd…> | docker <host> <args…> | env <host>
+ *   kill | poweroff | poweron | partition | heal | start <host>     (faults, for failover demos)
  * State lives in $FLOCKER_CLUSTER_DIR (default /tmp/flocker-cluster).
  */
 import { spawnSync } from 'node:child_process';
 import { inHost } from './namespaces';
 import { openCluster, startCluster, type Cluster } from './Cluster';
+import type { ClusterHost } from './Host';
 import { ClusterError } from './run';
 
-const USAGE = `usage: cluster.sh up [N] [--no-docker] [--no-agents] [--no-plugin] [--node-timeout S]
+const USAGE = `usage: cluster.sh up [N] [--no-docker] [--no-agents] [--no-plugin] [--node-timeout S] [--lease-grace S]
        cluster.sh down | status
        cluster.sh exec <host> <cmd…>      run a command inside host <host> (a, b, …)
        cluster.sh docker <host> <args…>   docker CLI against <host>'s dockerd
        cluster.sh env <host>              prints DOCKER_HOST=… for <host>
+faults (for failover demos):
+       cluster.sh kill <host>             SIGKILL its agent, plugin and dockerd; containers keep running
+       cluster.sh start <host>            start its stopped agent/plugin/dockerd again (same era)
+       cluster.sh poweroff <host>         every process dies, its mounts vanish (loop devices stay)
+       cluster.sh poweron <host>          boot it again: new era, fresh mount namespace, start all
+       cluster.sh partition <host>        cut its network; every process keeps running
+       cluster.sh heal <host>             reconnect it
 state directory: $FLOCKER_CLUSTER_DIR (default /tmp/flocker-cluster)`;
 
 export function clusterDir(): string {
@@ -26,6 +35,8 @@ interface UpArgs {
   withAgents: boolean;
   withPlugin: boolean;
   nodeTimeoutSeconds: number;
+  /** undefined: flocker-control's default (5 s). */
+  leaseGraceSeconds?: number;
 }
 
 export function parseUpArgs(args: readonly string[]): UpArgs {
@@ -39,6 +50,13 @@ export function parseUpArgs(args: readonly string[]): UpArgs {
       const v = Number(args[++i]);
       if (!(v > 0)) throw new ClusterError('USAGE', '--node-timeout needs a positive number of seconds');
       out.nodeTimeoutSeconds = v;
+    } else if (a === '--lease-grace') {
+      const raw = args[++i];
+      const v = Number(raw);
+      if (raw === undefined || raw === '' || !Number.isFinite(v) || v < 0) {
+        throw new ClusterError('USAGE', '--lease-grace needs a number of seconds (0 or more)');
+      }
+      out.leaseGraceSeconds = v;
     } else if (a !== undefined && /^\d+$/.test(a)) out.hosts = Number(a);
     else throw new ClusterError('USAGE', `unknown argument ${a ?? ''}\n${USAGE}`);
   }
@@ -46,9 +64,72 @@ export function parseUpArgs(args: readonly string[]): UpArgs {
   return out;
 }
 
+export const FAULTS = ['kill', 'start', 'poweroff', 'poweron', 'partition', 'heal'] as const;
+export type FaultKind = (typeof FAULTS)[number];
+export interface FaultArgs {
+  fault: FaultKind;
+  host: string;
+}
+
+export function isFault(cmd: string | undefined): cmd is FaultKind {
+  return (FAULTS as readonly string[]).includes(cmd ?? '');
+}
+
+/** `<fault> <host>`: exactly one host name (a … z). */
+export function parseFaultArgs(fault: FaultKind, args: readonly string[]): FaultArgs {
+  const [host, ...extra] = args;
+  if (host === undefined) throw new ClusterError('USAGE', `${fault} needs a host name (a, b, …)\n${USAGE}`);
+  if (!/^[a-z]$/.test(host)) throw new ClusterError('USAGE', `${host} is not a host name (a, b, …)`);
+  if (extra.length > 0) throw new ClusterError('USAGE', `${fault} takes one host, got also ${extra.join(' ')}`);
+  return { fault, host };
+}
+
+/** Applies a fault to a host of a running cluster; returns what happened, for the operator. */
+export async function applyFault(cluster: Cluster, { fault, host: name }: FaultArgs): Promise<string> {
+  const host = cluster.host(name);
+  const needsPower = (): void => {
+    if (!host.isPoweredOn()) throw new ClusterError('POWERED_OFF', `host ${name} is powered off; run: cluster.sh poweron ${name}`);
+  };
+  switch (fault) {
+    case 'kill': {
+      needsPower();
+      const pids = { agent: host.agentPid(), plugin: host.pluginPid(), dockerd: host.dockerPid() };
+      await Promise.all([host.killAgent('SIGKILL'), host.killPlugin('SIGKILL'), host.killDocker('SIGKILL')]);
+      const killed = Object.entries(pids).map(([k, pid]) => `${k} ${pid ?? '(not running)'}`);
+      return `host ${name}: SIGKILLed ${killed.join(', ')}; its containers and mounts stay (cluster.sh start ${name} restarts the daemons)`;
+    }
+    case 'start': {
+      needsPower();
+      const started = await host.startStopped();
+      return started.length === 0 ? `host ${name}: everything was running` : `host ${name}: started ${started.join(', ')} (same era)`;
+    }
+    case 'poweroff':
+      if (!host.isPoweredOn()) return `host ${name} is already powered off`;
+      await host.powerOff();
+      return `host ${name}: powered off (every process killed, its mount namespace gone; loop devices stay attached)`;
+    case 'poweron':
+      if (host.isPoweredOn()) throw new ClusterError('POWERED_ON', `host ${name} is powered on (use cluster.sh start ${name} for stopped daemons)`);
+      await host.powerOn();
+      return `host ${name}: powered on, era ${host.era()}, node ${host.nodeUuid() ?? '-'}`;
+    case 'partition':
+      await host.disconnect();
+      return `host ${name}: network cut (processes keep running); cluster.sh heal ${name} reconnects it`;
+    case 'heal':
+      await host.reconnect();
+      return `host ${name}: network reconnected`;
+  }
+}
+
+async function hostCondition(h: ClusterHost): Promise<string> {
+  if (!h.isPoweredOn()) return 'powered off';
+  return (await h.linkIsUp()) ? 'up' : 'partitioned';
+}
+
 async function describe(cluster: Cluster): Promise<string> {
   const l = cluster.layout;
-  const lines = [`cluster dir ${l.baseDir} (slot ${l.slot})`];
+  const lines = [
+    `cluster dir ${l.baseDir} (slot ${l.slot}); node timeout ${cluster.state.nodeTimeoutSeconds} s, lease grace ${cluster.state.leaseGraceSeconds ?? 'default (5)'} s`,
+  ];
   const control = cluster.controlPid();
   let version = '';
   if (control !== undefined) {
@@ -59,7 +140,7 @@ async function describe(cluster: Cluster): Promise<string> {
   lines.push(`flocker CLI: ${Object.entries(cluster.cliEnv()).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   for (const h of cluster.hosts) {
     lines.push(
-      `host ${h.name}    ${h.address}  node ${h.nodeUuid() ?? '-'}  agent ${h.agentPid() ?? '-'}  plugin ${h.pluginPid() ?? '-'}  dockerd ${h.dockerPid() ?? '-'}  DOCKER_HOST=unix://${h.layout.dockerSocket}`,
+      `host ${h.name}    ${h.address}  ${await hostCondition(h)}  node ${h.nodeUuid() ?? '-'}  agent ${h.agentPid() ?? '-'}  plugin ${h.pluginPid() ?? '-'}  dockerd ${h.dockerPid() ?? '-'}  DOCKER_HOST=unix://${h.layout.dockerSocket}`,
     );
   }
   return lines.join('\n');
@@ -118,6 +199,10 @@ async function main(argv: string[]): Promise<number> {
       return r.status ?? 1;
     }
     default:
+      if (isFault(cmd)) {
+        console.log(await applyFault(openCluster(clusterDir()), parseFaultArgs(cmd, rest)));
+        return 0;
+      }
       console.error(USAGE);
       return cmd === undefined || cmd === 'help' || cmd === '--help' ? 0 : 2;
   }

@@ -1,5 +1,5 @@
-import { agentConfigYaml, agentResyncSeconds, clusterLayout, daemonConfig, hostName } from './layout';
-import { parseUpArgs } from './cli';
+import { agentConfigYaml, agentResyncSeconds, clusterLayout, controlServiceFlags, daemonConfig, hostName } from './layout';
+import { isFault, parseFaultArgs, parseUpArgs } from './cli';
 
 describe('clusterLayout', () => {
   it('names and addresses hosts a, b, c on the private bridge, per slot', () => {
@@ -59,5 +59,41 @@ describe('cluster.sh up arguments', () => {
     expect(parseUpArgs(['2', '--no-docker', '--node-timeout', '4'])).toMatchObject({ hosts: 2, withDocker: false, nodeTimeoutSeconds: 4 });
     expect(() => parseUpArgs(['--bogus'])).toThrow(/unknown argument/);
     expect(() => parseUpArgs(['0'])).toThrow(/1\.\.26/);
+  });
+  it('takes --lease-grace S (0 allowed) and leaves it unset by default', () => {
+    expect(parseUpArgs([]).leaseGraceSeconds).toBeUndefined();
+    expect(parseUpArgs(['--node-timeout', '3', '--lease-grace', '1'])).toMatchObject({ nodeTimeoutSeconds: 3, leaseGraceSeconds: 1 });
+    expect(parseUpArgs(['--lease-grace', '0']).leaseGraceSeconds).toBe(0);
+    expect(parseUpArgs(['--lease-grace', '0.5', '2'])).toMatchObject({ hosts: 2, leaseGraceSeconds: 0.5 });
+    for (const bad of [['--lease-grace'], ['--lease-grace', '-1'], ['--lease-grace', 'x'], ['--lease-grace', '']]) {
+      expect(() => parseUpArgs(bad)).toThrow(/--lease-grace needs/);
+    }
+  });
+});
+
+describe('cluster.sh fault commands', () => {
+  it('knows kill, start, poweroff, poweron, partition and heal, and nothing else', () => {
+    for (const f of ['kill', 'start', 'poweroff', 'poweron', 'partition', 'heal']) expect(isFault(f)).toBe(true);
+    for (const f of ['up', 'down', 'status', 'exec', 'reboot', undefined]) expect(isFault(f)).toBe(false);
+  });
+  it('takes exactly one host name', () => {
+    expect(parseFaultArgs('kill', ['a'])).toEqual({ fault: 'kill', host: 'a' });
+    expect(parseFaultArgs('partition', ['c'])).toEqual({ fault: 'partition', host: 'c' });
+    expect(() => parseFaultArgs('poweroff', [])).toThrow(/needs a host name/);
+    expect(() => parseFaultArgs('heal', ['a', 'b'])).toThrow(/one host/);
+    expect(() => parseFaultArgs('kill', ['host-a'])).toThrow(/not a host name/);
+    expect(() => parseFaultArgs('kill', ['A'])).toThrow(/not a host name/);
+  });
+});
+
+describe('control service flags', () => {
+  const base = { port: 4523, dataDir: '/x/control/data', nodeTimeoutSeconds: 3, tlsDir: '/x/pki' };
+  it('passes the node timeout, and the lease grace only when set', () => {
+    expect(controlServiceFlags(base)).toEqual([
+      '--port', '4523', '--host', '0.0.0.0', '--data-dir', '/x/control/data', '--node-timeout', '3', '--tls-dir', '/x/pki',
+    ]);
+    const withGrace = controlServiceFlags({ ...base, leaseGraceSeconds: 1 });
+    expect(withGrace.slice(withGrace.indexOf('--lease-grace'), withGrace.indexOf('--lease-grace') + 2)).toEqual(['--lease-grace', '1']);
+    expect(controlServiceFlags({ ...base, leaseGraceSeconds: 0 })).toContain('--lease-grace');
   });
 });

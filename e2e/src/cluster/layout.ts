@@ -134,6 +134,25 @@ export function clusterLayout(baseDir: string, slot: number, hostCount: number):
   };
 }
 
+/** What the control service is started with (besides the program itself). */
+export interface ControlServiceSettings {
+  port: number;
+  dataDir: string;
+  /** --node-timeout T: a node silent this long is declared dead. */
+  nodeTimeoutSeconds: number;
+  /** --lease-grace G: a dead node's leases are released G seconds later; undefined: the service's default. */
+  leaseGraceSeconds?: number;
+  tlsDir: string;
+}
+
+/** flocker-control's flags for a cluster: listens on every address of its netns (bridge and root veth). */
+export function controlServiceFlags(s: ControlServiceSettings): string[] {
+  const flags = ['--port', String(s.port), '--host', '0.0.0.0', '--data-dir', s.dataDir, '--node-timeout', String(s.nodeTimeoutSeconds)];
+  if (s.leaseGraceSeconds !== undefined) flags.push('--lease-grace', String(s.leaseGraceSeconds));
+  flags.push('--tls-dir', s.tlsDir);
+  return flags;
+}
+
 /** Renders the agent's YAML configuration (see packages/dataset-agent). */
 export function agentConfigYaml(layout: ClusterLayout, host: HostLayout, resyncSeconds: number): string {
   return [

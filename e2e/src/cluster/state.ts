@@ -16,6 +16,8 @@ export const ClusterStateFile = z
     withAgents: z.boolean(),
     withPlugin: z.boolean(),
     nodeTimeoutSeconds: z.number().positive(),
+    /** flocker-control --lease-grace; absent: not passed (the control service's default, 5 s). */
+    leaseGraceSeconds: z.number().nonnegative().optional(),
     createdAt: z.string(),
     /** Remove baseDir on stop (it was a temporary directory). */
     removeBaseDir: z.boolean(),
