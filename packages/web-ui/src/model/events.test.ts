@@ -66,6 +66,15 @@ describe('diffSnapshots', () => {
     expect(diffSnapshots(s1, s0)).toMatchObject([{ kind: 'lease-released', message: 'Lease on v released' }]);
   });
 
+  it('says a lease released while its node is dead was released because the host is dead', () => {
+    const held = snapshot({ datasets: [dataset(D1, 'v', A)], leases: [{ dataset_id: D1, node_uuid: A, expires: null }], nodes: [node(A, 'a', { alive: false, dead_since: '2026-01-01T00:00:30.000Z' }), node(B, 'b')] });
+    const released = snapshot({ datasets: held.datasets, nodes: held.nodes });
+    expect(diffSnapshots(held, released)).toEqual([{ kind: 'lease-released', severity: 'warning', message: 'Lease on v released: host a dead', dataset_id: D1, node_uuid: A }]);
+    // Same release with the node alive: an ordinary release.
+    const alive = snapshot({ datasets: held.datasets, leases: held.leases });
+    expect(diffSnapshots(alive, snapshot({ datasets: held.datasets }))).toEqual([{ kind: 'lease-released', severity: 'info', message: 'Lease on v released', dataset_id: D1 }]);
+  });
+
   it('orders node events before volume events', () => {
     const s0 = snapshot({ nodes: [node(A, 'a')] });
     const s1 = snapshot({ datasets: [dataset(D1, 'v', A)], nodes: [node(A, 'a', { alive: false })] });

@@ -123,7 +123,14 @@ export function diffSnapshots(prev: ClusterSnapshot | undefined, next: ClusterSn
     }
   }
   for (const o of prev.leases) {
-    if (!newLeases.has(o.dataset_id)) out.push({ kind: 'lease-released', severity: 'info', message: `Lease on ${nameOf(o.dataset_id)} released`, dataset_id: o.dataset_id });
+    if (newLeases.has(o.dataset_id)) continue;
+    // Released while its node is dead: the control service gave it back after the lease grace (failover).
+    const holder = next.nodes.find((n) => n.uuid === o.node_uuid);
+    if (holder !== undefined && !holder.alive) {
+      out.push({ kind: 'lease-released', severity: 'warning', message: `Lease on ${nameOf(o.dataset_id)} released: host ${holder.host} dead`, dataset_id: o.dataset_id, node_uuid: o.node_uuid });
+    } else {
+      out.push({ kind: 'lease-released', severity: 'info', message: `Lease on ${nameOf(o.dataset_id)} released`, dataset_id: o.dataset_id });
+    }
   }
   return out;
 }
