@@ -12,6 +12,7 @@ import { acquireLease, createDataset, emptyConfiguration, listLeases, registerNo
 import { FileConfigurationStore, MemoryConfigurationStore, type ConfigurationStore } from './ConfigurationStore';
 import { ControlState } from './ControlState';
 import { deadFor, EventRing } from './events';
+import { checkTiming } from './server';
 
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
@@ -84,6 +85,16 @@ describe('pinned leases (configuration)', () => {
     expect(renewed.result).toEqual({ dataset_id: D1, node_uuid: A, expires: 60, pinned: true });
     const unpinned = acquireLease(renewed.config, { dataset_id: D1, node_uuid: A, expires: null, pinned: false }, T0);
     expect(listLeases(unpinned.config, T0)).toEqual([{ dataset_id: D1, node_uuid: A, expires: null }]);
+  });
+});
+
+describe('timing flags', () => {
+  it('--node-timeout must be positive, --lease-grace zero or positive', () => {
+    expect(checkTiming(30, 5)).toEqual({ nodeTimeoutMs: 30_000, leaseGraceMs: 5_000 });
+    expect(checkTiming(0.5, 0)).toEqual({ nodeTimeoutMs: 500, leaseGraceMs: 0 });
+    expect(() => checkTiming(0, 5)).toThrow(expect.objectContaining({ code: 'INVALID_NODE_TIMEOUT' }));
+    expect(() => checkTiming(30, -1)).toThrow(expect.objectContaining({ code: 'INVALID_LEASE_GRACE' }));
+    expect(() => checkTiming(30, Number.NaN)).toThrow(expect.objectContaining({ code: 'INVALID_LEASE_GRACE' }));
   });
 });
 

@@ -212,13 +212,13 @@ export function createApp(
 
 export async function startControlService(options: ControlServiceOptions = {}): Promise<ControlService> {
   const logger = options.logger ?? createLogger(options.logLevel ?? 'info');
+  const { nodeTimeoutMs, leaseGraceMs } = checkTiming(options.nodeTimeoutSeconds ?? 30, options.leaseGraceSeconds ?? DEFAULT_LEASE_GRACE_MS / 1000);
   const store =
     options.store ??
     new FileConfigurationStore(options.dataDir ?? '/var/lib/flocker', {
       ...(options.compactLogBytes !== undefined ? { compactMinBytes: options.compactLogBytes } : {}),
       onCompactionError: (err) => logger.error('configuration log compaction failed; will retry', { error: String(err) }),
     });
-  const { nodeTimeoutMs, leaseGraceMs } = checkTiming(options.nodeTimeoutSeconds ?? 30, options.leaseGraceSeconds ?? DEFAULT_LEASE_GRACE_MS / 1000);
   const state = await ControlState.open({
     store,
     logger,
