@@ -224,7 +224,7 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
                 `Size:       ${d.maximum_size ? formatSize(d.maximum_size) : '-'}`,
                 `Primary:    ${snapshot.nodes.find((n) => n.uuid === d.primary)?.host ?? '?'} (${d.primary})`,
                 `State:      ${st.state}${st.path ? ` at ${st.path}` : ''}`,
-                `Lease:      ${lease ? `held by ${shortId(lease.node_uuid)}, expires ${duration(lease.expires)}` : 'none'}`,
+                `Lease:      ${lease ? `held by ${shortId(lease.node_uuid)}, expires ${duration(lease.expires)}${lease.pinned ? ', pinned' : ''}` : 'none'}`,
                 `Metadata:   ${Object.entries(d.metadata).map(([k, v]) => `${k}=${v}`).join(', ') || '-'}`,
                 ...errors.map((e) => `Error:      on ${e.host}: ${e.action} failed (${e.attempts} attempts): ${e.message}`),
               ].join('\n'),
@@ -296,8 +296,8 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
             const [leases, datasets] = await Promise.all([client.listLeases(), client.listDatasets()]);
             print(a, leases, () =>
               table(
-                ['VOLUME', 'DATASET', 'NODE', 'EXPIRES'],
-                leases.map((x) => [nameOf(datasets.find((d) => d.dataset_id === x.dataset_id) ?? ({ metadata: {} } as DatasetConfiguration)) || '-', shortId(x.dataset_id), shortId(x.node_uuid), duration(x.expires)]),
+                ['VOLUME', 'DATASET', 'NODE', 'EXPIRES', 'PINNED'],
+                leases.map((x) => [nameOf(datasets.find((d) => d.dataset_id === x.dataset_id) ?? ({ metadata: {} } as DatasetConfiguration)) || '-', shortId(x.dataset_id), shortId(x.node_uuid), duration(x.expires), x.pinned ? 'yes' : 'no']),
               ),
             );
           }),
@@ -310,14 +310,19 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
               .positional('volume', { type: 'string', demandOption: true })
               .example('$0 leases acquire pgdata --expires 3600', 'pin it to its node for an hour')
               .option('node', { type: 'string', describe: "Node (default: the volume's primary)" })
-              .option('expires', { type: 'number', describe: 'Seconds until the lease expires (default: never)' }),
-          run<GlobalArgs & { volume: string; node?: string; expires?: number }>(async (a, client) => {
+              .option('expires', { type: 'number', describe: 'Seconds until the lease expires (default: never)' })
+              .option('pinned', {
+                type: 'boolean',
+                describe: 'Keep the lease even when its node is declared dead (manual failover; API users only). Without the flag a renewal keeps what the lease had',
+              })
+              .example('$0 leases acquire pgdata --pinned', 'the control service will not release it when the node dies'),
+          run<GlobalArgs & { volume: string; node?: string; expires?: number; pinned?: boolean }>(async (a, client) => {
             const [datasets, snapshot] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0)]);
             const d = resolveDataset(datasets, a.volume);
             const nodeUuid = a.node ? resolveNode(snapshot.nodes, a.node).uuid : d.primary;
             if (a.expires !== undefined && !(a.expires > 0)) throw new CliError(EXIT.USAGE, '--expires must be a positive number of seconds');
-            const lease = await client.acquireLease({ dataset_id: d.dataset_id, node_uuid: nodeUuid, expires: a.expires ?? null });
-            print(a, lease, () => `Leased ${nameOf(d) || d.dataset_id} to ${shortId(nodeUuid)} (expires ${duration(lease.expires)})`);
+            const lease = await client.acquireLease({ dataset_id: d.dataset_id, node_uuid: nodeUuid, expires: a.expires ?? null, ...(a.pinned !== undefined ? { pinned: a.pinned } : {}) });
+            print(a, lease, () => `Leased ${nameOf(d) || d.dataset_id} to ${shortId(nodeUuid)} (expires ${duration(lease.expires)}${lease.pinned ? ', pinned' : ''})`);
           }),
         )
         .command(
