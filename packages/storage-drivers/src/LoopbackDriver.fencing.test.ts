@@ -353,6 +353,34 @@ describe('LoopbackDriver fencing (force detach of a device still in use)', () =>
     expect(loopBindingOf(mounted)).toBeNull();
   });
 
+  it('fences a device that is not mounted but held open by a process (raw device user): its fsync fails with EIO', async () => {
+    const p = await pool();
+    const v = await p.a.createVolume('ds', 8 * MiB);
+    await p.a.attachVolume(v.blockdeviceId, 'instance-a');
+    const oldDevice = await p.a.getDevicePath(v.blockdeviceId);
+    const raw = await fs.open(oldDevice, 'r+');
+    try {
+      await raw.write(Buffer.from('acknowledged'), 0, 12, 0);
+      await raw.sync();
+      await p.b.detachVolume(v.blockdeviceId, { force: true });
+      expect(classifyPoolFile(path.basename(loopBindingOf(oldDevice)?.backingFile ?? ''))?.kind).toBe('fenced');
+      await raw.write(Buffer.from('after fence!'), 0, 12, 0);
+      await expect(raw.sync()).rejects.toMatchObject({ code: 'EIO' });
+    } finally {
+      await raw.close();
+    }
+    await p.b.attachVolume(v.blockdeviceId, 'instance-b');
+    const h = await fs.open(await p.b.getDevicePath(v.blockdeviceId), 'r');
+    const buf = Buffer.alloc(12);
+    await h.read(buf, 0, 12, 0);
+    await h.close();
+    expect(buf.toString()).toBe('acknowledged');
+    // Closed: the deferred detach has taken the old device away; the fenced image is unused now.
+    expect((await releaseUntil(p.b, (r) => r.images.length > 0)).images).toHaveLength(1);
+    expect(fencedFiles(await fs.readdir(p.volumes))).toEqual([]);
+    await p.b.detachVolume(v.blockdeviceId);
+  });
+
   it('without the immutable flag, refuses to force-detach a device in use and changes nothing; an unused one is simply detached', async () => {
     const noFlag: ExecFn = async (file, args) =>
       file === 'chattr' ? { exitCode: 1, stdout: '', stderr: `chattr: Operation not supported while setting flags on ${args[1]}\n` } : execFileExec(file, args);

@@ -500,6 +500,18 @@ export class LoopbackDriver implements BlockDeviceApi {
    * rather than scanning every loop device again.
    */
   private async verifyNoLoops(blockdeviceId: string, detached: readonly string[]): Promise<void> {
+    const left = await this.waitForDetach(blockdeviceId, detached);
+    if (left.length > 0) {
+      throw new StorageError(
+        'DEVICE_BUSY',
+        `loop device(s) ${left.join(', ')} of volume ${blockdeviceId} are still present after detaching (the kernel deferred the detach because the device is in use)`,
+        blockdeviceId,
+      );
+    }
+  }
+
+  /** The devices among `detached` that still serve the volume after a short wait (a deferred detach). */
+  private async waitForDetach(blockdeviceId: string, detached: readonly string[]): Promise<string[]> {
     const remaining = async (): Promise<string[]> => {
       if (this.loopDiscovery !== 'sysfs') return this.loopsOf(blockdeviceId);
       const left: string[] = [];
@@ -515,13 +527,7 @@ export class LoopbackDriver implements BlockDeviceApi {
       await new Promise((r) => setTimeout(r, delay));
       left = await remaining();
     }
-    if (left.length > 0) {
-      throw new StorageError(
-        'DEVICE_BUSY',
-        `loop device(s) ${left.join(', ')} of volume ${blockdeviceId} are still present after detaching (the kernel deferred the detach because the device is in use)`,
-        blockdeviceId,
-      );
-    }
+    return left;
   }
 
   /** See the class comment: detach what can be detached, fence what cannot. */
@@ -537,13 +543,18 @@ export class LoopbackDriver implements BlockDeviceApi {
       await detachLoop(this.exec, device, blockdeviceId, this.detachOptions);
     }
     if (busy.length === 0) {
-      await this.verifyNoLoops(blockdeviceId, devices);
-      return;
+      // Not mounted, but a process may hold the device open (a raw-device user): then the kernel only
+      // deferred the detach and the device still serves the image. Fence it like a mounted one.
+      busy.push(...(await this.waitForDetach(blockdeviceId, devices)));
+      if (busy.length === 0) return;
     }
     const fenced = await this.fenceImage(blockdeviceId, busy, holder);
     for (const device of busy) {
       // Deferred: the device goes away by itself once the last user unmounts it (else releaseFenced detaches it).
-      await detachLoop(this.exec, device, blockdeviceId, this.detachOptions);
+      // The fence holds without it; a device that went away meanwhile (ENXIO) is fine too.
+      await detachLoop(this.exec, device, blockdeviceId, this.detachOptions).catch((e: unknown) =>
+        this.logger.warn('could not request the deferred detach of a fenced loop device; releaseFenced will detach it', { blockdeviceId, device, error: String(e) }),
+      );
     }
     this.logger.warn('force detach fenced loop devices still in use: their writes now fail', { blockdeviceId, holder, devices: busy, fencedImage: fenced });
     await this.verifyNoLoops(blockdeviceId, devices);
