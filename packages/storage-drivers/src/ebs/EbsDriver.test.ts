@@ -267,16 +267,22 @@ describe('EbsDriver on moto', () => {
     await Promise.all(vs.map((v) => d.detachVolume(v.blockdeviceId)));
   });
 
-  it('refuses to detach a busy device without force, and force-detaches from a dead instance', async () => {
+  it('refuses to detach a busy device without force, and force-detaches from a dead instance, leaving it attachable elsewhere', async () => {
     const busyHost: EbsHost = { ...noDevice, findDevice: async () => '/dev/fake', isBusy: async () => true };
     const clusterId = randomUUID();
     const { d } = driver({ clusterId, host: busyHost });
     const v = await d.createVolume(randomUUID(), GiB);
     await d.attachVolume(v.blockdeviceId, instances[0]);
     await expectStorageError(d.detachVolume(v.blockdeviceId), 'DEVICE_BUSY');
+    // The holder's device is still busy there: a real forced DetachVolume removes the attachment from the
+    // hypervisor all the same, so the dead instance's I/O fails. moto models the EC2 side of that.
     const { d: survivor } = driver({ clusterId, instance: instances[1] });
     await survivor.detachVolume(v.blockdeviceId, { force: true });
     expect((await survivor.listVolumes())[0].attachedTo).toBeNull();
+    expect((await raw.send(new DescribeVolumesCommand({ VolumeIds: [v.blockdeviceId] }))).Volumes?.[0]?.Attachments ?? []).toEqual([]);
+    await survivor.attachVolume(v.blockdeviceId, instances[1]);
+    expect((await d.listVolumes())[0].attachedTo).toBe(instances[1]);
+    await survivor.detachVolume(v.blockdeviceId);
   });
 
   it('learns its instance id from the metadata function when none is configured, and caches it', async () => {
