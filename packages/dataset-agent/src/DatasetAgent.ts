@@ -12,17 +12,22 @@
  * driver (see stateAfter); the agent keeps only the latest observation (for
  * reports) and failure counts (for backoff and reporting).
  */
-import { METADATA_PROFILE_KEY, type ActionError, type ClusterSnapshot, type NodeReport } from '@flocker/api';
+import { dirname } from 'node:path';
+import { METADATA_PROFILE_KEY, ReportResponse, type ActionError, type ClusterSnapshot, type NodeReport } from '@flocker/api';
 import type { BlockDeviceApi, BlockDeviceVolume } from '@flocker/storage-drivers';
 import type winston from 'winston';
+import type { z } from 'zod';
 import { calculateChanges, mountPathOf } from './calculateChanges';
+import { systemClock, type Clock, type TimerHandle } from './clock';
+import type { ContainerStopper } from './containers';
 import { discoverLocalState } from './discoverLocalState';
+import { ACQUIRING_ACTIONS, ContactTracker, heartbeatMs, selfFenceBoundMs, type ContactPhase } from './fencing';
 import { errorCode, errorMessage } from './errors';
 import { executeAction, type ActionResult } from './executeAction';
 import { FreshRead } from './FreshRead';
 import type { HostOps } from './HostOps';
 import { stateAfter } from './stateAfter';
-import type { Action, ActionKind, DecisionContext, DesiredState, DiscoveredVolume, LocalState } from './LocalState';
+import type { Action, ActionKind, DecisionContext, DesiredState, DiscoveredVolume, LocalState, StrayMount } from './LocalState';
 
 /** The part of FlockerClient the agent uses. */
 export interface ControlChannel {
@@ -70,7 +75,17 @@ export interface DatasetAgentOptions {
    * agent (the echoed snapshot) work on the critical path of the next step.
    */
   readonly progressReportMs?: number;
-  readonly now?: () => number;
+  /** Every timer and timestamp of the agent (default: the system clock). */
+  readonly clock?: Clock;
+  /**
+   * Self-fence bound from agent.yml (ms); the bound used is the shorter of this and
+   * half the control service's node timeout (see fencing.ts).
+   */
+  readonly selfFenceMs?: number;
+  /** Stops this host's containers that use Flocker volumes when the node fences itself. */
+  readonly containers?: ContainerStopper;
+  /** Releases what fences left behind on this host (the loopback driver's releaseFenced). */
+  readonly releaseFenced?: () => Promise<unknown>;
 }
 
 /** One observation and its sequence number (see updateView). */
@@ -156,16 +171,33 @@ export class DatasetAgent {
   private lastReportAt = 0;
   private reportWanted = false;
   private reporting: Promise<void> | null = null;
-  private progressTimer: ReturnType<typeof setTimeout> | null = null;
+  private progressTimer: TimerHandle | null = null;
   private loopDone: Promise<void> | null = null;
   private unwatchPool: (() => void) | undefined;
+  private readonly clock: Clock;
   private readonly now: () => number;
+  // ---- self-fencing (fencing.ts has the rules) ----
+  private readonly contact: ContactTracker;
+  /** The control service's node timeout, once told. */
+  private nodeTimeoutMs: number | undefined;
+  /** When the snapshot held was asked for: an answer to an older question never replaces it. */
+  private snapshotAskedAt = -Infinity;
+  private fenceTimer: TimerHandle | null = null;
+  private heartbeatTimer: TimerHandle | null = null;
+  private fencePass: Promise<void> | null = null;
+  private fenceDone = false;
+  private cleanupDone = false;
+  private refetching: Promise<void> | null = null;
+  /** What the last self-fence did; reported until the next one. */
+  private fenceReport: NonNullable<NodeReport['fencing']> | undefined;
   private readonly decision: DecisionContext;
   /** Concurrent observations share pool listings (each still started after its caller asked). */
   private readonly poolListing: FreshRead<BlockDeviceVolume[]>;
 
   constructor(private readonly o: DatasetAgentOptions) {
-    this.now = o.now ?? Date.now;
+    this.clock = o.clock ?? systemClock;
+    this.now = () => this.clock.now();
+    this.contact = new ContactTracker(this.now());
     this.poolListing = new FreshRead(() => o.driver.listVolumes());
     this.decision = {
       nodeUuid: o.nodeUuid,
@@ -180,6 +212,8 @@ export class DatasetAgent {
 
   start(): void {
     this.unwatchPool = this.o.poolChanges?.(() => this.poolChanged());
+    this.scheduleHeartbeat();
+    this.evaluateContact();
     this.loopDone = this.mainLoop();
     // Not awaited by stop(): a pending long-poll just ends with its timeout.
     void this.watchCluster();
@@ -189,8 +223,10 @@ export class DatasetAgent {
   async stop(): Promise<void> {
     this.stopping = true;
     this.unwatchPool?.();
-    if (this.progressTimer !== null) clearTimeout(this.progressTimer);
+    this.progressTimer?.cancel();
     this.progressTimer = null;
+    this.fenceTimer?.cancel();
+    this.heartbeatTimer?.cancel();
     this.queue.clear();
     this.wake();
     await Promise.allSettled([...this.busy.values()]);
@@ -211,12 +247,12 @@ export class DatasetAgent {
       return Promise.resolve();
     }
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimer(() => {
         this.wakeUp = null;
         resolve();
       }, Math.max(0, ms));
       this.wakeUp = () => {
-        clearTimeout(timer);
+        timer.cancel();
         resolve();
       };
     }).then(() => {
@@ -269,44 +305,221 @@ export class DatasetAgent {
         const snap = await this.o.control.waitForCluster(this.snapshot?.generation, this.o.pollWaitMs ?? 25_000);
         failures = 0;
         this.o.logger.debug('cluster snapshot', { generation: snap.generation, waitedMs: this.now() - asked });
-        if (snap.generation !== this.snapshot?.generation) {
-          const before = this.snapshot;
-          const configChanged = before === null || configKey(snap) !== configKey(before);
-          // What other nodes did matters only to a dataset waiting for one of them to let go.
-          const othersChanged = !configChanged && othersKey(snap, this.o.nodeUuid) !== othersKey(before, this.o.nodeUuid);
-          this.snapshot = snap;
-          // Our own reports move the generation too; only a change that can alter a decision needs a turn.
-          if (configChanged || (othersChanged && this.waitingForOtherNode(snap) !== undefined)) {
-            this.o.logger.debug('cluster changed', { generation: snap.generation, configChanged });
-            this.wake();
-          }
-        }
+        this.adopt(snap, asked);
       } catch (e) {
         if (this.stopping) return;
         failures++;
         this.o.logger.warn('cannot reach the control service', { code: errorCode(e), error: errorMessage(e) });
-        await new Promise((r) => setTimeout(r, backoffDelay(failures, this.o.backoffInitialMs, this.o.backoffMaxMs)));
+        await this.clock.sleep(backoffDelay(failures, this.o.backoffInitialMs, this.o.backoffMaxMs));
       }
     }
   }
 
+  /**
+   * Takes a snapshot the control service answered to a question asked at
+   * `askedAt`: the configuration it holds was current then (a confirmation of
+   * contact), unless a snapshot asked for later is already held.
+   */
+  private adopt(snap: ClusterSnapshot, askedAt: number): void {
+    if (askedAt < this.snapshotAskedAt) return;
+    this.snapshotAskedAt = askedAt;
+    this.learnNodeTimeout(snap.node_timeout_seconds);
+    this.contact.confirm(askedAt);
+    if (snap.generation !== this.snapshot?.generation) {
+      const before = this.snapshot;
+      const configChanged = before === null || configKey(snap) !== configKey(before);
+      // What other nodes did matters only to a dataset waiting for one of them to let go.
+      const othersChanged = !configChanged && othersKey(snap, this.o.nodeUuid) !== othersKey(before, this.o.nodeUuid);
+      this.snapshot = snap;
+      // Our own reports move the generation too; only a change that can alter a decision needs a turn.
+      if (configChanged || (othersChanged && this.waitingForOtherNode(snap) !== undefined)) {
+        this.o.logger.debug('cluster changed', { generation: snap.generation, configChanged });
+        this.wake();
+      }
+    }
+    this.evaluateContact();
+  }
+
+  /** A report's answer named another configuration than ours: fetch the current one now (the long-poll may be stuck). */
+  private refetch(): void {
+    if (this.refetching !== null || this.stopping) return;
+    this.refetching = (async () => {
+      const asked = this.now();
+      try {
+        this.adopt(await this.o.control.waitForCluster(undefined, 0), asked);
+      } catch (e) {
+        this.o.logger.debug('refetch of the configuration failed', { code: errorCode(e), error: errorMessage(e) });
+      }
+    })().finally(() => {
+      this.refetching = null;
+    });
+  }
+
+  // ---- self-fencing ----------------------------------------------------------
+
+  private get fenceBoundMs(): number | undefined {
+    return selfFenceBoundMs(this.nodeTimeoutMs, this.o.selfFenceMs);
+  }
+
+  /** The control service's node timeout sets the self-fence bound and so the heartbeat. */
+  private learnNodeTimeout(seconds: number | undefined): void {
+    if (seconds === undefined || seconds * 1000 === this.nodeTimeoutMs) return;
+    this.nodeTimeoutMs = seconds * 1000;
+    this.o.logger.info('self-fence timing', { nodeTimeoutMs: this.nodeTimeoutMs, selfFenceBoundMs: this.fenceBoundMs });
+    this.scheduleHeartbeat();
+  }
+
+  /** Whether acquiring actions may run now: configuration confirmed within the bound. */
+  private mayAct(): boolean {
+    return this.contact.mayAct(this.now(), this.fenceBoundMs);
+  }
+
+  /** Applies the contact rules now, and sets the timer for when the bound runs out. */
+  private evaluateContact(): void {
+    if (this.stopping) return;
+    const bound = this.fenceBoundMs;
+    const entered = this.contact.step(this.now(), bound, { fenceDone: this.fenceDone, cleanupDone: this.cleanupDone });
+    if (entered !== undefined) this.entered(entered);
+    this.fenceTimer?.cancel();
+    this.fenceTimer = null;
+    const deadline = this.contact.deadline(bound);
+    if (deadline !== undefined && (this.contact.phase === 'inContact' || this.contact.phase === 'recovering')) {
+      this.fenceTimer = this.clock.setTimer(() => this.evaluateContact(), Math.max(0, deadline - this.now()));
+    }
+  }
+
+  private entered(phase: ContactPhase): void {
+    const bound = this.fenceBoundMs;
+    const last = this.contact.lastConfirmed;
+    switch (phase) {
+      case 'fencing': {
+        this.fenceDone = false;
+        this.cleanupDone = false;
+        const reason = `no confirmed configuration from the control service for ${Math.round(this.now() - (last ?? this.now()))} ms (self-fence bound ${bound} ms)`;
+        this.o.logger.warn('fencing this node: stopping containers that use its volumes and unmounting them', { reason });
+        this.fenceReport = { state: 'fenced', since: new Date(this.now()).toISOString(), reason };
+        this.queue.clear();
+        this.runFencePass();
+        break;
+      }
+      case 'fenced':
+        this.o.logger.warn('node fenced: waiting for a configuration confirmed by the control service', this.fenceReport ?? {});
+        break;
+      case 'recovering':
+        this.o.logger.info('contact with the control service is back: removing stale mounts before anything else');
+        this.wake();
+        break;
+      case 'inContact':
+        if (this.fenceReport !== undefined) this.fenceReport = { ...this.fenceReport, state: 'recovered' };
+        this.o.logger.info('back in contact: converging again', this.fenceReport ?? {});
+        this.requestReport();
+        this.wake();
+        break;
+    }
+    this.scheduleHeartbeat();
+  }
+
+  /** Stops the containers using our mounts, then unmounts everything under the mount root. */
+  private runFencePass(): void {
+    if (this.fencePass !== null) return;
+    this.fencePass = (async () => {
+      const root = this.o.mountRoot.replace(/\/+$/, '');
+      const ours = (await this.o.hostOps.listMounts()).filter((m) => dirname(m.mountPoint) === root);
+      const paths = [...new Set(ours.map((m) => m.mountPoint))];
+      let stopped: string[] = [];
+      if (paths.length > 0 && this.o.containers !== undefined) {
+        try {
+          stopped = await this.o.containers.stopContainersUsing(paths);
+          if (stopped.length > 0) this.o.logger.warn('fence: stopped containers', { containers: stopped });
+        } catch (e) {
+          this.o.logger.error('fence: cannot stop containers through Docker', { code: errorCode(e), error: errorMessage(e) });
+        }
+      }
+      const removed: string[] = [];
+      // Stacked mounts come off top first; a container just killed may hold its mount a moment.
+      for (const m of [...ours].reverse()) {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await this.o.hostOps.unmount(m.mountPoint);
+            removed.push(m.mountPoint);
+            break;
+          } catch (e) {
+            if (attempt >= 10) {
+              this.o.logger.error('fence: cannot unmount', { mountPath: m.mountPoint, code: errorCode(e), error: errorMessage(e) });
+              break;
+            }
+            await this.clock.sleep(100 * attempt);
+          }
+        }
+      }
+      if (this.fenceReport !== undefined) {
+        this.fenceReport = {
+          ...this.fenceReport,
+          stopped_containers: [...(this.fenceReport.stopped_containers ?? []), ...stopped],
+          removed_mounts: [...(this.fenceReport.removed_mounts ?? []), ...removed],
+        };
+      }
+    })()
+      .catch((e: unknown) => {
+        this.o.logger.error('fence pass failed', { code: errorCode(e), error: errorMessage(e) });
+      })
+      .finally(() => {
+        this.fencePass = null;
+        this.fenceDone = true;
+        this.evaluateContact();
+        this.requestReport();
+      });
+  }
+
+  /** Reports (and so confirms contact) at least every heartbeatMs. */
+  private scheduleHeartbeat(): void {
+    this.heartbeatTimer?.cancel();
+    if (this.stopping) return;
+    this.heartbeatTimer = this.clock.setTimer(() => {
+      this.heartbeatWanted = true;
+      this.requestReport();
+      this.scheduleHeartbeat();
+    }, heartbeatMs(this.fenceBoundMs, this.o.resyncIntervalMs));
+  }
+
+  private heartbeatWanted = false;
+
   /** Observes everything, queues the datasets that need work; returns how long to wait at most. */
   private async turn(): Promise<number> {
+    this.evaluateContact();
     // A turn that runs while datasets are worked on may miss what they need next.
     if (this.busy.size > 0) this.lookWhenIdle = true;
     await this.startNewDatasets();
-    const seq = ++this.seq;
+    let seq = ++this.seq;
     const t0 = this.now();
     // Datasets being worked on are the workers' to look at: probing their devices
     // here could, say, hold a device open just as its worker detaches it.
     const busy = new Set(this.busy.keys());
-    const local = await discoverLocalState(this.o.driver, this.o.hostOps, this.o.instanceId, undefined, this.listPool, busy);
+    const look = (): Promise<LocalState> =>
+      discoverLocalState({ driver: this.o.driver, host: this.o.hostOps, instanceId: this.o.instanceId, listVolumes: this.listPool, noDetails: busy, mountRoot: this.o.mountRoot });
+    let local = await look();
     this.o.logger.debug('observed all', { volumes: local.volumes.length, durationMs: this.now() - t0 });
+    // Stale mounts (of a volume this node lost) go first, before any decision. While
+    // fencing, the fence pass unmounts everything anyway.
+    if ((local.strayMounts ?? []).length > 0 && this.contact.phase !== 'fencing' && this.lastActionEnd < seq) {
+      if (await this.removeStrayMounts(local.strayMounts ?? [])) {
+        seq = ++this.seq;
+        local = await look();
+      }
+    }
+    if (this.contact.phase === 'recovering' && (local.strayMounts ?? []).length === 0) {
+      this.cleanupDone = true;
+      this.evaluateContact();
+    }
+    // Fenced: anything still (or newly: a worker's last step) mounted under the mount root comes off.
+    if (this.contact.phase === 'fenced' && local.volumes.some((v) => (v.mountPoints ?? []).length > 0)) this.runFencePass();
     this.updateView(local, seq, undefined, busy);
     this.poolSeen = true;
     const now = this.now();
-    let wait = this.o.resyncIntervalMs - (now - this.lastReportAt);
-    if (this.snapshot !== null && !this.stopping) {
+    // The next full look; reports have their own heartbeat timer. (Counting from the last
+    // successful report made a failing control service spin the loop without pause.)
+    let wait = this.o.resyncIntervalMs;
+    if (this.snapshot !== null && !this.stopping && this.contact.phase === 'inContact') {
       const actions = calculateChanges(desiredStateOf(this.snapshot), local, this.decision);
       const wanted = new Set(actions.map((a) => a.datasetId));
       for (const id of this.failures.keys()) if (!wanted.has(id) && !this.busy.has(id)) this.failures.delete(id);
@@ -337,7 +550,7 @@ export class DatasetAgent {
    */
   private async startNewDatasets(): Promise<void> {
     const snapshot = this.snapshot;
-    if (snapshot === null || this.stopping) return;
+    if (snapshot === null || this.stopping || !this.mayAct()) return;
     const desired = desiredStateOf(snapshot);
     const now = this.now();
     const candidates = desired.datasets.filter(
@@ -422,7 +635,14 @@ export class DatasetAgent {
         const seq = ++this.seq;
         const t0 = this.now();
         try {
-          local = await discoverLocalState(this.o.driver, this.o.hostOps, this.o.instanceId, datasetId, this.listPool, undefined, this.isBlank);
+          local = await discoverLocalState({
+            driver: this.o.driver,
+            host: this.o.hostOps,
+            instanceId: this.o.instanceId,
+            onlyDataset: datasetId,
+            listVolumes: this.listPool,
+            knownBlank: this.isBlank,
+          });
           this.o.logger.debug('observed dataset', { datasetId, durationMs: this.now() - t0 });
         } catch (e) {
           this.o.logger.warn('observation failed', { datasetId, code: errorCode(e), error: errorMessage(e) });
@@ -441,6 +661,13 @@ export class DatasetAgent {
       if (failure && failure.retryAt > this.now()) {
         this.requestReport();
         return; // the turn's timer comes back for it
+      }
+      // Never take or change a volume on a configuration not confirmed within the self-fence bound.
+      if (ACQUIRING_ACTIONS.has(action.kind) && !this.mayAct()) {
+        this.o.logger.warn('not acting on an unconfirmed configuration', { datasetId, kind: action.kind, phase: this.contact.phase });
+        this.lookWhenIdle = true;
+        this.requestReport();
+        return;
       }
       // More steps follow at once: their outcome is reported when they end (or after progressReportMs).
       this.requestProgressReport();
@@ -560,7 +787,7 @@ export class DatasetAgent {
   /** A report of an intermediate state: sent within progressReportMs, or with the next immediate one. */
   private requestProgressReport(): void {
     if (this.progressTimer !== null || this.stopping) return;
-    this.progressTimer = setTimeout(() => {
+    this.progressTimer = this.clock.setTimer(() => {
       this.progressTimer = null;
       this.requestReport();
     }, this.o.progressReportMs ?? 250);
@@ -569,7 +796,7 @@ export class DatasetAgent {
   /** Sends the node report when it changed (and at least every resync interval); one request at a time. */
   private requestReport(): void {
     if (this.progressTimer !== null) {
-      clearTimeout(this.progressTimer);
+      this.progressTimer.cancel();
       this.progressTimer = null;
     }
     this.reportWanted = true;
@@ -588,16 +815,60 @@ export class DatasetAgent {
     const report = this.buildReport();
     const text = JSON.stringify(report);
     const now = this.now();
-    if (text === this.lastReport && now - this.lastReportAt < this.o.resyncIntervalMs) return;
+    const heartbeat = this.heartbeatWanted;
+    this.heartbeatWanted = false;
+    if (!heartbeat && text === this.lastReport && now - this.lastReportAt < this.o.resyncIntervalMs) return;
     try {
       this.o.logger.debug('reporting', { manifestations: report.manifestations.length });
-      await this.o.control.reportNodeState(report);
+      const answer = ReportResponse.safeParse(await this.o.control.reportNodeState(report));
       this.o.logger.debug('reported', { durationMs: this.now() - now });
       this.lastReport = text;
       this.lastReportAt = now;
+      if (answer.success) this.reportAnswered(answer.data, now);
     } catch (e) {
       this.o.logger.warn('cannot report node state', { code: errorCode(e), error: errorMessage(e) });
     }
+  }
+
+  /** A report's answer confirms contact when it names the configuration we hold. */
+  private reportAnswered(answer: z.infer<typeof ReportResponse>, sentAt: number): void {
+    this.learnNodeTimeout(answer.node_timeout_seconds);
+    const tag = answer.configuration_tag;
+    if (tag !== undefined && this.snapshot !== null) {
+      if (tag === this.snapshot.configuration_tag) this.contact.confirm(sentAt);
+      else this.refetch();
+    }
+    this.evaluateContact();
+  }
+
+  /**
+   * Unmounts mounts left at dataset paths by volumes this node no longer holds,
+   * then lets the driver release what a fence left behind. True if any came off.
+   */
+  private async removeStrayMounts(strays: readonly StrayMount[]): Promise<boolean> {
+    const removed: string[] = [];
+    for (const stray of strays) {
+      if (this.busy.has(stray.datasetId)) continue;
+      try {
+        await this.o.hostOps.unmount(stray.mountPath);
+        removed.push(stray.mountPath);
+        this.o.logger.warn('removed a stale mount of a volume this node no longer holds', { ...stray });
+      } catch (e) {
+        this.o.logger.error('cannot remove a stale mount', { ...stray, code: errorCode(e), error: errorMessage(e) });
+      }
+    }
+    if (removed.length > 0 && this.o.releaseFenced !== undefined) {
+      try {
+        const released = await this.o.releaseFenced();
+        this.o.logger.info('released what fences left behind', { released });
+      } catch (e) {
+        this.o.logger.warn('cannot release fenced devices', { code: errorCode(e), error: errorMessage(e) });
+      }
+    }
+    if (removed.length > 0 && this.fenceReport !== undefined) {
+      this.fenceReport = { ...this.fenceReport, removed_mounts: [...(this.fenceReport.removed_mounts ?? []), ...removed] };
+    }
+    return removed.length > 0;
   }
 
   buildReport(): NodeReport {
@@ -633,6 +904,7 @@ export class DatasetAgent {
       instance_id: this.o.instanceId,
       backend: this.o.driver.backend,
       manifestations,
+      ...(this.fenceReport !== undefined ? { fencing: this.fenceReport } : {}),
       volumes: volumes.map((v) => ({
         blockdevice_id: v.blockdeviceId,
         dataset_id: v.datasetId,

@@ -16,11 +16,22 @@ export interface DiscoveredVolume {
   readonly hasFilesystem?: boolean;
   /** Where the device is mounted on this host (empty when not mounted). */
   readonly mountPoints?: readonly string[];
+  /** "major:minor" of devicePath, when known. */
+  readonly deviceNumber?: string;
+}
+
+/** A mount at <mountRoot>/<dataset> of a device that is no volume attached here. */
+export interface StrayMount {
+  readonly datasetId: string;
+  readonly mountPath: string;
+  readonly device: string;
 }
 
 export interface LocalState {
   readonly instanceId: string;
   readonly volumes: readonly DiscoveredVolume[];
+  /** Only from a full look with a mount root (see discoverLocalState). */
+  readonly strayMounts?: readonly StrayMount[];
 }
 
 export interface DesiredDataset {

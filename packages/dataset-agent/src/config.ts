@@ -58,6 +58,8 @@ export const AgentConfigSchema = z
         mount_root: z.string().min(1).default('/flocker'),
         host: z.string().min(1).optional(),
         era_file: z.string().min(1).optional(),
+        /** This host's dockerd, whose containers a self-fence stops; default /var/run/docker.sock. */
+        docker_socket: z.string().min(1).optional(),
       })
       .strict()
       .default({ state_dir: '/var/lib/flocker/agent', mount_root: '/flocker' }),
@@ -71,6 +73,12 @@ export const AgentConfigSchema = z
         backoff_initial_seconds: z.number().positive().default(0.5),
         backoff_max_seconds: z.number().positive().default(30),
         log_level: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+        /**
+         * Fence this node (stop containers using its volumes, unmount them) after this long
+         * without a confirmed configuration. Default and upper limit: half the control
+         * service's node timeout.
+         */
+        self_fence_seconds: z.number().positive().optional(),
       })
       .strict()
       .default({

@@ -1,29 +1,41 @@
 /** Observation: the pool as the driver lists it, plus devices, filesystems and mounts of this host. */
+import { basename, dirname } from 'node:path';
 import type { BlockDeviceApi, BlockDeviceVolume } from '@flocker/storage-drivers';
 import type { HostMount, HostOps } from './HostOps';
-import type { DiscoveredVolume, LocalState } from './LocalState';
+import type { DiscoveredVolume, LocalState, StrayMount } from './LocalState';
 
-/**
- * Observes the pool and this host. With onlyDataset, device details are gathered
- * for that dataset's volumes only (and only those are returned): a cheap,
- * fresh look before each step of one dataset.
- */
-export async function discoverLocalState(
-  driver: BlockDeviceApi,
-  host: HostOps,
-  instanceId: string,
-  onlyDataset?: string,
-  listVolumes: () => Promise<BlockDeviceVolume[]> = () => driver.listVolumes(),
+export interface DiscoverOptions {
+  readonly driver: BlockDeviceApi;
+  readonly host: HostOps;
+  readonly instanceId: string;
+  /**
+   * Device details are gathered for this dataset's volumes only (and only those
+   * are returned): a cheap, fresh look before each step of one dataset.
+   */
+  readonly onlyDataset?: string;
+  /** Lists the pool; default driver.listVolumes (the agent shares concurrent listings). */
+  readonly listVolumes?: () => Promise<BlockDeviceVolume[]>;
   /** Datasets whose volumes are listed without device details (no device is touched for them). */
-  noDetails: ReadonlySet<string> = new Set(),
+  readonly noDetails?: ReadonlySet<string>;
   /**
    * Volumes known to hold nothing (created by this process and never formatted):
    * reported without a filesystem without probing. Only ever leads to a format
    * action, and makeFilesystem itself refuses to format over anything it finds.
    */
-  knownBlank: (blockdeviceId: string) => boolean = () => false,
-): Promise<LocalState> {
-  const [all, mounts] = await Promise.all([listVolumes(), host.listMounts()]);
+  readonly knownBlank?: (blockdeviceId: string) => boolean;
+  /**
+   * With it (and without onlyDataset), mounts at <mountRoot>/<dataset> of a device
+   * that is no volume attached here are returned as strayMounts: what is left of a
+   * volume this node lost (fenced, moved away while it was cut off).
+   */
+  readonly mountRoot?: string;
+}
+
+export async function discoverLocalState(o: DiscoverOptions): Promise<LocalState> {
+  const { driver, host, instanceId, onlyDataset } = o;
+  const noDetails = o.noDetails ?? new Set<string>();
+  const knownBlank = o.knownBlank ?? (() => false);
+  const [all, mounts] = await Promise.all([(o.listVolumes ?? (() => driver.listVolumes()))(), host.listMounts()]);
   const volumes = onlyDataset === undefined ? all : all.filter((v) => v.datasetId === onlyDataset);
   const discovered = await Promise.all(
     volumes.map(async (v): Promise<DiscoveredVolume> => {
@@ -41,7 +53,8 @@ export async function discoverLocalState(
       } catch {
         return base; // device unknown: the decision waits, the next observation retries
       }
-      const mountPoints = await mountPointsOf(host, devicePath, mounts);
+      const number = await host.deviceNumber(devicePath);
+      const mountPoints = mountPointsOf(devicePath, number, mounts);
       // A mounted device has a filesystem; only probe the others (blkid costs a process).
       let hasFilesystem: boolean | undefined = mountPoints.length > 0 ? true : knownBlank(v.blockdeviceId) ? false : undefined;
       if (hasFilesystem === undefined) {
@@ -51,16 +64,50 @@ export async function discoverLocalState(
           hasFilesystem = undefined; // never guess "empty": that would lead to mkfs over data
         }
       }
-      return hasFilesystem === undefined ? { ...base, devicePath } : { ...base, devicePath, hasFilesystem, mountPoints };
+      return hasFilesystem === undefined
+        ? { ...base, devicePath, ...(number !== null ? { deviceNumber: number } : {}) }
+        : { ...base, devicePath, hasFilesystem, mountPoints, ...(number !== null ? { deviceNumber: number } : {}) };
     }),
   );
-  return { instanceId, volumes: discovered };
+  const strayMounts =
+    o.mountRoot !== undefined && onlyDataset === undefined ? findStrayMounts(o.mountRoot, mounts, discovered, instanceId, noDetails) : [];
+  return strayMounts.length > 0 ? { instanceId, volumes: discovered, strayMounts } : { instanceId, volumes: discovered };
 }
 
-async function mountPointsOf(host: HostOps, devicePath: string, mounts: readonly HostMount[]): Promise<string[]> {
-  const number = await host.deviceNumber(devicePath);
+function mountPointsOf(devicePath: string, number: string | null, mounts: readonly HostMount[]): string[] {
   return mounts
     .filter((m) => m.device === devicePath || (number !== null && m.majorMinor === number))
     .map((m) => m.mountPoint)
     .sort();
+}
+
+/**
+ * Pure: mounts directly under mountRoot whose device is none of the volumes
+ * attached here. A dataset whose volume is attached here but whose device is not
+ * known (or not looked at: noDetails) is left alone: its mount may be the real one.
+ */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function findStrayMounts(
+  mountRoot: string,
+  mounts: readonly HostMount[],
+  volumes: readonly DiscoveredVolume[],
+  instanceId: string,
+  noDetails: ReadonlySet<string> = new Set(),
+): StrayMount[] {
+  const root = mountRoot.replace(/\/+$/, '');
+  const ours = volumes.filter((v) => v.attachedTo === instanceId);
+  const unknown = new Set(ours.filter((v) => v.devicePath === undefined || noDetails.has(v.datasetId)).map((v) => v.datasetId));
+  const stray: StrayMount[] = [];
+  for (const m of mounts) {
+    if (dirname(m.mountPoint) !== root) continue;
+    const datasetId = basename(m.mountPoint);
+    // Only Flocker's own paths (<root>/<dataset uuid>); a dataset being worked on is its worker's.
+    if (!UUID.test(datasetId) || unknown.has(datasetId) || noDetails.has(datasetId)) continue;
+    const known = ours.some(
+      (v) => v.devicePath !== undefined && (v.devicePath === m.device || (v.deviceNumber !== undefined && v.deviceNumber === m.majorMinor)),
+    );
+    if (!known) stray.push({ datasetId, mountPath: m.mountPoint, device: m.device });
+  }
+  return stray;
 }

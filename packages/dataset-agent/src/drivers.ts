@@ -15,6 +15,8 @@ export interface AgentDriver {
   repair(): Promise<Record<string, unknown> | undefined>;
   /** Calls onChange when the pool changes; returns a function that stops watching. */
   readonly poolChanges?: (onChange: () => void) => () => void;
+  /** Releases what fences left on this host (loop devices of fenced images, once unmounted). */
+  readonly releaseFenced?: () => Promise<unknown>;
 }
 
 export async function createAgentDriver(dataset: DatasetBackendConfig, nodeUuid: string, logger: winston.Logger): Promise<AgentDriver> {
@@ -35,6 +37,10 @@ export async function createAgentDriver(dataset: DatasetBackendConfig, nodeUuid:
           return r.reattached.length + r.detachedStale.length + r.busy.length > 0 ? { ...r } : undefined;
         },
         poolChanges: (onChange) => driver.watchPool(onChange),
+        releaseFenced: async () => {
+          const release: unknown = Reflect.get(driver, 'releaseFenced');
+          return typeof release === 'function' ? (release as () => Promise<unknown>).call(driver) : undefined;
+        },
       };
     }
     case 'aws': {

@@ -9,6 +9,19 @@ function ctx(): ExecutionContext & { driver: FakeDriver; host: FakeHost } {
 }
 
 describe('executeAction: every action is idempotent', () => {
+  it('mount never mounts over another mount at the path (a stale one is removed first by the agent)', async () => {
+    const c = ctx();
+    const path = `/flocker/${DS}`;
+    c.host.mounts.push({ device: '/dev/loop-old', mountPoint: path, majorMinor: '7:9' });
+    const mount = { kind: 'mount', datasetId: DS, blockdeviceId: 'v', devicePath: '/dev/fake/v', mountPath: path, size: 64 * MiB } as const;
+    await expect(executeAction(mount, c)).rejects.toMatchObject({ code: 'DEVICE_BUSY' });
+    expect(c.host.mounts).toHaveLength(1);
+    c.host.mounts = [];
+    await executeAction(mount, c);
+    await executeAction(mount, c); // already there: done
+    expect(c.host.mounts).toEqual([{ device: '/dev/fake/v', mountPoint: path, majorMinor: '0:0' }]);
+  });
+
   it('create never makes a second volume for a dataset', async () => {
     const c = ctx();
     await executeAction({ kind: 'create', datasetId: DS, size: 64 * MiB }, c);

@@ -3,7 +3,7 @@
  * crash in the middle of it) already took effect is a no-op, so the loop can
  * always simply retry what the next observation still asks for.
  */
-import { isStorageError, type BlockDeviceApi, type BlockDeviceVolume } from '@flocker/storage-drivers';
+import { isStorageError, StorageError, type BlockDeviceApi, type BlockDeviceVolume } from '@flocker/storage-drivers';
 import type winston from 'winston';
 import { errorMessage } from './errors';
 import type { HostOps } from './HostOps';
@@ -66,10 +66,18 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
       return {};
     case 'mount': {
       await host.mkdirp(action.mountPath);
-      if (await isMountedAt(host, action.devicePath, action.mountPath)) return {};
+      const number = await host.deviceNumber(action.devicePath);
+      const mounts = await host.listMounts();
+      const here = mounts.filter((m) => m.mountPoint === action.mountPath);
+      if (here.some((m) => m.device === action.devicePath || (number !== null && m.majorMinor === number))) return {};
+      // Never mount over another mount: it would hide what is there (a stale mount is
+      // removed by the agent's stray-mount rule first; anything else needs a person).
+      if (here.length > 0) {
+        throw new StorageError('DEVICE_BUSY', `${action.mountPath} is already a mount point (of ${here.map((m) => m.device).join(', ')}); not mounting ${action.devicePath} over it`, action.blockdeviceId);
+      }
       // A volume grown while mounted where online resize was refused: grow its filesystem now.
       const fsSize = await host.filesystemSize(action.devicePath);
-      if (fsSize !== null && fsSize < action.size && (await host.listMounts()).every((m) => m.device !== action.devicePath)) {
+      if (fsSize !== null && fsSize < action.size && mounts.every((m) => m.device !== action.devicePath)) {
         await host.growUnmountedFilesystem(action.devicePath);
       }
       await host.mount(action.devicePath, action.mountPath);
@@ -126,9 +134,3 @@ async function attachedTo(driver: BlockDeviceApi, blockdeviceId: string): Promis
   return (await driver.listVolumes()).find((v) => v.blockdeviceId === blockdeviceId)?.attachedTo;
 }
 
-async function isMountedAt(host: HostOps, devicePath: string, mountPath: string): Promise<boolean> {
-  const number = await host.deviceNumber(devicePath);
-  return (await host.listMounts()).some(
-    (m) => m.mountPoint === mountPath && (m.device === devicePath || (number !== null && m.majorMinor === number)),
-  );
-}

@@ -2,6 +2,7 @@
 import { createSocket } from 'node:dgram';
 import { hostname } from 'node:os';
 import { controlUrlsFromHosts, FlockerClient, tlsDispatcher } from '@flocker/api';
+import { DockerContainerStopper, type ContainerStopper } from './containers';
 import { createAgentDriver } from './drivers';
 import type winston from 'winston';
 import { configDirOf, controlTlsFiles, loadAgentConfig, loadControlCredentials, type ControlCredentials, type RunnableAgentConfig } from './config';
@@ -23,6 +24,8 @@ export interface StartDatasetAgentOptions {
   readonly baseUrl?: string;
   /** Where cluster.crt, node.crt and node.key are looked for; default the directory of the config file. */
   readonly configDir?: string;
+  /** Default: this host's dockerd at node.docker_socket. */
+  readonly containers?: ContainerStopper;
 }
 
 export interface RunningDatasetAgent {
@@ -78,13 +81,16 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
   const identity = credentials === undefined ? ensureNodeIdentity(config.node.state_dir) : nodeIdentityFromCertificate(config.node.state_dir, credentials.nodeUuid, logger);
   const era = readEra(config.node.era_file);
   const host = config.node.host ?? (await sourceAddressFor(control.hostname, control.port));
-  const { driver, instanceId, repair, poolChanges } = await createAgentDriver(config.dataset, identity.uuid, logger);
+  const { driver, instanceId, repair, poolChanges, releaseFenced } = await createAgentDriver(config.dataset, identity.uuid, logger);
   // After a crash or reboot, bring local attachments in line with the backend's records.
   const repaired = await repair();
   if (repaired !== undefined) logger.warn('repaired attachments at start', repaired);
   const controlHost = control.hostname.includes(':') ? `[${control.hostname}]` : control.hostname;
   const scheme = credentials === undefined ? 'http' : 'https';
   const client = new FlockerClient({
+    // Short requests (long-polls add their wait): a report stuck on a cut connection
+    // must not hold back the heartbeats that confirm contact for long.
+    timeoutMs: 5000,
     baseUrl: options.baseUrl ?? (control.hostnames !== undefined ? controlUrlsFromHosts(scheme, control.hostname, control.port, control.hostnames) : `${scheme}://${controlHost}:${control.port}`),
     ...(credentials !== undefined ? { dispatcher: tlsDispatcher(credentials) } : {}),
   });
@@ -105,6 +111,9 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     backoffMaxMs: config.agent.backoff_max_seconds * 1000,
     logger,
     pollWaitMs: options.pollWaitMs ?? 10_000,
+    containers: options.containers ?? new DockerContainerStopper(config.node.docker_socket ?? '/var/run/docker.sock'),
+    ...(config.agent.self_fence_seconds !== undefined ? { selfFenceMs: config.agent.self_fence_seconds * 1000 } : {}),
+    ...(releaseFenced !== undefined ? { releaseFenced } : {}),
     ...(poolChanges !== undefined ? { poolChanges } : {}),
     ...(crashAfter ? { crashAfter } : {}),
   });

@@ -1,0 +1,26 @@
+/**
+ * Time as the agent sees it. Every timer of the agent goes through a Clock, so
+ * its timing logic (self-fencing, heartbeats, backoff, report debouncing) can be
+ * tested deterministically on a manual clock (src/testing/ManualClock.ts).
+ */
+export interface TimerHandle {
+  cancel(): void;
+}
+
+export interface Clock {
+  /** Milliseconds, monotonic enough for intervals (Date.now in production). */
+  now(): number;
+  /** Runs fn once after ms (never before now() + ms). */
+  setTimer(fn: () => void, ms: number): TimerHandle;
+  /** Resolves after ms. */
+  sleep(ms: number): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimer(fn, ms) {
+    const t = setTimeout(fn, Math.max(0, ms));
+    return { cancel: () => clearTimeout(t) };
+  },
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms))),
+};
