@@ -461,6 +461,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       if (verdict.kind === 'free') {
         // Released (or taken and released elsewhere) between the refusal and the snapshot: try again.
         if (remaining <= 0) throw new VolumePluginError('MOUNT_TIMEOUT', `Timed out taking the lease of volume ${name}: other hosts keep taking it.`);
+        await new Promise((r) => setTimeout(r, Math.min(200, remaining)));
         continue;
       }
       if (waiting !== verdict.message) {

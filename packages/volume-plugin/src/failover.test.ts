@@ -234,6 +234,18 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
       expect((await datasetOf('vol1')).primary).toBe(NODE_A);
     });
 
+    it('stops waiting and fails when the dead holder comes back', async () => {
+      await leasedByB();
+      const view: { dead?: string; grace: number } = { dead: new Date().toISOString(), grace: 3600 };
+      const a = await backendFor(NODE_A, { client: seeing(view) });
+      const mounting = a.mount({ Name: 'vol1', ID: 'on-a' });
+      const failed = expect(mounting).rejects.toThrow('volume vol1 is in use by a container on host host-b. Stop that container first');
+      await new Promise((r) => setTimeout(r, 300));
+      delete view.dead; // host B reports again
+      await client.createDataset({ primary: NODE_B, metadata: { name: 'bump' } }); // any change wakes the long-poll
+      await failed;
+    });
+
     it('gives up at the mount timeout saying who holds it, since when, and when it is released', async () => {
       await leasedByB();
       const deadSince = '2026-01-01T10:00:00.000Z';

@@ -1,0 +1,106 @@
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as winston from 'winston';
+import { DockerodeView, DockerUnreachableError } from './DockerView';
+
+const logger = winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });
+
+/** Just enough of the Engine API on a unix socket: the container list and a quiet event stream. */
+function fakeEngine(socketPath: string, list: unknown): Promise<{ server: http.Server; events: http.ServerResponse[] }> {
+  const events: http.ServerResponse[] = [];
+  const server = http.createServer((req, res) => {
+    if (req.url?.startsWith('/containers/json')) {
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(list));
+    } else if (req.url?.startsWith('/events')) {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.flushHeaders();
+      events.push(res);
+    } else res.writeHead(404).end('{}');
+  });
+  return new Promise((resolve) => server.listen(socketPath, () => resolve({ server, events })));
+}
+
+async function closeEngine(e: { server: http.Server; events: http.ServerResponse[] }): Promise<void> {
+  for (const r of e.events) r.destroy();
+  e.server.closeAllConnections();
+  await new Promise<void>((r) => e.server.close(() => r()));
+}
+
+async function until(probe: () => boolean, ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!probe()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('DockerodeView (Engine API over a unix socket)', () => {
+  let dir: string;
+  let sock: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-dockerview-'));
+    sock = path.join(dir, 'docker.sock');
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('lists containers with their state, creation time and mounts', async () => {
+    const engine = await fakeEngine(sock, [
+      {
+        Id: 'abc',
+        State: 'running',
+        Created: 1_700_000_000,
+        Names: ['/web'],
+        Mounts: [
+          { Type: 'volume', Name: 'pg', Driver: 'flocker', Source: '/flocker/x', Destination: '/data' },
+          { Type: 'bind', Source: '/etc/hosts', Destination: '/etc/hosts' },
+        ],
+      },
+      { Id: 'def', State: 'created', Created: 1_700_000_001, Mounts: null },
+    ]);
+    try {
+      const view = new DockerodeView({ socketPath: sock, logger });
+      expect(await view.containers()).toEqual([
+        { id: 'abc', state: 'running', createdMs: 1_700_000_000_000, mounts: [{ type: 'volume', name: 'pg', driver: 'flocker', source: '/flocker/x' }, { type: 'bind', source: '/etc/hosts' }] },
+        { id: 'def', state: 'created', createdMs: 1_700_000_001_000, mounts: [] },
+      ]);
+    } finally {
+      await closeEngine(engine);
+    }
+  });
+
+  it('says unreachable when there is no dockerd, or it answers nonsense', async () => {
+    const view = new DockerodeView({ socketPath: sock, logger });
+    await expect(view.containers()).rejects.toBeInstanceOf(DockerUnreachableError);
+    const engine = await fakeEngine(sock, { not: 'a list' });
+    try {
+      await expect(view.containers()).rejects.toThrow(/unexpected container list/);
+    } finally {
+      await closeEngine(engine);
+    }
+  });
+
+  it('follows dockerd: connects once it appears, notices it going away, reconnects when it is back', async () => {
+    const view = new DockerodeView({ socketPath: sock, logger, retryMs: 20 });
+    let connects = 0;
+    const drops: string[] = [];
+    const follower = view.follow({ onConnect: () => connects++, onDisconnect: (r) => drops.push(r) });
+    try {
+      await new Promise((r) => setTimeout(r, 100)); // no dockerd yet: it keeps trying
+      expect(connects).toBe(0);
+      let engine = await fakeEngine(sock, []);
+      await until(() => connects === 1);
+      await closeEngine(engine); // dockerd killed
+      fs.rmSync(sock, { force: true });
+      await until(() => drops.length === 1);
+      engine = await fakeEngine(sock, []);
+      await until(() => connects === 2);
+      follower.close();
+      await closeEngine(engine);
+      expect(drops).toHaveLength(1);
+    } finally {
+      follower.close();
+    }
+  });
+});
