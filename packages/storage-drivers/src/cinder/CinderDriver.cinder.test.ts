@@ -139,7 +139,7 @@ describe('CinderDriver against real Cinder: beyond the contract', () => {
     expect(await a.listVolumes()).toEqual([]);
   });
 
-  it('attaches to another instance without touching this host, and a force detach leaves no attachment', async () => {
+  it('attaches to another instance without touching this host, and a force detach leaves no attachment and the volume attachable elsewhere', async () => {
     const v = await a.createVolume(randomUUID(), 1);
     const other = randomUUID();
     const attached = await a.attachVolume(v.blockdeviceId, other);
@@ -147,6 +147,11 @@ describe('CinderDriver against real Cinder: beyond the contract', () => {
     await expectStorageError(a.getDevicePath(v.blockdeviceId), 'NOT_ATTACHED_HERE');
     await a.detachVolume(v.blockdeviceId, { force: true });
     expect((await raw.getVolume(v.blockdeviceId))?.status).toBe('available');
+    expect(await raw.listAttachments(v.blockdeviceId)).toEqual([]);
+    // Attachable elsewhere after the force detach (Cinder has terminated the old connection).
+    const next = randomUUID();
+    expect((await a.attachVolume(v.blockdeviceId, next)).attachedTo).toBe(next);
+    await a.detachVolume(v.blockdeviceId, { force: true });
     expect(await raw.listAttachments(v.blockdeviceId)).toEqual([]);
     await a.destroyVolume(v.blockdeviceId);
   });
