@@ -86,6 +86,10 @@ export interface DatasetAgentOptions {
   readonly containers?: ContainerStopper;
   /** Releases what fences left behind on this host (the loopback driver's releaseFenced). */
   readonly releaseFenced?: () => Promise<unknown>;
+  /** The node timeout (ms) last learned by an earlier run: the bound holds from start even when cut off then. */
+  readonly lastNodeTimeoutMs?: number;
+  /** Told when the control service's node timeout is learned or changes (seconds), to keep it for the next start. */
+  readonly onNodeTimeout?: (seconds: number) => void;
 }
 
 /** One observation and its sequence number (see updateView). */
@@ -198,6 +202,7 @@ export class DatasetAgent {
     this.clock = o.clock ?? systemClock;
     this.now = () => this.clock.now();
     this.contact = new ContactTracker(this.now());
+    this.nodeTimeoutMs = o.lastNodeTimeoutMs;
     this.poolListing = new FreshRead(() => o.driver.listVolumes());
     this.decision = {
       nodeUuid: o.nodeUuid,
@@ -365,6 +370,7 @@ export class DatasetAgent {
   private learnNodeTimeout(seconds: number | undefined): void {
     if (seconds === undefined || seconds * 1000 === this.nodeTimeoutMs) return;
     this.nodeTimeoutMs = seconds * 1000;
+    this.o.onNodeTimeout?.(seconds);
     this.o.logger.info('self-fence timing', { nodeTimeoutMs: this.nodeTimeoutMs, selfFenceBoundMs: this.fenceBoundMs });
     this.scheduleHeartbeat();
   }
@@ -847,8 +853,18 @@ export class DatasetAgent {
    */
   private async removeStrayMounts(strays: readonly StrayMount[]): Promise<boolean> {
     const removed: string[] = [];
-    for (const stray of strays) {
-      if (this.busy.has(stray.datasetId)) continue;
+    const todo = strays.filter((s) => !this.busy.has(s.datasetId));
+    // Whatever still uses a volume this node lost writes into nothing (a fenced device fails
+    // its writes): stop it, so that the mount can come off.
+    if (todo.length > 0 && this.o.containers !== undefined) {
+      try {
+        const stopped = await this.o.containers.stopContainersUsing([...new Set(todo.map((s) => s.mountPath))]);
+        if (stopped.length > 0) this.o.logger.warn('stopped containers using a volume this node no longer holds', { containers: stopped });
+      } catch (e) {
+        this.o.logger.warn('cannot stop containers through Docker', { code: errorCode(e), error: errorMessage(e) });
+      }
+    }
+    for (const stray of todo) {
       try {
         await this.o.hostOps.unmount(stray.mountPath);
         removed.push(stray.mountPath);

@@ -1,7 +1,7 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureNodeIdentity, readEra, readNodeIdentity } from './identity';
+import { ensureNodeIdentity, readEra, readLastNodeTimeout, readNodeIdentity, writeLastNodeTimeout } from './identity';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'agent-identity-'));
 
@@ -27,5 +27,17 @@ describe('node identity', () => {
     const file = join(tmp(), 'era');
     writeFileSync(file, 'reboot-2\n');
     expect(readEra(file)).toBe('reboot-2');
+  });
+});
+
+describe('last node timeout', () => {
+  it('is kept in the state directory across restarts; unreadable means unknown', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'timing-'));
+    expect(readLastNodeTimeout(dir)).toBeUndefined();
+    writeLastNodeTimeout(dir, 3);
+    expect(readLastNodeTimeout(dir)).toBe(3);
+    writeFileSync(join(dir, 'timing.json'), '{"node_timeout_seconds": -1}');
+    expect(readLastNodeTimeout(dir)).toBeUndefined();
+    rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -72,3 +72,27 @@ export function readEra(eraFile?: string): string {
   if (era.length === 0) throw new AgentError('IDENTITY_INVALID', `${path} is empty; it must hold the era`);
   return era;
 }
+
+const TimingFile = z.object({ node_timeout_seconds: z.number().positive() }).strict();
+
+/**
+ * The control service's node timeout as last learned, kept in the state
+ * directory: an agent restarted while cut off still knows its self-fence bound.
+ * undefined when never learned or unreadable (then it is learned at first contact).
+ */
+export function readLastNodeTimeout(stateDir: string): number | undefined {
+  try {
+    const parsed = TimingFile.safeParse(JSON.parse(readFileSync(join(stateDir, 'timing.json'), 'utf8')));
+    return parsed.success ? parsed.data.node_timeout_seconds : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeLastNodeTimeout(stateDir: string, seconds: number): void {
+  mkdirSync(stateDir, { recursive: true });
+  const path = join(stateDir, 'timing.json');
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, JSON.stringify({ node_timeout_seconds: seconds }) + '\n');
+  renameSync(tmp, path);
+}

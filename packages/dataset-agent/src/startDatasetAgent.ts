@@ -8,7 +8,7 @@ import type winston from 'winston';
 import { configDirOf, controlTlsFiles, loadAgentConfig, loadControlCredentials, type ControlCredentials, type RunnableAgentConfig } from './config';
 import { DatasetAgent, parseCrashAfter, type CrashAfter } from './DatasetAgent';
 import { linuxHostOps, type HostOps } from './HostOps';
-import { ensureNodeIdentity, readEra, readNodeIdentity, writeNodeIdentity, type NodeIdentity } from './identity';
+import { ensureNodeIdentity, readEra, readLastNodeTimeout, readNodeIdentity, writeLastNodeTimeout, writeNodeIdentity, type NodeIdentity } from './identity';
 import { createAgentLogger } from './logger';
 
 export interface StartDatasetAgentOptions {
@@ -94,6 +94,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     baseUrl: options.baseUrl ?? (control.hostnames !== undefined ? controlUrlsFromHosts(scheme, control.hostname, control.port, control.hostnames) : `${scheme}://${controlHost}:${control.port}`),
     ...(credentials !== undefined ? { dispatcher: tlsDispatcher(credentials) } : {}),
   });
+  const lastNodeTimeout = readLastNodeTimeout(config.node.state_dir);
   const crashAfter = options.crashAfter ?? parseCrashAfter(process.env.FLOCKER_AGENT_CRASH_AFTER);
   const agent = new DatasetAgent({
     nodeUuid: identity.uuid,
@@ -111,6 +112,14 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     backoffMaxMs: config.agent.backoff_max_seconds * 1000,
     logger,
     pollWaitMs: options.pollWaitMs ?? 10_000,
+    ...(lastNodeTimeout !== undefined ? { lastNodeTimeoutMs: lastNodeTimeout * 1000 } : {}),
+    onNodeTimeout: (seconds) => {
+      try {
+        writeLastNodeTimeout(config.node.state_dir, seconds);
+      } catch (e) {
+        logger.warn('cannot keep the node timeout in the state directory', { error: e instanceof Error ? e.message : String(e) });
+      }
+    },
     containers: options.containers ?? new DockerContainerStopper(config.node.docker_socket ?? '/var/run/docker.sock'),
     ...(config.agent.self_fence_seconds !== undefined ? { selfFenceMs: config.agent.self_fence_seconds * 1000 } : {}),
     ...(releaseFenced !== undefined ? { releaseFenced } : {}),
