@@ -182,8 +182,9 @@ async function releaseUntil(d: LoopbackDriver, done: (r: { devices: string[]; im
 }
 
 describe('LoopbackDriver fencing (force detach of a device still in use)', () => {
-  it('fails the old holder writes with EIO and gives the new holder every line it had fsynced', async () => {
-    const p = await pool();
+  it.each(['sysfs', 'losetup'] as const)('fails the old holder writes with EIO and gives the new holder every line it had fsynced (%s discovery)', async (loopDiscovery) => {
+    // losetup: host B finds devices with `losetup -j` and sets the flag with chattr instead of the ioctl helper.
+    const p = await pool({ loopDiscovery });
     const { id, device: oldDevice } = await attachedOnA(p);
     const hostA = await startWriterHost(oldDevice, path.join(p.root, 'host-a-mnt'));
     await hostA.waitForAcked(100);
