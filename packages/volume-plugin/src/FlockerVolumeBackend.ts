@@ -615,9 +615,8 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       const outcome = await this.serialised(listed.name, async (): Promise<VolumeOutcome> => {
         const base = { volume: listed.name, datasetId: listed.datasetId };
         if (this.deferredReleases.has(listed.datasetId)) return { ...base, result: 'skipped', detail: 'copy-up release pending' };
+        if (!this.registry.entries().some((e) => e.datasetId === listed.datasetId)) return { ...base, result: 'skipped', detail: 'gone meanwhile' };
         const mountedAt = this.registry.mountedAt(listed.datasetId);
-        const stillListed = this.registry.entries().some((e) => e.datasetId === listed.datasetId);
-        if (!stillListed) return { ...base, result: 'skipped', detail: 'gone meanwhile' };
         const s = this.watcher.current();
         const ref = { name: listed.name, mountpoint: s ? mountedPath(s, this.me, listed.datasetId) : undefined };
         const now = this.now();
