@@ -27,7 +27,7 @@ import { executeAction, type ActionResult } from './executeAction';
 import { FreshRead } from './FreshRead';
 import type { HostOps } from './HostOps';
 import { stateAfter } from './stateAfter';
-import type { Action, ActionKind, DecisionContext, DesiredState, DiscoveredVolume, LocalState, StrayMount } from './LocalState';
+import { ACTION_KINDS, type Action, type ActionKind, type DecisionContext, type DesiredState, type DiscoveredVolume, type LocalState, type StrayMount } from './LocalState';
 
 /** The part of FlockerClient the agent uses. */
 export interface ControlChannel {
@@ -116,7 +116,7 @@ export function backoffDelay(attempts: number, initialMs: number, maxMs: number)
 export function parseCrashAfter(value: string | undefined): CrashAfter | undefined {
   if (value === undefined || value === '') return undefined;
   const m = /^([a-zA-Z]+):(\d+)$/.exec(value);
-  const kinds: readonly string[] = ['create', 'attach', 'format', 'mount', 'unmount', 'detach', 'forceDetach', 'destroy', 'resize'];
+  const kinds: readonly string[] = ACTION_KINDS;
   if (!m || !kinds.includes(m[1]!) || Number(m[2]) < 1) {
     throw new Error(`FLOCKER_AGENT_CRASH_AFTER must be <action kind>:<n> (n >= 1), got ${JSON.stringify(value)}`);
   }
