@@ -41,13 +41,15 @@ export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 export const defaultCommands: ComponentCommands = {
   control: (settings) => [process.execPath, path.join(REPO_ROOT, 'packages/control-api/dist/main.js'), ...controlServiceFlags(settings)],
   agent: ({ config }) => [process.execPath, path.join(REPO_ROOT, 'packages/dataset-agent/dist/main.js'), '--config', config],
-  plugin: ({ agentConfig, socket }) => [
+  plugin: ({ agentConfig, socket, dockerSocket }) => [
     process.execPath,
     path.join(REPO_ROOT, 'packages/volume-plugin/dist/main.js'),
     '--agent-config',
     agentConfig,
     '--socket',
     socket,
+    '--docker-socket',
+    dockerSocket,
   ],
   dockerd: ({ daemonJson }) => ['dockerd', '--config-file', daemonJson],
 };

@@ -22,7 +22,8 @@ export interface ComponentCommands {
   /** tlsDir holds cluster.crt, control-service.crt and control-service.key. */
   control: (a: ControlServiceSettings) => string[];
   agent: (a: { config: string }) => string[];
-  plugin: (a: { agentConfig: string; socket: string }) => string[];
+  /** dockerSocket: the host's dockerd, which the plugin reconciles its mounts and leases with. */
+  plugin: (a: { agentConfig: string; socket: string; dockerSocket: string }) => string[];
   dockerd: (a: { daemonJson: string }) => string[];
   /** The container agent (flocker-container-agent); default: this repository's build. */
   containerAgent?: (a: { agentConfig: string; dockerSocket: string }) => string[];
@@ -142,7 +143,7 @@ export class ClusterHost {
   async startPlugin(): Promise<void> {
     if (this.pluginPid() !== undefined) throw new ClusterError('ALREADY_RUNNING', `plugin on host ${this.name} is running`);
     const pid = this.spawnInHost(
-      this.ctx.commands.plugin({ agentConfig: this.layout.agentConfig, socket: PLUGIN_SOCKET }),
+      this.ctx.commands.plugin({ agentConfig: this.layout.agentConfig, socket: PLUGIN_SOCKET, dockerSocket: this.layout.dockerSocket }),
       'plugin.log',
       this.layout.pluginPidFile,
     );
@@ -160,6 +161,13 @@ export class ClusterHost {
   async startDocker(): Promise<void> {
     if (this.dockerPid() !== undefined) throw new ClusterError('ALREADY_RUNNING', `dockerd on host ${this.name} is running`);
     fs.rmSync(this.layout.dockerSocket, { force: true });
+    // A SIGKILLed dockerd (and its containerd, which dies with it: parent-death signal) may linger as a zombie
+    // until PID 1 reaps it; a dockerd started meanwhile takes a zombie's pid file for a live daemon and refuses
+    // to start ("pid file found"), or waits in vain for that containerd's socket.
+    for (const pidFile of [String(daemonConfig(this.layout).pidfile), path.join(this.layout.dir, 'docker-exec', 'containerd', 'containerd.pid')]) {
+      const pid = readPidFile(pidFile);
+      if (pid !== undefined && !isAlive(pid)) fs.rmSync(pidFile, { force: true });
+    }
     const pid = this.spawnInHost(this.ctx.commands.dockerd({ daemonJson: this.layout.daemonJson }), 'dockerd.log', this.layout.dockerPidFile);
     await waitFor(
       `dockerd on host ${this.name}`,

@@ -39,6 +39,7 @@ describe('clusterLayout', () => {
     expect(yml).toContain('hostname: "10.77.0.2"');
     expect(yml).toContain('root_path: "/tmp/x/pool"');
     expect(yml).toContain('era_file: "/tmp/x/hosts/b/era"');
+    expect(yml).toContain('docker_socket: "/tmp/x/hosts/b/docker.sock"');
     expect(yml).toContain('resync_interval_seconds: 1');
     expect(daemonConfig(b)).toMatchObject({ 'cgroup-parent': '/fl0-b', hosts: ['unix:///tmp/x/hosts/b/docker.sock'] });
   });

@@ -168,6 +168,8 @@ export function agentConfigYaml(layout: ClusterLayout, host: HostLayout, resyncS
     `  mount_root: ${JSON.stringify(host.mountRoot)}`,
     `  host: ${JSON.stringify(host.address)}`,
     `  era_file: ${JSON.stringify(host.eraFile)}`,
+    // The host's own dockerd, whose containers a self-fencing agent stops.
+    `  docker_socket: ${JSON.stringify(host.dockerSocket)}`,
     'agent:',
     `  resync_interval_seconds: ${resyncSeconds}`,
     '  backoff_max_seconds: 2',
