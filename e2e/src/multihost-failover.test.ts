@@ -2,7 +2,10 @@
  * (4) A dead host: the volume it held moves to a live host within a bounded
  * time (node timeout + force detach), and when the dead host comes back (same
  * era: agent restarted; new era: rebooted; or a healed network partition) it
- * never mounts or writes that volume again. Real processes; needs root.
+ * never mounts or writes that volume again: a write into its old mount fails
+ * (the force detach fenced the device: EIO) or that mount is gone (a partitioned
+ * agent unmounts by itself within T/2). Real processes; needs root.
+ * Failover of Docker volumes (leases) and the writer's view: multihost-fencing.test.
  */
 import { randomUUID } from 'node:crypto';
 import {
@@ -61,6 +64,18 @@ async function expectNotUsingImage(host: ClusterHost, image: string): Promise<vo
   for (const m of await loopMounts(host)) expect(await backingFile(m.device)).not.toBe(image);
 }
 
+/**
+ * A write (with fsync) into `dir` only if a filesystem is mounted there in host's namespace:
+ * exit 3 when nothing is mounted, 0 when the write and its fsync went through, else the failure.
+ */
+async function writeIntoStaleMount(host: ClusterHost, dir: string, file: string): Promise<{ code: number; stderr: string }> {
+  const r = await host.exec(
+    ['sh', '-c', 'grep -q " $1 " /proc/self/mounts || exit 3; cd "$1" && echo stale > "$2" && sync "$2"', 'sh', dir, file],
+    { check: false },
+  );
+  return { code: r.code, stderr: r.stderr };
+}
+
 interface Held {
   id: string;
   pathA: string;
@@ -111,15 +126,18 @@ describe('(4) a dead host', () => {
     expect(ms).toBeLessThan(NODE_TIMEOUT_S * 1_000 + FAILOVER_SLACK_MS);
     expect(ms).toBeGreaterThanOrEqual(NODE_TIMEOUT_S * 1_000 - 1_000); // it really waited for the node timeout
 
-    // Same era: the agent and dockerd come back; A's old mount (of a fenced device) may still be there.
+    // While A is dead its old mount (of the device B's force detach fenced) is still there: writes fail.
+    const deadWrite = await writeIntoStaleMount(a, held.pathA, 'from-a-dead');
+    expect(deadWrite.code).not.toBe(0);
+    if (deadWrite.code !== 3) expect(deadWrite.stderr).toMatch(/Input\/output error|Read-only file system/);
+
+    // Same era: the agent and dockerd come back; the old mount is fenced, or removed by the agent.
     await a.startAgent();
     await a.startDocker();
-    const staleWrite = await a.exec(['sh', '-c', `echo stale > ${held.pathA}/from-a-after 2>/dev/null && sync`], { check: false });
+    const staleWrite = await writeIntoStaleMount(a, held.pathA, 'from-a-after');
+    expect(staleWrite.code).not.toBe(0);
     await expectBStillOwns(held, pathB, imageB);
-    if (staleWrite.code === 0) {
-      // Whatever A wrote into its stale mount never reaches the volume B uses.
-      expect((await b.exec(['ls', pathB])).stdout).not.toContain('from-a-after');
-    }
+    for (const f of ['from-a-dead', 'from-a-after']) expect((await b.exec(['ls', pathB])).stdout).not.toContain(f);
 
     // New era: a reboot drops every mount; the agent must not mount the dataset again.
     await a.reboot();
@@ -127,20 +145,21 @@ describe('(4) a dead host', () => {
     expect(await isMountedOn(a, held.pathA)).toBe(false);
   });
 
-  it('a network partition: the volume moves to B; when the network heals, A (same era, agent running all along) does not write it', async () => {
+  it('a network partition: A unmounts by itself, the volume moves to B; when the network heals, A (same era, agent running all along) does not write it', async () => {
     const held = await datasetHeldByA();
     await a.disconnect();
     let pathB: string;
     let imageB: string;
     try {
       ({ pathB, imageB } = await failOverToB(held));
-      // A is still running and still has its mount: a write there during the partition…
-      await writeFileOn(a, `${held.pathA}/from-a-partitioned`, 'written on A while partitioned\n');
+      // A is still running, but its agent fenced itself (unmounted within T/2): a write there during the partition fails…
+      expect(await isMountedOn(a, held.pathA)).toBe(false);
+      expect((await writeIntoStaleMount(a, held.pathA, 'from-a-partitioned')).code).not.toBe(0);
     } finally {
       await a.reconnect();
     }
     await expectBStillOwns(held, pathB, imageB);
-    // …is not in what B sees.
+    // …and nothing of A's is in what B sees.
     expect((await b.exec(['ls', pathB])).stdout).not.toContain('from-a-partitioned');
   });
 
