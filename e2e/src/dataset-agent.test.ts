@@ -4,13 +4,14 @@
  * real loop devices, ext4 and mounts, all under a temp directory.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { waitFor as waitUntil } from './cluster/run';
 import { FlockerClient, type DatasetState } from '@flocker/api';
 import { startControlService, type ControlService } from '@flocker/control-api';
 import { LoopbackDriver, parseMountInfo } from '@flocker/storage-drivers';
+import { removeTree } from './removeTree';
 
 jest.setTimeout(180_000);
 
@@ -151,7 +152,7 @@ afterEach(async () => {
       for (const line of out.split('\n').filter((l) => l.includes(':'))) execFileSync('losetup', ['-d', line.split(':')[0]!]);
     }
   }
-  rmSync(dir, { recursive: true, force: true });
+  removeTree(dir);
 });
 
 async function waitNodesKnown(names: string[]): Promise<void> {

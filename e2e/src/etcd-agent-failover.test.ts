@@ -7,7 +7,7 @@
  * to the surviving replica instead of failing into a back-off or the resync timer.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -16,6 +16,7 @@ import { waitFor as waitUntil } from './cluster/run';
 import { FlockerClient } from '@flocker/api';
 import { EtcdTestCluster } from '@flocker/control-api/dist/etcd/testCluster';
 import { parseMountInfo } from '@flocker/storage-drivers';
+import { removeTree } from './removeTree';
 
 jest.setTimeout(120_000);
 
@@ -128,7 +129,7 @@ afterEach(async () => {
       for (const line of out.split('\n').filter((l) => l.includes(':'))) execFileSync('losetup', ['-d', line.split(':')[0] as string]);
     }
   }
-  rmSync(dir, { recursive: true, force: true });
+  removeTree(dir);
 });
 
 it('an agent given both replicas keeps its long-poll through a kill -9 of the one it talks to and mounts a dataset created through the other within seconds', async () => {

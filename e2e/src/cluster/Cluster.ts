@@ -16,6 +16,7 @@ import { isAlive, readPidFile, spawnDetached, stopPid } from './processes';
 import { ClusterError, run, waitFor } from './run';
 import { readState, writeState, type ClusterStateFile } from './state';
 import { teardown, type TeardownReport } from './teardown';
+import { removeTree } from '../removeTree';
 
 export interface ClusterOptions {
   hosts: number;
@@ -194,7 +195,7 @@ async function prepareBaseDir(given: string | undefined): Promise<{ baseDir: str
   if (fs.existsSync(baseDir) && fs.readdirSync(baseDir).length > 0) {
     const looksOurs = fs.existsSync(path.join(baseDir, 'hosts')) || fs.existsSync(path.join(baseDir, 'control'));
     if (!looksOurs) throw new ClusterError('BASE_DIR_NOT_EMPTY', `${baseDir} is not empty and is not a cluster directory`);
-    fs.rmSync(baseDir, { recursive: true, force: true });
+    removeTree(baseDir);
   }
   fs.mkdirSync(baseDir, { recursive: true });
   return { baseDir, removeBaseDir: false };

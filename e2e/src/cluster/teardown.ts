@@ -4,12 +4,12 @@
  * loop devices backed by files under baseDir, cgroups, the pin directory.
  * Every step tolerates "already gone", so it can run any number of times.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ClusterLayout, HostLayout } from './layout';
 import { deleteNetns, deleteRootVeth, isMountPoint, releaseHostMountNs, rootMounts } from './namespaces';
 import { pidsInCgroup, pidsInNamespace, removeCgroup, signalPids, waitGone } from './processes';
 import { run, sleep } from './run';
+import { removeTree } from '../removeTree';
 
 /** Every process that belongs to a host: its mount ns, its netns, its containers' cgroups. */
 export function hostPids(host: HostLayout): number[] {
@@ -116,7 +116,7 @@ export async function teardown(layout: ClusterLayout, opts: { removeBaseDir?: bo
       // Anything still mounted below baseDir in the root ns would make rm fail or, worse, recurse into it.
       const mounted = rootMounts().filter((m) => m.target.startsWith(path.resolve(layout.baseDir) + '/'));
       if (mounted.length > 0) throw new Error(`still mounted: ${mounted.map((m) => m.target).join(', ')}`);
-      fs.rmSync(layout.baseDir, { recursive: true, force: true });
+      removeTree(layout.baseDir);
     });
   }
   return { survivors, loopDevicesLeft, errors };

@@ -15,6 +15,7 @@ import { callPlugin } from '@flocker/volume-plugin';
 import { DockerDaemon, isAlive } from './DockerDaemon';
 import { exec, until } from './exec';
 import { buildTinyRootfsTar } from './tinyImage';
+import { removeTree } from '../removeTree';
 
 export const TINY_IMAGE = 'flocker-e2e-tiny:latest';
 
@@ -186,7 +187,7 @@ export class FlockerDockerStack {
       const dir = path.join('/sys/fs/cgroup', ctl, this.driver);
       if (fs.existsSync(dir)) await exec(['find', dir, '-depth', '-type', 'd', '-exec', 'rmdir', '{}', ';'], { check: false });
     }
-    fs.rmSync(this.root, { recursive: true, force: true });
+    removeTree(this.root);
   }
 
   private async containerIds(): Promise<string[]> {
