@@ -34,13 +34,11 @@ export async function createAgentDriver(dataset: DatasetBackendConfig, nodeUuid:
         instanceId: nodeUuid,
         repair: async () => {
           const r = await driver.repair();
-          return r.reattached.length + r.detachedStale.length + r.busy.length > 0 ? { ...r } : undefined;
+          const changed = [r.reattached, r.detachedStale, r.busy, r.finishedFences, r.releasedDevices, r.removedFencedImages];
+          return changed.some((list) => list.length > 0) ? { ...r } : undefined;
         },
         poolChanges: (onChange) => driver.watchPool(onChange),
-        releaseFenced: async () => {
-          const release: unknown = Reflect.get(driver, 'releaseFenced');
-          return typeof release === 'function' ? (release as () => Promise<unknown>).call(driver) : undefined;
-        },
+        releaseFenced: () => driver.releaseFenced(),
       };
     }
     case 'aws': {
