@@ -114,7 +114,8 @@ export class FlockerDockerStack {
         'version: 1',
         `control-service: {hostname: 127.0.0.1, port: ${this.control.port}}`,
         `dataset: {backend: loopback, root_path: ${path.join(this.root, 'pool')}}`,
-        `node: {state_dir: ${path.join(this.root, 'agent')}, mount_root: ${path.join(this.root, 'mnt')}, host: e2e-host}`,
+        // This stack's own dockerd: the one whose containers a self-fence stops, and the plugin reconciles with.
+        `node: {state_dir: ${path.join(this.root, 'agent')}, mount_root: ${path.join(this.root, 'mnt')}, host: e2e-host, docker_socket: ${this.dockerd.socket}}`,
         'agent: {log_level: info}',
         '',
       ].join('\n'),
@@ -127,6 +128,7 @@ export class FlockerDockerStack {
         process.execPath, packageMain('@flocker/volume-plugin'),
         '--agent-config', this.agentConfig,
         '--socket', this.socketPath,
+        '--docker-socket', this.dockerd.socket,
         '--mount-timeout', String(opts.mountTimeoutSeconds ?? 60),
       ],
       path.join(this.root, 'plugin.log'),
