@@ -3,6 +3,7 @@ import { StorageError } from '@flocker/storage-drivers';
 import winston from 'winston';
 import { DatasetAgent } from './DatasetAgent';
 import { FakeControl, FakeDriver, FakeHost } from './fakes';
+import { ManualClock } from './testing/ManualClock';
 
 const ME = '11111111-1111-4111-8111-111111111111';
 const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
@@ -19,7 +20,8 @@ function setup(
 ) {
   const driver = new FakeDriver();
   const host = new FakeHost();
-  const control = new FakeControl();
+  const clock = new ManualClock();
+  const control = new FakeControl(clock);
   const agent = new DatasetAgent({
     nodeUuid: ME,
     era: 'era-1',
@@ -36,18 +38,21 @@ function setup(
     backoffMaxMs: 50,
     logger: winston.createLogger({ silent: true }),
     pollWaitMs: 200,
+    clock,
     ...extra,
   });
-  return { driver, host, control, agent };
+  current = clock;
+  return { driver, host, control, agent, clock };
 }
 
+// Every test runs on manual time: the agent's timers (loop, backoff, progress
+// reports, heartbeats) and the fake control service's long-poll hold move only here.
+let current: ManualClock;
 async function eventually(check: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not reached');
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await current.advanceUntil(check, ms, 5);
 }
+/** Lets manual time pass. */
+const pass = (ms: number): Promise<void> => current.advance(ms);
 
 const dataset = { dataset_id: DS, primary: ME, maximum_size: 64 * MiB, metadata: {}, deleted: false };
 
@@ -128,7 +133,7 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     agent.start();
     control.setDatasets([dataset]);
     await eventually(() => (control.last()?.volumes ?? []).some((v) => v.attached_to === 'i-other'));
-    await new Promise((r) => setTimeout(r, 50));
+    await pass(50);
     expect(host.mounts).toHaveLength(0);
     // The other node detaches: only the pool tells us (no control push, no resync for a minute).
     releasedElsewhere(driver, host);
@@ -146,12 +151,12 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     agent.start();
     control.setDatasets([dataset]);
     await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
-    await new Promise((r) => setTimeout(r, 50));
+    await pass(50);
     let listings = 0;
     const list = driver.listVolumes.bind(driver);
     driver.listVolumes = async () => (listings++, list());
     poolChanged!();
-    await new Promise((r) => setTimeout(r, 50));
+    await pass(50);
     expect(listings).toBe(0);
     await agent.stop();
   });
@@ -200,7 +205,7 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     host.hasFilesystem = async (device) => (probes++, probe(device));
     agent.start();
     await eventually(() => control.reports.length > 0);
-    await new Promise((r) => setTimeout(r, 50));
+    await pass(50);
     listings = 0;
     control.setDatasets([dataset]);
     await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
@@ -209,7 +214,7 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     expect(listingsAtCreate).toBe(2);
     // Create, attach and format each tell what they changed (stateAfter): one look,
     // after the mount, and no full look once idle: nothing happened meanwhile.
-    await new Promise((r) => setTimeout(r, 50));
+    await pass(50);
     expect(listings).toBe(3);
     // Created here and never formatted, then formatted by us: never probed.
     expect(probes).toBe(0);
@@ -291,12 +296,12 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     control.setNodes([otherNode([])]);
     control.setDatasets([dataset]);
     await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
-    await new Promise((r) => setTimeout(r, 50));
+    await pass(50);
     let listings = 0;
     const list = driver.listVolumes.bind(driver);
     driver.listVolumes = async () => (listings++, list());
     control.setNodes([otherNode([{ blockdevice_id: 'vol-x', dataset_id: 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', size: MiB, attached_to: 'i-other' }])]);
-    await new Promise((r) => setTimeout(r, 50));
+    await pass(50);
     expect(listings).toBe(0);
     await agent.stop();
   });
@@ -309,7 +314,7 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     control.setNodes([otherNode([held])]);
     control.setDatasets([dataset]);
     await eventually(() => (control.last()?.volumes ?? []).some((v) => v.attached_to === 'i-other'));
-    await new Promise((r) => setTimeout(r, 50));
+    await pass(50);
     expect(host.mounts).toHaveLength(0);
     // The other node lets go and says so (no pool watch here): that report alone brings us in.
     releasedElsewhere(driver, host);

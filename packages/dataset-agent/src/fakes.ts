@@ -1,6 +1,7 @@
 /** In-memory driver, host and control service for tests of the agent. */
 import type { ClusterSnapshot, NodeReport } from '@flocker/api';
 import { StorageError, type BlockDeviceApi, type BlockDeviceVolume } from '@flocker/storage-drivers';
+import { systemClock, type Clock } from './clock';
 import type { ControlChannel } from './DatasetAgent';
 import type { HostMount, HostOps } from './HostOps';
 
@@ -83,6 +84,7 @@ export class FakeHost implements HostOps {
 
 /** A control service in memory: long-polls resolve when the generation moves. */
 export class FakeControl implements ControlChannel {
+  constructor(private readonly clock: Clock = systemClock) {}
   reports: NodeReport[] = [];
   private generation = 1;
   private datasets: ClusterSnapshot['datasets'] = [];
@@ -111,9 +113,9 @@ export class FakeControl implements ControlChannel {
   waitForCluster(since?: string, timeoutMs = 1000): Promise<ClusterSnapshot> {
     if (since !== String(this.generation)) return Promise.resolve(this.snapshot());
     return new Promise((resolve) => {
-      const t = setTimeout(() => resolve(this.snapshot()), Math.min(timeoutMs, 200));
+      const t = this.clock.setTimer(() => resolve(this.snapshot()), Math.min(timeoutMs, 200));
       this.waiters.push(() => {
-        clearTimeout(t);
+        t.cancel();
         resolve(this.snapshot());
       });
     });
