@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  median,
+  latencyStats as stats,
   startCluster,
   TEST_DATASET_SIZE,
   TINY_IMAGE,
@@ -24,6 +24,7 @@ import {
   waitForMountedOn,
   type Cluster,
   type ClusterHost,
+  type LatencyStats as Stats,
 } from './cluster';
 
 interface Args {
@@ -48,33 +49,6 @@ function parseArgs(argv: string[]): Args {
   }
   if (!(args.runs >= 1 && args.failoverRuns >= 0 && args.nodeTimeout > 0)) throw new Error('bad numeric option');
   return args;
-}
-
-interface Stats {
-  n: number;
-  median_ms: number;
-  min_ms: number;
-  max_ms: number;
-  p10_ms: number;
-  p90_ms: number;
-  p99_ms: number;
-  samples_ms: number[];
-}
-
-function stats(samples: number[]): Stats {
-  const s = [...samples].sort((x, y) => x - y);
-  const q = (p: number): number => s[Math.min(s.length - 1, Math.floor(p * (s.length - 1)))] ?? NaN;
-  const r = (x: number): number => Math.round(x * 10) / 10;
-  return {
-    n: s.length,
-    median_ms: r(median(s)),
-    min_ms: r(s[0] ?? NaN),
-    max_ms: r(s[s.length - 1] ?? NaN),
-    p10_ms: r(q(0.1)),
-    p90_ms: r(q(0.9)),
-    p99_ms: r(s[Math.min(s.length - 1, Math.ceil(0.99 * s.length) - 1)] ?? NaN),
-    samples_ms: samples.map(r),
-  };
 }
 
 async function timed(f: () => Promise<unknown>): Promise<number> {

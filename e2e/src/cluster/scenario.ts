@@ -76,3 +76,32 @@ export const median = (xs: readonly number[]): number => {
   const m = Math.floor(s.length / 2);
   return s.length === 0 ? NaN : s.length % 2 === 1 ? (s[m] ?? NaN) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
 };
+
+export interface LatencyStats {
+  n: number;
+  median_ms: number;
+  min_ms: number;
+  max_ms: number;
+  p10_ms: number;
+  p90_ms: number;
+  /** Nearest rank: with fewer than 100 samples, the largest. */
+  p99_ms: number;
+  samples_ms: number[];
+}
+
+/** Median, nearest-rank p99 and friends of latency samples (ms), rounded to 0.1 ms. */
+export function latencyStats(samples: readonly number[]): LatencyStats {
+  const s = [...samples].sort((x, y) => x - y);
+  const q = (p: number): number => s[Math.min(s.length - 1, Math.floor(p * (s.length - 1)))] ?? NaN;
+  const r = (x: number): number => Math.round(x * 10) / 10;
+  return {
+    n: s.length,
+    median_ms: r(median(s)),
+    min_ms: r(s[0] ?? NaN),
+    max_ms: r(s[s.length - 1] ?? NaN),
+    p10_ms: r(q(0.1)),
+    p90_ms: r(q(0.9)),
+    p99_ms: r(s[Math.min(s.length - 1, Math.ceil(0.99 * s.length) - 1)] ?? NaN),
+    samples_ms: samples.map(r),
+  };
+}
