@@ -18,7 +18,8 @@
  *                                                  [loopback fencing: crash-consistent copy]
  *     - A's acknowledged counter stops advancing, A's writer logs failed writes/fsyncs
  *                                                  [loopback fencing: the old device's writes fail]
- *     - for a few seconds A neither re-attaches (pool record) nor mounts anew (mountinfo)
+ *     - for a few seconds A neither re-attaches (pool record) nor mounts anew (mountinfo); nor after
+ *       its daemons are restarted (same era), when its stale mount must go   [agent: stale mounts removed]
  * (b) partition A (every process keeps running), B takes over as in (a):
  *     - before B's takeover (the pool record leaving A) A's agent has stopped the writer and
  *       unmounted the volume                       [dataset-agent self-fencing within F = T/2]
@@ -285,7 +286,7 @@ function logTail(host: ClusterHost, log: string, lines = 15): string {
   }
 }
 
-describe('failover without an operator, and fencing (T = %s s, G = %s s)'.replace('%s', String(T_S)).replace('%s', String(G_S)), () => {
+describe(`failover without an operator, and fencing (T = ${T_S} s, G = ${G_S} s)`, () => {
   it('(a) A killed (agent, plugin, dockerd; the writer keeps running): B gets the volume by itself with every acknowledged line; A\'s later fsyncs fail; A never takes it back', async () => {
     const w = await startWriter(a, 'kill');
     const idA = await instanceId(a);
@@ -303,7 +304,11 @@ describe('failover without an operator, and fencing (T = %s s, G = %s s)'.replac
     expectAckedIn(w, n);
     await watchANeverTakesBack(w, idA);
 
-    await a.reboot(); // the stale container and mount go with the power
+    // A's daemons restarted (same era): the restarted dockerd ends the stale writer, the agent removes
+    // the stale mount and takes nothing back.
+    await a.startStopped();
+    await expectNoMountOnA(w, 15_000);
+    await watchANeverTakesBack(w, idA);
     await expectStillOnB(w, t.copy);
   });
 
