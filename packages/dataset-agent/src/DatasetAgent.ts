@@ -27,6 +27,7 @@ import { executeAction, type ActionResult } from './executeAction';
 import { FreshRead } from './FreshRead';
 import type { HostOps } from './HostOps';
 import { stateAfter } from './stateAfter';
+import { WorkQueue } from './WorkQueue';
 import { ACTION_KINDS, type Action, type ActionKind, type DecisionContext, type DesiredState, type DiscoveredVolume, type LocalState, type StrayMount } from './LocalState';
 
 /** The part of FlockerClient the agent uses. */
@@ -141,9 +142,8 @@ export function desiredStateOf(snapshot: ClusterSnapshot): DesiredState {
 
 export class DatasetAgent {
   private snapshot: ClusterSnapshot | null = null;
-  /** Datasets waiting for a worker, in decision order. */
-  private readonly queue = new Set<string>();
-  private readonly busy = new Map<string, Promise<void>>();
+  /** Datasets waiting for a worker (in decision order) and being worked on. */
+  private readonly work: WorkQueue<Observation>;
   private readonly failures = new Map<string, Failure>();
   private readonly successes = new Map<ActionKind, number>();
   /** The latest observation of each dataset's volumes, and when (sequence number) it was made. */
@@ -199,6 +199,12 @@ export class DatasetAgent {
   private readonly poolListing: FreshRead<BlockDeviceVolume[]>;
 
   constructor(private readonly o: DatasetAgentOptions) {
+    this.work = new WorkQueue<Observation>(
+      o.concurrency,
+      (id, fresh) => this.converge(id, fresh),
+      () => !this.stopping,
+      () => this.workerDone(),
+    );
     this.clock = o.clock ?? systemClock;
     this.now = () => this.clock.now();
     this.contact = new ContactTracker(this.now());
@@ -232,9 +238,9 @@ export class DatasetAgent {
     this.progressTimer = null;
     this.fenceTimer?.cancel();
     this.heartbeatTimer?.cancel();
-    this.queue.clear();
+    this.work.clearWaiting();
     this.wake();
-    await Promise.allSettled([...this.busy.values()]);
+    await this.work.settled();
     await this.loopDone;
     await this.reporting;
   }
@@ -404,7 +410,7 @@ export class DatasetAgent {
         const reason = `no confirmed configuration from the control service for ${Math.round(this.now() - (last ?? this.now()))} ms (self-fence bound ${bound} ms)`;
         this.o.logger.warn('fencing this node: stopping containers that use its volumes and unmounting them', { reason });
         this.fenceReport = { state: 'fenced', since: new Date(this.now()).toISOString(), reason };
-        this.queue.clear();
+        this.work.clearWaiting();
         this.runFencePass();
         break;
       }
@@ -494,13 +500,13 @@ export class DatasetAgent {
   private async turn(): Promise<number> {
     this.evaluateContact();
     // A turn that runs while datasets are worked on may miss what they need next.
-    if (this.busy.size > 0) this.lookWhenIdle = true;
+    if (this.work.runningCount > 0) this.lookWhenIdle = true;
     await this.startNewDatasets();
     let seq = ++this.seq;
     const t0 = this.now();
     // Datasets being worked on are the workers' to look at: probing their devices
     // here could, say, hold a device open just as its worker detaches it.
-    const busy = new Set(this.busy.keys());
+    const busy = this.work.runningIds();
     const look = (): Promise<LocalState> =>
       discoverLocalState({ driver: this.o.driver, host: this.o.hostOps, instanceId: this.o.instanceId, listVolumes: this.listPool, noDetails: busy, mountRoot: this.o.mountRoot });
     let local = await look();
@@ -528,22 +534,22 @@ export class DatasetAgent {
     if (this.snapshot !== null && !this.stopping && this.contact.phase === 'inContact') {
       const actions = calculateChanges(desiredStateOf(this.snapshot), local, this.decision);
       const wanted = new Set(actions.map((a) => a.datasetId));
-      for (const id of this.failures.keys()) if (!wanted.has(id) && !this.busy.has(id)) this.failures.delete(id);
+      for (const id of this.failures.keys()) if (!wanted.has(id) && !this.work.isRunning(id)) this.failures.delete(id);
       for (const action of actions) {
         const failure = this.failures.get(action.datasetId);
         if (failure && failure.retryAt > now) {
           wait = Math.min(wait, failure.retryAt - now);
           continue;
         }
-        if (!this.busy.has(action.datasetId)) this.queue.add(action.datasetId);
+        this.work.add(action.datasetId);
       }
       // Workers started right now decide their first step on this very observation,
       // unless some action ended while it was made (it may not show that action's effect).
-      this.o.logger.debug('decided', { actions: actions.length, queued: this.queue.size });
-      this.pump(this.lastActionEnd < seq ? { seq, local } : undefined);
+      this.o.logger.debug('decided', { actions: actions.length, queued: this.work.waitingCount });
+      this.work.pump(this.lastActionEnd < seq ? { seq, local } : undefined);
     }
     // Working datasets report when their work ends.
-    if (this.busy.size > 0) this.requestProgressReport();
+    if (this.work.runningCount > 0) this.requestProgressReport();
     else this.requestReport();
     return Math.max(0, Math.min(wait, this.o.resyncIntervalMs));
   }
@@ -565,11 +571,11 @@ export class DatasetAgent {
         d.primary === this.o.nodeUuid &&
         // Seen with a volume at the last look: the full look decides (no extra listing).
         (this.view.get(d.datasetId)?.volumes.length ?? 0) === 0 &&
-        !this.busy.has(d.datasetId) &&
-        !this.queue.has(d.datasetId) &&
+        !this.work.isRunning(d.datasetId) &&
+        !this.work.isWaiting(d.datasetId) &&
         (this.failures.get(d.datasetId)?.retryAt ?? 0) <= now,
     );
-    if (candidates.length === 0 || this.busy.size >= this.o.concurrency) return;
+    if (candidates.length === 0 || !this.work.hasRoom()) return;
     const seq = ++this.seq;
     // Once a full look has shown the pool, a dataset it showed no volume for starts
     // at once: the create action itself re-checks the pool just before creating, and
@@ -583,42 +589,26 @@ export class DatasetAgent {
       inPool = new Set(pool.map((v) => v.datasetId));
     }
     for (const dataset of candidates) {
-      if (inPool.has(dataset.datasetId) || this.busy.has(dataset.datasetId) || this.busy.size >= this.o.concurrency) continue;
+      if (inPool.has(dataset.datasetId) || this.work.isRunning(dataset.datasetId) || !this.work.hasRoom()) continue;
       const local: LocalState = { instanceId: this.o.instanceId, volumes: [] };
       const [action] = calculateChanges({ datasets: [dataset], nodes: desired.nodes }, local, this.decision);
       if (action === undefined) continue;
       this.o.logger.debug('fast start', { datasetId: dataset.datasetId, kind: action.kind });
       this.updateView(local, seq, dataset.datasetId);
-      this.startWorker(dataset.datasetId, { seq, local });
+      this.work.start(dataset.datasetId, { seq, local });
     }
   }
 
   /**
-   * Starts workers for queued datasets, up to the concurrency limit. `fresh`:
-   * the observation the caller just decided on, with nothing run since.
+   * A worker ended (the queue already started the next ones). Idle again: one full
+   * look if anything may have been missed meanwhile (see lookWhenIdle); once the
+   * report that just went out is through, so that look does not compete with it.
    */
-  private pump(fresh?: Observation): void {
-    for (const id of this.queue) {
-      if (this.busy.size >= this.o.concurrency || this.stopping) return;
-      this.queue.delete(id);
-      if (this.busy.has(id)) continue;
-      this.startWorker(id, fresh);
+  private workerDone(): void {
+    if (this.work.idle && this.lookWhenIdle) {
+      this.lookWhenIdle = false;
+      void (this.reporting ?? Promise.resolve()).then(() => this.wake());
     }
-  }
-
-  private startWorker(id: string, fresh: Observation | undefined): void {
-    const work = this.converge(id, fresh).finally(() => {
-      this.busy.delete(id);
-      this.pump();
-      // Idle again: one full look if anything may have been missed meanwhile (see
-      // lookWhenIdle); once the report that just went out is through, so that look
-      // does not compete with it.
-      if (this.busy.size === 0 && this.queue.size === 0 && this.lookWhenIdle) {
-        this.lookWhenIdle = false;
-        void (this.reporting ?? Promise.resolve()).then(() => this.wake());
-      }
-    });
-    this.busy.set(id, work);
   }
 
   /**
@@ -853,7 +843,7 @@ export class DatasetAgent {
    */
   private async removeStrayMounts(strays: readonly StrayMount[]): Promise<boolean> {
     const removed: string[] = [];
-    const todo = strays.filter((s) => !this.busy.has(s.datasetId));
+    const todo = strays.filter((s) => !this.work.isRunning(s.datasetId));
     // Whatever still uses a volume this node lost writes into nothing (a fenced device fails
     // its writes): stop it, so that the mount can come off.
     if (todo.length > 0 && this.o.containers !== undefined) {
