@@ -8,6 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { inHost } from './namespaces';
 import { openCluster, startCluster, type Cluster } from './Cluster';
+import type { NodeState } from '@flocker/api';
 import type { ClusterHost } from './Host';
 import { ClusterError } from './run';
 
@@ -125,6 +126,13 @@ async function hostCondition(h: ClusterHost): Promise<string> {
   return (await h.linkIsUp()) ? 'up' : 'partitioned';
 }
 
+/** How the control service sees a node: `alive`, `DEAD since …`, plus its agent's self-fencing state. */
+export function controlView(node: Pick<NodeState, 'alive' | 'dead_since' | 'fencing'> | undefined): string {
+  if (node === undefined) return 'control: unknown';
+  const life = node.alive ? 'alive' : `DEAD${node.dead_since !== undefined ? ` since ${node.dead_since}` : ''}`;
+  return `control: ${life}${node.fencing?.state === 'fenced' ? `, self-fenced since ${node.fencing.since}` : ''}`;
+}
+
 async function describe(cluster: Cluster): Promise<string> {
   const l = cluster.layout;
   const lines = [
@@ -138,9 +146,11 @@ async function describe(cluster: Cluster): Promise<string> {
   lines.push(`control   ${l.controlUrl} (agents use https://${l.controlBridgeAddress}:${l.controlPort}) pid ${control ?? '-'}${version}`);
   // Mutual TLS: the CLI (and curl) need the cluster CA and the API user admin's certificate.
   lines.push(`flocker CLI: ${Object.entries(cluster.cliEnv()).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  const nodes = control === undefined ? [] : await cluster.client.waitForCluster(undefined, 0).then((x) => x.nodes, () => []);
   for (const h of cluster.hosts) {
+    const seen = controlView(nodes.find((n) => n.uuid === h.nodeUuid()));
     lines.push(
-      `host ${h.name}    ${h.address}  ${await hostCondition(h)}  node ${h.nodeUuid() ?? '-'}  agent ${h.agentPid() ?? '-'}  plugin ${h.pluginPid() ?? '-'}  dockerd ${h.dockerPid() ?? '-'}  DOCKER_HOST=unix://${h.layout.dockerSocket}`,
+      `host ${h.name}    ${h.address}  ${await hostCondition(h)} (${seen})  node ${h.nodeUuid() ?? '-'}  agent ${h.agentPid() ?? '-'}  plugin ${h.pluginPid() ?? '-'}  dockerd ${h.dockerPid() ?? '-'}  DOCKER_HOST=unix://${h.layout.dockerSocket}`,
     );
   }
   return lines.join('\n');

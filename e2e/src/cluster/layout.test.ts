@@ -1,5 +1,5 @@
 import { agentConfigYaml, agentResyncSeconds, clusterLayout, controlServiceFlags, daemonConfig, hostName } from './layout';
-import { isFault, parseFaultArgs, parseUpArgs } from './cli';
+import { controlView, isFault, parseFaultArgs, parseUpArgs } from './cli';
 
 describe('clusterLayout', () => {
   it('names and addresses hosts a, b, c on the private bridge, per slot', () => {
@@ -84,6 +84,18 @@ describe('cluster.sh fault commands', () => {
     expect(() => parseFaultArgs('heal', ['a', 'b'])).toThrow(/one host/);
     expect(() => parseFaultArgs('kill', ['host-a'])).toThrow(/not a host name/);
     expect(() => parseFaultArgs('kill', ['A'])).toThrow(/not a host name/);
+  });
+});
+
+describe('cluster.sh status', () => {
+  it("shows how the control service sees each host", () => {
+    expect(controlView(undefined)).toBe('control: unknown');
+    expect(controlView({ alive: true })).toBe('control: alive');
+    expect(controlView({ alive: false, dead_since: '2026-12-03T22:00:00Z' })).toBe('control: DEAD since 2026-12-03T22:00:00Z');
+    expect(controlView({ alive: false, fencing: { state: 'fenced', since: '2026-12-03T22:00:01Z', reason: 'no contact' } })).toBe(
+      'control: DEAD, self-fenced since 2026-12-03T22:00:01Z',
+    );
+    expect(controlView({ alive: true, fencing: { state: 'recovered', since: 'x', reason: 'y' } })).toBe('control: alive');
   });
 });
 
