@@ -1,12 +1,18 @@
 /**
  * A private dockerd for tests: its own data-root, exec-root, pidfile, API socket and
- * cgroup parent under a temp dir, no bridge and no iptables, so it disturbs nothing
- * else on the machine. Plugin discovery (/run/docker/plugins) stays machine-global.
+ * cgroup parent under a temp dir, no bridge and no iptables, and its own network
+ * namespace, so it disturbs nothing else on the machine. Plugin discovery
+ * (/run/docker/plugins) stays machine-global.
+ *
+ * The network namespace matters: dockerd with `--bridge none` deletes the default
+ * bridge interface (docker0) of its netns at start, which in the root netns was the
+ * user's own Docker bridge (issue 17). Tests run containers with `--network none`.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { exec, until, type ExecResult } from './exec';
+import { Docker0Guard } from './hostNetwork';
 
 export const DOCKER_CLI = ['/usr/local/bin/docker', '/usr/bin/docker'].find((p) => fs.existsSync(p)) ?? 'docker';
 
@@ -14,6 +20,8 @@ export class DockerDaemon {
   readonly socket: string;
   private readonly pidfile: string;
   private readonly logFile: string;
+  /** The host's docker0 as it was before this daemon first started; checked after each start and stop. */
+  private docker0: Docker0Guard | undefined;
 
   constructor(
     readonly dir: string,
@@ -26,10 +34,15 @@ export class DockerDaemon {
 
   async start(): Promise<void> {
     fs.mkdirSync(this.dir, { recursive: true });
+    this.docker0 ??= new Docker0Guard(`the private dockerd in ${this.dir}`);
     const log = fs.openSync(this.logFile, 'a');
+    // unshare execs dockerd in place (no fork), so the child's pid is dockerd's.
     const child = spawn(
-      'dockerd',
+      'unshare',
       [
+        '--net',
+        '--',
+        'dockerd',
         '--data-root', path.join(this.dir, 'data'),
         '--exec-root', path.join(this.dir, 'exec'),
         '--pidfile', this.pidfile,
@@ -49,6 +62,7 @@ export class DockerDaemon {
       if (exited) throw new Error(`dockerd exited; see ${this.logFile}`);
       return (await this.docker(['version', '--format', '{{.Server.Version}}'], { check: false })).code === 0;
     }, 60_000, 100);
+    this.docker0.check();
   }
 
   pid(): number | undefined {
@@ -69,6 +83,7 @@ export class DockerDaemon {
       return;
     }
     await until('dockerd to exit', () => !isAlive(pid), 60_000, 100);
+    this.docker0?.check();
   }
 
   async restart(): Promise<void> {
