@@ -5,3 +5,4 @@ export * from './sizes';
 export * from './tls';
 export * from './containers';
 export * from './controlUrls';
+export * from './jsonDepth';

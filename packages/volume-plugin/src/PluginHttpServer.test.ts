@@ -2,9 +2,10 @@ import * as fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type * as http from 'node:http';
+import * as http from 'node:http';
+import { Writable } from 'node:stream';
 import * as winston from 'winston';
-import { createPluginHttpServer, decodeBody, listenOnUnixSocket } from './PluginHttpServer';
+import { boundedForLog, createPluginHttpServer, decodeBody, listenOnUnixSocket, MAX_BODY_BYTES } from './PluginHttpServer';
 import { PLUGIN_CONTENT_TYPE, VolumePluginError, type MountRequest, type VolumeDriverBackend } from './protocol';
 import { callPlugin } from './testing';
 
@@ -137,16 +138,16 @@ describe('plugin HTTP protocol layer', () => {
     },
   );
 
-  it.each(['', '{}', 'null', '{"Name": 3}'])('%s: a body without a Name is an {Err}, not a crash', async (body) => {
+  it.each(['', '{}', 'null', '{"Name": 3}'])('%s: a body without a Name is a 400 {Err}, not a crash', async (body) => {
     const r = await callPlugin(socketPath, '/VolumeDriver.Mount', body);
-    expect(r.status).toBe(500);
+    expect(r.status).toBe(400);
     expect(r.body).toEqual({ Err: expect.stringMatching(/request from Docker was not understood.*Name/) });
     expect(backend.calls).toEqual([]);
   });
 
-  it('invalid JSON is an {Err}', async () => {
+  it('invalid JSON is a 400 {Err}', async () => {
     const r = await callPlugin(socketPath, '/VolumeDriver.Create', '{nope');
-    expect(r).toMatchObject({ status: 500, body: { Err: 'The request from Docker was not valid JSON.' } });
+    expect(r).toMatchObject({ status: 400, body: { Err: 'The request from Docker was not valid JSON.' } });
   });
 
   it('an unknown method is a 404 {Err}', async () => {
@@ -161,6 +162,165 @@ describe('plugin HTTP protocol layer', () => {
     };
     const r = await callPlugin(socketPath, '/VolumeDriver.List', '');
     expect(r).toMatchObject({ status: 500, body: { Err: 'control service unreachable' } });
+  });
+});
+
+/** A logger formatting every line as the plugin's does (JSON), keeping the lines: logging is what crashed. */
+function jsonLogger(): { logger: winston.Logger; lines: string[] } {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(chunk.toString());
+      cb();
+    },
+  });
+  const logger = winston.createLogger({ format: winston.format.combine(winston.format.timestamp(), winston.format.json()), transports: [new winston.transports.Stream({ stream })] });
+  return { logger, lines };
+}
+
+/**
+ * POSTs a body given as chunks (streamed, respecting back-pressure) and resolves with the
+ * answer as soon as it comes, even if the server closes before the body is all sent.
+ */
+function postChunks(socketPath: string, route: string, chunks: Iterable<Buffer>, contentLength?: number): Promise<{ status: number; body: unknown; sent: number }> {
+  return new Promise((resolve, reject) => {
+    let sent = 0;
+    let answered = false;
+    const headers: Record<string, string | number> = contentLength === undefined ? { 'Transfer-Encoding': 'chunked' } : { 'Content-Length': contentLength };
+    const req = http.request({ socketPath, path: route, method: 'POST', headers }, (res) => {
+      answered = true;
+      const got: Buffer[] = [];
+      res.on('data', (c: Buffer) => got.push(c));
+      res.on('end', () => {
+        const raw = Buffer.concat(got).toString('utf8');
+        resolve({ status: res.statusCode ?? 0, body: raw ? JSON.parse(raw) : undefined, sent });
+      });
+      res.on('error', reject);
+    });
+    // Writing after the server answered and closed fails (EPIPE): that is the expected end.
+    req.on('error', (err) => {
+      if (!answered) reject(err);
+    });
+    const it = chunks[Symbol.iterator]();
+    const pump = (): void => {
+      for (;;) {
+        if (answered || req.destroyed) return;
+        const next = it.next();
+        if (next.done) {
+          req.end();
+          return;
+        }
+        sent += next.value.length;
+        if (!req.write(next.value)) {
+          req.once('drain', pump);
+          return;
+        }
+      }
+    };
+    pump();
+  });
+}
+
+function* repeatChunk(chunk: Buffer, times: number): Generator<Buffer> {
+  for (let i = 0; i < times; i++) yield chunk;
+}
+
+describe('plugin HTTP protocol layer: hostile bodies (issue 17 #6)', () => {
+  let dir: string;
+  let socketPath: string;
+  let server: http.Server;
+  let backend: RecordingBackend;
+  let lines: string[];
+
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-plugin-limits-'));
+    socketPath = path.join(dir, 'flocker.sock');
+    backend = new RecordingBackend();
+    const made = jsonLogger();
+    lines = made.lines;
+    server = createPluginHttpServer(backend, made.logger);
+    await listenOnUnixSocket(server, { socketPath });
+  });
+  afterEach(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const alive = async () => expect((await callPlugin(socketPath, '/Plugin.Activate')).body).toEqual({ Implements: ['VolumeDriver'] });
+
+  it.each([
+    ['[', ']'],
+    ['{"Name":', '}'],
+  ])('a 10,000-deep body (%s…%s) is a 400 {Err}, refused before parsing and logging; the plugin stays up', async (open, close) => {
+    for (const route of ['/VolumeDriver.Create', '/VolumeDriver.Mount', '/VolumeDriver.List', '/Plugin.Activate']) {
+      const r = await callPlugin(socketPath, route, open.repeat(10_000) + '1' + close.repeat(10_000));
+      expect(r).toMatchObject({ status: 400, body: { Err: 'The request from Docker nests deeper than 32 levels.' } });
+    }
+    await alive();
+    expect(backend.calls).toEqual([]);
+    expect(Math.max(...lines.map((l) => l.length))).toBeLessThan(4_096);
+  });
+
+  it('a body nesting exactly 32 levels is decoded as usual (an {Err} for its shape, not its depth)', async () => {
+    const r = await callPlugin(socketPath, '/VolumeDriver.Create', '{"Name":"v","Opts":' + '['.repeat(31) + ']'.repeat(31) + '}');
+    expect(r.status).toBe(400);
+    expect(r.body).toEqual({ Err: expect.stringMatching(/^The request from Docker was not understood \(Opts: /) });
+  });
+
+  it('a body over 1 MiB with a Content-Length is a 413 {Err} at once, without reading it', async () => {
+    const size = 600 * 1024 * 1024;
+    const r = await postChunks(socketPath, '/VolumeDriver.Create', repeatChunk(Buffer.alloc(1024 * 1024, 0x20), 600), size);
+    expect(r).toMatchObject({ status: 413, body: { Err: `The request from Docker is larger than ${MAX_BODY_BYTES} bytes.` } });
+    expect(r.sent).toBeLessThan(64 * 1024 * 1024);
+    await alive();
+    expect(backend.calls).toEqual([]);
+  }, 60_000);
+
+  it('a 600 MB chunked body (no Content-Length) is a 413 {Err} once past 1 MiB; the plugin stays up', async () => {
+    const chunk = Buffer.from(`{"Name":"${'x'.repeat(1024 * 1024 - 10)}"}`.slice(0, 1024 * 1024));
+    const r = await postChunks(socketPath, '/VolumeDriver.Create', repeatChunk(chunk, 600));
+    expect(r).toMatchObject({ status: 413, body: { Err: `The request from Docker is larger than ${MAX_BODY_BYTES} bytes.` } });
+    expect(r.sent).toBeLessThan(64 * 1024 * 1024);
+    await alive();
+    expect(backend.calls).toEqual([]);
+    expect(Math.max(...lines.map((l) => l.length))).toBeLessThan(4_096);
+  }, 120_000);
+
+  it('a body of exactly 1 MiB is read; its huge Name is logged cut short', async () => {
+    const body = JSON.stringify({ Name: 'n'.repeat(MAX_BODY_BYTES - 20) });
+    expect(Buffer.byteLength(body)).toBeLessThanOrEqual(MAX_BODY_BYTES);
+    const r = await callPlugin(socketPath, '/VolumeDriver.Get', body);
+    expect(r.status).toBe(200);
+    expect(backend.calls).toHaveLength(1);
+    const logged = lines.find((l) => l.includes('VolumeDriver.Get'));
+    expect(logged).toBeDefined();
+    expect(logged!.length).toBeLessThan(4_096);
+  });
+
+  it('a failing call with a huge name logs a bounded line', async () => {
+    backend.get = async (req) => {
+      throw new VolumePluginError('NO_SUCH_VOLUME', `no such volume: ${req.Name}`);
+    };
+    const r = await callPlugin(socketPath, '/VolumeDriver.Get', { Name: 'q'.repeat(500_000) });
+    expect(r.status).toBe(500);
+    expect(Math.max(...lines.map((l) => l.length))).toBeLessThan(4_096);
+  });
+});
+
+describe('boundedForLog', () => {
+  it('keeps small values as they are', () => {
+    expect(boundedForLog({ Name: 'v1', ID: 'abc', Opts: { size: '1G' } })).toEqual({ Name: 'v1', ID: 'abc', Opts: { size: '1G' } });
+    expect(boundedForLog(null)).toBeNull();
+    expect(boundedForLog(3)).toBe(3);
+  });
+
+  it('cuts long strings, many keys and deep nesting', () => {
+    expect(boundedForLog('x'.repeat(1000))).toBe(`${'x'.repeat(200)}… (1000 chars)`);
+    const many = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${i}`, i]));
+    expect(Object.keys(boundedForLog(many) as object)).toHaveLength(21);
+    expect(boundedForLog([[[[[[1]]]]]])).toEqual([[[['…']]]]);
+    expect(JSON.stringify(boundedForLog(Array.from({ length: 1000 }, () => 'y'.repeat(1000)))).length).toBeLessThan(4_096);
   });
 });
 

@@ -1,10 +1,16 @@
 /**
  * The HTTP side of the Docker plugin protocol, kept thin: one route per method that
  * decodes the body with zod, calls the backend and encodes `{Err}`.
+ *
+ * Hostile or broken bodies never reach the parser unbounded: at most MAX_BODY_BYTES
+ * are read (413 past that, the rest is not read), nesting past MAX_JSON_NESTING is
+ * refused on the raw bytes before JSON.parse (400), and what is logged of a request is
+ * cut down by `boundedForLog`.
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
+import { jsonNesting, MAX_JSON_NESTING } from '@flocker/api';
 import type { Logger } from 'winston';
 import { z } from 'zod';
 import {
@@ -42,8 +48,26 @@ export const ROUTES: Readonly<Record<string, Route>> = {
   '/VolumeDriver.Capabilities': route(EmptyRequest, (_r, b) => b.capabilities()),
 };
 
-/** `""`, `null` and `{}` all mean an empty request. */
-export function decodeBody(text: string): unknown {
+/** The largest request body read (Docker's are a few hundred bytes). */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/** HTTP status of a refused request by error code; anything else is a 500. */
+const STATUS_BY_CODE: Readonly<Record<string, number>> = { BAD_REQUEST: 400, JSON_TOO_DEEP: 400, BODY_TOO_LARGE: 413 };
+
+export function statusOf(err: unknown): number {
+  return err instanceof VolumePluginError ? (STATUS_BY_CODE[err.code] ?? 500) : 500;
+}
+
+/**
+ * `""`, `null` and `{}` all mean an empty request. Nesting past MAX_JSON_NESTING is
+ * refused before parsing (no Docker request nests more than two levels).
+ */
+export function decodeBody(body: string | Buffer): unknown {
+  const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+  if (jsonNesting(bytes, MAX_JSON_NESTING) > MAX_JSON_NESTING) {
+    throw new VolumePluginError('JSON_TOO_DEEP', `The request from Docker nests deeper than ${MAX_JSON_NESTING} levels.`);
+  }
+  const text = bytes.toString('utf8');
   if (text.trim() === '') return {};
   let value: unknown;
   try {
@@ -54,18 +78,91 @@ export function decodeBody(text: string): unknown {
   return value === null ? {} : value;
 }
 
-function readBody(req: http.IncomingMessage): Promise<string> {
+class BodyTooLargeError extends VolumePluginError {
+  constructor(readonly limit: number) {
+    super('BODY_TOO_LARGE', `The request from Docker is larger than ${limit} bytes.`);
+  }
+}
+
+/**
+ * The request body, at most `limit` bytes: a larger declared Content-Length is refused
+ * before reading, a longer stream as soon as it passes the limit (what was read is let go,
+ * the rest is not read: the answer closes the connection).
+ */
+export function readBody(req: http.IncomingMessage, limit = MAX_BODY_BYTES): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > limit) {
+      reject(new BodyTooLargeError(limit));
+      return;
+    }
+    let chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer): void => {
+      size += c.length;
+      if (size > limit) {
+        chunks = [];
+        req.off('data', onData);
+        req.pause();
+        reject(new BodyTooLargeError(limit));
+        return;
+      }
+      chunks.push(c);
+    };
+    req.on('data', onData);
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
 
-function send(res: http.ServerResponse, status: number, body: object): void {
+const LOG_STRING_CHARS = 200;
+const LOG_ITEMS = 20;
+const LOG_DEPTH = 4;
+/** Roughly how many characters of a request a log line may carry in all. */
+const LOG_BUDGET = 2_000;
+
+/**
+ * A copy of a decoded request small enough to log: strings cut to 200 characters, at
+ * most 20 items or keys per level (the rest counted), nothing below 4 levels, and about
+ * 2,000 characters in all. Never the whole body: a 1 MiB name must not make a 1 MiB
+ * log line (nor a 10,000-deep array a stack overflow in the logger).
+ */
+export function boundedForLog(value: unknown): unknown {
+  const budget = { left: LOG_BUDGET };
+  return bounded(value, 0, budget);
+}
+
+function bounded(value: unknown, depth: number, budget: { left: number }): unknown {
+  if (budget.left <= 0) return '…';
+  if (typeof value === 'string') {
+    const keep = Math.min(LOG_STRING_CHARS, budget.left);
+    budget.left -= Math.min(value.length, keep) + 2;
+    return value.length > keep ? `${value.slice(0, keep)}… (${value.length} chars)` : value;
+  }
+  budget.left -= 8;
+  if (typeof value !== 'object' || value === null) return value;
+  if (depth >= LOG_DEPTH) return '…';
+  const entries: [string, unknown][] = Array.isArray(value) ? value.map((v: unknown, i) => [String(i), v]) : Object.entries(value);
+  const kept: [string, unknown][] = [];
+  for (const [k, v] of entries) {
+    if (kept.length >= LOG_ITEMS || budget.left <= 0) break;
+    kept.push([bounded(k, LOG_DEPTH, budget) as string, bounded(v, depth + 1, budget)]);
+  }
+  const more = entries.length - kept.length;
+  if (Array.isArray(value)) return more > 0 ? [...kept.map(([, v]) => v), `… (${value.length} items)`] : kept.map(([, v]) => v);
+  if (more > 0) kept.push(['…', `${entries.length} keys`]);
+  return Object.fromEntries(kept);
+}
+
+function send(res: http.ServerResponse, status: number, body: object, close = false): void {
+  if (res.headersSent || res.writableEnded) return;
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': PLUGIN_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'Content-Type': PLUGIN_CONTENT_TYPE,
+    'Content-Length': Buffer.byteLength(text),
+    // A body left unread cannot be skipped: close the connection after the answer.
+    ...(close ? { Connection: 'close' } : {}),
+  });
   res.end(text);
 }
 
@@ -82,21 +179,41 @@ export function createPluginHttpServer(backend: VolumeDriverBackend, logger: Log
       return;
     }
     let request: unknown;
+    let bodyBytes: number | undefined;
     readBody(req)
-      .then((text) => {
-        request = decodeBody(text);
+      .then((bytes) => {
+        bodyBytes = bytes.length;
+        request = decodeBody(bytes);
         return handler(request, backend);
       })
       .then((result) => {
         const body = url === '/Plugin.Activate' ? result : { ...result, Err: '' };
-        logger.info('plugin call', { call: url, request, duration_ms: elapsedMs(), ok: true });
+        logger.info('plugin call', { call: url, request: boundedForLog(request), duration_ms: elapsedMs(), ok: true });
         send(res, 200, body);
       })
       .catch((err: unknown) => {
         const message = err instanceof Error ? err.message : String(err);
         const code = err instanceof VolumePluginError ? err.code : 'INTERNAL';
-        logger.warn('plugin call failed', { call: url, request, duration_ms: elapsedMs(), ok: false, code, error: message });
-        send(res, 500, { Err: message });
+        logger.warn('plugin call failed', {
+          call: url,
+          ...(request !== undefined ? { request: boundedForLog(request) } : {}),
+          ...(bodyBytes !== undefined ? { body_bytes: bodyBytes } : {}),
+          duration_ms: elapsedMs(),
+          ok: false,
+          code,
+          error: boundedForLog(message),
+        });
+        send(res, statusOf(err), { Err: message }, err instanceof BodyTooLargeError);
+      })
+      // Logging or answering must never take the plugin down.
+      .catch((err: unknown) => {
+        try {
+          logger.error('plugin call could not be answered', { call: url, error: boundedForLog(err instanceof Error ? err.message : String(err)) });
+        } catch {
+          // Nothing left to tell.
+        }
+        if (!res.headersSent) send(res, 500, { Err: 'The Flocker volume plugin failed to answer; see its log.' });
+        else res.destroy();
       });
   });
 }
