@@ -267,6 +267,17 @@ async function expectStillOnB(w: Writer, copy: string): Promise<void> {
   expect(r.stdout).toBe(`written on B\n${copy}`);
 }
 
+/** How many Unmount calls for the volume the host's plugin has logged (every start appends to plugin.log). */
+function unmountCalls(host: ClusterHost, volume: string): number {
+  let text = '';
+  try {
+    text = fs.readFileSync(path.join(host.layout.logDir, 'plugin.log'), 'utf8');
+  } catch {
+    return 0;
+  }
+  return text.split('\n').filter((l) => l.includes('"call":"/VolumeDriver.Unmount"') && l.includes(`"Name":${JSON.stringify(volume)}`)).length;
+}
+
 /** The agent's fencing log lines (what it stopped and unmounted). */
 function fencingLines(host: ClusterHost): string {
   try {
@@ -373,6 +384,7 @@ describe(`failover without an operator, and fencing (T = ${T_S} s, G = ${G_S} s)
   it('(d) dockerd SIGKILLed on A and restarted (it kills the container without an Unmount): the lease goes, and `docker run` on B works at once', async () => {
     const w = await startWriter(a, 'dockerd');
     expect((await cluster.client.listLeases()).some((l) => l.dataset_id === w.datasetId)).toBe(true);
+    const unmountsBefore = unmountCalls(a, w.volume);
     await a.killDocker('SIGKILL');
     await a.startDocker();
     await waitFor(`the restarted dockerd on A to end ${w.container}`, async () => !(await containerRunning(a, w.container)), { timeoutMs: 20_000, intervalMs: 200 });
@@ -381,6 +393,7 @@ describe(`failover without an operator, and fencing (T = ${T_S} s, G = ${G_S} s)
       async () => !(await cluster.client.listLeases()).some((l) => l.dataset_id === w.datasetId),
       { timeoutMs: LEASE_RELEASE_MS, intervalMs: 200, context: () => logTail(a, 'plugin.log') },
     );
+    expect(unmountCalls(a, w.volume)).toBe(unmountsBefore); // released by reconciliation: Docker sent no Unmount
     const t0 = Date.now();
     const r = await b.docker(['run', '--rm', ...volumeArgs(w.volume), TINY_IMAGE, 'sh', '-c', 'tail -n 1 /data/log'], { check: false, timeoutMs: 60_000 });
     expect(r.stderr).toBe('');
@@ -392,15 +405,16 @@ describe(`failover without an operator, and fencing (T = ${T_S} s, G = ${G_S} s)
   it('(d) plugin SIGKILLed on A, the container stopped while it is down, plugin restarted: the lease goes', async () => {
     const w = await startWriter(a, 'plugin');
     await a.killPlugin('SIGKILL');
-    // Docker's Unmount finds no plugin; it retries for up to ~15 s (1+2+4+8 s) and gives up.
-    const stopped = a.docker(['stop', '-t', '1', w.container], { check: false, timeoutMs: 60_000 });
-    await waitFor(`${w.container} to stop`, async () => (await stopped).code === 0, { timeoutMs: 40_000, intervalMs: 200 });
+    // Docker's Unmount finds no plugin: it retries for ~15 s (1+2+4+8 s), gives up, and only then does `docker stop` return.
+    await a.docker(['stop', '-t', '1', w.container], { timeoutMs: 60_000 });
+    const unmountsBefore = unmountCalls(a, w.volume);
     await a.startPlugin();
     await waitFor(
       `the lease of ${w.volume} to be released`,
       async () => !(await cluster.client.listLeases()).some((l) => l.dataset_id === w.datasetId),
       { timeoutMs: LEASE_RELEASE_MS, intervalMs: 200, context: () => logTail(a, 'plugin.log') },
     );
+    expect(unmountCalls(a, w.volume)).toBe(unmountsBefore); // released by reconciliation: Docker sent no Unmount
     const r = await b.docker(['run', '--rm', ...volumeArgs(w.volume), TINY_IMAGE, 'true'], { check: false, timeoutMs: 60_000 });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
