@@ -6,3 +6,4 @@ export * from './tls';
 export * from './containers';
 export * from './controlUrls';
 export * from './jsonDepth';
+export * from './volumeNames';

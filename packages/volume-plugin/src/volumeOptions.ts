@@ -1,24 +1,15 @@
 import { createHash } from 'node:crypto';
 /** Pure parsing of what `docker volume create` hands us: the name and `-o key=value` options. */
-import { METADATA_MAX_LENGTH, MINIMUM_DATASET_SIZE, parseSize as parseSizeText } from '@flocker/api';
+import { MINIMUM_DATASET_SIZE, parseSize as parseSizeText, volumeNameProblem } from '@flocker/api';
 import { VolumePluginError } from './protocol';
 
 const GiB = 1024 ** 3;
 export const DEFAULT_VOLUME_SIZE = 10 * GiB;
 
-/** Docker's own rule for volume names (daemon/names.go RestrictedNamePattern). */
-const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
-
+/** The one volume-name rule of @flocker/api (Docker's own, daemon/names.go RestrictedNamePattern), shared with the CLI and UI. */
 export function validateVolumeName(name: string): void {
-  if (!VOLUME_NAME.test(name)) {
-    throw new VolumePluginError(
-      'INVALID_NAME',
-      `"${name}" is not a valid volume name: use at least two characters from [a-zA-Z0-9_.-], starting with a letter or digit.`,
-    );
-  }
-  if (name.length > METADATA_MAX_LENGTH) {
-    throw new VolumePluginError('INVALID_NAME', `The volume name is longer than ${METADATA_MAX_LENGTH} characters.`);
-  }
+  const problem = volumeNameProblem(name);
+  if (problem !== undefined) throw new VolumePluginError('INVALID_NAME', problem);
 }
 
 /** Parse "10G", "512MiB", "100KiB", "1.5GiB" or a byte count (binary units, as Flocker); at least 64 MiB. */

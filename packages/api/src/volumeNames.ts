@@ -1,0 +1,33 @@
+/**
+ * The one rule for volume names (metadata.name), shared by the Docker plugin, the CLI
+ * and the web UI: Docker's own (daemon/names.go RestrictedNamePattern,
+ * `[a-zA-Z0-9][a-zA-Z0-9_.-]+`), at most as long as a metadata value. A name that
+ * breaks it can neither be created nor used to look a volume up; in particular the
+ * empty name never matches anything. Depends on zod only, so a browser bundle can
+ * import it (`@flocker/api/dist/volumeNames`).
+ */
+import { z } from 'zod';
+import { METADATA_MAX_LENGTH } from './schemas';
+
+export const VOLUME_NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+export const VOLUME_NAME_MAX_LENGTH = METADATA_MAX_LENGTH;
+
+/** Why `name` is not a volume name, in a sentence; undefined when it is one. */
+export function volumeNameProblem(name: string): string | undefined {
+  if (name.trim() === '') return 'a volume needs a name';
+  if (!VOLUME_NAME_PATTERN.test(name)) {
+    return `"${name}" is not a valid volume name: use at least two characters from [a-zA-Z0-9_.-], starting with a letter or digit.`;
+  }
+  if (name.length > VOLUME_NAME_MAX_LENGTH) return `The volume name is longer than ${VOLUME_NAME_MAX_LENGTH} characters.`;
+  return undefined;
+}
+
+export function isVolumeName(name: string): boolean {
+  return volumeNameProblem(name) === undefined;
+}
+
+/** The rule as a zod schema (the message is volumeNameProblem's). */
+export const VolumeName = z.string().superRefine((name, ctx) => {
+  const problem = volumeNameProblem(name);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
