@@ -6,6 +6,7 @@ import yargs, { type Argv } from 'yargs';
 import {
   FlockerApiError,
   formatSize,
+  isVolumeName,
   METADATA_NAME_KEY,
   METADATA_PROFILE_KEY,
   MINIMUM_DATASET_SIZE,
@@ -16,13 +17,16 @@ import {
   type DatasetConfiguration,
   type FlockerClient,
   type NodeState,
+  volumeNameProblem,
 } from '@flocker/api';
 import { caCommands } from './ca/command';
 import { connect, type ConnectionArgs } from './connection';
 import { CliError, EXIT } from './errors';
 import { duration, relativeTime, shortId, table } from './format';
 import { deadNodeLine, eventLine, fencingLine, recentEvents } from './failover';
-import { isGone, movePhase } from './progress';
+import { clusterHealth, destroyProgress, errorsOf, isDeleting, volumeState } from './health';
+import { movePhase } from './progress';
+import { checkInUse, inUseBy } from './safety';
 import { runUi, uiOptions, type UiArgs } from './ui/command';
 
 export interface Io {
@@ -40,35 +44,46 @@ function nameOf(d: DatasetConfiguration): string {
   return d.metadata[METADATA_NAME_KEY] ?? '';
 }
 
-/** A volume given by name, full id or unique id prefix (at least 4 characters). */
-export function resolveDataset(datasets: DatasetConfiguration[], ref: string): DatasetConfiguration {
-  const live = datasets.filter((d) => !d.deleted);
-  const exact = live.find((d) => d.dataset_id === ref.toLowerCase()) ?? live.find((d) => nameOf(d) === ref);
-  if (exact) return exact;
-  const byPrefix = ref.length >= 4 ? live.filter((d) => d.dataset_id.startsWith(ref.toLowerCase())) : [];
-  if (byPrefix.length === 1 && byPrefix[0]) return byPrefix[0];
-  if (byPrefix.length > 1) throw new CliError(EXIT.USAGE, `"${ref}" matches ${byPrefix.length} volumes; give more of the id`);
+function refusedEmpty(what: string, ref: string): void {
+  if (ref.trim() === '') throw new CliError(EXIT.USAGE, `give a ${what}: an empty or blank one matches nothing`);
+}
+
+/**
+ * A volume given by name, full id or unique id prefix (at least 4 characters). Names are
+ * looked up only when they follow the volume-name rule, so the empty name matches nothing
+ * (not the first unnamed volume). Deleted volumes are found only when `includeDeleted`
+ * says so (still being deleted), and a live volume wins.
+ */
+export function resolveDataset(
+  datasets: DatasetConfiguration[],
+  ref: string,
+  options: { includeDeleted?: (d: DatasetConfiguration) => boolean } = {},
+): DatasetConfiguration {
+  refusedEmpty('volume name or id', ref);
+  const id = ref.toLowerCase();
+  const byName = isVolumeName(ref);
+  const find = (pool: DatasetConfiguration[]): DatasetConfiguration | undefined => {
+    const exact = pool.find((d) => d.dataset_id === id) ?? (byName ? pool.find((d) => nameOf(d) === ref) : undefined);
+    if (exact) return exact;
+    const byPrefix = ref.length >= 4 ? pool.filter((d) => d.dataset_id.startsWith(id)) : [];
+    if (byPrefix.length > 1) throw new CliError(EXIT.USAGE, `"${ref}" matches ${byPrefix.length} volumes; give more of the id`);
+    return byPrefix[0];
+  };
+  const include = options.includeDeleted;
+  const found = find(datasets.filter((d) => !d.deleted)) ?? (include ? find(datasets.filter((d) => d.deleted && include(d))) : undefined);
+  if (found) return found;
   throw new CliError(EXIT.NOT_FOUND, `no volume named or with id "${ref}" (see "flocker volumes list")`);
 }
 
 /** A node given by UUID, unique UUID prefix, or host address. */
 export function resolveNode(nodes: NodeState[], ref: string): NodeState {
+  refusedEmpty('node UUID or address', ref);
   const exact = nodes.find((n) => n.uuid === ref.toLowerCase()) ?? nodes.filter((n) => n.host === ref)[0];
   if (exact) return exact;
   const byPrefix = nodes.filter((n) => n.uuid.startsWith(ref.toLowerCase()));
   if (byPrefix.length === 1 && byPrefix[0]) return byPrefix[0];
   if (byPrefix.length > 1) throw new CliError(EXIT.USAGE, `"${ref}" matches ${byPrefix.length} nodes; give more of the UUID`);
   throw new CliError(EXIT.NOT_FOUND, `no node "${ref}" (see "flocker nodes list")`);
-}
-
-function volumeState(snapshot: ClusterSnapshot, d: DatasetConfiguration): { node: string; state: string; path: string } {
-  for (const n of snapshot.nodes) {
-    const m = n.manifestations.find((x) => x.dataset_id === d.dataset_id);
-    if (m) return { node: n.host, state: m.status, path: m.path ?? '' };
-  }
-  const primary = snapshot.nodes.find((n) => n.uuid === d.primary);
-  const hasVolume = snapshot.nodes.some((n) => (n.volumes ?? []).some((v) => v.dataset_id === d.dataset_id));
-  return { node: primary?.host ?? shortId(d.primary), state: d.deleted ? 'deleting' : hasVolume ? 'detached' : 'pending', path: '' };
 }
 
 async function waitUntil<T>(
@@ -159,12 +174,13 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
               .example('$0 volumes list --json | jq -r \'.[].name\'', 'for scripts'),
           run<GlobalArgs & { all: boolean }>(async (a, client) => {
             const [datasets, snapshot] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0)]);
-            const shown = datasets.filter((d) => a.all || !d.deleted);
+            // Deleted volumes a node still has are listed as "deleting" (with --all: every deleted one).
+            const shown = datasets.filter((d) => a.all || !d.deleted || isDeleting(snapshot, d));
             const rows = shown.map((d) => ({ ...d, name: nameOf(d), ...volumeState(snapshot, d) }));
             print(a, rows, () =>
               table(
                 ['NAME', 'DATASET', 'SIZE', 'NODE', 'STATE', 'PATH'],
-                rows.map((r) => [r.name || '-', shortId(r.dataset_id), r.maximum_size ? formatSize(r.maximum_size) : '-', r.node, r.deleted ? 'deleted' : r.state, r.path]),
+                rows.map((r) => [r.name || '-', shortId(r.dataset_id), r.maximum_size ? formatSize(r.maximum_size) : '-', r.node, r.reason !== undefined && r.state !== 'mounted' ? `${r.state} (error)` : r.state, r.path]),
               ),
             );
           }),
@@ -183,6 +199,8 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
                 .example('$0 volumes create pgdata --size 20G --node 10.0.0.5', ''),
             ),
           run<GlobalArgs & { name: string; size: string; node?: string; profile?: string; metadata: string[]; wait: boolean; timeout: number }>(async (a, client) => {
+            const nameProblem = volumeNameProblem(a.name);
+            if (nameProblem !== undefined) throw new CliError(EXIT.USAGE, nameProblem);
             const size = parseSize(a.size, MINIMUM_DATASET_SIZE);
             const metadata: Record<string, string> = { [METADATA_NAME_KEY]: a.name };
             for (const kv of a.metadata) {
@@ -213,20 +231,20 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
           (b) => b.positional('volume', { type: 'string', demandOption: true }).example('$0 volumes show pgdata', 'by name, id or id prefix'),
           run<GlobalArgs & { volume: string }>(async (a, client) => {
             const [datasets, snapshot, leases] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0), client.listLeases()]);
-            const d = resolveDataset(datasets, a.volume);
+            const d = resolveDataset(datasets, a.volume, { includeDeleted: (x) => isDeleting(snapshot, x) });
             const st = volumeState(snapshot, d);
             const lease = leases.find((l) => l.dataset_id === d.dataset_id);
-            const errors = snapshot.nodes.flatMap((n) => n.errors.filter((e) => e.dataset_id === d.dataset_id).map((e) => ({ ...e, host: n.host })));
+            const errors = errorsOf(snapshot, d.dataset_id);
             print(a, { ...d, ...st, lease: lease ?? null, errors }, () =>
               [
                 `Name:       ${nameOf(d) || '-'}`,
                 `Dataset:    ${d.dataset_id}`,
                 `Size:       ${d.maximum_size ? formatSize(d.maximum_size) : '-'}`,
                 `Primary:    ${snapshot.nodes.find((n) => n.uuid === d.primary)?.host ?? '?'} (${d.primary})`,
-                `State:      ${st.state}${st.path ? ` at ${st.path}` : ''}`,
+                `State:      ${st.state}${st.path ? ` at ${st.path}` : ''}${st.reason !== undefined ? ` — ${st.reason}` : ''}`,
                 `Lease:      ${lease ? `held by ${shortId(lease.node_uuid)}, expires ${duration(lease.expires)}${lease.pinned ? ', pinned' : ''}` : 'none'}`,
                 `Metadata:   ${Object.entries(d.metadata).map(([k, v]) => `${k}=${v}`).join(', ') || '-'}`,
-                ...errors.map((e) => `Error:      on ${e.host}: ${e.action} failed (${e.attempts} attempts): ${e.message}`),
+                ...errors.map((e) => `Error:      on ${e.host}: ${e.action} failed (${e.attempts} attempts since ${e.since}): ${e.message} (${e.code})`),
               ].join('\n'),
             );
           }),
@@ -256,12 +274,24 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
         .command(
           ['destroy <volume>', 'rm <volume>'],
           'Delete a volume and its data',
-          (b) => waitOptions(b.positional('volume', { type: 'string', demandOption: true }).example('$0 volumes destroy pgdata', 'refused while leased')),
-          run<GlobalArgs & { volume: string; wait: boolean; timeout: number }>(async (a, client) => {
-            const d = resolveDataset(await client.listDatasets(), a.volume);
+          (b) =>
+            waitOptions(
+              b
+                .positional('volume', { type: 'string', demandOption: true })
+                .option('force', { type: 'boolean', default: false, describe: 'Also when a live node holds its lease (a container there uses it): release the lease, then destroy' })
+                .example('$0 volumes destroy pgdata', 'refused while a container on a live node uses it (its node holds the lease)'),
+            ),
+          run<GlobalArgs & { volume: string; wait: boolean; timeout: number; force: boolean }>(async (a, client) => {
+            const [datasets, snapshot, leases] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0), client.listLeases()]);
+            // Destroying again a volume still being deleted just waits (and says why it is stuck).
+            const d = resolveDataset(datasets, a.volume, { includeDeleted: (x) => isDeleting(snapshot, x) });
+            const warning = checkInUse('destroy', nameOf(d) || d.dataset_id, inUseBy(snapshot.nodes, leases, d.dataset_id), a.force);
+            if (warning !== undefined) io.err(`flocker: ${warning}`);
+            if (a.force && leases.some((l) => l.dataset_id === d.dataset_id)) await client.releaseLease(d.dataset_id);
             const deleted = await client.deleteDataset(d.dataset_id);
             if (a.wait) {
-              await waitUntil(client, io, a.timeout, (s) => (isGone(s, d.dataset_id) ? { done: true } : { step: 'unmounting, detaching and destroying' }));
+              if (!a.json) io.err(`Destroying ${nameOf(d) || d.dataset_id}`);
+              await waitUntil(client, io, a.timeout, (s) => destroyProgress(s, d.dataset_id));
             }
             print(a, deleted, () => `Destroyed ${nameOf(d) || d.dataset_id}`);
           }),
@@ -328,9 +358,16 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
         .command(
           'release <volume>',
           'Release the lease on a volume',
-          (b) => b.positional('volume', { type: 'string', demandOption: true }).example('$0 leases release pgdata', 'the volume may move again'),
-          run<GlobalArgs & { volume: string }>(async (a, client) => {
-            const d = resolveDataset(await client.listDatasets(), a.volume);
+          (b) =>
+            b
+              .positional('volume', { type: 'string', demandOption: true })
+              .option('force', { type: 'boolean', default: false, describe: 'Also when its holder is a live node (a container there uses the volume)' })
+              .example('$0 leases release pgdata', 'the volume may move again; refused while a container on a live node uses it'),
+          run<GlobalArgs & { volume: string; force: boolean }>(async (a, client) => {
+            const [datasets, snapshot, leases] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0), client.listLeases()]);
+            const d = resolveDataset(datasets, a.volume);
+            const warning = checkInUse('release', nameOf(d) || d.dataset_id, inUseBy(snapshot.nodes, leases, d.dataset_id), a.force);
+            if (warning !== undefined) io.err(`flocker: ${warning}`);
             const lease = await client.releaseLease(d.dataset_id);
             print(a, lease, () => `Released the lease on ${nameOf(d) || d.dataset_id}`);
           }),
@@ -353,8 +390,10 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
           }),
         ]);
         const live = datasets.filter((d) => !d.deleted);
+        const health = clusterHealth(snapshot, datasets);
         const problems: string[] = [];
         for (const n of snapshot.nodes.filter((x) => !x.alive)) problems.push(deadNodeLine(n));
+        problems.push(...health.problems);
         const fencing = snapshot.nodes.flatMap((n) => fencingLine(n) ?? []);
         const recent = recentEvents(events);
         const hostOf = (uuid: string) => snapshot.nodes.find((n) => n.uuid === uuid)?.host;
@@ -362,12 +401,7 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
           const d = datasets.find((x) => x.dataset_id === id);
           return d ? nameOf(d) : undefined;
         };
-        let converged = 0;
-        for (const d of live) {
-          const p = movePhase(snapshot, d.dataset_id, d.primary);
-          if (p.phase === 'mounted') converged++;
-          else if (p.phase === 'waiting') problems.push(`${nameOf(d) || shortId(d.dataset_id)}: ${p.step}${p.error ? ` — ${p.error}` : ''}`);
-        }
+        const converged = health.converged;
         const alive = snapshot.nodes.filter((n) => n.alive).length;
         const summary = {
           version: version.flocker,
@@ -375,7 +409,9 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
           nodes_alive: alive,
           volumes: live.length,
           volumes_converged: converged,
+          volumes_deleting: health.deleting,
           problems,
+          errors: health.errors,
           dead_nodes: snapshot.nodes.filter((n) => !n.alive).map((n) => ({ uuid: n.uuid, host: n.host, last_seen: n.last_seen, dead_since: n.dead_since ?? null })),
           fencing: snapshot.nodes.flatMap((n) => (n.fencing ? [{ uuid: n.uuid, host: n.host, ...n.fencing }] : [])),
           events: recent,
@@ -384,7 +420,7 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
           [
             `Flocker ${version.flocker}`,
             `Nodes:    ${alive}/${snapshot.nodes.length} alive`,
-            `Volumes:  ${converged}/${live.length} converged`,
+            `Volumes:  ${converged}/${live.length} converged${health.deleting ? `, ${health.deleting} being deleted` : ''}`,
             ...(problems.length ? ['', 'Not converged:', ...problems.map((p) => `  - ${p}`)] : []),
             ...(fencing.length ? ['', 'Fencing:', ...fencing.map((f) => `  - ${f}`)] : []),
             ...(recent.length ? ['', 'Recent failover events:', ...recent.map((e) => `  - ${eventLine(e, hostOf, volumeOf)}`)] : []),

@@ -21,6 +21,22 @@ describe('resolveDataset', () => {
     expect(() => resolveDataset(all, 'old')).toThrow(expect.objectContaining({ exitCode: EXIT.NOT_FOUND }));
     expect(() => resolveDataset(all, 'nope')).toThrow(/no volume named/);
   });
+  it('never resolves the empty or a blank name (it would pick the first unnamed volume)', () => {
+    const unnamed = [ds(D3), ds(D1, 'pg')];
+    for (const ref of ['', ' ', '    ']) expect(() => resolveDataset(unnamed, ref)).toThrow(expect.objectContaining({ exitCode: EXIT.USAGE }));
+  });
+  it('looks names up only by the volume-name rule', () => {
+    const odd = [ds(D3, 'bad name!')];
+    expect(() => resolveDataset(odd, 'bad name!')).toThrow(expect.objectContaining({ exitCode: EXIT.NOT_FOUND }));
+    expect(resolveDataset(odd, D3).dataset_id).toBe(D3);
+  });
+  it('finds a deleted volume only when asked to (it is still being deleted)', () => {
+    expect(resolveDataset(all, 'old', { includeDeleted: (d) => d.dataset_id === D3 }).dataset_id).toBe(D3);
+    expect(() => resolveDataset(all, 'old', { includeDeleted: () => false })).toThrow(/no volume named/);
+    // A live volume of the same name wins over one being deleted.
+    const reused = [ds(D3, 'pg', true), ds(D1, 'pg')];
+    expect(resolveDataset(reused, 'pg', { includeDeleted: () => true }).dataset_id).toBe(D1);
+  });
 });
 
 describe('resolveNode', () => {
@@ -31,5 +47,9 @@ describe('resolveNode', () => {
     expect(resolveNode(nodes, 'aa').host).toBe('10.0.0.1');
     expect(() => resolveNode(nodes, 'a')).toThrow(/matches 2 nodes/);
     expect(() => resolveNode(nodes, '10.9.9.9')).toThrow(expect.objectContaining({ exitCode: EXIT.NOT_FOUND }));
+  });
+  it('never resolves the empty node (it would pick the only node)', () => {
+    expect(() => resolveNode([nodes[0]!], '')).toThrow(expect.objectContaining({ exitCode: EXIT.USAGE }));
+    expect(() => resolveNode([nodes[0]!], '  ')).toThrow(expect.objectContaining({ exitCode: EXIT.USAGE }));
   });
 });

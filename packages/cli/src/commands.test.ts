@@ -1,0 +1,223 @@
+/**
+ * `flocker` commands end to end against a fake control service client: what is
+ * refused, what is called, what people read (issue 17, items 10-12).
+ */
+import type { ClusterSnapshot, DatasetConfiguration, FlockerClient, Lease, NodeState } from '@flocker/api';
+import { buildCli } from './cli';
+import { EXIT } from './errors';
+
+const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+const D1 = '11111111-1111-4111-8111-111111111111';
+const D2 = '22222222-2222-4222-8222-222222222222';
+
+function node(uuid: string, host: string, patch: Partial<NodeState> = {}): NodeState {
+  return {
+    uuid, host, era: `era-${host}`, instance_id: `i-${host}`, backend: 'loopback', manifestations: [], volumes: [], errors: [], alive: true,
+    last_seen: new Date().toISOString(), ...patch,
+  };
+}
+const ds = (id: string, name: string | undefined, patch: Partial<DatasetConfiguration> = {}): DatasetConfiguration => ({
+  dataset_id: id, primary: A, maximum_size: 128 * 1024 * 1024, metadata: name === undefined ? {} : { name }, deleted: false, ...patch,
+});
+const mounted = (id: string) => ({ dataset_id: id, blockdevice_id: `vol-${id}`, size: 1, status: 'mounted' as const, path: `/flocker/${id}` });
+const backendVolume = (id: string, attachedTo: string | null) => ({ blockdevice_id: `vol-${id}`, dataset_id: id, size: 1, attached_to: attachedTo });
+const busy = (id: string) => ({
+  dataset_id: id, action: 'destroy', code: 'DEVICE_BUSY', message: 'unmounting /flocker/x failed: target is busy', attempts: 4, since: '2026-01-01T00:00:00.000Z',
+});
+
+/** The control service as the CLI sees it; every write is recorded. */
+class FakeControl {
+  calls: Array<[string, ...unknown[]]> = [];
+  /** Snapshots waitForCluster answers, in turn (the last one repeats). */
+  snapshots: ClusterSnapshot[];
+  constructor(
+    public datasets: DatasetConfiguration[],
+    public leases: Lease[],
+    nodes: NodeState[],
+  ) {
+    this.snapshots = [{ generation: '1', configuration_tag: 't', datasets, leases, nodes }];
+  }
+  client(): FlockerClient {
+    const fake = {
+      version: async () => ({ flocker: 'test' }),
+      listDatasets: async () => this.datasets,
+      listLeases: async () => this.leases,
+      listEvents: async () => [],
+      waitForCluster: async () => (this.snapshots.length > 1 ? this.snapshots.shift()! : this.snapshots[0]!),
+      createDataset: async (req: { primary: string; metadata?: Record<string, string> }) => {
+        this.calls.push(['create', req]);
+        return ds(D2, req.metadata?.name, { primary: req.primary });
+      },
+      deleteDataset: async (id: string) => {
+        this.calls.push(['delete', id]);
+        return { ...this.datasets.find((d) => d.dataset_id === id)!, deleted: true };
+      },
+      releaseLease: async (id: string) => {
+        this.calls.push(['release', id]);
+        return this.leases.find((l) => l.dataset_id === id)!;
+      },
+    };
+    // Only the methods these commands call exist.
+    return fake as unknown as FlockerClient;
+  }
+}
+
+/** yargs' usage failures call process.exit; here that ends the command with its code. */
+class Exited extends Error {
+  constructor(readonly code: number) {
+    super(`process.exit(${code})`);
+  }
+}
+
+async function flocker(control: FakeControl, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  process.exitCode = 0;
+  const exit = jest.spyOn(process, 'exit').mockImplementation((c) => {
+    throw new Exited(Number(c ?? 0));
+  });
+  let code: number;
+  try {
+    await buildCli(argv, { out: (t) => out.push(t), err: (t) => err.push(t), interactive: false }, () => control.client()).parseAsync();
+    code = Number(process.exitCode ?? 0);
+  } catch (e) {
+    if (!(e instanceof Exited)) throw e;
+    code = e.code;
+  } finally {
+    exit.mockRestore();
+  }
+  process.exitCode = 0;
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+const leasedToA: Lease = { dataset_id: D1, node_uuid: A, expires: null };
+
+describe('releasing or destroying a volume a container uses (item 10)', () => {
+  it('leases release is refused while the holder is a live node, naming the host', async () => {
+    const c = new FakeControl([ds(D1, 'pgdata')], [leasedToA], [node(A, '10.0.0.1', { manifestations: [mounted(D1)] }), node(B, '10.0.0.2')]);
+    const r = await flocker(c, 'leases', 'release', 'pgdata');
+    expect(r.code).toBe(EXIT.CONFLICT);
+    expect(r.err).toMatch(/pgdata is in use on 10\.0\.0\.1/);
+    expect(r.err).toMatch(/--force/);
+    expect(c.calls).toEqual([]);
+  });
+
+  it('leases release --force releases with a clear warning', async () => {
+    const c = new FakeControl([ds(D1, 'pgdata')], [leasedToA], [node(A, '10.0.0.1', { manifestations: [mounted(D1)] })]);
+    const r = await flocker(c, 'leases', 'release', 'pgdata', '--force');
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(/warning: .*pgdata is in use on 10\.0\.0\.1/);
+    expect(c.calls).toEqual([['release', D1]]);
+  });
+
+  it("a dead node's lease is released without --force (manual failover)", async () => {
+    const c = new FakeControl([ds(D1, 'pgdata')], [leasedToA], [node(A, '10.0.0.1', { alive: false }), node(B, '10.0.0.2')]);
+    const r = await flocker(c, 'leases', 'release', 'pgdata');
+    expect(r.code).toBe(0);
+    expect(c.calls).toEqual([['release', D1]]);
+  });
+
+  it('volumes destroy of a volume leased by a live node is refused; --force releases the lease first, with a warning', async () => {
+    const nodes = [node(A, '10.0.0.1', { manifestations: [mounted(D1)] })];
+    const c = new FakeControl([ds(D1, 'pgdata')], [leasedToA], nodes);
+    const refused = await flocker(c, 'volumes', 'destroy', 'pgdata', '--no-wait');
+    expect(refused.code).toBe(EXIT.CONFLICT);
+    expect(refused.err).toMatch(/pgdata is in use on 10\.0\.0\.1/);
+    expect(c.calls).toEqual([]);
+    const forced = await flocker(c, 'volumes', 'destroy', 'pgdata', '--no-wait', '--force');
+    expect(forced.code).toBe(0);
+    expect(forced.err).toMatch(/warning: .*in use on 10\.0\.0\.1/);
+    expect(c.calls).toEqual([['release', D1], ['delete', D1]]);
+  });
+});
+
+describe('stuck or failing operations show their reason (item 11)', () => {
+  const stuck = () => {
+    const deleted = ds(D1, 'gone', { deleted: true });
+    return new FakeControl([deleted, ds(D2, 'web')], [], [
+      node(A, '10.0.0.1', { manifestations: [mounted(D2)], volumes: [backendVolume(D1, 'i-10.0.0.1'), backendVolume(D2, 'i-10.0.0.1')], errors: [busy(D1)] }),
+    ]);
+  };
+
+  it('status is not converged while a delete is stuck, and says why', async () => {
+    const r = await flocker(stuck(), 'status');
+    expect(r.code).toBe(EXIT.FAILURE);
+    expect(r.out).toMatch(/gone: deleting — destroy failed on 10\.0\.0\.1 \(4 attempts since 2026-01-01T00:00:00.000Z\): unmounting \/flocker\/x failed: target is busy \(DEVICE_BUSY\)/);
+    const json = JSON.parse((await flocker(stuck(), 'status', '--json')).out) as { problems: string[]; errors: Array<{ code: string; host: string }> };
+    expect(json.problems.join('\n')).toMatch(/DEVICE_BUSY/);
+    expect(json.errors).toEqual([expect.objectContaining({ code: 'DEVICE_BUSY', host: '10.0.0.1', dataset_id: D1, volume: 'gone' })]);
+  });
+
+  it('status is not converged while an action on a mounted volume fails', async () => {
+    const resize = { ...busy(D2), action: 'resize', code: 'BACKEND_ERROR', message: 'no space' };
+    const c = new FakeControl([ds(D2, 'web')], [], [node(A, '10.0.0.1', { manifestations: [mounted(D2)], errors: [resize] })]);
+    const r = await flocker(c, 'status');
+    expect(r.code).toBe(EXIT.FAILURE);
+    expect(r.out).toMatch(/Volumes: +0\/1 converged/);
+    expect(r.out).toMatch(/web: mounted, but resize failed on 10\.0\.0\.1 .*no space \(BACKEND_ERROR\)/);
+  });
+
+  it('status reports errors of no volume (the node itself)', async () => {
+    const listing = { action: 'list', code: 'BACKEND_ERROR', message: 'pool unreadable', attempts: 2, since: 's' };
+    const c = new FakeControl([], [], [node(A, '10.0.0.1', { errors: [listing] })]);
+    const r = await flocker(c, 'status');
+    expect(r.code).toBe(EXIT.FAILURE);
+    expect(r.out).toMatch(/node 10\.0\.0\.1: list failed .*pool unreadable \(BACKEND_ERROR\)/);
+  });
+
+  it('volumes show of a deleted volume that still exists says "deleting" and why, by name or id', async () => {
+    for (const ref of ['gone', D1, D1.slice(0, 6)]) {
+      const r = await flocker(stuck(), 'volumes', 'show', ref);
+      expect(r.code).toBe(0);
+      expect(r.out).toMatch(/State: +deleting/);
+      expect(r.out).toMatch(/destroy failed on 10\.0\.0\.1 .*\(DEVICE_BUSY\)/);
+    }
+    const json = JSON.parse((await flocker(stuck(), 'volumes', 'show', 'gone', '--json')).out) as { state: string; deleted: boolean };
+    expect(json).toMatchObject({ state: 'deleting', deleted: true });
+  });
+
+  it('volumes destroy prints the reason as soon as it appears, and again on timeout', async () => {
+    const c = stuck();
+    c.datasets = [ds(D1, 'gone'), ds(D2, 'web')];
+    const r = await flocker(c, 'volumes', 'destroy', 'gone', '--timeout', '0');
+    expect(c.calls).toEqual([['delete', D1]]);
+    expect(r.code).toBe(EXIT.TIMEOUT);
+    expect(r.err).toMatch(/… .*destroy failed on 10\.0\.0\.1 .*\(DEVICE_BUSY\)/);
+    expect(r.err).toMatch(/timed out after 0s while .*: destroy failed on 10\.0\.0\.1 .*\(DEVICE_BUSY\)/);
+  });
+
+  it('volumes list shows a deleted volume that still exists as deleting', async () => {
+    const rows = JSON.parse((await flocker(stuck(), 'volumes', 'list', '--json')).out) as Array<{ name: string; state: string }>;
+    expect(rows.map((x) => [x.name, x.state])).toEqual([['gone', 'deleting'], ['web', 'mounted']]);
+  });
+});
+
+describe('one volume-name rule; the empty name matches nothing (item 12)', () => {
+  const unnamed = () => new FakeControl([ds(D1, undefined), ds(D2, 'web')], [], [node(A, '10.0.0.1')]);
+
+  it.each([[''], ['   ']])('volumes show/destroy %p is a usage error, never the first unnamed volume', async (ref) => {
+    const c = unnamed();
+    const shown = await flocker(c, 'volumes', 'show', ref);
+    expect(shown.code).toBe(EXIT.USAGE);
+    expect(shown.out).toBe('');
+    const destroyed = await flocker(c, 'volumes', 'destroy', ref, '--no-wait');
+    expect(destroyed.code).toBe(EXIT.USAGE);
+    expect(c.calls).toEqual([]);
+  });
+
+  it.each([['bad name!'], ['   '], ['a'], ['.x']])('volumes create %p is refused with the plugin\'s rule', async (name) => {
+    const c = unnamed();
+    const r = await flocker(c, 'volumes', 'create', name, '--node', '10.0.0.1', '--no-wait');
+    expect(r.code).toBe(EXIT.USAGE);
+    expect(r.err).toMatch(/not a valid volume name|needs a name/);
+    expect(c.calls).toEqual([]);
+  });
+
+  it('volumes create of a good name goes ahead', async () => {
+    const c = unnamed();
+    const r = await flocker(c, 'volumes', 'create', 'pg-data.1', '--node', '10.0.0.1', '--no-wait');
+    expect(r.code).toBe(0);
+    expect(c.calls).toEqual([['create', expect.objectContaining({ metadata: { name: 'pg-data.1' } })]]);
+  });
+});

@@ -1,0 +1,117 @@
+/**
+ * What is wrong in the cluster, and why, read from one snapshot: the errors nodes
+ * report per dataset (NodeReport.errors), volumes being deleted that still exist,
+ * and the not-yet-converged steps of live volumes. Pure; `flocker status`,
+ * `volumes show`, `volumes list` and `volumes destroy` print from it (issue 17, item 11).
+ */
+import type { ActionError, ClusterSnapshot, DatasetConfiguration } from '@flocker/api';
+import { shortId } from './format';
+import { isGone, movePhase } from './progress';
+
+/** A failing action as a node reports it, with the node's address. */
+export interface NodeError extends ActionError {
+  host: string;
+  node_uuid: string;
+}
+
+export function errorsOf(snapshot: ClusterSnapshot, datasetId: string): NodeError[] {
+  return snapshot.nodes.flatMap((n) => n.errors.filter((e) => e.dataset_id === datasetId).map((e) => ({ ...e, host: n.host, node_uuid: n.uuid })));
+}
+
+/** "destroy failed on 10.0.0.1 (4 attempts since <iso>): unmounting … failed: target is busy (DEVICE_BUSY)". */
+export function errorText(e: NodeError): string {
+  const attempts = `${e.attempts} attempt${e.attempts === 1 ? '' : 's'}`;
+  return `${e.action} failed on ${e.host} (${attempts} since ${e.since}): ${e.message} (${e.code})`;
+}
+
+export function reasonOf(errors: readonly NodeError[]): string | undefined {
+  return errors.length > 0 ? errors.map(errorText).join('; ') : undefined;
+}
+
+/** A deleted dataset some node still has (mounted, attached, or a backend volume): its delete is under way or stuck. */
+export function isDeleting(snapshot: ClusterSnapshot, d: DatasetConfiguration): boolean {
+  return d.deleted && (!isGone(snapshot, d.dataset_id) || errorsOf(snapshot, d.dataset_id).length > 0);
+}
+
+export interface VolumeState {
+  /** Host where the volume is (or its primary's, or a short id). */
+  node: string;
+  state: string;
+  path: string;
+  /** Why it is stuck or failing, when a node says so. */
+  reason?: string;
+}
+
+/** One volume for `volumes list` and `volumes show`. */
+export function volumeState(snapshot: ClusterSnapshot, d: DatasetConfiguration): VolumeState {
+  const errors = errorsOf(snapshot, d.dataset_id);
+  const reason = reasonOf(errors);
+  const withReason = (s: Omit<VolumeState, 'reason'>): VolumeState => (reason === undefined ? s : { ...s, reason });
+  const primary = snapshot.nodes.find((n) => n.uuid === d.primary);
+  const holder = snapshot.nodes.find((n) => n.manifestations.some((x) => x.dataset_id === d.dataset_id));
+  const m = holder?.manifestations.find((x) => x.dataset_id === d.dataset_id);
+  if (d.deleted) return withReason({ node: holder?.host ?? primary?.host ?? shortId(d.primary), state: isGone(snapshot, d.dataset_id) && reason === undefined ? 'deleted' : 'deleting', path: '' });
+  if (holder && m) return withReason({ node: holder.host, state: m.status, path: m.path ?? '' });
+  const hasVolume = snapshot.nodes.some((n) => (n.volumes ?? []).some((v) => v.dataset_id === d.dataset_id));
+  return withReason({ node: primary?.host ?? shortId(d.primary), state: hasVolume ? 'detached' : 'pending', path: '' });
+}
+
+/** What `volumes destroy` waits for: the volume gone everywhere; meanwhile the step and, once a node reports one, the reason it is stuck. */
+export function destroyProgress(snapshot: ClusterSnapshot, datasetId: string): { done: true } | { step: string; error?: string } {
+  if (isGone(snapshot, datasetId)) return { done: true };
+  const reason = reasonOf(errorsOf(snapshot, datasetId));
+  const step = 'unmounting, detaching and destroying';
+  return reason === undefined ? { step } : { step, error: reason };
+}
+
+export interface StatusError extends NodeError {
+  /** The volume's name (or short id), absent for errors of the node itself. */
+  volume?: string;
+}
+
+export interface ClusterHealth {
+  /** Live volumes mounted on their primary with no failing action. */
+  converged: number;
+  /** Volumes being deleted that some node still has. */
+  deleting: number;
+  /** One line per volume or node that is not as configured, with the reason. */
+  problems: string[];
+  /** Every failing action any node reports. */
+  errors: StatusError[];
+}
+
+export function clusterHealth(snapshot: ClusterSnapshot, datasets: readonly DatasetConfiguration[]): ClusterHealth {
+  const label = (d: DatasetConfiguration): string => d.metadata.name || shortId(d.dataset_id);
+  const known = new Map(datasets.map((d) => [d.dataset_id, d]));
+  const problems: string[] = [];
+  let converged = 0;
+  let deleting = 0;
+  for (const d of datasets) {
+    const reason = reasonOf(errorsOf(snapshot, d.dataset_id));
+    if (d.deleted) {
+      if (!isDeleting(snapshot, d)) continue;
+      deleting++;
+      problems.push(`${label(d)}: deleting — ${reason ?? 'unmounting, detaching and destroying'}`);
+      continue;
+    }
+    const p = movePhase(snapshot, d.dataset_id, d.primary);
+    if (p.phase === 'mounted') {
+      if (reason === undefined) converged++;
+      else problems.push(`${label(d)}: mounted, but ${reason}`);
+    } else if (p.phase === 'waiting') {
+      const why = reason ?? p.error;
+      problems.push(`${label(d)}: ${p.step}${why !== undefined ? ` — ${why}` : ''}`);
+    }
+  }
+  const errors: StatusError[] = [];
+  for (const n of snapshot.nodes) {
+    for (const e of n.errors) {
+      const ne: NodeError = { ...e, host: n.host, node_uuid: n.uuid };
+      const d = e.dataset_id !== undefined ? known.get(e.dataset_id) : undefined;
+      errors.push(d ? { ...ne, volume: label(d) } : ne);
+      // Errors of no configured volume (the node's own, or a dataset no longer configured) have no line above.
+      if (d === undefined) problems.push(`node ${n.host}${e.dataset_id !== undefined ? ` (dataset ${shortId(e.dataset_id)})` : ''}: ${errorText(ne)}`);
+    }
+  }
+  return { converged, deleting, problems, errors };
+}
