@@ -14,7 +14,7 @@ const B = '22222222-2222-4222-8222-222222222222';
 const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const MiB = 1024 * 1024;
 const NODE_TIMEOUT_S = 4; // bound F = 2 s, heartbeat every 666 ms
-const dataset = { dataset_id: DS, primary: ME, maximum_size: 64 * MiB, metadata: {}, deleted: false };
+const dataset = { dataset_id: DS, primary: ME, maximum_size: 64 * MiB, metadata: { name: 'pg' }, deleted: false };
 
 /**
  * A control service that can be cut off: while cut, every call hangs; healing
@@ -109,9 +109,11 @@ function setup(extra: { selfFenceMs?: number } = {}) {
   const host = new LoggingHost();
   const control = new CuttableControl(clock);
   const stopped: string[][] = [];
+  const stoppedVolumes: string[][] = [];
   const containers: ContainerStopper = {
-    stopContainersUsing: async (paths) => {
+    stopContainersUsing: async ({ paths, volumes }) => {
       stopped.push([...paths]);
+      stoppedVolumes.push([...volumes]);
       return ['writer'];
     },
   };
@@ -140,14 +142,14 @@ function setup(extra: { selfFenceMs?: number } = {}) {
       return () => undefined;
     },
   });
-  return { clock, driver, host, control, stopped, agent, poolChanged: () => poolChange() };
+  return { clock, driver, host, control, stopped, stoppedVolumes, agent, poolChanged: () => poolChange() };
 }
 
 const mountedHere = (host: FakeHost): boolean => host.mounts.some((m) => m.mountPoint === `/flocker/${DS}`);
 
 describe('DatasetAgent self-fencing (manual clock)', () => {
   it('a cut-off node fences itself within the bound, never acts on its stale configuration, and cleans up first when contact returns', async () => {
-    const { clock, driver, host, control, stopped, agent, poolChanged } = setup();
+    const { clock, driver, host, control, stopped, stoppedVolumes, agent, poolChanged } = setup();
     agent.start();
     control.setDatasets([dataset]);
     await clock.advanceUntil(() => mountedHere(host), 5_000);
@@ -167,6 +169,8 @@ describe('DatasetAgent self-fencing (manual clock)', () => {
     expect(fencedAfter).toBeGreaterThan(2_000 - 700); // not earlier than one heartbeat before the bound
     expect(waited).toBeGreaterThan(0);
     expect(stopped).toEqual([[`/flocker/${DS}`]]);
+    // Docker shows no source for a plugin's volume: its users are found by the volume's name too.
+    expect(stoppedVolumes).toEqual([['pg']]);
     expect(host.ops.at(-1)).toBe(`unmount /dev/fake/vol-0 /flocker/${DS}`);
 
     // Meanwhile another node takes over: force-detaches (our stale config still says primary = us).

@@ -12,20 +12,21 @@
  * driver (see stateAfter); the agent keeps only the latest observation (for
  * reports) and failure counts (for backoff and reporting).
  */
-import { dirname } from 'node:path';
-import { METADATA_PROFILE_KEY, ReportResponse, type ActionError, type ClusterSnapshot, type NodeReport } from '@flocker/api';
-import type { BlockDeviceApi, BlockDeviceVolume } from '@flocker/storage-drivers';
+import { basename, dirname } from 'node:path';
+import { METADATA_NAME_KEY, METADATA_PROFILE_KEY, ReportResponse, type ActionError, type ClusterSnapshot, type NodeReport } from '@flocker/api';
+import type { BlockDeviceApi, BlockDeviceVolume, PoolListing, VolumeProblem } from '@flocker/storage-drivers';
 import type winston from 'winston';
 import type { z } from 'zod';
 import { calculateChanges, mountPathOf } from './calculateChanges';
 import { systemClock, type Clock, type TimerHandle } from './clock';
-import type { ContainerStopper } from './containers';
+import type { ContainerStopper, StopTargets } from './containers';
 import { discoverLocalState } from './discoverLocalState';
 import { ACQUIRING_ACTIONS, ContactTracker, heartbeatMs, selfFenceBoundMs, type ContactPhase } from './fencing';
 import { errorCode, errorMessage } from './errors';
 import { executeAction, type ActionResult } from './executeAction';
 import { FreshRead } from './FreshRead';
 import type { HostOps } from './HostOps';
+import { attributeProblems, listPoolOf, reportedVolumes, type ReportedVolume } from './poolSafety';
 import { stateAfter } from './stateAfter';
 import { WorkQueue } from './WorkQueue';
 import { ACTION_KINDS, type Action, type ActionKind, type DecisionContext, type DesiredState, type DiscoveredVolume, type LocalState, type StrayMount } from './LocalState';
@@ -91,6 +92,8 @@ export interface DatasetAgentOptions {
   readonly lastNodeTimeoutMs?: number;
   /** Told when the control service's node timeout is learned or changes (seconds), to keep it for the next start. */
   readonly onNodeTimeout?: (seconds: number) => void;
+  /** The largest volume the backend can create (driver.maximumVolumeSize), reported as max_volume_size. */
+  readonly maxVolumeSize?: number;
 }
 
 /** One observation and its sequence number (see updateView). */
@@ -196,7 +199,13 @@ export class DatasetAgent {
   private fenceReport: NonNullable<NodeReport['fencing']> | undefined;
   private readonly decision: DecisionContext;
   /** Concurrent observations share pool listings (each still started after its caller asked). */
-  private readonly poolListing: FreshRead<BlockDeviceVolume[]>;
+  private readonly poolListing: FreshRead<PoolListing>;
+  /** Unreadable records of the latest listing (reported as errors; their datasets are left alone). */
+  private problems: readonly VolumeProblem[] = [];
+  /** When each unreadable record was first seen. */
+  private readonly problemSince = new Map<string, string>();
+  /** The dataset of every volume listed (kept while its record is unreadable): attributes a record that goes bad. */
+  private readonly volumeDatasets = new Map<string, string>();
 
   constructor(private readonly o: DatasetAgentOptions) {
     this.work = new WorkQueue<Observation>(
@@ -209,7 +218,7 @@ export class DatasetAgent {
     this.now = () => this.clock.now();
     this.contact = new ContactTracker(this.now());
     this.nodeTimeoutMs = o.lastNodeTimeoutMs;
-    this.poolListing = new FreshRead(() => o.driver.listVolumes());
+    this.poolListing = new FreshRead(() => listPoolOf(o.driver));
     this.decision = {
       nodeUuid: o.nodeUuid,
       mountRoot: o.mountRoot,
@@ -219,7 +228,51 @@ export class DatasetAgent {
     };
   }
 
-  private readonly listPool = (): Promise<BlockDeviceVolume[]> => this.poolListing.get();
+  private readonly listPool = async (): Promise<BlockDeviceVolume[]> => {
+    const listing = await this.poolListing.get();
+    this.notePool(listing);
+    return listing.volumes;
+  };
+
+  /** Keeps what a listing says about unreadable records and about which dataset each volume holds. */
+  private notePool(listing: PoolListing): void {
+    const bad = new Set(listing.problems.map((p) => p.blockdeviceId));
+    for (const v of listing.volumes) this.volumeDatasets.set(v.blockdeviceId, v.datasetId);
+    const listed = new Set(listing.volumes.map((v) => v.blockdeviceId));
+    for (const id of [...this.volumeDatasets.keys()]) if (!listed.has(id) && !bad.has(id)) this.volumeDatasets.delete(id);
+    for (const id of [...this.problemSince.keys()]) if (!bad.has(id)) this.problemSince.delete(id);
+    for (const id of bad) if (!this.problemSince.has(id)) this.problemSince.set(id, new Date(this.now()).toISOString());
+    this.problems = listing.problems;
+  }
+
+  /** Volumes the nodes of this backend report for existing datasets (empty without a snapshot). */
+  private reportedVolumes(): ReportedVolume[] {
+    return this.snapshot === null ? [] : reportedVolumes(this.snapshot, this.o.driver.backend);
+  }
+
+  /** The unreadable records, each with its dataset when anything tells. */
+  private unreadableVolumes(): VolumeProblem[] {
+    return attributeProblems(this.problems, this.volumeDatasets, this.reportedVolumes());
+  }
+
+  /**
+   * An observation with the pool's unreadable records added (calculateChanges leaves
+   * their datasets alone), and without "stray" mounts that may be theirs: a mount of a
+   * volume whose record cannot be read is not stale, and must not be taken away.
+   */
+  private withUnreadable(local: LocalState): LocalState {
+    const unreadable = this.unreadableVolumes();
+    if (unreadable.length === 0) return local;
+    const held = new Set(unreadable.flatMap((u) => (u.datasetId !== undefined ? [u.datasetId] : [])));
+    const devices = new Set(unreadable.flatMap((u) => u.devices ?? []));
+    const strays = (local.strayMounts ?? []).filter((s) => !held.has(s.datasetId) && !devices.has(s.device));
+    const { strayMounts: _ignored, ...rest } = local;
+    return {
+      ...rest,
+      ...(strays.length > 0 ? { strayMounts: strays } : {}),
+      unreadable: unreadable.map((u) => ({ blockdeviceId: u.blockdeviceId, ...(u.datasetId !== undefined ? { datasetId: u.datasetId } : {}) })),
+    };
+  }
 
   start(): void {
     this.unwatchPool = this.o.poolChanges?.(() => this.poolChanged());
@@ -441,7 +494,7 @@ export class DatasetAgent {
       let stopped: string[] = [];
       if (paths.length > 0 && this.o.containers !== undefined) {
         try {
-          stopped = await this.o.containers.stopContainersUsing(paths);
+          stopped = await this.o.containers.stopContainersUsing(this.stopTargets(paths));
           if (stopped.length > 0) this.o.logger.warn('fence: stopped containers', { containers: stopped });
         } catch (e) {
           this.o.logger.error('fence: cannot stop containers through Docker', { code: errorCode(e), error: errorMessage(e) });
@@ -483,6 +536,19 @@ export class DatasetAgent {
       });
   }
 
+  /**
+   * The users to stop of mounts at dataset paths: the paths themselves (bind mounts)
+   * and the Docker volume names of those datasets (a plugin volume shows no source).
+   */
+  private stopTargets(paths: readonly string[]): StopTargets {
+    const ids = new Set(paths.map((p) => basename(p)));
+    const volumes = (this.snapshot?.datasets ?? [])
+      .filter((d) => ids.has(d.dataset_id))
+      .map((d) => d.metadata[METADATA_NAME_KEY])
+      .filter((n): n is string => n !== undefined && n !== '');
+    return { paths, volumes };
+  }
+
   /** Reports (and so confirms contact) at least every heartbeatMs. */
   private scheduleHeartbeat(): void {
     this.heartbeatTimer?.cancel();
@@ -507,8 +573,10 @@ export class DatasetAgent {
     // Datasets being worked on are the workers' to look at: probing their devices
     // here could, say, hold a device open just as its worker detaches it.
     const busy = this.work.runningIds();
-    const look = (): Promise<LocalState> =>
-      discoverLocalState({ driver: this.o.driver, host: this.o.hostOps, instanceId: this.o.instanceId, listVolumes: this.listPool, noDetails: busy, mountRoot: this.o.mountRoot });
+    const look = async (): Promise<LocalState> =>
+      this.withUnreadable(
+        await discoverLocalState({ driver: this.o.driver, host: this.o.hostOps, instanceId: this.o.instanceId, listVolumes: this.listPool, noDetails: busy, mountRoot: this.o.mountRoot }),
+      );
     let local = await look();
     this.o.logger.debug('observed all', { volumes: local.volumes.length, durationMs: this.now() - t0 });
     // Stale mounts (of a volume this node lost) go first, before any decision. While
@@ -590,7 +658,7 @@ export class DatasetAgent {
     }
     for (const dataset of candidates) {
       if (inPool.has(dataset.datasetId) || this.work.isRunning(dataset.datasetId) || !this.work.hasRoom()) continue;
-      const local: LocalState = { instanceId: this.o.instanceId, volumes: [] };
+      const local: LocalState = this.withUnreadable({ instanceId: this.o.instanceId, volumes: [] });
       const [action] = calculateChanges({ datasets: [dataset], nodes: desired.nodes }, local, this.decision);
       if (action === undefined) continue;
       this.o.logger.debug('fast start', { datasetId: dataset.datasetId, kind: action.kind });
@@ -631,14 +699,16 @@ export class DatasetAgent {
         const seq = ++this.seq;
         const t0 = this.now();
         try {
-          local = await discoverLocalState({
-            driver: this.o.driver,
-            host: this.o.hostOps,
-            instanceId: this.o.instanceId,
-            onlyDataset: datasetId,
-            listVolumes: this.listPool,
-            knownBlank: this.isBlank,
-          });
+          local = this.withUnreadable(
+            await discoverLocalState({
+              driver: this.o.driver,
+              host: this.o.hostOps,
+              instanceId: this.o.instanceId,
+              onlyDataset: datasetId,
+              listVolumes: this.listPool,
+              knownBlank: this.isBlank,
+            }),
+          );
           this.o.logger.debug('observed dataset', { datasetId, durationMs: this.now() - t0 });
         } catch (e) {
           this.o.logger.warn('observation failed', { datasetId, code: errorCode(e), error: errorMessage(e) });
@@ -704,6 +774,7 @@ export class DatasetAgent {
         instanceId: this.o.instanceId,
         logger: this.o.logger,
         onCreated: (v) => this.blank.add(v.blockdeviceId),
+        knownVolumes: () => ({ reported: this.reportedVolumes(), remembered: this.volumeDatasets }),
         // Only a volume known blank skips the look after its attach (stateAfter).
         wantDevicePath: this.isBlank,
       });
@@ -848,7 +919,7 @@ export class DatasetAgent {
     // its writes): stop it, so that the mount can come off.
     if (todo.length > 0 && this.o.containers !== undefined) {
       try {
-        const stopped = await this.o.containers.stopContainersUsing([...new Set(todo.map((s) => s.mountPath))]);
+        const stopped = await this.o.containers.stopContainersUsing(this.stopTargets([...new Set(todo.map((s) => s.mountPath))]));
         if (stopped.length > 0) this.o.logger.warn('stopped containers using a volume this node no longer holds', { containers: stopped });
       } catch (e) {
         this.o.logger.warn('cannot stop containers through Docker', { code: errorCode(e), error: errorMessage(e) });
@@ -903,6 +974,17 @@ export class DatasetAgent {
       attempts: f.attempts,
       since: f.since,
     }));
+    // An unreadable record: an error on its dataset (on the node when nothing tells which).
+    for (const p of this.unreadableVolumes()) {
+      errors.push({
+        ...(p.datasetId !== undefined && UUID.test(p.datasetId) ? { dataset_id: p.datasetId } : {}),
+        action: 'observe',
+        code: p.code,
+        message: p.message,
+        attempts: 1,
+        since: this.problemSince.get(p.blockdeviceId) ?? new Date(this.now()).toISOString(),
+      });
+    }
     return {
       uuid: this.o.nodeUuid,
       era: this.o.era,
@@ -918,9 +1000,12 @@ export class DatasetAgent {
         attached_to: v.attachedTo,
       })),
       errors,
+      ...(this.o.maxVolumeSize !== undefined ? { max_volume_size: this.o.maxVolumeSize } : {}),
     };
   }
 }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
  * What in a snapshot can change this node's decisions: the configuration and

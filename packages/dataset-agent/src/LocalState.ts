@@ -27,11 +27,20 @@ export interface StrayMount {
   readonly device: string;
 }
 
+/** A volume of the pool whose record cannot be read: never "no volume" for its dataset. */
+export interface UnreadableVolume {
+  readonly blockdeviceId: string;
+  /** The dataset, when anything tells (the record's remains, an earlier look, a node's report). */
+  readonly datasetId?: string;
+}
+
 export interface LocalState {
   readonly instanceId: string;
   readonly volumes: readonly DiscoveredVolume[];
   /** Only from a full look with a mount root (see discoverLocalState). */
   readonly strayMounts?: readonly StrayMount[];
+  /** Volumes the pool has but cannot describe (the agent adds them to its observation). */
+  readonly unreadable?: readonly UnreadableVolume[];
 }
 
 export interface DesiredDataset {

@@ -96,9 +96,16 @@ export function calculateChanges(desired: DesiredState, local: LocalState, ctx: 
     byDataset.set(v.datasetId, list);
   }
 
+  // A dataset with an unreadable volume record is left alone (its volume may hold the data);
+  // a record nothing attributes may be any dataset's, so no create at all while it is there.
+  const unreadable = local.unreadable ?? [];
+  const held = new Set(unreadable.flatMap((u) => (u.datasetId !== undefined ? [u.datasetId] : [])));
+  const unattributed = unreadable.some((u) => u.datasetId === undefined);
+
   const actions: Action[] = [];
   const datasets = [...desired.datasets].sort((a, b) => (a.datasetId < b.datasetId ? -1 : 1));
   for (const dataset of datasets) {
+    if (held.has(dataset.datasetId)) continue;
     const claims = byDataset.get(dataset.datasetId) ?? [];
     const volume = canonicalVolume(claims, local.instanceId);
     // An extra volume mounted over the dataset's path would hide its data: take it off first.
@@ -110,6 +117,7 @@ export function calculateChanges(desired: DesiredState, local: LocalState, ctx: 
     }
     const role = roleOf(dataset, ctx.nodeUuid);
     const step = TRANSITIONS[role][discoveredOf(volume, local, deadInstances)];
+    if (step === 'create' && unattributed) continue;
     const action = actionFor(step, dataset, volume, ctx, liveNodes);
     if (action) actions.push(action);
   }

@@ -11,6 +11,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { CinderDriverOptionsSchema, ebsDatasetConfigSchema, type CinderDriverOptions, type EbsDatasetConfig } from '@flocker/storage-drivers';
 import { AgentError } from './errors';
+import type { ClusterIdentity } from './poolSafety';
 
 export const DEFAULT_CONFIG_PATH = '/etc/flocker/agent.yml';
 export const DEFAULT_CONTROL_PORT = 4523;
@@ -21,6 +22,11 @@ const LoopbackBackend = z
     root_path: z.string().min(1).default('/var/lib/flocker/loopback'),
     /** Bytes; loopback allocation unit used to round sizes up. */
     allocation_unit: z.number().int().positive().optional(),
+    /**
+     * The cluster the pool belongs to (written to <root_path>/pool.json by the first agent);
+     * default: the cluster UUID in cluster.crt. Set it only to override that.
+     */
+    cluster_id: z.string().min(1).optional(),
   })
   .strict();
 
@@ -238,6 +244,32 @@ export function loadControlCredentials(files: ControlTlsFiles): ControlCredentia
   }
   return { ca, cert, key, nodeUuid: identity.uuid };
 }
+
+/**
+ * The cluster's identity, which a storage pool carries (pool.json): `dataset.cluster_id`
+ * when agent.yml sets it; else the cluster UUID that flocker-ca writes into the CA
+ * certificate's subject (O=<uuid>), or for a CA made otherwise its SHA-256 fingerprint
+ * (`ca-sha256:<hex>`). The CA is what the agent trusts the control service by: every
+ * node and the control service of one cluster share it, another cluster has another.
+ * Without either (plain HTTP, no cluster_id): none (null).
+ */
+export function clusterIdentity(dataset: DatasetBackendConfig, caPem?: Buffer, caPath = CLUSTER_CERT_FILE): ClusterIdentity {
+  if (dataset.cluster_id !== undefined) return { id: dataset.cluster_id, source: 'dataset.cluster_id in agent.yml' };
+  if (caPem !== undefined) {
+    let ca: X509Certificate;
+    try {
+      ca = new X509Certificate(caPem);
+    } catch (e) {
+      throw new AgentError('CONFIG_INVALID', `${caPath} is not a PEM certificate: ${(e as Error).message}`);
+    }
+    const org = ca.subject.split('\n').find((line) => line.startsWith('O='))?.slice(2);
+    if (org !== undefined && UUID.test(org)) return { id: org.toLowerCase(), source: `the cluster certificate ${caPath} (subject O=)` };
+    return { id: `ca-sha256:${ca.fingerprint256.replace(/:/g, '').toLowerCase()}`, source: `the fingerprint of the cluster certificate ${caPath}` };
+  }
+  return { id: null, source: 'nowhere (plain HTTP to the control service and no dataset.cluster_id in agent.yml)' };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** The directory agent.yml lives in, against which TLS files are found. */
 export function configDirOf(configPath: string): string {

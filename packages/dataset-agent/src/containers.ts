@@ -6,13 +6,20 @@
 import { request } from 'node:http';
 import { z } from 'zod';
 
+/** What to stop the users of: host paths (bind mounts) and Docker volume names (the Flocker plugin's). */
+export interface StopTargets {
+  readonly paths: readonly string[];
+  /** Names of Docker volumes of a non-local driver (Docker shows no Source for a plugin's volume). */
+  readonly volumes: readonly string[];
+}
+
 export interface ContainerStopper {
   /**
    * Kills every running, paused or restarting container with a mount whose source
-   * is one of `paths` (or below one); returns their names. Throws when Docker
-   * cannot be asked.
+   * is one of the paths (or below one), or that is one of the named volumes of a
+   * plugin driver; returns their names. Throws when Docker cannot be asked.
    */
-  stopContainersUsing(paths: readonly string[]): Promise<string[]>;
+  stopContainersUsing(targets: StopTargets): Promise<string[]>;
 }
 
 const ContainerList = z.array(
@@ -21,18 +28,32 @@ const ContainerList = z.array(
       Id: z.string(),
       Names: z.array(z.string()).default([]),
       State: z.string().optional(),
-      Mounts: z.array(z.object({ Source: z.string().optional(), Destination: z.string().optional() }).loose()).default([]),
+      Mounts: z
+        .array(
+          z
+            .object({
+              Type: z.string().optional(),
+              Name: z.string().optional(),
+              Driver: z.string().optional(),
+              Source: z.string().optional(),
+              Destination: z.string().optional(),
+            })
+            .loose(),
+        )
+        .default([]),
     })
     .loose(),
 );
 export type DockerContainer = z.infer<typeof ContainerList>[number];
 
-/** Pure: the containers (of a /containers/json listing) whose mounts come from one of the paths. */
-export function containersUsing(containers: readonly DockerContainer[], paths: readonly string[]): DockerContainer[] {
-  const under = (source: string): boolean => paths.some((p) => source === p || source.startsWith(`${p}/`));
-  return containers.filter(
-    (c) => ['running', 'paused', 'restarting'].includes(c.State ?? 'running') && c.Mounts.some((m) => m.Source !== undefined && under(m.Source)),
-  );
+/** Pure: the containers (of a /containers/json listing) using one of the targets. */
+export function containersUsing(containers: readonly DockerContainer[], targets: StopTargets): DockerContainer[] {
+  const under = (source: string): boolean => targets.paths.some((p) => source === p || source.startsWith(`${p}/`));
+  const volumes = new Set(targets.volumes);
+  const uses = (m: DockerContainer['Mounts'][number]): boolean =>
+    (m.Source !== undefined && m.Source !== '' && under(m.Source)) ||
+    (m.Type === 'volume' && m.Name !== undefined && volumes.has(m.Name) && m.Driver !== undefined && m.Driver !== 'local');
+  return containers.filter((c) => ['running', 'paused', 'restarting'].includes(c.State ?? 'running') && c.Mounts.some(uses));
 }
 
 function call(socketPath: string, method: string, path: string, timeoutMs: number): Promise<{ status: number; body: string }> {
@@ -56,11 +77,11 @@ export class DockerContainerStopper implements ContainerStopper {
     private readonly timeoutMs = 5000,
   ) {}
 
-  async stopContainersUsing(paths: readonly string[]): Promise<string[]> {
-    if (paths.length === 0) return [];
+  async stopContainersUsing(targets: StopTargets): Promise<string[]> {
+    if (targets.paths.length === 0 && targets.volumes.length === 0) return [];
     const listed = await call(this.socketPath, 'GET', '/containers/json?all=1', this.timeoutMs);
     if (listed.status !== 200) throw new Error(`docker: listing containers answered ${listed.status}: ${listed.body.slice(0, 200)}`);
-    const victims = containersUsing(ContainerList.parse(JSON.parse(listed.body)), paths);
+    const victims = containersUsing(ContainerList.parse(JSON.parse(listed.body)), targets);
     const stopped: string[] = [];
     for (const c of victims) {
       // SIGKILL: a fence must not wait for a graceful stop; a paused container is killed as well.

@@ -5,7 +5,15 @@ export type AgentErrorCode =
   | 'CONFIG_INVALID'
   | 'BACKEND_NOT_AVAILABLE'
   | 'IDENTITY_INVALID'
-  | 'ACTION_FAILED';
+  | 'ACTION_FAILED'
+  /** The storage pool belongs to another cluster (pool.json names another cluster id). */
+  | 'POOL_OF_ANOTHER_CLUSTER'
+  /** The pool is unclaimed or empty while nodes report volumes of existing datasets it does not have. */
+  | 'POOL_MISSING_VOLUMES'
+  /** A volume record in the pool cannot be read: its dataset is left alone. */
+  | 'CORRUPT_RECORD'
+  /** A node reports a volume of the dataset that this node's pool does not have: no second volume is created. */
+  | 'VOLUME_ELSEWHERE';
 
 export class AgentError extends Error {
   constructor(

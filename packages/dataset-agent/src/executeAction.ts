@@ -5,9 +5,10 @@
  */
 import { isStorageError, StorageError, type BlockDeviceApi, type BlockDeviceVolume } from '@flocker/storage-drivers';
 import type winston from 'winston';
-import { errorMessage } from './errors';
+import { AgentError, errorMessage } from './errors';
 import type { HostOps } from './HostOps';
 import type { Action } from './LocalState';
+import { attributeProblems, createRefusal, listPoolOf, type ReportedVolume } from './poolSafety';
 
 export interface ExecutionContext {
   readonly driver: BlockDeviceApi;
@@ -18,6 +19,12 @@ export interface ExecutionContext {
   readonly onCreated?: (volume: BlockDeviceVolume) => void;
   /** Whether the caller can use the device of a volume it attaches (see ActionResult.devicePath). */
   readonly wantDevicePath?: (blockdeviceId: string) => boolean;
+  /**
+   * What the cluster knows of volumes, checked before a create: the volumes nodes
+   * report (poolSafety.reportedVolumes) and the datasets of volumes this agent saw
+   * before (blockdevice id → dataset id), to attribute unreadable records.
+   */
+  readonly knownVolumes?: () => { readonly reported: readonly ReportedVolume[]; readonly remembered: ReadonlyMap<string, string> };
 }
 
 /**
@@ -35,9 +42,13 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
   const { driver, host } = ctx;
   switch (action.kind) {
     case 'create': {
-      // Re-check just before creating: never a second volume for one dataset.
-      const existing = (await driver.listVolumes()).some((v) => v.datasetId === action.datasetId);
-      if (existing) return {};
+      // Re-check just before creating: never a second volume for one dataset, also not when
+      // the dataset's record is unreadable or its volume is reported but not in this pool.
+      const pool = await listPoolOf(driver);
+      if (pool.volumes.some((v) => v.datasetId === action.datasetId)) return {};
+      const known = ctx.knownVolumes?.() ?? { reported: [], remembered: new Map<string, string>() };
+      const refusal = createRefusal(action.datasetId, { ...pool, problems: attributeProblems(pool.problems, known.remembered, known.reported) }, known.reported, `the ${driver.backend} pool`);
+      if (refusal !== undefined) throw new AgentError(refusal.code, refusal.message);
       const created = await driver.createVolume(action.datasetId, action.size, action.profile !== undefined ? { profile: action.profile } : {});
       ctx.onCreated?.(created);
       return { created };

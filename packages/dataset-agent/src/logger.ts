@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import winston from 'winston';
+import { safeLogStream } from '@flocker/api';
 
 const LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type AgentLogLevel = (typeof LEVELS)[number];
@@ -15,13 +16,16 @@ const hrTime = winston.format((info) => {
   return info;
 });
 
-/** JSON lines on stdout, one per event, with a timestamp (and at debug level a sub-ms `t`). */
+/**
+ * JSON lines on stdout, one per event, with a timestamp (and at debug level a sub-ms `t`).
+ * A full disk under the log drops (and counts) lines; it never stops the agent.
+ */
 export function createAgentLogger(level: string = 'info', silent = false): winston.Logger {
   return winston.createLogger({
     level,
     silent,
     format: winston.format.combine(winston.format.timestamp(), ...(level === 'debug' ? [hrTime()] : []), winston.format.json()),
     defaultMeta: { service: 'flocker-dataset-agent' },
-    transports: [new winston.transports.Console()],
+    transports: [new winston.transports.Stream({ stream: safeLogStream('stdout') })],
   });
 }

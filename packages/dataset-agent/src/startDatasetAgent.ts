@@ -5,11 +5,12 @@ import { controlUrlsFromHosts, FlockerClient, tlsDispatcher } from '@flocker/api
 import { DockerContainerStopper, type ContainerStopper } from './containers';
 import { createAgentDriver } from './drivers';
 import type winston from 'winston';
-import { configDirOf, controlTlsFiles, loadAgentConfig, loadControlCredentials, type ControlCredentials, type RunnableAgentConfig } from './config';
+import { clusterIdentity, configDirOf, controlTlsFiles, loadAgentConfig, loadControlCredentials, type ControlCredentials, type RunnableAgentConfig } from './config';
 import { DatasetAgent, parseCrashAfter, type CrashAfter } from './DatasetAgent';
 import { linuxHostOps, type HostOps } from './HostOps';
 import { ensureNodeIdentity, readEra, readLastNodeTimeout, readNodeIdentity, writeLastNodeTimeout, writeNodeIdentity, type NodeIdentity } from './identity';
 import { createAgentLogger } from './logger';
+import { checkPoolAtStart, fetchSnapshotPatiently } from './poolSafety';
 
 export interface StartDatasetAgentOptions {
   /** A parsed configuration, or the path of the YAML file. */
@@ -82,9 +83,6 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
   const era = readEra(config.node.era_file);
   const host = config.node.host ?? (await sourceAddressFor(control.hostname, control.port));
   const { driver, instanceId, repair, poolChanges, releaseFenced } = await createAgentDriver(config.dataset, identity.uuid, logger);
-  // After a crash or reboot, bring local attachments in line with the backend's records.
-  const repaired = await repair();
-  if (repaired !== undefined) logger.warn('repaired attachments at start', repaired);
   const controlHost = control.hostname.includes(':') ? `[${control.hostname}]` : control.hostname;
   const scheme = credentials === undefined ? 'http' : 'https';
   const client = new FlockerClient({
@@ -93,6 +91,21 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     timeoutMs: 5000,
     baseUrl: options.baseUrl ?? (control.hostnames !== undefined ? controlUrlsFromHosts(scheme, control.hostname, control.port, control.hostnames) : `${scheme}://${controlHost}:${control.port}`),
     ...(credentials !== undefined ? { dispatcher: tlsDispatcher(credentials) } : {}),
+  });
+  // Before touching the pool: is it this cluster's, and may it be used (issue 17, poolSafety.ts)?
+  await checkPoolAtStart({
+    driver,
+    cluster: clusterIdentity(config.dataset, credentials?.ca, tlsFiles?.ca),
+    where: config.dataset.backend === 'loopback' ? `pool ${config.dataset.root_path}` : `the ${config.dataset.backend} pool`,
+    fetchSnapshot: () => fetchSnapshotPatiently(() => client.waitForCluster(undefined, 0), logger),
+    logger,
+  });
+  // After a crash or reboot, bring local attachments in line with the backend's records.
+  const repaired = await repair();
+  if (repaired !== undefined) logger.warn('repaired attachments at start', repaired);
+  const maxVolumeSize = await driver.maximumVolumeSize?.().catch((e: unknown) => {
+    logger.warn('cannot find the largest volume size of the backend', { error: e instanceof Error ? e.message : String(e) });
+    return undefined;
   });
   const lastNodeTimeout = readLastNodeTimeout(config.node.state_dir);
   const crashAfter = options.crashAfter ?? parseCrashAfter(process.env.FLOCKER_AGENT_CRASH_AFTER);
@@ -123,6 +136,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     containers: options.containers ?? new DockerContainerStopper(config.node.docker_socket ?? '/var/run/docker.sock'),
     ...(config.agent.self_fence_seconds !== undefined ? { selfFenceMs: config.agent.self_fence_seconds * 1000 } : {}),
     ...(releaseFenced !== undefined ? { releaseFenced } : {}),
+    ...(maxVolumeSize !== undefined ? { maxVolumeSize } : {}),
     ...(poolChanges !== undefined ? { poolChanges } : {}),
     ...(crashAfter ? { crashAfter } : {}),
   });

@@ -41,6 +41,12 @@ describe('containersUsing', () => {
       c('d', 'running', `/flocker/${DS}x`),
       c('e', 'restarting', `/flocker/${DS2}`),
     ];
-    expect(containersUsing(list, [`/flocker/${DS}`, `/flocker/${DS2}`]).map((x) => x.Id)).toEqual(['a', 'b', 'e']);
+    expect(containersUsing(list, { paths: [`/flocker/${DS}`, `/flocker/${DS2}`], volumes: [] }).map((x) => x.Id)).toEqual(['a', 'b', 'e']);
+  });
+
+  it('picks containers using a named volume of a plugin driver (Docker shows no Source for those), never a local one', () => {
+    const c = (Id: string, Driver: string, Name: string) => ({ Id, Names: [`/${Id}`], State: 'running', Mounts: [{ Type: 'volume', Name, Driver, Source: '' }] });
+    const list = [c('a', 'flocker', 'pg'), c('b', 'local', 'pg'), c('c', 'flocker', 'other')];
+    expect(containersUsing(list, { paths: [], volumes: ['pg'] }).map((x) => x.Id)).toEqual(['a']);
   });
 });
