@@ -385,6 +385,7 @@ describe(`failover without an operator, and fencing (T = ${T_S} s, G = ${G_S} s)
     const w = await startWriter(a, 'dockerd');
     expect((await cluster.client.listLeases()).some((l) => l.dataset_id === w.datasetId)).toBe(true);
     const unmountsBefore = unmountCalls(a, w.volume);
+    expect(unmountsBefore).toBeGreaterThan(0); // Docker's copy-up cycle at the writer's start: the log is read right
     await a.killDocker('SIGKILL');
     await a.startDocker();
     await waitFor(`the restarted dockerd on A to end ${w.container}`, async () => !(await containerRunning(a, w.container)), { timeoutMs: 20_000, intervalMs: 200 });
