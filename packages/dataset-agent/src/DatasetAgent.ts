@@ -296,6 +296,7 @@ export class DatasetAgent {
     await this.work.settled();
     await this.loopDone;
     await this.reporting;
+    await this.releasing;
   }
 
   private wake(): void {
@@ -591,6 +592,7 @@ export class DatasetAgent {
       this.cleanupDone = true;
       this.evaluateContact();
     }
+    this.releaseFencedNowAndThen();
     // Fenced: anything still (or newly: a worker's last step) mounted under the mount root comes off.
     if (this.contact.phase === 'fenced' && local.volumes.some((v) => (v.mountPoints ?? []).length > 0)) this.runFencePass();
     this.updateView(local, seq, undefined, busy);
@@ -906,6 +908,26 @@ export class DatasetAgent {
       else this.refetch();
     }
     this.evaluateContact();
+  }
+
+  private releasing: Promise<void> | null = null;
+  private lastReleaseAt = -Infinity;
+
+  /**
+   * What a fence left (an old loop device once nothing holds it, then its frozen image)
+   * goes once nothing uses it, which may be a while after its mount came off (a
+   * deferred detach): asked again at most once per resync interval, in the background.
+   */
+  private releaseFencedNowAndThen(): void {
+    const release = this.o.releaseFenced;
+    if (release === undefined || this.releasing !== null || this.now() - this.lastReleaseAt < this.o.resyncIntervalMs) return;
+    this.lastReleaseAt = this.now();
+    this.releasing = release()
+      .then((released) => this.o.logger.debug('released what fences left behind', { released }))
+      .catch((e: unknown) => this.o.logger.warn('cannot release fenced devices', { code: errorCode(e), error: errorMessage(e) }))
+      .then(() => {
+        this.releasing = null;
+      });
   }
 
   /**
