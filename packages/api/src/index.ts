@@ -6,4 +6,6 @@ export * from './tls';
 export * from './containers';
 export * from './controlUrls';
 export * from './jsonDepth';
+export * from './durableFiles';
+export * from './safeLogOutput';
 export * from './volumeNames';
