@@ -13,7 +13,8 @@
  * "in use … on host A" until an operator deletes the lease):
  * (a) kill A (agent, plugin, dockerd SIGKILL; the writer keeps running):
  *     - `docker run` on B with the volume succeeds by itself (retried, no lease DELETE)
- *       within T + G + slack                       [control service releases dead nodes' leases after G]
+ *       within T + G + slack, and the control service's events record that it released
+ *       A's lease (lease_released_dead_node)      [control service releases dead nodes' leases after G]
  *     - B's copy holds every number A acknowledged, lines 1..N consecutive, no NUL bytes
  *                                                  [loopback fencing: crash-consistent copy]
  *     - A's acknowledged counter stops advancing, A's writer logs failed writes/fsyncs
@@ -223,6 +224,13 @@ async function takeOverOnB(w: Writer, faultAt: number): Promise<Takeover> {
   }
 }
 
+/** The control service released A's lease itself (no operator's DELETE): its event says so. */
+async function expectLeaseReleasedAsDead(w: Writer): Promise<void> {
+  const events = await cluster.client.listEvents();
+  const released = events.filter((e) => e.kind === 'lease_released_dead_node' && e.dataset_id === w.datasetId);
+  expect(released.map((e) => e.node_uuid)).toEqual([a.requireNodeUuid()]);
+}
+
 /** B's copy: lines 1..N, consecutive, no NUL; returns N. */
 function checkCopy(copy: string): number {
   expect(copy.includes('\0')).toBe(false);
@@ -305,6 +313,7 @@ describe(`failover without an operator, and fencing (T = ${T_S} s, G = ${G_S} s)
     await Promise.all([a.killAgent('SIGKILL'), a.killPlugin('SIGKILL'), a.killDocker('SIGKILL')]);
     const t = await takeOverOnB(w, faultAt);
     expect(t.ms).toBeLessThan(TAKEOVER_BOUND_MS);
+    await expectLeaseReleasedAsDead(w);
     const n = checkCopy(t.copy);
 
     // A's writer runs on: its writes and fsyncs fail from the takeover on.
@@ -348,6 +357,7 @@ describe(`failover without an operator, and fencing (T = ${T_S} s, G = ${G_S} s)
       await watcher;
     }
     expect(t.ms).toBeLessThan(TAKEOVER_BOUND_MS);
+    await expectLeaseReleasedAsDead(w);
     const n = checkCopy(t.copy);
     expectAckedIn(w, n);
     const rel = (x: number | undefined): string => (x === undefined ? 'never' : `+${x - faultAt} ms`);
@@ -373,6 +383,7 @@ describe(`failover without an operator, and fencing (T = ${T_S} s, G = ${G_S} s)
     await a.powerOff();
     const t = await takeOverOnB(w, faultAt);
     expect(t.ms).toBeLessThan(TAKEOVER_BOUND_MS);
+    await expectLeaseReleasedAsDead(w);
     expectAckedIn(w, checkCopy(t.copy));
 
     await a.powerOn();
