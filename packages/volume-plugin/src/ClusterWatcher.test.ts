@@ -35,6 +35,26 @@ function fakeServer() {
 }
 
 describe('ClusterWatcher', () => {
+  it('tells snapshot listeners of every snapshot (long-poll and refresh); a failing listener harms no other', async () => {
+    const server = fakeServer();
+    const w = new ClusterWatcher(server.fetch, logger, 10_000);
+    const seen: string[] = [];
+    w.onSnapshot(() => {
+      throw new Error('listener bug');
+    });
+    const stop = w.onSnapshot((s) => seen.push(s.generation));
+    w.start();
+    await w.first;
+    server.publish();
+    await w.waitFor((s) => (s.generation === '1' ? true : undefined), 5_000);
+    await w.refresh();
+    stop();
+    await w.refresh();
+    await w.close();
+    server.publish();
+    expect(seen).toEqual(['0', '1', '1']);
+  });
+
   it('wakes waiters on the next snapshot, not on a timer', async () => {
     const server = fakeServer();
     const w = new ClusterWatcher(server.fetch, logger, 10_000);

@@ -22,6 +22,7 @@ export class ClusterWatcher {
   /** The last long-poll answered and the next is waiting: the snapshot lags only by the push. */
   private following = false;
   private readonly waiters = new Set<Waiter>();
+  private readonly listeners = new Set<(s: ClusterSnapshot) => void>();
   private closed = false;
   private running: Promise<void> | undefined;
   private wake: (() => void) | undefined;
@@ -47,6 +48,12 @@ export class ClusterWatcher {
 
   start(): void {
     this.running ??= this.loop();
+  }
+
+  /** Call `listener` with every snapshot from now on (long-poll or refresh); returns the unsubscribe. */
+  onSnapshot(listener: (s: ClusterSnapshot) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** Fetch the snapshot now (after our own writes, so readers see them at once). */
@@ -101,6 +108,13 @@ export class ClusterWatcher {
     this.snapshot = s;
     this.resolveFirst?.(s);
     for (const w of [...this.waiters]) w.check(s);
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(s);
+      } catch (err) {
+        this.logger.error('cluster snapshot listener failed', { error: err instanceof Error ? err.message : String(err) });
+      }
+    }
   }
 
   private async loop(): Promise<void> {

@@ -69,8 +69,12 @@ export function decideVolume(mountedAt: ReadonlyMap<string, number>, users: read
 export interface VolumeOutcome {
   volume: string;
   datasetId: string;
-  /** released: IDs dropped and lease let go; kept: in use or too young; skipped: a release already pending (copy-up). */
-  result: 'released' | 'kept' | 'skipped' | 'failed';
+  /**
+   * released: IDs dropped and lease let go; kept: in use or too young; skipped: a release
+   * already pending (copy-up); dropped: the dataset was deleted (its entry forgotten,
+   * whatever uses the name now is a new volume).
+   */
+  result: 'released' | 'kept' | 'skipped' | 'failed' | 'dropped';
   detail?: string;
 }
 
@@ -174,7 +178,8 @@ export class DockerReconciler {
     this.reachable = true;
     const outcomes = await this.opts.target.reconcileWithDocker(containers, this.opts.driver);
     const released = outcomes.filter((o) => o.result === 'released').map((o) => o.volume);
-    this.opts.logger.debug('reconciled with dockerd', { reason, containers: containers.length, volumes: outcomes.length, released });
+    const dropped = outcomes.filter((o) => o.result === 'dropped').map((o) => o.datasetId);
+    this.opts.logger.debug('reconciled with dockerd', { reason, containers: containers.length, volumes: outcomes.length, released, dropped });
     return true;
   }
 }

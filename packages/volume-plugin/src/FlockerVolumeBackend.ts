@@ -18,7 +18,7 @@ import type { Logger } from 'winston';
 import { ClusterWatcher, WaitTimeoutError } from './ClusterWatcher';
 import { containersUsing, decideVolume, DEFAULT_MOUNT_SAFETY_WINDOW_MS, type ReconcileTarget, type VolumeOutcome } from './DockerReconciler';
 import type { DockerContainer } from './DockerView';
-import { MountRegistry } from './MountRegistry';
+import { MountRegistry, type MountEntry } from './MountRegistry';
 import {
   VolumePluginError,
   type CapabilitiesResponse,
@@ -101,6 +101,25 @@ export function hostOf(s: ClusterSnapshot, uuid: string): string {
 
 export function leaseOf(s: ClusterSnapshot, datasetId: string): Lease | undefined {
   return s.leases.find((l) => l.dataset_id === datasetId);
+}
+
+/** Whether the snapshot shows the dataset deleted (an id it does not know is not taken as deleted). */
+export function datasetDeleted(s: ClusterSnapshot, datasetId: string): boolean {
+  return s.datasets.some((d) => d.dataset_id === datasetId && d.deleted);
+}
+
+/**
+ * Which dataset an Unmount(name, id) is for. A name can stand for several datasets in the
+ * registry: a volume deleted under a running container keeps its entry (Docker sends no
+ * Unmount for it), and a new volume of the same name gets another dataset. So: the current
+ * dataset of the name (`current`, the snapshot's live one) if its entry holds the ID; else
+ * another entry of that name holding the ID (a late Unmount of the old volume's
+ * container); else the current dataset. Never an entry merely because it bears the name.
+ */
+export function unmountTarget(entries: readonly MountEntry[], name: string, id: string, current: string | undefined): string | undefined {
+  const holding = entries.filter((e) => e.name === name && e.ids.includes(id));
+  if (current !== undefined && holding.some((e) => e.datasetId === current)) return current;
+  return holding[0]?.datasetId ?? current;
 }
 
 /** Where the dataset is mounted on this node, if it is. */
@@ -189,6 +208,8 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   private readonly firstMountAt = new Map<string, number>();
   /** Lease releases put off by the copy-up cycle, by dataset: a Mount meanwhile keeps the lease. */
   private readonly deferredReleases = new Map<string, { name: string; timer: NodeJS.Timeout }>();
+  /** Registry entries of deleted datasets whose drop is queued (so each snapshot does not queue it again). */
+  private readonly dropping = new Set<string>();
   private readonly now: () => number;
 
   constructor(opts: FlockerVolumeBackendOptions) {
@@ -199,6 +220,34 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     this.registry = opts.registry;
     this.logger = opts.logger;
     this.watcher = new ClusterWatcher((since, t) => this.client.waitForCluster(since, t), opts.logger, opts.pollMs);
+    this.watcher.onSnapshot((s) => this.dropDeleted(s));
+  }
+
+  /**
+   * A snapshot showing a dataset of the registry deleted: forget its entry (in the volume's
+   * queue). Docker sends no Unmount for a volume deleted under a container, so the entry
+   * would otherwise stay for good, and the name may already stand for a new volume.
+   */
+  private dropDeleted(s: ClusterSnapshot): void {
+    for (const e of this.registry.entries()) {
+      if (this.dropping.has(e.datasetId) || !datasetDeleted(s, e.datasetId)) continue;
+      this.dropping.add(e.datasetId);
+      this.serialised(e.name, () => this.dropIfDeleted(e.datasetId, 'snapshot'))
+        .catch((err: unknown) => this.logger.error('cannot forget the mount IDs of a deleted volume', { volume: e.name, dataset_id: e.datasetId, error: errorMessage(err) }))
+        .finally(() => this.dropping.delete(e.datasetId));
+    }
+  }
+
+  /** In the volume's queue: forget the entry if the latest snapshot shows its dataset deleted. Whether it did. */
+  private async dropIfDeleted(datasetId: string, reason: 'snapshot' | 'docker reconcile'): Promise<boolean> {
+    const s = this.watcher.current();
+    const e = this.registry.entries().find((x) => x.datasetId === datasetId);
+    if (s === undefined || e === undefined || !datasetDeleted(s, datasetId)) return false;
+    // A deleted dataset holds no lease (the control service refuses to delete a leased one): nothing to release.
+    this.cancelDeferredRelease(datasetId);
+    this.logger.info('forgetting the mount IDs of a deleted volume (Docker sends no Unmount for it)', { volume: e.name, dataset_id: datasetId, ids: e.ids, reason });
+    await this.registry.drop(datasetId);
+    return true;
   }
 
   /**
@@ -501,9 +550,20 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     }
   }
 
-  /** Forget the mount ID; returns the dataset whose lease to release when it was the last. */
+  /**
+   * Forget the mount ID; returns the dataset whose lease to release when it was the last.
+   * The name resolves to its current dataset (see unmountTarget), from the snapshot in
+   * memory; a round trip only when that has no live dataset of the name and no entry
+   * holds the ID.
+   */
   private async doUnmount(req: MountRequest): Promise<string | undefined> {
-    const datasetId = this.registry.findByName(req.Name) ?? (await this.lookup(req.Name))?.dataset_id;
+    const entries = this.registry.entries();
+    const cached = this.watcher.current();
+    let current = cached ? findVolume(cached, req.Name)?.dataset_id : undefined;
+    if (current === undefined && !entries.some((e) => e.name === req.Name && e.ids.includes(req.ID))) {
+      current = (await this.lookup(req.Name))?.dataset_id;
+    }
+    const datasetId = unmountTarget(entries, req.Name, req.ID, current);
     if (!datasetId) return undefined; // Nothing of ours to let go.
     const remaining = await this.registry.remove(datasetId, req.ID);
     return remaining === 0 ? datasetId : undefined;
@@ -614,8 +674,10 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     for (const listed of this.registry.entries()) {
       const outcome = await this.serialised(listed.name, async (): Promise<VolumeOutcome> => {
         const base = { volume: listed.name, datasetId: listed.datasetId };
-        if (this.deferredReleases.has(listed.datasetId)) return { ...base, result: 'skipped', detail: 'copy-up release pending' };
         if (!this.registry.entries().some((e) => e.datasetId === listed.datasetId)) return { ...base, result: 'skipped', detail: 'gone meanwhile' };
+        // A deleted dataset's entry goes whatever Docker shows: a container using the name now uses a new volume.
+        if (await this.dropIfDeleted(listed.datasetId, 'docker reconcile')) return { ...base, result: 'dropped', detail: 'dataset deleted' };
+        if (this.deferredReleases.has(listed.datasetId)) return { ...base, result: 'skipped', detail: 'copy-up release pending' };
         const mountedAt = this.registry.mountedAt(listed.datasetId);
         const s = this.watcher.current();
         const ref = { name: listed.name, mountpoint: s ? mountedPath(s, this.me, listed.datasetId) : undefined };
