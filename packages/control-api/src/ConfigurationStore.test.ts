@@ -1,4 +1,4 @@
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
@@ -6,6 +6,7 @@ import { acquireLease, type Configuration, createDataset, deleteDataset, emptyCo
 import { applyRecords, decodeLog, diffConfiguration, encodeRecord, LogRecord } from './ConfigurationLog';
 import { CONFIGURATION_FILE, decodeConfiguration, encodeConfiguration, FileConfigurationStore, LOG_FILE, migrate } from './ConfigurationStore';
 import { ApiError } from './errors';
+import { FakeFullDisk } from '@flocker/api/dist/fakeFullDisk';
 
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const D1 = '11111111-1111-4111-8111-111111111111';
@@ -189,6 +190,80 @@ describe('FileConfigurationStore write-ahead log', () => {
     expect(readFileSync(logPath, 'utf8')).toBe(lines.join('\n'));
     writeFileSync(logPath, 'flocker-configuration-log 7\n');
     await expect(new FileConfigurationStore(dir).load()).rejects.toMatchObject({ code: 'STORE_FORMAT_TOO_NEW' });
+  });
+
+  /** The log as a fresh load would read it, without repairing anything. */
+  function logOnDisk(afterVersion = 0): ReturnType<typeof decodeLog> {
+    const data = readFileSync(path.join(dir, LOG_FILE));
+    return decodeLog(data, 'flocker-configuration-log 1\n'.length, afterVersion);
+  }
+
+  it('on a full disk: a short write is never acknowledged, a failed append leaves the log whole, every acknowledged commit survives a kill', async () => {
+    const disk = new FakeFullDisk();
+    const store = new FileConfigurationStore(dir, { openFile: disk.open });
+    let acked = node(await store.load());
+    await store.commit(acked);
+    acked = await commitN(store, acked, 3);
+    const line = encodeRecord(diffConfiguration(acked, create(acked, 10)));
+    // Room for half of the next record: write(2) comes back short, then ENOSPC.
+    disk.free = Math.floor(line.length / 2);
+    const failures: unknown[] = [];
+    for (let i = 10; i < 16; i++) {
+      const attempt = create(acked, i);
+      try {
+        await store.commit(attempt);
+        acked = attempt;
+      } catch (err) {
+        failures.push(err);
+      }
+      // Whatever happened, the log on disk holds exactly the acknowledged commits: no torn tail, no garbage.
+      const onDisk = logOnDisk();
+      expect(onDisk.tornBytes).toBe(0);
+      expect(onDisk.records.at(-1)?.version).toBe(acked.version);
+    }
+    expect(disk.shortWrites).toBe(1);
+    expect(failures).toHaveLength(6);
+    for (const err of failures) expect(err).toMatchObject({ status: 503, code: 'STORE_FULL' });
+    expect((failures[0] as ApiError).description).toMatch(/no space left/i);
+    // Space freed: commits work again without a restart.
+    disk.free = Infinity;
+    acked = await commitN(store, acked, 3, 20);
+    // kill -9: no close; a new process loads every acknowledged change.
+    expectSame(await new FileConfigurationStore(dir).load(), acked);
+  });
+
+  it('a failed fsync is not acknowledged either, and the record it left is cut off', async () => {
+    const disk = new FakeFullDisk();
+    const store = new FileConfigurationStore(dir, { openFile: disk.open });
+    let acked = node(await store.load());
+    await store.commit(acked);
+    acked = await commitN(store, acked, 2);
+    disk.failNextSync = true;
+    await expect(store.commit(create(acked, 50))).rejects.toMatchObject({ status: 503, code: 'STORE_UNAVAILABLE' });
+    expect(logOnDisk().records.at(-1)?.version).toBe(acked.version);
+    expect(logOnDisk().tornBytes).toBe(0);
+    acked = await commitN(store, acked, 2, 60);
+    expectSame(await new FileConfigurationStore(dir).load(), acked);
+  });
+
+  it('a compaction on a full disk keeps the good snapshot and leaves no partial temp file', async () => {
+    const disk = new FakeFullDisk();
+    const store = new FileConfigurationStore(dir, { openFile: disk.open, compactMinBytes: 1 << 30 });
+    let acked = node(await store.load());
+    await store.commit(acked);
+    acked = await commitN(store, acked, 10);
+    await store.compact();
+    const snapshot = readFileSync(path.join(dir, CONFIGURATION_FILE), 'utf8');
+    acked = await commitN(store, acked, 10, 10);
+    disk.free = 100;
+    await expect(store.compact()).rejects.toMatchObject({ code: 'ENOSPC' });
+    expect(readFileSync(path.join(dir, CONFIGURATION_FILE), 'utf8')).toBe(snapshot);
+    expect(readdirSync(dir).sort()).toEqual([CONFIGURATION_FILE, LOG_FILE].sort());
+    disk.free = Infinity;
+    acked = await commitN(store, acked, 2, 30);
+    await store.compact();
+    expect(readdirSync(dir).sort()).toEqual([CONFIGURATION_FILE, LOG_FILE].sort());
+    expectSame(await new FileConfigurationStore(dir).load(), acked);
   });
 
   it('starts from a format-1 snapshot written before the log existed', async () => {

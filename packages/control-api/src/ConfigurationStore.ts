@@ -6,12 +6,16 @@
  * document. The log is folded into a new snapshot in the background once it grows
  * past the snapshot's size. Recovery = snapshot + every valid log record after it; a
  * torn last record (crash mid-append) was never acknowledged and is cut off.
+ * A full disk (ENOSPC, a short write) fails the commit with 503 STORE_FULL, never
+ * acknowledges it, and cuts the log back to its last whole record at once; commits
+ * work again as soon as there is space, without a restart.
  */
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { ContainerConfiguration, DatasetConfiguration, NodeSummary } from '@flocker/api';
+import { ContainerConfiguration, DatasetConfiguration, isNoSpace, NodeSummary, writeAll, writeFileDurable } from '@flocker/api';
+import type { DurableFileOps } from '@flocker/api';
 import type { NodeReport } from '@flocker/api';
 import type { Configuration, StoredLease } from './configuration';
 import { emptyConfiguration } from './configuration';
@@ -129,6 +133,8 @@ export interface FileConfigurationStoreOptions {
   compactMinBytes?: number;
   /** Told about a failed background compaction (the log keeps growing; retried later). */
   onCompactionError?: (err: unknown) => void;
+  /** Opens the log and snapshot files (fs.promises.open); tests put a disk that runs full here. */
+  openFile?: (file: string, flags: string, mode?: number) => Promise<FileHandle>;
 }
 
 export class FileConfigurationStore implements ConfigurationStore {
@@ -138,6 +144,7 @@ export class FileConfigurationStore implements ConfigurationStore {
   private readonly logTmp: string;
   private readonly compactMinBytes: number;
   private readonly onCompactionError: (err: unknown) => void;
+  private readonly openFile: (file: string, flags: string, mode?: number) => Promise<FileHandle>;
 
   /** The configuration the snapshot plus the log on disk amount to. */
   private last: Configuration | undefined;
@@ -147,8 +154,11 @@ export class FileConfigurationStore implements ConfigurationStore {
   /** Serializes appends with the log swap at the end of a compaction. */
   private queue: Promise<unknown> = Promise.resolve();
   private compacting: Promise<void> | undefined;
-  /** Set when a failed append could not be undone: appending more would bury garbage mid-log. */
-  private broken: Error | undefined;
+  /** A failed append is not cut off yet: appending more would bury garbage mid-log. */
+  private needsRepair = false;
+  /** A rename in dataDir is not fsynced yet: the next commit does it before acknowledging. */
+  private dirUnsynced = false;
+  private readonly fileOps: DurableFileOps;
   private closed = false;
 
   constructor(
@@ -161,6 +171,8 @@ export class FileConfigurationStore implements ConfigurationStore {
     this.logTmp = `${this.logFile}.tmp`;
     this.compactMinBytes = options.compactMinBytes ?? 1024 * 1024;
     this.onCompactionError = options.onCompactionError ?? (() => undefined);
+    this.openFile = options.openFile ?? ((file, flags, mode) => fs.open(file, flags, mode));
+    this.fileOps = { open: this.openFile, rename: (from, to) => fs.rename(from, to), rm: (file, o) => fs.rm(file, o) };
   }
 
   async load(): Promise<Configuration> {
@@ -169,6 +181,7 @@ export class FileConfigurationStore implements ConfigurationStore {
     this.log = undefined;
     const snapshot = await this.readSnapshot();
     const config = await this.replayLog(snapshot);
+    this.needsRepair = false;
     // The append handle opens at the first commit, so a read-only load holds no file open.
     this.last = config;
     return config;
@@ -234,18 +247,22 @@ export class FileConfigurationStore implements ConfigurationStore {
     return applyRecords(snapshot, decoded.records);
   }
 
-  /** Replaces the log by header + `records` atomically. */
+  /**
+   * Replaces the log by header + `records` atomically (temp, every byte, fsync, rename).
+   * Once renamed, appends go to the new file even if the directory fsync then fails:
+   * the next commit syncs the directory before it is acknowledged.
+   */
   private async writeFreshLog(records: Buffer): Promise<void> {
-    const handle = await fs.open(this.logTmp, 'w', 0o600);
-    try {
-      await handle.writeFile(Buffer.concat([Buffer.from(LOG_HEADER), records]));
-      await handle.datasync();
-    } finally {
-      await handle.close();
-    }
-    await fs.rename(this.logTmp, this.logFile);
+    const data = Buffer.concat([Buffer.from(LOG_HEADER), records]);
+    await writeFileDurable(this.logFile, data, { tmp: this.logTmp, syncDir: false, ops: this.fileOps });
+    // The old handle points at the replaced file; the next commit opens the new one.
+    const old = this.log;
+    this.log = undefined;
+    this.logBytes = data.length;
+    this.dirUnsynced = true;
+    await old?.close().catch(() => undefined);
     await this.syncDir();
-    this.logBytes = Buffer.byteLength(LOG_HEADER) + records.length;
+    this.dirUnsynced = false;
   }
 
   private async syncDir(): Promise<void> {
@@ -264,32 +281,62 @@ export class FileConfigurationStore implements ConfigurationStore {
     return run;
   }
 
-  /** Appends what changed since the last commit as one record and resolves after its fsync. */
+  /**
+   * Appends what changed since the last commit as one record and resolves after its
+   * fsync. Every byte is written at the log's known end (a short write is continued);
+   * any failure cuts the log back to exactly that end, so it stays a sequence of whole
+   * records, and rejects with 503 (STORE_FULL on ENOSPC/EDQUOT): never acknowledged.
+   */
   async commit(config: Configuration): Promise<void> {
     if (this.last === undefined) await this.load();
     await this.exclusive(async () => {
       if (this.closed) throw new ApiError(503, 'STORE_CLOSED', 'The configuration store is closed.');
-      if (this.broken !== undefined) throw this.broken;
       const last = this.last as Configuration;
-      const log = (this.log ??= await fs.open(this.logFile, 'a+', 0o600));
       const line = Buffer.from(encodeRecord(diffConfiguration(last, config)));
+      const at = this.logBytes;
+      let log: FileHandle | undefined;
       try {
-        await log.write(line, 0, line.length, null);
+        // Not O_APPEND: records go exactly at `at`, never after bytes a failed write left.
+        log = this.log ??= await this.openFile(this.logFile, 'r+');
+        if (this.needsRepair) await this.cutBack(log, at);
+        if (this.dirUnsynced) {
+          await this.syncDir();
+          this.dirUnsynced = false;
+        }
+        await writeAll(log, line, at, this.logFile);
         await log.datasync();
       } catch (err) {
-        // Undo a partial append so the next record does not land after garbage.
-        try {
-          await log.truncate(this.logBytes);
-          await log.datasync();
-        } catch {
-          this.broken = new ApiError(503, 'STORE_UNAVAILABLE', `${this.logFile} could not be repaired after a failed write (${String(err)}); restart flocker-control.`);
-        }
-        throw err;
+        if (log !== undefined) await this.cutBack(log, at).catch(() => undefined);
+        throw this.writeFailure(err);
       }
-      this.logBytes += line.length;
+      this.logBytes = at + line.length;
       this.last = config;
     });
     if (this.logBytes > Math.max(this.compactMinBytes, this.snapshotBytes)) void this.compact().catch(this.onCompactionError);
+  }
+
+  /**
+   * Undoes a failed append: truncates the log to `end` (the end of the last whole
+   * record), flushes and checks the size. Truncating frees space, so it works on a
+   * full disk; if it does not, every commit retries it first and fails until it does.
+   */
+  private async cutBack(log: FileHandle, end: number): Promise<void> {
+    this.needsRepair = true;
+    await log.truncate(end);
+    await log.datasync();
+    const { size } = await log.stat();
+    if (size !== end) throw new Error(`${this.logFile} is ${size} bytes after truncating it to ${end}`);
+    this.needsRepair = false;
+  }
+
+  private writeFailure(err: unknown): ApiError {
+    if (err instanceof ApiError) return err;
+    const code = typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : undefined;
+    if (isNoSpace(err)) {
+      return new ApiError(503, 'STORE_FULL', `The configuration was not saved: no space left on the device of ${this.dataDir} (${code}). Nothing changed; free space there and retry.`);
+    }
+    const repair = this.needsRepair ? ` ${this.logFile} could not be cut back to its last whole record yet; it is retried before the next change.` : '';
+    return new ApiError(503, 'STORE_UNAVAILABLE', `The configuration was not saved: writing ${this.logFile} failed (${err instanceof Error ? err.message : String(err)}). Nothing changed.${repair}`);
   }
 
   /**
@@ -301,31 +348,24 @@ export class FileConfigurationStore implements ConfigurationStore {
     this.compacting ??= (async () => {
       try {
         const { config, offset } = await this.exclusive(async () => ({ config: this.last as Configuration, offset: this.logBytes }));
-        const data = encodeConfiguration(config);
-        const handle = await fs.open(this.tmp, 'w', 0o600);
-        try {
-          await handle.writeFile(data, 'utf8');
-          await handle.datasync();
-        } finally {
-          await handle.close();
-        }
-        await fs.rename(this.tmp, this.file);
-        await this.syncDir();
-        this.snapshotBytes = Buffer.byteLength(data);
+        const data = Buffer.from(encodeConfiguration(config));
+        // A partial snapshot never replaces the good one, and never stays behind taking space.
+        await writeFileDurable(this.file, data, { tmp: this.tmp, ops: this.fileOps });
+        this.snapshotBytes = data.length;
         // A crash from here to the log swap only leaves records the snapshot covers; replay skips them.
         await this.exclusive(async () => {
           if (this.closed) return;
           const tail = Buffer.alloc(this.logBytes - offset);
           const src = this.log ?? (await fs.open(this.logFile, 'r'));
           try {
-            if (tail.length > 0) await src.read(tail, 0, tail.length, offset);
+            if (tail.length > 0) {
+              const { bytesRead } = await src.read(tail, 0, tail.length, offset);
+              if (bytesRead !== tail.length) throw new Error(`${this.logFile} ended at ${offset + bytesRead}, before its last record (${this.logBytes})`);
+            }
           } finally {
             if (src !== this.log) await src.close();
           }
           await this.writeFreshLog(tail);
-          // The old handle points at the replaced file; the next commit opens the new one.
-          await this.log?.close();
-          this.log = undefined;
         });
       } finally {
         this.compacting = undefined;

@@ -238,7 +238,8 @@ export class ControlState {
           this.commitWaiters = [];
           this.pending = this.committed;
           this.logger.error('configuration commit failed', { error: String(err), waiting: all.length });
-          const failure = new ApiError(503, 'STORE_UNAVAILABLE', `The configuration could not be saved: ${String(err)}`);
+          // A store's own 503 (e.g. STORE_FULL) already says what failed and what to do.
+          const failure = err instanceof ApiError && err.status === 503 ? err : new ApiError(503, 'STORE_UNAVAILABLE', `The configuration could not be saved: ${String(err)}`);
           for (const w of all) w.reject(failure);
           continue;
         }

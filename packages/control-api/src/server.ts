@@ -5,7 +5,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import winston, { type Logger } from 'winston';
 import { z } from 'zod';
-import { CONFIGURATION_TAG_HEADER, IF_CONFIGURATION_MATCHES_HEADER } from '@flocker/api';
+import { CONFIGURATION_TAG_HEADER, IF_CONFIGURATION_MATCHES_HEADER, safeLogStream } from '@flocker/api';
 import { ControlState, DEFAULT_LEASE_GRACE_MS } from './ControlState';
 import { type ConfigurationStore, FileConfigurationStore } from './ConfigurationStore';
 import { ApiError } from './errors';
@@ -87,7 +87,8 @@ export function createLogger(level = 'info'): Logger {
     level,
     format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
     defaultMeta: { service: 'flocker-control' },
-    transports: [new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'debug'] })],
+    // JSON lines on stderr; a full disk under the log drops lines, never stops the service.
+    transports: [new winston.transports.Stream({ stream: safeLogStream('stderr') })],
   });
 }
 
