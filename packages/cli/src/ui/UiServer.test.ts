@@ -187,7 +187,7 @@ describe('UiServer: actions', () => {
     const taken = await call('POST', '/api/volumes', { body: { name: 'pgdata', size: '1G', node: B } });
     expect(taken.status).toBe(409);
     expect(errorOf(taken).message).toBe('a volume named "pgdata" already exists');
-    const nowhere = await call('POST', '/api/volumes', { body: { name: 'x', size: '1G', node: 'c0c0c0c0-0000-4000-8000-0000000000c0' } });
+    const nowhere = await call('POST', '/api/volumes', { body: { name: 'xy', size: '1G', node: 'c0c0c0c0-0000-4000-8000-0000000000c0' } });
     expect(nowhere.status).toBe(404);
     const unnamed = await call('POST', '/api/volumes', { body: { name: ' ', size: '1G', node: B } });
     expect(unnamed.status).toBe(400);
@@ -195,6 +195,26 @@ describe('UiServer: actions', () => {
     const garbage = await call('POST', '/api/volumes', { body: '{nope' });
     expect(errorOf(garbage).code).toBe('INVALID_JSON');
     expect(client.calls).toEqual([]);
+  });
+
+  it("refuses names the Docker plugin refuses (one rule everywhere), and calls nothing", async () => {
+    for (const name of ['bad name!', '   ', 'x', '-web']) {
+      const r = await call('POST', '/api/volumes', { body: { name, size: '1G', node: B } });
+      expect(r.status).toBe(400);
+      expect(errorOf(r)).toMatchObject({ code: 'INVALID_REQUEST', message: expect.stringMatching(/not a valid volume name|needs a name/) });
+    }
+    expect(client.calls).toEqual([]);
+  });
+
+  it('releases the lease of a volume in use on a live node only when the user confirmed it', async () => {
+    feed.ingest({ ...snapshot('2'), leases: [{ dataset_id: D1, node_uuid: A, expires: null }] });
+    const refused = await call('POST', `/api/volumes/${D1}/release-lease`, { body: {} });
+    expect(refused.status).toBe(409);
+    expect(errorOf(refused)).toMatchObject({ code: 'VOLUME_IN_USE', message: expect.stringMatching(/^pgdata is in use on a: /) });
+    expect(client.calls).toEqual([]);
+    const confirmed = await call('POST', `/api/volumes/${D1}/release-lease`, { body: { force: true } });
+    expect(confirmed.status).toBe(200);
+    expect(client.calls).toEqual([['release', D1]]);
   });
 
   it('moves, releases the lease of and deletes a volume', async () => {

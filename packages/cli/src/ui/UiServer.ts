@@ -43,7 +43,7 @@ const UUID = '[0-9a-fA-F-]{36}';
 const ROUTES: Array<{ method: string; path: RegExp; run: (a: UiActions, id: string, body: unknown) => Promise<unknown> }> = [
   { method: 'POST', path: /^\/api\/volumes$/, run: (a, _id, body) => a.create(body) },
   { method: 'POST', path: new RegExp(`^/api/volumes/(${UUID})/move$`), run: (a, id, body) => a.move(id, body) },
-  { method: 'POST', path: new RegExp(`^/api/volumes/(${UUID})/release-lease$`), run: (a, id) => a.releaseLease(id) },
+  { method: 'POST', path: new RegExp(`^/api/volumes/(${UUID})/release-lease$`), run: (a, id, body) => a.releaseLease(id, body) },
   { method: 'DELETE', path: new RegExp(`^/api/volumes/(${UUID})$`), run: (a, id) => a.delete(id) },
 ];
 

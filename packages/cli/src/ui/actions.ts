@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { FlockerApiError, type ClusterSnapshot, type FlockerClient } from '@flocker/api';
-import { CreateVolumeBody, MINIMUM_DATASET_SIZE, MoveVolumeBody, parseSize, SizeError, volumeName } from '@flocker/web-ui';
+import { clusterView, CreateVolumeBody, MINIMUM_DATASET_SIZE, MoveVolumeBody, parseSize, ReleaseLeaseBody, releaseRisk, SizeError, volumeName } from '@flocker/web-ui';
 
 export type UiClient = Pick<FlockerClient, 'waitForCluster' | 'createDataset' | 'updateDataset' | 'deleteDataset' | 'releaseLease'>;
 
@@ -55,7 +55,18 @@ export class UiActions {
     return this.client.updateDataset(datasetId, { primary: req.node });
   }
 
-  async releaseLease(datasetId: string) {
+  /**
+   * Releasing the lease of a volume a live node holds (a container there uses it) needs
+   * the user's confirmation, `{ force: true }` (issue 17); without it: 409 VOLUME_IN_USE and the risk in words.
+   */
+  async releaseLease(datasetId: string, body: unknown = {}) {
+    const req = ReleaseLeaseBody.parse(body);
+    if (!req.force) {
+      const view = clusterView(await this.snapshot());
+      const volume = view.volumes.find((v) => v.dataset_id === datasetId.toLowerCase());
+      const risk = volume ? releaseRisk(volume, view.nodes) : null;
+      if (risk !== null) throw new UiActionError(409, 'VOLUME_IN_USE', `${risk} Confirm to release it anyway.`);
+    }
     return this.client.releaseLease(datasetId);
   }
 

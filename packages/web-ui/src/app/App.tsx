@@ -1,7 +1,9 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { volumeNameProblem } from '@flocker/api/dist/volumeNames';
 import { formatSize } from '../model/sizes';
 import type { UiEvent } from '../model/events';
-import type { NodeView, VolumeView } from '../model/view';
+import { releaseRisk } from '../model/safety';
+import { errorReason, stateText, type NodeView, type VolumeView } from '../model/view';
 import { ActionFailed, api } from './api';
 import { age, clockTime } from './time';
 import { useCluster } from './useCluster';
@@ -25,6 +27,7 @@ export function App() {
   const now = useNow(5000);
   const [actionError, setActionError] = useState<string | null>(null);
   const [confirming, setConfirming] = useState<VolumeView | null>(null);
+  const [releasing, setReleasing] = useState<{ volume: VolumeView; risk: string } | null>(null);
   const [busy, setBusy] = useState<Set<string>>(new Set());
 
   const act = async (key: string, run: () => Promise<void>) => {
@@ -83,7 +86,12 @@ export function App() {
               started={started}
               busy={busy}
               onMove={(v, node) => void act(v.dataset_id, () => api.move(v.dataset_id, node))}
-              onRelease={(v) => void act(v.dataset_id, () => api.releaseLease(v.dataset_id))}
+              onRelease={(v) => {
+                // A live node holds the lease: a container there uses the volume. Ask first, saying what is at stake.
+                const risk = releaseRisk(v, nodes);
+                if (risk !== null) setReleasing({ volume: v, risk });
+                else void act(v.dataset_id, () => api.releaseLease(v.dataset_id, false));
+              }}
               onDelete={(v) => setConfirming(v)}
             />
             <NodesSection nodes={nodes} now={now} />
@@ -91,6 +99,14 @@ export function App() {
           <FeedSection events={events} />
         </div>
       </main>
+      <ConfirmRelease
+        pending={releasing}
+        onCancel={() => setReleasing(null)}
+        onConfirm={(v) => {
+          setReleasing(null);
+          void act(v.dataset_id, () => api.releaseLease(v.dataset_id, true));
+        }}
+      />
       <ConfirmDelete
         volume={confirming}
         onCancel={() => setConfirming(null)}
@@ -117,6 +133,12 @@ function CreateVolumeForm({ nodes }: { nodes: NodeView[] }) {
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
+    // The Docker plugin's name rule (@flocker/api), checked here too so the reason shows at once.
+    const nameProblem = volumeNameProblem(name.trim());
+    if (nameProblem !== undefined) {
+      setError({ code: 'INVALID_NAME', message: nameProblem });
+      return;
+    }
     setSending(true);
     setError(null);
     try {
@@ -235,15 +257,19 @@ function VolumeRow({ v, nodes, now, started, busy, onMove, onRelease, onDelete }
       </th>
       <td data-label="Size">{v.size === null ? '—' : formatSize(v.size)}</td>
       <td data-label="Primary" className="primary">{v.primary.host ?? v.primary.uuid.slice(0, 8)}</td>
-      <td data-label="State">
+      <td data-label="State" title={stateText(v)} data-state-text={stateText(v)}>
         <span className={`badge state-${v.state}`}>{STATE_LABEL[v.state]}</span>
         {v.state === 'mounted' ? (
           <div className="sub detail path" title={v.path ?? undefined}>
             {v.path}
           </div>
         ) : (
-          <div className="sub detail">{v.detail}</div>
+          <div className="sub detail">
+            {v.state === 'error' || v.state === 'deleting' ? `${v.state}: ` : ''}
+            {v.detail}
+          </div>
         )}
+        {v.state !== 'error' && v.state !== 'deleting' && v.errors[0] && <div className="sub detail failing">error: {errorReason(v.errors[0])}</div>}
       </td>
       <td data-label="Lease">{v.lease ? `held by ${v.lease.host ?? v.lease.node_uuid.slice(0, 8)}` : '—'}</td>
       <td data-label="Age">{v.first_seen ? age(v.first_seen, now) : started ? `> ${age(started, now)}` : '—'}</td>
@@ -341,6 +367,30 @@ function FeedSection({ events }: { events: UiEvent[] }) {
         ))}
       </ol>
     </section>
+  );
+}
+
+function ConfirmRelease({ pending, onCancel, onConfirm }: { pending: { volume: VolumeView; risk: string } | null; onCancel: () => void; onConfirm: (v: VolumeView) => void }) {
+  const ref = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    const d = ref.current;
+    if (!d) return;
+    if (pending && !d.open) d.showModal();
+    if (!pending && d.open) d.close();
+  }, [pending]);
+  return (
+    <dialog ref={ref} aria-labelledby="release-h" aria-describedby="release-text" onClose={onCancel} className="confirm">
+      <h2 id="release-h">Release the lease on {pending?.volume.name}?</h2>
+      <p id="release-text">{pending?.risk}</p>
+      <div className="buttons">
+        <button type="button" onClick={onCancel} autoFocus>
+          Cancel
+        </button>
+        <button type="button" className="danger" onClick={() => pending && onConfirm(pending.volume)}>
+          Release anyway
+        </button>
+      </div>
+    </dialog>
   );
 }
 

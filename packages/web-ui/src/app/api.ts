@@ -28,6 +28,7 @@ async function send(method: 'POST' | 'DELETE', path: string, body?: unknown): Pr
 export const api = {
   create: (name: string, size: string, node: string) => send('POST', '/api/volumes', { name, size, node }),
   move: (id: string, node: string) => send('POST', `/api/volumes/${encodeURIComponent(id)}/move`, { node }),
-  releaseLease: (id: string) => send('POST', `/api/volumes/${encodeURIComponent(id)}/release-lease`, {}),
+  /** `force`: the user confirmed releasing a lease a live node holds (a container there uses the volume). */
+  releaseLease: (id: string, force: boolean) => send('POST', `/api/volumes/${encodeURIComponent(id)}/release-lease`, { force }),
   remove: (id: string) => send('DELETE', `/api/volumes/${encodeURIComponent(id)}`),
 };

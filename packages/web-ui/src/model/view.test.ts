@@ -1,4 +1,4 @@
-import { clusterView, volumeState } from './view';
+import { clusterView, stateText, volumeState } from './view';
 import { A, attached, B, backend, D1, D2, dataset, mounted, node, snapshot } from './fixtures.test-helpers';
 
 const d1 = dataset(D1, 'pgdata', A);
@@ -31,7 +31,7 @@ describe('volumeState', () => {
   it('is an error with the reason when an action fails, the primary is dead or unknown', () => {
     const err = { dataset_id: D1, action: 'attach', code: 'DEVICE_BUSY', message: 'device busy', attempts: 3, since: '2026-01-01T00:00:00Z' };
     const failing = snapshot({ datasets: [d1], nodes: [node(A, 'a', { errors: [err] }), node(B, 'b')] });
-    expect(volumeState(failing, d1)).toMatchObject({ state: 'error', detail: 'attach failed on a (3 attempts): device busy' });
+    expect(volumeState(failing, d1)).toMatchObject({ state: 'error', detail: 'attach failed on a (3 attempts): device busy (DEVICE_BUSY)' });
     expect(volumeState(failing, d1).errors).toEqual([{ host: 'a', action: 'attach', code: 'DEVICE_BUSY', message: 'device busy', attempts: 3, since: err.since }]);
     const dead = snapshot({ datasets: [d1], nodes: [node(A, 'a', { alive: false }), node(B, 'b')] });
     expect(volumeState(dead, d1)).toMatchObject({ state: 'error', detail: 'node a is not alive' });
@@ -48,6 +48,35 @@ describe('volumeState', () => {
   it('is deleting once deleted', () => {
     const gone = dataset(D1, 'pgdata', A, { deleted: true });
     expect(volumeState(snapshot({ datasets: [gone] }), gone).state).toBe('deleting');
+  });
+
+  it('says why a delete is stuck (issue 17: a DEVICE_BUSY delete was invisible)', () => {
+    const gone = dataset(D1, 'pgdata', A, { deleted: true });
+    const busy = { dataset_id: D1, action: 'destroy', code: 'DEVICE_BUSY', message: 'unmounting /flocker/x failed: target is busy', attempts: 4, since: 's' };
+    const s = snapshot({ datasets: [gone], nodes: [node(A, 'a', { manifestations: [mounted(D1)], volumes: [backend(D1, 'i-a')], errors: [busy] }), node(B, 'b')] });
+    expect(volumeState(s, gone)).toMatchObject({ state: 'deleting', detail: 'destroy failed on a (4 attempts): unmounting /flocker/x failed: target is busy (DEVICE_BUSY)' });
+    const v = clusterView(s).volumes[0]!;
+    expect(stateText(v)).toBe('deleting: destroy failed on a (4 attempts): unmounting /flocker/x failed: target is busy (DEVICE_BUSY)');
+  });
+});
+
+describe('stateText (the state cell of a volume row)', () => {
+  const err = { dataset_id: D1, action: 'attach', code: 'DEVICE_BUSY', message: 'device busy', attempts: 3, since: 's' };
+  it('is "error: <reason>" for a failing volume', () => {
+    const s = snapshot({ datasets: [d1], nodes: [node(A, 'a', { errors: [err] }), node(B, 'b')] });
+    expect(stateText(clusterView(s).volumes[0]!)).toBe('error: attach failed on a (3 attempts): device busy (DEVICE_BUSY)');
+  });
+  it('names the failing action of a volume that is otherwise fine', () => {
+    const resize = { ...err, action: 'resize', code: 'BACKEND_ERROR', message: 'no space' };
+    const s = snapshot({ datasets: [d1], nodes: [node(A, 'a', { manifestations: [mounted(D1)], errors: [resize] }), node(B, 'b')] });
+    expect(stateText(clusterView(s).volumes[0]!)).toBe('mounted; error: resize failed on a (3 attempts): no space (BACKEND_ERROR)');
+  });
+  it('is the bare state otherwise', () => {
+    const s = snapshot({ datasets: [d1], nodes: [node(A, 'a', { manifestations: [mounted(D1)] }), node(B, 'b')] });
+    expect(stateText(clusterView(s).volumes[0]!)).toBe('mounted');
+    const gone = dataset(D1, 'pgdata', A, { deleted: true });
+    const deleting = snapshot({ datasets: [gone], nodes: [node(A, 'a', { volumes: [backend(D1, null)] }), node(B, 'b')] });
+    expect(stateText(clusterView(deleting).volumes[0]!)).toBe('deleting: unmounting, detaching and destroying');
   });
 });
 

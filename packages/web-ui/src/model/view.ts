@@ -66,6 +66,21 @@ function hostOf(nodes: NodeState[], uuid: string): string | null {
 
 type Derived = Pick<VolumeView, 'state' | 'detail' | 'location' | 'path' | 'errors'>;
 
+/** A failing action in words: "destroy failed on a (4 attempts): target is busy (DEVICE_BUSY)". */
+export function errorReason(e: VolumeError): string {
+  return `${e.action} failed on ${e.host} (${e.attempts} attempt${e.attempts === 1 ? '' : 's'}): ${e.message} (${e.code})`;
+}
+
+/**
+ * The state cell of a volume row in words: "error: <reason>", "deleting: <reason or step>",
+ * "<state>; error: <reason>" while an action on an otherwise fine volume fails, else the state.
+ */
+export function stateText(v: Pick<VolumeView, 'state' | 'detail' | 'errors'>): string {
+  if (v.state === 'error' || v.state === 'deleting') return `${v.state}: ${v.detail}`;
+  const first = v.errors[0];
+  return first ? `${v.state}; error: ${errorReason(first)}` : v.state;
+}
+
 /** The state machine of one volume as a person sees it, first matching rule wins. */
 export function volumeState(s: ClusterSnapshot, d: DatasetConfiguration): Derived {
   const id = d.dataset_id;
@@ -81,10 +96,11 @@ export function volumeState(s: ClusterSnapshot, d: DatasetConfiguration): Derive
   const path = here?.m.path ?? elsewhere?.m.path ?? null;
   const primary = s.nodes.find((n) => n.uuid === d.primary);
   const base = { location, path, errors };
-  if (d.deleted) return { ...base, state: 'deleting', detail: 'unmounting, detaching and destroying' };
-  if (here?.m.status === 'mounted' && here.m.path) return { ...base, state: 'mounted', detail: `mounted on ${here.node.host} at ${here.m.path}` };
   const first = errors[0];
-  if (first) return { ...base, state: 'error', detail: `${first.action} failed on ${first.host} (${first.attempts} attempts): ${first.message}` };
+  // A delete that is stuck says why (issue 17: DEVICE_BUSY was only in agent.log).
+  if (d.deleted) return { ...base, state: 'deleting', detail: first ? errorReason(first) : 'unmounting, detaching and destroying' };
+  if (here?.m.status === 'mounted' && here.m.path) return { ...base, state: 'mounted', detail: `mounted on ${here.node.host} at ${here.m.path}` };
+  if (first) return { ...base, state: 'error', detail: errorReason(first) };
   if (!primary) return { ...base, state: 'error', detail: `node ${d.primary} has never reported` };
   if (!primary.alive) return { ...base, state: 'error', detail: `node ${primary.host} is not alive` };
   const holderElsewhere = volume?.attached_to && volume.attached_to !== primary.instance_id;

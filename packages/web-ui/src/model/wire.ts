@@ -1,5 +1,7 @@
 /** What travels between the `flocker ui` server and the browser (both validate it). */
 import { z } from 'zod';
+// The one volume-name rule (the Docker plugin's), from its zod-only module: no Node code in the browser bundle.
+import { VOLUME_NAME_MAX_LENGTH, VolumeName } from '@flocker/api/dist/volumeNames';
 import { UiEvent } from './events';
 import { ClusterView } from './view';
 
@@ -20,10 +22,10 @@ export const UiMessage = z.object({
 });
 export type UiMessage = z.infer<typeof UiMessage>;
 
-export const VOLUME_NAME_MAX = 256;
+export const VOLUME_NAME_MAX = VOLUME_NAME_MAX_LENGTH;
 
 export const CreateVolumeBody = z.object({
-  name: z.string().trim().min(1, { message: 'a volume needs a name' }).max(VOLUME_NAME_MAX),
+  name: VolumeName,
   size: z.string().min(1, { message: 'give a size such as 1GiB' }),
   node: z.string().min(1, { message: 'choose a node' }),
 });
@@ -31,6 +33,10 @@ export type CreateVolumeBody = z.infer<typeof CreateVolumeBody>;
 
 export const MoveVolumeBody = z.object({ node: z.string().min(1, { message: 'choose a node' }) });
 export type MoveVolumeBody = z.infer<typeof MoveVolumeBody>;
+
+/** `force`: the user confirmed releasing the lease of a volume in use on a live node. */
+export const ReleaseLeaseBody = z.object({ force: z.boolean().default(false) });
+export type ReleaseLeaseBody = z.infer<typeof ReleaseLeaseBody>;
 
 /** Every failed UI server call answers with this; `message` is shown to the user as is. */
 export const UiErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) });

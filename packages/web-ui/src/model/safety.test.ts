@@ -1,0 +1,36 @@
+import { releaseRisk } from './safety';
+import { clusterView } from './view';
+import { A, B, D1, dataset, mounted, node, snapshot } from './fixtures.test-helpers';
+import { CreateVolumeBody, ReleaseLeaseBody } from './wire';
+
+describe('releaseRisk (issue 17: releasing the lease of a volume in use gave no warning)', () => {
+  const d1 = dataset(D1, 'pgdata', A);
+  it('names the host when a live node holds the lease: a container there uses the volume', () => {
+    const s = snapshot({ datasets: [d1], leases: [{ dataset_id: D1, node_uuid: A, expires: null }], nodes: [node(A, 'a', { manifestations: [mounted(D1)] }), node(B, 'b')] });
+    const v = clusterView(s);
+    const risk = releaseRisk(v.volumes[0]!, v.nodes);
+    expect(risk).toMatch(/^pgdata is in use on a: /);
+    expect(risk).toMatch(/data is destroyed when the container stops/);
+  });
+  it('is none without a lease, or when its holder is dead (failover)', () => {
+    const free = clusterView(snapshot({ datasets: [d1] }));
+    expect(releaseRisk(free.volumes[0]!, free.nodes)).toBeNull();
+    const dead = clusterView(snapshot({ datasets: [d1], leases: [{ dataset_id: D1, node_uuid: A, expires: null }], nodes: [node(A, 'a', { alive: false }), node(B, 'b')] }));
+    expect(releaseRisk(dead.volumes[0]!, dead.nodes)).toBeNull();
+  });
+});
+
+describe('UI request bodies', () => {
+  it.each(['', '   ', 'bad name!', 'a', '-x'])('a volume named %p is refused, with the plugin\'s rule', (name) => {
+    const r = CreateVolumeBody.safeParse({ name, size: '1GiB', node: A });
+    expect(r.success).toBe(false);
+    expect(r.error?.issues[0]?.message).toMatch(/needs a name|not a valid volume name/);
+  });
+  it('a good name passes', () => {
+    expect(CreateVolumeBody.parse({ name: 'pg-data.1', size: '1GiB', node: A }).name).toBe('pg-data.1');
+  });
+  it('a lease release is not forced unless asked', () => {
+    expect(ReleaseLeaseBody.parse({})).toEqual({ force: false });
+    expect(ReleaseLeaseBody.parse({ force: true })).toEqual({ force: true });
+  });
+});

@@ -1,0 +1,19 @@
+/**
+ * Whether releasing a volume's lease is risky (issue 17, item 10): the Docker plugin
+ * holds a lease for its node while a container there uses the volume, so a lease held
+ * by a live node means "in use". Released, the volume may be moved or deleted under
+ * that container. Pure; the browser asks for confirmation with this sentence, and the
+ * `flocker ui` server refuses an unconfirmed release with it.
+ */
+import type { NodeView, VolumeView } from './view';
+
+export function releaseRisk(v: Pick<VolumeView, 'name' | 'lease'>, nodes: readonly Pick<NodeView, 'uuid' | 'host' | 'alive'>[]): string | null {
+  const lease = v.lease;
+  if (lease === null) return null;
+  const holder = nodes.find((n) => n.uuid === lease.node_uuid);
+  if (holder === undefined || !holder.alive) return null;
+  return (
+    `${v.name} is in use on ${holder.host}: that node is alive and holds its lease, so a container there uses it. ` +
+    'Releasing the lease lets the volume be moved or deleted under that container, and its data is destroyed when the container stops.'
+  );
+}
