@@ -84,13 +84,41 @@ describe('flocker CLI against a real cluster', () => {
     const refused = await flocker(['volumes', 'move', 'clidata', a!.layout.address, '--no-wait']);
     expect(refused.code).toBe(4);
     expect(refused.stderr).toMatch(/lease/i);
-    await ok(['leases', 'release', 'clidata']);
+    // A lease held by a live node means a container there uses the volume (issue 17):
+    // release and destroy are refused, naming the host, unless --force (with a warning).
+    const inUse = await flocker(['leases', 'release', 'clidata']);
+    expect(inUse.code).toBe(4);
+    expect(inUse.stderr).toContain(`clidata is in use on ${b!.layout.address}`);
+    const destroyInUse = await flocker(['volumes', 'destroy', 'clidata', '--no-wait']);
+    expect(destroyInUse.code).toBe(4);
+    expect(destroyInUse.stderr).toContain(`in use on ${b!.layout.address}`);
+    expect(JSON.parse(await ok(['leases', 'list', '--json']))).toHaveLength(1);
+    const forced = await flocker(['leases', 'release', 'clidata', '--force']);
+    expect(forced.code).toBe(0);
+    expect(forced.stderr).toMatch(/warning: .*in use on/);
 
     const shown = JSON.parse(await ok(['volumes', 'show', 'clidata', '--json'])) as { state: string; maximum_size: number };
     expect(shown).toMatchObject({ state: 'mounted', maximum_size: 128 * 1024 * 1024 });
     const status = JSON.parse(await ok(['status', '--json'])) as { volumes_converged: number; volumes: number };
     expect(status.volumes_converged).toBe(status.volumes);
 
+    // A delete stuck on a busy mount (a process in it on b) shows its reason everywhere, not "converged"/"no volume".
+    const holder = await b!.exec(['sh', '-c', `cd ${pathB!} && { sleep 300 </dev/null >/dev/null 2>&1 & echo $!; }`]);
+    const holderPid = Number(holder.stdout.trim());
+    try {
+      const stuck = await flocker(['volumes', 'destroy', 'clidata', '--timeout', '8']);
+      expect(stuck.code).toBe(5);
+      expect(stuck.stderr).toMatch(/timed out after 8s while .*failed on .*\(DEVICE_BUSY\)/);
+      const stuckStatus = await flocker(['status']);
+      expect(stuckStatus.code).toBe(1);
+      expect(stuckStatus.stdout).toMatch(/clidata: deleting — .*\(DEVICE_BUSY\)/);
+      const stuckShow = await flocker(['volumes', 'show', 'clidata']);
+      expect(stuckShow.code).toBe(0);
+      expect(stuckShow.stdout).toMatch(/State: +deleting — .*\(DEVICE_BUSY\)/);
+    } finally {
+      process.kill(holderPid, 'SIGKILL');
+    }
+    // Destroying it again waits until it is gone.
     await ok(['volumes', 'destroy', 'clidata']);
     const after = JSON.parse(await ok(['volumes', 'list', '--json'])) as unknown[];
     expect(after).toEqual([]);
@@ -107,6 +135,12 @@ describe('flocker CLI against a real cluster', () => {
     expect(unreachable.stderr).toMatch(/control service/);
     const usage = await flocker(['volumes', 'frobnicate']);
     expect(usage.code).toBe(2);
+    // The empty name matches nothing; names follow the Docker plugin's rule (issue 17).
+    expect((await flocker(['volumes', 'show', ''])).code).toBe(2);
+    expect((await flocker(['volumes', 'destroy', '', '--no-wait'])).code).toBe(2);
+    const badName = await flocker(['volumes', 'create', 'bad name!', '--node', cluster.hosts[0]!.layout.address]);
+    expect(badName.code).toBe(2);
+    expect(badName.stderr).toMatch(/not a valid volume name/);
     expect(JSON.parse(await ok(['volumes', 'list', '--json']))).toEqual([]);
   });
 });

@@ -131,6 +131,12 @@ describe('flocker ui in Chromium against a real cluster', () => {
     await page.locator('#create-error').getByText('size "1K" is too small: at least 64 MiB.').waitFor();
     expect(await page.getByLabel('Size', { exact: true }).getAttribute('aria-invalid')).toBe('true');
     expect(await row('tiny').count()).toBe(0);
+    // Names follow the Docker plugin's rule (issue 17).
+    await page.getByLabel('Name', { exact: true }).fill('bad name!');
+    await page.getByLabel('Size', { exact: true }).fill('1GiB');
+    await page.getByRole('button', { name: 'Create' }).click();
+    await page.locator('#create-error').getByText('"bad name!" is not a valid volume name', { exact: false }).waitFor();
+    expect(await row('bad name!').count()).toBe(0);
 
     // A leased volume cannot move: the control service says so, the page shows its words.
     const [a, b] = cluster.hosts;
@@ -150,8 +156,17 @@ describe('flocker ui in Chromium against a real cluster', () => {
     }
   });
 
-  it('releases the lease from the page', async () => {
+  it('releases the lease from the page, after a confirmation that says the volume is in use on a live host', async () => {
+    const b = cluster.hosts[1]!;
     await page.getByRole('button', { name: 'Release the lease on webdata' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Release the lease on webdata?' });
+    await dialog.waitFor();
+    expect(await dialog.textContent()).toContain(`webdata is in use on ${b.layout.address}`);
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    expect(await cluster.client.listLeases()).toHaveLength(1);
+    await page.getByRole('button', { name: 'Release the lease on webdata' }).click();
+    await dialog.getByRole('button', { name: 'Release anyway' }).click();
     await feed().getByText('Lease on webdata released').waitFor();
     await row('webdata').getByRole('button', { name: 'Release the lease on webdata' }).waitFor({ state: 'detached' });
     expect(await cluster.client.listLeases()).toEqual([]);
