@@ -5,7 +5,7 @@
  * does (the dataset agent's agent.yml, node certificate, node.json).
  */
 import { parseArgs } from 'node:util';
-import { FlockerClient, tlsDispatcher } from '@flocker/api';
+import { FlockerClient, safeLogStream, tlsDispatcher } from '@flocker/api';
 import { resolveSettings } from '@flocker/volume-plugin';
 import winston from 'winston';
 import { ContainerAgent } from './ContainerAgent';
@@ -46,7 +46,8 @@ async function main(): Promise<void> {
     level: process.env.FLOCKER_LOG_LEVEL ?? 'info',
     format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
     defaultMeta: { service: 'flocker-container-agent' },
-    transports: [new winston.transports.Console()],
+    // A full disk under the log drops lines, never stops the agent.
+    transports: [new winston.transports.Stream({ stream: safeLogStream('stdout') })],
   });
   const client = new FlockerClient({
     baseUrl: settings.controlUrl,

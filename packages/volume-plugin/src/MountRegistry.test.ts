@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { FakeFullDisk } from '@flocker/api/dist/fakeFullDisk';
 import { MountRegistry } from './MountRegistry';
 
 const A = '11111111-1111-4111-8111-111111111111';
@@ -100,6 +101,32 @@ describe('MountRegistry', () => {
     await again.add(B, 'vb', 'x');
     expect(MountRegistry.read(file)).toEqual({ latest: expect.objectContaining({ seq: 3 }), corrupt: [] });
     expect((await MountRegistry.load(file)).count(B)).toBe(1);
+  });
+
+  it('on a full disk a change fails and is not made: memory and the newest valid slot keep the state last answered to Docker', async () => {
+    const disk = new FakeFullDisk();
+    const r = await MountRegistry.load(file, undefined, Date.now, disk.syncOps);
+    await r.add(A, 'va', 'c1');
+    await r.add(A, 'va', 'c2');
+    // The next snapshot is larger than the slot it goes over: room for a part of it only.
+    disk.free = 40;
+    await expect(r.add(A, 'va', 'c3-with-a-long-mount-id')).rejects.toMatchObject({ code: 'ENOSPC' });
+    expect(disk.shortWrites).toBe(1);
+    expect(r.count(A)).toBe(2);
+    await expect(r.remove(A, 'c1')).rejects.toMatchObject({ code: 'ENOSPC' });
+    expect(r.count(A)).toBe(2);
+    await expect(r.add(B, 'vb', 'x')).rejects.toMatchObject({ code: 'ENOSPC' });
+    expect(r.count(B)).toBe(0);
+    expect(r.findByName('vb')).toBeUndefined();
+    await expect(r.drop(A)).rejects.toMatchObject({ code: 'ENOSPC' });
+    expect(r.count(A)).toBe(2);
+    // A restart (or a read) sees what Docker was last told.
+    expect((await MountRegistry.load(file)).entries()).toEqual([{ datasetId: A, name: 'va', ids: ['c1', 'c2'] }]);
+    // Space freed: changes are made and kept again.
+    disk.free = Infinity;
+    expect(await r.add(A, 'va', 'c3-with-a-long-mount-id')).toBe(3);
+    expect(await r.remove(A, 'c1')).toBe(2);
+    expect((await MountRegistry.load(file)).entries()).toEqual([{ datasetId: A, name: 'va', ids: ['c2', 'c3-with-a-long-mount-id'] }]);
   });
 
   it('reads the single file of earlier versions (no seq)', async () => {

@@ -13,12 +13,14 @@
  * four times per `docker run`, on Docker's critical path; a write in place costs
  * microseconds. No fsync: the IDs only matter while this boot's containers exist,
  * so a power loss makes them worthless anyway. Written synchronously, so writes
- * land in call order.
+ * land in call order. A change is made in memory only once written: when the disk
+ * is full the call throws (Docker gets an error) and nothing changed.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
+import { writeAllSync, type SyncWriteOps } from '@flocker/api';
 
 const Volumes = z.record(
   z.string(),
@@ -62,10 +64,11 @@ interface VolumeMounts {
 export class MountRegistry {
   private constructor(
     private readonly file: string,
-    private readonly volumes: Map<string, VolumeMounts>,
+    private volumes: Map<string, VolumeMounts>,
     /** The number of the last snapshot written (or loaded). */
     private seq: number,
     private readonly now: () => number,
+    private readonly writeOps: SyncWriteOps,
   ) {}
 
   /** The two slot files behind `file`. */
@@ -108,7 +111,13 @@ export class MountRegistry {
    * reported through `onCorrupt`, and the registry starts empty, since after a reboot
    * no container holds a mount.
    */
-  static async load(file: string, onCorrupt: (problem: string) => void = () => undefined, now: () => number = Date.now): Promise<MountRegistry> {
+  static async load(
+    file: string,
+    onCorrupt: (problem: string) => void = () => undefined,
+    now: () => number = Date.now,
+    /** How slot writes reach the disk (node:fs); tests put a disk that runs full here. */
+    writeOps: SyncWriteOps = fs,
+  ): Promise<MountRegistry> {
     const { latest, corrupt } = MountRegistry.read(file);
     const volumes = new Map<string, VolumeMounts>();
     if (latest !== undefined) {
@@ -122,7 +131,7 @@ export class MountRegistry {
       onCorrupt(`${corrupt.join(' and ')} ${corrupt.length > 1 ? 'are' : 'is'} not a valid mount registry (moved to .corrupt); starting with no mounts`);
     }
     await fs.promises.mkdir(path.dirname(file), { recursive: true });
-    return new MountRegistry(file, volumes, latest?.seq ?? 0, now);
+    return new MountRegistry(file, volumes, latest?.seq ?? 0, now, writeOps);
   }
 
   count(datasetId: string): number {
@@ -145,11 +154,11 @@ export class MountRegistry {
   }
 
   async add(datasetId: string, name: string, id: string): Promise<number> {
-    const v = this.volumes.get(datasetId) ?? { name, ids: new Map<string, number>() };
-    v.ids.set(id, this.now());
-    this.volumes.set(datasetId, v);
-    await this.persist();
-    return v.ids.size;
+    const v = this.volumes.get(datasetId);
+    const ids = new Map(v?.ids);
+    ids.set(id, this.now());
+    this.commit(datasetId, { name: v?.name ?? name, ids });
+    return ids.size;
   }
 
   /**
@@ -165,9 +174,10 @@ export class MountRegistry {
   async removeIds(datasetId: string, ids: readonly string[]): Promise<number> {
     const v = this.volumes.get(datasetId);
     if (!v) return 0;
-    for (const id of ids) v.ids.delete(id);
-    await this.persist();
-    return v.ids.size;
+    const kept = new Map(v.ids);
+    for (const id of ids) kept.delete(id);
+    this.commit(datasetId, { name: v.name, ids: kept });
+    return kept.size;
   }
 
   /** Forget the dataset if no mount ID came back meanwhile. */
@@ -176,25 +186,29 @@ export class MountRegistry {
   }
 
   async drop(datasetId: string): Promise<void> {
-    if (this.volumes.delete(datasetId)) await this.persist();
+    if (this.volumes.has(datasetId)) this.commit(datasetId, undefined);
   }
 
-  private persist(): Promise<void> {
+  /**
+   * Makes a change only once it is written: the new state goes to disk first and
+   * replaces the one in memory after. A failed write (ENOSPC) throws and changes
+   * nothing, so memory, the newest valid slot and what Docker was last answered agree.
+   */
+  private commit(datasetId: string, entry: VolumeMounts | undefined): void {
+    const volumes = new Map(this.volumes);
+    if (entry === undefined) volumes.delete(datasetId);
+    else volumes.set(datasetId, entry);
     const seq = this.seq + 1;
-    const volumes: Volumes = Object.fromEntries(
-      [...this.volumes].map(([id, v]) => {
+    const doc: Volumes = Object.fromEntries(
+      [...volumes].map(([id, v]) => {
         const ids = [...v.ids.keys()].sort();
         return [id, { name: v.name, ids, ...(ids.length > 0 ? { added: Object.fromEntries(ids.map((x) => [x, v.ids.get(x) ?? 0])) } : {}) }];
       }),
     );
-    const snapshot: MountFile = { version: 1, seq, volumes, sum: checksumOf(seq, volumes) };
-    try {
-      writeInPlaceSync(MountRegistry.slots(this.file)[seq % 2]!, JSON.stringify(snapshot, null, 2) + '\n');
-      this.seq = seq;
-      return Promise.resolve();
-    } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-    }
+    const snapshot: MountFile = { version: 1, seq, volumes: doc, sum: checksumOf(seq, doc) };
+    writeInPlaceSync(MountRegistry.slots(this.file)[seq % 2]!, JSON.stringify(snapshot, null, 2) + '\n', this.writeOps);
+    this.seq = seq;
+    this.volumes = volumes;
   }
 }
 
@@ -203,7 +217,7 @@ export class MountRegistry {
  * to the file's current length (JSON allows trailing whitespace); makes the file,
  * and its directory if it went away.
  */
-export function writeInPlaceSync(file: string, text: string): void {
+export function writeInPlaceSync(file: string, text: string, ops: SyncWriteOps = fs): void {
   let fd: number;
   try {
     fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
@@ -216,8 +230,8 @@ export function writeInPlaceSync(file: string, text: string): void {
     const body = Buffer.from(text);
     const size = fs.fstatSync(fd).size;
     const data = body.length >= size ? body : Buffer.concat([body, Buffer.alloc(size - body.length, ' ')]);
-    let done = 0;
-    while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, done);
+    // Every byte (a short write is continued); a failure throws: the other slot still holds the last state.
+    writeAllSync(fd, data, 0, ops, file);
   } finally {
     fs.closeSync(fd);
   }

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { FlockerClient, tlsDispatcher } from '@flocker/api';
+import { FlockerClient, safeLogStream, tlsDispatcher } from '@flocker/api';
 import * as winston from 'winston';
 import { MOUNTS_FILE, type PluginSettings } from './config';
 import { DEFAULT_RECONCILE_INTERVAL_MS, DockerReconciler, driverNameOf } from './DockerReconciler';
@@ -36,7 +36,8 @@ export function createLogger(level = process.env.FLOCKER_LOG_LEVEL ?? 'info'): w
     level,
     format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
     defaultMeta: { service: 'flocker-docker-plugin' },
-    transports: [new winston.transports.Console()],
+    // JSON lines on stdout; a full disk under the log drops lines, never stops the plugin.
+    transports: [new winston.transports.Stream({ stream: safeLogStream('stdout') })],
   });
 }
 
