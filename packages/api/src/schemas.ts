@@ -165,6 +165,12 @@ export const NodeReport = z
     /** Volumes the backend lists; on a shared backend any node can report them all. */
     volumes: z.array(BackendVolume).optional(),
     errors: z.array(ActionError).default([]),
+    max_volume_size: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe("The largest volume (bytes) this node's storage backend can create; absent when unknown."),
     fencing: z
       .object({
         state: z.enum(['fenced', 'recovered']),

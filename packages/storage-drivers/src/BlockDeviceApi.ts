@@ -21,6 +21,36 @@ export interface CreateVolumeOptions {
   readonly profile?: string;
 }
 
+/**
+ * A volume the pool has but cannot describe (its record is unreadable: torn,
+ * not JSON, malformed). listVolumes() leaves it out; it is NOT "no volume":
+ * its dataset may well have its data in it, so nothing may create another
+ * volume for that dataset, nor take over a mount of its device.
+ */
+export interface VolumeProblem {
+  readonly code: 'CORRUPT_RECORD';
+  readonly blockdeviceId: string;
+  /** The dataset, when what is left of the record still names one. */
+  readonly datasetId?: string;
+  /** Loop devices (loopback) still serving the volume's image on this kernel. */
+  readonly devices?: readonly string[];
+  readonly message: string;
+}
+
+/** listPool(): the volumes, and what could not be read. */
+export interface PoolListing {
+  readonly volumes: BlockDeviceVolume[];
+  readonly problems: VolumeProblem[];
+}
+
+/** What a pool says about itself (loopback: `<root>/pool.json`). */
+export interface PoolIdentity {
+  /** The cluster the pool belongs to; null for a cluster without an identity (plain HTTP, no cluster_id). */
+  readonly clusterId: string | null;
+  /** ISO 8601 time the pool was first claimed. */
+  readonly created: string;
+}
+
 export interface DetachOptions {
   /**
    * Detach even though the instance holding it is not the caller (the holder is
@@ -46,7 +76,32 @@ export interface BlockDeviceApi {
    * if attached to another instance, and with DEVICE_BUSY while still in use.
    */
   detachVolume(blockdeviceId: string, options?: DetachOptions): Promise<void>;
+  /** Every readable volume; a volume whose record cannot be read is left out (see listPool). */
   listVolumes(): Promise<BlockDeviceVolume[]>;
+  /**
+   * Present where a volume can be unreadable on its own (loopback: a corrupt
+   * record): the volumes and, separately, the problems. One bad volume never
+   * makes the whole listing fail.
+   */
+  listPool?(): Promise<PoolListing>;
+  /**
+   * The largest volume (bytes, a multiple of allocationUnit()) this backend can
+   * create, or undefined when unknown. createVolume and resizeVolume refuse
+   * larger sizes with INVALID_SIZE.
+   */
+  maximumVolumeSize?(): Promise<number | undefined>;
+  /**
+   * Present where the pool itself carries the cluster's identity (loopback;
+   * EBS and Cinder filter every call by their configured cluster_id instead).
+   * Null while the pool has not been claimed by any cluster.
+   */
+  poolIdentity?(): Promise<PoolIdentity | null>;
+  /**
+   * Claims an unclaimed pool for a cluster (atomically, under the pool's lock)
+   * and answers the pool's identity: the one just written, or the one found
+   * (possibly another cluster's: the caller compares).
+   */
+  claimPool?(clusterId: string | null): Promise<PoolIdentity>;
   /**
    * The local device path of a volume attached to this instance. Fails with
    * UNATTACHED if not attached, NOT_ATTACHED_HERE if attached to another instance.
@@ -77,6 +132,8 @@ export type StorageErrorCode =
   | 'DEVICE_BUSY'
   /** A filesystem already exists on the device; refusing to overwrite it. */
   | 'FILESYSTEM_EXISTS'
+  /** A volume's record in the pool cannot be read (see VolumeProblem). */
+  | 'CORRUPT_RECORD'
   | 'BACKEND_ERROR';
 
 /** Errors from drivers carry a stable code the agent decides on. */

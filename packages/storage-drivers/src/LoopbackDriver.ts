@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { watch, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import winston from 'winston';
+import { z } from 'zod';
 import {
   roundUpToUnit,
   StorageError,
@@ -9,6 +10,9 @@ import {
   type BlockDeviceVolume,
   type CreateVolumeOptions,
   type DetachOptions,
+  type PoolIdentity,
+  type PoolListing,
+  type VolumeProblem,
 } from './BlockDeviceApi';
 import { isDeviceBusy, listMounts } from './blockdev';
 import { execFileExec, runChecked, type ExecFn } from './exec';
@@ -138,6 +142,10 @@ export class LoopbackDriver implements BlockDeviceApi {
   private readonly flagOptions: ImmutableOptions;
   /** The device each volume was last found on: checked (one sysfs read) before scanning every device. */
   private readonly lastDevice = new Map<string, string>();
+  /** maximumVolumeSize(), probed once. */
+  private maxVolumeSize: Promise<number> | undefined;
+  /** Unreadable records already logged (a bad record is logged once, not at every listing). */
+  private readonly loggedProblems = new Set<string>();
 
   constructor(options: LoopbackDriverOptions) {
     if (!options.instanceId) throw new Error('LoopbackDriver needs an instanceId');
@@ -172,7 +180,7 @@ export class LoopbackDriver implements BlockDeviceApi {
   }
 
   async createVolume(datasetId: string, size: number, options: CreateVolumeOptions = {}): Promise<BlockDeviceVolume> {
-    const rounded = this.checkSize(size);
+    const rounded = await this.checkSizeWithinLimit(size);
     if (!datasetId) throw new StorageError('BACKEND_ERROR', 'a volume needs a dataset id');
     await this.ensureDirs();
     const id = randomUUID();
@@ -191,12 +199,18 @@ export class LoopbackDriver implements BlockDeviceApi {
     let tmp: string;
     const handle = await fs.open(this.imagePath(id), 'wx', 0o600);
     try {
-      await handle.truncate(rounded);
-      tmp = await writeSyncedTemp(this.recordPath(id), content, () => handle.sync());
-    } finally {
-      await handle.close();
+      try {
+        await handle.truncate(rounded);
+        tmp = await writeSyncedTemp(this.recordPath(id), content, () => handle.sync());
+      } finally {
+        await handle.close();
+      }
+      await this.withPoolLock(() => commitTemp(tmp, this.recordPath(id)));
+    } catch (e) {
+      // Never an orphan: a failed create takes back its image (and its record, if the rename got through).
+      await this.removeFailedCreate(id);
+      throw tooLarge(e, rounded, this.rootPath) ?? e;
     }
-    await this.withPoolLock(() => commitTemp(tmp, this.recordPath(id)));
     this.logger.info('volume created', { blockdeviceId: id, datasetId, size: rounded, profile: options.profile });
     return toVolume(record);
   }
@@ -277,9 +291,21 @@ export class LoopbackDriver implements BlockDeviceApi {
     });
   }
 
+  /** Every readable volume; unreadable records are left out (and logged once): see listPool. */
   async listVolumes(): Promise<BlockDeviceVolume[]> {
+    return (await this.listPool()).volumes;
+  }
+
+  /**
+   * The volumes, and separately every record that cannot be read (torn, not
+   * JSON, malformed, unreadable): one bad record never fails the listing. A
+   * problem names the dataset when what is left of the record still does, and
+   * the loop devices still serving the volume's image.
+   */
+  async listPool(): Promise<PoolListing> {
     await this.ensureDirs();
     const records: VolumeRecord[] = [];
+    const problems: VolumeProblem[] = [];
     for (const name of await fs.readdir(this.volumesPath)) {
       const m = /^(.+)\.json$/.exec(name);
       if (!m || !ID_PATTERN.test(m[1])) continue;
@@ -288,11 +314,66 @@ export class LoopbackDriver implements BlockDeviceApi {
       } catch (e) {
         // Destroyed between readdir and read: simply gone.
         if (e instanceof StorageError && e.code === 'UNKNOWN_VOLUME') continue;
-        throw e;
+        problems.push(await this.problemOf(m[1], e));
       }
     }
     records.sort((a, b) => a.created.localeCompare(b.created) || a.blockdevice_id.localeCompare(b.blockdevice_id));
-    return records.map(toVolume);
+    problems.sort((a, b) => a.blockdeviceId.localeCompare(b.blockdeviceId));
+    for (const p of problems) {
+      if (this.loggedProblems.has(p.message)) continue;
+      this.loggedProblems.add(p.message);
+      this.logger.error('unreadable volume record: leaving the volume alone', { ...p });
+    }
+    return { volumes: records.map(toVolume), problems };
+  }
+
+  /**
+   * The largest volume this pool can hold: the pool filesystem's largest file
+   * (ext4 with 4 KiB blocks: 16 TiB - 4 KiB; xfs, btrfs, tmpfs: far beyond
+   * Number.MAX_SAFE_INTEGER), rounded down to the allocation unit. Found once
+   * by a probe: a sparse temp file in the pool is truncated to sizes found by
+   * bisection (EFBIG above the limit; no data is written).
+   */
+  async maximumVolumeSize(): Promise<number> {
+    this.maxVolumeSize ??= this.probeMaximumSize().catch((e: unknown) => {
+      this.maxVolumeSize = undefined;
+      throw e;
+    });
+    return this.maxVolumeSize;
+  }
+
+  /** `<root>/pool.json`: the cluster this pool belongs to; null while unclaimed. */
+  async poolIdentity(): Promise<PoolIdentity | null> {
+    let text: string;
+    try {
+      text = await fs.readFile(this.poolFile, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw new StorageError('BACKEND_ERROR', `cannot read ${this.poolFile}: ${(e as Error).message}`);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new StorageError('CORRUPT_RECORD', `${this.poolFile} is not valid JSON (${(e as Error).message}); it names the cluster this pool belongs to: restore it, or remove it to let the next agent claim the pool again`);
+    }
+    const parsed = PoolFile.safeParse(json);
+    if (!parsed.success) {
+      throw new StorageError('CORRUPT_RECORD', `${this.poolFile} is malformed (${parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ')}); restore it, or remove it to let the next agent claim the pool again`);
+    }
+    return { clusterId: parsed.data.cluster_id, created: parsed.data.created };
+  }
+
+  /** Writes pool.json unless the pool already has one (under the pool lock); answers the pool's identity. */
+  async claimPool(clusterId: string | null): Promise<PoolIdentity> {
+    return this.withPoolLock(async () => {
+      const existing = await this.poolIdentity();
+      if (existing !== null) return existing;
+      const identity: PoolIdentity = { clusterId, created: new Date().toISOString() };
+      await writeFileAtomic(this.poolFile, JSON.stringify({ version: 1, cluster_id: clusterId, created: identity.created }, null, 2) + '\n');
+      this.logger.info('claimed the pool for this cluster', { rootPath: this.rootPath, clusterId });
+      return identity;
+    });
   }
 
   async getDevicePath(blockdeviceId: string): Promise<string> {
@@ -321,7 +402,7 @@ export class LoopbackDriver implements BlockDeviceApi {
   }
 
   async resizeVolume(blockdeviceId: string, size: number): Promise<BlockDeviceVolume> {
-    const rounded = this.checkSize(size);
+    const rounded = await this.checkSizeWithinLimit(size);
     return this.withPoolLock(async () => {
       const record = await this.readRecord(blockdeviceId);
       if (rounded < record.size) {
@@ -334,7 +415,11 @@ export class LoopbackDriver implements BlockDeviceApi {
       if (rounded === record.size) return toVolume(record);
       await this.finishInterruptedFence(blockdeviceId);
       // File before record: a crash leaves a file larger than recorded, which the next resize simply fixes.
-      await fs.truncate(this.imagePath(blockdeviceId), rounded);
+      try {
+        await fs.truncate(this.imagePath(blockdeviceId), rounded);
+      } catch (e) {
+        throw tooLarge(e, rounded, this.rootPath, blockdeviceId) ?? e;
+      }
       const grown: VolumeRecord = { ...record, size: rounded };
       await this.writeRecord(grown);
       for (const device of await this.loopsOf(blockdeviceId)) {
@@ -394,8 +479,10 @@ export class LoopbackDriver implements BlockDeviceApi {
         if (!m || deleted) continue;
         byId.set(m[1], [...(byId.get(m[1]) ?? []), device]);
       }
-      const volumes = await this.listVolumes();
+      const { volumes, problems } = await this.listPool();
       const known = new Map(volumes.map((v) => [v.blockdeviceId, v]));
+      // A volume whose record cannot be read is left exactly as it is: its device may be in use.
+      for (const p of problems) byId.delete(p.blockdeviceId);
       for (const v of volumes) {
         if (v.attachedTo === this.instanceId && (await findLoopDevices(this.exec, this.imagePath(v.blockdeviceId))).length === 0) {
           const device = await attachLoop(this.exec, this.imagePath(v.blockdeviceId), v.blockdeviceId, this.attachOptions);
@@ -442,6 +529,82 @@ export class LoopbackDriver implements BlockDeviceApi {
   }
 
   // ---- internals -----------------------------------------------------------
+
+  /** checkSize, and no larger than maximumVolumeSize() (when the probe worked). */
+  private async checkSizeWithinLimit(size: number): Promise<number> {
+    const rounded = this.checkSize(size);
+    let max: number | undefined;
+    try {
+      max = await this.maximumVolumeSize();
+    } catch (e) {
+      this.logger.warn('cannot find the largest volume size of the pool', { rootPath: this.rootPath, error: String(e) });
+    }
+    if (max !== undefined && rounded > max) {
+      throw new StorageError('INVALID_SIZE', `volume size ${rounded} bytes is larger than pool ${this.rootPath} can hold: at most ${max} bytes (the largest file its filesystem allows)`);
+    }
+    return rounded;
+  }
+
+  private async probeMaximumSize(): Promise<number> {
+    await this.ensureDirs();
+    const probe = path.join(this.volumesPath, `.size-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
+    const handle = await fs.open(probe, 'wx', 0o600);
+    try {
+      const fits = async (units: number): Promise<boolean> => {
+        try {
+          await handle.truncate(units * this.unit);
+          return true;
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === 'EFBIG' || code === 'EINVAL') return false;
+          throw e;
+        }
+      };
+      let hi = Math.floor(Number.MAX_SAFE_INTEGER / this.unit);
+      if (await fits(hi)) return hi * this.unit;
+      let lo = 0; // fits(lo) holds, fits(hi) does not
+      while (hi - lo > 1) {
+        const mid = Math.floor((lo + hi) / 2);
+        if (await fits(mid)) lo = mid;
+        else hi = mid;
+      }
+      this.logger.info('largest volume of the pool', { rootPath: this.rootPath, bytes: lo * this.unit });
+      return lo * this.unit;
+    } finally {
+      await handle.close();
+      await fs.rm(probe, { force: true });
+    }
+  }
+
+  /** After a failed create: removes what it left (its record only while no one has attached it), under the pool lock. */
+  private async removeFailedCreate(id: string): Promise<void> {
+    try {
+      await this.withPoolLock(async () => {
+        const record = await this.readRecord(id).catch(() => null);
+        if (record !== null && record.attached_to !== null) return;
+        await fs.rm(this.recordPath(id), { force: true });
+        await fs.rm(this.imagePath(id), { force: true });
+        await fsyncDir(this.volumesPath);
+      });
+    } catch (e) {
+      this.logger.error('cannot remove what a failed create left in the pool', { blockdeviceId: id, error: String(e) });
+    }
+  }
+
+  /** A record that cannot be read, as a problem: with its dataset when the text still names one, and its loop devices. */
+  private async problemOf(id: string, e: unknown): Promise<VolumeProblem> {
+    const text = await fs.readFile(this.recordPath(id), 'utf8').catch(() => '');
+    const datasetId = /"dataset_id"\s*:\s*"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"/.exec(text)?.[1]?.toLowerCase();
+    const devices = await this.loopsOf(id).catch(() => []);
+    const reason = e instanceof Error ? e.message : String(e);
+    return {
+      code: 'CORRUPT_RECORD',
+      blockdeviceId: id,
+      ...(datasetId !== undefined ? { datasetId } : {}),
+      ...(devices.length > 0 ? { devices } : {}),
+      message: `volume ${id}: ${reason}; the volume is left alone (no second volume is created for its dataset) until the record is repaired`,
+    };
+  }
 
   private checkSize(size: number): number {
     if (!Number.isFinite(size) || size <= 0) {
@@ -752,6 +915,10 @@ export class LoopbackDriver implements BlockDeviceApi {
     return bindings.filter((b) => dirs.includes(path.dirname(b.backingFile)));
   }
 
+  private get poolFile(): string {
+    return path.join(this.rootPath, 'pool.json');
+  }
+
   private imagePath(id: string): string {
     return path.join(this.volumesPath, `${id}.img`);
   }
@@ -776,11 +943,11 @@ export class LoopbackDriver implements BlockDeviceApi {
     try {
       json = JSON.parse(text);
     } catch (e) {
-      throw new StorageError('BACKEND_ERROR', `record ${this.recordPath(id)} is not valid JSON: ${(e as Error).message}`, id);
+      throw new StorageError('CORRUPT_RECORD', `record ${this.recordPath(id)} is not valid JSON: ${(e as Error).message}`, id);
     }
     const parsed = VolumeRecord.safeParse(json);
     if (!parsed.success) {
-      throw new StorageError('BACKEND_ERROR', `record ${this.recordPath(id)} is malformed: ${parsed.error.message}`, id);
+      throw new StorageError('CORRUPT_RECORD', `record ${this.recordPath(id)} is malformed: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ')}`, id);
     }
     return parsed.data;
   }
@@ -810,6 +977,17 @@ const VERIFY_DETACH_DELAYS_MS: readonly number[] = [1, 2, 4, 8, 16, 32, 50, 50, 
 
 /** Record writes that only change attached_to: see "Durability" in the class comment. */
 const ATTACHMENT: AtomicWriteOptions = { durableRename: false };
+
+/** `<root>/pool.json`. */
+const PoolFile = z
+  .object({ version: z.literal(1), cluster_id: z.string().min(1).nullable(), created: z.string() })
+  .strict();
+
+/** EFBIG (the pool's filesystem cannot hold a file that large) as INVALID_SIZE; undefined for other errors. */
+function tooLarge(e: unknown, size: number, rootPath: string, blockdeviceId?: string): StorageError | undefined {
+  if ((e as NodeJS.ErrnoException | null)?.code !== 'EFBIG') return undefined;
+  return new StorageError('INVALID_SIZE', `volume size ${size} bytes is larger than pool ${rootPath} can hold (EFBIG: the largest file its filesystem allows is smaller)`, blockdeviceId);
+}
 
 function recordText(record: VolumeRecord): string {
   return JSON.stringify(record, null, 2) + '\n';

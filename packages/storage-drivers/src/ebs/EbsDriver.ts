@@ -165,6 +165,11 @@ export class EbsDriver implements BlockDeviceApi {
     return GiB;
   }
 
+  /** 16 TiB: gp2/gp3/st1/sc1's limit, and what this driver creates (io2 Block Express would allow 64 TiB). */
+  async maximumVolumeSize(): Promise<number> {
+    return MAX_VOLUME_GIB * GiB;
+  }
+
   computeInstanceId(): Promise<string> {
     if (this.config.instance_id !== undefined) return Promise.resolve(this.config.instance_id);
     // Cache success only: a failed metadata fetch is tried again next time.
