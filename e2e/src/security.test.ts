@@ -143,7 +143,13 @@ describe('control service security (mutual TLS + authorization)', () => {
       await expectForbidden(nodeA.acquireLease({ dataset_id: d.dataset_id, node_uuid: B, expires: null }), /leases only for itself/);
       await nodeB.acquireLease({ dataset_id: d.dataset_id, node_uuid: B, expires: null });
       await expectForbidden(nodeA.releaseLease(d.dataset_id), new RegExp(`node ${B} holds the lease`));
-      await expectForbidden(nodeA.deleteDataset(d.dataset_id), new RegExp(`node ${B} holds its lease`));
+      await expectForbidden(nodeA.deleteDataset(d.dataset_id), new RegExp(`may delete only datasets whose primary it is; dataset ${d.dataset_id} is on node ${B}`));
+      // Least privilege (issue 17 #5): without any lease, A still may not delete, resize or release on B's dataset.
+      const unleased = await admin.createDataset({ primary: B });
+      await expectForbidden(nodeA.deleteDataset(unleased.dataset_id), /may delete only datasets whose primary it is/);
+      await expectForbidden(nodeA.updateDataset(unleased.dataset_id, { maximum_size: 134217728 }), /only datasets whose primary it is/);
+      await expectForbidden(nodeA.releaseLease(unleased.dataset_id), /on datasets whose primary it is/);
+      expect((await admin.listDatasets()).find((x) => x.dataset_id === unleased.dataset_id)).toMatchObject({ primary: B, deleted: false });
       // Nothing changed.
       expect((await admin.listDatasets()).find((x) => x.dataset_id === d.dataset_id)).toMatchObject({ primary: B, deleted: false });
       expect((await admin.listLeases()).find((l) => l.dataset_id === d.dataset_id)?.node_uuid).toBe(B);

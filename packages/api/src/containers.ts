@@ -5,7 +5,7 @@
  * deployment formats, and Docker Compose files as application files).
  */
 import { z } from 'zod';
-import { DatasetId, MINIMUM_DATASET_SIZE, NodeUuid } from './schemas';
+import { DatasetId, isSafeKey, KEY_MESSAGES, MINIMUM_DATASET_SIZE, NodeUuid, RESERVED_KEY_MESSAGE, SafeKey } from './schemas';
 import { parseSize, SizeError } from './sizes';
 
 /** Docker's container-name alphabet; also a DNS-friendly application name. */
@@ -35,8 +35,12 @@ export const Mountpoint = z.string().regex(/^\/[^\0]*$/, { message: 'must be an 
 export const ContainerVolume = z.object({ dataset_id: DatasetId, mountpoint: Mountpoint }).strict();
 
 export const Environment = z.record(
-  z.string().regex(/^[^=\0]+$/, { message: 'environment variable names are non-empty and hold no "="' }),
+  z
+    .string()
+    .regex(/^[^=\0]+$/, { message: 'environment variable names are non-empty and hold no "="' })
+    .refine(isSafeKey, { message: RESERVED_KEY_MESSAGE }),
   z.string(),
+  KEY_MESSAGES,
 );
 
 export const RestartPolicy = z.discriminatedUnion('name', [
@@ -82,8 +86,8 @@ export const ContainerReport = z
 /** `POST /v1/configuration/_compose`: flocker-deploy's two files, parsed from YAML to JSON. */
 export const ComposeRequest = z
   .object({
-    applications: z.record(z.string(), z.unknown()).describe('The application file (Flocker format or Docker Compose).'),
-    deployment: z.record(z.string(), z.unknown()).describe('The deployment file: version 1, nodes: {address or UUID: [names]}.'),
+    applications: z.record(SafeKey, z.unknown(), KEY_MESSAGES).describe('The application file (Flocker format or Docker Compose).'),
+    deployment: z.record(SafeKey, z.unknown(), KEY_MESSAGES).describe('The deployment file: version 1, nodes: {address or UUID: [names]}.'),
   })
   .strict();
 
@@ -124,7 +128,7 @@ export const FlockerApplicationFile = z
 export const DeploymentFile = z
   .object({
     version: z.literal(1),
-    nodes: z.record(z.string().min(1), z.union([ContainerName, z.array(ContainerName)])),
+    nodes: z.record(z.string().min(1).refine(isSafeKey, { message: RESERVED_KEY_MESSAGE }), z.union([ContainerName, z.array(ContainerName)]), KEY_MESSAGES),
   })
   .strict();
 
@@ -134,7 +138,7 @@ export const ComposeService = z
   .object({
     image: z.string().min(1),
     ports: z.array(ComposePortSpec).optional(),
-    environment: z.union([z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])), z.array(z.string())]).optional(),
+    environment: z.union([z.record(SafeKey, z.union([z.string(), z.number(), z.boolean()]), KEY_MESSAGES), z.array(z.string())]).optional(),
     links: z.array(z.string().min(1)).optional(),
     volumes: z.array(z.string().min(1)).max(1, { message: 'at most one volume per application (as in Flocker)' }).optional(),
     mem_limit: z.union([z.number().int().positive(), z.string().min(1)]).optional(),
@@ -272,6 +276,7 @@ function parseCompose(services: unknown, prefix: (string | number)[]): FileResul
       svc.environment.forEach((kv, i) => {
         const eq = kv.indexOf('=');
         if (eq <= 0) issues.push({ path: at('environment', i), message: `"${kv}" must be NAME=value` });
+        else if (!isSafeKey(kv.slice(0, eq))) issues.push({ path: at('environment', i), message: RESERVED_KEY_MESSAGE });
         else environment[kv.slice(0, eq)] = kv.slice(eq + 1);
       });
     } else {

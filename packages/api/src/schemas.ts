@@ -13,7 +13,60 @@ export const METADATA_MAX_LENGTH = 256;
 export const METADATA_NAME_KEY = 'name';
 export const METADATA_PROFILE_KEY = 'clusterhq:flocker:profile';
 
-export const Uuid = z.uuid({ message: 'must be a UUID such as 3f9a0c4e-1b2d-4c5e-8f70-9a1b2c3d4e5f' });
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * A UUID in its canonical form: validated, then lower-cased. Every identity the service
+ * compares or stores (dataset, node, lease, container node) passes through this schema,
+ * so `3F9A…` and `3f9a…` are one id everywhere (authorization and store alike).
+ * Braces and `urn:uuid:` forms are not UUIDs here (Flocker v1 clients send the bare form).
+ */
+export const Uuid = z.uuid({ message: 'must be a UUID such as 3f9a0c4e-1b2d-4c5e-8f70-9a1b2c3d4e5f' }).toLowerCase();
+
+/** Lower-cases a string that is a UUID; anything else is returned as it is. */
+export function canonicalId(value: string): string {
+  return UUID_PATTERN.test(value) ? value.toLowerCase() : value;
+}
+
+/**
+ * An opaque identifier chosen elsewhere (an era, a compute instance id): kept as sent,
+ * except that a UUID is lower-cased, so the same id in another case is the same id.
+ */
+export const OpaqueId = z.string().min(1).overwrite(canonicalId);
+
+/** Keys that would reach an object's prototype if assigned: refused wherever input becomes an object's keys. */
+export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+export const RESERVED_KEY_MESSAGE = 'the keys __proto__, constructor and prototype are reserved (they would reach the object prototype)';
+/** A refinement for record keys: `z.string().refine(isSafeKey, RESERVED_KEY_MESSAGE)`. */
+export function isSafeKey(key: string): boolean {
+  return !FORBIDDEN_KEYS.has(key);
+}
+export const SafeKey = z.string().refine(isSafeKey, { message: RESERVED_KEY_MESSAGE });
+
+/** Options for z.record: a refused key is reported by its own message (zod alone says "Invalid key in record"). */
+export const KEY_MESSAGES = {
+  error: (issue: z.core.$ZodRawIssue): string | undefined => (issue.code === 'invalid_key' ? issue.issues[0]?.message : undefined),
+};
+
+/**
+ * Where parsed JSON holds a `__proto__` key (JSON.parse makes it an own property; zod's
+ * records skip it silently and `{...}`/assignment would treat it as the prototype), as a
+ * path; undefined when there is none. Iterative: any depth.
+ */
+export function findProtoKey(value: unknown): (string | number)[] | undefined {
+  const stack: { value: unknown; path: (string | number)[] }[] = [{ value, path: [] }];
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const v = item.value;
+    if (typeof v !== 'object' || v === null) continue;
+    if (Array.isArray(v)) {
+      v.forEach((x, i) => stack.push({ value: x, path: [...item.path, i] }));
+      continue;
+    }
+    if (Object.hasOwn(v, '__proto__')) return [...item.path, '__proto__'];
+    for (const [k, x] of Object.entries(v)) if (typeof x === 'object' && x !== null) stack.push({ value: x, path: [...item.path, k] });
+  }
+  return undefined;
+}
 export const DatasetId = Uuid.describe('An identifier, unique across the cluster, of a dataset (a UUID).');
 export const NodeUuid = Uuid.describe('The UUID of a node (a host running a dataset agent).');
 
@@ -26,8 +79,13 @@ export const MaximumSize = z
 
 export const Metadata = z
   .record(
-    z.string().min(1).max(METADATA_MAX_LENGTH, { message: `metadata keys are at most ${METADATA_MAX_LENGTH} characters` }),
+    z
+      .string()
+      .min(1)
+      .max(METADATA_MAX_LENGTH, { message: `metadata keys are at most ${METADATA_MAX_LENGTH} characters` })
+      .refine(isSafeKey, { message: RESERVED_KEY_MESSAGE }),
     z.string().max(METADATA_MAX_LENGTH, { message: `metadata values are at most ${METADATA_MAX_LENGTH} characters` }),
+    KEY_MESSAGES,
   )
   .refine((m) => Object.keys(m).length <= METADATA_MAX_KEYS, {
     message: `metadata has at most ${METADATA_MAX_KEYS} keys`,
@@ -138,7 +196,7 @@ export const BackendVolume = z
     blockdevice_id: z.string(),
     dataset_id: DatasetId,
     size: z.number().int().nonnegative(),
-    attached_to: z.string().nullable().describe('Compute instance id the volume is attached to.'),
+    attached_to: z.string().overwrite(canonicalId).nullable().describe('Compute instance id the volume is attached to (a UUID is lower-cased).'),
   })
   .strict();
 
@@ -157,9 +215,11 @@ export const ActionError = z
 export const NodeReport = z
   .object({
     uuid: NodeUuid,
-    era: z.string().min(1).describe("Identifies the node's current boot; a new era means the node rebooted."),
+    era: OpaqueId.describe("Identifies the node's current boot; a new era means the node rebooted (a UUID is lower-cased)."),
     host: z.string().min(1).describe('Address of the node.'),
-    instance_id: z.string().min(1).describe("The storage backend's id for this node's compute instance."),
+    instance_id: OpaqueId.describe(
+      "The storage backend's id for this node's compute instance (a UUID is lower-cased). No two live nodes may report the same one.",
+    ),
     backend: z.string().min(1),
     manifestations: z.array(ManifestationState),
     /** Volumes the backend lists; on a shared backend any node can report them all. */

@@ -1,6 +1,6 @@
 import type { Identity } from '@flocker/api';
 import { authorize, type AuthorizationFacts, type AuthorizationRequest } from './authorization';
-import { routes } from './routes';
+import { canonicalInput, routes } from './routes';
 
 const ME = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const OTHER = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
@@ -8,10 +8,12 @@ const FREE = '11111111-1111-4111-8111-111111111111'; // no lease, primary ME
 const MINE = '22222222-2222-4222-8222-222222222222'; // leased by ME, primary ME
 const THEIRS = '33333333-3333-4333-8333-333333333333'; // leased by OTHER, primary OTHER
 const PINNED = '44444444-4444-4444-8444-444444444444'; // leased by ME, pinned by an administrator
+const ELSEWHERE = '55555555-5555-4555-8555-555555555555'; // no lease, primary OTHER
+const HELD_HERE = '66666666-6666-4666-8666-666666666666'; // leased by ME, primary OTHER (an administrator's doing)
 
 const facts: AuthorizationFacts = {
-  leaseHolder: (id) => ({ [MINE]: ME, [THEIRS]: OTHER, [PINNED]: ME })[id],
-  primaryOf: (id) => ({ [FREE]: ME, [MINE]: ME, [THEIRS]: OTHER, [PINNED]: ME })[id],
+  leaseHolder: (id) => ({ [MINE]: ME, [THEIRS]: OTHER, [PINNED]: ME, [HELD_HERE]: ME })[id],
+  primaryOf: (id) => ({ [FREE]: ME, [MINE]: ME, [THEIRS]: OTHER, [PINNED]: ME, [ELSEWHERE]: OTHER, [HELD_HERE]: OTHER })[id],
   leasePinned: (id) => id === PINNED,
 };
 
@@ -59,6 +61,18 @@ const table: Row[] = [
   ['node deletes an unleased dataset', node, req('delete', '/v1/configuration/datasets/:id', { id: FREE }), true],
   ['node deletes a dataset it leases', node, req('delete', '/v1/configuration/datasets/:id', { id: MINE }), true],
   ['node deletes a dataset another node leases', node, req('delete', '/v1/configuration/datasets/:id', { id: THEIRS }), false],
+  // Least privilege: a node acts only on datasets whose primary it is.
+  ['node deletes another node\'s unleased dataset', node, req('delete', '/v1/configuration/datasets/:id', { id: ELSEWHERE }), false],
+  ['node deletes a dataset on another node that it leases', node, req('delete', '/v1/configuration/datasets/:id', { id: HELD_HERE }), false],
+  ['node moves another node\'s unleased dataset to itself (the plugin\'s Mount)', node, req('post', '/v1/configuration/datasets/:id', { id: ELSEWHERE }, { primary: ME }), true],
+  ['node moves another node\'s dataset to itself and resizes it at once', node, req('post', '/v1/configuration/datasets/:id', { id: ELSEWHERE }, { primary: ME, maximum_size: 134217728 }), false],
+  ['node moves its own dataset to itself and resizes it', node, req('post', '/v1/configuration/datasets/:id', { id: FREE }, { primary: ME, maximum_size: 134217728 }), true],
+  ['node moves its own dataset to another node', node, req('post', '/v1/configuration/datasets/:id', { id: FREE }, { primary: OTHER }), false],
+  ['node resizes another node\'s unleased dataset', node, req('post', '/v1/configuration/datasets/:id', { id: ELSEWHERE }, { maximum_size: 134217728 }), false],
+  ['node resizes or deletes an unknown dataset (the store answers 404)', node, req('delete', '/v1/configuration/datasets/:id', { id: '77777777-7777-4777-8777-777777777777' }), true],
+  ['node takes its own lease on another node\'s dataset (before moving it to itself)', node, req('post', '/v1/configuration/leases', {}, { dataset_id: ELSEWHERE, node_uuid: ME, expires: null }), true],
+  ['node releases the absent lease of another node\'s dataset', node, req('delete', '/v1/configuration/leases/:dataset_id', { dataset_id: ELSEWHERE }), false],
+  ['node releases its own lease on a dataset on another node', node, req('delete', '/v1/configuration/leases/:dataset_id', { dataset_id: HELD_HERE }), true],
   // Nodes: leases.
   ['node takes a lease for itself', node, req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: ME, expires: null }), true],
   ['node takes a lease with pinned: false (the default)', node, req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: ME, expires: null, pinned: false }), true],
@@ -75,11 +89,48 @@ const table: Row[] = [
   ['no identity (unknown common name)', undefined, req('get', '/v1/version'), false],
 ];
 
+/** The same request with every UUID written another way (as a client may send it). */
+const variants: [string, (uuid: string) => string][] = [
+  ['upper case', (u) => u.toUpperCase()],
+  ['mixed case', (u) => [...u].map((c, i) => (i % 2 === 0 ? c.toUpperCase() : c)).join('')],
+];
+const UUID_RE = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
+function rewrite(value: unknown, f: (uuid: string) => string): unknown {
+  return JSON.parse(JSON.stringify(value ?? null).replace(UUID_RE, f)) as unknown;
+}
+
 describe('authorize', () => {
   it.each(table)('%s', (_name, identity, request, allowed) => {
     const decision = authorize(identity, request, facts);
     expect(decision.allowed).toBe(allowed);
     if (!decision.allowed) expect(decision.description).toMatch(/\w+ .*\./);
+  });
+
+  // Every row of the table again, its UUIDs in another case (and the node's identity too), through the
+  // server's canonicalisation: the decision is the same, and authorization and handler see the same ids.
+  const nodeRows = table.filter(([, identity]) => identity?.kind === 'node');
+  describe.each(variants)('with UUIDs in %s', (_variant, f) => {
+    it.each(nodeRows)('%s', (_name, identity, request, allowed) => {
+      const route = routes.find((r) => r.method === request.method && r.path === request.route);
+      const params = rewrite(request.params, f) as Record<string, string>;
+      const body = request.body === undefined ? undefined : rewrite(request.body, f);
+      const input = route === undefined ? { params, body } : canonicalInput(route, params, body);
+      // What the handler will act on is canonical whenever the schema accepts it.
+      if (route?.params !== undefined && route.params.safeParse(params).success) {
+        expect(JSON.stringify(input.params)).toBe(JSON.stringify(request.params).toLowerCase());
+      }
+      if (route?.body !== undefined && route.body.safeParse(body).success) expect(JSON.stringify(input.body)).not.toMatch(/[A-F]/);
+      const decision = authorize(identity, { ...request, params: input.params, body: input.body }, facts);
+      expect(decision.allowed).toBe(allowed);
+    });
+  });
+
+  it('braces and urn forms are no UUIDs: the schema refuses them, so canonicalisation keeps them and the handler answers 400', () => {
+    for (const form of [`{${ME}}`, `urn:uuid:${ME}`]) {
+      const route = routes.find((r) => r.method === 'put' && r.path === '/v1/agent/nodes/:uuid');
+      expect(route?.params?.safeParse({ uuid: form }).success).toBe(false);
+      expect(authorize(node, req('put', '/v1/agent/nodes/:uuid', { uuid: form }, {}), facts).allowed).toBe(false);
+    }
   });
 
   it('a node may change nothing through a route it has no rule for, and reads every GET route', () => {

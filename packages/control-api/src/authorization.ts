@@ -6,9 +6,11 @@
  * - API users (`user-<name>`): the whole public API; the agent channel read-only.
  * - Nodes (`node-<uuid>`): report their own state only, read everything, and make
  *   the configuration changes that concern only themselves (the Docker plugin on a
- *   node uses the node's certificate): create a dataset on themselves, move one to
- *   themselves, resize one they are primary of, take or release their own lease
- *   (but not pin it, nor unpin a pinned one), delete a dataset no other node leases.
+ *   node uses the node's certificate). Least privilege: a node acts (deletes, resizes,
+ *   releases a lease of) only datasets whose primary it is, never moves one to another
+ *   node, and may pull one to itself (create on itself, move to itself, take its own
+ *   lease) only as the Docker plugin does: the other node's live lease still forbids
+ *   that move (409). It may not pin a lease nor unpin a pinned one.
  * - Anyone else (the control certificate, an unknown common name): nothing.
  */
 import type { Identity } from '@flocker/api';
@@ -38,7 +40,12 @@ export type AuthorizationDecision = { allowed: true } | { allowed: false; descri
 const ALLOW: AuthorizationDecision = { allowed: true };
 const deny = (description: string): AuthorizationDecision => ({ allowed: false, description });
 
-/** A string field of a JSON object body, lower-cased (UUIDs compare case-insensitively). */
+/**
+ * A string field of a JSON object body. The server hands authorize() the body as the
+ * route's schema parsed it (UUIDs lower-cased, the same values the handler acts on);
+ * lower-casing here again only matters for a body the schema refused (the handler
+ * then answers 400 whatever is decided here).
+ */
 function field(body: unknown, name: string): string | undefined {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
   const value: unknown = (body as Record<string, unknown>)[name];
@@ -73,18 +80,29 @@ function authorizeNode(me: string, req: AuthorizationRequest, facts: Authorizati
     }
     case 'post /v1/configuration/datasets/:id': {
       const id = (req.params['id'] ?? '').toLowerCase();
+      const current = facts.primaryOf(id);
+      const resizes = hasField(req.body, 'maximum_size');
       if (hasField(req.body, 'primary')) {
         const primary = field(req.body, 'primary');
-        return primary === me ? ALLOW : deny(`${who} may move datasets only to itself, not to ${primary ?? '(none)'}.`);
+        // Pulling a dataset to itself is how the Docker plugin mounts a volume last used elsewhere;
+        // a live lease of another node still refuses the move (409), so a volume in use stays put.
+        if (primary !== me) return deny(`${who} may move datasets only to itself, not to ${primary ?? '(none)'}.`);
+        if (resizes && current !== undefined && current !== me) {
+          return deny(`${who} may resize only datasets whose primary it is; dataset ${id} is on node ${current} (move it first, then resize).`);
+        }
+        return ALLOW;
       }
-      // Only a resize: it concerns the node the dataset lives on.
-      const current = facts.primaryOf(id);
+      // Only a resize: it concerns the node the dataset lives on (unknown ids: the store answers 404).
       return current === undefined || current === me
         ? ALLOW
         : deny(`${who} may change only datasets whose primary it is; dataset ${id} is on node ${current}.`);
     }
     case 'delete /v1/configuration/datasets/:id': {
       const id = (req.params['id'] ?? '').toLowerCase();
+      const current = facts.primaryOf(id);
+      if (current !== undefined && current !== me) {
+        return deny(`${who} may delete only datasets whose primary it is; dataset ${id} is on node ${current}.`);
+      }
       const holder = facts.leaseHolder(id);
       return holder === undefined || holder === me
         ? ALLOW
@@ -107,9 +125,14 @@ function authorizeNode(me: string, req: AuthorizationRequest, facts: Authorizati
     case 'delete /v1/configuration/leases/:dataset_id': {
       const id = (req.params['dataset_id'] ?? '').toLowerCase();
       const holder = facts.leaseHolder(id);
-      return holder === undefined || holder === me
+      // Its own lease: giving up its own hold is always its call, wherever the dataset is.
+      if (holder === me) return ALLOW;
+      if (holder !== undefined) return deny(`${who} may release only its own leases; node ${holder} holds the lease on dataset ${id}.`);
+      // No lease (the store answers 404): only about datasets whose primary it is.
+      const current = facts.primaryOf(id);
+      return current === undefined || current === me
         ? ALLOW
-        : deny(`${who} may release only its own leases; node ${holder} holds the lease on dataset ${id}.`);
+        : deny(`${who} may release only its own leases, on datasets whose primary it is; dataset ${id} is on node ${current}.`);
     }
     default:
       return deny(`${who} may not ${req.method.toUpperCase()} ${req.route}.`);

@@ -86,11 +86,15 @@ describe('updateDataset', () => {
     expect(updateDataset(base, D1, { primary: A }, T0).config).toBe(base);
     expect(updateDataset(base, D1, {}, T0).config).toBe(base);
   });
-  it('404 for an unknown dataset, 400 for an unknown node, 409 for a deleted dataset', () => {
+  it('404 for an unknown dataset, 400 for an unknown node, 405 DATASET_DELETED (Flocker\'s) for a deleted dataset', () => {
     expectApiError(() => updateDataset(base, C, { primary: B }, T0), 404, 'DATASET_NOT_FOUND');
     expectApiError(() => updateDataset(base, D1, { primary: C }, T0), 400, 'UNKNOWN_NODE');
     const deleted = deleteDataset(base, D1, T0).config;
-    expectApiError(() => updateDataset(deleted, D1, { primary: B }, T0), 409, 'DATASET_DELETED');
+    expectApiError(() => updateDataset(deleted, D1, { primary: B }, T0), 405, 'DATASET_DELETED');
+    expectApiError(() => updateDataset(deleted, D1, { maximum_size: 134217728 }, T0), 405, 'DATASET_DELETED');
+    expectApiError(() => acquireLease(deleted, { dataset_id: D1, node_uuid: A, expires: null }, T0), 405, 'DATASET_DELETED');
+    // Deleting again stays idempotent (as in Flocker).
+    expect(deleteDataset(deleted, D1, T0).result.deleted).toBe(true);
   });
   it('a live lease of another node forbids the move; the holder itself may receive it; an expired one does not count', () => {
     const leased = acquireLease(base, { dataset_id: D1, node_uuid: A, expires: 10 }, T0).config;

@@ -109,6 +109,14 @@ function requireDataset(config: Configuration, id: string): DatasetConfiguration
   return dataset;
 }
 
+/**
+ * A change to a deleted dataset: 405 with Flocker's code DATASET_DELETED (ClusterHQ
+ * Flocker's httpapi answers METHOD_NOT_ALLOWED "The dataset has been deleted.").
+ */
+export function datasetDeleted(id: string): ApiError {
+  return new ApiError(405, 'DATASET_DELETED', `The dataset ${id} has been deleted and cannot be changed.`);
+}
+
 export function createDataset(
   config: Configuration,
   req: CreateDatasetRequest,
@@ -136,9 +144,7 @@ export function updateDataset(
   now: number,
 ): Applied<DatasetConfiguration> {
   const current = requireDataset(config, id);
-  if (current.deleted) {
-    throw new ApiError(409, 'DATASET_DELETED', `The dataset ${id} has been deleted and cannot be changed.`);
-  }
+  if (current.deleted) throw datasetDeleted(id);
   let next: DatasetConfiguration = current;
   if (req.primary !== undefined && req.primary !== current.primary) {
     requireKnownNode(config, req.primary);
@@ -175,6 +181,8 @@ export function deleteDataset(config: Configuration, id: string, now: number): A
 }
 
 export function acquireLease(config: Configuration, req: CreateLeaseRequest, now: number): Applied<Lease> {
+  // A lease keeps a dataset where it is; a deleted dataset is being destroyed: nothing to keep.
+  if (config.datasets.get(req.dataset_id)?.deleted === true) throw datasetDeleted(req.dataset_id);
   const existing = liveLease(config, req.dataset_id, now);
   if (existing !== undefined && existing.node_uuid !== req.node_uuid) {
     throw new ApiError(

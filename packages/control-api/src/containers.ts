@@ -169,7 +169,8 @@ export function compose(
   if (!deployment.ok) throw fileError('deployment', deployment.issues);
   const placement = new Map<string, string>();
   for (const [name, nodeKey] of deployment.value) {
-    if (apps.value[name] === undefined) {
+    // Own keys only: a name such as constructor must not find Object.prototype's.
+    if (!Object.hasOwn(apps.value, name)) {
       throw new ApiError(400, 'UNKNOWN_APPLICATION', `The deployment file deploys ${name}, which the application file does not define.`);
     }
     placement.set(name, resolveNodeKey(config, nodeKey));

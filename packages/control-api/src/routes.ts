@@ -19,13 +19,15 @@ import {
   NodeSummary,
   NodeUuid,
   ReportResponse,
+  OpaqueId,
   UpdateDatasetRequest,
   VersionResponse,
   DEFAULT_WAIT_MS,
   MAX_WAIT_MS,
 } from '@flocker/api';
 import { acquireLease, createDataset, deleteDataset, listLeases, releaseLease, updateDataset } from './configuration';
-import { nodeByEra } from './clusterState';
+import { isAlive, nodeByEra } from './clusterState';
+import { reportClaimConflict } from './reportClaims';
 import type { ControlState } from './ControlState';
 import type { Views } from './Views';
 import { ApiError } from './errors';
@@ -68,7 +70,7 @@ export interface RouteSpec {
 const IdParams = z.object({ id: DatasetId }).strict();
 const LeaseParams = z.object({ dataset_id: DatasetId }).strict();
 const NodeParams = z.object({ uuid: NodeUuid }).strict();
-const EraParams = z.object({ era: z.string().min(1) }).strict();
+const EraParams = z.object({ era: OpaqueId }).strict();
 const WaitQuery = z
   .object({
     since: z.string().optional().describe('The generation the agent last saw; the request waits while it is current.'),
@@ -83,6 +85,21 @@ const WaitQuery = z
     ),
   })
   .strict();
+
+/**
+ * The request's path parameters and body as the route's schemas parse them (UUIDs in
+ * canonical lower case), for authorization to decide on exactly what the handler will
+ * act on. Input a schema refuses is returned as it is: the handler answers 400 for it.
+ */
+export function canonicalInput(
+  route: Pick<RouteSpec, 'params' | 'body'>,
+  params: Record<string, string>,
+  body: unknown,
+): { params: Record<string, string>; body: unknown } {
+  const p = route.params?.safeParse(params);
+  const b = route.body?.safeParse(body);
+  return { params: p?.success === true ? (p.data as Record<string, string>) : params, body: b?.success === true ? b.data : body };
+}
 
 const err = (description: string) => ({ description, schema: ErrorResponse });
 const E400 = { 400: err('The request is malformed: invalid JSON, wrong types, unknown fields or a bad id.') };
@@ -136,7 +153,8 @@ export const routes: RouteSpec[] = [
       200: { description: 'The updated dataset.', schema: DatasetConfiguration },
       ...E400,
       404: err('No such dataset.'),
-      409: err('A lease held by another node forbids the move, or the dataset is deleted.'),
+      405: err('The dataset is deleted (code DATASET_DELETED, as in Flocker): it can no longer be changed.'),
+      409: err('A lease held by another node forbids the move.'),
       ...E412,
     },
     handle: async (state, ctx) => {
@@ -230,6 +248,7 @@ export const routes: RouteSpec[] = [
       201: { description: 'The new lease.', schema: Lease },
       ...E400,
       403: err('A node asked to pin a lease (or unpin one): only API users may.'),
+      405: err('The dataset is deleted (code DATASET_DELETED): there is nothing to lease.'),
       409: err('Another node holds the lease.'),
       ...E412,
     },
@@ -265,13 +284,20 @@ export const routes: RouteSpec[] = [
     tag: 'agent',
     params: NodeParams,
     body: NodeReport,
-    responses: { 200: { description: 'The generation after this report.', schema: ReportResponse }, ...E400 },
+    responses: {
+      200: { description: 'The generation after this report.', schema: ReportResponse },
+      ...E400,
+      409: err("The report claims another live node's compute instance, or a volume attached to it."),
+    },
     handle: async (state, ctx) => {
       const { uuid } = NodeParams.parse(ctx.params);
       const report = NodeReport.parse(ctx.body);
       if (report.uuid !== uuid) {
         throw new ApiError(400, 'NODE_UUID_MISMATCH', `The report is for node ${report.uuid} but was sent to ${uuid}.`);
       }
+      const now = state.now();
+      const conflict = reportClaimConflict(report, state.reportedNodes(), (n) => isAlive(n, now, state.nodeTimeoutMs));
+      if (conflict !== undefined) throw conflict;
       const generation = await state.report(report);
       // The committed tag at this moment: an agent whose snapshot carries another knows it is not current.
       return {

@@ -371,3 +371,117 @@ describe('server limits', () => {
     expect(Date.now() - t).toBeGreaterThanOrEqual(850);
   });
 });
+
+describe('identities are canonical, claims are checked, deleted datasets answer 405 (issue 17)', () => {
+  let dir: string;
+  let svc: ControlService;
+  let client: FlockerClient;
+  const UPPER_A = A.toUpperCase();
+  const DX = 'abcdef12-3456-4789-8abc-def012345678';
+  const MIXED_DX = 'AbCdEf12-3456-4789-8AbC-DeF012345678';
+  const raw = (method: string, url: string, body?: unknown) =>
+    fetch(`${svc.url}${url}`, { method, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+
+  beforeEach(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'flocker-control-'));
+    svc = await startControlService({ port: 0, host: '127.0.0.1', dataDir: dir, logger: silent, nodeTimeoutSeconds: 30 });
+    client = new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 });
+    await client.reportNodeState(report(A));
+    await client.reportNodeState(report(B));
+  });
+  afterEach(async () => {
+    await svc.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a report to the upper-case uuid is the same node, not a second (ghost) one', async () => {
+    const res = await raw('PUT', `/v1/agent/nodes/${UPPER_A}`, report(UPPER_A));
+    expect(res.status).toBe(200);
+    const snapshot = await client.waitForCluster(undefined, 0);
+    expect(snapshot.nodes.map((n) => n.uuid).sort()).toEqual([A, B]);
+    expect(svc.state.configuration.nodes.size).toBe(2);
+  });
+
+  it('ids in any case name one dataset, one lease: create, resize, lease, release, delete', async () => {
+    const created = (await (await raw('POST', '/v1/configuration/datasets', { primary: UPPER_A, dataset_id: MIXED_DX })).json()) as { dataset_id: string; primary: string };
+    expect(created).toMatchObject({ dataset_id: DX, primary: A });
+    expect((await raw('POST', '/v1/configuration/datasets', { primary: A, dataset_id: DX })).status).toBe(409);
+    expect((await raw('POST', `/v1/configuration/datasets/${MIXED_DX}`, { maximum_size: 134217728 })).status).toBe(200);
+    expect((await client.listDatasets()).map((d) => [d.dataset_id, d.maximum_size])).toEqual([[DX, 134217728]]);
+    expect((await raw('POST', '/v1/configuration/leases', { dataset_id: MIXED_DX, node_uuid: UPPER_A, expires: null })).status).toBe(201);
+    expect(await client.listLeases()).toEqual([{ dataset_id: DX, node_uuid: A, expires: null }]);
+    // The lease taken in upper case holds the lower-case dataset: B cannot take it, nor move it away.
+    await expectApiError(client.acquireLease({ dataset_id: DX, node_uuid: B, expires: null }), 409, 'LEASE_HELD');
+    await expectApiError(client.updateDataset(DX, { primary: B }), 409, 'LEASE_HELD');
+    expect((await raw('DELETE', `/v1/configuration/leases/${MIXED_DX}`)).status).toBe(200);
+    expect(await client.listLeases()).toEqual([]);
+    expect((await raw('DELETE', `/v1/configuration/datasets/${MIXED_DX}`)).status).toBe(200);
+    expect((await client.listDatasets())[0]?.deleted).toBe(true);
+  });
+
+  it('braces and urn forms of a UUID are refused (400)', async () => {
+    for (const form of [`{${A}}`, `urn:uuid:${A}`]) {
+      expect((await raw('PUT', `/v1/agent/nodes/${encodeURIComponent(form)}`, report(A))).status).toBe(400);
+      expect((await raw('POST', '/v1/configuration/datasets', { primary: form })).status).toBe(400);
+    }
+  });
+
+  it("a report claiming another live node's instance is refused (409 INSTANCE_CLAIMED); a dead node's instance may be taken over", async () => {
+    const C = 'cccccccc-cccc-4ccc-8ccc-cccccccccccc';
+    await expectApiError(client.reportNodeState(report(C, { instance_id: report(B).instance_id })), 409, 'INSTANCE_CLAIMED');
+    // The same instance in another case is the same instance (UUID-shaped instance ids are canonical).
+    const I = 'dddddddd-dddd-4ddd-8ddd-dddddddddddd';
+    await client.reportNodeState(report(B, { instance_id: I }));
+    await expectApiError(client.reportNodeState(report(C, { instance_id: I.toUpperCase() })), 409, 'INSTANCE_CLAIMED');
+    expect((await client.waitForCluster(undefined, 0)).nodes.map((n) => n.uuid).sort()).toEqual([A, B]);
+    // A node re-reporting its own instance is fine.
+    await client.reportNodeState(report(B, { instance_id: I }));
+  });
+
+  it("a report claiming a volume its own listing shows attached to another live node's instance is refused (409 VOLUME_CLAIMED)", async () => {
+    const volume = { blockdevice_id: 'vol-b', dataset_id: D1, size: 67108864, attached_to: report(B).instance_id };
+    const claim = report(A, {
+      manifestations: [{ dataset_id: D1, blockdevice_id: 'vol-b', size: 67108864, status: 'mounted', path: '/flocker/x' }],
+      volumes: [volume],
+    });
+    await expectApiError(client.reportNodeState(claim), 409, 'VOLUME_CLAIMED');
+    // Listing it (a shared backend lists every volume) without claiming it is fine.
+    await client.reportNodeState(report(A, { volumes: [volume] }));
+  });
+
+  it('a change to a deleted dataset answers 405 DATASET_DELETED (as Flocker); deleting again stays 200', async () => {
+    await client.createDataset({ primary: A, dataset_id: D1 });
+    await client.deleteDataset(D1);
+    await expectApiError(client.updateDataset(D1, { primary: B }), 405, 'DATASET_DELETED');
+    await expectApiError(client.updateDataset(D1, { maximum_size: 134217728 }), 405, 'DATASET_DELETED');
+    await expectApiError(client.acquireLease({ dataset_id: D1, node_uuid: A, expires: null }), 405, 'DATASET_DELETED');
+    expect((await client.deleteDataset(D1)).deleted).toBe(true);
+    const openapi = (await (await raw('GET', '/v1/openapi.json')).json()) as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+    expect(Object.keys(openapi.paths['/v1/configuration/datasets/{id}']?.['post']?.responses ?? {})).toContain('405');
+    expect(Object.keys(openapi.paths['/v1/configuration/leases']?.['post']?.responses ?? {})).toContain('405');
+  });
+
+  it('metadata keys __proto__, constructor and prototype are refused (400), not dropped', async () => {
+    for (const key of ['__proto__', 'constructor', 'prototype']) {
+      const res = await fetch(`${svc.url}/v1/configuration/datasets`, { method: 'POST', body: `{"primary": "${A}", "metadata": {"${key}": "x", "name": "v"}}` });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { description: string }).description).toMatch(/reserved/);
+    }
+    expect(await client.listDatasets()).toEqual([]);
+    const nested = await fetch(`${svc.url}/v1/agent/nodes/${A}`, { method: 'PUT', body: JSON.stringify(report(A)).replace('"errors":[]', '"errors":[],"fencing":{"__proto__":{}}') });
+    expect(nested.status).toBe(400);
+    expect(((await nested.json()) as { code: string }).code).toBe('RESERVED_KEY');
+    // A query parameter named __proto__ is an unknown parameter like any other.
+    expect((await raw('GET', '/v1/agent/cluster?__proto__=x')).status).toBe(400);
+  });
+
+  it('a deployment naming an application the file lacks is refused even when the name is an Object.prototype key', async () => {
+    const res = await raw('POST', '/v1/configuration/_compose', {
+      applications: { version: 1, applications: { web: { image: 'nginx' } } },
+      deployment: { version: 1, nodes: { [A]: ['constructor'] } },
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { code: string }).code).toBe('UNKNOWN_APPLICATION');
+    expect(await client.listContainers()).toEqual([]);
+  });
+});

@@ -5,12 +5,12 @@ import { createServer as createHttpsServer } from 'node:https';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import winston, { type Logger } from 'winston';
 import { z } from 'zod';
-import { CONFIGURATION_TAG_HEADER, IF_CONFIGURATION_MATCHES_HEADER, safeLogStream } from '@flocker/api';
+import { CONFIGURATION_TAG_HEADER, findProtoKey, IF_CONFIGURATION_MATCHES_HEADER, RESERVED_KEY_MESSAGE, safeLogStream } from '@flocker/api';
 import { ControlState, DEFAULT_LEASE_GRACE_MS } from './ControlState';
 import { type ConfigurationStore, FileConfigurationStore } from './ConfigurationStore';
 import { ApiError } from './errors';
 import { buildOpenApi } from './openapi';
-import { type Reply, routes } from './routes';
+import { canonicalInput, type Reply, routes } from './routes';
 import { Views } from './Views';
 import { authorizeRoute, requireIdentity, type ServerTlsCredentials } from './tls';
 import { rejectDeepJson } from './jsonDepth';
@@ -164,16 +164,30 @@ export function createApp(
       });
       try {
         const ifMatches = req.get(IF_CONFIGURATION_MATCHES_HEADER);
-        const query: Record<string, string> = {};
+        // No prototype: a parameter named __proto__ is an ordinary (unknown, refused) key.
+        const query = Object.create(null) as Record<string, string>;
         for (const [k, v] of Object.entries(req.query as Record<string, unknown>)) {
           if (typeof v === 'string') query[k] = v;
           else throw new ApiError(400, 'INVALID_REQUEST', `The query parameter ${k} must be given once.`);
         }
-        // Synchronously before the handler's mutate(): check and change see the same configuration.
-        if (authorizeByCertificate) authorizeRoute(state, req, route);
+        let params = req.params as Record<string, string>;
+        let body: unknown = req.body;
+        // zod's records would drop a __proto__ key silently: refuse it wherever it is.
+        const proto = findProtoKey(body);
+        if (proto !== undefined) {
+          throw new ApiError(400, 'RESERVED_KEY', `The request body has the key ${proto.join('.')}: ${RESERVED_KEY_MESSAGE}.`);
+        }
+        if (authorizeByCertificate) {
+          // Authorize exactly what the handler will act on: ids as the route's schemas canonicalise them.
+          ({ params, body } = canonicalInput(route, params, body));
+          req.params = params;
+          req.body = body;
+          // Synchronously before the handler's mutate(): check and change see the same configuration.
+          authorizeRoute(state, req, route);
+        }
         const reply = await route.handle(
           state,
-          { params: req.params as Record<string, string>, query, body: req.body, ifMatches: route.conditional ? ifMatches : undefined, signal: abort.signal },
+          { params, query, body, ifMatches: route.conditional ? ifMatches : undefined, signal: abort.signal },
           views,
         );
         if (!res.headersSent && !res.writableEnded) send(res, reply);

@@ -59,6 +59,8 @@ describe('plugin configuration', () => {
     const d = await resolveSettings({ controlUrl: 'http://c:1', nodeUuid: UUID, agentConfig: path.join(dir, 'missing.yml') });
     expect(d).toMatchObject({ socketPath: '/run/docker/plugins/flocker.sock', mountTimeoutMs: 100_000, defaultSize: 10 * 1024 ** 3, stateDir: '/var/lib/flocker/agent' });
     await expect(resolveSettings({ controlUrl: 'http://c:1', nodeUuid: 'nope' })).rejects.toThrow(/not a UUID/);
+    // The control service answers node UUIDs in lower case: --node-uuid in any case is this node (issue 17 #4).
+    expect((await resolveSettings({ controlUrl: 'http://c:1', nodeUuid: UUID.toUpperCase() })).nodeUuid).toBe(UUID.toLowerCase());
     const docker = await resolveSettings({ controlUrl: 'http://c:1', nodeUuid: UUID, dockerSocket: '/run/d.sock', reconcileInterval: 0, mountSafetyWindow: 5 });
     expect(docker).toMatchObject({ dockerSocket: '/run/d.sock', reconcileIntervalMs: 0, mountSafetyWindowMs: 5_000 });
     expect(await resolveSettings({ controlUrl: 'http://c:1', nodeUuid: UUID, dockerSocket: 'none' })).toMatchObject({ dockerSocket: '' });

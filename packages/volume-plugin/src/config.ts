@@ -175,9 +175,12 @@ export async function resolveSettings(args: PluginArgs): Promise<PluginSettings>
   const stateDir = args.stateDir ?? fromYaml?.stateDir ?? DEFAULT_STATE_DIR;
   const tls = fromYaml?.tls;
   // With a node certificate, the certificate is the node's identity.
-  const nodeUuid = args.nodeUuid ?? tls?.nodeUuid ?? (await waitForNodeUuid(stateDir, (args.nodeWait ?? 60) * 1000));
-  if (!Uuid.safeParse(nodeUuid).success) throw new VolumePluginError('CONFIG_INVALID', `--node-uuid ${nodeUuid} is not a UUID`);
-  if (tls && nodeUuid.toLowerCase() !== tls.nodeUuid) {
+  const given = args.nodeUuid ?? tls?.nodeUuid ?? (await waitForNodeUuid(stateDir, (args.nodeWait ?? 60) * 1000));
+  const parsedUuid = Uuid.safeParse(given);
+  if (!parsedUuid.success) throw new VolumePluginError('CONFIG_INVALID', `--node-uuid ${given} is not a UUID`);
+  // Canonical (lower case), as the control service stores and answers it: comparisons with snapshots hold.
+  const nodeUuid = parsedUuid.data;
+  if (tls && nodeUuid !== tls.nodeUuid) {
     throw new VolumePluginError('CONFIG_INVALID', `--node-uuid ${nodeUuid} is not the node named by the certificate (${tls.nodeUuid}).`);
   }
   return {
