@@ -1,7 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { FakeFullDisk } from '@flocker/api/dist/fakeFullDisk';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureNodeIdentity, readEra, readLastNodeTimeout, readNodeIdentity, writeLastNodeTimeout } from './identity';
+import { ensureNodeIdentity, readEra, readLastNodeTimeout, readNodeIdentity, writeLastNodeTimeout, writeNodeIdentity } from './identity';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'agent-identity-'));
 
@@ -38,6 +39,32 @@ describe('last node timeout', () => {
     expect(readLastNodeTimeout(dir)).toBe(3);
     writeFileSync(join(dir, 'timing.json'), '{"node_timeout_seconds": -1}');
     expect(readLastNodeTimeout(dir)).toBeUndefined();
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('state files on a full disk', () => {
+  const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+  const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+
+  it('a failed write (short, then ENOSPC) throws, keeps the old file and leaves no temp file', () => {
+    const dir = tmp();
+    writeNodeIdentity(dir, { uuid: A });
+    writeLastNodeTimeout(dir, 30);
+    const before = readdirSync(dir).sort();
+    const disk = new FakeFullDisk(10);
+    expect(() => writeNodeIdentity(dir, { uuid: B }, disk.syncOps)).toThrow(/ENOSPC/);
+    expect(readNodeIdentity(dir)).toEqual({ uuid: A });
+    disk.free = 5;
+    expect(() => writeLastNodeTimeout(dir, 12, disk.syncOps)).toThrow(/ENOSPC/);
+    expect(readLastNodeTimeout(dir)).toBe(30);
+    expect(readdirSync(dir).sort()).toEqual(before);
+    disk.free = Infinity;
+    writeNodeIdentity(dir, { uuid: B }, disk.syncOps);
+    writeLastNodeTimeout(dir, 12, disk.syncOps);
+    expect(readNodeIdentity(dir)).toEqual({ uuid: B });
+    expect(readLastNodeTimeout(dir)).toBe(12);
+    expect(readdirSync(dir).sort()).toEqual(before);
     rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -4,10 +4,10 @@
  * which changes with every boot.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { Uuid } from '@flocker/api';
+import { Uuid, writeFileDurableSync, type DurableSyncOps } from '@flocker/api';
 import { AgentError } from './errors';
 
 export const NODE_IDENTITY_FILE = 'node.json';
@@ -44,19 +44,13 @@ export function ensureNodeIdentity(stateDir: string, newUuid: () => string = ran
   return writeNodeIdentity(stateDir, { uuid: newUuid() });
 }
 
-/** Write node.json atomically (temp, fsync, rename). */
-export function writeNodeIdentity(stateDir: string, identity: NodeIdentity): NodeIdentity {
+/**
+ * Write node.json atomically: temp file, every byte, fsync, rename, fsync of the
+ * directory. A failure (a full disk) throws and leaves the old file and no temp file.
+ */
+export function writeNodeIdentity(stateDir: string, identity: NodeIdentity, ops?: DurableSyncOps): NodeIdentity {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  const path = join(stateDir, NODE_IDENTITY_FILE);
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(identity) + '\n', { mode: 0o644 });
-  const fd = openSync(tmp, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
+  writeFileDurableSync(join(stateDir, NODE_IDENTITY_FILE), JSON.stringify(identity) + '\n', { mode: 0o644, ...(ops !== undefined ? { ops } : {}) });
   return identity;
 }
 
@@ -89,10 +83,8 @@ export function readLastNodeTimeout(stateDir: string): number | undefined {
   }
 }
 
-export function writeLastNodeTimeout(stateDir: string, seconds: number): void {
+/** Keeps the node timeout in state_dir (durably, like node.json); throws when it cannot (the caller only warns). */
+export function writeLastNodeTimeout(stateDir: string, seconds: number, ops?: DurableSyncOps): void {
   mkdirSync(stateDir, { recursive: true });
-  const path = join(stateDir, 'timing.json');
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ node_timeout_seconds: seconds }) + '\n');
-  renameSync(tmp, path);
+  writeFileDurableSync(join(stateDir, 'timing.json'), JSON.stringify({ node_timeout_seconds: seconds }) + '\n', { mode: 0o644, ...(ops !== undefined ? { ops } : {}) });
 }
