@@ -275,6 +275,24 @@ function converge(sim: Sim, order: number[]): number {
   throw new Error('did not converge in 40 rounds');
 }
 
+describe('calculateChanges: unreadable volume records (issue 17)', () => {
+  const unattached = { blockdeviceId: 'vol-1', datasetId: DS, size: 128 * MiB, attachedTo: null };
+  it("never decides for a dataset whose volume record cannot be read: no create, no attach, nothing", () => {
+    for (const role of ['primary', 'elsewhere', 'deleted'] as const) {
+      const local: LocalState = { instanceId: 'i-me', volumes: [], unreadable: [{ blockdeviceId: 'vol-bad', datasetId: DS }] };
+      expect(calculateChanges({ datasets: [dataset(role)], nodes }, local, ctx)).toEqual([]);
+      expect(calculateChanges({ datasets: [dataset(role)], nodes }, { ...local, volumes: [unattached] }, ctx)).toEqual([]);
+    }
+  });
+
+  it('a record nobody can attribute holds every create, and nothing else', () => {
+    const other = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+    const local: LocalState = { instanceId: 'i-me', volumes: [{ ...unattached, datasetId: other }], unreadable: [{ blockdeviceId: 'vol-bad' }] };
+    const actions = calculateChanges({ datasets: [dataset('primary'), dataset('primary', { datasetId: other })], nodes }, local, ctx);
+    expect(actions).toEqual([{ kind: 'attach', datasetId: other, blockdeviceId: 'vol-1' }]);
+  });
+});
+
 describe('calculateChanges: properties', () => {
   it('reaches a fixed point without breaking a safety rule', () => {
     fc.assert(

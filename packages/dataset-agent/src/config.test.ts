@@ -1,7 +1,8 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { controlTlsFiles, loadAgentConfig, parseAgentConfig } from './config';
+import { execFileSync } from 'node:child_process';
+import { clusterIdentity, controlTlsFiles, loadAgentConfig, parseAgentConfig } from './config';
 import { AgentError } from './errors';
 
 const minimal = { version: 1, 'control-service': { hostname: 'control.example' }, dataset: { backend: 'loopback' } };
@@ -111,3 +112,28 @@ describe('TLS to the control service', () => {
     expect(c['control-service']).toMatchObject({ ca_file: 'a', insecure_http: false });
   });
 });
+
+describe('the cluster identity a pool carries (issue 17)', () => {
+  function ca(subject: string): Buffer {
+    const dir = mkdtempSync(join(tmpdir(), 'agent-ca-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', subject, '-keyout', join(dir, 'k'), '-out', join(dir, 'c')], { stdio: 'ignore' });
+    return readFileSync(join(dir, 'c'));
+  }
+  const loopback = parseAgentConfig(minimal).dataset;
+
+  it("is the cluster UUID flocker-ca writes into the CA's subject (O=), else the CA's fingerprint, else none", () => {
+    const uuid = '8F0C2A4E-1B2D-4C5E-8F70-9A1B2C3D4E5F';
+    expect(clusterIdentity(loopback, ca(`/CN=flocker-test/O=${uuid}/OU=flocker-ca`), '/etc/flocker/cluster.crt')).toEqual({
+      id: uuid.toLowerCase(),
+      source: 'the cluster certificate /etc/flocker/cluster.crt (subject O=)',
+    });
+    expect(clusterIdentity(loopback, ca('/CN=some other CA/O=Example Inc')).id).toMatch(/^ca-sha256:[0-9a-f]{64}$/);
+    expect(clusterIdentity(loopback, undefined).id).toBeNull();
+  });
+
+  it('dataset.cluster_id overrides it', () => {
+    const c = parseAgentConfig({ ...minimal, dataset: { backend: 'loopback', cluster_id: 'prod-1' } });
+    expect(clusterIdentity(c.dataset, ca('/CN=x/O=8f0c2a4e-1b2d-4c5e-8f70-9a1b2c3d4e5f')).id).toBe('prod-1');
+  });
+});
+

@@ -1,3 +1,4 @@
+import type { PoolListing, VolumeProblem } from '@flocker/storage-drivers';
 import { executeAction, type ExecutionContext } from './executeAction';
 import { FakeDriver, FakeHost } from './fakes';
 
@@ -81,5 +82,32 @@ describe('executeAction: every action is idempotent', () => {
     await executeAction({ kind: 'detach', datasetId: DS, blockdeviceId: v.blockdeviceId }, c);
     await executeAction({ kind: 'destroy', datasetId: DS, blockdeviceId: v.blockdeviceId, detachFirst: true }, c);
     expect(c.driver.volumes.size).toBe(0);
+  });
+
+  it('create makes no second volume while the dataset\'s record is unreadable, or a node reports a volume of it this pool lacks (issue 17)', async () => {
+    /** A pool with unreadable records, as the loopback driver's listPool shows them. */
+    class PoolWithProblems extends FakeDriver {
+      problems: VolumeProblem[] = [];
+      async listPool(): Promise<PoolListing> {
+        return { volumes: await this.listVolumes(), problems: this.problems };
+      }
+    }
+    const driver = new PoolWithProblems();
+    const c = { ...ctx(), driver };
+    const create = { kind: 'create', datasetId: DS, size: 64 * MiB } as const;
+    driver.problems = [{ code: 'CORRUPT_RECORD', blockdeviceId: 'vol-bad', datasetId: DS, message: 'record is not valid JSON' }];
+    await expect(executeAction(create, c)).rejects.toMatchObject({ code: 'CORRUPT_RECORD' });
+    // Nothing in the record names the dataset, but this agent saw the volume before: still its.
+    driver.problems = [{ code: 'CORRUPT_RECORD', blockdeviceId: 'vol-bad', message: 'record is not valid JSON' }];
+    const remembered = new Map([['vol-bad', DS]]);
+    await expect(executeAction(create, { ...c, knownVolumes: () => ({ reported: [], remembered }) })).rejects.toMatchObject({ code: 'CORRUPT_RECORD' });
+    // Another dataset's record: no reason to hold this one.
+    const other = new Map([['vol-bad', 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb']]);
+    driver.problems = [{ code: 'CORRUPT_RECORD', blockdeviceId: 'vol-bad', message: 'x' }];
+    const reported = [{ blockdeviceId: 'vol-on-c', datasetId: DS, reportedBy: '33333333-3333-4333-8333-333333333333' }];
+    await expect(executeAction(create, { ...c, knownVolumes: () => ({ reported, remembered: other }) })).rejects.toMatchObject({ code: 'VOLUME_ELSEWHERE' });
+    expect(driver.volumes.size).toBe(0);
+    const made = await executeAction(create, { ...c, knownVolumes: () => ({ reported: [], remembered: other }) });
+    expect(made.created).toMatchObject({ datasetId: DS });
   });
 });
