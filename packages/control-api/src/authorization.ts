@@ -6,8 +6,8 @@
  * - API users (`user-<name>`): the whole public API; the agent channel read-only.
  * - Nodes (`node-<uuid>`): report their own state only, read everything, and make
  *   the configuration changes that concern only themselves (the Docker plugin on a
- *   node uses the node's certificate). Least privilege: a node acts (deletes, resizes,
- *   releases a lease of) only datasets whose primary it is, never moves one to another
+ *   node uses the node's certificate). Least privilege: a node deletes and resizes only
+ *   datasets whose primary it is, releases only its own lease, never moves one to another
  *   node, and may pull one to itself (create on itself, move to itself, take its own
  *   lease) only as the Docker plugin does: the other node's live lease still forbids
  *   that move (409). It may not pin a lease nor unpin a pinned one.
@@ -125,14 +125,11 @@ function authorizeNode(me: string, req: AuthorizationRequest, facts: Authorizati
     case 'delete /v1/configuration/leases/:dataset_id': {
       const id = (req.params['dataset_id'] ?? '').toLowerCase();
       const holder = facts.leaseHolder(id);
-      // Its own lease: giving up its own hold is always its call, wherever the dataset is.
-      if (holder === me) return ALLOW;
-      if (holder !== undefined) return deny(`${who} may release only its own leases; node ${holder} holds the lease on dataset ${id}.`);
-      // No lease (the store answers 404): only about datasets whose primary it is.
-      const current = facts.primaryOf(id);
-      return current === undefined || current === me
+      // Its own lease: giving up its own hold is always its call, wherever the dataset is. No lease at
+      // all: a no-op the store answers 404 (the plugin's idempotent let-go relies on it).
+      return holder === undefined || holder === me
         ? ALLOW
-        : deny(`${who} may release only its own leases, on datasets whose primary it is; dataset ${id} is on node ${current}.`);
+        : deny(`${who} may release only its own leases; node ${holder} holds the lease on dataset ${id}.`);
     }
     default:
       return deny(`${who} may not ${req.method.toUpperCase()} ${req.route}.`);
