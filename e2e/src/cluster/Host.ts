@@ -10,7 +10,7 @@ import type { FlockerClient } from '@flocker/api';
 import { TINY_IMAGE } from './image';
 import { agentConfigYaml, agentResyncSeconds, daemonConfig, type ClusterLayout, type ControlServiceSettings, type HostLayout } from './layout';
 import { createHostMountNs, inHost, isMountPoint, releaseHostMountNs, setHostLink } from './namespaces';
-import { isAlive, readPidFile, removeCgroup, spawnDetached, stopPid } from './processes';
+import { isAlive, readPidFile, removeCgroup, spawnDetached, stopPid, waitGone } from './processes';
 import { ClusterError, run, waitFor, type RunOptions, type RunResult } from './run';
 import { killHostProcesses } from './teardown';
 
@@ -161,12 +161,20 @@ export class ClusterHost {
   async startDocker(): Promise<void> {
     if (this.dockerPid() !== undefined) throw new ClusterError('ALREADY_RUNNING', `dockerd on host ${this.name} is running`);
     fs.rmSync(this.layout.dockerSocket, { force: true });
-    // A SIGKILLed dockerd (and its containerd, which dies with it: parent-death signal) may linger as a zombie
+    // A SIGKILLed dockerd takes its containerd along (parent-death signal): give that one a moment to die
+    // (else the new dockerd adopts it and waits in vain for its socket). Either may then linger as a zombie
     // until PID 1 reaps it; a dockerd started meanwhile takes a zombie's pid file for a live daemon and refuses
-    // to start ("pid file found"), or waits in vain for that containerd's socket.
-    for (const pidFile of [String(daemonConfig(this.layout).pidfile), path.join(this.layout.dir, 'docker-exec', 'containerd', 'containerd.pid')]) {
+    // to start ("pid file found") or, again, waits for a dead containerd.
+    // A pid file naming some other program (a reused pid) is stale too.
+    const containerdPidFile = path.join(this.layout.dir, 'docker-exec', 'containerd', 'containerd.pid');
+    const containerd = readPidFile(containerdPidFile);
+    if (containerd !== undefined && runs(containerd, 'containerd')) await waitGone([containerd], 2_000);
+    for (const [pidFile, program] of [
+      [String(daemonConfig(this.layout).pidfile), 'dockerd'],
+      [containerdPidFile, 'containerd'],
+    ] as const) {
       const pid = readPidFile(pidFile);
-      if (pid !== undefined && !isAlive(pid)) fs.rmSync(pidFile, { force: true });
+      if (pid !== undefined && !(isAlive(pid) && runs(pid, program))) fs.rmSync(pidFile, { force: true });
     }
     const pid = this.spawnInHost(this.ctx.commands.dockerd({ daemonJson: this.layout.daemonJson }), 'dockerd.log', this.layout.dockerPidFile);
     await waitFor(
@@ -321,6 +329,16 @@ export class ClusterHost {
   async reboot(): Promise<void> {
     await this.powerOff();
     await this.powerOn();
+  }
+}
+
+/** Whether process pid runs `program` (the basename of its argv[0]); false for zombies and the gone. */
+function runs(pid: number, program: string): boolean {
+  try {
+    const argv0 = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? '';
+    return path.basename(argv0) === program;
+  } catch {
+    return false;
   }
 }
 
