@@ -1,4 +1,5 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { commitTemp, writeFileAtomic, writeSyncedTemp } from './VolumeRecord';
@@ -32,5 +33,36 @@ describe('atomic record writes', () => {
   it('removes the temp file when the companion flush fails', async () => {
     await expect(writeSyncedTemp(join(dir, 'r.json'), 'x', () => Promise.reject(new Error('EIO')))).rejects.toThrow('EIO');
     expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('on a full disk (a small tmpfs, filled) a record write fails with ENOSPC, keeps the old record and leaves no temp file', async () => {
+    const mnt = join(dir, 'pool');
+    mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt]);
+    try {
+      const file = join(mnt, 'r.json');
+      await writeFileAtomic(file, 'old');
+      // Fill what is left, as dd would.
+      const fd = openSync(join(mnt, 'fill'), 'w');
+      try {
+        const chunk = Buffer.alloc(4096);
+        for (;;) writeSync(fd, chunk);
+      } catch (e) {
+        expect((e as NodeJS.ErrnoException).code).toBe('ENOSPC');
+      } finally {
+        closeSync(fd);
+      }
+      const big = JSON.stringify({ pad: 'x'.repeat(64 * 1024) });
+      await expect(writeFileAtomic(file, big)).rejects.toMatchObject({ code: 'ENOSPC' });
+      await expect(writeSyncedTemp(file, big)).rejects.toMatchObject({ code: 'ENOSPC' });
+      expect(readFileSync(file, 'utf8')).toBe('old');
+      expect(readdirSync(mnt).sort()).toEqual(['fill', 'r.json']);
+      rmSync(join(mnt, 'fill'));
+      await writeFileAtomic(file, big);
+      expect(readFileSync(file, 'utf8')).toBe(big);
+      expect(readdirSync(mnt)).toEqual(['r.json']);
+    } finally {
+      execFileSync('umount', ['-l', mnt]);
+    }
   });
 });

@@ -33,7 +33,9 @@ export async function writeFileAtomic(file: string, content: string, options: At
 }
 
 /**
- * First half of an atomic write: the content in a new temp file beside `file`,
+ * First half of an atomic write: the content in a new temp file beside `file`
+ * (FileHandle.writeFile writes every byte, continuing short writes; ENOSPC throws and
+ * the temp file is removed, so a full pool keeps its old records and no litter),
  * flushed to disk (together with `alsoSync`, e.g. another new file of the same
  * step: concurrent fsyncs share one journal commit). Returns the temp path.
  */
@@ -48,7 +50,8 @@ export async function writeSyncedTemp(file: string, content: string, alsoSync?: 
       await handle.close();
     }
   } catch (e) {
-    await fs.rm(tmp, { force: true });
+    // The write's error (ENOSPC) is the one to report; the old record is untouched.
+    await fs.rm(tmp, { force: true }).catch(() => undefined);
     throw e;
   }
   return tmp;
@@ -59,7 +62,7 @@ export async function commitTemp(tmp: string, file: string, options: AtomicWrite
   try {
     await fs.rename(tmp, file);
   } catch (e) {
-    await fs.rm(tmp, { force: true });
+    await fs.rm(tmp, { force: true }).catch(() => undefined);
     throw e;
   }
   if (options.durableRename ?? true) await fsyncDir(path.dirname(file));
