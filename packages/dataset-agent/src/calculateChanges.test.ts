@@ -94,6 +94,12 @@ describe('calculateChanges: details', () => {
       { kind: 'forceDetach', datasetId: DS, blockdeviceId: 'vol-1', fromInstance: 'i-dead' },
     ]);
   });
+  it('never force-detaches from an instance a live node reports, even when a dead (ghost) node claims it too', () => {
+    const ghost = { uuid: '44444444-4444-4444-8444-444444444444', instanceId: 'i-other', alive: false };
+    const local: LocalState = { instanceId: 'i-me', volumes: [volumeFor('elsewhereLive')!] };
+    expect(calculateChanges({ datasets: [dataset('primary')], nodes: [...nodes, ghost] }, local, ctx)).toEqual([]);
+  });
+
   it('waits for a volume attached to an instance no node reports', () => {
     const v = { ...volumeFor('unattached')!, attachedTo: 'i-unknown' };
     expect(decide(dataset('primary'), v)).toEqual([]);

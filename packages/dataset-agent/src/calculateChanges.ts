@@ -85,8 +85,11 @@ export function discoveredOf(
 }
 
 export function calculateChanges(desired: DesiredState, local: LocalState, ctx: DecisionContext): Action[] {
+  // An instance is dead only if no live node reports it: a dead ghost node claiming a
+  // live node's instance must never get that node's volumes force-detached.
+  const liveInstances = new Set(desired.nodes.filter((n) => n.alive).map((n) => n.instanceId));
   const deadInstances = new Set(
-    desired.nodes.filter((n) => !n.alive && n.instanceId !== local.instanceId).map((n) => n.instanceId),
+    desired.nodes.filter((n) => !n.alive && n.instanceId !== local.instanceId && !liveInstances.has(n.instanceId)).map((n) => n.instanceId),
   );
   const liveNodes = new Set(desired.nodes.filter((n) => n.alive).map((n) => n.uuid));
   const byDataset = new Map<string, DiscoveredVolume[]>();
