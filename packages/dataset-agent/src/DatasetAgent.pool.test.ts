@@ -84,6 +84,8 @@ describe('DatasetAgent and the pool (issue 17)', () => {
     expect(control.last()!.errors).toEqual([
       expect.objectContaining({ dataset_id: DS, action: 'observe', code: 'CORRUPT_RECORD', message: expect.stringContaining(volume!.blockdeviceId) }),
     ]);
+    // Still reported as there (as last seen), so that other nodes know whose it is.
+    expect(control.last()!.volumes).toContainEqual(expect.objectContaining({ blockdevice_id: volume!.blockdeviceId, dataset_id: DS }));
     // Repaired: the error goes, nothing was lost.
     driver.bad.clear();
     await eventually(() => control.last()?.errors.length === 0 && control.last()?.manifestations.length === 2);
@@ -101,6 +103,33 @@ describe('DatasetAgent and the pool (issue 17)', () => {
     await clock.advance(1000);
     expect(driver.volumes.size).toBe(1);
     expect(control.last()!.errors.find((e) => e.action === 'observe')).not.toHaveProperty('dataset_id');
+    await agent.stop();
+  });
+
+  it("a record this node never read is attributed by another node's report: only its dataset is held", async () => {
+    const { driver, control, agent, clock, eventually } = setup();
+    driver.volumes.set('vol-bad', { blockdeviceId: 'vol-bad', datasetId: DS, size: 64 * MiB, attachedTo: null });
+    driver.bad.add('vol-bad');
+    control.setNodes([
+      {
+        uuid: C,
+        era: 'e',
+        host: 'c',
+        instance_id: 'i-c',
+        backend: 'fake',
+        manifestations: [],
+        volumes: [{ blockdevice_id: 'vol-bad', dataset_id: DS, size: 64 * MiB, attached_to: null }],
+        errors: [],
+        alive: true,
+        last_seen: new Date(0).toISOString(),
+      },
+    ]);
+    agent.start();
+    control.setDatasets([dataset(DS), dataset(DS2)]);
+    await eventually(() => control.last()?.manifestations.some((m) => m.dataset_id === DS2 && m.status === 'mounted') === true);
+    await clock.advance(500);
+    expect([...driver.volumes.values()].filter((v) => v.datasetId === DS)).toHaveLength(1);
+    expect(control.last()!.errors).toEqual([expect.objectContaining({ dataset_id: DS, code: 'CORRUPT_RECORD' })]);
     await agent.stop();
   });
 

@@ -204,8 +204,12 @@ export class DatasetAgent {
   private problems: readonly VolumeProblem[] = [];
   /** When each unreadable record was first seen. */
   private readonly problemSince = new Map<string, string>();
-  /** The dataset of every volume listed (kept while its record is unreadable): attributes a record that goes bad. */
-  private readonly volumeDatasets = new Map<string, string>();
+  /**
+   * Every volume as last listed, kept while its record is unreadable (else taken from a
+   * node's report): attributes a record that goes bad to its dataset, and keeps the volume
+   * in this node's reports, so that every other node knows whose it is too.
+   */
+  private readonly lastKnown = new Map<string, BlockDeviceVolume>();
 
   constructor(private readonly o: DatasetAgentOptions) {
     this.work = new WorkQueue<Observation>(
@@ -237,9 +241,16 @@ export class DatasetAgent {
   /** Keeps what a listing says about unreadable records and about which dataset each volume holds. */
   private notePool(listing: PoolListing): void {
     const bad = new Set(listing.problems.map((p) => p.blockdeviceId));
-    for (const v of listing.volumes) this.volumeDatasets.set(v.blockdeviceId, v.datasetId);
+    for (const v of listing.volumes) this.lastKnown.set(v.blockdeviceId, v);
     const listed = new Set(listing.volumes.map((v) => v.blockdeviceId));
-    for (const id of [...this.volumeDatasets.keys()]) if (!listed.has(id) && !bad.has(id)) this.volumeDatasets.delete(id);
+    for (const id of [...this.lastKnown.keys()]) if (!listed.has(id) && !bad.has(id)) this.lastKnown.delete(id);
+    for (const id of bad) {
+      if (this.lastKnown.has(id)) continue;
+      const reported = this.snapshot?.nodes.flatMap((n) => (n.backend === this.o.driver.backend ? (n.volumes ?? []) : [])).find((v) => v.blockdevice_id === id);
+      if (reported !== undefined) {
+        this.lastKnown.set(id, { blockdeviceId: id, datasetId: reported.dataset_id, size: reported.size, attachedTo: reported.attached_to });
+      }
+    }
     for (const id of [...this.problemSince.keys()]) if (!bad.has(id)) this.problemSince.delete(id);
     for (const id of bad) if (!this.problemSince.has(id)) this.problemSince.set(id, new Date(this.now()).toISOString());
     this.problems = listing.problems;
@@ -252,7 +263,11 @@ export class DatasetAgent {
 
   /** The unreadable records, each with its dataset when anything tells. */
   private unreadableVolumes(): VolumeProblem[] {
-    return attributeProblems(this.problems, this.volumeDatasets, this.reportedVolumes());
+    return attributeProblems(this.problems, this.rememberedDatasets(), this.reportedVolumes());
+  }
+
+  private rememberedDatasets(): Map<string, string> {
+    return new Map([...this.lastKnown].map(([id, v]) => [id, v.datasetId]));
   }
 
   /**
@@ -776,7 +791,7 @@ export class DatasetAgent {
         instanceId: this.o.instanceId,
         logger: this.o.logger,
         onCreated: (v) => this.blank.add(v.blockdeviceId),
-        knownVolumes: () => ({ reported: this.reportedVolumes(), remembered: this.volumeDatasets }),
+        knownVolumes: () => ({ reported: this.reportedVolumes(), remembered: this.rememberedDatasets() }),
         // Only a volume known blank skips the look after its attach (stateAfter).
         wantDevicePath: this.isBlank,
       });
@@ -1007,6 +1022,11 @@ export class DatasetAgent {
         since: this.problemSince.get(p.blockdeviceId) ?? new Date(this.now()).toISOString(),
       });
     }
+    // A volume whose record went bad is still there (as last known), not gone: other nodes learn whose it is.
+    const unreadable = this.problems.flatMap((p) => {
+      const known = this.lastKnown.get(p.blockdeviceId);
+      return known !== undefined && !volumes.some((v) => v.blockdeviceId === p.blockdeviceId) ? [known] : [];
+    });
     return {
       uuid: this.o.nodeUuid,
       era: this.o.era,
@@ -1015,12 +1035,14 @@ export class DatasetAgent {
       backend: this.o.driver.backend,
       manifestations,
       ...(this.fenceReport !== undefined ? { fencing: this.fenceReport } : {}),
-      volumes: volumes.map((v) => ({
-        blockdevice_id: v.blockdeviceId,
-        dataset_id: v.datasetId,
-        size: v.size,
-        attached_to: v.attachedTo,
-      })),
+      volumes: [...volumes, ...unreadable]
+        .sort((a, b) => (a.blockdeviceId < b.blockdeviceId ? -1 : 1))
+        .map((v) => ({
+          blockdevice_id: v.blockdeviceId,
+          dataset_id: v.datasetId,
+          size: v.size,
+          attached_to: v.attachedTo,
+        })),
       errors,
       ...(this.o.maxVolumeSize !== undefined ? { max_volume_size: this.o.maxVolumeSize } : {}),
     };
