@@ -269,5 +269,28 @@ export function blockDeviceApiContract(name: string, makeDriver: () => Promise<C
       expect((await readAt(device, 3 * unit - 512, 512)).length).toBe(512);
       await expectStorageError(a.resizeVolume(v.blockdeviceId, 0), 'INVALID_SIZE');
     });
+
+    it('states its largest volume where it knows it, and refuses larger sizes with INVALID_SIZE, leaving no volume behind', async () => {
+      const max = await a.maximumVolumeSize?.();
+      if (max === undefined) return;
+      expect(Number.isSafeInteger(max) && max >= unit && max % unit === 0).toBe(true);
+      if (max > Number.MAX_SAFE_INTEGER - unit) return; // nothing a caller can ask for is larger
+      const datasetId = randomUUID();
+      await expectStorageError(a.createVolume(datasetId, max + unit), 'INVALID_SIZE');
+      expect((await a.listVolumes()).filter((v) => v.datasetId === datasetId)).toEqual([]);
+      if (a.resizeVolume !== undefined) {
+        const v = await create(unit);
+        await expectStorageError(a.resizeVolume(v.blockdeviceId, max + unit), 'INVALID_SIZE');
+        expect((await find(a, v.blockdeviceId))?.size).toBe(unit);
+      }
+    });
+
+    it('lists the same volumes with listPool (where present) as with listVolumes, with no problem in a healthy pool', async () => {
+      if (a.listPool === undefined) return;
+      await create(unit);
+      const [pool, listed] = await Promise.all([a.listPool(), a.listVolumes()]);
+      expect(pool.problems).toEqual([]);
+      expect(pool.volumes.map((v) => v.blockdeviceId).sort()).toEqual(listed.map((v) => v.blockdeviceId).sort());
+    });
   });
 }
