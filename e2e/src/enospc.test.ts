@@ -13,7 +13,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 const REPO_ROOT = path.resolve(__dirname, '../..');
-const CONTROL_MAIN = process.env['FLOCKER_CONTROL_MAIN'] ?? path.join(REPO_ROOT, 'packages/control-api/dist/main.js');
+/** Where the code under test is built (another checkout, to run these tests against an older version). */
+const CODE_ROOT = process.env['FLOCKER_CODE_ROOT'] ?? REPO_ROOT;
+const CONTROL_MAIN = path.join(CODE_ROOT, 'packages/control-api/dist/main.js');
 const NODE = randomUUID();
 const TMPFS_MB = 16;
 
@@ -164,4 +166,45 @@ describe('control service on a full disk (tmpfs + dd)', () => {
     running = undefined;
     fs.rmSync(dataDir, { recursive: true, force: true });
   }, 120_000);
+
+  it.each([
+    ['dataset agent', 'packages/dataset-agent/dist/logger.js', 'createAgentLogger'],
+    ['Docker plugin', 'packages/volume-plugin/dist/startVolumePlugin.js', 'createLogger'],
+  ])('the %s keeps running while its log file is on the full disk, and says how many lines it dropped once there is room', async (_who, module, factory) => {
+    const logFile = path.join(mnt, `${factory}.log`);
+    const log = fs.openSync(logFile, 'a');
+    const go = path.join(base, `${factory}.go`);
+    const script = `
+      const fs = require('node:fs');
+      const logger = require(${JSON.stringify(path.join(CODE_ROOT, module))}).${factory}('debug');
+      logger.info('before the disk filled');
+      let i = 0;
+      const timer = setInterval(() => {
+        logger.info('working', { i: i++, pad: 'x'.repeat(300) });
+        if (fs.existsSync(${JSON.stringify(go)})) {
+          clearInterval(timer);
+          logger.info('after space was freed');
+          setTimeout(() => process.exit(42), 20);
+        }
+      }, 2);
+    `;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', log, 'pipe'] });
+    fs.closeSync(log);
+    let stderr = '';
+    child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await new Promise((r) => setTimeout(r, 300));
+    fill(path.join(mnt, 'fill'));
+    await new Promise((r) => setTimeout(r, 500));
+    fs.rmSync(path.join(mnt, 'fill'));
+    fs.writeFileSync(go, '');
+    expect(await exited).toBe(42);
+    expect(stderr).toBe('');
+    const lines = fs.readFileSync(logFile, 'utf8').split('\n').filter((l) => l.length > 0);
+    const dropped = lines.find((l) => l.includes('log lines dropped'));
+    expect(dropped).toBeDefined();
+    expect(JSON.parse(dropped ?? '{}')).toMatchObject({ level: 'warn', error: 'ENOSPC', dropped: expect.any(Number) });
+    expect(JSON.parse(lines.at(-1) ?? '{}')).toMatchObject({ message: 'after space was freed' });
+    fs.rmSync(logFile);
+  }, 60_000);
 });
