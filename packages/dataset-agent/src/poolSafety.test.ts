@@ -94,6 +94,12 @@ describe('createRefusal (never a second volume for a dataset)', () => {
   });
 });
 
+/** Manual time for the wait for other nodes' reports. */
+function seams(): { nodeUuid: string; sleep: (ms: number) => Promise<void>; now: () => number; slept: () => number } {
+  let t = 0;
+  return { nodeUuid: NODE_C, sleep: async (ms) => void (t += ms), now: () => t, slept: () => t };
+}
+
 describe('checkPoolAtStart with real pools', () => {
   const roots: string[] = [];
   afterAll(async () => {
@@ -120,13 +126,13 @@ describe('checkPoolAtStart with real pools', () => {
     const snap = snapshot([node(NODE_A, 'loopback', [[v.blockdeviceId, DS]])]);
     const wrong = await pool();
     let asked = 0;
-    const check = checkPoolAtStart({ driver: wrong, cluster: cluster1, where: `pool ${wrong.rootPath}`, fetchSnapshot: async () => (asked++, snap), logger: silent });
+    const check = checkPoolAtStart({ driver: wrong, cluster: cluster1, where: `pool ${wrong.rootPath}`, fetchSnapshot: async () => (asked++, snap), logger: silent, ...seams() });
     expect(await refusal(check)).toBe('POOL_MISSING_VOLUMES');
     expect(asked).toBe(1);
     expect(await wrong.poolIdentity()).toBeNull(); // not claimed
     expect(await wrong.listVolumes()).toEqual([]);
     // The real pool (unclaimed, from before pool identities) has the volume: claimed.
-    expect(await refusal(checkPoolAtStart({ driver: real, cluster: cluster1, where: 'real', fetchSnapshot: async () => snap, logger: silent }))).toBe('started');
+    expect(await refusal(checkPoolAtStart({ driver: real, cluster: cluster1, where: 'real', fetchSnapshot: async () => snap, logger: silent, ...seams() }))).toBe('started');
     expect(await real.poolIdentity()).toMatchObject({ clusterId: 'cluster-1' });
   });
 
@@ -135,12 +141,12 @@ describe('checkPoolAtStart with real pools', () => {
     const noSnapshot = async (): Promise<ClusterSnapshot> => {
       throw new Error('not needed');
     };
-    expect(await refusal(checkPoolAtStart({ driver: p, cluster: cluster1, where: 'p', fetchSnapshot: async () => snapshot([]), logger: silent }))).toBe('started');
+    expect(await refusal(checkPoolAtStart({ driver: p, cluster: cluster1, where: 'p', fetchSnapshot: async () => snapshot([]), logger: silent, ...seams() }))).toBe('started');
     const json: unknown = JSON.parse(await fs.readFile(join(p.rootPath, 'pool.json'), 'utf8'));
     expect(json).toMatchObject({ version: 1, cluster_id: 'cluster-1' });
     await p.createVolume(DS, 64 * MiB);
-    expect(await refusal(checkPoolAtStart({ driver: p, cluster: cluster1, where: 'p', fetchSnapshot: noSnapshot, logger: silent }))).toBe('started');
-    const other = checkPoolAtStart({ driver: p, cluster: { id: 'cluster-2', source: 'test' }, where: 'p', fetchSnapshot: noSnapshot, logger: silent });
+    expect(await refusal(checkPoolAtStart({ driver: p, cluster: cluster1, where: 'p', fetchSnapshot: noSnapshot, logger: silent, ...seams() }))).toBe('started');
+    const other = checkPoolAtStart({ driver: p, cluster: { id: 'cluster-2', source: 'test' }, where: 'p', fetchSnapshot: noSnapshot, logger: silent, ...seams() });
     expect(await refusal(other)).toBe('POOL_OF_ANOTHER_CLUSTER');
   });
 
@@ -149,8 +155,44 @@ describe('checkPoolAtStart with real pools', () => {
     const v = await p.createVolume(DS, 64 * MiB);
     await p.claimPool('cluster-1');
     await fs.writeFile(join(p.volumesPath, `${v.blockdeviceId}.json`), '{"truncated');
-    const check = checkPoolAtStart({ driver: p, cluster: cluster1, where: 'p', fetchSnapshot: async () => snapshot([node(NODE_A, 'loopback', [[v.blockdeviceId, DS]])]), logger: silent });
+    const check = checkPoolAtStart({ driver: p, cluster: cluster1, where: 'p', fetchSnapshot: async () => snapshot([node(NODE_A, 'loopback', [[v.blockdeviceId, DS]])]), logger: silent, ...seams() });
     expect(await refusal(check)).toBe('started');
+  });
+});
+
+describe('checkPoolAtStart right after a control service restart (no report yet)', () => {
+  const roots: string[] = [];
+  afterAll(async () => {
+    for (const r of roots) await fs.rm(r, { recursive: true, force: true });
+  });
+  async function pool(): Promise<LoopbackDriver> {
+    const root = await fs.mkdtemp(join(tmpdir(), 'flocker-pool-check-'));
+    roots.push(root);
+    return new LoopbackDriver({ rootPath: root, instanceId: randomUUID() });
+  }
+
+  it('waits for the other nodes to report before using an empty pool, and then refuses it', async () => {
+    const wrong = await pool();
+    const reporting = snapshot([node(NODE_A, 'loopback', [['v1', DS]])]);
+    let asked = 0;
+    const s = seams();
+    const check = checkPoolAtStart({ driver: wrong, cluster: cluster1, where: 'p', fetchSnapshot: async () => (++asked < 4 ? snapshot([]) : reporting), logger: silent, ...s });
+    await expect(check).rejects.toMatchObject({ code: 'POOL_MISSING_VOLUMES' });
+    expect(asked).toBe(4);
+    expect(await wrong.poolIdentity()).toBeNull();
+  });
+
+  it('goes on after the node timeout when no other node reports (a one-node cluster), and not before', async () => {
+    const p = await pool();
+    const s = seams();
+    const alone = { ...snapshot([]), node_timeout_seconds: 10 };
+    await checkPoolAtStart({ driver: p, cluster: cluster1, where: 'p', fetchSnapshot: async () => alone, logger: silent, ...s });
+    expect(s.slept()).toBe(10_000);
+    expect(await p.poolIdentity()).toMatchObject({ clusterId: 'cluster-1' });
+    // Claimed (if empty): no more waiting at a restart.
+    const again = seams();
+    await checkPoolAtStart({ driver: p, cluster: cluster1, where: 'p', fetchSnapshot: async () => alone, logger: silent, ...again });
+    expect(again.slept()).toBe(0);
   });
 });
 

@@ -167,6 +167,21 @@ export interface PoolCheckOptions {
   /** The control service's current snapshot; called only when needed (retried by the caller's implementation). */
   readonly fetchSnapshot: () => Promise<ClusterSnapshot>;
   readonly logger: winston.Logger;
+  /** This node: its own earlier report does not count as "another node has reported". */
+  readonly nodeUuid: string;
+  /** Test seams (default: timers and Date.now). */
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly now?: () => number;
+}
+
+/**
+ * Whether the snapshot cannot tell yet: datasets exist, but no other node of this
+ * backend has reported (say the control service just restarted and the other
+ * agents' reports are still to come). Their reports are what shows volumes this
+ * pool may lack.
+ */
+export function awaitingReports(snapshot: ClusterSnapshot, backend: string, nodeUuid: string): boolean {
+  return snapshot.datasets.some((d) => !d.deleted) && !snapshot.nodes.some((n) => n.uuid !== nodeUuid && n.backend === backend);
 }
 
 /**
@@ -175,13 +190,35 @@ export interface PoolCheckOptions {
  * otherwise claims an unclaimed pool for this cluster.
  */
 export async function checkPoolAtStart(o: PoolCheckOptions): Promise<void> {
-  const identity = o.driver.poolIdentity !== undefined ? await o.driver.poolIdentity() : undefined;
+  let identity: PoolIdentity | null | undefined;
+  try {
+    identity = o.driver.poolIdentity !== undefined ? await o.driver.poolIdentity() : undefined;
+  } catch (e) {
+    throw new AgentError('CORRUPT_RECORD', `cannot tell which cluster ${o.where} belongs to: ${errorMessage(e)}`);
+  }
   const idsOf = (l: PoolListing): Set<string> => new Set([...l.volumes.map((v) => v.blockdeviceId), ...l.problems.map((p) => p.blockdeviceId)]);
   const facts = { identity, cluster: o.cluster, where: o.where, backend: o.driver.backend };
   let verdict = poolVerdict({ ...facts, poolIds: idsOf(await listPoolOf(o.driver)) });
   if (verdict.kind === 'needSnapshot') {
     o.logger.info('the pool is new or empty: asking the control service whether volumes exist elsewhere before using it', { pool: o.where });
-    const snapshot = await o.fetchSnapshot();
+    let snapshot = await o.fetchSnapshot();
+    // An unclaimed pool (a directory this cluster never used: typically a wrong root_path), datasets,
+    // but no other node's report yet: wait for the reports (up to the node timeout, by which a live
+    // node has reported), since they are what shows volumes this pool lacks. (A claimed pool that is
+    // empty is checked on the snapshot as it is; the create re-check covers what it cannot show.)
+    const now = o.now ?? Date.now;
+    const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+    const waitMs = (snapshot.node_timeout_seconds ?? 30) * 1000;
+    const since = now();
+    const waitForReports = (snap: ClusterSnapshot): boolean => identity === null && awaitingReports(snap, o.driver.backend, o.nodeUuid);
+    if (waitForReports(snapshot)) {
+      o.logger.warn('datasets exist but no other node has reported yet: waiting for their reports before using a new or empty pool', { pool: o.where, waitMs });
+      while (waitForReports(snapshot) && now() - since < waitMs) {
+        await sleep(1000);
+        snapshot = await o.fetchSnapshot();
+      }
+      if (waitForReports(snapshot)) o.logger.warn('no other node reported: going on with the pool', { pool: o.where });
+    }
     // Listed after the snapshot: a volume reported in it was created before this listing.
     verdict = poolVerdict({ ...facts, poolIds: idsOf(await listPoolOf(o.driver)), reported: reportedVolumes(snapshot, o.driver.backend) });
   }

@@ -99,6 +99,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     where: config.dataset.backend === 'loopback' ? `pool ${config.dataset.root_path}` : `the ${config.dataset.backend} pool`,
     fetchSnapshot: () => fetchSnapshotPatiently(() => client.waitForCluster(undefined, 0), logger),
     logger,
+    nodeUuid: identity.uuid,
   });
   // After a crash or reboot, bring local attachments in line with the backend's records.
   const repaired = await repair();
