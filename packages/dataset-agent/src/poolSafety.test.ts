@@ -194,6 +194,16 @@ describe('checkPoolAtStart right after a control service restart (no report yet)
     await checkPoolAtStart({ driver: p, cluster: cluster1, where: 'p', fetchSnapshot: async () => alone, logger: silent, ...again });
     expect(again.slept()).toBe(0);
   });
+
+  it('an unclaimed pool (from before pool identities) that has a volume of every dataset is claimed without waiting', async () => {
+    const p = await pool();
+    await p.createVolume(DS, 64 * MiB);
+    await p.createVolume(DS2, 64 * MiB);
+    const s = seams();
+    await checkPoolAtStart({ driver: p, cluster: cluster1, where: 'p', fetchSnapshot: async () => snapshot([]), logger: silent, ...s });
+    expect(s.slept()).toBe(0);
+    expect(await p.poolIdentity()).toMatchObject({ clusterId: 'cluster-1' });
+  });
 });
 
 describe('fetchSnapshotPatiently', () => {

@@ -175,13 +175,13 @@ export interface PoolCheckOptions {
 }
 
 /**
- * Whether the snapshot cannot tell yet: datasets exist, but no other node of this
- * backend has reported (say the control service just restarted and the other
- * agents' reports are still to come). Their reports are what shows volumes this
- * pool may lack.
+ * Whether the snapshot cannot tell yet: datasets exist that have no volume in this
+ * pool (`inPool`: the datasets it has volumes of), but no other node of this backend
+ * has reported (say the control service just restarted and the other agents'
+ * reports are still to come). Their reports are what shows volumes this pool lacks.
  */
-export function awaitingReports(snapshot: ClusterSnapshot, backend: string, nodeUuid: string): boolean {
-  return snapshot.datasets.some((d) => !d.deleted) && !snapshot.nodes.some((n) => n.uuid !== nodeUuid && n.backend === backend);
+export function awaitingReports(snapshot: ClusterSnapshot, backend: string, nodeUuid: string, inPool: ReadonlySet<string> = new Set()): boolean {
+  return snapshot.datasets.some((d) => !d.deleted && !inPool.has(d.dataset_id)) && !snapshot.nodes.some((n) => n.uuid !== nodeUuid && n.backend === backend);
 }
 
 /**
@@ -198,7 +198,8 @@ export async function checkPoolAtStart(o: PoolCheckOptions): Promise<void> {
   }
   const idsOf = (l: PoolListing): Set<string> => new Set([...l.volumes.map((v) => v.blockdeviceId), ...l.problems.map((p) => p.blockdeviceId)]);
   const facts = { identity, cluster: o.cluster, where: o.where, backend: o.driver.backend };
-  let verdict = poolVerdict({ ...facts, poolIds: idsOf(await listPoolOf(o.driver)) });
+  const first = await listPoolOf(o.driver);
+  let verdict = poolVerdict({ ...facts, poolIds: idsOf(first) });
   if (verdict.kind === 'needSnapshot') {
     o.logger.info('the pool is new or empty: asking the control service whether volumes exist elsewhere before using it', { pool: o.where });
     let snapshot = await o.fetchSnapshot();
@@ -210,7 +211,8 @@ export async function checkPoolAtStart(o: PoolCheckOptions): Promise<void> {
     const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
     const waitMs = (snapshot.node_timeout_seconds ?? 30) * 1000;
     const since = now();
-    const waitForReports = (snap: ClusterSnapshot): boolean => identity === null && awaitingReports(snap, o.driver.backend, o.nodeUuid);
+    const inPool = new Set([...first.volumes.map((v) => v.datasetId), ...first.problems.flatMap((p) => (p.datasetId !== undefined ? [p.datasetId] : []))]);
+    const waitForReports = (snap: ClusterSnapshot): boolean => identity === null && awaitingReports(snap, o.driver.backend, o.nodeUuid, inPool);
     if (waitForReports(snapshot)) {
       o.logger.warn('datasets exist but no other node has reported yet: waiting for their reports before using a new or empty pool', { pool: o.where, waitMs });
       while (waitForReports(snapshot) && now() - since < waitMs) {
