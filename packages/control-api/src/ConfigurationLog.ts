@@ -5,15 +5,17 @@
  */
 import { crc32 } from 'node:zlib';
 import { z } from 'zod';
-import { ContainerConfiguration, DatasetConfiguration, NodeSummary } from '@flocker/api';
+import { ContainerConfiguration, DatasetConfiguration, DatasetId, NodeSummary, NodeUuid } from '@flocker/api';
 import type { Configuration, StoredLease } from './configuration';
 import { ApiError } from './errors';
 import { deleteEntry, PersistentMap, setEntry } from './PersistentMap';
 
 export const StoredLeaseSchema = z
   .object({
-    dataset_id: z.string(),
-    node_uuid: z.string(),
+    // Canonical (lower-case) on load too: a store written before identities were
+    // canonicalised may hold another case, which no request could reach any more.
+    dataset_id: DatasetId,
+    node_uuid: NodeUuid,
     expires_at: z.number().nullable(),
     /** Only written when true; stores from before the field load unchanged. */
     pinned: z.literal(true).optional(),
@@ -22,11 +24,11 @@ export const StoredLeaseSchema = z
 
 const LogOp = z.discriminatedUnion('op', [
   z.object({ op: z.literal('dataset'), value: DatasetConfiguration }).strict(),
-  z.object({ op: z.literal('dataset-delete'), id: z.string() }).strict(),
+  z.object({ op: z.literal('dataset-delete'), id: DatasetId }).strict(),
   z.object({ op: z.literal('lease'), value: StoredLeaseSchema }).strict(),
-  z.object({ op: z.literal('lease-delete'), id: z.string() }).strict(),
+  z.object({ op: z.literal('lease-delete'), id: DatasetId }).strict(),
   z.object({ op: z.literal('node'), value: NodeSummary }).strict(),
-  z.object({ op: z.literal('node-delete'), id: z.string() }).strict(),
+  z.object({ op: z.literal('node-delete'), id: NodeUuid }).strict(),
   z.object({ op: z.literal('container'), value: ContainerConfiguration }).strict(),
   z.object({ op: z.literal('container-delete'), id: z.string() }).strict(),
 ]);

@@ -321,6 +321,21 @@ describe('log records', () => {
     );
   });
 
+  it('canonicalises identities written in another case before they were canonical (leases, deletes)', () => {
+    const upper = D1.toUpperCase();
+    const records = decodeLog(
+      Buffer.from(
+        encodeRecord({ version: 1, ops: [{ op: 'lease', value: { dataset_id: upper, node_uuid: A.toUpperCase(), expires_at: null } }] }) +
+          encodeRecord({ version: 2, ops: [{ op: 'lease-delete', id: upper }] }),
+      ),
+      0,
+      0,
+    ).records;
+    const first = applyRecords(emptyConfiguration, records.slice(0, 1));
+    expect([...first.leases.values()]).toEqual([{ dataset_id: D1, node_uuid: A, expires_at: null }]);
+    expect(applyRecords(first, records.slice(1)).leases.size).toBe(0);
+  });
+
   it('decodeLog keeps records after the snapshot version and reports torn bytes', () => {
     const r1 = encodeRecord({ version: 1, ops: [] });
     const r2 = encodeRecord({ version: 2, ops: [] });
