@@ -34,7 +34,7 @@ export async function createAgentDriver(dataset: DatasetBackendConfig, nodeUuid:
         instanceId: nodeUuid,
         repair: async () => {
           const r = await driver.repair();
-          const changed = [r.reattached, r.detachedStale, r.busy, r.finishedFences, r.releasedDevices, r.removedFencedImages];
+          const changed = [r.reattached, r.detachedStale, r.busy, r.finishedFences, r.releasedDevices, r.removedFencedImages, r.removedOrphanImages];
           return changed.some((list) => list.length > 0) ? { ...r } : undefined;
         },
         poolChanges: (onChange) => driver.watchPool(onChange),

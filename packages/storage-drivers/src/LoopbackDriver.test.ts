@@ -133,7 +133,7 @@ describe('LoopbackDriver', () => {
     expect(await findLoopDevices(execFileExec, img(orphan.blockdeviceId))).toEqual([]);
     // Another instance's attachment is none of our business.
     expect(await findLoopDevices(execFileExec, img(elsewhere.blockdeviceId))).toEqual([othersDevice]);
-    expect(await a.repair()).toEqual({ reattached: [], detachedStale: [], busy: [], finishedFences: [], releasedDevices: [], removedFencedImages: [] });
+    expect(await a.repair()).toEqual({ reattached: [], detachedStale: [], busy: [], finishedFences: [], releasedDevices: [], removedFencedImages: [], removedOrphanImages: [] });
   });
 
   it('attach removes a stale loop device of a detached volume first, so exactly one device serves it', async () => {
@@ -370,6 +370,20 @@ describe('LoopbackDriver: one bad record, impossible sizes, pool identity (issue
     const huge = Math.floor(Number.MAX_SAFE_INTEGER / MiB) * MiB; // what the API accepted: 2^53 - 1, as whole MiB
     for (let i = 0; i < 5; i++) await expectStorageError(d.createVolume(randomUUID(), huge), 'INVALID_SIZE');
     expect(await fs.readdir(path.join(root, 'volumes'))).toEqual([]);
+  });
+
+  it('repair() removes backing files without a record once they are old (a crashed create), never a young one or a volume', async () => {
+    const { root, a } = await pool();
+    const volumes = path.join(root, 'volumes');
+    const v = await a.createVolume(randomUUID(), 8 * MiB);
+    const old = path.join(volumes, `${randomUUID()}.img`);
+    const young = path.join(volumes, `${randomUUID()}.img`);
+    for (const f of [old, young]) await fs.writeFile(f, '');
+    const hourAgo = new Date(Date.now() - 3600_000);
+    await fs.utimes(old, hourAgo, hourAgo);
+    await fs.utimes(path.join(volumes, `${v.blockdeviceId}.img`), hourAgo, hourAgo);
+    expect((await a.repair()).removedOrphanImages).toEqual([old]);
+    expect((await fs.readdir(volumes)).sort()).toEqual([path.basename(young), `${v.blockdeviceId}.img`, `${v.blockdeviceId}.json`].sort());
   });
 
   it('carries the identity of the cluster that first claimed it in pool.json', async () => {

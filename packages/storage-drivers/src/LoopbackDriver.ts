@@ -72,7 +72,15 @@ export interface RepairReport {
   readonly releasedDevices: string[];
   /** Fenced images no loop device used any more, removed (see releaseFenced). */
   readonly removedFencedImages: string[];
+  /**
+   * Backing files without a record, untouched for ORPHAN_AGE_MS and used by no loop device:
+   * left by a create or destroy that crashed half-way (a failed create removes its own). Removed.
+   */
+  readonly removedOrphanImages: string[];
 }
+
+/** A backing file without a record is an orphan once this old (a create in progress has one for milliseconds). */
+const ORPHAN_AGE_MS = 10 * 60 * 1000;
 
 const ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -505,7 +513,8 @@ export class LoopbackDriver implements BlockDeviceApi {
         }
       }
       const released = await this.releaseFencedLocked();
-      return { ...report, finishedFences, releasedDevices: released.devices, removedFencedImages: released.images };
+      const removedOrphanImages = await this.removeOrphanImages();
+      return { ...report, finishedFences, releasedDevices: released.devices, removedFencedImages: released.images, removedOrphanImages };
     });
   }
 
@@ -574,6 +583,31 @@ export class LoopbackDriver implements BlockDeviceApi {
       await handle.close();
       await fs.rm(probe, { force: true });
     }
+  }
+
+  /** See RepairReport.removedOrphanImages. Under the pool lock only. */
+  private async removeOrphanImages(): Promise<string[]> {
+    const names = await fs.readdir(this.volumesPath);
+    const inUse = new Set((await this.poolBindings()).map((b) => path.basename(b.backingFile)));
+    const removed: string[] = [];
+    for (const name of names) {
+      const m = /^(.+)\.img$/.exec(name);
+      if (!m || !ID_PATTERN.test(m[1]) || names.includes(`${m[1]}.json`) || inUse.has(name)) continue;
+      const file = path.join(this.volumesPath, name);
+      try {
+        const st = await fs.stat(file);
+        if (Date.now() - st.mtimeMs < ORPHAN_AGE_MS) continue;
+        // Re-checked at the last moment: a record appearing means a volume after all.
+        if (await fs.access(this.recordPath(m[1])).then(() => true, () => false)) continue;
+        await fs.rm(file);
+        removed.push(file);
+        this.logger.warn('repair: removed a backing file without a record (left by a crashed create or destroy)', { file });
+      } catch (e) {
+        this.logger.warn('repair: cannot remove an orphan backing file', { file, error: String(e) });
+      }
+    }
+    if (removed.length > 0) await fsyncDir(this.volumesPath);
+    return removed;
   }
 
   /** After a failed create: removes what it left (its record only while no one has attached it), under the pool lock. */
