@@ -253,6 +253,17 @@ describe('FlockerVolumeBackend against a real control service', () => {
     expect(await client.listLeases()).toEqual([]);
   });
 
+  it('a stray Unmount (an ID no container here has) during the copy-up grace does not give away the kept lease', async () => {
+    const a = await backendFor(NODE_A);
+    await a.create({ Name: 'vol1' });
+    await a.mount({ Name: 'vol1', ID: 'copy-up' });
+    await a.unmount({ Name: 'vol1', ID: 'copy-up' }); // the lease is kept for the container-start Mount
+    await a.unmount({ Name: 'vol1', ID: 'stray' }); // say, Docker repeating an old container's Unmount
+    await a.mount({ Name: 'vol1', ID: 'container' });
+    const d = (await client.listDatasets()).find((x) => x.metadata.name === 'vol1')!;
+    expect(await client.listLeases()).toEqual([{ dataset_id: d.dataset_id, node_uuid: NODE_A, expires: null }]);
+  });
+
   it("the copy-up cycle of an existing volume keeps the lease too; each run's own Unmount releases it", async () => {
     const c = countingClient();
     const made = await backendFor(NODE_A);

@@ -565,6 +565,11 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     }
     const datasetId = unmountTarget(entries, req.Name, req.ID, current);
     if (!datasetId) return undefined; // Nothing of ours to let go.
+    // An ID the volume's entry does not hold (a repeated or stray Unmount) forgets nothing and
+    // lets nothing go: above all not a lease kept for Docker's copy-up cycle, which the
+    // container-start Mount then relies on.
+    const entry = entries.find((e) => e.datasetId === datasetId);
+    if (entry !== undefined && !entry.ids.includes(req.ID)) return undefined;
     const remaining = await this.registry.remove(datasetId, req.ID);
     return remaining === 0 ? datasetId : undefined;
   }
