@@ -1,0 +1,500 @@
+/**
+ * The CSI Identity, Controller and Node services on the Flocker control service.
+ * A CSI volume is a dataset; its volume_id is the dataset id, its name is metadata.name
+ * (as for Docker volumes, so one cluster serves both). Request shapes are checked in
+ * wire.ts, decisions are in mapping.ts; this file does the I/O.
+ */
+import { lstat, mkdir, rmdir, stat, statfs, unlink } from 'node:fs/promises';
+import {
+  FlockerApiError,
+  METADATA_NAME_KEY,
+  METADATA_PROFILE_KEY,
+  type ClusterSnapshot,
+  type CreateDatasetRequest,
+  type DatasetConfiguration,
+  type FlockerClient,
+} from '@flocker/api';
+import { status } from '@grpc/grpc-js';
+import type { Logger } from 'winston';
+import {
+  capabilityProblem,
+  CsiError,
+  datasetIdForName,
+  isDatasetId,
+  paginate,
+  readOnlyMode,
+  sizeForRange,
+  sizeSatisfies,
+  type VolumeCapability,
+} from './mapping';
+import { isReadOnly, mountAt, sameSource, type Mounter } from './mounter';
+import {
+  CreateVolumeRequest,
+  DeleteVolumeRequest,
+  ListVolumesRequest,
+  NodeGetVolumeStatsRequest,
+  NodePublishVolumeRequest,
+  NodeStageVolumeRequest,
+  NodeUnpublishVolumeRequest,
+  NodeUnstageVolumeRequest,
+  parseRequest,
+  required,
+  toCapability,
+  toRange,
+  ValidateVolumeCapabilitiesRequest,
+  type VolumeCapabilityWire,
+  type VolumeUsageWire,
+  type VolumeWire,
+} from './wire';
+
+export const DRIVER_NAME = 'flocker.clusterhq.io';
+
+export type ControlClient = Pick<
+  FlockerClient,
+  'version' | 'listDatasets' | 'createDataset' | 'updateDataset' | 'deleteDataset' | 'listLeases' | 'acquireLease' | 'releaseLease' | 'waitForCluster'
+>;
+
+export type DriverMode = 'controller' | 'node' | 'all';
+
+export interface CsiDriverOptions {
+  client: ControlClient;
+  logger: Logger;
+  mode: DriverMode;
+  /** This node's Flocker UUID (node and all modes). */
+  nodeId?: string;
+  mounter: Mounter;
+  version: string;
+  /** Size of a volume created without a capacity range. */
+  defaultSize: number;
+  /** How long NodeStageVolume waits for the agent to mount the dataset here. */
+  stageTimeoutMs: number;
+  /** Long-poll duration per request while waiting. Default 25 s. */
+  pollMs?: number;
+}
+
+/** StorageClass parameters CreateVolume understands; keys with the csi.storage.k8s.io/ prefix are the CO's and ignored. */
+export const PARAMETER_PROFILE = 'profile';
+export const PARAMETER_FS_TYPE = 'fsType';
+
+type Json = Record<string, unknown>;
+
+function firstProblem(caps: readonly VolumeCapabilityWire[]): string | undefined {
+  for (const c of caps) {
+    const p = capabilityProblem(toCapability(c));
+    if (p !== undefined) return p;
+  }
+  return undefined;
+}
+
+function liveDataset(datasets: readonly DatasetConfiguration[], id: string): DatasetConfiguration | undefined {
+  return datasets.find((d) => d.dataset_id === id && !d.deleted);
+}
+
+export function mountedPath(s: ClusterSnapshot, nodeUuid: string, datasetId: string): string | undefined {
+  const m = s.nodes.find((n) => n.uuid === nodeUuid)?.manifestations.find((x) => x.dataset_id === datasetId);
+  return m?.status === 'mounted' && m.path ? m.path : undefined;
+}
+
+/** Where a new volume goes when the CO names no node: the live node with the fewest volumes. */
+export function choosePrimary(s: ClusterSnapshot): string | undefined {
+  const live = s.nodes.filter((n) => n.alive);
+  live.sort((a, b) => a.manifestations.length - b.manifestations.length || (a.uuid < b.uuid ? -1 : 1));
+  return live[0]?.uuid;
+}
+
+/** The smallest max_volume_size live nodes report (a volume must fit wherever it may move). */
+export function maxVolumeSize(s: ClusterSnapshot): number | undefined {
+  const sizes = s.nodes.filter((n) => n.alive && n.max_volume_size !== undefined).map((n) => n.max_volume_size as number);
+  return sizes.length > 0 ? Math.min(...sizes) : undefined;
+}
+
+/** Why the dataset is not mounted here yet, from the latest snapshot. */
+export function waitReason(s: ClusterSnapshot | undefined, nodeUuid: string, datasetId: string): string {
+  const node = s?.nodes.find((n) => n.uuid === nodeUuid);
+  if (!node) return 'the dataset agent on this node has not reported to the control service';
+  if (!node.alive) return 'the dataset agent on this node has stopped reporting';
+  const problem = node.errors.find((e) => e.dataset_id === datasetId);
+  if (problem) return `the dataset agent reports: ${problem.message} (${problem.code})`;
+  const d = s?.datasets.find((x) => x.dataset_id === datasetId);
+  if (d && d.primary !== nodeUuid) return 'the dataset is still being moved to this node';
+  return 'the dataset agent has not mounted it yet';
+}
+
+export class CsiDriver {
+  private readonly client: ControlClient;
+  private readonly logger: Logger;
+  private readonly opts: CsiDriverOptions;
+  /** Volumes (by id or name) with a call in flight: a second call on one is ABORTED, as the spec asks. */
+  private readonly inFlight = new Set<string>();
+
+  constructor(opts: CsiDriverOptions) {
+    this.opts = opts;
+    this.client = opts.client;
+    this.logger = opts.logger;
+    if (opts.mode !== 'controller' && opts.nodeId === undefined) throw new Error('the node service needs the node id');
+  }
+
+  get mode(): DriverMode {
+    return this.opts.mode;
+  }
+
+  private get me(): string {
+    return this.opts.nodeId as string;
+  }
+
+  private async exclusive<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    if (this.inFlight.has(key)) throw new CsiError(status.ABORTED, `an operation on volume ${key} is already in progress`);
+    this.inFlight.add(key);
+    try {
+      return await fn();
+    } finally {
+      this.inFlight.delete(key);
+    }
+  }
+
+  private async snapshot(): Promise<ClusterSnapshot> {
+    return this.client.waitForCluster(undefined, 0);
+  }
+
+  // ---- Identity --------------------------------------------------------------------------
+
+  async getPluginInfo(): Promise<Json> {
+    return { name: DRIVER_NAME, vendor_version: this.opts.version };
+  }
+
+  async getPluginCapabilities(): Promise<Json> {
+    const capabilities = this.opts.mode === 'node' ? [] : [{ service: { type: 'CONTROLLER_SERVICE' } }];
+    return { capabilities };
+  }
+
+  /** Ready when the control service answers and (node service) this node's dataset agent is alive. */
+  async probe(): Promise<Json> {
+    try {
+      if (this.opts.mode === 'controller') {
+        await this.client.version();
+      } else {
+        const node = (await this.snapshot()).nodes.find((n) => n.uuid === this.me);
+        if (!node?.alive) throw new Error(`the dataset agent of node ${this.me} is not alive`);
+      }
+    } catch (err) {
+      throw new CsiError(status.FAILED_PRECONDITION, `not ready: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    return { ready: { value: true } };
+  }
+
+  // ---- Controller -------------------------------------------------------------------------
+
+  async controllerGetCapabilities(): Promise<Json> {
+    const rpc = (type: string) => ({ rpc: { type } });
+    return { capabilities: [rpc('CREATE_DELETE_VOLUME'), rpc('LIST_VOLUMES'), rpc('SINGLE_NODE_MULTI_WRITER')] };
+  }
+
+  async createVolume(raw: unknown): Promise<Json> {
+    const req = parseRequest(CreateVolumeRequest, raw, 'CreateVolume');
+    const name = required(req.name, 'name');
+    const caps = req.volume_capabilities ?? [];
+    if (caps.length === 0) throw new CsiError(status.INVALID_ARGUMENT, 'volume_capabilities is required');
+    const problem = firstProblem(caps);
+    if (problem !== undefined) throw new CsiError(status.INVALID_ARGUMENT, problem);
+    if (req.volume_content_source) {
+      throw new CsiError(status.INVALID_ARGUMENT, 'volume_content_source is not supported: this driver offers no snapshots or clones yet');
+    }
+    const params = req.parameters ?? {};
+    for (const [k, v] of Object.entries(params)) {
+      if (k.startsWith('csi.storage.k8s.io/')) continue;
+      if (k === PARAMETER_PROFILE) continue;
+      if (k === PARAMETER_FS_TYPE && (v === '' || v === 'ext4')) continue;
+      throw new CsiError(status.INVALID_ARGUMENT, `unknown or unsupported parameter ${k}=${v} (known: profile, fsType=ext4)`);
+    }
+    const range = toRange(req.capacity_range);
+    return this.exclusive(`name:${name}`, async () => {
+      const existing = (await this.client.listDatasets()).find((d) => !d.deleted && d.metadata[METADATA_NAME_KEY] === name);
+      if (existing) return this.existingVolume(existing, name, range);
+      const s = await this.snapshot();
+      const size = sizeForRange(range, this.opts.defaultSize, maxVolumeSize(s));
+      const primary = choosePrimary(s);
+      if (primary === undefined) throw new CsiError(status.UNAVAILABLE, 'no live Flocker node to create the volume on');
+      const metadata: Record<string, string> = { [METADATA_NAME_KEY]: name };
+      const profile = params[PARAMETER_PROFILE];
+      if (profile) metadata[METADATA_PROFILE_KEY] = profile;
+      const request: CreateDatasetRequest = { primary, maximum_size: size, metadata };
+      let created: DatasetConfiguration;
+      try {
+        created = await this.client.createDataset({ ...request, dataset_id: datasetIdForName(name) });
+      } catch (err) {
+        if (!(err instanceof FlockerApiError) || err.status !== 409) throw err;
+        // The name's id is taken: by this very volume made meanwhile, or by a deleted/renamed dataset.
+        const now = (await this.client.listDatasets()).find((d) => !d.deleted && d.metadata[METADATA_NAME_KEY] === name);
+        if (now) return this.existingVolume(now, name, range);
+        created = await this.client.createDataset(request);
+      }
+      this.logger.info('created volume', { volume: name, dataset_id: created.dataset_id, size, primary });
+      return { volume: this.volumeWire(created) };
+    });
+  }
+
+  private existingVolume(d: DatasetConfiguration, name: string, range: ReturnType<typeof toRange>): Json {
+    if (!sizeSatisfies(d.maximum_size, range)) {
+      throw new CsiError(
+        status.ALREADY_EXISTS,
+        `volume ${name} exists (dataset ${d.dataset_id}) with size ${d.maximum_size ?? 'unset'}, outside the requested capacity range`,
+      );
+    }
+    return { volume: this.volumeWire(d) };
+  }
+
+  private volumeWire(d: DatasetConfiguration): VolumeWire {
+    return { volume_id: d.dataset_id, capacity_bytes: d.maximum_size ?? 0, volume_context: {} };
+  }
+
+  async deleteVolume(raw: unknown): Promise<Json> {
+    const req = parseRequest(DeleteVolumeRequest, raw, 'DeleteVolume');
+    const id = required(req.volume_id, 'volume_id');
+    if (!isDatasetId(id)) return {}; // No such volume can exist: deleted already, as far as the CO is concerned.
+    return this.exclusive(id, async () => {
+      const d = liveDataset(await this.client.listDatasets(), id);
+      if (!d) return {};
+      const lease = (await this.client.listLeases()).find((l) => l.dataset_id === id);
+      if (lease) {
+        throw new CsiError(status.FAILED_PRECONDITION, `volume ${id} is in use on node ${lease.node_uuid} (it holds the lease); unstage it first`);
+      }
+      try {
+        await this.client.deleteDataset(id);
+      } catch (err) {
+        if (err instanceof FlockerApiError && err.status === 404) return {};
+        throw err;
+      }
+      this.logger.info('deleted volume', { dataset_id: id, volume: d.metadata[METADATA_NAME_KEY] });
+      return {};
+    });
+  }
+
+  async validateVolumeCapabilities(raw: unknown): Promise<Json> {
+    const req = parseRequest(ValidateVolumeCapabilitiesRequest, raw, 'ValidateVolumeCapabilities');
+    const id = required(req.volume_id, 'volume_id');
+    const caps = req.volume_capabilities ?? [];
+    if (caps.length === 0) throw new CsiError(status.INVALID_ARGUMENT, 'volume_capabilities is required');
+    if (!isDatasetId(id) || !liveDataset(await this.client.listDatasets(), id)) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
+    const problem = firstProblem(caps);
+    if (problem !== undefined) return { message: problem };
+    return { confirmed: { volume_context: req.volume_context ?? {}, volume_capabilities: caps, parameters: req.parameters ?? {} } };
+  }
+
+  async listVolumes(raw: unknown): Promise<Json> {
+    const req = parseRequest(ListVolumesRequest, raw, 'ListVolumes');
+    const live = (await this.client.listDatasets()).filter((d) => !d.deleted);
+    const page = paginate(live, (d) => d.dataset_id, req.starting_token ?? '', req.max_entries ?? 0);
+    return { entries: page.entries.map((d) => ({ volume: this.volumeWire(d) })), next_token: page.nextToken };
+  }
+
+  // ---- Node ----------------------------------------------------------------------------------
+
+  async nodeGetCapabilities(): Promise<Json> {
+    const rpc = (type: string) => ({ rpc: { type } });
+    return { capabilities: [rpc('STAGE_UNSTAGE_VOLUME'), rpc('GET_VOLUME_STATS'), rpc('SINGLE_NODE_MULTI_WRITER')] };
+  }
+
+  async nodeGetInfo(): Promise<Json> {
+    return { node_id: this.me, max_volumes_per_node: 0 };
+  }
+
+  /**
+   * Makes the dataset's primary this node, holding its lease (so no other node's stage or
+   * Docker plugin can take it while it is used here), waits (long-poll on the control
+   * service, bounded) until this node's agent reports it mounted, and bind-mounts the
+   * agent's mount onto the staging path.
+   */
+  async nodeStageVolume(raw: unknown): Promise<Json> {
+    const req = parseRequest(NodeStageVolumeRequest, raw, 'NodeStageVolume');
+    const id = required(req.volume_id, 'volume_id');
+    const staging = required(req.staging_target_path, 'staging_target_path');
+    if (!req.volume_capability) throw new CsiError(status.INVALID_ARGUMENT, 'volume_capability is required');
+    const problem = capabilityProblem(toCapability(req.volume_capability));
+    if (problem !== undefined) throw new CsiError(status.INVALID_ARGUMENT, problem);
+    return this.exclusive(id, async () => {
+      if (!isDatasetId(id)) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
+      const s = await this.snapshot();
+      const d = liveDataset(s.datasets, id);
+      if (!d) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
+      const lease = s.leases.find((l) => l.dataset_id === id);
+      const here = mountedPath(s, this.me, id);
+      const mounts = await this.opts.mounter.mounts();
+      const staged = mountAt(mounts, staging);
+      const source = here === undefined ? undefined : mountAt(mounts, here);
+      if (lease?.node_uuid === this.me && d.primary === this.me && staged && source && sameSource(staged, source)) return {};
+      await this.takeLease(s, id);
+      try {
+        if (d.primary !== this.me) {
+          this.logger.info('moving volume to this node', { dataset_id: id, from: d.primary });
+          await this.client.updateDataset(id, { primary: this.me });
+        }
+        const path = await this.waitMounted(id);
+        const now = await this.opts.mounter.mounts();
+        const agentMount = mountAt(now, path);
+        if (!agentMount) throw new CsiError(status.INTERNAL, `the agent reports ${path} mounted but this mount namespace does not show it`);
+        const current = mountAt(now, staging);
+        if (current && sameSource(current, agentMount)) return {};
+        if (current) throw new CsiError(status.ALREADY_EXISTS, `${staging} already has another file system mounted`);
+        await mkdir(staging, { recursive: true });
+        await this.opts.mounter.bind(path, staging, false);
+        this.logger.info('staged volume', { dataset_id: id, staging_path: staging, agent_path: path });
+        return {};
+      } catch (err) {
+        // Nothing uses it here yet: let another node have it.
+        if (lease?.node_uuid !== this.me) await this.releaseOurLease(id).catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+
+  private async takeLease(s: ClusterSnapshot, id: string): Promise<void> {
+    try {
+      await this.client.acquireLease({ dataset_id: id, node_uuid: this.me, expires: null });
+    } catch (err) {
+      if (!(err instanceof FlockerApiError) || err.status !== 409) throw err;
+      const holder = (await this.client.listLeases()).find((l) => l.dataset_id === id);
+      const host = s.nodes.find((n) => n.uuid === holder?.node_uuid);
+      const detail = holder ? `node ${host?.host ?? holder.node_uuid}${holder.pinned ? ' (pinned)' : ''}${host && !host.alive ? ', declared dead: the control service releases its lease after the lease grace' : ''}` : 'another node';
+      throw new CsiError(status.FAILED_PRECONDITION, `volume ${id} is in use on ${detail}: ${err.description}`);
+    }
+  }
+
+  private async waitMounted(id: string): Promise<string> {
+    const deadline = Date.now() + this.opts.stageTimeoutMs;
+    let since: string | undefined;
+    let last: ClusterSnapshot | undefined;
+    for (;;) {
+      const remaining = deadline - Date.now();
+      let s: ClusterSnapshot;
+      try {
+        s = await this.client.waitForCluster(since, since === undefined ? 0 : Math.min(remaining, this.opts.pollMs ?? 25_000));
+      } catch (err) {
+        if (Date.now() >= deadline) throw new CsiError(status.DEADLINE_EXCEEDED, `timed out waiting for volume ${id}; the control service: ${String(err)}`);
+        throw err;
+      }
+      last = s;
+      since = s.generation;
+      const d = s.datasets.find((x) => x.dataset_id === id);
+      if (!d || d.deleted) throw new CsiError(status.NOT_FOUND, `volume ${id} was deleted`);
+      const path = mountedPath(s, this.me, id);
+      if (path !== undefined) return path;
+      if (Date.now() >= deadline) {
+        throw new CsiError(
+          status.DEADLINE_EXCEEDED,
+          `timed out after ${Math.round(this.opts.stageTimeoutMs / 1000)} s waiting for volume ${id} to be mounted on this node: ${waitReason(last, this.me, id)}`,
+        );
+      }
+    }
+  }
+
+  private async releaseOurLease(id: string): Promise<void> {
+    const lease = (await this.client.listLeases()).find((l) => l.dataset_id === id);
+    if (!lease || lease.node_uuid !== this.me) return;
+    try {
+      await this.client.releaseLease(id);
+    } catch (err) {
+      if (!(err instanceof FlockerApiError) || err.status !== 404) throw err;
+    }
+  }
+
+  /** Unmounts the staging path and releases this node's lease, so the volume may move. */
+  async nodeUnstageVolume(raw: unknown): Promise<Json> {
+    const req = parseRequest(NodeUnstageVolumeRequest, raw, 'NodeUnstageVolume');
+    const id = required(req.volume_id, 'volume_id');
+    const staging = required(req.staging_target_path, 'staging_target_path');
+    return this.exclusive(id, async () => {
+      await this.unmountAll(staging);
+      if (isDatasetId(id)) await this.releaseOurLease(id);
+      this.logger.info('unstaged volume', { dataset_id: id, staging_path: staging });
+      return {};
+    });
+  }
+
+  private async unmountAll(path: string): Promise<void> {
+    for (let i = 0; i < 16 && mountAt(await this.opts.mounter.mounts(), path); i++) await this.opts.mounter.unmount(path);
+  }
+
+  /** Bind-mounts the staged volume onto the target path (created here), read-only when asked. */
+  async nodePublishVolume(raw: unknown): Promise<Json> {
+    const req = parseRequest(NodePublishVolumeRequest, raw, 'NodePublishVolume');
+    const id = required(req.volume_id, 'volume_id');
+    const target = required(req.target_path, 'target_path');
+    if (!req.volume_capability) throw new CsiError(status.INVALID_ARGUMENT, 'volume_capability is required');
+    const cap: VolumeCapability = toCapability(req.volume_capability);
+    const problem = capabilityProblem(cap);
+    if (problem !== undefined) throw new CsiError(status.INVALID_ARGUMENT, problem);
+    const staging = required(req.staging_target_path, 'staging_target_path');
+    const readOnly = req.readonly === true || readOnlyMode(cap);
+    return this.exclusive(id, async () => {
+      const mounts = await this.opts.mounter.mounts();
+      const staged = mountAt(mounts, staging);
+      if (!staged) {
+        const known = isDatasetId(id) && liveDataset((await this.snapshot()).datasets, id);
+        if (!known) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
+        throw new CsiError(status.FAILED_PRECONDITION, `volume ${id} is not staged at ${staging}`);
+      }
+      const existing = mountAt(mounts, target);
+      if (existing) {
+        if (!sameSource(existing, staged)) throw new CsiError(status.ALREADY_EXISTS, `${target} already has another file system mounted`);
+        if (isReadOnly(existing) !== readOnly) {
+          throw new CsiError(status.ALREADY_EXISTS, `volume ${id} is already published at ${target} ${isReadOnly(existing) ? 'read-only' : 'read-write'}`);
+        }
+        return {};
+      }
+      if (cap.accessMode === 'SINGLE_NODE_SINGLE_WRITER') {
+        const s = await this.snapshot();
+        const agentPath = mountedPath(s, this.me, id);
+        const others = mounts.filter((m) => sameSource(m, staged) && m.mountPoint !== staging && m.mountPoint !== agentPath);
+        if (others.length > 0) {
+          throw new CsiError(status.FAILED_PRECONDITION, `volume ${id} (SINGLE_NODE_SINGLE_WRITER) is already published at ${others[0]?.mountPoint}`);
+        }
+      }
+      await mkdir(target, { recursive: true });
+      await this.opts.mounter.bind(staging, target, readOnly);
+      this.logger.info('published volume', { dataset_id: id, target_path: target, read_only: readOnly });
+      return {};
+    });
+  }
+
+  /** Unmounts the target path and removes it (the spec: the SP deletes what it created there). */
+  async nodeUnpublishVolume(raw: unknown): Promise<Json> {
+    const req = parseRequest(NodeUnpublishVolumeRequest, raw, 'NodeUnpublishVolume');
+    const id = required(req.volume_id, 'volume_id');
+    const target = required(req.target_path, 'target_path');
+    return this.exclusive(id, async () => {
+      await this.unmountAll(target);
+      const st = await lstat(target).catch(() => undefined);
+      if (st?.isDirectory()) await rmdir(target);
+      else if (st) await unlink(target);
+      this.logger.info('unpublished volume', { dataset_id: id, target_path: target });
+      return {};
+    });
+  }
+
+  /** Bytes and inodes of the volume's file system at volume_path (statfs). */
+  async nodeGetVolumeStats(raw: unknown): Promise<Json> {
+    const req = parseRequest(NodeGetVolumeStatsRequest, raw, 'NodeGetVolumeStats');
+    const id = required(req.volume_id, 'volume_id');
+    const path = required(req.volume_path, 'volume_path');
+    if (!isDatasetId(id)) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
+    const s = await this.snapshot();
+    if (!liveDataset(s.datasets, id)) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
+    const agentPath = mountedPath(s, this.me, id);
+    if (agentPath === undefined) throw new CsiError(status.NOT_FOUND, `volume ${id} is not mounted on this node`);
+    try {
+      await stat(path);
+    } catch {
+      throw new CsiError(status.NOT_FOUND, `${path} does not exist`);
+    }
+    const mounts = await this.opts.mounter.mounts();
+    const at = mountAt(mounts, path);
+    const agent = mountAt(mounts, agentPath);
+    if (!at || !agent || !sameSource(at, agent)) throw new CsiError(status.NOT_FOUND, `volume ${id} is not mounted at ${path}`);
+    const fs = await statfs(path);
+    const usage: VolumeUsageWire[] = [
+      { unit: 'BYTES', total: fs.blocks * fs.bsize, available: fs.bavail * fs.bsize, used: (fs.blocks - fs.bfree) * fs.bsize },
+      { unit: 'INODES', total: fs.files, available: fs.ffree, used: fs.files - fs.ffree },
+    ];
+    return { usage };
+  }
+}

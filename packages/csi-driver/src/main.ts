@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+/** flocker-csi: the Container Storage Interface driver of Flocker (Identity, Controller and Node services). */
+import { readFileSync } from 'node:fs';
+import { parseSize } from '@flocker/api';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import type { DriverMode } from './CsiDriver';
+import { resolveNodeId } from './nodeId';
+import { createLogger, startCsiDriver } from './startCsiDriver';
+
+async function main(): Promise<void> {
+  const argv = await yargs(hideBin(process.argv))
+    .scriptName('flocker-csi')
+    .usage('$0 [options]\n\nServe the CSI Identity, Controller and/or Node services on a Unix socket, backed by the Flocker control service.')
+    .option('endpoint', { type: 'string', describe: 'CSI socket (unix:///path or a path)', default: 'unix:///run/flocker/csi.sock' })
+    .option('mode', { choices: ['controller', 'node', 'all'] as const, describe: 'which services to serve', default: 'all' as DriverMode })
+    .option('control-url', { type: 'string', describe: 'control service URL(s), comma-separated', default: 'https://127.0.0.1:4523' })
+    .option('cacert', { type: 'string', describe: 'cluster CA certificate (enables mutual TLS)' })
+    .option('cert', { type: 'string', describe: "this driver's certificate: an API user's for the controller, the node's for the node service" })
+    .option('key', { type: 'string', describe: 'key of --cert' })
+    .option('node-id', { type: 'string', describe: "this node's Flocker UUID (default: from --cert if a node certificate, else <state-dir>/node.json)" })
+    .option('state-dir', { type: 'string', describe: "the dataset agent's node.state_dir (where it writes node.json)", default: '/var/lib/flocker' })
+    .option('default-size', { type: 'string', describe: 'size of volumes created without a capacity range', default: '1GiB' })
+    .option('stage-timeout', { type: 'number', describe: 'seconds NodeStageVolume waits for the agent to mount the volume here', default: 100 })
+    .strict()
+    .help()
+    .parseAsync();
+  const logger = createLogger();
+  const mode = argv.mode as DriverMode;
+  const tls =
+    argv.cacert !== undefined
+      ? {
+          ca: readFileSync(argv.cacert),
+          ...(argv.cert !== undefined ? { cert: readFileSync(argv.cert) } : {}),
+          ...(argv.key !== undefined ? { key: readFileSync(argv.key) } : {}),
+        }
+      : undefined;
+  const nodeId =
+    mode === 'controller'
+      ? undefined
+      : await resolveNodeId({
+          ...(argv['node-id'] !== undefined ? { nodeId: argv['node-id'] } : {}),
+          ...(argv.cert !== undefined ? { certFile: argv.cert } : {}),
+          stateDir: argv['state-dir'],
+        });
+  const running = await startCsiDriver({
+    endpoint: argv.endpoint,
+    mode,
+    controlUrl: argv['control-url'],
+    ...(tls !== undefined ? { tls } : {}),
+    ...(nodeId !== undefined ? { nodeId } : {}),
+    defaultSize: parseSize(argv['default-size']),
+    stageTimeoutMs: argv['stage-timeout'] * 1000,
+    logger,
+  });
+  logger.info('flocker-csi started', { mode, node_id: nodeId, socket: running.socketPath });
+  const stop = (signal: string) => {
+    logger.info('stopping', { signal });
+    running.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : 'FATAL';
+  process.stderr.write(`flocker-csi: ${err instanceof Error ? err.message : String(err)} (${code})\n`);
+  process.exit(1);
+});

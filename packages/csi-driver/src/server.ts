@@ -1,0 +1,85 @@
+/** gRPC over a Unix socket: the CSI services of a CsiDriver, every answer or error logged as one structured line. */
+import { rm } from 'node:fs/promises';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'winston';
+import type { CsiDriver } from './CsiDriver';
+import { toCsiError } from './mapping';
+import { loadCsiServices } from './proto';
+
+export interface RunningCsiServer {
+  socketPath: string;
+  close(): Promise<void>;
+}
+
+/** "unix:///csi/csi.sock", "unix:/csi/csi.sock" or a plain path → the socket path. */
+export function socketPathOf(endpoint: string): string {
+  if (endpoint.startsWith('unix://')) return endpoint.slice('unix://'.length);
+  if (endpoint.startsWith('unix:')) return endpoint.slice('unix:'.length);
+  if (/^[a-z]+:/.test(endpoint)) throw new Error(`endpoint ${endpoint}: only unix sockets are served`);
+  return endpoint;
+}
+
+type Handler = (request: unknown) => Promise<object>;
+
+function unary(logger: Logger, method: string, handler: Handler): grpc.handleUnaryCall<unknown, object> {
+  return (call, callback) => {
+    const started = Date.now();
+    handler(call.request).then(
+      (response) => {
+        logger.debug('csi call', { method, ms: Date.now() - started });
+        callback(null, response);
+      },
+      (err: unknown) => {
+        const e = toCsiError(err);
+        const level = e.code === grpc.status.INTERNAL || e.code === grpc.status.UNAVAILABLE ? 'warn' : 'info';
+        logger.log(level, 'csi call failed', { method, code: grpc.status[e.code], detail: e.message, ms: Date.now() - started });
+        callback({ code: e.code, details: e.message });
+      },
+    );
+  };
+}
+
+export async function serveCsi(driver: CsiDriver, endpoint: string, logger: Logger, protoPath?: string): Promise<RunningCsiServer> {
+  const services = loadCsiServices(protoPath);
+  const server = new grpc.Server();
+  const u = (method: string, h: Handler) => unary(logger, method, h);
+  server.addService(services.Identity, {
+    GetPluginInfo: u('GetPluginInfo', () => driver.getPluginInfo()),
+    GetPluginCapabilities: u('GetPluginCapabilities', () => driver.getPluginCapabilities()),
+    Probe: u('Probe', () => driver.probe()),
+  });
+  // Methods left out answer UNIMPLEMENTED (grpc-js), as the spec asks for RPCs without a capability.
+  if (driver.mode !== 'node') server.addService(services.Controller, {
+    CreateVolume: u('CreateVolume', (r) => driver.createVolume(r)),
+    DeleteVolume: u('DeleteVolume', (r) => driver.deleteVolume(r)),
+    ValidateVolumeCapabilities: u('ValidateVolumeCapabilities', (r) => driver.validateVolumeCapabilities(r)),
+    ListVolumes: u('ListVolumes', (r) => driver.listVolumes(r)),
+    ControllerGetCapabilities: u('ControllerGetCapabilities', () => driver.controllerGetCapabilities()),
+  });
+  if (driver.mode !== 'controller') server.addService(services.Node, {
+    NodeStageVolume: u('NodeStageVolume', (r) => driver.nodeStageVolume(r)),
+    NodeUnstageVolume: u('NodeUnstageVolume', (r) => driver.nodeUnstageVolume(r)),
+    NodePublishVolume: u('NodePublishVolume', (r) => driver.nodePublishVolume(r)),
+    NodeUnpublishVolume: u('NodeUnpublishVolume', (r) => driver.nodeUnpublishVolume(r)),
+    NodeGetVolumeStats: u('NodeGetVolumeStats', (r) => driver.nodeGetVolumeStats(r)),
+    NodeGetCapabilities: u('NodeGetCapabilities', () => driver.nodeGetCapabilities()),
+    NodeGetInfo: u('NodeGetInfo', () => driver.nodeGetInfo()),
+  });
+  const socketPath = socketPathOf(endpoint);
+  await rm(socketPath, { force: true }); // a stale socket of an earlier run
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+  );
+  logger.info('serving CSI', { socket: socketPath });
+  return {
+    socketPath,
+    close: () =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => server.forceShutdown(), 5_000);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  };
+}

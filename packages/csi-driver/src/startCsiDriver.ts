@@ -1,0 +1,62 @@
+/** Wires a CsiDriver to the control service and serves it. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FlockerClient, safeLogStream, tlsDispatcher, type TlsCredentials } from '@flocker/api';
+import winston from 'winston';
+import { CsiDriver, type ControlClient, type DriverMode } from './CsiDriver';
+import { SystemMounter, type Mounter } from './mounter';
+import { PACKAGE_DIR } from './proto';
+import { serveCsi, type RunningCsiServer } from './server';
+
+export interface CsiDriverSettings {
+  endpoint: string;
+  mode: DriverMode;
+  controlUrl: string;
+  tls?: TlsCredentials;
+  nodeId?: string;
+  defaultSize: number;
+  stageTimeoutMs: number;
+  pollMs?: number;
+  protoPath?: string;
+  client?: ControlClient;
+  mounter?: Mounter;
+  logger?: winston.Logger;
+}
+
+export function createLogger(level = process.env.FLOCKER_LOG_LEVEL ?? 'info'): winston.Logger {
+  return winston.createLogger({
+    level,
+    format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+    defaultMeta: { service: 'flocker-csi' },
+    transports: [new winston.transports.Stream({ stream: safeLogStream('stdout') })],
+  });
+}
+
+export function driverVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(join(PACKAGE_DIR, 'package.json'), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+export async function startCsiDriver(settings: CsiDriverSettings): Promise<RunningCsiServer & { driver: CsiDriver }> {
+  const logger = settings.logger ?? createLogger();
+  const client =
+    settings.client ??
+    new FlockerClient({ baseUrl: settings.controlUrl, ...(settings.tls !== undefined ? { dispatcher: tlsDispatcher(settings.tls) } : {}) });
+  const driver = new CsiDriver({
+    client,
+    logger,
+    mode: settings.mode,
+    ...(settings.nodeId !== undefined ? { nodeId: settings.nodeId } : {}),
+    mounter: settings.mounter ?? new SystemMounter(),
+    version: driverVersion(),
+    defaultSize: settings.defaultSize,
+    stageTimeoutMs: settings.stageTimeoutMs,
+    ...(settings.pollMs !== undefined ? { pollMs: settings.pollMs } : {}),
+  });
+  const server = await serveCsi(driver, settings.endpoint, logger, settings.protoPath);
+  return { ...server, driver };
+}

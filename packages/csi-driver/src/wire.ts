@@ -1,0 +1,124 @@
+/**
+ * The CSI messages this driver reads, as decoded by @grpc/proto-loader from the spec's
+ * csi.proto (options in proto.ts: field names as in the proto, int64 as strings, enums as
+ * their names, absent fields absent). Narrow hand-written schemas, validated with zod at
+ * the boundary (every request goes through one before the driver sees it); unknown fields
+ * pass through untouched. `wire.test.ts` checks every field named here against the proto.
+ */
+import { z } from 'zod';
+import { CsiError, int64, type CapacityRange, type VolumeCapability } from './mapping';
+import { status } from '@grpc/grpc-js';
+
+const Str = z.string().optional().nullable();
+const StrMap = z.record(z.string(), z.string()).optional().nullable();
+const Int64 = z.union([z.string(), z.number()]).optional().nullable();
+
+export const VolumeCapabilityWire = z
+  .object({
+    block: z.object({}).loose().optional().nullable(),
+    mount: z.object({ fs_type: Str, mount_flags: z.array(z.string()).optional().nullable() }).loose().optional().nullable(),
+    access_mode: z.object({ mode: Str }).loose().optional().nullable(),
+    access_type: Str,
+  })
+  .loose();
+
+export const CapacityRangeWire = z.object({ required_bytes: Int64, limit_bytes: Int64 }).loose();
+
+export const CreateVolumeRequest = z
+  .object({
+    name: Str,
+    capacity_range: CapacityRangeWire.optional().nullable(),
+    volume_capabilities: z.array(VolumeCapabilityWire).optional().nullable(),
+    parameters: StrMap,
+    volume_content_source: z.object({}).loose().optional().nullable(),
+    accessibility_requirements: z.object({}).loose().optional().nullable(),
+  })
+  .loose();
+
+export const DeleteVolumeRequest = z.object({ volume_id: Str }).loose();
+
+export const ValidateVolumeCapabilitiesRequest = z
+  .object({
+    volume_id: Str,
+    volume_context: StrMap,
+    volume_capabilities: z.array(VolumeCapabilityWire).optional().nullable(),
+    parameters: StrMap,
+  })
+  .loose();
+
+export const ListVolumesRequest = z.object({ max_entries: z.number().int().optional().nullable(), starting_token: Str }).loose();
+
+export const NodeStageVolumeRequest = z
+  .object({ volume_id: Str, staging_target_path: Str, volume_capability: VolumeCapabilityWire.optional().nullable(), volume_context: StrMap })
+  .loose();
+
+export const NodeUnstageVolumeRequest = z.object({ volume_id: Str, staging_target_path: Str }).loose();
+
+export const NodePublishVolumeRequest = z
+  .object({
+    volume_id: Str,
+    staging_target_path: Str,
+    target_path: Str,
+    volume_capability: VolumeCapabilityWire.optional().nullable(),
+    readonly: z.boolean().optional().nullable(),
+    volume_context: StrMap,
+  })
+  .loose();
+
+export const NodeUnpublishVolumeRequest = z.object({ volume_id: Str, target_path: Str }).loose();
+
+export const NodeGetVolumeStatsRequest = z.object({ volume_id: Str, volume_path: Str, staging_target_path: Str }).loose();
+
+export type VolumeCapabilityWire = z.infer<typeof VolumeCapabilityWire>;
+export type CreateVolumeRequest = z.infer<typeof CreateVolumeRequest>;
+export type DeleteVolumeRequest = z.infer<typeof DeleteVolumeRequest>;
+export type ValidateVolumeCapabilitiesRequest = z.infer<typeof ValidateVolumeCapabilitiesRequest>;
+export type ListVolumesRequest = z.infer<typeof ListVolumesRequest>;
+export type NodeStageVolumeRequest = z.infer<typeof NodeStageVolumeRequest>;
+export type NodeUnstageVolumeRequest = z.infer<typeof NodeUnstageVolumeRequest>;
+export type NodePublishVolumeRequest = z.infer<typeof NodePublishVolumeRequest>;
+export type NodeUnpublishVolumeRequest = z.infer<typeof NodeUnpublishVolumeRequest>;
+export type NodeGetVolumeStatsRequest = z.infer<typeof NodeGetVolumeStatsRequest>;
+
+/** Parses a request at the boundary; a request of the wrong shape is INVALID_ARGUMENT. */
+export function parseRequest<S extends z.ZodType>(schema: S, value: unknown, method: string): z.infer<S> {
+  const parsed = schema.safeParse(value ?? {});
+  if (!parsed.success) throw new CsiError(status.INVALID_ARGUMENT, `${method}: ${z.prettifyError(parsed.error)}`);
+  return parsed.data;
+}
+
+/** A required string field: absent or empty is INVALID_ARGUMENT, as the spec lists for every required field. */
+export function required(value: string | null | undefined, field: string): string {
+  if (value === undefined || value === null || value === '') throw new CsiError(status.INVALID_ARGUMENT, `${field} is required`);
+  return value;
+}
+
+export function toCapability(w: VolumeCapabilityWire): VolumeCapability {
+  const accessType = w.mount ? 'mount' : w.block ? 'block' : undefined;
+  return {
+    accessType,
+    fsType: w.mount?.fs_type ?? '',
+    mountFlags: w.mount?.mount_flags ?? [],
+    accessMode: w.access_mode?.mode ?? undefined,
+  };
+}
+
+export function toRange(w: z.infer<typeof CapacityRangeWire> | null | undefined): CapacityRange | undefined {
+  if (!w) return undefined;
+  return { requiredBytes: int64(w.required_bytes, 'capacity_range.required_bytes'), limitBytes: int64(w.limit_bytes, 'capacity_range.limit_bytes') };
+}
+
+// ---- responses (plain objects proto-loader serialises) ----------------------------
+
+export interface VolumeWire {
+  volume_id: string;
+  capacity_bytes: number;
+  volume_context: Record<string, string>;
+}
+
+export interface VolumeUsageWire {
+  unit: 'BYTES' | 'INODES';
+  available: number;
+  total: number;
+  used: number;
+}
