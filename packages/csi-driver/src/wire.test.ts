@@ -1,0 +1,184 @@
+/**
+ * The hand-written request schemas (wire.ts) and the driver's answers against the pinned
+ * csi.proto itself: every field a schema reads is a field of its message, and every answer
+ * survives the real serialiser unchanged (a misspelt field or enum name would be dropped).
+ */
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { status, type ServiceDefinition } from '@grpc/grpc-js';
+import type { ClusterSnapshot, CreateDatasetRequest, DatasetConfiguration } from '@flocker/api';
+import winston from 'winston';
+import type { z } from 'zod';
+import { CsiDriver, type ControlClient } from './CsiDriver';
+import { CsiError, datasetIdForName, MiB } from './mapping';
+import { loadCsiPackage, loadCsiServices, PACKAGE_DIR, type CsiServices } from './proto';
+import * as wire from './wire';
+
+interface DescriptorField {
+  name: string;
+  typeName?: string;
+}
+interface Descriptor {
+  name: string;
+  field: DescriptorField[];
+  nestedType: Descriptor[];
+}
+
+let def: ReturnType<typeof loadCsiPackage>;
+let services: CsiServices;
+
+beforeAll(() => {
+  execFileSync('bash', [join(PACKAGE_DIR, 'scripts/fetch-proto.sh')], { stdio: 'inherit' });
+  def = loadCsiPackage();
+  services = loadCsiServices();
+});
+
+/** The descriptor of csi.v1.<path>, nested messages by dotted path (VolumeCapability.MountVolume). */
+function message(path: string): Descriptor {
+  const [top, ...rest] = path.split('.');
+  const entry = def[`csi.v1.${top}`] as { type?: Descriptor } | undefined;
+  let d = entry?.type;
+  for (const n of rest) d = d?.nestedType.find((x) => x.name === n);
+  if (!d) throw new Error(`no message csi.v1.${path}`);
+  return d;
+}
+
+function keysOf(schema: z.ZodObject): string[] {
+  return Object.keys(schema.shape);
+}
+
+describe('request schemas name only fields of csi.proto', () => {
+  const ONEOF_VIRTUAL = new Set(['access_type']);
+  it.each([
+    ['CreateVolumeRequest', wire.CreateVolumeRequest],
+    ['DeleteVolumeRequest', wire.DeleteVolumeRequest],
+    ['ValidateVolumeCapabilitiesRequest', wire.ValidateVolumeCapabilitiesRequest],
+    ['ListVolumesRequest', wire.ListVolumesRequest],
+    ['NodeStageVolumeRequest', wire.NodeStageVolumeRequest],
+    ['NodeUnstageVolumeRequest', wire.NodeUnstageVolumeRequest],
+    ['NodePublishVolumeRequest', wire.NodePublishVolumeRequest],
+    ['NodeUnpublishVolumeRequest', wire.NodeUnpublishVolumeRequest],
+    ['NodeGetVolumeStatsRequest', wire.NodeGetVolumeStatsRequest],
+    ['VolumeCapability', wire.VolumeCapabilityWire],
+    ['CapacityRange', wire.CapacityRangeWire],
+  ] as [string, z.ZodObject][])('%s', (name, schema) => {
+    const fields = message(name).field.map((f) => f.name);
+    for (const k of keysOf(schema)) if (!ONEOF_VIRTUAL.has(k)) expect(fields).toContain(k);
+  });
+  it('VolumeCapability.MountVolume and AccessMode', () => {
+    expect(message('VolumeCapability.MountVolume').field.map((f) => f.name)).toEqual(expect.arrayContaining(['fs_type', 'mount_flags']));
+    expect(message('VolumeCapability.AccessMode').field.map((f) => f.name)).toContain('mode');
+  });
+});
+
+// ---- answers through the real serialiser ----------------------------------------------------
+
+const NODE = '11111111-1111-4111-8111-111111111111';
+
+function fakeClient(datasets: DatasetConfiguration[]): ControlClient {
+  const snapshot = (): ClusterSnapshot => ({
+    generation: '1',
+    configuration_tag: 't',
+    datasets,
+    leases: [],
+    nodes: [
+      { uuid: NODE, era: 'e', host: '127.0.0.1', instance_id: 'i', backend: 'loopback', manifestations: [], errors: [], alive: true, last_seen: new Date().toISOString() },
+    ],
+  });
+  const unused = () => Promise.reject(new Error('not used in this test'));
+  return {
+    version: async () => ({ flocker: 'test' }),
+    listDatasets: async () => datasets,
+    createDataset: async (req: CreateDatasetRequest) => {
+      const d: DatasetConfiguration = { dataset_id: req.dataset_id as string, primary: req.primary, maximum_size: req.maximum_size ?? null, metadata: req.metadata ?? {}, deleted: false };
+      datasets.push(d);
+      return d;
+    },
+    waitForCluster: async () => snapshot(),
+    updateDataset: unused,
+    deleteDataset: unused,
+    listLeases: async () => [],
+    acquireLease: unused,
+    releaseLease: unused,
+  };
+}
+
+function driver(datasets: DatasetConfiguration[] = []): CsiDriver {
+  return new CsiDriver({
+    client: fakeClient(datasets),
+    logger: winston.createLogger({ silent: true }),
+    mode: 'all',
+    nodeId: NODE,
+    mounter: { mounts: async () => [], bind: async () => undefined, unmount: async () => undefined },
+    version: '0.1.0',
+    defaultSize: 1024 * MiB,
+    stageTimeoutMs: 1000,
+  });
+}
+
+/** Serialises an answer as grpc-js would and decodes it as a client would. */
+function roundTrip(service: ServiceDefinition, method: string, response: object): unknown {
+  const m = service[method];
+  if (!m) throw new Error(`no method ${method}`);
+  return m.responseDeserialize(m.responseSerialize(response));
+}
+
+describe('answers survive the serialiser unchanged', () => {
+  it('Identity', async () => {
+    const d = driver();
+    for (const [method, answer] of [
+      ['GetPluginInfo', await d.getPluginInfo()],
+      ['GetPluginCapabilities', await d.getPluginCapabilities()],
+      ['Probe', await d.probe()],
+    ] as const) {
+      // toMatchObject: the decoder adds the name of the set oneof member ("type": "service").
+      expect(roundTrip(services.Identity, method, answer)).toMatchObject(answer);
+    }
+  });
+  it('Controller and Node capabilities, NodeGetInfo', async () => {
+    const d = driver();
+    const controllerCaps = await d.controllerGetCapabilities();
+    expect(roundTrip(services.Controller, 'ControllerGetCapabilities', controllerCaps)).toMatchObject(controllerCaps);
+    const nodeCaps = await d.nodeGetCapabilities();
+    expect(roundTrip(services.Node, 'NodeGetCapabilities', nodeCaps)).toMatchObject(nodeCaps);
+    // int64 comes back as a string (longs: String).
+    expect(roundTrip(services.Node, 'NodeGetInfo', await d.nodeGetInfo())).toEqual({ node_id: NODE, max_volumes_per_node: '0' });
+  });
+  it('CreateVolume: the dataset of the name, sized by the range; again the same; another size ALREADY_EXISTS', async () => {
+    const datasets: DatasetConfiguration[] = [];
+    const d = driver(datasets);
+    const req = {
+      name: 'pvc-a',
+      capacity_range: { required_bytes: String(100 * MiB) },
+      volume_capabilities: [{ mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' }, access_type: 'mount' }],
+    };
+    const created = await d.createVolume(req);
+    expect(roundTrip(services.Controller, 'CreateVolume', created)).toEqual({
+      volume: { volume_id: datasetIdForName('pvc-a'), capacity_bytes: String(100 * MiB) },
+    });
+    expect(datasets).toEqual([expect.objectContaining({ primary: NODE, maximum_size: 100 * MiB, metadata: { name: 'pvc-a' } })]);
+    expect(await d.createVolume(req)).toEqual(created);
+    await expect(d.createVolume({ ...req, capacity_range: { required_bytes: String(200 * MiB), limit_bytes: String(200 * MiB) } })).rejects.toMatchObject({
+      code: status.ALREADY_EXISTS,
+    });
+    await expect(d.createVolume({ ...req, volume_capabilities: [{ mount: {}, access_mode: { mode: 'MULTI_NODE_MULTI_WRITER' } }] })).rejects.toBeInstanceOf(CsiError);
+  });
+  it('ListVolumes pages and ValidateVolumeCapabilities confirms single-node modes only', async () => {
+    const datasets: DatasetConfiguration[] = [];
+    const d = driver(datasets);
+    const cap = (mode: string) => ({ mount: {}, access_mode: { mode } });
+    for (const n of ['a', 'b', 'c']) await d.createVolume({ name: n, volume_capabilities: [cap('SINGLE_NODE_WRITER')] });
+    const p1 = roundTrip(services.Controller, 'ListVolumes', await d.listVolumes({ max_entries: 2 })) as { entries: unknown[]; next_token: string };
+    expect(p1.entries).toHaveLength(2);
+    const p2 = roundTrip(services.Controller, 'ListVolumes', await d.listVolumes({ starting_token: p1.next_token })) as { entries: unknown[]; next_token?: string };
+    expect(p2.entries).toHaveLength(1);
+    expect(p2.next_token ?? '').toBe('');
+    const id = datasetIdForName('a');
+    const ok = await d.validateVolumeCapabilities({ volume_id: id, volume_capabilities: [cap('SINGLE_NODE_MULTI_WRITER')] });
+    expect(roundTrip(services.Controller, 'ValidateVolumeCapabilities', ok)).toMatchObject({ confirmed: { volume_capabilities: [{ access_mode: { mode: 'SINGLE_NODE_MULTI_WRITER' } }] } });
+    const refused = (await d.validateVolumeCapabilities({ volume_id: id, volume_capabilities: [cap('MULTI_NODE_READER_ONLY')] })) as { confirmed?: unknown; message: string };
+    expect(refused.confirmed).toBeUndefined();
+    expect(refused.message).toMatch(/MULTI_NODE_READER_ONLY/);
+    await expect(d.validateVolumeCapabilities({ volume_id: 'nope', volume_capabilities: [cap('SINGLE_NODE_WRITER')] })).rejects.toMatchObject({ code: status.NOT_FOUND });
+  });
+});
