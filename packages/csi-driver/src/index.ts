@@ -6,3 +6,4 @@ export * from './proto';
 export * from './server';
 export * from './startCsiDriver';
 export * from './wire';
+export * from './client';
