@@ -1,0 +1,157 @@
+/** NodeStageVolume's failure paths against a fake control service: the codes and the reasons a CO sees. */
+import { FlockerApiError, type ClusterSnapshot, type DatasetConfiguration, type Lease, type NodeState } from '@flocker/api';
+import { status } from '@grpc/grpc-js';
+import winston from 'winston';
+import { CsiDriver, waitReason, type ControlClient } from './CsiDriver';
+import { MiB, type MountInfoEntry } from './mapping';
+
+const ME = '11111111-1111-4111-8111-111111111111';
+const OTHER = '22222222-2222-4222-8222-222222222222';
+const ID = '33333333-3333-4333-8333-333333333333';
+const CAP = { mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
+const STAGE = { volume_id: ID, staging_target_path: '/tmp/never-used-staging', volume_capability: CAP };
+
+function node(uuid: string, extra: Partial<NodeState> = {}): NodeState {
+  return { uuid, era: 'e', host: uuid === ME ? 'me' : 'other', instance_id: uuid, backend: 'loopback', manifestations: [], errors: [], alive: true, last_seen: new Date().toISOString(), ...extra };
+}
+
+interface World {
+  datasets: DatasetConfiguration[];
+  leases: Lease[];
+  nodes: NodeState[];
+  calls: string[];
+}
+
+function world(): World {
+  return {
+    datasets: [{ dataset_id: ID, primary: OTHER, maximum_size: 64 * MiB, metadata: { name: 'v' }, deleted: false }],
+    leases: [],
+    nodes: [node(ME), node(OTHER)],
+    calls: [],
+  };
+}
+
+function client(w: World): ControlClient {
+  const snap = (generation: string): ClusterSnapshot => ({ generation, configuration_tag: 't', datasets: w.datasets, leases: w.leases, nodes: w.nodes });
+  return {
+    version: async () => ({ flocker: 'test' }),
+    listDatasets: async () => w.datasets,
+    createDataset: () => Promise.reject(new Error('unused')),
+    deleteDataset: () => Promise.reject(new Error('unused')),
+    updateDataset: async (id, req) => {
+      w.calls.push(`move ${req.primary}`);
+      const d = w.datasets.find((x) => x.dataset_id === id) as DatasetConfiguration;
+      d.primary = req.primary as string;
+      return d;
+    },
+    listLeases: async () => w.leases,
+    acquireLease: async (req) => {
+      const held = w.leases.find((l) => l.dataset_id === req.dataset_id);
+      if (held && held.node_uuid !== req.node_uuid) throw new FlockerApiError(409, 'LEASE_HELD', 'leased by another node');
+      w.calls.push('lease');
+      const l: Lease = { dataset_id: req.dataset_id, node_uuid: req.node_uuid, expires: null };
+      if (!held) w.leases.push(l);
+      return l;
+    },
+    releaseLease: async (id) => {
+      w.calls.push('release');
+      const l = w.leases.find((x) => x.dataset_id === id) as Lease;
+      w.leases = w.leases.filter((x) => x.dataset_id !== id);
+      return l;
+    },
+    // A long-poll that sees no change: returns after a short wait, as the server would after timeout_ms.
+    waitForCluster: async (since, timeoutMs = 0) => {
+      if (since !== undefined) await new Promise((r) => setTimeout(r, Math.min(timeoutMs, 20)));
+      return snap(since ?? '1');
+    },
+  };
+}
+
+function driver(w: World, mounts: MountInfoEntry[] = []): CsiDriver {
+  return new CsiDriver({
+    client: client(w),
+    logger: winston.createLogger({ silent: true }),
+    mode: 'node',
+    nodeId: ME,
+    mounter: { mounts: async () => mounts, bind: async () => undefined, unmount: async () => undefined },
+    version: 'test',
+    defaultSize: 64 * MiB,
+    stageTimeoutMs: 150,
+    pollMs: 20,
+  });
+}
+
+async function failure(p: Promise<unknown>): Promise<{ code: number; message: string }> {
+  try {
+    await p;
+  } catch (err) {
+    return err as { code: number; message: string };
+  }
+  throw new Error('expected a failure');
+}
+
+describe('NodeStageVolume', () => {
+  it('is FAILED_PRECONDITION, naming the holder, while another node holds the lease; nothing is moved', async () => {
+    const w = world();
+    w.leases.push({ dataset_id: ID, node_uuid: OTHER, expires: null });
+    const err = await failure(driver(w).nodeStageVolume(STAGE));
+    expect(err.code).toBe(status.FAILED_PRECONDITION);
+    expect(err.message).toMatch(/in use on node other/);
+    expect(w.calls).toEqual([]);
+  });
+
+  it("takes the lease, moves the dataset here, and after its bound is DEADLINE_EXCEEDED with the agent's reason; the lease is let go again", async () => {
+    const w = world();
+    w.nodes = [
+      node(ME, { errors: [{ dataset_id: ID, action: 'attach', code: 'ATTACH_FAILED', message: 'loop device busy', attempts: 3, since: new Date().toISOString() }] }),
+      node(OTHER),
+    ];
+    const started = Date.now();
+    const err = await failure(driver(w).nodeStageVolume(STAGE));
+    expect(err.code).toBe(status.DEADLINE_EXCEEDED);
+    expect(err.message).toMatch(/the dataset agent reports: loop device busy \(ATTACH_FAILED\)/);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(w.calls).toEqual(['lease', `move ${ME}`, 'release']);
+    expect(w.leases).toEqual([]);
+  });
+
+  it('is NOT_FOUND for an unknown or deleted volume and for an id that is not a dataset id', async () => {
+    const w = world();
+    expect((await failure(driver(w).nodeStageVolume({ ...STAGE, volume_id: 'fake-vol-id' }))).code).toBe(status.NOT_FOUND);
+    (w.datasets[0] as DatasetConfiguration).deleted = true;
+    expect((await failure(driver(w).nodeStageVolume(STAGE))).code).toBe(status.NOT_FOUND);
+  });
+
+  it('is INVALID_ARGUMENT for MULTI_NODE and block capabilities', async () => {
+    const w = world();
+    const multi = { ...STAGE, volume_capability: { mount: {}, access_mode: { mode: 'MULTI_NODE_MULTI_WRITER' } } };
+    const block = { ...STAGE, volume_capability: { block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } } };
+    expect((await failure(driver(w).nodeStageVolume(multi))).code).toBe(status.INVALID_ARGUMENT);
+    expect((await failure(driver(w).nodeStageVolume(block))).code).toBe(status.INVALID_ARGUMENT);
+  });
+
+  it('a second call on a volume while one is in flight is ABORTED', async () => {
+    const w = world();
+    const d = driver(w);
+    const first = d.nodeStageVolume(STAGE).catch(() => undefined);
+    const second = await failure(d.nodeStageVolume(STAGE));
+    expect(second.code).toBe(status.ABORTED);
+    await first;
+  });
+});
+
+describe('waitReason', () => {
+  const snap = (nodes: NodeState[], primary = ME): ClusterSnapshot => ({
+    generation: '1',
+    configuration_tag: 't',
+    datasets: [{ dataset_id: ID, primary, maximum_size: null, metadata: {}, deleted: false }],
+    leases: [],
+    nodes,
+  });
+  it('says whether the agent is missing, dead, failing, still moving or just not done', () => {
+    expect(waitReason(snap([]), ME, ID)).toMatch(/has not reported/);
+    expect(waitReason(snap([node(ME, { alive: false })]), ME, ID)).toMatch(/stopped reporting/);
+    expect(waitReason(snap([node(ME)], OTHER), ME, ID)).toMatch(/still being moved/);
+    expect(waitReason(snap([node(ME)]), ME, ID)).toMatch(/not mounted it yet/);
+  });
+});
