@@ -5,37 +5,20 @@
  */
 import { Agent, request, type Dispatcher } from 'undici';
 import { z } from 'zod';
+import type { ClusterEvent, ClusterSnapshot, CreateDatasetRequest, CreateLeaseRequest, DatasetConfiguration, DatasetState, Lease, NodeReport, NodeSummary, ReportResponse, UpdateDatasetRequest, VersionResponse } from './schemas';
+import { ErrorResponse } from './schemas';
+import type { ComposeRequest, ContainerConfiguration, ContainerReport, ContainerState, CreateContainerRequest, MoveContainerRequest } from './containers';
 import {
-  ClusterEventsResponse,
-  ClusterSnapshot,
-  type ClusterEvent,
-  CreateDatasetRequest,
-  CreateLeaseRequest,
-  DatasetConfiguration,
-  DatasetState,
-  EraResponse,
-  ErrorResponse,
-  Lease,
-  NodeReport,
-  NodeSummary,
-  ReportResponse,
-  UpdateDatasetRequest,
-  VersionResponse,
-} from './schemas';
-import {
-  ComposeRequest,
-  ContainerConfiguration,
-  ContainerReport,
-  ContainerState,
-  CreateContainerRequest,
-  MoveContainerRequest,
-} from './containers';
-
-export const CONFIGURATION_TAG_HEADER = 'x-configuration-tag';
-export const IF_CONFIGURATION_MATCHES_HEADER = 'x-if-configuration-matches';
-/** The server holds a long-poll at most this long. */
-export const MAX_WAIT_MS = 60_000;
-export const DEFAULT_WAIT_MS = 25_000;
+  apiRoutes,
+  CONFIGURATION_TAG_HEADER,
+  DEFAULT_WAIT_MS,
+  IF_CONFIGURATION_MATCHES_HEADER,
+  MAX_WAIT_MS,
+  type ResponseOf,
+  type RouteContract,
+  routePath,
+  successSchema,
+} from './contract';
 
 export class FlockerApiError extends Error {
   override readonly name = 'FlockerApiError';
@@ -88,6 +71,13 @@ export interface Tagged<T> {
 
 type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
+/** What a call sends besides the route: path parameters, the body (checked by the route's schema), a query. */
+interface CallInput<R extends RouteContract> {
+  params?: Record<string, string>;
+  body?: R['body'] extends z.ZodType ? z.input<R['body']> : never;
+  query?: URLSearchParams;
+}
+
 /** Splits a comma-separated list of control URLs; trailing slashes dropped, duplicates removed. */
 export function parseControlUrls(list: string): string[] {
   const urls = list
@@ -130,7 +120,7 @@ export class FlockerClient {
   }
 
   async version(): Promise<VersionResponse> {
-    return (await this.call('GET', '/v1/version', VersionResponse)).value;
+    return (await this.call(apiRoutes.version)).value;
   }
 
   async listDatasets(): Promise<DatasetConfiguration[]> {
@@ -139,65 +129,54 @@ export class FlockerClient {
 
   /** The dataset configuration together with its X-Configuration-Tag. */
   async listDatasetsTagged(): Promise<Tagged<DatasetConfiguration[]>> {
-    return this.call('GET', '/v1/configuration/datasets', z.array(DatasetConfiguration));
+    return this.call(apiRoutes.listDatasets);
   }
 
   async createDataset(req: CreateDatasetRequest, options: WriteOptions = {}): Promise<DatasetConfiguration> {
-    return (
-      await this.call('POST', '/v1/configuration/datasets', DatasetConfiguration, CreateDatasetRequest.parse(req), options)
-    ).value;
+    return (await this.call(apiRoutes.createDataset, { body: req }, options)).value;
   }
 
-  async updateDataset(
-    datasetId: string,
-    req: UpdateDatasetRequest,
-    options: WriteOptions = {},
-  ): Promise<DatasetConfiguration> {
-    const path = `/v1/configuration/datasets/${encodeURIComponent(datasetId)}`;
-    return (await this.call('POST', path, DatasetConfiguration, UpdateDatasetRequest.parse(req), options)).value;
+  async updateDataset(datasetId: string, req: UpdateDatasetRequest, options: WriteOptions = {}): Promise<DatasetConfiguration> {
+    return (await this.call(apiRoutes.updateDataset, { params: { id: datasetId }, body: req }, options)).value;
   }
 
   async deleteDataset(datasetId: string, options: WriteOptions = {}): Promise<DatasetConfiguration> {
-    const path = `/v1/configuration/datasets/${encodeURIComponent(datasetId)}`;
-    return (await this.call('DELETE', path, DatasetConfiguration, undefined, options)).value;
+    return (await this.call(apiRoutes.deleteDataset, { params: { id: datasetId } }, options)).value;
   }
 
   async listDatasetState(): Promise<DatasetState[]> {
-    return (await this.call('GET', '/v1/state/datasets', z.array(DatasetState))).value;
+    return (await this.call(apiRoutes.listDatasetState)).value;
   }
 
   async listNodes(): Promise<NodeSummary[]> {
-    return (await this.call('GET', '/v1/state/nodes', z.array(NodeSummary))).value;
+    return (await this.call(apiRoutes.listNodes)).value;
   }
 
   /** The UUID of the node currently in this era; throws 404 (NODE_ERA_UNKNOWN) if none. */
   async nodeByEra(era: string): Promise<string> {
-    const path = `/v1/state/nodes/by_era/${encodeURIComponent(era)}`;
-    return (await this.call('GET', path, EraResponse)).value.uuid;
+    return (await this.call(apiRoutes.nodeByEra, { params: { era } })).value.uuid;
   }
 
   async listLeases(): Promise<Lease[]> {
-    return (await this.call('GET', '/v1/configuration/leases', z.array(Lease))).value;
+    return (await this.call(apiRoutes.listLeases)).value;
   }
 
   async acquireLease(req: CreateLeaseRequest, options: WriteOptions = {}): Promise<Lease> {
-    return (await this.call('POST', '/v1/configuration/leases', Lease, CreateLeaseRequest.parse(req), options)).value;
+    return (await this.call(apiRoutes.acquireLease, { body: req }, options)).value;
   }
 
   async releaseLease(datasetId: string, options: WriteOptions = {}): Promise<Lease> {
-    const path = `/v1/configuration/leases/${encodeURIComponent(datasetId)}`;
-    return (await this.call('DELETE', path, Lease, undefined, options)).value;
+    return (await this.call(apiRoutes.releaseLease, { params: { dataset_id: datasetId } }, options)).value;
   }
 
   /** What the control service decided on its own (node deaths, leases of dead nodes released), oldest first. */
   async listEvents(): Promise<ClusterEvent[]> {
-    return (await this.call('GET', '/v1/state/events', ClusterEventsResponse)).value.events;
+    return (await this.call(apiRoutes.listEvents)).value.events;
   }
 
   /** Agent channel: publish what this node observes. */
   async reportNodeState(report: NodeReport): Promise<z.infer<typeof ReportResponse>> {
-    const path = `/v1/agent/nodes/${encodeURIComponent(report.uuid)}`;
-    return (await this.call('PUT', path, ReportResponse, NodeReport.parse(report))).value;
+    return (await this.call(apiRoutes.reportNodeState, { params: { uuid: report.uuid }, body: report })).value;
   }
 
   /**
@@ -205,54 +184,45 @@ export class FlockerClient {
    * the server holds the request until something changes or `timeoutMs` elapses
    * (then the unchanged snapshot comes back).
    */
-  async waitForCluster(
-    since?: string,
-    timeoutMs: number = DEFAULT_WAIT_MS,
-    options: WaitOptions = {},
-  ): Promise<ClusterSnapshot> {
+  async waitForCluster(since?: string, timeoutMs: number = DEFAULT_WAIT_MS, options: WaitOptions = {}): Promise<ClusterSnapshot> {
     const wait = Math.max(0, Math.min(Math.floor(timeoutMs), MAX_WAIT_MS));
     const query = new URLSearchParams({ timeout_ms: String(wait) });
     if (since !== undefined) query.set('since', since);
     if (options.node !== undefined) query.set('node', options.node);
-    return (await this.call('GET', `/v1/agent/cluster?${query.toString()}`, ClusterSnapshot, undefined, {}, wait)).value;
+    return (await this.call(apiRoutes.waitForCluster, { query }, {}, wait)).value;
   }
 
   // ---- containers (Flocker's container API) ----------------------------------
 
   async listContainers(): Promise<ContainerConfiguration[]> {
-    return (await this.call('GET', '/v1/configuration/containers', z.array(ContainerConfiguration))).value;
+    return (await this.call(apiRoutes.listContainers)).value;
   }
 
   async createContainer(req: CreateContainerRequest, options: WriteOptions = {}): Promise<ContainerConfiguration> {
-    const body = CreateContainerRequest.parse(req);
-    return (await this.call('POST', '/v1/configuration/containers', ContainerConfiguration, body, options)).value;
+    return (await this.call(apiRoutes.createContainer, { body: req }, options)).value;
   }
 
   /** Moves a container (and, through it, its volume) to another node. */
   async moveContainer(name: string, req: MoveContainerRequest, options: WriteOptions = {}): Promise<ContainerConfiguration> {
-    const path = `/v1/configuration/containers/${encodeURIComponent(name)}`;
-    return (await this.call('POST', path, ContainerConfiguration, MoveContainerRequest.parse(req), options)).value;
+    return (await this.call(apiRoutes.moveContainer, { params: { name }, body: req }, options)).value;
   }
 
   async deleteContainer(name: string, options: WriteOptions = {}): Promise<ContainerConfiguration> {
-    const path = `/v1/configuration/containers/${encodeURIComponent(name)}`;
-    return (await this.call('DELETE', path, ContainerConfiguration, undefined, options)).value;
+    return (await this.call(apiRoutes.deleteContainer, { params: { name } }, options)).value;
   }
 
   async listContainerState(): Promise<ContainerState[]> {
-    return (await this.call('GET', '/v1/state/containers', z.array(ContainerState))).value;
+    return (await this.call(apiRoutes.listContainerState)).value;
   }
 
   /** Replaces the container configuration with flocker-deploy's application and deployment files. */
   async compose(req: ComposeRequest, options: WriteOptions = {}): Promise<ContainerConfiguration[]> {
-    const body = ComposeRequest.parse(req);
-    return (await this.call('POST', '/v1/configuration/_compose', z.array(ContainerConfiguration), body, options)).value;
+    return (await this.call(apiRoutes.compose, { body: req }, options)).value;
   }
 
   /** Agent channel: a container agent publishes the Flocker containers on its node. */
   async reportContainers(nodeUuid: string, report: ContainerReport): Promise<z.infer<typeof ReportResponse>> {
-    const path = `/v1/agent/nodes/${encodeURIComponent(nodeUuid)}/containers`;
-    return (await this.call('PUT', path, ReportResponse, ContainerReport.parse(report))).value;
+    return (await this.call(apiRoutes.reportContainers, { params: { uuid: nodeUuid }, body: report })).value;
   }
 
   /** The control replicas this client uses, the current one first. */
@@ -267,14 +237,18 @@ export class FlockerClient {
    * between replicas); a write only when it surely never reached the failed replica,
    * or that replica answered SHUTTING_DOWN (it refuses before applying anything).
    */
-  private async call<S extends z.ZodType>(
-    method: Method,
-    path: string,
-    schema: S,
-    body?: unknown,
+  private async call<R extends RouteContract>(
+    route: R,
+    input: CallInput<R> = {},
     options: WriteOptions = {},
     extraTimeoutMs = 0,
-  ): Promise<Tagged<z.infer<S>>> {
+  ): Promise<Tagged<ResponseOf<R>>> {
+    const method = route.method.toUpperCase() as Method;
+    const query = input.query?.toString();
+    const path = routePath(route, input.params) + (query !== undefined ? `?${query}` : '');
+    // Bodies are checked (and canonicalised) by the route's schema before they are sent.
+    const body = input.body === undefined || route.body === undefined ? undefined : route.body.parse(input.body);
+    const schema = successSchema(route) as z.ZodType<ResponseOf<R>>;
     const urls = this.controlUrls;
     for (let i = 0; ; i++) {
       const url = urls[i] as string;
@@ -292,15 +266,15 @@ export class FlockerClient {
     }
   }
 
-  private async callOne<S extends z.ZodType>(
+  private async callOne<T>(
     baseUrl: string,
     method: Method,
     path: string,
-    schema: S,
+    schema: z.ZodType<T>,
     body: unknown,
     options: WriteOptions,
     extraTimeoutMs: number,
-  ): Promise<Tagged<z.infer<S>>> {
+  ): Promise<Tagged<T>> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (options.ifConfigurationMatches !== undefined) {

@@ -1,5 +1,6 @@
 export * from './schemas';
 export * from './client';
+export * from './contract';
 export * from './identity';
 export * from './sizes';
 export * from './tls';

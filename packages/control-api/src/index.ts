@@ -6,7 +6,8 @@ export type { ConfigurationStore, FileConfigurationStoreOptions, Migration } fro
 export type { Configuration, StoredLease } from './configuration';
 export { ApiError } from './errors';
 export { buildOpenApi } from './openapi';
-export { routes, FLOCKER_VERSION } from './routes';
+export { routes } from './routes';
+export { FLOCKER_VERSION } from '@flocker/api';
 export { authorize } from './authorization';
 export type { AuthorizationDecision, AuthorizationFacts, AuthorizationRequest } from './authorization';
 export { chooseTls, readTlsFiles, peerIdentity, TlsConfigError, DEFAULT_TLS_DIR, CLUSTER_CERT_FILE, CONTROL_CERT_FILE, CONTROL_KEY_FILE } from './tls';

@@ -1,7 +1,6 @@
 /** OpenAPI 3.1 document generated from the route table and the wire schemas. */
 import { z } from 'zod';
-import type { RouteSpec } from './routes';
-import { FLOCKER_VERSION } from './routes';
+import { FLOCKER_VERSION, type RouteContract } from '@flocker/api';
 
 type Json = Record<string, unknown>;
 
@@ -16,7 +15,7 @@ export function openApiPath(expressPath: string): string {
   return expressPath.replace(/:([A-Za-z_]+)/g, '{$1}');
 }
 
-export function buildOpenApi(routes: readonly RouteSpec[]): Json {
+export function buildOpenApi(routes: readonly RouteContract[]): Json {
   const paths: Record<string, Json> = {};
   for (const route of routes) {
     const parameters: Json[] = [];

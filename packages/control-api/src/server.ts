@@ -10,7 +10,8 @@ import { ControlState, DEFAULT_LEASE_GRACE_MS } from './ControlState';
 import { type ConfigurationStore, FileConfigurationStore } from './ConfigurationStore';
 import { ApiError } from './errors';
 import { buildOpenApi } from './openapi';
-import { canonicalInput, type Reply, routes } from './routes';
+import { routes } from './routes';
+import { checkInput, type Reply } from './routeSpec';
 import { Views } from './Views';
 import { authorizeRoute, requireIdentity, type ServerTlsCredentials } from './tls';
 import { rejectDeepJson } from './jsonDepth';
@@ -170,24 +171,24 @@ export function createApp(
           if (typeof v === 'string') query[k] = v;
           else throw new ApiError(400, 'INVALID_REQUEST', `The query parameter ${k} must be given once.`);
         }
-        let params = req.params as Record<string, string>;
-        let body: unknown = req.body;
         // zod's records would drop a __proto__ key silently: refuse it wherever it is.
-        const proto = findProtoKey(body);
+        const proto = findProtoKey(req.body);
         if (proto !== undefined) {
           throw new ApiError(400, 'RESERVED_KEY', `The request body has the key ${proto.join('.')}: ${RESERVED_KEY_MESSAGE}.`);
         }
+        // Parsed by the route's schemas (ids canonical); what a schema refuses is kept as sent, for authorization.
+        const input = checkInput(route, { params: req.params as Record<string, string>, query, body: req.body });
         if (authorizeByCertificate) {
           // Authorize exactly what the handler will act on: ids as the route's schemas canonicalise them.
-          ({ params, body } = canonicalInput(route, params, body));
-          req.params = params;
-          req.body = body;
+          req.params = input.params;
+          req.body = input.body;
           // Synchronously before the handler's mutate(): check and change see the same configuration.
           authorizeRoute(state, req, route);
         }
+        if (input.error !== undefined) throw input.error;
         const reply = await route.handle(
           state,
-          { params, query, body, ifMatches: route.conditional ? ifMatches : undefined, signal: abort.signal },
+          { params: input.params, query: input.query, body: input.body, ifMatches: route.conditional ? ifMatches : undefined, signal: abort.signal },
           views,
         );
         if (!res.headersSent && !res.writableEnded) send(res, reply);

@@ -1,0 +1,23 @@
+import { apiRoutes, routePath, successSchema } from './contract';
+
+describe('the route contract', () => {
+  it('every route declares a success answer and a unique method and path', () => {
+    const seen = new Set<string>();
+    for (const route of Object.values(apiRoutes)) {
+      expect(() => successSchema(route)).not.toThrow();
+      const key = `${route.method} ${route.path}`;
+      expect(seen.has(key)).toBe(false);
+      seen.add(key);
+    }
+  });
+
+  it('a lease renewal (200) and acquisition (201) read the same schema', () => {
+    expect(successSchema(apiRoutes.acquireLease)).toBe(apiRoutes.acquireLease.responses[200].schema);
+  });
+
+  it('routePath fills and encodes path parameters, and refuses a missing one', () => {
+    expect(routePath(apiRoutes.nodeByEra, { era: 'a b/c' })).toBe('/v1/state/nodes/by_era/a%20b%2Fc');
+    expect(routePath(apiRoutes.listDatasets)).toBe('/v1/configuration/datasets');
+    expect(() => routePath(apiRoutes.updateDataset, {})).toThrow(/needs the parameter id/);
+  });
+});

@@ -1,0 +1,372 @@
+/**
+ * The HTTP contract of the Flocker control service as data: every route's method, path,
+ * the schemas of its parameters, query, body and responses. The control service attaches
+ * a handler to each (and validates input against these schemas before the handler runs),
+ * its OpenAPI document is generated from them, and FlockerClient sends its requests by
+ * them: one table, no path written twice.
+ */
+import { z } from 'zod';
+import {
+  ClusterEventsResponse,
+  ClusterSnapshot,
+  CreateDatasetRequest,
+  CreateLeaseRequest,
+  DatasetConfiguration,
+  DatasetId,
+  DatasetState,
+  EraResponse,
+  ErrorResponse,
+  Lease,
+  NodeReport,
+  NodeSummary,
+  NodeUuid,
+  OpaqueId,
+  ReportResponse,
+  UpdateDatasetRequest,
+  VersionResponse,
+} from './schemas';
+import {
+  ComposeRequest,
+  ContainerConfiguration,
+  ContainerName,
+  ContainerReport,
+  ContainerState,
+  CreateContainerRequest,
+  MoveContainerRequest,
+} from './containers';
+
+/** The version of the control service (and of this contract). */
+export const FLOCKER_VERSION = '1.16.0-ts.0';
+export const CONFIGURATION_TAG_HEADER = 'x-configuration-tag';
+export const IF_CONFIGURATION_MATCHES_HEADER = 'x-if-configuration-matches';
+/** The server holds a long-poll at most this long. */
+export const MAX_WAIT_MS = 60_000;
+export const DEFAULT_WAIT_MS = 25_000;
+
+export interface ResponseSpec {
+  description: string;
+  schema: z.ZodType;
+}
+
+/** One route of the API, without its implementation. */
+export interface RouteContract {
+  method: 'get' | 'post' | 'put' | 'delete';
+  /** Express syntax (`:id`). */
+  path: string;
+  summary: string;
+  tag: 'configuration' | 'state' | 'agent' | 'meta';
+  params?: z.ZodObject;
+  query?: z.ZodObject;
+  body?: z.ZodType;
+  /** A request without a body is read as `{}` (the body stays required in the OpenAPI document). */
+  emptyBodyIsObject?: boolean;
+  /** Honors X-If-Configuration-Matches. */
+  conditional?: boolean;
+  responses: Readonly<Record<number, ResponseSpec>>;
+}
+
+/** Identity, keeping the literal type of the route (its schemas) for typed handlers and client calls. */
+function route<const R extends RouteContract>(r: R): R {
+  return r;
+}
+
+/** The statuses a client reads as success. */
+type OkStatus = 200 | 201;
+/** The parsed body of a route's successful answer. */
+export type ResponseOf<R extends RouteContract> = z.output<R['responses'][Extract<keyof R['responses'], OkStatus>]['schema']>;
+/** A route's path parameters, body and query as its schemas parse them. */
+export type ParamsOf<R extends RouteContract> = R['params'] extends z.ZodType ? z.output<R['params']> : Record<string, never>;
+export type BodyOf<R extends RouteContract> = R['body'] extends z.ZodType ? z.output<R['body']> : undefined;
+export type QueryOf<R extends RouteContract> = R['query'] extends z.ZodType ? z.output<R['query']> : Record<string, never>;
+
+/** The schema of a route's successful answer (its lowest 2xx status). */
+export function successSchema(r: RouteContract): z.ZodType {
+  const ok = Object.entries(r.responses)
+    .filter(([status]) => Number(status) >= 200 && Number(status) < 300)
+    .sort(([a], [b]) => Number(a) - Number(b))[0];
+  if (ok === undefined) throw new Error(`${r.method} ${r.path} declares no success response`);
+  return ok[1].schema;
+}
+
+/** `/v1/configuration/datasets/:id` with `{id: 'x y'}` → `/v1/configuration/datasets/x%20y` */
+export function routePath(r: Pick<RouteContract, 'path'>, params: Readonly<Record<string, string>> = {}): string {
+  return r.path.replace(/:([A-Za-z_]+)/g, (_m, name: string) => {
+    const value = params[name];
+    if (value === undefined) throw new Error(`${r.path} needs the parameter ${name}`);
+    return encodeURIComponent(value);
+  });
+}
+
+const err = (description: string): ResponseSpec => ({ description, schema: ErrorResponse });
+/** 400: what the route's input is called in the description (`id` or `name`). */
+const e400 = (what: 'id' | 'name') => ({
+  400: err(`The request is malformed: invalid JSON, wrong types, unknown fields or a bad ${what}.`),
+});
+const E400 = e400('id');
+const E412 = { 412: err('X-If-Configuration-Matches did not match the current configuration tag.') };
+
+const IdParams = z.object({ id: DatasetId }).strict();
+const LeaseParams = z.object({ dataset_id: DatasetId }).strict();
+const NodeParams = z.object({ uuid: NodeUuid }).strict();
+const EraParams = z.object({ era: OpaqueId }).strict();
+const NameParams = z.object({ name: ContainerName }).strict();
+const WaitQuery = z
+  .object({
+    since: z.string().optional().describe('The generation the agent last saw; the request waits while it is current.'),
+    timeout_ms: z.coerce
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe(`How long to wait, in ms (default ${DEFAULT_WAIT_MS}, at most ${MAX_WAIT_MS}).`),
+    node: NodeUuid.optional().describe(
+      'Only what this node needs: datasets whose primary it is or that it holds, their leases, and the states of the nodes involved.',
+    ),
+  })
+  .strict();
+
+/** Every route, in the order the server registers them (and the OpenAPI document lists them). */
+export const apiRoutes = {
+  version: route({
+    method: 'get',
+    path: '/v1/version',
+    summary: 'The version of the Flocker control service.',
+    tag: 'meta',
+    responses: { 200: { description: 'The version.', schema: VersionResponse } },
+  }),
+  listDatasets: route({
+    method: 'get',
+    path: '/v1/configuration/datasets',
+    summary: 'All configured datasets, including deleted ones (deleted: true).',
+    tag: 'configuration',
+    responses: { 200: { description: 'The dataset configuration.', schema: z.array(DatasetConfiguration) } },
+  }),
+  createDataset: route({
+    method: 'post',
+    path: '/v1/configuration/datasets',
+    summary: 'Create a dataset on a primary node.',
+    tag: 'configuration',
+    body: CreateDatasetRequest,
+    conditional: true,
+    responses: {
+      201: { description: 'The new dataset.', schema: DatasetConfiguration },
+      ...E400,
+      409: err('The dataset_id is already in use.'),
+      ...E412,
+    },
+  }),
+  updateDataset: route({
+    method: 'post',
+    path: '/v1/configuration/datasets/:id',
+    summary: 'Update a dataset: a new primary moves it; maximum_size changes its size limit.',
+    tag: 'configuration',
+    params: IdParams,
+    body: UpdateDatasetRequest,
+    emptyBodyIsObject: true,
+    conditional: true,
+    responses: {
+      200: { description: 'The updated dataset.', schema: DatasetConfiguration },
+      ...E400,
+      404: err('No such dataset.'),
+      405: err('The dataset is deleted (code DATASET_DELETED, as in Flocker): it can no longer be changed.'),
+      409: err('A lease held by another node forbids the move.'),
+      ...E412,
+    },
+  }),
+  deleteDataset: route({
+    method: 'delete',
+    path: '/v1/configuration/datasets/:id',
+    summary: 'Mark a dataset deleted; agents then destroy it.',
+    tag: 'configuration',
+    params: IdParams,
+    conditional: true,
+    responses: {
+      200: { description: 'The dataset, now deleted: true.', schema: DatasetConfiguration },
+      ...E400,
+      404: err('No such dataset.'),
+      409: err('The dataset is leased.'),
+      ...E412,
+    },
+  }),
+  listDatasetState: route({
+    method: 'get',
+    path: '/v1/state/datasets',
+    summary: 'Where datasets actually are, as alive nodes report them.',
+    tag: 'state',
+    responses: { 200: { description: 'Dataset state.', schema: z.array(DatasetState) } },
+  }),
+  listNodes: route({
+    method: 'get',
+    path: '/v1/state/nodes',
+    summary: 'The nodes whose agents are reporting.',
+    tag: 'state',
+    responses: { 200: { description: 'Alive nodes.', schema: z.array(NodeSummary) } },
+  }),
+  nodeByEra: route({
+    method: 'get',
+    path: '/v1/state/nodes/by_era/:era',
+    summary: 'The node currently in the given era (boot), so an agent can tell a reboot.',
+    tag: 'state',
+    params: EraParams,
+    responses: { 200: { description: 'The node.', schema: EraResponse }, 404: err('No node is in this era.') },
+  }),
+  listEvents: route({
+    method: 'get',
+    path: '/v1/state/events',
+    summary:
+      'What the control service decided on its own, oldest first (the last 200, kept in memory by this replica): nodes declared dead, nodes back, leases of dead nodes released.',
+    tag: 'state',
+    responses: { 200: { description: 'Failover events.', schema: ClusterEventsResponse } },
+  }),
+  listLeases: route({
+    method: 'get',
+    path: '/v1/configuration/leases',
+    summary: 'All live leases; expires is the seconds remaining, or null.',
+    tag: 'configuration',
+    responses: { 200: { description: 'Leases.', schema: z.array(Lease) } },
+  }),
+  acquireLease: route({
+    method: 'post',
+    path: '/v1/configuration/leases',
+    summary:
+      'Acquire (201) or renew (200) a lease holding a dataset on a node. pinned: true (API users only) keeps it when the node is declared dead; a renewal without pinned keeps what the lease had.',
+    tag: 'configuration',
+    body: CreateLeaseRequest,
+    conditional: true,
+    responses: {
+      200: { description: 'The lease, renewed by the same node.', schema: Lease },
+      201: { description: 'The new lease.', schema: Lease },
+      ...E400,
+      403: err('A node asked to pin a lease (or unpin one): only API users may.'),
+      405: err('The dataset is deleted (code DATASET_DELETED): there is nothing to lease.'),
+      409: err('Another node holds the lease.'),
+      ...E412,
+    },
+  }),
+  releaseLease: route({
+    method: 'delete',
+    path: '/v1/configuration/leases/:dataset_id',
+    summary: 'Release the lease on a dataset.',
+    tag: 'configuration',
+    params: LeaseParams,
+    conditional: true,
+    responses: {
+      200: { description: 'The released lease.', schema: Lease },
+      ...E400,
+      404: err('There is no lease on this dataset.'),
+      ...E412,
+    },
+  }),
+  reportNodeState: route({
+    method: 'put',
+    path: '/v1/agent/nodes/:uuid',
+    summary: "Agent channel: a dataset agent publishes its node's state.",
+    tag: 'agent',
+    params: NodeParams,
+    body: NodeReport,
+    responses: {
+      200: { description: 'The generation after this report.', schema: ReportResponse },
+      ...E400,
+      409: err("The report claims another live node's compute instance, or a volume attached to it."),
+    },
+  }),
+  waitForCluster: route({
+    method: 'get',
+    path: '/v1/agent/cluster',
+    summary: 'Agent channel: desired configuration and cluster state; long-polls while `since` is current.',
+    tag: 'agent',
+    query: WaitQuery,
+    responses: { 200: { description: 'The cluster snapshot.', schema: ClusterSnapshot }, ...E400 },
+  }),
+  // ---- containers (Flocker's container API) ----------------------------------
+  listContainers: route({
+    method: 'get',
+    path: '/v1/configuration/containers',
+    summary: 'All configured containers. They may or may not exist yet on their nodes.',
+    tag: 'configuration',
+    responses: { 200: { description: 'The container configuration.', schema: z.array(ContainerConfiguration) } },
+  }),
+  createContainer: route({
+    method: 'post',
+    path: '/v1/configuration/containers',
+    summary: "Add a container to a node's configuration; the node's container agent starts it.",
+    tag: 'configuration',
+    body: CreateContainerRequest,
+    conditional: true,
+    responses: {
+      201: { description: 'The new container.', schema: ContainerConfiguration },
+      ...e400('name'),
+      404: err('The volume names a dataset that does not exist.'),
+      409: err(
+        'The name or an external port is taken, the dataset is used by another container or is on another node, or two links share an alias or local port.',
+      ),
+      ...E412,
+    },
+  }),
+  moveContainer: route({
+    method: 'post',
+    path: '/v1/configuration/containers/:name',
+    summary: 'Move a container to another node; its volume moves with it.',
+    tag: 'configuration',
+    params: NameParams,
+    body: MoveContainerRequest,
+    conditional: true,
+    responses: {
+      200: { description: 'The moved container.', schema: ContainerConfiguration },
+      ...e400('name'),
+      404: err('No such container.'),
+      ...E412,
+    },
+  }),
+  deleteContainer: route({
+    method: 'delete',
+    path: '/v1/configuration/containers/:name',
+    summary: 'Remove a container from the configuration; its node stops and removes it (its dataset stays).',
+    tag: 'configuration',
+    params: NameParams,
+    conditional: true,
+    responses: {
+      200: { description: 'The removed container.', schema: ContainerConfiguration },
+      ...e400('name'),
+      404: err('No such container.'),
+      ...E412,
+    },
+  }),
+  compose: route({
+    method: 'post',
+    path: '/v1/configuration/_compose',
+    summary: 'flocker-deploy: replace the container configuration by an application file and a deployment file.',
+    tag: 'configuration',
+    body: ComposeRequest,
+    conditional: true,
+    responses: {
+      200: { description: 'The resulting container configuration.', schema: z.array(ContainerConfiguration) },
+      ...e400('name'),
+      404: err('A volume names a dataset that does not exist.'),
+      409: err('Two applications publish the same external port, or links collide.'),
+      ...E412,
+    },
+  }),
+  listContainerState: route({
+    method: 'get',
+    path: '/v1/state/containers',
+    summary: 'The containers the container agents report, with whether each is running.',
+    tag: 'state',
+    responses: { 200: { description: 'Container state.', schema: z.array(ContainerState) } },
+  }),
+  reportContainers: route({
+    method: 'put',
+    path: '/v1/agent/nodes/:uuid/containers',
+    summary: 'Agent channel: a container agent publishes the Flocker containers on its node.',
+    tag: 'agent',
+    params: NodeParams,
+    body: ContainerReport,
+    responses: {
+      200: { description: 'The generation after this report.', schema: ReportResponse },
+      ...e400('name'),
+    },
+  }),
+} as const satisfies Record<string, RouteContract>;
+
+export type ApiRoutes = typeof apiRoutes;
+export type RouteName = keyof ApiRoutes;
