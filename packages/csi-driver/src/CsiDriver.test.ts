@@ -2,7 +2,10 @@
 import { FlockerApiError, type ClusterSnapshot, type DatasetConfiguration, type Lease, type NodeState } from '@flocker/api';
 import { status } from '@grpc/grpc-js';
 import winston from 'winston';
-import { CsiDriver, waitReason, type ControlClient } from './CsiDriver';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CsiDriver, volumeHealth, waitReason, type ControlClient } from './CsiDriver';
 import { MiB, type MountInfoEntry } from './mapping';
 
 const ME = '11111111-1111-4111-8111-111111111111';
@@ -153,5 +156,63 @@ describe('waitReason', () => {
     expect(waitReason(snap([node(ME, { alive: false })]), ME, ID)).toMatch(/stopped reporting/);
     expect(waitReason(snap([node(ME)], OTHER), ME, ID)).toMatch(/still being moved/);
     expect(waitReason(snap([node(ME)]), ME, ID)).toMatch(/not mounted it yet/);
+  });
+});
+
+describe('NodeGetVolumeStats', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'csi-stats-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  function mountedHere(w: World): MountInfoEntry[] {
+    const agentPath = join(dir, 'agent');
+    (w.datasets[0] as DatasetConfiguration).primary = ME;
+    w.nodes = [node(ME, { manifestations: [{ dataset_id: ID, blockdevice_id: 'b', size: 64 * MiB, status: 'mounted', path: agentPath }] })];
+    return [
+      { device: '7:1', root: '/', mountPoint: agentPath, options: ['rw'] },
+      { device: '7:1', root: '/', mountPoint: dir, options: ['rw'] },
+    ];
+  }
+
+  it('reports bytes and inodes of the path', async () => {
+    const w = world();
+    const res = (await driver(w, mountedHere(w)).nodeGetVolumeStats({ volume_id: ID, volume_path: dir })) as {
+      usage: { unit: string; total: number; used: number; available: number }[];
+    };
+    expect(res.usage.map((u) => u.unit)).toEqual(['BYTES', 'INODES']);
+    for (const u of res.usage) {
+      expect(u.total).toBeGreaterThan(0);
+      expect(u.used + u.available).toBeLessThanOrEqual(u.total);
+    }
+  });
+
+  it('is NOT_FOUND for a path that is not the volume\'s mount, or that does not exist', async () => {
+    const w = world();
+    const mounts = mountedHere(w).slice(0, 1);
+    expect((await failure(driver(w, mounts).nodeGetVolumeStats({ volume_id: ID, volume_path: dir }))).code).toBe(status.NOT_FOUND);
+    expect((await failure(driver(w, mounts).nodeGetVolumeStats({ volume_id: ID, volume_path: join(dir, 'nope') }))).code).toBe(status.NOT_FOUND);
+  });
+});
+
+describe('NodeGetVolumeHealth', () => {
+  it("is healthy (no entries), DEGRADED with the agent's error, INACCESSIBLE when the agent stopped reporting", async () => {
+    const w = world();
+    const res = (await driver(w).nodeGetVolumeHealth({ volume_id: ID })) as { volume_health: { volume_id: string; health_statuses: unknown[] } };
+    expect(res.volume_health).toEqual({ volume_id: ID, health_statuses: [] });
+    const error = { dataset_id: ID, action: 'resize', code: 'RESIZE_FAILED', message: 'resize2fs failed', attempts: 2, since: '2026-01-01T00:00:00Z' };
+    const snap = (n: NodeState): ClusterSnapshot => ({ generation: '1', configuration_tag: 't', datasets: w.datasets, leases: [], nodes: [n] });
+    expect(volumeHealth(snap(node(ME, { errors: [error] })), ME, ID)).toEqual([
+      { status: 'DEGRADED', reason: 'RESIZE_FAILED', message: expect.stringMatching(/resize2fs failed/) },
+    ]);
+    expect(volumeHealth(snap(node(ME, { alive: false })), ME, ID)).toEqual([
+      { status: 'INACCESSIBLE', reason: 'AGENT_NOT_REPORTING', message: expect.stringMatching(/stopped reporting/) },
+    ]);
+  });
+  it('is INVALID_ARGUMENT without a volume id and NOT_FOUND for an unknown volume', async () => {
+    const w = world();
+    expect((await failure(driver(w).nodeGetVolumeHealth({}))).code).toBe(status.INVALID_ARGUMENT);
+    expect((await failure(driver(w).nodeGetVolumeHealth({ volume_id: 'fake-vol-id' }))).code).toBe(status.NOT_FOUND);
   });
 });

@@ -32,6 +32,7 @@ import {
   CreateVolumeRequest,
   DeleteVolumeRequest,
   ListVolumesRequest,
+  NodeGetVolumeHealthRequest,
   NodeGetVolumeStatsRequest,
   NodePublishVolumeRequest,
   NodeStageVolumeRequest,
@@ -118,6 +119,25 @@ export function waitReason(s: ClusterSnapshot | undefined, nodeUuid: string, dat
   const d = s?.datasets.find((x) => x.dataset_id === datasetId);
   if (d && d.primary !== nodeUuid) return 'the dataset is still being moved to this node';
   return 'the dataset agent has not mounted it yet';
+}
+
+export interface VolumeHealthEntry {
+  status: 'DEGRADED' | 'INACCESSIBLE';
+  reason: string;
+  message: string;
+}
+
+/** What is wrong with a dataset on this node, from the snapshot: nothing when the list is empty. */
+export function volumeHealth(s: ClusterSnapshot, nodeUuid: string, datasetId: string): VolumeHealthEntry[] {
+  const node = s.nodes.find((n) => n.uuid === nodeUuid);
+  const out: VolumeHealthEntry[] = [];
+  if (!node || !node.alive) out.push({ status: 'INACCESSIBLE', reason: 'AGENT_NOT_REPORTING', message: waitReason(s, nodeUuid, datasetId) });
+  for (const e of node?.errors ?? []) {
+    if (e.dataset_id === datasetId) {
+      out.push({ status: 'DEGRADED', reason: e.code, message: `the dataset agent reports: ${e.message} (${e.action}, ${e.attempts} attempts since ${e.since})` });
+    }
+  }
+  return out;
 }
 
 export class CsiDriver {
@@ -291,7 +311,7 @@ export class CsiDriver {
 
   async nodeGetCapabilities(): Promise<Json> {
     const rpc = (type: string) => ({ rpc: { type } });
-    return { capabilities: [rpc('STAGE_UNSTAGE_VOLUME'), rpc('GET_VOLUME_STATS'), rpc('SINGLE_NODE_MULTI_WRITER')] };
+    return { capabilities: [rpc('STAGE_UNSTAGE_VOLUME'), rpc('GET_VOLUME_STATS'), rpc('SINGLE_NODE_MULTI_WRITER'), rpc('GET_VOLUME_HEALTH')] };
   }
 
   async nodeGetInfo(): Promise<Json> {
@@ -496,5 +516,19 @@ export class CsiDriver {
       { unit: 'INODES', total: fs.files, available: fs.ffree, used: fs.files - fs.ffree },
     ];
     return { usage };
+  }
+
+  /**
+   * NodeGetVolumeHealth (GET_VOLUME_HEALTH, alpha in CSI 1.13, which removed the volume
+   * condition): DEGRADED with the agent's error while it reports one for the dataset,
+   * INACCESSIBLE while this node's agent is not alive; no entries when healthy.
+   */
+  async nodeGetVolumeHealth(raw: unknown): Promise<Json> {
+    const req = parseRequest(NodeGetVolumeHealthRequest, raw, 'NodeGetVolumeHealth');
+    const id = required(req.volume_id, 'volume_id');
+    if (!isDatasetId(id)) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
+    const s = await this.snapshot();
+    if (!liveDataset(s.datasets, id)) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
+    return { volume_health: { volume_id: id, health_statuses: volumeHealth(s, this.me, id) } };
   }
 }

@@ -62,6 +62,7 @@ export async function serveCsi(driver: CsiDriver, endpoint: string, logger: Logg
     NodePublishVolume: u('NodePublishVolume', (r) => driver.nodePublishVolume(r)),
     NodeUnpublishVolume: u('NodeUnpublishVolume', (r) => driver.nodeUnpublishVolume(r)),
     NodeGetVolumeStats: u('NodeGetVolumeStats', (r) => driver.nodeGetVolumeStats(r)),
+    NodeGetVolumeHealth: u('NodeGetVolumeHealth', (r) => driver.nodeGetVolumeHealth(r)),
     NodeGetCapabilities: u('NodeGetCapabilities', () => driver.nodeGetCapabilities()),
     NodeGetInfo: u('NodeGetInfo', () => driver.nodeGetInfo()),
   });

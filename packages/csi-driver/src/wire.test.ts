@@ -59,6 +59,7 @@ describe('request schemas name only fields of csi.proto', () => {
     ['NodePublishVolumeRequest', wire.NodePublishVolumeRequest],
     ['NodeUnpublishVolumeRequest', wire.NodeUnpublishVolumeRequest],
     ['NodeGetVolumeStatsRequest', wire.NodeGetVolumeStatsRequest],
+    ['NodeGetVolumeHealthRequest', wire.NodeGetVolumeHealthRequest],
     ['VolumeCapability', wire.VolumeCapabilityWire],
     ['CapacityRange', wire.CapacityRangeWire],
   ] as [string, z.ZodObject][])('%s', (name, schema) => {
@@ -141,6 +142,8 @@ describe('answers survive the serialiser unchanged', () => {
     expect(roundTrip(services.Controller, 'ControllerGetCapabilities', controllerCaps)).toMatchObject(controllerCaps);
     const nodeCaps = await d.nodeGetCapabilities();
     expect(roundTrip(services.Node, 'NodeGetCapabilities', nodeCaps)).toMatchObject(nodeCaps);
+    const health = { volume_health: { volume_id: NODE, health_statuses: [{ status: 'DEGRADED', reason: 'RESIZE_FAILED', message: 'm' }] } };
+    expect(roundTrip(services.Node, 'NodeGetVolumeHealth', health)).toEqual(health);
     // int64 comes back as a string (longs: String).
     expect(roundTrip(services.Node, 'NodeGetInfo', await d.nodeGetInfo())).toEqual({ node_id: NODE, max_volumes_per_node: '0' });
   });

@@ -69,6 +69,8 @@ export const NodeUnpublishVolumeRequest = z.object({ volume_id: Str, target_path
 
 export const NodeGetVolumeStatsRequest = z.object({ volume_id: Str, volume_path: Str, staging_target_path: Str }).loose();
 
+export const NodeGetVolumeHealthRequest = z.object({ volume_id: Str, volume_publish_path: Str, staging_target_path: Str }).loose();
+
 export type VolumeCapabilityWire = z.infer<typeof VolumeCapabilityWire>;
 export type CreateVolumeRequest = z.infer<typeof CreateVolumeRequest>;
 export type DeleteVolumeRequest = z.infer<typeof DeleteVolumeRequest>;
