@@ -120,6 +120,7 @@ async function startNode(name: string, mode: 'all' | 'node'): Promise<void> {
   spawnLogged(`agent-${name}`, [AGENT_MAIN, '--config', join(dir, `${name}.yml`)]);
   const client = new FlockerClient({ baseUrl: control.url });
   await waitFor(`agent ${name} to report`, async () => (await client.listNodes()).length === before + 1, { timeoutMs: 60_000, context: logs });
+  if (mode === 'node') mkdirSync(registryOf(name), { recursive: true });
   spawnLogged(`csi-${name}`, [
     CSI_MAIN,
     '--endpoint',
@@ -134,8 +135,14 @@ async function startNode(name: string, mode: 'all' | 'node'): Promise<void> {
     '64MiB',
     '--stage-timeout',
     '60',
+    ...(mode === 'node' ? ['--kubelet-registration-dir', registryOf(name)] : []),
   ]);
   await waitFor(`the CSI socket of ${name}`, () => existsSync(socketOf(name)), { timeoutMs: 30_000, context: logs });
+}
+
+/** Where a node's flocker-csi offers itself to the kubelet's plugin watcher. */
+function registryOf(name: string): string {
+  return join(dir, `${name}-plugins_registry`);
 }
 
 function socketOf(name: string): string {
@@ -204,6 +211,8 @@ describe('flocker-csi', () => {
     const b = createCsiClient(socketOf('b'));
     clients.push(a, b);
     expect(await b.node.NodeGetInfo!({})).toMatchObject({ node_id: nodeUuid('b') });
+    // The node plugin offers itself to the kubelet (plugin registration API) beside its CSI socket.
+    await waitFor('the kubelet registration socket', () => existsSync(join(registryOf('b'), 'flocker.clusterhq.io-reg.sock')), { timeoutMs: 10_000, context: logs });
     const cap = { mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
     const created = (await a.controller.CreateVolume!({ name: 'pvc-moving', capacity_range: { required_bytes: 64 * MiB }, volume_capabilities: [cap] })) as {
       volume: { volume_id: string };

@@ -1,21 +1,32 @@
 #!/usr/bin/env bash
-# Fetches the CSI spec's csi.proto from the Go module proxy (the module
-# github.com/container-storage-interface/spec, pinned; go verifies it against the
-# checksum database) into proto/csi.proto, which git ignores. Does nothing when the
-# pinned version is already there. CSI_SPEC_VERSION overrides the pin.
+# Fetches the protos the driver serves from the Go module proxy (go verifies each module
+# against the checksum database), pinned, into proto/ (git ignores it):
+#   csi.proto                 github.com/container-storage-interface/spec   (CSI_SPEC_VERSION)
+#   pluginregistration.proto  k8s.io/kubelet pkg/apis/pluginregistration/v1 (KUBELET_VERSION)
+# Does nothing when the pinned versions are already there.
 set -euo pipefail
-version="${CSI_SPEC_VERSION:-v1.13.0}"
+csi_version="${CSI_SPEC_VERSION:-v1.13.0}"
+kubelet_version="${KUBELET_VERSION:-v0.37.2}"
+stamp="csi=$csi_version kubelet=$kubelet_version"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="$here/proto"
-if [ -f "$out/csi.proto" ] && [ "$(cat "$out/VERSION" 2>/dev/null)" = "$version" ]; then exit 0; fi
-command -v go >/dev/null || { echo "fetch-proto: no go on PATH: it fetches csi.proto $version from the Go module proxy" >&2; exit 1; }
+if [ -f "$out/csi.proto" ] && [ -f "$out/pluginregistration.proto" ] && [ "$(cat "$out/VERSION" 2>/dev/null)" = "$stamp" ]; then exit 0; fi
+command -v go >/dev/null || { echo "fetch-proto: no go on PATH: it fetches csi.proto $csi_version and the kubelet's pluginregistration proto $kubelet_version from the Go module proxy" >&2; exit 1; }
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 # Outside any module, so no go.mod of the caller is read or changed.
-json="$(cd "$tmp" && GOFLAGS=-mod=mod GO111MODULE=on go mod download -json "github.com/container-storage-interface/spec@$version")"
-dir="$(printf '%s' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-[ -n "$dir" ] && [ -f "$dir/csi.proto" ] || { echo "fetch-proto: go mod download gave no csi.proto: $json" >&2; exit 1; }
+module_dir() {
+  local json dir
+  json="$(cd "$tmp" && GOFLAGS=-mod=mod GO111MODULE=on go mod download -json "$1")"
+  dir="$(printf '%s' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [ -n "$dir" ] || { echo "fetch-proto: go mod download $1 gave no directory: $json" >&2; return 1; }
+  printf '%s' "$dir"
+}
+spec="$(module_dir "github.com/container-storage-interface/spec@$csi_version")"
+kubelet="$(module_dir "k8s.io/kubelet@$kubelet_version")"
 mkdir -p "$out"
-cp "$dir/csi.proto" "$out/csi.proto.tmp" && chmod 644 "$out/csi.proto.tmp" && mv "$out/csi.proto.tmp" "$out/csi.proto"
-printf '%s\n' "$version" > "$out/VERSION"
-echo "fetch-proto: csi.proto $version -> $out/csi.proto" >&2
+install -m 644 "$spec/csi.proto" "$out/csi.proto.tmp" && mv "$out/csi.proto.tmp" "$out/csi.proto"
+install -m 644 "$kubelet/pkg/apis/pluginregistration/v1/api.proto" "$out/pluginregistration.proto.tmp" && mv "$out/pluginregistration.proto.tmp" "$out/pluginregistration.proto"
+printf '%s\n' "$csi_version" > "$out/VERSION.csi"
+printf '%s\n' "$stamp" > "$out/VERSION"
+echo "fetch-proto: csi.proto $csi_version, pluginregistration.proto (k8s.io/kubelet $kubelet_version) -> $out" >&2

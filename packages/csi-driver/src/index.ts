@@ -7,3 +7,4 @@ export * from './server';
 export * from './startCsiDriver';
 export * from './wire';
 export * from './client';
+export * from './registration';

@@ -21,6 +21,11 @@ async function main(): Promise<void> {
     .option('node-id', { type: 'string', describe: "this node's Flocker UUID (default: from --cert if a node certificate, else <state-dir>/node.json)" })
     .option('state-dir', { type: 'string', describe: "the dataset agent's node.state_dir (where it writes node.json)", default: '/var/lib/flocker' })
     .option('default-size', { type: 'string', describe: 'size of volumes created without a capacity range', default: '1GiB' })
+    .option('kubelet-registration-dir', {
+      type: 'string',
+      describe: 'node service: register with the kubelet through its plugin registration API, on a socket in this directory (the kubelet\'s is /var/lib/kubelet/plugins_registry); no node-driver-registrar needed',
+    })
+    .option('kubelet-csi-endpoint', { type: 'string', describe: 'the CSI socket path the kubelet dials (default: the --endpoint path)' })
     .option('stage-timeout', { type: 'number', describe: 'seconds NodeStageVolume waits for the agent to mount the volume here', default: 100 })
     .strict()
     .help()
@@ -51,6 +56,8 @@ async function main(): Promise<void> {
     ...(nodeId !== undefined ? { nodeId } : {}),
     defaultSize: parseSize(argv['default-size']),
     stageTimeoutMs: argv['stage-timeout'] * 1000,
+    ...(argv['kubelet-registration-dir'] !== undefined ? { kubeletRegistryDir: argv['kubelet-registration-dir'] } : {}),
+    ...(argv['kubelet-csi-endpoint'] !== undefined ? { kubeletCsiEndpoint: argv['kubelet-csi-endpoint'] } : {}),
     logger,
   });
   logger.info('flocker-csi started', { mode, node_id: nodeId, socket: running.socketPath });

@@ -9,6 +9,8 @@ import * as protoLoader from '@grpc/proto-loader';
 
 export const PACKAGE_DIR = resolve(__dirname, '..');
 export const DEFAULT_PROTO_PATH = join(PACKAGE_DIR, 'proto', 'csi.proto');
+/** The kubelet's plugin registration API (k8s.io/kubelet pkg/apis/pluginregistration/v1/api.proto). */
+export const REGISTRATION_PROTO_PATH = join(PACKAGE_DIR, 'proto', 'pluginregistration.proto');
 
 /** How requests are decoded: proto field names, int64 as decimal strings, enums by name, absent fields absent. */
 export const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: false, oneofs: true };
@@ -24,10 +26,10 @@ export class ProtoMissingError extends Error {
   readonly code = 'CSI_PROTO_MISSING';
 }
 
-/** The CSI spec version of the fetched proto (proto/VERSION), e.g. v1.13.0. */
+/** The CSI spec version of the fetched proto (proto/VERSION.csi), e.g. v1.13.0. */
 export function specVersion(protoPath = DEFAULT_PROTO_PATH): string {
   try {
-    return readFileSync(join(protoPath, '..', 'VERSION'), 'utf8').trim();
+    return readFileSync(join(protoPath, '..', 'VERSION.csi'), 'utf8').trim();
   } catch {
     return 'unknown';
   }
@@ -48,4 +50,14 @@ export function loadCsiServices(protoPath = DEFAULT_PROTO_PATH): CsiServices {
     return s as grpc.ServiceDefinition;
   };
   return { Identity: service('Identity'), Controller: service('Controller'), Node: service('Node') };
+}
+
+/** The kubelet's pluginregistration.Registration service (package "pluginregistration", v1 API). */
+export function loadRegistrationService(protoPath = REGISTRATION_PROTO_PATH): grpc.ServiceDefinition {
+  if (!existsSync(protoPath)) {
+    throw new ProtoMissingError(`${protoPath} is missing: run ${join(PACKAGE_DIR, 'scripts', 'fetch-proto.sh')}`);
+  }
+  const s = protoLoader.loadSync(protoPath, LOADER_OPTIONS)['pluginregistration.Registration'];
+  if (s === undefined || 'format' in s) throw new Error(`pluginregistration.Registration is not a service in ${protoPath}`);
+  return s as grpc.ServiceDefinition;
 }

@@ -6,6 +6,7 @@ import winston from 'winston';
 import { CsiDriver, type ControlClient, type DriverMode } from './CsiDriver';
 import { SystemMounter, type Mounter } from './mounter';
 import { PACKAGE_DIR } from './proto';
+import { serveRegistration, type RunningRegistration } from './registration';
 import { serveCsi, type RunningCsiServer } from './server';
 
 export interface CsiDriverSettings {
@@ -18,6 +19,10 @@ export interface CsiDriverSettings {
   stageTimeoutMs: number;
   pollMs?: number;
   protoPath?: string;
+  /** Serve the kubelet's plugin registration here (node service), e.g. /var/lib/kubelet/plugins_registry. */
+  kubeletRegistryDir?: string;
+  /** The CSI socket path the kubelet dials (default: the endpoint's path). */
+  kubeletCsiEndpoint?: string;
   client?: ControlClient;
   mounter?: Mounter;
   logger?: winston.Logger;
@@ -41,7 +46,7 @@ export function driverVersion(): string {
   }
 }
 
-export async function startCsiDriver(settings: CsiDriverSettings): Promise<RunningCsiServer & { driver: CsiDriver }> {
+export async function startCsiDriver(settings: CsiDriverSettings): Promise<RunningCsiServer & { driver: CsiDriver; registration?: RunningRegistration }> {
   const logger = settings.logger ?? createLogger();
   const client =
     settings.client ??
@@ -58,5 +63,22 @@ export async function startCsiDriver(settings: CsiDriverSettings): Promise<Runni
     ...(settings.pollMs !== undefined ? { pollMs: settings.pollMs } : {}),
   });
   const server = await serveCsi(driver, settings.endpoint, logger, settings.protoPath);
-  return { ...server, driver };
+  if (settings.kubeletRegistryDir === undefined || settings.mode === 'controller') return { ...server, driver };
+  const registration = await serveRegistration({
+    registryDir: settings.kubeletRegistryDir,
+    csiEndpoint: settings.kubeletCsiEndpoint ?? server.socketPath,
+    logger,
+  }).catch(async (err: unknown) => {
+    await server.close();
+    throw err;
+  });
+  return {
+    ...server,
+    driver,
+    registration,
+    close: async () => {
+      await registration.close();
+      await server.close();
+    },
+  };
 }
