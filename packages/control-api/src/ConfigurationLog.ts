@@ -7,7 +7,7 @@ import { crc32 } from 'node:zlib';
 import { z } from 'zod';
 import { ContainerConfiguration, DatasetConfiguration, DatasetId, NodeSummary, NodeUuid } from '@flocker/api';
 import type { Configuration, StoredLease } from './configuration';
-import { ApiError } from './errors';
+import { StoreError } from './errors';
 import { deleteEntry, PersistentMap, setEntry } from './PersistentMap';
 
 export const StoredLeaseSchema = z
@@ -183,11 +183,11 @@ export function decodeLog(data: Buffer, offset: number, afterVersion: number, fi
       firstBad ??= pos;
     } else {
       if (firstBad !== undefined) {
-        throw new ApiError(500, 'STORE_CORRUPT', `${file} has a damaged record at byte ${firstBad} followed by valid ones; restore it from a backup.`);
+        throw new StoreError('STORE_CORRUPT', `${file} has a damaged record at byte ${firstBad} followed by valid ones; restore it from a backup.`);
       }
       if (record.version > afterVersion) {
         if (record.version <= last) {
-          throw new ApiError(500, 'STORE_CORRUPT', `${file} has records out of order at byte ${pos} (version ${record.version} after ${last}).`);
+          throw new StoreError('STORE_CORRUPT', `${file} has records out of order at byte ${pos} (version ${record.version} after ${last}).`);
         }
         records.push(record);
         last = record.version;
@@ -210,11 +210,11 @@ function parseLine(line: Buffer, file: string, at: number): LogRecord | undefine
   try {
     raw = JSON.parse(json.toString('utf8'));
   } catch (err) {
-    throw new ApiError(500, 'STORE_CORRUPT', `${file} has an unreadable record at byte ${at}: ${(err as Error).message}`);
+    throw new StoreError('STORE_CORRUPT', `${file} has an unreadable record at byte ${at}: ${(err as Error).message}`);
   }
   const parsed = LogRecord.safeParse(raw);
   if (!parsed.success) {
-    throw new ApiError(500, 'STORE_CORRUPT', `${file} has an invalid record at byte ${at}: ${z.prettifyError(parsed.error)}`);
+    throw new StoreError('STORE_CORRUPT', `${file} has an invalid record at byte ${at}: ${z.prettifyError(parsed.error)}`);
   }
   return parsed.data;
 }

@@ -5,7 +5,8 @@ import fc from 'fast-check';
 import { acquireLease, type Configuration, createDataset, deleteDataset, emptyConfiguration, registerNode, releaseLease } from './configuration';
 import { applyRecords, decodeLog, diffConfiguration, encodeRecord, LogRecord } from './ConfigurationLog';
 import { CONFIGURATION_FILE, decodeConfiguration, encodeConfiguration, FileConfigurationStore, LOG_FILE, migrate } from './ConfigurationStore';
-import { ApiError } from './errors';
+import { StoreError } from './errors';
+import { toApiError } from './httpErrors';
 import { FakeFullDisk } from '@flocker/api/dist/fakeFullDisk';
 
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
@@ -29,11 +30,11 @@ describe('configuration encoding', () => {
     expect(JSON.parse(text).format_version).toBe(1);
   });
   it('rejects corrupt and too-new documents with stable codes', () => {
-    expect(() => decodeConfiguration({ format_version: 1 })).toThrow(ApiError);
+    expect(() => decodeConfiguration({ format_version: 1 })).toThrow(StoreError);
     try {
       decodeConfiguration({ format_version: 99, version: 1 });
     } catch (err) {
-      expect((err as ApiError).code).toBe('STORE_FORMAT_TOO_NEW');
+      expect((err as StoreError).code).toBe('STORE_FORMAT_TOO_NEW');
     }
   });
   it('runs migrations step by step', () => {
@@ -41,7 +42,7 @@ describe('configuration encoding', () => {
       0: (d: Record<string, unknown>) => ({ ...d, format_version: 1, renamed: d['old'] }),
     };
     expect(migrate({ format_version: 0, old: 5 }, steps)).toEqual({ format_version: 1, old: 5, renamed: 5 });
-    expect(() => migrate({ format_version: 0 }, {})).toThrow(ApiError);
+    expect(() => migrate({ format_version: 0 }, {})).toThrow(StoreError);
   });
 });
 
@@ -223,8 +224,11 @@ describe('FileConfigurationStore write-ahead log', () => {
     }
     expect(disk.shortWrites).toBe(1);
     expect(failures).toHaveLength(6);
-    for (const err of failures) expect(err).toMatchObject({ status: 503, code: 'STORE_FULL' });
-    expect((failures[0] as ApiError).description).toMatch(/no space left/i);
+    for (const err of failures) {
+      expect(err).toMatchObject({ code: 'STORE_FULL' });
+      expect(toApiError(err).status).toBe(503);
+    }
+    expect((failures[0] as StoreError).description).toMatch(/no space left/i);
     // Space freed: commits work again without a restart.
     disk.free = Infinity;
     acked = await commitN(store, acked, 3, 20);
@@ -239,7 +243,7 @@ describe('FileConfigurationStore write-ahead log', () => {
     await store.commit(acked);
     acked = await commitN(store, acked, 2);
     disk.failNextSync = true;
-    await expect(store.commit(create(acked, 50))).rejects.toMatchObject({ status: 503, code: 'STORE_UNAVAILABLE' });
+    await expect(store.commit(create(acked, 50))).rejects.toMatchObject({ name: 'StoreError', code: 'STORE_UNAVAILABLE', unavailable: true });
     expect(logOnDisk().records.at(-1)?.version).toBe(acked.version);
     expect(logOnDisk().tornBytes).toBe(0);
     acked = await commitN(store, acked, 2, 60);
@@ -344,6 +348,6 @@ describe('log records', () => {
     expect(out.records.map((r) => r.version)).toEqual([2]);
     expect(out.validBytes).toBe(Buffer.byteLength(r1 + r2));
     expect(out.tornBytes).toBe(5);
-    expect(() => decodeLog(Buffer.from(`${r2}${r1}`), 0, 0)).toThrow(ApiError);
+    expect(() => decodeLog(Buffer.from(`${r2}${r1}`), 0, 0)).toThrow(StoreError);
   });
 });

@@ -19,7 +19,7 @@ import type { DurableFileOps } from '@flocker/api';
 import type { NodeReport } from '@flocker/api';
 import type { Configuration, StoredLease } from './configuration';
 import { emptyConfiguration } from './configuration';
-import { ApiError } from './errors';
+import { ControlError, StoreError } from './errors';
 import { jsonOf } from './json';
 import { applyRecords, decodeLog, diffConfiguration, encodeRecord, StoredLeaseSchema } from './ConfigurationLog';
 
@@ -85,7 +85,7 @@ export function migrate(
     if (typeof v !== 'number' || v >= target) return doc;
     const step = steps[v];
     if (step === undefined) {
-      throw new ApiError(500, 'STORE_FORMAT_UNSUPPORTED', `No migration from configuration format ${v}.`);
+      throw new StoreError('STORE_FORMAT_UNSUPPORTED', `No migration from configuration format ${v}.`);
     }
     doc = step(doc);
   }
@@ -97,13 +97,10 @@ export function decodeConfiguration(raw: unknown): Configuration {
   if (!parsed.success) {
     const v = typeof migrated === 'object' && migrated !== null ? (migrated as { format_version?: unknown }).format_version : undefined;
     if (typeof v === 'number' && v > CURRENT_FORMAT_VERSION) {
-      throw new ApiError(
-        500,
-        'STORE_FORMAT_TOO_NEW',
-        `The stored configuration has format ${v}, newer than this control service understands (${CURRENT_FORMAT_VERSION}). Upgrade flocker-control.`,
+      throw new StoreError('STORE_FORMAT_TOO_NEW', `The stored configuration has format ${v}, newer than this control service understands (${CURRENT_FORMAT_VERSION}). Upgrade flocker-control.`,
       );
     }
-    throw new ApiError(500, 'STORE_CORRUPT', `The stored configuration is not valid: ${z.prettifyError(parsed.error)}`);
+    throw new StoreError('STORE_CORRUPT', `The stored configuration is not valid: ${z.prettifyError(parsed.error)}`);
   }
   const doc = parsed.data;
   return {
@@ -203,7 +200,7 @@ export class FileConfigurationStore implements ConfigurationStore {
     try {
       raw = JSON.parse(text);
     } catch (err) {
-      throw new ApiError(500, 'STORE_CORRUPT', `${this.file} is not valid JSON: ${(err as Error).message}`);
+      throw new StoreError('STORE_CORRUPT', `${this.file} is not valid JSON: ${(err as Error).message}`);
     }
     return decodeConfiguration(raw);
   }
@@ -223,14 +220,14 @@ export class FileConfigurationStore implements ConfigurationStore {
       const firstLine = data.toString('utf8', 0, Math.min(data.length, 64)).split('\n')[0] ?? '';
       const m = /^flocker-configuration-log (\d+)$/.exec(firstLine);
       if (m !== null && Number(m[1]) > LOG_FORMAT_VERSION) {
-        throw new ApiError(500, 'STORE_FORMAT_TOO_NEW', `${this.logFile} has format ${m[1]}, newer than this control service understands (${LOG_FORMAT_VERSION}). Upgrade flocker-control.`);
+        throw new StoreError('STORE_FORMAT_TOO_NEW', `${this.logFile} has format ${m[1]}, newer than this control service understands (${LOG_FORMAT_VERSION}). Upgrade flocker-control.`);
       }
       if (data.length <= header.length && header.subarray(0, data.length).equals(data)) {
         // Crashed while creating the log: it held nothing yet.
         await this.writeFreshLog(Buffer.alloc(0));
         return snapshot;
       }
-      throw new ApiError(500, 'STORE_CORRUPT', `${this.logFile} does not start with "${LOG_HEADER.trim()}".`);
+      throw new StoreError('STORE_CORRUPT', `${this.logFile} does not start with "${LOG_HEADER.trim()}".`);
     }
     const decoded = decodeLog(data, header.length, snapshot.version, this.logFile);
     if (decoded.tornBytes > 0) {
@@ -290,7 +287,7 @@ export class FileConfigurationStore implements ConfigurationStore {
   async commit(config: Configuration): Promise<void> {
     if (this.last === undefined) await this.load();
     await this.exclusive(async () => {
-      if (this.closed) throw new ApiError(503, 'STORE_CLOSED', 'The configuration store is closed.');
+      if (this.closed) throw new StoreError('STORE_CLOSED', 'The configuration store is closed.');
       const last = this.last as Configuration;
       const line = Buffer.from(encodeRecord(diffConfiguration(last, config)));
       const at = this.logBytes;
@@ -329,14 +326,14 @@ export class FileConfigurationStore implements ConfigurationStore {
     this.needsRepair = false;
   }
 
-  private writeFailure(err: unknown): ApiError {
-    if (err instanceof ApiError) return err;
+  private writeFailure(err: unknown): ControlError {
+    if (err instanceof ControlError) return err;
     const code = typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : undefined;
     if (isNoSpace(err)) {
-      return new ApiError(503, 'STORE_FULL', `The configuration was not saved: no space left on the device of ${this.dataDir} (${code}). Nothing changed; free space there and retry.`);
+      return new StoreError('STORE_FULL', `The configuration was not saved: no space left on the device of ${this.dataDir} (${code}). Nothing changed; free space there and retry.`);
     }
     const repair = this.needsRepair ? ` ${this.logFile} could not be cut back to its last whole record yet; it is retried before the next change.` : '';
-    return new ApiError(503, 'STORE_UNAVAILABLE', `The configuration was not saved: writing ${this.logFile} failed (${err instanceof Error ? err.message : String(err)}). Nothing changed.${repair}`);
+    return new StoreError('STORE_UNAVAILABLE', `The configuration was not saved: writing ${this.logFile} failed (${err instanceof Error ? err.message : String(err)}). Nothing changed.${repair}`);
   }
 
   /**

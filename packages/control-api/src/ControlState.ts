@@ -17,7 +17,7 @@ import {
 } from './configuration';
 import type { ConfigurationStore } from './ConfigurationStore';
 import { StoreConflict } from './etcd/conflict';
-import { ApiError } from './errors';
+import { ConfigurationError, StoreError } from './errors';
 import { isAlive, type ReportedNode } from './clusterState';
 import { EventRing, leaseReleasedEvent, nodeBackEvent, nodeDeadEvent } from './events';
 
@@ -185,12 +185,9 @@ export class ControlState {
    * share the next commit (group commit).
    */
   async mutate<T>(change: (config: Configuration, now: number) => Applied<T>, ifMatches?: string): Promise<Applied<T>> {
-    if (this.closed) throw new ApiError(503, 'SHUTTING_DOWN', 'The control service is shutting down.');
+    if (this.closed) throw new ConfigurationError('SHUTTING_DOWN', 'The control service is shutting down.');
     if (ifMatches !== undefined && ifMatches !== configurationTag(this.pending)) {
-      throw new ApiError(
-        412,
-        'CONFIGURATION_CHANGED',
-        `The configuration changed since tag ${ifMatches} (now ${configurationTag(this.pending)}); read it again and retry.`,
+      throw new ConfigurationError('CONFIGURATION_CHANGED', `The configuration changed since tag ${ifMatches} (now ${configurationTag(this.pending)}); read it again and retry.`,
       );
     }
     let applied = change(this.pending, this.now());
@@ -239,7 +236,7 @@ export class ControlState {
           this.pending = this.committed;
           this.logger.error('configuration commit failed', { error: String(err), waiting: all.length });
           // A store's own 503 (e.g. STORE_FULL) already says what failed and what to do.
-          const failure = err instanceof ApiError && err.status === 503 ? err : new ApiError(503, 'STORE_UNAVAILABLE', `The configuration could not be saved: ${String(err)}`);
+          const failure = err instanceof StoreError && err.unavailable ? err : new StoreError('STORE_UNAVAILABLE', `The configuration could not be saved: ${String(err)}`);
           for (const w of all) w.reject(failure);
           continue;
         }
@@ -278,7 +275,7 @@ export class ControlState {
     let config = fresh;
     for (const w of waiters) {
       if (w.rebase === 'conflict') {
-        w.reject(new ApiError(412, 'CONFIGURATION_CHANGED', `The configuration changed through another control replica (now ${configurationTag(fresh)}); read it again and retry.`));
+        w.reject(new ConfigurationError('CONFIGURATION_CHANGED', `The configuration changed through another control replica (now ${configurationTag(fresh)}); read it again and retry.`));
         continue;
       }
       if (w.rebase !== undefined) {

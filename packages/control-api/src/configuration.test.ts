@@ -12,7 +12,8 @@ import {
   releaseLease,
   updateDataset,
 } from './configuration';
-import { ApiError } from './errors';
+import { ConfigurationError } from './errors';
+import { toApiError } from './httpErrors';
 
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
@@ -28,9 +29,10 @@ function expectApiError(fn: () => unknown, status: number, code: string): void {
   try {
     fn();
   } catch (err) {
-    expect(err).toBeInstanceOf(ApiError);
-    expect((err as ApiError).status).toBe(status);
-    expect((err as ApiError).code).toBe(code);
+    // The configuration logic names the problem; the HTTP status comes from the one mapping.
+    expect(err).toBeInstanceOf(ConfigurationError);
+    expect((err as ConfigurationError).code).toBe(code);
+    expect(toApiError(err).status).toBe(status);
     return;
   }
   throw new Error(`expected ApiError ${code}`);

@@ -12,7 +12,7 @@ import type {
   NodeSummary,
   UpdateDatasetRequest,
 } from '@flocker/api';
-import { ApiError } from './errors';
+import { ConfigurationError } from './errors';
 import { deleteEntry, setEntry } from './PersistentMap';
 
 /** A lease as stored: an absolute expiry (epoch ms) rather than "seconds from now". */
@@ -93,10 +93,7 @@ export function listLeases(config: Configuration, now: number): Lease[] {
 
 function requireKnownNode(config: Configuration, uuid: string): void {
   if (!config.nodes.has(uuid)) {
-    throw new ApiError(
-      400,
-      'UNKNOWN_NODE',
-      `The primary node ${uuid} is not known: a node becomes known when its dataset agent first reports to the control service.`,
+    throw new ConfigurationError('UNKNOWN_NODE', `The primary node ${uuid} is not known: a node becomes known when its dataset agent first reports to the control service.`,
     );
   }
 }
@@ -104,7 +101,7 @@ function requireKnownNode(config: Configuration, uuid: string): void {
 function requireDataset(config: Configuration, id: string): DatasetConfiguration {
   const dataset = config.datasets.get(id);
   if (dataset === undefined) {
-    throw new ApiError(404, 'DATASET_NOT_FOUND', `No dataset with id ${id} exists.`);
+    throw new ConfigurationError('DATASET_NOT_FOUND', `No dataset with id ${id} exists.`);
   }
   return dataset;
 }
@@ -113,8 +110,8 @@ function requireDataset(config: Configuration, id: string): DatasetConfiguration
  * A change to a deleted dataset: 405 with Flocker's code DATASET_DELETED (ClusterHQ
  * Flocker's httpapi answers METHOD_NOT_ALLOWED "The dataset has been deleted.").
  */
-export function datasetDeleted(id: string): ApiError {
-  return new ApiError(405, 'DATASET_DELETED', `The dataset ${id} has been deleted and cannot be changed.`);
+export function datasetDeleted(id: string): ConfigurationError {
+  return new ConfigurationError('DATASET_DELETED', `The dataset ${id} has been deleted and cannot be changed.`);
 }
 
 export function createDataset(
@@ -124,7 +121,7 @@ export function createDataset(
 ): Applied<DatasetConfiguration> {
   const id = req.dataset_id ?? newId();
   if (config.datasets.has(id)) {
-    throw new ApiError(409, 'DATASET_ID_IN_USE', `The dataset id ${id} is already in use.`);
+    throw new ConfigurationError('DATASET_ID_IN_USE', `The dataset id ${id} is already in use.`);
   }
   requireKnownNode(config, req.primary);
   const dataset: DatasetConfiguration = {
@@ -150,10 +147,7 @@ export function updateDataset(
     requireKnownNode(config, req.primary);
     const lease = liveLease(config, id, now);
     if (lease !== undefined && lease.node_uuid !== req.primary) {
-      throw new ApiError(
-        409,
-        'LEASE_HELD',
-        `The dataset ${id} cannot move: node ${lease.node_uuid} holds a lease on it. Release the lease first.`,
+      throw new ConfigurationError('LEASE_HELD', `The dataset ${id} cannot move: node ${lease.node_uuid} holds a lease on it. Release the lease first.`,
       );
     }
     next = { ...next, primary: req.primary };
@@ -170,10 +164,7 @@ export function deleteDataset(config: Configuration, id: string, now: number): A
   if (current.deleted) return { config, result: current, status: 200 };
   const lease = liveLease(config, id, now);
   if (lease !== undefined) {
-    throw new ApiError(
-      409,
-      'LEASE_HELD',
-      `The dataset ${id} cannot be deleted: node ${lease.node_uuid} holds a lease on it. Release the lease first.`,
+    throw new ConfigurationError('LEASE_HELD', `The dataset ${id} cannot be deleted: node ${lease.node_uuid} holds a lease on it. Release the lease first.`,
     );
   }
   const next: DatasetConfiguration = { ...current, deleted: true };
@@ -185,10 +176,7 @@ export function acquireLease(config: Configuration, req: CreateLeaseRequest, now
   if (config.datasets.get(req.dataset_id)?.deleted === true) throw datasetDeleted(req.dataset_id);
   const existing = liveLease(config, req.dataset_id, now);
   if (existing !== undefined && existing.node_uuid !== req.node_uuid) {
-    throw new ApiError(
-      409,
-      'LEASE_HELD',
-      `The dataset ${req.dataset_id} is already leased by node ${existing.node_uuid}.`,
+    throw new ConfigurationError('LEASE_HELD', `The dataset ${req.dataset_id} is already leased by node ${existing.node_uuid}.`,
     );
   }
   // A renewal that says nothing about pinning keeps what the lease had; a new lease is unpinned unless asked.
@@ -209,7 +197,7 @@ export function acquireLease(config: Configuration, req: CreateLeaseRequest, now
 export function releaseLease(config: Configuration, datasetId: string, now: number): Applied<Lease> {
   const existing = liveLease(config, datasetId, now);
   if (existing === undefined) {
-    throw new ApiError(404, 'LEASE_NOT_FOUND', `There is no lease on the dataset ${datasetId}.`);
+    throw new ConfigurationError('LEASE_NOT_FOUND', `There is no lease on the dataset ${datasetId}.`);
   }
   return { config: withLeases(config, deleteEntry(config.leases, datasetId)), result: leaseView(existing, now), status: 200 };
 }

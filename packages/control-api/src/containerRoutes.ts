@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { type ContainerReport, ContainerConfiguration, type ContainerState, ReportResponse } from '@flocker/api';
 import { compose, containersOf, createContainer, deleteContainer, moveContainer } from './containers';
 import type { ControlState } from './ControlState';
-import { ApiError } from './errors';
+import { RequestError } from './errors';
 import type { Handlers } from './routeSpec';
 
 /** A container agent reports at least this often; a report older than 3 intervals is stale. */
@@ -71,7 +71,7 @@ export const containerHandlers: Pick<Handlers, ContainerRouteName> = {
   reportContainers: (state, { params, body: report }) => {
     const uuid = params.uuid;
     if (!state.configuration.nodes.has(uuid.toLowerCase())) {
-      throw new ApiError(400, 'UNKNOWN_NODE', `The node ${uuid} is not known: its dataset agent must report first.`);
+      throw new RequestError('UNKNOWN_NODE', `The node ${uuid} is not known: its dataset agent must report first.`);
     }
     reportsOf(state).set(uuid.toLowerCase(), { report, lastSeen: state.now() });
     return { status: 200, body: ReportResponse.parse({ generation: state.generation }) };

@@ -4,7 +4,8 @@ import { compose, containersOf, createContainer, deleteContainer, moveContainer,
 import { containerStates } from './containerRoutes';
 import { applyRecords, diffConfiguration } from './ConfigurationLog';
 import { decodeConfiguration, encodeConfiguration } from './ConfigurationStore';
-import { ApiError } from './errors';
+import { ControlError } from './errors';
+import { toApiError } from './httpErrors';
 
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
@@ -25,7 +26,7 @@ function code(fn: () => unknown): string {
   try {
     fn();
   } catch (err) {
-    if (err instanceof ApiError) return `${err.status} ${err.code}`;
+    if (err instanceof ControlError) return `${toApiError(err).status} ${err.code}`;
     throw err;
   }
   return 'ok';

@@ -19,7 +19,7 @@ import {
   parseDeploymentFile,
 } from '@flocker/api';
 import { type Applied, type Configuration, liveLease } from './configuration';
-import { ApiError } from './errors';
+import { ConfigurationError } from './errors';
 import { deleteEntry, setEntry } from './PersistentMap';
 
 const EMPTY: ReadonlyMap<string, ContainerConfiguration> = new Map();
@@ -34,13 +34,13 @@ function withContainers(config: Configuration, containers: ReadonlyMap<string, C
 
 function requireNode(config: Configuration, uuid: string): void {
   if (!config.nodes.has(uuid)) {
-    throw new ApiError(400, 'UNKNOWN_NODE', `The node ${uuid} is not known: a node becomes known when its dataset agent first reports.`);
+    throw new ConfigurationError('UNKNOWN_NODE', `The node ${uuid} is not known: a node becomes known when its dataset agent first reports.`);
   }
 }
 
 function requireContainer(config: Configuration, name: string): ContainerConfiguration {
   const c = containersOf(config).get(name);
-  if (c === undefined) throw new ApiError(404, 'CONTAINER_NOT_FOUND', `No container named ${name} is configured.`);
+  if (c === undefined) throw new ConfigurationError('CONTAINER_NOT_FOUND', `No container named ${name} is configured.`);
   return c;
 }
 
@@ -50,10 +50,10 @@ function checkContainer(config: Configuration, c: ContainerConfiguration, others
   const localPorts = new Set<number>();
   for (const link of c.links) {
     if (aliases.has(link.alias.toLowerCase())) {
-      throw new ApiError(409, 'LINK_ALIAS_COLLISION', `The container ${c.name} has two links with the alias ${link.alias}.`);
+      throw new ConfigurationError('LINK_ALIAS_COLLISION', `The container ${c.name} has two links with the alias ${link.alias}.`);
     }
     if (localPorts.has(link.local_port)) {
-      throw new ApiError(409, 'LINK_PORT_COLLISION', `The container ${c.name} has two links with local port ${link.local_port}.`);
+      throw new ConfigurationError('LINK_PORT_COLLISION', `The container ${c.name} has two links with local port ${link.local_port}.`);
     }
     aliases.add(link.alias.toLowerCase());
     localPorts.add(link.local_port);
@@ -61,7 +61,7 @@ function checkContainer(config: Configuration, c: ContainerConfiguration, others
   const external = new Set<number>();
   for (const p of c.ports) {
     if (external.has(p.external)) {
-      throw new ApiError(409, 'CONTAINER_PORT_COLLISION', `The container ${c.name} publishes external port ${p.external} twice.`);
+      throw new ConfigurationError('CONTAINER_PORT_COLLISION', `The container ${c.name} publishes external port ${p.external} twice.`);
     }
     external.add(p.external);
   }
@@ -70,10 +70,10 @@ function checkContainer(config: Configuration, c: ContainerConfiguration, others
     // External ports are unique across the cluster (as in Flocker): links find their target by port.
     const clash = o.ports.find((p) => external.has(p.external));
     if (clash !== undefined) {
-      throw new ApiError(409, 'CONTAINER_PORT_COLLISION', `External port ${clash.external} is already used by the container ${o.name}.`);
+      throw new ConfigurationError('CONTAINER_PORT_COLLISION', `External port ${clash.external} is already used by the container ${o.name}.`);
     }
     if (volume !== undefined && o.volumes.some((v) => v.dataset_id === volume.dataset_id)) {
-      throw new ApiError(409, 'DATASET_IN_USE', `The dataset ${volume.dataset_id} is already used by the container ${o.name}.`);
+      throw new ConfigurationError('DATASET_IN_USE', `The dataset ${volume.dataset_id} is already used by the container ${o.name}.`);
     }
   }
   if (volume !== undefined) volumeDataset(config, volume.dataset_id);
@@ -81,12 +81,9 @@ function checkContainer(config: Configuration, c: ContainerConfiguration, others
 
 function volumeDataset(config: Configuration, id: string): DatasetConfiguration {
   const d = config.datasets.get(id);
-  if (d === undefined || d.deleted) throw new ApiError(404, 'DATASET_NOT_FOUND', `No dataset with id ${id} exists.`);
+  if (d === undefined || d.deleted) throw new ConfigurationError('DATASET_NOT_FOUND', `No dataset with id ${id} exists.`);
   if (d.metadata[METADATA_NAME_KEY] === undefined) {
-    throw new ApiError(
-      409,
-      'DATASET_NOT_A_VOLUME',
-      `The dataset ${id} has no metadata.name: containers use datasets as Docker volumes, which the plugin finds by that name. Create the dataset with metadata {"name": "<volume name>"}.`,
+    throw new ConfigurationError('DATASET_NOT_A_VOLUME', `The dataset ${id} has no metadata.name: containers use datasets as Docker volumes, which the plugin finds by that name. Create the dataset with metadata {"name": "<volume name>"}.`,
     );
   }
   return d;
@@ -94,14 +91,14 @@ function volumeDataset(config: Configuration, id: string): DatasetConfiguration 
 
 export function createContainer(config: Configuration, c: ContainerConfiguration): Applied<ContainerConfiguration> {
   const containers = containersOf(config);
-  if (containers.has(c.name)) throw new ApiError(409, 'CONTAINER_NAME_COLLISION', `A container named ${c.name} already exists.`);
+  if (containers.has(c.name)) throw new ConfigurationError('CONTAINER_NAME_COLLISION', `A container named ${c.name} already exists.`);
   requireNode(config, c.node_uuid);
   checkContainer(config, c, containers.values());
   const volume = c.volumes[0];
   if (volume !== undefined) {
     const d = volumeDataset(config, volume.dataset_id);
     if (d.primary !== c.node_uuid) {
-      throw new ApiError(409, 'DATASET_ON_DIFFERENT_NODE', `The dataset ${d.dataset_id} is on node ${d.primary}, not on ${c.node_uuid}.`);
+      throw new ConfigurationError('DATASET_ON_DIFFERENT_NODE', `The dataset ${d.dataset_id} is on node ${d.primary}, not on ${c.node_uuid}.`);
     }
   }
   return { config: withContainers(config, setEntry(containers, c.name, c)), result: c, status: 201 };
@@ -139,16 +136,16 @@ export function resolveNodeKey(config: Configuration, key: string): string {
   const byHost = [...config.nodes.values()].filter((n) => n.host === key);
   if (byHost.length === 1 && byHost[0] !== undefined) return byHost[0].uuid;
   if (byHost.length > 1) {
-    throw new ApiError(400, 'AMBIGUOUS_NODE', `Several nodes report the address ${key}; name the node by its UUID in the deployment file.`);
+    throw new ConfigurationError('AMBIGUOUS_NODE', `Several nodes report the address ${key}; name the node by its UUID in the deployment file.`);
   }
   const known = [...config.nodes.values()].map((n) => `${n.host} (${n.uuid})`).join(', ');
-  throw new ApiError(400, 'UNKNOWN_NODE', `The deployment file names node ${key}, which is not known. Known nodes: ${known || 'none'}.`);
+  throw new ConfigurationError('UNKNOWN_NODE', `The deployment file names node ${key}, which is not known. Known nodes: ${known || 'none'}.`);
 }
 
-function fileError(which: string, issues: { path: (string | number)[]; message: string }[]): ApiError {
+function fileError(which: string, issues: { path: (string | number)[]; message: string }[]): ConfigurationError {
   const first = issues[0];
   const text = issues.map((i) => `${formatIssuePath(i.path)}: ${i.message}`).join('; ');
-  return new ApiError(400, 'INVALID_CONFIGURATION_FILE', `The ${which} file is invalid: ${first ? text : 'unknown problem'}`);
+  return new ConfigurationError('INVALID_CONFIGURATION_FILE', `The ${which} file is invalid: ${first ? text : 'unknown problem'}`);
 }
 
 /**
@@ -171,7 +168,7 @@ export function compose(
   for (const [name, nodeKey] of deployment.value) {
     // Own keys only: a name such as constructor must not find Object.prototype's.
     if (!Object.hasOwn(apps.value, name)) {
-      throw new ApiError(400, 'UNKNOWN_APPLICATION', `The deployment file deploys ${name}, which the application file does not define.`);
+      throw new ConfigurationError('UNKNOWN_APPLICATION', `The deployment file deploys ${name}, which the application file does not define.`);
     }
     placement.set(name, resolveNodeKey(config, nodeKey));
   }

@@ -1,18 +1,102 @@
-/** An error the API answers with: HTTP status, stable code and a sentence a user can act on. */
-export class ApiError extends Error {
-  override readonly name = 'ApiError';
+/**
+ * The control service's errors: a stable code and a sentence a user can act on, and no
+ * HTTP status. Which status a code answers with is decided in one place, httpErrors.ts.
+ */
+import type { z } from 'zod';
+
+/** What the configuration logic (configuration.ts, containers.ts, report claims, ControlState) refuses. */
+export type ConfigurationCode =
+  | 'UNKNOWN_NODE'
+  | 'AMBIGUOUS_NODE'
+  | 'DATASET_NOT_FOUND'
+  | 'DATASET_DELETED'
+  | 'DATASET_ID_IN_USE'
+  | 'DATASET_IN_USE'
+  | 'DATASET_NOT_A_VOLUME'
+  | 'DATASET_ON_DIFFERENT_NODE'
+  | 'LEASE_HELD'
+  | 'LEASE_NOT_FOUND'
+  | 'CONTAINER_NOT_FOUND'
+  | 'CONTAINER_NAME_COLLISION'
+  | 'CONTAINER_PORT_COLLISION'
+  | 'LINK_ALIAS_COLLISION'
+  | 'LINK_PORT_COLLISION'
+  | 'INVALID_CONFIGURATION_FILE'
+  | 'UNKNOWN_APPLICATION'
+  | 'INSTANCE_CLAIMED'
+  | 'VOLUME_CLAIMED'
+  | 'CONFIGURATION_CHANGED'
+  | 'SHUTTING_DOWN';
+
+/** What a configuration store (file, etcd, its log) fails with. */
+export type StoreCode =
+  | 'STORE_UNAVAILABLE'
+  | 'STORE_TLS_REJECTED'
+  | 'STORE_CLOSED'
+  | 'STORE_FULL'
+  | 'STORE_CORRUPT'
+  | 'STORE_BASE_UNKNOWN'
+  | 'STORE_FORMAT_UNSUPPORTED'
+  | 'STORE_FORMAT_TOO_NEW'
+  | 'STORE_NOT_EMPTY'
+  | 'MIGRATION_VERIFY_FAILED'
+  | 'CONFIGURATION_CONFLICT';
+
+/** What the HTTP layer refuses a request for before (or besides) the configuration logic. */
+export type RequestCode =
+  | 'FORBIDDEN'
+  | 'INVALID_REQUEST'
+  | 'INVALID_JSON'
+  | 'RESERVED_KEY'
+  | 'BODY_TOO_LARGE'
+  | 'NOT_FOUND'
+  | 'METHOD_NOT_ALLOWED'
+  | 'NODE_ERA_UNKNOWN'
+  | 'NODE_UUID_MISMATCH'
+  | 'UNKNOWN_NODE'
+  | 'INTERNAL_ERROR';
+
+/** A bad command-line flag of flocker-control (never an HTTP answer). */
+export type UsageCode = 'BAD_ETCD_ENDPOINT' | 'BAD_ETCD_TLS' | 'BAD_STORE_SPEC' | 'INVALID_NODE_TIMEOUT' | 'INVALID_LEASE_GRACE';
+
+export type ErrorCode = ConfigurationCode | StoreCode | RequestCode | UsageCode;
+
+/** Base of the control service's errors: a stable code, a description, and the single problems when there are several. */
+export abstract class ControlError<C extends ErrorCode = ErrorCode> extends Error {
   constructor(
-    readonly status: number,
-    readonly code: string,
+    readonly code: C,
     readonly description: string,
     readonly errors?: string[],
   ) {
     super(description);
   }
+}
 
-  toBody(): { description: string; code: string; errors?: string[] } {
-    return this.errors === undefined
-      ? { description: this.description, code: this.code }
-      : { description: this.description, code: this.code, errors: this.errors };
+export class ConfigurationError extends ControlError<ConfigurationCode> {
+  override readonly name = 'ConfigurationError';
+}
+
+/** The codes of a store that could not be reached or written (nothing changed; retrying may work). */
+const UNAVAILABLE: ReadonlySet<StoreCode> = new Set(['STORE_UNAVAILABLE', 'STORE_TLS_REJECTED', 'STORE_CLOSED', 'STORE_FULL']);
+
+export class StoreError extends ControlError<StoreCode> {
+  override readonly name: string = 'StoreError';
+  /** The store could not be reached or written: the error already says what failed and what to do. */
+  get unavailable(): boolean {
+    return UNAVAILABLE.has(this.code);
   }
+}
+
+export class RequestError extends ControlError<RequestCode> {
+  override readonly name = 'RequestError';
+}
+
+export class UsageError extends ControlError<UsageCode> {
+  override readonly name = 'UsageError';
+}
+
+/** A request's input its route's schemas refused (the client's fault: 400). */
+export function invalidRequest(err: z.ZodError): RequestError {
+  const errors = err.issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : '(body)'}: ${i.message}`);
+  return new RequestError('INVALID_REQUEST', `The request is not valid: ${errors.join('; ')}`, errors);
 }

@@ -7,14 +7,14 @@
  */
 import type { NodeReport } from '@flocker/api';
 import type { ReportedNode } from './clusterState';
-import { ApiError } from './errors';
+import { ConfigurationError } from './errors';
 
 /** The refusal for `report`, or undefined when it claims nothing another live node holds. */
 export function reportClaimConflict(
   report: NodeReport,
   nodes: Iterable<ReportedNode>,
   isLive: (node: ReportedNode) => boolean,
-): ApiError | undefined {
+): ConfigurationError | undefined {
   const instances = new Map<string, string>();
   for (const node of nodes) {
     if (node.report.uuid === report.uuid || !isLive(node)) continue;
@@ -22,10 +22,7 @@ export function reportClaimConflict(
   }
   const owner = instances.get(report.instance_id);
   if (owner !== undefined) {
-    return new ApiError(
-      409,
-      'INSTANCE_CLAIMED',
-      `Node ${report.uuid} reports compute instance ${report.instance_id}, which live node ${owner} reports as its own: ` +
+    return new ConfigurationError('INSTANCE_CLAIMED', `Node ${report.uuid} reports compute instance ${report.instance_id}, which live node ${owner} reports as its own: ` +
         'two nodes cannot be one instance (check the agent configuration of both hosts).',
     );
   }
@@ -35,10 +32,7 @@ export function reportClaimConflict(
     const at = attachedTo.get(m.blockdevice_id);
     const holder = at === undefined || at === null ? undefined : instances.get(at);
     if (holder !== undefined) {
-      return new ApiError(
-        409,
-        'VOLUME_CLAIMED',
-        `Node ${report.uuid} reports dataset ${m.dataset_id} (volume ${m.blockdevice_id}) as ${m.status} here, but its own backend listing ` +
+      return new ConfigurationError('VOLUME_CLAIMED', `Node ${report.uuid} reports dataset ${m.dataset_id} (volume ${m.blockdevice_id}) as ${m.status} here, but its own backend listing ` +
           `shows the volume attached to instance ${at ?? ''}, which live node ${holder} reports as its own.`,
       );
     }

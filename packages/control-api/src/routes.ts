@@ -20,7 +20,7 @@ import {
 import { acquireLease, createDataset, deleteDataset, listLeases, releaseLease, updateDataset } from './configuration';
 import { isAlive, nodeByEra } from './clusterState';
 import { reportClaimConflict } from './reportClaims';
-import { ApiError } from './errors';
+import { RequestError } from './errors';
 import { containerHandlers } from './containerRoutes';
 import { type Handlers, implement, type RouteSpec } from './routeSpec';
 
@@ -46,7 +46,7 @@ const datasetHandlers: Omit<Handlers, keyof typeof containerHandlers> = {
   listNodes: (_state, _ctx, views) => ({ status: 200, json: views.nodes() }),
   nodeByEra: (state, { params }) => {
     const uuid = nodeByEra(state.reportedNodes(), params.era);
-    if (uuid === undefined) throw new ApiError(404, 'NODE_ERA_UNKNOWN', `No node is in era ${params.era}.`);
+    if (uuid === undefined) throw new RequestError('NODE_ERA_UNKNOWN', `No node is in era ${params.era}.`);
     return { status: 200, body: EraResponse.parse({ uuid }) };
   },
   listEvents: (state) => ({ status: 200, body: ClusterEventsResponse.parse({ events: state.listEvents() }) }),
@@ -65,7 +65,7 @@ const datasetHandlers: Omit<Handlers, keyof typeof containerHandlers> = {
   },
   reportNodeState: async (state, { params, body: report }) => {
     if (report.uuid !== params.uuid) {
-      throw new ApiError(400, 'NODE_UUID_MISMATCH', `The report is for node ${report.uuid} but was sent to ${params.uuid}.`);
+      throw new RequestError('NODE_UUID_MISMATCH', `The report is for node ${report.uuid} but was sent to ${params.uuid}.`);
     }
     const now = state.now();
     const conflict = reportClaimConflict(report, state.reportedNodes(), (n) => isAlive(n, now, state.nodeTimeoutMs));

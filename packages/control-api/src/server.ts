@@ -4,11 +4,11 @@ import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import winston, { type Logger } from 'winston';
-import { z } from 'zod';
 import { CONFIGURATION_TAG_HEADER, findProtoKey, IF_CONFIGURATION_MATCHES_HEADER, RESERVED_KEY_MESSAGE, safeLogStream } from '@flocker/api';
 import { ControlState, DEFAULT_LEASE_GRACE_MS } from './ControlState';
 import { type ConfigurationStore, FileConfigurationStore } from './ConfigurationStore';
-import { ApiError } from './errors';
+import { invalidRequest, RequestError, UsageError } from './errors';
+import { MAX_BODY_BYTES, sendError, toApiError } from './httpErrors';
 import { buildOpenApi } from './openapi';
 import { routes } from './routes';
 import { checkInput, type Reply } from './routeSpec';
@@ -41,7 +41,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxConnections: 10_000,
   maxHeaderBytes: 16 * 1024,
 };
-export const MAX_BODY_BYTES = 1024 * 1024;
+export { MAX_BODY_BYTES };
 
 export interface ControlServiceOptions {
   /** 0 = an ephemeral port. Default 4523. */
@@ -75,10 +75,10 @@ export interface ControlService {
 /** The control service's timing flags, checked: T > 0 and G >= 0 (both finite), in ms. */
 export function checkTiming(nodeTimeoutSeconds: number, leaseGraceSeconds: number): { nodeTimeoutMs: number; leaseGraceMs: number } {
   if (!Number.isFinite(nodeTimeoutSeconds) || nodeTimeoutSeconds <= 0) {
-    throw new ApiError(400, 'INVALID_NODE_TIMEOUT', `--node-timeout must be a positive number of seconds (got ${nodeTimeoutSeconds}).`);
+    throw new UsageError('INVALID_NODE_TIMEOUT', `--node-timeout must be a positive number of seconds (got ${nodeTimeoutSeconds}).`);
   }
   if (!Number.isFinite(leaseGraceSeconds) || leaseGraceSeconds < 0) {
-    throw new ApiError(400, 'INVALID_LEASE_GRACE', `--lease-grace must be zero or a positive number of seconds (got ${leaseGraceSeconds}).`);
+    throw new UsageError('INVALID_LEASE_GRACE', `--lease-grace must be zero or a positive number of seconds (got ${leaseGraceSeconds}).`);
   }
   return { nodeTimeoutMs: nodeTimeoutSeconds * 1000, leaseGraceMs: leaseGraceSeconds * 1000 };
 }
@@ -91,37 +91,6 @@ export function createLogger(level = 'info'): Logger {
     // JSON lines on stderr; a full disk under the log drops lines, never stops the service.
     transports: [new winston.transports.Stream({ stream: safeLogStream('stderr') })],
   });
-}
-
-function sendError(res: Response, err: ApiError): void {
-  res.status(err.status).type('application/json').send(JSON.stringify(err.toBody()));
-}
-
-/** Turns anything thrown in a handler into the API's error shape. */
-export function toApiError(err: unknown): ApiError {
-  if (err instanceof ApiError) return err;
-  if (err instanceof z.ZodError) {
-    const errors = err.issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : '(body)'}: ${i.message}`);
-    return new ApiError(400, 'INVALID_REQUEST', `The request is not valid: ${errors.join('; ')}`, errors);
-  }
-  // body-parser errors carry `type` and `status`.
-  if (err instanceof Error && 'type' in err) {
-    const type = err.type;
-    if (type === 'entity.too.large') {
-      return new ApiError(413, 'BODY_TOO_LARGE', `The request body is larger than ${MAX_BODY_BYTES} bytes.`);
-    }
-    if (type === 'entity.parse.failed') {
-      return new ApiError(400, 'INVALID_JSON', `The request body is not valid JSON: ${err.message}`);
-    }
-  }
-  // Other body-parser failures (e.g. a gzip body that does not inflate) carry a 4xx `status` without `type`.
-  if (err instanceof Error && 'status' in err) {
-    const status = err.status;
-    if (typeof status === 'number' && status >= 400 && status < 500) {
-      return new ApiError(status, 'BAD_REQUEST', `The request cannot be read: ${err.message}`);
-    }
-  }
-  return new ApiError(500, 'INTERNAL_ERROR', 'The control service failed to handle the request; see its log.');
 }
 
 /** The reason long-poll handlers see when their client goes away (a shared value: no DOMException per request). */
@@ -169,12 +138,12 @@ export function createApp(
         const query = Object.create(null) as Record<string, string>;
         for (const [k, v] of Object.entries(req.query as Record<string, unknown>)) {
           if (typeof v === 'string') query[k] = v;
-          else throw new ApiError(400, 'INVALID_REQUEST', `The query parameter ${k} must be given once.`);
+          else throw new RequestError('INVALID_REQUEST', `The query parameter ${k} must be given once.`);
         }
         // zod's records would drop a __proto__ key silently: refuse it wherever it is.
         const proto = findProtoKey(req.body);
         if (proto !== undefined) {
-          throw new ApiError(400, 'RESERVED_KEY', `The request body has the key ${proto.join('.')}: ${RESERVED_KEY_MESSAGE}.`);
+          throw new RequestError('RESERVED_KEY', `The request body has the key ${proto.join('.')}: ${RESERVED_KEY_MESSAGE}.`);
         }
         // Parsed by the route's schemas (ids canonical); what a schema refuses is kept as sent, for authorization.
         const input = checkInput(route, { params: req.params as Record<string, string>, query, body: req.body });
@@ -185,7 +154,7 @@ export function createApp(
           // Synchronously before the handler's mutate(): check and change see the same configuration.
           authorizeRoute(state, req, route);
         }
-        if (input.error !== undefined) throw input.error;
+        if (input.error !== undefined) throw invalidRequest(input.error);
         const reply = await route.handle(
           state,
           { params: input.params, query: input.query, body: input.body, ifMatches: route.conditional ? ifMatches : undefined, signal: abort.signal },
@@ -211,11 +180,11 @@ export function createApp(
   for (const [path, methods] of byPath) {
     app.all(path, (req, res) => {
       res.setHeader('Allow', methods.join(', '));
-      sendError(res, new ApiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${req.path}; use ${methods.join(' or ')}.`));
+      sendError(res, new RequestError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${req.path}; use ${methods.join(' or ')}.`));
     });
   }
   app.use((req, res) => {
-    sendError(res, new ApiError(404, 'NOT_FOUND', `There is no ${req.path} in the Flocker API.`));
+    sendError(res, new RequestError('NOT_FOUND', `There is no ${req.path} in the Flocker API.`));
   });
   // Errors from the body parser land here (express needs the 4-argument signature).
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {

@@ -12,7 +12,8 @@ import { identityFromCommonName, type Identity } from '@flocker/api';
 import { authorize } from './authorization';
 import { liveLease } from './configuration';
 import type { ControlState } from './ControlState';
-import { ApiError } from './errors';
+import { RequestError } from './errors';
+import { sendError } from './httpErrors';
 
 export const DEFAULT_TLS_DIR = '/etc/flocker';
 export const CONTROL_CERT_FILE = 'control-service.crt';
@@ -114,7 +115,7 @@ export function peerIdentity(req: IncomingMessage): Identity | undefined {
 }
 
 function forbidden(res: Response, description: string): void {
-  res.status(403).type('application/json').send(JSON.stringify(new ApiError(403, 'FORBIDDEN', description).toBody()));
+  sendError(res, new RequestError('FORBIDDEN', description));
 }
 
 /** Express middleware: only API users and nodes get any answer at all (unknown CN → 403). */
@@ -132,7 +133,7 @@ export function requireIdentity(req: Request, res: Response, next: NextFunction)
 }
 
 /**
- * Throws ApiError 403 FORBIDDEN when the caller may not use this route with this body.
+ * Throws RequestError FORBIDDEN when the caller may not use this route with this body.
  * Call it in the same turn of the event loop as the route's handler (server.ts does).
  */
 export function authorizeRoute(state: ControlState, req: Request, route: { method: string; path: string }): void {
@@ -148,5 +149,5 @@ export function authorizeRoute(state: ControlState, req: Request, route: { metho
       leasePinned: (id) => liveLease(config, id, state.now())?.pinned === true,
     },
   );
-  if (!decision.allowed) throw new ApiError(403, 'FORBIDDEN', decision.description);
+  if (!decision.allowed) throw new RequestError('FORBIDDEN', decision.description);
 }

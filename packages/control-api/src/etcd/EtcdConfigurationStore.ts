@@ -24,7 +24,7 @@ import type { Configuration } from '../configuration';
 import { emptyConfiguration } from '../configuration';
 import { applyRecords, diffConfiguration, LogRecord } from '../ConfigurationLog';
 import { decodeConfiguration, encodeConfiguration, type ConfigurationStore, type StoreListener } from '../ConfigurationStore';
-import { ApiError } from '../errors';
+import { ControlError, StoreError, UsageError } from '../errors';
 import { StoreConflict } from './conflict';
 
 export { StoreConflict };
@@ -80,10 +80,10 @@ export function parseEndpoints(list: string): string[] {
   for (const e of out) {
     const u = URL.canParse(e) ? new URL(e) : undefined;
     if (u === undefined || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.port === '') {
-      throw new ApiError(400, 'BAD_ETCD_ENDPOINT', `"${e}" is not an etcd endpoint like http://127.0.0.1:2379.`);
+      throw new UsageError('BAD_ETCD_ENDPOINT', `"${e}" is not an etcd endpoint like http://127.0.0.1:2379.`);
     }
   }
-  if (out.length === 0) throw new ApiError(400, 'BAD_ETCD_ENDPOINT', 'No etcd endpoint given (--etcd-endpoints).');
+  if (out.length === 0) throw new UsageError('BAD_ETCD_ENDPOINT', 'No etcd endpoint given (--etcd-endpoints).');
   return out;
 }
 
@@ -100,18 +100,18 @@ export function etcdTlsFailure(message: string): 'server' | 'client' | undefined
   return undefined;
 }
 
-function unavailable(action: string, err: unknown): ApiError {
-  if (err instanceof ApiError) return err;
+function unavailable(action: string, err: unknown): ControlError {
+  if (err instanceof ControlError) return err;
   const message = err instanceof Error ? err.message : String(err);
   const tls = etcdTlsFailure(message);
   // A TLS mistake is a configuration error, not an outage: say which file to look at.
   if (tls === 'server') {
-    return new ApiError(503, 'STORE_TLS_REJECTED', `etcd did not ${action}: its certificate is not trusted (${message.trim()}); --etcd-ca must be the CA that issued the etcd members' certificates, and they must name the endpoint's host or IP.`);
+    return new StoreError('STORE_TLS_REJECTED', `etcd did not ${action}: its certificate is not trusted (${message.trim()}); --etcd-ca must be the CA that issued the etcd members' certificates, and they must name the endpoint's host or IP.`);
   }
   if (tls === 'client') {
-    return new ApiError(503, 'STORE_TLS_REJECTED', `etcd did not ${action}: the etcd members refused the client certificate (${message.trim()}); pass --etcd-cert and --etcd-key with a client certificate issued by the CA the members trust (their --trusted-ca-file).`);
+    return new StoreError('STORE_TLS_REJECTED', `etcd did not ${action}: the etcd members refused the client certificate (${message.trim()}); pass --etcd-cert and --etcd-key with a client certificate issued by the CA the members trust (their --trusted-ca-file).`);
   }
-  return new ApiError(503, 'STORE_UNAVAILABLE', `etcd did not ${action} (${message}); is a quorum of etcd members reachable?`);
+  return new StoreError('STORE_UNAVAILABLE', `etcd did not ${action} (${message}); is a quorum of etcd members reachable?`);
 }
 
 export class EtcdConfigurationStore implements ConfigurationStore {
@@ -173,9 +173,9 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     this.ns = this.client.namespace(`${this.prefix}/`);
   }
 
-  private corrupt(key: string, why: string): ApiError {
+  private corrupt(key: string, why: string): StoreError {
     const full = key.startsWith(`${this.prefix}/`) ? key : `${this.prefix}/${key}`;
-    return new ApiError(500, 'STORE_CORRUPT', `etcd key ${full} ${why}; restore it from a backup.`);
+    return new StoreError('STORE_CORRUPT', `etcd key ${full} ${why}; restore it from a backup.`);
   }
 
   private parse<S extends z.ZodType>(schema: S, key: string, value: Buffer): z.infer<S> {
@@ -256,11 +256,11 @@ export class EtcdConfigurationStore implements ConfigurationStore {
    * Resolves once etcd committed; rejects StoreConflict when `base` is out of date.
    */
   async commit(config: Configuration, base?: Configuration): Promise<void> {
-    if (this.closed) throw new ApiError(503, 'STORE_CLOSED', 'The configuration store is closed.');
+    if (this.closed) throw new StoreError('STORE_CLOSED', 'The configuration store is closed.');
     const from = base ?? this.latest;
     const expected = this.revisions.get(from);
     if (expected === undefined) {
-      throw new ApiError(500, 'STORE_BASE_UNKNOWN', `Configuration v${from.version} was not read from etcd; cannot compare-and-swap from it.`);
+      throw new StoreError('STORE_BASE_UNKNOWN', `Configuration v${from.version} was not read from etcd; cannot compare-and-swap from it.`);
     }
     this.committing = config.version;
     try {
@@ -467,7 +467,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       ? await this.ns.if(HEAD_KEY, 'Mod', '<', Number.MAX_SAFE_INTEGER).then(...ops).commit()
       : await this.ns.if(HEAD_KEY, 'Create', '==', 0).then(...ops).commit();
     if (!res.succeeded) {
-      throw new ApiError(409, 'STORE_NOT_EMPTY', `etcd already holds a configuration under ${this.prefix}/; pass --force to overwrite it.`);
+      throw new StoreError('STORE_NOT_EMPTY', `etcd already holds a configuration under ${this.prefix}/; pass --force to overwrite it.`);
     }
   }
 

@@ -1,6 +1,6 @@
 /** Builds the etcd store from flocker-control's --etcd-* flags. */
 import type { Logger } from 'winston';
-import { ApiError } from '../errors';
+import { UsageError } from '../errors';
 import { EtcdConfigurationStore, parseEndpoints } from './EtcdConfigurationStore';
 
 export interface EtcdFlags {
@@ -13,14 +13,14 @@ export interface EtcdFlags {
 }
 
 export function etcdStoreFromFlags(flags: EtcdFlags, logger: Logger): EtcdConfigurationStore {
-  if (flags.endpoints === undefined) throw new ApiError(400, 'BAD_ETCD_ENDPOINT', '--store etcd needs --etcd-endpoints.');
+  if (flags.endpoints === undefined) throw new UsageError('BAD_ETCD_ENDPOINT', '--store etcd needs --etcd-endpoints.');
   if ((flags.cert === undefined) !== (flags.key === undefined)) {
-    throw new ApiError(400, 'BAD_ETCD_TLS', '--etcd-cert and --etcd-key go together.');
+    throw new UsageError('BAD_ETCD_TLS', '--etcd-cert and --etcd-key go together.');
   }
-  if (flags.cert !== undefined && flags.ca === undefined) throw new ApiError(400, 'BAD_ETCD_TLS', '--etcd-cert needs --etcd-ca.');
+  if (flags.cert !== undefined && flags.ca === undefined) throw new UsageError('BAD_ETCD_TLS', '--etcd-cert needs --etcd-ca.');
   const endpoints = parseEndpoints(flags.endpoints);
   if (flags.ca !== undefined && endpoints.some((e) => e.startsWith('http:'))) {
-    throw new ApiError(400, 'BAD_ETCD_TLS', 'With --etcd-ca the etcd endpoints must be https:// URLs.');
+    throw new UsageError('BAD_ETCD_TLS', 'With --etcd-ca the etcd endpoints must be https:// URLs.');
   }
   return new EtcdConfigurationStore({
     endpoints,

@@ -7,14 +7,14 @@
 import yargs from 'yargs';
 import { type ConfigurationStore, encodeConfiguration, FileConfigurationStore } from '../ConfigurationStore';
 import type { Configuration } from '../configuration';
-import { ApiError } from '../errors';
+import { StoreError, UsageError } from '../errors';
 import { EtcdConfigurationStore, parseEndpoints } from './EtcdConfigurationStore';
 
 export type StoreSpec = { kind: 'file'; dir: string } | { kind: 'etcd'; endpoints: string[] };
 
 export function parseStoreSpec(spec: string): StoreSpec {
   const m = /^(file|etcd):(.+)$/.exec(spec);
-  if (m === null) throw new ApiError(400, 'BAD_STORE_SPEC', `"${spec}" is not a store: use file:<data dir> or etcd:<endpoint>,<endpoint>,….`);
+  if (m === null) throw new UsageError('BAD_STORE_SPEC', `"${spec}" is not a store: use file:<data dir> or etcd:<endpoint>,<endpoint>,….`);
   return m[1] === 'file' ? { kind: 'file', dir: m[2] as string } : { kind: 'etcd', endpoints: parseEndpoints(m[2] as string) };
 }
 
@@ -57,13 +57,13 @@ async function withStore<T>(store: ConfigurationStore, fn: (s: ConfigurationStor
 
 export async function migrateStore(options: MigrateOptions): Promise<MigrateResult> {
   const { from, to, etcd } = options;
-  if (describe(from) === describe(to) && from.kind === 'file') throw new ApiError(400, 'BAD_STORE_SPEC', '--from and --to are the same store.');
+  if (describe(from) === describe(to) && from.kind === 'file') throw new UsageError('BAD_STORE_SPEC', '--from and --to are the same store.');
   const config: Configuration = await withStore(open(from, etcd), (s) => s.load());
   await withStore(open(to, etcd), async (dest) => {
     const existing = await dest.load();
     const empty = dest instanceof EtcdConfigurationStore ? await dest.isEmpty() : existing.version === 0;
     if (!empty && !options.force) {
-      throw new ApiError(409, 'STORE_NOT_EMPTY', `${describe(to)} already holds configuration v${existing.version}; pass --force to overwrite it.`);
+      throw new StoreError('STORE_NOT_EMPTY', `${describe(to)} already holds configuration v${existing.version}; pass --force to overwrite it.`);
     }
     if (dest instanceof EtcdConfigurationStore) await dest.replaceAll(config, options.force);
     else if (dest instanceof FileConfigurationStore) {
@@ -73,7 +73,7 @@ export async function migrateStore(options: MigrateOptions): Promise<MigrateResu
   });
   const copied = await withStore(open(to, etcd), (s) => s.load());
   if (encodeConfiguration(copied) !== encodeConfiguration(config)) {
-    throw new ApiError(500, 'MIGRATION_VERIFY_FAILED', `${describe(to)} does not read back as the configuration copied (v${config.version}); it may have been written to meanwhile.`);
+    throw new StoreError('MIGRATION_VERIFY_FAILED', `${describe(to)} does not read back as the configuration copied (v${config.version}); it may have been written to meanwhile.`);
   }
   return { version: config.version, datasets: config.datasets.size, leases: config.leases.size, nodes: config.nodes.size };
 }

@@ -1,0 +1,92 @@
+/**
+ * Errors meet HTTP in one place (httpErrors.ts): the configuration logic and the stores
+ * throw codes without statuses; a ZodError from the server's own data is a 500, not a
+ * 400 blaming the client; a bad flag of flocker-control is no HTTP error at all.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import winston from 'winston';
+import { z } from 'zod';
+import { FlockerApiError, FlockerClient } from '@flocker/api';
+import { MemoryConfigurationStore } from './ConfigurationStore';
+import { ConfigurationError, invalidRequest, StoreError, UsageError } from './errors';
+import { HTTP_STATUS, toApiError } from './httpErrors';
+import { type ControlService, startControlService } from './server';
+
+const silent = winston.createLogger({ silent: true });
+
+describe('the mapping of errors to HTTP', () => {
+  it('a ZodError reaching the boundary came from the server itself: 500 INTERNAL_ERROR', () => {
+    const own = z.object({ flocker: z.string() }).safeParse({ flocker: 1 });
+    expect(own.success).toBe(false);
+    const mapped = toApiError(own.error);
+    expect({ status: mapped.status, code: mapped.code }).toEqual({ status: 500, code: 'INTERNAL_ERROR' });
+  });
+
+  it('input refused by a route schema is the client fault: 400 INVALID_REQUEST with each problem', () => {
+    const input = z.object({ primary: z.string() }).strict().safeParse({ colour: 'red' });
+    const mapped = toApiError(invalidRequest(input.error as z.ZodError));
+    expect(mapped.status).toBe(400);
+    expect(mapped.code).toBe('INVALID_REQUEST');
+    expect(mapped.errors?.length).toBe(2);
+  });
+
+  it('every code of the configuration logic and the stores has its status in one table', () => {
+    expect(toApiError(new ConfigurationError('LEASE_HELD', 'held')).status).toBe(409);
+    expect(toApiError(new StoreError('STORE_CORRUPT', 'damaged')).status).toBe(500);
+    expect(toApiError(new StoreError('STORE_FULL', 'full')).status).toBe(503);
+    expect(Object.values(HTTP_STATUS).every((s) => s >= 400 && s < 600)).toBe(true);
+  });
+
+  it('a usage error (a bad flag) is never answered as a client error', () => {
+    expect(toApiError(new UsageError('INVALID_NODE_TIMEOUT', 'bad flag')).status).toBe(500);
+  });
+});
+
+describe('over HTTP', () => {
+  let svc: ControlService;
+  beforeEach(async () => {
+    svc = await startControlService({ port: 0, host: '127.0.0.1', store: new MemoryConfigurationStore(), logger: silent });
+  });
+  afterEach(async () => svc.close());
+
+  it("a response the server builds off its own schema is a 500, not a 400 blaming the client", async () => {
+    jest.spyOn(svc.state, 'listEvents').mockReturnValue([{ time: 'now', kind: 'node_dead', message: 7 } as unknown as ReturnType<typeof svc.state.listEvents>[number]]);
+    const client = new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 });
+    const err = await client.listEvents().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FlockerApiError);
+    expect({ status: (err as FlockerApiError).status, code: (err as FlockerApiError).code }).toEqual({ status: 500, code: 'INTERNAL_ERROR' });
+  });
+});
+
+describe('flocker-control with a bad flag', () => {
+  function run(args: string[]): Promise<{ code: number | null; stderr: string }> {
+    const dir = mkdtempSync(path.join(tmpdir(), 'flocker-flags-'));
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [path.join(__dirname, 'main.js'), '--port', '0', '--host', '127.0.0.1', '--data-dir', dir, '--insecure-http', ...args], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => {
+        rmSync(dir, { recursive: true, force: true });
+        resolve({ code, stderr });
+      });
+    });
+  }
+
+  it.each([
+    [['--node-timeout', '0'], 'INVALID_NODE_TIMEOUT', /--node-timeout must be a positive number/],
+    [['--store', 'etcd'], 'BAD_ETCD_ENDPOINT', /--store etcd needs --etcd-endpoints/],
+  ])('%j fails to start with its code, and says nothing of HTTP', async (args, code, message) => {
+    const out = await run(args);
+    expect(out.code).toBe(1);
+    const line = JSON.parse(out.stderr.trim().split('\n').at(-1) as string) as { code: string; error: string };
+    expect(line.code).toBe(code);
+    expect(line.error).toMatch(message);
+    expect(line.error).not.toMatch(/ApiError|HTTP/);
+  });
+});
