@@ -25,8 +25,13 @@ module_dir() {
 spec="$(module_dir "github.com/container-storage-interface/spec@$csi_version")"
 kubelet="$(module_dir "k8s.io/kubelet@$kubelet_version")"
 mkdir -p "$out"
-install -m 644 "$spec/csi.proto" "$out/csi.proto.tmp" && mv "$out/csi.proto.tmp" "$out/csi.proto"
-install -m 644 "$kubelet/pkg/apis/pluginregistration/v1/api.proto" "$out/pluginregistration.proto.tmp" && mv "$out/pluginregistration.proto.tmp" "$out/pluginregistration.proto"
-printf '%s\n' "$csi_version" > "$out/VERSION.csi"
-printf '%s\n' "$stamp" > "$out/VERSION"
+# Each file appears whole (written under a name of this process, then renamed): test
+# workers fetching at once never see half a proto.
+put() { install -m 644 "$1" "$out/.$2.$$" && mv -f "$out/.$2.$$" "$out/$2"; }
+printf '%s\n' "$csi_version" > "$tmp/VERSION.csi"
+printf '%s\n' "$stamp" > "$tmp/VERSION"
+put "$spec/csi.proto" csi.proto
+put "$kubelet/pkg/apis/pluginregistration/v1/api.proto" pluginregistration.proto
+put "$tmp/VERSION.csi" VERSION.csi
+put "$tmp/VERSION" VERSION
 echo "fetch-proto: csi.proto $csi_version, pluginregistration.proto (k8s.io/kubelet $kubelet_version) -> $out" >&2
