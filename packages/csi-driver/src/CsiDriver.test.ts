@@ -99,7 +99,7 @@ describe('NodeStageVolume', () => {
     w.leases.push({ dataset_id: ID, node_uuid: OTHER, expires: null });
     const err = await failure(driver(w).nodeStageVolume(STAGE));
     expect(err.code).toBe(status.FAILED_PRECONDITION);
-    expect(err.message).toMatch(/in use on node other/);
+    expect(err.message).toMatch(/in use on node other \(it holds the lease\)/);
     expect(w.calls).toEqual([]);
   });
 
@@ -140,6 +140,54 @@ describe('NodeStageVolume', () => {
     const second = await failure(d.nodeStageVolume(STAGE));
     expect(second.code).toBe(status.ABORTED);
     await first;
+  });
+});
+
+describe('NodeStageVolume and a dead node\'s lease', () => {
+  it('waits (long-poll) for the control service to release the lease of a node declared dead, then stages', async () => {
+    const w = world();
+    w.leases.push({ dataset_id: ID, node_uuid: OTHER, expires: null });
+    w.nodes = [node(ME), node(OTHER, { alive: false, dead_since: new Date().toISOString() })];
+    const c = client(w);
+    let polls = 0;
+    const wait = c.waitForCluster;
+    // The snapshot carries the lease grace; the third long-poll shows the lease released, the next the dataset mounted here.
+    c.waitForCluster = async (since, t) => {
+      const s = { ...(await wait(since, t)), lease_grace_seconds: 5 };
+      if (since !== undefined && ++polls === 3) w.leases = w.leases.filter((l) => l.node_uuid !== OTHER);
+      if (since !== undefined && polls >= 5) w.nodes = [node(ME, { manifestations: [{ dataset_id: ID, blockdevice_id: 'b', size: 1, status: 'mounted', path: '/agent/path' }] })];
+      return { ...s, leases: w.leases, nodes: w.nodes };
+    };
+    const mounts: MountInfoEntry[] = [{ device: '7:1', root: '/', mountPoint: '/agent/path', options: ['rw'] }];
+    const binds: string[] = [];
+    const d = new CsiDriver({
+      client: c,
+      logger: winston.createLogger({ silent: true }),
+      mode: 'node',
+      nodeId: ME,
+      mounter: { mounts: async () => mounts, bind: async (src, dst) => void binds.push(`${src} -> ${dst}`), unmount: async () => undefined },
+      version: 'test',
+      defaultSize: 64 * MiB,
+      stageTimeoutMs: 5_000,
+      pollMs: 20,
+    });
+    const staging = mkdtempSync(join(tmpdir(), 'csi-stage-'));
+    try {
+      await d.nodeStageVolume({ ...STAGE, staging_target_path: staging });
+    } finally {
+      rmSync(staging, { recursive: true, force: true });
+    }
+    expect(w.calls).toEqual(['lease', `move ${ME}`]);
+    expect(binds).toEqual([`/agent/path -> ${staging}`]);
+  });
+
+  it('fails at once on a pinned lease and on a dead holder when the control service releases nothing', async () => {
+    const w = world();
+    w.nodes = [node(ME), node(OTHER, { alive: false, dead_since: new Date().toISOString() })];
+    w.leases.push({ dataset_id: ID, node_uuid: OTHER, expires: null, pinned: true });
+    expect(await failure(driver(w).nodeStageVolume(STAGE))).toMatchObject({ code: status.FAILED_PRECONDITION, message: expect.stringMatching(/pinned/) });
+    w.leases = [{ dataset_id: ID, node_uuid: OTHER, expires: null }];
+    expect(await failure(driver(w).nodeStageVolume(STAGE))).toMatchObject({ code: status.FAILED_PRECONDITION, message: expect.stringMatching(/does not release/) });
   });
 });
 

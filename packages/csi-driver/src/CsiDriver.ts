@@ -140,6 +140,35 @@ export function volumeHealth(s: ClusterSnapshot, nodeUuid: string, datasetId: st
   return out;
 }
 
+export type LeaseVerdict =
+  /** No lease, or ours: take it. */
+  | { kind: 'free' }
+  /** Held by a node declared dead whose (unpinned) lease the control service releases at releaseAt. */
+  | { kind: 'wait'; message: string; releaseAt: string }
+  /** Held by a live node, pinned, or by a dead node the control service will not release. */
+  | { kind: 'fail'; message: string };
+
+/** What NodeStageVolume can do about the lease on a dataset, from the snapshot (the Docker plugin's rule). */
+export function leaseVerdict(s: ClusterSnapshot, datasetId: string, me: string): LeaseVerdict {
+  const lease = s.leases.find((l) => l.dataset_id === datasetId);
+  if (!lease || lease.node_uuid === me) return { kind: 'free' };
+  const holder = s.nodes.find((n) => n.uuid === lease.node_uuid);
+  const host = holder?.host ?? lease.node_uuid;
+  if (lease.pinned === true) {
+    return { kind: 'fail', message: `volume ${datasetId} is in use on node ${host}, pinned there by an admin: release the lease first (flocker leases release)` };
+  }
+  if (holder === undefined || holder.alive) {
+    return { kind: 'fail', message: `volume ${datasetId} is in use on node ${host} (it holds the lease): unstage it there first` };
+  }
+  const grace = s.lease_grace_seconds;
+  const since = holder.dead_since ?? holder.last_seen;
+  if (grace === undefined) {
+    return { kind: 'fail', message: `volume ${datasetId} is held by node ${host}, unreachable since ${since}; this control service does not release the leases of dead nodes` };
+  }
+  const releaseAt = new Date(Date.parse(since) + grace * 1000).toISOString();
+  return { kind: 'wait', releaseAt, message: `volume ${datasetId} is held by node ${host}, unreachable since ${since}; the control service releases it at ${releaseAt}.` };
+}
+
 export class CsiDriver {
   private readonly client: ControlClient;
   private readonly logger: Logger;
@@ -332,6 +361,7 @@ export class CsiDriver {
     const problem = capabilityProblem(toCapability(req.volume_capability));
     if (problem !== undefined) throw new CsiError(status.INVALID_ARGUMENT, problem);
     return this.exclusive(id, async () => {
+      const deadline = Date.now() + this.opts.stageTimeoutMs;
       if (!isDatasetId(id)) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
       const s = await this.snapshot();
       const d = liveDataset(s.datasets, id);
@@ -342,13 +372,13 @@ export class CsiDriver {
       const staged = mountAt(mounts, staging);
       const source = here === undefined ? undefined : mountAt(mounts, here);
       if (lease?.node_uuid === this.me && d.primary === this.me && staged && source && sameSource(staged, source)) return {};
-      await this.takeLease(s, id);
+      await this.takeLease(id, deadline);
       try {
         if (d.primary !== this.me) {
           this.logger.info('moving volume to this node', { dataset_id: id, from: d.primary });
           await this.client.updateDataset(id, { primary: this.me });
         }
-        const path = await this.waitMounted(id);
+        const path = await this.waitMounted(id, deadline);
         const now = await this.opts.mounter.mounts();
         const agentMount = mountAt(now, path);
         if (!agentMount) throw new CsiError(status.INTERNAL, `the agent reports ${path} mounted but this mount namespace does not show it`);
@@ -367,20 +397,38 @@ export class CsiDriver {
     });
   }
 
-  private async takeLease(s: ClusterSnapshot, id: string): Promise<void> {
-    try {
-      await this.client.acquireLease({ dataset_id: id, node_uuid: this.me, expires: null });
-    } catch (err) {
-      if (!(err instanceof FlockerApiError) || err.status !== 409) throw err;
-      const holder = (await this.client.listLeases()).find((l) => l.dataset_id === id);
-      const host = s.nodes.find((n) => n.uuid === holder?.node_uuid);
-      const detail = holder ? `node ${host?.host ?? holder.node_uuid}${holder.pinned ? ' (pinned)' : ''}${host && !host.alive ? ', declared dead: the control service releases its lease after the lease grace' : ''}` : 'another node';
-      throw new CsiError(status.FAILED_PRECONDITION, `volume ${id} is in use on ${detail}: ${err.description}`);
+  /**
+   * Takes this node's lease. Held by a live node, or pinned, or by a dead node whose lease
+   * the control service will not release: FAILED_PRECONDITION at once, naming the holder.
+   * Held by a node declared dead: the control service releases it after the lease grace,
+   * so wait for that (long-poll, within the stage's deadline) and take it.
+   */
+  private async takeLease(id: string, deadline: number): Promise<void> {
+    for (;;) {
+      try {
+        await this.client.acquireLease({ dataset_id: id, node_uuid: this.me, expires: null });
+        return;
+      } catch (err) {
+        if (!(err instanceof FlockerApiError) || err.status !== 409) throw err;
+      }
+      let s = await this.snapshot();
+      let verdict = leaseVerdict(s, id, this.me);
+      if (verdict.kind === 'fail') throw new CsiError(status.FAILED_PRECONDITION, verdict.message);
+      if (verdict.kind === 'wait') this.logger.warn('waiting for the control service to release the lease of a dead node', { dataset_id: id, detail: verdict.message });
+      while (verdict.kind === 'wait') {
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) throw new CsiError(status.DEADLINE_EXCEEDED, `${verdict.message} Gave up waiting (stage timeout); retry after ${verdict.releaseAt}.`);
+        s = await this.client.waitForCluster(s.generation, Math.min(remaining, this.opts.pollMs ?? 25_000));
+        verdict = leaseVerdict(s, id, this.me);
+        if (verdict.kind === 'fail') throw new CsiError(status.FAILED_PRECONDITION, verdict.message);
+      }
+      // Free now (released, or taken and let go elsewhere meanwhile): try again, within the deadline.
+      if (Date.now() >= deadline) throw new CsiError(status.DEADLINE_EXCEEDED, `timed out taking the lease of volume ${id}: other nodes keep taking it`);
+      await new Promise((r) => setTimeout(r, 50));
     }
   }
 
-  private async waitMounted(id: string): Promise<string> {
-    const deadline = Date.now() + this.opts.stageTimeoutMs;
+  private async waitMounted(id: string, deadline: number): Promise<string> {
     let since: string | undefined;
     let last: ClusterSnapshot | undefined;
     for (;;) {
