@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { ContainerConfiguration, DatasetConfiguration, isNoSpace, NodeSummary, writeAll, writeFileDurable } from '@flocker/api';
 import type { DurableFileOps } from '@flocker/api';
-import type { NodeReport } from '@flocker/api';
+import type { ContainerReport, NodeReport } from '@flocker/api';
 import type { Configuration, StoredLease } from './configuration';
 import { emptyConfiguration } from './configuration';
 import { ControlError, StoreError } from './errors';
@@ -38,12 +38,16 @@ export interface ConfigurationStore {
   subscribe?(listener: StoreListener): Promise<void>;
   /** Shared stores: makes a node's report (and its last-seen time) visible to other replicas. */
   publishReport?(report: NodeReport, json: string, lastSeen: number): void;
+  /** Shared stores: makes a node's container report (and when it came) visible to other replicas. */
+  publishContainers?(uuid: string, report: ContainerReport, lastSeen: number): void;
 }
 
 /** What a shared store tells the control state about other replicas' changes. */
 export interface StoreListener {
   configuration(config: Configuration): void;
   report(report: NodeReport, lastSeen: number): void;
+  /** A container agent's report received by another replica. */
+  containers?(uuid: string, report: ContainerReport, lastSeen: number): void;
 }
 
 export const CURRENT_FORMAT_VERSION = 1;

@@ -1,44 +1,15 @@
 /**
  * The handlers of the container API's routes (Flocker's v1 container endpoints and the
  * container agents' report; their contract is `apiRoutes` in @flocker/api). Container
- * reports are state, not configuration: kept in memory per ControlState, like node reports.
+ * reports are state, not configuration: kept beside the node reports (nodeReports.ts).
  */
 import { z } from 'zod';
-import { type ContainerReport, ContainerConfiguration, type ContainerState, ReportResponse } from '@flocker/api';
+import { ContainerConfiguration, ReportResponse } from '@flocker/api';
 import { compose, containersOf, createContainer, deleteContainer, moveContainer } from './containers';
-import type { ControlState } from './ControlState';
 import { RequestError } from './errors';
 import type { Handlers } from './routeSpec';
 
-/** A container agent reports at least this often; a report older than 3 intervals is stale. */
-export const CONTAINER_REPORT_INTERVAL_MS = 10_000;
-export const CONTAINER_REPORT_STALE_MS = 3 * CONTAINER_REPORT_INTERVAL_MS;
-
-interface StoredContainerReport {
-  report: ContainerReport;
-  lastSeen: number;
-}
-
-const reportsByState = new WeakMap<ControlState, Map<string, StoredContainerReport>>();
-
-function reportsOf(state: ControlState): Map<string, StoredContainerReport> {
-  let m = reportsByState.get(state);
-  if (m === undefined) {
-    m = new Map();
-    reportsByState.set(state, m);
-  }
-  return m;
-}
-
-/** Pure: the containers fresh reports show, with their nodes. */
-export function containerStates(reports: ReadonlyMap<string, StoredContainerReport>, now: number, staleMs = CONTAINER_REPORT_STALE_MS): ContainerState[] {
-  const out: ContainerState[] = [];
-  for (const [node, { report, lastSeen }] of reports) {
-    if (now - lastSeen > staleMs) continue;
-    for (const c of report.containers) out.push({ name: c.name, node_uuid: node, image: c.image, running: c.running });
-  }
-  return out;
-}
+export { CONTAINER_REPORT_INTERVAL_MS, CONTAINER_REPORT_STALE_MS, containerStates } from './nodeReports';
 
 type ContainerRouteName =
   | 'listContainers'
@@ -67,13 +38,13 @@ export const containerHandlers: Pick<Handlers, ContainerRouteName> = {
     const applied = await state.mutate((c, now) => compose(c, body.applications, body.deployment, now), ifMatches);
     return { status: 200, body: z.array(ContainerConfiguration).parse(applied.result), tag: state.configurationTag };
   },
-  listContainerState: (state) => ({ status: 200, body: containerStates(reportsOf(state), state.now()) }),
+  listContainerState: (state) => ({ status: 200, body: state.containerStates() }),
   reportContainers: (state, { params, body: report }) => {
     const uuid = params.uuid;
     if (!state.configuration.nodes.has(uuid.toLowerCase())) {
       throw new RequestError('UNKNOWN_NODE', `The node ${uuid} is not known: its dataset agent must report first.`);
     }
-    reportsOf(state).set(uuid.toLowerCase(), { report, lastSeen: state.now() });
+    state.reportContainers(uuid.toLowerCase(), report);
     return { status: 200, body: ReportResponse.parse({ generation: state.generation }) };
   },
 };

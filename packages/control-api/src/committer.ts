@@ -1,0 +1,187 @@
+/**
+ * Writes of the configuration: applied in arrival order onto the latest (pending)
+ * configuration, group-committed to the store, and re-applied (rebased) onto a
+ * configuration another replica committed first.
+ */
+import type { Logger } from 'winston';
+import { type Applied, type Configuration, configurationTag } from './configuration';
+import type { ConfigurationStore } from './ConfigurationStore';
+import { StoreConflict } from './etcd/conflict';
+import { ConfigurationError, StoreError } from './errors';
+
+interface CommitWaiter {
+  resolve: () => void;
+  reject: (err: unknown) => void;
+  /**
+   * Re-applies the waiter's change onto a configuration another replica committed
+   * first; 'conflict' when the request was conditional (If-Configuration-Matches),
+   * undefined when there is nothing to re-apply.
+   */
+  rebase?: ((config: Configuration, now: number) => Configuration) | 'conflict';
+}
+
+export interface CommitterOptions {
+  store: ConfigurationStore;
+  logger: Logger;
+  now: () => number;
+  initial: Configuration;
+  /** The committed configuration changed (our commit, or another replica's adopted). */
+  onChange: () => void;
+}
+
+export class Committer {
+  private committed: Configuration;
+  /** Latest applied value; equals `committed` unless a commit is pending. */
+  private pending: Configuration;
+  private waiters: CommitWaiter[] = [];
+  private flushing = false;
+  /** Newest configuration another replica committed while our own commit was in flight. */
+  private external: Configuration | undefined;
+  private closed = false;
+
+  constructor(private readonly options: CommitterOptions) {
+    this.committed = options.initial;
+    this.pending = options.initial;
+  }
+
+  /** The durable configuration. */
+  get configuration(): Configuration {
+    return this.committed;
+  }
+
+  /** The configuration including applied but not yet durable writes: what the next mutate() will see. */
+  get latestConfiguration(): Configuration {
+    return this.pending;
+  }
+
+  /**
+   * Applies `change` to the latest configuration and resolves once the result is
+   * durable. Changes apply in arrival order; all that arrive while the store is busy
+   * share the next commit (group commit).
+   */
+  async mutate<T>(change: (config: Configuration, now: number) => Applied<T>, ifMatches?: string): Promise<Applied<T>> {
+    if (this.closed) throw new ConfigurationError('SHUTTING_DOWN', 'The control service is shutting down.');
+    if (ifMatches !== undefined && ifMatches !== configurationTag(this.pending)) {
+      throw new ConfigurationError(
+        'CONFIGURATION_CHANGED',
+        `The configuration changed since tag ${ifMatches} (now ${configurationTag(this.pending)}); read it again and retry.`,
+      );
+    }
+    let applied = change(this.pending, this.options.now());
+    this.pending = applied.config;
+    // Even an answer that changed nothing depends on pending writes, so it waits for them too.
+    await this.durable(
+      ifMatches !== undefined
+        ? 'conflict'
+        : (config, now) => {
+            applied = change(config, now);
+            return applied.config;
+          },
+    );
+    return applied;
+  }
+
+  /**
+   * A configuration another replica committed (shared stores). Replaces ours when newer;
+   * writes not yet committed here are re-applied onto it.
+   */
+  externalConfiguration(config: Configuration): void {
+    if (this.closed || config.version <= this.committed.version) return;
+    if (this.flushing) {
+      // Our commit in flight either wins (and this is older news) or conflicts and adopts this.
+      if (this.external === undefined || config.version > this.external.version) this.external = config;
+      return;
+    }
+    this.adopt(config);
+    if (this.waiters.length > 0) void this.flush();
+  }
+
+  /** Refuses further writes and waits for a pending commit. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.pending !== this.committed) await this.durable().catch(() => undefined);
+  }
+
+  private durable(rebase?: CommitWaiter['rebase']): Promise<void> {
+    if (this.pending === this.committed) return Promise.resolve();
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject, ...(rebase !== undefined ? { rebase } : {}) }));
+    void this.flush();
+    return done;
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      // Let requests already parsed in this turn of the event loop join the batch.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      while (this.pending !== this.committed) {
+        const target = this.pending;
+        const waiters = this.waiters;
+        this.waiters = [];
+        try {
+          await this.options.store.commit(target, this.committed);
+        } catch (err) {
+          if (err instanceof StoreConflict) {
+            // Another replica won the compare-and-swap: re-apply our writes on its configuration.
+            this.waiters = waiters.concat(this.waiters);
+            this.adopt(this.external !== undefined && this.external.version > err.current.version ? this.external : err.current);
+            continue;
+          }
+          // Writes queued behind the failed one were built upon it: fail them all.
+          const all = waiters.concat(this.waiters);
+          this.waiters = [];
+          this.pending = this.committed;
+          this.options.logger.error('configuration commit failed', { error: String(err), waiting: all.length });
+          // A store that could not be reached or written already says what failed and what to do.
+          const failure =
+            err instanceof StoreError && err.unavailable ? err : new StoreError('STORE_UNAVAILABLE', `The configuration could not be saved: ${String(err)}`);
+          for (const w of all) w.reject(failure);
+          continue;
+        }
+        this.committed = target;
+        for (const w of waiters) w.resolve();
+        this.options.onChange();
+        if (this.external !== undefined && this.external.version > this.committed.version) this.adopt(this.external);
+      }
+    } finally {
+      this.flushing = false;
+      this.external = undefined;
+    }
+  }
+
+  /** Makes `fresh` the committed configuration and rebuilds the pending one on it. */
+  private adopt(fresh: Configuration): void {
+    this.committed = fresh;
+    const waiters = this.waiters;
+    this.waiters = [];
+    let config = fresh;
+    for (const w of waiters) {
+      if (w.rebase === 'conflict') {
+        w.reject(
+          new ConfigurationError(
+            'CONFIGURATION_CHANGED',
+            `The configuration changed through another control replica (now ${configurationTag(fresh)}); read it again and retry.`,
+          ),
+        );
+        continue;
+      }
+      if (w.rebase !== undefined) {
+        try {
+          config = w.rebase(config, this.options.now());
+        } catch (err) {
+          w.reject(err);
+          continue;
+        }
+      }
+      this.waiters.push(w);
+    }
+    this.pending = config;
+    if (config === fresh) {
+      // Nothing left to write (re-applied changes were no-ops on the newer configuration).
+      for (const w of this.waiters) w.resolve();
+      this.waiters = [];
+    }
+    this.options.onChange();
+  }
+}
