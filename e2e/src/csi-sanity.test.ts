@@ -89,7 +89,7 @@ function junitCounts(xml: string): JunitCounts {
  * The only skips allowed: specs of capabilities this driver does not offer (see the
  * package README), and csi-test's own disabled pagination spec (XIt, "pending").
  */
-const ALLOWED_SKIP = /: skipped - (GetSnapshot|GetCapacity|Snapshot|Volume Cloning|Modify volume|Modify Volume|ControllerPublishVolume|Controller Publish, UnpublishVolume|ControllerUnpublishVolume|DeleteSnapshot|ListSnapshots|ControllerModifyVolume|GroupControllerService|ControllerGetVolumeHealth|CreateSnapshot|ControllerListVolumeHealth|NodeExpandVolume|NodeGetStorageHealth|ControllerExpandVolume) not supported$|^ListVolumes pagination should detect .*: pending$/;
+const ALLOWED_SKIP = /: skipped - (GetSnapshot|GetCapacity|Snapshot|Volume Cloning|Modify volume|Modify Volume|ControllerPublishVolume|Controller Publish, UnpublishVolume|ControllerUnpublishVolume|DeleteSnapshot|ListSnapshots|ControllerModifyVolume|GroupControllerService|ControllerGetVolumeHealth|CreateSnapshot|ControllerListVolumeHealth|NodeExpandVolume|NodeGetStorageHealth) not supported$|^ListVolumes pagination should detect .*: pending$/;
 
 beforeAll(async () => {
   // The pinned csi.proto (Go module proxy) and csi-sanity (built once, cached by version).
@@ -183,6 +183,7 @@ describe('flocker-csi', () => {
           `-csi.mountdir=${join(dir, 'sanity-target')}`,
           `-csi.stagingdir=${join(dir, 'sanity-staging')}`,
           `-csi.testvolumesize=${64 * MiB}`,
+          `-csi.testvolumeexpandsize=${128 * MiB}`,
           `-ginkgo.junit-report=${junit}`,
           '-ginkgo.timeout=12m',
         ],
@@ -205,7 +206,7 @@ describe('flocker-csi', () => {
     expect(mountsUnder(join(dir, 'sanity-staging'))).toEqual([]);
   });
 
-  it('moves a volume between two nodes: one stage at a time (the lease), the data follows, read-only publish, volume stats', async () => {
+  it('moves a volume between two nodes: one stage at a time (the lease), the data follows, read-only publish, volume stats, expansion', async () => {
     await startNode('b', 'node');
     const a = createCsiClient(socketOf('a'));
     const b = createCsiClient(socketOf('b'));
@@ -265,6 +266,15 @@ describe('flocker-csi', () => {
     expect(Number(inodes?.total)).toBeGreaterThan(0);
     expect(Number(inodes?.used)).toBeGreaterThan(0);
 
+    // Expansion while published: ControllerExpandVolume returns once b's agent has grown the device (no
+    // NodeExpandVolume). The file system grows online where the agent may (CAP_SYS_RESOURCE), else at its
+    // next mount: checked below after the volume moves back to a.
+    expect(await a.controller.ControllerExpandVolume!({ volume_id: id, capacity_range: { required_bytes: 256 * MiB } })).toMatchObject({
+      capacity_bytes: String(256 * MiB),
+    });
+    const onB = (await new FlockerClient({ baseUrl: control.url }).waitForCluster(undefined, 0)).nodes.find((n) => n.uuid === nodeUuid('b'));
+    expect(onB?.manifestations.find((m) => m.dataset_id === id)?.size).toBe(256 * MiB);
+
     // DeleteVolume is refused while b has it staged, then works once unstaged.
     const inUse = await a.controller.DeleteVolume!({ volume_id: id }).then(
       () => undefined,
@@ -274,6 +284,15 @@ describe('flocker-csi', () => {
     await b.node.NodeUnpublishVolume!({ volume_id: id, target_path: paths('b').target });
     await b.node.NodeUnstageVolume!({ volume_id: id, staging_target_path: paths('b').staging });
     await b.node.NodeUnstageVolume!({ volume_id: id, staging_target_path: paths('b').staging });
+
+    // Back to a: the grown file system (grown at latest when a's agent mounts it) with the data.
+    await a.node.NodeStageVolume!({ volume_id: id, staging_target_path: paths('a').staging, volume_capability: cap });
+    await a.node.NodePublishVolume!({ volume_id: id, staging_target_path: paths('a').staging, target_path: paths('a').target, volume_capability: cap });
+    const grown = (await a.node.NodeGetVolumeStats!({ volume_id: id, volume_path: paths('a').target })) as { usage: { unit: string; total: string }[] };
+    expect(Number(grown.usage.find((u) => u.unit === 'BYTES')?.total)).toBeGreaterThan(192 * MiB);
+    expect(readFileSync(join(paths('a').target, 'data.txt'), 'utf8')).toBe('written on a\n');
+    await a.node.NodeUnpublishVolume!({ volume_id: id, target_path: paths('a').target });
+    await a.node.NodeUnstageVolume!({ volume_id: id, staging_target_path: paths('a').staging });
     await a.controller.DeleteVolume!({ volume_id: id });
     await a.controller.DeleteVolume!({ volume_id: id });
     const listed = (await a.controller.ListVolumes!({})) as { entries?: { volume: { volume_id: string } }[] };

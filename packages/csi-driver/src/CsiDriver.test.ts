@@ -42,9 +42,15 @@ function client(w: World): ControlClient {
     createDataset: () => Promise.reject(new Error('unused')),
     deleteDataset: () => Promise.reject(new Error('unused')),
     updateDataset: async (id, req) => {
-      w.calls.push(`move ${req.primary}`);
       const d = w.datasets.find((x) => x.dataset_id === id) as DatasetConfiguration;
-      d.primary = req.primary as string;
+      if (req.primary !== undefined) {
+        w.calls.push(`move ${req.primary}`);
+        d.primary = req.primary;
+      }
+      if (req.maximum_size !== undefined) {
+        w.calls.push(`resize ${req.maximum_size}`);
+        d.maximum_size = req.maximum_size;
+      }
       return d;
     },
     listLeases: async () => w.leases,
@@ -188,6 +194,38 @@ describe('NodeStageVolume and a dead node\'s lease', () => {
     expect(await failure(driver(w).nodeStageVolume(STAGE))).toMatchObject({ code: status.FAILED_PRECONDITION, message: expect.stringMatching(/pinned/) });
     w.leases = [{ dataset_id: ID, node_uuid: OTHER, expires: null }];
     expect(await failure(driver(w).nodeStageVolume(STAGE))).toMatchObject({ code: status.FAILED_PRECONDITION, message: expect.stringMatching(/does not release/) });
+  });
+});
+
+describe('ControllerExpandVolume', () => {
+  const expand = (required: number, limit = 0) => ({ volume_id: ID, capacity_range: { required_bytes: String(required), limit_bytes: String(limit) } });
+  it('grows the dataset to the required bytes, waits for the agent to report it, and needs no node expansion', async () => {
+    const w = world();
+    w.nodes = [node(ME), node(OTHER, { manifestations: [{ dataset_id: ID, blockdevice_id: 'b', size: 64 * MiB, status: 'mounted', path: '/p' }] })];
+    const c = client(w);
+    const wait = c.waitForCluster;
+    let polls = 0;
+    c.waitForCluster = async (since, t) => {
+      if (since !== undefined && ++polls === 2) w.nodes = [node(ME), node(OTHER, { manifestations: [{ dataset_id: ID, blockdevice_id: 'b', size: 128 * MiB, status: 'mounted', path: '/p' }] })];
+      return wait(since, t);
+    };
+    const d = new CsiDriver({ client: c, logger: winston.createLogger({ silent: true }), mode: 'controller', mounter: { mounts: async () => [], bind: async () => undefined, unmount: async () => undefined }, version: 't', defaultSize: 64 * MiB, stageTimeoutMs: 2_000, pollMs: 20 });
+    expect(await d.controllerExpandVolume(expand(128 * MiB))).toEqual({ capacity_bytes: 128 * MiB, node_expansion_required: false });
+    expect(w.calls).toEqual([`resize ${128 * MiB}`]);
+    expect(polls).toBeGreaterThanOrEqual(2);
+    // Again: already that size, nothing changes (idempotent); a smaller request keeps the size.
+    expect(await d.controllerExpandVolume(expand(128 * MiB))).toEqual({ capacity_bytes: 128 * MiB, node_expansion_required: false });
+    expect(await d.controllerExpandVolume(expand(64 * MiB))).toEqual({ capacity_bytes: 128 * MiB, node_expansion_required: false });
+    expect(w.calls).toEqual([`resize ${128 * MiB}`]);
+  });
+  it('INVALID_ARGUMENT without a range or id, NOT_FOUND for an unknown volume, OUT_OF_RANGE below the current size', async () => {
+    const w = world();
+    const d = driver(w);
+    expect((await failure(d.controllerExpandVolume({ volume_id: ID }))).code).toBe(status.INVALID_ARGUMENT);
+    expect((await failure(d.controllerExpandVolume({ capacity_range: { required_bytes: '1' } }))).code).toBe(status.INVALID_ARGUMENT);
+    expect((await failure(d.controllerExpandVolume({ ...expand(MiB), volume_id: 'fake' }))).code).toBe(status.NOT_FOUND);
+    expect((await failure(d.controllerExpandVolume(expand(0, 32 * MiB)))).code).toBe(status.OUT_OF_RANGE);
+    expect(w.calls).toEqual([]);
   });
 });
 

@@ -29,6 +29,7 @@ import {
 } from './mapping';
 import { isReadOnly, mountAt, sameSource, type Mounter } from './mounter';
 import {
+  ControllerExpandVolumeRequest,
   CreateVolumeRequest,
   DeleteVolumeRequest,
   ListVolumesRequest,
@@ -107,6 +108,11 @@ export function choosePrimary(s: ClusterSnapshot): string | undefined {
 export function maxVolumeSize(s: ClusterSnapshot): number | undefined {
   const sizes = s.nodes.filter((n) => n.alive && n.max_volume_size !== undefined).map((n) => n.max_volume_size as number);
   return sizes.length > 0 ? Math.min(...sizes) : undefined;
+}
+
+function agentProblem(node: ClusterSnapshot['nodes'][number], datasetId: string): string {
+  const problem = node.errors.find((e) => e.dataset_id === datasetId);
+  return problem ? `: the dataset agent reports: ${problem.message} (${problem.code})` : '';
 }
 
 /** Why the dataset is not mounted here yet, from the latest snapshot. */
@@ -235,7 +241,7 @@ export class CsiDriver {
 
   async controllerGetCapabilities(): Promise<Json> {
     const rpc = (type: string) => ({ rpc: { type } });
-    return { capabilities: [rpc('CREATE_DELETE_VOLUME'), rpc('LIST_VOLUMES'), rpc('SINGLE_NODE_MULTI_WRITER')] };
+    return { capabilities: [rpc('CREATE_DELETE_VOLUME'), rpc('LIST_VOLUMES'), rpc('EXPAND_VOLUME'), rpc('SINGLE_NODE_MULTI_WRITER')] };
   }
 
   async createVolume(raw: unknown): Promise<Json> {
@@ -316,6 +322,56 @@ export class CsiDriver {
       this.logger.info('deleted volume', { dataset_id: id, volume: d.metadata[METADATA_NAME_KEY] });
       return {};
     });
+  }
+
+  /**
+   * Grows the dataset (maximum_size); the dataset agent grows the block device and the
+   * file system itself (online when it may, else at the next mount), so no
+   * NodeExpandVolume is needed. Waits, bounded, until the primary's agent reports the
+   * new size when the volume is attached there. At or above the range already: OK, as is.
+   */
+  async controllerExpandVolume(raw: unknown): Promise<Json> {
+    const req = parseRequest(ControllerExpandVolumeRequest, raw, 'ControllerExpandVolume');
+    const id = required(req.volume_id, 'volume_id');
+    if (!req.capacity_range) throw new CsiError(status.INVALID_ARGUMENT, 'capacity_range is required');
+    if (req.volume_capability) {
+      const problem = capabilityProblem(toCapability(req.volume_capability));
+      if (problem !== undefined) throw new CsiError(status.INVALID_ARGUMENT, problem);
+    }
+    const range = toRange(req.capacity_range) as NonNullable<ReturnType<typeof toRange>>;
+    return this.exclusive(id, async () => {
+      if (!isDatasetId(id)) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
+      const d = liveDataset(await this.client.listDatasets(), id);
+      if (!d) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
+      const current = d.maximum_size ?? 0;
+      if (current > 0 && sizeSatisfies(current, range)) return { capacity_bytes: current, node_expansion_required: false };
+      if (range.limitBytes > 0 && current > range.limitBytes) {
+        throw new CsiError(status.OUT_OF_RANGE, `volume ${id} is ${current} bytes, above limit_bytes ${range.limitBytes}: volumes do not shrink`);
+      }
+      const size = sizeForRange(range, current, maxVolumeSize(await this.snapshot()));
+      await this.client.updateDataset(id, { maximum_size: size });
+      this.logger.info('expanding volume', { dataset_id: id, from: current, to: size });
+      await this.waitResized(id, size);
+      return { capacity_bytes: size, node_expansion_required: false };
+    });
+  }
+
+  /** Until no node holds the dataset smaller than `size` (one attached somewhere is grown by its agent). */
+  private async waitResized(id: string, size: number): Promise<void> {
+    const deadline = Date.now() + this.opts.stageTimeoutMs;
+    let since: string | undefined;
+    for (;;) {
+      const s = await this.client.waitForCluster(since, since === undefined ? 0 : Math.min(deadline - Date.now(), this.opts.pollMs ?? 25_000));
+      since = s.generation;
+      const small = s.nodes.find((n) => n.manifestations.some((m) => m.dataset_id === id && m.size < size));
+      if (!small) return;
+      if (Date.now() >= deadline) {
+        throw new CsiError(
+          status.DEADLINE_EXCEEDED,
+          `volume ${id} is recorded as ${size} bytes but node ${small.host} has not grown it yet${agentProblem(small, id)}`,
+        );
+      }
+    }
   }
 
   async validateVolumeCapabilities(raw: unknown): Promise<Json> {

@@ -54,6 +54,7 @@ export async function serveCsi(driver: CsiDriver, endpoint: string, logger: Logg
     DeleteVolume: u('DeleteVolume', (r) => driver.deleteVolume(r)),
     ValidateVolumeCapabilities: u('ValidateVolumeCapabilities', (r) => driver.validateVolumeCapabilities(r)),
     ListVolumes: u('ListVolumes', (r) => driver.listVolumes(r)),
+    ControllerExpandVolume: u('ControllerExpandVolume', (r) => driver.controllerExpandVolume(r)),
     ControllerGetCapabilities: u('ControllerGetCapabilities', () => driver.controllerGetCapabilities()),
   });
   if (driver.mode !== 'controller') server.addService(services.Node, {

@@ -60,6 +60,7 @@ describe('request schemas name only fields of csi.proto', () => {
     ['NodeUnpublishVolumeRequest', wire.NodeUnpublishVolumeRequest],
     ['NodeGetVolumeStatsRequest', wire.NodeGetVolumeStatsRequest],
     ['NodeGetVolumeHealthRequest', wire.NodeGetVolumeHealthRequest],
+    ['ControllerExpandVolumeRequest', wire.ControllerExpandVolumeRequest],
     ['VolumeCapability', wire.VolumeCapabilityWire],
     ['CapacityRange', wire.CapacityRangeWire],
   ] as [string, z.ZodObject][])('%s', (name, schema) => {
@@ -142,6 +143,8 @@ describe('answers survive the serialiser unchanged', () => {
     expect(roundTrip(services.Controller, 'ControllerGetCapabilities', controllerCaps)).toMatchObject(controllerCaps);
     const nodeCaps = await d.nodeGetCapabilities();
     expect(roundTrip(services.Node, 'NodeGetCapabilities', nodeCaps)).toMatchObject(nodeCaps);
+    const expanded = { capacity_bytes: String(128 * MiB), node_expansion_required: false };
+    expect(roundTrip(services.Controller, 'ControllerExpandVolume', expanded)).toMatchObject({ capacity_bytes: String(128 * MiB) });
     const health = { volume_health: { volume_id: NODE, health_statuses: [{ status: 'DEGRADED', reason: 'RESIZE_FAILED', message: 'm' }] } };
     expect(roundTrip(services.Node, 'NodeGetVolumeHealth', health)).toEqual(health);
     // int64 comes back as a string (longs: String).

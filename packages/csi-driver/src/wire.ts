@@ -69,6 +69,10 @@ export const NodeUnpublishVolumeRequest = z.object({ volume_id: Str, target_path
 
 export const NodeGetVolumeStatsRequest = z.object({ volume_id: Str, volume_path: Str, staging_target_path: Str }).loose();
 
+export const ControllerExpandVolumeRequest = z
+  .object({ volume_id: Str, capacity_range: CapacityRangeWire.optional().nullable(), volume_capability: VolumeCapabilityWire.optional().nullable() })
+  .loose();
+
 export const NodeGetVolumeHealthRequest = z.object({ volume_id: Str, volume_publish_path: Str, staging_target_path: Str }).loose();
 
 export type VolumeCapabilityWire = z.infer<typeof VolumeCapabilityWire>;
