@@ -8,6 +8,8 @@
  *   snapshot             {"version": S, "config": <document>}: everything up to S; log keys up
  *                        to S are deleted once it is written (by whichever replica passes the limit)
  *   nodes/<uuid>         {"last_seen": epoch ms, "report": NodeReport}: liveness every replica sees
+ *   containers/<uuid>    {"last_seen": epoch ms, "node": uuid, "report": ContainerReport}: what a node's
+ *                        container agent reports, so every replica answers /v1/state/containers alike
  *
  * A commit is one small transaction whatever the configuration's size: compare head's
  * mod_revision with the revision the new configuration was computed from, then put
@@ -19,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Etcd3, type IKeyValue, type IOptions, type Namespace, type Watcher } from 'etcd3';
 import { z } from 'zod';
-import { NodeReport } from '@flocker/api';
+import { ContainerReport, NodeReport, NodeUuid } from '@flocker/api';
 import type { Configuration } from '../configuration';
 import { emptyConfiguration } from '../configuration';
 import { applyRecords, diffConfiguration, LogRecord } from '../ConfigurationLog';
@@ -43,6 +45,7 @@ const LOG_PREFIX = 'log/';
 /** The first key after every log/… key ('0' follows '/'). */
 const LOG_END = 'log0';
 const NODES_PREFIX = 'nodes/';
+const CONTAINERS_PREFIX = 'containers/';
 
 export interface EtcdStoreOptions {
   endpoints: string[];
@@ -64,6 +67,7 @@ const Head = z.object({ version: z.number().int().nonnegative(), commit: z.strin
 const LogEntry = z.object({ prev: z.number().int().nonnegative(), record: LogRecord }).strict();
 const Snapshot = z.object({ version: z.number().int().nonnegative(), config: z.unknown() }).strict();
 const StoredReport = z.object({ last_seen: z.number(), report: NodeReport });
+const StoredContainers = z.object({ last_seen: z.number(), node: NodeUuid, report: ContainerReport });
 
 /** log/<version> with the version zero-padded so keys sort in version order. */
 function logKey(version: number): string {
@@ -133,6 +137,8 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   private snapshotBytes = 0;
   private snapshotting = false;
   private readonly published = new Map<string, { json: string; at: number; value: string }>();
+  /** The container reports this replica wrote last, by node (as `published`). */
+  private readonly publishedContainers = new Map<string, { json: string; at: number; value: string }>();
   private listener: StoreListener | undefined;
   /**
    * The version our transaction in flight writes, and the log records watched meanwhile
@@ -375,12 +381,15 @@ export class EtcdConfigurationStore implements ConfigurationStore {
    */
   async subscribe(listener: StoreListener): Promise<void> {
     let reports;
+    let containers;
     try {
       reports = await this.ns.getAll().prefix(NODES_PREFIX).exec();
+      containers = await this.ns.getAll().prefix(CONTAINERS_PREFIX).exec();
     } catch (err) {
       throw unavailable('answer a read', err);
     }
     for (const kv of reports.kvs) this.deliverReport(listener, kv.key.toString('utf8'), kv.value);
+    for (const kv of containers.kvs) this.deliverContainers(listener, kv.key.toString('utf8'), kv.value);
     const logWatch = await this.ns.watch().prefix(LOG_PREFIX).startRevision(String(this.loadedRevision + 1)).create();
     this.listener = listener;
     logWatch.on('put', (kv) => this.onRecord(listener, kv));
@@ -393,8 +402,15 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       if (mine !== undefined && kv.value.length === Buffer.byteLength(mine) && kv.value.toString('utf8') === mine) return;
       this.deliverReport(listener, key, kv.value);
     });
-    for (const w of [logWatch, nodesWatch]) w.on('error', (err) => this.onError(err));
-    this.watchers = [logWatch, nodesWatch];
+    const containersWatch = await this.ns.watch().prefix(CONTAINERS_PREFIX).startRevision(String(Number(containers.header.revision) + 1)).create();
+    containersWatch.on('put', (kv) => {
+      const key = kv.key.toString('utf8');
+      const mine = this.publishedContainers.get(key.slice(key.lastIndexOf('/') + 1))?.value;
+      if (mine !== undefined && kv.value.length === Buffer.byteLength(mine) && kv.value.toString('utf8') === mine) return;
+      this.deliverContainers(listener, key, kv.value);
+    });
+    for (const w of [logWatch, nodesWatch, containersWatch]) w.on('error', (err) => this.onError(err));
+    this.watchers = [logWatch, nodesWatch, containersWatch];
   }
 
   private onRecord(listener: StoreListener, kv: IKeyValue): void {
@@ -433,6 +449,37 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     } catch (err) {
       this.onError(err);
     }
+  }
+
+  private deliverContainers(listener: StoreListener, key: string, value: Buffer): void {
+    try {
+      const parsed = this.parse(StoredContainers, key, value);
+      listener.containers?.(parsed.node, parsed.report, parsed.last_seen);
+    } catch (err) {
+      this.onError(err);
+    }
+  }
+
+  /**
+   * Shares a node's container report with the other replicas, as publishReport does node
+   * reports: at once when it changed, else at most every reportRefreshMs.
+   */
+  publishContainers(uuid: string, report: ContainerReport, lastSeen: number): void {
+    if (this.closed) return;
+    const json = JSON.stringify(report);
+    const prev = this.publishedContainers.get(uuid);
+    if (prev !== undefined && prev.json === json && lastSeen - prev.at < this.reportRefreshMs) return;
+    const value = `{"last_seen":${lastSeen},"node":${JSON.stringify(uuid)},"report":${json}}`;
+    this.publishedContainers.set(uuid, { json, at: lastSeen, value });
+    this.ns
+      .put(`${CONTAINERS_PREFIX}${uuid}`)
+      .value(value)
+      .exec()
+      .catch((err: unknown) => {
+        // Retried with the next report.
+        this.publishedContainers.delete(uuid);
+        this.onError(unavailable('store a container report', err));
+      });
   }
 
   /**

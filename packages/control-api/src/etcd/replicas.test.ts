@@ -227,6 +227,21 @@ describe('control replicas sharing one etcd cluster', () => {
     expect((await r2.client.listDatasets()).map((d) => d.dataset_id)).toEqual([created.dataset_id]);
   });
 
+  it('a container report through one replica is what every replica answers on /v1/state/containers', async () => {
+    const r1 = await replica();
+    const r2 = await replica();
+    await r1.client.reportNodeState(report(A));
+    await eventually(async () => (await r2.client.listNodes()).some((n) => n.uuid === A));
+    await r1.client.reportContainers(A, { containers: [{ name: 'db', image: 'busybox', running: true }] });
+    const expected = [{ name: 'db', node_uuid: A, image: 'busybox', running: true }];
+    expect(await r1.client.listContainerState()).toEqual(expected);
+    await eventually(async () => (await r2.client.listContainerState()).length > 0);
+    expect(await r2.client.listContainerState()).toEqual(expected);
+    // A replica started later reads the stored report.
+    const r3 = await replica();
+    expect(await r3.client.listContainerState()).toEqual(expected);
+  });
+
   it('concurrent writes through two replicas all land (rebased on each other), none lost', async () => {
     const r1 = await replica();
     const r2 = await replica();
