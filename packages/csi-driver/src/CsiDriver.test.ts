@@ -5,7 +5,7 @@ import winston from 'winston';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CsiDriver, volumeHealth, waitReason, type ControlClient } from './CsiDriver';
+import { clusterVolumeHealth, CsiDriver, volumeHealth, waitReason, type ControlClient } from './CsiDriver';
 import { MiB, type MountInfoEntry } from './mapping';
 
 const ME = '11111111-1111-4111-8111-111111111111';
@@ -226,6 +226,26 @@ describe('ControllerExpandVolume', () => {
     expect((await failure(d.controllerExpandVolume({ ...expand(MiB), volume_id: 'fake' }))).code).toBe(status.NOT_FOUND);
     expect((await failure(d.controllerExpandVolume(expand(0, 32 * MiB)))).code).toBe(status.OUT_OF_RANGE);
     expect(w.calls).toEqual([]);
+  });
+});
+
+describe('controller volume health', () => {
+  it('healthy: no entries; errors of any agent: DEGRADED; primary down: INACCESSIBLE; listed per volume', async () => {
+    const w = world();
+    const d = new CsiDriver({ client: client(w), logger: winston.createLogger({ silent: true }), mode: 'controller', mounter: { mounts: async () => [], bind: async () => undefined, unmount: async () => undefined }, version: 't', defaultSize: 64 * MiB, stageTimeoutMs: 100 });
+    expect(await d.controllerGetVolumeHealth({ volume_id: ID })).toEqual({ volume_health: { volume_id: ID, health_statuses: [] } });
+    const error = { dataset_id: ID, action: 'attach', code: 'ATTACH_FAILED', message: 'busy', attempts: 1, since: '2026-01-01T00:00:00Z' };
+    const snap = (nodes: NodeState[]): ClusterSnapshot => ({ generation: '1', configuration_tag: 't', datasets: w.datasets, leases: [], nodes });
+    expect(clusterVolumeHealth(snap([node(ME, { errors: [error] }), node(OTHER)]), ID)).toEqual([
+      { status: 'DEGRADED', reason: 'ATTACH_FAILED', message: expect.stringMatching(/on me reports: busy/) },
+    ]);
+    expect(clusterVolumeHealth(snap([node(ME), node(OTHER, { alive: false, dead_since: '2026-01-01T00:00:00Z' })]), ID)).toEqual([
+      { status: 'INACCESSIBLE', reason: 'PRIMARY_NODE_DOWN', message: 'its node other is unreachable since 2026-01-01T00:00:00Z' },
+    ]);
+    expect(await d.controllerListVolumeHealth({})).toEqual({ entries: [{ volume_id: ID, health_statuses: [] }], next_token: '' });
+    expect((await failure(d.controllerGetVolumeHealth({}))).code).toBe(status.INVALID_ARGUMENT);
+    expect((await failure(d.controllerGetVolumeHealth({ volume_id: 'fake' }))).code).toBe(status.NOT_FOUND);
+    expect((await failure(d.controllerListVolumeHealth({ starting_token: 'bad' }))).code).toBe(status.ABORTED);
   });
 });
 

@@ -146,6 +146,28 @@ export function volumeHealth(s: ClusterSnapshot, nodeUuid: string, datasetId: st
   return out;
 }
 
+/**
+ * A dataset's health across the cluster (the controller's view): DEGRADED for every error an
+ * agent reports for it, INACCESSIBLE while its primary node is not alive.
+ */
+export function clusterVolumeHealth(s: ClusterSnapshot, datasetId: string): VolumeHealthEntry[] {
+  const d = s.datasets.find((x) => x.dataset_id === datasetId);
+  const out: VolumeHealthEntry[] = [];
+  const primary = d ? s.nodes.find((n) => n.uuid === d.primary) : undefined;
+  if (d && (!primary || !primary.alive)) {
+    const why = primary ? `unreachable since ${primary.dead_since ?? primary.last_seen}` : 'not known to the control service';
+    out.push({ status: 'INACCESSIBLE', reason: 'PRIMARY_NODE_DOWN', message: `its node ${primary?.host ?? d.primary} is ${why}` });
+  }
+  for (const n of s.nodes) {
+    for (const e of n.errors) {
+      if (e.dataset_id === datasetId) {
+        out.push({ status: 'DEGRADED', reason: e.code, message: `the dataset agent on ${n.host} reports: ${e.message} (${e.action}, ${e.attempts} attempts since ${e.since})` });
+      }
+    }
+  }
+  return out;
+}
+
 export type LeaseVerdict =
   /** No lease, or ours: take it. */
   | { kind: 'free' }
@@ -241,7 +263,7 @@ export class CsiDriver {
 
   async controllerGetCapabilities(): Promise<Json> {
     const rpc = (type: string) => ({ rpc: { type } });
-    return { capabilities: [rpc('CREATE_DELETE_VOLUME'), rpc('LIST_VOLUMES'), rpc('EXPAND_VOLUME'), rpc('SINGLE_NODE_MULTI_WRITER')] };
+    return { capabilities: [rpc('CREATE_DELETE_VOLUME'), rpc('LIST_VOLUMES'), rpc('EXPAND_VOLUME'), rpc('SINGLE_NODE_MULTI_WRITER'), rpc('GET_VOLUME_HEALTH'), rpc('LIST_VOLUME_HEALTH')] };
   }
 
   async createVolume(raw: unknown): Promise<Json> {
@@ -372,6 +394,28 @@ export class CsiDriver {
         );
       }
     }
+  }
+
+  /** ControllerGetVolumeHealth (GET_VOLUME_HEALTH, alpha): see clusterVolumeHealth. */
+  async controllerGetVolumeHealth(raw: unknown): Promise<Json> {
+    const req = parseRequest(DeleteVolumeRequest, raw, 'ControllerGetVolumeHealth');
+    const id = required(req.volume_id, 'volume_id');
+    if (!isDatasetId(id)) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
+    const s = await this.snapshot();
+    if (!liveDataset(s.datasets, id)) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
+    return { volume_health: { volume_id: id, health_statuses: clusterVolumeHealth(s, id) } };
+  }
+
+  /** ControllerListVolumeHealth (LIST_VOLUME_HEALTH, alpha): every volume's health, paged as ListVolumes. */
+  async controllerListVolumeHealth(raw: unknown): Promise<Json> {
+    const req = parseRequest(ListVolumesRequest, raw, 'ControllerListVolumeHealth');
+    const s = await this.snapshot();
+    const live = s.datasets.filter((d) => !d.deleted);
+    const page = paginate(live, (d) => d.dataset_id, req.starting_token ?? '', req.max_entries ?? 0);
+    return {
+      entries: page.entries.map((d) => ({ volume_id: d.dataset_id, health_statuses: clusterVolumeHealth(s, d.dataset_id) })),
+      next_token: page.nextToken,
+    };
   }
 
   async validateVolumeCapabilities(raw: unknown): Promise<Json> {

@@ -55,6 +55,8 @@ export async function serveCsi(driver: CsiDriver, endpoint: string, logger: Logg
     ValidateVolumeCapabilities: u('ValidateVolumeCapabilities', (r) => driver.validateVolumeCapabilities(r)),
     ListVolumes: u('ListVolumes', (r) => driver.listVolumes(r)),
     ControllerExpandVolume: u('ControllerExpandVolume', (r) => driver.controllerExpandVolume(r)),
+    ControllerGetVolumeHealth: u('ControllerGetVolumeHealth', (r) => driver.controllerGetVolumeHealth(r)),
+    ControllerListVolumeHealth: u('ControllerListVolumeHealth', (r) => driver.controllerListVolumeHealth(r)),
     ControllerGetCapabilities: u('ControllerGetCapabilities', () => driver.controllerGetCapabilities()),
   });
   if (driver.mode !== 'controller') server.addService(services.Node, {

@@ -61,6 +61,9 @@ describe('request schemas name only fields of csi.proto', () => {
     ['NodeGetVolumeStatsRequest', wire.NodeGetVolumeStatsRequest],
     ['NodeGetVolumeHealthRequest', wire.NodeGetVolumeHealthRequest],
     ['ControllerExpandVolumeRequest', wire.ControllerExpandVolumeRequest],
+    // The health RPCs reuse these schemas: every field they name must exist in those messages too.
+    ['ControllerGetVolumeHealthRequest', wire.DeleteVolumeRequest],
+    ['ControllerListVolumeHealthRequest', wire.ListVolumesRequest],
     ['VolumeCapability', wire.VolumeCapabilityWire],
     ['CapacityRange', wire.CapacityRangeWire],
   ] as [string, z.ZodObject][])('%s', (name, schema) => {
@@ -147,6 +150,9 @@ describe('answers survive the serialiser unchanged', () => {
     expect(roundTrip(services.Controller, 'ControllerExpandVolume', expanded)).toMatchObject({ capacity_bytes: String(128 * MiB) });
     const health = { volume_health: { volume_id: NODE, health_statuses: [{ status: 'DEGRADED', reason: 'RESIZE_FAILED', message: 'm' }] } };
     expect(roundTrip(services.Node, 'NodeGetVolumeHealth', health)).toEqual(health);
+    expect(roundTrip(services.Controller, 'ControllerGetVolumeHealth', health)).toEqual(health);
+    const list = { entries: [health.volume_health], next_token: 'x' };
+    expect(roundTrip(services.Controller, 'ControllerListVolumeHealth', list)).toEqual(list);
     // int64 comes back as a string (longs: String).
     expect(roundTrip(services.Node, 'NodeGetInfo', await d.nodeGetInfo())).toEqual({ node_id: NODE, max_volumes_per_node: '0' });
   });
