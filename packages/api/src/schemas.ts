@@ -8,6 +8,8 @@ import { z } from 'zod';
 /** Flocker's lower bound on maximum_size: 64 MiB. */
 export const MINIMUM_DATASET_SIZE = 64 * 1024 * 1024;
 export const METADATA_MAX_KEYS = 16;
+/** The longest lease a request may ask for, in seconds (about 31,700 years; null is "never"). */
+export const MAX_LEASE_SECONDS = 1e12;
 export const METADATA_MAX_LENGTH = 256;
 /** Docker volume names live in metadata.name (as the original Flocker plugin did). */
 export const METADATA_NAME_KEY = 'name';
@@ -158,7 +160,8 @@ export const CreateLeaseRequest = z
   .object({
     dataset_id: DatasetId,
     node_uuid: NodeUuid,
-    expires: z.number().positive().nullable(),
+    // Bounded so that its end (now + expires) is a finite time: 1e308 s would store an infinite expiry.
+    expires: z.number().positive().max(MAX_LEASE_SECONDS, { message: `must be at most ${MAX_LEASE_SECONDS} seconds` }).nullable(),
     pinned: z.boolean().optional().describe('Keep the lease even when its node is declared dead (default false).'),
   })
   .strict();

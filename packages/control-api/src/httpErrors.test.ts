@@ -59,6 +59,21 @@ describe('over HTTP', () => {
     expect(err).toBeInstanceOf(FlockerApiError);
     expect({ status: (err as FlockerApiError).status, code: (err as FlockerApiError).code }).toEqual({ status: 500, code: 'INTERNAL_ERROR' });
   });
+
+  it('a lease asked for 1e308 seconds is refused as input (400), not stored and then failing its own answer (500)', async () => {
+    const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+    const report = { uuid: A, era: 'e', host: '10.0.0.1', instance_id: 'i-a', backend: 'loopback', manifestations: [], errors: [] };
+    const client = new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 });
+    await client.reportNodeState(report);
+    const ds = await client.createDataset({ primary: A });
+    const res = await fetch(`${svc.url}/v1/configuration/leases`, {
+      method: 'POST',
+      body: JSON.stringify({ dataset_id: ds.dataset_id, node_uuid: A, expires: 1e308 }),
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { code: string }).code).toBe('INVALID_REQUEST');
+    expect(await client.listLeases()).toEqual([]);
+  });
 });
 
 describe('flocker-control with a bad flag', () => {

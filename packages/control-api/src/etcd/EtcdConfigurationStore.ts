@@ -137,8 +137,6 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   private snapshotBytes = 0;
   private snapshotting = false;
   private readonly published = new Map<string, { json: string; at: number; value: string }>();
-  /** The container reports this replica wrote last, by node (as `published`). */
-  private readonly publishedContainers = new Map<string, { json: string; at: number; value: string }>();
   private listener: StoreListener | undefined;
   /**
    * The version our transaction in flight writes, and the log records watched meanwhile
@@ -393,24 +391,26 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     const logWatch = await this.ns.watch().prefix(LOG_PREFIX).startRevision(String(this.loadedRevision + 1)).create();
     this.listener = listener;
     logWatch.on('put', (kv) => this.onRecord(listener, kv));
-    const nodesWatch = await this.ns.watch().prefix(NODES_PREFIX).startRevision(String(Number(reports.header.revision) + 1)).create();
-    nodesWatch.on('put', (kv) => {
+    const nodesWatch = await this.watchShared(NODES_PREFIX, reports.header.revision, (key, value) => this.deliverReport(listener, key, value));
+    const containersWatch = await this.watchShared(CONTAINERS_PREFIX, containers.header.revision, (key, value) =>
+      this.deliverContainers(listener, key, value),
+    );
+    for (const w of [logWatch, nodesWatch, containersWatch]) w.on('error', (err) => this.onError(err));
+    this.watchers = [logWatch, nodesWatch, containersWatch];
+  }
+
+  /** Watches the reports under `prefix` after `revision`, delivering those other replicas wrote. */
+  private async watchShared(prefix: string, revision: string, deliver: (key: string, value: Buffer) => void): Promise<Watcher> {
+    const watch = await this.ns.watch().prefix(prefix).startRevision(String(Number(revision) + 1)).create();
+    watch.on('put', (kv) => {
       const key = kv.key.toString('utf8');
       // Our own report coming back: known already, so not parsed again (1,000 agents
       // reporting would otherwise cost 1,000 schema checks on this replica too).
-      const mine = this.published.get(key.slice(key.lastIndexOf('/') + 1))?.value;
+      const mine = this.published.get(prefix + key.slice(key.lastIndexOf('/') + 1))?.value;
       if (mine !== undefined && kv.value.length === Buffer.byteLength(mine) && kv.value.toString('utf8') === mine) return;
-      this.deliverReport(listener, key, kv.value);
+      deliver(key, kv.value);
     });
-    const containersWatch = await this.ns.watch().prefix(CONTAINERS_PREFIX).startRevision(String(Number(containers.header.revision) + 1)).create();
-    containersWatch.on('put', (kv) => {
-      const key = kv.key.toString('utf8');
-      const mine = this.publishedContainers.get(key.slice(key.lastIndexOf('/') + 1))?.value;
-      if (mine !== undefined && kv.value.length === Buffer.byteLength(mine) && kv.value.toString('utf8') === mine) return;
-      this.deliverContainers(listener, key, kv.value);
-    });
-    for (const w of [logWatch, nodesWatch, containersWatch]) w.on('error', (err) => this.onError(err));
-    this.watchers = [logWatch, nodesWatch, containersWatch];
+    return watch;
   }
 
   private onRecord(listener: StoreListener, kv: IKeyValue): void {
@@ -461,45 +461,33 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   }
 
   /**
-   * Shares a node's container report with the other replicas, as publishReport does node
-   * reports: at once when it changed, else at most every reportRefreshMs.
-   */
-  publishContainers(uuid: string, report: ContainerReport, lastSeen: number): void {
-    if (this.closed) return;
-    const json = JSON.stringify(report);
-    const prev = this.publishedContainers.get(uuid);
-    if (prev !== undefined && prev.json === json && lastSeen - prev.at < this.reportRefreshMs) return;
-    const value = `{"last_seen":${lastSeen},"node":${JSON.stringify(uuid)},"report":${json}}`;
-    this.publishedContainers.set(uuid, { json, at: lastSeen, value });
-    this.ns
-      .put(`${CONTAINERS_PREFIX}${uuid}`)
-      .value(value)
-      .exec()
-      .catch((err: unknown) => {
-        // Retried with the next report.
-        this.publishedContainers.delete(uuid);
-        this.onError(unavailable('store a container report', err));
-      });
-  }
-
-  /**
    * Shares a node's report with the other replicas: at once when it changed, else at
    * most every reportRefreshMs (refreshing last_seen is all an unchanged report does).
    */
   publishReport(report: NodeReport, json: string, lastSeen: number): void {
+    this.share(NODES_PREFIX, report.uuid, json, lastSeen, `{"last_seen":${lastSeen},"report":${json}}`, 'a node report');
+  }
+
+  /** Shares a node's container report with the other replicas, as publishReport does node reports. */
+  publishContainers(uuid: string, report: ContainerReport, lastSeen: number): void {
+    const json = JSON.stringify(report);
+    this.share(CONTAINERS_PREFIX, uuid, json, lastSeen, `{"last_seen":${lastSeen},"node":${JSON.stringify(uuid)},"report":${json}}`, 'a container report');
+  }
+
+  private share(prefix: string, uuid: string, json: string, lastSeen: number, value: string, what: string): void {
     if (this.closed) return;
-    const prev = this.published.get(report.uuid);
+    const key = `${prefix}${uuid}`;
+    const prev = this.published.get(key);
     if (prev !== undefined && prev.json === json && lastSeen - prev.at < this.reportRefreshMs) return;
-    const value = `{"last_seen":${lastSeen},"report":${json}}`;
-    this.published.set(report.uuid, { json, at: lastSeen, value });
+    this.published.set(key, { json, at: lastSeen, value });
     this.ns
-      .put(`${NODES_PREFIX}${report.uuid}`)
+      .put(key)
       .value(value)
       .exec()
       .catch((err: unknown) => {
         // Retried with the next report.
-        this.published.delete(report.uuid);
-        this.onError(unavailable('store a node report', err));
+        this.published.delete(key);
+        this.onError(unavailable(`store ${what}`, err));
       });
   }
 
