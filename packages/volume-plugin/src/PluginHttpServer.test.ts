@@ -287,6 +287,33 @@ describe('plugin HTTP protocol layer: hostile bodies (issue 17 #6)', () => {
     expect(Math.max(...lines.map((l) => l.length))).toBeLessThan(4_096);
   }, 120_000);
 
+  it('a body of a few MiB is read to its end and answered (413, or 404 for an unknown call) on a connection kept open', async () => {
+    const big = Buffer.from(JSON.stringify({ Name: 'z'.repeat(8 * MAX_BODY_BYTES) }));
+    /** The status, once the whole body is sent too: an error while sending (EPIPE) fails. */
+    const post = (route: string) =>
+      new Promise<number>((resolve, reject) => {
+        let status: number | undefined;
+        let sent = false;
+        const done = () => status !== undefined && sent && resolve(status);
+        const req = http.request({ socketPath, path: route, method: 'POST', headers: { 'Content-Length': big.length } }, (res) => {
+          res.resume();
+          res.on('end', () => {
+            status = res.statusCode ?? 0;
+            done();
+          });
+        });
+        req.on('error', reject);
+        req.end(big, () => {
+          sent = true;
+          done();
+        });
+      });
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => post(i % 2 === 0 ? '/VolumeDriver.Create' : '/VolumeDriver.Nope')));
+    expect(answers).toEqual(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? 413 : 404)));
+    await alive();
+    expect(backend.calls).toEqual([]);
+  }, 60_000);
+
   it('a body of exactly 1 MiB is read; its huge Name is logged cut short', async () => {
     const body = JSON.stringify({ Name: 'n'.repeat(MAX_BODY_BYTES - 20) });
     expect(Buffer.byteLength(body)).toBeLessThanOrEqual(MAX_BODY_BYTES);

@@ -78,40 +78,60 @@ export function decodeBody(body: string | Buffer): unknown {
   return value === null ? {} : value;
 }
 
+/**
+ * Past MAX_BODY_BYTES a body is still read and thrown away, up to this much more, so the
+ * client gets the answer rather than a broken pipe while it is still sending; beyond it
+ * (or with a larger declared length) the connection is closed after the answer.
+ */
+export const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
+
 class BodyTooLargeError extends VolumePluginError {
-  constructor(readonly limit: number) {
+  constructor(
+    readonly limit: number,
+    /** Close the connection after the answer: the rest of the body is not worth reading. */
+    readonly close: boolean,
+  ) {
     super('BODY_TOO_LARGE', `The request from Docker is larger than ${limit} bytes.`);
   }
 }
 
 /**
- * The request body, at most `limit` bytes: a larger declared Content-Length is refused
- * before reading, a longer stream as soon as it passes the limit (what was read is let go,
- * the rest is not read: the answer closes the connection).
+ * The request body, at most `limit` bytes, else BodyTooLargeError as soon as that is known
+ * (a larger declared Content-Length, or the stream passing the limit). What was read is let
+ * go; the rest is read and thrown away (never kept), and past MAX_DRAIN_BYTES the
+ * connection is closed.
  */
 export function readBody(req: http.IncomingMessage, limit = MAX_BODY_BYTES): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > limit) {
-      reject(new BodyTooLargeError(limit));
-      return;
-    }
     let chunks: Buffer[] = [];
     let size = 0;
-    const onData = (c: Buffer): void => {
+    let refused = false;
+    const refuse = (close: boolean): void => {
+      refused = true;
+      chunks = [];
+      reject(new BodyTooLargeError(limit, close));
+    };
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > limit + MAX_DRAIN_BYTES) {
+      refuse(true);
+      return;
+    }
+    if (declared > limit) refuse(false);
+    req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > limit) {
-        chunks = [];
-        req.off('data', onData);
-        req.pause();
-        reject(new BodyTooLargeError(limit));
+      if (refused) {
+        if (size > limit + MAX_DRAIN_BYTES) req.destroy();
         return;
       }
-      chunks.push(c);
-    };
-    req.on('data', onData);
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
+      if (size > limit) refuse(false);
+      else chunks.push(c);
+    });
+    req.on('end', () => {
+      if (!refused) resolve(Buffer.concat(chunks));
+    });
+    req.on('error', (err) => {
+      if (!refused) reject(err);
+    });
   });
 }
 
@@ -154,13 +174,13 @@ function bounded(value: unknown, depth: number, budget: { left: number }): unkno
   return Object.fromEntries(kept);
 }
 
+/** `close`: end the connection after the answer (the rest of a refused body is not read). */
 function send(res: http.ServerResponse, status: number, body: object, close = false): void {
   if (res.headersSent || res.writableEnded) return;
   const text = JSON.stringify(body);
   res.writeHead(status, {
     'Content-Type': PLUGIN_CONTENT_TYPE,
     'Content-Length': Buffer.byteLength(text),
-    // A body left unread cannot be skipped: close the connection after the answer.
     ...(close ? { Connection: 'close' } : {}),
   });
   res.end(text);
@@ -173,9 +193,16 @@ export function createPluginHttpServer(backend: VolumeDriverBackend, logger: Log
     const handler = ROUTES[url];
     const elapsedMs = () => Number(process.hrtime.bigint() - started) / 1e6;
     if (!handler) {
-      // 404 tells Docker an optional method is not implemented.
-      logger.warn('unknown plugin call', { call: url, method: req.method });
-      send(res, 404, { Err: `${url} is not implemented by the Flocker volume plugin.` });
+      // 404 tells Docker an optional method is not implemented. The body is read (and
+      // thrown away) first, as for any call, so the client is not cut off mid-send.
+      logger.warn('unknown plugin call', { call: boundedForLog(url), method: req.method });
+      readBody(req)
+        .then(
+          () => false,
+          (err: unknown) => err instanceof BodyTooLargeError && err.close,
+        )
+        .then((close) => send(res, 404, { Err: `${url} is not implemented by the Flocker volume plugin.` }, close))
+        .catch(() => res.destroy());
       return;
     }
     let request: unknown;
@@ -203,7 +230,7 @@ export function createPluginHttpServer(backend: VolumeDriverBackend, logger: Log
           code,
           error: boundedForLog(message),
         });
-        send(res, statusOf(err), { Err: message }, err instanceof BodyTooLargeError);
+        send(res, statusOf(err), { Err: message }, err instanceof BodyTooLargeError && err.close);
       })
       // Logging or answering must never take the plugin down.
       .catch((err: unknown) => {
