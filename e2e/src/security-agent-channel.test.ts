@@ -152,7 +152,16 @@ describe('hostile input on the agent channel (mutual TLS, certificate authorizat
         seen.add(a.status);
         expectJsonAnswer(a);
       }),
-      { numRuns: 400 },
+      {
+        numRuns: 400,
+        // Besides the random ones, one of each outcome for sure: accepted, invalid, not this node's, too large.
+        examples: [
+          ['nodeA', A, JSON.stringify(report(A))],
+          ['nodeA', A, JSON.stringify({ ...report(A), era: 7 })],
+          ['nodeB', A, JSON.stringify(report(A))],
+          ['nodeA', A, JSON.stringify({ ...report(A), host: 'x'.repeat(2 * 1024 * 1024) })],
+        ],
+      },
     );
     // The inputs got past authorization into the handler (accepted and refused), not only to the door.
     expect([...seen].sort()).toEqual(expect.arrayContaining([200, 400, 403, 413]));
@@ -166,7 +175,14 @@ describe('hostile input on the agent channel (mutual TLS, certificate authorizat
         seen.add(a.status);
         expectJsonAnswer(a);
       }),
-      { numRuns: 200 },
+      {
+        numRuns: 200,
+        examples: [
+          ['nodeA', A, JSON.stringify({ containers: [{ name: 'web', image: 'busybox', running: true }] })],
+          ['nodeA', A, JSON.stringify({ containers: [{ name: 7 }] })],
+          ['nodeB', A, JSON.stringify({ containers: [] })],
+        ],
+      },
     );
     expect([...seen].sort()).toEqual(expect.arrayContaining([200, 400, 403]));
   }, 300_000);
@@ -188,7 +204,13 @@ describe('hostile input on the agent channel (mutual TLS, certificate authorizat
         seen.add(a.status);
         expectJsonAnswer(a);
       }),
-      { numRuns: 200 },
+      {
+        numRuns: 200,
+        examples: [
+          ['nodeA', `node=${A}&timeout_ms=0`, undefined],
+          ['admin', 'timeout_ms=NaN', undefined],
+        ],
+      },
     );
     expect([...seen].sort()).toEqual(expect.arrayContaining([200, 400]));
   }, 300_000);
