@@ -53,7 +53,8 @@ export class ControlState {
     this.nodeTimeoutMs = options.nodeTimeoutMs;
     this.leaseGraceMs = options.leaseGraceMs ?? DEFAULT_LEASE_GRACE_MS;
     this.now = options.now ?? Date.now;
-    const { logger, now } = { logger: options.logger, now: this.now };
+    const logger = options.logger;
+    const now = this.now;
     this.notifier = new ChangeNotifier(() => this.generation);
     this.committer = new Committer({
       store: options.store,
