@@ -252,7 +252,7 @@ export class DatasetAgent {
       }
     }
     for (const id of [...this.problemSince.keys()]) if (!bad.has(id)) this.problemSince.delete(id);
-    for (const id of bad) if (!this.problemSince.has(id)) this.problemSince.set(id, new Date(this.now()).toISOString());
+    for (const id of bad) if (!this.problemSince.has(id)) this.problemSince.set(id, new Date(this.clock.wallNow()).toISOString());
     this.problems = listing.problems;
   }
 
@@ -478,7 +478,7 @@ export class DatasetAgent {
         this.cleanupDone = false;
         const reason = `no confirmed configuration from the control service for ${Math.round(this.now() - (last ?? this.now()))} ms (self-fence bound ${bound} ms)`;
         this.o.logger.warn('fencing this node: stopping containers that use its volumes and unmounting them', { reason });
-        this.fenceReport = { state: 'fenced', since: new Date(this.now()).toISOString(), reason };
+        this.fenceReport = { state: 'fenced', since: new Date(this.clock.wallNow()).toISOString(), reason };
         this.work.clearWaiting();
         this.runFencePass();
         break;
@@ -833,7 +833,7 @@ export class DatasetAgent {
     this.failures.set(action.datasetId, {
       action,
       attempts,
-      since: prev?.since ?? new Date(this.now()).toISOString(),
+      since: prev?.since ?? new Date(this.clock.wallNow()).toISOString(),
       code,
       message,
       retryAt: this.now() + delay,
@@ -1019,7 +1019,7 @@ export class DatasetAgent {
         code: p.code,
         message: p.message,
         attempts: 1,
-        since: this.problemSince.get(p.blockdeviceId) ?? new Date(this.now()).toISOString(),
+        since: this.problemSince.get(p.blockdeviceId) ?? new Date(this.clock.wallNow()).toISOString(),
       });
     }
     // A volume whose record went bad is still there (as last known), not gone: other nodes learn whose it is.

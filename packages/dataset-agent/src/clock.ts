@@ -8,8 +8,14 @@ export interface TimerHandle {
 }
 
 export interface Clock {
-  /** Milliseconds, monotonic enough for intervals (Date.now in production). */
+  /**
+   * Milliseconds for intervals and deadlines: monotonic in production (a step of the
+   * wall clock, say by NTP, must never look like minutes without contact and fence a
+   * healthy node).
+   */
   now(): number;
+  /** Wall-clock milliseconds, for timestamps people read (ISO "since" fields). */
+  wallNow(): number;
   /** Runs fn once after ms (never before now() + ms). */
   setTimer(fn: () => void, ms: number): TimerHandle;
   /** Resolves after ms. */
@@ -17,7 +23,9 @@ export interface Clock {
 }
 
 export const systemClock: Clock = {
-  now: () => Date.now(),
+  // performance.now() is monotonic; the origin only makes its values look like epoch ms.
+  now: () => performance.timeOrigin + performance.now(),
+  wallNow: () => Date.now(),
   setTimer(fn, ms) {
     const t = setTimeout(fn, Math.max(0, ms));
     return { cancel: () => clearTimeout(t) };

@@ -26,6 +26,10 @@ export class ManualClock implements Clock {
     return this.t;
   }
 
+  wallNow(): number {
+    return this.t;
+  }
+
   setTimer(fn: () => void, ms: number): TimerHandle {
     const p: Pending = { at: this.t + Math.max(0, ms), seq: this.seq++, fn, cancelled: false };
     this.timers.push(p);
