@@ -54,6 +54,7 @@ export type RequestCode =
   | 'NODE_ERA_UNKNOWN'
   | 'NODE_UUID_MISMATCH'
   | 'UNKNOWN_NODE'
+  | 'SIZE_BEYOND_BACKEND'
   | 'INTERNAL_ERROR';
 
 /** A bad command-line flag of flocker-control (never an HTTP answer). */

@@ -70,6 +70,7 @@ export const HTTP_STATUS: Readonly<Record<ConfigurationCode | StoreCode | Reques
   INVALID_JSON: 400,
   RESERVED_KEY: 400,
   NODE_UUID_MISMATCH: 400,
+  SIZE_BEYOND_BACKEND: 400,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
   NODE_ERA_UNKNOWN: 404,

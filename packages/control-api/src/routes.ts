@@ -20,6 +20,7 @@ import {
 import { acquireLease, createDataset, deleteDataset, listLeases, releaseLease, updateDataset } from './configuration';
 import { isAlive, nodeByEra } from './clusterState';
 import { reportClaimConflict } from './reportClaims';
+import { sizeBeyondBackend } from './backendLimits';
 import { RequestError } from './errors';
 import { containerHandlers } from './containerRoutes';
 import { type Handlers, implement, type RouteSpec } from './routeSpec';
@@ -31,10 +32,18 @@ const datasetHandlers: Omit<Handlers, keyof typeof containerHandlers> = {
   version: () => ({ status: 200, body: VersionResponse.parse({ flocker: FLOCKER_VERSION }) }),
   listDatasets: (state, _ctx, views) => ({ status: 200, json: views.datasets(), tag: state.configurationTag }),
   createDataset: async (state, { body, ifMatches }) => {
+    const tooLarge = sizeBeyondBackend(body.maximum_size, body.primary, state.reportedNodes());
+    if (tooLarge !== undefined) throw tooLarge;
     const applied = await state.mutate((c) => createDataset(c, body), ifMatches);
     return { status: 201, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
   },
   updateDataset: async (state, { params, body, ifMatches }) => {
+    const current = state.configuration.datasets.get(params.id);
+    if (current !== undefined) {
+      const size = body.maximum_size !== undefined ? body.maximum_size : current.maximum_size;
+      const tooLarge = sizeBeyondBackend(size, body.primary ?? current.primary, state.reportedNodes());
+      if (tooLarge !== undefined) throw tooLarge;
+    }
     const applied = await state.mutate((c, now) => updateDataset(c, params.id, body, now), ifMatches);
     return { status: 200, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
   },

@@ -46,6 +46,19 @@ describe('control service over HTTP', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it("refuses sizes the primary's backend says it cannot create (create, grow, move), with 400 SIZE_BEYOND_BACKEND", async () => {
+    const GiB = 1024 ** 3;
+    await client.reportNodeState(report(B, { max_volume_size: 16 * GiB }));
+    await expectApiError(client.createDataset({ primary: B, maximum_size: 2 ** 53 - 1 }), 400, 'SIZE_BEYOND_BACKEND');
+    expect(await client.listDatasets()).toEqual([]); // nothing stored
+    const small = await client.createDataset({ primary: B, maximum_size: GiB });
+    await expectApiError(client.updateDataset(small.dataset_id, { maximum_size: 32 * GiB }), 400, 'SIZE_BEYOND_BACKEND');
+    // A has no stated limit: allowed there, but it may not move to B.
+    const big = await client.createDataset({ primary: A, maximum_size: 32 * GiB });
+    await expectApiError(client.updateDataset(big.dataset_id, { primary: B }), 400, 'SIZE_BEYOND_BACKEND');
+    expect((await client.updateDataset(small.dataset_id, { maximum_size: 16 * GiB })).maximum_size).toBe(16 * GiB);
+  });
+
   it('GET /v1/version', async () => {
     expect((await client.version()).flocker).toMatch(/\d+\.\d+/);
   });
