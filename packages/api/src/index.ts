@@ -10,3 +10,4 @@ export * from './jsonDepth';
 export * from './durableFiles';
 export * from './safeLogOutput';
 export * from './volumeNames';
+export * from './volumeIds';

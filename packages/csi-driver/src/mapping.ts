@@ -3,8 +3,7 @@
  * capabilities, ListVolumes pagination tokens, the dataset id of a CSI volume name, and
  * control-service errors to gRPC status codes. No I/O here.
  */
-import { createHash } from 'node:crypto';
-import { FlockerApiError, MINIMUM_DATASET_SIZE } from '@flocker/api';
+import { FlockerApiError, MINIMUM_DATASET_SIZE, volumeDatasetId } from '@flocker/api';
 import { status } from '@grpc/grpc-js';
 
 /** An error the driver answers with: a gRPC status code and a message. */
@@ -144,21 +143,11 @@ export function paginate<T>(items: readonly T[], idOf: (t: T) => string, startin
 // ---- names ------------------------------------------------------------------------
 
 /**
- * The namespace of the Docker plugin's name-based dataset ids (volume-plugin's
- * volumeDatasetId): the same rule here makes a CSI volume and a Docker volume of one
- * name the same dataset, and two concurrent CreateVolume calls of one name (two
- * controller replicas) ask for one id, so the control service lets exactly one win.
+ * A CSI volume's dataset id: @flocker/api's name-based rule, the Docker plugin's too, so a
+ * CSI volume and a Docker volume of one name are one dataset, and two concurrent
+ * CreateVolume calls of one name ask for one id (the control service lets exactly one win).
  */
-const VOLUME_ID_NAMESPACE = 'bd85c98e-bade-4abc-8617-d11353f57b90';
-
-export function datasetIdForName(name: string): string {
-  const ns = Buffer.from(VOLUME_ID_NAMESPACE.replace(/-/g, ''), 'hex');
-  const b = createHash('sha1').update(ns).update(name, 'utf8').digest().subarray(0, 16);
-  b[6] = (b[6]! & 0x0f) | 0x50; // version 5
-  b[8] = (b[8]! & 0x3f) | 0x80; // RFC 9562 variant
-  const h = b.toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
+export const datasetIdForName = volumeDatasetId;
 
 // ---- errors ------------------------------------------------------------------------
 

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 /** Pure parsing of what `docker volume create` hands us: the name and `-o key=value` options. */
 import { MINIMUM_DATASET_SIZE, parseSize as parseSizeText, volumeNameProblem } from '@flocker/api';
 import { VolumePluginError } from './protocol';
@@ -50,20 +49,5 @@ export function parseCreateOptions(opts: Record<string, string> | null | undefin
 }
 
 
-/** The namespace of volumeDatasetId's name-based UUIDs (fixed: changing it would change every id). */
-const VOLUME_ID_NAMESPACE = 'bd85c98e-bade-4abc-8617-d11353f57b90';
-
-/**
- * The dataset id a plugin gives a volume it creates: a name-based UUID (version 5,
- * RFC 9562) of the volume name. Two plugins (on two hosts) creating the same new
- * volume at once then ask for the same id, and the control service's refusal of a
- * second dataset with one id (409) makes exactly one of them win.
- */
-export function volumeDatasetId(name: string): string {
-  const ns = Buffer.from(VOLUME_ID_NAMESPACE.replace(/-/g, ''), 'hex');
-  const b = createHash('sha1').update(ns).update(name, 'utf8').digest().subarray(0, 16);
-  b[6] = (b[6]! & 0x0f) | 0x50; // version 5
-  b[8] = (b[8]! & 0x3f) | 0x80; // RFC 9562 variant
-  const h = b.toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
+/** The dataset id a plugin gives a volume it creates: @flocker/api's name-based rule (shared with the CSI driver). */
+export { volumeDatasetId } from '@flocker/api';
