@@ -2,11 +2,11 @@
 /**
  * flocker-container-agent: runs this node's configured containers in the local
  * dockerd. Finds the control service and the node identity as the Docker plugin
- * does (the dataset agent's agent.yml, node certificate, node.json).
+ * does (@flocker/node-config: the dataset agent's agent.yml, node certificate, node.json).
  */
 import { parseArgs } from 'node:util';
 import { FlockerClient, safeLogStream, tlsDispatcher } from '@flocker/api';
-import { resolveSettings } from '@flocker/volume-plugin';
+import { DEFAULT_DOCKER_SOCKET, resolveNodeConnection } from '@flocker/node-config';
 import winston from 'winston';
 import { ContainerAgent } from './ContainerAgent';
 import { DockerOps } from './DockerOps';
@@ -15,7 +15,7 @@ const USAGE = `Usage: flocker-container-agent [options]
   --agent-config FILE   the dataset agent's agent.yml (default /etc/flocker/agent.yml)
   --control-url URL     control service, e.g. https://10.0.0.1:4523 (default: from agent.yml)
   --node-uuid UUID      this node (default: the node certificate, or node.json of the dataset agent)
-  --docker-socket PATH  dockerd's socket (default /var/run/docker.sock)
+  --docker-socket PATH  dockerd's socket (default: node.docker_socket of agent.yml, else /var/run/docker.sock)
   --volume-driver NAME  Docker volume driver of Flocker datasets (default flocker)
   --resync SECONDS      longest time between two checks (default 5)`;
 
@@ -25,7 +25,7 @@ async function main(): Promise<void> {
       'agent-config': { type: 'string' },
       'control-url': { type: 'string' },
       'node-uuid': { type: 'string' },
-      'docker-socket': { type: 'string', default: '/var/run/docker.sock' },
+      'docker-socket': { type: 'string' },
       'volume-driver': { type: 'string', default: 'flocker' },
       resync: { type: 'string', default: '5' },
       help: { type: 'boolean', default: false },
@@ -37,11 +37,12 @@ async function main(): Promise<void> {
   }
   const resync = Number(values.resync);
   if (!Number.isFinite(resync) || resync <= 0) throw new Error(`--resync ${values.resync} is not a positive number of seconds`);
-  const settings = await resolveSettings({
+  const settings = await resolveNodeConnection({
     ...(values['agent-config'] !== undefined ? { agentConfig: values['agent-config'] } : {}),
     ...(values['control-url'] !== undefined ? { controlUrl: values['control-url'] } : {}),
     ...(values['node-uuid'] !== undefined ? { nodeUuid: values['node-uuid'] } : {}),
   });
+  const dockerSocket = values['docker-socket'] ?? settings.config?.node.docker_socket ?? DEFAULT_DOCKER_SOCKET;
   const logger = winston.createLogger({
     level: process.env.FLOCKER_LOG_LEVEL ?? 'info',
     format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
@@ -55,7 +56,7 @@ async function main(): Promise<void> {
   });
   const agent = new ContainerAgent({
     client,
-    runtime: new DockerOps(values['docker-socket'], values['volume-driver']),
+    runtime: new DockerOps(dockerSocket, values['volume-driver']),
     nodeUuid: settings.nodeUuid,
     logger,
     resyncMs: resync * 1000,
@@ -68,7 +69,7 @@ async function main(): Promise<void> {
       process.exit(0);
     });
   }
-  logger.info('container agent starting', { node: settings.nodeUuid, control: settings.controlUrl, docker: values['docker-socket'] });
+  logger.info('container agent starting', { node: settings.nodeUuid, control: settings.controlUrl, docker: dockerSocket });
   await agent.run();
 }
 

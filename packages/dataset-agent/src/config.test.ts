@@ -38,6 +38,20 @@ describe('agent configuration', () => {
     expect(c.agent.backoff_max_seconds).toBe(30);
   });
 
+  it("accepts the plugin's section and the keys added for self-fencing (issue 18 #5)", () => {
+    const c = parseAgentConfig({
+      ...minimal,
+      dataset: { backend: 'loopback', cluster_id: 'prod-1' },
+      node: { docker_socket: '/run/d.sock' },
+      agent: { self_fence_seconds: 7 },
+      plugin: { mount_timeout_seconds: 20, reconcile_interval_seconds: 0, mount_safety_window_seconds: 5 },
+    });
+    expect(c.plugin).toEqual({ mount_timeout_seconds: 20, reconcile_interval_seconds: 0, mount_safety_window_seconds: 5 });
+    expect(c.node).toEqual({ state_dir: '/var/lib/flocker/agent', mount_root: '/flocker', docker_socket: '/run/d.sock' });
+    expect(c.agent.self_fence_seconds).toBe(7);
+    expect(c.dataset.cluster_id).toBe('prod-1');
+  });
+
   it.each([
     [{ ...minimal, version: 2 }, 'version'],
     [{ ...minimal, 'control-service': { hostname: 'x', port: 'a' } }, 'control-service.port'],
@@ -46,6 +60,9 @@ describe('agent configuration', () => {
     [{ ...minimal, dataset: { backend: 'loopback', typo: 1 } }, 'dataset'],
     [{ ...minimal, agent: { resync_interval_seconds: -1 } }, 'agent.resync_interval_seconds'],
     [{ ...minimal, extra: true }, '(top level)'],
+    // Issue 18 #5: the plugin's schema already refused port 0 (nothing listens there to connect to); one rule now.
+    [{ ...minimal, 'control-service': { hostname: 'x', port: 0 } }, 'control-service.port'],
+    [{ ...minimal, plugin: { mount_timeout: 5 } }, 'plugin'],
   ])('names the field of a mistake: %j', (doc, field) => {
     const e = problem(doc);
     expect(e.code).toBe('CONFIG_INVALID');
@@ -81,30 +98,12 @@ describe('agent configuration', () => {
   });
 });
 
+// The TLS convention itself is tested in @flocker/node-config (nodeConfig.test.ts); here, that the agent gets its own errors.
 describe('TLS to the control service', () => {
-  const cs = { hostname: 'c', port: 4523 };
-  const dir = '/etc/flocker';
-  const all = new Set(['/etc/flocker/cluster.crt', '/etc/flocker/node.crt', '/etc/flocker/node.key']);
-  const existsIn = (files: Set<string>) => (p: string) => files.has(p);
-
-  it('uses cluster.crt, node.crt and node.key beside agent.yml', () => {
-    expect(controlTlsFiles(cs, dir, existsIn(all))).toEqual({ ca: '/etc/flocker/cluster.crt', cert: '/etc/flocker/node.crt', key: '/etc/flocker/node.key' });
-  });
-
-  it('talks plain HTTP when none exists, or with insecure_http', () => {
-    expect(controlTlsFiles(cs, dir, () => false)).toBeUndefined();
-    expect(controlTlsFiles({ ...cs, insecure_http: true }, dir, existsIn(all))).toBeUndefined();
-  });
-
-  it('refuses a partial set instead of falling back', () => {
-    expect(() => controlTlsFiles(cs, dir, existsIn(new Set(['/etc/flocker/cluster.crt'])))).toThrow(/node\.crt.*node\.key.*missing/);
-  });
-
-  it('explicit files override; relative ones are relative to agent.yml', () => {
-    const files = { ...cs, ca_file: '/pki/ca.pem', cert_file: 'me.crt', key_file: 'me.key' };
-    const present = new Set(['/pki/ca.pem', '/etc/flocker/me.crt', '/etc/flocker/me.key']);
-    expect(controlTlsFiles(files, dir, existsIn(present))).toEqual({ ca: '/pki/ca.pem', cert: '/etc/flocker/me.crt', key: '/etc/flocker/me.key' });
-    expect(() => controlTlsFiles(files, dir, () => false)).toThrow(AgentError);
+  it('is the shared convention, with AgentError', () => {
+    const cs = { hostname: 'c', port: 4523 };
+    expect(controlTlsFiles(cs, '/etc/flocker', () => true)).toEqual({ ca: '/etc/flocker/cluster.crt', cert: '/etc/flocker/node.crt', key: '/etc/flocker/node.key' });
+    expect(() => controlTlsFiles({ ...cs, ca_file: '/pki/ca.pem' }, '/etc/flocker', () => false)).toThrow(expect.objectContaining({ name: 'AgentError', code: 'CONFIG_INVALID' }));
   });
 
   it('parses the new control-service keys', () => {

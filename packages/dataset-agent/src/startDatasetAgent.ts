@@ -1,7 +1,8 @@
 /** Wires configuration, identity, driver and client into a running DatasetAgent. */
 import { createSocket } from 'node:dgram';
 import { hostname } from 'node:os';
-import { controlUrlsFromHosts, FlockerClient, tlsDispatcher } from '@flocker/api';
+import { FlockerClient, tlsDispatcher } from '@flocker/api';
+import { controlUrl } from '@flocker/node-config';
 import { DockerContainerStopper, type ContainerStopper } from './containers';
 import { createAgentDriver } from './drivers';
 import type winston from 'winston';
@@ -83,13 +84,11 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
   const era = readEra(config.node.era_file);
   const host = config.node.host ?? (await sourceAddressFor(control.hostname, control.port));
   const { driver, instanceId, repair, poolChanges, releaseFenced } = await createAgentDriver(config.dataset, identity.uuid, logger);
-  const controlHost = control.hostname.includes(':') ? `[${control.hostname}]` : control.hostname;
-  const scheme = credentials === undefined ? 'http' : 'https';
   const client = new FlockerClient({
     // Short requests (long-polls add their wait): a report stuck on a cut connection
     // must not hold back the heartbeats that confirm contact for long.
     timeoutMs: 5000,
-    baseUrl: options.baseUrl ?? (control.hostnames !== undefined ? controlUrlsFromHosts(scheme, control.hostname, control.port, control.hostnames) : `${scheme}://${controlHost}:${control.port}`),
+    baseUrl: options.baseUrl ?? controlUrl(control, credentials !== undefined),
     ...(credentials !== undefined ? { dispatcher: tlsDispatcher(credentials) } : {}),
   });
   // Before touching the pool: is it this cluster's, and may it be used (issue 17, poolSafety.ts)?

@@ -1,0 +1,2 @@
+export * from './nodeConfig';
+export * from './nodeConnection';
