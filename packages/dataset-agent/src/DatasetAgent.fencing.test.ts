@@ -24,6 +24,15 @@ const dataset = { dataset_id: DS, primary: ME, maximum_size: 64 * MiB, metadata:
 class CuttableControl implements ControlChannel {
   reports: Array<{ at: number; report: NodeReport }> = [];
   cut = false;
+  /** Reports fail at once (a 409/503 answer) while long-polls work. */
+  refuseReports = false;
+  /** The next this-many reports hang until releaseHung() (a request stuck on a dead connection). */
+  hangNext = 0;
+  private hungReports: Array<(e: Error) => void> = [];
+  releaseHung(): void {
+    for (const reject of this.hungReports.splice(0)) reject(new Error('request timed out'));
+  }
+  private dead = new Set<string>();
   /** Long-polls with a generation hang (a half-broken connection) while reports still work. */
   stuckPolls = false;
   private generation = 1;
@@ -55,15 +64,28 @@ class CuttableControl implements ControlChannel {
       datasets: this.datasets,
       leases: [],
       nodes: [
-        { uuid: ME, era: 'e', host: 'a', instance_id: 'i-me', backend: 'fake', manifestations: [], errors: [], alive: true, last_seen: '' },
+        { uuid: ME, era: 'e', host: 'a', instance_id: 'i-me', backend: 'fake', manifestations: [], errors: [], alive: !this.dead.has(ME), last_seen: '' },
         { uuid: B, era: 'e', host: 'b', instance_id: 'i-b', backend: 'fake', manifestations: [], errors: [], alive: true, last_seen: '' },
       ],
       node_timeout_seconds: NODE_TIMEOUT_S,
       lease_grace_seconds: 1,
     };
   }
+  bumpGeneration(): void {
+    this.generation++;
+    for (const w of this.waiters.splice(0)) w();
+  }
+  declareDead(uuid: string): void {
+    this.dead.add(uuid);
+    this.bumpGeneration();
+  }
   async reportNodeState(report: NodeReport): Promise<unknown> {
     if (this.cut) return this.hang();
+    if (this.refuseReports) throw new Error('409 INSTANCE_CLAIMED');
+    if (this.hangNext > 0) {
+      this.hangNext--;
+      return new Promise((_, reject) => this.hungReports.push(reject));
+    }
     this.reports.push({ at: this.clock.now(), report });
     return { generation: String(this.generation), configuration_tag: `t${this.tag}`, node_timeout_seconds: NODE_TIMEOUT_S };
   }
@@ -162,11 +184,13 @@ describe('DatasetAgent self-fencing (manual clock)', () => {
     expect(stopped).toEqual([]);
     expect(mountedHere(host)).toBe(true);
 
-    // At the bound: containers using the volume stopped, then the volume unmounted.
-    const waited = await clock.advanceUntil(() => stopped.length > 0 && !mountedHere(host), 2_000, 5);
+    // At the bound, one last report (it hangs: cut off) for at most (T - F)/3 = 666 ms; then
+    // containers using the volume stopped, then the volume unmounted, still before T = 4 s.
+    const waited = await clock.advanceUntil(() => stopped.length > 0 && !mountedHere(host), 3_000, 5);
     const fencedAfter = clock.now() - cutAt;
-    expect(fencedAfter).toBeLessThanOrEqual(2_000); // F after the last confirmation, which was before the cut
-    expect(fencedAfter).toBeGreaterThan(2_000 - 700); // not earlier than one heartbeat before the bound
+    expect(fencedAfter).toBeLessThanOrEqual(2_000 + 666); // F after the last confirmation (before the cut) + the last chance
+    expect(fencedAfter).toBeGreaterThan(2_000 + 666 - 700); // not earlier than one heartbeat before that
+    expect(fencedAfter).toBeLessThan(NODE_TIMEOUT_S * 1000);
     expect(waited).toBeGreaterThan(0);
     expect(stopped).toEqual([[`/flocker/${DS}`]]);
     // Docker shows no source for a plugin's volume: its users are found by the volume's name too.
@@ -236,6 +260,52 @@ describe('DatasetAgent self-fencing (manual clock)', () => {
     await agent.stop();
   });
 
+  it('a node whose reports are refused fences even while long-poll answers keep coming (review finding: they prove the configuration, not that the control service hears us)', async () => {
+    const { clock, host, control, stopped, agent } = setup();
+    agent.start();
+    control.setDatasets([dataset]);
+    await clock.advanceUntil(() => mountedHere(host), 5_000);
+    control.refuseReports = true;
+    const from = clock.now();
+    // Other nodes' heartbeats move the generation every 500 ms: our long-polls are answered.
+    for (let i = 0; i < 8 && stopped.length === 0; i++) {
+      control.bumpGeneration();
+      await clock.advance(500);
+    }
+    await clock.advanceUntil(() => stopped.length > 0 && !mountedHere(host), 2_000);
+    expect(clock.now() - from).toBeLessThan(NODE_TIMEOUT_S * 1000);
+    await agent.stop();
+  });
+
+  it('a snapshot showing this node declared dead fences it at once', async () => {
+    const { clock, host, control, stopped, agent } = setup();
+    agent.start();
+    control.setDatasets([dataset]);
+    await clock.advanceUntil(() => mountedHere(host), 5_000);
+    control.refuseReports = true; // the control service stopped hearing us...
+    control.declareDead(ME); // ...and says so
+    await clock.advanceUntil(() => stopped.length > 0 && !mountedHere(host), 200, 5);
+    await agent.stop();
+  });
+
+  it('a pause longer than the bound but shorter than the node timeout fences nothing: the last-chance report confirms contact', async () => {
+    const { clock, host, control, stopped, agent } = setup();
+    agent.start();
+    control.setDatasets([dataset]);
+    await clock.advanceUntil(() => mountedHere(host), 5_000);
+    // The next heartbeat hangs (a request stuck on a dead connection, or answered only after a
+    // stall of this process): the heartbeats queued behind it go nowhere, and the bound runs out.
+    control.hangNext = 1;
+    const before = control.reports.length;
+    await clock.advance(6_000);
+    // The last-chance report, sent past the stuck queue, was answered: contact confirmed, no fence.
+    expect(control.reports.length).toBeGreaterThan(before);
+    expect(stopped).toEqual([]);
+    expect(mountedHere(host)).toBe(true);
+    control.releaseHung();
+    await agent.stop();
+  });
+
   it('an agent restarted while cut off acts on nothing and, after the configured bound, fences what it finds mounted', async () => {
     const { clock, host, control, stopped, agent, driver } = setup({ selfFenceMs: 2_000 });
     control.setDatasets([dataset]);
@@ -247,7 +317,8 @@ describe('DatasetAgent self-fencing (manual clock)', () => {
     await clock.advance(1_900);
     expect(stopped).toEqual([]);
     expect(mountedHere(host)).toBe(true);
-    await clock.advanceUntil(() => !mountedHere(host), 500, 5);
+    // The bound, then the last-chance report (a third of the bound without a known node timeout).
+    await clock.advanceUntil(() => !mountedHere(host), 1_000, 5);
     expect(stopped).toEqual([[`/flocker/${DS}`]]);
     expect(driver.attaches).toBe(0);
     control.heal();

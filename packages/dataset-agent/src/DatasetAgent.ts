@@ -21,7 +21,7 @@ import { calculateChanges, mountPathOf } from './calculateChanges';
 import { systemClock, type Clock, type TimerHandle } from './clock';
 import type { ContainerStopper, StopTargets } from './containers';
 import { discoverLocalState } from './discoverLocalState';
-import { ACQUIRING_ACTIONS, ContactTracker, heartbeatMs, selfFenceBoundMs, type ContactPhase } from './fencing';
+import { ACQUIRING_ACTIONS, ContactTracker, heartbeatMs, lastChanceMs, selfFenceBoundMs, type ContactPhase } from './fencing';
 import { errorCode, errorMessage } from './errors';
 import { executeAction, type ActionResult } from './executeAction';
 import { FreshRead } from './FreshRead';
@@ -397,14 +397,16 @@ export class DatasetAgent {
 
   /**
    * Takes a snapshot the control service answered to a question asked at
-   * `askedAt`: the configuration it holds was current then (a confirmation of
-   * contact), unless a snapshot asked for later is already held.
+   * `askedAt`: the configuration it holds was current then (one half of
+   * contact: see ContactTracker), unless a snapshot asked for later is already
+   * held. A snapshot that shows this node declared dead fences it.
    */
   private adopt(snap: ClusterSnapshot, askedAt: number): void {
     if (askedAt < this.snapshotAskedAt) return;
     this.snapshotAskedAt = askedAt;
     this.learnNodeTimeout(snap.node_timeout_seconds);
-    this.contact.confirm(askedAt);
+    this.contact.configConfirmed(askedAt);
+    if (snap.nodes.find((n) => n.uuid === this.o.nodeUuid)?.alive === false) this.contact.seenDead(askedAt);
     if (snap.generation !== this.snapshot?.generation) {
       const before = this.snapshot;
       const configChanged = before === null || configKey(snap) !== configKey(before);
@@ -459,7 +461,11 @@ export class DatasetAgent {
   private evaluateContact(): void {
     if (this.stopping) return;
     const bound = this.fenceBoundMs;
-    const entered = this.contact.step(this.now(), bound, { fenceDone: this.fenceDone, cleanupDone: this.cleanupDone });
+    const entered = this.contact.step(this.now(), bound, {
+      fenceDone: this.fenceDone,
+      cleanupDone: this.cleanupDone,
+      lastChanceFailed: this.lastChanceFailed,
+    });
     if (entered !== undefined) this.entered(entered);
     this.fenceTimer?.cancel();
     this.fenceTimer = null;
@@ -473,7 +479,11 @@ export class DatasetAgent {
     const bound = this.fenceBoundMs;
     const last = this.contact.lastConfirmed;
     switch (phase) {
+      case 'checking':
+        this.lastChance();
+        break;
       case 'fencing': {
+        this.lastChanceFailed = false;
         this.fenceDone = false;
         this.cleanupDone = false;
         const reason = `no confirmed configuration from the control service for ${Math.round(this.now() - (last ?? this.now()))} ms (self-fence bound ${bound} ms)`;
@@ -491,6 +501,7 @@ export class DatasetAgent {
         this.wake();
         break;
       case 'inContact':
+        this.lastChanceFailed = false;
         if (this.fenceReport !== undefined) this.fenceReport = { ...this.fenceReport, state: 'recovered' };
         this.o.logger.info('back in contact: converging again', this.fenceReport ?? {});
         this.requestReport();
@@ -498,6 +509,45 @@ export class DatasetAgent {
         break;
     }
     this.scheduleHeartbeat();
+  }
+
+  private lastChanceFailed = false;
+
+  /**
+   * The bound ran out: one report straight to the control service (past any report
+   * stuck in the queue), bounded by lastChanceMs. Its answer confirms contact if it
+   * can; otherwise the node fences. A pause of this process (GC, CPU starvation) that
+   * outlasted the bound but not the node timeout then fences nothing: the answers
+   * waiting on the sockets are read first.
+   */
+  private lastChance(): void {
+    const bound = this.fenceBoundMs;
+    if (bound === undefined) return;
+    const limit = lastChanceMs(bound, this.nodeTimeoutMs);
+    const sent = this.now();
+    let settled = false;
+    const fail = (why: string): void => {
+      if (settled) return;
+      settled = true;
+      this.o.logger.warn('last-chance report failed: fencing', { why, limitMs: limit });
+      this.lastChanceFailed = true;
+      this.evaluateContact();
+    };
+    const timer = this.clock.setTimer(() => fail(`no answer within ${limit} ms`), limit);
+    this.o.control
+      .reportNodeState(this.buildReport())
+      .then((answer) => {
+        if (settled) return;
+        const parsed = ReportResponse.safeParse(answer);
+        if (!parsed.success) return fail('an answer off its schema');
+        settled = true;
+        timer.cancel();
+        this.reportAnswered(parsed.data, sent);
+      })
+      .catch((e: unknown) => {
+        timer.cancel();
+        fail(errorMessage(e));
+      });
   }
 
   /** Stops the containers using our mounts, then unmounts everything under the mount root. */
@@ -917,9 +967,10 @@ export class DatasetAgent {
   /** A report's answer confirms contact when it names the configuration we hold. */
   private reportAnswered(answer: z.infer<typeof ReportResponse>, sentAt: number): void {
     this.learnNodeTimeout(answer.node_timeout_seconds);
+    this.contact.reportAccepted(sentAt, this.now());
     const tag = answer.configuration_tag;
     if (tag !== undefined && this.snapshot !== null) {
-      if (tag === this.snapshot.configuration_tag) this.contact.confirm(sentAt);
+      if (tag === this.snapshot.configuration_tag) this.contact.configConfirmed(sentAt);
       else this.refetch();
     }
     this.evaluateContact();

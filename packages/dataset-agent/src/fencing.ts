@@ -13,15 +13,20 @@
 
 /** Where the node stands with the control service. */
 export type ContactPhase =
-  | 'inContact' //  configuration confirmed within the bound (or fencing off): may act
-  | 'fencing' //    cut off for longer than the bound: stopping containers and unmounting
-  | 'fenced' //     stopped and unmounted; waits for a configuration confirmed after the cut
+  | 'inContact' //  contact confirmed within the bound (or fencing off): may act
+  | 'checking' //   the bound ran out: one last report, bounded, before fencing (a pause of this process is not lost contact)
+  | 'fencing' //    cut off (or declared dead): stopping containers and unmounting
+  | 'fenced' //     stopped and unmounted; waits for contact confirmed after the cut
   | 'recovering'; // confirmed again: removes stale mounts before anything else
 
 export interface ContactFacts {
   /** The bound has passed since the last confirmation (or since start, before any). */
   readonly expired: boolean;
-  /** A configuration was confirmed after fencing began, within the bound. */
+  /** A snapshot shows the control service has declared this node dead (and no later report revived it). */
+  readonly deadSeen: boolean;
+  /** The last-chance report failed or timed out. */
+  readonly lastChanceFailed: boolean;
+  /** Contact was confirmed after fencing began, within the bound. */
   readonly confirmedSinceFence: boolean;
   /** The fencing pass (containers stopped, mounts removed) finished. */
   readonly fenceDone: boolean;
@@ -32,10 +37,11 @@ export interface ContactFacts {
 // prettier-ignore
 export function nextPhase(phase: ContactPhase, f: ContactFacts): ContactPhase {
   switch (phase) {
-    case 'inContact':  return f.expired ? 'fencing' : 'inContact';
+    case 'inContact':  return f.deadSeen ? 'fencing' : f.expired ? 'checking' : 'inContact';
+    case 'checking':   return f.deadSeen ? 'fencing' : !f.expired ? 'inContact' : f.lastChanceFailed ? 'fencing' : 'checking';
     case 'fencing':    return f.fenceDone ? 'fenced' : 'fencing';
-    case 'fenced':     return f.confirmedSinceFence && !f.expired ? 'recovering' : 'fenced';
-    case 'recovering': return f.expired ? 'fencing' : f.cleanupDone ? 'inContact' : 'recovering';
+    case 'fenced':     return f.confirmedSinceFence && !f.expired && !f.deadSeen ? 'recovering' : 'fenced';
+    case 'recovering': return f.expired || f.deadSeen ? 'fencing' : f.cleanupDone ? 'inContact' : 'recovering';
   }
 }
 
@@ -57,30 +63,68 @@ export function heartbeatMs(boundMs: number | undefined, resyncIntervalMs: numbe
 }
 
 /**
- * When contact was last confirmed. A confirmation is the time a request was
- * *sent* whose answer shows the configuration this node holds is the current
- * one: the answer can only be newer than its question, so the node's
- * configuration was current at least then.
+ * How long the last-chance report may take: a third of what is left between the
+ * bound and the node timeout, so that fencing still starts by F + (T - F)/3 < T.
+ */
+export function lastChanceMs(boundMs: number, nodeTimeoutMs: number | undefined): number {
+  const room = nodeTimeoutMs !== undefined ? (nodeTimeoutMs - boundMs) / 3 : boundMs / 3;
+  return Math.max(10, Math.floor(room));
+}
+
+/**
+ * When contact was last confirmed. Contact needs both halves:
+ * - the control service heard this node: the send time of the latest report it
+ *   accepted (it declares a node dead T after the last report it received, so a
+ *   node whose reports are refused or lost must fence even if it still reads the
+ *   configuration);
+ * - the configuration this node holds is the current one: the time a question was
+ *   sent whose answer showed it (a long-poll or fetch, or a report answered with
+ *   our configuration tag).
+ * The confirmation is the older of the two. A snapshot showing this node declared
+ * dead (asked after the latest accepted report was answered) fences at once.
  */
 export class ContactTracker {
-  private confirmedAt: number | undefined;
+  private configConfirmedAt: number | undefined;
+  private reportSentAt: number | undefined;
+  private reportAnsweredAt: number | undefined;
+  private deadSeenAt: number | undefined;
   private fenceStartedAt: number | undefined;
   phase: ContactPhase = 'inContact';
 
   constructor(private readonly startedAt: number) {}
 
-  /** The holder's configuration was current at `sentAt`. */
-  confirm(sentAt: number): void {
-    if (this.confirmedAt === undefined || sentAt > this.confirmedAt) this.confirmedAt = sentAt;
+  /** The configuration held was current at `at` (when the question was sent). */
+  configConfirmed(at: number): void {
+    if (this.configConfirmedAt === undefined || at > this.configConfirmedAt) this.configConfirmedAt = at;
   }
 
+  /** The control service accepted a report sent at `sentAt`; its answer came at `answeredAt`. */
+  reportAccepted(sentAt: number, answeredAt: number): void {
+    if (this.reportSentAt === undefined || sentAt > this.reportSentAt) this.reportSentAt = sentAt;
+    if (this.reportAnsweredAt === undefined || answeredAt > this.reportAnsweredAt) this.reportAnsweredAt = answeredAt;
+    if (this.deadSeenAt !== undefined && answeredAt > this.deadSeenAt) this.deadSeenAt = undefined;
+  }
+
+  /** A snapshot asked for at `askedAt` shows this node declared dead. */
+  seenDead(askedAt: number): void {
+    // Asked before our latest accepted report was answered: it may predate that report.
+    if (this.reportAnsweredAt !== undefined && askedAt < this.reportAnsweredAt) return;
+    if (this.deadSeenAt === undefined || askedAt > this.deadSeenAt) this.deadSeenAt = askedAt;
+  }
+
+  get deadSeen(): boolean {
+    return this.deadSeenAt !== undefined;
+  }
+
+  /** The older of the two halves of contact; undefined until both were seen. */
   get lastConfirmed(): number | undefined {
-    return this.confirmedAt;
+    if (this.configConfirmedAt === undefined || this.reportSentAt === undefined) return undefined;
+    return Math.min(this.configConfirmedAt, this.reportSentAt);
   }
 
   /** When the bound runs out (from start, before any confirmation); undefined with fencing off. */
   deadline(boundMs: number | undefined): number | undefined {
-    return boundMs === undefined ? undefined : (this.confirmedAt ?? this.startedAt) + boundMs;
+    return boundMs === undefined ? undefined : (this.lastConfirmed ?? this.startedAt) + boundMs;
   }
 
   expired(now: number, boundMs: number | undefined): boolean {
@@ -91,15 +135,21 @@ export class ContactTracker {
   /** Whether the node may act on its configuration now: create, attach, format, mount, resize, destroy. */
   mayAct(now: number, boundMs: number | undefined): boolean {
     if (boundMs === undefined) return this.phase === 'inContact';
-    return this.phase === 'inContact' && this.confirmedAt !== undefined && now - this.confirmedAt < boundMs;
+    const last = this.lastConfirmed;
+    return this.phase === 'inContact' && !this.deadSeen && last !== undefined && now - last < boundMs;
   }
 
   /** Applies the rules; returns the phase entered, if it changed. */
-  step(now: number, boundMs: number | undefined, done: { fenceDone: boolean; cleanupDone: boolean }): ContactPhase | undefined {
+  step(
+    now: number,
+    boundMs: number | undefined,
+    done: { fenceDone: boolean; cleanupDone: boolean; lastChanceFailed: boolean },
+  ): ContactPhase | undefined {
+    if (boundMs === undefined) return undefined; // fencing off
     const expired = this.expired(now, boundMs);
-    const confirmedSinceFence =
-      this.fenceStartedAt !== undefined && this.confirmedAt !== undefined && this.confirmedAt > this.fenceStartedAt;
-    const next = nextPhase(this.phase, { expired, confirmedSinceFence, ...done });
+    const last = this.lastConfirmed;
+    const confirmedSinceFence = this.fenceStartedAt !== undefined && last !== undefined && last > this.fenceStartedAt;
+    const next = nextPhase(this.phase, { expired, deadSeen: this.deadSeen, confirmedSinceFence, ...done });
     if (next === this.phase) return undefined;
     if (next === 'fencing') this.fenceStartedAt = now;
     this.phase = next;
@@ -107,7 +157,7 @@ export class ContactTracker {
   }
 
   get fencedSince(): number | undefined {
-    return this.phase === 'inContact' ? undefined : this.fenceStartedAt;
+    return this.phase === 'inContact' || this.phase === 'checking' ? undefined : this.fenceStartedAt;
   }
 }
 
