@@ -16,7 +16,7 @@ import {
 } from './BlockDeviceApi';
 import { isDeviceBusy, listMounts } from './blockdev';
 import { execFileExec, runChecked, type ExecFn } from './exec';
-import { copyTempName, fencedImageName, isFencedBinding, planFenceRecovery, removableFencedImages } from './fencing';
+import { copyTempName, fencedImageName, isFencedBinding, nextFenceSequence, planFenceRecovery, removableFencedImages } from './fencing';
 import { ImmutableFlagError, immutableFailureReason, isImmutable, setImmutable, type ImmutableOptions } from './immutable';
 import {
   attachLoop,
@@ -108,7 +108,7 @@ const ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
  * namespace) cannot be detached, and `blockdev --setro` does not stop writes
  * (kernel 6.x only warns "Trying to write to read-only block-device" and lets
  * them through; the flag even outlives the detach). So force detach renames
- * the backing file aside to `<id>.img.fenced-<stamp>-<rand>` (the old device
+ * the backing file aside to `<id>.img.fenced-<seq>-<stamp>-<rand>` (the old device
  * follows the inode), sets the immutable flag on it (from then on every write
  * of the old device fails, and the old holder's fsync returns EIO), copies the
  * now frozen inode (through the page cache: everything the old holder wrote to
@@ -763,7 +763,9 @@ export class LoopbackDriver implements BlockDeviceApi {
    */
   private async fenceImage(blockdeviceId: string, busy: readonly string[], holder: string): Promise<string> {
     const image = this.imagePath(blockdeviceId);
-    const fenced = path.join(this.volumesPath, fencedImageName(blockdeviceId, new Date(), randomBytes(4).toString('hex')));
+    // Numbered after the volume's earlier fences (under the pool lock): recovery picks the largest number, not the latest clock.
+    const seq = nextFenceSequence(await fs.readdir(this.volumesPath), blockdeviceId);
+    const fenced = path.join(this.volumesPath, fencedImageName(blockdeviceId, seq, new Date(), randomBytes(4).toString('hex')));
     await fs.rename(image, fenced);
     await fsyncDir(this.volumesPath);
     try {

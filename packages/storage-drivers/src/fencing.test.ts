@@ -1,15 +1,28 @@
-import { classifyPoolFile, copyTempName, fencedImageName, isFencedBinding, planFenceRecovery, removableFencedImages } from './fencing';
+import { classifyPoolFile, compareFencedNames, copyTempName, fencedImageName, isFencedBinding, nextFenceSequence, planFenceRecovery, removableFencedImages } from './fencing';
 import { errnoFromMessage, immutableFailureReason, parseLsattrImmutable } from './immutable';
 
 const A = '0b9a6f1e-4c2d-4e8f-9a1b-2c3d4e5f6a7b';
 const B = 'f1e2d3c4-b5a6-4978-8a9b-0c1d2e3f4a5b';
 
 describe('fencing names', () => {
-  it('names a fenced image by the UTC time of the fence and a random suffix', () => {
-    const name = fencedImageName(A, new Date('2026-12-03T22:24:33.123Z'), 'deadbeef');
-    expect(name).toBe(`${A}.img.fenced-20261203T222433123Z-deadbeef`);
+  it('names a fenced image by its sequence number, the UTC time of the fence and a random suffix', () => {
+    const name = fencedImageName(A, 7, new Date('2026-12-03T22:24:33.123Z'), 'deadbeef');
+    expect(name).toBe(`${A}.img.fenced-000007-20261203T222433123Z-deadbeef`);
     expect(classifyPoolFile(name)).toEqual({ kind: 'fenced', id: A });
-    expect(() => fencedImageName(A, new Date(), 'xyz')).toThrow(/8 hex digits/);
+    expect(classifyPoolFile(fencedImageName(A, 1234567, new Date(), '00000000'))).toEqual({ kind: 'fenced', id: A });
+    // Names from before the sequence are still fenced files.
+    expect(classifyPoolFile(`${A}.img.fenced-20261203T222433123Z-deadbeef`)).toEqual({ kind: 'fenced', id: A });
+    expect(() => fencedImageName(A, 1, new Date(), 'xyz')).toThrow(/8 hex digits/);
+    for (const bad of [0, -1, 1.5, Number.NaN]) expect(() => fencedImageName(A, bad, new Date(), 'deadbeef')).toThrow(/sequence/);
+  });
+
+  it('numbers the next fence of a volume one past its largest existing fence; names without a number count as 0', () => {
+    expect(nextFenceSequence([`${A}.img`, `${A}.json`], A)).toBe(1);
+    expect(nextFenceSequence([`${A}.img.fenced-20261203T100000000Z-00000001`], A)).toBe(1);
+    const names = [`${A}.img.fenced-000002-20261203T100000000Z-00000001`, `${A}.img.fenced-000009-20261201T100000000Z-00000002`, `${B}.img.fenced-000040-20261203T100000000Z-00000003`];
+    expect(nextFenceSequence(names, A)).toBe(10);
+    expect(nextFenceSequence(names, B)).toBe(41);
+    expect(nextFenceSequence([`${A}.img.fenced-999999-20261203T100000000Z-00000001`, `${A}.img.fenced-1000000-20261203T100000000Z-00000001`], A)).toBe(1_000_001);
   });
 
   it('classifies pool files; records, record temps and strangers are none of its business', () => {
@@ -37,6 +50,25 @@ describe('planFenceRecovery', () => {
     expect(planFenceRecovery([`${A}.json`, f2, f1, temp, `${B}.img`, `${B}.json`])).toEqual([{ id: A, restoreFrom: f2, removeTemps: [temp] }]);
     // Interrupted after the copy was renamed in: only the temp of another crash is left.
     expect(planFenceRecovery([`${A}.img`, `${A}.json`, f1, temp])).toEqual([{ id: A, restoreFrom: null, removeTemps: [temp] }]);
+  });
+
+  it('restores the most recent fence by its sequence number, not by the wall clock, which may have stepped back', () => {
+    // Fence 1 at 11:00, then the clock steps back an hour; fence 2 at 10:00 is the newer one.
+    const first = fencedImageName(A, 1, new Date('2026-12-03T11:00:00.000Z'), 'ffffffff');
+    const second = fencedImageName(A, nextFenceSequence([`${A}.json`, first], A), new Date('2026-12-03T10:00:00.000Z'), '00000000');
+    // Crash between S1 and S2 of the second fence: no <id>.img.
+    expect(planFenceRecovery([`${A}.json`, first, second])).toEqual([{ id: A, restoreFrom: second, removeTemps: [] }]);
+    expect(planFenceRecovery([`${A}.json`, second, first])).toEqual([{ id: A, restoreFrom: second, removeTemps: [] }]);
+    // A fence numbered after one from before sequences, whatever their stamps; numbers compare as numbers.
+    const legacy = `${A}.img.fenced-20261203T120000000Z-00000001`;
+    const numbered = fencedImageName(A, nextFenceSequence([legacy], A), new Date('2026-12-03T09:00:00.000Z'), '00000002');
+    expect(planFenceRecovery([legacy, numbered])[0].restoreFrom).toBe(numbered);
+    const n999999 = fencedImageName(A, 999_999, new Date('2026-12-03T12:00:00.000Z'), '00000003');
+    const n1000000 = fencedImageName(A, 1_000_000, new Date('2026-12-03T08:00:00.000Z'), '00000004');
+    expect(planFenceRecovery([n999999, n1000000])[0].restoreFrom).toBe(n1000000);
+    // Old names among themselves: by their stamp, as before.
+    expect(planFenceRecovery([f2, f1])[0].restoreFrom).toBe(f2);
+    expect([n1000000, numbered, legacy, n999999].sort(compareFencedNames)).toEqual([legacy, numbered, n999999, n1000000]);
   });
 
   it('can be limited to one volume', () => {

@@ -6,12 +6,12 @@
  * A fence of volume <id> goes through these on-disk states (all under the pool lock):
  *
  *   S0  <id>.img                                   nothing done yet
- *   S1  <id>.img.fenced-<stamp>-<rand>             renamed aside (the old loop device follows the inode)
+ *   S1  <id>.img.fenced-<seq>-<stamp>-<rand>       renamed aside (the old loop device follows the inode)
  *   S2  same, immutable (+ <id>.img.tmp-… copies)  the old device's writes now fail with EIO
  *   S3  <id>.img.fenced-… (immutable) + <id>.img   the frozen inode copied into a new <id>.img
  *
- * A crash in S1 or S2 leaves no <id>.img: the newest fenced file is the volume's
- * data, and finishing the fence means (setting immutable if needed and) copying it
+ * A crash in S1 or S2 leaves no <id>.img: the newest fenced file (the largest
+ * <seq>, see fencedImageName; not the latest stamp) is the volume's data, and finishing the fence means (setting immutable if needed and) copying it
  * again. Copy temp files are never the truth and are simply removed.
  */
 import * as path from 'node:path';
@@ -19,7 +19,11 @@ import type { LoopBinding } from './losetup';
 
 const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 const IMAGE = new RegExp(`^(${UUID})\\.img$`);
-const FENCED = new RegExp(`^(${UUID})\\.img\\.fenced-(\\d{8}T\\d{9}Z)-([0-9a-f]{8})$`);
+/**
+ * `<id>.img.fenced-<seq>-<stamp>-<rand>`; names written before the sequence
+ * existed lack `<seq>-` and count as sequence 0 (older than any numbered one).
+ */
+const FENCED = new RegExp(`^(${UUID})\\.img\\.fenced-(?:(\\d{6,15})-)?(\\d{8}T\\d{9}Z)-([0-9a-f]{8})$`);
 /** Our copy temps, and the temps of the earlier copy-only fence (`<id>.img.fence-<hex>`). */
 const COPY_TEMP = new RegExp(`^(${UUID})\\.img\\.(?:tmp-\\d+-[0-9a-f]{8}|fence-[0-9a-f]{8})$`);
 
@@ -40,16 +44,53 @@ export function classifyPoolFile(name: string): PoolFile | null {
 }
 
 /**
- * `<id>.img.fenced-<UTC yyyymmddThhmmssmmmZ>-<8 hex>`: names sort by the time
- * of the fence (one kernel, one clock), the random part keeps two fences in
- * the same millisecond apart.
+ * `<id>.img.fenced-<seq>-<UTC yyyymmddThhmmssmmmZ>-<8 hex>`. The order of a
+ * volume's fences is `seq` (see nextFenceSequence), never the wall clock,
+ * which may step back between two fences (NTP, a VM restored from a
+ * snapshot); the stamp is for people, the random part for uniqueness.
  */
-export function fencedImageName(id: string, at: Date, rand: string): string {
+export function fencedImageName(id: string, seq: number, at: Date, rand: string): string {
   if (!/^[0-9a-f]{8}$/.test(rand)) throw new Error(`fence suffix must be 8 hex digits, got ${JSON.stringify(rand)}`);
+  if (!Number.isSafeInteger(seq) || seq < 1 || seq > MAX_FENCE_SEQUENCE) throw new Error(`fence sequence must be an integer in 1..${MAX_FENCE_SEQUENCE}, got ${seq}`);
   const stamp = at.toISOString().replace(/[-:.]/g, '');
-  const name = `${id}.img.fenced-${stamp}-${rand}`;
+  const name = `${id}.img.fenced-${String(seq).padStart(6, '0')}-${stamp}-${rand}`;
   if (classifyPoolFile(name)?.kind !== 'fenced') throw new Error(`not a valid fenced image name: ${name}`);
   return name;
+}
+
+const MAX_FENCE_SEQUENCE = 999_999_999_999_999;
+
+/** Sequence and stamp of a fenced file name (sequence 0: a name from before sequences); null if not one. */
+function fenceOrderKey(name: string): { readonly seq: number; readonly stamp: string; readonly name: string } | null {
+  const m = FENCED.exec(name);
+  if (m === null) return null;
+  return { seq: m[2] === undefined ? 0 : Number(m[2]), stamp: m[3], name };
+}
+
+/** Orders fenced file names of one volume oldest first: by sequence, then (old names) by stamp, then by name. */
+export function compareFencedNames(x: string, y: string): number {
+  const a = fenceOrderKey(x);
+  const b = fenceOrderKey(y);
+  if (a === null || b === null) throw new Error(`not fenced image names: ${x}, ${y}`);
+  if (a.seq !== b.seq) return a.seq - b.seq;
+  if (a.stamp !== b.stamp) return a.stamp < b.stamp ? -1 : 1;
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+/**
+ * The sequence number for the next fence of volume `id`: one more than the
+ * largest among its fenced files in the pool directory (`names`), 1 if there
+ * are none. Read under the pool lock, like every fence, so two fences of one
+ * volume never get the same number, and the newer always the larger one.
+ */
+export function nextFenceSequence(names: readonly string[], id: string): number {
+  let max = 0;
+  for (const name of names) {
+    if (classifyPoolFile(name)?.id !== id) continue;
+    const key = fenceOrderKey(name);
+    if (key !== null && key.seq > max) max = key.seq;
+  }
+  return max + 1;
 }
 
 /** The copy temp for restoring `<id>.img` from a fenced file. */
@@ -83,7 +124,7 @@ export function planFenceRecovery(names: readonly string[], onlyId?: string): Fe
   }
   const plans: FenceRecovery[] = [];
   for (const [id, e] of [...byId].sort(([x], [y]) => x.localeCompare(y))) {
-    const restoreFrom = !e.image && e.fenced.length > 0 ? [...e.fenced].sort().at(-1)! : null;
+    const restoreFrom = !e.image && e.fenced.length > 0 ? [...e.fenced].sort(compareFencedNames).at(-1)! : null;
     if (restoreFrom === null && e.temps.length === 0) continue;
     plans.push({ id, restoreFrom, removeTemps: [...e.temps].sort() });
   }
