@@ -1,6 +1,17 @@
 import * as winston from 'winston';
-import { containersUsing, decideVolume, DockerReconciler, driverNameOf, type ReconcileTarget, type Timers, type VolumeOutcome } from './DockerReconciler';
-import type { DockerContainer } from './DockerView';
+import {
+  containersUsing,
+  decideInSight,
+  decideVolume,
+  DockerReconciler,
+  driverNameOf,
+  ourDriverNames,
+  sightOf,
+  type ReconcileTarget,
+  type Timers,
+  type VolumeOutcome,
+} from './DockerReconciler';
+import type { DockerContainer, DockerVolume } from './DockerView';
 import { FakeDocker } from './FakeDocker';
 
 const logger = winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });
@@ -10,6 +21,7 @@ const WINDOW = 60_000;
 function ctr(id: string, state: string, mounts: DockerContainer['mounts'], createdMs = NOW - 3_600_000): DockerContainer {
   return { id, state, createdMs, mounts };
 }
+const FLOCKER: ReadonlySet<string> = new Set(['flocker']);
 const vol = (name: string, driver = 'flocker', source = `/flocker/${name}`) => ({ type: 'volume', name, driver, source });
 
 describe('which containers use a volume', () => {
@@ -26,18 +38,18 @@ describe('which containers use a volume', () => {
       ctr('other', 'running', [vol('other')]),
       ctr('local', 'running', [vol('pg', 'local', '/var/lib/docker/volumes/pg/_data')]),
     ];
-    expect(containersUsing(v, list, 'flocker', NOW, WINDOW).map((c) => c.id)).toEqual(['run', 'pause', 'restart']);
+    expect(containersUsing(v, list, FLOCKER, NOW, WINDOW).map((c) => c.id)).toEqual(['run', 'pause', 'restart']);
   });
 
   it('a mount of the volume’s mountpoint counts whatever its driver name says (an alias, a bind mount)', () => {
     const list = [ctr('alias', 'running', [vol('pg', 'flocker-alias', '/flocker/pg')]), ctr('bind', 'running', [{ type: 'bind', source: '/flocker/pg' }])];
-    expect(containersUsing(v, list, 'flocker', NOW, WINDOW).map((c) => c.id)).toEqual(['alias', 'bind']);
-    expect(containersUsing({ name: 'pg' }, list, 'flocker', NOW, WINDOW)).toEqual([]);
+    expect(containersUsing(v, list, FLOCKER, NOW, WINDOW).map((c) => c.id)).toEqual(['alias', 'bind']);
+    expect(containersUsing({ name: 'pg' }, list, FLOCKER, NOW, WINDOW)).toEqual([]);
   });
 
   it('a "created" container uses it only within the safety window (Docker mounts before starting)', () => {
     const list = [ctr('new', 'created', [vol('pg', 'flocker', '')], NOW - 5_000), ctr('old', 'created', [vol('pg')], NOW - WINDOW - 1)];
-    expect(containersUsing(v, list, 'flocker', NOW, WINDOW).map((c) => c.id)).toEqual(['new']);
+    expect(containersUsing(v, list, FLOCKER, NOW, WINDOW).map((c) => c.id)).toEqual(['new']);
   });
 
   it('decides: keep while used or while a mount ID is young; else release every ID', () => {
@@ -54,11 +66,59 @@ describe('which containers use a volume', () => {
   });
 });
 
+describe('the driver names Docker uses for this plugin', () => {
+  const pg = { name: 'pg' };
+  const web = (driver: string, state = 'running', name = 'pg') => ctr('web', state, [vol(name, driver, '')]);
+
+  it('are the configured name and every name Docker lists one of our volumes under (never "local")', () => {
+    const listed: DockerVolume[] = [
+      { name: 'pg', driver: 'flocker:latest' },
+      { name: 'other', driver: 'someone-else' },
+      { name: 'cache', driver: 'local' },
+      { name: 'logs', driver: 'flocker' },
+    ];
+    expect([...ourDriverNames('plugin', ['pg', 'cache', 'logs'], listed)].sort()).toEqual(['flocker', 'flocker:latest', 'plugin']);
+    expect([...ourDriverNames('plugin', [], listed)]).toEqual(['plugin']);
+  });
+
+  it('a container mount under a learned name is ours (the socket’s name is not Docker’s)', () => {
+    const sight = sightOf([web('flocker')], [{ name: 'pg', driver: 'flocker' }], 'plugin', [pg]);
+    expect(sight.blind).toBe(false);
+    expect(decideInSight(new Map([['m1', NOW - 2 * WINDOW]]), pg, sight, NOW, WINDOW)).toEqual({ action: 'keep', reason: 'in use', containers: ['web'] });
+  });
+
+  it('holding mount IDs with no container showing our volumes under our names: cannot tell, keep what some container mounts by name', () => {
+    const old = new Map([['m1', NOW - 2 * WINDOW]]);
+    const stray = { name: 'stray' };
+    const sight = sightOf([web('flocker:latest')], [], 'plugin', [pg, stray]);
+    expect(sight.blind).toBe(true);
+    expect(decideInSight(old, pg, sight, NOW, WINDOW)).toEqual({ action: 'keep', reason: 'cannot tell', containers: ['web'] });
+    // An exited container listing the name is still "a container using a volume of that name".
+    expect(decideInSight(old, pg, sightOf([web('flocker:latest', 'exited')], [], 'plugin', [pg]), NOW, WINDOW)).toMatchObject({ reason: 'cannot tell' });
+    // A volume no container mounts by name, under any driver, is decided as usual.
+    expect(decideInSight(old, stray, sight, NOW, WINDOW)).toEqual({ action: 'release', staleIds: ['m1'] });
+    // No container at all: released.
+    expect(decideInSight(old, pg, sightOf([], [], 'plugin', [pg]), NOW, WINDOW)).toEqual({ action: 'release', staleIds: ['m1'] });
+  });
+
+  it('a stopped container under a name Docker lists our volume under: seen, released', () => {
+    const sight = sightOf([web('flocker', 'exited')], [{ name: 'pg', driver: 'flocker' }], 'plugin', [pg]);
+    expect(sight.blind).toBe(false);
+    expect(decideInSight(new Map([['m1', NOW - 2 * WINDOW]]), pg, sight, NOW, WINDOW)).toEqual({ action: 'release', staleIds: ['m1'] });
+  });
+
+  it('nothing held: never blind', () => {
+    expect(sightOf([web('flocker:latest')], [], 'plugin', []).blind).toBe(false);
+  });
+});
+
 describe('DockerReconciler scheduling', () => {
   class RecordingTarget implements ReconcileTarget {
     readonly seen: number[] = [];
-    async reconcileWithDocker(containers: readonly DockerContainer[]): Promise<VolumeOutcome[]> {
+    readonly volumes: (readonly DockerVolume[] | undefined)[] = [];
+    async reconcileWithDocker(containers: readonly DockerContainer[], _driver: string, volumes?: readonly DockerVolume[]): Promise<VolumeOutcome[]> {
       this.seen.push(containers.length);
+      this.volumes.push(volumes);
       return [];
     }
   }
@@ -86,9 +146,11 @@ describe('DockerReconciler scheduling', () => {
     timers.tick(); // dockerd not up yet: nothing is decided
     expect(await r.run('test')).toBe(false);
     expect(target.seen).toEqual([]);
+    docker.volumeList = [{ name: 'pg', driver: 'flocker:latest' }];
     docker.up([ctr('a', 'running', [])]);
     await r.run('settle');
     expect(target.seen.length).toBeGreaterThanOrEqual(1);
+    expect(target.volumes.at(-1)).toEqual([{ name: 'pg', driver: 'flocker:latest' }]); // Docker's volume list is handed on
     const before = target.seen.length;
     docker.down();
     timers.tick();

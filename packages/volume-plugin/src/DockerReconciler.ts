@@ -11,7 +11,7 @@
  * dockerd comes back (a dockerd restart), and periodically.
  */
 import type { Logger } from 'winston';
-import { DockerUnreachableError, type DockerContainer, type DockerMount, type DockerView } from './DockerView';
+import { DockerUnreachableError, type DockerContainer, type DockerMount, type DockerView, type DockerVolume } from './DockerView';
 
 /** A container in one of these states uses its volumes. */
 export const IN_USE_STATES: ReadonlySet<string> = new Set(['running', 'paused', 'restarting']);
@@ -22,7 +22,7 @@ export const IN_USE_STATES: ReadonlySet<string> = new Set(['running', 'paused', 
  */
 export const DEFAULT_MOUNT_SAFETY_WINDOW_MS = 60_000;
 export const DEFAULT_RECONCILE_INTERVAL_MS = 30_000;
-/** The plugin's own socket name, less ".sock", is the driver name Docker records for its volumes. */
+/** The plugin's own socket name, less ".sock": the driver name Docker records for its volumes unless told otherwise (--driver-name). */
 export function driverNameOf(socketPath: string): string {
   const base = socketPath.split('/').pop() ?? socketPath;
   return base.endsWith('.sock') ? base.slice(0, -'.sock'.length) : base;
@@ -34,24 +34,58 @@ export interface VolumeRef {
   mountpoint?: string | undefined;
 }
 
-/** Whether a container mount is this volume: our driver and its name, or the volume's mountpoint as source. */
-export function mountsVolume(m: DockerMount, v: VolumeRef, driver: string): boolean {
-  if (m.name === v.name && m.driver === driver) return true;
+/**
+ * The driver names Docker uses for this plugin's volumes: the configured one (--driver-name,
+ * else the socket's name), and every name Docker's own volume list (GET /volumes) shows one
+ * of our registry's volumes under — Docker may know the plugin by another name (a spec file
+ * pointing at the socket, a managed plugin "flocker:latest"). Docker's built-in "local"
+ * driver is never this plugin (a local volume that shares a name with ours is not ours).
+ */
+export function ourDriverNames(configured: string, ourVolumes: readonly string[], dockerVolumes: readonly DockerVolume[]): Set<string> {
+  const names = new Set([configured]);
+  const ours = new Set(ourVolumes);
+  for (const v of dockerVolumes) if (ours.has(v.name) && v.driver !== '' && v.driver !== 'local') names.add(v.driver);
+  return names;
+}
+
+/** Whether a container mount is this volume: one of our driver names and its name, or the volume's mountpoint as source. */
+export function mountsVolume(m: DockerMount, v: VolumeRef, drivers: ReadonlySet<string>): boolean {
+  if (m.name === v.name && m.driver !== undefined && drivers.has(m.driver)) return true;
   return v.mountpoint !== undefined && m.source !== '' && m.source === v.mountpoint;
 }
 
 /** The containers that use the volume now, or are about to (a "created" one younger than the window). */
-export function containersUsing(v: VolumeRef, containers: readonly DockerContainer[], driver: string, now: number, windowMs: number): DockerContainer[] {
+export function containersUsing(v: VolumeRef, containers: readonly DockerContainer[], drivers: ReadonlySet<string>, now: number, windowMs: number): DockerContainer[] {
   return containers.filter(
     (c) =>
       (IN_USE_STATES.has(c.state) || (c.state === 'created' && now - c.createdMs < windowMs)) &&
-      c.mounts.some((m) => mountsVolume(m, v, driver)),
+      c.mounts.some((m) => mountsVolume(m, v, drivers)),
   );
+}
+
+/** What one reconcile pass sees of dockerd: its containers, and the driver names it uses for our volumes. */
+export interface DockerSight {
+  containers: readonly DockerContainer[];
+  drivers: ReadonlySet<string>;
+  /**
+   * We hold mount IDs, yet no container Docker lists (in any state) shows a mount of any of
+   * our volumes as we recognise them: our driver names may not be Docker's. Then a volume
+   * is released only if no container at all shows a mount of its name (under any driver).
+   */
+  blind: boolean;
+}
+
+/** The sight of one pass, for the volumes we hold mount IDs of (`held`). */
+export function sightOf(containers: readonly DockerContainer[], dockerVolumes: readonly DockerVolume[], configured: string, held: readonly VolumeRef[]): DockerSight {
+  const drivers = ourDriverNames(configured, held.map((v) => v.name), dockerVolumes);
+  const seen = containers.some((c) => c.mounts.some((m) => held.some((v) => mountsVolume(m, v, drivers))));
+  return { containers, drivers, blind: held.length > 0 && !seen };
 }
 
 export type VolumeDecision =
   | { action: 'keep'; reason: 'in use'; containers: string[] }
   | { action: 'keep'; reason: 'young mount'; youngIds: string[] }
+  | { action: 'keep'; reason: 'cannot tell'; containers: string[] }
   | { action: 'release'; staleIds: string[] };
 
 /**
@@ -64,6 +98,20 @@ export function decideVolume(mountedAt: ReadonlyMap<string, number>, users: read
   const youngIds = [...mountedAt].filter(([, at]) => now - at < windowMs).map(([id]) => id);
   if (youngIds.length > 0) return { action: 'keep', reason: 'young mount', youngIds };
   return { action: 'release', staleIds: [...mountedAt.keys()] };
+}
+
+/**
+ * decideVolume against one pass's sight. Blind (see DockerSight): a volume whose name some
+ * listed container mounts, under whatever driver, is kept ("cannot tell" whether it is ours);
+ * one no container mounts by name is decided as usual.
+ */
+export function decideInSight(mountedAt: ReadonlyMap<string, number>, v: VolumeRef, sight: DockerSight, now: number, windowMs: number): VolumeDecision {
+  const users = containersUsing(v, sight.containers, sight.drivers, now, windowMs);
+  if (users.length === 0 && sight.blind) {
+    const byName = sight.containers.filter((c) => c.mounts.some((m) => m.name === v.name));
+    if (byName.length > 0) return { action: 'keep', reason: 'cannot tell', containers: byName.map((c) => c.id) };
+  }
+  return decideVolume(mountedAt, users, now, windowMs);
 }
 
 export interface VolumeOutcome {
@@ -79,7 +127,11 @@ export interface VolumeOutcome {
 }
 
 export interface ReconcileTarget {
-  reconcileWithDocker(containers: readonly DockerContainer[], driver: string): Promise<VolumeOutcome[]>;
+  /**
+   * `driver`: the configured driver name; `volumes`: Docker's volume list (which driver names
+   * it knows our volumes under), none when it could not be had.
+   */
+  reconcileWithDocker(containers: readonly DockerContainer[], driver: string, volumes?: readonly DockerVolume[]): Promise<VolumeOutcome[]>;
 }
 
 export interface Timers {
@@ -99,7 +151,7 @@ const realTimers: Timers = {
 export interface DockerReconcilerOptions {
   docker: DockerView;
   target: ReconcileTarget;
-  /** The driver name Docker uses for this plugin's volumes. */
+  /** The driver name Docker uses for this plugin's volumes (--driver-name, else the socket's name); Docker's volume list may add others. */
   driver: string;
   logger: Logger;
   /** Periodic reconcile; 0 = only at (re)connection. */
@@ -176,7 +228,20 @@ export class DockerReconciler {
       return false;
     }
     this.reachable = true;
-    const outcomes = await this.opts.target.reconcileWithDocker(containers, this.opts.driver);
+    // Which driver names Docker knows our volumes under. Without it only the configured name
+    // is recognised; the "cannot tell" rule of the target keeps a volume some container mounts.
+    let volumes: DockerVolume[] = [];
+    try {
+      volumes = await this.opts.docker.volumes();
+    } catch (err) {
+      this.opts.logger.warn('cannot list the volumes of dockerd; recognising only the configured driver name this pass', {
+        reason,
+        driver: this.opts.driver,
+        error: err instanceof Error ? err.message : String(err),
+        code: err instanceof DockerUnreachableError ? err.code : 'DOCKER_ERROR',
+      });
+    }
+    const outcomes = await this.opts.target.reconcileWithDocker(containers, this.opts.driver, volumes);
     const released = outcomes.filter((o) => o.result === 'released').map((o) => o.volume);
     const dropped = outcomes.filter((o) => o.result === 'dropped').map((o) => o.datasetId);
     this.opts.logger.debug('reconciled with dockerd', { reason, containers: containers.length, volumes: outcomes.length, released, dropped });

@@ -7,12 +7,14 @@ import { DockerodeView, DockerUnreachableError } from './DockerView';
 
 const logger = winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });
 
-/** Just enough of the Engine API on a unix socket: the container list and a quiet event stream. */
-function fakeEngine(socketPath: string, list: unknown): Promise<{ server: http.Server; events: http.ServerResponse[] }> {
+/** Just enough of the Engine API on a unix socket: the container and volume lists and a quiet event stream. */
+function fakeEngine(socketPath: string, list: unknown, volumes: unknown = { Volumes: [], Warnings: [] }): Promise<{ server: http.Server; events: http.ServerResponse[] }> {
   const events: http.ServerResponse[] = [];
   const server = http.createServer((req, res) => {
     if (req.url?.startsWith('/containers/json')) {
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(list));
+    } else if (req.url?.startsWith('/volumes')) {
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(volumes));
     } else if (req.url?.startsWith('/events')) {
       res.writeHead(200, { 'Content-Type': 'application/json' });
       res.flushHeaders();
@@ -70,12 +72,33 @@ describe('DockerodeView (Engine API over a unix socket)', () => {
     }
   });
 
+  it('lists volumes with the driver name Docker knows each under', async () => {
+    const engine = await fakeEngine(sock, [], {
+      Volumes: [
+        { Name: 'pg', Driver: 'flocker:latest', Mountpoint: '', Scope: 'global' },
+        { Name: 'cache', Driver: 'local', Mountpoint: '/var/lib/docker/volumes/cache/_data' },
+      ],
+      Warnings: null,
+    });
+    try {
+      const view = new DockerodeView({ socketPath: sock, logger });
+      expect(await view.volumes()).toEqual([
+        { name: 'pg', driver: 'flocker:latest' },
+        { name: 'cache', driver: 'local' },
+      ]);
+    } finally {
+      await closeEngine(engine);
+    }
+  });
+
   it('says unreachable when there is no dockerd, or it answers nonsense', async () => {
     const view = new DockerodeView({ socketPath: sock, logger });
     await expect(view.containers()).rejects.toBeInstanceOf(DockerUnreachableError);
-    const engine = await fakeEngine(sock, { not: 'a list' });
+    await expect(view.volumes()).rejects.toBeInstanceOf(DockerUnreachableError);
+    const engine = await fakeEngine(sock, { not: 'a list' }, { Volumes: 'nope' });
     try {
       await expect(view.containers()).rejects.toThrow(/unexpected container list/);
+      await expect(view.volumes()).rejects.toThrow(/unexpected volume list/);
     } finally {
       await closeEngine(engine);
     }

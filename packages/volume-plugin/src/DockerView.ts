@@ -27,6 +27,12 @@ export interface DockerContainer {
   mounts: readonly DockerMount[];
 }
 
+/** A volume as Docker's volume list (GET /volumes) shows it: its name and the driver name Docker knows it under. */
+export interface DockerVolume {
+  name: string;
+  driver: string;
+}
+
 /** dockerd cannot be reached (not started yet, restarting, socket missing): nothing can be concluded. */
 export class DockerUnreachableError extends Error {
   readonly code = 'DOCKER_UNREACHABLE';
@@ -46,6 +52,8 @@ export interface DockerFollowHandlers {
 export interface DockerView {
   /** Every container of this host's dockerd (any state), with its mounts; DockerUnreachableError if dockerd does not answer. */
   containers(): Promise<DockerContainer[]>;
+  /** Every volume dockerd knows (GET /volumes), with its driver name; DockerUnreachableError if dockerd does not answer. */
+  volumes(): Promise<DockerVolume[]>;
   /** Keep a connection to dockerd (its event stream), reconnecting while it is away. */
   follow(handlers: DockerFollowHandlers): { close(): void };
 }
@@ -63,6 +71,13 @@ const ContainerList = z.array(
     })
     .loose(),
 );
+
+/** Docker's volume list answer (GET /volumes), checked at the boundary (only the fields used). */
+const VolumeList = z
+  .object({
+    Volumes: z.array(z.object({ Name: z.string(), Driver: z.string() }).loose()).nullish(),
+  })
+  .loose();
 
 export interface DockerodeViewOptions {
   socketPath: string;
@@ -103,6 +118,18 @@ export class DockerodeView implements DockerView {
         ...(m.Driver !== undefined ? { driver: m.Driver } : {}),
       })),
     }));
+  }
+
+  async volumes(): Promise<DockerVolume[]> {
+    let raw: unknown;
+    try {
+      raw = await this.docker.listVolumes();
+    } catch (err) {
+      throw new DockerUnreachableError(`dockerd at ${this.opts.socketPath} does not list its volumes: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const parsed = VolumeList.safeParse(raw);
+    if (!parsed.success) throw new DockerUnreachableError(`dockerd answered an unexpected volume list: ${z.prettifyError(parsed.error)}`);
+    return (parsed.data.Volumes ?? []).map((v) => ({ name: v.Name, driver: v.Driver }));
   }
 
   follow(handlers: DockerFollowHandlers): { close(): void } {

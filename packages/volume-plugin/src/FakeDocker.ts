@@ -1,8 +1,10 @@
 /** Test support: a dockerd the test controls (its containers, whether it answers, its comings and goings). */
-import { DockerUnreachableError, type DockerContainer, type DockerFollowHandlers, type DockerView } from './DockerView';
+import { DockerUnreachableError, type DockerContainer, type DockerFollowHandlers, type DockerView, type DockerVolume } from './DockerView';
 
 export class FakeDocker implements DockerView {
   list: DockerContainer[] = [];
+  /** What GET /volumes answers (name and driver of each volume dockerd knows). */
+  volumeList: DockerVolume[] = [];
   reachable = true;
   lists = 0;
   private handlers: DockerFollowHandlers | undefined;
@@ -11,6 +13,11 @@ export class FakeDocker implements DockerView {
     this.lists++;
     if (!this.reachable) throw new DockerUnreachableError('connect ENOENT /var/run/docker.sock');
     return this.list;
+  }
+
+  async volumes(): Promise<DockerVolume[]> {
+    if (!this.reachable) throw new DockerUnreachableError('connect ENOENT /var/run/docker.sock');
+    return this.volumeList;
   }
 
   follow(handlers: DockerFollowHandlers): { close(): void } {

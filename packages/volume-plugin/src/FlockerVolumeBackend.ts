@@ -16,8 +16,8 @@ import {
 } from '@flocker/api';
 import type { Logger } from 'winston';
 import { ClusterWatcher, WaitTimeoutError } from './ClusterWatcher';
-import { containersUsing, decideVolume, DEFAULT_MOUNT_SAFETY_WINDOW_MS, type ReconcileTarget, type VolumeOutcome } from './DockerReconciler';
-import type { DockerContainer } from './DockerView';
+import { decideInSight, DEFAULT_MOUNT_SAFETY_WINDOW_MS, sightOf, type ReconcileTarget, type VolumeOutcome, type VolumeRef } from './DockerReconciler';
+import type { DockerContainer, DockerVolume } from './DockerView';
 import { MountRegistry, type MountEntry } from './MountRegistry';
 import {
   VolumePluginError,
@@ -673,9 +673,11 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
    * queue, against the registry as it is then, so a Mount answered after the list was
    * taken (a young ID) keeps it.
    */
-  async reconcileWithDocker(containers: readonly DockerContainer[], driver: string): Promise<VolumeOutcome[]> {
+  async reconcileWithDocker(containers: readonly DockerContainer[], driver: string, volumes: readonly DockerVolume[] = []): Promise<VolumeOutcome[]> {
     const windowMs = this.opts.mountSafetyWindowMs ?? DEFAULT_MOUNT_SAFETY_WINDOW_MS;
     const outcomes: VolumeOutcome[] = [];
+    const held = this.registry.entries().map((e) => this.volumeRef(e.name, e.datasetId));
+    const sight = sightOf(containers, volumes, driver, held);
     for (const listed of this.registry.entries()) {
       const outcome = await this.serialised(listed.name, async (): Promise<VolumeOutcome> => {
         const base = { volume: listed.name, datasetId: listed.datasetId };
@@ -684,11 +686,19 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
         if (await this.dropIfDeleted(listed.datasetId, 'docker reconcile')) return { ...base, result: 'dropped', detail: 'dataset deleted' };
         if (this.deferredReleases.has(listed.datasetId)) return { ...base, result: 'skipped', detail: 'copy-up release pending' };
         const mountedAt = this.registry.mountedAt(listed.datasetId);
-        const s = this.watcher.current();
-        const ref = { name: listed.name, mountpoint: s ? mountedPath(s, this.me, listed.datasetId) : undefined };
         const now = this.now();
-        const decision = decideVolume(mountedAt, containersUsing(ref, containers, driver, now, windowMs), now, windowMs);
+        const decision = decideInSight(mountedAt, this.volumeRef(listed.name, listed.datasetId), sight, now, windowMs);
         if (decision.action === 'keep') {
+          if (decision.reason === 'cannot tell') {
+            this.logger.warn('cannot tell whether containers mount this volume: none shows a mount of our volumes under our driver names; keeping it (set --driver-name to the name Docker uses for this plugin)', {
+              volume: listed.name,
+              dataset_id: listed.datasetId,
+              containers: decision.containers,
+              driver_names: [...sight.drivers],
+              code: 'DRIVER_NAME_UNKNOWN',
+            });
+            return { ...base, result: 'kept', detail: `cannot tell: mounted by name by ${decision.containers.join(', ')}` };
+          }
           const detail = decision.reason === 'in use' ? `in use by ${decision.containers.join(', ')}` : `young mount IDs ${decision.youngIds.join(', ')}`;
           return { ...base, result: 'kept', detail };
         }
@@ -711,6 +721,12 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       outcomes.push(outcome);
     }
     return outcomes;
+  }
+
+  /** A registry volume as the reconcile matches it: its name, and its mountpoint here if mounted. */
+  private volumeRef(name: string, datasetId: string): VolumeRef {
+    const s = this.watcher.current();
+    return { name, mountpoint: s ? mountedPath(s, this.me, datasetId) : undefined };
   }
 
   private async lookup(name: string): Promise<DatasetConfiguration | undefined> {

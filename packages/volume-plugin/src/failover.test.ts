@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { FlockerClient, type ClusterSnapshot } from '@flocker/api';
 import { MemoryConfigurationStore, startControlService, type ControlService } from '@flocker/control-api';
 import * as winston from 'winston';
-import { DockerReconciler } from './DockerReconciler';
+import { DockerReconciler, driverNameOf } from './DockerReconciler';
 import type { DockerContainer } from './DockerView';
 import { FakeDatasetAgent } from './FakeDatasetAgent';
 import { FakeDocker } from './FakeDocker';
@@ -52,19 +52,19 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
     return b;
   }
 
-  function reconcilerFor(b: FlockerVolumeBackend, docker: FakeDocker): DockerReconciler {
-    const r = new DockerReconciler({ docker, target: b, driver: 'flocker', logger, intervalMs: 0 });
+  function reconcilerFor(b: FlockerVolumeBackend, docker: FakeDocker, driver = 'flocker'): DockerReconciler {
+    const r = new DockerReconciler({ docker, target: b, driver, logger, intervalMs: 0 });
     r.start();
     closers.unshift(() => r.close());
     return r;
   }
 
   const datasetOf = async (name: string) => (await client.listDatasets()).find((d) => d.metadata.name === name)!;
-  const using = (id: string, state: string, name: string, createdMs = now() - 3_600_000): DockerContainer => ({
+  const using = (id: string, state: string, name: string, createdMs = now() - 3_600_000, driver = 'flocker'): DockerContainer => ({
     id,
     state,
     createdMs,
-    mounts: [{ type: 'volume', name, driver: 'flocker', source: '' }],
+    mounts: [{ type: 'volume', name, driver, source: '' }],
   });
 
   beforeEach(async () => {
@@ -185,6 +185,96 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
       await a.settled();
       await a.mount({ Name: 'vol1', ID: 'm2' });
       expect(await client.listLeases()).toHaveLength(1);
+    });
+  });
+
+  describe('reconcile when Docker knows the plugin by another name than its socket', () => {
+    // The socket is /run/flocker/plugin.sock (driver name "plugin" by default), yet Docker
+    // knows the plugin as "flocker" (a spec file /etc/docker/plugins/flocker.spec) or
+    // "flocker:latest" (a managed plugin); Docker shows an empty Source for plugin volumes.
+    const SOCKET_DRIVER = driverNameOf('/run/flocker/plugin.sock');
+
+    it('never releases a running container’s lease, whether or not Docker lists the volume', async () => {
+      const a = await backendFor(NODE_A);
+      const docker = new FakeDocker();
+      docker.list = [using('web', 'running', 'vol1', undefined, 'flocker')];
+      const r = reconcilerFor(a, docker, SOCKET_DRIVER);
+      await a.create({ Name: 'vol1' });
+      await a.mount({ Name: 'vol1', ID: 'm1' });
+      const vol1 = await datasetOf('vol1');
+      skew += 3 * WINDOW;
+      // Docker's volume list names our volume's driver: "flocker" is learned as ours.
+      docker.volumeList = [{ name: 'vol1', driver: 'flocker' }, { name: 'scratch', driver: 'local' }];
+      expect(await r.run('spec file')).toBe(true);
+      expect(await a.reconcileWithDocker(docker.list, SOCKET_DRIVER, docker.volumeList)).toEqual([
+        expect.objectContaining({ volume: 'vol1', result: 'kept', detail: 'in use by web' }),
+      ]);
+      // Docker lists no volume (a partial answer): no container shows our volumes under our
+      // names, but one mounts "vol1": cannot tell, kept.
+      docker.volumeList = [];
+      expect(await r.run('no volume list')).toBe(true);
+      expect(await a.reconcileWithDocker(docker.list, SOCKET_DRIVER, [])).toEqual([
+        expect.objectContaining({ volume: 'vol1', result: 'kept', detail: 'cannot tell: mounted by name by web' }),
+      ]);
+      // A managed plugin.
+      docker.list = [using('web', 'running', 'vol1', undefined, 'flocker:latest')];
+      docker.volumeList = [{ name: 'vol1', driver: 'flocker:latest' }];
+      skew += 3 * WINDOW;
+      expect(await r.run('managed plugin')).toBe(true);
+      expect(await client.listLeases()).toEqual([{ dataset_id: vol1.dataset_id, node_uuid: NODE_A, expires: null }]);
+      expect(a['registry'].entries()).toEqual([{ datasetId: vol1.dataset_id, name: 'vol1', ids: ['m1'] }]);
+    });
+
+    it('--driver-name alone (Docker lists no volume) recognises the running container', async () => {
+      const a = await backendFor(NODE_A);
+      const docker = new FakeDocker();
+      docker.list = [using('web', 'running', 'vol1', undefined, 'flocker')];
+      const r = reconcilerFor(a, docker, 'flocker');
+      await a.create({ Name: 'vol1' });
+      await a.mount({ Name: 'vol1', ID: 'm1' });
+      skew += 3 * WINDOW;
+      expect(await a.reconcileWithDocker(docker.list, 'flocker', [])).toEqual([expect.objectContaining({ volume: 'vol1', result: 'kept', detail: 'in use by web' })]);
+      await r.run('settle');
+      expect(await client.listLeases()).toHaveLength(1);
+    });
+
+    it('the stale case is still released when Docker lists the volume under its name and no running container uses it', async () => {
+      const a = await backendFor(NODE_A);
+      const docker = new FakeDocker();
+      docker.list = [using('web', 'running', 'vol1', undefined, 'flocker')];
+      docker.volumeList = [{ name: 'vol1', driver: 'flocker' }, { name: 'vol2', driver: 'flocker' }];
+      const r = reconcilerFor(a, docker, SOCKET_DRIVER);
+      await a.create({ Name: 'vol1' });
+      await a.create({ Name: 'vol2' });
+      await a.mount({ Name: 'vol1', ID: 'm1' });
+      await a.mount({ Name: 'vol2', ID: 'm2' });
+      skew += WINDOW + 1_000;
+      await r.run('both mounted, one used');
+      const vol1 = await datasetOf('vol1');
+      // vol2: no container mounts it at all: released; vol1 in use: kept.
+      expect(await client.listLeases()).toEqual([{ dataset_id: vol1.dataset_id, node_uuid: NODE_A, expires: null }]);
+      // dockerd restarted and killed the container, no Unmount: its container is listed exited.
+      docker.down();
+      docker.up([using('web', 'exited', 'vol1', undefined, 'flocker')]);
+      await r.run('settle');
+      expect(await client.listLeases()).toEqual([]);
+      expect(a['registry'].entries()).toEqual([]);
+    });
+
+    it('a dockerd restart that forgot every container releases the volume even with an unknown driver name', async () => {
+      const a = await backendFor(NODE_A);
+      const docker = new FakeDocker();
+      docker.list = [using('web', 'running', 'vol1', undefined, 'flocker')];
+      const r = reconcilerFor(a, docker, SOCKET_DRIVER);
+      await a.create({ Name: 'vol1' });
+      await a.mount({ Name: 'vol1', ID: 'm1' });
+      skew += WINDOW + 1_000;
+      await r.run('kept: cannot tell');
+      expect(await client.listLeases()).toHaveLength(1);
+      docker.down();
+      docker.up([]); // no container at all uses a volume of that name
+      await r.run('settle');
+      expect(await client.listLeases()).toEqual([]);
     });
   });
 

@@ -5,6 +5,7 @@ import { MemoryConfigurationStore, startControlService, type ControlService } fr
 import * as winston from 'winston';
 import { resolveSettings } from './config';
 import { FakeDatasetAgent } from './FakeDatasetAgent';
+import { FakeDocker } from './FakeDocker';
 import { MountRegistry } from './MountRegistry';
 import { startVolumePlugin, type RunningVolumePlugin } from './startVolumePlugin';
 import { callPlugin } from './testing';
@@ -52,6 +53,15 @@ describe('startVolumePlugin', () => {
     await plugin.close();
     expect(fs.existsSync(sock)).toBe(false);
     plugin = undefined;
+  });
+
+  it('the reconciler uses --driver-name when given, else the socket’s base name', async () => {
+    const base = { controlUrl: 'http://127.0.0.1:9', nodeUuid: NODE, stateDir: dir, mountTimeoutMs: 5000, defaultSize: 1024 ** 3, logger, pollMs: 1000, startTimeoutMs: 100 };
+    plugin = await startVolumePlugin({ ...base, socketPath: path.join(dir, 'plugin.sock'), docker: new FakeDocker(), driverName: 'flocker' });
+    expect(plugin.reconciler?.['opts'].driver).toBe('flocker');
+    await plugin.close();
+    plugin = await startVolumePlugin({ ...base, socketPath: path.join(dir, 'plugin.sock'), docker: new FakeDocker() });
+    expect(plugin.reconciler?.['opts'].driver).toBe('plugin');
   });
 
   it('listens even while the control service is down, and recovers when it comes up', async () => {

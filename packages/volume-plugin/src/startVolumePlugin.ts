@@ -21,6 +21,11 @@ export interface VolumePluginOptions extends PluginSettings {
   client?: ControlClient;
   /** Inject the view of dockerd (tests); default: dockerode on dockerSocket, none without one. */
   docker?: DockerView;
+  /**
+   * The driver name Docker uses for this plugin (--driver-name); default: the socket's base
+   * name less ".sock". Names Docker lists this plugin's volumes under are recognised too.
+   */
+  driverName?: string;
 }
 
 export interface RunningVolumePlugin {
@@ -73,7 +78,7 @@ export async function startVolumePlugin(options: VolumePluginOptions): Promise<R
     new DockerReconciler({
       docker,
       target: backend,
-      driver: driverNameOf(options.socketPath),
+      driver: options.driverName ?? driverNameOf(options.socketPath),
       logger,
       intervalMs: options.reconcileIntervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS,
     });
