@@ -36,8 +36,11 @@ export interface ConfigurationStore {
   close?(): Promise<void>;
   /** Shared stores: delivers stored node reports, then changes made through other replicas. */
   subscribe?(listener: StoreListener): Promise<void>;
-  /** Shared stores: makes a node's report (and its last-seen time) visible to other replicas. */
-  publishReport?(report: NodeReport, json: string, lastSeen: number): void;
+  /**
+   * Shared stores: makes a node's report (and its last-seen time) visible to other replicas,
+   * an unchanged one at least every nodeTimeoutMs / 4; resolves once it is (rejects if it is not).
+   */
+  publishReport?(report: NodeReport, json: string, lastSeen: number, nodeTimeoutMs: number): Promise<void>;
   /** Shared stores: makes a node's container report (and when it came) visible to other replicas. */
   publishContainers?(uuid: string, report: ContainerReport, lastSeen: number): void;
 }

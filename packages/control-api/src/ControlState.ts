@@ -185,7 +185,8 @@ export class ControlState {
     }
     const now = this.now();
     const json = this.nodes.record(report, now);
-    this.store.publishReport?.(report, json, now);
+    // Other replicas judge the node's liveness on what reaches etcd: a report not shared is not answered as received.
+    await this.store.publishReport?.(report, json, now, this.nodeTimeoutMs);
     return this.generation;
   }
 

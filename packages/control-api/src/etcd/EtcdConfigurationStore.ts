@@ -39,6 +39,17 @@ export const DEFAULT_ETCD_TIMEOUT_MS = 3000;
  * to cost O(1) per write on average.
  */
 export const DEFAULT_SNAPSHOT_EVERY = 500;
+/** Unchanged reports are re-published at least this often (and more often under a short node timeout). */
+export const DEFAULT_REPORT_REFRESH_MS = 5000;
+
+/**
+ * Pure: how long an unchanged node report may go without being re-published, so that every
+ * replica sees a live node's last_seen move at least every nodeTimeoutMs / 4 (a replica that
+ * does not receive the node's reports judges its liveness on what etcd tells it alone).
+ */
+export function reportRefreshMs(nodeTimeoutMs: number, capMs: number = DEFAULT_REPORT_REFRESH_MS): number {
+  return Math.max(0, Math.min(capMs, nodeTimeoutMs / 4));
+}
 const HEAD_KEY = 'head';
 const SNAPSHOT_KEY = 'snapshot';
 const LOG_PREFIX = 'log/';
@@ -56,7 +67,10 @@ export interface EtcdStoreOptions {
   keyFile?: string;
   /** Deadline of each etcd call; a write without an answer by then fails with STORE_UNAVAILABLE. */
   timeoutMs?: number;
-  /** A node's unchanged report is re-published at most this often (its last_seen refresh). */
+  /**
+   * Upper bound of how often an unchanged report is re-published (its last_seen refresh);
+   * node reports are refreshed at least every node timeout / 4 whatever this says (see reportRefreshMs).
+   */
   reportRefreshMs?: number;
   snapshotEvery?: number;
   /** Told about watch and background trouble (reconnects are automatic). */
@@ -136,7 +150,8 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   private logBytes = 0;
   private snapshotBytes = 0;
   private snapshotting = false;
-  private readonly published = new Map<string, { json: string; at: number; value: string }>();
+  /** What was last published per key, and its put (in flight or settled; a failed one is forgotten). */
+  private readonly published = new Map<string, { json: string; at: number; value: string; put: Promise<void> }>();
   private listener: StoreListener | undefined;
   /**
    * The version our transaction in flight writes, and the log records watched meanwhile
@@ -152,7 +167,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   constructor(options: EtcdStoreOptions) {
     this.prefix = (options.prefix ?? DEFAULT_ETCD_PREFIX).replace(/\/+$/, '');
     this.timeoutMs = options.timeoutMs ?? DEFAULT_ETCD_TIMEOUT_MS;
-    this.reportRefreshMs = options.reportRefreshMs ?? 5000;
+    this.reportRefreshMs = options.reportRefreshMs ?? DEFAULT_REPORT_REFRESH_MS;
     this.snapshotEvery = options.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY;
     this.onError = options.onError ?? (() => undefined);
     const etcdOptions: IOptions = {
@@ -462,33 +477,46 @@ export class EtcdConfigurationStore implements ConfigurationStore {
 
   /**
    * Shares a node's report with the other replicas: at once when it changed, else at
-   * most every reportRefreshMs (refreshing last_seen is all an unchanged report does).
+   * most every reportRefreshMs(nodeTimeoutMs, the reportRefreshMs option) (refreshing
+   * last_seen is all an unchanged report does). Resolves once etcd stored it (or the
+   * put of an identical report in flight did); rejects STORE_UNAVAILABLE when it did not,
+   * so the report is not answered as received.
    */
-  publishReport(report: NodeReport, json: string, lastSeen: number): void {
-    this.share(NODES_PREFIX, report.uuid, json, lastSeen, `{"last_seen":${lastSeen},"report":${json}}`, 'a node report');
+  publishReport(report: NodeReport, json: string, lastSeen: number, nodeTimeoutMs?: number): Promise<void> {
+    const refresh = nodeTimeoutMs === undefined ? this.reportRefreshMs : reportRefreshMs(nodeTimeoutMs, this.reportRefreshMs);
+    return this.share(NODES_PREFIX, report.uuid, json, lastSeen, `{"last_seen":${lastSeen},"report":${json}}`, 'a node report', refresh);
   }
 
-  /** Shares a node's container report with the other replicas, as publishReport does node reports. */
+  /** Shares a node's container report with the other replicas, as publishReport does node reports (failures go to onError). */
   publishContainers(uuid: string, report: ContainerReport, lastSeen: number): void {
+    if (this.closed) return;
     const json = JSON.stringify(report);
-    this.share(CONTAINERS_PREFIX, uuid, json, lastSeen, `{"last_seen":${lastSeen},"node":${JSON.stringify(uuid)},"report":${json}}`, 'a container report');
+    this.share(CONTAINERS_PREFIX, uuid, json, lastSeen, `{"last_seen":${lastSeen},"node":${JSON.stringify(uuid)},"report":${json}}`, 'a container report', this.reportRefreshMs).catch(
+      (err: unknown) => this.onError(err),
+    );
   }
 
-  private share(prefix: string, uuid: string, json: string, lastSeen: number, value: string, what: string): void {
-    if (this.closed) return;
+  private share(prefix: string, uuid: string, json: string, lastSeen: number, value: string, what: string, refreshMs: number): Promise<void> {
+    // Closing: not shared, so not answered as received (503, the agent reports to another replica).
+    if (this.closed) return Promise.reject(new StoreError('STORE_CLOSED', 'The configuration store is closed.'));
     const key = `${prefix}${uuid}`;
     const prev = this.published.get(key);
-    if (prev !== undefined && prev.json === json && lastSeen - prev.at < this.reportRefreshMs) return;
-    this.published.set(key, { json, at: lastSeen, value });
-    this.ns
+    // Identical and recent: answered with that put (a report is not taken as shared before it is).
+    if (prev !== undefined && prev.json === json && lastSeen - prev.at < refreshMs) return prev.put;
+    const put = this.ns
       .put(key)
       .value(value)
       .exec()
-      .catch((err: unknown) => {
-        // Retried with the next report.
-        this.published.delete(key);
-        this.onError(unavailable(`store ${what}`, err));
-      });
+      .then(
+        () => undefined,
+        (err: unknown) => {
+          // Forgotten, so the next report is put again.
+          if (this.published.get(key)?.put === put) this.published.delete(key);
+          throw unavailable(`store ${what}`, err);
+        },
+      );
+    this.published.set(key, { json, at: lastSeen, value, put });
+    return put;
   }
 
   /** Replaces whatever the prefix holds by `config` as a snapshot (for migrate-store). */

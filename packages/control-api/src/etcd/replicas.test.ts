@@ -12,7 +12,7 @@ import winston from 'winston';
 import { FlockerApiError, FlockerClient, type NodeReport } from '@flocker/api';
 import { emptyConfiguration, type Configuration } from '../configuration';
 import { type ControlService, startControlService } from '../server';
-import { EtcdConfigurationStore, parseEndpoints, StoreConflict } from './EtcdConfigurationStore';
+import { EtcdConfigurationStore, parseEndpoints, reportRefreshMs, StoreConflict } from './EtcdConfigurationStore';
 import { EtcdTestCluster } from './testCluster';
 import { seedFileStore } from './testSeed';
 import { encodeConfiguration, FileConfigurationStore } from '../ConfigurationStore';
@@ -59,6 +59,15 @@ describe('parseEndpoints', () => {
     expect(() => parseEndpoints('')).toThrow(/No etcd endpoint/);
     expect(() => parseEndpoints('ftp://x:1')).toThrow(/not an etcd endpoint/);
     expect(() => parseEndpoints('http://nohost')).toThrow(/not an etcd endpoint/);
+  });
+});
+
+describe('reportRefreshMs', () => {
+  it('is at most 5 s and at most a quarter of the node timeout', () => {
+    expect(reportRefreshMs(30_000)).toBe(5000);
+    expect(reportRefreshMs(2000)).toBe(500);
+    expect(reportRefreshMs(500)).toBe(125);
+    expect(reportRefreshMs(30_000, 1000)).toBe(1000);
   });
 });
 
@@ -329,6 +338,54 @@ describe('control replicas sharing one etcd cluster', () => {
     expect(released).toHaveLength(1);
     expect(released[0]).toMatchObject({ dataset_id: ds.dataset_id, node_uuid: A });
     expect(logged.filter((l) => l.level === 'error' || /failed/.test(l.message))).toEqual([]);
+  });
+
+  it('with T = 2 s, a node reporting only to replica A every 300 ms is never declared dead by replica B, nor its lease released', async () => {
+    const r1 = await replica({ nodeTimeoutSeconds: 2, leaseGraceSeconds: 0 });
+    const r2 = await replica({ nodeTimeoutSeconds: 2, leaseGraceSeconds: 0 });
+    await r1.client.reportNodeState(report(A));
+    const ds = await r1.client.createDataset({ primary: A });
+    await r1.client.acquireLease({ dataset_id: ds.dataset_id, node_uuid: A, expires: null });
+    await eventually(async () => (await r2.client.listLeases()).length === 1 && (await r2.client.waitForCluster(undefined, 0)).nodes.some((n) => n.uuid === A && n.alive));
+    // Three node timeouts of unchanged reports, all to r1; r2 learns of them only through etcd.
+    const until = Date.now() + 6000;
+    while (Date.now() < until) {
+      await r1.client.reportNodeState(report(A));
+      expect((await r2.client.waitForCluster(undefined, 0)).nodes.find((n) => n.uuid === A)?.alive).toBe(true);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    for (const r of [r1, r2]) {
+      expect(r.svc.state.listEvents().filter((e) => e.kind === 'node_dead' || e.kind === 'lease_released_dead_node')).toEqual([]);
+      expect((await r.client.listLeases()).map((l) => l.dataset_id)).toEqual([ds.dataset_id]);
+    }
+  });
+
+  it('a node report whose publication to etcd fails is answered 503 STORE_UNAVAILABLE, not 200', async () => {
+    const r1 = await replica({ timeoutMs: 1000 });
+    await r1.client.reportNodeState(report(A));
+    const leader = etcd.leader();
+    const others = [0, 1, 2].filter((i) => i !== leader);
+    await etcd.kill(others[0] as number);
+    await etcd.kill(others[1] as number);
+    try {
+      // A changed report must reach etcd (an unchanged one inside the refresh interval need not).
+      await expectApiError(r1.client.reportNodeState({ ...report(A), volumes: [] }), 503, 'STORE_UNAVAILABLE');
+    } finally {
+      etcd.startMember(others[0] as number);
+      etcd.startMember(others[1] as number);
+      await etcd.waitHealthy(etcd.endpoints);
+    }
+    // With quorum back the same report is published (the failed one was not taken for published).
+    await eventually(async () => {
+      try {
+        await r1.client.reportNodeState({ ...report(A), volumes: [] });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 20_000);
+    const r2 = await replica();
+    expect((await r2.client.waitForCluster(undefined, 0)).nodes.find((n) => n.uuid === A)).toMatchObject({ alive: true });
   });
 
   it('node reports and liveness are shared and survive a replica restart', async () => {
