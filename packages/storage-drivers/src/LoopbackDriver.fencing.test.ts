@@ -135,6 +135,80 @@ async function startWriterHost(device: string, mnt: string): Promise<WriterHost>
   return host;
 }
 
+/**
+ * Writes 4 KiB blocks "w<id> <n>\n" round-robin into its slots of the raw device, each followed by fdatasync, as
+ * fast as it can; reports "acked <n> <slot>" for each whose fdatasync succeeded and the first failure, then idles
+ * holding the device open.
+ */
+const RAW_WRITER = `
+const fs = require('fs');
+const [device, id, base, slots] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3]), Number(process.argv[4])];
+const fd = fs.openSync(device, 'r+');
+const buf = Buffer.alloc(4096, 32);
+for (let n = 1; ; n++) {
+  const slot = base + (n % slots);
+  buf.fill(32);
+  buf.write('w' + id + ' ' + n + '\\n', 0, 'latin1');
+  let op = 'write';
+  try { fs.writeSync(fd, buf, 0, 4096, slot * 4096); op = 'fsync'; fs.fdatasyncSync(fd); }
+  catch (e) { process.stdout.write('failed ' + n + ' ' + op + ' ' + e.code + '\\n'); break; }
+  process.stdout.write('acked ' + n + ' ' + slot + '\\n');
+}
+setInterval(() => {}, 60000);
+`;
+
+interface RawWriter {
+  readonly id: number;
+  waitForAcked(n: number): Promise<void>;
+  /** For each slot, the last write whose fdatasync succeeded. */
+  maxAckedBySlot(): Map<number, number>;
+  readonly failure: Promise<{ n: number; op: string; code: string }>;
+  kill(): Promise<void>;
+}
+
+function startRawWriter(device: string, id: number, base: number, slots: number): RawWriter {
+  const child = spawn(process.execPath, ['-e', RAW_WRITER, device, String(id), String(base), String(slots)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const bySlot = new Map<number, number>();
+  let acked = 0;
+  let buffered = '';
+  let onFailure: (f: { n: number; op: string; code: string }) => void = () => undefined;
+  const failure = new Promise<{ n: number; op: string; code: string }>((resolve) => (onFailure = resolve));
+  child.stdout!.on('data', (d: Buffer) => {
+    buffered += d.toString();
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      let m = /^acked (\d+) (\d+)$/.exec(line);
+      if (m) {
+        acked = Number(m[1]);
+        bySlot.set(Number(m[2]), acked);
+      }
+      m = /^failed (\d+) (\w+) (\w+)$/.exec(line);
+      if (m) onFailure({ n: Number(m[1]), op: m[2], code: m[3] });
+    }
+  });
+  return {
+    id,
+    async waitForAcked(n) {
+      const deadline = Date.now() + 20_000;
+      while (acked < n) {
+        if (child.exitCode !== null) throw new Error(`raw writer ${id} exited with ${child.exitCode}`);
+        if (Date.now() > deadline) throw new Error(`raw writer ${id} acked only ${acked} writes`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    maxAckedBySlot: () => new Map(bySlot),
+    failure,
+    async kill() {
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
 async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -380,6 +454,40 @@ describe('LoopbackDriver fencing (force detach of a device still in use)', () =>
     expect((await releaseUntil(p.b, (r) => r.images.length > 0)).images).toHaveLength(1);
     expect(fencedFiles(await fs.readdir(p.volumes))).toEqual([]);
     await p.b.detachVolume(v.blockdeviceId);
+  });
+
+  it('every write a raw-device writer had fsynced before the fence is in the copy (writers hammering the old device while it is fenced, 3 rounds)', async () => {
+    // Issue 17 #6: a write that passed the immutable check just before the flag was set must not land after cp
+    // read its range (see the comment in LoopbackDriver.fenceImage: the flag change waits for it).
+    const p = await pool();
+    const BLOCK = 4096;
+    const SLOTS = 64;
+    for (let round = 1; round <= 3; round++) {
+      const v = await p.a.createVolume('ds', 8 * MiB);
+      await p.a.attachVolume(v.blockdeviceId, 'instance-a');
+      const oldDevice = await p.a.getDevicePath(v.blockdeviceId);
+      const writers = [0, 1].map((w) => startRawWriter(oldDevice, w, w * SLOTS, SLOTS));
+      await Promise.all(writers.map((w) => w.waitForAcked(100)));
+      await p.b.detachVolume(v.blockdeviceId, { force: true });
+      const failures = await Promise.all(writers.map((w) => withTimeout(w.failure, 10_000, 'a raw writer to fail')));
+      for (const f of failures) expect(f.code).toMatch(/^E(IO|PERM)$/);
+      const image = await fs.open(path.join(p.volumes, `${v.blockdeviceId}.img`), 'r');
+      try {
+        for (const w of writers) {
+          for (const [slot, acked] of w.maxAckedBySlot()) {
+            const buf = Buffer.alloc(BLOCK);
+            await image.read(buf, 0, BLOCK, slot * BLOCK);
+            const m = /^w(\d+) (\d+)\n/.exec(buf.toString('latin1'));
+            const found = m !== null && Number(m[1]) === w.id ? Number(m[2]) : 0;
+            if (found < acked) throw new Error(`round ${round}: block ${slot} of the copy holds write ${found} of writer ${w.id}, but write ${acked} had been fsynced`);
+          }
+        }
+      } finally {
+        await image.close();
+      }
+      for (const w of writers) await w.kill();
+      await releaseUntil(p.b, (r) => r.images.length > 0);
+    }
   });
 
   it('without the immutable flag, refuses to force-detach a device in use and changes nothing; an unused one is simply detached', async () => {

@@ -768,6 +768,21 @@ export class LoopbackDriver implements BlockDeviceApi {
     const fenced = path.join(this.volumesPath, fencedImageName(blockdeviceId, seq, new Date(), randomBytes(4).toString('hex')));
     await fs.rename(image, fenced);
     await fsyncDir(this.volumesPath);
+    // Why the copy below needs no wait for writes of the old device still "in flight" (issue 17 #6): when
+    // FS_IOC_SETFLAGS (the perl helper's ioctl, and chattr's) returns, every write of the old loop device
+    // has either failed or its data is in the inode. The loop device (attached without O_DIRECT, so
+    // buffered) writes through the backing file's ->write_iter; ext4_buffered_write_iter holds the inode
+    // lock (i_rwsem, exclusive) from the IS_IMMUTABLE check (ext4_generic_write_checks, EPERM → the
+    // device's EIO) to the end of generic_perform_write, the copy into the page cache. vfs_fileattr_set
+    // (fs/file_attr.c, fs/ioctl.c before 6.17) takes the same lock exclusively around ->fileattr_set, so
+    // the flag change waits for any write past the check, and every later write sees the flag. And
+    // ext4_ioctl_setflags, when it turns the flag on for a regular file, also calls inode_dio_wait (waits
+    // for direct I/O in flight: a device switched to direct I/O, whose async writes outlive the lock) and
+    // filemap_write_and_wait, before setting it. cp then reads through the page cache, which holds it
+    // all. So an old holder whose fsync succeeded has its data in the copy; a write that lost the race
+    // fails (tested: 'every write a raw-device writer had fsynced before the fence is in the copy' in
+    // LoopbackDriver.fencing.test.ts). Needs a filesystem that checks the flag on writes through open
+    // files: ext4 does; tmpfs (6.18) does not (see README).
     try {
       await setImmutable(fenced, true, this.flagOptions);
     } catch (e) {
