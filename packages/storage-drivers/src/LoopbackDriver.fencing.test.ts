@@ -490,6 +490,38 @@ describe('LoopbackDriver fencing (force detach of a device still in use)', () =>
     }
   });
 
+  it('on tmpfs, whose immutable flag does not stop writes through open files, refuses to force-detach a device in use and changes nothing', async () => {
+    const root = await makeTempRoot('flocker-fence-tmpfs-');
+    roots.push(root);
+    const mountRoot = path.join(root, 'tmpfs');
+    await fs.mkdir(mountRoot);
+    expect((await execFileExec('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', mountRoot])).exitCode).toBe(0);
+    try {
+      const a = new LoopbackDriver({ rootPath: mountRoot, instanceId: 'instance-a' });
+      const b = new LoopbackDriver({ rootPath: mountRoot, instanceId: 'instance-b' });
+      const v = await a.createVolume('ds', 8 * MiB);
+      await a.attachVolume(v.blockdeviceId, 'instance-a');
+      const device = await a.getDevicePath(v.blockdeviceId);
+      const raw = await fs.open(device, 'r+');
+      try {
+        const failure = await b.detachVolume(v.blockdeviceId, { force: true }).catch((e: unknown) => e);
+        expect(isStorageError(failure, 'BACKEND_ERROR')).toBe(true);
+        expect(String(failure)).toMatch(/still in use.*does not refuse writes through files opened before.*Nothing was changed/);
+        const volumes = path.join(mountRoot, 'volumes');
+        expect((await fs.readdir(volumes)).sort()).toEqual([`${v.blockdeviceId}.img`, `${v.blockdeviceId}.json`]);
+        expect(loopBindingOf(device)?.backingFile).toBe(path.join(volumes, `${v.blockdeviceId}.img`));
+        expect((await b.listVolumes())[0].attachedTo).toBe('instance-a');
+      } finally {
+        await raw.close();
+      }
+      await b.detachVolume(v.blockdeviceId, { force: true });
+      expect((await b.listVolumes())[0].attachedTo).toBeNull();
+    } finally {
+      await destroyTempRoot(mountRoot).catch(() => undefined);
+      await execFileExec('umount', ['-l', mountRoot]);
+    }
+  });
+
   it('without the immutable flag, refuses to force-detach a device in use and changes nothing; an unused one is simply detached', async () => {
     const noFlag: ExecFn = async (file, args) =>
       file === 'chattr' ? { exitCode: 1, stdout: '', stderr: `chattr: Operation not supported while setting flags on ${args[1]}\n` } : execFileExec(file, args);

@@ -82,6 +82,8 @@ export interface RepairReport {
 /** A backing file without a record is an orphan once this old (a create in progress has one for milliseconds). */
 const ORPHAN_AGE_MS = 10 * 60 * 1000;
 
+/** Probe files of immutableStopsOpenFiles. */
+const IMMUTABLE_PROBE = /^\.immutable-probe-\d+-[0-9a-f]{8}$/;
 const ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
@@ -148,6 +150,8 @@ export class LoopbackDriver implements BlockDeviceApi {
   private readonly attachOptions: AttachLoopOptions;
   private readonly detachOptions: { ioctls?: LoopIoctls };
   private readonly flagOptions: ImmutableOptions;
+  /** See immutableStopsOpenFiles; undefined until probed. */
+  private flagStopsOpenFiles: boolean | undefined;
   /** The device each volume was last found on: checked (one sysfs read) before scanning every device. */
   private readonly lastDevice = new Map<string, string>();
   /** maximumVolumeSize(), probed once. */
@@ -782,8 +786,16 @@ export class LoopbackDriver implements BlockDeviceApi {
     // all. So an old holder whose fsync succeeded has its data in the copy; a write that lost the race
     // fails (tested: 'every write a raw-device writer had fsynced before the fence is in the copy' in
     // LoopbackDriver.fencing.test.ts). Needs a filesystem that checks the flag on writes through open
-    // files: ext4 does; tmpfs (6.18) does not (see README).
+    // files: ext4 does; tmpfs (6.18) does not, which immutableStopsOpenFiles finds out (then: refused).
     try {
+      // After the rename (a crash while probing leaves S1, which recovery finishes), before the flag.
+      if (!(await this.immutableStopsOpenFiles())) {
+        throw new ImmutableFlagError(
+          'ENOTENFORCED',
+          fenced,
+          'the pool filesystem sets the immutable flag but does not refuse writes through files opened before (tmpfs does this), so a fence would not stop them',
+        );
+      }
       await setImmutable(fenced, true, this.flagOptions);
     } catch (e) {
       await fs.rename(fenced, image);
@@ -797,6 +809,35 @@ export class LoopbackDriver implements BlockDeviceApi {
     }
     await this.copyFencedIntoImage(blockdeviceId, fenced);
     return fenced;
+  }
+
+  /**
+   * Whether the immutable flag stops writes through a file opened before it was set (what a fence relies on: the
+   * loop device's backing file is such a file). ext4 checks the flag on every write; tmpfs (6.18) does not. Found
+   * once per driver with a probe file in the pool directory: open, set the flag, try to write a byte. A failure to
+   * set the flag at all is thrown (the fence reports it like its own).
+   */
+  private async immutableStopsOpenFiles(): Promise<boolean> {
+    if (this.flagStopsOpenFiles !== undefined) return this.flagStopsOpenFiles;
+    const probe = path.join(this.volumesPath, `.immutable-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
+    const handle = await fs.open(probe, 'wx');
+    let stops: boolean;
+    try {
+      await setImmutable(probe, true, this.flagOptions);
+      try {
+        await handle.write(Buffer.from('x'), 0, 1, 0);
+        stops = false;
+      } catch (e) {
+        stops = (e as NodeJS.ErrnoException).code === 'EPERM';
+      }
+    } finally {
+      await setImmutable(probe, false, this.flagOptions).catch(() => undefined);
+      await handle.close();
+      await fs.rm(probe, { force: true });
+    }
+    if (!stops) this.logger.error('the pool filesystem does not enforce the immutable flag on open files: force detach of devices in use is refused', { volumesPath: this.volumesPath });
+    this.flagStopsOpenFiles = stops;
+    return stops;
   }
 
   /** Copies a fenced (immutable, so frozen) image into a new `<id>.img`: temp, fsync, rename, fsync the directory. */
@@ -846,7 +887,14 @@ export class LoopbackDriver implements BlockDeviceApi {
    */
   private async finishInterruptedFences(onlyId?: string): Promise<string[]> {
     const restored: string[] = [];
-    for (const plan of planFenceRecovery(await fs.readdir(this.volumesPath), onlyId)) {
+    const names = await fs.readdir(this.volumesPath);
+    for (const name of names.filter((n) => IMMUTABLE_PROBE.test(n))) {
+      // Probes run under the pool lock, which we hold: this one's prober crashed.
+      const probe = path.join(this.volumesPath, name);
+      await setImmutable(probe, false, this.flagOptions).catch(() => undefined);
+      await fs.rm(probe, { force: true }).catch((e: unknown) => this.logger.warn('cannot remove a stale immutable probe', { file: probe, error: String(e) }));
+    }
+    for (const plan of planFenceRecovery(names, onlyId)) {
       try {
         for (const temp of plan.removeTemps) {
           await fs.rm(path.join(this.volumesPath, temp), { force: true });

@@ -37,6 +37,8 @@ export function immutableFailureReason(errno: string): string {
     case 'ENOSYS':
     case 'EINVAL':
       return 'the pool filesystem does not support the immutable flag (use ext4, xfs, btrfs or tmpfs on Linux 6.0+)';
+    case 'ENOTENFORCED':
+      return 'the pool filesystem does not enforce the flag on files opened before it was set (tmpfs), so it would not stop the old device';
     default:
       return errno;
   }
