@@ -18,7 +18,7 @@ import type { BlockDeviceApi, BlockDeviceVolume, PoolListing, VolumeProblem } fr
 import type winston from 'winston';
 import type { z } from 'zod';
 import { calculateChanges, mountPathOf } from './calculateChanges';
-import { systemClock, type Clock, type TimerHandle } from './clock';
+import { backoffDelay, systemClock, type Clock, type TimerHandle } from './clock';
 import type { ContainerStopper, StopTargets } from './containers';
 import { discoverLocalState } from './discoverLocalState';
 import { ACQUIRING_ACTIONS, ContactTracker, heartbeatMs, lastChanceMs, selfFenceBoundMs, type ContactPhase } from './fencing';
@@ -111,10 +111,7 @@ interface Failure {
   readonly retryAt: number;
 }
 
-/** Bounded exponential backoff: initial, 2x initial, … up to max. */
-export function backoffDelay(attempts: number, initialMs: number, maxMs: number): number {
-  return Math.min(maxMs, initialMs * 2 ** Math.max(0, attempts - 1));
-}
+export { backoffDelay } from './clock';
 
 /** Parses FLOCKER_AGENT_CRASH_AFTER=<kind>:<n>. */
 export function parseCrashAfter(value: string | undefined): CrashAfter | undefined {

@@ -32,3 +32,8 @@ export const systemClock: Clock = {
   },
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms))),
 };
+
+/** Bounded exponential backoff: initial, 2x initial, … up to max. */
+export function backoffDelay(attempts: number, initialMs: number, maxMs: number): number {
+  return Math.min(maxMs, initialMs * 2 ** Math.max(0, attempts - 1));
+}

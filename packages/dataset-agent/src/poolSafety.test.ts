@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { ManualClock } from './testing/ManualClock';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,9 +96,11 @@ describe('createRefusal (never a second volume for a dataset)', () => {
 });
 
 /** Manual time for the wait for other nodes' reports. */
-function seams(): { nodeUuid: string; sleep: (ms: number) => Promise<void>; now: () => number; slept: () => number } {
-  let t = 0;
-  return { nodeUuid: NODE_C, sleep: async (ms) => void (t += ms), now: () => t, slept: () => t };
+function seams(): { nodeUuid: string; clock: ManualClock; slept: () => number } {
+  const clock = new ManualClock(0);
+  // The check's only timer is its sleep: let each one pass at once, counting the time.
+  clock.sleep = async (ms) => void (await clock.advance(ms));
+  return { nodeUuid: NODE_C, clock, slept: () => clock.now() };
 }
 
 describe('checkPoolAtStart with real pools', () => {
@@ -217,7 +220,7 @@ describe('fetchSnapshotPatiently', () => {
         return snap;
       },
       silent,
-      async (ms) => void pauses.push(ms),
+      { sleep: async (ms) => void pauses.push(ms) },
       100,
       300,
     );

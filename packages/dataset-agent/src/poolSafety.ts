@@ -13,6 +13,7 @@
  *   be) the dataset's, or while a node reports a volume of the dataset that this
  *   pool does not have.
  */
+import { backoffDelay, systemClock, type Clock } from './clock';
 import type { ClusterSnapshot } from '@flocker/api';
 import type { BlockDeviceApi, PoolIdentity, PoolListing, VolumeProblem } from '@flocker/storage-drivers';
 import type winston from 'winston';
@@ -169,9 +170,8 @@ export interface PoolCheckOptions {
   readonly logger: winston.Logger;
   /** This node: its own earlier report does not count as "another node has reported". */
   readonly nodeUuid: string;
-  /** Test seams (default: timers and Date.now). */
-  readonly sleep?: (ms: number) => Promise<void>;
-  readonly now?: () => number;
+  /** Default: the system clock. */
+  readonly clock?: Clock;
 }
 
 /**
@@ -207,16 +207,15 @@ export async function checkPoolAtStart(o: PoolCheckOptions): Promise<void> {
     // but no other node's report yet: wait for the reports (up to the node timeout, by which a live
     // node has reported), since they are what shows volumes this pool lacks. (A claimed pool that is
     // empty is checked on the snapshot as it is; the create re-check covers what it cannot show.)
-    const now = o.now ?? Date.now;
-    const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+    const clock = o.clock ?? systemClock;
     const waitMs = (snapshot.node_timeout_seconds ?? 30) * 1000;
-    const since = now();
+    const since = clock.now();
     const inPool = new Set([...first.volumes.map((v) => v.datasetId), ...first.problems.flatMap((p) => (p.datasetId !== undefined ? [p.datasetId] : []))]);
     const waitForReports = (snap: ClusterSnapshot): boolean => identity === null && awaitingReports(snap, o.driver.backend, o.nodeUuid, inPool);
     if (waitForReports(snapshot)) {
       o.logger.warn('datasets exist but no other node has reported yet: waiting for their reports before using a new or empty pool', { pool: o.where, waitMs });
-      while (waitForReports(snapshot) && now() - since < waitMs) {
-        await sleep(1000);
+      while (waitForReports(snapshot) && clock.now() - since < waitMs) {
+        await clock.sleep(1000);
         snapshot = await o.fetchSnapshot();
       }
       if (waitForReports(snapshot)) o.logger.warn('no other node reported: going on with the pool', { pool: o.where });
@@ -238,7 +237,7 @@ export async function checkPoolAtStart(o: PoolCheckOptions): Promise<void> {
 export async function fetchSnapshotPatiently(
   fetch: () => Promise<ClusterSnapshot>,
   logger: winston.Logger,
-  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+  clock: Pick<Clock, 'sleep'> = systemClock,
   initialMs = 500,
   maxMs = 30_000,
 ): Promise<ClusterSnapshot> {
@@ -246,9 +245,9 @@ export async function fetchSnapshotPatiently(
     try {
       return await fetch();
     } catch (e) {
-      const delay = Math.min(maxMs, initialMs * 2 ** (attempt - 1));
+      const delay = backoffDelay(attempt, initialMs, maxMs);
       logger.warn('cannot reach the control service to check the pool; retrying', { code: errorCode(e), error: errorMessage(e), retryInMs: delay });
-      await sleep(delay);
+      await clock.sleep(delay);
     }
   }
 }
