@@ -2,14 +2,14 @@
  * The agent's self-fencing on a manual clock: no wall-clock sleeps; every timer
  * of the agent (loop, heartbeats, fence deadline, backoff) runs on ManualClock.
  */
+import { TEST_NODE, testAgentOptions } from './testing/agentOptions';
 import type { ClusterSnapshot, NodeReport } from '@flocker/api';
-import winston from 'winston';
 import type { ContainerStopper } from './containers';
 import { DatasetAgent, type ControlChannel } from './DatasetAgent';
 import { FakeDriver, FakeHost } from './fakes';
 import { ManualClock } from './testing/ManualClock';
 
-const ME = '11111111-1111-4111-8111-111111111111';
+const ME = TEST_NODE;
 const B = '22222222-2222-4222-8222-222222222222';
 const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const MiB = 1024 * 1024;
@@ -140,30 +140,24 @@ function setup(extra: { selfFenceMs?: number } = {}) {
     },
   };
   let poolChange: () => void = () => undefined;
-  const agent = new DatasetAgent({
-    nodeUuid: ME,
-    era: 'era-1',
-    host: '10.0.0.1',
-    instanceId: 'i-me',
-    driver,
-    hostOps: host,
-    control,
-    mountRoot: '/flocker',
-    defaultSize: 64 * MiB,
-    resyncIntervalMs: 10_000,
-    concurrency: 2,
-    backoffInitialMs: 500,
-    backoffMaxMs: 5_000,
-    logger: winston.createLogger({ silent: true }),
-    pollWaitMs: 25_000,
-    clock,
-    containers,
-    ...extra,
-    poolChanges: (onChange) => {
-      poolChange = onChange;
-      return () => undefined;
-    },
-  });
+  const agent = new DatasetAgent(
+    testAgentOptions({
+      driver,
+      hostOps: host,
+      control,
+      resyncIntervalMs: 10_000,
+      backoffInitialMs: 500,
+      backoffMaxMs: 5_000,
+      pollWaitMs: 25_000,
+      clock,
+      containers,
+      ...extra,
+      poolChanges: (onChange) => {
+        poolChange = onChange;
+        return () => undefined;
+      },
+    }),
+  );
   return { clock, driver, host, control, stopped, stoppedVolumes, agent, poolChanged: () => poolChange() };
 }
 

@@ -1,11 +1,11 @@
 import type { NodeState } from '@flocker/api';
+import { TEST_NODE, testAgentOptions } from './testing/agentOptions';
 import { StorageError } from '@flocker/storage-drivers';
-import winston from 'winston';
 import { DatasetAgent } from './DatasetAgent';
 import { FakeControl, FakeDriver, FakeHost } from './fakes';
 import { ManualClock } from './testing/ManualClock';
 
-const ME = '11111111-1111-4111-8111-111111111111';
+const ME = TEST_NODE;
 const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const MiB = 1024 * 1024;
 
@@ -22,25 +22,7 @@ function setup(
   const host = new FakeHost();
   const clock = new ManualClock();
   const control = new FakeControl(clock);
-  const agent = new DatasetAgent({
-    nodeUuid: ME,
-    era: 'era-1',
-    host: '10.0.0.1',
-    instanceId: 'i-me',
-    driver,
-    hostOps: host,
-    control,
-    mountRoot: '/flocker',
-    defaultSize: 64 * MiB,
-    resyncIntervalMs: 200,
-    concurrency: 2,
-    backoffInitialMs: 20,
-    backoffMaxMs: 50,
-    logger: winston.createLogger({ silent: true }),
-    pollWaitMs: 200,
-    clock,
-    ...extra,
-  });
+  const agent = new DatasetAgent(testAgentOptions({ driver, hostOps: host, control, clock, ...extra }));
   current = clock;
   return { driver, host, control, agent, clock };
 }

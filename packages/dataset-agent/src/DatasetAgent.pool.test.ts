@@ -1,12 +1,12 @@
 /** The agent and a pool with an unreadable record, a volume reported elsewhere, the backend's size limit (issue 17). */
+import { TEST_NODE, testAgentOptions } from './testing/agentOptions';
 import type { PoolListing, VolumeProblem } from '@flocker/storage-drivers';
 import { StorageError } from '@flocker/storage-drivers';
-import winston from 'winston';
 import { DatasetAgent } from './DatasetAgent';
 import { FakeControl, FakeDriver, FakeHost } from './fakes';
 import { ManualClock } from './testing/ManualClock';
 
-const ME = '11111111-1111-4111-8111-111111111111';
+const ME = TEST_NODE;
 const C = '33333333-3333-4333-8333-333333333333';
 const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const DS2 = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
@@ -34,25 +34,9 @@ function setup(maxVolumeSize?: number) {
   const host = new FakeHost();
   const clock = new ManualClock();
   const control = new FakeControl(clock);
-  const agent = new DatasetAgent({
-    nodeUuid: ME,
-    era: 'era-1',
-    host: '10.0.0.1',
-    instanceId: 'i-me',
-    driver,
-    hostOps: host,
-    control,
-    mountRoot: '/flocker',
-    defaultSize: 64 * MiB,
-    resyncIntervalMs: 200,
-    concurrency: 2,
-    backoffInitialMs: 20,
-    backoffMaxMs: 50,
-    logger: winston.createLogger({ silent: true }),
-    pollWaitMs: 200,
-    clock,
-    ...(maxVolumeSize !== undefined ? { maxVolumeSize } : {}),
-  });
+  const agent = new DatasetAgent(
+    testAgentOptions({ driver, hostOps: host, control, clock, ...(maxVolumeSize !== undefined ? { maxVolumeSize } : {}) }),
+  );
   const eventually = (check: () => boolean, ms = 5000): Promise<number> => clock.advanceUntil(check, ms, 5);
   return { driver, host, control, agent, clock, eventually };
 }
