@@ -1,0 +1,2 @@
+/** Timing and retry primitives shared by every Flocker process (see README.md). */
+export {};
