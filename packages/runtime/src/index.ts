@@ -1,2 +1,2 @@
 /** Timing and retry primitives shared by every Flocker process (see README.md). */
-export {};
+export { backoffDelay, systemClock, wallNow, type Clock, type TimerHandle } from './clock';

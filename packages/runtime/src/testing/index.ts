@@ -1,0 +1,2 @@
+/** Test support (`@flocker/runtime/testing`): never imported by production code. */
+export { ManualClock, settle } from './ManualClock';
