@@ -1,42 +1,23 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { StorageError } from './BlockDeviceApi';
-import { HelperUnavailable, LineHelper } from './exec';
+import { HelperUnavailable } from './exec';
+import { SysHelper, type SysHelperOptions } from './syshelper';
 
 export interface PoolLockOptions {
   /** Give up (BACKEND_ERROR) after waiting this long for another holder. */
   readonly timeoutMs?: number;
   /**
-   * How the kernel lock is taken: 'helper' (default) keeps one long-lived perl
-   * process per lock that takes and drops flock(2) on request; 'flock' spawns
-   * flock(1) for every critical section. 'helper' falls back to 'flock' when
-   * perl cannot be run.
+   * How the kernel lock is taken: 'helper' (default) keeps one long-lived
+   * flocker-syshelper process per lock (`--lock FILE`: it holds the file open
+   * and takes and drops flock(2) on each "lock <seconds>" / "unlock" line, a
+   * blocked "lock" bounded by alarm(2)); 'flock' spawns flock(1) for every
+   * critical section. 'helper' falls back to 'flock' when the helper cannot run.
    */
   readonly mode?: 'helper' | 'flock';
+  /** Which helper script, as seen from which architecture (tests). */
+  readonly syshelper?: SysHelperOptions;
 }
-
-/**
- * The helper: holds the lock file open and answers each "lock <seconds>" /
- * "unlock" line on stdin with one line. It exits at end of input, which is
- * also what happens when we are killed with SIGKILL, and the kernel drops the
- * flock with its last descriptor. A blocked "lock" is bounded by alarm(2).
- */
-const HELPER_SCRIPT = `
-use strict; use Fcntl qw(:flock);
-open(my $fh, '>>', $ARGV[0]) or die "cannot open $ARGV[0]: $!\\n";
-$| = 1;
-while (my $line = <STDIN>) {
-  if ($line =~ /^lock (\\d+)/) {
-    my $seconds = $1;
-    my $ok = eval { local $SIG{ALRM} = sub { die "timeout\\n" }; alarm $seconds; my $r = flock($fh, LOCK_EX); alarm 0; $r };
-    alarm 0;
-    print $ok ? "locked\\n" : "timeout\\n";
-  } elsif ($line =~ /^unlock/) {
-    flock($fh, LOCK_UN);
-    print "unlocked\\n";
-  }
-}
-`;
 
 /**
  * A cross-process exclusive lock on a file, shared by every agent that uses the
@@ -54,7 +35,7 @@ export class PoolLock {
   private queue: Promise<void> = Promise.resolve();
   private readonly timeoutMs: number;
   private mode: 'helper' | 'flock';
-  private readonly helper: LineHelper;
+  private readonly helper: SysHelper;
 
   constructor(
     readonly path: string,
@@ -62,7 +43,7 @@ export class PoolLock {
   ) {
     this.timeoutMs = options.timeoutMs ?? 60_000;
     this.mode = options.mode ?? 'helper';
-    this.helper = new LineHelper(`lock helper for ${path}`, ['perl', '-e', HELPER_SCRIPT, path]);
+    this.helper = new SysHelper(`lock helper for ${path}`, { ...options.syshelper, lockFile: path });
   }
 
   /** Runs fn while holding the lock. */

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { StorageError } from './BlockDeviceApi';
-import { HelperUnavailable, LineHelper, runChecked, type ExecFn } from './exec';
+import { HelperUnavailable, runChecked, type ExecFn } from './exec';
+import { isUnsupported, SysHelper, type SysHelperOptions } from './syshelper';
 
 /** Loop device names in `losetup -j <file>` output, e.g. "/dev/loop0: [64769]:1234 (/pool/x.img)". */
 export function parseLosetupAssociations(stdout: string): string[] {
@@ -178,70 +179,23 @@ export class LoopScanner {
 }
 
 /**
- * What `losetup --find --show FILE` and `losetup -d DEV` do, as ioctls:
- * LOOP_CTL_GET_FREE on /dev/loop-control, then LOOP_SET_FD on the free device
- * (EBUSY: someone took it first, try the next); LOOP_CLR_FD (on a device in use
- * the kernel defers it, exactly as for losetup -d). Also FS_IOC_GETFLAGS /
- * FS_IOC_SETFLAGS for a file's immutable flag (FS_IMMUTABLE_FL, what chattr ±i
- * does), for fencing; the ioctl numbers are computed for the generic _IOC
- * layout (see GENERIC_IOC_ARCHES). One answer line each; a failure is
- * "err <message>", for the flag commands "err <ERRNO NAME> <message>".
- */
-const LOOP_HELPER_SCRIPT = `
-use strict; use Errno qw(EBUSY); use Fcntl qw(O_RDONLY O_NONBLOCK O_NOFOLLOW);
-$| = 1;
-my $lsz = length(pack('l!', 0));
-my $GETFLAGS = (2 << 30) | ($lsz << 16) | (ord('f') << 8) | 1;
-my $SETFLAGS = (1 << 30) | ($lsz << 16) | (ord('f') << 8) | 2;
-sub errname { my $n = (grep { $!{$_} } keys %!)[0]; return defined $n ? $n : 'EIO' }
-while (my $line = <STDIN>) {
-  chomp $line;
-  my ($cmd, $arg) = split / /, $line, 2;
-  my $res = eval {
-    if ($cmd eq 'attach') {
-      open(my $file, '+<', $arg) or die "cannot open $arg: $!\\n";
-      for my $try (1 .. 50) {
-        open(my $ctl, '<', '/dev/loop-control') or die "cannot open /dev/loop-control: $!\\n";
-        my $n = ioctl($ctl, 0x4C82, 0);
-        defined $n or die "LOOP_CTL_GET_FREE failed: $!\\n";
-        close $ctl;
-        $n = 0 if $n eq '0 but true';
-        my $dev = "/dev/loop$n";
-        open(my $loop, '+<', $dev) or die "cannot open $dev: $!\\n";
-        return "ok $dev" if ioctl($loop, 0x4C00, fileno($file) + 0);
-        die "LOOP_SET_FD on $dev failed: $!\\n" unless $! == EBUSY;
-      }
-      die "no free loop device (others took each one first)\\n";
-    } elsif ($cmd eq 'detach') {
-      open(my $loop, '<', $arg) or die "cannot open $arg: $!\\n";
-      ioctl($loop, 0x4C01, 0) or die "LOOP_CLR_FD on $arg failed: $!\\n";
-      return "ok";
-    } elsif ($cmd eq 'getimmutable' || $cmd eq 'immutable' || $cmd eq 'mutable') {
-      sysopen(my $fh, $arg, O_RDONLY | O_NONBLOCK | O_NOFOLLOW) or die errname() . " cannot open $arg: $!\\n";
-      my $buf = pack('L x4', 0);
-      ioctl($fh, $GETFLAGS, $buf) or die errname() . " FS_IOC_GETFLAGS on $arg failed: $!\\n";
-      my $flags = unpack('L', $buf);
-      return 'ok ' . (($flags & 0x10) ? 1 : 0) if $cmd eq 'getimmutable';
-      my $want = $cmd eq 'immutable' ? ($flags | 0x10) : ($flags & ~0x10 & 0xffffffff);
-      return 'ok' if $want == $flags;
-      $buf = pack('L x4', $want);
-      ioctl($fh, $SETFLAGS, $buf) or die errname() . " FS_IOC_SETFLAGS on $arg failed: $!\\n";
-      return 'ok';
-    }
-    die "unknown command $cmd\\n";
-  };
-  if (defined $res) { print "$res\\n" } else { my $e = $@; $e =~ s/\\s+$//; $e =~ s/\\n/ /g; print "err $e\\n" }
-}
-`;
-
-/**
- * Loop attach and detach without a process per call: a long-lived perl helper
- * does the ioctls (a losetup process costs ~10 ms on a loaded host). Answers
- * null / false when perl is missing, and the caller runs losetup instead.
+ * What `losetup --find --show FILE` and `losetup -d DEV` do, as ioctls in
+ * flocker-syshelper (see syshelper.ts), without a process per call (a losetup
+ * process costs 5-10 ms on a loaded host): LOOP_CTL_GET_FREE on
+ * /dev/loop-control, then LOOP_SET_FD on the free device (EBUSY: someone took
+ * it first, try the next); LOOP_CLR_FD (on a device in use the kernel defers
+ * it, exactly as for losetup -d). Also FS_IOC_GETFLAGS / FS_IOC_SETFLAGS for a
+ * file's immutable flag (FS_IMMUTABLE_FL, what chattr ±i does), for fencing.
+ * Answers null / false when the helper cannot run here, and the caller runs
+ * losetup (chattr, lsattr) instead.
  */
 export class LoopIoctls {
-  private readonly helper = new LineHelper('loop device helper', ['perl', '-e', LOOP_HELPER_SCRIPT]);
+  private readonly helper: SysHelper;
   private unavailable = false;
+
+  constructor(options: SysHelperOptions = {}) {
+    this.helper = new SysHelper('loop device helper', options);
+  }
 
   /** The new device, or null: use losetup. */
   async attach(file: string, blockdeviceId?: string): Promise<string | null> {
@@ -264,14 +218,13 @@ export class LoopIoctls {
 
   /**
    * Reads (`get`) or sets the immutable flag of a file with FS_IOC_GETFLAGS /
-   * FS_IOC_SETFLAGS. Null: no helper here (or an architecture with another
-   * ioctl layout), use chattr/lsattr.
+   * FS_IOC_SETFLAGS. Null: no helper here (or an architecture the helper has
+   * no ioctl layout for), use chattr/lsattr.
    */
   async immutable(file: string, op: 'get' | 'set' | 'clear'): Promise<ImmutableAnswer | null> {
-    if (!GENERIC_IOC_ARCHES.has(process.arch)) return null;
     const cmd = op === 'get' ? 'getimmutable' : op === 'set' ? 'immutable' : 'mutable';
     const answer = await this.ask(`${cmd} ${file}`, file);
-    if (answer === null) return null;
+    if (answer === null || isUnsupported(answer)) return null;
     if (answer === 'ok') return { ok: true, immutable: op === 'set' };
     if (answer === 'ok 0' || answer === 'ok 1') return { ok: true, immutable: answer === 'ok 1' };
     const m = /^err (E[A-Z0-9]+) (.*)$/.exec(answer);
@@ -290,9 +243,6 @@ export class LoopIoctls {
     }
   }
 }
-
-/** Architectures whose ioctl numbers follow the generic _IOC layout the helper computes (not powerpc, mips, sparc). */
-const GENERIC_IOC_ARCHES: ReadonlySet<string> = new Set(['x64', 'arm64', 'arm', 'ia32', 'riscv64', 's390x', 'loong64']);
 
 export type ImmutableAnswer =
   | { readonly ok: true; readonly immutable: boolean }

@@ -1,0 +1,162 @@
+#!/usr/bin/perl
+# flocker-syshelper: the system calls Node cannot make, for @flocker/storage-drivers
+# (src/syshelper.ts starts it). One long-lived process answers one line per request,
+# in order, so a lock, a loop attach or a mount costs a pipe round trip instead of a
+# fork+exec of flock(1), losetup(8) or mount(8). It exits at end of input, which is
+# also what happens when its parent dies (even of SIGKILL): the kernel then drops
+# the flock with the last descriptor. Callers fall back to those tools when perl,
+# this file, or (for the architecture-dependent requests) the architecture is missing.
+#
+#   perl flocker-syshelper.pl [--lock FILE] [--arch ARCHNAME]
+#
+#   --lock FILE   opens FILE (append) at start; "lock"/"unlock" flock(2) it. One
+#                 process per lock: a blocked "lock" blocks the process.
+#   --arch NAME   stands in for $Config{archname} to inspect the table ("arch"); a NAME that is
+#                 not this perl's own makes every architecture-dependent request "unsupported",
+#                 so a test never runs another architecture's system call numbers here.
+#
+# Requests and answers (a line each; arguments may not contain newlines):
+#   arch                       ok <archname> mount=<nr> umount2=<nr> | unsupported <why>
+#   lock <seconds>             locked | timeout           (alarm(2) bounds the wait)
+#   unlock                     unlocked
+#   attach <file>              ok /dev/loopN | err <text>  (LOOP_CTL_GET_FREE + LOOP_SET_FD)
+#   detach <device>            ok | err <text>             (LOOP_CLR_FD: deferred on a busy device, as losetup -d)
+#   getimmutable <file>        ok 0 | ok 1 | err <ERRNO> <text> | unsupported <why>
+#   immutable|mutable <file>   ok | err <ERRNO> <text> | unsupported <why>   (FS_IOC_[GS]ETFLAGS, FS_IMMUTABLE_FL)
+#   mount <dev>\t<dir>\t<fs>   ok | err <errno> <text> | unsupported <why>    (mount(2), no flags, no data)
+#   umount <dir>               ok | err <errno> <text> | unsupported <why>    (umount2(2), no flags)
+#   anything else              err unknown command <cmd>
+use strict;
+use warnings;
+use Config;
+use Errno qw(EBUSY);
+use Fcntl qw(:flock O_RDONLY O_NONBLOCK O_NOFOLLOW);
+
+# syscall(2) numbers of the ABI this perl was built for: $Config{archname} (not
+# uname -m, which says x86_64 for a 32-bit perl on a 64-bit kernel). Both use the
+# generic _IOC ioctl layout (as do not powerpc, mips, sparc), so FS_IOC_* below hold.
+my %SYSCALLS = (
+  x86_64  => { mount => 165, umount2 => 166 },   # arch/x86/entry/syscalls/syscall_64.tbl
+  aarch64 => { mount => 40,  umount2 => 39 },    # include/uapi/asm-generic/unistd.h
+);
+
+my ($lock_file, $archname) = (undef, $Config{archname});
+my $own_archname = $archname;
+while (@ARGV) {
+  my $opt = shift @ARGV;
+  if ($opt eq '--lock' && @ARGV) { $lock_file = shift @ARGV }
+  elsif ($opt eq '--arch' && @ARGV) { $archname = shift @ARGV }
+  else { die "flocker-syshelper: unknown argument $opt\n" }
+}
+# "x86_64-linux-gnu-thread-multi" → x86_64; x32 ("x86_64-linux-gnux32") has other numbers.
+my ($cpu) = $archname =~ /^([a-z0-9_]+)-linux(?!-gnux32)/;
+my $table = defined $cpu ? $SYSCALLS{$cpu} : undef;
+my $sys = $archname eq $own_archname ? $table : undef;   # what the requests below may use
+my $unsupported = !$table
+  ? 'unsupported flocker-syshelper has no system call numbers for architecture '
+    . "$archname (known: " . join(', ', sort keys %SYSCALLS) . ')'
+  : "unsupported --arch $archname is not this perl's architecture ($own_archname)";
+
+my $lock_fh;
+if (defined $lock_file) {
+  open($lock_fh, '>>', $lock_file) or die "cannot open $lock_file: $!\n";
+}
+
+my $long = length(pack('l!', 0));
+my $FS_IOC_GETFLAGS = (2 << 30) | ($long << 16) | (ord('f') << 8) | 1;   # _IOR('f', 1, long)
+my $FS_IOC_SETFLAGS = (1 << 30) | ($long << 16) | (ord('f') << 8) | 2;   # _IOW('f', 2, long)
+my $FS_IMMUTABLE_FL = 0x10;
+my ($LOOP_SET_FD, $LOOP_CLR_FD, $LOOP_CTL_GET_FREE) = (0x4C00, 0x4C01, 0x4C82);   # the same on every architecture
+
+sub errname { my $n = (grep { $!{$_} } keys %!)[0]; return defined $n ? $n : 'EIO' }
+
+sub attach_loop {
+  my ($file) = @_;
+  open(my $fh, '+<', $file) or die "cannot open $file: $!\n";
+  for my $try (1 .. 50) {
+    open(my $ctl, '<', '/dev/loop-control') or die "cannot open /dev/loop-control: $!\n";
+    my $n = ioctl($ctl, $LOOP_CTL_GET_FREE, 0);
+    defined $n or die "LOOP_CTL_GET_FREE failed: $!\n";
+    close $ctl;
+    $n = 0 if $n eq '0 but true';
+    my $dev = "/dev/loop$n";
+    open(my $loop, '+<', $dev) or die "cannot open $dev: $!\n";
+    return "ok $dev" if ioctl($loop, $LOOP_SET_FD, fileno($fh) + 0);
+    die "LOOP_SET_FD on $dev failed: $!\n" unless $! == EBUSY;   # someone took it first: the next one
+  }
+  die "no free loop device (others took each one first)\n";
+}
+
+sub detach_loop {
+  my ($dev) = @_;
+  open(my $loop, '<', $dev) or die "cannot open $dev: $!\n";
+  ioctl($loop, $LOOP_CLR_FD, 0) or die "LOOP_CLR_FD on $dev failed: $!\n";
+  return 'ok';
+}
+
+sub immutable_flag {
+  my ($cmd, $file) = @_;
+  return $unsupported unless $sys;
+  sysopen(my $fh, $file, O_RDONLY | O_NONBLOCK | O_NOFOLLOW) or die errname() . " cannot open $file: $!\n";
+  my $buf = pack('L x4', 0);
+  ioctl($fh, $FS_IOC_GETFLAGS, $buf) or die errname() . " FS_IOC_GETFLAGS on $file failed: $!\n";
+  my $flags = unpack('L', $buf);
+  return 'ok ' . (($flags & $FS_IMMUTABLE_FL) ? 1 : 0) if $cmd eq 'getimmutable';
+  my $want = $cmd eq 'immutable' ? ($flags | $FS_IMMUTABLE_FL) : ($flags & ~$FS_IMMUTABLE_FL & 0xffffffff);
+  return 'ok' if $want == $flags;
+  $buf = pack('L x4', $want);
+  ioctl($fh, $FS_IOC_SETFLAGS, $buf) or die errname() . " FS_IOC_SETFLAGS on $file failed: $!\n";
+  return 'ok';
+}
+
+# mount(2)/umount2(2) answer "err <errno> <text>" themselves: callers map errno (EBUSY).
+sub syscall_answer { my ($r) = @_; return $r == 0 ? 'ok' : sprintf('err %d %s', $! + 0, "$!") }
+
+sub mount_fs {
+  my ($rest) = @_;
+  return $unsupported unless $sys;
+  my ($dev, $dir, $fs) = split /\t/, $rest, -1;
+  return 'err 22 mount needs a device, a directory and a filesystem type, separated by tabs' unless defined $fs && length $dev && length $dir && length $fs;
+  return syscall_answer(syscall($sys->{mount}, $dev, $dir, $fs, 0, 0));
+}
+
+sub umount_fs {
+  my ($dir) = @_;
+  return $unsupported unless $sys;
+  return syscall_answer(syscall($sys->{umount2}, $dir, 0));
+}
+
+sub lock_file {
+  my ($seconds) = @_;
+  die "no --lock file given\n" unless $lock_fh;
+  my $ok = eval { local $SIG{ALRM} = sub { die "timeout\n" }; alarm $seconds; my $r = flock($lock_fh, LOCK_EX); alarm 0; $r };
+  alarm 0;
+  return $ok ? 'locked' : 'timeout';
+}
+
+sub unlock_file {
+  die "no --lock file given\n" unless $lock_fh;
+  flock($lock_fh, LOCK_UN);
+  return 'unlocked';
+}
+
+$| = 1;
+while (my $line = <STDIN>) {
+  chomp $line;
+  my ($cmd, $arg) = split / /, $line, 2;
+  $cmd = '' unless defined $cmd;
+  $arg = '' unless defined $arg;
+  my $answer = eval {
+    return $table ? "ok $archname mount=$table->{mount} umount2=$table->{umount2}" : $unsupported if $cmd eq 'arch';
+    return lock_file($1) if $cmd eq 'lock' && $arg =~ /^(\d+)$/;
+    return unlock_file() if $cmd eq 'unlock';
+    return attach_loop($arg) if $cmd eq 'attach';
+    return detach_loop($arg) if $cmd eq 'detach';
+    return immutable_flag($cmd, $arg) if $cmd eq 'getimmutable' || $cmd eq 'immutable' || $cmd eq 'mutable';
+    return mount_fs($arg) if $cmd eq 'mount';
+    return umount_fs($arg) if $cmd eq 'umount';
+    die "unknown command $cmd\n";
+  };
+  if (!defined $answer) { my $e = $@; $e =~ s/\s+$//; $e =~ s/\n/ /g; $answer = "err $e" }
+  print "$answer\n";
+}
