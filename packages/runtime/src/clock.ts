@@ -37,8 +37,3 @@ export const systemClock: Clock = {
 export function wallNow(): number {
   return systemClock.wallNow();
 }
-
-/** Bounded exponential backoff: initial, 2x initial, … up to max (`attempts` counts from 1). */
-export function backoffDelay(attempts: number, initialMs: number, maxMs: number): number {
-  return Math.min(maxMs, initialMs * 2 ** Math.max(0, attempts - 1));
-}

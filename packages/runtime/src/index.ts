@@ -1,2 +1,3 @@
 /** Timing and retry primitives shared by every Flocker process (see README.md). */
-export { backoffDelay, systemClock, wallNow, type Clock, type TimerHandle } from './clock';
+export { Backoff, backoffDelay, type BackoffPolicy, type Random } from './backoff';
+export { systemClock, wallNow, type Clock, type TimerHandle } from './clock';

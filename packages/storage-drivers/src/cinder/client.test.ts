@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { StorageError } from '../BlockDeviceApi';
 import { CinderClient } from './CinderClient';
 import { CinderDriver, holderOf, META_ATTACHED_TO, META_CREATE_TOKEN, toBlockDeviceVolume, UNKNOWN_HOLDER } from './CinderDriver';
-import { backoffDelay, faultMessage, JsonHttp, OpenStackConnectionError, OpenStackHttpError, parseBody } from './http';
+import { faultMessage, JsonHttp, OpenStackConnectionError, OpenStackHttpError, parseBody } from './http';
 import { authRequestBody, findEndpoint, KeystoneSession, NoAuthTokenSource, RENEW_BEFORE_MS, tokensUrl } from './keystone';
 import { CinderDriverOptionsSchema, VolumeListSchema, VolumeSchema, type CatalogEntry } from './schemas';
 
@@ -265,7 +265,7 @@ describe('Cinder client: pagination and retries', () => {
     const h = new JsonHttp({ retry: { attempts: 4, baseDelayMs: 100, maxDelayMs: 1000 }, sleep: async (ms) => void delays.push(ms), random: () => 0.5 });
     try {
       expect((await h.request('GET', `${server.url}/flaky`)).body).toEqual({ ok: true });
-      expect(delays).toEqual([50, 100]);
+      expect(delays).toEqual([75, 150]); // the runtime's equal jitter: half of each ceiling fixed, half drawn
       n = 0;
       await expect(h.request('GET', `${server.url}/down`)).rejects.toMatchObject({ status: 502, serviceMessage: 'bad gateway' });
       expect(n).toBe(4);
@@ -307,10 +307,18 @@ describe('Cinder client: pagination and retries', () => {
     }
   });
 
-  it('computes full-jitter backoff below an exponential cap', () => {
-    const policy = { attempts: 10, baseDelayMs: 100, maxDelayMs: 1000 };
-    expect([0, 1, 2, 3, 4, 5].map((a) => backoffDelay(a, policy, () => 0.999))).toEqual([99, 199, 399, 799, 999, 999]);
-    expect(backoffDelay(3, policy, () => 0)).toBe(0);
+  it('waits the runtime backoff (equal jitter): never less than half the exponential ceiling', async () => {
+    const server = await fakeServer(() => ({ status: 503, body: {} }));
+    const delays: number[] = [];
+    const h = new JsonHttp({ retry: { attempts: 7, baseDelayMs: 100, maxDelayMs: 1000 }, sleep: async (ms) => void delays.push(ms), random: () => 0 });
+    try {
+      await expect(h.request('GET', `${server.url}/x`)).rejects.toMatchObject({ status: 503 });
+      // Full jitter (before) could draw 0 ms and retry a refusing service at once.
+      expect(delays).toEqual([50, 100, 200, 400, 500, 500]);
+    } finally {
+      await h.close();
+      await server.close();
+    }
   });
 });
 

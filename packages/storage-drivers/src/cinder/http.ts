@@ -1,9 +1,10 @@
 /**
  * A small JSON-over-HTTP helper on undici for the OpenStack APIs: transient
- * failures (connection errors, 429, 5xx) are retried with jittered
- * exponential backoff; everything else surfaces as an OpenStackHttpError that
+ * failures (connection errors, 429, 5xx) are retried with the runtime's
+ * backoff (jittered, bounded); everything else surfaces as an OpenStackHttpError that
  * carries the service's own message.
  */
+import { backoffDelay } from '@flocker/runtime';
 import { readFileSync } from 'node:fs';
 import { Agent, request, type Dispatcher } from 'undici';
 import { z } from 'zod';
@@ -19,12 +20,6 @@ export interface RetryPolicy {
 }
 
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 6, baseDelayMs: 250, maxDelayMs: 8000 };
-
-/** Full jitter: a random delay below an exponentially growing cap (AWS architecture blog). */
-export function backoffDelay(attempt: number, policy: RetryPolicy, random: () => number = Math.random): number {
-  const cap = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** attempt);
-  return Math.floor(random() * cap);
-}
 
 export class OpenStackHttpError extends Error {
   constructor(
@@ -154,7 +149,7 @@ export class JsonHttp {
         if (outcome instanceof Error) throw outcome;
         throw new OpenStackHttpError(outcome.status, faultMessage(typeof outcome.body === 'string' ? outcome.body : JSON.stringify(outcome.body)), method, url);
       }
-      let delayMs = backoffDelay(attempt, this.retry, this.random);
+      let delayMs = backoffDelay(attempt, { initialMs: this.retry.baseDelayMs, maxMs: this.retry.maxDelayMs, jitter: true }, this.random);
       const retryAfter = outcome instanceof Error ? undefined : Number(outcome.headers['retry-after']);
       if (retryAfter !== undefined && Number.isFinite(retryAfter) && retryAfter > 0) delayMs = Math.max(delayMs, Math.min(retryAfter * 1000, this.retry.maxDelayMs));
       this.options.onRetry?.({

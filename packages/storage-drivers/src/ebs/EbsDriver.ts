@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { backoffDelay } from '@flocker/runtime';
 import {
   AttachVolumeCommand,
   CreateVolumeCommand,
@@ -26,7 +27,7 @@ import { awsErrorCode, isTransientAwsError, providerMessage } from './errors';
 import { fetchInstanceIdFromImds } from './imds';
 import { ebsDatasetConfigSchema, type EbsDatasetConfig } from './options';
 import { GiB, volumeTypeForProfile } from './profiles';
-import { backoffDelay, defaultSleep, pollUntil } from './retry';
+import { defaultSleep, pollUntil } from './retry';
 
 export const TAG_CLUSTER = 'flocker-cluster-id';
 export const TAG_DATASET = 'flocker-dataset-id';
@@ -431,7 +432,7 @@ export class EbsDriver implements BlockDeviceApi {
         return await send();
       } catch (e) {
         if (!isTransientAwsError(e) || attempt >= this.timing.maxAttempts) throw e;
-        const delay = backoffDelay(attempt - 1, this.timing.retryBaseMs, this.timing.retryMaxMs, this.random);
+        const delay = backoffDelay(attempt - 1, { initialMs: this.timing.retryBaseMs, maxMs: this.timing.retryMaxMs, jitter: true }, this.random);
         this.logger.warn('transient EC2 error; retrying', { op, attempt, delayMs: delay, error: providerMessage(e) });
         await this.sleep(delay);
         if (options.recover !== undefined) {

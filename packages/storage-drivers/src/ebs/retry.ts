@@ -1,4 +1,5 @@
-/** Bounded, jittered exponential backoff: retries of EC2 calls and polls of state transitions. */
+/** Polls of EC2 state transitions, with the runtime's one backoff (jittered, bounded). */
+import { backoffDelay } from '@flocker/runtime';
 import { StorageError } from '../BlockDeviceApi';
 
 export interface BackoffOptions {
@@ -12,15 +13,6 @@ export interface BackoffOptions {
 }
 
 export const defaultSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/**
- * "Equal jitter": half the exponential ceiling fixed, half random, so many
- * agents throttled at once spread out but none retries immediately.
- */
-export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30));
-  return Math.round(ceiling / 2 + random() * (ceiling / 2));
-}
 
 export interface PollOptions extends BackoffOptions {
   readonly timeoutMs: number;
@@ -45,6 +37,6 @@ export async function pollUntil<T>(probe: () => Promise<T | undefined>, options:
     if (left <= 0) {
       throw new StorageError('BACKEND_ERROR', `timed out after ${options.timeoutMs} ms waiting for ${options.what}`, options.blockdeviceId);
     }
-    await sleep(Math.min(left, backoffDelay(attempt, options.baseMs, options.maxMs, options.random)));
+    await sleep(Math.min(left, backoffDelay(attempt, { initialMs: options.baseMs, maxMs: options.maxMs, jitter: true }, options.random)));
   }
 }
