@@ -1,3 +1,4 @@
 /** Timing and retry primitives shared by every Flocker process (see README.md). */
 export { Backoff, backoffDelay, type BackoffPolicy, type Random } from './backoff';
 export { systemClock, wallNow, type Clock, type TimerHandle } from './clock';
+export { FreshRead } from './FreshRead';
