@@ -6,7 +6,7 @@ import { isStorageError } from './BlockDeviceApi';
 import { isDeviceBusy, listMounts, makeFilesystem, mount, unmount } from './blockdev';
 import { blockDeviceApiContract, expectStorageError } from './contract';
 import { execFileExec } from './exec';
-import { attachLoop, detachLoop, findLoopDevices, isReadOnly, listLoopBindings, loopBindingOf, LoopIoctls, LoopScanner, parseBackingFile } from './losetup';
+import { attachLoop, detachLoop, findLoopDevices, isReadOnly, listLoopBindings, loopBindingOf, LoopIoctls, parseBackingFile } from './losetup';
 import { LoopbackDriver } from './LoopbackDriver';
 import { PoolLock } from './PoolLock';
 import { destroyTempRoot, loopsUnder, makeTempRoot } from './testSupport';
@@ -430,29 +430,6 @@ describe('loop devices from sysfs', () => {
     expect(await isReadOnly('/dev/loop0', '/s', { ...reader, readFile: () => '1\n' })).toBe(true);
     expect(await isReadOnly('/dev/loop0', '/s', { ...reader, readFile: () => '0\n' })).toBe(false);
     expect(await isReadOnly('/dev/loop0', '/s', reader)).toBeNull();
-  });
-
-  it('LoopScanner never hands out a scan that started before the call, and shares the next one', async () => {
-    let started = 0;
-    const finish: Array<() => void> = [];
-    const scanner = new LoopScanner(
-      () =>
-        new Promise((resolve) => {
-          const n = ++started;
-          finish.push(() => resolve([{ device: `/dev/loop${n}`, backingFile: '/x', deleted: false }]));
-        }),
-    );
-    const first = scanner.get();
-    const second = scanner.get();
-    const third = scanner.get();
-    expect(started).toBe(1);
-    finish[0]!();
-    expect((await first)?.[0]?.device).toBe('/dev/loop1');
-    await new Promise((r) => setImmediate(r));
-    expect(started).toBe(2);
-    finish[1]!();
-    expect((await second)?.[0]?.device).toBe('/dev/loop2');
-    expect(await third).toBe(await second);
   });
 
   it('finds the devices of a pool reached through a symlink (the kernel prints the resolved path)', async () => {

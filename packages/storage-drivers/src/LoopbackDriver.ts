@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { watch, promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { FreshRead } from '@flocker/runtime';
 import winston from 'winston';
 import { z } from 'zod';
 import {
@@ -23,9 +24,9 @@ import {
   detachLoop,
   findLoopDevices,
   isReadOnly,
+  listLoopBindings,
   loopBindingOf,
   LoopIoctls,
-  LoopScanner,
   parseBackingFile,
   refreshLoopCapacity,
   type AttachLoopOptions,
@@ -146,7 +147,8 @@ export class LoopbackDriver implements BlockDeviceApi {
   private dirsReady: Promise<void> | undefined;
   private canonicalVolumes: Promise<string> | undefined;
   private readonly loopDiscovery: 'sysfs' | 'losetup';
-  private readonly loopScanner = new LoopScanner();
+  /** sysfs scans shared by concurrent callers, never one begun before the call (it may have to see its own detach). */
+  private readonly loopScanner = new FreshRead(() => listLoopBindings());
   private readonly attachOptions: AttachLoopOptions;
   private readonly detachOptions: { ioctls?: LoopIoctls };
   private readonly flagOptions: ImmutableOptions;

@@ -142,43 +142,6 @@ export async function isReadOnly(device: string, sysBlock = '/sys/block', reader
 }
 
 /**
- * Shares sysfs scans among concurrent callers without ever handing a caller a
- * scan that began before its call (it may have to see its own losetup -d):
- * callers arriving during a scan share the next one.
- */
-export class LoopScanner {
-  private running: Promise<LoopBinding[] | null> | null = null;
-  private next: Promise<LoopBinding[] | null> | null = null;
-
-  constructor(private readonly scan: () => Promise<LoopBinding[] | null> = () => listLoopBindings()) {}
-
-  get(): Promise<LoopBinding[] | null> {
-    if (this.running === null) return this.start();
-    this.next ??= this.running.then(
-      () => {
-        this.next = null;
-        return this.start();
-      },
-      () => {
-        this.next = null;
-        return this.start();
-      },
-    );
-    return this.next;
-  }
-
-  private start(): Promise<LoopBinding[] | null> {
-    const p = this.scan();
-    this.running = p;
-    const clear = (): void => {
-      if (this.running === p) this.running = null;
-    };
-    p.then(clear, clear);
-    return p;
-  }
-}
-
-/**
  * What `losetup --find --show FILE` and `losetup -d DEV` do, as ioctls in
  * flocker-syshelper (see syshelper.ts), without a process per call (a losetup
  * process costs 5-10 ms on a loaded host): LOOP_CTL_GET_FREE on
