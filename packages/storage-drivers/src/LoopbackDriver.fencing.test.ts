@@ -8,13 +8,13 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { isStorageError } from './BlockDeviceApi';
 import { makeFilesystem, mount, unmount } from './blockdev';
-import { expectStorageError } from './contract';
+import { expectStorageError } from './testing/contract';
 import { execFileExec, type ExecFn } from './exec';
 import { classifyPoolFile } from './fencing';
 import { isImmutable } from './immutable';
 import { findLoopDevices, loopBindingOf } from './losetup';
 import { LoopbackDriver } from './LoopbackDriver';
-import { destroyTempRoot, makeTempRoot } from './testSupport';
+import { destroyTempRoot, makeTempRoot } from './testing/testSupport';
 
 jest.setTimeout(60_000);
 

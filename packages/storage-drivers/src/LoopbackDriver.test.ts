@@ -4,12 +4,12 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { isStorageError } from './BlockDeviceApi';
 import { isDeviceBusy, listMounts, makeFilesystem, mount, unmount } from './blockdev';
-import { blockDeviceApiContract, expectStorageError } from './contract';
+import { blockDeviceApiContract, expectStorageError } from './testing/contract';
 import { execFileExec } from './exec';
 import { attachLoop, detachLoop, findLoopDevices, isReadOnly, listLoopBindings, loopBindingOf, LoopIoctls, parseBackingFile } from './losetup';
 import { LoopbackDriver } from './LoopbackDriver';
 import { PoolLock } from './PoolLock';
-import { destroyTempRoot, loopsUnder, makeTempRoot } from './testSupport';
+import { destroyTempRoot, loopsUnder, makeTempRoot } from './testing/testSupport';
 
 jest.setTimeout(60_000);
 

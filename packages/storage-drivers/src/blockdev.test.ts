@@ -16,10 +16,10 @@ import {
   resizeFilesystem,
   unmount,
 } from './blockdev';
-import { expectStorageError } from './contract';
+import { expectStorageError } from './testing/contract';
 import { execFileExec, formatCommand, runChecked, type ExecFn, type ExecResult } from './exec';
 import { parseLosetupAssociations } from './losetup';
-import { destroyTempRoot, makeTempRoot } from './testSupport';
+import { destroyTempRoot, makeTempRoot } from './testing/testSupport';
 
 jest.setTimeout(30_000);
 

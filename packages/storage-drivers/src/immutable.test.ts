@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { execFileExec, type ExecFn } from './exec';
 import { ImmutableFlagError, isImmutable, setImmutable } from './immutable';
 import { LoopIoctls } from './losetup';
-import { destroyTempRoot, makeTempRoot } from './testSupport';
+import { destroyTempRoot, makeTempRoot } from './testing/testSupport';
 
 const roots: string[] = [];
 afterAll(async () => {

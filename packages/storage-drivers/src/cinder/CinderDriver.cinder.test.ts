@@ -9,7 +9,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { makeFilesystem, mount, unmount } from '../blockdev';
-import { blockDeviceApiContract, expectStorageError } from '../contract';
+import { blockDeviceApiContract, expectStorageError } from '../testing/contract';
 import { execFileExec } from '../exec';
 import { findLoopDevices } from '../losetup';
 import { CinderDriver, META_CLUSTER, META_CREATE_TOKEN, META_DATASET } from './CinderDriver';

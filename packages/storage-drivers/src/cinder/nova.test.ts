@@ -9,7 +9,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { expectStorageError } from '../contract';
+import { expectStorageError } from '../testing/contract';
 import { CinderDriver } from './CinderDriver';
 
 interface FakeVolume {

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { AttachVolumeCommand, CreateVolumeCommand, DescribeVolumesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { isStorageError } from '../BlockDeviceApi';
-import { blockDeviceApiContract, expectStorageError } from '../contract';
+import { blockDeviceApiContract, expectStorageError } from '../testing/contract';
 import { EbsDriver, TAG_CLUSTER, TAG_DATASET, type EbsTiming } from './EbsDriver';
 import type { EbsHost } from './devices';
 import { GiB } from './profiles';

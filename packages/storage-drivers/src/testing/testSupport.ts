@@ -2,8 +2,8 @@
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { listMounts } from './blockdev';
-import { execFileExec } from './exec';
+import { listMounts } from '../blockdev';
+import { execFileExec } from '../exec';
 
 export async function makeTempRoot(prefix: string): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), prefix));

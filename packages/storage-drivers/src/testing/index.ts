@@ -1,0 +1,7 @@
+/**
+ * Test support for drivers and their users, outside the package's public surface
+ * (`@flocker/storage-drivers/testing`): the shared driver contract suite (it calls
+ * jest's describe/it, so import this only from tests) and temp-pool helpers.
+ */
+export { blockDeviceApiContract, expectStorageError, type ContractFixture, type ContractOptions } from './contract';
+export { destroyTempRoot, loopsUnder, makeTempRoot } from './testSupport';
