@@ -1,0 +1,180 @@
+/**
+ * In-memory driver, host and control service for tests of the agent (test support;
+ * not exported by the package). FakeDriver keeps the BlockDeviceApi contract as
+ * strictly as a real driver (fakes.test.ts runs the contract suite against it), so a
+ * test cannot pass only because the fake forgives what a real backend refuses.
+ */
+import type { ClusterSnapshot, NodeReport } from '@flocker/api';
+import {
+  roundUpToUnit,
+  StorageError,
+  type BlockDeviceApi,
+  type BlockDeviceVolume,
+  type CreateVolumeOptions,
+  type DetachOptions,
+} from '@flocker/storage-drivers';
+import { systemClock, type Clock } from '../clock';
+import type { ControlChannel } from '../DatasetAgent';
+import type { HostMount, HostOps } from '../HostOps';
+
+const MiB = 1024 * 1024;
+
+/** A pool of volumes in memory, shared by every FakeDriver made on it. */
+class FakePool {
+  readonly volumes = new Map<string, BlockDeviceVolume>();
+  private next = 0;
+  newId(): string {
+    return `vol-${this.next++}`;
+  }
+}
+
+/**
+ * A BlockDeviceApi in memory: instance "i-me" unless told otherwise; `volumes` may be
+ * set directly by tests. onOtherInstance() gives a second instance on the same pool.
+ */
+export class FakeDriver implements BlockDeviceApi {
+  readonly backend = 'fake';
+  readonly volumes: Map<string, BlockDeviceVolume>;
+
+  constructor(
+    private readonly instanceId = 'i-me',
+    private readonly pool = new FakePool(),
+  ) {
+    this.volumes = pool.volumes;
+  }
+
+  onOtherInstance(instanceId: string): FakeDriver {
+    return new FakeDriver(instanceId, this.pool);
+  }
+  allocationUnit(): number {
+    return MiB;
+  }
+  async computeInstanceId(): Promise<string> {
+    return this.instanceId;
+  }
+  async createVolume(datasetId: string, size: number, options: CreateVolumeOptions = {}): Promise<BlockDeviceVolume> {
+    if (!(size > 0)) throw new StorageError('INVALID_SIZE', `volume size must be positive, not ${size}`);
+    const v: BlockDeviceVolume = {
+      blockdeviceId: this.pool.newId(),
+      datasetId,
+      size: roundUpToUnit(size, MiB),
+      attachedTo: null,
+      ...(options.profile === undefined ? {} : { profile: options.profile }),
+    };
+    this.volumes.set(v.blockdeviceId, v);
+    return v;
+  }
+  async destroyVolume(id: string): Promise<void> {
+    const v = this.known(id);
+    if (v.attachedTo !== null) throw new StorageError('VOLUME_ATTACHED', `volume ${id} is attached to ${v.attachedTo}`, id);
+    this.volumes.delete(id);
+  }
+  async attachVolume(id: string, instanceId: string): Promise<BlockDeviceVolume> {
+    const v = this.known(id);
+    if (v.attachedTo !== null) throw new StorageError('ALREADY_ATTACHED', `volume ${id} is attached to ${v.attachedTo}`, id);
+    const a = { ...v, attachedTo: instanceId };
+    this.volumes.set(id, a);
+    return a;
+  }
+  async detachVolume(id: string, options: DetachOptions = {}): Promise<void> {
+    const v = this.known(id);
+    if (v.attachedTo === null) throw new StorageError('UNATTACHED', `volume ${id} is not attached`, id);
+    if (v.attachedTo !== this.instanceId && options.force !== true) {
+      throw new StorageError('NOT_ATTACHED_HERE', `volume ${id} is attached to ${v.attachedTo}`, id);
+    }
+    this.volumes.set(id, { ...v, attachedTo: null });
+  }
+  async listVolumes(): Promise<BlockDeviceVolume[]> {
+    return [...this.volumes.values()];
+  }
+  async getDevicePath(id: string): Promise<string> {
+    const v = this.known(id);
+    if (v.attachedTo === null) throw new StorageError('UNATTACHED', `volume ${id} is not attached`, id);
+    if (v.attachedTo !== this.instanceId) throw new StorageError('NOT_ATTACHED_HERE', `volume ${id} is attached to ${v.attachedTo}`, id);
+    return `/dev/fake/${id}`;
+  }
+  private known(id: string): BlockDeviceVolume {
+    const v = this.volumes.get(id);
+    if (v === undefined) throw new StorageError('UNKNOWN_VOLUME', `no volume ${id}`, id);
+    return v;
+  }
+}
+
+export class FakeHost implements HostOps {
+  readonly formatted = new Set<string>();
+  mounts: HostMount[] = [];
+  failMounts = 0;
+  async listMounts(): Promise<HostMount[]> {
+    return [...this.mounts];
+  }
+  async deviceNumber(): Promise<string | null> {
+    return null;
+  }
+  async hasFilesystem(device: string): Promise<boolean> {
+    return this.formatted.has(device);
+  }
+  async makeFilesystem(device: string): Promise<void> {
+    if (this.formatted.has(device)) throw new StorageError('FILESYSTEM_EXISTS', 'exists');
+    this.formatted.add(device);
+  }
+  async mkdirp(): Promise<void> {}
+  async mount(device: string, mountPoint: string): Promise<void> {
+    if (this.failMounts > 0) {
+      this.failMounts--;
+      throw new StorageError('BACKEND_ERROR', 'mount: no luck');
+    }
+    this.mounts.push({ device, mountPoint, majorMinor: '0:0' });
+  }
+  async unmount(mountPoint: string): Promise<void> {
+    this.mounts = this.mounts.filter((m) => m.mountPoint !== mountPoint);
+  }
+  async resizeFilesystem(): Promise<void> {}
+  async filesystemSize(): Promise<number | null> {
+    return null;
+  }
+  async growUnmountedFilesystem(): Promise<void> {}
+}
+
+/** A control service in memory: long-polls resolve when the generation moves. */
+export class FakeControl implements ControlChannel {
+  constructor(private readonly clock: Clock = systemClock) {}
+  reports: NodeReport[] = [];
+  private generation = 1;
+  private datasets: ClusterSnapshot['datasets'] = [];
+  private nodes: ClusterSnapshot['nodes'] = [];
+  private waiters: Array<() => void> = [];
+  setDatasets(d: ClusterSnapshot['datasets']): void {
+    this.datasets = d;
+    this.bump();
+  }
+  setNodes(n: ClusterSnapshot['nodes']): void {
+    this.nodes = n;
+    this.bump();
+  }
+  private bump(): void {
+    this.generation++;
+    for (const w of this.waiters.splice(0)) w();
+  }
+  private snapshot(): ClusterSnapshot {
+    return { generation: String(this.generation), configuration_tag: 't', datasets: this.datasets, leases: [], nodes: this.nodes };
+  }
+  async reportNodeState(report: NodeReport): Promise<unknown> {
+    this.reports.push(report);
+    this.bump();
+    return { generation: String(this.generation) };
+  }
+  waitForCluster(since?: string, timeoutMs = 1000): Promise<ClusterSnapshot> {
+    if (since !== String(this.generation)) return Promise.resolve(this.snapshot());
+    return new Promise((resolve) => {
+      const t = this.clock.setTimer(() => resolve(this.snapshot()), Math.min(timeoutMs, 200));
+      this.waiters.push(() => {
+        t.cancel();
+        resolve(this.snapshot());
+      });
+    });
+  }
+  last(): NodeReport | undefined {
+    return this.reports[this.reports.length - 1];
+  }
+}
+
