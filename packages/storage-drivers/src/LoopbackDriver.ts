@@ -52,8 +52,8 @@ export interface LoopbackDriverOptions {
   readonly lockTimeoutMs?: number;
   /**
    * How loop devices are found, attached and detached: 'sysfs' (default) reads
-   * /sys/block/loopN/loop/backing_file and attaches/detaches with ioctls in a
-   * long-lived helper; 'losetup' spawns losetup (-j, --find --show, -d) each time.
+   * /sys/block/loopN/loop/backing_file and attaches/detaches with ioctls in
+   * flocker-syshelper (losetup where it cannot run); 'losetup' spawns losetup (-j, --find --show, -d) each time.
    */
   readonly loopDiscovery?: 'sysfs' | 'losetup';
   /** How the pool lock is taken; see PoolLockOptions.mode. */
@@ -775,7 +775,7 @@ export class LoopbackDriver implements BlockDeviceApi {
     await fs.rename(image, fenced);
     await fsyncDir(this.volumesPath);
     // Why the copy below needs no wait for writes of the old device still "in flight" (issue 17 #6): when
-    // FS_IOC_SETFLAGS (the perl helper's ioctl, and chattr's) returns, every write of the old loop device
+    // FS_IOC_SETFLAGS (flocker-syshelper's ioctl, and chattr's) returns, every write of the old loop device
     // has either failed or its data is in the inode. The loop device (attached without O_DIRECT, so
     // buffered) writes through the backing file's ->write_iter; ext4_buffered_write_iter holds the inode
     // lock (i_rwsem, exclusive) from the IS_IMMUTABLE check (ext4_generic_write_checks, EPERM → the

@@ -3,8 +3,8 @@
  * loop device backed by the file fails every write (EIO in the filesystem
  * mounted on it), which is how the loopback driver fences a dead holder.
  * Needs CAP_LINUX_IMMUTABLE and a filesystem with the flag (ext4, xfs, btrfs,
- * tmpfs since Linux 6.0). Done with an ioctl in the driver's long-lived perl
- * helper (LoopIoctls), else with chattr/lsattr (one process each, ~2 ms).
+ * tmpfs since Linux 6.0). Done with an ioctl in the driver's flocker-syshelper
+ * (LoopIoctls), else with chattr/lsattr (one process each, ~4 ms).
  */
 import { StorageError } from './BlockDeviceApi';
 import { formatCommand, type ExecFn } from './exec';

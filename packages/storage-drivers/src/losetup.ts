@@ -29,7 +29,7 @@ export interface AttachLoopOptions {
    * isReadOnly (sysfs).
    */
   readonly readOnly?: (device: string) => Promise<boolean | null>;
-  /** Attach with ioctls in a long-lived helper instead of a losetup process (falls back to losetup without perl). */
+  /** Attach with ioctls in flocker-syshelper instead of a losetup process (falls back to losetup where it cannot run). */
   readonly ioctls?: LoopIoctls;
 }
 
