@@ -1,0 +1,374 @@
+/**
+ * Self-fencing orchestration: applies ContactTracker's rules (fencing.ts) on the
+ * clock, and does what each phase asks — the last-chance report at the bound, the
+ * fence pass (stop the containers using our mounts, unmount everything under the
+ * mount root), the heartbeat that keeps contact confirmed, stale-mount cleanup,
+ * and the fencing part of the node report.
+ */
+import { dirname } from 'node:path';
+import { ReportResponse, type ClusterSnapshot, type NodeReport } from '@flocker/api';
+import type winston from 'winston';
+import type { Clock, TimerHandle } from './clock';
+import type { ContainerStopper, StopTargets } from './containers';
+import { errorCode, errorMessage } from './errors';
+import { ContactTracker, heartbeatMs, lastChanceMs, selfFenceBoundMs, type ContactPhase } from './fencing';
+import type { HostOps } from './HostOps';
+import type { LocalState, StrayMount } from './LocalState';
+import type { ReportAnswer } from './Reporter';
+
+export type FenceReport = NonNullable<NodeReport['fencing']>;
+
+export interface SelfFencingOptions {
+  readonly nodeUuid: string;
+  readonly clock: Clock;
+  readonly logger: winston.Logger;
+  readonly mountRoot: string;
+  readonly hostOps: Pick<HostOps, 'listMounts' | 'unmount'>;
+  readonly resyncIntervalMs: number;
+  readonly containers?: ContainerStopper;
+  readonly releaseFenced?: () => Promise<unknown>;
+  /** Configured bound (ms); see selfFenceBoundMs. */
+  readonly selfFenceMs?: number;
+  readonly lastNodeTimeoutMs?: number;
+  readonly onNodeTimeout?: (seconds: number) => void;
+}
+
+/** What self-fencing asks of the rest of the agent. */
+export interface SelfFencingHooks {
+  /** The users to stop of these mounts at dataset paths. */
+  stopTargets(paths: readonly string[]): StopTargets;
+  /** One report straight to the control service, past any queued (the last chance). */
+  sendReportNow(): Promise<unknown>;
+  /** A report through the usual queue. */
+  requestReport(): void;
+  /** A report that goes out even if unchanged (confirms contact). */
+  heartbeat(): void;
+  /** The configuration tag of the snapshot held, if any. */
+  configurationTag(): string | undefined;
+  /** Fetch the current configuration now (a report's answer named another). */
+  refetch(): void;
+  /** Fencing began: no new work may start. */
+  fencingStarted(): void;
+  /** Take a turn (contact came back). */
+  wake(): void;
+}
+
+export class SelfFencing {
+  private readonly contact: ContactTracker;
+  /** The control service's node timeout, once told. */
+  private nodeTimeoutMs: number | undefined;
+  private fenceTimer: TimerHandle | null = null;
+  private heartbeatTimer: TimerHandle | null = null;
+  private fencePass: Promise<void> | null = null;
+  private fenceDone = false;
+  private cleanupDone = false;
+  private lastChanceFailed = false;
+  private releasing: Promise<void> | null = null;
+  private lastReleaseAt = -Infinity;
+  private stopped = false;
+  /** What the last self-fence did; reported until the next one. */
+  private fenceReport: FenceReport | undefined;
+
+  constructor(
+    private readonly o: SelfFencingOptions,
+    private readonly hooks: SelfFencingHooks,
+  ) {
+    this.contact = new ContactTracker(o.clock.now());
+    this.nodeTimeoutMs = o.lastNodeTimeoutMs;
+  }
+
+  get phase(): ContactPhase {
+    return this.contact.phase;
+  }
+
+  /** The fencing part of the node report. */
+  get report(): FenceReport | undefined {
+    return this.fenceReport;
+  }
+
+  private get boundMs(): number | undefined {
+    return selfFenceBoundMs(this.nodeTimeoutMs, this.o.selfFenceMs);
+  }
+
+  private now(): number {
+    return this.o.clock.now();
+  }
+
+  private isoNow(): string {
+    return new Date(this.o.clock.wallNow()).toISOString();
+  }
+
+  start(): void {
+    this.scheduleHeartbeat();
+    this.evaluate();
+  }
+
+  /** No more timers; resolves once the background release (if any) is through. */
+  stop(): void {
+    this.stopped = true;
+    this.fenceTimer?.cancel();
+    this.heartbeatTimer?.cancel();
+  }
+
+  settled(): Promise<void> {
+    return this.releasing ?? Promise.resolve();
+  }
+
+  /** Whether acquiring actions may run now: configuration confirmed within the bound. */
+  mayAct(): boolean {
+    return this.contact.mayAct(this.now(), this.boundMs);
+  }
+
+  /** A snapshot asked for at `askedAt` was answered: the configuration it holds was current then. */
+  snapshotSeen(snap: ClusterSnapshot, askedAt: number): void {
+    this.learnNodeTimeout(snap.node_timeout_seconds);
+    this.contact.configConfirmed(askedAt);
+    if (snap.nodes.find((n) => n.uuid === this.o.nodeUuid)?.alive === false) this.contact.seenDead(askedAt);
+  }
+
+  /** A report's answer confirms contact when it names the configuration we hold. */
+  reportAnswered(answer: ReportAnswer, sentAt: number): void {
+    this.learnNodeTimeout(answer.node_timeout_seconds);
+    this.contact.reportAccepted(sentAt, this.now());
+    const tag = answer.configuration_tag;
+    const held = this.hooks.configurationTag();
+    if (tag !== undefined && held !== undefined) {
+      if (tag === held) this.contact.configConfirmed(sentAt);
+      else this.hooks.refetch();
+    }
+    this.evaluate();
+  }
+
+  /** The control service's node timeout sets the self-fence bound and so the heartbeat. */
+  private learnNodeTimeout(seconds: number | undefined): void {
+    if (seconds === undefined || seconds * 1000 === this.nodeTimeoutMs) return;
+    this.nodeTimeoutMs = seconds * 1000;
+    this.o.onNodeTimeout?.(seconds);
+    this.o.logger.info('self-fence timing', { nodeTimeoutMs: this.nodeTimeoutMs, selfFenceBoundMs: this.boundMs });
+    this.scheduleHeartbeat();
+  }
+
+  /** Applies the contact rules now, and sets the timer for when the bound runs out. */
+  evaluate(): void {
+    if (this.stopped) return;
+    const bound = this.boundMs;
+    const entered = this.contact.step(this.now(), bound, {
+      fenceDone: this.fenceDone,
+      cleanupDone: this.cleanupDone,
+      lastChanceFailed: this.lastChanceFailed,
+    });
+    if (entered !== undefined) this.entered(entered);
+    this.fenceTimer?.cancel();
+    this.fenceTimer = null;
+    const deadline = this.contact.deadline(bound);
+    if (deadline !== undefined && (this.contact.phase === 'inContact' || this.contact.phase === 'recovering')) {
+      this.fenceTimer = this.o.clock.setTimer(() => this.evaluate(), Math.max(0, deadline - this.now()));
+    }
+  }
+
+  private entered(phase: ContactPhase): void {
+    const bound = this.boundMs;
+    const last = this.contact.lastConfirmed;
+    switch (phase) {
+      case 'checking':
+        this.lastChance();
+        break;
+      case 'fencing': {
+        this.lastChanceFailed = false;
+        this.fenceDone = false;
+        this.cleanupDone = false;
+        const reason = `no confirmed configuration from the control service for ${Math.round(this.now() - (last ?? this.now()))} ms (self-fence bound ${bound} ms)`;
+        this.o.logger.warn('fencing this node: stopping containers that use its volumes and unmounting them', { reason });
+        this.fenceReport = { state: 'fenced', since: this.isoNow(), reason };
+        this.hooks.fencingStarted();
+        this.runFencePass();
+        break;
+      }
+      case 'fenced':
+        this.o.logger.warn('node fenced: waiting for a configuration confirmed by the control service', this.fenceReport ?? {});
+        break;
+      case 'recovering':
+        this.o.logger.info('contact with the control service is back: removing stale mounts before anything else');
+        this.hooks.wake();
+        break;
+      case 'inContact':
+        this.lastChanceFailed = false;
+        if (this.fenceReport !== undefined) this.fenceReport = { ...this.fenceReport, state: 'recovered' };
+        this.o.logger.info('back in contact: converging again', this.fenceReport ?? {});
+        this.hooks.requestReport();
+        this.hooks.wake();
+        break;
+    }
+    this.scheduleHeartbeat();
+  }
+
+  /**
+   * The bound ran out: one report straight to the control service (past any report
+   * stuck in the queue), bounded by lastChanceMs. Its answer confirms contact if it
+   * can; otherwise the node fences. A pause of this process (GC, CPU starvation) that
+   * outlasted the bound but not the node timeout then fences nothing: the answers
+   * waiting on the sockets are read first.
+   */
+  private lastChance(): void {
+    const bound = this.boundMs;
+    if (bound === undefined) return;
+    const limit = lastChanceMs(bound, this.nodeTimeoutMs);
+    const sent = this.now();
+    let settled = false;
+    const fail = (why: string): void => {
+      if (settled) return;
+      settled = true;
+      this.o.logger.warn('last-chance report failed: fencing', { why, limitMs: limit });
+      this.lastChanceFailed = true;
+      this.evaluate();
+    };
+    const timer = this.o.clock.setTimer(() => fail(`no answer within ${limit} ms`), limit);
+    this.hooks
+      .sendReportNow()
+      .then((answer) => {
+        if (settled) return;
+        const parsed = ReportResponse.safeParse(answer);
+        if (!parsed.success) return fail('an answer off its schema');
+        settled = true;
+        timer.cancel();
+        this.reportAnswered(parsed.data, sent);
+      })
+      .catch((e: unknown) => {
+        timer.cancel();
+        fail(errorMessage(e));
+      });
+  }
+
+  /** Stops the containers using our mounts, then unmounts everything under the mount root. */
+  runFencePass(): void {
+    if (this.fencePass !== null) return;
+    this.fencePass = (async () => {
+      const root = this.o.mountRoot.replace(/\/+$/, '');
+      const ours = (await this.o.hostOps.listMounts()).filter((m) => dirname(m.mountPoint) === root);
+      const paths = [...new Set(ours.map((m) => m.mountPoint))];
+      let stopped: string[] = [];
+      if (paths.length > 0 && this.o.containers !== undefined) {
+        try {
+          stopped = await this.o.containers.stopContainersUsing(this.hooks.stopTargets(paths));
+          if (stopped.length > 0) this.o.logger.warn('fence: stopped containers', { containers: stopped });
+        } catch (e) {
+          this.o.logger.error('fence: cannot stop containers through Docker', { code: errorCode(e), error: errorMessage(e) });
+        }
+      }
+      const removed: string[] = [];
+      // Stacked mounts come off top first; a container just killed may hold its mount a moment.
+      for (const m of [...ours].reverse()) {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await this.o.hostOps.unmount(m.mountPoint);
+            removed.push(m.mountPoint);
+            break;
+          } catch (e) {
+            if (attempt >= 10) {
+              this.o.logger.error('fence: cannot unmount', { mountPath: m.mountPoint, code: errorCode(e), error: errorMessage(e) });
+              break;
+            }
+            await this.o.clock.sleep(100 * attempt);
+          }
+        }
+      }
+      if (this.fenceReport !== undefined) {
+        this.fenceReport = {
+          ...this.fenceReport,
+          stopped_containers: [...(this.fenceReport.stopped_containers ?? []), ...stopped],
+          removed_mounts: [...(this.fenceReport.removed_mounts ?? []), ...removed],
+        };
+      }
+    })()
+      .catch((e: unknown) => {
+        this.o.logger.error('fence pass failed', { code: errorCode(e), error: errorMessage(e) });
+      })
+      .finally(() => {
+        this.fencePass = null;
+        this.fenceDone = true;
+        this.evaluate();
+        this.hooks.requestReport();
+      });
+  }
+
+  /** Reports (and so confirms contact) at least every heartbeatMs. */
+  private scheduleHeartbeat(): void {
+    this.heartbeatTimer?.cancel();
+    if (this.stopped) return;
+    this.heartbeatTimer = this.o.clock.setTimer(() => {
+      this.hooks.heartbeat();
+      this.scheduleHeartbeat();
+    }, heartbeatMs(this.boundMs, this.o.resyncIntervalMs));
+  }
+
+  /**
+   * What a full look found, for fencing: recovering with no stale mount left ends the
+   * cleanup; what a fence left is released now and then; fenced, anything still (or
+   * newly: a worker's last step) mounted under the mount root comes off.
+   */
+  looked(local: LocalState): void {
+    if (this.contact.phase === 'recovering' && (local.strayMounts ?? []).length === 0) {
+      this.cleanupDone = true;
+      this.evaluate();
+    }
+    this.releaseFencedNowAndThen();
+    if (this.contact.phase === 'fenced' && local.volumes.some((v) => (v.mountPoints ?? []).length > 0)) this.runFencePass();
+  }
+
+  /**
+   * What a fence left (an old loop device once nothing holds it, then its frozen image)
+   * goes once nothing uses it, which may be a while after its mount came off (a
+   * deferred detach): asked again at most once per resync interval, in the background.
+   */
+  private releaseFencedNowAndThen(): void {
+    const release = this.o.releaseFenced;
+    if (release === undefined || this.releasing !== null || this.now() - this.lastReleaseAt < this.o.resyncIntervalMs) return;
+    this.lastReleaseAt = this.now();
+    this.releasing = release()
+      .then((released) => this.o.logger.debug('released what fences left behind', { released }))
+      .catch((e: unknown) => this.o.logger.warn('cannot release fenced devices', { code: errorCode(e), error: errorMessage(e) }))
+      .then(() => {
+        this.releasing = null;
+      });
+  }
+
+  /**
+   * Unmounts mounts left at dataset paths by volumes this node no longer holds (the
+   * caller leaves out datasets being worked on), then lets the driver release what a
+   * fence left behind. True if any came off.
+   */
+  async removeStrayMounts(todo: readonly StrayMount[]): Promise<boolean> {
+    const removed: string[] = [];
+    // Whatever still uses a volume this node lost writes into nothing (a fenced device fails
+    // its writes): stop it, so that the mount can come off.
+    if (todo.length > 0 && this.o.containers !== undefined) {
+      try {
+        const stopped = await this.o.containers.stopContainersUsing(this.hooks.stopTargets([...new Set(todo.map((s) => s.mountPath))]));
+        if (stopped.length > 0) this.o.logger.warn('stopped containers using a volume this node no longer holds', { containers: stopped });
+      } catch (e) {
+        this.o.logger.warn('cannot stop containers through Docker', { code: errorCode(e), error: errorMessage(e) });
+      }
+    }
+    for (const stray of todo) {
+      try {
+        await this.o.hostOps.unmount(stray.mountPath);
+        removed.push(stray.mountPath);
+        this.o.logger.warn('removed a stale mount of a volume this node no longer holds', { ...stray });
+      } catch (e) {
+        this.o.logger.error('cannot remove a stale mount', { ...stray, code: errorCode(e), error: errorMessage(e) });
+      }
+    }
+    if (removed.length > 0 && this.o.releaseFenced !== undefined) {
+      try {
+        const released = await this.o.releaseFenced();
+        this.o.logger.info('released what fences left behind', { released });
+      } catch (e) {
+        this.o.logger.warn('cannot release fenced devices', { code: errorCode(e), error: errorMessage(e) });
+      }
+    }
+    if (removed.length > 0 && this.fenceReport !== undefined) {
+      this.fenceReport = { ...this.fenceReport, removed_mounts: [...(this.fenceReport.removed_mounts ?? []), ...removed] };
+    }
+    return removed.length > 0;
+  }
+}
