@@ -1,0 +1,116 @@
+import type { ClusterSnapshot, NodeState } from '@flocker/api';
+import winston from 'winston';
+import { ClusterFollower, type SnapshotChange } from './ClusterFollower';
+import { ManualClock, settle } from './testing/ManualClock';
+
+const ME = '11111111-1111-4111-8111-111111111111';
+const OTHER = '22222222-2222-4222-8222-222222222222';
+const node = (uuid: string, volumes: NodeState['volumes'] = []): NodeState => ({
+  uuid,
+  era: 'e',
+  host: 'h',
+  instance_id: `i-${uuid}`,
+  backend: 'fake',
+  manifestations: [],
+  volumes,
+  errors: [],
+  alive: true,
+  last_seen: '',
+});
+const snap = (generation: number, over: Partial<ClusterSnapshot> = {}): ClusterSnapshot => ({
+  generation: String(generation),
+  configuration_tag: 't',
+  datasets: [],
+  leases: [],
+  nodes: [node(ME), node(OTHER)],
+  ...over,
+});
+
+/** A control service whose long-polls the test answers one by one. */
+function setup() {
+  const clock = new ManualClock();
+  const calls: Array<{ since: string | undefined; timeoutMs: number | undefined; at: number; answer: (s: ClusterSnapshot) => void; fail: (e: Error) => void }> = [];
+  const adopted: Array<{ generation: string; askedAt: number; change: SnapshotChange }> = [];
+  const follower = new ClusterFollower({
+    waitForCluster: (since, timeoutMs) => new Promise((answer, fail) => calls.push({ since, timeoutMs, at: clock.now(), answer, fail })),
+    nodeUuid: ME,
+    clock,
+    logger: winston.createLogger({ silent: true }),
+    pollWaitMs: 25_000,
+    backoffInitialMs: 100,
+    backoffMaxMs: 400,
+    adopted: (s, askedAt, change) => adopted.push({ generation: s.generation, askedAt, change }),
+  });
+  return { clock, calls, adopted, follower };
+}
+
+describe('ClusterFollower (manual clock)', () => {
+  it('long-polls from the generation held and tells what each new snapshot changed', async () => {
+    const { calls, adopted, follower } = setup();
+    follower.start();
+    expect(calls[0]).toMatchObject({ since: undefined, timeoutMs: 25_000 });
+    calls[0]!.answer(snap(1));
+    await settle();
+    expect(calls[1]).toMatchObject({ since: '1' });
+    calls[1]!.answer(snap(2, { nodes: [node(ME, [{ blockdevice_id: 'b', dataset_id: 'd', size: 1, attached_to: null }]), node(OTHER)] }));
+    await settle();
+    const othersMoved = [node(ME), node(OTHER, [{ blockdevice_id: 'b', dataset_id: 'd', size: 1, attached_to: null }])];
+    calls[2]!.answer(snap(3, { nodes: othersMoved }));
+    await settle();
+    calls[3]!.answer(snap(4, { datasets: [{ dataset_id: 'd', primary: ME, metadata: {}, deleted: false }], nodes: othersMoved }));
+    await settle();
+    calls[4]!.answer(snap(4));
+    await settle();
+    // First: config. Only our own report changed: own. Another node's: others. Datasets: config. Same generation: none.
+    expect(adopted.map((a) => a.change)).toEqual(['config', 'own', 'others', 'config', 'none']);
+    expect(follower.snapshot?.generation).toBe('4');
+    follower.stop();
+  });
+
+  it('backs off between failures (backoffDelay), and starts over after a success', async () => {
+    const { clock, calls, follower } = setup();
+    follower.start();
+    for (let i = 0; i < 4; i++) {
+      calls[i]!.fail(new Error('ECONNREFUSED'));
+      await settle();
+      await clock.advanceUntil(() => calls.length > i + 1, 1000, 10);
+    }
+    const gaps = calls.slice(1).map((c, i) => c.at - calls[i]!.at);
+    expect(gaps).toEqual([100, 200, 400, 400]);
+    calls[4]!.answer(snap(1));
+    await settle();
+    calls[5]!.fail(new Error('ECONNRESET'));
+    await settle();
+    await clock.advanceUntil(() => calls.length > 6, 1000, 10);
+    expect(calls[6]!.at - calls[5]!.at).toBe(100);
+    follower.stop();
+  });
+
+  it('refetch asks at once, one at a time; an answer to an older question never replaces a newer snapshot', async () => {
+    const { clock, calls, adopted, follower } = setup();
+    follower.start(); // calls[0]: the long-poll, asked first
+    await clock.advance(10);
+    follower.refetch();
+    follower.refetch();
+    expect(calls).toHaveLength(2);
+    expect(calls[1]).toMatchObject({ since: undefined, timeoutMs: 0 });
+    calls[1]!.answer(snap(5));
+    await settle();
+    calls[0]!.answer(snap(4)); // asked before the refetch: ignored
+    await settle();
+    expect(adopted.map((a) => a.generation)).toEqual(['5']);
+    expect(follower.snapshot?.generation).toBe('5');
+    follower.stop();
+  });
+
+  it('stops polling once stopped', async () => {
+    const { calls, follower } = setup();
+    follower.start();
+    follower.stop();
+    calls[0]!.answer(snap(1));
+    await settle();
+    expect(calls).toHaveLength(1);
+    follower.refetch();
+    expect(calls).toHaveLength(1);
+  });
+});

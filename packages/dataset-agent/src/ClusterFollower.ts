@@ -1,0 +1,118 @@
+/**
+ * Follows the cluster: long-polls the control service for each new generation
+ * (backoffDelay between failures), keeps the latest snapshot, and tells what
+ * changed in it. Also fetches at once when asked (a report's answer named
+ * another configuration: the long-poll may be stuck).
+ */
+import type { ClusterSnapshot } from '@flocker/api';
+import type winston from 'winston';
+import { backoffDelay, type Clock } from './clock';
+import { errorCode, errorMessage } from './errors';
+
+/**
+ * What a snapshot changed that can alter this node's decisions: 'config' (the
+ * configuration or node liveness, or the first snapshot), 'others' (what the other
+ * nodes report: a detach elsewhere lets us attach), 'own' (only our own report,
+ * echoed back), 'none' (the same generation).
+ */
+export type SnapshotChange = 'config' | 'others' | 'own' | 'none';
+
+export interface ClusterFollowerOptions {
+  readonly waitForCluster: (since?: string, timeoutMs?: number) => Promise<ClusterSnapshot>;
+  readonly nodeUuid: string;
+  readonly clock: Clock;
+  readonly logger: winston.Logger;
+  /** How long one long-poll waits. */
+  readonly pollWaitMs: number;
+  readonly backoffInitialMs: number;
+  readonly backoffMaxMs: number;
+  /** A snapshot answered to a question asked at `askedAt` was adopted (it is `snapshot` now). */
+  readonly adopted: (snap: ClusterSnapshot, askedAt: number, change: SnapshotChange) => void;
+}
+
+export class ClusterFollower {
+  private current: ClusterSnapshot | null = null;
+  /** When the snapshot held was asked for: an answer to an older question never replaces it. */
+  private snapshotAskedAt = -Infinity;
+  private refetching: Promise<void> | null = null;
+  private stopped = false;
+
+  constructor(private readonly o: ClusterFollowerOptions) {}
+
+  get snapshot(): ClusterSnapshot | null {
+    return this.current;
+  }
+
+  /** Starts the long-poll (not awaited by stop(): a pending long-poll just ends with its timeout). */
+  start(): void {
+    void this.watch();
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  private async watch(): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      try {
+        const asked = this.o.clock.now();
+        const snap = await this.o.waitForCluster(this.current?.generation, this.o.pollWaitMs);
+        failures = 0;
+        this.o.logger.debug('cluster snapshot', { generation: snap.generation, waitedMs: this.o.clock.now() - asked });
+        this.adopt(snap, asked);
+      } catch (e) {
+        if (this.stopped) return;
+        failures++;
+        this.o.logger.warn('cannot reach the control service', { code: errorCode(e), error: errorMessage(e) });
+        await this.o.clock.sleep(backoffDelay(failures, this.o.backoffInitialMs, this.o.backoffMaxMs));
+      }
+    }
+  }
+
+  /** Fetches the current snapshot now (one at a time). */
+  refetch(): void {
+    if (this.refetching !== null || this.stopped) return;
+    this.refetching = (async () => {
+      const asked = this.o.clock.now();
+      try {
+        this.adopt(await this.o.waitForCluster(undefined, 0), asked);
+      } catch (e) {
+        this.o.logger.debug('refetch of the configuration failed', { code: errorCode(e), error: errorMessage(e) });
+      }
+    })().finally(() => {
+      this.refetching = null;
+    });
+  }
+
+  /** Takes a snapshot asked for at `askedAt`, unless one asked for later is already held. */
+  private adopt(snap: ClusterSnapshot, askedAt: number): void {
+    if (askedAt < this.snapshotAskedAt) return;
+    this.snapshotAskedAt = askedAt;
+    const before = this.current;
+    let change: SnapshotChange = 'none';
+    if (snap.generation !== before?.generation) {
+      change =
+        before === null || configKey(snap) !== configKey(before)
+          ? 'config'
+          : othersKey(snap, this.o.nodeUuid) !== othersKey(before, this.o.nodeUuid)
+            ? 'others'
+            : 'own';
+      this.current = snap;
+    }
+    this.o.adopted(snap, askedAt, change);
+  }
+}
+
+/**
+ * What in a snapshot can change this node's decisions: the configuration and
+ * node liveness (configKey), and what the other nodes did (othersKey). Our own
+ * report, echoed back, is in neither.
+ */
+function configKey(s: ClusterSnapshot): string {
+  return JSON.stringify([s.datasets, s.nodes.map((n) => [n.uuid, n.instance_id, n.alive])]);
+}
+
+function othersKey(s: ClusterSnapshot, self: string): string {
+  return JSON.stringify(s.nodes.filter((n) => n.uuid !== self).map((n) => [n.uuid, n.manifestations, n.volumes]));
+}
