@@ -1,0 +1,47 @@
+import type { DiscoveredVolume } from './LocalState';
+import { ObservationView } from './ObservationView';
+
+const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+const vol = (datasetId: string, blockdeviceId: string, over: Partial<DiscoveredVolume> = {}): DiscoveredVolume => ({
+  blockdeviceId,
+  datasetId,
+  size: 1,
+  attachedTo: 'i-me',
+  ...over,
+});
+const state = (...volumes: DiscoveredVolume[]) => ({ instanceId: 'i-me', volumes });
+
+describe('ObservationView', () => {
+  it('keeps the fresher observation of each dataset; a full look drops what it no longer shows, except datasets it did not look at', () => {
+    const view = new ObservationView();
+    const s1 = view.nextSeq();
+    const s2 = view.nextSeq();
+    view.update(state(vol(A, 'a2')), s2, A); // a worker's look, begun after the full look below
+    view.update(state(vol(A, 'a1'), vol(B, 'b1')), s1);
+    expect(view.all().map((v) => v.blockdeviceId)).toEqual(['a2', 'b1']);
+    const s3 = view.nextSeq();
+    view.update(state(), s3, undefined, new Set([B])); // B busy: not looked at
+    expect(view.all().map((v) => v.blockdeviceId)).toEqual(['b1']);
+    expect(view.volumesOf(A)).toEqual([]);
+  });
+
+  it('orders looks and action ends', () => {
+    const view = new ObservationView();
+    const look = view.nextSeq();
+    expect(view.actionEndedSince(look)).toBe(false);
+    view.actionEnded();
+    expect(view.actionEndedSince(look)).toBe(true);
+    expect(view.actionEndedSince(view.nextSeq())).toBe(false);
+  });
+
+  it('records a mount just done on a volume attached here; nothing else changes', () => {
+    const view = new ObservationView();
+    view.update(state(vol(A, 'a1', { devicePath: '/dev/x', hasFilesystem: true, mountPoints: [] }), vol(B, 'b1', { attachedTo: 'i-b' })), view.nextSeq());
+    expect(view.recordMount(A, 'a1', 'i-me', `/flocker/${A}`)).toBe(true);
+    expect(view.volumesOf(A)[0]).toMatchObject({ hasFilesystem: true, mountPoints: [`/flocker/${A}`] });
+    expect(view.recordMount(A, 'a1', 'i-me', `/flocker/${A}`)).toBe(false); // already there
+    expect(view.recordMount(B, 'b1', 'i-me', `/flocker/${B}`)).toBe(false); // attached elsewhere
+    expect(view.recordMount('cccccccc-cccc-4ccc-8ccc-cccccccccccc', 'c1', 'i-me', '/flocker/c')).toBe(false); // never seen
+  });
+});
