@@ -7,7 +7,7 @@
  * - a dataset is worked on by one worker at a time;
  * - a dataset added while it is being worked on is not queued: its worker
  *   re-decides after every step, and the agent takes a full look once idle when
- *   a turn ran meanwhile (DatasetAgent's lookWhenIdle), so nothing is lost;
+ *   a turn ran meanwhile (lookWhenIdle in loopState.ts), so nothing is lost;
  * - waiting datasets start in the order they were added.
  */
 export class WorkQueue<T> {

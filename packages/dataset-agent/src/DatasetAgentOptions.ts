@@ -1,0 +1,84 @@
+/** The dataset agent's options, the part of the control service's client it uses, and the crash test hook. */
+import type { ClusterSnapshot, NodeReport } from '@flocker/api';
+import type { BlockDeviceApi } from '@flocker/storage-drivers';
+import type winston from 'winston';
+import type { Clock } from './clock';
+import type { ContainerStopper } from './containers';
+import type { HostOps } from './HostOps';
+import { ACTION_KINDS, type ActionKind } from './LocalState';
+
+/** The part of FlockerClient the agent uses. */
+export interface ControlChannel {
+  reportNodeState(report: NodeReport): Promise<unknown>;
+  waitForCluster(since?: string, timeoutMs?: number): Promise<ClusterSnapshot>;
+}
+
+export interface CrashAfter {
+  readonly kind: ActionKind;
+  readonly count: number;
+}
+
+export interface DatasetAgentOptions {
+  readonly nodeUuid: string;
+  readonly era: string;
+  readonly host: string;
+  readonly instanceId: string;
+  readonly driver: BlockDeviceApi;
+  readonly hostOps: HostOps;
+  readonly control: ControlChannel;
+  readonly mountRoot: string;
+  readonly defaultSize: number;
+  readonly resyncIntervalMs: number;
+  readonly concurrency: number;
+  readonly backoffInitialMs: number;
+  readonly backoffMaxMs: number;
+  readonly logger: winston.Logger;
+  /** Test hook: die (SIGKILL) right after the count-th successful action of this kind. */
+  readonly crashAfter?: CrashAfter;
+  readonly crash?: () => void;
+  /** How long one long-poll waits. */
+  readonly pollWaitMs?: number;
+  /**
+   * Subscribes to "the shared pool changed" hints (the loopback driver's
+   * watchPool); returns an unsubscribe function. Lets a node waiting for
+   * another node to let go of a volume look again at once, not only after
+   * the control service relays that node's report.
+   */
+  readonly poolChanges?: (onChange: () => void) => () => void;
+  /**
+   * While a dataset is still stepping towards its goal, how long the report of
+   * its intermediate states may wait (default 250 ms). A report goes out at once
+   * when a dataset's work ends (converged, failed, or waiting); in between, each
+   * step's report would only make the control service, its watchers and this
+   * agent (the echoed snapshot) work on the critical path of the next step.
+   */
+  readonly progressReportMs?: number;
+  /** Every timer and timestamp of the agent (default: the system clock). */
+  readonly clock?: Clock;
+  /**
+   * Self-fence bound from agent.yml (ms); the bound used is the shorter of this and
+   * half the control service's node timeout (see fencing.ts).
+   */
+  readonly selfFenceMs?: number;
+  /** Stops this host's containers that use Flocker volumes when the node fences itself. */
+  readonly containers?: ContainerStopper;
+  /** Releases what fences left behind on this host (the loopback driver's releaseFenced). */
+  readonly releaseFenced?: () => Promise<unknown>;
+  /** The node timeout (ms) last learned by an earlier run: the bound holds from start even when cut off then. */
+  readonly lastNodeTimeoutMs?: number;
+  /** Told when the control service's node timeout is learned or changes (seconds), to keep it for the next start. */
+  readonly onNodeTimeout?: (seconds: number) => void;
+  /** The largest volume the backend can create (driver.maximumVolumeSize), reported as max_volume_size. */
+  readonly maxVolumeSize?: number;
+}
+
+/** Parses FLOCKER_AGENT_CRASH_AFTER=<kind>:<n>. */
+export function parseCrashAfter(value: string | undefined): CrashAfter | undefined {
+  if (value === undefined || value === '') return undefined;
+  const m = /^([a-zA-Z]+):(\d+)$/.exec(value);
+  const kinds: readonly string[] = ACTION_KINDS;
+  if (!m || !kinds.includes(m[1]!) || Number(m[2]) < 1) {
+    throw new Error(`FLOCKER_AGENT_CRASH_AFTER must be <action kind>:<n> (n >= 1), got ${JSON.stringify(value)}`);
+  }
+  return { kind: m[1] as ActionKind, count: Number(m[2]) };
+}

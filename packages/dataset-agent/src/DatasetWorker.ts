@@ -1,0 +1,221 @@
+/**
+ * The work on one dataset (what each of the WorkQueue's workers runs): one step at
+ * a time, each decided on a fresh look at that dataset, until it needs nothing,
+ * fails (backoff), or may not act.
+ */
+import type { ClusterSnapshot } from '@flocker/api';
+import type { BlockDeviceApi } from '@flocker/storage-drivers';
+import type winston from 'winston';
+import { calculateChanges } from './calculateChanges';
+import type { Clock } from './clock';
+import type { CrashAfter } from './DatasetAgentOptions';
+import { desiredStateOf } from './desiredState';
+import { discoverLocalState } from './discoverLocalState';
+import { errorCode, errorMessage } from './errors';
+import { executeAction, type ActionResult } from './executeAction';
+import type { FailureLog } from './FailureLog';
+import type { HostOps } from './HostOps';
+import type { Action, ActionKind, DecisionContext, DesiredDataset, DesiredState, LocalState } from './LocalState';
+import type { ObservationView, Observation } from './ObservationView';
+import type { PoolKnowledge } from './PoolKnowledge';
+import type { Reporter } from './Reporter';
+import type { SelfFencing } from './SelfFencing';
+import { ACQUIRING_ACTIONS } from './fencing';
+import { stateAfter } from './stateAfter';
+
+export interface DatasetWorkerContext {
+  readonly driver: BlockDeviceApi;
+  readonly hostOps: HostOps;
+  readonly instanceId: string;
+  readonly logger: winston.Logger;
+  readonly clock: Clock;
+  readonly decision: DecisionContext;
+  readonly crashAfter?: CrashAfter;
+  readonly crash?: () => void;
+  readonly view: ObservationView;
+  readonly pool: PoolKnowledge;
+  readonly failures: FailureLog;
+  readonly fencing: Pick<SelfFencing, 'mayAct' | 'phase'>;
+  readonly reporter: Pick<Reporter, 'request' | 'requestProgress'>;
+  readonly snapshot: () => ClusterSnapshot | null;
+  readonly stopping: () => boolean;
+  /** Something was missed (a failed look or action, no permission to act): a full look once idle. */
+  readonly missed: () => void;
+}
+
+/** The one next step for a dataset (none when it has reached its goal). */
+export function nextAction(dataset: DesiredDataset, desired: DesiredState, local: LocalState, decision: DecisionContext): Action | undefined {
+  return calculateChanges({ datasets: [dataset], nodes: desired.nodes }, local, decision)[0];
+}
+
+export class DatasetWorker {
+  /**
+   * Volumes this process created and has not yet tried to format or touched
+   * otherwise (attach aside): their look skips the filesystem probe (see
+   * discoverLocalState's knownBlank). In memory only: after a restart every
+   * volume is probed again.
+   */
+  private readonly blank = new Set<string>();
+  private readonly isBlank = (blockdeviceId: string): boolean => this.blank.has(blockdeviceId);
+  private readonly successes = new Map<ActionKind, number>();
+
+  constructor(private readonly c: DatasetWorkerContext) {}
+
+  private now(): number {
+    return this.c.clock.now();
+  }
+
+  /**
+   * One dataset, one step at a time, each decided on a fresh look at that
+   * dataset. The first look may be the turn's own (`fresh`), made just before;
+   * after a setup step, stateAfter may stand in for the look.
+   */
+  async converge(datasetId: string, fresh?: Observation): Promise<void> {
+    const { c } = this;
+    let previous = '';
+    let first = fresh;
+    for (let snapshot = c.snapshot(); !c.stopping() && snapshot !== null; snapshot = c.snapshot()) {
+      const desired = desiredStateOf(snapshot);
+      const dataset = desired.datasets.find((d) => d.datasetId === datasetId);
+      if (dataset === undefined) return;
+      const observed = first ?? (await this.lookAt(datasetId));
+      first = undefined;
+      if (observed === undefined) {
+        c.missed();
+        return;
+      }
+      const local = observed.local;
+      const action = nextAction(dataset, desired, local, c.decision);
+      if (action === undefined) {
+        c.failures.clear(datasetId);
+        c.reporter.request();
+        return;
+      }
+      if (c.failures.retryAt(datasetId) > this.now()) {
+        c.reporter.request();
+        return; // the turn's timer comes back for it
+      }
+      // Never take or change a volume on a configuration not confirmed within the self-fence bound.
+      if (ACQUIRING_ACTIONS.has(action.kind) && !c.fencing.mayAct()) {
+        c.logger.warn('not acting on an unconfirmed configuration', { datasetId, kind: action.kind, phase: c.fencing.phase });
+        c.missed();
+        c.reporter.request();
+        return;
+      }
+      // More steps follow at once: their outcome is reported when they end (or after progressReportMs).
+      c.reporter.requestProgress();
+      // The same action again right after it succeeded: it has no effect we can see. Back off instead of spinning.
+      const key = JSON.stringify(action);
+      if (key === previous) {
+        this.recordFailure(action, 'NO_PROGRESS', `${action.kind} succeeded but the next observation still asks for it`, this.now());
+        c.reporter.request();
+        return;
+      }
+      previous = key;
+      const result = await this.run(action);
+      if (result === undefined) {
+        c.reporter.request();
+        return;
+      }
+      first = this.observationAfter(local, action, result);
+    }
+  }
+
+  /** A look at one dataset (with device details), recorded in the view; undefined if it failed. */
+  private async lookAt(datasetId: string): Promise<Observation | undefined> {
+    const { c } = this;
+    const seq = c.view.nextSeq();
+    const t0 = this.now();
+    let local: LocalState;
+    try {
+      local = c.pool.withUnreadable(
+        await discoverLocalState({
+          driver: c.driver,
+          host: c.hostOps,
+          instanceId: c.instanceId,
+          onlyDataset: datasetId,
+          listVolumes: c.pool.listPool,
+          knownBlank: this.isBlank,
+        }),
+      );
+      c.logger.debug('observed dataset', { datasetId, durationMs: this.now() - t0 });
+    } catch (e) {
+      c.logger.warn('observation failed', { datasetId, code: errorCode(e), error: errorMessage(e) });
+      return undefined;
+    }
+    c.view.update(local, seq, datasetId);
+    return { seq, local };
+  }
+
+  /**
+   * stateAfter: the next step of a new volume's setup is decided on what the step just
+   * done answered, without a look. Invariant (stateAfter.ts): only where that answer is
+   * the whole truth about what changed (create; attach of a volume known blank; format),
+   * and the next step guards itself, so a wrong guess costs a failed step, never data.
+   */
+  private observationAfter(local: LocalState, action: Action, result: ActionResult): Observation | undefined {
+    const after = stateAfter(local, action, result, this.isBlank);
+    if (after === undefined) return undefined;
+    const seq = this.c.view.nextSeq();
+    this.c.view.update(after, seq, action.datasetId);
+    return { seq, local: after };
+  }
+
+  /** Runs one action; undefined if it failed (recorded for backoff and reporting). */
+  private async run(action: Action): Promise<ActionResult | undefined> {
+    const { c } = this;
+    const started = this.now();
+    c.logger.debug('action start', { datasetId: action.datasetId, kind: action.kind });
+    // Formatting (or anything but attaching) ends what we know of a volume's blankness.
+    if ('blockdeviceId' in action && action.kind !== 'attach') this.blank.delete(action.blockdeviceId);
+    let result: ActionResult;
+    try {
+      result = await executeAction(action, {
+        driver: c.driver,
+        host: c.hostOps,
+        instanceId: c.instanceId,
+        logger: c.logger,
+        onCreated: (v) => this.blank.add(v.blockdeviceId),
+        knownVolumes: () => ({ reported: c.pool.reportedVolumes(), remembered: c.pool.rememberedDatasets() }),
+        // Only a volume known blank skips the look after its attach (stateAfter).
+        wantDevicePath: this.isBlank,
+      });
+    } catch (e) {
+      c.view.actionEnded();
+      this.recordFailure(action, errorCode(e), errorMessage(e), started);
+      return undefined;
+    }
+    c.view.actionEnded();
+    c.failures.clear(action.datasetId);
+    if (action.kind === 'mount') this.reportMounted(action.datasetId, action.blockdeviceId, action.mountPath);
+    c.logger.info('action done', { ...action, durationMs: this.now() - started });
+    this.maybeCrash(action.kind);
+    return result;
+  }
+
+  /**
+   * A dataset mounted at its path is what waiters (the Docker plugin's Mount) wait for:
+   * recorded in the view and reported at once, before the look that confirms it (which
+   * normally ends the work). Invariant: the mount call returned without error, and the
+   * look right after it still decides: a mount without effect shows there, and the
+   * report that follows says so (which is why mount has no stateAfter).
+   */
+  private reportMounted(datasetId: string, blockdeviceId: string, mountPath: string): void {
+    if (this.c.view.recordMount(datasetId, blockdeviceId, this.c.instanceId, mountPath)) this.c.reporter.request();
+  }
+
+  private recordFailure(action: Action, code: string, message: string, started: number): void {
+    this.c.missed();
+    this.c.failures.record(action, code, message, started);
+  }
+
+  private maybeCrash(kind: ActionKind): void {
+    const n = (this.successes.get(kind) ?? 0) + 1;
+    this.successes.set(kind, n);
+    const crashAfter = this.c.crashAfter;
+    if (crashAfter && crashAfter.kind === kind && crashAfter.count === n) {
+      this.c.logger.warn('crashing on purpose (FLOCKER_AGENT_CRASH_AFTER)', { kind, count: n });
+      (this.c.crash ?? (() => process.kill(process.pid, 'SIGKILL')))();
+    }
+  }
+}

@@ -1,0 +1,19 @@
+/** The desired state of the cluster (LocalState's DesiredState) from a control service snapshot. */
+import { METADATA_PROFILE_KEY, type ClusterSnapshot } from '@flocker/api';
+import type { DesiredState } from './LocalState';
+
+export function desiredStateOf(snapshot: ClusterSnapshot): DesiredState {
+  return {
+    datasets: snapshot.datasets.map((d) => {
+      const profile = d.metadata[METADATA_PROFILE_KEY];
+      return {
+        datasetId: d.dataset_id,
+        primary: d.primary,
+        maximumSize: d.maximum_size ?? null,
+        deleted: d.deleted,
+        ...(profile !== undefined ? { profile } : {}),
+      };
+    }),
+    nodes: snapshot.nodes.map((n) => ({ uuid: n.uuid, instanceId: n.instance_id, alive: n.alive })),
+  };
+}
