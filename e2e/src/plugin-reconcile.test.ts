@@ -9,7 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { callPlugin } from '@flocker/volume-plugin';
+import { callPlugin } from '@flocker/volume-plugin/testing';
 import { FlockerDockerStack, TINY_IMAGE, sleep, until } from './docker';
 import { isAlive } from './docker/DockerDaemon';
 

@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import * as fc from 'fast-check';
 import winston from 'winston';
 import { startControlService, type ControlService } from '@flocker/control-api';
-import { callPlugin, startVolumePlugin, type RunningVolumePlugin } from '@flocker/volume-plugin';
+import { startVolumePlugin, type RunningVolumePlugin } from '@flocker/volume-plugin';
+import { callPlugin } from '@flocker/volume-plugin/testing';
 import { ClusterPki } from './cluster/pki';
 
 const silent = winston.createLogger({ silent: true });

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { FlockerClient, nodeCommonName, tlsDispatcher } from '@flocker/api';
 import { ClusterPki } from '../cluster/pki';
 import { createLogger, startControlService, type ControlService } from '@flocker/control-api';
-import { callPlugin } from '@flocker/volume-plugin';
+import { callPlugin } from '@flocker/volume-plugin/testing';
 import { DockerDaemon, isAlive } from './DockerDaemon';
 import { exec, until } from './exec';
 import { buildTinyRootfsTar } from './tinyImage';

@@ -1,18 +1,10 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { FlockerClient, METADATA_PROFILE_KEY } from '@flocker/api';
-import { MemoryConfigurationStore, startControlService, type ControlService } from '@flocker/control-api';
-import * as winston from 'winston';
-import { FakeDatasetAgent } from './FakeDatasetAgent';
-import { FlockerVolumeBackend, type ControlClient } from './FlockerVolumeBackend';
+import { METADATA_PROFILE_KEY, type FlockerClient } from '@flocker/api';
+import type { FlockerVolumeBackend, ControlClient } from './FlockerVolumeBackend';
 import { MountRegistry } from './MountRegistry';
+import { BackendTestBed, GiB, HOST_A, HOST_B, NODE_A, NODE_B, type FakeDatasetAgent } from './testing';
 import { volumeDatasetId } from './volumeOptions';
-
-const NODE_A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
-const NODE_B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
-const GiB = 1024 ** 3;
-const logger = winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });
 
 /** Unmount answers Docker before the lease release; tests look after both. */
 async function unmountSettled(b: FlockerVolumeBackend, req: { Name: string; ID: string }): Promise<void> {
@@ -21,42 +13,25 @@ async function unmountSettled(b: FlockerVolumeBackend, req: { Name: string; ID: 
 }
 
 describe('FlockerVolumeBackend against a real control service', () => {
-  let control: ControlService;
+  let bed: BackendTestBed;
   let client: FlockerClient;
   let dir: string;
   let agentA: FakeDatasetAgent;
   let agentB: FakeDatasetAgent;
-  const backends: FlockerVolumeBackend[] = [];
 
-  async function backendFor(
+  const backendFor = (
     node: string,
     mountTimeoutMs = 5_000,
     extra: { createCycleGraceMs?: number; copyUpMaxMs?: number; client?: ControlClient } = {},
-  ): Promise<FlockerVolumeBackend> {
-    const registry = await MountRegistry.load(path.join(dir, node, 'plugin-mounts.json'));
-    const b = new FlockerVolumeBackend({ client, nodeUuid: node, registry, logger, mountTimeoutMs, removeTimeoutMs: 5_000, defaultSize: GiB, pollMs: 1_000, ...extra });
-    await b.start();
-    backends.push(b);
-    return b;
-  }
+  ): Promise<FlockerVolumeBackend> => bed.backend(node, { mountTimeoutMs, ...extra });
 
   beforeEach(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-backend-'));
-    control = await startControlService({ port: 0, host: '127.0.0.1', store: new MemoryConfigurationStore(), logger });
-    client = new FlockerClient({ baseUrl: control.url });
-    agentA = new FakeDatasetAgent(control.url, NODE_A, 'host-a', '/flocker-a');
-    agentB = new FakeDatasetAgent(control.url, NODE_B, 'host-b', '/flocker-b');
-    await agentA.start();
-    await agentB.start();
+    bed = await BackendTestBed.start('flocker-backend-', [HOST_A, HOST_B]);
+    ({ client, dir } = bed);
+    [agentA, agentB] = bed.agents as [FakeDatasetAgent, FakeDatasetAgent];
   });
 
-  afterEach(async () => {
-    for (const b of backends.splice(0)) await b.close();
-    await agentA.stop();
-    await agentB.stop();
-    await control.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => bed.close());
 
   it('Create makes a dataset on this node named after the volume, once', async () => {
     const a = await backendFor(NODE_A);

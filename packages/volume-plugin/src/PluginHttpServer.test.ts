@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import * as winston from 'winston';
 import { boundedForLog, createPluginHttpServer, decodeBody, listenOnUnixSocket, MAX_BODY_BYTES } from './PluginHttpServer';
 import { PLUGIN_CONTENT_TYPE, VolumePluginError, type MountRequest, type VolumeDriverBackend } from './protocol';
-import { callPlugin } from './testing';
+import { callPlugin } from './testing/callPlugin';
 
 const logger = winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });
 

@@ -3,59 +3,31 @@
  * containers dockerd runs, and a Mount waits out a lease held by a dead host. Against a
  * real control service (in-process) with fake agents, a fake dockerd and a test clock.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { FlockerClient, type ClusterSnapshot } from '@flocker/api';
-import { MemoryConfigurationStore, startControlService, type ControlService } from '@flocker/control-api';
-import * as winston from 'winston';
+import { type ClusterSnapshot, type FlockerClient } from '@flocker/api';
 import { DockerReconciler, driverNameOf } from './DockerReconciler';
 import type { DockerContainer } from './DockerView';
-import { FakeDatasetAgent } from './FakeDatasetAgent';
-import { FakeDocker } from './FakeDocker';
-import { FlockerVolumeBackend, leaseVerdict, type ControlClient } from './FlockerVolumeBackend';
+import { type FlockerVolumeBackend, leaseVerdict, type ControlClient } from './FlockerVolumeBackend';
 import { MountRegistry } from './MountRegistry';
+import { BackendTestBed, FakeDocker, HOST_A, HOST_B, NODE_A, NODE_B, silentLogger as logger } from './testing';
 
-const NODE_A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
-const NODE_B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
-const GiB = 1024 ** 3;
 const WINDOW = 60_000;
-const logger = winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });
 
 describe('plugin failover: reconcile with Docker, wait out a dead holder', () => {
-  let control: ControlService;
+  let bed: BackendTestBed;
   let client: FlockerClient;
   let dir: string;
-  let agentA: FakeDatasetAgent;
-  let agentB: FakeDatasetAgent;
   /** Test clock: real time plus a skew the test moves forward. */
   let skew = 0;
   const now = () => Date.now() + skew;
-  const closers: (() => Promise<void>)[] = [];
 
-  async function backendFor(node: string, extra: { client?: ControlClient; mountTimeoutMs?: number } = {}): Promise<FlockerVolumeBackend> {
-    const registry = await MountRegistry.load(path.join(dir, node, 'plugin-mounts.json'), undefined, now);
-    const b = new FlockerVolumeBackend({
-      client: extra.client ?? client,
-      nodeUuid: node,
-      registry,
-      logger,
-      mountTimeoutMs: extra.mountTimeoutMs ?? 5_000,
-      removeTimeoutMs: 5_000,
-      defaultSize: GiB,
-      pollMs: 1_000,
-      mountSafetyWindowMs: WINDOW,
-      now,
-    });
-    await b.start();
-    closers.push(() => b.close());
-    return b;
-  }
+  const backendFor = (node: string, extra: { client?: ControlClient; mountTimeoutMs?: number } = {}): Promise<FlockerVolumeBackend> =>
+    bed.backend(node, { ...extra, mountSafetyWindowMs: WINDOW, now });
 
   function reconcilerFor(b: FlockerVolumeBackend, docker: FakeDocker, driver = 'flocker'): DockerReconciler {
     const r = new DockerReconciler({ docker, target: b, driver, logger, intervalMs: 0 });
     r.start();
-    closers.unshift(() => r.close());
+    bed.closeFirst(r);
     return r;
   }
 
@@ -69,22 +41,11 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
 
   beforeEach(async () => {
     skew = 0;
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-failover-'));
-    control = await startControlService({ port: 0, host: '127.0.0.1', store: new MemoryConfigurationStore(), logger });
-    client = new FlockerClient({ baseUrl: control.url });
-    agentA = new FakeDatasetAgent(control.url, NODE_A, 'host-a', '/flocker-a');
-    agentB = new FakeDatasetAgent(control.url, NODE_B, 'host-b', '/flocker-b');
-    await agentA.start();
-    await agentB.start();
+    bed = await BackendTestBed.start('flocker-failover-', [HOST_A, HOST_B]);
+    ({ client, dir } = bed);
   });
 
-  afterEach(async () => {
-    for (const c of closers.splice(0)) await c();
-    await agentA.stop();
-    await agentB.stop();
-    await control.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => bed.close());
 
   describe('reconcile with Docker', () => {
     it('a stale count is released after a dockerd restart that killed the container (no Unmount)', async () => {
@@ -194,13 +155,19 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
     // "flocker:latest" (a managed plugin); Docker shows an empty Source for plugin volumes.
     const SOCKET_DRIVER = driverNameOf('/run/flocker/plugin.sock');
 
-    it('never releases a running container’s lease, whether or not Docker lists the volume', async () => {
+    /** Host A's backend, reconciled as `driver`, with vol1 mounted (m1) by the running container "web" (driver "flocker" in Docker's eyes). */
+    async function webUsingVol1(driver: string): Promise<{ a: FlockerVolumeBackend; docker: FakeDocker; r: DockerReconciler }> {
       const a = await backendFor(NODE_A);
       const docker = new FakeDocker();
       docker.list = [using('web', 'running', 'vol1', undefined, 'flocker')];
-      const r = reconcilerFor(a, docker, SOCKET_DRIVER);
+      const r = reconcilerFor(a, docker, driver);
       await a.create({ Name: 'vol1' });
       await a.mount({ Name: 'vol1', ID: 'm1' });
+      return { a, docker, r };
+    }
+
+    it('never releases a running container’s lease, whether or not Docker lists the volume', async () => {
+      const { a, docker, r } = await webUsingVol1(SOCKET_DRIVER);
       const vol1 = await datasetOf('vol1');
       skew += 3 * WINDOW;
       // Docker's volume list names our volume's driver: "flocker" is learned as ours.
@@ -226,12 +193,7 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
     });
 
     it('--driver-name alone (Docker lists no volume) recognises the running container', async () => {
-      const a = await backendFor(NODE_A);
-      const docker = new FakeDocker();
-      docker.list = [using('web', 'running', 'vol1', undefined, 'flocker')];
-      const r = reconcilerFor(a, docker, 'flocker');
-      await a.create({ Name: 'vol1' });
-      await a.mount({ Name: 'vol1', ID: 'm1' });
+      const { a, docker, r } = await webUsingVol1('flocker');
       skew += 3 * WINDOW;
       expect(await a.reconcileWithDocker(docker.list, 'flocker', [])).toEqual([expect.objectContaining({ volume: 'vol1', result: 'kept', detail: 'in use by web' })]);
       await r.run('settle');
@@ -262,12 +224,7 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
     });
 
     it('a dockerd restart that forgot every container releases the volume even with an unknown driver name', async () => {
-      const a = await backendFor(NODE_A);
-      const docker = new FakeDocker();
-      docker.list = [using('web', 'running', 'vol1', undefined, 'flocker')];
-      const r = reconcilerFor(a, docker, SOCKET_DRIVER);
-      await a.create({ Name: 'vol1' });
-      await a.mount({ Name: 'vol1', ID: 'm1' });
+      const { docker, r } = await webUsingVol1(SOCKET_DRIVER);
       skew += WINDOW + 1_000;
       await r.run('kept: cannot tell');
       expect(await client.listLeases()).toHaveLength(1);

@@ -16,12 +16,12 @@ import { FlockerClient } from '@flocker/api';
 import { MemoryConfigurationStore, startControlService, type ControlService } from '@flocker/control-api';
 import * as fc from 'fast-check';
 import * as winston from 'winston';
-import { FakeDatasetAgent } from './FakeDatasetAgent';
+import { FakeDatasetAgent } from './testing/FakeDatasetAgent';
 import { FlockerVolumeBackend } from './FlockerVolumeBackend';
 import { MountRegistry } from './MountRegistry';
 import { createPluginHttpServer, listenOnUnixSocket, MAX_BODY_BYTES } from './PluginHttpServer';
 import { PLUGIN_CONTENT_TYPE } from './protocol';
-import { callPlugin, type PluginReply } from './testing';
+import { callPlugin, type PluginReply } from './testing/callPlugin';
 
 const NODE = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const silent = winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });

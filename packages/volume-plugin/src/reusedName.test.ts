@@ -6,49 +6,24 @@
  * `docker volume rm` refused). Against a real control service (in-process) with a fake
  * agent and a fake dockerd.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { FlockerClient } from '@flocker/api';
-import { MemoryConfigurationStore, startControlService, type ControlService } from '@flocker/control-api';
-import * as winston from 'winston';
+import type { FlockerClient } from '@flocker/api';
 import type { DockerContainer } from './DockerView';
-import { FakeDatasetAgent } from './FakeDatasetAgent';
-import { FlockerVolumeBackend, unmountTarget } from './FlockerVolumeBackend';
+import { type FlockerVolumeBackend, unmountTarget } from './FlockerVolumeBackend';
 import { MountRegistry } from './MountRegistry';
+import { BackendTestBed, HOST_A, NODE_A } from './testing';
 
-const NODE_A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
-const GiB = 1024 ** 3;
 const WINDOW = 60_000;
-const logger = winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });
 
 describe('a volume name re-used after its dataset was deleted under a container (issue 17 #9)', () => {
-  let control: ControlService;
+  let bed: BackendTestBed;
   let client: FlockerClient;
   let dir: string;
-  let agent: FakeDatasetAgent;
   let skew = 0;
   const now = () => Date.now() + skew;
-  const closers: (() => Promise<void>)[] = [];
 
-  async function backend(): Promise<FlockerVolumeBackend> {
-    const registry = await MountRegistry.load(path.join(dir, 'plugin-mounts.json'), undefined, now);
-    const b = new FlockerVolumeBackend({
-      client,
-      nodeUuid: NODE_A,
-      registry,
-      logger,
-      mountTimeoutMs: 5_000,
-      removeTimeoutMs: 5_000,
-      defaultSize: GiB,
-      pollMs: 1_000,
-      mountSafetyWindowMs: WINDOW,
-      now,
-    });
-    await b.start();
-    closers.push(() => b.close());
-    return b;
-  }
+  const backend = (): Promise<FlockerVolumeBackend> =>
+    bed.backend(NODE_A, { registryFile: path.join(dir, 'plugin-mounts.json'), mountSafetyWindowMs: WINDOW, now });
 
   const registryOf = (b: FlockerVolumeBackend): MountRegistry => b['registry'];
   const live = async (name: string) => (await client.listDatasets()).find((d) => d.metadata.name === name && !d.deleted)!;
@@ -84,19 +59,11 @@ describe('a volume name re-used after its dataset was deleted under a container 
 
   beforeEach(async () => {
     skew = 0;
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-reused-name-'));
-    control = await startControlService({ port: 0, host: '127.0.0.1', store: new MemoryConfigurationStore(), logger });
-    client = new FlockerClient({ baseUrl: control.url });
-    agent = new FakeDatasetAgent(control.url, NODE_A, 'host-a', '/flocker-a');
-    await agent.start();
+    bed = await BackendTestBed.start('flocker-reused-name-', [HOST_A]);
+    ({ client, dir } = bed);
   });
 
-  afterEach(async () => {
-    for (const c of closers.splice(0)) await c();
-    await agent.stop();
-    await control.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => bed.close());
 
   it('the new volume of the same name is let go at its last Unmount, and docker volume rm removes it', async () => {
     const b = await backend();

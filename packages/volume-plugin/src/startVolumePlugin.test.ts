@@ -4,11 +4,11 @@ import * as path from 'node:path';
 import { MemoryConfigurationStore, startControlService, type ControlService } from '@flocker/control-api';
 import * as winston from 'winston';
 import { resolveSettings } from './config';
-import { FakeDatasetAgent } from './FakeDatasetAgent';
-import { FakeDocker } from './FakeDocker';
+import { FakeDatasetAgent } from './testing/FakeDatasetAgent';
+import { FakeDocker } from './testing/FakeDocker';
 import { MountRegistry } from './MountRegistry';
 import { startVolumePlugin, type RunningVolumePlugin } from './startVolumePlugin';
-import { callPlugin } from './testing';
+import { callPlugin } from './testing/callPlugin';
 
 const NODE = 'cccccccc-cccc-4ccc-8ccc-cccccccccccc';
 const logger = winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });

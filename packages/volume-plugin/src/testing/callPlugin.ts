@@ -1,4 +1,4 @@
-/** Helpers shared by this package's tests (and the e2e tests): talk to a plugin socket like Docker does. */
+/** Talk to a plugin socket like Docker does (test support for this package's tests and the e2e tests). */
 import * as http from 'node:http';
 
 export interface PluginReply {

@@ -1,0 +1,8 @@
+/**
+ * Test support for this package's tests and the e2e tests (`@flocker/volume-plugin/testing`),
+ * outside the plugin's public surface.
+ */
+export { callPlugin, type PluginReply } from './callPlugin';
+export { FakeDatasetAgent } from './FakeDatasetAgent';
+export { FakeDocker } from './FakeDocker';
+export { BackendTestBed, GiB, HOST_A, HOST_B, NODE_A, NODE_B, silentLogger, type FakeNode, type TestBackendOptions } from './backendTestBed';
