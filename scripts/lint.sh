@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Lint and format check: eslint (typescript-eslint, type-aware; tools/lint/eslint.config.mjs) and `prettier --check`
+# (.prettierrc) over the paths below; exits non-zero on any finding. `npm run lint`; scripts/test.sh runs it first.
+#   scripts/lint.sh            check the paths below
+#   scripts/lint.sh --fix      also apply eslint's fixes and prettier's formatting to them
+#   scripts/lint.sh PATH...    check these paths instead
+# The tools are their own package in tools/lint/ (not a workspace): typescript-eslint needs TypeScript's JS API
+# (< 6.1), while the project builds with TypeScript 7.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/env.sh
+flocker_ensure_node || exit 1
+
+# Paths held clean; a package joins once its findings are fixed.
+PATHS=(
+  packages/api
+  packages/node-config
+  packages/web-ui
+  packages/control-api/src
+  packages/cli/src
+)
+# Files under those paths that are not clean yet (being reworked elsewhere), as an extended regex.
+EXCLUDE='^packages/control-api/src/(bench\.ts|bench/|etcd/testCluster\.ts|testing/)|^packages/cli/src/ui/ClusterFeed\.ts$'
+
+fix=0
+if [ "${1:-}" = --fix ]; then fix=1; shift; fi
+[ $# -gt 0 ] && PATHS=("$@")
+
+tools=tools/lint
+if [ ! -d "$tools/node_modules" ] || [ "$tools/package-lock.json" -nt "$tools/node_modules/.package-lock.json" ]; then
+  npm ci --prefix "$tools" --no-fund --no-audit --loglevel=error || exit 1
+fi
+if [ ! -d node_modules ]; then echo "flocker lint: run npm ci first (type-aware rules read the packages' types)" >&2; exit 1; fi
+
+# Tracked and new (not ignored) files, so a file is checked before it is committed.
+mapfile -t files < <(git ls-files --cached --others --exclude-standard -- "${PATHS[@]}" | grep -Ev "$EXCLUDE" | sort -u |
+  while read -r f; do [ -f "$f" ] && echo "$f"; done)
+mapfile -t code < <(printf '%s\n' "${files[@]}" | grep -E '\.(ts|tsx|mts)$' | grep -v '\.d\.ts$')
+
+status=0
+eslint=("$tools/node_modules/.bin/eslint" --config "$tools/eslint.config.mjs" --max-warnings 0)
+prettier=("$tools/node_modules/.bin/prettier" --ignore-unknown --log-level warn)
+if [ $fix = 1 ]; then eslint+=(--fix); prettier+=(--write); else prettier+=(--check); fi
+if [ ${#code[@]} -gt 0 ]; then
+  "${eslint[@]}" "${code[@]}" || { status=1; echo "flocker lint: eslint found problems (above)" >&2; }
+fi
+if [ ${#files[@]} -gt 0 ]; then
+  "${prettier[@]}" "${files[@]}" || { status=1; echo "flocker lint: not formatted as prettier would (scripts/lint.sh --fix)" >&2; }
+fi
+[ $status = 0 ] && echo "flocker lint: eslint and prettier clean on ${#files[@]} files (${#code[@]} TypeScript)"
+exit $status
