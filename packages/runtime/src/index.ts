@@ -2,3 +2,5 @@
 export { Backoff, backoffDelay, type BackoffPolicy, type Random } from './backoff';
 export { systemClock, wallNow, type Clock, type TimerHandle } from './clock';
 export { FreshRead } from './FreshRead';
+export { pollUntil, PollTimeoutError, type PollOptions } from './poll';
+export { sleep, type SleepOptions } from './sleep';

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { type ContainerConfiguration, type ContainerState, FlockerApiError, type FlockerClient } from '@flocker/api';
+import { pollUntil } from '@flocker/runtime';
 import { connect, type ConnectionArgs } from '../connection';
 import { CliError, EXIT } from '../errors';
 import { DeployFileError, readDeployFiles } from './files';
@@ -57,15 +58,20 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
   const nodes = new Map((await client.listNodes()).map((n) => [n.uuid, n.host]));
   for (const c of containers) io.out(`${c.name}: ${c.image} on ${nodes.get(c.node_uuid) ?? c.node_uuid}`);
   if (!a.wait) return;
-  const deadline = Date.now() + a.timeout * 1000;
-  for (;;) {
-    const missing = notYetRunning(containers, await client.listContainerState());
-    if (missing.length === 0) break;
-    if (Date.now() > deadline) {
-      throw new CliError(EXIT.TIMEOUT, `timed out after ${a.timeout}s waiting for ${missing.join(', ')} to run on their nodes`);
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  let missing: string[] = [];
+  await pollUntil(
+    async () => {
+      missing = notYetRunning(containers, await client.listContainerState());
+      return missing.length === 0 ? true : undefined;
+    },
+    {
+      timeoutMs: a.timeout * 1000,
+      intervalMs: 500,
+      onTimeout: () => {
+        throw new CliError(EXIT.TIMEOUT, `timed out after ${a.timeout}s waiting for ${missing.join(', ')} to run on their nodes`);
+      },
+    },
+  );
   io.out('deployed: every container is running on its node');
 }
 

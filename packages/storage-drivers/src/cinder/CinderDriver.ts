@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { pollUntil, systemClock, type Clock } from '@flocker/runtime';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import winston from 'winston';
@@ -101,7 +102,8 @@ export class CinderDriver implements BlockDeviceApi {
   private readonly logger: winston.Logger;
   private readonly exec: ExecFn;
   private readonly connectorSide: ConnectorSide;
-  private readonly sleep: (ms: number) => Promise<void>;
+  /** Deadlines on the monotonic clock; sleeps through deps.sleep (tests shorten them). */
+  private readonly clock: Clock;
   private readonly discoverInstanceId: () => Promise<string>;
   private instanceId: Promise<string> | undefined;
 
@@ -112,7 +114,7 @@ export class CinderDriver implements BlockDeviceApi {
     this.options = o;
     this.logger = deps.logger ?? winston.createLogger({ silent: true });
     this.exec = deps.exec ?? execFileExec;
-    this.sleep = deps.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.clock = deps.sleep === undefined ? systemClock : { ...systemClock, sleep: deps.sleep };
     this.http = new JsonHttp({
       verifyPeer: o.verify_peer,
       caPath: o.verify_ca_path,
@@ -189,17 +191,25 @@ export class CinderDriver implements BlockDeviceApi {
 
   /** Polls the volume until done() says so; null when it disappeared. */
   private async waitFor(id: string, what: string, done: (v: Volume) => boolean, failed: (v: Volume) => boolean = () => false): Promise<Volume> {
-    const deadline = Date.now() + this.timeoutMs;
-    let delay = 100;
-    for (;;) {
-      const v = await this.client.getVolume(id);
-      if (v === null) throw new StorageError('UNKNOWN_VOLUME', `volume ${id} disappeared while waiting for ${what}`, id);
-      if (done(v)) return v;
-      if (failed(v)) throw new StorageError('BACKEND_ERROR', `volume ${id} went to status ${v.status} while waiting for ${what}`, id);
-      if (Date.now() > deadline) throw new StorageError('BACKEND_ERROR', `timed out after ${this.options.operation_timeout_seconds} s waiting for ${what} of volume ${id} (status ${v.status})`, id);
-      await this.sleep(delay);
-      delay = Math.min(delay * 2, 2000);
-    }
+    let status = '';
+    return pollUntil(
+      async () => {
+        const v = await this.client.getVolume(id);
+        if (v === null) throw new StorageError('UNKNOWN_VOLUME', `volume ${id} disappeared while waiting for ${what}`, id);
+        if (done(v)) return v;
+        if (failed(v)) throw new StorageError('BACKEND_ERROR', `volume ${id} went to status ${v.status} while waiting for ${what}`, id);
+        status = v.status;
+        return undefined;
+      },
+      {
+        timeoutMs: this.timeoutMs,
+        backoff: { initialMs: 100, maxMs: 2000, jitter: true },
+        clock: this.clock,
+        onTimeout: () => {
+          throw new StorageError('BACKEND_ERROR', `timed out after ${this.options.operation_timeout_seconds} s waiting for ${what} of volume ${id} (status ${status})`, id);
+        },
+      },
+    );
   }
 
   async createVolume(datasetId: string, size: number, options: CreateVolumeOptions = {}): Promise<BlockDeviceVolume> {
@@ -246,18 +256,16 @@ export class CinderDriver implements BlockDeviceApi {
   }
 
   private async findByCreateToken(token: string): Promise<Volume | undefined> {
-    const deadline = Date.now() + Math.min(this.timeoutMs, 30_000);
     // The create may still be in flight on the server: look a few times.
-    for (let delay = 250; ; delay = Math.min(delay * 2, 4000)) {
-      const found = await this.client.listVolumes({ [META_CLUSTER]: this.options.cluster_id, [META_CREATE_TOKEN]: token });
-      if (found.length > 0) {
+    return pollUntil(
+      async () => {
+        const found = await this.client.listVolumes({ [META_CLUSTER]: this.options.cluster_id, [META_CREATE_TOKEN]: token });
         // Two with one token cannot come from us, but keep one and drop any extra.
         for (const extra of found.slice(1)) await this.client.deleteVolume(extra.id).catch(() => undefined);
         return found[0];
-      }
-      if (Date.now() > deadline) return undefined;
-      await this.sleep(delay);
-    }
+      },
+      { timeoutMs: Math.min(this.timeoutMs, 30_000), backoff: { initialMs: 250, maxMs: 4000, jitter: true }, clock: this.clock, onTimeout: () => undefined },
+    );
   }
 
   async destroyVolume(blockdeviceId: string): Promise<void> {
@@ -437,13 +445,14 @@ export class CinderDriver implements BlockDeviceApi {
 
   /** Waits briefly for the device: udev may not have made the by-id link yet right after the attach. */
   private async novaDevicePath(blockdeviceId: string): Promise<string> {
-    const deadline = Date.now() + Math.min(this.timeoutMs, 60_000);
-    for (;;) {
-      const device = await this.findNovaDevice(blockdeviceId);
-      if (device !== null) return device;
-      if (Date.now() > deadline) throw new StorageError('BACKEND_ERROR', `volume ${blockdeviceId} is attached here, but no /dev/disk/by-id link names it`, blockdeviceId);
-      await this.sleep(500);
-    }
+    return pollUntil(async () => (await this.findNovaDevice(blockdeviceId)) ?? undefined, {
+      timeoutMs: Math.min(this.timeoutMs, 60_000),
+      intervalMs: 500,
+      clock: this.clock,
+      onTimeout: () => {
+        throw new StorageError('BACKEND_ERROR', `volume ${blockdeviceId} is attached here, but no /dev/disk/by-id link names it`, blockdeviceId);
+      },
+    });
   }
 
   /** Nova exposes the volume id (its first 20 characters for virtio) as the disk serial. */

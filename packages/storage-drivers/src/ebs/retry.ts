@@ -1,5 +1,5 @@
-/** Polls of EC2 state transitions, with the runtime's one backoff (jittered, bounded). */
-import { backoffDelay } from '@flocker/runtime';
+/** Polls of EC2 state transitions and of the host's devices, on the runtime's pollUntil and backoff. */
+import { pollUntil as poll, systemClock } from '@flocker/runtime';
 import { StorageError } from '../BlockDeviceApi';
 
 export interface BackoffOptions {
@@ -26,17 +26,14 @@ export interface PollOptions extends BackoffOptions {
  * Calls probe until it gives a value (not undefined), sleeping with backoff in
  * between; fails with BACKEND_ERROR after timeoutMs. Errors from probe end the wait.
  */
-export async function pollUntil<T>(probe: () => Promise<T | undefined>, options: PollOptions): Promise<T> {
-  const now = options.now ?? Date.now;
-  const sleep = options.sleep ?? defaultSleep;
-  const deadline = now() + options.timeoutMs;
-  for (let attempt = 0; ; attempt++) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    const left = deadline - now();
-    if (left <= 0) {
+export function pollUntil<T>(probe: () => Promise<T | undefined>, options: PollOptions): Promise<T> {
+  return poll(probe, {
+    timeoutMs: options.timeoutMs,
+    backoff: { initialMs: options.baseMs, maxMs: options.maxMs, jitter: true },
+    random: options.random,
+    clock: { ...systemClock, now: options.now ?? systemClock.now, sleep: options.sleep ?? defaultSleep },
+    onTimeout: () => {
       throw new StorageError('BACKEND_ERROR', `timed out after ${options.timeoutMs} ms waiting for ${options.what}`, options.blockdeviceId);
-    }
-    await sleep(Math.min(left, backoffDelay(attempt, { initialMs: options.baseMs, maxMs: options.maxMs, jitter: true }, options.random)));
-  }
+    },
+  });
 }
