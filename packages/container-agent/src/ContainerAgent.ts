@@ -6,6 +6,7 @@
  * service can tell again; a failed change is simply retried on the next turn.
  */
 import type { ContainerReport, FlockerClient } from '@flocker/api';
+import { followLongPoll } from '@flocker/runtime';
 import type { Logger } from 'winston';
 import { calculateContainerChanges, type ContainerChange, type ObservedContainer } from './calculateContainerChanges';
 import { desiredContainers } from './desiredContainers';
@@ -20,7 +21,7 @@ export interface ContainerAgentOptions {
   logger: Logger;
   /** Longest wait between turns when all is well (also the report interval). Default 5 s. */
   resyncMs?: number;
-  /** Wait after a failed change or turn. Default 1 s. */
+  /** Wait after a failed change or turn (failed turns in a row back off, jittered, up to 5x). Default 1 s. */
   retryMs?: number;
 }
 
@@ -44,8 +45,7 @@ function describe(change: ContainerChange): Record<string, unknown> {
 }
 
 export class ContainerAgent {
-  private stopped = false;
-  private since: string | undefined;
+  private readonly stopping = new AbortController();
   private lastReport = '';
 
   constructor(private readonly opts: ContainerAgentOptions) {}
@@ -81,28 +81,24 @@ export class ContainerAgent {
     this.lastReport = json;
   }
 
-  /** Runs until stop(). */
+  /** Runs until stop(): a turn after every answer of the long-poll, which waits at most resyncMs (retryMs after a failed change). */
   async run(): Promise<void> {
     const resyncMs = this.opts.resyncMs ?? 5_000;
     const retryMs = this.opts.retryMs ?? 1_000;
-    let wait = 0;
-    while (!this.stopped) {
-      try {
-        const snapshot = await this.opts.client.waitForCluster(this.since, wait, { node: this.opts.nodeUuid });
-        if (this.stopped) break;
-        this.since = snapshot.generation;
-        wait = (await this.converge()) ? resyncMs : retryMs;
-      } catch (err) {
-        if (this.stopped) break;
-        this.opts.logger.warn('container agent turn failed', { error: err instanceof Error ? err.message : String(err) });
-        this.since = undefined;
-        await new Promise((r) => setTimeout(r, retryMs));
-        wait = retryMs;
-      }
-    }
+    let waitMs = resyncMs;
+    await followLongPoll({
+      wait: (since, timeoutMs) => this.opts.client.waitForCluster(since, timeoutMs, { node: this.opts.nodeUuid }),
+      waitMs: () => waitMs,
+      onSnapshot: async () => {
+        waitMs = (await this.converge()) ? resyncMs : retryMs;
+      },
+      onError: (err) => this.opts.logger.warn('container agent turn failed', { error: err instanceof Error ? err.message : String(err) }),
+      backoff: { initialMs: retryMs, maxMs: 5 * retryMs, jitter: true },
+      signal: this.stopping.signal,
+    });
   }
 
   stop(): void {
-    this.stopped = true;
+    this.stopping.abort();
   }
 }

@@ -3,6 +3,7 @@
  * answer from memory and Mount waits on events instead of polling on a timer.
  */
 import type { ClusterSnapshot } from '@flocker/api';
+import { followLongPoll } from '@flocker/runtime';
 import type { Logger } from 'winston';
 
 export type FetchSnapshot = (since?: string, timeoutMs?: number) => Promise<ClusterSnapshot>;
@@ -23,9 +24,8 @@ export class ClusterWatcher {
   private following = false;
   private readonly waiters = new Set<Waiter>();
   private readonly listeners = new Set<(s: ClusterSnapshot) => void>();
-  private closed = false;
+  private readonly closing = new AbortController();
   private running: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
   private resolveFirst: ((s: ClusterSnapshot) => void) | undefined;
   /** Resolves with the first snapshot that arrives. */
   readonly first: Promise<ClusterSnapshot> = new Promise((resolve) => (this.resolveFirst = resolve));
@@ -34,6 +34,7 @@ export class ClusterWatcher {
     private readonly fetch: FetchSnapshot,
     private readonly logger: Logger,
     private readonly pollMs = 25_000,
+    /** First pause after a failed long-poll; failures in a row back off (jittered) up to 5x. */
     private readonly retryMs = 1_000,
   ) {}
 
@@ -47,7 +48,23 @@ export class ClusterWatcher {
   }
 
   start(): void {
-    this.running ??= this.loop();
+    this.running ??= followLongPoll({
+      wait: (since, timeoutMs) => this.fetch(since, timeoutMs),
+      waitMs: this.pollMs,
+      // A refresh() may have brought a newer snapshot than the last long-poll.
+      since: () => this.snapshot?.generation,
+      onSnapshot: (s) => {
+        this.following = true;
+        this.update(s);
+      },
+      onError: (err) => {
+        this.following = false;
+        this.logger.warn('cannot reach the control service; retrying', { error: err instanceof Error ? err.message : String(err) });
+      },
+      backoff: { initialMs: this.retryMs, maxMs: 5 * this.retryMs, jitter: true },
+      spinPauseMs: this.retryMs / 10,
+      signal: this.closing.signal,
+    });
   }
 
   /** Call `listener` with every snapshot from now on (long-poll or refresh); returns the unsubscribe. */
@@ -97,9 +114,8 @@ export class ClusterWatcher {
   }
 
   async close(): Promise<void> {
-    this.closed = true;
+    this.closing.abort();
     this.following = false;
-    this.wake?.();
     for (const w of this.waiters) this.waiters.delete(w);
   }
 
@@ -115,35 +131,5 @@ export class ClusterWatcher {
         this.logger.error('cluster snapshot listener failed', { error: err instanceof Error ? err.message : String(err) });
       }
     }
-  }
-
-  private async loop(): Promise<void> {
-    while (!this.closed) {
-      try {
-        const since = this.snapshot?.generation;
-        const started = Date.now();
-        const s = await this.fetch(since, this.pollMs);
-        if (this.closed) return;
-        this.following = true;
-        this.update(s);
-        // A server that answers an unchanged generation at once must not make us spin.
-        if (s.generation === since && Date.now() - started < this.pollMs / 2) await this.pause(this.retryMs / 10);
-      } catch (err) {
-        this.following = false;
-        if (this.closed) return;
-        this.logger.warn('cannot reach the control service; retrying', { error: err instanceof Error ? err.message : String(err) });
-        await this.pause(this.retryMs);
-      }
-    }
-  }
-
-  private pause(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.wake = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
   }
 }

@@ -3,6 +3,7 @@
  * snapshot into a view and feed events for every subscribed browser.
  */
 import { FlockerApiError, type ClusterSnapshot } from '@flocker/api';
+import { followLongPoll } from '@flocker/runtime';
 import { clusterView, diffSnapshots, type ControlStatus, type UiEvent, type UiMessage } from '@flocker/web-ui';
 import type { UiClient } from './actions';
 
@@ -13,7 +14,7 @@ export interface ClusterFeedOptions {
   backlog?: number;
   /** Long-poll wait per request. */
   waitMs?: number;
-  /** First retry delay after a failed poll; doubles up to 10 s. */
+  /** First retry delay after a failed poll; grows (jittered) up to 10 s. */
   retryMs?: number;
 }
 
@@ -24,7 +25,7 @@ export class ClusterFeed {
   private nextId = 1;
   private control: ControlStatus;
   private readonly subscribers = new Set<(m: UiMessage) => void>();
-  private stopped = false;
+  private readonly stopping = new AbortController();
   private readonly started: string;
   private readonly now: () => Date;
 
@@ -85,24 +86,19 @@ export class ClusterFeed {
 
   /** Poll until stop(); never throws. */
   async run(): Promise<void> {
-    let delay = this.options.retryMs ?? 1000;
-    while (!this.stopped) {
-      try {
-        const since = this.latestSnapshot?.generation;
-        const s = await this.client.waitForCluster(since, since === undefined ? 0 : (this.options.waitMs ?? 25_000));
-        if (this.stopped) return;
-        if (s.generation !== since || !this.control.connected) this.ingest(s);
-        delay = this.options.retryMs ?? 1000;
-      } catch (e) {
-        if (this.stopped) return;
-        this.fail(e);
-        await new Promise((r) => setTimeout(r, delay).unref());
-        delay = Math.min(delay * 2, 10_000);
-      }
-    }
+    await followLongPoll({
+      wait: (since, timeoutMs) => this.client.waitForCluster(since, timeoutMs),
+      waitMs: this.options.waitMs ?? 25_000,
+      onSnapshot: (s) => {
+        if (s.generation !== this.latestSnapshot?.generation || !this.control.connected) this.ingest(s);
+      },
+      onError: (e) => this.fail(e),
+      backoff: { initialMs: this.options.retryMs ?? 1000, maxMs: 10_000, jitter: true },
+      signal: this.stopping.signal,
+    });
   }
 
   stop(): void {
-    this.stopped = true;
+    this.stopping.abort();
   }
 }
