@@ -103,13 +103,14 @@ export class SelfFencing {
     this.evaluate();
   }
 
-  /** No more timers; resolves once the background release (if any) is through. */
+  /** No more timers, no more phase changes. */
   stop(): void {
     this.stopped = true;
     this.fenceTimer?.cancel();
     this.heartbeatTimer?.cancel();
   }
 
+  /** Resolves once the background release of what fences left (if any) is through. */
   settled(): Promise<void> {
     return this.releasing ?? Promise.resolve();
   }
