@@ -4,7 +4,10 @@ import { FlockerApiError, FlockerClient, parseControlUrls } from './client';
 import { controlUrlsFromHosts } from './controlUrls';
 
 /** A server that answers, or cuts every connection after reading the request. */
-async function server(behaviour: 'answer' | 'cut', hits: string[]): Promise<{ url: string; close: () => Promise<void> }> {
+async function server(
+  behaviour: 'answer' | 'cut',
+  hits: string[],
+): Promise<{ url: string; close: () => Promise<void> }> {
   const srv: Server = createServer((req, res) => {
     hits.push(`${behaviour} ${req.method ?? ''} ${req.url ?? ''}`);
     if (behaviour === 'cut') {
@@ -26,7 +29,15 @@ async function closedPortUrl(): Promise<string> {
   return s.url;
 }
 
-const report = { uuid: 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', era: 'e', host: 'h', instance_id: 'i', backend: 'loopback', manifestations: [], errors: [] };
+const report = {
+  uuid: 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa',
+  era: 'e',
+  host: 'h',
+  instance_id: 'i',
+  backend: 'loopback',
+  manifestations: [],
+  errors: [],
+};
 
 describe('FlockerClient failover between control replicas', () => {
   it('parses comma-separated URLs', () => {
@@ -72,7 +83,9 @@ describe('FlockerClient failover between control replicas', () => {
   it('with every replica down the error names the last one tried', async () => {
     const a = await closedPortUrl();
     const b = await closedPortUrl();
-    const err: unknown = await new FlockerClient({ baseUrl: `${a},${b}`, timeoutMs: 1000 }).version().catch((e: unknown) => e);
+    const err: unknown = await new FlockerClient({ baseUrl: `${a},${b}`, timeoutMs: 1000 })
+      .version()
+      .catch((e: unknown) => e);
     expect((err as FlockerApiError).code).toBe('CONTROL_SERVICE_UNREACHABLE');
     expect((err as FlockerApiError).message).toContain(b);
   });

@@ -5,9 +5,29 @@
  */
 import { Agent, request, type Dispatcher } from 'undici';
 import { z } from 'zod';
-import type { ClusterEvent, ClusterSnapshot, CreateDatasetRequest, CreateLeaseRequest, DatasetConfiguration, DatasetState, Lease, NodeReport, NodeSummary, ReportResponse, UpdateDatasetRequest, VersionResponse } from './schemas';
+import type {
+  ClusterEvent,
+  ClusterSnapshot,
+  CreateDatasetRequest,
+  CreateLeaseRequest,
+  DatasetConfiguration,
+  DatasetState,
+  Lease,
+  NodeReport,
+  NodeSummary,
+  ReportResponse,
+  UpdateDatasetRequest,
+  VersionResponse,
+} from './schemas';
 import { ErrorResponse } from './schemas';
-import type { ComposeRequest, ContainerConfiguration, ContainerReport, ContainerState, CreateContainerRequest, MoveContainerRequest } from './containers';
+import type {
+  ComposeRequest,
+  ContainerConfiguration,
+  ContainerReport,
+  ContainerState,
+  CreateContainerRequest,
+  MoveContainerRequest,
+} from './containers';
 import {
   apiRoutes,
   CONFIGURATION_TAG_HEADER,
@@ -91,7 +111,14 @@ export function parseControlUrls(list: string): string[] {
  * Connection errors after which the request surely never reached a server, so even a
  * write may be sent to another replica without risk of applying it twice.
  */
-const NOT_SENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+const NOT_SENT = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
 
 /** Failures raised before the request could reach the server (see NOT_SENT). */
 const neverSent = new WeakSet<FlockerApiError>();
@@ -136,7 +163,11 @@ export class FlockerClient {
     return (await this.call(apiRoutes.createDataset, { body: req }, options)).value;
   }
 
-  async updateDataset(datasetId: string, req: UpdateDatasetRequest, options: WriteOptions = {}): Promise<DatasetConfiguration> {
+  async updateDataset(
+    datasetId: string,
+    req: UpdateDatasetRequest,
+    options: WriteOptions = {},
+  ): Promise<DatasetConfiguration> {
     return (await this.call(apiRoutes.updateDataset, { params: { id: datasetId }, body: req }, options)).value;
   }
 
@@ -184,7 +215,11 @@ export class FlockerClient {
    * the server holds the request until something changes or `timeoutMs` elapses
    * (then the unchanged snapshot comes back).
    */
-  async waitForCluster(since?: string, timeoutMs: number = DEFAULT_WAIT_MS, options: WaitOptions = {}): Promise<ClusterSnapshot> {
+  async waitForCluster(
+    since?: string,
+    timeoutMs: number = DEFAULT_WAIT_MS,
+    options: WaitOptions = {},
+  ): Promise<ClusterSnapshot> {
     const wait = Math.max(0, Math.min(Math.floor(timeoutMs), MAX_WAIT_MS));
     const query = new URLSearchParams({ timeout_ms: String(wait) });
     if (since !== undefined) query.set('since', since);
@@ -203,7 +238,11 @@ export class FlockerClient {
   }
 
   /** Moves a container (and, through it, its volume) to another node. */
-  async moveContainer(name: string, req: MoveContainerRequest, options: WriteOptions = {}): Promise<ContainerConfiguration> {
+  async moveContainer(
+    name: string,
+    req: MoveContainerRequest,
+    options: WriteOptions = {},
+  ): Promise<ContainerConfiguration> {
     return (await this.call(apiRoutes.moveContainer, { params: { name }, body: req }, options)).value;
   }
 
@@ -258,9 +297,7 @@ export class FlockerClient {
         return answer;
       } catch (err) {
         if (i + 1 >= urls.length || !(err instanceof FlockerApiError)) throw err;
-        const retry =
-          err.code === 'SHUTTING_DOWN' ||
-          (err.status === 0 && (method === 'GET' || neverSent.has(err)));
+        const retry = err.code === 'SHUTTING_DOWN' || (err.status === 0 && (method === 'GET' || neverSent.has(err)));
         if (!retry) throw err;
       }
     }
@@ -312,7 +349,11 @@ export class FlockerClient {
     if (res.statusCode < 200 || res.statusCode >= 300) {
       const parsed = ErrorResponse.safeParse(json);
       if (parsed.success) {
-        throw new FlockerApiError(res.statusCode, parsed.data.code ?? `HTTP_${res.statusCode}`, parsed.data.description);
+        throw new FlockerApiError(
+          res.statusCode,
+          parsed.data.code ?? `HTTP_${res.statusCode}`,
+          parsed.data.description,
+        );
       }
       throw new FlockerApiError(res.statusCode, `HTTP_${res.statusCode}`, `${method} ${path}: ${text.slice(0, 200)}`);
     }

@@ -5,7 +5,15 @@
  * deployment formats, and Docker Compose files as application files).
  */
 import { z } from 'zod';
-import { DatasetId, isSafeKey, KEY_MESSAGES, MINIMUM_DATASET_SIZE, NodeUuid, RESERVED_KEY_MESSAGE, SafeKey } from './schemas';
+import {
+  DatasetId,
+  isSafeKey,
+  KEY_MESSAGES,
+  MINIMUM_DATASET_SIZE,
+  NodeUuid,
+  RESERVED_KEY_MESSAGE,
+  SafeKey,
+} from './schemas';
 import { parseSize, SizeError } from './sizes';
 
 /** Docker's container-name alphabet; also a DNS-friendly application name. */
@@ -19,12 +27,19 @@ export const ContainerName = z
 export const PortNumber = z.number().int().min(1).max(65535);
 
 export const ContainerPort = z
-  .object({ internal: PortNumber.describe('Port inside the container.'), external: PortNumber.describe("Port on the node's address.") })
+  .object({
+    internal: PortNumber.describe('Port inside the container.'),
+    external: PortNumber.describe("Port on the node's address."),
+  })
   .strict();
 
 export const ContainerLink = z
   .object({
-    alias: z.string().regex(/^[a-zA-Z][a-zA-Z0-9_-]*$/, { message: 'must start with a letter and hold only letters, digits, "_" and "-"' }),
+    alias: z
+      .string()
+      .regex(/^[a-zA-Z][a-zA-Z0-9_-]*$/, {
+        message: 'must start with a letter and hold only letters, digits, "_" and "-"',
+      }),
     local_port: PortNumber.describe('The port the linking container is told to use (names its environment variables).'),
     remote_port: PortNumber.describe('The external port of the linked container.'),
   })
@@ -46,9 +61,7 @@ export const Environment = z.record(
 export const RestartPolicy = z.discriminatedUnion('name', [
   z.object({ name: z.literal('never') }).strict(),
   z.object({ name: z.literal('always') }).strict(),
-  z
-    .object({ name: z.literal('on-failure'), maximum_retry_count: z.number().int().positive().optional() })
-    .strict(),
+  z.object({ name: z.literal('on-failure'), maximum_retry_count: z.number().int().positive().optional() }).strict(),
 ]);
 
 /** A configured container (request and response of the v1 API; defaults filled in). */
@@ -60,7 +73,10 @@ export const ContainerConfiguration = z
     ports: z.array(ContainerPort).default([]),
     environment: Environment.default({}),
     links: z.array(ContainerLink).default([]),
-    volumes: z.array(ContainerVolume).max(1, { message: 'at most one volume per container (as in Flocker)' }).default([]),
+    volumes: z
+      .array(ContainerVolume)
+      .max(1, { message: 'at most one volume per container (as in Flocker)' })
+      .default([]),
     restart_policy: RestartPolicy.default({ name: 'never' }),
     cpu_shares: z.number().int().positive().optional(),
     memory_limit: z.number().int().positive().optional(),
@@ -86,8 +102,12 @@ export const ContainerReport = z
 /** `POST /v1/configuration/_compose`: flocker-deploy's two files, parsed from YAML to JSON. */
 export const ComposeRequest = z
   .object({
-    applications: z.record(SafeKey, z.unknown(), KEY_MESSAGES).describe('The application file (Flocker format or Docker Compose).'),
-    deployment: z.record(SafeKey, z.unknown(), KEY_MESSAGES).describe('The deployment file: version 1, nodes: {address or UUID: [names]}.'),
+    applications: z
+      .record(SafeKey, z.unknown(), KEY_MESSAGES)
+      .describe('The application file (Flocker format or Docker Compose).'),
+    deployment: z
+      .record(SafeKey, z.unknown(), KEY_MESSAGES)
+      .describe('The deployment file: version 1, nodes: {address or UUID: [names]}.'),
   })
   .strict();
 
@@ -128,7 +148,11 @@ export const FlockerApplicationFile = z
 export const DeploymentFile = z
   .object({
     version: z.literal(1),
-    nodes: z.record(z.string().min(1).refine(isSafeKey, { message: RESERVED_KEY_MESSAGE }), z.union([ContainerName, z.array(ContainerName)]), KEY_MESSAGES),
+    nodes: z.record(
+      z.string().min(1).refine(isSafeKey, { message: RESERVED_KEY_MESSAGE }),
+      z.union([ContainerName, z.array(ContainerName)]),
+      KEY_MESSAGES,
+    ),
   })
   .strict();
 
@@ -138,9 +162,14 @@ export const ComposeService = z
   .object({
     image: z.string().min(1),
     ports: z.array(ComposePortSpec).optional(),
-    environment: z.union([z.record(SafeKey, z.union([z.string(), z.number(), z.boolean()]), KEY_MESSAGES), z.array(z.string())]).optional(),
+    environment: z
+      .union([z.record(SafeKey, z.union([z.string(), z.number(), z.boolean()]), KEY_MESSAGES), z.array(z.string())])
+      .optional(),
     links: z.array(z.string().min(1)).optional(),
-    volumes: z.array(z.string().min(1)).max(1, { message: 'at most one volume per application (as in Flocker)' }).optional(),
+    volumes: z
+      .array(z.string().min(1))
+      .max(1, { message: 'at most one volume per application (as in Flocker)' })
+      .optional(),
     mem_limit: z.union([z.number().int().positive(), z.string().min(1)]).optional(),
     cpu_shares: z.number().int().positive().optional(),
     command: z.union([z.string(), z.array(z.string())]).optional(),
@@ -176,7 +205,12 @@ function zodIssues(error: z.ZodError, prefix: (string | number)[] = []): FileIss
   }));
 }
 
-function size(value: string | number, path: (string | number)[], issues: FileIssue[], minimum: number): number | undefined {
+function size(
+  value: string | number,
+  path: (string | number)[],
+  issues: FileIssue[],
+  minimum: number,
+): number | undefined {
   if (typeof value === 'number') {
     if (value >= minimum) return value;
     issues.push({ path, message: `must be at least ${minimum} bytes` });
@@ -217,7 +251,10 @@ function parseFlockerApplications(doc: unknown): FileResult<Record<string, Appli
     let volume: Application['volume'];
     if (app.volume !== undefined) {
       const max = app.volume.maximum_size;
-      const bytes = max === undefined ? undefined : size(max, ['applications', name, 'volume', 'maximum_size'], issues, MINIMUM_DATASET_SIZE);
+      const bytes =
+        max === undefined
+          ? undefined
+          : size(max, ['applications', name, 'volume', 'maximum_size'], issues, MINIMUM_DATASET_SIZE);
       volume = { mountpoint: app.volume.mountpoint, ...(bytes !== undefined ? { maximum_size: bytes } : {}) };
     }
     out[name] = {
@@ -250,7 +287,10 @@ function composeRestart(spec: string | undefined, path: (string | number)[], iss
   if (spec === undefined || spec === 'no') return { name: 'never' };
   if (spec === 'always' || spec === 'unless-stopped') return { name: 'always' };
   const m = /^on-failure(?::(\d+))?$/.exec(spec);
-  if (m) return m[1] !== undefined && Number(m[1]) > 0 ? { name: 'on-failure', maximum_retry_count: Number(m[1]) } : { name: 'on-failure' };
+  if (m)
+    return m[1] !== undefined && Number(m[1]) > 0
+      ? { name: 'on-failure', maximum_retry_count: Number(m[1]) }
+      : { name: 'on-failure' };
   issues.push({ path, message: `restart "${spec}" must be no, always, unless-stopped or on-failure[:N]` });
   return { name: 'never' };
 }
@@ -276,7 +316,8 @@ function parseCompose(services: unknown, prefix: (string | number)[]): FileResul
       svc.environment.forEach((kv, i) => {
         const eq = kv.indexOf('=');
         if (eq <= 0) issues.push({ path: at('environment', i), message: `"${kv}" must be NAME=value` });
-        else if (!isSafeKey(kv.slice(0, eq))) issues.push({ path: at('environment', i), message: RESERVED_KEY_MESSAGE });
+        else if (!isSafeKey(kv.slice(0, eq)))
+          issues.push({ path: at('environment', i), message: RESERVED_KEY_MESSAGE });
         else environment[kv.slice(0, eq)] = kv.slice(eq + 1);
       });
     } else {
@@ -289,7 +330,10 @@ function parseCompose(services: unknown, prefix: (string | number)[]): FileResul
       if (targetPorts === undefined) {
         issues.push({ path: at('links', i), message: `links to "${target}", which is not a service in this file` });
       } else if (targetPorts.length === 0) {
-        issues.push({ path: at('links', i), message: `links to "${target}", which publishes no ports (Flocker links connect to published ports)` });
+        issues.push({
+          path: at('links', i),
+          message: `links to "${target}", which publishes no ports (Flocker links connect to published ports)`,
+        });
       } else {
         for (const p of targetPorts) links.push({ alias, local_port: p.internal, remote_port: p.external });
       }
@@ -299,11 +343,19 @@ function parseCompose(services: unknown, prefix: (string | number)[]): FileResul
     if (v !== undefined) {
       const parts = v.split(':');
       if (parts.length !== 1 || !v.startsWith('/')) {
-        issues.push({ path: at('volumes', 0), message: `volume "${v}" must be a container path such as /data (Flocker provides the volume)` });
+        issues.push({
+          path: at('volumes', 0),
+          message: `volume "${v}" must be a container path such as /data (Flocker provides the volume)`,
+        });
       } else volume = { mountpoint: v };
     }
     const memory = svc.mem_limit === undefined ? undefined : size(svc.mem_limit, at('mem_limit'), issues, 1);
-    const command = svc.command === undefined ? undefined : typeof svc.command === 'string' ? ['/bin/sh', '-c', svc.command] : svc.command;
+    const command =
+      svc.command === undefined
+        ? undefined
+        : typeof svc.command === 'string'
+          ? ['/bin/sh', '-c', svc.command]
+          : svc.command;
     out[name] = {
       image: svc.image,
       ports: ports.get(name) ?? [],
@@ -330,7 +382,10 @@ export function parseDeploymentFile(doc: unknown): FileResult<Map<string, string
     list.forEach((name, i) => {
       const other = where.get(name);
       if (other !== undefined) {
-        issues.push({ path: ['nodes', node, ...(typeof names === 'string' ? [] : [i])], message: `application "${name}" is already deployed on ${other}; an application runs on one node` });
+        issues.push({
+          path: ['nodes', node, ...(typeof names === 'string' ? [] : [i])],
+          message: `application "${name}" is already deployed on ${other}; an application runs on one node`,
+        });
       } else where.set(name, node);
     });
   }

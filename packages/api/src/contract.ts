@@ -73,11 +73,17 @@ function route<const R extends RouteContract>(r: R): R {
 /** The statuses a client reads as success. */
 type OkStatus = 200 | 201;
 /** The parsed body of a route's successful answer. */
-export type ResponseOf<R extends RouteContract> = z.output<R['responses'][Extract<keyof R['responses'], OkStatus>]['schema']>;
+export type ResponseOf<R extends RouteContract> = z.output<
+  R['responses'][Extract<keyof R['responses'], OkStatus>]['schema']
+>;
 /** A route's path parameters, body and query as its schemas parse them. */
-export type ParamsOf<R extends RouteContract> = R['params'] extends z.ZodType ? z.output<R['params']> : Record<string, never>;
+export type ParamsOf<R extends RouteContract> = R['params'] extends z.ZodType
+  ? z.output<R['params']>
+  : Record<string, never>;
 export type BodyOf<R extends RouteContract> = R['body'] extends z.ZodType ? z.output<R['body']> : undefined;
-export type QueryOf<R extends RouteContract> = R['query'] extends z.ZodType ? z.output<R['query']> : Record<string, never>;
+export type QueryOf<R extends RouteContract> = R['query'] extends z.ZodType
+  ? z.output<R['query']>
+  : Record<string, never>;
 
 /** The schema of a route's successful answer (its lowest 2xx status). */
 export function successSchema(r: RouteContract): z.ZodType {

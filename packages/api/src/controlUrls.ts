@@ -12,7 +12,12 @@ function hostPort(entry: string, defaultPort: number): string {
   return m !== null ? `${m[1] ?? ''}:${m[2] ?? ''}` : `${entry}:${defaultPort}`;
 }
 
-export function controlUrlsFromHosts(scheme: 'http' | 'https', hostname: string, port: number, hostnames: readonly string[] = []): string {
+export function controlUrlsFromHosts(
+  scheme: 'http' | 'https',
+  hostname: string,
+  port: number,
+  hostnames: readonly string[] = [],
+): string {
   const all = [hostname, ...hostnames].map((h) => `${scheme}://${hostPort(h, port)}`);
   return [...new Set(all)].join(',');
 }

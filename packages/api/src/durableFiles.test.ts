@@ -1,4 +1,13 @@
-import { existsSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  openSync,
+  closeSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { isNoSpace, writeAll, writeAllSync, writeFileDurable, writeFileDurableSync } from './durableFiles';
@@ -102,7 +111,13 @@ describe('SafeLogOutput', () => {
     const lines = readFileSync(file, 'utf8').split('\n');
     expect(lines[0]).toBe('{"message":"first"}');
     expect(lines[1]).toBe('{"message"');
-    expect(JSON.parse(lines[2] ?? '')).toEqual({ level: 'warn', message: 'log lines dropped: the log output failed', dropped: 2, error: 'ENOSPC', timestamp: '1970-01-01T00:00:00.000Z' });
+    expect(JSON.parse(lines[2] ?? '')).toEqual({
+      level: 'warn',
+      message: 'log lines dropped: the log output failed',
+      dropped: 2,
+      error: 'ENOSPC',
+      timestamp: '1970-01-01T00:00:00.000Z',
+    });
     expect(lines[3]).toBe('{"message":"fourth"}');
   });
 

@@ -18,7 +18,9 @@ export interface PositionalWriter {
 
 /** The error a write that made no progress raises (a 0-byte write would otherwise loop forever). */
 function noProgress(file: string | undefined): NodeJS.ErrnoException {
-  const err: NodeJS.ErrnoException = new Error(`ENOSPC: no space left on device, write${file !== undefined ? ` '${file}'` : ''} (0 bytes written)`);
+  const err: NodeJS.ErrnoException = new Error(
+    `ENOSPC: no space left on device, write${file !== undefined ? ` '${file}'` : ''} (0 bytes written)`,
+  );
   err.code = 'ENOSPC';
   err.syscall = 'write';
   return err;
@@ -28,10 +30,20 @@ function noProgress(file: string | undefined): NodeJS.ErrnoException {
  * Writes all of `data` at `position` (or at the current offset when null), continuing
  * after short writes. Throws the first error; then some prefix may be on disk.
  */
-export async function writeAll(handle: PositionalWriter, data: Uint8Array, position: number | null, file?: string): Promise<void> {
+export async function writeAll(
+  handle: PositionalWriter,
+  data: Uint8Array,
+  position: number | null,
+  file?: string,
+): Promise<void> {
   let done = 0;
   while (done < data.length) {
-    const { bytesWritten } = await handle.write(data, done, data.length - done, position === null ? null : position + done);
+    const { bytesWritten } = await handle.write(
+      data,
+      done,
+      data.length - done,
+      position === null ? null : position + done,
+    );
     if (bytesWritten <= 0) throw noProgress(file);
     done += bytesWritten;
   }
@@ -42,7 +54,13 @@ export interface SyncWriteOps {
 }
 
 /** writeAll for a file descriptor, synchronously. */
-export function writeAllSync(fd: number, data: Uint8Array, position: number | null, ops: SyncWriteOps = fs, file?: string): void {
+export function writeAllSync(
+  fd: number,
+  data: Uint8Array,
+  position: number | null,
+  ops: SyncWriteOps = fs,
+  file?: string,
+): void {
   let done = 0;
   while (done < data.length) {
     const n = ops.writeSync(fd, data, done, data.length - done, position === null ? null : position + done);
@@ -96,7 +114,11 @@ const nodeOps: DurableFileOps = {
  * fsync of the directory. Readers (and a crash) see the old or the new content, never
  * a part. On failure the temp file is removed and the old file is untouched.
  */
-export async function writeFileDurable(file: string, data: string | Uint8Array, options: DurableWriteOptions = {}): Promise<void> {
+export async function writeFileDurable(
+  file: string,
+  data: string | Uint8Array,
+  options: DurableWriteOptions = {},
+): Promise<void> {
   const ops = options.ops ?? nodeOps;
   const tmp = options.tmp ?? tempNameFor(file);
   const bytes = typeof data === 'string' ? Buffer.from(data) : data;
@@ -143,7 +165,11 @@ export interface DurableWriteSyncOptions {
 }
 
 /** writeFileDurable, synchronously. */
-export function writeFileDurableSync(file: string, data: string | Uint8Array, options: DurableWriteSyncOptions = {}): void {
+export function writeFileDurableSync(
+  file: string,
+  data: string | Uint8Array,
+  options: DurableWriteSyncOptions = {},
+): void {
   const ops = options.ops ?? fs;
   const tmp = options.tmp ?? tempNameFor(file);
   const bytes = typeof data === 'string' ? Buffer.from(data) : data;

@@ -9,7 +9,11 @@ import type { FileHandle } from 'node:fs/promises';
 import type { DurableFileOps, DurableSyncOps } from './durableFiles';
 
 export function enospc(syscall = 'write'): NodeJS.ErrnoException {
-  return Object.assign(new Error(`ENOSPC: no space left on device, ${syscall}`), { code: 'ENOSPC', errno: -28, syscall });
+  return Object.assign(new Error(`ENOSPC: no space left on device, ${syscall}`), {
+    code: 'ENOSPC',
+    errno: -28,
+    syscall,
+  });
 }
 
 export class FakeFullDisk {
@@ -48,7 +52,12 @@ export class FakeFullDisk {
   /** A FileHandle whose writes go through this disk (other methods are the real handle's). */
   wrap(handle: FileHandle): FileHandle {
     const disk = this;
-    const write = async (buffer: Uint8Array, offset = 0, length = buffer.length - offset, position: number | null = null) => {
+    const write = async (
+      buffer: Uint8Array,
+      offset = 0,
+      length = buffer.length - offset,
+      position: number | null = null,
+    ) => {
       const n = disk.take(length);
       const r = await handle.write(buffer, offset, n, position);
       return { bytesWritten: r.bytesWritten, buffer };
@@ -76,7 +85,8 @@ export class FakeFullDisk {
   }
 
   /** fs.promises.open through this disk. */
-  readonly open = async (file: string, flags: string, mode?: number): Promise<FileHandle> => this.wrap(await fs.promises.open(file, flags, mode));
+  readonly open = async (file: string, flags: string, mode?: number): Promise<FileHandle> =>
+    this.wrap(await fs.promises.open(file, flags, mode));
 
   /** Async operations for writeFileDurable. */
   get ops(): DurableFileOps {
@@ -87,7 +97,8 @@ export class FakeFullDisk {
   get syncOps(): DurableSyncOps {
     return {
       openSync: (f, flags, mode) => fs.openSync(f, flags, mode),
-      writeSync: (fd, buffer, offset, length, position) => fs.writeSync(fd, buffer, offset, this.take(length), position),
+      writeSync: (fd, buffer, offset, length, position) =>
+        fs.writeSync(fd, buffer, offset, this.take(length), position),
       fsyncSync: (fd) => {
         this.checkSync();
         fs.fsyncSync(fd);

@@ -8,14 +8,14 @@ export const CONTROL_COMMON_NAME = 'control-service';
 export const NODE_PREFIX = 'node-';
 export const USER_PREFIX = 'user-';
 
-export type Identity =
-  | { kind: 'control' }
-  | { kind: 'node'; uuid: string }
-  | { kind: 'user'; name: string };
+export type Identity = { kind: 'control' } | { kind: 'node'; uuid: string } | { kind: 'user'; name: string };
 
 export const ApiUserName = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'user names are 1-64 letters, digits, "_", "." or "-", starting with a letter or digit');
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/,
+    'user names are 1-64 letters, digits, "_", "." or "-", starting with a letter or digit',
+  );
 
 export function nodeCommonName(uuid: string): string {
   return `${NODE_PREFIX}${uuid}`;

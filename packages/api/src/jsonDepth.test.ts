@@ -2,7 +2,11 @@ import * as fc from 'fast-check';
 import { jsonNesting, MAX_JSON_NESTING } from './jsonDepth';
 
 const depthOf = (v: unknown): number =>
-  Array.isArray(v) ? 1 + Math.max(0, ...v.map(depthOf)) : typeof v === 'object' && v !== null ? 1 + Math.max(0, ...Object.values(v).map(depthOf)) : 0;
+  Array.isArray(v)
+    ? 1 + Math.max(0, ...v.map(depthOf))
+    : typeof v === 'object' && v !== null
+      ? 1 + Math.max(0, ...Object.values(v).map(depthOf))
+      : 0;
 
 describe('jsonNesting', () => {
   it('counts nesting, not brackets inside strings', () => {

@@ -10,9 +10,22 @@ describe('UUIDs are canonical (lower case) after every parse', () => {
     ['lower case', LOWER],
   ])('%s parses to lower case', (_name, input) => {
     expect(Uuid.parse(input)).toBe(LOWER);
-    expect(CreateDatasetRequest.parse({ primary: input, dataset_id: input })).toEqual({ primary: LOWER, dataset_id: LOWER });
-    expect(CreateLeaseRequest.parse({ dataset_id: input, node_uuid: input, expires: null })).toMatchObject({ dataset_id: LOWER, node_uuid: LOWER });
-    expect(ContainerConfiguration.parse({ name: 'web', node_uuid: input, image: 'nginx', volumes: [{ dataset_id: input, mountpoint: '/d' }] })).toMatchObject({
+    expect(CreateDatasetRequest.parse({ primary: input, dataset_id: input })).toEqual({
+      primary: LOWER,
+      dataset_id: LOWER,
+    });
+    expect(CreateLeaseRequest.parse({ dataset_id: input, node_uuid: input, expires: null })).toMatchObject({
+      dataset_id: LOWER,
+      node_uuid: LOWER,
+    });
+    expect(
+      ContainerConfiguration.parse({
+        name: 'web',
+        node_uuid: input,
+        image: 'nginx',
+        volumes: [{ dataset_id: input, mountpoint: '/d' }],
+      }),
+    ).toMatchObject({
       node_uuid: LOWER,
       volumes: [{ dataset_id: LOWER }],
     });
@@ -35,11 +48,25 @@ describe('UUIDs are canonical (lower case) after every parse', () => {
       instance_id: LOWER.toUpperCase(),
       backend: 'loopback',
       manifestations: [{ dataset_id: LOWER.toUpperCase(), blockdevice_id: 'Vol-A', size: 1, status: 'attached' }],
-      volumes: [{ blockdevice_id: 'Vol-A', dataset_id: LOWER.toUpperCase(), size: 1, attached_to: LOWER.toUpperCase() }],
+      volumes: [
+        { blockdevice_id: 'Vol-A', dataset_id: LOWER.toUpperCase(), size: 1, attached_to: LOWER.toUpperCase() },
+      ],
     });
-    expect(r).toMatchObject({ uuid: LOWER, era: LOWER, instance_id: LOWER, manifestations: [{ dataset_id: LOWER, blockdevice_id: 'Vol-A' }] });
+    expect(r).toMatchObject({
+      uuid: LOWER,
+      era: LOWER,
+      instance_id: LOWER,
+      manifestations: [{ dataset_id: LOWER, blockdevice_id: 'Vol-A' }],
+    });
     expect(r.volumes?.[0]).toMatchObject({ dataset_id: LOWER, attached_to: LOWER });
-    const ebs = NodeReport.parse({ uuid: LOWER, era: 'Boot-1', host: 'h', instance_id: 'i-0ABC', backend: 'aws', manifestations: [] });
+    const ebs = NodeReport.parse({
+      uuid: LOWER,
+      era: 'Boot-1',
+      host: 'h',
+      instance_id: 'i-0ABC',
+      backend: 'aws',
+      manifestations: [],
+    });
     expect(ebs).toMatchObject({ era: 'Boot-1', instance_id: 'i-0ABC' });
   });
 });
@@ -55,8 +82,16 @@ describe('keys that reach the prototype are refused, not dropped', () => {
   });
 
   it('__proto__, which zod records skip silently, is found wherever it is (the control service refuses the body)', () => {
-    expect(findProtoKey(JSON.parse(`{"primary": "${LOWER}", "metadata": {"__proto__": "x"}}`))).toEqual(['metadata', '__proto__']);
-    expect(findProtoKey(JSON.parse('{"a": [{"b": {"__proto__": {"polluted": true}}}]}'))).toEqual(['a', 0, 'b', '__proto__']);
+    expect(findProtoKey(JSON.parse(`{"primary": "${LOWER}", "metadata": {"__proto__": "x"}}`))).toEqual([
+      'metadata',
+      '__proto__',
+    ]);
+    expect(findProtoKey(JSON.parse('{"a": [{"b": {"__proto__": {"polluted": true}}}]}'))).toEqual([
+      'a',
+      0,
+      'b',
+      '__proto__',
+    ]);
     expect(findProtoKey(JSON.parse('{"\\u005f_proto__": 1}'))).toEqual(['__proto__']);
     expect(findProtoKey(JSON.parse('{"proto": {"constructor": "x"}}'))).toBeUndefined();
     expect(findProtoKey([1, 'a', null])).toBeUndefined();
@@ -67,11 +102,16 @@ describe('keys that reach the prototype are refused, not dropped', () => {
     expect(Metadata.parse({ my_constructor: 'a', proto: 'b' })).toEqual({ my_constructor: 'a', proto: 'b' });
   });
 
-  it.each(['constructor', 'prototype'])('environment names, compose files and Compose environment lists (%s)', (key) => {
-    expect(Environment.safeParse(withKey(key)).success).toBe(false);
-    expect(ComposeRequest.safeParse({ applications: withKey(key), deployment: {} }).success).toBe(false);
-    expect(ComposeRequest.safeParse({ applications: {}, deployment: withKey(key) }).success).toBe(false);
-    expect(parseApplicationFile({ services: { web: { image: 'nginx', environment: [`${key}=1`] } } }).ok).toBe(false);
-    expect(parseApplicationFile({ services: { web: { image: 'nginx', environment: ['__proto__=1'] } } }).ok).toBe(false);
-  });
+  it.each(['constructor', 'prototype'])(
+    'environment names, compose files and Compose environment lists (%s)',
+    (key) => {
+      expect(Environment.safeParse(withKey(key)).success).toBe(false);
+      expect(ComposeRequest.safeParse({ applications: withKey(key), deployment: {} }).success).toBe(false);
+      expect(ComposeRequest.safeParse({ applications: {}, deployment: withKey(key) }).success).toBe(false);
+      expect(parseApplicationFile({ services: { web: { image: 'nginx', environment: [`${key}=1`] } } }).ok).toBe(false);
+      expect(parseApplicationFile({ services: { web: { image: 'nginx', environment: ['__proto__=1'] } } }).ok).toBe(
+        false,
+      );
+    },
+  );
 });

@@ -38,7 +38,8 @@ export const OpaqueId = z.string().min(1).overwrite(canonicalId);
 
 /** Keys that would reach an object's prototype if assigned: refused wherever input becomes an object's keys. */
 export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
-export const RESERVED_KEY_MESSAGE = 'the keys __proto__, constructor and prototype are reserved (they would reach the object prototype)';
+export const RESERVED_KEY_MESSAGE =
+  'the keys __proto__, constructor and prototype are reserved (they would reach the object prototype)';
 /** A refinement for record keys: `z.string().refine(isSafeKey, RESERVED_KEY_MESSAGE)`. */
 export function isSafeKey(key: string): boolean {
   return !FORBIDDEN_KEYS.has(key);
@@ -47,7 +48,8 @@ export const SafeKey = z.string().refine(isSafeKey, { message: RESERVED_KEY_MESS
 
 /** Options for z.record: a refused key is reported by its own message (zod alone says "Invalid key in record"). */
 export const KEY_MESSAGES = {
-  error: (issue: z.core.$ZodRawIssue): string | undefined => (issue.code === 'invalid_key' ? issue.issues[0]?.message : undefined),
+  error: (issue: z.core.$ZodRawIssue): string | undefined =>
+    issue.code === 'invalid_key' ? issue.issues[0]?.message : undefined,
 };
 
 /**
@@ -65,7 +67,8 @@ export function findProtoKey(value: unknown): (string | number)[] | undefined {
       continue;
     }
     if (Object.hasOwn(v, '__proto__')) return [...item.path, '__proto__'];
-    for (const [k, x] of Object.entries(v)) if (typeof x === 'object' && x !== null) stack.push({ value: x, path: [...item.path, k] });
+    for (const [k, x] of Object.entries(v))
+      if (typeof x === 'object' && x !== null) stack.push({ value: x, path: [...item.path, k] });
   }
   return undefined;
 }
@@ -152,7 +155,9 @@ export const Lease = z
     pinned: z
       .boolean()
       .optional()
-      .describe('A pinned lease is kept when its node is declared dead (manual failover); others end after the lease grace.'),
+      .describe(
+        'A pinned lease is kept when its node is declared dead (manual failover); others end after the lease grace.',
+      ),
   })
   .strict();
 
@@ -161,7 +166,11 @@ export const CreateLeaseRequest = z
     dataset_id: DatasetId,
     node_uuid: NodeUuid,
     // Bounded so that its end (now + expires) is a finite time: 1e308 s would store an infinite expiry.
-    expires: z.number().positive().max(MAX_LEASE_SECONDS, { message: `must be at most ${MAX_LEASE_SECONDS} seconds` }).nullable(),
+    expires: z
+      .number()
+      .positive()
+      .max(MAX_LEASE_SECONDS, { message: `must be at most ${MAX_LEASE_SECONDS} seconds` })
+      .nullable(),
     pinned: z.boolean().optional().describe('Keep the lease even when its node is declared dead (default false).'),
   })
   .strict();
@@ -199,7 +208,11 @@ export const BackendVolume = z
     blockdevice_id: z.string(),
     dataset_id: DatasetId,
     size: z.number().int().nonnegative(),
-    attached_to: z.string().overwrite(canonicalId).nullable().describe('Compute instance id the volume is attached to (a UUID is lower-cased).'),
+    attached_to: z
+      .string()
+      .overwrite(canonicalId)
+      .nullable()
+      .describe('Compute instance id the volume is attached to (a UUID is lower-cased).'),
   })
   .strict();
 
@@ -218,7 +231,9 @@ export const ActionError = z
 export const NodeReport = z
   .object({
     uuid: NodeUuid,
-    era: OpaqueId.describe("Identifies the node's current boot; a new era means the node rebooted (a UUID is lower-cased)."),
+    era: OpaqueId.describe(
+      "Identifies the node's current boot; a new era means the node rebooted (a UUID is lower-cased).",
+    ),
     host: z.string().min(1).describe('Address of the node.'),
     instance_id: OpaqueId.describe(
       "The storage backend's id for this node's compute instance (a UUID is lower-cased). No two live nodes may report the same one.",
@@ -260,7 +275,9 @@ export const ReportResponse = z
     configuration_tag: z
       .string()
       .optional()
-      .describe("The configuration's tag when the report was taken: an agent whose snapshot has another knows it is stale."),
+      .describe(
+        "The configuration's tag when the report was taken: an agent whose snapshot has another knows it is stale.",
+      ),
     node_timeout_seconds: z.number().positive().optional(),
     lease_grace_seconds: z.number().nonnegative().optional(),
   })
@@ -274,12 +291,16 @@ export const ClusterSnapshot = z
     datasets: z.array(DatasetConfiguration),
     leases: z.array(Lease),
     nodes: z.array(NodeState),
-    node_timeout_seconds: z.number().positive().optional().describe('After this long without a report a node is declared dead.'),
+    node_timeout_seconds: z
+      .number()
+      .positive()
+      .optional()
+      .describe('After this long without a report a node is declared dead.'),
     lease_grace_seconds: z
       .number()
       .nonnegative()
       .optional()
-      .describe("How long after a node is declared dead its (unpinned) leases are released."),
+      .describe('How long after a node is declared dead its (unpinned) leases are released.'),
   })
   .strict();
 

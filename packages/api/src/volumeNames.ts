@@ -18,7 +18,8 @@ export function volumeNameProblem(name: string): string | undefined {
   if (!VOLUME_NAME_PATTERN.test(name)) {
     return `"${name}" is not a valid volume name: use at least two characters from [a-zA-Z0-9_.-], starting with a letter or digit.`;
   }
-  if (name.length > VOLUME_NAME_MAX_LENGTH) return `The volume name is longer than ${VOLUME_NAME_MAX_LENGTH} characters.`;
+  if (name.length > VOLUME_NAME_MAX_LENGTH)
+    return `The volume name is longer than ${VOLUME_NAME_MAX_LENGTH} characters.`;
   return undefined;
 }
 
