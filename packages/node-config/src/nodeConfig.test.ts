@@ -2,7 +2,15 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { controlTlsFiles, controlUrl, loadControlCredentials, loadNodeConfig, NodeConfigError, parseNodeConfig, readConfigDocument } from './nodeConfig';
+import {
+  controlTlsFiles,
+  controlUrl,
+  loadControlCredentials,
+  loadNodeConfig,
+  NodeConfigError,
+  parseNodeConfig,
+  readConfigDocument,
+} from './nodeConfig';
 import { resolveNodeConnection, waitForNodeUuid } from './nodeConnection';
 
 const UUID = 'dddddddd-dddd-4ddd-8ddd-dddddddddddd';
@@ -14,7 +22,11 @@ describe('TLS to the control service', () => {
   const existsIn = (files: Set<string>) => (p: string) => files.has(p);
 
   it('uses cluster.crt, node.crt and node.key beside agent.yml', () => {
-    expect(controlTlsFiles(cs, dir, existsIn(all))).toEqual({ ca: '/etc/flocker/cluster.crt', cert: '/etc/flocker/node.crt', key: '/etc/flocker/node.key' });
+    expect(controlTlsFiles(cs, dir, existsIn(all))).toEqual({
+      ca: '/etc/flocker/cluster.crt',
+      cert: '/etc/flocker/node.crt',
+      key: '/etc/flocker/node.key',
+    });
   });
 
   it('talks plain HTTP when none exists, or with insecure_http', () => {
@@ -23,13 +35,19 @@ describe('TLS to the control service', () => {
   });
 
   it('refuses a partial set instead of falling back', () => {
-    expect(() => controlTlsFiles(cs, dir, existsIn(new Set(['/etc/flocker/cluster.crt'])))).toThrow(/node\.crt.*node\.key.*missing/);
+    expect(() => controlTlsFiles(cs, dir, existsIn(new Set(['/etc/flocker/cluster.crt'])))).toThrow(
+      /node\.crt.*node\.key.*missing/,
+    );
   });
 
   it('explicit files override; relative ones are relative to agent.yml', () => {
     const files = { ...cs, ca_file: '/pki/ca.pem', cert_file: 'me.crt', key_file: 'me.key' };
     const present = new Set(['/pki/ca.pem', '/etc/flocker/me.crt', '/etc/flocker/me.key']);
-    expect(controlTlsFiles(files, dir, existsIn(present))).toEqual({ ca: '/pki/ca.pem', cert: '/etc/flocker/me.crt', key: '/etc/flocker/me.key' });
+    expect(controlTlsFiles(files, dir, existsIn(present))).toEqual({
+      ca: '/pki/ca.pem',
+      cert: '/etc/flocker/me.crt',
+      key: '/etc/flocker/me.key',
+    });
     expect(() => controlTlsFiles(files, dir, () => false)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
   });
 
@@ -39,13 +57,34 @@ describe('TLS to the control service', () => {
     try {
       execFileSync(
         'openssl',
-        ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=user-alice', '-keyout', join(d, 'k'), '-out', join(d, 'c')],
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:P-256',
+          '-nodes',
+          '-days',
+          '1',
+          '-subj',
+          '/CN=user-alice',
+          '-keyout',
+          join(d, 'k'),
+          '-out',
+          join(d, 'c'),
+        ],
         { stdio: 'ignore' },
       );
       expect(() => loadControlCredentials({ ca: join(d, 'c'), cert: join(d, 'c'), key: join(d, 'k') })).toThrow(
-        expect.objectContaining({ code: 'IDENTITY_INVALID', message: expect.stringContaining('not a node certificate') }),
+        expect.objectContaining({
+          code: 'IDENTITY_INVALID',
+          message: expect.stringContaining('not a node certificate'),
+        }),
       );
-      expect(() => loadControlCredentials({ ca: join(d, 'c'), cert: join(d, 'c'), key: join(d, 'missing') })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+      expect(() => loadControlCredentials({ ca: join(d, 'c'), cert: join(d, 'c'), key: join(d, 'missing') })).toThrow(
+        expect.objectContaining({ code: 'CONFIG_INVALID' }),
+      );
     } finally {
       rmSync(d, { recursive: true, force: true });
     }
@@ -56,7 +95,9 @@ describe('the control service URL', () => {
   it('brackets IPv6 addresses and lists every replica', () => {
     expect(controlUrl({ hostname: 'c', port: 4523 }, false)).toBe('http://c:4523');
     expect(controlUrl({ hostname: '::1', port: 4523 }, true)).toBe('https://[::1]:4523');
-    expect(controlUrl({ hostname: 'c1', port: 4600, hostnames: ['c2', 'c3:4700'] }, false)).toBe('http://c1:4600,http://c2:4600,http://c3:4700');
+    expect(controlUrl({ hostname: 'c1', port: 4600, hostnames: ['c2', 'c3:4700'] }, false)).toBe(
+      'http://c1:4600,http://c2:4600,http://c3:4700',
+    );
   });
 
   // The dataset agent's copy of the expression made http://[[::1]]:4523 of this.
@@ -69,7 +110,10 @@ describe('agent.yml as every agent reads it', () => {
   const minimal = { 'control-service': { hostname: 'c' } };
 
   it('fills in the shared defaults and needs neither version nor dataset', () => {
-    expect(parseNodeConfig(minimal)).toEqual({ 'control-service': { hostname: 'c', port: 4523 }, node: { state_dir: '/var/lib/flocker/agent', mount_root: '/flocker' } });
+    expect(parseNodeConfig(minimal)).toEqual({
+      'control-service': { hostname: 'c', port: 4523 },
+      node: { state_dir: '/var/lib/flocker/agent', mount_root: '/flocker' },
+    });
   });
 
   it.each([
@@ -81,20 +125,31 @@ describe('agent.yml as every agent reads it', () => {
     [{ ...minimal, version: 2 }, 'version'],
     [{ ...minimal, extra: true }, '(top level)'],
   ])('names the field of a mistake: %j', (doc, field) => {
-    expect(() => parseNodeConfig(doc)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(`${field}:`) }));
+    expect(() => parseNodeConfig(doc)).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(`${field}:`) }),
+    );
   });
 
   it('leaves the dataset agent its own sections, whatever they hold', () => {
-    const c = parseNodeConfig({ ...minimal, version: 1, dataset: { backend: 'aws', anything: true }, agent: { self_fence_seconds: 7, future_key: 1 } });
+    const c = parseNodeConfig({
+      ...minimal,
+      version: 1,
+      dataset: { backend: 'aws', anything: true },
+      agent: { self_fence_seconds: 7, future_key: 1 },
+    });
     expect(c['control-service'].hostname).toBe('c');
   });
 
   it('reads files: missing, unreadable YAML, valid', () => {
     const d = mkdtempSync(join(tmpdir(), 'node-config-'));
     try {
-      expect(() => readConfigDocument(join(d, 'nope.yml'))).toThrow(expect.objectContaining({ code: 'CONFIG_NOT_FOUND' }));
+      expect(() => readConfigDocument(join(d, 'nope.yml'))).toThrow(
+        expect.objectContaining({ code: 'CONFIG_NOT_FOUND' }),
+      );
       writeFileSync(join(d, 'broken.yml'), 'version: [1\n');
-      expect(() => readConfigDocument(join(d, 'broken.yml'))).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+      expect(() => readConfigDocument(join(d, 'broken.yml'))).toThrow(
+        expect.objectContaining({ code: 'CONFIG_INVALID' }),
+      );
       writeFileSync(join(d, 'agent.yml'), 'control-service: {hostname: c, port: 4600}\n');
       expect(loadNodeConfig(join(d, 'agent.yml'))['control-service'].port).toBe(4600);
     } finally {
@@ -113,18 +168,29 @@ describe('the node the plugin and the container agent act for', () => {
   it('waits for node.json to appear, bounded', async () => {
     setTimeout(() => writeFileSync(join(dir, 'node.json'), JSON.stringify({ uuid: UUID })), 300);
     await expect(waitForNodeUuid(dir, 5_000)).resolves.toBe(UUID);
-    await expect(waitForNodeUuid(join(dir, 'empty'), 300)).rejects.toThrow(/did not appear within 0 s; start flocker-dataset-agent first or pass --node-uuid/);
+    await expect(waitForNodeUuid(join(dir, 'empty'), 300)).rejects.toThrow(
+      /did not appear within 0 s; start flocker-dataset-agent first or pass --node-uuid/,
+    );
     await expect(waitForNodeUuid(join(dir, 'empty'), 0)).rejects.toBeInstanceOf(NodeConfigError);
   });
 
   it('agent.yml and node.json, or flags', async () => {
-    writeFileSync(join(dir, 'agent.yml'), `control-service: {hostname: "::1", port: 4600}\nnode: {state_dir: ${dir}, docker_socket: /run/d.sock}\n`);
+    writeFileSync(
+      join(dir, 'agent.yml'),
+      `control-service: {hostname: "::1", port: 4600}\nnode: {state_dir: ${dir}, docker_socket: /run/d.sock}\n`,
+    );
     writeFileSync(join(dir, 'node.json'), JSON.stringify({ uuid: UUID.toUpperCase() }));
     const c = await resolveNodeConnection({ agentConfig: join(dir, 'agent.yml') });
     expect(c).toMatchObject({ controlUrl: 'http://[::1]:4600', nodeUuid: UUID, stateDir: dir });
     expect(c.config?.node.docker_socket).toBe('/run/d.sock');
-    expect(await resolveNodeConnection({ controlUrl: 'http://c:1', nodeUuid: UUID })).toEqual({ controlUrl: 'http://c:1', nodeUuid: UUID, stateDir: '/var/lib/flocker/agent' });
-    await expect(resolveNodeConnection({ agentConfig: join(dir, 'missing.yml') })).rejects.toThrow(expect.objectContaining({ code: 'CONFIG_NOT_FOUND' }));
+    expect(await resolveNodeConnection({ controlUrl: 'http://c:1', nodeUuid: UUID })).toEqual({
+      controlUrl: 'http://c:1',
+      nodeUuid: UUID,
+      stateDir: '/var/lib/flocker/agent',
+    });
+    await expect(resolveNodeConnection({ agentConfig: join(dir, 'missing.yml') })).rejects.toThrow(
+      expect.objectContaining({ code: 'CONFIG_NOT_FOUND' }),
+    );
     await expect(resolveNodeConnection({ controlUrl: 'http://c:1', nodeUuid: 'nope' })).rejects.toThrow(/not a UUID/);
   });
 });

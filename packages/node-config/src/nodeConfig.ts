@@ -116,7 +116,8 @@ export function formatIssues(error: z.ZodError): string {
 /** Validate a parsed document against a schema; CONFIG_INVALID names every field at fault. */
 export function parseWith<S extends z.ZodType>(schema: S, doc: unknown, source = 'configuration'): z.infer<S> {
   const result = schema.safeParse(doc);
-  if (!result.success) throw new NodeConfigError('CONFIG_INVALID', `${source} is invalid:\n${formatIssues(result.error)}`);
+  if (!result.success)
+    throw new NodeConfigError('CONFIG_INVALID', `${source} is invalid:\n${formatIssues(result.error)}`);
   return result.data;
 }
 
@@ -131,8 +132,12 @@ export function readConfigDocument(path: string = DEFAULT_CONFIG_PATH): unknown 
     text = readFileSync(path, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new NodeConfigError('CONFIG_NOT_FOUND', `cannot read the agent configuration ${path}: it does not exist`);
-    throw new NodeConfigError('CONFIG_UNREADABLE', `cannot read the agent configuration ${path}: ${(e as Error).message}`);
+    if (code === 'ENOENT')
+      throw new NodeConfigError('CONFIG_NOT_FOUND', `cannot read the agent configuration ${path}: it does not exist`);
+    throw new NodeConfigError(
+      'CONFIG_UNREADABLE',
+      `cannot read the agent configuration ${path}: ${(e as Error).message}`,
+    );
   }
   try {
     return parseYaml(text);
@@ -172,10 +177,19 @@ type TlsKeys = Partial<ControlServiceSection>;
  * `insecure_http: true`, or when none of the files exists, plain HTTP.
  * A partial set is a mistake worth stopping for, not a reason to fall back.
  */
-export function controlTlsFiles(cs: TlsKeys, configDir: string, exists: (path: string) => boolean = existsSync): ControlTlsFiles | undefined {
+export function controlTlsFiles(
+  cs: TlsKeys,
+  configDir: string,
+  exists: (path: string) => boolean = existsSync,
+): ControlTlsFiles | undefined {
   if (cs.insecure_http === true) return undefined;
-  const at = (p: string | undefined, name: string) => (p === undefined ? join(configDir, name) : isAbsolute(p) ? p : resolve(configDir, p));
-  const files = { ca: at(cs.ca_file, CLUSTER_CERT_FILE), cert: at(cs.cert_file, NODE_CERT_FILE), key: at(cs.key_file, NODE_KEY_FILE) };
+  const at = (p: string | undefined, name: string) =>
+    p === undefined ? join(configDir, name) : isAbsolute(p) ? p : resolve(configDir, p);
+  const files = {
+    ca: at(cs.ca_file, CLUSTER_CERT_FILE),
+    cert: at(cs.cert_file, NODE_CERT_FILE),
+    key: at(cs.key_file, NODE_KEY_FILE),
+  };
   const explicit = cs.ca_file !== undefined || cs.cert_file !== undefined || cs.key_file !== undefined;
   const missing = [files.ca, files.cert, files.key].filter((f) => !exists(f));
   if (missing.length === 0) return files;
@@ -227,7 +241,10 @@ export function loadControlCredentials(files: ControlTlsFiles): ControlCredentia
   try {
     createSecureContext({ ca, cert, key });
   } catch (e) {
-    throw new NodeConfigError('CONFIG_INVALID', `${files.key} does not belong to ${files.cert} (or ${files.ca} is not a certificate): ${(e as Error).message}`);
+    throw new NodeConfigError(
+      'CONFIG_INVALID',
+      `${files.key} does not belong to ${files.cert} (or ${files.ca} is not a certificate): ${(e as Error).message}`,
+    );
   }
   const cn = commonName(x509);
   const identity = cn === undefined ? undefined : identityFromCommonName(cn);
@@ -250,6 +267,9 @@ export function readNodeTls(cs: TlsKeys, configDir: string): ControlCredentials 
  * The control service's base URL: `hostname` (an IPv6 address bracketed) and `port`, then
  * every replica of `hostnames`, comma-separated for FlockerClient's failover.
  */
-export function controlUrl(cs: Pick<ControlServiceSection, 'hostname' | 'port' | 'hostnames'>, secure: boolean): string {
+export function controlUrl(
+  cs: Pick<ControlServiceSection, 'hostname' | 'port' | 'hostnames'>,
+  secure: boolean,
+): string {
   return controlUrlsFromHosts(secure ? 'https' : 'http', cs.hostname, cs.port, cs.hostnames ?? []);
 }

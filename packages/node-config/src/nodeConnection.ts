@@ -7,7 +7,17 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Uuid } from '@flocker/api';
 import { z } from 'zod';
-import { configDirOf, controlUrl, DEFAULT_CONFIG_PATH, DEFAULT_STATE_DIR, loadNodeConfig, NodeConfigError, readNodeTls, type ControlCredentials, type NodeConfig } from './nodeConfig';
+import {
+  configDirOf,
+  controlUrl,
+  DEFAULT_CONFIG_PATH,
+  DEFAULT_STATE_DIR,
+  loadNodeConfig,
+  NodeConfigError,
+  readNodeTls,
+  type ControlCredentials,
+  type NodeConfig,
+} from './nodeConfig';
 
 export const NODE_FILE = 'node.json';
 
@@ -76,7 +86,8 @@ export async function resolveNodeConnection(args: NodeConnectionArgs): Promise<N
   const cs = config?.['control-service'];
   const tls = cs === undefined ? undefined : readNodeTls(cs, configDirOf(file));
   const url = args.controlUrl ?? (cs === undefined ? undefined : controlUrl(cs, tls !== undefined));
-  if (!url) throw new NodeConfigError('CONFIG_INVALID', 'no control service address: pass --agent-config or --control-url');
+  if (!url)
+    throw new NodeConfigError('CONFIG_INVALID', 'no control service address: pass --agent-config or --control-url');
   const stateDir = args.stateDir ?? config?.node.state_dir ?? DEFAULT_STATE_DIR;
   // With a node certificate, the certificate is the node's identity.
   const given = args.nodeUuid ?? tls?.nodeUuid ?? (await waitForNodeUuid(stateDir, (args.nodeWait ?? 60) * 1000));
@@ -85,7 +96,10 @@ export async function resolveNodeConnection(args: NodeConnectionArgs): Promise<N
   // Canonical (lower case), as the control service stores and answers it: comparisons with snapshots hold.
   const nodeUuid = parsedUuid.data;
   if (tls && nodeUuid !== tls.nodeUuid) {
-    throw new NodeConfigError('CONFIG_INVALID', `--node-uuid ${nodeUuid} is not the node named by the certificate (${tls.nodeUuid}).`);
+    throw new NodeConfigError(
+      'CONFIG_INVALID',
+      `--node-uuid ${nodeUuid} is not the node named by the certificate (${tls.nodeUuid}).`,
+    );
   }
   return { controlUrl: url, ...(tls ? { tls } : {}), nodeUuid, stateDir, ...(config ? { config } : {}) };
 }
