@@ -157,11 +157,28 @@ function CreateVolumeForm({ nodes }: { nodes: NodeView[] }) {
       <div className="fields">
         <div className="field">
           <label htmlFor="new-name">Name</label>
-          <input id="new-name" name="name" value={name} onChange={(e) => setName(e.target.value)} required autoComplete="off" aria-invalid={badName} aria-describedby={error ? 'create-error' : undefined} />
+          <input
+            id="new-name"
+            name="name"
+            value={name}
+            onChange={(e) => setName(e.target.value)}
+            required
+            autoComplete="off"
+            aria-invalid={badName}
+            aria-describedby={error ? 'create-error' : undefined}
+          />
         </div>
         <div className="field">
           <label htmlFor="new-size">Size</label>
-          <input id="new-size" name="size" value={size} onChange={(e) => setSize(e.target.value)} required aria-describedby={error ? 'create-error size-hint' : 'size-hint'} aria-invalid={badSize} />
+          <input
+            id="new-size"
+            name="size"
+            value={size}
+            onChange={(e) => setSize(e.target.value)}
+            required
+            aria-describedby={error ? 'create-error size-hint' : 'size-hint'}
+            aria-invalid={badSize}
+          />
           <small id="size-hint">e.g. 512MiB, 10G (at least 64 MiB)</small>
         </div>
         <div className="field">
@@ -232,7 +249,17 @@ function VolumesSection({ volumes, nodes, now, started, busy, onMove, onRelease,
           </thead>
           <tbody>
             {volumes.map((v) => (
-              <VolumeRow key={v.dataset_id} v={v} nodes={nodes} now={now} started={started} busy={busy.has(v.dataset_id)} onMove={onMove} onRelease={onRelease} onDelete={onDelete} />
+              <VolumeRow
+                key={v.dataset_id}
+                v={v}
+                nodes={nodes}
+                now={now}
+                started={started}
+                busy={busy.has(v.dataset_id)}
+                onMove={onMove}
+                onRelease={onRelease}
+                onDelete={onDelete}
+              />
             ))}
           </tbody>
         </table>
@@ -241,7 +268,16 @@ function VolumesSection({ volumes, nodes, now, started, busy, onMove, onRelease,
   );
 }
 
-function VolumeRow({ v, nodes, now, started, busy, onMove, onRelease, onDelete }: Omit<VolumesProps, 'volumes' | 'busy'> & { v: VolumeView; busy: boolean }) {
+function VolumeRow({
+  v,
+  nodes,
+  now,
+  started,
+  busy,
+  onMove,
+  onRelease,
+  onDelete,
+}: Omit<VolumesProps, 'volumes' | 'busy'> & { v: VolumeView; busy: boolean }) {
   const targets = nodes.filter((n) => n.alive && n.uuid !== v.primary.uuid);
   const [target, setTarget] = useState('');
   const chosen = targets.some((n) => n.uuid === target) ? target : (targets[0]?.uuid ?? '');
@@ -256,7 +292,9 @@ function VolumeRow({ v, nodes, now, started, busy, onMove, onRelease, onDelete }
         </div>
       </th>
       <td data-label="Size">{v.size === null ? '—' : formatSize(v.size)}</td>
-      <td data-label="Primary" className="primary">{v.primary.host ?? v.primary.uuid.slice(0, 8)}</td>
+      <td data-label="Primary" className="primary">
+        {v.primary.host ?? v.primary.uuid.slice(0, 8)}
+      </td>
       <td data-label="State" title={stateText(v)} data-state-text={stateText(v)}>
         <span className={`badge state-${v.state}`}>{STATE_LABEL[v.state]}</span>
         {v.state === 'mounted' ? (
@@ -269,7 +307,9 @@ function VolumeRow({ v, nodes, now, started, busy, onMove, onRelease, onDelete }
             {v.detail}
           </div>
         )}
-        {v.state !== 'error' && v.state !== 'deleting' && v.errors[0] && <div className="sub detail failing">error: {errorReason(v.errors[0])}</div>}
+        {v.state !== 'error' && v.state !== 'deleting' && v.errors[0] && (
+          <div className="sub detail failing">error: {errorReason(v.errors[0])}</div>
+        )}
       </td>
       <td data-label="Lease">{v.lease ? `held by ${v.lease.host ?? v.lease.node_uuid.slice(0, 8)}` : '—'}</td>
       <td data-label="Age">{v.first_seen ? age(v.first_seen, now) : started ? `> ${age(started, now)}` : '—'}</td>
@@ -280,7 +320,12 @@ function VolumeRow({ v, nodes, now, started, busy, onMove, onRelease, onDelete }
               <label htmlFor={selectId} className="visually-hidden">
                 Move {v.name} to
               </label>
-              <select id={selectId} value={chosen} onChange={(e) => setTarget(e.target.value)} disabled={busy || targets.length === 0}>
+              <select
+                id={selectId}
+                value={chosen}
+                onChange={(e) => setTarget(e.target.value)}
+                disabled={busy || targets.length === 0}
+              >
                 {targets.length === 0 && <option value="">no other live node</option>}
                 {targets.map((n) => (
                   <option key={n.uuid} value={n.uuid}>
@@ -288,16 +333,32 @@ function VolumeRow({ v, nodes, now, started, busy, onMove, onRelease, onDelete }
                   </option>
                 ))}
               </select>
-              <button type="button" onClick={() => onMove(v, chosen)} disabled={busy || !chosen} aria-label={`Move ${v.name}`}>
+              <button
+                type="button"
+                onClick={() => onMove(v, chosen)}
+                disabled={busy || !chosen}
+                aria-label={`Move ${v.name}`}
+              >
                 Move
               </button>
             </span>
             {v.lease && (
-              <button type="button" onClick={() => onRelease(v)} disabled={busy} aria-label={`Release the lease on ${v.name}`}>
+              <button
+                type="button"
+                onClick={() => onRelease(v)}
+                disabled={busy}
+                aria-label={`Release the lease on ${v.name}`}
+              >
                 Release lease
               </button>
             )}
-            <button type="button" className="danger" onClick={() => onDelete(v)} disabled={busy} aria-label={`Delete ${v.name}`}>
+            <button
+              type="button"
+              className="danger"
+              onClick={() => onDelete(v)}
+              disabled={busy}
+              aria-label={`Delete ${v.name}`}
+            >
               Delete
             </button>
           </>
@@ -311,7 +372,10 @@ function NodesSection({ nodes, now }: { nodes: NodeView[]; now: number }) {
   return (
     <section aria-labelledby="nodes-h">
       <h2 id="nodes-h">
-        Nodes <span className="count">{nodes.filter((n) => n.alive).length}/{nodes.length} alive</span>
+        Nodes{' '}
+        <span className="count">
+          {nodes.filter((n) => n.alive).length}/{nodes.length} alive
+        </span>
       </h2>
       {nodes.length === 0 ? (
         <p className="empty">No node has reported yet.</p>
@@ -336,13 +400,23 @@ function NodesSection({ nodes, now }: { nodes: NodeView[]; now: number }) {
                   </div>
                 </th>
                 <td data-label="Status">
-                  <span className={`badge ${n.alive ? 'state-mounted' : 'state-error'}`}>{n.alive ? 'alive' : 'dead'}</span>
-                  {n.errors > 0 && <div className="sub">{n.errors} failing action{n.errors === 1 ? '' : 's'}</div>}
+                  <span className={`badge ${n.alive ? 'state-mounted' : 'state-error'}`}>
+                    {n.alive ? 'alive' : 'dead'}
+                  </span>
+                  {n.errors > 0 && (
+                    <div className="sub">
+                      {n.errors} failing action{n.errors === 1 ? '' : 's'}
+                    </div>
+                  )}
                 </td>
                 <td data-label="Era">
                   <code title={n.era}>{n.era.slice(0, 8)}</code>
                 </td>
-                <td data-label="Volumes">{n.volumes.length === 0 ? '—' : n.volumes.map((x) => `${x.name}${x.status === 'attached' ? ' (attached)' : ''}`).join(', ')}</td>
+                <td data-label="Volumes">
+                  {n.volumes.length === 0
+                    ? '—'
+                    : n.volumes.map((x) => `${x.name}${x.status === 'attached' ? ' (attached)' : ''}`).join(', ')}
+                </td>
                 <td data-label="Last seen">{age(n.last_seen, now)} ago</td>
               </tr>
             ))}
@@ -370,7 +444,15 @@ function FeedSection({ events }: { events: UiEvent[] }) {
   );
 }
 
-function ConfirmRelease({ pending, onCancel, onConfirm }: { pending: { volume: VolumeView; risk: string } | null; onCancel: () => void; onConfirm: (v: VolumeView) => void }) {
+function ConfirmRelease({
+  pending,
+  onCancel,
+  onConfirm,
+}: {
+  pending: { volume: VolumeView; risk: string } | null;
+  onCancel: () => void;
+  onConfirm: (v: VolumeView) => void;
+}) {
   const ref = useRef<HTMLDialogElement>(null);
   useEffect(() => {
     const d = ref.current;
@@ -379,7 +461,13 @@ function ConfirmRelease({ pending, onCancel, onConfirm }: { pending: { volume: V
     if (!pending && d.open) d.close();
   }, [pending]);
   return (
-    <dialog ref={ref} aria-labelledby="release-h" aria-describedby="release-text" onClose={onCancel} className="confirm">
+    <dialog
+      ref={ref}
+      aria-labelledby="release-h"
+      aria-describedby="release-text"
+      onClose={onCancel}
+      className="confirm"
+    >
       <h2 id="release-h">Release the lease on {pending?.volume.name}?</h2>
       <p id="release-text">{pending?.risk}</p>
       <div className="buttons">
@@ -394,7 +482,15 @@ function ConfirmRelease({ pending, onCancel, onConfirm }: { pending: { volume: V
   );
 }
 
-function ConfirmDelete({ volume, onCancel, onConfirm }: { volume: VolumeView | null; onCancel: () => void; onConfirm: (v: VolumeView) => void }) {
+function ConfirmDelete({
+  volume,
+  onCancel,
+  onConfirm,
+}: {
+  volume: VolumeView | null;
+  onCancel: () => void;
+  onConfirm: (v: VolumeView) => void;
+}) {
   const ref = useRef<HTMLDialogElement>(null);
   useEffect(() => {
     const d = ref.current;
@@ -403,10 +499,17 @@ function ConfirmDelete({ volume, onCancel, onConfirm }: { volume: VolumeView | n
     if (!volume && d.open) d.close();
   }, [volume]);
   return (
-    <dialog ref={ref} aria-labelledby="confirm-h" aria-describedby="confirm-text" onClose={onCancel} className="confirm">
+    <dialog
+      ref={ref}
+      aria-labelledby="confirm-h"
+      aria-describedby="confirm-text"
+      onClose={onCancel}
+      className="confirm"
+    >
       <h2 id="confirm-h">Delete {volume?.name}?</h2>
       <p id="confirm-text">
-        The volume <strong>{volume?.name}</strong> and all its data will be destroyed on every node. This cannot be undone.
+        The volume <strong>{volume?.name}</strong> and all its data will be destroyed on every node. This cannot be
+        undone.
       </p>
       <div className="buttons">
         <button type="button" onClick={onCancel} autoFocus>

@@ -2,7 +2,10 @@
 import { UiErrorBody } from '../model/wire';
 
 export class ActionFailed extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'ActionFailed';
   }
@@ -17,7 +20,10 @@ async function send(method: 'POST' | 'DELETE', path: string, body?: unknown): Pr
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {
-    throw new ActionFailed('UI_SERVER_UNREACHABLE', `the flocker ui server did not answer (${e instanceof Error ? e.message : String(e)})`);
+    throw new ActionFailed(
+      'UI_SERVER_UNREACHABLE',
+      `the flocker ui server did not answer (${e instanceof Error ? e.message : String(e)})`,
+    );
   }
   if (res.ok) return;
   const parsed = UiErrorBody.safeParse(await res.json().catch(() => undefined));
@@ -29,6 +35,7 @@ export const api = {
   create: (name: string, size: string, node: string) => send('POST', '/api/volumes', { name, size, node }),
   move: (id: string, node: string) => send('POST', `/api/volumes/${encodeURIComponent(id)}/move`, { node }),
   /** `force`: the user confirmed releasing a lease a live node holds (a container there uses the volume). */
-  releaseLease: (id: string, force: boolean) => send('POST', `/api/volumes/${encodeURIComponent(id)}/release-lease`, { force }),
+  releaseLease: (id: string, force: boolean) =>
+    send('POST', `/api/volumes/${encodeURIComponent(id)}/release-lease`, { force }),
   remove: (id: string) => send('DELETE', `/api/volumes/${encodeURIComponent(id)}`),
 };

@@ -16,7 +16,13 @@ export interface ClusterStream {
 }
 
 export function useCluster(): ClusterStream {
-  const [state, setState] = useState<ClusterStream>({ view: null, events: [], control: null, started: null, online: false });
+  const [state, setState] = useState<ClusterStream>({
+    view: null,
+    events: [],
+    control: null,
+    started: null,
+    online: false,
+  });
   useEffect(() => {
     const source = new EventSource('/api/events');
     source.onopen = () => setState((s) => ({ ...s, online: true }));

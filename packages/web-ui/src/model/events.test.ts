@@ -13,29 +13,70 @@ describe('diffSnapshots', () => {
   it('reports a created volume with its node and size, then its mount', () => {
     const s0 = snapshot();
     const s1 = snapshot({ datasets: [dataset(D1, 'pgdata', A)] });
-    expect(diffSnapshots(s0, s1)).toEqual([{ kind: 'created', severity: 'info', message: 'Volume pgdata created on 10.0.0.1 (128 MiB)', dataset_id: D1 }]);
-    const s2 = snapshot({ datasets: [dataset(D1, 'pgdata', A)], nodes: [node(A, '10.0.0.1', { manifestations: [mounted(D1, '/m/p')] }), node(B, '10.0.0.2')] });
-    expect(diffSnapshots(s1, s2)).toEqual([{ kind: 'mounted', severity: 'success', message: 'Volume pgdata mounted on 10.0.0.1 at /m/p', dataset_id: D1, node_uuid: A }]);
+    expect(diffSnapshots(s0, s1)).toEqual([
+      { kind: 'created', severity: 'info', message: 'Volume pgdata created on 10.0.0.1 (128 MiB)', dataset_id: D1 },
+    ]);
+    const s2 = snapshot({
+      datasets: [dataset(D1, 'pgdata', A)],
+      nodes: [node(A, '10.0.0.1', { manifestations: [mounted(D1, '/m/p')] }), node(B, '10.0.0.2')],
+    });
+    expect(diffSnapshots(s1, s2)).toEqual([
+      {
+        kind: 'mounted',
+        severity: 'success',
+        message: 'Volume pgdata mounted on 10.0.0.1 at /m/p',
+        dataset_id: D1,
+        node_uuid: A,
+      },
+    ]);
   });
 
   it('reports a move request and the mount at the destination', () => {
-    const onA = snapshot({ datasets: [dataset(D1, 'v', A)], nodes: [node(A, 'a', { manifestations: [mounted(D1)] }), node(B, 'b')] });
+    const onA = snapshot({
+      datasets: [dataset(D1, 'v', A)],
+      nodes: [node(A, 'a', { manifestations: [mounted(D1)] }), node(B, 'b')],
+    });
     const toB = snapshot({ datasets: [dataset(D1, 'v', B)], nodes: onA.nodes });
     expect(diffSnapshots(onA, toB)).toMatchObject([{ kind: 'moving', message: 'Volume v moving from a to b' }]);
-    const onB = snapshot({ datasets: [dataset(D1, 'v', B)], nodes: [node(A, 'a'), node(B, 'b', { manifestations: [mounted(D1)] })] });
-    expect(diffSnapshots(toB, onB)).toMatchObject([{ kind: 'mounted', node_uuid: B, message: expect.stringContaining('mounted on b') }]);
+    const onB = snapshot({
+      datasets: [dataset(D1, 'v', B)],
+      nodes: [node(A, 'a'), node(B, 'b', { manifestations: [mounted(D1)] })],
+    });
+    expect(diffSnapshots(toB, onB)).toMatchObject([
+      { kind: 'mounted', node_uuid: B, message: expect.stringContaining('mounted on b') },
+    ]);
   });
 
   it('reports a failure once with its reason, not again on retries', () => {
-    const err = { dataset_id: D1, action: 'attach', code: 'DEVICE_BUSY', message: 'the device is busy', attempts: 1, since: 's' };
+    const err = {
+      dataset_id: D1,
+      action: 'attach',
+      code: 'DEVICE_BUSY',
+      message: 'the device is busy',
+      attempts: 1,
+      since: 's',
+    };
     const s0 = snapshot({ datasets: [dataset(D1, 'v', A)] });
     const s1 = snapshot({ datasets: s0.datasets, nodes: [node(A, 'a', { errors: [err] }), node(B, 'b')] });
-    expect(diffSnapshots(s0, s1)).toEqual([{ kind: 'failed', severity: 'error', message: 'Volume v: attach failed on a: the device is busy', dataset_id: D1, node_uuid: A }]);
-    const s2 = snapshot({ datasets: s0.datasets, nodes: [node(A, 'a', { errors: [{ ...err, attempts: 5 }] }), node(B, 'b')] });
+    expect(diffSnapshots(s0, s1)).toEqual([
+      {
+        kind: 'failed',
+        severity: 'error',
+        message: 'Volume v: attach failed on a: the device is busy',
+        dataset_id: D1,
+        node_uuid: A,
+      },
+    ]);
+    const s2 = snapshot({
+      datasets: s0.datasets,
+      nodes: [node(A, 'a', { errors: [{ ...err, attempts: 5 }] }), node(B, 'b')],
+    });
     expect(diffSnapshots(s1, s2)).toEqual([]);
     const nodeLevel = { action: 'list', code: 'BACKEND', message: 'backend down', attempts: 1, since: 's' };
     const s3 = snapshot({ nodes: [node(A, 'a', { errors: [nodeLevel] })] });
-    expect(diffSnapshots(snapshot({ nodes: [node(A, 'a')] }), s3)).toEqual([{ kind: 'failed', severity: 'error', message: 'list failed on a: backend down', node_uuid: A }]);
+    expect(diffSnapshots(snapshot({ nodes: [node(A, 'a')] }), s3)).toEqual([
+      { kind: 'failed', severity: 'error', message: 'list failed on a: backend down', node_uuid: A },
+    ]);
   });
 
   it('reports deletion by flag or by disappearance, once', () => {
@@ -49,9 +90,13 @@ describe('diffSnapshots', () => {
   it('reports nodes joining, lost, back and rebooted', () => {
     const one = snapshot({ nodes: [node(A, 'a')] });
     const two = snapshot({ nodes: [node(A, 'a'), node(B, 'b')] });
-    expect(diffSnapshots(one, two)).toEqual([{ kind: 'node-joined', severity: 'info', message: 'Node b joined', node_uuid: B }]);
+    expect(diffSnapshots(one, two)).toEqual([
+      { kind: 'node-joined', severity: 'info', message: 'Node b joined', node_uuid: B },
+    ]);
     const lost = snapshot({ nodes: [node(A, 'a', { alive: false }), node(B, 'b')] });
-    expect(diffSnapshots(two, lost)).toMatchObject([{ kind: 'node-lost', severity: 'error', node_uuid: A, message: expect.stringMatching(/^Node a lost/) }]);
+    expect(diffSnapshots(two, lost)).toMatchObject([
+      { kind: 'node-lost', severity: 'error', node_uuid: A, message: expect.stringMatching(/^Node a lost/) },
+    ]);
     expect(diffSnapshots(lost, two)).toMatchObject([{ kind: 'node-back', message: 'Node a is back' }]);
     const rebooted = snapshot({ nodes: [node(A, 'a', { era: 'new' }), node(B, 'b')] });
     expect(kinds(diffSnapshots(two, rebooted))).toEqual(['node-rebooted']);
@@ -67,12 +112,26 @@ describe('diffSnapshots', () => {
   });
 
   it('says a lease released while its node is dead was released because the host is dead', () => {
-    const held = snapshot({ datasets: [dataset(D1, 'v', A)], leases: [{ dataset_id: D1, node_uuid: A, expires: null }], nodes: [node(A, 'a', { alive: false, dead_since: '2026-01-01T00:00:30.000Z' }), node(B, 'b')] });
+    const held = snapshot({
+      datasets: [dataset(D1, 'v', A)],
+      leases: [{ dataset_id: D1, node_uuid: A, expires: null }],
+      nodes: [node(A, 'a', { alive: false, dead_since: '2026-01-01T00:00:30.000Z' }), node(B, 'b')],
+    });
     const released = snapshot({ datasets: held.datasets, nodes: held.nodes });
-    expect(diffSnapshots(held, released)).toEqual([{ kind: 'lease-released', severity: 'warning', message: 'Lease on v released: host a dead', dataset_id: D1, node_uuid: A }]);
+    expect(diffSnapshots(held, released)).toEqual([
+      {
+        kind: 'lease-released',
+        severity: 'warning',
+        message: 'Lease on v released: host a dead',
+        dataset_id: D1,
+        node_uuid: A,
+      },
+    ]);
     // Same release with the node alive: an ordinary release.
     const alive = snapshot({ datasets: held.datasets, leases: held.leases });
-    expect(diffSnapshots(alive, snapshot({ datasets: held.datasets }))).toEqual([{ kind: 'lease-released', severity: 'info', message: 'Lease on v released', dataset_id: D1 }]);
+    expect(diffSnapshots(alive, snapshot({ datasets: held.datasets }))).toEqual([
+      { kind: 'lease-released', severity: 'info', message: 'Lease on v released', dataset_id: D1 },
+    ]);
   });
 
   it('orders node events before volume events', () => {

@@ -57,20 +57,34 @@ export function diffSnapshots(prev: ClusterSnapshot | undefined, next: ClusterSn
     const o = oldNodes.get(n.uuid);
     const ev = { node_uuid: n.uuid };
     if (!o) out.push({ kind: 'node-joined', severity: 'info', message: `Node ${n.host} joined`, ...ev });
-    else if (o.alive && !n.alive) out.push({ kind: 'node-lost', severity: 'error', message: `Node ${n.host} lost (no report since ${n.last_seen})`, ...ev });
-    else if (!o.alive && n.alive) out.push({ kind: 'node-back', severity: 'success', message: `Node ${n.host} is back`, ...ev });
-    else if (o.era !== n.era) out.push({ kind: 'node-rebooted', severity: 'warning', message: `Node ${n.host} rebooted`, ...ev });
+    else if (o.alive && !n.alive)
+      out.push({
+        kind: 'node-lost',
+        severity: 'error',
+        message: `Node ${n.host} lost (no report since ${n.last_seen})`,
+        ...ev,
+      });
+    else if (!o.alive && n.alive)
+      out.push({ kind: 'node-back', severity: 'success', message: `Node ${n.host} is back`, ...ev });
+    else if (o.era !== n.era)
+      out.push({ kind: 'node-rebooted', severity: 'warning', message: `Node ${n.host} rebooted`, ...ev });
   }
 
   for (const d of next.datasets) {
     const o = before.get(d.dataset_id);
     const ev = { dataset_id: d.dataset_id };
     if (d.deleted) {
-      if (o && !o.deleted) out.push({ kind: 'deleted', severity: 'info', message: `Volume ${nameOf(d.dataset_id)} deleted`, ...ev });
+      if (o && !o.deleted)
+        out.push({ kind: 'deleted', severity: 'info', message: `Volume ${nameOf(d.dataset_id)} deleted`, ...ev });
       continue;
     }
     if (!o || o.deleted) {
-      out.push({ kind: 'created', severity: 'info', message: `Volume ${nameOf(d.dataset_id)} created on ${hostIn(next.nodes, d.primary)}${sizeText(d)}`, ...ev });
+      out.push({
+        kind: 'created',
+        severity: 'info',
+        message: `Volume ${nameOf(d.dataset_id)} created on ${hostIn(next.nodes, d.primary)}${sizeText(d)}`,
+        ...ev,
+      });
     } else if (o.primary !== d.primary) {
       out.push({
         kind: 'moving',
@@ -81,7 +95,13 @@ export function diffSnapshots(prev: ClusterSnapshot | undefined, next: ClusterSn
     }
   }
   for (const o of prev.datasets) {
-    if (!o.deleted && !after.has(o.dataset_id)) out.push({ kind: 'deleted', severity: 'info', message: `Volume ${nameOf(o.dataset_id)} deleted`, dataset_id: o.dataset_id });
+    if (!o.deleted && !after.has(o.dataset_id))
+      out.push({
+        kind: 'deleted',
+        severity: 'info',
+        message: `Volume ${nameOf(o.dataset_id)} deleted`,
+        dataset_id: o.dataset_id,
+      });
   }
 
   for (const n of next.nodes) {
@@ -99,7 +119,8 @@ export function diffSnapshots(prev: ClusterSnapshot | undefined, next: ClusterSn
       });
     }
     // A failure is new when no same action failed the same way before; retries only raise attempts.
-    const key = (e: { dataset_id?: string | undefined; action: string; code: string; message: string }) => `${e.dataset_id ?? ''}|${e.action}|${e.code}|${e.message}`;
+    const key = (e: { dataset_id?: string | undefined; action: string; code: string; message: string }) =>
+      `${e.dataset_id ?? ''}|${e.action}|${e.code}|${e.message}`;
     const known = new Set((o?.errors ?? []).map(key));
     for (const e of n.errors) {
       if (known.has(key(e))) continue;
@@ -119,7 +140,13 @@ export function diffSnapshots(prev: ClusterSnapshot | undefined, next: ClusterSn
   for (const l of next.leases) {
     const o = oldLeases.get(l.dataset_id);
     if (!o || o.node_uuid !== l.node_uuid) {
-      out.push({ kind: 'lease-acquired', severity: 'info', message: `Lease on ${nameOf(l.dataset_id)} held by ${hostIn(next.nodes, l.node_uuid)}`, dataset_id: l.dataset_id, node_uuid: l.node_uuid });
+      out.push({
+        kind: 'lease-acquired',
+        severity: 'info',
+        message: `Lease on ${nameOf(l.dataset_id)} held by ${hostIn(next.nodes, l.node_uuid)}`,
+        dataset_id: l.dataset_id,
+        node_uuid: l.node_uuid,
+      });
     }
   }
   for (const o of prev.leases) {
@@ -127,9 +154,20 @@ export function diffSnapshots(prev: ClusterSnapshot | undefined, next: ClusterSn
     // Released while its node is dead: the control service gave it back after the lease grace (failover).
     const holder = next.nodes.find((n) => n.uuid === o.node_uuid);
     if (holder !== undefined && !holder.alive) {
-      out.push({ kind: 'lease-released', severity: 'warning', message: `Lease on ${nameOf(o.dataset_id)} released: host ${holder.host} dead`, dataset_id: o.dataset_id, node_uuid: o.node_uuid });
+      out.push({
+        kind: 'lease-released',
+        severity: 'warning',
+        message: `Lease on ${nameOf(o.dataset_id)} released: host ${holder.host} dead`,
+        dataset_id: o.dataset_id,
+        node_uuid: o.node_uuid,
+      });
     } else {
-      out.push({ kind: 'lease-released', severity: 'info', message: `Lease on ${nameOf(o.dataset_id)} released`, dataset_id: o.dataset_id });
+      out.push({
+        kind: 'lease-released',
+        severity: 'info',
+        message: `Lease on ${nameOf(o.dataset_id)} released`,
+        dataset_id: o.dataset_id,
+      });
     }
   }
   return out;

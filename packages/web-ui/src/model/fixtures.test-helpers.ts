@@ -22,14 +22,42 @@ export function node(uuid: string, host: string, over: Partial<NodeState> = {}):
   };
 }
 
-export function dataset(id: string, name: string, primary: string, over: Partial<DatasetConfiguration> = {}): DatasetConfiguration {
+export function dataset(
+  id: string,
+  name: string,
+  primary: string,
+  over: Partial<DatasetConfiguration> = {},
+): DatasetConfiguration {
   return { dataset_id: id, primary, maximum_size: 128 * 1024 * 1024, metadata: { name }, deleted: false, ...over };
 }
 
 export function snapshot(over: Partial<ClusterSnapshot> = {}): ClusterSnapshot {
-  return { generation: '1', configuration_tag: 't', datasets: [], leases: [], nodes: [node(A, '10.0.0.1'), node(B, '10.0.0.2')], ...over };
+  return {
+    generation: '1',
+    configuration_tag: 't',
+    datasets: [],
+    leases: [],
+    nodes: [node(A, '10.0.0.1'), node(B, '10.0.0.2')],
+    ...over,
+  };
 }
 
-export const mounted = (id: string, path = `/flocker/${id}`) => ({ dataset_id: id, blockdevice_id: `vol-${id}`, size: 1, status: 'mounted' as const, path });
-export const attached = (id: string) => ({ dataset_id: id, blockdevice_id: `vol-${id}`, size: 1, status: 'attached' as const });
-export const backend = (id: string, attachedTo: string | null) => ({ blockdevice_id: `vol-${id}`, dataset_id: id, size: 1, attached_to: attachedTo });
+export const mounted = (id: string, path = `/flocker/${id}`) => ({
+  dataset_id: id,
+  blockdevice_id: `vol-${id}`,
+  size: 1,
+  status: 'mounted' as const,
+  path,
+});
+export const attached = (id: string) => ({
+  dataset_id: id,
+  blockdevice_id: `vol-${id}`,
+  size: 1,
+  status: 'attached' as const,
+});
+export const backend = (id: string, attachedTo: string | null) => ({
+  blockdevice_id: `vol-${id}`,
+  dataset_id: id,
+  size: 1,
+  attached_to: attachedTo,
+});

@@ -6,7 +6,11 @@ import { CreateVolumeBody, ReleaseLeaseBody } from './wire';
 describe('releaseRisk (issue 17: releasing the lease of a volume in use gave no warning)', () => {
   const d1 = dataset(D1, 'pgdata', A);
   it('names the host when a live node holds the lease: a container there uses the volume', () => {
-    const s = snapshot({ datasets: [d1], leases: [{ dataset_id: D1, node_uuid: A, expires: null }], nodes: [node(A, 'a', { manifestations: [mounted(D1)] }), node(B, 'b')] });
+    const s = snapshot({
+      datasets: [d1],
+      leases: [{ dataset_id: D1, node_uuid: A, expires: null }],
+      nodes: [node(A, 'a', { manifestations: [mounted(D1)] }), node(B, 'b')],
+    });
     const v = clusterView(s);
     const risk = releaseRisk(v.volumes[0]!, v.nodes);
     expect(risk).toMatch(/^pgdata is in use on a: /);
@@ -15,13 +19,19 @@ describe('releaseRisk (issue 17: releasing the lease of a volume in use gave no 
   it('is none without a lease, or when its holder is dead (failover)', () => {
     const free = clusterView(snapshot({ datasets: [d1] }));
     expect(releaseRisk(free.volumes[0]!, free.nodes)).toBeNull();
-    const dead = clusterView(snapshot({ datasets: [d1], leases: [{ dataset_id: D1, node_uuid: A, expires: null }], nodes: [node(A, 'a', { alive: false }), node(B, 'b')] }));
+    const dead = clusterView(
+      snapshot({
+        datasets: [d1],
+        leases: [{ dataset_id: D1, node_uuid: A, expires: null }],
+        nodes: [node(A, 'a', { alive: false }), node(B, 'b')],
+      }),
+    );
     expect(releaseRisk(dead.volumes[0]!, dead.nodes)).toBeNull();
   });
 });
 
 describe('UI request bodies', () => {
-  it.each(['', '   ', 'bad name!', 'a', '-x'])('a volume named %p is refused, with the plugin\'s rule', (name) => {
+  it.each(['', '   ', 'bad name!', 'a', '-x'])("a volume named %p is refused, with the plugin's rule", (name) => {
     const r = CreateVolumeBody.safeParse({ name, size: '1GiB', node: A });
     expect(r.success).toBe(false);
     expect(r.error?.issues[0]?.message).toMatch(/needs a name|not a valid volume name/);

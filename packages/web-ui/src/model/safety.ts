@@ -7,7 +7,10 @@
  */
 import type { NodeView, VolumeView } from './view';
 
-export function releaseRisk(v: Pick<VolumeView, 'name' | 'lease'>, nodes: readonly Pick<NodeView, 'uuid' | 'host' | 'alive'>[]): string | null {
+export function releaseRisk(
+  v: Pick<VolumeView, 'name' | 'lease'>,
+  nodes: readonly Pick<NodeView, 'uuid' | 'host' | 'alive'>[],
+): string | null {
   const lease = v.lease;
   if (lease === null) return null;
   const holder = nodes.find((n) => n.uuid === lease.node_uuid);

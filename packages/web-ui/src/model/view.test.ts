@@ -11,36 +11,74 @@ describe('volumeState', () => {
   it('is attaching while the volume is detached or attached to the primary', () => {
     const free = snapshot({ datasets: [d1], nodes: [node(A, 'a', { volumes: [backend(D1, null)] }), node(B, 'b')] });
     expect(volumeState(free, d1)).toMatchObject({ state: 'attaching', detail: 'attaching to a' });
-    const formatting = snapshot({ datasets: [d1], nodes: [node(A, 'a', { manifestations: [attached(D1)], volumes: [backend(D1, 'i-a')] }), node(B, 'b')] });
-    expect(volumeState(formatting, d1)).toMatchObject({ state: 'attaching', detail: 'formatting and mounting on a', location: 'a' });
+    const formatting = snapshot({
+      datasets: [d1],
+      nodes: [node(A, 'a', { manifestations: [attached(D1)], volumes: [backend(D1, 'i-a')] }), node(B, 'b')],
+    });
+    expect(volumeState(formatting, d1)).toMatchObject({
+      state: 'attaching',
+      detail: 'formatting and mounting on a',
+      location: 'a',
+    });
   });
 
   it('is mounted with its path once the primary mounted it', () => {
-    const s = snapshot({ datasets: [d1], nodes: [node(A, 'a', { manifestations: [mounted(D1, '/m/1')] }), node(B, 'b')] });
+    const s = snapshot({
+      datasets: [d1],
+      nodes: [node(A, 'a', { manifestations: [mounted(D1, '/m/1')] }), node(B, 'b')],
+    });
     expect(volumeState(s, d1)).toMatchObject({ state: 'mounted', path: '/m/1', location: 'a' });
   });
 
   it('is moving while another node still holds it', () => {
     const toB = dataset(D1, 'pgdata', B);
-    const s = snapshot({ datasets: [toB], nodes: [node(A, 'a', { manifestations: [mounted(D1)], volumes: [backend(D1, 'i-a')] }), node(B, 'b')] });
-    expect(volumeState(s, toB)).toMatchObject({ state: 'moving', detail: 'moving to b: detaching from a', location: 'a' });
-    const dead = snapshot({ datasets: [toB], nodes: [node(A, 'a', { alive: false, volumes: [backend(D1, 'i-a')] }), node(B, 'b')] });
+    const s = snapshot({
+      datasets: [toB],
+      nodes: [node(A, 'a', { manifestations: [mounted(D1)], volumes: [backend(D1, 'i-a')] }), node(B, 'b')],
+    });
+    expect(volumeState(s, toB)).toMatchObject({
+      state: 'moving',
+      detail: 'moving to b: detaching from a',
+      location: 'a',
+    });
+    const dead = snapshot({
+      datasets: [toB],
+      nodes: [node(A, 'a', { alive: false, volumes: [backend(D1, 'i-a')] }), node(B, 'b')],
+    });
     expect(volumeState(dead, toB)).toMatchObject({ state: 'moving', detail: 'waiting for dead node a to be fenced' });
   });
 
   it('is an error with the reason when an action fails, the primary is dead or unknown', () => {
-    const err = { dataset_id: D1, action: 'attach', code: 'DEVICE_BUSY', message: 'device busy', attempts: 3, since: '2026-01-01T00:00:00Z' };
+    const err = {
+      dataset_id: D1,
+      action: 'attach',
+      code: 'DEVICE_BUSY',
+      message: 'device busy',
+      attempts: 3,
+      since: '2026-01-01T00:00:00Z',
+    };
     const failing = snapshot({ datasets: [d1], nodes: [node(A, 'a', { errors: [err] }), node(B, 'b')] });
-    expect(volumeState(failing, d1)).toMatchObject({ state: 'error', detail: 'attach failed on a (3 attempts): device busy (DEVICE_BUSY)' });
-    expect(volumeState(failing, d1).errors).toEqual([{ host: 'a', action: 'attach', code: 'DEVICE_BUSY', message: 'device busy', attempts: 3, since: err.since }]);
+    expect(volumeState(failing, d1)).toMatchObject({
+      state: 'error',
+      detail: 'attach failed on a (3 attempts): device busy (DEVICE_BUSY)',
+    });
+    expect(volumeState(failing, d1).errors).toEqual([
+      { host: 'a', action: 'attach', code: 'DEVICE_BUSY', message: 'device busy', attempts: 3, since: err.since },
+    ]);
     const dead = snapshot({ datasets: [d1], nodes: [node(A, 'a', { alive: false }), node(B, 'b')] });
     expect(volumeState(dead, d1)).toMatchObject({ state: 'error', detail: 'node a is not alive' });
-    expect(volumeState(snapshot({ datasets: [d1], nodes: [] }), d1)).toMatchObject({ state: 'error', detail: `node ${A} has never reported` });
+    expect(volumeState(snapshot({ datasets: [d1], nodes: [] }), d1)).toMatchObject({
+      state: 'error',
+      detail: `node ${A} has never reported`,
+    });
   });
 
   it('stays mounted (with its errors listed) when a later action fails', () => {
     const err = { dataset_id: D1, action: 'resize', code: 'X', message: 'no', attempts: 1, since: 's' };
-    const s = snapshot({ datasets: [d1], nodes: [node(A, 'a', { manifestations: [mounted(D1)], errors: [err] }), node(B, 'b')] });
+    const s = snapshot({
+      datasets: [d1],
+      nodes: [node(A, 'a', { manifestations: [mounted(D1)], errors: [err] }), node(B, 'b')],
+    });
     expect(volumeState(s, d1)).toMatchObject({ state: 'mounted' });
     expect(volumeState(s, d1).errors).toHaveLength(1);
   });
@@ -52,30 +90,65 @@ describe('volumeState', () => {
 
   it('says why a delete is stuck (issue 17: a DEVICE_BUSY delete was invisible)', () => {
     const gone = dataset(D1, 'pgdata', A, { deleted: true });
-    const busy = { dataset_id: D1, action: 'destroy', code: 'DEVICE_BUSY', message: 'unmounting /flocker/x failed: target is busy', attempts: 4, since: 's' };
-    const s = snapshot({ datasets: [gone], nodes: [node(A, 'a', { manifestations: [mounted(D1)], volumes: [backend(D1, 'i-a')], errors: [busy] }), node(B, 'b')] });
-    expect(volumeState(s, gone)).toMatchObject({ state: 'deleting', detail: 'destroy failed on a (4 attempts): unmounting /flocker/x failed: target is busy (DEVICE_BUSY)' });
+    const busy = {
+      dataset_id: D1,
+      action: 'destroy',
+      code: 'DEVICE_BUSY',
+      message: 'unmounting /flocker/x failed: target is busy',
+      attempts: 4,
+      since: 's',
+    };
+    const s = snapshot({
+      datasets: [gone],
+      nodes: [
+        node(A, 'a', { manifestations: [mounted(D1)], volumes: [backend(D1, 'i-a')], errors: [busy] }),
+        node(B, 'b'),
+      ],
+    });
+    expect(volumeState(s, gone)).toMatchObject({
+      state: 'deleting',
+      detail: 'destroy failed on a (4 attempts): unmounting /flocker/x failed: target is busy (DEVICE_BUSY)',
+    });
     const v = clusterView(s).volumes[0]!;
-    expect(stateText(v)).toBe('deleting: destroy failed on a (4 attempts): unmounting /flocker/x failed: target is busy (DEVICE_BUSY)');
+    expect(stateText(v)).toBe(
+      'deleting: destroy failed on a (4 attempts): unmounting /flocker/x failed: target is busy (DEVICE_BUSY)',
+    );
   });
 });
 
 describe('stateText (the state cell of a volume row)', () => {
-  const err = { dataset_id: D1, action: 'attach', code: 'DEVICE_BUSY', message: 'device busy', attempts: 3, since: 's' };
+  const err = {
+    dataset_id: D1,
+    action: 'attach',
+    code: 'DEVICE_BUSY',
+    message: 'device busy',
+    attempts: 3,
+    since: 's',
+  };
   it('is "error: <reason>" for a failing volume', () => {
     const s = snapshot({ datasets: [d1], nodes: [node(A, 'a', { errors: [err] }), node(B, 'b')] });
-    expect(stateText(clusterView(s).volumes[0]!)).toBe('error: attach failed on a (3 attempts): device busy (DEVICE_BUSY)');
+    expect(stateText(clusterView(s).volumes[0]!)).toBe(
+      'error: attach failed on a (3 attempts): device busy (DEVICE_BUSY)',
+    );
   });
   it('names the failing action of a volume that is otherwise fine', () => {
     const resize = { ...err, action: 'resize', code: 'BACKEND_ERROR', message: 'no space' };
-    const s = snapshot({ datasets: [d1], nodes: [node(A, 'a', { manifestations: [mounted(D1)], errors: [resize] }), node(B, 'b')] });
-    expect(stateText(clusterView(s).volumes[0]!)).toBe('mounted; error: resize failed on a (3 attempts): no space (BACKEND_ERROR)');
+    const s = snapshot({
+      datasets: [d1],
+      nodes: [node(A, 'a', { manifestations: [mounted(D1)], errors: [resize] }), node(B, 'b')],
+    });
+    expect(stateText(clusterView(s).volumes[0]!)).toBe(
+      'mounted; error: resize failed on a (3 attempts): no space (BACKEND_ERROR)',
+    );
   });
   it('is the bare state otherwise', () => {
     const s = snapshot({ datasets: [d1], nodes: [node(A, 'a', { manifestations: [mounted(D1)] }), node(B, 'b')] });
     expect(stateText(clusterView(s).volumes[0]!)).toBe('mounted');
     const gone = dataset(D1, 'pgdata', A, { deleted: true });
-    const deleting = snapshot({ datasets: [gone], nodes: [node(A, 'a', { volumes: [backend(D1, null)] }), node(B, 'b')] });
+    const deleting = snapshot({
+      datasets: [gone],
+      nodes: [node(A, 'a', { volumes: [backend(D1, null)] }), node(B, 'b')],
+    });
     expect(stateText(clusterView(deleting).volumes[0]!)).toBe('deleting: unmounting, detaching and destroying');
   });
 });
@@ -84,14 +157,23 @@ describe('clusterView', () => {
   it('lists volumes by name with leases and first-seen times, nodes with what they hold', () => {
     const s = snapshot({
       generation: '7',
-      datasets: [dataset(D2, 'zeta', B), d1, dataset('d3d3d3d3-0000-4000-8000-0000000000d3', 'old', A, { deleted: true })],
+      datasets: [
+        dataset(D2, 'zeta', B),
+        d1,
+        dataset('d3d3d3d3-0000-4000-8000-0000000000d3', 'old', A, { deleted: true }),
+      ],
       leases: [{ dataset_id: D1, node_uuid: A, expires: null }],
       nodes: [node(B, 'b'), node(A, 'a', { manifestations: [mounted(D1)] })],
     });
     const v = clusterView(s, new Map([[D2, '2026-01-01T00:00:00.000Z']]));
     expect(v.generation).toBe('7');
     expect(v.volumes.map((x) => x.name)).toEqual(['pgdata', 'zeta']); // fully deleted volumes are gone
-    expect(v.volumes[0]).toMatchObject({ size: 128 * 1024 * 1024, primary: { uuid: A, host: 'a' }, lease: { node_uuid: A, host: 'a', expires: null }, first_seen: null });
+    expect(v.volumes[0]).toMatchObject({
+      size: 128 * 1024 * 1024,
+      primary: { uuid: A, host: 'a' },
+      lease: { node_uuid: A, host: 'a', expires: null },
+      first_seen: null,
+    });
     expect(v.volumes[1]).toMatchObject({ first_seen: '2026-01-01T00:00:00.000Z', lease: null, state: 'creating' });
     expect(v.nodes.map((n) => n.host)).toEqual(['a', 'b']);
     expect(v.nodes[0]!.volumes).toEqual([{ dataset_id: D1, name: 'pgdata', status: 'mounted' }]);
@@ -103,6 +185,9 @@ describe('clusterView', () => {
       nodes: [node(A, 'a', { manifestations: [mounted(D1)] })],
     });
     const v = clusterView(s);
-    expect(v.volumes.map((x) => [x.name, x.state])).toEqual([['d2d2d2d2', 'creating'], ['x', 'deleting']]);
+    expect(v.volumes.map((x) => [x.name, x.state])).toEqual([
+      ['d2d2d2d2', 'creating'],
+      ['x', 'deleting'],
+    ]);
   });
 });

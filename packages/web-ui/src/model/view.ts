@@ -85,9 +85,20 @@ export function stateText(v: Pick<VolumeView, 'state' | 'detail' | 'errors'>): s
 export function volumeState(s: ClusterSnapshot, d: DatasetConfiguration): Derived {
   const id = d.dataset_id;
   const errors: VolumeError[] = s.nodes.flatMap((n) =>
-    n.errors.filter((e) => e.dataset_id === id).map((e) => ({ host: n.host, action: e.action, code: e.code, message: e.message, attempts: e.attempts, since: e.since })),
+    n.errors
+      .filter((e) => e.dataset_id === id)
+      .map((e) => ({
+        host: n.host,
+        action: e.action,
+        code: e.code,
+        message: e.message,
+        attempts: e.attempts,
+        since: e.since,
+      })),
   );
-  const manifest = s.nodes.flatMap((n) => n.manifestations.filter((m) => m.dataset_id === id).map((m) => ({ node: n, m })));
+  const manifest = s.nodes.flatMap((n) =>
+    n.manifestations.filter((m) => m.dataset_id === id).map((m) => ({ node: n, m })),
+  );
   const volume = s.nodes.flatMap((n) => n.volumes ?? []).find((v) => v.dataset_id === id);
   const holder = volume?.attached_to ? s.nodes.find((n) => n.instance_id === volume.attached_to) : undefined;
   const here = manifest.find((x) => x.node.uuid === d.primary);
@@ -98,19 +109,27 @@ export function volumeState(s: ClusterSnapshot, d: DatasetConfiguration): Derive
   const base = { location, path, errors };
   const first = errors[0];
   // A delete that is stuck says why (issue 17: DEVICE_BUSY was only in agent.log).
-  if (d.deleted) return { ...base, state: 'deleting', detail: first ? errorReason(first) : 'unmounting, detaching and destroying' };
-  if (here?.m.status === 'mounted' && here.m.path) return { ...base, state: 'mounted', detail: `mounted on ${here.node.host} at ${here.m.path}` };
+  if (d.deleted)
+    return { ...base, state: 'deleting', detail: first ? errorReason(first) : 'unmounting, detaching and destroying' };
+  if (here?.m.status === 'mounted' && here.m.path)
+    return { ...base, state: 'mounted', detail: `mounted on ${here.node.host} at ${here.m.path}` };
   if (first) return { ...base, state: 'error', detail: errorReason(first) };
   if (!primary) return { ...base, state: 'error', detail: `node ${d.primary} has never reported` };
   if (!primary.alive) return { ...base, state: 'error', detail: `node ${primary.host} is not alive` };
   const holderElsewhere = volume?.attached_to && volume.attached_to !== primary.instance_id;
   if (elsewhere || holderElsewhere) {
     const from = elsewhere?.node ?? holder;
-    if (from && !from.alive) return { ...base, state: 'moving', detail: `waiting for dead node ${from.host} to be fenced` };
-    return { ...base, state: 'moving', detail: `moving to ${primary.host}: detaching from ${from?.host ?? volume?.attached_to ?? 'another node'}` };
+    if (from && !from.alive)
+      return { ...base, state: 'moving', detail: `waiting for dead node ${from.host} to be fenced` };
+    return {
+      ...base,
+      state: 'moving',
+      detail: `moving to ${primary.host}: detaching from ${from?.host ?? volume?.attached_to ?? 'another node'}`,
+    };
   }
   if (!volume && !here) return { ...base, state: 'creating', detail: `creating the volume for ${primary.host}` };
-  if (here?.m.status === 'attached') return { ...base, state: 'attaching', detail: `formatting and mounting on ${primary.host}` };
+  if (here?.m.status === 'attached')
+    return { ...base, state: 'attaching', detail: `formatting and mounting on ${primary.host}` };
   return { ...base, state: 'attaching', detail: `attaching to ${primary.host}` };
 }
 
@@ -121,7 +140,15 @@ export function volumeState(s: ClusterSnapshot, d: DatasetConfiguration): Derive
 export function clusterView(s: ClusterSnapshot, firstSeen: ReadonlyMap<string, string> = new Map()): ClusterView {
   const names = new Map(s.datasets.map((d) => [d.dataset_id, volumeName(d)]));
   const volumes = s.datasets
-    .filter((d) => !d.deleted || s.nodes.some((n) => n.manifestations.some((m) => m.dataset_id === d.dataset_id) || (n.volumes ?? []).some((v) => v.dataset_id === d.dataset_id)))
+    .filter(
+      (d) =>
+        !d.deleted ||
+        s.nodes.some(
+          (n) =>
+            n.manifestations.some((m) => m.dataset_id === d.dataset_id) ||
+            (n.volumes ?? []).some((v) => v.dataset_id === d.dataset_id),
+        ),
+    )
     .map((d): VolumeView => {
       const lease = s.leases.find((l) => l.dataset_id === d.dataset_id);
       return {
@@ -130,7 +157,9 @@ export function clusterView(s: ClusterSnapshot, firstSeen: ReadonlyMap<string, s
         size: d.maximum_size ?? null,
         primary: { uuid: d.primary, host: hostOf(s.nodes, d.primary) },
         ...volumeState(s, d),
-        lease: lease ? { node_uuid: lease.node_uuid, host: hostOf(s.nodes, lease.node_uuid), expires: lease.expires } : null,
+        lease: lease
+          ? { node_uuid: lease.node_uuid, host: hostOf(s.nodes, lease.node_uuid), expires: lease.expires }
+          : null,
         first_seen: firstSeen.get(d.dataset_id) ?? null,
       };
     })
@@ -143,7 +172,11 @@ export function clusterView(s: ClusterSnapshot, firstSeen: ReadonlyMap<string, s
       era: n.era,
       backend: n.backend,
       last_seen: n.last_seen,
-      volumes: n.manifestations.map((m) => ({ dataset_id: m.dataset_id, name: names.get(m.dataset_id) ?? m.dataset_id.slice(0, 8), status: m.status })),
+      volumes: n.manifestations.map((m) => ({
+        dataset_id: m.dataset_id,
+        name: names.get(m.dataset_id) ?? m.dataset_id.slice(0, 8),
+        status: m.status,
+      })),
       errors: n.errors.length,
     }))
     .sort((a, b) => a.host.localeCompare(b.host) || a.uuid.localeCompare(b.uuid));
