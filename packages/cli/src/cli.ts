@@ -66,11 +66,14 @@ export function resolveDataset(
     const exact = pool.find((d) => d.dataset_id === id) ?? (byName ? pool.find((d) => nameOf(d) === ref) : undefined);
     if (exact) return exact;
     const byPrefix = ref.length >= 4 ? pool.filter((d) => d.dataset_id.startsWith(id)) : [];
-    if (byPrefix.length > 1) throw new CliError(EXIT.USAGE, `"${ref}" matches ${byPrefix.length} volumes; give more of the id`);
+    if (byPrefix.length > 1)
+      throw new CliError(EXIT.USAGE, `"${ref}" matches ${byPrefix.length} volumes; give more of the id`);
     return byPrefix[0];
   };
   const include = options.includeDeleted;
-  const found = find(datasets.filter((d) => !d.deleted)) ?? (include ? find(datasets.filter((d) => d.deleted && include(d))) : undefined);
+  const found =
+    find(datasets.filter((d) => !d.deleted)) ??
+    (include ? find(datasets.filter((d) => d.deleted && include(d))) : undefined);
   if (found) return found;
   throw new CliError(EXIT.NOT_FOUND, `no volume named or with id "${ref}" (see "flocker volumes list")`);
 }
@@ -82,7 +85,8 @@ export function resolveNode(nodes: NodeState[], ref: string): NodeState {
   if (exact) return exact;
   const byPrefix = nodes.filter((n) => n.uuid.startsWith(ref.toLowerCase()));
   if (byPrefix.length === 1 && byPrefix[0]) return byPrefix[0];
-  if (byPrefix.length > 1) throw new CliError(EXIT.USAGE, `"${ref}" matches ${byPrefix.length} nodes; give more of the UUID`);
+  if (byPrefix.length > 1)
+    throw new CliError(EXIT.USAGE, `"${ref}" matches ${byPrefix.length} nodes; give more of the UUID`);
   throw new CliError(EXIT.NOT_FOUND, `no node "${ref}" (see "flocker nodes list")`);
 }
 
@@ -108,7 +112,10 @@ async function waitUntil<T>(
     }
     if (r.fatal) throw new CliError(EXIT.FAILURE, r.error ?? r.step);
     if (Date.now() >= deadline) {
-      throw new CliError(EXIT.TIMEOUT, `timed out after ${timeoutSeconds}s while ${r.step}${r.error ? `: ${r.error}` : ''}`);
+      throw new CliError(
+        EXIT.TIMEOUT,
+        `timed out after ${timeoutSeconds}s while ${r.step}${r.error ? `: ${r.error}` : ''}`,
+      );
     }
   }
 }
@@ -124,13 +131,26 @@ function waitForMounted(client: FlockerClient, io: Io, datasetId: string, nodeUu
 
 function apiError(e: FlockerApiError): CliError {
   const code =
-    e.status === 0 ? EXIT.UNREACHABLE : e.status === 404 ? EXIT.NOT_FOUND : e.status === 409 || e.status === 412 ? EXIT.CONFLICT : e.status === 400 ? EXIT.USAGE : EXIT.FAILURE;
+    e.status === 0
+      ? EXIT.UNREACHABLE
+      : e.status === 404
+        ? EXIT.NOT_FOUND
+        : e.status === 409 || e.status === 412
+          ? EXIT.CONFLICT
+          : e.status === 400
+            ? EXIT.USAGE
+            : EXIT.FAILURE;
   const hint = e.status === 0 ? ' (is the control service running? set --control-url or FLOCKER_CONTROL_URL)' : '';
   return new CliError(code, `${e.description}${hint}`);
 }
 
-export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs) => FlockerClient = (a) => connect(a)): Argv<GlobalArgs> {
-  const print = (a: GlobalArgs, value: unknown, human: () => string) => io.out(a.json ? JSON.stringify(value, null, 2) : human());
+export function buildCli(
+  argv: string[],
+  io: Io,
+  makeClient: (a: ConnectionArgs) => FlockerClient = (a) => connect(a),
+): Argv<GlobalArgs> {
+  const print = (a: GlobalArgs, value: unknown, human: () => string) =>
+    io.out(a.json ? JSON.stringify(value, null, 2) : human());
   const run =
     <A extends GlobalArgs>(body: (a: A, client: FlockerClient) => Promise<void>) =>
     // yargs infers each command's argument type from its builder; the explicit A
@@ -140,7 +160,8 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
       try {
         await body(a, makeClient(a));
       } catch (e) {
-        const err = e instanceof FlockerApiError ? apiError(e) : e instanceof SizeError ? new CliError(EXIT.USAGE, e.message) : e;
+        const err =
+          e instanceof FlockerApiError ? apiError(e) : e instanceof SizeError ? new CliError(EXIT.USAGE, e.message) : e;
         if (err instanceof CliError) {
           io.err(`flocker: ${err.message}`);
           process.exitCode = err.exitCode;
@@ -151,13 +172,21 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
     };
   const waitOptions = <T>(y: Argv<T>) =>
     y
-      .option('wait', { type: 'boolean', default: true, describe: 'Wait until the volume is usable (--no-wait returns at once)' })
+      .option('wait', {
+        type: 'boolean',
+        default: true,
+        describe: 'Wait until the volume is usable (--no-wait returns at once)',
+      })
       .option('timeout', { type: 'number', default: 120, describe: 'Seconds to wait' });
 
   return yargs(argv)
     .scriptName('flocker')
     .usage('$0 <command> [options]\n\nManage Flocker volumes (datasets) across a cluster.')
-    .option('control-url', { type: 'string', describe: 'Control service URL [env FLOCKER_CONTROL_URL; default https://127.0.0.1:4523 with the local cluster credentials in /etc/flocker (cluster.crt, admin.crt, admin.key), else http://127.0.0.1:4523]' })
+    .option('control-url', {
+      type: 'string',
+      describe:
+        'Control service URL [env FLOCKER_CONTROL_URL; default https://127.0.0.1:4523 with the local cluster credentials in /etc/flocker (cluster.crt, admin.crt, admin.key), else http://127.0.0.1:4523]',
+    })
     .option('cacert', { type: 'string', describe: 'Cluster CA certificate [env FLOCKER_CA_CERT]' })
     .option('cert', { type: 'string', describe: 'API user certificate [env FLOCKER_CERT]' })
     .option('key', { type: 'string', describe: 'API user private key [env FLOCKER_KEY]' })
@@ -171,16 +200,26 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
             b
               .option('all', { type: 'boolean', default: false, describe: 'Include deleted volumes' })
               .example('$0 volumes list', 'NAME DATASET SIZE NODE STATE PATH, one line a volume')
-              .example('$0 volumes list --json | jq -r \'.[].name\'', 'for scripts'),
+              .example("$0 volumes list --json | jq -r '.[].name'", 'for scripts'),
           run<GlobalArgs & { all: boolean }>(async (a, client) => {
-            const [datasets, snapshot] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0)]);
+            const [datasets, snapshot] = await Promise.all([
+              client.listDatasets(),
+              client.waitForCluster(undefined, 0),
+            ]);
             // Deleted volumes a node still has are listed as "deleting" (with --all: every deleted one).
             const shown = datasets.filter((d) => a.all || !d.deleted || isDeleting(snapshot, d));
             const rows = shown.map((d) => ({ ...d, name: nameOf(d), ...volumeState(snapshot, d) }));
             print(a, rows, () =>
               table(
                 ['NAME', 'DATASET', 'SIZE', 'NODE', 'STATE', 'PATH'],
-                rows.map((r) => [r.name || '-', shortId(r.dataset_id), r.maximum_size ? formatSize(r.maximum_size) : '-', r.node, r.reason !== undefined && r.state !== 'mounted' ? `${r.state} (error)` : r.state, r.path]),
+                rows.map((r) => [
+                  r.name || '-',
+                  shortId(r.dataset_id),
+                  r.maximum_size ? formatSize(r.maximum_size) : '-',
+                  r.node,
+                  r.reason !== undefined && r.state !== 'mounted' ? `${r.state} (error)` : r.state,
+                  r.path,
+                ]),
               ),
             );
           }),
@@ -193,12 +232,30 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
               b
                 .positional('name', { type: 'string', demandOption: true })
                 .option('size', { type: 'string', default: '10GiB', describe: 'Size, e.g. 512MiB, 10G' })
-                .option('node', { type: 'string', describe: 'Node UUID, UUID prefix or address (default: the only node)' })
+                .option('node', {
+                  type: 'string',
+                  describe: 'Node UUID, UUID prefix or address (default: the only node)',
+                })
                 .option('profile', { type: 'string', describe: 'Storage profile (gold, silver, bronze)' })
-                .option('metadata', { type: 'array', string: true, default: [] as string[], describe: 'key=value pairs to store' })
+                .option('metadata', {
+                  type: 'array',
+                  string: true,
+                  default: [] as string[],
+                  describe: 'key=value pairs to store',
+                })
                 .example('$0 volumes create pgdata --size 20G --node 10.0.0.5', ''),
             ),
-          run<GlobalArgs & { name: string; size: string; node?: string; profile?: string; metadata: string[]; wait: boolean; timeout: number }>(async (a, client) => {
+          run<
+            GlobalArgs & {
+              name: string;
+              size: string;
+              node?: string;
+              profile?: string;
+              metadata: string[];
+              wait: boolean;
+              timeout: number;
+            }
+          >(async (a, client) => {
             const nameProblem = volumeNameProblem(a.name);
             if (nameProblem !== undefined) throw new CliError(EXIT.USAGE, nameProblem);
             const size = parseSize(a.size, MINIMUM_DATASET_SIZE);
@@ -209,13 +266,18 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
               metadata[kv.slice(0, i)] = kv.slice(i + 1);
             }
             if (a.profile) metadata[METADATA_PROFILE_KEY] = a.profile;
-            const [datasets, snapshot] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0)]);
-            if (datasets.some((d) => !d.deleted && nameOf(d) === a.name)) throw new CliError(EXIT.CONFLICT, `a volume named "${a.name}" already exists`);
+            const [datasets, snapshot] = await Promise.all([
+              client.listDatasets(),
+              client.waitForCluster(undefined, 0),
+            ]);
+            if (datasets.some((d) => !d.deleted && nameOf(d) === a.name))
+              throw new CliError(EXIT.CONFLICT, `a volume named "${a.name}" already exists`);
             let node: NodeState;
             if (a.node) node = resolveNode(snapshot.nodes, a.node);
             else {
               const alive = snapshot.nodes.filter((n) => n.alive);
-              if (alive.length !== 1 || !alive[0]) throw new CliError(EXIT.USAGE, `there are ${alive.length} live nodes: choose one with --node`);
+              if (alive.length !== 1 || !alive[0])
+                throw new CliError(EXIT.USAGE, `there are ${alive.length} live nodes: choose one with --node`);
               node = alive[0];
             }
             const d = await client.createDataset({ primary: node.uuid, maximum_size: size, metadata });
@@ -228,9 +290,16 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
         .command(
           'show <volume>',
           'Show one volume (by name or id)',
-          (b) => b.positional('volume', { type: 'string', demandOption: true }).example('$0 volumes show pgdata', 'by name, id or id prefix'),
+          (b) =>
+            b
+              .positional('volume', { type: 'string', demandOption: true })
+              .example('$0 volumes show pgdata', 'by name, id or id prefix'),
           run<GlobalArgs & { volume: string }>(async (a, client) => {
-            const [datasets, snapshot, leases] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0), client.listLeases()]);
+            const [datasets, snapshot, leases] = await Promise.all([
+              client.listDatasets(),
+              client.waitForCluster(undefined, 0),
+              client.listLeases(),
+            ]);
             const d = resolveDataset(datasets, a.volume, { includeDeleted: (x) => isDeleting(snapshot, x) });
             const st = volumeState(snapshot, d);
             const lease = leases.find((l) => l.dataset_id === d.dataset_id);
@@ -243,8 +312,15 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
                 `Primary:    ${snapshot.nodes.find((n) => n.uuid === d.primary)?.host ?? '?'} (${d.primary})`,
                 `State:      ${st.state}${st.path ? ` at ${st.path}` : ''}${st.reason !== undefined ? ` — ${st.reason}` : ''}`,
                 `Lease:      ${lease ? `held by ${shortId(lease.node_uuid)}, expires ${duration(lease.expires)}${lease.pinned ? ', pinned' : ''}` : 'none'}`,
-                `Metadata:   ${Object.entries(d.metadata).map(([k, v]) => `${k}=${v}`).join(', ') || '-'}`,
-                ...errors.map((e) => `Error:      on ${e.host}: ${e.action} failed (${e.attempts} attempts since ${e.since}): ${e.message} (${e.code})`),
+                `Metadata:   ${
+                  Object.entries(d.metadata)
+                    .map(([k, v]) => `${k}=${v}`)
+                    .join(', ') || '-'
+                }`,
+                ...errors.map(
+                  (e) =>
+                    `Error:      on ${e.host}: ${e.action} failed (${e.attempts} attempts since ${e.since}): ${e.message} (${e.code})`,
+                ),
               ].join('\n'),
             );
           }),
@@ -261,7 +337,10 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
                 .example('$0 volumes move pgdata 5d9e --no-wait', 'node by UUID prefix; return at once'),
             ),
           run<GlobalArgs & { volume: string; node: string; wait: boolean; timeout: number }>(async (a, client) => {
-            const [datasets, snapshot] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0)]);
+            const [datasets, snapshot] = await Promise.all([
+              client.listDatasets(),
+              client.waitForCluster(undefined, 0),
+            ]);
             const d = resolveDataset(datasets, a.volume);
             const node = resolveNode(snapshot.nodes, a.node);
             const moved = await client.updateDataset(d.dataset_id, { primary: node.uuid });
@@ -278,14 +357,31 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
             waitOptions(
               b
                 .positional('volume', { type: 'string', demandOption: true })
-                .option('force', { type: 'boolean', default: false, describe: 'Also when a live node holds its lease (a container there uses it): release the lease, then destroy' })
-                .example('$0 volumes destroy pgdata', 'refused while a container on a live node uses it (its node holds the lease)'),
+                .option('force', {
+                  type: 'boolean',
+                  default: false,
+                  describe:
+                    'Also when a live node holds its lease (a container there uses it): release the lease, then destroy',
+                })
+                .example(
+                  '$0 volumes destroy pgdata',
+                  'refused while a container on a live node uses it (its node holds the lease)',
+                ),
             ),
           run<GlobalArgs & { volume: string; wait: boolean; timeout: number; force: boolean }>(async (a, client) => {
-            const [datasets, snapshot, leases] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0), client.listLeases()]);
+            const [datasets, snapshot, leases] = await Promise.all([
+              client.listDatasets(),
+              client.waitForCluster(undefined, 0),
+              client.listLeases(),
+            ]);
             // Destroying again a volume still being deleted just waits (and says why it is stuck).
             const d = resolveDataset(datasets, a.volume, { includeDeleted: (x) => isDeleting(snapshot, x) });
-            const warning = checkInUse('destroy', nameOf(d) || d.dataset_id, inUseBy(snapshot.nodes, leases, d.dataset_id), a.force);
+            const warning = checkInUse(
+              'destroy',
+              nameOf(d) || d.dataset_id,
+              inUseBy(snapshot.nodes, leases, d.dataset_id),
+              a.force,
+            );
             if (warning !== undefined) io.err(`flocker: ${warning}`);
             if (a.force && leases.some((l) => l.dataset_id === d.dataset_id)) await client.releaseLease(d.dataset_id);
             const deleted = await client.deleteDataset(d.dataset_id);
@@ -309,7 +405,15 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
             print(a, snapshot.nodes, () =>
               table(
                 ['NODE', 'HOST', 'ALIVE', 'LAST SEEN', 'BACKEND', 'VOLUMES', 'ERRORS'],
-                snapshot.nodes.map((x) => [shortId(x.uuid), x.host, x.alive ? 'yes' : 'NO', relativeTime(new Date(x.last_seen)), x.backend, String(x.manifestations.length), String(x.errors.length)]),
+                snapshot.nodes.map((x) => [
+                  shortId(x.uuid),
+                  x.host,
+                  x.alive ? 'yes' : 'NO',
+                  relativeTime(new Date(x.last_seen)),
+                  x.backend,
+                  String(x.manifestations.length),
+                  String(x.errors.length),
+                ]),
               ),
             );
           }),
@@ -327,7 +431,15 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
             print(a, leases, () =>
               table(
                 ['VOLUME', 'DATASET', 'NODE', 'EXPIRES', 'PINNED'],
-                leases.map((x) => [nameOf(datasets.find((d) => d.dataset_id === x.dataset_id) ?? ({ metadata: {} } as DatasetConfiguration)) || '-', shortId(x.dataset_id), shortId(x.node_uuid), duration(x.expires), x.pinned ? 'yes' : 'no']),
+                leases.map((x) => [
+                  nameOf(
+                    datasets.find((d) => d.dataset_id === x.dataset_id) ?? ({ metadata: {} } as DatasetConfiguration),
+                  ) || '-',
+                  shortId(x.dataset_id),
+                  shortId(x.node_uuid),
+                  duration(x.expires),
+                  x.pinned ? 'yes' : 'no',
+                ]),
               ),
             );
           }),
@@ -343,16 +455,34 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
               .option('expires', { type: 'number', describe: 'Seconds until the lease expires (default: never)' })
               .option('pinned', {
                 type: 'boolean',
-                describe: 'Keep the lease even when its node is declared dead (manual failover; API users only). Without the flag a renewal keeps what the lease had',
+                describe:
+                  'Keep the lease even when its node is declared dead (manual failover; API users only). Without the flag a renewal keeps what the lease had',
               })
-              .example('$0 leases acquire pgdata --pinned', 'the control service will not release it when the node dies'),
+              .example(
+                '$0 leases acquire pgdata --pinned',
+                'the control service will not release it when the node dies',
+              ),
           run<GlobalArgs & { volume: string; node?: string; expires?: number; pinned?: boolean }>(async (a, client) => {
-            const [datasets, snapshot] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0)]);
+            const [datasets, snapshot] = await Promise.all([
+              client.listDatasets(),
+              client.waitForCluster(undefined, 0),
+            ]);
             const d = resolveDataset(datasets, a.volume);
             const nodeUuid = a.node ? resolveNode(snapshot.nodes, a.node).uuid : d.primary;
-            if (a.expires !== undefined && !(a.expires > 0)) throw new CliError(EXIT.USAGE, '--expires must be a positive number of seconds');
-            const lease = await client.acquireLease({ dataset_id: d.dataset_id, node_uuid: nodeUuid, expires: a.expires ?? null, ...(a.pinned !== undefined ? { pinned: a.pinned } : {}) });
-            print(a, lease, () => `Leased ${nameOf(d) || d.dataset_id} to ${shortId(nodeUuid)} (expires ${duration(lease.expires)}${lease.pinned ? ', pinned' : ''})`);
+            if (a.expires !== undefined && !(a.expires > 0))
+              throw new CliError(EXIT.USAGE, '--expires must be a positive number of seconds');
+            const lease = await client.acquireLease({
+              dataset_id: d.dataset_id,
+              node_uuid: nodeUuid,
+              expires: a.expires ?? null,
+              ...(a.pinned !== undefined ? { pinned: a.pinned } : {}),
+            });
+            print(
+              a,
+              lease,
+              () =>
+                `Leased ${nameOf(d) || d.dataset_id} to ${shortId(nodeUuid)} (expires ${duration(lease.expires)}${lease.pinned ? ', pinned' : ''})`,
+            );
           }),
         )
         .command(
@@ -361,12 +491,28 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
           (b) =>
             b
               .positional('volume', { type: 'string', demandOption: true })
-              .option('force', { type: 'boolean', default: false, describe: 'Also when its holder is a live node (a container there uses the volume)' })
-              .example('$0 leases release pgdata', 'the volume may move again; refused while a container on a live node uses it'),
+              .option('force', {
+                type: 'boolean',
+                default: false,
+                describe: 'Also when its holder is a live node (a container there uses the volume)',
+              })
+              .example(
+                '$0 leases release pgdata',
+                'the volume may move again; refused while a container on a live node uses it',
+              ),
           run<GlobalArgs & { volume: string; force: boolean }>(async (a, client) => {
-            const [datasets, snapshot, leases] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0), client.listLeases()]);
+            const [datasets, snapshot, leases] = await Promise.all([
+              client.listDatasets(),
+              client.waitForCluster(undefined, 0),
+              client.listLeases(),
+            ]);
             const d = resolveDataset(datasets, a.volume);
-            const warning = checkInUse('release', nameOf(d) || d.dataset_id, inUseBy(snapshot.nodes, leases, d.dataset_id), a.force);
+            const warning = checkInUse(
+              'release',
+              nameOf(d) || d.dataset_id,
+              inUseBy(snapshot.nodes, leases, d.dataset_id),
+              a.force,
+            );
             if (warning !== undefined) io.err(`flocker: ${warning}`);
             const lease = await client.releaseLease(d.dataset_id);
             print(a, lease, () => `Released the lease on ${nameOf(d) || d.dataset_id}`);
@@ -412,7 +558,9 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
           volumes_deleting: health.deleting,
           problems,
           errors: health.errors,
-          dead_nodes: snapshot.nodes.filter((n) => !n.alive).map((n) => ({ uuid: n.uuid, host: n.host, last_seen: n.last_seen, dead_since: n.dead_since ?? null })),
+          dead_nodes: snapshot.nodes
+            .filter((n) => !n.alive)
+            .map((n) => ({ uuid: n.uuid, host: n.host, last_seen: n.last_seen, dead_since: n.dead_since ?? null })),
           fencing: snapshot.nodes.flatMap((n) => (n.fencing ? [{ uuid: n.uuid, host: n.host, ...n.fencing }] : [])),
           events: recent,
         };
@@ -423,7 +571,9 @@ export function buildCli(argv: string[], io: Io, makeClient: (a: ConnectionArgs)
             `Volumes:  ${converged}/${live.length} converged${health.deleting ? `, ${health.deleting} being deleted` : ''}`,
             ...(problems.length ? ['', 'Not converged:', ...problems.map((p) => `  - ${p}`)] : []),
             ...(fencing.length ? ['', 'Fencing:', ...fencing.map((f) => `  - ${f}`)] : []),
-            ...(recent.length ? ['', 'Recent failover events:', ...recent.map((e) => `  - ${eventLine(e, hostOf, volumeOf)}`)] : []),
+            ...(recent.length
+              ? ['', 'Recent failover events:', ...recent.map((e) => `  - ${eventLine(e, hostOf, volumeOf)}`)]
+              : []),
           ].join('\n'),
         );
         if (problems.length) process.exitCode = EXIT.FAILURE;

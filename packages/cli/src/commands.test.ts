@@ -13,17 +13,47 @@ const D2 = '22222222-2222-4222-8222-222222222222';
 
 function node(uuid: string, host: string, patch: Partial<NodeState> = {}): NodeState {
   return {
-    uuid, host, era: `era-${host}`, instance_id: `i-${host}`, backend: 'loopback', manifestations: [], volumes: [], errors: [], alive: true,
-    last_seen: new Date().toISOString(), ...patch,
+    uuid,
+    host,
+    era: `era-${host}`,
+    instance_id: `i-${host}`,
+    backend: 'loopback',
+    manifestations: [],
+    volumes: [],
+    errors: [],
+    alive: true,
+    last_seen: new Date().toISOString(),
+    ...patch,
   };
 }
 const ds = (id: string, name: string | undefined, patch: Partial<DatasetConfiguration> = {}): DatasetConfiguration => ({
-  dataset_id: id, primary: A, maximum_size: 128 * 1024 * 1024, metadata: name === undefined ? {} : { name }, deleted: false, ...patch,
+  dataset_id: id,
+  primary: A,
+  maximum_size: 128 * 1024 * 1024,
+  metadata: name === undefined ? {} : { name },
+  deleted: false,
+  ...patch,
 });
-const mounted = (id: string) => ({ dataset_id: id, blockdevice_id: `vol-${id}`, size: 1, status: 'mounted' as const, path: `/flocker/${id}` });
-const backendVolume = (id: string, attachedTo: string | null) => ({ blockdevice_id: `vol-${id}`, dataset_id: id, size: 1, attached_to: attachedTo });
+const mounted = (id: string) => ({
+  dataset_id: id,
+  blockdevice_id: `vol-${id}`,
+  size: 1,
+  status: 'mounted' as const,
+  path: `/flocker/${id}`,
+});
+const backendVolume = (id: string, attachedTo: string | null) => ({
+  blockdevice_id: `vol-${id}`,
+  dataset_id: id,
+  size: 1,
+  attached_to: attachedTo,
+});
 const busy = (id: string) => ({
-  dataset_id: id, action: 'destroy', code: 'DEVICE_BUSY', message: 'unmounting /flocker/x failed: target is busy', attempts: 4, since: '2026-01-01T00:00:00.000Z',
+  dataset_id: id,
+  action: 'destroy',
+  code: 'DEVICE_BUSY',
+  message: 'unmounting /flocker/x failed: target is busy',
+  attempts: 4,
+  since: '2026-01-01T00:00:00.000Z',
 });
 
 /** The control service as the CLI sees it; every write is recorded. */
@@ -79,7 +109,9 @@ async function flocker(control: FakeControl, ...argv: string[]): Promise<{ code:
   });
   let code: number;
   try {
-    await buildCli(argv, { out: (t) => out.push(t), err: (t) => err.push(t), interactive: false }, () => control.client()).parseAsync();
+    await buildCli(argv, { out: (t) => out.push(t), err: (t) => err.push(t), interactive: false }, () =>
+      control.client(),
+    ).parseAsync();
     code = Number(process.exitCode ?? 0);
   } catch (e) {
     if (!(e instanceof Exited)) throw e;
@@ -95,7 +127,11 @@ const leasedToA: Lease = { dataset_id: D1, node_uuid: A, expires: null };
 
 describe('releasing or destroying a volume a container uses (item 10)', () => {
   it('leases release is refused while the holder is a live node, naming the host', async () => {
-    const c = new FakeControl([ds(D1, 'pgdata')], [leasedToA], [node(A, '10.0.0.1', { manifestations: [mounted(D1)] }), node(B, '10.0.0.2')]);
+    const c = new FakeControl(
+      [ds(D1, 'pgdata')],
+      [leasedToA],
+      [node(A, '10.0.0.1', { manifestations: [mounted(D1)] }), node(B, '10.0.0.2')],
+    );
     const r = await flocker(c, 'leases', 'release', 'pgdata');
     expect(r.code).toBe(EXIT.CONFLICT);
     expect(r.err).toMatch(/pgdata is in use on 10\.0\.0\.1/);
@@ -104,7 +140,11 @@ describe('releasing or destroying a volume a container uses (item 10)', () => {
   });
 
   it('leases release --force releases with a clear warning', async () => {
-    const c = new FakeControl([ds(D1, 'pgdata')], [leasedToA], [node(A, '10.0.0.1', { manifestations: [mounted(D1)] })]);
+    const c = new FakeControl(
+      [ds(D1, 'pgdata')],
+      [leasedToA],
+      [node(A, '10.0.0.1', { manifestations: [mounted(D1)] })],
+    );
     const r = await flocker(c, 'leases', 'release', 'pgdata', '--force');
     expect(r.code).toBe(0);
     expect(r.err).toMatch(/warning: .*pgdata is in use on 10\.0\.0\.1/);
@@ -112,7 +152,11 @@ describe('releasing or destroying a volume a container uses (item 10)', () => {
   });
 
   it("a dead node's lease is released without --force (manual failover)", async () => {
-    const c = new FakeControl([ds(D1, 'pgdata')], [leasedToA], [node(A, '10.0.0.1', { alive: false }), node(B, '10.0.0.2')]);
+    const c = new FakeControl(
+      [ds(D1, 'pgdata')],
+      [leasedToA],
+      [node(A, '10.0.0.1', { alive: false }), node(B, '10.0.0.2')],
+    );
     const r = await flocker(c, 'leases', 'release', 'pgdata');
     expect(r.code).toBe(0);
     expect(c.calls).toEqual([['release', D1]]);
@@ -128,30 +172,52 @@ describe('releasing or destroying a volume a container uses (item 10)', () => {
     const forced = await flocker(c, 'volumes', 'destroy', 'pgdata', '--no-wait', '--force');
     expect(forced.code).toBe(0);
     expect(forced.err).toMatch(/warning: .*in use on 10\.0\.0\.1/);
-    expect(c.calls).toEqual([['release', D1], ['delete', D1]]);
+    expect(c.calls).toEqual([
+      ['release', D1],
+      ['delete', D1],
+    ]);
   });
 });
 
 describe('stuck or failing operations show their reason (item 11)', () => {
   const stuck = () => {
     const deleted = ds(D1, 'gone', { deleted: true });
-    return new FakeControl([deleted, ds(D2, 'web')], [], [
-      node(A, '10.0.0.1', { manifestations: [mounted(D2)], volumes: [backendVolume(D1, 'i-10.0.0.1'), backendVolume(D2, 'i-10.0.0.1')], errors: [busy(D1)] }),
-    ]);
+    return new FakeControl(
+      [deleted, ds(D2, 'web')],
+      [],
+      [
+        node(A, '10.0.0.1', {
+          manifestations: [mounted(D2)],
+          volumes: [backendVolume(D1, 'i-10.0.0.1'), backendVolume(D2, 'i-10.0.0.1')],
+          errors: [busy(D1)],
+        }),
+      ],
+    );
   };
 
   it('status is not converged while a delete is stuck, and says why', async () => {
     const r = await flocker(stuck(), 'status');
     expect(r.code).toBe(EXIT.FAILURE);
-    expect(r.out).toMatch(/gone: deleting — destroy failed on 10\.0\.0\.1 \(4 attempts since 2026-01-01T00:00:00.000Z\): unmounting \/flocker\/x failed: target is busy \(DEVICE_BUSY\)/);
-    const json = JSON.parse((await flocker(stuck(), 'status', '--json')).out) as { problems: string[]; errors: Array<{ code: string; host: string }> };
+    expect(r.out).toMatch(
+      /gone: deleting — destroy failed on 10\.0\.0\.1 \(4 attempts since 2026-01-01T00:00:00.000Z\): unmounting \/flocker\/x failed: target is busy \(DEVICE_BUSY\)/,
+    );
+    const json = JSON.parse((await flocker(stuck(), 'status', '--json')).out) as {
+      problems: string[];
+      errors: Array<{ code: string; host: string }>;
+    };
     expect(json.problems.join('\n')).toMatch(/DEVICE_BUSY/);
-    expect(json.errors).toEqual([expect.objectContaining({ code: 'DEVICE_BUSY', host: '10.0.0.1', dataset_id: D1, volume: 'gone' })]);
+    expect(json.errors).toEqual([
+      expect.objectContaining({ code: 'DEVICE_BUSY', host: '10.0.0.1', dataset_id: D1, volume: 'gone' }),
+    ]);
   });
 
   it('status is not converged while an action on a mounted volume fails', async () => {
     const resize = { ...busy(D2), action: 'resize', code: 'BACKEND_ERROR', message: 'no space' };
-    const c = new FakeControl([ds(D2, 'web')], [], [node(A, '10.0.0.1', { manifestations: [mounted(D2)], errors: [resize] })]);
+    const c = new FakeControl(
+      [ds(D2, 'web')],
+      [],
+      [node(A, '10.0.0.1', { manifestations: [mounted(D2)], errors: [resize] })],
+    );
     const r = await flocker(c, 'status');
     expect(r.code).toBe(EXIT.FAILURE);
     expect(r.out).toMatch(/Volumes: +0\/1 converged/);
@@ -173,7 +239,10 @@ describe('stuck or failing operations show their reason (item 11)', () => {
       expect(r.out).toMatch(/State: +deleting/);
       expect(r.out).toMatch(/destroy failed on 10\.0\.0\.1 .*\(DEVICE_BUSY\)/);
     }
-    const json = JSON.parse((await flocker(stuck(), 'volumes', 'show', 'gone', '--json')).out) as { state: string; deleted: boolean };
+    const json = JSON.parse((await flocker(stuck(), 'volumes', 'show', 'gone', '--json')).out) as {
+      state: string;
+      deleted: boolean;
+    };
     expect(json).toMatchObject({ state: 'deleting', deleted: true });
   });
 
@@ -188,8 +257,14 @@ describe('stuck or failing operations show their reason (item 11)', () => {
   });
 
   it('volumes list shows a deleted volume that still exists as deleting', async () => {
-    const rows = JSON.parse((await flocker(stuck(), 'volumes', 'list', '--json')).out) as Array<{ name: string; state: string }>;
-    expect(rows.map((x) => [x.name, x.state])).toEqual([['gone', 'deleting'], ['web', 'mounted']]);
+    const rows = JSON.parse((await flocker(stuck(), 'volumes', 'list', '--json')).out) as Array<{
+      name: string;
+      state: string;
+    }>;
+    expect(rows.map((x) => [x.name, x.state])).toEqual([
+      ['gone', 'deleting'],
+      ['web', 'mounted'],
+    ]);
   });
 });
 
@@ -206,13 +281,16 @@ describe('one volume-name rule; the empty name matches nothing (item 12)', () =>
     expect(c.calls).toEqual([]);
   });
 
-  it.each([['bad name!'], ['   '], ['a'], ['.x']])('volumes create %p is refused with the plugin\'s rule', async (name) => {
-    const c = unnamed();
-    const r = await flocker(c, 'volumes', 'create', name, '--node', '10.0.0.1', '--no-wait');
-    expect(r.code).toBe(EXIT.USAGE);
-    expect(r.err).toMatch(/not a valid volume name|needs a name/);
-    expect(c.calls).toEqual([]);
-  });
+  it.each([['bad name!'], ['   '], ['a'], ['.x']])(
+    "volumes create %p is refused with the plugin's rule",
+    async (name) => {
+      const c = unnamed();
+      const r = await flocker(c, 'volumes', 'create', name, '--node', '10.0.0.1', '--no-wait');
+      expect(r.code).toBe(EXIT.USAGE);
+      expect(r.err).toMatch(/not a valid volume name|needs a name/);
+      expect(c.calls).toEqual([]);
+    },
+  );
 
   it('volumes create of a good name goes ahead', async () => {
     const c = unnamed();

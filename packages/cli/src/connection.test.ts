@@ -12,29 +12,51 @@ describe('resolveConnection', () => {
       cert: '/etc/flocker/admin.crt',
       key: '/etc/flocker/admin.key',
     });
-    expect(resolveConnection({ 'control-url': 'https://c:4523' }, {}, has)).toMatchObject({ baseUrl: 'https://c:4523', cert: '/etc/flocker/admin.crt' });
+    expect(resolveConnection({ 'control-url': 'https://c:4523' }, {}, has)).toMatchObject({
+      baseUrl: 'https://c:4523',
+      cert: '/etc/flocker/admin.crt',
+    });
   });
 
   it('falls back to plain HTTP on localhost without credentials, or for an explicit http URL', () => {
     expect(resolveConnection({}, {}, none)).toEqual({ baseUrl: 'http://127.0.0.1:4523' });
-    expect(resolveConnection({}, { FLOCKER_CONTROL_URL: 'http://10.0.0.1:4523' }, has)).toEqual({ baseUrl: 'http://10.0.0.1:4523' });
+    expect(resolveConnection({}, { FLOCKER_CONTROL_URL: 'http://10.0.0.1:4523' }, has)).toEqual({
+      baseUrl: 'http://10.0.0.1:4523',
+    });
   });
 
   it('flags beat the environment, which beats the local files', () => {
-    const env = { FLOCKER_CA_CERT: '/env/ca', FLOCKER_CERT: '/env/c', FLOCKER_KEY: '/env/k', FLOCKER_CONTROL_URL: 'https://env:1' };
-    expect(resolveConnection({}, env, has)).toEqual({ baseUrl: 'https://env:1', cacert: '/env/ca', cert: '/env/c', key: '/env/k' });
-    expect(resolveConnection({ cacert: '/f/ca', cert: '/f/c', key: '/f/k', 'control-url': 'https://f:2' }, env, has)).toEqual({
+    const env = {
+      FLOCKER_CA_CERT: '/env/ca',
+      FLOCKER_CERT: '/env/c',
+      FLOCKER_KEY: '/env/k',
+      FLOCKER_CONTROL_URL: 'https://env:1',
+    };
+    expect(resolveConnection({}, env, has)).toEqual({
+      baseUrl: 'https://env:1',
+      cacert: '/env/ca',
+      cert: '/env/c',
+      key: '/env/k',
+    });
+    expect(
+      resolveConnection({ cacert: '/f/ca', cert: '/f/c', key: '/f/k', 'control-url': 'https://f:2' }, env, has),
+    ).toEqual({
       baseUrl: 'https://f:2',
       cacert: '/f/ca',
       cert: '/f/c',
       key: '/f/k',
     });
-    expect(resolveConnection({ cacert: '/f/ca' }, {}, none)).toEqual({ baseUrl: 'https://127.0.0.1:4523', cacert: '/f/ca' });
+    expect(resolveConnection({ cacert: '/f/ca' }, {}, none)).toEqual({
+      baseUrl: 'https://127.0.0.1:4523',
+      cacert: '/f/ca',
+    });
   });
 
   it('FLOCKER_CREDENTIALS_DIR moves the local files', () => {
     const elsewhere = new Set(['/x/cluster.crt', '/x/admin.crt', '/x/admin.key']);
-    expect(resolveConnection({}, { FLOCKER_CREDENTIALS_DIR: '/x' }, (p) => elsewhere.has(p))).toMatchObject({ cacert: '/x/cluster.crt' });
+    expect(resolveConnection({}, { FLOCKER_CREDENTIALS_DIR: '/x' }, (p) => elsewhere.has(p))).toMatchObject({
+      cacert: '/x/cluster.crt',
+    });
   });
 });
 
@@ -48,7 +70,10 @@ describe('the CLI config file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'flocker-cli-config-'));
     try {
       const file = join(dir, 'cli.yml');
-      writeFileSync(file, 'control_url: https://control.example:4523\ncacert: certs/cluster.crt\ncert: certs/alice.crt\nkey: certs/alice.key\n');
+      writeFileSync(
+        file,
+        'control_url: https://control.example:4523\ncacert: certs/cluster.crt\ncert: certs/alice.crt\nkey: certs/alice.key\n',
+      );
       const env = { FLOCKER_CONFIG: file };
       expect(resolveConnection({}, env)).toEqual({
         baseUrl: 'https://control.example:4523',
@@ -56,7 +81,10 @@ describe('the CLI config file', () => {
         cert: join(dir, 'certs/alice.crt'),
         key: join(dir, 'certs/alice.key'),
       });
-      expect(resolveConnection({ 'control-url': 'https://flag:1' }, { ...env, FLOCKER_CERT: '/env/c' })).toMatchObject({ baseUrl: 'https://flag:1', cert: '/env/c' });
+      expect(resolveConnection({ 'control-url': 'https://flag:1' }, { ...env, FLOCKER_CERT: '/env/c' })).toMatchObject({
+        baseUrl: 'https://flag:1',
+        cert: '/env/c',
+      });
       writeFileSync(file, 'control_url: not a url\nextra: 1\n');
       expect(() => resolveConnection({}, env)).toThrow(/control_url.*extra|extra.*control_url/s);
     } finally {

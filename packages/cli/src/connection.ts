@@ -47,11 +47,15 @@ export function cliConfigPaths(env: NodeJS.ProcessEnv): string[] {
 }
 
 /** Reads the first config file that exists; relative certificate paths are relative to it. */
-export function loadCliConfig(env: NodeJS.ProcessEnv = process.env, exists: (p: string) => boolean = existsSync): CliConfigFile {
+export function loadCliConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  exists: (p: string) => boolean = existsSync,
+): CliConfigFile {
   const paths = cliConfigPaths(env);
   const path = paths.find((p) => exists(p));
   if (path === undefined) {
-    if (env.FLOCKER_CONFIG !== undefined) throw new CliError(EXIT.USAGE, `FLOCKER_CONFIG names ${env.FLOCKER_CONFIG}, which does not exist`);
+    if (env.FLOCKER_CONFIG !== undefined)
+      throw new CliError(EXIT.USAGE, `FLOCKER_CONFIG names ${env.FLOCKER_CONFIG}, which does not exist`);
     return {};
   }
   let doc: unknown;
@@ -103,7 +107,8 @@ export function resolveConnection(
   };
   const haveLocal = exists(local.cacert) && exists(local.cert) && exists(local.key);
   // An explicit plain-HTTP URL means no credentials; otherwise the local cluster's, when present.
-  if (haveLocal && (url === undefined || url.startsWith('https:'))) return { baseUrl: url ?? DEFAULT_TLS_CONTROL_URL, ...local };
+  if (haveLocal && (url === undefined || url.startsWith('https:')))
+    return { baseUrl: url ?? DEFAULT_TLS_CONTROL_URL, ...local };
   return { baseUrl: url ?? DEFAULT_CONTROL_URL };
 }
 

@@ -31,11 +31,15 @@ export function fencingLine(n: NodeState): string | undefined {
  * One event in words: "<time>  lease released from dead host 10.0.0.1 for volume pgdata".
  * Hosts and volume names come from the current snapshot and configuration; unknown ones show as short ids.
  */
-export function eventLine(e: ClusterEvent, hostOf: (uuid: string) => string | undefined, volumeOf: (datasetId: string) => string | undefined): string {
+export function eventLine(
+  e: ClusterEvent,
+  hostOf: (uuid: string) => string | undefined,
+  volumeOf: (datasetId: string) => string | undefined,
+): string {
   const host = e.node_uuid !== undefined ? (hostOf(e.node_uuid) ?? shortId(e.node_uuid)) : '?';
   switch (e.kind) {
     case 'lease_released_dead_node': {
-      const volume = e.dataset_id !== undefined ? (volumeOf(e.dataset_id) || shortId(e.dataset_id)) : '?';
+      const volume = e.dataset_id !== undefined ? volumeOf(e.dataset_id) || shortId(e.dataset_id) : '?';
       return `${e.time}  lease released from dead host ${host} for volume ${volume}`;
     }
     case 'node_dead':

@@ -2,7 +2,15 @@ import { duration, relativeTime, table } from './format';
 
 describe('format', () => {
   it('aligns columns and trims trailing space', () => {
-    expect(table(['NAME', 'SIZE'], [['a', '10 GiB'], ['longer', '1 GiB']])).toBe('NAME    SIZE\na       10 GiB\nlonger  1 GiB');
+    expect(
+      table(
+        ['NAME', 'SIZE'],
+        [
+          ['a', '10 GiB'],
+          ['longer', '1 GiB'],
+        ],
+      ),
+    ).toBe('NAME    SIZE\na       10 GiB\nlonger  1 GiB');
   });
   it('gives relative times', () => {
     const now = new Date('2026-01-01T12:00:00Z');

@@ -14,7 +14,14 @@ export function table(headers: string[], rows: string[][]): string {
 export function relativeTime(then: Date, now: Date = new Date()): string {
   const diff = Math.round((now.getTime() - then.getTime()) / 1000);
   const abs = Math.abs(diff);
-  const text = abs < 60 ? `${abs}s` : abs < 3600 ? `${Math.floor(abs / 60)}m` : abs < 86400 ? `${Math.floor(abs / 3600)}h` : `${Math.floor(abs / 86400)}d`;
+  const text =
+    abs < 60
+      ? `${abs}s`
+      : abs < 3600
+        ? `${Math.floor(abs / 60)}m`
+        : abs < 86400
+          ? `${Math.floor(abs / 3600)}h`
+          : `${Math.floor(abs / 86400)}d`;
   return diff >= 0 ? `${text} ago` : `in ${text}`;
 }
 

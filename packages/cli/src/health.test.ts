@@ -4,21 +4,54 @@ import { clusterHealth, destroyProgress, errorText, isDeleting, volumeState } fr
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const D = '11111111-1111-4111-8111-111111111111';
 const node = (patch: Partial<NodeState> = {}): NodeState => ({
-  uuid: A, era: 'e', host: 'host-a', instance_id: 'i-a', backend: 'loopback', manifestations: [], volumes: [], errors: [], alive: true, last_seen: 'now', ...patch,
+  uuid: A,
+  era: 'e',
+  host: 'host-a',
+  instance_id: 'i-a',
+  backend: 'loopback',
+  manifestations: [],
+  volumes: [],
+  errors: [],
+  alive: true,
+  last_seen: 'now',
+  ...patch,
 });
-const snap = (nodes: NodeState[], datasets: DatasetConfiguration[] = []): ClusterSnapshot => ({ generation: 'g', configuration_tag: 't', datasets, leases: [], nodes });
-const d = (patch: Partial<DatasetConfiguration> = {}): DatasetConfiguration => ({ dataset_id: D, primary: A, metadata: { name: 'pg' }, deleted: false, ...patch });
+const snap = (nodes: NodeState[], datasets: DatasetConfiguration[] = []): ClusterSnapshot => ({
+  generation: 'g',
+  configuration_tag: 't',
+  datasets,
+  leases: [],
+  nodes,
+});
+const d = (patch: Partial<DatasetConfiguration> = {}): DatasetConfiguration => ({
+  dataset_id: D,
+  primary: A,
+  metadata: { name: 'pg' },
+  deleted: false,
+  ...patch,
+});
 const vol = { blockdevice_id: 'v', dataset_id: D, size: 1, attached_to: 'i-a' };
-const busy = { dataset_id: D, action: 'destroy', code: 'DEVICE_BUSY', message: 'target is busy', attempts: 1, since: 'T' };
+const busy = {
+  dataset_id: D,
+  action: 'destroy',
+  code: 'DEVICE_BUSY',
+  message: 'target is busy',
+  attempts: 1,
+  since: 'T',
+};
 
 describe('health (issue 17, item 11: a stuck delete was invisible)', () => {
   it('words a failing action with its host, attempts, since and code', () => {
-    expect(errorText({ ...busy, host: 'host-a', node_uuid: A })).toBe('destroy failed on host-a (1 attempt since T): target is busy (DEVICE_BUSY)');
+    expect(errorText({ ...busy, host: 'host-a', node_uuid: A })).toBe(
+      'destroy failed on host-a (1 attempt since T): target is busy (DEVICE_BUSY)',
+    );
   });
 
   it('destroyProgress: done once gone; meanwhile the step, and the reason once a node reports one', () => {
     expect(destroyProgress(snap([node()]), D)).toEqual({ done: true });
-    expect(destroyProgress(snap([node({ volumes: [vol] })]), D)).toEqual({ step: 'unmounting, detaching and destroying' });
+    expect(destroyProgress(snap([node({ volumes: [vol] })]), D)).toEqual({
+      step: 'unmounting, detaching and destroying',
+    });
     expect(destroyProgress(snap([node({ volumes: [vol], errors: [busy] })]), D)).toEqual({
       step: 'unmounting, detaching and destroying',
       error: 'destroy failed on host-a (1 attempt since T): target is busy (DEVICE_BUSY)',
@@ -27,21 +60,35 @@ describe('health (issue 17, item 11: a stuck delete was invisible)', () => {
 
   it('a deleted volume is "deleting" while a node has it, "deleted" once gone', () => {
     const deleted = d({ deleted: true });
-    const mountedStill = snap([node({ manifestations: [{ dataset_id: D, blockdevice_id: 'v', size: 1, status: 'mounted', path: '/p' }], errors: [busy] })]);
+    const mountedStill = snap([
+      node({
+        manifestations: [{ dataset_id: D, blockdevice_id: 'v', size: 1, status: 'mounted', path: '/p' }],
+        errors: [busy],
+      }),
+    ]);
     expect(isDeleting(mountedStill, deleted)).toBe(true);
-    expect(volumeState(mountedStill, deleted)).toMatchObject({ state: 'deleting', reason: expect.stringContaining('DEVICE_BUSY') });
+    expect(volumeState(mountedStill, deleted)).toMatchObject({
+      state: 'deleting',
+      reason: expect.stringContaining('DEVICE_BUSY'),
+    });
     expect(isDeleting(snap([node()]), deleted)).toBe(false);
     expect(volumeState(snap([node()]), deleted).state).toBe('deleted');
   });
 
   it('clusterHealth counts only error-free mounted volumes as converged and gives every error a line', () => {
-    const mounted = node({ manifestations: [{ dataset_id: D, blockdevice_id: 'v', size: 1, status: 'mounted', path: '/p' }] });
+    const mounted = node({
+      manifestations: [{ dataset_id: D, blockdevice_id: 'v', size: 1, status: 'mounted', path: '/p' }],
+    });
     expect(clusterHealth(snap([mounted]), [d()])).toEqual({ converged: 1, deleting: 0, problems: [], errors: [] });
     const failing = node({ ...mounted, errors: [{ ...busy, action: 'resize' }] });
     const h = clusterHealth(snap([failing]), [d()]);
     expect(h.converged).toBe(0);
-    expect(h.problems).toEqual(['pg: mounted, but resize failed on host-a (1 attempt since T): target is busy (DEVICE_BUSY)']);
+    expect(h.problems).toEqual([
+      'pg: mounted, but resize failed on host-a (1 attempt since T): target is busy (DEVICE_BUSY)',
+    ]);
     const orphan = clusterHealth(snap([node({ errors: [busy] })]), []);
-    expect(orphan.problems).toEqual(['node host-a (dataset 11111111): destroy failed on host-a (1 attempt since T): target is busy (DEVICE_BUSY)']);
+    expect(orphan.problems).toEqual([
+      'node host-a (dataset 11111111): destroy failed on host-a (1 attempt since T): target is busy (DEVICE_BUSY)',
+    ]);
   });
 });

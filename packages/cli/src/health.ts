@@ -15,7 +15,9 @@ export interface NodeError extends ActionError {
 }
 
 export function errorsOf(snapshot: ClusterSnapshot, datasetId: string): NodeError[] {
-  return snapshot.nodes.flatMap((n) => n.errors.filter((e) => e.dataset_id === datasetId).map((e) => ({ ...e, host: n.host, node_uuid: n.uuid })));
+  return snapshot.nodes.flatMap((n) =>
+    n.errors.filter((e) => e.dataset_id === datasetId).map((e) => ({ ...e, host: n.host, node_uuid: n.uuid })),
+  );
 }
 
 /** "destroy failed on 10.0.0.1 (4 attempts since <iso>): unmounting … failed: target is busy (DEVICE_BUSY)". */
@@ -50,14 +52,22 @@ export function volumeState(snapshot: ClusterSnapshot, d: DatasetConfiguration):
   const primary = snapshot.nodes.find((n) => n.uuid === d.primary);
   const holder = snapshot.nodes.find((n) => n.manifestations.some((x) => x.dataset_id === d.dataset_id));
   const m = holder?.manifestations.find((x) => x.dataset_id === d.dataset_id);
-  if (d.deleted) return withReason({ node: holder?.host ?? primary?.host ?? shortId(d.primary), state: isGone(snapshot, d.dataset_id) && reason === undefined ? 'deleted' : 'deleting', path: '' });
+  if (d.deleted)
+    return withReason({
+      node: holder?.host ?? primary?.host ?? shortId(d.primary),
+      state: isGone(snapshot, d.dataset_id) && reason === undefined ? 'deleted' : 'deleting',
+      path: '',
+    });
   if (holder && m) return withReason({ node: holder.host, state: m.status, path: m.path ?? '' });
   const hasVolume = snapshot.nodes.some((n) => (n.volumes ?? []).some((v) => v.dataset_id === d.dataset_id));
   return withReason({ node: primary?.host ?? shortId(d.primary), state: hasVolume ? 'detached' : 'pending', path: '' });
 }
 
 /** What `volumes destroy` waits for: the volume gone everywhere; meanwhile the step and, once a node reports one, the reason it is stuck. */
-export function destroyProgress(snapshot: ClusterSnapshot, datasetId: string): { done: true } | { step: string; error?: string } {
+export function destroyProgress(
+  snapshot: ClusterSnapshot,
+  datasetId: string,
+): { done: true } | { step: string; error?: string } {
   if (isGone(snapshot, datasetId)) return { done: true };
   const reason = reasonOf(errorsOf(snapshot, datasetId));
   const step = 'unmounting, detaching and destroying';
@@ -110,7 +120,10 @@ export function clusterHealth(snapshot: ClusterSnapshot, datasets: readonly Data
       const d = e.dataset_id !== undefined ? known.get(e.dataset_id) : undefined;
       errors.push(d ? { ...ne, volume: label(d) } : ne);
       // Errors of no configured volume (the node's own, or a dataset no longer configured) have no line above.
-      if (d === undefined) problems.push(`node ${n.host}${e.dataset_id !== undefined ? ` (dataset ${shortId(e.dataset_id)})` : ''}: ${errorText(ne)}`);
+      if (d === undefined)
+        problems.push(
+          `node ${n.host}${e.dataset_id !== undefined ? ` (dataset ${shortId(e.dataset_id)})` : ''}: ${errorText(ne)}`,
+        );
     }
   }
   return { converged, deleting, problems, errors };

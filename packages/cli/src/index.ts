@@ -1,5 +1,11 @@
 export { buildCli, resolveDataset, resolveNode, type Io } from './cli';
-export { connect, resolveConnection, DEFAULT_CONTROL_URL, DEFAULT_TLS_CONTROL_URL, DEFAULT_CREDENTIALS_DIR } from './connection';
+export {
+  connect,
+  resolveConnection,
+  DEFAULT_CONTROL_URL,
+  DEFAULT_TLS_CONTROL_URL,
+  DEFAULT_CREDENTIALS_DIR,
+} from './connection';
 export { EXIT, CliError } from './errors';
 export * from './ca/certificates';
 export * from './ca/files';

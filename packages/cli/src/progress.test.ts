@@ -7,8 +7,17 @@ const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
 
 function node(uuid: string, patch: Partial<NodeState> = {}): NodeState {
   return {
-    uuid, era: 'e', host: uuid === A ? 'host-a' : 'host-b', instance_id: `i-${uuid.slice(0, 1)}`, backend: 'loopback',
-    manifestations: [], volumes: [], errors: [], alive: true, last_seen: new Date().toISOString(), ...patch,
+    uuid,
+    era: 'e',
+    host: uuid === A ? 'host-a' : 'host-b',
+    instance_id: `i-${uuid.slice(0, 1)}`,
+    backend: 'loopback',
+    manifestations: [],
+    volumes: [],
+    errors: [],
+    alive: true,
+    last_seen: new Date().toISOString(),
+    ...patch,
   };
 }
 function snap(nodes: NodeState[]): ClusterSnapshot {
@@ -18,20 +27,30 @@ const vol = (attached_to: string | null) => ({ blockdevice_id: 'v', dataset_id: 
 
 describe('movePhase', () => {
   it('is mounted when the node reports it mounted', () => {
-    const s = snap([node(A, { manifestations: [{ dataset_id: D, blockdevice_id: 'v', size: 1, status: 'mounted', path: '/flocker/x' }] })]);
+    const s = snap([
+      node(A, {
+        manifestations: [{ dataset_id: D, blockdevice_id: 'v', size: 1, status: 'mounted', path: '/flocker/x' }],
+      }),
+    ]);
     expect(movePhase(s, D, A)).toEqual({ phase: 'mounted', path: '/flocker/x' });
   });
   it('walks the steps of a move', () => {
     expect(movePhase(snap([node(A)]), D, A)).toMatchObject({ step: 'creating' });
     expect(movePhase(snap([node(A, { volumes: [vol(null)] })]), D, A)).toMatchObject({ step: 'attaching' });
-    expect(movePhase(snap([node(A), node(B, { volumes: [vol('i-b')] })]), D, A)).toMatchObject({ step: 'detaching from host-b' });
-    expect(movePhase(snap([node(A), node(B, { alive: false, volumes: [vol('i-b')] })]), D, A)).toMatchObject({ step: 'waiting for dead node host-b to be fenced' });
+    expect(movePhase(snap([node(A), node(B, { volumes: [vol('i-b')] })]), D, A)).toMatchObject({
+      step: 'detaching from host-b',
+    });
+    expect(movePhase(snap([node(A), node(B, { alive: false, volumes: [vol('i-b')] })]), D, A)).toMatchObject({
+      step: 'waiting for dead node host-b to be fenced',
+    });
     const attached = node(A, { manifestations: [{ dataset_id: D, blockdevice_id: 'v', size: 1, status: 'attached' }] });
     expect(movePhase(snap([attached]), D, A)).toMatchObject({ step: 'formatting and mounting' });
   });
   it('reports the node error for the dataset, and fatal conditions', () => {
     const err = { dataset_id: D, action: 'mount', code: 'MOUNT_FAILED', message: 'boom', attempts: 3, since: 'x' };
-    expect(movePhase(snap([node(A, { errors: [err] })]), D, A)).toMatchObject({ error: 'mount failed (3 attempts): boom' });
+    expect(movePhase(snap([node(A, { errors: [err] })]), D, A)).toMatchObject({
+      error: 'mount failed (3 attempts): boom',
+    });
     expect(movePhase(snap([]), D, A)).toMatchObject({ fatal: true });
     expect(movePhase(snap([node(A, { alive: false })]), D, A)).toMatchObject({ fatal: true });
   });

@@ -11,10 +11,25 @@ export type Phase =
 
 export function movePhase(snapshot: ClusterSnapshot, datasetId: string, nodeUuid: string): Phase {
   const node = snapshot.nodes.find((n) => n.uuid === nodeUuid);
-  if (!node) return { phase: 'waiting', step: 'waiting for the node to report', error: `node ${nodeUuid} has never reported`, fatal: true };
-  if (!node.alive) return { phase: 'waiting', step: 'waiting for the node', error: `node ${nodeUuid} (${node.host}) is not alive`, fatal: true };
+  if (!node)
+    return {
+      phase: 'waiting',
+      step: 'waiting for the node to report',
+      error: `node ${nodeUuid} has never reported`,
+      fatal: true,
+    };
+  if (!node.alive)
+    return {
+      phase: 'waiting',
+      step: 'waiting for the node',
+      error: `node ${nodeUuid} (${node.host}) is not alive`,
+      fatal: true,
+    };
   const error = node.errors.find((e) => e.dataset_id === datasetId);
-  const withError = (step: string): Phase => (error ? { phase: 'waiting', step, error: `${error.action} failed (${error.attempts} attempts): ${error.message}` } : { phase: 'waiting', step });
+  const withError = (step: string): Phase =>
+    error
+      ? { phase: 'waiting', step, error: `${error.action} failed (${error.attempts} attempts): ${error.message}` }
+      : { phase: 'waiting', step };
   const here = node.manifestations.find((m) => m.dataset_id === datasetId);
   if (here?.status === 'mounted' && here.path) return { phase: 'mounted', path: here.path };
   if (here?.status === 'attached') return withError('formatting and mounting');
@@ -30,6 +45,8 @@ export function movePhase(snapshot: ClusterSnapshot, datasetId: string, nodeUuid
 /** True once no node has the dataset and the backend holds no volume for it. */
 export function isGone(snapshot: ClusterSnapshot, datasetId: string): boolean {
   return !snapshot.nodes.some(
-    (n) => n.manifestations.some((m) => m.dataset_id === datasetId) || (n.volumes ?? []).some((v) => v.dataset_id === datasetId),
+    (n) =>
+      n.manifestations.some((m) => m.dataset_id === datasetId) ||
+      (n.volumes ?? []).some((v) => v.dataset_id === datasetId),
   );
 }

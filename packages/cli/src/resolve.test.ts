@@ -3,7 +3,11 @@ import { resolveDataset, resolveNode } from './cli';
 import { EXIT } from './errors';
 
 const ds = (id: string, name?: string, deleted = false): DatasetConfiguration => ({
-  dataset_id: id, primary: 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', metadata: name ? { name } : {}, deleted, maximum_size: null,
+  dataset_id: id,
+  primary: 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa',
+  metadata: name ? { name } : {},
+  deleted,
+  maximum_size: null,
 });
 const D1 = '11111111-1111-4111-8111-111111111111';
 const D2 = '11112222-1111-4111-8111-111111111111';
@@ -23,7 +27,8 @@ describe('resolveDataset', () => {
   });
   it('never resolves the empty or a blank name (it would pick the first unnamed volume)', () => {
     const unnamed = [ds(D3), ds(D1, 'pg')];
-    for (const ref of ['', ' ', '    ']) expect(() => resolveDataset(unnamed, ref)).toThrow(expect.objectContaining({ exitCode: EXIT.USAGE }));
+    for (const ref of ['', ' ', '    '])
+      expect(() => resolveDataset(unnamed, ref)).toThrow(expect.objectContaining({ exitCode: EXIT.USAGE }));
   });
   it('looks names up only by the volume-name rule', () => {
     const odd = [ds(D3, 'bad name!')];
@@ -41,7 +46,10 @@ describe('resolveDataset', () => {
 
 describe('resolveNode', () => {
   const n = (uuid: string, host: string) => ({ uuid, host }) as NodeState;
-  const nodes = [n('aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', '10.0.0.1'), n('abbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', '10.0.0.2')];
+  const nodes = [
+    n('aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', '10.0.0.1'),
+    n('abbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', '10.0.0.2'),
+  ];
   it('finds by uuid, prefix and host', () => {
     expect(resolveNode(nodes, '10.0.0.2').uuid).toMatch(/^abbb/);
     expect(resolveNode(nodes, 'aa').host).toBe('10.0.0.1');

@@ -31,7 +31,12 @@ function where(u: InUse): string {
  * Refuses (CliError, exit code CONFLICT) to release the lease of, or destroy, a volume in
  * use on a live node unless forced; forced, it returns the warning to print first.
  */
-export function checkInUse(action: GuardedAction, volume: string, u: InUse | undefined, force: boolean): string | undefined {
+export function checkInUse(
+  action: GuardedAction,
+  volume: string,
+  u: InUse | undefined,
+  force: boolean,
+): string | undefined {
   if (u === undefined) return undefined;
   const inUse = `volume ${volume} is in use on ${where(u)}: that live node holds its lease, so a container there uses it`;
   if (!force) {
@@ -39,7 +44,10 @@ export function checkInUse(action: GuardedAction, volume: string, u: InUse | und
       action === 'release'
         ? 'Releasing the lease would let the volume be moved or destroyed under that container (its data is destroyed when the container stops)'
         : 'Destroying it destroys the data that container is using';
-    const remedy = action === 'release' ? 'pass --force to release it anyway' : 'pass --force to release the lease and destroy it anyway';
+    const remedy =
+      action === 'release'
+        ? 'pass --force to release it anyway'
+        : 'pass --force to release the lease and destroy it anyway';
     throw new CliError(EXIT.CONFLICT, `${inUse}. ${consequence}. Stop the container first, or ${remedy}.`);
   }
   return action === 'release'

@@ -13,10 +13,20 @@ x509.cryptoProvider.set(webcrypto);
 
 export type KeyType = 'ecdsa' | 'rsa';
 
-type SignAlgorithm = EcKeyGenParams & EcdsaParams | RsaHashedKeyGenParams;
-interface EcKeyGenParams { name: string; namedCurve: string }
-interface EcdsaParams { hash: string }
-interface RsaHashedKeyGenParams { name: string; modulusLength: number; publicExponent: Uint8Array; hash: string }
+type SignAlgorithm = (EcKeyGenParams & EcdsaParams) | RsaHashedKeyGenParams;
+interface EcKeyGenParams {
+  name: string;
+  namedCurve: string;
+}
+interface EcdsaParams {
+  hash: string;
+}
+interface RsaHashedKeyGenParams {
+  name: string;
+  modulusLength: number;
+  publicExponent: Uint8Array;
+  hash: string;
+}
 
 function algorithm(keyType: KeyType): SignAlgorithm {
   return keyType === 'ecdsa'
@@ -45,13 +55,18 @@ function serial(): string {
 
 async function exportKey(key: webcrypto.CryptoKey): Promise<string> {
   const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key));
-  return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8' }).toString();
+  return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })
+    .export({ format: 'pem', type: 'pkcs8' })
+    .toString();
 }
 
 async function importKey(pem: string, certificate: x509.X509Certificate): Promise<webcrypto.CryptoKey> {
   const der = createPrivateKey(pem).export({ format: 'der', type: 'pkcs8' });
   const alg = certificate.publicKey.algorithm as webcrypto.KeyAlgorithm & { namedCurve?: string };
-  const params = alg.name === 'ECDSA' ? { name: 'ECDSA', namedCurve: alg.namedCurve ?? 'P-256' } : { name: alg.name, hash: 'SHA-256' };
+  const params =
+    alg.name === 'ECDSA'
+      ? { name: 'ECDSA', namedCurve: alg.namedCurve ?? 'P-256' }
+      : { name: alg.name, hash: 'SHA-256' };
   return webcrypto.subtle.importKey('pkcs8', der, params, false, ['sign']);
 }
 
@@ -66,7 +81,10 @@ export interface ClusterCa {
   pem: PemPair;
 }
 
-export async function createClusterCa(clusterName: string, options: { keyType?: KeyType } & Validity = {}): Promise<ClusterCa> {
+export async function createClusterCa(
+  clusterName: string,
+  options: { keyType?: KeyType } & Validity = {},
+): Promise<ClusterCa> {
   const alg = algorithm(options.keyType ?? 'ecdsa');
   const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
   const clusterUuid = randomUUID();
@@ -83,7 +101,11 @@ export async function createClusterCa(clusterName: string, options: { keyType?: 
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  return { clusterName, clusterUuid, pem: { certificate: cert.toString('pem'), privateKey: await exportKey(keys.privateKey) } };
+  return {
+    clusterName,
+    clusterUuid,
+    pem: { certificate: cert.toString('pem'), privateKey: await exportKey(keys.privateKey) },
+  };
 }
 
 export type CertificateRole = 'control' | 'node' | 'user';
@@ -118,7 +140,9 @@ export async function issueCertificate(ca: PemPair, request: IssueRequest): Prom
   const sans = request.subjectAltNames ?? [];
   if (sans.length > 0) {
     extensions.push(
-      new x509.SubjectAlternativeNameExtension(sans.map((s) => (isIP(s) ? { type: 'ip' as const, value: s } : { type: 'dns' as const, value: s }))),
+      new x509.SubjectAlternativeNameExtension(
+        sans.map((s) => (isIP(s) ? { type: 'ip' as const, value: s } : { type: 'dns' as const, value: s })),
+      ),
     );
   }
   const cert = await x509.X509CertificateGenerator.create({
@@ -127,7 +151,10 @@ export async function issueCertificate(ca: PemPair, request: IssueRequest): Prom
     issuer: caCert.subject,
     notBefore: request.notBefore ?? new Date(Date.now() - 60_000),
     notAfter: request.notAfter ?? new Date(Date.now() + 5 * 365 * DAY),
-    signingAlgorithm: caKey.algorithm.name === 'ECDSA' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: caKey.algorithm.name, hash: 'SHA-256' },
+    signingAlgorithm:
+      caKey.algorithm.name === 'ECDSA'
+        ? { name: 'ECDSA', hash: 'SHA-256' }
+        : { name: caKey.algorithm.name, hash: 'SHA-256' },
     publicKey: keys.publicKey,
     signingKey: caKey,
     extensions,

@@ -12,7 +12,11 @@ function paths<T>(y: Argv<T>) {
   return y
     .option('inputpath', { type: 'string', default: '.', describe: 'Directory holding cluster.crt and cluster.key' })
     .option('outputpath', { type: 'string', default: '.', describe: 'Directory to write the new files to' })
-    .option('key-type', { choices: ['ecdsa', 'rsa'] as const, default: 'ecdsa' as const, describe: 'ECDSA P-256 or RSA 2048' });
+    .option('key-type', {
+      choices: ['ecdsa', 'rsa'] as const,
+      default: 'ecdsa' as const,
+      describe: 'ECDSA P-256 or RSA 2048',
+    });
 }
 
 function common(a: PathArgs) {
@@ -52,7 +56,14 @@ export function caCommands<T>(y: Argv<T>): Argv<T> {
     .command(
       'create-control-certificate <hostname>',
       'Certificate for the control service (control-<hostname>.crt/.key)',
-      (b) => paths(b.positional('hostname', { type: 'string', demandOption: true, describe: 'Host name or IP address agents and clients use to reach the control service' })),
+      (b) =>
+        paths(
+          b.positional('hostname', {
+            type: 'string',
+            demandOption: true,
+            describe: 'Host name or IP address agents and clients use to reach the control service',
+          }),
+        ),
       (a) =>
         run(async () => {
           const r = await createControlCertificate(a.hostname, common(a));
@@ -79,6 +90,9 @@ export function caCommands<T>(y: Argv<T>): Argv<T> {
           return `Created ${r.certificate} and ${r.privateKey}.\nUse them with: curl --cacert cluster.crt --cert ${a.username}.crt --key ${a.username}.key https://<control>:4523/v1/version`;
         }),
     )
-    .demandCommand(1, 'Name a command: initialize, create-control-certificate, create-node-certificate or create-api-certificate')
+    .demandCommand(
+      1,
+      'Name a command: initialize, create-control-certificate, create-node-certificate or create-api-certificate',
+    )
     .strict();
 }

@@ -54,10 +54,18 @@ describe('flocker-ca files', () => {
     await initialize('c', dir);
     await expect(initialize('c', dir)).rejects.toMatchObject({ code: 'CA_EXISTS' });
     await createApiCertificate('alice', { inputPath: dir, outputPath: dir });
-    await expect(createApiCertificate('alice', { inputPath: dir, outputPath: dir })).rejects.toMatchObject({ code: 'FILE_EXISTS' });
-    await expect(createApiCertificate('../etc/passwd', { inputPath: dir, outputPath: dir })).rejects.toMatchObject({ code: 'INVALID_NAME' });
-    await expect(createNodeCertificate({ inputPath: dir, outputPath: dir, uuid: 'not-a-uuid' })).rejects.toMatchObject({ code: 'INVALID_NAME' });
-    await expect(createApiCertificate('x', { inputPath: join(dir, 'nowhere'), outputPath: dir })).rejects.toMatchObject({ code: 'CA_MISSING' });
+    await expect(createApiCertificate('alice', { inputPath: dir, outputPath: dir })).rejects.toMatchObject({
+      code: 'FILE_EXISTS',
+    });
+    await expect(createApiCertificate('../etc/passwd', { inputPath: dir, outputPath: dir })).rejects.toMatchObject({
+      code: 'INVALID_NAME',
+    });
+    await expect(createNodeCertificate({ inputPath: dir, outputPath: dir, uuid: 'not-a-uuid' })).rejects.toMatchObject({
+      code: 'INVALID_NAME',
+    });
+    await expect(createApiCertificate('x', { inputPath: join(dir, 'nowhere'), outputPath: dir })).rejects.toMatchObject(
+      { code: 'CA_MISSING' },
+    );
   });
 
   it('a certificate from another CA is not signed by this one', async () => {
@@ -66,7 +74,9 @@ describe('flocker-ca files', () => {
       await initialize('one', dir);
       await initialize('two', other);
       const u = await createApiCertificate('eve', { inputPath: other, outputPath: other });
-      expect(isSignedBy(await readFile(u.certificate, 'utf8'), await readFile(join(dir, 'cluster.crt'), 'utf8'))).toBe(false);
+      expect(isSignedBy(await readFile(u.certificate, 'utf8'), await readFile(join(dir, 'cluster.crt'), 'utf8'))).toBe(
+        false,
+      );
     } finally {
       await rm(other, { recursive: true, force: true });
     }

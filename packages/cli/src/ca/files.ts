@@ -42,7 +42,11 @@ async function writeNew(path: string, contents: string, mode: number): Promise<v
   await rename(tmp, path);
 }
 
-async function writePair(dir: string, base: string, pem: PemPair): Promise<{ certificate: string; privateKey: string }> {
+async function writePair(
+  dir: string,
+  base: string,
+  pem: PemPair,
+): Promise<{ certificate: string; privateKey: string }> {
   const certificate = join(dir, `${base}.crt`);
   const privateKey = join(dir, `${base}.key`);
   for (const p of [certificate, privateKey]) {
@@ -73,12 +77,22 @@ export interface CommonOptions extends Validity {
   keyType?: KeyType;
 }
 
-export async function initialize(clusterName: string, outputPath: string, options: { keyType?: KeyType } & Validity = {}) {
+export async function initialize(
+  clusterName: string,
+  outputPath: string,
+  options: { keyType?: KeyType } & Validity = {},
+) {
   if (!/^[^\s/][^/]{0,63}$/.test(clusterName)) {
-    throw new CaError('INVALID_NAME', 'the cluster name must be 1-64 characters, without "/" and not starting with a space');
+    throw new CaError(
+      'INVALID_NAME',
+      'the cluster name must be 1-64 characters, without "/" and not starting with a space',
+    );
   }
   if (await exists(join(outputPath, 'cluster.key'))) {
-    throw new CaError('CA_EXISTS', `${join(outputPath, 'cluster.key')} already exists; this directory already has a certificate authority`);
+    throw new CaError(
+      'CA_EXISTS',
+      `${join(outputPath, 'cluster.key')} already exists; this directory already has a certificate authority`,
+    );
   }
   const ca = await createClusterCa(clusterName, options);
   const files = await writePair(outputPath, 'cluster', ca.pem);

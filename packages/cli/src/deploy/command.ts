@@ -29,7 +29,10 @@ export function controlUrl(controlHost: string, port: number, insecureHttp: bool
 }
 
 /** Pure: are the deployed containers running where configured? Returns what is still missing. */
-export function notYetRunning(configured: readonly ContainerConfiguration[], state: readonly ContainerState[]): string[] {
+export function notYetRunning(
+  configured: readonly ContainerConfiguration[],
+  state: readonly ContainerState[],
+): string[] {
   return configured
     .filter((c) => !state.some((s) => s.name === c.name && s.node_uuid === c.node_uuid && s.running))
     .map((c) => c.name);
@@ -68,14 +71,21 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
       timeoutMs: a.timeout * 1000,
       intervalMs: 500,
       onTimeout: () => {
-        throw new CliError(EXIT.TIMEOUT, `timed out after ${a.timeout}s waiting for ${missing.join(', ')} to run on their nodes`);
+        throw new CliError(
+          EXIT.TIMEOUT,
+          `timed out after ${a.timeout}s waiting for ${missing.join(', ')} to run on their nodes`,
+        );
       },
     },
   );
   io.out('deployed: every container is running on its node');
 }
 
-export function buildDeployCli(argv: string[], io: DeployIo, makeClient: (a: ConnectionArgs) => FlockerClient = (a) => connect(a)): Argv {
+export function buildDeployCli(
+  argv: string[],
+  io: DeployIo,
+  makeClient: (a: ConnectionArgs) => FlockerClient = (a) => connect(a),
+): Argv {
   return yargs(argv)
     .scriptName('flocker-deploy')
     .command(
@@ -83,14 +93,39 @@ export function buildDeployCli(argv: string[], io: DeployIo, makeClient: (a: Con
       'Deploy applications (Flocker application file or Docker Compose file) onto the nodes a deployment file names',
       (y) =>
         y
-          .positional('control-host', { type: 'string', demandOption: true, describe: 'Control service address (host, host:port or URL)' })
-          .positional('deployment', { type: 'string', demandOption: true, describe: 'deployment.yml: version: 1, nodes: {<address or UUID>: [names]}' })
-          .positional('application', { type: 'string', demandOption: true, describe: 'application.yml (Flocker format) or docker-compose.yml' })
+          .positional('control-host', {
+            type: 'string',
+            demandOption: true,
+            describe: 'Control service address (host, host:port or URL)',
+          })
+          .positional('deployment', {
+            type: 'string',
+            demandOption: true,
+            describe: 'deployment.yml: version: 1, nodes: {<address or UUID>: [names]}',
+          })
+          .positional('application', {
+            type: 'string',
+            demandOption: true,
+            describe: 'application.yml (Flocker format) or docker-compose.yml',
+          })
           .option('port', { type: 'number', default: DEFAULT_CONTROL_PORT, describe: 'Control service port' })
-          .option('cacert', { type: 'string', describe: 'Cluster CA certificate [env FLOCKER_CA_CERT; default /etc/flocker/cluster.crt]' })
-          .option('cert', { type: 'string', describe: 'API user certificate [env FLOCKER_CERT; default /etc/flocker/admin.crt]' })
-          .option('key', { type: 'string', describe: 'API user private key [env FLOCKER_KEY; default /etc/flocker/admin.key]' })
-          .option('insecure-http', { type: 'boolean', default: false, describe: 'Plain HTTP (a control service started with --insecure-http)' })
+          .option('cacert', {
+            type: 'string',
+            describe: 'Cluster CA certificate [env FLOCKER_CA_CERT; default /etc/flocker/cluster.crt]',
+          })
+          .option('cert', {
+            type: 'string',
+            describe: 'API user certificate [env FLOCKER_CERT; default /etc/flocker/admin.crt]',
+          })
+          .option('key', {
+            type: 'string',
+            describe: 'API user private key [env FLOCKER_KEY; default /etc/flocker/admin.key]',
+          })
+          .option('insecure-http', {
+            type: 'boolean',
+            default: false,
+            describe: 'Plain HTTP (a control service started with --insecure-http)',
+          })
           .option('wait', { type: 'boolean', default: false, describe: 'Wait until every container runs on its node' })
           .option('timeout', { type: 'number', default: 300, describe: 'Seconds to wait with --wait' }),
       async (args) => {
@@ -108,7 +143,12 @@ export function buildDeployCli(argv: string[], io: DeployIo, makeClient: (a: Con
             e instanceof DeployFileError
               ? new CliError(EXIT.USAGE, e.message)
               : e instanceof FlockerApiError
-                ? new CliError(apiExit(e), e.status === 0 ? `${e.description} (is the control service at ${connection['control-url']}?)` : e.description)
+                ? new CliError(
+                    apiExit(e),
+                    e.status === 0
+                      ? `${e.description} (is the control service at ${connection['control-url']}?)`
+                      : e.description,
+                  )
                 : e;
           if (err instanceof CliError) {
             io.err(`flocker-deploy: ${err.message}`);

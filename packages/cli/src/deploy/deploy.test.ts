@@ -46,19 +46,42 @@ describe('readDeployFiles', () => {
   });
 
   test.each([
-    ['a bad value names its line', APP.replace('external: 8080', 'external: eighty'), /application\.yml:7:\d+: applications\.db\.ports\.0\.external: /],
-    ['an unknown key names its line', APP.replace('    image: busybox\n    links', '    imag: busybox\n    links'), /application\.yml:1[12]:\d+: /],
-    ['a bad size names its line', APP.replace('100M', 'lots'), /application\.yml:10:\d+: applications\.db\.volume\.maximum_size: size "lots"/],
-    ['invalid YAML names its line', APP.replace('  client:', '  client: [\n'), /application\.yml:\d+:\d+: invalid YAML/],
+    [
+      'a bad value names its line',
+      APP.replace('external: 8080', 'external: eighty'),
+      /application\.yml:7:\d+: applications\.db\.ports\.0\.external: /,
+    ],
+    [
+      'an unknown key names its line',
+      APP.replace('    image: busybox\n    links', '    imag: busybox\n    links'),
+      /application\.yml:1[12]:\d+: /,
+    ],
+    [
+      'a bad size names its line',
+      APP.replace('100M', 'lots'),
+      /application\.yml:10:\d+: applications\.db\.volume\.maximum_size: size "lots"/,
+    ],
+    [
+      'invalid YAML names its line',
+      APP.replace('  client:', '  client: [\n'),
+      /application\.yml:\d+:\d+: invalid YAML/,
+    ],
   ])('%s', (_what, app, expected) => {
-    expect(message(() => readDeployFiles({ text: DEPLOY, file: 'deployment.yml' }, { text: app, file: 'application.yml' }))).toMatch(expected);
+    expect(
+      message(() => readDeployFiles({ text: DEPLOY, file: 'deployment.yml' }, { text: app, file: 'application.yml' })),
+    ).toMatch(expected);
   });
 
   test('the deployment file: wrong version, unknown application, one node per application', () => {
-    const read = (dep: string) => message(() => readDeployFiles({ text: dep, file: 'deployment.yml' }, { text: APP, file: 'application.yml' }));
+    const read = (dep: string) =>
+      message(() => readDeployFiles({ text: dep, file: 'deployment.yml' }, { text: APP, file: 'application.yml' }));
     expect(read(DEPLOY.replace('version: 1', 'version: 2'))).toMatch(/deployment\.yml:1:\d+: version: /);
-    expect(read(DEPLOY.replace('client', 'nope'))).toMatch(/deployment\.yml:4:\d+: application "nope" is not defined in application\.yml/);
-    expect(read(`${DEPLOY}  10.0.0.3: [db]\n`)).toMatch(/deployment\.yml:5:\d+: nodes\.10\.0\.0\.3\.0: application "db" is already deployed/);
+    expect(read(DEPLOY.replace('client', 'nope'))).toMatch(
+      /deployment\.yml:4:\d+: application "nope" is not defined in application\.yml/,
+    );
+    expect(read(`${DEPLOY}  10.0.0.3: [db]\n`)).toMatch(
+      /deployment\.yml:5:\d+: nodes\.10\.0\.0\.3\.0: application "db" is already deployed/,
+    );
   });
 
   test('a Docker Compose file is accepted as the application file', () => {
@@ -76,7 +99,14 @@ client:
     const docs = readDeployFiles({ text: DEPLOY, file: 'd.yml' }, { text: compose, file: 'docker-compose.yml' });
     const apps = parseApplicationFile(docs.applications);
     expect(apps.ok && apps.value).toEqual({
-      db: { image: 'busybox', ports: [{ internal: 80, external: 8080 }], environment: { A: '1' }, links: [], volume: { mountpoint: '/data' }, restart_policy: { name: 'always' } },
+      db: {
+        image: 'busybox',
+        ports: [{ internal: 80, external: 8080 }],
+        environment: { A: '1' },
+        links: [],
+        volume: { mountpoint: '/data' },
+        restart_policy: { name: 'always' },
+      },
       client: {
         image: 'busybox',
         ports: [],
@@ -86,8 +116,13 @@ client:
         command_line: ['/bin/sh', '-c', 'cat /dev/null'],
       },
     });
-    const v3 = parseApplicationFile(parseYaml(`version: "3"\nservices:\n  web:\n    image: nginx\n    ports: ["80"]\n`, 'c.yml').json);
-    expect(v3).toEqual({ ok: false, issues: [{ path: ['services', 'web', 'ports', 0], message: expect.stringContaining('external:internal') }] });
+    const v3 = parseApplicationFile(
+      parseYaml(`version: "3"\nservices:\n  web:\n    image: nginx\n    ports: ["80"]\n`, 'c.yml').json,
+    );
+    expect(v3).toEqual({
+      ok: false,
+      issues: [{ path: ['services', 'web', 'ports', 0], message: expect.stringContaining('external:internal') }],
+    });
   });
 });
 
@@ -103,9 +138,28 @@ describe('controlUrl / notYetRunning', () => {
   });
 
   test('a container counts once it runs on its configured node', () => {
-    const c = (name: string, node: string) => ({ name, node_uuid: node, image: 'i', ports: [], environment: {}, links: [], volumes: [], restart_policy: { name: 'never' as const } });
+    const c = (name: string, node: string) => ({
+      name,
+      node_uuid: node,
+      image: 'i',
+      ports: [],
+      environment: {},
+      links: [],
+      volumes: [],
+      restart_policy: { name: 'never' as const },
+    });
     const configured = [c('db', A), c('client', B)];
-    expect(notYetRunning(configured, [{ name: 'db', node_uuid: B, image: 'i', running: true }, { name: 'client', node_uuid: B, image: 'i', running: true }])).toEqual(['db']);
-    expect(notYetRunning(configured, [{ name: 'db', node_uuid: A, image: 'i', running: true }, { name: 'client', node_uuid: B, image: 'i', running: false }])).toEqual(['client']);
+    expect(
+      notYetRunning(configured, [
+        { name: 'db', node_uuid: B, image: 'i', running: true },
+        { name: 'client', node_uuid: B, image: 'i', running: true },
+      ]),
+    ).toEqual(['db']);
+    expect(
+      notYetRunning(configured, [
+        { name: 'db', node_uuid: A, image: 'i', running: true },
+        { name: 'client', node_uuid: B, image: 'i', running: false },
+      ]),
+    ).toEqual(['client']);
   });
 });

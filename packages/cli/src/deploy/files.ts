@@ -43,7 +43,11 @@ export function parseYaml(text: string, file: string): ParsedYaml {
 }
 
 /** Where a node starts; for a missing key under a mapping, where the mapping starts. */
-function offsetOf(doc: Document, path: readonly (string | number)[], missingKey: string | number | undefined): number | undefined {
+function offsetOf(
+  doc: Document,
+  path: readonly (string | number)[],
+  missingKey: string | number | undefined,
+): number | undefined {
   const node: unknown = path.length === 0 ? doc.contents : doc.getIn(path, true);
   if (node === undefined || node === null) return undefined;
   // Point an unknown or misspelt key at the key itself.
@@ -76,7 +80,9 @@ export function readDeployFiles(
   if (!appResult.ok) raise(app, 'application', appResult.issues);
   for (const [name, node] of depResult.value) {
     if (appResult.value[name] === undefined) {
-      throw new DeployFileError(`${dep.where(['nodes', node])}: application "${name}" is not defined in ${application.file}`);
+      throw new DeployFileError(
+        `${dep.where(['nodes', node])}: application "${name}" is not defined in ${application.file}`,
+      );
     }
   }
   return { deployment: dep.json as Record<string, unknown>, applications: app.json as Record<string, unknown> };

@@ -4,13 +4,32 @@ import type { UiClient } from './actions';
 import { ClusterFeed } from './ClusterFeed';
 
 const A = '0a0a0a0a-0000-4000-8000-00000000000a';
-const ds = (n: number, name: string): DatasetConfiguration => ({ dataset_id: `d${n}d${n}d${n}d${n}-0000-4000-8000-0000000000d${n}`, primary: A, maximum_size: null, metadata: { name }, deleted: false });
+const ds = (n: number, name: string): DatasetConfiguration => ({
+  dataset_id: `d${n}d${n}d${n}d${n}-0000-4000-8000-0000000000d${n}`,
+  primary: A,
+  maximum_size: null,
+  metadata: { name },
+  deleted: false,
+});
 const snap = (generation: string, datasets: DatasetConfiguration[]): ClusterSnapshot => ({
   generation,
   configuration_tag: 't',
   datasets,
   leases: [],
-  nodes: [{ uuid: A, host: 'a', era: 'e', instance_id: 'i', backend: 'loopback', manifestations: [], volumes: [], errors: [], alive: true, last_seen: 'x' }],
+  nodes: [
+    {
+      uuid: A,
+      host: 'a',
+      era: 'e',
+      instance_id: 'i',
+      backend: 'loopback',
+      manifestations: [],
+      volumes: [],
+      errors: [],
+      alive: true,
+      last_seen: 'x',
+    },
+  ],
 });
 const unused: UiClient = {
   waitForCluster: async () => snap('1', []),
@@ -34,7 +53,15 @@ describe('ClusterFeed', () => {
     feed.ingest(snap('2', [ds(1, 'old'), ds(2, 'new')]));
     feed.ingest(snap('3', [ds(1, 'old'), ds(2, 'new'), ds(3, 'newer')]));
     feed.ingest(snap('4', [ds(1, 'old')]));
-    expect(seen.map((m) => m.events.map((e) => [e.id, e.kind]))).toEqual([[], [[1, 'created']], [[2, 'created']], [[3, 'deleted'], [4, 'deleted']]]);
+    expect(seen.map((m) => m.events.map((e) => [e.id, e.kind]))).toEqual([
+      [],
+      [[1, 'created']],
+      [[2, 'created']],
+      [
+        [3, 'deleted'],
+        [4, 'deleted'],
+      ],
+    ]);
     expect(seen[1]!.events[0]!.time).toBe('2026-01-01T00:00:02.000Z');
     const now = feed.current();
     expect(now.events.map((e) => e.id)).toEqual([3, 4]);
@@ -61,7 +88,12 @@ describe('ClusterFeed', () => {
 
   it('follows the long-poll with the last generation, retries failures, and stops', async () => {
     const asked: Array<[string | undefined, number | undefined]> = [];
-    const answers: Array<ClusterSnapshot | Error> = [snap('1', []), new FlockerApiError(0, 'REQUEST_TIMEOUT', 'slow'), snap('1', []), snap('2', [ds(1, 'v')])];
+    const answers: Array<ClusterSnapshot | Error> = [
+      snap('1', []),
+      new FlockerApiError(0, 'REQUEST_TIMEOUT', 'slow'),
+      snap('1', []),
+      snap('2', [ds(1, 'v')]),
+    ];
     let feed: ClusterFeed | undefined;
     const client: UiClient = {
       ...unused,
@@ -81,7 +113,13 @@ describe('ClusterFeed', () => {
     feed.subscribe((m) => seen.push(m));
     await feed.run();
     // After the failure a fresh read (no since): the control service answers at once, so browsers learn at once that it is back.
-    expect(asked).toEqual([[undefined, 0], ['1', 1000], [undefined, 0], ['1', 1000], ['2', 1000]]);
+    expect(asked).toEqual([
+      [undefined, 0],
+      ['1', 1000],
+      [undefined, 0],
+      ['1', 1000],
+      ['2', 1000],
+    ]);
     expect(seen.map((m) => [m.control.connected, m.view?.generation, m.events.length])).toEqual([
       [true, '1', 0],
       [false, '1', 0],

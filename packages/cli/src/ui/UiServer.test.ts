@@ -2,7 +2,14 @@ import { request } from 'node:http';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FlockerApiError, type ClusterSnapshot, type CreateDatasetRequest, type DatasetConfiguration, type NodeState, type UpdateDatasetRequest } from '@flocker/api';
+import {
+  FlockerApiError,
+  type ClusterSnapshot,
+  type CreateDatasetRequest,
+  type DatasetConfiguration,
+  type NodeState,
+  type UpdateDatasetRequest,
+} from '@flocker/api';
 import { UiMessage } from '@flocker/web-ui';
 import { UiActions, type UiClient } from './actions';
 import { ClusterFeed } from './ClusterFeed';
@@ -13,9 +20,26 @@ const B = '0b0b0b0b-0000-4000-8000-00000000000b';
 const D1 = 'd1d1d1d1-0000-4000-8000-0000000000d1';
 
 function node(uuid: string, host: string): NodeState {
-  return { uuid, host, era: `era-${host}`, instance_id: `i-${host}`, backend: 'loopback', manifestations: [], volumes: [], errors: [], alive: true, last_seen: '2026-01-01T00:00:00.000Z' };
+  return {
+    uuid,
+    host,
+    era: `era-${host}`,
+    instance_id: `i-${host}`,
+    backend: 'loopback',
+    manifestations: [],
+    volumes: [],
+    errors: [],
+    alive: true,
+    last_seen: '2026-01-01T00:00:00.000Z',
+  };
 }
-const existing: DatasetConfiguration = { dataset_id: D1, primary: A, maximum_size: 128 * 1024 * 1024, metadata: { name: 'pgdata' }, deleted: false };
+const existing: DatasetConfiguration = {
+  dataset_id: D1,
+  primary: A,
+  maximum_size: 128 * 1024 * 1024,
+  metadata: { name: 'pgdata' },
+  deleted: false,
+};
 function snapshot(generation: string, datasets: DatasetConfiguration[] = [existing]): ClusterSnapshot {
   return { generation, configuration_tag: 't', datasets, leases: [], nodes: [node(A, 'a'), node(B, 'b')] };
 }
@@ -29,7 +53,13 @@ class FakeClient implements UiClient {
   async createDataset(req: CreateDatasetRequest): Promise<DatasetConfiguration> {
     this.calls.push(['create', req]);
     if (this.failWith) throw this.failWith;
-    return { dataset_id: 'd2d2d2d2-0000-4000-8000-0000000000d2', primary: req.primary, maximum_size: req.maximum_size ?? null, metadata: req.metadata ?? {}, deleted: false };
+    return {
+      dataset_id: 'd2d2d2d2-0000-4000-8000-0000000000d2',
+      primary: req.primary,
+      maximum_size: req.maximum_size ?? null,
+      metadata: req.metadata ?? {},
+      deleted: false,
+    };
   }
   async updateDataset(id: string, req: UpdateDatasetRequest): Promise<DatasetConfiguration> {
     this.calls.push(['update', id, req]);
@@ -60,8 +90,13 @@ let feed: ClusterFeed;
 let server: UiServer;
 let port: number;
 
-function call(method: string, path: string, opts: { body?: unknown; headers?: Record<string, string> } = {}): Promise<Reply> {
-  const body = opts.body === undefined ? undefined : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
+function call(
+  method: string,
+  path: string,
+  opts: { body?: unknown; headers?: Record<string, string> } = {},
+): Promise<Reply> {
+  const body =
+    opts.body === undefined ? undefined : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
   const mutation = method !== 'GET';
   const headers: Record<string, string> = {
     ...(mutation ? { origin: `http://127.0.0.1:${port}` } : {}),
@@ -89,7 +124,10 @@ beforeEach(async () => {
   writeFileSync(join(appDir, 'assets', 'app-123.js'), 'console.log(1)');
   client = new FakeClient();
   let t = 0;
-  feed = new ClusterFeed(client, { controlUrl: 'http://control', now: () => new Date(Date.UTC(2026, 0, 1, 0, 0, t++)) });
+  feed = new ClusterFeed(client, {
+    controlUrl: 'http://control',
+    now: () => new Date(Date.UTC(2026, 0, 1, 0, 0, t++)),
+  });
   feed.ingest(snapshot('1'));
   server = new UiServer({ feed, actions: new UiActions(client, () => feed.latest()), appDir, heartbeatMs: 50 });
   port = Number(new URL(await server.listen(0)).port);
@@ -168,7 +206,9 @@ describe('UiServer: the live cluster', () => {
     await done;
     expect(messages[0]!.view?.generation).toBe('1');
     expect(messages[1]!.view?.generation).toBe('2');
-    expect(messages[1]!.events).toMatchObject([{ id: 1, kind: 'moving', message: 'Volume pgdata moving from a to b', dataset_id: D1 }]);
+    expect(messages[1]!.events).toMatchObject([
+      { id: 1, kind: 'moving', message: 'Volume pgdata moving from a to b', dataset_id: D1 },
+    ]);
   });
 });
 
@@ -187,21 +227,29 @@ describe('UiServer: actions', () => {
     const taken = await call('POST', '/api/volumes', { body: { name: 'pgdata', size: '1G', node: B } });
     expect(taken.status).toBe(409);
     expect(errorOf(taken).message).toBe('a volume named "pgdata" already exists');
-    const nowhere = await call('POST', '/api/volumes', { body: { name: 'xy', size: '1G', node: 'c0c0c0c0-0000-4000-8000-0000000000c0' } });
+    const nowhere = await call('POST', '/api/volumes', {
+      body: { name: 'xy', size: '1G', node: 'c0c0c0c0-0000-4000-8000-0000000000c0' },
+    });
     expect(nowhere.status).toBe(404);
     const unnamed = await call('POST', '/api/volumes', { body: { name: ' ', size: '1G', node: B } });
     expect(unnamed.status).toBe(400);
-    expect(errorOf(unnamed)).toMatchObject({ code: 'INVALID_REQUEST', message: expect.stringContaining('a volume needs a name') });
+    expect(errorOf(unnamed)).toMatchObject({
+      code: 'INVALID_REQUEST',
+      message: expect.stringContaining('a volume needs a name'),
+    });
     const garbage = await call('POST', '/api/volumes', { body: '{nope' });
     expect(errorOf(garbage).code).toBe('INVALID_JSON');
     expect(client.calls).toEqual([]);
   });
 
-  it("refuses names the Docker plugin refuses (one rule everywhere), and calls nothing", async () => {
+  it('refuses names the Docker plugin refuses (one rule everywhere), and calls nothing', async () => {
     for (const name of ['bad name!', '   ', 'x', '-web']) {
       const r = await call('POST', '/api/volumes', { body: { name, size: '1G', node: B } });
       expect(r.status).toBe(400);
-      expect(errorOf(r)).toMatchObject({ code: 'INVALID_REQUEST', message: expect.stringMatching(/not a valid volume name|needs a name/) });
+      expect(errorOf(r)).toMatchObject({
+        code: 'INVALID_REQUEST',
+        message: expect.stringMatching(/not a valid volume name|needs a name/),
+      });
     }
     expect(client.calls).toEqual([]);
   });
@@ -210,7 +258,10 @@ describe('UiServer: actions', () => {
     feed.ingest({ ...snapshot('2'), leases: [{ dataset_id: D1, node_uuid: A, expires: null }] });
     const refused = await call('POST', `/api/volumes/${D1}/release-lease`, { body: {} });
     expect(refused.status).toBe(409);
-    expect(errorOf(refused)).toMatchObject({ code: 'VOLUME_IN_USE', message: expect.stringMatching(/^pgdata is in use on a: /) });
+    expect(errorOf(refused)).toMatchObject({
+      code: 'VOLUME_IN_USE',
+      message: expect.stringMatching(/^pgdata is in use on a: /),
+    });
     expect(client.calls).toEqual([]);
     const confirmed = await call('POST', `/api/volumes/${D1}/release-lease`, { body: { force: true } });
     expect(confirmed.status).toBe(200);
@@ -221,14 +272,25 @@ describe('UiServer: actions', () => {
     expect((await call('POST', `/api/volumes/${D1}/move`, { body: { node: B } })).status).toBe(200);
     expect((await call('POST', `/api/volumes/${D1}/release-lease`, { body: {} })).status).toBe(200);
     expect((await call('DELETE', `/api/volumes/${D1}`)).status).toBe(200);
-    expect(client.calls).toEqual([['update', D1, { primary: B }], ['release', D1], ['delete', D1]]);
+    expect(client.calls).toEqual([
+      ['update', D1, { primary: B }],
+      ['release', D1],
+      ['delete', D1],
+    ]);
   });
 
   it("passes on the API's own status, code and message", async () => {
-    client.failWith = new FlockerApiError(409, 'LEASE_HELD', 'the dataset is leased to node a: release the lease first');
+    client.failWith = new FlockerApiError(
+      409,
+      'LEASE_HELD',
+      'the dataset is leased to node a: release the lease first',
+    );
     const r = await call('POST', `/api/volumes/${D1}/move`, { body: { node: B } });
     expect(r.status).toBe(409);
-    expect(errorOf(r)).toEqual({ code: 'LEASE_HELD', message: 'the dataset is leased to node a: release the lease first' });
+    expect(errorOf(r)).toEqual({
+      code: 'LEASE_HELD',
+      message: 'the dataset is leased to node a: release the lease first',
+    });
     client.failWith = new FlockerApiError(0, 'CONTROL_SERVICE_UNREACHABLE', 'connect ECONNREFUSED');
     const down = await call('DELETE', `/api/volumes/${D1}`);
     expect(down.status).toBe(502);
@@ -238,7 +300,10 @@ describe('UiServer: actions', () => {
   it('refuses cross-site and non-JSON changes before calling anything', async () => {
     const foreign = await call('DELETE', `/api/volumes/${D1}`, { headers: { origin: 'https://evil.example' } });
     expect(foreign.status).toBe(403);
-    const form = await call('POST', '/api/volumes', { body: 'name=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const form = await call('POST', '/api/volumes', {
+      body: 'name=x',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     expect(form.status).toBe(415);
     expect(client.calls).toEqual([]);
   });

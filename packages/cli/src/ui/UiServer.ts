@@ -37,13 +37,22 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
   'referrer-policy': 'no-referrer',
-  'content-security-policy': "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  'content-security-policy':
+    "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
 };
 const UUID = '[0-9a-fA-F-]{36}';
-const ROUTES: Array<{ method: string; path: RegExp; run: (a: UiActions, id: string, body: unknown) => Promise<unknown> }> = [
+const ROUTES: Array<{
+  method: string;
+  path: RegExp;
+  run: (a: UiActions, id: string, body: unknown) => Promise<unknown>;
+}> = [
   { method: 'POST', path: /^\/api\/volumes$/, run: (a, _id, body) => a.create(body) },
   { method: 'POST', path: new RegExp(`^/api/volumes/(${UUID})/move$`), run: (a, id, body) => a.move(id, body) },
-  { method: 'POST', path: new RegExp(`^/api/volumes/(${UUID})/release-lease$`), run: (a, id, body) => a.releaseLease(id, body) },
+  {
+    method: 'POST',
+    path: new RegExp(`^/api/volumes/(${UUID})/release-lease$`),
+    run: (a, id, body) => a.releaseLease(id, body),
+  },
   { method: 'DELETE', path: new RegExp(`^/api/volumes/(${UUID})$`), run: (a, id) => a.delete(id) },
 ];
 
@@ -95,14 +104,23 @@ export class UiServer {
         return this.sendJson(res, 200, await r.run(this.options.actions, m[1] ?? '', body));
       }
       const known = ROUTES.some((r) => r.path.test(path));
-      throw new UiActionError(known ? 405 : 404, known ? 'METHOD_NOT_ALLOWED' : 'NOT_FOUND', `${method} ${path} is not a UI server call`);
+      throw new UiActionError(
+        known ? 405 : 404,
+        known ? 'METHOD_NOT_ALLOWED' : 'NOT_FOUND',
+        `${method} ${path} is not a UI server call`,
+      );
     }
-    if (method !== 'GET' && method !== 'HEAD') throw new UiActionError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed here`);
+    if (method !== 'GET' && method !== 'HEAD')
+      throw new UiActionError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed here`);
     return this.serveFile(res, path);
   }
 
   private stream(req: IncomingMessage, res: ServerResponse): void {
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive' });
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+    });
     const send = (m: UiMessage) => res.write(`data: ${JSON.stringify(m)}\n\n`);
     res.write('retry: 2000\n\n');
     send(this.options.feed.current());
@@ -122,7 +140,10 @@ export class UiServer {
     const root = normalize(this.options.appDir + sep);
     let file = normalize(join(root, decodeURIComponent(urlPath)));
     if (!file.startsWith(root)) throw new UiActionError(404, 'NOT_FOUND', 'no such file');
-    const isFile = await stat(file).then((s) => s.isFile(), () => false);
+    const isFile = await stat(file).then(
+      (s) => s.isFile(),
+      () => false,
+    );
     // Client-side paths (no extension) get the app; missing assets get a 404.
     if (!isFile) {
       if (extname(file) !== '') throw new UiActionError(404, 'NOT_FOUND', `${urlPath} not found`);
@@ -132,7 +153,11 @@ export class UiServer {
     try {
       body = await readFile(file);
     } catch {
-      throw new UiActionError(503, 'UI_NOT_BUILT', `the web UI is not built in ${root}: run "npm run build -w @flocker/web-ui"`);
+      throw new UiActionError(
+        503,
+        'UI_NOT_BUILT',
+        `the web UI is not built in ${root}: run "npm run build -w @flocker/web-ui"`,
+      );
     }
     const hashed = /\/assets\//.test(file);
     res.writeHead(200, {
@@ -145,7 +170,11 @@ export class UiServer {
 
   private sendJson(res: ServerResponse, status: number, value: unknown): void {
     const body = JSON.stringify(value);
-    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+    res.writeHead(status, {
+      'content-type': 'application/json; charset=utf-8',
+      'cache-control': 'no-store',
+      'content-length': Buffer.byteLength(body),
+    });
     res.end(body);
   }
 

@@ -4,9 +4,22 @@
  */
 import { z } from 'zod';
 import { FlockerApiError, type ClusterSnapshot, type FlockerClient } from '@flocker/api';
-import { clusterView, CreateVolumeBody, MINIMUM_DATASET_SIZE, MoveVolumeBody, parseSize, ReleaseLeaseBody, releaseRisk, SizeError, volumeName } from '@flocker/web-ui';
+import {
+  clusterView,
+  CreateVolumeBody,
+  MINIMUM_DATASET_SIZE,
+  MoveVolumeBody,
+  parseSize,
+  ReleaseLeaseBody,
+  releaseRisk,
+  SizeError,
+  volumeName,
+} from '@flocker/web-ui';
 
-export type UiClient = Pick<FlockerClient, 'waitForCluster' | 'createDataset' | 'updateDataset' | 'deleteDataset' | 'releaseLease'>;
+export type UiClient = Pick<
+  FlockerClient,
+  'waitForCluster' | 'createDataset' | 'updateDataset' | 'deleteDataset' | 'releaseLease'
+>;
 
 export class UiActionError extends Error {
   constructor(
@@ -46,7 +59,8 @@ export class UiActions {
     if (s.datasets.some((d) => !d.deleted && volumeName(d) === req.name)) {
       throw new UiActionError(409, 'VOLUME_EXISTS', `a volume named "${req.name}" already exists`);
     }
-    if (!s.nodes.some((n) => n.uuid === req.node)) throw new UiActionError(404, 'NODE_NOT_FOUND', `no node ${req.node} has reported to the control service`);
+    if (!s.nodes.some((n) => n.uuid === req.node))
+      throw new UiActionError(404, 'NODE_NOT_FOUND', `no node ${req.node} has reported to the control service`);
     return this.client.createDataset({ primary: req.node, maximum_size: size, metadata: { name: req.name } });
   }
 

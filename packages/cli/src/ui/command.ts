@@ -26,7 +26,12 @@ export interface UiRunning {
 }
 
 /** Start the feed and the server; the caller decides how long they live. */
-export async function startUi(client: FlockerClient, controlUrl: string, port: number, appDir = APP_DIR): Promise<UiRunning> {
+export async function startUi(
+  client: FlockerClient,
+  controlUrl: string,
+  port: number,
+  appDir = APP_DIR,
+): Promise<UiRunning> {
   const feed = new ClusterFeed(client, { controlUrl });
   const server = new UiServer({ feed, actions: new UiActions(client, () => feed.latest()), appDir });
   const url = await server.listen(port);
@@ -41,11 +46,21 @@ export async function startUi(client: FlockerClient, controlUrl: string, port: n
 }
 
 /** Run until SIGINT/SIGTERM. Prints one JSON line on stdout ({"url": …}) for scripts, a sentence on stderr for people. */
-export async function runUi(a: UiArgs, client: FlockerClient, out: (t: string) => void, err: (t: string) => void): Promise<void> {
+export async function runUi(
+  a: UiArgs,
+  client: FlockerClient,
+  out: (t: string) => void,
+  err: (t: string) => void,
+): Promise<void> {
   const controlUrl = resolveConnection(a).baseUrl;
   const ui = await startUi(client, controlUrl, a.port).catch((e: unknown) => {
     const inUse = e instanceof Error && 'code' in e && e.code === 'EADDRINUSE';
-    throw new CliError(EXIT.FAILURE, inUse ? `port ${a.port} is in use: choose another with --port` : `cannot start the UI server: ${e instanceof Error ? e.message : String(e)}`);
+    throw new CliError(
+      EXIT.FAILURE,
+      inUse
+        ? `port ${a.port} is in use: choose another with --port`
+        : `cannot start the UI server: ${e instanceof Error ? e.message : String(e)}`,
+    );
   });
   out(JSON.stringify({ url: ui.url, control_url: controlUrl }));
   err(`Flocker UI for ${controlUrl} at ${ui.url} (Ctrl-C to stop)`);

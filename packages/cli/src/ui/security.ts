@@ -21,14 +21,29 @@ export function allowedHosts(port: number): string[] {
 export function checkRequest(req: RequestFacts, port: number): Verdict {
   const hosts = allowedHosts(port);
   if (!req.host || !hosts.includes(req.host.toLowerCase())) {
-    return { ok: false, status: 403, code: 'FORBIDDEN_HOST', message: `this UI server answers only to ${hosts.join(' or ')}` };
+    return {
+      ok: false,
+      status: 403,
+      code: 'FORBIDDEN_HOST',
+      message: `this UI server answers only to ${hosts.join(' or ')}`,
+    };
   }
   if (SAFE_METHODS.has(req.method)) return { ok: true };
   if (!req.origin || !hosts.some((h) => req.origin === `http://${h}`)) {
-    return { ok: false, status: 403, code: 'FORBIDDEN_ORIGIN', message: 'changes are accepted only from the UI page this server serves' };
+    return {
+      ok: false,
+      status: 403,
+      code: 'FORBIDDEN_ORIGIN',
+      message: 'changes are accepted only from the UI page this server serves',
+    };
   }
   if (req.method !== 'DELETE' && !/^application\/json\b/i.test(req.contentType ?? '')) {
-    return { ok: false, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', message: 'send the request body as application/json' };
+    return {
+      ok: false,
+      status: 415,
+      code: 'UNSUPPORTED_MEDIA_TYPE',
+      message: 'send the request body as application/json',
+    };
   }
   return { ok: true };
 }
