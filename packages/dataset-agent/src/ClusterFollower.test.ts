@@ -45,13 +45,13 @@ function setup() {
 }
 
 describe('ClusterFollower (manual clock)', () => {
-  it('long-polls from the generation held and tells what each new snapshot changed', async () => {
+  it('reads at once, then long-polls from the generation held, and tells what each new snapshot changed', async () => {
     const { calls, adopted, follower } = setup();
     follower.start();
-    expect(calls[0]).toMatchObject({ since: undefined, timeoutMs: 25_000 });
+    expect(calls[0]).toMatchObject({ since: undefined, timeoutMs: 0 });
     calls[0]!.answer(snap(1));
     await settle();
-    expect(calls[1]).toMatchObject({ since: '1' });
+    expect(calls[1]).toMatchObject({ since: '1', timeoutMs: 25_000 });
     calls[1]!.answer(snap(2, { nodes: [node(ME, [{ blockdevice_id: 'b', dataset_id: 'd', size: 1, attached_to: null }]), node(OTHER)] }));
     await settle();
     const othersMoved = [node(ME), node(OTHER, [{ blockdevice_id: 'b', dataset_id: 'd', size: 1, attached_to: null }])];
@@ -67,7 +67,7 @@ describe('ClusterFollower (manual clock)', () => {
     follower.stop();
   });
 
-  it('backs off between failures (backoffDelay), and starts over after a success', async () => {
+  it('backs off between failures exactly as backoffDelay (no jitter), and starts over after a success', async () => {
     const { clock, calls, follower } = setup();
     follower.start();
     for (let i = 0; i < 4; i++) {
@@ -83,6 +83,26 @@ describe('ClusterFollower (manual clock)', () => {
     await settle();
     await clock.advanceUntil(() => calls.length > 6, 1000, 10);
     expect(calls[6]!.at - calls[5]!.at).toBe(100);
+    follower.stop();
+  });
+
+  it('after a failure, reads the current snapshot at once instead of long-polling from the generation held (followLongPoll)', async () => {
+    const { clock, calls, adopted, follower } = setup();
+    follower.start();
+    calls[0]!.answer(snap(1));
+    await settle();
+    expect(calls[1]).toMatchObject({ since: '1', timeoutMs: 25_000 });
+    calls[1]!.fail(new Error('ECONNRESET'));
+    await settle();
+    await clock.advance(100);
+    expect(calls[2]).toMatchObject({ since: undefined, timeoutMs: 0 });
+    calls[2]!.answer(snap(1)); // unchanged: still an answer, so still proof the configuration is current
+    await settle();
+    expect(adopted.map((a) => [a.generation, a.change])).toEqual([
+      ['1', 'config'],
+      ['1', 'none'],
+    ]);
+    expect(calls[3]).toMatchObject({ since: '1', timeoutMs: 25_000 });
     follower.stop();
   });
 
@@ -103,13 +123,14 @@ describe('ClusterFollower (manual clock)', () => {
     follower.stop();
   });
 
-  it('stops polling once stopped', async () => {
-    const { calls, follower } = setup();
+  it('stops polling once stopped; an answer that comes after is not adopted', async () => {
+    const { calls, adopted, follower } = setup();
     follower.start();
     follower.stop();
     calls[0]!.answer(snap(1));
     await settle();
     expect(calls).toHaveLength(1);
+    expect(adopted).toEqual([]);
     follower.refetch();
     expect(calls).toHaveLength(1);
   });

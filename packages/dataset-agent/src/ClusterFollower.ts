@@ -1,12 +1,14 @@
 /**
  * Follows the cluster: long-polls the control service for each new generation
- * (backoffDelay between failures), keeps the latest snapshot, and tells what
- * changed in it. Also fetches at once when asked (a report's answer named
- * another configuration: the long-poll may be stuck).
+ * (the runtime's followLongPoll: a fresh read at start and after each failure,
+ * the agent's unjittered backoff between failures), keeps the latest snapshot,
+ * and tells what changed in it. Also fetches at once when asked (a report's
+ * answer named another configuration: the long-poll may be stuck).
  */
 import type { ClusterSnapshot } from '@flocker/api';
+import { followLongPoll } from '@flocker/runtime';
 import type winston from 'winston';
-import { backoffDelay, type Clock } from './clock';
+import type { Clock } from './clock';
 import { errorCode, errorMessage } from './errors';
 
 /**
@@ -35,7 +37,7 @@ export class ClusterFollower {
   /** When the snapshot held was asked for: an answer to an older question never replaces it. */
   private snapshotAskedAt = -Infinity;
   private refetching: Promise<void> | null = null;
-  private stopped = false;
+  private readonly following = new AbortController();
 
   constructor(private readonly o: ClusterFollowerOptions) {}
 
@@ -43,31 +45,32 @@ export class ClusterFollower {
     return this.current;
   }
 
+  private get stopped(): boolean {
+    return this.following.signal.aborted;
+  }
+
   /** Starts the long-poll (not awaited by stop(): a pending long-poll just ends with its timeout). */
   start(): void {
-    void this.watch();
+    void followLongPoll<ClusterSnapshot>({
+      // The control service's client takes no signal: a poll held when stopping ends with its timeout.
+      wait: (since, timeoutMs) => this.o.waitForCluster(since, timeoutMs),
+      waitMs: this.o.pollWaitMs,
+      // From the snapshot held, which a refetch may have moved past the last long-poll answer.
+      since: () => this.current?.generation,
+      onSnapshot: (snap, { askedAt }) => {
+        this.o.logger.debug('cluster snapshot', { generation: snap.generation, waitedMs: this.o.clock.now() - askedAt });
+        this.adopt(snap, askedAt);
+      },
+      onError: (e) => this.o.logger.warn('cannot reach the control service', { code: errorCode(e), error: errorMessage(e) }),
+      // The agent's documented retry times (agent.yml backoff_*): exact, no jitter.
+      backoff: { initialMs: this.o.backoffInitialMs, maxMs: this.o.backoffMaxMs, jitter: false },
+      signal: this.following.signal,
+      clock: this.o.clock,
+    });
   }
 
   stop(): void {
-    this.stopped = true;
-  }
-
-  private async watch(): Promise<void> {
-    let failures = 0;
-    while (!this.stopped) {
-      try {
-        const asked = this.o.clock.now();
-        const snap = await this.o.waitForCluster(this.current?.generation, this.o.pollWaitMs);
-        failures = 0;
-        this.o.logger.debug('cluster snapshot', { generation: snap.generation, waitedMs: this.o.clock.now() - asked });
-        this.adopt(snap, asked);
-      } catch (e) {
-        if (this.stopped) return;
-        failures++;
-        this.o.logger.warn('cannot reach the control service', { code: errorCode(e), error: errorMessage(e) });
-        await this.o.clock.sleep(backoffDelay(failures, this.o.backoffInitialMs, this.o.backoffMaxMs));
-      }
-    }
+    this.following.abort();
   }
 
   /** Fetches the current snapshot now (one at a time). */
