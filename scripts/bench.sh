@@ -16,10 +16,10 @@ npx tsc -b || exit 1
 mkdir -p bench-results
 # name | script | title | extra arguments
 benches=(
-  "control-api|packages/control-api/dist/bench.js|Control service: API latency, fan-out and memory (issue 2)"
-  "control-api-etcd|packages/control-api/dist/bench.js|Control service on etcd (3 members): latency, fan-out, failover (issue 10)|--store etcd"
-  "dataset-agent|packages/dataset-agent/dist/bench.js|Dataset agent: create→mounted and delete vs the raw loopback sequence (issue 3)"
-  "volume-plugin|packages/volume-plugin/dist/bench.js|Docker plugin: docker run with a Flocker volume vs a local volume (issue 4)"
+  "control-api|packages/control-api/dist/bench/bench.js|Control service: API latency, fan-out and memory (issue 2)"
+  "control-api-etcd|packages/control-api/dist/bench/bench.js|Control service on etcd (3 members): latency, fan-out, failover (issue 10)|--store etcd"
+  "dataset-agent|packages/dataset-agent/dist/bench/bench.js|Dataset agent: create→mounted and delete vs the raw loopback sequence (issue 3)"
+  "volume-plugin|packages/volume-plugin/dist/bench/bench.js|Docker plugin: docker run with a Flocker volume vs a local volume (issue 4)"
   "move|e2e/dist/bench-move.js|Moves between hosts and recovery from a dead host (issue 5)"
   "failover|e2e/dist/bench-failover.js|Failover without an operator: host killed or partitioned → volume usable elsewhere (issue 16)"
 )

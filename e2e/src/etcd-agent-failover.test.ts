@@ -14,7 +14,7 @@ import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { waitFor as waitUntil } from './cluster/run';
 import { FlockerClient } from '@flocker/api';
-import { EtcdTestCluster } from '@flocker/control-api/dist/etcd/testCluster';
+import { EtcdTestCluster } from '@flocker/control-api/testing';
 import { parseMountInfo } from '@flocker/storage-drivers';
 import { removeTree } from './removeTree';
 

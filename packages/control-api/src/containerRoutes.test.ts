@@ -1,19 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
-import winston from 'winston';
-import { FlockerApiError, FlockerClient, type NodeReport } from '@flocker/api';
+import { FlockerApiError, type FlockerClient } from '@flocker/api';
 import { buildOpenApi } from './openapi';
 import { routes } from './routes';
-import { type ControlService, startControlService } from './server';
-
-const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
-const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
-const silent = winston.createLogger({ silent: true });
-
-function report(uuid: string): NodeReport {
-  return { uuid, era: `era-${uuid.slice(0, 4)}`, host: `10.0.0.${uuid === A ? 1 : 2}`, instance_id: `i-${uuid.slice(0, 4)}`, backend: 'loopback', manifestations: [], errors: [] };
-}
+import type { ControlService } from './server';
+import { closeAndRemove, NODE_A as A, NODE_B as B, startOnDir, startWithTwoNodes } from './testing/httpService';
 
 async function status(p: Promise<unknown>): Promise<string> {
   try {
@@ -31,16 +20,9 @@ describe('container routes over HTTP', () => {
   let client: FlockerClient;
 
   beforeEach(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'flocker-containers-'));
-    svc = await startControlService({ port: 0, host: '127.0.0.1', dataDir: dir, logger: silent, nodeTimeoutSeconds: 30 });
-    client = new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 });
-    await client.reportNodeState(report(A));
-    await client.reportNodeState(report(B));
+    ({ dir, svc, client } = await startWithTwoNodes('flocker-containers-'));
   });
-  afterEach(async () => {
-    await svc.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => closeAndRemove(svc, dir));
 
   it('create, list, move (the dataset follows), delete; the configuration survives a restart', async () => {
     const d = await client.createDataset({ primary: A, metadata: { name: 'db' } });
@@ -52,8 +34,7 @@ describe('container routes over HTTP', () => {
     expect(await status(client.moveContainer('nope', { node_uuid: B }))).toBe('404 CONTAINER_NOT_FOUND');
 
     await svc.close();
-    svc = await startControlService({ port: 0, host: '127.0.0.1', dataDir: dir, logger: silent, nodeTimeoutSeconds: 30 });
-    client = new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 });
+    ({ svc, client } = await startOnDir(dir));
     expect(await client.listContainers()).toEqual([{ ...created, node_uuid: B }]);
     expect((await client.deleteContainer('db')).name).toBe('db');
     expect(await client.listContainers()).toEqual([]);

@@ -2,21 +2,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import winston from 'winston';
-import { FlockerApiError, FlockerClient, type NodeReport } from '@flocker/api';
+import { FlockerApiError, FlockerClient } from '@flocker/api';
 import { FileConfigurationStore, MemoryConfigurationStore } from './ConfigurationStore';
 import { buildOpenApi, openApiPath } from './openapi';
 import { routes } from './routes';
 import { type ControlService, startControlService } from './server';
+import { closeAndRemove, NODE_A as A, NODE_B as B, nodeReport as report, silentLogger as silent, startOnDir, startWithTwoNodes } from './testing/httpService';
 
-const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
-const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
 const D1 = '11111111-1111-4111-8111-111111111111';
-const silent = winston.createLogger({ silent: true });
-
-function report(uuid: string, extra: Partial<NodeReport> = {}): NodeReport {
-  return { uuid, era: `era-${uuid.slice(0, 4)}`, host: `10.0.0.${uuid === A ? 1 : 2}`, instance_id: `i-${uuid.slice(0, 4)}`, backend: 'loopback', manifestations: [], errors: [], ...extra };
-}
 
 async function expectApiError(p: Promise<unknown>, status: number, code: string): Promise<void> {
   await expect(p).rejects.toBeInstanceOf(FlockerApiError);
@@ -31,20 +24,13 @@ describe('control service over HTTP', () => {
   let client: FlockerClient;
 
   async function start(nodeTimeoutSeconds = 30): Promise<void> {
-    svc = await startControlService({ port: 0, host: '127.0.0.1', dataDir: dir, logger: silent, nodeTimeoutSeconds });
-    client = new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 });
+    ({ svc, client } = await startOnDir(dir, nodeTimeoutSeconds));
   }
 
   beforeEach(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'flocker-control-'));
-    await start();
-    await client.reportNodeState(report(A));
-    await client.reportNodeState(report(B));
+    ({ dir, svc, client } = await startWithTwoNodes('flocker-control-'));
   });
-  afterEach(async () => {
-    await svc.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => closeAndRemove(svc, dir));
 
   it("refuses sizes the primary's backend says it cannot create (create, grow, move), with 400 SIZE_BEYOND_BACKEND", async () => {
     const GiB = 1024 ** 3;
@@ -396,16 +382,9 @@ describe('identities are canonical, claims are checked, deleted datasets answer 
     fetch(`${svc.url}${url}`, { method, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
 
   beforeEach(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'flocker-control-'));
-    svc = await startControlService({ port: 0, host: '127.0.0.1', dataDir: dir, logger: silent, nodeTimeoutSeconds: 30 });
-    client = new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 });
-    await client.reportNodeState(report(A));
-    await client.reportNodeState(report(B));
+    ({ dir, svc, client } = await startWithTwoNodes('flocker-control-'));
   });
-  afterEach(async () => {
-    await svc.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => closeAndRemove(svc, dir));
 
   it('a report to the upper-case uuid is the same node, not a second (ghost) one', async () => {
     const res = await raw('PUT', `/v1/agent/nodes/${UPPER_A}`, report(UPPER_A));

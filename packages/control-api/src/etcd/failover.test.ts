@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { FlockerClient, type NodeReport } from '@flocker/api';
-import { EtcdTestCluster, freePort } from './testCluster';
+import { EtcdTestCluster, freePort } from '../testing/etcdCluster';
 
 jest.setTimeout(180_000);
 const MAIN = path.resolve(__dirname, '../main.js');

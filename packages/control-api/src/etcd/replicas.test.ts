@@ -13,8 +13,8 @@ import { FlockerApiError, FlockerClient, type NodeReport } from '@flocker/api';
 import { emptyConfiguration, type Configuration } from '../configuration';
 import { type ControlService, startControlService } from '../server';
 import { EtcdConfigurationStore, parseEndpoints, reportRefreshMs, StoreConflict } from './EtcdConfigurationStore';
-import { EtcdTestCluster } from './testCluster';
-import { seedFileStore } from './testSeed';
+import { EtcdTestCluster } from '../testing/etcdCluster';
+import { seedFileStore } from '../testing/seedFileStore';
 import { encodeConfiguration, FileConfigurationStore } from '../ConfigurationStore';
 import { migrateStore, parseStoreSpec } from './migrate';
 

@@ -12,8 +12,8 @@ import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { FlockerClient, type NodeReport } from '@flocker/api';
 import { encodeConfiguration, FileConfigurationStore } from '../ConfigurationStore';
-import { type EtcdTestPki, EtcdTestCluster } from './testCluster';
-import { seedFileStore } from './testSeed';
+import { type EtcdTestPki, EtcdTestCluster } from '../testing/etcdCluster';
+import { seedFileStore } from '../testing/seedFileStore';
 
 jest.setTimeout(60_000);
 const MAIN = path.resolve(__dirname, '../main.js');

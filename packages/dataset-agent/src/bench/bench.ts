@@ -4,7 +4,7 @@
  * the raw sequence (truncate + losetup + mkfs.ext4 + mount) in the same run,
  * delete latency, and the time to converge 100 datasets created at once.
  *
- *   node packages/dataset-agent/dist/bench.js --out bench.json [--runs 10] [--many 100]
+ *   node packages/dataset-agent/dist/bench/bench.js --out bench.json [--runs 10] [--many 100]
  *
  * Runs a control service and one agent (separate processes) on a temp loopback pool; needs root.
  */
@@ -92,8 +92,8 @@ async function main(): Promise<void> {
     .strict()
     .parseSync();
   const here = __dirname;
-  const controlMain = resolve(argv['control-main'] ?? resolve(here, '../../control-api/dist/main.js'));
-  const agentMain = resolve(here, 'main.js');
+  const controlMain = resolve(argv['control-main'] ?? resolve(here, '../../../control-api/dist/main.js'));
+  const agentMain = resolve(here, '../main.js');
   const dir = mkdtempSync(join(tmpdir(), 'flocker-bench-'));
   const procs: ChildProcess[] = [];
   try {

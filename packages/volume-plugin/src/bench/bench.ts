@@ -2,7 +2,7 @@
  * Benchmark: `docker run --rm -v VOL:/data IMG true` with a new and an existing Flocker
  * volume, against Docker's local driver, and the raw loopback sequence underneath.
  *
- *   node packages/volume-plugin/dist/bench.js --out bench.json [--runs 40]
+ *   node packages/volume-plugin/dist/bench/bench.js --out bench.json [--runs 40]
  *
  * 40 runs by default: one `docker run` here varies between 300 and 600 ms from one
  * run to the next, and a median of 20 still moved by ±5% between whole runs.

@@ -2,7 +2,7 @@
  * Benchmark of the control service at scale, over loopback: 10,000 datasets, 1,000
  * simulated agents long-polling. Runs flocker-control as a child process (so its RSS
  * is its own) and prints a markdown table; `--out file.json` also writes JSON.
- *   node packages/control-api/dist/bench.js --out bench.json [--datasets 10000 --agents 1000]
+ *   node packages/control-api/dist/bench/bench.js --out bench.json [--datasets 10000 --agents 1000]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -13,8 +13,8 @@ import * as path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { createConnectionPool, FlockerClient, type NodeReport } from '@flocker/api';
-import { CONTROL_ENV, CONTROL_NODE_FLAGS } from './nodeFlags';
-import { EtcdTestCluster } from './etcd/testCluster';
+import { CONTROL_ENV, CONTROL_NODE_FLAGS } from '../nodeFlags';
+import { EtcdTestCluster } from '../testing/etcdCluster';
 
 interface Stats {
   n: number;
@@ -50,13 +50,13 @@ function rssMiB(pid: number): { rss: number; hwm: number } {
 
 /** Plain HTTP for the benchmark; a flocker-control that defaults to TLS needs asking for it. */
 function plainHttpArgs(): string[] {
-  return readFileSync(path.join(__dirname, 'main.js'), 'utf8').includes('insecure-http') ? ['--insecure-http'] : [];
+  return readFileSync(path.join(__dirname, '..', 'main.js'), 'utf8').includes('insecure-http') ? ['--insecure-http'] : [];
 }
 
 function startServer(dataDir: string, nodeArgs: readonly string[], storeArgs: readonly string[] = []): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(
     process.execPath,
-    [...CONTROL_NODE_FLAGS, ...nodeArgs, path.join(__dirname, 'main.js'), '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--node-timeout', '3600', '--log-level', 'error', ...plainHttpArgs(), ...storeArgs],
+    [...CONTROL_NODE_FLAGS, ...nodeArgs, path.join(__dirname, '..', 'main.js'), '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--node-timeout', '3600', '--log-level', 'error', ...plainHttpArgs(), ...storeArgs],
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...CONTROL_ENV } },
   );
   return new Promise((resolve, reject) => {

@@ -1,0 +1,45 @@
+/**
+ * The setup the HTTP tests share: a control service on a file store in a temp
+ * directory (restartable on the same directory) with nodes A and B reported.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import winston from 'winston';
+import { FlockerClient, type NodeReport } from '@flocker/api';
+import { type ControlService, startControlService } from '../server';
+
+export const NODE_A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+export const NODE_B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+export const silentLogger = winston.createLogger({ silent: true });
+
+/** A loopback node's report (A at 10.0.0.1, any other at 10.0.0.2), with nothing on it unless `extra` says. */
+export function nodeReport(uuid: string, extra: Partial<NodeReport> = {}): NodeReport {
+  return { uuid, era: `era-${uuid.slice(0, 4)}`, host: `10.0.0.${uuid === NODE_A ? 1 : 2}`, instance_id: `i-${uuid.slice(0, 4)}`, backend: 'loopback', manifestations: [], errors: [], ...extra };
+}
+
+export interface ServiceOnDir {
+  readonly svc: ControlService;
+  readonly client: FlockerClient;
+}
+
+/** Starts the service on `dir` (a restart on the same directory keeps the configuration) and a client of it. */
+export async function startOnDir(dir: string, nodeTimeoutSeconds = 30): Promise<ServiceOnDir> {
+  const svc = await startControlService({ port: 0, host: '127.0.0.1', dataDir: dir, logger: silentLogger, nodeTimeoutSeconds });
+  return { svc, client: new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 }) };
+}
+
+/** A temp directory (named from `prefix`), the service on it, and nodes A and B reported. */
+export async function startWithTwoNodes(prefix: string): Promise<ServiceOnDir & { readonly dir: string }> {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  const started = await startOnDir(dir);
+  await started.client.reportNodeState(nodeReport(NODE_A));
+  await started.client.reportNodeState(nodeReport(NODE_B));
+  return { ...started, dir };
+}
+
+/** Closes the service and removes its directory. */
+export async function closeAndRemove(svc: ControlService, dir: string): Promise<void> {
+  await svc.close();
+  rmSync(dir, { recursive: true, force: true });
+}
