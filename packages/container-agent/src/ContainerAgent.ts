@@ -6,7 +6,7 @@
  * service can tell again; a failed change is simply retried on the next turn.
  */
 import type { ContainerReport, FlockerClient } from '@flocker/api';
-import { followLongPoll } from '@flocker/runtime';
+import { errorMessage, followLongPoll } from '@flocker/runtime';
 import type { Logger } from 'winston';
 import { calculateContainerChanges, type ContainerChange, type ObservedContainer } from './calculateContainerChanges';
 import { desiredContainers } from './desiredContainers';
@@ -92,7 +92,7 @@ export class ContainerAgent {
       onSnapshot: async () => {
         waitMs = (await this.converge()) ? resyncMs : retryMs;
       },
-      onError: (err) => this.opts.logger.warn('container agent turn failed', { error: err instanceof Error ? err.message : String(err) }),
+      onError: (err) => this.opts.logger.warn('container agent turn failed', { error: errorMessage(err) }),
       backoff: { initialMs: retryMs, maxMs: 5 * retryMs, jitter: true },
       signal: this.stopping.signal,
     });

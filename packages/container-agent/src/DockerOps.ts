@@ -4,6 +4,7 @@
  * (`--volume-driver flocker`, no copy-up), which waits until the dataset is mounted
  * on this node and moves it here if needed.
  */
+import { errorMessage } from '@flocker/runtime';
 import Docker from 'dockerode';
 import { LABEL_NAME, LABEL_SPEC, type DockerState, type ObservedContainer } from './calculateContainerChanges';
 import type { DockerSpec } from './desiredContainers';
@@ -105,5 +106,5 @@ export function dockerMessage(err: unknown): string {
     const json = (err as { json: unknown }).json;
     if (typeof json === 'object' && json !== null && 'message' in json && typeof json.message === 'string') return json.message;
   }
-  return err instanceof Error ? err.message : String(err);
+  return errorMessage(err);
 }

@@ -5,6 +5,7 @@
  * does (@flocker/node-config: the dataset agent's agent.yml, node certificate, node.json).
  */
 import { parseArgs } from 'node:util';
+import { errorMessage } from '@flocker/runtime';
 import { FlockerClient, safeLogStream, tlsDispatcher } from '@flocker/api';
 import { DEFAULT_DOCKER_SOCKET, resolveNodeConnection } from '@flocker/node-config';
 import winston from 'winston';
@@ -74,6 +75,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`flocker-container-agent: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`flocker-container-agent: ${errorMessage(err)}\n`);
   process.exit(1);
 });

@@ -1,4 +1,6 @@
 /** Errors of the dataset agent carry a stable code and a sentence a user can act on. */
+import { errorCode as anyErrorCode } from '@flocker/runtime';
+
 export type AgentErrorCode =
   | 'CONFIG_NOT_FOUND'
   | 'CONFIG_UNREADABLE'
@@ -31,13 +33,7 @@ export function isAgentError(e: unknown, code?: AgentErrorCode): e is AgentError
 
 /** The `code` of any error (ours, StorageError, errno), or a generic one. */
 export function errorCode(e: unknown): string {
-  if (typeof e === 'object' && e !== null && 'code' in e) {
-    const c = (e as { code: unknown }).code;
-    if (typeof c === 'string' && c.length > 0) return c;
-  }
-  return 'UNEXPECTED';
+  return anyErrorCode(e) ?? 'UNEXPECTED';
 }
 
-export function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
+export { errorMessage } from '@flocker/runtime';

@@ -1,3 +1,4 @@
+import { errorMessage } from './errors';
 import { followLongPoll, type FollowLongPollOptions } from './follow';
 import { ManualClock, settle } from './testing';
 
@@ -37,7 +38,7 @@ function follow(clock: ManualClock, server: ReturnType<typeof scripted>, extra: 
     wait: server.wait,
     waitMs: 25_000,
     onSnapshot: (s, { since }) => void seen.push([s.generation, since]),
-    onError: (e, failures) => void errors.push([e instanceof Error ? e.message : String(e), failures]),
+    onError: (e, failures) => void errors.push([errorMessage(e), failures]),
     backoff: { initialMs: 100, maxMs: 400, jitter: false },
     clock,
     signal: abort.signal,

@@ -3,7 +3,7 @@
  * answer from memory and Mount waits on events instead of polling on a timer.
  */
 import type { ClusterSnapshot } from '@flocker/api';
-import { followLongPoll } from '@flocker/runtime';
+import { errorMessage, followLongPoll } from '@flocker/runtime';
 import type { Logger } from 'winston';
 
 export type FetchSnapshot = (since?: string, timeoutMs?: number) => Promise<ClusterSnapshot>;
@@ -59,7 +59,7 @@ export class ClusterWatcher {
       },
       onError: (err) => {
         this.following = false;
-        this.logger.warn('cannot reach the control service; retrying', { error: err instanceof Error ? err.message : String(err) });
+        this.logger.warn('cannot reach the control service; retrying', { error: errorMessage(err) });
       },
       backoff: { initialMs: this.retryMs, maxMs: 5 * this.retryMs, jitter: true },
       spinPauseMs: this.retryMs / 10,
@@ -128,7 +128,7 @@ export class ClusterWatcher {
       try {
         listener(s);
       } catch (err) {
-        this.logger.error('cluster snapshot listener failed', { error: err instanceof Error ? err.message : String(err) });
+        this.logger.error('cluster snapshot listener failed', { error: errorMessage(err) });
       }
     }
   }

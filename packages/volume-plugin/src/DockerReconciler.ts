@@ -10,6 +10,7 @@
  * the scheduler: at start (dockerd may come up later), each time the connection to
  * dockerd comes back (a dockerd restart), and periodically.
  */
+import { errorMessage } from '@flocker/runtime';
 import type { Logger } from 'winston';
 import { DockerUnreachableError, type DockerContainer, type DockerMount, type DockerView, type DockerVolume } from './DockerView';
 
@@ -215,7 +216,7 @@ export class DockerReconciler {
     try {
       containers = await this.opts.docker.containers();
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
+      const message = errorMessage(err);
       // Cannot see is not "not used": keep everything.
       if (this.reachable !== false) {
         this.opts.logger.warn('cannot list the containers of dockerd; keeping every mount until it answers', {
@@ -237,7 +238,7 @@ export class DockerReconciler {
       this.opts.logger.warn('cannot list the volumes of dockerd; recognising only the configured driver name this pass', {
         reason,
         driver: this.opts.driver,
-        error: err instanceof Error ? err.message : String(err),
+        error: errorMessage(err),
         code: err instanceof DockerUnreachableError ? err.code : 'DOCKER_ERROR',
       });
     }

@@ -4,6 +4,7 @@
  * reconcile logic is tested against a fake; `DockerodeView` is the real one (Docker
  * Engine API on the unix socket through dockerode).
  */
+import { errorMessage } from '@flocker/runtime';
 import Docker from 'dockerode';
 import type { Logger } from 'winston';
 import { z } from 'zod';
@@ -103,7 +104,7 @@ export class DockerodeView implements DockerView {
     try {
       raw = await this.docker.listContainers({ all: true });
     } catch (err) {
-      throw new DockerUnreachableError(`dockerd at ${this.opts.socketPath} does not answer: ${err instanceof Error ? err.message : String(err)}`);
+      throw new DockerUnreachableError(`dockerd at ${this.opts.socketPath} does not answer: ${errorMessage(err)}`);
     }
     const parsed = ContainerList.safeParse(raw);
     if (!parsed.success) throw new DockerUnreachableError(`dockerd answered an unexpected container list: ${z.prettifyError(parsed.error)}`);
@@ -125,7 +126,7 @@ export class DockerodeView implements DockerView {
     try {
       raw = await this.docker.listVolumes();
     } catch (err) {
-      throw new DockerUnreachableError(`dockerd at ${this.opts.socketPath} does not list its volumes: ${err instanceof Error ? err.message : String(err)}`);
+      throw new DockerUnreachableError(`dockerd at ${this.opts.socketPath} does not list its volumes: ${errorMessage(err)}`);
     }
     const parsed = VolumeList.safeParse(raw);
     if (!parsed.success) throw new DockerUnreachableError(`dockerd answered an unexpected volume list: ${z.prettifyError(parsed.error)}`);
@@ -163,7 +164,7 @@ export class DockerodeView implements DockerView {
         },
         (err: unknown) => {
           if (closed) return;
-          this.opts.logger.debug('dockerd not reachable; retrying', { socket: this.opts.socketPath, error: err instanceof Error ? err.message : String(err) });
+          this.opts.logger.debug('dockerd not reachable; retrying', { socket: this.opts.socketPath, error: errorMessage(err) });
           timer = setTimeout(connect, retryMs);
         },
       );

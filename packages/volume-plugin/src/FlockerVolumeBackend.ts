@@ -14,6 +14,7 @@ import {
   type Lease,
   type NodeState,
 } from '@flocker/api';
+import { errorMessage } from '@flocker/runtime';
 import type { Logger } from 'winston';
 import { ClusterWatcher, WaitTimeoutError } from './ClusterWatcher';
 import { decideInSight, DEFAULT_MOUNT_SAFETY_WINDOW_MS, sightOf, type ReconcileTarget, type VolumeOutcome, type VolumeRef } from './DockerReconciler';
@@ -135,10 +136,6 @@ export function volumeState(s: ClusterSnapshot, d: DatasetConfiguration): string
     if (m) return n.uuid === d.primary ? m.status : `${m.status} on ${n.host} (moving)`;
   }
   return 'pending';
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 function apiStatus(err: unknown): number | undefined {

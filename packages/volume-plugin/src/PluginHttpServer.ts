@@ -10,6 +10,7 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
+import { errorMessage } from '@flocker/runtime';
 import { jsonNesting, MAX_JSON_NESTING } from '@flocker/api';
 import type { Logger } from 'winston';
 import { z } from 'zod';
@@ -219,7 +220,7 @@ export function createPluginHttpServer(backend: VolumeDriverBackend, logger: Log
         send(res, 200, body);
       })
       .catch((err: unknown) => {
-        const message = err instanceof Error ? err.message : String(err);
+        const message = errorMessage(err);
         const code = err instanceof VolumePluginError ? err.code : 'INTERNAL';
         logger.warn('plugin call failed', {
           call: url,
@@ -235,7 +236,7 @@ export function createPluginHttpServer(backend: VolumeDriverBackend, logger: Log
       // Logging or answering must never take the plugin down.
       .catch((err: unknown) => {
         try {
-          logger.error('plugin call could not be answered', { call: url, error: boundedForLog(err instanceof Error ? err.message : String(err)) });
+          logger.error('plugin call could not be answered', { call: url, error: boundedForLog(errorMessage(err)) });
         } catch {
           // Nothing left to tell.
         }

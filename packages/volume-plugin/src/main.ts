@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** flocker-docker-plugin: the Docker volume plugin of Flocker. */
+import { errorMessage } from '@flocker/runtime';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { resolveSettings } from './config';
@@ -53,6 +54,6 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : 'FATAL';
-  process.stderr.write(`flocker-docker-plugin: ${err instanceof Error ? err.message : String(err)} (${code})\n`);
+  process.stderr.write(`flocker-docker-plugin: ${errorMessage(err)} (${code})\n`);
   process.exit(1);
 });

@@ -1,4 +1,5 @@
 /** Pure parsing of what `docker volume create` hands us: the name and `-o key=value` options. */
+import { errorMessage } from '@flocker/runtime';
 import { MINIMUM_DATASET_SIZE, parseSize as parseSizeText, volumeNameProblem } from '@flocker/api';
 import { VolumePluginError } from './protocol';
 
@@ -16,7 +17,7 @@ export function parseSize(text: string): number {
   try {
     return parseSizeText(text, MINIMUM_DATASET_SIZE);
   } catch (err) {
-    throw new VolumePluginError('INVALID_SIZE', err instanceof Error ? err.message : String(err));
+    throw new VolumePluginError('INVALID_SIZE', errorMessage(err));
   }
 }
 

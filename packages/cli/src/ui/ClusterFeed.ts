@@ -3,7 +3,7 @@
  * snapshot into a view and feed events for every subscribed browser.
  */
 import { FlockerApiError, type ClusterSnapshot } from '@flocker/api';
-import { followLongPoll } from '@flocker/runtime';
+import { errorMessage, followLongPoll } from '@flocker/runtime';
 import { clusterView, diffSnapshots, type ControlStatus, type UiEvent, type UiMessage } from '@flocker/web-ui';
 import type { UiClient } from './actions';
 
@@ -65,7 +65,7 @@ export class ClusterFeed {
 
   /** A failed poll: browsers learn the control service is out of reach, and why. */
   fail(error: unknown): void {
-    const message = error instanceof FlockerApiError ? error.description : error instanceof Error ? error.message : String(error);
+    const message = error instanceof FlockerApiError ? error.description : errorMessage(error);
     this.setControl({ url: this.options.controlUrl, connected: false, error: message }, []);
   }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { pollUntil, systemClock, type Clock } from '@flocker/runtime';
+import { type Clock, errorMessage, pollUntil, systemClock } from '@flocker/runtime';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import winston from 'winston';
@@ -171,7 +171,7 @@ export class CinderDriver implements BlockDeviceApi {
   private wrap(e: unknown, what: string, blockdeviceId?: string): never {
     if (e instanceof StorageError) throw e;
     if (e instanceof OpenStackHttpError) throw new StorageError('BACKEND_ERROR', `${what}: OpenStack answered HTTP ${e.status}: ${e.serviceMessage}`, blockdeviceId);
-    throw new StorageError('BACKEND_ERROR', `${what}: ${e instanceof Error ? e.message : String(e)}`, blockdeviceId);
+    throw new StorageError('BACKEND_ERROR', `${what}: ${errorMessage(e)}`, blockdeviceId);
   }
 
   /** Ours (this cluster's) or UNKNOWN_VOLUME. */

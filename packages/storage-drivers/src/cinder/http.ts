@@ -4,7 +4,7 @@
  * backoff (jittered, bounded); everything else surfaces as an OpenStackHttpError that
  * carries the service's own message.
  */
-import { backoffDelay } from '@flocker/runtime';
+import { backoffDelay, errorMessage } from '@flocker/runtime';
 import { readFileSync } from 'node:fs';
 import { Agent, request, type Dispatcher } from 'undici';
 import { z } from 'zod';
@@ -175,14 +175,14 @@ export class JsonHttp {
       res = await request(url, { method, headers, body, dispatcher: this.dispatcher });
     } catch (e) {
       const code = (e as { code?: unknown }).code;
-      const message = e instanceof Error ? e.message : String(e);
+      const message = errorMessage(e);
       throw new OpenStackConnectionError(method, url, `${typeof code === 'string' ? `${code}: ` : ''}${message}`, !(typeof code === 'string' && CONNECT_CODES_NOT_SENT.has(code)));
     }
     let text: string;
     try {
       text = await res.body.text();
     } catch (e) {
-      throw new OpenStackConnectionError(method, url, `reading the answer: ${e instanceof Error ? e.message : String(e)}`, true);
+      throw new OpenStackConnectionError(method, url, `reading the answer: ${errorMessage(e)}`, true);
     }
     let parsed: unknown = text;
     if (text !== '' && String(res.headers['content-type'] ?? '').includes('json')) {

@@ -1,4 +1,5 @@
 /** Classifying errors from the EC2 API (pure). */
+import { errorMessage } from '@flocker/runtime';
 
 /** The AWS error code: the SDK puts it in `name` (and `Code` for EC2 query errors). */
 export function awsErrorCode(e: unknown): string | undefined {
@@ -62,6 +63,6 @@ export function isTransientAwsError(e: unknown): boolean {
 /** The provider's own sentence, prefixed with its code. */
 export function providerMessage(e: unknown): string {
   const code = awsErrorCode(e);
-  const message = e instanceof Error ? e.message : String(e);
+  const message = errorMessage(e);
   return code !== undefined && code !== 'Error' && !message.startsWith(code) ? `${code}: ${message}` : message;
 }
