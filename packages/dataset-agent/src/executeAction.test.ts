@@ -1,5 +1,5 @@
-import type { PoolListing, VolumeProblem } from '@flocker/storage-drivers';
-import { executeAction, type ExecutionContext } from './executeAction';
+import { StorageError, type PoolListing, type VolumeProblem } from '@flocker/storage-drivers';
+import { executeAction, ignoring, type ExecutionContext } from './executeAction';
 import { FakeDriver, FakeHost } from './fakes';
 
 const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
@@ -109,5 +109,16 @@ describe('executeAction: every action is idempotent', () => {
     expect(driver.volumes.size).toBe(0);
     const made = await executeAction(create, { ...c, knownVolumes: () => ({ reported: [], remembered: other }) });
     expect(made.created).toMatchObject({ datasetId: DS });
+  });
+});
+
+describe('ignoring', () => {
+  it('takes a StorageError of a named code for done, and throws any other error on', async () => {
+    await expect(ignoring(['UNATTACHED', 'UNKNOWN_VOLUME'], async () => Promise.reject(new StorageError('UNKNOWN_VOLUME', 'gone')))).resolves.toBeUndefined();
+    await expect(ignoring(['UNATTACHED'], async () => Promise.reject(new StorageError('UNKNOWN_VOLUME', 'gone')))).rejects.toMatchObject({ code: 'UNKNOWN_VOLUME' });
+    await expect(ignoring(['UNKNOWN_VOLUME'], async () => Promise.reject(Object.assign(new Error('not ours'), { code: 'UNKNOWN_VOLUME' })))).rejects.toThrow('not ours');
+    let ran = false;
+    await ignoring(['UNKNOWN_VOLUME'], async () => void (ran = true));
+    expect(ran).toBe(true);
   });
 });

@@ -3,7 +3,7 @@
  * crash in the middle of it) already took effect is a no-op, so the loop can
  * always simply retry what the next observation still asks for.
  */
-import { isStorageError, StorageError, type BlockDeviceApi, type BlockDeviceVolume } from '@flocker/storage-drivers';
+import { isStorageError, StorageError, type BlockDeviceApi, type BlockDeviceVolume, type StorageErrorCode } from '@flocker/storage-drivers';
 import type winston from 'winston';
 import { AgentError, errorMessage } from './errors';
 import type { HostOps } from './HostOps';
@@ -67,13 +67,8 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
         return {}; // attached, device not known yet: the next look finds it
       }
     case 'format':
-      try {
-        await host.makeFilesystem(action.devicePath);
-      } catch (e) {
-        // Already formatted (say, by a run that crashed after mkfs): done, and nothing overwritten.
-        if (isStorageError(e, 'FILESYSTEM_EXISTS')) return {};
-        throw e;
-      }
+      // Already formatted (say, by a run that crashed after mkfs): done, and nothing overwritten.
+      await ignoring(['FILESYSTEM_EXISTS'], () => host.makeFilesystem(action.devicePath));
       return {};
     case 'mount': {
       await host.mkdirp(action.mountPath);
@@ -107,12 +102,7 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
       return {};
     case 'destroy':
       if (action.detachFirst) await detach(driver, action.blockdeviceId, false);
-      try {
-        await driver.destroyVolume(action.blockdeviceId);
-      } catch (e) {
-        if (isStorageError(e, 'UNKNOWN_VOLUME')) return {};
-        throw e;
-      }
+      await ignoring(['UNKNOWN_VOLUME'], () => driver.destroyVolume(action.blockdeviceId));
       return {};
     case 'resize': {
       if (driver.resizeVolume === undefined) return {};
@@ -133,10 +123,19 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
 }
 
 async function detach(driver: BlockDeviceApi, blockdeviceId: string, force: boolean): Promise<void> {
+  await ignoring(['UNATTACHED', 'UNKNOWN_VOLUME'], () => driver.detachVolume(blockdeviceId, force ? { force: true } : {}));
+}
+
+/**
+ * Runs fn, taking a StorageError with one of `codes` for "already done": the
+ * idempotence of an action whose effect a crashed or concurrent run already made.
+ * Any other error is thrown on.
+ */
+export async function ignoring(codes: readonly StorageErrorCode[], fn: () => Promise<unknown>): Promise<void> {
   try {
-    await driver.detachVolume(blockdeviceId, force ? { force: true } : {});
+    await fn();
   } catch (e) {
-    if (isStorageError(e, 'UNATTACHED') || isStorageError(e, 'UNKNOWN_VOLUME')) return;
+    if (codes.some((code) => isStorageError(e, code))) return;
     throw e;
   }
 }
