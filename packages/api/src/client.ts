@@ -3,6 +3,7 @@
  * Every response body is parsed with the wire schemas; any non-2xx answer is thrown
  * as a FlockerApiError carrying the server's stable `code`.
  */
+import { errorMessage } from '@flocker/runtime';
 import { Agent, request, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import type {
@@ -334,7 +335,7 @@ export class FlockerClient {
       const failure = new FlockerApiError(
         0,
         timedOut ? 'REQUEST_TIMEOUT' : 'CONTROL_SERVICE_UNREACHABLE',
-        `${method} ${baseUrl}${path} failed: ${err instanceof Error ? err.message : String(err)}`,
+        `${method} ${baseUrl}${path} failed: ${errorMessage(err)}`,
       );
       if (NOT_SENT.has(errorCode(err) ?? '')) neverSent.add(failure);
       throw failure;

@@ -13,6 +13,7 @@
 import * as fs from 'node:fs';
 import { isatty } from 'node:tty';
 import { Writable } from 'node:stream';
+import { errorMessage } from '@flocker/runtime';
 import type { SyncWriteOps } from './durableFiles';
 
 export interface SafeLogOutputOptions {
@@ -103,7 +104,7 @@ export class SafeLogOutput extends Writable {
     this.dropped += 1;
     this.droppedTotal += 1;
     const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
-    this.lastError = typeof code === 'string' ? code : err instanceof Error ? err.message : String(err);
+    this.lastError = typeof code === 'string' ? code : errorMessage(err);
   }
 }
 

@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { errorMessage } from '@flocker/runtime';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { CliError, EXIT } from './errors';
@@ -62,7 +63,7 @@ export function loadCliConfig(
   try {
     doc = parseYaml(readFileSync(path, 'utf8')) ?? {};
   } catch (e) {
-    throw new CliError(EXIT.USAGE, `${path} is not valid YAML: ${e instanceof Error ? e.message : String(e)}`);
+    throw new CliError(EXIT.USAGE, `${path} is not valid YAML: ${errorMessage(e)}`);
   }
   const parsed = CliConfigFile.safeParse(doc);
   if (!parsed.success) {

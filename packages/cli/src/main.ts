@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { errorMessage } from '@flocker/runtime';
 import { hideBin } from 'yargs/helpers';
 import { buildCli } from './cli';
 
@@ -10,6 +11,6 @@ const io = {
 buildCli(hideBin(process.argv), io)
   .parseAsync()
   .catch((e: unknown) => {
-    process.stderr.write(`flocker: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.stderr.write(`flocker: ${errorMessage(e)}\n`);
     process.exit(1);
   });

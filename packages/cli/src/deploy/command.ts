@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { type ContainerConfiguration, type ContainerState, FlockerApiError, type FlockerClient } from '@flocker/api';
-import { pollUntil } from '@flocker/runtime';
+import { errorMessage, pollUntil } from '@flocker/runtime';
 import { connect, type ConnectionArgs } from '../connection';
 import { CliError, EXIT } from '../errors';
 import { DeployFileError, readDeployFiles } from './files';
@@ -53,7 +53,7 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
     try {
       return { text: io.readFile(file), file };
     } catch (err) {
-      throw new CliError(EXIT.USAGE, `cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new CliError(EXIT.USAGE, `cannot read ${file}: ${errorMessage(err)}`);
     }
   };
   const docs = readDeployFiles(read(a.deployment), read(a.application));

@@ -2,6 +2,7 @@
  * The UI's mutations, each a thin call of the FlockerClient. Failures become a
  * status, a stable code and the API's own sentence, which the browser shows as is.
  */
+import { errorMessage } from '@flocker/runtime';
 import { z } from 'zod';
 import { FlockerApiError, type ClusterSnapshot, type FlockerClient } from '@flocker/api';
 import {
@@ -38,7 +39,7 @@ export function toActionError(e: unknown): UiActionError {
   if (e instanceof FlockerApiError) return new UiActionError(e.status === 0 ? 502 : e.status, e.code, e.description);
   if (e instanceof SizeError) return new UiActionError(400, e.code, e.message);
   if (e instanceof z.ZodError) return new UiActionError(400, 'INVALID_REQUEST', z.prettifyError(e));
-  return new UiActionError(500, 'INTERNAL', e instanceof Error ? e.message : String(e));
+  return new UiActionError(500, 'INTERNAL', errorMessage(e));
 }
 
 export class UiActions {

@@ -1,4 +1,5 @@
 /** `flocker ui`: the web UI on a local port, talking to the control service as this user. */
+import { errorMessage } from '@flocker/runtime';
 import type { Argv } from 'yargs';
 import type { FlockerClient } from '@flocker/api';
 import { APP_DIR } from '@flocker/web-ui';
@@ -59,7 +60,7 @@ export async function runUi(
       EXIT.FAILURE,
       inUse
         ? `port ${a.port} is in use: choose another with --port`
-        : `cannot start the UI server: ${e instanceof Error ? e.message : String(e)}`,
+        : `cannot start the UI server: ${errorMessage(e)}`,
     );
   });
   out(JSON.stringify({ url: ui.url, control_url: controlUrl }));
