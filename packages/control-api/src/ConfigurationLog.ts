@@ -44,16 +44,41 @@ export type LogRecord = z.infer<typeof LogRecord>;
  */
 export function diffConfiguration(prev: Configuration, next: Configuration): LogRecord {
   const ops: LogOp[] = [];
-  diffMaps(prev.datasets, next.datasets, (value) => ops.push({ op: 'dataset', value }), (id) => ops.push({ op: 'dataset-delete', id }));
-  diffMaps(prev.leases, next.leases, (value) => ops.push({ op: 'lease', value }), (id) => ops.push({ op: 'lease-delete', id }));
-  diffMaps(prev.nodes, next.nodes, (value) => ops.push({ op: 'node', value }), (id) => ops.push({ op: 'node-delete', id }));
+  diffMaps(
+    prev.datasets,
+    next.datasets,
+    (value) => ops.push({ op: 'dataset', value }),
+    (id) => ops.push({ op: 'dataset-delete', id }),
+  );
+  diffMaps(
+    prev.leases,
+    next.leases,
+    (value) => ops.push({ op: 'lease', value }),
+    (id) => ops.push({ op: 'lease-delete', id }),
+  );
+  diffMaps(
+    prev.nodes,
+    next.nodes,
+    (value) => ops.push({ op: 'node', value }),
+    (id) => ops.push({ op: 'node-delete', id }),
+  );
   if (prev.containers !== next.containers) {
-    diffMaps(prev.containers ?? new Map(), next.containers ?? new Map(), (value) => ops.push({ op: 'container', value }), (id) => ops.push({ op: 'container-delete', id }));
+    diffMaps(
+      prev.containers ?? new Map(),
+      next.containers ?? new Map(),
+      (value) => ops.push({ op: 'container', value }),
+      (id) => ops.push({ op: 'container-delete', id }),
+    );
   }
   return { version: next.version, ops };
 }
 
-function diffMaps<V>(prev: ReadonlyMap<string, V>, next: ReadonlyMap<string, V>, set: (v: V) => void, remove: (id: string) => void): void {
+function diffMaps<V>(
+  prev: ReadonlyMap<string, V>,
+  next: ReadonlyMap<string, V>,
+  set: (v: V) => void,
+  remove: (id: string) => void,
+): void {
   const { deletes, sets } = PersistentMap.diff(prev, next);
   for (const id of deletes) remove(id);
   for (const id of sets) set(next.get(id) as V);
@@ -183,11 +208,17 @@ export function decodeLog(data: Buffer, offset: number, afterVersion: number, fi
       firstBad ??= pos;
     } else {
       if (firstBad !== undefined) {
-        throw new StoreError('STORE_CORRUPT', `${file} has a damaged record at byte ${firstBad} followed by valid ones; restore it from a backup.`);
+        throw new StoreError(
+          'STORE_CORRUPT',
+          `${file} has a damaged record at byte ${firstBad} followed by valid ones; restore it from a backup.`,
+        );
       }
       if (record.version > afterVersion) {
         if (record.version <= last) {
-          throw new StoreError('STORE_CORRUPT', `${file} has records out of order at byte ${pos} (version ${record.version} after ${last}).`);
+          throw new StoreError(
+            'STORE_CORRUPT',
+            `${file} has records out of order at byte ${pos} (version ${record.version} after ${last}).`,
+          );
         }
         records.push(record);
         last = record.version;
@@ -214,7 +245,10 @@ function parseLine(line: Buffer, file: string, at: number): LogRecord | undefine
   }
   const parsed = LogRecord.safeParse(raw);
   if (!parsed.success) {
-    throw new StoreError('STORE_CORRUPT', `${file} has an invalid record at byte ${at}: ${z.prettifyError(parsed.error)}`);
+    throw new StoreError(
+      'STORE_CORRUPT',
+      `${file} has an invalid record at byte ${at}: ${z.prettifyError(parsed.error)}`,
+    );
   }
   return parsed.data;
 }

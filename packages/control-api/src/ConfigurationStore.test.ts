@@ -1,10 +1,34 @@
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import {
+  appendFileSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  existsSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { acquireLease, type Configuration, createDataset, deleteDataset, emptyConfiguration, registerNode, releaseLease } from './configuration';
+import {
+  acquireLease,
+  type Configuration,
+  createDataset,
+  deleteDataset,
+  emptyConfiguration,
+  registerNode,
+  releaseLease,
+} from './configuration';
 import { applyRecords, decodeLog, diffConfiguration, encodeRecord, LogRecord } from './ConfigurationLog';
-import { CONFIGURATION_FILE, decodeConfiguration, encodeConfiguration, FileConfigurationStore, LOG_FILE, migrate } from './ConfigurationStore';
+import {
+  CONFIGURATION_FILE,
+  decodeConfiguration,
+  encodeConfiguration,
+  FileConfigurationStore,
+  LOG_FILE,
+  migrate,
+} from './ConfigurationStore';
 import { StoreError } from './errors';
 import { toApiError } from './httpErrors';
 import { FakeFullDisk } from '@flocker/api/dist/fakeFullDisk';
@@ -81,9 +105,18 @@ describe('FileConfigurationStore write-ahead log', () => {
 
   const node = (c: Configuration): Configuration => registerNode(c, { uuid: A, host: '10.0.0.1' });
   const create = (c: Configuration, i: number): Configuration =>
-    createDataset(c, { primary: A, dataset_id: `${String(i).padStart(8, '0')}-1111-4111-8111-111111111111`, metadata: { name: `v${i}` } }).config;
+    createDataset(c, {
+      primary: A,
+      dataset_id: `${String(i).padStart(8, '0')}-1111-4111-8111-111111111111`,
+      metadata: { name: `v${i}` },
+    }).config;
 
-  async function commitN(store: FileConfigurationStore, from: Configuration, n: number, offset = 0): Promise<Configuration> {
+  async function commitN(
+    store: FileConfigurationStore,
+    from: Configuration,
+    n: number,
+    offset = 0,
+  ): Promise<Configuration> {
     let c = from;
     for (let i = 0; i < n; i++) {
       c = create(c, offset + i);
@@ -120,8 +153,12 @@ describe('FileConfigurationStore write-ahead log', () => {
     expect(existsSync(path.join(dir, CONFIGURATION_FILE))).toBe(true);
     expect(existsSync(path.join(dir, `${CONFIGURATION_FILE}.tmp`))).toBe(false);
     // Compaction starts once the log outgrows the snapshot, so the log stays below about its size.
-    expect(statSync(path.join(dir, LOG_FILE)).size).toBeLessThan(statSync(path.join(dir, CONFIGURATION_FILE)).size + 1024);
-    const snapshotVersion = (JSON.parse(readFileSync(path.join(dir, CONFIGURATION_FILE), 'utf8')) as { version: number }).version;
+    expect(statSync(path.join(dir, LOG_FILE)).size).toBeLessThan(
+      statSync(path.join(dir, CONFIGURATION_FILE)).size + 1024,
+    );
+    const snapshotVersion = (
+      JSON.parse(readFileSync(path.join(dir, CONFIGURATION_FILE), 'utf8')) as { version: number }
+    ).version;
     expect(snapshotVersion).toBeGreaterThan(200);
     expectSame(await new FileConfigurationStore(dir).load(), c);
   });
@@ -162,7 +199,12 @@ describe('FileConfigurationStore write-ahead log', () => {
     const good = statSync(logPath).size;
     const next = create(c, 99);
     const line = encodeRecord(diffConfiguration(c, next));
-    for (const torn of [line.slice(0, line.length - 1), line.slice(0, 20), `${'0'.repeat(8)}${line.slice(8)}`, '\0\0\0\0']) {
+    for (const torn of [
+      line.slice(0, line.length - 1),
+      line.slice(0, 20),
+      `${'0'.repeat(8)}${line.slice(8)}`,
+      '\0\0\0\0',
+    ]) {
       appendFileSync(logPath, torn);
       const reopened = new FileConfigurationStore(dir);
       expectSame(await reopened.load(), c);
@@ -243,7 +285,11 @@ describe('FileConfigurationStore write-ahead log', () => {
     await store.commit(acked);
     acked = await commitN(store, acked, 2);
     disk.failNextSync = true;
-    await expect(store.commit(create(acked, 50))).rejects.toMatchObject({ name: 'StoreError', code: 'STORE_UNAVAILABLE', unavailable: true });
+    await expect(store.commit(create(acked, 50))).rejects.toMatchObject({
+      name: 'StoreError',
+      code: 'STORE_UNAVAILABLE',
+      unavailable: true,
+    });
     expect(logOnDisk().records.at(-1)?.version).toBe(acked.version);
     expect(logOnDisk().tornBytes).toBe(0);
     acked = await commitN(store, acked, 2, 60);
@@ -290,7 +336,12 @@ describe('log records', () => {
       ),
       { maxLength: 40 },
     );
-    const entries = (c: Configuration): unknown => [[...c.datasets.entries()], [...c.leases.entries()], [...c.nodes.entries()], c.version];
+    const entries = (c: Configuration): unknown => [
+      [...c.datasets.entries()],
+      [...c.leases.entries()],
+      [...c.nodes.entries()],
+      c.version,
+    ];
     fc.assert(
       fc.property(ops, (steps) => {
         const start = registerNode(emptyConfiguration, { uuid: A, host: 'h' });
@@ -329,8 +380,10 @@ describe('log records', () => {
     const upper = D1.toUpperCase();
     const records = decodeLog(
       Buffer.from(
-        encodeRecord({ version: 1, ops: [{ op: 'lease', value: { dataset_id: upper, node_uuid: A.toUpperCase(), expires_at: null } }] }) +
-          encodeRecord({ version: 2, ops: [{ op: 'lease-delete', id: upper }] }),
+        encodeRecord({
+          version: 1,
+          ops: [{ op: 'lease', value: { dataset_id: upper, node_uuid: A.toUpperCase(), expires_at: null } }],
+        }) + encodeRecord({ version: 2, ops: [{ op: 'lease-delete', id: upper }] }),
       ),
       0,
       0,

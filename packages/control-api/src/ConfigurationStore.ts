@@ -14,7 +14,14 @@ import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { ContainerConfiguration, DatasetConfiguration, isNoSpace, NodeSummary, writeAll, writeFileDurable } from '@flocker/api';
+import {
+  ContainerConfiguration,
+  DatasetConfiguration,
+  isNoSpace,
+  NodeSummary,
+  writeAll,
+  writeFileDurable,
+} from '@flocker/api';
 import type { DurableFileOps } from '@flocker/api';
 import type { ContainerReport, NodeReport } from '@flocker/api';
 import type { Configuration, StoredLease } from './configuration';
@@ -59,7 +66,6 @@ export const LOG_FILE = 'configuration.log';
 export const LOG_FORMAT_VERSION = 1;
 const LOG_HEADER = `flocker-configuration-log ${LOG_FORMAT_VERSION}\n`;
 
-
 const PersistedV1 = z
   .object({
     format_version: z.literal(1),
@@ -102,9 +108,14 @@ export function decodeConfiguration(raw: unknown): Configuration {
   const migrated = migrate(raw);
   const parsed = PersistedV1.safeParse(migrated);
   if (!parsed.success) {
-    const v = typeof migrated === 'object' && migrated !== null ? (migrated as { format_version?: unknown }).format_version : undefined;
+    const v =
+      typeof migrated === 'object' && migrated !== null
+        ? (migrated as { format_version?: unknown }).format_version
+        : undefined;
     if (typeof v === 'number' && v > CURRENT_FORMAT_VERSION) {
-      throw new StoreError('STORE_FORMAT_TOO_NEW', `The stored configuration has format ${v}, newer than this control service understands (${CURRENT_FORMAT_VERSION}). Upgrade flocker-control.`,
+      throw new StoreError(
+        'STORE_FORMAT_TOO_NEW',
+        `The stored configuration has format ${v}, newer than this control service understands (${CURRENT_FORMAT_VERSION}). Upgrade flocker-control.`,
       );
     }
     throw new StoreError('STORE_CORRUPT', `The stored configuration is not valid: ${z.prettifyError(parsed.error)}`);
@@ -128,7 +139,10 @@ export function encodeConfiguration(config: Configuration): string {
   const leases = Array.from(config.leases.values(), jsonOf).join(',\n');
   const nodes = Array.from(config.nodes.values(), jsonOf).join(',\n');
   const h = JSON.stringify(head);
-  const containers = config.containers === undefined || config.containers.size === 0 ? '' : `,\n"containers":[\n${Array.from(config.containers.values(), jsonOf).join(',\n')}]`;
+  const containers =
+    config.containers === undefined || config.containers.size === 0
+      ? ''
+      : `,\n"containers":[\n${Array.from(config.containers.values(), jsonOf).join(',\n')}]`;
   return `${h.slice(0, -1)},\n"datasets":[\n${datasets}],\n"leases":[\n${leases}],\n"nodes":[\n${nodes}]${containers}}\n`;
 }
 
@@ -227,7 +241,10 @@ export class FileConfigurationStore implements ConfigurationStore {
       const firstLine = data.toString('utf8', 0, Math.min(data.length, 64)).split('\n')[0] ?? '';
       const m = /^flocker-configuration-log (\d+)$/.exec(firstLine);
       if (m !== null && Number(m[1]) > LOG_FORMAT_VERSION) {
-        throw new StoreError('STORE_FORMAT_TOO_NEW', `${this.logFile} has format ${m[1]}, newer than this control service understands (${LOG_FORMAT_VERSION}). Upgrade flocker-control.`);
+        throw new StoreError(
+          'STORE_FORMAT_TOO_NEW',
+          `${this.logFile} has format ${m[1]}, newer than this control service understands (${LOG_FORMAT_VERSION}). Upgrade flocker-control.`,
+        );
       }
       if (data.length <= header.length && header.subarray(0, data.length).equals(data)) {
         // Crashed while creating the log: it held nothing yet.
@@ -316,7 +333,8 @@ export class FileConfigurationStore implements ConfigurationStore {
       this.logBytes = at + line.length;
       this.last = config;
     });
-    if (this.logBytes > Math.max(this.compactMinBytes, this.snapshotBytes)) void this.compact().catch(this.onCompactionError);
+    if (this.logBytes > Math.max(this.compactMinBytes, this.snapshotBytes))
+      void this.compact().catch(this.onCompactionError);
   }
 
   /**
@@ -335,12 +353,23 @@ export class FileConfigurationStore implements ConfigurationStore {
 
   private writeFailure(err: unknown): ControlError {
     if (err instanceof ControlError) return err;
-    const code = typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : undefined;
+    const code =
+      typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string'
+        ? (err as { code: string }).code
+        : undefined;
     if (isNoSpace(err)) {
-      return new StoreError('STORE_FULL', `The configuration was not saved: no space left on the device of ${this.dataDir} (${code}). Nothing changed; free space there and retry.`);
+      return new StoreError(
+        'STORE_FULL',
+        `The configuration was not saved: no space left on the device of ${this.dataDir} (${code}). Nothing changed; free space there and retry.`,
+      );
     }
-    const repair = this.needsRepair ? ` ${this.logFile} could not be cut back to its last whole record yet; it is retried before the next change.` : '';
-    return new StoreError('STORE_UNAVAILABLE', `The configuration was not saved: writing ${this.logFile} failed (${err instanceof Error ? err.message : String(err)}). Nothing changed.${repair}`);
+    const repair = this.needsRepair
+      ? ` ${this.logFile} could not be cut back to its last whole record yet; it is retried before the next change.`
+      : '';
+    return new StoreError(
+      'STORE_UNAVAILABLE',
+      `The configuration was not saved: writing ${this.logFile} failed (${err instanceof Error ? err.message : String(err)}). Nothing changed.${repair}`,
+    );
   }
 
   /**
@@ -351,7 +380,10 @@ export class FileConfigurationStore implements ConfigurationStore {
   compact(): Promise<void> {
     this.compacting ??= (async () => {
       try {
-        const { config, offset } = await this.exclusive(async () => ({ config: this.last as Configuration, offset: this.logBytes }));
+        const { config, offset } = await this.exclusive(async () => ({
+          config: this.last as Configuration,
+          offset: this.logBytes,
+        }));
         const data = Buffer.from(encodeConfiguration(config));
         // A partial snapshot never replaces the good one, and never stays behind taking space.
         await writeFileDurable(this.file, data, { tmp: this.tmp, ops: this.fileOps });
@@ -364,7 +396,10 @@ export class FileConfigurationStore implements ConfigurationStore {
           try {
             if (tail.length > 0) {
               const { bytesRead } = await src.read(tail, 0, tail.length, offset);
-              if (bytesRead !== tail.length) throw new Error(`${this.logFile} ended at ${offset + bytesRead}, before its last record (${this.logBytes})`);
+              if (bytesRead !== tail.length)
+                throw new Error(
+                  `${this.logFile} ended at ${offset + bytesRead}, before its last record (${this.logBytes})`,
+                );
             }
           } finally {
             if (src !== this.log) await src.close();

@@ -76,7 +76,14 @@ export class ControlState {
       onStateChange: () => this.notifier.notify(),
       onDeadNodesChanged: () => this.leases.scheduleDeadNodeRelease(),
     });
-    this.leases = new LeaseExpiryService({ committer: this.committer, nodes: this.nodes, leaseGraceMs: this.leaseGraceMs, events: this.events, logger, now });
+    this.leases = new LeaseExpiryService({
+      committer: this.committer,
+      nodes: this.nodes,
+      leaseGraceMs: this.leaseGraceMs,
+      events: this.events,
+      logger,
+      now,
+    });
     const every = options.livenessCheckMs ?? Math.max(50, Math.min(1000, Math.floor(options.nodeTimeoutMs / 4)));
     this.livenessTimer = setInterval(() => void this.checkLiveness(), every);
     this.livenessTimer.unref();

@@ -5,7 +5,11 @@ type Op = { kind: 'set'; key: number; value: number } | { kind: 'delete'; key: n
 
 const ops = fc.array(
   fc.oneof(
-    fc.record({ kind: fc.constant('set' as const), key: fc.integer({ min: 0, max: 60 }), value: fc.integer({ min: 0, max: 3 }) }),
+    fc.record({
+      kind: fc.constant('set' as const),
+      key: fc.integer({ min: 0, max: 60 }),
+      value: fc.integer({ min: 0, max: 3 }),
+    }),
     fc.record({ kind: fc.constant('delete' as const), key: fc.integer({ min: 0, max: 60 }) }),
   ),
   { maxLength: 400 },
@@ -69,7 +73,11 @@ describe('PersistentMap', () => {
   });
 
   it('diff against an unrelated plain Map also reproduces order', () => {
-    const prev = new Map([[1, box(1)], [2, box(2)], [3, box(3)]]);
+    const prev = new Map([
+      [1, box(1)],
+      [2, box(2)],
+      [3, box(3)],
+    ]);
     const next = PersistentMap.from(prev).delete(2).set(4, box(1)).set(2, box(2)).set(1, box(3));
     const replica = new Map(prev);
     const { deletes, sets } = PersistentMap.diff(new Map(prev), next);

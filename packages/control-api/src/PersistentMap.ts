@@ -87,7 +87,8 @@ export class PersistentMap<K, V> implements ReadonlyMap<K, V> {
       const n = next as PersistentMap<K, V>;
       const deletes: K[] = [];
       const sets: K[] = [];
-      for (const k of new Set([...p.updates.keys(), ...p.appended.keys(), ...n.updates.keys()])) if (p.has(k) && !n.has(k)) deletes.push(k);
+      for (const k of new Set([...p.updates.keys(), ...p.appended.keys(), ...n.updates.keys()]))
+        if (p.has(k) && !n.has(k)) deletes.push(k);
       // Base keys keep their place unless deleted; changed values are set in place.
       for (const [k, v] of n.updates) if (v !== GONE && p.get(k) !== v) sets.push(k);
       const tail = orderedTail(p.appended.entries(), n.appended.entries(), sets);

@@ -14,20 +14,48 @@ const id = (i: number): string => `${String(i).padStart(8, '0')}-1111-4111-8111-
 const silent = winston.createLogger({ silent: true });
 
 function report(uuid: string, extra: Partial<NodeReport> = {}): NodeReport {
-  return { uuid, era: `era-${uuid.slice(0, 4)}`, host: `h-${uuid.slice(0, 1)}`, instance_id: `i-${uuid.slice(0, 1)}`, backend: 'loopback', manifestations: [], errors: [], ...extra };
+  return {
+    uuid,
+    era: `era-${uuid.slice(0, 4)}`,
+    host: `h-${uuid.slice(0, 1)}`,
+    instance_id: `i-${uuid.slice(0, 1)}`,
+    backend: 'loopback',
+    manifestations: [],
+    errors: [],
+    ...extra,
+  };
 }
 
 /** A cluster with datasets on three nodes, one held by a non-primary node, and leases. */
 async function cluster(now: () => number): Promise<ControlState> {
-  const state = await ControlState.open({ store: new MemoryConfigurationStore(), nodeTimeoutMs: 10_000, logger: silent, now, livenessCheckMs: 60_000 });
+  const state = await ControlState.open({
+    store: new MemoryConfigurationStore(),
+    nodeTimeoutMs: 10_000,
+    logger: silent,
+    now,
+    livenessCheckMs: 60_000,
+  });
   await state.report(report(A));
   await state.report(report(B));
   await state.report(report(C));
-  for (let i = 0; i < 9; i++) await state.mutate((c) => createDataset(c, { primary: [A, B, C][i % 3] as string, dataset_id: id(i), metadata: { name: `v${i}` } }));
+  for (let i = 0; i < 9; i++)
+    await state.mutate((c) =>
+      createDataset(c, { primary: [A, B, C][i % 3] as string, dataset_id: id(i), metadata: { name: `v${i}` } }),
+    );
   // B still holds dataset 0 (primary A): a move in progress.
-  await state.report(report(B, { manifestations: [{ dataset_id: id(0), blockdevice_id: 'b0', size: 67108864, status: 'attached' }] }));
-  await state.report(report(A, { manifestations: [{ dataset_id: id(3), blockdevice_id: 'b3', size: 67108864, status: 'mounted', path: '/p' }], volumes: [{ blockdevice_id: 'b9', dataset_id: id(9), size: 67108864, attached_to: null }] }));
-  for (const i of [6, 0, 3]) await state.mutate((c, t) => acquireLease(c, { dataset_id: id(i), node_uuid: A, expires: i === 6 ? 100 : null }, t));
+  await state.report(
+    report(B, { manifestations: [{ dataset_id: id(0), blockdevice_id: 'b0', size: 67108864, status: 'attached' }] }),
+  );
+  await state.report(
+    report(A, {
+      manifestations: [{ dataset_id: id(3), blockdevice_id: 'b3', size: 67108864, status: 'mounted', path: '/p' }],
+      volumes: [{ blockdevice_id: 'b9', dataset_id: id(9), size: 67108864, attached_to: null }],
+    }),
+  );
+  for (const i of [6, 0, 3])
+    await state.mutate((c, t) =>
+      acquireLease(c, { dataset_id: id(i), node_uuid: A, expires: i === 6 ? 100 : null }, t),
+    );
   return state;
 }
 
@@ -70,7 +98,13 @@ describe('Views: cached bodies equal what the pure functions give', () => {
     const forB = ClusterSnapshot.parse(JSON.parse(views.snapshotFor(B)));
     expect(forB.datasets.map((d) => d.dataset_id)).toEqual([id(1), id(4), id(7), id(0)]);
     expect(forB.leases.map((l) => l.dataset_id)).toEqual([id(0)]);
-    expect(forB.nodes).toEqual(nodeStates([state.reportedNode(B)].flatMap((n) => n ?? []), t, state.nodeTimeoutMs));
+    expect(forB.nodes).toEqual(
+      nodeStates(
+        [state.reportedNode(B)].flatMap((n) => n ?? []),
+        t,
+        state.nodeTimeoutMs,
+      ),
+    );
     const unknown = ClusterSnapshot.parse(JSON.parse(views.snapshotFor('dddddddd-dddd-4ddd-8ddd-dddddddddddd')));
     expect(unknown).toMatchObject({ datasets: [], leases: [], nodes: [] });
   });
@@ -85,7 +119,7 @@ describe('Views: cached bodies equal what the pure functions give', () => {
     // A configuration change leaves the reported state's body alone.
     expect(views.datasetState()).toBe(s1);
     t += 5_000;
-    const leases = (ClusterSnapshot.parse(JSON.parse(views.snapshot().toString())).leases);
+    const leases = ClusterSnapshot.parse(JSON.parse(views.snapshot().toString())).leases;
     expect(leases.find((l) => l.dataset_id === id(6))?.expires).toBe(95);
     t += 6_000;
     // Past the node timeout, the liveness check marks every node dead and bumps the state generation.
@@ -119,26 +153,47 @@ describe('Views: per-node indexes kept up to date incrementally', () => {
     const snap = ClusterSnapshot.parse(JSON.parse(json));
     const by = (a: { dataset_id?: string; uuid?: string }, b: { dataset_id?: string; uuid?: string }): number =>
       String(a.dataset_id ?? a.uuid).localeCompare(String(b.dataset_id ?? b.uuid));
-    return { ...snap, datasets: [...snap.datasets].sort(by), leases: [...snap.leases].sort(by), nodes: [...snap.nodes].sort(by) };
+    return {
+      ...snap,
+      datasets: [...snap.datasets].sort(by),
+      leases: [...snap.leases].sort(by),
+      nodes: [...snap.nodes].sort(by),
+    };
   };
 
   it('answers exactly what an index built from scratch answers, after each of a random sequence of changes', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 80 }), async (ops) => {
-        const state = await ControlState.open({ store: new MemoryConfigurationStore(), nodeTimeoutMs: 10_000, logger: silent, livenessCheckMs: 60_000 });
+        const state = await ControlState.open({
+          store: new MemoryConfigurationStore(),
+          nodeTimeoutMs: 10_000,
+          logger: silent,
+          livenessCheckMs: 60_000,
+        });
         try {
           for (const n of nodes) await state.report(report(n));
           const kept = new Views(state);
           const ids = (): string[] => [...state.configuration.datasets.keys()];
           for (const o of ops) {
             const all = ids();
-            const target = all.length > 0 && o.kind !== 'create' && o.kind !== 'report' ? (all[o.pick % all.length] as string) : undefined;
+            const target =
+              all.length > 0 && o.kind !== 'create' && o.kind !== 'report'
+                ? (all[o.pick % all.length] as string)
+                : undefined;
             try {
-              if (o.kind === 'create') await state.mutate((c) => createDataset(c, { primary: nodes[o.node] as string }));
-              else if (o.kind === 'move' && target !== undefined) await state.mutate((c, t) => updateDataset(c, target, { primary: nodes[o.node] as string }, t));
-              else if (o.kind === 'delete' && target !== undefined) await state.mutate((c, t) => deleteDataset(c, target, t));
+              if (o.kind === 'create')
+                await state.mutate((c) => createDataset(c, { primary: nodes[o.node] as string }));
+              else if (o.kind === 'move' && target !== undefined)
+                await state.mutate((c, t) => updateDataset(c, target, { primary: nodes[o.node] as string }, t));
+              else if (o.kind === 'delete' && target !== undefined)
+                await state.mutate((c, t) => deleteDataset(c, target, t));
               else if (o.kind === 'report' && all.length > 0) {
-                const manifestations = [...new Set(o.holds.map((h) => all[h % all.length] as string))].map((d) => ({ dataset_id: d, blockdevice_id: `b-${d}`, size: 67108864, status: 'attached' as const }));
+                const manifestations = [...new Set(o.holds.map((h) => all[h % all.length] as string))].map((d) => ({
+                  dataset_id: d,
+                  blockdevice_id: `b-${d}`,
+                  size: 67108864,
+                  status: 'attached' as const,
+                }));
                 await state.report(report(nodes[o.node] as string, { manifestations }));
               }
             } catch {

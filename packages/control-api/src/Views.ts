@@ -24,9 +24,12 @@ interface Cached {
 export class Views {
   private cache = new Map<string, Cached>();
   /** Datasets by primary node, kept up to date from the configuration's changes (not rebuilt per write). */
-  private primaries: { datasets: ReadonlyMap<string, DatasetConfiguration>; byPrimary: Map<string, Map<string, DatasetConfiguration>> } | undefined;
+  private primaries:
+    | { datasets: ReadonlyMap<string, DatasetConfiguration>; byPrimary: Map<string, Map<string, DatasetConfiguration>> }
+    | undefined;
   /** Nodes holding a manifestation of each dataset, updated per changed report. */
-  private holding: { stateKey: string; reports: Map<string, NodeReport>; holders: Map<string, Set<string>> } | undefined;
+  private holding:
+    { stateKey: string; reports: Map<string, NodeReport>; holders: Map<string, Set<string>> } | undefined;
   private leaseOrdering: { leases: ReadonlyMap<string, StoredLease>; order: Map<string, number> } | undefined;
 
   constructor(
@@ -46,7 +49,9 @@ export class Views {
 
   datasets(): Buffer {
     const config = this.state.configuration;
-    return this.memo('datasets', String(config.version), z.array(DatasetConfiguration), () => joinArray(config.datasets.values()));
+    return this.memo('datasets', String(config.version), z.array(DatasetConfiguration), () =>
+      joinArray(config.datasets.values()),
+    );
   }
 
   /** Depends on node reports and liveness only, so configuration writes do not rebuild it. */
@@ -75,7 +80,12 @@ export class Views {
       }
       const nodes: string[] = [];
       for (const uuid of s.reportedNodeIds()) nodes.push(this.nodeStateJson(uuid, now));
-      return snapshotJson(s, joinArray(s.configuration.datasets.values()), `[${leases.join(',')}]`, `[${nodes.join(',')}]`);
+      return snapshotJson(
+        s,
+        joinArray(s.configuration.datasets.values()),
+        `[${leases.join(',')}]`,
+        `[${nodes.join(',')}]`,
+      );
     });
   }
 
@@ -85,7 +95,9 @@ export class Views {
     if (node === undefined || json === undefined) return '';
     // NodeState = the report plus alive, last_seen and (while dead) dead_since; splice them into the report's JSON.
     const alive = isAlive(node, now, this.state.nodeTimeoutMs);
-    const dead = alive ? '' : `,"dead_since":${JSON.stringify(new Date(node.lastSeen + this.state.nodeTimeoutMs).toISOString())}`;
+    const dead = alive
+      ? ''
+      : `,"dead_since":${JSON.stringify(new Date(node.lastSeen + this.state.nodeTimeoutMs).toISOString())}`;
     return `${json.slice(0, -1)},"alive":${alive},"last_seen":${JSON.stringify(new Date(node.lastSeen).toISOString())}${dead}}`;
   }
 
@@ -121,11 +133,22 @@ export class Views {
       const lease = liveLease(config, id, now);
       if (lease !== undefined) leased.push(lease);
     }
-    if (leased.length > 1) leased.sort((a, b) => (leaseOrder.get(a.dataset_id) ?? 0) - (leaseOrder.get(b.dataset_id) ?? 0));
+    if (leased.length > 1)
+      leased.sort((a, b) => (leaseOrder.get(a.dataset_id) ?? 0) - (leaseOrder.get(b.dataset_id) ?? 0));
     const leases = leased.map((l) => JSON.stringify(leaseView(l, now)));
     const nodes: string[] = [];
     for (const id of nodeIds) if (s.reportedNode(id) !== undefined) nodes.push(this.nodeStateJson(id, now));
-    const json = snapshotJson({ generation, configurationTag: s.configurationTag, nodeTimeoutMs: s.nodeTimeoutMs, leaseGraceMs: s.leaseGraceMs }, joinArray(datasets.values()), `[${leases.join(',')}]`, `[${nodes.join(',')}]`);
+    const json = snapshotJson(
+      {
+        generation,
+        configurationTag: s.configurationTag,
+        nodeTimeoutMs: s.nodeTimeoutMs,
+        leaseGraceMs: s.leaseGraceMs,
+      },
+      joinArray(datasets.values()),
+      `[${leases.join(',')}]`,
+      `[${nodes.join(',')}]`,
+    );
     if (this.validate) ClusterSnapshot.parse(JSON.parse(json));
     return json;
   }
@@ -208,7 +231,11 @@ function addMember(index: Map<string, Set<string>>, key: string, member: string)
   else bucket.add(member);
 }
 
-function removeFrom(index: Map<string, { delete(member: string): boolean; readonly size: number }>, key: string, member: string): void {
+function removeFrom(
+  index: Map<string, { delete(member: string): boolean; readonly size: number }>,
+  key: string,
+  member: string,
+): void {
   const bucket = index.get(key);
   if (bucket === undefined) return;
   bucket.delete(member);

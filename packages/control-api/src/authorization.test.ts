@@ -13,7 +13,8 @@ const HELD_HERE = '66666666-6666-4666-8666-666666666666'; // leased by ME, prima
 
 const facts: AuthorizationFacts = {
   leaseHolder: (id) => ({ [MINE]: ME, [THEIRS]: OTHER, [PINNED]: ME, [HELD_HERE]: ME })[id],
-  primaryOf: (id) => ({ [FREE]: ME, [MINE]: ME, [THEIRS]: OTHER, [PINNED]: ME, [ELSEWHERE]: OTHER, [HELD_HERE]: OTHER })[id],
+  primaryOf: (id) =>
+    ({ [FREE]: ME, [MINE]: ME, [THEIRS]: OTHER, [PINNED]: ME, [ELSEWHERE]: OTHER, [HELD_HERE]: OTHER })[id],
   leasePinned: (id) => id === PINNED,
 };
 
@@ -21,7 +22,12 @@ const user: Identity = { kind: 'user', name: 'alice' };
 const node: Identity = { kind: 'node', uuid: ME };
 const control: Identity = { kind: 'control' };
 
-function req(method: string, route: string, params: Record<string, string> = {}, body: unknown = undefined): AuthorizationRequest {
+function req(
+  method: string,
+  route: string,
+  params: Record<string, string> = {},
+  body: unknown = undefined,
+): AuthorizationRequest {
   return { method, route, params, body };
 }
 
@@ -31,12 +37,42 @@ const table: Row[] = [
   // API users: the whole public API, the agent channel read-only.
   ['user reads version', user, req('get', '/v1/version'), true],
   ['user creates a dataset anywhere', user, req('post', '/v1/configuration/datasets', {}, { primary: OTHER }), true],
-  ['user moves a dataset anywhere', user, req('post', '/v1/configuration/datasets/:id', { id: THEIRS }, { primary: ME }), true],
-  ['user deletes a leased dataset (the store answers 409)', user, req('delete', '/v1/configuration/datasets/:id', { id: THEIRS }), true],
-  ['user takes a lease for any node', user, req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: OTHER, expires: null }), true],
-  ['user pins a lease', user, req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: OTHER, expires: null, pinned: true }), true],
-  ['user unpins a lease', user, req('post', '/v1/configuration/leases', {}, { dataset_id: PINNED, node_uuid: ME, expires: null, pinned: false }), true],
-  ['user releases any lease', user, req('delete', '/v1/configuration/leases/:dataset_id', { dataset_id: THEIRS }), true],
+  [
+    'user moves a dataset anywhere',
+    user,
+    req('post', '/v1/configuration/datasets/:id', { id: THEIRS }, { primary: ME }),
+    true,
+  ],
+  [
+    'user deletes a leased dataset (the store answers 409)',
+    user,
+    req('delete', '/v1/configuration/datasets/:id', { id: THEIRS }),
+    true,
+  ],
+  [
+    'user takes a lease for any node',
+    user,
+    req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: OTHER, expires: null }),
+    true,
+  ],
+  [
+    'user pins a lease',
+    user,
+    req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: OTHER, expires: null, pinned: true }),
+    true,
+  ],
+  [
+    'user unpins a lease',
+    user,
+    req('post', '/v1/configuration/leases', {}, { dataset_id: PINNED, node_uuid: ME, expires: null, pinned: false }),
+    true,
+  ],
+  [
+    'user releases any lease',
+    user,
+    req('delete', '/v1/configuration/leases/:dataset_id', { dataset_id: THEIRS }),
+    true,
+  ],
   ['user reads the agent channel', user, req('get', '/v1/agent/cluster'), true],
   ['user may not report node state', user, req('put', '/v1/agent/nodes/:uuid', { uuid: ME }, { uuid: ME }), false],
   // Nodes: reads.
@@ -46,44 +82,189 @@ const table: Row[] = [
   ['node reads leases', node, req('get', '/v1/configuration/leases'), true],
   // Nodes: reports.
   ['node reports itself', node, req('put', '/v1/agent/nodes/:uuid', { uuid: ME }, { uuid: ME }), true],
-  ['node reports itself (upper-case uuid)', node, req('put', '/v1/agent/nodes/:uuid', { uuid: ME.toUpperCase() }, {}), true],
+  [
+    'node reports itself (upper-case uuid)',
+    node,
+    req('put', '/v1/agent/nodes/:uuid', { uuid: ME.toUpperCase() }, {}),
+    true,
+  ],
   ['node reports another node', node, req('put', '/v1/agent/nodes/:uuid', { uuid: OTHER }, { uuid: OTHER }), false],
   // Nodes: datasets.
-  ['node creates a dataset on itself', node, req('post', '/v1/configuration/datasets', {}, { primary: ME, metadata: { name: 'x' } }), true],
-  ['node creates a dataset on another node', node, req('post', '/v1/configuration/datasets', {}, { primary: OTHER }), false],
+  [
+    'node creates a dataset on itself',
+    node,
+    req('post', '/v1/configuration/datasets', {}, { primary: ME, metadata: { name: 'x' } }),
+    true,
+  ],
+  [
+    'node creates a dataset on another node',
+    node,
+    req('post', '/v1/configuration/datasets', {}, { primary: OTHER }),
+    false,
+  ],
   ['node creates with no primary', node, req('post', '/v1/configuration/datasets', {}, {}), false],
   ['node creates with a non-object body', node, req('post', '/v1/configuration/datasets', {}, [ME]), false],
-  ['node moves a dataset to itself', node, req('post', '/v1/configuration/datasets/:id', { id: THEIRS }, { primary: ME }), true],
-  ['node moves a dataset to another node', node, req('post', '/v1/configuration/datasets/:id', { id: FREE }, { primary: OTHER }), false],
-  ['node moves with primary null', node, req('post', '/v1/configuration/datasets/:id', { id: FREE }, { primary: null }), false],
-  ['node resizes its own dataset', node, req('post', '/v1/configuration/datasets/:id', { id: FREE }, { maximum_size: 134217728 }), true],
-  ['node resizes another node\'s dataset', node, req('post', '/v1/configuration/datasets/:id', { id: THEIRS }, { maximum_size: 134217728 }), false],
+  [
+    'node moves a dataset to itself',
+    node,
+    req('post', '/v1/configuration/datasets/:id', { id: THEIRS }, { primary: ME }),
+    true,
+  ],
+  [
+    'node moves a dataset to another node',
+    node,
+    req('post', '/v1/configuration/datasets/:id', { id: FREE }, { primary: OTHER }),
+    false,
+  ],
+  [
+    'node moves with primary null',
+    node,
+    req('post', '/v1/configuration/datasets/:id', { id: FREE }, { primary: null }),
+    false,
+  ],
+  [
+    'node resizes its own dataset',
+    node,
+    req('post', '/v1/configuration/datasets/:id', { id: FREE }, { maximum_size: 134217728 }),
+    true,
+  ],
+  [
+    "node resizes another node's dataset",
+    node,
+    req('post', '/v1/configuration/datasets/:id', { id: THEIRS }, { maximum_size: 134217728 }),
+    false,
+  ],
   ['node deletes an unleased dataset', node, req('delete', '/v1/configuration/datasets/:id', { id: FREE }), true],
   ['node deletes a dataset it leases', node, req('delete', '/v1/configuration/datasets/:id', { id: MINE }), true],
-  ['node deletes a dataset another node leases', node, req('delete', '/v1/configuration/datasets/:id', { id: THEIRS }), false],
+  [
+    'node deletes a dataset another node leases',
+    node,
+    req('delete', '/v1/configuration/datasets/:id', { id: THEIRS }),
+    false,
+  ],
   // Least privilege: a node acts only on datasets whose primary it is.
-  ['node deletes another node\'s unleased dataset', node, req('delete', '/v1/configuration/datasets/:id', { id: ELSEWHERE }), false],
-  ['node deletes a dataset on another node that it leases', node, req('delete', '/v1/configuration/datasets/:id', { id: HELD_HERE }), false],
-  ['node moves another node\'s unleased dataset to itself (the plugin\'s Mount)', node, req('post', '/v1/configuration/datasets/:id', { id: ELSEWHERE }, { primary: ME }), true],
-  ['node moves another node\'s dataset to itself and resizes it at once', node, req('post', '/v1/configuration/datasets/:id', { id: ELSEWHERE }, { primary: ME, maximum_size: 134217728 }), false],
-  ['node moves its own dataset to itself and resizes it', node, req('post', '/v1/configuration/datasets/:id', { id: FREE }, { primary: ME, maximum_size: 134217728 }), true],
-  ['node moves its own dataset to another node', node, req('post', '/v1/configuration/datasets/:id', { id: FREE }, { primary: OTHER }), false],
-  ['node resizes another node\'s unleased dataset', node, req('post', '/v1/configuration/datasets/:id', { id: ELSEWHERE }, { maximum_size: 134217728 }), false],
-  ['node resizes or deletes an unknown dataset (the store answers 404)', node, req('delete', '/v1/configuration/datasets/:id', { id: '77777777-7777-4777-8777-777777777777' }), true],
-  ['node takes its own lease on another node\'s dataset (before moving it to itself)', node, req('post', '/v1/configuration/leases', {}, { dataset_id: ELSEWHERE, node_uuid: ME, expires: null }), true],
-  ['node releases the absent lease of another node\'s dataset (a no-op: the store answers 404)', node, req('delete', '/v1/configuration/leases/:dataset_id', { dataset_id: ELSEWHERE }), true],
-  ['node releases its own lease on a dataset on another node', node, req('delete', '/v1/configuration/leases/:dataset_id', { dataset_id: HELD_HERE }), true],
+  [
+    "node deletes another node's unleased dataset",
+    node,
+    req('delete', '/v1/configuration/datasets/:id', { id: ELSEWHERE }),
+    false,
+  ],
+  [
+    'node deletes a dataset on another node that it leases',
+    node,
+    req('delete', '/v1/configuration/datasets/:id', { id: HELD_HERE }),
+    false,
+  ],
+  [
+    "node moves another node's unleased dataset to itself (the plugin's Mount)",
+    node,
+    req('post', '/v1/configuration/datasets/:id', { id: ELSEWHERE }, { primary: ME }),
+    true,
+  ],
+  [
+    "node moves another node's dataset to itself and resizes it at once",
+    node,
+    req('post', '/v1/configuration/datasets/:id', { id: ELSEWHERE }, { primary: ME, maximum_size: 134217728 }),
+    false,
+  ],
+  [
+    'node moves its own dataset to itself and resizes it',
+    node,
+    req('post', '/v1/configuration/datasets/:id', { id: FREE }, { primary: ME, maximum_size: 134217728 }),
+    true,
+  ],
+  [
+    'node moves its own dataset to another node',
+    node,
+    req('post', '/v1/configuration/datasets/:id', { id: FREE }, { primary: OTHER }),
+    false,
+  ],
+  [
+    "node resizes another node's unleased dataset",
+    node,
+    req('post', '/v1/configuration/datasets/:id', { id: ELSEWHERE }, { maximum_size: 134217728 }),
+    false,
+  ],
+  [
+    'node resizes or deletes an unknown dataset (the store answers 404)',
+    node,
+    req('delete', '/v1/configuration/datasets/:id', { id: '77777777-7777-4777-8777-777777777777' }),
+    true,
+  ],
+  [
+    "node takes its own lease on another node's dataset (before moving it to itself)",
+    node,
+    req('post', '/v1/configuration/leases', {}, { dataset_id: ELSEWHERE, node_uuid: ME, expires: null }),
+    true,
+  ],
+  [
+    "node releases the absent lease of another node's dataset (a no-op: the store answers 404)",
+    node,
+    req('delete', '/v1/configuration/leases/:dataset_id', { dataset_id: ELSEWHERE }),
+    true,
+  ],
+  [
+    'node releases its own lease on a dataset on another node',
+    node,
+    req('delete', '/v1/configuration/leases/:dataset_id', { dataset_id: HELD_HERE }),
+    true,
+  ],
   // Nodes: leases.
-  ['node takes a lease for itself', node, req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: ME, expires: null }), true],
-  ['node takes a lease with pinned: false (the default)', node, req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: ME, expires: null, pinned: false }), true],
-  ['node may not pin its lease', node, req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: ME, expires: null, pinned: true }), false],
-  ['node renews a pinned lease without pinned (stays pinned)', node, req('post', '/v1/configuration/leases', {}, { dataset_id: PINNED, node_uuid: ME, expires: 60 }), true],
-  ['node may not unpin a pinned lease', node, req('post', '/v1/configuration/leases', {}, { dataset_id: PINNED, node_uuid: ME, expires: null, pinned: false }), false],
-  ['node releases its pinned lease', node, req('delete', '/v1/configuration/leases/:dataset_id', { dataset_id: PINNED }), true],
-  ['node takes a lease for another node', node, req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: OTHER, expires: null }), false],
+  [
+    'node takes a lease for itself',
+    node,
+    req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: ME, expires: null }),
+    true,
+  ],
+  [
+    'node takes a lease with pinned: false (the default)',
+    node,
+    req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: ME, expires: null, pinned: false }),
+    true,
+  ],
+  [
+    'node may not pin its lease',
+    node,
+    req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: ME, expires: null, pinned: true }),
+    false,
+  ],
+  [
+    'node renews a pinned lease without pinned (stays pinned)',
+    node,
+    req('post', '/v1/configuration/leases', {}, { dataset_id: PINNED, node_uuid: ME, expires: 60 }),
+    true,
+  ],
+  [
+    'node may not unpin a pinned lease',
+    node,
+    req('post', '/v1/configuration/leases', {}, { dataset_id: PINNED, node_uuid: ME, expires: null, pinned: false }),
+    false,
+  ],
+  [
+    'node releases its pinned lease',
+    node,
+    req('delete', '/v1/configuration/leases/:dataset_id', { dataset_id: PINNED }),
+    true,
+  ],
+  [
+    'node takes a lease for another node',
+    node,
+    req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: OTHER, expires: null }),
+    false,
+  ],
   ['node releases its lease', node, req('delete', '/v1/configuration/leases/:dataset_id', { dataset_id: MINE }), true],
-  ['node releases an absent lease (the store answers 404)', node, req('delete', '/v1/configuration/leases/:dataset_id', { dataset_id: FREE }), true],
-  ['node releases another node\'s lease', node, req('delete', '/v1/configuration/leases/:dataset_id', { dataset_id: THEIRS }), false],
+  [
+    'node releases an absent lease (the store answers 404)',
+    node,
+    req('delete', '/v1/configuration/leases/:dataset_id', { dataset_id: FREE }),
+    true,
+  ],
+  [
+    "node releases another node's lease",
+    node,
+    req('delete', '/v1/configuration/leases/:dataset_id', { dataset_id: THEIRS }),
+    false,
+  ],
   // Others.
   ['the control certificate as a client', control, req('get', '/v1/version'), false],
   ['no identity (unknown common name)', undefined, req('get', '/v1/version'), false],
@@ -119,7 +300,8 @@ describe('authorize', () => {
       if (route?.params !== undefined && route.params.safeParse(params).success) {
         expect(JSON.stringify(input.params)).toBe(JSON.stringify(request.params).toLowerCase());
       }
-      if (route?.body !== undefined && route.body.safeParse(body).success) expect(JSON.stringify(input.body)).not.toMatch(/[A-F]/);
+      if (route?.body !== undefined && route.body.safeParse(body).success)
+        expect(JSON.stringify(input.body)).not.toMatch(/[A-F]/);
       const decision = authorize(identity, { ...request, params: input.params, body: input.body }, facts);
       expect(decision.allowed).toBe(allowed);
     });
@@ -135,24 +317,57 @@ describe('authorize', () => {
 
   it('a node may change nothing through a route it has no rule for, and reads every GET route', () => {
     // Containers are configured by API users only (nodes read them and report their own).
-    const userOnly = new Set(['post /v1/configuration/containers', 'post /v1/configuration/containers/:name', 'delete /v1/configuration/containers/:name', 'post /v1/configuration/_compose']);
+    const userOnly = new Set([
+      'post /v1/configuration/containers',
+      'post /v1/configuration/containers/:name',
+      'delete /v1/configuration/containers/:name',
+      'post /v1/configuration/_compose',
+    ]);
     for (const route of routes) {
-      const decision = authorize(node, req(route.method, route.path, { id: FREE, dataset_id: FREE, uuid: ME, name: 'web' }, { primary: ME, node_uuid: ME }), facts);
+      const decision = authorize(
+        node,
+        req(
+          route.method,
+          route.path,
+          { id: FREE, dataset_id: FREE, uuid: ME, name: 'web' },
+          { primary: ME, node_uuid: ME },
+        ),
+        facts,
+      );
       expect(decision.allowed).toBe(!userOnly.has(`${route.method} ${route.path}`));
     }
-    expect(authorize(node, req('put', '/v1/agent/nodes/:uuid/containers', { uuid: OTHER }, { containers: [] }), facts).allowed).toBe(false);
+    expect(
+      authorize(node, req('put', '/v1/agent/nodes/:uuid/containers', { uuid: OTHER }, { containers: [] }), facts)
+        .allowed,
+    ).toBe(false);
     expect(authorize(user, req('post', '/v1/configuration/_compose', {}, {}), facts).allowed).toBe(true);
-    expect(authorize(user, req('put', '/v1/agent/nodes/:uuid/containers', { uuid: ME }, {}), facts).allowed).toBe(false);
-    expect(authorize(node, req('patch', '/v1/configuration/datasets/:id', { id: FREE }, {}), facts).allowed).toBe(false);
+    expect(authorize(user, req('put', '/v1/agent/nodes/:uuid/containers', { uuid: ME }, {}), facts).allowed).toBe(
+      false,
+    );
+    expect(authorize(node, req('patch', '/v1/configuration/datasets/:id', { id: FREE }, {}), facts).allowed).toBe(
+      false,
+    );
   });
 
   it('a node asking for a pinned lease is told only an API user may pin', () => {
-    const d = authorize(node, req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: ME, expires: null, pinned: true }), facts);
-    expect(d).toEqual({ allowed: false, description: expect.stringMatching(new RegExp(`^node ${ME} may not pin a lease .*only an API user \\(administrator certificate\\) may pin\\.$`)) });
+    const d = authorize(
+      node,
+      req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: ME, expires: null, pinned: true }),
+      facts,
+    );
+    expect(d).toEqual({
+      allowed: false,
+      description: expect.stringMatching(
+        new RegExp(`^node ${ME} may not pin a lease .*only an API user \\(administrator certificate\\) may pin\\.$`),
+      ),
+    });
   });
 
   it('denials name the node and what it may do instead', () => {
     const d = authorize(node, req('put', '/v1/agent/nodes/:uuid', { uuid: OTHER }, {}), facts);
-    expect(d).toEqual({ allowed: false, description: `node ${ME} may report only its own state, not that of node ${OTHER}.` });
+    expect(d).toEqual({
+      allowed: false,
+      description: `node ${ME} may report only its own state, not that of node ${OTHER}.`,
+    });
   });
 });

@@ -68,15 +68,21 @@ function authorizeNode(me: string, req: AuthorizationRequest, facts: Authorizati
   switch (key) {
     case 'put /v1/agent/nodes/:uuid': {
       const target = (req.params['uuid'] ?? '').toLowerCase();
-      return target === me ? ALLOW : deny(`${who} may report only its own state, not that of node ${req.params['uuid'] ?? '(none)'}.`);
+      return target === me
+        ? ALLOW
+        : deny(`${who} may report only its own state, not that of node ${req.params['uuid'] ?? '(none)'}.`);
     }
     case 'put /v1/agent/nodes/:uuid/containers': {
       const target = (req.params['uuid'] ?? '').toLowerCase();
-      return target === me ? ALLOW : deny(`${who} may report only its own containers, not those of node ${req.params['uuid'] ?? '(none)'}.`);
+      return target === me
+        ? ALLOW
+        : deny(`${who} may report only its own containers, not those of node ${req.params['uuid'] ?? '(none)'}.`);
     }
     case 'post /v1/configuration/datasets': {
       const primary = field(req.body, 'primary');
-      return primary === me ? ALLOW : deny(`${who} may create datasets only with itself as primary (got primary ${primary ?? '(none)'}).`);
+      return primary === me
+        ? ALLOW
+        : deny(`${who} may create datasets only with itself as primary (got primary ${primary ?? '(none)'}).`);
     }
     case 'post /v1/configuration/datasets/:id': {
       const id = (req.params['id'] ?? '').toLowerCase();
@@ -88,7 +94,9 @@ function authorizeNode(me: string, req: AuthorizationRequest, facts: Authorizati
         // a live lease of another node still refuses the move (409), so a volume in use stays put.
         if (primary !== me) return deny(`${who} may move datasets only to itself, not to ${primary ?? '(none)'}.`);
         if (resizes && current !== undefined && current !== me) {
-          return deny(`${who} may resize only datasets whose primary it is; dataset ${id} is on node ${current} (move it first, then resize).`);
+          return deny(
+            `${who} may resize only datasets whose primary it is; dataset ${id} is on node ${current} (move it first, then resize).`,
+          );
         }
         return ALLOW;
       }
@@ -114,11 +122,15 @@ function authorizeNode(me: string, req: AuthorizationRequest, facts: Authorizati
       // Pinning decides what happens when this very node dies: an administrator's call, not the node's.
       const pinned = pinnedField(req.body);
       if (pinned === true) {
-        return deny(`${who} may not pin a lease (pinned: true keeps it when the node is declared dead); only an API user (administrator certificate) may pin.`);
+        return deny(
+          `${who} may not pin a lease (pinned: true keeps it when the node is declared dead); only an API user (administrator certificate) may pin.`,
+        );
       }
       const id = field(req.body, 'dataset_id');
       if (pinned === false && id !== undefined && facts.leasePinned(id)) {
-        return deny(`${who} may not unpin the lease on dataset ${id} (pinned: false); only an API user may. Leave pinned out to renew it as it is.`);
+        return deny(
+          `${who} may not unpin the lease on dataset ${id} (pinned: false); only an API user may. Leave pinned out to renew it as it is.`,
+        );
       }
       return ALLOW;
     }
@@ -136,14 +148,22 @@ function authorizeNode(me: string, req: AuthorizationRequest, facts: Authorizati
   }
 }
 
-export function authorize(identity: Identity | undefined, req: AuthorizationRequest, facts: AuthorizationFacts): AuthorizationDecision {
+export function authorize(
+  identity: Identity | undefined,
+  req: AuthorizationRequest,
+  facts: AuthorizationFacts,
+): AuthorizationDecision {
   if (identity === undefined) {
-    return deny('The client certificate names no Flocker identity (expected a common name user-<name> or node-<uuid>).');
+    return deny(
+      'The client certificate names no Flocker identity (expected a common name user-<name> or node-<uuid>).',
+    );
   }
   switch (identity.kind) {
     case 'user':
       if (req.route.startsWith('/v1/agent/') && req.method !== 'get') {
-        return deny(`API user ${identity.name} may read the agent channel but not write to it; only a node reports its own state.`);
+        return deny(
+          `API user ${identity.name} may read the agent channel but not write to it; only a node reports its own state.`,
+        );
       }
       return ALLOW;
     case 'node':

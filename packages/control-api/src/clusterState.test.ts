@@ -1,5 +1,12 @@
 import type { NodeReport } from '@flocker/api';
-import { aliveNodes, deriveDatasetState, nodeByEra, nodeStates, nodeSummaries, type ReportedNode } from './clusterState';
+import {
+  aliveNodes,
+  deriveDatasetState,
+  nodeByEra,
+  nodeStates,
+  nodeSummaries,
+  type ReportedNode,
+} from './clusterState';
 
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
@@ -9,7 +16,16 @@ const D3 = '33333333-3333-4333-8333-333333333333';
 const T0 = 1_700_000_000_000;
 
 function report(uuid: string, extra: Partial<NodeReport> = {}): NodeReport {
-  return { uuid, era: `era-${uuid}`, host: `host-${uuid.slice(0, 1)}`, instance_id: `i-${uuid.slice(0, 1)}`, backend: 'loopback', manifestations: [], errors: [], ...extra };
+  return {
+    uuid,
+    era: `era-${uuid}`,
+    host: `host-${uuid.slice(0, 1)}`,
+    instance_id: `i-${uuid.slice(0, 1)}`,
+    backend: 'loopback',
+    manifestations: [],
+    errors: [],
+    ...extra,
+  };
 }
 
 describe('cluster state views', () => {
@@ -26,7 +42,12 @@ describe('cluster state views', () => {
       ],
     }),
   };
-  const b: ReportedNode = { lastSeen: T0 - 31_000, report: report(B, { manifestations: [{ dataset_id: D3, blockdevice_id: 'b3', size: 300, status: 'mounted', path: '/x' }] }) };
+  const b: ReportedNode = {
+    lastSeen: T0 - 31_000,
+    report: report(B, {
+      manifestations: [{ dataset_id: D3, blockdevice_id: 'b3', size: 300, status: 'mounted', path: '/x' }],
+    }),
+  };
 
   it('alive = reported within the timeout', () => {
     expect(aliveNodes([a, b], T0, 30_000).map((n) => n.report.uuid)).toEqual([A]);
@@ -49,7 +70,10 @@ describe('cluster state views', () => {
   it('summaries, node states with alive flags, and era lookup', () => {
     expect(nodeSummaries([a])).toEqual([{ uuid: A, host: 'host-a' }]);
     const states = nodeStates([a, b], T0, 30_000);
-    expect(states.map((s) => [s.uuid, s.alive])).toEqual([[A, true], [B, false]]);
+    expect(states.map((s) => [s.uuid, s.alive])).toEqual([
+      [A, true],
+      [B, false],
+    ]);
     expect(states[0]?.last_seen).toBe(new Date(T0).toISOString());
     expect(nodeByEra([a, b], `era-${B}`)).toBe(B);
     expect(nodeByEra([a, b], 'nope')).toBeUndefined();

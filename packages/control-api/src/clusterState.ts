@@ -14,11 +14,7 @@ export function isAlive(node: ReportedNode, now: number, nodeTimeoutMs: number):
   return now - node.lastSeen <= nodeTimeoutMs;
 }
 
-export function aliveNodes(
-  nodes: Iterable<ReportedNode>,
-  now: number,
-  nodeTimeoutMs: number,
-): ReportedNode[] {
+export function aliveNodes(nodes: Iterable<ReportedNode>, now: number, nodeTimeoutMs: number): ReportedNode[] {
   const out: ReportedNode[] = [];
   for (const node of nodes) if (isAlive(node, now, nodeTimeoutMs)) out.push(node);
   return out;

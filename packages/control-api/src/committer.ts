@@ -104,7 +104,9 @@ export class Committer {
 
   private durable(rebase?: CommitWaiter['rebase']): Promise<void> {
     if (this.pending === this.committed) return Promise.resolve();
-    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject, ...(rebase !== undefined ? { rebase } : {}) }));
+    const done = new Promise<void>((resolve, reject) =>
+      this.waiters.push({ resolve, reject, ...(rebase !== undefined ? { rebase } : {}) }),
+    );
     void this.flush();
     return done;
   }
@@ -125,7 +127,9 @@ export class Committer {
           if (err instanceof StoreConflict) {
             // Another replica won the compare-and-swap: re-apply our writes on its configuration.
             this.waiters = waiters.concat(this.waiters);
-            this.adopt(this.external !== undefined && this.external.version > err.current.version ? this.external : err.current);
+            this.adopt(
+              this.external !== undefined && this.external.version > err.current.version ? this.external : err.current,
+            );
             continue;
           }
           // Writes queued behind the failed one were built upon it: fail them all.
@@ -135,7 +139,9 @@ export class Committer {
           this.options.logger.error('configuration commit failed', { error: String(err), waiting: all.length });
           // A store that could not be reached or written already says what failed and what to do.
           const failure =
-            err instanceof StoreError && err.unavailable ? err : new StoreError('STORE_UNAVAILABLE', `The configuration could not be saved: ${String(err)}`);
+            err instanceof StoreError && err.unavailable
+              ? err
+              : new StoreError('STORE_UNAVAILABLE', `The configuration could not be saved: ${String(err)}`);
           for (const w of all) w.reject(failure);
           continue;
         }

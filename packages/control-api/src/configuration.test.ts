@@ -60,8 +60,19 @@ describe('createDataset', () => {
     expect(configurationTag(r.config)).not.toBe(configurationTag(c));
   });
   it('keeps a given id, size and metadata', () => {
-    const r = createDataset(withNodes(), { primary: A, dataset_id: D1, maximum_size: 67108864, metadata: { name: 'v' } });
-    expect(r.result).toEqual({ dataset_id: D1, primary: A, maximum_size: 67108864, metadata: { name: 'v' }, deleted: false });
+    const r = createDataset(withNodes(), {
+      primary: A,
+      dataset_id: D1,
+      maximum_size: 67108864,
+      metadata: { name: 'v' },
+    });
+    expect(r.result).toEqual({
+      dataset_id: D1,
+      primary: A,
+      maximum_size: 67108864,
+      metadata: { name: 'v' },
+      deleted: false,
+    });
   });
   it('rejects a dataset id in use (409), even a deleted one', () => {
     const c = createDataset(withNodes(), { primary: A, dataset_id: D1 }).config;
@@ -88,13 +99,17 @@ describe('updateDataset', () => {
     expect(updateDataset(base, D1, { primary: A }, T0).config).toBe(base);
     expect(updateDataset(base, D1, {}, T0).config).toBe(base);
   });
-  it('404 for an unknown dataset, 400 for an unknown node, 405 DATASET_DELETED (Flocker\'s) for a deleted dataset', () => {
+  it("404 for an unknown dataset, 400 for an unknown node, 405 DATASET_DELETED (Flocker's) for a deleted dataset", () => {
     expectApiError(() => updateDataset(base, C, { primary: B }, T0), 404, 'DATASET_NOT_FOUND');
     expectApiError(() => updateDataset(base, D1, { primary: C }, T0), 400, 'UNKNOWN_NODE');
     const deleted = deleteDataset(base, D1, T0).config;
     expectApiError(() => updateDataset(deleted, D1, { primary: B }, T0), 405, 'DATASET_DELETED');
     expectApiError(() => updateDataset(deleted, D1, { maximum_size: 134217728 }, T0), 405, 'DATASET_DELETED');
-    expectApiError(() => acquireLease(deleted, { dataset_id: D1, node_uuid: A, expires: null }, T0), 405, 'DATASET_DELETED');
+    expectApiError(
+      () => acquireLease(deleted, { dataset_id: D1, node_uuid: A, expires: null }, T0),
+      405,
+      'DATASET_DELETED',
+    );
     // Deleting again stays idempotent (as in Flocker).
     expect(deleteDataset(deleted, D1, T0).result.deleted).toBe(true);
   });
@@ -129,7 +144,11 @@ describe('leases', () => {
     const r2 = acquireLease(r1.config, { dataset_id: D1, node_uuid: A, expires: 120 }, T0 + 30_000);
     expect(r2.status).toBe(200);
     expect(r2.config.leases.get(D1)?.expires_at).toBe(T0 + 150_000);
-    expectApiError(() => acquireLease(r2.config, { dataset_id: D1, node_uuid: B, expires: null }, T0), 409, 'LEASE_HELD');
+    expectApiError(
+      () => acquireLease(r2.config, { dataset_id: D1, node_uuid: B, expires: null }, T0),
+      409,
+      'LEASE_HELD',
+    );
   });
   it('another node may take an expired lease (201)', () => {
     const c = acquireLease(emptyConfiguration, { dataset_id: D1, node_uuid: A, expires: 1 }, T0).config;

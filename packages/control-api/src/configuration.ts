@@ -93,7 +93,9 @@ export function listLeases(config: Configuration, now: number): Lease[] {
 
 function requireKnownNode(config: Configuration, uuid: string): void {
   if (!config.nodes.has(uuid)) {
-    throw new ConfigurationError('UNKNOWN_NODE', `The primary node ${uuid} is not known: a node becomes known when its dataset agent first reports to the control service.`,
+    throw new ConfigurationError(
+      'UNKNOWN_NODE',
+      `The primary node ${uuid} is not known: a node becomes known when its dataset agent first reports to the control service.`,
     );
   }
 }
@@ -147,7 +149,9 @@ export function updateDataset(
     requireKnownNode(config, req.primary);
     const lease = liveLease(config, id, now);
     if (lease !== undefined && lease.node_uuid !== req.primary) {
-      throw new ConfigurationError('LEASE_HELD', `The dataset ${id} cannot move: node ${lease.node_uuid} holds a lease on it. Release the lease first.`,
+      throw new ConfigurationError(
+        'LEASE_HELD',
+        `The dataset ${id} cannot move: node ${lease.node_uuid} holds a lease on it. Release the lease first.`,
       );
     }
     next = { ...next, primary: req.primary };
@@ -164,7 +168,9 @@ export function deleteDataset(config: Configuration, id: string, now: number): A
   if (current.deleted) return { config, result: current, status: 200 };
   const lease = liveLease(config, id, now);
   if (lease !== undefined) {
-    throw new ConfigurationError('LEASE_HELD', `The dataset ${id} cannot be deleted: node ${lease.node_uuid} holds a lease on it. Release the lease first.`,
+    throw new ConfigurationError(
+      'LEASE_HELD',
+      `The dataset ${id} cannot be deleted: node ${lease.node_uuid} holds a lease on it. Release the lease first.`,
     );
   }
   const next: DatasetConfiguration = { ...current, deleted: true };
@@ -176,7 +182,9 @@ export function acquireLease(config: Configuration, req: CreateLeaseRequest, now
   if (config.datasets.get(req.dataset_id)?.deleted === true) throw datasetDeleted(req.dataset_id);
   const existing = liveLease(config, req.dataset_id, now);
   if (existing !== undefined && existing.node_uuid !== req.node_uuid) {
-    throw new ConfigurationError('LEASE_HELD', `The dataset ${req.dataset_id} is already leased by node ${existing.node_uuid}.`,
+    throw new ConfigurationError(
+      'LEASE_HELD',
+      `The dataset ${req.dataset_id} is already leased by node ${existing.node_uuid}.`,
     );
   }
   // A renewal that says nothing about pinning keeps what the lease had; a new lease is unpinned unless asked.
@@ -199,7 +207,11 @@ export function releaseLease(config: Configuration, datasetId: string, now: numb
   if (existing === undefined) {
     throw new ConfigurationError('LEASE_NOT_FOUND', `There is no lease on the dataset ${datasetId}.`);
   }
-  return { config: withLeases(config, deleteEntry(config.leases, datasetId)), result: leaseView(existing, now), status: 200 };
+  return {
+    config: withLeases(config, deleteEntry(config.leases, datasetId)),
+    result: leaseView(existing, now),
+    status: 200,
+  };
 }
 
 /** Drops leases that have expired by `now`; returns the same value when none did. */

@@ -21,7 +21,11 @@ type ContainerRouteName =
   | 'reportContainers';
 
 export const containerHandlers: Pick<Handlers, ContainerRouteName> = {
-  listContainers: (state) => ({ status: 200, body: [...containersOf(state.configuration).values()], tag: state.configurationTag }),
+  listContainers: (state) => ({
+    status: 200,
+    body: [...containersOf(state.configuration).values()],
+    tag: state.configurationTag,
+  }),
   createContainer: async (state, { body, ifMatches }) => {
     const applied = await state.mutate((c) => createContainer(c, body), ifMatches);
     return { status: 201, body: ContainerConfiguration.parse(applied.result), tag: state.configurationTag };

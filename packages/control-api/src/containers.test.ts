@@ -33,20 +33,107 @@ function code(fn: () => unknown): string {
 }
 
 describe('createContainer', () => {
-  const db = make({ name: 'db', node_uuid: A, image: 'busybox', ports: [{ internal: 80, external: 8080 }], volumes: [{ dataset_id: D1, mountpoint: '/data' }] });
+  const db = make({
+    name: 'db',
+    node_uuid: A,
+    image: 'busybox',
+    ports: [{ internal: 80, external: 8080 }],
+    volumes: [{ dataset_id: D1, mountpoint: '/data' }],
+  });
   const withDb = () => createContainer(base(), db).config;
 
   test.each([
     ['a new container', () => createContainer(base(), db), 'ok'],
-    ['duplicate name', () => createContainer(withDb(), { ...db, volumes: [] , ports: [] }), '409 CONTAINER_NAME_COLLISION'],
-    ['external port used anywhere', () => createContainer(withDb(), make({ name: 'x', node_uuid: B, image: 'i', ports: [{ internal: 1, external: 8080 }] })), '409 CONTAINER_PORT_COLLISION'],
-    ['dataset used by another container', () => createContainer(withDb(), make({ name: 'x', node_uuid: A, image: 'i', volumes: [{ dataset_id: D1, mountpoint: '/d' }] })), '409 DATASET_IN_USE'],
-    ['dataset on another node', () => createContainer(base(), { ...db, node_uuid: B }), '409 DATASET_ON_DIFFERENT_NODE'],
-    ['dataset without a volume name', () => createContainer(base(), make({ name: 'x', node_uuid: A, image: 'i', volumes: [{ dataset_id: D2, mountpoint: '/d' }] })), '409 DATASET_NOT_A_VOLUME'],
-    ['unknown dataset', () => createContainer(base(), make({ name: 'x', node_uuid: A, image: 'i', volumes: [{ dataset_id: '33333333-3333-4333-8333-333333333333', mountpoint: '/d' }] })), '404 DATASET_NOT_FOUND'],
-    ['unknown node', () => createContainer(base(), make({ name: 'x', node_uuid: '44444444-4444-4444-8444-444444444444', image: 'i' })), '400 UNKNOWN_NODE'],
-    ['duplicate link alias', () => createContainer(base(), make({ name: 'x', node_uuid: A, image: 'i', links: [{ alias: 'db', local_port: 1, remote_port: 2 }, { alias: 'DB', local_port: 3, remote_port: 4 }] })), '409 LINK_ALIAS_COLLISION'],
-    ['duplicate link local port', () => createContainer(base(), make({ name: 'x', node_uuid: A, image: 'i', links: [{ alias: 'a', local_port: 1, remote_port: 2 }, { alias: 'b', local_port: 1, remote_port: 4 }] })), '409 LINK_PORT_COLLISION'],
+    [
+      'duplicate name',
+      () => createContainer(withDb(), { ...db, volumes: [], ports: [] }),
+      '409 CONTAINER_NAME_COLLISION',
+    ],
+    [
+      'external port used anywhere',
+      () =>
+        createContainer(
+          withDb(),
+          make({ name: 'x', node_uuid: B, image: 'i', ports: [{ internal: 1, external: 8080 }] }),
+        ),
+      '409 CONTAINER_PORT_COLLISION',
+    ],
+    [
+      'dataset used by another container',
+      () =>
+        createContainer(
+          withDb(),
+          make({ name: 'x', node_uuid: A, image: 'i', volumes: [{ dataset_id: D1, mountpoint: '/d' }] }),
+        ),
+      '409 DATASET_IN_USE',
+    ],
+    [
+      'dataset on another node',
+      () => createContainer(base(), { ...db, node_uuid: B }),
+      '409 DATASET_ON_DIFFERENT_NODE',
+    ],
+    [
+      'dataset without a volume name',
+      () =>
+        createContainer(
+          base(),
+          make({ name: 'x', node_uuid: A, image: 'i', volumes: [{ dataset_id: D2, mountpoint: '/d' }] }),
+        ),
+      '409 DATASET_NOT_A_VOLUME',
+    ],
+    [
+      'unknown dataset',
+      () =>
+        createContainer(
+          base(),
+          make({
+            name: 'x',
+            node_uuid: A,
+            image: 'i',
+            volumes: [{ dataset_id: '33333333-3333-4333-8333-333333333333', mountpoint: '/d' }],
+          }),
+        ),
+      '404 DATASET_NOT_FOUND',
+    ],
+    [
+      'unknown node',
+      () => createContainer(base(), make({ name: 'x', node_uuid: '44444444-4444-4444-8444-444444444444', image: 'i' })),
+      '400 UNKNOWN_NODE',
+    ],
+    [
+      'duplicate link alias',
+      () =>
+        createContainer(
+          base(),
+          make({
+            name: 'x',
+            node_uuid: A,
+            image: 'i',
+            links: [
+              { alias: 'db', local_port: 1, remote_port: 2 },
+              { alias: 'DB', local_port: 3, remote_port: 4 },
+            ],
+          }),
+        ),
+      '409 LINK_ALIAS_COLLISION',
+    ],
+    [
+      'duplicate link local port',
+      () =>
+        createContainer(
+          base(),
+          make({
+            name: 'x',
+            node_uuid: A,
+            image: 'i',
+            links: [
+              { alias: 'a', local_port: 1, remote_port: 2 },
+              { alias: 'b', local_port: 1, remote_port: 4 },
+            ],
+          }),
+        ),
+      '409 LINK_PORT_COLLISION',
+    ],
   ])('%s', (_what, fn, expected) => {
     expect(code(fn)).toBe(expected);
   });
@@ -54,7 +141,16 @@ describe('createContainer', () => {
   test('defaults are filled in and the version grows', () => {
     const applied = createContainer(base(), make({ name: 'web', node_uuid: B, image: 'nginx' }));
     expect(applied.status).toBe(201);
-    expect(applied.result).toEqual({ name: 'web', node_uuid: B, image: 'nginx', ports: [], environment: {}, links: [], volumes: [], restart_policy: { name: 'never' } });
+    expect(applied.result).toEqual({
+      name: 'web',
+      node_uuid: B,
+      image: 'nginx',
+      ports: [],
+      environment: {},
+      links: [],
+      volumes: [],
+      restart_policy: { name: 'never' },
+    });
     expect(applied.config.version).toBe(base().version + 1);
   });
 });
@@ -89,18 +185,32 @@ describe('compose (flocker-deploy)', () => {
   const apps = {
     version: 1,
     applications: {
-      db: { image: 'busybox', ports: [{ internal: 80, external: 8080 }], volume: { mountpoint: '/data', maximum_size: '100M' } },
-      client: { image: 'busybox', links: [{ alias: 'db', local_port: 80, remote_port: 8080 }], restart_policy: { name: 'always' } },
+      db: {
+        image: 'busybox',
+        ports: [{ internal: 80, external: 8080 }],
+        volume: { mountpoint: '/data', maximum_size: '100M' },
+      },
+      client: {
+        image: 'busybox',
+        links: [{ alias: 'db', local_port: 80, remote_port: 8080 }],
+        restart_policy: { name: 'always' },
+      },
     },
   };
   let n = 0;
   const ids = () => `55555555-5555-4555-8555-${String(++n).padStart(12, '0')}`;
 
   test('creates containers and a named dataset on the node; a second deployment moves them', () => {
-    let c = registerNode(registerNode(emptyConfiguration, { uuid: A, host: '10.0.0.1' }), { uuid: B, host: '10.0.0.2' });
+    let c = registerNode(registerNode(emptyConfiguration, { uuid: A, host: '10.0.0.1' }), {
+      uuid: B,
+      host: '10.0.0.2',
+    });
     const first = compose(c, apps, { version: 1, nodes: { '10.0.0.1': ['db'], [B]: 'client' } }, T0, ids);
     c = first.config;
-    expect(first.result.map((x) => [x.name, x.node_uuid])).toEqual([['db', A], ['client', B]]);
+    expect(first.result.map((x) => [x.name, x.node_uuid])).toEqual([
+      ['db', A],
+      ['client', B],
+    ]);
     const dataset = [...c.datasets.values()].find((d) => d.metadata['name'] === 'db');
     expect(dataset).toMatchObject({ primary: A, maximum_size: 100 * 1024 * 1024 });
     expect(containersOf(c).get('db')?.volumes).toEqual([{ dataset_id: dataset?.dataset_id, mountpoint: '/data' }]);
@@ -123,8 +233,16 @@ describe('compose (flocker-deploy)', () => {
 
   test('two applications on one external port conflict', () => {
     const c = registerNode(emptyConfiguration, { uuid: A, host: '10.0.0.1' });
-    const clash = { version: 1, applications: { a: { image: 'i', ports: [{ internal: 1, external: 80 }] }, b: { image: 'i', ports: [{ internal: 2, external: 80 }] } } };
-    expect(code(() => compose(c, clash, { version: 1, nodes: { [A]: ['a', 'b'] } }, T0, ids))).toBe('409 CONTAINER_PORT_COLLISION');
+    const clash = {
+      version: 1,
+      applications: {
+        a: { image: 'i', ports: [{ internal: 1, external: 80 }] },
+        b: { image: 'i', ports: [{ internal: 2, external: 80 }] },
+      },
+    };
+    expect(code(() => compose(c, clash, { version: 1, nodes: { [A]: ['a', 'b'] } }, T0, ids))).toBe(
+      '409 CONTAINER_PORT_COLLISION',
+    );
   });
 
   test('node keys resolve by UUID or reported address', () => {
@@ -137,8 +255,13 @@ describe('compose (flocker-deploy)', () => {
 describe('persistence of containers', () => {
   test('the snapshot and the log carry containers', () => {
     const before = base();
-    const after = createContainer(before, make({ name: 'web', node_uuid: B, image: 'nginx', environment: { A: '1' } })).config;
-    expect([...containersOf(decodeConfiguration(JSON.parse(encodeConfiguration(after))))]).toEqual([...containersOf(after)]);
+    const after = createContainer(
+      before,
+      make({ name: 'web', node_uuid: B, image: 'nginx', environment: { A: '1' } }),
+    ).config;
+    expect([...containersOf(decodeConfiguration(JSON.parse(encodeConfiguration(after))))]).toEqual([
+      ...containersOf(after),
+    ]);
     const record = diffConfiguration(before, after);
     expect(record.ops).toEqual([{ op: 'container', value: containersOf(after).get('web') }]);
     expect(containersOf(applyRecords(before, [record])).get('web')?.image).toBe('nginx');
@@ -160,6 +283,8 @@ describe('containerStates', () => {
       [A, { report: { containers: [{ name: 'db', image: 'busybox', running: true }] }, lastSeen: T0 }],
       [B, { report: { containers: [{ name: 'old', image: 'busybox', running: false }] }, lastSeen: T0 - 60_000 }],
     ]);
-    expect(containerStates(reports, T0 + 1000)).toEqual([{ name: 'db', node_uuid: A, image: 'busybox', running: true }]);
+    expect(containerStates(reports, T0 + 1000)).toEqual([
+      { name: 'db', node_uuid: A, image: 'busybox', running: true },
+    ]);
   });
 });

@@ -34,7 +34,10 @@ function withContainers(config: Configuration, containers: ReadonlyMap<string, C
 
 function requireNode(config: Configuration, uuid: string): void {
   if (!config.nodes.has(uuid)) {
-    throw new ConfigurationError('UNKNOWN_NODE', `The node ${uuid} is not known: a node becomes known when its dataset agent first reports.`);
+    throw new ConfigurationError(
+      'UNKNOWN_NODE',
+      `The node ${uuid} is not known: a node becomes known when its dataset agent first reports.`,
+    );
   }
 }
 
@@ -45,15 +48,25 @@ function requireContainer(config: Configuration, name: string): ContainerConfigu
 }
 
 /** The checks of one container against itself and the others (all but `except`). */
-function checkContainer(config: Configuration, c: ContainerConfiguration, others: Iterable<ContainerConfiguration>): void {
+function checkContainer(
+  config: Configuration,
+  c: ContainerConfiguration,
+  others: Iterable<ContainerConfiguration>,
+): void {
   const aliases = new Set<string>();
   const localPorts = new Set<number>();
   for (const link of c.links) {
     if (aliases.has(link.alias.toLowerCase())) {
-      throw new ConfigurationError('LINK_ALIAS_COLLISION', `The container ${c.name} has two links with the alias ${link.alias}.`);
+      throw new ConfigurationError(
+        'LINK_ALIAS_COLLISION',
+        `The container ${c.name} has two links with the alias ${link.alias}.`,
+      );
     }
     if (localPorts.has(link.local_port)) {
-      throw new ConfigurationError('LINK_PORT_COLLISION', `The container ${c.name} has two links with local port ${link.local_port}.`);
+      throw new ConfigurationError(
+        'LINK_PORT_COLLISION',
+        `The container ${c.name} has two links with local port ${link.local_port}.`,
+      );
     }
     aliases.add(link.alias.toLowerCase());
     localPorts.add(link.local_port);
@@ -61,7 +74,10 @@ function checkContainer(config: Configuration, c: ContainerConfiguration, others
   const external = new Set<number>();
   for (const p of c.ports) {
     if (external.has(p.external)) {
-      throw new ConfigurationError('CONTAINER_PORT_COLLISION', `The container ${c.name} publishes external port ${p.external} twice.`);
+      throw new ConfigurationError(
+        'CONTAINER_PORT_COLLISION',
+        `The container ${c.name} publishes external port ${p.external} twice.`,
+      );
     }
     external.add(p.external);
   }
@@ -70,10 +86,16 @@ function checkContainer(config: Configuration, c: ContainerConfiguration, others
     // External ports are unique across the cluster (as in Flocker): links find their target by port.
     const clash = o.ports.find((p) => external.has(p.external));
     if (clash !== undefined) {
-      throw new ConfigurationError('CONTAINER_PORT_COLLISION', `External port ${clash.external} is already used by the container ${o.name}.`);
+      throw new ConfigurationError(
+        'CONTAINER_PORT_COLLISION',
+        `External port ${clash.external} is already used by the container ${o.name}.`,
+      );
     }
     if (volume !== undefined && o.volumes.some((v) => v.dataset_id === volume.dataset_id)) {
-      throw new ConfigurationError('DATASET_IN_USE', `The dataset ${volume.dataset_id} is already used by the container ${o.name}.`);
+      throw new ConfigurationError(
+        'DATASET_IN_USE',
+        `The dataset ${volume.dataset_id} is already used by the container ${o.name}.`,
+      );
     }
   }
   if (volume !== undefined) volumeDataset(config, volume.dataset_id);
@@ -81,9 +103,12 @@ function checkContainer(config: Configuration, c: ContainerConfiguration, others
 
 function volumeDataset(config: Configuration, id: string): DatasetConfiguration {
   const d = config.datasets.get(id);
-  if (d === undefined || d.deleted) throw new ConfigurationError('DATASET_NOT_FOUND', `No dataset with id ${id} exists.`);
+  if (d === undefined || d.deleted)
+    throw new ConfigurationError('DATASET_NOT_FOUND', `No dataset with id ${id} exists.`);
   if (d.metadata[METADATA_NAME_KEY] === undefined) {
-    throw new ConfigurationError('DATASET_NOT_A_VOLUME', `The dataset ${id} has no metadata.name: containers use datasets as Docker volumes, which the plugin finds by that name. Create the dataset with metadata {"name": "<volume name>"}.`,
+    throw new ConfigurationError(
+      'DATASET_NOT_A_VOLUME',
+      `The dataset ${id} has no metadata.name: containers use datasets as Docker volumes, which the plugin finds by that name. Create the dataset with metadata {"name": "<volume name>"}.`,
     );
   }
   return d;
@@ -91,14 +116,18 @@ function volumeDataset(config: Configuration, id: string): DatasetConfiguration 
 
 export function createContainer(config: Configuration, c: ContainerConfiguration): Applied<ContainerConfiguration> {
   const containers = containersOf(config);
-  if (containers.has(c.name)) throw new ConfigurationError('CONTAINER_NAME_COLLISION', `A container named ${c.name} already exists.`);
+  if (containers.has(c.name))
+    throw new ConfigurationError('CONTAINER_NAME_COLLISION', `A container named ${c.name} already exists.`);
   requireNode(config, c.node_uuid);
   checkContainer(config, c, containers.values());
   const volume = c.volumes[0];
   if (volume !== undefined) {
     const d = volumeDataset(config, volume.dataset_id);
     if (d.primary !== c.node_uuid) {
-      throw new ConfigurationError('DATASET_ON_DIFFERENT_NODE', `The dataset ${d.dataset_id} is on node ${d.primary}, not on ${c.node_uuid}.`);
+      throw new ConfigurationError(
+        'DATASET_ON_DIFFERENT_NODE',
+        `The dataset ${d.dataset_id} is on node ${d.primary}, not on ${c.node_uuid}.`,
+      );
     }
   }
   return { config: withContainers(config, setEntry(containers, c.name, c)), result: c, status: 201 };
@@ -112,10 +141,19 @@ function followDataset(config: Configuration, c: ContainerConfiguration, now: nu
   if (d === undefined || d.deleted || d.primary === c.node_uuid) return config;
   const lease = liveLease(config, d.dataset_id, now);
   if (lease !== undefined && lease.node_uuid !== c.node_uuid) return config;
-  return { ...config, version: config.version + 1, datasets: setEntry(config.datasets, d.dataset_id, { ...d, primary: c.node_uuid }) };
+  return {
+    ...config,
+    version: config.version + 1,
+    datasets: setEntry(config.datasets, d.dataset_id, { ...d, primary: c.node_uuid }),
+  };
 }
 
-export function moveContainer(config: Configuration, name: string, nodeUuid: string, now: number): Applied<ContainerConfiguration> {
+export function moveContainer(
+  config: Configuration,
+  name: string,
+  nodeUuid: string,
+  now: number,
+): Applied<ContainerConfiguration> {
   const current = requireContainer(config, name);
   if (current.node_uuid === nodeUuid) return { config, result: current, status: 200 };
   requireNode(config, nodeUuid);
@@ -136,16 +174,25 @@ export function resolveNodeKey(config: Configuration, key: string): string {
   const byHost = [...config.nodes.values()].filter((n) => n.host === key);
   if (byHost.length === 1 && byHost[0] !== undefined) return byHost[0].uuid;
   if (byHost.length > 1) {
-    throw new ConfigurationError('AMBIGUOUS_NODE', `Several nodes report the address ${key}; name the node by its UUID in the deployment file.`);
+    throw new ConfigurationError(
+      'AMBIGUOUS_NODE',
+      `Several nodes report the address ${key}; name the node by its UUID in the deployment file.`,
+    );
   }
   const known = [...config.nodes.values()].map((n) => `${n.host} (${n.uuid})`).join(', ');
-  throw new ConfigurationError('UNKNOWN_NODE', `The deployment file names node ${key}, which is not known. Known nodes: ${known || 'none'}.`);
+  throw new ConfigurationError(
+    'UNKNOWN_NODE',
+    `The deployment file names node ${key}, which is not known. Known nodes: ${known || 'none'}.`,
+  );
 }
 
 function fileError(which: string, issues: { path: (string | number)[]; message: string }[]): ConfigurationError {
   const first = issues[0];
   const text = issues.map((i) => `${formatIssuePath(i.path)}: ${i.message}`).join('; ');
-  return new ConfigurationError('INVALID_CONFIGURATION_FILE', `The ${which} file is invalid: ${first ? text : 'unknown problem'}`);
+  return new ConfigurationError(
+    'INVALID_CONFIGURATION_FILE',
+    `The ${which} file is invalid: ${first ? text : 'unknown problem'}`,
+  );
 }
 
 /**
@@ -168,7 +215,10 @@ export function compose(
   for (const [name, nodeKey] of deployment.value) {
     // Own keys only: a name such as constructor must not find Object.prototype's.
     if (!Object.hasOwn(apps.value, name)) {
-      throw new ConfigurationError('UNKNOWN_APPLICATION', `The deployment file deploys ${name}, which the application file does not define.`);
+      throw new ConfigurationError(
+        'UNKNOWN_APPLICATION',
+        `The deployment file deploys ${name}, which the application file does not define.`,
+      );
     }
     placement.set(name, resolveNodeKey(config, nodeKey));
   }

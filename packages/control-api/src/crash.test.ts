@@ -22,15 +22,32 @@ function plainHttpArgs(): string[] {
 }
 
 function startChild(dataDir: string, extraArgs: readonly string[] = []): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [path.join(__dirname, 'main.js'), '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--log-level', 'error', ...plainHttpArgs(), ...extraArgs], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      path.join(__dirname, 'main.js'),
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--data-dir',
+      dataDir,
+      '--log-level',
+      'error',
+      ...plainHttpArgs(),
+      ...extraArgs,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout?.on('data', (chunk: Buffer) => {
       out += chunk.toString();
       const line = out.split('\n')[0];
-      if (out.includes('\n') && line !== undefined) resolve({ child, url: (JSON.parse(line) as { listening: string }).listening });
+      if (out.includes('\n') && line !== undefined)
+        resolve({ child, url: (JSON.parse(line) as { listening: string }).listening });
     });
     child.once('exit', (code) => reject(new Error(`flocker-control exited early (${code})`)));
   });
@@ -65,7 +82,16 @@ describe('crash safety (kill -9 during a write loop)', () => {
       // An in-flight write that did land counts as written from now on.
       for (const id of stored) acked.add(id);
 
-      if (round === 0) await client.reportNodeState({ uuid: NODE, era: 'e', host: '127.0.0.1', instance_id: 'i', backend: 'loopback', manifestations: [], errors: [] });
+      if (round === 0)
+        await client.reportNodeState({
+          uuid: NODE,
+          era: 'e',
+          host: '127.0.0.1',
+          instance_id: 'i',
+          backend: 'loopback',
+          manifestations: [],
+          errors: [],
+        });
       const inFlight = new Set<string>();
       let stop = false;
       const writer = async (): Promise<void> => {
@@ -111,12 +137,19 @@ describe('crash safety (kill -9 during a write loop)', () => {
     mkdirSync(dir);
     const logPath = path.join(dir, LOG_FILE);
     // A crash can cut an append short anywhere: leave a partial, unacknowledged record behind.
-    const torn = ['0badc0de {"version":99999999,"ops":[{"op":"dataset","value":{"dataset_id":"', '\0\0\0\0\0\0', '{"vers'];
+    const torn = [
+      '0badc0de {"version":99999999,"ops":[{"op":"dataset","value":{"dataset_id":"',
+      '\0\0\0\0\0\0',
+      '{"vers',
+    ];
     let round = 0;
     await killLoop(['--compact-log-bytes', '2048'], () => {
       appendFileSync(logPath, torn[round++ % torn.length] as string);
     });
-    const snapshot = JSON.parse(readFileSync(path.join(dir, CONFIGURATION_FILE), 'utf8')) as { version: number; datasets: unknown[] };
+    const snapshot = JSON.parse(readFileSync(path.join(dir, CONFIGURATION_FILE), 'utf8')) as {
+      version: number;
+      datasets: unknown[];
+    };
     expect(snapshot.datasets.length).toBeGreaterThan(0);
     expect(statSync(logPath).size).toBeLessThan(2 * statSync(path.join(dir, CONFIGURATION_FILE)).size + 16384);
   }, 60_000);

@@ -58,7 +58,8 @@ export type RequestCode =
   | 'INTERNAL_ERROR';
 
 /** A bad command-line flag of flocker-control (never an HTTP answer). */
-export type UsageCode = 'BAD_ETCD_ENDPOINT' | 'BAD_ETCD_TLS' | 'BAD_STORE_SPEC' | 'INVALID_NODE_TIMEOUT' | 'INVALID_LEASE_GRACE';
+export type UsageCode =
+  'BAD_ETCD_ENDPOINT' | 'BAD_ETCD_TLS' | 'BAD_STORE_SPEC' | 'INVALID_NODE_TIMEOUT' | 'INVALID_LEASE_GRACE';
 
 export type ErrorCode = ConfigurationCode | StoreCode | RequestCode | UsageCode;
 
@@ -78,7 +79,12 @@ export class ConfigurationError extends ControlError<ConfigurationCode> {
 }
 
 /** The codes of a store that could not be reached or written (nothing changed; retrying may work). */
-const UNAVAILABLE: ReadonlySet<StoreCode> = new Set(['STORE_UNAVAILABLE', 'STORE_TLS_REJECTED', 'STORE_CLOSED', 'STORE_FULL']);
+const UNAVAILABLE: ReadonlySet<StoreCode> = new Set([
+  'STORE_UNAVAILABLE',
+  'STORE_TLS_REJECTED',
+  'STORE_CLOSED',
+  'STORE_FULL',
+]);
 
 export class StoreError extends ControlError<StoreCode> {
   override readonly name: string = 'StoreError';

@@ -35,12 +35,23 @@ export function deadFor(ms: number): string {
   return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
 }
 
-export function nodeDeadEvent(uuid: string, host: string, lastSeen: number | undefined, nodeTimeoutMs: number, now: number): ClusterEvent {
+export function nodeDeadEvent(
+  uuid: string,
+  host: string,
+  lastSeen: number | undefined,
+  nodeTimeoutMs: number,
+  now: number,
+): ClusterEvent {
   const why =
     lastSeen === undefined
       ? `it has not reported since the control service started ${deadFor(nodeTimeoutMs)} ago`
       : `no report for ${deadFor(nodeTimeoutMs)} (last seen ${iso(lastSeen)})`;
-  return { time: iso(now), kind: 'node_dead', node_uuid: uuid, message: `Node ${host} (${uuid}) declared dead: ${why}.` };
+  return {
+    time: iso(now),
+    kind: 'node_dead',
+    node_uuid: uuid,
+    message: `Node ${host} (${uuid}) declared dead: ${why}.`,
+  };
 }
 
 export function nodeBackEvent(uuid: string, host: string, deadSince: number, now: number): ClusterEvent {
@@ -52,8 +63,16 @@ export function nodeBackEvent(uuid: string, host: string, deadSince: number, now
   };
 }
 
-export function leaseReleasedEvent(datasetId: string, volume: string | undefined, uuid: string, host: string, deadSince: number, now: number): ClusterEvent {
-  const what = volume !== undefined && volume !== '' ? `volume ${volume} (dataset ${datasetId})` : `dataset ${datasetId}`;
+export function leaseReleasedEvent(
+  datasetId: string,
+  volume: string | undefined,
+  uuid: string,
+  host: string,
+  deadSince: number,
+  now: number,
+): ClusterEvent {
+  const what =
+    volume !== undefined && volume !== '' ? `volume ${volume} (dataset ${datasetId})` : `dataset ${datasetId}`;
   return {
     time: iso(now),
     kind: 'lease_released_dead_node',

@@ -8,7 +8,14 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import winston from 'winston';
 import { ClusterEvent, type NodeReport } from '@flocker/api';
-import { acquireLease, createDataset, emptyConfiguration, listLeases, registerNode, releaseDeadNodeLeases } from './configuration';
+import {
+  acquireLease,
+  createDataset,
+  emptyConfiguration,
+  listLeases,
+  registerNode,
+  releaseDeadNodeLeases,
+} from './configuration';
 import { FileConfigurationStore, MemoryConfigurationStore, type ConfigurationStore } from './ConfigurationStore';
 import { ControlState } from './ControlState';
 import { deadFor, EventRing } from './events';
@@ -24,7 +31,15 @@ const G = 5_000;
 const T0 = 1_700_000_000_000;
 
 function report(uuid: string): NodeReport {
-  return { uuid, era: `era-${uuid.slice(0, 4)}`, host: uuid === A ? 'host-a' : 'host-b', instance_id: `i-${uuid.slice(0, 1)}`, backend: 'loopback', manifestations: [], errors: [] };
+  return {
+    uuid,
+    era: `era-${uuid.slice(0, 4)}`,
+    host: uuid === A ? 'host-a' : 'host-b',
+    instance_id: `i-${uuid.slice(0, 1)}`,
+    backend: 'loopback',
+    manifestations: [],
+    errors: [],
+  };
 }
 
 /** A winston logger whose lines the test can read. */
@@ -36,7 +51,14 @@ function capturingLogger(): { logger: winston.Logger; lines: Array<{ level: stri
       done();
     },
   });
-  return { logger: winston.createLogger({ level: 'debug', format: winston.format.json(), transports: [new winston.transports.Stream({ stream })] }), lines };
+  return {
+    logger: winston.createLogger({
+      level: 'debug',
+      format: winston.format.json(),
+      transports: [new winston.transports.Stream({ stream })],
+    }),
+    lines,
+  };
 }
 
 describe('releaseDeadNodeLeases (pure)', () => {
@@ -69,7 +91,9 @@ describe('releaseDeadNodeLeases (pure)', () => {
   });
 
   it('a grace of 0 releases as soon as the node is dead', () => {
-    expect(releaseDeadNodeLeases(withLeases, (u) => (u === B ? T0 : undefined), T0, 0).result.map((r) => r.lease.dataset_id)).toEqual([D3]);
+    expect(
+      releaseDeadNodeLeases(withLeases, (u) => (u === B ? T0 : undefined), T0, 0).result.map((r) => r.lease.dataset_id),
+    ).toEqual([D3]);
   });
 });
 
@@ -101,7 +125,8 @@ describe('timing flags', () => {
 describe('events', () => {
   it('the ring keeps the last 200, oldest first', () => {
     const ring = new EventRing();
-    for (let i = 0; i < 250; i++) ring.push({ time: new Date(T0 + i).toISOString(), kind: 'node_dead', message: String(i) });
+    for (let i = 0; i < 250; i++)
+      ring.push({ time: new Date(T0 + i).toISOString(), kind: 'node_dead', message: String(i) });
     const list = ring.list();
     expect(list).toHaveLength(200);
     expect(list[0]?.message).toBe('50');
@@ -122,14 +147,26 @@ describe('ControlState: leases of dead nodes (injected clock)', () => {
   let log: ReturnType<typeof capturingLogger>;
 
   async function open(store: ConfigurationStore, leaseGraceMs = G): Promise<ControlState> {
-    return ControlState.open({ store, nodeTimeoutMs: T, leaseGraceMs, logger: log.logger, now, livenessCheckMs: 3_600_000 });
+    return ControlState.open({
+      store,
+      nodeTimeoutMs: T,
+      leaseGraceMs,
+      logger: log.logger,
+      now,
+      livenessCheckMs: 3_600_000,
+    });
   }
 
   /** A and B report; D1 leased by A, D2 leased by A and pinned, D3 leased by B. */
   async function seed(s: ControlState): Promise<void> {
     await s.report(report(A));
     await s.report(report(B));
-    for (const [id, primary] of [[D1, A], [D2, A], [D3, B]] as const) await s.mutate((c) => createDataset(c, { primary, dataset_id: id, metadata: { name: `vol-${id.slice(0, 1)}` } }));
+    for (const [id, primary] of [
+      [D1, A],
+      [D2, A],
+      [D3, B],
+    ] as const)
+      await s.mutate((c) => createDataset(c, { primary, dataset_id: id, metadata: { name: `vol-${id.slice(0, 1)}` } }));
     await s.mutate((c, n) => acquireLease(c, { dataset_id: D1, node_uuid: A, expires: null }, n));
     await s.mutate((c, n) => acquireLease(c, { dataset_id: D2, node_uuid: A, expires: null, pinned: true }, n));
     await s.mutate((c, n) => acquireLease(c, { dataset_id: D3, node_uuid: B, expires: null }, n));
@@ -182,7 +219,10 @@ describe('ControlState: leases of dead nodes (injected clock)', () => {
       time: new Date(deadSince + G).toISOString(),
       message: `Lease on volume vol-1 (dataset ${D1}) released: host host-a (node ${A}) dead for 5s, since ${new Date(deadSince).toISOString()}.`,
     });
-    expect(log.lines.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([events[0]?.message, events[1]?.message]);
+    expect(log.lines.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([
+      events[0]?.message,
+      events[1]?.message,
+    ]);
     // Nothing more to do: later checks commit nothing.
     await advanceTo(deadSince + 3 * G);
     expect(state.configuration.version).toBe(version + 1);
@@ -195,7 +235,12 @@ describe('ControlState: leases of dead nodes (injected clock)', () => {
     await state.close();
     state = await open(new FileConfigurationStore(dir));
     expect(leased()).toEqual([D2, D3]);
-    expect(listLeases(state.configuration, t).find((l) => l.dataset_id === D2)).toEqual({ dataset_id: D2, node_uuid: A, expires: null, pinned: true });
+    expect(listLeases(state.configuration, t).find((l) => l.dataset_id === D2)).toEqual({
+      dataset_id: D2,
+      node_uuid: A,
+      expires: null,
+      pinned: true,
+    });
   });
 
   it('a node back before the grace ends keeps its lease; back after it, finds the lease gone', async () => {
@@ -212,7 +257,13 @@ describe('ControlState: leases of dead nodes (injected clock)', () => {
     expect(leased()).toEqual([D2, D3]);
     t += 1_000;
     await state.report(report(A));
-    expect(state.listEvents().map((e) => e.kind)).toEqual(['node_dead', 'node_back', 'node_dead', 'lease_released_dead_node', 'node_back']);
+    expect(state.listEvents().map((e) => e.kind)).toEqual([
+      'node_dead',
+      'node_back',
+      'node_dead',
+      'lease_released_dead_node',
+      'node_back',
+    ]);
     expect(state.listEvents().at(-1)?.message).toMatch(/^Node host-a .* reports again after 6s dead/);
     expect(leased()).toEqual([D2, D3]);
   });
@@ -234,7 +285,13 @@ describe('ControlState: leases of dead nodes (injected clock)', () => {
     await advanceTo(started + T - 1);
     expect(state.listEvents()).toEqual([]);
     await advanceTo(started + T + 1);
-    expect(state.listEvents()).toMatchObject([{ kind: 'node_dead', node_uuid: A, message: expect.stringContaining('not reported since the control service started') }]);
+    expect(state.listEvents()).toMatchObject([
+      {
+        kind: 'node_dead',
+        node_uuid: A,
+        message: expect.stringContaining('not reported since the control service started'),
+      },
+    ]);
     await advanceTo(started + T + G);
     expect(leased()).toEqual([D2, D3]);
   });
@@ -258,7 +315,9 @@ describe('ControlState: leases of dead nodes (injected clock)', () => {
     failures = 1;
     await advanceTo(T0 + T + G);
     expect(leased()).toEqual([D1, D2, D3]);
-    expect(log.lines.some((l) => l.level === 'warn' && /releasing the leases of dead nodes failed/.test(l.message))).toBe(true);
+    expect(
+      log.lines.some((l) => l.level === 'warn' && /releasing the leases of dead nodes failed/.test(l.message)),
+    ).toBe(true);
     await advanceTo(T0 + T + G + 1_000);
     expect(leased()).toEqual([D2, D3]);
   });

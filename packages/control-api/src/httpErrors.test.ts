@@ -48,21 +48,41 @@ describe('the mapping of errors to HTTP', () => {
 describe('over HTTP', () => {
   let svc: ControlService;
   beforeEach(async () => {
-    svc = await startControlService({ port: 0, host: '127.0.0.1', store: new MemoryConfigurationStore(), logger: silent });
+    svc = await startControlService({
+      port: 0,
+      host: '127.0.0.1',
+      store: new MemoryConfigurationStore(),
+      logger: silent,
+    });
   });
   afterEach(async () => svc.close());
 
-  it("a response the server builds off its own schema is a 500, not a 400 blaming the client", async () => {
-    jest.spyOn(svc.state, 'listEvents').mockReturnValue([{ time: 'now', kind: 'node_dead', message: 7 } as unknown as ReturnType<typeof svc.state.listEvents>[number]]);
+  it('a response the server builds off its own schema is a 500, not a 400 blaming the client', async () => {
+    jest
+      .spyOn(svc.state, 'listEvents')
+      .mockReturnValue([
+        { time: 'now', kind: 'node_dead', message: 7 } as unknown as ReturnType<typeof svc.state.listEvents>[number],
+      ]);
     const client = new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 });
     const err = await client.listEvents().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FlockerApiError);
-    expect({ status: (err as FlockerApiError).status, code: (err as FlockerApiError).code }).toEqual({ status: 500, code: 'INTERNAL_ERROR' });
+    expect({ status: (err as FlockerApiError).status, code: (err as FlockerApiError).code }).toEqual({
+      status: 500,
+      code: 'INTERNAL_ERROR',
+    });
   });
 
   it('a lease asked for 1e308 seconds is refused as input (400), not stored and then failing its own answer (500)', async () => {
     const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
-    const report = { uuid: A, era: 'e', host: '10.0.0.1', instance_id: 'i-a', backend: 'loopback', manifestations: [], errors: [] };
+    const report = {
+      uuid: A,
+      era: 'e',
+      host: '10.0.0.1',
+      instance_id: 'i-a',
+      backend: 'loopback',
+      manifestations: [],
+      errors: [],
+    };
     const client = new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 });
     await client.reportNodeState(report);
     const ds = await client.createDataset({ primary: A });
@@ -80,9 +100,23 @@ describe('flocker-control with a bad flag', () => {
   function run(args: string[]): Promise<{ code: number | null; stderr: string }> {
     const dir = mkdtempSync(path.join(tmpdir(), 'flocker-flags-'));
     return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [path.join(__dirname, 'main.js'), '--port', '0', '--host', '127.0.0.1', '--data-dir', dir, '--insecure-http', ...args], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        [
+          path.join(__dirname, 'main.js'),
+          '--port',
+          '0',
+          '--host',
+          '127.0.0.1',
+          '--data-dir',
+          dir,
+          '--insecure-http',
+          ...args,
+        ],
+        {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
       let stderr = '';
       child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
       child.on('error', reject);

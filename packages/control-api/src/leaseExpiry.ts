@@ -5,7 +5,13 @@
  * committer, re-applied on whatever configuration is current.
  */
 import type { Logger } from 'winston';
-import { type Configuration, configurationTag, expireLeases, nextLeaseExpiry, releaseDeadNodeLeases } from './configuration';
+import {
+  type Configuration,
+  configurationTag,
+  expireLeases,
+  nextLeaseExpiry,
+  releaseDeadNodeLeases,
+} from './configuration';
 import type { Committer } from './committer';
 import { type EventRing, leaseReleasedEvent } from './events';
 import type { NodeReports } from './nodeReports';
@@ -91,8 +97,10 @@ export class LeaseExpiryService {
     if (due.length === 0) return Promise.resolve();
     const key = due.sort().join(',');
     const leases = committer.latestConfiguration.leases;
-    if (this.cleanSweep !== undefined && this.cleanSweep.leases === leases && this.cleanSweep.due === key) return Promise.resolve();
-    const change = (c: Configuration, t: number) => releaseDeadNodeLeases(c, (uuid) => nodes.deadSince(uuid, t), t, leaseGraceMs);
+    if (this.cleanSweep !== undefined && this.cleanSweep.leases === leases && this.cleanSweep.due === key)
+      return Promise.resolve();
+    const change = (c: Configuration, t: number) =>
+      releaseDeadNodeLeases(c, (uuid) => nodes.deadSince(uuid, t), t, leaseGraceMs);
     if (change(committer.latestConfiguration, now).result.length === 0) {
       this.cleanSweep = { leases, due: key };
       return Promise.resolve();
@@ -103,16 +111,27 @@ export class LeaseExpiryService {
         const at = this.options.now();
         const committed = committer.configuration;
         for (const { lease, deadSince } of applied.result) {
-          const host = nodes.reportedNode(lease.node_uuid)?.report.host ?? committed.nodes.get(lease.node_uuid)?.host ?? lease.node_uuid;
+          const host =
+            nodes.reportedNode(lease.node_uuid)?.report.host ??
+            committed.nodes.get(lease.node_uuid)?.host ??
+            lease.node_uuid;
           const volume = committed.datasets.get(lease.dataset_id)?.metadata['name'];
           const event = leaseReleasedEvent(lease.dataset_id, volume, lease.node_uuid, host, deadSince, at);
           events.push(event);
-          logger.warn(event.message, { event: event.kind, dataset: lease.dataset_id, node: lease.node_uuid, host, configuration: configurationTag(committed) });
+          logger.warn(event.message, {
+            event: event.kind,
+            dataset: lease.dataset_id,
+            node: lease.node_uuid,
+            host,
+            configuration: configurationTag(committed),
+          });
         }
       })
       .catch((err: unknown) => {
         if (this.closed) return;
-        logger.warn('releasing the leases of dead nodes failed; retrying at the next liveness check', { error: String(err) });
+        logger.warn('releasing the leases of dead nodes failed; retrying at the next liveness check', {
+          error: String(err),
+        });
       })
       .finally(() => {
         this.releasing = undefined;

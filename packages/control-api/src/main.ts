@@ -11,35 +11,92 @@ async function main(): Promise<void> {
     .usage('$0 [options]\n\nRuns the Flocker control service: the v1 dataset API and the channel dataset agents use.')
     .option('port', { type: 'number', default: DEFAULT_PORT, describe: 'TCP port of the API (0 = any free port)' })
     .option('host', { type: 'string', default: '0.0.0.0', describe: 'Address to listen on' })
-    .option('data-dir', { type: 'string', default: '/var/lib/flocker', describe: 'Directory of the durable configuration' })
-    .option('node-timeout', { type: 'number', default: 30, describe: 'Seconds without a report after which a node counts as dead' })
+    .option('data-dir', {
+      type: 'string',
+      default: '/var/lib/flocker',
+      describe: 'Directory of the durable configuration',
+    })
+    .option('node-timeout', {
+      type: 'number',
+      default: 30,
+      describe: 'Seconds without a report after which a node counts as dead',
+    })
     .option('lease-grace', {
       type: 'number',
       default: 5,
       describe:
         'Seconds a node stays dead (no report for --node-timeout) before the control service releases its leases, except pinned ones (0 = at once)',
     })
-    .option('compact-log-bytes', { type: 'number', default: 1024 * 1024, describe: 'Fold the configuration log into the snapshot once it exceeds this many bytes (and the snapshot size)' })
-    .option('store', { type: 'string', default: 'file', choices: ['file', 'etcd'], describe: 'Where the configuration lives: files in --data-dir, or an etcd cluster shared by several control replicas' })
-    .option('etcd-endpoints', { type: 'string', describe: 'With --store etcd: comma-separated etcd client URLs, e.g. http://10.0.0.1:2379,http://10.0.0.2:2379,http://10.0.0.3:2379' })
-    .option('etcd-prefix', { type: 'string', default: '/flocker', describe: 'With --store etcd: key prefix of this cluster' })
-    .option('etcd-ca', { type: 'string', describe: 'With --store etcd: CA certificate (PEM) of the etcd members; enables TLS' })
+    .option('compact-log-bytes', {
+      type: 'number',
+      default: 1024 * 1024,
+      describe: 'Fold the configuration log into the snapshot once it exceeds this many bytes (and the snapshot size)',
+    })
+    .option('store', {
+      type: 'string',
+      default: 'file',
+      choices: ['file', 'etcd'],
+      describe:
+        'Where the configuration lives: files in --data-dir, or an etcd cluster shared by several control replicas',
+    })
+    .option('etcd-endpoints', {
+      type: 'string',
+      describe:
+        'With --store etcd: comma-separated etcd client URLs, e.g. http://10.0.0.1:2379,http://10.0.0.2:2379,http://10.0.0.3:2379',
+    })
+    .option('etcd-prefix', {
+      type: 'string',
+      default: '/flocker',
+      describe: 'With --store etcd: key prefix of this cluster',
+    })
+    .option('etcd-ca', {
+      type: 'string',
+      describe: 'With --store etcd: CA certificate (PEM) of the etcd members; enables TLS',
+    })
     .option('etcd-cert', { type: 'string', describe: 'With --store etcd: client certificate (PEM) for etcd' })
     .option('etcd-key', { type: 'string', describe: 'With --store etcd: private key (PEM) of --etcd-cert' })
-    .option('etcd-timeout', { type: 'number', default: 3, describe: 'With --store etcd: seconds to wait for etcd before a request fails with 503 STORE_UNAVAILABLE' })
-    .option('tls-dir', { type: 'string', describe: `Directory with cluster.crt, control-service.crt and control-service.key (default ${DEFAULT_TLS_DIR})` })
-    .option('cert', { type: 'string', describe: 'Control service certificate (PEM); with --key and --ca instead of --tls-dir' })
+    .option('etcd-timeout', {
+      type: 'number',
+      default: 3,
+      describe: 'With --store etcd: seconds to wait for etcd before a request fails with 503 STORE_UNAVAILABLE',
+    })
+    .option('tls-dir', {
+      type: 'string',
+      describe: `Directory with cluster.crt, control-service.crt and control-service.key (default ${DEFAULT_TLS_DIR})`,
+    })
+    .option('cert', {
+      type: 'string',
+      describe: 'Control service certificate (PEM); with --key and --ca instead of --tls-dir',
+    })
     .option('key', { type: 'string', describe: 'Private key of --cert (PEM)' })
-    .option('ca', { type: 'string', describe: 'Cluster CA certificate (PEM): clients must present a certificate it issued' })
-    .option('insecure-http', { type: 'boolean', default: false, describe: 'Serve plain HTTP without authentication (development and tests only)' })
-    .option('log-level', { type: 'string', default: 'info', choices: ['error', 'warn', 'info', 'debug'], describe: 'Log verbosity (JSON logs on stderr)' })
+    .option('ca', {
+      type: 'string',
+      describe: 'Cluster CA certificate (PEM): clients must present a certificate it issued',
+    })
+    .option('insecure-http', {
+      type: 'boolean',
+      default: false,
+      describe: 'Serve plain HTTP without authentication (development and tests only)',
+    })
+    .option('log-level', {
+      type: 'string',
+      default: 'info',
+      choices: ['error', 'warn', 'info', 'debug'],
+      describe: 'Log verbosity (JSON logs on stderr)',
+    })
     .example('$0 --port 4523 --data-dir /var/lib/flocker --tls-dir /etc/flocker', 'the defaults, spelled out')
     .example('$0 --insecure-http --host 127.0.0.1', 'plain HTTP for development')
     .strict()
     .help()
     .parse();
   const logger = createLogger(argv['log-level']);
-  const tls = chooseTls({ tlsDir: argv['tls-dir'], cert: argv.cert, key: argv.key, ca: argv.ca, insecureHttp: argv['insecure-http'] });
+  const tls = chooseTls({
+    tlsDir: argv['tls-dir'],
+    cert: argv.cert,
+    key: argv.key,
+    ca: argv.ca,
+    insecureHttp: argv['insecure-http'],
+  });
   if (tls.mode === 'http') logger.warn('serving plain HTTP without authentication (--insecure-http)');
   const service = await startControlService({
     port: argv.port,
@@ -80,8 +137,16 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => stop('SIGINT'));
 }
 
-(process.argv[2] === 'migrate-store' ? import('./etcd/migrate.js').then((m) => m.migrateStoreCli(process.argv.slice(3))) : main()).catch((err: unknown) => {
-  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : 'STARTUP_FAILED';
-  process.stderr.write(`${JSON.stringify({ level: 'error', message: 'flocker-control failed to start', code, error: String(err) })}\n`);
+(process.argv[2] === 'migrate-store'
+  ? import('./etcd/migrate.js').then((m) => m.migrateStoreCli(process.argv.slice(3)))
+  : main()
+).catch((err: unknown) => {
+  const code =
+    typeof err === 'object' && err !== null && 'code' in err
+      ? String((err as { code: unknown }).code)
+      : 'STARTUP_FAILED';
+  process.stderr.write(
+    `${JSON.stringify({ level: 'error', message: 'flocker-control failed to start', code, error: String(err) })}\n`,
+  );
   process.exit(1);
 });

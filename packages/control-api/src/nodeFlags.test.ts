@@ -15,7 +15,13 @@ describe('flocker-control node flags', () => {
     const nodeAt = args.indexOf('node');
     const out = execFileSync(
       '/usr/bin/env',
-      [...args.slice(0, nodeAt), process.execPath, ...CONTROL_NODE_FLAGS, '-e', 'process.stdout.write(JSON.stringify({ env: process.env.MALLOC_ARENA_MAX, flags: process.execArgv }))'],
+      [
+        ...args.slice(0, nodeAt),
+        process.execPath,
+        ...CONTROL_NODE_FLAGS,
+        '-e',
+        'process.stdout.write(JSON.stringify({ env: process.env.MALLOC_ARENA_MAX, flags: process.execArgv }))',
+      ],
       { encoding: 'utf8' },
     );
     const seen = JSON.parse(out) as { env: string; flags: string[] };

@@ -9,7 +9,15 @@ import { ChangeNotifier } from './notifier';
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const T = 10_000;
 const silent = winston.createLogger({ silent: true });
-const report = (host = '10.0.0.1'): NodeReport => ({ uuid: A, era: 'e', host, instance_id: 'i-a', backend: 'loopback', manifestations: [], errors: [] });
+const report = (host = '10.0.0.1'): NodeReport => ({
+  uuid: A,
+  era: 'e',
+  host,
+  instance_id: 'i-a',
+  backend: 'loopback',
+  manifestations: [],
+  errors: [],
+});
 
 function nodes(clock: { t: number }) {
   const calls = { state: 0, dead: 0 };

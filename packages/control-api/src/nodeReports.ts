@@ -20,7 +20,11 @@ export interface StoredContainerReport {
 }
 
 /** Pure: the containers fresh reports show, with their nodes. */
-export function containerStates(reports: ReadonlyMap<string, StoredContainerReport>, now: number, staleMs = CONTAINER_REPORT_STALE_MS): ContainerState[] {
+export function containerStates(
+  reports: ReadonlyMap<string, StoredContainerReport>,
+  now: number,
+  staleMs = CONTAINER_REPORT_STALE_MS,
+): ContainerState[] {
   const out: ContainerState[] = [];
   for (const [node, { report, lastSeen }] of reports) {
     if (now - lastSeen > staleMs) continue;
@@ -93,7 +97,8 @@ export class NodeReports {
    */
   deadSince(uuid: string, now: number): number | undefined {
     const node = this.nodes.get(uuid);
-    if (node !== undefined) return isAlive(node, now, this.options.nodeTimeoutMs) ? undefined : node.lastSeen + this.options.nodeTimeoutMs;
+    if (node !== undefined)
+      return isAlive(node, now, this.options.nodeTimeoutMs) ? undefined : node.lastSeen + this.options.nodeTimeoutMs;
     return this.deadNodes.get(uuid)?.deadSince;
   }
 
@@ -187,7 +192,12 @@ export class NodeReports {
     if (announce) {
       const event = nodeDeadEvent(uuid, host, lastSeen, nodeTimeoutMs, now);
       events.push(event);
-      logger.warn(event.message, { event: event.kind, node: uuid, host, dead_since: new Date(deadSince).toISOString() });
+      logger.warn(event.message, {
+        event: event.kind,
+        node: uuid,
+        host,
+        dead_since: new Date(deadSince).toISOString(),
+      });
     }
     this.options.onDeadNodesChanged();
   }

@@ -46,7 +46,10 @@ export function buildOpenApi(routes: readonly RouteContract[]): Json {
     }
     const responses: Json = {};
     for (const [status, r] of Object.entries(route.responses)) {
-      responses[status] = { description: r.description, content: { 'application/json': { schema: schemaOf(r.schema, 'output') } } };
+      responses[status] = {
+        description: r.description,
+        content: { 'application/json': { schema: schemaOf(r.schema, 'output') } },
+      };
     }
     const op: Json = {
       operationId: `${route.method}${openApiPath(route.path).replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase())}`,
@@ -54,7 +57,9 @@ export function buildOpenApi(routes: readonly RouteContract[]): Json {
       tags: [route.tag],
       ...(parameters.length > 0 ? { parameters } : {}),
       ...(route.body !== undefined
-        ? { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(route.body, 'input') } } } }
+        ? {
+            requestBody: { required: true, content: { 'application/json': { schema: schemaOf(route.body, 'input') } } },
+          }
         : {}),
       responses,
     };
@@ -66,7 +71,9 @@ export function buildOpenApi(routes: readonly RouteContract[]): Json {
       operationId: 'getOpenApi',
       summary: 'This document.',
       tags: ['meta'],
-      responses: { 200: { description: 'OpenAPI 3.1 document.', content: { 'application/json': { schema: { type: 'object' } } } } },
+      responses: {
+        200: { description: 'OpenAPI 3.1 document.', content: { 'application/json': { schema: { type: 'object' } } } },
+      },
     },
   };
   return {

@@ -22,7 +22,9 @@ export function reportClaimConflict(
   }
   const owner = instances.get(report.instance_id);
   if (owner !== undefined) {
-    return new ConfigurationError('INSTANCE_CLAIMED', `Node ${report.uuid} reports compute instance ${report.instance_id}, which live node ${owner} reports as its own: ` +
+    return new ConfigurationError(
+      'INSTANCE_CLAIMED',
+      `Node ${report.uuid} reports compute instance ${report.instance_id}, which live node ${owner} reports as its own: ` +
         'two nodes cannot be one instance (check the agent configuration of both hosts).',
     );
   }
@@ -32,7 +34,9 @@ export function reportClaimConflict(
     const at = attachedTo.get(m.blockdevice_id);
     const holder = at === undefined || at === null ? undefined : instances.get(at);
     if (holder !== undefined) {
-      return new ConfigurationError('VOLUME_CLAIMED', `Node ${report.uuid} reports dataset ${m.dataset_id} (volume ${m.blockdevice_id}) as ${m.status} here, but its own backend listing ` +
+      return new ConfigurationError(
+        'VOLUME_CLAIMED',
+        `Node ${report.uuid} reports dataset ${m.dataset_id} (volume ${m.blockdevice_id}) as ${m.status} here, but its own backend listing ` +
           `shows the volume attached to instance ${at ?? ''}, which live node ${holder} reports as its own.`,
       );
     }

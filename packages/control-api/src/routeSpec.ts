@@ -27,7 +27,11 @@ export interface RouteContext<R extends RouteContract> {
   signal: AbortSignal;
 }
 
-export type Handler<R extends RouteContract> = (state: ControlState, ctx: RouteContext<R>, views: Views) => Promise<Reply> | Reply;
+export type Handler<R extends RouteContract> = (
+  state: ControlState,
+  ctx: RouteContext<R>,
+  views: Views,
+) => Promise<Reply> | Reply;
 /** A handler for every route of the contract (the compiler checks none is missing). */
 export type Handlers = { [K in RouteName]: Handler<ApiRoutes[K]> };
 

@@ -74,7 +74,10 @@ const datasetHandlers: Omit<Handlers, keyof typeof containerHandlers> = {
   },
   reportNodeState: async (state, { params, body: report }) => {
     if (report.uuid !== params.uuid) {
-      throw new RequestError('NODE_UUID_MISMATCH', `The report is for node ${report.uuid} but was sent to ${params.uuid}.`);
+      throw new RequestError(
+        'NODE_UUID_MISMATCH',
+        `The report is for node ${report.uuid} but was sent to ${params.uuid}.`,
+      );
     }
     const now = state.now();
     const conflict = reportClaimConflict(report, state.reportedNodes(), (n) => isAlive(n, now, state.nodeTimeoutMs));
@@ -96,7 +99,11 @@ const datasetHandlers: Omit<Handlers, keyof typeof containerHandlers> = {
       const wait = Math.min(query.timeout_ms ?? DEFAULT_WAIT_MS, MAX_WAIT_MS);
       await state.waitForChange(query.since, wait, signal);
     }
-    return { status: 200, json: query.node !== undefined ? views.snapshotFor(query.node) : views.snapshot(), tag: state.configurationTag };
+    return {
+      status: 200,
+      json: query.node !== undefined ? views.snapshotFor(query.node) : views.snapshot(),
+      tag: state.configurationTag,
+    };
   },
 };
 

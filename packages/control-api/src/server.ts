@@ -4,7 +4,13 @@ import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import winston, { type Logger } from 'winston';
-import { CONFIGURATION_TAG_HEADER, findProtoKey, IF_CONFIGURATION_MATCHES_HEADER, RESERVED_KEY_MESSAGE, safeLogStream } from '@flocker/api';
+import {
+  CONFIGURATION_TAG_HEADER,
+  findProtoKey,
+  IF_CONFIGURATION_MATCHES_HEADER,
+  RESERVED_KEY_MESSAGE,
+  safeLogStream,
+} from '@flocker/api';
 import { ControlState, DEFAULT_LEASE_GRACE_MS } from './ControlState';
 import { type ConfigurationStore, FileConfigurationStore } from './ConfigurationStore';
 import { invalidRequest, RequestError, UsageError } from './errors';
@@ -73,12 +79,21 @@ export interface ControlService {
 }
 
 /** The control service's timing flags, checked: T > 0 and G >= 0 (both finite), in ms. */
-export function checkTiming(nodeTimeoutSeconds: number, leaseGraceSeconds: number): { nodeTimeoutMs: number; leaseGraceMs: number } {
+export function checkTiming(
+  nodeTimeoutSeconds: number,
+  leaseGraceSeconds: number,
+): { nodeTimeoutMs: number; leaseGraceMs: number } {
   if (!Number.isFinite(nodeTimeoutSeconds) || nodeTimeoutSeconds <= 0) {
-    throw new UsageError('INVALID_NODE_TIMEOUT', `--node-timeout must be a positive number of seconds (got ${nodeTimeoutSeconds}).`);
+    throw new UsageError(
+      'INVALID_NODE_TIMEOUT',
+      `--node-timeout must be a positive number of seconds (got ${nodeTimeoutSeconds}).`,
+    );
   }
   if (!Number.isFinite(leaseGraceSeconds) || leaseGraceSeconds < 0) {
-    throw new UsageError('INVALID_LEASE_GRACE', `--lease-grace must be zero or a positive number of seconds (got ${leaseGraceSeconds}).`);
+    throw new UsageError(
+      'INVALID_LEASE_GRACE',
+      `--lease-grace must be zero or a positive number of seconds (got ${leaseGraceSeconds}).`,
+    );
   }
   return { nodeTimeoutMs: nodeTimeoutSeconds * 1000, leaseGraceMs: leaseGraceSeconds * 1000 };
 }
@@ -143,7 +158,10 @@ export function createApp(
         // zod's records would drop a __proto__ key silently: refuse it wherever it is.
         const proto = findProtoKey(req.body);
         if (proto !== undefined) {
-          throw new RequestError('RESERVED_KEY', `The request body has the key ${proto.join('.')}: ${RESERVED_KEY_MESSAGE}.`);
+          throw new RequestError(
+            'RESERVED_KEY',
+            `The request body has the key ${proto.join('.')}: ${RESERVED_KEY_MESSAGE}.`,
+          );
         }
         // Parsed by the route's schemas (ids canonical); what a schema refuses is kept as sent, for authorization.
         const input = checkInput(route, { params: req.params as Record<string, string>, query, body: req.body });
@@ -157,13 +175,25 @@ export function createApp(
         if (input.error !== undefined) throw invalidRequest(input.error);
         const reply = await route.handle(
           state,
-          { params: input.params, query: input.query, body: input.body, ifMatches: route.conditional ? ifMatches : undefined, signal: abort.signal },
+          {
+            params: input.params,
+            query: input.query,
+            body: input.body,
+            ifMatches: route.conditional ? ifMatches : undefined,
+            signal: abort.signal,
+          },
           views,
         );
         if (!res.headersSent && !res.writableEnded) send(res, reply);
       } catch (err) {
         const apiError = toApiError(err);
-        if (apiError.status >= 500) logger.error('request failed', { method: req.method, path: req.path, error: String(err), stack: (err as Error).stack });
+        if (apiError.status >= 500)
+          logger.error('request failed', {
+            method: req.method,
+            path: req.path,
+            error: String(err),
+            stack: (err as Error).stack,
+          });
         else logger.debug('request rejected', { method: req.method, path: req.path, code: apiError.code });
         if (!res.headersSent) sendError(res, apiError);
       }
@@ -180,7 +210,13 @@ export function createApp(
   for (const [path, methods] of byPath) {
     app.all(path, (req, res) => {
       res.setHeader('Allow', methods.join(', '));
-      sendError(res, new RequestError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${req.path}; use ${methods.join(' or ')}.`));
+      sendError(
+        res,
+        new RequestError(
+          'METHOD_NOT_ALLOWED',
+          `${req.method} is not allowed on ${req.path}; use ${methods.join(' or ')}.`,
+        ),
+      );
     });
   }
   app.use((req, res) => {
@@ -189,7 +225,8 @@ export function createApp(
   // Errors from the body parser land here (express needs the 4-argument signature).
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const apiError = toApiError(err);
-    if (apiError.status >= 500) logger.error('request failed', { method: req.method, path: req.path, error: String(err) });
+    if (apiError.status >= 500)
+      logger.error('request failed', { method: req.method, path: req.path, error: String(err) });
     if (!res.headersSent) sendError(res, apiError);
   });
   return app;
@@ -197,12 +234,16 @@ export function createApp(
 
 export async function startControlService(options: ControlServiceOptions = {}): Promise<ControlService> {
   const logger = options.logger ?? createLogger(options.logLevel ?? 'info');
-  const { nodeTimeoutMs, leaseGraceMs } = checkTiming(options.nodeTimeoutSeconds ?? 30, options.leaseGraceSeconds ?? DEFAULT_LEASE_GRACE_MS / 1000);
+  const { nodeTimeoutMs, leaseGraceMs } = checkTiming(
+    options.nodeTimeoutSeconds ?? 30,
+    options.leaseGraceSeconds ?? DEFAULT_LEASE_GRACE_MS / 1000,
+  );
   const store =
     options.store ??
     new FileConfigurationStore(options.dataDir ?? '/var/lib/flocker', {
       ...(options.compactLogBytes !== undefined ? { compactMinBytes: options.compactLogBytes } : {}),
-      onCompactionError: (err) => logger.error('configuration log compaction failed; will retry', { error: String(err) }),
+      onCompactionError: (err) =>
+        logger.error('configuration log compaction failed; will retry', { error: String(err) }),
     });
   const state = await ControlState.open({
     store,
@@ -226,7 +267,13 @@ export async function startControlService(options: ControlServiceOptions = {}): 
     options.tls === undefined
       ? createServer(httpOptions, app)
       : createHttpsServer(
-          { ...httpOptions, ...options.tls, requestCert: true, rejectUnauthorized: true, handshakeTimeout: limits.headersTimeoutMs },
+          {
+            ...httpOptions,
+            ...options.tls,
+            requestCert: true,
+            rejectUnauthorized: true,
+            handshakeTimeout: limits.headersTimeoutMs,
+          },
           app,
         );
   server.maxConnections = limits.maxConnections;

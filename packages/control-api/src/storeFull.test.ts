@@ -27,7 +27,12 @@ describe('control service on a full disk', () => {
     const disk = new FakeFullDisk();
     const store = new FileConfigurationStore(dir, { openFile: disk.open });
     await store.commit(registerNode(await store.load(), { uuid: NODE, host: '10.0.0.1' }));
-    const svc = await startControlService({ port: 0, host: '127.0.0.1', store, logger: winston.createLogger({ silent: true }) });
+    const svc = await startControlService({
+      port: 0,
+      host: '127.0.0.1',
+      store,
+      logger: winston.createLogger({ silent: true }),
+    });
     const created: string[] = [];
     const create = async (i: number): Promise<Response> => {
       const res = await fetch(`${svc.url}/v1/configuration/datasets`, {
@@ -69,17 +74,34 @@ describe('control service on a full disk', () => {
   it('keeps serving while its log output (stderr) is a full disk', async () => {
     // /dev/full fails every write with ENOSPC, as a log file on a full disk does.
     const full = openSync('/dev/full', 'w');
-    const child = spawn(process.execPath, [path.join(__dirname, 'main.js'), '--port', '0', '--host', '127.0.0.1', '--data-dir', dir, '--insecure-http', '--log-level', 'debug'], {
-      stdio: ['ignore', 'pipe', full],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(__dirname, 'main.js'),
+        '--port',
+        '0',
+        '--host',
+        '127.0.0.1',
+        '--data-dir',
+        dir,
+        '--insecure-http',
+        '--log-level',
+        'debug',
+      ],
+      {
+        stdio: ['ignore', 'pipe', full],
+      },
+    );
     closeSync(full);
     const stdout = child.stdout;
     if (stdout === null) throw new Error('no stdout');
     let exited: string | undefined;
-    const exit = new Promise<void>((resolve) => child.once('exit', (code, signal) => {
-      exited = `${code ?? signal}`;
-      resolve();
-    }));
+    const exit = new Promise<void>((resolve) =>
+      child.once('exit', (code, signal) => {
+        exited = `${code ?? signal}`;
+        resolve();
+      }),
+    );
     try {
       const url = await new Promise<string>((resolve, reject) => {
         let out = '';

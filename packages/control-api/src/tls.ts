@@ -67,7 +67,10 @@ export function chooseTls(args: TlsChoiceArgs, exists: (path: string) => boolean
   const explicit = [args.cert, args.key, args.ca].filter((x) => x !== undefined).length;
   if (args.insecureHttp === true) {
     if (explicit > 0 || args.tlsDir !== undefined) {
-      throw new TlsConfigError('TLS_OPTIONS_CONFLICT', '--insecure-http cannot be combined with --tls-dir, --cert, --key or --ca.');
+      throw new TlsConfigError(
+        'TLS_OPTIONS_CONFLICT',
+        '--insecure-http cannot be combined with --tls-dir, --cert, --key or --ca.',
+      );
     }
     return { mode: 'http' };
   }
@@ -122,7 +125,10 @@ function forbidden(res: Response, description: string): void {
 export function requireIdentity(req: Request, res: Response, next: NextFunction): void {
   const identity = peerIdentity(req);
   if (identity === undefined) {
-    forbidden(res, 'The client certificate names no Flocker identity (expected a common name user-<name> or node-<uuid>).');
+    forbidden(
+      res,
+      'The client certificate names no Flocker identity (expected a common name user-<name> or node-<uuid>).',
+    );
     return;
   }
   if (identity.kind === 'control') {

@@ -25,7 +25,12 @@ import { ContainerReport, NodeReport, NodeUuid } from '@flocker/api';
 import type { Configuration } from '../configuration';
 import { emptyConfiguration } from '../configuration';
 import { applyRecords, diffConfiguration, LogRecord } from '../ConfigurationLog';
-import { decodeConfiguration, encodeConfiguration, type ConfigurationStore, type StoreListener } from '../ConfigurationStore';
+import {
+  decodeConfiguration,
+  encodeConfiguration,
+  type ConfigurationStore,
+  type StoreListener,
+} from '../ConfigurationStore';
 import { ControlError, StoreError, UsageError } from '../errors';
 import { StoreConflict } from './conflict';
 
@@ -112,9 +117,19 @@ export function parseEndpoints(list: string): string[] {
  */
 export function etcdTlsFailure(message: string): 'server' | 'client' | undefined {
   // Alerts the member sent: it rejected (or missed) our client certificate.
-  if (/alert (bad certificate|certificate required|unknown ca|certificate unknown|certificate expired|certificate revoked|unsupported certificate)/i.test(message)) return 'client';
+  if (
+    /alert (bad certificate|certificate required|unknown ca|certificate unknown|certificate expired|certificate revoked|unsupported certificate)/i.test(
+      message,
+    )
+  )
+    return 'client';
   // Our own verification of the member's certificate.
-  if (/unable to verify|self[- ]signed certificate|certificate has expired|certificate is not yet valid|Hostname\/IP does not match|unable to get (local )?issuer certificate|certificate signature failure/i.test(message)) return 'server';
+  if (
+    /unable to verify|self[- ]signed certificate|certificate has expired|certificate is not yet valid|Hostname\/IP does not match|unable to get (local )?issuer certificate|certificate signature failure/i.test(
+      message,
+    )
+  )
+    return 'server';
   return undefined;
 }
 
@@ -124,12 +139,21 @@ function unavailable(action: string, err: unknown): ControlError {
   const tls = etcdTlsFailure(message);
   // A TLS mistake is a configuration error, not an outage: say which file to look at.
   if (tls === 'server') {
-    return new StoreError('STORE_TLS_REJECTED', `etcd did not ${action}: its certificate is not trusted (${message.trim()}); --etcd-ca must be the CA that issued the etcd members' certificates, and they must name the endpoint's host or IP.`);
+    return new StoreError(
+      'STORE_TLS_REJECTED',
+      `etcd did not ${action}: its certificate is not trusted (${message.trim()}); --etcd-ca must be the CA that issued the etcd members' certificates, and they must name the endpoint's host or IP.`,
+    );
   }
   if (tls === 'client') {
-    return new StoreError('STORE_TLS_REJECTED', `etcd did not ${action}: the etcd members refused the client certificate (${message.trim()}); pass --etcd-cert and --etcd-key with a client certificate issued by the CA the members trust (their --trusted-ca-file).`);
+    return new StoreError(
+      'STORE_TLS_REJECTED',
+      `etcd did not ${action}: the etcd members refused the client certificate (${message.trim()}); pass --etcd-cert and --etcd-key with a client certificate issued by the CA the members trust (their --trusted-ca-file).`,
+    );
   }
-  return new StoreError('STORE_UNAVAILABLE', `etcd did not ${action} (${message}); is a quorum of etcd members reachable?`);
+  return new StoreError(
+    'STORE_UNAVAILABLE',
+    `etcd did not ${action} (${message}); is a quorum of etcd members reachable?`,
+  );
 }
 
 export class EtcdConfigurationStore implements ConfigurationStore {
@@ -177,7 +201,8 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       // of the timeout: the client makes up to 3 attempts, so a lost quorum answers 503
       // after about timeoutMs, and a request stranded by a dying leader is re-sent after
       // a third of it (re-sending a transaction is safe: see the commit id).
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + Math.max(200, Math.floor(this.timeoutMs / 3)) }),
+      defaultCallOptions: (ctx) =>
+        ctx.isStream ? {} : { deadline: Date.now() + Math.max(200, Math.floor(this.timeoutMs / 3)) },
       ...(options.caFile !== undefined
         ? {
             credentials: {
@@ -210,14 +235,23 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   }
 
   /** Reads head, snapshot and log at one etcd revision and folds them into a configuration. */
-  private async readAll(): Promise<{ config: Configuration; revision: number; records: number; logBytes: number; snapshotBytes: number }> {
+  private async readAll(): Promise<{
+    config: Configuration;
+    revision: number;
+    records: number;
+    logBytes: number;
+    snapshotBytes: number;
+  }> {
     let head;
     let snapshot;
     let log;
     try {
       head = await this.ns.get(HEAD_KEY).exec();
       const at = head.header.revision;
-      [snapshot, log] = await Promise.all([this.ns.get(SNAPSHOT_KEY).revision(at).exec(), this.ns.getAll().prefix(LOG_PREFIX).revision(at).sort('Key', 'Ascend').exec()]);
+      [snapshot, log] = await Promise.all([
+        this.ns.get(SNAPSHOT_KEY).revision(at).exec(),
+        this.ns.getAll().prefix(LOG_PREFIX).revision(at).sort('Key', 'Ascend').exec(),
+      ]);
     } catch (err) {
       throw unavailable('answer a read', err);
     }
@@ -233,7 +267,8 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     if (snapKv !== undefined) {
       const snap = this.parse(Snapshot, SNAPSHOT_KEY, snapKv.value);
       config = decodeConfiguration(snap.config);
-      if (config.version !== snap.version) throw this.corrupt(SNAPSHOT_KEY, `holds v${config.version}, not v${snap.version}`);
+      if (config.version !== snap.version)
+        throw this.corrupt(SNAPSHOT_KEY, `holds v${config.version}, not v${snap.version}`);
     }
     let records = 0;
     let logBytes = 0;
@@ -241,12 +276,14 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       const key = kv.key.toString('utf8');
       const entry = this.parse(LogEntry, key, kv.value);
       if (entry.record.version <= config.version) continue; // covered by the snapshot
-      if (entry.prev !== config.version) throw this.corrupt(key, `follows v${entry.prev}, but the log before it ends at v${config.version}`);
+      if (entry.prev !== config.version)
+        throw this.corrupt(key, `follows v${entry.prev}, but the log before it ends at v${config.version}`);
       config = applyRecords(config, [entry.record]);
       records += 1;
       logBytes += kv.value.length;
     }
-    if (config.version !== h.version) throw this.corrupt(HEAD_KEY, `names v${h.version}, but snapshot and log end at v${config.version}`);
+    if (config.version !== h.version)
+      throw this.corrupt(HEAD_KEY, `names v${h.version}, but snapshot and log end at v${config.version}`);
     this.revisions.set(config, Number(headKv.mod_revision));
     return { config, revision, records, logBytes, snapshotBytes: snapKv?.value.length ?? 0 };
   }
@@ -279,7 +316,10 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     const from = base ?? this.latest;
     const expected = this.revisions.get(from);
     if (expected === undefined) {
-      throw new StoreError('STORE_BASE_UNKNOWN', `Configuration v${from.version} was not read from etcd; cannot compare-and-swap from it.`);
+      throw new StoreError(
+        'STORE_BASE_UNKNOWN',
+        `Configuration v${from.version} was not read from etcd; cannot compare-and-swap from it.`,
+      );
     }
     this.committing = config.version;
     try {
@@ -299,7 +339,10 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     try {
       res = await this.ns
         .if(HEAD_KEY, 'Mod', '==', expected)
-        .then(this.ns.put(HEAD_KEY).value(JSON.stringify({ version: config.version, commit: id })), this.ns.put(logKey(config.version)).value(entry))
+        .then(
+          this.ns.put(HEAD_KEY).value(JSON.stringify({ version: config.version, commit: id })),
+          this.ns.put(logKey(config.version)).value(entry),
+        )
         // On a lost race, the records since `from` are usually all it takes to catch up.
         .else(this.ns.get(HEAD_KEY), this.ns.getAll().inRange({ start: logKey(from.version + 1), end: LOG_END }))
         .commit();
@@ -317,7 +360,8 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       return;
     }
     // Lost the race: the winner is what etcd holds now.
-    const winner = this.catchUp(from, headKv, res.responses[1]?.response_range?.kvs ?? []) ?? (await this.readAll()).config;
+    const winner =
+      this.catchUp(from, headKv, res.responses[1]?.response_range?.kvs ?? []) ?? (await this.readAll()).config;
     if (winner.version > this.latest.version) this.latest = winner;
     throw new StoreConflict(winner);
   }
@@ -343,7 +387,8 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       this.latest = config;
       this.counted(bytes);
     }
-    if (this.sinceSnapshot >= this.snapshotEvery && this.logBytes > this.snapshotBytes) void this.snapshot().catch(this.onError);
+    if (this.sinceSnapshot >= this.snapshotEvery && this.logBytes > this.snapshotBytes)
+      void this.snapshot().catch(this.onError);
   }
 
   private counted(bytes: number): void {
@@ -403,10 +448,16 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     }
     for (const kv of reports.kvs) this.deliverReport(listener, kv.key.toString('utf8'), kv.value);
     for (const kv of containers.kvs) this.deliverContainers(listener, kv.key.toString('utf8'), kv.value);
-    const logWatch = await this.ns.watch().prefix(LOG_PREFIX).startRevision(String(this.loadedRevision + 1)).create();
+    const logWatch = await this.ns
+      .watch()
+      .prefix(LOG_PREFIX)
+      .startRevision(String(this.loadedRevision + 1))
+      .create();
     this.listener = listener;
     logWatch.on('put', (kv) => this.onRecord(listener, kv));
-    const nodesWatch = await this.watchShared(NODES_PREFIX, reports.header.revision, (key, value) => this.deliverReport(listener, key, value));
+    const nodesWatch = await this.watchShared(NODES_PREFIX, reports.header.revision, (key, value) =>
+      this.deliverReport(listener, key, value),
+    );
     const containersWatch = await this.watchShared(CONTAINERS_PREFIX, containers.header.revision, (key, value) =>
       this.deliverContainers(listener, key, value),
     );
@@ -415,14 +466,23 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   }
 
   /** Watches the reports under `prefix` after `revision`, delivering those other replicas wrote. */
-  private async watchShared(prefix: string, revision: string, deliver: (key: string, value: Buffer) => void): Promise<Watcher> {
-    const watch = await this.ns.watch().prefix(prefix).startRevision(String(Number(revision) + 1)).create();
+  private async watchShared(
+    prefix: string,
+    revision: string,
+    deliver: (key: string, value: Buffer) => void,
+  ): Promise<Watcher> {
+    const watch = await this.ns
+      .watch()
+      .prefix(prefix)
+      .startRevision(String(Number(revision) + 1))
+      .create();
     watch.on('put', (kv) => {
       const key = kv.key.toString('utf8');
       // Our own report coming back: known already, so not parsed again (1,000 agents
       // reporting would otherwise cost 1,000 schema checks on this replica too).
       const mine = this.published.get(prefix + key.slice(key.lastIndexOf('/') + 1))?.value;
-      if (mine !== undefined && kv.value.length === Buffer.byteLength(mine) && kv.value.toString('utf8') === mine) return;
+      if (mine !== undefined && kv.value.length === Buffer.byteLength(mine) && kv.value.toString('utf8') === mine)
+        return;
       deliver(key, kv.value);
     });
     return watch;
@@ -483,20 +543,43 @@ export class EtcdConfigurationStore implements ConfigurationStore {
    * so the report is not answered as received.
    */
   publishReport(report: NodeReport, json: string, lastSeen: number, nodeTimeoutMs?: number): Promise<void> {
-    const refresh = nodeTimeoutMs === undefined ? this.reportRefreshMs : reportRefreshMs(nodeTimeoutMs, this.reportRefreshMs);
-    return this.share(NODES_PREFIX, report.uuid, json, lastSeen, `{"last_seen":${lastSeen},"report":${json}}`, 'a node report', refresh);
+    const refresh =
+      nodeTimeoutMs === undefined ? this.reportRefreshMs : reportRefreshMs(nodeTimeoutMs, this.reportRefreshMs);
+    return this.share(
+      NODES_PREFIX,
+      report.uuid,
+      json,
+      lastSeen,
+      `{"last_seen":${lastSeen},"report":${json}}`,
+      'a node report',
+      refresh,
+    );
   }
 
   /** Shares a node's container report with the other replicas, as publishReport does node reports (failures go to onError). */
   publishContainers(uuid: string, report: ContainerReport, lastSeen: number): void {
     if (this.closed) return;
     const json = JSON.stringify(report);
-    this.share(CONTAINERS_PREFIX, uuid, json, lastSeen, `{"last_seen":${lastSeen},"node":${JSON.stringify(uuid)},"report":${json}}`, 'a container report', this.reportRefreshMs).catch(
-      (err: unknown) => this.onError(err),
-    );
+    this.share(
+      CONTAINERS_PREFIX,
+      uuid,
+      json,
+      lastSeen,
+      `{"last_seen":${lastSeen},"node":${JSON.stringify(uuid)},"report":${json}}`,
+      'a container report',
+      this.reportRefreshMs,
+    ).catch((err: unknown) => this.onError(err));
   }
 
-  private share(prefix: string, uuid: string, json: string, lastSeen: number, value: string, what: string, refreshMs: number): Promise<void> {
+  private share(
+    prefix: string,
+    uuid: string,
+    json: string,
+    lastSeen: number,
+    value: string,
+    what: string,
+    refreshMs: number,
+  ): Promise<void> {
     // Closing: not shared, so not answered as received (503, the agent reports to another replica).
     if (this.closed) return Promise.reject(new StoreError('STORE_CLOSED', 'The configuration store is closed.'));
     const key = `${prefix}${uuid}`;
@@ -527,10 +610,19 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       this.ns.put(HEAD_KEY).value(JSON.stringify({ version: config.version, commit: randomBytes(12).toString('hex') })),
     ];
     const res = force
-      ? await this.ns.if(HEAD_KEY, 'Mod', '<', Number.MAX_SAFE_INTEGER).then(...ops).commit()
-      : await this.ns.if(HEAD_KEY, 'Create', '==', 0).then(...ops).commit();
+      ? await this.ns
+          .if(HEAD_KEY, 'Mod', '<', Number.MAX_SAFE_INTEGER)
+          .then(...ops)
+          .commit()
+      : await this.ns
+          .if(HEAD_KEY, 'Create', '==', 0)
+          .then(...ops)
+          .commit();
     if (!res.succeeded) {
-      throw new StoreError('STORE_NOT_EMPTY', `etcd already holds a configuration under ${this.prefix}/; pass --force to overwrite it.`);
+      throw new StoreError(
+        'STORE_NOT_EMPTY',
+        `etcd already holds a configuration under ${this.prefix}/; pass --force to overwrite it.`,
+      );
     }
   }
 

@@ -6,6 +6,9 @@ import { StoreError } from '../errors';
 export class StoreConflict extends StoreError {
   override readonly name = 'StoreConflict';
   constructor(readonly current: Configuration) {
-    super('CONFIGURATION_CONFLICT', `Another control replica changed the configuration first (now v${current.version}).`);
+    super(
+      'CONFIGURATION_CONFLICT',
+      `Another control replica changed the configuration first (now v${current.version}).`,
+    );
   }
 }

@@ -17,7 +17,8 @@ export function etcdStoreFromFlags(flags: EtcdFlags, logger: Logger): EtcdConfig
   if ((flags.cert === undefined) !== (flags.key === undefined)) {
     throw new UsageError('BAD_ETCD_TLS', '--etcd-cert and --etcd-key go together.');
   }
-  if (flags.cert !== undefined && flags.ca === undefined) throw new UsageError('BAD_ETCD_TLS', '--etcd-cert needs --etcd-ca.');
+  if (flags.cert !== undefined && flags.ca === undefined)
+    throw new UsageError('BAD_ETCD_TLS', '--etcd-cert needs --etcd-ca.');
   const endpoints = parseEndpoints(flags.endpoints);
   if (flags.ca !== undefined && endpoints.some((e) => e.startsWith('http:'))) {
     throw new UsageError('BAD_ETCD_TLS', 'With --etcd-ca the etcd endpoints must be https:// URLs.');

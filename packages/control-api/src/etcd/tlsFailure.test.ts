@@ -25,7 +25,11 @@ describe('etcdTlsFailure', () => {
   });
 
   it('says nothing about failures that are not TLS', () => {
-    for (const m of ['14 UNAVAILABLE: No connection established. Last error: Failed to connect', '4 DEADLINE_EXCEEDED: Deadline exceeded', 'connect ECONNREFUSED 127.0.0.1:2379']) {
+    for (const m of [
+      '14 UNAVAILABLE: No connection established. Last error: Failed to connect',
+      '4 DEADLINE_EXCEEDED: Deadline exceeded',
+      'connect ECONNREFUSED 127.0.0.1:2379',
+    ]) {
       expect(etcdTlsFailure(m)).toBeUndefined();
     }
   });
