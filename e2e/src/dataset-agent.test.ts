@@ -3,69 +3,27 @@
  * (spawned `flocker-dataset-agent` processes) on the loopback backend, with
  * real loop devices, ext4 and mounts, all under a temp directory.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { waitFor as waitUntil } from './cluster/run';
-import { FlockerClient, type DatasetState } from '@flocker/api';
-import { startControlService, type ControlService } from '@flocker/control-api';
-import { LoopbackDriver, parseMountInfo } from '@flocker/storage-drivers';
-import { removeTree } from './removeTree';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type DatasetState, type FlockerClient } from '@flocker/api';
+import { LoopbackDriver } from '@flocker/storage-drivers';
+import { AGENT_MAIN, LocalAgentBed, mountsUnder, type AgentProc } from './localAgents';
 
 jest.setTimeout(180_000);
 
-const REPO = resolve(__dirname, '../..');
-const AGENT_MAIN = join(REPO, 'packages/dataset-agent/dist/main.js');
 const MiB = 1024 * 1024;
 
-interface AgentProc {
-  readonly name: string;
-  readonly proc: ChildProcess;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
+let bed: LocalAgentBed;
 let dir: string;
-let control: ControlService;
 let client: FlockerClient;
-const agents = new Set<AgentProc>();
 
-function configPath(name: string): string {
-  return join(dir, `${name}.yml`);
-}
-
-function writeAgentConfig(name: string, resyncSeconds = 2): void {
-  writeFileSync(
-    configPath(name),
-    [
-      'version: 1',
-      `control-service: {hostname: 127.0.0.1, port: ${control.port}}`,
-      `dataset: {backend: loopback, root_path: ${join(dir, 'pool')}}`,
-      `node: {state_dir: ${join(dir, name, 'state')}, mount_root: ${join(dir, name, 'mnt')}, era_file: ${join(dir, name, 'era')}}`,
-      `agent: {resync_interval_seconds: ${resyncSeconds}, default_dataset_size: 67108864, backoff_initial_seconds: 0.2, backoff_max_seconds: 2}`,
-      '',
-    ].join('\n'),
-  );
-}
-
-function startAgent(name: string, env: Record<string, string> = {}): AgentProc {
-  if (!existsSync(configPath(name))) writeAgentConfig(name);
-  mkdirSync(join(dir, name), { recursive: true });
-  if (!existsSync(join(dir, name, 'era'))) writeFileSync(join(dir, name, 'era'), `era-${name}\n`);
-  const log = createWriteStream(join(dir, `${name}.log`), { flags: 'a' });
-  const proc = spawn(process.execPath, [AGENT_MAIN, '--config', configPath(name)], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  proc.stdout?.pipe(log);
-  proc.stderr?.pipe(log);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
-    proc.on('exit', (code, signal) => res({ code, signal })),
-  );
-  const a = { name, proc, exited };
-  agents.add(a);
-  void exited.then(() => agents.delete(a));
-  return a;
+const writeAgentConfig = (name: string, resyncSeconds = 2): void => bed.writeAgentConfig(name, { resyncSeconds });
+const startAgent = (name: string, env: Record<string, string> = {}): AgentProc => bed.startAgent(name, env);
+const nodeUuid = (name: string): string => bed.nodeUuid(name);
+const logs = (): string => bed.logs();
+function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
+  return bed.waitFor(what, probe, timeoutMs);
 }
 
 async function stopAgent(a: AgentProc): Promise<void> {
@@ -73,23 +31,8 @@ async function stopAgent(a: AgentProc): Promise<void> {
   await a.exited;
 }
 
-function nodeUuid(name: string): string {
-  return (JSON.parse(readFileSync(join(dir, name, 'state', 'node.json'), 'utf8')) as { uuid: string }).uuid;
-}
-
 function mountPath(name: string, datasetId: string): string {
   return join(dir, name, 'mnt', datasetId);
-}
-
-function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
-  return waitUntil(what, probe, { timeoutMs, intervalMs: 25, context: logs });
-}
-
-function logs(): string {
-  return readdirSync(dir)
-    .filter((f) => f.endsWith('.log'))
-    .map((f) => `--- ${f}\n${readFileSync(join(dir, f), 'utf8').split('\n').slice(-15).join('\n')}`)
-    .join('\n');
 }
 
 async function stateOf(datasetId: string): Promise<DatasetState | undefined> {
@@ -106,10 +49,6 @@ async function waitMountedOn(name: string, datasetId: string): Promise<string> {
   });
   expect(mountsUnder(dir).filter((m) => m.mountPoint === path)).toHaveLength(1);
   return path;
-}
-
-function mountsUnder(root: string): { device: string; mountPoint: string }[] {
-  return parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')).filter((m) => m.mountPoint.startsWith(root + '/'));
 }
 
 async function poolVolumes(datasetId?: string) {
@@ -132,28 +71,12 @@ async function expectNoDuplicates(): Promise<void> {
 }
 
 beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'flocker-agent-e2e-'));
-  control = await startControlService({ port: 0, host: '127.0.0.1', dataDir: join(dir, 'control'), nodeTimeoutSeconds: 60, logLevel: 'error' });
-  client = new FlockerClient({ baseUrl: control.url });
+  bed = await LocalAgentBed.start('flocker-agent-e2e-');
+  ({ dir, client } = bed);
 });
 
-afterEach(async () => {
-  for (const a of [...agents]) {
-    a.proc.kill('SIGKILL');
-    await a.exited;
-  }
-  await control.close();
-  // Every mount and loop device of this test, then the directory.
-  for (const m of mountsUnder(dir).reverse()) execFileSync('umount', ['-l', m.mountPoint]);
-  const volumesDir = join(dir, 'pool', 'volumes');
-  if (existsSync(volumesDir)) {
-    for (const f of readdirSync(volumesDir).filter((f) => f.endsWith('.img'))) {
-      const out = execFileSync('losetup', ['-j', join(volumesDir, f)], { encoding: 'utf8' });
-      for (const line of out.split('\n').filter((l) => l.includes(':'))) execFileSync('losetup', ['-d', line.split(':')[0]!]);
-    }
-  }
-  removeTree(dir);
-});
+// Every agent, mount and loop device of this test, then the directory.
+afterEach(() => bed.close());
 
 async function waitNodesKnown(names: string[]): Promise<void> {
   await waitFor('nodes to report', async () => {
@@ -279,9 +202,7 @@ describe('flocker-dataset-agent with the loopback backend', () => {
 
   it('moves a dataset away from a node declared dead, with its data and attributes', async () => {
     // A control service that declares a node dead after 3 s of silence; agents report every second.
-    await control.close();
-    control = await startControlService({ port: 0, host: '127.0.0.1', dataDir: join(dir, 'control2'), nodeTimeoutSeconds: 3, logLevel: 'error' });
-    client = new FlockerClient({ baseUrl: control.url });
+    ({ client } = await bed.replaceControl('control2', 3));
     writeAgentConfig('a', 1);
     writeAgentConfig('b', 1);
     const a = startAgent('a');

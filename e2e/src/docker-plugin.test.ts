@@ -2,7 +2,8 @@
  * The Flocker Docker volume plugin with a real Docker Engine: control service, dataset
  * agent (loopback pool), plugin and a private dockerd on this machine. Needs root.
  */
-import { FlockerDockerStack, TINY_IMAGE, until } from './docker';
+import { TINY_IMAGE, until, type FlockerDockerStack } from './docker';
+import { dockerStackForSuite } from './docker/suite';
 
 jest.setTimeout(120_000);
 
@@ -25,18 +26,9 @@ describe('flocker Docker volume plugin with real Docker', () => {
   /** The plugin answers Unmount first and releases the lease right after. */
   const noLeases = () => until('the lease to be released', async () => (await leases()).length === 0, 5_000, 20);
 
-  beforeAll(async () => {
-    stack = await FlockerDockerStack.start();
-    drv = stack.driver;
-  }, 180_000);
-
-  afterAll(async () => {
-    await stack?.close();
-  }, 120_000);
-
-  afterEach(() => {
-    const state = expect.getState();
-    if (state.assertionCalls !== state.numPassingAsserts) process.stderr.write(stack.logs());
+  dockerStackForSuite((s) => {
+    stack = s;
+    drv = s.driver;
   });
 
   it('docker volume create -o size, inspect, ls, rm', async () => {

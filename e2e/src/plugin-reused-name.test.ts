@@ -5,7 +5,8 @@
  * against the old dataset, and `docker volume rm` said "volume r1 is in use by 2
  * containers on this host". Needs root (a private dockerd, see FlockerDockerStack).
  */
-import { FlockerDockerStack, TINY_IMAGE, until } from './docker';
+import { TINY_IMAGE, until, type FlockerDockerStack } from './docker';
+import { dockerStackForSuite } from './docker/suite';
 
 jest.setTimeout(180_000);
 
@@ -13,18 +14,7 @@ describe('a re-used volume name with a real dockerd', () => {
   let stack: FlockerDockerStack;
   const docker = (...args: string[]) => stack.docker(args);
 
-  beforeAll(async () => {
-    stack = await FlockerDockerStack.start();
-  }, 180_000);
-
-  afterAll(async () => {
-    await stack?.close();
-  }, 120_000);
-
-  afterEach(() => {
-    const state = expect.getState();
-    if (state.assertionCalls !== state.numPassingAsserts) process.stderr.write(stack.logs());
-  });
+  dockerStackForSuite((s) => (stack = s));
 
   it('destroy under a running container, rm -f, docker run again with the name, docker volume rm: no lease left, removed', async () => {
     const drv = stack.driver;

@@ -4,74 +4,30 @@
  * instead of creating empty volumes for existing datasets; one corrupt volume
  * record is an error on its dataset while everything else goes on.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { FlockerClient } from '@flocker/api';
-import { startControlService, type ControlService } from '@flocker/control-api';
-import { LoopbackDriver, parseMountInfo } from '@flocker/storage-drivers';
-import { waitFor as waitUntil } from './cluster/run';
-import { removeTree } from './removeTree';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FlockerClient } from '@flocker/api';
+import { LoopbackDriver } from '@flocker/storage-drivers';
+import { LocalAgentBed, mountsUnder, type AgentProc } from './localAgents';
 
 jest.setTimeout(180_000);
 
-const AGENT_MAIN = join(resolve(__dirname, '../..'), 'packages/dataset-agent/dist/main.js');
 const MiB = 1024 * 1024;
 
-interface AgentProc {
-  readonly proc: ChildProcess;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
+let bed: LocalAgentBed;
 let dir: string;
-let control: ControlService;
 let client: FlockerClient;
-const agents = new Set<AgentProc>();
 
+/** Agent `name` on the pool `<dir>/<pool>`, resyncing every second. */
 function startAgent(name: string, pool: string): AgentProc {
-  mkdirSync(join(dir, name), { recursive: true });
-  writeFileSync(join(dir, name, 'era'), `era-${name}\n`);
-  const config = join(dir, `${name}.yml`);
-  writeFileSync(
-    config,
-    [
-      'version: 1',
-      `control-service: {hostname: 127.0.0.1, port: ${control.port}}`,
-      `dataset: {backend: loopback, root_path: ${join(dir, pool)}}`,
-      `node: {state_dir: ${join(dir, name, 'state')}, mount_root: ${join(dir, name, 'mnt')}, era_file: ${join(dir, name, 'era')}}`,
-      'agent: {resync_interval_seconds: 1, default_dataset_size: 67108864, backoff_initial_seconds: 0.2, backoff_max_seconds: 1}',
-      '',
-    ].join('\n'),
-  );
-  const log = createWriteStream(join(dir, `${name}.log`), { flags: 'a' });
-  const proc = spawn(process.execPath, [AGENT_MAIN, '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-  proc.stdout?.pipe(log);
-  proc.stderr?.pipe(log);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => proc.on('exit', (code, signal) => res({ code, signal })));
-  const a = { proc, exited };
-  agents.add(a);
-  void exited.then(() => agents.delete(a));
-  return a;
+  bed.writeAgentConfig(name, { pool, resyncSeconds: 1, backoffMaxSeconds: 1 });
+  return bed.startAgent(name);
 }
 
-function nodeUuid(name: string): string {
-  return (JSON.parse(readFileSync(join(dir, name, 'state', 'node.json'), 'utf8')) as { uuid: string }).uuid;
-}
-
-function logs(): string {
-  return readdirSync(dir)
-    .filter((f) => f.endsWith('.log'))
-    .map((f) => `--- ${f}\n${readFileSync(join(dir, f), 'utf8').split('\n').slice(-15).join('\n')}`)
-    .join('\n');
-}
+const nodeUuid = (name: string): string => bed.nodeUuid(name);
 
 function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
-  return waitUntil(what, probe, { timeoutMs, intervalMs: 50, context: logs });
-}
-
-function mountsUnder(root: string): { device: string; mountPoint: string }[] {
-  return parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')).filter((m) => m.mountPoint.startsWith(root + '/'));
+  return bed.waitFor(what, probe, timeoutMs, 50);
 }
 
 async function waitMountedOn(name: string, datasetId: string): Promise<string> {
@@ -81,28 +37,12 @@ async function waitMountedOn(name: string, datasetId: string): Promise<string> {
 }
 
 beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'flocker-pool-safety-e2e-'));
-  control = await startControlService({ port: 0, host: '127.0.0.1', dataDir: join(dir, 'control'), nodeTimeoutSeconds: 60, logLevel: 'error' });
-  client = new FlockerClient({ baseUrl: control.url });
+  bed = await LocalAgentBed.start('flocker-pool-safety-e2e-');
+  ({ dir, client } = bed);
 });
 
-afterEach(async () => {
-  for (const a of [...agents]) {
-    a.proc.kill('SIGKILL');
-    await a.exited;
-  }
-  await control.close();
-  for (const m of mountsUnder(dir).reverse()) execFileSync('umount', ['-l', m.mountPoint]);
-  for (const pool of ['pool', 'empty-pool']) {
-    const volumesDir = join(dir, pool, 'volumes');
-    if (!existsSync(volumesDir)) continue;
-    for (const f of readdirSync(volumesDir).filter((f) => f.endsWith('.img'))) {
-      const out = execFileSync('losetup', ['-j', join(volumesDir, f)], { encoding: 'utf8' });
-      for (const line of out.split('\n').filter((l) => l.includes(':'))) execFileSync('losetup', ['-d', line.split(':')[0]!]);
-    }
-  }
-  removeTree(dir);
-});
+// Every agent, mount and loop device of both pools, then the directory.
+afterEach(() => bed.close());
 
 describe('pool safety with real agents (issue 17)', () => {
   it('an agent on the wrong, empty pool refuses to start; a corrupt record is an error on its dataset while the rest goes on', async () => {

@@ -1,0 +1,142 @@
+/**
+ * Real dataset agents (spawned `flocker-dataset-agent` processes) on loopback pools under
+ * a temp directory, with the control service in this process: the setup the local agent
+ * e2e tests share. Needs root (loop devices, mounts).
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { FlockerClient } from '@flocker/api';
+import { startControlService, type ControlService } from '@flocker/control-api';
+import { parseMountInfo } from '@flocker/storage-drivers';
+import { waitFor as waitUntil } from './cluster/run';
+import { removeTree } from './removeTree';
+
+export const AGENT_MAIN = join(resolve(__dirname, '../..'), 'packages/dataset-agent/dist/main.js');
+
+export interface AgentProc {
+  readonly name: string;
+  readonly proc: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** What an agent's agent.yml says besides the paths under the bed's directory. */
+export interface AgentSettings {
+  /** The pool directory under the bed's directory (default "pool"). */
+  readonly pool?: string;
+  readonly resyncSeconds?: number;
+  readonly backoffMaxSeconds?: number;
+}
+
+/** Mounts whose mount point lies under root, as the kernel lists them. */
+export function mountsUnder(root: string): { device: string; mountPoint: string }[] {
+  return parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')).filter((m) => m.mountPoint.startsWith(root + '/'));
+}
+
+async function startControl(dir: string, dataDir: string, nodeTimeoutSeconds: number): Promise<{ control: ControlService; client: FlockerClient }> {
+  const control = await startControlService({ port: 0, host: '127.0.0.1', dataDir: join(dir, dataDir), nodeTimeoutSeconds, logLevel: 'error' });
+  return { control, client: new FlockerClient({ baseUrl: control.url }) };
+}
+
+export class LocalAgentBed {
+  private readonly agents = new Set<AgentProc>();
+
+  private constructor(
+    readonly dir: string,
+    private current: { control: ControlService; client: FlockerClient },
+  ) {}
+
+  /** A temp directory named from `prefix` and a control service (node timeout 60 s) on `<dir>/control`. */
+  static async start(prefix: string): Promise<LocalAgentBed> {
+    const dir = mkdtempSync(join(tmpdir(), prefix));
+    return new LocalAgentBed(dir, await startControl(dir, 'control', 60));
+  }
+
+  get control(): ControlService {
+    return this.current.control;
+  }
+  get client(): FlockerClient {
+    return this.current.client;
+  }
+
+  /** Closes the control service and starts another on `<dir>/<dataDir>`; agent configs written from now on name it. */
+  async replaceControl(dataDir: string, nodeTimeoutSeconds: number): Promise<{ control: ControlService; client: FlockerClient }> {
+    await this.current.control.close();
+    this.current = await startControl(this.dir, dataDir, nodeTimeoutSeconds);
+    return this.current;
+  }
+
+  configPath(name: string): string {
+    return join(this.dir, `${name}.yml`);
+  }
+
+  writeAgentConfig(name: string, { pool = 'pool', resyncSeconds = 2, backoffMaxSeconds = 2 }: AgentSettings = {}): void {
+    const node = join(this.dir, name);
+    writeFileSync(
+      this.configPath(name),
+      [
+        'version: 1',
+        `control-service: {hostname: 127.0.0.1, port: ${this.control.port}}`,
+        `dataset: {backend: loopback, root_path: ${join(this.dir, pool)}}`,
+        `node: {state_dir: ${join(node, 'state')}, mount_root: ${join(node, 'mnt')}, era_file: ${join(node, 'era')}}`,
+        `agent: {resync_interval_seconds: ${resyncSeconds}, default_dataset_size: 67108864, backoff_initial_seconds: 0.2, backoff_max_seconds: ${backoffMaxSeconds}}`,
+        '',
+      ].join('\n'),
+    );
+  }
+
+  /** Spawns agent `name` (the default agent.yml unless one was written, era "era-<name>" unless set), logging to `<dir>/<name>.log`. */
+  startAgent(name: string, env: Record<string, string> = {}): AgentProc {
+    if (!existsSync(this.configPath(name))) this.writeAgentConfig(name);
+    mkdirSync(join(this.dir, name), { recursive: true });
+    if (!existsSync(join(this.dir, name, 'era'))) writeFileSync(join(this.dir, name, 'era'), `era-${name}\n`);
+    const log = createWriteStream(join(this.dir, `${name}.log`), { flags: 'a' });
+    const proc = spawn(process.execPath, [AGENT_MAIN, '--config', this.configPath(name)], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    proc.stdout?.pipe(log);
+    proc.stderr?.pipe(log);
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => proc.on('exit', (code, signal) => res({ code, signal })));
+    const a = { name, proc, exited };
+    this.agents.add(a);
+    void exited.then(() => this.agents.delete(a));
+    return a;
+  }
+
+  nodeUuid(name: string): string {
+    return (JSON.parse(readFileSync(join(this.dir, name, 'state', 'node.json'), 'utf8')) as { uuid: string }).uuid;
+  }
+
+  /** The last lines of every agent's log, for a failure message. */
+  logs(): string {
+    return readdirSync(this.dir)
+      .filter((f) => f.endsWith('.log'))
+      .map((f) => `--- ${f}\n${readFileSync(join(this.dir, f), 'utf8').split('\n').slice(-15).join('\n')}`)
+      .join('\n');
+  }
+
+  waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, intervalMs = 25): Promise<T> {
+    return waitUntil(what, probe, { timeoutMs, intervalMs, context: () => this.logs() });
+  }
+
+  /** Kills every agent, closes the control service, then removes every mount and loop device of the directory, and it. */
+  async close(): Promise<void> {
+    for (const a of [...this.agents]) {
+      a.proc.kill('SIGKILL');
+      await a.exited;
+    }
+    await this.control.close();
+    for (const m of mountsUnder(this.dir).reverse()) execFileSync('umount', ['-l', m.mountPoint]);
+    for (const pool of readdirSync(this.dir)) {
+      const volumesDir = join(this.dir, pool, 'volumes');
+      if (!existsSync(volumesDir)) continue;
+      for (const f of readdirSync(volumesDir).filter((f) => f.endsWith('.img'))) {
+        const out = execFileSync('losetup', ['-j', join(volumesDir, f)], { encoding: 'utf8' });
+        for (const line of out.split('\n').filter((l) => l.includes(':'))) execFileSync('losetup', ['-d', line.split(':')[0]!]);
+      }
+    }
+    removeTree(this.dir);
+  }
+}
