@@ -35,11 +35,9 @@ export const ContainerPort = z
 
 export const ContainerLink = z
   .object({
-    alias: z
-      .string()
-      .regex(/^[a-zA-Z][a-zA-Z0-9_-]*$/, {
-        message: 'must start with a letter and hold only letters, digits, "_" and "-"',
-      }),
+    alias: z.string().regex(/^[a-zA-Z][a-zA-Z0-9_-]*$/, {
+      message: 'must start with a letter and hold only letters, digits, "_" and "-"',
+    }),
     local_port: PortNumber.describe('The port the linking container is told to use (names its environment variables).'),
     remote_port: PortNumber.describe('The external port of the linked container.'),
   })
