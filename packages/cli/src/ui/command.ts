@@ -58,9 +58,7 @@ export async function runUi(
     const inUse = e instanceof Error && 'code' in e && e.code === 'EADDRINUSE';
     throw new CliError(
       EXIT.FAILURE,
-      inUse
-        ? `port ${a.port} is in use: choose another with --port`
-        : `cannot start the UI server: ${errorMessage(e)}`,
+      inUse ? `port ${a.port} is in use: choose another with --port` : `cannot start the UI server: ${errorMessage(e)}`,
     );
   });
   out(JSON.stringify({ url: ui.url, control_url: controlUrl }));
