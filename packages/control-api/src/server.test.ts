@@ -7,7 +7,15 @@ import { FileConfigurationStore, MemoryConfigurationStore } from './Configuratio
 import { buildOpenApi, openApiPath } from './openapi';
 import { routes } from './routes';
 import { type ControlService, startControlService } from './server';
-import { closeAndRemove, NODE_A as A, NODE_B as B, nodeReport as report, silentLogger as silent, startOnDir, startWithTwoNodes } from './testing/httpService';
+import {
+  closeAndRemove,
+  NODE_A as A,
+  NODE_B as B,
+  nodeReport as report,
+  silentLogger as silent,
+  startOnDir,
+  startWithTwoNodes,
+} from './testing/httpService';
 
 const D1 = '11111111-1111-4111-8111-111111111111';
 
@@ -38,7 +46,11 @@ describe('control service over HTTP', () => {
     await expectApiError(client.createDataset({ primary: B, maximum_size: 2 ** 53 - 1 }), 400, 'SIZE_BEYOND_BACKEND');
     expect(await client.listDatasets()).toEqual([]); // nothing stored
     const small = await client.createDataset({ primary: B, maximum_size: GiB });
-    await expectApiError(client.updateDataset(small.dataset_id, { maximum_size: 32 * GiB }), 400, 'SIZE_BEYOND_BACKEND');
+    await expectApiError(
+      client.updateDataset(small.dataset_id, { maximum_size: 32 * GiB }),
+      400,
+      'SIZE_BEYOND_BACKEND',
+    );
     // A has no stated limit: allowed there, but it may not move to B.
     const big = await client.createDataset({ primary: A, maximum_size: 32 * GiB });
     await expectApiError(client.updateDataset(big.dataset_id, { primary: B }), 400, 'SIZE_BEYOND_BACKEND');
@@ -71,16 +83,30 @@ describe('control service over HTTP', () => {
   it('rejects duplicates (409), unknown primaries (400), unknown datasets (404)', async () => {
     await client.createDataset({ primary: A, dataset_id: D1 });
     await expectApiError(client.createDataset({ primary: A, dataset_id: D1 }), 409, 'DATASET_ID_IN_USE');
-    await expectApiError(client.createDataset({ primary: '99999999-9999-4999-8999-999999999999' }), 400, 'UNKNOWN_NODE');
-    await expectApiError(client.updateDataset('99999999-9999-4999-8999-999999999999', { primary: A }), 404, 'DATASET_NOT_FOUND');
+    await expectApiError(
+      client.createDataset({ primary: '99999999-9999-4999-8999-999999999999' }),
+      400,
+      'UNKNOWN_NODE',
+    );
+    await expectApiError(
+      client.updateDataset('99999999-9999-4999-8999-999999999999', { primary: A }),
+      404,
+      'DATASET_NOT_FOUND',
+    );
     await expectApiError(client.deleteDataset('99999999-9999-4999-8999-999999999999'), 404, 'DATASET_NOT_FOUND');
   });
 
   it('lease rules: 201/200/409, a lease forbids moves and deletes, release 200/404', async () => {
     await client.createDataset({ primary: A, dataset_id: D1 });
-    const raw1 = await fetch(`${svc.url}/v1/configuration/leases`, { method: 'POST', body: JSON.stringify({ dataset_id: D1, node_uuid: A, expires: 60 }) });
+    const raw1 = await fetch(`${svc.url}/v1/configuration/leases`, {
+      method: 'POST',
+      body: JSON.stringify({ dataset_id: D1, node_uuid: A, expires: 60 }),
+    });
     expect(raw1.status).toBe(201);
-    const raw2 = await fetch(`${svc.url}/v1/configuration/leases`, { method: 'POST', body: JSON.stringify({ dataset_id: D1, node_uuid: A, expires: 120 }) });
+    const raw2 = await fetch(`${svc.url}/v1/configuration/leases`, {
+      method: 'POST',
+      body: JSON.stringify({ dataset_id: D1, node_uuid: A, expires: 120 }),
+    });
     expect(raw2.status).toBe(200);
     await expectApiError(client.acquireLease({ dataset_id: D1, node_uuid: B, expires: null }), 409, 'LEASE_HELD');
     const leases = await client.listLeases();
@@ -108,8 +134,16 @@ describe('control service over HTTP', () => {
     const { configurationTag } = await client.listDatasetsTagged();
     expect(configurationTag).not.toBe('');
     const created = await client.createDataset({ primary: A }, { ifConfigurationMatches: configurationTag });
-    await expectApiError(client.createDataset({ primary: A }, { ifConfigurationMatches: configurationTag }), 412, 'CONFIGURATION_CHANGED');
-    await expectApiError(client.deleteDataset(created.dataset_id, { ifConfigurationMatches: configurationTag }), 412, 'CONFIGURATION_CHANGED');
+    await expectApiError(
+      client.createDataset({ primary: A }, { ifConfigurationMatches: configurationTag }),
+      412,
+      'CONFIGURATION_CHANGED',
+    );
+    await expectApiError(
+      client.deleteDataset(created.dataset_id, { ifConfigurationMatches: configurationTag }),
+      412,
+      'CONFIGURATION_CHANGED',
+    );
     expect(await client.listDatasets()).toHaveLength(1);
     const res = await fetch(`${svc.url}/v1/configuration/leases`);
     expect(res.headers.get('x-configuration-tag')).toMatch(/^v\d+$/);
@@ -118,7 +152,9 @@ describe('control service over HTTP', () => {
   it('state: datasets from alive nodes, nodes, by_era', async () => {
     await client.reportNodeState(
       report(A, {
-        manifestations: [{ dataset_id: D1, blockdevice_id: 'b1', size: 67108864, status: 'mounted', path: '/flocker/x' }],
+        manifestations: [
+          { dataset_id: D1, blockdevice_id: 'b1', size: 67108864, status: 'mounted', path: '/flocker/x' },
+        ],
         volumes: [{ blockdevice_id: 'b2', dataset_id: B, size: 67108864, attached_to: null }],
       }),
     );
@@ -169,7 +205,11 @@ describe('control service over HTTP', () => {
       expect((await client.reportNodeState(report(A))).generation).toBe(snap.generation);
       await new Promise((r) => setTimeout(r, 100));
       expect(woke).toBe(false);
-      await client.reportNodeState(report(A, { errors: [{ action: 'mount', code: 'X', message: 'm', attempts: 1, since: new Date(0).toISOString() }] }));
+      await client.reportNodeState(
+        report(A, {
+          errors: [{ action: 'mount', code: 'X', message: 'm', attempts: 1, since: new Date(0).toISOString() }],
+        }),
+      );
       const next = await waiting;
       expect(next.generation).not.toBe(snap.generation);
     });
@@ -193,19 +233,113 @@ describe('control service over HTTP', () => {
       ['malformed JSON', 'POST', '/v1/configuration/datasets', '{"primary":', 400, 'INVALID_JSON'],
       ['not an object', 'POST', '/v1/configuration/datasets', '"x"', 400, 'INVALID_JSON'],
       ['missing primary', 'POST', '/v1/configuration/datasets', '{}', 400, 'INVALID_REQUEST'],
-      ['wrong type', 'POST', '/v1/configuration/datasets', JSON.stringify({ primary: A, maximum_size: 'big' }), 400, 'INVALID_REQUEST'],
-      ['too small', 'POST', '/v1/configuration/datasets', JSON.stringify({ primary: A, maximum_size: 1024 }), 400, 'INVALID_REQUEST'],
-      ['unknown field', 'POST', '/v1/configuration/datasets', JSON.stringify({ primary: A, colour: 'red' }), 400, 'INVALID_REQUEST'],
-      ['non-UUID primary', 'POST', '/v1/configuration/datasets', JSON.stringify({ primary: 'node-1' }), 400, 'INVALID_REQUEST'],
-      ['non-UUID dataset_id', 'POST', '/v1/configuration/datasets', JSON.stringify({ primary: A, dataset_id: 'x' }), 400, 'INVALID_REQUEST'],
-      ['17 metadata keys', 'POST', '/v1/configuration/datasets', JSON.stringify({ primary: A, metadata: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, 'v'])) }), 400, 'INVALID_REQUEST'],
-      ['metadata value of 257 chars', 'POST', '/v1/configuration/datasets', JSON.stringify({ primary: A, metadata: { name: 'x'.repeat(257) } }), 400, 'INVALID_REQUEST'],
-      ['body over 1 MiB', 'POST', '/v1/configuration/datasets', JSON.stringify({ primary: A, metadata: { name: 'x'.repeat(1024 * 1024 + 10) } }), 413, 'BODY_TOO_LARGE'],
-      ['non-UUID id in path (update)', 'POST', '/v1/configuration/datasets/not-a-uuid', JSON.stringify({ primary: A }), 400, 'INVALID_REQUEST'],
-      ['non-UUID id in path (delete)', 'DELETE', '/v1/configuration/datasets/not-a-uuid', undefined, 400, 'INVALID_REQUEST'],
-      ['update unknown field', 'POST', `/v1/configuration/datasets/${D1}`, JSON.stringify({ metadata: {} }), 400, 'INVALID_REQUEST'],
-      ['lease with negative expiry', 'POST', '/v1/configuration/leases', JSON.stringify({ dataset_id: D1, node_uuid: A, expires: -1 }), 400, 'INVALID_REQUEST'],
-      ['lease missing node', 'POST', '/v1/configuration/leases', JSON.stringify({ dataset_id: D1, expires: null }), 400, 'INVALID_REQUEST'],
+      [
+        'wrong type',
+        'POST',
+        '/v1/configuration/datasets',
+        JSON.stringify({ primary: A, maximum_size: 'big' }),
+        400,
+        'INVALID_REQUEST',
+      ],
+      [
+        'too small',
+        'POST',
+        '/v1/configuration/datasets',
+        JSON.stringify({ primary: A, maximum_size: 1024 }),
+        400,
+        'INVALID_REQUEST',
+      ],
+      [
+        'unknown field',
+        'POST',
+        '/v1/configuration/datasets',
+        JSON.stringify({ primary: A, colour: 'red' }),
+        400,
+        'INVALID_REQUEST',
+      ],
+      [
+        'non-UUID primary',
+        'POST',
+        '/v1/configuration/datasets',
+        JSON.stringify({ primary: 'node-1' }),
+        400,
+        'INVALID_REQUEST',
+      ],
+      [
+        'non-UUID dataset_id',
+        'POST',
+        '/v1/configuration/datasets',
+        JSON.stringify({ primary: A, dataset_id: 'x' }),
+        400,
+        'INVALID_REQUEST',
+      ],
+      [
+        '17 metadata keys',
+        'POST',
+        '/v1/configuration/datasets',
+        JSON.stringify({
+          primary: A,
+          metadata: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, 'v'])),
+        }),
+        400,
+        'INVALID_REQUEST',
+      ],
+      [
+        'metadata value of 257 chars',
+        'POST',
+        '/v1/configuration/datasets',
+        JSON.stringify({ primary: A, metadata: { name: 'x'.repeat(257) } }),
+        400,
+        'INVALID_REQUEST',
+      ],
+      [
+        'body over 1 MiB',
+        'POST',
+        '/v1/configuration/datasets',
+        JSON.stringify({ primary: A, metadata: { name: 'x'.repeat(1024 * 1024 + 10) } }),
+        413,
+        'BODY_TOO_LARGE',
+      ],
+      [
+        'non-UUID id in path (update)',
+        'POST',
+        '/v1/configuration/datasets/not-a-uuid',
+        JSON.stringify({ primary: A }),
+        400,
+        'INVALID_REQUEST',
+      ],
+      [
+        'non-UUID id in path (delete)',
+        'DELETE',
+        '/v1/configuration/datasets/not-a-uuid',
+        undefined,
+        400,
+        'INVALID_REQUEST',
+      ],
+      [
+        'update unknown field',
+        'POST',
+        `/v1/configuration/datasets/${D1}`,
+        JSON.stringify({ metadata: {} }),
+        400,
+        'INVALID_REQUEST',
+      ],
+      [
+        'lease with negative expiry',
+        'POST',
+        '/v1/configuration/leases',
+        JSON.stringify({ dataset_id: D1, node_uuid: A, expires: -1 }),
+        400,
+        'INVALID_REQUEST',
+      ],
+      [
+        'lease missing node',
+        'POST',
+        '/v1/configuration/leases',
+        JSON.stringify({ dataset_id: D1, expires: null }),
+        400,
+        'INVALID_REQUEST',
+      ],
       ['lease release non-UUID', 'DELETE', '/v1/configuration/leases/xyz', undefined, 400, 'INVALID_REQUEST'],
       ['report to another uuid', 'PUT', `/v1/agent/nodes/${B}`, JSON.stringify(report(A)), 400, 'NODE_UUID_MISMATCH'],
       ['report bad shape', 'PUT', `/v1/agent/nodes/${A}`, JSON.stringify({ uuid: A }), 400, 'INVALID_REQUEST'],
@@ -216,7 +350,10 @@ describe('control service over HTTP', () => {
     ];
     it.each(cases)('%s → %s %s', async (_name, method, url, body, status, code) => {
       const before = await client.listDatasetsTagged();
-      const res = await fetch(svc.url + url, { method, ...(body !== undefined ? { body, headers: { 'content-type': 'application/json' } } : {}) });
+      const res = await fetch(svc.url + url, {
+        method,
+        ...(body !== undefined ? { body, headers: { 'content-type': 'application/json' } } : {}),
+      });
       expect(res.status).toBe(status);
       const json = (await res.json()) as { code: string; description: string };
       expect(json.code).toBe(code);
@@ -257,7 +394,11 @@ describe('per-node snapshots', () => {
     try {
       const client = new FlockerClient({ baseUrl: svc.url });
       await client.reportNodeState(report(A));
-      await client.reportNodeState(report(B, { manifestations: [{ dataset_id: D1, blockdevice_id: 'b', size: 67108864, status: 'mounted', path: '/p' }] }));
+      await client.reportNodeState(
+        report(B, {
+          manifestations: [{ dataset_id: D1, blockdevice_id: 'b', size: 67108864, status: 'mounted', path: '/p' }],
+        }),
+      );
       await client.createDataset({ primary: A, dataset_id: D1 });
       const other = await client.createDataset({ primary: B });
       await client.acquireLease({ dataset_id: other.dataset_id, node_uuid: B, expires: null });
@@ -283,7 +424,15 @@ describe('failover over HTTP: leases of dead nodes, events, timing fields (injec
   let client: FlockerClient;
   beforeEach(async () => {
     t = T0;
-    svc = await startControlService({ port: 0, host: '127.0.0.1', store: new MemoryConfigurationStore(), logger: silent, nodeTimeoutSeconds: 10, leaseGraceSeconds: 2, now: () => t });
+    svc = await startControlService({
+      port: 0,
+      host: '127.0.0.1',
+      store: new MemoryConfigurationStore(),
+      logger: silent,
+      nodeTimeoutSeconds: 10,
+      leaseGraceSeconds: 2,
+      now: () => t,
+    });
     client = new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 });
   });
   afterEach(() => svc.close());
@@ -291,20 +440,38 @@ describe('failover over HTTP: leases of dead nodes, events, timing fields (injec
   it('the report answer carries the committed configuration tag and the timings; snapshots carry the timings', async () => {
     const answer = await client.reportNodeState(report(A));
     const snap = await client.waitForCluster(undefined, 0);
-    expect(answer).toEqual({ generation: snap.generation, configuration_tag: snap.configuration_tag, node_timeout_seconds: 10, lease_grace_seconds: 2 });
+    expect(answer).toEqual({
+      generation: snap.generation,
+      configuration_tag: snap.configuration_tag,
+      node_timeout_seconds: 10,
+      lease_grace_seconds: 2,
+    });
     expect(snap).toMatchObject({ node_timeout_seconds: 10, lease_grace_seconds: 2 });
-    expect(await client.waitForCluster(undefined, 0, { node: A })).toMatchObject({ node_timeout_seconds: 10, lease_grace_seconds: 2 });
+    expect(await client.waitForCluster(undefined, 0, { node: A })).toMatchObject({
+      node_timeout_seconds: 10,
+      lease_grace_seconds: 2,
+    });
     await client.createDataset({ primary: A, dataset_id: D1 });
-    expect((await client.reportNodeState(report(A))).configuration_tag).toBe((await client.waitForCluster(undefined, 0)).configuration_tag);
+    expect((await client.reportNodeState(report(A))).configuration_tag).toBe(
+      (await client.waitForCluster(undefined, 0)).configuration_tag,
+    );
     expect(snap.nodes[0]?.dead_since).toBeUndefined();
   });
 
   it('pinned: true is kept and shown; a lease without it has no pinned field (Flocker v1 clients see what they always saw)', async () => {
     await client.reportNodeState(report(A));
     await client.createDataset({ primary: A, dataset_id: D1 });
-    const plain = await fetch(`${svc.url}/v1/configuration/leases`, { method: 'POST', body: JSON.stringify({ dataset_id: D1, node_uuid: A, expires: null }) });
+    const plain = await fetch(`${svc.url}/v1/configuration/leases`, {
+      method: 'POST',
+      body: JSON.stringify({ dataset_id: D1, node_uuid: A, expires: null }),
+    });
     expect(await plain.json()).toEqual({ dataset_id: D1, node_uuid: A, expires: null });
-    expect(await client.acquireLease({ dataset_id: D1, node_uuid: A, expires: null, pinned: true })).toEqual({ dataset_id: D1, node_uuid: A, expires: null, pinned: true });
+    expect(await client.acquireLease({ dataset_id: D1, node_uuid: A, expires: null, pinned: true })).toEqual({
+      dataset_id: D1,
+      node_uuid: A,
+      expires: null,
+      pinned: true,
+    });
     expect(await client.listLeases()).toEqual([{ dataset_id: D1, node_uuid: A, expires: null, pinned: true }]);
   });
 
@@ -328,7 +495,11 @@ describe('failover over HTTP: leases of dead nodes, events, timing fields (injec
     await client.reportNodeState(report(A));
     const events = await client.listEvents();
     expect(events.map((e) => e.kind)).toEqual(['node_dead', 'lease_released_dead_node', 'node_back']);
-    expect(events[1]).toMatchObject({ dataset_id: D1, node_uuid: A, message: expect.stringContaining('host 10.0.0.1') });
+    expect(events[1]).toMatchObject({
+      dataset_id: D1,
+      node_uuid: A,
+      message: expect.stringContaining('host 10.0.0.1'),
+    });
     expect((await client.waitForCluster(undefined, 0)).nodes.find((n) => n.uuid === A)?.dead_since).toBeUndefined();
     const raw = await fetch(`${svc.url}/v1/state/events`, { method: 'DELETE' });
     expect(raw.status).toBe(405);
@@ -395,12 +566,17 @@ describe('identities are canonical, claims are checked, deleted datasets answer 
   });
 
   it('ids in any case name one dataset, one lease: create, resize, lease, release, delete', async () => {
-    const created = (await (await raw('POST', '/v1/configuration/datasets', { primary: UPPER_A, dataset_id: MIXED_DX })).json()) as { dataset_id: string; primary: string };
+    const created = (await (
+      await raw('POST', '/v1/configuration/datasets', { primary: UPPER_A, dataset_id: MIXED_DX })
+    ).json()) as { dataset_id: string; primary: string };
     expect(created).toMatchObject({ dataset_id: DX, primary: A });
     expect((await raw('POST', '/v1/configuration/datasets', { primary: A, dataset_id: DX })).status).toBe(409);
     expect((await raw('POST', `/v1/configuration/datasets/${MIXED_DX}`, { maximum_size: 134217728 })).status).toBe(200);
     expect((await client.listDatasets()).map((d) => [d.dataset_id, d.maximum_size])).toEqual([[DX, 134217728]]);
-    expect((await raw('POST', '/v1/configuration/leases', { dataset_id: MIXED_DX, node_uuid: UPPER_A, expires: null })).status).toBe(201);
+    expect(
+      (await raw('POST', '/v1/configuration/leases', { dataset_id: MIXED_DX, node_uuid: UPPER_A, expires: null }))
+        .status,
+    ).toBe(201);
     expect(await client.listLeases()).toEqual([{ dataset_id: DX, node_uuid: A, expires: null }]);
     // The lease taken in upper case holds the lower-case dataset: B cannot take it, nor move it away.
     await expectApiError(client.acquireLease({ dataset_id: DX, node_uuid: B, expires: null }), 409, 'LEASE_HELD');
@@ -420,7 +596,11 @@ describe('identities are canonical, claims are checked, deleted datasets answer 
 
   it("a report claiming another live node's instance is refused (409 INSTANCE_CLAIMED); a dead node's instance may be taken over", async () => {
     const C = 'cccccccc-cccc-4ccc-8ccc-cccccccccccc';
-    await expectApiError(client.reportNodeState(report(C, { instance_id: report(B).instance_id })), 409, 'INSTANCE_CLAIMED');
+    await expectApiError(
+      client.reportNodeState(report(C, { instance_id: report(B).instance_id })),
+      409,
+      'INSTANCE_CLAIMED',
+    );
     // The same instance in another case is the same instance (UUID-shaped instance ids are canonical).
     const I = 'dddddddd-dddd-4ddd-8ddd-dddddddddddd';
     await client.reportNodeState(report(B, { instance_id: I }));
@@ -433,7 +613,9 @@ describe('identities are canonical, claims are checked, deleted datasets answer 
   it("a report claiming a volume its own listing shows attached to another live node's instance is refused (409 VOLUME_CLAIMED)", async () => {
     const volume = { blockdevice_id: 'vol-b', dataset_id: D1, size: 67108864, attached_to: report(B).instance_id };
     const claim = report(A, {
-      manifestations: [{ dataset_id: D1, blockdevice_id: 'vol-b', size: 67108864, status: 'mounted', path: '/flocker/x' }],
+      manifestations: [
+        { dataset_id: D1, blockdevice_id: 'vol-b', size: 67108864, status: 'mounted', path: '/flocker/x' },
+      ],
       volumes: [volume],
     });
     await expectApiError(client.reportNodeState(claim), 409, 'VOLUME_CLAIMED');
@@ -448,19 +630,27 @@ describe('identities are canonical, claims are checked, deleted datasets answer 
     await expectApiError(client.updateDataset(D1, { maximum_size: 134217728 }), 405, 'DATASET_DELETED');
     await expectApiError(client.acquireLease({ dataset_id: D1, node_uuid: A, expires: null }), 405, 'DATASET_DELETED');
     expect((await client.deleteDataset(D1)).deleted).toBe(true);
-    const openapi = (await (await raw('GET', '/v1/openapi.json')).json()) as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+    const openapi = (await (await raw('GET', '/v1/openapi.json')).json()) as {
+      paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+    };
     expect(Object.keys(openapi.paths['/v1/configuration/datasets/{id}']?.['post']?.responses ?? {})).toContain('405');
     expect(Object.keys(openapi.paths['/v1/configuration/leases']?.['post']?.responses ?? {})).toContain('405');
   });
 
   it('metadata keys __proto__, constructor and prototype are refused (400), not dropped', async () => {
     for (const key of ['__proto__', 'constructor', 'prototype']) {
-      const res = await fetch(`${svc.url}/v1/configuration/datasets`, { method: 'POST', body: `{"primary": "${A}", "metadata": {"${key}": "x", "name": "v"}}` });
+      const res = await fetch(`${svc.url}/v1/configuration/datasets`, {
+        method: 'POST',
+        body: `{"primary": "${A}", "metadata": {"${key}": "x", "name": "v"}}`,
+      });
       expect(res.status).toBe(400);
       expect(((await res.json()) as { description: string }).description).toMatch(/reserved/);
     }
     expect(await client.listDatasets()).toEqual([]);
-    const nested = await fetch(`${svc.url}/v1/agent/nodes/${A}`, { method: 'PUT', body: JSON.stringify(report(A)).replace('"errors":[]', '"errors":[],"fencing":{"__proto__":{}}') });
+    const nested = await fetch(`${svc.url}/v1/agent/nodes/${A}`, {
+      method: 'PUT',
+      body: JSON.stringify(report(A)).replace('"errors":[]', '"errors":[],"fencing":{"__proto__":{}}'),
+    });
     expect(nested.status).toBe(400);
     expect(((await nested.json()) as { code: string }).code).toBe('RESERVED_KEY');
     // A query parameter named __proto__ is an unknown parameter like any other.

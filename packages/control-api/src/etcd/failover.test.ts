@@ -14,7 +14,15 @@ const MAIN = path.resolve(__dirname, '../main.js');
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 
 function report(uuid: string): NodeReport {
-  return { uuid, era: 'era-a', host: '10.0.0.1', instance_id: 'i-a', backend: 'loopback', manifestations: [], errors: [] };
+  return {
+    uuid,
+    era: 'era-a',
+    host: '10.0.0.1',
+    instance_id: 'i-a',
+    backend: 'loopback',
+    manifestations: [],
+    errors: [],
+  };
 }
 
 class Replica {
@@ -27,9 +35,23 @@ class Replica {
     return `http://127.0.0.1:${this.port}`;
   }
   async start(): Promise<void> {
-    const proc = spawn(process.execPath, [MAIN, '--insecure-http', '--host', '127.0.0.1', '--port', String(this.port), '--log-level', 'error', ...this.args], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const proc = spawn(
+      process.execPath,
+      [
+        MAIN,
+        '--insecure-http',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(this.port),
+        '--log-level',
+        'error',
+        ...this.args,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     this.proc = proc;
     const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
     await new Promise<void>((resolve, reject) => {
@@ -52,7 +74,16 @@ let replicas: Replica[] = [];
 let prefix: string;
 
 async function replica(): Promise<Replica> {
-  const r = new Replica(await freePort(), ['--store', 'etcd', '--etcd-endpoints', etcd.endpoints.join(','), '--etcd-prefix', prefix, '--etcd-timeout', '2']);
+  const r = new Replica(await freePort(), [
+    '--store',
+    'etcd',
+    '--etcd-endpoints',
+    etcd.endpoints.join(','),
+    '--etcd-prefix',
+    prefix,
+    '--etcd-timeout',
+    '2',
+  ]);
   await r.start();
   replicas.push(r);
   return r;
@@ -112,7 +143,20 @@ it('acknowledged writes are never lost under kill -9 loops of a replica and of t
   await client.reportNodeState(report(A));
   const acked: string[] = [];
   const stop = { done: false };
-  const writers = [writeLoop(client, acked, stop), writeLoop(new FlockerClient({ baseUrl: rs.map((r) => r.url).reverse().join(','), timeoutMs: 5000 }), acked, stop)];
+  const writers = [
+    writeLoop(client, acked, stop),
+    writeLoop(
+      new FlockerClient({
+        baseUrl: rs
+          .map((r) => r.url)
+          .reverse()
+          .join(','),
+        timeoutMs: 5000,
+      }),
+      acked,
+      stop,
+    ),
+  ];
   for (let round = 0; round < 4; round++) {
     await new Promise((r) => setTimeout(r, 400));
     const victim = rs[round % 2] as Replica;

@@ -24,7 +24,15 @@ const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
 
 function report(uuid: string): NodeReport {
-  return { uuid, era: `era-${uuid.slice(0, 4)}`, host: '10.0.0.1', instance_id: `i-${uuid.slice(0, 4)}`, backend: 'loopback', manifestations: [], errors: [] };
+  return {
+    uuid,
+    era: `era-${uuid.slice(0, 4)}`,
+    host: '10.0.0.1',
+    instance_id: `i-${uuid.slice(0, 4)}`,
+    backend: 'loopback',
+    manifestations: [],
+    errors: [],
+  };
 }
 
 async function expectApiError(p: Promise<unknown>, status: number, code: string): Promise<void> {
@@ -74,7 +82,11 @@ describe('reportRefreshMs', () => {
 describe('EtcdConfigurationStore', () => {
   const stores: EtcdConfigurationStore[] = [];
   const open = (prefix: string, timeoutMs?: number): EtcdConfigurationStore => {
-    const s = new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix, ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
+    const s = new EtcdConfigurationStore({
+      endpoints: etcd.endpoints,
+      prefix,
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    });
     stores.push(s);
     return s;
   };
@@ -98,7 +110,11 @@ describe('EtcdConfigurationStore', () => {
     expect(winner.version).toBe(1);
     expect([...winner.nodes.keys()]).toEqual([A]);
     // Rebased on the winner, the second write goes through.
-    const rebased: Configuration = { ...winner, version: 2, nodes: new Map([...winner.nodes, [B, { uuid: B, host: '10.0.0.2' }]]) };
+    const rebased: Configuration = {
+      ...winner,
+      version: 2,
+      nodes: new Map([...winner.nodes, [B, { uuid: B, host: '10.0.0.2' }]]),
+    };
     await two.commit(rebased, winner);
     const again = await open(prefix).load();
     expect(again.version).toBe(2);
@@ -115,7 +131,11 @@ describe('EtcdConfigurationStore', () => {
     await watcher.subscribe({ configuration: (c) => seen.push(c.version), report: () => undefined });
     let config = await writer.load();
     for (let i = 0; i < 10; i++) {
-      const next: Configuration = { ...config, version: config.version + 1, nodes: new Map([...config.nodes, [randomUUID(), { uuid: randomUUID(), host: `h${i}` }]]) };
+      const next: Configuration = {
+        ...config,
+        version: config.version + 1,
+        nodes: new Map([...config.nodes, [randomUUID(), { uuid: randomUUID(), host: `h${i}` }]]),
+      };
       await writer.commit(next, config);
       config = next;
       await new Promise((r) => setTimeout(r, 20));
@@ -134,14 +154,18 @@ describe('EtcdConfigurationStore', () => {
     }
   });
 
-  it('its own records, often watched before the transaction answers, are never taken for another replica\'s', async () => {
+  it("its own records, often watched before the transaction answers, are never taken for another replica's", async () => {
     const prefix = `/t-${randomUUID()}`;
     const store = open(prefix);
     let config = await store.load();
     const external: number[] = [];
     await store.subscribe({ configuration: (c) => external.push(c.version), report: () => undefined });
     for (let i = 0; i < 40; i++) {
-      const next: Configuration = { ...config, version: config.version + 1, nodes: new Map([...config.nodes, [randomUUID(), { uuid: randomUUID(), host: `h${i}` }]]) };
+      const next: Configuration = {
+        ...config,
+        version: config.version + 1,
+        nodes: new Map([...config.nodes, [randomUUID(), { uuid: randomUUID(), host: `h${i}` }]]),
+      };
       await store.commit(next, config);
       config = next;
     }
@@ -166,7 +190,11 @@ describe('EtcdConfigurationStore', () => {
     try {
       let config = await writer.load();
       for (let i = 0; i < 60; i++) {
-        const next: Configuration = { ...config, version: config.version + 1, nodes: new Map([...config.nodes, [`n${i}`, { uuid: randomUUID(), host: `h${i}` }]]) };
+        const next: Configuration = {
+          ...config,
+          version: config.version + 1,
+          nodes: new Map([...config.nodes, [`n${i}`, { uuid: randomUUID(), host: `h${i}` }]]),
+        };
         await writer.commit(next, config);
         config = next;
       }
@@ -185,7 +213,9 @@ describe('EtcdConfigurationStore', () => {
     const s = open(prefix);
     expect(await s.isEmpty()).toBe(true);
     await s.replaceAll({ ...emptyConfiguration, version: 7 }, false);
-    await expect(s.replaceAll({ ...emptyConfiguration, version: 8 }, false)).rejects.toMatchObject({ code: 'STORE_NOT_EMPTY' });
+    await expect(s.replaceAll({ ...emptyConfiguration, version: 8 }, false)).rejects.toMatchObject({
+      code: 'STORE_NOT_EMPTY',
+    });
     await s.replaceAll({ ...emptyConfiguration, version: 9 }, true);
     expect((await s.load()).version).toBe(9);
   });
@@ -196,9 +226,19 @@ describe('control replicas sharing one etcd cluster', () => {
   let prefix: string;
 
   async function replica(
-    options: { timeoutMs?: number; nodeTimeoutSeconds?: number; leaseGraceSeconds?: number; now?: () => number; logger?: winston.Logger } = {},
+    options: {
+      timeoutMs?: number;
+      nodeTimeoutSeconds?: number;
+      leaseGraceSeconds?: number;
+      now?: () => number;
+      logger?: winston.Logger;
+    } = {},
   ): Promise<{ svc: ControlService; client: FlockerClient }> {
-    const store = new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix, ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}) });
+    const store = new EtcdConfigurationStore({
+      endpoints: etcd.endpoints,
+      prefix,
+      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+    });
     const svc = await startControlService({
       port: 0,
       host: '127.0.0.1',
@@ -257,10 +297,14 @@ describe('control replicas sharing one etcd cluster', () => {
     await r1.client.reportNodeState(report(A));
     await eventually(async () => (await r2.client.listNodes()).some((n) => n.uuid === A));
     const writes = await Promise.all(
-      Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? r1 : r2).client.createDataset({ primary: A, metadata: { n: String(i) } })),
+      Array.from({ length: 40 }, (_, i) =>
+        (i % 2 === 0 ? r1 : r2).client.createDataset({ primary: A, metadata: { n: String(i) } }),
+      ),
     );
     const ids = writes.map((d) => d.dataset_id).sort();
-    await eventually(async () => (await r1.client.listDatasets()).length === 40 && (await r2.client.listDatasets()).length === 40);
+    await eventually(
+      async () => (await r1.client.listDatasets()).length === 40 && (await r2.client.listDatasets()).length === 40,
+    );
     expect((await r1.client.listDatasets()).map((d) => d.dataset_id).sort()).toEqual(ids);
     expect((await r2.client.listDatasets()).map((d) => d.dataset_id).sort()).toEqual(ids);
     // A restarted replica loads exactly what was acknowledged.
@@ -281,8 +325,16 @@ describe('control replicas sharing one etcd cluster', () => {
       const tag = (await r1.client.listDatasetsTagged()).configurationTag;
       await eventually(async () => (await r2.client.listDatasetsTagged()).configurationTag === tag);
       const outcomes = await Promise.allSettled([
-        r1.client.updateDataset(ds.dataset_id, { maximum_size: 67108864 * (2 * round + 2) }, { ifConfigurationMatches: tag }),
-        r2.client.updateDataset(ds.dataset_id, { maximum_size: 67108864 * (2 * round + 3) }, { ifConfigurationMatches: tag }),
+        r1.client.updateDataset(
+          ds.dataset_id,
+          { maximum_size: 67108864 * (2 * round + 2) },
+          { ifConfigurationMatches: tag },
+        ),
+        r2.client.updateDataset(
+          ds.dataset_id,
+          { maximum_size: 67108864 * (2 * round + 3) },
+          { ifConfigurationMatches: tag },
+        ),
       ]);
       const ok = outcomes.filter((o) => o.status === 'fulfilled');
       const failed = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
@@ -300,26 +352,44 @@ describe('control replicas sharing one etcd cluster', () => {
     expect(refused?.reason).toMatchObject({ status: 409, code: 'LEASE_HELD' });
     // Same dataset id created through both replicas: one 201, one 409.
     const id = randomUUID();
-    const creates = await Promise.allSettled([r1.client.createDataset({ primary: A, dataset_id: id }), r2.client.createDataset({ primary: A, dataset_id: id })]);
+    const creates = await Promise.allSettled([
+      r1.client.createDataset({ primary: A, dataset_id: id }),
+      r2.client.createDataset({ primary: A, dataset_id: id }),
+    ]);
     expect(creates.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
-    expect(creates.find((o): o is PromiseRejectedResult => o.status === 'rejected')?.reason).toMatchObject({ status: 409 });
+    expect(creates.find((o): o is PromiseRejectedResult => o.status === 'rejected')?.reason).toMatchObject({
+      status: 409,
+    });
   });
 
-  it('two replicas releasing a dead node\'s lease at once: one commit wins, the other is a quiet no-op', async () => {
+  it("two replicas releasing a dead node's lease at once: one commit wins, the other is a quiet no-op", async () => {
     let t = Date.now();
     const now = (): number => t;
     const logged: Array<{ level: string; message: string }> = [];
     const logger = winston.createLogger({
       level: 'debug',
       format: winston.format.json(),
-      transports: [new winston.transports.Stream({ stream: new Writable({ write: (c: Buffer, _e, done) => (logged.push(JSON.parse(c.toString()) as { level: string; message: string }), done()) }) })],
+      transports: [
+        new winston.transports.Stream({
+          stream: new Writable({
+            write: (c: Buffer, _e, done) => (
+              logged.push(JSON.parse(c.toString()) as { level: string; message: string }),
+              done()
+            ),
+          }),
+        }),
+      ],
     });
     const r1 = await replica({ now, nodeTimeoutSeconds: 10, leaseGraceSeconds: 1, logger });
     const r2 = await replica({ now, nodeTimeoutSeconds: 10, leaseGraceSeconds: 1, logger });
     await r1.client.reportNodeState(report(A));
     const ds = await r1.client.createDataset({ primary: A });
     await r1.client.acquireLease({ dataset_id: ds.dataset_id, node_uuid: A, expires: null });
-    await eventually(async () => (await r2.client.listLeases()).length === 1 && (await r2.client.waitForCluster(undefined, 0)).nodes.some((n) => n.uuid === A));
+    await eventually(
+      async () =>
+        (await r2.client.listLeases()).length === 1 &&
+        (await r2.client.waitForCluster(undefined, 0)).nodes.some((n) => n.uuid === A),
+    );
     const version = r1.svc.state.configuration.version;
     t += 12_000;
     const commits = jest.spyOn(EtcdConfigurationStore.prototype, 'commit');
@@ -330,11 +400,15 @@ describe('control replicas sharing one etcd cluster', () => {
     } finally {
       commits.mockRestore();
     }
-    await eventually(async () => (await r1.client.listLeases()).length === 0 && (await r2.client.listLeases()).length === 0);
+    await eventually(
+      async () => (await r1.client.listLeases()).length === 0 && (await r2.client.listLeases()).length === 0,
+    );
     await eventually(() => r1.svc.state.configuration.version === r2.svc.state.configuration.version);
     // One release commit in all (the loser re-applied it on the winner's configuration: nothing left to do).
     expect(r1.svc.state.configuration.version).toBe(version + 1);
-    const released = [...r1.svc.state.listEvents(), ...r2.svc.state.listEvents()].filter((e) => e.kind === 'lease_released_dead_node');
+    const released = [...r1.svc.state.listEvents(), ...r2.svc.state.listEvents()].filter(
+      (e) => e.kind === 'lease_released_dead_node',
+    );
     expect(released).toHaveLength(1);
     expect(released[0]).toMatchObject({ dataset_id: ds.dataset_id, node_uuid: A });
     expect(logged.filter((l) => l.level === 'error' || /failed/.test(l.message))).toEqual([]);
@@ -346,7 +420,11 @@ describe('control replicas sharing one etcd cluster', () => {
     await r1.client.reportNodeState(report(A));
     const ds = await r1.client.createDataset({ primary: A });
     await r1.client.acquireLease({ dataset_id: ds.dataset_id, node_uuid: A, expires: null });
-    await eventually(async () => (await r2.client.listLeases()).length === 1 && (await r2.client.waitForCluster(undefined, 0)).nodes.some((n) => n.uuid === A && n.alive));
+    await eventually(
+      async () =>
+        (await r2.client.listLeases()).length === 1 &&
+        (await r2.client.waitForCluster(undefined, 0)).nodes.some((n) => n.uuid === A && n.alive),
+    );
     // Three node timeouts of unchanged reports, all to r1; r2 learns of them only through etcd.
     const until = Date.now() + 6000;
     while (Date.now() < until) {
@@ -355,7 +433,9 @@ describe('control replicas sharing one etcd cluster', () => {
       await new Promise((r) => setTimeout(r, 300));
     }
     for (const r of [r1, r2]) {
-      expect(r.svc.state.listEvents().filter((e) => e.kind === 'node_dead' || e.kind === 'lease_released_dead_node')).toEqual([]);
+      expect(
+        r.svc.state.listEvents().filter((e) => e.kind === 'node_dead' || e.kind === 'lease_released_dead_node'),
+      ).toEqual([]);
       expect((await r.client.listLeases()).map((l) => l.dataset_id)).toEqual([ds.dataset_id]);
     }
   });
@@ -385,14 +465,18 @@ describe('control replicas sharing one etcd cluster', () => {
       }
     }, 20_000);
     const r2 = await replica();
-    expect((await r2.client.waitForCluster(undefined, 0)).nodes.find((n) => n.uuid === A)).toMatchObject({ alive: true });
+    expect((await r2.client.waitForCluster(undefined, 0)).nodes.find((n) => n.uuid === A)).toMatchObject({
+      alive: true,
+    });
   });
 
   it('node reports and liveness are shared and survive a replica restart', async () => {
     const r1 = await replica();
     await r1.client.reportNodeState(report(A));
     const r2 = await replica();
-    await eventually(async () => (await r2.client.waitForCluster(undefined, 0)).nodes.some((n) => n.uuid === A && n.alive));
+    await eventually(async () =>
+      (await r2.client.waitForCluster(undefined, 0)).nodes.some((n) => n.uuid === A && n.alive),
+    );
     await r1.svc.close();
     services = services.filter((s) => s !== r1.svc);
     const r3 = await replica();
@@ -458,7 +542,9 @@ describe('migrate-store', () => {
       const to = { kind: 'etcd' as const, endpoints: etcd.endpoints };
       const result = await migrateStore({ from: { kind: 'file', dir }, to, force: false, etcd: { prefix } });
       expect(result).toMatchObject({ datasets: 1, leases: 1, nodes: 1 });
-      await expect(migrateStore({ from: { kind: 'file', dir }, to, force: false, etcd: { prefix } })).rejects.toMatchObject({ code: 'STORE_NOT_EMPTY' });
+      await expect(
+        migrateStore({ from: { kind: 'file', dir }, to, force: false, etcd: { prefix } }),
+      ).rejects.toMatchObject({ code: 'STORE_NOT_EMPTY' });
       await migrateStore({ from: { kind: 'file', dir }, to, force: true, etcd: { prefix } });
       const store = new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix });
       const etcdSvc = await startControlService({ port: 0, host: '127.0.0.1', store, logger: silent });
@@ -467,9 +553,13 @@ describe('migrate-store', () => {
       expect((await onEtcd.listLeases()).map((l) => l.node_uuid)).toEqual([A]);
       await etcdSvc.close();
       await migrateStore({ from: to, to: { kind: 'file', dir: back }, force: false, etcd: { prefix } });
-      await expect(migrateStore({ from: to, to: { kind: 'file', dir: back }, force: false, etcd: { prefix } })).rejects.toMatchObject({ code: 'STORE_NOT_EMPTY' });
+      await expect(
+        migrateStore({ from: to, to: { kind: 'file', dir: back }, force: false, etcd: { prefix } }),
+      ).rejects.toMatchObject({ code: 'STORE_NOT_EMPTY' });
       const reread = new FileConfigurationStore(back);
-      expect(encodeConfiguration(await reread.load())).toBe(encodeConfiguration(await new FileConfigurationStore(dir).load()));
+      expect(encodeConfiguration(await reread.load())).toBe(
+        encodeConfiguration(await new FileConfigurationStore(dir).load()),
+      );
       await reread.close();
       expect(parseStoreSpec('etcd:127.0.0.1:2379')).toEqual({ kind: 'etcd', endpoints: ['http://127.0.0.1:2379'] });
       expect(() => parseStoreSpec('s3:bucket')).toThrow(/not a store/);

@@ -24,7 +24,15 @@ const StartFailure = z.object({ level: z.literal('error'), code: z.string(), err
 const Migrated = z.object({ migrated: z.literal(true), datasets: z.number(), leases: z.number(), nodes: z.number() });
 
 function report(uuid: string): NodeReport {
-  return { uuid, era: 'era-a', host: '10.0.0.1', instance_id: 'i-a', backend: 'loopback', manifestations: [], errors: [] };
+  return {
+    uuid,
+    era: 'era-a',
+    host: '10.0.0.1',
+    instance_id: 'i-a',
+    backend: 'loopback',
+    manifestations: [],
+    errors: [],
+  };
 }
 
 let etcd: EtcdTestCluster;
@@ -60,7 +68,24 @@ function goodTls(): string[] {
 }
 
 function controlArgs(tls: string[], endpoints = etcd.endpoints): string[] {
-  return ['--insecure-http', '--host', '127.0.0.1', '--port', '0', '--log-level', 'error', '--store', 'etcd', '--etcd-endpoints', endpoints.join(','), '--etcd-prefix', prefix, '--etcd-timeout', '2', ...tls];
+  return [
+    '--insecure-http',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--log-level',
+    'error',
+    '--store',
+    'etcd',
+    '--etcd-endpoints',
+    endpoints.join(','),
+    '--etcd-prefix',
+    prefix,
+    '--etcd-timeout',
+    '2',
+    ...tls,
+  ];
 }
 
 /** Starts a flocker-control replica and resolves with its URL once it listens. */
@@ -165,7 +190,10 @@ it('inconsistent TLS flags are refused before etcd is dialled, and plain http to
   expect(httpWithCa.code).toBe(1);
   expect(startFailure(httpWithCa)).toMatchObject({ code: 'BAD_ETCD_TLS', error: expect.stringContaining('https://') });
   expect(certWithoutKey.code).toBe(1);
-  expect(startFailure(certWithoutKey)).toMatchObject({ code: 'BAD_ETCD_TLS', error: expect.stringContaining('--etcd-key') });
+  expect(startFailure(certWithoutKey)).toMatchObject({
+    code: 'BAD_ETCD_TLS',
+    error: expect.stringContaining('--etcd-key'),
+  });
   expect(plain.code).toBe(1);
   expect(startFailure(plain).code).toBe('STORE_UNAVAILABLE');
 });
@@ -177,11 +205,30 @@ it('migrate-store copies a file store to TLS etcd and back; without a client cer
     const ds = await seedFileStore(dir, A);
     const to = `etcd:${etcd.endpoints.join(',')}`;
 
-    const refused = await runToExit(['migrate-store', '--from', `file:${dir}`, '--to', to, '--etcd-prefix', prefix, '--etcd-ca', pki.ca]);
+    const refused = await runToExit([
+      'migrate-store',
+      '--from',
+      `file:${dir}`,
+      '--to',
+      to,
+      '--etcd-prefix',
+      prefix,
+      '--etcd-ca',
+      pki.ca,
+    ]);
     expect(refused.code).toBe(1);
     expect(startFailure(refused).code).toBe('STORE_TLS_REJECTED');
 
-    const done = await runToExit(['migrate-store', '--from', `file:${dir}`, '--to', to, '--etcd-prefix', prefix, ...goodTls()]);
+    const done = await runToExit([
+      'migrate-store',
+      '--from',
+      `file:${dir}`,
+      '--to',
+      to,
+      '--etcd-prefix',
+      prefix,
+      ...goodTls(),
+    ]);
     expect(done.code).toBe(0);
     expect(Migrated.parse(JSON.parse(done.stdout.trim()))).toMatchObject({ datasets: 1, leases: 1, nodes: 1 });
 
@@ -190,7 +237,16 @@ it('migrate-store copies a file store to TLS etcd and back; without a client cer
     expect((await onEtcd.listDatasets()).map((d) => d.dataset_id)).toEqual([ds.dataset_id]);
     expect((await onEtcd.listLeases()).map((l) => l.node_uuid)).toEqual([A]);
 
-    const backAgain = await runToExit(['migrate-store', '--from', to, '--to', `file:${back}`, '--etcd-prefix', prefix, ...goodTls()]);
+    const backAgain = await runToExit([
+      'migrate-store',
+      '--from',
+      to,
+      '--to',
+      `file:${back}`,
+      '--etcd-prefix',
+      prefix,
+      ...goodTls(),
+    ]);
     expect(backAgain.code).toBe(0);
     const original = new FileConfigurationStore(dir);
     const copy = new FileConfigurationStore(back);
