@@ -15,7 +15,6 @@ import {
   readFileOn,
   run,
   sleep,
-  startCluster,
   TEST_DATASET_SIZE,
   waitForMountedOn,
   writeBlobOn,
@@ -23,6 +22,7 @@ import {
   type Cluster,
   type ClusterHost,
 } from './cluster';
+import { clusterForSuite } from './cluster/suite';
 
 const NODE_TIMEOUT_S = Number(process.env.FLOCKER_E2E_NODE_TIMEOUT ?? 3);
 /** How long a move away from a dead host may take: node timeout plus this slack. */
@@ -36,17 +36,9 @@ let cluster: Cluster;
 let a: ClusterHost;
 let b: ClusterHost;
 
-beforeAll(async () => {
-  cluster = await startCluster({ hosts: 2, withDocker: true, nodeTimeoutSeconds: NODE_TIMEOUT_S });
+clusterForSuite({ hosts: 2, withDocker: true, nodeTimeoutSeconds: NODE_TIMEOUT_S }, (started) => {
+  cluster = started;
   [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
-});
-
-afterAll(async () => {
-  const report = await cluster?.stop();
-  if (report !== undefined) {
-    expect(report.survivors).toEqual([]);
-    expect(report.loopDevicesLeft).toEqual([]);
-  }
 });
 
 async function backingFile(device: string): Promise<string> {

@@ -8,7 +8,6 @@ import {
   md5On,
   readFileOn,
   sleep,
-  startCluster,
   TEST_DATASET_SIZE,
   TINY_IMAGE,
   VOLUME_DRIVER,
@@ -18,6 +17,7 @@ import {
   type Cluster,
   type ClusterHost,
 } from './cluster';
+import { clusterForSuite } from './cluster/suite';
 
 jest.setTimeout(120_000);
 
@@ -26,17 +26,9 @@ let a: ClusterHost;
 let b: ClusterHost;
 let c: ClusterHost;
 
-beforeAll(async () => {
-  cluster = await startCluster({ hosts: 3, withDocker: true, nodeTimeoutSeconds: 5 });
+clusterForSuite({ hosts: 3, withDocker: true, nodeTimeoutSeconds: 5 }, (started) => {
+  cluster = started;
   [a, b, c] = cluster.hosts as [ClusterHost, ClusterHost, ClusterHost];
-});
-
-afterAll(async () => {
-  const report = await cluster?.stop();
-  if (report !== undefined) {
-    expect(report.survivors).toEqual([]);
-    expect(report.loopDevicesLeft).toEqual([]);
-  }
 });
 
 async function createMountedDataset(host: ClusterHost, name: string): Promise<{ id: string; path: string }> {
