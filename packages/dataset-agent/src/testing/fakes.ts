@@ -5,14 +5,7 @@
  * test cannot pass only because the fake forgives what a real backend refuses.
  */
 import type { ClusterSnapshot, NodeReport } from '@flocker/api';
-import {
-  roundUpToUnit,
-  StorageError,
-  type BlockDeviceApi,
-  type BlockDeviceVolume,
-  type CreateVolumeOptions,
-  type DetachOptions,
-} from '@flocker/storage-drivers';
+import { roundUpToUnit, StorageError, type BlockDeviceApi, type BlockDeviceVolume, type CreateVolumeOptions, type DetachOptions } from '@flocker/storage-drivers';
 import { systemClock, type Clock } from '../clock';
 import type { ControlChannel } from '../DatasetAgent';
 import type { HostMount, HostOps } from '../HostOps';
