@@ -51,19 +51,19 @@ export class FakeFullDisk {
 
   /** A FileHandle whose writes go through this disk (other methods are the real handle's). */
   wrap(handle: FileHandle): FileHandle {
-    const disk = this;
     const write = async (
       buffer: Uint8Array,
       offset = 0,
       length = buffer.length - offset,
       position: number | null = null,
     ) => {
-      const n = disk.take(length);
+      const n = this.take(length);
       const r = await handle.write(buffer, offset, n, position);
       return { bytesWritten: r.bytesWritten, buffer };
     };
     return new Proxy(handle, {
-      get(target, prop, receiver) {
+      // An arrow function, so `this` stays the disk.
+      get: (target, prop, receiver) => {
         if (prop === 'write') return write;
         if (prop === 'writeFile' || prop === 'appendFile') {
           return async (data: string | Uint8Array) => {
@@ -74,7 +74,7 @@ export class FakeFullDisk {
         }
         if (prop === 'sync' || prop === 'datasync') {
           return async () => {
-            disk.checkSync();
+            this.checkSync();
             await (prop === 'sync' ? target.sync() : target.datasync());
           };
         }
