@@ -600,5 +600,5 @@ export function buildCli(
       if (err) throw err;
       io.err(`${y.help() && ''}flocker: ${msg}\nRun with --help for usage.`);
       process.exit(EXIT.USAGE);
-    }) as unknown as Argv<GlobalArgs>;
+    });
 }

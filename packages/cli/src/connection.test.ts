@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { resolveConnection } from './connection';
 
 describe('resolveConnection', () => {
@@ -61,9 +64,6 @@ describe('resolveConnection', () => {
 });
 
 describe('the CLI config file', () => {
-  const { mkdtempSync, writeFileSync, rmSync } = require('node:fs') as typeof import('node:fs');
-  const { join } = require('node:path') as typeof import('node:path');
-  const { tmpdir } = require('node:os') as typeof import('node:os');
   const none = () => false;
 
   it('is used below flags and environment, with paths relative to it', () => {

@@ -94,21 +94,20 @@ describe('ClusterFeed', () => {
       snap('1', []),
       snap('2', [ds(1, 'v')]),
     ];
-    let feed: ClusterFeed | undefined;
     const client: UiClient = {
       ...unused,
       waitForCluster: async (since?: string, timeoutMs?: number) => {
         asked.push([since, timeoutMs]);
         const next = answers.shift();
         if (!next) {
-          feed?.stop();
+          feed.stop();
           return snap('2', [ds(1, 'v')]);
         }
         if (next instanceof Error) throw next;
         return next;
       },
     };
-    feed = new ClusterFeed(client, { controlUrl: 'u', waitMs: 1000, retryMs: 1 });
+    const feed = new ClusterFeed(client, { controlUrl: 'u', waitMs: 1000, retryMs: 1 });
     const seen: UiMessage[] = [];
     feed.subscribe((m) => seen.push(m));
     await feed.run();
