@@ -64,8 +64,8 @@ export function diffConfiguration(prev: Configuration, next: Configuration): Log
   );
   if (prev.containers !== next.containers) {
     diffMaps(
-      prev.containers ?? new Map(),
-      next.containers ?? new Map(),
+      prev.containers ?? new Map<string, ContainerConfiguration>(),
+      next.containers ?? new Map<string, ContainerConfiguration>(),
       (value) => ops.push({ op: 'container', value }),
       (id) => ops.push({ op: 'container-delete', id }),
     );

@@ -51,7 +51,7 @@ describe('configuration encoding', () => {
     expect([...back.datasets.values()]).toEqual([...c.datasets.values()]);
     expect([...back.leases.values()]).toEqual([...c.leases.values()]);
     expect([...back.nodes.values()]).toEqual([...c.nodes.values()]);
-    expect(JSON.parse(text).format_version).toBe(1);
+    expect(JSON.parse(text)).toMatchObject({ format_version: 1 });
   });
   it('rejects corrupt and too-new documents with stable codes', () => {
     expect(() => decodeConfiguration({ format_version: 1 })).toThrow(StoreError);
@@ -220,9 +220,9 @@ describe('FileConfigurationStore write-ahead log', () => {
 
   it('refuses a damaged record followed by valid ones, and a log from the future', async () => {
     const store = new FileConfigurationStore(dir);
-    let c = node(await store.load());
+    const c = node(await store.load());
     await store.commit(c);
-    c = await commitN(store, c, 3);
+    await commitN(store, c, 3);
     await store.close();
     const logPath = path.join(dir, LOG_FILE);
     const text = readFileSync(logPath, 'utf8');

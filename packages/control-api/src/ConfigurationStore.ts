@@ -26,7 +26,7 @@ import type { DurableFileOps } from '@flocker/api';
 import type { ContainerReport, NodeReport } from '@flocker/api';
 import type { Configuration, StoredLease } from './configuration';
 import { emptyConfiguration } from './configuration';
-import { ControlError, StoreError } from './errors';
+import { type ControlError, isControlError, StoreError } from './errors';
 import { jsonOf } from './json';
 import { applyRecords, decodeLog, diffConfiguration, encodeRecord, StoredLeaseSchema } from './ConfigurationLog';
 
@@ -352,7 +352,7 @@ export class FileConfigurationStore implements ConfigurationStore {
   }
 
   private writeFailure(err: unknown): ControlError {
-    if (err instanceof ControlError) return err;
+    if (isControlError(err)) return err;
     const code =
       typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string'
         ? (err as { code: string }).code

@@ -123,7 +123,7 @@ describe('Views: cached bodies equal what the pure functions give', () => {
     expect(leases.find((l) => l.dataset_id === id(6))?.expires).toBe(95);
     t += 6_000;
     // Past the node timeout, the liveness check marks every node dead and bumps the state generation.
-    state.checkLiveness();
+    await state.checkLiveness();
     expect(JSON.parse(views.nodes().toString())).toEqual([]);
     const dead = ClusterSnapshot.parse(JSON.parse(views.snapshotFor(A))).nodes;
     expect(dead.every((n) => !n.alive)).toBe(true);
@@ -184,7 +184,7 @@ describe('Views: per-node indexes kept up to date incrementally', () => {
               if (o.kind === 'create')
                 await state.mutate((c) => createDataset(c, { primary: nodes[o.node] as string }));
               else if (o.kind === 'move' && target !== undefined)
-                await state.mutate((c, t) => updateDataset(c, target, { primary: nodes[o.node] as string }, t));
+                await state.mutate((c, t) => updateDataset(c, target, { primary: nodes[o.node] }, t));
               else if (o.kind === 'delete' && target !== undefined)
                 await state.mutate((c, t) => deleteDataset(c, target, t));
               else if (o.kind === 'report' && all.length > 0) {

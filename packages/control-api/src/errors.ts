@@ -74,6 +74,11 @@ export abstract class ControlError<C extends ErrorCode = ErrorCode> extends Erro
   }
 }
 
+/** `instanceof ControlError` types the code `any` (the class is generic); this keeps it an ErrorCode. */
+export function isControlError(err: unknown): err is ControlError {
+  return err instanceof ControlError;
+}
+
 export class ConfigurationError extends ControlError<ConfigurationCode> {
   override readonly name = 'ConfigurationError';
 }

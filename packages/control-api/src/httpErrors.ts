@@ -6,7 +6,7 @@
  * refused there as INVALID_REQUEST).
  */
 import type { Response } from 'express';
-import { type ConfigurationCode, ControlError, type RequestCode, type StoreCode } from './errors';
+import { type ConfigurationCode, isControlError, type RequestCode, type StoreCode } from './errors';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -84,7 +84,7 @@ const INTERNAL = new ApiError(500, 'INTERNAL_ERROR', 'The control service failed
 /** Turns anything thrown while handling a request into the API's error answer. */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
-  if (err instanceof ControlError) {
+  if (isControlError(err)) {
     const status = (HTTP_STATUS as Readonly<Record<string, number>>)[err.code];
     // A usage error (a bad flag) has no HTTP form: reaching a request, it is the server's fault.
     return status === undefined ? INTERNAL : new ApiError(status, err.code, err.description, err.errors);

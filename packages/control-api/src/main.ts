@@ -141,10 +141,7 @@ async function main(): Promise<void> {
   ? import('./etcd/migrate.js').then((m) => m.migrateStoreCli(process.argv.slice(3)))
   : main()
 ).catch((err: unknown) => {
-  const code =
-    typeof err === 'object' && err !== null && 'code' in err
-      ? String((err as { code: unknown }).code)
-      : 'STARTUP_FAILED';
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : 'STARTUP_FAILED';
   process.stderr.write(
     `${JSON.stringify({ level: 'error', message: 'flocker-control failed to start', code, error: String(err) })}\n`,
   );

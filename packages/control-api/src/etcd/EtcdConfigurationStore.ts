@@ -31,7 +31,7 @@ import {
   type ConfigurationStore,
   type StoreListener,
 } from '../ConfigurationStore';
-import { ControlError, StoreError, UsageError } from '../errors';
+import { type ControlError, isControlError, StoreError, UsageError } from '../errors';
 import { StoreConflict } from './conflict';
 
 export { StoreConflict };
@@ -134,7 +134,7 @@ export function etcdTlsFailure(message: string): 'server' | 'client' | undefined
 }
 
 function unavailable(action: string, err: unknown): ControlError {
-  if (err instanceof ControlError) return err;
+  if (isControlError(err)) return err;
   const message = err instanceof Error ? err.message : String(err);
   const tls = etcdTlsFailure(message);
   // A TLS mistake is a configuration error, not an outage: say which file to look at.
