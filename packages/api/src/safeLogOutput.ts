@@ -60,7 +60,13 @@ export class SafeLogOutput extends Writable {
   private writeLine(line: Buffer): void {
     const notice =
       this.dropped > 0
-        ? `{"level":"warn","message":"log lines dropped: the log output failed","dropped":${this.dropped},"error":${JSON.stringify(this.lastError ?? 'unknown')},"timestamp":"${this.now().toISOString()}"}\n`
+        ? `${JSON.stringify({
+            level: 'warn',
+            message: 'log lines dropped: the log output failed',
+            dropped: this.dropped,
+            error: this.lastError ?? 'unknown',
+            timestamp: this.now().toISOString(),
+          })}\n`
         : '';
     const data =
       notice.length > 0 || this.torn ? Buffer.concat([Buffer.from(`${this.torn ? '\n' : ''}${notice}`), line]) : line;
