@@ -185,7 +185,8 @@ export function buildCli(
     .option('control-url', {
       type: 'string',
       describe:
-        'Control service URL [env FLOCKER_CONTROL_URL; default https://127.0.0.1:4523 with the local cluster credentials in /etc/flocker (cluster.crt, admin.crt, admin.key), else http://127.0.0.1:4523]',
+        'Control service URL [env FLOCKER_CONTROL_URL; default https://127.0.0.1:4523 with the local cluster ' +
+        'credentials in /etc/flocker (cluster.crt, admin.crt, admin.key), else http://127.0.0.1:4523]',
     })
     .option('cacert', { type: 'string', describe: 'Cluster CA certificate [env FLOCKER_CA_CERT]' })
     .option('cert', { type: 'string', describe: 'API user certificate [env FLOCKER_CERT]' })
@@ -588,7 +589,14 @@ export function buildCli(
     .command('ca', "The cluster's certificate authority (same as flocker-ca)", (c) => caCommands(c))
     .demandCommand(1, 'Name a command; see flocker --help')
     .epilogue(
-      'Connection: flags, then FLOCKER_* environment, then the config file ($FLOCKER_CONFIG, ~/.config/flocker/cli.yml or /etc/flocker/cli.yml: control_url, cacert, cert, key), then the local cluster in /etc/flocker.\nExit codes: 0 success, 1 failure (or not converged, for status), 2 usage, 3 not found, 4 conflict (e.g. leased), 5 timed out, 6 control service unreachable.\nVolumes may be named by name, id or id prefix; nodes by UUID, UUID prefix or address.',
+      [
+        'Connection: flags, then FLOCKER_* environment, then the config file ($FLOCKER_CONFIG, ' +
+          '~/.config/flocker/cli.yml or /etc/flocker/cli.yml: control_url, cacert, cert, key), ' +
+          'then the local cluster in /etc/flocker.',
+        'Exit codes: 0 success, 1 failure (or not converged, for status), 2 usage, 3 not found, ' +
+          '4 conflict (e.g. leased), 5 timed out, 6 control service unreachable.',
+        'Volumes may be named by name, id or id prefix; nodes by UUID, UUID prefix or address.',
+      ].join('\n'),
     )
     .completion('completion', 'Print a bash completion script')
     .strict()
