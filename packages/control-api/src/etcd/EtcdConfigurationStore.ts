@@ -117,21 +117,25 @@ export function parseEndpoints(list: string): string[] {
  */
 export function etcdTlsFailure(message: string): 'server' | 'client' | undefined {
   // Alerts the member sent: it rejected (or missed) our client certificate.
-  if (
-    /alert (bad certificate|certificate required|unknown ca|certificate unknown|certificate expired|certificate revoked|unsupported certificate)/i.test(
-      message,
-    )
-  )
-    return 'client';
+  if (CLIENT_CERTIFICATE_REFUSED.some((r) => r.test(message))) return 'client';
   // Our own verification of the member's certificate.
-  if (
-    /unable to verify|self[- ]signed certificate|certificate has expired|certificate is not yet valid|Hostname\/IP does not match|unable to get (local )?issuer certificate|certificate signature failure/i.test(
-      message,
-    )
-  )
-    return 'server';
+  if (MEMBER_CERTIFICATE_UNTRUSTED.some((r) => r.test(message))) return 'server';
   return undefined;
 }
+
+const CLIENT_CERTIFICATE_REFUSED = [
+  /alert (bad certificate|certificate required|unknown ca|certificate unknown)/i,
+  /alert (certificate expired|certificate revoked|unsupported certificate)/i,
+];
+const MEMBER_CERTIFICATE_UNTRUSTED = [
+  /unable to verify/i,
+  /self[- ]signed certificate/i,
+  /certificate has expired/i,
+  /certificate is not yet valid/i,
+  /Hostname\/IP does not match/i,
+  /unable to get (local )?issuer certificate/i,
+  /certificate signature failure/i,
+];
 
 function unavailable(action: string, err: unknown): ControlError {
   if (isControlError(err)) return err;
@@ -141,13 +145,15 @@ function unavailable(action: string, err: unknown): ControlError {
   if (tls === 'server') {
     return new StoreError(
       'STORE_TLS_REJECTED',
-      `etcd did not ${action}: its certificate is not trusted (${message.trim()}); --etcd-ca must be the CA that issued the etcd members' certificates, and they must name the endpoint's host or IP.`,
+      `etcd did not ${action}: its certificate is not trusted (${message.trim()}); --etcd-ca must be the CA ` +
+        "that issued the etcd members' certificates, and they must name the endpoint's host or IP.",
     );
   }
   if (tls === 'client') {
     return new StoreError(
       'STORE_TLS_REJECTED',
-      `etcd did not ${action}: the etcd members refused the client certificate (${message.trim()}); pass --etcd-cert and --etcd-key with a client certificate issued by the CA the members trust (their --trusted-ca-file).`,
+      `etcd did not ${action}: the etcd members refused the client certificate (${message.trim()}); pass ` +
+        '--etcd-cert and --etcd-key with a client certificate issued by the CA the members trust (their --trusted-ca-file).',
     );
   }
   return new StoreError(
