@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Builds the Kubernetes binaries the harness runs (kube-apiserver, kube-controller-manager, kube-scheduler,
+# kubelet, kubectl) and the controller-side CSI sidecars (external-provisioner, -attacher, -resizer) from the
+# Go module proxy, pinned, into a cache OUTSIDE the clone keyed by version. A warm run only checks the files.
+# Cold: ~35 min on 2 busy cores (nice 19), once per machine. Prints the cache directory on stdout.
+#   FLOCKER_K8S_CACHE  cache root (default /var/cache/flocker)
+#   K8S_VERSION / PROVISIONER_VERSION / ATTACHER_VERSION / RESIZER_VERSION  override the pins
+set -euo pipefail
+k8s_version="${K8S_VERSION:-1.35.4}"
+provisioner_version="${PROVISIONER_VERSION:-v6.4.0}"
+attacher_version="${ATTACHER_VERSION:-v4.13.0}"
+resizer_version="${RESIZER_VERSION:-v2.3.0}"
+root="${FLOCKER_K8S_CACHE:-/var/cache/flocker}"
+kdir="$root/k8s-v$k8s_version"
+sdir="$root/k8s-csi-sidecars-p$provisioner_version-a$attacher_version-r$resizer_version"
+kbins="kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl"
+sbins="csi-provisioner csi-attacher csi-resizer"
+
+complete() { local d=$1 b; shift; for b in "$@"; do [ -x "$d/$b" ] || return 1; done; }
+if complete "$kdir" $kbins && complete "$sdir" $sbins; then echo "$kdir $sdir"; exit 0; fi
+
+command -v go >/dev/null || export PATH="/usr/local/go/bin:$PATH"
+command -v go >/dev/null || { echo "k8s/build: no go on PATH (needed to build Kubernetes v$k8s_version)" >&2; exit 1; }
+mkdir -p "$root"
+# One build per machine at a time: a second caller waits here, then finds the cache warm.
+exec 9>"$root/.k8s-build.lock"
+if ! flock -n 9; then echo "k8s/build: another build is running; waiting for it" >&2; flock 9; fi
+if complete "$kdir" $kbins && complete "$sdir" $sbins; then echo "$kdir $sdir"; exit 0; fi
+
+work="$root/.k8s-build"          # kept between failed attempts (module downloads, compiled packages)
+mkdir -p "$work"
+export GOCACHE="$work/gocache" GOFLAGS="-modcacherw" CGO_ENABLED=0 GOTOOLCHAIN=local
+gorun() { nice -n 19 go "$@"; }
+modDir() { (cd /tmp && go mod download -json "$1@$2") | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'; }
+start=$(date +%s)
+say() { echo "k8s/build: [$(( $(date +%s) - start ))s] $*" >&2; }
+
+if ! complete "$kdir" $kbins; then
+  say "building Kubernetes v$k8s_version from the Go module proxy (first time on this machine, ~15-20 min)"
+  src=$(modDir k8s.io/kubernetes "v$k8s_version")
+  [ -n "$src" ] || { echo "k8s/build: cannot download k8s.io/kubernetes v$k8s_version" >&2; exit 1; }
+  # k8s.io/kubernetes replaces its staging modules with ./staging/...; a wrapper module pins them to the
+  # published v0.<minor>.<patch> versions instead, so the commands build as dependencies.
+  mkdir -p "$work/kbuild" && cd "$work/kbuild"
+  { echo "module flockerk8sbuild"; echo; echo "go $(awk '/^go /{print $2; exit}' "$src/go.mod")"; echo
+    echo "require k8s.io/kubernetes v$k8s_version"; echo; echo "replace ("
+    grep '=> ./staging' "$src/go.mod" | awk -v v="v0.${k8s_version#1.}" '{print "\t"$1" => "$1" "v}'; echo ")"; } > go.mod
+  pkgs=""; for c in $kbins; do pkgs="$pkgs k8s.io/kubernetes/cmd/$c"; done
+  GOFLAGS="-mod=mod -modcacherw" gorun list -deps $pkgs > /dev/null    # resolves the graph, writes go.sum
+  say "modules resolved; compiling"
+  minor=$(echo "$k8s_version" | cut -d. -f2)
+  tmp="$work/kbin.tmp"; rm -rf "$tmp"; mkdir -p "$tmp"
+  gorun build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=v$k8s_version \
+    -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor \
+    -X k8s.io/client-go/pkg/version.gitVersion=v$k8s_version" -o "$tmp/" $pkgs
+  rm -rf "$kdir"; mv "$tmp" "$kdir"
+  say "Kubernetes binaries in $kdir"
+fi
+
+if ! complete "$sdir" $sbins; then
+  tmp="$work/sidecars.tmp"; rm -rf "$tmp"; mkdir -p "$tmp"
+  # Their go.mod files carry replace directives, so `go install pkg@version` refuses them: build a copy of
+  # each downloaded module as the main module.
+  sidecar() { local mod=$1 ver=$2 name=$3 d
+    say "building $name $ver"
+    d=$(modDir "$mod" "$ver"); [ -n "$d" ] || { echo "k8s/build: cannot download $mod $ver" >&2; exit 1; }
+    rm -rf "$work/src-$name"; cp -r "$d" "$work/src-$name"; chmod -R u+w "$work/src-$name"
+    (cd "$work/src-$name" && gorun build -trimpath -ldflags "-s -w -X main.version=$ver" -o "$tmp/$name" "./cmd/$name")
+    rm -rf "$work/src-$name"; }
+  sidecar github.com/kubernetes-csi/external-provisioner/v6 "$provisioner_version" csi-provisioner
+  sidecar github.com/kubernetes-csi/external-resizer/v2 "$resizer_version" csi-resizer
+  sidecar github.com/kubernetes-csi/external-attacher/v4 "$attacher_version" csi-attacher
+  rm -rf "$sdir"; mv "$tmp" "$sdir"
+  say "CSI sidecars in $sdir"
+fi
+# The compiled-package cache is only useful to a build that failed half-way; the binaries are the cache.
+rm -rf "$work"
+say "done"
+echo "$kdir $sdir"

@@ -1,0 +1,39 @@
+# Shared settings of the Kubernetes harness (sourced by up.sh, down.sh, kubectl.sh, bench).
+# State lives in $FLOCKER_K8S_DIR (default /tmp/flocker-k8s): pki/, run/*.pid, logs/, n1/ n2/ (one node each:
+# containerd, kubelet root dir, CNI, Flocker agent state + mount root), pool/ (the shared loopback pool).
+# Everything listens on 127.0.0.1 or on the node addresses 10.200.0.N (an empty bridge, never routed).
+K8S_SCRIPTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$K8S_SCRIPTS/../.." && pwd)"
+K="${FLOCKER_K8S_DIR:-/tmp/flocker-k8s}"
+RUN="$K/run"; LOGS="$K/logs"; PKI="$K/pki"
+NODES="${FLOCKER_K8S_NODES:-2}"
+ETCD_PORT=12379; APISERVER_PORT=16443; FLOCKER_PORT=14523
+NODE_BRIDGE=flk8snode0                     # holds the node IPs (this kernel has no dummy links)
+node_ip() { echo "10.200.0.$1"; }
+DRIVER=flocker.clusterhq.io
+export KUBECONFIG="$PKI/admin.kubeconfig"
+
+# Binaries: the version-keyed cache build.sh fills (prints "<k8s dir> <sidecar dir>").
+k8s_bins() { read -r KBIN SBIN < <(bash "$K8S_SCRIPTS/build.sh"); export KBIN SBIN; }
+kc() { "$KBIN/kubectl" "$@"; }
+
+# start NAME CMD...: a detached process, output in logs/NAME.log, pid in run/NAME.pid
+start() { local name=$1; shift
+  nohup "$@" > "$LOGS/$name.log" 2>&1 < /dev/null & echo $! > "$RUN/$name.pid"; }
+# stop NAME...: SIGTERM to each (by its recorded pid only), SIGKILL to those still there after 10 s
+stop() { local n f p pids="" i
+  for n in "$@"; do f="$RUN/$n.pid"; [ -f "$f" ] || continue; p=$(cat "$f"); rm -f "$f"
+    kill -0 "$p" 2>/dev/null && kill "$p" 2>/dev/null && pids="$pids $p"; done
+  [ -n "$pids" ] || return 0
+  for i in $(seq 1 40); do
+    local alive=0; for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 1 ] || return 0; sleep 0.25
+  done
+  for p in $pids; do kill -0 "$p" 2>/dev/null && { echo "k8s: pid $p ignored SIGTERM; SIGKILL" >&2; kill -9 "$p" 2>/dev/null; }; done; }
+running() { local f="$RUN/$1.pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; }
+# wait_for SECONDS WHAT CMD...: polls CMD every 0.25 s
+wait_for() { local secs=$1 what=$2 i; shift 2
+  for i in $(seq 1 $((secs * 4))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.25; done
+  echo "k8s: timed out after ${secs}s waiting for $what" >&2; return 1; }
+T0=$(date +%s%N)
+elapsed() { local ms=$(( ($(date +%s%N) - T0) / 1000000 )); printf 'k8s: %4d.%ds %s\n' $((ms / 1000)) $(((ms % 1000) / 100)) "$*" >&2; }
