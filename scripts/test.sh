@@ -11,6 +11,7 @@ bash scripts/host-setup.sh || exit 1
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-fund --no-audit || exit 1
 fi
+bash scripts/lint.sh || { echo "flocker: lint failed (eslint/prettier findings above)" >&2; exit 1; }
 npx tsc -b || { echo "flocker: build failed" >&2; exit 1; }
 npm run build --silent -w @flocker/web-ui || { echo "flocker: web UI build failed" >&2; exit 1; }
 out="$(mktemp -d)"
