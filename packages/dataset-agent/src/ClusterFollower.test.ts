@@ -1,7 +1,7 @@
 import type { ClusterSnapshot, NodeState } from '@flocker/api';
 import winston from 'winston';
 import { ClusterFollower, type SnapshotChange } from './ClusterFollower';
-import { ManualClock, settle } from './testing/ManualClock';
+import { ManualClock, settle } from '@flocker/runtime/testing';
 
 const ME = '11111111-1111-4111-8111-111111111111';
 const OTHER = '22222222-2222-4222-8222-222222222222';

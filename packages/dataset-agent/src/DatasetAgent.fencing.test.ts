@@ -6,8 +6,8 @@ import { TEST_NODE, testAgentOptions } from './testing/agentOptions';
 import type { ClusterSnapshot, NodeReport } from '@flocker/api';
 import type { ContainerStopper } from './containers';
 import { DatasetAgent, type ControlChannel } from './DatasetAgent';
-import { FakeDriver, FakeHost } from './fakes';
-import { ManualClock } from './testing/ManualClock';
+import { FakeDriver, FakeHost } from './testing/fakes';
+import { ManualClock } from '@flocker/runtime/testing';
 
 const ME = TEST_NODE;
 const B = '22222222-2222-4222-8222-222222222222';

@@ -2,8 +2,8 @@ import type { NodeState } from '@flocker/api';
 import { TEST_NODE, testAgentOptions } from './testing/agentOptions';
 import { StorageError } from '@flocker/storage-drivers';
 import { DatasetAgent } from './DatasetAgent';
-import { FakeControl, FakeDriver, FakeHost } from './fakes';
-import { ManualClock } from './testing/ManualClock';
+import { FakeControl, FakeDriver, FakeHost } from './testing/fakes';
+import { ManualClock } from '@flocker/runtime/testing';
 
 const ME = TEST_NODE;
 const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';

@@ -3,8 +3,8 @@ import { TEST_NODE, testAgentOptions } from './testing/agentOptions';
 import type { PoolListing, VolumeProblem } from '@flocker/storage-drivers';
 import { StorageError } from '@flocker/storage-drivers';
 import { DatasetAgent } from './DatasetAgent';
-import { FakeControl, FakeDriver, FakeHost } from './fakes';
-import { ManualClock } from './testing/ManualClock';
+import { FakeControl, FakeDriver, FakeHost } from './testing/fakes';
+import { ManualClock } from '@flocker/runtime/testing';
 
 const ME = TEST_NODE;
 const C = '33333333-3333-4333-8333-333333333333';

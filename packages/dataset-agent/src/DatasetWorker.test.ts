@@ -3,10 +3,10 @@ import type { ClusterSnapshot } from '@flocker/api';
 import winston from 'winston';
 import { DatasetWorker } from './DatasetWorker';
 import { FailureLog } from './FailureLog';
-import { FakeDriver, FakeHost } from './fakes';
+import { FakeDriver, FakeHost } from './testing/fakes';
 import { ObservationView } from './ObservationView';
 import { PoolKnowledge } from './PoolKnowledge';
-import { ManualClock } from './testing/ManualClock';
+import { ManualClock } from '@flocker/runtime/testing';
 
 const ME = '11111111-1111-4111-8111-111111111111';
 const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';

@@ -1,7 +1,7 @@
 import winston from 'winston';
 import { FailureLog } from './FailureLog';
 import type { Action } from './LocalState';
-import { ManualClock } from './testing/ManualClock';
+import { ManualClock } from '@flocker/runtime/testing';
 
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const mount: Action = { kind: 'mount', datasetId: A, blockdeviceId: 'v', devicePath: '/dev/x', mountPath: `/flocker/${A}`, size: 1 };

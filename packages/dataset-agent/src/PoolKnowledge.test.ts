@@ -1,8 +1,8 @@
 import type { ClusterSnapshot } from '@flocker/api';
 import type { PoolListing, VolumeProblem } from '@flocker/storage-drivers';
-import { FakeDriver } from './fakes';
+import { FakeDriver } from './testing/fakes';
 import { PoolKnowledge } from './PoolKnowledge';
-import { ManualClock } from './testing/ManualClock';
+import { ManualClock } from '@flocker/runtime/testing';
 
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';

@@ -6,7 +6,7 @@
 import type { ActionError, ClusterSnapshot } from '@flocker/api';
 import type { BlockDeviceApi, BlockDeviceVolume, PoolListing, VolumeProblem } from '@flocker/storage-drivers';
 import type { Clock } from './clock';
-import { FreshRead } from './FreshRead';
+import { FreshRead } from '@flocker/runtime';
 import type { LocalState } from './LocalState';
 import { attributeProblems, listPoolOf, reportedVolumes, type ReportedVolume } from './poolSafety';
 

@@ -1,7 +1,7 @@
 import type { NodeReport } from '@flocker/api';
 import winston from 'winston';
 import { Reporter, type ReportAnswer } from './Reporter';
-import { ManualClock, settle } from './testing/ManualClock';
+import { ManualClock, settle } from '@flocker/runtime/testing';
 
 function setup(o: { progressReportMs?: number; resyncIntervalMs?: number } = {}) {
   const clock = new ManualClock();

@@ -2,7 +2,7 @@ import type { ClusterSnapshot } from '@flocker/api';
 import winston from 'winston';
 import type { HostMount } from './HostOps';
 import { SelfFencing } from './SelfFencing';
-import { ManualClock, settle } from './testing/ManualClock';
+import { ManualClock, settle } from '@flocker/runtime/testing';
 
 const ME = '11111111-1111-4111-8111-111111111111';
 const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';

@@ -1,6 +1,6 @@
 import { StorageError, type PoolListing, type VolumeProblem } from '@flocker/storage-drivers';
 import { executeAction, ignoring, type ExecutionContext } from './executeAction';
-import { FakeDriver, FakeHost } from './fakes';
+import { FakeDriver, FakeHost } from './testing/fakes';
 
 const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const MiB = 1024 * 1024;

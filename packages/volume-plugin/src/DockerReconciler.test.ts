@@ -12,7 +12,7 @@ import {
   type VolumeOutcome,
 } from './DockerReconciler';
 import type { DockerContainer, DockerVolume } from './DockerView';
-import { FakeDocker } from './FakeDocker';
+import { FakeDocker } from './testing/FakeDocker';
 
 const logger = winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });
 const NOW = 1_800_000_000_000;

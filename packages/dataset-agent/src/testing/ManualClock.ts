@@ -1,2 +1,0 @@
-/** Test support: the ManualClock of @flocker/runtime, re-exported for the agent's tests. */
-export { ManualClock, settle } from '@flocker/runtime/testing';
