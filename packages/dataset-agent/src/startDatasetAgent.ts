@@ -6,6 +6,7 @@ import { controlUrl } from '@flocker/node-config';
 import { DockerContainerStopper, type ContainerStopper } from './containers';
 import { createAgentDriver } from './drivers';
 import type winston from 'winston';
+import { errorMessage } from './errors';
 import { clusterIdentity, configDirOf, controlTlsFiles, loadAgentConfig, loadControlCredentials, type ControlCredentials, type RunnableAgentConfig } from './config';
 import { DatasetAgent, parseCrashAfter, type CrashAfter } from './DatasetAgent';
 import { linuxHostOps, type HostOps } from './HostOps';
@@ -104,7 +105,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
   const repaired = await repair();
   if (repaired !== undefined) logger.warn('repaired attachments at start', repaired);
   const maxVolumeSize = await driver.maximumVolumeSize?.().catch((e: unknown) => {
-    logger.warn('cannot find the largest volume size of the backend', { error: e instanceof Error ? e.message : String(e) });
+    logger.warn('cannot find the largest volume size of the backend', { error: errorMessage(e) });
     return undefined;
   });
   const lastNodeTimeout = readLastNodeTimeout(config.node.state_dir);
@@ -130,7 +131,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
       try {
         writeLastNodeTimeout(config.node.state_dir, seconds);
       } catch (e) {
-        logger.warn('cannot keep the node timeout in the state directory', { error: e instanceof Error ? e.message : String(e) });
+        logger.warn('cannot keep the node timeout in the state directory', { error: errorMessage(e) });
       }
     },
     containers: options.containers ?? new DockerContainerStopper(config.node.docker_socket ?? '/var/run/docker.sock'),

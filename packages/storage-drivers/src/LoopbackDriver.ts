@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { watch, promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { FreshRead } from '@flocker/runtime';
+import { errorMessage, FreshRead } from '@flocker/runtime';
 import winston from 'winston';
 import { z } from 'zod';
 import {
@@ -636,7 +636,7 @@ export class LoopbackDriver implements BlockDeviceApi {
     const text = await fs.readFile(this.recordPath(id), 'utf8').catch(() => '');
     const datasetId = /"dataset_id"\s*:\s*"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"/.exec(text)?.[1]?.toLowerCase();
     const devices = await this.loopsOf(id).catch(() => []);
-    const reason = e instanceof Error ? e.message : String(e);
+    const reason = errorMessage(e);
     return {
       code: 'CORRUPT_RECORD',
       blockdeviceId: id,
