@@ -163,12 +163,18 @@ function setup(extra: { selfFenceMs?: number } = {}) {
 
 const mountedHere = (host: FakeHost): boolean => host.mounts.some((m) => m.mountPoint === `/flocker/${DS}`);
 
+/** setup(), the agent started and the dataset mounted here (where most cases begin). */
+async function mountedHereAtStart(): Promise<ReturnType<typeof setup>> {
+  const fakes = setup();
+  fakes.agent.start();
+  fakes.control.setDatasets([dataset]);
+  await fakes.clock.advanceUntil(() => mountedHere(fakes.host), 5_000);
+  return fakes;
+}
+
 describe('DatasetAgent self-fencing (manual clock)', () => {
   it('a cut-off node fences itself within the bound, never acts on its stale configuration, and cleans up first when contact returns', async () => {
-    const { clock, driver, host, control, stopped, stoppedVolumes, agent, poolChanged } = setup();
-    agent.start();
-    control.setDatasets([dataset]);
-    await clock.advanceUntil(() => mountedHere(host), 5_000);
+    const { clock, driver, host, control, stopped, stoppedVolumes, agent, poolChanged } = await mountedHereAtStart();
     expect(driver.attaches).toBe(1);
 
     // Cut off. Before the bound (2 s after the last confirmation) nothing happens.
@@ -219,10 +225,7 @@ describe('DatasetAgent self-fencing (manual clock)', () => {
   });
 
   it('back in contact with the same configuration, it converges again (re-mounts its own volume)', async () => {
-    const { clock, host, control, stopped, agent } = setup();
-    agent.start();
-    control.setDatasets([dataset]);
-    await clock.advanceUntil(() => mountedHere(host), 5_000);
+    const { clock, host, control, stopped, agent } = await mountedHereAtStart();
     control.partition();
     await clock.advanceUntil(() => stopped.length > 0 && !mountedHere(host), 3_000);
     control.heal();
@@ -232,10 +235,7 @@ describe('DatasetAgent self-fencing (manual clock)', () => {
   });
 
   it('reports (heartbeats) confirm contact while the long-poll is stuck; a report naming another configuration fetches it', async () => {
-    const { clock, host, control, stopped, agent } = setup();
-    agent.start();
-    control.setDatasets([dataset]);
-    await clock.advanceUntil(() => mountedHere(host), 5_000);
+    const { clock, host, control, stopped, agent } = await mountedHereAtStart();
     control.stuckPolls = true;
     const before = control.reports.length;
     await clock.advance(10_000);
@@ -255,10 +255,7 @@ describe('DatasetAgent self-fencing (manual clock)', () => {
   });
 
   it('a node whose reports are refused fences even while long-poll answers keep coming (review finding: they prove the configuration, not that the control service hears us)', async () => {
-    const { clock, host, control, stopped, agent } = setup();
-    agent.start();
-    control.setDatasets([dataset]);
-    await clock.advanceUntil(() => mountedHere(host), 5_000);
+    const { clock, host, control, stopped, agent } = await mountedHereAtStart();
     control.refuseReports = true;
     const from = clock.now();
     // Other nodes' heartbeats move the generation every 500 ms: our long-polls are answered.
@@ -272,10 +269,7 @@ describe('DatasetAgent self-fencing (manual clock)', () => {
   });
 
   it('a snapshot showing this node declared dead fences it at once', async () => {
-    const { clock, host, control, stopped, agent } = setup();
-    agent.start();
-    control.setDatasets([dataset]);
-    await clock.advanceUntil(() => mountedHere(host), 5_000);
+    const { clock, host, control, stopped, agent } = await mountedHereAtStart();
     control.refuseReports = true; // the control service stopped hearing us...
     control.declareDead(ME); // ...and says so
     await clock.advanceUntil(() => stopped.length > 0 && !mountedHere(host), 200, 5);
@@ -283,10 +277,7 @@ describe('DatasetAgent self-fencing (manual clock)', () => {
   });
 
   it('a pause longer than the bound but shorter than the node timeout fences nothing: the last-chance report confirms contact', async () => {
-    const { clock, host, control, stopped, agent } = setup();
-    agent.start();
-    control.setDatasets([dataset]);
-    await clock.advanceUntil(() => mountedHere(host), 5_000);
+    const { clock, host, control, stopped, agent } = await mountedHereAtStart();
     // The next heartbeat hangs (a request stuck on a dead connection, or answered only after a
     // stall of this process): the heartbeats queued behind it go nowhere, and the bound runs out.
     control.hangNext = 1;

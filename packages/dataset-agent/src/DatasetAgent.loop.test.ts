@@ -2,7 +2,7 @@ import type { NodeState } from '@flocker/api';
 import { TEST_NODE, testAgentOptions } from './testing/agentOptions';
 import { StorageError } from '@flocker/storage-drivers';
 import { DatasetAgent } from './DatasetAgent';
-import { FakeControl, FakeDriver, FakeHost } from './testing/fakes';
+import { countListings, FakeControl, FakeDriver, FakeHost } from './testing/fakes';
 import { ManualClock } from '@flocker/runtime/testing';
 
 const ME = TEST_NODE;
@@ -134,12 +134,10 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     control.setDatasets([dataset]);
     await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
     await pass(50);
-    let listings = 0;
-    const list = driver.listVolumes.bind(driver);
-    driver.listVolumes = async () => (listings++, list());
+    const listings = countListings(driver);
     poolChanged!();
     await pass(50);
-    expect(listings).toBe(0);
+    expect(listings()).toBe(0);
     await agent.stop();
   });
 
@@ -279,12 +277,10 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     control.setDatasets([dataset]);
     await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
     await pass(50);
-    let listings = 0;
-    const list = driver.listVolumes.bind(driver);
-    driver.listVolumes = async () => (listings++, list());
+    const listings = countListings(driver);
     control.setNodes([otherNode([{ blockdevice_id: 'vol-x', dataset_id: 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', size: MiB, attached_to: 'i-other' }])]);
     await pass(50);
-    expect(listings).toBe(0);
+    expect(listings()).toBe(0);
     await agent.stop();
   });
 

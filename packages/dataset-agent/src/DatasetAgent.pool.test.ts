@@ -29,6 +29,22 @@ class PoolWithProblems extends FakeDriver {
   }
 }
 
+/** Node C's report: alive, holding one volume of DS (detached). */
+function nodeCReporting(blockdeviceId: string) {
+  return {
+    uuid: C,
+    era: 'e',
+    host: 'c',
+    instance_id: 'i-c',
+    backend: 'fake',
+    manifestations: [],
+    volumes: [{ blockdevice_id: blockdeviceId, dataset_id: DS, size: 64 * MiB, attached_to: null }],
+    errors: [],
+    alive: true,
+    last_seen: new Date(0).toISOString(),
+  };
+}
+
 function setup(maxVolumeSize?: number) {
   const driver = new PoolWithProblems();
   const host = new FakeHost();
@@ -94,20 +110,7 @@ describe('DatasetAgent and the pool (issue 17)', () => {
     const { driver, control, agent, clock, eventually } = setup();
     driver.volumes.set('vol-bad', { blockdeviceId: 'vol-bad', datasetId: DS, size: 64 * MiB, attachedTo: null });
     driver.bad.add('vol-bad');
-    control.setNodes([
-      {
-        uuid: C,
-        era: 'e',
-        host: 'c',
-        instance_id: 'i-c',
-        backend: 'fake',
-        manifestations: [],
-        volumes: [{ blockdevice_id: 'vol-bad', dataset_id: DS, size: 64 * MiB, attached_to: null }],
-        errors: [],
-        alive: true,
-        last_seen: new Date(0).toISOString(),
-      },
-    ]);
+    control.setNodes([nodeCReporting('vol-bad')]);
     agent.start();
     control.setDatasets([dataset(DS), dataset(DS2)]);
     await eventually(() => control.last()?.manifestations.some((m) => m.dataset_id === DS2 && m.status === 'mounted') === true);
@@ -119,20 +122,7 @@ describe('DatasetAgent and the pool (issue 17)', () => {
 
   it('creates no volume for a dataset another node reports a volume of that this pool lacks (split pools)', async () => {
     const { driver, control, agent, clock, eventually } = setup();
-    control.setNodes([
-      {
-        uuid: C,
-        era: 'e',
-        host: 'c',
-        instance_id: 'i-c',
-        backend: 'fake',
-        manifestations: [],
-        volumes: [{ blockdevice_id: 'vol-in-another-pool', dataset_id: DS, size: 64 * MiB, attached_to: null }],
-        errors: [],
-        alive: true,
-        last_seen: new Date(0).toISOString(),
-      },
-    ]);
+    control.setNodes([nodeCReporting('vol-in-another-pool')]);
     agent.start();
     control.setDatasets([dataset(DS)]);
     await eventually(() => (control.last()?.errors ?? []).some((e) => e.code === 'VOLUME_ELSEWHERE'));

@@ -3,7 +3,7 @@ import type { ClusterSnapshot } from '@flocker/api';
 import winston from 'winston';
 import { DatasetWorker } from './DatasetWorker';
 import { FailureLog } from './FailureLog';
-import { FakeDriver, FakeHost } from './testing/fakes';
+import { countListings, FakeDriver, FakeHost } from './testing/fakes';
 import { ObservationView } from './ObservationView';
 import { PoolKnowledge } from './PoolKnowledge';
 import { ManualClock } from '@flocker/runtime/testing';
@@ -17,9 +17,7 @@ function setup(o: { mayAct?: boolean } = {}) {
   const logger = winston.createLogger({ silent: true });
   const driver = new FakeDriver();
   const host = new FakeHost();
-  let listings = 0;
-  const list = driver.listVolumes.bind(driver);
-  driver.listVolumes = async () => (listings++, list());
+  const listings = countListings(driver);
   let snapshot: ClusterSnapshot | null = {
     generation: '1',
     configuration_tag: 't',
@@ -55,7 +53,7 @@ function setup(o: { mayAct?: boolean } = {}) {
     failures,
     reports,
     worker,
-    listings: () => listings,
+    listings,
     missed: () => missed,
     forget: () => (snapshot = { ...snapshot!, datasets: [] }),
   };

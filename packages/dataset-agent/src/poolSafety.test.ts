@@ -103,16 +103,21 @@ function seams(): { nodeUuid: string; clock: ManualClock; slept: () => number } 
   return { nodeUuid: NODE_C, clock, slept: () => clock.now() };
 }
 
-describe('checkPoolAtStart with real pools', () => {
+/** Makes real loopback pools in temporary directories, removed after the enclosing describe block. */
+function tempPools(): () => Promise<LoopbackDriver> {
   const roots: string[] = [];
   afterAll(async () => {
     for (const r of roots) await fs.rm(r, { recursive: true, force: true });
   });
-  async function pool(): Promise<LoopbackDriver> {
+  return async () => {
     const root = await fs.mkdtemp(join(tmpdir(), 'flocker-pool-check-'));
     roots.push(root);
     return new LoopbackDriver({ rootPath: root, instanceId: randomUUID() });
-  }
+  };
+}
+
+describe('checkPoolAtStart with real pools', () => {
+  const pool = tempPools();
   async function refusal(p: Promise<void>): Promise<string> {
     try {
       await p;
@@ -164,15 +169,7 @@ describe('checkPoolAtStart with real pools', () => {
 });
 
 describe('checkPoolAtStart right after a control service restart (no report yet)', () => {
-  const roots: string[] = [];
-  afterAll(async () => {
-    for (const r of roots) await fs.rm(r, { recursive: true, force: true });
-  });
-  async function pool(): Promise<LoopbackDriver> {
-    const root = await fs.mkdtemp(join(tmpdir(), 'flocker-pool-check-'));
-    roots.push(root);
-    return new LoopbackDriver({ rootPath: root, instanceId: randomUUID() });
-  }
+  const pool = tempPools();
 
   it('waits for the other nodes to report before using an empty pool, and then refuses it', async () => {
     const wrong = await pool();

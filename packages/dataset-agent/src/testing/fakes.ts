@@ -93,6 +93,14 @@ export class FakeDriver implements BlockDeviceApi {
   }
 }
 
+/** Counts the driver's listVolumes calls from now on; the returned function reads the count. */
+export function countListings(driver: FakeDriver): () => number {
+  let listings = 0;
+  const list = driver.listVolumes.bind(driver);
+  driver.listVolumes = async () => (listings++, list());
+  return () => listings;
+}
+
 export class FakeHost implements HostOps {
   readonly formatted = new Set<string>();
   mounts: HostMount[] = [];
