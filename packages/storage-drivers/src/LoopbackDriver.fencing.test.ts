@@ -83,6 +83,21 @@ interface WriterHost {
   kill(): Promise<void>;
 }
 
+/** Passes each whole line the child writes to stdout to onLine; afterChunk runs once each chunk is read. */
+function readLines(child: ChildProcess, onLine: (line: string) => void, afterChunk: () => void = () => undefined): void {
+  let buffered = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    buffered += d.toString();
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      onLine(line);
+    }
+    afterChunk();
+  });
+}
+
 /** "Host A": mounts the device in its own mount namespace (invisible in ours) and runs WRITER on <mnt>/log. */
 async function startWriterHost(device: string, mnt: string): Promise<WriterHost> {
   await fs.mkdir(mnt, { recursive: true });
@@ -94,23 +109,21 @@ async function startWriterHost(device: string, mnt: string): Promise<WriterHost>
   children.push(child);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   let acked = 0;
-  let buffered = '';
   const waiters: Array<() => void> = [];
   let onFailure: (f: { line: number; op: string; code: string }) => void = () => undefined;
   const failure = new Promise<{ line: number; op: string; code: string }>((resolve) => (onFailure = resolve));
-  child.stdout!.on('data', (d: Buffer) => {
-    buffered += d.toString();
-    let nl: number;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
+  readLines(
+    child,
+    (line) => {
       let m = /^acked (\d+)$/.exec(line);
       if (m) acked = Number(m[1]);
       m = /^failed (\d+) (\w+) (\w+)$/.exec(line);
       if (m) onFailure({ line: Number(m[1]), op: m[2], code: m[3] });
-    }
-    for (const w of waiters.splice(0)) w();
-  });
+    },
+    () => {
+      for (const w of waiters.splice(0)) w();
+    },
+  );
   const host: WriterHost = {
     process: child,
     acked: () => acked,
@@ -172,23 +185,16 @@ function startRawWriter(device: string, id: number, base: number, slots: number)
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const bySlot = new Map<number, number>();
   let acked = 0;
-  let buffered = '';
   let onFailure: (f: { n: number; op: string; code: string }) => void = () => undefined;
   const failure = new Promise<{ n: number; op: string; code: string }>((resolve) => (onFailure = resolve));
-  child.stdout!.on('data', (d: Buffer) => {
-    buffered += d.toString();
-    let nl: number;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      let m = /^acked (\d+) (\d+)$/.exec(line);
-      if (m) {
-        acked = Number(m[1]);
-        bySlot.set(Number(m[2]), acked);
-      }
-      m = /^failed (\d+) (\w+) (\w+)$/.exec(line);
-      if (m) onFailure({ n: Number(m[1]), op: m[2], code: m[3] });
+  readLines(child, (line) => {
+    let m = /^acked (\d+) (\d+)$/.exec(line);
+    if (m) {
+      acked = Number(m[1]);
+      bySlot.set(Number(m[2]), acked);
     }
+    m = /^failed (\d+) (\w+) (\w+)$/.exec(line);
+    if (m) onFailure({ n: Number(m[1]), op: m[2], code: m[3] });
   });
   return {
     id,

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { isStorageError } from './BlockDeviceApi';
+import { isStorageError, type BlockDeviceVolume } from './BlockDeviceApi';
 import { isDeviceBusy, listMounts, makeFilesystem, mount, unmount } from './blockdev';
 import { blockDeviceApiContract, expectStorageError } from './testing/contract';
 import { execFileExec } from './exec';
@@ -16,9 +16,15 @@ jest.setTimeout(60_000);
 const MiB = 1024 * 1024;
 const roots: string[] = [];
 
-async function pool(): Promise<{ root: string; a: LoopbackDriver; b: LoopbackDriver }> {
+/** A new pool directory, removed after all tests. */
+async function tempRoot(): Promise<string> {
   const root = await makeTempRoot('flocker-loopback-test-');
   roots.push(root);
+  return root;
+}
+
+async function pool(): Promise<{ root: string; a: LoopbackDriver; b: LoopbackDriver }> {
+  const root = await tempRoot();
   return {
     root,
     a: new LoopbackDriver({ rootPath: root, instanceId: 'instance-a' }),
@@ -36,6 +42,25 @@ async function sh(cmd: string, args: string[]): Promise<string> {
   return r.stdout;
 }
 
+/** A new volume attached to a's instance, with an ext4 filesystem on its device. */
+async function attachedWithFilesystem(a: LoopbackDriver, size: number): Promise<{ v: BlockDeviceVolume; device: string }> {
+  const v = await a.createVolume('ds', size);
+  await a.attachVolume(v.blockdeviceId, 'instance-a');
+  const device = await a.getDevicePath(v.blockdeviceId);
+  await makeFilesystem(device, { type: 'ext4' });
+  return { v, device };
+}
+
+/** A fenced loop device goes away by itself once its last mount is gone: waits up to 5 s for that. */
+async function expectLoopDeviceGone(root: string, device: string): Promise<void> {
+  let left = (await loopsUnder(root)).map((l) => l.device);
+  for (let i = 0; i < 50 && left.includes(device); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    left = (await loopsUnder(root)).map((l) => l.device);
+  }
+  expect(left).not.toContain(device);
+}
+
 blockDeviceApiContract('LoopbackDriver', async () => {
   const { root, a, b } = await pool();
   return { driver: a, driverOnOtherInstance: b, cleanup: () => destroyTempRoot(root) };
@@ -43,8 +68,7 @@ blockDeviceApiContract('LoopbackDriver', async () => {
 
 // The spawn-based fallbacks (no sysfs, no perl) must behave the same.
 blockDeviceApiContract('LoopbackDriver (losetup -j, flock(1))', async () => {
-  const root = await makeTempRoot('flocker-loopback-test-');
-  roots.push(root);
+  const root = await tempRoot();
   const options = { rootPath: root, loopDiscovery: 'losetup', lockMode: 'flock' } as const;
   return {
     driver: new LoopbackDriver({ ...options, instanceId: 'instance-a' }),
@@ -69,8 +93,7 @@ describe('LoopbackDriver', () => {
   });
 
   it('uses the configured allocation unit', async () => {
-    const root = await makeTempRoot('flocker-loopback-test-');
-    roots.push(root);
+    const root = await tempRoot();
     const d = new LoopbackDriver({ rootPath: root, instanceId: 'x', allocationUnit: 4 * MiB });
     expect((await d.createVolume('ds', 5 * MiB)).size).toBe(8 * MiB);
     expect(() => new LoopbackDriver({ rootPath: root, instanceId: 'x', allocationUnit: 1000 })).toThrow(/multiple of 512/);
@@ -78,10 +101,7 @@ describe('LoopbackDriver', () => {
 
   it('refuses to detach a mounted device with DEVICE_BUSY, without scheduling a deferred detach', async () => {
     const { root, a } = await pool();
-    const v = await a.createVolume('ds', 16 * MiB);
-    await a.attachVolume(v.blockdeviceId, 'instance-a');
-    const device = await a.getDevicePath(v.blockdeviceId);
-    await makeFilesystem(device, { type: 'ext4' });
+    const { v, device } = await attachedWithFilesystem(a, 16 * MiB);
     const mnt = path.join(root, 'mnt');
     await fs.mkdir(mnt);
     await mount(device, mnt, { fstype: 'ext4' });
@@ -149,10 +169,7 @@ describe('LoopbackDriver', () => {
 
   it('force detach fences a device still mounted by the dead holder: its later syncs fail, its writes never reach the new holder', async () => {
     const { root, a, b } = await pool();
-    const v = await a.createVolume('ds', 32 * MiB);
-    await a.attachVolume(v.blockdeviceId, 'instance-a');
-    const oldDevice = await a.getDevicePath(v.blockdeviceId);
-    await makeFilesystem(oldDevice, { type: 'ext4' });
+    const { v, device: oldDevice } = await attachedWithFilesystem(a, 32 * MiB);
     const deadMnt = path.join(root, 'dead-host-mnt');
     const newMnt = path.join(root, 'new-host-mnt');
     await fs.mkdir(deadMnt);
@@ -182,20 +199,12 @@ describe('LoopbackDriver', () => {
 
     // The fenced device goes away by itself once the dead host's mount is gone.
     await unmount(deadMnt);
-    let left = (await loopsUnder(root)).map((l) => l.device);
-    for (let i = 0; i < 50 && left.includes(oldDevice); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      left = (await loopsUnder(root)).map((l) => l.device);
-    }
-    expect(left).not.toContain(oldDevice);
+    await expectLoopDeviceGone(root, oldDevice);
   });
 
   it('sees a mount in another mount namespace (another simulated host): DEVICE_BUSY, then force detach fences it', async () => {
     const { root, a, b } = await pool();
-    const v = await a.createVolume('ds', 32 * MiB);
-    await a.attachVolume(v.blockdeviceId, 'instance-a');
-    const oldDevice = await a.getDevicePath(v.blockdeviceId);
-    await makeFilesystem(oldDevice, { type: 'ext4' });
+    const { v, device: oldDevice } = await attachedWithFilesystem(a, 32 * MiB);
     const mnt = path.join(root, 'host-a-mnt');
     await fs.mkdir(mnt);
     // Host A: its own mount namespace, invisible in ours.
@@ -229,12 +238,7 @@ describe('LoopbackDriver', () => {
       await hostAExited;
     }
     // Host A's namespace is gone with its last process, and its fenced device with it.
-    let left = (await loopsUnder(root)).map((l) => l.device);
-    for (let i = 0; i < 50 && left.includes(oldDevice); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      left = (await loopsUnder(root)).map((l) => l.device);
-    }
-    expect(left).not.toContain(oldDevice);
+    await expectLoopDeviceGone(root, oldDevice);
   });
 
   it('lets exactly one of several agent processes attach the same volume', async () => {
@@ -356,8 +360,7 @@ describe('LoopbackDriver: one bad record, impossible sizes, pool identity (issue
   });
 
   it('a create that fails at the filesystem (EFBIG) is INVALID_SIZE and leaves no orphan image, however often it is retried', async () => {
-    const root = await makeTempRoot('flocker-loopback-test-');
-    roots.push(root);
+    const root = await tempRoot();
     // A driver that does not know its limit (say the probe failed) meets EFBIG at the truncate.
     class Unprobed extends LoopbackDriver {
       override async maximumVolumeSize(): Promise<number> {
@@ -454,8 +457,7 @@ describe('loop devices from sysfs', () => {
   });
 
   it('attaches and detaches with ioctls exactly as losetup would see it, with clear errors', async () => {
-    const root = await makeTempRoot('flocker-loopback-test-');
-    roots.push(root);
+    const root = await tempRoot();
     const file = path.join(root, 'ioctl.img');
     await fs.writeFile(file, '');
     await fs.truncate(file, 8 * MiB);
@@ -486,8 +488,7 @@ describe('loop devices from sysfs', () => {
   });
 
   it('attachLoop clears a read-only flag left on a reused loop device', async () => {
-    const root = await makeTempRoot('flocker-loopback-test-');
-    roots.push(root);
+    const root = await tempRoot();
     const file = path.join(root, 'ro.img');
     await fs.writeFile(file, '');
     await fs.truncate(file, 8 * MiB);

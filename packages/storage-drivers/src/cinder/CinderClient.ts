@@ -17,6 +17,16 @@ import {
 
 const TypeListSchema = z.object({ volume_types: z.array(z.object({ id: z.string(), name: z.string() })) });
 
+/** What call() gives, or `absent` when the server answers 404 (the thing is not there, or already gone). */
+async function unlessNotFound<T, A>(absent: A, call: () => Promise<T>): Promise<T | A> {
+  try {
+    return await call();
+  } catch (e) {
+    if (e instanceof OpenStackHttpError && e.status === 404) return absent;
+    throw e;
+  }
+}
+
 /** 3.44 has attachment complete (3.27 brought the attachments API, 3.42 in-use extend). */
 export const CINDER_MICROVERSION = '3.44';
 
@@ -107,24 +117,18 @@ export class CinderClient {
 
   /** The volume, or null if Cinder does not know it. */
   async getVolume(id: string): Promise<Volume | null> {
-    try {
+    return unlessNotFound(null, async () => {
       const res = await this.call('volume', 'GET', `/volumes/${encodeURIComponent(id)}`);
       return parseBody(VolumeEnvelopeSchema, res.body, 'volume').volume;
-    } catch (e) {
-      if (e instanceof OpenStackHttpError && e.status === 404) return null;
-      throw e;
-    }
+    });
   }
 
   /** Deletes; false if the volume was already gone. */
   async deleteVolume(id: string): Promise<boolean> {
-    try {
+    return unlessNotFound(false, async () => {
       await this.call('volume', 'DELETE', `/volumes/${encodeURIComponent(id)}`);
       return true;
-    } catch (e) {
-      if (e instanceof OpenStackHttpError && e.status === 404) return false;
-      throw e;
-    }
+    });
   }
 
   /** All volumes whose metadata contains every given key/value, following limit/marker pages. */
@@ -154,12 +158,7 @@ export class CinderClient {
 
   /** Removes one metadata key; absent keys are fine. */
   async deleteVolumeMetadataKey(id: string, key: string): Promise<void> {
-    try {
-      await this.call('volume', 'DELETE', `/volumes/${encodeURIComponent(id)}/metadata/${encodeURIComponent(key)}`);
-    } catch (e) {
-      if (e instanceof OpenStackHttpError && e.status === 404) return;
-      throw e;
-    }
+    await unlessNotFound(undefined, () => this.call('volume', 'DELETE', `/volumes/${encodeURIComponent(id)}/metadata/${encodeURIComponent(key)}`));
   }
 
   async extendVolume(id: string, newSizeGiB: number): Promise<void> {
@@ -183,13 +182,10 @@ export class CinderClient {
   }
 
   async getAttachment(id: string): Promise<Attachment | null> {
-    try {
+    return unlessNotFound(null, async () => {
       const res = await this.call('volume', 'GET', `/attachments/${encodeURIComponent(id)}`);
       return parseBody(AttachmentEnvelopeSchema, res.body, 'attachment').attachment;
-    } catch (e) {
-      if (e instanceof OpenStackHttpError && e.status === 404) return null;
-      throw e;
-    }
+    });
   }
 
   async listAttachments(volumeId: string): Promise<Attachment[]> {
@@ -203,13 +199,10 @@ export class CinderClient {
 
   /** Deletes an attachment; false if it was already gone. */
   async deleteAttachment(id: string): Promise<boolean> {
-    try {
+    return unlessNotFound(false, async () => {
       await this.call('volume', 'DELETE', `/attachments/${encodeURIComponent(id)}`);
       return true;
-    } catch (e) {
-      if (e instanceof OpenStackHttpError && e.status === 404) return false;
-      throw e;
-    }
+    });
   }
 
   async novaAttach(serverId: string, volumeId: string): Promise<void> {
@@ -221,13 +214,10 @@ export class CinderClient {
   }
 
   async novaDetach(serverId: string, volumeId: string): Promise<boolean> {
-    try {
+    return unlessNotFound(false, async () => {
       await this.call('compute', 'DELETE', `/servers/${encodeURIComponent(serverId)}/os-volume_attachments/${encodeURIComponent(volumeId)}`);
       return true;
-    } catch (e) {
-      if (e instanceof OpenStackHttpError && e.status === 404) return false;
-      throw e;
-    }
+    });
   }
 
   /** Admin call used by tests and set-up: make sure a volume type exists. */

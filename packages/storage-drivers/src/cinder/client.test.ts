@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { StorageError } from '../BlockDeviceApi';
 import { CinderClient } from './CinderClient';
 import { CinderDriver, holderOf, META_ATTACHED_TO, META_CREATE_TOKEN, toBlockDeviceVolume, UNKNOWN_HOLDER } from './CinderDriver';
-import { faultMessage, JsonHttp, OpenStackConnectionError, OpenStackHttpError, parseBody } from './http';
+import { faultMessage, JsonHttp, OpenStackConnectionError, OpenStackHttpError, parseBody, type HttpOptions } from './http';
 import { authRequestBody, findEndpoint, KeystoneSession, NoAuthTokenSource, RENEW_BEFORE_MS, tokensUrl } from './keystone';
 import { CinderDriverOptionsSchema, VolumeListSchema, VolumeSchema, type CatalogEntry } from './schemas';
 
@@ -19,6 +19,19 @@ interface Req {
   readonly body: unknown;
 }
 type Reply = { status: number; body?: unknown; headers?: Record<string, string> } | 'destroy';
+
+/** What a test opened (servers, clients, drivers): closed after it, the last opened first. */
+const closeAfterTest: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const close of closeAfterTest.splice(0).reverse()) await close();
+});
+
+/** A JsonHttp client, closed after the test. */
+function jsonHttp(options: HttpOptions): JsonHttp {
+  const h = new JsonHttp(options);
+  closeAfterTest.push(() => h.close());
+  return h;
+}
 
 /** A local HTTP server answering with handler(); records every request. */
 async function fakeServer(handler: (req: Req) => Reply | Promise<Reply>) {
@@ -42,11 +55,9 @@ async function fakeServer(handler: (req: Req) => Reply | Promise<Reply>) {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
-    url,
-    requests,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+  const close = (): Promise<void> => new Promise<void>((resolve) => server.close(() => resolve()));
+  closeAfterTest.push(close);
+  return { url, requests, close };
 }
 
 const noSleep = async (): Promise<void> => undefined;
@@ -161,26 +172,21 @@ describe('Keystone', () => {
         body: { token: { expires_at: new Date(now + 60 * 60 * 1000).toISOString(), project: { id: 'p1' }, catalog: [] } },
       };
     });
-    const h = new JsonHttp({ retry: fastRetry, sleep: noSleep });
-    try {
-      const o = CinderDriverOptionsSchema.parse({ cluster_id: 'c', auth_url: ks.url, username: 'u', password: 'p', project_name: 'proj' });
-      const session = new KeystoneSession(h, o, () => now);
-      const [t1, t1b] = await Promise.all([session.token(), session.token()]);
-      expect(t1.id).toBe('tok-1');
-      expect(t1b.id).toBe('tok-1');
-      expect(t1.projectId).toBe('p1');
-      expect(issued).toBe(1);
-      now += 60 * 60 * 1000 - RENEW_BEFORE_MS - 1000; // still more than the renewal margin left
-      expect((await session.token()).id).toBe('tok-1');
-      now += 2000; // inside the margin: renew
-      expect((await session.token()).id).toBe('tok-2');
-      session.invalidate(t1); // an old token being rejected does not drop the new one
-      expect((await session.token()).id).toBe('tok-2');
-      expect(ks.requests[0].body).toMatchObject({ auth: { identity: { methods: ['password'] } } });
-    } finally {
-      await h.close();
-      await ks.close();
-    }
+    const h = jsonHttp({ retry: fastRetry, sleep: noSleep });
+    const o = CinderDriverOptionsSchema.parse({ cluster_id: 'c', auth_url: ks.url, username: 'u', password: 'p', project_name: 'proj' });
+    const session = new KeystoneSession(h, o, () => now);
+    const [t1, t1b] = await Promise.all([session.token(), session.token()]);
+    expect(t1.id).toBe('tok-1');
+    expect(t1b.id).toBe('tok-1');
+    expect(t1.projectId).toBe('p1');
+    expect(issued).toBe(1);
+    now += 60 * 60 * 1000 - RENEW_BEFORE_MS - 1000; // still more than the renewal margin left
+    expect((await session.token()).id).toBe('tok-1');
+    now += 2000; // inside the margin: renew
+    expect((await session.token()).id).toBe('tok-2');
+    session.invalidate(t1); // an old token being rejected does not drop the new one
+    expect((await session.token()).id).toBe('tok-2');
+    expect(ks.requests[0].body).toMatchObject({ auth: { identity: { methods: ['password'] } } });
   });
 
   it('renews the token once when Cinder answers 401, then succeeds', async () => {
@@ -198,21 +204,16 @@ describe('Keystone', () => {
       return { status: 200, body: { volume: volume('v1') } };
     });
     const serverUrl = server.url;
-    const h = new JsonHttp({ retry: fastRetry, sleep: noSleep });
-    try {
-      const o = CinderDriverOptionsSchema.parse({ cluster_id: 'c', auth_url: server.url, username: 'u', password: 'p', project_name: 'proj', region: 'R' });
-      const client = new CinderClient(h, new KeystoneSession(h, o), { region: 'R', interface: 'public' });
-      expect((await client.getVolume('v1'))?.id).toBe('v1');
-      expect(issued).toBe(2);
-      const volumeCalls = server.requests.filter((r) => r.url.pathname.startsWith('/volume'));
-      expect(volumeCalls.map((r) => [r.url.pathname, r.headers['x-auth-token'], r.headers['openstack-api-version']])).toEqual([
-        ['/volume/v3/p1/volumes/v1', 'tok-1', 'volume 3.44'],
-        ['/volume/v3/p1/volumes/v1', 'tok-2', 'volume 3.44'],
-      ]);
-    } finally {
-      await h.close();
-      await server.close();
-    }
+    const h = jsonHttp({ retry: fastRetry, sleep: noSleep });
+    const o = CinderDriverOptionsSchema.parse({ cluster_id: 'c', auth_url: server.url, username: 'u', password: 'p', project_name: 'proj', region: 'R' });
+    const client = new CinderClient(h, new KeystoneSession(h, o), { region: 'R', interface: 'public' });
+    expect((await client.getVolume('v1'))?.id).toBe('v1');
+    expect(issued).toBe(2);
+    const volumeCalls = server.requests.filter((r) => r.url.pathname.startsWith('/volume'));
+    expect(volumeCalls.map((r) => [r.url.pathname, r.headers['x-auth-token'], r.headers['openstack-api-version']])).toEqual([
+      ['/volume/v3/p1/volumes/v1', 'tok-1', 'volume 3.44'],
+      ['/volume/v3/p1/volumes/v1', 'tok-2', 'volume 3.44'],
+    ]);
   });
 });
 
@@ -227,31 +228,21 @@ describe('Cinder client: pagination and retries', () => {
       const more = start + limit < all.length;
       return { status: 200, body: { volumes: page, ...(more ? { volumes_links: [{ rel: 'next', href: `${req.url.pathname}?marker=${page[page.length - 1].id}` }] } : {}) } };
     });
-    const h = new JsonHttp({ retry: fastRetry, sleep: noSleep });
-    try {
-      const client = new CinderClient(h, new NoAuthTokenSource('p1'), { interface: 'public', cinderUrl: `${server.url}/v3` }, 3);
-      const listed = await client.listVolumes({ 'flocker-cluster-id': 'c1' });
-      expect(listed.map((v) => v.id)).toEqual(all.map((v) => v.id));
-      expect(server.requests.map((r) => r.url.searchParams.get('marker'))).toEqual([null, 'v2', 'v5']);
-      expect(server.requests[0].url.pathname).toBe('/v3/p1/volumes/detail');
-      expect(JSON.parse(server.requests[0].url.searchParams.get('metadata') ?? '')).toEqual({ 'flocker-cluster-id': 'c1' });
-      expect(server.requests[0].headers['x-auth-token']).toBe('flocker:p1');
-    } finally {
-      await h.close();
-      await server.close();
-    }
+    const h = jsonHttp({ retry: fastRetry, sleep: noSleep });
+    const client = new CinderClient(h, new NoAuthTokenSource('p1'), { interface: 'public', cinderUrl: `${server.url}/v3` }, 3);
+    const listed = await client.listVolumes({ 'flocker-cluster-id': 'c1' });
+    expect(listed.map((v) => v.id)).toEqual(all.map((v) => v.id));
+    expect(server.requests.map((r) => r.url.searchParams.get('marker'))).toEqual([null, 'v2', 'v5']);
+    expect(server.requests[0].url.pathname).toBe('/v3/p1/volumes/detail');
+    expect(JSON.parse(server.requests[0].url.searchParams.get('metadata') ?? '')).toEqual({ 'flocker-cluster-id': 'c1' });
+    expect(server.requests[0].headers['x-auth-token']).toBe('flocker:p1');
   });
 
   it('drops volumes a server returns despite the metadata filter', async () => {
     const server = await fakeServer(() => ({ status: 200, body: { volumes: [volume('mine', { metadata: { 'flocker-cluster-id': 'c1' } }), volume('theirs')] } }));
-    const h = new JsonHttp({ retry: fastRetry, sleep: noSleep });
-    try {
-      const client = new CinderClient(h, new NoAuthTokenSource('p1'), { interface: 'public', cinderUrl: server.url });
-      expect((await client.listVolumes({ 'flocker-cluster-id': 'c1' })).map((v) => v.id)).toEqual(['mine']);
-    } finally {
-      await h.close();
-      await server.close();
-    }
+    const h = jsonHttp({ retry: fastRetry, sleep: noSleep });
+    const client = new CinderClient(h, new NoAuthTokenSource('p1'), { interface: 'public', cinderUrl: server.url });
+    expect((await client.listVolumes({ 'flocker-cluster-id': 'c1' })).map((v) => v.id)).toEqual(['mine']);
   });
 
   it('retries GETs on 5xx and 429 with backoff, and gives up with the service message', async () => {
@@ -262,33 +253,23 @@ describe('Cinder client: pagination and retries', () => {
       return { status: 502, body: { computeFault: { message: 'bad gateway' } } };
     });
     const delays: number[] = [];
-    const h = new JsonHttp({ retry: { attempts: 4, baseDelayMs: 100, maxDelayMs: 1000 }, sleep: async (ms) => void delays.push(ms), random: () => 0.5 });
-    try {
-      expect((await h.request('GET', `${server.url}/flaky`)).body).toEqual({ ok: true });
-      expect(delays).toEqual([75, 150]); // the runtime's equal jitter: half of each ceiling fixed, half drawn
-      n = 0;
-      await expect(h.request('GET', `${server.url}/down`)).rejects.toMatchObject({ status: 502, serviceMessage: 'bad gateway' });
-      expect(n).toBe(4);
-    } finally {
-      await h.close();
-      await server.close();
-    }
+    const h = jsonHttp({ retry: { attempts: 4, baseDelayMs: 100, maxDelayMs: 1000 }, sleep: async (ms) => void delays.push(ms), random: () => 0.5 });
+    expect((await h.request('GET', `${server.url}/flaky`)).body).toEqual({ ok: true });
+    expect(delays).toEqual([75, 150]); // the runtime's equal jitter: half of each ceiling fixed, half drawn
+    n = 0;
+    await expect(h.request('GET', `${server.url}/down`)).rejects.toMatchObject({ status: 502, serviceMessage: 'bad gateway' });
+    expect(n).toBe(4);
   });
 
   it('does not repeat a non-idempotent POST after a 500, but does after 503 (nothing was done)', async () => {
     const statuses = [500, 503, 201];
     let i = 0;
     const server = await fakeServer(() => ({ status: statuses[Math.min(i++, statuses.length - 1)], body: {} }));
-    const h = new JsonHttp({ retry: fastRetry, sleep: noSleep });
-    try {
-      await expect(h.request('POST', `${server.url}/volumes`, { body: {}, idempotent: false })).rejects.toBeInstanceOf(OpenStackHttpError);
-      expect(i).toBe(1);
-      expect((await h.request('POST', `${server.url}/volumes`, { body: {}, idempotent: false })).status).toBe(201);
-      expect(i).toBe(3);
-    } finally {
-      await h.close();
-      await server.close();
-    }
+    const h = jsonHttp({ retry: fastRetry, sleep: noSleep });
+    await expect(h.request('POST', `${server.url}/volumes`, { body: {}, idempotent: false })).rejects.toBeInstanceOf(OpenStackHttpError);
+    expect(i).toBe(1);
+    expect((await h.request('POST', `${server.url}/volumes`, { body: {}, idempotent: false })).status).toBe(201);
+    expect(i).toBe(3);
   });
 
   it('retries refused connections, then reports them as unambiguous connection errors', async () => {
@@ -296,29 +277,20 @@ describe('Cinder client: pagination and retries', () => {
     const url = server.url;
     await server.close(); // nothing listens there any more
     const retries: string[] = [];
-    const h = new JsonHttp({ retry: fastRetry, sleep: noSleep, onRetry: (r) => retries.push(r.reason) });
-    try {
-      const failure = await h.request('POST', `${url}/volumes`, { idempotent: false }).catch((e: unknown) => e);
-      expect(failure).toBeInstanceOf(OpenStackConnectionError);
-      expect((failure as OpenStackConnectionError).ambiguous).toBe(false);
-      expect(retries).toHaveLength(3);
-    } finally {
-      await h.close();
-    }
+    const h = jsonHttp({ retry: fastRetry, sleep: noSleep, onRetry: (r) => retries.push(r.reason) });
+    const failure = await h.request('POST', `${url}/volumes`, { idempotent: false }).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(OpenStackConnectionError);
+    expect((failure as OpenStackConnectionError).ambiguous).toBe(false);
+    expect(retries).toHaveLength(3);
   });
 
   it('waits the runtime backoff (equal jitter): never less than half the exponential ceiling', async () => {
     const server = await fakeServer(() => ({ status: 503, body: {} }));
     const delays: number[] = [];
-    const h = new JsonHttp({ retry: { attempts: 7, baseDelayMs: 100, maxDelayMs: 1000 }, sleep: async (ms) => void delays.push(ms), random: () => 0 });
-    try {
-      await expect(h.request('GET', `${server.url}/x`)).rejects.toMatchObject({ status: 503 });
-      // Full jitter (before) could draw 0 ms and retry a refusing service at once.
-      expect(delays).toEqual([50, 100, 200, 400, 500, 500]);
-    } finally {
-      await h.close();
-      await server.close();
-    }
+    const h = jsonHttp({ retry: { attempts: 7, baseDelayMs: 100, maxDelayMs: 1000 }, sleep: async (ms) => void delays.push(ms), random: () => 0 });
+    await expect(h.request('GET', `${server.url}/x`)).rejects.toMatchObject({ status: 503 });
+    // Full jitter (before) could draw 0 ms and retry a refusing service at once.
+    expect(delays).toEqual([50, 100, 200, 400, 500, 500]);
   });
 });
 
@@ -359,48 +331,34 @@ describe('CinderDriver against a fake Cinder: create recovery', () => {
       { auth_plugin: 'noauth', cinder_url: `${server.url}/v3`, project_id: 'p1', cluster_id: 'c1', attach_mode: 'cinder', instance_id: 'node-a', operation_timeout_seconds: 5 },
       { retry: fastRetry, sleep: (ms) => new Promise((r) => setTimeout(r, Math.min(ms, 20))) },
     );
+    closeAfterTest.push(() => driver.close());
     return { server, driver, volumes, deleted };
   }
 
   it('adopts a volume whose create answer was lost (connection reset after the server made it)', async () => {
     const { server, driver, volumes } = await fakeCinder(() => 'destroy');
-    try {
-      const v = await driver.createVolume('dataset-1', 1);
-      expect(v).toMatchObject({ datasetId: 'dataset-1', size: 1024 ** 3, attachedTo: null });
-      expect([...volumes.keys()]).toEqual([v.blockdeviceId]);
-      // The POST was sent once: adoption found it by its create token instead of creating another.
-      expect(server.requests.filter((r) => r.method === 'POST')).toHaveLength(1);
-      expect(server.requests.some((r) => r.url.searchParams.get('metadata')?.includes(META_CREATE_TOKEN))).toBe(true);
-    } finally {
-      await driver.close();
-      await server.close();
-    }
+    const v = await driver.createVolume('dataset-1', 1);
+    expect(v).toMatchObject({ datasetId: 'dataset-1', size: 1024 ** 3, attachedTo: null });
+    expect([...volumes.keys()]).toEqual([v.blockdeviceId]);
+    // The POST was sent once: adoption found it by its create token instead of creating another.
+    expect(server.requests.filter((r) => r.method === 'POST')).toHaveLength(1);
+    expect(server.requests.some((r) => r.url.searchParams.get('metadata')?.includes(META_CREATE_TOKEN))).toBe(true);
   });
 
   it('deletes a volume that ends in error instead of leaking it', async () => {
-    const { server, driver, volumes, deleted } = await fakeCinder((v) => ({ status: 202, body: { volume: v } }), 'error');
-    try {
-      const failure = await driver.createVolume('dataset-2', 1).catch((e: unknown) => e);
-      expect(failure).toBeInstanceOf(StorageError);
-      expect((failure as StorageError).message).toMatch(/went to status error/);
-      expect(deleted).toHaveLength(1);
-      expect(volumes.size).toBe(0);
-    } finally {
-      await driver.close();
-      await server.close();
-    }
+    const { driver, volumes, deleted } = await fakeCinder((v) => ({ status: 202, body: { volume: v } }), 'error');
+    const failure = await driver.createVolume('dataset-2', 1).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(StorageError);
+    expect((failure as StorageError).message).toMatch(/went to status error/);
+    expect(deleted).toHaveLength(1);
+    expect(volumes.size).toBe(0);
   });
 
   it('reports a refused create as BACKEND_ERROR with Cinder\'s message and creates nothing', async () => {
-    const { server, driver, volumes } = await fakeCinder(() => ({ status: 413, body: { overLimit: { message: 'VolumeLimitExceeded: Maximum number of volumes allowed (10) exceeded' } } }));
-    try {
-      const failure = await driver.createVolume('dataset-3', 1).catch((e: unknown) => e);
-      expect(failure).toMatchObject({ code: 'BACKEND_ERROR' });
-      expect((failure as Error).message).toMatch(/HTTP 413: VolumeLimitExceeded/);
-      expect(volumes.size).toBe(0);
-    } finally {
-      await driver.close();
-      await server.close();
-    }
+    const { driver, volumes } = await fakeCinder(() => ({ status: 413, body: { overLimit: { message: 'VolumeLimitExceeded: Maximum number of volumes allowed (10) exceeded' } } }));
+    const failure = await driver.createVolume('dataset-3', 1).catch((e: unknown) => e);
+    expect(failure).toMatchObject({ code: 'BACKEND_ERROR' });
+    expect((failure as Error).message).toMatch(/HTTP 413: VolumeLimitExceeded/);
+    expect(volumes.size).toBe(0);
   });
 });
