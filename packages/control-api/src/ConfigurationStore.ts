@@ -13,6 +13,7 @@
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
+import { errorMessage } from '@flocker/runtime';
 import { z } from 'zod';
 import {
   ContainerConfiguration,
@@ -368,7 +369,7 @@ export class FileConfigurationStore implements ConfigurationStore {
       : '';
     return new StoreError(
       'STORE_UNAVAILABLE',
-      `The configuration was not saved: writing ${this.logFile} failed (${err instanceof Error ? err.message : String(err)}). Nothing changed.${repair}`,
+      `The configuration was not saved: writing ${this.logFile} failed (${errorMessage(err)}). Nothing changed.${repair}`,
     );
   }
 

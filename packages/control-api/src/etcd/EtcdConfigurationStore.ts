@@ -22,6 +22,7 @@ import { readFileSync } from 'node:fs';
 import { Etcd3, type IKeyValue, type IOptions, type Namespace, type Watcher } from 'etcd3';
 import { z } from 'zod';
 import { ContainerReport, NodeReport, NodeUuid } from '@flocker/api';
+import { errorMessage } from '@flocker/runtime';
 import type { Configuration } from '../configuration';
 import { emptyConfiguration } from '../configuration';
 import { applyRecords, diffConfiguration, LogRecord } from '../ConfigurationLog';
@@ -139,7 +140,7 @@ const MEMBER_CERTIFICATE_UNTRUSTED = [
 
 function unavailable(action: string, err: unknown): ControlError {
   if (isControlError(err)) return err;
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   const tls = etcdTlsFailure(message);
   // A TLS mistake is a configuration error, not an outage: say which file to look at.
   if (tls === 'server') {
