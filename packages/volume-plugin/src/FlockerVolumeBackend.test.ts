@@ -33,6 +33,14 @@ describe('FlockerVolumeBackend against a real control service', () => {
 
   afterEach(() => bed.close());
 
+  /** Unmounts mount IDs c1 then c2 of the volume: its lease stays until the last of them is unmounted. */
+  async function expectLeaseUntilLastUnmount(b: FlockerVolumeBackend, name: string): Promise<void> {
+    await unmountSettled(b, { Name: name, ID: 'c1' });
+    expect(await client.listLeases()).toHaveLength(1);
+    await unmountSettled(b, { Name: name, ID: 'c2' });
+    expect(await client.listLeases()).toEqual([]);
+  }
+
   it('Create makes a dataset on this node named after the volume, once', async () => {
     const a = await backendFor(NODE_A);
     await a.create({ Name: 'vol1', Opts: { size: '2G', profile: 'gold' } });
@@ -66,10 +74,7 @@ describe('FlockerVolumeBackend against a real control service', () => {
     const got = await a.get({ Name: 'vol1' });
     expect(Date.parse(got.Volume.CreatedAt ?? '')).toBeGreaterThan(Date.now() - 60_000);
     expect(got.Volume).toMatchObject({ Name: 'vol1', Mountpoint: m1.Mountpoint, Status: { dataset_id: d?.dataset_id, size: '1 GiB', node: 'host-a', state: 'mounted', in_use_on: 'host-a' } });
-    await unmountSettled(a, { Name: 'vol1', ID: 'c1' });
-    expect(await client.listLeases()).toHaveLength(1);
-    await unmountSettled(a, { Name: 'vol1', ID: 'c2' });
-    expect(await client.listLeases()).toEqual([]);
+    await expectLeaseUntilLastUnmount(a, 'vol1');
   });
 
   it('Mount on another host fails fast while a container uses the volume, then moves it once released', async () => {
@@ -147,10 +152,7 @@ describe('FlockerVolumeBackend against a real control service', () => {
     await new Promise((r) => setTimeout(r, 200)); // let agent A report vol2 gone
     a = await backendFor(NODE_A);
     expect(await client.listLeases()).toEqual([{ dataset_id: vol1.dataset_id, node_uuid: NODE_A, expires: null }]);
-    await unmountSettled(a, { Name: 'vol1', ID: 'c1' });
-    expect(await client.listLeases()).toHaveLength(1);
-    await unmountSettled(a, { Name: 'vol1', ID: 'c2' });
-    expect(await client.listLeases()).toEqual([]);
+    await expectLeaseUntilLastUnmount(a, 'vol1');
     expect(MountRegistry.read(path.join(dir, NODE_A, 'plugin-mounts.json')).latest).toMatchObject({ volumes: {} });
   });
 
@@ -160,10 +162,7 @@ describe('FlockerVolumeBackend against a real control service', () => {
     expect(await client.listDatasets()).toHaveLength(1);
     const [m1, m2] = await Promise.all([a.mount({ Name: 'twin', ID: 'c1' }), a.mount({ Name: 'twin', ID: 'c2' })]);
     expect(m1.Mountpoint).toBe(m2.Mountpoint);
-    await unmountSettled(a, { Name: 'twin', ID: 'c1' });
-    expect(await client.listLeases()).toHaveLength(1);
-    await unmountSettled(a, { Name: 'twin', ID: 'c2' });
-    expect(await client.listLeases()).toEqual([]);
+    await expectLeaseUntilLastUnmount(a, 'twin');
   });
 
   it('a lease release cut short by a crash is finished at the next start', async () => {
