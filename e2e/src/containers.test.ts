@@ -8,7 +8,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { REPO_ROOT, run, startCluster, TINY_IMAGE, waitFor, type Cluster, type ClusterHost } from './cluster';
+import { REPO_ROOT, run, TINY_IMAGE, waitFor, type Cluster, type ClusterHost } from './cluster';
+import { clusterForSuite } from './cluster/suite';
 
 jest.setTimeout(300_000);
 
@@ -19,33 +20,28 @@ let dir: string;
 
 const DEPLOY_BIN = path.join(REPO_ROOT, 'packages/cli/dist/flocker-deploy.js');
 
-beforeAll(async () => {
-  cluster = await startCluster({ hosts: 2, withDocker: true, nodeTimeoutSeconds: 5 });
-  [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
-  await Promise.all(cluster.hosts.map((h) => h.startContainerAgent()));
-  dir = fs.mkdtempSync(path.join(cluster.baseDir, 'deploy-'));
-});
-
-afterAll(async () => {
-  // Remove the containers first so their volumes are released before teardown.
-  if (cluster !== undefined) {
+clusterForSuite(
+  { hosts: 2, withDocker: true, nodeTimeoutSeconds: 5 },
+  async (started) => {
+    cluster = started;
+    [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
+    await Promise.all(cluster.hosts.map((h) => h.startContainerAgent()));
+    dir = fs.mkdtempSync(path.join(cluster.baseDir, 'deploy-'));
+  },
+  async () => {
+    // Remove the containers first so their volumes are released before teardown.
     await run([process.execPath, DEPLOY_BIN, cluster.layout.controlUrl, write('empty.yml', 'version: 1\nnodes: {}\n'), write('application.yml', APPLICATIONS)], {
       env: { ...process.env, ...cluster.cliEnv() },
       check: false,
     });
     await waitFor('containers removed', async () => ((await cluster.client.listContainerState()).length === 0 ? true : undefined), { timeoutMs: 60_000, intervalMs: 250 }).catch(() => undefined);
-  }
-  // FLOCKER_E2E_KEEP_LOGS=<dir> keeps each host's container-agent/plugin/agent logs for a look afterwards.
-  const keep = process.env.FLOCKER_E2E_KEEP_LOGS;
-  if (keep !== undefined && cluster !== undefined) {
-    for (const h of cluster.hosts) fs.cpSync(h.layout.logDir, path.join(keep, h.name), { recursive: true });
-  }
-  const report = await cluster?.stop();
-  if (report !== undefined) {
-    expect(report.survivors).toEqual([]);
-    expect(report.loopDevicesLeft).toEqual([]);
-  }
-});
+    // FLOCKER_E2E_KEEP_LOGS=<dir> keeps each host's container-agent/plugin/agent logs for a look afterwards.
+    const keep = process.env.FLOCKER_E2E_KEEP_LOGS;
+    if (keep !== undefined) {
+      for (const h of cluster.hosts) fs.cpSync(h.layout.logDir, path.join(keep, h.name), { recursive: true });
+    }
+  },
+);
 
 function write(name: string, text: string): string {
   const file = path.join(dir, name);

@@ -41,7 +41,6 @@ import * as path from 'node:path';
 import {
   defaultCommands,
   sleep,
-  startCluster,
   TINY_IMAGE,
   VOLUME_DRIVER,
   waitFor,
@@ -49,6 +48,7 @@ import {
   type ClusterHost,
   type RunResult,
 } from './cluster';
+import { clusterForSuite } from './cluster/suite';
 
 const T_S = Number(process.env.FLOCKER_E2E_NODE_TIMEOUT ?? 3);
 const G_S = Number(process.env.FLOCKER_E2E_LEASE_GRACE ?? 1);
@@ -66,31 +66,26 @@ let cluster: Cluster;
 let a: ClusterHost;
 let b: ClusterHost;
 
-beforeAll(async () => {
-  cluster = await startCluster({
+clusterForSuite(
+  {
     hosts: 3,
     withDocker: true,
     nodeTimeoutSeconds: T_S,
     leaseGraceSeconds: G_S,
     // Short like T and G: the plugin reconciles with dockerd every 2 s, and trusts Docker's view of a mount after 3 s.
     commands: { plugin: (p) => [...defaultCommands.plugin(p), '--reconcile-interval', '2', '--mount-safety-window', '3'] },
-  });
-  [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
-});
+  },
+  (started) => {
+    cluster = started;
+    [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
+  },
+);
 
 /** Whatever a scenario left behind (even when it failed), A is up, connected and running everything again. */
 afterEach(async () => {
   await a.reconnect();
   if (!a.isPoweredOn()) await a.powerOn();
   else await a.startStopped();
-});
-
-afterAll(async () => {
-  const report = await cluster?.stop();
-  if (report !== undefined) {
-    expect(report.survivors).toEqual([]);
-    expect(report.loopDevicesLeft).toEqual([]);
-  }
 });
 
 /** Appends i to /data/log, fsyncs it, then acknowledges i outside the volume; never reuses a number. */
@@ -242,6 +237,13 @@ function checkCopy(copy: string): number {
   return lines.length;
 }
 
+/** B took over within the bound, the control service released A's lease as a dead node's, B's copy is whole (1..N): returns N. */
+async function expectTakeover(w: Writer, t: Takeover): Promise<number> {
+  expect(t.ms).toBeLessThan(TAKEOVER_BOUND_MS);
+  await expectLeaseReleasedAsDead(w);
+  return checkCopy(t.copy);
+}
+
 /** Everything A's application saw acknowledged is in B's copy (which is 1..n). */
 function expectAckedIn(w: Writer, n: number): void {
   const ack = acked(w);
@@ -312,9 +314,7 @@ describe(`failover without an operator, and fencing (T = ${T_S} s, G = ${G_S} s)
     const faultAt = Date.now();
     await Promise.all([a.killAgent('SIGKILL'), a.killPlugin('SIGKILL'), a.killDocker('SIGKILL')]);
     const t = await takeOverOnB(w, faultAt);
-    expect(t.ms).toBeLessThan(TAKEOVER_BOUND_MS);
-    await expectLeaseReleasedAsDead(w);
-    const n = checkCopy(t.copy);
+    const n = await expectTakeover(w, t);
 
     // A's writer runs on: its writes and fsyncs fail from the takeover on.
     await waitFor("A's writer to log a failed write or fsync", () => writerErrors(w).includes('failed'), { timeoutMs: 10_000, intervalMs: 100 });
@@ -356,9 +356,7 @@ describe(`failover without an operator, and fencing (T = ${T_S} s, G = ${G_S} s)
       watching = false;
       await watcher;
     }
-    expect(t.ms).toBeLessThan(TAKEOVER_BOUND_MS);
-    await expectLeaseReleasedAsDead(w);
-    const n = checkCopy(t.copy);
+    const n = await expectTakeover(w, t);
     expectAckedIn(w, n);
     const rel = (x: number | undefined): string => (x === undefined ? 'never' : `+${x - faultAt} ms`);
     const fenced = `A's writer stopped ${rel(seen.stoppedAt)}, volume unmounted on A ${rel(seen.unmountedAt)}, pool record left A ${rel(seen.takenAt)} after the partition`;
@@ -382,9 +380,7 @@ describe(`failover without an operator, and fencing (T = ${T_S} s, G = ${G_S} s)
     const faultAt = Date.now();
     await a.powerOff();
     const t = await takeOverOnB(w, faultAt);
-    expect(t.ms).toBeLessThan(TAKEOVER_BOUND_MS);
-    await expectLeaseReleasedAsDead(w);
-    expectAckedIn(w, checkCopy(t.copy));
+    expectAckedIn(w, await expectTakeover(w, t));
 
     await a.powerOn();
     await expectNoMountOnA(w, 10_000);

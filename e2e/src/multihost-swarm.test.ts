@@ -5,7 +5,8 @@
  * the task stops on SIGTERM (cluster-harness.md P11–P13).
  */
 import { randomUUID } from 'node:crypto';
-import { sleep, startCluster, TINY_IMAGE, VOLUME_DRIVER, waitFor, type Cluster, type ClusterHost } from './cluster';
+import { sleep, TINY_IMAGE, VOLUME_DRIVER, waitFor, type Cluster, type ClusterHost } from './cluster';
+import { clusterForSuite } from './cluster/suite';
 
 jest.setTimeout(180_000);
 
@@ -13,21 +14,13 @@ let cluster: Cluster;
 let a: ClusterHost;
 let b: ClusterHost;
 
-beforeAll(async () => {
-  cluster = await startCluster({ hosts: 2, withDocker: true, nodeTimeoutSeconds: 5 });
+clusterForSuite({ hosts: 2, withDocker: true, nodeTimeoutSeconds: 5 }, async (started) => {
+  cluster = started;
   [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
   await Promise.all(cluster.hosts.map((h) => h.registerVolumePlugin()));
   await a.docker(['swarm', 'init', '--advertise-addr', a.address]);
   const token = (await a.docker(['swarm', 'join-token', '-q', 'worker'])).stdout.trim();
   await b.docker(['swarm', 'join', '--advertise-addr', b.address, '--token', token, `${a.address}:2377`]);
-});
-
-afterAll(async () => {
-  const report = await cluster?.stop();
-  if (report !== undefined) {
-    expect(report.survivors).toEqual([]);
-    expect(report.loopDevicesLeft).toEqual([]);
-  }
 });
 
 /** The running task's node hostname, once exactly one task runs. */
