@@ -137,26 +137,18 @@ describe('(6) a component killed with SIGKILL in the middle of a move', () => {
     expect(await md5On(b, `${pathB}/blob`)).toBe(md5);
   });
 
-  it('the source agent SIGKILLs itself right after unmounting (before detaching); restarted, the move completes', async () => {
-    const { id, path: pathA } = await createMountedDataset(a, `k4-${randomUUID().slice(0, 8)}`);
+  it.each([
+    { agent: 'source', crashing: () => a, crashAfter: 'unmount:1', step: 'unmounting (before detaching)', tag: 'k4' },
+    { agent: 'destination', crashing: () => b, crashAfter: 'attach:1', step: 'attaching (before mounting)', tag: 'k5' },
+  ])('the $agent agent SIGKILLs itself right after $step; restarted, the move completes', async ({ crashing, crashAfter, tag }) => {
+    const host = crashing();
+    const { id, path: pathA } = await createMountedDataset(a, `${tag}-${randomUUID().slice(0, 8)}`);
     const md5 = await writeBlobOn(a, pathA, 8);
-    await a.killAgent('SIGTERM');
-    await a.startAgent({ env: { FLOCKER_AGENT_CRASH_AFTER: 'unmount:1' } });
+    await host.killAgent('SIGTERM');
+    await host.startAgent({ env: { FLOCKER_AGENT_CRASH_AFTER: crashAfter } });
     await cluster.client.updateDataset(id, { primary: b.requireNodeUuid() });
-    await waitFor(async () => a.agentPid() === undefined);
-    await a.startAgent();
-    const pathB = await waitForMountedOn(cluster.client, id, b.requireNodeUuid());
-    expect(await md5On(b, `${pathB}/blob`)).toBe(md5);
-  });
-
-  it('the destination agent SIGKILLs itself right after attaching (before mounting); restarted, the move completes', async () => {
-    const { id, path: pathA } = await createMountedDataset(a, `k5-${randomUUID().slice(0, 8)}`);
-    const md5 = await writeBlobOn(a, pathA, 8);
-    await b.killAgent('SIGTERM');
-    await b.startAgent({ env: { FLOCKER_AGENT_CRASH_AFTER: 'attach:1' } });
-    await cluster.client.updateDataset(id, { primary: b.requireNodeUuid() });
-    await waitFor(async () => b.agentPid() === undefined);
-    await b.startAgent();
+    await waitFor(async () => host.agentPid() === undefined);
+    await host.startAgent();
     const pathB = await waitForMountedOn(cluster.client, id, b.requireNodeUuid());
     expect(await md5On(b, `${pathB}/blob`)).toBe(md5);
   });
