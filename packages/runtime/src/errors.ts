@@ -8,6 +8,6 @@ export function errorMessage(e: unknown): string {
 /** The string `code` of a thrown value (our errors' stable codes, errno codes such as ENOENT), if it has one. */
 export function errorCode(e: unknown): string | undefined {
   if (typeof e !== 'object' || e === null || !('code' in e)) return undefined;
-  const code = (e as { code: unknown }).code;
+  const code = e.code;
   return typeof code === 'string' && code.length > 0 ? code : undefined;
 }
