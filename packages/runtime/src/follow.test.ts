@@ -30,7 +30,11 @@ function scripted(clock: ManualClock) {
   };
 }
 
-function follow(clock: ManualClock, server: ReturnType<typeof scripted>, extra: Partial<FollowLongPollOptions<Snap>> = {}) {
+function follow(
+  clock: ManualClock,
+  server: ReturnType<typeof scripted>,
+  extra: Partial<FollowLongPollOptions<Snap>> = {},
+) {
   const abort = new AbortController();
   const seen: Array<[string, string | undefined]> = [];
   const errors: Array<[string, number]> = [];
@@ -85,7 +89,15 @@ describe('followLongPoll', () => {
       ['down', 3],
       ['down', 1],
     ]);
-    expect(server.asked.map(([since]) => since)).toEqual([undefined, '1', undefined, undefined, undefined, '1', undefined]);
+    expect(server.asked.map(([since]) => since)).toEqual([
+      undefined,
+      '1',
+      undefined,
+      undefined,
+      undefined,
+      '1',
+      undefined,
+    ]);
     expect(f.seen).toEqual([
       ['1', undefined],
       ['1', undefined],

@@ -77,7 +77,8 @@ export async function followLongPoll<S extends Generational>(o: FollowLongPollOp
       fresh = false;
       await o.onSnapshot(snapshot, { since, askedAt });
       backoff.reset();
-      if (since !== undefined && snapshot.generation === since && clock.now() - askedAt < timeoutMs / 2) await pause(spinPauseMs);
+      if (since !== undefined && snapshot.generation === since && clock.now() - askedAt < timeoutMs / 2)
+        await pause(spinPauseMs);
     } catch (e) {
       if (stopped()) return;
       fresh = true;

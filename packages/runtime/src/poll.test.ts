@@ -16,7 +16,12 @@ describe('pollUntil', () => {
   it('checks until a value, pausing with the backoff between checks', async () => {
     const { clock, sleeps } = instantClock();
     let n = 0;
-    const got = await pollUntil(() => (++n === 4 ? 'done' : undefined), { timeoutMs: 10_000, backoff: { initialMs: 10, maxMs: 1000, jitter: true }, random: () => 0.999, clock });
+    const got = await pollUntil(() => (++n === 4 ? 'done' : undefined), {
+      timeoutMs: 10_000,
+      backoff: { initialMs: 10, maxMs: 1000, jitter: true },
+      random: () => 0.999,
+      clock,
+    });
     expect(got).toBe('done');
     expect(sleeps).toEqual([10, 20, 40]);
   });
@@ -24,7 +29,11 @@ describe('pollUntil', () => {
   it('pauses a fixed interval when given one', async () => {
     const { clock, sleeps } = instantClock();
     let n = 0;
-    await pollUntil(async (attempt) => (attempt === 3 ? ++n : undefined), { timeoutMs: 10_000, intervalMs: 500, clock });
+    await pollUntil(async (attempt) => (attempt === 3 ? ++n : undefined), {
+      timeoutMs: 10_000,
+      intervalMs: 500,
+      clock,
+    });
     expect(sleeps).toEqual([500, 500, 500]);
   });
 
@@ -35,10 +44,19 @@ describe('pollUntil', () => {
       checks++;
       return undefined;
     };
-    await expect(pollUntil(never, { timeoutMs: 200, backoff: { initialMs: 10, maxMs: 50, jitter: true }, random: () => 0.999, clock })).rejects.toBeInstanceOf(PollTimeoutError);
+    await expect(
+      pollUntil(never, {
+        timeoutMs: 200,
+        backoff: { initialMs: 10, maxMs: 50, jitter: true },
+        random: () => 0.999,
+        clock,
+      }),
+    ).rejects.toBeInstanceOf(PollTimeoutError);
     expect(sleeps.reduce((a, b) => a + b, 0)).toBe(200);
     expect(checks).toBe(sleeps.length + 1);
-    expect(await pollUntil(never, { timeoutMs: 200, intervalMs: 30, clock, onTimeout: () => 'gave up' })).toBe('gave up');
+    expect(await pollUntil(never, { timeoutMs: 200, intervalMs: 30, clock, onTimeout: () => 'gave up' })).toBe(
+      'gave up',
+    );
     await expect(
       pollUntil(never, {
         timeoutMs: 0,

@@ -34,7 +34,10 @@ export interface PollOptions<R> {
  * the last check happens at the deadline; then onTimeout decides. An error thrown
  * by check ends the polling with that error.
  */
-export async function pollUntil<T, R = never>(check: (attempt: number) => Promise<T | undefined> | T | undefined, options: PollOptions<R>): Promise<T | R> {
+export async function pollUntil<T, R = never>(
+  check: (attempt: number) => Promise<T | undefined> | T | undefined,
+  options: PollOptions<R>,
+): Promise<T | R> {
   const { clock = systemClock, signal, backoff, intervalMs } = options;
   if (backoff === undefined && intervalMs === undefined) throw new TypeError('pollUntil needs intervalMs or backoff');
   const deadline = clock.now() + options.timeoutMs;
