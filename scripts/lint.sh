@@ -18,6 +18,7 @@ PATHS=(
   packages/web-ui
   packages/control-api/src
   packages/cli/src
+  packages/runtime/src
 )
 # Files under those paths that are not clean yet (being reworked elsewhere), as an extended regex.
 EXCLUDE='^packages/control-api/src/(bench\.ts|bench/|etcd/testCluster\.ts|testing/)|^packages/cli/src/ui/ClusterFeed\.ts$'
