@@ -103,7 +103,7 @@ export function statusOf(err: unknown): number | undefined {
 /** Docker's error message without dockerode's "(HTTP code 409) unexpected - " prefix. */
 export function dockerMessage(err: unknown): string {
   if (typeof err === 'object' && err !== null && 'json' in err) {
-    const json = (err as { json: unknown }).json;
+    const json = err.json;
     if (typeof json === 'object' && json !== null && 'message' in json && typeof json.message === 'string') return json.message;
   }
   return errorMessage(err);
