@@ -277,6 +277,13 @@ async function expectStillOnB(w: Writer, copy: string): Promise<void> {
   expect(r.stdout).toBe(`written on B\n${copy}`);
 }
 
+/** A, back after the fault, has no mount of the volume within mountGoneMs and never takes it back; B still has it, with B's copy. */
+async function expectAStaysOff(w: Writer, idA: string, copy: string, mountGoneMs: number): Promise<void> {
+  await expectNoMountOnA(w, mountGoneMs);
+  await watchANeverTakesBack(w, idA);
+  await expectStillOnB(w, copy);
+}
+
 /** How many Unmount calls for the volume the host's plugin has logged (every start appends to plugin.log). */
 function unmountCalls(host: ClusterHost, volume: string): number {
   let text = '';
@@ -327,9 +334,7 @@ describe(`failover without an operator, and fencing (T = ${T_S} s, G = ${G_S} s)
     // A's daemons restarted (same era): the restarted dockerd ends the stale writer, the agent removes
     // the stale mount and takes nothing back.
     await a.startStopped();
-    await expectNoMountOnA(w, 15_000);
-    await watchANeverTakesBack(w, idA);
-    await expectStillOnB(w, t.copy);
+    await expectAStaysOff(w, idA, t.copy, 15_000);
   });
 
   it('(b) A partitioned (everything keeps running): A stops its writer and unmounts before B takes over; healed, A has no stale mount and does not re-attach', async () => {
@@ -368,10 +373,8 @@ describe(`failover without an operator, and fencing (T = ${T_S} s, G = ${G_S} s)
     expect(seen.stoppedAt - faultAt).toBeLessThan(T_S * 1_000);
 
     await a.reconnect(); // (afterEach heals A too, if anything above failed)
-    await expectNoMountOnA(w, T_S * 1_000 + 10_000);
-    await watchANeverTakesBack(w, idA);
+    await expectAStaysOff(w, idA, t.copy, T_S * 1_000 + 10_000);
     expect(await containerRunning(a, w.container)).toBe(false);
-    await expectStillOnB(w, t.copy);
   });
 
   it('(c) A powered off: B takes over with every acknowledged line; powered on (new era), A has no mount of the volume and does not re-attach', async () => {
@@ -383,9 +386,7 @@ describe(`failover without an operator, and fencing (T = ${T_S} s, G = ${G_S} s)
     expectAckedIn(w, await expectTakeover(w, t));
 
     await a.powerOn();
-    await expectNoMountOnA(w, 10_000);
-    await watchANeverTakesBack(w, idA);
-    await expectStillOnB(w, t.copy);
+    await expectAStaysOff(w, idA, t.copy, 10_000);
   });
 
   it('(d) dockerd SIGKILLed on A and restarted (it kills the container without an Unmount): the lease goes, and `docker run` on B works at once', async () => {
