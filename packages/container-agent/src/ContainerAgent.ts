@@ -12,7 +12,10 @@ import { calculateContainerChanges, type ContainerChange, type ObservedContainer
 import { desiredContainers } from './desiredContainers';
 import { dockerMessage, type ContainerRuntime } from './DockerOps';
 
-export type AgentClient = Pick<FlockerClient, 'waitForCluster' | 'listContainers' | 'listDatasets' | 'listNodes' | 'reportContainers'>;
+export type AgentClient = Pick<
+  FlockerClient,
+  'waitForCluster' | 'listContainers' | 'listDatasets' | 'listNodes' | 'reportContainers'
+>;
 
 export interface ContainerAgentOptions {
   client: AgentClient;
@@ -36,7 +39,12 @@ export function reportOf(observed: readonly ObservedContainer[]): ContainerRepor
 function describe(change: ContainerChange): Record<string, unknown> {
   switch (change.kind) {
     case 'create':
-      return { action: 'create', container: change.spec.name, image: change.spec.image, volume: change.spec.volume?.name };
+      return {
+        action: 'create',
+        container: change.spec.name,
+        image: change.spec.image,
+        volume: change.spec.volume?.name,
+      };
     case 'start':
       return { action: 'start', container: change.name };
     case 'remove':
@@ -53,7 +61,11 @@ export class ContainerAgent {
   /** One turn: decide and act once. Returns whether every change succeeded. */
   async converge(): Promise<boolean> {
     const { client, runtime, nodeUuid, logger } = this.opts;
-    const [containers, datasets, nodes] = await Promise.all([client.listContainers(), client.listDatasets(), client.listNodes()]);
+    const [containers, datasets, nodes] = await Promise.all([
+      client.listContainers(),
+      client.listDatasets(),
+      client.listNodes(),
+    ]);
     const { desired, blocked } = desiredContainers(nodeUuid, containers, datasets, nodes);
     for (const b of blocked) logger.warn('container cannot run yet', { container: b.name, reason: b.reason });
     const changes = calculateContainerChanges(desired, await runtime.list());

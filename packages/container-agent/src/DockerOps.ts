@@ -96,7 +96,8 @@ export class DockerOps implements ContainerRuntime {
 }
 
 export function statusOf(err: unknown): number | undefined {
-  if (typeof err === 'object' && err !== null && 'statusCode' in err && typeof err.statusCode === 'number') return err.statusCode;
+  if (typeof err === 'object' && err !== null && 'statusCode' in err && typeof err.statusCode === 'number')
+    return err.statusCode;
   return undefined;
 }
 
@@ -104,7 +105,8 @@ export function statusOf(err: unknown): number | undefined {
 export function dockerMessage(err: unknown): string {
   if (typeof err === 'object' && err !== null && 'json' in err) {
     const json = err.json;
-    if (typeof json === 'object' && json !== null && 'message' in json && typeof json.message === 'string') return json.message;
+    if (typeof json === 'object' && json !== null && 'message' in json && typeof json.message === 'string')
+      return json.message;
   }
   return errorMessage(err);
 }

@@ -12,12 +12,26 @@ const nodes = [
   { uuid: ME, host: '10.0.0.1' },
   { uuid: OTHER, host: '10.0.0.2' },
 ];
-const datasets: DatasetConfiguration[] = [{ dataset_id: D1, primary: OTHER, metadata: { name: 'dbvol' }, deleted: false }];
+const datasets: DatasetConfiguration[] = [
+  { dataset_id: D1, primary: OTHER, metadata: { name: 'dbvol' }, deleted: false },
+];
 const make = (req: CreateContainerRequest) => ContainerConfiguration.parse(req);
 
-const spec = (name: string): DockerSpec => ({ name, image: 'busybox', env: [], ports: [], restartPolicy: { Name: 'no', MaximumRetryCount: 0 } });
+const spec = (name: string): DockerSpec => ({
+  name,
+  image: 'busybox',
+  env: [],
+  ports: [],
+  restartPolicy: { Name: 'no', MaximumRetryCount: 0 },
+});
 const want = (name: string, hash = `h-${name}`): DesiredContainer => ({ spec: spec(name), hash });
-const seen = (name: string, state: DockerState, hash = `h-${name}`, id = `id-${name}-${state}`): ObservedContainer => ({ id, name, hash, state, image: 'busybox' });
+const seen = (name: string, state: DockerState, hash = `h-${name}`, id = `id-${name}-${state}`): ObservedContainer => ({
+  id,
+  name,
+  hash,
+  state,
+  image: 'busybox',
+});
 
 describe('calculateContainerChanges', () => {
   test.each<[string, DesiredContainer[], ObservedContainer[], string[]]>([
@@ -26,9 +40,24 @@ describe('calculateContainerChanges', () => {
     ['wanted and running: nothing', [want('db')], [seen('db', 'running')], []],
     ['wanted, exited: left to the restart policy', [want('db')], [seen('db', 'exited')], []],
     ['wanted, never started (start failed): start', [want('db')], [seen('db', 'created')], ['start id-db-created']],
-    ['spec changed: remove then create', [want('db', 'new')], [seen('db', 'running', 'old')], ['remove id-db-running (configuration changed)', 'create db']],
-    ['not wanted here (moved or deleted): remove', [], [seen('db', 'running')], ['remove id-db-running (not configured on this node)']],
-    ['duplicates: keep the running one', [want('db')], [seen('db', 'exited'), seen('db', 'running')], ['remove id-db-exited (duplicate)']],
+    [
+      'spec changed: remove then create',
+      [want('db', 'new')],
+      [seen('db', 'running', 'old')],
+      ['remove id-db-running (configuration changed)', 'create db'],
+    ],
+    [
+      'not wanted here (moved or deleted): remove',
+      [],
+      [seen('db', 'running')],
+      ['remove id-db-running (not configured on this node)'],
+    ],
+    [
+      'duplicates: keep the running one',
+      [want('db')],
+      [seen('db', 'exited'), seen('db', 'running')],
+      ['remove id-db-exited (duplicate)'],
+    ],
     [
       'removes come before creates',
       [want('web')],
@@ -37,17 +66,33 @@ describe('calculateContainerChanges', () => {
     ],
   ])('%s', (_what, desired, observed, expected) => {
     const got = calculateContainerChanges(desired, observed).map((c) =>
-      c.kind === 'create' ? `create ${c.spec.name}` : c.kind === 'start' ? `start ${c.id}` : `remove ${c.id} (${c.reason})`,
+      c.kind === 'create'
+        ? `create ${c.spec.name}`
+        : c.kind === 'start'
+          ? `start ${c.id}`
+          : `remove ${c.id} (${c.reason})`,
     );
     expect(got).toEqual(expected);
   });
 });
 
 describe('desiredContainers', () => {
-  const db = make({ name: 'db', node_uuid: OTHER, image: 'busybox', ports: [{ internal: 80, external: 8080 }], volumes: [{ dataset_id: D1, mountpoint: '/data' }] });
-  const client = make({ name: 'client', node_uuid: ME, image: 'busybox', links: [{ alias: 'my-db', local_port: 80, remote_port: 8080 }], environment: { MODE: 'x' } });
+  const db = make({
+    name: 'db',
+    node_uuid: OTHER,
+    image: 'busybox',
+    ports: [{ internal: 80, external: 8080 }],
+    volumes: [{ dataset_id: D1, mountpoint: '/data' }],
+  });
+  const client = make({
+    name: 'client',
+    node_uuid: ME,
+    image: 'busybox',
+    links: [{ alias: 'my-db', local_port: 80, remote_port: 8080 }],
+    environment: { MODE: 'x' },
+  });
 
-  test("links point at the node of the container publishing the remote port", () => {
+  test('links point at the node of the container publishing the remote port', () => {
     const { desired } = desiredContainers(ME, [db, client], datasets, nodes);
     expect(desired.map((d) => d.spec.name)).toEqual(['client']);
     expect(desired[0]?.spec.env).toEqual([
@@ -62,14 +107,29 @@ describe('desiredContainers', () => {
 
   test('a moved link target changes the spec (the client is recreated and reconnects)', () => {
     const before = desiredContainers(ME, [db, client], datasets, nodes).desired[0]?.hash;
-    const after = desiredContainers(ME, [{ ...db, node_uuid: ME }, client], datasets, nodes).desired.find((d) => d.spec.name === 'client')?.hash;
+    const after = desiredContainers(ME, [{ ...db, node_uuid: ME }, client], datasets, nodes).desired.find(
+      (d) => d.spec.name === 'client',
+    )?.hash;
     expect(after).not.toBe(before);
   });
 
   test('volumes by dataset name, restart policy mapped; a dataset without a name blocks', () => {
-    const { desired } = desiredContainers(OTHER, [{ ...db, restart_policy: { name: 'on-failure', maximum_retry_count: 3 } }], datasets, nodes);
-    expect(desired[0]?.spec).toMatchObject({ volume: { name: 'dbvol', mountpoint: '/data' }, restartPolicy: { Name: 'on-failure', MaximumRetryCount: 3 } });
-    const unnamed = desiredContainers(OTHER, [db], datasets.map((d) => ({ ...d, metadata: {} })), nodes);
+    const { desired } = desiredContainers(
+      OTHER,
+      [{ ...db, restart_policy: { name: 'on-failure', maximum_retry_count: 3 } }],
+      datasets,
+      nodes,
+    );
+    expect(desired[0]?.spec).toMatchObject({
+      volume: { name: 'dbvol', mountpoint: '/data' },
+      restartPolicy: { Name: 'on-failure', MaximumRetryCount: 3 },
+    });
+    const unnamed = desiredContainers(
+      OTHER,
+      [db],
+      datasets.map((d) => ({ ...d, metadata: {} })),
+      nodes,
+    );
     expect(unnamed.desired).toEqual([]);
     expect(unnamed.blocked[0]?.name).toBe('db');
   });
@@ -112,7 +172,12 @@ describe('ContainerAgent.converge', () => {
   }
 
   test('a start that fails (volume still held elsewhere) is retried, then reported running', async () => {
-    const db = make({ name: 'db', node_uuid: ME, image: 'busybox', volumes: [{ dataset_id: D1, mountpoint: '/data' }] });
+    const db = make({
+      name: 'db',
+      node_uuid: ME,
+      image: 'busybox',
+      volumes: [{ dataset_id: D1, mountpoint: '/data' }],
+    });
     const reports: unknown[] = [];
     const client: AgentClient = {
       waitForCluster: async () => ({ generation: 'g', configuration_tag: 'v1', datasets: [], leases: [], nodes: [] }),

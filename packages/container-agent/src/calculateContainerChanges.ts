@@ -34,7 +34,10 @@ export type ContainerChange =
  * - desired, exited → left to Docker's restart policy (as Flocker's `never` means);
  * - duplicates of one name → all but one removed.
  */
-export function calculateContainerChanges(desired: readonly DesiredContainer[], observed: readonly ObservedContainer[]): ContainerChange[] {
+export function calculateContainerChanges(
+  desired: readonly DesiredContainer[],
+  observed: readonly ObservedContainer[],
+): ContainerChange[] {
   const removes: ContainerChange[] = [];
   const others: ContainerChange[] = [];
   const byName = new Map<string, ObservedContainer[]>();
@@ -47,10 +50,16 @@ export function calculateContainerChanges(desired: readonly DesiredContainer[], 
       continue;
     }
     // Keep the container that matches the spec, preferring a running one.
-    const keep = list.find((o) => o.hash === want.hash && o.state === 'running') ?? list.find((o) => o.hash === want.hash);
+    const keep =
+      list.find((o) => o.hash === want.hash && o.state === 'running') ?? list.find((o) => o.hash === want.hash);
     for (const o of list) {
       if (o === keep) continue;
-      removes.push({ kind: 'remove', id: o.id, name, reason: o.hash === want.hash ? 'duplicate' : 'configuration changed' });
+      removes.push({
+        kind: 'remove',
+        id: o.id,
+        name,
+        reason: o.hash === want.hash ? 'duplicate' : 'configuration changed',
+      });
     }
     if (keep === undefined) others.push({ kind: 'create', spec: want.spec, hash: want.hash });
     else if (keep.state === 'created') others.push({ kind: 'start', id: keep.id, name });

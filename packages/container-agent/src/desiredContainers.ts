@@ -58,7 +58,12 @@ export function linkEnvironment(link: ContainerLink, host: string): Record<strin
  * (external ports are unique in the cluster); failing that, this node's own address,
  * as in Flocker.
  */
-export function linkHost(port: number, all: readonly ContainerConfiguration[], hosts: ReadonlyMap<string, string>, myHost: string): string {
+export function linkHost(
+  port: number,
+  all: readonly ContainerConfiguration[],
+  hosts: ReadonlyMap<string, string>,
+  myHost: string,
+): string {
   const target = all.find((c) => c.ports.some((p) => p.external === port));
   return (target !== undefined ? hosts.get(target.node_uuid) : undefined) ?? myHost;
 }
@@ -80,7 +85,8 @@ export function desiredContainers(
   for (const c of containers) {
     if (c.node_uuid !== me) continue;
     const env: Record<string, string> = {};
-    for (const link of c.links) Object.assign(env, linkEnvironment(link, linkHost(link.remote_port, containers, hosts, myHost)));
+    for (const link of c.links)
+      Object.assign(env, linkEnvironment(link, linkHost(link.remote_port, containers, hosts, myHost)));
     Object.assign(env, c.environment);
     let volume: DockerSpec['volume'];
     const v = c.volumes[0];
@@ -88,7 +94,10 @@ export function desiredContainers(
       const d = datasets.find((x) => x.dataset_id === v.dataset_id && !x.deleted);
       const name = d?.metadata[METADATA_NAME_KEY];
       if (name === undefined) {
-        blocked.push({ name: c.name, reason: `its dataset ${v.dataset_id} ${d === undefined ? 'does not exist' : 'has no metadata.name (volume name)'}` });
+        blocked.push({
+          name: c.name,
+          reason: `its dataset ${v.dataset_id} ${d === undefined ? 'does not exist' : 'has no metadata.name (volume name)'}`,
+        });
         continue;
       }
       volume = { name, mountpoint: v.mountpoint };

@@ -37,7 +37,8 @@ async function main(): Promise<void> {
     return;
   }
   const resync = Number(values.resync);
-  if (!Number.isFinite(resync) || resync <= 0) throw new Error(`--resync ${values.resync} is not a positive number of seconds`);
+  if (!Number.isFinite(resync) || resync <= 0)
+    throw new Error(`--resync ${values.resync} is not a positive number of seconds`);
   const settings = await resolveNodeConnection({
     ...(values['agent-config'] !== undefined ? { agentConfig: values['agent-config'] } : {}),
     ...(values['control-url'] !== undefined ? { controlUrl: values['control-url'] } : {}),
@@ -70,7 +71,11 @@ async function main(): Promise<void> {
       process.exit(0);
     });
   }
-  logger.info('container agent starting', { node: settings.nodeUuid, control: settings.controlUrl, docker: dockerSocket });
+  logger.info('container agent starting', {
+    node: settings.nodeUuid,
+    control: settings.controlUrl,
+    docker: dockerSocket,
+  });
   await agent.run();
 }
 
