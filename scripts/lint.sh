@@ -19,6 +19,7 @@ PATHS=(
   packages/control-api/src
   packages/cli/src
   packages/runtime/src
+  packages/container-agent/src
 )
 # Files under those paths that are not clean yet (being reworked elsewhere), as an extended regex.
 EXCLUDE='^packages/control-api/src/(bench\.ts|bench/|etcd/testCluster\.ts|testing/)|^packages/cli/src/ui/ClusterFeed\.ts$'
