@@ -12,8 +12,8 @@ import { join, resolve } from 'node:path';
 import { FlockerClient } from '@flocker/api';
 import { createCsiClient, grpcCode, type CsiClient } from '@flocker/csi-driver';
 import { startControlService, type ControlService } from '@flocker/control-api';
-import { parseMountInfo } from '@flocker/storage-drivers';
 import { waitFor } from './cluster/run';
+import { mountsUnder, releaseMountsAndLoops } from './localAgents';
 import { removeTree } from './removeTree';
 
 jest.setTimeout(900_000);
@@ -42,12 +42,6 @@ function logs(): string {
     .filter((f) => f.endsWith('.log'))
     .map((f) => `--- ${f}\n${readFileSync(join(dir, f), 'utf8').split('\n').slice(-20).join('\n')}`)
     .join('\n');
-}
-
-function mountsUnder(root: string): string[] {
-  return parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8'))
-    .map((m) => m.mountPoint)
-    .filter((p) => p.startsWith(root + '/'));
 }
 
 interface JunitCounts {
@@ -160,14 +154,7 @@ afterAll(async () => {
   for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
   await control?.close();
   if (!dir) return;
-  for (const m of mountsUnder(dir).reverse()) execFileSync('umount', ['-l', m]);
-  const volumesDir = join(dir, 'pool', 'volumes');
-  if (existsSync(volumesDir)) {
-    for (const f of readdirSync(volumesDir).filter((f) => f.endsWith('.img'))) {
-      const out = execFileSync('losetup', ['-j', join(volumesDir, f)], { encoding: 'utf8' });
-      for (const line of out.split('\n').filter((l) => l.includes(':'))) execFileSync('losetup', ['-d', line.split(':')[0]!]);
-    }
-  }
+  releaseMountsAndLoops(dir);
   if (process.env.FLOCKER_KEEP_CSI_E2E === undefined) removeTree(dir);
 });
 

@@ -12,9 +12,9 @@ import * as path from 'node:path';
 import { FlockerClient } from '@flocker/api';
 import { startControlService, type ControlService } from '@flocker/control-api';
 import { createCsiClient, grpcCode, type CsiClient } from '@flocker/csi-driver';
-import { parseMountInfo } from '@flocker/storage-drivers';
 import { ClusterPki } from './cluster/pki';
 import { waitFor } from './cluster/run';
+import { releaseMountsAndLoops } from './localAgents';
 import { removeTree } from './removeTree';
 import winston from 'winston';
 
@@ -49,12 +49,6 @@ function logs(): string {
     .join('\n');
 }
 
-function mountsUnder(root: string): string[] {
-  return parseMountInfo(fs.readFileSync('/proc/self/mountinfo', 'utf8'))
-    .map((m) => m.mountPoint)
-    .filter((p) => p.startsWith(root + '/'));
-}
-
 async function startCsi(name: string, args: string[]): Promise<CsiClient> {
   const socket = path.join(dir, `${name}.sock`);
   spawnLogged(name, [CSI_MAIN, '--endpoint', socket, '--control-url', control.url, '--cacert', pki.caFile, '--stage-timeout', '60', '--default-size', '64MiB', ...args]);
@@ -76,14 +70,7 @@ afterAll(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   await control?.close();
   if (!dir) return;
-  for (const m of mountsUnder(dir).reverse()) execFileSync('umount', ['-l', m]);
-  const volumesDir = path.join(dir, 'pool', 'volumes');
-  if (fs.existsSync(volumesDir)) {
-    for (const f of fs.readdirSync(volumesDir).filter((f) => f.endsWith('.img'))) {
-      const out = execFileSync('losetup', ['-j', path.join(volumesDir, f)], { encoding: 'utf8' });
-      for (const line of out.split('\n').filter((l) => l.includes(':'))) execFileSync('losetup', ['-d', line.split(':')[0]!]);
-    }
-  }
+  releaseMountsAndLoops(dir);
   removeTree(dir);
 });
 

@@ -34,6 +34,22 @@ export function mountsUnder(root: string): { device: string; mountPoint: string 
   return parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')).filter((m) => m.mountPoint.startsWith(root + '/'));
 }
 
+/**
+ * Takes off the machine what loopback pools under dir left there: every mount under dir (deepest first, lazily),
+ * then the loop devices of every pool's images (dir/<pool>/volumes/*.img).
+ */
+export function releaseMountsAndLoops(dir: string): void {
+  for (const m of mountsUnder(dir).reverse()) execFileSync('umount', ['-l', m.mountPoint]);
+  for (const pool of readdirSync(dir)) {
+    const volumesDir = join(dir, pool, 'volumes');
+    if (!existsSync(volumesDir)) continue;
+    for (const f of readdirSync(volumesDir).filter((f) => f.endsWith('.img'))) {
+      const out = execFileSync('losetup', ['-j', join(volumesDir, f)], { encoding: 'utf8' });
+      for (const line of out.split('\n').filter((l) => l.includes(':'))) execFileSync('losetup', ['-d', line.split(':')[0]!]);
+    }
+  }
+}
+
 async function startControl(dir: string, dataDir: string, nodeTimeoutSeconds: number): Promise<{ control: ControlService; client: FlockerClient }> {
   const control = await startControlService({ port: 0, host: '127.0.0.1', dataDir: join(dir, dataDir), nodeTimeoutSeconds, logLevel: 'error' });
   return { control, client: new FlockerClient({ baseUrl: control.url }) };
@@ -128,15 +144,7 @@ export class LocalAgentBed {
       await a.exited;
     }
     await this.control.close();
-    for (const m of mountsUnder(this.dir).reverse()) execFileSync('umount', ['-l', m.mountPoint]);
-    for (const pool of readdirSync(this.dir)) {
-      const volumesDir = join(this.dir, pool, 'volumes');
-      if (!existsSync(volumesDir)) continue;
-      for (const f of readdirSync(volumesDir).filter((f) => f.endsWith('.img'))) {
-        const out = execFileSync('losetup', ['-j', join(volumesDir, f)], { encoding: 'utf8' });
-        for (const line of out.split('\n').filter((l) => l.includes(':'))) execFileSync('losetup', ['-d', line.split(':')[0]!]);
-      }
-    }
+    releaseMountsAndLoops(this.dir);
     removeTree(this.dir);
   }
 }
