@@ -184,7 +184,8 @@ describe('NodeStageVolume and a dead node\'s lease', () => {
       rmSync(staging, { recursive: true, force: true });
     }
     expect(w.calls).toEqual(['lease', `move ${ME}`]);
-    expect(binds).toEqual([`/agent/path -> ${staging}`]);
+    // Nothing is mounted at the staging path (see the next describe).
+    expect(binds).toEqual([]);
   });
 
   it('fails at once on a pinned lease and on a dead holder when the control service releases nothing', async () => {
@@ -194,6 +195,71 @@ describe('NodeStageVolume and a dead node\'s lease', () => {
     expect(await failure(driver(w).nodeStageVolume(STAGE))).toMatchObject({ code: status.FAILED_PRECONDITION, message: expect.stringMatching(/pinned/) });
     w.leases = [{ dataset_id: ID, node_uuid: OTHER, expires: null }];
     expect(await failure(driver(w).nodeStageVolume(STAGE))).toMatchObject({ code: status.FAILED_PRECONDITION, message: expect.stringMatching(/does not release/) });
+  });
+});
+
+/**
+ * Found on a real kubelet: before unstaging, it lists the other mounts of the staging path's
+ * device (GetDeviceMountRefs) and refuses while any lies outside its plugins dir ("still
+ * mounted by other references [<the agent's mount>]"), so a staging bind of the agent's mount
+ * kept the volume on its node forever. The staging path is therefore never a mount: the
+ * volume is staged when this node holds its lease and the agent has it mounted, and publish
+ * binds the agent's mount onto the target.
+ */
+describe('stage and publish against a kubelet', () => {
+  const AGENT_PATH = '/flocker/33333333-3333-4333-8333-333333333333';
+  function stagedWorld(): World {
+    const w = world();
+    w.datasets[0]!.primary = ME;
+    w.nodes = [node(ME, { manifestations: [{ dataset_id: ID, blockdevice_id: 'b', size: 1, status: 'mounted', path: AGENT_PATH }] }), node(OTHER)];
+    return w;
+  }
+  function recordingDriver(w: World, mounts: MountInfoEntry[]): { d: CsiDriver; binds: string[] } {
+    const binds: string[] = [];
+    const d = new CsiDriver({
+      client: client(w),
+      logger: winston.createLogger({ silent: true }),
+      mode: 'node',
+      nodeId: ME,
+      mounter: { mounts: async () => mounts, bind: async (src, dst, ro) => void binds.push(`${src} -> ${dst}${ro ? ' ro' : ''}`), unmount: async () => undefined },
+      version: 'test',
+      defaultSize: 64 * MiB,
+      stageTimeoutMs: 150,
+      pollMs: 20,
+    });
+    return { d, binds };
+  }
+  const agentMount: MountInfoEntry = { device: '7:1', root: '/', mountPoint: AGENT_PATH, options: ['rw'] };
+
+  it('stage takes the lease and mounts nothing at the staging path; publish binds the agent mount onto the target', async () => {
+    const w = stagedWorld();
+    const { d, binds } = recordingDriver(w, [agentMount]);
+    await d.nodeStageVolume(STAGE);
+    expect(w.calls).toEqual(['lease']);
+    expect(binds).toEqual([]);
+    const target = join(mkdtempSync(join(tmpdir(), 'csi-pub-')), 'mount');
+    try {
+      await d.nodePublishVolume({ volume_id: ID, staging_target_path: STAGE.staging_target_path, target_path: target, volume_capability: CAP, readonly: true });
+    } finally {
+      rmSync(join(target, '..'), { recursive: true, force: true });
+    }
+    expect(binds).toEqual([`${AGENT_PATH} -> ${target} ro`]);
+  });
+
+  it('publish is FAILED_PRECONDITION when this node does not hold the lease or the agent has not mounted it, NOT_FOUND for an unknown volume', async () => {
+    const publish = { volume_id: ID, staging_target_path: STAGE.staging_target_path, target_path: '/tmp/never-used-target', volume_capability: CAP };
+    const w = stagedWorld();
+    expect(await failure(recordingDriver(w, [agentMount]).d.nodePublishVolume(publish))).toMatchObject({ code: status.FAILED_PRECONDITION });
+    w.leases.push({ dataset_id: ID, node_uuid: ME, expires: null });
+    expect(await failure(recordingDriver(w, []).d.nodePublishVolume(publish))).toMatchObject({ code: status.FAILED_PRECONDITION });
+    expect(await failure(recordingDriver(w, [agentMount]).d.nodePublishVolume({ ...publish, volume_id: OTHER }))).toMatchObject({ code: status.NOT_FOUND });
+  });
+
+  it('unstage releases the lease', async () => {
+    const w = stagedWorld();
+    w.leases.push({ dataset_id: ID, node_uuid: ME, expires: null });
+    await recordingDriver(w, [agentMount]).d.nodeUnstageVolume({ volume_id: ID, staging_target_path: STAGE.staging_target_path });
+    expect(w.leases).toEqual([]);
   });
 });
 

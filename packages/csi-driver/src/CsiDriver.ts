@@ -449,9 +449,12 @@ export class CsiDriver {
 
   /**
    * Makes the dataset's primary this node, holding its lease (so no other node's stage or
-   * Docker plugin can take it while it is used here), waits (long-poll on the control
-   * service, bounded) until this node's agent reports it mounted, and bind-mounts the
-   * agent's mount onto the staging path.
+   * Docker plugin can take it while it is used here), and waits (long-poll on the control
+   * service, bounded) until this node's agent reports it mounted. Nothing is mounted at the
+   * staging path (the spec's "MAY"): a bind of the agent's mount there would be a second
+   * mount of the device outside the kubelet's plugins dir, and the kubelet refuses to unstage
+   * a volume whose staging mount has such references ("still mounted by other references"),
+   * so the volume could never leave the node. Staged = this node's lease + the agent's mount.
    */
   async nodeStageVolume(raw: unknown): Promise<Json> {
     const req = parseRequest(NodeStageVolumeRequest, raw, 'NodeStageVolume');
@@ -468,10 +471,8 @@ export class CsiDriver {
       if (!d) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
       const lease = s.leases.find((l) => l.dataset_id === id);
       const here = mountedPath(s, this.me, id);
-      const mounts = await this.opts.mounter.mounts();
-      const staged = mountAt(mounts, staging);
-      const source = here === undefined ? undefined : mountAt(mounts, here);
-      if (lease?.node_uuid === this.me && d.primary === this.me && staged && source && sameSource(staged, source)) return {};
+      const source = here === undefined ? undefined : mountAt(await this.opts.mounter.mounts(), here);
+      if (lease?.node_uuid === this.me && d.primary === this.me && source) return {};
       await this.takeLease(id, deadline);
       try {
         if (d.primary !== this.me) {
@@ -479,14 +480,9 @@ export class CsiDriver {
           await this.client.updateDataset(id, { primary: this.me });
         }
         const path = await this.waitMounted(id, deadline);
-        const now = await this.opts.mounter.mounts();
-        const agentMount = mountAt(now, path);
-        if (!agentMount) throw new CsiError(status.INTERNAL, `the agent reports ${path} mounted but this mount namespace does not show it`);
-        const current = mountAt(now, staging);
-        if (current && sameSource(current, agentMount)) return {};
-        if (current) throw new CsiError(status.ALREADY_EXISTS, `${staging} already has another file system mounted`);
-        await mkdir(staging, { recursive: true });
-        await this.opts.mounter.bind(path, staging, false);
+        if (!mountAt(await this.opts.mounter.mounts(), path)) {
+          throw new CsiError(status.INTERNAL, `the agent reports ${path} mounted but this mount namespace does not show it`);
+        }
         this.logger.info('staged volume', { dataset_id: id, staging_path: staging, agent_path: path });
         return {};
       } catch (err) {
@@ -565,7 +561,10 @@ export class CsiDriver {
     }
   }
 
-  /** Unmounts the staging path and releases this node's lease, so the volume may move. */
+  /**
+   * Releases this node's lease, so the volume may move (and unmounts the staging path, where
+   * earlier builds of this driver bind-mounted the volume).
+   */
   async nodeUnstageVolume(raw: unknown): Promise<Json> {
     const req = parseRequest(NodeUnstageVolumeRequest, raw, 'NodeUnstageVolume');
     const id = required(req.volume_id, 'volume_id');
@@ -582,7 +581,10 @@ export class CsiDriver {
     for (let i = 0; i < 16 && mountAt(await this.opts.mounter.mounts(), path); i++) await this.opts.mounter.unmount(path);
   }
 
-  /** Bind-mounts the staged volume onto the target path (created here), read-only when asked. */
+  /**
+   * Bind-mounts the agent's mount of the staged volume onto the target path (created here),
+   * read-only when asked. Staged: this node holds the lease and its agent has it mounted.
+   */
   async nodePublishVolume(raw: unknown): Promise<Json> {
     const req = parseRequest(NodePublishVolumeRequest, raw, 'NodePublishVolume');
     const id = required(req.volume_id, 'volume_id');
@@ -594,13 +596,14 @@ export class CsiDriver {
     const staging = required(req.staging_target_path, 'staging_target_path');
     const readOnly = req.readonly === true || readOnlyMode(cap);
     return this.exclusive(id, async () => {
+      if (!isDatasetId(id)) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
+      const s = await this.snapshot();
+      if (!liveDataset(s.datasets, id)) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
       const mounts = await this.opts.mounter.mounts();
-      const staged = mountAt(mounts, staging);
-      if (!staged) {
-        const known = isDatasetId(id) && liveDataset((await this.snapshot()).datasets, id);
-        if (!known) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
-        throw new CsiError(status.FAILED_PRECONDITION, `volume ${id} is not staged at ${staging}`);
-      }
+      const agentPath = mountedPath(s, this.me, id);
+      const staged = agentPath === undefined ? undefined : mountAt(mounts, agentPath);
+      const ours = s.leases.some((l) => l.dataset_id === id && l.node_uuid === this.me);
+      if (agentPath === undefined || !staged || !ours) throw new CsiError(status.FAILED_PRECONDITION, `volume ${id} is not staged on this node (${staging})`);
       const existing = mountAt(mounts, target);
       if (existing) {
         if (!sameSource(existing, staged)) throw new CsiError(status.ALREADY_EXISTS, `${target} already has another file system mounted`);
@@ -610,15 +613,14 @@ export class CsiDriver {
         return {};
       }
       if (cap.accessMode === 'SINGLE_NODE_SINGLE_WRITER') {
-        const s = await this.snapshot();
-        const agentPath = mountedPath(s, this.me, id);
+        // Mounts of the volume besides the agent's own (and a staging bind of an earlier build).
         const others = mounts.filter((m) => sameSource(m, staged) && m.mountPoint !== staging && m.mountPoint !== agentPath);
         if (others.length > 0) {
           throw new CsiError(status.FAILED_PRECONDITION, `volume ${id} (SINGLE_NODE_SINGLE_WRITER) is already published at ${others[0]?.mountPoint}`);
         }
       }
       await mkdir(target, { recursive: true });
-      await this.opts.mounter.bind(staging, target, readOnly);
+      await this.opts.mounter.bind(agentPath, target, readOnly);
       this.logger.info('published volume', { dataset_id: id, target_path: target, read_only: readOnly });
       return {};
     });

@@ -1,0 +1,203 @@
+/**
+ * End to end: Flocker as the storage of a real Kubernetes (issue 19). scripts/k8s builds Kubernetes
+ * v1.35 and the controller-side CSI sidecars from the Go module proxy (cached by version outside the
+ * clone: the first run on a machine takes ~35 min, later runs seconds) and starts a control plane,
+ * two kubelets (node1, node2) with their own containerd, a Flocker control service and beside each
+ * kubelet a dataset agent and `flocker-csi --mode node` registering itself with that kubelet; the
+ * controller plugin runs with csi-provisioner and csi-resizer. StorageClass `flocker`.
+ * Scenarios: a StatefulSet's pod writes to its PVC; the PVC is expanded; the pod is rescheduled to the other node (the
+ * first cordoned) and finds its data; the node it then runs on is powered off and, after the pod is
+ * force-deleted, it runs again on the other node with its data; deleting the PVC deletes the dataset.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import type { DatasetConfiguration } from '@flocker/api';
+import { z } from 'zod';
+import { waitFor } from './cluster/run';
+import { DRIVER, K8sHarness } from './k8s-harness';
+
+// The cold build (Kubernetes + sidecars from source) runs inside beforeAll on a fresh machine.
+jest.setTimeout(3_600_000);
+
+const DIR = '/tmp/flocker-k8s-e2e';
+const k8s = new K8sHarness(DIR);
+const kubectl = (args: string[], input?: string): Promise<string> => k8s.kubectl(args, input);
+let before: HostState;
+
+/** What down.sh must put back: sysctls the kubelet and CNI change, iptables chains, links, mounts. */
+interface HostState {
+  sysctls: string;
+  kubeChains: string[];
+  links: string[];
+  mounts: number;
+}
+function hostState(): HostState {
+  const sysctls = execFileSync('sysctl', ['-n', 'vm.overcommit_memory', 'kernel.panic', 'kernel.panic_on_oops', 'net.ipv4.ip_forward'], { encoding: 'utf8' });
+  const rules = execFileSync('iptables', ['-S'], { encoding: 'utf8' });
+  return {
+    sysctls: sysctls.trim(),
+    kubeChains: [...new Set(rules.match(/KUBE-[A-Z-]+/g) ?? [])].sort(),
+    links: readdirSync('/sys/class/net').filter((l) => l.startsWith('flk8s')),
+    mounts: readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(` ${DIR}/`)).length,
+  };
+}
+
+async function dataset(id: string): Promise<DatasetConfiguration | undefined> {
+  return (await k8s.flocker.listDatasets()).find((d) => d.dataset_id === id && !d.deleted);
+}
+
+/** Size of the file system at /data in the pod (df, KiB). */
+async function dfTotalKiB(): Promise<number> {
+  const df = await kubectl(['exec', podOf, '--', 'df', '-k', '/data']);
+  return Number(df.trim().split('\n')[1]?.trim().split(/\s+/)[1]);
+}
+
+const otherNode = (n: string | undefined): string => (n === 'node1' ? 'node2' : 'node1');
+const podOf = 'db-0';
+const pvcName = 'data-db-0';
+
+const manifests = `
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: ${pvcName}}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: flocker
+  resources: {requests: {storage: 64Mi}}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  replicas: 1
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      automountServiceAccountToken: false
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: db
+        image: docker.io/library/busybox:1.35
+        imagePullPolicy: Never
+        env: [{name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}]
+        command: ["/bin/sh", "-c", "[ -f /data/first ] || echo \\"written on $NODE\\" > /data/first; echo \\"started on $NODE\\" >> /data/log; sync; exec sleep 100000"]
+        volumeMounts: [{name: data, mountPath: /data}]
+      volumes: [{name: data, persistentVolumeClaim: {claimName: ${pvcName}}}]
+`;
+
+beforeAll(async () => {
+  before = hostState();
+  // Warm: the cached binaries at once. Cold: built here (~35 min), announced on stderr.
+  const ms = k8s.build();
+  process.stdout.write(`k8s binaries ready in ${(ms / 1000).toFixed(1)} s\n`);
+  process.stdout.write(await k8s.up());
+});
+
+afterAll(async () => {
+  await k8s.down().catch((e: unknown) => process.stdout.write(`${String(e)}\n`));
+});
+
+describe('Flocker CSI on a real Kubernetes (two kubelets)', () => {
+  let volumeId = '';
+  let firstNode = '';
+
+  it('each node plugin registered itself with its kubelet, with the Flocker UUID of the agent beside it', async () => {
+    const ids = await k8s.csiNodeIds();
+    expect(ids).toEqual({ node1: k8s.agentNodeUuid(1), node2: k8s.agentNodeUuid(2) });
+    const nodes = (await k8s.flocker.listNodes()).map((n) => n.uuid).sort();
+    expect(nodes).toEqual([k8s.agentNodeUuid(1), k8s.agentNodeUuid(2)].sort());
+  });
+
+  it('a StatefulSet pod with a PVC on the flocker StorageClass writes data; the PV is a Flocker dataset on the pod node', async () => {
+    await kubectl(['apply', '-f', '-'], manifests);
+    const pod = await k8s.podRunning(podOf);
+    firstNode = pod.spec.nodeName ?? '';
+    const pv = z
+      .object({ spec: z.object({ volumeName: z.string() }), status: z.object({ phase: z.string() }) })
+      .parse(JSON.parse(await kubectl(['get', 'pvc', pvcName, '-o', 'json'])));
+    expect(pv.status.phase).toBe('Bound');
+    const csi = z
+      .object({ spec: z.object({ csi: z.object({ driver: z.string(), volumeHandle: z.string() }) }) })
+      .parse(JSON.parse(await kubectl(['get', 'pv', pv.spec.volumeName, '-o', 'json'])));
+    expect(csi.spec.csi.driver).toBe(DRIVER);
+    volumeId = csi.spec.csi.volumeHandle;
+    // The same dataset, seen from the Flocker API: named after the PV, 64 MiB, primary on the pod's node.
+    const ds = await dataset(volumeId);
+    expect(ds?.metadata['name']).toBe(pv.spec.volumeName);
+    expect(ds?.maximum_size).toBe(64 * 1024 * 1024);
+    expect(ds?.primary).toBe((await k8s.csiNodeIds())[firstNode]);
+    expect(await kubectl(['exec', podOf, '--', 'cat', '/data/first'])).toBe(`written on ${firstNode}\n`);
+    const totalKiB = await dfTotalKiB();
+    expect(totalKiB).toBeGreaterThan(40 * 1024);
+    expect(totalKiB).toBeLessThanOrEqual(64 * 1024);
+  });
+
+  it('the PVC expanded while mounted: csi-resizer grows the dataset; the claim reports 128Mi (the file system grows at its next mount here)', async () => {
+    await kubectl(['patch', 'pvc', pvcName, '--type=merge', '-p', '{"spec":{"resources":{"requests":{"storage":"128Mi"}}}}']);
+    await waitFor(
+      'the claim at 128Mi',
+      async () => ((await kubectl(['get', 'pvc', pvcName, '-o', 'jsonpath={.status.capacity.storage}'])) === '128Mi' ? true : undefined),
+      { timeoutMs: 120_000, intervalMs: 500, context: () => k8s.logTails() },
+    );
+    expect((await dataset(volumeId))?.maximum_size).toBe(128 * 1024 * 1024);
+    // Online growth needs CAP_SYS_RESOURCE, which this machine withholds: the agent grows the
+    // file system when it next mounts it (checked after the move below).
+  });
+
+  it('the pod deleted and its node cordoned: it is rescheduled to the other node and the volume follows with the data', async () => {
+    const old = await k8s.pod(podOf);
+    const target = otherNode(firstNode);
+    await kubectl(['cordon', firstNode]);
+    try {
+      await kubectl(['delete', 'pod', podOf, '--wait=false']);
+      await k8s.podRunning(podOf, { notUid: old?.metadata.uid, node: target });
+    } finally {
+      await kubectl(['uncordon', firstNode]);
+    }
+    expect(await kubectl(['exec', podOf, '--', 'cat', '/data/first'])).toBe(`written on ${firstNode}\n`);
+    expect(await kubectl(['exec', podOf, '--', 'cat', '/data/log'])).toBe(`started on ${firstNode}\nstarted on ${target}\n`);
+    // Mounted afresh on this node: the file system has grown to the expanded size.
+    expect(await dfTotalKiB()).toBeGreaterThan(100 * 1024);
+    expect((await dataset(volumeId))?.primary).toBe((await k8s.csiNodeIds())[target]);
+    // The first node let go of it: no lease of that node, nothing of it mounted there.
+    const leases = await k8s.flocker.listLeases();
+    expect(leases.filter((l) => l.dataset_id === volumeId).map((l) => l.node_uuid)).toEqual([(await k8s.csiNodeIds())[target]]);
+  });
+
+  it('its node powered off while the pod uses the volume: after a force delete the pod runs on the other node with its data', async () => {
+    const old = await k8s.pod(podOf);
+    const dead = old?.spec.nodeName ?? '';
+    const survivor = otherNode(dead);
+    const ids = await k8s.csiNodeIds();
+    await k8s.script('poweroff.sh', [dead.replace('node', '')], 60_000);
+    await waitFor(
+      `${dead} NotReady`,
+      async () => (await kubectl(['get', 'node', dead, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])) !== 'True' || undefined,
+      { timeoutMs: 90_000, intervalMs: 1_000 },
+    );
+    await kubectl(['delete', 'pod', podOf, '--grace-period=0', '--force']);
+    await k8s.podRunning(podOf, { notUid: old?.metadata.uid, node: survivor, timeoutMs: 240_000 });
+    expect(await kubectl(['exec', podOf, '--', 'cat', '/data/log'])).toContain(`started on ${dead}\nstarted on ${survivor}\n`);
+    expect((await dataset(volumeId))?.primary).toBe(ids[survivor]);
+  });
+
+  it('deleting the PVC deletes the dataset', async () => {
+    await kubectl(['delete', 'statefulset', 'db', '--wait=true', '--timeout=120s']);
+    await waitFor(`pod ${podOf} gone`, async () => ((await k8s.pod(podOf)) === undefined ? true : undefined), { timeoutMs: 120_000, intervalMs: 500 });
+    await kubectl(['delete', 'pvc', pvcName, '--wait=true', '--timeout=120s']);
+    await waitFor('the PV gone', async () => ((await kubectl(['get', 'pv', '-o', 'name'])).trim() === '' ? true : undefined), {
+      timeoutMs: 120_000,
+      intervalMs: 500,
+      context: () => k8s.logTails(),
+    });
+    expect(await dataset(volumeId)).toBeUndefined();
+  });
+
+  it('down.sh stops everything and restores the machine (sysctls, iptables chains, links, mounts)', async () => {
+    await k8s.down();
+    expect(existsSync(DIR)).toBe(false);
+    expect(hostState()).toEqual(before);
+  });
+});
