@@ -216,7 +216,7 @@ export class EtcdTestCluster {
         });
         return;
       } catch (err) {
-        if (Date.now() > deadline) throw new Error(`etcd not healthy at ${endpoints.join(',')} (logs in ${this.dir}): ${String(err)}`);
+        if (Date.now() > deadline) throw new Error(`etcd not healthy at ${endpoints.join(',')} (logs in ${this.dir}): ${String(err)}`, { cause: err });
         await new Promise((r) => setTimeout(r, 100));
       }
     }
