@@ -50,13 +50,35 @@ function rssMiB(pid: number): { rss: number; hwm: number } {
 
 /** Plain HTTP for the benchmark; a flocker-control that defaults to TLS needs asking for it. */
 function plainHttpArgs(): string[] {
-  return readFileSync(path.join(__dirname, '..', 'main.js'), 'utf8').includes('insecure-http') ? ['--insecure-http'] : [];
+  return readFileSync(path.join(__dirname, '..', 'main.js'), 'utf8').includes('insecure-http')
+    ? ['--insecure-http']
+    : [];
 }
 
-function startServer(dataDir: string, nodeArgs: readonly string[], storeArgs: readonly string[] = []): Promise<{ child: ChildProcess; url: string }> {
+function startServer(
+  dataDir: string,
+  nodeArgs: readonly string[],
+  storeArgs: readonly string[] = [],
+): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(
     process.execPath,
-    [...CONTROL_NODE_FLAGS, ...nodeArgs, path.join(__dirname, '..', 'main.js'), '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--node-timeout', '3600', '--log-level', 'error', ...plainHttpArgs(), ...storeArgs],
+    [
+      ...CONTROL_NODE_FLAGS,
+      ...nodeArgs,
+      path.join(__dirname, '..', 'main.js'),
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--data-dir',
+      dataDir,
+      '--node-timeout',
+      '3600',
+      '--log-level',
+      'error',
+      ...plainHttpArgs(),
+      ...storeArgs,
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...CONTROL_ENV } },
   );
   return new Promise((resolve, reject) => {
@@ -94,26 +116,52 @@ async function main(): Promise<void> {
     .option('out', { type: 'string', describe: 'Write the results as JSON here' })
     .option('datasets', { type: 'number', default: 10_000 })
     .option('agents', { type: 'number', default: 1_000 })
-    .option('keep-alive', { type: 'boolean', default: true, describe: 'Agents reuse their connection between long-polls, as real agents do' })
+    .option('keep-alive', {
+      type: 'boolean',
+      default: true,
+      describe: 'Agents reuse their connection between long-polls, as real agents do',
+    })
     .option('samples', { type: 'number', default: 200, describe: 'Requests per latency measurement' })
-    .option('store', { type: 'string', default: 'file', choices: ['file', 'etcd'], describe: 'etcd: a 3-member etcd cluster on loopback (scripts/etcd.sh installs etcd), and a failover measurement with a second replica' })
-    .option('server-node-arg', { type: 'string', array: true, default: [] as string[], describe: 'Extra node flags for the server (after the #! line\'s own), e.g. --cpu-prof (it is stopped with SIGTERM so profiles get written)' })
+    .option('store', {
+      type: 'string',
+      default: 'file',
+      choices: ['file', 'etcd'],
+      describe:
+        'etcd: a 3-member etcd cluster on loopback (scripts/etcd.sh installs etcd), and a failover measurement with a second replica',
+    })
+    .option('server-node-arg', {
+      type: 'string',
+      array: true,
+      default: [] as string[],
+      describe:
+        "Extra node flags for the server (after the #! line's own), e.g. --cpu-prof (it is stopped with SIGTERM so profiles get written)",
+    })
     .strict()
     .help()
     .parse();
   const dir = mkdtempSync(path.join(tmpdir(), 'flocker-bench-'));
   const etcd = argv.store === 'etcd' ? await EtcdTestCluster.start() : undefined;
-  const storeArgs = etcd === undefined ? [] : ['--store', 'etcd', '--etcd-endpoints', etcd.endpoints.join(','), '--etcd-prefix', `/bench-${randomUUID()}`];
+  const storeArgs =
+    etcd === undefined
+      ? []
+      : ['--store', 'etcd', '--etcd-endpoints', etcd.endpoints.join(','), '--etcd-prefix', `/bench-${randomUUID()}`];
   let second: ChildProcess | undefined;
   const { child, url } = await startServer(dir, argv['server-node-arg'], storeArgs);
   // Real agents keep their connection open between long-polls (the client's default
   // dispatcher); --no-keep-alive opens a connection per request instead.
   const pool = argv['keep-alive'] ? undefined : createConnectionPool(argv.agents + 64);
-  const client = new FlockerClient({ baseUrl: url, ...(pool !== undefined ? { dispatcher: pool } : {}), timeoutMs: 60_000 });
+  const client = new FlockerClient({
+    baseUrl: url,
+    ...(pool !== undefined ? { dispatcher: pool } : {}),
+    timeoutMs: 60_000,
+  });
   const log = (msg: string): void => void process.stderr.write(`bench: ${msg}\n`);
   try {
     const nodes = Array.from({ length: argv.agents }, () => randomUUID());
-    const datasets = Array.from({ length: argv.datasets }, (_, i) => ({ id: randomUUID(), node: nodes[i % nodes.length] as string }));
+    const datasets = Array.from({ length: argv.datasets }, (_, i) => ({
+      id: randomUUID(),
+      node: nodes[i % nodes.length] as string,
+    }));
     const report = (uuid: string, i: number, withData: boolean): NodeReport => ({
       uuid,
       era: `era-${i}`,
@@ -123,7 +171,13 @@ async function main(): Promise<void> {
       manifestations: withData
         ? datasets
             .filter((d) => d.node === uuid)
-            .map((d) => ({ dataset_id: d.id, blockdevice_id: `b-${d.id}`, size: 67108864, status: 'mounted' as const, path: `/flocker/${d.id}` }))
+            .map((d) => ({
+              dataset_id: d.id,
+              blockdevice_id: `b-${d.id}`,
+              size: 67108864,
+              status: 'mounted' as const,
+              path: `/flocker/${d.id}`,
+            }))
         : [],
       errors: [],
     });
@@ -132,7 +186,16 @@ async function main(): Promise<void> {
     await pooled([...nodes.entries()], 64, async ([i, n]) => void (await client.reportNodeState(report(n, i, false))));
     log(`creating ${datasets.length} datasets`);
     const seedStart = performance.now();
-    await pooled(datasets, 64, async (d) => void (await client.createDataset({ primary: d.node, dataset_id: d.id, metadata: { name: `vol-${d.id.slice(0, 8)}` } })));
+    await pooled(
+      datasets,
+      64,
+      async (d) =>
+        void (await client.createDataset({
+          primary: d.node,
+          dataset_id: d.id,
+          metadata: { name: `vol-${d.id.slice(0, 8)}` },
+        })),
+    );
     const seedSeconds = (performance.now() - seedStart) / 1000;
     log(`seeded in ${seedSeconds.toFixed(1)} s; nodes report their manifestations`);
     await pooled([...nodes.entries()], 64, async ([i, n]) => void (await client.reportNodeState(report(n, i, true))));
@@ -143,15 +206,21 @@ async function main(): Promise<void> {
       createSeq.push(await timed(() => client.createDataset({ primary: nodes[i % nodes.length] as string })));
     }
     const createConc: number[] = [];
-    await pooled(Array.from({ length: argv.samples }, (_, i) => i), 8, async (i) => {
-      createConc.push(await timed(() => client.createDataset({ primary: nodes[i % nodes.length] as string })));
-    });
+    await pooled(
+      Array.from({ length: argv.samples }, (_, i) => i),
+      8,
+      async (i) => {
+        createConc.push(await timed(() => client.createDataset({ primary: nodes[i % nodes.length] as string })));
+      },
+    );
 
     // 1,000 agents long-poll for what concerns them, re-polling after every answer. They
     // run in a worker thread: real agents are other machines, and 1,000 answers parsed in
     // this event loop would delay the measuring client's own responses, not the server's.
     const base = (await client.waitForCluster(undefined, 0)).generation;
-    const agents = new Worker(__filename, { workerData: { url, nodes, base, keepAlive: argv['keep-alive'] } satisfies AgentsInput });
+    const agents = new Worker(__filename, {
+      workerData: { url, nodes, base, keepAlive: argv['keep-alive'] } satisfies AgentsInput,
+    });
     const fromAgents = (type: AgentsMessage['type']): Promise<AgentsMessage> =>
       new Promise((resolve, reject) => {
         const onMessage = (m: AgentsMessage): void => {
@@ -239,25 +308,77 @@ async function main(): Promise<void> {
       fanout_agents_reached: reached,
       rss_mib: mem.rss,
       peak_rss_mib: mem.hwm,
-      targets: { read_p99_ms: 50, create_p99_ms: etcd === undefined ? 20 : 30, fanout_ms: 1000, rss_mib: 300, ...(etcd !== undefined ? { failover_ms: 2000 } : {}) },
+      targets: {
+        read_p99_ms: 50,
+        create_p99_ms: etcd === undefined ? 20 : 30,
+        fanout_ms: 1000,
+        rss_mib: 300,
+        ...(etcd !== undefined ? { failover_ms: 2000 } : {}),
+      },
       store: argv.store,
       ...(failover !== undefined ? { failover } : {}),
     };
     const ok = (v: number, limit: number): string => (v < limit ? 'yes' : '**no**');
     const rows = [
-      ['GET /v1/configuration/datasets p50 / p99', `${results.get_configuration_datasets.p50_ms} / ${results.get_configuration_datasets.p99_ms} ms`, '< 50 ms', ok(results.get_configuration_datasets.p99_ms, 50)],
-      ['GET /v1/state/datasets p50 / p99', `${results.get_state_datasets.p50_ms} / ${results.get_state_datasets.p99_ms} ms`, '< 50 ms', ok(results.get_state_datasets.p99_ms, 50)],
-      ['create (sequential, no polls) p50 / p99', `${results.create_dataset_sequential.p50_ms} / ${results.create_dataset_sequential.p99_ms} ms`, '< 20 ms', ok(results.create_dataset_sequential.p99_ms, 20)],
-      ['create (8 concurrent, no polls) p50 / p99', `${results.create_dataset_8_concurrent.p50_ms} / ${results.create_dataset_8_concurrent.p99_ms} ms`, '< 20 ms', ok(results.create_dataset_8_concurrent.p99_ms, 20)],
-      ['create, agents long-polling, p50 / p99', `${results.create_dataset_agents_polling.p50_ms} / ${results.create_dataset_agents_polling.p99_ms} ms`, '< 20 ms', ok(results.create_dataset_agents_polling.p99_ms, 20)],
-      ['create back-to-back during fan-outs p50 / p99', `${results.create_dataset_back_to_back_agents_polling.p50_ms} / ${results.create_dataset_back_to_back_agents_polling.p99_ms} ms`, '(info)', '-'],
-      [`fan-out to ${argv.agents} agents`, `${results.fanout_ms} ms (${reached} reached)`, '< 1000 ms', ok(results.fanout_ms, 1000)],
-      ['control service RSS (peak)', `${results.rss_mib} MiB (${results.peak_rss_mib} MiB)`, '< 300 MiB', ok(results.peak_rss_mib, 300)],
+      [
+        'GET /v1/configuration/datasets p50 / p99',
+        `${results.get_configuration_datasets.p50_ms} / ${results.get_configuration_datasets.p99_ms} ms`,
+        '< 50 ms',
+        ok(results.get_configuration_datasets.p99_ms, 50),
+      ],
+      [
+        'GET /v1/state/datasets p50 / p99',
+        `${results.get_state_datasets.p50_ms} / ${results.get_state_datasets.p99_ms} ms`,
+        '< 50 ms',
+        ok(results.get_state_datasets.p99_ms, 50),
+      ],
+      [
+        'create (sequential, no polls) p50 / p99',
+        `${results.create_dataset_sequential.p50_ms} / ${results.create_dataset_sequential.p99_ms} ms`,
+        '< 20 ms',
+        ok(results.create_dataset_sequential.p99_ms, 20),
+      ],
+      [
+        'create (8 concurrent, no polls) p50 / p99',
+        `${results.create_dataset_8_concurrent.p50_ms} / ${results.create_dataset_8_concurrent.p99_ms} ms`,
+        '< 20 ms',
+        ok(results.create_dataset_8_concurrent.p99_ms, 20),
+      ],
+      [
+        'create, agents long-polling, p50 / p99',
+        `${results.create_dataset_agents_polling.p50_ms} / ${results.create_dataset_agents_polling.p99_ms} ms`,
+        '< 20 ms',
+        ok(results.create_dataset_agents_polling.p99_ms, 20),
+      ],
+      [
+        'create back-to-back during fan-outs p50 / p99',
+        `${results.create_dataset_back_to_back_agents_polling.p50_ms} / ${results.create_dataset_back_to_back_agents_polling.p99_ms} ms`,
+        '(info)',
+        '-',
+      ],
+      [
+        `fan-out to ${argv.agents} agents`,
+        `${results.fanout_ms} ms (${reached} reached)`,
+        '< 1000 ms',
+        ok(results.fanout_ms, 1000),
+      ],
+      [
+        'control service RSS (peak)',
+        `${results.rss_mib} MiB (${results.peak_rss_mib} MiB)`,
+        '< 300 MiB',
+        ok(results.peak_rss_mib, 300),
+      ],
     ];
     if (failover !== undefined) {
       // With etcd every write is a quorum round trip: the create target is 30 ms.
-      for (const r of rows) if (r[2] === '< 20 ms') r.splice(2, 2, '< 30 ms', ok(Number(/\/ ([\d.]+) ms/.exec(r[1] as string)?.[1]), 30));
-      rows.push(['failover after kill -9 of a replica: long-poll answered / write done', `${failover.long_poll_ms} / ${failover.write_ms} ms`, '< 2000 ms', ok(failover.write_ms, 2000)]);
+      for (const r of rows)
+        if (r[2] === '< 20 ms') r.splice(2, 2, '< 30 ms', ok(Number(/\/ ([\d.]+) ms/.exec(r[1] as string)?.[1]), 30));
+      rows.push([
+        'failover after kill -9 of a replica: long-poll answered / write done',
+        `${failover.long_poll_ms} / ${failover.write_ms} ms`,
+        '< 2000 ms',
+        ok(failover.write_ms, 2000),
+      ]);
     }
     const store = argv.store === 'etcd' ? 'etcd store (3 members, 2 replicas for failover); ' : '';
     const connections = argv['keep-alive'] ? 'keep-alive connections' : 'a new connection per request';
@@ -291,7 +412,11 @@ async function runAgents(input: AgentsInput): Promise<void> {
   const port = parentPort;
   if (port === null) throw new Error('runAgents runs in a worker');
   const pool = input.keepAlive ? undefined : createConnectionPool(input.nodes.length + 64);
-  const client = new FlockerClient({ baseUrl: input.url, ...(pool !== undefined ? { dispatcher: pool } : {}), timeoutMs: 60_000 });
+  const client = new FlockerClient({
+    baseUrl: input.url,
+    ...(pool !== undefined ? { dispatcher: pool } : {}),
+    timeoutMs: 60_000,
+  });
   let stop = false;
   let waitingFor: string | undefined;
   let seen = new Map<string, number>();
@@ -330,10 +455,11 @@ async function runAgents(input: AgentsInput): Promise<void> {
 
 if (!isMainThread) {
   void runAgents(workerData as AgentsInput);
-} else main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`bench failed: ${String(err)}\n`);
-    process.exit(1);
-  },
-);
+} else
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      process.stderr.write(`bench failed: ${String(err)}\n`);
+      process.exit(1);
+    },
+  );

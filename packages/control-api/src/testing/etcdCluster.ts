@@ -30,7 +30,10 @@ export async function freePort(): Promise<number> {
 const EndpointStatus = z.array(
   z.object({
     Endpoint: z.string(),
-    Status: z.object({ header: z.object({ member_id: z.union([z.number(), z.string()]) }), leader: z.union([z.number(), z.string()]) }),
+    Status: z.object({
+      header: z.object({ member_id: z.union([z.number(), z.string()]) }),
+      leader: z.union([z.number(), z.string()]),
+    }),
   }),
 );
 
@@ -67,11 +70,32 @@ function selfSignedCa(dir: string, name: string): { crt: string; key: string } {
   const key = path.join(dir, `${name}.key`);
   const crt = path.join(dir, `${name}.crt`);
   newKey(key);
-  openssl(['req', '-x509', '-new', '-key', key, '-out', crt, '-days', '2', '-subj', `/CN=${name}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  openssl([
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    key,
+    '-out',
+    crt,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${name}`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
   return { crt, key };
 }
 
-function issue(dir: string, name: string, ca: { crt: string; key: string }, extensions: string): { crt: string; key: string } {
+function issue(
+  dir: string,
+  name: string,
+  ca: { crt: string; key: string },
+  extensions: string,
+): { crt: string; key: string } {
   const key = path.join(dir, `${name}.key`);
   const crt = path.join(dir, `${name}.crt`);
   const csr = path.join(dir, `${name}.csr`);
@@ -79,7 +103,24 @@ function issue(dir: string, name: string, ca: { crt: string; key: string }, exte
   newKey(key);
   writeFileSync(ext, extensions);
   openssl(['req', '-new', '-key', key, '-out', csr, '-subj', `/CN=${name}`]);
-  openssl(['x509', '-req', '-in', csr, '-CA', ca.crt, '-CAkey', ca.key, '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-days', '2', '-out', crt, '-extfile', ext]);
+  openssl([
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    ca.crt,
+    '-CAkey',
+    ca.key,
+    '-set_serial',
+    `0x${randomBytes(8).toString('hex')}`,
+    '-days',
+    '2',
+    '-out',
+    crt,
+    '-extfile',
+    ext,
+  ]);
   return { crt, key };
 }
 
@@ -88,12 +129,26 @@ export function makeEtcdTestPki(dir: string): EtcdTestPki {
   mkdirSync(dir, { recursive: true });
   const ca = selfSignedCa(dir, 'etcd-ca');
   // The server certificate also allows clientAuth: etcd 3.4's gateway dials its own members with it.
-  const server = issue(dir, 'etcd-server', ca, 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=critical,digitalSignature\nbasicConstraints=CA:FALSE\n');
+  const server = issue(
+    dir,
+    'etcd-server',
+    ca,
+    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=critical,digitalSignature\nbasicConstraints=CA:FALSE\n',
+  );
   const clientExt = 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\nbasicConstraints=CA:FALSE\n';
   const client = issue(dir, 'flocker-control', ca, clientExt);
   const other = selfSignedCa(dir, 'other-ca');
   const otherClient = issue(dir, 'other-client', other, clientExt);
-  return { ca: ca.crt, cert: client.crt, key: client.key, otherCa: other.crt, otherCert: otherClient.crt, otherKey: otherClient.key, serverCert: server.crt, serverKey: server.key };
+  return {
+    ca: ca.crt,
+    cert: client.crt,
+    key: client.key,
+    otherCa: other.crt,
+    otherCert: otherClient.crt,
+    otherKey: otherClient.key,
+    serverCert: server.crt,
+    serverKey: server.key,
+  };
 }
 
 interface Member {
@@ -115,7 +170,8 @@ export class EtcdTestCluster {
     execFileSync(SCRIPT, ['install'], { stdio: 'inherit' });
     const dir = mkdtempSync(path.join(tmpdir(), 'flocker-etcd-'));
     const members: Member[] = [];
-    for (let i = 0; i < size; i++) members.push({ name: `m${i}`, client: await freePort(), peer: await freePort(), proc: undefined });
+    for (let i = 0; i < size; i++)
+      members.push({ name: `m${i}`, client: await freePort(), peer: await freePort(), proc: undefined });
     const pki = options.tls === true ? makeEtcdTestPki(path.join(dir, 'pki')) : undefined;
     const cluster = new EtcdTestCluster(dir, members, pki);
     for (let i = 0; i < size; i++) cluster.startMember(i);
@@ -151,17 +207,51 @@ export class EtcdTestCluster {
     const log = openSync(path.join(this.dir, `${m.name}.log`), 'a');
     const url = (p: number): string => `http://127.0.0.1:${p}`;
     const clientUrl = this.pki === undefined ? url(m.client) : `https://127.0.0.1:${m.client}`;
-    const tls = this.pki === undefined ? [] : ['--cert-file', this.pki.serverCert, '--key-file', this.pki.serverKey, '--trusted-ca-file', this.pki.ca, '--client-cert-auth'];
+    const tls =
+      this.pki === undefined
+        ? []
+        : [
+            '--cert-file',
+            this.pki.serverCert,
+            '--key-file',
+            this.pki.serverKey,
+            '--trusted-ca-file',
+            this.pki.ca,
+            '--client-cert-auth',
+          ];
     // Short heartbeats and elections so a killed leader is replaced in well under a second.
     m.proc = spawn(
       'etcd',
       [
-        '--name', m.name, '--data-dir', path.join(this.dir, m.name),
-        '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl, ...tls,
-        '--listen-peer-urls', url(m.peer), '--initial-advertise-peer-urls', url(m.peer),
-        '--initial-cluster', initial, '--initial-cluster-state', 'new', '--initial-cluster-token', path.basename(this.dir),
-        '--heartbeat-interval', '50', '--election-timeout', '500', '--max-request-bytes', '16777216',
-        '--auto-compaction-mode', 'revision', '--auto-compaction-retention', '1000',
+        '--name',
+        m.name,
+        '--data-dir',
+        path.join(this.dir, m.name),
+        '--listen-client-urls',
+        clientUrl,
+        '--advertise-client-urls',
+        clientUrl,
+        ...tls,
+        '--listen-peer-urls',
+        url(m.peer),
+        '--initial-advertise-peer-urls',
+        url(m.peer),
+        '--initial-cluster',
+        initial,
+        '--initial-cluster-state',
+        'new',
+        '--initial-cluster-token',
+        path.basename(this.dir),
+        '--heartbeat-interval',
+        '50',
+        '--election-timeout',
+        '500',
+        '--max-request-bytes',
+        '16777216',
+        '--auto-compaction-mode',
+        'revision',
+        '--auto-compaction-retention',
+        '1000',
       ],
       { stdio: ['ignore', log, log] },
     );
@@ -192,10 +282,24 @@ export class EtcdTestCluster {
   /** Index of the current leader, asked of the running members. */
   leader(): number {
     const running = this.members.map((m, i) => ({ m, i })).filter(({ m }) => m.proc !== undefined);
-    const out = execFileSync('etcdctl', ['--endpoints', running.map(({ i }) => this.endpoint(i)).join(','), '--command-timeout', '2s', ...this.ctlTls(), 'endpoint', 'status', '-w', 'json'], {
-      env: { ...process.env, ETCDCTL_API: '3' },
-      encoding: 'utf8',
-    });
+    const out = execFileSync(
+      'etcdctl',
+      [
+        '--endpoints',
+        running.map(({ i }) => this.endpoint(i)).join(','),
+        '--command-timeout',
+        '2s',
+        ...this.ctlTls(),
+        'endpoint',
+        'status',
+        '-w',
+        'json',
+      ],
+      {
+        env: { ...process.env, ETCDCTL_API: '3' },
+        encoding: 'utf8',
+      },
+    );
     const status = EndpointStatus.parse(JSON.parse(out));
     for (const s of status) {
       if (String(s.Status.leader) === String(s.Status.header.member_id)) {
@@ -210,13 +314,20 @@ export class EtcdTestCluster {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       try {
-        execFileSync('etcdctl', ['--endpoints', endpoints.join(','), '--command-timeout', '1s', ...this.ctlTls(), 'endpoint', 'health'], {
-          env: { ...process.env, ETCDCTL_API: '3' },
-          stdio: 'ignore',
-        });
+        execFileSync(
+          'etcdctl',
+          ['--endpoints', endpoints.join(','), '--command-timeout', '1s', ...this.ctlTls(), 'endpoint', 'health'],
+          {
+            env: { ...process.env, ETCDCTL_API: '3' },
+            stdio: 'ignore',
+          },
+        );
         return;
       } catch (err) {
-        if (Date.now() > deadline) throw new Error(`etcd not healthy at ${endpoints.join(',')} (logs in ${this.dir}): ${String(err)}`, { cause: err });
+        if (Date.now() > deadline)
+          throw new Error(`etcd not healthy at ${endpoints.join(',')} (logs in ${this.dir}): ${String(err)}`, {
+            cause: err,
+          });
         await new Promise((r) => setTimeout(r, 100));
       }
     }

@@ -15,7 +15,16 @@ export const silentLogger = winston.createLogger({ silent: true });
 
 /** A loopback node's report (A at 10.0.0.1, any other at 10.0.0.2), with nothing on it unless `extra` says. */
 export function nodeReport(uuid: string, extra: Partial<NodeReport> = {}): NodeReport {
-  return { uuid, era: `era-${uuid.slice(0, 4)}`, host: `10.0.0.${uuid === NODE_A ? 1 : 2}`, instance_id: `i-${uuid.slice(0, 4)}`, backend: 'loopback', manifestations: [], errors: [], ...extra };
+  return {
+    uuid,
+    era: `era-${uuid.slice(0, 4)}`,
+    host: `10.0.0.${uuid === NODE_A ? 1 : 2}`,
+    instance_id: `i-${uuid.slice(0, 4)}`,
+    backend: 'loopback',
+    manifestations: [],
+    errors: [],
+    ...extra,
+  };
 }
 
 export interface ServiceOnDir {
@@ -25,7 +34,13 @@ export interface ServiceOnDir {
 
 /** Starts the service on `dir` (a restart on the same directory keeps the configuration) and a client of it. */
 export async function startOnDir(dir: string, nodeTimeoutSeconds = 30): Promise<ServiceOnDir> {
-  const svc = await startControlService({ port: 0, host: '127.0.0.1', dataDir: dir, logger: silentLogger, nodeTimeoutSeconds });
+  const svc = await startControlService({
+    port: 0,
+    host: '127.0.0.1',
+    dataDir: dir,
+    logger: silentLogger,
+    nodeTimeoutSeconds,
+  });
   return { svc, client: new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 }) };
 }
 

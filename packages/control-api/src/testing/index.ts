@@ -2,5 +2,11 @@
  * Test support for this package's tests, the benchmark and the e2e tests
  * (`@flocker/control-api/testing`), outside the control service's public surface.
  */
-export { EtcdTestCluster, freePort, makeEtcdTestPki, type EtcdTestClusterOptions, type EtcdTestPki } from './etcdCluster';
+export {
+  EtcdTestCluster,
+  freePort,
+  makeEtcdTestPki,
+  type EtcdTestClusterOptions,
+  type EtcdTestPki,
+} from './etcdCluster';
 export { seedFileStore } from './seedFileStore';
