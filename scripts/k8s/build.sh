@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes binaries the harness runs (kube-apiserver, kube-controller-manager, kube-scheduler,
-# kubelet, kubectl) and the controller-side CSI sidecars (external-provisioner, -attacher, -resizer) from the
-# Go module proxy, pinned, into a cache OUTSIDE the clone keyed by version. A warm run only checks the files.
-# Cold: ~35 min on 2 busy cores (nice 19), once per machine. Prints the cache directory on stdout.
+# kubelet, kubectl) and the controller-side CSI sidecars from the Go module proxy, pinned, into a cache OUTSIDE
+# the clone keyed by version. A warm run only checks the files. Cold: once per machine (~22 min for Kubernetes
+# and ~7-10 min per sidecar on 2 cores shared with other builds; nice 19). Prints on stdout the Kubernetes
+# directory and the sidecars' directory (one directory of links to each sidecar's own versioned build).
 #   FLOCKER_K8S_CACHE  cache root (default /var/cache/flocker)
+#   K8S_SIDECARS       which sidecars (default "provisioner resizer"; the harness's CSIDriver says
+#                      attachRequired: false, so csi-attacher would have nothing to do: add "attacher" to build it)
 #   K8S_VERSION / PROVISIONER_VERSION / ATTACHER_VERSION / RESIZER_VERSION  override the pins
 set -euo pipefail
 k8s_version="${K8S_VERSION:-1.35.4}"
@@ -12,12 +15,20 @@ attacher_version="${ATTACHER_VERSION:-v4.13.0}"
 resizer_version="${RESIZER_VERSION:-v2.3.0}"
 root="${FLOCKER_K8S_CACHE:-/var/cache/flocker}"
 kdir="$root/k8s-v$k8s_version"
-sdir="$root/k8s-csi-sidecars-p$provisioner_version-a$attacher_version-r$resizer_version"
 kbins="kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl"
-sbins="csi-provisioner csi-attacher csi-resizer"
+sidecars="${K8S_SIDECARS:-provisioner resizer}"
+version_of() { case $1 in provisioner) echo "$provisioner_version" ;; resizer) echo "$resizer_version" ;; attacher) echo "$attacher_version" ;;
+  *) echo "k8s/build: unknown sidecar $1 (provisioner, resizer, attacher)" >&2; exit 1 ;; esac; }
+module_of() { case $1 in provisioner) echo github.com/kubernetes-csi/external-provisioner/v6 ;;
+  resizer) echo github.com/kubernetes-csi/external-resizer/v2 ;; attacher) echo github.com/kubernetes-csi/external-attacher/v4 ;; esac; }
+sdir="$root/k8s-csi-sidecars"          # links to the versioned builds below, rewritten on every run
+sidecar_dir() { echo "$root/go-bin/csi-$1-$(version_of "$1")"; }
 
 complete() { local d=$1 b; shift; for b in "$@"; do [ -x "$d/$b" ] || return 1; done; }
-if complete "$kdir" $kbins && complete "$sdir" $sbins; then echo "$kdir $sdir"; exit 0; fi
+sidecars_built() { local s; for s in $sidecars; do complete "$(sidecar_dir $s)" csi-$s || return 1; done; }
+link_sidecars() { local s; mkdir -p "$sdir"
+  for s in $sidecars; do ln -sfn "$(sidecar_dir $s)/csi-$s" "$sdir/csi-$s"; done; }
+if complete "$kdir" $kbins && sidecars_built; then link_sidecars; echo "$kdir $sdir"; exit 0; fi
 
 command -v go >/dev/null || export PATH="/usr/local/go/bin:$PATH"
 command -v go >/dev/null || { echo "k8s/build: no go on PATH (needed to build Kubernetes v$k8s_version)" >&2; exit 1; }
@@ -25,7 +36,7 @@ mkdir -p "$root"
 # One build per machine at a time: a second caller waits here, then finds the cache warm.
 exec 9>"$root/.k8s-build.lock"
 if ! flock -n 9; then echo "k8s/build: another build is running; waiting for it" >&2; flock 9; fi
-if complete "$kdir" $kbins && complete "$sdir" $sbins; then echo "$kdir $sdir"; exit 0; fi
+if complete "$kdir" $kbins && sidecars_built; then link_sidecars; echo "$kdir $sdir"; exit 0; fi
 
 work="$root/.k8s-build"          # kept between failed attempts (module downloads, compiled packages)
 mkdir -p "$work"
@@ -36,7 +47,7 @@ start=$(date +%s)
 say() { echo "k8s/build: [$(( $(date +%s) - start ))s] $*" >&2; }
 
 if ! complete "$kdir" $kbins; then
-  say "building Kubernetes v$k8s_version from the Go module proxy (first time on this machine, ~15-20 min)"
+  say "Kubernetes v$k8s_version is not in the cache ($kdir): building it from the Go module proxy, once per machine (~20-25 min on 2 busy cores)"
   src=$(modDir k8s.io/kubernetes "v$k8s_version")
   [ -n "$src" ] || { echo "k8s/build: cannot download k8s.io/kubernetes v$k8s_version" >&2; exit 1; }
   # k8s.io/kubernetes replaces its staging modules with ./staging/...; a wrapper module pins them to the
@@ -57,22 +68,19 @@ if ! complete "$kdir" $kbins; then
   say "Kubernetes binaries in $kdir"
 fi
 
-if ! complete "$sdir" $sbins; then
-  tmp="$work/sidecars.tmp"; rm -rf "$tmp"; mkdir -p "$tmp"
-  # Their go.mod files carry replace directives, so `go install pkg@version` refuses them: build a copy of
-  # each downloaded module as the main module.
-  sidecar() { local mod=$1 ver=$2 name=$3 d
-    say "building $name $ver"
-    d=$(modDir "$mod" "$ver"); [ -n "$d" ] || { echo "k8s/build: cannot download $mod $ver" >&2; exit 1; }
-    rm -rf "$work/src-$name"; cp -r "$d" "$work/src-$name"; chmod -R u+w "$work/src-$name"
-    (cd "$work/src-$name" && gorun build -trimpath -ldflags "-s -w -X main.version=$ver" -o "$tmp/$name" "./cmd/$name")
-    rm -rf "$work/src-$name"; }
-  sidecar github.com/kubernetes-csi/external-provisioner/v6 "$provisioner_version" csi-provisioner
-  sidecar github.com/kubernetes-csi/external-resizer/v2 "$resizer_version" csi-resizer
-  sidecar github.com/kubernetes-csi/external-attacher/v4 "$attacher_version" csi-attacher
-  rm -rf "$sdir"; mv "$tmp" "$sdir"
-  say "CSI sidecars in $sdir"
-fi
+# The sidecars' go.mod files carry replace directives, so `go install pkg@version` refuses them: build a copy
+# of each downloaded module as the main module.
+for s in $sidecars; do
+  out="$(sidecar_dir $s)"; complete "$out" csi-$s && continue
+  ver="$(version_of $s)"; mod="$(module_of $s)"
+  say "building csi-$s $ver"
+  d=$(modDir "$mod" "$ver"); [ -n "$d" ] || { echo "k8s/build: cannot download $mod $ver" >&2; exit 1; }
+  rm -rf "$work/src-$s"; cp -r "$d" "$work/src-$s"; chmod -R u+w "$work/src-$s"
+  (cd "$work/src-$s" && gorun build -trimpath -ldflags "-s -w -X main.version=$ver" -o "$work/csi-$s" "./cmd/csi-$s")
+  rm -rf "$work/src-$s" "$out"; mkdir -p "$out"; mv "$work/csi-$s" "$out/"
+  say "csi-$s in $out"
+done
+link_sidecars
 # The compiled-package cache is only useful to a build that failed half-way; the binaries are the cache.
 rm -rf "$work"
 say "done"
