@@ -16,10 +16,7 @@ export class JsonTooDeepError extends Error {
   }
 }
 
-/** The deepest nesting of arrays and objects in JSON text: @flocker/api's scanner, shared with the Docker plugin. */
-export const jsonDepth = jsonNesting;
-
-/** express.json's `verify` hook: throws JsonTooDeepError (→ 400) past MAX_JSON_DEPTH. */
+/** express.json's `verify` hook (the scanner is @flocker/api's, shared with the Docker plugin): throws JsonTooDeepError (→ 400) past MAX_JSON_DEPTH. */
 export function rejectDeepJson(_req: unknown, _res: unknown, buf: Buffer): void {
-  if (jsonDepth(buf, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) throw new JsonTooDeepError(MAX_JSON_DEPTH);
+  if (jsonNesting(buf, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) throw new JsonTooDeepError(MAX_JSON_DEPTH);
 }
