@@ -11,36 +11,16 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { FlockerClient } from '@flocker/api';
 import { CONFIGURATION_FILE, LOG_FILE } from './ConfigurationStore';
+import { controlArgv } from './testing/controlProcess';
 
 const NODE = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const ROUNDS = 5;
 const WRITERS = 4;
 
-/** Plain HTTP for the test; a flocker-control that defaults to TLS needs asking for it. */
-function plainHttpArgs(): string[] {
-  return readFileSync(path.join(__dirname, 'main.js'), 'utf8').includes('insecure-http') ? ['--insecure-http'] : [];
-}
-
 function startChild(dataDir: string, extraArgs: readonly string[] = []): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(
-    process.execPath,
-    [
-      path.join(__dirname, 'main.js'),
-      '--port',
-      '0',
-      '--host',
-      '127.0.0.1',
-      '--data-dir',
-      dataDir,
-      '--log-level',
-      'error',
-      ...plainHttpArgs(),
-      ...extraArgs,
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
+  const child = spawn(process.execPath, controlArgv(dataDir, '--log-level', 'error', ...extraArgs), {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout?.on('data', (chunk: Buffer) => {

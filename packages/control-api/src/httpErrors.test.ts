@@ -14,6 +14,7 @@ import { MemoryConfigurationStore } from './ConfigurationStore';
 import { ConfigurationError, invalidRequest, StoreError, UsageError } from './errors';
 import { HTTP_STATUS, toApiError } from './httpErrors';
 import { type ControlService, startControlService } from './server';
+import { controlArgv } from './testing/controlProcess';
 
 const silent = winston.createLogger({ silent: true });
 
@@ -100,23 +101,9 @@ describe('flocker-control with a bad flag', () => {
   function run(args: string[]): Promise<{ code: number | null; stderr: string }> {
     const dir = mkdtempSync(path.join(tmpdir(), 'flocker-flags-'));
     return new Promise((resolve, reject) => {
-      const child = spawn(
-        process.execPath,
-        [
-          path.join(__dirname, 'main.js'),
-          '--port',
-          '0',
-          '--host',
-          '127.0.0.1',
-          '--data-dir',
-          dir,
-          '--insecure-http',
-          ...args,
-        ],
-        {
-          stdio: ['ignore', 'ignore', 'pipe'],
-        },
-      );
+      const child = spawn(process.execPath, controlArgv(dir, ...args), {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       let stderr = '';
       child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
       child.on('error', reject);

@@ -13,6 +13,7 @@ import { FakeFullDisk } from '@flocker/api/dist/fakeFullDisk';
 import { FileConfigurationStore } from './ConfigurationStore';
 import { registerNode } from './configuration';
 import { startControlService } from './server';
+import { controlArgv } from './testing/controlProcess';
 
 const NODE = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 
@@ -74,24 +75,9 @@ describe('control service on a full disk', () => {
   it('keeps serving while its log output (stderr) is a full disk', async () => {
     // /dev/full fails every write with ENOSPC, as a log file on a full disk does.
     const full = openSync('/dev/full', 'w');
-    const child = spawn(
-      process.execPath,
-      [
-        path.join(__dirname, 'main.js'),
-        '--port',
-        '0',
-        '--host',
-        '127.0.0.1',
-        '--data-dir',
-        dir,
-        '--insecure-http',
-        '--log-level',
-        'debug',
-      ],
-      {
-        stdio: ['ignore', 'pipe', full],
-      },
-    );
+    const child = spawn(process.execPath, controlArgv(dir, '--log-level', 'debug'), {
+      stdio: ['ignore', 'pipe', full],
+    });
     closeSync(full);
     const stdout = child.stdout;
     if (stdout === null) throw new Error('no stdout');

@@ -6,24 +6,15 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
-import { FlockerClient, type NodeReport } from '@flocker/api';
+import { FlockerClient } from '@flocker/api';
 import { EtcdTestCluster, freePort } from '../testing/etcdCluster';
+import { emptyNodeReport } from '../testing/controlProcess';
 
 jest.setTimeout(180_000);
 const MAIN = path.resolve(__dirname, '../main.js');
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 
-function report(uuid: string): NodeReport {
-  return {
-    uuid,
-    era: 'era-a',
-    host: '10.0.0.1',
-    instance_id: 'i-a',
-    backend: 'loopback',
-    manifestations: [],
-    errors: [],
-  };
-}
+const report = emptyNodeReport;
 
 class Replica {
   proc: ChildProcess | undefined;

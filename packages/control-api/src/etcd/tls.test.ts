@@ -10,10 +10,11 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
-import { FlockerClient, type NodeReport } from '@flocker/api';
+import { FlockerClient } from '@flocker/api';
 import { encodeConfiguration, FileConfigurationStore } from '../ConfigurationStore';
 import { type EtcdTestPki, EtcdTestCluster } from '../testing/etcdCluster';
 import { seedFileStore } from '../testing/seedFileStore';
+import { emptyNodeReport } from '../testing/controlProcess';
 
 jest.setTimeout(60_000);
 const MAIN = path.resolve(__dirname, '../main.js');
@@ -23,17 +24,7 @@ const Listening = z.object({ listening: z.string(), port: z.number() });
 const StartFailure = z.object({ level: z.literal('error'), code: z.string(), error: z.string() });
 const Migrated = z.object({ migrated: z.literal(true), datasets: z.number(), leases: z.number(), nodes: z.number() });
 
-function report(uuid: string): NodeReport {
-  return {
-    uuid,
-    era: 'era-a',
-    host: '10.0.0.1',
-    instance_id: 'i-a',
-    backend: 'loopback',
-    manifestations: [],
-    errors: [],
-  };
-}
+const report = emptyNodeReport;
 
 let etcd: EtcdTestCluster;
 let pki: EtcdTestPki;
