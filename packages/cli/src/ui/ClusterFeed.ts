@@ -56,7 +56,13 @@ export class ClusterFeed {
   ingest(next: ClusterSnapshot): void {
     const time = this.now().toISOString();
     const fresh = diffSnapshots(this.latestSnapshot, next).map((e): UiEvent => ({ ...e, id: this.nextId++, time }));
-    if (this.latestSnapshot) for (const d of next.datasets) if (!this.firstSeen.has(d.dataset_id) && !this.latestSnapshot.datasets.some((o) => o.dataset_id === d.dataset_id)) this.firstSeen.set(d.dataset_id, time);
+    if (this.latestSnapshot)
+      for (const d of next.datasets)
+        if (
+          !this.firstSeen.has(d.dataset_id) &&
+          !this.latestSnapshot.datasets.some((o) => o.dataset_id === d.dataset_id)
+        )
+          this.firstSeen.set(d.dataset_id, time);
     this.latestSnapshot = next;
     this.events.push(...fresh);
     this.events.splice(0, Math.max(0, this.events.length - (this.options.backlog ?? 200)));
