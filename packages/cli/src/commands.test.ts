@@ -3,6 +3,7 @@
  * refused, what is called, what people read (issue 17, items 10-12).
  */
 import type { ClusterSnapshot, DatasetConfiguration, FlockerClient, Lease, NodeState } from '@flocker/api';
+import { backend, mounted, node as fixtureNode } from '@flocker/web-ui/dist/model/fixtures.test-helpers';
 import { buildCli } from './cli';
 import { EXIT } from './errors';
 
@@ -11,21 +12,9 @@ const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
 const D1 = '11111111-1111-4111-8111-111111111111';
 const D2 = '22222222-2222-4222-8222-222222222222';
 
-function node(uuid: string, host: string, patch: Partial<NodeState> = {}): NodeState {
-  return {
-    uuid,
-    host,
-    era: `era-${host}`,
-    instance_id: `i-${host}`,
-    backend: 'loopback',
-    manifestations: [],
-    volumes: [],
-    errors: [],
-    alive: true,
-    last_seen: new Date().toISOString(),
-    ...patch,
-  };
-}
+/** A node the control service saw just now (the CLI prints how long ago). */
+const node = (uuid: string, host: string, patch: Partial<NodeState> = {}): NodeState =>
+  fixtureNode(uuid, host, { last_seen: new Date().toISOString(), ...patch });
 const ds = (id: string, name: string | undefined, patch: Partial<DatasetConfiguration> = {}): DatasetConfiguration => ({
   dataset_id: id,
   primary: A,
@@ -33,19 +22,6 @@ const ds = (id: string, name: string | undefined, patch: Partial<DatasetConfigur
   metadata: name === undefined ? {} : { name },
   deleted: false,
   ...patch,
-});
-const mounted = (id: string) => ({
-  dataset_id: id,
-  blockdevice_id: `vol-${id}`,
-  size: 1,
-  status: 'mounted' as const,
-  path: `/flocker/${id}`,
-});
-const backendVolume = (id: string, attachedTo: string | null) => ({
-  blockdevice_id: `vol-${id}`,
-  dataset_id: id,
-  size: 1,
-  attached_to: attachedTo,
 });
 const busy = (id: string) => ({
   dataset_id: id,
@@ -188,7 +164,7 @@ describe('stuck or failing operations show their reason (item 11)', () => {
       [
         node(A, '10.0.0.1', {
           manifestations: [mounted(D2)],
-          volumes: [backendVolume(D1, 'i-10.0.0.1'), backendVolume(D2, 'i-10.0.0.1')],
+          volumes: [backend(D1, 'i-10.0.0.1'), backend(D2, 'i-10.0.0.1')],
           errors: [busy(D1)],
         }),
       ],

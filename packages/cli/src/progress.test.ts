@@ -1,25 +1,14 @@
 import type { ClusterSnapshot, NodeState } from '@flocker/api';
+import { node as fixtureNode } from '@flocker/web-ui/dist/model/fixtures.test-helpers';
 import { isGone, movePhase } from './progress';
 
 const D = '11111111-1111-4111-8111-111111111111';
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
 
-function node(uuid: string, patch: Partial<NodeState> = {}): NodeState {
-  return {
-    uuid,
-    era: 'e',
-    host: uuid === A ? 'host-a' : 'host-b',
-    instance_id: `i-${uuid.slice(0, 1)}`,
-    backend: 'loopback',
-    manifestations: [],
-    volumes: [],
-    errors: [],
-    alive: true,
-    last_seen: new Date().toISOString(),
-    ...patch,
-  };
-}
+/** Node A is `host-a` on instance `i-host-a`, node B `host-b` on `i-host-b`. */
+const node = (uuid: string, patch: Partial<NodeState> = {}): NodeState =>
+  fixtureNode(uuid, uuid === A ? 'host-a' : 'host-b', patch);
 function snap(nodes: NodeState[]): ClusterSnapshot {
   return { generation: 'g', configuration_tag: 't', datasets: [], leases: [], nodes };
 }
@@ -37,10 +26,10 @@ describe('movePhase', () => {
   it('walks the steps of a move', () => {
     expect(movePhase(snap([node(A)]), D, A)).toMatchObject({ step: 'creating' });
     expect(movePhase(snap([node(A, { volumes: [vol(null)] })]), D, A)).toMatchObject({ step: 'attaching' });
-    expect(movePhase(snap([node(A), node(B, { volumes: [vol('i-b')] })]), D, A)).toMatchObject({
+    expect(movePhase(snap([node(A), node(B, { volumes: [vol('i-host-b')] })]), D, A)).toMatchObject({
       step: 'detaching from host-b',
     });
-    expect(movePhase(snap([node(A), node(B, { alive: false, volumes: [vol('i-b')] })]), D, A)).toMatchObject({
+    expect(movePhase(snap([node(A), node(B, { alive: false, volumes: [vol('i-host-b')] })]), D, A)).toMatchObject({
       step: 'waiting for dead node host-b to be fenced',
     });
     const attached = node(A, { manifestations: [{ dataset_id: D, blockdevice_id: 'v', size: 1, status: 'attached' }] });

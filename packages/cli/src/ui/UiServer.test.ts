@@ -7,39 +7,15 @@ import {
   type ClusterSnapshot,
   type CreateDatasetRequest,
   type DatasetConfiguration,
-  type NodeState,
   type UpdateDatasetRequest,
 } from '@flocker/api';
 import { UiMessage } from '@flocker/web-ui';
+import { A, B, D1, dataset, node } from '@flocker/web-ui/dist/model/fixtures.test-helpers';
 import { UiActions, type UiClient } from './actions';
 import { ClusterFeed } from './ClusterFeed';
 import { UiServer } from './UiServer';
 
-const A = '0a0a0a0a-0000-4000-8000-00000000000a';
-const B = '0b0b0b0b-0000-4000-8000-00000000000b';
-const D1 = 'd1d1d1d1-0000-4000-8000-0000000000d1';
-
-function node(uuid: string, host: string): NodeState {
-  return {
-    uuid,
-    host,
-    era: `era-${host}`,
-    instance_id: `i-${host}`,
-    backend: 'loopback',
-    manifestations: [],
-    volumes: [],
-    errors: [],
-    alive: true,
-    last_seen: '2026-01-01T00:00:00.000Z',
-  };
-}
-const existing: DatasetConfiguration = {
-  dataset_id: D1,
-  primary: A,
-  maximum_size: 128 * 1024 * 1024,
-  metadata: { name: 'pgdata' },
-  deleted: false,
-};
+const existing = dataset(D1, 'pgdata', A);
 function snapshot(generation: string, datasets: DatasetConfiguration[] = [existing]): ClusterSnapshot {
   return { generation, configuration_tag: 't', datasets, leases: [], nodes: [node(A, 'a'), node(B, 'b')] };
 }

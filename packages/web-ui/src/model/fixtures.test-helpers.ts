@@ -1,4 +1,4 @@
-/** Small builders of cluster snapshots for the model's tests. */
+/** Small builders of cluster snapshots for the model's tests and the CLI's (`@flocker/web-ui/dist/model/fixtures.test-helpers`). */
 import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api/dist/schemas';
 
 export const A = '0a0a0a0a-0000-4000-8000-00000000000a';
