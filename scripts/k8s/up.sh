@@ -180,7 +180,7 @@ kind: StorageClass
 metadata: {name: flocker}
 provisioner: $DRIVER
 reclaimPolicy: Delete
-volumeBindingMode: WaitForFirstConsumer
+volumeBindingMode: Immediate
 allowVolumeExpansion: true
 Y
 for i in $(seq 1 "$NODES"); do wait_for 120 "node$i Ready" kc wait --for=condition=Ready "node/node$i" --timeout=1s; done

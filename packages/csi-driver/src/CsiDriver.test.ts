@@ -263,6 +263,51 @@ describe('stage and publish against a kubelet', () => {
   });
 });
 
+describe('NodeStageVolume while another live node is letting go (a rescheduled pod)', () => {
+  function handoverDriver(w: World, c: ControlClient, handoverWaitMs: number): CsiDriver {
+    return new CsiDriver({
+      client: c,
+      logger: winston.createLogger({ silent: true }),
+      mode: 'node',
+      nodeId: ME,
+      mounter: { mounts: async () => [{ device: '7:1', root: '/', mountPoint: '/agent/path', options: ['rw'] }], bind: async () => undefined, unmount: async () => undefined },
+      version: 'test',
+      defaultSize: 64 * MiB,
+      stageTimeoutMs: 5_000,
+      pollMs: 20,
+      handoverWaitMs,
+    });
+  }
+
+  it('waits (long-poll) within --handover-wait for the live holder to release the lease, then stages', async () => {
+    const w = world();
+    w.leases.push({ dataset_id: ID, node_uuid: OTHER, expires: null });
+    const c = client(w);
+    const wait = c.waitForCluster;
+    let polls = 0;
+    // The old node unstages on the third long-poll; the agent here then reports the volume mounted.
+    c.waitForCluster = async (since, t) => {
+      const s = await wait(since, t);
+      if (since !== undefined && ++polls === 3) w.leases = [];
+      if (w.calls.includes(`move ${ME}`)) w.nodes = [node(ME, { manifestations: [{ dataset_id: ID, blockdevice_id: 'b', size: 1, status: 'mounted', path: '/agent/path' }] }), node(OTHER)];
+      return { ...s, leases: w.leases, nodes: w.nodes };
+    };
+    await handoverDriver(w, c, 2_000).nodeStageVolume(STAGE);
+    expect(w.calls).toEqual(['lease', `move ${ME}`]);
+    expect(polls).toBeGreaterThanOrEqual(3);
+  });
+
+  it('is FAILED_PRECONDITION naming the holder once the wait is over; nothing is moved', async () => {
+    const w = world();
+    w.leases.push({ dataset_id: ID, node_uuid: OTHER, expires: null });
+    const started = Date.now();
+    const err = await failure(handoverDriver(w, client(w), 200).nodeStageVolume(STAGE));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(190);
+    expect(err).toMatchObject({ code: status.FAILED_PRECONDITION, message: expect.stringMatching(/in use on node other \(it holds the lease\)/) });
+    expect(w.calls).toEqual([]);
+  });
+});
+
 describe('ControllerExpandVolume', () => {
   const expand = (required: number, limit = 0) => ({ volume_id: ID, capacity_range: { required_bytes: String(required), limit_bytes: String(limit) } });
   it('grows the dataset to the required bytes, waits for the agent to report it, and needs no node expansion', async () => {

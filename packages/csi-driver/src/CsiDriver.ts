@@ -72,6 +72,13 @@ export interface CsiDriverOptions {
   stageTimeoutMs: number;
   /** Long-poll duration per request while waiting. Default 25 s. */
   pollMs?: number;
+  /**
+   * How long NodeStageVolume waits for a live node to let go of the lease before it is
+   * FAILED_PRECONDITION (default 0: at once). A rescheduled pod's stage on the new node
+   * usually comes while the old node's kubelet is still unstaging; failing at once costs the
+   * kubelet's retry backoff (0.5, 1, 2, 4 s …) instead of the moment the lease is released.
+   */
+  handoverWaitMs?: number;
 }
 
 /** StorageClass parameters CreateVolume understands; keys with the csi.storage.k8s.io/ prefix are the CO's and ignored. */
@@ -173,8 +180,8 @@ export type LeaseVerdict =
   | { kind: 'free' }
   /** Held by a node declared dead whose (unpinned) lease the control service releases at releaseAt. */
   | { kind: 'wait'; message: string; releaseAt: string }
-  /** Held by a live node, pinned, or by a dead node the control service will not release. */
-  | { kind: 'fail'; message: string };
+  /** Held by a live node (`busy`: it may be unstaging right now), pinned, or by a dead node the control service will not release. */
+  | { kind: 'fail'; message: string; busy?: boolean };
 
 /** What NodeStageVolume can do about the lease on a dataset, from the snapshot (the Docker plugin's rule). */
 export function leaseVerdict(s: ClusterSnapshot, datasetId: string, me: string): LeaseVerdict {
@@ -186,7 +193,7 @@ export function leaseVerdict(s: ClusterSnapshot, datasetId: string, me: string):
     return { kind: 'fail', message: `volume ${datasetId} is in use on node ${host}, pinned there by an admin: release the lease first (flocker leases release)` };
   }
   if (holder === undefined || holder.alive) {
-    return { kind: 'fail', message: `volume ${datasetId} is in use on node ${host} (it holds the lease): unstage it there first` };
+    return { kind: 'fail', busy: true, message: `volume ${datasetId} is in use on node ${host} (it holds the lease): unstage it there first` };
   }
   const grace = s.lease_grace_seconds;
   const since = holder.dead_since ?? holder.last_seen;
@@ -500,6 +507,7 @@ export class CsiDriver {
    * so wait for that (long-poll, within the stage's deadline) and take it.
    */
   private async takeLease(id: string, deadline: number): Promise<void> {
+    const handoverUntil = Math.min(deadline, Date.now() + (this.opts.handoverWaitMs ?? 0));
     for (;;) {
       try {
         await this.client.acquireLease({ dataset_id: id, node_uuid: this.me, expires: null });
@@ -509,6 +517,14 @@ export class CsiDriver {
       }
       let s = await this.snapshot();
       let verdict = leaseVerdict(s, id, this.me);
+      // A live holder (not pinned): wait, on the long-poll, for it to let go, within the hand-over bound.
+      if (verdict.kind === 'fail' && verdict.busy === true && Date.now() < handoverUntil) {
+        this.logger.info('waiting for another node to release the lease', { dataset_id: id, detail: verdict.message });
+        while (verdict.kind === 'fail' && verdict.busy === true && Date.now() < handoverUntil) {
+          s = await this.client.waitForCluster(s.generation, Math.min(handoverUntil - Date.now(), this.opts.pollMs ?? 25_000));
+          verdict = leaseVerdict(s, id, this.me);
+        }
+      }
       if (verdict.kind === 'fail') throw new CsiError(status.FAILED_PRECONDITION, verdict.message);
       if (verdict.kind === 'wait') this.logger.warn('waiting for the control service to release the lease of a dead node', { dataset_id: id, detail: verdict.message });
       while (verdict.kind === 'wait') {

@@ -27,6 +27,11 @@ async function main(): Promise<void> {
     })
     .option('kubelet-csi-endpoint', { type: 'string', describe: 'the CSI socket path the kubelet dials (default: the --endpoint path)' })
     .option('stage-timeout', { type: 'number', describe: 'seconds NodeStageVolume waits for the agent to mount the volume here', default: 100 })
+    .option('handover-wait', {
+      type: 'number',
+      describe: 'seconds NodeStageVolume waits for a live node to release the lease (a pod moving here while its old node still unstages) before FAILED_PRECONDITION',
+      default: 10,
+    })
     .strict()
     .help()
     .parseAsync();
@@ -56,6 +61,7 @@ async function main(): Promise<void> {
     ...(nodeId !== undefined ? { nodeId } : {}),
     defaultSize: parseSize(argv['default-size']),
     stageTimeoutMs: argv['stage-timeout'] * 1000,
+    handoverWaitMs: argv['handover-wait'] * 1000,
     ...(argv['kubelet-registration-dir'] !== undefined ? { kubeletRegistryDir: argv['kubelet-registration-dir'] } : {}),
     ...(argv['kubelet-csi-endpoint'] !== undefined ? { kubeletCsiEndpoint: argv['kubelet-csi-endpoint'] } : {}),
     logger,

@@ -17,6 +17,8 @@ export interface CsiDriverSettings {
   nodeId?: string;
   defaultSize: number;
   stageTimeoutMs: number;
+  /** See CsiDriverOptions.handoverWaitMs. */
+  handoverWaitMs?: number;
   pollMs?: number;
   protoPath?: string;
   /** Serve the kubelet's plugin registration here (node service), e.g. /var/lib/kubelet/plugins_registry. */
@@ -60,6 +62,7 @@ export async function startCsiDriver(settings: CsiDriverSettings): Promise<Runni
     version: driverVersion(),
     defaultSize: settings.defaultSize,
     stageTimeoutMs: settings.stageTimeoutMs,
+    ...(settings.handoverWaitMs !== undefined ? { handoverWaitMs: settings.handoverWaitMs } : {}),
     ...(settings.pollMs !== undefined ? { pollMs: settings.pollMs } : {}),
   });
   const server = await serveCsi(driver, settings.endpoint, logger, settings.protoPath);
