@@ -41,6 +41,8 @@ describe('createContainer', () => {
     volumes: [{ dataset_id: D1, mountpoint: '/data' }],
   });
   const withDb = () => createContainer(base(), db).config;
+  /** A container `x` on node A that differs from a valid request only in `over`. */
+  const other = (over: Partial<CreateContainerRequest>) => make({ name: 'x', node_uuid: A, image: 'i', ...over });
 
   test.each([
     ['a new container', () => createContainer(base(), db), 'ok'],
@@ -51,20 +53,12 @@ describe('createContainer', () => {
     ],
     [
       'external port used anywhere',
-      () =>
-        createContainer(
-          withDb(),
-          make({ name: 'x', node_uuid: B, image: 'i', ports: [{ internal: 1, external: 8080 }] }),
-        ),
+      () => createContainer(withDb(), other({ node_uuid: B, ports: [{ internal: 1, external: 8080 }] })),
       '409 CONTAINER_PORT_COLLISION',
     ],
     [
       'dataset used by another container',
-      () =>
-        createContainer(
-          withDb(),
-          make({ name: 'x', node_uuid: A, image: 'i', volumes: [{ dataset_id: D1, mountpoint: '/d' }] }),
-        ),
+      () => createContainer(withDb(), other({ volumes: [{ dataset_id: D1, mountpoint: '/d' }] })),
       '409 DATASET_IN_USE',
     ],
     [
@@ -74,11 +68,7 @@ describe('createContainer', () => {
     ],
     [
       'dataset without a volume name',
-      () =>
-        createContainer(
-          base(),
-          make({ name: 'x', node_uuid: A, image: 'i', volumes: [{ dataset_id: D2, mountpoint: '/d' }] }),
-        ),
+      () => createContainer(base(), other({ volumes: [{ dataset_id: D2, mountpoint: '/d' }] })),
       '409 DATASET_NOT_A_VOLUME',
     ],
     [
@@ -86,18 +76,13 @@ describe('createContainer', () => {
       () =>
         createContainer(
           base(),
-          make({
-            name: 'x',
-            node_uuid: A,
-            image: 'i',
-            volumes: [{ dataset_id: '33333333-3333-4333-8333-333333333333', mountpoint: '/d' }],
-          }),
+          other({ volumes: [{ dataset_id: '33333333-3333-4333-8333-333333333333', mountpoint: '/d' }] }),
         ),
       '404 DATASET_NOT_FOUND',
     ],
     [
       'unknown node',
-      () => createContainer(base(), make({ name: 'x', node_uuid: '44444444-4444-4444-8444-444444444444', image: 'i' })),
+      () => createContainer(base(), other({ node_uuid: '44444444-4444-4444-8444-444444444444' })),
       '400 UNKNOWN_NODE',
     ],
     [
@@ -105,10 +90,7 @@ describe('createContainer', () => {
       () =>
         createContainer(
           base(),
-          make({
-            name: 'x',
-            node_uuid: A,
-            image: 'i',
+          other({
             links: [
               { alias: 'db', local_port: 1, remote_port: 2 },
               { alias: 'DB', local_port: 3, remote_port: 4 },
@@ -122,10 +104,7 @@ describe('createContainer', () => {
       () =>
         createContainer(
           base(),
-          make({
-            name: 'x',
-            node_uuid: A,
-            image: 'i',
+          other({
             links: [
               { alias: 'a', local_port: 1, remote_port: 2 },
               { alias: 'b', local_port: 1, remote_port: 4 },
