@@ -35,6 +35,15 @@ function report(uuid: string): NodeReport {
   };
 }
 
+/** The next version of `config`, with one more node (under `key`) on `host`. */
+function withNode(config: Configuration, key: string, host: string): Configuration {
+  return {
+    ...config,
+    version: config.version + 1,
+    nodes: new Map([...config.nodes, [key, { uuid: randomUUID(), host }]]),
+  };
+}
+
 async function expectApiError(p: Promise<unknown>, status: number, code: string): Promise<void> {
   const err: unknown = await p.then(
     () => undefined,
@@ -131,11 +140,7 @@ describe('EtcdConfigurationStore', () => {
     await watcher.subscribe({ configuration: (c) => seen.push(c.version), report: () => undefined });
     let config = await writer.load();
     for (let i = 0; i < 10; i++) {
-      const next: Configuration = {
-        ...config,
-        version: config.version + 1,
-        nodes: new Map([...config.nodes, [randomUUID(), { uuid: randomUUID(), host: `h${i}` }]]),
-      };
+      const next = withNode(config, randomUUID(), `h${i}`);
       await writer.commit(next, config);
       config = next;
       await new Promise((r) => setTimeout(r, 20));
@@ -161,11 +166,7 @@ describe('EtcdConfigurationStore', () => {
     const external: number[] = [];
     await store.subscribe({ configuration: (c) => external.push(c.version), report: () => undefined });
     for (let i = 0; i < 40; i++) {
-      const next: Configuration = {
-        ...config,
-        version: config.version + 1,
-        nodes: new Map([...config.nodes, [randomUUID(), { uuid: randomUUID(), host: `h${i}` }]]),
-      };
+      const next = withNode(config, randomUUID(), `h${i}`);
       await store.commit(next, config);
       config = next;
     }
@@ -190,11 +191,7 @@ describe('EtcdConfigurationStore', () => {
     try {
       let config = await writer.load();
       for (let i = 0; i < 60; i++) {
-        const next: Configuration = {
-          ...config,
-          version: config.version + 1,
-          nodes: new Map([...config.nodes, [`n${i}`, { uuid: randomUUID(), host: `h${i}` }]]),
-        };
+        const next = withNode(config, `n${i}`, `h${i}`);
         await writer.commit(next, config);
         config = next;
       }

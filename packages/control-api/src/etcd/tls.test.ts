@@ -120,6 +120,14 @@ function startFailure(exit: Exit): z.infer<typeof StartFailure> {
   throw new Error(`no error line from flocker-control (exit ${String(exit.code)}):\n${exit.stderr}`);
 }
 
+/** flocker-control exited 1 with `code` in its last error line, whose message names each of `says`. */
+function expectStartFailure(exit: Exit, code: string, ...says: string[]): void {
+  expect(exit.code).toBe(1);
+  const failure = startFailure(exit);
+  expect(failure.code).toBe(code);
+  for (const s of says) expect(failure.error).toContain(s);
+}
+
 async function eventually(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -150,11 +158,7 @@ it('two replicas with the CA and a client certificate: a dataset created through
 
 it('a CA that did not issue the members certificates: exits 1 with STORE_TLS_REJECTED naming --etcd-ca', async () => {
   const exit = await runToExit(controlArgs(['--etcd-ca', pki.otherCa, '--etcd-cert', pki.cert, '--etcd-key', pki.key]));
-  expect(exit.code).toBe(1);
-  const failure = startFailure(exit);
-  expect(failure.code).toBe('STORE_TLS_REJECTED');
-  expect(failure.error).toContain('certificate is not trusted');
-  expect(failure.error).toContain('--etcd-ca');
+  expectStartFailure(exit, 'STORE_TLS_REJECTED', 'certificate is not trusted', '--etcd-ca');
 });
 
 it('no client certificate, or one issued by another CA: exits 1 with STORE_TLS_REJECTED naming --etcd-cert', async () => {
@@ -163,11 +167,7 @@ it('no client certificate, or one issued by another CA: exits 1 with STORE_TLS_R
     runToExit(controlArgs(['--etcd-ca', pki.ca, '--etcd-cert', pki.otherCert, '--etcd-key', pki.otherKey])),
   ]);
   for (const exit of [none, foreign]) {
-    expect(exit.code).toBe(1);
-    const failure = startFailure(exit);
-    expect(failure.code).toBe('STORE_TLS_REJECTED');
-    expect(failure.error).toContain('refused the client certificate');
-    expect(failure.error).toContain('--etcd-cert');
+    expectStartFailure(exit, 'STORE_TLS_REJECTED', 'refused the client certificate', '--etcd-cert');
   }
 });
 
@@ -178,15 +178,9 @@ it('inconsistent TLS flags are refused before etcd is dialled, and plain http to
     runToExit(controlArgs(['--etcd-ca', pki.ca, '--etcd-cert', pki.cert])),
     runToExit(controlArgs([], httpEndpoints)),
   ]);
-  expect(httpWithCa.code).toBe(1);
-  expect(startFailure(httpWithCa)).toMatchObject({ code: 'BAD_ETCD_TLS', error: expect.stringContaining('https://') });
-  expect(certWithoutKey.code).toBe(1);
-  expect(startFailure(certWithoutKey)).toMatchObject({
-    code: 'BAD_ETCD_TLS',
-    error: expect.stringContaining('--etcd-key'),
-  });
-  expect(plain.code).toBe(1);
-  expect(startFailure(plain).code).toBe('STORE_UNAVAILABLE');
+  expectStartFailure(httpWithCa, 'BAD_ETCD_TLS', 'https://');
+  expectStartFailure(certWithoutKey, 'BAD_ETCD_TLS', '--etcd-key');
+  expectStartFailure(plain, 'STORE_UNAVAILABLE');
 });
 
 it('migrate-store copies a file store to TLS etcd and back; without a client certificate it fails with exit 1', async () => {
@@ -207,8 +201,7 @@ it('migrate-store copies a file store to TLS etcd and back; without a client cer
       '--etcd-ca',
       pki.ca,
     ]);
-    expect(refused.code).toBe(1);
-    expect(startFailure(refused).code).toBe('STORE_TLS_REJECTED');
+    expectStartFailure(refused, 'STORE_TLS_REJECTED');
 
     const done = await runToExit([
       'migrate-store',
