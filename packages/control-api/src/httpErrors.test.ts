@@ -7,16 +7,13 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import winston from 'winston';
 import { z } from 'zod';
 import { FlockerApiError, FlockerClient } from '@flocker/api';
-import { MemoryConfigurationStore } from './ConfigurationStore';
 import { ConfigurationError, invalidRequest, StoreError, UsageError } from './errors';
 import { HTTP_STATUS, toApiError } from './httpErrors';
-import { type ControlService, startControlService } from './server';
+import { type ControlService } from './server';
 import { controlArgv } from './testing/controlProcess';
-
-const silent = winston.createLogger({ silent: true });
+import { startOnLoopback } from './testing/httpService';
 
 describe('the mapping of errors to HTTP', () => {
   it('a ZodError reaching the boundary came from the server itself: 500 INTERNAL_ERROR', () => {
@@ -49,12 +46,7 @@ describe('the mapping of errors to HTTP', () => {
 describe('over HTTP', () => {
   let svc: ControlService;
   beforeEach(async () => {
-    svc = await startControlService({
-      port: 0,
-      host: '127.0.0.1',
-      store: new MemoryConfigurationStore(),
-      logger: silent,
-    });
+    svc = await startOnLoopback();
   });
   afterEach(async () => svc.close());
 

@@ -5,13 +5,11 @@
  */
 import { request } from 'node:http';
 import * as fc from 'fast-check';
-import winston from 'winston';
-import { MemoryConfigurationStore } from './ConfigurationStore';
 import { MAX_JSON_DEPTH } from './jsonDepth';
 import { routes } from './routes';
-import { type ControlService, startControlService } from './server';
+import { type ControlService } from './server';
+import { startOnLoopback } from './testing/httpService';
 
-const silent = winston.createLogger({ silent: true });
 const NODE = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 
 interface Answer {
@@ -68,13 +66,7 @@ describe('hostile input (control service)', () => {
   let svc: ControlService;
 
   beforeAll(async () => {
-    svc = await startControlService({
-      port: 0,
-      host: '127.0.0.1',
-      store: new MemoryConfigurationStore(),
-      logger: silent,
-      nodeTimeoutSeconds: 3600,
-    });
+    svc = await startOnLoopback({ nodeTimeoutSeconds: 3600 });
   });
   afterAll(async () => svc.close());
 

@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { FlockerApiError, FlockerClient } from '@flocker/api';
-import { FileConfigurationStore, MemoryConfigurationStore } from './ConfigurationStore';
+import { FileConfigurationStore } from './ConfigurationStore';
 import { buildOpenApi, openApiPath } from './openapi';
 import { routes } from './routes';
 import { type ControlService, startControlService } from './server';
@@ -14,6 +14,7 @@ import {
   nodeReport as report,
   silentLogger as silent,
   startOnDir,
+  startOnLoopback,
   startWithTwoNodes,
 } from './testing/httpService';
 
@@ -378,7 +379,7 @@ describe('control service over HTTP', () => {
     const store = new FileConfigurationStore(dir);
     const spy = jest.spyOn(store, 'commit');
     await svc.close();
-    svc = await startControlService({ port: 0, host: '127.0.0.1', store, logger: silent });
+    svc = await startOnLoopback({ store });
     client = new FlockerClient({ baseUrl: svc.url });
     await Promise.all(Array.from({ length: 100 }, () => client.createDataset({ primary: A })));
     expect(await client.listDatasets()).toHaveLength(100);
@@ -424,15 +425,7 @@ describe('failover over HTTP: leases of dead nodes, events, timing fields (injec
   let client: FlockerClient;
   beforeEach(async () => {
     t = T0;
-    svc = await startControlService({
-      port: 0,
-      host: '127.0.0.1',
-      store: new MemoryConfigurationStore(),
-      logger: silent,
-      nodeTimeoutSeconds: 10,
-      leaseGraceSeconds: 2,
-      now: () => t,
-    });
+    svc = await startOnLoopback({ nodeTimeoutSeconds: 10, leaseGraceSeconds: 2, now: () => t });
     client = new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 });
   });
   afterEach(() => svc.close());
@@ -509,13 +502,7 @@ describe('failover over HTTP: leases of dead nodes, events, timing fields (injec
 describe('server limits', () => {
   let svc: ControlService;
   beforeAll(async () => {
-    svc = await startControlService({
-      port: 0,
-      host: '127.0.0.1',
-      store: new MemoryConfigurationStore(),
-      logger: silent,
-      limits: { headersTimeoutMs: 300, requestTimeoutMs: 400, checkIntervalMs: 50 },
-    });
+    svc = await startOnLoopback({ limits: { headersTimeoutMs: 300, requestTimeoutMs: 400, checkIntervalMs: 50 } });
   });
   afterAll(() => svc.close());
 

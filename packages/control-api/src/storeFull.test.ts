@@ -8,12 +8,11 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import winston from 'winston';
 import { FakeFullDisk } from '@flocker/api/dist/fakeFullDisk';
 import { FileConfigurationStore } from './ConfigurationStore';
 import { registerNode } from './configuration';
-import { startControlService } from './server';
 import { controlArgv } from './testing/controlProcess';
+import { startOnLoopback } from './testing/httpService';
 
 const NODE = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 
@@ -28,12 +27,7 @@ describe('control service on a full disk', () => {
     const disk = new FakeFullDisk();
     const store = new FileConfigurationStore(dir, { openFile: disk.open });
     await store.commit(registerNode(await store.load(), { uuid: NODE, host: '10.0.0.1' }));
-    const svc = await startControlService({
-      port: 0,
-      host: '127.0.0.1',
-      store,
-      logger: winston.createLogger({ silent: true }),
-    });
+    const svc = await startOnLoopback({ store });
     const created: string[] = [];
     const create = async (i: number): Promise<Response> => {
       const res = await fetch(`${svc.url}/v1/configuration/datasets`, {

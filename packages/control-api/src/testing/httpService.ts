@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import winston from 'winston';
 import { FlockerClient, type NodeReport } from '@flocker/api';
-import { type ControlService, startControlService } from '../server';
+import { MemoryConfigurationStore } from '../ConfigurationStore';
+import { type ControlService, type ControlServiceOptions, startControlService } from '../server';
 
 export const NODE_A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 export const NODE_B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
@@ -25,6 +26,17 @@ export function nodeReport(uuid: string, extra: Partial<NodeReport> = {}): NodeR
     errors: [],
     ...extra,
   };
+}
+
+/** The service on an ephemeral loopback port, logging nothing, on an in-memory store unless `options` names one. */
+export function startOnLoopback(options: ControlServiceOptions = {}): Promise<ControlService> {
+  return startControlService({
+    port: 0,
+    host: '127.0.0.1',
+    store: new MemoryConfigurationStore(),
+    logger: silentLogger,
+    ...options,
+  });
 }
 
 export interface ServiceOnDir {
