@@ -116,7 +116,7 @@ describe('flocker-syshelper', () => {
     let maxInside = 0;
     await Promise.all(
       [0, 1, 0, 1].map((i) =>
-        locks[i]!.withLock(async () => {
+        locks[i].withLock(async () => {
           inside++;
           maxInside = Math.max(maxInside, inside);
           await new Promise((r) => setTimeout(r, 5));

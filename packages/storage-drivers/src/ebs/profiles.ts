@@ -29,6 +29,7 @@ export function volumeTypeForProfile(profile: string | undefined, sizeGiB: numbe
         : { VolumeType: 'gp3', Iops: GP3_BASELINE_IOPS };
     case 'bronze':
       return sizeGiB >= HDD_MIN_GIB ? { VolumeType: 'sc1' } : { VolumeType: 'gp3' };
+    case undefined: // no profile
     default:
       return { VolumeType: 'gp3' };
   }

@@ -31,7 +31,7 @@ export function pollUntil<T>(probe: () => Promise<T | undefined>, options: PollO
     timeoutMs: options.timeoutMs,
     backoff: { initialMs: options.baseMs, maxMs: options.maxMs, jitter: true },
     random: options.random,
-    clock: { ...systemClock, now: options.now ?? systemClock.now, sleep: options.sleep ?? defaultSleep },
+    clock: { ...systemClock, now: options.now ?? (() => systemClock.now()), sleep: options.sleep ?? defaultSleep },
     onTimeout: () => {
       throw new StorageError('BACKEND_ERROR', `timed out after ${options.timeoutMs} ms waiting for ${options.what}`, options.blockdeviceId);
     },

@@ -24,16 +24,14 @@ export interface ContractFixture {
 
 /** Awaits a promise that must fail with a StorageError of this code. */
 export async function expectStorageError(promise: Promise<unknown>, code: StorageErrorCode): Promise<void> {
-  let failure: unknown;
   try {
     await promise;
   } catch (e) {
-    failure = e;
+    if (isStorageError(e, code)) return;
+    const got = typeof e === 'object' && e !== null && 'code' in e ? e.code : undefined;
+    throw new Error(`expected a StorageError ${code}, got ${String(e)} (code ${String(got)})`, { cause: e });
   }
-  if (failure === undefined) throw new Error(`expected a StorageError ${code}, but the call succeeded`);
-  if (!isStorageError(failure, code)) {
-    throw new Error(`expected a StorageError ${code}, got ${String(failure)} (code ${String((failure as { code?: unknown }).code)})`);
-  }
+  throw new Error(`expected a StorageError ${code}, but the call succeeded`);
 }
 
 async function readAt(device: string, offset: number, length: number): Promise<Buffer> {
