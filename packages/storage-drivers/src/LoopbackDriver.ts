@@ -373,7 +373,8 @@ export class LoopbackDriver implements BlockDeviceApi {
     }
     const parsed = PoolFile.safeParse(json);
     if (!parsed.success) {
-      throw new StorageError('CORRUPT_RECORD', `${this.poolFile} is malformed (${parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ')}); restore it, or remove it to let the next agent claim the pool again`);
+      const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
+      throw new StorageError('CORRUPT_RECORD', `${this.poolFile} is malformed (${issues}); restore it, or remove it to let the next agent claim the pool again`);
     }
     return { clusterId: parsed.data.cluster_id, created: parsed.data.created };
   }
@@ -805,7 +806,9 @@ export class LoopbackDriver implements BlockDeviceApi {
       const reason = e instanceof ImmutableFlagError ? `${immutableFailureReason(e.errno)}: ${e.message}` : String(e);
       throw new StorageError(
         'BACKEND_ERROR',
-        `cannot force-detach volume ${blockdeviceId} from ${holder}: its loop device(s) ${busy.join(', ')} are still in use, and fencing them needs the immutable flag on the backing file, which cannot be set: ${reason}. Nothing was changed; unmount the volume on ${holder} (or fix the pool) and retry`,
+        `cannot force-detach volume ${blockdeviceId} from ${holder}: its loop device(s) ${busy.join(', ')} are still in use, ` +
+          `and fencing them needs the immutable flag on the backing file, which cannot be set: ${reason}. ` +
+          `Nothing was changed; unmount the volume on ${holder} (or fix the pool) and retry`,
         blockdeviceId,
       );
     }

@@ -215,7 +215,8 @@ export async function resizeFilesystem(device: string, options: BlockdevOptions 
     if (check.exitCode > 1) {
       throw new StorageError(
         'BACKEND_ERROR',
-        `checking the filesystem on ${device} before growing it failed: \`${formatCommand('e2fsck', args)}\` exited with ${check.exitCode}: ${check.stderr.trim() || check.stdout.trim() || 'no output'}`,
+        `checking the filesystem on ${device} before growing it failed: \`${formatCommand('e2fsck', args)}\` ` +
+          `exited with ${check.exitCode}: ${check.stderr.trim() || check.stdout.trim() || 'no output'}`,
       );
     }
   }
