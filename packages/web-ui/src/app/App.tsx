@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import { volumeNameProblem } from '@flocker/api/dist/volumeNames';
 import { formatSize } from '../model/sizes';
 import type { UiEvent } from '../model/events';
@@ -444,6 +444,54 @@ function FeedSection({ events }: { events: UiEvent[] }) {
   );
 }
 
+/** A modal dialog, open while `subject` is set: Cancel (focused first) or the dangerous `confirmLabel`. */
+function ConfirmDialog<T>({
+  id,
+  subject,
+  title,
+  children,
+  confirmLabel,
+  onCancel,
+  onConfirm,
+}: {
+  /** Prefix of the heading's and text's element ids. */
+  id: string;
+  subject: T | null;
+  title: ReactNode;
+  children: ReactNode;
+  confirmLabel: string;
+  onCancel: () => void;
+  onConfirm: (subject: T) => void;
+}) {
+  const ref = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    const d = ref.current;
+    if (!d) return;
+    if (subject && !d.open) d.showModal();
+    if (!subject && d.open) d.close();
+  }, [subject]);
+  return (
+    <dialog
+      ref={ref}
+      aria-labelledby={`${id}-h`}
+      aria-describedby={`${id}-text`}
+      onClose={onCancel}
+      className="confirm"
+    >
+      <h2 id={`${id}-h`}>{title}</h2>
+      <p id={`${id}-text`}>{children}</p>
+      <div className="buttons">
+        <button type="button" onClick={onCancel} autoFocus>
+          Cancel
+        </button>
+        <button type="button" className="danger" onClick={() => subject && onConfirm(subject)}>
+          {confirmLabel}
+        </button>
+      </div>
+    </dialog>
+  );
+}
+
 function ConfirmRelease({
   pending,
   onCancel,
@@ -453,32 +501,17 @@ function ConfirmRelease({
   onCancel: () => void;
   onConfirm: (v: VolumeView) => void;
 }) {
-  const ref = useRef<HTMLDialogElement>(null);
-  useEffect(() => {
-    const d = ref.current;
-    if (!d) return;
-    if (pending && !d.open) d.showModal();
-    if (!pending && d.open) d.close();
-  }, [pending]);
   return (
-    <dialog
-      ref={ref}
-      aria-labelledby="release-h"
-      aria-describedby="release-text"
-      onClose={onCancel}
-      className="confirm"
+    <ConfirmDialog
+      id="release"
+      subject={pending}
+      title={<>Release the lease on {pending?.volume.name}?</>}
+      confirmLabel="Release anyway"
+      onCancel={onCancel}
+      onConfirm={(p) => onConfirm(p.volume)}
     >
-      <h2 id="release-h">Release the lease on {pending?.volume.name}?</h2>
-      <p id="release-text">{pending?.risk}</p>
-      <div className="buttons">
-        <button type="button" onClick={onCancel} autoFocus>
-          Cancel
-        </button>
-        <button type="button" className="danger" onClick={() => pending && onConfirm(pending.volume)}>
-          Release anyway
-        </button>
-      </div>
-    </dialog>
+      {pending?.risk}
+    </ConfirmDialog>
   );
 }
 
@@ -491,34 +524,17 @@ function ConfirmDelete({
   onCancel: () => void;
   onConfirm: (v: VolumeView) => void;
 }) {
-  const ref = useRef<HTMLDialogElement>(null);
-  useEffect(() => {
-    const d = ref.current;
-    if (!d) return;
-    if (volume && !d.open) d.showModal();
-    if (!volume && d.open) d.close();
-  }, [volume]);
   return (
-    <dialog
-      ref={ref}
-      aria-labelledby="confirm-h"
-      aria-describedby="confirm-text"
-      onClose={onCancel}
-      className="confirm"
+    <ConfirmDialog
+      id="confirm"
+      subject={volume}
+      title={<>Delete {volume?.name}?</>}
+      confirmLabel="Delete volume"
+      onCancel={onCancel}
+      onConfirm={onConfirm}
     >
-      <h2 id="confirm-h">Delete {volume?.name}?</h2>
-      <p id="confirm-text">
-        The volume <strong>{volume?.name}</strong> and all its data will be destroyed on every node. This cannot be
-        undone.
-      </p>
-      <div className="buttons">
-        <button type="button" onClick={onCancel} autoFocus>
-          Cancel
-        </button>
-        <button type="button" className="danger" onClick={() => volume && onConfirm(volume)}>
-          Delete volume
-        </button>
-      </div>
-    </dialog>
+      The volume <strong>{volume?.name}</strong> and all its data will be destroyed on every node. This cannot be
+      undone.
+    </ConfirmDialog>
   );
 }

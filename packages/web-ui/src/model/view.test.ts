@@ -1,7 +1,12 @@
+import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api/dist/schemas';
 import { clusterView, stateText, volumeState } from './view';
 import { A, attached, B, backend, D1, D2, dataset, mounted, node, snapshot } from './fixtures.test-helpers';
 
 const d1 = dataset(D1, 'pgdata', A);
+
+/** `datasets` on a cluster of node A (host `a`, as `over` says) and an idle node B (host `b`). */
+const onA = (datasets: DatasetConfiguration[], over: Partial<NodeState> = {}): ClusterSnapshot =>
+  snapshot({ datasets, nodes: [node(A, 'a', over), node(B, 'b')] });
 
 describe('volumeState', () => {
   it('is creating while the backend has no volume', () => {
@@ -9,12 +14,9 @@ describe('volumeState', () => {
   });
 
   it('is attaching while the volume is detached or attached to the primary', () => {
-    const free = snapshot({ datasets: [d1], nodes: [node(A, 'a', { volumes: [backend(D1, null)] }), node(B, 'b')] });
+    const free = onA([d1], { volumes: [backend(D1, null)] });
     expect(volumeState(free, d1)).toMatchObject({ state: 'attaching', detail: 'attaching to a' });
-    const formatting = snapshot({
-      datasets: [d1],
-      nodes: [node(A, 'a', { manifestations: [attached(D1)], volumes: [backend(D1, 'i-a')] }), node(B, 'b')],
-    });
+    const formatting = onA([d1], { manifestations: [attached(D1)], volumes: [backend(D1, 'i-a')] });
     expect(volumeState(formatting, d1)).toMatchObject({
       state: 'attaching',
       detail: 'formatting and mounting on a',
@@ -23,28 +25,19 @@ describe('volumeState', () => {
   });
 
   it('is mounted with its path once the primary mounted it', () => {
-    const s = snapshot({
-      datasets: [d1],
-      nodes: [node(A, 'a', { manifestations: [mounted(D1, '/m/1')] }), node(B, 'b')],
-    });
+    const s = onA([d1], { manifestations: [mounted(D1, '/m/1')] });
     expect(volumeState(s, d1)).toMatchObject({ state: 'mounted', path: '/m/1', location: 'a' });
   });
 
   it('is moving while another node still holds it', () => {
     const toB = dataset(D1, 'pgdata', B);
-    const s = snapshot({
-      datasets: [toB],
-      nodes: [node(A, 'a', { manifestations: [mounted(D1)], volumes: [backend(D1, 'i-a')] }), node(B, 'b')],
-    });
+    const s = onA([toB], { manifestations: [mounted(D1)], volumes: [backend(D1, 'i-a')] });
     expect(volumeState(s, toB)).toMatchObject({
       state: 'moving',
       detail: 'moving to b: detaching from a',
       location: 'a',
     });
-    const dead = snapshot({
-      datasets: [toB],
-      nodes: [node(A, 'a', { alive: false, volumes: [backend(D1, 'i-a')] }), node(B, 'b')],
-    });
+    const dead = onA([toB], { alive: false, volumes: [backend(D1, 'i-a')] });
     expect(volumeState(dead, toB)).toMatchObject({ state: 'moving', detail: 'waiting for dead node a to be fenced' });
   });
 
@@ -57,7 +50,7 @@ describe('volumeState', () => {
       attempts: 3,
       since: '2026-01-01T00:00:00Z',
     };
-    const failing = snapshot({ datasets: [d1], nodes: [node(A, 'a', { errors: [err] }), node(B, 'b')] });
+    const failing = onA([d1], { errors: [err] });
     expect(volumeState(failing, d1)).toMatchObject({
       state: 'error',
       detail: 'attach failed on a (3 attempts): device busy (DEVICE_BUSY)',
@@ -65,7 +58,7 @@ describe('volumeState', () => {
     expect(volumeState(failing, d1).errors).toEqual([
       { host: 'a', action: 'attach', code: 'DEVICE_BUSY', message: 'device busy', attempts: 3, since: err.since },
     ]);
-    const dead = snapshot({ datasets: [d1], nodes: [node(A, 'a', { alive: false }), node(B, 'b')] });
+    const dead = onA([d1], { alive: false });
     expect(volumeState(dead, d1)).toMatchObject({ state: 'error', detail: 'node a is not alive' });
     expect(volumeState(snapshot({ datasets: [d1], nodes: [] }), d1)).toMatchObject({
       state: 'error',
@@ -75,10 +68,7 @@ describe('volumeState', () => {
 
   it('stays mounted (with its errors listed) when a later action fails', () => {
     const err = { dataset_id: D1, action: 'resize', code: 'X', message: 'no', attempts: 1, since: 's' };
-    const s = snapshot({
-      datasets: [d1],
-      nodes: [node(A, 'a', { manifestations: [mounted(D1)], errors: [err] }), node(B, 'b')],
-    });
+    const s = onA([d1], { manifestations: [mounted(D1)], errors: [err] });
     expect(volumeState(s, d1)).toMatchObject({ state: 'mounted' });
     expect(volumeState(s, d1).errors).toHaveLength(1);
   });
@@ -126,29 +116,23 @@ describe('stateText (the state cell of a volume row)', () => {
     since: 's',
   };
   it('is "error: <reason>" for a failing volume', () => {
-    const s = snapshot({ datasets: [d1], nodes: [node(A, 'a', { errors: [err] }), node(B, 'b')] });
+    const s = onA([d1], { errors: [err] });
     expect(stateText(clusterView(s).volumes[0]!)).toBe(
       'error: attach failed on a (3 attempts): device busy (DEVICE_BUSY)',
     );
   });
   it('names the failing action of a volume that is otherwise fine', () => {
     const resize = { ...err, action: 'resize', code: 'BACKEND_ERROR', message: 'no space' };
-    const s = snapshot({
-      datasets: [d1],
-      nodes: [node(A, 'a', { manifestations: [mounted(D1)], errors: [resize] }), node(B, 'b')],
-    });
+    const s = onA([d1], { manifestations: [mounted(D1)], errors: [resize] });
     expect(stateText(clusterView(s).volumes[0]!)).toBe(
       'mounted; error: resize failed on a (3 attempts): no space (BACKEND_ERROR)',
     );
   });
   it('is the bare state otherwise', () => {
-    const s = snapshot({ datasets: [d1], nodes: [node(A, 'a', { manifestations: [mounted(D1)] }), node(B, 'b')] });
+    const s = onA([d1], { manifestations: [mounted(D1)] });
     expect(stateText(clusterView(s).volumes[0]!)).toBe('mounted');
     const gone = dataset(D1, 'pgdata', A, { deleted: true });
-    const deleting = snapshot({
-      datasets: [gone],
-      nodes: [node(A, 'a', { volumes: [backend(D1, null)] }), node(B, 'b')],
-    });
+    const deleting = onA([gone], { volumes: [backend(D1, null)] });
     expect(stateText(clusterView(deleting).volumes[0]!)).toBe('deleting: unmounting, detaching and destroying');
   });
 });
