@@ -37,6 +37,12 @@ export default defineConfig(
       // Off: an async function without await is how this code implements an async interface synchronously (fakes,
       // in-memory stores), and it keeps a throw a rejection; dropping `async` would change that.
       '@typescript-eslint/require-await': 'off',
+      // A caught error (unknown) or an AbortSignal's reason (any) is passed on as it came, as only-throw-error allows
+      // for `throw e` by default; rejecting with a value of a known non-Error type (a string, an object) stays an error.
+      '@typescript-eslint/prefer-promise-reject-errors': [
+        'error',
+        { allowThrowingAny: true, allowThrowingUnknown: true },
+      ],
       // `_name` marks a parameter a signature needs but the body does not use (express tells error handlers by arity);
       // `const { a: _, ...rest } = o` is how a property is left out of a copy.
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', ignoreRestSiblings: true }],

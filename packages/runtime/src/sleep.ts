@@ -11,16 +11,13 @@ export function sleep(ms: number, options: SleepOptions = {}): Promise<void> {
   const { clock = systemClock, signal } = options;
   if (signal === undefined) return clock.sleep(ms);
   return new Promise<void>((resolve, reject) => {
-    // The caller's own abort reason, as signal.throwIfAborted() throws it: abort(reason) accepts any value.
-    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passed on unchanged, not made here
-    const aborted = () => reject(signal.reason);
     if (signal.aborted) {
-      aborted();
+      reject(signal.reason);
       return;
     }
     const onAbort = () => {
       timer.cancel();
-      aborted();
+      reject(signal.reason);
     };
     const timer = clock.setTimer(() => {
       signal.removeEventListener('abort', onAbort);
