@@ -1,30 +1,15 @@
 import fc from 'fast-check';
 import winston from 'winston';
-import { ClusterSnapshot, type NodeReport } from '@flocker/api';
+import { ClusterSnapshot } from '@flocker/api';
 import { aliveNodes, deriveDatasetState, nodeStates, nodeSummaries } from './clusterState';
 import { acquireLease, createDataset, deleteDataset, listLeases, updateDataset } from './configuration';
 import { MemoryConfigurationStore } from './ConfigurationStore';
 import { ControlState } from './ControlState';
 import { Views } from './Views';
+import { A, B, C, letterReport as report } from './testing/fixtures';
 
-const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
-const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
-const C = 'cccccccc-cccc-4ccc-8ccc-cccccccccccc';
 const id = (i: number): string => `${String(i).padStart(8, '0')}-1111-4111-8111-111111111111`;
 const silent = winston.createLogger({ silent: true });
-
-function report(uuid: string, extra: Partial<NodeReport> = {}): NodeReport {
-  return {
-    uuid,
-    era: `era-${uuid.slice(0, 4)}`,
-    host: `h-${uuid.slice(0, 1)}`,
-    instance_id: `i-${uuid.slice(0, 1)}`,
-    backend: 'loopback',
-    manifestations: [],
-    errors: [],
-    ...extra,
-  };
-}
 
 /** A cluster with datasets on three nodes, one held by a non-primary node, and leases. */
 async function cluster(now: () => number): Promise<ControlState> {

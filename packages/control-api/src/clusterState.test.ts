@@ -1,4 +1,3 @@
-import type { NodeReport } from '@flocker/api';
 import {
   aliveNodes,
   deriveDatasetState,
@@ -7,26 +6,7 @@ import {
   nodeSummaries,
   type ReportedNode,
 } from './clusterState';
-
-const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
-const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
-const D1 = '11111111-1111-4111-8111-111111111111';
-const D2 = '22222222-2222-4222-8222-222222222222';
-const D3 = '33333333-3333-4333-8333-333333333333';
-const T0 = 1_700_000_000_000;
-
-function report(uuid: string, extra: Partial<NodeReport> = {}): NodeReport {
-  return {
-    uuid,
-    era: `era-${uuid}`,
-    host: `host-${uuid.slice(0, 1)}`,
-    instance_id: `i-${uuid.slice(0, 1)}`,
-    backend: 'loopback',
-    manifestations: [],
-    errors: [],
-    ...extra,
-  };
-}
+import { A, B, D1, D2, D3, T0, letterReport as report } from './testing/fixtures';
 
 describe('cluster state views', () => {
   const a: ReportedNode = {

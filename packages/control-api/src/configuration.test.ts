@@ -14,12 +14,7 @@ import {
 } from './configuration';
 import { ConfigurationError } from './errors';
 import { toApiError } from './httpErrors';
-
-const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
-const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
-const C = 'cccccccc-cccc-4ccc-8ccc-cccccccccccc';
-const D1 = '11111111-1111-4111-8111-111111111111';
-const T0 = 1_700_000_000_000;
+import { A, B, C, D1, T0 } from './testing/fixtures';
 
 function withNodes(): Configuration {
   return registerNode(registerNode(emptyConfiguration, { uuid: A, host: '10.0.0.1' }), { uuid: B, host: '10.0.0.2' });

@@ -6,12 +6,7 @@ import { applyRecords, diffConfiguration } from './ConfigurationLog';
 import { decodeConfiguration, encodeConfiguration } from './ConfigurationStore';
 import { ControlError } from './errors';
 import { toApiError } from './httpErrors';
-
-const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
-const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
-const D1 = '11111111-1111-4111-8111-111111111111';
-const D2 = '22222222-2222-4222-8222-222222222222';
-const T0 = 1_700_000_000_000;
+import { A, B, D1, D2, T0 } from './testing/fixtures';
 
 function base(): Configuration {
   let c = registerNode(registerNode(emptyConfiguration, { uuid: A, host: '10.0.0.1' }), { uuid: B, host: '10.0.0.2' });

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import winston from 'winston';
-import { ClusterEvent, type NodeReport } from '@flocker/api';
+import { ClusterEvent } from '@flocker/api';
 import {
   acquireLease,
   createDataset,
@@ -20,27 +20,10 @@ import { FileConfigurationStore, MemoryConfigurationStore, type ConfigurationSto
 import { ControlState } from './ControlState';
 import { deadFor, EventRing } from './events';
 import { checkTiming } from './server';
+import { A, B, D1, D2, D3, T0, letterReport as report } from './testing/fixtures';
 
-const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
-const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
-const D1 = '11111111-1111-4111-8111-111111111111';
-const D2 = '22222222-2222-4222-8222-222222222222';
-const D3 = '33333333-3333-4333-8333-333333333333';
 const T = 10_000;
 const G = 5_000;
-const T0 = 1_700_000_000_000;
-
-function report(uuid: string): NodeReport {
-  return {
-    uuid,
-    era: `era-${uuid.slice(0, 4)}`,
-    host: uuid === A ? 'host-a' : 'host-b',
-    instance_id: `i-${uuid.slice(0, 1)}`,
-    backend: 'loopback',
-    manifestations: [],
-    errors: [],
-  };
-}
 
 /** A winston logger whose lines the test can read. */
 function capturingLogger(): { logger: winston.Logger; lines: Array<{ level: string; message: string }> } {

@@ -1,0 +1,32 @@
+/**
+ * The ids and node reports the unit tests of the configuration and cluster state
+ * share: nodes A, B and C, datasets D1 to D3, and a fixed start time.
+ */
+import type { NodeReport } from '@flocker/api';
+
+export const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+export const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+export const C = 'cccccccc-cccc-4ccc-8ccc-cccccccccccc';
+export const D1 = '11111111-1111-4111-8111-111111111111';
+export const D2 = '22222222-2222-4222-8222-222222222222';
+export const D3 = '33333333-3333-4333-8333-333333333333';
+/** An injected clock's start (Nov 2023). */
+export const T0 = 1_700_000_000_000;
+
+/**
+ * A loopback node's report named by its uuid's first letter (node A: host `host-a`,
+ * instance `i-a`, era `era-<uuid>`), with nothing on it unless `extra` says.
+ */
+export function letterReport(uuid: string, extra: Partial<NodeReport> = {}): NodeReport {
+  const letter = uuid.slice(0, 1);
+  return {
+    uuid,
+    era: `era-${uuid}`,
+    host: `host-${letter}`,
+    instance_id: `i-${letter}`,
+    backend: 'loopback',
+    manifestations: [],
+    errors: [],
+    ...extra,
+  };
+}
