@@ -1,5 +1,5 @@
 import { diffSnapshots } from './events';
-import { A, B, D1, dataset, mounted, node, snapshot } from './fixtures.test-helpers';
+import { A, actionError, B, D1, dataset, mounted, node, snapshot } from './fixtures.test-helpers';
 
 const kinds = (e: { kind: string }[]) => e.map((x) => x.kind);
 
@@ -48,14 +48,7 @@ describe('diffSnapshots', () => {
   });
 
   it('reports a failure once with its reason, not again on retries', () => {
-    const err = {
-      dataset_id: D1,
-      action: 'attach',
-      code: 'DEVICE_BUSY',
-      message: 'the device is busy',
-      attempts: 1,
-      since: 's',
-    };
+    const err = actionError(D1, { message: 'the device is busy', attempts: 1 });
     const s0 = snapshot({ datasets: [dataset(D1, 'v', A)] });
     const s1 = snapshot({ datasets: s0.datasets, nodes: [node(A, 'a', { errors: [err] }), node(B, 'b')] });
     expect(diffSnapshots(s0, s1)).toEqual([

@@ -1,5 +1,5 @@
 /** Small builders of cluster snapshots for the model's tests and the CLI's (`@flocker/web-ui/dist/model/fixtures.test-helpers`). */
-import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api/dist/schemas';
+import type { ActionError, ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api/dist/schemas';
 
 export const A = '0a0a0a0a-0000-4000-8000-00000000000a';
 export const B = '0b0b0b0b-0000-4000-8000-00000000000b';
@@ -60,4 +60,14 @@ export const backend = (id: string, attachedTo: string | null) => ({
   dataset_id: id,
   size: 1,
   attached_to: attachedTo,
+});
+/** A node's report that an action on dataset `id` keeps failing (an attach, the device busy, unless `over` says). */
+export const actionError = (id: string, over: Partial<ActionError> = {}): ActionError => ({
+  dataset_id: id,
+  action: 'attach',
+  code: 'DEVICE_BUSY',
+  message: 'device busy',
+  attempts: 3,
+  since: 's',
+  ...over,
 });

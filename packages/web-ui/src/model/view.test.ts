@@ -1,6 +1,18 @@
 import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api/dist/schemas';
 import { clusterView, stateText, volumeState } from './view';
-import { A, attached, B, backend, D1, D2, dataset, mounted, node, snapshot } from './fixtures.test-helpers';
+import {
+  A,
+  actionError,
+  attached,
+  B,
+  backend,
+  D1,
+  D2,
+  dataset,
+  mounted,
+  node,
+  snapshot,
+} from './fixtures.test-helpers';
 
 const d1 = dataset(D1, 'pgdata', A);
 
@@ -42,14 +54,7 @@ describe('volumeState', () => {
   });
 
   it('is an error with the reason when an action fails, the primary is dead or unknown', () => {
-    const err = {
-      dataset_id: D1,
-      action: 'attach',
-      code: 'DEVICE_BUSY',
-      message: 'device busy',
-      attempts: 3,
-      since: '2026-01-01T00:00:00Z',
-    };
+    const err = actionError(D1);
     const failing = onA([d1], { errors: [err] });
     expect(volumeState(failing, d1)).toMatchObject({
       state: 'error',
@@ -80,14 +85,11 @@ describe('volumeState', () => {
 
   it('says why a delete is stuck (issue 17: a DEVICE_BUSY delete was invisible)', () => {
     const gone = dataset(D1, 'pgdata', A, { deleted: true });
-    const busy = {
-      dataset_id: D1,
+    const busy = actionError(D1, {
       action: 'destroy',
-      code: 'DEVICE_BUSY',
       message: 'unmounting /flocker/x failed: target is busy',
       attempts: 4,
-      since: 's',
-    };
+    });
     const s = snapshot({
       datasets: [gone],
       nodes: [
@@ -107,14 +109,7 @@ describe('volumeState', () => {
 });
 
 describe('stateText (the state cell of a volume row)', () => {
-  const err = {
-    dataset_id: D1,
-    action: 'attach',
-    code: 'DEVICE_BUSY',
-    message: 'device busy',
-    attempts: 3,
-    since: 's',
-  };
+  const err = actionError(D1);
   it('is "error: <reason>" for a failing volume', () => {
     const s = onA([d1], { errors: [err] });
     expect(stateText(clusterView(s).volumes[0]!)).toBe(
