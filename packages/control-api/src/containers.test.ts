@@ -37,6 +37,7 @@ describe('createContainer', () => {
   });
   const withDb = () => createContainer(base(), db).config;
   /** A container `x` on node A that differs from a valid request only in `over`. */
+  const link = (alias: string, local_port: number, remote_port: number) => ({ alias, local_port, remote_port });
   const other = (over: Partial<CreateContainerRequest>) => make({ name: 'x', node_uuid: A, image: 'i', ...over });
 
   test.each([
@@ -82,30 +83,12 @@ describe('createContainer', () => {
     ],
     [
       'duplicate link alias',
-      () =>
-        createContainer(
-          base(),
-          other({
-            links: [
-              { alias: 'db', local_port: 1, remote_port: 2 },
-              { alias: 'DB', local_port: 3, remote_port: 4 },
-            ],
-          }),
-        ),
+      () => createContainer(base(), other({ links: [link('db', 1, 2), link('DB', 3, 4)] })),
       '409 LINK_ALIAS_COLLISION',
     ],
     [
       'duplicate link local port',
-      () =>
-        createContainer(
-          base(),
-          other({
-            links: [
-              { alias: 'a', local_port: 1, remote_port: 2 },
-              { alias: 'b', local_port: 1, remote_port: 4 },
-            ],
-          }),
-        ),
+      () => createContainer(base(), other({ links: [link('a', 1, 2), link('b', 1, 4)] })),
       '409 LINK_PORT_COLLISION',
     ],
   ])('%s', (_what, fn, expected) => {

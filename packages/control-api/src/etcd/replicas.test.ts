@@ -62,7 +62,34 @@ async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 5
   }
 }
 
+/** Until `act` stops throwing (20 s at most, as a cluster regaining quorum may take). */
+async function succeedsSoon(act: () => Promise<unknown>): Promise<void> {
+  await eventually(async () => {
+    try {
+      await act();
+      return true;
+    } catch {
+      return false;
+    }
+  }, 20_000);
+}
+
 let etcd: EtcdTestCluster;
+
+/** Runs `during` with two of the three members (not the leader) stopped, and starts them again after it. */
+async function withoutQuorum(during: () => Promise<void>): Promise<void> {
+  const leader = etcd.leader();
+  const others = [0, 1, 2].filter((i) => i !== leader) as [number, number];
+  await etcd.kill(others[0]);
+  await etcd.kill(others[1]);
+  try {
+    await during();
+  } finally {
+    etcd.startMember(others[0]);
+    etcd.startMember(others[1]);
+    await etcd.waitHealthy(etcd.endpoints);
+  }
+}
 beforeAll(async () => {
   etcd = await EtcdTestCluster.start();
 });
@@ -440,27 +467,12 @@ describe('control replicas sharing one etcd cluster', () => {
   it('a node report whose publication to etcd fails is answered 503 STORE_UNAVAILABLE, not 200', async () => {
     const r1 = await replica({ timeoutMs: 1000 });
     await r1.client.reportNodeState(report(A));
-    const leader = etcd.leader();
-    const others = [0, 1, 2].filter((i) => i !== leader);
-    await etcd.kill(others[0] as number);
-    await etcd.kill(others[1] as number);
-    try {
+    await withoutQuorum(async () => {
       // A changed report must reach etcd (an unchanged one inside the refresh interval need not).
       await expectApiError(r1.client.reportNodeState({ ...report(A), volumes: [] }), 503, 'STORE_UNAVAILABLE');
-    } finally {
-      etcd.startMember(others[0] as number);
-      etcd.startMember(others[1] as number);
-      await etcd.waitHealthy(etcd.endpoints);
-    }
+    });
     // With quorum back the same report is published (the failed one was not taken for published).
-    await eventually(async () => {
-      try {
-        await r1.client.reportNodeState({ ...report(A), volumes: [] });
-        return true;
-      } catch {
-        return false;
-      }
-    }, 20_000);
+    await succeedsSoon(() => r1.client.reportNodeState({ ...report(A), volumes: [] }));
     const r2 = await replica();
     expect((await r2.client.waitForCluster(undefined, 0)).nodes.find((n) => n.uuid === A)).toMatchObject({
       alive: true,
@@ -503,27 +515,12 @@ describe('control replicas sharing one etcd cluster', () => {
     const r1 = await replica({ timeoutMs: 1000 });
     await r1.client.reportNodeState(report(A));
     await r1.client.createDataset({ primary: A });
-    const leader = etcd.leader();
-    const others = [0, 1, 2].filter((i) => i !== leader);
-    await etcd.kill(others[0] as number);
-    await etcd.kill(others[1] as number);
-    try {
+    await withoutQuorum(async () => {
       await expectApiError(r1.client.createDataset({ primary: A }), 503, 'STORE_UNAVAILABLE');
       // Reads keep being served from the replica's memory.
       expect(await r1.client.listDatasets()).toHaveLength(1);
-    } finally {
-      etcd.startMember(others[0] as number);
-      etcd.startMember(others[1] as number);
-      await etcd.waitHealthy(etcd.endpoints);
-    }
-    await eventually(async () => {
-      try {
-        await r1.client.createDataset({ primary: A });
-        return true;
-      } catch {
-        return false;
-      }
-    }, 20_000);
+    });
+    await succeedsSoon(() => r1.client.createDataset({ primary: A }));
     const r2 = await replica();
     expect((await r2.client.listDatasets()).length).toBeGreaterThanOrEqual(2);
   });

@@ -189,30 +189,13 @@ it('migrate-store copies a file store to TLS etcd and back; without a client cer
   try {
     const ds = await seedFileStore(dir, A);
     const to = `etcd:${etcd.endpoints.join(',')}`;
+    const migrate = (from: string, into: string, tls: string[]) =>
+      runToExit(['migrate-store', '--from', from, '--to', into, '--etcd-prefix', prefix, ...tls]);
 
-    const refused = await runToExit([
-      'migrate-store',
-      '--from',
-      `file:${dir}`,
-      '--to',
-      to,
-      '--etcd-prefix',
-      prefix,
-      '--etcd-ca',
-      pki.ca,
-    ]);
+    const refused = await migrate(`file:${dir}`, to, ['--etcd-ca', pki.ca]);
     expectStartFailure(refused, 'STORE_TLS_REJECTED');
 
-    const done = await runToExit([
-      'migrate-store',
-      '--from',
-      `file:${dir}`,
-      '--to',
-      to,
-      '--etcd-prefix',
-      prefix,
-      ...goodTls(),
-    ]);
+    const done = await migrate(`file:${dir}`, to, goodTls());
     expect(done.code).toBe(0);
     expect(Migrated.parse(JSON.parse(done.stdout.trim()))).toMatchObject({ datasets: 1, leases: 1, nodes: 1 });
 
@@ -221,16 +204,7 @@ it('migrate-store copies a file store to TLS etcd and back; without a client cer
     expect((await onEtcd.listDatasets()).map((d) => d.dataset_id)).toEqual([ds.dataset_id]);
     expect((await onEtcd.listLeases()).map((l) => l.node_uuid)).toEqual([A]);
 
-    const backAgain = await runToExit([
-      'migrate-store',
-      '--from',
-      to,
-      '--to',
-      `file:${back}`,
-      '--etcd-prefix',
-      prefix,
-      ...goodTls(),
-    ]);
+    const backAgain = await migrate(to, `file:${back}`, goodTls());
     expect(backAgain.code).toBe(0);
     const original = new FileConfigurationStore(dir);
     const copy = new FileConfigurationStore(back);
