@@ -85,7 +85,11 @@ interface WriterHost {
 }
 
 /** Passes each whole line the child writes to stdout to onLine; afterChunk runs once each chunk is read. */
-function readLines(child: ChildProcess, onLine: (line: string) => void, afterChunk: () => void = () => undefined): void {
+function readLines(
+  child: ChildProcess,
+  onLine: (line: string) => void,
+  afterChunk: () => void = () => undefined,
+): void {
   let buffered = '';
   child.stdout!.on('data', (d: Buffer) => {
     buffered += d.toString();
@@ -104,7 +108,18 @@ async function startWriterHost(device: string, mnt: string): Promise<WriterHost>
   await fs.mkdir(mnt, { recursive: true });
   const child = spawn(
     'unshare',
-    ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t ext4 "$0" "$1" && exec "$2" -e "$3" "$1/log"', device, mnt, process.execPath, WRITER],
+    [
+      '--mount',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      'mount -t ext4 "$0" "$1" && exec "$2" -e "$3" "$1/log"',
+      device,
+      mnt,
+      process.execPath,
+      WRITER,
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   children.push(child);
@@ -181,7 +196,9 @@ interface RawWriter {
 }
 
 function startRawWriter(device: string, id: number, base: number, slots: number): RawWriter {
-  const child = spawn(process.execPath, ['-e', RAW_WRITER, device, String(id), String(base), String(slots)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['-e', RAW_WRITER, device, String(id), String(base), String(slots)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   children.push(child);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const bySlot = new Map<number, number>();
@@ -219,7 +236,10 @@ function startRawWriter(device: string, id: number, base: number, slots: number)
 async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)))]);
+    return await Promise.race([
+      p,
+      new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms))),
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -250,7 +270,10 @@ function fencedFiles(names: readonly string[]): string[] {
 }
 
 /** Calls releaseFenced until `done` holds for everything it released so far (the kernel tears a dead namespace's mounts down asynchronously). */
-async function releaseUntil(d: LoopbackDriver, done: (r: { devices: string[]; images: string[] }) => boolean): Promise<{ devices: string[]; images: string[] }> {
+async function releaseUntil(
+  d: LoopbackDriver,
+  done: (r: { devices: string[]; images: string[] }) => boolean,
+): Promise<{ devices: string[]; images: string[] }> {
   const all = { devices: [] as string[], images: [] as string[] };
   for (let i = 0; i < 100; i++) {
     const r = await d.releaseFenced();
@@ -263,49 +286,56 @@ async function releaseUntil(d: LoopbackDriver, done: (r: { devices: string[]; im
 }
 
 describe('LoopbackDriver fencing (force detach of a device still in use)', () => {
-  it.each(['sysfs', 'losetup'] as const)('fails the old holder writes with EIO and gives the new holder every line it had fsynced (%s discovery)', async (loopDiscovery) => {
-    // losetup: host B finds devices with `losetup -j` and sets the flag with chattr instead of the ioctl helper.
-    const p = await pool({ loopDiscovery });
-    const { id, device: oldDevice } = await attachedOnA(p);
-    const hostA = await startWriterHost(oldDevice, path.join(p.root, 'host-a-mnt'));
-    await hostA.waitForAcked(100);
+  it.each(['sysfs', 'losetup'] as const)(
+    'fails the old holder writes with EIO and gives the new holder every line it had fsynced (%s discovery)',
+    async (loopDiscovery) => {
+      // losetup: host B finds devices with `losetup -j` and sets the flag with chattr instead of the ioctl helper.
+      const p = await pool({ loopDiscovery });
+      const { id, device: oldDevice } = await attachedOnA(p);
+      const hostA = await startWriterHost(oldDevice, path.join(p.root, 'host-a-mnt'));
+      await hostA.waitForAcked(100);
 
-    await p.b.detachVolume(id, { force: true });
-    const ackedBefore = hostA.acked();
-    const failure = await withTimeout(hostA.failure, 10_000, "host A's writer to fail");
-    expect(failure).toMatchObject({ op: 'fsync', code: 'EIO' });
-    expect(failure.line).toBeGreaterThanOrEqual(ackedBefore);
-    const acked = hostA.acked();
-    expect(acked).toBe(failure.line - 1);
+      await p.b.detachVolume(id, { force: true });
+      const ackedBefore = hostA.acked();
+      const failure = await withTimeout(hostA.failure, 10_000, "host A's writer to fail");
+      expect(failure).toMatchObject({ op: 'fsync', code: 'EIO' });
+      expect(failure.line).toBeGreaterThanOrEqual(ackedBefore);
+      const acked = hostA.acked();
+      expect(acked).toBe(failure.line - 1);
 
-    // The old device still exists (mounted by host A) but serves the fenced file, never the volume.
-    const names = await fs.readdir(p.volumes);
-    const [fenced] = fencedFiles(names);
-    expect(fencedFiles(names)).toHaveLength(1);
-    expect(loopBindingOf(oldDevice)).toEqual({ device: oldDevice, backingFile: path.join(p.volumes, fenced), deleted: false });
-    expect(await isImmutable(path.join(p.volumes, fenced), { exec: execFileExec })).toBe(true);
-    expect(await findLoopDevices(execFileExec, path.join(p.volumes, `${id}.img`))).toEqual([]);
-    expect((await p.b.listVolumes())[0].attachedTo).toBeNull();
+      // The old device still exists (mounted by host A) but serves the fenced file, never the volume.
+      const names = await fs.readdir(p.volumes);
+      const [fenced] = fencedFiles(names);
+      expect(fencedFiles(names)).toHaveLength(1);
+      expect(loopBindingOf(oldDevice)).toEqual({
+        device: oldDevice,
+        backingFile: path.join(p.volumes, fenced),
+        deleted: false,
+      });
+      expect(await isImmutable(path.join(p.volumes, fenced), { exec: execFileExec })).toBe(true);
+      expect(await findLoopDevices(execFileExec, path.join(p.volumes, `${id}.img`))).toEqual([]);
+      expect((await p.b.listVolumes())[0].attachedTo).toBeNull();
 
-    await p.b.attachVolume(id, 'instance-b');
-    const newDevice = await p.b.getDevicePath(id);
-    expect(newDevice).not.toBe(oldDevice);
-    await expectLogIntact(newDevice, path.join(p.root, 'host-b-mnt'), acked, failure.line);
+      await p.b.attachVolume(id, 'instance-b');
+      const newDevice = await p.b.getDevicePath(id);
+      expect(newDevice).not.toBe(oldDevice);
+      await expectLogIntact(newDevice, path.join(p.root, 'host-b-mnt'), acked, failure.line);
 
-    // While host A still has it mounted, releaseFenced touches nothing.
-    expect(await p.b.releaseFenced()).toEqual({ devices: [], images: [] });
-    expect(loopBindingOf(oldDevice)?.backingFile).toBe(path.join(p.volumes, fenced));
-    expect(fencedFiles(await fs.readdir(p.volumes))).toEqual([fenced]);
+      // While host A still has it mounted, releaseFenced touches nothing.
+      expect(await p.b.releaseFenced()).toEqual({ devices: [], images: [] });
+      expect(loopBindingOf(oldDevice)?.backingFile).toBe(path.join(p.volumes, fenced));
+      expect(fencedFiles(await fs.readdir(p.volumes))).toEqual([fenced]);
 
-    // Host A goes away: its device detaches itself (deferred detach), and the fenced image is removed.
-    await hostA.kill();
-    const released = await releaseUntil(p.b, (r) => r.images.length > 0);
-    expect(released.images).toEqual([path.join(p.volumes, fenced)]);
-    expect(loopBindingOf(oldDevice)?.backingFile).not.toBe(path.join(p.volumes, fenced));
-    expect((await fs.readdir(p.volumes)).sort()).toEqual([`${id}.img`, `${id}.json`]);
-    expect(await p.b.getDevicePath(id)).toBe(newDevice);
-    await p.b.detachVolume(id);
-  });
+      // Host A goes away: its device detaches itself (deferred detach), and the fenced image is removed.
+      await hostA.kill();
+      const released = await releaseUntil(p.b, (r) => r.images.length > 0);
+      expect(released.images).toEqual([path.join(p.volumes, fenced)]);
+      expect(loopBindingOf(oldDevice)?.backingFile).not.toBe(path.join(p.volumes, fenced));
+      expect((await fs.readdir(p.volumes)).sort()).toEqual([`${id}.img`, `${id}.json`]);
+      expect(await p.b.getDevicePath(id)).toBe(newDevice);
+      await p.b.detachVolume(id);
+    },
+  );
 
   it.each([
     ['before the immutable flag is set', 'chattr', 'losetup'],
@@ -486,7 +516,10 @@ describe('LoopbackDriver fencing (force detach of a device still in use)', () =>
             await image.read(buf, 0, BLOCK, slot * BLOCK);
             const m = /^w(\d+) (\d+)\n/.exec(buf.toString('latin1'));
             const found = m !== null && Number(m[1]) === w.id ? Number(m[2]) : 0;
-            if (found < acked) throw new Error(`round ${round}: block ${slot} of the copy holds write ${found} of writer ${w.id}, but write ${acked} had been fsynced`);
+            if (found < acked)
+              throw new Error(
+                `round ${round}: block ${slot} of the copy holds write ${found} of writer ${w.id}, but write ${acked} had been fsynced`,
+              );
           }
         }
       } finally {
@@ -513,7 +546,9 @@ describe('LoopbackDriver fencing (force detach of a device still in use)', () =>
       try {
         const failure = await b.detachVolume(v.blockdeviceId, { force: true }).catch((e: unknown) => e);
         expect(isStorageError(failure, 'BACKEND_ERROR')).toBe(true);
-        expect(String(failure)).toMatch(/still in use.*does not refuse writes through files opened before.*Nothing was changed/);
+        expect(String(failure)).toMatch(
+          /still in use.*does not refuse writes through files opened before.*Nothing was changed/,
+        );
         const volumes = path.join(mountRoot, 'volumes');
         expect((await fs.readdir(volumes)).sort()).toEqual([`${v.blockdeviceId}.img`, `${v.blockdeviceId}.json`]);
         expect(loopBindingOf(device)?.backingFile).toBe(path.join(volumes, `${v.blockdeviceId}.img`));
@@ -531,7 +566,9 @@ describe('LoopbackDriver fencing (force detach of a device still in use)', () =>
 
   it('without the immutable flag, refuses to force-detach a device in use and changes nothing; an unused one is simply detached', async () => {
     const noFlag: ExecFn = async (file, args) =>
-      file === 'chattr' ? { exitCode: 1, stdout: '', stderr: `chattr: Operation not supported while setting flags on ${args[1]}\n` } : execFileExec(file, args);
+      file === 'chattr'
+        ? { exitCode: 1, stdout: '', stderr: `chattr: Operation not supported while setting flags on ${args[1]}\n` }
+        : execFileExec(file, args);
     const p = await pool({ exec: noFlag, loopDiscovery: 'losetup' });
     const { id, device } = await attachedOnA(p);
     const mnt = path.join(p.root, 'mnt');
@@ -539,7 +576,9 @@ describe('LoopbackDriver fencing (force detach of a device still in use)', () =>
     await mount(device, mnt, { fstype: 'ext4' });
     const failure = await p.b.detachVolume(id, { force: true }).catch((e: unknown) => e);
     expect(isStorageError(failure, 'BACKEND_ERROR')).toBe(true);
-    expect(String(failure)).toMatch(/still in use.*does not support the immutable flag.*EOPNOTSUPP.*Nothing was changed/);
+    expect(String(failure)).toMatch(
+      /still in use.*does not support the immutable flag.*EOPNOTSUPP.*Nothing was changed/,
+    );
     expect((await p.b.listVolumes())[0].attachedTo).toBe('instance-a');
     expect((await fs.readdir(p.volumes)).sort()).toEqual([`${id}.img`, `${id}.json`]);
     expect(await p.a.getDevicePath(id)).toBe(device);

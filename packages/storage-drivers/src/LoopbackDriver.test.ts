@@ -6,7 +6,16 @@ import { isStorageError, type BlockDeviceVolume } from './BlockDeviceApi';
 import { isDeviceBusy, listMounts, makeFilesystem, mount, unmount } from './blockdev';
 import { blockDeviceApiContract, expectStorageError } from './testing/contract';
 import { execFileExec } from './exec';
-import { attachLoop, detachLoop, findLoopDevices, isReadOnly, listLoopBindings, loopBindingOf, LoopIoctls, parseBackingFile } from './losetup';
+import {
+  attachLoop,
+  detachLoop,
+  findLoopDevices,
+  isReadOnly,
+  listLoopBindings,
+  loopBindingOf,
+  LoopIoctls,
+  parseBackingFile,
+} from './losetup';
 import { LoopbackDriver } from './LoopbackDriver';
 import { PoolLock } from './PoolLock';
 import { destroyTempRoot, loopsUnder, makeTempRoot } from './testing/testSupport';
@@ -43,7 +52,10 @@ async function sh(cmd: string, args: string[]): Promise<string> {
 }
 
 /** A new volume attached to a's instance, with an ext4 filesystem on its device. */
-async function attachedWithFilesystem(a: LoopbackDriver, size: number): Promise<{ v: BlockDeviceVolume; device: string }> {
+async function attachedWithFilesystem(
+  a: LoopbackDriver,
+  size: number,
+): Promise<{ v: BlockDeviceVolume; device: string }> {
   const v = await a.createVolume('ds', size);
   await a.attachVolume(v.blockdeviceId, 'instance-a');
   const device = await a.getDevicePath(v.blockdeviceId);
@@ -86,8 +98,16 @@ describe('LoopbackDriver', () => {
     const st = await fs.stat(image);
     expect(st.size).toBe(64 * MiB);
     expect(st.blocks * 512).toBeLessThan(MiB);
-    const record: unknown = JSON.parse(await fs.readFile(path.join(root, 'volumes', `${v.blockdeviceId}.json`), 'utf8'));
-    expect(record).toMatchObject({ blockdevice_id: v.blockdeviceId, dataset_id: datasetId, size: 64 * MiB, profile: 'silver', attached_to: null });
+    const record: unknown = JSON.parse(
+      await fs.readFile(path.join(root, 'volumes', `${v.blockdeviceId}.json`), 'utf8'),
+    );
+    expect(record).toMatchObject({
+      blockdevice_id: v.blockdeviceId,
+      dataset_id: datasetId,
+      size: 64 * MiB,
+      profile: 'silver',
+      attached_to: null,
+    });
     await a.destroyVolume(v.blockdeviceId);
     expect(await fs.readdir(path.join(root, 'volumes'))).toEqual([]);
   });
@@ -96,7 +116,9 @@ describe('LoopbackDriver', () => {
     const root = await tempRoot();
     const d = new LoopbackDriver({ rootPath: root, instanceId: 'x', allocationUnit: 4 * MiB });
     expect((await d.createVolume('ds', 5 * MiB)).size).toBe(8 * MiB);
-    expect(() => new LoopbackDriver({ rootPath: root, instanceId: 'x', allocationUnit: 1000 })).toThrow(/multiple of 512/);
+    expect(() => new LoopbackDriver({ rootPath: root, instanceId: 'x', allocationUnit: 1000 })).toThrow(
+      /multiple of 512/,
+    );
   });
 
   it('refuses to detach a mounted device with DEVICE_BUSY, without scheduling a deferred detach', async () => {
@@ -137,7 +159,8 @@ describe('LoopbackDriver', () => {
     const elsewhere = await a.createVolume('ds4', 8 * MiB);
     const img = (id: string) => path.join(root, 'volumes', `${id}.img`);
     await a.attachVolume(attachedHere.blockdeviceId, 'instance-a');
-    for (const d of await findLoopDevices(execFileExec, img(attachedHere.blockdeviceId))) await sh('losetup', ['-d', d]);
+    for (const d of await findLoopDevices(execFileExec, img(attachedHere.blockdeviceId)))
+      await sh('losetup', ['-d', d]);
     const stale = (await sh('losetup', ['--find', '--show', img(detached.blockdeviceId)])).trim();
     const orphaned = (await sh('losetup', ['--find', '--show', img(orphan.blockdeviceId)])).trim();
     await fs.rm(path.join(root, 'volumes', `${orphan.blockdeviceId}.json`));
@@ -153,7 +176,15 @@ describe('LoopbackDriver', () => {
     expect(await findLoopDevices(execFileExec, img(orphan.blockdeviceId))).toEqual([]);
     // Another instance's attachment is none of our business.
     expect(await findLoopDevices(execFileExec, img(elsewhere.blockdeviceId))).toEqual([othersDevice]);
-    expect(await a.repair()).toEqual({ reattached: [], detachedStale: [], busy: [], finishedFences: [], releasedDevices: [], removedFencedImages: [], removedOrphanImages: [] });
+    expect(await a.repair()).toEqual({
+      reattached: [],
+      detachedStale: [],
+      busy: [],
+      finishedFences: [],
+      releasedDevices: [],
+      removedFencedImages: [],
+      removedOrphanImages: [],
+    });
   });
 
   it('attach removes a stale loop device of a detached volume first, so exactly one device serves it', async () => {
@@ -185,7 +216,9 @@ describe('LoopbackDriver', () => {
     await b.attachVolume(v.blockdeviceId, 'instance-b');
     const newDevice = await b.getDevicePath(v.blockdeviceId);
     expect(newDevice).not.toBe(oldDevice);
-    expect(await findLoopDevices(execFileExec, path.join(root, 'volumes', `${v.blockdeviceId}.img`))).toEqual([newDevice]);
+    expect(await findLoopDevices(execFileExec, path.join(root, 'volumes', `${v.blockdeviceId}.img`))).toEqual([
+      newDevice,
+    ]);
 
     // The "dead" host keeps writing: its sync fails loudly (EIO) instead of losing the data silently.
     await fs.writeFile(path.join(deadMnt, 'after'), 'written after the fence').catch(() => undefined);
@@ -210,7 +243,14 @@ describe('LoopbackDriver', () => {
     // Host A: its own mount namespace, invisible in ours.
     const hostA = spawn(
       'unshare',
-      ['--mount', '--propagation', 'private', 'sh', '-c', `mount -t ext4 ${oldDevice} ${mnt} && echo before > ${mnt}/before && sync && echo ready && exec sleep 600`],
+      [
+        '--mount',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        `mount -t ext4 ${oldDevice} ${mnt} && echo before > ${mnt}/before && sync && echo ready && exec sleep 600`,
+      ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     const hostAExited = new Promise((r) => hostA.once('exit', r));
@@ -227,7 +267,9 @@ describe('LoopbackDriver', () => {
       await b.detachVolume(v.blockdeviceId, { force: true });
       await b.attachVolume(v.blockdeviceId, 'instance-b');
       const newDevice = await b.getDevicePath(v.blockdeviceId);
-      await expect(sh('nsenter', ['-t', String(hostA.pid), '-m', 'sh', '-c', `echo after > ${mnt}/after; sync -f ${mnt}`])).rejects.toThrow(/Input\/output error|Read-only file system/);
+      await expect(
+        sh('nsenter', ['-t', String(hostA.pid), '-m', 'sh', '-c', `echo after > ${mnt}/after; sync -f ${mnt}`]),
+      ).rejects.toThrow(/Input\/output error|Read-only file system/);
       await mount(newDevice, mnt, { fstype: 'ext4' });
       expect(await fs.readFile(path.join(mnt, 'before'), 'utf8')).toBe('before\n');
       await expect(fs.access(path.join(mnt, 'after'))).rejects.toThrow();
@@ -327,17 +369,31 @@ describe('LoopbackDriver: one bad record, impossible sizes, pool identity (issue
     for (const d of [a, b]) expect((await d.listVolumes()).map((v) => v.blockdeviceId)).toEqual([good.blockdeviceId]);
     const listing = await b.listPool();
     expect(listing.volumes.map((v) => v.blockdeviceId)).toEqual([good.blockdeviceId]);
-    const problems = [...listing.problems].sort((x, y) => (x.blockdeviceId === truncated.blockdeviceId ? -1 : y.blockdeviceId === truncated.blockdeviceId ? 1 : 0));
+    const problems = [...listing.problems].sort((x, y) =>
+      x.blockdeviceId === truncated.blockdeviceId ? -1 : y.blockdeviceId === truncated.blockdeviceId ? 1 : 0,
+    );
     expect(problems).toEqual([
-      { code: 'CORRUPT_RECORD', blockdeviceId: truncated.blockdeviceId, message: expect.stringContaining('not valid JSON') },
-      { code: 'CORRUPT_RECORD', blockdeviceId: torn.blockdeviceId, datasetId: tornDataset, devices: [tornDevice], message: expect.stringContaining(torn.blockdeviceId) },
+      {
+        code: 'CORRUPT_RECORD',
+        blockdeviceId: truncated.blockdeviceId,
+        message: expect.stringContaining('not valid JSON'),
+      },
+      {
+        code: 'CORRUPT_RECORD',
+        blockdeviceId: torn.blockdeviceId,
+        datasetId: tornDataset,
+        devices: [tornDevice],
+        message: expect.stringContaining(torn.blockdeviceId),
+      },
     ]);
     // The healthy volume goes on; the bad one answers CORRUPT_RECORD, and repair() leaves its device alone.
     await b.attachVolume(good.blockdeviceId, 'instance-b');
     await b.detachVolume(good.blockdeviceId);
     await expectStorageError(b.attachVolume(truncated.blockdeviceId, 'instance-b'), 'CORRUPT_RECORD');
     await b.repair();
-    expect(loopBindingOf(tornDevice)).toMatchObject({ backingFile: expect.stringContaining(`${torn.blockdeviceId}.img`) });
+    expect(loopBindingOf(tornDevice)).toMatchObject({
+      backingFile: expect.stringContaining(`${torn.blockdeviceId}.img`),
+    });
   });
 
   it('states the largest volume the pool filesystem can hold, and refuses larger sizes with INVALID_SIZE, leaving nothing behind', async () => {
@@ -386,7 +442,9 @@ describe('LoopbackDriver: one bad record, impossible sizes, pool identity (issue
     await fs.utimes(old, hourAgo, hourAgo);
     await fs.utimes(path.join(volumes, `${v.blockdeviceId}.img`), hourAgo, hourAgo);
     expect((await a.repair()).removedOrphanImages).toEqual([old]);
-    expect((await fs.readdir(volumes)).sort()).toEqual([path.basename(young), `${v.blockdeviceId}.img`, `${v.blockdeviceId}.json`].sort());
+    expect((await fs.readdir(volumes)).sort()).toEqual(
+      [path.basename(young), `${v.blockdeviceId}.img`, `${v.blockdeviceId}.json`].sort(),
+    );
   });
 
   it('carries the identity of the cluster that first claimed it in pool.json', async () => {
@@ -406,12 +464,23 @@ describe('LoopbackDriver: one bad record, impossible sizes, pool identity (issue
 
 describe('loop devices from sysfs', () => {
   it('parses backing_file, marking a replaced or unlinked file', () => {
-    expect(parseBackingFile('/dev/loop3', '/pool/volumes/a b.img\n')).toEqual({ device: '/dev/loop3', backingFile: '/pool/volumes/a b.img', deleted: false });
-    expect(parseBackingFile('/dev/loop4', '/pool/volumes/x.img (deleted)\n')).toEqual({ device: '/dev/loop4', backingFile: '/pool/volumes/x.img', deleted: true });
+    expect(parseBackingFile('/dev/loop3', '/pool/volumes/a b.img\n')).toEqual({
+      device: '/dev/loop3',
+      backingFile: '/pool/volumes/a b.img',
+      deleted: false,
+    });
+    expect(parseBackingFile('/dev/loop4', '/pool/volumes/x.img (deleted)\n')).toEqual({
+      device: '/dev/loop4',
+      backingFile: '/pool/volumes/x.img',
+      deleted: true,
+    });
   });
 
   it('lists bound loop devices only, and answers null when sysfs cannot be read', async () => {
-    const files: Record<string, string> = { '/s/loop0/loop/backing_file': '/p/a.img\n', '/s/loop12/loop/backing_file': '/p/b.img (deleted)\n' };
+    const files: Record<string, string> = {
+      '/s/loop0/loop/backing_file': '/p/a.img\n',
+      '/s/loop12/loop/backing_file': '/p/b.img (deleted)\n',
+    };
     const reader = {
       readdir: () => ['loop0', 'loop1', 'loop12', 'sda', 'loop-control'],
       readFile: (f: string) => files[f] ?? null,
@@ -420,7 +489,11 @@ describe('loop devices from sysfs', () => {
       { device: '/dev/loop0', backingFile: '/p/a.img', deleted: false },
       { device: '/dev/loop12', backingFile: '/p/b.img', deleted: true },
     ]);
-    expect(loopBindingOf('/dev/loop12', '/s', reader)).toEqual({ device: '/dev/loop12', backingFile: '/p/b.img', deleted: true });
+    expect(loopBindingOf('/dev/loop12', '/s', reader)).toEqual({
+      device: '/dev/loop12',
+      backingFile: '/p/b.img',
+      deleted: true,
+    });
     expect(loopBindingOf('/dev/loop1', '/s', reader)).toBeNull();
     expect(loopBindingOf('/dev/sda', '/s', reader)).toBeNull();
     const noSysfs = {
@@ -448,7 +521,9 @@ describe('loop devices from sysfs', () => {
       expect(devices).toHaveLength(1);
       // Found, not re-created: still exactly one device.
       expect(await d.getDevicePath(v.blockdeviceId)).toBe(devices[0]);
-      expect(await findLoopDevices(execFileExec, path.join(real, 'volumes', `${v.blockdeviceId}.img`))).toEqual(devices);
+      expect(await findLoopDevices(execFileExec, path.join(real, 'volumes', `${v.blockdeviceId}.img`))).toEqual(
+        devices,
+      );
       await d.detachVolume(v.blockdeviceId);
       expect(await findLoopDevices(execFileExec, path.join(real, 'volumes', `${v.blockdeviceId}.img`))).toEqual([]);
     } finally {
@@ -531,7 +606,9 @@ describe.each(['helper', 'flock'] as const)('PoolLock (%s)', (mode) => {
     roots.push(root);
     const lock = new PoolLock(path.join(root, 'pool.lock'), { timeoutMs: 1000, mode });
     await expect(lock.withLock(async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
-    await expect(new PoolLock(path.join(root, 'pool.lock'), { timeoutMs: 1000, mode }).withLock(async () => 'ok')).resolves.toBe('ok');
+    await expect(
+      new PoolLock(path.join(root, 'pool.lock'), { timeoutMs: 1000, mode }).withLock(async () => 'ok'),
+    ).resolves.toBe('ok');
     await expect(lock.withLock(async () => 'again')).resolves.toBe('again');
   });
 
@@ -545,7 +622,9 @@ describe.each(['helper', 'flock'] as const)('PoolLock (%s)', (mode) => {
     await new Promise((r) => setTimeout(r, 50));
     order.push('first released');
     await first();
-    await (await second)();
+    await (
+      await second
+    )();
     expect(order).toEqual(['first released', 'second']);
   });
 
@@ -564,7 +643,9 @@ describe.each(['helper', 'flock'] as const)('PoolLock (%s)', (mode) => {
         child.once('exit', (code) => reject(new Error(`lock holder exited early with ${code}`)));
       });
       // While the child holds it, we cannot get it.
-      const blocked = await new PoolLock(file, { timeoutMs: 1000, mode }).withLock(async () => 'got it').catch((e: unknown) => e);
+      const blocked = await new PoolLock(file, { timeoutMs: 1000, mode })
+        .withLock(async () => 'got it')
+        .catch((e: unknown) => e);
       expect(isStorageError(blocked, 'BACKEND_ERROR')).toBe(true);
       expect(String(blocked)).toMatch(/timed out/);
 
@@ -572,7 +653,9 @@ describe.each(['helper', 'flock'] as const)('PoolLock (%s)', (mode) => {
       child.kill('SIGKILL');
       await exited;
       const started = Date.now();
-      await expect(new PoolLock(file, { timeoutMs: 5000, mode }).withLock(async () => 'got it')).resolves.toBe('got it');
+      await expect(new PoolLock(file, { timeoutMs: 5000, mode }).withLock(async () => 'got it')).resolves.toBe(
+        'got it',
+      );
       expect(Date.now() - started).toBeLessThan(4000);
     } finally {
       child.kill('SIGKILL');

@@ -17,8 +17,21 @@ import {
 } from './BlockDeviceApi';
 import { isDeviceBusy, listMounts } from './blockdev';
 import { execFileExec, runChecked, type ExecFn } from './exec';
-import { copyTempName, fencedImageName, isFencedBinding, nextFenceSequence, planFenceRecovery, removableFencedImages } from './fencing';
-import { ImmutableFlagError, immutableFailureReason, isImmutable, setImmutable, type ImmutableOptions } from './immutable';
+import {
+  copyTempName,
+  fencedImageName,
+  isFencedBinding,
+  nextFenceSequence,
+  planFenceRecovery,
+  removableFencedImages,
+} from './fencing';
+import {
+  ImmutableFlagError,
+  immutableFailureReason,
+  isImmutable,
+  setImmutable,
+  type ImmutableOptions,
+} from './immutable';
 import {
   attachLoop,
   detachLoop,
@@ -33,10 +46,16 @@ import {
   type LoopBinding,
 } from './losetup';
 import { PoolLock } from './PoolLock';
-import { commitTemp, fsyncDir, VolumeRecord, writeFileAtomic, writeSyncedTemp, type AtomicWriteOptions } from './VolumeRecord';
+import {
+  commitTemp,
+  fsyncDir,
+  VolumeRecord,
+  writeFileAtomic,
+  writeSyncedTemp,
+  type AtomicWriteOptions,
+} from './VolumeRecord';
 
 export const DEFAULT_ALLOCATION_UNIT = 1024 * 1024;
-
 
 export interface LoopbackDriverOptions {
   /** The pool directory, shared by every (simulated) host using this backend. */
@@ -180,7 +199,10 @@ export class LoopbackDriver implements BlockDeviceApi {
     this.loopDiscovery = options.loopDiscovery ?? 'sysfs';
     const ioctls = this.loopDiscovery === 'sysfs' ? new LoopIoctls() : undefined;
     // sysfs also says whether a fresh device is read-only; usually not, which saves `blockdev --setrw`.
-    this.attachOptions = { readOnly: (device: string) => isReadOnly(device), ...(ioctls !== undefined ? { ioctls } : {}) };
+    this.attachOptions = {
+      readOnly: (device: string) => isReadOnly(device),
+      ...(ioctls !== undefined ? { ioctls } : {}),
+    };
     this.detachOptions = ioctls !== undefined ? { ioctls } : {};
     this.flagOptions = { exec: this.exec, ...(ioctls !== undefined ? { ioctls } : {}) };
   }
@@ -369,12 +391,18 @@ export class LoopbackDriver implements BlockDeviceApi {
     try {
       json = JSON.parse(text);
     } catch (e) {
-      throw new StorageError('CORRUPT_RECORD', `${this.poolFile} is not valid JSON (${(e as Error).message}); it names the cluster this pool belongs to: restore it, or remove it to let the next agent claim the pool again`);
+      throw new StorageError(
+        'CORRUPT_RECORD',
+        `${this.poolFile} is not valid JSON (${(e as Error).message}); it names the cluster this pool belongs to: restore it, or remove it to let the next agent claim the pool again`,
+      );
     }
     const parsed = PoolFile.safeParse(json);
     if (!parsed.success) {
       const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
-      throw new StorageError('CORRUPT_RECORD', `${this.poolFile} is malformed (${issues}); restore it, or remove it to let the next agent claim the pool again`);
+      throw new StorageError(
+        'CORRUPT_RECORD',
+        `${this.poolFile} is malformed (${issues}); restore it, or remove it to let the next agent claim the pool again`,
+      );
     }
     return { clusterId: parsed.data.cluster_id, created: parsed.data.created };
   }
@@ -385,7 +413,10 @@ export class LoopbackDriver implements BlockDeviceApi {
       const existing = await this.poolIdentity();
       if (existing !== null) return existing;
       const identity: PoolIdentity = { clusterId, created: new Date().toISOString() };
-      await writeFileAtomic(this.poolFile, JSON.stringify({ version: 1, cluster_id: clusterId, created: identity.created }, null, 2) + '\n');
+      await writeFileAtomic(
+        this.poolFile,
+        JSON.stringify({ version: 1, cluster_id: clusterId, created: identity.created }, null, 2) + '\n',
+      );
       this.logger.info('claimed the pool for this cluster', { rootPath: this.rootPath, clusterId });
       return identity;
     });
@@ -465,7 +496,9 @@ export class LoopbackDriver implements BlockDeviceApi {
           });
           watcher.on('error', (e) => this.logger.warn('stopped watching the pool', { error: String(e) }));
         } catch (e) {
-          this.logger.warn('cannot watch the pool; changes by other hosts are seen at the next look', { error: String(e) });
+          this.logger.warn('cannot watch the pool; changes by other hosts are seen at the next look', {
+            error: String(e),
+          });
         }
       },
       () => undefined,
@@ -499,8 +532,16 @@ export class LoopbackDriver implements BlockDeviceApi {
       // A volume whose record cannot be read is left exactly as it is: its device may be in use.
       for (const p of problems) byId.delete(p.blockdeviceId);
       for (const v of volumes) {
-        if (v.attachedTo === this.instanceId && (await findLoopDevices(this.exec, this.imagePath(v.blockdeviceId))).length === 0) {
-          const device = await attachLoop(this.exec, this.imagePath(v.blockdeviceId), v.blockdeviceId, this.attachOptions);
+        if (
+          v.attachedTo === this.instanceId &&
+          (await findLoopDevices(this.exec, this.imagePath(v.blockdeviceId))).length === 0
+        ) {
+          const device = await attachLoop(
+            this.exec,
+            this.imagePath(v.blockdeviceId),
+            v.blockdeviceId,
+            this.attachOptions,
+          );
           report.reattached.push(v.blockdeviceId);
           this.logger.warn('repair: re-created loop device', { blockdeviceId: v.blockdeviceId, device });
         }
@@ -521,7 +562,13 @@ export class LoopbackDriver implements BlockDeviceApi {
       }
       const released = await this.releaseFencedLocked();
       const removedOrphanImages = await this.removeOrphanImages();
-      return { ...report, finishedFences, releasedDevices: released.devices, removedFencedImages: released.images, removedOrphanImages };
+      return {
+        ...report,
+        finishedFences,
+        releasedDevices: released.devices,
+        removedFencedImages: released.images,
+        removedOrphanImages,
+      };
     });
   }
 
@@ -553,10 +600,16 @@ export class LoopbackDriver implements BlockDeviceApi {
     try {
       max = await this.maximumVolumeSize();
     } catch (e) {
-      this.logger.warn('cannot find the largest volume size of the pool', { rootPath: this.rootPath, error: String(e) });
+      this.logger.warn('cannot find the largest volume size of the pool', {
+        rootPath: this.rootPath,
+        error: String(e),
+      });
     }
     if (max !== undefined && rounded > max) {
-      throw new StorageError('INVALID_SIZE', `volume size ${rounded} bytes is larger than pool ${this.rootPath} can hold: at most ${max} bytes (the largest file its filesystem allows)`);
+      throw new StorageError(
+        'INVALID_SIZE',
+        `volume size ${rounded} bytes is larger than pool ${this.rootPath} can hold: at most ${max} bytes (the largest file its filesystem allows)`,
+      );
     }
     return rounded;
   }
@@ -605,10 +658,18 @@ export class LoopbackDriver implements BlockDeviceApi {
         const st = await fs.stat(file);
         if (Date.now() - st.mtimeMs < ORPHAN_AGE_MS) continue;
         // Re-checked at the last moment: a record appearing means a volume after all.
-        if (await fs.access(this.recordPath(m[1])).then(() => true, () => false)) continue;
+        if (
+          await fs.access(this.recordPath(m[1])).then(
+            () => true,
+            () => false,
+          )
+        )
+          continue;
         await fs.rm(file);
         removed.push(file);
-        this.logger.warn('repair: removed a backing file without a record (left by a crashed create or destroy)', { file });
+        this.logger.warn('repair: removed a backing file without a record (left by a crashed create or destroy)', {
+          file,
+        });
       } catch (e) {
         this.logger.warn('repair: cannot remove an orphan backing file', { file, error: String(e) });
       }
@@ -635,7 +696,10 @@ export class LoopbackDriver implements BlockDeviceApi {
   /** A record that cannot be read, as a problem: with its dataset when the text still names one, and its loop devices. */
   private async problemOf(id: string, e: unknown): Promise<VolumeProblem> {
     const text = await fs.readFile(this.recordPath(id), 'utf8').catch(() => '');
-    const datasetId = /"dataset_id"\s*:\s*"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"/.exec(text)?.[1]?.toLowerCase();
+    const datasetId =
+      /"dataset_id"\s*:\s*"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"/
+        .exec(text)?.[1]
+        ?.toLowerCase();
     const devices = await this.loopsOf(id).catch(() => []);
     const reason = errorMessage(e);
     return {
@@ -757,10 +821,18 @@ export class LoopbackDriver implements BlockDeviceApi {
       // Deferred: the device goes away by itself once the last user unmounts it (else releaseFenced detaches it).
       // The fence holds without it; a device that went away meanwhile (ENXIO) is fine too.
       await detachLoop(this.exec, device, blockdeviceId, this.detachOptions).catch((e: unknown) =>
-        this.logger.warn('could not request the deferred detach of a fenced loop device; releaseFenced will detach it', { blockdeviceId, device, error: String(e) }),
+        this.logger.warn(
+          'could not request the deferred detach of a fenced loop device; releaseFenced will detach it',
+          { blockdeviceId, device, error: String(e) },
+        ),
       );
     }
-    this.logger.warn('force detach fenced loop devices still in use: their writes now fail', { blockdeviceId, holder, devices: busy, fencedImage: fenced });
+    this.logger.warn('force detach fenced loop devices still in use: their writes now fail', {
+      blockdeviceId,
+      holder,
+      devices: busy,
+      fencedImage: fenced,
+    });
     await this.verifyNoLoops(blockdeviceId, devices);
   }
 
@@ -772,7 +844,10 @@ export class LoopbackDriver implements BlockDeviceApi {
     const image = this.imagePath(blockdeviceId);
     // Numbered after the volume's earlier fences (under the pool lock): recovery picks the largest number, not the latest clock.
     const seq = nextFenceSequence(await fs.readdir(this.volumesPath), blockdeviceId);
-    const fenced = path.join(this.volumesPath, fencedImageName(blockdeviceId, seq, new Date(), randomBytes(4).toString('hex')));
+    const fenced = path.join(
+      this.volumesPath,
+      fencedImageName(blockdeviceId, seq, new Date(), randomBytes(4).toString('hex')),
+    );
     await fs.rename(image, fenced);
     await fsyncDir(this.volumesPath);
     // Why the copy below needs no wait for writes of the old device still "in flight" (issue 17 #6): when
@@ -840,7 +915,11 @@ export class LoopbackDriver implements BlockDeviceApi {
       await handle.close();
       await fs.rm(probe, { force: true });
     }
-    if (!stops) this.logger.error('the pool filesystem does not enforce the immutable flag on open files: force detach of devices in use is refused', { volumesPath: this.volumesPath });
+    if (!stops)
+      this.logger.error(
+        'the pool filesystem does not enforce the immutable flag on open files: force detach of devices in use is refused',
+        { volumesPath: this.volumesPath },
+      );
     this.flagStopsOpenFiles = stops;
     return stops;
   }
@@ -849,13 +928,24 @@ export class LoopbackDriver implements BlockDeviceApi {
   private async copyFencedIntoImage(blockdeviceId: string, fenced: string): Promise<void> {
     const tmp = path.join(this.volumesPath, copyTempName(blockdeviceId, process.pid, randomBytes(4).toString('hex')));
     try {
-      await runChecked(this.exec, 'cp', ['--reflink=auto', '--sparse=always', '--', fenced, tmp], `copying the fenced image ${fenced}`, 'BACKEND_ERROR', blockdeviceId);
+      await runChecked(
+        this.exec,
+        'cp',
+        ['--reflink=auto', '--sparse=always', '--', fenced, tmp],
+        `copying the fenced image ${fenced}`,
+        'BACKEND_ERROR',
+        blockdeviceId,
+      );
       const handle = await fs.open(tmp, 'r+');
       try {
         await handle.sync();
         const [copied, original] = await Promise.all([handle.stat(), fs.stat(fenced)]);
         if (copied.size !== original.size) {
-          throw new StorageError('BACKEND_ERROR', `copy of ${fenced} has ${copied.size} bytes, not ${original.size}`, blockdeviceId);
+          throw new StorageError(
+            'BACKEND_ERROR',
+            `copy of ${fenced} has ${copied.size} bytes, not ${original.size}`,
+            blockdeviceId,
+          );
         }
       } finally {
         await handle.close();
@@ -897,7 +987,11 @@ export class LoopbackDriver implements BlockDeviceApi {
       // Probes run under the pool lock, which we hold: this one's prober crashed.
       const probe = path.join(this.volumesPath, name);
       await setImmutable(probe, false, this.flagOptions).catch(() => undefined);
-      await fs.rm(probe, { force: true }).catch((e: unknown) => this.logger.warn('cannot remove a stale immutable probe', { file: probe, error: String(e) }));
+      await fs
+        .rm(probe, { force: true })
+        .catch((e: unknown) =>
+          this.logger.warn('cannot remove a stale immutable probe', { file: probe, error: String(e) }),
+        );
     }
     for (const plan of planFenceRecovery(names, onlyId)) {
       try {
@@ -913,17 +1007,23 @@ export class LoopbackDriver implements BlockDeviceApi {
           } catch (e) {
             await fs.rename(fenced, this.imagePath(plan.id));
             await fsyncDir(this.volumesPath);
-            this.logger.error('an interrupted fence cannot be finished without the immutable flag: renamed the image back, the volume is NOT fenced', {
-              blockdeviceId: plan.id,
-              file: plan.restoreFrom,
-              error: String(e),
-            });
+            this.logger.error(
+              'an interrupted fence cannot be finished without the immutable flag: renamed the image back, the volume is NOT fenced',
+              {
+                blockdeviceId: plan.id,
+                file: plan.restoreFrom,
+                error: String(e),
+              },
+            );
             continue;
           }
         }
         await this.copyFencedIntoImage(plan.id, fenced);
         restored.push(plan.id);
-        this.logger.warn('finished an interrupted fence: copied the fenced image again', { blockdeviceId: plan.id, fencedImage: plan.restoreFrom });
+        this.logger.warn('finished an interrupted fence: copied the fenced image again', {
+          blockdeviceId: plan.id,
+          fencedImage: plan.restoreFrom,
+        });
       } catch (e) {
         if (onlyId !== undefined) throw e;
         this.logger.error('cannot finish an interrupted fence', { blockdeviceId: plan.id, error: String(e) });
@@ -942,15 +1042,26 @@ export class LoopbackDriver implements BlockDeviceApi {
         if (await isDeviceBusy(binding.device)) continue;
         await detachLoop(this.exec, binding.device, undefined, this.detachOptions);
         devices.push(binding.device);
-        this.logger.info('released the loop device of a fenced image', { device: binding.device, backingFile: binding.backingFile, deleted: binding.deleted });
+        this.logger.info('released the loop device of a fenced image', {
+          device: binding.device,
+          backingFile: binding.backingFile,
+          deleted: binding.deleted,
+        });
       } catch (e) {
-        this.logger.warn('cannot release the loop device of a fenced image', { device: binding.device, error: String(e) });
+        this.logger.warn('cannot release the loop device of a fenced image', {
+          device: binding.device,
+          error: String(e),
+        });
       }
     }
     const names = await fs.readdir(this.volumesPath);
     // A fresh look: a detach above may have been deferred by a short-lived opener.
-    const inUse = new Set((await this.poolBindings()).filter((b) => !b.deleted).map((b) => path.basename(b.backingFile)));
-    const records = new Set(names.flatMap((n) => /^(.+)\.json$/.exec(n)?.[1] ?? []).filter((id) => ID_PATTERN.test(id)));
+    const inUse = new Set(
+      (await this.poolBindings()).filter((b) => !b.deleted).map((b) => path.basename(b.backingFile)),
+    );
+    const records = new Set(
+      names.flatMap((n) => /^(.+)\.json$/.exec(n)?.[1] ?? []).filter((id) => ID_PATTERN.test(id)),
+    );
     const images: string[] = [];
     for (const name of removableFencedImages(names, inUse, records)) {
       const file = path.join(this.volumesPath, name);
@@ -987,7 +1098,11 @@ export class LoopbackDriver implements BlockDeviceApi {
   private async serves(device: string, blockdeviceId: string): Promise<boolean> {
     if (this.loopDiscovery !== 'sysfs') return false;
     const binding = loopBindingOf(device);
-    return binding !== null && !binding.deleted && binding.backingFile === path.join(await this.canonicalVolumesPath(), `${blockdeviceId}.img`);
+    return (
+      binding !== null &&
+      !binding.deleted &&
+      binding.backingFile === path.join(await this.canonicalVolumesPath(), `${blockdeviceId}.img`)
+    );
   }
 
   private canonicalVolumesPath(): Promise<string> {
@@ -1008,12 +1123,23 @@ export class LoopbackDriver implements BlockDeviceApi {
     const dirs = [this.volumesPath, await this.canonicalVolumesPath()];
     let bindings = this.loopDiscovery === 'sysfs' ? await this.loopScanner.get() : null;
     if (bindings === null) {
-      const out = await runChecked(this.exec, 'losetup', ['--list', '--noheadings', '--raw', '--output', 'NAME,BACK-FILE'], 'listing loop devices');
+      const out = await runChecked(
+        this.exec,
+        'losetup',
+        ['--list', '--noheadings', '--raw', '--output', 'NAME,BACK-FILE'],
+        'listing loop devices',
+      );
       bindings = [];
       for (const line of out.split('\n')) {
         const m = /^(\/dev\/loop\d+) (.*)$/.exec(line.trim());
         // --raw escapes spaces as \x20; a replaced or removed file shows " (deleted)".
-        if (m) bindings.push(parseBackingFile(m[1], m[2].replace(/\\x([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16)))));
+        if (m)
+          bindings.push(
+            parseBackingFile(
+              m[1],
+              m[2].replace(/\\x([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16))),
+            ),
+          );
       }
     }
     return bindings.filter((b) => dirs.includes(path.dirname(b.backingFile)));
@@ -1047,11 +1173,19 @@ export class LoopbackDriver implements BlockDeviceApi {
     try {
       json = JSON.parse(text);
     } catch (e) {
-      throw new StorageError('CORRUPT_RECORD', `record ${this.recordPath(id)} is not valid JSON: ${(e as Error).message}`, id);
+      throw new StorageError(
+        'CORRUPT_RECORD',
+        `record ${this.recordPath(id)} is not valid JSON: ${(e as Error).message}`,
+        id,
+      );
     }
     const parsed = VolumeRecord.safeParse(json);
     if (!parsed.success) {
-      throw new StorageError('CORRUPT_RECORD', `record ${this.recordPath(id)} is malformed: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ')}`, id);
+      throw new StorageError(
+        'CORRUPT_RECORD',
+        `record ${this.recordPath(id)} is malformed: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ')}`,
+        id,
+      );
     }
     return parsed.data;
   }
@@ -1090,7 +1224,11 @@ const PoolFile = z
 /** EFBIG (the pool's filesystem cannot hold a file that large) as INVALID_SIZE; undefined for other errors. */
 function tooLarge(e: unknown, size: number, rootPath: string, blockdeviceId?: string): StorageError | undefined {
   if ((e as NodeJS.ErrnoException | null)?.code !== 'EFBIG') return undefined;
-  return new StorageError('INVALID_SIZE', `volume size ${size} bytes is larger than pool ${rootPath} can hold (EFBIG: the largest file its filesystem allows is smaller)`, blockdeviceId);
+  return new StorageError(
+    'INVALID_SIZE',
+    `volume size ${size} bytes is larger than pool ${rootPath} can hold (EFBIG: the largest file its filesystem allows is smaller)`,
+    blockdeviceId,
+  );
 }
 
 function recordText(record: VolumeRecord): string {

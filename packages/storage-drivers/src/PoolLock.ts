@@ -64,24 +64,26 @@ export class PoolLock {
     const before = this.queue;
     let done!: () => void;
     this.queue = new Promise<void>((resolve) => (done = resolve));
-    return before.then(() => this.take()).then(
-      (release) => {
-        let released = false;
-        return async () => {
-          if (released) return;
-          released = true;
-          try {
-            await release();
-          } finally {
-            done();
-          }
-        };
-      },
-      (e: unknown) => {
-        done();
-        throw e;
-      },
-    );
+    return before
+      .then(() => this.take())
+      .then(
+        (release) => {
+          let released = false;
+          return async () => {
+            if (released) return;
+            released = true;
+            try {
+              await release();
+            } finally {
+              done();
+            }
+          };
+        },
+        (e: unknown) => {
+          done();
+          throw e;
+        },
+      );
   }
 
   private async take(): Promise<() => Promise<void>> {
@@ -109,7 +111,10 @@ export class PoolLock {
   private async acquireWithHelper(): Promise<() => Promise<void>> {
     const answer = await this.helper.request(`lock ${this.waitSeconds()}`);
     if (answer !== 'locked') {
-      throw new StorageError('BACKEND_ERROR', `timed out after ${this.waitSeconds()}s waiting for the storage pool lock ${this.path}`);
+      throw new StorageError(
+        'BACKEND_ERROR',
+        `timed out after ${this.waitSeconds()}s waiting for the storage pool lock ${this.path}`,
+      );
     }
     return async () => {
       // Not awaited: the next request queues behind it in the pipe, and if the
@@ -123,7 +128,17 @@ export class PoolLock {
     return new Promise((resolve, reject) => {
       const child = spawn(
         'flock',
-        ['--exclusive', '--wait', String(waitSeconds), '--conflict-exit-code', '75', this.path, 'sh', '-c', 'echo locked; read _'],
+        [
+          '--exclusive',
+          '--wait',
+          String(waitSeconds),
+          '--conflict-exit-code',
+          '75',
+          this.path,
+          'sh',
+          '-c',
+          'echo locked; read _',
+        ],
         { stdio: ['pipe', 'pipe', 'pipe'] },
       );
       let stdout = '';
@@ -146,7 +161,9 @@ export class PoolLock {
         }
       });
       child.once('error', (e) => {
-        reject(new StorageError('BACKEND_ERROR', `cannot run flock(1) for ${this.path}: ${e.message} (util-linux needed)`));
+        reject(
+          new StorageError('BACKEND_ERROR', `cannot run flock(1) for ${this.path}: ${e.message} (util-linux needed)`),
+        );
       });
       child.once('close', (code) => {
         if (locked) return;
@@ -162,4 +179,3 @@ export class PoolLock {
     });
   }
 }
-

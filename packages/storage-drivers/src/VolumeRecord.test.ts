@@ -1,5 +1,15 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { commitTemp, writeFileAtomic, writeSyncedTemp } from './VolumeRecord';
@@ -31,7 +41,9 @@ describe('atomic record writes', () => {
   });
 
   it('removes the temp file when the companion flush fails', async () => {
-    await expect(writeSyncedTemp(join(dir, 'r.json'), 'x', () => Promise.reject(new Error('EIO')))).rejects.toThrow('EIO');
+    await expect(writeSyncedTemp(join(dir, 'r.json'), 'x', () => Promise.reject(new Error('EIO')))).rejects.toThrow(
+      'EIO',
+    );
     expect(readdirSync(dir)).toEqual([]);
   });
 

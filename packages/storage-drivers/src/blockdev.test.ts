@@ -24,7 +24,10 @@ import { destroyTempRoot, makeTempRoot } from './testing/testSupport';
 jest.setTimeout(30_000);
 
 /** A fake ExecFn answering from a script, recording every argv. */
-function fakeExec(answer: (file: string, args: readonly string[]) => Partial<ExecResult>): { exec: ExecFn; calls: string[][] } {
+function fakeExec(answer: (file: string, args: readonly string[]) => Partial<ExecResult>): {
+  exec: ExecFn;
+  calls: string[][];
+} {
   const calls: string[][] = [];
   const exec: ExecFn = async (file, args) => {
     calls.push([file, ...args]);
@@ -45,7 +48,13 @@ describe('parseMountInfo', () => {
   it('reads device, mount point (unescaped), fstype and major:minor; skips lines it cannot read', () => {
     expect(parseMountInfo(sample)).toEqual([
       { majorMinor: '254:0', mountPoint: '/', options: 'rw,relatime', fstype: 'ext4', device: '/dev/vda' },
-      { majorMinor: '7:3', mountPoint: '/var/lib/flocker/mnt/a b', options: 'rw,noatime', fstype: 'ext4', device: '/dev/loop3' },
+      {
+        majorMinor: '7:3',
+        mountPoint: '/var/lib/flocker/mnt/a b',
+        options: 'rw,noatime',
+        fstype: 'ext4',
+        device: '/dev/loop3',
+      },
       { majorMinor: '0:31', mountPoint: '/proc', options: 'rw,nosuid', fstype: 'proc', device: 'proc' },
     ]);
   });
@@ -61,7 +70,9 @@ describe('parseMountInfo', () => {
 describe('parseLosetupAssociations', () => {
   it('lists the loop devices of `losetup -j` output', () => {
     expect(
-      parseLosetupAssociations('/dev/loop0: [65024]:123 (/pool/volumes/x.img)\n/dev/loop12: [65024]:123 (/pool/volumes/x.img)\n'),
+      parseLosetupAssociations(
+        '/dev/loop0: [65024]:123 (/pool/volumes/x.img)\n/dev/loop12: [65024]:123 (/pool/volumes/x.img)\n',
+      ),
     ).toEqual(['/dev/loop0', '/dev/loop12']);
     expect(parseLosetupAssociations('')).toEqual([]);
   });
@@ -75,9 +86,24 @@ describe('filesystem helpers (argv)', () => {
   });
 
   it('filesystemType reads TYPE, or PTTYPE for a partition table', async () => {
-    expect(await filesystemType('/dev/x', fakeExec(() => ({ stdout: 'DEVNAME=/dev/x\nUUID=1\nTYPE=ext4\nUSAGE=filesystem\n' })))).toBe('ext4');
-    expect(await filesystemType('/dev/x', fakeExec(() => ({ stdout: 'DEVNAME=/dev/x\nPTTYPE=gpt\n' })))).toBe('gpt');
-    expect(await hasFilesystem('/dev/x', fakeExec(() => ({ stdout: 'DEVNAME=/dev/x\nPTTYPE=gpt\n' })))).toBe(true);
+    expect(
+      await filesystemType(
+        '/dev/x',
+        fakeExec(() => ({ stdout: 'DEVNAME=/dev/x\nUUID=1\nTYPE=ext4\nUSAGE=filesystem\n' })),
+      ),
+    ).toBe('ext4');
+    expect(
+      await filesystemType(
+        '/dev/x',
+        fakeExec(() => ({ stdout: 'DEVNAME=/dev/x\nPTTYPE=gpt\n' })),
+      ),
+    ).toBe('gpt');
+    expect(
+      await hasFilesystem(
+        '/dev/x',
+        fakeExec(() => ({ stdout: 'DEVNAME=/dev/x\nPTTYPE=gpt\n' })),
+      ),
+    ).toBe(true);
   });
 
   it('hasFilesystem: every other blkid failure is an error, never "empty"', async () => {
@@ -89,24 +115,43 @@ describe('filesystem helpers (argv)', () => {
 
   it('makeFilesystem runs mkfs.ext4 with lazy init, label and MMP only on an empty device', async () => {
     const { exec, calls } = fakeExec((file) => (file === 'blkid' ? { exitCode: 2 } : {}));
-    await makeFilesystem('/dev/loop9', { type: 'ext4', label: 'flocker', multiMountProtection: true, exec, deviceSize: async () => null });
+    await makeFilesystem('/dev/loop9', {
+      type: 'ext4',
+      label: 'flocker',
+      multiMountProtection: true,
+      exec,
+      deviceSize: async () => null,
+    });
     expect(calls).toEqual([
       ['blkid', '-p', '-o', 'export', '/dev/loop9'],
       ['mkfs.ext4', '-q', '-E', 'lazy_itable_init=1,lazy_journal_init=1', '-L', 'flocker', '-O', 'mmp', '/dev/loop9'],
     ]);
   });
 
-  it('makeFilesystem reserves room for 64x online growth, not mke2fs\'s 1024x', async () => {
+  it("makeFilesystem reserves room for 64x online growth, not mke2fs's 1024x", async () => {
     const { exec, calls } = fakeExec((file) => (file === 'blkid' ? { exitCode: 2 } : {}));
     await makeFilesystem('/dev/loop9', { type: 'ext4', exec, deviceSize: async () => 10 * 1024 ** 3 });
-    expect(calls[1]).toEqual(['mkfs.ext4', '-q', '-b', '4096', '-E', `lazy_itable_init=1,lazy_journal_init=1,resize=${(10 * 1024 ** 3 / 4096) * 64}`, '/dev/loop9']);
+    expect(calls[1]).toEqual([
+      'mkfs.ext4',
+      '-q',
+      '-b',
+      '4096',
+      '-E',
+      `lazy_itable_init=1,lazy_journal_init=1,resize=${((10 * 1024 ** 3) / 4096) * 64}`,
+      '/dev/loop9',
+    ]);
   });
 
-  it('growthReserveArgs: mke2fs\'s own choices below 512 MiB or when the size is unknown; capped at 2^32-1 blocks', () => {
+  it("growthReserveArgs: mke2fs's own choices below 512 MiB or when the size is unknown; capped at 2^32-1 blocks", () => {
     const lazy = 'lazy_itable_init=1,lazy_journal_init=1';
     expect(growthReserveArgs(null)).toEqual(['-E', lazy]);
     expect(growthReserveArgs(256 * 1024 * 1024)).toEqual(['-E', lazy]);
-    expect(growthReserveArgs(512 * 1024 * 1024)).toEqual(['-b', '4096', '-E', `${lazy},resize=${131072 * ONLINE_GROWTH_FACTOR}`]);
+    expect(growthReserveArgs(512 * 1024 * 1024)).toEqual([
+      '-b',
+      '4096',
+      '-E',
+      `${lazy},resize=${131072 * ONLINE_GROWTH_FACTOR}`,
+    ]);
     expect(growthReserveArgs(2 * 1024 ** 4)).toEqual(['-b', '4096', '-E', `${lazy},resize=${2 ** 32 - 1}`]);
   });
 
@@ -121,13 +166,19 @@ describe('filesystem helpers (argv)', () => {
     await makeFilesystem('/dev/loop9', { type: 'ext4', exec: yes.exec, neverWritten: async () => true });
     expect(yes.calls.map((c) => c[0])).toEqual(['mkfs.ext4']);
     const no = fakeExec(() => ({ stdout: 'TYPE=xfs\n' }));
-    await expectStorageError(makeFilesystem('/dev/loop9', { type: 'ext4', exec: no.exec, neverWritten: async () => false }), 'FILESYSTEM_EXISTS');
+    await expectStorageError(
+      makeFilesystem('/dev/loop9', { type: 'ext4', exec: no.exec, neverWritten: async () => false }),
+      'FILESYSTEM_EXISTS',
+    );
     expect(no.calls.map((c) => c[0])).toEqual(['blkid']);
   });
 
   it('makeFilesystem rejects labels longer than 16 bytes', async () => {
     const { exec } = fakeExec((file) => (file === 'blkid' ? { exitCode: 2 } : {}));
-    await expectStorageError(makeFilesystem('/dev/loop9', { type: 'ext4', label: 'x'.repeat(17), exec }), 'BACKEND_ERROR');
+    await expectStorageError(
+      makeFilesystem('/dev/loop9', { type: 'ext4', label: 'x'.repeat(17), exec }),
+      'BACKEND_ERROR',
+    );
   });
 
   it('mount, unmount and resizeFilesystem run the expected commands', async () => {
@@ -148,7 +199,10 @@ describe('filesystem helpers (argv)', () => {
   });
 
   it('failures carry the command and its stderr', async () => {
-    const { exec } = fakeExec(() => ({ exitCode: 32, stderr: 'mount: /mnt/x: wrong fs type, bad option, bad superblock.\n' }));
+    const { exec } = fakeExec(() => ({
+      exitCode: 32,
+      stderr: 'mount: /mnt/x: wrong fs type, bad option, bad superblock.\n',
+    }));
     const e = await mount('/dev/loop9', '/mnt/x', { fstype: 'ext4', exec }).catch((x: unknown) => x);
     expect(isStorageError(e, 'BACKEND_ERROR')).toBe(true);
     expect(String(e)).toContain('`mount -t ext4 /dev/loop9 /mnt/x` exited with 32: mount: /mnt/x: wrong fs type');
@@ -162,7 +216,11 @@ describe('filesystem helpers (argv)', () => {
 
 describe('exec', () => {
   it('execFileExec reports exit codes and output without throwing', async () => {
-    expect(await execFileExec('sh', ['-c', 'echo out; echo err >&2; exit 3'])).toEqual({ exitCode: 3, stdout: 'out\n', stderr: 'err\n' });
+    expect(await execFileExec('sh', ['-c', 'echo out; echo err >&2; exit 3'])).toEqual({
+      exitCode: 3,
+      stdout: 'out\n',
+      stderr: 'err\n',
+    });
   });
 
   it('execFileExec rejects with BACKEND_ERROR when the program does not exist', async () => {
@@ -279,7 +337,10 @@ describe('isLoopDeviceNeverWritten', () => {
     await makeFilesystem(formatted.device, { type: 'ext4', neverWritten: (d) => isLoopDeviceNeverWritten(d) });
     expect(await filesystemType(formatted.device)).toBe('ext4');
     expect(await isLoopDeviceNeverWritten(formatted.device)).toBe(false);
-    await expectStorageError(makeFilesystem(formatted.device, { type: 'ext4', neverWritten: (d) => isLoopDeviceNeverWritten(d) }), 'FILESYSTEM_EXISTS');
+    await expectStorageError(
+      makeFilesystem(formatted.device, { type: 'ext4', neverWritten: (d) => isLoopDeviceNeverWritten(d) }),
+      'FILESYSTEM_EXISTS',
+    );
 
     const replaced = await sparseLoop('replaced.img');
     const copy = path.join(root, 'copy.img');

@@ -150,11 +150,20 @@ export async function blockDeviceSize(device: string, sysfs = '/sys/dev/block'):
 export async function makeFilesystem(device: string, options: MakeFilesystemOptions): Promise<void> {
   const exec = options.exec ?? execFileExec;
   if (options.type !== 'ext4') {
-    throw new StorageError('BACKEND_ERROR', `unsupported filesystem type ${String(options.type)}; only ext4 is supported`);
+    throw new StorageError(
+      'BACKEND_ERROR',
+      `unsupported filesystem type ${String(options.type)}; only ext4 is supported`,
+    );
   }
-  const existing = options.neverWritten !== undefined && (await options.neverWritten(device)) ? null : await filesystemType(device, { exec });
+  const existing =
+    options.neverWritten !== undefined && (await options.neverWritten(device))
+      ? null
+      : await filesystemType(device, { exec });
   if (existing !== null) {
-    throw new StorageError('FILESYSTEM_EXISTS', `${device} already has a ${existing} filesystem; refusing to create a new one over it`);
+    throw new StorageError(
+      'FILESYSTEM_EXISTS',
+      `${device} already has a ${existing} filesystem; refusing to create a new one over it`,
+    );
   }
   if (options.label !== undefined && Buffer.byteLength(options.label) > 16) {
     throw new StorageError('BACKEND_ERROR', `ext4 label ${JSON.stringify(options.label)} is longer than 16 bytes`);
@@ -180,7 +189,11 @@ export async function mount(device: string, mountPoint: string, options: MountOp
   if (options.exec === undefined && (options.options ?? []).length === 0) {
     const r = await mountSyscalls.mount(device, mountPoint, options.fstype);
     if (r?.ok) return;
-    if (r) throw new StorageError('BACKEND_ERROR', `mounting ${device} on ${mountPoint} (${options.fstype}) failed: ${r.message}`);
+    if (r)
+      throw new StorageError(
+        'BACKEND_ERROR',
+        `mounting ${device} on ${mountPoint} (${options.fstype}) failed: ${r.message}`,
+      );
   }
   const exec = options.exec ?? execFileExec;
   const args = ['-t', options.fstype];
@@ -194,7 +207,11 @@ export async function unmount(mountPoint: string, options: BlockdevOptions = {})
     const r = await mountSyscalls.umount(mountPoint);
     if (r?.ok) return;
     // As with umount(8), any failure counts as busy: the caller retries or reports it.
-    if (r) throw new StorageError('DEVICE_BUSY', `unmounting ${mountPoint} failed: ${r.message}${r.errno === EBUSY ? ' (in use)' : ''}`);
+    if (r)
+      throw new StorageError(
+        'DEVICE_BUSY',
+        `unmounting ${mountPoint} failed: ${r.message}${r.errno === EBUSY ? ' (in use)' : ''}`,
+      );
   }
   const exec = options.exec ?? execFileExec;
   await runChecked(exec, 'umount', [mountPoint], `unmounting ${mountPoint}`, 'DEVICE_BUSY');
@@ -205,7 +222,10 @@ export async function unmount(mountPoint: string, options: BlockdevOptions = {})
  * resize, which needs CAP_SYS_RESOURCE (resize2fs says "Permission denied"
  * without it). Not mounted: resize2fs insists on a forced check first.
  */
-export async function resizeFilesystem(device: string, options: BlockdevOptions & { mounted?: boolean } = {}): Promise<void> {
+export async function resizeFilesystem(
+  device: string,
+  options: BlockdevOptions & { mounted?: boolean } = {},
+): Promise<void> {
   const exec = options.exec ?? execFileExec;
   const mounted = options.mounted ?? (await isDeviceBusy(device));
   if (!mounted) {
@@ -235,7 +255,10 @@ export async function isDeviceBusy(device: string): Promise<boolean> {
     handle = await fs.open(device, fsc.O_RDONLY | fsc.O_EXCL);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EBUSY') return true;
-    throw new StorageError('BACKEND_ERROR', `cannot open ${device} to check whether it is in use: ${(e as Error).message}`);
+    throw new StorageError(
+      'BACKEND_ERROR',
+      `cannot open ${device} to check whether it is in use: ${(e as Error).message}`,
+    );
   }
   await handle.close();
   return false;

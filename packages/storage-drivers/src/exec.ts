@@ -129,7 +129,10 @@ export class LineHelper {
     });
     child.once('close', (code) => {
       forget();
-      const failure = new StorageError('BACKEND_ERROR', `the ${this.what} exited with ${code}: ${helper.stderr.trim() || 'no output'}`);
+      const failure = new StorageError(
+        'BACKEND_ERROR',
+        `the ${this.what} exited with ${code}: ${helper.stderr.trim() || 'no output'}`,
+      );
       for (const reply of helper.replies.splice(0)) reply(failure);
     });
     return started;

@@ -1,4 +1,13 @@
-import { classifyPoolFile, compareFencedNames, copyTempName, fencedImageName, isFencedBinding, nextFenceSequence, planFenceRecovery, removableFencedImages } from './fencing';
+import {
+  classifyPoolFile,
+  compareFencedNames,
+  copyTempName,
+  fencedImageName,
+  isFencedBinding,
+  nextFenceSequence,
+  planFenceRecovery,
+  removableFencedImages,
+} from './fencing';
 import { errnoFromMessage, immutableFailureReason, parseLsattrImmutable } from './immutable';
 
 const A = '0b9a6f1e-4c2d-4e8f-9a1b-2c3d4e5f6a7b';
@@ -13,16 +22,26 @@ describe('fencing names', () => {
     // Names from before the sequence are still fenced files.
     expect(classifyPoolFile(`${A}.img.fenced-20261203T222433123Z-deadbeef`)).toEqual({ kind: 'fenced', id: A });
     expect(() => fencedImageName(A, 1, new Date(), 'xyz')).toThrow(/8 hex digits/);
-    for (const bad of [0, -1, 1.5, Number.NaN]) expect(() => fencedImageName(A, bad, new Date(), 'deadbeef')).toThrow(/sequence/);
+    for (const bad of [0, -1, 1.5, Number.NaN])
+      expect(() => fencedImageName(A, bad, new Date(), 'deadbeef')).toThrow(/sequence/);
   });
 
   it('numbers the next fence of a volume one past its largest existing fence; names without a number count as 0', () => {
     expect(nextFenceSequence([`${A}.img`, `${A}.json`], A)).toBe(1);
     expect(nextFenceSequence([`${A}.img.fenced-20261203T100000000Z-00000001`], A)).toBe(1);
-    const names = [`${A}.img.fenced-000002-20261203T100000000Z-00000001`, `${A}.img.fenced-000009-20261201T100000000Z-00000002`, `${B}.img.fenced-000040-20261203T100000000Z-00000003`];
+    const names = [
+      `${A}.img.fenced-000002-20261203T100000000Z-00000001`,
+      `${A}.img.fenced-000009-20261201T100000000Z-00000002`,
+      `${B}.img.fenced-000040-20261203T100000000Z-00000003`,
+    ];
     expect(nextFenceSequence(names, A)).toBe(10);
     expect(nextFenceSequence(names, B)).toBe(41);
-    expect(nextFenceSequence([`${A}.img.fenced-999999-20261203T100000000Z-00000001`, `${A}.img.fenced-1000000-20261203T100000000Z-00000001`], A)).toBe(1_000_001);
+    expect(
+      nextFenceSequence(
+        [`${A}.img.fenced-999999-20261203T100000000Z-00000001`, `${A}.img.fenced-1000000-20261203T100000000Z-00000001`],
+        A,
+      ),
+    ).toBe(1_000_001);
   });
 
   it('classifies pool files; records, record temps and strangers are none of its business', () => {
@@ -30,7 +49,14 @@ describe('fencing names', () => {
     expect(classifyPoolFile(copyTempName(A, 123, '0a1b2c3d'))).toEqual({ kind: 'copyTemp', id: A });
     // The earlier copy-only fence's temp.
     expect(classifyPoolFile(`${A}.img.fence-0a1b2c3d`)).toEqual({ kind: 'copyTemp', id: A });
-    for (const other of [`${A}.json`, `${A}.json.tmp-1-0a1b2c3d`, `${A}.img.fenced-x`, 'pool.lock', `../${A}.img`, `${A}.img.fenced-20261203T222433123Z-deadbeef.tmp`]) {
+    for (const other of [
+      `${A}.json`,
+      `${A}.json.tmp-1-0a1b2c3d`,
+      `${A}.img.fenced-x`,
+      'pool.lock',
+      `../${A}.img`,
+      `${A}.img.fenced-20261203T222433123Z-deadbeef.tmp`,
+    ]) {
       expect(classifyPoolFile(other)).toBeNull();
     }
   });
@@ -47,28 +73,47 @@ describe('planFenceRecovery', () => {
   });
 
   it('restores the newest fenced image of a volume without <id>.img and removes copy temps', () => {
-    expect(planFenceRecovery([`${A}.json`, f2, f1, temp, `${B}.img`, `${B}.json`])).toEqual([{ id: A, restoreFrom: f2, removeTemps: [temp] }]);
+    expect(planFenceRecovery([`${A}.json`, f2, f1, temp, `${B}.img`, `${B}.json`])).toEqual([
+      { id: A, restoreFrom: f2, removeTemps: [temp] },
+    ]);
     // Interrupted after the copy was renamed in: only the temp of another crash is left.
-    expect(planFenceRecovery([`${A}.img`, `${A}.json`, f1, temp])).toEqual([{ id: A, restoreFrom: null, removeTemps: [temp] }]);
+    expect(planFenceRecovery([`${A}.img`, `${A}.json`, f1, temp])).toEqual([
+      { id: A, restoreFrom: null, removeTemps: [temp] },
+    ]);
   });
 
   it('restores the most recent fence by its sequence number, not by the wall clock, which may have stepped back', () => {
     // Fence 1 at 11:00, then the clock steps back an hour; fence 2 at 10:00 is the newer one.
     const first = fencedImageName(A, 1, new Date('2026-12-03T11:00:00.000Z'), 'ffffffff');
-    const second = fencedImageName(A, nextFenceSequence([`${A}.json`, first], A), new Date('2026-12-03T10:00:00.000Z'), '00000000');
+    const second = fencedImageName(
+      A,
+      nextFenceSequence([`${A}.json`, first], A),
+      new Date('2026-12-03T10:00:00.000Z'),
+      '00000000',
+    );
     // Crash between S1 and S2 of the second fence: no <id>.img.
     expect(planFenceRecovery([`${A}.json`, first, second])).toEqual([{ id: A, restoreFrom: second, removeTemps: [] }]);
     expect(planFenceRecovery([`${A}.json`, second, first])).toEqual([{ id: A, restoreFrom: second, removeTemps: [] }]);
     // A fence numbered after one from before sequences, whatever their stamps; numbers compare as numbers.
     const legacy = `${A}.img.fenced-20261203T120000000Z-00000001`;
-    const numbered = fencedImageName(A, nextFenceSequence([legacy], A), new Date('2026-12-03T09:00:00.000Z'), '00000002');
+    const numbered = fencedImageName(
+      A,
+      nextFenceSequence([legacy], A),
+      new Date('2026-12-03T09:00:00.000Z'),
+      '00000002',
+    );
     expect(planFenceRecovery([legacy, numbered])[0].restoreFrom).toBe(numbered);
     const n999999 = fencedImageName(A, 999_999, new Date('2026-12-03T12:00:00.000Z'), '00000003');
     const n1000000 = fencedImageName(A, 1_000_000, new Date('2026-12-03T08:00:00.000Z'), '00000004');
     expect(planFenceRecovery([n999999, n1000000])[0].restoreFrom).toBe(n1000000);
     // Old names among themselves: by their stamp, as before.
     expect(planFenceRecovery([f2, f1])[0].restoreFrom).toBe(f2);
-    expect([n1000000, numbered, legacy, n999999].sort(compareFencedNames)).toEqual([legacy, numbered, n999999, n1000000]);
+    expect([n1000000, numbered, legacy, n999999].sort(compareFencedNames)).toEqual([
+      legacy,
+      numbered,
+      n999999,
+      n1000000,
+    ]);
   });
 
   it('can be limited to one volume', () => {
@@ -83,8 +128,12 @@ describe('isFencedBinding', () => {
   const binding = (backingFile: string, deleted = false) => ({ device: '/dev/loop7', backingFile, deleted });
 
   it('matches devices of fenced images and of deleted images of the pool only', () => {
-    expect(isFencedBinding(binding(`/real/pool/volumes/${A}.img.fenced-20261203T100000000Z-00000001`), dirs)).toBe(true);
-    expect(isFencedBinding(binding(`/pool/volumes/${A}.img.fenced-20261203T100000000Z-00000001`, true), dirs)).toBe(true);
+    expect(isFencedBinding(binding(`/real/pool/volumes/${A}.img.fenced-20261203T100000000Z-00000001`), dirs)).toBe(
+      true,
+    );
+    expect(isFencedBinding(binding(`/pool/volumes/${A}.img.fenced-20261203T100000000Z-00000001`, true), dirs)).toBe(
+      true,
+    );
     expect(isFencedBinding(binding(`/pool/volumes/${A}.img`, true), dirs)).toBe(true);
     // A volume's live device, another directory, a stranger.
     expect(isFencedBinding(binding(`/pool/volumes/${A}.img`), dirs)).toBe(false);
@@ -99,7 +148,9 @@ describe('removableFencedImages', () => {
 
   it('removes fenced images no device uses, unless one is the only copy of an existing volume', () => {
     // A: restored and unused -> goes. B: no image but a record -> an interrupted fence, keep.
-    expect(removableFencedImages([`${A}.img`, `${A}.json`, fa, `${B}.json`, fb], new Set(), new Set([A, B]))).toEqual([fa]);
+    expect(removableFencedImages([`${A}.img`, `${A}.json`, fa, `${B}.json`, fb], new Set(), new Set([A, B]))).toEqual([
+      fa,
+    ]);
     // In use by the old holder's loop device -> stays.
     expect(removableFencedImages([`${A}.img`, `${A}.json`, fa], new Set([fa]), new Set([A]))).toEqual([]);
     // Volume destroyed (no record, no image): an orphan.

@@ -51,7 +51,8 @@ export function classifyPoolFile(name: string): PoolFile | null {
  */
 export function fencedImageName(id: string, seq: number, at: Date, rand: string): string {
   if (!/^[0-9a-f]{8}$/.test(rand)) throw new Error(`fence suffix must be 8 hex digits, got ${JSON.stringify(rand)}`);
-  if (!Number.isSafeInteger(seq) || seq < 1 || seq > MAX_FENCE_SEQUENCE) throw new Error(`fence sequence must be an integer in 1..${MAX_FENCE_SEQUENCE}, got ${seq}`);
+  if (!Number.isSafeInteger(seq) || seq < 1 || seq > MAX_FENCE_SEQUENCE)
+    throw new Error(`fence sequence must be an integer in 1..${MAX_FENCE_SEQUENCE}, got ${seq}`);
   const stamp = at.toISOString().replace(/[-:.]/g, '');
   const name = `${id}.img.fenced-${String(seq).padStart(6, '0')}-${stamp}-${rand}`;
   if (classifyPoolFile(name)?.kind !== 'fenced') throw new Error(`not a valid fenced image name: ${name}`);
@@ -150,7 +151,11 @@ export function isFencedBinding(binding: LoopBinding, volumeDirs: readonly strin
  * they are not the only copy of a volume's data (its `<id>.img` exists, or its
  * record is gone: the volume was destroyed).
  */
-export function removableFencedImages(names: readonly string[], inUse: ReadonlySet<string>, records: ReadonlySet<string>): string[] {
+export function removableFencedImages(
+  names: readonly string[],
+  inUse: ReadonlySet<string>,
+  records: ReadonlySet<string>,
+): string[] {
   const images = new Set<string>();
   for (const name of names) {
     const f = classifyPoolFile(name);

@@ -43,7 +43,11 @@ describe.each([
 });
 
 it('chattr failures become ImmutableFlagError with the errno from its message', async () => {
-  const exec: ExecFn = async () => ({ exitCode: 1, stdout: '', stderr: 'chattr: Operation not supported while setting flags on /p/x\n' });
+  const exec: ExecFn = async () => ({
+    exitCode: 1,
+    stdout: '',
+    stderr: 'chattr: Operation not supported while setting flags on /p/x\n',
+  });
   const failure = await setImmutable('/p/x', true, { exec }).catch((e: unknown) => e);
   expect(failure).toMatchObject({ code: 'BACKEND_ERROR', errno: 'EOPNOTSUPP' });
   expect(String(failure)).toMatch(/chattr \+i \/p\/x/);

@@ -85,7 +85,11 @@ async function runFlagTool(exec: ExecFn, tool: string, args: readonly string[], 
   const result = await exec(tool, args);
   if (result.exitCode !== 0) {
     const detail = result.stderr.trim() || result.stdout.trim() || 'no output';
-    throw new ImmutableFlagError(errnoFromMessage(detail), file, `\`${formatCommand(tool, args)}\` exited with ${result.exitCode}: ${detail}`);
+    throw new ImmutableFlagError(
+      errnoFromMessage(detail),
+      file,
+      `\`${formatCommand(tool, args)}\` exited with ${result.exitCode}: ${detail}`,
+    );
   }
   return result.stdout;
 }

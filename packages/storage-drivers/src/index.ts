@@ -1,5 +1,10 @@
 export * from './BlockDeviceApi';
-export { LoopbackDriver, DEFAULT_ALLOCATION_UNIT, type LoopbackDriverOptions, type RepairReport } from './LoopbackDriver';
+export {
+  LoopbackDriver,
+  DEFAULT_ALLOCATION_UNIT,
+  type LoopbackDriverOptions,
+  type RepairReport,
+} from './LoopbackDriver';
 export {
   blockDeviceSize,
   filesystemType,
@@ -29,7 +34,14 @@ export { createEbsDriver } from './ebs/createEbsDriver';
 export type { EbsDriver, EbsDriverOptions, EbsTiming } from './ebs/EbsDriver';
 export { ebsDatasetConfigSchema, type EbsDatasetConfig } from './ebs/options';
 export { fetchInstanceIdFromImds } from './ebs/imds';
-export { findEbsDevice, linuxEbsHost, waitForDevice, waitForDeviceGone, type EbsHost, type HostPaths } from './ebs/devices';
+export {
+  findEbsDevice,
+  linuxEbsHost,
+  waitForDevice,
+  waitForDeviceGone,
+  type EbsHost,
+  type HostPaths,
+} from './ebs/devices';
 export { volumeTypeForProfile } from './ebs/profiles';
 export { CinderDriver, GIB, type CinderDriverDeps } from './cinder/CinderDriver';
 export { CinderClient, CINDER_MICROVERSION } from './cinder/CinderClient';

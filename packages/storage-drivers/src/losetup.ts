@@ -33,7 +33,12 @@ export interface AttachLoopOptions {
   readonly ioctls?: LoopIoctls;
 }
 
-export async function attachLoop(exec: ExecFn, file: string, blockdeviceId?: string, options: AttachLoopOptions = {}): Promise<string> {
+export async function attachLoop(
+  exec: ExecFn,
+  file: string,
+  blockdeviceId?: string,
+  options: AttachLoopOptions = {},
+): Promise<string> {
   const attached = options.ioctls === undefined ? null : await options.ioctls.attach(file, blockdeviceId);
   const device = attached ?? (await attachWithLosetup(exec, file, blockdeviceId));
   // A read-only flag set with BLKROSET (blockdev --setro) outlives the detach and
@@ -59,7 +64,12 @@ async function attachWithLosetup(exec: ExecFn, file: string, blockdeviceId?: str
   return device;
 }
 
-export async function detachLoop(exec: ExecFn, device: string, blockdeviceId?: string, options: { ioctls?: LoopIoctls } = {}): Promise<void> {
+export async function detachLoop(
+  exec: ExecFn,
+  device: string,
+  blockdeviceId?: string,
+  options: { ioctls?: LoopIoctls } = {},
+): Promise<void> {
   if (options.ioctls !== undefined && (await options.ioctls.detach(device, blockdeviceId))) return;
   await runChecked(exec, 'losetup', ['-d', device], `detaching ${device}`, 'BACKEND_ERROR', blockdeviceId);
 }
@@ -111,7 +121,10 @@ const realSysfs: SysfsReader = {
  * spawning losetup (the kernel keeps /sys/block/loopN/loop/ only while bound).
  * Null when sysfs cannot be read at all, so callers can fall back to losetup.
  */
-export async function listLoopBindings(sysBlock = '/sys/block', reader: SysfsReader = realSysfs): Promise<LoopBinding[] | null> {
+export async function listLoopBindings(
+  sysBlock = '/sys/block',
+  reader: SysfsReader = realSysfs,
+): Promise<LoopBinding[] | null> {
   let names: string[];
   try {
     names = reader.readdir(sysBlock);
@@ -128,7 +141,11 @@ export async function listLoopBindings(sysBlock = '/sys/block', reader: SysfsRea
 }
 
 /** The backing file of one loop device, or null if it is not bound (or not a loop device). */
-export function loopBindingOf(device: string, sysBlock = '/sys/block', reader: SysfsReader = realSysfs): LoopBinding | null {
+export function loopBindingOf(
+  device: string,
+  sysBlock = '/sys/block',
+  reader: SysfsReader = realSysfs,
+): LoopBinding | null {
   const m = /^\/dev\/(loop\d+)$/.exec(device);
   if (!m) return null;
   const content = reader.readFile(`${sysBlock}/${m[1]}/loop/backing_file`);
@@ -136,7 +153,11 @@ export function loopBindingOf(device: string, sysBlock = '/sys/block', reader: S
 }
 
 /** Whether the kernel marks the block device read-only (/sys/block/<name>/ro); null if unknown. */
-export async function isReadOnly(device: string, sysBlock = '/sys/block', reader: SysfsReader = realSysfs): Promise<boolean | null> {
+export async function isReadOnly(
+  device: string,
+  sysBlock = '/sys/block',
+  reader: SysfsReader = realSysfs,
+): Promise<boolean | null> {
   const content = reader.readFile(`${sysBlock}/${device.replace(/^\/dev\//, '')}/ro`);
   return content === null ? null : content.trim() === '1';
 }
@@ -166,7 +187,11 @@ export class LoopIoctls {
     if (answer === null) return null;
     const device = answer.slice('ok '.length);
     if (!answer.startsWith('ok ') || !/^\/dev\/loop\d+$/.test(device)) {
-      throw new StorageError('BACKEND_ERROR', `attaching ${file} to a loop device failed: ${answer.replace(/^err /, '')}`, blockdeviceId);
+      throw new StorageError(
+        'BACKEND_ERROR',
+        `attaching ${file} to a loop device failed: ${answer.replace(/^err /, '')}`,
+        blockdeviceId,
+      );
     }
     return device;
   }
@@ -175,7 +200,12 @@ export class LoopIoctls {
   async detach(device: string, blockdeviceId?: string): Promise<boolean> {
     const answer = await this.ask(`detach ${device}`, device);
     if (answer === null) return false;
-    if (answer !== 'ok') throw new StorageError('BACKEND_ERROR', `detaching ${device} failed: ${answer.replace(/^err /, '')}`, blockdeviceId);
+    if (answer !== 'ok')
+      throw new StorageError(
+        'BACKEND_ERROR',
+        `detaching ${device} failed: ${answer.replace(/^err /, '')}`,
+        blockdeviceId,
+      );
     return true;
   }
 

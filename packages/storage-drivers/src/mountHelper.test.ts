@@ -7,7 +7,10 @@ import { MountSyscalls } from './mountHelper';
 
 jest.setTimeout(60_000);
 
-const mounted = (dir: string) => readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === dir);
+const mounted = (dir: string) =>
+  readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[1] === dir);
 
 describe('mount(2)/umount2(2) through the helper', () => {
   let dir: string;
@@ -21,7 +24,11 @@ describe('mount(2)/umount2(2) through the helper', () => {
     mkdirSync(join(dir, 'mnt'));
   });
   afterAll(() => {
-    try { execFileSync('umount', [join(dir, 'mnt')], { stdio: 'ignore' }); } catch { /* not mounted */ }
+    try {
+      execFileSync('umount', [join(dir, 'mnt')], { stdio: 'ignore' });
+    } catch {
+      /* not mounted */
+    }
     if (device) execFileSync('losetup', ['-d', device]);
     rmSync(dir, { recursive: true, force: true });
   });
@@ -47,7 +54,9 @@ describe('mount(2)/umount2(2) through the helper', () => {
     const mnt = join(dir, 'mnt');
     await mount(device, mnt, { fstype: 'ext4' });
     expect(readFileSync(join(mnt, 'f'), 'utf8')).toBe('data');
-    await expect(mount(device, join(dir, 'missing-dir'), { fstype: 'ext4' })).rejects.toMatchObject({ code: 'BACKEND_ERROR' });
+    await expect(mount(device, join(dir, 'missing-dir'), { fstype: 'ext4' })).rejects.toMatchObject({
+      code: 'BACKEND_ERROR',
+    });
     await unmount(mnt);
     expect(mounted(mnt)).toBe(false);
     await expect(unmount(mnt)).rejects.toMatchObject({ code: 'DEVICE_BUSY' });

@@ -41,7 +41,9 @@ describe('flocker-syshelper', () => {
     expect(await aarch64.request('arch')).toBe(`ok ${AARCH64} mount=40 umount2=39`);
     if (process.arch !== 'arm64') {
       // Another architecture's numbers are never run here (40 is sendfile on x86_64).
-      expect(await aarch64.request('mount /dev/null\t/nowhere\text4')).toMatch(/^unsupported --arch aarch64-\S+ is not this perl's architecture/);
+      expect(await aarch64.request('mount /dev/null\t/nowhere\text4')).toMatch(
+        /^unsupported --arch aarch64-\S+ is not this perl's architecture/,
+      );
     }
 
     const unknown = new SysHelper('test helper', { arch: UNKNOWN });
@@ -51,14 +53,18 @@ describe('flocker-syshelper', () => {
     expect(await unknown.request('umount /nowhere')).toBe(refusal);
     expect(await unknown.request('getimmutable /')).toBe(refusal);
     // x32 has its own numbers.
-    expect(await new SysHelper('test helper', { arch: 'x86_64-linux-gnux32' }).request('arch')).toMatch(/^unsupported .* x86_64-linux-gnux32 /);
+    expect(await new SysHelper('test helper', { arch: 'x86_64-linux-gnux32' }).request('arch')).toMatch(
+      /^unsupported .* x86_64-linux-gnux32 /,
+    );
   });
 
   it('answers requests it does not know, and malformed ones, with an error line instead of dying', async () => {
     const helper = new SysHelper('test helper');
     expect(await helper.request('frobnicate x')).toBe('err unknown command frobnicate');
     expect(await helper.request('lock 1')).toBe('err no --lock file given');
-    expect(await helper.request('mount /dev/null\t/nowhere')).toMatch(/^err 22 mount needs a device, a directory and a filesystem type/);
+    expect(await helper.request('mount /dev/null\t/nowhere')).toMatch(
+      /^err 22 mount needs a device, a directory and a filesystem type/,
+    );
     expect(await helper.request('arch')).toMatch(/^ok /);
   });
 

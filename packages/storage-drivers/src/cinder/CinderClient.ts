@@ -153,12 +153,17 @@ export class CinderClient {
 
   /** Merges keys into the volume's metadata. */
   async setVolumeMetadata(id: string, metadata: Record<string, string>): Promise<void> {
-    await this.call('volume', 'POST', `/volumes/${encodeURIComponent(id)}/metadata`, { body: { metadata }, idempotent: true });
+    await this.call('volume', 'POST', `/volumes/${encodeURIComponent(id)}/metadata`, {
+      body: { metadata },
+      idempotent: true,
+    });
   }
 
   /** Removes one metadata key; absent keys are fine. */
   async deleteVolumeMetadataKey(id: string, key: string): Promise<void> {
-    await unlessNotFound(undefined, () => this.call('volume', 'DELETE', `/volumes/${encodeURIComponent(id)}/metadata/${encodeURIComponent(key)}`));
+    await unlessNotFound(undefined, () =>
+      this.call('volume', 'DELETE', `/volumes/${encodeURIComponent(id)}/metadata/${encodeURIComponent(key)}`),
+    );
   }
 
   async extendVolume(id: string, newSizeGiB: number): Promise<void> {
@@ -176,7 +181,13 @@ export class CinderClient {
   async createAttachment(volumeId: string, instanceUuid: string | null, connector: HostConnector): Promise<Attachment> {
     const res = await this.call('volume', 'POST', '/attachments', {
       idempotent: false,
-      body: { attachment: { volume_uuid: volumeId, ...(instanceUuid !== null ? { instance_uuid: instanceUuid } : {}), connector } },
+      body: {
+        attachment: {
+          volume_uuid: volumeId,
+          ...(instanceUuid !== null ? { instance_uuid: instanceUuid } : {}),
+          connector,
+        },
+      },
     });
     return parseBody(AttachmentEnvelopeSchema, res.body, 'attachment').attachment;
   }
@@ -189,12 +200,19 @@ export class CinderClient {
   }
 
   async listAttachments(volumeId: string): Promise<Attachment[]> {
-    const res = await this.call('volume', 'GET', `/attachments?${new URLSearchParams({ volume_id: volumeId }).toString()}`);
+    const res = await this.call(
+      'volume',
+      'GET',
+      `/attachments?${new URLSearchParams({ volume_id: volumeId }).toString()}`,
+    );
     return parseBody(AttachmentListSchema, res.body, 'attachment list').attachments;
   }
 
   async completeAttachment(id: string): Promise<void> {
-    await this.call('volume', 'POST', `/attachments/${encodeURIComponent(id)}/action`, { body: { 'os-complete': null }, idempotent: true });
+    await this.call('volume', 'POST', `/attachments/${encodeURIComponent(id)}/action`, {
+      body: { 'os-complete': null },
+      idempotent: true,
+    });
   }
 
   /** Deletes an attachment; false if it was already gone. */
@@ -215,7 +233,11 @@ export class CinderClient {
 
   async novaDetach(serverId: string, volumeId: string): Promise<boolean> {
     return unlessNotFound(false, async () => {
-      await this.call('compute', 'DELETE', `/servers/${encodeURIComponent(serverId)}/os-volume_attachments/${encodeURIComponent(volumeId)}`);
+      await this.call(
+        'compute',
+        'DELETE',
+        `/servers/${encodeURIComponent(serverId)}/os-volume_attachments/${encodeURIComponent(volumeId)}`,
+      );
       return true;
     });
   }
@@ -225,6 +247,9 @@ export class CinderClient {
     const res = await this.call('volume', 'GET', '/types');
     const types = parseBody(TypeListSchema, res.body, 'volume type list').volume_types;
     if (types.some((t) => t.name === name)) return;
-    await this.call('volume', 'POST', '/types', { body: { volume_type: { name, extra_specs: extraSpecs } }, idempotent: false });
+    await this.call('volume', 'POST', '/types', {
+      body: { volume_type: { name, extra_specs: extraSpecs } },
+      idempotent: false,
+    });
   }
 }

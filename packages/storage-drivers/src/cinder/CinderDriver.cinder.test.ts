@@ -127,7 +127,7 @@ describe('CinderDriver against real Cinder: beyond the contract', () => {
     }
   });
 
-  it('turns Cinder refusals into BACKEND_ERROR with Cinder\'s message (unknown volume type)', async () => {
+  it("turns Cinder refusals into BACKEND_ERROR with Cinder's message (unknown volume type)", async () => {
     let failure: unknown;
     try {
       await a.createVolume(randomUUID(), 1, { profile: 'no-such-type-' + randomUUID().slice(0, 8) });

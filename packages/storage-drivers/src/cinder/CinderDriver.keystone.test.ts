@@ -41,7 +41,12 @@ describe('CinderDriver with real Keystone authentication', () => {
     return d;
   }
 
-  const password = { auth_plugin: 'password', username: 'flocker', password: 'flocker-secret', project_name: 'flocker' } as const;
+  const password = {
+    auth_plugin: 'password',
+    username: 'flocker',
+    password: 'flocker-secret',
+    project_name: 'flocker',
+  } as const;
 
   beforeAll(async () => {
     cinder = await startTestCinder('keystone');
@@ -74,39 +79,64 @@ describe('CinderDriver with real Keystone authentication', () => {
   });
 
   it('authenticates with an application credential (bound to its project)', async () => {
-    const session = new KeystoneSession(http, CinderDriverOptionsSchema.parse({ cluster_id: 'x', auth_url: keystoneUrl, ...password }));
+    const session = new KeystoneSession(
+      http,
+      CinderDriverOptionsSchema.parse({ cluster_id: 'x', auth_url: keystoneUrl, ...password }),
+    );
     const token = await session.token();
-    const me = await http.request('GET', `${keystoneUrl}/auth/tokens`, { headers: { 'x-auth-token': token.id, 'x-subject-token': token.id } });
-    const userId = parseBody(z.object({ token: z.object({ user: z.object({ id: z.string() }) }) }), me.body, 'token').token.user.id;
+    const me = await http.request('GET', `${keystoneUrl}/auth/tokens`, {
+      headers: { 'x-auth-token': token.id, 'x-subject-token': token.id },
+    });
+    const userId = parseBody(z.object({ token: z.object({ user: z.object({ id: z.string() }) }) }), me.body, 'token')
+      .token.user.id;
     const created = await http.request('POST', `${keystoneUrl}/users/${userId}/application_credentials`, {
       headers: { 'x-auth-token': token.id },
       body: { application_credential: { name: `flocker-${randomUUID().slice(0, 8)}` } },
     });
-    const cred = parseBody(z.object({ application_credential: z.object({ id: z.string(), secret: z.string() }) }), created.body, 'application credential').application_credential;
+    const cred = parseBody(
+      z.object({ application_credential: z.object({ id: z.string(), secret: z.string() }) }),
+      created.body,
+      'application credential',
+    ).application_credential;
 
     const byPassword = driver(password);
     const v = await byPassword.createVolume(randomUUID(), 1);
-    const byAppCred = driver({ auth_plugin: 'v3applicationcredential', application_credential_id: cred.id, application_credential_secret: cred.secret });
+    const byAppCred = driver({
+      auth_plugin: 'v3applicationcredential',
+      application_credential_id: cred.id,
+      application_credential_secret: cred.secret,
+    });
     expect((await byAppCred.listVolumes()).map((x) => x.blockdeviceId)).toContain(v.blockdeviceId);
     await byAppCred.destroyVolume(v.blockdeviceId);
   });
 
   it('renews the token when Keystone revoked it and Cinder answers 401', async () => {
-    const session = new KeystoneSession(http, CinderDriverOptionsSchema.parse({ cluster_id: 'x', auth_url: keystoneUrl, ...password }));
+    const session = new KeystoneSession(
+      http,
+      CinderDriverOptionsSchema.parse({ cluster_id: 'x', auth_url: keystoneUrl, ...password }),
+    );
     const client = new CinderClient(http, session, { region: 'RegionOne', interface: 'public' });
     const before = await client.listVolumes({ 'flocker-cluster-id': clusterId });
     const first = await session.token();
-    await http.request('DELETE', `${keystoneUrl}/auth/tokens`, { headers: { 'x-auth-token': first.id, 'x-subject-token': first.id } });
+    await http.request('DELETE', `${keystoneUrl}/auth/tokens`, {
+      headers: { 'x-auth-token': first.id, 'x-subject-token': first.id },
+    });
     expect(await client.listVolumes({ 'flocker-cluster-id': clusterId })).toEqual(before);
     const second = await session.token();
     expect(second.id).not.toBe(first.id);
     expect(second.projectId).toBe(first.projectId);
   });
 
-  it('fails with BACKEND_ERROR and Keystone\'s message on a wrong password, and names a missing region', async () => {
+  it("fails with BACKEND_ERROR and Keystone's message on a wrong password, and names a missing region", async () => {
     const wrong = driver({ ...password, password: 'wrong' });
-    await expect(wrong.listVolumes()).rejects.toMatchObject({ code: 'BACKEND_ERROR', message: expect.stringMatching(/HTTP 401: The request you have made requires authentication/) });
+    await expect(wrong.listVolumes()).rejects.toMatchObject({
+      code: 'BACKEND_ERROR',
+      message: expect.stringMatching(/HTTP 401: The request you have made requires authentication/),
+    });
     const elsewhere = driver({ ...password, region: 'RegionTwo' });
-    await expect(elsewhere.listVolumes()).rejects.toMatchObject({ code: 'BACKEND_ERROR', message: expect.stringMatching(/no internal volumev3 endpoint in region RegionTwo/) });
+    await expect(elsewhere.listVolumes()).rejects.toMatchObject({
+      code: 'BACKEND_ERROR',
+      message: expect.stringMatching(/no internal volumev3 endpoint in region RegionTwo/),
+    });
   });
 });

@@ -19,7 +19,13 @@ import { CinderClient, type HostConnector } from './CinderClient';
 import { ConnectorSide } from './connector';
 import { JsonHttp, OpenStackConnectionError, OpenStackHttpError, type RetryPolicy } from './http';
 import { KeystoneSession, NoAuthTokenSource, type TokenSource } from './keystone';
-import { CinderDriverOptionsSchema, isUuid, type CinderDriverOptions, type CinderDriverOptionsInput, type Volume } from './schemas';
+import {
+  CinderDriverOptionsSchema,
+  isUuid,
+  type CinderDriverOptions,
+  type CinderDriverOptionsInput,
+  type Volume,
+} from './schemas';
 
 export const GIB = 1024 * 1024 * 1024;
 
@@ -109,7 +115,10 @@ export class CinderDriver implements BlockDeviceApi {
 
   constructor(input: CinderDriverOptionsInput, deps: CinderDriverDeps = {}) {
     const parsed = CinderDriverOptionsSchema.safeParse(input);
-    if (!parsed.success) throw new Error(`invalid openstack dataset options: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    if (!parsed.success)
+      throw new Error(
+        `invalid openstack dataset options: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      );
     const o = parsed.data;
     this.options = o;
     this.logger = deps.logger ?? winston.createLogger({ silent: true });
@@ -122,8 +131,13 @@ export class CinderDriver implements BlockDeviceApi {
       sleep: deps.sleep,
       onRetry: (info) => this.logger.warn('retrying OpenStack request', info),
     });
-    const tokens: TokenSource = o.auth_plugin === 'noauth' ? new NoAuthTokenSource(o.project_id ?? '') : new KeystoneSession(this.http, o);
-    this.client = new CinderClient(this.http, tokens, { region: o.region, interface: o.interface, cinderUrl: o.cinder_url });
+    const tokens: TokenSource =
+      o.auth_plugin === 'noauth' ? new NoAuthTokenSource(o.project_id ?? '') : new KeystoneSession(this.http, o);
+    this.client = new CinderClient(this.http, tokens, {
+      region: o.region,
+      interface: o.interface,
+      cinderUrl: o.cinder_url,
+    });
     this.connectorSide = new ConnectorSide({ exec: this.exec, nfsMountBase: o.nfs_mount_base });
     this.discoverInstanceId = deps.discoverInstanceId ?? (() => novaInstanceIdFromMetadataService(this.http));
   }
@@ -150,7 +164,8 @@ export class CinderDriver implements BlockDeviceApi {
   }
 
   private checkSize(size: number): number {
-    if (!Number.isFinite(size) || size <= 0) throw new StorageError('INVALID_SIZE', `size must be a positive number of bytes, got ${size}`);
+    if (!Number.isFinite(size) || size <= 0)
+      throw new StorageError('INVALID_SIZE', `size must be a positive number of bytes, got ${size}`);
     return roundUpToUnit(size, GIB);
   }
 
@@ -170,7 +185,12 @@ export class CinderDriver implements BlockDeviceApi {
   /** Any OpenStack failure as a StorageError with the service's message. */
   private wrap(e: unknown, what: string, blockdeviceId?: string): never {
     if (e instanceof StorageError) throw e;
-    if (e instanceof OpenStackHttpError) throw new StorageError('BACKEND_ERROR', `${what}: OpenStack answered HTTP ${e.status}: ${e.serviceMessage}`, blockdeviceId);
+    if (e instanceof OpenStackHttpError)
+      throw new StorageError(
+        'BACKEND_ERROR',
+        `${what}: OpenStack answered HTTP ${e.status}: ${e.serviceMessage}`,
+        blockdeviceId,
+      );
     throw new StorageError('BACKEND_ERROR', `${what}: ${errorMessage(e)}`, blockdeviceId);
   }
 
@@ -183,21 +203,41 @@ export class CinderDriver implements BlockDeviceApi {
     } catch (e) {
       this.wrap(e, `looking up volume ${blockdeviceId}`, blockdeviceId);
     }
-    if (v === null || v.metadata[META_CLUSTER] !== this.options.cluster_id || v.metadata[META_DATASET] === undefined || v.status === 'deleting') {
-      throw new StorageError('UNKNOWN_VOLUME', `no volume ${blockdeviceId} in cluster ${this.options.cluster_id}`, blockdeviceId);
+    if (
+      v === null ||
+      v.metadata[META_CLUSTER] !== this.options.cluster_id ||
+      v.metadata[META_DATASET] === undefined ||
+      v.status === 'deleting'
+    ) {
+      throw new StorageError(
+        'UNKNOWN_VOLUME',
+        `no volume ${blockdeviceId} in cluster ${this.options.cluster_id}`,
+        blockdeviceId,
+      );
     }
     return v;
   }
 
   /** Polls the volume until done() says so; null when it disappeared. */
-  private async waitFor(id: string, what: string, done: (v: Volume) => boolean, failed: (v: Volume) => boolean = () => false): Promise<Volume> {
+  private async waitFor(
+    id: string,
+    what: string,
+    done: (v: Volume) => boolean,
+    failed: (v: Volume) => boolean = () => false,
+  ): Promise<Volume> {
     let status = '';
     return pollUntil(
       async () => {
         const v = await this.client.getVolume(id);
-        if (v === null) throw new StorageError('UNKNOWN_VOLUME', `volume ${id} disappeared while waiting for ${what}`, id);
+        if (v === null)
+          throw new StorageError('UNKNOWN_VOLUME', `volume ${id} disappeared while waiting for ${what}`, id);
         if (done(v)) return v;
-        if (failed(v)) throw new StorageError('BACKEND_ERROR', `volume ${id} went to status ${v.status} while waiting for ${what}`, id);
+        if (failed(v))
+          throw new StorageError(
+            'BACKEND_ERROR',
+            `volume ${id} went to status ${v.status} while waiting for ${what}`,
+            id,
+          );
         status = v.status;
         return undefined;
       },
@@ -206,7 +246,11 @@ export class CinderDriver implements BlockDeviceApi {
         backoff: { initialMs: 100, maxMs: 2000, jitter: true },
         clock: this.clock,
         onTimeout: () => {
-          throw new StorageError('BACKEND_ERROR', `timed out after ${this.options.operation_timeout_seconds} s waiting for ${what} of volume ${id} (status ${status})`, id);
+          throw new StorageError(
+            'BACKEND_ERROR',
+            `timed out after ${this.options.operation_timeout_seconds} s waiting for ${what} of volume ${id} (status ${status})`,
+            id,
+          );
         },
       },
     );
@@ -222,7 +266,10 @@ export class CinderDriver implements BlockDeviceApi {
       [META_CREATE_TOKEN]: createToken,
       ...(options.profile !== undefined ? { [META_PROFILE]: options.profile } : {}),
     };
-    const volumeType = options.profile === undefined ? undefined : (this.options.profile_volume_types[options.profile] ?? options.profile);
+    const volumeType =
+      options.profile === undefined
+        ? undefined
+        : (this.options.profile_volume_types[options.profile] ?? options.profile);
     let created: Volume | undefined;
     try {
       created = await this.client.createVolume({
@@ -234,7 +281,8 @@ export class CinderDriver implements BlockDeviceApi {
         metadata,
       });
     } catch (e) {
-      const ambiguous = e instanceof OpenStackConnectionError ? e.ambiguous : e instanceof OpenStackHttpError && e.status >= 500;
+      const ambiguous =
+        e instanceof OpenStackConnectionError ? e.ambiguous : e instanceof OpenStackHttpError && e.status >= 500;
       if (!ambiguous) this.wrap(e, `creating a volume for dataset ${datasetId}`);
       // The answer was lost: the volume may exist all the same. Find it by our token rather than leak it.
       created = await this.findByCreateToken(createToken).catch(() => undefined);
@@ -243,14 +291,23 @@ export class CinderDriver implements BlockDeviceApi {
     }
     const id = created.id;
     try {
-      const ready = await this.waitFor(id, 'creation', (v) => v.status === 'available', (v) => v.status === 'error');
+      const ready = await this.waitFor(
+        id,
+        'creation',
+        (v) => v.status === 'available',
+        (v) => v.status === 'error',
+      );
       const volume = toBlockDeviceVolume(ready);
       if (volume === null) throw new StorageError('BACKEND_ERROR', `volume ${id} lost its flocker metadata`, id);
       this.logger.info('volume created', { blockdeviceId: id, datasetId, size: volume.size, profile: options.profile });
       return volume;
     } catch (e) {
       // Never leave a half-made volume behind: whatever went wrong, delete it.
-      await this.client.deleteVolume(id).catch((undo: unknown) => this.logger.error('could not delete failed volume', { blockdeviceId: id, error: String(undo) }));
+      await this.client
+        .deleteVolume(id)
+        .catch((undo: unknown) =>
+          this.logger.error('could not delete failed volume', { blockdeviceId: id, error: String(undo) }),
+        );
       this.wrap(e, `creating volume ${id} for dataset ${datasetId}`, id);
     }
   }
@@ -259,19 +316,31 @@ export class CinderDriver implements BlockDeviceApi {
     // The create may still be in flight on the server: look a few times.
     return pollUntil(
       async () => {
-        const found = await this.client.listVolumes({ [META_CLUSTER]: this.options.cluster_id, [META_CREATE_TOKEN]: token });
+        const found = await this.client.listVolumes({
+          [META_CLUSTER]: this.options.cluster_id,
+          [META_CREATE_TOKEN]: token,
+        });
         // Two with one token cannot come from us, but keep one and drop any extra.
         for (const extra of found.slice(1)) await this.client.deleteVolume(extra.id).catch(() => undefined);
         return found[0];
       },
-      { timeoutMs: Math.min(this.timeoutMs, 30_000), backoff: { initialMs: 250, maxMs: 4000, jitter: true }, clock: this.clock, onTimeout: () => undefined },
+      {
+        timeoutMs: Math.min(this.timeoutMs, 30_000),
+        backoff: { initialMs: 250, maxMs: 4000, jitter: true },
+        clock: this.clock,
+        onTimeout: () => undefined,
+      },
     );
   }
 
   async destroyVolume(blockdeviceId: string): Promise<void> {
     const v = await this.ownVolume(blockdeviceId);
     if (v.attachments.length > 0 || TAKEN_STATES.has(v.status)) {
-      throw new StorageError('VOLUME_ATTACHED', `volume ${blockdeviceId} is attached to ${holderOf(v) ?? '(an attachment in progress)'}; detach it before destroying it`, blockdeviceId);
+      throw new StorageError(
+        'VOLUME_ATTACHED',
+        `volume ${blockdeviceId} is attached to ${holderOf(v) ?? '(an attachment in progress)'}; detach it before destroying it`,
+        blockdeviceId,
+      );
     }
     try {
       await this.client.deleteVolume(blockdeviceId);
@@ -279,14 +348,23 @@ export class CinderDriver implements BlockDeviceApi {
       if (e instanceof OpenStackHttpError && e.status === 400) {
         const now = await this.client.getVolume(blockdeviceId).catch(() => null);
         if (now !== null && (now.attachments.length > 0 || TAKEN_STATES.has(now.status))) {
-          throw new StorageError('VOLUME_ATTACHED', `volume ${blockdeviceId} was attached meanwhile: ${e.serviceMessage}`, blockdeviceId);
+          throw new StorageError(
+            'VOLUME_ATTACHED',
+            `volume ${blockdeviceId} was attached meanwhile: ${e.serviceMessage}`,
+            blockdeviceId,
+          );
         }
       }
       this.wrap(e, `deleting volume ${blockdeviceId}`, blockdeviceId);
     }
     // Wait until it is gone, so nobody lists a volume we said was destroyed.
     try {
-      await this.waitFor(blockdeviceId, 'deletion', () => false, (x) => x.status === 'error_deleting');
+      await this.waitFor(
+        blockdeviceId,
+        'deletion',
+        () => false,
+        (x) => x.status === 'error_deleting',
+      );
     } catch (e) {
       if (e instanceof StorageError && e.code === 'UNKNOWN_VOLUME') {
         this.logger.info('volume destroyed', { blockdeviceId });
@@ -300,9 +378,18 @@ export class CinderDriver implements BlockDeviceApi {
     const v = await this.ownVolume(blockdeviceId);
     if (v.attachments.length > 0 || TAKEN_STATES.has(v.status)) {
       const holder = holderOf(v);
-      throw new StorageError('ALREADY_ATTACHED', `volume ${blockdeviceId} is already attached to ${holder === instanceId ? 'this instance ' : ''}${holder ?? '(an attachment in progress)'}`, blockdeviceId);
+      throw new StorageError(
+        'ALREADY_ATTACHED',
+        `volume ${blockdeviceId} is already attached to ${holder === instanceId ? 'this instance ' : ''}${holder ?? '(an attachment in progress)'}`,
+        blockdeviceId,
+      );
     }
-    if (v.status !== 'available') throw new StorageError('BACKEND_ERROR', `volume ${blockdeviceId} cannot be attached in status ${v.status}`, blockdeviceId);
+    if (v.status !== 'available')
+      throw new StorageError(
+        'BACKEND_ERROR',
+        `volume ${blockdeviceId} cannot be attached in status ${v.status}`,
+        blockdeviceId,
+      );
     if (this.options.attach_mode === 'nova') await this.novaAttach(blockdeviceId, instanceId);
     else await this.cinderAttach(blockdeviceId, instanceId);
     const attached = await this.waitFor(
@@ -313,7 +400,8 @@ export class CinderDriver implements BlockDeviceApi {
       (x) => x.status === 'error_attaching' || (this.options.attach_mode === 'cinder' && x.status === 'available'),
     );
     const volume = toBlockDeviceVolume(attached);
-    if (volume === null) throw new StorageError('BACKEND_ERROR', `volume ${blockdeviceId} lost its flocker metadata`, blockdeviceId);
+    if (volume === null)
+      throw new StorageError('BACKEND_ERROR', `volume ${blockdeviceId} lost its flocker metadata`, blockdeviceId);
     this.logger.info('volume attached', { blockdeviceId, instanceId, mode: this.options.attach_mode });
     return volume;
   }
@@ -322,7 +410,12 @@ export class CinderDriver implements BlockDeviceApi {
     try {
       await this.client.novaAttach(instanceId, blockdeviceId);
     } catch (e) {
-      if (isAlreadyTakenError(e)) throw new StorageError('ALREADY_ATTACHED', `volume ${blockdeviceId} is already attached: ${e.serviceMessage}`, blockdeviceId);
+      if (isAlreadyTakenError(e))
+        throw new StorageError(
+          'ALREADY_ATTACHED',
+          `volume ${blockdeviceId} is already attached: ${e.serviceMessage}`,
+          blockdeviceId,
+        );
       this.wrap(e, `attaching volume ${blockdeviceId} to server ${instanceId}`, blockdeviceId);
     }
   }
@@ -336,14 +429,23 @@ export class CinderDriver implements BlockDeviceApi {
       await this.client.setVolumeMetadata(blockdeviceId, { [META_ATTACHED_TO]: instanceId });
       // Only this host can make the device; another instance connects on its first getDevicePath.
       if (instanceId === (await this.computeInstanceId())) {
-        if (!attachment.connection_info) throw new StorageError('BACKEND_ERROR', `Cinder gave no connection info for volume ${blockdeviceId}`, blockdeviceId);
+        if (!attachment.connection_info)
+          throw new StorageError(
+            'BACKEND_ERROR',
+            `Cinder gave no connection info for volume ${blockdeviceId}`,
+            blockdeviceId,
+          );
         const device = await this.connectorSide.connect(attachment.connection_info, blockdeviceId);
         this.logger.info('volume connected', { blockdeviceId, device });
       }
       await this.client.completeAttachment(attachment.id);
     } catch (e) {
       if (attachmentId === undefined && isAlreadyTakenError(e)) {
-        throw new StorageError('ALREADY_ATTACHED', `volume ${blockdeviceId} is already attached: ${e.serviceMessage}`, blockdeviceId);
+        throw new StorageError(
+          'ALREADY_ATTACHED',
+          `volume ${blockdeviceId} is already attached: ${e.serviceMessage}`,
+          blockdeviceId,
+        );
       }
       await this.undoAttachment(blockdeviceId, attachmentId, e);
       this.wrap(e, `attaching volume ${blockdeviceId} to ${instanceId}`, blockdeviceId);
@@ -354,7 +456,11 @@ export class CinderDriver implements BlockDeviceApi {
    * After a failed attach: drop our attachment, including one Cinder made but
    * could not finish (it leaves the volume reserved), so the volume is free again.
    */
-  private async undoAttachment(blockdeviceId: string, attachmentId: string | undefined, failure: unknown): Promise<void> {
+  private async undoAttachment(
+    blockdeviceId: string,
+    attachmentId: string | undefined,
+    failure: unknown,
+  ): Promise<void> {
     try {
       if (attachmentId !== undefined) {
         await this.client.deleteAttachment(attachmentId);
@@ -375,7 +481,12 @@ export class CinderDriver implements BlockDeviceApi {
     const v = await this.ownVolume(blockdeviceId);
     const holder = holderOf(v);
     if (holder === null) {
-      if (TAKEN_STATES.has(v.status)) throw new StorageError('BACKEND_ERROR', `volume ${blockdeviceId} is ${v.status}; try again when the attachment settles`, blockdeviceId);
+      if (TAKEN_STATES.has(v.status))
+        throw new StorageError(
+          'BACKEND_ERROR',
+          `volume ${blockdeviceId} is ${v.status}; try again when the attachment settles`,
+          blockdeviceId,
+        );
       throw new StorageError('UNATTACHED', `volume ${blockdeviceId} is not attached`, blockdeviceId);
     }
     const me = await this.computeInstanceId();
@@ -396,7 +507,8 @@ export class CinderDriver implements BlockDeviceApi {
         for (const a of attachments) {
           const full = a.connection_info ? a : await this.client.getAttachment(a.id);
           // Our local device goes first (busy → DEVICE_BUSY before Cinder is told anything).
-          if (full?.connection_info) await this.connectorSide.disconnect(full.connection_info, blockdeviceId, force || holder !== me);
+          if (full?.connection_info)
+            await this.connectorSide.disconnect(full.connection_info, blockdeviceId, force || holder !== me);
         }
         for (const a of attachments) await this.client.deleteAttachment(a.id);
         await this.client.deleteVolumeMetadataKey(blockdeviceId, META_ATTACHED_TO);
@@ -405,7 +517,12 @@ export class CinderDriver implements BlockDeviceApi {
       this.wrap(e, `detaching volume ${blockdeviceId}`, blockdeviceId);
     }
     try {
-      await this.waitFor(blockdeviceId, 'detachment', (x) => x.status === 'available' && x.attachments.length === 0, (x) => x.status === 'error_detaching');
+      await this.waitFor(
+        blockdeviceId,
+        'detachment',
+        (x) => x.status === 'available' && x.attachments.length === 0,
+        (x) => x.status === 'error_detaching',
+      );
     } catch (e) {
       this.wrap(e, `detaching volume ${blockdeviceId}`, blockdeviceId);
     }
@@ -430,12 +547,22 @@ export class CinderDriver implements BlockDeviceApi {
     const holder = holderOf(v);
     if (holder === null) throw new StorageError('UNATTACHED', `volume ${blockdeviceId} is not attached`, blockdeviceId);
     const me = await this.computeInstanceId();
-    if (holder !== me) throw new StorageError('NOT_ATTACHED_HERE', `volume ${blockdeviceId} is attached to instance ${holder}, not to this instance ${me}`, blockdeviceId);
+    if (holder !== me)
+      throw new StorageError(
+        'NOT_ATTACHED_HERE',
+        `volume ${blockdeviceId} is attached to instance ${holder}, not to this instance ${me}`,
+        blockdeviceId,
+      );
     if (this.options.attach_mode === 'nova') return this.novaDevicePath(blockdeviceId);
     const attachmentId = v.attachments[0]?.attachment_id;
     try {
       const attachment = attachmentId ? await this.client.getAttachment(attachmentId) : null;
-      if (!attachment?.connection_info) throw new StorageError('BACKEND_ERROR', `Cinder has no connection info for the attachment of volume ${blockdeviceId}`, blockdeviceId);
+      if (!attachment?.connection_info)
+        throw new StorageError(
+          'BACKEND_ERROR',
+          `Cinder has no connection info for the attachment of volume ${blockdeviceId}`,
+          blockdeviceId,
+        );
       // Connects if needed: after a reboot or crash the local device is re-created here.
       return await this.connectorSide.connect(attachment.connection_info, blockdeviceId);
     } catch (e) {
@@ -450,14 +577,22 @@ export class CinderDriver implements BlockDeviceApi {
       intervalMs: 500,
       clock: this.clock,
       onTimeout: () => {
-        throw new StorageError('BACKEND_ERROR', `volume ${blockdeviceId} is attached here, but no /dev/disk/by-id link names it`, blockdeviceId);
+        throw new StorageError(
+          'BACKEND_ERROR',
+          `volume ${blockdeviceId} is attached here, but no /dev/disk/by-id link names it`,
+          blockdeviceId,
+        );
       },
     });
   }
 
   /** Nova exposes the volume id (its first 20 characters for virtio) as the disk serial. */
   private async findNovaDevice(blockdeviceId: string): Promise<string | null> {
-    const names = [`virtio-${blockdeviceId.slice(0, 20)}`, `scsi-0QEMU_QEMU_HARDDISK_${blockdeviceId.slice(0, 20)}`, `nvme-OpenStack_Nova_${blockdeviceId}`];
+    const names = [
+      `virtio-${blockdeviceId.slice(0, 20)}`,
+      `scsi-0QEMU_QEMU_HARDDISK_${blockdeviceId.slice(0, 20)}`,
+      `nvme-OpenStack_Nova_${blockdeviceId}`,
+    ];
     for (const name of names) {
       const real = await fs.realpath(path.join(this.options.device_by_id_dir, name)).catch(() => null);
       if (real !== null) return real;
@@ -468,7 +603,11 @@ export class CinderDriver implements BlockDeviceApi {
   private async refuseIfNovaDeviceBusy(blockdeviceId: string): Promise<void> {
     const device = await this.findNovaDevice(blockdeviceId);
     if (device !== null && (await isDeviceBusy(device))) {
-      throw new StorageError('DEVICE_BUSY', `volume ${blockdeviceId} is in use on ${device}; unmount it before detaching`, blockdeviceId);
+      throw new StorageError(
+        'DEVICE_BUSY',
+        `volume ${blockdeviceId} is in use on ${device}; unmount it before detaching`,
+        blockdeviceId,
+      );
     }
   }
 
@@ -479,7 +618,12 @@ export class CinderDriver implements BlockDeviceApi {
     const current = toBlockDeviceVolume(v);
     if (current === null) throw new StorageError('UNKNOWN_VOLUME', `no volume ${blockdeviceId}`, blockdeviceId);
     if (newGiB === v.size) return current;
-    if (newGiB < v.size) throw new StorageError('INVALID_SIZE', `volume ${blockdeviceId} is ${v.size} GiB; Cinder cannot shrink it to ${newGiB} GiB`, blockdeviceId);
+    if (newGiB < v.size)
+      throw new StorageError(
+        'INVALID_SIZE',
+        `volume ${blockdeviceId} is ${v.size} GiB; Cinder cannot shrink it to ${newGiB} GiB`,
+        blockdeviceId,
+      );
     const holder = holderOf(v);
     if (holder !== null && this.options.extend_attached === 'reattach') {
       // The backend cannot grow in-use volumes (e.g. NFS): detach, grow, attach again.
@@ -488,16 +632,23 @@ export class CinderDriver implements BlockDeviceApi {
       return this.attachVolume(blockdeviceId, holder);
     }
     const grown = await this.extend(blockdeviceId, newGiB, holder === null ? 'available' : 'in-use');
-    if (holder !== null && holder === (await this.computeInstanceId()) && this.options.attach_mode === 'cinder') await this.refreshLocalDevice(blockdeviceId);
+    if (holder !== null && holder === (await this.computeInstanceId()) && this.options.attach_mode === 'cinder')
+      await this.refreshLocalDevice(blockdeviceId);
     const volume = toBlockDeviceVolume(grown);
-    if (volume === null) throw new StorageError('BACKEND_ERROR', `volume ${blockdeviceId} lost its flocker metadata`, blockdeviceId);
+    if (volume === null)
+      throw new StorageError('BACKEND_ERROR', `volume ${blockdeviceId} lost its flocker metadata`, blockdeviceId);
     return volume;
   }
 
   private async extend(blockdeviceId: string, newGiB: number, settled: string): Promise<Volume> {
     try {
       await this.client.extendVolume(blockdeviceId, newGiB);
-      return await this.waitFor(blockdeviceId, 'extension', (x) => x.status === settled && x.size >= newGiB, (x) => x.status.startsWith('error'));
+      return await this.waitFor(
+        blockdeviceId,
+        'extension',
+        (x) => x.status === settled && x.size >= newGiB,
+        (x) => x.status.startsWith('error'),
+      );
     } catch (e) {
       this.wrap(e, `extending volume ${blockdeviceId} to ${newGiB} GiB`, blockdeviceId);
     }
@@ -519,6 +670,7 @@ async function novaInstanceIdFromMetadataService(http: JsonHttp): Promise<string
   const res = await http.request('GET', 'http://169.254.169.254/openstack/latest/meta_data.json');
   const parsed = z.object({ uuid: z.string() }).safeParse(res.body);
   const uuid = parsed.success ? parsed.data.uuid : undefined;
-  if (uuid === undefined || !isUuid(uuid)) throw new StorageError('BACKEND_ERROR', 'the metadata service gave no instance uuid; set instance_id in agent.yml');
+  if (uuid === undefined || !isUuid(uuid))
+    throw new StorageError('BACKEND_ERROR', 'the metadata service gave no instance uuid; set instance_id in agent.yml');
   return uuid;
 }

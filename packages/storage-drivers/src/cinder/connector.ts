@@ -48,7 +48,8 @@ export class ConnectorSide {
         return attachLoop(this.options.exec, file, volumeId);
       }
       case 'local': {
-        if (!info.device_path) throw new StorageError('BACKEND_ERROR', `connection info of volume ${volumeId} has no device_path`, volumeId);
+        if (!info.device_path)
+          throw new StorageError('BACKEND_ERROR', `connection info of volume ${volumeId} has no device_path`, volumeId);
         return info.device_path;
       }
       default:
@@ -79,7 +80,11 @@ export class ConnectorSide {
     if (!force) {
       for (const device of devices) {
         if (await isDeviceBusy(device)) {
-          throw new StorageError('DEVICE_BUSY', `volume ${volumeId} is in use on ${device} (mounted?); unmount it before detaching`, volumeId);
+          throw new StorageError(
+            'DEVICE_BUSY',
+            `volume ${volumeId} is in use on ${device} (mounted?); unmount it before detaching`,
+            volumeId,
+          );
         }
       }
     }
@@ -98,10 +103,18 @@ export class ConnectorSide {
     const exportName = info.export;
     const name = info.name;
     if (!exportName || !name || name.includes('/') || name === '..' || name === '.') {
-      throw new StorageError('BACKEND_ERROR', `NFS connection info of volume ${volumeId} lacks a usable export/name`, volumeId);
+      throw new StorageError(
+        'BACKEND_ERROR',
+        `NFS connection info of volume ${volumeId} lacks a usable export/name`,
+        volumeId,
+      );
     }
     if (info.format !== undefined && info.format !== 'raw') {
-      throw new StorageError('BACKEND_ERROR', `volume ${volumeId} is stored as ${info.format}; only raw NFS volumes can be attached on bare metal`, volumeId);
+      throw new StorageError(
+        'BACKEND_ERROR',
+        `volume ${volumeId} is stored as ${info.format}; only raw NFS volumes can be attached on bare metal`,
+        volumeId,
+      );
     }
     const mounts = await this.mounts();
     const candidates = [
@@ -116,7 +129,14 @@ export class ConnectorSide {
     if (!mountIfNeeded) return null;
     const mp = nfsMountPointFor(this.options.nfsMountBase, exportName);
     await fs.mkdir(mp, { recursive: true });
-    await runChecked(this.options.exec, 'mount', ['-t', 'nfs', exportName, mp], `mounting NFS export ${exportName}`, 'BACKEND_ERROR', volumeId);
+    await runChecked(
+      this.options.exec,
+      'mount',
+      ['-t', 'nfs', exportName, mp],
+      `mounting NFS export ${exportName}`,
+      'BACKEND_ERROR',
+      volumeId,
+    );
     return path.join(mp, name);
   }
 }

@@ -62,7 +62,10 @@ export function faultMessage(body: string): string {
   } catch {
     // not JSON: fall through to the raw text
   }
-  const text = body.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim();
+  const text = body
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
   return text.length > 300 ? `${text.slice(0, 300)}…` : text || '(empty body)';
 }
 
@@ -80,7 +83,13 @@ export interface HttpOptions {
   readonly timeoutMs?: number;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly random?: () => number;
-  readonly onRetry?: (info: { method: HttpMethod; url: string; attempt: number; delayMs: number; reason: string }) => void;
+  readonly onRetry?: (info: {
+    method: HttpMethod;
+    url: string;
+    attempt: number;
+    delayMs: number;
+    reason: string;
+  }) => void;
 }
 
 export interface RequestOptions {
@@ -94,7 +103,14 @@ export interface RequestOptions {
   readonly idempotent?: boolean;
 }
 
-const CONNECT_CODES_NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+const CONNECT_CODES_NOT_SENT = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
 
 export class JsonHttp {
   private readonly dispatcher: Dispatcher;
@@ -147,11 +163,21 @@ export class JsonHttp {
       if (!(outcome instanceof Error) && outcome.status < 400) return outcome;
       if (!retryable || last) {
         if (outcome instanceof Error) throw outcome;
-        throw new OpenStackHttpError(outcome.status, faultMessage(typeof outcome.body === 'string' ? outcome.body : JSON.stringify(outcome.body)), method, url);
+        throw new OpenStackHttpError(
+          outcome.status,
+          faultMessage(typeof outcome.body === 'string' ? outcome.body : JSON.stringify(outcome.body)),
+          method,
+          url,
+        );
       }
-      let delayMs = backoffDelay(attempt, { initialMs: this.retry.baseDelayMs, maxMs: this.retry.maxDelayMs, jitter: true }, this.random);
+      let delayMs = backoffDelay(
+        attempt,
+        { initialMs: this.retry.baseDelayMs, maxMs: this.retry.maxDelayMs, jitter: true },
+        this.random,
+      );
       const retryAfter = outcome instanceof Error ? undefined : Number(outcome.headers['retry-after']);
-      if (retryAfter !== undefined && Number.isFinite(retryAfter) && retryAfter > 0) delayMs = Math.max(delayMs, Math.min(retryAfter * 1000, this.retry.maxDelayMs));
+      if (retryAfter !== undefined && Number.isFinite(retryAfter) && retryAfter > 0)
+        delayMs = Math.max(delayMs, Math.min(retryAfter * 1000, this.retry.maxDelayMs));
       this.options.onRetry?.({
         method,
         url: redact(url),
@@ -176,7 +202,12 @@ export class JsonHttp {
     } catch (e) {
       const code = (e as { code?: unknown }).code;
       const message = errorMessage(e);
-      throw new OpenStackConnectionError(method, url, `${typeof code === 'string' ? `${code}: ` : ''}${message}`, !(typeof code === 'string' && CONNECT_CODES_NOT_SENT.has(code)));
+      throw new OpenStackConnectionError(
+        method,
+        url,
+        `${typeof code === 'string' ? `${code}: ` : ''}${message}`,
+        !(typeof code === 'string' && CONNECT_CODES_NOT_SENT.has(code)),
+      );
     }
     let text: string;
     try {

@@ -51,8 +51,14 @@ export function authRequestBody(o: KeystoneAuthOptions): unknown {
       },
     };
   }
-  const user = o.user_id !== undefined ? { id: o.user_id, password: o.password } : { name: o.username, password: o.password, domain: { name: o.user_domain_name } };
-  const project = o.project_id !== undefined ? { id: o.project_id } : { name: o.project_name, domain: { name: o.project_domain_name } };
+  const user =
+    o.user_id !== undefined
+      ? { id: o.user_id, password: o.password }
+      : { name: o.username, password: o.password, domain: { name: o.user_domain_name } };
+  const project =
+    o.project_id !== undefined
+      ? { id: o.project_id }
+      : { name: o.project_name, domain: { name: o.project_domain_name } };
   return { auth: { identity: { methods: ['password'], password: { user } }, scope: { project } } };
 }
 
@@ -97,7 +103,8 @@ export class KeystoneSession implements TokenSource {
     if (!id) throw new Error('Keystone answered without an X-Subject-Token header');
     const body = parseBody(TokenResponseSchema, res.body, 'Keystone token');
     const expiresAt = Date.parse(body.token.expires_at);
-    if (!Number.isFinite(expiresAt)) throw new Error(`Keystone token has an unreadable expires_at ${body.token.expires_at}`);
+    if (!Number.isFinite(expiresAt))
+      throw new Error(`Keystone token has an unreadable expires_at ${body.token.expires_at}`);
     const token: Token = { id, expiresAt, projectId: body.token.project?.id, catalog: body.token.catalog };
     this.current = token;
     return token;
@@ -120,15 +127,26 @@ export class NoAuthTokenSource implements TokenSource {
  * The URL of a service from the token's catalog. Several services may share a
  * type's prefix (volumev3, volumev2); we ask for the exact type.
  */
-export function findEndpoint(catalog: readonly CatalogEntry[], type: string, iface: string, region: string | undefined): string {
+export function findEndpoint(
+  catalog: readonly CatalogEntry[],
+  type: string,
+  iface: string,
+  region: string | undefined,
+): string {
   const entry = catalog.find((e) => e.type === type);
   if (entry === undefined) {
-    throw new Error(`the Keystone catalog has no ${type} service (found: ${catalog.map((e) => e.type).join(', ') || 'none'})`);
+    throw new Error(
+      `the Keystone catalog has no ${type} service (found: ${catalog.map((e) => e.type).join(', ') || 'none'})`,
+    );
   }
-  const matches = entry.endpoints.filter((e) => e.interface === iface && (region === undefined || e.region_id === region || e.region === region));
+  const matches = entry.endpoints.filter(
+    (e) => e.interface === iface && (region === undefined || e.region_id === region || e.region === region),
+  );
   if (matches.length === 0) {
     const have = entry.endpoints.map((e) => `${e.interface}@${e.region_id ?? e.region ?? '?'}`).join(', ');
-    throw new Error(`the Keystone catalog has no ${iface} ${type} endpoint${region === undefined ? '' : ` in region ${region}`} (found: ${have})`);
+    throw new Error(
+      `the Keystone catalog has no ${iface} ${type} endpoint${region === undefined ? '' : ` in region ${region}`} (found: ${have})`,
+    );
   }
   return matches[0].url.replace(/\/+$/, '');
 }

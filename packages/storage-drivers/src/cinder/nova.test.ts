@@ -37,39 +37,63 @@ async function fakeOpenStack() {
         res.end(payload === undefined ? '' : JSON.stringify(payload));
       };
       if (url.pathname === '/identity/v3/auth/tokens') {
-        return send(201, {
-          token: {
-            expires_at: '2099-01-01T00:00:00Z',
-            project: { id: 'p1' },
-            catalog: [
-              { type: 'volumev3', endpoints: [{ interface: 'internal', region_id: 'R1', url: `${base}/volume/v3/p1` }] },
-              { type: 'compute', endpoints: [{ interface: 'internal', region_id: 'R1', url: `${base}/compute/v2.1` }] },
-            ],
+        return send(
+          201,
+          {
+            token: {
+              expires_at: '2099-01-01T00:00:00Z',
+              project: { id: 'p1' },
+              catalog: [
+                {
+                  type: 'volumev3',
+                  endpoints: [{ interface: 'internal', region_id: 'R1', url: `${base}/volume/v3/p1` }],
+                },
+                {
+                  type: 'compute',
+                  endpoints: [{ interface: 'internal', region_id: 'R1', url: `${base}/compute/v2.1` }],
+                },
+              ],
+            },
           },
-        }, { 'x-subject-token': 'tok' });
+          { 'x-subject-token': 'tok' },
+        );
       }
       if (req.headers['x-auth-token'] !== 'tok') return send(401, { error: { message: 'no token' } });
       let m: RegExpExecArray | null;
       if (req.method === 'POST' && url.pathname === '/volume/v3/p1/volumes') {
         const { volume } = body as { volume: { size: number; metadata: Record<string, string> } };
-        const v: FakeVolume = { id: randomUUID(), status: 'available', size: volume.size, metadata: volume.metadata, attachments: [] };
+        const v: FakeVolume = {
+          id: randomUUID(),
+          status: 'available',
+          size: volume.size,
+          metadata: volume.metadata,
+          attachments: [],
+        };
         volumes.set(v.id, v);
         return send(202, { volume: v });
       }
       if (url.pathname === '/volume/v3/p1/volumes/detail') {
         const filter = JSON.parse(url.searchParams.get('metadata') ?? '{}') as Record<string, string>;
-        return send(200, { volumes: [...volumes.values()].filter((v) => Object.entries(filter).every(([k, x]) => v.metadata[k] === x)) });
+        return send(200, {
+          volumes: [...volumes.values()].filter((v) => Object.entries(filter).every(([k, x]) => v.metadata[k] === x)),
+        });
       }
       if ((m = /^\/volume\/v3\/p1\/volumes\/([^/]+)$/.exec(url.pathname))) {
         const v = volumes.get(m[1]);
         return v ? send(200, { volume: v }) : send(404, { itemNotFound: { message: 'not found' } });
       }
-      if (req.method === 'POST' && (m = /^\/compute\/v2\.1\/servers\/([^/]+)\/os-volume_attachments$/.exec(url.pathname))) {
+      if (
+        req.method === 'POST' &&
+        (m = /^\/compute\/v2\.1\/servers\/([^/]+)\/os-volume_attachments$/.exec(url.pathname))
+      ) {
         const serverId = m[1];
         const { volumeAttachment } = body as { volumeAttachment: { volumeId: string } };
         const v = volumes.get(volumeAttachment.volumeId);
         if (!v) return send(404, { itemNotFound: { message: 'volume not found' } });
-        if (v.status !== 'available') return send(400, { badRequest: { message: `Invalid volume: volume ${v.id} status must be available, but is ${v.status}` } });
+        if (v.status !== 'available')
+          return send(400, {
+            badRequest: { message: `Invalid volume: volume ${v.id} status must be available, but is ${v.status}` },
+          });
         v.status = 'attaching';
         // Nova attaches asynchronously.
         setTimeout(() => {
@@ -78,7 +102,10 @@ async function fakeOpenStack() {
         }, 30);
         return send(200, { volumeAttachment: { id: v.id, volumeId: v.id, serverId, device: '/dev/vdb' } });
       }
-      if (req.method === 'DELETE' && (m = /^\/compute\/v2\.1\/servers\/([^/]+)\/os-volume_attachments\/([^/]+)$/.exec(url.pathname))) {
+      if (
+        req.method === 'DELETE' &&
+        (m = /^\/compute\/v2\.1\/servers\/([^/]+)\/os-volume_attachments\/([^/]+)$/.exec(url.pathname))
+      ) {
         const v = volumes.get(m[2]);
         if (!v || v.attachments[0]?.server_id !== m[1]) return send(404, { itemNotFound: { message: 'not attached' } });
         v.status = 'detaching';
@@ -119,7 +146,10 @@ describe('CinderDriver attach_mode nova (fake Keystone, Cinder and Nova)', () =>
       device_by_id_dir: byId,
       operation_timeout_seconds: 5,
     };
-    const deps = { sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, Math.min(ms, 10))), retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 1 } };
+    const deps = {
+      sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, Math.min(ms, 10))),
+      retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 1 },
+    };
     // The instance id comes from the metadata service when not configured.
     driver = new CinderDriver(options, { ...deps, discoverInstanceId: async () => me });
     other = new CinderDriver({ ...options, instance_id: them }, deps);
@@ -155,7 +185,10 @@ describe('CinderDriver attach_mode nova (fake Keystone, Cinder and Nova)', () =>
 
   it('lets exactly one of two concurrent Nova attaches win; the loser gets ALREADY_ATTACHED (our check or Nova refusing)', async () => {
     const v = await driver.createVolume(randomUUID(), 1);
-    const results = await Promise.allSettled([driver.attachVolume(v.blockdeviceId, me), other.attachVolume(v.blockdeviceId, them)]);
+    const results = await Promise.allSettled([
+      driver.attachVolume(v.blockdeviceId, me),
+      other.attachVolume(v.blockdeviceId, them),
+    ]);
     const lost = results.filter((r) => r.status === 'rejected');
     expect(lost).toHaveLength(1);
     expect(lost[0].status === 'rejected' ? lost[0].reason : undefined).toMatchObject({ code: 'ALREADY_ATTACHED' });

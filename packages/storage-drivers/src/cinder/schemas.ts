@@ -61,7 +61,8 @@ export const CinderDriverOptionsSchema = z
   })
   .superRefine((o, ctx) => {
     const need = (field: keyof typeof o, why: string) => {
-      if (o[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: `${field} is required ${why}` });
+      if (o[field] === undefined)
+        ctx.addIssue({ code: 'custom', path: [field], message: `${field} is required ${why}` });
     };
     if (o.auth_plugin === 'noauth') {
       need('cinder_url', 'with auth_plugin noauth');
@@ -80,7 +81,11 @@ export const CinderDriverOptionsSchema = z
     }
     if (o.attach_mode === 'cinder') need('instance_id', 'with attach_mode cinder');
     if (o.attach_mode === 'nova' && o.instance_id !== undefined && !UUID.test(o.instance_id)) {
-      ctx.addIssue({ code: 'custom', path: ['instance_id'], message: 'instance_id must be the Nova server UUID with attach_mode nova' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['instance_id'],
+        message: 'instance_id must be the Nova server UUID with attach_mode nova',
+      });
     }
   });
 
@@ -164,10 +169,18 @@ export const AttachmentEnvelopeSchema = z.object({ attachment: AttachmentSchema 
 export const AttachmentListSchema = z.object({ attachments: z.array(AttachmentSchema) });
 
 /** Cinder and Nova faults: {"badRequest": {"code": 400, "message": "…"}}. */
-export const FaultSchema = z.record(z.string(), z.object({ message: z.string().optional(), code: z.number().optional() }).loose());
+export const FaultSchema = z.record(
+  z.string(),
+  z.object({ message: z.string().optional(), code: z.number().optional() }).loose(),
+);
 
 export const NovaVolumeAttachmentSchema = z.object({
-  volumeAttachment: z.object({ id: z.string().optional(), volumeId: z.string(), serverId: z.string().optional(), device: z.string().nullish() }),
+  volumeAttachment: z.object({
+    id: z.string().optional(),
+    volumeId: z.string(),
+    serverId: z.string().optional(),
+    device: z.string().nullish(),
+  }),
 });
 
 export function isUuid(s: string): boolean {

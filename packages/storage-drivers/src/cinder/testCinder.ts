@@ -57,7 +57,8 @@ async function sweepStale(): Promise<void> {
     const dir = path.join(tmp, name);
     const stat = await fs.stat(dir).catch(() => null);
     if (stat === null || !stat.isDirectory() || Date.now() - stat.mtimeMs < 10 * 60 * 1000) continue;
-    if ((await alive(path.join(dir, 'cinder.pid'))) || (await alive(path.join(dir, 'keystone', 'keystone.pid')))) continue;
+    if ((await alive(path.join(dir, 'cinder.pid'))) || (await alive(path.join(dir, 'keystone', 'keystone.pid'))))
+      continue;
     await run(SCRIPT, ['purge'], { env: { ...process.env, CINDER_STATE: dir } }).catch(() => undefined);
   }
 }
@@ -67,11 +68,23 @@ export async function startTestCinder(auth: 'noauth' | 'keystone' = 'noauth'): P
   const state = await fs.mkdtemp(path.join(os.tmpdir(), PREFIX));
   const port = await freePort();
   const kport = await freePort();
-  const env = { ...process.env, CINDER_STATE: state, CINDER_PORT: String(port), KEYSTONE_PORT: String(kport), CINDER_AUTH: auth };
-  const sh = async (cmd: string) => (await run(SCRIPT, [cmd], { env, maxBuffer: 16 * 1024 * 1024, timeout: 14 * 60 * 1000 })).stdout.trim();
+  const env = {
+    ...process.env,
+    CINDER_STATE: state,
+    CINDER_PORT: String(port),
+    KEYSTONE_PORT: String(kport),
+    CINDER_AUTH: auth,
+  };
+  const sh = async (cmd: string) =>
+    (await run(SCRIPT, [cmd], { env, maxBuffer: 16 * 1024 * 1024, timeout: 14 * 60 * 1000 })).stdout.trim();
   try {
     const url = (await sh('start')).split('\n').pop() ?? '';
-    return { url, keystoneUrl: auth === 'keystone' ? `http://127.0.0.1:${kport}/v3` : undefined, sh, purge: async () => void (await sh('purge')) };
+    return {
+      url,
+      keystoneUrl: auth === 'keystone' ? `http://127.0.0.1:${kport}/v3` : undefined,
+      sh,
+      purge: async () => void (await sh('purge')),
+    };
   } catch (e) {
     await sh('purge').catch(() => undefined);
     throw e;

@@ -29,7 +29,14 @@ import {
 // The first run may install moto (scripts/moto.sh) before the suite starts.
 jest.setTimeout(300_000);
 
-const FAST: Partial<EbsTiming> = { retryBaseMs: 5, retryMaxMs: 50, pollBaseMs: 10, pollMaxMs: 100, stateTimeoutMs: 20_000, deviceTimeoutMs: 10_000 };
+const FAST: Partial<EbsTiming> = {
+  retryBaseMs: 5,
+  retryMaxMs: 50,
+  pollBaseMs: 10,
+  pollMaxMs: 100,
+  stateTimeoutMs: 20_000,
+  deviceTimeoutMs: 10_000,
+};
 
 let moto: MotoServer;
 let raw: EC2Client;
@@ -54,10 +61,19 @@ const noDevice: EbsHost = {
   isBusy: async () => false,
 };
 
-function driver(options: { clusterId?: string; instance?: string; ec2?: EC2Client; host?: EbsHost; timing?: Partial<EbsTiming> } = {}): { d: EbsDriver; ec2: EC2Client } {
+function driver(
+  options: { clusterId?: string; instance?: string; ec2?: EC2Client; host?: EbsHost; timing?: Partial<EbsTiming> } = {},
+): { d: EbsDriver; ec2: EC2Client } {
   const ec2 = options.ec2 ?? motoClient(moto.endpoint);
   const d = new EbsDriver({
-    config: { backend: 'aws', region: REGION, zone: ZONE, cluster_id: options.clusterId ?? randomUUID(), instance_id: options.instance ?? instances[0], endpoint: moto.endpoint },
+    config: {
+      backend: 'aws',
+      region: REGION,
+      zone: ZONE,
+      cluster_id: options.clusterId ?? randomUUID(),
+      instance_id: options.instance ?? instances[0],
+      endpoint: moto.endpoint,
+    },
     ec2,
     host: options.host ?? noDevice,
     timing: { ...FAST, ...options.timing },
@@ -109,9 +125,16 @@ describe('EbsDriver on moto', () => {
     const mine = await d.createVolume(randomUUID(), GiB);
     const theirs = await other.createVolume(randomUUID(), GiB);
     const untagged = (await raw.send(new CreateVolumeCommand({ AvailabilityZone: ZONE, Size: 1 }))).VolumeId ?? '';
-    const noDataset = (
-      await raw.send(new CreateVolumeCommand({ AvailabilityZone: ZONE, Size: 1, TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: TAG_CLUSTER, Value: clusterId }] }] }))
-    ).VolumeId ?? '';
+    const noDataset =
+      (
+        await raw.send(
+          new CreateVolumeCommand({
+            AvailabilityZone: ZONE,
+            Size: 1,
+            TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: TAG_CLUSTER, Value: clusterId }] }],
+          }),
+        )
+      ).VolumeId ?? '';
     expect((await d.listVolumes()).map((v) => v.blockdeviceId)).toEqual([mine.blockdeviceId]);
     expect((await other.listVolumes()).map((v) => v.blockdeviceId)).toEqual([theirs.blockdeviceId]);
     for (const id of [theirs.blockdeviceId, untagged, noDataset]) {
@@ -126,7 +149,10 @@ describe('EbsDriver on moto', () => {
     // Attached elsewhere by someone else: a force detach still must not touch it.
     await raw.send(new AttachVolumeCommand({ VolumeId: untagged, InstanceId: instances[3], Device: '/dev/sdz' }));
     await expectStorageError(d.detachVolume(untagged, { force: true }), 'UNKNOWN_VOLUME');
-    expect((await raw.send(new DescribeVolumesCommand({ VolumeIds: [untagged] }))).Volumes?.[0]?.Attachments?.[0]?.InstanceId).toBe(instances[3]);
+    expect(
+      (await raw.send(new DescribeVolumesCommand({ VolumeIds: [untagged] }))).Volumes?.[0]?.Attachments?.[0]
+        ?.InstanceId,
+    ).toBe(instances[3]);
   });
 
   it('follows NextToken through every page of DescribeVolumes', async () => {
@@ -143,10 +169,21 @@ describe('EbsDriver on moto', () => {
 
   it('retries throttled calls (RequestLimitExceeded, 5xx, network) with backoff and then succeeds', async () => {
     const ec2 = motoClient(moto.endpoint);
-    const throttle = addFault(ec2, { command: 'CreateVolumeCommand', times: 3, error: () => awsError('RequestLimitExceeded', 'Request limit exceeded.', 503) });
+    const throttle = addFault(ec2, {
+      command: 'CreateVolumeCommand',
+      times: 3,
+      error: () => awsError('RequestLimitExceeded', 'Request limit exceeded.', 503),
+    });
     const delays: number[] = [];
     const d = new EbsDriver({
-      config: { backend: 'aws', region: REGION, zone: ZONE, cluster_id: randomUUID(), instance_id: instances[0], endpoint: moto.endpoint },
+      config: {
+        backend: 'aws',
+        region: REGION,
+        zone: ZONE,
+        cluster_id: randomUUID(),
+        instance_id: instances[0],
+        endpoint: moto.endpoint,
+      },
       ec2,
       host: noDevice,
       timing: FAST,
@@ -162,8 +199,14 @@ describe('EbsDriver on moto', () => {
       expect(ms).toBeGreaterThanOrEqual(ceiling / 2);
       expect(ms).toBeLessThanOrEqual(ceiling);
     });
-    const serverSide = addFault(ec2, { times: 2, error: () => awsError('InternalError', 'An internal error has occurred', 500) });
-    const network = addFault(ec2, { times: 2, error: () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }) });
+    const serverSide = addFault(ec2, {
+      times: 2,
+      error: () => awsError('InternalError', 'An internal error has occurred', 500),
+    });
+    const network = addFault(ec2, {
+      times: 2,
+      error: () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }),
+    });
     await d.attachVolume(v.blockdeviceId, instances[0]);
     expect(serverSide.injected + network.injected).toBe(4);
     await d.detachVolume(v.blockdeviceId);
@@ -172,15 +215,25 @@ describe('EbsDriver on moto', () => {
   it('gives up after maxAttempts and surfaces a permanent error as BACKEND_ERROR with the provider message', async () => {
     const ec2 = motoClient(moto.endpoint);
     const { d } = driver({ ec2, timing: { maxAttempts: 3 } });
-    const forever = addFault(ec2, { times: 1000, command: 'DescribeVolumesCommand', error: () => awsError('RequestLimitExceeded', 'Request limit exceeded.', 503) });
+    const forever = addFault(ec2, {
+      times: 1000,
+      command: 'DescribeVolumesCommand',
+      error: () => awsError('RequestLimitExceeded', 'Request limit exceeded.', 503),
+    });
     await expectStorageError(d.listVolumes(), 'BACKEND_ERROR');
     expect(forever.calls).toBe(3);
     const ec2b = motoClient(moto.endpoint);
     const { d: d2 } = driver({ ec2: ec2b });
-    const denied = addFault(ec2b, { times: 1000, command: 'CreateVolumeCommand', error: () => awsError('UnauthorizedOperation', 'You are not authorized to perform this operation.', 403) });
+    const denied = addFault(ec2b, {
+      times: 1000,
+      command: 'CreateVolumeCommand',
+      error: () => awsError('UnauthorizedOperation', 'You are not authorized to perform this operation.', 403),
+    });
     const failure = await d2.createVolume(randomUUID(), GiB).catch((e: unknown) => e);
     expect(isStorageError(failure, 'BACKEND_ERROR')).toBe(true);
-    expect(String((failure as Error).message)).toContain('UnauthorizedOperation: You are not authorized to perform this operation.');
+    expect(String((failure as Error).message)).toContain(
+      'UnauthorizedOperation: You are not authorized to perform this operation.',
+    );
     expect(denied.calls).toBe(1); // permanent: not retried
   });
 
@@ -197,7 +250,13 @@ describe('EbsDriver on moto', () => {
     const datasetId = randomUUID();
     const v = await d.createVolume(datasetId, 2 * GiB, { profile: 'silver' });
     expect(lost.injected).toBe(1); // the retry found the first one; no second CreateVolume
-    expect(v).toEqual({ blockdeviceId: v.blockdeviceId, datasetId, size: 2 * GiB, attachedTo: null, profile: 'silver' });
+    expect(v).toEqual({
+      blockdeviceId: v.blockdeviceId,
+      datasetId,
+      size: 2 * GiB,
+      attachedTo: null,
+      profile: 'silver',
+    });
     expect(await d.listVolumes()).toEqual([v]);
     // Even when every try times out, the volume made by one of them is adopted.
     const ec2b = motoClient(moto.endpoint);
@@ -210,7 +269,9 @@ describe('EbsDriver on moto', () => {
     const { d: d2 } = driver({ clusterId, ec2: ec2b, timing: { maxAttempts: 1 } });
     const w = await d2.createVolume(randomUUID(), GiB);
     expect(allLost.injected).toBe(1);
-    expect((await d.listVolumes()).map((x) => x.blockdeviceId).sort()).toEqual([v.blockdeviceId, w.blockdeviceId].sort());
+    expect((await d.listVolumes()).map((x) => x.blockdeviceId).sort()).toEqual(
+      [v.blockdeviceId, w.blockdeviceId].sort(),
+    );
   });
 
   it('maps VolumeInUse and IncorrectState from EC2 to ALREADY_ATTACHED / VOLUME_ATTACHED', async () => {
@@ -223,7 +284,9 @@ describe('EbsDriver on moto', () => {
       command: 'AttachVolumeCommand',
       times: 1,
       when: async () => {
-        await raw.send(new AttachVolumeCommand({ VolumeId: v.blockdeviceId, InstanceId: instances[2], Device: '/dev/sdf' }));
+        await raw.send(
+          new AttachVolumeCommand({ VolumeId: v.blockdeviceId, InstanceId: instances[2], Device: '/dev/sdf' }),
+        );
       },
       error: () => awsError('IncorrectState', `vol ${v.blockdeviceId} is 'in-use'`),
     });
@@ -237,18 +300,26 @@ describe('EbsDriver on moto', () => {
       command: 'DeleteVolumeCommand',
       times: 1,
       when: async () => {
-        await raw.send(new AttachVolumeCommand({ VolumeId: v.blockdeviceId, InstanceId: instances[2], Device: '/dev/sdg' }));
+        await raw.send(
+          new AttachVolumeCommand({ VolumeId: v.blockdeviceId, InstanceId: instances[2], Device: '/dev/sdg' }),
+        );
       },
     });
     await expectStorageError(d.destroyVolume(v.blockdeviceId), 'VOLUME_ATTACHED');
     expect(raced.injected).toBe(1);
-    expect((await raw.send(new DescribeVolumesCommand({ VolumeIds: [v.blockdeviceId] }))).Volumes?.[0]?.State).toBe('in-use');
+    expect((await raw.send(new DescribeVolumesCommand({ VolumeIds: [v.blockdeviceId] }))).Volumes?.[0]?.State).toBe(
+      'in-use',
+    );
   });
 
   it('waits out EC2 eventual consistency: a new volume missing from DescribeVolumes for a moment', async () => {
     const ec2 = motoClient(moto.endpoint);
     const { d } = driver({ ec2 });
-    const notYet = addFault(ec2, { command: 'DescribeVolumesCommand', times: 2, error: () => awsError('InvalidVolume.NotFound', "The volume 'vol-x' does not exist.") });
+    const notYet = addFault(ec2, {
+      command: 'DescribeVolumesCommand',
+      times: 2,
+      error: () => awsError('InvalidVolume.NotFound', "The volume 'vol-x' does not exist."),
+    });
     const v = await d.createVolume(randomUUID(), GiB);
     expect(notYet.injected).toBe(2);
     expect((await d.listVolumes()).map((x) => x.blockdeviceId)).toEqual([v.blockdeviceId]);
@@ -259,7 +330,11 @@ describe('EbsDriver on moto', () => {
     const vs = await Promise.all(Array.from({ length: 4 }, () => d.createVolume(randomUUID(), GiB)));
     await Promise.all(vs.map((v) => d.attachVolume(v.blockdeviceId, instances[3])));
     const devices = await Promise.all(
-      vs.map(async (v) => (await raw.send(new DescribeVolumesCommand({ VolumeIds: [v.blockdeviceId] }))).Volumes?.[0]?.Attachments?.[0]?.Device),
+      vs.map(
+        async (v) =>
+          (await raw.send(new DescribeVolumesCommand({ VolumeIds: [v.blockdeviceId] }))).Volumes?.[0]?.Attachments?.[0]
+            ?.Device,
+      ),
     );
     expect(new Set(devices).size).toBe(4);
     // /dev/sdz (used earlier by a test on this instance) and the root device are never chosen.
@@ -279,7 +354,9 @@ describe('EbsDriver on moto', () => {
     const { d: survivor } = driver({ clusterId, instance: instances[1] });
     await survivor.detachVolume(v.blockdeviceId, { force: true });
     expect((await survivor.listVolumes())[0].attachedTo).toBeNull();
-    expect((await raw.send(new DescribeVolumesCommand({ VolumeIds: [v.blockdeviceId] }))).Volumes?.[0]?.Attachments ?? []).toEqual([]);
+    expect(
+      (await raw.send(new DescribeVolumesCommand({ VolumeIds: [v.blockdeviceId] }))).Volumes?.[0]?.Attachments ?? [],
+    ).toEqual([]);
     await survivor.attachVolume(v.blockdeviceId, instances[1]);
     expect((await d.listVolumes())[0].attachedTo).toBe(instances[1]);
     await survivor.detachVolume(v.blockdeviceId);
@@ -288,7 +365,15 @@ describe('EbsDriver on moto', () => {
   it('learns its instance id from the metadata function when none is configured, and caches it', async () => {
     let calls = 0;
     const d = new EbsDriver({
-      config: { backend: 'aws', region: REGION, zone: ZONE, cluster_id: 'c', endpoint: moto.endpoint, access_key_id: 'a', secret_access_key: 'b' },
+      config: {
+        backend: 'aws',
+        region: REGION,
+        zone: ZONE,
+        cluster_id: 'c',
+        endpoint: moto.endpoint,
+        access_key_id: 'a',
+        secret_access_key: 'b',
+      },
       fetchInstanceId: async () => {
         calls++;
         if (calls === 1) throw new Error('IMDS not reachable yet');

@@ -87,7 +87,10 @@ export interface EbsDriverOptions {
 }
 
 /** The EC2 client for a validated config: explicit keys if given, else the SDK's default chain (env, files, instance role). */
-export function createEc2Client(config: EbsDatasetConfig, requestTimeoutMs = DEFAULT_EBS_TIMING.requestTimeoutMs): EC2Client {
+export function createEc2Client(
+  config: EbsDatasetConfig,
+  requestTimeoutMs = DEFAULT_EBS_TIMING.requestTimeoutMs,
+): EC2Client {
   return new EC2Client({
     region: config.region,
     ...(config.endpoint === undefined ? {} : { endpoint: config.endpoint }),
@@ -153,7 +156,8 @@ export class EbsDriver implements BlockDeviceApi {
   constructor(options: EbsDriverOptions) {
     this.config = ebsDatasetConfigSchema.parse(options.config);
     this.timing = { ...DEFAULT_EBS_TIMING, ...options.timing };
-    if (this.timing.pageSize < 5 || this.timing.pageSize > 500) throw new Error('timing.pageSize must be within 5…500 (EC2 DescribeVolumes MaxResults)');
+    if (this.timing.pageSize < 5 || this.timing.pageSize > 500)
+      throw new Error('timing.pageSize must be within 5…500 (EC2 DescribeVolumes MaxResults)');
     this.ec2 = options.ec2 ?? createEc2Client(this.config, this.timing.requestTimeoutMs);
     this.host = options.host ?? linuxEbsHost();
     this.logger = options.logger ?? winston.createLogger({ silent: true });
@@ -183,12 +187,15 @@ export class EbsDriver implements BlockDeviceApi {
 
   async listVolumes(): Promise<BlockDeviceVolume[]> {
     const volumes = await this.describeAll([{ Name: `tag:${TAG_CLUSTER}`, Values: [this.config.cluster_id] }]);
-    return volumes.filter((v) => this.isOurs(v) && v.State !== 'deleting' && v.State !== 'deleted').map((v) => this.toVolume(v));
+    return volumes
+      .filter((v) => this.isOurs(v) && v.State !== 'deleting' && v.State !== 'deleted')
+      .map((v) => this.toVolume(v));
   }
 
   async createVolume(datasetId: string, size: number, options: CreateVolumeOptions = {}): Promise<BlockDeviceVolume> {
     const sizeGiB = this.sizeInGiB(size);
-    if (datasetId === '' || datasetId.length > 255) throw new StorageError('BACKEND_ERROR', `dataset id must be 1…255 characters to fit an EC2 tag`);
+    if (datasetId === '' || datasetId.length > 255)
+      throw new StorageError('BACKEND_ERROR', `dataset id must be 1…255 characters to fit an EC2 tag`);
     const token = randomUUID();
     const type = volumeTypeForProfile(options.profile, sizeGiB);
     const tags = [
@@ -203,7 +210,11 @@ export class EbsDriver implements BlockDeviceApi {
         { Name: `tag:${TAG_CLUSTER}`, Values: [this.config.cluster_id] },
         { Name: `tag:${TAG_CREATE_TOKEN}`, Values: [token] },
       ]);
-      if (found[0] !== undefined) this.logger.warn('adopting a volume whose create answer was lost', { blockdeviceId: found[0].VolumeId, datasetId });
+      if (found[0] !== undefined)
+        this.logger.warn('adopting a volume whose create answer was lost', {
+          blockdeviceId: found[0].VolumeId,
+          datasetId,
+        });
       return found[0];
     };
     let created: Volume;
@@ -227,57 +238,101 @@ export class EbsDriver implements BlockDeviceApi {
     } catch (e) {
       // The request may have reached EC2 even though every answer was lost.
       const adopted = isTransientAwsError(e) ? await findByToken().catch(() => undefined) : undefined;
-      if (adopted === undefined) throw this.toStorageError(e, `creating a ${sizeGiB} GiB volume for dataset ${datasetId}`);
+      if (adopted === undefined)
+        throw this.toStorageError(e, `creating a ${sizeGiB} GiB volume for dataset ${datasetId}`);
       created = adopted;
     }
     const id = created.VolumeId;
     if (id === undefined) throw new StorageError('BACKEND_ERROR', 'CreateVolume answered without a VolumeId');
-    const ready = await this.waitForVolume(id, 'to become available', (v) => {
-      if (v.State === 'error') throw new StorageError('BACKEND_ERROR', `volume ${id} went into the "error" state while being created`, id);
-      return v.State === 'available' ? v : undefined;
-    }, true);
-    this.logger.info('volume created', { blockdeviceId: id, datasetId, sizeGiB, volumeType: type.VolumeType, profile: options.profile });
+    const ready = await this.waitForVolume(
+      id,
+      'to become available',
+      (v) => {
+        if (v.State === 'error')
+          throw new StorageError('BACKEND_ERROR', `volume ${id} went into the "error" state while being created`, id);
+        return v.State === 'available' ? v : undefined;
+      },
+      true,
+    );
+    this.logger.info('volume created', {
+      blockdeviceId: id,
+      datasetId,
+      sizeGiB,
+      volumeType: type.VolumeType,
+      profile: options.profile,
+    });
     return this.toVolume(ready);
   }
 
   async destroyVolume(blockdeviceId: string): Promise<void> {
     const v = await this.describeOwned(blockdeviceId);
     const att = attachmentOf(v);
-    if (att !== undefined) throw new StorageError('VOLUME_ATTACHED', `volume ${blockdeviceId} is attached to ${att.InstanceId}; detach it first`, blockdeviceId);
+    if (att !== undefined)
+      throw new StorageError(
+        'VOLUME_ATTACHED',
+        `volume ${blockdeviceId} is attached to ${att.InstanceId}; detach it first`,
+        blockdeviceId,
+      );
     try {
       await this.call('DeleteVolume', () => this.ec2.send(new DeleteVolumeCommand({ VolumeId: blockdeviceId })), {
         recover: async () => ((await this.describeMaybe(blockdeviceId)) === undefined ? true : undefined),
       });
     } catch (e) {
       const code = awsErrorCode(e);
-      if (code === 'VolumeInUse') throw new StorageError('VOLUME_ATTACHED', `volume ${blockdeviceId} is attached: ${providerMessage(e)}`, blockdeviceId);
+      if (code === 'VolumeInUse')
+        throw new StorageError(
+          'VOLUME_ATTACHED',
+          `volume ${blockdeviceId} is attached: ${providerMessage(e)}`,
+          blockdeviceId,
+        );
       throw this.toStorageError(e, `deleting volume ${blockdeviceId}`, blockdeviceId);
     }
-    await pollUntil(async () => ((await this.describeMaybe(blockdeviceId)) === undefined ? true : undefined), this.pollOptions(`volume ${blockdeviceId} to be deleted`, blockdeviceId));
+    await pollUntil(
+      async () => ((await this.describeMaybe(blockdeviceId)) === undefined ? true : undefined),
+      this.pollOptions(`volume ${blockdeviceId} to be deleted`, blockdeviceId),
+    );
     this.logger.info('volume destroyed', { blockdeviceId });
   }
 
   async attachVolume(blockdeviceId: string, instanceId: string): Promise<BlockDeviceVolume> {
     let v = await this.describeOwned(blockdeviceId);
-    if (v.State === 'creating') v = await this.waitForVolume(blockdeviceId, 'to become available', (x) => (x.State === 'creating' ? undefined : x));
+    if (v.State === 'creating')
+      v = await this.waitForVolume(blockdeviceId, 'to become available', (x) =>
+        x.State === 'creating' ? undefined : x,
+      );
     const held = attachmentOf(v);
     if (held !== undefined) throw this.alreadyAttached(blockdeviceId, held.InstanceId);
-    if (v.State !== 'available') throw new StorageError('BACKEND_ERROR', `volume ${blockdeviceId} is "${v.State}", not available for attaching`, blockdeviceId);
+    if (v.State !== 'available')
+      throw new StorageError(
+        'BACKEND_ERROR',
+        `volume ${blockdeviceId} is "${v.State}", not available for attaching`,
+        blockdeviceId,
+      );
     // One device-name choice at a time per instance: two attaches must not pick the same /dev/sdX.
     const device = await this.deviceMutex.run(instanceId, async () => {
       const inUse = await this.deviceNamesInUse(instanceId);
       for (;;) {
         const name = pickDeviceName(inUse);
-        if (name === undefined) throw new StorageError('BACKEND_ERROR', `instance ${instanceId} has no free device name left in /dev/sdf…/dev/sdp`, blockdeviceId);
+        if (name === undefined)
+          throw new StorageError(
+            'BACKEND_ERROR',
+            `instance ${instanceId} has no free device name left in /dev/sdf…/dev/sdp`,
+            blockdeviceId,
+          );
         try {
-          await this.call('AttachVolume', () => this.ec2.send(new AttachVolumeCommand({ VolumeId: blockdeviceId, InstanceId: instanceId, Device: name })), {
-            // A retried attach whose first try went through would otherwise look like someone else's.
-            recover: async () => {
-              const now = await this.describeMaybe(blockdeviceId);
-              const att = now === undefined ? undefined : attachmentOf(now);
-              return att?.InstanceId === instanceId && att.Device === name ? true : undefined;
+          await this.call(
+            'AttachVolume',
+            () =>
+              this.ec2.send(new AttachVolumeCommand({ VolumeId: blockdeviceId, InstanceId: instanceId, Device: name })),
+            {
+              // A retried attach whose first try went through would otherwise look like someone else's.
+              recover: async () => {
+                const now = await this.describeMaybe(blockdeviceId);
+                const att = now === undefined ? undefined : attachmentOf(now);
+                return att?.InstanceId === instanceId && att.Device === name ? true : undefined;
+              },
             },
-          });
+          );
           return name;
         } catch (e) {
           const code = awsErrorCode(e);
@@ -291,7 +346,8 @@ export class EbsDriver implements BlockDeviceApi {
             const att = now === undefined ? undefined : attachmentOf(now);
             if (att !== undefined) throw this.alreadyAttached(blockdeviceId, att.InstanceId);
           }
-          if (code === 'InvalidInstanceID.NotFound') throw new StorageError('BACKEND_ERROR', `no instance ${instanceId}: ${message}`, blockdeviceId);
+          if (code === 'InvalidInstanceID.NotFound')
+            throw new StorageError('BACKEND_ERROR', `no instance ${instanceId}: ${message}`, blockdeviceId);
           throw this.toStorageError(e, `attaching ${blockdeviceId} to ${instanceId}`, blockdeviceId);
         }
       }
@@ -302,7 +358,8 @@ export class EbsDriver implements BlockDeviceApi {
       if (att !== undefined && att.InstanceId !== instanceId) throw this.alreadyAttached(blockdeviceId, att.InstanceId);
       return att?.State === 'attached' && x.State === 'in-use' ? x : undefined;
     });
-    if (instanceId === (await this.computeInstanceId())) await this.host.waitForDevice(blockdeviceId, device, this.timing.deviceTimeoutMs);
+    if (instanceId === (await this.computeInstanceId()))
+      await this.host.waitForDevice(blockdeviceId, device, this.timing.deviceTimeoutMs);
     this.logger.info('volume attached', { blockdeviceId, instanceId, device });
     return this.toVolume(attached);
   }
@@ -311,24 +368,41 @@ export class EbsDriver implements BlockDeviceApi {
     const force = options.force === true;
     const v = await this.describeOwned(blockdeviceId);
     const att = attachmentOf(v);
-    if (att?.InstanceId === undefined) throw new StorageError('UNATTACHED', `volume ${blockdeviceId} is not attached`, blockdeviceId);
+    if (att?.InstanceId === undefined)
+      throw new StorageError('UNATTACHED', `volume ${blockdeviceId} is not attached`, blockdeviceId);
     const me = await this.computeInstanceId();
     const here = att.InstanceId === me;
     if (!here && !force) {
-      throw new StorageError('NOT_ATTACHED_HERE', `volume ${blockdeviceId} is attached to ${att.InstanceId}, not to this instance ${me}`, blockdeviceId);
+      throw new StorageError(
+        'NOT_ATTACHED_HERE',
+        `volume ${blockdeviceId} is attached to ${att.InstanceId}, not to this instance ${me}`,
+        blockdeviceId,
+      );
     }
     if (here && !force) {
       // EC2 would leave a detach of a mounted device hanging in "busy"; refuse up front.
       const dev = await this.host.findDevice(blockdeviceId, att.Device);
       if (dev !== undefined && (await this.host.isBusy(dev))) {
-        throw new StorageError('DEVICE_BUSY', `volume ${blockdeviceId} is in use at ${dev} (mounted?); unmount it first`, blockdeviceId);
+        throw new StorageError(
+          'DEVICE_BUSY',
+          `volume ${blockdeviceId} is in use at ${dev} (mounted?); unmount it first`,
+          blockdeviceId,
+        );
       }
     }
     const holder = att.InstanceId;
     try {
       await this.call(
         'DetachVolume',
-        () => this.ec2.send(new DetachVolumeCommand({ VolumeId: blockdeviceId, InstanceId: holder, ...(att.Device === undefined ? {} : { Device: att.Device }), Force: force })),
+        () =>
+          this.ec2.send(
+            new DetachVolumeCommand({
+              VolumeId: blockdeviceId,
+              InstanceId: holder,
+              ...(att.Device === undefined ? {} : { Device: att.Device }),
+              Force: force,
+            }),
+          ),
         {
           recover: async () => {
             const now = await this.describeMaybe(blockdeviceId);
@@ -340,11 +414,14 @@ export class EbsDriver implements BlockDeviceApi {
       const code = awsErrorCode(e);
       if (code === 'IncorrectState' || code === 'InvalidAttachment.NotFound') {
         const now = await this.describeMaybe(blockdeviceId);
-        if (now !== undefined && attachmentOf(now) === undefined) throw new StorageError('UNATTACHED', `volume ${blockdeviceId} is not attached (any more)`, blockdeviceId);
+        if (now !== undefined && attachmentOf(now) === undefined)
+          throw new StorageError('UNATTACHED', `volume ${blockdeviceId} is not attached (any more)`, blockdeviceId);
       }
       throw this.toStorageError(e, `detaching ${blockdeviceId} from ${holder}`, blockdeviceId);
     }
-    await this.waitForVolume(blockdeviceId, 'to be detached', (x) => (attachmentOf(x) === undefined && x.State === 'available' ? x : undefined));
+    await this.waitForVolume(blockdeviceId, 'to be detached', (x) =>
+      attachmentOf(x) === undefined && x.State === 'available' ? x : undefined,
+    );
     if (here) await this.host.waitForDeviceGone(blockdeviceId, att.Device, this.timing.deviceTimeoutMs);
     this.logger.info('volume detached', { blockdeviceId, from: holder, force });
   }
@@ -352,13 +429,22 @@ export class EbsDriver implements BlockDeviceApi {
   async getDevicePath(blockdeviceId: string): Promise<string> {
     let v = await this.describeOwned(blockdeviceId);
     let att = attachmentOf(v);
-    if (att?.InstanceId === undefined) throw new StorageError('UNATTACHED', `volume ${blockdeviceId} is not attached`, blockdeviceId);
+    if (att?.InstanceId === undefined)
+      throw new StorageError('UNATTACHED', `volume ${blockdeviceId} is not attached`, blockdeviceId);
     const me = await this.computeInstanceId();
-    if (att.InstanceId !== me) throw new StorageError('NOT_ATTACHED_HERE', `volume ${blockdeviceId} is attached to ${att.InstanceId}, not to this instance ${me}`, blockdeviceId);
+    if (att.InstanceId !== me)
+      throw new StorageError(
+        'NOT_ATTACHED_HERE',
+        `volume ${blockdeviceId} is attached to ${att.InstanceId}, not to this instance ${me}`,
+        blockdeviceId,
+      );
     if (att.State !== 'attached') {
-      v = await this.waitForVolume(blockdeviceId, 'to finish attaching', (x) => (attachmentOf(x)?.State === 'attaching' ? undefined : x));
+      v = await this.waitForVolume(blockdeviceId, 'to finish attaching', (x) =>
+        attachmentOf(x)?.State === 'attaching' ? undefined : x,
+      );
       att = attachmentOf(v);
-      if (att?.InstanceId !== me) throw new StorageError('UNATTACHED', `volume ${blockdeviceId} is no longer attached here`, blockdeviceId);
+      if (att?.InstanceId !== me)
+        throw new StorageError('UNATTACHED', `volume ${blockdeviceId} is no longer attached here`, blockdeviceId);
     }
     return this.host.waitForDevice(blockdeviceId, att.Device, this.timing.deviceTimeoutMs);
   }
@@ -367,16 +453,27 @@ export class EbsDriver implements BlockDeviceApi {
     const sizeGiB = this.sizeInGiB(size);
     const v = await this.describeOwned(blockdeviceId);
     const current = v.Size ?? 0;
-    if (sizeGiB < current) throw new StorageError('INVALID_SIZE', `volume ${blockdeviceId} is ${current} GiB; EBS volumes cannot shrink to ${sizeGiB} GiB`, blockdeviceId);
+    if (sizeGiB < current)
+      throw new StorageError(
+        'INVALID_SIZE',
+        `volume ${blockdeviceId} is ${current} GiB; EBS volumes cannot shrink to ${sizeGiB} GiB`,
+        blockdeviceId,
+      );
     if (sizeGiB === current) return this.toVolume(v);
     try {
-      await this.call('ModifyVolume', () => this.ec2.send(new ModifyVolumeCommand({ VolumeId: blockdeviceId, Size: sizeGiB })), {
-        recover: async () => (((await this.describeMaybe(blockdeviceId))?.Size ?? 0) >= sizeGiB ? true : undefined),
-      });
+      await this.call(
+        'ModifyVolume',
+        () => this.ec2.send(new ModifyVolumeCommand({ VolumeId: blockdeviceId, Size: sizeGiB })),
+        {
+          recover: async () => (((await this.describeMaybe(blockdeviceId))?.Size ?? 0) >= sizeGiB ? true : undefined),
+        },
+      );
     } catch (e) {
       throw this.toStorageError(e, `growing ${blockdeviceId} to ${sizeGiB} GiB`, blockdeviceId);
     }
-    const grown = await this.waitForVolume(blockdeviceId, `to grow to ${sizeGiB} GiB`, (x) => ((x.Size ?? 0) >= sizeGiB ? x : undefined));
+    const grown = await this.waitForVolume(blockdeviceId, `to grow to ${sizeGiB} GiB`, (x) =>
+      (x.Size ?? 0) >= sizeGiB ? x : undefined,
+    );
     this.logger.info('volume resized', { blockdeviceId, sizeGiB });
     return this.toVolume(grown);
   }
@@ -384,9 +481,11 @@ export class EbsDriver implements BlockDeviceApi {
   // ---- helpers ----
 
   private sizeInGiB(size: number): number {
-    if (!Number.isFinite(size) || size <= 0) throw new StorageError('INVALID_SIZE', `size must be a positive number of bytes, got ${size}`);
+    if (!Number.isFinite(size) || size <= 0)
+      throw new StorageError('INVALID_SIZE', `size must be a positive number of bytes, got ${size}`);
     const gib = Math.ceil(size / GiB);
-    if (gib > MAX_VOLUME_GIB) throw new StorageError('INVALID_SIZE', `EBS volumes are at most ${MAX_VOLUME_GIB} GiB, asked for ${gib} GiB`);
+    if (gib > MAX_VOLUME_GIB)
+      throw new StorageError('INVALID_SIZE', `EBS volumes are at most ${MAX_VOLUME_GIB} GiB, asked for ${gib} GiB`);
     return gib;
   }
 
@@ -406,7 +505,11 @@ export class EbsDriver implements BlockDeviceApi {
   }
 
   private alreadyAttached(blockdeviceId: string, holder: string | undefined): StorageError {
-    return new StorageError('ALREADY_ATTACHED', `volume ${blockdeviceId} is already attached to ${holder ?? 'an instance'}`, blockdeviceId);
+    return new StorageError(
+      'ALREADY_ATTACHED',
+      `volume ${blockdeviceId} is already attached to ${holder ?? 'an instance'}`,
+      blockdeviceId,
+    );
   }
 
   /** Maps an EC2 failure to a StorageError (StorageErrors pass through). */
@@ -418,7 +521,11 @@ export class EbsDriver implements BlockDeviceApi {
       'InvalidVolumeID.Malformed': 'UNKNOWN_VOLUME',
       VolumeInUse: 'VOLUME_ATTACHED',
     };
-    return new StorageError((code !== undefined ? map[code] : undefined) ?? 'BACKEND_ERROR', `${doing} failed: ${providerMessage(e)}`, blockdeviceId);
+    return new StorageError(
+      (code !== undefined ? map[code] : undefined) ?? 'BACKEND_ERROR',
+      `${doing} failed: ${providerMessage(e)}`,
+      blockdeviceId,
+    );
   }
 
   /**
@@ -426,13 +533,21 @@ export class EbsDriver implements BlockDeviceApi {
    * retry, recover() may find that the failed attempt did take effect (its answer
    * was lost); its value is then the result.
    */
-  private async call<T, R = never>(op: string, send: () => Promise<T>, options: { recover?: () => Promise<R | undefined> } = {}): Promise<T | R> {
+  private async call<T, R = never>(
+    op: string,
+    send: () => Promise<T>,
+    options: { recover?: () => Promise<R | undefined> } = {},
+  ): Promise<T | R> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await send();
       } catch (e) {
         if (!isTransientAwsError(e) || attempt >= this.timing.maxAttempts) throw e;
-        const delay = backoffDelay(attempt - 1, { initialMs: this.timing.retryBaseMs, maxMs: this.timing.retryMaxMs, jitter: true }, this.random);
+        const delay = backoffDelay(
+          attempt - 1,
+          { initialMs: this.timing.retryBaseMs, maxMs: this.timing.retryMaxMs, jitter: true },
+          this.random,
+        );
         this.logger.warn('transient EC2 error; retrying', { op, attempt, delayMs: delay, error: providerMessage(e) });
         await this.sleep(delay);
         if (options.recover !== undefined) {
@@ -449,7 +564,13 @@ export class EbsDriver implements BlockDeviceApi {
     let token: string | undefined;
     do {
       const page = await this.call('DescribeVolumes', () =>
-        this.ec2.send(new DescribeVolumesCommand({ Filters: filters, MaxResults: this.timing.pageSize, ...(token === undefined ? {} : { NextToken: token }) })),
+        this.ec2.send(
+          new DescribeVolumesCommand({
+            Filters: filters,
+            MaxResults: this.timing.pageSize,
+            ...(token === undefined ? {} : { NextToken: token }),
+          }),
+        ),
       ).catch((e: unknown) => {
         throw this.toStorageError(e, 'listing volumes');
       });
@@ -464,7 +585,12 @@ export class EbsDriver implements BlockDeviceApi {
     if (!VOLUME_ID.test(blockdeviceId)) return undefined;
     let volumes: Volume[];
     try {
-      volumes = (await this.call('DescribeVolumes', () => this.ec2.send(new DescribeVolumesCommand({ VolumeIds: [blockdeviceId] })))).Volumes ?? [];
+      volumes =
+        (
+          await this.call('DescribeVolumes', () =>
+            this.ec2.send(new DescribeVolumesCommand({ VolumeIds: [blockdeviceId] })),
+          )
+        ).Volumes ?? [];
     } catch (e) {
       const code = awsErrorCode(e);
       if (code === 'InvalidVolume.NotFound' || code === 'InvalidVolumeID.Malformed') return undefined;
@@ -478,7 +604,12 @@ export class EbsDriver implements BlockDeviceApi {
   /** Like describeMaybe but UNKNOWN_VOLUME when absent, deleting, or another cluster's (never touched). */
   private async describeOwned(blockdeviceId: string): Promise<Volume> {
     const v = await this.describeMaybe(blockdeviceId);
-    if (v === undefined || v.State === 'deleting') throw new StorageError('UNKNOWN_VOLUME', `no volume ${blockdeviceId} in cluster ${this.config.cluster_id}`, blockdeviceId);
+    if (v === undefined || v.State === 'deleting')
+      throw new StorageError(
+        'UNKNOWN_VOLUME',
+        `no volume ${blockdeviceId} in cluster ${this.config.cluster_id}`,
+        blockdeviceId,
+      );
     return v;
   }
 
@@ -499,22 +630,39 @@ export class EbsDriver implements BlockDeviceApi {
    * meanwhile. A just-created volume may be missing from DescribeVolumes for a
    * moment (EC2 is eventually consistent): missingIsPending waits that out.
    */
-  private waitForVolume(blockdeviceId: string, what: string, check: (v: Volume) => Volume | undefined, missingIsPending = false): Promise<Volume> {
-    return pollUntil(async () => {
-      const v = await this.describeMaybe(blockdeviceId);
-      if (v === undefined) {
-        if (missingIsPending) return undefined;
-        throw new StorageError('UNKNOWN_VOLUME', `volume ${blockdeviceId} disappeared while waiting for it ${what}`, blockdeviceId);
-      }
-      return check(v);
-    }, this.pollOptions(`volume ${blockdeviceId} ${what}`, blockdeviceId));
+  private waitForVolume(
+    blockdeviceId: string,
+    what: string,
+    check: (v: Volume) => Volume | undefined,
+    missingIsPending = false,
+  ): Promise<Volume> {
+    return pollUntil(
+      async () => {
+        const v = await this.describeMaybe(blockdeviceId);
+        if (v === undefined) {
+          if (missingIsPending) return undefined;
+          throw new StorageError(
+            'UNKNOWN_VOLUME',
+            `volume ${blockdeviceId} disappeared while waiting for it ${what}`,
+            blockdeviceId,
+          );
+        }
+        return check(v);
+      },
+      this.pollOptions(`volume ${blockdeviceId} ${what}`, blockdeviceId),
+    );
   }
 
   /** Device names EC2 lists for the instance (root and data volumes, any state). */
   private async deviceNamesInUse(instanceId: string): Promise<string[]> {
     let reservations;
     try {
-      reservations = (await this.call('DescribeInstances', () => this.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })))).Reservations ?? [];
+      reservations =
+        (
+          await this.call('DescribeInstances', () =>
+            this.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })),
+          )
+        ).Reservations ?? [];
     } catch (e) {
       if (awsErrorCode(e) === 'InvalidInstanceID.NotFound' || awsErrorCode(e) === 'InvalidInstanceID.Malformed') {
         throw new StorageError('BACKEND_ERROR', `no instance ${instanceId}: ${providerMessage(e)}`);

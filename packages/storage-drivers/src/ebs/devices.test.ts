@@ -7,7 +7,16 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileExec } from '../exec';
-import { deviceSlot, DEVICE_NAMES, findEbsDevice, linuxEbsHost, nvmeSerial, pickDeviceName, waitForDevice, waitForDeviceGone } from './devices';
+import {
+  deviceSlot,
+  DEVICE_NAMES,
+  findEbsDevice,
+  linuxEbsHost,
+  nvmeSerial,
+  pickDeviceName,
+  waitForDevice,
+  waitForDeviceGone,
+} from './devices';
 
 jest.setTimeout(60_000);
 
@@ -55,7 +64,14 @@ afterEach(async () => {
 
 describe('device names', () => {
   it('maps every spelling of a name to its slot', () => {
-    expect(['/dev/sdf', 'sdf', '/dev/xvdf', 'xvdf1', '/dev/sdf1', '/dev/hdf'].map(deviceSlot)).toEqual(['f', 'f', 'f', 'f', 'f', 'f']);
+    expect(['/dev/sdf', 'sdf', '/dev/xvdf', 'xvdf1', '/dev/sdf1', '/dev/hdf'].map(deviceSlot)).toEqual([
+      'f',
+      'f',
+      'f',
+      'f',
+      'f',
+      'f',
+    ]);
     expect(deviceSlot('/dev/xvda')).toBe('a');
   });
 
@@ -88,7 +104,8 @@ describe('findEbsDevice', () => {
     await nvmeInSys('nvme0n1', 'vol0aaaaaaaaaaaaaaaa');
     await nvmeInSys('nvme1n1', nvmeSerial(VOL));
     await nvmeInSys('nvme2n1', 'vol0bbbbbbbbbbbbbbbb');
-    for (const name of ['nvme0n1', 'nvme1n1', 'nvme2n1']) await fs.symlink(await newLoop(name), path.join(devRoot, name));
+    for (const name of ['nvme0n1', 'nvme1n1', 'nvme2n1'])
+      await fs.symlink(await newLoop(name), path.join(devRoot, name));
     expect(await findEbsDevice(VOL, '/dev/sdf', { devRoot, sysRoot })).toBe(path.join(devRoot, 'nvme1n1'));
     expect(await findEbsDevice('vol-0ccccccccccccccccc', '/dev/sdg', { devRoot, sysRoot })).toBeUndefined();
   });
@@ -108,7 +125,10 @@ describe('findEbsDevice', () => {
 
   it('ignores entries that are not block devices', async () => {
     await fs.writeFile(path.join(devRoot, 'xvdf'), 'not a device');
-    await fs.symlink('/nonexistent', path.join(devRoot, 'disk', 'by-id', `nvme-Amazon_Elastic_Block_Store_${nvmeSerial(VOL)}`));
+    await fs.symlink(
+      '/nonexistent',
+      path.join(devRoot, 'disk', 'by-id', `nvme-Amazon_Elastic_Block_Store_${nvmeSerial(VOL)}`),
+    );
     expect(await findEbsDevice(VOL, '/dev/sdf', { devRoot, sysRoot })).toBeUndefined();
   });
 });
@@ -130,7 +150,9 @@ describe('waitForDevice', () => {
 
   it('fails with BACKEND_ERROR after the bound when nothing appears', async () => {
     const started = Date.now();
-    await expect(waitForDevice(VOL, '/dev/sdf', { devRoot, sysRoot, timeoutMs: 300, baseMs: 20, maxMs: 50 })).rejects.toMatchObject({
+    await expect(
+      waitForDevice(VOL, '/dev/sdf', { devRoot, sysRoot, timeoutMs: 300, baseMs: 20, maxMs: 50 }),
+    ).rejects.toMatchObject({
       code: 'BACKEND_ERROR',
       message: expect.stringContaining(VOL),
     });

@@ -19,7 +19,10 @@ export const DEVICE_NAMES: readonly string[] = 'fghijklmnop'.split('').map((c) =
 
 /** "/dev/xvdf", "sdf1", "/dev/sdf" → "f": names that would clash on the instance. */
 export function deviceSlot(name: string): string {
-  return path.basename(name).replace(/^(xv|s|h)d/, '').replace(/\d+$/, '');
+  return path
+    .basename(name)
+    .replace(/^(xv|s|h)d/, '')
+    .replace(/\d+$/, '');
 }
 
 /** The first of DEVICE_NAMES whose slot no name in inUse takes, or undefined when all are taken. */
@@ -75,7 +78,11 @@ async function nvmeDisks(sysRoot: string): Promise<NvmeDisk[]> {
   // nvme1n1 (namespace), not nvme1n1p1 (partitions are not listed in /sys/block anyway).
   for (const name of names.filter((n) => /^nvme\d+n\d+$/.test(n)).sort()) {
     const dir = path.join(sysRoot, 'block', name, 'device');
-    disks.push({ name, serial: await readTrimmed(path.join(dir, 'serial')), model: await readTrimmed(path.join(dir, 'model')) });
+    disks.push({
+      name,
+      serial: await readTrimmed(path.join(dir, 'serial')),
+      model: await readTrimmed(path.join(dir, 'model')),
+    });
   }
   return disks;
 }
@@ -85,7 +92,11 @@ async function nvmeDisks(sysRoot: string): Promise<NvmeDisk[]> {
  * has not appeared (yet). attachmentDevice is the name in EC2's attachment
  * record, e.g. /dev/sdf.
  */
-export async function findEbsDevice(volumeId: string, attachmentDevice: string | undefined, paths: HostPaths = DEFAULT_HOST_PATHS): Promise<string | undefined> {
+export async function findEbsDevice(
+  volumeId: string,
+  attachmentDevice: string | undefined,
+  paths: HostPaths = DEFAULT_HOST_PATHS,
+): Promise<string | undefined> {
   const serial = nvmeSerial(volumeId);
   const byId = path.join(paths.devRoot, 'disk', 'by-id', `nvme-Amazon_Elastic_Block_Store_${serial}`);
   if (await isBlockDevice(byId)) return fs.realpath(byId);
@@ -97,7 +108,9 @@ export async function findEbsDevice(volumeId: string, attachmentDevice: string |
     return undefined;
   }
   // A Nitro host names every EBS volume by serial; a sdX/xvdX there is something else.
-  const nitro = disks.some((d) => (d.model ?? '').includes('Amazon Elastic Block Store') || (d.serial ?? '').startsWith('vol'));
+  const nitro = disks.some(
+    (d) => (d.model ?? '').includes('Amazon Elastic Block Store') || (d.serial ?? '').startsWith('vol'),
+  );
   if (nitro || attachmentDevice === undefined) return undefined;
   const slot = deviceSlot(attachmentDevice);
   if (!/^[a-z]{1,2}$/.test(slot)) return undefined;
@@ -113,8 +126,15 @@ export interface WaitForDeviceOptions extends Partial<HostPaths>, Partial<Backof
 }
 
 /** Waits (bounded, with backoff) for the volume's block device to appear on this host. */
-export async function waitForDevice(volumeId: string, attachmentDevice: string | undefined, options: WaitForDeviceOptions): Promise<string> {
-  const paths = { devRoot: options.devRoot ?? DEFAULT_HOST_PATHS.devRoot, sysRoot: options.sysRoot ?? DEFAULT_HOST_PATHS.sysRoot };
+export async function waitForDevice(
+  volumeId: string,
+  attachmentDevice: string | undefined,
+  options: WaitForDeviceOptions,
+): Promise<string> {
+  const paths = {
+    devRoot: options.devRoot ?? DEFAULT_HOST_PATHS.devRoot,
+    sysRoot: options.sysRoot ?? DEFAULT_HOST_PATHS.sysRoot,
+  };
   return pollUntil(() => findEbsDevice(volumeId, attachmentDevice, paths), {
     baseMs: options.baseMs ?? 100,
     maxMs: options.maxMs ?? 2000,
@@ -127,17 +147,27 @@ export async function waitForDevice(volumeId: string, attachmentDevice: string |
 }
 
 /** Waits (bounded) until the volume's block device has gone from this host after a detach. */
-export async function waitForDeviceGone(volumeId: string, attachmentDevice: string | undefined, options: WaitForDeviceOptions): Promise<void> {
-  const paths = { devRoot: options.devRoot ?? DEFAULT_HOST_PATHS.devRoot, sysRoot: options.sysRoot ?? DEFAULT_HOST_PATHS.sysRoot };
-  await pollUntil(async () => ((await findEbsDevice(volumeId, attachmentDevice, paths)) === undefined ? true : undefined), {
-    baseMs: options.baseMs ?? 100,
-    maxMs: options.maxMs ?? 2000,
-    random: options.random,
-    sleep: options.sleep,
-    timeoutMs: options.timeoutMs,
-    what: `the block device of ${volumeId} to disappear from this host`,
-    blockdeviceId: volumeId,
-  });
+export async function waitForDeviceGone(
+  volumeId: string,
+  attachmentDevice: string | undefined,
+  options: WaitForDeviceOptions,
+): Promise<void> {
+  const paths = {
+    devRoot: options.devRoot ?? DEFAULT_HOST_PATHS.devRoot,
+    sysRoot: options.sysRoot ?? DEFAULT_HOST_PATHS.sysRoot,
+  };
+  await pollUntil(
+    async () => ((await findEbsDevice(volumeId, attachmentDevice, paths)) === undefined ? true : undefined),
+    {
+      baseMs: options.baseMs ?? 100,
+      maxMs: options.maxMs ?? 2000,
+      random: options.random,
+      sleep: options.sleep,
+      timeoutMs: options.timeoutMs,
+      what: `the block device of ${volumeId} to disappear from this host`,
+      blockdeviceId: volumeId,
+    },
+  );
 }
 
 /** What the driver needs from the host it runs on; injectable for tests. */
@@ -159,4 +189,3 @@ export function linuxEbsHost(paths: Partial<HostPaths> = {}): EbsHost {
     isBusy: (devicePath) => isDeviceBusy(devicePath),
   };
 }
-

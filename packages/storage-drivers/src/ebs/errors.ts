@@ -24,7 +24,13 @@ const THROTTLING = new Set([
   'TooManyRequestsException',
   'EC2ThrottledException',
 ]);
-const SERVER_SIDE = new Set(['InternalError', 'InternalFailure', 'ServiceUnavailable', 'Unavailable', 'InsufficientVolumeCapacity']);
+const SERVER_SIDE = new Set([
+  'InternalError',
+  'InternalFailure',
+  'ServiceUnavailable',
+  'Unavailable',
+  'InsufficientVolumeCapacity',
+]);
 // Node's socket-level failures and the SDK's own timeout error names.
 const NETWORK = new Set([
   'ECONNRESET',

@@ -15,7 +15,10 @@ export async function fetchInstanceIdFromImds(options: ImdsOptions = {}): Promis
   const doFetch = options.fetch ?? globalThis.fetch;
   const timeoutMs = options.timeoutMs ?? 2000;
   const fail = (why: string): StorageError =>
-    new StorageError('BACKEND_ERROR', `cannot learn this instance's id from the EC2 instance metadata service at ${endpoint} (${why}); set dataset.instance_id in agent.yml when not running on EC2`);
+    new StorageError(
+      'BACKEND_ERROR',
+      `cannot learn this instance's id from the EC2 instance metadata service at ${endpoint} (${why}); set dataset.instance_id in agent.yml when not running on EC2`,
+    );
   let token: string;
   try {
     const res = await doFetch(`${endpoint}/latest/api/token`, {

@@ -57,7 +57,9 @@ export async function startMoto(): Promise<MotoServer> {
   const version = (await run(python, ['-c', 'import moto; print(moto.__version__)'])).trim();
   for (let tries = 0; ; tries++) {
     const port = await freePort();
-    const child: ChildProcess = spawn(serverPath, ['-H', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child: ChildProcess = spawn(serverPath, ['-H', '127.0.0.1', '-p', String(port)], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -91,7 +93,12 @@ export async function startMoto(): Promise<MotoServer> {
 }
 
 export function motoClient(endpoint: string): EC2Client {
-  return new EC2Client({ region: REGION, endpoint, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' }, maxAttempts: 1 });
+  return new EC2Client({
+    region: REGION,
+    endpoint,
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    maxAttempts: 1,
+  });
 }
 
 /** Starts n instances in ZONE; returns their ids. */
@@ -99,12 +106,25 @@ export async function runInstances(ec2: EC2Client, n: number): Promise<string[]>
   const images = await ec2.send(new DescribeImagesCommand({}));
   const imageId = images.Images?.[0]?.ImageId;
   if (imageId === undefined) throw new Error('moto offers no AMI');
-  const r = await ec2.send(new RunInstancesCommand({ ImageId: imageId, MinCount: n, MaxCount: n, InstanceType: 't3.micro', Placement: { AvailabilityZone: ZONE } }));
+  const r = await ec2.send(
+    new RunInstancesCommand({
+      ImageId: imageId,
+      MinCount: n,
+      MaxCount: n,
+      InstanceType: 't3.micro',
+      Placement: { AvailabilityZone: ZONE },
+    }),
+  );
   return (r.Instances ?? []).map((i) => i.InstanceId ?? '');
 }
 
 export function awsError(name: string, message: string, httpStatusCode = 400): EC2ServiceException {
-  return new EC2ServiceException({ name, $fault: httpStatusCode >= 500 ? 'server' : 'client', $metadata: { httpStatusCode }, message });
+  return new EC2ServiceException({
+    name,
+    $fault: httpStatusCode >= 500 ? 'server' : 'client',
+    $metadata: { httpStatusCode },
+    message,
+  });
 }
 
 /** One queue shared by every client given the attach rule: EC2 decides attaches one at a time. */

@@ -22,10 +22,18 @@ export const ebsDatasetConfigSchema = z
   .strict()
   .superRefine((c, ctx) => {
     if ((c.access_key_id === undefined) !== (c.secret_access_key === undefined)) {
-      ctx.addIssue({ code: 'custom', message: 'access_key_id and secret_access_key must be given together (or neither, to use the default AWS credential chain: environment, shared files, instance role)' });
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'access_key_id and secret_access_key must be given together (or neither, to use the default AWS credential chain: environment, shared files, instance role)',
+      });
     }
     if (c.session_token !== undefined && c.access_key_id === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['session_token'], message: 'session_token needs access_key_id and secret_access_key' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['session_token'],
+        message: 'session_token needs access_key_id and secret_access_key',
+      });
     }
     if (!c.zone.startsWith(c.region)) {
       ctx.addIssue({ code: 'custom', path: ['zone'], message: `zone "${c.zone}" is not in region "${c.region}"` });

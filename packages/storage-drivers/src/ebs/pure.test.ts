@@ -28,11 +28,25 @@ describe('volumeTypeForProfile', () => {
 });
 
 describe('AWS error classes', () => {
-  it.each(['RequestLimitExceeded', 'Throttling', 'ThrottlingException', 'InternalError', 'ServiceUnavailable', 'Unavailable'])('%s is transient', (name) => {
+  it.each([
+    'RequestLimitExceeded',
+    'Throttling',
+    'ThrottlingException',
+    'InternalError',
+    'ServiceUnavailable',
+    'Unavailable',
+  ])('%s is transient', (name) => {
     expect(isTransientAwsError(awsError(name, 'x'))).toBe(true);
   });
 
-  it.each(['VolumeInUse', 'IncorrectState', 'InvalidVolume.NotFound', 'UnauthorizedOperation', 'InvalidParameterValue', 'AuthFailure'])('%s is permanent', (name) => {
+  it.each([
+    'VolumeInUse',
+    'IncorrectState',
+    'InvalidVolume.NotFound',
+    'UnauthorizedOperation',
+    'InvalidParameterValue',
+    'AuthFailure',
+  ])('%s is permanent', (name) => {
     expect(isTransientAwsError(awsError(name, 'x', 400))).toBe(false);
   });
 
@@ -40,7 +54,9 @@ describe('AWS error classes', () => {
     expect(isTransientAwsError(awsError('Whatever', 'x', 502))).toBe(true);
     expect(isTransientAwsError(awsError('Whatever', 'x', 429))).toBe(true);
     expect(isTransientAwsError(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }))).toBe(true);
-    expect(isTransientAwsError(Object.assign(new Error('fetch failed'), { cause: { code: 'ECONNREFUSED' } }))).toBe(true);
+    expect(isTransientAwsError(Object.assign(new Error('fetch failed'), { cause: { code: 'ECONNREFUSED' } }))).toBe(
+      true,
+    );
     expect(isTransientAwsError(Object.assign(new Error('t'), { name: 'TimeoutError' }))).toBe(true);
     expect(isTransientAwsError(new Error('plain'))).toBe(false);
     expect(isTransientAwsError('string')).toBe(false);
@@ -50,7 +66,9 @@ describe('AWS error classes', () => {
   it('keeps the provider code and sentence', () => {
     expect(awsErrorCode(awsError('VolumeInUse', 'm'))).toBe('VolumeInUse');
     expect(awsErrorCode({ Code: 'IncorrectState', name: 'Error' })).toBe('IncorrectState');
-    expect(providerMessage(awsError('VolumeInUse', 'vol-1 is already attached to an instance'))).toBe('VolumeInUse: vol-1 is already attached to an instance');
+    expect(providerMessage(awsError('VolumeInUse', 'vol-1 is already attached to an instance'))).toBe(
+      'VolumeInUse: vol-1 is already attached to an instance',
+    );
     expect(providerMessage(new Error('plain'))).toBe('plain');
   });
 });
@@ -64,11 +82,31 @@ describe('backoff', () => {
       clock += ms;
     };
     let n = 0;
-    expect(await pollUntil(async () => (++n === 4 ? 'done' : undefined), { baseMs: 10, maxMs: 1000, timeoutMs: 10_000, what: 'x', sleep, now: () => clock, random: () => 0.999 })).toBe('done');
+    expect(
+      await pollUntil(async () => (++n === 4 ? 'done' : undefined), {
+        baseMs: 10,
+        maxMs: 1000,
+        timeoutMs: 10_000,
+        what: 'x',
+        sleep,
+        now: () => clock,
+        random: () => 0.999,
+      }),
+    ).toBe('done');
     expect(sleeps).toEqual([10, 20, 40]);
     clock = 0;
     sleeps.length = 0;
-    await expect(pollUntil(async () => undefined, { baseMs: 10, maxMs: 50, timeoutMs: 200, what: 'the thing', sleep, now: () => clock, random: () => 0.999 })).rejects.toMatchObject({
+    await expect(
+      pollUntil(async () => undefined, {
+        baseMs: 10,
+        maxMs: 50,
+        timeoutMs: 200,
+        what: 'the thing',
+        sleep,
+        now: () => clock,
+        random: () => 0.999,
+      }),
+    ).rejects.toMatchObject({
       code: 'BACKEND_ERROR',
       message: 'timed out after 200 ms waiting for the thing',
     });
@@ -81,10 +119,19 @@ describe('ebsDatasetConfigSchema (agent.yml dataset: section)', () => {
 
   it('accepts the minimal form (default credential chain, instance id from IMDS) and the full form', () => {
     expect(ebsDatasetConfigSchema.parse(base)).toEqual(base);
-    const full = { ...base, access_key_id: 'AKIA', secret_access_key: 's', session_token: 't', endpoint: 'http://127.0.0.1:5000', instance_id: 'i-0123456789abcdef0' };
+    const full = {
+      ...base,
+      access_key_id: 'AKIA',
+      secret_access_key: 's',
+      session_token: 't',
+      endpoint: 'http://127.0.0.1:5000',
+      instance_id: 'i-0123456789abcdef0',
+    };
     expect(ebsDatasetConfigSchema.parse(full)).toEqual(full);
     // Local Zones are zones of their parent region.
-    expect(ebsDatasetConfigSchema.safeParse({ ...base, region: 'us-west-2', zone: 'us-west-2-lax-1a' }).success).toBe(true);
+    expect(ebsDatasetConfigSchema.safeParse({ ...base, region: 'us-west-2', zone: 'us-west-2-lax-1a' }).success).toBe(
+      true,
+    );
   });
 
   it.each([
@@ -114,7 +161,11 @@ describe('fetchInstanceIdFromImds (IMDSv2)', () => {
   beforeAll(async () => {
     server = http.createServer((req, res) => {
       requests.push(`${req.method} ${req.url}`);
-      if (req.method === 'PUT' && req.url === '/latest/api/token' && req.headers['x-aws-ec2-metadata-token-ttl-seconds'] !== undefined) {
+      if (
+        req.method === 'PUT' &&
+        req.url === '/latest/api/token' &&
+        req.headers['x-aws-ec2-metadata-token-ttl-seconds'] !== undefined
+      ) {
         res.end('secret-token');
       } else if (req.method === 'GET' && req.url === '/latest/meta-data/instance-id') {
         // IMDSv2 only: without the session token, 401.
@@ -140,7 +191,9 @@ describe('fetchInstanceIdFromImds (IMDSv2)', () => {
   });
 
   it('fails with BACKEND_ERROR naming the fix when IMDS is unreachable or answers nonsense', async () => {
-    const unreachable = await fetchInstanceIdFromImds({ endpoint: 'http://127.0.0.1:1', timeoutMs: 500 }).catch((e: unknown) => e);
+    const unreachable = await fetchInstanceIdFromImds({ endpoint: 'http://127.0.0.1:1', timeoutMs: 500 }).catch(
+      (e: unknown) => e,
+    );
     expect(isStorageError(unreachable, 'BACKEND_ERROR')).toBe(true);
     expect(String((unreachable as Error).message)).toContain('dataset.instance_id');
     answer = '<html>captive portal</html>';
@@ -151,10 +204,20 @@ describe('fetchInstanceIdFromImds (IMDSv2)', () => {
 
 describe('createEbsDriver (root export)', () => {
   it('builds an EbsDriver from an agent.yml dataset section, loading the SDK on demand', () => {
-    const d = createEbsDriver({ config: { backend: 'aws', region: 'eu-west-1', zone: 'eu-west-1b', cluster_id: 'c', instance_id: 'i-0123456789abcdef0' } });
+    const d = createEbsDriver({
+      config: {
+        backend: 'aws',
+        region: 'eu-west-1',
+        zone: 'eu-west-1b',
+        cluster_id: 'c',
+        instance_id: 'i-0123456789abcdef0',
+      },
+    });
     expect(d).toBeInstanceOf(EbsDriver);
     expect(d.backend).toBe('aws');
     expect(d.allocationUnit()).toBe(1024 ** 3);
-    expect(() => createEbsDriver({ config: { backend: 'aws', region: 'eu-west-1', zone: 'us-east-1a', cluster_id: 'c' } })).toThrow(/not in region/);
+    expect(() =>
+      createEbsDriver({ config: { backend: 'aws', region: 'eu-west-1', zone: 'us-east-1a', cluster_id: 'c' } }),
+    ).toThrow(/not in region/);
   });
 });

@@ -33,7 +33,11 @@ export function pollUntil<T>(probe: () => Promise<T | undefined>, options: PollO
     random: options.random,
     clock: { ...systemClock, now: options.now ?? (() => systemClock.now()), sleep: options.sleep ?? defaultSleep },
     onTimeout: () => {
-      throw new StorageError('BACKEND_ERROR', `timed out after ${options.timeoutMs} ms waiting for ${options.what}`, options.blockdeviceId);
+      throw new StorageError(
+        'BACKEND_ERROR',
+        `timed out after ${options.timeoutMs} ms waiting for ${options.what}`,
+        options.blockdeviceId,
+      );
     },
   });
 }

@@ -64,7 +64,11 @@ export interface ContractOptions {
   readonly devices?: boolean;
 }
 
-export function blockDeviceApiContract(name: string, makeDriver: () => Promise<ContractFixture>, options: ContractOptions = {}): void {
+export function blockDeviceApiContract(
+  name: string,
+  makeDriver: () => Promise<ContractFixture>,
+  options: ContractOptions = {},
+): void {
   const devices = options.devices ?? true;
   /** A test that reads or writes the device: only where there is one. */
   const deviceTest = (title: string, test: () => Promise<void>): void => {
@@ -255,12 +259,17 @@ export function blockDeviceApiContract(name: string, makeDriver: () => Promise<C
     it('lets exactly one of two concurrent attaches from different instances win', async () => {
       for (let round = 0; round < 3; round++) {
         const v = await create();
-        const results = await Promise.allSettled([a.attachVolume(v.blockdeviceId, idA), b.attachVolume(v.blockdeviceId, idB)]);
+        const results = await Promise.allSettled([
+          a.attachVolume(v.blockdeviceId, idA),
+          b.attachVolume(v.blockdeviceId, idB),
+        ]);
         const won = results.filter((r) => r.status === 'fulfilled');
         const lost = results.filter((r) => r.status === 'rejected');
         expect(won).toHaveLength(1);
         expect(lost).toHaveLength(1);
-        expect(isStorageError(lost[0].status === 'rejected' ? lost[0].reason : undefined, 'ALREADY_ATTACHED')).toBe(true);
+        expect(isStorageError(lost[0].status === 'rejected' ? lost[0].reason : undefined, 'ALREADY_ATTACHED')).toBe(
+          true,
+        );
         const winner = results[0].status === 'fulfilled' ? idA : idB;
         expect((await find(a, v.blockdeviceId))?.attachedTo).toBe(winner);
         const holder = winner === idA ? a : b;
@@ -272,9 +281,15 @@ export function blockDeviceApiContract(name: string, makeDriver: () => Promise<C
       const vs = await Promise.all([create(), create(), create(), create()]);
       await Promise.all(vs.map((v, i) => (i % 2 === 0 ? a : b).attachVolume(v.blockdeviceId, i % 2 === 0 ? idA : idB)));
       const listed = await a.listVolumes();
-      vs.forEach((v, i) => expect(listed.find((l) => l.blockdeviceId === v.blockdeviceId)?.attachedTo).toBe(i % 2 === 0 ? idA : idB));
+      vs.forEach((v, i) =>
+        expect(listed.find((l) => l.blockdeviceId === v.blockdeviceId)?.attachedTo).toBe(i % 2 === 0 ? idA : idB),
+      );
       await Promise.all(vs.map((v, i) => (i % 2 === 0 ? a : b).detachVolume(v.blockdeviceId)));
-      expect((await b.listVolumes()).filter((l) => vs.some((v) => v.blockdeviceId === l.blockdeviceId && l.attachedTo !== null))).toEqual([]);
+      expect(
+        (await b.listVolumes()).filter((l) =>
+          vs.some((v) => v.blockdeviceId === l.blockdeviceId && l.attachedTo !== null),
+        ),
+      ).toEqual([]);
     });
 
     it('grows volumes where the backend can, including attached ones', async () => {
