@@ -125,6 +125,13 @@ describe('FileConfigurationStore write-ahead log', () => {
     return c;
   }
 
+  /** Commits node A to a fresh `store`, then `n` datasets; the configuration after them. */
+  async function nodeAndDatasets(store: FileConfigurationStore, n: number): Promise<Configuration> {
+    const c = node(await store.load());
+    await store.commit(c);
+    return commitN(store, c, n);
+  }
+
   function expectSame(a: Configuration, b: Configuration): void {
     expect(a.version).toBe(b.version);
     expect([...a.datasets.entries()]).toEqual([...b.datasets.entries()]);
@@ -134,9 +141,7 @@ describe('FileConfigurationStore write-ahead log', () => {
 
   it('appends one small record per commit instead of rewriting the configuration', async () => {
     const store = new FileConfigurationStore(dir);
-    let c = node(await store.load());
-    await store.commit(c);
-    c = await commitN(store, c, 200);
+    const c = await nodeAndDatasets(store, 200);
     const logSize = statSync(path.join(dir, LOG_FILE)).size;
     expect(logSize).toBeLessThan(201 * 400);
     expect(existsSync(path.join(dir, CONFIGURATION_FILE))).toBe(false);
@@ -146,9 +151,7 @@ describe('FileConfigurationStore write-ahead log', () => {
 
   it('compacts into a snapshot in the background while commits continue', async () => {
     const store = new FileConfigurationStore(dir, { compactMinBytes: 4096 });
-    let c = node(await store.load());
-    await store.commit(c);
-    c = await commitN(store, c, 300);
+    const c = await nodeAndDatasets(store, 300);
     await store.close();
     expect(existsSync(path.join(dir, CONFIGURATION_FILE))).toBe(true);
     expect(existsSync(path.join(dir, `${CONFIGURATION_FILE}.tmp`))).toBe(false);
@@ -165,9 +168,7 @@ describe('FileConfigurationStore write-ahead log', () => {
 
   it('an explicit compaction racing concurrent commits loses nothing', async () => {
     const store = new FileConfigurationStore(dir);
-    let c = node(await store.load());
-    await store.commit(c);
-    c = await commitN(store, c, 50);
+    let c = await nodeAndDatasets(store, 50);
     const compaction = store.compact();
     c = await commitN(store, c, 50, 50);
     await compaction;
@@ -178,9 +179,7 @@ describe('FileConfigurationStore write-ahead log', () => {
 
   it('survives a crash between the snapshot rename and the log swap (covered records are skipped)', async () => {
     const store = new FileConfigurationStore(dir);
-    let c = node(await store.load());
-    await store.commit(c);
-    c = await commitN(store, c, 20);
+    let c = await nodeAndDatasets(store, 20);
     const mid = c;
     c = await commitN(store, c, 5, 20);
     await store.close();
@@ -191,9 +190,7 @@ describe('FileConfigurationStore write-ahead log', () => {
 
   it('ignores and cuts off a torn last record, then appends cleanly after it', async () => {
     const store = new FileConfigurationStore(dir);
-    let c = node(await store.load());
-    await store.commit(c);
-    c = await commitN(store, c, 3);
+    const c = await nodeAndDatasets(store, 3);
     await store.close();
     const logPath = path.join(dir, LOG_FILE);
     const good = statSync(logPath).size;
@@ -220,9 +217,7 @@ describe('FileConfigurationStore write-ahead log', () => {
 
   it('refuses a damaged record followed by valid ones, and a log from the future', async () => {
     const store = new FileConfigurationStore(dir);
-    const c = node(await store.load());
-    await store.commit(c);
-    await commitN(store, c, 3);
+    await nodeAndDatasets(store, 3);
     await store.close();
     const logPath = path.join(dir, LOG_FILE);
     const text = readFileSync(logPath, 'utf8');
@@ -244,9 +239,7 @@ describe('FileConfigurationStore write-ahead log', () => {
   it('on a full disk: a short write is never acknowledged, a failed append leaves the log whole, every acknowledged commit survives a kill', async () => {
     const disk = new FakeFullDisk();
     const store = new FileConfigurationStore(dir, { openFile: disk.open });
-    let acked = node(await store.load());
-    await store.commit(acked);
-    acked = await commitN(store, acked, 3);
+    let acked = await nodeAndDatasets(store, 3);
     const line = encodeRecord(diffConfiguration(acked, create(acked, 10)));
     // Room for half of the next record: write(2) comes back short, then ENOSPC.
     disk.free = Math.floor(line.length / 2);
@@ -281,9 +274,7 @@ describe('FileConfigurationStore write-ahead log', () => {
   it('a failed fsync is not acknowledged either, and the record it left is cut off', async () => {
     const disk = new FakeFullDisk();
     const store = new FileConfigurationStore(dir, { openFile: disk.open });
-    let acked = node(await store.load());
-    await store.commit(acked);
-    acked = await commitN(store, acked, 2);
+    let acked = await nodeAndDatasets(store, 2);
     disk.failNextSync = true;
     await expect(store.commit(create(acked, 50))).rejects.toMatchObject({
       name: 'StoreError',
@@ -299,9 +290,7 @@ describe('FileConfigurationStore write-ahead log', () => {
   it('a compaction on a full disk keeps the good snapshot and leaves no partial temp file', async () => {
     const disk = new FakeFullDisk();
     const store = new FileConfigurationStore(dir, { openFile: disk.open, compactMinBytes: 1 << 30 });
-    let acked = node(await store.load());
-    await store.commit(acked);
-    acked = await commitN(store, acked, 10);
+    let acked = await nodeAndDatasets(store, 10);
     await store.compact();
     const snapshot = readFileSync(path.join(dir, CONFIGURATION_FILE), 'utf8');
     acked = await commitN(store, acked, 10, 10);
