@@ -20,6 +20,7 @@ PATHS=(
   packages/cli/src
   packages/runtime/src
   packages/container-agent/src
+  packages/storage-drivers/src
 )
 # Files under those paths that are not clean yet (being reworked elsewhere), as an extended regex.
 EXCLUDE='^$'
