@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { Etcd3 } from 'etcd3';
 import winston from 'winston';
-import { FlockerApiError, FlockerClient, type NodeReport } from '@flocker/api';
+import { type DatasetConfiguration, FlockerApiError, FlockerClient, type NodeReport } from '@flocker/api';
 import { emptyConfiguration, type Configuration } from '../configuration';
 import { type ControlService, startControlService } from '../server';
 import { EtcdConfigurationStore, parseEndpoints, reportRefreshMs, StoreConflict } from './EtcdConfigurationStore';
@@ -276,6 +276,19 @@ describe('control replicas sharing one etcd cluster', () => {
     return { svc, client: new FlockerClient({ baseUrl: svc.url, timeoutMs: 10_000 }) };
   }
 
+  /** Node A reports through `first`, which creates a dataset leased to A; once `second` sees both, that dataset. */
+  async function leasedToA(first: FlockerClient, second: FlockerClient): Promise<DatasetConfiguration> {
+    await first.reportNodeState(report(A));
+    const ds = await first.createDataset({ primary: A });
+    await first.acquireLease({ dataset_id: ds.dataset_id, node_uuid: A, expires: null });
+    await eventually(
+      async () =>
+        (await second.listLeases()).length === 1 &&
+        (await second.waitForCluster(undefined, 0)).nodes.some((n) => n.uuid === A && n.alive),
+    );
+    return ds;
+  }
+
   beforeEach(() => {
     prefix = `/t-${randomUUID()}`;
   });
@@ -406,14 +419,7 @@ describe('control replicas sharing one etcd cluster', () => {
     });
     const r1 = await replica({ now, nodeTimeoutSeconds: 10, leaseGraceSeconds: 1, logger });
     const r2 = await replica({ now, nodeTimeoutSeconds: 10, leaseGraceSeconds: 1, logger });
-    await r1.client.reportNodeState(report(A));
-    const ds = await r1.client.createDataset({ primary: A });
-    await r1.client.acquireLease({ dataset_id: ds.dataset_id, node_uuid: A, expires: null });
-    await eventually(
-      async () =>
-        (await r2.client.listLeases()).length === 1 &&
-        (await r2.client.waitForCluster(undefined, 0)).nodes.some((n) => n.uuid === A),
-    );
+    const ds = await leasedToA(r1.client, r2.client);
     const version = r1.svc.state.configuration.version;
     t += 12_000;
     const commits = jest.spyOn(EtcdConfigurationStore.prototype, 'commit');
@@ -441,14 +447,7 @@ describe('control replicas sharing one etcd cluster', () => {
   it('with T = 2 s, a node reporting only to replica A every 300 ms is never declared dead by replica B, nor its lease released', async () => {
     const r1 = await replica({ nodeTimeoutSeconds: 2, leaseGraceSeconds: 0 });
     const r2 = await replica({ nodeTimeoutSeconds: 2, leaseGraceSeconds: 0 });
-    await r1.client.reportNodeState(report(A));
-    const ds = await r1.client.createDataset({ primary: A });
-    await r1.client.acquireLease({ dataset_id: ds.dataset_id, node_uuid: A, expires: null });
-    await eventually(
-      async () =>
-        (await r2.client.listLeases()).length === 1 &&
-        (await r2.client.waitForCluster(undefined, 0)).nodes.some((n) => n.uuid === A && n.alive),
-    );
+    const ds = await leasedToA(r1.client, r2.client);
     // Three node timeouts of unchanged reports, all to r1; r2 learns of them only through etcd.
     const until = Date.now() + 6000;
     while (Date.now() < until) {
