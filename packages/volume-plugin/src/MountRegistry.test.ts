@@ -91,7 +91,7 @@ describe('MountRegistry', () => {
     // and here that even parses (only the seq differs in the part written).
     const old = fs.readFileSync(`${file}.1`, 'utf8');
     const torn = old.replace('"seq": 1', '"seq": 3');
-    expect(() => JSON.parse(torn)).not.toThrow();
+    expect((): unknown => JSON.parse(torn)).not.toThrow();
     fs.writeFileSync(`${file}.1`, torn);
     const problems: string[] = [];
     const again = await MountRegistry.load(file, (p) => problems.push(p));
