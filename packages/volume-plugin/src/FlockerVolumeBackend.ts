@@ -179,7 +179,9 @@ export function leaseVerdict(s: ClusterSnapshot, datasetId: string, me: string, 
   if (grace === undefined) {
     return {
       kind: 'fail',
-      message: `volume ${name} is held by host ${host}, which has been unreachable since ${since}; this control service does not release the leases of dead hosts. Once that host is really down: flocker leases release ${name}`,
+      message:
+        `volume ${name} is held by host ${host}, which has been unreachable since ${since}; ` +
+        `this control service does not release the leases of dead hosts. Once that host is really down: flocker leases release ${name}`,
     };
   }
   const releaseAt = new Date(Date.parse(since) + grace * 1000).toISOString();

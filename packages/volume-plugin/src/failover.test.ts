@@ -298,7 +298,8 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
       const deadSince = '2026-01-01T10:00:00.000Z';
       const a = await backendFor(NODE_A, { client: seeing({ dead: deadSince, grace: 3600 }), mountTimeoutMs: 700 });
       await expect(a.mount({ Name: 'vol1', ID: 'on-a' })).rejects.toThrow(
-        'volume vol1 is held by host host-b, which has been unreachable since 2026-01-01T10:00:00.000Z; the control service releases it at 2026-01-01T11:00:00.000Z (lease grace 3600 s). Gave up waiting after 1 s',
+        'volume vol1 is held by host host-b, which has been unreachable since 2026-01-01T10:00:00.000Z; ' +
+          'the control service releases it at 2026-01-01T11:00:00.000Z (lease grace 3600 s). Gave up waiting after 1 s',
       );
       expect((await client.listLeases())[0]?.node_uuid).toBe(NODE_B);
     });
@@ -308,7 +309,8 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
       const a = await backendFor(NODE_A, { client: seeing({ grace: 5 }) });
       const started = Date.now();
       await expect(a.mount({ Name: 'vol1', ID: 'on-a' })).rejects.toThrow(
-        'volume vol1 is in use by a container on host host-b. Stop that container first; if that host is down, the control service declares it dead after 30 s without a report and releases its leases 5 s later.',
+        'volume vol1 is in use by a container on host host-b. Stop that container first; ' +
+          'if that host is down, the control service declares it dead after 30 s without a report and releases its leases 5 s later.',
       );
       expect(Date.now() - started).toBeLessThan(1_000);
     });
