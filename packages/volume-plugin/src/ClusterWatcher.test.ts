@@ -3,7 +3,13 @@ import * as winston from 'winston';
 import { ClusterWatcher, WaitTimeoutError } from './ClusterWatcher';
 
 const logger = winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });
-const snap = (generation: string): ClusterSnapshot => ({ generation, configuration_tag: 't', datasets: [], leases: [], nodes: [] });
+const snap = (generation: string): ClusterSnapshot => ({
+  generation,
+  configuration_tag: 't',
+  datasets: [],
+  leases: [],
+  nodes: [],
+});
 
 /** A control service stand-in: long-polls hold until `publish`. */
 function fakeServer() {
@@ -80,10 +86,15 @@ describe('ClusterWatcher', () => {
 
   it('does not spin against a server that answers an unchanged snapshot at once', async () => {
     let calls = 0;
-    const w = new ClusterWatcher(async () => {
-      calls++;
-      return snap('same');
-    }, logger, 1_000, 1_000);
+    const w = new ClusterWatcher(
+      async () => {
+        calls++;
+        return snap('same');
+      },
+      logger,
+      1_000,
+      1_000,
+    );
     w.start();
     await new Promise((r) => setTimeout(r, 300));
     await w.close();
@@ -92,11 +103,16 @@ describe('ClusterWatcher', () => {
 
   it('followed() gives the snapshot only while the long-poll answers', async () => {
     let up = true;
-    const w = new ClusterWatcher(async (since) => {
-      if (!up) throw new Error('ECONNREFUSED');
-      if (since !== undefined) await new Promise((r) => setTimeout(r, 20));
-      return snap('1');
-    }, logger, 1_000, 20);
+    const w = new ClusterWatcher(
+      async (since) => {
+        if (!up) throw new Error('ECONNREFUSED');
+        if (since !== undefined) await new Promise((r) => setTimeout(r, 20));
+        return snap('1');
+      },
+      logger,
+      1_000,
+      20,
+    );
     try {
       await w.refresh();
       expect(w.followed()).toBeUndefined(); // a refresh alone does not follow
@@ -114,10 +130,15 @@ describe('ClusterWatcher', () => {
 
   it('keeps retrying while the control service is down', async () => {
     let up = false;
-    const w = new ClusterWatcher(async () => {
-      if (!up) throw new Error('ECONNREFUSED');
-      return snap('1');
-    }, logger, 1_000, 20);
+    const w = new ClusterWatcher(
+      async () => {
+        if (!up) throw new Error('ECONNREFUSED');
+        return snap('1');
+      },
+      logger,
+      1_000,
+      20,
+    );
     w.start();
     setTimeout(() => (up = true), 100);
     await expect(w.first).resolves.toMatchObject({ generation: '1' });

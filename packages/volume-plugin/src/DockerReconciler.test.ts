@@ -18,11 +18,21 @@ const logger = winston.createLogger({ silent: true, transports: [new winston.tra
 const NOW = 1_800_000_000_000;
 const WINDOW = 60_000;
 
-function ctr(id: string, state: string, mounts: DockerContainer['mounts'], createdMs = NOW - 3_600_000): DockerContainer {
+function ctr(
+  id: string,
+  state: string,
+  mounts: DockerContainer['mounts'],
+  createdMs = NOW - 3_600_000,
+): DockerContainer {
   return { id, state, createdMs, mounts };
 }
 const FLOCKER: ReadonlySet<string> = new Set(['flocker']);
-const vol = (name: string, driver = 'flocker', source = `/flocker/${name}`) => ({ type: 'volume', name, driver, source });
+const vol = (name: string, driver = 'flocker', source = `/flocker/${name}`) => ({
+  type: 'volume',
+  name,
+  driver,
+  source,
+});
 
 describe('which containers use a volume', () => {
   const v = { name: 'pg', mountpoint: '/flocker/pg' };
@@ -42,20 +52,37 @@ describe('which containers use a volume', () => {
   });
 
   it('a mount of the volume’s mountpoint counts whatever its driver name says (an alias, a bind mount)', () => {
-    const list = [ctr('alias', 'running', [vol('pg', 'flocker-alias', '/flocker/pg')]), ctr('bind', 'running', [{ type: 'bind', source: '/flocker/pg' }])];
+    const list = [
+      ctr('alias', 'running', [vol('pg', 'flocker-alias', '/flocker/pg')]),
+      ctr('bind', 'running', [{ type: 'bind', source: '/flocker/pg' }]),
+    ];
     expect(containersUsing(v, list, FLOCKER, NOW, WINDOW).map((c) => c.id)).toEqual(['alias', 'bind']);
     expect(containersUsing({ name: 'pg' }, list, FLOCKER, NOW, WINDOW)).toEqual([]);
   });
 
   it('a "created" container uses it only within the safety window (Docker mounts before starting)', () => {
-    const list = [ctr('new', 'created', [vol('pg', 'flocker', '')], NOW - 5_000), ctr('old', 'created', [vol('pg')], NOW - WINDOW - 1)];
+    const list = [
+      ctr('new', 'created', [vol('pg', 'flocker', '')], NOW - 5_000),
+      ctr('old', 'created', [vol('pg')], NOW - WINDOW - 1),
+    ];
     expect(containersUsing(v, list, FLOCKER, NOW, WINDOW).map((c) => c.id)).toEqual(['new']);
   });
 
   it('decides: keep while used or while a mount ID is young; else release every ID', () => {
-    const old = new Map([['a', NOW - WINDOW - 1], ['b', NOW - 2 * WINDOW]]);
-    expect(decideVolume(old, [ctr('run', 'running', [])], NOW, WINDOW)).toEqual({ action: 'keep', reason: 'in use', containers: ['run'] });
-    expect(decideVolume(new Map([...old, ['c', NOW - 10]]), [], NOW, WINDOW)).toEqual({ action: 'keep', reason: 'young mount', youngIds: ['c'] });
+    const old = new Map([
+      ['a', NOW - WINDOW - 1],
+      ['b', NOW - 2 * WINDOW],
+    ]);
+    expect(decideVolume(old, [ctr('run', 'running', [])], NOW, WINDOW)).toEqual({
+      action: 'keep',
+      reason: 'in use',
+      containers: ['run'],
+    });
+    expect(decideVolume(new Map([...old, ['c', NOW - 10]]), [], NOW, WINDOW)).toEqual({
+      action: 'keep',
+      reason: 'young mount',
+      youngIds: ['c'],
+    });
     expect(decideVolume(old, [], NOW, WINDOW)).toEqual({ action: 'release', staleIds: ['a', 'b'] });
     expect(decideVolume(new Map(), [], NOW, WINDOW)).toEqual({ action: 'release', staleIds: [] });
   });
@@ -77,14 +104,22 @@ describe('the driver names Docker uses for this plugin', () => {
       { name: 'cache', driver: 'local' },
       { name: 'logs', driver: 'flocker' },
     ];
-    expect([...ourDriverNames('plugin', ['pg', 'cache', 'logs'], listed)].sort()).toEqual(['flocker', 'flocker:latest', 'plugin']);
+    expect([...ourDriverNames('plugin', ['pg', 'cache', 'logs'], listed)].sort()).toEqual([
+      'flocker',
+      'flocker:latest',
+      'plugin',
+    ]);
     expect([...ourDriverNames('plugin', [], listed)]).toEqual(['plugin']);
   });
 
   it('a container mount under a learned name is ours (the socket’s name is not Docker’s)', () => {
     const sight = sightOf([web('flocker')], [{ name: 'pg', driver: 'flocker' }], 'plugin', [pg]);
     expect(sight.blind).toBe(false);
-    expect(decideInSight(new Map([['m1', NOW - 2 * WINDOW]]), pg, sight, NOW, WINDOW)).toEqual({ action: 'keep', reason: 'in use', containers: ['web'] });
+    expect(decideInSight(new Map([['m1', NOW - 2 * WINDOW]]), pg, sight, NOW, WINDOW)).toEqual({
+      action: 'keep',
+      reason: 'in use',
+      containers: ['web'],
+    });
   });
 
   it('holding mount IDs with no container showing our volumes under our names: cannot tell, keep what some container mounts by name', () => {
@@ -92,19 +127,31 @@ describe('the driver names Docker uses for this plugin', () => {
     const stray = { name: 'stray' };
     const sight = sightOf([web('flocker:latest')], [], 'plugin', [pg, stray]);
     expect(sight.blind).toBe(true);
-    expect(decideInSight(old, pg, sight, NOW, WINDOW)).toEqual({ action: 'keep', reason: 'cannot tell', containers: ['web'] });
+    expect(decideInSight(old, pg, sight, NOW, WINDOW)).toEqual({
+      action: 'keep',
+      reason: 'cannot tell',
+      containers: ['web'],
+    });
     // An exited container listing the name is still "a container using a volume of that name".
-    expect(decideInSight(old, pg, sightOf([web('flocker:latest', 'exited')], [], 'plugin', [pg]), NOW, WINDOW)).toMatchObject({ reason: 'cannot tell' });
+    expect(
+      decideInSight(old, pg, sightOf([web('flocker:latest', 'exited')], [], 'plugin', [pg]), NOW, WINDOW),
+    ).toMatchObject({ reason: 'cannot tell' });
     // A volume no container mounts by name, under any driver, is decided as usual.
     expect(decideInSight(old, stray, sight, NOW, WINDOW)).toEqual({ action: 'release', staleIds: ['m1'] });
     // No container at all: released.
-    expect(decideInSight(old, pg, sightOf([], [], 'plugin', [pg]), NOW, WINDOW)).toEqual({ action: 'release', staleIds: ['m1'] });
+    expect(decideInSight(old, pg, sightOf([], [], 'plugin', [pg]), NOW, WINDOW)).toEqual({
+      action: 'release',
+      staleIds: ['m1'],
+    });
   });
 
   it('a stopped container under a name Docker lists our volume under: seen, released', () => {
     const sight = sightOf([web('flocker', 'exited')], [{ name: 'pg', driver: 'flocker' }], 'plugin', [pg]);
     expect(sight.blind).toBe(false);
-    expect(decideInSight(new Map([['m1', NOW - 2 * WINDOW]]), pg, sight, NOW, WINDOW)).toEqual({ action: 'release', staleIds: ['m1'] });
+    expect(decideInSight(new Map([['m1', NOW - 2 * WINDOW]]), pg, sight, NOW, WINDOW)).toEqual({
+      action: 'release',
+      staleIds: ['m1'],
+    });
   });
 
   it('nothing held: never blind', () => {
@@ -116,7 +163,11 @@ describe('DockerReconciler scheduling', () => {
   class RecordingTarget implements ReconcileTarget {
     readonly seen: number[] = [];
     readonly volumes: (readonly DockerVolume[] | undefined)[] = [];
-    async reconcileWithDocker(containers: readonly DockerContainer[], _driver: string, volumes?: readonly DockerVolume[]): Promise<VolumeOutcome[]> {
+    async reconcileWithDocker(
+      containers: readonly DockerContainer[],
+      _driver: string,
+      volumes?: readonly DockerVolume[],
+    ): Promise<VolumeOutcome[]> {
       this.seen.push(containers.length);
       this.volumes.push(volumes);
       return [];

@@ -12,7 +12,13 @@
  */
 import { errorMessage } from '@flocker/runtime';
 import type { Logger } from 'winston';
-import { DockerUnreachableError, type DockerContainer, type DockerMount, type DockerView, type DockerVolume } from './DockerView';
+import {
+  DockerUnreachableError,
+  type DockerContainer,
+  type DockerMount,
+  type DockerView,
+  type DockerVolume,
+} from './DockerView';
 
 /** A container in one of these states uses its volumes. */
 export const IN_USE_STATES: ReadonlySet<string> = new Set(['running', 'paused', 'restarting']);
@@ -42,7 +48,11 @@ export interface VolumeRef {
  * pointing at the socket, a managed plugin "flocker:latest"). Docker's built-in "local"
  * driver is never this plugin (a local volume that shares a name with ours is not ours).
  */
-export function ourDriverNames(configured: string, ourVolumes: readonly string[], dockerVolumes: readonly DockerVolume[]): Set<string> {
+export function ourDriverNames(
+  configured: string,
+  ourVolumes: readonly string[],
+  dockerVolumes: readonly DockerVolume[],
+): Set<string> {
   const names = new Set([configured]);
   const ours = new Set(ourVolumes);
   for (const v of dockerVolumes) if (ours.has(v.name) && v.driver !== '' && v.driver !== 'local') names.add(v.driver);
@@ -56,7 +66,13 @@ export function mountsVolume(m: DockerMount, v: VolumeRef, drivers: ReadonlySet<
 }
 
 /** The containers that use the volume now, or are about to (a "created" one younger than the window). */
-export function containersUsing(v: VolumeRef, containers: readonly DockerContainer[], drivers: ReadonlySet<string>, now: number, windowMs: number): DockerContainer[] {
+export function containersUsing(
+  v: VolumeRef,
+  containers: readonly DockerContainer[],
+  drivers: ReadonlySet<string>,
+  now: number,
+  windowMs: number,
+): DockerContainer[] {
   return containers.filter(
     (c) =>
       (IN_USE_STATES.has(c.state) || (c.state === 'created' && now - c.createdMs < windowMs)) &&
@@ -77,8 +93,17 @@ export interface DockerSight {
 }
 
 /** The sight of one pass, for the volumes we hold mount IDs of (`held`). */
-export function sightOf(containers: readonly DockerContainer[], dockerVolumes: readonly DockerVolume[], configured: string, held: readonly VolumeRef[]): DockerSight {
-  const drivers = ourDriverNames(configured, held.map((v) => v.name), dockerVolumes);
+export function sightOf(
+  containers: readonly DockerContainer[],
+  dockerVolumes: readonly DockerVolume[],
+  configured: string,
+  held: readonly VolumeRef[],
+): DockerSight {
+  const drivers = ourDriverNames(
+    configured,
+    held.map((v) => v.name),
+    dockerVolumes,
+  );
   const seen = containers.some((c) => c.mounts.some((m) => held.some((v) => mountsVolume(m, v, drivers))));
   return { containers, drivers, blind: held.length > 0 && !seen };
 }
@@ -94,7 +119,12 @@ export type VolumeDecision =
  * mount ID is not the container's): while any container uses the volume everything is
  * kept; extra IDs then only delay the release until a reconcile after the last one.
  */
-export function decideVolume(mountedAt: ReadonlyMap<string, number>, users: readonly DockerContainer[], now: number, windowMs: number): VolumeDecision {
+export function decideVolume(
+  mountedAt: ReadonlyMap<string, number>,
+  users: readonly DockerContainer[],
+  now: number,
+  windowMs: number,
+): VolumeDecision {
   if (users.length > 0) return { action: 'keep', reason: 'in use', containers: users.map((c) => c.id) };
   const youngIds = [...mountedAt].filter(([, at]) => now - at < windowMs).map(([id]) => id);
   if (youngIds.length > 0) return { action: 'keep', reason: 'young mount', youngIds };
@@ -106,7 +136,13 @@ export function decideVolume(mountedAt: ReadonlyMap<string, number>, users: read
  * listed container mounts, under whatever driver, is kept ("cannot tell" whether it is ours);
  * one no container mounts by name is decided as usual.
  */
-export function decideInSight(mountedAt: ReadonlyMap<string, number>, v: VolumeRef, sight: DockerSight, now: number, windowMs: number): VolumeDecision {
+export function decideInSight(
+  mountedAt: ReadonlyMap<string, number>,
+  v: VolumeRef,
+  sight: DockerSight,
+  now: number,
+  windowMs: number,
+): VolumeDecision {
   const users = containersUsing(v, sight.containers, sight.drivers, now, windowMs);
   if (users.length === 0 && sight.blind) {
     const byName = sight.containers.filter((c) => c.mounts.some((m) => m.name === v.name));
@@ -132,7 +168,11 @@ export interface ReconcileTarget {
    * `driver`: the configured driver name; `volumes`: Docker's volume list (which driver names
    * it knows our volumes under), none when it could not be had.
    */
-  reconcileWithDocker(containers: readonly DockerContainer[], driver: string, volumes?: readonly DockerVolume[]): Promise<VolumeOutcome[]>;
+  reconcileWithDocker(
+    containers: readonly DockerContainer[],
+    driver: string,
+    volumes?: readonly DockerVolume[],
+  ): Promise<VolumeOutcome[]>;
 }
 
 export interface Timers {
@@ -175,10 +215,12 @@ export class DockerReconciler {
   start(): void {
     this.follower = this.opts.docker.follow({
       onConnect: () => void this.run('dockerd connected'),
-      onDisconnect: (reason) => this.opts.logger.info('lost the connection to dockerd; reconciling when it is back', { reason }),
+      onDisconnect: (reason) =>
+        this.opts.logger.info('lost the connection to dockerd; reconciling when it is back', { reason }),
     });
     const timers = this.opts.timers ?? realTimers;
-    if (this.opts.intervalMs > 0) this.interval = timers.setInterval(() => void this.run('periodic'), this.opts.intervalMs);
+    if (this.opts.intervalMs > 0)
+      this.interval = timers.setInterval(() => void this.run('periodic'), this.opts.intervalMs);
   }
 
   /**
@@ -235,17 +277,26 @@ export class DockerReconciler {
     try {
       volumes = await this.opts.docker.volumes();
     } catch (err) {
-      this.opts.logger.warn('cannot list the volumes of dockerd; recognising only the configured driver name this pass', {
-        reason,
-        driver: this.opts.driver,
-        error: errorMessage(err),
-        code: err instanceof DockerUnreachableError ? err.code : 'DOCKER_ERROR',
-      });
+      this.opts.logger.warn(
+        'cannot list the volumes of dockerd; recognising only the configured driver name this pass',
+        {
+          reason,
+          driver: this.opts.driver,
+          error: errorMessage(err),
+          code: err instanceof DockerUnreachableError ? err.code : 'DOCKER_ERROR',
+        },
+      );
     }
     const outcomes = await this.opts.target.reconcileWithDocker(containers, this.opts.driver, volumes);
     const released = outcomes.filter((o) => o.result === 'released').map((o) => o.volume);
     const dropped = outcomes.filter((o) => o.result === 'dropped').map((o) => o.datasetId);
-    this.opts.logger.debug('reconciled with dockerd', { reason, containers: containers.length, volumes: outcomes.length, released, dropped });
+    this.opts.logger.debug('reconciled with dockerd', {
+      reason,
+      containers: containers.length,
+      volumes: outcomes.length,
+      released,
+      dropped,
+    });
     return true;
   }
 }

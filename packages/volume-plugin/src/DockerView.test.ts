@@ -8,7 +8,11 @@ import { DockerodeView, DockerUnreachableError } from './DockerView';
 const logger = winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });
 
 /** Just enough of the Engine API on a unix socket: the container and volume lists and a quiet event stream. */
-function fakeEngine(socketPath: string, list: unknown, volumes: unknown = { Volumes: [], Warnings: [] }): Promise<{ server: http.Server; events: http.ServerResponse[] }> {
+function fakeEngine(
+  socketPath: string,
+  list: unknown,
+  volumes: unknown = { Volumes: [], Warnings: [] },
+): Promise<{ server: http.Server; events: http.ServerResponse[] }> {
   const events: http.ServerResponse[] = [];
   const server = http.createServer((req, res) => {
     if (req.url?.startsWith('/containers/json')) {
@@ -64,7 +68,15 @@ describe('DockerodeView (Engine API over a unix socket)', () => {
     try {
       const view = new DockerodeView({ socketPath: sock, logger });
       expect(await view.containers()).toEqual([
-        { id: 'abc', state: 'running', createdMs: 1_700_000_000_000, mounts: [{ type: 'volume', name: 'pg', driver: 'flocker', source: '/flocker/x' }, { type: 'bind', source: '/etc/hosts' }] },
+        {
+          id: 'abc',
+          state: 'running',
+          createdMs: 1_700_000_000_000,
+          mounts: [
+            { type: 'volume', name: 'pg', driver: 'flocker', source: '/flocker/x' },
+            { type: 'bind', source: '/etc/hosts' },
+          ],
+        },
         { id: 'def', state: 'created', createdMs: 1_700_000_001_000, mounts: [] },
       ]);
     } finally {

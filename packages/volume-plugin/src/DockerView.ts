@@ -67,7 +67,16 @@ const ContainerList = z.array(
       State: z.string(),
       Created: z.number(),
       Mounts: z
-        .array(z.object({ Type: z.string(), Name: z.string().optional(), Driver: z.string().optional(), Source: z.string().default('') }).loose())
+        .array(
+          z
+            .object({
+              Type: z.string(),
+              Name: z.string().optional(),
+              Driver: z.string().optional(),
+              Source: z.string().default(''),
+            })
+            .loose(),
+        )
         .nullish(),
     })
     .loose(),
@@ -107,7 +116,10 @@ export class DockerodeView implements DockerView {
       throw new DockerUnreachableError(`dockerd at ${this.opts.socketPath} does not answer: ${errorMessage(err)}`);
     }
     const parsed = ContainerList.safeParse(raw);
-    if (!parsed.success) throw new DockerUnreachableError(`dockerd answered an unexpected container list: ${z.prettifyError(parsed.error)}`);
+    if (!parsed.success)
+      throw new DockerUnreachableError(
+        `dockerd answered an unexpected container list: ${z.prettifyError(parsed.error)}`,
+      );
     return parsed.data.map((c) => ({
       id: c.Id,
       state: c.State,
@@ -126,10 +138,13 @@ export class DockerodeView implements DockerView {
     try {
       raw = await this.docker.listVolumes();
     } catch (err) {
-      throw new DockerUnreachableError(`dockerd at ${this.opts.socketPath} does not list its volumes: ${errorMessage(err)}`);
+      throw new DockerUnreachableError(
+        `dockerd at ${this.opts.socketPath} does not list its volumes: ${errorMessage(err)}`,
+      );
     }
     const parsed = VolumeList.safeParse(raw);
-    if (!parsed.success) throw new DockerUnreachableError(`dockerd answered an unexpected volume list: ${z.prettifyError(parsed.error)}`);
+    if (!parsed.success)
+      throw new DockerUnreachableError(`dockerd answered an unexpected volume list: ${z.prettifyError(parsed.error)}`);
     return (parsed.data.Volumes ?? []).map((v) => ({ name: v.Name, driver: v.Driver }));
   }
 
@@ -164,7 +179,10 @@ export class DockerodeView implements DockerView {
         },
         (err: unknown) => {
           if (closed) return;
-          this.opts.logger.debug('dockerd not reachable; retrying', { socket: this.opts.socketPath, error: errorMessage(err) });
+          this.opts.logger.debug('dockerd not reachable; retrying', {
+            socket: this.opts.socketPath,
+            error: errorMessage(err),
+          });
           timer = setTimeout(connect, retryMs);
         },
       );

@@ -47,7 +47,11 @@ describe('FlockerVolumeBackend against a real control service', () => {
     await a.create({ Name: 'vol1', Opts: { size: '2G' } });
     const datasets = await client.listDatasets();
     expect(datasets).toHaveLength(1);
-    expect(datasets[0]).toMatchObject({ primary: NODE_A, maximum_size: 2 * GiB, metadata: { name: 'vol1', [METADATA_PROFILE_KEY]: 'gold' } });
+    expect(datasets[0]).toMatchObject({
+      primary: NODE_A,
+      maximum_size: 2 * GiB,
+      metadata: { name: 'vol1', [METADATA_PROFILE_KEY]: 'gold' },
+    });
     expect((await a.list()).Volumes).toEqual([expect.objectContaining({ Name: 'vol1' })]);
   });
 
@@ -73,7 +77,11 @@ describe('FlockerVolumeBackend against a real control service', () => {
     expect(await a.path({ Name: 'vol1' })).toEqual({ Mountpoint: m1.Mountpoint });
     const got = await a.get({ Name: 'vol1' });
     expect(Date.parse(got.Volume.CreatedAt ?? '')).toBeGreaterThan(Date.now() - 60_000);
-    expect(got.Volume).toMatchObject({ Name: 'vol1', Mountpoint: m1.Mountpoint, Status: { dataset_id: d?.dataset_id, size: '1 GiB', node: 'host-a', state: 'mounted', in_use_on: 'host-a' } });
+    expect(got.Volume).toMatchObject({
+      Name: 'vol1',
+      Mountpoint: m1.Mountpoint,
+      Status: { dataset_id: d?.dataset_id, size: '1 GiB', node: 'host-a', state: 'mounted', in_use_on: 'host-a' },
+    });
     await expectLeaseUntilLastUnmount(a, 'vol1');
   });
 
@@ -83,7 +91,9 @@ describe('FlockerVolumeBackend against a real control service', () => {
     await a.create({ Name: 'vol1' });
     await a.mount({ Name: 'vol1', ID: 'c1' });
     const started = Date.now();
-    await expect(b.mount({ Name: 'vol1', ID: 'x' })).rejects.toThrow('volume vol1 is in use by a container on host host-a.');
+    await expect(b.mount({ Name: 'vol1', ID: 'x' })).rejects.toThrow(
+      'volume vol1 is in use by a container on host host-a.',
+    );
     expect(Date.now() - started).toBeLessThan(1_000);
     await expect(b.remove({ Name: 'vol1' })).rejects.toThrow(/in use by a container on host host-a/);
     await unmountSettled(a, { Name: 'vol1', ID: 'c1' });
@@ -125,7 +135,9 @@ describe('FlockerVolumeBackend against a real control service', () => {
     const a = await backendFor(NODE_A);
     await a.create({ Name: 'vol1' });
     await a.mount({ Name: 'vol1', ID: 'c1' });
-    await expect(a.remove({ Name: 'vol1' })).rejects.toThrow('volume vol1 is in use by 1 container on this host; remove it first.');
+    await expect(a.remove({ Name: 'vol1' })).rejects.toThrow(
+      'volume vol1 is in use by 1 container on this host; remove it first.',
+    );
     await unmountSettled(a, { Name: 'vol1', ID: 'c1' });
     await a.remove({ Name: 'vol1' });
     expect((await client.listDatasets())[0]?.deleted).toBe(true);
@@ -287,7 +299,9 @@ describe('FlockerVolumeBackend against a real control service', () => {
     await a.unmount({ Name: 'vol1', ID: 'container' });
     for (let i = 0; i < 200 && c.released() === 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(c.released()).toBe(1);
-    await expect(b.mount({ Name: 'vol1', ID: 'x' })).resolves.toMatchObject({ Mountpoint: expect.stringMatching(/^\/flocker-b\//) });
+    await expect(b.mount({ Name: 'vol1', ID: 'x' })).resolves.toMatchObject({
+      Mountpoint: expect.stringMatching(/^\/flocker-b\//),
+    });
   });
 
   it('Creates of one new name on two hosts at once make one dataset (its name-based id), and a removed name can be made again', async () => {
@@ -303,7 +317,9 @@ describe('FlockerVolumeBackend against a real control service', () => {
     const again = (await client.listDatasets()).filter((d) => d.metadata.name === 'shared');
     expect(again).toHaveLength(2);
     expect(again.find((d) => !d.deleted)?.dataset_id).not.toBe(volumeDatasetId('shared'));
-    expect(await a.get({ Name: 'shared' })).toMatchObject({ Volume: { Status: { dataset_id: again.find((d) => !d.deleted)?.dataset_id } } });
+    expect(await a.get({ Name: 'shared' })).toMatchObject({
+      Volume: { Status: { dataset_id: again.find((d) => !d.deleted)?.dataset_id } },
+    });
   });
 
   it('Get of an unknown volume answers from the followed snapshot; Create of a name made elsewhere meanwhile makes no duplicate', async () => {
@@ -318,7 +334,9 @@ describe('FlockerVolumeBackend against a real control service', () => {
       releaseLease: (...a) => client.releaseLease(...a),
       waitForCluster: (since, timeoutMs) => {
         if (timeoutMs === 0) refreshes++;
-        return since !== undefined && (timeoutMs ?? 1) > 0 ? new Promise(() => undefined) : client.waitForCluster(since, timeoutMs);
+        return since !== undefined && (timeoutMs ?? 1) > 0
+          ? new Promise(() => undefined)
+          : client.waitForCluster(since, timeoutMs);
       },
     };
     const a = await backendFor(NODE_A, 5_000, { client: lagging });

@@ -17,7 +17,14 @@ import {
 import { errorMessage } from '@flocker/runtime';
 import type { Logger } from 'winston';
 import { ClusterWatcher, WaitTimeoutError } from './ClusterWatcher';
-import { decideInSight, DEFAULT_MOUNT_SAFETY_WINDOW_MS, sightOf, type ReconcileTarget, type VolumeOutcome, type VolumeRef } from './DockerReconciler';
+import {
+  decideInSight,
+  DEFAULT_MOUNT_SAFETY_WINDOW_MS,
+  sightOf,
+  type ReconcileTarget,
+  type VolumeOutcome,
+  type VolumeRef,
+} from './DockerReconciler';
 import type { DockerContainer, DockerVolume } from './DockerView';
 import { MountRegistry, type MountEntry } from './MountRegistry';
 import {
@@ -117,7 +124,12 @@ export function datasetDeleted(s: ClusterSnapshot, datasetId: string): boolean {
  * another entry of that name holding the ID (a late Unmount of the old volume's
  * container); else the current dataset. Never an entry merely because it bears the name.
  */
-export function unmountTarget(entries: readonly MountEntry[], name: string, id: string, current: string | undefined): string | undefined {
+export function unmountTarget(
+  entries: readonly MountEntry[],
+  name: string,
+  id: string,
+  current: string | undefined,
+): string | undefined {
   const holding = entries.filter((e) => e.name === name && e.ids.includes(id));
   if (current !== undefined && holding.some((e) => e.datasetId === current)) return current;
   return holding[0]?.datasetId ?? current;
@@ -173,7 +185,10 @@ export function leaseVerdict(s: ClusterSnapshot, datasetId: string, me: string, 
       s.node_timeout_seconds !== undefined && grace !== undefined
         ? `; if that host is down, the control service declares it dead after ${s.node_timeout_seconds} s without a report and releases its leases ${grace} s later`
         : '';
-    return { kind: 'fail', message: `volume ${name} is in use by a container on host ${host}. Stop that container first${timing}.` };
+    return {
+      kind: 'fail',
+      message: `volume ${name} is in use by a container on host ${host}. Stop that container first${timing}.`,
+    };
   }
   const since = holder.dead_since ?? holder.last_seen;
   if (grace === undefined) {
@@ -232,7 +247,13 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       if (this.dropping.has(e.datasetId) || !datasetDeleted(s, e.datasetId)) continue;
       this.dropping.add(e.datasetId);
       this.serialised(e.name, () => this.dropIfDeleted(e.datasetId, 'snapshot'))
-        .catch((err: unknown) => this.logger.error('cannot forget the mount IDs of a deleted volume', { volume: e.name, dataset_id: e.datasetId, error: errorMessage(err) }))
+        .catch((err: unknown) =>
+          this.logger.error('cannot forget the mount IDs of a deleted volume', {
+            volume: e.name,
+            dataset_id: e.datasetId,
+            error: errorMessage(err),
+          }),
+        )
         .finally(() => this.dropping.delete(e.datasetId));
     }
   }
@@ -244,7 +265,12 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     if (s === undefined || e === undefined || !datasetDeleted(s, datasetId)) return false;
     // A deleted dataset holds no lease (the control service refuses to delete a leased one): nothing to release.
     this.cancelDeferredRelease(datasetId);
-    this.logger.info('forgetting the mount IDs of a deleted volume (Docker sends no Unmount for it)', { volume: e.name, dataset_id: datasetId, ids: e.ids, reason });
+    this.logger.info('forgetting the mount IDs of a deleted volume (Docker sends no Unmount for it)', {
+      volume: e.name,
+      dataset_id: datasetId,
+      ids: e.ids,
+      reason,
+    });
     await this.registry.drop(datasetId);
     return true;
   }
@@ -303,15 +329,27 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       return;
     }
     const looked = Date.now();
-    const metadata: Record<string, string> = { [METADATA_NAME_KEY]: req.Name, [CREATED_AT_KEY]: new Date().toISOString() };
+    const metadata: Record<string, string> = {
+      [METADATA_NAME_KEY]: req.Name,
+      [CREATED_AT_KEY]: new Date().toISOString(),
+    };
     if (options.profile) metadata[METADATA_PROFILE_KEY] = options.profile;
     const created = await this.createNamed(req.Name, { primary: this.me, maximum_size: options.size, metadata });
     this.createdHere.add(req.Name);
     if (created === undefined) return;
-    this.logger.info('created dataset for volume', { volume: req.Name, dataset_id: created.dataset_id, size: options.size });
+    this.logger.info('created dataset for volume', {
+      volume: req.Name,
+      dataset_id: created.dataset_id,
+      size: options.size,
+    });
     const made = Date.now();
     await this.watcher.refresh();
-    this.logger.debug('create timing', { volume: req.Name, lookup_ms: looked - started, create_ms: made - looked, refresh_ms: Date.now() - made });
+    this.logger.debug('create timing', {
+      volume: req.Name,
+      lookup_ms: looked - started,
+      create_ms: made - looked,
+      refresh_ms: Date.now() - made,
+    });
   }
 
   /**
@@ -320,7 +358,10 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
    * When the id is taken by something else (a deleted volume of the same name, or a
    * dataset renamed since), the volume gets a random id instead.
    */
-  private async createNamed(name: string, req: Omit<CreateDatasetRequest, 'dataset_id'>): Promise<DatasetConfiguration | undefined> {
+  private async createNamed(
+    name: string,
+    req: Omit<CreateDatasetRequest, 'dataset_id'>,
+  ): Promise<DatasetConfiguration | undefined> {
     try {
       return await this.client.createDataset({ ...req, dataset_id: volumeDatasetId(name) });
     } catch (err) {
@@ -362,7 +403,12 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     const mountpoint = mountedPath(s, this.me, d.dataset_id);
     const createdAt = d.metadata[CREATED_AT_KEY];
     return {
-      Volume: { Name: req.Name, ...(mountpoint ? { Mountpoint: mountpoint } : {}), ...(createdAt ? { CreatedAt: createdAt } : {}), Status: status },
+      Volume: {
+        Name: req.Name,
+        ...(mountpoint ? { Mountpoint: mountpoint } : {}),
+        ...(createdAt ? { CreatedAt: createdAt } : {}),
+        Status: status,
+      },
     };
   }
 
@@ -395,7 +441,9 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
         if (!release) return;
         if (this.isCopyUpUnmount(req.Name)) this.deferRelease(req.Name, release);
         else await this.releaseUnused(release);
-      }).catch((err: unknown) => this.logger.error('lease release failed', { volume: req.Name, error: errorMessage(err) }));
+      }).catch((err: unknown) =>
+        this.logger.error('lease release failed', { volume: req.Name, error: errorMessage(err) }),
+      );
     });
   }
 
@@ -419,7 +467,10 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
    * as usual; a crash meanwhile leaves an entry without IDs, released at start.
    */
   private deferRelease(name: string, datasetId: string): void {
-    const timer = setTimeout(() => this.releaseDeferred(datasetId), this.opts.createCycleGraceMs ?? CREATE_CYCLE_GRACE_MS);
+    const timer = setTimeout(
+      () => this.releaseDeferred(datasetId),
+      this.opts.createCycleGraceMs ?? CREATE_CYCLE_GRACE_MS,
+    );
     timer.unref();
     this.deferredReleases.set(datasetId, { name, timer });
   }
@@ -431,7 +482,9 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     this.deferredReleases.delete(datasetId);
     this.serialised(deferred.name, async () => {
       if (this.registry.count(datasetId) === 0) await this.releaseUnused(datasetId);
-    }).catch((err: unknown) => this.logger.error('lease release failed', { volume: deferred.name, error: errorMessage(err) }));
+    }).catch((err: unknown) =>
+      this.logger.error('lease release failed', { volume: deferred.name, error: errorMessage(err) }),
+    );
   }
 
   /** A Mount while a release is put off: keep the lease (true), nothing to release or take. */
@@ -477,7 +530,13 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       const mounted = Date.now();
       await this.registry.add(d.dataset_id, req.Name, req.ID);
       this.firstMountAt.set(req.Name, Date.now());
-      this.logger.debug('mount timing', { volume: req.Name, lease: kept ? 'kept' : 'acquired', lease_ms: leased - started, wait_ms: mounted - leased, persist_ms: Date.now() - mounted });
+      this.logger.debug('mount timing', {
+        volume: req.Name,
+        lease: kept ? 'kept' : 'acquired',
+        lease_ms: leased - started,
+        wait_ms: mounted - leased,
+        persist_ms: Date.now() - mounted,
+      });
       return { Mountpoint: mountpoint };
     } catch (err) {
       // Docker does not call Unmount after a failed Mount: let the volume go again.
@@ -498,7 +557,11 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     for (;;) {
       try {
         await this.client.acquireLease({ dataset_id: d.dataset_id, node_uuid: this.me, expires: null });
-        if (waiting !== undefined) this.logger.info('took the lease the control service released from a dead host', { volume: name, dataset_id: d.dataset_id });
+        if (waiting !== undefined)
+          this.logger.info('took the lease the control service released from a dead host', {
+            volume: name,
+            dataset_id: d.dataset_id,
+          });
         return;
       } catch (err) {
         if (apiStatus(err) !== 409) throw err;
@@ -508,15 +571,25 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       const remaining = deadline - this.now();
       if (verdict.kind === 'free') {
         // Released (or taken and released elsewhere) between the refusal and the snapshot: try again.
-        if (remaining <= 0) throw new VolumePluginError('MOUNT_TIMEOUT', `Timed out taking the lease of volume ${name}: other hosts keep taking it.`);
+        if (remaining <= 0)
+          throw new VolumePluginError(
+            'MOUNT_TIMEOUT',
+            `Timed out taking the lease of volume ${name}: other hosts keep taking it.`,
+          );
         await new Promise((r) => setTimeout(r, Math.min(200, remaining)));
         continue;
       }
       if (waiting !== verdict.message) {
         waiting = verdict.message;
-        this.logger.warn('waiting for the control service to release the lease of a dead host', { volume: name, dataset_id: d.dataset_id, detail: verdict.message, release_at: verdict.releaseAt });
+        this.logger.warn('waiting for the control service to release the lease of a dead host', {
+          volume: name,
+          dataset_id: d.dataset_id,
+          detail: verdict.message,
+          release_at: verdict.releaseAt,
+        });
       }
-      const settled = (s: ClusterSnapshot) => (leaseVerdict(s, d.dataset_id, this.me, name).kind === 'wait' ? undefined : true);
+      const settled = (s: ClusterSnapshot) =>
+        leaseVerdict(s, d.dataset_id, this.me, name).kind === 'wait' ? undefined : true;
       try {
         if (remaining <= 0) throw new WaitTimeoutError(undefined);
         await this.watcher.waitFor(settled, remaining);
@@ -603,13 +676,19 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     const s = await this.watcher.refresh();
     const lease = leaseOf(s, d.dataset_id);
     if (lease) {
-      throw new VolumePluginError('VOLUME_IN_USE', `volume ${req.Name} is in use by a container on host ${hostOf(s, lease.node_uuid)}.`);
+      throw new VolumePluginError(
+        'VOLUME_IN_USE',
+        `volume ${req.Name} is in use by a container on host ${hostOf(s, lease.node_uuid)}.`,
+      );
     }
     try {
       await this.client.deleteDataset(d.dataset_id);
     } catch (err) {
       if (apiStatus(err) === 409) {
-        throw new VolumePluginError('VOLUME_IN_USE', `volume ${req.Name} cannot be removed while it is in use: ${errorMessage(err)}`);
+        throw new VolumePluginError(
+          'VOLUME_IN_USE',
+          `volume ${req.Name} cannot be removed while it is in use: ${errorMessage(err)}`,
+        );
       }
       throw err;
     }
@@ -672,7 +751,11 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
    * queue, against the registry as it is then, so a Mount answered after the list was
    * taken (a young ID) keeps it.
    */
-  async reconcileWithDocker(containers: readonly DockerContainer[], driver: string, volumes: readonly DockerVolume[] = []): Promise<VolumeOutcome[]> {
+  async reconcileWithDocker(
+    containers: readonly DockerContainer[],
+    driver: string,
+    volumes: readonly DockerVolume[] = [],
+  ): Promise<VolumeOutcome[]> {
     const windowMs = this.opts.mountSafetyWindowMs ?? DEFAULT_MOUNT_SAFETY_WINDOW_MS;
     const outcomes: VolumeOutcome[] = [];
     const held = this.registry.entries().map((e) => this.volumeRef(e.name, e.datasetId));
@@ -680,40 +763,59 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     for (const listed of this.registry.entries()) {
       const outcome = await this.serialised(listed.name, async (): Promise<VolumeOutcome> => {
         const base = { volume: listed.name, datasetId: listed.datasetId };
-        if (!this.registry.entries().some((e) => e.datasetId === listed.datasetId)) return { ...base, result: 'skipped', detail: 'gone meanwhile' };
+        if (!this.registry.entries().some((e) => e.datasetId === listed.datasetId))
+          return { ...base, result: 'skipped', detail: 'gone meanwhile' };
         // A deleted dataset's entry goes whatever Docker shows: a container using the name now uses a new volume.
-        if (await this.dropIfDeleted(listed.datasetId, 'docker reconcile')) return { ...base, result: 'dropped', detail: 'dataset deleted' };
-        if (this.deferredReleases.has(listed.datasetId)) return { ...base, result: 'skipped', detail: 'copy-up release pending' };
+        if (await this.dropIfDeleted(listed.datasetId, 'docker reconcile'))
+          return { ...base, result: 'dropped', detail: 'dataset deleted' };
+        if (this.deferredReleases.has(listed.datasetId))
+          return { ...base, result: 'skipped', detail: 'copy-up release pending' };
         const mountedAt = this.registry.mountedAt(listed.datasetId);
         const now = this.now();
         const decision = decideInSight(mountedAt, this.volumeRef(listed.name, listed.datasetId), sight, now, windowMs);
         if (decision.action === 'keep') {
           if (decision.reason === 'cannot tell') {
-            this.logger.warn('cannot tell whether containers mount this volume: none shows a mount of our volumes under our driver names; keeping it (set --driver-name to the name Docker uses for this plugin)', {
-              volume: listed.name,
-              dataset_id: listed.datasetId,
-              containers: decision.containers,
-              driver_names: [...sight.drivers],
-              code: 'DRIVER_NAME_UNKNOWN',
-            });
-            return { ...base, result: 'kept', detail: `cannot tell: mounted by name by ${decision.containers.join(', ')}` };
+            this.logger.warn(
+              'cannot tell whether containers mount this volume: none shows a mount of our volumes under our driver names; keeping it (set --driver-name to the name Docker uses for this plugin)',
+              {
+                volume: listed.name,
+                dataset_id: listed.datasetId,
+                containers: decision.containers,
+                driver_names: [...sight.drivers],
+                code: 'DRIVER_NAME_UNKNOWN',
+              },
+            );
+            return {
+              ...base,
+              result: 'kept',
+              detail: `cannot tell: mounted by name by ${decision.containers.join(', ')}`,
+            };
           }
-          const detail = decision.reason === 'in use' ? `in use by ${decision.containers.join(', ')}` : `young mount IDs ${decision.youngIds.join(', ')}`;
+          const detail =
+            decision.reason === 'in use'
+              ? `in use by ${decision.containers.join(', ')}`
+              : `young mount IDs ${decision.youngIds.join(', ')}`;
           return { ...base, result: 'kept', detail };
         }
         if (decision.staleIds.length > 0) {
-          this.logger.info('no container on this host uses the volume any more (Docker sent no Unmount): releasing it', {
-            volume: listed.name,
-            dataset_id: listed.datasetId,
-            mount_ids: decision.staleIds,
-          });
+          this.logger.info(
+            'no container on this host uses the volume any more (Docker sent no Unmount): releasing it',
+            {
+              volume: listed.name,
+              dataset_id: listed.datasetId,
+              mount_ids: decision.staleIds,
+            },
+          );
         }
         try {
           const remaining = await this.registry.removeIds(listed.datasetId, decision.staleIds);
           if (remaining === 0) await this.releaseUnused(listed.datasetId);
           return { ...base, result: 'released' };
         } catch (err) {
-          this.logger.error('cannot release the lease of an unused volume; retrying at the next reconcile', { volume: listed.name, error: errorMessage(err) });
+          this.logger.error('cannot release the lease of an unused volume; retrying at the next reconcile', {
+            volume: listed.name,
+            error: errorMessage(err),
+          });
           return { ...base, result: 'failed', detail: errorMessage(err) };
         }
       });
@@ -759,7 +861,10 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     try {
       return await this.watcher.refresh();
     } catch (err) {
-      throw new VolumePluginError('CONTROL_SERVICE_UNAVAILABLE', `The Flocker control service cannot be reached: ${errorMessage(err)}`);
+      throw new VolumePluginError(
+        'CONTROL_SERVICE_UNAVAILABLE',
+        `The Flocker control service cannot be reached: ${errorMessage(err)}`,
+      );
     }
   }
 
@@ -773,9 +878,11 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     const prev = this.locks.get(name) ?? Promise.resolve();
     const next = prev.catch(() => undefined).then(fn);
     this.locks.set(name, next);
-    void next.finally(() => {
-      if (this.locks.get(name) === next) this.locks.delete(name);
-    }).catch(() => undefined);
+    void next
+      .finally(() => {
+        if (this.locks.get(name) === next) this.locks.delete(name);
+      })
+      .catch(() => undefined);
     return next;
   }
 }

@@ -60,9 +60,19 @@ describe('MountRegistry', () => {
     clock = 2_000;
     await r.add(A, 'va', 'c2');
     await r.add(A, 'va', 'c1'); // Docker repeating a Mount: the ID is young again
-    expect(r.mountedAt(A)).toEqual(new Map([['c1', 2_000], ['c2', 2_000]]));
+    expect(r.mountedAt(A)).toEqual(
+      new Map([
+        ['c1', 2_000],
+        ['c2', 2_000],
+      ]),
+    );
     clock = 9_000;
-    expect((await MountRegistry.load(file, undefined, () => clock)).mountedAt(A)).toEqual(new Map([['c1', 2_000], ['c2', 2_000]]));
+    expect((await MountRegistry.load(file, undefined, () => clock)).mountedAt(A)).toEqual(
+      new Map([
+        ['c1', 2_000],
+        ['c2', 2_000],
+      ]),
+    );
     expect(await r.removeIds(A, ['c1', 'c2'])).toBe(0);
     fs.writeFileSync(file, JSON.stringify({ version: 1, volumes: { [B]: { name: 'vb', ids: ['old'] } } }));
     fs.rmSync(`${file}.1`);
@@ -80,7 +90,12 @@ describe('MountRegistry', () => {
     expect(fs.statSync(file).ino).toBe(inode); // not replaced
     expect(fs.statSync(file).size).toBeGreaterThanOrEqual(before);
     expect(fs.readFileSync(file, 'utf8')).toMatch(/\n +$/);
-    expect(MountRegistry.read(file).latest).toEqual({ version: 1, seq: 4, volumes: { [A]: { name: 'va', ids: [] } }, sum: expect.any(String) });
+    expect(MountRegistry.read(file).latest).toEqual({
+      version: 1,
+      seq: 4,
+      volumes: { [A]: { name: 'va', ids: [] } },
+      sum: expect.any(String),
+    });
   });
 
   it('a write cut short spoils only its slot: loading takes the state before it', async () => {
@@ -126,7 +141,9 @@ describe('MountRegistry', () => {
     disk.free = Infinity;
     expect(await r.add(A, 'va', 'c3-with-a-long-mount-id')).toBe(3);
     expect(await r.remove(A, 'c1')).toBe(2);
-    expect((await MountRegistry.load(file)).entries()).toEqual([{ datasetId: A, name: 'va', ids: ['c2', 'c3-with-a-long-mount-id'] }]);
+    expect((await MountRegistry.load(file)).entries()).toEqual([
+      { datasetId: A, name: 'va', ids: ['c2', 'c3-with-a-long-mount-id'] },
+    ]);
   });
 
   it('reads the single file of earlier versions (no seq)', async () => {
@@ -145,15 +162,18 @@ describe('MountRegistry', () => {
     expect((await MountRegistry.load(file)).entries()).toEqual([]);
   });
 
-  it.each(['{"version": 2}', '', '{"vers'])('a corrupt file (%p) is moved aside and reported, then starts empty', async (text) => {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(file, text);
-    const problems: string[] = [];
-    const r = await MountRegistry.load(file, (p) => problems.push(p));
-    expect(r.entries()).toEqual([]);
-    expect(problems).toEqual([expect.stringMatching(/not a valid mount registry \(moved to .*\.corrupt\)/)]);
-    expect(fs.readFileSync(`${file}.corrupt`, 'utf8')).toBe(text);
-    await r.add(A, 'va', 'c1');
-    expect((await MountRegistry.load(file)).count(A)).toBe(1);
-  });
+  it.each(['{"version": 2}', '', '{"vers'])(
+    'a corrupt file (%p) is moved aside and reported, then starts empty',
+    async (text) => {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, text);
+      const problems: string[] = [];
+      const r = await MountRegistry.load(file, (p) => problems.push(p));
+      expect(r.entries()).toEqual([]);
+      expect(problems).toEqual([expect.stringMatching(/not a valid mount registry \(moved to .*\.corrupt\)/)]);
+      expect(fs.readFileSync(`${file}.corrupt`, 'utf8')).toBe(text);
+      await r.add(A, 'va', 'c1');
+      expect((await MountRegistry.load(file)).count(A)).toBe(1);
+    },
+  );
 });

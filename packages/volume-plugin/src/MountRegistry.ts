@@ -46,7 +46,10 @@ const MountFile = z
 type MountFile = z.infer<typeof MountFile>;
 
 function checksumOf(seq: number, volumes: Volumes): string {
-  return createHash('sha256').update(JSON.stringify([seq, volumes])).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(JSON.stringify([seq, volumes]))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 export interface MountEntry {
@@ -128,7 +131,9 @@ export class MountRegistry {
       }
     } else if (corrupt.length > 0) {
       for (const slot of corrupt) await fs.promises.rename(slot, `${slot}.corrupt`);
-      onCorrupt(`${corrupt.join(' and ')} ${corrupt.length > 1 ? 'are' : 'is'} not a valid mount registry (moved to .corrupt); starting with no mounts`);
+      onCorrupt(
+        `${corrupt.join(' and ')} ${corrupt.length > 1 ? 'are' : 'is'} not a valid mount registry (moved to .corrupt); starting with no mounts`,
+      );
     }
     await fs.promises.mkdir(path.dirname(file), { recursive: true });
     return new MountRegistry(file, volumes, latest?.seq ?? 0, now, writeOps);
@@ -202,7 +207,14 @@ export class MountRegistry {
     const doc: Volumes = Object.fromEntries(
       [...volumes].map(([id, v]) => {
         const ids = [...v.ids.keys()].sort();
-        return [id, { name: v.name, ids, ...(ids.length > 0 ? { added: Object.fromEntries(ids.map((x) => [x, v.ids.get(x) ?? 0])) } : {}) }];
+        return [
+          id,
+          {
+            name: v.name,
+            ids,
+            ...(ids.length > 0 ? { added: Object.fromEntries(ids.map((x) => [x, v.ids.get(x) ?? 0])) } : {}),
+          },
+        ];
       }),
     );
     const snapshot: MountFile = { version: 1, seq, volumes: doc, sum: checksumOf(seq, doc) };

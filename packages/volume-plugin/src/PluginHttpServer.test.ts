@@ -5,7 +5,13 @@ import * as path from 'node:path';
 import * as http from 'node:http';
 import { Writable } from 'node:stream';
 import * as winston from 'winston';
-import { boundedForLog, createPluginHttpServer, decodeBody, listenOnUnixSocket, MAX_BODY_BYTES } from './PluginHttpServer';
+import {
+  boundedForLog,
+  createPluginHttpServer,
+  decodeBody,
+  listenOnUnixSocket,
+  MAX_BODY_BYTES,
+} from './PluginHttpServer';
 import { PLUGIN_CONTENT_TYPE, VolumePluginError, type MountRequest, type VolumeDriverBackend } from './protocol';
 import { callPlugin } from './testing/callPlugin';
 
@@ -84,7 +90,10 @@ describe('plugin HTTP protocol layer', () => {
   });
 
   it.each(['', '{}', 'null'])('List and Capabilities tolerate body %p', async (body) => {
-    expect((await callPlugin(socketPath, '/VolumeDriver.List', body)).body).toEqual({ Volumes: [{ Name: 'v1' }], Err: '' });
+    expect((await callPlugin(socketPath, '/VolumeDriver.List', body)).body).toEqual({
+      Volumes: [{ Name: 'v1' }],
+      Err: '',
+    });
     expect((await callPlugin(socketPath, '/VolumeDriver.Capabilities', body)).body).toEqual({
       Capabilities: { Scope: 'global' },
       Err: '',
@@ -128,15 +137,19 @@ describe('plugin HTTP protocol layer', () => {
     expect(r.body).toEqual(expected);
   });
 
-  it.each(['/VolumeDriver.Create', '/VolumeDriver.Remove', '/VolumeDriver.Mount', '/VolumeDriver.Unmount', '/VolumeDriver.Path', '/VolumeDriver.Get'])(
-    '%s surfaces backend errors as HTTP 500 {Err}',
-    async (route) => {
-      const r = await callPlugin(socketPath, route, { Name: 'bad', ID: 'x' });
-      expect(r.status).toBe(500);
-      expect(r.contentType).toBe(PLUGIN_CONTENT_TYPE);
-      expect(r.body).toEqual({ Err: 'no such volume: bad' });
-    },
-  );
+  it.each([
+    '/VolumeDriver.Create',
+    '/VolumeDriver.Remove',
+    '/VolumeDriver.Mount',
+    '/VolumeDriver.Unmount',
+    '/VolumeDriver.Path',
+    '/VolumeDriver.Get',
+  ])('%s surfaces backend errors as HTTP 500 {Err}', async (route) => {
+    const r = await callPlugin(socketPath, route, { Name: 'bad', ID: 'x' });
+    expect(r.status).toBe(500);
+    expect(r.contentType).toBe(PLUGIN_CONTENT_TYPE);
+    expect(r.body).toEqual({ Err: 'no such volume: bad' });
+  });
 
   it.each(['', '{}', 'null', '{"Name": 3}'])('%s: a body without a Name is a 400 {Err}, not a crash', async (body) => {
     const r = await callPlugin(socketPath, '/VolumeDriver.Mount', body);
@@ -174,7 +187,10 @@ function jsonLogger(): { logger: winston.Logger; lines: string[] } {
       cb();
     },
   });
-  const logger = winston.createLogger({ format: winston.format.combine(winston.format.timestamp(), winston.format.json()), transports: [new winston.transports.Stream({ stream })] });
+  const logger = winston.createLogger({
+    format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+    transports: [new winston.transports.Stream({ stream })],
+  });
   return { logger, lines };
 }
 
@@ -182,11 +198,17 @@ function jsonLogger(): { logger: winston.Logger; lines: string[] } {
  * POSTs a body given as chunks (streamed, respecting back-pressure) and resolves with the
  * answer as soon as it comes, even if the server closes before the body is all sent.
  */
-function postChunks(socketPath: string, route: string, chunks: Iterable<Buffer>, contentLength?: number): Promise<{ status: number; body: unknown; sent: number }> {
+function postChunks(
+  socketPath: string,
+  route: string,
+  chunks: Iterable<Buffer>,
+  contentLength?: number,
+): Promise<{ status: number; body: unknown; sent: number }> {
   return new Promise((resolve, reject) => {
     let sent = 0;
     let answered = false;
-    const headers: Record<string, string | number> = contentLength === undefined ? { 'Transfer-Encoding': 'chunked' } : { 'Content-Length': contentLength };
+    const headers: Record<string, string | number> =
+      contentLength === undefined ? { 'Transfer-Encoding': 'chunked' } : { 'Content-Length': contentLength };
     const req = http.request({ socketPath, path: route, method: 'POST', headers }, (res) => {
       answered = true;
       const got: Buffer[] = [];
@@ -247,31 +269,47 @@ describe('plugin HTTP protocol layer: hostile bodies (issue 17 #6)', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  const alive = async () => expect((await callPlugin(socketPath, '/Plugin.Activate')).body).toEqual({ Implements: ['VolumeDriver'] });
+  const alive = async () =>
+    expect((await callPlugin(socketPath, '/Plugin.Activate')).body).toEqual({ Implements: ['VolumeDriver'] });
 
   it.each([
     ['[', ']'],
     ['{"Name":', '}'],
-  ])('a 10,000-deep body (%s…%s) is a 400 {Err}, refused before parsing and logging; the plugin stays up', async (open, close) => {
-    for (const route of ['/VolumeDriver.Create', '/VolumeDriver.Mount', '/VolumeDriver.List', '/Plugin.Activate']) {
-      const r = await callPlugin(socketPath, route, open.repeat(10_000) + '1' + close.repeat(10_000));
-      expect(r).toMatchObject({ status: 400, body: { Err: 'The request from Docker nests deeper than 32 levels.' } });
-    }
-    await alive();
-    expect(backend.calls).toEqual([]);
-    expect(Math.max(...lines.map((l) => l.length))).toBeLessThan(4_096);
-  });
+  ])(
+    'a 10,000-deep body (%s…%s) is a 400 {Err}, refused before parsing and logging; the plugin stays up',
+    async (open, close) => {
+      for (const route of ['/VolumeDriver.Create', '/VolumeDriver.Mount', '/VolumeDriver.List', '/Plugin.Activate']) {
+        const r = await callPlugin(socketPath, route, open.repeat(10_000) + '1' + close.repeat(10_000));
+        expect(r).toMatchObject({ status: 400, body: { Err: 'The request from Docker nests deeper than 32 levels.' } });
+      }
+      await alive();
+      expect(backend.calls).toEqual([]);
+      expect(Math.max(...lines.map((l) => l.length))).toBeLessThan(4_096);
+    },
+  );
 
   it('a body nesting exactly 32 levels is decoded as usual (an {Err} for its shape, not its depth)', async () => {
-    const r = await callPlugin(socketPath, '/VolumeDriver.Create', '{"Name":"v","Opts":' + '['.repeat(31) + ']'.repeat(31) + '}');
+    const r = await callPlugin(
+      socketPath,
+      '/VolumeDriver.Create',
+      '{"Name":"v","Opts":' + '['.repeat(31) + ']'.repeat(31) + '}',
+    );
     expect(r.status).toBe(400);
     expect(r.body).toEqual({ Err: expect.stringMatching(/^The request from Docker was not understood \(Opts: /) });
   });
 
   it('a body over 1 MiB with a Content-Length is a 413 {Err} at once, without reading it', async () => {
     const size = 600 * 1024 * 1024;
-    const r = await postChunks(socketPath, '/VolumeDriver.Create', repeatChunk(Buffer.alloc(1024 * 1024, 0x20), 600), size);
-    expect(r).toMatchObject({ status: 413, body: { Err: `The request from Docker is larger than ${MAX_BODY_BYTES} bytes.` } });
+    const r = await postChunks(
+      socketPath,
+      '/VolumeDriver.Create',
+      repeatChunk(Buffer.alloc(1024 * 1024, 0x20), 600),
+      size,
+    );
+    expect(r).toMatchObject({
+      status: 413,
+      body: { Err: `The request from Docker is larger than ${MAX_BODY_BYTES} bytes.` },
+    });
     expect(r.sent).toBeLessThan(64 * 1024 * 1024);
     await alive();
     expect(backend.calls).toEqual([]);
@@ -280,7 +318,10 @@ describe('plugin HTTP protocol layer: hostile bodies (issue 17 #6)', () => {
   it('a 600 MB chunked body (no Content-Length) is a 413 {Err} once past 1 MiB; the plugin stays up', async () => {
     const chunk = Buffer.from(`{"Name":"${'x'.repeat(1024 * 1024 - 10)}"}`.slice(0, 1024 * 1024));
     const r = await postChunks(socketPath, '/VolumeDriver.Create', repeatChunk(chunk, 600));
-    expect(r).toMatchObject({ status: 413, body: { Err: `The request from Docker is larger than ${MAX_BODY_BYTES} bytes.` } });
+    expect(r).toMatchObject({
+      status: 413,
+      body: { Err: `The request from Docker is larger than ${MAX_BODY_BYTES} bytes.` },
+    });
     expect(r.sent).toBeLessThan(64 * 1024 * 1024);
     await alive();
     expect(backend.calls).toEqual([]);
@@ -295,20 +336,25 @@ describe('plugin HTTP protocol layer: hostile bodies (issue 17 #6)', () => {
         let status: number | undefined;
         let sent = false;
         const done = () => status !== undefined && sent && resolve(status);
-        const req = http.request({ socketPath, path: route, method: 'POST', headers: { 'Content-Length': big.length } }, (res) => {
-          res.resume();
-          res.on('end', () => {
-            status = res.statusCode ?? 0;
-            done();
-          });
-        });
+        const req = http.request(
+          { socketPath, path: route, method: 'POST', headers: { 'Content-Length': big.length } },
+          (res) => {
+            res.resume();
+            res.on('end', () => {
+              status = res.statusCode ?? 0;
+              done();
+            });
+          },
+        );
         req.on('error', reject);
         req.end(big, () => {
           sent = true;
           done();
         });
       });
-    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => post(i % 2 === 0 ? '/VolumeDriver.Create' : '/VolumeDriver.Nope')));
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => post(i % 2 === 0 ? '/VolumeDriver.Create' : '/VolumeDriver.Nope')),
+    );
     expect(answers).toEqual(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? 413 : 404)));
     await alive();
     expect(backend.calls).toEqual([]);
@@ -337,7 +383,11 @@ describe('plugin HTTP protocol layer: hostile bodies (issue 17 #6)', () => {
 
 describe('boundedForLog', () => {
   it('keeps small values as they are', () => {
-    expect(boundedForLog({ Name: 'v1', ID: 'abc', Opts: { size: '1G' } })).toEqual({ Name: 'v1', ID: 'abc', Opts: { size: '1G' } });
+    expect(boundedForLog({ Name: 'v1', ID: 'abc', Opts: { size: '1G' } })).toEqual({
+      Name: 'v1',
+      ID: 'abc',
+      Opts: { size: '1G' },
+    });
     expect(boundedForLog(null)).toBeNull();
     expect(boundedForLog(3)).toBe(3);
   });
@@ -347,7 +397,9 @@ describe('boundedForLog', () => {
     const many = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${i}`, i]));
     expect(Object.keys(boundedForLog(many) as object)).toHaveLength(21);
     expect(boundedForLog([[[[[[1]]]]]])).toEqual([[[['…']]]]);
-    expect(JSON.stringify(boundedForLog(Array.from({ length: 1000 }, () => 'y'.repeat(1000)))).length).toBeLessThan(4_096);
+    expect(JSON.stringify(boundedForLog(Array.from({ length: 1000 }, () => 'y'.repeat(1000)))).length).toBeLessThan(
+      4_096,
+    );
   });
 });
 

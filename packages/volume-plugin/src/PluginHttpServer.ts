@@ -26,7 +26,10 @@ import {
 
 type Route = (body: unknown, backend: VolumeDriverBackend) => Promise<object>;
 
-function route<S extends z.ZodType>(schema: S, call: (req: z.infer<S>, backend: VolumeDriverBackend) => Promise<object | void>): Route {
+function route<S extends z.ZodType>(
+  schema: S,
+  call: (req: z.infer<S>, backend: VolumeDriverBackend) => Promise<object | void>,
+): Route {
   return async (body, backend) => {
     const parsed = schema.safeParse(body);
     if (!parsed.success) {
@@ -66,7 +69,10 @@ export function statusOf(err: unknown): number {
 export function decodeBody(body: string | Buffer): unknown {
   const bytes = typeof body === 'string' ? Buffer.from(body) : body;
   if (jsonNesting(bytes, MAX_JSON_NESTING) > MAX_JSON_NESTING) {
-    throw new VolumePluginError('JSON_TOO_DEEP', `The request from Docker nests deeper than ${MAX_JSON_NESTING} levels.`);
+    throw new VolumePluginError(
+      'JSON_TOO_DEEP',
+      `The request from Docker nests deeper than ${MAX_JSON_NESTING} levels.`,
+    );
   }
   const text = bytes.toString('utf8');
   if (text.trim() === '') return {};
@@ -163,14 +169,17 @@ function bounded(value: unknown, depth: number, budget: { left: number }): unkno
   budget.left -= 8;
   if (typeof value !== 'object' || value === null) return value;
   if (depth >= LOG_DEPTH) return '…';
-  const entries: [string, unknown][] = Array.isArray(value) ? value.map((v: unknown, i) => [String(i), v]) : Object.entries(value);
+  const entries: [string, unknown][] = Array.isArray(value)
+    ? value.map((v: unknown, i) => [String(i), v])
+    : Object.entries(value);
   const kept: [string, unknown][] = [];
   for (const [k, v] of entries) {
     if (kept.length >= LOG_ITEMS || budget.left <= 0) break;
     kept.push([bounded(k, LOG_DEPTH, budget) as string, bounded(v, depth + 1, budget)]);
   }
   const more = entries.length - kept.length;
-  if (Array.isArray(value)) return more > 0 ? [...kept.map(([, v]) => v), `… (${value.length} items)`] : kept.map(([, v]) => v);
+  if (Array.isArray(value))
+    return more > 0 ? [...kept.map(([, v]) => v), `… (${value.length} items)`] : kept.map(([, v]) => v);
   if (more > 0) kept.push(['…', `${entries.length} keys`]);
   return Object.fromEntries(kept);
 }
@@ -275,7 +284,10 @@ async function removeStaleSocket(socketPath: string): Promise<void> {
     return;
   }
   if (!stat.isSocket()) {
-    throw new VolumePluginError('SOCKET_PATH_TAKEN', `${socketPath} exists and is not a socket; refusing to replace it.`);
+    throw new VolumePluginError(
+      'SOCKET_PATH_TAKEN',
+      `${socketPath} exists and is not a socket; refusing to replace it.`,
+    );
   }
   const live = await new Promise<boolean>((resolve) => {
     const probe = http.request({ socketPath, path: '/Plugin.Activate', method: 'POST', timeout: 1000 }, (res) => {

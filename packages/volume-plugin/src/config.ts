@@ -93,7 +93,11 @@ export function readAgentYaml(file: string): AgentYamlSettings {
   return asPluginErrorSync(() => {
     const config = loadNodeConfig(file);
     const tls = readNodeTls(config['control-service'], configDirOf(file));
-    return { controlUrl: controlUrlOf(config['control-service'], tls !== undefined), stateDir: config.node.state_dir, ...(tls ? { tls } : {}) };
+    return {
+      controlUrl: controlUrlOf(config['control-service'], tls !== undefined),
+      stateDir: config.node.state_dir,
+      ...(tls ? { tls } : {}),
+    };
   });
 }
 
@@ -113,16 +117,29 @@ export async function resolveSettings(args: PluginArgs): Promise<PluginSettings>
     nodeUuid: node.nodeUuid,
     stateDir: node.stateDir,
     socketPath: args.socket ?? DEFAULT_SOCKET,
-    mountTimeoutMs: seconds('--mount-timeout', args.mountTimeout ?? plugin?.mount_timeout_seconds, DEFAULT_MOUNT_TIMEOUT_MS / 1000) * 1000,
+    mountTimeoutMs:
+      seconds('--mount-timeout', args.mountTimeout ?? plugin?.mount_timeout_seconds, DEFAULT_MOUNT_TIMEOUT_MS / 1000) *
+      1000,
     defaultSize: args.defaultSize === undefined ? DEFAULT_VOLUME_SIZE : parseSize(args.defaultSize),
     dockerSocket: dockerSocket === 'none' ? '' : dockerSocket,
-    reconcileIntervalMs: seconds('--reconcile-interval', args.reconcileInterval ?? plugin?.reconcile_interval_seconds, DEFAULT_RECONCILE_INTERVAL_MS / 1000) * 1000,
-    mountSafetyWindowMs: seconds('--mount-safety-window', args.mountSafetyWindow ?? plugin?.mount_safety_window_seconds, DEFAULT_MOUNT_SAFETY_WINDOW_MS / 1000) * 1000,
+    reconcileIntervalMs:
+      seconds(
+        '--reconcile-interval',
+        args.reconcileInterval ?? plugin?.reconcile_interval_seconds,
+        DEFAULT_RECONCILE_INTERVAL_MS / 1000,
+      ) * 1000,
+    mountSafetyWindowMs:
+      seconds(
+        '--mount-safety-window',
+        args.mountSafetyWindow ?? plugin?.mount_safety_window_seconds,
+        DEFAULT_MOUNT_SAFETY_WINDOW_MS / 1000,
+      ) * 1000,
   };
 }
 
 function seconds(flag: string, value: number | undefined, fallback: number): number {
   const v = value ?? fallback;
-  if (!Number.isFinite(v) || v < 0) throw new VolumePluginError('CONFIG_INVALID', `${flag} ${v} is not a number of seconds (0 or more).`);
+  if (!Number.isFinite(v) || v < 0)
+    throw new VolumePluginError('CONFIG_INVALID', `${flag} ${v} is not a number of seconds (0 or more).`);
   return v;
 }

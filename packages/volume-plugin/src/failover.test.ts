@@ -21,8 +21,10 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
   let skew = 0;
   const now = () => Date.now() + skew;
 
-  const backendFor = (node: string, extra: { client?: ControlClient; mountTimeoutMs?: number } = {}): Promise<FlockerVolumeBackend> =>
-    bed.backend(node, { ...extra, mountSafetyWindowMs: WINDOW, now });
+  const backendFor = (
+    node: string,
+    extra: { client?: ControlClient; mountTimeoutMs?: number } = {},
+  ): Promise<FlockerVolumeBackend> => bed.backend(node, { ...extra, mountSafetyWindowMs: WINDOW, now });
 
   function reconcilerFor(b: FlockerVolumeBackend, docker: FakeDocker, driver = 'flocker'): DockerReconciler {
     const r = new DockerReconciler({ docker, target: b, driver, logger, intervalMs: 0 });
@@ -32,7 +34,13 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
   }
 
   const datasetOf = async (name: string) => (await client.listDatasets()).find((d) => d.metadata.name === name)!;
-  const using = (id: string, state: string, name: string, createdMs = now() - 3_600_000, driver = 'flocker'): DockerContainer => ({
+  const using = (
+    id: string,
+    state: string,
+    name: string,
+    createdMs = now() - 3_600_000,
+    driver = 'flocker',
+  ): DockerContainer => ({
     id,
     state,
     createdMs,
@@ -100,7 +108,9 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
       await mounting;
       await reconciling;
       // Decided now on a list taken before the Mount: the young ID keeps it.
-      expect(await a.reconcileWithDocker([], 'flocker')).toEqual([expect.objectContaining({ volume: 'vol1', result: 'kept', detail: 'young mount IDs young' })]);
+      expect(await a.reconcileWithDocker([], 'flocker')).toEqual([
+        expect.objectContaining({ volume: 'vol1', result: 'kept', detail: 'young mount IDs young' }),
+      ]);
       await r.run('again');
       expect(await client.listLeases()).toHaveLength(1);
       // Docker mounted before starting: the container is "created" a while, its ID young.
@@ -156,7 +166,9 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
     const SOCKET_DRIVER = driverNameOf('/run/flocker/plugin.sock');
 
     /** Host A's backend, reconciled as `driver`, with vol1 mounted (m1) by the running container "web" (driver "flocker" in Docker's eyes). */
-    async function webUsingVol1(driver: string): Promise<{ a: FlockerVolumeBackend; docker: FakeDocker; r: DockerReconciler }> {
+    async function webUsingVol1(
+      driver: string,
+    ): Promise<{ a: FlockerVolumeBackend; docker: FakeDocker; r: DockerReconciler }> {
       const a = await backendFor(NODE_A);
       const docker = new FakeDocker();
       docker.list = [using('web', 'running', 'vol1', undefined, 'flocker')];
@@ -171,7 +183,10 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
       const vol1 = await datasetOf('vol1');
       skew += 3 * WINDOW;
       // Docker's volume list names our volume's driver: "flocker" is learned as ours.
-      docker.volumeList = [{ name: 'vol1', driver: 'flocker' }, { name: 'scratch', driver: 'local' }];
+      docker.volumeList = [
+        { name: 'vol1', driver: 'flocker' },
+        { name: 'scratch', driver: 'local' },
+      ];
       expect(await r.run('spec file')).toBe(true);
       expect(await a.reconcileWithDocker(docker.list, SOCKET_DRIVER, docker.volumeList)).toEqual([
         expect.objectContaining({ volume: 'vol1', result: 'kept', detail: 'in use by web' }),
@@ -195,7 +210,9 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
     it('--driver-name alone (Docker lists no volume) recognises the running container', async () => {
       const { a, docker, r } = await webUsingVol1('flocker');
       skew += 3 * WINDOW;
-      expect(await a.reconcileWithDocker(docker.list, 'flocker', [])).toEqual([expect.objectContaining({ volume: 'vol1', result: 'kept', detail: 'in use by web' })]);
+      expect(await a.reconcileWithDocker(docker.list, 'flocker', [])).toEqual([
+        expect.objectContaining({ volume: 'vol1', result: 'kept', detail: 'in use by web' }),
+      ]);
       await r.run('settle');
       expect(await client.listLeases()).toHaveLength(1);
     });
@@ -204,7 +221,10 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
       const a = await backendFor(NODE_A);
       const docker = new FakeDocker();
       docker.list = [using('web', 'running', 'vol1', undefined, 'flocker')];
-      docker.volumeList = [{ name: 'vol1', driver: 'flocker' }, { name: 'vol2', driver: 'flocker' }];
+      docker.volumeList = [
+        { name: 'vol1', driver: 'flocker' },
+        { name: 'vol2', driver: 'flocker' },
+      ];
       const r = reconcilerFor(a, docker, SOCKET_DRIVER);
       await a.create({ Name: 'vol1' });
       await a.create({ Name: 'vol2' });
@@ -286,7 +306,9 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
       const view: { dead?: string; grace: number } = { dead: new Date().toISOString(), grace: 3600 };
       const a = await backendFor(NODE_A, { client: seeing(view) });
       const mounting = a.mount({ Name: 'vol1', ID: 'on-a' });
-      const failed = expect(mounting).rejects.toThrow('volume vol1 is in use by a container on host host-b. Stop that container first');
+      const failed = expect(mounting).rejects.toThrow(
+        'volume vol1 is in use by a container on host host-b. Stop that container first',
+      );
       await new Promise((r) => setTimeout(r, 300));
       delete view.dead; // host B reports again
       await client.createDataset({ primary: NODE_B, metadata: { name: 'bump' } }); // any change wakes the long-poll
@@ -317,9 +339,13 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
 
     it('fails fast on a pinned lease, even of a dead host, naming the command that releases it', async () => {
       await leasedByB();
-      const a = await backendFor(NODE_A, { client: seeing({ dead: new Date().toISOString(), pinned: true, grace: 5 }) });
+      const a = await backendFor(NODE_A, {
+        client: seeing({ dead: new Date().toISOString(), pinned: true, grace: 5 }),
+      });
       const started = Date.now();
-      await expect(a.mount({ Name: 'vol1', ID: 'on-a' })).rejects.toThrow(/an admin pinned it there.*flocker leases release vol1/);
+      await expect(a.mount({ Name: 'vol1', ID: 'on-a' })).rejects.toThrow(
+        /an admin pinned it there.*flocker leases release vol1/,
+      );
       expect(Date.now() - started).toBeLessThan(1_000);
     });
 
@@ -329,10 +355,28 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
         configuration_tag: 't',
         datasets: [],
         leases: [{ dataset_id: 'd', node_uuid: NODE_B, expires: null }],
-        nodes: [{ uuid: NODE_B, era: 'e', host: 'host-b', instance_id: 'i', backend: 'fake', manifestations: [], errors: [], alive: false, last_seen: '2026-01-01T00:00:00.000Z' }],
+        nodes: [
+          {
+            uuid: NODE_B,
+            era: 'e',
+            host: 'host-b',
+            instance_id: 'i',
+            backend: 'fake',
+            manifestations: [],
+            errors: [],
+            alive: false,
+            last_seen: '2026-01-01T00:00:00.000Z',
+          },
+        ],
       };
-      expect(leaseVerdict(s, 'd', NODE_A, 'v')).toMatchObject({ kind: 'fail', message: expect.stringMatching(/does not release the leases of dead hosts.*flocker leases release v/) });
-      expect(leaseVerdict({ ...s, lease_grace_seconds: 5 }, 'd', NODE_A, 'v')).toMatchObject({ kind: 'wait', releaseAt: '2026-01-01T00:00:05.000Z' });
+      expect(leaseVerdict(s, 'd', NODE_A, 'v')).toMatchObject({
+        kind: 'fail',
+        message: expect.stringMatching(/does not release the leases of dead hosts.*flocker leases release v/),
+      });
+      expect(leaseVerdict({ ...s, lease_grace_seconds: 5 }, 'd', NODE_A, 'v')).toMatchObject({
+        kind: 'wait',
+        releaseAt: '2026-01-01T00:00:05.000Z',
+      });
       expect(leaseVerdict({ ...s, leases: [] }, 'd', NODE_A, 'v')).toEqual({ kind: 'free' });
     });
   });

@@ -44,7 +44,8 @@ const isString = (v: unknown): v is string => typeof v === 'string';
 /** The documented success shape of each call (protocol.ts), Err "" included but for Activate. */
 function successShape(call: string, body: Record<string, unknown>): boolean {
   const { Err, ...rest } = body;
-  if (call === '/Plugin.Activate') return Err === undefined && JSON.stringify(rest) === JSON.stringify({ Implements: ['VolumeDriver'] });
+  if (call === '/Plugin.Activate')
+    return Err === undefined && JSON.stringify(rest) === JSON.stringify({ Implements: ['VolumeDriver'] });
   if (Err !== '') return false;
   const keys = Object.keys(rest);
   switch (call) {
@@ -59,9 +60,15 @@ function successShape(call: string, body: Record<string, unknown>): boolean {
     case '/VolumeDriver.Get':
       return keys.length === 1 && isObject(rest.Volume) && isString(rest.Volume.Name);
     case '/VolumeDriver.List':
-      return keys.length === 1 && Array.isArray(rest.Volumes) && rest.Volumes.every((v) => isObject(v) && isString(v.Name));
+      return (
+        keys.length === 1 && Array.isArray(rest.Volumes) && rest.Volumes.every((v) => isObject(v) && isString(v.Name))
+      );
     case '/VolumeDriver.Capabilities':
-      return keys.length === 1 && isObject(rest.Capabilities) && ['global', 'local'].includes(String(rest.Capabilities.Scope));
+      return (
+        keys.length === 1 &&
+        isObject(rest.Capabilities) &&
+        ['global', 'local'].includes(String(rest.Capabilities.Scope))
+      );
     default:
       return false;
   }
@@ -91,35 +98,112 @@ const nameArb = fc.oneof(
   { weight: 2, arbitrary: fc.string({ maxLength: 40 }) },
   {
     weight: 1,
-    arbitrary: fc.constantFrom('', ' ', '..', '../../etc/passwd', 'a/b', 'x\u0000y', '__proto__', 'constructor', 'toString', HUGE, 'ü'.repeat(300), 'a'.repeat(256)),
+    arbitrary: fc.constantFrom(
+      '',
+      ' ',
+      '..',
+      '../../etc/passwd',
+      'a/b',
+      'x\u0000y',
+      '__proto__',
+      'constructor',
+      'toString',
+      HUGE,
+      'ü'.repeat(300),
+      'a'.repeat(256),
+    ),
   },
-  { weight: 1, arbitrary: fc.oneof(fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.array(fc.string(), { maxLength: 3 }), fc.dictionary(fc.string(), fc.string(), { maxKeys: 3 })) },
+  {
+    weight: 1,
+    arbitrary: fc.oneof(
+      fc.integer(),
+      fc.double(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.array(fc.string(), { maxLength: 3 }),
+      fc.dictionary(fc.string(), fc.string(), { maxKeys: 3 }),
+    ),
+  },
 );
 const optsArb = fc.oneof(
   fc.constant(undefined),
   fc.constant(null),
-  fc.record({ size: fc.oneof(fc.constantFrom('64MiB', '1G', '10G', '1e30', '-1', 'NaN', '0', '99999999999999999999TiB', '9007199254740993', ''), fc.string()), profile: fc.oneof(fc.constantFrom('gold', 'silver', '', HUGE), fc.string()) }, { requiredKeys: [] }),
-  fc.dictionary(fc.oneof(fc.string({ maxLength: 10 }), fc.constantFrom('__proto__', 'constructor', 'size', 'profile')), fc.oneof(fc.string({ maxLength: 20 }), fc.jsonValue({ maxDepth: 2 }))),
+  fc.record(
+    {
+      size: fc.oneof(
+        fc.constantFrom(
+          '64MiB',
+          '1G',
+          '10G',
+          '1e30',
+          '-1',
+          'NaN',
+          '0',
+          '99999999999999999999TiB',
+          '9007199254740993',
+          '',
+        ),
+        fc.string(),
+      ),
+      profile: fc.oneof(fc.constantFrom('gold', 'silver', '', HUGE), fc.string()),
+    },
+    { requiredKeys: [] },
+  ),
+  fc.dictionary(
+    fc.oneof(fc.string({ maxLength: 10 }), fc.constantFrom('__proto__', 'constructor', 'size', 'profile')),
+    fc.oneof(fc.string({ maxLength: 20 }), fc.jsonValue({ maxDepth: 2 })),
+  ),
   fc.oneof(fc.string(), fc.integer(), fc.array(fc.string(), { maxLength: 2 })),
 );
-const idArb = fc.oneof(fc.constantFrom('', 'm1', 'm2', HUGE), fc.string({ maxLength: 70 }), fc.integer(), fc.constant(null));
+const idArb = fc.oneof(
+  fc.constantFrom('', 'm1', 'm2', HUGE),
+  fc.string({ maxLength: 70 }),
+  fc.integer(),
+  fc.constant(null),
+);
 const unknownFieldsArb = fc.dictionary(fc.string({ maxLength: 12 }), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 4 });
 
 /** Shaped like Docker's requests, with any of the fields wrong, missing, huge or extra. */
 const shapedArb = fc
   .tuple(fc.record({ Name: nameArb, ID: idArb, Opts: optsArb }, { requiredKeys: [] }), unknownFieldsArb, fc.boolean())
   .map(([known, extra, withExtra]) => JSON.stringify(withExtra ? { ...extra, ...known } : known) ?? '');
-const nested = (depth: number, open: string, close: string, inner = '1') => open.repeat(depth) + inner + close.repeat(depth);
+const nested = (depth: number, open: string, close: string, inner = '1') =>
+  open.repeat(depth) + inner + close.repeat(depth);
 const deepArb = fc
-  .tuple(fc.constantFrom(31, 32, 33, 100, 10_000, 100_000), fc.constantFrom<[string, string]>(['[', ']'], ['{"a":', '}'], ['{"Name":', '}'], ['[{"Name":"fz-a"},', ']']), fc.boolean())
-  .map(([depth, [open, close], inOpts]) => (inOpts ? `{"Name":"fz-a","Opts":${nested(depth, open, close)}}` : nested(depth, open, close)));
+  .tuple(
+    fc.constantFrom(31, 32, 33, 100, 10_000, 100_000),
+    fc.constantFrom<[string, string]>(['[', ']'], ['{"a":', '}'], ['{"Name":', '}'], ['[{"Name":"fz-a"},', ']']),
+    fc.boolean(),
+  )
+  .map(([depth, [open, close], inOpts]) =>
+    inOpts ? `{"Name":"fz-a","Opts":${nested(depth, open, close)}}` : nested(depth, open, close),
+  );
 const bodyArb = fc.oneof(
   { weight: 4, arbitrary: shapedArb },
   { weight: 2, arbitrary: fc.jsonValue().map((v) => JSON.stringify(v) ?? '') },
   { weight: 1, arbitrary: fc.string({ maxLength: 300 }) },
   { weight: 1, arbitrary: deepArb },
-  { weight: 1, arbitrary: fc.constantFrom('', 'null', '{', '[', '{"Name":', '"just a string"', '{"Name":"fz-a"}{"Name":"fz-b"}', '\u0000', '\ufeff{}') },
-  { weight: 1, arbitrary: fc.constantFrom(JSON.stringify({ Name: 'x'.repeat(MAX_BODY_BYTES) }), `"${'y'.repeat(MAX_BODY_BYTES + 1)}"`) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      '',
+      'null',
+      '{',
+      '[',
+      '{"Name":',
+      '"just a string"',
+      '{"Name":"fz-a"}{"Name":"fz-b"}',
+      '\u0000',
+      '\ufeff{}',
+    ),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      JSON.stringify({ Name: 'x'.repeat(MAX_BODY_BYTES) }),
+      `"${'y'.repeat(MAX_BODY_BYTES + 1)}"`,
+    ),
+  },
 );
 
 describe('hostile input on the plugin socket (real backend)', () => {
@@ -136,7 +220,12 @@ describe('hostile input on the plugin socket (real backend)', () => {
   beforeAll(async () => {
     process.on('unhandledRejection', onUnhandled);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-plugin-fuzz-'));
-    control = await startControlService({ port: 0, host: '127.0.0.1', store: new MemoryConfigurationStore(), logger: silent });
+    control = await startControlService({
+      port: 0,
+      host: '127.0.0.1',
+      store: new MemoryConfigurationStore(),
+      logger: silent,
+    });
     agent = new FakeDatasetAgent(control.url, NODE, 'host-a', '/flocker-a');
     await agent.start();
     const logger = winston.createLogger({
@@ -201,11 +290,20 @@ describe('hostile input on the plugin socket (real backend)', () => {
   }, 300_000);
 
   it('a Docker-like sequence per volume with hostile values mixed in keeps counts and answers consistent', async () => {
-    const step = fc.tuple(fc.constantFrom(...CALLS), fc.constantFrom('fz-a', 'fz-b'), fc.constantFrom('m1', 'm2', ''), optsArb, unknownFieldsArb);
+    const step = fc.tuple(
+      fc.constantFrom(...CALLS),
+      fc.constantFrom('fz-a', 'fz-b'),
+      fc.constantFrom('m1', 'm2', ''),
+      optsArb,
+      unknownFieldsArb,
+    );
     await fc.assert(
       fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 12 }), async (steps) => {
         for (const [call, Name, ID, Opts, extra] of steps) {
-          expectPluginAnswer(call, await callPlugin(socketPath, call, { ...extra, Name, ID, ...(Opts === undefined ? {} : { Opts }) }));
+          expectPluginAnswer(
+            call,
+            await callPlugin(socketPath, call, { ...extra, Name, ID, ...(Opts === undefined ? {} : { Opts }) }),
+          );
         }
       }),
       { numRuns: 60 },
@@ -216,14 +314,21 @@ describe('hostile input on the plugin socket (real backend)', () => {
 
   it('unknown methods, paths with queries and traversal: a 404 {Err}', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.constantFrom('/VolumeDriver.Nope', '/../../etc/passwd', '/', '/Plugin.Activate/x', '/VolumeDriver.'), fc.string({ maxLength: 50 }).map((s) => `/${encodeURIComponent(s)}`)), bodyArb, async (route, body) => {
-        const r = await callPlugin(socketPath, route, body);
-        if ((CALLS as readonly string[]).includes(route)) expectPluginAnswer(route, r);
-        else {
-          expect(r.status === 404 || r.status === 413 || r.status === 400).toBe(true);
-          expect(Object.keys(r.body as object)).toEqual(['Err']);
-        }
-      }),
+      fc.asyncProperty(
+        fc.oneof(
+          fc.constantFrom('/VolumeDriver.Nope', '/../../etc/passwd', '/', '/Plugin.Activate/x', '/VolumeDriver.'),
+          fc.string({ maxLength: 50 }).map((s) => `/${encodeURIComponent(s)}`),
+        ),
+        bodyArb,
+        async (route, body) => {
+          const r = await callPlugin(socketPath, route, body);
+          if ((CALLS as readonly string[]).includes(route)) expectPluginAnswer(route, r);
+          else {
+            expect(r.status === 404 || r.status === 413 || r.status === 400).toBe(true);
+            expect(Object.keys(r.body as object)).toEqual(['Err']);
+          }
+        },
+      ),
       { numRuns: 100 },
     );
     await stillServing();

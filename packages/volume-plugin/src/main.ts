@@ -9,19 +9,59 @@ import { createLogger, startVolumePlugin } from './startVolumePlugin';
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
     .scriptName('flocker-docker-plugin')
-    .usage('$0 [options]\n\nServe Docker volume driver requests on a Unix socket, backed by the Flocker control service.')
-    .option('agent-config', { type: 'string', describe: 'dataset agent configuration (control service address, node.state_dir)', default: '/etc/flocker/agent.yml' })
-    .option('control-url', { type: 'string', describe: 'control service URL, e.g. http://10.0.0.1:4523 (overrides agent.yml)' })
+    .usage(
+      '$0 [options]\n\nServe Docker volume driver requests on a Unix socket, backed by the Flocker control service.',
+    )
+    .option('agent-config', {
+      type: 'string',
+      describe: 'dataset agent configuration (control service address, node.state_dir)',
+      default: '/etc/flocker/agent.yml',
+    })
+    .option('control-url', {
+      type: 'string',
+      describe: 'control service URL, e.g. http://10.0.0.1:4523 (overrides agent.yml)',
+    })
     .option('node-uuid', { type: 'string', describe: "this node's UUID (default: read from <state-dir>/node.json)" })
-    .option('socket', { type: 'string', describe: 'plugin socket; its basename is the driver name unless --driver-name', default: '/run/docker/plugins/flocker.sock' })
-    .option('state-dir', { type: 'string', describe: 'directory of node.json and plugin-mounts.json (default: node.state_dir of agent.yml)' })
-    .option('mount-timeout', { type: 'number', describe: 'seconds Mount waits for the volume (Docker gives up at 120; default: plugin.mount_timeout_seconds of agent.yml, else 100)' })
+    .option('socket', {
+      type: 'string',
+      describe: 'plugin socket; its basename is the driver name unless --driver-name',
+      default: '/run/docker/plugins/flocker.sock',
+    })
+    .option('state-dir', {
+      type: 'string',
+      describe: 'directory of node.json and plugin-mounts.json (default: node.state_dir of agent.yml)',
+    })
+    .option('mount-timeout', {
+      type: 'number',
+      describe:
+        'seconds Mount waits for the volume (Docker gives up at 120; default: plugin.mount_timeout_seconds of agent.yml, else 100)',
+    })
     .option('default-size', { type: 'string', describe: 'size of volumes created without -o size', default: '10GiB' })
-    .option('node-wait', { type: 'number', describe: 'seconds to wait at start for the agent to write node.json', default: 60 })
-    .option('docker-socket', { type: 'string', describe: 'this host\'s dockerd API socket, to reconcile mounts with the containers it runs ("none": off; default: node.docker_socket of agent.yml, else /var/run/docker.sock)' })
-    .option('reconcile-interval', { type: 'number', describe: 'seconds between reconciles with dockerd (0: only when dockerd (re)appears; default: plugin.reconcile_interval_seconds of agent.yml, else 30)' })
-    .option('driver-name', { type: 'string', describe: 'the driver name Docker uses for this plugin, when not the socket\'s basename (a spec file, a managed plugin "flocker:latest"); default: the socket\'s basename less .sock' })
-    .option('mount-safety-window', { type: 'number', describe: 'seconds a mount ID (or a created container) counts as in use whatever Docker shows (default: plugin.mount_safety_window_seconds of agent.yml, else 60)' })
+    .option('node-wait', {
+      type: 'number',
+      describe: 'seconds to wait at start for the agent to write node.json',
+      default: 60,
+    })
+    .option('docker-socket', {
+      type: 'string',
+      describe:
+        'this host\'s dockerd API socket, to reconcile mounts with the containers it runs ("none": off; default: node.docker_socket of agent.yml, else /var/run/docker.sock)',
+    })
+    .option('reconcile-interval', {
+      type: 'number',
+      describe:
+        'seconds between reconciles with dockerd (0: only when dockerd (re)appears; default: plugin.reconcile_interval_seconds of agent.yml, else 30)',
+    })
+    .option('driver-name', {
+      type: 'string',
+      describe:
+        'the driver name Docker uses for this plugin, when not the socket\'s basename (a spec file, a managed plugin "flocker:latest"); default: the socket\'s basename less .sock',
+    })
+    .option('mount-safety-window', {
+      type: 'number',
+      describe:
+        'seconds a mount ID (or a created container) counts as in use whatever Docker shows (default: plugin.mount_safety_window_seconds of agent.yml, else 60)',
+    })
     .strict()
     .help()
     .parseAsync();
@@ -40,7 +80,11 @@ async function main(): Promise<void> {
     mountSafetyWindow: argv['mount-safety-window'],
   });
   const driverName = argv['driver-name'];
-  const plugin = await startVolumePlugin({ ...settings, logger, ...(driverName !== undefined && driverName !== '' ? { driverName } : {}) });
+  const plugin = await startVolumePlugin({
+    ...settings,
+    logger,
+    ...(driverName !== undefined && driverName !== '' ? { driverName } : {}),
+  });
   const stop = (signal: string) => {
     logger.info('stopping', { signal });
     plugin.close().then(

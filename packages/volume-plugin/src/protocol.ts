@@ -28,11 +28,21 @@ export interface VolumeInfo {
   Status?: Record<string, string | number | null>;
 }
 
-export interface MountResponse { Mountpoint: string }
-export interface PathResponse { Mountpoint?: string }
-export interface GetResponse { Volume: VolumeInfo }
-export interface ListResponse { Volumes: VolumeInfo[] }
-export interface CapabilitiesResponse { Capabilities: { Scope: 'global' | 'local' } }
+export interface MountResponse {
+  Mountpoint: string;
+}
+export interface PathResponse {
+  Mountpoint?: string;
+}
+export interface GetResponse {
+  Volume: VolumeInfo;
+}
+export interface ListResponse {
+  Volumes: VolumeInfo[];
+}
+export interface CapabilitiesResponse {
+  Capabilities: { Scope: 'global' | 'local' };
+}
 
 /** Everything Docker can ask of a volume driver; the HTTP layer only decodes, calls and encodes. */
 export interface VolumeDriverBackend {

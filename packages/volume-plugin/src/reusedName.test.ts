@@ -26,8 +26,14 @@ describe('a volume name re-used after its dataset was deleted under a container 
     bed.backend(NODE_A, { registryFile: path.join(dir, 'plugin-mounts.json'), mountSafetyWindowMs: WINDOW, now });
 
   const registryOf = (b: FlockerVolumeBackend): MountRegistry => b['registry'];
-  const live = async (name: string) => (await client.listDatasets()).find((d) => d.metadata.name === name && !d.deleted)!;
-  const running = (id: string, name: string): DockerContainer => ({ id, state: 'running', createdMs: now() - 3_600_000, mounts: [{ type: 'volume', name, driver: 'flocker', source: '' }] });
+  const live = async (name: string) =>
+    (await client.listDatasets()).find((d) => d.metadata.name === name && !d.deleted)!;
+  const running = (id: string, name: string): DockerContainer => ({
+    id,
+    state: 'running',
+    createdMs: now() - 3_600_000,
+    mounts: [{ type: 'volume', name, driver: 'flocker', source: '' }],
+  });
 
   /**
    * `docker run -d --name c -v r1:/data …; flocker leases release r1; flocker volumes destroy r1 --no-wait; docker rm -f c`
@@ -42,7 +48,10 @@ describe('a volume name re-used after its dataset was deleted under a container 
     await client.releaseLease(old);
     await client.deleteDataset(old);
     // Seconds pass before the next docker run: the plugin's long-poll has the deletion by then.
-    await b.watcher.waitFor((s) => (s.datasets.some((d) => d.dataset_id === old && d.deleted) ? true : undefined), 5_000);
+    await b.watcher.waitFor(
+      (s) => (s.datasets.some((d) => d.dataset_id === old && d.deleted) ? true : undefined),
+      5_000,
+    );
     return old;
   }
 
@@ -110,7 +119,6 @@ describe('a volume name re-used after its dataset was deleted under a container 
     expect(await client.listLeases()).toEqual([]);
     await expect(b.remove({ Name: 'r1' })).resolves.toBeUndefined();
   });
-
 });
 
 describe('unmountTarget: which dataset an Unmount by name is for', () => {

@@ -38,26 +38,61 @@ describe('startVolumePlugin', () => {
     const stateDir = path.join(dir, 'state');
     fs.mkdirSync(stateDir);
     fs.writeFileSync(path.join(stateDir, 'node.json'), JSON.stringify({ uuid: NODE }));
-    fs.writeFileSync(path.join(dir, 'agent.yml'), `version: 1\ncontrol-service: {hostname: 127.0.0.1, port: ${control.port}}\ndataset: {backend: loopback}\nnode: {state_dir: ${stateDir}}\n`);
-    const settings = await resolveSettings({ agentConfig: path.join(dir, 'agent.yml'), socket: path.join(dir, 'plugins', 'flocker.sock'), mountTimeout: 5, defaultSize: '1G' });
-    expect(settings).toMatchObject({ controlUrl: control.url, nodeUuid: NODE, stateDir, mountTimeoutMs: 5000, defaultSize: 1024 ** 3 });
+    fs.writeFileSync(
+      path.join(dir, 'agent.yml'),
+      `version: 1\ncontrol-service: {hostname: 127.0.0.1, port: ${control.port}}\ndataset: {backend: loopback}\nnode: {state_dir: ${stateDir}}\n`,
+    );
+    const settings = await resolveSettings({
+      agentConfig: path.join(dir, 'agent.yml'),
+      socket: path.join(dir, 'plugins', 'flocker.sock'),
+      mountTimeout: 5,
+      defaultSize: '1G',
+    });
+    expect(settings).toMatchObject({
+      controlUrl: control.url,
+      nodeUuid: NODE,
+      stateDir,
+      mountTimeoutMs: 5000,
+      defaultSize: 1024 ** 3,
+    });
     plugin = await startVolumePlugin({ ...settings, logger, pollMs: 1000 });
     const sock = settings.socketPath;
     expect(fs.statSync(sock).mode & 0o777).toBe(0o600);
     expect((await callPlugin(sock, '/Plugin.Activate')).body).toEqual({ Implements: ['VolumeDriver'] });
-    expect((await callPlugin(sock, '/VolumeDriver.Create', { Name: 'web', Opts: { size: '100MiB' } })).body).toEqual({ Err: '' });
+    expect((await callPlugin(sock, '/VolumeDriver.Create', { Name: 'web', Opts: { size: '100MiB' } })).body).toEqual({
+      Err: '',
+    });
     const mount = await callPlugin(sock, '/VolumeDriver.Mount', { Name: 'web', ID: 'c1' });
     expect(mount.body).toEqual({ Mountpoint: expect.stringMatching(/^\/mnt\/flocker\//), Err: '' });
-    expect((await callPlugin(sock, '/VolumeDriver.List')).body).toEqual({ Volumes: [{ Name: 'web', Mountpoint: (mount.body as { Mountpoint: string }).Mountpoint }], Err: '' });
-    expect(Object.values(MountRegistry.read(path.join(stateDir, 'plugin-mounts.json')).latest?.volumes ?? {})).toEqual([{ name: 'web', ids: ['c1'], added: { c1: expect.any(Number) } }]);
+    expect((await callPlugin(sock, '/VolumeDriver.List')).body).toEqual({
+      Volumes: [{ Name: 'web', Mountpoint: (mount.body as { Mountpoint: string }).Mountpoint }],
+      Err: '',
+    });
+    expect(Object.values(MountRegistry.read(path.join(stateDir, 'plugin-mounts.json')).latest?.volumes ?? {})).toEqual([
+      { name: 'web', ids: ['c1'], added: { c1: expect.any(Number) } },
+    ]);
     await plugin.close();
     expect(fs.existsSync(sock)).toBe(false);
     plugin = undefined;
   });
 
   it('the reconciler uses --driver-name when given, else the socket’s base name', async () => {
-    const base = { controlUrl: 'http://127.0.0.1:9', nodeUuid: NODE, stateDir: dir, mountTimeoutMs: 5000, defaultSize: 1024 ** 3, logger, pollMs: 1000, startTimeoutMs: 100 };
-    plugin = await startVolumePlugin({ ...base, socketPath: path.join(dir, 'plugin.sock'), docker: new FakeDocker(), driverName: 'flocker' });
+    const base = {
+      controlUrl: 'http://127.0.0.1:9',
+      nodeUuid: NODE,
+      stateDir: dir,
+      mountTimeoutMs: 5000,
+      defaultSize: 1024 ** 3,
+      logger,
+      pollMs: 1000,
+      startTimeoutMs: 100,
+    };
+    plugin = await startVolumePlugin({
+      ...base,
+      socketPath: path.join(dir, 'plugin.sock'),
+      docker: new FakeDocker(),
+      driverName: 'flocker',
+    });
     expect(plugin.reconciler?.['opts'].driver).toBe('flocker');
     await plugin.close();
     plugin = await startVolumePlugin({ ...base, socketPath: path.join(dir, 'plugin.sock'), docker: new FakeDocker() });
@@ -71,7 +106,15 @@ describe('startVolumePlugin', () => {
     await probe.close();
     const sock = path.join(dir, 'p.sock');
     plugin = await startVolumePlugin({
-      controlUrl: `http://127.0.0.1:${port}`, nodeUuid: NODE, socketPath: sock, stateDir: dir, mountTimeoutMs: 5000, defaultSize: 1024 ** 3, logger, pollMs: 1000, startTimeoutMs: 300,
+      controlUrl: `http://127.0.0.1:${port}`,
+      nodeUuid: NODE,
+      socketPath: sock,
+      stateDir: dir,
+      mountTimeoutMs: 5000,
+      defaultSize: 1024 ** 3,
+      logger,
+      pollMs: 1000,
+      startTimeoutMs: 300,
     });
     const down = await callPlugin(sock, '/VolumeDriver.List');
     expect(down.status).toBe(500);
@@ -80,7 +123,13 @@ describe('startVolumePlugin', () => {
     agent = new FakeDatasetAgent(control.url, NODE, 'node-c', '/mnt/flocker');
     await agent.start();
     expect((await callPlugin(sock, '/VolumeDriver.Create', { Name: 'late' })).body).toEqual({ Err: '' });
-    expect((await callPlugin(sock, '/VolumeDriver.List')).body).toEqual({ Volumes: [expect.objectContaining({ Name: 'late' })], Err: '' });
-    expect((await callPlugin(sock, '/VolumeDriver.Mount', { Name: 'late', ID: 'c' })).body).toEqual({ Mountpoint: expect.stringMatching(/^\/mnt\/flocker\//), Err: '' });
+    expect((await callPlugin(sock, '/VolumeDriver.List')).body).toEqual({
+      Volumes: [expect.objectContaining({ Name: 'late' })],
+      Err: '',
+    });
+    expect((await callPlugin(sock, '/VolumeDriver.Mount', { Name: 'late', ID: 'c' })).body).toEqual({
+      Mountpoint: expect.stringMatching(/^\/mnt\/flocker\//),
+      Err: '',
+    });
   });
 });

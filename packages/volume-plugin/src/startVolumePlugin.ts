@@ -51,7 +51,10 @@ export async function startVolumePlugin(options: VolumePluginOptions): Promise<R
   const logger = options.logger ?? createLogger();
   const client =
     options.client ??
-    new FlockerClient({ baseUrl: options.controlUrl, ...(options.tls !== undefined ? { dispatcher: tlsDispatcher(options.tls) } : {}) });
+    new FlockerClient({
+      baseUrl: options.controlUrl,
+      ...(options.tls !== undefined ? { dispatcher: tlsDispatcher(options.tls) } : {}),
+    });
   const registry = await MountRegistry.load(join(options.stateDir, MOUNTS_FILE), (problem) => logger.warn(problem));
   const backend = new FlockerVolumeBackend({
     client,
@@ -72,7 +75,9 @@ export async function startVolumePlugin(options: VolumePluginOptions): Promise<R
     node_uuid: options.nodeUuid,
   });
   // dockerd usually starts after the plugin: the reconciler keeps trying to reach it, off the socket's path.
-  const docker = options.docker ?? (options.dockerSocket ? new DockerodeView({ socketPath: options.dockerSocket, logger }) : undefined);
+  const docker =
+    options.docker ??
+    (options.dockerSocket ? new DockerodeView({ socketPath: options.dockerSocket, logger }) : undefined);
   const reconciler =
     docker &&
     new DockerReconciler({

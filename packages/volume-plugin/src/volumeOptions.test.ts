@@ -1,4 +1,10 @@
-import { DEFAULT_VOLUME_SIZE, parseCreateOptions, parseSize, validateVolumeName, volumeDatasetId } from './volumeOptions';
+import {
+  DEFAULT_VOLUME_SIZE,
+  parseCreateOptions,
+  parseSize,
+  validateVolumeName,
+  volumeDatasetId,
+} from './volumeOptions';
 
 const KiB = 1024;
 const MiB = 1024 ** 2;
@@ -21,9 +27,12 @@ describe('parseSize', () => {
     [' 2 GiB ', 2 * GiB],
   ])('%p is %p bytes', (text, bytes) => expect(parseSize(text)).toBe(bytes));
 
-  it.each(['', 'big', '-1G', '10X', '1e9', '10 G B', '0x100', 'G', '99999999999999999999T'])('%p is not understood', (text) => {
-    expect(() => parseSize(text)).toThrow(expect.objectContaining({ code: 'INVALID_SIZE' }));
-  });
+  it.each(['', 'big', '-1G', '10X', '1e9', '10 G B', '0x100', 'G', '99999999999999999999T'])(
+    '%p is not understood',
+    (text) => {
+      expect(() => parseSize(text)).toThrow(expect.objectContaining({ code: 'INVALID_SIZE' }));
+    },
+  );
 
   it.each(['100KiB', '63MiB', '1', '67108863'])('%p is below the 64 MiB minimum', (text) => {
     expect(() => parseSize(text)).toThrow(/too small/);
@@ -34,9 +43,12 @@ describe('validateVolumeName', () => {
   it.each(['ab', 'v1', 'my-volume', 'my_volume.2', '0abc', 'A'.repeat(200)])('%p is valid', (name) => {
     expect(() => validateVolumeName(name)).not.toThrow();
   });
-  it.each(['', 'a', '-abc', '.abc', '_abc', 'a/b', '/abs', 'has space', 'ünï', 'a:b', 'a'.repeat(257)])('%p is rejected', (name) => {
-    expect(() => validateVolumeName(name)).toThrow(expect.objectContaining({ code: 'INVALID_NAME' }));
-  });
+  it.each(['', 'a', '-abc', '.abc', '_abc', 'a/b', '/abs', 'has space', 'ünï', 'a:b', 'a'.repeat(257)])(
+    '%p is rejected',
+    (name) => {
+      expect(() => validateVolumeName(name)).toThrow(expect.objectContaining({ code: 'INVALID_NAME' }));
+    },
+  );
 });
 
 describe('parseCreateOptions', () => {
@@ -53,7 +65,9 @@ describe('parseCreateOptions', () => {
     expect(() => parseCreateOptions({ a: '1', b: '2' }, GiB)).toThrow(/options "a", "b"/);
   });
   it('rejects a bad profile and a bad size', () => {
-    expect(() => parseCreateOptions({ profile: 'no good' }, GiB)).toThrow(expect.objectContaining({ code: 'INVALID_PROFILE' }));
+    expect(() => parseCreateOptions({ profile: 'no good' }, GiB)).toThrow(
+      expect.objectContaining({ code: 'INVALID_PROFILE' }),
+    );
     expect(() => parseCreateOptions({ size: '1K' }, GiB)).toThrow(expect.objectContaining({ code: 'INVALID_SIZE' }));
   });
 });

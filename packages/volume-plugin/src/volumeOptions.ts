@@ -30,7 +30,10 @@ export interface CreateOptions {
 }
 
 /** Turn Docker's `Opts` into validated options; unknown keys are an error, not silently dropped. */
-export function parseCreateOptions(opts: Record<string, string> | null | undefined, defaultSize: number): CreateOptions {
+export function parseCreateOptions(
+  opts: Record<string, string> | null | undefined,
+  defaultSize: number,
+): CreateOptions {
   const given = opts ?? {};
   const unknown = Object.keys(given).filter((k) => !(KNOWN_OPTIONS as readonly string[]).includes(k));
   if (unknown.length > 0) {
@@ -42,13 +45,15 @@ export function parseCreateOptions(opts: Record<string, string> | null | undefin
   const result: CreateOptions = { size: given.size === undefined ? defaultSize : parseSize(given.size) };
   if (given.profile !== undefined) {
     if (!PROFILE.test(given.profile)) {
-      throw new VolumePluginError('INVALID_PROFILE', `profile "${given.profile}" is not valid: use a name such as gold, silver or bronze.`);
+      throw new VolumePluginError(
+        'INVALID_PROFILE',
+        `profile "${given.profile}" is not valid: use a name such as gold, silver or bronze.`,
+      );
     }
     result.profile = given.profile;
   }
   return result;
 }
-
 
 /** The dataset id a plugin gives a volume it creates: @flocker/api's name-based rule (shared with the CSI driver). */
 export { volumeDatasetId } from '@flocker/api';

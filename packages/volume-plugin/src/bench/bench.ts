@@ -16,7 +16,11 @@ import * as path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 
-interface ExecResult { code: number; stdout: string; stderr: string }
+interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 interface Stack {
   driver: string;
   root: string;
@@ -47,9 +51,16 @@ export interface Summary {
 export function summarise(samples: readonly number[]): Summary {
   const s = [...samples].sort((a, b) => a - b);
   const at = (q: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? NaN;
-  const mid = s.length % 2 === 1 ? (s[(s.length - 1) / 2] ?? NaN) : ((s[s.length / 2 - 1] ?? NaN) + (s[s.length / 2] ?? NaN)) / 2;
+  const mid =
+    s.length % 2 === 1 ? (s[(s.length - 1) / 2] ?? NaN) : ((s[s.length / 2 - 1] ?? NaN) + (s[s.length / 2] ?? NaN)) / 2;
   const r = (x: number) => Math.round(x * 10) / 10;
-  return { samples: s.length, median_ms: r(mid), p99_ms: r(at(0.99)), min_ms: r(s[0] ?? NaN), max_ms: r(s[s.length - 1] ?? NaN) };
+  return {
+    samples: s.length,
+    median_ms: r(mid),
+    p99_ms: r(at(0.99)),
+    min_ms: r(s[0] ?? NaN),
+    max_ms: r(s[s.length - 1] ?? NaN),
+  };
 }
 
 async function timed(fn: () => unknown): Promise<number> {
@@ -78,7 +89,11 @@ function rawLoopCycle(file: string, mnt: string, mkfs: boolean): void {
 /** The stack's logs live under its temp root, which close() removes. */
 function keepLogs(root: string, dir: string): void {
   fs.mkdirSync(dir, { recursive: true });
-  for (const [from, to] of [['plugin.log', 'plugin.log'], ['agent.log', 'agent.log'], [path.join('d', 'dockerd.log'), 'dockerd.log']] as const) {
+  for (const [from, to] of [
+    ['plugin.log', 'plugin.log'],
+    ['agent.log', 'agent.log'],
+    [path.join('d', 'dockerd.log'), 'dockerd.log'],
+  ] as const) {
     try {
       fs.copyFileSync(path.join(root, from), path.join(dir, to));
     } catch {
@@ -91,14 +106,23 @@ async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
     .option('out', { type: 'string', demandOption: true, describe: 'where to write the JSON results' })
     .option('runs', { type: 'number', default: 40, describe: 'samples per scenario (at least 20)' })
-    .option('logs', { type: 'string', describe: 'copy the plugin, agent and dockerd logs into this directory before cleaning up' })
+    .option('logs', {
+      type: 'string',
+      describe: 'copy the plugin, agent and dockerd logs into this directory before cleaning up',
+    })
     .strict()
     .parseAsync();
   const runs = Math.max(20, argv.runs);
   const { FlockerDockerStack, TINY_IMAGE } = loadHelpers();
   const stack = await FlockerDockerStack.start({ driver: `flocker-bench-${process.pid}` });
   const samples: Record<string, number[]> = {
-    no_volume: [], local_new: [], local_existing: [], flocker_new: [], flocker_existing: [], raw_loop_new: [], raw_loop_existing: [],
+    no_volume: [],
+    local_new: [],
+    local_existing: [],
+    flocker_new: [],
+    flocker_existing: [],
+    raw_loop_new: [],
+    raw_loop_existing: [],
   };
   const push = (k: string, v: number) => (samples[k] ??= []).push(v);
   try {
@@ -124,7 +148,10 @@ async function main(): Promise<void> {
       push('flocker_existing', await timed(() => run('flocker-existing', stack.driver)));
       const img = path.join(rawDir, `new-${i}.img`);
       push('raw_loop_new', await timed(() => rawLoopCycle(img, path.join(rawDir, 'mnt'), true)));
-      push('raw_loop_existing', await timed(() => rawLoopCycle(path.join(rawDir, 'existing.img'), path.join(rawDir, 'mnt'), false)));
+      push(
+        'raw_loop_existing',
+        await timed(() => rawLoopCycle(path.join(rawDir, 'existing.img'), path.join(rawDir, 'mnt'), false)),
+      );
       fs.rmSync(img, { force: true });
       // Not timed: keep the number of loop devices small.
       await stack.docker(['volume', 'rm', `local-new-${i}`, `flocker-new-${i}`], { check: false });
@@ -134,7 +161,8 @@ async function main(): Promise<void> {
     await stack.close();
   }
   const results = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, summarise(v)]));
-  const ratio = (a: string, b: string) => Math.round(((results[a]?.median_ms ?? NaN) / (results[b]?.median_ms ?? NaN)) * 1000) / 1000;
+  const ratio = (a: string, b: string) =>
+    Math.round(((results[a]?.median_ms ?? NaN) / (results[b]?.median_ms ?? NaN)) * 1000) / 1000;
   const report = {
     command: 'docker run --rm --network none -v VOL:/data [--volume-driver D] IMG true',
     runs,
@@ -171,11 +199,15 @@ export function renderMarkdown(
     '',
     '| Scenario | median | p99 | min | max |',
     '|---|---|---|---|---|',
-    ...Object.entries(results).map(([k, r]) => `| ${LABELS[k] ?? k} | ${r.median_ms} | ${r.p99_ms} | ${r.min_ms} | ${r.max_ms} |`),
+    ...Object.entries(results).map(
+      ([k, r]) => `| ${LABELS[k] ?? k} | ${r.median_ms} | ${r.p99_ms} | ${r.min_ms} | ${r.max_ms} |`,
+    ),
     '',
     '| Ratio of medians | measured | target |',
     '|---|---|---|',
-    ...Object.entries(ratios).map(([k, v]) => `| ${k} | ${v} | ≤ ${targets[k]} ${v <= (targets[k] ?? 0) ? '(met)' : '(missed)'} |`),
+    ...Object.entries(ratios).map(
+      ([k, v]) => `| ${k} | ${v} | ≤ ${targets[k]} ${v <= (targets[k] ?? 0) ? '(met)' : '(missed)'} |`,
+    ),
     '',
   ];
   return lines.join('\n');

@@ -3,7 +3,13 @@
  * <mountRoot>/<dataset_id>" for every live dataset whose primary is its node, so the
  * plugin's Mount wait completes without real storage.
  */
-import { FlockerClient, type ActionError, type ClusterSnapshot, type ManifestationState, type NodeReport } from '@flocker/api';
+import {
+  FlockerClient,
+  type ActionError,
+  type ClusterSnapshot,
+  type ManifestationState,
+  type NodeReport,
+} from '@flocker/api';
 
 export class FakeDatasetAgent {
   /** Datasets the agent "fails" to mount, with the error it reports. */
@@ -62,7 +68,14 @@ export class FakeDatasetAgent {
       if (d.deleted || d.primary !== this.uuid) continue;
       const failure = this.failing.get(d.dataset_id);
       if (failure) {
-        errors.push({ dataset_id: d.dataset_id, action: 'mount', code: 'MOUNT_FAILED', message: failure, attempts: 3, since: new Date(0).toISOString() });
+        errors.push({
+          dataset_id: d.dataset_id,
+          action: 'mount',
+          code: 'MOUNT_FAILED',
+          message: failure,
+          attempts: 3,
+          since: new Date(0).toISOString(),
+        });
         continue;
       }
       manifestations.push({

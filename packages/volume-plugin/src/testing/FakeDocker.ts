@@ -1,5 +1,11 @@
 /** Test support: a dockerd the test controls (its containers, whether it answers, its comings and goings). */
-import { DockerUnreachableError, type DockerContainer, type DockerFollowHandlers, type DockerView, type DockerVolume } from '../DockerView';
+import {
+  DockerUnreachableError,
+  type DockerContainer,
+  type DockerFollowHandlers,
+  type DockerView,
+  type DockerVolume,
+} from '../DockerView';
 
 export class FakeDocker implements DockerView {
   list: DockerContainer[] = [];

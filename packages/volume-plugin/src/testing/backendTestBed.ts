@@ -28,7 +28,9 @@ export const HOST_A: FakeNode = { uuid: NODE_A, host: 'host-a', mountRoot: '/flo
 export const HOST_B: FakeNode = { uuid: NODE_B, host: 'host-b', mountRoot: '/flocker-b' };
 
 /** Options of a test backend: the bed's client, silent logger and test timings unless given; registryFile defaults to <dir>/<node>/plugin-mounts.json. */
-export type TestBackendOptions = Partial<Omit<FlockerVolumeBackendOptions, 'nodeUuid' | 'registry'>> & { readonly registryFile?: string };
+export type TestBackendOptions = Partial<Omit<FlockerVolumeBackendOptions, 'nodeUuid' | 'registry'>> & {
+  readonly registryFile?: string;
+};
 
 export class BackendTestBed {
   private readonly closers: (() => Promise<void>)[] = [];
@@ -43,7 +45,12 @@ export class BackendTestBed {
 
   static async start(tmpPrefix: string, nodes: readonly FakeNode[]): Promise<BackendTestBed> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), tmpPrefix));
-    const control = await startControlService({ port: 0, host: '127.0.0.1', store: new MemoryConfigurationStore(), logger: silentLogger });
+    const control = await startControlService({
+      port: 0,
+      host: '127.0.0.1',
+      store: new MemoryConfigurationStore(),
+      logger: silentLogger,
+    });
     const agents = nodes.map((n) => new FakeDatasetAgent(control.url, n.uuid, n.host, n.mountRoot));
     for (const agent of agents) await agent.start();
     return new BackendTestBed(control, new FlockerClient({ baseUrl: control.url }), dir, agents);
@@ -52,7 +59,11 @@ export class BackendTestBed {
   /** A started backend of `node`, closed by close(). */
   async backend(node: string, options: TestBackendOptions = {}): Promise<FlockerVolumeBackend> {
     const { registryFile, ...given } = options;
-    const registry = await MountRegistry.load(registryFile ?? path.join(this.dir, node, 'plugin-mounts.json'), undefined, given.now);
+    const registry = await MountRegistry.load(
+      registryFile ?? path.join(this.dir, node, 'plugin-mounts.json'),
+      undefined,
+      given.now,
+    );
     const b = new FlockerVolumeBackend({
       client: this.client,
       nodeUuid: node,

@@ -21,14 +21,23 @@ export function callPlugin(socketPath: string, path: string, body: string | obje
       if (reply !== undefined && sent) resolve(reply);
     };
     const req = http.request(
-      { socketPath, path, method: 'POST', headers: { Accept: 'application/vnd.docker.plugins.v1+json', 'Content-Length': Buffer.byteLength(text) } },
+      {
+        socketPath,
+        path,
+        method: 'POST',
+        headers: { Accept: 'application/vnd.docker.plugins.v1+json', 'Content-Length': Buffer.byteLength(text) },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           const raw = Buffer.concat(chunks).toString('utf8');
           try {
-            reply = { status: res.statusCode ?? 0, contentType: res.headers['content-type'], body: raw ? JSON.parse(raw) : undefined };
+            reply = {
+              status: res.statusCode ?? 0,
+              contentType: res.headers['content-type'],
+              body: raw ? JSON.parse(raw) : undefined,
+            };
           } catch (err) {
             reject(err instanceof Error ? err : new Error(String(err)));
             return;

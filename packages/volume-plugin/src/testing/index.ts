@@ -5,4 +5,14 @@
 export { callPlugin, type PluginReply } from './callPlugin';
 export { FakeDatasetAgent } from './FakeDatasetAgent';
 export { FakeDocker } from './FakeDocker';
-export { BackendTestBed, GiB, HOST_A, HOST_B, NODE_A, NODE_B, silentLogger, type FakeNode, type TestBackendOptions } from './backendTestBed';
+export {
+  BackendTestBed,
+  GiB,
+  HOST_A,
+  HOST_B,
+  NODE_A,
+  NODE_B,
+  silentLogger,
+  type FakeNode,
+  type TestBackendOptions,
+} from './backendTestBed';
