@@ -11,7 +11,7 @@ import {
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { isNoSpace, writeAll, writeAllSync, writeFileDurable, writeFileDurableSync } from './durableFiles';
-import { FakeFullDisk } from './fakeFullDisk';
+import { FakeFullDisk } from './testing/fakeFullDisk';
 import { SafeLogOutput } from './safeLogOutput';
 
 let dir: string;

@@ -4,7 +4,7 @@
  * `[a-zA-Z0-9][a-zA-Z0-9_.-]+`), at most as long as a metadata value. A name that
  * breaks it can neither be created nor used to look a volume up; in particular the
  * empty name never matches anything. Depends on zod only, so a browser bundle can
- * import it (`@flocker/api/dist/volumeNames`).
+ * import it (`@flocker/api/volumeNames`).
  */
 import { z } from 'zod';
 import { METADATA_MAX_LENGTH } from './schemas';

@@ -3,7 +3,7 @@
  * refused, what is called, what people read (issue 17, items 10-12).
  */
 import type { ClusterSnapshot, DatasetConfiguration, FlockerClient, Lease, NodeState } from '@flocker/api';
-import { backend, mounted, node as fixtureNode } from '@flocker/web-ui/dist/model/fixtures.test-helpers';
+import { backend, mounted, node as fixtureNode } from '@flocker/web-ui/testing';
 import { buildCli } from './cli';
 import { EXIT } from './errors';
 

@@ -1,5 +1,5 @@
 import type { ClusterSnapshot, NodeState } from '@flocker/api';
-import { node as fixtureNode } from '@flocker/web-ui/dist/model/fixtures.test-helpers';
+import { node as fixtureNode } from '@flocker/web-ui/testing';
 import { isGone, movePhase } from './progress';
 
 const D = '11111111-1111-4111-8111-111111111111';

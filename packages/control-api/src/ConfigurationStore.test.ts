@@ -31,7 +31,7 @@ import {
 } from './ConfigurationStore';
 import { StoreError } from './errors';
 import { toApiError } from './httpErrors';
-import { FakeFullDisk } from '@flocker/api/dist/fakeFullDisk';
+import { FakeFullDisk } from '@flocker/api/testing';
 
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const D1 = '11111111-1111-4111-8111-111111111111';

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { FakeFullDisk } from '@flocker/api/dist/fakeFullDisk';
+import { FakeFullDisk } from '@flocker/api/testing';
 import { FileConfigurationStore } from './ConfigurationStore';
 import { registerNode } from './configuration';
 import { controlArgv } from './testing/controlProcess';

@@ -1,5 +1,5 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { FakeFullDisk } from '@flocker/api/dist/fakeFullDisk';
+import { FakeFullDisk } from '@flocker/api/testing';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureNodeIdentity, readEra, readLastNodeTimeout, readNodeIdentity, writeLastNodeTimeout, writeNodeIdentity } from './identity';

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { FakeFullDisk } from '@flocker/api/dist/fakeFullDisk';
+import { FakeFullDisk } from '@flocker/api/testing';
 import { MountRegistry } from './MountRegistry';
 
 const A = '11111111-1111-4111-8111-111111111111';

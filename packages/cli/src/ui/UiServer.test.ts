@@ -10,7 +10,7 @@ import {
   type UpdateDatasetRequest,
 } from '@flocker/api';
 import { UiMessage } from '@flocker/web-ui';
-import { A, B, D1, dataset, node } from '@flocker/web-ui/dist/model/fixtures.test-helpers';
+import { A, B, D1, dataset, node } from '@flocker/web-ui/testing';
 import { UiActions, type UiClient } from './actions';
 import { ClusterFeed } from './ClusterFeed';
 import { UiServer } from './UiServer';

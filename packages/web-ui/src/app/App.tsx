@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
-import { volumeNameProblem } from '@flocker/api/dist/volumeNames';
+import { volumeNameProblem } from '@flocker/api/volumeNames';
 import { formatSize } from '../model/sizes';
 import type { UiEvent } from '../model/events';
 import { releaseRisk } from '../model/safety';

@@ -1,5 +1,5 @@
 import { diffSnapshots } from './events';
-import { A, actionError, B, D1, dataset, mounted, node, snapshot } from './fixtures.test-helpers';
+import { A, actionError, B, D1, dataset, mounted, node, snapshot } from '../testing/fixtures';
 
 const kinds = (e: { kind: string }[]) => e.map((x) => x.kind);
 

@@ -3,7 +3,7 @@
  * in words. Pure; the `flocker ui` server stamps each event with an id and a time.
  */
 import { z } from 'zod';
-import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api/dist/schemas';
+import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api/schemas';
 import { formatSize } from './sizes';
 import { volumeName } from './view';
 

@@ -1,6 +1,6 @@
 import { releaseRisk } from './safety';
 import { clusterView } from './view';
-import { A, B, D1, dataset, mounted, node, snapshot } from './fixtures.test-helpers';
+import { A, B, D1, dataset, mounted, node, snapshot } from '../testing/fixtures';
 import { CreateVolumeBody, ReleaseLeaseBody } from './wire';
 
 describe('releaseRisk (issue 17: releasing the lease of a volume in use gave no warning)', () => {

@@ -1,18 +1,6 @@
-import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api/dist/schemas';
+import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api/schemas';
 import { clusterView, stateText, volumeState } from './view';
-import {
-  A,
-  actionError,
-  attached,
-  B,
-  backend,
-  D1,
-  D2,
-  dataset,
-  mounted,
-  node,
-  snapshot,
-} from './fixtures.test-helpers';
+import { A, actionError, attached, B, backend, D1, D2, dataset, mounted, node, snapshot } from '../testing/fixtures';
 
 const d1 = dataset(D1, 'pgdata', A);
 

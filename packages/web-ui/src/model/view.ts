@@ -3,7 +3,7 @@
  * server computes it, the browser validates and renders it; both share these schemas.
  */
 import { z } from 'zod';
-import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api/dist/schemas';
+import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api/schemas';
 import { METADATA_NAME_KEY } from './sizes';
 
 export const VolumeStateKind = z.enum(['creating', 'attaching', 'mounted', 'moving', 'deleting', 'error']);

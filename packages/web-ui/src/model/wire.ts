@@ -1,7 +1,7 @@
 /** What travels between the `flocker ui` server and the browser (both validate it). */
 import { z } from 'zod';
 // The one volume-name rule (the Docker plugin's), from its zod-only module: no Node code in the browser bundle.
-import { VOLUME_NAME_MAX_LENGTH, VolumeName } from '@flocker/api/dist/volumeNames';
+import { VOLUME_NAME_MAX_LENGTH, VolumeName } from '@flocker/api/volumeNames';
 import { UiEvent } from './events';
 import { ClusterView } from './view';
 

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import type { DurableFileOps, DurableSyncOps } from './durableFiles';
+import type { DurableFileOps, DurableSyncOps } from '../durableFiles';
 
 export function enospc(syscall = 'write'): NodeJS.ErrnoException {
   return Object.assign(new Error(`ENOSPC: no space left on device, ${syscall}`), {

@@ -1,5 +1,5 @@
-/** Small builders of cluster snapshots for the model's tests and the CLI's (`@flocker/web-ui/dist/model/fixtures.test-helpers`). */
-import type { ActionError, ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api/dist/schemas';
+/** Small builders of cluster snapshots for the model's tests and the CLI's (`@flocker/web-ui/testing`). */
+import type { ActionError, ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api/schemas';
 
 export const A = '0a0a0a0a-0000-4000-8000-00000000000a';
 export const B = '0b0b0b0b-0000-4000-8000-00000000000b';

@@ -1,0 +1,2 @@
+/** Test support for the packages that use @flocker/api (`@flocker/api/testing`): not part of the library. */
+export { FakeFullDisk } from './fakeFullDisk';
