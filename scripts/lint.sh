@@ -21,6 +21,7 @@ PATHS=(
   packages/runtime/src
   packages/container-agent/src
   packages/storage-drivers/src
+  packages/volume-plugin/src
 )
 # Files under those paths that are not clean yet (being reworked elsewhere), as an extended regex.
 EXCLUDE='^$'
