@@ -22,6 +22,7 @@ benches=(
   "volume-plugin|packages/volume-plugin/dist/bench/bench.js|Docker plugin: docker run with a Flocker volume vs a local volume (issue 4)"
   "move|e2e/dist/bench-move.js|Moves between hosts and recovery from a dead host (issue 5)"
   "failover|e2e/dist/bench-failover.js|Failover without an operator: host killed or partitioned → volume usable elsewhere (issue 16)"
+  "k8s|e2e/dist/k8s-bench.js|Kubernetes: PVC → pod running, and rescheduled with its data, vs emptyDir (issue 19)"
 )
 only="${1:-}"
 status=0

@@ -1,13 +1,14 @@
 /**
  * End to end: Flocker as the storage of a real Kubernetes (issue 19). scripts/k8s builds Kubernetes
  * v1.35 and the controller-side CSI sidecars from the Go module proxy (cached by version outside the
- * clone: the first run on a machine takes ~35 min, later runs seconds) and starts a control plane,
+ * clone: the first run on a machine takes ~40 min, later runs none) and starts a control plane,
  * two kubelets (node1, node2) with their own containerd, a Flocker control service and beside each
  * kubelet a dataset agent and `flocker-csi --mode node` registering itself with that kubelet; the
  * controller plugin runs with csi-provisioner and csi-resizer. StorageClass `flocker`.
- * Scenarios: a StatefulSet's pod writes to its PVC; the PVC is expanded; the pod is rescheduled to the other node (the
- * first cordoned) and finds its data; the node it then runs on is powered off and, after the pod is
- * force-deleted, it runs again on the other node with its data; deleting the PVC deletes the dataset.
+ * Scenarios: a StatefulSet's pod writes to its PVC; the PVC is expanded while mounted; the pod is
+ * rescheduled to the other node (the first cordoned) and finds its data; the node it then runs on
+ * is powered off and, after the pod is force-deleted, it runs again on the other node with its
+ * data; deleting the PVC deletes the dataset; down.sh leaves the machine as it found it.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';

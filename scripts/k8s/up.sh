@@ -10,10 +10,17 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [ "$(id -u)" = 0 ] || { echo "k8s/up: needs root (kubelets, mounts, loop devices)" >&2; exit 1; }
-for tool in etcd containerd runc ctr openssl iptables losetup; do
-  command -v $tool >/dev/null || { echo "k8s/up: $tool missing: apt-get install etcd-server containerd runc containernetworking-plugins busybox-static iptables" >&2; exit 1; }
-done
-[ -x /usr/lib/cni/bridge ] || { echo "k8s/up: /usr/lib/cni/bridge missing: apt-get install containernetworking-plugins" >&2; exit 1; }
+# Debian packages the harness runs (installed once, like scripts/host-setup.sh does for the other tests)
+need=()
+for pair in etcd:etcd-server containerd:containerd runc:runc ctr:containerd iptables:iptables gcc:gcc python3:python3 openssl:openssl; do
+  command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}"); done
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
+[ -x /bin/busybox ] || need+=(busybox-static)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "k8s/up: installing ${need[*]}" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
 source "$REPO_ROOT/scripts/env.sh"; flocker_ensure_node >/dev/null
 NODE_BIN="$(command -v node)"
 for m in control-api dataset-agent csi-driver; do
