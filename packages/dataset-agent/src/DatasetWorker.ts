@@ -84,7 +84,6 @@ export class DatasetWorker {
       let local: LocalState;
       if (first !== undefined) {
         local = first.local;
-        first = undefined;
       } else {
         const seq = c.view.nextSeq();
         const t0 = this.now();

@@ -53,8 +53,10 @@ function run(file: string, args: string[], okCodes: number[] = [0]): Promise<voi
   return new Promise((resolve, reject) => {
     execFile(file, args, { encoding: 'utf8' }, (error, _stdout, stderr) => {
       const code = error === null ? 0 : (error as NodeJS.ErrnoException).code;
+      // An Error at run time, typed through Omit<> as a type that is not one (String() gives "Error: message").
+      const failure: Error | null = error;
       if (typeof code === 'number' && okCodes.includes(code)) resolve();
-      else reject(new StorageError('BACKEND_ERROR', `\`${[file, ...args].join(' ')}\` failed: ${stderr.trim() || String(error)}`));
+      else reject(new StorageError('BACKEND_ERROR', `\`${[file, ...args].join(' ')}\` failed: ${stderr.trim() || String(failure)}`));
     });
   });
 }

@@ -274,7 +274,7 @@ const ctxOf = (n: SimNode): DecisionContext => ({ ...ctx, nodeUuid: n.uuid });
 function converge(sim: Sim, order: number[]): number {
   const live = sim.nodes.filter((n) => n.alive);
   for (let round = 0; round < 40; round++) {
-    const node = live[order[round % order.length]]!;
+    const node = live[order[round % order.length]!]!;
     for (const a of calculateChanges(desiredOf(sim), observe(sim, node), ctxOf(node))) apply(sim, node, a);
     if (live.every((n) => calculateChanges(desiredOf(sim), observe(sim, n), ctxOf(n)).length === 0)) return round;
   }

@@ -12,7 +12,7 @@ export interface AgentDriver {
   readonly driver: BlockDeviceApi;
   readonly instanceId: string;
   /** Bring local attachments in line with the backend after a crash or reboot. */
-  repair(): Promise<Record<string, unknown> | undefined>;
+  readonly repair: () => Promise<Record<string, unknown> | undefined>;
   /** Calls onChange when the pool changes; returns a function that stops watching. */
   readonly poolChanges?: (onChange: () => void) => () => void;
   /** Releases what fences left on this host (loop devices of fenced images, once unmounted). */

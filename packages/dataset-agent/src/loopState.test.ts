@@ -1,4 +1,4 @@
-import { INITIAL_LOOP_STATE, LOOP_EVENTS, LOOP_PHASES, loopTransition, type LoopEvent, type LoopPhase, type LoopState } from './loopState';
+import { INITIAL_LOOP_STATE, LOOP_EVENTS, LOOP_PHASES, loopTransition, type LoopEvent, type LoopState } from './loopState';
 
 /**
  * Every phase event in every phase. "-": nothing changes; "woken": the wake is
@@ -40,7 +40,7 @@ describe('loopTransition (the main loop as a state machine)', () => {
       if (target === '-') expect(state).toEqual(s);
       else if (target === 'woken') expect(state).toEqual({ ...s, wokenMeanwhile: true });
       else if (target === 'turn') expect(state).toEqual({ ...s, phase: s.wokenMeanwhile ? 'due' : 'sleeping', wokenMeanwhile: false });
-      else if (target === 'stopping' || target === 'due' || target === 'observing') expect(state).toEqual({ ...s, phase: target as LoopPhase });
+      else if (target === 'stopping' || target === 'due' || target === 'observing') expect(state).toEqual({ ...s, phase: target });
       else throw new Error(`bad cell ${cell}`);
     });
 

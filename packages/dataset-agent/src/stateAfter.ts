@@ -58,7 +58,13 @@ export function stateAfter(
     case 'format':
       if (target?.devicePath !== action.devicePath || (target.mountPoints ?? []).length > 0) return undefined;
       return withTarget({ ...target, hasFilesystem: true, mountPoints: [] });
-    default:
+    // Not setup steps, or their answer is not the whole truth: the next step needs a real look.
+    case 'mount':
+    case 'unmount':
+    case 'resize':
+    case 'detach':
+    case 'forceDetach':
+    case 'destroy':
       return undefined;
   }
 }

@@ -103,7 +103,7 @@ async function main(): Promise<void> {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     procs.push(control);
-    const [line] = (await once(control.stdout!, 'data')) as [Buffer];
+    const [line] = (await once(control.stdout, 'data')) as [Buffer];
     const port = (JSON.parse(line.toString().split('\n')[0]!) as { port: number }).port;
     writeFileSync(
       join(dir, 'agent.yml'),
@@ -120,7 +120,7 @@ async function main(): Promise<void> {
     procs.push(agent);
     const client = new FlockerClient({ baseUrl: `http://127.0.0.1:${port}` });
     await until(client, (s) => s.nodes.length > 0, 30_000);
-    const node = JSON.parse(readFileSync(join(dir, 'state', 'node.json'), 'utf8')).uuid as string;
+    const node = (JSON.parse(readFileSync(join(dir, 'state', 'node.json'), 'utf8')) as { uuid: string }).uuid;
 
     const apiCreate: number[] = [];
     const apiDelete: number[] = [];
@@ -142,7 +142,8 @@ async function main(): Promise<void> {
       await until(client, (s) => goneFromPool(s, node, new Set([id])));
       apiDelete.push(ms(start));
       process.stderr.write(
-        `run ${i + 1}/${argv.runs} (${startedAt}): raw ${raw[i]!.toFixed(1)} ms, api create ${apiCreate[i]!.toFixed(1)} ms (accepted after ${acceptedMs.toFixed(1)} ms), delete ${apiDelete[i]!.toFixed(1)} ms\n`,
+        `run ${i + 1}/${argv.runs} (${startedAt}): raw ${raw[i]!.toFixed(1)} ms, api create ${apiCreate[i]!.toFixed(1)} ms ` +
+          `(accepted after ${acceptedMs.toFixed(1)} ms), delete ${apiDelete[i]!.toFixed(1)} ms\n`,
       );
     }
 
