@@ -35,13 +35,22 @@ type Step =
   | 'forceDetachIfOwner'
   | 'destroyHere'; //       detach from us, then destroy
 
-// The whole state machine. Rows: role; columns: discovered state.
+// The whole state machine. Rows: role; columns: discovered state (each row in two lines: the volume not
+// attached here, then attached here).
 // prettier-ignore
 export const TRANSITIONS: Readonly<Record<Role, Readonly<Record<Discovered, Step>>>> = {
-  //          none      unattached        elsewhereLive elsewhereDead         hereUnknown hereNoFs   hereFs         mounted
-  primary:   { none: 'create', unattached: 'attach', elsewhereLive: 'wait', elsewhereDead: 'forceDetach', hereUnknown: 'wait', hereNoFs: 'format', hereFs: 'mount', mounted: 'mounted' },
-  elsewhere: { none: 'none', unattached: 'none', elsewhereLive: 'none', elsewhereDead: 'none', hereUnknown: 'wait', hereNoFs: 'detach', hereFs: 'detach', mounted: 'unmount' },
-  deleted:   { none: 'none', unattached: 'destroyIfOwner', elsewhereLive: 'none', elsewhereDead: 'forceDetachIfOwner', hereUnknown: 'wait', hereNoFs: 'destroyHere', hereFs: 'destroyHere', mounted: 'unmount' },
+  primary: {
+    none: 'create', unattached: 'attach',         elsewhereLive: 'wait', elsewhereDead: 'forceDetach',
+    hereUnknown: 'wait', hereNoFs: 'format',      hereFs: 'mount',       mounted: 'mounted',
+  },
+  elsewhere: {
+    none: 'none',   unattached: 'none',           elsewhereLive: 'none', elsewhereDead: 'none',
+    hereUnknown: 'wait', hereNoFs: 'detach',      hereFs: 'detach',      mounted: 'unmount',
+  },
+  deleted: {
+    none: 'none',   unattached: 'destroyIfOwner', elsewhereLive: 'none', elsewhereDead: 'forceDetachIfOwner',
+    hereUnknown: 'wait', hereNoFs: 'destroyHere', hereFs: 'destroyHere', mounted: 'unmount',
+  },
 };
 
 export function roleOf(dataset: DesiredDataset, nodeUuid: string): Role {

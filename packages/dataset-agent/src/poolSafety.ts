@@ -83,14 +83,18 @@ export function createRefusal(datasetId: string, listing: PoolListing, reported:
   if (own !== undefined) {
     return {
       code: 'CORRUPT_RECORD',
-      message: `the record of volume ${own.blockdeviceId} of dataset ${datasetId} cannot be read (${own.message}); not creating a second volume for the dataset. Repair or restore the record in ${where}`,
+      message:
+        `the record of volume ${own.blockdeviceId} of dataset ${datasetId} cannot be read (${own.message}); ` +
+        `not creating a second volume for the dataset. Repair or restore the record in ${where}`,
     };
   }
   const unknown = listing.problems.find((p) => p.datasetId === undefined);
   if (unknown !== undefined) {
     return {
       code: 'CORRUPT_RECORD',
-      message: `the record of volume ${unknown.blockdeviceId} cannot be read and nothing tells which dataset it holds (${unknown.message}); it may be dataset ${datasetId}'s, so no new volume is created until the record is repaired or restored in ${where}`,
+      message:
+        `the record of volume ${unknown.blockdeviceId} cannot be read and nothing tells which dataset it holds (${unknown.message}); ` +
+        `it may be dataset ${datasetId}'s, so no new volume is created until the record is repaired or restored in ${where}`,
     };
   }
   const inPool = new Set([...listing.volumes.map((v) => v.blockdeviceId), ...listing.problems.map((p) => p.blockdeviceId)]);
@@ -98,7 +102,10 @@ export function createRefusal(datasetId: string, listing: PoolListing, reported:
   if (elsewhere !== undefined) {
     return {
       code: 'VOLUME_ELSEWHERE',
-      message: `node ${elsewhere.reportedBy} reports volume ${elsewhere.blockdeviceId} for dataset ${datasetId}, which ${where} does not have: this node probably uses another pool than that node (check dataset.root_path / cluster_id in agent.yml); not creating a second volume for the dataset`,
+      message:
+        `node ${elsewhere.reportedBy} reports volume ${elsewhere.blockdeviceId} for dataset ${datasetId}, which ${where} does not have: ` +
+        `this node probably uses another pool than that node (check dataset.root_path / cluster_id in agent.yml); ` +
+        'not creating a second volume for the dataset',
     };
   }
   return undefined;
