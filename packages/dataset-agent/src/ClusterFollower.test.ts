@@ -29,10 +29,17 @@ const snap = (generation: number, over: Partial<ClusterSnapshot> = {}): ClusterS
 /** A control service whose long-polls the test answers one by one. */
 function setup() {
   const clock = new ManualClock();
-  const calls: Array<{ since: string | undefined; timeoutMs: number | undefined; at: number; answer: (s: ClusterSnapshot) => void; fail: (e: Error) => void }> = [];
+  const calls: Array<{
+    since: string | undefined;
+    timeoutMs: number | undefined;
+    at: number;
+    answer: (s: ClusterSnapshot) => void;
+    fail: (e: Error) => void;
+  }> = [];
   const adopted: Array<{ generation: string; askedAt: number; change: SnapshotChange }> = [];
   const follower = new ClusterFollower({
-    waitForCluster: (since, timeoutMs) => new Promise((answer, fail) => calls.push({ since, timeoutMs, at: clock.now(), answer, fail })),
+    waitForCluster: (since, timeoutMs) =>
+      new Promise((answer, fail) => calls.push({ since, timeoutMs, at: clock.now(), answer, fail })),
     nodeUuid: ME,
     clock,
     logger: winston.createLogger({ silent: true }),
@@ -52,12 +59,18 @@ describe('ClusterFollower (manual clock)', () => {
     calls[0]!.answer(snap(1));
     await settle();
     expect(calls[1]).toMatchObject({ since: '1', timeoutMs: 25_000 });
-    calls[1]!.answer(snap(2, { nodes: [node(ME, [{ blockdevice_id: 'b', dataset_id: 'd', size: 1, attached_to: null }]), node(OTHER)] }));
+    calls[1]!.answer(
+      snap(2, {
+        nodes: [node(ME, [{ blockdevice_id: 'b', dataset_id: 'd', size: 1, attached_to: null }]), node(OTHER)],
+      }),
+    );
     await settle();
     const othersMoved = [node(ME), node(OTHER, [{ blockdevice_id: 'b', dataset_id: 'd', size: 1, attached_to: null }])];
     calls[2]!.answer(snap(3, { nodes: othersMoved }));
     await settle();
-    calls[3]!.answer(snap(4, { datasets: [{ dataset_id: 'd', primary: ME, metadata: {}, deleted: false }], nodes: othersMoved }));
+    calls[3]!.answer(
+      snap(4, { datasets: [{ dataset_id: 'd', primary: ME, metadata: {}, deleted: false }], nodes: othersMoved }),
+    );
     await settle();
     calls[4]!.answer(snap(4));
     await settle();

@@ -58,10 +58,14 @@ export class ClusterFollower {
       // From the snapshot held, which a refetch may have moved past the last long-poll answer.
       since: () => this.current?.generation,
       onSnapshot: (snap, { askedAt }) => {
-        this.o.logger.debug('cluster snapshot', { generation: snap.generation, waitedMs: this.o.clock.now() - askedAt });
+        this.o.logger.debug('cluster snapshot', {
+          generation: snap.generation,
+          waitedMs: this.o.clock.now() - askedAt,
+        });
         this.adopt(snap, askedAt);
       },
-      onError: (e) => this.o.logger.warn('cannot reach the control service', { code: errorCode(e), error: errorMessage(e) }),
+      onError: (e) =>
+        this.o.logger.warn('cannot reach the control service', { code: errorCode(e), error: errorMessage(e) }),
       // The agent's documented retry times (agent.yml backoff_*): exact, no jitter.
       backoff: { initialMs: this.o.backoffInitialMs, maxMs: this.o.backoffMaxMs, jitter: false },
       signal: this.following.signal,

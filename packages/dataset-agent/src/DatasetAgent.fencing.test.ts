@@ -64,8 +64,28 @@ class CuttableControl implements ControlChannel {
       datasets: this.datasets,
       leases: [],
       nodes: [
-        { uuid: ME, era: 'e', host: 'a', instance_id: 'i-me', backend: 'fake', manifestations: [], errors: [], alive: !this.dead.has(ME), last_seen: '' },
-        { uuid: B, era: 'e', host: 'b', instance_id: 'i-b', backend: 'fake', manifestations: [], errors: [], alive: true, last_seen: '' },
+        {
+          uuid: ME,
+          era: 'e',
+          host: 'a',
+          instance_id: 'i-me',
+          backend: 'fake',
+          manifestations: [],
+          errors: [],
+          alive: !this.dead.has(ME),
+          last_seen: '',
+        },
+        {
+          uuid: B,
+          era: 'e',
+          host: 'b',
+          instance_id: 'i-b',
+          backend: 'fake',
+          manifestations: [],
+          errors: [],
+          alive: true,
+          last_seen: '',
+        },
       ],
       node_timeout_seconds: NODE_TIMEOUT_S,
       lease_grace_seconds: 1,
@@ -87,7 +107,11 @@ class CuttableControl implements ControlChannel {
       return new Promise((_, reject) => this.hungReports.push(reject));
     }
     this.reports.push({ at: this.clock.now(), report });
-    return { generation: String(this.generation), configuration_tag: `t${this.tag}`, node_timeout_seconds: NODE_TIMEOUT_S };
+    return {
+      generation: String(this.generation),
+      configuration_tag: `t${this.tag}`,
+      node_timeout_seconds: NODE_TIMEOUT_S,
+    };
   }
   waitForCluster(since?: string): Promise<ClusterSnapshot> {
     if (this.cut) return this.hang();

@@ -56,9 +56,23 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     control.setDatasets([dataset]);
     await eventually(() => control.last()?.manifestations.some((m) => m.status === 'mounted') === true);
     expect(control.last()!.manifestations).toEqual([
-      { dataset_id: DS, blockdevice_id: 'vol-0', size: 64 * MiB, status: 'mounted', device_path: '/dev/fake/vol-0', path: `/flocker/${DS}` },
+      {
+        dataset_id: DS,
+        blockdevice_id: 'vol-0',
+        size: 64 * MiB,
+        status: 'mounted',
+        device_path: '/dev/fake/vol-0',
+        path: `/flocker/${DS}`,
+      },
     ]);
-    expect(control.last()).toMatchObject({ uuid: ME, era: 'era-1', host: '10.0.0.1', instance_id: 'i-me', backend: 'fake', errors: [] });
+    expect(control.last()).toMatchObject({
+      uuid: ME,
+      era: 'era-1',
+      host: '10.0.0.1',
+      instance_id: 'i-me',
+      backend: 'fake',
+      errors: [],
+    });
     expect(host.mounts).toHaveLength(1);
 
     control.setDatasets([{ ...dataset, deleted: true }]);
@@ -129,7 +143,10 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
 
   it('ignores pool changes when nothing waits for another node', async () => {
     let poolChanged: (() => void) | undefined;
-    const { driver, control, agent } = setup({ resyncIntervalMs: 60_000, poolChanges: (onChange) => ((poolChanged = onChange), () => undefined) });
+    const { driver, control, agent } = setup({
+      resyncIntervalMs: 60_000,
+      poolChanges: (onChange) => ((poolChanged = onChange), () => undefined),
+    });
     agent.start();
     control.setDatasets([dataset]);
     await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
@@ -278,7 +295,16 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
     await pass(50);
     const listings = countListings(driver);
-    control.setNodes([otherNode([{ blockdevice_id: 'vol-x', dataset_id: 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', size: MiB, attached_to: 'i-other' }])]);
+    control.setNodes([
+      otherNode([
+        {
+          blockdevice_id: 'vol-x',
+          dataset_id: 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb',
+          size: MiB,
+          attached_to: 'i-other',
+        },
+      ]),
+    ]);
     await pass(50);
     expect(listings()).toBe(0);
     await agent.stop();

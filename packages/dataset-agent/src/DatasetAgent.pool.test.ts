@@ -20,11 +20,16 @@ class PoolWithProblems extends FakeDriver {
     return (await super.listVolumes()).filter((v) => !this.bad.has(v.blockdeviceId));
   }
   async listPool(): Promise<PoolListing> {
-    const problems: VolumeProblem[] = [...this.bad].map((id) => ({ code: 'CORRUPT_RECORD', blockdeviceId: id, message: `record ${id}.json is not valid JSON` }));
+    const problems: VolumeProblem[] = [...this.bad].map((id) => ({
+      code: 'CORRUPT_RECORD',
+      blockdeviceId: id,
+      message: `record ${id}.json is not valid JSON`,
+    }));
     return { volumes: await this.listVolumes(), problems };
   }
   override async createVolume(datasetId: string, size: number) {
-    if (this.maxSize !== undefined && size > this.maxSize) throw new StorageError('INVALID_SIZE', `volume size ${size} bytes is larger than the pool can hold`);
+    if (this.maxSize !== undefined && size > this.maxSize)
+      throw new StorageError('INVALID_SIZE', `volume size ${size} bytes is larger than the pool can hold`);
     return super.createVolume(datasetId, size);
   }
 }
@@ -51,7 +56,13 @@ function setup(maxVolumeSize?: number) {
   const clock = new ManualClock();
   const control = new FakeControl(clock);
   const agent = new DatasetAgent(
-    testAgentOptions({ driver, hostOps: host, control, clock, ...(maxVolumeSize !== undefined ? { maxVolumeSize } : {}) }),
+    testAgentOptions({
+      driver,
+      hostOps: host,
+      control,
+      clock,
+      ...(maxVolumeSize !== undefined ? { maxVolumeSize } : {}),
+    }),
   );
   const eventually = (check: () => boolean, ms = 5000): Promise<number> => clock.advanceUntil(check, ms, 5);
   return { driver, host, control, agent, clock, eventually };
@@ -71,21 +82,32 @@ describe('DatasetAgent and the pool (issue 17)', () => {
     const { driver, host, control, agent, clock, eventually } = setup();
     agent.start();
     control.setDatasets([dataset(DS)]);
-    await eventually(() => control.last()?.manifestations.some((m) => m.dataset_id === DS && m.status === 'mounted') === true);
+    await eventually(
+      () => control.last()?.manifestations.some((m) => m.dataset_id === DS && m.status === 'mounted') === true,
+    );
     const [volume] = await driver.listVolumes();
     // echo '{"truncated' > pool/volumes/<id>.json
     driver.bad.add(volume!.blockdeviceId);
     control.setDatasets([dataset(DS), dataset(DS2)]);
-    await eventually(() => control.last()?.manifestations.some((m) => m.dataset_id === DS2 && m.status === 'mounted') === true);
+    await eventually(
+      () => control.last()?.manifestations.some((m) => m.dataset_id === DS2 && m.status === 'mounted') === true,
+    );
     await eventually(() => (control.last()?.errors ?? []).some((e) => e.code === 'CORRUPT_RECORD'));
     await clock.advance(1000); // turns, resyncs, backoffs: still nothing for DS
     expect([...driver.volumes.values()].filter((v) => v.datasetId === DS)).toHaveLength(1);
     expect(host.mounts.map((m) => m.mountPoint)).toContain(`/flocker/${DS}`); // not taken for a stale mount
     expect(control.last()!.errors).toEqual([
-      expect.objectContaining({ dataset_id: DS, action: 'observe', code: 'CORRUPT_RECORD', message: expect.stringContaining(volume!.blockdeviceId) }),
+      expect.objectContaining({
+        dataset_id: DS,
+        action: 'observe',
+        code: 'CORRUPT_RECORD',
+        message: expect.stringContaining(volume!.blockdeviceId),
+      }),
     ]);
     // Still reported as there (as last seen), so that other nodes know whose it is.
-    expect(control.last()!.volumes).toContainEqual(expect.objectContaining({ blockdevice_id: volume!.blockdeviceId, dataset_id: DS }));
+    expect(control.last()!.volumes).toContainEqual(
+      expect.objectContaining({ blockdevice_id: volume!.blockdeviceId, dataset_id: DS }),
+    );
     // Repaired: the error goes, nothing was lost.
     driver.bad.clear();
     await eventually(() => control.last()?.errors.length === 0 && control.last()?.manifestations.length === 2);
@@ -93,7 +115,7 @@ describe('DatasetAgent and the pool (issue 17)', () => {
     await agent.stop();
   });
 
-  it('a record nothing can attribute holds every create (it may be any dataset\'s), reported on the node', async () => {
+  it("a record nothing can attribute holds every create (it may be any dataset's), reported on the node", async () => {
     const { driver, control, agent, clock, eventually } = setup();
     driver.volumes.set('vol-bad', { blockdeviceId: 'vol-bad', datasetId: DS, size: 64 * MiB, attachedTo: null });
     driver.bad.add('vol-bad');
@@ -113,7 +135,9 @@ describe('DatasetAgent and the pool (issue 17)', () => {
     control.setNodes([nodeCReporting('vol-bad')]);
     agent.start();
     control.setDatasets([dataset(DS), dataset(DS2)]);
-    await eventually(() => control.last()?.manifestations.some((m) => m.dataset_id === DS2 && m.status === 'mounted') === true);
+    await eventually(
+      () => control.last()?.manifestations.some((m) => m.dataset_id === DS2 && m.status === 'mounted') === true,
+    );
     await clock.advance(500);
     expect([...driver.volumes.values()].filter((v) => v.datasetId === DS)).toHaveLength(1);
     expect(control.last()!.errors).toEqual([expect.objectContaining({ dataset_id: DS, code: 'CORRUPT_RECORD' })]);
@@ -128,7 +152,11 @@ describe('DatasetAgent and the pool (issue 17)', () => {
     await eventually(() => (control.last()?.errors ?? []).some((e) => e.code === 'VOLUME_ELSEWHERE'));
     await clock.advance(500);
     expect(driver.volumes.size).toBe(0);
-    expect(control.last()!.errors[0]).toMatchObject({ dataset_id: DS, action: 'create', message: expect.stringContaining('vol-in-another-pool') });
+    expect(control.last()!.errors[0]).toMatchObject({
+      dataset_id: DS,
+      action: 'create',
+      message: expect.stringContaining('vol-in-another-pool'),
+    });
     await agent.stop();
   });
 
@@ -141,7 +169,10 @@ describe('DatasetAgent and the pool (issue 17)', () => {
     agent.start();
     control.setDatasets([dataset(DS, { maximum_size: Number.MAX_SAFE_INTEGER })]);
     await eventually(() => (control.last()?.errors ?? []).some((e) => e.code === 'INVALID_SIZE'));
-    expect(control.last()).toMatchObject({ max_volume_size: 1024 * MiB, errors: [expect.objectContaining({ dataset_id: DS, action: 'create', code: 'INVALID_SIZE' })] });
+    expect(control.last()).toMatchObject({
+      max_volume_size: 1024 * MiB,
+      errors: [expect.objectContaining({ dataset_id: DS, action: 'create', code: 'INVALID_SIZE' })],
+    });
     const before = creates;
     await clock.advance(1000);
     // Backoff (20 ms doubling to 50 ms here; 0.5 s to 30 s by default): about one try per 50 ms, not a spin.

@@ -43,7 +43,13 @@ describe('agent loop helpers', () => {
     });
     expect(d).toEqual({
       datasets: [
-        { datasetId: 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', primary: 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', maximumSize: null, deleted: false, profile: 'gold' },
+        {
+          datasetId: 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa',
+          primary: 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb',
+          maximumSize: null,
+          deleted: false,
+          profile: 'gold',
+        },
       ],
       nodes: [{ uuid: 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', instanceId: 'i-b', alive: false }],
     });

@@ -73,7 +73,12 @@ export class DatasetAgent {
       () => this.workerDone(),
     );
     const { clock, logger } = this;
-    this.failures = new FailureLog({ clock, logger, backoffInitialMs: o.backoffInitialMs, backoffMaxMs: o.backoffMaxMs });
+    this.failures = new FailureLog({
+      clock,
+      logger,
+      backoffInitialMs: o.backoffInitialMs,
+      backoffMaxMs: o.backoffMaxMs,
+    });
     this.cluster = new ClusterFollower({
       waitForCluster: (since, timeoutMs) => o.control.waitForCluster(since, timeoutMs),
       nodeUuid: o.nodeUuid,
@@ -234,7 +239,8 @@ export class DatasetAgent {
   private waitingForOtherNode(snapshot: ClusterSnapshot): string | undefined {
     for (const d of snapshot.datasets) {
       if (d.deleted || d.primary !== this.o.nodeUuid) continue;
-      if (this.view.volumesOf(d.dataset_id).some((v) => v.attachedTo !== null && v.attachedTo !== this.o.instanceId)) return d.dataset_id;
+      if (this.view.volumesOf(d.dataset_id).some((v) => v.attachedTo !== null && v.attachedTo !== this.o.instanceId))
+        return d.dataset_id;
     }
     return undefined;
   }
@@ -275,7 +281,14 @@ export class DatasetAgent {
     const busy = this.busyDatasets();
     const look = async (): Promise<LocalState> =>
       this.pool.withUnreadable(
-        await discoverLocalState({ driver: this.o.driver, host: this.o.hostOps, instanceId: this.o.instanceId, listVolumes: this.pool.listPool, noDetails: busy, mountRoot: this.o.mountRoot }),
+        await discoverLocalState({
+          driver: this.o.driver,
+          host: this.o.hostOps,
+          instanceId: this.o.instanceId,
+          listVolumes: this.pool.listPool,
+          noDetails: busy,
+          mountRoot: this.o.mountRoot,
+        }),
       );
     let local = await look();
     this.logger.debug('observed all', { volumes: local.volumes.length, durationMs: this.now() - t0 });
@@ -399,7 +412,12 @@ export class DatasetAgent {
       ...(fencing !== undefined ? { fencing } : {}),
       volumes: [...volumes, ...unreadable]
         .sort((a, b) => (a.blockdeviceId < b.blockdeviceId ? -1 : 1))
-        .map((v) => ({ blockdevice_id: v.blockdeviceId, dataset_id: v.datasetId, size: v.size, attached_to: v.attachedTo })),
+        .map((v) => ({
+          blockdevice_id: v.blockdeviceId,
+          dataset_id: v.datasetId,
+          size: v.size,
+          attached_to: v.attachedTo,
+        })),
       errors: [...this.failures.reportErrors(), ...this.pool.reportErrors()],
       ...(this.o.maxVolumeSize !== undefined ? { max_volume_size: this.o.maxVolumeSize } : {}),
     };

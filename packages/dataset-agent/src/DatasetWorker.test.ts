@@ -84,7 +84,9 @@ describe('DatasetWorker', () => {
     const { clock, host, failures, reports, worker, missed } = setup();
     host.failMounts = 1;
     await worker.converge(DS);
-    expect(failures.reportErrors()).toEqual([expect.objectContaining({ dataset_id: DS, action: 'mount', attempts: 1 })]);
+    expect(failures.reportErrors()).toEqual([
+      expect.objectContaining({ dataset_id: DS, action: 'mount', attempts: 1 }),
+    ]);
     expect(failures.retryAt(DS)).toBe(clock.now() + 100);
     expect(missed()).toBe(1);
     reports.length = 0;

@@ -44,7 +44,12 @@ export interface DatasetWorkerContext {
 }
 
 /** The one next step for a dataset (none when it has reached its goal). */
-export function nextAction(dataset: DesiredDataset, desired: DesiredState, local: LocalState, decision: DecisionContext): Action | undefined {
+export function nextAction(
+  dataset: DesiredDataset,
+  desired: DesiredState,
+  local: LocalState,
+  decision: DecisionContext,
+): Action | undefined {
   return calculateChanges({ datasets: [dataset], nodes: desired.nodes }, local, decision)[0];
 }
 
@@ -118,7 +123,11 @@ export class DatasetWorker {
       }
       // Never take or change a volume on a configuration not confirmed within the self-fence bound.
       if (ACQUIRING_ACTIONS.has(action.kind) && !c.fencing.mayAct()) {
-        c.logger.warn('not acting on an unconfirmed configuration', { datasetId, kind: action.kind, phase: c.fencing.phase });
+        c.logger.warn('not acting on an unconfirmed configuration', {
+          datasetId,
+          kind: action.kind,
+          phase: c.fencing.phase,
+        });
         c.missed();
         c.reporter.request();
         return;
@@ -128,7 +137,12 @@ export class DatasetWorker {
       // The same action again right after it succeeded: it has no effect we can see. Back off instead of spinning.
       const key = JSON.stringify(action);
       if (key === previous) {
-        this.recordFailure(action, 'NO_PROGRESS', `${action.kind} succeeded but the next observation still asks for it`, this.now());
+        this.recordFailure(
+          action,
+          'NO_PROGRESS',
+          `${action.kind} succeeded but the next observation still asks for it`,
+          this.now(),
+        );
         c.reporter.request();
         return;
       }

@@ -17,7 +17,12 @@ export class FailureLog {
   private readonly failures = new Map<string, Failure>();
 
   constructor(
-    private readonly o: { readonly clock: Clock; readonly logger: winston.Logger; readonly backoffInitialMs: number; readonly backoffMaxMs: number },
+    private readonly o: {
+      readonly clock: Clock;
+      readonly logger: winston.Logger;
+      readonly backoffInitialMs: number;
+      readonly backoffMaxMs: number;
+    },
   ) {}
 
   /** Records a failure; the same kind again counts as another attempt (longer backoff). */
@@ -34,7 +39,14 @@ export class FailureLog {
       message,
       retryAt: now + delay,
     });
-    this.o.logger.warn('action failed', { ...action, durationMs: now - started, attempts, retryInMs: delay, code, error: message });
+    this.o.logger.warn('action failed', {
+      ...action,
+      durationMs: now - started,
+      attempts,
+      retryInMs: delay,
+      code,
+      error: message,
+    });
   }
 
   clear(datasetId: string): void {

@@ -56,7 +56,13 @@ function run(file: string, args: string[], okCodes: number[] = [0]): Promise<voi
       // An Error at run time, typed through Omit<> as a type that is not one (String() gives "Error: message").
       const failure: Error | null = error;
       if (typeof code === 'number' && okCodes.includes(code)) resolve();
-      else reject(new StorageError('BACKEND_ERROR', `\`${[file, ...args].join(' ')}\` failed: ${stderr.trim() || String(failure)}`));
+      else
+        reject(
+          new StorageError(
+            'BACKEND_ERROR',
+            `\`${[file, ...args].join(' ')}\` failed: ${stderr.trim() || String(failure)}`,
+          ),
+        );
     });
   });
 }
@@ -73,7 +79,8 @@ async function readExt4Size(devicePath: string): Promise<number | null> {
 }
 
 export const linuxHostOps: HostOps = {
-  listMounts: async () => (await listMounts()).map((m) => ({ device: m.device, mountPoint: m.mountPoint, majorMinor: m.majorMinor })),
+  listMounts: async () =>
+    (await listMounts()).map((m) => ({ device: m.device, mountPoint: m.mountPoint, majorMinor: m.majorMinor })),
   deviceNumber: async (devicePath) => {
     try {
       const st = await fs.stat(devicePath, { bigint: true });
@@ -90,7 +97,8 @@ export const linuxHostOps: HostOps = {
     if (await isLoopDeviceNeverWritten(devicePath)) return false;
     return hasFilesystem(devicePath);
   },
-  makeFilesystem: (devicePath) => makeFilesystem(devicePath, { type: 'ext4', neverWritten: (d) => isLoopDeviceNeverWritten(d) }),
+  makeFilesystem: (devicePath) =>
+    makeFilesystem(devicePath, { type: 'ext4', neverWritten: (d) => isLoopDeviceNeverWritten(d) }),
   mkdirp: async (path) => {
     await fs.mkdir(path, { recursive: true });
   },

@@ -37,7 +37,13 @@ describe('ObservationView', () => {
 
   it('records a mount just done on a volume attached here; nothing else changes', () => {
     const view = new ObservationView();
-    view.update(state(vol(A, 'a1', { devicePath: '/dev/x', hasFilesystem: true, mountPoints: [] }), vol(B, 'b1', { attachedTo: 'i-b' })), view.nextSeq());
+    view.update(
+      state(
+        vol(A, 'a1', { devicePath: '/dev/x', hasFilesystem: true, mountPoints: [] }),
+        vol(B, 'b1', { attachedTo: 'i-b' }),
+      ),
+      view.nextSeq(),
+    );
     expect(view.recordMount(A, 'a1', 'i-me', `/flocker/${A}`)).toBe(true);
     expect(view.volumesOf(A)[0]).toMatchObject({ hasFilesystem: true, mountPoints: [`/flocker/${A}`] });
     expect(view.recordMount(A, 'a1', 'i-me', `/flocker/${A}`)).toBe(false); // already there

@@ -46,7 +46,8 @@ export class ObservationView {
       this.entries.set(onlyDataset, { seq, volumes: byDataset.get(onlyDataset) ?? [] });
       return;
     }
-    for (const [id, entry] of this.entries) if (entry.seq < seq && !byDataset.has(id) && !notLooked.has(id)) this.entries.delete(id);
+    for (const [id, entry] of this.entries)
+      if (entry.seq < seq && !byDataset.has(id) && !notLooked.has(id)) this.entries.delete(id);
     for (const [id, volumes] of byDataset) {
       if (notLooked.has(id)) continue;
       const entry = this.entries.get(id);
@@ -60,7 +61,9 @@ export class ObservationView {
 
   /** Every volume seen, by block device id. */
   all(): DiscoveredVolume[] {
-    return [...this.entries.values()].flatMap((e) => e.volumes).sort((a, b) => (a.blockdeviceId < b.blockdeviceId ? -1 : 1));
+    return [...this.entries.values()]
+      .flatMap((e) => e.volumes)
+      .sort((a, b) => (a.blockdeviceId < b.blockdeviceId ? -1 : 1));
   }
 
   /**
@@ -72,7 +75,8 @@ export class ObservationView {
     if (entry === undefined) return false;
     let changed = false;
     const volumes = entry.volumes.map((v) => {
-      if (v.blockdeviceId !== blockdeviceId || v.attachedTo !== instanceId || (v.mountPoints ?? []).includes(mountPath)) return v;
+      if (v.blockdeviceId !== blockdeviceId || v.attachedTo !== instanceId || (v.mountPoints ?? []).includes(mountPath))
+        return v;
       changed = true;
       return { ...v, hasFilesystem: true, mountPoints: [...(v.mountPoints ?? []), mountPath].sort() };
     });

@@ -14,7 +14,11 @@ class BadRecords extends FakeDriver {
   async listPool(): Promise<PoolListing> {
     this.listings++;
     const volumes = (await this.listVolumes()).filter((v) => !this.bad.has(v.blockdeviceId));
-    const problems: VolumeProblem[] = [...this.bad].map((id) => ({ code: 'CORRUPT_RECORD', blockdeviceId: id, message: `record ${id} is not JSON` }));
+    const problems: VolumeProblem[] = [...this.bad].map((id) => ({
+      code: 'CORRUPT_RECORD',
+      blockdeviceId: id,
+      message: `record ${id} is not JSON`,
+    }));
     return { volumes, problems };
   }
 }
@@ -26,7 +30,7 @@ function setup(snapshot: ClusterSnapshot | null = null) {
 }
 
 describe('PoolKnowledge', () => {
-  it('a record that goes bad stays its dataset\'s: an error on the dataset, still reported as there, its stray mounts kept', async () => {
+  it("a record that goes bad stays its dataset's: an error on the dataset, still reported as there, its stray mounts kept", async () => {
     const { driver, clock, pool } = setup();
     driver.volumes.set('v1', { blockdeviceId: 'v1', datasetId: A, size: 1, attachedTo: 'i-me' });
     await pool.listPool();
@@ -36,7 +40,14 @@ describe('PoolKnowledge', () => {
     await clock.advance(1000);
     await pool.listPool();
     expect(pool.reportErrors()).toEqual([
-      { dataset_id: A, action: 'observe', code: 'CORRUPT_RECORD', message: 'record v1 is not JSON', attempts: 1, since: new Date(since).toISOString() },
+      {
+        dataset_id: A,
+        action: 'observe',
+        code: 'CORRUPT_RECORD',
+        message: 'record v1 is not JSON',
+        attempts: 1,
+        since: new Date(since).toISOString(),
+      },
     ]);
     expect(pool.stillThere(new Set()).map((v) => v.blockdeviceId)).toEqual(['v1']);
     expect(pool.stillThere(new Set(['v1']))).toEqual([]);

@@ -57,7 +57,12 @@ export class PoolKnowledge {
         ?.nodes.flatMap((n) => (n.backend === this.driver.backend ? (n.volumes ?? []) : []))
         .find((v) => v.blockdevice_id === id);
       if (reported !== undefined) {
-        this.lastKnown.set(id, { blockdeviceId: id, datasetId: reported.dataset_id, size: reported.size, attachedTo: reported.attached_to });
+        this.lastKnown.set(id, {
+          blockdeviceId: id,
+          datasetId: reported.dataset_id,
+          size: reported.size,
+          attachedTo: reported.attached_to,
+        });
       }
     }
     for (const id of [...this.problemSince.keys()]) if (!bad.has(id)) this.problemSince.delete(id);
@@ -100,7 +105,10 @@ export class PoolKnowledge {
     return {
       ...rest,
       ...(strays.length > 0 ? { strayMounts: strays } : {}),
-      unreadable: unreadable.map((u) => ({ blockdeviceId: u.blockdeviceId, ...(u.datasetId !== undefined ? { datasetId: u.datasetId } : {}) })),
+      unreadable: unreadable.map((u) => ({
+        blockdeviceId: u.blockdeviceId,
+        ...(u.datasetId !== undefined ? { datasetId: u.datasetId } : {}),
+      })),
     };
   }
 

@@ -29,7 +29,11 @@ function setup(o: { progressReportMs?: number; resyncIntervalMs?: number } = {})
     reporter,
     sent,
     answers,
-    change: () => (manifestations = [...manifestations, { dataset_id: `d${manifestations.length}`, blockdevice_id: 'b', size: 1, status: 'attached' }]),
+    change: () =>
+      (manifestations = [
+        ...manifestations,
+        { dataset_id: `d${manifestations.length}`, blockdevice_id: 'b', size: 1, status: 'attached' },
+      ]),
     hold: () => (pending = []),
     release: () => {
       const waiting = pending ?? [];

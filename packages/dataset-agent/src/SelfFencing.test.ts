@@ -15,7 +15,19 @@ function snapshot(tag: string, alive = true): ClusterSnapshot {
     configuration_tag: tag,
     datasets: [],
     leases: [],
-    nodes: [{ uuid: ME, era: 'e', host: 'a', instance_id: 'i-me', backend: 'fake', manifestations: [], errors: [], alive, last_seen: '' }],
+    nodes: [
+      {
+        uuid: ME,
+        era: 'e',
+        host: 'a',
+        instance_id: 'i-me',
+        backend: 'fake',
+        manifestations: [],
+        errors: [],
+        alive,
+        last_seen: '',
+      },
+    ],
     node_timeout_seconds: T_MS / 1000,
   };
 }
@@ -134,7 +146,11 @@ describe('SelfFencing (manual clock)', () => {
       'report',
     ]);
     expect(mounts().map((m) => m.mountPoint)).toEqual(['/elsewhere']);
-    expect(fencing.report).toMatchObject({ state: 'fenced', stopped_containers: ['writer'], removed_mounts: [`/flocker/${DS}`] });
+    expect(fencing.report).toMatchObject({
+      state: 'fenced',
+      stopped_containers: ['writer'],
+      removed_mounts: [`/flocker/${DS}`],
+    });
     expect(fencing.mayAct()).toBe(false);
     fencing.stop();
   });
@@ -152,7 +168,11 @@ describe('SelfFencing (manual clock)', () => {
     expect(fencing.mayAct()).toBe(false);
     expect(log).toEqual(['wake']);
     // A full look still finds a stale mount: still recovering.
-    fencing.looked({ instanceId: 'i-me', volumes: [], strayMounts: [{ datasetId: DS, mountPath: `/flocker/${DS}`, device: '/dev/loop9' }] });
+    fencing.looked({
+      instanceId: 'i-me',
+      volumes: [],
+      strayMounts: [{ datasetId: DS, mountPath: `/flocker/${DS}`, device: '/dev/loop9' }],
+    });
     expect(fencing.phase).toBe('recovering');
     fencing.looked({ instanceId: 'i-me', volumes: [] });
     expect(fencing.phase).toBe('inContact');

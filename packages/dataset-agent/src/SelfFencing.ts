@@ -179,14 +179,19 @@ export class SelfFencing {
         this.fenceDone = false;
         this.cleanupDone = false;
         const reason = `no confirmed configuration from the control service for ${Math.round(this.now() - (last ?? this.now()))} ms (self-fence bound ${bound} ms)`;
-        this.o.logger.warn('fencing this node: stopping containers that use its volumes and unmounting them', { reason });
+        this.o.logger.warn('fencing this node: stopping containers that use its volumes and unmounting them', {
+          reason,
+        });
         this.fenceReport = { state: 'fenced', since: this.isoNow(), reason };
         this.hooks.fencingStarted();
         this.runFencePass();
         break;
       }
       case 'fenced':
-        this.o.logger.warn('node fenced: waiting for a configuration confirmed by the control service', this.fenceReport ?? {});
+        this.o.logger.warn(
+          'node fenced: waiting for a configuration confirmed by the control service',
+          this.fenceReport ?? {},
+        );
         break;
       case 'recovering':
         this.o.logger.info('contact with the control service is back: removing stale mounts before anything else');
@@ -253,7 +258,10 @@ export class SelfFencing {
           stopped = await this.o.containers.stopContainersUsing(this.hooks.stopTargets(paths));
           if (stopped.length > 0) this.o.logger.warn('fence: stopped containers', { containers: stopped });
         } catch (e) {
-          this.o.logger.error('fence: cannot stop containers through Docker', { code: errorCode(e), error: errorMessage(e) });
+          this.o.logger.error('fence: cannot stop containers through Docker', {
+            code: errorCode(e),
+            error: errorMessage(e),
+          });
         }
       }
       const removed: string[] = [];
@@ -266,7 +274,11 @@ export class SelfFencing {
             break;
           } catch (e) {
             if (attempt >= 10) {
-              this.o.logger.error('fence: cannot unmount', { mountPath: m.mountPoint, code: errorCode(e), error: errorMessage(e) });
+              this.o.logger.error('fence: cannot unmount', {
+                mountPath: m.mountPoint,
+                code: errorCode(e),
+                error: errorMessage(e),
+              });
               break;
             }
             await this.o.clock.sleep(100 * attempt);
@@ -296,10 +308,13 @@ export class SelfFencing {
   private scheduleHeartbeat(): void {
     this.heartbeatTimer?.cancel();
     if (this.stopped) return;
-    this.heartbeatTimer = this.o.clock.setTimer(() => {
-      this.hooks.heartbeat();
-      this.scheduleHeartbeat();
-    }, heartbeatMs(this.boundMs, this.o.resyncIntervalMs));
+    this.heartbeatTimer = this.o.clock.setTimer(
+      () => {
+        this.hooks.heartbeat();
+        this.scheduleHeartbeat();
+      },
+      heartbeatMs(this.boundMs, this.o.resyncIntervalMs),
+    );
   }
 
   /**
@@ -313,7 +328,8 @@ export class SelfFencing {
       this.evaluate();
     }
     this.releaseFencedNowAndThen();
-    if (this.contact.phase === 'fenced' && local.volumes.some((v) => (v.mountPoints ?? []).length > 0)) this.runFencePass();
+    if (this.contact.phase === 'fenced' && local.volumes.some((v) => (v.mountPoints ?? []).length > 0))
+      this.runFencePass();
   }
 
   /**
@@ -323,11 +339,14 @@ export class SelfFencing {
    */
   private releaseFencedNowAndThen(): void {
     const release = this.o.releaseFenced;
-    if (release === undefined || this.releasing !== null || this.now() - this.lastReleaseAt < this.o.resyncIntervalMs) return;
+    if (release === undefined || this.releasing !== null || this.now() - this.lastReleaseAt < this.o.resyncIntervalMs)
+      return;
     this.lastReleaseAt = this.now();
     this.releasing = release()
       .then((released) => this.o.logger.debug('released what fences left behind', { released }))
-      .catch((e: unknown) => this.o.logger.warn('cannot release fenced devices', { code: errorCode(e), error: errorMessage(e) }))
+      .catch((e: unknown) =>
+        this.o.logger.warn('cannot release fenced devices', { code: errorCode(e), error: errorMessage(e) }),
+      )
       .then(() => {
         this.releasing = null;
       });
@@ -344,8 +363,11 @@ export class SelfFencing {
     // its writes): stop it, so that the mount can come off.
     if (todo.length > 0 && this.o.containers !== undefined) {
       try {
-        const stopped = await this.o.containers.stopContainersUsing(this.hooks.stopTargets([...new Set(todo.map((s) => s.mountPath))]));
-        if (stopped.length > 0) this.o.logger.warn('stopped containers using a volume this node no longer holds', { containers: stopped });
+        const stopped = await this.o.containers.stopContainersUsing(
+          this.hooks.stopTargets([...new Set(todo.map((s) => s.mountPath))]),
+        );
+        if (stopped.length > 0)
+          this.o.logger.warn('stopped containers using a volume this node no longer holds', { containers: stopped });
       } catch (e) {
         this.o.logger.warn('cannot stop containers through Docker', { code: errorCode(e), error: errorMessage(e) });
       }
@@ -368,7 +390,10 @@ export class SelfFencing {
       }
     }
     if (removed.length > 0 && this.fenceReport !== undefined) {
-      this.fenceReport = { ...this.fenceReport, removed_mounts: [...(this.fenceReport.removed_mounts ?? []), ...removed] };
+      this.fenceReport = {
+        ...this.fenceReport,
+        removed_mounts: [...(this.fenceReport.removed_mounts ?? []), ...removed],
+      };
     }
     return removed.length > 0;
   }

@@ -27,7 +27,10 @@ describe('WorkQueue', () => {
     const { q, started, end, done } = harness(2);
     for (const id of ['a', 'b', 'c']) q.add(id);
     q.pump('fresh');
-    expect(started).toEqual([['a', 'fresh'], ['b', 'fresh']]);
+    expect(started).toEqual([
+      ['a', 'fresh'],
+      ['b', 'fresh'],
+    ]);
     expect(q.hasRoom()).toBe(false);
     await end('a');
     // The next one starts without the (by now stale) argument.

@@ -7,7 +7,13 @@ const OTHER = '22222222-2222-4222-8222-222222222222';
 const DEAD = '33333333-3333-4333-8333-333333333333';
 const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const MiB = 1024 * 1024;
-const ctx: DecisionContext = { nodeUuid: ME, mountRoot: '/flocker', defaultSize: 1024 * MiB, allocationUnit: MiB, canResize: true };
+const ctx: DecisionContext = {
+  nodeUuid: ME,
+  mountRoot: '/flocker',
+  defaultSize: 1024 * MiB,
+  allocationUnit: MiB,
+  canResize: true,
+};
 const nodes = [
   { uuid: ME, instanceId: 'i-me', alive: true },
   { uuid: OTHER, instanceId: 'i-other', alive: true },
@@ -16,20 +22,34 @@ const nodes = [
 const MOUNT_PATH = `/flocker/${DS}`;
 
 function dataset(role: Role, over: Partial<DesiredDataset> = {}): DesiredDataset {
-  return { datasetId: DS, primary: role === 'primary' ? ME : OTHER, maximumSize: 128 * MiB, deleted: role === 'deleted', ...over };
+  return {
+    datasetId: DS,
+    primary: role === 'primary' ? ME : OTHER,
+    maximumSize: 128 * MiB,
+    deleted: role === 'deleted',
+    ...over,
+  };
 }
 
 function volumeFor(d: Discovered): DiscoveredVolume | undefined {
   const base = { blockdeviceId: 'vol-1', datasetId: DS, size: 128 * MiB };
   switch (d) {
-    case 'none': return undefined;
-    case 'unattached': return { ...base, attachedTo: null };
-    case 'elsewhereLive': return { ...base, attachedTo: 'i-other' };
-    case 'elsewhereDead': return { ...base, attachedTo: 'i-dead' };
-    case 'hereUnknown': return { ...base, attachedTo: 'i-me' };
-    case 'hereNoFs': return { ...base, attachedTo: 'i-me', devicePath: '/dev/loop7', hasFilesystem: false, mountPoints: [] };
-    case 'hereFs': return { ...base, attachedTo: 'i-me', devicePath: '/dev/loop7', hasFilesystem: true, mountPoints: [] };
-    case 'mounted': return { ...base, attachedTo: 'i-me', devicePath: '/dev/loop7', hasFilesystem: true, mountPoints: [MOUNT_PATH] };
+    case 'none':
+      return undefined;
+    case 'unattached':
+      return { ...base, attachedTo: null };
+    case 'elsewhereLive':
+      return { ...base, attachedTo: 'i-other' };
+    case 'elsewhereDead':
+      return { ...base, attachedTo: 'i-dead' };
+    case 'hereUnknown':
+      return { ...base, attachedTo: 'i-me' };
+    case 'hereNoFs':
+      return { ...base, attachedTo: 'i-me', devicePath: '/dev/loop7', hasFilesystem: false, mountPoints: [] };
+    case 'hereFs':
+      return { ...base, attachedTo: 'i-me', devicePath: '/dev/loop7', hasFilesystem: true, mountPoints: [] };
+    case 'mounted':
+      return { ...base, attachedTo: 'i-me', devicePath: '/dev/loop7', hasFilesystem: true, mountPoints: [MOUNT_PATH] };
   }
 }
 
@@ -44,10 +64,25 @@ describe('calculateChanges: every row of the transition table', () => {
     ['primary', 'none', { kind: 'create', datasetId: DS, size: 128 * MiB }],
     ['primary', 'unattached', { kind: 'attach', datasetId: DS, blockdeviceId: 'vol-1' }],
     ['primary', 'elsewhereLive', null],
-    ['primary', 'elsewhereDead', { kind: 'forceDetach', datasetId: DS, blockdeviceId: 'vol-1', fromInstance: 'i-dead' }],
+    [
+      'primary',
+      'elsewhereDead',
+      { kind: 'forceDetach', datasetId: DS, blockdeviceId: 'vol-1', fromInstance: 'i-dead' },
+    ],
     ['primary', 'hereUnknown', null],
     ['primary', 'hereNoFs', { kind: 'format', datasetId: DS, blockdeviceId: 'vol-1', devicePath: '/dev/loop7' }],
-    ['primary', 'hereFs', { kind: 'mount', datasetId: DS, blockdeviceId: 'vol-1', devicePath: '/dev/loop7', mountPath: MOUNT_PATH, size: 128 * MiB }],
+    [
+      'primary',
+      'hereFs',
+      {
+        kind: 'mount',
+        datasetId: DS,
+        blockdeviceId: 'vol-1',
+        devicePath: '/dev/loop7',
+        mountPath: MOUNT_PATH,
+        size: 128 * MiB,
+      },
+    ],
     ['primary', 'mounted', null],
     ['elsewhere', 'none', null],
     ['elsewhere', 'unattached', null],
@@ -87,7 +122,9 @@ describe('calculateChanges: details', () => {
   });
   it('destroys an unattached deleted dataset whose primary is not a live node', () => {
     const d = dataset('deleted', { primary: DEAD });
-    expect(decide(d, volumeFor('unattached'))).toEqual([{ kind: 'destroy', datasetId: DS, blockdeviceId: 'vol-1', detachFirst: false }]);
+    expect(decide(d, volumeFor('unattached'))).toEqual([
+      { kind: 'destroy', datasetId: DS, blockdeviceId: 'vol-1', detachFirst: false },
+    ]);
   });
   it('force-detaches a deleted dataset from a dead node when this node is its primary', () => {
     expect(decide(dataset('deleted', { primary: ME }), volumeFor('elsewhereDead'))).toEqual([
@@ -136,19 +173,36 @@ describe('calculateChanges: details', () => {
   it('mounts at its own path a volume mounted only elsewhere on this host', () => {
     const v = { ...volumeFor('mounted')!, mountPoints: ['/mnt/x'] };
     expect(decide(dataset('primary'), v)).toEqual([
-      { kind: 'mount', datasetId: DS, blockdeviceId: 'vol-1', devicePath: '/dev/loop7', mountPath: MOUNT_PATH, size: 128 * MiB },
+      {
+        kind: 'mount',
+        datasetId: DS,
+        blockdeviceId: 'vol-1',
+        devicePath: '/dev/loop7',
+        mountPath: MOUNT_PATH,
+        size: 128 * MiB,
+      },
     ]);
   });
   it('unmounts every mount point before detaching', () => {
     const v = { ...volumeFor('mounted')!, mountPoints: [MOUNT_PATH, '/mnt/x'] };
-    expect(decide(dataset('elsewhere'), v)).toEqual([{ kind: 'unmount', datasetId: DS, blockdeviceId: 'vol-1', mountPath: '/flocker/' + DS }]);
+    expect(decide(dataset('elsewhere'), v)).toEqual([
+      { kind: 'unmount', datasetId: DS, blockdeviceId: 'vol-1', mountPath: '/flocker/' + DS },
+    ]);
   });
   it('ignores an extra volume claiming the same dataset and never creates a second one', () => {
     const extra = { blockdeviceId: 'vol-0', datasetId: DS, size: MiB, attachedTo: null };
     expect(decide(dataset('primary'), volumeFor('mounted'), [extra])).toEqual([]);
   });
   it('unmounts an extra volume mounted over the dataset path before anything else', () => {
-    const extra = { blockdeviceId: 'vol-9', datasetId: DS, size: MiB, attachedTo: 'i-me', devicePath: '/dev/loop9', hasFilesystem: true, mountPoints: [MOUNT_PATH] };
+    const extra = {
+      blockdeviceId: 'vol-9',
+      datasetId: DS,
+      size: MiB,
+      attachedTo: 'i-me',
+      devicePath: '/dev/loop9',
+      hasFilesystem: true,
+      mountPoints: [MOUNT_PATH],
+    };
     expect(decide(dataset('primary'), volumeFor('mounted'), [extra])).toEqual([
       { kind: 'unmount', datasetId: DS, blockdeviceId: 'vol-9', mountPath: MOUNT_PATH },
     ]);
@@ -170,11 +224,31 @@ describe('calculateChanges: details', () => {
 
 // ---- Property-based: a simulated cluster of two live nodes and a dead one --------------------
 
-interface SimVolume { id: string; datasetId: string; size: number; attachedTo: string | null; hasFs: boolean }
-interface SimNode { uuid: string; instanceId: string; alive: boolean; mounts: Map<string, Set<string>> }
-interface Sim { volumes: Map<string, SimVolume>; nodes: SimNode[]; datasets: DesiredDataset[]; nextId: number }
+interface SimVolume {
+  id: string;
+  datasetId: string;
+  size: number;
+  attachedTo: string | null;
+  hasFs: boolean;
+}
+interface SimNode {
+  uuid: string;
+  instanceId: string;
+  alive: boolean;
+  mounts: Map<string, Set<string>>;
+}
+interface Sim {
+  volumes: Map<string, SimVolume>;
+  nodes: SimNode[];
+  datasets: DesiredDataset[];
+  nextId: number;
+}
 
-const DATASET_IDS = ['d0000000-0000-4000-8000-000000000000', 'd1111111-1111-4111-8111-111111111111', 'd2222222-2222-4222-8222-222222222222'];
+const DATASET_IDS = [
+  'd0000000-0000-4000-8000-000000000000',
+  'd1111111-1111-4111-8111-111111111111',
+  'd2222222-2222-4222-8222-222222222222',
+];
 const SIM_NODES = [
   { uuid: ME, instanceId: 'i-me', alive: true },
   { uuid: OTHER, instanceId: 'i-other', alive: true },
@@ -186,7 +260,15 @@ function observe(sim: Sim, node: SimNode): LocalState {
     instanceId: node.instanceId,
     volumes: [...sim.volumes.values()].map((v) =>
       v.attachedTo === node.instanceId
-        ? { blockdeviceId: v.id, datasetId: v.datasetId, size: v.size, attachedTo: v.attachedTo, devicePath: `/dev/${v.id}`, hasFilesystem: v.hasFs, mountPoints: [...(node.mounts.get(v.id) ?? [])] }
+        ? {
+            blockdeviceId: v.id,
+            datasetId: v.datasetId,
+            size: v.size,
+            attachedTo: v.attachedTo,
+            devicePath: `/dev/${v.id}`,
+            hasFilesystem: v.hasFs,
+            mountPoints: [...(node.mounts.get(v.id) ?? [])],
+          }
         : { blockdeviceId: v.id, datasetId: v.datasetId, size: v.size, attachedTo: v.attachedTo },
     ),
   };
@@ -205,11 +287,29 @@ function apply(sim: Sim, node: SimNode, a: Action): void {
   if (!v) throw new Error(`${a.kind} on a missing volume`);
   const mounts = node.mounts.get(v.id) ?? new Set<string>();
   switch (a.kind) {
-    case 'attach': expect(v.attachedTo).toBeNull(); v.attachedTo = node.instanceId; break;
-    case 'format': expect(v.hasFs).toBe(false); expect(v.attachedTo).toBe(node.instanceId); v.hasFs = true; break;
-    case 'mount': expect(v.hasFs).toBe(true); expect(v.attachedTo).toBe(node.instanceId); mounts.add(a.mountPath); node.mounts.set(v.id, mounts); break;
-    case 'unmount': mounts.delete(a.mountPath); break;
-    case 'detach': expect(v.attachedTo).toBe(node.instanceId); expect(mounts.size).toBe(0); v.attachedTo = null; break;
+    case 'attach':
+      expect(v.attachedTo).toBeNull();
+      v.attachedTo = node.instanceId;
+      break;
+    case 'format':
+      expect(v.hasFs).toBe(false);
+      expect(v.attachedTo).toBe(node.instanceId);
+      v.hasFs = true;
+      break;
+    case 'mount':
+      expect(v.hasFs).toBe(true);
+      expect(v.attachedTo).toBe(node.instanceId);
+      mounts.add(a.mountPath);
+      node.mounts.set(v.id, mounts);
+      break;
+    case 'unmount':
+      mounts.delete(a.mountPath);
+      break;
+    case 'detach':
+      expect(v.attachedTo).toBe(node.instanceId);
+      expect(mounts.size).toBe(0);
+      v.attachedTo = null;
+      break;
     case 'forceDetach': {
       const holder = sim.nodes.find((n) => n.instanceId === v.attachedTo);
       expect(holder?.alive).toBe(false);
@@ -219,10 +319,16 @@ function apply(sim: Sim, node: SimNode, a: Action): void {
     }
     case 'destroy':
       expect(desired?.deleted).toBe(true); // never destroy a volume of a live dataset
-      if (a.detachFirst) { expect(v.attachedTo).toBe(node.instanceId); expect(mounts.size).toBe(0); } else expect(v.attachedTo).toBeNull();
+      if (a.detachFirst) {
+        expect(v.attachedTo).toBe(node.instanceId);
+        expect(mounts.size).toBe(0);
+      } else expect(v.attachedTo).toBeNull();
       sim.volumes.delete(v.id);
       break;
-    case 'resize': expect(a.size).toBeGreaterThan(v.size); v.size = a.size; break;
+    case 'resize':
+      expect(a.size).toBeGreaterThan(v.size);
+      v.size = a.size;
+      break;
   }
 }
 
@@ -283,18 +389,32 @@ function converge(sim: Sim, order: number[]): number {
 
 describe('calculateChanges: unreadable volume records (issue 17)', () => {
   const unattached = { blockdeviceId: 'vol-1', datasetId: DS, size: 128 * MiB, attachedTo: null };
-  it("never decides for a dataset whose volume record cannot be read: no create, no attach, nothing", () => {
+  it('never decides for a dataset whose volume record cannot be read: no create, no attach, nothing', () => {
     for (const role of ['primary', 'elsewhere', 'deleted'] as const) {
-      const local: LocalState = { instanceId: 'i-me', volumes: [], unreadable: [{ blockdeviceId: 'vol-bad', datasetId: DS }] };
+      const local: LocalState = {
+        instanceId: 'i-me',
+        volumes: [],
+        unreadable: [{ blockdeviceId: 'vol-bad', datasetId: DS }],
+      };
       expect(calculateChanges({ datasets: [dataset(role)], nodes }, local, ctx)).toEqual([]);
-      expect(calculateChanges({ datasets: [dataset(role)], nodes }, { ...local, volumes: [unattached] }, ctx)).toEqual([]);
+      expect(calculateChanges({ datasets: [dataset(role)], nodes }, { ...local, volumes: [unattached] }, ctx)).toEqual(
+        [],
+      );
     }
   });
 
   it('a record nobody can attribute holds every create, and nothing else', () => {
     const other = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
-    const local: LocalState = { instanceId: 'i-me', volumes: [{ ...unattached, datasetId: other }], unreadable: [{ blockdeviceId: 'vol-bad' }] };
-    const actions = calculateChanges({ datasets: [dataset('primary'), dataset('primary', { datasetId: other })], nodes }, local, ctx);
+    const local: LocalState = {
+      instanceId: 'i-me',
+      volumes: [{ ...unattached, datasetId: other }],
+      unreadable: [{ blockdeviceId: 'vol-bad' }],
+    };
+    const actions = calculateChanges(
+      { datasets: [dataset('primary'), dataset('primary', { datasetId: other })], nodes },
+      local,
+      ctx,
+    );
     expect(actions).toEqual([{ kind: 'attach', datasetId: other, blockdeviceId: 'vol-1' }]);
   });
 });
@@ -312,7 +432,9 @@ describe('calculateChanges: properties', () => {
   it('at the fixed point every live dataset of a live primary is mounted there, and deleted ones are gone', () => {
     fc.assert(
       fc.property(simArb, ({ sim, order }) => {
-        const before = new Map(DATASET_IDS.map((id) => [id, [...sim.volumes.values()].filter((v) => v.datasetId === id).length]));
+        const before = new Map(
+          DATASET_IDS.map((id) => [id, [...sim.volumes.values()].filter((v) => v.datasetId === id).length]),
+        );
         converge(sim, order);
         for (const d of sim.datasets) {
           const vols = [...sim.volumes.values()].filter((v) => v.datasetId === d.datasetId);
@@ -320,9 +442,14 @@ describe('calculateChanges: properties', () => {
           const primary = sim.nodes.find((n) => n.uuid === d.primary)!;
           if (d.deleted) {
             // Only a volume held by the dead node, and not ours to force, may remain.
-            for (const v of vols) expect(v.attachedTo === 'i-dead' && primary.alive && primary.uuid !== ME && primary.uuid !== OTHER).toBe(true);
+            for (const v of vols)
+              expect(v.attachedTo === 'i-dead' && primary.alive && primary.uuid !== ME && primary.uuid !== OTHER).toBe(
+                true,
+              );
           } else if (primary.alive) {
-            const mounted = vols.filter((v) => v.attachedTo === primary.instanceId && primary.mounts.get(v.id)?.has(`/flocker/${d.datasetId}`));
+            const mounted = vols.filter(
+              (v) => v.attachedTo === primary.instanceId && primary.mounts.get(v.id)?.has(`/flocker/${d.datasetId}`),
+            );
             expect(mounted).toHaveLength(1);
             expect(mounted[0]!.size).toBeGreaterThanOrEqual(d.maximumSize ?? ctx.defaultSize);
           }
@@ -336,7 +463,9 @@ describe('calculateChanges: properties', () => {
     fc.assert(
       fc.property(simArb, ({ sim }) => {
         const node = sim.nodes[0]!;
-        expect(calculateChanges(desiredOf(sim), observe(sim, node), ctx)).toEqual(calculateChanges(desiredOf(sim), observe(sim, node), ctx));
+        expect(calculateChanges(desiredOf(sim), observe(sim, node), ctx)).toEqual(
+          calculateChanges(desiredOf(sim), observe(sim, node), ctx),
+        );
       }),
     );
   });

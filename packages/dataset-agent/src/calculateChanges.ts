@@ -73,7 +73,10 @@ export function mountPathOf(datasetId: string, ctx: DecisionContext): string {
  * the one attached here, else one attached anywhere, else the lowest id.
  * Other volumes claiming the same dataset are ignored, never touched.
  */
-export function canonicalVolume(volumes: readonly DiscoveredVolume[], instanceId: string): DiscoveredVolume | undefined {
+export function canonicalVolume(
+  volumes: readonly DiscoveredVolume[],
+  instanceId: string,
+): DiscoveredVolume | undefined {
   const rank = (v: DiscoveredVolume): number => (v.attachedTo === instanceId ? 0 : v.attachedTo !== null ? 1 : 2);
   return [...volumes].sort((a, b) => rank(a) - rank(b) || (a.blockdeviceId < b.blockdeviceId ? -1 : 1))[0];
 }
@@ -98,7 +101,9 @@ export function calculateChanges(desired: DesiredState, local: LocalState, ctx: 
   // live node's instance must never get that node's volumes force-detached.
   const liveInstances = new Set(desired.nodes.filter((n) => n.alive).map((n) => n.instanceId));
   const deadInstances = new Set(
-    desired.nodes.filter((n) => !n.alive && n.instanceId !== local.instanceId && !liveInstances.has(n.instanceId)).map((n) => n.instanceId),
+    desired.nodes
+      .filter((n) => !n.alive && n.instanceId !== local.instanceId && !liveInstances.has(n.instanceId))
+      .map((n) => n.instanceId),
   );
   const liveNodes = new Set(desired.nodes.filter((n) => n.alive).map((n) => n.uuid));
   const byDataset = new Map<string, DiscoveredVolume[]>();

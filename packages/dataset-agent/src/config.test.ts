@@ -46,8 +46,16 @@ describe('agent configuration', () => {
       agent: { self_fence_seconds: 7 },
       plugin: { mount_timeout_seconds: 20, reconcile_interval_seconds: 0, mount_safety_window_seconds: 5 },
     });
-    expect(c.plugin).toEqual({ mount_timeout_seconds: 20, reconcile_interval_seconds: 0, mount_safety_window_seconds: 5 });
-    expect(c.node).toEqual({ state_dir: '/var/lib/flocker/agent', mount_root: '/flocker', docker_socket: '/run/d.sock' });
+    expect(c.plugin).toEqual({
+      mount_timeout_seconds: 20,
+      reconcile_interval_seconds: 0,
+      mount_safety_window_seconds: 5,
+    });
+    expect(c.node).toEqual({
+      state_dir: '/var/lib/flocker/agent',
+      mount_root: '/flocker',
+      docker_socket: '/run/d.sock',
+    });
     expect(c.agent.self_fence_seconds).toBe(7);
     expect(c.dataset.cluster_id).toBe('prod-1');
   });
@@ -70,17 +78,31 @@ describe('agent configuration', () => {
   });
 
   it('accepts the aws and openstack backends with their own options, and names their mistakes', () => {
-    const aws = parseAgentConfig({ ...minimal, dataset: { backend: 'aws', region: 'us-east-1', zone: 'us-east-1a', cluster_id: 'c1' } });
+    const aws = parseAgentConfig({
+      ...minimal,
+      dataset: { backend: 'aws', region: 'us-east-1', zone: 'us-east-1a', cluster_id: 'c1' },
+    });
     expect(aws.dataset).toMatchObject({ backend: 'aws', zone: 'us-east-1a' });
     const os = parseAgentConfig({
       ...minimal,
-      dataset: { backend: 'openstack', region: 'RegionOne', auth_url: 'https://keystone.example:5000/v3', username: 'u', password: 'p', project_name: 'p', cluster_id: 'c1' },
+      dataset: {
+        backend: 'openstack',
+        region: 'RegionOne',
+        auth_url: 'https://keystone.example:5000/v3',
+        username: 'u',
+        password: 'p',
+        project_name: 'p',
+        cluster_id: 'c1',
+      },
     });
     expect(os.dataset).toMatchObject({ backend: 'openstack', attach_mode: 'nova' });
     const e1 = problem({ ...minimal, dataset: { backend: 'aws', region: 'us-east-1', cluster_id: 'c1' } });
     expect(e1.code).toBe('CONFIG_INVALID');
     expect(e1.message).toContain('dataset.zone:');
-    const e2 = problem({ ...minimal, dataset: { backend: 'aws', region: 'us-east-1', zone: 'eu-west-1a', cluster_id: 'c1' } });
+    const e2 = problem({
+      ...minimal,
+      dataset: { backend: 'aws', region: 'us-east-1', zone: 'eu-west-1a', cluster_id: 'c1' },
+    });
     expect(e2.message).toContain('not in region');
     const e3 = problem({ ...minimal, dataset: { backend: 'openstack', region: 'RegionOne' } });
     expect(e3.message).toContain('dataset.cluster_id:');
@@ -102,12 +124,21 @@ describe('agent configuration', () => {
 describe('TLS to the control service', () => {
   it('is the shared convention, with AgentError', () => {
     const cs = { hostname: 'c', port: 4523 };
-    expect(controlTlsFiles(cs, '/etc/flocker', () => true)).toEqual({ ca: '/etc/flocker/cluster.crt', cert: '/etc/flocker/node.crt', key: '/etc/flocker/node.key' });
-    expect(() => controlTlsFiles({ ...cs, ca_file: '/pki/ca.pem' }, '/etc/flocker', () => false)).toThrow(expect.objectContaining({ name: 'AgentError', code: 'CONFIG_INVALID' }));
+    expect(controlTlsFiles(cs, '/etc/flocker', () => true)).toEqual({
+      ca: '/etc/flocker/cluster.crt',
+      cert: '/etc/flocker/node.crt',
+      key: '/etc/flocker/node.key',
+    });
+    expect(() => controlTlsFiles({ ...cs, ca_file: '/pki/ca.pem' }, '/etc/flocker', () => false)).toThrow(
+      expect.objectContaining({ name: 'AgentError', code: 'CONFIG_INVALID' }),
+    );
   });
 
   it('parses the new control-service keys', () => {
-    const c = parseAgentConfig({ ...minimal, 'control-service': { hostname: 'h', ca_file: 'a', cert_file: 'b', key_file: 'c', insecure_http: false } });
+    const c = parseAgentConfig({
+      ...minimal,
+      'control-service': { hostname: 'h', ca_file: 'a', cert_file: 'b', key_file: 'c', insecure_http: false },
+    });
     expect(c['control-service']).toMatchObject({ ca_file: 'a', insecure_http: false });
   });
 });
@@ -115,14 +146,36 @@ describe('TLS to the control service', () => {
 describe('the cluster identity a pool carries (issue 17)', () => {
   function ca(subject: string): Buffer {
     const dir = mkdtempSync(join(tmpdir(), 'agent-ca-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', subject, '-keyout', join(dir, 'k'), '-out', join(dir, 'c')], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        subject,
+        '-keyout',
+        join(dir, 'k'),
+        '-out',
+        join(dir, 'c'),
+      ],
+      { stdio: 'ignore' },
+    );
     return readFileSync(join(dir, 'c'));
   }
   const loopback = parseAgentConfig(minimal).dataset;
 
   it("is the cluster UUID flocker-ca writes into the CA's subject (O=), else the CA's fingerprint, else none", () => {
     const uuid = '8F0C2A4E-1B2D-4C5E-8F70-9A1B2C3D4E5F';
-    expect(clusterIdentity(loopback, ca(`/CN=flocker-test/O=${uuid}/OU=flocker-ca`), '/etc/flocker/cluster.crt')).toEqual({
+    expect(
+      clusterIdentity(loopback, ca(`/CN=flocker-test/O=${uuid}/OU=flocker-ca`), '/etc/flocker/cluster.crt'),
+    ).toEqual({
       id: uuid.toLowerCase(),
       source: 'the cluster certificate /etc/flocker/cluster.crt (subject O=)',
     });
@@ -135,4 +188,3 @@ describe('the cluster identity a pool carries (issue 17)', () => {
     expect(clusterIdentity(c.dataset, ca('/CN=x/O=8f0c2a4e-1b2d-4c5e-8f70-9a1b2c3d4e5f')).id).toBe('prod-1');
   });
 });
-

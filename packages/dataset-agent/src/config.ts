@@ -19,18 +19,31 @@ import {
   type ControlTlsFiles,
 } from '@flocker/node-config';
 import { z } from 'zod';
-import { CinderDriverOptionsSchema, ebsDatasetConfigSchema, type CinderDriverOptions, type EbsDatasetConfig } from '@flocker/storage-drivers';
+import {
+  CinderDriverOptionsSchema,
+  ebsDatasetConfigSchema,
+  type CinderDriverOptions,
+  type EbsDatasetConfig,
+} from '@flocker/storage-drivers';
 import { AgentError } from './errors';
 import type { ClusterIdentity } from './poolSafety';
 
-export { configDirOf, DEFAULT_CONFIG_PATH, DEFAULT_CONTROL_PORT, formatIssues, type ControlCredentials, type ControlTlsFiles } from '@flocker/node-config';
+export {
+  configDirOf,
+  DEFAULT_CONFIG_PATH,
+  DEFAULT_CONTROL_PORT,
+  formatIssues,
+  type ControlCredentials,
+  type ControlTlsFiles,
+} from '@flocker/node-config';
 
 /** The shared node configuration's errors, as the agent's own (same codes). */
 function asAgentError<T>(f: () => T): T {
   try {
     return f();
   } catch (e) {
-    if (e instanceof NodeConfigError) throw new AgentError(e.code === 'NODE_UNKNOWN' ? 'IDENTITY_INVALID' : e.code, e.message);
+    if (e instanceof NodeConfigError)
+      throw new AgentError(e.code === 'NODE_UNKNOWN' ? 'IDENTITY_INVALID' : e.code, e.message);
     throw e;
   }
 }
@@ -70,7 +83,11 @@ export const AgentConfigSchema = NodeConfigSchema.extend({
     .object({
       resync_interval_seconds: z.number().positive().default(10),
       /** Size of a dataset whose maximum_size is null. */
-      default_dataset_size: z.number().int().positive().default(1024 * 1024 * 1024),
+      default_dataset_size: z
+        .number()
+        .int()
+        .positive()
+        .default(1024 * 1024 * 1024),
       /** Independent datasets converged at once. */
       concurrency: z.number().int().min(1).max(64).default(4),
       backoff_initial_seconds: z.number().positive().default(0.5),
@@ -126,7 +143,10 @@ export function parseAgentConfig(doc: unknown, source = 'configuration'): Runnab
 
 /** Read and validate a YAML configuration file (CONFIG_NOT_FOUND, CONFIG_UNREADABLE, CONFIG_INVALID). */
 export function loadAgentConfig(path: string = DEFAULT_CONFIG_PATH): RunnableAgentConfig {
-  return parseAgentConfig(asAgentError(() => readConfigDocument(path)), path);
+  return parseAgentConfig(
+    asAgentError(() => readConfigDocument(path)),
+    path,
+  );
 }
 
 // ---- Connection to the control service (the shared convention, with AgentError) ----
@@ -153,7 +173,11 @@ export function loadControlCredentials(files: ControlTlsFiles): ControlCredentia
  * node and the control service of one cluster share it, another cluster has another.
  * Without either (plain HTTP, no cluster_id): none (null).
  */
-export function clusterIdentity(dataset: DatasetBackendConfig, caPem?: Buffer, caPath = CLUSTER_CERT_FILE): ClusterIdentity {
+export function clusterIdentity(
+  dataset: DatasetBackendConfig,
+  caPem?: Buffer,
+  caPath = CLUSTER_CERT_FILE,
+): ClusterIdentity {
   if (dataset.cluster_id !== undefined) return { id: dataset.cluster_id, source: 'dataset.cluster_id in agent.yml' };
   if (caPem !== undefined) {
     let ca: X509Certificate;
@@ -162,9 +186,16 @@ export function clusterIdentity(dataset: DatasetBackendConfig, caPem?: Buffer, c
     } catch (e) {
       throw new AgentError('CONFIG_INVALID', `${caPath} is not a PEM certificate: ${(e as Error).message}`);
     }
-    const org = ca.subject.split('\n').find((line) => line.startsWith('O='))?.slice(2);
-    if (org !== undefined && UUID.test(org)) return { id: org.toLowerCase(), source: `the cluster certificate ${caPath} (subject O=)` };
-    return { id: `ca-sha256:${ca.fingerprint256.replace(/:/g, '').toLowerCase()}`, source: `the fingerprint of the cluster certificate ${caPath}` };
+    const org = ca.subject
+      .split('\n')
+      .find((line) => line.startsWith('O='))
+      ?.slice(2);
+    if (org !== undefined && UUID.test(org))
+      return { id: org.toLowerCase(), source: `the cluster certificate ${caPath} (subject O=)` };
+    return {
+      id: `ca-sha256:${ca.fingerprint256.replace(/:/g, '').toLowerCase()}`,
+      source: `the fingerprint of the cluster certificate ${caPath}`,
+    };
   }
   return { id: null, source: 'nowhere (plain HTTP to the control service and no dataset.cluster_id in agent.yml)' };
 }

@@ -52,11 +52,22 @@ export function containersUsing(containers: readonly DockerContainer[], targets:
   const volumes = new Set(targets.volumes);
   const uses = (m: DockerContainer['Mounts'][number]): boolean =>
     (m.Source !== undefined && m.Source !== '' && under(m.Source)) ||
-    (m.Type === 'volume' && m.Name !== undefined && volumes.has(m.Name) && m.Driver !== undefined && m.Driver !== 'local');
-  return containers.filter((c) => ['running', 'paused', 'restarting'].includes(c.State ?? 'running') && c.Mounts.some(uses));
+    (m.Type === 'volume' &&
+      m.Name !== undefined &&
+      volumes.has(m.Name) &&
+      m.Driver !== undefined &&
+      m.Driver !== 'local');
+  return containers.filter(
+    (c) => ['running', 'paused', 'restarting'].includes(c.State ?? 'running') && c.Mounts.some(uses),
+  );
 }
 
-function call(socketPath: string, method: string, path: string, timeoutMs: number): Promise<{ status: number; body: string }> {
+function call(
+  socketPath: string,
+  method: string,
+  path: string,
+  timeoutMs: number,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ socketPath, method, path, timeout: timeoutMs }, (res) => {
       let body = '';
@@ -80,14 +91,21 @@ export class DockerContainerStopper implements ContainerStopper {
   async stopContainersUsing(targets: StopTargets): Promise<string[]> {
     if (targets.paths.length === 0 && targets.volumes.length === 0) return [];
     const listed = await call(this.socketPath, 'GET', '/containers/json?all=1', this.timeoutMs);
-    if (listed.status !== 200) throw new Error(`docker: listing containers answered ${listed.status}: ${listed.body.slice(0, 200)}`);
+    if (listed.status !== 200)
+      throw new Error(`docker: listing containers answered ${listed.status}: ${listed.body.slice(0, 200)}`);
     const victims = containersUsing(ContainerList.parse(JSON.parse(listed.body)), targets);
     const stopped: string[] = [];
     for (const c of victims) {
       // SIGKILL: a fence must not wait for a graceful stop; a paused container is killed as well.
-      const r = await call(this.socketPath, 'POST', `/containers/${encodeURIComponent(c.Id)}/kill?signal=SIGKILL`, this.timeoutMs);
+      const r = await call(
+        this.socketPath,
+        'POST',
+        `/containers/${encodeURIComponent(c.Id)}/kill?signal=SIGKILL`,
+        this.timeoutMs,
+      );
       // 409: not running any more (it stopped meanwhile): that is what we wanted.
-      if (r.status !== 204 && r.status !== 409 && r.status !== 404) throw new Error(`docker: killing ${c.Id} answered ${r.status}: ${r.body.slice(0, 200)}`);
+      if (r.status !== 204 && r.status !== 409 && r.status !== 404)
+        throw new Error(`docker: killing ${c.Id} answered ${r.status}: ${r.body.slice(0, 200)}`);
       stopped.push((c.Names[0] ?? c.Id).replace(/^\//, ''));
     }
     return stopped;

@@ -56,7 +56,8 @@ export async function discoverLocalState(o: DiscoverOptions): Promise<LocalState
       const number = await host.deviceNumber(devicePath);
       const mountPoints = mountPointsOf(devicePath, number, mounts);
       // A mounted device has a filesystem; only probe the others (blkid costs a process).
-      let hasFilesystem: boolean | undefined = mountPoints.length > 0 ? true : knownBlank(v.blockdeviceId) ? false : undefined;
+      let hasFilesystem: boolean | undefined =
+        mountPoints.length > 0 ? true : knownBlank(v.blockdeviceId) ? false : undefined;
       if (hasFilesystem === undefined) {
         try {
           hasFilesystem = await host.hasFilesystem(devicePath);
@@ -70,8 +71,12 @@ export async function discoverLocalState(o: DiscoverOptions): Promise<LocalState
     }),
   );
   const strayMounts =
-    o.mountRoot !== undefined && onlyDataset === undefined ? findStrayMounts(o.mountRoot, mounts, discovered, instanceId, noDetails) : [];
-  return strayMounts.length > 0 ? { instanceId, volumes: discovered, strayMounts } : { instanceId, volumes: discovered };
+    o.mountRoot !== undefined && onlyDataset === undefined
+      ? findStrayMounts(o.mountRoot, mounts, discovered, instanceId, noDetails)
+      : [];
+  return strayMounts.length > 0
+    ? { instanceId, volumes: discovered, strayMounts }
+    : { instanceId, volumes: discovered };
 }
 
 function mountPointsOf(devicePath: string, number: string | null, mounts: readonly HostMount[]): string[] {
@@ -97,7 +102,9 @@ export function findStrayMounts(
 ): StrayMount[] {
   const root = mountRoot.replace(/\/+$/, '');
   const ours = volumes.filter((v) => v.attachedTo === instanceId);
-  const unknown = new Set(ours.filter((v) => v.devicePath === undefined || noDetails.has(v.datasetId)).map((v) => v.datasetId));
+  const unknown = new Set(
+    ours.filter((v) => v.devicePath === undefined || noDetails.has(v.datasetId)).map((v) => v.datasetId),
+  );
   const stray: StrayMount[] = [];
   for (const m of mounts) {
     if (dirname(m.mountPoint) !== root) continue;
@@ -105,7 +112,9 @@ export function findStrayMounts(
     // Only Flocker's own paths (<root>/<dataset uuid>); a dataset being worked on is its worker's.
     if (!UUID.test(datasetId) || unknown.has(datasetId) || noDetails.has(datasetId)) continue;
     const known = ours.some(
-      (v) => v.devicePath !== undefined && (v.devicePath === m.device || (v.deviceNumber !== undefined && v.deviceNumber === m.majorMinor)),
+      (v) =>
+        v.devicePath !== undefined &&
+        (v.devicePath === m.device || (v.deviceNumber !== undefined && v.deviceNumber === m.majorMinor)),
     );
     if (!known) stray.push({ datasetId, mountPath: m.mountPoint, device: m.device });
   }

@@ -10,7 +10,16 @@ describe('createAgentDriver', () => {
   it('builds the EBS driver from an aws section, with the configured instance id', async () => {
     const config = parseAgentConfig({
       ...base,
-      dataset: { backend: 'aws', region: 'us-east-1', zone: 'us-east-1a', cluster_id: 'c1', instance_id: 'i-0123456789abcdef0', access_key_id: 'k', secret_access_key: 's', endpoint: 'http://127.0.0.1:1' },
+      dataset: {
+        backend: 'aws',
+        region: 'us-east-1',
+        zone: 'us-east-1a',
+        cluster_id: 'c1',
+        instance_id: 'i-0123456789abcdef0',
+        access_key_id: 'k',
+        secret_access_key: 's',
+        endpoint: 'http://127.0.0.1:1',
+      },
     });
     const d = await createAgentDriver(config.dataset, NODE, logger);
     expect(d.driver.backend).toBe('aws');
@@ -22,7 +31,15 @@ describe('createAgentDriver', () => {
   it('builds the Cinder driver from an openstack section (bare-metal attachments)', async () => {
     const config = parseAgentConfig({
       ...base,
-      dataset: { backend: 'openstack', auth_plugin: 'noauth', cinder_url: 'http://127.0.0.1:1/v3', project_id: 'p', cluster_id: 'c1', attach_mode: 'cinder', instance_id: 'node-a' },
+      dataset: {
+        backend: 'openstack',
+        auth_plugin: 'noauth',
+        cinder_url: 'http://127.0.0.1:1/v3',
+        project_id: 'p',
+        cluster_id: 'c1',
+        attach_mode: 'cinder',
+        instance_id: 'node-a',
+      },
     });
     const d = await createAgentDriver(config.dataset, NODE, logger);
     expect(d.driver.backend).toBe('openstack');

@@ -19,7 +19,11 @@ export interface AgentDriver {
   readonly releaseFenced?: () => Promise<unknown>;
 }
 
-export async function createAgentDriver(dataset: DatasetBackendConfig, nodeUuid: string, logger: winston.Logger): Promise<AgentDriver> {
+export async function createAgentDriver(
+  dataset: DatasetBackendConfig,
+  nodeUuid: string,
+  logger: winston.Logger,
+): Promise<AgentDriver> {
   switch (dataset.backend) {
     case 'loopback': {
       // The node's compute instance in the loopback pool is the node itself.
@@ -34,7 +38,15 @@ export async function createAgentDriver(dataset: DatasetBackendConfig, nodeUuid:
         instanceId: nodeUuid,
         repair: async () => {
           const r = await driver.repair();
-          const changed = [r.reattached, r.detachedStale, r.busy, r.finishedFences, r.releasedDevices, r.removedFencedImages, r.removedOrphanImages];
+          const changed = [
+            r.reattached,
+            r.detachedStale,
+            r.busy,
+            r.finishedFences,
+            r.releasedDevices,
+            r.removedFencedImages,
+            r.removedOrphanImages,
+          ];
           return changed.some((list) => list.length > 0) ? { ...r } : undefined;
         },
         poolChanges: (onChange) => driver.watchPool(onChange),

@@ -14,7 +14,14 @@ describe('executeAction: every action is idempotent', () => {
     const c = ctx();
     const path = `/flocker/${DS}`;
     c.host.mounts.push({ device: '/dev/loop-old', mountPoint: path, majorMinor: '7:9' });
-    const mount = { kind: 'mount', datasetId: DS, blockdeviceId: 'v', devicePath: '/dev/fake/v', mountPath: path, size: 64 * MiB } as const;
+    const mount = {
+      kind: 'mount',
+      datasetId: DS,
+      blockdeviceId: 'v',
+      devicePath: '/dev/fake/v',
+      mountPath: path,
+      size: 64 * MiB,
+    } as const;
     await expect(executeAction(mount, c)).rejects.toMatchObject({ code: 'DEVICE_BUSY' });
     expect(c.host.mounts).toHaveLength(1);
     c.host.mounts = [];
@@ -51,7 +58,9 @@ describe('executeAction: every action is idempotent', () => {
     // The device only when asked for: a look follows anyway otherwise.
     expect(await executeAction(attach, c)).toEqual({});
     await c.driver.detachVolume(id);
-    expect(await executeAction(attach, { ...c, wantDevicePath: () => true })).toEqual({ devicePath: `/dev/fake/${id}` });
+    expect(await executeAction(attach, { ...c, wantDevicePath: () => true })).toEqual({
+      devicePath: `/dev/fake/${id}`,
+    });
     expect(await executeAction(attach, { ...c, wantDevicePath: () => true })).toEqual({}); // attached already
   });
 
@@ -64,7 +73,14 @@ describe('executeAction: every action is idempotent', () => {
 
   it('mount twice mounts once; unmount of nothing is done', async () => {
     const c = ctx();
-    const mount = { kind: 'mount', datasetId: DS, blockdeviceId: 'v', devicePath: '/dev/x', mountPath: `/flocker/${DS}`, size: 64 * MiB } as const;
+    const mount = {
+      kind: 'mount',
+      datasetId: DS,
+      blockdeviceId: 'v',
+      devicePath: '/dev/x',
+      mountPath: `/flocker/${DS}`,
+      size: 64 * MiB,
+    } as const;
     await executeAction(mount, c);
     await executeAction(mount, c);
     expect(c.host.mounts).toHaveLength(1);
@@ -84,7 +100,7 @@ describe('executeAction: every action is idempotent', () => {
     expect(c.driver.volumes.size).toBe(0);
   });
 
-  it('create makes no second volume while the dataset\'s record is unreadable, or a node reports a volume of it this pool lacks (issue 17)', async () => {
+  it("create makes no second volume while the dataset's record is unreadable, or a node reports a volume of it this pool lacks (issue 17)", async () => {
     /** A pool with unreadable records, as the loopback driver's listPool shows them. */
     class PoolWithProblems extends FakeDriver {
       problems: VolumeProblem[] = [];
@@ -95,17 +111,23 @@ describe('executeAction: every action is idempotent', () => {
     const driver = new PoolWithProblems();
     const c = { ...ctx(), driver };
     const create = { kind: 'create', datasetId: DS, size: 64 * MiB } as const;
-    driver.problems = [{ code: 'CORRUPT_RECORD', blockdeviceId: 'vol-bad', datasetId: DS, message: 'record is not valid JSON' }];
+    driver.problems = [
+      { code: 'CORRUPT_RECORD', blockdeviceId: 'vol-bad', datasetId: DS, message: 'record is not valid JSON' },
+    ];
     await expect(executeAction(create, c)).rejects.toMatchObject({ code: 'CORRUPT_RECORD' });
     // Nothing in the record names the dataset, but this agent saw the volume before: still its.
     driver.problems = [{ code: 'CORRUPT_RECORD', blockdeviceId: 'vol-bad', message: 'record is not valid JSON' }];
     const remembered = new Map([['vol-bad', DS]]);
-    await expect(executeAction(create, { ...c, knownVolumes: () => ({ reported: [], remembered }) })).rejects.toMatchObject({ code: 'CORRUPT_RECORD' });
+    await expect(
+      executeAction(create, { ...c, knownVolumes: () => ({ reported: [], remembered }) }),
+    ).rejects.toMatchObject({ code: 'CORRUPT_RECORD' });
     // Another dataset's record: no reason to hold this one.
     const other = new Map([['vol-bad', 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb']]);
     driver.problems = [{ code: 'CORRUPT_RECORD', blockdeviceId: 'vol-bad', message: 'x' }];
     const reported = [{ blockdeviceId: 'vol-on-c', datasetId: DS, reportedBy: '33333333-3333-4333-8333-333333333333' }];
-    await expect(executeAction(create, { ...c, knownVolumes: () => ({ reported, remembered: other }) })).rejects.toMatchObject({ code: 'VOLUME_ELSEWHERE' });
+    await expect(
+      executeAction(create, { ...c, knownVolumes: () => ({ reported, remembered: other }) }),
+    ).rejects.toMatchObject({ code: 'VOLUME_ELSEWHERE' });
     expect(driver.volumes.size).toBe(0);
     const made = await executeAction(create, { ...c, knownVolumes: () => ({ reported: [], remembered: other }) });
     expect(made.created).toMatchObject({ datasetId: DS });
@@ -114,9 +136,19 @@ describe('executeAction: every action is idempotent', () => {
 
 describe('ignoring', () => {
   it('takes a StorageError of a named code for done, and throws any other error on', async () => {
-    await expect(ignoring(['UNATTACHED', 'UNKNOWN_VOLUME'], async () => Promise.reject(new StorageError('UNKNOWN_VOLUME', 'gone')))).resolves.toBeUndefined();
-    await expect(ignoring(['UNATTACHED'], async () => Promise.reject(new StorageError('UNKNOWN_VOLUME', 'gone')))).rejects.toMatchObject({ code: 'UNKNOWN_VOLUME' });
-    await expect(ignoring(['UNKNOWN_VOLUME'], async () => Promise.reject(Object.assign(new Error('not ours'), { code: 'UNKNOWN_VOLUME' })))).rejects.toThrow('not ours');
+    await expect(
+      ignoring(['UNATTACHED', 'UNKNOWN_VOLUME'], async () =>
+        Promise.reject(new StorageError('UNKNOWN_VOLUME', 'gone')),
+      ),
+    ).resolves.toBeUndefined();
+    await expect(
+      ignoring(['UNATTACHED'], async () => Promise.reject(new StorageError('UNKNOWN_VOLUME', 'gone'))),
+    ).rejects.toMatchObject({ code: 'UNKNOWN_VOLUME' });
+    await expect(
+      ignoring(['UNKNOWN_VOLUME'], async () =>
+        Promise.reject(Object.assign(new Error('not ours'), { code: 'UNKNOWN_VOLUME' })),
+      ),
+    ).rejects.toThrow('not ours');
     let ran = false;
     await ignoring(['UNKNOWN_VOLUME'], async () => void (ran = true));
     expect(ran).toBe(true);

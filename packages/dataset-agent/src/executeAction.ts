@@ -3,7 +3,13 @@
  * crash in the middle of it) already took effect is a no-op, so the loop can
  * always simply retry what the next observation still asks for.
  */
-import { isStorageError, StorageError, type BlockDeviceApi, type BlockDeviceVolume, type StorageErrorCode } from '@flocker/storage-drivers';
+import {
+  isStorageError,
+  StorageError,
+  type BlockDeviceApi,
+  type BlockDeviceVolume,
+  type StorageErrorCode,
+} from '@flocker/storage-drivers';
 import type winston from 'winston';
 import { AgentError, errorMessage } from './errors';
 import type { HostOps } from './HostOps';
@@ -24,7 +30,10 @@ export interface ExecutionContext {
    * report (poolSafety.reportedVolumes) and the datasets of volumes this agent saw
    * before (blockdevice id → dataset id), to attribute unreadable records.
    */
-  readonly knownVolumes?: () => { readonly reported: readonly ReportedVolume[]; readonly remembered: ReadonlyMap<string, string> };
+  readonly knownVolumes?: () => {
+    readonly reported: readonly ReportedVolume[];
+    readonly remembered: ReadonlyMap<string, string>;
+  };
 }
 
 /**
@@ -47,9 +56,18 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
       const pool = await listPoolOf(driver);
       if (pool.volumes.some((v) => v.datasetId === action.datasetId)) return {};
       const known = ctx.knownVolumes?.() ?? { reported: [], remembered: new Map<string, string>() };
-      const refusal = createRefusal(action.datasetId, { ...pool, problems: attributeProblems(pool.problems, known.remembered, known.reported) }, known.reported, `the ${driver.backend} pool`);
+      const refusal = createRefusal(
+        action.datasetId,
+        { ...pool, problems: attributeProblems(pool.problems, known.remembered, known.reported) },
+        known.reported,
+        `the ${driver.backend} pool`,
+      );
       if (refusal !== undefined) throw new AgentError(refusal.code, refusal.message);
-      const created = await driver.createVolume(action.datasetId, action.size, action.profile !== undefined ? { profile: action.profile } : {});
+      const created = await driver.createVolume(
+        action.datasetId,
+        action.size,
+        action.profile !== undefined ? { profile: action.profile } : {},
+      );
       ctx.onCreated?.(created);
       return { created };
     }
@@ -57,7 +75,11 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
       try {
         await driver.attachVolume(action.blockdeviceId, ctx.instanceId);
       } catch (e) {
-        if (isStorageError(e, 'ALREADY_ATTACHED') && (await attachedTo(driver, action.blockdeviceId)) === ctx.instanceId) return {};
+        if (
+          isStorageError(e, 'ALREADY_ATTACHED') &&
+          (await attachedTo(driver, action.blockdeviceId)) === ctx.instanceId
+        )
+          return {};
         throw e;
       }
       if (!ctx.wantDevicePath?.(action.blockdeviceId)) return {};
@@ -79,7 +101,11 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
       // Never mount over another mount: it would hide what is there (a stale mount is
       // removed by the agent's stray-mount rule first; anything else needs a person).
       if (here.length > 0) {
-        throw new StorageError('DEVICE_BUSY', `${action.mountPath} is already a mount point (of ${here.map((m) => m.device).join(', ')}); not mounting ${action.devicePath} over it`, action.blockdeviceId);
+        throw new StorageError(
+          'DEVICE_BUSY',
+          `${action.mountPath} is already a mount point (of ${here.map((m) => m.device).join(', ')}); not mounting ${action.devicePath} over it`,
+          action.blockdeviceId,
+        );
       }
       // A volume grown while mounted where online resize was refused: grow its filesystem now.
       const fsSize = await host.filesystemSize(action.devicePath);
@@ -123,7 +149,9 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
 }
 
 async function detach(driver: BlockDeviceApi, blockdeviceId: string, force: boolean): Promise<void> {
-  await ignoring(['UNATTACHED', 'UNKNOWN_VOLUME'], () => driver.detachVolume(blockdeviceId, force ? { force: true } : {}));
+  await ignoring(['UNATTACHED', 'UNKNOWN_VOLUME'], () =>
+    driver.detachVolume(blockdeviceId, force ? { force: true } : {}),
+  );
 }
 
 /**
@@ -143,4 +171,3 @@ export async function ignoring(codes: readonly StorageErrorCode[], fn: () => Pro
 async function attachedTo(driver: BlockDeviceApi, blockdeviceId: string): Promise<string | null | undefined> {
   return (await driver.listVolumes()).find((v) => v.blockdeviceId === blockdeviceId)?.attachedTo;
 }
-

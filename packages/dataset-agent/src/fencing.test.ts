@@ -1,5 +1,13 @@
 import fc from 'fast-check';
-import { ContactTracker, heartbeatMs, lastChanceMs, nextPhase, selfFenceBoundMs, type ContactFacts, type ContactPhase } from './fencing';
+import {
+  ContactTracker,
+  heartbeatMs,
+  lastChanceMs,
+  nextPhase,
+  selfFenceBoundMs,
+  type ContactFacts,
+  type ContactPhase,
+} from './fencing';
 
 const facts = (f: Partial<ContactFacts> = {}): ContactFacts => ({
   expired: false,
@@ -38,11 +46,27 @@ describe('self-fencing rules', () => {
   it('never goes from fencing or fenced straight back to acting, and never acts while declared dead', () => {
     const phases: ContactPhase[] = ['inContact', 'checking', 'fencing', 'fenced', 'recovering'];
     fc.assert(
-      fc.property(fc.constantFrom(...phases), fc.boolean(), fc.boolean(), fc.boolean(), fc.boolean(), fc.boolean(), fc.boolean(), (phase, expired, deadSeen, lastChanceFailed, confirmedSinceFence, fenceDone, cleanupDone) => {
-        const next = nextPhase(phase, { expired, deadSeen, lastChanceFailed, confirmedSinceFence, fenceDone, cleanupDone });
-        if (phase === 'fencing' || phase === 'fenced') expect(next).not.toBe('inContact');
-        if (deadSeen) expect(next).not.toBe('inContact');
-      }),
+      fc.property(
+        fc.constantFrom(...phases),
+        fc.boolean(),
+        fc.boolean(),
+        fc.boolean(),
+        fc.boolean(),
+        fc.boolean(),
+        fc.boolean(),
+        (phase, expired, deadSeen, lastChanceFailed, confirmedSinceFence, fenceDone, cleanupDone) => {
+          const next = nextPhase(phase, {
+            expired,
+            deadSeen,
+            lastChanceFailed,
+            confirmedSinceFence,
+            fenceDone,
+            cleanupDone,
+          });
+          if (phase === 'fencing' || phase === 'fenced') expect(next).not.toBe('inContact');
+          if (deadSeen) expect(next).not.toBe('inContact');
+        },
+      ),
     );
   });
 
@@ -54,9 +78,13 @@ describe('self-fencing rules', () => {
     expect(selfFenceBoundMs(undefined, undefined)).toBeUndefined();
     // The invariant the README states: F < T <= T + G for every node timeout.
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 10_000_000 }), fc.option(fc.integer({ min: 1, max: 10_000_000 }), { nil: undefined }), (t, c) => {
-        expect(selfFenceBoundMs(t, c)!).toBeLessThan(t);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 10_000_000 }),
+        fc.option(fc.integer({ min: 1, max: 10_000_000 }), { nil: undefined }),
+        (t, c) => {
+          expect(selfFenceBoundMs(t, c)!).toBeLessThan(t);
+        },
+      ),
     );
   });
 
@@ -65,7 +93,11 @@ describe('self-fencing rules', () => {
     expect(lastChanceMs(1_500, 3_000)).toBe(500);
     expect(lastChanceMs(6_000, undefined)).toBe(2_000);
     // Fencing still starts before the node timeout: F + lastChance < T.
-    fc.assert(fc.property(fc.integer({ min: 100, max: 10_000_000 }), (t) => expect(selfFenceBoundMs(t, undefined)! + lastChanceMs(t / 2, t)).toBeLessThan(t)));
+    fc.assert(
+      fc.property(fc.integer({ min: 100, max: 10_000_000 }), (t) =>
+        expect(selfFenceBoundMs(t, undefined)! + lastChanceMs(t / 2, t)).toBeLessThan(t),
+      ),
+    );
   });
 
   it('heartbeats three times within the bound, never less often than the resync interval', () => {
@@ -121,6 +153,8 @@ describe('self-fencing rules', () => {
   it('with fencing off (no node timeout known, none configured) acts as before', () => {
     const t = new ContactTracker(0);
     expect(t.mayAct(10_000_000, undefined)).toBe(true);
-    expect(t.step(10_000_000, undefined, { fenceDone: false, cleanupDone: false, lastChanceFailed: false })).toBeUndefined();
+    expect(
+      t.step(10_000_000, undefined, { fenceDone: false, cleanupDone: false, lastChanceFailed: false }),
+    ).toBeUndefined();
   });
 });

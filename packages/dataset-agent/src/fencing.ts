@@ -51,7 +51,10 @@ export function nextPhase(phase: ContactPhase, f: ContactFacts): ContactPhase {
  * undefined: the control service told no node timeout and none is configured —
  * fencing is off (an old control service).
  */
-export function selfFenceBoundMs(nodeTimeoutMs: number | undefined, configuredMs: number | undefined): number | undefined {
+export function selfFenceBoundMs(
+  nodeTimeoutMs: number | undefined,
+  configuredMs: number | undefined,
+): number | undefined {
   if (nodeTimeoutMs === undefined) return configuredMs;
   const half = nodeTimeoutMs / 2;
   return configuredMs === undefined ? half : Math.min(configuredMs, half);

@@ -2,7 +2,14 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { FakeFullDisk } from '@flocker/api/testing';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureNodeIdentity, readEra, readLastNodeTimeout, readNodeIdentity, writeLastNodeTimeout, writeNodeIdentity } from './identity';
+import {
+  ensureNodeIdentity,
+  readEra,
+  readLastNodeTimeout,
+  readNodeIdentity,
+  writeLastNodeTimeout,
+  writeNodeIdentity,
+} from './identity';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'agent-identity-'));
 

@@ -50,7 +50,10 @@ export function ensureNodeIdentity(stateDir: string, newUuid: () => string = ran
  */
 export function writeNodeIdentity(stateDir: string, identity: NodeIdentity, ops?: DurableSyncOps): NodeIdentity {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  writeFileDurableSync(join(stateDir, NODE_IDENTITY_FILE), JSON.stringify(identity) + '\n', { mode: 0o644, ...(ops !== undefined ? { ops } : {}) });
+  writeFileDurableSync(join(stateDir, NODE_IDENTITY_FILE), JSON.stringify(identity) + '\n', {
+    mode: 0o644,
+    ...(ops !== undefined ? { ops } : {}),
+  });
   return identity;
 }
 
@@ -86,5 +89,8 @@ export function readLastNodeTimeout(stateDir: string): number | undefined {
 /** Keeps the node timeout in state_dir (durably, like node.json); throws when it cannot (the caller only warns). */
 export function writeLastNodeTimeout(stateDir: string, seconds: number, ops?: DurableSyncOps): void {
   mkdirSync(stateDir, { recursive: true });
-  writeFileDurableSync(join(stateDir, 'timing.json'), JSON.stringify({ node_timeout_seconds: seconds }) + '\n', { mode: 0o644, ...(ops !== undefined ? { ops } : {}) });
+  writeFileDurableSync(join(stateDir, 'timing.json'), JSON.stringify({ node_timeout_seconds: seconds }) + '\n', {
+    mode: 0o644,
+    ...(ops !== undefined ? { ops } : {}),
+  });
 }

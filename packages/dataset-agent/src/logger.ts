@@ -24,7 +24,11 @@ export function createAgentLogger(level: string = 'info', silent = false): winst
   return winston.createLogger({
     level,
     silent,
-    format: winston.format.combine(winston.format.timestamp(), ...(level === 'debug' ? [hrTime()] : []), winston.format.json()),
+    format: winston.format.combine(
+      winston.format.timestamp(),
+      ...(level === 'debug' ? [hrTime()] : []),
+      winston.format.json(),
+    ),
     defaultMeta: { service: 'flocker-dataset-agent' },
     transports: [new winston.transports.Stream({ stream: safeLogStream('stdout') })],
   });

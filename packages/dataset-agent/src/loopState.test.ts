@@ -1,4 +1,11 @@
-import { INITIAL_LOOP_STATE, LOOP_EVENTS, LOOP_PHASES, loopTransition, type LoopEvent, type LoopState } from './loopState';
+import {
+  INITIAL_LOOP_STATE,
+  LOOP_EVENTS,
+  LOOP_PHASES,
+  loopTransition,
+  type LoopEvent,
+  type LoopState,
+} from './loopState';
 
 /**
  * Every phase event in every phase. "-": nothing changes; "woken": the wake is
@@ -14,15 +21,21 @@ sleeping    -       -            -          due!    due!        stopping!
 stopping    -       -            -          -       -           -
 `;
 
-const rows = EXPECTED.trim().split('\n').map((l) => l.trim().split(/\s+/));
+const rows = EXPECTED.trim()
+  .split('\n')
+  .map((l) => l.trim().split(/\s+/));
 const header = rows[0]!;
 const expected = new Map<string, string>();
-for (const row of rows.slice(1)) for (let i = 1; i < row.length; i++) expected.set(`${row[0]}/${header[i - 1]}`, row[i]!);
+for (const row of rows.slice(1))
+  for (let i = 1; i < row.length; i++) expected.set(`${row[0]}/${header[i - 1]}`, row[i]!);
 
 const states: LoopState[] = LOOP_PHASES.flatMap((phase) =>
-  [false, true].flatMap((wokenMeanwhile) => [false, true].map((lookWhenIdle) => ({ phase, wokenMeanwhile, lookWhenIdle }))),
+  [false, true].flatMap((wokenMeanwhile) =>
+    [false, true].map((lookWhenIdle) => ({ phase, wokenMeanwhile, lookWhenIdle })),
+  ),
 );
-const show = (s: LoopState): string => `${s.phase}${s.wokenMeanwhile ? '+woken' : ''}${s.lookWhenIdle ? '+lookWhenIdle' : ''}`;
+const show = (s: LoopState): string =>
+  `${s.phase}${s.wokenMeanwhile ? '+woken' : ''}${s.lookWhenIdle ? '+lookWhenIdle' : ''}`;
 
 describe('loopTransition (the main loop as a state machine)', () => {
   it('the expected table covers every phase and phase event', () => {
@@ -31,18 +44,23 @@ describe('loopTransition (the main loop as a state machine)', () => {
   });
 
   describe.each(states.map((s) => [show(s), s] as const))('from %s', (_name, s) => {
-    it.each(LOOP_EVENTS.filter((e) => e !== 'missed' && e !== 'queueIdle'))('on %s: as the table says; lookWhenIdle untouched', (event) => {
-      const cell = expected.get(`${s.phase}/${event}`)!;
-      const { state, effect } = loopTransition(s, event);
-      expect(state.lookWhenIdle).toBe(s.lookWhenIdle);
-      expect(effect).toBe(cell.endsWith('!') ? 'endSleep' : 'none');
-      const target = cell.replace('!', '');
-      if (target === '-') expect(state).toEqual(s);
-      else if (target === 'woken') expect(state).toEqual({ ...s, wokenMeanwhile: true });
-      else if (target === 'turn') expect(state).toEqual({ ...s, phase: s.wokenMeanwhile ? 'due' : 'sleeping', wokenMeanwhile: false });
-      else if (target === 'stopping' || target === 'due' || target === 'observing') expect(state).toEqual({ ...s, phase: target });
-      else throw new Error(`bad cell ${cell}`);
-    });
+    it.each(LOOP_EVENTS.filter((e) => e !== 'missed' && e !== 'queueIdle'))(
+      'on %s: as the table says; lookWhenIdle untouched',
+      (event) => {
+        const cell = expected.get(`${s.phase}/${event}`)!;
+        const { state, effect } = loopTransition(s, event);
+        expect(state.lookWhenIdle).toBe(s.lookWhenIdle);
+        expect(effect).toBe(cell.endsWith('!') ? 'endSleep' : 'none');
+        const target = cell.replace('!', '');
+        if (target === '-') expect(state).toEqual(s);
+        else if (target === 'woken') expect(state).toEqual({ ...s, wokenMeanwhile: true });
+        else if (target === 'turn')
+          expect(state).toEqual({ ...s, phase: s.wokenMeanwhile ? 'due' : 'sleeping', wokenMeanwhile: false });
+        else if (target === 'stopping' || target === 'due' || target === 'observing')
+          expect(state).toEqual({ ...s, phase: target });
+        else throw new Error(`bad cell ${cell}`);
+      },
+    );
 
     it('on missed: lookWhenIdle set, nothing else', () => {
       expect(loopTransition(s, 'missed')).toEqual({ state: { ...s, lookWhenIdle: true }, effect: 'none' });
@@ -55,7 +73,8 @@ describe('loopTransition (the main loop as a state machine)', () => {
     });
   });
 
-  const run = (events: LoopEvent[], from: LoopState = INITIAL_LOOP_STATE): LoopState => events.reduce((s, e) => loopTransition(s, e).state, from);
+  const run = (events: LoopEvent[], from: LoopState = INITIAL_LOOP_STATE): LoopState =>
+    events.reduce((s, e) => loopTransition(s, e).state, from);
 
   it('a wake during a turn costs exactly one more turn; a wake while due costs none', () => {
     expect(run(['start', 'turnStarted', 'wake', 'wake', 'turnEnded']).phase).toBe('due');

@@ -46,7 +46,16 @@ export type LoopEffect =
   | 'endSleep' //        end the sleep now (cancel its timer)
   | 'wakeAfterReport'; // wake once the report in flight is through (the look must not compete with it)
 
-export const LOOP_EVENTS: readonly LoopEvent[] = ['start', 'turnStarted', 'turnEnded', 'wake', 'timerFired', 'stop', 'missed', 'queueIdle'];
+export const LOOP_EVENTS: readonly LoopEvent[] = [
+  'start',
+  'turnStarted',
+  'turnEnded',
+  'wake',
+  'timerFired',
+  'stop',
+  'missed',
+  'queueIdle',
+];
 export const LOOP_PHASES: readonly LoopPhase[] = ['idle', 'due', 'observing', 'sleeping', 'stopping'];
 
 export const INITIAL_LOOP_STATE: LoopState = { phase: 'idle', wokenMeanwhile: false, lookWhenIdle: false };

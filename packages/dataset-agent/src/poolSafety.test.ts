@@ -7,7 +7,15 @@ import type { ClusterSnapshot } from '@flocker/api';
 import { LoopbackDriver } from '@flocker/storage-drivers';
 import winston from 'winston';
 import { isAgentError } from './errors';
-import { checkPoolAtStart, createRefusal, fetchSnapshotPatiently, poolVerdict, reportedVolumes, type ClusterIdentity, type PoolFacts } from './poolSafety';
+import {
+  checkPoolAtStart,
+  createRefusal,
+  fetchSnapshotPatiently,
+  poolVerdict,
+  reportedVolumes,
+  type ClusterIdentity,
+  type PoolFacts,
+} from './poolSafety';
 
 const MiB = 1024 * 1024;
 const NODE_A = '11111111-1111-4111-8111-111111111111';
@@ -26,7 +34,12 @@ function node(uuid: string, backend: string, volumes: Array<[string, string]>): 
     instance_id: uuid,
     backend,
     manifestations: [],
-    volumes: volumes.map(([blockdevice_id, dataset_id]) => ({ blockdevice_id, dataset_id, size: 64 * MiB, attached_to: null })),
+    volumes: volumes.map(([blockdevice_id, dataset_id]) => ({
+      blockdevice_id,
+      dataset_id,
+      size: 64 * MiB,
+      attached_to: null,
+    })),
     errors: [],
     alive: true,
     last_seen: new Date().toISOString(),
@@ -34,15 +47,33 @@ function node(uuid: string, backend: string, volumes: Array<[string, string]>): 
 }
 
 function snapshot(nodes: ClusterSnapshot['nodes']): ClusterSnapshot {
-  const d = (dataset_id: string, deleted: boolean) => ({ dataset_id, primary: NODE_A, maximum_size: 64 * MiB, metadata: {}, deleted });
-  return { generation: '1', configuration_tag: 't', datasets: [d(DS, false), d(DS2, false), d(GONE, true)], leases: [], nodes };
+  const d = (dataset_id: string, deleted: boolean) => ({
+    dataset_id,
+    primary: NODE_A,
+    maximum_size: 64 * MiB,
+    metadata: {},
+    deleted,
+  });
+  return {
+    generation: '1',
+    configuration_tag: 't',
+    datasets: [d(DS, false), d(DS2, false), d(GONE, true)],
+    leases: [],
+    nodes,
+  };
 }
 
 describe('reportedVolumes', () => {
   it('lists the volumes nodes of this backend report for datasets that exist, once each', () => {
     const snap = snapshot([
-      node(NODE_A, 'loopback', [['v1', DS], ['v-gone', GONE]]),
-      node(NODE_C, 'loopback', [['v1', DS], ['v2', DS2]]),
+      node(NODE_A, 'loopback', [
+        ['v1', DS],
+        ['v-gone', GONE],
+      ]),
+      node(NODE_C, 'loopback', [
+        ['v1', DS],
+        ['v2', DS2],
+      ]),
       node('44444444-4444-4444-8444-444444444444', 'aws', [['vol-x', DS]]),
     ]);
     expect(reportedVolumes(snap, 'loopback')).toEqual([
@@ -53,19 +84,53 @@ describe('reportedVolumes', () => {
 });
 
 describe('poolVerdict (start-up)', () => {
-  const base: PoolFacts = { identity: { clusterId: 'cluster-1', created: 't' }, cluster: cluster1, poolIds: new Set(['v1']), where: 'pool /p', backend: 'loopback' };
+  const base: PoolFacts = {
+    identity: { clusterId: 'cluster-1', created: 't' },
+    cluster: cluster1,
+    poolIds: new Set(['v1']),
+    where: 'pool /p',
+    backend: 'loopback',
+  };
   const reported = [{ blockdeviceId: 'v1', datasetId: DS, reportedBy: NODE_A }];
   it.each<[string, Partial<PoolFacts>, string]>([
     ['a pool of this cluster with volumes: go, without asking anyone', {}, 'ok'],
-    ['a pool of another cluster: refuse', { identity: { clusterId: 'cluster-2', created: 't' } }, 'POOL_OF_ANOTHER_CLUSTER'],
-    ['a pool claimed without identity, agent with one: refuse', { identity: { clusterId: null, created: 't' } }, 'POOL_OF_ANOTHER_CLUSTER'],
+    [
+      'a pool of another cluster: refuse',
+      { identity: { clusterId: 'cluster-2', created: 't' } },
+      'POOL_OF_ANOTHER_CLUSTER',
+    ],
+    [
+      'a pool claimed without identity, agent with one: refuse',
+      { identity: { clusterId: null, created: 't' } },
+      'POOL_OF_ANOTHER_CLUSTER',
+    ],
     ['an unclaimed pool: ask the control service first', { identity: null }, 'needSnapshot'],
     ['an empty pool of this cluster: ask first', { poolIds: new Set() }, 'needSnapshot'],
-    ['an unclaimed empty pool while volumes are reported elsewhere: refuse (the wrong root_path)', { identity: null, poolIds: new Set(), reported }, 'POOL_MISSING_VOLUMES'],
-    ['an empty claimed pool while volumes are reported: refuse', { poolIds: new Set(), reported }, 'POOL_MISSING_VOLUMES'],
-    ['an unclaimed pool that has every reported volume (an older pool): claim it', { identity: null, reported }, 'claim'],
-    ['an unclaimed empty pool of a new cluster: claim it', { identity: null, poolIds: new Set(), reported: [] }, 'claim'],
-    ['a backend without pool identity, empty, volumes reported: refuse', { identity: undefined, poolIds: new Set(), reported }, 'POOL_MISSING_VOLUMES'],
+    [
+      'an unclaimed empty pool while volumes are reported elsewhere: refuse (the wrong root_path)',
+      { identity: null, poolIds: new Set(), reported },
+      'POOL_MISSING_VOLUMES',
+    ],
+    [
+      'an empty claimed pool while volumes are reported: refuse',
+      { poolIds: new Set(), reported },
+      'POOL_MISSING_VOLUMES',
+    ],
+    [
+      'an unclaimed pool that has every reported volume (an older pool): claim it',
+      { identity: null, reported },
+      'claim',
+    ],
+    [
+      'an unclaimed empty pool of a new cluster: claim it',
+      { identity: null, poolIds: new Set(), reported: [] },
+      'claim',
+    ],
+    [
+      'a backend without pool identity, empty, volumes reported: refuse',
+      { identity: undefined, poolIds: new Set(), reported },
+      'POOL_MISSING_VOLUMES',
+    ],
     ['a backend without pool identity with volumes: go', { identity: undefined }, 'ok'],
   ])('%s', (_name, over, expected) => {
     const v = poolVerdict({ ...base, ...over });
@@ -75,9 +140,15 @@ describe('poolVerdict (start-up)', () => {
 
   it('says what is wrong and what to do', () => {
     const v = poolVerdict({ ...base, identity: null, poolIds: new Set(), reported });
-    expect(v).toMatchObject({ kind: 'refuse', message: expect.stringMatching(/pool \/p is not initialised.*volume v1 of dataset a+.*root_path/s) });
+    expect(v).toMatchObject({
+      kind: 'refuse',
+      message: expect.stringMatching(/pool \/p is not initialised.*volume v1 of dataset a+.*root_path/s),
+    });
     const w = poolVerdict({ ...base, identity: { clusterId: 'cluster-2', created: 't' } });
-    expect(w).toMatchObject({ kind: 'refuse', message: expect.stringMatching(/belongs to cluster cluster-2.*in cluster cluster-1.*root_path/s) });
+    expect(w).toMatchObject({
+      kind: 'refuse',
+      message: expect.stringMatching(/belongs to cluster cluster-2.*in cluster cluster-1.*root_path/s),
+    });
   });
 });
 
@@ -88,8 +159,18 @@ describe('createRefusal (never a second volume for a dataset)', () => {
     ['nothing known of the dataset: create', { volumes: [volume], problems: [] }, [], undefined],
     ['its record is unreadable', { volumes: [], problems: [{ ...problem, datasetId: DS }] }, [], 'CORRUPT_RECORD'],
     ['a record nobody can attribute may be its', { volumes: [], problems: [problem] }, [], 'CORRUPT_RECORD'],
-    ["another dataset's unreadable record does not matter", { volumes: [], problems: [{ ...problem, datasetId: DS2 }] }, [], undefined],
-    ['a node reports a volume of it that this pool lacks', { volumes: [volume], problems: [] }, [{ blockdeviceId: 'v1', datasetId: DS, reportedBy: NODE_C }], 'VOLUME_ELSEWHERE'],
+    [
+      "another dataset's unreadable record does not matter",
+      { volumes: [], problems: [{ ...problem, datasetId: DS2 }] },
+      [],
+      undefined,
+    ],
+    [
+      'a node reports a volume of it that this pool lacks',
+      { volumes: [volume], problems: [] },
+      [{ blockdeviceId: 'v1', datasetId: DS, reportedBy: NODE_C }],
+      'VOLUME_ELSEWHERE',
+    ],
   ])('%s', (_name, listing, reported, code) => {
     expect(createRefusal(DS, listing, reported, 'pool /p')?.code).toBe(code);
   });
@@ -134,13 +215,31 @@ describe('checkPoolAtStart with real pools', () => {
     const snap = snapshot([node(NODE_A, 'loopback', [[v.blockdeviceId, DS]])]);
     const wrong = await pool();
     let asked = 0;
-    const check = checkPoolAtStart({ driver: wrong, cluster: cluster1, where: `pool ${wrong.rootPath}`, fetchSnapshot: async () => (asked++, snap), logger: silent, ...seams() });
+    const check = checkPoolAtStart({
+      driver: wrong,
+      cluster: cluster1,
+      where: `pool ${wrong.rootPath}`,
+      fetchSnapshot: async () => (asked++, snap),
+      logger: silent,
+      ...seams(),
+    });
     expect(await refusal(check)).toBe('POOL_MISSING_VOLUMES');
     expect(asked).toBe(1);
     expect(await wrong.poolIdentity()).toBeNull(); // not claimed
     expect(await wrong.listVolumes()).toEqual([]);
     // The real pool (unclaimed, from before pool identities) has the volume: claimed.
-    expect(await refusal(checkPoolAtStart({ driver: real, cluster: cluster1, where: 'real', fetchSnapshot: async () => snap, logger: silent, ...seams() }))).toBe('started');
+    expect(
+      await refusal(
+        checkPoolAtStart({
+          driver: real,
+          cluster: cluster1,
+          where: 'real',
+          fetchSnapshot: async () => snap,
+          logger: silent,
+          ...seams(),
+        }),
+      ),
+    ).toBe('started');
     expect(await real.poolIdentity()).toMatchObject({ clusterId: 'cluster-1' });
   });
 
@@ -149,12 +248,41 @@ describe('checkPoolAtStart with real pools', () => {
     const noSnapshot = async (): Promise<ClusterSnapshot> => {
       throw new Error('not needed');
     };
-    expect(await refusal(checkPoolAtStart({ driver: p, cluster: cluster1, where: 'p', fetchSnapshot: async () => snapshot([]), logger: silent, ...seams() }))).toBe('started');
+    expect(
+      await refusal(
+        checkPoolAtStart({
+          driver: p,
+          cluster: cluster1,
+          where: 'p',
+          fetchSnapshot: async () => snapshot([]),
+          logger: silent,
+          ...seams(),
+        }),
+      ),
+    ).toBe('started');
     const json: unknown = JSON.parse(await fs.readFile(join(p.rootPath, 'pool.json'), 'utf8'));
     expect(json).toMatchObject({ version: 1, cluster_id: 'cluster-1' });
     await p.createVolume(DS, 64 * MiB);
-    expect(await refusal(checkPoolAtStart({ driver: p, cluster: cluster1, where: 'p', fetchSnapshot: noSnapshot, logger: silent, ...seams() }))).toBe('started');
-    const other = checkPoolAtStart({ driver: p, cluster: { id: 'cluster-2', source: 'test' }, where: 'p', fetchSnapshot: noSnapshot, logger: silent, ...seams() });
+    expect(
+      await refusal(
+        checkPoolAtStart({
+          driver: p,
+          cluster: cluster1,
+          where: 'p',
+          fetchSnapshot: noSnapshot,
+          logger: silent,
+          ...seams(),
+        }),
+      ),
+    ).toBe('started');
+    const other = checkPoolAtStart({
+      driver: p,
+      cluster: { id: 'cluster-2', source: 'test' },
+      where: 'p',
+      fetchSnapshot: noSnapshot,
+      logger: silent,
+      ...seams(),
+    });
     expect(await refusal(other)).toBe('POOL_OF_ANOTHER_CLUSTER');
   });
 
@@ -163,7 +291,14 @@ describe('checkPoolAtStart with real pools', () => {
     const v = await p.createVolume(DS, 64 * MiB);
     await p.claimPool('cluster-1');
     await fs.writeFile(join(p.volumesPath, `${v.blockdeviceId}.json`), '{"truncated');
-    const check = checkPoolAtStart({ driver: p, cluster: cluster1, where: 'p', fetchSnapshot: async () => snapshot([node(NODE_A, 'loopback', [[v.blockdeviceId, DS]])]), logger: silent, ...seams() });
+    const check = checkPoolAtStart({
+      driver: p,
+      cluster: cluster1,
+      where: 'p',
+      fetchSnapshot: async () => snapshot([node(NODE_A, 'loopback', [[v.blockdeviceId, DS]])]),
+      logger: silent,
+      ...seams(),
+    });
     expect(await refusal(check)).toBe('started');
   });
 });
@@ -176,7 +311,14 @@ describe('checkPoolAtStart right after a control service restart (no report yet)
     const reporting = snapshot([node(NODE_A, 'loopback', [['v1', DS]])]);
     let asked = 0;
     const s = seams();
-    const check = checkPoolAtStart({ driver: wrong, cluster: cluster1, where: 'p', fetchSnapshot: async () => (++asked < 4 ? snapshot([]) : reporting), logger: silent, ...s });
+    const check = checkPoolAtStart({
+      driver: wrong,
+      cluster: cluster1,
+      where: 'p',
+      fetchSnapshot: async () => (++asked < 4 ? snapshot([]) : reporting),
+      logger: silent,
+      ...s,
+    });
     await expect(check).rejects.toMatchObject({ code: 'POOL_MISSING_VOLUMES' });
     expect(asked).toBe(4);
     expect(await wrong.poolIdentity()).toBeNull();
@@ -186,12 +328,26 @@ describe('checkPoolAtStart right after a control service restart (no report yet)
     const p = await pool();
     const s = seams();
     const alone = { ...snapshot([]), node_timeout_seconds: 10 };
-    await checkPoolAtStart({ driver: p, cluster: cluster1, where: 'p', fetchSnapshot: async () => alone, logger: silent, ...s });
+    await checkPoolAtStart({
+      driver: p,
+      cluster: cluster1,
+      where: 'p',
+      fetchSnapshot: async () => alone,
+      logger: silent,
+      ...s,
+    });
     expect(s.slept()).toBe(10_000);
     expect(await p.poolIdentity()).toMatchObject({ clusterId: 'cluster-1' });
     // Claimed (if empty): no more waiting at a restart.
     const again = seams();
-    await checkPoolAtStart({ driver: p, cluster: cluster1, where: 'p', fetchSnapshot: async () => alone, logger: silent, ...again });
+    await checkPoolAtStart({
+      driver: p,
+      cluster: cluster1,
+      where: 'p',
+      fetchSnapshot: async () => alone,
+      logger: silent,
+      ...again,
+    });
     expect(again.slept()).toBe(0);
   });
 
@@ -200,7 +356,14 @@ describe('checkPoolAtStart right after a control service restart (no report yet)
     await p.createVolume(DS, 64 * MiB);
     await p.createVolume(DS2, 64 * MiB);
     const s = seams();
-    await checkPoolAtStart({ driver: p, cluster: cluster1, where: 'p', fetchSnapshot: async () => snapshot([]), logger: silent, ...s });
+    await checkPoolAtStart({
+      driver: p,
+      cluster: cluster1,
+      where: 'p',
+      fetchSnapshot: async () => snapshot([]),
+      logger: silent,
+      ...s,
+    });
     expect(s.slept()).toBe(0);
     expect(await p.poolIdentity()).toMatchObject({ clusterId: 'cluster-1' });
   });

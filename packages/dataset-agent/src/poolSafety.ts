@@ -78,7 +78,12 @@ export interface Refusal {
  * when it is safe. `listing` is the pool just listed (with no volume of the
  * dataset in it); its problems must be attributed already (attributeProblems).
  */
-export function createRefusal(datasetId: string, listing: PoolListing, reported: readonly ReportedVolume[], where: string): Refusal | undefined {
+export function createRefusal(
+  datasetId: string,
+  listing: PoolListing,
+  reported: readonly ReportedVolume[],
+  where: string,
+): Refusal | undefined {
   const own = listing.problems.find((p) => p.datasetId === datasetId);
   if (own !== undefined) {
     return {
@@ -97,7 +102,10 @@ export function createRefusal(datasetId: string, listing: PoolListing, reported:
         `it may be dataset ${datasetId}'s, so no new volume is created until the record is repaired or restored in ${where}`,
     };
   }
-  const inPool = new Set([...listing.volumes.map((v) => v.blockdeviceId), ...listing.problems.map((p) => p.blockdeviceId)]);
+  const inPool = new Set([
+    ...listing.volumes.map((v) => v.blockdeviceId),
+    ...listing.problems.map((p) => p.blockdeviceId),
+  ]);
   const elsewhere = reported.find((r) => r.datasetId === datasetId && !inPool.has(r.blockdeviceId));
   if (elsewhere !== undefined) {
     return {
@@ -187,8 +195,16 @@ export interface PoolCheckOptions {
  * has reported (say the control service just restarted and the other agents'
  * reports are still to come). Their reports are what shows volumes this pool lacks.
  */
-export function awaitingReports(snapshot: ClusterSnapshot, backend: string, nodeUuid: string, inPool: ReadonlySet<string> = new Set()): boolean {
-  return snapshot.datasets.some((d) => !d.deleted && !inPool.has(d.dataset_id)) && !snapshot.nodes.some((n) => n.uuid !== nodeUuid && n.backend === backend);
+export function awaitingReports(
+  snapshot: ClusterSnapshot,
+  backend: string,
+  nodeUuid: string,
+  inPool: ReadonlySet<string> = new Set(),
+): boolean {
+  return (
+    snapshot.datasets.some((d) => !d.deleted && !inPool.has(d.dataset_id)) &&
+    !snapshot.nodes.some((n) => n.uuid !== nodeUuid && n.backend === backend)
+  );
 }
 
 /**
@@ -203,12 +219,16 @@ export async function checkPoolAtStart(o: PoolCheckOptions): Promise<void> {
   } catch (e) {
     throw new AgentError('CORRUPT_RECORD', `cannot tell which cluster ${o.where} belongs to: ${errorMessage(e)}`);
   }
-  const idsOf = (l: PoolListing): Set<string> => new Set([...l.volumes.map((v) => v.blockdeviceId), ...l.problems.map((p) => p.blockdeviceId)]);
+  const idsOf = (l: PoolListing): Set<string> =>
+    new Set([...l.volumes.map((v) => v.blockdeviceId), ...l.problems.map((p) => p.blockdeviceId)]);
   const facts = { identity, cluster: o.cluster, where: o.where, backend: o.driver.backend };
   const first = await listPoolOf(o.driver);
   let verdict = poolVerdict({ ...facts, poolIds: idsOf(first) });
   if (verdict.kind === 'needSnapshot') {
-    o.logger.info('the pool is new or empty: asking the control service whether volumes exist elsewhere before using it', { pool: o.where });
+    o.logger.info(
+      'the pool is new or empty: asking the control service whether volumes exist elsewhere before using it',
+      { pool: o.where },
+    );
     let snapshot = await o.fetchSnapshot();
     // An unclaimed pool (a directory this cluster never used: typically a wrong root_path), datasets,
     // but no other node's report yet: wait for the reports (up to the node timeout, by which a live
@@ -217,10 +237,17 @@ export async function checkPoolAtStart(o: PoolCheckOptions): Promise<void> {
     const clock = o.clock ?? systemClock;
     const waitMs = (snapshot.node_timeout_seconds ?? 30) * 1000;
     const since = clock.now();
-    const inPool = new Set([...first.volumes.map((v) => v.datasetId), ...first.problems.flatMap((p) => (p.datasetId !== undefined ? [p.datasetId] : []))]);
-    const waitForReports = (snap: ClusterSnapshot): boolean => identity === null && awaitingReports(snap, o.driver.backend, o.nodeUuid, inPool);
+    const inPool = new Set([
+      ...first.volumes.map((v) => v.datasetId),
+      ...first.problems.flatMap((p) => (p.datasetId !== undefined ? [p.datasetId] : [])),
+    ]);
+    const waitForReports = (snap: ClusterSnapshot): boolean =>
+      identity === null && awaitingReports(snap, o.driver.backend, o.nodeUuid, inPool);
     if (waitForReports(snapshot)) {
-      o.logger.warn('datasets exist but no other node has reported yet: waiting for their reports before using a new or empty pool', { pool: o.where, waitMs });
+      o.logger.warn(
+        'datasets exist but no other node has reported yet: waiting for their reports before using a new or empty pool',
+        { pool: o.where, waitMs },
+      );
       while (waitForReports(snapshot) && clock.now() - since < waitMs) {
         await clock.sleep(1000);
         snapshot = await o.fetchSnapshot();
@@ -228,7 +255,11 @@ export async function checkPoolAtStart(o: PoolCheckOptions): Promise<void> {
       if (waitForReports(snapshot)) o.logger.warn('no other node reported: going on with the pool', { pool: o.where });
     }
     // Listed after the snapshot: a volume reported in it was created before this listing.
-    verdict = poolVerdict({ ...facts, poolIds: idsOf(await listPoolOf(o.driver)), reported: reportedVolumes(snapshot, o.driver.backend) });
+    verdict = poolVerdict({
+      ...facts,
+      poolIds: idsOf(await listPoolOf(o.driver)),
+      reported: reportedVolumes(snapshot, o.driver.backend),
+    });
   }
   if (verdict.kind === 'refuse') throw new AgentError(verdict.code, verdict.message);
   if (verdict.kind === 'ok' && verdict.claim && o.driver.claimPool !== undefined) {
@@ -236,7 +267,11 @@ export async function checkPoolAtStart(o: PoolCheckOptions): Promise<void> {
     // Another cluster's agent may have claimed it first.
     const again = poolVerdict({ ...facts, identity: claimed, poolIds: new Set(['claimed']) });
     if (again.kind === 'refuse') throw new AgentError(again.code, again.message);
-    o.logger.info('pool claimed for this cluster', { pool: o.where, clusterId: o.cluster.id, source: o.cluster.source });
+    o.logger.info('pool claimed for this cluster', {
+      pool: o.where,
+      clusterId: o.cluster.id,
+      source: o.cluster.source,
+    });
   }
 }
 
@@ -253,7 +288,11 @@ export async function fetchSnapshotPatiently(
       return await fetch();
     } catch (e) {
       const delay = backoffDelay(attempt, initialMs, maxMs);
-      logger.warn('cannot reach the control service to check the pool; retrying', { code: errorCode(e), error: errorMessage(e), retryInMs: delay });
+      logger.warn('cannot reach the control service to check the pool; retrying', {
+        code: errorCode(e),
+        error: errorMessage(e),
+        retryInMs: delay,
+      });
       await clock.sleep(delay);
     }
   }

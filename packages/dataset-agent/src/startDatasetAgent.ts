@@ -7,10 +7,26 @@ import { DockerContainerStopper, type ContainerStopper } from './containers';
 import { createAgentDriver } from './drivers';
 import type winston from 'winston';
 import { errorMessage } from './errors';
-import { clusterIdentity, configDirOf, controlTlsFiles, loadAgentConfig, loadControlCredentials, type ControlCredentials, type RunnableAgentConfig } from './config';
+import {
+  clusterIdentity,
+  configDirOf,
+  controlTlsFiles,
+  loadAgentConfig,
+  loadControlCredentials,
+  type ControlCredentials,
+  type RunnableAgentConfig,
+} from './config';
 import { DatasetAgent, parseCrashAfter, type CrashAfter } from './DatasetAgent';
 import { linuxHostOps, type HostOps } from './HostOps';
-import { ensureNodeIdentity, readEra, readLastNodeTimeout, readNodeIdentity, writeLastNodeTimeout, writeNodeIdentity, type NodeIdentity } from './identity';
+import {
+  ensureNodeIdentity,
+  readEra,
+  readLastNodeTimeout,
+  readNodeIdentity,
+  writeLastNodeTimeout,
+  writeNodeIdentity,
+  type NodeIdentity,
+} from './identity';
 import { createAgentLogger } from './logger';
 import { checkPoolAtStart, fetchSnapshotPatiently } from './poolSafety';
 
@@ -69,7 +85,10 @@ export function nodeIdentityFromCertificate(stateDir: string, certUuid: string, 
   const existing = readNodeIdentity(stateDir);
   if (existing === null) return ensureNodeIdentity(stateDir, () => certUuid);
   if (existing.uuid.toLowerCase() === certUuid) return { uuid: certUuid };
-  logger.warn('node.json names another node than node.crt; the certificate wins', { nodeJson: existing.uuid, certificate: certUuid });
+  logger.warn('node.json names another node than node.crt; the certificate wins', {
+    nodeJson: existing.uuid,
+    certificate: certUuid,
+  });
   return writeNodeIdentity(stateDir, { uuid: certUuid });
 }
 
@@ -79,12 +98,21 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
   const control = config['control-service'];
   const configDir = options.configDir ?? (typeof options.config === 'string' ? configDirOf(options.config) : undefined);
   const tlsFiles = configDir === undefined ? undefined : controlTlsFiles(control, configDir);
-  const credentials: ControlCredentials | undefined = tlsFiles === undefined ? undefined : loadControlCredentials(tlsFiles);
-  if (credentials === undefined) logger.warn('talking plain HTTP to the control service (no node certificate, or insecure_http)');
-  const identity = credentials === undefined ? ensureNodeIdentity(config.node.state_dir) : nodeIdentityFromCertificate(config.node.state_dir, credentials.nodeUuid, logger);
+  const credentials: ControlCredentials | undefined =
+    tlsFiles === undefined ? undefined : loadControlCredentials(tlsFiles);
+  if (credentials === undefined)
+    logger.warn('talking plain HTTP to the control service (no node certificate, or insecure_http)');
+  const identity =
+    credentials === undefined
+      ? ensureNodeIdentity(config.node.state_dir)
+      : nodeIdentityFromCertificate(config.node.state_dir, credentials.nodeUuid, logger);
   const era = readEra(config.node.era_file);
   const host = config.node.host ?? (await sourceAddressFor(control.hostname, control.port));
-  const { driver, instanceId, repair, poolChanges, releaseFenced } = await createAgentDriver(config.dataset, identity.uuid, logger);
+  const { driver, instanceId, repair, poolChanges, releaseFenced } = await createAgentDriver(
+    config.dataset,
+    identity.uuid,
+    logger,
+  );
   const client = new FlockerClient({
     // Short requests (long-polls add their wait): a report stuck on a cut connection
     // must not hold back the heartbeats that confirm contact for long.
@@ -96,7 +124,8 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
   await checkPoolAtStart({
     driver,
     cluster: clusterIdentity(config.dataset, credentials?.ca, tlsFiles?.ca),
-    where: config.dataset.backend === 'loopback' ? `pool ${config.dataset.root_path}` : `the ${config.dataset.backend} pool`,
+    where:
+      config.dataset.backend === 'loopback' ? `pool ${config.dataset.root_path}` : `the ${config.dataset.backend} pool`,
     fetchSnapshot: () => fetchSnapshotPatiently(() => client.waitForCluster(undefined, 0), logger),
     logger,
     nodeUuid: identity.uuid,
@@ -141,7 +170,13 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     ...(poolChanges !== undefined ? { poolChanges } : {}),
     ...(crashAfter ? { crashAfter } : {}),
   });
-  logger.info('dataset agent starting', { nodeUuid: identity.uuid, era, host, backend: driver.backend, mountRoot: config.node.mount_root });
+  logger.info('dataset agent starting', {
+    nodeUuid: identity.uuid,
+    era,
+    host,
+    backend: driver.backend,
+    mountRoot: config.node.mount_root,
+  });
   agent.start();
   return {
     nodeUuid: identity.uuid,

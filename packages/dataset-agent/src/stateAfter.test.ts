@@ -7,7 +7,13 @@ const ME = '11111111-1111-4111-8111-111111111111';
 const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const OTHER_DS = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
 const MiB = 1024 * 1024;
-const ctx: DecisionContext = { nodeUuid: ME, mountRoot: '/flocker', defaultSize: 64 * MiB, allocationUnit: MiB, canResize: true };
+const ctx: DecisionContext = {
+  nodeUuid: ME,
+  mountRoot: '/flocker',
+  defaultSize: 64 * MiB,
+  allocationUnit: MiB,
+  canResize: true,
+};
 const desired = {
   datasets: [{ datasetId: DS, primary: ME, maximumSize: 64 * MiB, deleted: false }],
   nodes: [{ uuid: ME, instanceId: 'i-me', alive: true }],
@@ -43,30 +49,64 @@ describe('stateAfter: the next step of a new volume decided on what the last one
     // create found a volume already there: it answers without `created`.
     expect(stateAfter(none, { kind: 'create', datasetId: DS, size: 64 * MiB }, {}, blank)).toBeUndefined();
     // attach found it attached already (no device answered), or the volume is not known blank.
-    expect(stateAfter(unattached, { kind: 'attach', datasetId: DS, blockdeviceId: 'vol-1' }, {}, blank)).toBeUndefined();
-    expect(stateAfter(unattached, { kind: 'attach', datasetId: DS, blockdeviceId: 'vol-1' }, { devicePath: '/dev/loop7' }, nothing)).toBeUndefined();
+    expect(
+      stateAfter(unattached, { kind: 'attach', datasetId: DS, blockdeviceId: 'vol-1' }, {}, blank),
+    ).toBeUndefined();
+    expect(
+      stateAfter(
+        unattached,
+        { kind: 'attach', datasetId: DS, blockdeviceId: 'vol-1' },
+        { devicePath: '/dev/loop7' },
+        nothing,
+      ),
+    ).toBeUndefined();
     // format of a device other than the one last seen, or of a mounted one.
     const attached: LocalState = {
       instanceId: 'i-me',
       volumes: [{ ...created, attachedTo: 'i-me', devicePath: '/dev/loop7', hasFilesystem: false, mountPoints: [] }],
     };
-    expect(stateAfter(attached, { kind: 'format', datasetId: DS, blockdeviceId: 'vol-1', devicePath: '/dev/loop8' }, {}, blank)).toBeUndefined();
+    expect(
+      stateAfter(
+        attached,
+        { kind: 'format', datasetId: DS, blockdeviceId: 'vol-1', devicePath: '/dev/loop8' },
+        {},
+        blank,
+      ),
+    ).toBeUndefined();
     const mounted: LocalState = { instanceId: 'i-me', volumes: [{ ...attached.volumes[0]!, mountPoints: ['/x'] }] };
-    expect(stateAfter(mounted, { kind: 'format', datasetId: DS, blockdeviceId: 'vol-1', devicePath: '/dev/loop7' }, {}, blank)).toBeUndefined();
+    expect(
+      stateAfter(
+        mounted,
+        { kind: 'format', datasetId: DS, blockdeviceId: 'vol-1', devicePath: '/dev/loop7' },
+        {},
+        blank,
+      ),
+    ).toBeUndefined();
   });
 
   it('never predicts after any other kind of step', () => {
     const others: Action[] = [
       // The last step: the look after it confirms the goal.
-      { kind: 'mount', datasetId: DS, blockdeviceId: 'vol-1', devicePath: '/dev/loop7', mountPath: `/flocker/${DS}`, size: 64 * MiB },
+      {
+        kind: 'mount',
+        datasetId: DS,
+        blockdeviceId: 'vol-1',
+        devicePath: '/dev/loop7',
+        mountPath: `/flocker/${DS}`,
+        size: 64 * MiB,
+      },
       { kind: 'unmount', datasetId: DS, blockdeviceId: 'vol-1', mountPath: `/flocker/${DS}` },
       { kind: 'detach', datasetId: DS, blockdeviceId: 'vol-1' },
       { kind: 'forceDetach', datasetId: DS, blockdeviceId: 'vol-1', fromInstance: 'i-x' },
       { kind: 'destroy', datasetId: DS, blockdeviceId: 'vol-1', detachFirst: true },
       { kind: 'resize', datasetId: DS, blockdeviceId: 'vol-1', devicePath: '/dev/loop7', size: 128 * MiB },
     ];
-    const local: LocalState = { instanceId: 'i-me', volumes: [{ ...created, attachedTo: 'i-me', devicePath: '/dev/loop7', hasFilesystem: true, mountPoints: [] }] };
-    for (const action of others) expect(stateAfter(local, action, { created, devicePath: '/dev/loop7' }, blank)).toBeUndefined();
+    const local: LocalState = {
+      instanceId: 'i-me',
+      volumes: [{ ...created, attachedTo: 'i-me', devicePath: '/dev/loop7', hasFilesystem: true, mountPoints: [] }],
+    };
+    for (const action of others)
+      expect(stateAfter(local, action, { created, devicePath: '/dev/loop7' }, blank)).toBeUndefined();
   });
 
   it('a prediction only ever changes the acted-on volume, and never repeats the action it follows', () => {

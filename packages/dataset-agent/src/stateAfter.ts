@@ -52,8 +52,15 @@ export function stateAfter(
     }
     case 'attach': {
       const devicePath = result.devicePath;
-      if (target?.attachedTo !== null || devicePath === undefined || !knownBlank(action.blockdeviceId)) return undefined;
-      return withTarget({ ...target, attachedTo: before.instanceId, devicePath, hasFilesystem: false, mountPoints: [] });
+      if (target?.attachedTo !== null || devicePath === undefined || !knownBlank(action.blockdeviceId))
+        return undefined;
+      return withTarget({
+        ...target,
+        attachedTo: before.instanceId,
+        devicePath,
+        hasFilesystem: false,
+        mountPoints: [],
+      });
     }
     case 'format':
       if (target?.devicePath !== action.devicePath || (target.mountPoints ?? []).length > 0) return undefined;

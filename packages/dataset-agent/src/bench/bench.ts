@@ -32,7 +32,13 @@ export function stats(samples: number[]): Stats {
   const at = (q: number): number => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)] ?? NaN;
   const median = s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
   const r = (n: number): number => Math.round(n * 100) / 100;
-  return { samples: samples.map(r), median: r(median), p99: r(at(0.99)), min: r(s[0] ?? NaN), max: r(s[s.length - 1] ?? NaN) };
+  return {
+    samples: samples.map(r),
+    median: r(median),
+    p99: r(at(0.99)),
+    min: r(s[0] ?? NaN),
+    max: r(s[s.length - 1] ?? NaN),
+  };
 }
 
 function ms(start: bigint): number {
@@ -88,7 +94,10 @@ async function main(): Promise<void> {
     .option('many', { type: 'number', default: 100, describe: 'datasets created at once for the convergence test' })
     .option('concurrency', { type: 'number', default: 4, describe: "the agent's action concurrency" })
     .option('agent-log-level', { type: 'string', default: 'warn', choices: ['error', 'warn', 'info', 'debug'] })
-    .option('control-main', { type: 'string', describe: "the control service's main.js (default: this checkout's), e.g. to compare builds" })
+    .option('control-main', {
+      type: 'string',
+      describe: "the control service's main.js (default: this checkout's), e.g. to compare builds",
+    })
     .strict()
     .parseSync();
   const here = __dirname;
@@ -99,9 +108,24 @@ async function main(): Promise<void> {
   try {
     // Plain HTTP on loopback; a control service built with TLS support needs saying so.
     const insecure = readFileSync(controlMain, 'utf8').includes('insecure-http') ? ['--insecure-http'] : [];
-    const control = spawn(process.execPath, [controlMain, '--port', '0', '--host', '127.0.0.1', '--data-dir', join(dir, 'control'), '--log-level', 'error', ...insecure], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const control = spawn(
+      process.execPath,
+      [
+        controlMain,
+        '--port',
+        '0',
+        '--host',
+        '127.0.0.1',
+        '--data-dir',
+        join(dir, 'control'),
+        '--log-level',
+        'error',
+        ...insecure,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     procs.push(control);
     const [line] = (await once(control.stdout, 'data')) as [Buffer];
     const port = (JSON.parse(line.toString().split('\n')[0]!) as { port: number }).port;
@@ -158,16 +182,29 @@ async function main(): Promise<void> {
     await Promise.all([...ids].map((id) => client.deleteDataset(id)));
     await until(client, (s) => goneFromPool(s, node, ids), 600_000);
     const deleteManyMs = ms(start);
-    process.stderr.write(`${argv.many} datasets: mounted in ${convergeMs.toFixed(0)} ms, deleted in ${deleteManyMs.toFixed(0)} ms\n`);
+    process.stderr.write(
+      `${argv.many} datasets: mounted in ${convergeMs.toFixed(0)} ms, deleted in ${deleteManyMs.toFixed(0)} ms\n`,
+    );
 
     const create = stats(apiCreate);
     const rawStats = stats(raw);
     const result: BenchResult & { when: string } = {
       when: new Date().toISOString(),
       runs: argv.runs,
-      createMounted1GiB: { api: create, raw: rawStats, ratioMedian: Math.round((create.median / rawStats.median) * 100) / 100, target: 2 },
+      createMounted1GiB: {
+        api: create,
+        raw: rawStats,
+        ratioMedian: Math.round((create.median / rawStats.median) * 100) / 100,
+        target: 2,
+      },
       delete1GiB: stats(apiDelete),
-      converge: { datasets: argv.many, sizeBytes: 64 * 1024 * 1024, concurrency: argv.concurrency, createdToAllMountedMs: Math.round(convergeMs), deletedToAllGoneMs: Math.round(deleteManyMs) },
+      converge: {
+        datasets: argv.many,
+        sizeBytes: 64 * 1024 * 1024,
+        concurrency: argv.concurrency,
+        createdToAllMountedMs: Math.round(convergeMs),
+        deletedToAllGoneMs: Math.round(deleteManyMs),
+      },
     };
     writeFileSync(argv.out, JSON.stringify(result, null, 2) + '\n');
     process.stdout.write(markdown(result));
@@ -186,7 +223,13 @@ interface BenchResult {
   runs: number;
   createMounted1GiB: { api: Stats; raw: Stats; ratioMedian: number; target: number };
   delete1GiB: Stats;
-  converge: { datasets: number; sizeBytes: number; concurrency: number; createdToAllMountedMs: number; deletedToAllGoneMs: number };
+  converge: {
+    datasets: number;
+    sizeBytes: number;
+    concurrency: number;
+    createdToAllMountedMs: number;
+    deletedToAllGoneMs: number;
+  };
 }
 
 /** The section scripts/bench.sh puts into BENCHMARKS.md. */
@@ -211,7 +254,9 @@ function markdown(r: BenchResult): string {
 
 /** Unmounts and detaches everything of this run, then removes its directory. */
 function cleanup(dir: string): void {
-  const mounts = parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')).filter((m) => m.mountPoint.startsWith(dir + '/'));
+  const mounts = parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')).filter((m) =>
+    m.mountPoint.startsWith(dir + '/'),
+  );
   for (const m of mounts.reverse()) execFileSync('umount', ['-l', m.mountPoint]);
   for (const sub of [dir, join(dir, 'pool', 'volumes')]) {
     if (!existsSync(sub)) continue;

@@ -5,7 +5,14 @@
  * test cannot pass only because the fake forgives what a real backend refuses.
  */
 import type { ClusterSnapshot, NodeReport } from '@flocker/api';
-import { roundUpToUnit, StorageError, type BlockDeviceApi, type BlockDeviceVolume, type CreateVolumeOptions, type DetachOptions } from '@flocker/storage-drivers';
+import {
+  roundUpToUnit,
+  StorageError,
+  type BlockDeviceApi,
+  type BlockDeviceVolume,
+  type CreateVolumeOptions,
+  type DetachOptions,
+} from '@flocker/storage-drivers';
 import { systemClock, type Clock } from '../clock';
 import type { ControlChannel } from '../DatasetAgent';
 import type { HostMount, HostOps } from '../HostOps';
@@ -59,12 +66,14 @@ export class FakeDriver implements BlockDeviceApi {
   }
   async destroyVolume(id: string): Promise<void> {
     const v = this.known(id);
-    if (v.attachedTo !== null) throw new StorageError('VOLUME_ATTACHED', `volume ${id} is attached to ${v.attachedTo}`, id);
+    if (v.attachedTo !== null)
+      throw new StorageError('VOLUME_ATTACHED', `volume ${id} is attached to ${v.attachedTo}`, id);
     this.volumes.delete(id);
   }
   async attachVolume(id: string, instanceId: string): Promise<BlockDeviceVolume> {
     const v = this.known(id);
-    if (v.attachedTo !== null) throw new StorageError('ALREADY_ATTACHED', `volume ${id} is attached to ${v.attachedTo}`, id);
+    if (v.attachedTo !== null)
+      throw new StorageError('ALREADY_ATTACHED', `volume ${id} is attached to ${v.attachedTo}`, id);
     const a = { ...v, attachedTo: instanceId };
     this.volumes.set(id, a);
     return a;
@@ -83,7 +92,8 @@ export class FakeDriver implements BlockDeviceApi {
   async getDevicePath(id: string): Promise<string> {
     const v = this.known(id);
     if (v.attachedTo === null) throw new StorageError('UNATTACHED', `volume ${id} is not attached`, id);
-    if (v.attachedTo !== this.instanceId) throw new StorageError('NOT_ATTACHED_HERE', `volume ${id} is attached to ${v.attachedTo}`, id);
+    if (v.attachedTo !== this.instanceId)
+      throw new StorageError('NOT_ATTACHED_HERE', `volume ${id} is attached to ${v.attachedTo}`, id);
     return `/dev/fake/${id}`;
   }
   private known(id: string): BlockDeviceVolume {
@@ -157,7 +167,13 @@ export class FakeControl implements ControlChannel {
     for (const w of this.waiters.splice(0)) w();
   }
   private snapshot(): ClusterSnapshot {
-    return { generation: String(this.generation), configuration_tag: 't', datasets: this.datasets, leases: [], nodes: this.nodes };
+    return {
+      generation: String(this.generation),
+      configuration_tag: 't',
+      datasets: this.datasets,
+      leases: [],
+      nodes: this.nodes,
+    };
   }
   async reportNodeState(report: NodeReport): Promise<unknown> {
     this.reports.push(report);
@@ -178,4 +194,3 @@ export class FakeControl implements ControlChannel {
     return this.reports[this.reports.length - 1];
   }
 }
-
