@@ -22,6 +22,7 @@ PATHS=(
   packages/container-agent/src
   packages/storage-drivers/src
   packages/volume-plugin/src
+  packages/dataset-agent/src
 )
 # Files under those paths that are not clean yet (being reworked elsewhere), as an extended regex.
 EXCLUDE='^$'
