@@ -286,7 +286,7 @@ async function expectAStaysOff(w: Writer, idA: string, copy: string, mountGoneMs
 
 /** How many Unmount calls for the volume the host's plugin has logged (every start appends to plugin.log). */
 function unmountCalls(host: ClusterHost, volume: string): number {
-  let text = '';
+  let text: string;
   try {
     text = fs.readFileSync(path.join(host.layout.logDir, 'plugin.log'), 'utf8');
   } catch {

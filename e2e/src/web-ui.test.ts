@@ -31,8 +31,8 @@ function startUi(env: Record<string, string>): Promise<{ child: ChildProcess; ur
     let out = '';
     let err = '';
     const timer = setTimeout(() => reject(new Error(`flocker ui printed no URL in 15 s: ${err}`)), 15_000);
-    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-    child.stdout!.on('data', (c: Buffer) => {
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    child.stdout.on('data', (c: Buffer) => {
       out += c.toString();
       const line = out.split('\n').find((l) => l.startsWith('{'));
       if (!line) return;

@@ -150,7 +150,8 @@ async function describe(cluster: Cluster): Promise<string> {
   for (const h of cluster.hosts) {
     const seen = controlView(nodes.find((n) => n.uuid === h.nodeUuid()));
     lines.push(
-      `host ${h.name}    ${h.address}  ${await hostCondition(h)} (${seen})  node ${h.nodeUuid() ?? '-'}  agent ${h.agentPid() ?? '-'}  plugin ${h.pluginPid() ?? '-'}  dockerd ${h.dockerPid() ?? '-'}  DOCKER_HOST=unix://${h.layout.dockerSocket}`,
+      `host ${h.name}    ${h.address}  ${await hostCondition(h)} (${seen})  node ${h.nodeUuid() ?? '-'}  ` +
+        `agent ${h.agentPid() ?? '-'}  plugin ${h.pluginPid() ?? '-'}  dockerd ${h.dockerPid() ?? '-'}  DOCKER_HOST=unix://${h.layout.dockerSocket}`,
     );
   }
   return lines.join('\n');
@@ -208,6 +209,7 @@ async function main(argv: string[]): Promise<number> {
       const r = spawnSync(bin ?? 'false', binArgs, { stdio: 'inherit' });
       return r.status ?? 1;
     }
+    case undefined: // no command: the usage, as for help
     default:
       if (isFault(cmd)) {
         console.log(await applyFault(openCluster(clusterDir()), parseFaultArgs(cmd, rest)));

@@ -135,7 +135,7 @@ export class FlockerDockerStack {
     );
     await this.startPlugin();
     await until('the agent to report', async () => (await this.client.waitForCluster(undefined, 0)).nodes.length > 0, 30_000, 100);
-    this.nodeUuid = JSON.parse(fs.readFileSync(path.join(this.root, 'agent', 'node.json'), 'utf8')).uuid;
+    this.nodeUuid = (JSON.parse(fs.readFileSync(path.join(this.root, 'agent', 'node.json'), 'utf8')) as { uuid: string }).uuid;
     if (this.nodeUuid !== certUuid) throw new Error(`node.json names ${this.nodeUuid}, but the node certificate ${certUuid}`);
     // The plugin must be up before dockerd, or dockerd stalls restoring plugin volumes.
     await this.dockerd.start();
