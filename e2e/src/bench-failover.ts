@@ -153,7 +153,8 @@ async function main(): Promise<void> {
       `| ${label} | ${s.median_ms} | ${s.p99_ms} | ${s.max_ms} | ${boundMs} | ${s.within_bound}/${s.n} ${s.within_bound === s.n ? '(met)' : '(**missed**)'} |`;
     console.log(
       [
-        `Two simulated hosts; control service \`--node-timeout ${args.nodeTimeout} --lease-grace ${args.leaseGrace}\` (T = ${args.nodeTimeout} s, G = ${args.leaseGrace} s); ${args.failoverRuns} runs each, alternating hosts.`,
+        `Two simulated hosts; control service \`--node-timeout ${args.nodeTimeout} --lease-grace ${args.leaseGrace}\` ` +
+          `(T = ${args.nodeTimeout} s, G = ${args.leaseGrace} s); ${args.failoverRuns} runs each, alternating hosts.`,
         'A container holds a Flocker volume on one host; that host is killed (agent, plugin and dockerd SIGKILLed; the container runs on) or partitioned (link down; everything runs on).',
         `Measured: from the fault to the first \`docker run --rm -v VOL:/data --volume-driver=flocker\` on the other host that succeeds (tried every ${RETRY_MS} ms; no operator action).`,
         '',

@@ -51,7 +51,8 @@ function write(name: string, text: string): string {
 
 const SERVER = 'trap "exit 0" TERM; httpd -f -p 8080 -h /data & wait';
 const CLIENT =
-  'trap "exit 0" TERM; while true; do printf "GET /value.txt HTTP/1.0\\r\\n\\r\\n" | nc -w 2 $DB_PORT_8080_TCP_ADDR $DB_PORT_8080_TCP_PORT > /tmp/got 2>&1 && cp /tmp/got /tmp/last; sleep 1 & wait; done';
+  'trap "exit 0" TERM; while true; do printf "GET /value.txt HTTP/1.0\\r\\n\\r\\n" | nc -w 2 $DB_PORT_8080_TCP_ADDR $DB_PORT_8080_TCP_PORT ' +
+  '> /tmp/got 2>&1 && cp /tmp/got /tmp/last; sleep 1 & wait; done';
 
 // YAML is a superset of JSON: the shell scripts go in as JSON strings.
 const APPLICATIONS = `version: 1
