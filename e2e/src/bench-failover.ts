@@ -48,7 +48,12 @@ export function parseArgs(argv: readonly string[]): Args {
     else throw new Error(`unknown option ${k}; ${USAGE}`);
     i++;
   }
-  if (!(Number.isInteger(args.failoverRuns) && args.failoverRuns >= 1 && args.nodeTimeout > 0 && args.leaseGrace >= 0)) {
+  if (!(
+    Number.isInteger(args.failoverRuns) &&
+    args.failoverRuns >= 1 &&
+    args.nodeTimeout > 0 &&
+    args.leaseGrace >= 0
+  )) {
     throw new Error(`bad numeric option; ${USAGE}`);
   }
   return args;
@@ -76,7 +81,14 @@ async function waitHealthy(cluster: Cluster, host: ClusterHost): Promise<void> {
   );
 }
 
-async function oneFailover(cluster: Cluster, fault: Fault, from: ClusterHost, to: ClusterHost, volume: string, timeoutMs: number): Promise<Sample> {
+async function oneFailover(
+  cluster: Cluster,
+  fault: Fault,
+  from: ClusterHost,
+  to: ClusterHost,
+  volume: string,
+  timeoutMs: number,
+): Promise<Sample> {
   const holder = `holder-${randomUUID().slice(0, 8)}`;
   const vol = ['-v', `${volume}:/data`, `--volume-driver=${VOLUME_DRIVER}`];
   // Returns once the container runs, i.e. after the plugin's Mount took the lease.
@@ -95,7 +107,10 @@ async function oneFailover(cluster: Cluster, fault: Fault, from: ClusterHost, to
       const r = await to.docker(['run', '--rm', ...vol, TINY_IMAGE, 'true'], { check: false, timeoutMs: 150_000 });
       ms = performance.now() - t0;
       if (r.code === 0) break;
-      if (ms > timeoutMs) throw new Error(`${fault} of ${from.name}: docker run on ${to.name} still fails after ${Math.round(ms)} ms: ${r.stderr.trim()}`);
+      if (ms > timeoutMs)
+        throw new Error(
+          `${fault} of ${from.name}: docker run on ${to.name} still fails after ${Math.round(ms)} ms: ${r.stderr.trim()}`,
+        );
       await sleep(RETRY_MS);
     }
   } finally {
@@ -115,7 +130,9 @@ async function failovers(cluster: Cluster, fault: Fault, runs: number, timeoutMs
   for (let i = 0; i < runs; i++) {
     const [from, to] = i % 2 === 0 ? [a, b] : [b, a];
     const s = await oneFailover(cluster, fault, from, to, volume, timeoutMs);
-    console.error(`${fault} ${i + 1}/${runs}: ${from.name} → ${to.name} ${Math.round(s.ms)} ms (${s.attempts} docker run attempts)`);
+    console.error(
+      `${fault} ${i + 1}/${runs}: ${from.name} → ${to.name} ${Math.round(s.ms)} ms (${s.attempts} docker run attempts)`,
+    );
     out.push(s);
   }
   return out;

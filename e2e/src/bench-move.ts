@@ -44,7 +44,10 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--runs') args.runs = Number(v);
     else if (k === '--failover-runs') args.failoverRuns = Number(v);
     else if (k === '--node-timeout') args.nodeTimeout = Number(v);
-    else throw new Error(`unknown option ${k}; usage: bench-move.js --out <json> [--runs N] [--failover-runs N] [--node-timeout S]`);
+    else
+      throw new Error(
+        `unknown option ${k}; usage: bench-move.js --out <json> [--runs N] [--failover-runs N] [--node-timeout S]`,
+      );
     i++;
   }
   if (!(args.runs >= 1 && args.failoverRuns >= 0 && args.nodeTimeout > 0)) throw new Error('bad numeric option');
@@ -58,7 +61,11 @@ async function timed(f: () => Promise<unknown>): Promise<number> {
 }
 
 async function apiMoves(cluster: Cluster, a: ClusterHost, b: ClusterHost, runs: number): Promise<number[]> {
-  const d = await cluster.client.createDataset({ primary: a.requireNodeUuid(), maximum_size: TEST_DATASET_SIZE, metadata: { name: 'bench-api' } });
+  const d = await cluster.client.createDataset({
+    primary: a.requireNodeUuid(),
+    maximum_size: TEST_DATASET_SIZE,
+    metadata: { name: 'bench-api' },
+  });
   await waitForMountedOn(cluster.client, d.dataset_id, a.requireNodeUuid());
   const out: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -110,7 +117,11 @@ async function rawSequence(cluster: Cluster, a: ClusterHost, b: ClusterHost, run
 }
 
 async function failovers(cluster: Cluster, a: ClusterHost, b: ClusterHost, runs: number): Promise<number[]> {
-  const d = await cluster.client.createDataset({ primary: a.requireNodeUuid(), maximum_size: TEST_DATASET_SIZE, metadata: { name: 'bench-failover' } });
+  const d = await cluster.client.createDataset({
+    primary: a.requireNodeUuid(),
+    maximum_size: TEST_DATASET_SIZE,
+    metadata: { name: 'bench-failover' },
+  });
   await waitForMountedOn(cluster.client, d.dataset_id, a.requireNodeUuid());
   const out: number[] = [];
   for (let i = 0; i < runs; i++) {

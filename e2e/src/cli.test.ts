@@ -97,7 +97,10 @@ describe('flocker CLI against a real cluster', () => {
     expect(forced.code).toBe(0);
     expect(forced.stderr).toMatch(/warning: .*in use on/);
 
-    const shown = JSON.parse(await ok(['volumes', 'show', 'clidata', '--json'])) as { state: string; maximum_size: number };
+    const shown = JSON.parse(await ok(['volumes', 'show', 'clidata', '--json'])) as {
+      state: string;
+      maximum_size: number;
+    };
     expect(shown).toMatchObject({ state: 'mounted', maximum_size: 128 * 1024 * 1024 });
     const status = JSON.parse(await ok(['status', '--json'])) as { volumes_converged: number; volumes: number };
     expect(status.volumes_converged).toBe(status.volumes);
@@ -125,7 +128,15 @@ describe('flocker CLI against a real cluster', () => {
   });
 
   it('gives clear errors with exit codes scripts can rely on', async () => {
-    const small = await flocker(['volumes', 'create', 'tiny', '--size', '1K', '--node', cluster.hosts[0]!.layout.address]);
+    const small = await flocker([
+      'volumes',
+      'create',
+      'tiny',
+      '--size',
+      '1K',
+      '--node',
+      cluster.hosts[0]!.layout.address,
+    ]);
     expect(small.code).toBe(2);
     expect(small.stderr).toMatch(/too small/);
     const missing = await flocker(['volumes', 'show', 'no-such-volume']);

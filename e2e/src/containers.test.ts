@@ -30,11 +30,24 @@ clusterForSuite(
   },
   async () => {
     // Remove the containers first so their volumes are released before teardown.
-    await run([process.execPath, DEPLOY_BIN, cluster.layout.controlUrl, write('empty.yml', 'version: 1\nnodes: {}\n'), write('application.yml', APPLICATIONS)], {
-      env: { ...process.env, ...cluster.cliEnv() },
-      check: false,
-    });
-    await waitFor('containers removed', async () => ((await cluster.client.listContainerState()).length === 0 ? true : undefined), { timeoutMs: 60_000, intervalMs: 250 }).catch(() => undefined);
+    await run(
+      [
+        process.execPath,
+        DEPLOY_BIN,
+        cluster.layout.controlUrl,
+        write('empty.yml', 'version: 1\nnodes: {}\n'),
+        write('application.yml', APPLICATIONS),
+      ],
+      {
+        env: { ...process.env, ...cluster.cliEnv() },
+        check: false,
+      },
+    );
+    await waitFor(
+      'containers removed',
+      async () => ((await cluster.client.listContainerState()).length === 0 ? true : undefined),
+      { timeoutMs: 60_000, intervalMs: 250 },
+    ).catch(() => undefined);
     // FLOCKER_E2E_KEEP_LOGS=<dir> keeps each host's container-agent/plugin/agent logs for a look afterwards.
     const keep = process.env.FLOCKER_E2E_KEEP_LOGS;
     if (keep !== undefined) {
@@ -77,12 +90,26 @@ applications:
     command_line: ["sh", "-c", ${JSON.stringify(CLIENT)}]
 `;
 
-async function flockerDeploy(deployment: string, application = APPLICATIONS, extra: string[] = ['--wait', '--timeout', '150']) {
-  return run([process.execPath, DEPLOY_BIN, cluster.layout.controlUrl, write('deployment.yml', deployment), write('application.yml', application), ...extra], {
-    env: { ...process.env, ...cluster.cliEnv() },
-    check: false,
-    timeoutMs: 200_000,
-  });
+async function flockerDeploy(
+  deployment: string,
+  application = APPLICATIONS,
+  extra: string[] = ['--wait', '--timeout', '150'],
+) {
+  return run(
+    [
+      process.execPath,
+      DEPLOY_BIN,
+      cluster.layout.controlUrl,
+      write('deployment.yml', deployment),
+      write('application.yml', application),
+      ...extra,
+    ],
+    {
+      env: { ...process.env, ...cluster.cliEnv() },
+      check: false,
+      timeoutMs: 200_000,
+    },
+  );
 }
 
 async function hostOf(h: ClusterHost): Promise<string> {
@@ -107,18 +134,26 @@ describe('containers move with their volumes (flocker-deploy, container agents)'
     expect(first.code).toBe(0);
     expect(first.stdout).toContain(`db: ${TINY_IMAGE} on ${hostA}`);
 
-    expect((await a.docker(['inspect', '-f', '{{.HostConfig.RestartPolicy.Name}}', 'db'])).stdout.trim()).toBe('always');
-    expect((await b.docker(['inspect', '-f', '{{.HostConfig.RestartPolicy.Name}}', 'client'])).stdout.trim()).toBe('no');
+    expect((await a.docker(['inspect', '-f', '{{.HostConfig.RestartPolicy.Name}}', 'db'])).stdout.trim()).toBe(
+      'always',
+    );
+    expect((await b.docker(['inspect', '-f', '{{.HostConfig.RestartPolicy.Name}}', 'client'])).stdout.trim()).toBe(
+      'no',
+    );
 
     // Write data into the database's volume on A; the client on B reads it through the link.
     await a.docker(['exec', 'db', 'sh', '-c', 'echo precious-$(hostname) > /data/value.txt; sync']);
     const env = (await b.docker(['exec', 'client', 'env'])).stdout;
     expect(env).toContain(`DB_PORT_8080_TCP=tcp://${hostA}:18080`);
     expect(env).toContain(`DB_PORT_8080_TCP_ADDR=${hostA}`);
-    const before = await waitFor('the client to read from the database on A', async () => {
-      const got = await clientRead();
-      return got?.includes('precious-') ? got : undefined;
-    }, { timeoutMs: 60_000, intervalMs: 500 });
+    const before = await waitFor(
+      'the client to read from the database on A',
+      async () => {
+        const got = await clientRead();
+        return got?.includes('precious-') ? got : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
     const written = /precious-\S+/.exec(before)?.[0];
     expect(written).toBeDefined();
 
@@ -134,11 +169,16 @@ describe('containers move with their volumes (flocker-deploy, container agents)'
     const moved = await flockerDeploy(`version: 1\nnodes:\n  ${hostB}: [db, client]\n`);
     expect(moved.stderr).toBe('');
     expect(moved.code).toBe(0);
-    expect((await a.docker(['ps', '-a', '--filter', 'label=flocker.container', '--format', '{{.Names}}'])).stdout.trim()).toBe('');
+    expect(
+      (await a.docker(['ps', '-a', '--filter', 'label=flocker.container', '--format', '{{.Names}}'])).stdout.trim(),
+    ).toBe('');
     // Same data, now served from B (the file's content names host A, where it was written).
     expect((await b.docker(['exec', 'db', 'cat', '/data/value.txt'])).stdout.trim()).toBe(written);
     expect((await b.docker(['exec', 'client', 'env'])).stdout).toContain(`DB_PORT_8080_TCP_ADDR=${hostB}`);
-    const after = await waitFor('the client to read from the database on B', clientRead, { timeoutMs: 60_000, intervalMs: 500 });
+    const after = await waitFor('the client to read from the database on B', clientRead, {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+    });
     expect(after).toContain(written);
 
     const datasets = await cluster.client.listDatasets();
@@ -152,20 +192,29 @@ describe('containers move with their volumes (flocker-deploy, container agents)'
 
   it('moving through the v1 API (POST /v1/configuration/containers/db) takes the data back to A', async () => {
     const value = (await b.docker(['exec', 'db', 'cat', '/data/value.txt'])).stdout.trim();
-    expect((await cluster.client.moveContainer('db', { node_uuid: a.requireNodeUuid() })).node_uuid).toBe(a.requireNodeUuid());
+    expect((await cluster.client.moveContainer('db', { node_uuid: a.requireNodeUuid() })).node_uuid).toBe(
+      a.requireNodeUuid(),
+    );
     const onA = await waitFor(
       'db running on A',
-      async () => (await cluster.client.listContainerState()).find((c) => c.name === 'db' && c.node_uuid === a.requireNodeUuid() && c.running),
+      async () =>
+        (await cluster.client.listContainerState()).find(
+          (c) => c.name === 'db' && c.node_uuid === a.requireNodeUuid() && c.running,
+        ),
       { timeoutMs: 120_000, intervalMs: 250 },
     );
     expect(onA.image).toBe(TINY_IMAGE);
     expect((await a.docker(['exec', 'db', 'cat', '/data/value.txt'])).stdout.trim()).toBe(value);
     const hostA = await hostOf(a);
-    await waitFor('the client to follow the link to A', async () => {
-      const got = await clientRead().catch(() => undefined);
-      const env = await b.docker(['exec', 'client', 'env'], { check: false });
-      return got?.includes(value) && env.stdout.includes(`DB_PORT_8080_TCP_ADDR=${hostA}`) ? true : undefined;
-    }, { timeoutMs: 60_000, intervalMs: 500 });
+    await waitFor(
+      'the client to follow the link to A',
+      async () => {
+        const got = await clientRead().catch(() => undefined);
+        const env = await b.docker(['exec', 'client', 'env'], { check: false });
+        return got?.includes(value) && env.stdout.includes(`DB_PORT_8080_TCP_ADDR=${hostA}`) ? true : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
 
     // A restarted container agent adopts what runs (same spec label): nothing is recreated.
     const id = (await a.docker(['inspect', '-f', '{{.Id}}', 'db'])).stdout.trim();
@@ -177,7 +226,11 @@ describe('containers move with their volumes (flocker-deploy, container agents)'
 
   it('a bad file is refused with its line, and nothing changes', async () => {
     const before = await cluster.client.listContainers();
-    const bad = await flockerDeploy('version: 1\nnodes:\n  10.0.0.99: [db]\n', APPLICATIONS.replace('external: 18080', 'external: lots'), []);
+    const bad = await flockerDeploy(
+      'version: 1\nnodes:\n  10.0.0.99: [db]\n',
+      APPLICATIONS.replace('external: 18080', 'external: lots'),
+      [],
+    );
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/application\.yml:7:\d+: applications\.db\.ports\.0\.external: /);
     expect(await cluster.client.listContainers()).toEqual(before);

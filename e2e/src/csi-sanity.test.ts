@@ -6,7 +6,15 @@
  * node plugin runs in this test's mount namespace, csi-sanity's dirs under a temp dir.
  */
 import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FlockerClient } from '@flocker/api';
@@ -30,7 +38,10 @@ const procs: ChildProcess[] = [];
 
 function spawnLogged(name: string, args: string[]): ChildProcess {
   const log = createWriteStream(join(dir, `${name}.log`), { flags: 'a' });
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOCKER_LOG_LEVEL: 'debug' } });
+  const proc = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, FLOCKER_LOG_LEVEL: 'debug' },
+  });
   proc.stdout?.pipe(log);
   proc.stderr?.pipe(log);
   procs.push(proc);
@@ -55,7 +66,12 @@ interface JunitCounts {
 }
 
 function unescapeXml(s: string): string {
-  return s.replace(/&#34;|&quot;/g, '"').replace(/&#39;|&apos;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+  return s
+    .replace(/&#34;|&quot;/g, '"')
+    .replace(/&#39;|&apos;/g, "'")
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
 }
 
 /** Counts of csi-sanity's JUnit report (ginkgo writes one testsuite; each testcase has a status). */
@@ -74,7 +90,9 @@ function junitCounts(xml: string): JunitCounts {
     failures: attr('failures'),
     errors: attr('errors'),
     skipped: attr('skipped'),
-    skippedNames: cases.filter((c) => c.state === 'skipped' || c.state === 'pending').map((c) => `${c.name}: ${c.reason}`),
+    skippedNames: cases
+      .filter((c) => c.state === 'skipped' || c.state === 'pending')
+      .map((c) => `${c.name}: ${c.reason}`),
     failedNames: cases.filter((c) => !['passed', 'skipped', 'pending'].includes(c.state)).map((c) => c.name),
   };
 }
@@ -84,19 +102,44 @@ function junitCounts(xml: string): JunitCounts {
  * package README), and csi-test's own disabled pagination spec (XIt, "pending").
  */
 const UNSUPPORTED = [
-  'GetSnapshot', 'GetCapacity', 'Snapshot', 'Volume Cloning', 'Modify volume', 'Modify Volume', 'ControllerPublishVolume',
-  'Controller Publish, UnpublishVolume', 'ControllerUnpublishVolume', 'DeleteSnapshot', 'ListSnapshots', 'ControllerModifyVolume',
-  'GroupControllerService', 'CreateSnapshot', 'NodeExpandVolume', 'NodeGetStorageHealth',
+  'GetSnapshot',
+  'GetCapacity',
+  'Snapshot',
+  'Volume Cloning',
+  'Modify volume',
+  'Modify Volume',
+  'ControllerPublishVolume',
+  'Controller Publish, UnpublishVolume',
+  'ControllerUnpublishVolume',
+  'DeleteSnapshot',
+  'ListSnapshots',
+  'ControllerModifyVolume',
+  'GroupControllerService',
+  'CreateSnapshot',
+  'NodeExpandVolume',
+  'NodeGetStorageHealth',
 ];
-const ALLOWED_SKIP = new RegExp(`: skipped - (${UNSUPPORTED.join('|')}) not supported$|^ListVolumes pagination should detect .*: pending$`);
+const ALLOWED_SKIP = new RegExp(
+  `: skipped - (${UNSUPPORTED.join('|')}) not supported$|^ListVolumes pagination should detect .*: pending$`,
+);
 
 beforeAll(async () => {
   // The pinned csi.proto (Go module proxy) and csi-sanity (built once, cached by version).
   execFileSync('bash', [join(CSI_PACKAGE, 'scripts/fetch-proto.sh')], { stdio: 'inherit' });
-  const sanity = execFileSync('bash', [join(CSI_PACKAGE, 'scripts/build-csi-sanity.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 1_200_000 }).trim();
+  const sanity = execFileSync('bash', [join(CSI_PACKAGE, 'scripts/build-csi-sanity.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    timeout: 1_200_000,
+  }).trim();
   dir = mkdtempSync(join(tmpdir(), 'flocker-csi-e2e-'));
   writeFileSync(join(dir, 'sanity-bin'), sanity);
-  control = await startControlService({ port: 0, host: '127.0.0.1', dataDir: join(dir, 'control'), nodeTimeoutSeconds: 60, logLevel: 'error' });
+  control = await startControlService({
+    port: 0,
+    host: '127.0.0.1',
+    dataDir: join(dir, 'control'),
+    nodeTimeoutSeconds: 60,
+    logLevel: 'error',
+  });
   await startNode('a', 'all');
 });
 
@@ -118,7 +161,10 @@ async function startNode(name: string, mode: 'all' | 'node'): Promise<void> {
   const before = (await new FlockerClient({ baseUrl: control.url }).listNodes()).length;
   spawnLogged(`agent-${name}`, [AGENT_MAIN, '--config', join(dir, `${name}.yml`)]);
   const client = new FlockerClient({ baseUrl: control.url });
-  await waitFor(`agent ${name} to report`, async () => (await client.listNodes()).length === before + 1, { timeoutMs: 60_000, context: logs });
+  await waitFor(`agent ${name} to report`, async () => (await client.listNodes()).length === before + 1, {
+    timeoutMs: 60_000,
+    context: logs,
+  });
   if (mode === 'node') mkdirSync(registryOf(name), { recursive: true });
   spawnLogged(`csi-${name}`, [
     CSI_MAIN,
@@ -180,19 +226,31 @@ describe('flocker-csi', () => {
           '-ginkgo.timeout=12m',
         ],
         { maxBuffer: 64 * MiB, timeout: 840_000 },
-        (err, stdout, stderr) => res({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, output: stdout + stderr }),
+        (err, stdout, stderr) =>
+          res({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, output: stdout + stderr }),
       );
     });
     writeFileSync(join(dir, 'sanity.log'), out.output);
     const counts = junitCounts(readFileSync(junit, 'utf8'));
-    const summary = `csi-sanity: ${counts.tests} specs, ${counts.failures} failed, ${counts.errors} errors, ${counts.skipped} skipped\n` +
+    const summary =
+      `csi-sanity: ${counts.tests} specs, ${counts.failures} failed, ${counts.errors} errors, ${counts.skipped} skipped\n` +
       `failed: ${counts.failedNames.join(' | ')}\nskipped:\n  ${counts.skippedNames.join('\n  ')}`;
     process.stdout.write(summary + '\n');
     if (counts.failures + counts.errors > 0 || out.code !== 0) {
-      throw new Error(`${summary}\n${out.output.split('\n').filter((l) => /\[FAIL\]|Expected|rpc error/.test(l)).slice(0, 60).join('\n')}\n${logs()}`);
+      throw new Error(
+        `${summary}\n${out.output
+          .split('\n')
+          .filter((l) => /\[FAIL\]|Expected|rpc error/.test(l))
+          .slice(0, 60)
+          .join('\n')}\n${logs()}`,
+      );
     }
     expect(counts.tests).toBeGreaterThan(50);
-    expect(counts.skippedNames.filter((n) => !ALLOWED_SKIP.test(n.replace(/^Controller Service \[Controller Server\] /, '')))).toEqual([]);
+    expect(
+      counts.skippedNames.filter(
+        (n) => !ALLOWED_SKIP.test(n.replace(/^Controller Service \[Controller Server\] /, '')),
+      ),
+    ).toEqual([]);
     // No volume stays mounted by the node plugin under csi-sanity's dirs.
     expect(mountsUnder(join(dir, 'sanity-target'))).toEqual([]);
     expect(mountsUnder(join(dir, 'sanity-staging'))).toEqual([]);
@@ -205,23 +263,43 @@ describe('flocker-csi', () => {
     clients.push(a, b);
     expect(await b.node.NodeGetInfo!({})).toMatchObject({ node_id: nodeUuid('b') });
     // The node plugin offers itself to the kubelet (plugin registration API) beside its CSI socket.
-    await waitFor('the kubelet registration socket', () => existsSync(join(registryOf('b'), 'flocker.clusterhq.io-reg.sock')), { timeoutMs: 10_000, context: logs });
+    await waitFor(
+      'the kubelet registration socket',
+      () => existsSync(join(registryOf('b'), 'flocker.clusterhq.io-reg.sock')),
+      { timeoutMs: 10_000, context: logs },
+    );
     const cap = { mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
-    const created = (await a.controller.CreateVolume!({ name: 'pvc-moving', capacity_range: { required_bytes: 64 * MiB }, volume_capabilities: [cap] })) as {
+    const created = (await a.controller.CreateVolume!({
+      name: 'pvc-moving',
+      capacity_range: { required_bytes: 64 * MiB },
+      volume_capabilities: [cap],
+    })) as {
       volume: { volume_id: string };
     };
     const id = created.volume.volume_id;
-    const paths = (n: string) => ({ staging: join(dir, `${n}-kubelet`, 'staging'), target: join(dir, `${n}-kubelet`, 'pods', 'p1', 'volume') });
+    const paths = (n: string) => ({
+      staging: join(dir, `${n}-kubelet`, 'staging'),
+      target: join(dir, `${n}-kubelet`, 'pods', 'p1', 'volume'),
+    });
     for (const n of ['a', 'b']) mkdirSync(paths(n).staging, { recursive: true });
 
     // Node a stages and publishes; the pod writes.
     await a.node.NodeStageVolume!({ volume_id: id, staging_target_path: paths('a').staging, volume_capability: cap });
-    await a.node.NodePublishVolume!({ volume_id: id, staging_target_path: paths('a').staging, target_path: paths('a').target, volume_capability: cap });
+    await a.node.NodePublishVolume!({
+      volume_id: id,
+      staging_target_path: paths('a').staging,
+      target_path: paths('a').target,
+      volume_capability: cap,
+    });
     writeFileSync(join(paths('a').target, 'data.txt'), 'written on a\n');
     execFileSync('sync', ['-f', join(paths('a').target, 'data.txt')]);
 
     // Node b may not take it while a has it staged (a holds the lease).
-    const refused = await b.node.NodeStageVolume!({ volume_id: id, staging_target_path: paths('b').staging, volume_capability: cap }).then(
+    const refused = await b.node.NodeStageVolume!({
+      volume_id: id,
+      staging_target_path: paths('b').staging,
+      volume_capability: cap,
+    }).then(
       () => undefined,
       (err: unknown) => err,
     );
@@ -235,14 +313,33 @@ describe('flocker-csi', () => {
 
     // Now b stages it: the dataset moves to b and the data is there; read-only publish refuses writes.
     await b.node.NodeStageVolume!({ volume_id: id, staging_target_path: paths('b').staging, volume_capability: cap });
-    const state = (await new FlockerClient({ baseUrl: control.url }).listDatasetState()).find((s) => s.dataset_id === id);
+    const state = (await new FlockerClient({ baseUrl: control.url }).listDatasetState()).find(
+      (s) => s.dataset_id === id,
+    );
     expect(state?.primary).toBe(nodeUuid('b'));
-    await b.node.NodePublishVolume!({ volume_id: id, staging_target_path: paths('b').staging, target_path: paths('b').target, volume_capability: cap, readonly: true });
+    await b.node.NodePublishVolume!({
+      volume_id: id,
+      staging_target_path: paths('b').staging,
+      target_path: paths('b').target,
+      volume_capability: cap,
+      readonly: true,
+    });
     expect(readFileSync(join(paths('b').target, 'data.txt'), 'utf8')).toBe('written on a\n');
     expect(() => writeFileSync(join(paths('b').target, 'other.txt'), 'x')).toThrow(/EROFS|read-only/);
     // Idempotent: the same publish again is fine; read-write on the same target is ALREADY_EXISTS.
-    await b.node.NodePublishVolume!({ volume_id: id, staging_target_path: paths('b').staging, target_path: paths('b').target, volume_capability: cap, readonly: true });
-    const rw = await b.node.NodePublishVolume!({ volume_id: id, staging_target_path: paths('b').staging, target_path: paths('b').target, volume_capability: cap }).then(
+    await b.node.NodePublishVolume!({
+      volume_id: id,
+      staging_target_path: paths('b').staging,
+      target_path: paths('b').target,
+      volume_capability: cap,
+      readonly: true,
+    });
+    const rw = await b.node.NodePublishVolume!({
+      volume_id: id,
+      staging_target_path: paths('b').staging,
+      target_path: paths('b').target,
+      volume_capability: cap,
+    }).then(
       () => undefined,
       (err: unknown) => err,
     );
@@ -261,10 +358,14 @@ describe('flocker-csi', () => {
     // Expansion while published: ControllerExpandVolume returns once b's agent has grown the device (no
     // NodeExpandVolume). The file system grows online where the agent may (CAP_SYS_RESOURCE), else at its
     // next mount: checked below after the volume moves back to a.
-    expect(await a.controller.ControllerExpandVolume!({ volume_id: id, capacity_range: { required_bytes: 256 * MiB } })).toMatchObject({
+    expect(
+      await a.controller.ControllerExpandVolume!({ volume_id: id, capacity_range: { required_bytes: 256 * MiB } }),
+    ).toMatchObject({
       capacity_bytes: String(256 * MiB),
     });
-    const onB = (await new FlockerClient({ baseUrl: control.url }).waitForCluster(undefined, 0)).nodes.find((n) => n.uuid === nodeUuid('b'));
+    const onB = (await new FlockerClient({ baseUrl: control.url }).waitForCluster(undefined, 0)).nodes.find(
+      (n) => n.uuid === nodeUuid('b'),
+    );
     expect(onB?.manifestations.find((m) => m.dataset_id === id)?.size).toBe(256 * MiB);
 
     // DeleteVolume is refused while b has it staged, then works once unstaged.
@@ -279,8 +380,15 @@ describe('flocker-csi', () => {
 
     // Back to a: the grown file system (grown at latest when a's agent mounts it) with the data.
     await a.node.NodeStageVolume!({ volume_id: id, staging_target_path: paths('a').staging, volume_capability: cap });
-    await a.node.NodePublishVolume!({ volume_id: id, staging_target_path: paths('a').staging, target_path: paths('a').target, volume_capability: cap });
-    const grown = (await a.node.NodeGetVolumeStats!({ volume_id: id, volume_path: paths('a').target })) as { usage: { unit: string; total: string }[] };
+    await a.node.NodePublishVolume!({
+      volume_id: id,
+      staging_target_path: paths('a').staging,
+      target_path: paths('a').target,
+      volume_capability: cap,
+    });
+    const grown = (await a.node.NodeGetVolumeStats!({ volume_id: id, volume_path: paths('a').target })) as {
+      usage: { unit: string; total: string }[];
+    };
     expect(Number(grown.usage.find((u) => u.unit === 'BYTES')?.total)).toBeGreaterThan(192 * MiB);
     expect(readFileSync(join(paths('a').target, 'data.txt'), 'utf8')).toBe('written on a\n');
     await a.node.NodeUnpublishVolume!({ volume_id: id, target_path: paths('a').target });

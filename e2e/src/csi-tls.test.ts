@@ -51,7 +51,20 @@ function logs(): string {
 
 async function startCsi(name: string, args: string[]): Promise<CsiClient> {
   const socket = path.join(dir, `${name}.sock`);
-  spawnLogged(name, [CSI_MAIN, '--endpoint', socket, '--control-url', control.url, '--cacert', pki.caFile, '--stage-timeout', '60', '--default-size', '64MiB', ...args]);
+  spawnLogged(name, [
+    CSI_MAIN,
+    '--endpoint',
+    socket,
+    '--control-url',
+    control.url,
+    '--cacert',
+    pki.caFile,
+    '--stage-timeout',
+    '60',
+    '--default-size',
+    '64MiB',
+    ...args,
+  ]);
   await waitFor(`${name}'s socket`, () => fs.existsSync(socket), { timeoutMs: 30_000, context: logs });
   const c = createCsiClient(socket);
   clients.push(c);
@@ -62,7 +75,13 @@ beforeAll(async () => {
   execFileSync('bash', [path.join(CSI_PACKAGE, 'scripts/fetch-proto.sh')], { stdio: 'inherit' });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-csi-tls-'));
   pki = await ClusterPki.create(path.join(dir, 'pki'), ['127.0.0.1']);
-  control = await startControlService({ port: 0, host: '127.0.0.1', dataDir: path.join(dir, 'control'), logger: silent, tls: pki.serverCredentials() });
+  control = await startControlService({
+    port: 0,
+    host: '127.0.0.1',
+    dataDir: path.join(dir, 'control'),
+    logger: silent,
+    tls: pki.serverCredentials(),
+  });
 });
 
 afterAll(async () => {
@@ -92,18 +111,34 @@ describe('flocker-csi over mutual TLS', () => {
     );
     spawnLogged('agent', [AGENT_MAIN, '--config', path.join(configDir, 'agent.yml')]);
     const admin = new FlockerClient({ baseUrl: control.url, dispatcher: await pki.userDispatcher('admin') });
-    await waitFor('the agent to report', async () => (await admin.listNodes()).some((n) => n.uuid === uuid), { timeoutMs: 60_000, context: logs });
+    await waitFor('the agent to report', async () => (await admin.listNodes()).some((n) => n.uuid === uuid), {
+      timeoutMs: 60_000,
+      context: logs,
+    });
 
     const user = await pki.user('csi-controller');
     const controller = await startCsi('controller', ['--mode', 'controller', '--cert', user.cert, '--key', user.key]);
     // No --node-id and a state dir without node.json: the id comes from the node certificate.
-    const node = await startCsi('node', ['--mode', 'node', '--cert', path.join(configDir, 'node.crt'), '--key', path.join(configDir, 'node.key'), '--state-dir', path.join(dir, 'empty')]);
+    const node = await startCsi('node', [
+      '--mode',
+      'node',
+      '--cert',
+      path.join(configDir, 'node.crt'),
+      '--key',
+      path.join(configDir, 'node.key'),
+      '--state-dir',
+      path.join(dir, 'empty'),
+    ]);
     expect(await node.node.NodeGetInfo!({})).toMatchObject({ node_id: uuid });
     expect(await node.identity.Probe!({})).toMatchObject({ ready: { value: true } });
     expect(await controller.identity.Probe!({})).toMatchObject({ ready: { value: true } });
 
     const cap = { mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
-    const created = (await controller.controller.CreateVolume!({ name: 'pvc-tls', capacity_range: { required_bytes: 64 * MiB }, volume_capabilities: [cap] })) as {
+    const created = (await controller.controller.CreateVolume!({
+      name: 'pvc-tls',
+      capacity_range: { required_bytes: 64 * MiB },
+      volume_capabilities: [cap],
+    })) as {
       volume: { volume_id: string };
     };
     const id = created.volume.volume_id;
@@ -111,7 +146,12 @@ describe('flocker-csi over mutual TLS', () => {
     const target = path.join(dir, 'kubelet', 'pods', 'p', 'volume');
     fs.mkdirSync(staging, { recursive: true });
     await node.node.NodeStageVolume!({ volume_id: id, staging_target_path: staging, volume_capability: cap });
-    await node.node.NodePublishVolume!({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: cap });
+    await node.node.NodePublishVolume!({
+      volume_id: id,
+      staging_target_path: staging,
+      target_path: target,
+      volume_capability: cap,
+    });
     fs.writeFileSync(path.join(target, 'f'), 'over TLS\n');
     expect(fs.readFileSync(path.join(target, 'f'), 'utf8')).toBe('over TLS\n');
     expect((await admin.listLeases()).find((l) => l.dataset_id === id)?.node_uuid).toBe(uuid);
@@ -124,7 +164,14 @@ describe('flocker-csi over mutual TLS', () => {
     // A controller holding another node's certificate may not create a volume on this node.
     const stranger = path.join(dir, 'stranger');
     await pki.installNode(stranger);
-    const wrong = await startCsi('wrong-controller', ['--mode', 'controller', '--cert', path.join(stranger, 'node.crt'), '--key', path.join(stranger, 'node.key')]);
+    const wrong = await startCsi('wrong-controller', [
+      '--mode',
+      'controller',
+      '--cert',
+      path.join(stranger, 'node.crt'),
+      '--key',
+      path.join(stranger, 'node.key'),
+    ]);
     const refused = await wrong.controller.CreateVolume!({ name: 'pvc-refused', volume_capabilities: [cap] }).then(
       () => undefined,
       (err: unknown) => err,

@@ -22,7 +22,11 @@ const writeAgentConfig = (name: string, resyncSeconds = 2): void => bed.writeAge
 const startAgent = (name: string, env: Record<string, string> = {}): AgentProc => bed.startAgent(name, env);
 const nodeUuid = (name: string): string => bed.nodeUuid(name);
 const logs = (): string => bed.logs();
-function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
+function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 30_000,
+): Promise<T> {
   return bed.waitFor(what, probe, timeoutMs);
 }
 
@@ -65,7 +69,9 @@ async function expectNoDuplicates(): Promise<void> {
   const devices = mountsUnder(dir).map((m) => m.device);
   expect(new Set(devices).size).toBe(devices.length);
   for (const v of volumes) {
-    const loops = execFileSync('losetup', ['-j', join(dir, 'pool', 'volumes', `${v.blockdeviceId}.img`)], { encoding: 'utf8' }).trim();
+    const loops = execFileSync('losetup', ['-j', join(dir, 'pool', 'volumes', `${v.blockdeviceId}.img`)], {
+      encoding: 'utf8',
+    }).trim();
     expect(loops.split('\n').filter((l) => l.length > 0).length).toBeLessThanOrEqual(1);
   }
 }
@@ -125,7 +131,10 @@ describe('flocker-dataset-agent with the loopback backend', () => {
     expect(readFileSync(join(onB, 'second.txt'), 'utf8')).toBe('written on b\n');
 
     await client.deleteDataset(id);
-    await waitFor('the backing file to be gone', () => !existsSync(join(dir, 'pool', 'volumes', `${volume!.blockdeviceId}.img`)));
+    await waitFor(
+      'the backing file to be gone',
+      () => !existsSync(join(dir, 'pool', 'volumes', `${volume!.blockdeviceId}.img`)),
+    );
     await waitFor('the state to drop the dataset', async () => (await stateOf(id)) === undefined);
     expect(mountsUnder(dir)).toHaveLength(0);
   });
@@ -153,7 +162,8 @@ describe('flocker-dataset-agent with the loopback backend', () => {
     for (const kind of ['create', 'attach', 'format', 'mount']) {
       let id = '';
       await crashAfter(kind, async () => {
-        id = (await client.createDataset({ primary: uuidA, maximum_size: 64 * MiB, metadata: { name: kind } })).dataset_id;
+        id = (await client.createDataset({ primary: uuidA, maximum_size: 64 * MiB, metadata: { name: kind } }))
+          .dataset_id;
       });
       const path = await waitMountedOn('a', id);
       writeFileSync(join(path, 'data.txt'), `dataset crashed after ${kind}\n`);
@@ -163,7 +173,10 @@ describe('flocker-dataset-agent with the loopback backend', () => {
     await expectNoDuplicates();
 
     // Crashes on the way out: the dataset still arrives on b with its data.
-    for (const [kind, source] of [['unmount', 'create'], ['detach', 'attach']] as const) {
+    for (const [kind, source] of [
+      ['unmount', 'create'],
+      ['detach', 'attach'],
+    ] as const) {
       const id = onA[source]!;
       await crashAfter(kind, async () => {
         await client.updateDataset(id, { primary: uuidB });
@@ -208,7 +221,9 @@ describe('flocker-dataset-agent with the loopback backend', () => {
     const a = startAgent('a');
     startAgent('b');
     await waitNodesKnown(['a', 'b']);
-    const id = (await client.createDataset({ primary: nodeUuid('a'), maximum_size: 64 * MiB, metadata: { name: 'survivor' } })).dataset_id;
+    const id = (
+      await client.createDataset({ primary: nodeUuid('a'), maximum_size: 64 * MiB, metadata: { name: 'survivor' } })
+    ).dataset_id;
     const onA = await waitMountedOn('a', id);
     writeFileSync(join(onA, 'precious.txt'), 'still here\n');
     execFileSync('sync', ['-f', join(onA, 'precious.txt')]);
@@ -216,7 +231,10 @@ describe('flocker-dataset-agent with the loopback backend', () => {
     // The node freezes: its agent dies and its mount stays behind, as on a hung host.
     a.proc.kill('SIGKILL');
     await a.exited;
-    await waitFor('node a to be declared dead', async () => !(await client.listNodes()).some((n) => n.uuid === nodeUuid('a')));
+    await waitFor(
+      'node a to be declared dead',
+      async () => !(await client.listNodes()).some((n) => n.uuid === nodeUuid('a')),
+    );
     await client.updateDataset(id, { primary: nodeUuid('b') });
     const onB = await waitMountedOn('b', id);
     expect(readFileSync(join(onB, 'precious.txt'), 'utf8')).toBe('still here\n');

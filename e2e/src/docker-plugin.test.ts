@@ -21,7 +21,23 @@ describe('flocker Docker volume plugin with real Docker', () => {
   };
   /** Run a throw-away container with `vol` at /data and return its output. */
   const runWith = async (vol: string, script: string, extra: string[] = []) =>
-    (await docker('run', '--rm', '--network', 'none', '-v', `${vol}:/data`, '--volume-driver', drv, ...extra, TINY_IMAGE, 'sh', '-c', script)).stdout;
+    (
+      await docker(
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '-v',
+        `${vol}:/data`,
+        '--volume-driver',
+        drv,
+        ...extra,
+        TINY_IMAGE,
+        'sh',
+        '-c',
+        script,
+      )
+    ).stdout;
   const leases = async () => stack.client.listLeases();
   /** The plugin answers Unmount first and releases the lease right after. */
   const noLeases = () => until('the lease to be released', async () => (await leases()).length === 0, 5_000, 20);
@@ -34,9 +50,18 @@ describe('flocker Docker volume plugin with real Docker', () => {
   it('docker volume create -o size, inspect, ls, rm', async () => {
     await docker('volume', 'create', '-d', drv, '-o', 'size=200MiB', '-o', 'profile=silver', 'v-create');
     const d = await stack.dataset('v-create');
-    expect(d).toMatchObject({ maximum_size: 200 * MiB, primary: stack.nodeUuid, metadata: { 'clusterhq:flocker:profile': 'silver' } });
+    expect(d).toMatchObject({
+      maximum_size: 200 * MiB,
+      primary: stack.nodeUuid,
+      metadata: { 'clusterhq:flocker:profile': 'silver' },
+    });
     const [info] = JSON.parse((await docker('volume', 'inspect', 'v-create')).stdout);
-    expect(info).toMatchObject({ Name: 'v-create', Driver: drv, Scope: 'global', Status: { dataset_id: d?.dataset_id, size: '200 MiB', node: 'e2e-host' } });
+    expect(info).toMatchObject({
+      Name: 'v-create',
+      Driver: drv,
+      Scope: 'global',
+      Status: { dataset_id: d?.dataset_id, size: '200 MiB', node: 'e2e-host' },
+    });
     expect((await docker('volume', 'ls', '--format', '{{.Driver}} {{.Name}}')).stdout).toContain(`${drv} v-create`);
     // Creating it again is harmless.
     await docker('volume', 'create', '-d', drv, 'v-create');
@@ -48,22 +73,72 @@ describe('flocker Docker volume plugin with real Docker', () => {
 
   it('docker run -v name:/data writes; a second container reads it back', async () => {
     await runWith('v-run', 'echo persisted > /data/hello');
-    expect(await runWith('v-run', 'cat /data/hello; grep " /data " /proc/mounts')).toMatch(/^persisted\n\/dev\/loop\d+ \/data ext4/);
+    expect(await runWith('v-run', 'cat /data/hello; grep " /data " /proc/mounts')).toMatch(
+      /^persisted\n\/dev\/loop\d+ \/data ext4/,
+    );
     expect((await stack.dataset('v-run'))?.maximum_size).toBe(10 * GiB); // the default size
     await noLeases(); // nothing uses it any more
   });
 
   it('--mount type=volume with volume-driver and volume-opt=size', async () => {
-    const out = await docker('run', '--rm', '--network', 'none', '--mount', `type=volume,src=v-mount,dst=/data,volume-driver=${drv},volume-opt=size=128MiB`, TINY_IMAGE, 'sh', '-c', 'df -k /data | tail -1');
+    const out = await docker(
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '--mount',
+      `type=volume,src=v-mount,dst=/data,volume-driver=${drv},volume-opt=size=128MiB`,
+      TINY_IMAGE,
+      'sh',
+      '-c',
+      'df -k /data | tail -1',
+    );
     expect(out.stdout).toMatch(/\/data/);
     expect((await stack.dataset('v-mount'))?.maximum_size).toBe(128 * MiB);
   });
 
   it('two containers share a volume at once; --volumes-from; the lease goes with the last one', async () => {
-    await docker('run', '-d', '--name', 'share1', '--network', 'none', '-v', 'v-share:/data', '--volume-driver', drv, TINY_IMAGE, 'sh', '-c', 'echo one > /data/one; exec sleep 600');
-    await docker('run', '-d', '--name', 'share2', '--network', 'none', '-v', 'v-share:/data', '--volume-driver', drv, TINY_IMAGE, 'sh', '-c', 'exec sleep 600');
-    await until('share1 to write', async () => (await stack.docker(['exec', 'share2', 'cat', '/data/one'], { check: false })).stdout === 'one\n', 10_000);
-    expect((await docker('run', '--rm', '--network', 'none', '--volumes-from', 'share1', TINY_IMAGE, 'cat', '/data/one')).stdout).toBe('one\n');
+    await docker(
+      'run',
+      '-d',
+      '--name',
+      'share1',
+      '--network',
+      'none',
+      '-v',
+      'v-share:/data',
+      '--volume-driver',
+      drv,
+      TINY_IMAGE,
+      'sh',
+      '-c',
+      'echo one > /data/one; exec sleep 600',
+    );
+    await docker(
+      'run',
+      '-d',
+      '--name',
+      'share2',
+      '--network',
+      'none',
+      '-v',
+      'v-share:/data',
+      '--volume-driver',
+      drv,
+      TINY_IMAGE,
+      'sh',
+      '-c',
+      'exec sleep 600',
+    );
+    await until(
+      'share1 to write',
+      async () => (await stack.docker(['exec', 'share2', 'cat', '/data/one'], { check: false })).stdout === 'one\n',
+      10_000,
+    );
+    expect(
+      (await docker('run', '--rm', '--network', 'none', '--volumes-from', 'share1', TINY_IMAGE, 'cat', '/data/one'))
+        .stdout,
+    ).toBe('one\n');
     const d = await stack.dataset('v-share');
     expect(await leases()).toEqual([{ dataset_id: d?.dataset_id, node_uuid: stack.nodeUuid, expires: null }]);
     await docker('rm', '-f', 'share1');
@@ -74,30 +149,100 @@ describe('flocker Docker volume plugin with real Docker', () => {
   });
 
   it('docker restart keeps the data and the count right', async () => {
-    await docker('run', '-d', '--name', 'restarter', '--network', 'none', '-v', 'v-restart:/data', '--volume-driver', drv, TINY_IMAGE, 'sh', '-c', 'date >> /data/starts; exec sleep 600');
+    await docker(
+      'run',
+      '-d',
+      '--name',
+      'restarter',
+      '--network',
+      'none',
+      '-v',
+      'v-restart:/data',
+      '--volume-driver',
+      drv,
+      TINY_IMAGE,
+      'sh',
+      '-c',
+      'date >> /data/starts; exec sleep 600',
+    );
     await docker('restart', '-t', '1', 'restarter');
-    await until('two starts', async () => (await docker('exec', 'restarter', 'cat', '/data/starts')).stdout.trim().split('\n').length === 2, 10_000);
+    await until(
+      'two starts',
+      async () => (await docker('exec', 'restarter', 'cat', '/data/starts')).stdout.trim().split('\n').length === 2,
+      10_000,
+    );
     expect(await leases()).toHaveLength(1);
     await docker('rm', '-f', 'restarter');
     await noLeases();
   });
 
   it('a restart-always container comes back with its volume after dockerd restarts', async () => {
-    await docker('run', '-d', '--name', 'always', '--restart', 'always', '--stop-timeout', '1', '--network', 'none', '-v', 'v-always:/data', '--volume-driver', drv, TINY_IMAGE, 'sh', '-c', 'echo x >> /data/boots; exec sleep 600');
-    await until('first boot', async () => (await stack.docker(['exec', 'always', 'cat', '/data/boots'], { check: false })).stdout === 'x\n', 10_000);
+    await docker(
+      'run',
+      '-d',
+      '--name',
+      'always',
+      '--restart',
+      'always',
+      '--stop-timeout',
+      '1',
+      '--network',
+      'none',
+      '-v',
+      'v-always:/data',
+      '--volume-driver',
+      drv,
+      TINY_IMAGE,
+      'sh',
+      '-c',
+      'echo x >> /data/boots; exec sleep 600',
+    );
+    await until(
+      'first boot',
+      async () => (await stack.docker(['exec', 'always', 'cat', '/data/boots'], { check: false })).stdout === 'x\n',
+      10_000,
+    );
     const t0 = Date.now();
     await stack.dockerd.restart();
-    await until('the container to run again', async () => (await docker('inspect', '-f', '{{.State.Running}}', 'always')).stdout.trim() === 'true', 60_000, 100);
+    await until(
+      'the container to run again',
+      async () => (await docker('inspect', '-f', '{{.State.Running}}', 'always')).stdout.trim() === 'true',
+      60_000,
+      100,
+    );
     expect(Date.now() - t0).toBeLessThan(15_000); // no plugin-lookup stall
-    await until('second boot', async () => (await stack.docker(['exec', 'always', 'cat', '/data/boots'], { check: false })).stdout === 'x\nx\n', 10_000);
+    await until(
+      'second boot',
+      async () => (await stack.docker(['exec', 'always', 'cat', '/data/boots'], { check: false })).stdout === 'x\nx\n',
+      10_000,
+    );
     expect(await leases()).toHaveLength(1);
     await docker('rm', '-f', 'always');
     await noLeases();
   });
 
   it('a plugin restart while a container runs leaves its data alone; the later unmount still releases', async () => {
-    await docker('run', '-d', '--name', 'survivor', '--network', 'none', '-v', 'v-plugin:/data', '--volume-driver', drv, TINY_IMAGE, 'sh', '-c', 'echo before > /data/f; exec sleep 600');
-    await until('the write', async () => (await stack.docker(['exec', 'survivor', 'cat', '/data/f'], { check: false })).stdout === 'before\n', 10_000);
+    await docker(
+      'run',
+      '-d',
+      '--name',
+      'survivor',
+      '--network',
+      'none',
+      '-v',
+      'v-plugin:/data',
+      '--volume-driver',
+      drv,
+      TINY_IMAGE,
+      'sh',
+      '-c',
+      'echo before > /data/f; exec sleep 600',
+    );
+    await until(
+      'the write',
+      async () => (await stack.docker(['exec', 'survivor', 'cat', '/data/f'], { check: false })).stdout === 'before\n',
+      10_000,
+    );
     await stack.killPlugin();
     await docker('exec', 'survivor', 'sh', '-c', 'echo during >> /data/f');
     await stack.startPlugin();
@@ -112,26 +257,83 @@ describe('flocker Docker volume plugin with real Docker', () => {
 
   it('bad input gives a clear error and creates nothing', async () => {
     const before = (await stack.client.listDatasets()).length;
-    expect(await dockerFails('volume', 'create', '-d', drv, '-o', 'size=10M', 'v-bad')).toMatch(/size "10M" is too small: at least 64 MiB/);
-    expect(await dockerFails('volume', 'create', '-d', drv, '-o', 'size=lots', 'v-bad')).toMatch(/size "lots" is not understood/);
-    expect(await dockerFails('volume', 'create', '-d', drv, '-o', 'colour=red', 'v-bad')).toMatch(/unknown volume option "colour"/);
+    expect(await dockerFails('volume', 'create', '-d', drv, '-o', 'size=10M', 'v-bad')).toMatch(
+      /size "10M" is too small: at least 64 MiB/,
+    );
+    expect(await dockerFails('volume', 'create', '-d', drv, '-o', 'size=lots', 'v-bad')).toMatch(
+      /size "lots" is not understood/,
+    );
+    expect(await dockerFails('volume', 'create', '-d', drv, '-o', 'colour=red', 'v-bad')).toMatch(
+      /unknown volume option "colour"/,
+    );
     expect(await dockerFails('volume', 'create', '-d', drv, 'a')).toMatch(/not a valid volume name|invalid/i);
-    expect(await dockerFails('run', '--rm', '--network', 'none', '--mount', `type=volume,src=v-bad,dst=/data,volume-driver=${drv},volume-opt=size=1K`, TINY_IMAGE, 'true')).toMatch(/too small/);
+    expect(
+      await dockerFails(
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '--mount',
+        `type=volume,src=v-bad,dst=/data,volume-driver=${drv},volume-opt=size=1K`,
+        TINY_IMAGE,
+        'true',
+      ),
+    ).toMatch(/too small/);
     expect((await stack.client.listDatasets()).length).toBe(before);
     expect((await docker('volume', 'ls', '-q')).stdout).not.toContain('v-bad');
   });
 
   it('docker volume rm of an in-use volume is refused, here and on another host', async () => {
-    await docker('run', '-d', '--name', 'user', '--network', 'none', '-v', 'v-busy:/data', '--volume-driver', drv, TINY_IMAGE, 'sh', '-c', 'exec sleep 600');
+    await docker(
+      'run',
+      '-d',
+      '--name',
+      'user',
+      '--network',
+      'none',
+      '-v',
+      'v-busy:/data',
+      '--volume-driver',
+      drv,
+      TINY_IMAGE,
+      'sh',
+      '-c',
+      'exec sleep 600',
+    );
     expect(await dockerFails('volume', 'rm', 'v-busy')).toMatch(/in use/);
     await docker('rm', '-f', 'user');
     // Another host's container holds it (its plugin took the lease).
     const other = '0b0b0b0b-0b0b-4b0b-8b0b-0b0b0b0b0b0b';
-    await (await stack.clientAsNode(other)).reportNodeState({ uuid: other, era: 'e', host: 'other-host', instance_id: 'i', backend: 'loopback', manifestations: [], errors: [] });
+    await (
+      await stack.clientAsNode(other)
+    ).reportNodeState({
+      uuid: other,
+      era: 'e',
+      host: 'other-host',
+      instance_id: 'i',
+      backend: 'loopback',
+      manifestations: [],
+      errors: [],
+    });
     const d = await stack.dataset('v-busy');
     await stack.client.acquireLease({ dataset_id: d!.dataset_id, node_uuid: other, expires: null });
-    expect(await dockerFails('volume', 'rm', 'v-busy')).toMatch(/volume v-busy is in use by a container on host other-host/);
-    expect(await dockerFails('run', '--rm', '--network', 'none', '-v', 'v-busy:/data', '--volume-driver', drv, TINY_IMAGE, 'true')).toMatch(/volume v-busy is in use by a container on host other-host/);
+    expect(await dockerFails('volume', 'rm', 'v-busy')).toMatch(
+      /volume v-busy is in use by a container on host other-host/,
+    );
+    expect(
+      await dockerFails(
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '-v',
+        'v-busy:/data',
+        '--volume-driver',
+        drv,
+        TINY_IMAGE,
+        'true',
+      ),
+    ).toMatch(/volume v-busy is in use by a container on host other-host/);
     await stack.client.releaseLease(d!.dataset_id);
     await docker('volume', 'rm', 'v-busy');
     expect(await stack.dataset('v-busy')).toBeUndefined();

@@ -28,9 +28,26 @@ interface Running {
 function start(dataDir: string, logFile: string): Promise<Running> {
   const log = fs.openSync(logFile, 'a');
   // stdout (the "listening" line) to us; the JSON log (stderr) to a file on the full disk, as `./dev up` does.
-  const child = spawn(process.execPath, [CONTROL_MAIN, '--insecure-http', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir, '--compact-log-bytes', '4096', '--log-level', 'debug'], {
-    stdio: ['ignore', 'pipe', log],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      CONTROL_MAIN,
+      '--insecure-http',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--data-dir',
+      dataDir,
+      '--compact-log-bytes',
+      '4096',
+      '--log-level',
+      'debug',
+    ],
+    {
+      stdio: ['ignore', 'pipe', log],
+    },
+  );
   fs.closeSync(log);
   const exited = new Promise<string>((resolve) => child.once('exit', (code, signal) => resolve(`${code ?? signal}`)));
   return new Promise((resolve, reject) => {
@@ -40,7 +57,9 @@ function start(dataDir: string, logFile: string): Promise<Running> {
       const nl = out.indexOf('\n');
       if (nl >= 0) resolve({ child, url: (JSON.parse(out.slice(0, nl)) as { listening: string }).listening, exited });
     });
-    void exited.then((how) => reject(new Error(`flocker-control exited (${how}); log: ${fs.readFileSync(logFile, 'utf8').slice(-2000)}`)));
+    void exited.then((how) =>
+      reject(new Error(`flocker-control exited (${how}); log: ${fs.readFileSync(logFile, 'utf8').slice(-2000)}`)),
+    );
   });
 }
 
@@ -99,82 +118,98 @@ describe('control service on a full disk (tmpfs + dd)', () => {
   it.each([
     ['its log file on the full disk too', true],
     ['its log file elsewhere', false],
-  ])('answers 201 only for what it saved, 503 with a description otherwise, stays up, and keeps every 201 across kill -9 (%s)', async (_what, logOnFullDisk) => {
-    const run = randomUUID().slice(0, 8);
-    const dataDir = path.join(mnt, `data-${run}`);
-    const logFile = logOnFullDisk ? path.join(mnt, `control-${run}.log`) : path.join(base, `control-${run}.log`);
-    running = await start(dataDir, logFile);
-    const { url } = running;
-    const reported = await json(`${url}/v1/agent/nodes/${NODE}`, 'PUT', {
-      uuid: NODE,
-      era: `era-${NODE}`,
-      host: '127.0.0.1',
-      instance_id: NODE,
-      backend: 'loopback',
-      manifestations: [],
-      errors: [],
-    });
-    expect(reported.status).toBe(200);
+  ])(
+    'answers 201 only for what it saved, 503 with a description otherwise, stays up, and keeps every 201 across kill -9 (%s)',
+    async (_what, logOnFullDisk) => {
+      const run = randomUUID().slice(0, 8);
+      const dataDir = path.join(mnt, `data-${run}`);
+      const logFile = logOnFullDisk ? path.join(mnt, `control-${run}.log`) : path.join(base, `control-${run}.log`);
+      running = await start(dataDir, logFile);
+      const { url } = running;
+      const reported = await json(`${url}/v1/agent/nodes/${NODE}`, 'PUT', {
+        uuid: NODE,
+        era: `era-${NODE}`,
+        host: '127.0.0.1',
+        instance_id: NODE,
+        backend: 'loopback',
+        manifestations: [],
+        errors: [],
+      });
+      expect(reported.status).toBe(200);
 
-    const acknowledged: string[] = [];
-    const refused: string[] = [];
-    const refusals: unknown[] = [];
-    const create = async (i: number): Promise<void> => {
-      const id = randomUUID();
-      // A connection refused or reset here throws: the test fails, as it must.
-      const r = await json(`${url}/v1/configuration/datasets`, 'POST', { primary: NODE, dataset_id: id, metadata: { name: `enospc-${i}`, pad: 'x'.repeat(200) } });
-      if (r.status === 201) {
-        acknowledged.push(id);
-        return;
-      }
-      expect(r.status).toBe(503);
-      expect(r.body).toEqual({ code: expect.stringMatching(/^STORE_(FULL|UNAVAILABLE)$/), description: expect.stringMatching(/.{20,}/) });
-      refused.push(id);
-      refusals.push(r.body);
-    };
+      const acknowledged: string[] = [];
+      const refused: string[] = [];
+      const refusals: unknown[] = [];
+      const create = async (i: number): Promise<void> => {
+        const id = randomUUID();
+        // A connection refused or reset here throws: the test fails, as it must.
+        const r = await json(`${url}/v1/configuration/datasets`, 'POST', {
+          primary: NODE,
+          dataset_id: id,
+          metadata: { name: `enospc-${i}`, pad: 'x'.repeat(200) },
+        });
+        if (r.status === 201) {
+          acknowledged.push(id);
+          return;
+        }
+        expect(r.status).toBe(503);
+        expect(r.body).toEqual({
+          code: expect.stringMatching(/^STORE_(FULL|UNAVAILABLE)$/),
+          description: expect.stringMatching(/.{20,}/),
+        });
+        refused.push(id);
+        refusals.push(r.body);
+      };
 
-    for (let i = 0; i < 5; i++) await create(i);
-    expect(acknowledged).toHaveLength(5);
+      for (let i = 0; i < 5; i++) await create(i);
+      expect(acknowledged).toHaveLength(5);
 
-    fill(path.join(mnt, 'fill'));
-    for (let i = 5; i < 45; i++) await create(i);
-    // The disk is full: most are refused (a few may still fit in the log's last page).
-    expect(refused.length).toBeGreaterThan(30);
-    // Still healthy and serving reads; what it lists is exactly what it acknowledged.
-    expect((await json(`${url}/v1/version`, 'GET')).status).toBe(200);
-    const listed = (await json(`${url}/v1/configuration/datasets`, 'GET')).body as { dataset_id: string }[];
-    expect(listed.map((d) => d.dataset_id).sort()).toEqual([...acknowledged].sort());
+      fill(path.join(mnt, 'fill'));
+      for (let i = 5; i < 45; i++) await create(i);
+      // The disk is full: most are refused (a few may still fit in the log's last page).
+      expect(refused.length).toBeGreaterThan(30);
+      // Still healthy and serving reads; what it lists is exactly what it acknowledged.
+      expect((await json(`${url}/v1/version`, 'GET')).status).toBe(200);
+      const listed = (await json(`${url}/v1/configuration/datasets`, 'GET')).body as { dataset_id: string }[];
+      expect(listed.map((d) => d.dataset_id).sort()).toEqual([...acknowledged].sort());
 
-    // kill -9, free the space, restart: every 201 is there, no refused create is.
-    await killHard(running);
-    running = undefined;
-    fs.rmSync(path.join(mnt, 'fill'));
-    running = await start(dataDir, logFile);
-    const after = (await json(`${running.url}/v1/configuration/datasets`, 'GET')).body as { dataset_id: string }[];
-    const ids = new Set(after.map((d) => d.dataset_id));
-    for (const id of acknowledged) expect(ids.has(id)).toBe(true);
-    for (const id of refused) expect(ids.has(id)).toBe(false);
-    expect(ids.size).toBe(acknowledged.length);
+      // kill -9, free the space, restart: every 201 is there, no refused create is.
+      await killHard(running);
+      running = undefined;
+      fs.rmSync(path.join(mnt, 'fill'));
+      running = await start(dataDir, logFile);
+      const after = (await json(`${running.url}/v1/configuration/datasets`, 'GET')).body as { dataset_id: string }[];
+      const ids = new Set(after.map((d) => d.dataset_id));
+      for (const id of acknowledged) expect(ids.has(id)).toBe(true);
+      for (const id of refused) expect(ids.has(id)).toBe(false);
+      expect(ids.size).toBe(acknowledged.length);
 
-    // The refusals said why.
-    expect(refusals.at(-1)).toEqual({ code: 'STORE_FULL', description: expect.stringMatching(/no space left/) });
-    // Creates work again, and the log file kept being written once there was room.
-    const again = await json(`${running.url}/v1/configuration/datasets`, 'POST', { primary: NODE, metadata: { name: 'enospc-again' } });
-    expect(again.status).toBe(201);
-    expect(fs.readdirSync(dataDir).filter((f) => f.includes('.tmp'))).toEqual([]);
-    await killHard(running);
-    running = undefined;
-    fs.rmSync(dataDir, { recursive: true, force: true });
-  }, 120_000);
+      // The refusals said why.
+      expect(refusals.at(-1)).toEqual({ code: 'STORE_FULL', description: expect.stringMatching(/no space left/) });
+      // Creates work again, and the log file kept being written once there was room.
+      const again = await json(`${running.url}/v1/configuration/datasets`, 'POST', {
+        primary: NODE,
+        metadata: { name: 'enospc-again' },
+      });
+      expect(again.status).toBe(201);
+      expect(fs.readdirSync(dataDir).filter((f) => f.includes('.tmp'))).toEqual([]);
+      await killHard(running);
+      running = undefined;
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+    120_000,
+  );
 
   it.each([
     ['dataset agent', 'packages/dataset-agent/dist/logger.js', 'createAgentLogger'],
     ['Docker plugin', 'packages/volume-plugin/dist/startVolumePlugin.js', 'createLogger'],
-  ])('the %s keeps running while its log file is on the full disk, and says how many lines it dropped once there is room', async (_who, module, factory) => {
-    const logFile = path.join(mnt, `${factory}.log`);
-    const log = fs.openSync(logFile, 'a');
-    const go = path.join(base, `${factory}.go`);
-    const script = `
+  ])(
+    'the %s keeps running while its log file is on the full disk, and says how many lines it dropped once there is room',
+    async (_who, module, factory) => {
+      const logFile = path.join(mnt, `${factory}.log`);
+      const log = fs.openSync(logFile, 'a');
+      const go = path.join(base, `${factory}.go`);
+      const script = `
       const fs = require('node:fs');
       const logger = require(${JSON.stringify(path.join(CODE_ROOT, module))}).${factory}('debug');
       logger.info('before the disk filled');
@@ -188,23 +223,32 @@ describe('control service on a full disk (tmpfs + dd)', () => {
         }
       }, 2);
     `;
-    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', log, 'pipe'] });
-    fs.closeSync(log);
-    let stderr = '';
-    child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    await new Promise((r) => setTimeout(r, 300));
-    fill(path.join(mnt, 'fill'));
-    await new Promise((r) => setTimeout(r, 500));
-    fs.rmSync(path.join(mnt, 'fill'));
-    fs.writeFileSync(go, '');
-    expect(await exited).toBe(42);
-    expect(stderr).toBe('');
-    const lines = fs.readFileSync(logFile, 'utf8').split('\n').filter((l) => l.length > 0);
-    const dropped = lines.find((l) => l.includes('log lines dropped'));
-    expect(dropped).toBeDefined();
-    expect(JSON.parse(dropped ?? '{}')).toMatchObject({ level: 'warn', error: 'ENOSPC', dropped: expect.any(Number) });
-    expect(JSON.parse(lines.at(-1) ?? '{}')).toMatchObject({ message: 'after space was freed' });
-    fs.rmSync(logFile);
-  }, 60_000);
+      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', log, 'pipe'] });
+      fs.closeSync(log);
+      let stderr = '';
+      child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      await new Promise((r) => setTimeout(r, 300));
+      fill(path.join(mnt, 'fill'));
+      await new Promise((r) => setTimeout(r, 500));
+      fs.rmSync(path.join(mnt, 'fill'));
+      fs.writeFileSync(go, '');
+      expect(await exited).toBe(42);
+      expect(stderr).toBe('');
+      const lines = fs
+        .readFileSync(logFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.length > 0);
+      const dropped = lines.find((l) => l.includes('log lines dropped'));
+      expect(dropped).toBeDefined();
+      expect(JSON.parse(dropped ?? '{}')).toMatchObject({
+        level: 'warn',
+        error: 'ENOSPC',
+        dropped: expect.any(Number),
+      });
+      expect(JSON.parse(lines.at(-1) ?? '{}')).toMatchObject({ message: 'after space was freed' });
+      fs.rmSync(logFile);
+    },
+    60_000,
+  );
 });

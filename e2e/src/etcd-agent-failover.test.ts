@@ -7,7 +7,15 @@
  * to the surviving replica instead of failing into a back-off or the resync timer.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -35,7 +43,9 @@ const RESYNC_S = 120;
 
 const Listening = z.object({ listening: z.string(), port: z.number() });
 const NodeJson = z.object({ uuid: z.string() });
-const LogLine = z.object({ level: z.string(), message: z.string(), timestamp: z.string(), waitedMs: z.number().optional() }).loose();
+const LogLine = z
+  .object({ level: z.string(), message: z.string(), timestamp: z.string(), waitedMs: z.number().optional() })
+  .loose();
 
 class Replica {
   proc: ChildProcess | undefined;
@@ -45,9 +55,13 @@ class Replica {
     private readonly logFile: string,
   ) {}
   async start(): Promise<void> {
-    const proc = spawn(process.execPath, [CONTROL_MAIN, '--insecure-http', '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn', ...this.args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const proc = spawn(
+      process.execPath,
+      [CONTROL_MAIN, '--insecure-http', '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn', ...this.args],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     this.proc = proc;
     proc.stderr?.pipe(createWriteStream(this.logFile, { flags: 'a' }));
     const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
@@ -75,7 +89,9 @@ function portOf(url: string): number {
 }
 
 function mountsUnder(root: string): { device: string; mountPoint: string }[] {
-  return parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')).filter((m) => m.mountPoint.startsWith(root + '/'));
+  return parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')).filter((m) =>
+    m.mountPoint.startsWith(root + '/'),
+  );
 }
 
 function agentLog(): string {
@@ -90,7 +106,11 @@ function logs(): string {
     .join('\n');
 }
 
-function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
+function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 30_000,
+): Promise<T> {
   return waitUntil(what, probe, { timeoutMs, intervalMs: 25, context: logs });
 }
 
@@ -126,14 +146,24 @@ afterEach(async () => {
   if (existsSync(volumesDir)) {
     for (const f of readdirSync(volumesDir).filter((n) => n.endsWith('.img'))) {
       const out = execFileSync('losetup', ['-j', join(volumesDir, f)], { encoding: 'utf8' });
-      for (const line of out.split('\n').filter((l) => l.includes(':'))) execFileSync('losetup', ['-d', line.split(':')[0] as string]);
+      for (const line of out.split('\n').filter((l) => l.includes(':')))
+        execFileSync('losetup', ['-d', line.split(':')[0] as string]);
     }
   }
   removeTree(dir);
 });
 
 it('an agent given both replicas keeps its long-poll through a kill -9 of the one it talks to and mounts a dataset created through the other within seconds', async () => {
-  const storeArgs = ['--store', 'etcd', '--etcd-endpoints', etcd.endpoints.join(','), '--etcd-prefix', `/e2e-${process.pid}-${Date.now()}`, '--etcd-timeout', '2'];
+  const storeArgs = [
+    '--store',
+    'etcd',
+    '--etcd-endpoints',
+    etcd.endpoints.join(','),
+    '--etcd-prefix',
+    `/e2e-${process.pid}-${Date.now()}`,
+    '--etcd-timeout',
+    '2',
+  ];
   const r1 = new Replica(storeArgs, join(dir, 'control-1.log'));
   const r2 = new Replica(storeArgs, join(dir, 'control-2.log'));
   replicas = [r1, r2];
@@ -171,7 +201,9 @@ it('an agent given both replicas keeps its long-poll through a kill -9 of the on
   // Before the kill: the agent works through the first replica.
   const first = await viaR1.createDataset({ primary: node, maximum_size: 64 * MiB, metadata: { name: 'before-kill' } });
   const firstPath = join(dir, 'mnt', first.dataset_id);
-  await waitFor('the first dataset to be mounted', async () => (await viaR2.listDatasetState()).some((s) => s.dataset_id === first.dataset_id && s.path === firstPath));
+  await waitFor('the first dataset to be mounted', async () =>
+    (await viaR2.listDatasetState()).some((s) => s.dataset_id === first.dataset_id && s.path === firstPath),
+  );
   expect(mountedAt(firstPath)).toBe(true);
   // Let the agent settle back into its long-poll on the first replica.
   await new Promise((r) => setTimeout(r, 500));
@@ -185,7 +217,12 @@ it('an agent given both replicas keeps its long-poll through a kill -9 of the on
   await waitFor('the second dataset to be mounted after the kill', () => mountedAt(secondPath), MOUNT_AFTER_KILL_MS);
   const mountedAfterMs = Date.now() - killedAt;
   // The surviving replica learns the new state from the agent's report.
-  await waitFor('the surviving replica to see the mount', async () => (await viaR2.listDatasetState()).some((s) => s.dataset_id === second.dataset_id && s.path === secondPath), MOUNT_AFTER_KILL_MS);
+  await waitFor(
+    'the surviving replica to see the mount',
+    async () =>
+      (await viaR2.listDatasetState()).some((s) => s.dataset_id === second.dataset_id && s.path === secondPath),
+    MOUNT_AFTER_KILL_MS,
+  );
   expect(mountedAfterMs).toBeLessThan(MOUNT_AFTER_KILL_MS);
 
   // The long-poll in progress failed over inside the client: the agent never saw the control service as unreachable.

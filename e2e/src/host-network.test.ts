@@ -28,7 +28,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Only the stand-in this test made, and only if it is still that one.
-  if (standIn !== undefined && linkIndex(DOCKER0) === standIn) await exec(['ip', 'link', 'del', DOCKER0], { check: false });
+  if (standIn !== undefined && linkIndex(DOCKER0) === standIn)
+    await exec(['ip', 'link', 'del', DOCKER0], { check: false });
   removeTree(dir);
 });
 

@@ -4,7 +4,15 @@
  * e2e tests share. Needs root (loop devices, mounts).
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FlockerClient } from '@flocker/api';
@@ -31,7 +39,9 @@ export interface AgentSettings {
 
 /** Mounts whose mount point lies under root, as the kernel lists them. */
 export function mountsUnder(root: string): { device: string; mountPoint: string }[] {
-  return parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')).filter((m) => m.mountPoint.startsWith(root + '/'));
+  return parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')).filter((m) =>
+    m.mountPoint.startsWith(root + '/'),
+  );
 }
 
 /**
@@ -45,13 +55,24 @@ export function releaseMountsAndLoops(dir: string): void {
     if (!existsSync(volumesDir)) continue;
     for (const f of readdirSync(volumesDir).filter((f) => f.endsWith('.img'))) {
       const out = execFileSync('losetup', ['-j', join(volumesDir, f)], { encoding: 'utf8' });
-      for (const line of out.split('\n').filter((l) => l.includes(':'))) execFileSync('losetup', ['-d', line.split(':')[0]!]);
+      for (const line of out.split('\n').filter((l) => l.includes(':')))
+        execFileSync('losetup', ['-d', line.split(':')[0]!]);
     }
   }
 }
 
-async function startControl(dir: string, dataDir: string, nodeTimeoutSeconds: number): Promise<{ control: ControlService; client: FlockerClient }> {
-  const control = await startControlService({ port: 0, host: '127.0.0.1', dataDir: join(dir, dataDir), nodeTimeoutSeconds, logLevel: 'error' });
+async function startControl(
+  dir: string,
+  dataDir: string,
+  nodeTimeoutSeconds: number,
+): Promise<{ control: ControlService; client: FlockerClient }> {
+  const control = await startControlService({
+    port: 0,
+    host: '127.0.0.1',
+    dataDir: join(dir, dataDir),
+    nodeTimeoutSeconds,
+    logLevel: 'error',
+  });
   return { control, client: new FlockerClient({ baseUrl: control.url }) };
 }
 
@@ -77,7 +98,10 @@ export class LocalAgentBed {
   }
 
   /** Closes the control service and starts another on `<dir>/<dataDir>`; agent configs written from now on name it. */
-  async replaceControl(dataDir: string, nodeTimeoutSeconds: number): Promise<{ control: ControlService; client: FlockerClient }> {
+  async replaceControl(
+    dataDir: string,
+    nodeTimeoutSeconds: number,
+  ): Promise<{ control: ControlService; client: FlockerClient }> {
     await this.current.control.close();
     this.current = await startControl(this.dir, dataDir, nodeTimeoutSeconds);
     return this.current;
@@ -87,7 +111,10 @@ export class LocalAgentBed {
     return join(this.dir, `${name}.yml`);
   }
 
-  writeAgentConfig(name: string, { pool = 'pool', resyncSeconds = 2, backoffMaxSeconds = 2 }: AgentSettings = {}): void {
+  writeAgentConfig(
+    name: string,
+    { pool = 'pool', resyncSeconds = 2, backoffMaxSeconds = 2 }: AgentSettings = {},
+  ): void {
     const node = join(this.dir, name);
     writeFileSync(
       this.configPath(name),
@@ -114,7 +141,9 @@ export class LocalAgentBed {
     });
     proc.stdout?.pipe(log);
     proc.stderr?.pipe(log);
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => proc.on('exit', (code, signal) => res({ code, signal })));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+      proc.on('exit', (code, signal) => res({ code, signal })),
+    );
     const a = { name, proc, exited };
     this.agents.add(a);
     void exited.then(() => this.agents.delete(a));
@@ -133,7 +162,12 @@ export class LocalAgentBed {
       .join('\n');
   }
 
-  waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, intervalMs = 25): Promise<T> {
+  waitFor<T>(
+    what: string,
+    probe: () => Promise<T | undefined | false> | T | undefined | false,
+    timeoutMs = 30_000,
+    intervalMs = 25,
+  ): Promise<T> {
     return waitUntil(what, probe, { timeoutMs, intervalMs, context: () => this.logs() });
   }
 

@@ -60,9 +60,20 @@ async function expectNotUsingImage(host: ClusterHost, image: string): Promise<vo
  * A write (with fsync) into `dir` only if a filesystem is mounted there in host's namespace:
  * exit 3 when nothing is mounted, 0 when the write and its fsync went through, else the failure.
  */
-async function writeIntoStaleMount(host: ClusterHost, dir: string, file: string): Promise<{ code: number; stderr: string }> {
+async function writeIntoStaleMount(
+  host: ClusterHost,
+  dir: string,
+  file: string,
+): Promise<{ code: number; stderr: string }> {
   const r = await host.exec(
-    ['sh', '-c', 'grep -q " $1 " /proc/self/mounts || exit 3; cd "$1" && echo stale > "$2" && sync "$2"', 'sh', dir, file],
+    [
+      'sh',
+      '-c',
+      'grep -q " $1 " /proc/self/mounts || exit 3; cd "$1" && echo stale > "$2" && sync "$2"',
+      'sh',
+      dir,
+      file,
+    ],
     { check: false },
   );
   return { code: r.code, stderr: r.stderr };
@@ -89,7 +100,12 @@ async function datasetHeldByA(): Promise<Held> {
 async function failOverToB(held: Held): Promise<{ pathB: string; imageB: string; ms: number }> {
   const t0 = Date.now();
   await cluster.client.updateDataset(held.id, { primary: b.requireNodeUuid() });
-  const pathB = await waitForMountedOn(cluster.client, held.id, b.requireNodeUuid(), NODE_TIMEOUT_S * 1_000 + FAILOVER_SLACK_MS);
+  const pathB = await waitForMountedOn(
+    cluster.client,
+    held.id,
+    b.requireNodeUuid(),
+    NODE_TIMEOUT_S * 1_000 + FAILOVER_SLACK_MS,
+  );
   const ms = Date.now() - t0;
   expect(await md5On(b, `${pathB}/blob`)).toBe(held.md5A);
   await writeFileOn(b, `${pathB}/from-b`, 'written on B after the failover\n');

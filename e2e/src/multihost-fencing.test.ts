@@ -73,7 +73,9 @@ clusterForSuite(
     nodeTimeoutSeconds: T_S,
     leaseGraceSeconds: G_S,
     // Short like T and G: the plugin reconciles with dockerd every 2 s, and trusts Docker's view of a mount after 3 s.
-    commands: { plugin: (p) => [...defaultCommands.plugin(p), '--reconcile-interval', '2', '--mount-safety-window', '3'] },
+    commands: {
+      plugin: (p) => [...defaultCommands.plugin(p), '--reconcile-interval', '2', '--mount-safety-window', '3'],
+    },
   },
   (started) => {
     cluster = started;
@@ -119,14 +121,37 @@ async function startWriter(host: ClusterHost, tag: string): Promise<Writer> {
   const container = `writer-${tag}-${id}`;
   const ackDir = path.join(cluster.baseDir, 'ack', container);
   fs.mkdirSync(ackDir, { recursive: true });
-  await host.docker(['run', '-d', '--name', container, '--init', ...volumeArgs(volume), '-v', `${ackDir}:/ack`, TINY_IMAGE, 'sh', '-c', WRITER_SCRIPT]);
-  await waitFor(`writer ${container} to acknowledge 10 lines`, () => readNumbers(path.join(ackDir, 'acked')).length >= 10, {
-    timeoutMs: 30_000,
-    intervalMs: 100,
-  });
+  await host.docker([
+    'run',
+    '-d',
+    '--name',
+    container,
+    '--init',
+    ...volumeArgs(volume),
+    '-v',
+    `${ackDir}:/ack`,
+    TINY_IMAGE,
+    'sh',
+    '-c',
+    WRITER_SCRIPT,
+  ]);
+  await waitFor(
+    `writer ${container} to acknowledge 10 lines`,
+    () => readNumbers(path.join(ackDir, 'acked')).length >= 10,
+    {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    },
+  );
   const dataset = (await cluster.client.listDatasets()).find((d) => d.metadata.name === volume && d.deleted !== true);
   if (dataset === undefined) throw new Error(`no dataset named ${volume}`);
-  return { container, volume, ackDir, datasetId: dataset.dataset_id, pathOnA: path.join(host.layout.mountRoot, dataset.dataset_id) };
+  return {
+    container,
+    volume,
+    ackDir,
+    datasetId: dataset.dataset_id,
+    pathOnA: path.join(host.layout.mountRoot, dataset.dataset_id),
+  };
 }
 
 function readNumbers(file: string): number[] {
@@ -156,7 +181,10 @@ function poolAttachedTo(datasetId: string): string | null | undefined {
   const dir = path.join(cluster.layout.poolDir, 'volumes');
   for (const f of fs.readdirSync(dir).filter((n) => /^[0-9a-f-]+\.json$/.test(n))) {
     try {
-      const rec = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { dataset_id?: string; attached_to?: string | null };
+      const rec = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as {
+        dataset_id?: string;
+        attached_to?: string | null;
+      };
       if (rec.dataset_id === datasetId) return rec.attached_to ?? null;
     } catch {
       // being replaced right now; the next look sees it
@@ -183,7 +211,10 @@ async function mountIdsAt(host: ClusterHost, target: string): Promise<string[]> 
 }
 
 async function containerRunning(host: ClusterHost, container: string): Promise<boolean> {
-  const r = await host.docker(['inspect', '--format', '{{.State.Running}}', container], { check: false, timeoutMs: 10_000 });
+  const r = await host.docker(['inspect', '--format', '{{.State.Running}}', container], {
+    check: false,
+    timeoutMs: 10_000,
+  });
   return r.stdout.trim() === 'true';
 }
 
@@ -207,13 +238,23 @@ async function takeOverOnB(w: Writer, faultAt: number): Promise<Takeover> {
   for (;;) {
     attempts++;
     last = await b.docker(
-      ['run', '--rm', ...volumeArgs(w.volume), TINY_IMAGE, 'sh', '-c', 'cat /data/log && echo "written on B" > /data/from-b && sync /data/from-b'],
+      [
+        'run',
+        '--rm',
+        ...volumeArgs(w.volume),
+        TINY_IMAGE,
+        'sh',
+        '-c',
+        'cat /data/log && echo "written on B" > /data/from-b && sync /data/from-b',
+      ],
       { check: false, timeoutMs: 150_000 },
     );
     const ms = Date.now() - faultAt;
     if (last.code === 0) return { copy: last.stdout, ms, attempts, lastFailure: '' };
     if (ms > TAKEOVER_BOUND_MS) {
-      throw new Error(`docker run on B did not get volume ${w.volume} within ${TAKEOVER_BOUND_MS} ms (${attempts} attempts); last: ${last.stderr.trim()}`);
+      throw new Error(
+        `docker run on B did not get volume ${w.volume} within ${TAKEOVER_BOUND_MS} ms (${attempts} attempts); last: ${last.stderr.trim()}`,
+      );
     }
     await sleep(250);
   }
@@ -230,7 +271,10 @@ async function expectLeaseReleasedAsDead(w: Writer): Promise<void> {
 function checkCopy(copy: string): number {
   expect(copy.includes('\0')).toBe(false);
   expect(copy).toMatch(/^(\d+\n)+$/);
-  const lines = copy.split('\n').filter((l) => l !== '').map(Number);
+  const lines = copy
+    .split('\n')
+    .filter((l) => l !== '')
+    .map(Number);
   lines.forEach((n, i) => {
     if (n !== i + 1) throw new Error(`B's copy: line ${i + 1} is ${n}, not ${i + 1}`);
   });
@@ -273,7 +317,10 @@ async function expectNoMountOnA(w: Writer, boundMs: number): Promise<void> {
 
 /** B still holds the volume with B's file and the copy B saw. */
 async function expectStillOnB(w: Writer, copy: string): Promise<void> {
-  const r = await b.docker(['run', '--rm', ...volumeArgs(w.volume), TINY_IMAGE, 'sh', '-c', 'cat /data/from-b && cat /data/log'], { timeoutMs: 60_000 });
+  const r = await b.docker(
+    ['run', '--rm', ...volumeArgs(w.volume), TINY_IMAGE, 'sh', '-c', 'cat /data/from-b && cat /data/log'],
+    { timeoutMs: 60_000 },
+  );
   expect(r.stdout).toBe(`written on B\n${copy}`);
 }
 
@@ -292,14 +339,20 @@ function unmountCalls(host: ClusterHost, volume: string): number {
   } catch {
     return 0;
   }
-  return text.split('\n').filter((l) => l.includes('"call":"/VolumeDriver.Unmount"') && l.includes(`"Name":${JSON.stringify(volume)}`)).length;
+  return text
+    .split('\n')
+    .filter((l) => l.includes('"call":"/VolumeDriver.Unmount"') && l.includes(`"Name":${JSON.stringify(volume)}`))
+    .length;
 }
 
 /** The agent's fencing log lines (what it stopped and unmounted). */
 function fencingLines(host: ClusterHost): string {
   try {
     const lines = fs.readFileSync(path.join(host.layout.logDir, 'agent.log'), 'utf8').split('\n');
-    return `--- ${host.name}/agent.log, fencing lines\n${lines.filter((l) => /fenc/i.test(l) && !/fenced image/.test(l)).slice(-6).join('\n')}`;
+    return `--- ${host.name}/agent.log, fencing lines\n${lines
+      .filter((l) => /fenc/i.test(l) && !/fenced image/.test(l))
+      .slice(-6)
+      .join('\n')}`;
   } catch {
     return '';
   }
@@ -315,7 +368,7 @@ function logTail(host: ClusterHost, log: string, lines = 15): string {
 }
 
 describe(`failover without an operator, and fencing (T = ${T_S} s, G = ${G_S} s)`, () => {
-  it('(a) A killed (agent, plugin, dockerd; the writer keeps running): B gets the volume by itself with every acknowledged line; A\'s later fsyncs fail; A never takes it back', async () => {
+  it("(a) A killed (agent, plugin, dockerd; the writer keeps running): B gets the volume by itself with every acknowledged line; A's later fsyncs fail; A never takes it back", async () => {
     const w = await startWriter(a, 'kill');
     const idA = await instanceId(a);
     const faultAt = Date.now();
@@ -324,7 +377,10 @@ describe(`failover without an operator, and fencing (T = ${T_S} s, G = ${G_S} s)
     const n = await expectTakeover(w, t);
 
     // A's writer runs on: its writes and fsyncs fail from the takeover on.
-    await waitFor("A's writer to log a failed write or fsync", () => writerErrors(w).includes('failed'), { timeoutMs: 10_000, intervalMs: 100 });
+    await waitFor("A's writer to log a failed write or fsync", () => writerErrors(w).includes('failed'), {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+    });
     const settled = acked(w).length;
     await sleep(1_500);
     expect(acked(w).length).toBe(settled);
@@ -367,8 +423,10 @@ describe(`failover without an operator, and fencing (T = ${T_S} s, G = ${G_S} s)
     const fenced = `A's writer stopped ${rel(seen.stoppedAt)}, volume unmounted on A ${rel(seen.unmountedAt)}, pool record left A ${rel(seen.takenAt)} after the partition`;
     const fenceLog = (): string => fencingLines(a);
     if (seen.takenAt === undefined) throw new Error(`${fenced}: no takeover seen`);
-    if (seen.stoppedAt === undefined || seen.stoppedAt >= seen.takenAt) throw new Error(`A's container still ran at the takeover: ${fenced}\n${fenceLog()}`);
-    if (seen.unmountedAt === undefined || seen.unmountedAt >= seen.takenAt) throw new Error(`A still had the volume mounted at the takeover: ${fenced}\n${fenceLog()}`);
+    if (seen.stoppedAt === undefined || seen.stoppedAt >= seen.takenAt)
+      throw new Error(`A's container still ran at the takeover: ${fenced}\n${fenceLog()}`);
+    if (seen.unmountedAt === undefined || seen.unmountedAt >= seen.takenAt)
+      throw new Error(`A still had the volume mounted at the takeover: ${fenced}\n${fenceLog()}`);
     expect(seen.unmountedAt - faultAt).toBeLessThan(T_S * 1_000); // F = T/2, plus detection slack
     expect(seen.stoppedAt - faultAt).toBeLessThan(T_S * 1_000);
 
@@ -396,7 +454,11 @@ describe(`failover without an operator, and fencing (T = ${T_S} s, G = ${G_S} s)
     expect(unmountsBefore).toBeGreaterThan(0); // Docker's copy-up cycle at the writer's start: the log is read right
     await a.killDocker('SIGKILL');
     await a.startDocker();
-    await waitFor(`the restarted dockerd on A to end ${w.container}`, async () => !(await containerRunning(a, w.container)), { timeoutMs: 20_000, intervalMs: 200 });
+    await waitFor(
+      `the restarted dockerd on A to end ${w.container}`,
+      async () => !(await containerRunning(a, w.container)),
+      { timeoutMs: 20_000, intervalMs: 200 },
+    );
     await waitFor(
       `the lease of ${w.volume} to be released`,
       async () => !(await cluster.client.listLeases()).some((l) => l.dataset_id === w.datasetId),
@@ -404,7 +466,10 @@ describe(`failover without an operator, and fencing (T = ${T_S} s, G = ${G_S} s)
     );
     expect(unmountCalls(a, w.volume)).toBe(unmountsBefore); // released by reconciliation: Docker sent no Unmount
     const t0 = Date.now();
-    const r = await b.docker(['run', '--rm', ...volumeArgs(w.volume), TINY_IMAGE, 'sh', '-c', 'tail -n 1 /data/log'], { check: false, timeoutMs: 60_000 });
+    const r = await b.docker(['run', '--rm', ...volumeArgs(w.volume), TINY_IMAGE, 'sh', '-c', 'tail -n 1 /data/log'], {
+      check: false,
+      timeoutMs: 60_000,
+    });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(Date.now() - t0).toBeLessThan(10_000);
@@ -424,7 +489,10 @@ describe(`failover without an operator, and fencing (T = ${T_S} s, G = ${G_S} s)
       { timeoutMs: LEASE_RELEASE_MS, intervalMs: 200, context: () => logTail(a, 'plugin.log') },
     );
     expect(unmountCalls(a, w.volume)).toBe(unmountsBefore); // released by reconciliation: Docker sent no Unmount
-    const r = await b.docker(['run', '--rm', ...volumeArgs(w.volume), TINY_IMAGE, 'true'], { check: false, timeoutMs: 60_000 });
+    const r = await b.docker(['run', '--rm', ...volumeArgs(w.volume), TINY_IMAGE, 'true'], {
+      check: false,
+      timeoutMs: 60_000,
+    });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
   });

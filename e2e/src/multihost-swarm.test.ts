@@ -25,7 +25,15 @@ clusterForSuite({ hosts: 2, withDocker: true, nodeTimeoutSeconds: 5 }, async (st
 
 /** The running task's node hostname, once exactly one task runs. */
 async function runningOn(service: string): Promise<string | undefined> {
-  const { stdout } = await a.docker(['service', 'ps', service, '--filter', 'desired-state=running', '--format', '{{.Node}} {{.CurrentState}}']);
+  const { stdout } = await a.docker([
+    'service',
+    'ps',
+    service,
+    '--filter',
+    'desired-state=running',
+    '--format',
+    '{{.Node}} {{.CurrentState}}',
+  ]);
   const running = stdout.split('\n').filter((l) => / Running /.test(l + ' '));
   return running.length === 1 ? running[0]?.split(' ')[0] : undefined;
 }
@@ -42,31 +50,64 @@ describe('(5) Docker Swarm', () => {
     const volume = `swv-${randomUUID().slice(0, 8)}`;
     await a.docker(['node', 'update', '--availability', 'drain', b.layout.hostname]);
     await a.docker([
-      'service', 'create', '--detach', '--name', service,
-      '--endpoint-mode', 'dnsrr', '--no-resolve-image', '--init', '--stop-grace-period', '5s',
-      '--hostname', '{{.Node.Hostname}}',
-      '--mount', `type=volume,source=${volume},target=/data,volume-driver=${VOLUME_DRIVER},volume-nocopy=true`,
-      TINY_IMAGE, 'sh', '-c', 'hostname >> /data/log; exec sleep 3600',
+      'service',
+      'create',
+      '--detach',
+      '--name',
+      service,
+      '--endpoint-mode',
+      'dnsrr',
+      '--no-resolve-image',
+      '--init',
+      '--stop-grace-period',
+      '5s',
+      '--hostname',
+      '{{.Node.Hostname}}',
+      '--mount',
+      `type=volume,source=${volume},target=/data,volume-driver=${VOLUME_DRIVER},volume-nocopy=true`,
+      TINY_IMAGE,
+      'sh',
+      '-c',
+      'hostname >> /data/log; exec sleep 3600',
     ]);
-    expect(await waitFor(`service ${service} running`, () => runningOn(service), { timeoutMs: 60_000, intervalMs: 250 })).toBe('host-a');
+    expect(
+      await waitFor(`service ${service} running`, () => runningOn(service), { timeoutMs: 60_000, intervalMs: 250 }),
+    ).toBe('host-a');
     const onA = await waitFor('task container on A', () => containerOf(a, service), { timeoutMs: 10_000 });
     await a.docker(['exec', onA, 'sh', '-c', 'echo precious > /data/payload; sync']);
 
     const t0 = Date.now();
     await a.docker(['node', 'update', '--availability', 'active', b.layout.hostname]);
     await a.docker(['node', 'update', '--availability', 'drain', a.layout.hostname]);
-    expect(await waitFor(`service ${service} on B`, async () => ((await runningOn(service)) === 'host-b' ? 'host-b' : undefined), { timeoutMs: 90_000, intervalMs: 250 })).toBe('host-b');
+    expect(
+      await waitFor(
+        `service ${service} on B`,
+        async () => ((await runningOn(service)) === 'host-b' ? 'host-b' : undefined),
+        { timeoutMs: 90_000, intervalMs: 250 },
+      ),
+    ).toBe('host-b');
     const moveMs = Date.now() - t0;
     const onB = await waitFor('task container on B', () => containerOf(b, service), { timeoutMs: 10_000 });
-    const { stdout } = await b.docker(['exec', onB, 'sh', '-c', 'cat /data/payload /data/log; grep " /data " /proc/mounts']);
+    const { stdout } = await b.docker([
+      'exec',
+      onB,
+      'sh',
+      '-c',
+      'cat /data/payload /data/log; grep " /data " /proc/mounts',
+    ]);
     expect(stdout).toMatch(/^precious\nhost-a\nhost-b\n\/dev\/loop\d+ \/data ext4/);
     // No task was rejected on the way (the volume-nocopy + --init recipe).
-    const tasks = (await a.docker(['service', 'ps', service, '--format', '{{.Node}} {{.CurrentState}} {{.Error}}'])).stdout;
+    const tasks = (await a.docker(['service', 'ps', service, '--format', '{{.Node}} {{.CurrentState}} {{.Error}}']))
+      .stdout;
     expect(tasks).not.toMatch(/Rejected|Failed/);
     expect(moveMs).toBeLessThan(60_000);
 
     await a.docker(['service', 'rm', service]);
-    await waitFor('task container on B gone', async () => ((await containerOf(b, service)) === undefined ? true : undefined), { timeoutMs: 30_000 });
+    await waitFor(
+      'task container on B gone',
+      async () => ((await containerOf(b, service)) === undefined ? true : undefined),
+      { timeoutMs: 30_000 },
+    );
     await sleep(100);
   });
 });

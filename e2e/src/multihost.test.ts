@@ -42,16 +42,32 @@ async function createMountedDataset(host: ClusterHost, name: string): Promise<{ 
 }
 
 const volumeRun = (host: ClusterHost, volume: string, script: string, extra: string[] = []) =>
-  host.docker(['run', '--rm', '-v', `${volume}:/data`, `--volume-driver=${VOLUME_DRIVER}`, ...extra, TINY_IMAGE, 'sh', '-c', script], {
-    check: false,
-    timeoutMs: 150_000,
-  });
+  host.docker(
+    [
+      'run',
+      '--rm',
+      '-v',
+      `${volume}:/data`,
+      `--volume-driver=${VOLUME_DRIVER}`,
+      ...extra,
+      TINY_IMAGE,
+      'sh',
+      '-c',
+      script,
+    ],
+    {
+      check: false,
+      timeoutMs: 150_000,
+    },
+  );
 
 describe('a cluster of three hosts', () => {
   it('gives every host its own hostname, address, Docker daemon and node', async () => {
     const names = await Promise.all(cluster.hosts.map(async (h) => (await h.exec(['hostname'])).stdout.trim()));
     expect(names).toEqual(['host-a', 'host-b', 'host-c']);
-    const ids = await Promise.all(cluster.hosts.map(async (h) => (await h.docker(['info', '--format', '{{.ID}}'])).stdout.trim()));
+    const ids = await Promise.all(
+      cluster.hosts.map(async (h) => (await h.docker(['info', '--format', '{{.ID}}'])).stdout.trim()),
+    );
     expect(new Set(ids).size).toBe(3);
     const nodes = await cluster.client.listNodes();
     expect(nodes.map((n) => n.host).sort()).toEqual(['10.77.0.11', '10.77.0.12', '10.77.0.13']);
@@ -78,7 +94,11 @@ describe('volumes follow containers', () => {
 
   it('(2) `docker run -v vol:/data --volume-driver=flocker` on B moves a volume last used on A, with its data', async () => {
     const vol = `pg-${randomUUID().slice(0, 8)}`;
-    const onA = await volumeRun(a, vol, 'echo "written on $(hostname)" > /data/hello && dd if=/dev/urandom of=/data/blob bs=1M count=2 2>/dev/null && md5sum /data/blob > /data/blob.md5');
+    const onA = await volumeRun(
+      a,
+      vol,
+      'echo "written on $(hostname)" > /data/hello && dd if=/dev/urandom of=/data/blob bs=1M count=2 2>/dev/null && md5sum /data/blob > /data/blob.md5',
+    );
     expect(onA.stderr).toBe('');
     expect(onA.code).toBe(0);
     const onB = await volumeRun(b, vol, 'cat /data/hello && md5sum -c /data/blob.md5 && grep " /data " /proc/mounts');
@@ -92,9 +112,24 @@ describe('volumes follow containers', () => {
   it('(3) while a container on A uses the volume, `docker run` on B fails fast and clearly; after it stops, B gets the volume', async () => {
     const vol = `held-${randomUUID().slice(0, 8)}`;
     const holder = `holder-${randomUUID().slice(0, 8)}`;
-    await a.docker(['run', '-d', '--name', holder, '--init', '-v', `${vol}:/data`, `--volume-driver=${VOLUME_DRIVER}`, TINY_IMAGE, 'sh', '-c', 'echo held-by-a > /data/owner && exec sleep 600']);
+    await a.docker([
+      'run',
+      '-d',
+      '--name',
+      holder,
+      '--init',
+      '-v',
+      `${vol}:/data`,
+      `--volume-driver=${VOLUME_DRIVER}`,
+      TINY_IMAGE,
+      'sh',
+      '-c',
+      'echo held-by-a > /data/owner && exec sleep 600',
+    ]);
     try {
-      await waitFor(async () => (await a.docker(['exec', holder, 'cat', '/data/owner'], { check: false })).stdout === 'held-by-a\n');
+      await waitFor(
+        async () => (await a.docker(['exec', holder, 'cat', '/data/owner'], { check: false })).stdout === 'held-by-a\n',
+      );
       const t0 = Date.now();
       const refused = await volumeRun(b, vol, 'cat /data/owner');
       const refusedMs = Date.now() - t0;
@@ -140,22 +175,29 @@ describe('(6) a component killed with SIGKILL in the middle of a move', () => {
   it.each([
     { agent: 'source', crashing: () => a, crashAfter: 'unmount:1', step: 'unmounting (before detaching)', tag: 'k4' },
     { agent: 'destination', crashing: () => b, crashAfter: 'attach:1', step: 'attaching (before mounting)', tag: 'k5' },
-  ])('the $agent agent SIGKILLs itself right after $step; restarted, the move completes', async ({ crashing, crashAfter, tag }) => {
-    const host = crashing();
-    const { id, path: pathA } = await createMountedDataset(a, `${tag}-${randomUUID().slice(0, 8)}`);
-    const md5 = await writeBlobOn(a, pathA, 8);
-    await host.killAgent('SIGTERM');
-    await host.startAgent({ env: { FLOCKER_AGENT_CRASH_AFTER: crashAfter } });
-    await cluster.client.updateDataset(id, { primary: b.requireNodeUuid() });
-    await waitFor(async () => host.agentPid() === undefined);
-    await host.startAgent();
-    const pathB = await waitForMountedOn(cluster.client, id, b.requireNodeUuid());
-    expect(await md5On(b, `${pathB}/blob`)).toBe(md5);
-  });
+  ])(
+    'the $agent agent SIGKILLs itself right after $step; restarted, the move completes',
+    async ({ crashing, crashAfter, tag }) => {
+      const host = crashing();
+      const { id, path: pathA } = await createMountedDataset(a, `${tag}-${randomUUID().slice(0, 8)}`);
+      const md5 = await writeBlobOn(a, pathA, 8);
+      await host.killAgent('SIGTERM');
+      await host.startAgent({ env: { FLOCKER_AGENT_CRASH_AFTER: crashAfter } });
+      await cluster.client.updateDataset(id, { primary: b.requireNodeUuid() });
+      await waitFor(async () => host.agentPid() === undefined);
+      await host.startAgent();
+      const pathB = await waitForMountedOn(cluster.client, id, b.requireNodeUuid());
+      expect(await md5On(b, `${pathB}/blob`)).toBe(md5);
+    },
+  );
 
   it('the volume plugin on B killed while `docker run` waits for the volume, restarted: the next run gets the volume, data intact', async () => {
     const vol = `k3-${randomUUID().slice(0, 8)}`;
-    const onA = await volumeRun(a, vol, 'dd if=/dev/urandom of=/data/blob bs=1M count=4 2>/dev/null && md5sum /data/blob > /data/blob.md5');
+    const onA = await volumeRun(
+      a,
+      vol,
+      'dd if=/dev/urandom of=/data/blob bs=1M count=4 2>/dev/null && md5sum /data/blob > /data/blob.md5',
+    );
     expect(onA.code).toBe(0);
     const pending = volumeRun(b, vol, 'md5sum -c /data/blob.md5');
     await sleep(150);

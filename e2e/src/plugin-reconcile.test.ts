@@ -27,12 +27,20 @@ describe('the plugin reconciles with a real dockerd', () => {
     return (await stack.client.listLeases()).find((l) => l.dataset_id === d?.dataset_id);
   };
   const pluginLog = () => fs.readFileSync(logFile, 'utf8');
-  const logLines = () => pluginLog().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const logLines = () =>
+    pluginLog()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   const releasedByReconcile = (vol: string) =>
-    logLines().some((l) => l.volume === vol && String(l.message).startsWith('no container on this host uses the volume any more'));
+    logLines().some(
+      (l) => l.volume === vol && String(l.message).startsWith('no container on this host uses the volume any more'),
+    );
   /** Unmount calls Docker made to this plugin for `vol` (answered or not). */
   const unmountsOf = (vol: string) =>
-    logLines().filter((l) => l.call === '/VolumeDriver.Unmount' && (l.request as { Name?: string } | undefined)?.Name === vol).length;
+    logLines().filter(
+      (l) => l.call === '/VolumeDriver.Unmount' && (l.request as { Name?: string } | undefined)?.Name === vol,
+    ).length;
 
   async function startPlugin(): Promise<void> {
     const log = fs.openSync(logFile, 'a');
@@ -41,17 +49,28 @@ describe('the plugin reconciles with a real dockerd', () => {
       process.execPath,
       [
         main,
-        '--agent-config', stack.agentConfig,
-        '--socket', stack.socketPath,
-        '--mount-timeout', '60',
-        '--docker-socket', stack.dockerd.socket,
-        '--reconcile-interval', '2',
-        '--mount-safety-window', String(SAFETY_WINDOW_S),
+        '--agent-config',
+        stack.agentConfig,
+        '--socket',
+        stack.socketPath,
+        '--mount-timeout',
+        '60',
+        '--docker-socket',
+        stack.dockerd.socket,
+        '--reconcile-interval',
+        '2',
+        '--mount-safety-window',
+        String(SAFETY_WINDOW_S),
       ],
       { stdio: ['ignore', log, log] },
     );
     fs.closeSync(log);
-    await until('the plugin to answer', async () => (await callPlugin(stack.socketPath, '/Plugin.Activate').catch(() => undefined))?.status === 200, 30_000, 50);
+    await until(
+      'the plugin to answer',
+      async () => (await callPlugin(stack.socketPath, '/Plugin.Activate').catch(() => undefined))?.status === 200,
+      30_000,
+      50,
+    );
   }
 
   async function killPlugin(): Promise<void> {
@@ -65,7 +84,22 @@ describe('the plugin reconciles with a real dockerd', () => {
 
   /** A container using `vol` that runs until stopped; returns once the plugin holds the lease, past the safety window. */
   async function runHolding(name: string, vol: string): Promise<void> {
-    await docker('run', '-d', '--name', name, '--network', 'none', '-v', `${vol}:/data`, '--volume-driver', stack.driver, TINY_IMAGE, 'sh', '-c', 'echo hi > /data/f; exec sleep 600');
+    await docker(
+      'run',
+      '-d',
+      '--name',
+      name,
+      '--network',
+      'none',
+      '-v',
+      `${vol}:/data`,
+      '--volume-driver',
+      stack.driver,
+      TINY_IMAGE,
+      'sh',
+      '-c',
+      'echo hi > /data/f; exec sleep 600',
+    );
     expect((await leaseOf(vol))?.node_uuid).toBe(stack.nodeUuid);
     await sleep(SAFETY_WINDOW_S * 1000 + 500);
     expect((await leaseOf(vol))?.node_uuid).toBe(stack.nodeUuid); // a periodic reconcile meanwhile kept it: the container runs
@@ -89,7 +123,7 @@ describe('the plugin reconciles with a real dockerd', () => {
         return false;
       }
     };
-    await until('dockerd\'s containerd to die', () => !running(), 30_000, 50);
+    await until("dockerd's containerd to die", () => !running(), 30_000, 50);
     fs.rmSync(pidfile, { force: true });
   }
 
@@ -107,7 +141,8 @@ describe('the plugin reconciles with a real dockerd', () => {
 
   afterEach(() => {
     const state = expect.getState();
-    if (state.assertionCalls !== state.numPassingAsserts) process.stderr.write(`${stack.logs()}\n---- reconciling plugin\n${pluginLog().slice(-6000)}\n`);
+    if (state.assertionCalls !== state.numPassingAsserts)
+      process.stderr.write(`${stack.logs()}\n---- reconciling plugin\n${pluginLog().slice(-6000)}\n`);
   });
 
   it('dockerd SIGKILLed under a running container: after its restart the lease is released and docker volume rm works', async () => {
@@ -141,7 +176,12 @@ describe('the plugin reconciles with a real dockerd', () => {
     const unmountsBefore = unmountsOf('v-stopped');
     await killPlugin();
     await docker('kill', 'rc-stopped');
-    await until('the container to stop', async () => (await docker('inspect', '-f', '{{.State.Status}}', 'rc-stopped')).stdout.trim() === 'exited', 30_000, 100);
+    await until(
+      'the container to stop',
+      async () => (await docker('inspect', '-f', '{{.State.Status}}', 'rc-stopped')).stdout.trim() === 'exited',
+      30_000,
+      100,
+    );
     expect((await leaseOf('v-stopped'))?.node_uuid).toBe(stack.nodeUuid); // nobody let it go
     await startPlugin();
     const started = Date.now();

@@ -18,7 +18,22 @@ describe('a re-used volume name with a real dockerd', () => {
 
   it('destroy under a running container, rm -f, docker run again with the name, docker volume rm: no lease left, removed', async () => {
     const drv = stack.driver;
-    await docker('run', '-d', '--name', 'c1', '--network', 'none', '-v', 'r1:/data', '--volume-driver', drv, TINY_IMAGE, 'sh', '-c', 'exec sleep 3600');
+    await docker(
+      'run',
+      '-d',
+      '--name',
+      'c1',
+      '--network',
+      'none',
+      '-v',
+      'r1:/data',
+      '--volume-driver',
+      drv,
+      TINY_IMAGE,
+      'sh',
+      '-c',
+      'exec sleep 3600',
+    );
     const old = await stack.dataset('r1');
     expect(old).toBeDefined();
     // flocker leases release r1; flocker volumes destroy r1 --no-wait
@@ -26,12 +41,30 @@ describe('a re-used volume name with a real dockerd', () => {
     await stack.client.deleteDataset(old!.dataset_id);
     await docker('rm', '-f', 'c1');
     // The same name again: a new volume (a new dataset), used once and let go.
-    const out = await docker('run', '--rm', '--network', 'none', '-v', 'r1:/data', '--volume-driver', drv, TINY_IMAGE, 'sh', '-c', 'echo new > /data/f; cat /data/f');
+    const out = await docker(
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '-v',
+      'r1:/data',
+      '--volume-driver',
+      drv,
+      TINY_IMAGE,
+      'sh',
+      '-c',
+      'echo new > /data/f; cat /data/f',
+    );
     expect(out.stdout).toBe('new\n');
     const fresh = await stack.dataset('r1');
     expect(fresh?.dataset_id).toBeDefined();
     expect(fresh?.dataset_id).not.toBe(old!.dataset_id);
-    await until('the new volume\'s lease to be released', async () => (await stack.client.listLeases()).length === 0, 10_000, 50);
+    await until(
+      "the new volume's lease to be released",
+      async () => (await stack.client.listLeases()).length === 0,
+      10_000,
+      50,
+    );
     const rm = await stack.docker(['volume', 'rm', 'r1'], { check: false });
     expect({ code: rm.code, stderr: rm.stderr }).toEqual({ code: 0, stderr: '' });
     expect(await stack.dataset('r1')).toBeUndefined();

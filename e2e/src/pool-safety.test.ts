@@ -26,13 +26,19 @@ function startAgent(name: string, pool: string): AgentProc {
 
 const nodeUuid = (name: string): string => bed.nodeUuid(name);
 
-function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
+function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 30_000,
+): Promise<T> {
   return bed.waitFor(what, probe, timeoutMs, 50);
 }
 
 async function waitMountedOn(name: string, datasetId: string): Promise<string> {
   const path = join(dir, name, 'mnt', datasetId);
-  await waitFor(`${datasetId} mounted on ${name}`, async () => (await client.listDatasetState()).some((s) => s.dataset_id === datasetId && s.path === path));
+  await waitFor(`${datasetId} mounted on ${name}`, async () =>
+    (await client.listDatasetState()).some((s) => s.dataset_id === datasetId && s.path === path),
+  );
   return path;
 }
 
@@ -52,10 +58,15 @@ describe('pool safety with real agents (issue 17)', () => {
       const known = new Set((await client.listNodes()).map((n) => n.uuid));
       return ['a', 'b'].every((n) => existsSync(join(dir, n, 'state', 'node.json')) && known.has(nodeUuid(n)));
     });
-    const d1 = (await client.createDataset({ primary: nodeUuid('a'), maximum_size: 64 * MiB, metadata: { name: 'precious' } })).dataset_id;
+    const d1 = (
+      await client.createDataset({ primary: nodeUuid('a'), maximum_size: 64 * MiB, metadata: { name: 'precious' } })
+    ).dataset_id;
     const onA = await waitMountedOn('a', d1);
     writeFileSync(join(onA, 'data.txt'), 'still here\n');
-    expect(JSON.parse(readFileSync(join(dir, 'pool', 'pool.json'), 'utf8'))).toMatchObject({ version: 1, cluster_id: null });
+    expect(JSON.parse(readFileSync(join(dir, 'pool', 'pool.json'), 'utf8'))).toMatchObject({
+      version: 1,
+      cluster_id: null,
+    });
 
     // Host C: a valid agent.yml whose root_path names an empty pool.
     const c = startAgent('c', 'empty-pool');
@@ -63,19 +74,27 @@ describe('pool safety with real agents (issue 17)', () => {
     expect(exit.code).toBe(2);
     expect(readFileSync(join(dir, 'c.log'), 'utf8')).toMatch(/empty-pool is not initialised.*POOL_MISSING_VOLUMES/s);
     expect(existsSync(join(dir, 'empty-pool', 'pool.json'))).toBe(false);
-    expect(existsSync(join(dir, 'empty-pool', 'volumes')) ? readdirSync(join(dir, 'empty-pool', 'volumes')) : []).toEqual([]);
+    expect(
+      existsSync(join(dir, 'empty-pool', 'volumes')) ? readdirSync(join(dir, 'empty-pool', 'volumes')) : [],
+    ).toEqual([]);
 
     // echo '{"truncated' > pool/volumes/<id>.json
-    const [volume] = (await new LoopbackDriver({ rootPath: join(dir, 'pool'), instanceId: 'e2e-observer' }).listVolumes()).filter((v) => v.datasetId === d1);
+    const [volume] = (
+      await new LoopbackDriver({ rootPath: join(dir, 'pool'), instanceId: 'e2e-observer' }).listVolumes()
+    ).filter((v) => v.datasetId === d1);
     const record = join(dir, 'pool', 'volumes', `${volume!.blockdeviceId}.json`);
     const good = readFileSync(record, 'utf8');
     writeFileSync(record, '{"truncated\n');
     // Reported as an error on that dataset...
     await waitFor('CORRUPT_RECORD reported on the dataset', async () =>
-      (await client.waitForCluster(undefined, 0)).nodes.some((n) => n.errors.some((e) => e.code === 'CORRUPT_RECORD' && e.dataset_id === d1)),
+      (await client.waitForCluster(undefined, 0)).nodes.some((n) =>
+        n.errors.some((e) => e.code === 'CORRUPT_RECORD' && e.dataset_id === d1),
+      ),
     );
     // ...while everything else goes on: a new dataset converges on b, both nodes stay alive.
-    const d2 = (await client.createDataset({ primary: nodeUuid('b'), maximum_size: 64 * MiB, metadata: { name: 'other' } })).dataset_id;
+    const d2 = (
+      await client.createDataset({ primary: nodeUuid('b'), maximum_size: 64 * MiB, metadata: { name: 'other' } })
+    ).dataset_id;
     await waitMountedOn('b', d2);
     expect((await client.listNodes()).map((n) => n.uuid).sort()).toEqual([nodeUuid('a'), nodeUuid('b')].sort());
     // No second volume for d1, and its mount (and data) stay where they were.
@@ -85,6 +104,8 @@ describe('pool safety with real agents (issue 17)', () => {
 
     // Repaired: the error goes.
     writeFileSync(record, good);
-    await waitFor('no error left', async () => (await client.waitForCluster(undefined, 0)).nodes.every((n) => n.errors.length === 0));
+    await waitFor('no error left', async () =>
+      (await client.waitForCluster(undefined, 0)).nodes.every((n) => n.errors.length === 0),
+    );
   });
 });

@@ -32,7 +32,16 @@ interface Answer {
 }
 
 function report(uuid: string, extra: Partial<NodeReport> = {}): NodeReport {
-  return { uuid, era: `era-${uuid}`, host: '127.0.0.1', instance_id: `i-${uuid}`, backend: 'loopback', manifestations: [], errors: [], ...extra };
+  return {
+    uuid,
+    era: `era-${uuid}`,
+    host: '127.0.0.1',
+    instance_id: `i-${uuid}`,
+    backend: 'loopback',
+    manifestations: [],
+    errors: [],
+    ...extra,
+  };
 }
 
 describe('hostile input on the agent channel (mutual TLS, certificate authorization)', () => {
@@ -55,12 +64,19 @@ describe('hostile input on the agent channel (mutual TLS, certificate authorizat
           ca: fs.readFileSync(pki.caFile),
           cert: pem.certificate,
           key: pem.privateKey,
-          headers: body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+          headers:
+            body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
         },
         (r) => {
           const chunks: Buffer[] = [];
           r.on('data', (c: Buffer) => chunks.push(c));
-          r.on('end', () => resolve({ status: r.statusCode ?? 0, contentType: String(r.headers['content-type'] ?? ''), text: Buffer.concat(chunks).toString() }));
+          r.on('end', () =>
+            resolve({
+              status: r.statusCode ?? 0,
+              contentType: String(r.headers['content-type'] ?? ''),
+              text: Buffer.concat(chunks).toString(),
+            }),
+          );
           r.on('error', reject);
         },
       );
@@ -70,7 +86,10 @@ describe('hostile input on the agent channel (mutual TLS, certificate authorizat
   }
 
   function expectJsonAnswer(a: Answer): void {
-    expect({ status: a.status, text: a.text.slice(0, 300) }).toEqual({ status: expect.any(Number), text: expect.any(String) });
+    expect({ status: a.status, text: a.text.slice(0, 300) }).toEqual({
+      status: expect.any(Number),
+      text: expect.any(String),
+    });
     expect(a.status).toBeLessThan(500);
     expect(a.contentType).toMatch(/application\/json/);
     const parsed: unknown = JSON.parse(a.text);
@@ -80,14 +99,33 @@ describe('hostile input on the agent channel (mutual TLS, certificate authorizat
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-agent-fuzz-'));
     pki = await ClusterPki.create(path.join(dir, 'pki'), ['127.0.0.1', 'localhost']);
-    control = await startControlService({ port: 0, host: '127.0.0.1', dataDir: path.join(dir, 'data'), logger: silent, tls: pki.serverCredentials(), nodeTimeoutSeconds: 3600 });
-    const make = async (cn: string, role: 'node' | 'user') => ({ pem: await pki.issue(cn, role), agent: new HttpsAgent({ keepAlive: true, maxSockets: 4 }) });
+    control = await startControlService({
+      port: 0,
+      host: '127.0.0.1',
+      dataDir: path.join(dir, 'data'),
+      logger: silent,
+      tls: pki.serverCredentials(),
+      nodeTimeoutSeconds: 3600,
+    });
+    const make = async (cn: string, role: 'node' | 'user') => ({
+      pem: await pki.issue(cn, role),
+      agent: new HttpsAgent({ keepAlive: true, maxSockets: 4 }),
+    });
     who.nodeA = await make(nodeCommonName(A), 'node');
     who.nodeB = await make(nodeCommonName(B), 'node');
     who.admin = await make(userCommonName('admin'), 'user');
     expect((await send('nodeA', 'PUT', `/v1/agent/nodes/${A}`, JSON.stringify(report(A)))).status).toBe(200);
     expect((await send('nodeB', 'PUT', `/v1/agent/nodes/${B}`, JSON.stringify(report(B)))).status).toBe(200);
-    expect((await send('admin', 'POST', '/v1/configuration/datasets', JSON.stringify({ primary: A, dataset_id: DS, metadata: { name: 'fuzzed' } }))).status).toBe(201);
+    expect(
+      (
+        await send(
+          'admin',
+          'POST',
+          '/v1/configuration/datasets',
+          JSON.stringify({ primary: A, dataset_id: DS, metadata: { name: 'fuzzed' } }),
+        )
+      ).status,
+    ).toBe(201);
   }, 60_000);
 
   afterAll(async () => {
@@ -100,17 +138,75 @@ describe('hostile input on the agent channel (mutual TLS, certificate authorizat
 
   const HUGE = 'h'.repeat(300_000);
   const anyJson = fc.jsonValue({ maxDepth: 3 });
-  const str = fc.oneof({ weight: 8, arbitrary: fc.string({ minLength: 1, maxLength: 40 }) }, { weight: 1, arbitrary: fc.constantFrom('', HUGE, '__proto__', '../../etc/passwd', '\u0000', A.toUpperCase(), `{${A}}`) });
+  const str = fc.oneof(
+    { weight: 8, arbitrary: fc.string({ minLength: 1, maxLength: 40 }) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom('', HUGE, '__proto__', '../../etc/passwd', '\u0000', A.toUpperCase(), `{${A}}`),
+    },
+  );
   /** A value of the right type most of the time, else anything. */
-  const or = <T>(right: fc.Arbitrary<T>) => fc.oneof({ weight: 12, arbitrary: right }, { weight: 1, arbitrary: anyJson });
-  const uuidLike = fc.oneof({ weight: 6, arbitrary: fc.oneof(fc.constantFrom(DS, DS.toUpperCase()), fc.uuid()) }, { weight: 1, arbitrary: fc.oneof(fc.constantFrom(A, B, `urn:uuid:${DS}`, ` ${DS}`), str) });
+  const or = <T>(right: fc.Arbitrary<T>) =>
+    fc.oneof({ weight: 12, arbitrary: right }, { weight: 1, arbitrary: anyJson });
+  const uuidLike = fc.oneof(
+    { weight: 6, arbitrary: fc.oneof(fc.constantFrom(DS, DS.toUpperCase()), fc.uuid()) },
+    { weight: 1, arbitrary: fc.oneof(fc.constantFrom(A, B, `urn:uuid:${DS}`, ` ${DS}`), str) },
+  );
   const size = fc.oneof(fc.nat(), fc.constantFrom(-1, 0.5, 2 ** 53, 2 ** 64, 1e308, Number.MAX_SAFE_INTEGER));
-  const extra = fc.dictionary(fc.oneof(fc.string({ maxLength: 10 }), fc.constant('__proto__')), anyJson, { maxKeys: 2 });
-  const withExtra = <T extends object>(arb: fc.Arbitrary<T>) => fc.tuple(arb, extra, fc.nat(19)).map(([v, e, k]) => (k === 0 ? { ...e, ...v } : v));
-  const manifestation = withExtra(fc.record({ dataset_id: or(uuidLike), blockdevice_id: or(str), size: or(size), status: or(fc.constantFrom('attached', 'mounted', 'mounted', 'gone')), device_path: or(str), path: or(str) }, { requiredKeys: ['dataset_id', 'blockdevice_id', 'size', 'status'] }));
-  const volume = withExtra(fc.record({ blockdevice_id: or(str), dataset_id: or(uuidLike), size: or(size), attached_to: or(fc.oneof(fc.constant(null), str)) }, { requiredKeys: ['blockdevice_id', 'dataset_id', 'size', 'attached_to'] }));
-  const actionError = withExtra(fc.record({ dataset_id: or(uuidLike), action: or(str), code: or(str), message: or(str), attempts: or(size), since: or(str) }, { requiredKeys: ['action', 'code', 'message', 'attempts', 'since'] }));
-  const fencing = withExtra(fc.record({ state: or(fc.constantFrom('fenced', 'recovered', 'x')), since: or(str), reason: or(str), stopped_containers: or(fc.array(str, { maxLength: 3 })), removed_mounts: or(fc.array(str, { maxLength: 3 })) }, { requiredKeys: ['state', 'since', 'reason'] }));
+  const extra = fc.dictionary(fc.oneof(fc.string({ maxLength: 10 }), fc.constant('__proto__')), anyJson, {
+    maxKeys: 2,
+  });
+  const withExtra = <T extends object>(arb: fc.Arbitrary<T>) =>
+    fc.tuple(arb, extra, fc.nat(19)).map(([v, e, k]) => (k === 0 ? { ...e, ...v } : v));
+  const manifestation = withExtra(
+    fc.record(
+      {
+        dataset_id: or(uuidLike),
+        blockdevice_id: or(str),
+        size: or(size),
+        status: or(fc.constantFrom('attached', 'mounted', 'mounted', 'gone')),
+        device_path: or(str),
+        path: or(str),
+      },
+      { requiredKeys: ['dataset_id', 'blockdevice_id', 'size', 'status'] },
+    ),
+  );
+  const volume = withExtra(
+    fc.record(
+      {
+        blockdevice_id: or(str),
+        dataset_id: or(uuidLike),
+        size: or(size),
+        attached_to: or(fc.oneof(fc.constant(null), str)),
+      },
+      { requiredKeys: ['blockdevice_id', 'dataset_id', 'size', 'attached_to'] },
+    ),
+  );
+  const actionError = withExtra(
+    fc.record(
+      {
+        dataset_id: or(uuidLike),
+        action: or(str),
+        code: or(str),
+        message: or(str),
+        attempts: or(size),
+        since: or(str),
+      },
+      { requiredKeys: ['action', 'code', 'message', 'attempts', 'since'] },
+    ),
+  );
+  const fencing = withExtra(
+    fc.record(
+      {
+        state: or(fc.constantFrom('fenced', 'recovered', 'x')),
+        since: or(str),
+        reason: or(str),
+        stopped_containers: or(fc.array(str, { maxLength: 3 })),
+        removed_mounts: or(fc.array(str, { maxLength: 3 })),
+      },
+      { requiredKeys: ['state', 'since', 'reason'] },
+    ),
+  );
   const nodeReport = (uuid: string) =>
     withExtra(
       fc.record(
@@ -130,9 +226,29 @@ describe('hostile input on the agent channel (mutual TLS, certificate authorizat
         { requiredKeys: ['uuid', 'era', 'host', 'instance_id', 'backend', 'manifestations'] },
       ),
     );
-  const containerReport = withExtra(fc.record({ containers: or(fc.array(withExtra(fc.record({ name: or(str), image: or(str), running: or(fc.boolean()) }, { requiredKeys: ['name', 'image', 'running'] })), { maxLength: 4 })) }, { requiredKeys: ['containers'] }));
+  const containerReport = withExtra(
+    fc.record(
+      {
+        containers: or(
+          fc.array(
+            withExtra(
+              fc.record(
+                { name: or(str), image: or(str), running: or(fc.boolean()) },
+                { requiredKeys: ['name', 'image', 'running'] },
+              ),
+            ),
+            { maxLength: 4 },
+          ),
+        ),
+      },
+      { requiredKeys: ['containers'] },
+    ),
+  );
   const nested = fc
-    .tuple(fc.constantFrom(33, 1_000, 100_000), fc.constantFrom<[string, string]>(['[', ']'], ['{"a":', '}'], ['{"manifestations":[', ']}']))
+    .tuple(
+      fc.constantFrom(33, 1_000, 100_000),
+      fc.constantFrom<[string, string]>(['[', ']'], ['{"a":', '}'], ['{"manifestations":[', ']}']),
+    )
     .map(([depth, [open, close]]) => open.repeat(depth) + '1' + close.repeat(depth));
   const rawBody = fc.oneof(
     anyJson.map((v) => JSON.stringify(v)),
@@ -140,8 +256,18 @@ describe('hostile input on the agent channel (mutual TLS, certificate authorizat
     nested,
     fc.constantFrom('', '{', 'null', '[]', '"x"', JSON.stringify({ ...report(A), host: 'x'.repeat(2 * 1024 * 1024) })),
   );
-  const body = (shaped: fc.Arbitrary<object>) => fc.oneof({ weight: 3, arbitrary: shaped.map((v) => JSON.stringify(v)) }, { weight: 1, arbitrary: rawBody });
-  const pathUuid = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(A, A.toUpperCase()) }, { weight: 1, arbitrary: fc.oneof(fc.constantFrom(B, '..', '%2e%2e', 'a'.repeat(3000), '%00'), fc.string({ maxLength: 40 }).map(encodeURIComponent)) });
+  const body = (shaped: fc.Arbitrary<object>) =>
+    fc.oneof({ weight: 3, arbitrary: shaped.map((v) => JSON.stringify(v)) }, { weight: 1, arbitrary: rawBody });
+  const pathUuid = fc.oneof(
+    { weight: 4, arbitrary: fc.constantFrom(A, A.toUpperCase()) },
+    {
+      weight: 1,
+      arbitrary: fc.oneof(
+        fc.constantFrom(B, '..', '%2e%2e', 'a'.repeat(3000), '%00'),
+        fc.string({ maxLength: 40 }).map(encodeURIComponent),
+      ),
+    },
+  );
   const identity = fc.constantFrom<keyof typeof who>('nodeA', 'nodeA', 'nodeA', 'nodeB', 'admin');
 
   it('node reports: shaped with hostile values, raw, deep or huge; from the node, another node or a user', async () => {
@@ -189,7 +315,10 @@ describe('hostile input on the agent channel (mutual TLS, certificate authorizat
 
   it('the cluster long-poll with hostile queries (never a since that is current: no waiting)', async () => {
     const seen = new Set<number>();
-    const q = fc.oneof(fc.string({ maxLength: 30 }), fc.constantFrom('-1', '1e308', 'NaN', '0.5', '99999999999999999999', '', A, A.toUpperCase(), 'a'.repeat(3000)));
+    const q = fc.oneof(
+      fc.string({ maxLength: 30 }),
+      fc.constantFrom('-1', '1e308', 'NaN', '0.5', '99999999999999999999', '', A, A.toUpperCase(), 'a'.repeat(3000)),
+    );
     const query = fc
       .record({ since: q.map((s) => `not-a-generation-${s}`), timeout_ms: q, node: q, extra: q }, { requiredKeys: [] })
       .chain((r) => fc.boolean().map((twice) => ({ r, twice })))
@@ -223,7 +352,18 @@ describe('hostile input on the agent channel (mutual TLS, certificate authorizat
     const cluster = await send('nodeA', 'GET', '/v1/agent/cluster');
     expect(cluster.status).toBe(200);
     expectJsonAnswer(cluster);
-    const ok = await send('nodeA', 'PUT', `/v1/agent/nodes/${A}`, JSON.stringify(report(A, { manifestations: [{ dataset_id: DS, blockdevice_id: 'b', size: 67108864, status: 'mounted', path: `/flocker/${DS}` }] })));
+    const ok = await send(
+      'nodeA',
+      'PUT',
+      `/v1/agent/nodes/${A}`,
+      JSON.stringify(
+        report(A, {
+          manifestations: [
+            { dataset_id: DS, blockdevice_id: 'b', size: 67108864, status: 'mounted', path: `/flocker/${DS}` },
+          ],
+        }),
+      ),
+    );
     expect(ok.status).toBe(200);
   });
 });

@@ -41,20 +41,31 @@ describe('dataset agent over mutual TLS', () => {
     return file;
   }
 
-  function startAgent(config: string): { child: ChildProcess; exited: Promise<{ code: number | null; output: string }> } {
+  function startAgent(config: string): {
+    child: ChildProcess;
+    exited: Promise<{ code: number | null; output: string }>;
+  } {
     const child = spawn(process.execPath, [AGENT_MAIN, '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     let output = '';
     child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
-    const exited = new Promise<{ code: number | null; output: string }>((resolve) => child.on('exit', (code) => resolve({ code, output })));
+    const exited = new Promise<{ code: number | null; output: string }>((resolve) =>
+      child.on('exit', (code) => resolve({ code, output })),
+    );
     return { child, exited };
   }
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-agent-tls-'));
     pki = await ClusterPki.create(path.join(dir, 'pki'), ['127.0.0.1']);
-    control = await startControlService({ port: 0, host: '127.0.0.1', dataDir: path.join(dir, 'control'), logger: silent, tls: pki.serverCredentials() });
+    control = await startControlService({
+      port: 0,
+      host: '127.0.0.1',
+      dataDir: path.join(dir, 'control'),
+      logger: silent,
+      tls: pki.serverCredentials(),
+    });
     admin = new FlockerClient({ baseUrl: control.url, dispatcher: await pki.userDispatcher('admin') });
   });
   afterAll(async () => {
@@ -71,10 +82,14 @@ describe('dataset agent over mutual TLS', () => {
     fs.mkdirSync(path.join(configDir, 'state'), { recursive: true });
     fs.writeFileSync(path.join(configDir, 'state', 'node.json'), JSON.stringify({ uuid: randomUUID() }));
     const { child } = startAgent(config);
-    await waitFor('the agent to report as its certificate', async () => ((await admin.listNodes()).some((n) => n.uuid === uuid) ? true : undefined), {
-      timeoutMs: 30_000,
-      intervalMs: 100,
-    });
+    await waitFor(
+      'the agent to report as its certificate',
+      async () => ((await admin.listNodes()).some((n) => n.uuid === uuid) ? true : undefined),
+      {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+      },
+    );
     expect(JSON.parse(fs.readFileSync(path.join(configDir, 'state', 'node.json'), 'utf8'))).toEqual({ uuid });
     child.kill('SIGTERM');
   }, 60_000);

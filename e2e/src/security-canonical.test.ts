@@ -27,7 +27,16 @@ interface Answer {
 }
 
 function report(uuid: string, instance: string, extra: Partial<NodeReport> = {}): NodeReport {
-  return { uuid, era: `era-${instance}`, host: '127.0.0.1', instance_id: instance, backend: 'loopback', manifestations: [], errors: [], ...extra };
+  return {
+    uuid,
+    era: `era-${instance}`,
+    host: '127.0.0.1',
+    instance_id: instance,
+    backend: 'loopback',
+    manifestations: [],
+    errors: [],
+    ...extra,
+  };
 }
 
 describe('UUID case cannot alias another node, lease or dataset (mutual TLS)', () => {
@@ -51,12 +60,15 @@ describe('UUID case cannot alias another node, lease or dataset (mutual TLS)', (
           ca: fs.readFileSync(pki.caFile),
           cert: pem.certificate,
           key: pem.privateKey,
-          headers: data === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+          headers:
+            data === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
         },
         (r) => {
           let text = '';
           r.on('data', (c: Buffer) => (text += c.toString()));
-          r.on('end', () => resolve({ status: r.statusCode ?? 0, body: text === '' ? undefined : (JSON.parse(text) as unknown) }));
+          r.on('end', () =>
+            resolve({ status: r.statusCode ?? 0, body: text === '' ? undefined : (JSON.parse(text) as unknown) }),
+          );
         },
       );
       req.on('error', reject);
@@ -66,7 +78,9 @@ describe('UUID case cannot alias another node, lease or dataset (mutual TLS)', (
 
   const bReport = () =>
     report(B, INSTANCE_B, {
-      manifestations: [{ dataset_id: DB, blockdevice_id: 'vol-db', size: 67108864, status: 'mounted', path: `/flocker/${DB}` }],
+      manifestations: [
+        { dataset_id: DB, blockdevice_id: 'vol-db', size: 67108864, status: 'mounted', path: `/flocker/${DB}` },
+      ],
       volumes: [{ blockdevice_id: 'vol-db', dataset_id: DB, size: 67108864, attached_to: INSTANCE_B }],
     });
 
@@ -88,8 +102,24 @@ describe('UUID case cannot alias another node, lease or dataset (mutual TLS)', (
     expect((await call(nodeA, 'PUT', `/v1/agent/nodes/${A}`, report(A, INSTANCE_A))).status).toBe(200);
     expect((await call(nodeB, 'PUT', `/v1/agent/nodes/${B}`, bReport())).status).toBe(200);
     // B's volume, created by a client that wrote the id in upper case; B holds its lease the same way.
-    expect((await call(admin, 'POST', '/v1/configuration/datasets', { primary: B, dataset_id: DB.toUpperCase(), metadata: { name: 'b-data' } })).status).toBe(201);
-    expect((await call(nodeB, 'POST', '/v1/configuration/leases', { dataset_id: DB.toUpperCase(), node_uuid: B, expires: null })).status).toBe(201);
+    expect(
+      (
+        await call(admin, 'POST', '/v1/configuration/datasets', {
+          primary: B,
+          dataset_id: DB.toUpperCase(),
+          metadata: { name: 'b-data' },
+        })
+      ).status,
+    ).toBe(201);
+    expect(
+      (
+        await call(nodeB, 'POST', '/v1/configuration/leases', {
+          dataset_id: DB.toUpperCase(),
+          node_uuid: B,
+          expires: null,
+        })
+      ).status,
+    ).toBe(201);
   });
   afterAll(async () => {
     await control?.close();
@@ -99,7 +129,10 @@ describe('UUID case cannot alias another node, lease or dataset (mutual TLS)', (
   it('the dataset and the lease are stored under the canonical (lower-case) id', async () => {
     const datasets = (await call(admin, 'GET', '/v1/configuration/datasets')).body as { dataset_id: string }[];
     expect(datasets.map((d) => d.dataset_id)).toEqual([DB]);
-    const leases = (await call(admin, 'GET', '/v1/configuration/leases')).body as { dataset_id: string; node_uuid: string }[];
+    const leases = (await call(admin, 'GET', '/v1/configuration/leases')).body as {
+      dataset_id: string;
+      node_uuid: string;
+    }[];
     expect(leases).toEqual([{ dataset_id: DB, node_uuid: B, expires: null }]);
   });
 
@@ -118,7 +151,9 @@ describe('UUID case cannot alias another node, lease or dataset (mutual TLS)', (
       expect({ method, url, status: answer.status }).toEqual({ method, url, status: 403 });
     }
     // Moving it to A is what the plugin would do, and B's lease forbids it.
-    expect((await call(nodeA, 'POST', `/v1/configuration/datasets/${id}`, { primary: A.toUpperCase() })).status).toBe(409);
+    expect((await call(nodeA, 'POST', `/v1/configuration/datasets/${id}`, { primary: A.toUpperCase() })).status).toBe(
+      409,
+    );
     const leases = (await call(admin, 'GET', '/v1/configuration/leases')).body;
     expect(leases).toEqual([{ dataset_id: DB, node_uuid: B, expires: null }]);
     const datasets = (await call(admin, 'GET', '/v1/configuration/datasets')).body;
@@ -127,11 +162,22 @@ describe('UUID case cannot alias another node, lease or dataset (mutual TLS)', (
 
   it("the ghost-node attack: A reports as its upper-case alias claiming B's instance and dataset; B's instance must never look dead", async () => {
     const ghost = report(A.toUpperCase(), INSTANCE_B, {
-      manifestations: [{ dataset_id: DB.toUpperCase(), blockdevice_id: 'vol-db', size: 67108864, status: 'mounted', path: `/flocker/${DB}` }],
+      manifestations: [
+        {
+          dataset_id: DB.toUpperCase(),
+          blockdevice_id: 'vol-db',
+          size: 67108864,
+          status: 'mounted',
+          path: `/flocker/${DB}`,
+        },
+      ],
       volumes: [{ blockdevice_id: 'vol-db', dataset_id: DB.toUpperCase(), size: 67108864, attached_to: INSTANCE_B }],
     });
     const answer = await call(nodeA, 'PUT', `/v1/agent/nodes/${A.toUpperCase()}`, ghost);
-    expect(answer).toMatchObject({ status: 409, body: { code: 'INSTANCE_CLAIMED', description: expect.stringContaining(B) } });
+    expect(answer).toMatchObject({
+      status: 409,
+      body: { code: 'INSTANCE_CLAIMED', description: expect.stringContaining(B) },
+    });
     // Wait past the node timeout, B and A still reporting: whatever happened, no dead node may claim B's instance.
     const until = Date.now() + 2_500;
     while (Date.now() < until) {
@@ -139,8 +185,12 @@ describe('UUID case cannot alias another node, lease or dataset (mutual TLS)', (
       expect((await call(nodeA, 'PUT', `/v1/agent/nodes/${A}`, report(A, INSTANCE_A))).status).toBe(200);
       await new Promise((r) => setTimeout(r, 300));
     }
-    const snapshot = (await call(admin, 'GET', '/v1/agent/cluster')).body as { nodes: { uuid: string; instance_id: string; alive: boolean }[] };
+    const snapshot = (await call(admin, 'GET', '/v1/agent/cluster')).body as {
+      nodes: { uuid: string; instance_id: string; alive: boolean }[];
+    };
     expect(snapshot.nodes.map((n) => n.uuid).sort()).toEqual([A, B]);
-    expect(snapshot.nodes.filter((n) => n.instance_id === INSTANCE_B)).toEqual([expect.objectContaining({ uuid: B, alive: true })]);
+    expect(snapshot.nodes.filter((n) => n.instance_id === INSTANCE_B)).toEqual([
+      expect.objectContaining({ uuid: B, alive: true }),
+    ]);
   });
 });

@@ -36,7 +36,13 @@ describe('hostile input (Docker plugin protocol)', () => {
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-plugin-sec-'));
     const pki = await ClusterPki.create(path.join(dir, 'pki'), ['127.0.0.1']);
-    control = await startControlService({ port: 0, host: '127.0.0.1', dataDir: path.join(dir, 'control'), logger: silent, tls: pki.serverCredentials() });
+    control = await startControlService({
+      port: 0,
+      host: '127.0.0.1',
+      dataDir: path.join(dir, 'control'),
+      logger: silent,
+      tls: pki.serverCredentials(),
+    });
     const nodeDir = path.join(dir, 'node');
     const nodeUuid = await pki.installNode(nodeDir);
     socket = path.join(dir, 'p.sock');
@@ -80,15 +86,33 @@ describe('hostile input (Docker plugin protocol)', () => {
 
   const name = fc.oneof(
     fc.string({ maxLength: 80 }),
-    fc.constantFrom('../../etc/passwd', '/etc/shadow', '..', '.', '', 'a'.repeat(10_000), 'x\u0000y', 'volume', 'ok-name'),
+    fc.constantFrom(
+      '../../etc/passwd',
+      '/etc/shadow',
+      '..',
+      '.',
+      '',
+      'a'.repeat(10_000),
+      'x\u0000y',
+      'volume',
+      'ok-name',
+    ),
   );
   const opts = fc.oneof(
     fc.constant(undefined),
     fc.dictionary(fc.string({ maxLength: 10 }), fc.jsonValue({ maxDepth: 2 })),
-    fc.record({ size: fc.oneof(fc.string(), fc.constantFrom('1e30', '-1', '99999999999999999999TiB', 'NaN', '0', '64MiB')), profile: fc.string() }, { requiredKeys: [] }),
+    fc.record(
+      {
+        size: fc.oneof(fc.string(), fc.constantFrom('1e30', '-1', '99999999999999999999TiB', 'NaN', '0', '64MiB')),
+        profile: fc.string(),
+      },
+      { requiredKeys: [] },
+    ),
   );
   const body = fc.oneof(
-    fc.record({ Name: name, Opts: opts, ID: fc.string({ maxLength: 70 }) }, { requiredKeys: [] }).map((b) => JSON.stringify(b)),
+    fc
+      .record({ Name: name, Opts: opts, ID: fc.string({ maxLength: 70 }) }, { requiredKeys: [] })
+      .map((b) => JSON.stringify(b)),
     fc.jsonValue().map((v) => JSON.stringify(v)),
     fc.string({ maxLength: 300 }),
     fc.constantFrom('', '{', '[', 'null', '{"Name":{"$gt":""}}', '['.repeat(50_000) + ']'.repeat(50_000)),
@@ -96,10 +120,14 @@ describe('hostile input (Docker plugin protocol)', () => {
 
   it('random calls and bodies: {Err} or a success shape, never a crash', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...CALLS, '/VolumeDriver.Nope', '/../../etc/passwd'), body, async (call, text) => {
-        const reply = await callPlugin(socket, call, text);
-        expectPluginShape(reply.status, reply.body);
-      }),
+      fc.asyncProperty(
+        fc.constantFrom(...CALLS, '/VolumeDriver.Nope', '/../../etc/passwd'),
+        body,
+        async (call, text) => {
+          const reply = await callPlugin(socket, call, text);
+          expectPluginShape(reply.status, reply.body);
+        },
+      ),
       { numRuns: 300 },
     );
     // Still serving, and still talking to the control service over TLS.

@@ -10,7 +10,14 @@ import { request as httpsRequest } from 'node:https';
 import { connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import winston from 'winston';
-import { FlockerApiError, FlockerClient, nodeCommonName, tlsDispatcher, userCommonName, type NodeReport } from '@flocker/api';
+import {
+  FlockerApiError,
+  FlockerClient,
+  nodeCommonName,
+  tlsDispatcher,
+  userCommonName,
+  type NodeReport,
+} from '@flocker/api';
 import { startControlService, type ControlService } from '@flocker/control-api';
 import type { PemPair } from '@flocker/cli';
 import { ClusterPki } from './cluster/pki';
@@ -20,7 +27,15 @@ const A = randomUUID();
 const B = randomUUID();
 
 function report(uuid: string): NodeReport {
-  return { uuid, era: `era-${uuid}`, host: '127.0.0.1', instance_id: uuid, backend: 'loopback', manifestations: [], errors: [] };
+  return {
+    uuid,
+    era: `era-${uuid}`,
+    host: '127.0.0.1',
+    instance_id: uuid,
+    backend: 'loopback',
+    manifestations: [],
+    errors: [],
+  };
 }
 
 describe('control service security (mutual TLS + authorization)', () => {
@@ -34,7 +49,11 @@ describe('control service security (mutual TLS + authorization)', () => {
   const dispatchers: ReturnType<typeof tlsDispatcher>[] = [];
 
   function clientWith(pem: Partial<PemPair>, ca: string | Buffer = fs.readFileSync(pki.caFile)): FlockerClient {
-    const dispatcher = tlsDispatcher({ ca, ...(pem.certificate ? { cert: pem.certificate } : {}), ...(pem.privateKey ? { key: pem.privateKey } : {}) });
+    const dispatcher = tlsDispatcher({
+      ca,
+      ...(pem.certificate ? { cert: pem.certificate } : {}),
+      ...(pem.privateKey ? { key: pem.privateKey } : {}),
+    });
     dispatchers.push(dispatcher);
     return new FlockerClient({ baseUrl: control.url, timeoutMs: 5_000, dispatcher });
   }
@@ -64,7 +83,13 @@ describe('control service security (mutual TLS + authorization)', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-security-'));
     pki = await ClusterPki.create(path.join(dir, 'pki'), ['127.0.0.1', 'localhost']);
     other = await ClusterPki.create(path.join(dir, 'other-pki'), ['127.0.0.1']);
-    control = await startControlService({ port: 0, host: '127.0.0.1', dataDir: path.join(dir, 'data'), logger: silent, tls: pki.serverCredentials() });
+    control = await startControlService({
+      port: 0,
+      host: '127.0.0.1',
+      dataDir: path.join(dir, 'data'),
+      logger: silent,
+      tls: pki.serverCredentials(),
+    });
     expect(control.url).toMatch(/^https:/);
     admin = clientWith(await pki.issue(userCommonName('admin'), 'user'));
     nodeA = clientWith(await pki.issue(nodeCommonName(A), 'node'));
@@ -122,7 +147,11 @@ describe('control service security (mutual TLS + authorization)', () => {
       const mine = await pki.issue(userCommonName('admin'), 'user');
       const someoneElses = await pki.issue(userCommonName('mallory'), 'user');
       const before = (await admin.listDatasets()).length;
-      await expectHandshakeRefused(clientWith({ certificate: mine.certificate, privateKey: someoneElses.privateKey }).createDataset({ primary: A }));
+      await expectHandshakeRefused(
+        clientWith({ certificate: mine.certificate, privateKey: someoneElses.privateKey }).createDataset({
+          primary: A,
+        }),
+      );
       expect((await admin.listDatasets()).length).toBe(before);
     });
 
@@ -131,7 +160,7 @@ describe('control service security (mutual TLS + authorization)', () => {
       await expectHandshakeRefused(clientWith(mine, fs.readFileSync(other.caFile)).version());
     });
 
-    it('a node certificate reporting another node\'s state: 403', async () => {
+    it("a node certificate reporting another node's state: 403", async () => {
       await expectForbidden(nodeA.reportNodeState(report(B)), new RegExp(`node ${A} may report only its own state`));
     });
 
@@ -139,20 +168,38 @@ describe('control service security (mutual TLS + authorization)', () => {
       await expectForbidden(nodeA.createDataset({ primary: B }), /only with itself as primary/);
       const d = await admin.createDataset({ primary: B });
       await expectForbidden(nodeA.updateDataset(d.dataset_id, { primary: B }), /only to itself/);
-      await expectForbidden(nodeA.updateDataset(d.dataset_id, { maximum_size: 134217728 }), /only datasets whose primary it is/);
-      await expectForbidden(nodeA.acquireLease({ dataset_id: d.dataset_id, node_uuid: B, expires: null }), /leases only for itself/);
+      await expectForbidden(
+        nodeA.updateDataset(d.dataset_id, { maximum_size: 134217728 }),
+        /only datasets whose primary it is/,
+      );
+      await expectForbidden(
+        nodeA.acquireLease({ dataset_id: d.dataset_id, node_uuid: B, expires: null }),
+        /leases only for itself/,
+      );
       await nodeB.acquireLease({ dataset_id: d.dataset_id, node_uuid: B, expires: null });
       await expectForbidden(nodeA.releaseLease(d.dataset_id), new RegExp(`node ${B} holds the lease`));
-      await expectForbidden(nodeA.deleteDataset(d.dataset_id), new RegExp(`may delete only datasets whose primary it is; dataset ${d.dataset_id} is on node ${B}`));
+      await expectForbidden(
+        nodeA.deleteDataset(d.dataset_id),
+        new RegExp(`may delete only datasets whose primary it is; dataset ${d.dataset_id} is on node ${B}`),
+      );
       // Least privilege (issue 17 #5): without any lease, A still may not delete, resize or release on B's dataset.
       const unleased = await admin.createDataset({ primary: B });
       await expectForbidden(nodeA.deleteDataset(unleased.dataset_id), /may delete only datasets whose primary it is/);
-      await expectForbidden(nodeA.updateDataset(unleased.dataset_id, { maximum_size: 134217728 }), /only datasets whose primary it is/);
+      await expectForbidden(
+        nodeA.updateDataset(unleased.dataset_id, { maximum_size: 134217728 }),
+        /only datasets whose primary it is/,
+      );
       // Releasing a lease nobody holds is a no-op (404), for anyone.
       await expect(nodeA.releaseLease(unleased.dataset_id)).rejects.toMatchObject({ status: 404 });
-      expect((await admin.listDatasets()).find((x) => x.dataset_id === unleased.dataset_id)).toMatchObject({ primary: B, deleted: false });
+      expect((await admin.listDatasets()).find((x) => x.dataset_id === unleased.dataset_id)).toMatchObject({
+        primary: B,
+        deleted: false,
+      });
       // Nothing changed.
-      expect((await admin.listDatasets()).find((x) => x.dataset_id === d.dataset_id)).toMatchObject({ primary: B, deleted: false });
+      expect((await admin.listDatasets()).find((x) => x.dataset_id === d.dataset_id)).toMatchObject({
+        primary: B,
+        deleted: false,
+      });
       expect((await admin.listLeases()).find((l) => l.dataset_id === d.dataset_id)?.node_uuid).toBe(B);
     });
 
@@ -164,7 +211,10 @@ describe('control service security (mutual TLS + authorization)', () => {
       const stranger = clientWith(await pki.issue('mallory', 'user'));
       await expectForbidden(stranger.version(), /names no Flocker identity/);
       await expectForbidden(stranger.listDatasets(), /names no Flocker identity/);
-      const controlAsClient = clientWith({ certificate: fs.readFileSync(pki.control.cert, 'utf8'), privateKey: fs.readFileSync(pki.control.key, 'utf8') });
+      const controlAsClient = clientWith({
+        certificate: fs.readFileSync(pki.control.cert, 'utf8'),
+        privateKey: fs.readFileSync(pki.control.key, 'utf8'),
+      });
       // The control certificate is for servers (serverAuth only); either the handshake or the API refuses it.
       const err: unknown = await controlAsClient.version().then(
         () => undefined,
@@ -180,7 +230,14 @@ describe('control service security (mutual TLS + authorization)', () => {
       const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
         const u = new URL(`${control.url}/no/such/path`);
         const req = httpsRequest(
-          { host: u.hostname, port: u.port, path: u.pathname, ca: fs.readFileSync(pki.caFile), cert: pem.certificate, key: pem.privateKey },
+          {
+            host: u.hostname,
+            port: u.port,
+            path: u.pathname,
+            ca: fs.readFileSync(pki.caFile),
+            cert: pem.certificate,
+            key: pem.privateKey,
+          },
           (r) => {
             let body = '';
             r.on('data', (c: Buffer) => (body += c.toString()));
@@ -232,7 +289,13 @@ describe('control service security (mutual TLS + authorization)', () => {
 
     it('an authenticated client dripping its headers is cut off', async () => {
       const pem = await pki.issue(userCommonName('admin'), 'user');
-      const socket = tlsConnect({ port: slow.port, host: '127.0.0.1', ca: fs.readFileSync(pki.caFile), cert: pem.certificate, key: pem.privateKey });
+      const socket = tlsConnect({
+        port: slow.port,
+        host: '127.0.0.1',
+        ca: fs.readFileSync(pki.caFile),
+        cert: pem.certificate,
+        key: pem.privateKey,
+      });
       const closed = closedAfter(socket);
       socket.once('secureConnect', () => {
         socket.write('GET /v1/version HTTP/1.1\r\nHost: x\r\n');

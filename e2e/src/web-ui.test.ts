@@ -27,7 +27,10 @@ let page: Page;
 /** Start `flocker ui --port 0` and read the URL from its JSON line on stdout. */
 function startUi(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'ui', '--port', '0'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'ui', '--port', '0'], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     const timer = setTimeout(() => reject(new Error(`flocker ui printed no URL in 15 s: ${err}`)), 15_000);
@@ -49,7 +52,11 @@ const feed = () => page.locator('#feed');
 beforeAll(async () => {
   execFileSync('bash', [join(WEB_UI, 'scripts/ensure-chromium.sh')], { stdio: 'inherit', timeout: 240_000 });
   if (!existsSync(join(WEB_UI, 'dist/app/index.html'))) {
-    execFileSync('npm', ['run', 'build', '-w', '@flocker/web-ui'], { cwd: REPO_ROOT, stdio: 'inherit', timeout: 120_000 });
+    execFileSync('npm', ['run', 'build', '-w', '@flocker/web-ui'], {
+      cwd: REPO_ROOT,
+      stdio: 'inherit',
+      timeout: 120_000,
+    });
   }
   cluster = await startCluster({ hosts: 2, withDocker: false });
   const started = await startUi(cluster.cliEnv());
@@ -60,7 +67,15 @@ beforeAll(async () => {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1280, height: 860 },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   page = context.pages()[0] ?? (await context.newPage());
   page.setDefaultTimeout(30_000);
@@ -77,7 +92,8 @@ describe('flocker ui in Chromium against a real cluster', () => {
   it('shows both nodes alive and the control service connected', async () => {
     await page.goto(url);
     await page.getByRole('heading', { name: 'Flocker' }).waitFor();
-    for (const h of cluster.hosts) await page.locator(`tr[data-node="${h.layout.address}"]`).getByText('alive').waitFor();
+    for (const h of cluster.hosts)
+      await page.locator(`tr[data-node="${h.layout.address}"]`).getByText('alive').waitFor();
     await page.getByRole('status').getByText('connected').waitFor();
     expect(await page.getByRole('heading', { name: /Nodes/ }).textContent()).toMatch(/2\/2 alive/);
   });
@@ -141,7 +157,12 @@ describe('flocker ui in Chromium against a real cluster', () => {
     // A leased volume cannot move: the control service says so, the page shows its words.
     const [a, b] = cluster.hosts;
     const id = (await row('webdata').locator('.sub[title]').first().getAttribute('title'))!;
-    await cluster.client.acquireLease({ dataset_id: id, node_uuid: (await cluster.client.waitForCluster(undefined, 0)).nodes.find((n) => n.host === b!.layout.address)!.uuid, expires: null });
+    await cluster.client.acquireLease({
+      dataset_id: id,
+      node_uuid: (await cluster.client.waitForCluster(undefined, 0)).nodes.find((n) => n.host === b!.layout.address)!
+        .uuid,
+      expires: null,
+    });
     await row('webdata').getByText(`held by ${b!.layout.address}`).waitFor();
     await page.getByLabel('Move webdata to').selectOption({ label: a!.layout.address });
     await page.getByRole('button', { name: 'Move webdata' }).click();
@@ -175,7 +196,9 @@ describe('flocker ui in Chromium against a real cluster', () => {
   it('fits a narrow phone screen without sideways scrolling', async () => {
     await page.setViewportSize({ width: 375, height: 800 });
     await row('webdata').waitFor();
-    const widths = await page.evaluate<{ scroll: number; client: number }>('({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth })');
+    const widths = await page.evaluate<{ scroll: number; client: number }>(
+      '({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth })',
+    );
     expect(widths.scroll).toBeLessThanOrEqual(widths.client);
     await page.setViewportSize({ width: 1280, height: 860 });
   });

@@ -10,7 +10,15 @@ import { FlockerClient, tlsDispatcher } from '@flocker/api';
 import { ClusterHost, type ComponentCommands } from './Host';
 import { buildTinyImage } from './image';
 import { clusterLayout, controlServiceFlags, MAX_SLOTS, type ClusterLayout } from './layout';
-import { addNetns, createControlNetns, createHostMountNs, createHostNetns, createSwitch, ensurePinDir, inNetns } from './namespaces';
+import {
+  addNetns,
+  createControlNetns,
+  createHostMountNs,
+  createHostNetns,
+  createSwitch,
+  ensurePinDir,
+  inNetns,
+} from './namespaces';
 import { ClusterPki } from './pki';
 import { isAlive, readPidFile, spawnDetached, stopPid } from './processes';
 import { ClusterError, run, waitFor } from './run';
@@ -40,8 +48,17 @@ export interface ClusterOptions {
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 
 export const defaultCommands: ComponentCommands = {
-  control: (settings) => [process.execPath, path.join(REPO_ROOT, 'packages/control-api/dist/main.js'), ...controlServiceFlags(settings)],
-  agent: ({ config }) => [process.execPath, path.join(REPO_ROOT, 'packages/dataset-agent/dist/main.js'), '--config', config],
+  control: (settings) => [
+    process.execPath,
+    path.join(REPO_ROOT, 'packages/control-api/dist/main.js'),
+    ...controlServiceFlags(settings),
+  ],
+  agent: ({ config }) => [
+    process.execPath,
+    path.join(REPO_ROOT, 'packages/dataset-agent/dist/main.js'),
+    '--config',
+    config,
+  ],
   plugin: ({ agentConfig, socket, dockerSocket }) => [
     process.execPath,
     path.join(REPO_ROOT, 'packages/volume-plugin/dist/main.js'),
@@ -63,7 +80,12 @@ export class Cluster {
   /** Environment for the `flocker` CLI to reach this cluster's control service as API user admin. */
   cliEnv(): Record<string, string> {
     const admin = adminFiles(this.layout);
-    return { FLOCKER_CONTROL_URL: this.layout.controlUrl, FLOCKER_CA_CERT: admin.ca, FLOCKER_CERT: admin.cert, FLOCKER_KEY: admin.key };
+    return {
+      FLOCKER_CONTROL_URL: this.layout.controlUrl,
+      FLOCKER_CA_CERT: admin.ca,
+      FLOCKER_CERT: admin.cert,
+      FLOCKER_KEY: admin.key,
+    };
   }
 
   constructor(
@@ -78,7 +100,13 @@ export class Cluster {
       baseUrl: layout.controlUrl,
       timeoutMs: 10_000,
       ...(fs.existsSync(admin.key)
-        ? { dispatcher: tlsDispatcher({ ca: fs.readFileSync(admin.ca), cert: fs.readFileSync(admin.cert), key: fs.readFileSync(admin.key) }) }
+        ? {
+            dispatcher: tlsDispatcher({
+              ca: fs.readFileSync(admin.ca),
+              cert: fs.readFileSync(admin.cert),
+              key: fs.readFileSync(admin.key),
+            }),
+          }
         : {}),
     });
     const ctx = {
@@ -101,7 +129,11 @@ export class Cluster {
 
   host(name: string): ClusterHost {
     const h = this.hosts.find((x) => x.name === name);
-    if (h === undefined) throw new ClusterError('HOST_UNKNOWN', `no host named ${name}; hosts are ${this.hosts.map((x) => x.name).join(', ')}`);
+    if (h === undefined)
+      throw new ClusterError(
+        'HOST_UNKNOWN',
+        `no host named ${name}; hosts are ${this.hosts.map((x) => x.name).join(', ')}`,
+      );
     return h;
   }
 
@@ -131,7 +163,8 @@ export class Cluster {
     await waitFor(
       'the control service to answer',
       async () => {
-        if (!isAlive(pid)) throw new ClusterError('COMPONENT_EXITED', `the control service exited; see ${l.controlDir}/control.log`);
+        if (!isAlive(pid))
+          throw new ClusterError('COMPONENT_EXITED', `the control service exited; see ${l.controlDir}/control.log`);
         return await this.client.version();
       },
       { timeoutMs: 30_000, intervalMs: 50 },
@@ -161,11 +194,16 @@ export class Cluster {
 
 /** The harness's API user certificate, written by startCluster. */
 function adminFiles(layout: ClusterLayout): { ca: string; cert: string; key: string } {
-  return { ca: path.join(layout.pkiDir, 'cluster.crt'), cert: path.join(layout.pkiDir, 'admin.crt'), key: path.join(layout.pkiDir, 'admin.key') };
+  return {
+    ca: path.join(layout.pkiDir, 'cluster.crt'),
+    cert: path.join(layout.pkiDir, 'admin.crt'),
+    key: path.join(layout.pkiDir, 'admin.key'),
+  };
 }
 
 function requireRoot(): void {
-  if (process.getuid?.() !== 0) throw new ClusterError('NOT_ROOT', 'the cluster harness needs root (namespaces, mounts, loop devices)');
+  if (process.getuid?.() !== 0)
+    throw new ClusterError('NOT_ROOT', 'the cluster harness needs root (namespaces, mounts, loop devices)');
 }
 
 async function claimSlot(): Promise<number> {
@@ -183,18 +221,23 @@ async function claimSlot(): Promise<number> {
 
 /** Prepares baseDir: a fresh temp dir, or a given dir whose previous cluster (if any) is torn down first. */
 async function prepareBaseDir(given: string | undefined): Promise<{ baseDir: string; removeBaseDir: boolean }> {
-  if (given === undefined) return { baseDir: fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-e2e-')), removeBaseDir: true };
+  if (given === undefined)
+    return { baseDir: fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-e2e-')), removeBaseDir: true };
   const baseDir = path.resolve(given);
   const old = readState(path.join(baseDir, 'cluster.json'));
   if (old !== undefined) {
     if (fs.existsSync(`/run/netns/fl${old.slot}-sw`)) {
-      throw new ClusterError('CLUSTER_RUNNING', `a cluster is already running in ${baseDir}; stop it first (scripts/cluster.sh down)`);
+      throw new ClusterError(
+        'CLUSTER_RUNNING',
+        `a cluster is already running in ${baseDir}; stop it first (scripts/cluster.sh down)`,
+      );
     }
     await teardown(clusterLayout(baseDir, old.slot, old.hosts));
   }
   if (fs.existsSync(baseDir) && fs.readdirSync(baseDir).length > 0) {
     const looksOurs = fs.existsSync(path.join(baseDir, 'hosts')) || fs.existsSync(path.join(baseDir, 'control'));
-    if (!looksOurs) throw new ClusterError('BASE_DIR_NOT_EMPTY', `${baseDir} is not empty and is not a cluster directory`);
+    if (!looksOurs)
+      throw new ClusterError('BASE_DIR_NOT_EMPTY', `${baseDir} is not empty and is not a cluster directory`);
     removeTree(baseDir);
   }
   fs.mkdirSync(baseDir, { recursive: true });
@@ -228,7 +271,9 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     pki = await ClusterPki.create(layout.pkiDir, [layout.controlBridgeAddress, layout.controlRootAddress]);
     await pki.user('admin');
   } catch (err) {
-    await teardown(layout, { removeBaseDir: removeBaseDir && process.env.FLOCKER_E2E_KEEP !== '1' }).catch(() => undefined);
+    await teardown(layout, { removeBaseDir: removeBaseDir && process.env.FLOCKER_E2E_KEEP !== '1' }).catch(
+      () => undefined,
+    );
     throw err;
   }
   const cluster = new Cluster(layout, state, { ...defaultCommands, ...options.commands }, options.startTimeoutMs);

@@ -8,7 +8,14 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import type { FlockerClient } from '@flocker/api';
 import { TINY_IMAGE } from './image';
-import { agentConfigYaml, agentResyncSeconds, daemonConfig, type ClusterLayout, type ControlServiceSettings, type HostLayout } from './layout';
+import {
+  agentConfigYaml,
+  agentResyncSeconds,
+  daemonConfig,
+  type ClusterLayout,
+  type ControlServiceSettings,
+  type HostLayout,
+} from './layout';
 import { createHostMountNs, inHost, isMountPoint, releaseHostMountNs, setHostLink } from './namespaces';
 import { isAlive, readPidFile, removeCgroup, spawnDetached, stopPid, waitGone } from './processes';
 import { ClusterError, run, waitFor, type RunOptions, type RunResult } from './run';
@@ -82,7 +89,8 @@ export class ClusterHost {
   /** Like nodeUuid(), but throws when the agent never ran. */
   requireNodeUuid(): string {
     const uuid = this.nodeUuid();
-    if (uuid === undefined) throw new ClusterError('NODE_UNKNOWN', `host ${this.name} has no node UUID yet (agent never started)`);
+    if (uuid === undefined)
+      throw new ClusterError('NODE_UNKNOWN', `host ${this.name} has no node UUID yet (agent never started)`);
     return uuid;
   }
 
@@ -94,7 +102,10 @@ export class ClusterHost {
   prepare(): void {
     const h = this.layout;
     for (const d of [h.dir, h.stateDir, h.mountRoot, h.logDir]) fs.mkdirSync(d, { recursive: true });
-    fs.writeFileSync(h.agentConfig, agentConfigYaml(this.ctx.cluster, h, agentResyncSeconds(this.ctx.nodeTimeoutSeconds)));
+    fs.writeFileSync(
+      h.agentConfig,
+      agentConfigYaml(this.ctx.cluster, h, agentResyncSeconds(this.ctx.nodeTimeoutSeconds)),
+    );
     fs.writeFileSync(h.daemonJson, JSON.stringify(daemonConfig(h), null, 2) + '\n');
     if (!fs.existsSync(h.eraFile)) this.newEra();
   }
@@ -125,7 +136,8 @@ export class ClusterHost {
    * FLOCKER_AGENT_CRASH_AFTER=unmount:1 to make it SIGKILL itself after an action.
    */
   async startAgent(opts: { env?: Record<string, string>; wait?: boolean } = {}): Promise<string | undefined> {
-    if (this.agentPid() !== undefined) throw new ClusterError('ALREADY_RUNNING', `agent on host ${this.name} is running`);
+    if (this.agentPid() !== undefined)
+      throw new ClusterError('ALREADY_RUNNING', `agent on host ${this.name} is running`);
     const argv = this.ctx.commands.agent({ config: this.layout.agentConfig });
     const pid = this.spawnInHost(argv, 'agent.log', this.layout.agentPidFile, opts.env);
     const era = this.era();
@@ -141,9 +153,14 @@ export class ClusterHost {
   }
 
   async startPlugin(): Promise<void> {
-    if (this.pluginPid() !== undefined) throw new ClusterError('ALREADY_RUNNING', `plugin on host ${this.name} is running`);
+    if (this.pluginPid() !== undefined)
+      throw new ClusterError('ALREADY_RUNNING', `plugin on host ${this.name} is running`);
     const pid = this.spawnInHost(
-      this.ctx.commands.plugin({ agentConfig: this.layout.agentConfig, socket: PLUGIN_SOCKET, dockerSocket: this.layout.dockerSocket }),
+      this.ctx.commands.plugin({
+        agentConfig: this.layout.agentConfig,
+        socket: PLUGIN_SOCKET,
+        dockerSocket: this.layout.dockerSocket,
+      }),
       'plugin.log',
       this.layout.pluginPidFile,
     );
@@ -159,7 +176,8 @@ export class ClusterHost {
   }
 
   async startDocker(): Promise<void> {
-    if (this.dockerPid() !== undefined) throw new ClusterError('ALREADY_RUNNING', `dockerd on host ${this.name} is running`);
+    if (this.dockerPid() !== undefined)
+      throw new ClusterError('ALREADY_RUNNING', `dockerd on host ${this.name} is running`);
     fs.rmSync(this.layout.dockerSocket, { force: true });
     // A SIGKILLed dockerd takes its containerd along (parent-death signal): give that one a moment to die
     // (else the new dockerd adopts it and waits in vain for its socket). Either may then linger as a zombie
@@ -176,7 +194,11 @@ export class ClusterHost {
       const pid = readPidFile(pidFile);
       if (pid !== undefined && !(isAlive(pid) && runs(pid, program))) fs.rmSync(pidFile, { force: true });
     }
-    const pid = this.spawnInHost(this.ctx.commands.dockerd({ daemonJson: this.layout.daemonJson }), 'dockerd.log', this.layout.dockerPidFile);
+    const pid = this.spawnInHost(
+      this.ctx.commands.dockerd({ daemonJson: this.layout.daemonJson }),
+      'dockerd.log',
+      this.layout.dockerPidFile,
+    );
     await waitFor(
       `dockerd on host ${this.name}`,
       async () => {
@@ -194,7 +216,8 @@ export class ClusterHost {
    * node as the plugin does, through agent.yml) and waits until it has reported.
    */
   async startContainerAgent(opts: { resyncSeconds?: number } = {}): Promise<void> {
-    if (this.containerAgentPid() !== undefined) throw new ClusterError('ALREADY_RUNNING', `container agent on host ${this.name} is running`);
+    if (this.containerAgentPid() !== undefined)
+      throw new ClusterError('ALREADY_RUNNING', `container agent on host ${this.name} is running`);
     const args = { agentConfig: this.layout.agentConfig, dockerSocket: this.layout.dockerSocket };
     const argv = this.ctx.commands.containerAgent?.(args) ?? [
       process.execPath,
@@ -310,7 +333,8 @@ export class ClusterHost {
   /** Hard power-off: every process of the host dies, its mount namespace and all mounts in it vanish. */
   async powerOff(): Promise<void> {
     const left = await killHostProcesses(this.layout);
-    if (left.length > 0) throw new ClusterError('KILL_FAILED', `host ${this.name}: processes ${left.join(', ')} survived SIGKILL`);
+    if (left.length > 0)
+      throw new ClusterError('KILL_FAILED', `host ${this.name}: processes ${left.join(', ')} survived SIGKILL`);
     await releaseHostMountNs(this.layout);
     removeCgroup(this.layout.cgroupParent);
     // /run is a tmpfs in real life: dockerd's runtime state does not survive a boot.

@@ -89,7 +89,8 @@ export function parseFaultArgs(fault: FaultKind, args: readonly string[]): Fault
 export async function applyFault(cluster: Cluster, { fault, host: name }: FaultArgs): Promise<string> {
   const host = cluster.host(name);
   const needsPower = (): void => {
-    if (!host.isPoweredOn()) throw new ClusterError('POWERED_OFF', `host ${name} is powered off; run: cluster.sh poweron ${name}`);
+    if (!host.isPoweredOn())
+      throw new ClusterError('POWERED_OFF', `host ${name} is powered off; run: cluster.sh poweron ${name}`);
   };
   switch (fault) {
     case 'kill': {
@@ -102,14 +103,20 @@ export async function applyFault(cluster: Cluster, { fault, host: name }: FaultA
     case 'start': {
       needsPower();
       const started = await host.startStopped();
-      return started.length === 0 ? `host ${name}: everything was running` : `host ${name}: started ${started.join(', ')} (same era)`;
+      return started.length === 0
+        ? `host ${name}: everything was running`
+        : `host ${name}: started ${started.join(', ')} (same era)`;
     }
     case 'poweroff':
       if (!host.isPoweredOn()) return `host ${name} is already powered off`;
       await host.powerOff();
       return `host ${name}: powered off (every process killed, its mount namespace gone; loop devices stay attached)`;
     case 'poweron':
-      if (host.isPoweredOn()) throw new ClusterError('POWERED_ON', `host ${name} is powered on (use cluster.sh start ${name} for stopped daemons)`);
+      if (host.isPoweredOn())
+        throw new ClusterError(
+          'POWERED_ON',
+          `host ${name} is powered on (use cluster.sh start ${name} for stopped daemons)`,
+        );
       await host.powerOn();
       return `host ${name}: powered on, era ${host.era()}, node ${host.nodeUuid() ?? '-'}`;
     case 'partition':
@@ -141,12 +148,27 @@ async function describe(cluster: Cluster): Promise<string> {
   const control = cluster.controlPid();
   let version = '';
   if (control !== undefined) {
-    version = await cluster.client.version().then((v) => ` flocker ${v.flocker}`, () => ' (not answering)');
+    version = await cluster.client.version().then(
+      (v) => ` flocker ${v.flocker}`,
+      () => ' (not answering)',
+    );
   }
-  lines.push(`control   ${l.controlUrl} (agents use https://${l.controlBridgeAddress}:${l.controlPort}) pid ${control ?? '-'}${version}`);
+  lines.push(
+    `control   ${l.controlUrl} (agents use https://${l.controlBridgeAddress}:${l.controlPort}) pid ${control ?? '-'}${version}`,
+  );
   // Mutual TLS: the CLI (and curl) need the cluster CA and the API user admin's certificate.
-  lines.push(`flocker CLI: ${Object.entries(cluster.cliEnv()).map(([k, v]) => `${k}=${v}`).join(' ')}`);
-  const nodes = control === undefined ? [] : await cluster.client.waitForCluster(undefined, 0).then((x) => x.nodes, () => []);
+  lines.push(
+    `flocker CLI: ${Object.entries(cluster.cliEnv())
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}`,
+  );
+  const nodes =
+    control === undefined
+      ? []
+      : await cluster.client.waitForCluster(undefined, 0).then(
+          (x) => x.nodes,
+          () => [],
+        );
   for (const h of cluster.hosts) {
     const seen = controlView(nodes.find((n) => n.uuid === h.nodeUuid()));
     lines.push(

@@ -13,7 +13,10 @@ export async function buildTinyImage(tarPath: string): Promise<string> {
   if (fs.existsSync(tarPath)) return tarPath;
   const busybox = BUSYBOX_CANDIDATES.find((p) => fs.existsSync(p));
   if (busybox === undefined) {
-    throw new ClusterError('BUSYBOX_MISSING', 'no static busybox found; install it with: apt-get install -y busybox-static');
+    throw new ClusterError(
+      'BUSYBOX_MISSING',
+      'no static busybox found; install it with: apt-get install -y busybox-static',
+    );
   }
   const rootfs = path.join(path.dirname(tarPath), 'rootfs');
   fs.rmSync(rootfs, { recursive: true, force: true });

@@ -1,4 +1,11 @@
-import { agentConfigYaml, agentResyncSeconds, clusterLayout, controlServiceFlags, daemonConfig, hostName } from './layout';
+import {
+  agentConfigYaml,
+  agentResyncSeconds,
+  clusterLayout,
+  controlServiceFlags,
+  daemonConfig,
+  hostName,
+} from './layout';
 import { controlView, isFault, parseFaultArgs, parseUpArgs } from './cli';
 
 describe('clusterLayout', () => {
@@ -10,7 +17,11 @@ describe('clusterLayout', () => {
       ['c', 'fl3-c', '10.77.0.13', '/fl3-c'],
     ]);
     expect(l.switchNetns).toBe('fl3-sw');
-    expect([l.rootAddress, l.controlRootAddress, l.controlUrl]).toEqual(['10.77.1.13', '10.77.1.14', 'https://10.77.1.14:4523']);
+    expect([l.rootAddress, l.controlRootAddress, l.controlUrl]).toEqual([
+      '10.77.1.13',
+      '10.77.1.14',
+      'https://10.77.1.14:4523',
+    ]);
   });
 
   it('gives every slot its own /30 towards the root netns, and names that fit a network interface', () => {
@@ -54,16 +65,29 @@ describe('clusterLayout', () => {
 
 describe('cluster.sh up arguments', () => {
   it('defaults to 3 hosts with everything', () => {
-    expect(parseUpArgs([])).toEqual({ hosts: 3, withDocker: true, withAgents: true, withPlugin: true, nodeTimeoutSeconds: 10 });
+    expect(parseUpArgs([])).toEqual({
+      hosts: 3,
+      withDocker: true,
+      withAgents: true,
+      withPlugin: true,
+      nodeTimeoutSeconds: 10,
+    });
   });
   it('parses N and the switches', () => {
-    expect(parseUpArgs(['2', '--no-docker', '--node-timeout', '4'])).toMatchObject({ hosts: 2, withDocker: false, nodeTimeoutSeconds: 4 });
+    expect(parseUpArgs(['2', '--no-docker', '--node-timeout', '4'])).toMatchObject({
+      hosts: 2,
+      withDocker: false,
+      nodeTimeoutSeconds: 4,
+    });
     expect(() => parseUpArgs(['--bogus'])).toThrow(/unknown argument/);
     expect(() => parseUpArgs(['0'])).toThrow(/1\.\.26/);
   });
   it('takes --lease-grace S (0 allowed) and leaves it unset by default', () => {
     expect(parseUpArgs([]).leaseGraceSeconds).toBeUndefined();
-    expect(parseUpArgs(['--node-timeout', '3', '--lease-grace', '1'])).toMatchObject({ nodeTimeoutSeconds: 3, leaseGraceSeconds: 1 });
+    expect(parseUpArgs(['--node-timeout', '3', '--lease-grace', '1'])).toMatchObject({
+      nodeTimeoutSeconds: 3,
+      leaseGraceSeconds: 1,
+    });
     expect(parseUpArgs(['--lease-grace', '0']).leaseGraceSeconds).toBe(0);
     expect(parseUpArgs(['--lease-grace', '0.5', '2'])).toMatchObject({ hosts: 2, leaseGraceSeconds: 0.5 });
     for (const bad of [['--lease-grace'], ['--lease-grace', '-1'], ['--lease-grace', 'x'], ['--lease-grace', '']]) {
@@ -88,14 +112,18 @@ describe('cluster.sh fault commands', () => {
 });
 
 describe('cluster.sh status', () => {
-  it("shows how the control service sees each host", () => {
+  it('shows how the control service sees each host', () => {
     expect(controlView(undefined)).toBe('control: unknown');
     expect(controlView({ alive: true })).toBe('control: alive');
-    expect(controlView({ alive: false, dead_since: '2026-12-03T22:00:00Z' })).toBe('control: DEAD since 2026-12-03T22:00:00Z');
-    expect(controlView({ alive: false, fencing: { state: 'fenced', since: '2026-12-03T22:00:01Z', reason: 'no contact' } })).toBe(
-      'control: DEAD, self-fenced since 2026-12-03T22:00:01Z',
+    expect(controlView({ alive: false, dead_since: '2026-12-03T22:00:00Z' })).toBe(
+      'control: DEAD since 2026-12-03T22:00:00Z',
     );
-    expect(controlView({ alive: true, fencing: { state: 'recovered', since: 'x', reason: 'y' } })).toBe('control: alive');
+    expect(
+      controlView({ alive: false, fencing: { state: 'fenced', since: '2026-12-03T22:00:01Z', reason: 'no contact' } }),
+    ).toBe('control: DEAD, self-fenced since 2026-12-03T22:00:01Z');
+    expect(controlView({ alive: true, fencing: { state: 'recovered', since: 'x', reason: 'y' } })).toBe(
+      'control: alive',
+    );
   });
 });
 
@@ -103,10 +131,22 @@ describe('control service flags', () => {
   const base = { port: 4523, dataDir: '/x/control/data', nodeTimeoutSeconds: 3, tlsDir: '/x/pki' };
   it('passes the node timeout, and the lease grace only when set', () => {
     expect(controlServiceFlags(base)).toEqual([
-      '--port', '4523', '--host', '0.0.0.0', '--data-dir', '/x/control/data', '--node-timeout', '3', '--tls-dir', '/x/pki',
+      '--port',
+      '4523',
+      '--host',
+      '0.0.0.0',
+      '--data-dir',
+      '/x/control/data',
+      '--node-timeout',
+      '3',
+      '--tls-dir',
+      '/x/pki',
     ]);
     const withGrace = controlServiceFlags({ ...base, leaseGraceSeconds: 1 });
-    expect(withGrace.slice(withGrace.indexOf('--lease-grace'), withGrace.indexOf('--lease-grace') + 2)).toEqual(['--lease-grace', '1']);
+    expect(withGrace.slice(withGrace.indexOf('--lease-grace'), withGrace.indexOf('--lease-grace') + 2)).toEqual([
+      '--lease-grace',
+      '1',
+    ]);
     expect(controlServiceFlags({ ...base, leaseGraceSeconds: 0 })).toContain('--lease-grace');
   });
 });

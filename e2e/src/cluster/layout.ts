@@ -147,7 +147,16 @@ export interface ControlServiceSettings {
 
 /** flocker-control's flags for a cluster: listens on every address of its netns (bridge and root veth). */
 export function controlServiceFlags(s: ControlServiceSettings): string[] {
-  const flags = ['--port', String(s.port), '--host', '0.0.0.0', '--data-dir', s.dataDir, '--node-timeout', String(s.nodeTimeoutSeconds)];
+  const flags = [
+    '--port',
+    String(s.port),
+    '--host',
+    '0.0.0.0',
+    '--data-dir',
+    s.dataDir,
+    '--node-timeout',
+    String(s.nodeTimeoutSeconds),
+  ];
   if (s.leaseGraceSeconds !== undefined) flags.push('--lease-grace', String(s.leaseGraceSeconds));
   flags.push('--tls-dir', s.tlsDir);
   return flags;

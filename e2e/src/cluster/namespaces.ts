@@ -51,7 +51,12 @@ export async function createSwitch(layout: ClusterLayout): Promise<void> {
   await run(['ip', '-n', sw, 'link', 'set', 'br0', 'up']);
 }
 
-async function plugIntoSwitch(layout: ClusterLayout, netns: string, switchSide: string, address: string): Promise<void> {
+async function plugIntoSwitch(
+  layout: ClusterLayout,
+  netns: string,
+  switchSide: string,
+  address: string,
+): Promise<void> {
   const sw = layout.switchNetns;
   await run(['ip', '-n', sw, 'link', 'add', switchSide, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns]);
   await run(['ip', '-n', sw, 'link', 'set', switchSide, 'master', 'br0', 'up']);

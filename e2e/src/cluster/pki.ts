@@ -42,12 +42,20 @@ export class ClusterPki {
   ) {}
 
   /** Creates the CA and the control service certificate valid for `controlAddresses` (names or IPs). */
-  static async create(dir: string, controlAddresses: readonly string[], clusterName = 'flocker-test'): Promise<ClusterPki> {
+  static async create(
+    dir: string,
+    controlAddresses: readonly string[],
+    clusterName = 'flocker-test',
+  ): Promise<ClusterPki> {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     fs.chmodSync(dir, 0o700);
     await initialize(clusterName, dir);
     const ca = await loadCa(dir);
-    const control = await issueCertificate(ca, { commonName: CONTROL_COMMON_NAME, role: 'control', subjectAltNames: [...new Set(controlAddresses)] });
+    const control = await issueCertificate(ca, {
+      commonName: CONTROL_COMMON_NAME,
+      role: 'control',
+      subjectAltNames: [...new Set(controlAddresses)],
+    });
     const files = writePem(dir, 'control-service', control);
     return new ClusterPki(dir, ca, { ca: path.join(dir, 'cluster.crt'), ...files });
   }
@@ -68,7 +76,11 @@ export class ClusterPki {
 
   /** PEMs for the HTTPS server of startControlService({ tls }). */
   serverCredentials(): { ca: Buffer; cert: Buffer; key: Buffer } {
-    return { ca: fs.readFileSync(this.control.ca), cert: fs.readFileSync(this.control.cert), key: fs.readFileSync(this.control.key) };
+    return {
+      ca: fs.readFileSync(this.control.ca),
+      cert: fs.readFileSync(this.control.cert),
+      key: fs.readFileSync(this.control.key),
+    };
   }
 
   /** Issues a node certificate (any CN prefix check is the server's job) as a PEM pair. */
@@ -97,7 +109,11 @@ export class ClusterPki {
   /** A FlockerClient dispatcher authenticating as the API user `name`. */
   async userDispatcher(name = 'admin'): Promise<ReturnType<typeof tlsDispatcher>> {
     const files = await this.user(name);
-    return tlsDispatcher({ ca: fs.readFileSync(this.caFile), cert: fs.readFileSync(files.cert), key: fs.readFileSync(files.key) });
+    return tlsDispatcher({
+      ca: fs.readFileSync(this.caFile),
+      cert: fs.readFileSync(files.cert),
+      key: fs.readFileSync(files.key),
+    });
   }
 
   /** Environment for the `flocker` CLI as API user `name`. */

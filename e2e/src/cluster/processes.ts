@@ -68,9 +68,7 @@ export function cgroupDirs(cgroupPath: string): string[] {
   } catch {
     return [];
   }
-  return controllers
-    .map((c) => path.join('/sys/fs/cgroup', c, cgroupPath))
-    .filter((d) => fs.existsSync(d));
+  return controllers.map((c) => path.join('/sys/fs/cgroup', c, cgroupPath)).filter((d) => fs.existsSync(d));
 }
 
 function walkDirs(dir: string): string[] {
@@ -146,7 +144,11 @@ export function readPidFile(file: string): number | undefined {
 }
 
 /** SIGTERM (or the given signal), then SIGKILL after graceMs; returns once the process is gone. */
-export async function stopPid(pid: number | undefined, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5_000): Promise<void> {
+export async function stopPid(
+  pid: number | undefined,
+  signal: NodeJS.Signals = 'SIGTERM',
+  graceMs = 5_000,
+): Promise<void> {
   if (pid === undefined || !isAlive(pid)) return;
   signalPids([pid], signal);
   if (signal === 'SIGKILL') {

@@ -84,7 +84,11 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 export async function waitFor<T>(
   what: string,
   probe: () => Promise<T | undefined | false> | T | undefined | false,
-  { timeoutMs = 30_000, intervalMs = 50, context }: { timeoutMs?: number; intervalMs?: number; context?: () => string } = {},
+  {
+    timeoutMs = 30_000,
+    intervalMs = 50,
+    context,
+  }: { timeoutMs?: number; intervalMs?: number; context?: () => string } = {},
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -97,7 +101,10 @@ export async function waitFor<T>(
     }
     if (Date.now() > deadline) {
       const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-      throw new ClusterError('WAIT_TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${what}${why}${context !== undefined ? `\n${context()}` : ''}`);
+      throw new ClusterError(
+        'WAIT_TIMEOUT',
+        `timed out after ${timeoutMs} ms waiting for ${what}${why}${context !== undefined ? `\n${context()}` : ''}`,
+      );
     }
     await sleep(intervalMs);
   }

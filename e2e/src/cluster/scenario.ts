@@ -27,7 +27,10 @@ export async function waitForMountedOn(
     const m = node?.manifestations.find((x) => x.dataset_id === datasetId && x.status === 'mounted');
     if (m?.path !== undefined) return m.path;
     if (Date.now() >= deadline) {
-      throw new ClusterError('WAIT_TIMEOUT', `timed out after ${timeoutMs} ms waiting for dataset ${datasetId} mounted on node ${nodeUuid}`);
+      throw new ClusterError(
+        'WAIT_TIMEOUT',
+        `timed out after ${timeoutMs} ms waiting for dataset ${datasetId} mounted on node ${nodeUuid}`,
+      );
     }
   }
 }

@@ -50,7 +50,10 @@ export async function loopDevicesUnder(dir: string): Promise<LoopDevice[]> {
     if (sp < 0) continue;
     const name = line.slice(0, sp);
     // BACK-FILE may carry a " (deleted)" suffix.
-    const backFile = line.slice(sp + 1).replace(/ \(deleted\)$/, '').replace(/\\x20/g, ' ');
+    const backFile = line
+      .slice(sp + 1)
+      .replace(/ \(deleted\)$/, '')
+      .replace(/\\x20/g, ' ');
     if (backFile.startsWith(prefix)) out.push({ name, backFile });
   }
   return out;

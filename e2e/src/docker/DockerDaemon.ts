@@ -43,14 +43,20 @@ export class DockerDaemon {
         '--net',
         '--',
         'dockerd',
-        '--data-root', path.join(this.dir, 'data'),
-        '--exec-root', path.join(this.dir, 'exec'),
-        '--pidfile', this.pidfile,
-        '-H', `unix://${this.socket}`,
-        '--bridge', 'none',
+        '--data-root',
+        path.join(this.dir, 'data'),
+        '--exec-root',
+        path.join(this.dir, 'exec'),
+        '--pidfile',
+        this.pidfile,
+        '-H',
+        `unix://${this.socket}`,
+        '--bridge',
+        'none',
         '--iptables=false',
         '--ip-masq=false',
-        '--cgroup-parent', this.cgroupParent,
+        '--cgroup-parent',
+        this.cgroupParent,
       ],
       { stdio: ['ignore', log, log], detached: true },
     );
@@ -58,10 +64,15 @@ export class DockerDaemon {
     child.unref();
     let exited = false;
     child.on('exit', () => (exited = true));
-    await until('dockerd to answer', async () => {
-      if (exited) throw new Error(`dockerd exited; see ${this.logFile}`);
-      return (await this.docker(['version', '--format', '{{.Server.Version}}'], { check: false })).code === 0;
-    }, 60_000, 100);
+    await until(
+      'dockerd to answer',
+      async () => {
+        if (exited) throw new Error(`dockerd exited; see ${this.logFile}`);
+        return (await this.docker(['version', '--format', '{{.Server.Version}}'], { check: false })).code === 0;
+      },
+      60_000,
+      100,
+    );
     this.docker0.check();
   }
 

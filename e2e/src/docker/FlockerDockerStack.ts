@@ -104,7 +104,13 @@ export class FlockerDockerStack {
   private async boot(opts: FlockerDockerStackOptions): Promise<void> {
     const logger = createLogger('error');
     this.pki = await ClusterPki.create(path.join(this.root, 'pki'), ['127.0.0.1', 'localhost']);
-    this.control = await startControlService({ port: 0, host: '127.0.0.1', dataDir: path.join(this.root, 'control'), logger, tls: this.pki.serverCredentials() });
+    this.control = await startControlService({
+      port: 0,
+      host: '127.0.0.1',
+      dataDir: path.join(this.root, 'control'),
+      logger,
+      tls: this.pki.serverCredentials(),
+    });
     this.client = new FlockerClient({ baseUrl: this.control.url, dispatcher: await this.pki.userDispatcher('admin') });
     // cluster.crt, node.crt and node.key beside agent.yml: the agent and the plugin use HTTPS as this node.
     const certUuid = await this.pki.installNode(this.root);
@@ -120,23 +126,40 @@ export class FlockerDockerStack {
         '',
       ].join('\n'),
     );
-    this.agent = new ChildService('agent', [process.execPath, packageMain('@flocker/dataset-agent'), '--config', this.agentConfig], path.join(this.root, 'agent.log'));
+    this.agent = new ChildService(
+      'agent',
+      [process.execPath, packageMain('@flocker/dataset-agent'), '--config', this.agentConfig],
+      path.join(this.root, 'agent.log'),
+    );
     this.agent.start();
     this.plugin = new ChildService(
       'plugin',
       [
-        process.execPath, packageMain('@flocker/volume-plugin'),
-        '--agent-config', this.agentConfig,
-        '--socket', this.socketPath,
-        '--docker-socket', this.dockerd.socket,
-        '--mount-timeout', String(opts.mountTimeoutSeconds ?? 60),
+        process.execPath,
+        packageMain('@flocker/volume-plugin'),
+        '--agent-config',
+        this.agentConfig,
+        '--socket',
+        this.socketPath,
+        '--docker-socket',
+        this.dockerd.socket,
+        '--mount-timeout',
+        String(opts.mountTimeoutSeconds ?? 60),
       ],
       path.join(this.root, 'plugin.log'),
     );
     await this.startPlugin();
-    await until('the agent to report', async () => (await this.client.waitForCluster(undefined, 0)).nodes.length > 0, 30_000, 100);
-    this.nodeUuid = (JSON.parse(fs.readFileSync(path.join(this.root, 'agent', 'node.json'), 'utf8')) as { uuid: string }).uuid;
-    if (this.nodeUuid !== certUuid) throw new Error(`node.json names ${this.nodeUuid}, but the node certificate ${certUuid}`);
+    await until(
+      'the agent to report',
+      async () => (await this.client.waitForCluster(undefined, 0)).nodes.length > 0,
+      30_000,
+      100,
+    );
+    this.nodeUuid = (
+      JSON.parse(fs.readFileSync(path.join(this.root, 'agent', 'node.json'), 'utf8')) as { uuid: string }
+    ).uuid;
+    if (this.nodeUuid !== certUuid)
+      throw new Error(`node.json names ${this.nodeUuid}, but the node certificate ${certUuid}`);
     // The plugin must be up before dockerd, or dockerd stalls restoring plugin volumes.
     await this.dockerd.start();
     const tar = await buildTinyRootfsTar(this.root);
@@ -156,7 +179,12 @@ export class FlockerDockerStack {
     this.plugin.start();
     await until('the plugin socket', () => fs.existsSync(this.socketPath), 60_000, 50);
     // The socket exists before the listener accepts only for a moment; wait for accept.
-    await until('the plugin to answer', async () => (await callPlugin(this.socketPath, '/Plugin.Activate').catch(() => undefined))?.status === 200, 30_000, 50);
+    await until(
+      'the plugin to answer',
+      async () => (await callPlugin(this.socketPath, '/Plugin.Activate').catch(() => undefined))?.status === 200,
+      30_000,
+      50,
+    );
   }
 
   async killPlugin(): Promise<void> {
@@ -173,12 +201,18 @@ export class FlockerDockerStack {
   }
 
   logs(): string {
-    return ['plugin', 'agent'].map((n) => `---- ${n}\n${(n === 'plugin' ? this.plugin : this.agent)?.log().slice(-4000)}`).join('\n') + `\n---- dockerd\n${this.dockerd.log().slice(-3000)}`;
+    return (
+      ['plugin', 'agent']
+        .map((n) => `---- ${n}\n${(n === 'plugin' ? this.plugin : this.agent)?.log().slice(-4000)}`)
+        .join('\n') + `\n---- dockerd\n${this.dockerd.log().slice(-3000)}`
+    );
   }
 
   /** Stop everything and remove every mount, loop device, cgroup and file it made. */
   async close(): Promise<void> {
-    await this.dockerd.docker(['rm', '-f', '-v', ...(await this.containerIds())], { check: false }).catch(() => undefined);
+    await this.dockerd
+      .docker(['rm', '-f', '-v', ...(await this.containerIds())], { check: false })
+      .catch(() => undefined);
     await this.dockerd.stop().catch(() => undefined);
     await this.plugin?.stop().catch(() => undefined);
     await this.agent?.stop().catch(() => undefined);
@@ -187,7 +221,8 @@ export class FlockerDockerStack {
     await cleanupUnder(this.root);
     for (const ctl of safeReaddir('/sys/fs/cgroup')) {
       const dir = path.join('/sys/fs/cgroup', ctl, this.driver);
-      if (fs.existsSync(dir)) await exec(['find', dir, '-depth', '-type', 'd', '-exec', 'rmdir', '{}', ';'], { check: false });
+      if (fs.existsSync(dir))
+        await exec(['find', dir, '-depth', '-type', 'd', '-exec', 'rmdir', '{}', ';'], { check: false });
     }
     removeTree(this.root);
   }

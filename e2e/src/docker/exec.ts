@@ -44,7 +44,12 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Poll `probe` until it returns true (helper processes have no event to wait on). */
-export async function until(what: string, probe: () => Promise<boolean> | boolean, timeoutMs: number, everyMs = 50): Promise<void> {
+export async function until(
+  what: string,
+  probe: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  everyMs = 50,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await probe()) return;

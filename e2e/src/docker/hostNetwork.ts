@@ -24,7 +24,11 @@ export function linkIndex(name: string, sysClassNet = '/sys/class/net'): number 
  * meanwhile (the user started dockerd) is fine; one that vanished or was replaced
  * (another ifindex: deleted and created again) is not.
  */
-export function bridgeChange(before: number | undefined, after: number | undefined, name = DOCKER0): string | undefined {
+export function bridgeChange(
+  before: number | undefined,
+  after: number | undefined,
+  name = DOCKER0,
+): string | undefined {
   if (before === undefined || before === after) return undefined;
   if (after === undefined) return `the host's ${name} bridge (ifindex ${before}) was deleted`;
   return `the host's ${name} bridge was replaced (ifindex ${before} → ${after})`;

@@ -5,7 +5,10 @@
 import { FlockerDockerStack, type FlockerDockerStackOptions } from './FlockerDockerStack';
 
 /** Starts the stack before the block's tests and closes it after them; prints its logs after a failed test. */
-export function dockerStackForSuite(use: (stack: FlockerDockerStack) => void, options: FlockerDockerStackOptions = {}): void {
+export function dockerStackForSuite(
+  use: (stack: FlockerDockerStack) => void,
+  options: FlockerDockerStackOptions = {},
+): void {
   let stack: FlockerDockerStack | undefined;
 
   beforeAll(async () => {

@@ -20,10 +20,13 @@ export async function buildTinyRootfsTar(dir: string): Promise<string> {
   if (fs.existsSync(tar)) return tar;
   const busybox = await findStaticBusybox();
   const rootfs = path.join(dir, 'tiny-rootfs');
-  for (const d of ['bin', 'etc', 'proc', 'sys', 'dev', 'tmp', 'data', 'root']) fs.mkdirSync(path.join(rootfs, d), { recursive: true });
+  for (const d of ['bin', 'etc', 'proc', 'sys', 'dev', 'tmp', 'data', 'root'])
+    fs.mkdirSync(path.join(rootfs, d), { recursive: true });
   fs.copyFileSync(busybox, path.join(rootfs, 'bin', 'busybox'));
   fs.chmodSync(path.join(rootfs, 'bin', 'busybox'), 0o755);
-  const applets = (await exec([busybox, '--list'])).stdout.split('\n').filter((a) => /^[\w.[-]+$/.test(a) && a !== 'busybox');
+  const applets = (await exec([busybox, '--list'])).stdout
+    .split('\n')
+    .filter((a) => /^[\w.[-]+$/.test(a) && a !== 'busybox');
   for (const a of applets) {
     const link = path.join(rootfs, 'bin', a);
     if (!fs.existsSync(link)) fs.symlinkSync('busybox', link);
