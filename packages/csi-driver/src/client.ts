@@ -13,7 +13,7 @@ export interface CsiClient {
 
 /** The gRPC status code of a failed call, if it is one. */
 export function grpcCode(err: unknown): grpc.status | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'number' ? (err.code as grpc.status) : undefined;
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'number' ? err.code : undefined;
 }
 
 export function createCsiClient(socketPath: string, protoPath?: string): CsiClient {

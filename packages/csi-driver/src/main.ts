@@ -4,7 +4,6 @@ import { readFileSync } from 'node:fs';
 import { parseSize } from '@flocker/api';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import type { DriverMode } from './CsiDriver';
 import { resolveNodeId } from './nodeId';
 import { createLogger, startCsiDriver } from './startCsiDriver';
 
@@ -13,7 +12,7 @@ async function main(): Promise<void> {
     .scriptName('flocker-csi')
     .usage('$0 [options]\n\nServe the CSI Identity, Controller and/or Node services on a Unix socket, backed by the Flocker control service.')
     .option('endpoint', { type: 'string', describe: 'CSI socket (unix:///path or a path)', default: 'unix:///run/flocker/csi.sock' })
-    .option('mode', { choices: ['controller', 'node', 'all'] as const, describe: 'which services to serve', default: 'all' as DriverMode })
+    .option('mode', { choices: ['controller', 'node', 'all'] as const, describe: 'which services to serve', default: 'all' as const })
     .option('control-url', { type: 'string', describe: 'control service URL(s), comma-separated', default: 'https://127.0.0.1:4523' })
     .option('cacert', { type: 'string', describe: 'cluster CA certificate (enables mutual TLS)' })
     .option('cert', { type: 'string', describe: "this driver's certificate: an API user's for the controller, the node's for the node service" })
@@ -23,7 +22,9 @@ async function main(): Promise<void> {
     .option('default-size', { type: 'string', describe: 'size of volumes created without a capacity range', default: '1GiB' })
     .option('kubelet-registration-dir', {
       type: 'string',
-      describe: 'node service: register with the kubelet through its plugin registration API, on a socket in this directory (the kubelet\'s is /var/lib/kubelet/plugins_registry); no node-driver-registrar needed',
+      describe:
+        'node service: register with the kubelet through its plugin registration API, on a socket in this directory ' +
+        "(the kubelet's is /var/lib/kubelet/plugins_registry); no node-driver-registrar needed",
     })
     .option('kubelet-csi-endpoint', { type: 'string', describe: 'the CSI socket path the kubelet dials (default: the --endpoint path)' })
     .option('stage-timeout', { type: 'number', describe: 'seconds NodeStageVolume waits for the agent to mount the volume here', default: 100 })
@@ -36,7 +37,7 @@ async function main(): Promise<void> {
     .help()
     .parseAsync();
   const logger = createLogger();
-  const mode = argv.mode as DriverMode;
+  const mode = argv.mode;
   const tls =
     argv.cacert !== undefined
       ? {

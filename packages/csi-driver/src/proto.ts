@@ -47,7 +47,7 @@ export function loadCsiServices(protoPath = DEFAULT_PROTO_PATH): CsiServices {
   const service = (name: string): grpc.ServiceDefinition => {
     const s = def[`csi.v1.${name}`];
     if (s === undefined || 'format' in s) throw new Error(`csi.v1.${name} is not a service in ${protoPath}`);
-    return s as grpc.ServiceDefinition;
+    return s;
   };
   return { Identity: service('Identity'), Controller: service('Controller'), Node: service('Node') };
 }
@@ -59,5 +59,5 @@ export function loadRegistrationService(protoPath = REGISTRATION_PROTO_PATH): gr
   }
   const s = protoLoader.loadSync(protoPath, LOADER_OPTIONS)['pluginregistration.Registration'];
   if (s === undefined || 'format' in s) throw new Error(`pluginregistration.Registration is not a service in ${protoPath}`);
-  return s as grpc.ServiceDefinition;
+  return s;
 }

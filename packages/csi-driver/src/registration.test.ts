@@ -36,7 +36,7 @@ function call(method: string, request: object): Promise<Record<string, unknown>>
 async function start(): Promise<RunningRegistration> {
   running = await serveRegistration({ registryDir: dir, csiEndpoint: '/var/lib/kubelet/plugins/flocker.clusterhq.io/csi.sock', logger: winston.createLogger({ silent: true }) });
   const Ctor = grpc.makeGenericClientConstructor(loadRegistrationService(), 'Registration');
-  kubelet = new Ctor(`unix://${running.socketPath}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, unknown>;
+  kubelet = new Ctor(`unix://${running.socketPath}`, grpc.credentials.createInsecure());
   return running;
 }
 
