@@ -1,5 +1,11 @@
 /** NodeStageVolume's failure paths against a fake control service: the codes and the reasons a CO sees. */
-import { FlockerApiError, type ClusterSnapshot, type DatasetConfiguration, type Lease, type NodeState } from '@flocker/api';
+import {
+  FlockerApiError,
+  type ClusterSnapshot,
+  type DatasetConfiguration,
+  type Lease,
+  type NodeState,
+} from '@flocker/api';
 import { status } from '@grpc/grpc-js';
 import winston from 'winston';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,7 +21,18 @@ const CAP = { mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
 const STAGE = { volume_id: ID, staging_target_path: '/tmp/never-used-staging', volume_capability: CAP };
 
 function node(uuid: string, extra: Partial<NodeState> = {}): NodeState {
-  return { uuid, era: 'e', host: uuid === ME ? 'me' : 'other', instance_id: uuid, backend: 'loopback', manifestations: [], errors: [], alive: true, last_seen: new Date().toISOString(), ...extra };
+  return {
+    uuid,
+    era: 'e',
+    host: uuid === ME ? 'me' : 'other',
+    instance_id: uuid,
+    backend: 'loopback',
+    manifestations: [],
+    errors: [],
+    alive: true,
+    last_seen: new Date().toISOString(),
+    ...extra,
+  };
 }
 
 interface World {
@@ -35,7 +52,13 @@ function world(): World {
 }
 
 function client(w: World): ControlClient {
-  const snap = (generation: string): ClusterSnapshot => ({ generation, configuration_tag: 't', datasets: w.datasets, leases: w.leases, nodes: w.nodes });
+  const snap = (generation: string): ClusterSnapshot => ({
+    generation,
+    configuration_tag: 't',
+    datasets: w.datasets,
+    leases: w.leases,
+    nodes: w.nodes,
+  });
   return {
     version: async () => ({ flocker: 'test' }),
     listDatasets: async () => w.datasets,
@@ -56,7 +79,8 @@ function client(w: World): ControlClient {
     listLeases: async () => w.leases,
     acquireLease: async (req) => {
       const held = w.leases.find((l) => l.dataset_id === req.dataset_id);
-      if (held && held.node_uuid !== req.node_uuid) throw new FlockerApiError(409, 'LEASE_HELD', 'leased by another node');
+      if (held && held.node_uuid !== req.node_uuid)
+        throw new FlockerApiError(409, 'LEASE_HELD', 'leased by another node');
       w.calls.push('lease');
       const l: Lease = { dataset_id: req.dataset_id, node_uuid: req.node_uuid, expires: null };
       if (!held) w.leases.push(l);
@@ -112,7 +136,18 @@ describe('NodeStageVolume', () => {
   it("takes the lease, moves the dataset here, and after its bound is DEADLINE_EXCEEDED with the agent's reason; the lease is let go again", async () => {
     const w = world();
     w.nodes = [
-      node(ME, { errors: [{ dataset_id: ID, action: 'attach', code: 'ATTACH_FAILED', message: 'loop device busy', attempts: 3, since: new Date().toISOString() }] }),
+      node(ME, {
+        errors: [
+          {
+            dataset_id: ID,
+            action: 'attach',
+            code: 'ATTACH_FAILED',
+            message: 'loop device busy',
+            attempts: 3,
+            since: new Date().toISOString(),
+          },
+        ],
+      }),
       node(OTHER),
     ];
     const started = Date.now();
@@ -126,7 +161,9 @@ describe('NodeStageVolume', () => {
 
   it('is NOT_FOUND for an unknown or deleted volume and for an id that is not a dataset id', async () => {
     const w = world();
-    expect((await failure(driver(w).nodeStageVolume({ ...STAGE, volume_id: 'fake-vol-id' }))).code).toBe(status.NOT_FOUND);
+    expect((await failure(driver(w).nodeStageVolume({ ...STAGE, volume_id: 'fake-vol-id' }))).code).toBe(
+      status.NOT_FOUND,
+    );
     (w.datasets[0] as DatasetConfiguration).deleted = true;
     expect((await failure(driver(w).nodeStageVolume(STAGE))).code).toBe(status.NOT_FOUND);
   });
@@ -149,7 +186,7 @@ describe('NodeStageVolume', () => {
   });
 });
 
-describe('NodeStageVolume and a dead node\'s lease', () => {
+describe("NodeStageVolume and a dead node's lease", () => {
   it('waits (long-poll) for the control service to release the lease of a node declared dead, then stages', async () => {
     const w = world();
     w.leases.push({ dataset_id: ID, node_uuid: OTHER, expires: null });
@@ -161,7 +198,12 @@ describe('NodeStageVolume and a dead node\'s lease', () => {
     c.waitForCluster = async (since, t) => {
       const s = { ...(await wait(since, t)), lease_grace_seconds: 5 };
       if (since !== undefined && ++polls === 3) w.leases = w.leases.filter((l) => l.node_uuid !== OTHER);
-      if (since !== undefined && polls >= 5) w.nodes = [node(ME, { manifestations: [{ dataset_id: ID, blockdevice_id: 'b', size: 1, status: 'mounted', path: '/agent/path' }] })];
+      if (since !== undefined && polls >= 5)
+        w.nodes = [
+          node(ME, {
+            manifestations: [{ dataset_id: ID, blockdevice_id: 'b', size: 1, status: 'mounted', path: '/agent/path' }],
+          }),
+        ];
       return { ...s, leases: w.leases, nodes: w.nodes };
     };
     const mounts: MountInfoEntry[] = [{ device: '7:1', root: '/', mountPoint: '/agent/path', options: ['rw'] }];
@@ -171,7 +213,11 @@ describe('NodeStageVolume and a dead node\'s lease', () => {
       logger: winston.createLogger({ silent: true }),
       mode: 'node',
       nodeId: ME,
-      mounter: { mounts: async () => mounts, bind: async (src, dst) => void binds.push(`${src} -> ${dst}`), unmount: async () => undefined },
+      mounter: {
+        mounts: async () => mounts,
+        bind: async (src, dst) => void binds.push(`${src} -> ${dst}`),
+        unmount: async () => undefined,
+      },
       version: 'test',
       defaultSize: 64 * MiB,
       stageTimeoutMs: 5_000,
@@ -192,9 +238,15 @@ describe('NodeStageVolume and a dead node\'s lease', () => {
     const w = world();
     w.nodes = [node(ME), node(OTHER, { alive: false, dead_since: new Date().toISOString() })];
     w.leases.push({ dataset_id: ID, node_uuid: OTHER, expires: null, pinned: true });
-    expect(await failure(driver(w).nodeStageVolume(STAGE))).toMatchObject({ code: status.FAILED_PRECONDITION, message: expect.stringMatching(/pinned/) });
+    expect(await failure(driver(w).nodeStageVolume(STAGE))).toMatchObject({
+      code: status.FAILED_PRECONDITION,
+      message: expect.stringMatching(/pinned/),
+    });
     w.leases = [{ dataset_id: ID, node_uuid: OTHER, expires: null }];
-    expect(await failure(driver(w).nodeStageVolume(STAGE))).toMatchObject({ code: status.FAILED_PRECONDITION, message: expect.stringMatching(/does not release/) });
+    expect(await failure(driver(w).nodeStageVolume(STAGE))).toMatchObject({
+      code: status.FAILED_PRECONDITION,
+      message: expect.stringMatching(/does not release/),
+    });
   });
 });
 
@@ -211,7 +263,12 @@ describe('stage and publish against a kubelet', () => {
   function stagedWorld(): World {
     const w = world();
     w.datasets[0]!.primary = ME;
-    w.nodes = [node(ME, { manifestations: [{ dataset_id: ID, blockdevice_id: 'b', size: 1, status: 'mounted', path: AGENT_PATH }] }), node(OTHER)];
+    w.nodes = [
+      node(ME, {
+        manifestations: [{ dataset_id: ID, blockdevice_id: 'b', size: 1, status: 'mounted', path: AGENT_PATH }],
+      }),
+      node(OTHER),
+    ];
     return w;
   }
   function recordingDriver(w: World, mounts: MountInfoEntry[]): { d: CsiDriver; binds: string[] } {
@@ -221,7 +278,11 @@ describe('stage and publish against a kubelet', () => {
       logger: winston.createLogger({ silent: true }),
       mode: 'node',
       nodeId: ME,
-      mounter: { mounts: async () => mounts, bind: async (src, dst, ro) => void binds.push(`${src} -> ${dst}${ro ? ' ro' : ''}`), unmount: async () => undefined },
+      mounter: {
+        mounts: async () => mounts,
+        bind: async (src, dst, ro) => void binds.push(`${src} -> ${dst}${ro ? ' ro' : ''}`),
+        unmount: async () => undefined,
+      },
       version: 'test',
       defaultSize: 64 * MiB,
       stageTimeoutMs: 150,
@@ -239,7 +300,13 @@ describe('stage and publish against a kubelet', () => {
     expect(binds).toEqual([]);
     const target = join(mkdtempSync(join(tmpdir(), 'csi-pub-')), 'mount');
     try {
-      await d.nodePublishVolume({ volume_id: ID, staging_target_path: STAGE.staging_target_path, target_path: target, volume_capability: CAP, readonly: true });
+      await d.nodePublishVolume({
+        volume_id: ID,
+        staging_target_path: STAGE.staging_target_path,
+        target_path: target,
+        volume_capability: CAP,
+        readonly: true,
+      });
     } finally {
       rmSync(join(target, '..'), { recursive: true, force: true });
     }
@@ -247,18 +314,32 @@ describe('stage and publish against a kubelet', () => {
   });
 
   it('publish is FAILED_PRECONDITION when this node does not hold the lease or the agent has not mounted it, NOT_FOUND for an unknown volume', async () => {
-    const publish = { volume_id: ID, staging_target_path: STAGE.staging_target_path, target_path: '/tmp/never-used-target', volume_capability: CAP };
+    const publish = {
+      volume_id: ID,
+      staging_target_path: STAGE.staging_target_path,
+      target_path: '/tmp/never-used-target',
+      volume_capability: CAP,
+    };
     const w = stagedWorld();
-    expect(await failure(recordingDriver(w, [agentMount]).d.nodePublishVolume(publish))).toMatchObject({ code: status.FAILED_PRECONDITION });
+    expect(await failure(recordingDriver(w, [agentMount]).d.nodePublishVolume(publish))).toMatchObject({
+      code: status.FAILED_PRECONDITION,
+    });
     w.leases.push({ dataset_id: ID, node_uuid: ME, expires: null });
-    expect(await failure(recordingDriver(w, []).d.nodePublishVolume(publish))).toMatchObject({ code: status.FAILED_PRECONDITION });
-    expect(await failure(recordingDriver(w, [agentMount]).d.nodePublishVolume({ ...publish, volume_id: OTHER }))).toMatchObject({ code: status.NOT_FOUND });
+    expect(await failure(recordingDriver(w, []).d.nodePublishVolume(publish))).toMatchObject({
+      code: status.FAILED_PRECONDITION,
+    });
+    expect(
+      await failure(recordingDriver(w, [agentMount]).d.nodePublishVolume({ ...publish, volume_id: OTHER })),
+    ).toMatchObject({ code: status.NOT_FOUND });
   });
 
   it('unstage releases the lease', async () => {
     const w = stagedWorld();
     w.leases.push({ dataset_id: ID, node_uuid: ME, expires: null });
-    await recordingDriver(w, [agentMount]).d.nodeUnstageVolume({ volume_id: ID, staging_target_path: STAGE.staging_target_path });
+    await recordingDriver(w, [agentMount]).d.nodeUnstageVolume({
+      volume_id: ID,
+      staging_target_path: STAGE.staging_target_path,
+    });
     expect(w.leases).toEqual([]);
   });
 });
@@ -270,7 +351,11 @@ describe('NodeStageVolume while another live node is letting go (a rescheduled p
       logger: winston.createLogger({ silent: true }),
       mode: 'node',
       nodeId: ME,
-      mounter: { mounts: async () => [{ device: '7:1', root: '/', mountPoint: '/agent/path', options: ['rw'] }], bind: async () => undefined, unmount: async () => undefined },
+      mounter: {
+        mounts: async () => [{ device: '7:1', root: '/', mountPoint: '/agent/path', options: ['rw'] }],
+        bind: async () => undefined,
+        unmount: async () => undefined,
+      },
       version: 'test',
       defaultSize: 64 * MiB,
       stageTimeoutMs: 5_000,
@@ -289,7 +374,13 @@ describe('NodeStageVolume while another live node is letting go (a rescheduled p
     c.waitForCluster = async (since, t) => {
       const s = await wait(since, t);
       if (since !== undefined && ++polls === 3) w.leases = [];
-      if (w.calls.includes(`move ${ME}`)) w.nodes = [node(ME, { manifestations: [{ dataset_id: ID, blockdevice_id: 'b', size: 1, status: 'mounted', path: '/agent/path' }] }), node(OTHER)];
+      if (w.calls.includes(`move ${ME}`))
+        w.nodes = [
+          node(ME, {
+            manifestations: [{ dataset_id: ID, blockdevice_id: 'b', size: 1, status: 'mounted', path: '/agent/path' }],
+          }),
+          node(OTHER),
+        ];
       return { ...s, leases: w.leases, nodes: w.nodes };
     };
     await handoverDriver(w, c, 2_000).nodeStageVolume(STAGE);
@@ -303,38 +394,77 @@ describe('NodeStageVolume while another live node is letting go (a rescheduled p
     const started = Date.now();
     const err = await failure(handoverDriver(w, client(w), 200).nodeStageVolume(STAGE));
     expect(Date.now() - started).toBeGreaterThanOrEqual(190);
-    expect(err).toMatchObject({ code: status.FAILED_PRECONDITION, message: expect.stringMatching(/in use on node other \(it holds the lease\)/) });
+    expect(err).toMatchObject({
+      code: status.FAILED_PRECONDITION,
+      message: expect.stringMatching(/in use on node other \(it holds the lease\)/),
+    });
     expect(w.calls).toEqual([]);
   });
 });
 
 describe('ControllerExpandVolume', () => {
-  const expand = (required: number, limit = 0) => ({ volume_id: ID, capacity_range: { required_bytes: String(required), limit_bytes: String(limit) } });
+  const expand = (required: number, limit = 0) => ({
+    volume_id: ID,
+    capacity_range: { required_bytes: String(required), limit_bytes: String(limit) },
+  });
   it('grows the dataset to the required bytes, waits for the agent to report it, and needs no node expansion', async () => {
     const w = world();
-    w.nodes = [node(ME), node(OTHER, { manifestations: [{ dataset_id: ID, blockdevice_id: 'b', size: 64 * MiB, status: 'mounted', path: '/p' }] })];
+    w.nodes = [
+      node(ME),
+      node(OTHER, {
+        manifestations: [{ dataset_id: ID, blockdevice_id: 'b', size: 64 * MiB, status: 'mounted', path: '/p' }],
+      }),
+    ];
     const c = client(w);
     const wait = c.waitForCluster;
     let polls = 0;
     c.waitForCluster = async (since, t) => {
-      if (since !== undefined && ++polls === 2) w.nodes = [node(ME), node(OTHER, { manifestations: [{ dataset_id: ID, blockdevice_id: 'b', size: 128 * MiB, status: 'mounted', path: '/p' }] })];
+      if (since !== undefined && ++polls === 2)
+        w.nodes = [
+          node(ME),
+          node(OTHER, {
+            manifestations: [{ dataset_id: ID, blockdevice_id: 'b', size: 128 * MiB, status: 'mounted', path: '/p' }],
+          }),
+        ];
       return wait(since, t);
     };
-    const d = new CsiDriver({ client: c, logger: winston.createLogger({ silent: true }), mode: 'controller', mounter: { mounts: async () => [], bind: async () => undefined, unmount: async () => undefined }, version: 't', defaultSize: 64 * MiB, stageTimeoutMs: 2_000, pollMs: 20 });
-    expect(await d.controllerExpandVolume(expand(128 * MiB))).toEqual({ capacity_bytes: 128 * MiB, node_expansion_required: false });
+    const d = new CsiDriver({
+      client: c,
+      logger: winston.createLogger({ silent: true }),
+      mode: 'controller',
+      mounter: { mounts: async () => [], bind: async () => undefined, unmount: async () => undefined },
+      version: 't',
+      defaultSize: 64 * MiB,
+      stageTimeoutMs: 2_000,
+      pollMs: 20,
+    });
+    expect(await d.controllerExpandVolume(expand(128 * MiB))).toEqual({
+      capacity_bytes: 128 * MiB,
+      node_expansion_required: false,
+    });
     expect(w.calls).toEqual([`resize ${128 * MiB}`]);
     expect(polls).toBeGreaterThanOrEqual(2);
     // Again: already that size, nothing changes (idempotent); a smaller request keeps the size.
-    expect(await d.controllerExpandVolume(expand(128 * MiB))).toEqual({ capacity_bytes: 128 * MiB, node_expansion_required: false });
-    expect(await d.controllerExpandVolume(expand(64 * MiB))).toEqual({ capacity_bytes: 128 * MiB, node_expansion_required: false });
+    expect(await d.controllerExpandVolume(expand(128 * MiB))).toEqual({
+      capacity_bytes: 128 * MiB,
+      node_expansion_required: false,
+    });
+    expect(await d.controllerExpandVolume(expand(64 * MiB))).toEqual({
+      capacity_bytes: 128 * MiB,
+      node_expansion_required: false,
+    });
     expect(w.calls).toEqual([`resize ${128 * MiB}`]);
   });
   it('INVALID_ARGUMENT without a range or id, NOT_FOUND for an unknown volume, OUT_OF_RANGE below the current size', async () => {
     const w = world();
     const d = driver(w);
     expect((await failure(d.controllerExpandVolume({ volume_id: ID }))).code).toBe(status.INVALID_ARGUMENT);
-    expect((await failure(d.controllerExpandVolume({ capacity_range: { required_bytes: '1' } }))).code).toBe(status.INVALID_ARGUMENT);
-    expect((await failure(d.controllerExpandVolume({ ...expand(MiB), volume_id: 'fake' }))).code).toBe(status.NOT_FOUND);
+    expect((await failure(d.controllerExpandVolume({ capacity_range: { required_bytes: '1' } }))).code).toBe(
+      status.INVALID_ARGUMENT,
+    );
+    expect((await failure(d.controllerExpandVolume({ ...expand(MiB), volume_id: 'fake' }))).code).toBe(
+      status.NOT_FOUND,
+    );
     expect((await failure(d.controllerExpandVolume(expand(0, 32 * MiB)))).code).toBe(status.OUT_OF_RANGE);
     expect(w.calls).toEqual([]);
   });
@@ -343,17 +473,49 @@ describe('ControllerExpandVolume', () => {
 describe('controller volume health', () => {
   it('healthy: no entries; errors of any agent: DEGRADED; primary down: INACCESSIBLE; listed per volume', async () => {
     const w = world();
-    const d = new CsiDriver({ client: client(w), logger: winston.createLogger({ silent: true }), mode: 'controller', mounter: { mounts: async () => [], bind: async () => undefined, unmount: async () => undefined }, version: 't', defaultSize: 64 * MiB, stageTimeoutMs: 100 });
-    expect(await d.controllerGetVolumeHealth({ volume_id: ID })).toEqual({ volume_health: { volume_id: ID, health_statuses: [] } });
-    const error = { dataset_id: ID, action: 'attach', code: 'ATTACH_FAILED', message: 'busy', attempts: 1, since: '2026-01-01T00:00:00Z' };
-    const snap = (nodes: NodeState[]): ClusterSnapshot => ({ generation: '1', configuration_tag: 't', datasets: w.datasets, leases: [], nodes });
+    const d = new CsiDriver({
+      client: client(w),
+      logger: winston.createLogger({ silent: true }),
+      mode: 'controller',
+      mounter: { mounts: async () => [], bind: async () => undefined, unmount: async () => undefined },
+      version: 't',
+      defaultSize: 64 * MiB,
+      stageTimeoutMs: 100,
+    });
+    expect(await d.controllerGetVolumeHealth({ volume_id: ID })).toEqual({
+      volume_health: { volume_id: ID, health_statuses: [] },
+    });
+    const error = {
+      dataset_id: ID,
+      action: 'attach',
+      code: 'ATTACH_FAILED',
+      message: 'busy',
+      attempts: 1,
+      since: '2026-01-01T00:00:00Z',
+    };
+    const snap = (nodes: NodeState[]): ClusterSnapshot => ({
+      generation: '1',
+      configuration_tag: 't',
+      datasets: w.datasets,
+      leases: [],
+      nodes,
+    });
     expect(clusterVolumeHealth(snap([node(ME, { errors: [error] }), node(OTHER)]), ID)).toEqual([
       { status: 'DEGRADED', reason: 'ATTACH_FAILED', message: expect.stringMatching(/on me reports: busy/) },
     ]);
-    expect(clusterVolumeHealth(snap([node(ME), node(OTHER, { alive: false, dead_since: '2026-01-01T00:00:00Z' })]), ID)).toEqual([
-      { status: 'INACCESSIBLE', reason: 'PRIMARY_NODE_DOWN', message: 'its node other is unreachable since 2026-01-01T00:00:00Z' },
+    expect(
+      clusterVolumeHealth(snap([node(ME), node(OTHER, { alive: false, dead_since: '2026-01-01T00:00:00Z' })]), ID),
+    ).toEqual([
+      {
+        status: 'INACCESSIBLE',
+        reason: 'PRIMARY_NODE_DOWN',
+        message: 'its node other is unreachable since 2026-01-01T00:00:00Z',
+      },
     ]);
-    expect(await d.controllerListVolumeHealth({})).toEqual({ entries: [{ volume_id: ID, health_statuses: [] }], next_token: '' });
+    expect(await d.controllerListVolumeHealth({})).toEqual({
+      entries: [{ volume_id: ID, health_statuses: [] }],
+      next_token: '',
+    });
     expect((await failure(d.controllerGetVolumeHealth({}))).code).toBe(status.INVALID_ARGUMENT);
     expect((await failure(d.controllerGetVolumeHealth({ volume_id: 'fake' }))).code).toBe(status.NOT_FOUND);
     expect((await failure(d.controllerListVolumeHealth({ starting_token: 'bad' }))).code).toBe(status.ABORTED);
@@ -386,7 +548,11 @@ describe('NodeGetVolumeStats', () => {
   function mountedHere(w: World): MountInfoEntry[] {
     const agentPath = join(dir, 'agent');
     (w.datasets[0] as DatasetConfiguration).primary = ME;
-    w.nodes = [node(ME, { manifestations: [{ dataset_id: ID, blockdevice_id: 'b', size: 64 * MiB, status: 'mounted', path: agentPath }] })];
+    w.nodes = [
+      node(ME, {
+        manifestations: [{ dataset_id: ID, blockdevice_id: 'b', size: 64 * MiB, status: 'mounted', path: agentPath }],
+      }),
+    ];
     return [
       { device: '7:1', root: '/', mountPoint: agentPath, options: ['rw'] },
       { device: '7:1', root: '/', mountPoint: dir, options: ['rw'] },
@@ -405,21 +571,40 @@ describe('NodeGetVolumeStats', () => {
     }
   });
 
-  it('is NOT_FOUND for a path that is not the volume\'s mount, or that does not exist', async () => {
+  it("is NOT_FOUND for a path that is not the volume's mount, or that does not exist", async () => {
     const w = world();
     const mounts = mountedHere(w).slice(0, 1);
-    expect((await failure(driver(w, mounts).nodeGetVolumeStats({ volume_id: ID, volume_path: dir }))).code).toBe(status.NOT_FOUND);
-    expect((await failure(driver(w, mounts).nodeGetVolumeStats({ volume_id: ID, volume_path: join(dir, 'nope') }))).code).toBe(status.NOT_FOUND);
+    expect((await failure(driver(w, mounts).nodeGetVolumeStats({ volume_id: ID, volume_path: dir }))).code).toBe(
+      status.NOT_FOUND,
+    );
+    expect(
+      (await failure(driver(w, mounts).nodeGetVolumeStats({ volume_id: ID, volume_path: join(dir, 'nope') }))).code,
+    ).toBe(status.NOT_FOUND);
   });
 });
 
 describe('NodeGetVolumeHealth', () => {
   it("is healthy (no entries), DEGRADED with the agent's error, INACCESSIBLE when the agent stopped reporting", async () => {
     const w = world();
-    const res = (await driver(w).nodeGetVolumeHealth({ volume_id: ID })) as { volume_health: { volume_id: string; health_statuses: unknown[] } };
+    const res = (await driver(w).nodeGetVolumeHealth({ volume_id: ID })) as {
+      volume_health: { volume_id: string; health_statuses: unknown[] };
+    };
     expect(res.volume_health).toEqual({ volume_id: ID, health_statuses: [] });
-    const error = { dataset_id: ID, action: 'resize', code: 'RESIZE_FAILED', message: 'resize2fs failed', attempts: 2, since: '2026-01-01T00:00:00Z' };
-    const snap = (n: NodeState): ClusterSnapshot => ({ generation: '1', configuration_tag: 't', datasets: w.datasets, leases: [], nodes: [n] });
+    const error = {
+      dataset_id: ID,
+      action: 'resize',
+      code: 'RESIZE_FAILED',
+      message: 'resize2fs failed',
+      attempts: 2,
+      since: '2026-01-01T00:00:00Z',
+    };
+    const snap = (n: NodeState): ClusterSnapshot => ({
+      generation: '1',
+      configuration_tag: 't',
+      datasets: w.datasets,
+      leases: [],
+      nodes: [n],
+    });
     expect(volumeHealth(snap(node(ME, { errors: [error] })), ME, ID)).toEqual([
       { status: 'DEGRADED', reason: 'RESIZE_FAILED', message: expect.stringMatching(/resize2fs failed/) },
     ]);

@@ -53,7 +53,15 @@ export const DRIVER_NAME = 'flocker.clusterhq.io';
 
 export type ControlClient = Pick<
   FlockerClient,
-  'version' | 'listDatasets' | 'createDataset' | 'updateDataset' | 'deleteDataset' | 'listLeases' | 'acquireLease' | 'releaseLease' | 'waitForCluster'
+  | 'version'
+  | 'listDatasets'
+  | 'createDataset'
+  | 'updateDataset'
+  | 'deleteDataset'
+  | 'listLeases'
+  | 'acquireLease'
+  | 'releaseLease'
+  | 'waitForCluster'
 >;
 
 export type DriverMode = 'controller' | 'node' | 'all';
@@ -113,7 +121,9 @@ export function choosePrimary(s: ClusterSnapshot): string | undefined {
 
 /** The smallest max_volume_size live nodes report (a volume must fit wherever it may move). */
 export function maxVolumeSize(s: ClusterSnapshot): number | undefined {
-  const sizes = s.nodes.filter((n) => n.alive && n.max_volume_size !== undefined).map((n) => n.max_volume_size as number);
+  const sizes = s.nodes
+    .filter((n) => n.alive && n.max_volume_size !== undefined)
+    .map((n) => n.max_volume_size as number);
   return sizes.length > 0 ? Math.min(...sizes) : undefined;
 }
 
@@ -144,10 +154,15 @@ export interface VolumeHealthEntry {
 export function volumeHealth(s: ClusterSnapshot, nodeUuid: string, datasetId: string): VolumeHealthEntry[] {
   const node = s.nodes.find((n) => n.uuid === nodeUuid);
   const out: VolumeHealthEntry[] = [];
-  if (!node || !node.alive) out.push({ status: 'INACCESSIBLE', reason: 'AGENT_NOT_REPORTING', message: waitReason(s, nodeUuid, datasetId) });
+  if (!node || !node.alive)
+    out.push({ status: 'INACCESSIBLE', reason: 'AGENT_NOT_REPORTING', message: waitReason(s, nodeUuid, datasetId) });
   for (const e of node?.errors ?? []) {
     if (e.dataset_id === datasetId) {
-      out.push({ status: 'DEGRADED', reason: e.code, message: `the dataset agent reports: ${e.message} (${e.action}, ${e.attempts} attempts since ${e.since})` });
+      out.push({
+        status: 'DEGRADED',
+        reason: e.code,
+        message: `the dataset agent reports: ${e.message} (${e.action}, ${e.attempts} attempts since ${e.since})`,
+      });
     }
   }
   return out;
@@ -162,13 +177,23 @@ export function clusterVolumeHealth(s: ClusterSnapshot, datasetId: string): Volu
   const out: VolumeHealthEntry[] = [];
   const primary = d ? s.nodes.find((n) => n.uuid === d.primary) : undefined;
   if (d && (!primary || !primary.alive)) {
-    const why = primary ? `unreachable since ${primary.dead_since ?? primary.last_seen}` : 'not known to the control service';
-    out.push({ status: 'INACCESSIBLE', reason: 'PRIMARY_NODE_DOWN', message: `its node ${primary?.host ?? d.primary} is ${why}` });
+    const why = primary
+      ? `unreachable since ${primary.dead_since ?? primary.last_seen}`
+      : 'not known to the control service';
+    out.push({
+      status: 'INACCESSIBLE',
+      reason: 'PRIMARY_NODE_DOWN',
+      message: `its node ${primary?.host ?? d.primary} is ${why}`,
+    });
   }
   for (const n of s.nodes) {
     for (const e of n.errors) {
       if (e.dataset_id === datasetId) {
-        out.push({ status: 'DEGRADED', reason: e.code, message: `the dataset agent on ${n.host} reports: ${e.message} (${e.action}, ${e.attempts} attempts since ${e.since})` });
+        out.push({
+          status: 'DEGRADED',
+          reason: e.code,
+          message: `the dataset agent on ${n.host} reports: ${e.message} (${e.action}, ${e.attempts} attempts since ${e.since})`,
+        });
       }
     }
   }
@@ -190,18 +215,32 @@ export function leaseVerdict(s: ClusterSnapshot, datasetId: string, me: string):
   const holder = s.nodes.find((n) => n.uuid === lease.node_uuid);
   const host = holder?.host ?? lease.node_uuid;
   if (lease.pinned === true) {
-    return { kind: 'fail', message: `volume ${datasetId} is in use on node ${host}, pinned there by an admin: release the lease first (flocker leases release)` };
+    return {
+      kind: 'fail',
+      message: `volume ${datasetId} is in use on node ${host}, pinned there by an admin: release the lease first (flocker leases release)`,
+    };
   }
   if (holder === undefined || holder.alive) {
-    return { kind: 'fail', busy: true, message: `volume ${datasetId} is in use on node ${host} (it holds the lease): unstage it there first` };
+    return {
+      kind: 'fail',
+      busy: true,
+      message: `volume ${datasetId} is in use on node ${host} (it holds the lease): unstage it there first`,
+    };
   }
   const grace = s.lease_grace_seconds;
   const since = holder.dead_since ?? holder.last_seen;
   if (grace === undefined) {
-    return { kind: 'fail', message: `volume ${datasetId} is held by node ${host}, unreachable since ${since}; this control service does not release the leases of dead nodes` };
+    return {
+      kind: 'fail',
+      message: `volume ${datasetId} is held by node ${host}, unreachable since ${since}; this control service does not release the leases of dead nodes`,
+    };
   }
   const releaseAt = new Date(Date.parse(since) + grace * 1000).toISOString();
-  return { kind: 'wait', releaseAt, message: `volume ${datasetId} is held by node ${host}, unreachable since ${since}; the control service releases it at ${releaseAt}.` };
+  return {
+    kind: 'wait',
+    releaseAt,
+    message: `volume ${datasetId} is held by node ${host}, unreachable since ${since}; the control service releases it at ${releaseAt}.`,
+  };
 }
 
 export class CsiDriver {
@@ -227,7 +266,8 @@ export class CsiDriver {
   }
 
   private async exclusive<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    if (this.inFlight.has(key)) throw new CsiError(status.ABORTED, `an operation on volume ${key} is already in progress`);
+    if (this.inFlight.has(key))
+      throw new CsiError(status.ABORTED, `an operation on volume ${key} is already in progress`);
     this.inFlight.add(key);
     try {
       return await fn();
@@ -270,7 +310,16 @@ export class CsiDriver {
 
   async controllerGetCapabilities(): Promise<Json> {
     const rpc = (type: string) => ({ rpc: { type } });
-    return { capabilities: [rpc('CREATE_DELETE_VOLUME'), rpc('LIST_VOLUMES'), rpc('EXPAND_VOLUME'), rpc('SINGLE_NODE_MULTI_WRITER'), rpc('GET_VOLUME_HEALTH'), rpc('LIST_VOLUME_HEALTH')] };
+    return {
+      capabilities: [
+        rpc('CREATE_DELETE_VOLUME'),
+        rpc('LIST_VOLUMES'),
+        rpc('EXPAND_VOLUME'),
+        rpc('SINGLE_NODE_MULTI_WRITER'),
+        rpc('GET_VOLUME_HEALTH'),
+        rpc('LIST_VOLUME_HEALTH'),
+      ],
+    };
   }
 
   async createVolume(raw: unknown): Promise<Json> {
@@ -281,18 +330,26 @@ export class CsiDriver {
     const problem = firstProblem(caps);
     if (problem !== undefined) throw new CsiError(status.INVALID_ARGUMENT, problem);
     if (req.volume_content_source) {
-      throw new CsiError(status.INVALID_ARGUMENT, 'volume_content_source is not supported: this driver offers no snapshots or clones yet');
+      throw new CsiError(
+        status.INVALID_ARGUMENT,
+        'volume_content_source is not supported: this driver offers no snapshots or clones yet',
+      );
     }
     const params = req.parameters ?? {};
     for (const [k, v] of Object.entries(params)) {
       if (k.startsWith('csi.storage.k8s.io/')) continue;
       if (k === PARAMETER_PROFILE) continue;
       if (k === PARAMETER_FS_TYPE && (v === '' || v === 'ext4')) continue;
-      throw new CsiError(status.INVALID_ARGUMENT, `unknown or unsupported parameter ${k}=${v} (known: profile, fsType=ext4)`);
+      throw new CsiError(
+        status.INVALID_ARGUMENT,
+        `unknown or unsupported parameter ${k}=${v} (known: profile, fsType=ext4)`,
+      );
     }
     const range = toRange(req.capacity_range);
     return this.exclusive(`name:${name}`, async () => {
-      const existing = (await this.client.listDatasets()).find((d) => !d.deleted && d.metadata[METADATA_NAME_KEY] === name);
+      const existing = (await this.client.listDatasets()).find(
+        (d) => !d.deleted && d.metadata[METADATA_NAME_KEY] === name,
+      );
       if (existing) return this.existingVolume(existing, name, range);
       const s = await this.snapshot();
       const size = sizeForRange(range, this.opts.defaultSize, maxVolumeSize(s));
@@ -308,7 +365,9 @@ export class CsiDriver {
       } catch (err) {
         if (!(err instanceof FlockerApiError) || err.status !== 409) throw err;
         // The name's id is taken: by this very volume made meanwhile, or by a deleted/renamed dataset.
-        const now = (await this.client.listDatasets()).find((d) => !d.deleted && d.metadata[METADATA_NAME_KEY] === name);
+        const now = (await this.client.listDatasets()).find(
+          (d) => !d.deleted && d.metadata[METADATA_NAME_KEY] === name,
+        );
         if (now) return this.existingVolume(now, name, range);
         created = await this.client.createDataset(request);
       }
@@ -340,7 +399,10 @@ export class CsiDriver {
       if (!d) return {};
       const lease = (await this.client.listLeases()).find((l) => l.dataset_id === id);
       if (lease) {
-        throw new CsiError(status.FAILED_PRECONDITION, `volume ${id} is in use on node ${lease.node_uuid} (it holds the lease); unstage it first`);
+        throw new CsiError(
+          status.FAILED_PRECONDITION,
+          `volume ${id} is in use on node ${lease.node_uuid} (it holds the lease); unstage it first`,
+        );
       }
       try {
         await this.client.deleteDataset(id);
@@ -373,9 +435,13 @@ export class CsiDriver {
       const d = liveDataset(await this.client.listDatasets(), id);
       if (!d) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
       const current = d.maximum_size ?? 0;
-      if (current > 0 && sizeSatisfies(current, range)) return { capacity_bytes: current, node_expansion_required: false };
+      if (current > 0 && sizeSatisfies(current, range))
+        return { capacity_bytes: current, node_expansion_required: false };
       if (range.limitBytes > 0 && current > range.limitBytes) {
-        throw new CsiError(status.OUT_OF_RANGE, `volume ${id} is ${current} bytes, above limit_bytes ${range.limitBytes}: volumes do not shrink`);
+        throw new CsiError(
+          status.OUT_OF_RANGE,
+          `volume ${id} is ${current} bytes, above limit_bytes ${range.limitBytes}: volumes do not shrink`,
+        );
       }
       const size = sizeForRange(range, current, maxVolumeSize(await this.snapshot()));
       await this.client.updateDataset(id, { maximum_size: size });
@@ -390,7 +456,10 @@ export class CsiDriver {
     const deadline = Date.now() + this.opts.stageTimeoutMs;
     let since: string | undefined;
     for (;;) {
-      const s = await this.client.waitForCluster(since, since === undefined ? 0 : Math.min(deadline - Date.now(), this.opts.pollMs ?? 25_000));
+      const s = await this.client.waitForCluster(
+        since,
+        since === undefined ? 0 : Math.min(deadline - Date.now(), this.opts.pollMs ?? 25_000),
+      );
       since = s.generation;
       const small = s.nodes.find((n) => n.manifestations.some((m) => m.dataset_id === id && m.size < size));
       if (!small) return;
@@ -420,7 +489,10 @@ export class CsiDriver {
     const live = s.datasets.filter((d) => !d.deleted);
     const page = paginate(live, (d) => d.dataset_id, req.starting_token ?? '', req.max_entries ?? 0);
     return {
-      entries: page.entries.map((d) => ({ volume_id: d.dataset_id, health_statuses: clusterVolumeHealth(s, d.dataset_id) })),
+      entries: page.entries.map((d) => ({
+        volume_id: d.dataset_id,
+        health_statuses: clusterVolumeHealth(s, d.dataset_id),
+      })),
       next_token: page.nextToken,
     };
   }
@@ -430,10 +502,17 @@ export class CsiDriver {
     const id = required(req.volume_id, 'volume_id');
     const caps = req.volume_capabilities ?? [];
     if (caps.length === 0) throw new CsiError(status.INVALID_ARGUMENT, 'volume_capabilities is required');
-    if (!isDatasetId(id) || !liveDataset(await this.client.listDatasets(), id)) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
+    if (!isDatasetId(id) || !liveDataset(await this.client.listDatasets(), id))
+      throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
     const problem = firstProblem(caps);
     if (problem !== undefined) return { message: problem };
-    return { confirmed: { volume_context: req.volume_context ?? {}, volume_capabilities: caps, parameters: req.parameters ?? {} } };
+    return {
+      confirmed: {
+        volume_context: req.volume_context ?? {},
+        volume_capabilities: caps,
+        parameters: req.parameters ?? {},
+      },
+    };
   }
 
   async listVolumes(raw: unknown): Promise<Json> {
@@ -447,7 +526,14 @@ export class CsiDriver {
 
   async nodeGetCapabilities(): Promise<Json> {
     const rpc = (type: string) => ({ rpc: { type } });
-    return { capabilities: [rpc('STAGE_UNSTAGE_VOLUME'), rpc('GET_VOLUME_STATS'), rpc('SINGLE_NODE_MULTI_WRITER'), rpc('GET_VOLUME_HEALTH')] };
+    return {
+      capabilities: [
+        rpc('STAGE_UNSTAGE_VOLUME'),
+        rpc('GET_VOLUME_STATS'),
+        rpc('SINGLE_NODE_MULTI_WRITER'),
+        rpc('GET_VOLUME_HEALTH'),
+      ],
+    };
   }
 
   async nodeGetInfo(): Promise<Json> {
@@ -488,7 +574,10 @@ export class CsiDriver {
         }
         const path = await this.waitMounted(id, deadline);
         if (!mountAt(await this.opts.mounter.mounts(), path)) {
-          throw new CsiError(status.INTERNAL, `the agent reports ${path} mounted but this mount namespace does not show it`);
+          throw new CsiError(
+            status.INTERNAL,
+            `the agent reports ${path} mounted but this mount namespace does not show it`,
+          );
         }
         this.logger.info('staged volume', { dataset_id: id, staging_path: staging, agent_path: path });
         return {};
@@ -521,21 +610,36 @@ export class CsiDriver {
       if (verdict.kind === 'fail' && verdict.busy === true && Date.now() < handoverUntil) {
         this.logger.info('waiting for another node to release the lease', { dataset_id: id, detail: verdict.message });
         while (verdict.kind === 'fail' && verdict.busy === true && Date.now() < handoverUntil) {
-          s = await this.client.waitForCluster(s.generation, Math.min(handoverUntil - Date.now(), this.opts.pollMs ?? 25_000));
+          s = await this.client.waitForCluster(
+            s.generation,
+            Math.min(handoverUntil - Date.now(), this.opts.pollMs ?? 25_000),
+          );
           verdict = leaseVerdict(s, id, this.me);
         }
       }
       if (verdict.kind === 'fail') throw new CsiError(status.FAILED_PRECONDITION, verdict.message);
-      if (verdict.kind === 'wait') this.logger.warn('waiting for the control service to release the lease of a dead node', { dataset_id: id, detail: verdict.message });
+      if (verdict.kind === 'wait')
+        this.logger.warn('waiting for the control service to release the lease of a dead node', {
+          dataset_id: id,
+          detail: verdict.message,
+        });
       while (verdict.kind === 'wait') {
         const remaining = deadline - Date.now();
-        if (remaining <= 0) throw new CsiError(status.DEADLINE_EXCEEDED, `${verdict.message} Gave up waiting (stage timeout); retry after ${verdict.releaseAt}.`);
+        if (remaining <= 0)
+          throw new CsiError(
+            status.DEADLINE_EXCEEDED,
+            `${verdict.message} Gave up waiting (stage timeout); retry after ${verdict.releaseAt}.`,
+          );
         s = await this.client.waitForCluster(s.generation, Math.min(remaining, this.opts.pollMs ?? 25_000));
         verdict = leaseVerdict(s, id, this.me);
         if (verdict.kind === 'fail') throw new CsiError(status.FAILED_PRECONDITION, verdict.message);
       }
       // Free now (released, or taken and let go elsewhere meanwhile): try again, within the deadline.
-      if (Date.now() >= deadline) throw new CsiError(status.DEADLINE_EXCEEDED, `timed out taking the lease of volume ${id}: other nodes keep taking it`);
+      if (Date.now() >= deadline)
+        throw new CsiError(
+          status.DEADLINE_EXCEEDED,
+          `timed out taking the lease of volume ${id}: other nodes keep taking it`,
+        );
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -547,9 +651,16 @@ export class CsiDriver {
       const remaining = deadline - Date.now();
       let s: ClusterSnapshot;
       try {
-        s = await this.client.waitForCluster(since, since === undefined ? 0 : Math.min(remaining, this.opts.pollMs ?? 25_000));
+        s = await this.client.waitForCluster(
+          since,
+          since === undefined ? 0 : Math.min(remaining, this.opts.pollMs ?? 25_000),
+        );
       } catch (err) {
-        if (Date.now() >= deadline) throw new CsiError(status.DEADLINE_EXCEEDED, `timed out waiting for volume ${id}; the control service: ${String(err)}`);
+        if (Date.now() >= deadline)
+          throw new CsiError(
+            status.DEADLINE_EXCEEDED,
+            `timed out waiting for volume ${id}; the control service: ${String(err)}`,
+          );
         throw err;
       }
       last = s;
@@ -594,7 +705,8 @@ export class CsiDriver {
   }
 
   private async unmountAll(path: string): Promise<void> {
-    for (let i = 0; i < 16 && mountAt(await this.opts.mounter.mounts(), path); i++) await this.opts.mounter.unmount(path);
+    for (let i = 0; i < 16 && mountAt(await this.opts.mounter.mounts(), path); i++)
+      await this.opts.mounter.unmount(path);
   }
 
   /**
@@ -619,20 +731,30 @@ export class CsiDriver {
       const agentPath = mountedPath(s, this.me, id);
       const staged = agentPath === undefined ? undefined : mountAt(mounts, agentPath);
       const ours = s.leases.some((l) => l.dataset_id === id && l.node_uuid === this.me);
-      if (agentPath === undefined || !staged || !ours) throw new CsiError(status.FAILED_PRECONDITION, `volume ${id} is not staged on this node (${staging})`);
+      if (agentPath === undefined || !staged || !ours)
+        throw new CsiError(status.FAILED_PRECONDITION, `volume ${id} is not staged on this node (${staging})`);
       const existing = mountAt(mounts, target);
       if (existing) {
-        if (!sameSource(existing, staged)) throw new CsiError(status.ALREADY_EXISTS, `${target} already has another file system mounted`);
+        if (!sameSource(existing, staged))
+          throw new CsiError(status.ALREADY_EXISTS, `${target} already has another file system mounted`);
         if (isReadOnly(existing) !== readOnly) {
-          throw new CsiError(status.ALREADY_EXISTS, `volume ${id} is already published at ${target} ${isReadOnly(existing) ? 'read-only' : 'read-write'}`);
+          throw new CsiError(
+            status.ALREADY_EXISTS,
+            `volume ${id} is already published at ${target} ${isReadOnly(existing) ? 'read-only' : 'read-write'}`,
+          );
         }
         return {};
       }
       if (cap.accessMode === 'SINGLE_NODE_SINGLE_WRITER') {
         // Mounts of the volume besides the agent's own (and a staging bind of an earlier build).
-        const others = mounts.filter((m) => sameSource(m, staged) && m.mountPoint !== staging && m.mountPoint !== agentPath);
+        const others = mounts.filter(
+          (m) => sameSource(m, staged) && m.mountPoint !== staging && m.mountPoint !== agentPath,
+        );
         if (others.length > 0) {
-          throw new CsiError(status.FAILED_PRECONDITION, `volume ${id} (SINGLE_NODE_SINGLE_WRITER) is already published at ${others[0]?.mountPoint}`);
+          throw new CsiError(
+            status.FAILED_PRECONDITION,
+            `volume ${id} (SINGLE_NODE_SINGLE_WRITER) is already published at ${others[0]?.mountPoint}`,
+          );
         }
       }
       await mkdir(target, { recursive: true });
@@ -675,10 +797,16 @@ export class CsiDriver {
     const mounts = await this.opts.mounter.mounts();
     const at = mountAt(mounts, path);
     const agent = mountAt(mounts, agentPath);
-    if (!at || !agent || !sameSource(at, agent)) throw new CsiError(status.NOT_FOUND, `volume ${id} is not mounted at ${path}`);
+    if (!at || !agent || !sameSource(at, agent))
+      throw new CsiError(status.NOT_FOUND, `volume ${id} is not mounted at ${path}`);
     const fs = await statfs(path);
     const usage: VolumeUsageWire[] = [
-      { unit: 'BYTES', total: fs.blocks * fs.bsize, available: fs.bavail * fs.bsize, used: (fs.blocks - fs.bfree) * fs.bsize },
+      {
+        unit: 'BYTES',
+        total: fs.blocks * fs.bsize,
+        available: fs.bavail * fs.bsize,
+        used: (fs.blocks - fs.bfree) * fs.bsize,
+      },
       { unit: 'INODES', total: fs.files, available: fs.ffree, used: fs.files - fs.ffree },
     ];
     return { usage };

@@ -13,7 +13,9 @@ export interface CsiClient {
 
 /** The gRPC status code of a failed call, if it is one. */
 export function grpcCode(err: unknown): grpc.status | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'number' ? err.code : undefined;
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'number'
+    ? err.code
+    : undefined;
 }
 
 export function createCsiClient(socketPath: string, protoPath?: string): CsiClient {
@@ -21,13 +23,17 @@ export function createCsiClient(socketPath: string, protoPath?: string): CsiClie
   const clients: grpc.Client[] = [];
   const wrap = (definition: grpc.ServiceDefinition): Record<string, CsiCall> => {
     const Ctor = grpc.makeGenericClientConstructor(definition, 'csi');
-    const client = new Ctor(`unix://${socketPath}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, unknown>;
+    const client = new Ctor(`unix://${socketPath}`, grpc.credentials.createInsecure()) as grpc.Client &
+      Record<string, unknown>;
     clients.push(client);
     const calls: Record<string, CsiCall> = {};
     for (const method of Object.keys(definition)) {
       calls[method] = (request) =>
         new Promise((resolve, reject) => {
-          const fn = client[method] as (req: object, cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void) => void;
+          const fn = client[method] as (
+            req: object,
+            cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void,
+          ) => void;
           fn.call(client, request, (err, res) => (err ? reject(err) : resolve(res)));
         });
     }

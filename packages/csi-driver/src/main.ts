@@ -10,27 +10,63 @@ import { createLogger, startCsiDriver } from './startCsiDriver';
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
     .scriptName('flocker-csi')
-    .usage('$0 [options]\n\nServe the CSI Identity, Controller and/or Node services on a Unix socket, backed by the Flocker control service.')
-    .option('endpoint', { type: 'string', describe: 'CSI socket (unix:///path or a path)', default: 'unix:///run/flocker/csi.sock' })
-    .option('mode', { choices: ['controller', 'node', 'all'] as const, describe: 'which services to serve', default: 'all' as const })
-    .option('control-url', { type: 'string', describe: 'control service URL(s), comma-separated', default: 'https://127.0.0.1:4523' })
+    .usage(
+      '$0 [options]\n\nServe the CSI Identity, Controller and/or Node services on a Unix socket, backed by the Flocker control service.',
+    )
+    .option('endpoint', {
+      type: 'string',
+      describe: 'CSI socket (unix:///path or a path)',
+      default: 'unix:///run/flocker/csi.sock',
+    })
+    .option('mode', {
+      choices: ['controller', 'node', 'all'] as const,
+      describe: 'which services to serve',
+      default: 'all' as const,
+    })
+    .option('control-url', {
+      type: 'string',
+      describe: 'control service URL(s), comma-separated',
+      default: 'https://127.0.0.1:4523',
+    })
     .option('cacert', { type: 'string', describe: 'cluster CA certificate (enables mutual TLS)' })
-    .option('cert', { type: 'string', describe: "this driver's certificate: an API user's for the controller, the node's for the node service" })
+    .option('cert', {
+      type: 'string',
+      describe: "this driver's certificate: an API user's for the controller, the node's for the node service",
+    })
     .option('key', { type: 'string', describe: 'key of --cert' })
-    .option('node-id', { type: 'string', describe: "this node's Flocker UUID (default: from --cert if a node certificate, else <state-dir>/node.json)" })
-    .option('state-dir', { type: 'string', describe: "the dataset agent's node.state_dir (where it writes node.json)", default: '/var/lib/flocker' })
-    .option('default-size', { type: 'string', describe: 'size of volumes created without a capacity range', default: '1GiB' })
+    .option('node-id', {
+      type: 'string',
+      describe: "this node's Flocker UUID (default: from --cert if a node certificate, else <state-dir>/node.json)",
+    })
+    .option('state-dir', {
+      type: 'string',
+      describe: "the dataset agent's node.state_dir (where it writes node.json)",
+      default: '/var/lib/flocker',
+    })
+    .option('default-size', {
+      type: 'string',
+      describe: 'size of volumes created without a capacity range',
+      default: '1GiB',
+    })
     .option('kubelet-registration-dir', {
       type: 'string',
       describe:
         'node service: register with the kubelet through its plugin registration API, on a socket in this directory ' +
         "(the kubelet's is /var/lib/kubelet/plugins_registry); no node-driver-registrar needed",
     })
-    .option('kubelet-csi-endpoint', { type: 'string', describe: 'the CSI socket path the kubelet dials (default: the --endpoint path)' })
-    .option('stage-timeout', { type: 'number', describe: 'seconds NodeStageVolume waits for the agent to mount the volume here', default: 100 })
+    .option('kubelet-csi-endpoint', {
+      type: 'string',
+      describe: 'the CSI socket path the kubelet dials (default: the --endpoint path)',
+    })
+    .option('stage-timeout', {
+      type: 'number',
+      describe: 'seconds NodeStageVolume waits for the agent to mount the volume here',
+      default: 100,
+    })
     .option('handover-wait', {
       type: 'number',
-      describe: 'seconds NodeStageVolume waits for a live node to release the lease (a pod moving here while its old node still unstages) before FAILED_PRECONDITION',
+      describe:
+        'seconds NodeStageVolume waits for a live node to release the lease (a pod moving here while its old node still unstages) before FAILED_PRECONDITION',
       default: 10,
     })
     .strict()

@@ -41,10 +41,14 @@ describe('sizeForRange (CreateVolume capacity_range → maximum_size)', () => {
   });
   it('is OUT_OF_RANGE when the limit is below the minimum or above what the backend allows', () => {
     expect(codeOf(() => sizeForRange({ requiredBytes: 0, limitBytes: MiB }, def))).toBe(status.OUT_OF_RANGE);
-    expect(codeOf(() => sizeForRange({ requiredBytes: 2048 * MiB, limitBytes: 0 }, def, 1024 * MiB))).toBe(status.OUT_OF_RANGE);
+    expect(codeOf(() => sizeForRange({ requiredBytes: 2048 * MiB, limitBytes: 0 }, def, 1024 * MiB))).toBe(
+      status.OUT_OF_RANGE,
+    );
   });
   it('is INVALID_ARGUMENT for a malformed range', () => {
-    expect(codeOf(() => sizeForRange({ requiredBytes: 200 * MiB, limitBytes: 100 * MiB }, def))).toBe(status.INVALID_ARGUMENT);
+    expect(codeOf(() => sizeForRange({ requiredBytes: 200 * MiB, limitBytes: 100 * MiB }, def))).toBe(
+      status.INVALID_ARGUMENT,
+    );
     expect(codeOf(() => sizeForRange({ requiredBytes: -1, limitBytes: 0 }, def))).toBe(status.INVALID_ARGUMENT);
   });
 });
@@ -73,19 +77,29 @@ describe('int64', () => {
 });
 
 describe('capabilityProblem', () => {
-  const cap = (accessMode: string | undefined, accessType: VolumeCapability['accessType'] = 'mount', fsType = ''): VolumeCapability => ({
+  const cap = (
+    accessMode: string | undefined,
+    accessType: VolumeCapability['accessType'] = 'mount',
+    fsType = '',
+  ): VolumeCapability => ({
     accessMode,
     accessType,
     fsType,
     mountFlags: [],
   });
-  it.each(['SINGLE_NODE_WRITER', 'SINGLE_NODE_READER_ONLY', 'SINGLE_NODE_SINGLE_WRITER', 'SINGLE_NODE_MULTI_WRITER'])('supports %s mounts', (mode) => {
-    expect(capabilityProblem(cap(mode))).toBeUndefined();
-    expect(capabilityProblem(cap(mode, 'mount', 'ext4'))).toBeUndefined();
-  });
-  it.each(['MULTI_NODE_READER_ONLY', 'MULTI_NODE_SINGLE_WRITER', 'MULTI_NODE_MULTI_WRITER'])('does not confirm %s (one node at a time)', (mode) => {
-    expect(capabilityProblem(cap(mode))).toMatch(/one node at a time/);
-  });
+  it.each(['SINGLE_NODE_WRITER', 'SINGLE_NODE_READER_ONLY', 'SINGLE_NODE_SINGLE_WRITER', 'SINGLE_NODE_MULTI_WRITER'])(
+    'supports %s mounts',
+    (mode) => {
+      expect(capabilityProblem(cap(mode))).toBeUndefined();
+      expect(capabilityProblem(cap(mode, 'mount', 'ext4'))).toBeUndefined();
+    },
+  );
+  it.each(['MULTI_NODE_READER_ONLY', 'MULTI_NODE_SINGLE_WRITER', 'MULTI_NODE_MULTI_WRITER'])(
+    'does not confirm %s (one node at a time)',
+    (mode) => {
+      expect(capabilityProblem(cap(mode))).toMatch(/one node at a time/);
+    },
+  );
   it('refuses block access, other file systems and a missing access mode or type', () => {
     expect(capabilityProblem(cap('SINGLE_NODE_WRITER', 'block'))).toMatch(/block/);
     expect(capabilityProblem(cap('SINGLE_NODE_WRITER', 'mount', 'xfs'))).toMatch(/xfs/);
@@ -100,7 +114,12 @@ describe('capabilityProblem', () => {
 });
 
 describe('paginate (ListVolumes)', () => {
-  const ids = ['30000000-0000-4000-8000-000000000000', '10000000-0000-4000-8000-000000000000', '20000000-0000-4000-8000-000000000000', '40000000-0000-4000-8000-000000000000'];
+  const ids = [
+    '30000000-0000-4000-8000-000000000000',
+    '10000000-0000-4000-8000-000000000000',
+    '20000000-0000-4000-8000-000000000000',
+    '40000000-0000-4000-8000-000000000000',
+  ];
   const id = (s: string) => s;
   it('returns everything sorted when max_entries is 0, without a next token', () => {
     expect(paginate(ids, id, '', 0)).toEqual({ entries: [...ids].sort(), nextToken: '' });
@@ -112,10 +131,14 @@ describe('paginate (ListVolumes)', () => {
     const p2 = paginate(ids, id, p1.nextToken, 3);
     expect(p2).toEqual({ entries: [ids[3]], nextToken: '' });
   });
-  it("a token stays valid when its volume is deleted, and new volumes after it appear on later pages", () => {
+  it('a token stays valid when its volume is deleted, and new volumes after it appear on later pages', () => {
     const p1 = paginate(ids, id, '', 2);
     const after = ids.filter((x) => x !== p1.nextToken).concat('25000000-0000-4000-8000-000000000000');
-    expect(paginate(after, id, p1.nextToken, 0).entries).toEqual(['25000000-0000-4000-8000-000000000000', ids[0], ids[3]]);
+    expect(paginate(after, id, p1.nextToken, 0).entries).toEqual([
+      '25000000-0000-4000-8000-000000000000',
+      ids[0],
+      ids[3],
+    ]);
   });
   it('is ABORTED on a token it never gave and INVALID_ARGUMENT on negative max_entries', () => {
     expect(codeOf(() => paginate(ids, id, 'invalid-token', 0))).toBe(status.ABORTED);

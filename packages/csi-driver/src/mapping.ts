@@ -37,18 +37,28 @@ export interface CapacityRange {
 export function sizeForRange(range: CapacityRange | undefined, defaultSize: number, maxVolumeSize?: number): number {
   const required = range?.requiredBytes ?? 0;
   const limit = range?.limitBytes ?? 0;
-  if (required < 0 || limit < 0) throw new CsiError(status.INVALID_ARGUMENT, 'capacity_range bytes must not be negative');
+  if (required < 0 || limit < 0)
+    throw new CsiError(status.INVALID_ARGUMENT, 'capacity_range bytes must not be negative');
   if (limit > 0 && required > limit) {
-    throw new CsiError(status.INVALID_ARGUMENT, `capacity_range.required_bytes ${required} exceeds limit_bytes ${limit}`);
+    throw new CsiError(
+      status.INVALID_ARGUMENT,
+      `capacity_range.required_bytes ${required} exceeds limit_bytes ${limit}`,
+    );
   }
   if (limit > 0 && limit < MINIMUM_DATASET_SIZE) {
-    throw new CsiError(status.OUT_OF_RANGE, `capacity_range.limit_bytes ${limit} is below Flocker's minimum volume size of ${MINIMUM_DATASET_SIZE} bytes (64 MiB)`);
+    throw new CsiError(
+      status.OUT_OF_RANGE,
+      `capacity_range.limit_bytes ${limit} is below Flocker's minimum volume size of ${MINIMUM_DATASET_SIZE} bytes (64 MiB)`,
+    );
   }
   let size = required > 0 ? Math.max(required, MINIMUM_DATASET_SIZE) : Math.max(defaultSize, MINIMUM_DATASET_SIZE);
   if (limit > 0 && size > limit) size = limit; // only when required is 0 or below the minimum
   if (!Number.isSafeInteger(size)) throw new CsiError(status.OUT_OF_RANGE, `capacity ${size} is too large`);
   if (maxVolumeSize !== undefined && size > maxVolumeSize) {
-    throw new CsiError(status.OUT_OF_RANGE, `a volume of ${size} bytes is larger than the storage backend allows (${maxVolumeSize} bytes)`);
+    throw new CsiError(
+      status.OUT_OF_RANGE,
+      `a volume of ${size} bytes is larger than the storage backend allows (${maxVolumeSize} bytes)`,
+    );
   }
   return size;
 }
@@ -65,7 +75,8 @@ export function sizeSatisfies(size: number | null | undefined, range: CapacityRa
 export function int64(value: string | number | undefined | null, field: string): number {
   if (value === undefined || value === null || value === '') return 0;
   const n = typeof value === 'number' ? value : Number(value);
-  if (!Number.isSafeInteger(n)) throw new CsiError(status.OUT_OF_RANGE, `${field} ${String(value)} is not a byte count this driver can handle`);
+  if (!Number.isSafeInteger(n))
+    throw new CsiError(status.OUT_OF_RANGE, `${field} ${String(value)} is not a byte count this driver can handle`);
   return n;
 }
 
@@ -128,10 +139,18 @@ export interface Page<T> {
  * that existed throughout. A token that is not a dataset id is ABORTED (the spec's
  * code for an invalid starting_token); a negative max_entries is INVALID_ARGUMENT.
  */
-export function paginate<T>(items: readonly T[], idOf: (t: T) => string, startingToken: string, maxEntries: number): Page<T> {
+export function paginate<T>(
+  items: readonly T[],
+  idOf: (t: T) => string,
+  startingToken: string,
+  maxEntries: number,
+): Page<T> {
   if (maxEntries < 0) throw new CsiError(status.INVALID_ARGUMENT, 'max_entries must not be negative');
   if (startingToken !== '' && !isDatasetId(startingToken)) {
-    throw new CsiError(status.ABORTED, `starting_token ${JSON.stringify(startingToken.slice(0, 64))} was not returned by this driver`);
+    throw new CsiError(
+      status.ABORTED,
+      `starting_token ${JSON.stringify(startingToken.slice(0, 64))} was not returned by this driver`,
+    );
   }
   const sorted = [...items].sort((a, b) => (idOf(a) < idOf(b) ? -1 : idOf(a) > idOf(b) ? 1 : 0));
   const rest = startingToken === '' ? sorted : sorted.filter((t) => idOf(t) > startingToken);
@@ -161,7 +180,8 @@ export function toCsiError(err: unknown): CsiError {
   if (err instanceof CsiError) return err;
   if (err instanceof FlockerApiError) {
     const message = `control service: ${err.message}`;
-    if (err.status === 0 || err.code === 'SHUTTING_DOWN' || err.status === 503) return new CsiError(status.UNAVAILABLE, message);
+    if (err.status === 0 || err.code === 'SHUTTING_DOWN' || err.status === 503)
+      return new CsiError(status.UNAVAILABLE, message);
     if (err.status === 404) return new CsiError(status.NOT_FOUND, message);
     if (err.status === 409) return new CsiError(status.FAILED_PRECONDITION, message);
     if (err.status === 412) return new CsiError(status.ABORTED, message);
@@ -193,7 +213,12 @@ export function parseMountInfo(text: string): MountInfoEntry[] {
   for (const line of text.split('\n')) {
     const f = line.split(' ');
     if (f.length < 6) continue;
-    out.push({ device: f[2] as string, root: unescapeOctal(f[3] as string), mountPoint: unescapeOctal(f[4] as string), options: (f[5] as string).split(',') });
+    out.push({
+      device: f[2] as string,
+      root: unescapeOctal(f[3] as string),
+      mountPoint: unescapeOctal(f[4] as string),
+      options: (f[5] as string).split(','),
+    });
   }
   return out;
 }

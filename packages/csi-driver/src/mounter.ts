@@ -35,7 +35,10 @@ async function exec(cmd: string, args: string[]): Promise<void> {
     await run(cmd, args, { timeout: 60_000 });
   } catch (err) {
     const stderr = typeof err === 'object' && err !== null && 'stderr' in err ? String(err.stderr).trim() : '';
-    throw new Error(`${cmd} ${args.join(' ')} failed: ${stderr || (err instanceof Error ? err.message : String(err))}`, { cause: err });
+    throw new Error(
+      `${cmd} ${args.join(' ')} failed: ${stderr || (err instanceof Error ? err.message : String(err))}`,
+      { cause: err },
+    );
   }
 }
 

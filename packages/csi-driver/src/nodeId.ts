@@ -15,7 +15,10 @@ export class NodeIdError extends Error {
 /** The common name's node UUID of a PEM certificate (node-<uuid>), if it is a node certificate. */
 export function nodeUuidOfCertificate(pem: string): string | undefined {
   const subject = new X509Certificate(pem).subject;
-  const cn = subject.split('\n').find((l) => l.startsWith('CN='))?.slice(3);
+  const cn = subject
+    .split('\n')
+    .find((l) => l.startsWith('CN='))
+    ?.slice(3);
   const identity = cn === undefined ? undefined : identityFromCommonName(cn);
   return identity?.kind === 'node' ? identity.uuid : undefined;
 }
@@ -48,9 +51,12 @@ export async function resolveNodeId(src: NodeIdSources): Promise<string> {
       } catch {
         // Not written yet.
       }
-      if (Date.now() >= deadline) throw new NodeIdError(`${file} did not appear: start flocker-dataset-agent first or pass --node-id`);
+      if (Date.now() >= deadline)
+        throw new NodeIdError(`${file} did not appear: start flocker-dataset-agent first or pass --node-id`);
       await new Promise((r) => setTimeout(r, 250));
     }
   }
-  throw new NodeIdError('no node id: pass --node-id, --state-dir (the agent writes node.json there) or a node certificate');
+  throw new NodeIdError(
+    'no node id: pass --node-id, --state-dir (the agent writes node.json there) or a node certificate',
+  );
 }

@@ -13,7 +13,13 @@ export const DEFAULT_PROTO_PATH = join(PACKAGE_DIR, 'proto', 'csi.proto');
 export const REGISTRATION_PROTO_PATH = join(PACKAGE_DIR, 'proto', 'pluginregistration.proto');
 
 /** How requests are decoded: proto field names, int64 as decimal strings, enums by name, absent fields absent. */
-export const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: false, oneofs: true };
+export const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: true,
+  longs: String,
+  enums: String,
+  defaults: false,
+  oneofs: true,
+};
 
 export interface CsiServices {
   Identity: grpc.ServiceDefinition;
@@ -37,7 +43,9 @@ export function specVersion(protoPath = DEFAULT_PROTO_PATH): string {
 
 export function loadCsiPackage(protoPath = DEFAULT_PROTO_PATH): protoLoader.PackageDefinition {
   if (!existsSync(protoPath)) {
-    throw new ProtoMissingError(`${protoPath} is missing: run ${join(PACKAGE_DIR, 'scripts', 'fetch-proto.sh')} (npm run build -w @flocker/csi-driver does)`);
+    throw new ProtoMissingError(
+      `${protoPath} is missing: run ${join(PACKAGE_DIR, 'scripts', 'fetch-proto.sh')} (npm run build -w @flocker/csi-driver does)`,
+    );
   }
   return protoLoader.loadSync(protoPath, LOADER_OPTIONS);
 }
@@ -58,6 +66,7 @@ export function loadRegistrationService(protoPath = REGISTRATION_PROTO_PATH): gr
     throw new ProtoMissingError(`${protoPath} is missing: run ${join(PACKAGE_DIR, 'scripts', 'fetch-proto.sh')}`);
   }
   const s = protoLoader.loadSync(protoPath, LOADER_OPTIONS)['pluginregistration.Registration'];
-  if (s === undefined || 'format' in s) throw new Error(`pluginregistration.Registration is not a service in ${protoPath}`);
+  if (s === undefined || 'format' in s)
+    throw new Error(`pluginregistration.Registration is not a service in ${protoPath}`);
   return s;
 }

@@ -28,13 +28,20 @@ afterEach(async () => {
 
 function call(method: string, request: object): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
-    const fn = kubelet[method] as (req: object, cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void) => void;
+    const fn = kubelet[method] as (
+      req: object,
+      cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void,
+    ) => void;
     fn.call(kubelet, request, (err, res) => (err ? reject(err) : resolve(res)));
   });
 }
 
 async function start(): Promise<RunningRegistration> {
-  running = await serveRegistration({ registryDir: dir, csiEndpoint: '/var/lib/kubelet/plugins/flocker.clusterhq.io/csi.sock', logger: winston.createLogger({ silent: true }) });
+  running = await serveRegistration({
+    registryDir: dir,
+    csiEndpoint: '/var/lib/kubelet/plugins/flocker.clusterhq.io/csi.sock',
+    logger: winston.createLogger({ silent: true }),
+  });
   const Ctor = grpc.makeGenericClientConstructor(loadRegistrationService(), 'Registration');
   kubelet = new Ctor(`unix://${running.socketPath}`, grpc.credentials.createInsecure());
   return running;

@@ -18,7 +18,9 @@ export const KUBELET_PLUGINS_REGISTRY = '/var/lib/kubelet/plugins_registry';
 /** The CSI versions this driver speaks, as the kubelet's CSI plugin wants them (semver). */
 export const SUPPORTED_CSI_VERSIONS = ['1.0.0'];
 
-export const RegistrationStatus = z.object({ plugin_registered: z.boolean().optional().nullable(), error: z.string().optional().nullable() }).loose();
+export const RegistrationStatus = z
+  .object({ plugin_registered: z.boolean().optional().nullable(), error: z.string().optional().nullable() })
+  .loose();
 
 export interface RegistrationOptions {
   registryDir: string;
@@ -36,7 +38,12 @@ export interface RunningRegistration {
 }
 
 /** What GetInfo answers. */
-export function pluginInfo(csiEndpoint: string): { type: string; name: string; endpoint: string; supported_versions: string[] } {
+export function pluginInfo(csiEndpoint: string): {
+  type: string;
+  name: string;
+  endpoint: string;
+  supported_versions: string[];
+} {
   return { type: 'CSIPlugin', name: DRIVER_NAME, endpoint: csiEndpoint, supported_versions: SUPPORTED_CSI_VERSIONS };
 }
 
@@ -68,7 +75,9 @@ export async function serveRegistration(opts: RegistrationOptions): Promise<Runn
   const socketPath = join(opts.registryDir, `${DRIVER_NAME}-reg.sock`);
   await rm(socketPath, { force: true });
   await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+    server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) =>
+      err ? reject(err) : resolve(),
+    ),
   );
   opts.logger.info('serving kubelet plugin registration', { socket: socketPath });
   return {

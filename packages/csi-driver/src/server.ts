@@ -32,14 +32,24 @@ function unary(logger: Logger, method: string, handler: Handler): grpc.handleUna
       (err: unknown) => {
         const e = toCsiError(err);
         const level = e.code === grpc.status.INTERNAL || e.code === grpc.status.UNAVAILABLE ? 'warn' : 'info';
-        logger.log(level, 'csi call failed', { method, code: grpc.status[e.code], detail: e.message, ms: Date.now() - started });
+        logger.log(level, 'csi call failed', {
+          method,
+          code: grpc.status[e.code],
+          detail: e.message,
+          ms: Date.now() - started,
+        });
         callback({ code: e.code, details: e.message });
       },
     );
   };
 }
 
-export async function serveCsi(driver: CsiDriver, endpoint: string, logger: Logger, protoPath?: string): Promise<RunningCsiServer> {
+export async function serveCsi(
+  driver: CsiDriver,
+  endpoint: string,
+  logger: Logger,
+  protoPath?: string,
+): Promise<RunningCsiServer> {
   const services = loadCsiServices(protoPath);
   const server = new grpc.Server();
   const u = (method: string, h: Handler) => unary(logger, method, h);
@@ -49,30 +59,34 @@ export async function serveCsi(driver: CsiDriver, endpoint: string, logger: Logg
     Probe: u('Probe', () => driver.probe()),
   });
   // Methods left out answer UNIMPLEMENTED (grpc-js), as the spec asks for RPCs without a capability.
-  if (driver.mode !== 'node') server.addService(services.Controller, {
-    CreateVolume: u('CreateVolume', (r) => driver.createVolume(r)),
-    DeleteVolume: u('DeleteVolume', (r) => driver.deleteVolume(r)),
-    ValidateVolumeCapabilities: u('ValidateVolumeCapabilities', (r) => driver.validateVolumeCapabilities(r)),
-    ListVolumes: u('ListVolumes', (r) => driver.listVolumes(r)),
-    ControllerExpandVolume: u('ControllerExpandVolume', (r) => driver.controllerExpandVolume(r)),
-    ControllerGetVolumeHealth: u('ControllerGetVolumeHealth', (r) => driver.controllerGetVolumeHealth(r)),
-    ControllerListVolumeHealth: u('ControllerListVolumeHealth', (r) => driver.controllerListVolumeHealth(r)),
-    ControllerGetCapabilities: u('ControllerGetCapabilities', () => driver.controllerGetCapabilities()),
-  });
-  if (driver.mode !== 'controller') server.addService(services.Node, {
-    NodeStageVolume: u('NodeStageVolume', (r) => driver.nodeStageVolume(r)),
-    NodeUnstageVolume: u('NodeUnstageVolume', (r) => driver.nodeUnstageVolume(r)),
-    NodePublishVolume: u('NodePublishVolume', (r) => driver.nodePublishVolume(r)),
-    NodeUnpublishVolume: u('NodeUnpublishVolume', (r) => driver.nodeUnpublishVolume(r)),
-    NodeGetVolumeStats: u('NodeGetVolumeStats', (r) => driver.nodeGetVolumeStats(r)),
-    NodeGetVolumeHealth: u('NodeGetVolumeHealth', (r) => driver.nodeGetVolumeHealth(r)),
-    NodeGetCapabilities: u('NodeGetCapabilities', () => driver.nodeGetCapabilities()),
-    NodeGetInfo: u('NodeGetInfo', () => driver.nodeGetInfo()),
-  });
+  if (driver.mode !== 'node')
+    server.addService(services.Controller, {
+      CreateVolume: u('CreateVolume', (r) => driver.createVolume(r)),
+      DeleteVolume: u('DeleteVolume', (r) => driver.deleteVolume(r)),
+      ValidateVolumeCapabilities: u('ValidateVolumeCapabilities', (r) => driver.validateVolumeCapabilities(r)),
+      ListVolumes: u('ListVolumes', (r) => driver.listVolumes(r)),
+      ControllerExpandVolume: u('ControllerExpandVolume', (r) => driver.controllerExpandVolume(r)),
+      ControllerGetVolumeHealth: u('ControllerGetVolumeHealth', (r) => driver.controllerGetVolumeHealth(r)),
+      ControllerListVolumeHealth: u('ControllerListVolumeHealth', (r) => driver.controllerListVolumeHealth(r)),
+      ControllerGetCapabilities: u('ControllerGetCapabilities', () => driver.controllerGetCapabilities()),
+    });
+  if (driver.mode !== 'controller')
+    server.addService(services.Node, {
+      NodeStageVolume: u('NodeStageVolume', (r) => driver.nodeStageVolume(r)),
+      NodeUnstageVolume: u('NodeUnstageVolume', (r) => driver.nodeUnstageVolume(r)),
+      NodePublishVolume: u('NodePublishVolume', (r) => driver.nodePublishVolume(r)),
+      NodeUnpublishVolume: u('NodeUnpublishVolume', (r) => driver.nodeUnpublishVolume(r)),
+      NodeGetVolumeStats: u('NodeGetVolumeStats', (r) => driver.nodeGetVolumeStats(r)),
+      NodeGetVolumeHealth: u('NodeGetVolumeHealth', (r) => driver.nodeGetVolumeHealth(r)),
+      NodeGetCapabilities: u('NodeGetCapabilities', () => driver.nodeGetCapabilities()),
+      NodeGetInfo: u('NodeGetInfo', () => driver.nodeGetInfo()),
+    });
   const socketPath = socketPathOf(endpoint);
   await rm(socketPath, { force: true }); // a stale socket of an earlier run
   await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+    server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) =>
+      err ? reject(err) : resolve(),
+    ),
   );
   logger.info('serving CSI', { socket: socketPath });
   return {

@@ -48,11 +48,16 @@ export function driverVersion(): string {
   }
 }
 
-export async function startCsiDriver(settings: CsiDriverSettings): Promise<RunningCsiServer & { driver: CsiDriver; registration?: RunningRegistration }> {
+export async function startCsiDriver(
+  settings: CsiDriverSettings,
+): Promise<RunningCsiServer & { driver: CsiDriver; registration?: RunningRegistration }> {
   const logger = settings.logger ?? createLogger();
   const client =
     settings.client ??
-    new FlockerClient({ baseUrl: settings.controlUrl, ...(settings.tls !== undefined ? { dispatcher: tlsDispatcher(settings.tls) } : {}) });
+    new FlockerClient({
+      baseUrl: settings.controlUrl,
+      ...(settings.tls !== undefined ? { dispatcher: tlsDispatcher(settings.tls) } : {}),
+    });
   const driver = new CsiDriver({
     client,
     logger,

@@ -71,7 +71,9 @@ describe('request schemas name only fields of csi.proto', () => {
     for (const k of keysOf(schema)) if (!ONEOF_VIRTUAL.has(k)) expect(fields).toContain(k);
   });
   it('VolumeCapability.MountVolume and AccessMode', () => {
-    expect(message('VolumeCapability.MountVolume').field.map((f) => f.name)).toEqual(expect.arrayContaining(['fs_type', 'mount_flags']));
+    expect(message('VolumeCapability.MountVolume').field.map((f) => f.name)).toEqual(
+      expect.arrayContaining(['fs_type', 'mount_flags']),
+    );
     expect(message('VolumeCapability.AccessMode').field.map((f) => f.name)).toContain('mode');
   });
 });
@@ -87,7 +89,17 @@ function fakeClient(datasets: DatasetConfiguration[]): ControlClient {
     datasets,
     leases: [],
     nodes: [
-      { uuid: NODE, era: 'e', host: '127.0.0.1', instance_id: 'i', backend: 'loopback', manifestations: [], errors: [], alive: true, last_seen: new Date().toISOString() },
+      {
+        uuid: NODE,
+        era: 'e',
+        host: '127.0.0.1',
+        instance_id: 'i',
+        backend: 'loopback',
+        manifestations: [],
+        errors: [],
+        alive: true,
+        last_seen: new Date().toISOString(),
+      },
     ],
   });
   const unused = () => Promise.reject(new Error('not used in this test'));
@@ -95,7 +107,13 @@ function fakeClient(datasets: DatasetConfiguration[]): ControlClient {
     version: async () => ({ flocker: 'test' }),
     listDatasets: async () => datasets,
     createDataset: async (req: CreateDatasetRequest) => {
-      const d: DatasetConfiguration = { dataset_id: req.dataset_id as string, primary: req.primary, maximum_size: req.maximum_size ?? null, metadata: req.metadata ?? {}, deleted: false };
+      const d: DatasetConfiguration = {
+        dataset_id: req.dataset_id as string,
+        primary: req.primary,
+        maximum_size: req.maximum_size ?? null,
+        metadata: req.metadata ?? {},
+        deleted: false,
+      };
       datasets.push(d);
       return d;
     },
@@ -147,14 +165,24 @@ describe('answers survive the serialiser unchanged', () => {
     const nodeCaps = await d.nodeGetCapabilities();
     expect(roundTrip(services.Node, 'NodeGetCapabilities', nodeCaps)).toMatchObject(nodeCaps);
     const expanded = { capacity_bytes: String(128 * MiB), node_expansion_required: false };
-    expect(roundTrip(services.Controller, 'ControllerExpandVolume', expanded)).toMatchObject({ capacity_bytes: String(128 * MiB) });
-    const health = { volume_health: { volume_id: NODE, health_statuses: [{ status: 'DEGRADED', reason: 'RESIZE_FAILED', message: 'm' }] } };
+    expect(roundTrip(services.Controller, 'ControllerExpandVolume', expanded)).toMatchObject({
+      capacity_bytes: String(128 * MiB),
+    });
+    const health = {
+      volume_health: {
+        volume_id: NODE,
+        health_statuses: [{ status: 'DEGRADED', reason: 'RESIZE_FAILED', message: 'm' }],
+      },
+    };
     expect(roundTrip(services.Node, 'NodeGetVolumeHealth', health)).toEqual(health);
     expect(roundTrip(services.Controller, 'ControllerGetVolumeHealth', health)).toEqual(health);
     const list = { entries: [health.volume_health], next_token: 'x' };
     expect(roundTrip(services.Controller, 'ControllerListVolumeHealth', list)).toEqual(list);
     // int64 comes back as a string (longs: String).
-    expect(roundTrip(services.Node, 'NodeGetInfo', await d.nodeGetInfo())).toEqual({ node_id: NODE, max_volumes_per_node: '0' });
+    expect(roundTrip(services.Node, 'NodeGetInfo', await d.nodeGetInfo())).toEqual({
+      node_id: NODE,
+      max_volumes_per_node: '0',
+    });
   });
   it('CreateVolume: the dataset of the name, sized by the range; again the same; another size ALREADY_EXISTS', async () => {
     const datasets: DatasetConfiguration[] = [];
@@ -168,29 +196,56 @@ describe('answers survive the serialiser unchanged', () => {
     expect(roundTrip(services.Controller, 'CreateVolume', created)).toEqual({
       volume: { volume_id: datasetIdForName('pvc-a'), capacity_bytes: String(100 * MiB) },
     });
-    expect(datasets).toEqual([expect.objectContaining({ primary: NODE, maximum_size: 100 * MiB, metadata: { name: 'pvc-a' } })]);
+    expect(datasets).toEqual([
+      expect.objectContaining({ primary: NODE, maximum_size: 100 * MiB, metadata: { name: 'pvc-a' } }),
+    ]);
     expect(await d.createVolume(req)).toEqual(created);
-    await expect(d.createVolume({ ...req, capacity_range: { required_bytes: String(200 * MiB), limit_bytes: String(200 * MiB) } })).rejects.toMatchObject({
+    await expect(
+      d.createVolume({ ...req, capacity_range: { required_bytes: String(200 * MiB), limit_bytes: String(200 * MiB) } }),
+    ).rejects.toMatchObject({
       code: status.ALREADY_EXISTS,
     });
-    await expect(d.createVolume({ ...req, volume_capabilities: [{ mount: {}, access_mode: { mode: 'MULTI_NODE_MULTI_WRITER' } }] })).rejects.toBeInstanceOf(CsiError);
+    await expect(
+      d.createVolume({
+        ...req,
+        volume_capabilities: [{ mount: {}, access_mode: { mode: 'MULTI_NODE_MULTI_WRITER' } }],
+      }),
+    ).rejects.toBeInstanceOf(CsiError);
   });
   it('ListVolumes pages and ValidateVolumeCapabilities confirms single-node modes only', async () => {
     const datasets: DatasetConfiguration[] = [];
     const d = driver(datasets);
     const cap = (mode: string) => ({ mount: {}, access_mode: { mode } });
-    for (const n of ['a', 'b', 'c']) await d.createVolume({ name: n, volume_capabilities: [cap('SINGLE_NODE_WRITER')] });
-    const p1 = roundTrip(services.Controller, 'ListVolumes', await d.listVolumes({ max_entries: 2 })) as { entries: unknown[]; next_token: string };
+    for (const n of ['a', 'b', 'c'])
+      await d.createVolume({ name: n, volume_capabilities: [cap('SINGLE_NODE_WRITER')] });
+    const p1 = roundTrip(services.Controller, 'ListVolumes', await d.listVolumes({ max_entries: 2 })) as {
+      entries: unknown[];
+      next_token: string;
+    };
     expect(p1.entries).toHaveLength(2);
-    const p2 = roundTrip(services.Controller, 'ListVolumes', await d.listVolumes({ starting_token: p1.next_token })) as { entries: unknown[]; next_token?: string };
+    const p2 = roundTrip(
+      services.Controller,
+      'ListVolumes',
+      await d.listVolumes({ starting_token: p1.next_token }),
+    ) as { entries: unknown[]; next_token?: string };
     expect(p2.entries).toHaveLength(1);
     expect(p2.next_token ?? '').toBe('');
     const id = datasetIdForName('a');
-    const ok = await d.validateVolumeCapabilities({ volume_id: id, volume_capabilities: [cap('SINGLE_NODE_MULTI_WRITER')] });
-    expect(roundTrip(services.Controller, 'ValidateVolumeCapabilities', ok)).toMatchObject({ confirmed: { volume_capabilities: [{ access_mode: { mode: 'SINGLE_NODE_MULTI_WRITER' } }] } });
-    const refused = (await d.validateVolumeCapabilities({ volume_id: id, volume_capabilities: [cap('MULTI_NODE_READER_ONLY')] })) as { confirmed?: unknown; message: string };
+    const ok = await d.validateVolumeCapabilities({
+      volume_id: id,
+      volume_capabilities: [cap('SINGLE_NODE_MULTI_WRITER')],
+    });
+    expect(roundTrip(services.Controller, 'ValidateVolumeCapabilities', ok)).toMatchObject({
+      confirmed: { volume_capabilities: [{ access_mode: { mode: 'SINGLE_NODE_MULTI_WRITER' } }] },
+    });
+    const refused = (await d.validateVolumeCapabilities({
+      volume_id: id,
+      volume_capabilities: [cap('MULTI_NODE_READER_ONLY')],
+    })) as { confirmed?: unknown; message: string };
     expect(refused.confirmed).toBeUndefined();
     expect(refused.message).toMatch(/MULTI_NODE_READER_ONLY/);
-    await expect(d.validateVolumeCapabilities({ volume_id: 'nope', volume_capabilities: [cap('SINGLE_NODE_WRITER')] })).rejects.toMatchObject({ code: status.NOT_FOUND });
+    await expect(
+      d.validateVolumeCapabilities({ volume_id: 'nope', volume_capabilities: [cap('SINGLE_NODE_WRITER')] }),
+    ).rejects.toMatchObject({ code: status.NOT_FOUND });
   });
 });

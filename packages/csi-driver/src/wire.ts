@@ -16,7 +16,11 @@ const Int64 = z.union([z.string(), z.number()]).optional().nullable();
 export const VolumeCapabilityWire = z
   .object({
     block: z.object({}).loose().optional().nullable(),
-    mount: z.object({ fs_type: Str, mount_flags: z.array(z.string()).optional().nullable() }).loose().optional().nullable(),
+    mount: z
+      .object({ fs_type: Str, mount_flags: z.array(z.string()).optional().nullable() })
+      .loose()
+      .optional()
+      .nullable(),
     access_mode: z.object({ mode: Str }).loose().optional().nullable(),
     access_type: Str,
   })
@@ -46,10 +50,17 @@ export const ValidateVolumeCapabilitiesRequest = z
   })
   .loose();
 
-export const ListVolumesRequest = z.object({ max_entries: z.number().int().optional().nullable(), starting_token: Str }).loose();
+export const ListVolumesRequest = z
+  .object({ max_entries: z.number().int().optional().nullable(), starting_token: Str })
+  .loose();
 
 export const NodeStageVolumeRequest = z
-  .object({ volume_id: Str, staging_target_path: Str, volume_capability: VolumeCapabilityWire.optional().nullable(), volume_context: StrMap })
+  .object({
+    volume_id: Str,
+    staging_target_path: Str,
+    volume_capability: VolumeCapabilityWire.optional().nullable(),
+    volume_context: StrMap,
+  })
   .loose();
 
 export const NodeUnstageVolumeRequest = z.object({ volume_id: Str, staging_target_path: Str }).loose();
@@ -67,13 +78,21 @@ export const NodePublishVolumeRequest = z
 
 export const NodeUnpublishVolumeRequest = z.object({ volume_id: Str, target_path: Str }).loose();
 
-export const NodeGetVolumeStatsRequest = z.object({ volume_id: Str, volume_path: Str, staging_target_path: Str }).loose();
-
-export const ControllerExpandVolumeRequest = z
-  .object({ volume_id: Str, capacity_range: CapacityRangeWire.optional().nullable(), volume_capability: VolumeCapabilityWire.optional().nullable() })
+export const NodeGetVolumeStatsRequest = z
+  .object({ volume_id: Str, volume_path: Str, staging_target_path: Str })
   .loose();
 
-export const NodeGetVolumeHealthRequest = z.object({ volume_id: Str, volume_publish_path: Str, staging_target_path: Str }).loose();
+export const ControllerExpandVolumeRequest = z
+  .object({
+    volume_id: Str,
+    capacity_range: CapacityRangeWire.optional().nullable(),
+    volume_capability: VolumeCapabilityWire.optional().nullable(),
+  })
+  .loose();
+
+export const NodeGetVolumeHealthRequest = z
+  .object({ volume_id: Str, volume_publish_path: Str, staging_target_path: Str })
+  .loose();
 
 export type VolumeCapabilityWire = z.infer<typeof VolumeCapabilityWire>;
 export type CreateVolumeRequest = z.infer<typeof CreateVolumeRequest>;
@@ -95,7 +114,8 @@ export function parseRequest<S extends z.ZodType>(schema: S, value: unknown, met
 
 /** A required string field: absent or empty is INVALID_ARGUMENT, as the spec lists for every required field. */
 export function required(value: string | null | undefined, field: string): string {
-  if (value === undefined || value === null || value === '') throw new CsiError(status.INVALID_ARGUMENT, `${field} is required`);
+  if (value === undefined || value === null || value === '')
+    throw new CsiError(status.INVALID_ARGUMENT, `${field} is required`);
   return value;
 }
 
@@ -111,7 +131,10 @@ export function toCapability(w: VolumeCapabilityWire): VolumeCapability {
 
 export function toRange(w: z.infer<typeof CapacityRangeWire> | null | undefined): CapacityRange | undefined {
   if (!w) return undefined;
-  return { requiredBytes: int64(w.required_bytes, 'capacity_range.required_bytes'), limitBytes: int64(w.limit_bytes, 'capacity_range.limit_bytes') };
+  return {
+    requiredBytes: int64(w.required_bytes, 'capacity_range.required_bytes'),
+    limitBytes: int64(w.limit_bytes, 'capacity_range.limit_bytes'),
+  };
 }
 
 // ---- responses (plain objects proto-loader serialises) ----------------------------
