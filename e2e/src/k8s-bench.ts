@@ -84,23 +84,23 @@ async function main(): Promise<void> {
       const claim = `bench-${r}`;
       // Baseline first, then Flocker, in the same conditions.
       samples.emptyDir!.push(await timed(async () => {
-        await k8s.apply(podYaml('ed', here!, 'emptyDir', claim));
+        await k8s.apply(podYaml('ed', here, 'emptyDir', claim));
         await k8s.waitRunning('ed');
       }));
       samples.newVolume!.push(await timed(async () => {
-        await k8s.apply(pvcYaml(claim) + podYaml('pv', here!, 'pvc', claim));
+        await k8s.apply(pvcYaml(claim) + podYaml('pv', here, 'pvc', claim));
         await k8s.waitRunning('pv');
       }));
       // Moved: the pod deleted (a grace period, as a real workload has: the kubelet unmounts before
       // the pod object goes) and created on the other node, until Running there.
       samples.rescheduleEmptyDir!.push(await timed(async () => {
         samples.deleteEmptyDirPod!.push(await timed(() => k8s.kubectl(['delete', 'pod', 'ed', '--wait=true'])));
-        await k8s.apply(podYaml('ed', there!, 'emptyDir', claim));
+        await k8s.apply(podYaml('ed', there, 'emptyDir', claim));
         await k8s.waitRunning('ed');
       }));
       samples.reschedule!.push(await timed(async () => {
         samples.deletePvcPod!.push(await timed(() => k8s.kubectl(['delete', 'pod', 'pv', '--wait=true'])));
-        await k8s.apply(podYaml('pv', there!, 'pvc', claim));
+        await k8s.apply(podYaml('pv', there, 'pvc', claim));
         await k8s.waitRunning('pv');
       }));
       const mark = (await k8s.kubectl(['exec', 'pv', '--', 'cat', '/data/mark'])).trim();
@@ -121,7 +121,10 @@ async function main(): Promise<void> {
     return `| ${label} | ${s?.median_ms} | ${s?.p99_ms} | ${s?.min_ms} | ${s?.max_ms} |`;
   };
   const lines = [
-    `Two kubelets (scripts/k8s, Kubernetes v1.35 from the Go module proxy), StorageClass \`flocker\` (Immediate binding, CSIDriver \`attachRequired: false\`, \`flocker-csi --handover-wait 10\`), 64 MiB volumes, busybox pods with \`imagePullPolicy: Never\`; ${args.runs} runs alternating the nodes, each Flocker step right after its \`emptyDir\` baseline. Client-side times: \`kubectl apply\` → \`kubectl wait\` sees phase Running (ms).`,
+    'Two kubelets (scripts/k8s, Kubernetes v1.35 from the Go module proxy), StorageClass `flocker` ' +
+      '(Immediate binding, CSIDriver `attachRequired: false`, `flocker-csi --handover-wait 10`), ' +
+      `64 MiB volumes, busybox pods with \`imagePullPolicy: Never\`; ${args.runs} runs alternating the nodes, ` +
+      'each Flocker step right after its `emptyDir` baseline. Client-side times: `kubectl apply` → `kubectl wait` sees phase Running (ms).',
     '',
     '| Step | median | p99 | min | max |',
     '|---|---|---|---|---|',
