@@ -76,45 +76,71 @@ async function main(): Promise<void> {
   const k8s = new K8sHarness('/tmp/flocker-k8s-bench');
   const buildMs = k8s.build();
   process.stderr.write(`k8s binaries ready in ${(buildMs / 1000).toFixed(1)} s\n`);
-  const samples: Record<string, number[]> = { newVolume: [], emptyDir: [], reschedule: [], rescheduleEmptyDir: [], deletePvcPod: [], deleteEmptyDirPod: [] };
+  const samples: Record<string, number[]> = {
+    newVolume: [],
+    emptyDir: [],
+    reschedule: [],
+    rescheduleEmptyDir: [],
+    deletePvcPod: [],
+    deleteEmptyDirPod: [],
+  };
   try {
     process.stderr.write(await k8s.up());
     for (let r = 0; r < args.runs; r++) {
       const [here, there] = r % 2 === 0 ? ['node1', 'node2'] : ['node2', 'node1'];
       const claim = `bench-${r}`;
       // Baseline first, then Flocker, in the same conditions.
-      samples.emptyDir!.push(await timed(async () => {
-        await k8s.apply(podYaml('ed', here, 'emptyDir', claim));
-        await k8s.waitRunning('ed');
-      }));
-      samples.newVolume!.push(await timed(async () => {
-        await k8s.apply(pvcYaml(claim) + podYaml('pv', here, 'pvc', claim));
-        await k8s.waitRunning('pv');
-      }));
+      samples.emptyDir!.push(
+        await timed(async () => {
+          await k8s.apply(podYaml('ed', here, 'emptyDir', claim));
+          await k8s.waitRunning('ed');
+        }),
+      );
+      samples.newVolume!.push(
+        await timed(async () => {
+          await k8s.apply(pvcYaml(claim) + podYaml('pv', here, 'pvc', claim));
+          await k8s.waitRunning('pv');
+        }),
+      );
       // Moved: the pod deleted (a grace period, as a real workload has: the kubelet unmounts before
       // the pod object goes) and created on the other node, until Running there.
-      samples.rescheduleEmptyDir!.push(await timed(async () => {
-        samples.deleteEmptyDirPod!.push(await timed(() => k8s.kubectl(['delete', 'pod', 'ed', '--wait=true'])));
-        await k8s.apply(podYaml('ed', there, 'emptyDir', claim));
-        await k8s.waitRunning('ed');
-      }));
-      samples.reschedule!.push(await timed(async () => {
-        samples.deletePvcPod!.push(await timed(() => k8s.kubectl(['delete', 'pod', 'pv', '--wait=true'])));
-        await k8s.apply(podYaml('pv', there, 'pvc', claim));
-        await k8s.waitRunning('pv');
-      }));
+      samples.rescheduleEmptyDir!.push(
+        await timed(async () => {
+          samples.deleteEmptyDirPod!.push(await timed(() => k8s.kubectl(['delete', 'pod', 'ed', '--wait=true'])));
+          await k8s.apply(podYaml('ed', there, 'emptyDir', claim));
+          await k8s.waitRunning('ed');
+        }),
+      );
+      samples.reschedule!.push(
+        await timed(async () => {
+          samples.deletePvcPod!.push(await timed(() => k8s.kubectl(['delete', 'pod', 'pv', '--wait=true'])));
+          await k8s.apply(podYaml('pv', there, 'pvc', claim));
+          await k8s.waitRunning('pv');
+        }),
+      );
       const mark = (await k8s.kubectl(['exec', 'pv', '--', 'cat', '/data/mark'])).trim();
-      if (mark !== `pv-${claim}`) throw new Error(`run ${r}: the rescheduled pod on ${there} read "${mark}", not the data written on ${here}`);
+      if (mark !== `pv-${claim}`)
+        throw new Error(`run ${r}: the rescheduled pod on ${there} read "${mark}", not the data written on ${here}`);
       await k8s.kubectl(['delete', 'pod', 'ed', 'pv', '--wait=true']);
       await k8s.kubectl(['delete', 'pvc', claim, '--wait=true']);
-      process.stderr.write(`run ${r + 1}/${args.runs}: ${Object.entries(samples).map(([k, v]) => `${k} ${Math.round(v[r] ?? NaN)}`).join(', ')} ms\n`);
+      process.stderr.write(
+        `run ${r + 1}/${args.runs}: ${Object.entries(samples)
+          .map(([k, v]) => `${k} ${Math.round(v[r] ?? NaN)}`)
+          .join(', ')} ms\n`,
+      );
     }
   } finally {
     process.stderr.write(await k8s.down().catch((e: unknown) => String(e)));
   }
-  const st: Record<string, LatencyStats> = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, latencyStats(v)]));
-  const ratio = (a: string, b: string): number => Math.round(((st[a]?.median_ms ?? NaN) / (st[b]?.median_ms ?? NaN)) * 100) / 100;
-  const ratios = { newVolumeVsEmptyDir: ratio('newVolume', 'emptyDir'), rescheduleVsEmptyDir: ratio('reschedule', 'rescheduleEmptyDir') };
+  const st: Record<string, LatencyStats> = Object.fromEntries(
+    Object.entries(samples).map(([k, v]) => [k, latencyStats(v)]),
+  );
+  const ratio = (a: string, b: string): number =>
+    Math.round(((st[a]?.median_ms ?? NaN) / (st[b]?.median_ms ?? NaN)) * 100) / 100;
+  const ratios = {
+    newVolumeVsEmptyDir: ratio('newVolume', 'emptyDir'),
+    rescheduleVsEmptyDir: ratio('reschedule', 'rescheduleEmptyDir'),
+  };
   fs.writeFileSync(args.out, JSON.stringify({ runs: args.runs, buildMs, stats: st, ratios }, null, 2));
   const row = (label: string, k: string): string => {
     const s = st[k];
@@ -133,7 +159,10 @@ async function main(): Promise<void> {
     row('`emptyDir` pod deleted (until the object is gone)', 'deleteEmptyDirPod'),
     row('Flocker pod deleted (until the object is gone: its volume unpublished)', 'deletePvcPod'),
     row('`emptyDir` pod moved: deleted, created on the other node → Running', 'rescheduleEmptyDir'),
-    row('Flocker pod moved: deleted, created on the other node → Running with its volume (unstaged there, lease handed over, moved; data checked after)', 'reschedule'),
+    row(
+      'Flocker pod moved: deleted, created on the other node → Running with its volume (unstaged there, lease handed over, moved; data checked after)',
+      'reschedule',
+    ),
     '',
     '| Ratio of medians | measured | target |',
     '|---|---|---|',

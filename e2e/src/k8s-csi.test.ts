@@ -33,13 +33,19 @@ interface HostState {
   mounts: number;
 }
 function hostState(): HostState {
-  const sysctls = execFileSync('sysctl', ['-n', 'vm.overcommit_memory', 'kernel.panic', 'kernel.panic_on_oops', 'net.ipv4.ip_forward'], { encoding: 'utf8' });
+  const sysctls = execFileSync(
+    'sysctl',
+    ['-n', 'vm.overcommit_memory', 'kernel.panic', 'kernel.panic_on_oops', 'net.ipv4.ip_forward'],
+    { encoding: 'utf8' },
+  );
   const rules = execFileSync('iptables', ['-S'], { encoding: 'utf8' });
   return {
     sysctls: sysctls.trim(),
     kubeChains: [...new Set(rules.match(/KUBE-[A-Z-]+/g) ?? [])].sort(),
     links: readdirSync('/sys/class/net').filter((l) => l.startsWith('flk8s')),
-    mounts: readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(` ${DIR}/`)).length,
+    mounts: readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(` ${DIR}/`)).length,
   };
 }
 
@@ -136,10 +142,20 @@ describe('Flocker CSI on a real Kubernetes (two kubelets)', () => {
   });
 
   it('the PVC expanded while mounted: csi-resizer grows the dataset; the claim reports 128Mi (the file system grows at its next mount here)', async () => {
-    await kubectl(['patch', 'pvc', pvcName, '--type=merge', '-p', '{"spec":{"resources":{"requests":{"storage":"128Mi"}}}}']);
+    await kubectl([
+      'patch',
+      'pvc',
+      pvcName,
+      '--type=merge',
+      '-p',
+      '{"spec":{"resources":{"requests":{"storage":"128Mi"}}}}',
+    ]);
     await waitFor(
       'the claim at 128Mi',
-      async () => ((await kubectl(['get', 'pvc', pvcName, '-o', 'jsonpath={.status.capacity.storage}'])) === '128Mi' ? true : undefined),
+      async () =>
+        (await kubectl(['get', 'pvc', pvcName, '-o', 'jsonpath={.status.capacity.storage}'])) === '128Mi'
+          ? true
+          : undefined,
       { timeoutMs: 120_000, intervalMs: 500, context: () => k8s.logTails() },
     );
     expect((await dataset(volumeId))?.maximum_size).toBe(128 * 1024 * 1024);
@@ -158,13 +174,17 @@ describe('Flocker CSI on a real Kubernetes (two kubelets)', () => {
       await kubectl(['uncordon', firstNode]);
     }
     expect(await kubectl(['exec', podOf, '--', 'cat', '/data/first'])).toBe(`written on ${firstNode}\n`);
-    expect(await kubectl(['exec', podOf, '--', 'cat', '/data/log'])).toBe(`started on ${firstNode}\nstarted on ${target}\n`);
+    expect(await kubectl(['exec', podOf, '--', 'cat', '/data/log'])).toBe(
+      `started on ${firstNode}\nstarted on ${target}\n`,
+    );
     // Mounted afresh on this node: the file system has grown to the expanded size.
     expect(await dfTotalKiB()).toBeGreaterThan(100 * 1024);
     expect((await dataset(volumeId))?.primary).toBe((await k8s.csiNodeIds())[target]);
     // The first node let go of it: no lease of that node, nothing of it mounted there.
     const leases = await k8s.flocker.listLeases();
-    expect(leases.filter((l) => l.dataset_id === volumeId).map((l) => l.node_uuid)).toEqual([(await k8s.csiNodeIds())[target]]);
+    expect(leases.filter((l) => l.dataset_id === volumeId).map((l) => l.node_uuid)).toEqual([
+      (await k8s.csiNodeIds())[target],
+    ]);
   });
 
   it('its node powered off while the pod uses the volume: after a force delete the pod runs on the other node with its data', async () => {
@@ -175,24 +195,35 @@ describe('Flocker CSI on a real Kubernetes (two kubelets)', () => {
     await k8s.script('poweroff.sh', [dead.replace('node', '')], 60_000);
     await waitFor(
       `${dead} NotReady`,
-      async () => (await kubectl(['get', 'node', dead, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])) !== 'True' || undefined,
+      async () =>
+        (await kubectl(['get', 'node', dead, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])) !==
+          'True' || undefined,
       { timeoutMs: 90_000, intervalMs: 1_000 },
     );
     await kubectl(['delete', 'pod', podOf, '--grace-period=0', '--force']);
     await k8s.podRunning(podOf, { notUid: old?.metadata.uid, node: survivor, timeoutMs: 240_000 });
-    expect(await kubectl(['exec', podOf, '--', 'cat', '/data/log'])).toContain(`started on ${dead}\nstarted on ${survivor}\n`);
+    expect(await kubectl(['exec', podOf, '--', 'cat', '/data/log'])).toContain(
+      `started on ${dead}\nstarted on ${survivor}\n`,
+    );
     expect((await dataset(volumeId))?.primary).toBe(ids[survivor]);
   });
 
   it('deleting the PVC deletes the dataset', async () => {
     await kubectl(['delete', 'statefulset', 'db', '--wait=true', '--timeout=120s']);
-    await waitFor(`pod ${podOf} gone`, async () => ((await k8s.pod(podOf)) === undefined ? true : undefined), { timeoutMs: 120_000, intervalMs: 500 });
-    await kubectl(['delete', 'pvc', pvcName, '--wait=true', '--timeout=120s']);
-    await waitFor('the PV gone', async () => ((await kubectl(['get', 'pv', '-o', 'name'])).trim() === '' ? true : undefined), {
+    await waitFor(`pod ${podOf} gone`, async () => ((await k8s.pod(podOf)) === undefined ? true : undefined), {
       timeoutMs: 120_000,
       intervalMs: 500,
-      context: () => k8s.logTails(),
     });
+    await kubectl(['delete', 'pvc', pvcName, '--wait=true', '--timeout=120s']);
+    await waitFor(
+      'the PV gone',
+      async () => ((await kubectl(['get', 'pv', '-o', 'name'])).trim() === '' ? true : undefined),
+      {
+        timeoutMs: 120_000,
+        intervalMs: 500,
+        context: () => k8s.logTails(),
+      },
+    );
     expect(await dataset(volumeId)).toBeUndefined();
   });
 

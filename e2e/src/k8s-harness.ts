@@ -26,7 +26,12 @@ const CsiNodeList = z.object({
   items: z.array(
     z.object({
       metadata: z.object({ name: z.string() }),
-      spec: z.object({ drivers: z.array(z.object({ name: z.string(), nodeID: z.string() })).nullable().optional() }),
+      spec: z.object({
+        drivers: z
+          .array(z.object({ name: z.string(), nodeID: z.string() }))
+          .nullable()
+          .optional(),
+      }),
     }),
   ),
 });
@@ -47,7 +52,12 @@ export class K8sHarness {
    */
   build(): number {
     const started = Date.now();
-    const out = execFileSync('bash', [join(K8S_SCRIPTS, 'build.sh')], { env: this.env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 3_300_000 });
+    const out = execFileSync('bash', [join(K8S_SCRIPTS, 'build.sh')], {
+      env: this.env,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      timeout: 3_300_000,
+    });
     this.kubectlBin = join(out.trim().split(' ')[0] ?? '', 'kubectl');
     return Date.now() - started;
   }
@@ -55,10 +65,15 @@ export class K8sHarness {
   /** Runs scripts/k8s/<script> with the harness's state dir; rejects with its stderr and log tails. */
   script(script: string, args: string[] = [], timeoutMs = 900_000): Promise<string> {
     return new Promise((res, rej) => {
-      execFile('bash', [join(K8S_SCRIPTS, script), ...args], { env: this.env, timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-        if (err) rej(new Error(`${script} failed: ${err.message}\n${stderr}\n${this.logTails()}`));
-        else res(stdout + stderr);
-      });
+      execFile(
+        'bash',
+        [join(K8S_SCRIPTS, script), ...args],
+        { env: this.env, timeout: timeoutMs, maxBuffer: 64 << 20 },
+        (err, stdout, stderr) => {
+          if (err) rej(new Error(`${script} failed: ${err.message}\n${stderr}\n${this.logTails()}`));
+          else res(stdout + stderr);
+        },
+      );
     });
   }
 
@@ -81,10 +96,15 @@ export class K8sHarness {
 
   kubectl(args: string[], input?: string, timeoutMs = 120_000): Promise<string> {
     return new Promise((res, rej) => {
-      const child = execFile(this.kubectlBin, args, { env: this.env, timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-        if (err) rej(new Error(`kubectl ${args.join(' ')}: ${stderr || err.message}`));
-        else res(stdout);
-      });
+      const child = execFile(
+        this.kubectlBin,
+        args,
+        { env: this.env, timeout: timeoutMs, maxBuffer: 16 << 20 },
+        (err, stdout, stderr) => {
+          if (err) rej(new Error(`kubectl ${args.join(' ')}: ${stderr || err.message}`));
+          else res(stdout);
+        },
+      );
       if (input !== undefined) child.stdin?.end(input);
     });
   }
@@ -96,7 +116,11 @@ export class K8sHarness {
   /** `kubectl describe pod`, for failure messages (synchronous, as waitFor's context is). */
   describePod(name: string): string {
     try {
-      return execFileSync(this.kubectlBin, ['describe', 'pod', name], { env: this.env, encoding: 'utf8', timeout: 30_000 });
+      return execFileSync(this.kubectlBin, ['describe', 'pod', name], {
+        env: this.env,
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
     } catch (e) {
       return String(e);
     }
@@ -108,17 +132,26 @@ export class K8sHarness {
   }
 
   /** Waits for the pod Running: a new incarnation (not notUid), on `node` when given (else an error). */
-  podRunning(name: string, opts: { notUid?: string; node?: string; timeoutMs?: number; intervalMs?: number } = {}): Promise<Pod> {
+  podRunning(
+    name: string,
+    opts: { notUid?: string; node?: string; timeoutMs?: number; intervalMs?: number } = {},
+  ): Promise<Pod> {
     return waitFor(
       `pod ${name} Running${opts.node !== undefined ? ` on ${opts.node}` : ''}`,
       async () => {
         const pod = await this.pod(name);
-        if (pod === undefined || pod.metadata.uid === opts.notUid || pod.metadata.deletionTimestamp !== undefined) return undefined;
+        if (pod === undefined || pod.metadata.uid === opts.notUid || pod.metadata.deletionTimestamp !== undefined)
+          return undefined;
         if (pod.status.phase !== 'Running') return undefined;
-        if (opts.node !== undefined && pod.spec.nodeName !== opts.node) throw new Error(`pod ${name} runs on ${pod.spec.nodeName}, not ${opts.node}`);
+        if (opts.node !== undefined && pod.spec.nodeName !== opts.node)
+          throw new Error(`pod ${name} runs on ${pod.spec.nodeName}, not ${opts.node}`);
         return pod;
       },
-      { timeoutMs: opts.timeoutMs ?? 180_000, intervalMs: opts.intervalMs ?? 500, context: () => `${this.describePod(name)}\n${this.logTails()}` },
+      {
+        timeoutMs: opts.timeoutMs ?? 180_000,
+        intervalMs: opts.intervalMs ?? 500,
+        context: () => `${this.describePod(name)}\n${this.logTails()}`,
+      },
     );
   }
 
@@ -127,19 +160,26 @@ export class K8sHarness {
    * returns as soon as the apiserver reports the phase.
    */
   async waitRunning(name: string, timeoutS = 180): Promise<void> {
-    await this.kubectl(['wait', `pod/${name}`, '--for=jsonpath={.status.phase}=Running', `--timeout=${timeoutS}s`], undefined, (timeoutS + 10) * 1000);
+    await this.kubectl(
+      ['wait', `pod/${name}`, '--for=jsonpath={.status.phase}=Running', `--timeout=${timeoutS}s`],
+      undefined,
+      (timeoutS + 10) * 1000,
+    );
   }
 
   /** Node name → the node id its kubelet registered for the Flocker driver (NodeGetInfo: the Flocker node UUID). */
   async csiNodeIds(): Promise<Record<string, string>> {
     const list = CsiNodeList.parse(JSON.parse(await this.kubectl(['get', 'csinode', '-o', 'json'])));
     const ids: Record<string, string> = {};
-    for (const n of list.items) for (const d of n.spec.drivers ?? []) if (d.name === DRIVER) ids[n.metadata.name] = d.nodeID;
+    for (const n of list.items)
+      for (const d of n.spec.drivers ?? []) if (d.name === DRIVER) ids[n.metadata.name] = d.nodeID;
     return ids;
   }
 
   /** The Flocker node UUID of the dataset agent beside kubelet node<index>. */
   agentNodeUuid(index: number): string {
-    return z.object({ uuid: z.string() }).parse(JSON.parse(readFileSync(join(this.dir, `n${index}/flocker/state/node.json`), 'utf8'))).uuid;
+    return z
+      .object({ uuid: z.string() })
+      .parse(JSON.parse(readFileSync(join(this.dir, `n${index}/flocker/state/node.json`), 'utf8'))).uuid;
   }
 }
