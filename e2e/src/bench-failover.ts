@@ -25,6 +25,7 @@ import {
   type ClusterHost,
   type LatencyStats,
 } from './cluster';
+import { errorMessage } from '@flocker/runtime';
 
 interface Args {
   out: string;
@@ -189,7 +190,7 @@ async function main(): Promise<void> {
 
 if (require.main === module) {
   main().catch((err: unknown) => {
-    console.error(err instanceof Error ? err.message : err);
+    console.error(errorMessage(err));
     process.exit(1);
   });
 }

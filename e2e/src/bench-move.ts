@@ -26,6 +26,7 @@ import {
   type ClusterHost,
   type LatencyStats as Stats,
 } from './cluster';
+import { errorMessage } from '@flocker/runtime';
 
 interface Args {
   out: string;
@@ -189,6 +190,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
+  console.error(errorMessage(err));
   process.exit(1);
 });

@@ -10,6 +10,7 @@ import { deleteNetns, deleteRootVeth, isMountPoint, releaseHostMountNs, rootMoun
 import { pidsInCgroup, pidsInNamespace, removeCgroup, signalPids, waitGone } from './processes';
 import { run, sleep } from './run';
 import { removeTree } from '../removeTree';
+import { errorMessage } from '@flocker/runtime';
 
 /** Every process that belongs to a host: its mount ns, its netns, its containers' cgroups. */
 export function hostPids(host: HostLayout): number[] {
@@ -87,7 +88,7 @@ export async function teardown(layout: ClusterLayout, opts: { removeBaseDir?: bo
     try {
       await f();
     } catch (err) {
-      errors.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+      errors.push(`${what}: ${errorMessage(err)}`);
     }
   };
   const survivors: number[] = [];

@@ -48,6 +48,7 @@ import {
   type VolumeUsageWire,
   type VolumeWire,
 } from './wire';
+import { errorMessage } from '@flocker/runtime';
 
 export const DRIVER_NAME = 'flocker.clusterhq.io';
 
@@ -301,7 +302,7 @@ export class CsiDriver {
         if (!node?.alive) throw new Error(`the dataset agent of node ${this.me} is not alive`);
       }
     } catch (err) {
-      throw new CsiError(status.FAILED_PRECONDITION, `not ready: ${err instanceof Error ? err.message : String(err)}`);
+      throw new CsiError(status.FAILED_PRECONDITION, `not ready: ${errorMessage(err)}`);
     }
     return { ready: { value: true } };
   }

@@ -6,6 +6,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { resolveNodeId } from './nodeId';
 import { createLogger, startCsiDriver } from './startCsiDriver';
+import { errorMessage } from '@flocker/runtime';
 
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
@@ -117,6 +118,6 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : 'FATAL';
-  process.stderr.write(`flocker-csi: ${err instanceof Error ? err.message : String(err)} (${code})\n`);
+  process.stderr.write(`flocker-csi: ${errorMessage(err)} (${code})\n`);
   process.exit(1);
 });

@@ -5,6 +5,7 @@
  */
 import { FlockerApiError, MINIMUM_DATASET_SIZE, volumeDatasetId } from '@flocker/api';
 import { status } from '@grpc/grpc-js';
+import { errorMessage } from '@flocker/runtime';
 
 /** An error the driver answers with: a gRPC status code and a message. */
 export class CsiError extends Error {
@@ -189,7 +190,7 @@ export function toCsiError(err: unknown): CsiError {
     if (err.status === 401 || err.status === 403) return new CsiError(status.PERMISSION_DENIED, message);
     return new CsiError(status.INTERNAL, message);
   }
-  return new CsiError(status.INTERNAL, err instanceof Error ? err.message : String(err));
+  return new CsiError(status.INTERNAL, errorMessage(err));
 }
 
 // ---- mounts ---------------------------------------------------------------------------

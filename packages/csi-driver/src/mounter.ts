@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { parseMountInfo, type MountInfoEntry } from './mapping';
+import { errorMessage } from '@flocker/runtime';
 
 const run = promisify(execFile);
 
@@ -35,10 +36,7 @@ async function exec(cmd: string, args: string[]): Promise<void> {
     await run(cmd, args, { timeout: 60_000 });
   } catch (err) {
     const stderr = typeof err === 'object' && err !== null && 'stderr' in err ? String(err.stderr).trim() : '';
-    throw new Error(
-      `${cmd} ${args.join(' ')} failed: ${stderr || (err instanceof Error ? err.message : String(err))}`,
-      { cause: err },
-    );
+    throw new Error(`${cmd} ${args.join(' ')} failed: ${stderr || errorMessage(err)}`, { cause: err });
   }
 }
 

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { DRIVER_NAME } from './CsiDriver';
 import { loadRegistrationService } from './proto';
 import { parseRequest } from './wire';
+import { errorMessage } from '@flocker/runtime';
 
 /** The kubelet's default plugin registry directory. */
 export const KUBELET_PLUGINS_REGISTRY = '/var/lib/kubelet/plugins_registry';
@@ -62,7 +63,7 @@ export async function serveRegistration(opts: RegistrationOptions): Promise<Runn
       try {
         req = parseRequest(RegistrationStatus, call.request, 'NotifyRegistrationStatus');
       } catch (err) {
-        callback({ code: grpc.status.INVALID_ARGUMENT, details: err instanceof Error ? err.message : String(err) });
+        callback({ code: grpc.status.INVALID_ARGUMENT, details: errorMessage(err) });
         return;
       }
       const verdict = { registered: req.plugin_registered === true, error: req.error ?? '' };

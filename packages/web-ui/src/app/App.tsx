@@ -7,6 +7,7 @@ import { errorReason, stateText, type NodeView, type VolumeView } from '../model
 import { ActionFailed, api } from './api';
 import { age, clockTime } from './time';
 import { useCluster } from './useCluster';
+import { errorMessage } from '@flocker/runtime';
 
 /** Re-render every few seconds so ages and "last seen" stay true without new data. */
 function useNow(periodMs: number): number {
@@ -16,10 +17,6 @@ function useNow(periodMs: number): number {
     return () => clearInterval(t);
   }, [periodMs]);
   return now;
-}
-
-function messageOf(e: unknown): string {
-  return e instanceof ActionFailed || e instanceof Error ? e.message : String(e);
 }
 
 export function App() {
@@ -36,7 +33,7 @@ export function App() {
     try {
       await run();
     } catch (e) {
-      setActionError(messageOf(e));
+      setActionError(errorMessage(e));
     } finally {
       setBusy((b) => {
         const n = new Set(b);
@@ -145,7 +142,7 @@ function CreateVolumeForm({ nodes }: { nodes: NodeView[] }) {
       await api.create(name.trim(), size.trim(), chosen);
       setName('');
     } catch (err) {
-      setError({ code: err instanceof ActionFailed ? err.code : 'ERROR', message: messageOf(err) });
+      setError({ code: err instanceof ActionFailed ? err.code : 'ERROR', message: errorMessage(err) });
     } finally {
       setSending(false);
     }

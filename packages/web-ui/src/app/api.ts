@@ -1,5 +1,6 @@
 /** The UI server's JSON calls; a failure carries the message to show as is. */
 import { UiErrorBody } from '../model/wire';
+import { errorMessage } from '@flocker/runtime';
 
 export class ActionFailed extends Error {
   constructor(
@@ -20,10 +21,7 @@ async function send(method: 'POST' | 'DELETE', path: string, body?: unknown): Pr
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {
-    throw new ActionFailed(
-      'UI_SERVER_UNREACHABLE',
-      `the flocker ui server did not answer (${e instanceof Error ? e.message : String(e)})`,
-    );
+    throw new ActionFailed('UI_SERVER_UNREACHABLE', `the flocker ui server did not answer (${errorMessage(e)})`);
   }
   if (res.ok) return;
   const parsed = UiErrorBody.safeParse(await res.json().catch(() => undefined));
