@@ -11,13 +11,15 @@ export function sleep(ms: number, options: SleepOptions = {}): Promise<void> {
   const { clock = systemClock, signal } = options;
   if (signal === undefined) return clock.sleep(ms);
   return new Promise<void>((resolve, reject) => {
+    // AbortSignal.reason is typed any: pass it on as the unknown it is.
+    const reason = (): unknown => signal.reason;
     if (signal.aborted) {
-      reject(signal.reason);
+      reject(reason());
       return;
     }
     const onAbort = () => {
       timer.cancel();
-      reject(signal.reason);
+      reject(reason());
     };
     const timer = clock.setTimer(() => {
       signal.removeEventListener('abort', onAbort);

@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { z } from 'zod';
 
 interface ExecResult {
   code: number;
@@ -27,17 +28,22 @@ interface Stack {
   docker(args: readonly string[], opts?: { check?: boolean }): Promise<ExecResult>;
   close(): Promise<void>;
 }
-interface DockerHelpers {
-  FlockerDockerStack: { start(opts?: { driver?: string }): Promise<Stack> };
-  TINY_IMAGE: string;
-}
+/** What the bench uses of e2e's docker helpers, checked when they are loaded (a require gives no types). */
+const DockerHelpers = z.object({
+  FlockerDockerStack: z.custom<{ start(opts?: { driver?: string }): Promise<Stack> }>(
+    (v) => typeof v === 'function' && typeof (v as { start?: unknown }).start === 'function',
+    'FlockerDockerStack with a static start()',
+  ),
+  TINY_IMAGE: z.string(),
+});
+type DockerHelpers = z.infer<typeof DockerHelpers>;
 
 function loadHelpers(): DockerHelpers {
   const dir = path.dirname(require.resolve('@flocker/e2e/package.json'));
   // A path found at run time (e2e depends on this package, not the other way), so no import statement can name it.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const helpers = require(path.join(dir, 'dist', 'docker', 'index.js')) as DockerHelpers;
-  return helpers;
+  const loaded: unknown = require(path.join(dir, 'dist', 'docker', 'index.js'));
+  return DockerHelpers.parse(loaded);
 }
 
 export interface Summary {
