@@ -19,25 +19,9 @@ describe('flocker Docker volume plugin with real Docker', () => {
     expect(r.code).not.toBe(0);
     return r.stderr;
   };
-  /** Run a throw-away container with `vol` at /data and return its output. */
-  const runWith = async (vol: string, script: string, extra: string[] = []) =>
-    (
-      await docker(
-        'run',
-        '--rm',
-        '--network',
-        'none',
-        '-v',
-        `${vol}:/data`,
-        '--volume-driver',
-        drv,
-        ...extra,
-        TINY_IMAGE,
-        'sh',
-        '-c',
-        script,
-      )
-    ).stdout;
+  const runWith = (vol: string, script: string, extra: string[] = []) => stack.runWith(vol, script, extra);
+  const startWith = (name: string, vol: string, script: string, extra: string[] = []) =>
+    stack.startWith(name, vol, script, extra);
   const leases = async () => stack.client.listLeases();
   /** The plugin answers Unmount first and releases the lease right after. */
   const noLeases = () => until('the lease to be released', async () => (await leases()).length === 0, 5_000, 20);
@@ -98,38 +82,8 @@ describe('flocker Docker volume plugin with real Docker', () => {
   });
 
   it('two containers share a volume at once; --volumes-from; the lease goes with the last one', async () => {
-    await docker(
-      'run',
-      '-d',
-      '--name',
-      'share1',
-      '--network',
-      'none',
-      '-v',
-      'v-share:/data',
-      '--volume-driver',
-      drv,
-      TINY_IMAGE,
-      'sh',
-      '-c',
-      'echo one > /data/one; exec sleep 600',
-    );
-    await docker(
-      'run',
-      '-d',
-      '--name',
-      'share2',
-      '--network',
-      'none',
-      '-v',
-      'v-share:/data',
-      '--volume-driver',
-      drv,
-      TINY_IMAGE,
-      'sh',
-      '-c',
-      'exec sleep 600',
-    );
+    await startWith('share1', 'v-share', 'echo one > /data/one; exec sleep 600');
+    await startWith('share2', 'v-share', 'exec sleep 600');
     await until(
       'share1 to write',
       async () => (await stack.docker(['exec', 'share2', 'cat', '/data/one'], { check: false })).stdout === 'one\n',
@@ -149,22 +103,7 @@ describe('flocker Docker volume plugin with real Docker', () => {
   });
 
   it('docker restart keeps the data and the count right', async () => {
-    await docker(
-      'run',
-      '-d',
-      '--name',
-      'restarter',
-      '--network',
-      'none',
-      '-v',
-      'v-restart:/data',
-      '--volume-driver',
-      drv,
-      TINY_IMAGE,
-      'sh',
-      '-c',
-      'date >> /data/starts; exec sleep 600',
-    );
+    await startWith('restarter', 'v-restart', 'date >> /data/starts; exec sleep 600');
     await docker('restart', '-t', '1', 'restarter');
     await until(
       'two starts',
@@ -177,26 +116,12 @@ describe('flocker Docker volume plugin with real Docker', () => {
   });
 
   it('a restart-always container comes back with its volume after dockerd restarts', async () => {
-    await docker(
-      'run',
-      '-d',
-      '--name',
-      'always',
+    await startWith('always', 'v-always', 'echo x >> /data/boots; exec sleep 600', [
       '--restart',
       'always',
       '--stop-timeout',
       '1',
-      '--network',
-      'none',
-      '-v',
-      'v-always:/data',
-      '--volume-driver',
-      drv,
-      TINY_IMAGE,
-      'sh',
-      '-c',
-      'echo x >> /data/boots; exec sleep 600',
-    );
+    ]);
     await until(
       'first boot',
       async () => (await stack.docker(['exec', 'always', 'cat', '/data/boots'], { check: false })).stdout === 'x\n',
@@ -222,22 +147,7 @@ describe('flocker Docker volume plugin with real Docker', () => {
   });
 
   it('a plugin restart while a container runs leaves its data alone; the later unmount still releases', async () => {
-    await docker(
-      'run',
-      '-d',
-      '--name',
-      'survivor',
-      '--network',
-      'none',
-      '-v',
-      'v-plugin:/data',
-      '--volume-driver',
-      drv,
-      TINY_IMAGE,
-      'sh',
-      '-c',
-      'echo before > /data/f; exec sleep 600',
-    );
+    await startWith('survivor', 'v-plugin', 'echo before > /data/f; exec sleep 600');
     await until(
       'the write',
       async () => (await stack.docker(['exec', 'survivor', 'cat', '/data/f'], { check: false })).stdout === 'before\n',
@@ -284,22 +194,7 @@ describe('flocker Docker volume plugin with real Docker', () => {
   });
 
   it('docker volume rm of an in-use volume is refused, here and on another host', async () => {
-    await docker(
-      'run',
-      '-d',
-      '--name',
-      'user',
-      '--network',
-      'none',
-      '-v',
-      'v-busy:/data',
-      '--volume-driver',
-      drv,
-      TINY_IMAGE,
-      'sh',
-      '-c',
-      'exec sleep 600',
-    );
+    await startWith('user', 'v-busy', 'exec sleep 600');
     expect(await dockerFails('volume', 'rm', 'v-busy')).toMatch(/in use/);
     await docker('rm', '-f', 'user');
     // Another host's container holds it (its plugin took the lease).

@@ -5,7 +5,7 @@
  * against the old dataset, and `docker volume rm` said "volume r1 is in use by 2
  * containers on this host". Needs root (a private dockerd, see FlockerDockerStack).
  */
-import { TINY_IMAGE, until, type FlockerDockerStack } from './docker';
+import { until, type FlockerDockerStack } from './docker';
 import { dockerStackForSuite } from './docker/suite';
 
 jest.setTimeout(180_000);
@@ -17,23 +17,7 @@ describe('a re-used volume name with a real dockerd', () => {
   dockerStackForSuite((s) => (stack = s));
 
   it('destroy under a running container, rm -f, docker run again with the name, docker volume rm: no lease left, removed', async () => {
-    const drv = stack.driver;
-    await docker(
-      'run',
-      '-d',
-      '--name',
-      'c1',
-      '--network',
-      'none',
-      '-v',
-      'r1:/data',
-      '--volume-driver',
-      drv,
-      TINY_IMAGE,
-      'sh',
-      '-c',
-      'exec sleep 3600',
-    );
+    await stack.startWith('c1', 'r1', 'exec sleep 3600');
     const old = await stack.dataset('r1');
     expect(old).toBeDefined();
     // flocker leases release r1; flocker volumes destroy r1 --no-wait
@@ -41,21 +25,8 @@ describe('a re-used volume name with a real dockerd', () => {
     await stack.client.deleteDataset(old!.dataset_id);
     await docker('rm', '-f', 'c1');
     // The same name again: a new volume (a new dataset), used once and let go.
-    const out = await docker(
-      'run',
-      '--rm',
-      '--network',
-      'none',
-      '-v',
-      'r1:/data',
-      '--volume-driver',
-      drv,
-      TINY_IMAGE,
-      'sh',
-      '-c',
-      'echo new > /data/f; cat /data/f',
-    );
-    expect(out.stdout).toBe('new\n');
+    const out = await stack.runWith('r1', 'echo new > /data/f; cat /data/f');
+    expect(out).toBe('new\n');
     const fresh = await stack.dataset('r1');
     expect(fresh?.dataset_id).toBeDefined();
     expect(fresh?.dataset_id).not.toBe(old!.dataset_id);

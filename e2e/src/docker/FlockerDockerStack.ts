@@ -195,6 +195,34 @@ export class FlockerDockerStack {
     return this.dockerd.docker(args, opts);
   }
 
+  /** `docker run` of the tiny image, no network, with Flocker volume `vol` at /data, running `script`. */
+  private runArgs(vol: string, script: string, extra: readonly string[]): string[] {
+    return [
+      'run',
+      '--network',
+      'none',
+      ...extra,
+      '-v',
+      `${vol}:/data`,
+      '--volume-driver',
+      this.driver,
+      TINY_IMAGE,
+      'sh',
+      '-c',
+      script,
+    ];
+  }
+
+  /** Runs a throw-away container with `vol` at /data and returns its output. */
+  async runWith(vol: string, script: string, extra: readonly string[] = []): Promise<string> {
+    return (await this.docker(this.runArgs(vol, script, ['--rm', ...extra]))).stdout;
+  }
+
+  /** Starts a detached container `name` with `vol` at /data running `script`. */
+  startWith(name: string, vol: string, script: string, extra: readonly string[] = []) {
+    return this.docker(this.runArgs(vol, script, ['-d', '--name', name, ...extra]));
+  }
+
   /** The dataset behind a Docker volume name (non-deleted), if any. */
   async dataset(name: string) {
     return (await this.client.listDatasets()).find((d) => !d.deleted && d.metadata.name === name);
