@@ -48,7 +48,7 @@ import {
   type VolumeUsageWire,
   type VolumeWire,
 } from './wire';
-import { errorMessage } from '@flocker/runtime';
+import { errorMessage, sleep } from '@flocker/runtime';
 
 export const DRIVER_NAME = 'flocker.clusterhq.io';
 
@@ -266,6 +266,11 @@ export class CsiDriver {
     return this.opts.nodeId as string;
   }
 
+  /** How long one long-poll of the control service may hold. */
+  private get pollMs(): number {
+    return this.opts.pollMs ?? 25_000;
+  }
+
   private async exclusive<T>(key: string, fn: () => Promise<T>): Promise<T> {
     if (this.inFlight.has(key))
       throw new CsiError(status.ABORTED, `an operation on volume ${key} is already in progress`);
@@ -459,7 +464,7 @@ export class CsiDriver {
     for (;;) {
       const s = await this.client.waitForCluster(
         since,
-        since === undefined ? 0 : Math.min(deadline - Date.now(), this.opts.pollMs ?? 25_000),
+        since === undefined ? 0 : Math.min(deadline - Date.now(), this.pollMs),
       );
       since = s.generation;
       const small = s.nodes.find((n) => n.manifestations.some((m) => m.dataset_id === id && m.size < size));
@@ -607,41 +612,38 @@ export class CsiDriver {
       }
       let s = await this.snapshot();
       let verdict = leaseVerdict(s, id, this.me);
-      // A live holder (not pinned): wait, on the long-poll, for it to let go, within the hand-over bound.
-      if (verdict.kind === 'fail' && verdict.busy === true && Date.now() < handoverUntil) {
-        this.logger.info('waiting for another node to release the lease', { dataset_id: id, detail: verdict.message });
-        while (verdict.kind === 'fail' && verdict.busy === true && Date.now() < handoverUntil) {
-          s = await this.client.waitForCluster(
-            s.generation,
-            Math.min(handoverUntil - Date.now(), this.opts.pollMs ?? 25_000),
+      let announced: string | undefined;
+      // Wait on the long-poll while the holder may still let go: a dead node's lease until the
+      // stage deadline (the control service releases it), a live holder's within the hand-over bound.
+      for (;;) {
+        const busy = verdict.kind === 'fail' && verdict.busy === true && Date.now() < handoverUntil;
+        if (verdict.kind === 'free' || (verdict.kind === 'fail' && !busy)) break;
+        if (announced !== verdict.kind) {
+          announced = verdict.kind;
+          this.logger.info(
+            verdict.kind === 'wait'
+              ? 'waiting for the control service to release the lease of a dead node'
+              : 'waiting for another node to release the lease',
+            { dataset_id: id, detail: verdict.message },
           );
-          verdict = leaseVerdict(s, id, this.me);
         }
-      }
-      if (verdict.kind === 'fail') throw new CsiError(status.FAILED_PRECONDITION, verdict.message);
-      if (verdict.kind === 'wait')
-        this.logger.warn('waiting for the control service to release the lease of a dead node', {
-          dataset_id: id,
-          detail: verdict.message,
-        });
-      while (verdict.kind === 'wait') {
-        const remaining = deadline - Date.now();
-        if (remaining <= 0)
+        const remaining = (verdict.kind === 'wait' ? deadline : handoverUntil) - Date.now();
+        if (verdict.kind === 'wait' && remaining <= 0)
           throw new CsiError(
             status.DEADLINE_EXCEEDED,
             `${verdict.message} Gave up waiting (stage timeout); retry after ${verdict.releaseAt}.`,
           );
-        s = await this.client.waitForCluster(s.generation, Math.min(remaining, this.opts.pollMs ?? 25_000));
+        s = await this.client.waitForCluster(s.generation, Math.min(remaining, this.pollMs));
         verdict = leaseVerdict(s, id, this.me);
-        if (verdict.kind === 'fail') throw new CsiError(status.FAILED_PRECONDITION, verdict.message);
       }
+      if (verdict.kind === 'fail') throw new CsiError(status.FAILED_PRECONDITION, verdict.message);
       // Free now (released, or taken and let go elsewhere meanwhile): try again, within the deadline.
       if (Date.now() >= deadline)
         throw new CsiError(
           status.DEADLINE_EXCEEDED,
           `timed out taking the lease of volume ${id}: other nodes keep taking it`,
         );
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
   }
 
@@ -652,15 +654,12 @@ export class CsiDriver {
       const remaining = deadline - Date.now();
       let s: ClusterSnapshot;
       try {
-        s = await this.client.waitForCluster(
-          since,
-          since === undefined ? 0 : Math.min(remaining, this.opts.pollMs ?? 25_000),
-        );
+        s = await this.client.waitForCluster(since, since === undefined ? 0 : Math.min(remaining, this.pollMs));
       } catch (err) {
         if (Date.now() >= deadline)
           throw new CsiError(
             status.DEADLINE_EXCEEDED,
-            `timed out waiting for volume ${id}; the control service: ${String(err)}`,
+            `timed out waiting for volume ${id}; the control service: ${errorMessage(err)}`,
           );
         throw err;
       }
