@@ -51,6 +51,31 @@ export interface PoolIdentity {
   readonly created: string;
 }
 
+/**
+ * A point-in-time copy of a volume, kept by the backend (issue 20). Keyed by the Flocker
+ * snapshot id (a UUID the control service assigns), which the backend records with it
+ * (loopback: in its record; EBS: a tag; Cinder: metadata), so every call is idempotent.
+ */
+export interface BlockDeviceSnapshot {
+  /** The Flocker snapshot id (lower-case UUID). */
+  readonly snapshotId: string;
+  /** The backend's own id (EBS snap-…, Cinder UUID, loopback: the snapshot id). */
+  readonly backendId: string;
+  /** The dataset the snapshot was taken of. */
+  readonly datasetId: string;
+  /** The volume it was taken of (it may since have been destroyed). */
+  readonly sourceBlockdeviceId: string;
+  /** Size in bytes of the volume at the time (a clone is at least this big). */
+  readonly size: number;
+  /** ISO 8601 time the backend took it. */
+  readonly createdAt: string;
+  /**
+   * creating: taken (the point in time is fixed) but not yet usable for a clone (EBS
+   * "pending"); ready: usable; error: the backend failed it (destroy it and take another).
+   */
+  readonly status: 'creating' | 'ready' | 'error';
+}
+
 export interface DetachOptions {
   /**
    * Detach even though the instance holding it is not the caller (the holder is
@@ -119,6 +144,33 @@ export interface BlockDeviceApi {
    * the devices detached and the files removed.
    */
   releaseFenced?(): Promise<{ devices: string[]; images: string[] }>;
+  /**
+   * Snapshots (issue 20); present together on backends that have them. The caller makes
+   * the copy crash-consistent: it freezes a mounted file system (fsfreeze) around
+   * createSnapshot, so the point in time must be fixed when createSnapshot returns (the
+   * backend may finish copying later: status "creating").
+   *
+   * createSnapshot: idempotent by snapshotId (taken already: that one is answered, even if
+   * the source has since changed). Fails with UNKNOWN_VOLUME for an unknown source.
+   */
+  createSnapshot?(blockdeviceId: string, snapshotId: string): Promise<BlockDeviceSnapshot>;
+  /** Every snapshot of this cluster the backend holds (on a shared backend every node sees all). */
+  listSnapshots?(): Promise<BlockDeviceSnapshot[]>;
+  /** Idempotent: an unknown snapshot is gone already. Snapshots outlive their source volume. */
+  destroySnapshot?(snapshotId: string): Promise<void>;
+  /**
+   * A new volume for datasetId holding the snapshot's data (the file system included: the
+   * caller must not format it; it grows the file system when size is larger). Fails with
+   * UNKNOWN_SNAPSHOT, SNAPSHOT_NOT_READY while it is "creating", INVALID_SIZE when size is
+   * below the snapshot's size. Idempotent as createVolume is (the caller looks for a volume
+   * of datasetId first).
+   */
+  createVolumeFromSnapshot?(
+    snapshotId: string,
+    datasetId: string,
+    size: number,
+    options?: CreateVolumeOptions,
+  ): Promise<BlockDeviceVolume>;
 }
 
 export type StorageErrorCode =
@@ -134,6 +186,10 @@ export type StorageErrorCode =
   | 'FILESYSTEM_EXISTS'
   /** A volume's record in the pool cannot be read (see VolumeProblem). */
   | 'CORRUPT_RECORD'
+  /** No snapshot with that id (issue 20). */
+  | 'UNKNOWN_SNAPSHOT'
+  /** The snapshot exists but cannot be cloned yet (EBS "pending"). */
+  | 'SNAPSHOT_NOT_READY'
   | 'BACKEND_ERROR';
 
 /** Errors from drivers carry a stable code the agent decides on. */
