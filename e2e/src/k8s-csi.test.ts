@@ -14,7 +14,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import type { DatasetConfiguration } from '@flocker/api';
 import { z } from 'zod';
+import { join } from 'node:path';
 import { waitFor } from './cluster/run';
+import { DockerBesideAgent } from './docker';
 import { DRIVER, K8sHarness } from './k8s-harness';
 
 // The cold build (Kubernetes + sidecars from source) runs inside beforeAll on a fresh machine.
@@ -206,6 +208,36 @@ describe('Flocker CSI on a real Kubernetes (two kubelets)', () => {
       `started on ${dead}\nstarted on ${survivor}\n`,
     );
     expect((await dataset(volumeId))?.primary).toBe(ids[survivor]);
+  });
+
+  it('one cluster, two orchestrators: Docker on the pod node lists the PV as a Flocker volume and, once the pod is gone, runs a container with its data; the pod then sees what Docker wrote', async () => {
+    const node = (await k8s.pod(podOf))?.spec.nodeName ?? '';
+    const pvName = (await dataset(volumeId))?.metadata['name'] ?? '';
+    expect(pvName).toMatch(/^pvc-/);
+    const docker = await DockerBesideAgent.start(
+      `flocker-k8s-${process.pid}`,
+      `/tmp/fk8d-${process.pid}`,
+      join(DIR, `n${node.replace('node', '')}`, 'flocker', 'agent.yml'),
+    );
+    try {
+      const listed = (await docker.docker(['volume', 'ls', '--format', '{{.Driver}} {{.Name}}'])).stdout;
+      expect(listed.split('\n')).toContain(`${docker.driver} ${pvName}`);
+      await kubectl(['scale', 'statefulset', 'db', '--replicas=0']);
+      await waitFor(`pod ${podOf} gone`, async () => ((await k8s.pod(podOf)) === undefined ? true : undefined), {
+        timeoutMs: 120_000,
+        intervalMs: 500,
+      });
+      const seen = await docker.runWith(pvName, 'cat /data/first; echo "written by docker" >> /data/log; sync');
+      expect(seen).toMatch(/^written on node\d\n$/);
+      await kubectl(['scale', 'statefulset', 'db', '--replicas=1']);
+      await k8s.podRunning(podOf, { node, timeoutMs: 120_000 });
+      expect(await kubectl(['exec', podOf, '--', 'cat', '/data/log'])).toContain('written by docker\n');
+    } catch (err) {
+      process.stdout.write(docker.logs());
+      throw err;
+    } finally {
+      await docker.close();
+    }
   });
 
   it('deleting the PVC deletes the dataset', async () => {

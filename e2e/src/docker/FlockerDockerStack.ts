@@ -19,11 +19,12 @@ import { removeTree } from '../removeTree';
 
 export const TINY_IMAGE = 'flocker-e2e-tiny:latest';
 
-function packageMain(pkg: string): string {
+export function packageMain(pkg: string): string {
   return path.join(path.dirname(require.resolve(`${pkg}/package.json`)), 'dist', 'main.js');
 }
 
-class ChildService {
+/** A child process with its output appended to a log file. */
+export class ChildService {
   private child: ChildProcess | undefined;
   constructor(
     readonly name: string,

@@ -2,3 +2,4 @@ export { FlockerDockerStack, TINY_IMAGE, cleanupUnder, type FlockerDockerStackOp
 export { DockerDaemon, DOCKER_CLI } from './DockerDaemon';
 export { exec, until, sleep, type ExecResult } from './exec';
 export { buildTinyRootfsTar } from './tinyImage';
+export { DockerBesideAgent } from './DockerBesideAgent';
