@@ -49,6 +49,8 @@ export interface PoolIdentity {
   readonly clusterId: string | null;
   /** ISO 8601 time the pool was first claimed. */
   readonly created: string;
+  /** The pool's own id (its storage zone, see storageZone); absent in a pool.json written before it existed. */
+  readonly poolId?: string;
 }
 
 /**
@@ -127,6 +129,18 @@ export interface BlockDeviceApi {
    * (possibly another cluster's: the caller compares).
    */
   claimPool?(clusterId: string | null): Promise<PoolIdentity>;
+  /**
+   * The storage zone this node is in: the nodes of one zone can each attach every volume
+   * created in it (volumes move within a zone without copying). Loopback: the pool's id;
+   * EBS: the availability zone; Cinder: the configured availability zone. Undefined when
+   * unknown (then every node is taken to reach every volume).
+   */
+  storageZone?(): Promise<string | undefined>;
+  /**
+   * Free capacity (bytes) of the backend where it has a real figure (loopback: free bytes of
+   * the pool's file system); undefined otherwise. Volumes may be thin: it bounds new data, not sizes.
+   */
+  availableBytes?(): Promise<number | undefined>;
   /**
    * The local device path of a volume attached to this instance. Fails with
    * UNATTACHED if not attached, NOT_ATTACHED_HERE if attached to another instance.

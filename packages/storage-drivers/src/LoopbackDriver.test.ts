@@ -454,11 +454,37 @@ describe('LoopbackDriver: one bad record, impossible sizes, pool identity (issue
     expect(second).toEqual(first); // one claim wins; the other finds it
     expect(await b.poolIdentity()).toEqual(first);
     const json: unknown = JSON.parse(await fs.readFile(path.join(root, 'pool.json'), 'utf8'));
-    expect(json).toEqual({ version: 1, cluster_id: first.clusterId, created: first.created });
+    expect(json).toEqual({ version: 1, cluster_id: first.clusterId, created: first.created, pool_id: first.poolId });
+    expect(first.poolId).toMatch(/^[0-9a-f-]{36}$/);
     await fs.writeFile(path.join(root, 'pool.json'), '{"trunc');
     await expectStorageError(a.poolIdentity(), 'CORRUPT_RECORD');
     await fs.rm(path.join(root, 'pool.json'));
     expect(await a.claimPool(null)).toMatchObject({ clusterId: null });
+  });
+
+  it('has a storage zone: the pool id, added once to a pool.json from before pool ids (every node sees the same)', async () => {
+    const { root, a, b } = await pool();
+    expect(await a.storageZone()).toBeUndefined(); // unclaimed: nothing written
+    await expect(fs.access(path.join(root, 'pool.json'))).rejects.toMatchObject({ code: 'ENOENT' });
+    const old = { version: 1, cluster_id: 'cluster-1', created: '2026-01-01T00:00:00.000Z' };
+    await fs.writeFile(path.join(root, 'pool.json'), JSON.stringify(old));
+    expect(await a.poolIdentity()).toEqual({ clusterId: 'cluster-1', created: old.created });
+    const [za, zb] = await Promise.all([a.storageZone(), b.storageZone()]);
+    expect(za).toMatch(/^[0-9a-f-]{36}$/);
+    expect(zb).toBe(za); // one writer under the pool lock; the other reads it
+    const json: unknown = JSON.parse(await fs.readFile(path.join(root, 'pool.json'), 'utf8'));
+    expect(json).toEqual({ ...old, pool_id: za });
+    expect(await a.poolIdentity()).toEqual({ clusterId: 'cluster-1', created: old.created, poolId: za });
+    expect(await b.storageZone()).toBe(za);
+    expect(await (await pool()).a.claimPool('x').then((i) => i.poolId)).not.toBe(za); // another pool, another zone
+  });
+
+  it('answers the free bytes of the pool file system', async () => {
+    const { root, a } = await pool();
+    const s = await fs.statfs(root);
+    const free = await a.availableBytes();
+    expect(Number.isSafeInteger(free)).toBe(true);
+    expect(Math.abs(free - s.bavail * s.bsize)).toBeLessThanOrEqual(64 * MiB);
   });
 });
 

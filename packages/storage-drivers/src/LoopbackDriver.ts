@@ -404,7 +404,8 @@ export class LoopbackDriver implements BlockDeviceApi {
         `${this.poolFile} is malformed (${issues}); restore it, or remove it to let the next agent claim the pool again`,
       );
     }
-    return { clusterId: parsed.data.cluster_id, created: parsed.data.created };
+    const { cluster_id: clusterId, created, pool_id: poolId } = parsed.data;
+    return { clusterId, created, ...(poolId !== undefined ? { poolId } : {}) };
   }
 
   /** Writes pool.json unless the pool already has one (under the pool lock); answers the pool's identity. */
@@ -412,14 +413,50 @@ export class LoopbackDriver implements BlockDeviceApi {
     return this.withPoolLock(async () => {
       const existing = await this.poolIdentity();
       if (existing !== null) return existing;
-      const identity: PoolIdentity = { clusterId, created: new Date().toISOString() };
-      await writeFileAtomic(
-        this.poolFile,
-        JSON.stringify({ version: 1, cluster_id: clusterId, created: identity.created }, null, 2) + '\n',
-      );
+      const identity: PoolIdentity = { clusterId, created: new Date().toISOString(), poolId: randomUUID() };
+      await this.writePoolFile(identity);
       this.logger.info('claimed the pool for this cluster', { rootPath: this.rootPath, clusterId });
       return identity;
     });
+  }
+
+  /**
+   * The pool's id as the storage zone: every node sharing the pool can take each of its
+   * volumes. A pool.json written before pool ids existed gets one (under the pool lock, one
+   * atomic write: a crash leaves the old file, and the next call adds it). Undefined while
+   * the pool is unclaimed (claiming is the agent's decision, not this one's).
+   */
+  async storageZone(): Promise<string | undefined> {
+    const found = await this.poolIdentity();
+    if (found === null || found.poolId !== undefined) return found?.poolId;
+    return this.withPoolLock(async () => {
+      const identity = await this.poolIdentity();
+      if (identity === null || identity.poolId !== undefined) return identity?.poolId;
+      const poolId = randomUUID();
+      await this.writePoolFile({ ...identity, poolId });
+      this.logger.info('gave the pool an id (its storage zone)', { rootPath: this.rootPath, poolId });
+      return poolId;
+    });
+  }
+
+  /** Free bytes of the pool's file system (what a non-root writer may still use). */
+  async availableBytes(): Promise<number> {
+    try {
+      const s = await fs.statfs(this.rootPath);
+      return s.bavail * s.bsize;
+    } catch (e) {
+      throw new StorageError('BACKEND_ERROR', `cannot statfs pool ${this.rootPath}: ${errorMessage(e)}`);
+    }
+  }
+
+  private async writePoolFile(identity: PoolIdentity): Promise<void> {
+    const json = {
+      version: 1,
+      cluster_id: identity.clusterId,
+      created: identity.created,
+      ...(identity.poolId !== undefined ? { pool_id: identity.poolId } : {}),
+    };
+    await writeFileAtomic(this.poolFile, JSON.stringify(json, null, 2) + '\n');
   }
 
   async getDevicePath(blockdeviceId: string): Promise<string> {
@@ -1218,7 +1255,13 @@ const ATTACHMENT: AtomicWriteOptions = { durableRename: false };
 
 /** `<root>/pool.json`. */
 const PoolFile = z
-  .object({ version: z.literal(1), cluster_id: z.string().min(1).nullable(), created: z.string() })
+  .object({
+    version: z.literal(1),
+    cluster_id: z.string().min(1).nullable(),
+    created: z.string(),
+    /** Added later (optional: older pools gain it on the first storageZone()). */
+    pool_id: z.string().min(1).optional(),
+  })
   .strict();
 
 /** EFBIG (the pool's filesystem cannot hold a file that large) as INVALID_SIZE; undefined for other errors. */

@@ -150,6 +150,14 @@ export class CinderDriver implements BlockDeviceApi {
     return GIB;
   }
 
+  /**
+   * The configured availability_zone volumes are created in; undefined without one (volumes
+   * go to Cinder's default zone, which this driver does not ask about: all nodes alike).
+   */
+  async storageZone(): Promise<string | undefined> {
+    return this.options.availability_zone;
+  }
+
   async computeInstanceId(): Promise<string> {
     if (this.options.instance_id !== undefined) return this.options.instance_id;
     this.instanceId ??= this.discoverInstanceId().catch((e: unknown) => {

@@ -173,6 +173,26 @@ describe('zod parsing of OpenStack answers', () => {
   });
 });
 
+describe('CinderDriver storage zone', () => {
+  const options = {
+    auth_plugin: 'noauth',
+    cinder_url: 'http://127.0.0.1:9/v3',
+    project_id: 'p1',
+    cluster_id: 'c1',
+  } as const;
+  it('is the configured availability_zone; none without one; no free-capacity figure', async () => {
+    const zoned = new CinderDriver({ ...options, availability_zone: 'az-2' });
+    const plain = new CinderDriver(options);
+    try {
+      expect(await zoned.storageZone()).toBe('az-2');
+      expect(await plain.storageZone()).toBeUndefined();
+      expect('availableBytes' in plain).toBe(false);
+    } finally {
+      await Promise.all([zoned.close(), plain.close()]);
+    }
+  });
+});
+
 describe('CinderDriverOptionsSchema (agent.yml dataset section)', () => {
   const base = { backend: 'openstack', cluster_id: 'c1', auth_url: 'https://keystone.example:5000/v3' };
 

@@ -175,6 +175,11 @@ export class EbsDriver implements BlockDeviceApi {
     return MAX_VOLUME_GIB * GiB;
   }
 
+  /** The configured availability zone: volumes are created there and attach only to instances in it. */
+  async storageZone(): Promise<string> {
+    return this.config.zone;
+  }
+
   computeInstanceId(): Promise<string> {
     if (this.config.instance_id !== undefined) return Promise.resolve(this.config.instance_id);
     // Cache success only: a failed metadata fetch is tried again next time.

@@ -220,4 +220,18 @@ describe('createEbsDriver (root export)', () => {
       createEbsDriver({ config: { backend: 'aws', region: 'eu-west-1', zone: 'us-east-1a', cluster_id: 'c' } }),
     ).toThrow(/not in region/);
   });
+
+  it('reports the configured availability zone as its storage zone, and no free-capacity figure', async () => {
+    const d = createEbsDriver({
+      config: {
+        backend: 'aws',
+        region: 'eu-west-1',
+        zone: 'eu-west-1b',
+        cluster_id: 'c',
+        instance_id: 'i-0123456789abcdef0',
+      },
+    });
+    expect(await d.storageZone?.()).toBe('eu-west-1b');
+    expect('availableBytes' in d).toBe(false);
+  });
 });
