@@ -14,6 +14,18 @@ export const METADATA_MAX_LENGTH = 256;
 /** Docker volume names live in metadata.name (as the original Flocker plugin did). */
 export const METADATA_NAME_KEY = 'name';
 export const METADATA_PROFILE_KEY = 'clusterhq:flocker:profile';
+/** The file system a dataset is formatted with (issue 20): one of DATASET_FILESYSTEMS, ext4 when absent. */
+export const METADATA_FILESYSTEM_KEY = 'clusterhq:flocker:filesystem';
+export const DATASET_FILESYSTEMS = ['ext4', 'xfs'] as const;
+export type DatasetFilesystem = (typeof DATASET_FILESYSTEMS)[number];
+/** mkfs.xfs refuses file systems below 300 MB (xfsprogs >= 5.19): an xfs dataset is at least 300 MiB. */
+export const XFS_MINIMUM_SIZE = 300 * 1024 * 1024;
+
+/** The file system a dataset's metadata asks for; undefined for a value no agent supports. */
+export function datasetFilesystem(metadata: Readonly<Record<string, string>>): DatasetFilesystem | undefined {
+  const v = metadata[METADATA_FILESYSTEM_KEY] ?? 'ext4';
+  return DATASET_FILESYSTEMS.find((f) => f === v);
+}
 
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -74,6 +86,7 @@ export function findProtoKey(value: unknown): (string | number)[] | undefined {
 }
 export const DatasetId = Uuid.describe('An identifier, unique across the cluster, of a dataset (a UUID).');
 export const NodeUuid = Uuid.describe('The UUID of a node (a host running a dataset agent).');
+export const SnapshotId = Uuid.describe('An identifier, unique across the cluster, of a snapshot (a UUID).');
 
 export const MaximumSize = z
   .number()
@@ -116,6 +129,9 @@ export const DatasetConfiguration = z
     maximum_size: MaximumSize.nullable().optional(),
     metadata: Metadata,
     deleted: z.boolean(),
+    source_snapshot_id: SnapshotId.optional().describe(
+      'The snapshot this dataset was cloned from (absent: created empty).',
+    ),
   })
   .strict();
 
@@ -125,8 +141,28 @@ export const CreateDatasetRequest = z
     dataset_id: DatasetId.optional(),
     maximum_size: MaximumSize.nullable().optional(),
     metadata: Metadata.optional(),
+    source_snapshot_id: SnapshotId.optional().describe(
+      "Clone: the new dataset starts with this snapshot's data; maximum_size defaults to the snapshot's size and may not be smaller.",
+    ),
   })
-  .strict();
+  .strict()
+  .superRefine((req, ctx) => {
+    const metadata = req.metadata ?? {};
+    const fs = datasetFilesystem(metadata);
+    if (fs === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['metadata', METADATA_FILESYSTEM_KEY],
+        message: `unsupported file system ${JSON.stringify(metadata[METADATA_FILESYSTEM_KEY])}; use one of ${DATASET_FILESYSTEMS.join(', ')}`,
+      });
+    } else if (fs === 'xfs' && req.maximum_size != null && req.maximum_size < XFS_MINIMUM_SIZE) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maximum_size'],
+        message: `an xfs dataset needs at least ${XFS_MINIMUM_SIZE} bytes (300 MiB)`,
+      });
+    }
+  });
 
 export const UpdateDatasetRequest = z
   .object({
@@ -144,8 +180,72 @@ export const DatasetState = z
   })
   .strict();
 
+// ---- Snapshots (issue 20) ----------------------------------------------------
+
+/** A snapshot in the desired configuration: asked for through the API, taken by the source's primary node. */
+export const SnapshotConfiguration = z
+  .object({
+    snapshot_id: SnapshotId,
+    dataset_id: DatasetId.describe('The dataset the snapshot is (to be) taken of.'),
+    metadata: Metadata.describe('Free-form key/value strings; the `name` key is unique among live snapshots.'),
+    created_at: z.string().describe('ISO 8601 time the snapshot was requested.'),
+    deleted: z
+      .literal(true)
+      .optional()
+      .describe('Present once the snapshot is deleted: agents destroy it; it is dropped when no node reports it.'),
+  })
+  .strict();
+
+export const CreateSnapshotRequest = z
+  .object({
+    dataset_id: DatasetId,
+    snapshot_id: SnapshotId.optional(),
+    metadata: Metadata.optional(),
+  })
+  .strict();
+
+export const SnapshotStatus = z
+  .enum(['creating', 'ready', 'error'])
+  .describe('creating: taken, not yet usable for a clone; ready: usable; error: the backend failed it.');
+
+/** What the storage backends hold: one entry per snapshot, from the nodes' reports. */
+export const SnapshotState = z
+  .object({
+    snapshot_id: SnapshotId,
+    dataset_id: DatasetId,
+    size: z.number().int().nonnegative().describe('Bytes of the source volume when the snapshot was taken.'),
+    created_at: z.string().describe('ISO 8601 time the backend took the snapshot.'),
+    status: SnapshotStatus,
+  })
+  .strict();
+
+/** One snapshot the storage backend holds, as a node's driver lists it. */
+export const BackendSnapshot = SnapshotState.extend({
+  backend_id: z.string().describe("The backend's own id of the snapshot (EBS snap-…, a Cinder UUID)."),
+  source_blockdevice_id: z.string().describe('The volume it was taken of (it may since have been destroyed).'),
+}).strict();
+
 export const NodeSummary = z.object({ uuid: NodeUuid, host: z.string() }).strict();
+/** GET /v1/state/nodes: a node as its agent reports it (Flocker's uuid and host, plus what a scheduler needs). */
+export const NodeStateSummary = NodeSummary.extend({
+  zone: z.string().optional().describe('The storage zone the node is in (see NodeReport.zone).'),
+  available_bytes: z
+    .number()
+    .int()
+    .nonnegative()
+    .optional()
+    .describe("Free capacity (bytes) of the node's storage backend, where it has a figure."),
+}).strict();
 export const EraResponse = z.object({ uuid: NodeUuid }).strict();
+
+/**
+ * A local user of a lease on its node ("docker" for the Docker plugin, "csi" for the CSI node
+ * plugin): each holds its own share, and the lease ends when the last one lets go.
+ */
+export const LeaseHolder = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,31}$/, { message: 'must be 1-32 lower-case letters, digits or -, starting with a letter' })
+  .describe('A local user of the lease on its node, such as docker or csi.');
 
 export const Lease = z
   .object({
@@ -158,8 +258,30 @@ export const Lease = z
       .describe(
         'A pinned lease is kept when its node is declared dead (manual failover); others end after the lease grace.',
       ),
+    holders: z
+      .array(LeaseHolder)
+      .optional()
+      .describe(
+        'The named local users holding the lease on its node; the lease ends when the last lets go. Absent when only acquires without a holder (Flocker v1 clients, the CLI) hold it.',
+      ),
+    unnamed_holder: z
+      .boolean()
+      .optional()
+      .describe(
+        'Present (true) beside holders when an acquire without a holder holds the lease too: only a release without a holder ends that share.',
+      ),
   })
   .strict();
+
+/** The answer to a release: the lease as released, or (`remains: true`) as it is now that one holder let go. */
+export const ReleasedLease = Lease.extend({
+  remains: z
+    .boolean()
+    .optional()
+    .describe(
+      'Only for a release naming a holder: true if other holders keep the lease (shown as it is now), false if that holder was the last and the lease is gone.',
+    ),
+}).strict();
 
 export const CreateLeaseRequest = z
   .object({
@@ -172,6 +294,9 @@ export const CreateLeaseRequest = z
       .max(MAX_LEASE_SECONDS, { message: `must be at most ${MAX_LEASE_SECONDS} seconds` })
       .nullable(),
     pinned: z.boolean().optional().describe('Keep the lease even when its node is declared dead (default false).'),
+    holder: LeaseHolder.optional().describe(
+      "Who on the node takes the lease (docker, csi): acquiring the node's lease again adds the holder. Without: an unnamed share that only a release without holder ends.",
+    ),
   })
   .strict();
 
@@ -242,6 +367,8 @@ export const NodeReport = z
     manifestations: z.array(ManifestationState),
     /** Volumes the backend lists; on a shared backend any node can report them all. */
     volumes: z.array(BackendVolume).optional(),
+    /** Snapshots the backend lists (absent when the backend has none); on a shared backend every node reports all. */
+    snapshots: z.array(BackendSnapshot).optional(),
     errors: z.array(ActionError).default([]),
     max_volume_size: z
       .number()
@@ -249,6 +376,22 @@ export const NodeReport = z
       .positive()
       .optional()
       .describe("The largest volume (bytes) this node's storage backend can create; absent when unknown."),
+    zone: z
+      .string()
+      .min(1)
+      .max(255)
+      .optional()
+      .describe(
+        "The storage zone the node is in: volumes move without copying between the nodes of one zone (loopback: the pool's id; EBS: the availability zone; Cinder: the configured availability zone). Absent when unknown.",
+      ),
+    available_bytes: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe(
+        "Free capacity (bytes) of the node's storage backend where it has a figure (loopback: free space of the pool's file system, rounded down); absent otherwise.",
+      ),
     fencing: z
       .object({
         state: z.enum(['fenced', 'recovered']),
@@ -289,6 +432,10 @@ export const ClusterSnapshot = z
     generation: z.string().describe('Opaque token; changes whenever configuration or state changes.'),
     configuration_tag: z.string(),
     datasets: z.array(DatasetConfiguration),
+    snapshots: z
+      .array(SnapshotConfiguration)
+      .optional()
+      .describe('Configured snapshots, deleted ones included until no node reports them.'),
     leases: z.array(Lease),
     nodes: z.array(NodeState),
     node_timeout_seconds: z
@@ -309,8 +456,14 @@ export type CreateDatasetRequest = z.infer<typeof CreateDatasetRequest>;
 export type UpdateDatasetRequest = z.infer<typeof UpdateDatasetRequest>;
 export type DatasetState = z.infer<typeof DatasetState>;
 export type NodeSummary = z.infer<typeof NodeSummary>;
+export type NodeStateSummary = z.infer<typeof NodeStateSummary>;
+export type SnapshotConfiguration = z.infer<typeof SnapshotConfiguration>;
+export type CreateSnapshotRequest = z.infer<typeof CreateSnapshotRequest>;
+export type SnapshotState = z.infer<typeof SnapshotState>;
+export type BackendSnapshot = z.infer<typeof BackendSnapshot>;
 export type Lease = z.infer<typeof Lease>;
 export type CreateLeaseRequest = z.infer<typeof CreateLeaseRequest>;
+export type ReleasedLease = z.infer<typeof ReleasedLease>;
 export type ManifestationState = z.infer<typeof ManifestationState>;
 export type BackendVolume = z.infer<typeof BackendVolume>;
 export type ActionError = z.infer<typeof ActionError>;

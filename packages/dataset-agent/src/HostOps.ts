@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import {
   StorageError,
+  filesystemType,
   hasFilesystem,
   isLoopDeviceNeverWritten,
   listMounts,
@@ -14,6 +15,8 @@ import {
   mount,
   resizeFilesystem,
   unmount,
+  xfsSizeFromSuperblock,
+  type FilesystemKind,
 } from '@flocker/storage-drivers';
 
 export interface HostMount {
@@ -28,15 +31,20 @@ export interface HostOps {
   /** "major:minor" of a block device node, or null if it does not exist. */
   deviceNumber(devicePath: string): Promise<string | null>;
   hasFilesystem(devicePath: string): Promise<boolean>;
-  /** Fails with FILESYSTEM_EXISTS rather than formatting over data. */
-  makeFilesystem(devicePath: string): Promise<void>;
+  /** Fails with FILESYSTEM_EXISTS rather than formatting over data. ext4 unless told otherwise. */
+  makeFilesystem(devicePath: string, filesystem?: FilesystemKind): Promise<void>;
   mkdirp(path: string): Promise<void>;
   mount(devicePath: string, mountPoint: string): Promise<void>;
   unmount(mountPoint: string): Promise<void>;
+  /**
+   * Grows the filesystem on the device to fill it: ext4 with resize2fs (online when mounted,
+   * which needs CAP_SYS_RESOURCE), xfs with xfs_growfs on its mount point (xfs grows only
+   * mounted: an unmounted one is left for its next mount).
+   */
   resizeFilesystem(devicePath: string): Promise<void>;
-  /** Bytes the ext4 filesystem on the device spans, or null if it is not ext4. */
+  /** Bytes the ext4 or xfs filesystem on the device spans, or null if it is neither. */
   filesystemSize(devicePath: string): Promise<number | null>;
-  /** Grows an unmounted filesystem to its device (e2fsck -f, then resize2fs). */
+  /** Grows an unmounted filesystem to its device (ext4: e2fsck -f, then resize2fs; xfs: nothing, see resizeFilesystem). */
   growUnmountedFilesystem(devicePath: string): Promise<void>;
 }
 
@@ -67,15 +75,27 @@ function run(file: string, args: string[], okCodes: number[] = [0]): Promise<voi
   });
 }
 
-async function readExt4Size(devicePath: string): Promise<number | null> {
+/** The ext4 (byte 1024) and xfs (byte 0) superblocks' sizes, in one read. */
+async function readSuperblocks(devicePath: string): Promise<{ ext4: number | null; xfs: number | null }> {
   const handle = await fs.open(devicePath, 'r');
   try {
-    const sb = Buffer.alloc(1024);
-    const { bytesRead } = await handle.read(sb, 0, 1024, 1024);
-    return bytesRead === 1024 ? ext4SizeFromSuperblock(sb) : null;
+    const buf = Buffer.alloc(2048);
+    const { bytesRead } = await handle.read(buf, 0, 2048, 0);
+    return {
+      ext4: bytesRead === 2048 ? ext4SizeFromSuperblock(buf.subarray(1024)) : null,
+      xfs: bytesRead >= 16 ? xfsSizeFromSuperblock(buf) : null,
+    };
   } finally {
     await handle.close();
   }
+}
+
+/** The filesystem type to mount the device with: from its superblock, else blkid's answer. */
+async function mountType(devicePath: string): Promise<string> {
+  const sb = await readSuperblocks(devicePath);
+  if (sb.ext4 !== null) return 'ext4';
+  if (sb.xfs !== null) return 'xfs';
+  return (await filesystemType(devicePath)) ?? 'ext4';
 }
 
 export const linuxHostOps: HostOps = {
@@ -93,20 +113,33 @@ export const linuxHostOps: HostOps = {
     // Fast paths without running blkid: an ext4 superblock means "yes"; a loop
     // device over a file without a single allocated block means a certain "no".
     // Anything else asks blkid, which knows every signature (a "no" must be certain).
-    if ((await readExt4Size(devicePath)) !== null) return true;
+    const sb = await readSuperblocks(devicePath);
+    if (sb.ext4 !== null || sb.xfs !== null) return true;
     if (await isLoopDeviceNeverWritten(devicePath)) return false;
     return hasFilesystem(devicePath);
   },
-  makeFilesystem: (devicePath) =>
-    makeFilesystem(devicePath, { type: 'ext4', neverWritten: (d) => isLoopDeviceNeverWritten(d) }),
+  makeFilesystem: (devicePath, filesystem = 'ext4') =>
+    makeFilesystem(devicePath, { type: filesystem, neverWritten: (d) => isLoopDeviceNeverWritten(d) }),
   mkdirp: async (path) => {
     await fs.mkdir(path, { recursive: true });
   },
-  mount: (devicePath, mountPoint) => mount(devicePath, mountPoint, { fstype: 'ext4' }),
+  mount: async (devicePath, mountPoint) => mount(devicePath, mountPoint, { fstype: await mountType(devicePath) }),
   unmount: (mountPoint) => unmount(mountPoint),
-  resizeFilesystem: (devicePath) => resizeFilesystem(devicePath),
-  filesystemSize: (devicePath) => readExt4Size(devicePath),
+  resizeFilesystem: async (devicePath) => {
+    const sb = await readSuperblocks(devicePath);
+    if (sb.xfs === null) return resizeFilesystem(devicePath);
+    const st = await fs.stat(devicePath, { bigint: true });
+    const number = majorMinorOf(st.rdev);
+    const at = (await listMounts()).find((m) => m.majorMinor === number || m.device === devicePath);
+    if (at === undefined) return; // grown after its next mount
+    await resizeFilesystem(devicePath, { fstype: 'xfs', mountPoint: at.mountPoint });
+  },
+  filesystemSize: async (devicePath) => {
+    const sb = await readSuperblocks(devicePath);
+    return sb.ext4 ?? sb.xfs;
+  },
   growUnmountedFilesystem: async (devicePath) => {
+    if ((await readSuperblocks(devicePath)).xfs !== null) return; // xfs grows only mounted
     // e2fsck exits 1 when it fixed something, which is fine before a resize.
     await run('e2fsck', ['-f', '-p', devicePath], [0, 1]);
     await run('resize2fs', [devicePath]);

@@ -50,6 +50,8 @@ export interface DesiredDataset {
   readonly maximumSize: number | null;
   readonly deleted: boolean;
   readonly profile?: string;
+  /** The file system to make on a new volume; absent: ext4. */
+  readonly filesystem?: 'xfs';
 }
 
 export interface ClusterNode {
@@ -76,7 +78,14 @@ export interface DecisionContext {
 export type Action =
   | { readonly kind: 'create'; readonly datasetId: string; readonly size: number; readonly profile?: string }
   | { readonly kind: 'attach'; readonly datasetId: string; readonly blockdeviceId: string }
-  | { readonly kind: 'format'; readonly datasetId: string; readonly blockdeviceId: string; readonly devicePath: string }
+  | {
+      readonly kind: 'format';
+      readonly datasetId: string;
+      readonly blockdeviceId: string;
+      readonly devicePath: string;
+      /** Absent: ext4. */
+      readonly filesystem?: 'xfs';
+    }
   | {
       readonly kind: 'mount';
       readonly datasetId: string;

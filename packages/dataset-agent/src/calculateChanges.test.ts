@@ -154,6 +154,14 @@ describe('calculateChanges: details', () => {
       { kind: 'create', datasetId: DS, size: 128 * MiB, profile: 'gold' },
     ]);
   });
+  it('formats with the file system the dataset asks for (xfs), ext4 when it asks for none', () => {
+    expect(decide(dataset('primary', { filesystem: 'xfs' }), volumeFor('hereNoFs'))).toEqual([
+      { kind: 'format', datasetId: DS, blockdeviceId: 'vol-1', devicePath: '/dev/loop7', filesystem: 'xfs' },
+    ]);
+    expect(decide(dataset('primary'), volumeFor('hereNoFs'))).toEqual([
+      { kind: 'format', datasetId: DS, blockdeviceId: 'vol-1', devicePath: '/dev/loop7' },
+    ]);
+  });
   it('grows a mounted volume when maximum_size grew', () => {
     expect(decide(dataset('primary', { maximumSize: 256 * MiB }), volumeFor('mounted'))).toEqual([
       { kind: 'resize', datasetId: DS, blockdeviceId: 'vol-1', devicePath: '/dev/loop7', size: 256 * MiB },

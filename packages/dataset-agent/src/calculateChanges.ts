@@ -167,7 +167,13 @@ function actionFor(
       return owner ? { kind: 'forceDetach', datasetId, blockdeviceId, fromInstance: volume.attachedTo ?? '' } : null;
     case 'format':
       return volume.devicePath !== undefined && volume.hasFilesystem === false
-        ? { kind: 'format', datasetId, blockdeviceId, devicePath: volume.devicePath }
+        ? {
+            kind: 'format',
+            datasetId,
+            blockdeviceId,
+            devicePath: volume.devicePath,
+            ...(dataset.filesystem !== undefined ? { filesystem: dataset.filesystem } : {}),
+          }
         : null;
     case 'mount':
     case 'mounted': {

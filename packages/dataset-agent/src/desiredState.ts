@@ -1,5 +1,5 @@
 /** The desired state of the cluster (LocalState's DesiredState) from a control service snapshot. */
-import { METADATA_PROFILE_KEY, type ClusterSnapshot } from '@flocker/api';
+import { METADATA_PROFILE_KEY, datasetFilesystem, type ClusterSnapshot } from '@flocker/api';
 import type { DesiredState } from './LocalState';
 
 export function desiredStateOf(snapshot: ClusterSnapshot): DesiredState {
@@ -12,6 +12,7 @@ export function desiredStateOf(snapshot: ClusterSnapshot): DesiredState {
         maximumSize: d.maximum_size ?? null,
         deleted: d.deleted,
         ...(profile !== undefined ? { profile } : {}),
+        ...(datasetFilesystem(d.metadata) === 'xfs' ? { filesystem: 'xfs' as const } : {}),
       };
     }),
     nodes: snapshot.nodes.map((n) => ({ uuid: n.uuid, instanceId: n.instance_id, alive: n.alive })),

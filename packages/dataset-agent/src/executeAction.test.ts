@@ -71,6 +71,43 @@ describe('executeAction: every action is idempotent', () => {
     expect([...c.host.formatted]).toEqual(['/dev/x']);
   });
 
+  it('format makes the file system the action names', async () => {
+    const c = ctx();
+    const made: Array<string | undefined> = [];
+    c.host.makeFilesystem = async (_device: string, filesystem?: string) => void made.push(filesystem);
+    await executeAction(
+      { kind: 'format', datasetId: DS, blockdeviceId: 'v', devicePath: '/dev/x', filesystem: 'xfs' },
+      c,
+    );
+    await executeAction({ kind: 'format', datasetId: DS, blockdeviceId: 'v', devicePath: '/dev/y' }, c);
+    expect(made).toEqual(['xfs', undefined]);
+  });
+
+  it('mount grows a file system that only grows mounted (xfs) right after mounting it', async () => {
+    const c = ctx();
+    let fsSize = 64 * MiB;
+    const steps: string[] = [];
+    c.host.filesystemSize = async () => fsSize;
+    c.host.growUnmountedFilesystem = async () => void steps.push('offline'); // xfs: nothing happens
+    c.host.resizeFilesystem = async () => {
+      steps.push(`online mounted=${c.host.mounts.length}`);
+      fsSize = 128 * MiB;
+    };
+    const mount = {
+      kind: 'mount',
+      datasetId: DS,
+      blockdeviceId: 'v',
+      devicePath: '/dev/x',
+      mountPath: `/flocker/${DS}`,
+      size: 128 * MiB,
+    } as const;
+    await executeAction(mount, c);
+    expect(steps).toEqual(['offline', 'online mounted=1']);
+    await executeAction({ kind: 'unmount', datasetId: DS, blockdeviceId: 'v', mountPath: mount.mountPath }, c);
+    await executeAction(mount, c); // full size now: nothing more
+    expect(steps).toEqual(['offline', 'online mounted=1']);
+  });
+
   it('mount twice mounts once; unmount of nothing is done', async () => {
     const c = ctx();
     const mount = {

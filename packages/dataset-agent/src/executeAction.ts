@@ -90,7 +90,7 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
       }
     case 'format':
       // Already formatted (say, by a run that crashed after mkfs): done, and nothing overwritten.
-      await ignoring(['FILESYSTEM_EXISTS'], () => host.makeFilesystem(action.devicePath));
+      await ignoring(['FILESYSTEM_EXISTS'], () => host.makeFilesystem(action.devicePath, action.filesystem));
       return {};
     case 'mount': {
       await host.mkdirp(action.mountPath);
@@ -113,6 +113,11 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
         await host.growUnmountedFilesystem(action.devicePath);
       }
       await host.mount(action.devicePath, action.mountPath);
+      // xfs grows only mounted: one grown while attached elsewhere or unmounted grows now.
+      if (fsSize !== null && fsSize < action.size) {
+        const after = await host.filesystemSize(action.devicePath);
+        if (after !== null && after < action.size) await host.resizeFilesystem(action.devicePath);
+      }
       return {};
     }
     case 'unmount': {

@@ -10,6 +10,7 @@ import {
   blockDeviceSize,
   growthReserveArgs,
   makeFilesystem,
+  xfsSizeFromSuperblock,
   ONLINE_GROWTH_FACTOR,
   mount,
   parseMountInfo,
@@ -298,6 +299,68 @@ describe('filesystem helpers on a real loop device', () => {
       expect(Number(/Block count:\s+(\d+)/.exec(grown)?.[1]) * 4096).toBe(100 * 1024 ** 3);
     } finally {
       await runChecked(execFileExec, 'losetup', ['-d', big], 'detach');
+    }
+  });
+});
+
+describe('xfs datasets (issue 20: online growth without CAP_SYS_RESOURCE)', () => {
+  let root: string;
+
+  beforeAll(async () => {
+    root = await makeTempRoot('flocker-blockdev-xfs-');
+  });
+  afterAll(async () => {
+    if (root) await destroyTempRoot(root);
+  });
+
+  it('makeFilesystem runs mkfs.xfs (no -f) with a label of at most 12 bytes, and refuses devices below 300 MiB', async () => {
+    const { exec, calls } = fakeExec((file) => (file === 'blkid' ? { exitCode: 2 } : {}));
+    await makeFilesystem('/dev/loop9', { type: 'xfs', label: 'pg', exec, deviceSize: async () => 512 * 1024 ** 2 });
+    expect(calls).toEqual([
+      ['blkid', '-p', '-o', 'export', '/dev/loop9'],
+      ['mkfs.xfs', '-q', '-L', 'pg', '/dev/loop9'],
+    ]);
+    await expectStorageError(
+      makeFilesystem('/dev/loop9', { type: 'xfs', exec, deviceSize: async () => 299 * 1024 ** 2 }),
+      'INVALID_SIZE',
+    );
+    await expectStorageError(
+      makeFilesystem('/dev/loop9', { type: 'xfs', label: 'x'.repeat(13), exec, deviceSize: async () => null }),
+      'BACKEND_ERROR',
+    );
+  });
+
+  it('reads an xfs size from its superblock', () => {
+    const sb = Buffer.alloc(512);
+    sb.writeUInt32BE(0x58465342, 0);
+    sb.writeUInt32BE(4096, 4);
+    sb.writeBigUInt64BE(76800n, 8);
+    expect(xfsSizeFromSuperblock(sb)).toBe(300 * 1024 ** 2);
+    expect(xfsSizeFromSuperblock(Buffer.alloc(512))).toBeNull();
+  });
+
+  it('grows a mounted xfs file system online with xfs_growfs; unmounted it is refused', async () => {
+    const image = path.join(root, 'xfs.img');
+    await fs.writeFile(image, '');
+    await fs.truncate(image, 300 * 1024 ** 2);
+    const device = (await runChecked(execFileExec, 'losetup', ['--find', '--show', image], 'attach')).trim();
+    const mnt = path.join(root, 'mnt');
+    try {
+      await makeFilesystem(device, { type: 'xfs' });
+      expect(await filesystemType(device)).toBe('xfs');
+      await expectStorageError(makeFilesystem(device, { type: 'xfs' }), 'FILESYSTEM_EXISTS');
+      await expectStorageError(resizeFilesystem(device, { fstype: 'xfs' }), 'BACKEND_ERROR');
+      await fs.mkdir(mnt);
+      await mount(device, mnt, { fstype: 'xfs' });
+      const before = (await fs.statfs(mnt)).blocks * (await fs.statfs(mnt)).bsize;
+      await fs.truncate(image, 600 * 1024 ** 2);
+      await runChecked(execFileExec, 'losetup', ['-c', device], 'refresh');
+      await resizeFilesystem(device, { fstype: 'xfs', mountPoint: mnt });
+      const st = await fs.statfs(mnt);
+      expect(st.blocks * st.bsize).toBeGreaterThan(before + 250 * 1024 ** 2);
+    } finally {
+      await unmount(mnt).catch(() => undefined);
+      await runChecked(execFileExec, 'losetup', ['-d', device], 'detach');
     }
   });
 });

@@ -82,9 +82,15 @@ export async function hasFilesystem(device: string, options: BlockdevOptions = {
   return (await filesystemType(device, options)) !== null;
 }
 
+/** File systems the agent makes on a dataset's volume. */
+export type FilesystemKind = 'ext4' | 'xfs';
+
+/** mkfs.xfs (xfsprogs >= 5.19) refuses devices below 300 MB. */
+export const XFS_MINIMUM_DEVICE_SIZE = 300 * 1024 * 1024;
+
 export interface MakeFilesystemOptions extends BlockdevOptions {
-  readonly type: 'ext4';
-  /** ext4 labels are at most 16 bytes. */
+  readonly type: FilesystemKind;
+  /** ext4 labels are at most 16 bytes, xfs labels 12. */
   readonly label?: string;
   /**
    * ext4 multi-mount protection: the kernel refuses a second mount of the same
@@ -149,10 +155,10 @@ export async function blockDeviceSize(device: string, sysfs = '/sys/dev/block'):
 /** Creates a filesystem; refuses (FILESYSTEM_EXISTS) if the device already has one. */
 export async function makeFilesystem(device: string, options: MakeFilesystemOptions): Promise<void> {
   const exec = options.exec ?? execFileExec;
-  if (options.type !== 'ext4') {
+  if (options.type !== 'ext4' && options.type !== 'xfs') {
     throw new StorageError(
       'BACKEND_ERROR',
-      `unsupported filesystem type ${String(options.type)}; only ext4 is supported`,
+      `unsupported filesystem type ${String(options.type)}; ext4 and xfs are supported`,
     );
   }
   const existing =
@@ -165,10 +171,26 @@ export async function makeFilesystem(device: string, options: MakeFilesystemOpti
       `${device} already has a ${existing} filesystem; refusing to create a new one over it`,
     );
   }
-  if (options.label !== undefined && Buffer.byteLength(options.label) > 16) {
-    throw new StorageError('BACKEND_ERROR', `ext4 label ${JSON.stringify(options.label)} is longer than 16 bytes`);
+  const maxLabel = options.type === 'xfs' ? 12 : 16;
+  if (options.label !== undefined && Buffer.byteLength(options.label) > maxLabel) {
+    throw new StorageError(
+      'BACKEND_ERROR',
+      `${options.type} label ${JSON.stringify(options.label)} is longer than ${maxLabel} bytes`,
+    );
   }
   const size = await (options.deviceSize ?? blockDeviceSize)(device);
+  if (options.type === 'xfs') {
+    if (size !== null && size < XFS_MINIMUM_DEVICE_SIZE) {
+      throw new StorageError(
+        'INVALID_SIZE',
+        `${device} is ${size} bytes; an xfs file system needs at least ${XFS_MINIMUM_DEVICE_SIZE} bytes (300 MiB)`,
+      );
+    }
+    // No -f: mkfs.xfs itself also refuses to write over a signature it finds.
+    const xfsArgs = ['-q', ...(options.label !== undefined ? ['-L', options.label] : []), device];
+    await runChecked(exec, 'mkfs.xfs', xfsArgs, `creating an xfs filesystem on ${device}`);
+    return;
+  }
   const args = ['-q', ...growthReserveArgs(size)];
   if (options.label !== undefined) args.push('-L', options.label);
   if (options.multiMountProtection) args.push('-O', 'mmp');
@@ -217,6 +239,12 @@ export async function unmount(mountPoint: string, options: BlockdevOptions = {})
   await runChecked(exec, 'umount', [mountPoint], `unmounting ${mountPoint}`, 'DEVICE_BUSY');
 }
 
+/** Reads an xfs superblock (at byte 0, big-endian): data blocks x block size, or null when it is not xfs. */
+export function xfsSizeFromSuperblock(sb: Buffer): number | null {
+  if (sb.length < 16 || sb.readUInt32BE(0) !== 0x58465342) return null;
+  return Number(sb.readBigUInt64BE(8)) * sb.readUInt32BE(4);
+}
+
 /**
  * Grows an ext4 filesystem to fill its (already grown) device. Mounted: online
  * resize, which needs CAP_SYS_RESOURCE (resize2fs says "Permission denied"
@@ -224,9 +252,17 @@ export async function unmount(mountPoint: string, options: BlockdevOptions = {})
  */
 export async function resizeFilesystem(
   device: string,
-  options: BlockdevOptions & { mounted?: boolean } = {},
+  options: BlockdevOptions & { mounted?: boolean; fstype?: FilesystemKind; mountPoint?: string } = {},
 ): Promise<void> {
   const exec = options.exec ?? execFileExec;
+  if (options.fstype === 'xfs') {
+    // xfs grows only mounted (XFS_IOC_FSGROWFSDATA needs CAP_SYS_ADMIN, not CAP_SYS_RESOURCE).
+    if (options.mountPoint === undefined) {
+      throw new StorageError('BACKEND_ERROR', `growing the xfs filesystem on ${device} needs it mounted`);
+    }
+    await runChecked(exec, 'xfs_growfs', ['-d', options.mountPoint], `growing the xfs filesystem on ${device}`);
+    return;
+  }
   const mounted = options.mounted ?? (await isDeviceBusy(device));
   if (!mounted) {
     const args = ['-f', '-p', device];
