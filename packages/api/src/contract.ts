@@ -18,7 +18,7 @@ import {
   ErrorResponse,
   Lease,
   NodeReport,
-  NodeSummary,
+  NodeStateSummary,
   NodeUuid,
   OpaqueId,
   ReportResponse,
@@ -206,7 +206,7 @@ export const apiRoutes = {
     path: '/v1/state/nodes',
     summary: 'The nodes whose agents are reporting.',
     tag: 'state',
-    responses: { 200: { description: 'Alive nodes.', schema: z.array(NodeSummary) } },
+    responses: { 200: { description: 'Alive nodes.', schema: z.array(NodeStateSummary) } },
   }),
   nodeByEra: route({
     method: 'get',

@@ -9,7 +9,7 @@
  * would dominate the service's time.
  */
 import { z } from 'zod';
-import { ClusterSnapshot, DatasetConfiguration, DatasetState, type NodeReport, NodeSummary } from '@flocker/api';
+import { ClusterSnapshot, DatasetConfiguration, DatasetState, type NodeReport, NodeStateSummary } from '@flocker/api';
 import { aliveNodes, deriveDatasetState, isAlive, nodeSummaries } from './clusterState';
 import { leaseView, liveLease, type StoredLease } from './configuration';
 import type { ControlState } from './ControlState';
@@ -64,7 +64,7 @@ export class Views {
 
   nodes(): Buffer {
     const s = this.state;
-    return this.memo('nodes', `${s.instanceId}.${s.stateGeneration}`, z.array(NodeSummary), () =>
+    return this.memo('nodes', `${s.instanceId}.${s.stateGeneration}`, z.array(NodeStateSummary), () =>
       JSON.stringify(nodeSummaries(aliveNodes(s.reportedNodes(), s.now(), s.nodeTimeoutMs))),
     );
   }

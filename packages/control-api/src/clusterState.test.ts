@@ -47,6 +47,15 @@ describe('cluster state views', () => {
     expect(s.find((d) => d.dataset_id === D3)).toEqual({ dataset_id: D3, primary: B, maximum_size: 300, path: '/x' });
   });
 
+  it('summaries carry the zone and free capacity a node reports, and nothing when it reports none', () => {
+    const zoned: ReportedNode = { lastSeen: T0, report: report(B, { zone: 'pool-1', available_bytes: 0 }) };
+    expect(nodeSummaries([a, zoned])).toEqual([
+      { uuid: A, host: 'host-a' },
+      { uuid: B, host: 'host-b', zone: 'pool-1', available_bytes: 0 },
+    ]);
+    expect(nodeStates([zoned], T0, 30_000)[0]).toMatchObject({ zone: 'pool-1', available_bytes: 0 });
+  });
+
   it('summaries, node states with alive flags, and era lookup', () => {
     expect(nodeSummaries([a])).toEqual([{ uuid: A, host: 'host-a' }]);
     const states = nodeStates([a, b], T0, 30_000);

@@ -2,7 +2,7 @@
  * Pure views over the nodes' reports: which nodes are alive, where datasets are,
  * and the node states agents receive. Time is passed in.
  */
-import type { DatasetState, NodeReport, NodeState, NodeSummary } from '@flocker/api';
+import type { DatasetState, NodeReport, NodeState, NodeStateSummary } from '@flocker/api';
 
 export interface ReportedNode {
   readonly report: NodeReport;
@@ -47,8 +47,14 @@ export function deriveDatasetState(alive: readonly ReportedNode[]): DatasetState
   return [...byId.values()];
 }
 
-export function nodeSummaries(alive: readonly ReportedNode[]): NodeSummary[] {
-  return alive.map(({ report }) => ({ uuid: report.uuid, host: report.host }));
+/** GET /v1/state/nodes: Flocker's uuid and host, with the storage zone and free capacity a node reports. */
+export function nodeSummaries(alive: readonly ReportedNode[]): NodeStateSummary[] {
+  return alive.map(({ report }) => ({
+    uuid: report.uuid,
+    host: report.host,
+    ...(report.zone !== undefined ? { zone: report.zone } : {}),
+    ...(report.available_bytes !== undefined ? { available_bytes: report.available_bytes } : {}),
+  }));
 }
 
 export function nodeStates(nodes: Iterable<ReportedNode>, now: number, nodeTimeoutMs: number): NodeState[] {
