@@ -20,6 +20,7 @@
 import { basename } from 'node:path';
 import { METADATA_NAME_KEY, type ClusterSnapshot, type NodeReport } from '@flocker/api';
 import type winston from 'winston';
+import { reportedAvailableBytes } from './capacity';
 import { calculateChanges, mountPathOf } from './calculateChanges';
 import { ClusterFollower, type SnapshotChange } from './ClusterFollower';
 import { systemClock, type Clock } from './clock';
@@ -61,6 +62,8 @@ export class DatasetAgent {
   private readonly worker: DatasetWorker;
   /** Whether a full look has filled the view (see startNewDatasets). */
   private poolSeen = false;
+  /** The backend's free bytes as last looked at (reported as available_bytes); undefined: no figure. */
+  private availableBytes: number | undefined;
   private readonly decision: DecisionContext;
 
   constructor(private readonly o: DatasetAgentOptions) {
@@ -325,10 +328,26 @@ export class DatasetAgent {
       this.logger.debug('decided', { actions: actions.length, queued: this.work.waitingCount });
       this.work.pump(this.view.actionEndedSince(seq) ? undefined : { seq, local });
     }
+    await this.lookAtCapacity();
     // Working datasets report when their work ends.
     if (this.work.runningCount > 0) this.reporter.requestProgress();
     else this.reporter.request();
     return Math.max(0, Math.min(wait, this.o.resyncIntervalMs));
+  }
+
+  /** The backend's free bytes as reported (see capacity.ts); a failed look reports no figure rather than an old one. */
+  private async lookAtCapacity(): Promise<void> {
+    if (this.o.availableBytes === undefined) return;
+    try {
+      this.availableBytes = reportedAvailableBytes(await this.o.availableBytes());
+    } catch (e) {
+      if (this.availableBytes !== undefined)
+        this.logger.warn('cannot find the free capacity of the backend', {
+          code: errorCode(e),
+          error: errorMessage(e),
+        });
+      this.availableBytes = undefined;
+    }
   }
 
   /**
@@ -420,6 +439,8 @@ export class DatasetAgent {
         })),
       errors: [...this.failures.reportErrors(), ...this.pool.reportErrors()],
       ...(this.o.maxVolumeSize !== undefined ? { max_volume_size: this.o.maxVolumeSize } : {}),
+      ...(this.o.zone !== undefined ? { zone: this.o.zone } : {}),
+      ...(this.availableBytes !== undefined ? { available_bytes: this.availableBytes } : {}),
     };
   }
 }

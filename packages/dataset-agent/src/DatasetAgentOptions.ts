@@ -70,6 +70,10 @@ export interface DatasetAgentOptions {
   readonly onNodeTimeout?: (seconds: number) => void;
   /** The largest volume the backend can create (driver.maximumVolumeSize), reported as max_volume_size. */
   readonly maxVolumeSize?: number;
+  /** The storage zone this node is in (driver.storageZone), reported as zone. */
+  readonly zone?: string;
+  /** The backend's free bytes (driver.availableBytes), asked at every full look and reported as available_bytes. */
+  readonly availableBytes?: () => Promise<number | undefined>;
 }
 
 /** Parses FLOCKER_AGENT_CRASH_AFTER=<kind>:<n>. */

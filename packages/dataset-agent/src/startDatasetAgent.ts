@@ -137,6 +137,12 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     logger.warn('cannot find the largest volume size of the backend', { error: errorMessage(e) });
     return undefined;
   });
+  // After checkPoolAtStart: a loopback pool has its id (the zone) once claimed.
+  const zone = await driver.storageZone?.().catch((e: unknown) => {
+    logger.warn('cannot find the storage zone of this node', { error: errorMessage(e) });
+    return undefined;
+  });
+  const availableBytes = driver.availableBytes?.bind(driver);
   const lastNodeTimeout = readLastNodeTimeout(config.node.state_dir);
   const crashAfter = options.crashAfter ?? parseCrashAfter(process.env.FLOCKER_AGENT_CRASH_AFTER);
   const agent = new DatasetAgent({
@@ -167,6 +173,8 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     ...(config.agent.self_fence_seconds !== undefined ? { selfFenceMs: config.agent.self_fence_seconds * 1000 } : {}),
     ...(releaseFenced !== undefined ? { releaseFenced } : {}),
     ...(maxVolumeSize !== undefined ? { maxVolumeSize } : {}),
+    ...(zone !== undefined ? { zone } : {}),
+    ...(availableBytes !== undefined ? { availableBytes } : {}),
     ...(poolChanges !== undefined ? { poolChanges } : {}),
     ...(crashAfter ? { crashAfter } : {}),
   });
