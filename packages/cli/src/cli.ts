@@ -4,9 +4,11 @@
  */
 import yargs, { type Argv } from 'yargs';
 import {
+  DATASET_FILESYSTEMS,
   FlockerApiError,
   formatSize,
   isVolumeName,
+  METADATA_FILESYSTEM_KEY,
   METADATA_NAME_KEY,
   METADATA_PROFILE_KEY,
   MINIMUM_DATASET_SIZE,
@@ -18,6 +20,7 @@ import {
   type FlockerClient,
   type NodeState,
   volumeNameProblem,
+  XFS_MINIMUM_SIZE,
 } from '@flocker/api';
 import { caCommands } from './ca/command';
 import { connect, type ConnectionArgs } from './connection';
@@ -25,7 +28,7 @@ import { CliError, EXIT } from './errors';
 import { duration, relativeTime, shortId, table } from './format';
 import { deadNodeLine, eventLine, fencingLine, recentEvents } from './failover';
 import { clusterHealth, destroyProgress, errorsOf, isDeleting, volumeState } from './health';
-import { movePhase } from './progress';
+import { movePhase, resizePhase } from './progress';
 import { checkInUse, inUseBy } from './safety';
 import { runUi, uiOptions, type UiArgs } from './ui/command';
 
@@ -192,7 +195,7 @@ export function buildCli(
     .option('cert', { type: 'string', describe: 'API user certificate [env FLOCKER_CERT]' })
     .option('key', { type: 'string', describe: 'API user private key [env FLOCKER_KEY]' })
     .option('json', { type: 'boolean', default: false, describe: 'Machine-readable output' })
-    .command('volumes', 'List, create, show, move and destroy volumes', (v) =>
+    .command('volumes', 'List, create, show, move, resize and destroy volumes', (v) =>
       v
         .command(
           ['list', 'ls'],
@@ -238,6 +241,11 @@ export function buildCli(
                   describe: 'Node UUID, UUID prefix or address (default: the only node)',
                 })
                 .option('profile', { type: 'string', describe: 'Storage profile (gold, silver, bronze)' })
+                .option('filesystem', {
+                  type: 'string',
+                  choices: DATASET_FILESYSTEMS,
+                  describe: 'File system to format it with (xfs: at least 300MiB; grows online where ext4 cannot)',
+                })
                 .option('metadata', {
                   type: 'array',
                   string: true,
@@ -252,6 +260,7 @@ export function buildCli(
               size: string;
               node?: string;
               profile?: string;
+              filesystem?: string;
               metadata: string[];
               wait: boolean;
               timeout: number;
@@ -267,6 +276,9 @@ export function buildCli(
               metadata[kv.slice(0, i)] = kv.slice(i + 1);
             }
             if (a.profile) metadata[METADATA_PROFILE_KEY] = a.profile;
+            if (a.filesystem) metadata[METADATA_FILESYSTEM_KEY] = a.filesystem;
+            if (a.filesystem === 'xfs' && size < XFS_MINIMUM_SIZE)
+              throw new CliError(EXIT.USAGE, `an xfs volume needs --size of at least 300MiB`);
             const [datasets, snapshot] = await Promise.all([
               client.listDatasets(),
               client.waitForCluster(undefined, 0),
@@ -352,6 +364,34 @@ export function buildCli(
           }),
         )
         .command(
+          'resize <volume> <size>',
+          'Grow a volume (never shrink it) and wait until its node has grown it',
+          (b) =>
+            waitOptions(
+              b
+                .positional('volume', { type: 'string', demandOption: true })
+                .positional('size', { type: 'string', demandOption: true, describe: 'New size, e.g. 20G, 512MiB' })
+                .example('$0 volumes resize pgdata 20G', 'online where the file system can grow mounted')
+                .example('$0 volumes resize pgdata 20G --no-wait', 'return once the new size is recorded'),
+            ),
+          run<GlobalArgs & { volume: string; size: string; wait: boolean; timeout: number }>(async (a, client) => {
+            const d = resolveDataset(await client.listDatasets(), a.volume);
+            const size = parseSize(a.size, MINIMUM_DATASET_SIZE);
+            const current = d.maximum_size ?? 0;
+            const name = nameOf(d) || d.dataset_id;
+            if (current > 0 && size < current)
+              throw new CliError(
+                EXIT.USAGE,
+                `${name} is ${formatSize(current)}; volumes do not shrink (asked for ${formatSize(size)})`,
+              );
+            const grown = size === current ? d : await client.updateDataset(d.dataset_id, { maximum_size: size });
+            if (!a.wait) return print(a, grown, () => `Resizing ${name} to ${formatSize(size)}`);
+            if (!a.json) io.err(`Resizing ${name} from ${formatSize(current)} to ${formatSize(size)}`);
+            const done = await waitUntil(client, io, a.timeout, (s) => resizePhase(s, d.dataset_id, size));
+            print(a, { ...grown, size: done.size }, () => `${name} is ${formatSize(done.size)} on ${done.host}`);
+          }),
+        )
+        .command(
           ['destroy <volume>', 'rm <volume>'],
           'Delete a volume and its data',
           (b) =>
@@ -393,7 +433,7 @@ export function buildCli(
             print(a, deleted, () => `Destroyed ${nameOf(d) || d.dataset_id}`);
           }),
         )
-        .demandCommand(1, 'Name a volumes command: list, create, show, move or destroy'),
+        .demandCommand(1, 'Name a volumes command: list, create, show, move, resize or destroy'),
     )
     .command('nodes', 'List nodes', (n) =>
       n

@@ -1,6 +1,6 @@
 import type { ClusterSnapshot, NodeState } from '@flocker/api';
 import { node as fixtureNode } from '@flocker/web-ui/testing';
-import { isGone, movePhase } from './progress';
+import { isGone, movePhase, resizePhase } from './progress';
 
 const D = '11111111-1111-4111-8111-111111111111';
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
@@ -46,5 +46,52 @@ describe('movePhase', () => {
   it('isGone once nothing holds the dataset', () => {
     expect(isGone(snap([node(A, { volumes: [vol(null)] })]), D)).toBe(false);
     expect(isGone(snap([node(A)]), D)).toBe(true);
+  });
+});
+
+describe('resizePhase', () => {
+  const dataset = (patch: Partial<ClusterSnapshot['datasets'][number]> = {}) => ({
+    dataset_id: D,
+    primary: A,
+    maximum_size: 256,
+    metadata: {},
+    deleted: false,
+    ...patch,
+  });
+  const at = (size: number) => ({ dataset_id: D, blockdevice_id: 'v', size, status: 'mounted' as const, path: '/p' });
+  const withDataset = (s: ClusterSnapshot, patch: Partial<ClusterSnapshot['datasets'][number]> = {}) => ({
+    ...s,
+    datasets: [dataset(patch)],
+  });
+
+  it('is done once the primary reports the volume at least the new size', () => {
+    expect(resizePhase(withDataset(snap([node(A, { manifestations: [at(256)] })])), D, 256)).toEqual({
+      done: { host: 'host-a', size: 256 },
+    });
+  });
+  it('says which step it waits for, with the node error for the dataset', () => {
+    expect(resizePhase(withDataset(snap([node(A, { manifestations: [at(128)] })])), D, 256)).toEqual({
+      step: 'growing the volume on host-a',
+    });
+    expect(resizePhase(withDataset(snap([node(A)])), D, 256)).toEqual({ step: 'waiting for host-a to attach it' });
+    const err = {
+      dataset_id: D,
+      action: 'resize',
+      code: 'BACKEND_ERROR',
+      message: 'no space',
+      attempts: 2,
+      since: 'x',
+    };
+    expect(resizePhase(withDataset(snap([node(A, { manifestations: [at(128)], errors: [err] })])), D, 256)).toEqual({
+      step: 'growing the volume on host-a',
+      error: 'resize failed: no space (BACKEND_ERROR)',
+    });
+  });
+  it('is fatal when the volume is deleted or its node is dead', () => {
+    expect(resizePhase(withDataset(snap([node(A)]), { deleted: true }), D, 256)).toMatchObject({ fatal: true });
+    expect(resizePhase(withDataset(snap([node(A, { alive: false })])), D, 256)).toMatchObject({
+      fatal: true,
+      error: 'node host-a is not alive',
+    });
   });
 });

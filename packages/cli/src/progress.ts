@@ -50,3 +50,25 @@ export function isGone(snapshot: ClusterSnapshot, datasetId: string): boolean {
       (n.volumes ?? []).some((v) => v.dataset_id === datasetId),
   );
 }
+
+/**
+ * How far a grow of a dataset to `size` bytes has got: done when its primary reports the volume
+ * at least that big (mounted or not: the file system follows online, or at its next mount where
+ * the host withholds online growth). A dead primary or a deleted volume is fatal.
+ */
+export function resizePhase(
+  snapshot: ClusterSnapshot,
+  datasetId: string,
+  size: number,
+): { done: { host: string; size: number } } | { step: string; error?: string; fatal?: boolean } {
+  const d = snapshot.datasets.find((x) => x.dataset_id === datasetId);
+  if (!d || d.deleted) return { step: 'deleted', error: 'the volume was deleted', fatal: true };
+  const node = snapshot.nodes.find((n) => n.uuid === d.primary);
+  if (!node || !node.alive)
+    return { step: 'waiting for its node', error: `node ${node?.host ?? d.primary} is not alive`, fatal: true };
+  const m = node.manifestations.find((x) => x.dataset_id === datasetId);
+  if (m && m.size >= size) return { done: { host: node.host, size: m.size } };
+  const error = node.errors.find((e) => e.dataset_id === datasetId);
+  const step = m ? `growing the volume on ${node.host}` : `waiting for ${node.host} to attach it`;
+  return error ? { step, error: `${error.action} failed: ${error.message} (${error.code})` } : { step };
+}
