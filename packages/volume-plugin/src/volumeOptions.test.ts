@@ -53,15 +53,29 @@ describe('validateVolumeName', () => {
 
 describe('parseCreateOptions', () => {
   it('uses the default size without options', () => {
-    expect(parseCreateOptions(undefined, DEFAULT_VOLUME_SIZE)).toEqual({ size: 10 * GiB });
-    expect(parseCreateOptions(null, GiB)).toEqual({ size: GiB });
-    expect(parseCreateOptions({}, GiB)).toEqual({ size: GiB });
+    expect(parseCreateOptions(undefined, DEFAULT_VOLUME_SIZE)).toEqual({ size: 10 * GiB, sizeGiven: false });
+    expect(parseCreateOptions(null, GiB)).toEqual({ size: GiB, sizeGiven: false });
+    expect(parseCreateOptions({}, GiB)).toEqual({ size: GiB, sizeGiven: false });
   });
   it('reads size and profile', () => {
-    expect(parseCreateOptions({ size: '2G', profile: 'gold' }, GiB)).toEqual({ size: 2 * GiB, profile: 'gold' });
+    expect(parseCreateOptions({ size: '2G', profile: 'gold' }, GiB)).toEqual({
+      size: 2 * GiB,
+      sizeGiven: true,
+      profile: 'gold',
+    });
+  });
+  it('reads the file system (fs=xfs at least 300MiB; ext4 or xfs only)', () => {
+    expect(parseCreateOptions({ fs: 'xfs' }, GiB)).toEqual({ size: GiB, sizeGiven: false, filesystem: 'xfs' });
+    expect(parseCreateOptions({ fs: 'ext4', size: '64M' }, GiB)).toMatchObject({ filesystem: 'ext4' });
+    expect(() => parseCreateOptions({ fs: 'xfs', size: '64M' }, GiB)).toThrow(
+      expect.objectContaining({ code: 'INVALID_SIZE', message: expect.stringMatching(/at least 300MiB/) }),
+    );
+    expect(() => parseCreateOptions({ fs: 'zfs' }, GiB)).toThrow(
+      expect.objectContaining({ code: 'INVALID_OPTION', message: expect.stringMatching(/use ext4 or xfs/) }),
+    );
   });
   it('rejects unknown options by name', () => {
-    expect(() => parseCreateOptions({ sise: '1G' }, GiB)).toThrow(/unknown volume option "sise".*size and profile/);
+    expect(() => parseCreateOptions({ sise: '1G' }, GiB)).toThrow(/unknown volume option "sise".*size, profile, fs/);
     expect(() => parseCreateOptions({ a: '1', b: '2' }, GiB)).toThrow(/options "a", "b"/);
   });
   it('rejects a bad profile and a bad size', () => {

@@ -1,6 +1,13 @@
 /** Pure parsing of what `docker volume create` hands us: the name and `-o key=value` options. */
 import { errorMessage } from '@flocker/runtime';
-import { MINIMUM_DATASET_SIZE, parseSize as parseSizeText, volumeNameProblem } from '@flocker/api';
+import {
+  DATASET_FILESYSTEMS,
+  MINIMUM_DATASET_SIZE,
+  parseSize as parseSizeText,
+  volumeNameProblem,
+  XFS_MINIMUM_SIZE,
+  type DatasetFilesystem,
+} from '@flocker/api';
 import { VolumePluginError } from './protocol';
 
 const GiB = 1024 ** 3;
@@ -22,11 +29,15 @@ export function parseSize(text: string): number {
 }
 
 const PROFILE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
-export const KNOWN_OPTIONS = ['size', 'profile'] as const;
+export const KNOWN_OPTIONS = ['size', 'profile', 'fs'] as const;
 
 export interface CreateOptions {
   size: number;
+  /** Whether `size` was asked for (a repeated create then grows an existing volume to it). */
+  sizeGiven: boolean;
   profile?: string;
+  /** `-o fs=xfs`; absent: ext4. */
+  filesystem?: DatasetFilesystem;
 }
 
 /** Turn Docker's `Opts` into validated options; unknown keys are an error, not silently dropped. */
@@ -39,10 +50,26 @@ export function parseCreateOptions(
   if (unknown.length > 0) {
     throw new VolumePluginError(
       'UNKNOWN_OPTION',
-      `unknown volume option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}: the Flocker driver accepts only ${KNOWN_OPTIONS.join(' and ')}.`,
+      `unknown volume option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}: the Flocker driver accepts only ${KNOWN_OPTIONS.join(', ')}.`,
     );
   }
-  const result: CreateOptions = { size: given.size === undefined ? defaultSize : parseSize(given.size) };
+  const result: CreateOptions = {
+    size: given.size === undefined ? defaultSize : parseSize(given.size),
+    sizeGiven: given.size !== undefined,
+  };
+  if (given.fs !== undefined) {
+    const fs = DATASET_FILESYSTEMS.find((f) => f === given.fs);
+    if (fs === undefined) {
+      throw new VolumePluginError(
+        'INVALID_OPTION',
+        `fs "${given.fs}" is not supported: use ${DATASET_FILESYSTEMS.join(' or ')}.`,
+      );
+    }
+    if (fs === 'xfs' && result.size < XFS_MINIMUM_SIZE) {
+      throw new VolumePluginError('INVALID_SIZE', `an xfs volume needs a size of at least 300MiB.`);
+    }
+    result.filesystem = fs;
+  }
   if (given.profile !== undefined) {
     if (!PROFILE.test(given.profile)) {
       throw new VolumePluginError(
