@@ -9,6 +9,7 @@ import {
   roundUpToUnit,
   StorageError,
   type BlockDeviceApi,
+  type BlockDeviceSnapshot,
   type BlockDeviceVolume,
   type CreateVolumeOptions,
   type DetachOptions,
@@ -22,25 +23,43 @@ const MiB = 1024 * 1024;
 /** A pool of volumes in memory, shared by every FakeDriver made on it. */
 class FakePool {
   readonly volumes = new Map<string, BlockDeviceVolume>();
+  readonly snapshots = new Map<string, BlockDeviceSnapshot>();
+  readonly clonedFrom = new Map<string, string>();
+  newSnapshotStatus: BlockDeviceSnapshot['status'] = 'ready';
   private next = 0;
+  private nextSnapshot = 0;
   newId(): string {
     return `vol-${this.next++}`;
+  }
+  newSnapshotBackendId(): string {
+    return `snap-${this.nextSnapshot++}`;
   }
 }
 
 /**
- * A BlockDeviceApi in memory: instance "i-me" unless told otherwise; `volumes` may be
- * set directly by tests. onOtherInstance() gives a second instance on the same pool.
+ * A BlockDeviceApi in memory: instance "i-me" unless told otherwise; `volumes` and
+ * `snapshots` (by snapshot id) may be set directly by tests (e.g. a snapshot's status
+ * to "creating"). onOtherInstance() gives a second instance on the same pool.
  */
 export class FakeDriver implements BlockDeviceApi {
   readonly backend = 'fake';
   readonly volumes: Map<string, BlockDeviceVolume>;
+  readonly snapshots: Map<string, BlockDeviceSnapshot>;
+  /** The snapshot each volume made by createVolumeFromSnapshot was made from (by blockdevice id). */
+  readonly clonedFrom: Map<string, string>;
 
   constructor(
     private readonly instanceId = 'i-me',
     private readonly pool = new FakePool(),
   ) {
     this.volumes = pool.volumes;
+    this.snapshots = pool.snapshots;
+    this.clonedFrom = pool.clonedFrom;
+  }
+
+  /** The status new snapshots start in (default "ready"; "creating" models EBS's pending snapshots). */
+  set newSnapshotStatus(status: BlockDeviceSnapshot['status']) {
+    this.pool.newSnapshotStatus = status;
   }
 
   onOtherInstance(instanceId: string): FakeDriver {
@@ -69,6 +88,7 @@ export class FakeDriver implements BlockDeviceApi {
     if (v.attachedTo !== null)
       throw new StorageError('VOLUME_ATTACHED', `volume ${id} is attached to ${v.attachedTo}`, id);
     this.volumes.delete(id);
+    this.clonedFrom.delete(id);
   }
   async attachVolume(id: string, instanceId: string): Promise<BlockDeviceVolume> {
     const v = this.known(id);
@@ -95,6 +115,50 @@ export class FakeDriver implements BlockDeviceApi {
     if (v.attachedTo !== this.instanceId)
       throw new StorageError('NOT_ATTACHED_HERE', `volume ${id} is attached to ${v.attachedTo}`, id);
     return `/dev/fake/${id}`;
+  }
+  async createSnapshot(blockdeviceId: string, snapshotId: string): Promise<BlockDeviceSnapshot> {
+    const taken = this.snapshots.get(snapshotId);
+    if (taken !== undefined) return taken;
+    const v = this.known(blockdeviceId);
+    const s: BlockDeviceSnapshot = {
+      snapshotId,
+      backendId: this.pool.newSnapshotBackendId(),
+      datasetId: v.datasetId,
+      sourceBlockdeviceId: v.blockdeviceId,
+      size: v.size,
+      createdAt: new Date().toISOString(),
+      status: this.pool.newSnapshotStatus,
+    };
+    this.snapshots.set(snapshotId, s);
+    return s;
+  }
+  async listSnapshots(): Promise<BlockDeviceSnapshot[]> {
+    return [...this.snapshots.values()];
+  }
+  async destroySnapshot(snapshotId: string): Promise<void> {
+    this.snapshots.delete(snapshotId);
+  }
+  async createVolumeFromSnapshot(
+    snapshotId: string,
+    datasetId: string,
+    size: number,
+    options: CreateVolumeOptions = {},
+  ): Promise<BlockDeviceVolume> {
+    const s = this.snapshots.get(snapshotId);
+    if (s === undefined) throw new StorageError('UNKNOWN_SNAPSHOT', `no snapshot ${snapshotId}`);
+    if (!(size > 0) || roundUpToUnit(size, MiB) < s.size) {
+      throw new StorageError(
+        'INVALID_SIZE',
+        `a clone of snapshot ${snapshotId} needs at least ${s.size} bytes, not ${size}`,
+      );
+    }
+    if (s.status === 'creating')
+      throw new StorageError('SNAPSHOT_NOT_READY', `snapshot ${snapshotId} is still being made`);
+    if (s.status === 'error')
+      throw new StorageError('BACKEND_ERROR', `snapshot ${snapshotId} failed; it cannot be cloned`);
+    const v = await this.createVolume(datasetId, size, options);
+    this.clonedFrom.set(v.blockdeviceId, snapshotId);
+    return v;
   }
   private known(id: string): BlockDeviceVolume {
     const v = this.volumes.get(id);

@@ -13,7 +13,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { isStorageError, type BlockDeviceApi, type BlockDeviceVolume, type StorageErrorCode } from '../BlockDeviceApi';
+import {
+  isStorageError,
+  type BlockDeviceApi,
+  type BlockDeviceSnapshot,
+  type BlockDeviceVolume,
+  type StorageErrorCode,
+} from '../BlockDeviceApi';
 
 export interface ContractFixture {
   readonly driver: BlockDeviceApi;
@@ -326,5 +332,271 @@ export function blockDeviceApiContract(
       expect(pool.problems).toEqual([]);
       expect(pool.volumes.map((v) => v.blockdeviceId).sort()).toEqual(listed.map((v) => v.blockdeviceId).sort());
     });
+
+    snapshotContract(devices, () => ({ a, b, idA, idB, unit, created }));
+  });
+}
+
+interface SnapshotContext {
+  readonly a: BlockDeviceApi;
+  readonly b: BlockDeviceApi;
+  readonly idA: string;
+  readonly idB: string;
+  readonly unit: number;
+  /** Volumes to clean up (the main suite's afterAll destroys them, after the snapshots' afterAll). */
+  readonly created: string[];
+}
+
+/** A BlockDeviceApi with the snapshot operations (they are present together). */
+type SnapshotApi = BlockDeviceApi & Required<Pick<BlockDeviceApi, (typeof SNAPSHOT_METHODS)[number]>>;
+
+const SNAPSHOT_METHODS = ['createSnapshot', 'listSnapshots', 'destroySnapshot', 'createVolumeFromSnapshot'] as const;
+
+function hasSnapshots(d: BlockDeviceApi): d is SnapshotApi {
+  return SNAPSHOT_METHODS.every((m) => typeof d[m] === 'function');
+}
+
+/** How long a snapshot may stay "creating" before the suite gives up (EBS, Cinder copy in the background). */
+const SNAPSHOT_READY_TIMEOUT_MS = 120_000;
+
+/**
+ * The snapshot cases (issue 20), for backends with the snapshot operations. Data cases
+ * write a pattern to the device, snapshot, overwrite, and read a clone (on the other
+ * instance): they need devices; the rest runs on in-memory drivers too.
+ */
+function snapshotContract(devices: boolean, context: () => SnapshotContext): void {
+  describe('snapshots', () => {
+    let c: SnapshotContext;
+    let a: SnapshotApi;
+    let b: SnapshotApi;
+    let present = false;
+    const snapshots: string[] = [];
+
+    beforeAll(() => {
+      c = context();
+      present = hasSnapshots(c.a) && hasSnapshots(c.b);
+      if (present) {
+        a = c.a as SnapshotApi;
+        b = c.b as SnapshotApi;
+      }
+    });
+
+    afterAll(async () => {
+      if (!present) return;
+      for (const id of snapshots) await a.destroySnapshot(id).catch(() => undefined);
+    });
+
+    /** A test of the snapshot operations: a no-op on a backend without them. */
+    const snapshotTest = (title: string, test: () => Promise<void>, needsDevices = false): void => {
+      if (needsDevices && !devices) return;
+      it(title, async () => {
+        if (present) await test();
+      });
+    };
+
+    async function create(size: number): Promise<BlockDeviceVolume> {
+      const v = await a.createVolume(randomUUID(), size);
+      c.created.push(v.blockdeviceId);
+      return v;
+    }
+
+    async function snapshot(driver: SnapshotApi, blockdeviceId: string): Promise<BlockDeviceSnapshot> {
+      const snapshotId = randomUUID();
+      snapshots.push(snapshotId);
+      return driver.createSnapshot(blockdeviceId, snapshotId);
+    }
+
+    async function listed(driver: SnapshotApi, snapshotId: string): Promise<BlockDeviceSnapshot[]> {
+      return (await driver.listSnapshots()).filter((s) => s.snapshotId === snapshotId);
+    }
+
+    /** Waits until the snapshot is "ready" (fails on "error" or a timeout); answers it as listed. */
+    async function ready(snapshotId: string): Promise<BlockDeviceSnapshot> {
+      const deadline = Date.now() + SNAPSHOT_READY_TIMEOUT_MS;
+      for (let delay = 10; ; delay = Math.min(delay * 2, 1000)) {
+        const [s] = await listed(a, snapshotId);
+        if (s === undefined) throw new Error(`snapshot ${snapshotId} is not listed`);
+        if (s.status === 'ready') return s;
+        if (s.status === 'error') throw new Error(`snapshot ${snapshotId} failed in the backend`);
+        if (Date.now() > deadline)
+          throw new Error(`snapshot ${snapshotId} still ${s.status} after ${SNAPSHOT_READY_TIMEOUT_MS} ms`);
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+
+    async function clone(driver: SnapshotApi, snapshotId: string, size: number): Promise<BlockDeviceVolume> {
+      const v = await driver.createVolumeFromSnapshot(snapshotId, randomUUID(), size);
+      c.created.push(v.blockdeviceId);
+      return v;
+    }
+
+    /** Attaches v to the driver's instance and answers its device. */
+    async function attach(driver: SnapshotApi, v: BlockDeviceVolume): Promise<string> {
+      await driver.attachVolume(v.blockdeviceId, await driver.computeInstanceId());
+      return driver.getDevicePath(v.blockdeviceId);
+    }
+
+    /** Two places in the volume: the start and past the first allocation unit (a clone copies every part). */
+    const offsets = (): number[] => [0, c.unit + 4096];
+
+    async function writePattern(device: string, text: string): Promise<void> {
+      for (const offset of offsets()) await writeAt(device, offset, Buffer.from(text));
+    }
+
+    async function expectPattern(device: string, text: string): Promise<void> {
+      for (const offset of offsets()) expect((await readAt(device, offset, text.length)).toString()).toBe(text);
+    }
+
+    it('has all four snapshot operations or none', () => {
+      for (const d of [c.a, c.b]) {
+        const has = SNAPSHOT_METHODS.map((m) => typeof d[m] === 'function');
+        expect(has.every((x) => x) || has.every((x) => !x)).toBe(true);
+      }
+    });
+
+    snapshotTest(
+      'takes a snapshot idempotently by id; both instances list it with size, status and source',
+      async () => {
+        const v = await create(2 * c.unit);
+        const s = await snapshot(a, v.blockdeviceId);
+        expect(s).toMatchObject({ datasetId: v.datasetId, sourceBlockdeviceId: v.blockdeviceId, size: v.size });
+        expect(['creating', 'ready']).toContain(s.status);
+        expect(s.backendId).not.toBe('');
+        expect(Number.isNaN(Date.parse(s.createdAt))).toBe(false);
+        const again = await a.createSnapshot(v.blockdeviceId, s.snapshotId);
+        expect(again).toMatchObject({ snapshotId: s.snapshotId, backendId: s.backendId, size: v.size });
+        const fromB = await b.createSnapshot(v.blockdeviceId, s.snapshotId);
+        expect(fromB.backendId).toBe(s.backendId);
+        const ok = await ready(s.snapshotId);
+        expect(ok).toEqual({ ...s, status: 'ready' });
+        expect(await listed(b, s.snapshotId)).toEqual([ok]);
+        expect(await listed(a, s.snapshotId)).toEqual([ok]);
+      },
+    );
+
+    snapshotTest('snapshots an attached volume, from the instance holding it and from another', async () => {
+      const v = await create(c.unit);
+      await a.attachVolume(v.blockdeviceId, c.idA);
+      const here = await snapshot(a, v.blockdeviceId);
+      const there = await snapshot(b, v.blockdeviceId);
+      expect(here.snapshotId).not.toBe(there.snapshotId);
+      for (const s of [here, there]) expect((await ready(s.snapshotId)).sourceBlockdeviceId).toBe(v.blockdeviceId);
+      expect((await a.listVolumes()).find((l) => l.blockdeviceId === v.blockdeviceId)?.attachedTo).toBe(c.idA);
+    });
+
+    snapshotTest(
+      'a clone holds the data as it was at the snapshot, not what was written after',
+      async () => {
+        const v = await create(2 * c.unit);
+        const device = await attach(a, v);
+        await writePattern(device, 'before the snapshot');
+        const s = await snapshot(a, v.blockdeviceId);
+        await writePattern(device, 'after the snapshot!');
+        await ready(s.snapshotId);
+        const copy = await clone(b, s.snapshotId, v.size);
+        expect(copy).toMatchObject({ size: v.size, attachedTo: null });
+        expect(copy.blockdeviceId).not.toBe(v.blockdeviceId);
+        await expectPattern(await attach(b, copy), 'before the snapshot');
+        await expectPattern(device, 'after the snapshot!');
+      },
+      true,
+    );
+
+    snapshotTest(
+      'a clone is an independent volume: writes to it change neither the snapshot nor the source',
+      async () => {
+        const v = await create(c.unit);
+        const device = await attach(a, v);
+        await writePattern(device, 'original');
+        const s = await snapshot(a, v.blockdeviceId);
+        await ready(s.snapshotId);
+        const first = await clone(b, s.snapshotId, v.size);
+        const firstDevice = await attach(b, first);
+        await writePattern(firstDevice, 'changed!');
+        await b.detachVolume(first.blockdeviceId);
+        const second = await clone(a, s.snapshotId, v.size);
+        await expectPattern(await attach(b, second), 'original');
+        await expectPattern(device, 'original');
+        await expectPattern(await attach(b, first), 'changed!');
+      },
+      true,
+    );
+
+    snapshotTest('outlives its source volume: listed and clonable after the source is destroyed', async () => {
+      const v = await create(c.unit);
+      let device: string | undefined;
+      if (devices) {
+        device = await attach(a, v);
+        await writePattern(device, 'outlives the source');
+      }
+      const s = await snapshot(a, v.blockdeviceId);
+      await ready(s.snapshotId);
+      if (device !== undefined) await a.detachVolume(v.blockdeviceId);
+      await a.destroyVolume(v.blockdeviceId);
+      expect((await a.listVolumes()).find((l) => l.blockdeviceId === v.blockdeviceId)).toBeUndefined();
+      expect(await listed(b, s.snapshotId)).toEqual([{ ...s, status: 'ready' }]);
+      const copy = await clone(b, s.snapshotId, v.size);
+      expect(copy.size).toBe(v.size);
+      if (devices) await expectPattern(await attach(b, copy), 'outlives the source');
+      // Idempotent even now: the snapshot that was taken is answered.
+      expect((await a.createSnapshot(v.blockdeviceId, s.snapshotId)).backendId).toBe(s.backendId);
+    });
+
+    snapshotTest(
+      'clones to the same or a larger size; a smaller one is INVALID_SIZE and leaves no volume',
+      async () => {
+        const v = await create(2 * c.unit);
+        let device: string | undefined;
+        if (devices) {
+          device = await attach(a, v);
+          await writePattern(device, 'grown clone');
+        }
+        const s = await snapshot(a, v.blockdeviceId);
+        await ready(s.snapshotId);
+        const same = await clone(a, s.snapshotId, 2 * c.unit);
+        expect(same).toMatchObject({ size: 2 * c.unit, attachedTo: null });
+        const larger = await clone(a, s.snapshotId, 3 * c.unit + 1);
+        expect(larger).toMatchObject({ size: 4 * c.unit, attachedTo: null });
+        const datasetId = randomUUID();
+        await expectStorageError(a.createVolumeFromSnapshot(s.snapshotId, datasetId, c.unit), 'INVALID_SIZE');
+        await expectStorageError(a.createVolumeFromSnapshot(s.snapshotId, datasetId, 0), 'INVALID_SIZE');
+        expect((await a.listVolumes()).filter((l) => l.datasetId === datasetId)).toEqual([]);
+        const listedLarger = (await b.listVolumes()).find((l) => l.blockdeviceId === larger.blockdeviceId);
+        expect(listedLarger).toEqual(larger);
+        if (devices) {
+          const largerDevice = await attach(b, larger);
+          await expectPattern(largerDevice, 'grown clone');
+          expect((await readAt(largerDevice, 4 * c.unit - 512, 1024)).length).toBe(512);
+        }
+      },
+    );
+
+    snapshotTest('destroys a snapshot idempotently; then it is gone everywhere and UNKNOWN_SNAPSHOT', async () => {
+      const v = await create(c.unit);
+      const s = await snapshot(a, v.blockdeviceId);
+      await ready(s.snapshotId);
+      await b.destroySnapshot(s.snapshotId);
+      await a.destroySnapshot(s.snapshotId);
+      expect(await listed(a, s.snapshotId)).toEqual([]);
+      expect(await listed(b, s.snapshotId)).toEqual([]);
+      await expectStorageError(a.createVolumeFromSnapshot(s.snapshotId, randomUUID(), c.unit), 'UNKNOWN_SNAPSHOT');
+      // The source is untouched.
+      expect((await a.listVolumes()).find((l) => l.blockdeviceId === v.blockdeviceId)).toEqual(v);
+    });
+
+    snapshotTest(
+      'answers UNKNOWN_SNAPSHOT for an unknown snapshot and UNKNOWN_VOLUME for an unknown source',
+      async () => {
+        await expectStorageError(a.createVolumeFromSnapshot(randomUUID(), randomUUID(), c.unit), 'UNKNOWN_SNAPSHOT');
+        await expectStorageError(
+          a.createVolumeFromSnapshot('../../etc/passwd', randomUUID(), c.unit),
+          'UNKNOWN_SNAPSHOT',
+        );
+        await a.destroySnapshot(randomUUID());
+        const snapshotId = randomUUID();
+        await expectStorageError(a.createSnapshot(randomUUID(), snapshotId), 'UNKNOWN_VOLUME');
+        expect(await listed(a, snapshotId)).toEqual([]);
+      },
+    );
   });
 }
