@@ -11,12 +11,16 @@ import type {
   ClusterSnapshot,
   CreateDatasetRequest,
   CreateLeaseRequest,
+  CreateSnapshotRequest,
   DatasetConfiguration,
   DatasetState,
   Lease,
   NodeReport,
+  ReleasedLease,
   NodeSummary,
   ReportResponse,
+  SnapshotConfiguration,
+  SnapshotState,
   UpdateDatasetRequest,
   VersionResponse,
 } from './schemas';
@@ -180,6 +184,32 @@ export class FlockerClient {
     return (await this.call(apiRoutes.listDatasetState)).value;
   }
 
+  // ---- snapshots (issue 20) ---------------------------------------------------
+
+  /** Asks for a snapshot of a dataset; its primary node takes it (see listSnapshotState for when it exists). */
+  async createSnapshot(req: CreateSnapshotRequest, options: WriteOptions = {}): Promise<SnapshotConfiguration> {
+    return (await this.call(apiRoutes.createSnapshot, { body: req }, options)).value;
+  }
+
+  async listSnapshots(): Promise<SnapshotConfiguration[]> {
+    return (await this.call(apiRoutes.listSnapshots)).value;
+  }
+
+  /** Throws FlockerApiError 404 (SNAPSHOT_NOT_FOUND) when there is no such snapshot. */
+  async getSnapshot(snapshotId: string): Promise<SnapshotConfiguration> {
+    return (await this.call(apiRoutes.getSnapshot, { params: { id: snapshotId } })).value;
+  }
+
+  /** Marks the snapshot deleted (idempotent while it is still listed). */
+  async deleteSnapshot(snapshotId: string, options: WriteOptions = {}): Promise<SnapshotConfiguration> {
+    return (await this.call(apiRoutes.deleteSnapshot, { params: { id: snapshotId } }, options)).value;
+  }
+
+  /** What the storage backends hold, from the nodes' reports. */
+  async listSnapshotState(): Promise<SnapshotState[]> {
+    return (await this.call(apiRoutes.listSnapshotState)).value;
+  }
+
   async listNodes(): Promise<NodeSummary[]> {
     return (await this.call(apiRoutes.listNodes)).value;
   }
@@ -197,8 +227,16 @@ export class FlockerClient {
     return (await this.call(apiRoutes.acquireLease, { body: req }, options)).value;
   }
 
-  async releaseLease(datasetId: string, options: WriteOptions = {}): Promise<Lease> {
-    return (await this.call(apiRoutes.releaseLease, { params: { dataset_id: datasetId } }, options)).value;
+  /**
+   * Without `holder`, ends the whole lease. With it, only that holder lets go: `remains` in
+   * the answer says whether other holders keep the lease.
+   */
+  async releaseLease(datasetId: string, options: WriteOptions & { holder?: string } = {}): Promise<ReleasedLease> {
+    const { holder, ...write } = options;
+    const query = holder === undefined ? undefined : new URLSearchParams({ holder });
+    return (
+      await this.call(apiRoutes.releaseLease, { params: { dataset_id: datasetId }, ...(query ? { query } : {}) }, write)
+    ).value;
   }
 
   /** What the control service decided on its own (node deaths, leases of dead nodes released), oldest first. */

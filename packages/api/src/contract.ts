@@ -11,17 +11,23 @@ import {
   ClusterSnapshot,
   CreateDatasetRequest,
   CreateLeaseRequest,
+  CreateSnapshotRequest,
   DatasetConfiguration,
   DatasetId,
   DatasetState,
   EraResponse,
   ErrorResponse,
   Lease,
+  LeaseHolder,
   NodeReport,
   NodeStateSummary,
   NodeUuid,
   OpaqueId,
+  ReleasedLease,
   ReportResponse,
+  SnapshotConfiguration,
+  SnapshotId,
+  SnapshotState,
   UpdateDatasetRequest,
   VersionResponse,
 } from './schemas';
@@ -112,7 +118,15 @@ const E400 = e400('id');
 const E412 = { 412: err('X-If-Configuration-Matches did not match the current configuration tag.') };
 
 const IdParams = z.object({ id: DatasetId }).strict();
+const SnapshotParams = z.object({ id: SnapshotId }).strict();
 const LeaseParams = z.object({ dataset_id: DatasetId }).strict();
+const ReleaseLeaseQuery = z
+  .object({
+    holder: LeaseHolder.optional().describe(
+      "Let go of only this holder's share; the lease ends when no holder is left. Without: the whole lease ends.",
+    ),
+  })
+  .strict();
 const NodeParams = z.object({ uuid: NodeUuid }).strict();
 const EraParams = z.object({ era: OpaqueId }).strict();
 const NameParams = z.object({ name: ContainerName }).strict();
@@ -156,7 +170,9 @@ export const apiRoutes = {
     conditional: true,
     responses: {
       201: { description: 'The new dataset.', schema: DatasetConfiguration },
-      ...E400,
+      400: err(
+        'The request is malformed (invalid JSON, wrong types, unknown fields or a bad id), the primary is unknown, or source_snapshot_id names no live snapshot or maximum_size is below its size.',
+      ),
       409: err('The dataset_id is already in use.'),
       ...E412,
     },
@@ -201,6 +217,64 @@ export const apiRoutes = {
     tag: 'state',
     responses: { 200: { description: 'Dataset state.', schema: z.array(DatasetState) } },
   }),
+  // ---- snapshots (issue 20: an extension of the v1 API) ------------------------
+  listSnapshots: route({
+    method: 'get',
+    path: '/v1/configuration/snapshots',
+    summary: 'All configured snapshots, including deleted ones (deleted: true) until no node reports them.',
+    tag: 'configuration',
+    responses: { 200: { description: 'The snapshot configuration.', schema: z.array(SnapshotConfiguration) } },
+  }),
+  createSnapshot: route({
+    method: 'post',
+    path: '/v1/configuration/snapshots',
+    summary:
+      "Ask for a snapshot of a dataset; the dataset's primary node takes it (freezing a mounted file system for the instant).",
+    tag: 'configuration',
+    body: CreateSnapshotRequest,
+    conditional: true,
+    responses: {
+      201: { description: 'The new snapshot.', schema: SnapshotConfiguration },
+      400: err('The request is malformed, or the dataset is deleted (code SNAPSHOT_SOURCE_DELETED).'),
+      404: err('No such dataset.'),
+      409: err('The snapshot_id, or the name in metadata, is used by another (live) snapshot.'),
+      ...E412,
+    },
+  }),
+  getSnapshot: route({
+    method: 'get',
+    path: '/v1/configuration/snapshots/:id',
+    summary: 'One configured snapshot.',
+    tag: 'configuration',
+    params: SnapshotParams,
+    responses: {
+      200: { description: 'The snapshot.', schema: SnapshotConfiguration },
+      ...E400,
+      404: err('No such snapshot.'),
+    },
+  }),
+  deleteSnapshot: route({
+    method: 'delete',
+    path: '/v1/configuration/snapshots/:id',
+    summary:
+      'Mark a snapshot deleted; agents then destroy it in the backend. Datasets cloned from it are not affected.',
+    tag: 'configuration',
+    params: SnapshotParams,
+    conditional: true,
+    responses: {
+      200: { description: 'The snapshot, now deleted: true.', schema: SnapshotConfiguration },
+      ...E400,
+      404: err('No such snapshot.'),
+      ...E412,
+    },
+  }),
+  listSnapshotState: route({
+    method: 'get',
+    path: '/v1/state/snapshots',
+    summary: 'The snapshots the storage backends hold, as alive nodes report them (one entry per snapshot).',
+    tag: 'state',
+    responses: { 200: { description: 'Snapshot state.', schema: z.array(SnapshotState) } },
+  }),
   listNodes: route({
     method: 'get',
     path: '/v1/state/nodes',
@@ -235,7 +309,7 @@ export const apiRoutes = {
     method: 'post',
     path: '/v1/configuration/leases',
     summary:
-      'Acquire (201) or renew (200) a lease holding a dataset on a node. pinned: true (API users only) keeps it when the node is declared dead; a renewal without pinned keeps what the lease had.',
+      'Acquire (201) or renew (200) a lease holding a dataset on a node. pinned: true (API users only) keeps it when the node is declared dead; a renewal without pinned keeps what the lease had. holder names the local user (docker, csi) taking its share: taking the lease the node already holds adds the holder.',
     tag: 'configuration',
     body: CreateLeaseRequest,
     conditional: true,
@@ -252,12 +326,17 @@ export const apiRoutes = {
   releaseLease: route({
     method: 'delete',
     path: '/v1/configuration/leases/:dataset_id',
-    summary: 'Release the lease on a dataset.',
+    summary:
+      'Release the lease on a dataset. With ?holder=: only that holder lets go, and the lease ends when no holder is left (remains says which).',
     tag: 'configuration',
     params: LeaseParams,
+    query: ReleaseLeaseQuery,
     conditional: true,
     responses: {
-      200: { description: 'The released lease.', schema: Lease },
+      200: {
+        description: 'The released lease; for a holder that is not the last, the lease as it remains (remains: true).',
+        schema: ReleasedLease,
+      },
       ...E400,
       404: err('There is no lease on this dataset.'),
       ...E412,

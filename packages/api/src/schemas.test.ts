@@ -1,5 +1,17 @@
 import { ComposeRequest, ContainerConfiguration, Environment, parseApplicationFile } from './containers';
-import { CreateDatasetRequest, CreateLeaseRequest, findProtoKey, Metadata, NodeReport, Uuid } from './schemas';
+import {
+  ClusterSnapshot,
+  CreateDatasetRequest,
+  CreateLeaseRequest,
+  CreateSnapshotRequest,
+  DatasetConfiguration,
+  findProtoKey,
+  Metadata,
+  NodeReport,
+  SnapshotConfiguration,
+  SnapshotState,
+  Uuid,
+} from './schemas';
 
 const LOWER = '3f9a0c4e-1b2d-4c5e-8f70-9a1b2c3d4e5f';
 
@@ -114,4 +126,64 @@ describe('keys that reach the prototype are refused, not dropped', () => {
       );
     },
   );
+});
+
+describe('snapshots (issue 20)', () => {
+  const SNAP = '0d1e2f3a-4b5c-4d6e-8f70-a1b2c3d4e5f6';
+  const snapshot = {
+    snapshot_id: SNAP,
+    dataset_id: LOWER,
+    metadata: { name: 's1' },
+    created_at: '2026-12-04T00:00:00Z',
+  };
+
+  it('a configured snapshot: ids lower-cased; deleted is absent or true, never false', () => {
+    const upper = { ...snapshot, snapshot_id: SNAP.toUpperCase(), dataset_id: LOWER.toUpperCase() };
+    expect(SnapshotConfiguration.parse(upper)).toEqual(snapshot);
+    expect(SnapshotConfiguration.parse({ ...snapshot, deleted: true })).toEqual({ ...snapshot, deleted: true });
+    expect(SnapshotConfiguration.safeParse({ ...snapshot, deleted: false }).success).toBe(false);
+    expect(SnapshotConfiguration.safeParse({ ...snapshot, extra: 1 }).success).toBe(false);
+  });
+
+  it('a create request needs a dataset id; snapshot_id and metadata are optional; unknown fields are refused', () => {
+    expect(CreateSnapshotRequest.parse({ dataset_id: LOWER.toUpperCase() })).toEqual({ dataset_id: LOWER });
+    expect(CreateSnapshotRequest.safeParse({}).success).toBe(false);
+    expect(CreateSnapshotRequest.safeParse({ dataset_id: LOWER, snapshot_id: 'nope' }).success).toBe(false);
+    expect(CreateSnapshotRequest.safeParse({ dataset_id: LOWER, size: 1 }).success).toBe(false);
+  });
+
+  it('a dataset may name the snapshot it is cloned from, in the request and in the configuration', () => {
+    expect(CreateDatasetRequest.parse({ primary: LOWER, source_snapshot_id: SNAP.toUpperCase() })).toEqual({
+      primary: LOWER,
+      source_snapshot_id: SNAP,
+    });
+    expect(CreateDatasetRequest.safeParse({ primary: LOWER, source_snapshot_id: 'x' }).success).toBe(false);
+    const d = { dataset_id: LOWER, primary: LOWER, metadata: {}, deleted: false };
+    expect(DatasetConfiguration.parse({ ...d, source_snapshot_id: SNAP })).toMatchObject({ source_snapshot_id: SNAP });
+    expect(DatasetConfiguration.parse(d)).not.toHaveProperty('source_snapshot_id');
+  });
+
+  it('node reports may list the backend snapshots; state entries have a known status', () => {
+    const entry = { snapshot_id: SNAP, dataset_id: LOWER, size: 1024, created_at: 'now', status: 'ready' };
+    const report = {
+      uuid: LOWER,
+      era: 'e',
+      host: 'h',
+      instance_id: 'i',
+      backend: 'loopback',
+      manifestations: [],
+      snapshots: [{ ...entry, backend_id: 'b', source_blockdevice_id: 'v' }],
+    };
+    expect(NodeReport.parse(report).snapshots).toHaveLength(1);
+    expect(NodeReport.parse({ ...report, snapshots: undefined }).snapshots).toBeUndefined();
+    expect(NodeReport.safeParse({ ...report, snapshots: [entry] }).success).toBe(false);
+    expect(SnapshotState.parse(entry)).toEqual(entry);
+    expect(SnapshotState.safeParse({ ...entry, status: 'pending' }).success).toBe(false);
+  });
+
+  it('the cluster snapshot agents receive carries the configured snapshots (optional: older services send none)', () => {
+    const base = { generation: 'g', configuration_tag: 't', datasets: [], leases: [], nodes: [] };
+    expect(ClusterSnapshot.parse(base).snapshots).toBeUndefined();
+    expect(ClusterSnapshot.parse({ ...base, snapshots: [snapshot] }).snapshots).toEqual([snapshot]);
+  });
 });

@@ -5,7 +5,16 @@
  */
 import { crc32 } from 'node:zlib';
 import { z } from 'zod';
-import { ContainerConfiguration, DatasetConfiguration, DatasetId, NodeSummary, NodeUuid } from '@flocker/api';
+import {
+  ContainerConfiguration,
+  DatasetConfiguration,
+  DatasetId,
+  LeaseHolder,
+  NodeSummary,
+  NodeUuid,
+  SnapshotConfiguration,
+  SnapshotId,
+} from '@flocker/api';
 import type { Configuration, StoredLease } from './configuration';
 import { StoreError } from './errors';
 import { deleteEntry, PersistentMap, setEntry } from './PersistentMap';
@@ -19,6 +28,9 @@ export const StoredLeaseSchema = z
     expires_at: z.number().nullable(),
     /** Only written when true; stores from before the field load unchanged. */
     pinned: z.literal(true).optional(),
+    /** Named holders (never empty) and whether an unnamed acquire holds it too; absent in stores from before them. */
+    holders: z.array(LeaseHolder).min(1).readonly().optional(),
+    unnamed: z.literal(true).optional(),
   })
   .strict();
 
@@ -31,6 +43,8 @@ const LogOp = z.discriminatedUnion('op', [
   z.object({ op: z.literal('node-delete'), id: NodeUuid }).strict(),
   z.object({ op: z.literal('container'), value: ContainerConfiguration }).strict(),
   z.object({ op: z.literal('container-delete'), id: z.string() }).strict(),
+  z.object({ op: z.literal('snapshot'), value: SnapshotConfiguration }).strict(),
+  z.object({ op: z.literal('snapshot-delete'), id: SnapshotId }).strict(),
 ]);
 export type LogOp = z.infer<typeof LogOp>;
 
@@ -68,6 +82,14 @@ export function diffConfiguration(prev: Configuration, next: Configuration): Log
       next.containers ?? new Map<string, ContainerConfiguration>(),
       (value) => ops.push({ op: 'container', value }),
       (id) => ops.push({ op: 'container-delete', id }),
+    );
+  }
+  if (prev.snapshots !== next.snapshots) {
+    diffMaps(
+      prev.snapshots ?? new Map<string, SnapshotConfiguration>(),
+      next.snapshots ?? new Map<string, SnapshotConfiguration>(),
+      (value) => ops.push({ op: 'snapshot', value }),
+      (id) => ops.push({ op: 'snapshot-delete', id }),
     );
   }
   return { version: next.version, ops };
@@ -127,6 +149,7 @@ export function applyRecords(config: Configuration, records: readonly LogRecord[
   const leases = new MapEdit(config.leases, persistent);
   const nodes = new MapEdit(config.nodes, persistent);
   const containers = new MapEdit(config.containers ?? new Map<string, ContainerConfiguration>(), persistent);
+  const snapshots = new MapEdit(config.snapshots ?? new Map<string, SnapshotConfiguration>(), persistent);
   let version = config.version;
   for (const r of records) {
     for (const o of r.ops) {
@@ -155,17 +178,25 @@ export function applyRecords(config: Configuration, records: readonly LogRecord[
         case 'container-delete':
           containers.delete(o.id);
           break;
+        case 'snapshot':
+          snapshots.set(o.value.snapshot_id, o.value);
+          break;
+        case 'snapshot-delete':
+          snapshots.delete(o.id);
+          break;
       }
     }
     version = r.version;
   }
   const c = containers.result;
+  const s = snapshots.result;
   return {
     version,
     datasets: datasets.result,
     leases: leases.result,
     nodes: nodes.result,
     ...(c.size > 0 || config.containers !== undefined ? { containers: c } : {}),
+    ...(s.size > 0 || config.snapshots !== undefined ? { snapshots: s } : {}),
   };
 }
 

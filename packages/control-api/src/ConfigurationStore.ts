@@ -20,6 +20,7 @@ import {
   DatasetConfiguration,
   isNoSpace,
   NodeSummary,
+  SnapshotConfiguration,
   writeAll,
   writeFileDurable,
 } from '@flocker/api';
@@ -76,6 +77,8 @@ const PersistedV1 = z
     nodes: z.array(NodeSummary),
     /** Added with the container API; older documents have none. */
     containers: z.array(ContainerConfiguration).optional(),
+    /** Added with snapshots (issue 20); older documents have none, and a configuration without any writes none. */
+    snapshots: z.array(SnapshotConfiguration).optional(),
   })
   .strict();
 type PersistedV1 = z.infer<typeof PersistedV1>;
@@ -128,11 +131,12 @@ export function decodeConfiguration(raw: unknown): Configuration {
     leases: new Map(doc.leases.map((l): [string, StoredLease] => [l.dataset_id, l])),
     nodes: new Map(doc.nodes.map((n) => [n.uuid, n])),
     ...(doc.containers !== undefined ? { containers: new Map(doc.containers.map((c) => [c.name, c])) } : {}),
+    ...(doc.snapshots !== undefined ? { snapshots: new Map(doc.snapshots.map((s) => [s.snapshot_id, s])) } : {}),
   };
 }
 
 export function encodeConfiguration(config: Configuration): string {
-  const head: Omit<PersistedV1, 'datasets' | 'leases' | 'nodes' | 'containers'> = {
+  const head: Omit<PersistedV1, 'datasets' | 'leases' | 'nodes' | 'containers' | 'snapshots'> = {
     format_version: CURRENT_FORMAT_VERSION,
     version: config.version,
   };
@@ -144,7 +148,11 @@ export function encodeConfiguration(config: Configuration): string {
     config.containers === undefined || config.containers.size === 0
       ? ''
       : `,\n"containers":[\n${Array.from(config.containers.values(), jsonOf).join(',\n')}]`;
-  return `${h.slice(0, -1)},\n"datasets":[\n${datasets}],\n"leases":[\n${leases}],\n"nodes":[\n${nodes}]${containers}}\n`;
+  const snapshots =
+    config.snapshots === undefined || config.snapshots.size === 0
+      ? ''
+      : `,\n"snapshots":[\n${Array.from(config.snapshots.values(), jsonOf).join(',\n')}]`;
+  return `${h.slice(0, -1)},\n"datasets":[\n${datasets}],\n"leases":[\n${leases}],\n"nodes":[\n${nodes}]${containers}${snapshots}}\n`;
 }
 
 export interface FileConfigurationStoreOptions {

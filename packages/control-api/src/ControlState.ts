@@ -10,9 +10,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'winston';
 import type { ClusterEvent, ContainerReport, ContainerState, NodeReport } from '@flocker/api';
-import { type Applied, type Configuration, configurationTag, registerNode } from './configuration';
+import { type Applied, type Configuration, configurationTag, purgeSnapshots, registerNode } from './configuration';
 import type { ConfigurationStore } from './ConfigurationStore';
-import type { ReportedNode } from './clusterState';
+import { aliveNodes, type ReportedNode, reportedSnapshotIds } from './clusterState';
 import { Committer } from './committer';
 import { EventRing } from './events';
 import { LeaseExpiryService } from './leaseExpiry';
@@ -46,6 +46,7 @@ export class ControlState {
   private readonly nodes: NodeReports;
   private readonly notifier: ChangeNotifier;
   private readonly leases: LeaseExpiryService;
+  private readonly logger: Logger;
   private livenessTimer: NodeJS.Timeout | undefined;
 
   private constructor(options: ControlStateOptions, initial: Configuration) {
@@ -54,6 +55,7 @@ export class ControlState {
     this.leaseGraceMs = options.leaseGraceMs ?? DEFAULT_LEASE_GRACE_MS;
     this.now = options.now ?? Date.now;
     const logger = options.logger;
+    this.logger = logger;
     const now = this.now;
     this.notifier = new ChangeNotifier(() => this.generation);
     this.committer = new Committer({
@@ -194,7 +196,27 @@ export class ControlState {
     const json = this.nodes.record(report, now);
     // Other replicas judge the node's liveness on what reaches etcd: a report not shared is not answered as received.
     await this.store.publishReport?.(report, json, now, this.nodeTimeoutMs);
+    // A report may be the first to show a deleted snapshot gone from its backend. A failed purge is
+    // retried with the next report; the report itself was received.
+    await this.purgeSnapshots(now).catch((err: unknown) =>
+      this.logger.warn('purging deleted snapshots failed', { error: String(err) }),
+    );
     return this.generation;
+  }
+
+  /**
+   * Drops the deleted snapshots that no alive node reports any more (their backends
+   * destroyed them); resolves with their ids once that is durable. Nothing is dropped
+   * while no alive node reports snapshots at all.
+   */
+  async purgeSnapshots(now: number = this.now()): Promise<string[]> {
+    const config = this.committer.latestConfiguration;
+    if (config.snapshots === undefined || ![...config.snapshots.values()].some((s) => s.deleted === true)) return [];
+    const reported = reportedSnapshotIds(aliveNodes(this.nodes.reportedNodes(), now, this.nodeTimeoutMs));
+    if (reported === undefined || purgeSnapshots(config, reported).result.length === 0) return [];
+    const applied = await this.mutate((c) => purgeSnapshots(c, reported));
+    if (applied.result.length > 0) this.logger.info('deleted snapshots purged', { snapshots: applied.result });
+    return applied.result;
   }
 
   /** Records a container agent's report of the Flocker containers on its node (a known node). */

@@ -9,8 +9,16 @@
  * would dominate the service's time.
  */
 import { z } from 'zod';
-import { ClusterSnapshot, DatasetConfiguration, DatasetState, type NodeReport, NodeStateSummary } from '@flocker/api';
-import { aliveNodes, deriveDatasetState, isAlive, nodeSummaries } from './clusterState';
+import {
+  ClusterSnapshot,
+  DatasetConfiguration,
+  DatasetState,
+  type NodeReport,
+  NodeStateSummary,
+  SnapshotConfiguration,
+  SnapshotState,
+} from '@flocker/api';
+import { aliveNodes, deriveDatasetState, deriveSnapshotState, isAlive, nodeSummaries } from './clusterState';
 import { leaseView, liveLease, type StoredLease } from './configuration';
 import type { ControlState } from './ControlState';
 import { jsonOf } from './json';
@@ -54,6 +62,21 @@ export class Views {
     );
   }
 
+  snapshots(): Buffer {
+    const config = this.state.configuration;
+    return this.memo('snapshots', String(config.version), z.array(SnapshotConfiguration), () =>
+      joinArray(config.snapshots?.values() ?? []),
+    );
+  }
+
+  /** What the backends hold, from alive nodes' reports (like datasetState, not rebuilt by configuration writes). */
+  snapshotState(): Buffer {
+    const s = this.state;
+    return this.memo('snapshotState', `${s.instanceId}.${s.stateGeneration}`, z.array(SnapshotState), () =>
+      JSON.stringify(deriveSnapshotState(aliveNodes(s.reportedNodes(), s.now(), s.nodeTimeoutMs))),
+    );
+  }
+
   /** Depends on node reports and liveness only, so configuration writes do not rebuild it. */
   datasetState(): Buffer {
     const s = this.state;
@@ -85,6 +108,7 @@ export class Views {
         joinArray(s.configuration.datasets.values()),
         `[${leases.join(',')}]`,
         `[${nodes.join(',')}]`,
+        snapshotsJson(s.configuration),
       );
     });
   }
@@ -148,6 +172,8 @@ export class Views {
       joinArray(datasets.values()),
       `[${leases.join(',')}]`,
       `[${nodes.join(',')}]`,
+      // Every configured snapshot: few, and a node may have to destroy one of a dataset it never held.
+      snapshotsJson(config),
     );
     if (this.validate) ClusterSnapshot.parse(JSON.parse(json));
     return json;
@@ -255,7 +281,14 @@ interface SnapshotHead {
   readonly leaseGraceMs: number;
 }
 
-function snapshotJson(head: SnapshotHead, datasets: string, leases: string, nodes: string): string {
+/** The configured snapshots as the agent channel's `snapshots` member ('' when none: agents from before them parse strictly). */
+function snapshotsJson(config: { readonly snapshots?: ReadonlyMap<string, SnapshotConfiguration> }): string {
+  return config.snapshots === undefined || config.snapshots.size === 0
+    ? ''
+    : `"snapshots":${joinArray(config.snapshots.values())},`;
+}
+
+function snapshotJson(head: SnapshotHead, datasets: string, leases: string, nodes: string, snapshots = ''): string {
   const timing = `"node_timeout_seconds":${head.nodeTimeoutMs / 1000},"lease_grace_seconds":${head.leaseGraceMs / 1000}`;
-  return `{"generation":${JSON.stringify(head.generation)},"configuration_tag":${JSON.stringify(head.configurationTag)},"datasets":${datasets},"leases":${leases},"nodes":${nodes},${timing}}`;
+  return `{"generation":${JSON.stringify(head.generation)},"configuration_tag":${JSON.stringify(head.configurationTag)},"datasets":${datasets},${snapshots}"leases":${leases},"nodes":${nodes},${timing}}`;
 }

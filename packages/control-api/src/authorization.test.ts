@@ -75,6 +75,24 @@ const table: Row[] = [
   ],
   ['user reads the agent channel', user, req('get', '/v1/agent/cluster'), true],
   ['user may not report node state', user, req('put', '/v1/agent/nodes/:uuid', { uuid: ME }, { uuid: ME }), false],
+  // Snapshots (issue 20): API users manage them; nodes read them and may clone onto themselves, nothing more.
+  ['user asks for a snapshot', user, req('post', '/v1/configuration/snapshots', {}, { dataset_id: THEIRS }), true],
+  ['user deletes a snapshot', user, req('delete', '/v1/configuration/snapshots/:id', { id: FREE }), true],
+  ['node reads snapshots', node, req('get', '/v1/configuration/snapshots'), true],
+  ['node reads snapshot state', node, req('get', '/v1/state/snapshots'), true],
+  [
+    'node may not ask for a snapshot, even of its own dataset',
+    node,
+    req('post', '/v1/configuration/snapshots', {}, { dataset_id: FREE }),
+    false,
+  ],
+  ['node may not delete a snapshot', node, req('delete', '/v1/configuration/snapshots/:id', { id: FREE }), false],
+  [
+    'node clones a snapshot onto itself',
+    node,
+    req('post', '/v1/configuration/datasets', {}, { primary: ME, source_snapshot_id: FREE }),
+    true,
+  ],
   // Nodes: reads.
   ['node reads datasets', node, req('get', '/v1/configuration/datasets'), true],
   ['node reads state', node, req('get', '/v1/state/nodes'), true],
@@ -252,6 +270,19 @@ const table: Row[] = [
     req('post', '/v1/configuration/leases', {}, { dataset_id: FREE, node_uuid: OTHER, expires: null }),
     false,
   ],
+  [
+    'node takes its own lease as one local holder (the Docker plugin, the CSI node plugin)',
+    node,
+    req('post', '/v1/configuration/leases', {}, { dataset_id: MINE, node_uuid: ME, expires: null, holder: 'csi' }),
+    true,
+  ],
+  [
+    "node adds a holder to another node's lease",
+    node,
+    req('post', '/v1/configuration/leases', {}, { dataset_id: THEIRS, node_uuid: OTHER, expires: null, holder: 'csi' }),
+    false,
+  ],
+  // Releases: the rule is the same for the whole lease and for one holder's share (?holder=): its own lease only.
   ['node releases its lease', node, req('delete', '/v1/configuration/leases/:dataset_id', { dataset_id: MINE }), true],
   [
     'node releases an absent lease (the store answers 404)',
@@ -322,6 +353,9 @@ describe('authorize', () => {
       'post /v1/configuration/containers/:name',
       'delete /v1/configuration/containers/:name',
       'post /v1/configuration/_compose',
+      // So are snapshots (issue 20): nodes read them and report what their backends hold.
+      'post /v1/configuration/snapshots',
+      'delete /v1/configuration/snapshots/:id',
     ]);
     for (const route of routes) {
       const decision = authorize(

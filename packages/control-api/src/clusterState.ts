@@ -2,7 +2,7 @@
  * Pure views over the nodes' reports: which nodes are alive, where datasets are,
  * and the node states agents receive. Time is passed in.
  */
-import type { DatasetState, NodeReport, NodeState, NodeStateSummary } from '@flocker/api';
+import type { DatasetState, NodeReport, NodeState, NodeStateSummary, SnapshotState } from '@flocker/api';
 
 export interface ReportedNode {
   readonly report: NodeReport;
@@ -45,6 +45,42 @@ export function deriveDatasetState(alive: readonly ReportedNode[]): DatasetState
     }
   }
   return [...byId.values()];
+}
+
+/**
+ * The snapshots the backends hold, from alive nodes' reports: one entry per snapshot
+ * (on a shared backend every node reports all of them; the first report wins).
+ */
+export function deriveSnapshotState(alive: readonly ReportedNode[]): SnapshotState[] {
+  const byId = new Map<string, SnapshotState>();
+  for (const { report } of alive) {
+    for (const s of report.snapshots ?? []) {
+      if (byId.has(s.snapshot_id)) continue;
+      byId.set(s.snapshot_id, {
+        snapshot_id: s.snapshot_id,
+        dataset_id: s.dataset_id,
+        size: s.size,
+        created_at: s.created_at,
+        status: s.status,
+      });
+    }
+  }
+  return [...byId.values()];
+}
+
+/**
+ * The snapshot ids alive nodes report, or undefined when no alive node reports
+ * snapshots at all (none has a backend with snapshots, or none is alive): then nothing
+ * can tell that a deleted snapshot is gone from its backend.
+ */
+export function reportedSnapshotIds(alive: readonly ReportedNode[]): Set<string> | undefined {
+  let ids: Set<string> | undefined;
+  for (const { report } of alive) {
+    if (report.snapshots === undefined) continue;
+    ids ??= new Set();
+    for (const s of report.snapshots) ids.add(s.snapshot_id);
+  }
+  return ids;
 }
 
 /** GET /v1/state/nodes: Flocker's uuid and host, with the storage zone and free capacity a node reports. */

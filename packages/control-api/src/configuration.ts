@@ -7,11 +7,15 @@ import type {
   ContainerConfiguration,
   CreateDatasetRequest,
   CreateLeaseRequest,
+  CreateSnapshotRequest,
   DatasetConfiguration,
   Lease,
   NodeSummary,
+  SnapshotConfiguration,
+  ReleasedLease,
   UpdateDatasetRequest,
 } from '@flocker/api';
+import { METADATA_NAME_KEY } from '@flocker/api';
 import { ConfigurationError } from './errors';
 import { deleteEntry, setEntry } from './PersistentMap';
 
@@ -25,6 +29,36 @@ export interface StoredLease {
    * unpinned leases encode exactly as before the field existed.
    */
   readonly pinned?: true;
+  /**
+   * The named local users holding it on its node (docker, csi), never empty. Absent: only
+   * acquires without a holder hold it, as every lease stored before holders existed.
+   */
+  readonly holders?: readonly string[];
+  /** Beside holders: an acquire without a holder holds it too. Stored only when true. */
+  readonly unnamed?: true;
+}
+
+/** Who holds a lease: named holders, and whether an unnamed (holder-less, Flocker v1) acquire does. */
+interface LeaseShares {
+  readonly names: readonly string[];
+  readonly unnamed: boolean;
+}
+
+function sharesOf(lease: StoredLease): LeaseShares {
+  return lease.holders === undefined
+    ? { names: [], unnamed: true }
+    : { names: lease.holders, unnamed: lease.unnamed === true };
+}
+
+/** The stored fields for shares; a lease only unnamed acquires hold stores none (as before holders existed). */
+function storedShares(shares: LeaseShares): Pick<StoredLease, 'holders' | 'unnamed'> {
+  if (shares.names.length === 0) return {};
+  return { holders: shares.names, ...(shares.unnamed ? { unnamed: true as const } : {}) };
+}
+
+/** "node X" and, when named holders hold its lease, who: for the messages of refusals. */
+export function leaseHolderText(lease: Pick<StoredLease, 'node_uuid' | 'holders'>): string {
+  return `node ${lease.node_uuid}${lease.holders === undefined ? '' : ` (used there by ${lease.holders.join(', ')})`}`;
 }
 
 export interface Configuration {
@@ -37,6 +71,8 @@ export interface Configuration {
   readonly nodes: ReadonlyMap<string, NodeSummary>;
   /** Configured containers by name (Flocker's container API); absent = none. */
   readonly containers?: ReadonlyMap<string, ContainerConfiguration>;
+  /** Configured snapshots by id, in creation order (issue 20); absent = none. */
+  readonly snapshots?: ReadonlyMap<string, SnapshotConfiguration>;
 }
 
 export const emptyConfiguration: Configuration = {
@@ -80,6 +116,9 @@ export function leaseView(lease: StoredLease, now: number): Lease {
     expires: lease.expires_at === null ? null : Math.max(0, (lease.expires_at - now) / 1000),
     // Omitted when not pinned: Flocker v1 clients see the lease they always saw.
     ...(lease.pinned === true ? { pinned: true } : {}),
+    // Omitted while only unnamed acquires hold it: again the lease v1 clients always saw.
+    ...(lease.holders !== undefined ? { holders: [...lease.holders] } : {}),
+    ...(lease.holders !== undefined && lease.unnamed === true ? { unnamed_holder: true } : {}),
   };
 }
 
@@ -116,22 +155,32 @@ export function datasetDeleted(id: string): ConfigurationError {
   return new ConfigurationError('DATASET_DELETED', `The dataset ${id} has been deleted and cannot be changed.`);
 }
 
+/**
+ * `snapshotSize` answers the size (bytes) of a snapshot the backends hold, when a node
+ * reports it: a clone (source_snapshot_id) defaults to that size and may not be smaller.
+ */
 export function createDataset(
   config: Configuration,
   req: CreateDatasetRequest,
   newId: () => string = randomUUID,
+  snapshotSize: (snapshotId: string) => number | undefined = () => undefined,
 ): Applied<DatasetConfiguration> {
   const id = req.dataset_id ?? newId();
   if (config.datasets.has(id)) {
     throw new ConfigurationError('DATASET_ID_IN_USE', `The dataset id ${id} is already in use.`);
   }
   requireKnownNode(config, req.primary);
+  const maximumSize =
+    req.source_snapshot_id === undefined
+      ? req.maximum_size
+      : cloneSize(config, req.source_snapshot_id, req.maximum_size, snapshotSize);
   const dataset: DatasetConfiguration = {
     dataset_id: id,
     primary: req.primary,
-    ...(req.maximum_size !== undefined ? { maximum_size: req.maximum_size } : {}),
+    ...(maximumSize !== undefined ? { maximum_size: maximumSize } : {}),
     metadata: { ...(req.metadata ?? {}) },
     deleted: false,
+    ...(req.source_snapshot_id !== undefined ? { source_snapshot_id: req.source_snapshot_id } : {}),
   };
   return { config: withDatasets(config, setEntry(config.datasets, id, dataset)), result: dataset, status: 201 };
 }
@@ -151,7 +200,7 @@ export function updateDataset(
     if (lease !== undefined && lease.node_uuid !== req.primary) {
       throw new ConfigurationError(
         'LEASE_HELD',
-        `The dataset ${id} cannot move: node ${lease.node_uuid} holds a lease on it. Release the lease first.`,
+        `The dataset ${id} cannot move: ${leaseHolderText(lease)} holds a lease on it. Release the lease first.`,
       );
     }
     next = { ...next, primary: req.primary };
@@ -170,7 +219,7 @@ export function deleteDataset(config: Configuration, id: string, now: number): A
   if (lease !== undefined) {
     throw new ConfigurationError(
       'LEASE_HELD',
-      `The dataset ${id} cannot be deleted: node ${lease.node_uuid} holds a lease on it. Release the lease first.`,
+      `The dataset ${id} cannot be deleted: ${leaseHolderText(lease)} holds a lease on it. Release the lease first.`,
     );
   }
   const next: DatasetConfiguration = { ...current, deleted: true };
@@ -184,16 +233,23 @@ export function acquireLease(config: Configuration, req: CreateLeaseRequest, now
   if (existing !== undefined && existing.node_uuid !== req.node_uuid) {
     throw new ConfigurationError(
       'LEASE_HELD',
-      `The dataset ${req.dataset_id} is already leased by node ${existing.node_uuid}.`,
+      `The dataset ${req.dataset_id} is already leased by ${leaseHolderText(existing)}.`,
     );
   }
   // A renewal that says nothing about pinning keeps what the lease had; a new lease is unpinned unless asked.
   const pinned = req.pinned ?? existing?.pinned === true;
+  // The node's lease again: the holder joins those already holding it (once); the expiry is the request's.
+  const had: LeaseShares = existing === undefined ? { names: [], unnamed: false } : sharesOf(existing);
+  const shares: LeaseShares =
+    req.holder === undefined
+      ? { names: had.names, unnamed: true }
+      : { names: had.names.includes(req.holder) ? had.names : [...had.names, req.holder], unnamed: had.unnamed };
   const lease: StoredLease = {
     dataset_id: req.dataset_id,
     node_uuid: req.node_uuid,
     expires_at: req.expires === null ? null : now + Math.round(req.expires * 1000),
     ...(pinned ? { pinned: true as const } : {}),
+    ...storedShares(shares),
   };
   return {
     config: withLeases(config, setEntry(config.leases, req.dataset_id, lease)),
@@ -202,10 +258,46 @@ export function acquireLease(config: Configuration, req: CreateLeaseRequest, now
   };
 }
 
-export function releaseLease(config: Configuration, datasetId: string, now: number): Applied<Lease> {
+/**
+ * Without `holder`: ends the whole lease (every holder's share), as Flocker v1 did. With it: only
+ * that holder lets go (a holder not holding it changes nothing), and the lease ends with the last
+ * share; `remains` tells which. An unnamed share is ended only by a release without holder.
+ */
+export function releaseLease(
+  config: Configuration,
+  datasetId: string,
+  now: number,
+  holder?: string,
+): Applied<ReleasedLease> {
   const existing = liveLease(config, datasetId, now);
   if (existing === undefined) {
     throw new ConfigurationError('LEASE_NOT_FOUND', `There is no lease on the dataset ${datasetId}.`);
+  }
+  if (holder !== undefined) {
+    const had = sharesOf(existing);
+    const shares: LeaseShares = { names: had.names.filter((n) => n !== holder), unnamed: had.unnamed };
+    if (shares.names.length === had.names.length) {
+      return { config, result: { ...leaseView(existing, now), remains: true }, status: 200 };
+    }
+    if (shares.names.length > 0 || shares.unnamed) {
+      const lease: StoredLease = {
+        dataset_id: existing.dataset_id,
+        node_uuid: existing.node_uuid,
+        expires_at: existing.expires_at,
+        ...(existing.pinned === true ? { pinned: true as const } : {}),
+        ...storedShares(shares),
+      };
+      return {
+        config: withLeases(config, setEntry(config.leases, datasetId, lease)),
+        result: { ...leaseView(lease, now), remains: true },
+        status: 200,
+      };
+    }
+    return {
+      config: withLeases(config, deleteEntry(config.leases, datasetId)),
+      result: { ...leaseView(existing, now), remains: false },
+      status: 200,
+    };
   }
   return {
     config: withLeases(config, deleteEntry(config.leases, datasetId)),
@@ -270,4 +362,117 @@ export function registerNode(config: Configuration, node: NodeSummary): Configur
   if (known !== undefined && known.host === node.host) return config;
   const nodes = setEntry(config.nodes, node.uuid, { uuid: node.uuid, host: node.host });
   return { ...config, version: config.version + 1, nodes };
+}
+
+// ---- snapshots (issue 20) ------------------------------------------------------
+
+/** A clone's default size is its snapshot's, but never below the API's minimum dataset size. */
+const MINIMUM_CLONE_SIZE = 64 * 1024 * 1024;
+const NO_SNAPSHOTS: ReadonlyMap<string, SnapshotConfiguration> = new Map();
+
+function withSnapshots(config: Configuration, snapshots: ReadonlyMap<string, SnapshotConfiguration>): Configuration {
+  return { ...config, version: config.version + 1, snapshots };
+}
+
+/**
+ * The maximum_size of a clone of `snapshotId`: refused when the snapshot is unknown or
+ * deleted, or when the size asked for is below the snapshot's (when a node reports it);
+ * absent, the snapshot's size (when known).
+ */
+function cloneSize(
+  config: Configuration,
+  snapshotId: string,
+  asked: number | null | undefined,
+  snapshotSize: (snapshotId: string) => number | undefined,
+): number | null | undefined {
+  const source = config.snapshots?.get(snapshotId);
+  if (source === undefined || source.deleted === true) {
+    throw new ConfigurationError(
+      'SOURCE_SNAPSHOT_UNKNOWN',
+      `No snapshot with id ${snapshotId} exists${source !== undefined ? ' any more (it is deleted)' : ''}: there is nothing to clone.`,
+    );
+  }
+  const size = snapshotSize(snapshotId);
+  if (size === undefined) return asked;
+  if (asked === undefined || asked === null) return Math.max(size, MINIMUM_CLONE_SIZE);
+  if (asked < size) {
+    throw new ConfigurationError(
+      'CLONE_TOO_SMALL',
+      `maximum_size ${asked} is smaller than the snapshot ${snapshotId} (${size} bytes); a clone is at least as big as its snapshot.`,
+    );
+  }
+  return asked;
+}
+
+export function requireSnapshot(config: Configuration, id: string): SnapshotConfiguration {
+  const snapshot = config.snapshots?.get(id);
+  if (snapshot === undefined) throw new ConfigurationError('SNAPSHOT_NOT_FOUND', `No snapshot with id ${id} exists.`);
+  return snapshot;
+}
+
+/** Asks for a snapshot of a live dataset (its primary node takes it); `now` is when it was asked for. */
+export function createSnapshot(
+  config: Configuration,
+  req: CreateSnapshotRequest,
+  now: number,
+  newId: () => string = randomUUID,
+): Applied<SnapshotConfiguration> {
+  const dataset = requireDataset(config, req.dataset_id);
+  if (dataset.deleted) {
+    throw new ConfigurationError(
+      'SNAPSHOT_SOURCE_DELETED',
+      `The dataset ${req.dataset_id} has been deleted: there is nothing to take a snapshot of.`,
+    );
+  }
+  const snapshots = config.snapshots ?? NO_SNAPSHOTS;
+  const id = req.snapshot_id ?? newId();
+  if (snapshots.has(id)) {
+    throw new ConfigurationError('SNAPSHOT_ID_IN_USE', `The snapshot id ${id} is already in use.`);
+  }
+  const name = req.metadata?.[METADATA_NAME_KEY];
+  if (name !== undefined) {
+    for (const other of snapshots.values()) {
+      if (other.deleted !== true && other.metadata[METADATA_NAME_KEY] === name) {
+        throw new ConfigurationError(
+          'SNAPSHOT_NAME_IN_USE',
+          `The snapshot name ${JSON.stringify(name)} is used by the snapshot ${other.snapshot_id}; names are unique among live snapshots.`,
+        );
+      }
+    }
+  }
+  const snapshot: SnapshotConfiguration = {
+    snapshot_id: id,
+    dataset_id: dataset.dataset_id,
+    metadata: { ...(req.metadata ?? {}) },
+    created_at: new Date(now).toISOString(),
+  };
+  return { config: withSnapshots(config, setEntry(snapshots, id, snapshot)), result: snapshot, status: 201 };
+}
+
+/** Marks a snapshot deleted (agents destroy it); deleting it again answers it unchanged. */
+export function deleteSnapshot(config: Configuration, id: string): Applied<SnapshotConfiguration> {
+  const current = requireSnapshot(config, id);
+  if (current.deleted === true) return { config, result: current, status: 200 };
+  const next: SnapshotConfiguration = { ...current, deleted: true };
+  return {
+    config: withSnapshots(config, setEntry(config.snapshots ?? NO_SNAPSHOTS, id, next)),
+    result: next,
+    status: 200,
+  };
+}
+
+/**
+ * Drops the deleted snapshots no backend holds any more: `reported` holds every snapshot
+ * id the alive nodes' reports list. The same value when nothing is due, so applying it
+ * again (or after another replica did) is a no-op.
+ */
+export function purgeSnapshots(config: Configuration, reported: ReadonlySet<string>): Applied<string[]> {
+  let snapshots: ReadonlyMap<string, SnapshotConfiguration> | undefined;
+  const purged: string[] = [];
+  for (const [id, s] of config.snapshots ?? NO_SNAPSHOTS) {
+    if (s.deleted !== true || reported.has(id)) continue;
+    snapshots = deleteEntry(snapshots ?? config.snapshots ?? NO_SNAPSHOTS, id);
+    purged.push(id);
+  }
+  return { config: snapshots === undefined ? config : withSnapshots(config, snapshots), result: purged, status: 200 };
 }

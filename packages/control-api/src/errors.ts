@@ -26,7 +26,13 @@ export type ConfigurationCode =
   | 'INSTANCE_CLAIMED'
   | 'VOLUME_CLAIMED'
   | 'CONFIGURATION_CHANGED'
-  | 'SHUTTING_DOWN';
+  | 'SHUTTING_DOWN'
+  | 'SNAPSHOT_NOT_FOUND'
+  | 'SNAPSHOT_ID_IN_USE'
+  | 'SNAPSHOT_NAME_IN_USE'
+  | 'SNAPSHOT_SOURCE_DELETED'
+  | 'SOURCE_SNAPSHOT_UNKNOWN'
+  | 'CLONE_TOO_SMALL';
 
 /** What a configuration store (file, etcd, its log) fails with. */
 export type StoreCode =

@@ -13,6 +13,7 @@ import {
   FLOCKER_VERSION,
   Lease,
   MAX_WAIT_MS,
+  ReleasedLease,
   ReportResponse,
   type RouteName,
   VersionResponse,
@@ -23,18 +24,22 @@ import { reportClaimConflict } from './reportClaims';
 import { sizeBeyondBackend } from './backendLimits';
 import { RequestError } from './errors';
 import { containerHandlers } from './containerRoutes';
+import { reportedSnapshotSize, snapshotHandlers } from './snapshotRoutes';
 import { type Handlers, implement, type RouteSpec } from './routeSpec';
 
 export { canonicalInput } from './routeSpec';
 export type { Reply, RouteContext, RouteSpec } from './routeSpec';
 
-const datasetHandlers: Omit<Handlers, keyof typeof containerHandlers> = {
+const datasetHandlers: Omit<Handlers, keyof typeof containerHandlers | keyof typeof snapshotHandlers> = {
   version: () => ({ status: 200, body: VersionResponse.parse({ flocker: FLOCKER_VERSION }) }),
   listDatasets: (state, _ctx, views) => ({ status: 200, json: views.datasets(), tag: state.configurationTag }),
   createDataset: async (state, { body, ifMatches }) => {
     const tooLarge = sizeBeyondBackend(body.maximum_size, body.primary, state.reportedNodes());
     if (tooLarge !== undefined) throw tooLarge;
-    const applied = await state.mutate((c) => createDataset(c, body), ifMatches);
+    const applied = await state.mutate(
+      (c) => createDataset(c, body, undefined, (id) => reportedSnapshotSize(state, id)),
+      ifMatches,
+    );
     return { status: 201, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
   },
   updateDataset: async (state, { params, body, ifMatches }) => {
@@ -68,9 +73,9 @@ const datasetHandlers: Omit<Handlers, keyof typeof containerHandlers> = {
     const applied = await state.mutate((c, now) => acquireLease(c, body, now), ifMatches);
     return { status: applied.status, body: Lease.parse(applied.result), tag: state.configurationTag };
   },
-  releaseLease: async (state, { params, ifMatches }) => {
-    const applied = await state.mutate((c, now) => releaseLease(c, params.dataset_id, now), ifMatches);
-    return { status: 200, body: Lease.parse(applied.result), tag: state.configurationTag };
+  releaseLease: async (state, { params, query, ifMatches }) => {
+    const applied = await state.mutate((c, now) => releaseLease(c, params.dataset_id, now, query.holder), ifMatches);
+    return { status: 200, body: ReleasedLease.parse(applied.result), tag: state.configurationTag };
   },
   reportNodeState: async (state, { params, body: report }) => {
     if (report.uuid !== params.uuid) {
@@ -107,7 +112,7 @@ const datasetHandlers: Omit<Handlers, keyof typeof containerHandlers> = {
   },
 };
 
-const handlers: Handlers = { ...datasetHandlers, ...containerHandlers };
+const handlers: Handlers = { ...datasetHandlers, ...containerHandlers, ...snapshotHandlers };
 
 /** Every route of the contract with its handler, in the contract's order. */
 export const routes: RouteSpec[] = (Object.keys(apiRoutes) as RouteName[]).map(<K extends RouteName>(name: K) =>

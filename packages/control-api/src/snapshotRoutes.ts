@@ -1,0 +1,39 @@
+/**
+ * The handlers of the snapshot routes (issue 20, an extension of the v1 API; their contract
+ * is `apiRoutes` in @flocker/api). Snapshots are configuration (configuration.ts); what the
+ * backends hold is state, from the nodes' reports (clusterState.ts).
+ */
+import { SnapshotConfiguration } from '@flocker/api';
+import { aliveNodes } from './clusterState';
+import { createSnapshot, deleteSnapshot, requireSnapshot } from './configuration';
+import type { ControlState } from './ControlState';
+import type { Handlers } from './routeSpec';
+
+type SnapshotRouteName = 'listSnapshots' | 'createSnapshot' | 'getSnapshot' | 'deleteSnapshot' | 'listSnapshotState';
+
+export const snapshotHandlers: Pick<Handlers, SnapshotRouteName> = {
+  listSnapshots: (state, _ctx, views) => ({ status: 200, json: views.snapshots(), tag: state.configurationTag }),
+  createSnapshot: async (state, { body, ifMatches }) => {
+    const applied = await state.mutate((c, now) => createSnapshot(c, body, now), ifMatches);
+    return { status: 201, body: SnapshotConfiguration.parse(applied.result), tag: state.configurationTag };
+  },
+  getSnapshot: (state, { params }) => ({
+    status: 200,
+    body: SnapshotConfiguration.parse(requireSnapshot(state.configuration, params.id)),
+    tag: state.configurationTag,
+  }),
+  deleteSnapshot: async (state, { params, ifMatches }) => {
+    const applied = await state.mutate((c) => deleteSnapshot(c, params.id), ifMatches);
+    return { status: 200, body: SnapshotConfiguration.parse(applied.result), tag: state.configurationTag };
+  },
+  listSnapshotState: (_state, _ctx, views) => ({ status: 200, json: views.snapshotState() }),
+};
+
+/** The size of a snapshot as an alive node's backend reports it; undefined while none does (not taken yet). */
+export function reportedSnapshotSize(state: ControlState, snapshotId: string): number | undefined {
+  for (const { report } of aliveNodes(state.reportedNodes(), state.now(), state.nodeTimeoutMs)) {
+    const found = report.snapshots?.find((s) => s.snapshot_id === snapshotId);
+    if (found !== undefined) return found.size;
+  }
+  return undefined;
+}
