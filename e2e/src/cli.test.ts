@@ -97,11 +97,18 @@ describe('flocker CLI against a real cluster', () => {
     expect(forced.code).toBe(0);
     expect(forced.stderr).toMatch(/warning: .*in use on/);
 
+    // Grow it while mounted (issue 20); never shrink it.
+    const shrink = await flocker(['volumes', 'resize', 'clidata', '64MiB']);
+    expect(shrink.code).toBe(2);
+    expect(shrink.stderr).toMatch(/clidata is 128 MiB; volumes do not shrink \(asked for 64 MiB\)/);
+    const grown = await flocker(['volumes', 'resize', 'clidata', '192MiB']);
+    expect(grown.code).toBe(0);
+    expect(grown.stdout).toContain(`clidata is 192 MiB on ${b!.layout.address}`);
     const shown = JSON.parse(await ok(['volumes', 'show', 'clidata', '--json'])) as {
       state: string;
       maximum_size: number;
     };
-    expect(shown).toMatchObject({ state: 'mounted', maximum_size: 128 * 1024 * 1024 });
+    expect(shown).toMatchObject({ state: 'mounted', maximum_size: 192 * 1024 * 1024 });
     const status = JSON.parse(await ok(['status', '--json'])) as { volumes_converged: number; volumes: number };
     expect(status.volumes_converged).toBe(status.volumes);
 
