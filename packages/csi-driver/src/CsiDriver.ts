@@ -13,6 +13,7 @@ import {
   type CreateDatasetRequest,
   type DatasetConfiguration,
   type FlockerClient,
+  type Lease,
 } from '@flocker/api';
 import { status } from '@grpc/grpc-js';
 import type { Logger } from 'winston';
@@ -29,9 +30,19 @@ import {
 } from './mapping';
 import { isReadOnly, mountAt, sameSource, type Mounter } from './mounter';
 import {
+  availableCapacity,
+  choosePlacement,
+  MINIMUM_VOLUME_SIZE,
+  nodeTopology,
+  topologyConflict,
+  volumeTopology,
+  type TopologyRequirement,
+} from './topology';
+import {
   ControllerExpandVolumeRequest,
   CreateVolumeRequest,
   DeleteVolumeRequest,
+  GetCapacityRequest,
   ListVolumesRequest,
   NodeGetVolumeHealthRequest,
   NodeGetVolumeStatsRequest,
@@ -43,6 +54,8 @@ import {
   required,
   toCapability,
   toRange,
+  toRequirement,
+  toSegments,
   ValidateVolumeCapabilitiesRequest,
   type VolumeCapabilityWire,
   type VolumeUsageWire,
@@ -51,6 +64,28 @@ import {
 import { errorMessage, sleep } from '@flocker/runtime';
 
 export const DRIVER_NAME = 'flocker.clusterhq.io';
+
+/**
+ * This plugin's share of its node's lease (the Docker plugin on the same node holds its own):
+ * NodeUnstageVolume lets go of only this share, so a Docker container still using the volume keeps it here.
+ */
+export const LEASE_HOLDER = 'csi';
+
+/** Whether this node's CSI share holds the lease: named, or a lease no holder named (a stage by an older driver). */
+export function heldForCsi(lease: Lease | undefined, me: string): boolean {
+  if (lease === undefined || lease.node_uuid !== me) return false;
+  return lease.holders === undefined || lease.holders.includes(LEASE_HOLDER) || lease.unnamed_holder === true;
+}
+
+/**
+ * Who uses a leased volume on its node, for messages: "; used there by docker, csi"; for a lease
+ * no holder named (a driver or plugin from before holders, `flocker leases acquire`), how it ends.
+ */
+function leaseUsers(lease: Lease): string {
+  if (lease.holders === undefined)
+    return '; it names no holder: once nothing there uses the volume, flocker leases release ends it';
+  return `; used there by ${lease.holders.join(', ')}`;
+}
 
 export type ControlClient = Pick<
   FlockerClient,
@@ -88,6 +123,8 @@ export interface CsiDriverOptions {
    * kubelet's retry backoff (0.5, 1, 2, 4 s …) instead of the moment the lease is released.
    */
   handoverWaitMs?: number;
+  /** How long NodeGetInfo waits for this node's agent to report for the first time (default 30 s). */
+  nodeInfoWaitMs?: number;
 }
 
 /** StorageClass parameters CreateVolume understands; keys with the csi.storage.k8s.io/ prefix are the CO's and ignored. */
@@ -113,11 +150,34 @@ export function mountedPath(s: ClusterSnapshot, nodeUuid: string, datasetId: str
   return m?.status === 'mounted' && m.path ? m.path : undefined;
 }
 
-/** Where a new volume goes when the CO names no node: the live node with the fewest volumes. */
-export function choosePrimary(s: ClusterSnapshot): string | undefined {
+/** Where a new volume goes (see choosePlacement): a live node, fewest volumes first, in the topology asked for. */
+export function choosePrimary(s: ClusterSnapshot, req?: TopologyRequirement): ClusterSnapshot['nodes'][number] {
   const live = s.nodes.filter((n) => n.alive);
-  live.sort((a, b) => a.manifestations.length - b.manifestations.length || (a.uuid < b.uuid ? -1 : 1));
-  return live[0]?.uuid;
+  const chosen = choosePlacement(
+    live.map((n) => ({
+      uuid: n.uuid,
+      volumes: n.manifestations.length,
+      ...(n.zone !== undefined ? { zone: n.zone } : {}),
+    })),
+    req,
+  );
+  return live.find((n) => n.uuid === chosen.uuid) as ClusterSnapshot['nodes'][number];
+}
+
+/** The zone of a node as last reported (undefined: unknown node, or no zone reported). */
+export function zoneOf(s: ClusterSnapshot, nodeUuid: string): string | undefined {
+  return s.nodes.find((n) => n.uuid === nodeUuid)?.zone;
+}
+
+/** A StorageClass parameter CreateVolume and GetCapacity do not understand, as a message; undefined when all are known. */
+export function parameterProblem(params: Readonly<Record<string, string>>): string | undefined {
+  for (const [k, v] of Object.entries(params)) {
+    if (k.startsWith('csi.storage.k8s.io/')) continue;
+    if (k === PARAMETER_PROFILE) continue;
+    if (k === PARAMETER_FS_TYPE && (v === '' || v === 'ext4')) continue;
+    return `unknown or unsupported parameter ${k}=${v} (known: profile, fsType=ext4)`;
+  }
+  return undefined;
 }
 
 /** The smallest max_volume_size live nodes report (a volume must fit wherever it may move). */
@@ -225,7 +285,7 @@ export function leaseVerdict(s: ClusterSnapshot, datasetId: string, me: string):
     return {
       kind: 'fail',
       busy: true,
-      message: `volume ${datasetId} is in use on node ${host} (it holds the lease): unstage it there first`,
+      message: `volume ${datasetId} is in use on node ${host} (it holds the lease${leaseUsers(lease)}): ${lease.holders?.includes('docker') === true ? 'stop the Docker containers using it there' : 'unstage it there first'}`,
     };
   }
   const grace = s.lease_grace_seconds;
@@ -292,8 +352,16 @@ export class CsiDriver {
     return { name: DRIVER_NAME, vendor_version: this.opts.version };
   }
 
+  /**
+   * VOLUME_ACCESSIBILITY_CONSTRAINTS in every mode: nodes report their storage zone, NodeGetInfo
+   * answers it, CreateVolume places by it (see topology.ts; meaningful where nodes are in
+   * different zones, e.g. EBS across availability zones; one loopback pool is one zone).
+   */
   async getPluginCapabilities(): Promise<Json> {
-    const capabilities = this.opts.mode === 'node' ? [] : [{ service: { type: 'CONTROLLER_SERVICE' } }];
+    const capabilities = [
+      ...(this.opts.mode === 'node' ? [] : [{ service: { type: 'CONTROLLER_SERVICE' } }]),
+      { service: { type: 'VOLUME_ACCESSIBILITY_CONSTRAINTS' } },
+    ];
     return { capabilities };
   }
 
@@ -324,8 +392,37 @@ export class CsiDriver {
         rpc('SINGLE_NODE_MULTI_WRITER'),
         rpc('GET_VOLUME_HEALTH'),
         rpc('LIST_VOLUME_HEALTH'),
+        rpc('GET_CAPACITY'),
       ],
     };
+  }
+
+  /**
+   * available_capacity: see availableCapacity (the smallest figure among the live nodes in the
+   * topology asked for); a capability this driver cannot give: 0. maximum_volume_size: what
+   * CreateVolume accepts (the smallest max_volume_size live nodes report), absent when unknown;
+   * minimum_volume_size: Flocker's 64 MiB.
+   */
+  async getCapacity(raw: unknown): Promise<Json> {
+    const req = parseRequest(GetCapacityRequest, raw, 'GetCapacity');
+    const problem = parameterProblem(req.parameters ?? {});
+    if (problem !== undefined) throw new CsiError(status.INVALID_ARGUMENT, problem);
+    const s = await this.snapshot();
+    const max = maxVolumeSize(s);
+    const limits = {
+      ...(max !== undefined ? { maximum_volume_size: { value: max } } : {}),
+      minimum_volume_size: { value: MINIMUM_VOLUME_SIZE },
+    };
+    if (firstProblem(req.volume_capabilities ?? []) !== undefined) return { available_capacity: 0, ...limits };
+    const live = s.nodes
+      .filter((n) => n.alive)
+      .map((n) => ({
+        ...(n.zone !== undefined ? { zone: n.zone } : {}),
+        ...(n.available_bytes !== undefined ? { availableBytes: n.available_bytes } : {}),
+        ...(n.max_volume_size !== undefined ? { maxVolumeSize: n.max_volume_size } : {}),
+      }));
+    const topology = req.accessible_topology ? toSegments(req.accessible_topology) : undefined;
+    return { available_capacity: availableCapacity(live, topology), ...limits };
   }
 
   async createVolume(raw: unknown): Promise<Json> {
@@ -342,25 +439,19 @@ export class CsiDriver {
       );
     }
     const params = req.parameters ?? {};
-    for (const [k, v] of Object.entries(params)) {
-      if (k.startsWith('csi.storage.k8s.io/')) continue;
-      if (k === PARAMETER_PROFILE) continue;
-      if (k === PARAMETER_FS_TYPE && (v === '' || v === 'ext4')) continue;
-      throw new CsiError(
-        status.INVALID_ARGUMENT,
-        `unknown or unsupported parameter ${k}=${v} (known: profile, fsType=ext4)`,
-      );
-    }
+    const paramProblem = parameterProblem(params);
+    if (paramProblem !== undefined) throw new CsiError(status.INVALID_ARGUMENT, paramProblem);
     const range = toRange(req.capacity_range);
+    const requirement = toRequirement(req.accessibility_requirements);
     return this.exclusive(`name:${name}`, async () => {
       const existing = (await this.client.listDatasets()).find(
         (d) => !d.deleted && d.metadata[METADATA_NAME_KEY] === name,
       );
-      if (existing) return this.existingVolume(existing, name, range);
+      if (existing) return this.existingVolume(existing, name, range, requirement);
       const s = await this.snapshot();
       const size = sizeForRange(range, this.opts.defaultSize, maxVolumeSize(s));
-      const primary = choosePrimary(s);
-      if (primary === undefined) throw new CsiError(status.UNAVAILABLE, 'no live Flocker node to create the volume on');
+      const node = choosePrimary(s, requirement);
+      const primary = node.uuid;
       const metadata: Record<string, string> = { [METADATA_NAME_KEY]: name };
       const profile = params[PARAMETER_PROFILE];
       if (profile) metadata[METADATA_PROFILE_KEY] = profile;
@@ -374,26 +465,48 @@ export class CsiDriver {
         const now = (await this.client.listDatasets()).find(
           (d) => !d.deleted && d.metadata[METADATA_NAME_KEY] === name,
         );
-        if (now) return this.existingVolume(now, name, range);
+        if (now) return this.existingVolume(now, name, range, requirement);
         created = await this.client.createDataset(request);
       }
-      this.logger.info('created volume', { volume: name, dataset_id: created.dataset_id, size, primary });
-      return { volume: this.volumeWire(created) };
+      this.logger.info('created volume', {
+        volume: name,
+        dataset_id: created.dataset_id,
+        size,
+        primary,
+        zone: node.zone,
+      });
+      return { volume: this.volumeWire(created, node.zone) };
     });
   }
 
-  private existingVolume(d: DatasetConfiguration, name: string, range: ReturnType<typeof toRange>): Json {
+  /** CreateVolume of a name that exists: that volume, if it has the size and lies in the topology asked for. */
+  private async existingVolume(
+    d: DatasetConfiguration,
+    name: string,
+    range: ReturnType<typeof toRange>,
+    requirement: TopologyRequirement | undefined,
+  ): Promise<Json> {
     if (!sizeSatisfies(d.maximum_size, range)) {
       throw new CsiError(
         status.ALREADY_EXISTS,
         `volume ${name} exists (dataset ${d.dataset_id}) with size ${d.maximum_size ?? 'unset'}, outside the requested capacity range`,
       );
     }
-    return { volume: this.volumeWire(d) };
+    const zone = zoneOf(await this.snapshot(), d.primary);
+    const conflict = topologyConflict(zone, requirement);
+    if (conflict !== undefined)
+      throw new CsiError(status.ALREADY_EXISTS, `volume ${name} exists (dataset ${d.dataset_id}) but ${conflict}`);
+    return { volume: this.volumeWire(d, zone) };
   }
 
-  private volumeWire(d: DatasetConfiguration): VolumeWire {
-    return { volume_id: d.dataset_id, capacity_bytes: d.maximum_size ?? 0, volume_context: {} };
+  /** The CSI volume of a dataset; accessible from its primary's zone when that is known (else from every node). */
+  private volumeWire(d: DatasetConfiguration, zone?: string): VolumeWire {
+    return {
+      volume_id: d.dataset_id,
+      capacity_bytes: d.maximum_size ?? 0,
+      volume_context: {},
+      accessible_topology: volumeTopology(zone),
+    };
   }
 
   async deleteVolume(raw: unknown): Promise<Json> {
@@ -407,7 +520,7 @@ export class CsiDriver {
       if (lease) {
         throw new CsiError(
           status.FAILED_PRECONDITION,
-          `volume ${id} is in use on node ${lease.node_uuid} (it holds the lease); unstage it first`,
+          `volume ${id} is in use on node ${lease.node_uuid} (it holds the lease${leaseUsers(lease)}); unstage it first`,
         );
       }
       try {
@@ -542,8 +655,39 @@ export class CsiDriver {
     };
   }
 
+  /** The node id, and this node's zone as its agent reports it (no topology while it reports none). */
   async nodeGetInfo(): Promise<Json> {
-    return { node_id: this.me, max_volumes_per_node: 0 };
+    const topology = nodeTopology((await this.ownNodeState()).zone);
+    return {
+      node_id: this.me,
+      max_volumes_per_node: 0,
+      ...(topology !== undefined ? { accessible_topology: { segments: topology } } : {}),
+    };
+  }
+
+  /**
+   * This node's state as its agent last reported it, waiting on the long-poll (up to
+   * nodeInfoWaitMs) for a first report: the kubelet asks NodeGetInfo once, at registration,
+   * so an answer without the zone would stay until the plugin registers again.
+   */
+  private async ownNodeState(): Promise<ClusterSnapshot['nodes'][number]> {
+    const deadline = Date.now() + (this.opts.nodeInfoWaitMs ?? 30_000);
+    let since: string | undefined;
+    for (;;) {
+      const s = await this.client.waitForCluster(
+        since,
+        since === undefined ? 0 : Math.max(0, Math.min(deadline - Date.now(), this.pollMs)),
+      );
+      since = s.generation;
+      const node = s.nodes.find((n) => n.uuid === this.me);
+      if (node !== undefined) return node;
+      if (Date.now() >= deadline) {
+        throw new CsiError(
+          status.UNAVAILABLE,
+          `the dataset agent of node ${this.me} has not reported to the control service: its storage zone is not known yet`,
+        );
+      }
+    }
   }
 
   /**
@@ -571,7 +715,9 @@ export class CsiDriver {
       const lease = s.leases.find((l) => l.dataset_id === id);
       const here = mountedPath(s, this.me, id);
       const source = here === undefined ? undefined : mountAt(await this.opts.mounter.mounts(), here);
-      if (lease?.node_uuid === this.me && d.primary === this.me && source) return {};
+      // Staged already only if this plugin's share holds the lease: the Docker plugin's alone is not ours to rely on.
+      const held = lease !== undefined && lease.holders?.includes(LEASE_HOLDER) === true && lease.node_uuid === this.me;
+      if (held && d.primary === this.me && source) return {};
       await this.takeLease(id, deadline);
       try {
         if (d.primary !== this.me) {
@@ -589,7 +735,7 @@ export class CsiDriver {
         return {};
       } catch (err) {
         // Nothing uses it here yet: let another node have it.
-        if (lease?.node_uuid !== this.me) await this.releaseOurLease(id).catch(() => undefined);
+        if (!held) await this.releaseOurLease(id).catch(() => undefined);
         throw err;
       }
     });
@@ -605,7 +751,7 @@ export class CsiDriver {
     const handoverUntil = Math.min(deadline, Date.now() + (this.opts.handoverWaitMs ?? 0));
     for (;;) {
       try {
-        await this.client.acquireLease({ dataset_id: id, node_uuid: this.me, expires: null });
+        await this.client.acquireLease({ dataset_id: id, node_uuid: this.me, expires: null, holder: LEASE_HOLDER });
         return;
       } catch (err) {
         if (!(err instanceof FlockerApiError) || err.status !== 409) throw err;
@@ -682,7 +828,7 @@ export class CsiDriver {
     const lease = (await this.client.listLeases()).find((l) => l.dataset_id === id);
     if (!lease || lease.node_uuid !== this.me) return;
     try {
-      await this.client.releaseLease(id);
+      await this.client.releaseLease(id, { holder: LEASE_HOLDER });
     } catch (err) {
       if (!(err instanceof FlockerApiError) || err.status !== 404) throw err;
     }
@@ -730,7 +876,10 @@ export class CsiDriver {
       const mounts = await this.opts.mounter.mounts();
       const agentPath = mountedPath(s, this.me, id);
       const staged = agentPath === undefined ? undefined : mountAt(mounts, agentPath);
-      const ours = s.leases.some((l) => l.dataset_id === id && l.node_uuid === this.me);
+      const ours = heldForCsi(
+        s.leases.find((l) => l.dataset_id === id),
+        this.me,
+      );
       if (agentPath === undefined || !staged || !ours)
         throw new CsiError(status.FAILED_PRECONDITION, `volume ${id} is not staged on this node (${staging})`);
       const existing = mountAt(mounts, target);

@@ -68,6 +68,7 @@ export async function serveCsi(
       ControllerExpandVolume: u('ControllerExpandVolume', (r) => driver.controllerExpandVolume(r)),
       ControllerGetVolumeHealth: u('ControllerGetVolumeHealth', (r) => driver.controllerGetVolumeHealth(r)),
       ControllerListVolumeHealth: u('ControllerListVolumeHealth', (r) => driver.controllerListVolumeHealth(r)),
+      GetCapacity: u('GetCapacity', (r) => driver.getCapacity(r)),
       ControllerGetCapabilities: u('ControllerGetCapabilities', () => driver.controllerGetCapabilities()),
     });
   if (driver.mode !== 'controller')

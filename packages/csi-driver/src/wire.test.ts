@@ -12,6 +12,7 @@ import type { z } from 'zod';
 import { CsiDriver, type ControlClient } from './CsiDriver';
 import { CsiError, datasetIdForName, MiB } from './mapping';
 import { loadCsiPackage, loadCsiServices, PACKAGE_DIR, type CsiServices } from './proto';
+import { TOPOLOGY_ZONE_KEY } from './topology';
 import * as wire from './wire';
 
 interface DescriptorField {
@@ -66,6 +67,9 @@ describe('request schemas name only fields of csi.proto', () => {
     ['ControllerListVolumeHealthRequest', wire.ListVolumesRequest],
     ['VolumeCapability', wire.VolumeCapabilityWire],
     ['CapacityRange', wire.CapacityRangeWire],
+    ['GetCapacityRequest', wire.GetCapacityRequest],
+    ['TopologyRequirement', wire.TopologyRequirementWire],
+    ['Topology', wire.TopologyWire],
   ] as [string, z.ZodObject][])('%s', (name, schema) => {
     const fields = message(name).field.map((f) => f.name);
     for (const k of keysOf(schema)) if (!ONEOF_VIRTUAL.has(k)) expect(fields).toContain(k);
@@ -145,6 +149,72 @@ function roundTrip(service: ServiceDefinition, method: string, response: object)
   if (!m) throw new Error(`no method ${method}`);
   return m.responseDeserialize(m.responseSerialize(response));
 }
+
+describe('topology and capacity answers survive the serialiser', () => {
+  const ZONED = '44444444-4444-4444-8444-444444444444';
+  function zonedDriver(datasets: DatasetConfiguration[] = []): CsiDriver {
+    const base = fakeClient(datasets);
+    return new CsiDriver({
+      client: {
+        ...base,
+        waitForCluster: async (since, timeoutMs) => {
+          const s = await base.waitForCluster(since, timeoutMs);
+          return {
+            ...s,
+            nodes: s.nodes.map((n) => ({
+              ...n,
+              zone: ZONED,
+              available_bytes: 2048 * MiB,
+              max_volume_size: 4096 * MiB,
+            })),
+          };
+        },
+      },
+      logger: winston.createLogger({ silent: true }),
+      mode: 'all',
+      nodeId: NODE,
+      mounter: { mounts: async () => [], bind: async () => undefined, unmount: async () => undefined },
+      version: '0.1.0',
+      defaultSize: 1024 * MiB,
+      stageTimeoutMs: 1000,
+    });
+  }
+  const segments = { [TOPOLOGY_ZONE_KEY]: ZONED };
+
+  it('GetPluginCapabilities, NodeGetInfo with its topology, GetCapacity (int64 as strings, wrappers as values)', async () => {
+    const d = zonedDriver();
+    const caps = await d.getPluginCapabilities();
+    expect(roundTrip(services.Identity, 'GetPluginCapabilities', caps)).toMatchObject(caps);
+    expect(roundTrip(services.Node, 'NodeGetInfo', await d.nodeGetInfo())).toEqual({
+      node_id: NODE,
+      max_volumes_per_node: '0',
+      accessible_topology: { segments },
+    });
+    expect(
+      roundTrip(services.Controller, 'GetCapacity', await d.getCapacity({ accessible_topology: { segments } })),
+    ).toEqual({
+      available_capacity: String(2048 * MiB),
+      maximum_volume_size: { value: String(4096 * MiB) },
+      minimum_volume_size: { value: String(64 * MiB) },
+    });
+  });
+
+  it('CreateVolume with accessibility_requirements answers the volume with its accessible_topology', async () => {
+    const d = zonedDriver();
+    const created = await d.createVolume({
+      name: 'pvc-t',
+      volume_capabilities: [{ mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } }],
+      accessibility_requirements: { requisite: [{ segments }], preferred: [{ segments }] },
+    });
+    expect(roundTrip(services.Controller, 'CreateVolume', created)).toEqual({
+      volume: {
+        volume_id: datasetIdForName('pvc-t'),
+        capacity_bytes: String(1024 * MiB),
+        accessible_topology: [{ segments }],
+      },
+    });
+  });
+});
 
 describe('answers survive the serialiser unchanged', () => {
   it('Identity', async () => {

@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { CsiError, int64, type CapacityRange, type VolumeCapability } from './mapping';
 import { status } from '@grpc/grpc-js';
+import type { Segments, TopologyRequirement } from './topology';
 
 const Str = z.string().optional().nullable();
 const StrMap = z.record(z.string(), z.string()).optional().nullable();
@@ -28,6 +29,15 @@ export const VolumeCapabilityWire = z
 
 export const CapacityRangeWire = z.object({ required_bytes: Int64, limit_bytes: Int64 }).loose();
 
+export const TopologyWire = z.object({ segments: StrMap }).loose();
+
+export const TopologyRequirementWire = z
+  .object({
+    requisite: z.array(TopologyWire).optional().nullable(),
+    preferred: z.array(TopologyWire).optional().nullable(),
+  })
+  .loose();
+
 export const CreateVolumeRequest = z
   .object({
     name: Str,
@@ -35,7 +45,15 @@ export const CreateVolumeRequest = z
     volume_capabilities: z.array(VolumeCapabilityWire).optional().nullable(),
     parameters: StrMap,
     volume_content_source: z.object({}).loose().optional().nullable(),
-    accessibility_requirements: z.object({}).loose().optional().nullable(),
+    accessibility_requirements: TopologyRequirementWire.optional().nullable(),
+  })
+  .loose();
+
+export const GetCapacityRequest = z
+  .object({
+    volume_capabilities: z.array(VolumeCapabilityWire).optional().nullable(),
+    parameters: StrMap,
+    accessible_topology: TopologyWire.optional().nullable(),
   })
   .loose();
 
@@ -129,6 +147,19 @@ export function toCapability(w: VolumeCapabilityWire): VolumeCapability {
   };
 }
 
+/** A Topology's segments ({} when it has none). */
+export function toSegments(w: z.infer<typeof TopologyWire> | null | undefined): Segments {
+  return w?.segments ?? {};
+}
+
+/** accessibility_requirements as the decision takes it; undefined when absent. */
+export function toRequirement(
+  w: z.infer<typeof TopologyRequirementWire> | null | undefined,
+): TopologyRequirement | undefined {
+  if (!w) return undefined;
+  return { requisite: (w.requisite ?? []).map(toSegments), preferred: (w.preferred ?? []).map(toSegments) };
+}
+
 export function toRange(w: z.infer<typeof CapacityRangeWire> | null | undefined): CapacityRange | undefined {
   if (!w) return undefined;
   return {
@@ -143,6 +174,7 @@ export interface VolumeWire {
   volume_id: string;
   capacity_bytes: number;
   volume_context: Record<string, string>;
+  accessible_topology: { segments: Segments }[];
 }
 
 export interface VolumeUsageWire {
