@@ -5,3 +5,4 @@
  */
 export { blockDeviceApiContract, expectStorageError, type ContractFixture, type ContractOptions } from './contract';
 export { destroyTempRoot, loopsUnder, makeTempRoot } from './testSupport';
+export { startMoto, type MotoServer } from '../ebs/motoSupport';
