@@ -17,7 +17,7 @@ import type {
   Lease,
   NodeReport,
   ReleasedLease,
-  NodeSummary,
+  NodeStateSummary,
   ReportResponse,
   SnapshotConfiguration,
   SnapshotState,
@@ -210,7 +210,7 @@ export class FlockerClient {
     return (await this.call(apiRoutes.listSnapshotState)).value;
   }
 
-  async listNodes(): Promise<NodeSummary[]> {
+  async listNodes(): Promise<NodeStateSummary[]> {
     return (await this.call(apiRoutes.listNodes)).value;
   }
 
