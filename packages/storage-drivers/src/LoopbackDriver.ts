@@ -8,6 +8,7 @@ import {
   roundUpToUnit,
   StorageError,
   type BlockDeviceApi,
+  type BlockDeviceSnapshot,
   type BlockDeviceVolume,
   type CreateVolumeOptions,
   type DetachOptions,
@@ -45,6 +46,7 @@ import {
   type AttachLoopOptions,
   type LoopBinding,
 } from './losetup';
+import { copyImage, LoopbackSnapshots, unknownSnapshot } from './loopbackSnapshots';
 import { PoolLock } from './PoolLock';
 import {
   commitTemp,
@@ -179,6 +181,8 @@ export class LoopbackDriver implements BlockDeviceApi {
   private maxVolumeSize: Promise<number> | undefined;
   /** Unreadable records already logged (a bad record is logged once, not at every listing). */
   private readonly loggedProblems = new Set<string>();
+  /** `<root>/snapshots/` (issue 20): see loopbackSnapshots.ts. */
+  private readonly snapshotStore: LoopbackSnapshots;
 
   constructor(options: LoopbackDriverOptions) {
     if (!options.instanceId) throw new Error('LoopbackDriver needs an instanceId');
@@ -205,6 +209,7 @@ export class LoopbackDriver implements BlockDeviceApi {
     };
     this.detachOptions = ioctls !== undefined ? { ioctls } : {};
     this.flagOptions = { exec: this.exec, ...(ioctls !== undefined ? { ioctls } : {}) };
+    this.snapshotStore = new LoopbackSnapshots({ rootPath: this.rootPath, exec: this.exec, logger: this.logger });
   }
 
   allocationUnit(): number {
@@ -511,6 +516,96 @@ export class LoopbackDriver implements BlockDeviceApi {
       this.logger.info('volume resized', { blockdeviceId, from: record.size, to: rounded });
       return toVolume(grown);
     });
+  }
+
+  /**
+   * A copy of the volume's image in `<root>/snapshots/` (reflink or sparse copy, see
+   * loopbackSnapshots.ts), made under the pool lock (no attach, detach, fence, resize or
+   * destroy of the volume runs meanwhile; a sparse copy of a large image holds the lock, and
+   * the caller's frozen file system, for as long as it takes). Ready when it returns.
+   */
+  async createSnapshot(blockdeviceId: string, snapshotId: string): Promise<BlockDeviceSnapshot> {
+    return this.withPoolLock(async () => {
+      const taken = await this.snapshotStore.find(snapshotId);
+      if (taken !== undefined) return taken;
+      const record = await this.readRecord(blockdeviceId);
+      await this.finishInterruptedFence(blockdeviceId);
+      return this.snapshotStore.takeLocked(record, this.imagePath(blockdeviceId), snapshotId);
+    });
+  }
+
+  async listSnapshots(): Promise<BlockDeviceSnapshot[]> {
+    return this.snapshotStore.list();
+  }
+
+  async destroySnapshot(snapshotId: string): Promise<void> {
+    await this.withPoolLock(() => this.snapshotStore.destroyLocked(snapshotId));
+  }
+
+  /**
+   * A new volume whose image is a copy of the snapshot's (reflink or sparse), extended to the
+   * size. As createVolume: the image first (invisible without a record; repair() removes one a
+   * crash left), the record last, under the pool lock. The copy itself needs no lock: a
+   * snapshot's image never changes, and one destroyed meanwhile stays readable to the copy.
+   */
+  async createVolumeFromSnapshot(
+    snapshotId: string,
+    datasetId: string,
+    size: number,
+    options: CreateVolumeOptions = {},
+  ): Promise<BlockDeviceVolume> {
+    const snapshot = await this.snapshotStore.get(snapshotId);
+    const rounded = await this.checkSizeWithinLimit(size);
+    if (rounded < snapshot.size) {
+      throw new StorageError(
+        'INVALID_SIZE',
+        `a volume made from snapshot ${snapshotId} needs at least its ${snapshot.size} bytes, not ${rounded}`,
+      );
+    }
+    if (!datasetId) throw new StorageError('BACKEND_ERROR', 'a volume needs a dataset id');
+    await this.ensureDirs();
+    const id = randomUUID();
+    const record: VolumeRecord = {
+      version: 1,
+      blockdevice_id: id,
+      dataset_id: datasetId,
+      size: rounded,
+      ...(options.profile !== undefined ? { profile: options.profile } : {}),
+      attached_to: null,
+      created: new Date().toISOString(),
+    };
+    const started = Date.now();
+    try {
+      let copy: string;
+      try {
+        copy = await copyImage(this.exec, this.snapshotStore.imagePath(snapshotId), this.imagePath(id));
+      } catch (e) {
+        if ((await this.snapshotStore.find(snapshotId)) === undefined) throw unknownSnapshot(snapshotId);
+        throw e;
+      }
+      let tmp: string;
+      const handle = await fs.open(this.imagePath(id), 'r+');
+      try {
+        await handle.chmod(0o600);
+        await handle.truncate(rounded);
+        tmp = await writeSyncedTemp(this.recordPath(id), recordText(record), () => handle.sync());
+      } finally {
+        await handle.close();
+      }
+      await this.withPoolLock(() => commitTemp(tmp, this.recordPath(id)));
+      this.logger.info('volume created from snapshot', {
+        blockdeviceId: id,
+        datasetId,
+        snapshotId,
+        size: rounded,
+        copy,
+        ms: Date.now() - started,
+      });
+    } catch (e) {
+      await this.removeFailedCreate(id);
+      throw tooLarge(e, rounded, this.rootPath) ?? e;
+    }
+    return toVolume(record);
   }
 
   /**

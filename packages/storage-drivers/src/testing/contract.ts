@@ -436,7 +436,7 @@ function snapshotContract(devices: boolean, context: () => SnapshotContext): voi
       return driver.getDevicePath(v.blockdeviceId);
     }
 
-    /** Two places in the volume: the start and past the first allocation unit (a clone copies every part). */
+    /** Two places in the volume (of two units or more): the start and past the first unit (a clone copies every part). */
     const offsets = (): number[] => [0, c.unit + 4096];
 
     async function writePattern(device: string, text: string): Promise<void> {
@@ -505,7 +505,7 @@ function snapshotContract(devices: boolean, context: () => SnapshotContext): voi
     snapshotTest(
       'a clone is an independent volume: writes to it change neither the snapshot nor the source',
       async () => {
-        const v = await create(c.unit);
+        const v = await create(2 * c.unit);
         const device = await attach(a, v);
         await writePattern(device, 'original');
         const s = await snapshot(a, v.blockdeviceId);
@@ -523,7 +523,7 @@ function snapshotContract(devices: boolean, context: () => SnapshotContext): voi
     );
 
     snapshotTest('outlives its source volume: listed and clonable after the source is destroyed', async () => {
-      const v = await create(c.unit);
+      const v = await create(2 * c.unit);
       let device: string | undefined;
       if (devices) {
         device = await attach(a, v);
