@@ -19,16 +19,18 @@ import {
   type DatasetConfiguration,
   type FlockerClient,
   type NodeState,
+  type SnapshotConfiguration,
   volumeNameProblem,
   XFS_MINIMUM_SIZE,
 } from '@flocker/api';
 import { caCommands } from './ca/command';
 import { connect, type ConnectionArgs } from './connection';
 import { CliError, EXIT } from './errors';
-import { duration, relativeTime, shortId, table } from './format';
+import { duration, leaseHolders, relativeTime, shortId, table } from './format';
 import { deadNodeLine, eventLine, fencingLine, recentEvents } from './failover';
 import { clusterHealth, destroyProgress, errorsOf, isDeleting, volumeState } from './health';
 import { movePhase, resizePhase } from './progress';
+import { destroyedPhase, resolveSnapshot, snapshotName, snapshotRow, takenPhase } from './snapshots';
 import { checkInUse, inUseBy } from './safety';
 import { runUi, uiOptions, type UiArgs } from './ui/command';
 
@@ -195,7 +197,7 @@ export function buildCli(
     .option('cert', { type: 'string', describe: 'API user certificate [env FLOCKER_CERT]' })
     .option('key', { type: 'string', describe: 'API user private key [env FLOCKER_KEY]' })
     .option('json', { type: 'boolean', default: false, describe: 'Machine-readable output' })
-    .command('volumes', 'List, create, show, move, resize and destroy volumes', (v) =>
+    .command('volumes', 'List, create, show, move, clone, resize and destroy volumes', (v) =>
       v
         .command(
           ['list', 'ls'],
@@ -324,7 +326,7 @@ export function buildCli(
                 `Size:       ${d.maximum_size ? formatSize(d.maximum_size) : '-'}`,
                 `Primary:    ${snapshot.nodes.find((n) => n.uuid === d.primary)?.host ?? '?'} (${d.primary})`,
                 `State:      ${st.state}${st.path ? ` at ${st.path}` : ''}${st.reason !== undefined ? ` — ${st.reason}` : ''}`,
-                `Lease:      ${lease ? `held by ${shortId(lease.node_uuid)}, expires ${duration(lease.expires)}${lease.pinned ? ', pinned' : ''}` : 'none'}`,
+                `Lease:      ${lease ? `held by ${shortId(lease.node_uuid)} (${leaseHolders(lease)}), expires ${duration(lease.expires)}${lease.pinned ? ', pinned' : ''}` : 'none'}`,
                 `Metadata:   ${
                   Object.entries(d.metadata)
                     .map(([k, v]) => `${k}=${v}`)
@@ -361,6 +363,83 @@ export function buildCli(
             if (!a.json) io.err(`Moving ${nameOf(d) || d.dataset_id} to ${node.host}`);
             const path = await waitForMounted(client, io, d.dataset_id, node.uuid, a.timeout);
             print(a, { ...moved, path }, () => `${nameOf(d) || d.dataset_id} is mounted on ${node.host} at ${path}`);
+          }),
+        )
+        .command(
+          'clone <name>',
+          'Create a volume holding the data of a snapshot (--snapshot) or of a volume now (--volume: snapshot first)',
+          (b) =>
+            waitOptions(
+              b
+                .positional('name', { type: 'string', demandOption: true, describe: 'Name of the new volume' })
+                .option('snapshot', { type: 'string', describe: 'Snapshot name or id to clone' })
+                .option('volume', { type: 'string', describe: 'Volume to clone as it is now (through a snapshot)' })
+                .option('size', { type: 'string', describe: 'Size (default and minimum: the snapshot size)' })
+                .option('node', { type: 'string', describe: 'Node UUID, prefix or address (default: the source node)' })
+                .conflicts('snapshot', 'volume')
+                .check((x) => {
+                  if (x.snapshot === undefined && x.volume === undefined)
+                    throw new Error('give --snapshot or --volume');
+                  return true;
+                })
+                .example('$0 volumes clone pg-test --snapshot nightly', 'a new volume from snapshot "nightly"')
+                .example('$0 volumes clone pg-copy --volume pgdata --node 10.0.0.6', 'a copy of pgdata as it is now'),
+            ),
+          run<
+            GlobalArgs & {
+              name: string;
+              snapshot?: string;
+              volume?: string;
+              size?: string;
+              node?: string;
+              wait: boolean;
+              timeout: number;
+            }
+          >(async (a, client) => {
+            const nameProblem = volumeNameProblem(a.name);
+            if (nameProblem !== undefined) throw new CliError(EXIT.USAGE, nameProblem);
+            const [datasets, snapshot, snapshots] = await Promise.all([
+              client.listDatasets(),
+              client.waitForCluster(undefined, 0),
+              client.listSnapshots(),
+            ]);
+            if (datasets.some((d) => !d.deleted && nameOf(d) === a.name))
+              throw new CliError(EXIT.CONFLICT, `a volume named "${a.name}" already exists`);
+            const size = a.size === undefined ? undefined : parseSize(a.size, MINIMUM_DATASET_SIZE);
+            let source: SnapshotConfiguration;
+            if (a.volume !== undefined) {
+              const d = resolveDataset(datasets, a.volume);
+              source = await client.createSnapshot({
+                dataset_id: d.dataset_id,
+                metadata: { 'clusterhq:flocker:clone-of': a.name },
+              });
+              if (!a.json) io.err(`Taking a snapshot of ${nameOf(d) || d.dataset_id} (${source.snapshot_id})`);
+              await waitUntil(client, io, a.timeout, (s) => takenPhase(s, source));
+            } else source = resolveSnapshot(snapshots, a.snapshot ?? '');
+            const from = datasets.find((d) => d.dataset_id === source.dataset_id);
+            const node = a.node
+              ? resolveNode(snapshot.nodes, a.node)
+              : (snapshot.nodes.find((n) => n.uuid === from?.primary && n.alive && from.deleted !== true) ??
+                snapshot.nodes.find((n) => n.alive));
+            if (!node) throw new CliError(EXIT.FAILURE, 'no live node to create the clone on');
+            const metadata: Record<string, string> = { [METADATA_NAME_KEY]: a.name };
+            for (const key of [METADATA_PROFILE_KEY, METADATA_FILESYSTEM_KEY]) {
+              const v = from?.metadata[key];
+              if (v !== undefined) metadata[key] = v;
+            }
+            const d = await client.createDataset({
+              primary: node.uuid,
+              source_snapshot_id: source.snapshot_id,
+              ...(size !== undefined ? { maximum_size: size } : {}),
+              metadata,
+            });
+            if (!a.wait) return print(a, d, () => `Cloning ${a.name} (${d.dataset_id}) on ${node.host}`);
+            if (!a.json)
+              io.err(`Cloning ${a.name} from snapshot ${snapshotName(source) || source.snapshot_id} on ${node.host}`);
+            const path = await waitForMounted(client, io, d.dataset_id, node.uuid, a.timeout);
+            // The clone holds its own copy now: the snapshot taken for it (--volume) has done its job.
+            if (a.volume !== undefined) await client.deleteSnapshot(source.snapshot_id);
+            print(a, { ...d, path }, () => `${a.name} is mounted on ${node.host} at ${path}`);
           }),
         )
         .command(
@@ -433,7 +512,105 @@ export function buildCli(
             print(a, deleted, () => `Destroyed ${nameOf(d) || d.dataset_id}`);
           }),
         )
-        .demandCommand(1, 'Name a volumes command: list, create, show, move, resize or destroy'),
+        .demandCommand(1, 'Name a volumes command: list, create, show, move, clone, resize or destroy'),
+    )
+    .command('snapshots', 'Take, list, show and destroy snapshots of volumes', (sn) =>
+      sn
+        .command(
+          'create <volume>',
+          'Take a crash-consistent snapshot of a volume (frozen for the instant it is taken)',
+          (b) =>
+            waitOptions(
+              b
+                .positional('volume', { type: 'string', demandOption: true })
+                .option('name', { type: 'string', describe: 'Name of the snapshot (unique among live snapshots)' })
+                .example('$0 snapshots create pgdata --name nightly', 'waits until the backend holds it'),
+            ),
+          run<GlobalArgs & { volume: string; name?: string; wait: boolean; timeout: number }>(async (a, client) => {
+            const d = resolveDataset(await client.listDatasets(), a.volume);
+            const s = await client.createSnapshot({
+              dataset_id: d.dataset_id,
+              ...(a.name !== undefined ? { metadata: { name: a.name } } : {}),
+            });
+            const label = a.name ?? s.snapshot_id;
+            if (!a.wait) return print(a, s, () => `Snapshot ${label} of ${nameOf(d) || d.dataset_id} requested`);
+            if (!a.json) io.err(`Taking snapshot ${label} of ${nameOf(d) || d.dataset_id}`);
+            const held = await waitUntil(client, io, a.timeout, (c) => takenPhase(c, s));
+            print(a, { ...s, state: held }, () => `Snapshot ${label} taken at ${held.created_at} (${held.status})`);
+          }),
+        )
+        .command(
+          ['list', 'ls'],
+          'List snapshots',
+          (b) =>
+            b
+              .option('volume', { type: 'string', describe: 'Only the snapshots of this volume' })
+              .example('$0 snapshots list', 'NAME SNAPSHOT VOLUME SIZE TAKEN STATE'),
+          run<GlobalArgs & { volume?: string }>(async (a, client) => {
+            const [datasets, cluster, snapshots] = await Promise.all([
+              client.listDatasets(),
+              client.waitForCluster(undefined, 0),
+              client.listSnapshots(),
+            ]);
+            const only = a.volume === undefined ? undefined : resolveDataset(datasets, a.volume).dataset_id;
+            const rows = snapshots
+              .filter((s) => only === undefined || s.dataset_id === only)
+              .map((s) => snapshotRow(s, datasets, cluster));
+            print(a, rows, () =>
+              table(
+                ['NAME', 'SNAPSHOT', 'VOLUME', 'SIZE', 'TAKEN', 'STATE'],
+                rows.map((r) => [
+                  r.name || '-',
+                  shortId(r.snapshot_id),
+                  r.source_deleted ? `${r.volume} (deleted)` : r.volume,
+                  r.size !== null ? formatSize(r.size) : '-',
+                  r.taken_at ?? '-',
+                  r.state,
+                ]),
+              ),
+            );
+          }),
+        )
+        .command(
+          'show <snapshot>',
+          'Show one snapshot (by name or id)',
+          (b) => b.positional('snapshot', { type: 'string', demandOption: true }),
+          run<GlobalArgs & { snapshot: string }>(async (a, client) => {
+            const [datasets, cluster, snapshots] = await Promise.all([
+              client.listDatasets(),
+              client.waitForCluster(undefined, 0),
+              client.listSnapshots(),
+            ]);
+            const r = snapshotRow(resolveSnapshot(snapshots, a.snapshot), datasets, cluster);
+            print(a, r, () =>
+              [
+                `Name:       ${r.name || '-'}`,
+                `Snapshot:   ${r.snapshot_id}`,
+                `Volume:     ${r.volume}${r.source_deleted ? ' (deleted)' : ''} (${r.dataset_id})`,
+                `Size:       ${r.size !== null ? formatSize(r.size) : '-'}`,
+                `Requested:  ${r.created_at}`,
+                `Taken:      ${r.taken_at ?? '-'}`,
+                `State:      ${r.state}`,
+              ].join('\n'),
+            );
+          }),
+        )
+        .command(
+          ['destroy <snapshot>', 'rm <snapshot>'],
+          'Delete a snapshot (volumes cloned from it are not affected)',
+          (b) => waitOptions(b.positional('snapshot', { type: 'string', demandOption: true })),
+          run<GlobalArgs & { snapshot: string; wait: boolean; timeout: number }>(async (a, client) => {
+            const s = resolveSnapshot(await client.listSnapshots(), a.snapshot);
+            const deleted = await client.deleteSnapshot(s.snapshot_id);
+            const label = snapshotName(s) || s.snapshot_id;
+            if (a.wait) {
+              if (!a.json) io.err(`Destroying snapshot ${label}`);
+              await waitUntil(client, io, a.timeout, (c) => destroyedPhase(c, s));
+            }
+            print(a, deleted, () => `Destroyed snapshot ${label}`);
+          }),
+        )
+        .demandCommand(1, 'Name a snapshots command: create, list, show or destroy'),
     )
     .command('nodes', 'List nodes', (n) =>
       n
@@ -471,7 +648,7 @@ export function buildCli(
             const [leases, datasets] = await Promise.all([client.listLeases(), client.listDatasets()]);
             print(a, leases, () =>
               table(
-                ['VOLUME', 'DATASET', 'NODE', 'EXPIRES', 'PINNED'],
+                ['VOLUME', 'DATASET', 'NODE', 'EXPIRES', 'PINNED', 'HOLDERS'],
                 leases.map((x) => [
                   nameOf(
                     datasets.find((d) => d.dataset_id === x.dataset_id) ?? ({ metadata: {} } as DatasetConfiguration),
@@ -480,6 +657,7 @@ export function buildCli(
                   shortId(x.node_uuid),
                   duration(x.expires),
                   x.pinned ? 'yes' : 'no',
+                  leaseHolders(x),
                 ]),
               ),
             );
