@@ -13,12 +13,13 @@ import {
   mkdtempSync,
   readFileSync,
   readdirSync,
+  statfsSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FlockerClient } from '@flocker/api';
-import { createCsiClient, grpcCode, type CsiClient } from '@flocker/csi-driver';
+import { createCsiClient, grpcCode, TOPOLOGY_ZONE_KEY, type CsiClient } from '@flocker/csi-driver';
 import { startControlService, type ControlService } from '@flocker/control-api';
 import { waitFor } from './cluster/run';
 import { mountsUnder, releaseMountsAndLoops } from './localAgents';
@@ -103,7 +104,6 @@ function junitCounts(xml: string): JunitCounts {
  */
 const UNSUPPORTED = [
   'GetSnapshot',
-  'GetCapacity',
   'Snapshot',
   'Volume Cloning',
   'Modify volume',
@@ -397,5 +397,58 @@ describe('flocker-csi', () => {
     await a.controller.DeleteVolume!({ volume_id: id });
     const listed = (await a.controller.ListVolumes!({})) as { entries?: { volume: { volume_id: string } }[] };
     expect((listed.entries ?? []).map((e) => e.volume.volume_id)).not.toContain(id);
+  });
+
+  it("topology and capacity: both nodes in the pool's zone, volumes placed there, GetCapacity from the pool's free bytes", async () => {
+    if (!existsSync(socketOf('b'))) await startNode('b', 'node');
+    const a = createCsiClient(socketOf('a'));
+    const b = createCsiClient(socketOf('b'));
+    clients.push(a, b);
+    const poolId = (JSON.parse(readFileSync(join(dir, 'pool', 'pool.json'), 'utf8')) as { pool_id?: string }).pool_id;
+    expect(poolId).toMatch(/^[0-9a-f-]{36}$/);
+    const zone = { segments: { [TOPOLOGY_ZONE_KEY]: poolId } };
+    // One shared loopback pool: one zone, the same on both nodes (the kubelet labels both nodes with it).
+    for (const n of [a, b]) expect(await n.node.NodeGetInfo!({})).toMatchObject({ accessible_topology: zone });
+    const nodes = await new FlockerClient({ baseUrl: control.url }).listNodes();
+    expect(nodes).toHaveLength(2);
+    for (const n of nodes) {
+      expect(n).toMatchObject({ zone: poolId, available_bytes: expect.any(Number) });
+      expect((n.available_bytes ?? -1) % (64 * MiB)).toBe(0);
+    }
+
+    const fs = statfsSync(join(dir, 'pool'));
+    const capacity = (await a.controller.GetCapacity!({ accessible_topology: zone })) as {
+      available_capacity: string;
+      maximum_volume_size?: { value: string };
+      minimum_volume_size?: { value: string };
+    };
+    // Free bytes of the pool's file system as the agents last reported them (other processes write there too).
+    expect(Number(capacity.available_capacity)).toBeGreaterThan(0);
+    expect(Number(capacity.available_capacity)).toBeLessThanOrEqual(fs.blocks * fs.bsize);
+    expect(Number(capacity.available_capacity) % (64 * MiB)).toBe(0);
+    expect(Number(capacity.maximum_volume_size?.value)).toBeGreaterThan(64 * MiB);
+    expect(capacity.minimum_volume_size).toEqual({ value: String(64 * MiB) });
+    const elsewhere = { segments: { [TOPOLOGY_ZONE_KEY]: 'another-pool' } };
+    expect(await a.controller.GetCapacity!({ accessible_topology: elsewhere })).toMatchObject({
+      available_capacity: '0',
+    });
+
+    const cap = { mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
+    const created = (await a.controller.CreateVolume!({
+      name: 'pvc-zoned',
+      volume_capabilities: [cap],
+      accessibility_requirements: { requisite: [zone], preferred: [zone] },
+    })) as { volume: { volume_id: string; accessible_topology: unknown } };
+    expect(created.volume.accessible_topology).toEqual([zone]);
+    const refused = await a.controller.CreateVolume!({
+      name: 'pvc-nowhere',
+      volume_capabilities: [cap],
+      accessibility_requirements: { requisite: [elsewhere] },
+    }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(grpcCode(refused)).toBe(8); // RESOURCE_EXHAUSTED
+    await a.controller.DeleteVolume!({ volume_id: created.volume.volume_id });
   });
 });

@@ -8,3 +8,4 @@ export * from './startCsiDriver';
 export * from './wire';
 export * from './client';
 export * from './registration';
+export * from './topology';
