@@ -6,10 +6,26 @@ import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { AttachVolumeCommand, CreateVolumeCommand, DescribeVolumesCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import {
+  AttachVolumeCommand,
+  CreateSnapshotCommand,
+  CreateVolumeCommand,
+  DescribeSnapshotsCommand,
+  type DescribeSnapshotsCommandOutput,
+  DescribeVolumesCommand,
+  type EC2Client,
+} from '@aws-sdk/client-ec2';
 import { isStorageError } from '../BlockDeviceApi';
 import { blockDeviceApiContract, expectStorageError } from '../testing/contract';
-import { EbsDriver, TAG_CLUSTER, TAG_DATASET, type EbsTiming } from './EbsDriver';
+import {
+  EbsDriver,
+  snapshotStatus,
+  TAG_CLUSTER,
+  TAG_DATASET,
+  TAG_SNAPSHOT,
+  TAG_SOURCE_VOLUME,
+  type EbsTiming,
+} from './EbsDriver';
 import type { EbsHost } from './devices';
 import { GiB } from './profiles';
 import {
@@ -89,6 +105,7 @@ describe('EbsDriver on moto', () => {
     const make = (instance: string) => {
       const ec2 = motoClient(moto.endpoint);
       addAwsAttachRule(ec2);
+      hosts.addSnapshotData(ec2);
       return driver({ clusterId, instance, ec2, host: hosts.hostFor(instance) }).d;
     };
     return { driver: make(instances[0]), driverOnOtherInstance: make(instances[1]), cleanup: () => hosts.cleanup() };
@@ -387,5 +404,106 @@ describe('EbsDriver on moto', () => {
     expect(calls).toBe(2);
     // The client it built itself from config talks to moto with the explicit keys.
     expect(await d.listVolumes()).toEqual([]);
+  });
+
+  describe('snapshots (issue 20)', () => {
+    it('maps EBS snapshot states: pending -> creating, completed -> ready, error -> error', () => {
+      expect(['pending', 'completed', 'error', 'recoverable', undefined].map(snapshotStatus)).toEqual([
+        'creating',
+        'ready',
+        'error',
+        'creating',
+        'creating',
+      ]);
+    });
+
+    it('tags snapshots with the cluster, dataset, snapshot id and source; clones pass SnapshotId to CreateVolume', async () => {
+      const clusterId = randomUUID();
+      const { d } = driver({ clusterId });
+      const v = await d.createVolume(randomUUID(), 2 * GiB);
+      const snapshotId = randomUUID();
+      const s = await d.createSnapshot(v.blockdeviceId, snapshotId);
+      expect(s.backendId).toMatch(/^snap-/);
+      const aws = (await raw.send(new DescribeSnapshotsCommand({ SnapshotIds: [s.backendId] }))).Snapshots?.[0];
+      const tags = Object.fromEntries((aws?.Tags ?? []).map((t) => [t.Key, t.Value]));
+      expect(tags).toMatchObject({
+        [TAG_CLUSTER]: clusterId,
+        [TAG_DATASET]: v.datasetId,
+        [TAG_SNAPSHOT]: snapshotId,
+        [TAG_SOURCE_VOLUME]: v.blockdeviceId,
+        Name: `flocker-snapshot-${snapshotId}`,
+      });
+      expect(aws).toMatchObject({ VolumeId: v.blockdeviceId, VolumeSize: 2 });
+      const clone = await d.createVolumeFromSnapshot(snapshotId, randomUUID(), 3 * GiB, { profile: 'gold' });
+      const cloneAws = (await raw.send(new DescribeVolumesCommand({ VolumeIds: [clone.blockdeviceId] }))).Volumes?.[0];
+      expect(cloneAws).toMatchObject({ SnapshotId: s.backendId, Size: 3, AvailabilityZone: ZONE });
+      expect(clone).toMatchObject({ size: 3 * GiB, profile: 'gold', attachedTo: null });
+      await d.destroyVolume(clone.blockdeviceId);
+      await d.destroyVolume(v.blockdeviceId);
+      await d.destroySnapshot(snapshotId);
+    });
+
+    it("never lists another cluster's snapshots, untagged ones, or EC2's own", async () => {
+      const clusterId = randomUUID();
+      const { d } = driver({ clusterId });
+      const { d: other } = driver({ clusterId: randomUUID() });
+      const v = await d.createVolume(randomUUID(), GiB);
+      const w = await other.createVolume(randomUUID(), GiB);
+      const mine = await d.createSnapshot(v.blockdeviceId, randomUUID());
+      const theirs = await other.createSnapshot(w.blockdeviceId, randomUUID());
+      await raw.send(new CreateSnapshotCommand({ VolumeId: v.blockdeviceId }));
+      expect(await d.listSnapshots()).toEqual([mine]);
+      expect(await other.listSnapshots()).toEqual([theirs]);
+      await expectStorageError(d.createVolumeFromSnapshot(theirs.snapshotId, randomUUID(), GiB), 'UNKNOWN_SNAPSHOT');
+      await d.destroySnapshot(theirs.snapshotId);
+      expect(await other.listSnapshots()).toEqual([theirs]);
+    });
+
+    it('lists a pending snapshot as creating and refuses to clone it with SNAPSHOT_NOT_READY until it completes', async () => {
+      const ec2 = motoClient(moto.endpoint);
+      let pending = true;
+      ec2.middlewareStack.add(
+        (next, context) => async (args) => {
+          const result = await next(args);
+          if (pending && context.commandName === 'DescribeSnapshotsCommand') {
+            for (const snap of (result.output as DescribeSnapshotsCommandOutput).Snapshots ?? [])
+              snap.State = 'pending';
+          }
+          return result;
+        },
+        { step: 'initialize', name: 'flockerTestPendingSnapshots' },
+      );
+      const { d } = driver({ ec2 });
+      const v = await d.createVolume(randomUUID(), GiB);
+      const s = await d.createSnapshot(v.blockdeviceId, randomUUID());
+      expect((await d.listSnapshots()).map((x) => x.status)).toEqual(['creating']);
+      const datasetId = randomUUID();
+      await expectStorageError(d.createVolumeFromSnapshot(s.snapshotId, datasetId, GiB), 'SNAPSHOT_NOT_READY');
+      expect((await d.listVolumes()).filter((x) => x.datasetId === datasetId)).toEqual([]);
+      pending = false;
+      expect((await d.listSnapshots()).map((x) => x.status)).toEqual(['ready']);
+      expect((await d.createVolumeFromSnapshot(s.snapshotId, datasetId, GiB)).datasetId).toBe(datasetId);
+    });
+
+    it('adopts the snapshot when the CreateSnapshot answer is lost, instead of taking a second', async () => {
+      const ec2 = motoClient(moto.endpoint);
+      const lost = addFault(ec2, {
+        command: 'CreateSnapshotCommand',
+        times: 1000,
+        afterSending: true,
+        error: () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }),
+      });
+      const { d } = driver({ ec2 });
+      const v = await d.createVolume(randomUUID(), GiB);
+      const snapshotId = randomUUID();
+      const s = await d.createSnapshot(v.blockdeviceId, snapshotId);
+      expect(lost.injected).toBe(1);
+      expect(s).toMatchObject({ snapshotId, sourceBlockdeviceId: v.blockdeviceId });
+      expect(await d.listSnapshots()).toEqual([s]);
+      const ebs = await raw.send(
+        new DescribeSnapshotsCommand({ Filters: [{ Name: `tag:${TAG_SNAPSHOT}`, Values: [snapshotId] }] }),
+      );
+      expect(ebs.Snapshots).toHaveLength(1);
+    });
   });
 });

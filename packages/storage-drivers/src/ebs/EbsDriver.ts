@@ -2,14 +2,18 @@ import { randomUUID } from 'node:crypto';
 import { backoffDelay } from '@flocker/runtime';
 import {
   AttachVolumeCommand,
+  CreateSnapshotCommand,
   CreateVolumeCommand,
+  DeleteSnapshotCommand,
   DeleteVolumeCommand,
   DescribeInstancesCommand,
+  DescribeSnapshotsCommand,
   DescribeVolumesCommand,
   DetachVolumeCommand,
   EC2Client,
   ModifyVolumeCommand,
   type Filter,
+  type Snapshot,
   type Volume,
   type VolumeAttachment,
 } from '@aws-sdk/client-ec2';
@@ -17,6 +21,7 @@ import winston from 'winston';
 import {
   StorageError,
   type BlockDeviceApi,
+  type BlockDeviceSnapshot,
   type BlockDeviceVolume,
   type CreateVolumeOptions,
   type DetachOptions,
@@ -34,6 +39,17 @@ export const TAG_DATASET = 'flocker-dataset-id';
 export const TAG_PROFILE = 'flocker-profile';
 /** A per-createVolume token, so a create whose answer was lost can be found and adopted. */
 export const TAG_CREATE_TOKEN = 'flocker-create-token';
+/** On an EBS snapshot: the Flocker snapshot id (issue 20); with TAG_CLUSTER and TAG_DATASET as on volumes. */
+export const TAG_SNAPSHOT = 'flocker-snapshot-id';
+/** On an EBS snapshot: the volume it was taken of (EC2's own VolumeId may name a deleted volume oddly). */
+export const TAG_SOURCE_VOLUME = 'flocker-source-volume-id';
+
+/** EBS snapshot states as BlockDeviceSnapshot statuses: pending (copying to S3, not clonable) is "creating". */
+export function snapshotStatus(state: string | undefined): BlockDeviceSnapshot['status'] {
+  if (state === 'completed') return 'ready';
+  if (state === 'error') return 'error';
+  return 'creating';
+}
 
 /** gp3/sc1 limit; larger requests fail up front instead of at AWS. */
 export const MAX_VOLUME_GIB = 16_384;
@@ -114,7 +130,7 @@ function attachmentOf(v: Volume): VolumeAttachment | undefined {
   return (v.Attachments ?? []).find((a) => a.State !== 'detached' && a.InstanceId !== undefined);
 }
 
-function tagOf(v: Volume, key: string): string | undefined {
+function tagOf(v: Pick<Volume, 'Tags'>, key: string): string | undefined {
   return v.Tags?.find((t) => t.Key === key)?.Value;
 }
 
@@ -198,6 +214,131 @@ export class EbsDriver implements BlockDeviceApi {
   }
 
   async createVolume(datasetId: string, size: number, options: CreateVolumeOptions = {}): Promise<BlockDeviceVolume> {
+    return this.create(datasetId, size, options);
+  }
+
+  /**
+   * CreateSnapshot of the volume, tagged with the cluster, dataset and Flocker snapshot id. EBS
+   * fixes the point in time when CreateSnapshot returns (the copy to S3 goes on while "pending",
+   * listed as "creating"), so the caller's freeze need last only that long. Idempotent by the
+   * snapshot tag (also after a lost answer); concurrent creates of one id may leave two EBS
+   * snapshots: the oldest is the one answered, destroySnapshot deletes both.
+   */
+  async createSnapshot(blockdeviceId: string, snapshotId: string): Promise<BlockDeviceSnapshot> {
+    const taken = await this.findSnapshot(snapshotId);
+    if (taken !== undefined) return this.toSnapshot(taken);
+    const v = await this.describeOwned(blockdeviceId);
+    const datasetId = tagOf(v, TAG_DATASET) ?? '';
+    const tags = [
+      { Key: TAG_CLUSTER, Value: this.config.cluster_id },
+      { Key: TAG_DATASET, Value: datasetId },
+      { Key: TAG_SNAPSHOT, Value: snapshotId },
+      { Key: TAG_SOURCE_VOLUME, Value: blockdeviceId },
+      { Key: 'Name', Value: `flocker-snapshot-${snapshotId}` },
+    ];
+    let created: Snapshot;
+    try {
+      created = await this.call(
+        'CreateSnapshot',
+        () =>
+          this.ec2.send(
+            new CreateSnapshotCommand({
+              VolumeId: blockdeviceId,
+              Description: `Flocker snapshot ${snapshotId} of dataset ${datasetId}`,
+              TagSpecifications: [{ ResourceType: 'snapshot', Tags: tags }],
+            }),
+          ),
+        { recover: () => this.findSnapshot(snapshotId) },
+      );
+    } catch (e) {
+      const adopted = isTransientAwsError(e) ? await this.findSnapshot(snapshotId).catch(() => undefined) : undefined;
+      if (adopted === undefined) throw this.toStorageError(e, `snapshotting volume ${blockdeviceId}`, blockdeviceId);
+      created = adopted;
+    }
+    // CreateSnapshot answers without the tags on some emulators: the answer is completed from what we sent.
+    const snapshot = this.toSnapshot({ ...created, Tags: created.Tags?.length ? created.Tags : tags });
+    this.logger.info('snapshot taken', {
+      snapshotId,
+      backendId: snapshot.backendId,
+      blockdeviceId,
+      datasetId,
+      state: created.State,
+    });
+    return snapshot;
+  }
+
+  /** DescribeSnapshots of our own snapshots with this cluster's tag; one per Flocker snapshot id. */
+  async listSnapshots(): Promise<BlockDeviceSnapshot[]> {
+    const all = await this.describeSnapshots([{ Name: `tag:${TAG_CLUSTER}`, Values: [this.config.cluster_id] }]);
+    const seen = new Set<string>();
+    const listed: BlockDeviceSnapshot[] = [];
+    for (const s of all) {
+      const snapshot = this.toSnapshot(s);
+      if (snapshot.snapshotId === '' || seen.has(snapshot.snapshotId)) continue;
+      seen.add(snapshot.snapshotId);
+      listed.push(snapshot);
+    }
+    return listed;
+  }
+
+  /** DeleteSnapshot of every EBS snapshot carrying the id; waits until none is listed. Idempotent. */
+  async destroySnapshot(snapshotId: string): Promise<void> {
+    const found = await this.describeSnapshots(this.snapshotFilters(snapshotId));
+    for (const s of found) {
+      const id = s.SnapshotId ?? '';
+      try {
+        await this.call('DeleteSnapshot', () => this.ec2.send(new DeleteSnapshotCommand({ SnapshotId: id })), {
+          recover: async () =>
+            (await this.describeSnapshots(this.snapshotFilters(snapshotId))).some((x) => x.SnapshotId === id)
+              ? undefined
+              : true,
+        });
+      } catch (e) {
+        if (awsErrorCode(e) === 'InvalidSnapshot.NotFound') continue;
+        throw this.toStorageError(e, `deleting snapshot ${id} (Flocker snapshot ${snapshotId})`);
+      }
+    }
+    if (found.length === 0) return;
+    await pollUntil(
+      async () => ((await this.findSnapshot(snapshotId)) === undefined ? true : undefined),
+      this.pollOptions(`snapshot ${snapshotId} to be deleted`),
+    );
+    this.logger.info('snapshot destroyed', { snapshotId, backendIds: found.map((s) => s.SnapshotId) });
+  }
+
+  /** CreateVolume with the snapshot's SnapshotId (EBS loads the data lazily from S3). */
+  async createVolumeFromSnapshot(
+    snapshotId: string,
+    datasetId: string,
+    size: number,
+    options: CreateVolumeOptions = {},
+  ): Promise<BlockDeviceVolume> {
+    const found = await this.findSnapshot(snapshotId);
+    if (found === undefined)
+      throw new StorageError('UNKNOWN_SNAPSHOT', `no snapshot ${snapshotId} in cluster ${this.config.cluster_id}`);
+    const snapshot = this.toSnapshot(found);
+    const sizeGiB = this.sizeInGiB(size);
+    if (sizeGiB * GiB < snapshot.size)
+      throw new StorageError(
+        'INVALID_SIZE',
+        `a volume made from snapshot ${snapshotId} needs at least its ${snapshot.size / GiB} GiB, not ${sizeGiB} GiB`,
+      );
+    if (snapshot.status === 'creating')
+      throw new StorageError('SNAPSHOT_NOT_READY', `EBS snapshot ${snapshot.backendId} is still "${found.State}"`);
+    if (snapshot.status === 'error')
+      throw new StorageError(
+        'BACKEND_ERROR',
+        `EBS snapshot ${snapshot.backendId} is in the "error" state: it cannot be cloned; destroy it and take another`,
+      );
+    return this.create(datasetId, size, options, snapshot.backendId);
+  }
+
+  private async create(
+    datasetId: string,
+    size: number,
+    options: CreateVolumeOptions,
+    fromSnapshot?: string,
+  ): Promise<BlockDeviceVolume> {
     const sizeGiB = this.sizeInGiB(size);
     if (datasetId === '' || datasetId.length > 255)
       throw new StorageError('BACKEND_ERROR', `dataset id must be 1…255 characters to fit an EC2 tag`);
@@ -234,6 +375,7 @@ export class EbsDriver implements BlockDeviceApi {
               VolumeType: type.VolumeType,
               ...(type.Iops === undefined ? {} : { Iops: type.Iops }),
               TagSpecifications: [{ ResourceType: 'volume', Tags: tags }],
+              ...(fromSnapshot === undefined ? {} : { SnapshotId: fromSnapshot }),
               // EC2 makes CreateVolume idempotent per token; the token tag covers emulators that don't.
               ClientToken: token,
             }),
@@ -265,6 +407,7 @@ export class EbsDriver implements BlockDeviceApi {
       sizeGiB,
       volumeType: type.VolumeType,
       profile: options.profile,
+      ...(fromSnapshot === undefined ? {} : { fromSnapshot }),
     });
     return this.toVolume(ready);
   }
@@ -509,6 +652,62 @@ export class EbsDriver implements BlockDeviceApi {
     };
   }
 
+  private toSnapshot(s: Snapshot): BlockDeviceSnapshot {
+    return {
+      snapshotId: tagOf(s, TAG_SNAPSHOT) ?? '',
+      backendId: s.SnapshotId ?? '',
+      datasetId: tagOf(s, TAG_DATASET) ?? '',
+      sourceBlockdeviceId: tagOf(s, TAG_SOURCE_VOLUME) ?? s.VolumeId ?? '',
+      size: (s.VolumeSize ?? 0) * GiB,
+      createdAt: (s.StartTime ?? new Date(0)).toISOString(),
+      status: snapshotStatus(s.State),
+    };
+  }
+
+  private snapshotFilters(snapshotId: string): Filter[] {
+    return [
+      { Name: `tag:${TAG_CLUSTER}`, Values: [this.config.cluster_id] },
+      { Name: `tag:${TAG_SNAPSHOT}`, Values: [snapshotId] },
+    ];
+  }
+
+  /** The (oldest) EBS snapshot of this cluster carrying the Flocker snapshot id, if any. */
+  private async findSnapshot(snapshotId: string): Promise<Snapshot | undefined> {
+    return (await this.describeSnapshots(this.snapshotFilters(snapshotId)))[0];
+  }
+
+  /**
+   * Our own snapshots (OwnerIds self: without it EC2 lists every public snapshot too) matching
+   * the filters, following NextToken, oldest first.
+   */
+  private async describeSnapshots(filters: Filter[]): Promise<Snapshot[]> {
+    const all: Snapshot[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.call('DescribeSnapshots', () =>
+        this.ec2.send(
+          new DescribeSnapshotsCommand({
+            OwnerIds: ['self'],
+            Filters: filters,
+            MaxResults: this.timing.pageSize,
+            ...(token === undefined ? {} : { NextToken: token }),
+          }),
+        ),
+      ).catch((e: unknown) => {
+        throw this.toStorageError(e, 'listing snapshots');
+      });
+      all.push(...(page.Snapshots ?? []));
+      token = page.NextToken === '' ? undefined : page.NextToken;
+    } while (token !== undefined);
+    return all
+      .filter((s) => tagOf(s, TAG_CLUSTER) === this.config.cluster_id && tagOf(s, TAG_SNAPSHOT) !== undefined)
+      .sort(
+        (a, b) =>
+          (a.StartTime?.getTime() ?? 0) - (b.StartTime?.getTime() ?? 0) ||
+          (a.SnapshotId ?? '').localeCompare(b.SnapshotId ?? ''),
+      );
+  }
+
   private alreadyAttached(blockdeviceId: string, holder: string | undefined): StorageError {
     return new StorageError(
       'ALREADY_ATTACHED',
@@ -524,6 +723,7 @@ export class EbsDriver implements BlockDeviceApi {
     const map: Record<string, StorageErrorCode> = {
       'InvalidVolume.NotFound': 'UNKNOWN_VOLUME',
       'InvalidVolumeID.Malformed': 'UNKNOWN_VOLUME',
+      'InvalidSnapshot.NotFound': 'UNKNOWN_SNAPSHOT',
       VolumeInUse: 'VOLUME_ATTACHED',
     };
     return new StorageError(
@@ -618,7 +818,7 @@ export class EbsDriver implements BlockDeviceApi {
     return v;
   }
 
-  private pollOptions(what: string, blockdeviceId: string) {
+  private pollOptions(what: string, blockdeviceId?: string) {
     return {
       baseMs: this.timing.pollBaseMs,
       maxMs: this.timing.pollMaxMs,
@@ -626,7 +826,7 @@ export class EbsDriver implements BlockDeviceApi {
       random: this.random,
       sleep: this.sleep,
       what,
-      blockdeviceId,
+      ...(blockdeviceId === undefined ? {} : { blockdeviceId }),
     };
   }
 

@@ -14,6 +14,7 @@ import {
   EC2Client,
   EC2ServiceException,
   RunInstancesCommand,
+  type CreateSnapshotCommandOutput,
   type DescribeVolumesCommandOutput,
 } from '@aws-sdk/client-ec2';
 import { isDeviceBusy } from '../blockdev';
@@ -235,6 +236,33 @@ export class LoopbackEbsHosts {
     private readonly ec2: EC2Client,
   ) {}
 
+  /**
+   * EBS snapshots hold data; moto's hold none. Given to a driver's client, this copies the
+   * volume's file (sparse) to `<snap-id>.img` when CreateSnapshot succeeds (the point in time
+   * is the call, as on EBS); a volume created with that SnapshotId starts as a copy of it.
+   */
+  addSnapshotData(ec2: EC2Client): void {
+    ec2.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName !== 'CreateSnapshotCommand') return next(args);
+        const volumeId = String(inputOf(args).VolumeId);
+        return this.queue.run(async () => {
+          const result = await next(args);
+          const snapshotId = (result.output as CreateSnapshotCommandOutput).SnapshotId;
+          const file = path.join(this.root, `${volumeId}.img`);
+          const exists = await fs.access(file).then(
+            () => true,
+            () => false,
+          );
+          if (snapshotId !== undefined && exists)
+            await run('cp', ['--sparse=always', '--', file, path.join(this.root, `${snapshotId}.img`)]);
+          return result;
+        });
+      },
+      { step: 'initialize', name: 'flockerTestEbsSnapshotData' },
+    );
+  }
+
   hostFor(instanceId: string): EbsHost {
     return {
       findDevice: (volumeId) => this.queue.run(async () => this.current(volumeId, instanceId)),
@@ -253,6 +281,21 @@ export class LoopbackEbsHosts {
     const file = path.join(this.root, `${volumeId}.img`);
     const described = await this.ec2.send(new DescribeVolumesCommand({ VolumeIds: [volumeId] }));
     const size = (described.Volumes?.[0]?.Size ?? 0) * GiB;
+    const fromSnapshot = described.Volumes?.[0]?.SnapshotId;
+    const snapshotFile = path.join(this.root, `${fromSnapshot}.img`);
+    const first = await fs.access(file).then(
+      () => false,
+      () => true,
+    );
+    if (
+      first &&
+      fromSnapshot &&
+      (await fs.access(snapshotFile).then(
+        () => true,
+        () => false,
+      ))
+    )
+      await run('cp', ['--sparse=always', '--', snapshotFile, file]);
     const handle = await fs.open(file, 'a');
     try {
       if ((await handle.stat()).size < size) await handle.truncate(size);
