@@ -1,4 +1,4 @@
-import { duration, relativeTime, table } from './format';
+import { duration, leaseHolders, relativeTime, table } from './format';
 
 describe('format', () => {
   it('aligns columns and trims trailing space', () => {
@@ -23,5 +23,11 @@ describe('format', () => {
     expect(duration(null)).toBe('never');
     expect(duration(42.4)).toBe('42s');
     expect(duration(3600 * 3)).toBe('3h');
+  });
+
+  it('names the holders of a lease, an acquire without holder as (unnamed)', () => {
+    expect(leaseHolders({ holders: ['docker', 'csi'] })).toBe('docker, csi');
+    expect(leaseHolders({})).toBe('(unnamed)');
+    expect(leaseHolders({ holders: ['csi'], unnamed_holder: true })).toBe('csi, (unnamed)');
   });
 });

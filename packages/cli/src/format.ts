@@ -35,3 +35,12 @@ export function duration(seconds: number | null): string {
 export function shortId(id: string): string {
   return id.slice(0, 8);
 }
+
+/** Who holds a lease on its node: "docker, csi"; "(unnamed)" for an acquire that named no holder (Flocker v1 clients, this CLI). */
+export function leaseHolders(lease: {
+  holders?: readonly string[] | undefined;
+  unnamed_holder?: boolean | undefined;
+}): string {
+  if (lease.holders === undefined) return '(unnamed)';
+  return [...lease.holders, ...(lease.unnamed_holder === true ? ['(unnamed)'] : [])].join(', ');
+}
