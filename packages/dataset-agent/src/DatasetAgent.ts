@@ -18,7 +18,8 @@
  * report), ObservationView, PoolKnowledge and FailureLog (what the agent knows).
  */
 import { basename } from 'node:path';
-import { METADATA_NAME_KEY, type ClusterSnapshot, type NodeReport } from '@flocker/api';
+import { BackendSnapshot, METADATA_NAME_KEY, type ClusterSnapshot, type NodeReport } from '@flocker/api';
+import type { BlockDeviceSnapshot } from '@flocker/storage-drivers';
 import type winston from 'winston';
 import { reportedAvailableBytes } from './capacity';
 import { calculateChanges, mountPathOf } from './calculateChanges';
@@ -65,6 +66,8 @@ export class DatasetAgent {
   /** The backend's free bytes as last looked at (reported as available_bytes); undefined: no figure. */
   private availableBytes: number | undefined;
   private readonly decision: DecisionContext;
+  /** The backend's snapshots at the latest look that listed them (issue 20); reported as they are. */
+  private snapshotsSeen: readonly BlockDeviceSnapshot[] | undefined;
 
   constructor(private readonly o: DatasetAgentOptions) {
     this.clock = o.clock ?? systemClock;
@@ -135,6 +138,9 @@ export class DatasetAgent {
       snapshot: () => this.cluster.snapshot,
       stopping: () => this.stopping,
       missed: () => this.dispatch('missed'),
+      snapshotsSeen: (snapshots) => {
+        this.snapshotsSeen = snapshots;
+      },
     });
   }
 
@@ -291,9 +297,13 @@ export class DatasetAgent {
           listVolumes: this.pool.listPool,
           noDetails: busy,
           mountRoot: this.o.mountRoot,
+          withSnapshots: true,
+          onSnapshotListFailed: (e) =>
+            this.logger.warn('listing snapshots failed', { code: errorCode(e), error: errorMessage(e) }),
         }),
       );
     let local = await look();
+    if (local.snapshots !== undefined) this.snapshotsSeen = local.snapshots;
     this.logger.debug('observed all', { volumes: local.volumes.length, durationMs: this.now() - t0 });
     // Stale mounts (of a volume this node lost) go first, before any decision. While
     // fencing, the fence pass unmounts everything anyway.
@@ -437,10 +447,28 @@ export class DatasetAgent {
           size: v.size,
           attached_to: v.attachedTo,
         })),
+      ...(this.snapshotsSeen !== undefined ? { snapshots: this.snapshotsSeen.flatMap(reportedSnapshot) } : {}),
       errors: [...this.failures.reportErrors(), ...this.pool.reportErrors()],
       ...(this.o.maxVolumeSize !== undefined ? { max_volume_size: this.o.maxVolumeSize } : {}),
       ...(this.o.zone !== undefined ? { zone: this.o.zone } : {}),
       ...(this.availableBytes !== undefined ? { available_bytes: this.availableBytes } : {}),
     };
   }
+}
+
+/**
+ * A snapshot of the backend as the node report carries it; none for one the report's schema
+ * refuses (not a Flocker snapshot id: made by hand), which would make the whole report fail.
+ */
+function reportedSnapshot(s: BlockDeviceSnapshot): BackendSnapshot[] {
+  const parsed = BackendSnapshot.safeParse({
+    snapshot_id: s.snapshotId,
+    dataset_id: s.datasetId,
+    size: s.size,
+    created_at: s.createdAt,
+    status: s.status,
+    backend_id: s.backendId,
+    source_blockdevice_id: s.sourceBlockdeviceId,
+  });
+  return parsed.success ? [parsed.data] : [];
 }

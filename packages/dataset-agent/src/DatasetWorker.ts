@@ -4,7 +4,7 @@
  * fails (backoff), or may not act.
  */
 import type { ClusterSnapshot } from '@flocker/api';
-import type { BlockDeviceApi } from '@flocker/storage-drivers';
+import type { BlockDeviceApi, BlockDeviceSnapshot } from '@flocker/storage-drivers';
 import type winston from 'winston';
 import { calculateChanges } from './calculateChanges';
 import type { Clock } from './clock';
@@ -41,6 +41,8 @@ export interface DatasetWorkerContext {
   readonly stopping: () => boolean;
   /** Something was missed (a failed look or action, no permission to act): a full look once idle. */
   readonly missed: () => void;
+  /** The backend's snapshots as a look just listed them (for the node report). */
+  readonly snapshotsSeen?: (snapshots: readonly BlockDeviceSnapshot[]) => void;
 }
 
 /** The one next step for a dataset (none when it has reached its goal). */
@@ -50,7 +52,7 @@ export function nextAction(
   local: LocalState,
   decision: DecisionContext,
 ): Action | undefined {
-  return calculateChanges({ datasets: [dataset], nodes: desired.nodes }, local, decision)[0];
+  return calculateChanges({ ...desired, datasets: [dataset] }, local, decision)[0];
 }
 
 export class DatasetWorker {
@@ -101,8 +103,13 @@ export class DatasetWorker {
               onlyDataset: datasetId,
               listVolumes: c.pool.listPool,
               knownBlank: this.isBlank,
+              // Only a dataset with configured snapshots needs the backend's list (one more call per look).
+              withSnapshots: (desired.snapshots ?? []).some((s) => s.datasetId === datasetId),
+              onSnapshotListFailed: (e) =>
+                c.logger.warn('listing snapshots failed', { datasetId, code: errorCode(e), error: errorMessage(e) }),
             }),
           );
+          if (local.snapshots !== undefined) c.snapshotsSeen?.(local.snapshots);
           c.logger.debug('observed dataset', { datasetId, durationMs: this.now() - t0 });
         } catch (e) {
           c.logger.warn('observation failed', { datasetId, code: errorCode(e), error: errorMessage(e) });

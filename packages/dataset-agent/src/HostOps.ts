@@ -44,6 +44,10 @@ export interface HostOps {
   resizeFilesystem(devicePath: string): Promise<void>;
   /** Bytes the ext4 or xfs filesystem on the device spans, or null if it is neither. */
   filesystemSize(devicePath: string): Promise<number | null>;
+  /** fsfreeze -f: the mounted file system takes no writes until thaw (a snapshot's consistent instant). */
+  freeze(mountPoint: string): Promise<void>;
+  /** fsfreeze -u; true if it was frozen, false if it was not (no error then). */
+  thaw(mountPoint: string): Promise<boolean>;
   /** Grows an unmounted filesystem to its device (ext4: e2fsck -f, then resize2fs; xfs: nothing, see resizeFilesystem). */
   growUnmountedFilesystem(devicePath: string): Promise<void>;
 }
@@ -137,6 +141,17 @@ export const linuxHostOps: HostOps = {
   filesystemSize: async (devicePath) => {
     const sb = await readSuperblocks(devicePath);
     return sb.ext4 ?? sb.xfs;
+  },
+  freeze: (mountPoint) => run('fsfreeze', ['--freeze', mountPoint]),
+  thaw: async (mountPoint) => {
+    try {
+      await run('fsfreeze', ['--unfreeze', mountPoint]);
+      return true;
+    } catch (e) {
+      // The kernel answers EINVAL for a file system that is not frozen: already thawed is thawed.
+      if (!/Invalid argument/.test(e instanceof Error ? e.message : String(e))) throw e;
+      return false;
+    }
   },
   growUnmountedFilesystem: async (devicePath) => {
     if ((await readSuperblocks(devicePath)).xfs !== null) return; // xfs grows only mounted

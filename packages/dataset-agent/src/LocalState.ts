@@ -2,6 +2,7 @@
  * What the agent observes (LocalState), what it is asked for (DesiredState),
  * and what it may do about the difference (Action). Plain values, no I/O.
  */
+import type { BlockDeviceSnapshot } from '@flocker/storage-drivers';
 
 /** One volume of the (shared) storage pool; device details only when attached to this instance. */
 export interface DiscoveredVolume {
@@ -41,6 +42,12 @@ export interface LocalState {
   readonly strayMounts?: readonly StrayMount[];
   /** Volumes the pool has but cannot describe (the agent adds them to its observation). */
   readonly unreadable?: readonly UnreadableVolume[];
+  /**
+   * The snapshots the backend holds (issue 20); absent when not listed (a backend
+   * without snapshots, a failed listing, a look that did not need them): then no
+   * snapshot is taken or destroyed on this look.
+   */
+  readonly snapshots?: readonly BlockDeviceSnapshot[];
 }
 
 export interface DesiredDataset {
@@ -52,18 +59,32 @@ export interface DesiredDataset {
   readonly profile?: string;
   /** The file system to make on a new volume; absent: ext4. */
   readonly filesystem?: 'xfs';
+  /** A clone: the new volume is made from this snapshot (and never formatted). */
+  readonly sourceSnapshotId?: string;
+}
+
+/** A snapshot of the desired configuration (issue 20). */
+export interface DesiredSnapshot {
+  readonly snapshotId: string;
+  /** The source dataset. */
+  readonly datasetId: string;
+  readonly deleted: boolean;
 }
 
 export interface ClusterNode {
   readonly uuid: string;
   readonly instanceId: string;
   readonly alive: boolean;
+  /** The snapshot ids the node's last report lists (what its backend holds). */
+  readonly snapshots?: readonly string[];
 }
 
 export interface DesiredState {
   readonly datasets: readonly DesiredDataset[];
   /** Nodes known to the control service, with liveness. */
   readonly nodes: readonly ClusterNode[];
+  /** Configured snapshots, deleted ones included until the control service drops them. */
+  readonly snapshots?: readonly DesiredSnapshot[];
 }
 
 export interface DecisionContext {
@@ -76,7 +97,14 @@ export interface DecisionContext {
 }
 
 export type Action =
-  | { readonly kind: 'create'; readonly datasetId: string; readonly size: number; readonly profile?: string }
+  | {
+      readonly kind: 'create';
+      readonly datasetId: string;
+      readonly size: number;
+      readonly profile?: string;
+      /** A clone: made from this snapshot, at least as big as it. */
+      readonly sourceSnapshotId?: string;
+    }
   | { readonly kind: 'attach'; readonly datasetId: string; readonly blockdeviceId: string }
   | {
       readonly kind: 'format';
@@ -116,6 +144,21 @@ export type Action =
       readonly blockdeviceId: string;
       readonly devicePath: string;
       readonly size: number;
+    }
+  | {
+      /** Take a configured snapshot of the dataset's volume attached here (frozen around it when mounted). */
+      readonly kind: 'takeSnapshot';
+      readonly datasetId: string;
+      readonly blockdeviceId: string;
+      readonly snapshotId: string;
+      /** Where the volume is mounted: this file system is frozen while the snapshot is taken. */
+      readonly mountPath?: string;
+    }
+  | {
+      /** Destroy a deleted snapshot in the backend (datasetId: its source dataset). */
+      readonly kind: 'destroySnapshot';
+      readonly datasetId: string;
+      readonly snapshotId: string;
     };
 
 export type ActionKind = Action['kind'];
@@ -129,4 +172,6 @@ export const ACTION_KINDS: readonly ActionKind[] = [
   'forceDetach',
   'destroy',
   'resize',
+  'takeSnapshot',
+  'destroySnapshot',
 ];

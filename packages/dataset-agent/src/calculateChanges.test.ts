@@ -291,6 +291,8 @@ function apply(sim: Sim, node: SimNode, a: Action): void {
     sim.volumes.set(id, { id, datasetId: a.datasetId, size: a.size, attachedTo: null, hasFs: false });
     return;
   }
+  // The simulated backend has no snapshots (local.snapshots is never listed): snapshotChanges.test.ts covers them.
+  if (a.kind === 'destroySnapshot' || a.kind === 'takeSnapshot') throw new Error(`${a.kind} without snapshots`);
   const v = sim.volumes.get(a.blockdeviceId);
   if (!v) throw new Error(`${a.kind} on a missing volume`);
   const mounts = node.mounts.get(v.id) ?? new Set<string>();

@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import type { Action, DecisionContext, DesiredDataset, DesiredState, DiscoveredVolume, LocalState } from './LocalState';
+import { snapshotActionFor } from './snapshotChanges';
 
 /** What this node should do with a dataset. */
 export type Role = 'primary' | 'elsewhere' | 'deleted';
@@ -133,9 +134,13 @@ export function calculateChanges(desired: DesiredState, local: LocalState, ctx: 
       continue;
     }
     const role = roleOf(dataset, ctx.nodeUuid);
-    const step = TRANSITIONS[role][discoveredOf(volume, local, deadInstances)];
+    const discovered = discoveredOf(volume, local, deadInstances);
+    const step = TRANSITIONS[role][discovered];
     if (step === 'create' && unattributed) continue;
-    const action = actionFor(step, dataset, volume, ctx, liveNodes);
+    // The volume's own step first; snapshots only once it needs nothing (or only waits).
+    const action =
+      actionFor(step, dataset, volume, ctx, liveNodes) ??
+      snapshotActionFor(dataset, volume, discovered, desired, local, ctx);
     if (action) actions.push(action);
   }
   return actions;
@@ -152,7 +157,8 @@ function actionFor(
   if (step === 'none' || step === 'wait') return null;
   if (step === 'create') {
     const profile = dataset.profile !== undefined ? { profile: dataset.profile } : {};
-    return { kind: 'create', datasetId, size: desiredSize(dataset, ctx), ...profile };
+    const source = dataset.sourceSnapshotId !== undefined ? { sourceSnapshotId: dataset.sourceSnapshotId } : {};
+    return { kind: 'create', datasetId, size: desiredSize(dataset, ctx), ...profile, ...source };
   }
   // Every other step is about an existing volume.
   if (volume === undefined) return null;
@@ -166,6 +172,8 @@ function actionFor(
     case 'forceDetachIfOwner':
       return owner ? { kind: 'forceDetach', datasetId, blockdeviceId, fromInstance: volume.attachedTo ?? '' } : null;
     case 'format':
+      // A clone holds its snapshot's file system: never formatted (a blank-looking one needs a person).
+      if (dataset.sourceSnapshotId !== undefined) return null;
       return volume.devicePath !== undefined && volume.hasFilesystem === false
         ? {
             kind: 'format',

@@ -13,8 +13,23 @@ export function desiredStateOf(snapshot: ClusterSnapshot): DesiredState {
         deleted: d.deleted,
         ...(profile !== undefined ? { profile } : {}),
         ...(datasetFilesystem(d.metadata) === 'xfs' ? { filesystem: 'xfs' as const } : {}),
+        ...(d.source_snapshot_id !== undefined ? { sourceSnapshotId: d.source_snapshot_id } : {}),
       };
     }),
-    nodes: snapshot.nodes.map((n) => ({ uuid: n.uuid, instanceId: n.instance_id, alive: n.alive })),
+    nodes: snapshot.nodes.map((n) => ({
+      uuid: n.uuid,
+      instanceId: n.instance_id,
+      alive: n.alive,
+      ...(n.snapshots !== undefined ? { snapshots: n.snapshots.map((s) => s.snapshot_id) } : {}),
+    })),
+    ...(snapshot.snapshots !== undefined
+      ? {
+          snapshots: snapshot.snapshots.map((s) => ({
+            snapshotId: s.snapshot_id,
+            datasetId: s.dataset_id,
+            deleted: s.deleted === true,
+          })),
+        }
+      : {}),
   };
 }

@@ -29,13 +29,29 @@ export interface DiscoverOptions {
    * volume this node lost (fenced, moved away while it was cut off).
    */
   readonly mountRoot?: string;
+  /**
+   * List the backend's snapshots too (issue 20; drivers that have them). A failed listing
+   * leaves LocalState.snapshots absent (no snapshot decided on), never fails the look.
+   */
+  readonly withSnapshots?: boolean;
+  /** Told of a failed snapshot listing. */
+  readonly onSnapshotListFailed?: (err: unknown) => void;
 }
 
 export async function discoverLocalState(o: DiscoverOptions): Promise<LocalState> {
   const { driver, host, instanceId, onlyDataset } = o;
   const noDetails = o.noDetails ?? new Set<string>();
   const knownBlank = o.knownBlank ?? (() => false);
-  const [all, mounts] = await Promise.all([(o.listVolumes ?? (() => driver.listVolumes()))(), host.listMounts()]);
+  const [all, mounts, snapshots] = await Promise.all([
+    (o.listVolumes ?? (() => driver.listVolumes()))(),
+    host.listMounts(),
+    o.withSnapshots === true && driver.listSnapshots !== undefined
+      ? driver.listSnapshots().catch((err: unknown) => {
+          o.onSnapshotListFailed?.(err);
+          return undefined;
+        })
+      : undefined,
+  ]);
   const volumes = onlyDataset === undefined ? all : all.filter((v) => v.datasetId === onlyDataset);
   const discovered = await Promise.all(
     volumes.map(async (v): Promise<DiscoveredVolume> => {
@@ -74,9 +90,12 @@ export async function discoverLocalState(o: DiscoverOptions): Promise<LocalState
     o.mountRoot !== undefined && onlyDataset === undefined
       ? findStrayMounts(o.mountRoot, mounts, discovered, instanceId, noDetails)
       : [];
-  return strayMounts.length > 0
-    ? { instanceId, volumes: discovered, strayMounts }
-    : { instanceId, volumes: discovered };
+  return {
+    instanceId,
+    volumes: discovered,
+    ...(strayMounts.length > 0 ? { strayMounts } : {}),
+    ...(snapshots !== undefined ? { snapshots } : {}),
+  };
 }
 
 function mountPointsOf(devicePath: string, number: string | null, mounts: readonly HostMount[]): string[] {

@@ -15,7 +15,9 @@ export type AgentErrorCode =
   /** A volume record in the pool cannot be read: its dataset is left alone. */
   | 'CORRUPT_RECORD'
   /** A node reports a volume of the dataset that this node's pool does not have: no second volume is created. */
-  | 'VOLUME_ELSEWHERE';
+  | 'VOLUME_ELSEWHERE'
+  /** A snapshot or clone is asked of a backend without snapshots (issue 20). */
+  | 'SNAPSHOTS_UNSUPPORTED';
 
 export class AgentError extends Error {
   constructor(

@@ -8,6 +8,7 @@ import {
   StorageError,
   type BlockDeviceApi,
   type BlockDeviceVolume,
+  type CreateVolumeOptions,
   type StorageErrorCode,
 } from '@flocker/storage-drivers';
 import type winston from 'winston';
@@ -63,11 +64,12 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
         `the ${driver.backend} pool`,
       );
       if (refusal !== undefined) throw new AgentError(refusal.code, refusal.message);
-      const created = await driver.createVolume(
-        action.datasetId,
-        action.size,
-        action.profile !== undefined ? { profile: action.profile } : {},
-      );
+      const options = action.profile !== undefined ? { profile: action.profile } : {};
+      if (action.sourceSnapshotId !== undefined) {
+        // A clone already holds a file system: not reported as created blank (onCreated), so never formatted.
+        return { created: await createClone(driver, action.sourceSnapshotId, action.datasetId, action.size, options) };
+      }
+      const created = await driver.createVolume(action.datasetId, action.size, options);
       ctx.onCreated?.(created);
       return { created };
     }
@@ -135,6 +137,13 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
       if (action.detachFirst) await detach(driver, action.blockdeviceId, false);
       await ignoring(['UNKNOWN_VOLUME'], () => driver.destroyVolume(action.blockdeviceId));
       return {};
+    case 'takeSnapshot':
+      await takeSnapshot(action, ctx);
+      return {};
+    case 'destroySnapshot':
+      if (driver.destroySnapshot === undefined) throw noSnapshots(driver);
+      await driver.destroySnapshot(action.snapshotId);
+      return {};
     case 'resize': {
       if (driver.resizeVolume === undefined) return {};
       await driver.resizeVolume(action.blockdeviceId, action.size);
@@ -149,6 +158,60 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
         });
       }
       return {};
+    }
+  }
+}
+
+function noSnapshots(driver: BlockDeviceApi): AgentError {
+  return new AgentError('SNAPSHOTS_UNSUPPORTED', `the ${driver.backend} backend has no snapshots`);
+}
+
+/**
+ * A volume for the dataset made from the snapshot, at least as big as the snapshot (the
+ * configured size may be unknown or smaller when the snapshot was not taken yet at the
+ * clone's request). SNAPSHOT_NOT_READY and UNKNOWN_SNAPSHOT fail the step: retried with backoff.
+ */
+async function createClone(
+  driver: BlockDeviceApi,
+  snapshotId: string,
+  datasetId: string,
+  size: number,
+  options: CreateVolumeOptions,
+): Promise<BlockDeviceVolume> {
+  if (driver.createVolumeFromSnapshot === undefined || driver.listSnapshots === undefined) throw noSnapshots(driver);
+  const snapshot = (await driver.listSnapshots()).find((s) => s.snapshotId === snapshotId);
+  const unit = driver.allocationUnit();
+  const atLeast = snapshot === undefined ? size : Math.max(size, Math.ceil(snapshot.size / unit) * unit);
+  return driver.createVolumeFromSnapshot(snapshotId, datasetId, atLeast, options);
+}
+
+/**
+ * Takes the snapshot; a mounted file system is frozen (fsfreeze) from just before to just
+ * after, so the copy holds everything synced before and nothing half-written. The thaw
+ * runs whatever happens; an agent killed in between thaws at its next start.
+ */
+async function takeSnapshot(action: Extract<Action, { kind: 'takeSnapshot' }>, ctx: ExecutionContext): Promise<void> {
+  const { driver, host } = ctx;
+  if (driver.createSnapshot === undefined) throw noSnapshots(driver);
+  const create = driver.createSnapshot.bind(driver);
+  if (action.mountPath === undefined) {
+    await create(action.blockdeviceId, action.snapshotId);
+    return;
+  }
+  await host.freeze(action.mountPath);
+  const frozenAt = performance.now();
+  try {
+    await create(action.blockdeviceId, action.snapshotId);
+  } finally {
+    try {
+      await host.thaw(action.mountPath);
+    } finally {
+      ctx.logger?.info('file system frozen for a snapshot', {
+        datasetId: action.datasetId,
+        snapshotId: action.snapshotId,
+        mountPath: action.mountPath,
+        frozenMs: Math.round((performance.now() - frozenAt) * 1000) / 1000,
+      });
     }
   }
 }

@@ -29,6 +29,7 @@ import {
 } from './identity';
 import { createAgentLogger } from './logger';
 import { checkPoolAtStart, fetchSnapshotPatiently } from './poolSafety';
+import { thawManagedMounts } from './thawAtStart';
 
 export interface StartDatasetAgentOptions {
   /** A parsed configuration, or the path of the YAML file. */
@@ -130,6 +131,8 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     logger,
     nodeUuid: identity.uuid,
   });
+  // A predecessor killed mid-snapshot may have left a file system frozen: nothing may wait on it.
+  await thawManagedMounts(options.hostOps ?? linuxHostOps, config.node.mount_root, logger);
   // After a crash or reboot, bring local attachments in line with the backend's records.
   const repaired = await repair();
   if (repaired !== undefined) logger.warn('repaired attachments at start', repaired);

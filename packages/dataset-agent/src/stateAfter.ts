@@ -72,6 +72,8 @@ export function stateAfter(
     case 'detach':
     case 'forceDetach':
     case 'destroy':
+    case 'takeSnapshot':
+    case 'destroySnapshot':
       return undefined;
   }
 }

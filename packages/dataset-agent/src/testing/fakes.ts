@@ -208,6 +208,18 @@ export class FakeHost implements HostOps {
     return null;
   }
   async growUnmountedFilesystem(): Promise<void> {}
+  /** Mount points frozen now, and every freeze/thaw in order (`freeze /p`, `thaw /p`). */
+  readonly frozen = new Set<string>();
+  readonly freezeLog: string[] = [];
+  async freeze(mountPoint: string): Promise<void> {
+    if (this.frozen.has(mountPoint)) throw new StorageError('BACKEND_ERROR', `${mountPoint} is frozen already`);
+    this.frozen.add(mountPoint);
+    this.freezeLog.push(`freeze ${mountPoint}`);
+  }
+  async thaw(mountPoint: string): Promise<boolean> {
+    this.freezeLog.push(`thaw ${mountPoint}`);
+    return this.frozen.delete(mountPoint);
+  }
 }
 
 /** A control service in memory: long-polls resolve when the generation moves. */
@@ -217,6 +229,7 @@ export class FakeControl implements ControlChannel {
   private generation = 1;
   private datasets: ClusterSnapshot['datasets'] = [];
   private nodes: ClusterSnapshot['nodes'] = [];
+  private snapshots: ClusterSnapshot['snapshots'];
   private waiters: Array<() => void> = [];
   setDatasets(d: ClusterSnapshot['datasets']): void {
     this.datasets = d;
@@ -224,6 +237,11 @@ export class FakeControl implements ControlChannel {
   }
   setNodes(n: ClusterSnapshot['nodes']): void {
     this.nodes = n;
+    this.bump();
+  }
+  /** The configured snapshots (issue 20); undefined: none, as a service without any sends. */
+  setSnapshots(s: ClusterSnapshot['snapshots']): void {
+    this.snapshots = s;
     this.bump();
   }
   private bump(): void {
@@ -235,6 +253,7 @@ export class FakeControl implements ControlChannel {
       generation: String(this.generation),
       configuration_tag: 't',
       datasets: this.datasets,
+      ...(this.snapshots !== undefined ? { snapshots: this.snapshots } : {}),
       leases: [],
       nodes: this.nodes,
     };
