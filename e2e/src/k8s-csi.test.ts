@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { waitFor } from './cluster/run';
 import { DockerBesideAgent } from './docker';
 import { DRIVER, K8sHarness } from './k8s-harness';
+import { TOPOLOGY_ZONE_KEY } from '@flocker/csi-driver';
 
 // The cold build (Kubernetes + sidecars from source) runs inside beforeAll on a fresh machine.
 jest.setTimeout(3_600_000);
@@ -141,6 +142,58 @@ describe('Flocker CSI on a real Kubernetes (two kubelets)', () => {
     const totalKiB = await dfTotalKiB();
     expect(totalKiB).toBeGreaterThan(40 * 1024);
     expect(totalKiB).toBeLessThanOrEqual(64 * 1024);
+  });
+
+  it("topology: each node and its CSINode carry the storage zone (the shared pool's id); the PV's nodeAffinity requires it", async () => {
+    // Both agents use one loopback pool: one zone, reported by each.
+    const zones = new Set((await k8s.flocker.listNodes()).map((n) => n.zone));
+    expect(zones.size).toBe(1);
+    const zone = [...zones][0];
+    expect(zone).toMatch(/^[0-9a-f-]{36}$/);
+    const csiNodes = z
+      .object({
+        items: z.array(
+          z.object({
+            metadata: z.object({ name: z.string() }),
+            spec: z.object({
+              drivers: z.array(z.object({ name: z.string(), topologyKeys: z.array(z.string()).nullish() })).nullish(),
+            }),
+          }),
+        ),
+      })
+      .parse(JSON.parse(await kubectl(['get', 'csinode', '-o', 'json'])));
+    for (const n of csiNodes.items) {
+      expect(n.spec.drivers?.find((d) => d.name === DRIVER)?.topologyKeys).toEqual([TOPOLOGY_ZONE_KEY]);
+      const label = await kubectl([
+        'get',
+        'node',
+        n.metadata.name,
+        '-o',
+        `jsonpath={.metadata.labels.${TOPOLOGY_ZONE_KEY.replace(/\./g, '\\.')}}`,
+      ]);
+      expect(label).toBe(zone);
+    }
+    const pvName = (await kubectl(['get', 'pvc', pvcName, '-o', 'jsonpath={.spec.volumeName}'])).trim();
+    const affinity = z
+      .object({
+        spec: z.object({
+          nodeAffinity: z.object({
+            required: z.object({
+              nodeSelectorTerms: z.array(
+                z.object({
+                  matchExpressions: z.array(
+                    z.object({ key: z.string(), operator: z.string(), values: z.array(z.string()) }),
+                  ),
+                }),
+              ),
+            }),
+          }),
+        }),
+      })
+      .parse(JSON.parse(await kubectl(['get', 'pv', pvName, '-o', 'json'])));
+    expect(affinity.spec.nodeAffinity.required.nodeSelectorTerms).toEqual([
+      { matchExpressions: [{ key: TOPOLOGY_ZONE_KEY, operator: 'In', values: [zone] }] },
+    ]);
   });
 
   it('the PVC expanded while mounted: csi-resizer grows the dataset; the claim reports 128Mi (the file system grows at its next mount here)', async () => {
