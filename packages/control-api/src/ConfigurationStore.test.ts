@@ -53,6 +53,33 @@ describe('configuration encoding', () => {
     expect([...back.nodes.values()]).toEqual([...c.nodes.values()]);
     expect(JSON.parse(text)).toMatchObject({ format_version: 1 });
   });
+  it('round-trips lease holders; a document from before holders loads its lease as an unnamed share', () => {
+    let c = acquireLease(sample(), { dataset_id: D1, node_uuid: A, expires: null, holder: 'csi' }, 0).config;
+    c = acquireLease(c, { dataset_id: D1, node_uuid: A, expires: null, holder: 'docker' }, 0).config;
+    const back = decodeConfiguration(JSON.parse(encodeConfiguration(c)));
+    expect(back.leases.get(D1)).toEqual({
+      dataset_id: D1,
+      node_uuid: A,
+      expires_at: null,
+      holders: ['csi', 'docker'],
+      unnamed: true,
+    });
+    // Written by the version before holders: a lease has only dataset_id, node_uuid, expires_at (pinned).
+    const old = decodeConfiguration({
+      format_version: 1,
+      version: 3,
+      datasets: [{ dataset_id: D1, primary: A, metadata: {}, deleted: false }],
+      leases: [{ dataset_id: D1, node_uuid: A, expires_at: null }],
+      nodes: [{ uuid: A, host: 'h' }],
+    });
+    expect(old.leases.get(D1)).toEqual({ dataset_id: D1, node_uuid: A, expires_at: null });
+    const csi = acquireLease(old, { dataset_id: D1, node_uuid: A, expires: null, holder: 'csi' }, 0);
+    expect(csi.result).toMatchObject({ holders: ['csi'], unnamed_holder: true });
+    expect(releaseLease(csi.config, D1, 0, 'csi').result).toMatchObject({ remains: true });
+    expect(() =>
+      decodeConfiguration({ ...JSON.parse(encodeConfiguration(c)), leases: [{ ...old.leases.get(D1), holders: [] }] }),
+    ).toThrow(StoreError);
+  });
   it('rejects corrupt and too-new documents with stable codes', () => {
     expect(() => decodeConfiguration({ format_version: 1 })).toThrow(StoreError);
     try {
@@ -321,6 +348,16 @@ describe('log records', () => {
         fc.record({ k: fc.constant('delete' as const), i: fc.integer({ min: 0, max: 20 }) }),
         fc.record({ k: fc.constant('lease' as const), i: fc.integer({ min: 0, max: 20 }) }),
         fc.record({ k: fc.constant('release' as const), i: fc.integer({ min: 0, max: 20 }) }),
+        fc.record({
+          k: fc.constant('hold' as const),
+          i: fc.integer({ min: 0, max: 20 }),
+          h: fc.constantFrom('docker', 'csi'),
+        }),
+        fc.record({
+          k: fc.constant('let-go' as const),
+          i: fc.integer({ min: 0, max: 20 }),
+          h: fc.constantFrom('docker', 'csi'),
+        }),
         fc.record({ k: fc.constant('node' as const), i: fc.integer({ min: 0, max: 3 }) }),
       ),
       { maxLength: 40 },
@@ -345,6 +382,9 @@ describe('log records', () => {
             if (s.k === 'delete') next = deleteDataset(c, id(s.i), 0).config;
             if (s.k === 'lease') next = acquireLease(c, { dataset_id: id(s.i), node_uuid: A, expires: null }, 0).config;
             if (s.k === 'release') next = releaseLease(c, id(s.i), 0).config;
+            if (s.k === 'hold')
+              next = acquireLease(c, { dataset_id: id(s.i), node_uuid: A, expires: null, holder: s.h }, 0).config;
+            if (s.k === 'let-go') next = releaseLease(c, id(s.i), 0, s.h).config;
             if (s.k === 'node') next = registerNode(c, { uuid: A, host: `h${s.i}` });
           } catch {
             continue;

@@ -137,8 +137,9 @@ function authorizeNode(me: string, req: AuthorizationRequest, facts: Authorizati
     case 'delete /v1/configuration/leases/:dataset_id': {
       const id = (req.params['dataset_id'] ?? '').toLowerCase();
       const holder = facts.leaseHolder(id);
-      // Its own lease: giving up its own hold is always its call, wherever the dataset is. No lease at
-      // all: a no-op the store answers 404 (the plugin's idempotent let-go relies on it).
+      // Its own lease: giving up its own hold is always its call, wherever the dataset is, whether one
+      // holder's share (?holder=) or all of it. Another node's lease: not even one holder's share.
+      // No lease at all: a no-op the store answers 404 (the plugin's idempotent let-go relies on it).
       return holder === undefined || holder === me
         ? ALLOW
         : deny(`${who} may release only its own leases; node ${holder} holds the lease on dataset ${id}.`);

@@ -9,6 +9,7 @@ import {
   listLeases,
   nextLeaseExpiry,
   registerNode,
+  releaseDeadNodeLeases,
   releaseLease,
   updateDataset,
 } from './configuration';
@@ -172,5 +173,126 @@ describe('leases', () => {
     const e = expireLeases(c, T0 + 1000);
     expect([...e.leases.keys()].sort()).toEqual([B, C].sort());
     expect(nextLeaseExpiry(expireLeases(c, T0 + 5000))).toBeUndefined();
+  });
+});
+
+describe("lease holders (local users sharing their node's lease)", () => {
+  const take = (c: Configuration, holder?: string, node = A) =>
+    acquireLease(c, { dataset_id: D1, node_uuid: node, expires: null, ...(holder ? { holder } : {}) }, T0);
+
+  it("a second holder joins the node's lease (200); taking it again is idempotent; another node is still refused", () => {
+    const docker = take(emptyConfiguration, 'docker');
+    expect(docker.status).toBe(201);
+    expect(docker.result).toEqual({ dataset_id: D1, node_uuid: A, expires: null, holders: ['docker'] });
+    const both = take(docker.config, 'csi');
+    expect(both.status).toBe(200);
+    expect(both.result.holders).toEqual(['docker', 'csi']);
+    const again = take(both.config, 'docker');
+    expect(again.result.holders).toEqual(['docker', 'csi']);
+    expect(again.config.leases.get(D1)).toEqual(both.config.leases.get(D1));
+    expectApiError(() => take(both.config, 'csi', B), 409, 'LEASE_HELD');
+    try {
+      take(both.config, 'csi', B);
+    } catch (err) {
+      expect((err as Error).message).toMatch(/node .* \(used there by docker, csi\)/);
+    }
+  });
+
+  it("a holder's release keeps the lease for the others (remains: true); the last one ends it (remains: false)", () => {
+    const both = take(take(emptyConfiguration, 'csi').config, 'docker').config;
+    const csiGone = releaseLease(both, D1, T0, 'csi');
+    expect(csiGone.result).toEqual({ dataset_id: D1, node_uuid: A, expires: null, holders: ['docker'], remains: true });
+    expect(listLeases(csiGone.config, T0)).toEqual([
+      { dataset_id: D1, node_uuid: A, expires: null, holders: ['docker'] },
+    ]);
+    // Still the node's lease: another node can neither take it nor move the dataset away.
+    expectApiError(() => take(csiGone.config, 'csi', B), 409, 'LEASE_HELD');
+    const last = releaseLease(csiGone.config, D1, T0, 'docker');
+    expect(last.result).toEqual({ dataset_id: D1, node_uuid: A, expires: null, holders: ['docker'], remains: false });
+    expect(last.config.leases.size).toBe(0);
+    expectApiError(() => releaseLease(last.config, D1, T0, 'docker'), 404, 'LEASE_NOT_FOUND');
+  });
+
+  it('releasing a holder that does not hold the lease changes nothing (idempotent)', () => {
+    const docker = take(emptyConfiguration, 'docker').config;
+    const r = releaseLease(docker, D1, T0, 'csi');
+    expect(r.config).toBe(docker);
+    expect(r.result).toMatchObject({ holders: ['docker'], remains: true });
+  });
+
+  it('a release without holder ends the lease whoever holds it (admin, Flocker v1 clients)', () => {
+    const both = take(take(emptyConfiguration, 'csi').config, 'docker').config;
+    const r = releaseLease(both, D1, T0);
+    expect(r.result).toEqual({ dataset_id: D1, node_uuid: A, expires: null, holders: ['csi', 'docker'] });
+    expect(r.config.leases.size).toBe(0);
+  });
+
+  it('an acquire without holder is an unnamed share that only a release without holder ends', () => {
+    const legacy = take(emptyConfiguration);
+    // Stored and shown exactly as before holders existed.
+    expect(legacy.config.leases.get(D1)).toEqual({ dataset_id: D1, node_uuid: A, expires_at: null });
+    expect(legacy.result).toEqual({ dataset_id: D1, node_uuid: A, expires: null });
+    const withCsi = take(legacy.config, 'csi');
+    expect(withCsi.result).toEqual({
+      dataset_id: D1,
+      node_uuid: A,
+      expires: null,
+      holders: ['csi'],
+      unnamed_holder: true,
+    });
+    const csiGone = releaseLease(withCsi.config, D1, T0, 'csi');
+    expect(csiGone.result).toEqual({ dataset_id: D1, node_uuid: A, expires: null, remains: true });
+    expect(csiGone.config.leases.get(D1)).toEqual({ dataset_id: D1, node_uuid: A, expires_at: null });
+    expect(releaseLease(csiGone.config, D1, T0, 'csi').config).toBe(csiGone.config);
+    expect(releaseLease(csiGone.config, D1, T0).config.leases.size).toBe(0);
+    // The unnamed share joins named ones just the same.
+    const named = take(take(emptyConfiguration, 'docker').config);
+    expect(named.result).toMatchObject({ holders: ['docker'], unnamed_holder: true });
+    expect(releaseLease(named.config, D1, T0, 'docker').result).toMatchObject({ remains: true });
+  });
+
+  it("a holder's release keeps the lease pinned and its expiry; the holder that renews sets the expiry", () => {
+    let c = acquireLease(
+      emptyConfiguration,
+      { dataset_id: D1, node_uuid: A, expires: 60, pinned: true, holder: 'csi' },
+      T0,
+    ).config;
+    c = acquireLease(c, { dataset_id: D1, node_uuid: A, expires: 120, holder: 'docker' }, T0).config;
+    expect(c.leases.get(D1)).toEqual({
+      dataset_id: D1,
+      node_uuid: A,
+      expires_at: T0 + 120_000,
+      pinned: true,
+      holders: ['csi', 'docker'],
+    });
+    const r = releaseLease(c, D1, T0, 'docker');
+    expect(r.config.leases.get(D1)).toEqual({
+      dataset_id: D1,
+      node_uuid: A,
+      expires_at: T0 + 120_000,
+      pinned: true,
+      holders: ['csi'],
+    });
+  });
+
+  it("expiry and a dead node's release end the whole lease, every holder's share", () => {
+    const c = acquireLease(
+      take(emptyConfiguration, 'csi').config,
+      { dataset_id: D1, node_uuid: A, expires: 10, holder: 'docker' },
+      T0,
+    ).config;
+    expect(expireLeases(c, T0 + 10_000).leases.size).toBe(0);
+    const dead = releaseDeadNodeLeases(c, (n) => (n === A ? T0 - 60_000 : undefined), T0, 5_000);
+    expect(dead.config.leases.size).toBe(0);
+    expect(dead.result).toHaveLength(1);
+  });
+
+  it('a move or delete refused by the lease names its holders', () => {
+    const ds = createDataset(withNodes(), { primary: A, dataset_id: D1 }).config;
+    const leased = take(take(ds, 'docker').config, 'csi').config;
+    expect(() => updateDataset(leased, D1, { primary: B }, T0)).toThrow(
+      /node .* \(used there by docker, csi\) holds a lease/,
+    );
+    expect(() => deleteDataset(leased, D1, T0)).toThrow(/\(used there by docker, csi\)/);
   });
 });

@@ -121,6 +121,68 @@ describe('control service over HTTP', () => {
     expect((await client.updateDataset(D1, { primary: B })).primary).toBe(B);
   });
 
+  it("lease holders over HTTP (the api client): docker and csi share the node's lease, which ends with the last; the holders survive a restart", async () => {
+    await client.createDataset({ primary: A, dataset_id: D1 });
+    expect(await client.acquireLease({ dataset_id: D1, node_uuid: A, expires: null, holder: 'csi' })).toEqual({
+      dataset_id: D1,
+      node_uuid: A,
+      expires: null,
+      holders: ['csi'],
+    });
+    const both = await client.acquireLease({ dataset_id: D1, node_uuid: A, expires: null, holder: 'docker' });
+    expect(both.holders).toEqual(['csi', 'docker']);
+    await expectApiError(
+      client.acquireLease({ dataset_id: D1, node_uuid: B, expires: null, holder: 'csi' }),
+      409,
+      'LEASE_HELD',
+    );
+    expect(await client.releaseLease(D1, { holder: 'csi' })).toEqual({
+      dataset_id: D1,
+      node_uuid: A,
+      expires: null,
+      holders: ['docker'],
+      remains: true,
+    });
+    // The docker share still holds it, across a restart of the control service.
+    await svc.close();
+    await start();
+    expect(await client.listLeases()).toEqual([{ dataset_id: D1, node_uuid: A, expires: null, holders: ['docker'] }]);
+    await expectApiError(client.updateDataset(D1, { primary: B }), 409, 'LEASE_HELD');
+    expect(await client.releaseLease(D1, { holder: 'csi' })).toMatchObject({ holders: ['docker'], remains: true });
+    expect(await client.releaseLease(D1, { holder: 'docker' })).toMatchObject({ remains: false });
+    expect(await client.listLeases()).toEqual([]);
+    await expectApiError(client.releaseLease(D1, { holder: 'docker' }), 404, 'LEASE_NOT_FOUND');
+    // A bad holder name is refused in the body and in the query, and stores nothing.
+    const bad = await fetch(`${svc.url}/v1/configuration/leases`, {
+      method: 'POST',
+      body: JSON.stringify({ dataset_id: D1, node_uuid: A, expires: null, holder: 'Docker!' }),
+    });
+    expect(bad.status).toBe(400);
+    expect((await fetch(`${svc.url}/v1/configuration/leases/${D1}?holder=-x`, { method: 'DELETE' })).status).toBe(400);
+    expect(await client.listLeases()).toEqual([]);
+    // Without a holder (Flocker v1 clients): the answer has no holders, no remains; a release ends every share.
+    await client.acquireLease({ dataset_id: D1, node_uuid: A, expires: null, holder: 'docker' });
+    const plain = await fetch(`${svc.url}/v1/configuration/leases`, {
+      method: 'POST',
+      body: JSON.stringify({ dataset_id: D1, node_uuid: A, expires: null }),
+    });
+    expect(await plain.json()).toEqual({
+      dataset_id: D1,
+      node_uuid: A,
+      expires: null,
+      holders: ['docker'],
+      unnamed_holder: true,
+    });
+    expect(await client.releaseLease(D1, { holder: 'docker' })).toEqual({
+      dataset_id: D1,
+      node_uuid: A,
+      expires: null,
+      remains: true,
+    });
+    expect(await client.releaseLease(D1)).toEqual({ dataset_id: D1, node_uuid: A, expires: null });
+    expect(await client.listLeases()).toEqual([]);
+  });
+
   it('expired leases vanish and wake the agents', async () => {
     await client.acquireLease({ dataset_id: D1, node_uuid: A, expires: 0.3 });
     const snap = await client.waitForCluster();

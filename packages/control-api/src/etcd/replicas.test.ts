@@ -349,6 +349,27 @@ describe('control replicas sharing one etcd cluster', () => {
     expect((await r3.client.listDatasets()).map((d) => d.dataset_id).sort()).toEqual(ids);
   });
 
+  it("lease holders replicate: csi through one replica and docker through the other share A's lease, which ends with the last", async () => {
+    const r1 = await replica();
+    const r2 = await replica();
+    const ds = await leasedToA(r1.client, r2.client);
+    const id = ds.dataset_id;
+    await r1.client.acquireLease({ dataset_id: id, node_uuid: A, expires: null, holder: 'csi' });
+    await r2.client.acquireLease({ dataset_id: id, node_uuid: A, expires: null, holder: 'docker' });
+    const shared = { dataset_id: id, node_uuid: A, expires: null, holders: ['csi', 'docker'], unnamed_holder: true };
+    await eventually(async () => JSON.stringify(await r1.client.listLeases()) === JSON.stringify([shared]));
+    // leasedToA took it without a holder: that unnamed share goes only with a release without holder.
+    expect(await r2.client.releaseLease(id, { holder: 'csi' })).toMatchObject({ holders: ['docker'], remains: true });
+    await eventually(async () => (await r1.client.listLeases())[0]?.holders?.join() === 'docker');
+    expect(await r1.client.releaseLease(id, { holder: 'docker' })).toMatchObject({ remains: true });
+    await eventually(async () => (await r2.client.listLeases())[0]?.holders === undefined);
+    expect(await r2.client.listLeases()).toEqual([{ dataset_id: id, node_uuid: A, expires: null }]);
+    await r2.client.releaseLease(id);
+    await eventually(async () => (await r1.client.listLeases()).length === 0);
+    // A replica started later loads the same (no lease).
+    expect(await (await replica()).client.listLeases()).toEqual([]);
+  });
+
   it('two conflicting writes through two replicas at once: exactly one succeeds, the other gets a clear 412/409', async () => {
     const r1 = await replica();
     const r2 = await replica();
