@@ -72,7 +72,9 @@ describe('FlockerVolumeBackend against a real control service', () => {
     const [d] = await client.listDatasets();
     const m1 = await a.mount({ Name: 'vol1', ID: 'c1' });
     expect(m1.Mountpoint).toBe(`/flocker-a/${d?.dataset_id}`);
-    expect(await client.listLeases()).toEqual([{ dataset_id: d?.dataset_id, node_uuid: NODE_A, expires: null }]);
+    expect(await client.listLeases()).toEqual([
+      { dataset_id: d?.dataset_id, node_uuid: NODE_A, expires: null, holders: ['docker'] },
+    ]);
     expect((await a.mount({ Name: 'vol1', ID: 'c2' })).Mountpoint).toBe(m1.Mountpoint);
     expect(await a.path({ Name: 'vol1' })).toEqual({ Mountpoint: m1.Mountpoint });
     const got = await a.get({ Name: 'vol1' });
@@ -92,7 +94,7 @@ describe('FlockerVolumeBackend against a real control service', () => {
     await a.mount({ Name: 'vol1', ID: 'c1' });
     const started = Date.now();
     await expect(b.mount({ Name: 'vol1', ID: 'x' })).rejects.toThrow(
-      'volume vol1 is in use by a container on host host-a.',
+      'volume vol1 is in use by a container on host host-a (by docker).',
     );
     expect(Date.now() - started).toBeLessThan(1_000);
     await expect(b.remove({ Name: 'vol1' })).rejects.toThrow(/in use by a container on host host-a/);
@@ -103,6 +105,65 @@ describe('FlockerVolumeBackend against a real control service', () => {
     expect((await client.listDatasets())[0]?.primary).toBe(NODE_B);
     expect(await a.path({ Name: 'vol1' })).toEqual({});
     expect((await a.get({ Name: 'vol1' })).Volume.Status).toMatchObject({ node: 'host-b' });
+  });
+
+  describe("one node's lease shared with the CSI node plugin (holder csi) on the same host", () => {
+    /** What the CSI node plugin on host A does at NodeStageVolume / NodeUnstageVolume. */
+    const csiStage = (id: string) =>
+      client.acquireLease({ dataset_id: id, node_uuid: NODE_A, expires: null, holder: 'csi' });
+    const csiUnstage = (id: string) => client.releaseLease(id, { holder: 'csi' });
+
+    it("the last Unmount lets go of only the plugin's share: the pod keeps the lease, host B cannot take the volume", async () => {
+      const a = await backendFor(NODE_A);
+      const b = await backendFor(NODE_B);
+      await a.create({ Name: 'vol1' });
+      const [d] = await client.listDatasets();
+      const id = d!.dataset_id;
+      await csiStage(id);
+      await a.mount({ Name: 'vol1', ID: 'c1' });
+      expect((await client.listLeases())[0]?.holders).toEqual(['csi', 'docker']);
+      await unmountSettled(a, { Name: 'vol1', ID: 'c1' });
+      expect(await client.listLeases()).toEqual([
+        { dataset_id: id, node_uuid: NODE_A, expires: null, holders: ['csi'] },
+      ]);
+      await expect(b.mount({ Name: 'vol1', ID: 'x' })).rejects.toThrow(
+        'volume vol1 is in use by a container on host host-a (by csi). Stop that container first',
+      );
+      await expect(b.remove({ Name: 'vol1' })).rejects.toThrow(/in use by a container on host host-a \(by csi\)/);
+      expect((await client.listDatasets())[0]?.primary).toBe(NODE_A);
+      // The pod goes: the lease ends, and host B may have the volume.
+      expect(await csiUnstage(id)).toMatchObject({ remains: false });
+      expect((await b.mount({ Name: 'vol1', ID: 'x' })).Mountpoint).toBe(`/flocker-b/${id}`);
+    });
+
+    it("a Mount while CSI holds the lease adds the plugin's share; CSI letting go keeps it for the container", async () => {
+      const a = await backendFor(NODE_A);
+      const b = await backendFor(NODE_B);
+      await a.create({ Name: 'vol1' });
+      const id = (await client.listDatasets())[0]!.dataset_id;
+      await csiStage(id);
+      await a.mount({ Name: 'vol1', ID: 'c1' });
+      expect(await csiUnstage(id)).toMatchObject({ holders: ['docker'], remains: true });
+      await expect(b.mount({ Name: 'vol1', ID: 'x' })).rejects.toThrow(
+        /in use by a container on host host-a \(by docker\)/,
+      );
+      await unmountSettled(a, { Name: 'vol1', ID: 'c1' });
+      expect(await client.listLeases()).toEqual([]);
+    });
+
+    it('a failed Mount lets go of only its own share', async () => {
+      const a = await backendFor(NODE_A, 1_500);
+      await a.create({ Name: 'vol1' });
+      const id = (await client.listDatasets())[0]!.dataset_id;
+      await csiStage(id);
+      agentA.failing.set(id, 'mkfs failed: no space left on device');
+      await agentA.poke();
+      await expect(a.mount({ Name: 'vol1', ID: 'c1' })).rejects.toThrow(/Timed out/);
+      await a.settled();
+      expect(await client.listLeases()).toEqual([
+        { dataset_id: id, node_uuid: NODE_A, expires: null, holders: ['csi'] },
+      ]);
+    });
   });
 
   it('Mount times out with the agent’s error and lets the volume go', async () => {
@@ -163,7 +224,9 @@ describe('FlockerVolumeBackend against a real control service', () => {
     await client.releaseLease(vol1.dataset_id);
     await new Promise((r) => setTimeout(r, 200)); // let agent A report vol2 gone
     a = await backendFor(NODE_A);
-    expect(await client.listLeases()).toEqual([{ dataset_id: vol1.dataset_id, node_uuid: NODE_A, expires: null }]);
+    expect(await client.listLeases()).toEqual([
+      { dataset_id: vol1.dataset_id, node_uuid: NODE_A, expires: null, holders: ['docker'] },
+    ]);
     await expectLeaseUntilLastUnmount(a, 'vol1');
     expect(MountRegistry.read(path.join(dir, NODE_A, 'plugin-mounts.json')).latest).toMatchObject({ volumes: {} });
   });
@@ -247,7 +310,9 @@ describe('FlockerVolumeBackend against a real control service', () => {
     await a.unmount({ Name: 'vol1', ID: 'stray' }); // say, Docker repeating an old container's Unmount
     await a.mount({ Name: 'vol1', ID: 'container' });
     const d = (await client.listDatasets()).find((x) => x.metadata.name === 'vol1')!;
-    expect(await client.listLeases()).toEqual([{ dataset_id: d.dataset_id, node_uuid: NODE_A, expires: null }]);
+    expect(await client.listLeases()).toEqual([
+      { dataset_id: d.dataset_id, node_uuid: NODE_A, expires: null, holders: ['docker'] },
+    ]);
   });
 
   it("the copy-up cycle of an existing volume keeps the lease too; each run's own Unmount releases it", async () => {

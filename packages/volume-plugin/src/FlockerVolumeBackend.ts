@@ -4,7 +4,9 @@
  */
 import {
   FlockerApiError,
+  datasetFilesystem,
   formatSize,
+  METADATA_FILESYSTEM_KEY,
   METADATA_NAME_KEY,
   METADATA_PROFILE_KEY,
   type ClusterSnapshot,
@@ -40,7 +42,13 @@ import {
   type VolumeDriverBackend,
   type VolumeInfo,
 } from './protocol';
-import { parseCreateOptions, validateVolumeName, volumeDatasetId } from './volumeOptions';
+import { parseCreateOptions, validateVolumeName, volumeDatasetId, type CreateOptions } from './volumeOptions';
+
+/**
+ * This plugin's share of its node's lease (the CSI node plugin on the same node holds its own):
+ * its last Unmount lets go of only this share, so a pod still using the volume keeps it here.
+ */
+export const LEASE_HOLDER = 'docker';
 
 export type ControlClient = Pick<
   FlockerClient,
@@ -109,6 +117,16 @@ export function hostOf(s: ClusterSnapshot, uuid: string): string {
 
 export function leaseOf(s: ClusterSnapshot, datasetId: string): Lease | undefined {
   return s.leases.find((l) => l.dataset_id === datasetId);
+}
+
+/**
+ * Who uses a leased volume on its node, for messages: " (by docker, csi)"; for a lease no
+ * holder named (an older plugin, a Flocker v1 client, `flocker leases acquire`), how it ends.
+ */
+export function leaseUsers(lease: Lease, name: string): string {
+  if (lease.holders === undefined)
+    return ` (its lease names no holder: once nothing there uses it, flocker leases release ${name})`;
+  return ` (by ${lease.holders.join(', ')}${lease.unnamed_holder === true ? ' and a lease without holder' : ''})`;
 }
 
 /** Whether the snapshot shows the dataset deleted (an id it does not know is not taken as deleted). */
@@ -187,7 +205,7 @@ export function leaseVerdict(s: ClusterSnapshot, datasetId: string, me: string, 
         : '';
     return {
       kind: 'fail',
-      message: `volume ${name} is in use by a container on host ${host}. Stop that container first${timing}.`,
+      message: `volume ${name} is in use by a container on host ${host}${leaseUsers(lease, name)}. Stop that container first${timing}.`,
     };
   }
   const since = holder.dead_since ?? holder.last_seen;
@@ -326,6 +344,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     if (existing) {
       // Docker may create the same volume again; that is fine. Its next Get must find it too.
       this.createdHere.add(req.Name);
+      await this.honourRepeatedCreate(req.Name, existing, options);
       return;
     }
     const looked = Date.now();
@@ -334,6 +353,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       [CREATED_AT_KEY]: new Date().toISOString(),
     };
     if (options.profile) metadata[METADATA_PROFILE_KEY] = options.profile;
+    if (options.filesystem) metadata[METADATA_FILESYSTEM_KEY] = options.filesystem;
     const created = await this.createNamed(req.Name, { primary: this.me, maximum_size: options.size, metadata });
     this.createdHere.add(req.Name);
     if (created === undefined) return;
@@ -350,6 +370,32 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       create_ms: made - looked,
       refresh_ms: Date.now() - made,
     });
+  }
+
+  /**
+   * `docker volume create` of an existing volume: a larger `size` grows it (online where the
+   * file system can grow mounted), a smaller one or another file system is an error, rather
+   * than options silently ignored.
+   */
+  private async honourRepeatedCreate(name: string, d: DatasetConfiguration, options: CreateOptions): Promise<void> {
+    const fs = datasetFilesystem(d.metadata) ?? d.metadata[METADATA_FILESYSTEM_KEY];
+    if (options.filesystem !== undefined && options.filesystem !== fs) {
+      throw new VolumePluginError(
+        'VOLUME_EXISTS',
+        `volume ${name} exists with file system ${String(fs)}; it cannot become ${options.filesystem}.`,
+      );
+    }
+    const current = d.maximum_size ?? 0;
+    if (!options.sizeGiven || options.size === current) return;
+    if (current > 0 && options.size < current) {
+      throw new VolumePluginError(
+        'INVALID_SIZE',
+        `volume ${name} is ${formatSize(current)}; volumes do not shrink (asked for ${formatSize(options.size)}).`,
+      );
+    }
+    await this.client.updateDataset(d.dataset_id, { maximum_size: options.size });
+    this.logger.info('growing volume', { volume: name, dataset_id: d.dataset_id, from: current, to: options.size });
+    await this.watcher.refresh();
   }
 
   /**
@@ -556,7 +602,12 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     let waiting: string | undefined;
     for (;;) {
       try {
-        await this.client.acquireLease({ dataset_id: d.dataset_id, node_uuid: this.me, expires: null });
+        await this.client.acquireLease({
+          dataset_id: d.dataset_id,
+          node_uuid: this.me,
+          expires: null,
+          holder: LEASE_HOLDER,
+        });
         if (waiting !== undefined)
           this.logger.info('took the lease the control service released from a dead host', {
             volume: name,
@@ -646,7 +697,10 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     return remaining === 0 ? datasetId : undefined;
   }
 
-  /** Release our lease so the volume can move to another host (never another node's lease). */
+  /**
+   * Let go of our share of this node's lease (never another node's lease); the lease ends, and
+   * the volume can move to another host, once no other holder here (a pod through CSI) uses it.
+   */
   private async letGo(datasetId: string): Promise<void> {
     const cached = leaseOf(await this.watcher.latest(), datasetId);
     if (cached && cached.node_uuid !== this.me) {
@@ -654,7 +708,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       if (fresh && fresh.node_uuid !== this.me) return;
     }
     try {
-      await this.client.releaseLease(datasetId);
+      await this.client.releaseLease(datasetId, { holder: LEASE_HOLDER });
     } catch (err) {
       if (apiStatus(err) !== 404) throw err;
     }
@@ -678,7 +732,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     if (lease) {
       throw new VolumePluginError(
         'VOLUME_IN_USE',
-        `volume ${req.Name} is in use by a container on host ${hostOf(s, lease.node_uuid)}.`,
+        `volume ${req.Name} is in use by a container on host ${hostOf(s, lease.node_uuid)}${leaseUsers(lease, req.Name)}.`,
       );
     }
     try {
@@ -734,7 +788,12 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
           return;
         }
         try {
-          await this.client.acquireLease({ dataset_id: e.datasetId, node_uuid: this.me, expires: null });
+          await this.client.acquireLease({
+            dataset_id: e.datasetId,
+            node_uuid: this.me,
+            expires: null,
+            holder: LEASE_HOLDER,
+          });
         } catch (err) {
           this.logger.error('cannot re-acquire lease', { volume: e.name, error: errorMessage(err) });
         }

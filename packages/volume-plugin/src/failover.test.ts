@@ -92,7 +92,9 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
       const r = reconcilerFor(a, docker);
       await r.run('settle');
       const vol2 = await datasetOf('vol2');
-      expect(await client.listLeases()).toEqual([{ dataset_id: vol2.dataset_id, node_uuid: NODE_A, expires: null }]);
+      expect(await client.listLeases()).toEqual([
+        { dataset_id: vol2.dataset_id, node_uuid: NODE_A, expires: null, holders: ['docker'] },
+      ]);
       expect(a['registry'].entries()).toEqual([{ datasetId: vol2.dataset_id, name: 'vol2', ids: ['kept'] }]);
     });
 
@@ -203,7 +205,9 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
       docker.volumeList = [{ name: 'vol1', driver: 'flocker:latest' }];
       skew += 3 * WINDOW;
       expect(await r.run('managed plugin')).toBe(true);
-      expect(await client.listLeases()).toEqual([{ dataset_id: vol1.dataset_id, node_uuid: NODE_A, expires: null }]);
+      expect(await client.listLeases()).toEqual([
+        { dataset_id: vol1.dataset_id, node_uuid: NODE_A, expires: null, holders: ['docker'] },
+      ]);
       expect(a['registry'].entries()).toEqual([{ datasetId: vol1.dataset_id, name: 'vol1', ids: ['m1'] }]);
     });
 
@@ -234,7 +238,9 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
       await r.run('both mounted, one used');
       const vol1 = await datasetOf('vol1');
       // vol2: no container mounts it at all: released; vol1 in use: kept.
-      expect(await client.listLeases()).toEqual([{ dataset_id: vol1.dataset_id, node_uuid: NODE_A, expires: null }]);
+      expect(await client.listLeases()).toEqual([
+        { dataset_id: vol1.dataset_id, node_uuid: NODE_A, expires: null, holders: ['docker'] },
+      ]);
       // dockerd restarted and killed the container, no Unmount: its container is listed exited.
       docker.down();
       docker.up([using('web', 'exited', 'vol1', undefined, 'flocker')]);
@@ -297,7 +303,9 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
       await client.releaseLease(datasetId); // what the control service does after the lease grace
       await expect(mounting).resolves.toEqual({ Mountpoint: `/flocker-a/${datasetId}` });
       expect(Date.now() - released).toBeLessThan(2_000);
-      expect(await client.listLeases()).toEqual([{ dataset_id: datasetId, node_uuid: NODE_A, expires: null }]);
+      expect(await client.listLeases()).toEqual([
+        { dataset_id: datasetId, node_uuid: NODE_A, expires: null, holders: ['docker'] },
+      ]);
       expect((await datasetOf('vol1')).primary).toBe(NODE_A);
     });
 
@@ -307,7 +315,7 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
       const a = await backendFor(NODE_A, { client: seeing(view) });
       const mounting = a.mount({ Name: 'vol1', ID: 'on-a' });
       const failed = expect(mounting).rejects.toThrow(
-        'volume vol1 is in use by a container on host host-b. Stop that container first',
+        'volume vol1 is in use by a container on host host-b (by docker). Stop that container first',
       );
       await new Promise((r) => setTimeout(r, 300));
       delete view.dead; // host B reports again
@@ -331,7 +339,7 @@ describe('plugin failover: reconcile with Docker, wait out a dead holder', () =>
       const a = await backendFor(NODE_A, { client: seeing({ grace: 5 }) });
       const started = Date.now();
       await expect(a.mount({ Name: 'vol1', ID: 'on-a' })).rejects.toThrow(
-        'volume vol1 is in use by a container on host host-b. Stop that container first; ' +
+        'volume vol1 is in use by a container on host host-b (by docker). Stop that container first; ' +
           'if that host is down, the control service declares it dead after 30 s without a report and releases its leases 5 s later.',
       );
       expect(Date.now() - started).toBeLessThan(1_000);
