@@ -77,20 +77,42 @@ function client(w: World): ControlClient {
       return d;
     },
     listLeases: async () => w.leases,
+    // The control service's lease rules: the node's lease shared by holders, ended with the last one.
     acquireLease: async (req) => {
       const held = w.leases.find((l) => l.dataset_id === req.dataset_id);
       if (held && held.node_uuid !== req.node_uuid)
         throw new FlockerApiError(409, 'LEASE_HELD', 'leased by another node');
       w.calls.push('lease');
-      const l: Lease = { dataset_id: req.dataset_id, node_uuid: req.node_uuid, expires: null };
-      if (!held) w.leases.push(l);
-      return l;
+      const named = req.holder === undefined ? {} : { holders: [req.holder] };
+      if (!held) {
+        const l: Lease = { dataset_id: req.dataset_id, node_uuid: req.node_uuid, expires: null, ...named };
+        w.leases.push(l);
+        return l;
+      }
+      if (req.holder !== undefined && held.holders === undefined) Object.assign(held, named, { unnamed_holder: true });
+      else if (req.holder !== undefined && !held.holders?.includes(req.holder))
+        held.holders = [...(held.holders ?? []), req.holder];
+      return held;
     },
-    releaseLease: async (id) => {
-      w.calls.push('release');
-      const l = w.leases.find((x) => x.dataset_id === id) as Lease;
+    releaseLease: async (id, options = {}) => {
+      w.calls.push(options.holder === undefined ? 'release' : `release ${options.holder}`);
+      const l = w.leases.find((x) => x.dataset_id === id);
+      if (!l) throw new FlockerApiError(404, 'LEASE_NOT_FOUND', 'no lease');
+      const { holder } = options;
+      if (holder !== undefined) {
+        if (!l.holders?.includes(holder)) return { ...l, remains: true };
+        const holders = l.holders.filter((h) => h !== holder);
+        if (holders.length > 0 || l.unnamed_holder === true) {
+          if (holders.length > 0) l.holders = holders;
+          else {
+            delete l.holders;
+            delete l.unnamed_holder;
+          }
+          return { ...l, remains: true };
+        }
+      }
       w.leases = w.leases.filter((x) => x.dataset_id !== id);
-      return l;
+      return holder === undefined ? l : { ...l, remains: false };
     },
     // A long-poll that sees no change: returns after a short wait, as the server would after timeout_ms.
     waitForCluster: async (since, timeoutMs = 0) => {
@@ -126,10 +148,22 @@ async function failure(p: Promise<unknown>): Promise<{ code: number; message: st
 describe('NodeStageVolume', () => {
   it('is FAILED_PRECONDITION, naming the holder, while another node holds the lease; nothing is moved', async () => {
     const w = world();
-    w.leases.push({ dataset_id: ID, node_uuid: OTHER, expires: null });
+    w.leases.push({ dataset_id: ID, node_uuid: OTHER, expires: null, holders: ['csi'] });
     const err = await failure(driver(w).nodeStageVolume(STAGE));
     expect(err.code).toBe(status.FAILED_PRECONDITION);
-    expect(err.message).toMatch(/in use on node other \(it holds the lease\)/);
+    expect(err.message).toMatch(
+      /in use on node other \(it holds the lease; used there by csi\): unstage it there first$/,
+    );
+    expect(w.calls).toEqual([]);
+    // Its Docker plugin's share, and a lease that names no holder (taken before holders): what to do about them.
+    w.leases = [{ dataset_id: ID, node_uuid: OTHER, expires: null, holders: ['docker'] }];
+    expect((await failure(driver(w).nodeStageVolume(STAGE))).message).toMatch(
+      /\(it holds the lease; used there by docker\): stop the Docker containers using it there$/,
+    );
+    w.leases = [{ dataset_id: ID, node_uuid: OTHER, expires: null }];
+    expect((await failure(driver(w).nodeStageVolume(STAGE))).message).toMatch(
+      /\(it holds the lease; it names no holder: once nothing there uses the volume, flocker leases release ends it\)/,
+    );
     expect(w.calls).toEqual([]);
   });
 
@@ -155,7 +189,7 @@ describe('NodeStageVolume', () => {
     expect(err.code).toBe(status.DEADLINE_EXCEEDED);
     expect(err.message).toMatch(/the dataset agent reports: loop device busy \(ATTACH_FAILED\)/);
     expect(Date.now() - started).toBeLessThan(2_000);
-    expect(w.calls).toEqual(['lease', `move ${ME}`, 'release']);
+    expect(w.calls).toEqual(['lease', `move ${ME}`, 'release csi']);
     expect(w.leases).toEqual([]);
   });
 
@@ -335,12 +369,55 @@ describe('stage and publish against a kubelet', () => {
 
   it('unstage releases the lease', async () => {
     const w = stagedWorld();
-    w.leases.push({ dataset_id: ID, node_uuid: ME, expires: null });
+    w.leases.push({ dataset_id: ID, node_uuid: ME, expires: null, holders: ['csi'] });
     await recordingDriver(w, [agentMount]).d.nodeUnstageVolume({
       volume_id: ID,
       staging_target_path: STAGE.staging_target_path,
     });
     expect(w.leases).toEqual([]);
+  });
+
+  describe("the node's lease shared with the Docker plugin (holder docker) on the same node", () => {
+    const unstage = { volume_id: ID, staging_target_path: STAGE.staging_target_path };
+    const publish = {
+      volume_id: ID,
+      staging_target_path: STAGE.staging_target_path,
+      target_path: '/tmp/never-used-target',
+      volume_capability: CAP,
+    };
+
+    it('unstage lets go of only the CSI share: a Docker container still using the volume keeps the lease here', async () => {
+      const w = stagedWorld();
+      w.leases.push({ dataset_id: ID, node_uuid: ME, expires: null, holders: ['docker', 'csi'] });
+      await recordingDriver(w, [agentMount]).d.nodeUnstageVolume(unstage);
+      expect(w.calls).toEqual(['release csi']);
+      expect(w.leases).toEqual([{ dataset_id: ID, node_uuid: ME, expires: null, holders: ['docker'] }]);
+      // Unstaged again (the kubelet retries): the Docker share stays.
+      await recordingDriver(w, [agentMount]).d.nodeUnstageVolume(unstage);
+      expect(w.leases).toEqual([{ dataset_id: ID, node_uuid: ME, expires: null, holders: ['docker'] }]);
+    });
+
+    it("stage while the Docker plugin holds the node's lease adds the CSI share (the Docker share alone is not staged)", async () => {
+      const w = stagedWorld();
+      w.leases.push({ dataset_id: ID, node_uuid: ME, expires: null, holders: ['docker'] });
+      const { d } = recordingDriver(w, [agentMount]);
+      expect(await failure(d.nodePublishVolume(publish))).toMatchObject({ code: status.FAILED_PRECONDITION });
+      await d.nodeStageVolume(STAGE);
+      expect(w.calls).toEqual(['lease']);
+      expect(w.leases).toEqual([{ dataset_id: ID, node_uuid: ME, expires: null, holders: ['docker', 'csi'] }]);
+      // Staged: a second stage writes nothing.
+      await d.nodeStageVolume(STAGE);
+      expect(w.calls).toEqual(['lease']);
+    });
+
+    it('a failed stage lets go of only its own share', async () => {
+      const w = stagedWorld();
+      w.nodes = [node(ME), node(OTHER)]; // the agent here never reports it mounted
+      w.leases.push({ dataset_id: ID, node_uuid: ME, expires: null, holders: ['docker'] });
+      expect((await failure(recordingDriver(w, []).d.nodeStageVolume(STAGE))).code).toBe(status.DEADLINE_EXCEEDED);
+      expect(w.calls).toEqual(['lease', 'release csi']);
+      expect(w.leases).toEqual([{ dataset_id: ID, node_uuid: ME, expires: null, holders: ['docker'] }]);
+    });
   });
 });
 
@@ -390,13 +467,13 @@ describe('NodeStageVolume while another live node is letting go (a rescheduled p
 
   it('is FAILED_PRECONDITION naming the holder once the wait is over; nothing is moved', async () => {
     const w = world();
-    w.leases.push({ dataset_id: ID, node_uuid: OTHER, expires: null });
+    w.leases.push({ dataset_id: ID, node_uuid: OTHER, expires: null, holders: ['csi'] });
     const started = Date.now();
     const err = await failure(handoverDriver(w, client(w), 200).nodeStageVolume(STAGE));
     expect(Date.now() - started).toBeGreaterThanOrEqual(190);
     expect(err).toMatchObject({
       code: status.FAILED_PRECONDITION,
-      message: expect.stringMatching(/in use on node other \(it holds the lease\)/),
+      message: expect.stringMatching(/in use on node other \(it holds the lease; used there by csi\)/),
     });
     expect(w.calls).toEqual([]);
   });
