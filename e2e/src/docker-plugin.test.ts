@@ -94,7 +94,9 @@ describe('flocker Docker volume plugin with real Docker', () => {
         .stdout,
     ).toBe('one\n');
     const d = await stack.dataset('v-share');
-    expect(await leases()).toEqual([{ dataset_id: d?.dataset_id, node_uuid: stack.nodeUuid, expires: null }]);
+    expect(await leases()).toEqual([
+      { dataset_id: d?.dataset_id, node_uuid: stack.nodeUuid, expires: null, holders: ['docker'] },
+    ]);
     await docker('rm', '-f', 'share1');
     expect(await leases()).toHaveLength(1);
     expect((await docker('exec', 'share2', 'cat', '/data/one')).stdout).toBe('one\n');

@@ -143,6 +143,9 @@ describe('UUID case cannot alias another node, lease or dataset (mutual TLS)', (
   ])("node A can neither release B's lease, resize, move away nor delete B's dataset (%s id)", async (_name, id) => {
     for (const [method, url, body] of [
       ['DELETE', `/v1/configuration/leases/${id}`, undefined],
+      // Nor one holder's share of it.
+      ['DELETE', `/v1/configuration/leases/${id}?holder=docker`, undefined],
+      ['DELETE', `/v1/configuration/leases/${id}?holder=csi`, undefined],
       ['POST', `/v1/configuration/datasets/${id}`, { maximum_size: 134217728 }],
       ['POST', `/v1/configuration/datasets/${id}`, { primary: B.toUpperCase() }],
       ['DELETE', `/v1/configuration/datasets/${id}`, undefined],
