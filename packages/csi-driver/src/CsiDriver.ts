@@ -152,16 +152,15 @@ export function mountedPath(s: ClusterSnapshot, nodeUuid: string, datasetId: str
 
 /** Where a new volume goes (see choosePlacement): a live node, fewest volumes first, in the topology asked for. */
 export function choosePrimary(s: ClusterSnapshot, req?: TopologyRequirement): ClusterSnapshot['nodes'][number] {
-  const live = s.nodes.filter((n) => n.alive);
-  const chosen = choosePlacement(
-    live.map((n) => ({
+  const live = s.nodes
+    .filter((n) => n.alive)
+    .map((n) => ({
       uuid: n.uuid,
       volumes: n.manifestations.length,
+      node: n,
       ...(n.zone !== undefined ? { zone: n.zone } : {}),
-    })),
-    req,
-  );
-  return live.find((n) => n.uuid === chosen.uuid) as ClusterSnapshot['nodes'][number];
+    }));
+  return choosePlacement(live, req).node;
 }
 
 /** The zone of a node as last reported (undefined: unknown node, or no zone reported). */

@@ -59,7 +59,7 @@ export interface PlacementNode {
   readonly volumes: number;
 }
 
-function leastLoaded(nodes: readonly PlacementNode[]): PlacementNode | undefined {
+function leastLoaded<T extends PlacementNode>(nodes: readonly T[]): T | undefined {
   return [...nodes].sort((a, b) => a.volumes - b.volumes || (a.uuid < b.uuid ? -1 : a.uuid > b.uuid ? 1 : 0))[0];
 }
 
@@ -71,11 +71,11 @@ function leastLoaded(nodes: readonly PlacementNode[]): PlacementNode | undefined
  * node lies in is RESOURCE_EXHAUSTED ("unable to provision in accessible_topology"); no live
  * node at all is UNAVAILABLE (the CO retries).
  */
-export function choosePlacement(live: readonly PlacementNode[], req: TopologyRequirement | undefined): PlacementNode {
+export function choosePlacement<T extends PlacementNode>(live: readonly T[], req: TopologyRequirement | undefined): T {
   if (live.length === 0) throw new CsiError(status.UNAVAILABLE, 'no live Flocker node to create the volume on');
   const requisite = req?.requisite ?? [];
   const preferred = req?.preferred ?? [];
-  const where = (n: PlacementNode) => nodeTopology(n.zone);
+  const where = (n: T) => nodeTopology(n.zone);
   const allowed =
     requisite.length === 0 ? [...live] : live.filter((n) => requisite.some((t) => inTopology(where(n), t)));
   for (const t of preferred) {
