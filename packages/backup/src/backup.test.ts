@@ -1,0 +1,349 @@
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { backupVolume, type BackupProgress } from './backup';
+import { collectGarbage, deleteBackup, listBackups, pruneBackups } from './catalog';
+import { isBackupError, type BackupErrorCode } from './errors';
+import { chunkKey, manifestKey, PENDING_PREFIX } from './layout';
+import type { Manifest } from './manifest';
+import { readManifest, restoreVolume } from './restore';
+import { makeSparseImage, MemoryObjectStore, mutateImage, sha256File } from './testing';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const CHUNK = 64 * KiB;
+const SIZE = 16 * MiB;
+
+let dir: string;
+let image: string;
+let clock: number;
+let store: MemoryObjectStore;
+const now = () => clock;
+
+beforeEach(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'flocker-backup-'));
+  image = path.join(dir, 'volume.img');
+  // 8 regions of 512 KiB: about a quarter of the volume holds data.
+  await makeSparseImage(image, { size: SIZE, regions: 8, regionSize: 512 * KiB, seed: 7 });
+  clock = Date.UTC(2026, 11, 4, 6, 0, 0);
+  store = new MemoryObjectStore(now);
+});
+
+afterEach(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+async function backup(snapshotId: string, extra: { previous?: Manifest; source?: string } = {}): Promise<Manifest> {
+  clock += 1000;
+  return backupVolume(extra.source ?? image, store, {
+    volumeId: 'vol-1',
+    snapshotId,
+    chunkSize: CHUNK,
+    now,
+    ...(extra.previous === undefined ? {} : { previous: extra.previous }),
+  });
+}
+
+async function expectCode(p: Promise<unknown>, code: BackupErrorCode, text: string): Promise<Error> {
+  const caught = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(isBackupError(caught)).toBe(true);
+  expect((caught as { code: string }).code).toBe(code);
+  expect((caught as Error).message).toContain(text);
+  return caught as Error;
+}
+
+describe('backupVolume and restoreVolume', () => {
+  it('stores data chunks once, compressed, records holes, and restores the same bytes as a sparse file', async () => {
+    const progress: BackupProgress[] = [];
+    clock += 1000;
+    const m = await backupVolume(image, store, {
+      volumeId: 'vol-1',
+      snapshotId: 'snap-1',
+      label: 'first',
+      chunkSize: CHUNK,
+      now,
+      onProgress: (p) => progress.push(p),
+    });
+    expect(m.size).toBe(SIZE);
+    expect(m.chunks).toHaveLength(SIZE / CHUNK);
+    expect(m.stats.holeChunks).toBeGreaterThan(m.stats.dataChunks);
+    const distinct = new Set(m.chunks.filter((c) => c !== null));
+    expect(store.keys('chunks/')).toHaveLength(distinct.size);
+    expect(m.stats.uploadedChunks).toBe(distinct.size);
+    expect(store.keys('manifests/')).toEqual([manifestKey(m.backupId)]);
+    expect(store.keys(PENDING_PREFIX)).toEqual([]);
+    expect(progress.at(-1)).toMatchObject({ phase: 'done', chunksDone: m.chunks.length, bytesRead: SIZE });
+
+    const target = path.join(dir, 'restored.img');
+    const r = await restoreVolume(store, m.backupId, target);
+    expect(r.bytesWritten).toBe(m.stats.dataBytes);
+    expect(await sha256File(target)).toBe(await sha256File(image));
+    const st = await fs.stat(target);
+    expect(st.size).toBe(SIZE);
+    // Holes stay holes: allocated blocks cover the data, not the whole volume.
+    expect(st.blocks * 512).toBeLessThan(m.stats.dataBytes + 64 * CHUNK);
+  });
+
+  it('an all-zero volume uploads nothing but its manifest', async () => {
+    const empty = path.join(dir, 'empty.img');
+    await fs.writeFile(empty, '');
+    await fs.truncate(empty, 4 * MiB);
+    const m = await backup('snap-empty', { source: empty });
+    expect(m.stats).toMatchObject({ dataChunks: 0, holeChunks: 64, uploadedChunks: 0, uploadedBytes: 0 });
+    expect(store.keys('chunks/')).toEqual([]);
+    const target = path.join(dir, 'empty-restored.img');
+    await restoreVolume(store, m.backupId, target);
+    expect(await sha256File(target)).toBe(await sha256File(empty));
+  });
+
+  it('identical chunks are stored once', async () => {
+    const twin = path.join(dir, 'twin.img');
+    const data = Buffer.alloc(CHUNK, 7);
+    await fs.writeFile(twin, Buffer.concat([data, data, Buffer.alloc(CHUNK), data]));
+    const m = await backup('snap-twin', { source: twin });
+    expect(m.stats).toMatchObject({ dataChunks: 3, holeChunks: 1, uploadedChunks: 1 });
+    expect(m.stats.uploadedBytes).toBeLessThan(CHUNK / 100); // constant bytes compress to almost nothing
+  });
+
+  it('incremental: after changing 1% the second backup uploads about 1%', async () => {
+    const first = await backup('snap-1');
+    const changed = SIZE / 100;
+    await mutateImage(image, { bytes: changed, regions: 2, seed: 11 });
+    store.resetCounts();
+    const second = await backup('snap-2', { previous: first });
+    // Random data does not compress: each changed region dirties at most ceil(len/chunk)+1 chunks.
+    expect(second.stats.uploadedPlainBytes).toBeLessThanOrEqual(2 * changed);
+    expect(second.stats.uploadedBytes).toBeLessThanOrEqual(2 * changed + 4 * KiB);
+    expect(second.stats.uploadedChunks).toBeLessThanOrEqual(6);
+    expect(second.previous).toBe(first.backupId);
+    // Chunks known from the previous manifest are not even looked up.
+    expect(store.counts.head).toBeLessThanOrEqual(second.stats.dataChunks - (first.stats.dataChunks - 6));
+    const target = path.join(dir, 'second.img');
+    await restoreVolume(store, second.backupId, target);
+    expect(await sha256File(target)).toBe(await sha256File(image));
+  });
+
+  it('without a previous manifest, chunks the store holds are found by HEAD and not uploaded', async () => {
+    await backup('snap-1');
+    store.resetCounts();
+    const again = await backup('snap-2');
+    expect(again.stats.uploadedChunks).toBe(0);
+    expect(store.bytesPut).toBeLessThan(64 * KiB); // the manifest and the pending marker only
+  });
+
+  it('gzip chunks restore too (readers tell codecs apart by magic bytes)', async () => {
+    clock += 1000;
+    const m = await backupVolume(image, store, {
+      volumeId: 'vol-1',
+      snapshotId: 'gz',
+      chunkSize: CHUNK,
+      compression: 'gzip',
+      now,
+    });
+    expect(m.compression).toBe('gzip');
+    const first = m.chunks.find((c) => c !== null) ?? '';
+    expect(store.objects.get(chunkKey(first))?.body.subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
+    const target = path.join(dir, 'gz.img');
+    await restoreVolume(store, m.backupId, target);
+    expect(await sha256File(target)).toBe(await sha256File(image));
+  });
+
+  it('a crash mid-backup leaves no manifest, and a re-run completes uploading only what is missing', async () => {
+    let chunkPuts = 0;
+    store.beforeOperation = (op, key) => {
+      if (op === 'put' && key.startsWith('chunks/') && ++chunkPuts > 5) throw new Error('simulated crash');
+    };
+    await expect(backup('snap-1')).rejects.toThrow('simulated crash');
+    expect(await listBackups(store)).toEqual([]);
+    expect(store.keys('manifests/')).toEqual([]);
+    const stored = store.keys('chunks/').length;
+    expect(stored).toBe(5);
+    store.beforeOperation = undefined;
+    const m = await backup('snap-1');
+    expect(m.stats.uploadedChunks).toBe(new Set(m.chunks.filter((c) => c !== null)).size - stored);
+    expect((await listBackups(store)).map((b) => b.backupId)).toEqual([m.backupId]);
+    const target = path.join(dir, 'after-crash.img');
+    await restoreVolume(store, m.backupId, target);
+    expect(await sha256File(target)).toBe(await sha256File(image));
+  });
+
+  it('re-uploads a chunk trusted from the previous manifest that vanished meanwhile', async () => {
+    const first = await backup('snap-1');
+    const victim = first.chunks.find((c) => c !== null) ?? '';
+    store.objects.delete(chunkKey(victim)); // e.g. a garbage collection that raced us
+    const second = await backup('snap-2', { previous: first });
+    expect(store.objects.has(chunkKey(victim))).toBe(true);
+    expect(second.stats.uploadedChunks).toBe(1);
+    await restoreVolume(store, second.backupId, path.join(dir, 'r.img'));
+  });
+
+  it('refuses bad options with INVALID_ARGUMENT and an unreadable source with SOURCE_UNREADABLE', async () => {
+    await expectCode(
+      backupVolume(image, store, { volumeId: 'a/b', snapshotId: 's' }),
+      'INVALID_ARGUMENT',
+      'volume id "a/b"',
+    );
+    await expectCode(
+      backupVolume(image, store, { volumeId: 'v', snapshotId: 's', chunkSize: 1000 }),
+      'INVALID_ARGUMENT',
+      'chunk size',
+    );
+    await expectCode(
+      backupVolume(path.join(dir, 'nope.img'), store, { volumeId: 'v', snapshotId: 's' }),
+      'SOURCE_UNREADABLE',
+      'nope.img',
+    );
+    await expectCode(backupVolume(dir, store, { volumeId: 'v', snapshotId: 's' }), 'SOURCE_UNREADABLE', 'neither');
+  });
+});
+
+describe('restore verification', () => {
+  let m: Manifest;
+  let target: string;
+  beforeEach(async () => {
+    m = await backup('snap-1');
+    target = path.join(dir, 'target.img');
+  });
+
+  it('a corrupt chunk fails with CHUNK_CORRUPT naming the object, and the target is not created', async () => {
+    const hash = m.chunks.find((c) => c !== null) ?? '';
+    const o = store.objects.get(chunkKey(hash));
+    if (o === undefined) throw new Error('chunk not stored');
+    o.body.writeUInt8(o.body.readUInt8(o.body.length - 5) ^ 0xff, o.body.length - 5);
+    const e = await expectCode(restoreVolume(store, m.backupId, target), 'CHUNK_CORRUPT', chunkKey(hash));
+    expect(e).toMatchObject({ key: chunkKey(hash) });
+    await expect(fs.stat(target)).rejects.toThrow(/ENOENT/);
+    expect((await fs.readdir(dir)).filter((n) => n.includes('restore'))).toEqual([]);
+  });
+
+  it('a chunk whose bytes decompress to other data fails with CHUNK_CORRUPT', async () => {
+    const [a, b] = [...new Set(m.chunks.filter((c): c is string => c !== null))];
+    const other = store.objects.get(chunkKey(b ?? ''));
+    if (a === undefined || other === undefined) throw new Error('need two chunks');
+    store.objects.set(chunkKey(a), { ...other });
+    await expectCode(restoreVolume(store, m.backupId, target), 'CHUNK_CORRUPT', 'hashes to');
+  });
+
+  it('a missing chunk fails with CHUNK_MISSING naming the object', async () => {
+    const hash = m.chunks.find((c) => c !== null) ?? '';
+    store.objects.delete(chunkKey(hash));
+    await expectCode(restoreVolume(store, m.backupId, target), 'CHUNK_MISSING', chunkKey(hash));
+    await expect(fs.stat(target)).rejects.toThrow(/ENOENT/);
+  });
+
+  it('a tampered manifest fails with MANIFEST_CORRUPT before anything is written', async () => {
+    const key = manifestKey(m.backupId);
+    const o = store.objects.get(key);
+    if (o === undefined) throw new Error('no manifest');
+    const json = JSON.parse(o.body.toString()) as Manifest;
+    store.objects.set(key, { ...o, body: Buffer.from(JSON.stringify({ ...json, size: json.size * 2 })) });
+    await expectCode(restoreVolume(store, m.backupId, target), 'MANIFEST_CORRUPT', key);
+    await expect(fs.stat(target)).rejects.toThrow(/ENOENT/);
+  });
+
+  it('an unknown backup is BACKUP_NOT_FOUND; a target holding data is refused unless overwrite', async () => {
+    await expectCode(restoreVolume(store, 'vol-1/20200101T000000000Z-x', target), 'BACKUP_NOT_FOUND', 'no backup');
+    await fs.writeFile(target, 'precious');
+    await expectCode(restoreVolume(store, m.backupId, target), 'TARGET_UNUSABLE', 'already holds data');
+    expect(await fs.readFile(target, 'utf8')).toBe('precious');
+    await restoreVolume(store, manifestKey(m.backupId), target, { overwrite: true });
+    expect(await sha256File(target)).toBe(await sha256File(image));
+  });
+});
+
+describe('listing, deleting, pruning and garbage collection', () => {
+  const HOUR = 3600_000;
+
+  it('lists newest first, per volume, and reports an unreadable manifest instead of failing', async () => {
+    const a = await backup('snap-a');
+    const b = await backup('snap-b');
+    clock += 1000;
+    const other = await backupVolume(image, store, { volumeId: 'vol-2', snapshotId: 'x', chunkSize: CHUNK, now });
+    expect((await listBackups(store, 'vol-1')).map((s) => s.backupId)).toEqual([b.backupId, a.backupId]);
+    expect((await listBackups(store)).map((s) => s.backupId)).toEqual([other.backupId, b.backupId, a.backupId]);
+    store.objects.set(manifestKey(a.backupId), { body: Buffer.from('garbage'), lastModified: new Date(clock) });
+    const listed = await listBackups(store, 'vol-1');
+    expect(listed[0]?.manifest?.label).toBe('');
+    expect(listed[1]).toMatchObject({ backupId: a.backupId, problem: { code: 'MANIFEST_CORRUPT' } });
+    expect(listed[1]?.manifest).toBeUndefined();
+  });
+
+  it('deleteBackup removes the manifest only; a second delete is BACKUP_NOT_FOUND', async () => {
+    const a = await backup('snap-a');
+    const chunks = store.keys('chunks/').length;
+    await deleteBackup(store, a.backupId);
+    expect(await listBackups(store)).toEqual([]);
+    expect(store.keys('chunks/')).toHaveLength(chunks);
+    await expectCode(deleteBackup(store, a.backupId), 'BACKUP_NOT_FOUND', a.backupId);
+  });
+
+  it('prune keeps the newest N and collects chunks only the deleted backups used, after the grace period', async () => {
+    // Rewrites the start of a data chunk, so its old content becomes garbage once no manifest refers to it.
+    const overwrite = async (m: Manifest, nth: number) => {
+      const index = m.chunks.findIndex((c, i) => c !== null && i >= nth);
+      const h = await fs.open(image, 'r+');
+      await h.write(Buffer.from(`changed ${m.backupId}`), 0, undefined, index * CHUNK);
+      await h.close();
+    };
+    const first = await backup('snap-1');
+    await overwrite(first, 0);
+    const second = await backup('snap-2', { previous: first });
+    await overwrite(second, 100);
+    const third = await backup('snap-3', { previous: second });
+    const needed = new Set(third.chunks.filter((c) => c !== null));
+    const stale = store.keys('chunks/').filter((k) => !needed.has(k.slice(-64)));
+    expect(stale.length).toBeGreaterThan(0);
+
+    // Within the grace period nothing is collected, even though the manifests go.
+    const early = await pruneBackups(store, 'vol-1', 1, { now, graceMs: HOUR });
+    expect(early.kept).toEqual([third.backupId]);
+    expect(early.deleted).toEqual([second.backupId, first.backupId]);
+    expect(early.gc).toMatchObject({ deferred: false, deletedChunks: 0, youngChunks: stale.length });
+
+    clock += 2 * HOUR;
+    const later = await pruneBackups(store, 'vol-1', 1, { now, graceMs: HOUR });
+    expect(later.deleted).toEqual([]);
+    expect(later.gc).toMatchObject({ deferred: false, deletedChunks: stale.length, referencedChunks: needed.size });
+    expect(
+      store
+        .keys('chunks/')
+        .map((k) => k.slice(-64))
+        .sort(),
+    ).toEqual([...needed].sort());
+    await restoreVolume(store, third.backupId, path.join(dir, 'kept.img'));
+    expect(await sha256File(path.join(dir, 'kept.img'))).toBe(await sha256File(image));
+    await expectCode(pruneBackups(store, 'vol-1', 0), 'INVALID_ARGUMENT', 'keep 0');
+  });
+
+  it('a running backup (fresh pending marker) defers collection; a stale marker is removed', async () => {
+    const first = await backup('snap-1');
+    await deleteBackup(store, first.backupId);
+    clock += 48 * HOUR;
+    await store.put(`${PENDING_PREFIX}vol-1/20261206T060000000Z-running.json`, Buffer.from('{}'));
+    const deferred = await collectGarbage(store, { now });
+    expect(deferred).toMatchObject({ deferred: true, deletedChunks: 0 });
+    expect(store.keys('chunks/').length).toBeGreaterThan(0);
+
+    clock += 1 * HOUR; // the marker was not refreshed: its backup died
+    const done = await collectGarbage(store, { now });
+    expect(done).toMatchObject({ deferred: false, stalePendingRemoved: 1 });
+    expect(done.deletedChunks).toBeGreaterThan(0);
+    expect(store.keys()).toEqual([]);
+  });
+
+  it('stops (MANIFEST_CORRUPT) rather than collect when a manifest cannot be read', async () => {
+    const a = await backup('snap-a');
+    store.objects.set(manifestKey(a.backupId), { body: Buffer.from('{}'), lastModified: new Date(clock) });
+    clock += 48 * HOUR;
+    await expectCode(collectGarbage(store, { now }), 'MANIFEST_CORRUPT', manifestKey(a.backupId));
+    expect(store.keys('chunks/').length).toBeGreaterThan(0);
+  });
+
+  it('readManifest verifies what it returns', async () => {
+    const a = await backup('snap-a');
+    expect(await readManifest(store, a.backupId)).toEqual(a);
+  });
+});

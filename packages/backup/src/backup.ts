@@ -1,0 +1,267 @@
+/** backupVolume: a volume image (snapshot file or block device) into content-addressed chunks and a manifest. */
+import { promises as fs } from 'node:fs';
+import { compressChunk, DEFAULT_COMPRESSION, isAllZero, sha256Hex, type Compression } from './chunks';
+import { BackupError } from './errors';
+import {
+  backupIdOf,
+  checkId,
+  chunkKey,
+  CHUNKS_PREFIX,
+  hashOfChunkKey,
+  manifestKey,
+  pendingKey,
+  stampOf,
+} from './layout';
+import {
+  BACKUP_FORMAT,
+  BACKUP_FORMAT_VERSION,
+  chunkCount,
+  chunkLength,
+  DEFAULT_CHUNK_SIZE,
+  MAX_CHUNK_SIZE,
+  MIN_CHUNK_SIZE,
+  sealManifest,
+  serializeManifest,
+  type Manifest,
+} from './manifest';
+import { forEachIndex } from './pool';
+import { describePath } from './source';
+import type { ObjectStore } from './store';
+
+export interface BackupProgress {
+  readonly backupId: string;
+  /** `chunks` while reading and uploading, `verify` while checking the store holds every chunk, `done` at the end. */
+  readonly phase: 'chunks' | 'verify' | 'done';
+  readonly chunksDone: number;
+  readonly chunksTotal: number;
+  readonly bytesRead: number;
+  readonly bytesTotal: number;
+  readonly holeChunks: number;
+  readonly uploadedChunks: number;
+  readonly uploadedBytes: number;
+}
+
+export interface BackupOptions {
+  /** The Flocker dataset id the data belongs to. */
+  readonly volumeId: string;
+  /** The snapshot the source is an image of (driver's snapshot id). */
+  readonly snapshotId: string;
+  /** Free text shown in listings. */
+  readonly label?: string;
+  /** The volume's previous backup: its chunks are known to be stored, so they are not even looked up. */
+  readonly previous?: Manifest;
+  /** Bytes per chunk (default 4 MiB; a multiple of 4096 in 64 KiB..64 MiB). Smaller finds smaller changes. */
+  readonly chunkSize?: number;
+  readonly compression?: Compression;
+  /** Chunks read, compressed and uploaded at once (default 4): memory is about 2 × chunkSize × this. */
+  readonly concurrency?: number;
+  /** Back up only this many bytes of the source (default: its whole size). */
+  readonly size?: number;
+  readonly onProgress?: (progress: BackupProgress) => void;
+  readonly signal?: AbortSignal;
+  /** Wall-clock milliseconds, for createdAt and the backup id (injectable for tests). */
+  readonly now?: () => number;
+  /** How often the pending marker is rewritten while the backup runs (default 5 minutes); see pruneBackups. */
+  readonly pendingRefreshMs?: number;
+}
+
+export const DEFAULT_CONCURRENCY = 4;
+export const DEFAULT_PENDING_REFRESH_MS = 5 * 60_000;
+
+function checkOptions(o: BackupOptions): { chunkSize: number; concurrency: number } {
+  checkId('volume id', o.volumeId);
+  checkId('snapshot id', o.snapshotId);
+  const chunkSize = o.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  if (
+    !Number.isInteger(chunkSize) ||
+    chunkSize % 4096 !== 0 ||
+    chunkSize < MIN_CHUNK_SIZE ||
+    chunkSize > MAX_CHUNK_SIZE
+  )
+    throw new BackupError('INVALID_ARGUMENT', `chunk size ${chunkSize} must be a multiple of 4096 in 64 KiB..64 MiB`);
+  const concurrency = o.concurrency ?? DEFAULT_CONCURRENCY;
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)
+    throw new BackupError('INVALID_ARGUMENT', `concurrency ${concurrency} must be 1..64`);
+  if (o.size !== undefined && (!Number.isSafeInteger(o.size) || o.size < 0))
+    throw new BackupError('INVALID_ARGUMENT', `size ${o.size} must be a non-negative integer`);
+  if (o.previous !== undefined && o.previous.volumeId !== o.volumeId)
+    throw new BackupError(
+      'INVALID_ARGUMENT',
+      `previous backup ${o.previous.backupId} is of volume ${o.previous.volumeId}, not ${o.volumeId}`,
+    );
+  return { chunkSize, concurrency };
+}
+
+/** Reads exactly length bytes at position, or fails: the source must not shrink under us. */
+async function readAt(handle: fs.FileHandle, source: string, position: number, length: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  let done = 0;
+  try {
+    while (done < length) {
+      const { bytesRead } = await handle.read(buf, done, length - done, position + done);
+      if (bytesRead === 0) throw new Error(`ends at byte ${position + done}, expected ${position + length}`);
+      done += bytesRead;
+    }
+  } catch (e) {
+    throw new BackupError(
+      'SOURCE_UNREADABLE',
+      `reading ${source}: ${e instanceof Error ? e.message : String(e)}`,
+      source,
+      {
+        cause: e,
+      },
+    );
+  }
+  return buf;
+}
+
+/**
+ * Backs up `source` (a snapshot image file or a block device, read only) into `store`. Chunks that are all zeros
+ * become holes; every other chunk is stored once under the SHA-256 of its plain bytes, compressed, and only if the
+ * store does not hold it yet. The manifest is written last: until then the backup does not exist (a crash leaves
+ * only chunks, which the next run reuses and garbage collection eventually removes).
+ */
+export async function backupVolume(source: string, store: ObjectStore, options: BackupOptions): Promise<Manifest> {
+  const { chunkSize, concurrency } = checkOptions(options);
+  const compression = options.compression ?? DEFAULT_COMPRESSION;
+  const now = options.now ?? Date.now;
+  const info = await describePath(source, 'source');
+  const size = options.size ?? info.size;
+  if (size > info.size)
+    throw new BackupError(
+      'SOURCE_UNREADABLE',
+      `${source} holds ${info.size} bytes, fewer than the ${size} asked for`,
+      source,
+    );
+  const createdMs = now();
+  const backupId = backupIdOf({
+    volumeId: options.volumeId,
+    stamp: stampOf(createdMs),
+    snapshotId: options.snapshotId,
+  });
+  const total = chunkCount(size, chunkSize);
+  const chunks: (string | null)[] = new Array<string | null>(total).fill(null);
+  const known = new Set((options.previous?.chunks ?? []).filter((c): c is string => c !== null));
+  const inFlight = new Map<string, Promise<void>>();
+  const stats = { dataBytes: 0, holeChunks: 0, uploadedChunks: 0, uploadedBytes: 0, uploadedPlainBytes: 0 };
+  let chunksDone = 0;
+  let bytesRead = 0;
+  const progress = (phase: BackupProgress['phase']) =>
+    options.onProgress?.({
+      backupId,
+      phase,
+      chunksDone,
+      chunksTotal: total,
+      bytesRead,
+      bytesTotal: size,
+      holeChunks: stats.holeChunks,
+      uploadedChunks: stats.uploadedChunks,
+      uploadedBytes: stats.uploadedBytes,
+    });
+
+  // Stores the chunk unless the store already has it; one upload per hash even when chunks repeat.
+  const ensureStored = (hash: string, plain: Buffer, lookUp: boolean): Promise<void> => {
+    let p = inFlight.get(hash);
+    if (p === undefined) {
+      p = (async () => {
+        if (lookUp && (await store.head(chunkKey(hash))) !== undefined) return;
+        const body = await compressChunk(plain, compression);
+        await store.put(chunkKey(hash), body);
+        stats.uploadedChunks++;
+        stats.uploadedBytes += body.length;
+        stats.uploadedPlainBytes += plain.length;
+      })();
+      inFlight.set(hash, p);
+      // A failed upload may be retried by a later chunk with the same bytes.
+      p.catch(() => inFlight.delete(hash));
+    }
+    return p;
+  };
+
+  const marker = Buffer.from(JSON.stringify({ backupId, startedAt: new Date(createdMs).toISOString() }) + '\n');
+  await store.put(pendingKey(backupId), marker);
+  // Keeps the marker young while we run, so garbage collection keeps waiting for us (see pruneBackups).
+  const refresh = setInterval(() => {
+    store.put(pendingKey(backupId), marker).catch(() => undefined);
+  }, options.pendingRefreshMs ?? DEFAULT_PENDING_REFRESH_MS);
+  refresh.unref();
+  let handle: fs.FileHandle | undefined;
+  try {
+    handle = await fs.open(source, 'r').catch((e: unknown) => {
+      throw new BackupError(
+        'SOURCE_UNREADABLE',
+        `opening ${source}: ${e instanceof Error ? e.message : String(e)}`,
+        source,
+      );
+    });
+    const h = handle;
+    progress('chunks');
+    await forEachIndex(total, concurrency, async (i) => {
+      options.signal?.throwIfAborted();
+      const length = chunkLength(size, chunkSize, i);
+      const plain = await readAt(h, source, i * chunkSize, length);
+      bytesRead += length;
+      if (isAllZero(plain)) {
+        stats.holeChunks++;
+      } else {
+        const hash = sha256Hex(plain);
+        chunks[i] = hash;
+        stats.dataBytes += length;
+        if (!known.has(hash)) await ensureStored(hash, plain, true);
+      }
+      chunksDone++;
+      progress('chunks');
+    });
+
+    // One listing proves every referenced chunk is there now, including those trusted from `previous` that a
+    // concurrent garbage collection might have removed; any missing one is read again and stored.
+    progress('verify');
+    const present = new Set<string>();
+    for await (const o of store.list(CHUNKS_PREFIX)) {
+      const hash = hashOfChunkKey(o.key);
+      if (hash !== undefined) present.add(hash);
+    }
+    inFlight.clear();
+    const missing = [...new Set(chunks)].filter((c): c is string => c !== null && !present.has(c));
+    await forEachIndex(missing.length, concurrency, async (m) => {
+      const hash = missing[m] ?? '';
+      const i = chunks.indexOf(hash);
+      const plain = await readAt(h, source, i * chunkSize, chunkLength(size, chunkSize, i));
+      if (sha256Hex(plain) !== hash)
+        throw new BackupError('SOURCE_UNREADABLE', `${source} changed while it was backed up (chunk ${i})`, source);
+      await ensureStored(hash, plain, false);
+    });
+
+    const dataChunks = chunks.filter((c) => c !== null).length;
+    const manifest = sealManifest({
+      format: BACKUP_FORMAT,
+      version: BACKUP_FORMAT_VERSION,
+      backupId,
+      volumeId: options.volumeId,
+      snapshotId: options.snapshotId,
+      label: options.label ?? '',
+      createdAt: new Date(createdMs).toISOString(),
+      size,
+      chunkSize,
+      compression,
+      ...(options.previous === undefined ? {} : { previous: options.previous.backupId }),
+      chunks,
+      stats: {
+        dataChunks,
+        holeChunks: stats.holeChunks,
+        dataBytes: stats.dataBytes,
+        uploadedChunks: stats.uploadedChunks,
+        uploadedBytes: stats.uploadedBytes,
+        uploadedPlainBytes: stats.uploadedPlainBytes,
+      },
+    });
+    options.signal?.throwIfAborted();
+    await store.put(manifestKey(backupId), serializeManifest(manifest));
+    await store.delete(pendingKey(backupId)).catch(() => undefined);
+    progress('done');
+    return manifest;
+  } finally {
+    clearInterval(refresh);
+    await handle?.close();
+  }
+}

@@ -1,0 +1,199 @@
+/** Listing, deleting and pruning backups, and garbage-collecting the chunks no backup needs. */
+import { BackupError, isBackupError, type BackupErrorCode } from './errors';
+import {
+  backupIdOfKey,
+  checkId,
+  CHUNKS_PREFIX,
+  hashOfChunkKey,
+  manifestKey,
+  MANIFESTS_PREFIX,
+  parseBackupId,
+  PENDING_PREFIX,
+  resolveManifestKey,
+  timeOfStamp,
+} from './layout';
+import { parseManifest, type Manifest } from './manifest';
+import { forEachIndex } from './pool';
+import { livePending, newestFirst, planGarbage, planRetention } from './retention';
+import type { ObjectInfo, ObjectStore } from './store';
+
+export interface BackupSummary {
+  readonly backupId: string;
+  readonly volumeId: string;
+  readonly snapshotId: string;
+  /** ISO 8601, from the backup id. */
+  readonly createdAt: string;
+  readonly manifestKey: string;
+  /** The verified manifest; absent when it could not be read (then `problem` says why). */
+  readonly manifest?: Manifest;
+  readonly problem?: { readonly code: BackupErrorCode; readonly message: string };
+}
+
+async function collect(store: ObjectStore, prefix: string): Promise<ObjectInfo[]> {
+  const out: ObjectInfo[] = [];
+  for await (const o of store.list(prefix)) out.push(o);
+  return out;
+}
+
+async function manifestIds(store: ObjectStore, volumeId?: string): Promise<string[]> {
+  const prefix = volumeId === undefined ? MANIFESTS_PREFIX : `${MANIFESTS_PREFIX}${checkId('volume id', volumeId)}/`;
+  const ids = (await collect(store, prefix)).map((o) => backupIdOfKey(o.key)).filter((id) => id !== undefined);
+  return newestFirst(ids);
+}
+
+/**
+ * The finished backups in the store (of one volume, or all), newest first, each with its verified manifest.
+ * A manifest that cannot be read is listed with its problem rather than failing the whole listing.
+ */
+export async function listBackups(
+  store: ObjectStore,
+  volumeId?: string,
+  options: { concurrency?: number } = {},
+): Promise<BackupSummary[]> {
+  const ids = await manifestIds(store, volumeId);
+  const out: BackupSummary[] = new Array<BackupSummary>(ids.length);
+  await forEachIndex(ids.length, options.concurrency ?? 8, async (i) => {
+    const backupId = ids[i] ?? '';
+    const parts = parseBackupId(backupId);
+    const key = manifestKey(backupId);
+    const base = {
+      backupId,
+      volumeId: parts?.volumeId ?? '',
+      snapshotId: parts?.snapshotId ?? '',
+      createdAt: new Date(timeOfStamp(parts?.stamp ?? '')).toISOString(),
+      manifestKey: key,
+    };
+    try {
+      const bytes = await store.get(key);
+      if (bytes === undefined) throw new BackupError('BACKUP_NOT_FOUND', `backup ${backupId} was deleted`, key);
+      out[i] = { ...base, manifest: parseManifest(bytes, key) };
+    } catch (e) {
+      if (!isBackupError(e) || e.code === 'STORE_UNREACHABLE' || e.code === 'STORE_DENIED') throw e;
+      out[i] = { ...base, problem: { code: e.code, message: e.message } };
+    }
+  });
+  // A manifest deleted between listing and reading is simply gone.
+  return out.filter((s) => s.problem?.code !== 'BACKUP_NOT_FOUND');
+}
+
+/** Deletes a backup's manifest (its chunks go at the next garbage collection). BACKUP_NOT_FOUND if there is none. */
+export async function deleteBackup(store: ObjectStore, ref: string): Promise<void> {
+  const key = resolveManifestKey(ref);
+  if ((await store.head(key)) === undefined)
+    throw new BackupError('BACKUP_NOT_FOUND', `no backup ${ref} in ${store.location}`, key);
+  await store.delete(key);
+}
+
+export interface GcOptions {
+  /** A chunk younger than this is never deleted, referenced or not (default 24 hours). */
+  readonly graceMs?: number;
+  /** A pending marker rewritten within this counts as a running backup (default 30 minutes). */
+  readonly pendingTtlMs?: number;
+  /** Wall-clock milliseconds (injectable for tests). Compared with the store's LastModified times. */
+  readonly now?: () => number;
+  readonly concurrency?: number;
+}
+
+export interface GcResult {
+  /** True when a backup was running: no chunk was deleted this time. */
+  readonly deferred: boolean;
+  readonly deletedChunks: number;
+  readonly deletedBytes: number;
+  readonly referencedChunks: number;
+  readonly youngChunks: number;
+  /** Markers of backups that died without finishing, removed. */
+  readonly stalePendingRemoved: number;
+}
+
+export const DEFAULT_GRACE_MS = 24 * 3600_000;
+export const DEFAULT_PENDING_TTL_MS = 30 * 60_000;
+const DELETE_BATCH = 100;
+
+/**
+ * Deletes chunks that no manifest references and that are older than the grace period. Safe against a backup
+ * running at the same time: a live pending marker defers the whole collection (checked before the manifests are
+ * read and again before every batch of deletes), the grace period protects chunks a backup has just uploaded,
+ * and the backup itself re-lists the chunks it references before writing its manifest.
+ * A manifest that cannot be read stops the collection (MANIFEST_CORRUPT): its chunks cannot be told apart.
+ */
+export async function collectGarbage(store: ObjectStore, options: GcOptions = {}): Promise<GcResult> {
+  const now = options.now ?? Date.now;
+  const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
+  const ttlMs = options.pendingTtlMs ?? DEFAULT_PENDING_TTL_MS;
+  const empty = { deletedChunks: 0, deletedBytes: 0, referencedChunks: 0, youngChunks: 0 };
+  const markers = await collect(store, PENDING_PREFIX);
+  const live = livePending(markers, now(), ttlMs);
+  const stale = markers.filter((m) => !live.includes(m));
+  for (const m of stale) await store.delete(m.key);
+  if (live.length > 0) return { deferred: true, ...empty, stalePendingRemoved: stale.length };
+  const running = async () => livePending(await collect(store, PENDING_PREFIX), now(), ttlMs).length > 0;
+
+  const referenced = new Set<string>();
+  for (const id of await manifestIds(store)) {
+    const key = manifestKey(id);
+    const bytes = await store.get(key);
+    if (bytes === undefined) continue; // deleted meanwhile
+    for (const c of parseManifest(bytes, key).chunks) if (c !== null) referenced.add(c);
+  }
+  const chunks: { info: ObjectInfo; hash: string }[] = [];
+  for (const info of await collect(store, CHUNKS_PREFIX)) {
+    const hash = hashOfChunkKey(info.key);
+    if (hash !== undefined) chunks.push({ info, hash });
+  }
+  const plan = planGarbage(chunks, referenced, now(), graceMs);
+  const sizes = new Map(chunks.map((c) => [c.info.key, c.info.size]));
+  let deletedChunks = 0;
+  let deletedBytes = 0;
+  for (let start = 0; start < plan.remove.length; start += DELETE_BATCH) {
+    if (await running()) {
+      return {
+        deferred: true,
+        deletedChunks,
+        deletedBytes,
+        referencedChunks: plan.referenced,
+        youngChunks: plan.young,
+        stalePendingRemoved: stale.length,
+      };
+    }
+    const batch = plan.remove.slice(start, start + DELETE_BATCH);
+    await forEachIndex(batch.length, options.concurrency ?? 8, async (i) => {
+      const key = batch[i] ?? '';
+      await store.delete(key);
+      deletedChunks++;
+      deletedBytes += sizes.get(key) ?? 0;
+    });
+  }
+  return {
+    deferred: false,
+    deletedChunks,
+    deletedBytes,
+    referencedChunks: plan.referenced,
+    youngChunks: plan.young,
+    stalePendingRemoved: stale.length,
+  };
+}
+
+export interface PruneResult {
+  /** Backup ids kept, newest first. */
+  readonly kept: string[];
+  /** Backup ids whose manifests were deleted. */
+  readonly deleted: string[];
+  readonly gc: GcResult;
+}
+
+/** Keeps the newest `keep` backups of a volume, deletes the older manifests, then collects garbage store-wide. */
+export async function pruneBackups(
+  store: ObjectStore,
+  volumeId: string,
+  keep: number,
+  options: GcOptions = {},
+): Promise<PruneResult> {
+  if (!Number.isInteger(keep) || keep < 1)
+    throw new BackupError(
+      'INVALID_ARGUMENT',
+      `keep ${keep} must be an integer ≥ 1 (deleteBackup removes the last one)`,
+    );
+  const plan = planRetention(await manifestIds(store, volumeId), keep);
+  for (const id of plan.remove) await store.delete(manifestKey(id));
+  return { kept: plan.keep, deleted: plan.remove, gc: await collectGarbage(store, options) };
+}

@@ -1,0 +1,48 @@
+import { classifyS3Error } from './S3ObjectStore';
+import { livePending, newestFirst, planGarbage, planRetention } from './retention';
+
+const id = (stamp: string, snap = 's') => `vol/${stamp}-${snap}`;
+const T0 = Date.UTC(2026, 0, 1);
+const info = (key: string, ageMs: number) => ({ key, size: 10, lastModified: new Date(T0 - ageMs) });
+
+describe('retention', () => {
+  it('keeps the newest N, whatever the listing order', () => {
+    const ids = [id('20260102T000000000Z'), id('20260103T000000000Z'), id('20260101T000000000Z')];
+    expect(newestFirst(ids)).toEqual([ids[1], ids[0], ids[2]]);
+    expect(planRetention(ids, 2)).toEqual({ keep: [ids[1], ids[0]], remove: [ids[2]] });
+    expect(planRetention(ids, 5)).toEqual({ keep: [ids[1], ids[0], ids[2]], remove: [] });
+  });
+
+  it('collects only unreferenced chunks older than the grace period', () => {
+    const chunks = [
+      { info: info('chunks/aa/a', 10_000), hash: 'a' }, // referenced
+      { info: info('chunks/bb/b', 10_000), hash: 'b' }, // old, unreferenced
+      { info: info('chunks/cc/c', 10), hash: 'c' }, // young, unreferenced
+    ];
+    expect(planGarbage(chunks, new Set(['a']), T0, 1000)).toEqual({ remove: ['chunks/bb/b'], referenced: 1, young: 1 });
+  });
+
+  it('counts a pending marker as a running backup only while it is refreshed', () => {
+    const markers = [info('pending/v/1.json', 100), info('pending/v/2.json', 60_000)];
+    expect(livePending(markers, T0, 30_000).map((m) => m.key)).toEqual(['pending/v/1.json']);
+  });
+});
+
+describe('classifyS3Error', () => {
+  const aws = (name: string, status?: number) =>
+    Object.assign(new Error(name), { name, $metadata: status === undefined ? {} : { httpStatusCode: status } });
+  it.each([
+    [aws('NoSuchKey', 404), 'not-found'],
+    [aws('NotFound', 404), 'not-found'],
+    [aws('SlowDown', 503), 'retry'],
+    [aws('InternalError', 500), 'retry'],
+    [aws('Whatever', 502), 'retry'],
+    [aws('TooManyRequestsException', 429), 'retry'],
+    [Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), 'retry'],
+    [aws('AccessDenied', 403), 'denied'],
+    [aws('NoSuchBucket', 404), 'denied'],
+    [aws('InvalidArgument', 400), 'fatal'],
+  ])('%s -> %s', (e, kind) => {
+    expect(classifyS3Error(e)).toBe(kind);
+  });
+});
