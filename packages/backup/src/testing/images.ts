@@ -53,14 +53,19 @@ export async function makeSparseImage(
   return regions;
 }
 
-/** Overwrites `bytes` bytes in `regions` contiguous spans at seeded random offsets with new random data. */
+/**
+ * Overwrites `bytes` bytes in `regions` contiguous spans with new random data: at `offsets` if given (one per
+ * region), else at seeded random offsets.
+ */
 export async function mutateImage(
   file: string,
-  options: { bytes: number; regions: number; seed?: number },
+  options: { bytes: number; regions: number; seed?: number; offsets?: readonly number[] },
 ): Promise<ImageRegion[]> {
   const { size } = await fs.stat(file);
   const length = Math.ceil(options.bytes / options.regions);
-  const regions = placeRegions(size, options.regions, length, options.seed ?? 2);
+  const regions =
+    options.offsets?.map((offset) => ({ offset, length })) ??
+    placeRegions(size, options.regions, length, options.seed ?? 2);
   await writeRandom(file, regions);
   return regions;
 }

@@ -1,0 +1,206 @@
+/**
+ * Integration: the engine against moto's S3 server over real HTTP through @aws-sdk/client-s3.
+ */
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CreateBucketCommand, DeleteObjectCommand, PutObjectCommand, S3ServiceException } from '@aws-sdk/client-s3';
+import { startMoto, type MotoServer } from '@flocker/storage-drivers/testing';
+import { backupVolume } from './backup';
+import { listBackups, pruneBackups } from './catalog';
+import { isBackupError, type BackupErrorCode } from './errors';
+import { chunkKey } from './layout';
+import { restoreVolume } from './restore';
+import { S3ObjectStore } from './S3ObjectStore';
+import { makeSparseImage, mutateImage, sha256File } from './testing';
+
+jest.setTimeout(180_000);
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const CREDENTIALS = { accessKeyId: 'testing', secretAccessKey: 'testing' };
+
+let moto: MotoServer;
+let dir: string;
+
+beforeAll(async () => {
+  moto = await startMoto();
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'flocker-backup-s3-'));
+});
+
+afterAll(async () => {
+  await moto?.stop();
+  if (dir !== undefined) await fs.rm(dir, { recursive: true, force: true });
+});
+
+let buckets = 0;
+async function newStore(prefix = 'flocker/backups'): Promise<S3ObjectStore> {
+  const bucket = `backups-${++buckets}`;
+  const store = new S3ObjectStore({
+    url: `s3://${bucket}/${prefix}`,
+    endpoint: moto.endpoint,
+    region: 'us-east-1',
+    credentials: CREDENTIALS,
+  });
+  await store.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  return store;
+}
+
+async function expectCode(p: Promise<unknown>, code: BackupErrorCode, text: string): Promise<void> {
+  const caught = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(isBackupError(caught) ? caught.code : caught).toBe(code);
+  expect((caught as Error).message).toContain(text);
+}
+
+describe('backups on moto S3', () => {
+  const SIZE = 64 * MiB;
+  // 256 KiB chunks: 1% of 64 MiB is 640 KiB, less than one 4 MiB chunk, so the default size could not show "≤ 2×".
+  const CHUNK = 256 * KiB;
+  let store: S3ObjectStore;
+  let image: string;
+  let dataAt: number;
+
+  beforeAll(async () => {
+    store = await newStore();
+    image = path.join(dir, 'volume.img');
+    // 12 regions of 1 MiB of random data in a 64 MiB sparse file.
+    const regions = await makeSparseImage(image, { size: SIZE, regions: 12, regionSize: MiB, seed: 5 });
+    dataAt = (regions[0]?.offset ?? 0) + 12_345; // not chunk-aligned, inside data: the old bytes become garbage
+  });
+
+  it('backs up a 64 MiB sparse volume, restores it byte-identical, and an incremental after 1% uploads ≤ 2× the change', async () => {
+    const first = await backupVolume(image, store, { volumeId: 'vol-1', snapshotId: 'snap-1', chunkSize: CHUNK });
+    expect(first.stats.holeChunks).toBeGreaterThan(0);
+    // Random data does not compress; holes are never sent.
+    expect(first.stats.uploadedBytes).toBeLessThan(first.stats.dataBytes * 1.01);
+    expect(first.stats.uploadedBytes).toBeLessThan(16 * MiB);
+
+    const restored = path.join(dir, 'restored-1.img');
+    await restoreVolume(store, first.backupId, restored);
+    expect(await sha256File(restored)).toBe(await sha256File(image));
+
+    const changed = SIZE / 100;
+    await mutateImage(image, { bytes: changed, regions: 1, offsets: [dataAt] });
+    const second = await backupVolume(image, store, {
+      volumeId: 'vol-1',
+      snapshotId: 'snap-2',
+      chunkSize: CHUNK,
+      previous: first,
+    });
+    expect(second.stats.uploadedBytes).toBeLessThanOrEqual(2 * changed);
+    expect(second.stats.uploadedBytes).toBeGreaterThanOrEqual(changed * 0.99);
+
+    const restored2 = path.join(dir, 'restored-2.img');
+    await restoreVolume(store, second.backupId, restored2);
+    expect(await sha256File(restored2)).toBe(await sha256File(image));
+    // The first backup still restores its own point in time.
+    expect(await sha256File(restored)).not.toBe(await sha256File(image));
+    expect((await listBackups(store, 'vol-1')).map((b) => b.backupId)).toEqual([second.backupId, first.backupId]);
+  });
+
+  it('a corrupted object makes the restore fail with CHUNK_CORRUPT; a deleted one with CHUNK_MISSING', async () => {
+    const m = await backupVolume(image, store, { volumeId: 'vol-1', snapshotId: 'snap-3', chunkSize: CHUNK });
+    const [a, b] = [...new Set(m.chunks.filter((c): c is string => c !== null))];
+    if (a === undefined || b === undefined) throw new Error('need two data chunks');
+    const bucket = store.bucket;
+    const full = (key: string) => `flocker/backups/${key}`;
+    const original = await store.get(chunkKey(a));
+    if (original === undefined) throw new Error('chunk not in moto');
+    const flipped = Buffer.from(original);
+    flipped.writeUInt8(flipped.readUInt8(1000) ^ 0x01, 1000);
+    await store.s3.send(new PutObjectCommand({ Bucket: bucket, Key: full(chunkKey(a)), Body: flipped }));
+    const target = path.join(dir, 'never.img');
+    await expectCode(restoreVolume(store, m.backupId, target), 'CHUNK_CORRUPT', chunkKey(a));
+    await expect(fs.stat(target)).rejects.toThrow(/ENOENT/);
+
+    await store.put(chunkKey(a), original);
+    await store.s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: full(chunkKey(b)) }));
+    await expectCode(restoreVolume(store, m.backupId, target), 'CHUNK_MISSING', chunkKey(b));
+    await expect(fs.stat(target)).rejects.toThrow(/ENOENT/);
+
+    // A later backup of the same data finds the chunk missing and stores it again: restorable again.
+    const again = await backupVolume(image, store, { volumeId: 'vol-1', snapshotId: 'snap-4', chunkSize: CHUNK });
+    expect(again.stats.uploadedChunks).toBe(1);
+    await restoreVolume(store, m.backupId, target);
+    expect(await sha256File(target)).toBe(await sha256File(image));
+  });
+
+  it('prune keeps the newest backup and collects the chunks only older ones used', async () => {
+    const before = await listBackups(store, 'vol-1');
+    expect(before.length).toBeGreaterThan(1);
+    const result = await pruneBackups(store, 'vol-1', 1, { graceMs: 0 });
+    expect(result.kept).toEqual([before[0]?.backupId]);
+    expect(result.gc.deferred).toBe(false);
+    expect(result.gc.deletedChunks).toBeGreaterThan(0);
+    const target = path.join(dir, 'after-prune.img');
+    await restoreVolume(store, before[0]?.backupId ?? '', target);
+    expect(await sha256File(target)).toBe(await sha256File(image));
+  });
+});
+
+describe('S3ObjectStore against moto', () => {
+  it('lists past a page of 1000 keys, under its prefix only', async () => {
+    const store = await newStore('p');
+    const other = new S3ObjectStore({
+      url: `${store.location.replace(/\/p$/, '')}/pp`,
+      endpoint: moto.endpoint,
+      credentials: CREDENTIALS,
+    });
+    await other.put('x/1', Buffer.from('other prefix'));
+    const keys = Array.from({ length: 1005 }, (_, i) => `x/${String(i).padStart(4, '0')}`);
+    for (let i = 0; i < keys.length; i += 50) {
+      await Promise.all(keys.slice(i, i + 50).map((k) => store.put(k, Buffer.from(k))));
+    }
+    const listed: string[] = [];
+    for await (const o of store.list('x/')) listed.push(o.key);
+    expect(listed).toEqual(keys);
+    expect(await store.get('x/0007')).toEqual(Buffer.from('x/0007'));
+    expect(await store.get('x/none')).toBeUndefined();
+    expect(await store.head('x/none')).toBeUndefined();
+    expect(await store.head('x/0007')).toMatchObject({ key: 'x/0007', size: 6 });
+    await store.delete('x/0007');
+    await store.delete('x/0007'); // deleting what is gone is fine
+    expect(await store.get('x/0007')).toBeUndefined();
+  });
+
+  it('retries throttling and 5xx answers, then succeeds', async () => {
+    const store = await newStore();
+    let injected = 0;
+    store.s3.middlewareStack.add(
+      (next) => async (args) => {
+        if (injected++ < 2)
+          throw new S3ServiceException({ name: 'SlowDown', $fault: 'server', $metadata: { httpStatusCode: 503 } });
+        return next(args);
+      },
+      { step: 'initialize', name: 'testSlowDown' },
+    );
+    const fast = new S3ObjectStore({
+      url: store.location,
+      client: store.s3,
+      backoff: { initialMs: 1, maxMs: 5, jitter: false },
+    });
+    await fast.put('k', Buffer.from('v'));
+    expect(injected).toBe(3);
+    expect(await fast.get('k')).toEqual(Buffer.from('v'));
+  });
+
+  it('a store that does not answer is STORE_UNREACHABLE; a missing bucket is STORE_DENIED', async () => {
+    const dead = new S3ObjectStore({
+      url: 's3://backups-1/x',
+      endpoint: 'http://127.0.0.1:9', // discard port: nothing listens
+      credentials: CREDENTIALS,
+      maxAttempts: 2,
+      backoff: { initialMs: 1, maxMs: 5, jitter: false },
+    });
+    await expectCode(dead.put('k', Buffer.from('v')), 'STORE_UNREACHABLE', 'no answer after 2 tries');
+    const missing = new S3ObjectStore({
+      url: 's3://no-such-bucket/x',
+      endpoint: moto.endpoint,
+      credentials: CREDENTIALS,
+    });
+    await expectCode(missing.put('k', Buffer.from('v')), 'STORE_DENIED', 's3://no-such-bucket/x/k');
+  });
+});
