@@ -5,6 +5,7 @@
  * the snapshot outlives its source and clones again; deleted, it leaves the backend and the
  * configuration; agents killed with SIGKILL between the steps converge when restarted.
  */
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FlockerClient, SnapshotState } from '@flocker/api';
@@ -42,6 +43,18 @@ async function snapshotState(id: string): Promise<SnapshotState | undefined> {
 async function kill9(agent: AgentProc): Promise<void> {
   agent.proc.kill('SIGKILL');
   await agent.exited;
+}
+
+/** Whether a write (and fsync) completes within `ms`, in a child process (a frozen file system blocks it). */
+function writeCompletes(file: string, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn('sh', ['-c', `echo x > '${file}' && sync -f '${file}'`], { stdio: 'ignore' });
+    const timer = setTimeout(() => resolve(false), ms);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code === 0);
+    });
+  });
 }
 
 /** The snapshot images the shared pool holds (the loopback backend's snapshots/ directory). */
@@ -127,7 +140,7 @@ describe('snapshots and clones on the loopback backend with real agents', () => 
     expect(readFileSync(join(onA2, 'first.txt'), 'utf8')).toBe('before the snapshot\n');
   });
 
-  it('an agent killed right after taking a snapshot restarts with the file system thawed and the snapshot kept', async () => {
+  it('an agent killed mid-snapshot (file system left frozen) or right after one restarts with it thawed, the snapshot kept', async () => {
     let a = bed.startAgent('a');
     await bed.waitFor('the node to report', async () => (await client.listNodes()).length === 1);
     const id = (await client.createDataset({ primary: bed.nodeUuid('a'), maximum_size: 64 * MiB })).dataset_id;
@@ -136,13 +149,22 @@ describe('snapshots and clones on the loopback backend with real agents', () => 
     await kill9(a);
     a = bed.startAgent('a', { FLOCKER_AGENT_CRASH_AFTER: 'takeSnapshot:1' });
     const snap = await client.createSnapshot({ dataset_id: id });
-    const exit = await Promise.race([a.exited, new Promise<null>((r) => setTimeout(() => r(null), 30_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    const exit = await Promise.race([a.exited, new Promise<null>((r) => (timer = setTimeout(() => r(null), 30_000)))]);
+    clearTimeout(timer);
     if (exit === null) throw new Error(`agent did not crash after takeSnapshot\n${bed.logs()}`);
     expect(exit.signal).toBe('SIGKILL');
-    bed.startAgent('a');
+    // As if it had died between fsfreeze -f and -u: the file system is left frozen, writes block.
+    execFileSync('fsfreeze', ['--freeze', path]);
+    expect(await writeCompletes(join(path, 'blocked.txt'), 300)).toBe(false);
+    a = bed.startAgent('a');
     await bed.waitFor('the snapshot reported', async () => (await snapshotState(snap.snapshot_id)) !== undefined);
-    writeFileSync(join(path, 'after.txt'), 'writable\n');
-    expect(readFileSync(join(path, 'after.txt'), 'utf8')).toBe('writable\n');
+    expect(await writeCompletes(join(path, 'after.txt'), 10_000)).toBe(true);
+    expect(readFileSync(join(bed.dir, 'a.log'), 'utf8')).toContain('thawed file systems left frozen');
     expect(snapshotImages()).toHaveLength(1);
+    // The snapshot, taken before the freeze by hand, holds the data written before it.
+    const clone = await client.createDataset({ primary: bed.nodeUuid('a'), source_snapshot_id: snap.snapshot_id });
+    expect(readFileSync(join(await waitMountedOn('a', clone.dataset_id), 'data.txt'), 'utf8')).toBe('kept\n');
+    await kill9(a);
   });
 });
