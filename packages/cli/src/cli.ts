@@ -31,6 +31,7 @@ import { deadNodeLine, eventLine, fencingLine, recentEvents } from './failover';
 import { clusterHealth, destroyProgress, errorsOf, isDeleting, volumeState } from './health';
 import { movePhase, resizePhase } from './progress';
 import { destroyedPhase, resolveSnapshot, snapshotName, snapshotRow, takenPhase } from './snapshots';
+import { cloneMetadata, defaultCloneNode } from '@flocker/web-ui';
 import { checkInUse, inUseBy } from './safety';
 import { runUi, uiOptions, type UiArgs } from './ui/command';
 
@@ -419,14 +420,9 @@ export function buildCli(
             const from = datasets.find((d) => d.dataset_id === source.dataset_id);
             const node = a.node
               ? resolveNode(snapshot.nodes, a.node)
-              : (snapshot.nodes.find((n) => n.uuid === from?.primary && n.alive && from.deleted !== true) ??
-                snapshot.nodes.find((n) => n.alive));
+              : defaultCloneNode(from?.deleted === false ? from.primary : null, snapshot.nodes);
             if (!node) throw new CliError(EXIT.FAILURE, 'no live node to create the clone on');
-            const metadata: Record<string, string> = { [METADATA_NAME_KEY]: a.name };
-            for (const key of [METADATA_PROFILE_KEY, METADATA_FILESYSTEM_KEY]) {
-              const v = from?.metadata[key];
-              if (v !== undefined) metadata[key] = v;
-            }
+            const metadata = cloneMetadata(a.name, from);
             const d = await client.createDataset({
               primary: node.uuid,
               source_snapshot_id: source.snapshot_id,

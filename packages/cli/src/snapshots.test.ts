@@ -1,6 +1,6 @@
 import type { ClusterSnapshot, DatasetConfiguration, NodeState, SnapshotConfiguration } from '@flocker/api';
 import { node as fixtureNode } from '@flocker/web-ui/testing';
-import { destroyedPhase, resolveSnapshot, snapshotRow, takenPhase } from './snapshots';
+import { destroyedPhase, resolveSnapshot, takenPhase } from './snapshots';
 
 const D = '11111111-1111-4111-8111-111111111111';
 const S1 = '51515151-0000-4000-8000-000000000001';
@@ -50,31 +50,6 @@ describe('resolveSnapshot', () => {
       expect.objectContaining({ exitCode: 3, message: expect.stringMatching(/no snapshot named or with id "weekly"/) }),
     );
     expect(() => resolveSnapshot(all, S2.replace('2', '3'))).toThrow(expect.objectContaining({ exitCode: 3 }));
-  });
-});
-
-describe('snapshotRow', () => {
-  it('joins the configuration with what the backend holds', () => {
-    const c = cluster([node({ snapshots: [held(S1)] })]);
-    expect(snapshotRow(snap(S1, { metadata: { name: 'nightly' } }), [dataset()], c)).toEqual({
-      snapshot_id: S1,
-      name: 'nightly',
-      dataset_id: D,
-      volume: 'pgdata',
-      source_deleted: false,
-      created_at: '2026-12-04T07:00:00Z',
-      state: 'ready',
-      size: 128,
-      taken_at: '2026-12-04T07:00:01Z',
-    });
-  });
-  it('is "requested" before a backend holds it, "deleting" once deleted, and names a deleted source', () => {
-    const c = cluster([node({ snapshots: [held(S2)] })]);
-    expect(snapshotRow(snap(S1), [dataset()], c)).toMatchObject({ state: 'requested', size: null });
-    expect(snapshotRow(snap(S2, { deleted: true }), [dataset({ deleted: true })], c)).toMatchObject({
-      state: 'deleting',
-      source_deleted: true,
-    });
   });
 });
 

@@ -2,4 +2,5 @@ export * from './view';
 export * from './events';
 export * from './wire';
 export * from './safety';
-export { formatSize, parseSize, SizeError, MINIMUM_DATASET_SIZE } from './sizes';
+export * from './snapshots';
+export { formatSize, parseSize, SizeError, MINIMUM_DATASET_SIZE, DATASET_FILESYSTEMS, XFS_MINIMUM_SIZE } from './sizes';

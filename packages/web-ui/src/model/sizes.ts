@@ -1,4 +1,11 @@
 // The pure size helpers only: '@flocker/api' as a whole brings undici (Node-only)
 // into a browser bundle, its sizes module depends on nothing.
 export { formatSize, parseSize, SizeError } from '@flocker/api/sizes';
-export { MINIMUM_DATASET_SIZE, METADATA_NAME_KEY } from '@flocker/api/schemas';
+export {
+  MINIMUM_DATASET_SIZE,
+  METADATA_NAME_KEY,
+  METADATA_PROFILE_KEY,
+  METADATA_FILESYSTEM_KEY,
+  DATASET_FILESYSTEMS,
+  XFS_MINIMUM_SIZE,
+} from '@flocker/api/schemas';

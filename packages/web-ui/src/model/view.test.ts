@@ -1,5 +1,5 @@
 import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api/schemas';
-import { clusterView, stateText, volumeState } from './view';
+import { clonedFrom, clusterView, stateText, volumeFilesystem, volumeState } from './view';
 import { A, actionError, attached, B, backend, D1, D2, dataset, mounted, node, snapshot } from '../testing/fixtures';
 
 const d1 = dataset(D1, 'pgdata', A);
@@ -156,5 +156,56 @@ describe('clusterView', () => {
       ['d2d2d2d2', 'creating'],
       ['x', 'deleting'],
     ]);
+  });
+
+  it('carries every snapshot, and each volume its file system and the snapshot it was cloned from', () => {
+    const S1 = '51515151-0000-4000-8000-000000000001';
+    const s = snapshot({
+      datasets: [d1, dataset(D2, 'copy', B, { source_snapshot_id: S1, metadata: { name: 'copy', [FS]: 'xfs' } })],
+      snapshots: [{ snapshot_id: S1, dataset_id: D1, metadata: { name: 'nightly' }, created_at: 't' }],
+      nodes: [node(A, 'a'), node(B, 'b')],
+    });
+    const v = clusterView(s);
+    expect(v.volumes.map((x) => [x.name, x.filesystem, x.cloned_from])).toEqual([
+      ['copy', 'xfs', 'nightly'],
+      ['pgdata', 'ext4', null],
+    ]);
+    expect(v.snapshots).toEqual([
+      {
+        snapshot_id: S1,
+        name: 'nightly',
+        dataset_id: D1,
+        volume: 'pgdata',
+        source_deleted: false,
+        created_at: 't',
+        state: 'requested',
+        size: null,
+        taken_at: null,
+        error: null,
+        source_primary: A,
+      },
+    ]);
+    expect(clusterView(snapshot({ datasets: [d1] })).snapshots).toEqual([]);
+  });
+});
+
+const FS = 'clusterhq:flocker:filesystem';
+
+describe('volumeFilesystem', () => {
+  it('is what the metadata says, ext4 when it says nothing', () => {
+    expect(volumeFilesystem({ metadata: { [FS]: 'xfs' } })).toBe('xfs');
+    expect(volumeFilesystem({ metadata: {} })).toBe('ext4');
+  });
+});
+
+describe('clonedFrom', () => {
+  const S1 = '51515151-0000-4000-8000-000000000001';
+  const conf = { snapshot_id: S1, dataset_id: D1, metadata: {}, created_at: 't' };
+  it("is null for a volume created empty, else the snapshot's name or short id (also once it is gone)", () => {
+    expect(clonedFrom(snapshot(), {})).toBeNull();
+    const named = snapshot({ snapshots: [{ ...conf, metadata: { name: 'nightly' } }] });
+    expect(clonedFrom(named, { source_snapshot_id: S1 })).toBe('nightly');
+    expect(clonedFrom(snapshot({ snapshots: [conf] }), { source_snapshot_id: S1 })).toBe('51515151');
+    expect(clonedFrom(snapshot(), { source_snapshot_id: S1 })).toBe('51515151');
   });
 });

@@ -4,7 +4,8 @@
  */
 import { z } from 'zod';
 import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api/schemas';
-import { METADATA_NAME_KEY } from './sizes';
+import { METADATA_FILESYSTEM_KEY, METADATA_NAME_KEY } from './sizes';
+import { SnapshotView, snapshotName, snapshotViews } from './snapshots';
 
 export const VolumeStateKind = z.enum(['creating', 'attaching', 'mounted', 'moving', 'deleting', 'error']);
 export type VolumeStateKind = z.infer<typeof VolumeStateKind>;
@@ -23,6 +24,10 @@ export const VolumeView = z.object({
   dataset_id: z.string(),
   name: z.string(),
   size: z.number().nullable(),
+  /** The file system it is formatted with (metadata clusterhq:flocker:filesystem; ext4 when absent). */
+  filesystem: z.string(),
+  /** A clone: the name (or short id) of the snapshot it was made from. */
+  cloned_from: z.string().nullable(),
   primary: z.object({ uuid: z.string(), host: z.string().nullable() }),
   state: VolumeStateKind,
   /** A sentence on what is happening (or why it is stuck), for people. */
@@ -53,11 +58,26 @@ export const ClusterView = z.object({
   generation: z.string(),
   nodes: z.array(NodeView),
   volumes: z.array(VolumeView),
+  /** Every configured snapshot, newest first (issue 20); the page groups them by volume. */
+  snapshots: z.array(SnapshotView),
 });
 export type ClusterView = z.infer<typeof ClusterView>;
 
 export function volumeName(d: Pick<DatasetConfiguration, 'metadata' | 'dataset_id'>): string {
   return d.metadata[METADATA_NAME_KEY] ?? d.dataset_id.slice(0, 8);
+}
+
+/** The file system a volume is (to be) formatted with, as its metadata says; ext4 when it says nothing. */
+export function volumeFilesystem(d: Pick<DatasetConfiguration, 'metadata'>): string {
+  return d.metadata[METADATA_FILESYSTEM_KEY] ?? 'ext4';
+}
+
+/** A clone's source snapshot for people: its name, else its short id (also once the snapshot is gone). */
+export function clonedFrom(s: ClusterSnapshot, d: Pick<DatasetConfiguration, 'source_snapshot_id'>): string | null {
+  const id = d.source_snapshot_id;
+  if (id === undefined) return null;
+  const snap = s.snapshots?.find((x) => x.snapshot_id === id);
+  return (snap && snapshotName(snap)) || id.slice(0, 8);
 }
 
 function hostOf(nodes: NodeState[], uuid: string): string | null {
@@ -155,6 +175,8 @@ export function clusterView(s: ClusterSnapshot, firstSeen: ReadonlyMap<string, s
         dataset_id: d.dataset_id,
         name: volumeName(d),
         size: d.maximum_size ?? null,
+        filesystem: volumeFilesystem(d),
+        cloned_from: clonedFrom(s, d),
         primary: { uuid: d.primary, host: hostOf(s.nodes, d.primary) },
         ...volumeState(s, d),
         lease: lease
@@ -180,5 +202,5 @@ export function clusterView(s: ClusterSnapshot, firstSeen: ReadonlyMap<string, s
       errors: n.errors.length,
     }))
     .sort((a, b) => a.host.localeCompare(b.host) || a.uuid.localeCompare(b.uuid));
-  return { generation: s.generation, nodes, volumes };
+  return { generation: s.generation, nodes, volumes, snapshots: snapshotViews(s) };
 }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 // The one volume-name rule (the Docker plugin's), from its zod-only module: no Node code in the browser bundle.
 import { VOLUME_NAME_MAX_LENGTH, VolumeName } from '@flocker/api/volumeNames';
 import { UiEvent } from './events';
+import { DATASET_FILESYSTEMS, METADATA_MAX_LENGTH } from '@flocker/api/schemas';
 import { ClusterView } from './view';
 
 export const ControlStatus = z.object({
@@ -28,11 +29,32 @@ export const CreateVolumeBody = z.object({
   name: VolumeName,
   size: z.string().min(1, { message: 'give a size such as 1GiB' }),
   node: z.string().min(1, { message: 'choose a node' }),
+  /** Recorded in the volume's metadata when given; absent: the agents' default, ext4. */
+  filesystem: z.enum(DATASET_FILESYSTEMS).optional(),
 });
 export type CreateVolumeBody = z.infer<typeof CreateVolumeBody>;
 
 export const MoveVolumeBody = z.object({ node: z.string().min(1, { message: 'choose a node' }) });
 export type MoveVolumeBody = z.infer<typeof MoveVolumeBody>;
+
+/** A snapshot of a volume; a blank name is no name (the snapshot is then known by its id). */
+export const TakeSnapshotBody = z.object({
+  name: z
+    .string()
+    .trim()
+    .max(METADATA_MAX_LENGTH, { message: `snapshot names are at most ${METADATA_MAX_LENGTH} characters` })
+    .optional()
+    .transform((n) => (n === '' ? undefined : n)),
+});
+export type TakeSnapshotBody = z.infer<typeof TakeSnapshotBody>;
+
+/** A new volume holding a snapshot's data; a blank size is the snapshot's own. */
+export const CloneSnapshotBody = z.object({
+  name: VolumeName,
+  size: z.string().trim().default(''),
+  node: z.string().min(1, { message: 'choose a node' }),
+});
+export type CloneSnapshotBody = z.infer<typeof CloneSnapshotBody>;
 
 /** `force`: the user confirmed releasing the lease of a volume in use on a live node. */
 export const ReleaseLeaseBody = z.object({ force: z.boolean().default(false) });
