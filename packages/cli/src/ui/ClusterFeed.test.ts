@@ -37,6 +37,8 @@ const unused: UiClient = {
   updateDataset: async () => Promise.reject(new Error('unused')),
   deleteDataset: async () => Promise.reject(new Error('unused')),
   releaseLease: async () => Promise.reject(new Error('unused')),
+  createSnapshot: async () => Promise.reject(new Error('unused')),
+  deleteSnapshot: async () => Promise.reject(new Error('unused')),
 };
 
 function clock() {

@@ -6,7 +6,9 @@ import {
   FlockerApiError,
   type ClusterSnapshot,
   type CreateDatasetRequest,
+  type CreateSnapshotRequest,
   type DatasetConfiguration,
+  type SnapshotConfiguration,
   type UpdateDatasetRequest,
 } from '@flocker/api';
 import { UiMessage } from '@flocker/web-ui';
@@ -16,6 +18,8 @@ import { ClusterFeed } from './ClusterFeed';
 import { UiServer } from './UiServer';
 
 const existing = dataset(D1, 'pgdata', A);
+const S1 = '51515151-0000-4000-8000-000000000001';
+const FS = 'clusterhq:flocker:filesystem';
 function snapshot(generation: string, datasets: DatasetConfiguration[] = [existing]): ClusterSnapshot {
   return { generation, configuration_tag: 't', datasets, leases: [], nodes: [node(A, 'a'), node(B, 'b')] };
 }
@@ -51,6 +55,16 @@ class FakeClient implements UiClient {
     this.calls.push(['release', id]);
     if (this.failWith) throw this.failWith;
     return { dataset_id: id, node_uuid: A, expires: null };
+  }
+  async createSnapshot(req: CreateSnapshotRequest): Promise<SnapshotConfiguration> {
+    this.calls.push(['snapshot', req]);
+    if (this.failWith) throw this.failWith;
+    return { snapshot_id: S1, dataset_id: req.dataset_id, metadata: req.metadata ?? {}, created_at: 't' };
+  }
+  async deleteSnapshot(id: string): Promise<SnapshotConfiguration> {
+    this.calls.push(['delete-snapshot', id]);
+    if (this.failWith) throw this.failWith;
+    return { snapshot_id: id, dataset_id: D1, metadata: {}, created_at: 't', deleted: true };
   }
 }
 
@@ -288,5 +302,92 @@ describe('UiServer: actions', () => {
     expect((await call('POST', '/api/nothing', { body: {} })).status).toBe(404);
     expect((await call('GET', `/api/volumes/${D1}/move`)).status).toBe(405);
     expect((await call('POST', '/index.html', { body: {} })).status).toBe(405);
+  });
+});
+
+describe('UiServer: file systems and snapshots (issue 20)', () => {
+  it('records the chosen file system in the metadata and refuses one no agent has', async () => {
+    const r = await call('POST', '/api/volumes', { body: { name: 'web', size: '1GiB', node: B, filesystem: 'xfs' } });
+    expect(r.status).toBe(200);
+    expect(client.calls).toEqual([
+      ['create', { primary: B, maximum_size: 1024 ** 3, metadata: { name: 'web', [FS]: 'xfs' } }],
+    ]);
+    const bad = await call('POST', '/api/volumes', {
+      body: { name: 'web2', size: '1GiB', node: B, filesystem: 'zfs' },
+    });
+    expect(bad.status).toBe(400);
+    expect(errorOf(bad).code).toBe('INVALID_REQUEST');
+    expect(client.calls).toHaveLength(1);
+  });
+
+  it('takes a snapshot of a volume, named or not', async () => {
+    expect((await call('POST', `/api/volumes/${D1}/snapshots`, { body: { name: ' nightly ' } })).status).toBe(200);
+    expect((await call('POST', `/api/volumes/${D1.toUpperCase()}/snapshots`, { body: {} })).status).toBe(200);
+    expect(client.calls).toEqual([
+      ['snapshot', { dataset_id: D1, metadata: { name: 'nightly' } }],
+      ['snapshot', { dataset_id: D1 }],
+    ]);
+    const long = await call('POST', `/api/volumes/${D1}/snapshots`, { body: { name: 'x'.repeat(300) } });
+    expect(long.status).toBe(400);
+    expect(client.calls).toHaveLength(2);
+  });
+
+  it("clones a snapshot into a new volume with the source's profile and file system", async () => {
+    const source = { ...existing, metadata: { name: 'pgdata', [FS]: 'xfs', 'clusterhq:flocker:profile': 'gold' } };
+    feed.ingest({
+      ...snapshot('2', [source]),
+      snapshots: [{ snapshot_id: S1, dataset_id: D1, metadata: { name: 'nightly' }, created_at: 't' }],
+    });
+    expect((await call('POST', `/api/snapshots/${S1}/clone`, { body: { name: 'copy', node: B } })).status).toBe(200);
+    const sized = await call('POST', `/api/snapshots/${S1}/clone`, { body: { name: 'big', size: '1GiB', node: A } });
+    expect(sized.status).toBe(200);
+    const metadata = (name: string) => ({ name, [FS]: 'xfs', 'clusterhq:flocker:profile': 'gold' });
+    expect(client.calls).toEqual([
+      ['create', { primary: B, source_snapshot_id: S1, metadata: metadata('copy') }],
+      ['create', { primary: A, source_snapshot_id: S1, maximum_size: 1024 ** 3, metadata: metadata('big') }],
+    ]);
+  });
+
+  it('refuses a clone with a taken or bad name, a bad size or an unknown node, and calls nothing', async () => {
+    const taken = await call('POST', `/api/snapshots/${S1}/clone`, { body: { name: 'pgdata', node: B } });
+    expect([taken.status, errorOf(taken).code]).toEqual([409, 'VOLUME_EXISTS']);
+    const bad = await call('POST', `/api/snapshots/${S1}/clone`, { body: { name: 'bad name!', node: B } });
+    expect([bad.status, errorOf(bad).code]).toEqual([400, 'INVALID_REQUEST']);
+    const small = await call('POST', `/api/snapshots/${S1}/clone`, { body: { name: 'cc', size: '1K', node: B } });
+    expect(errorOf(small)).toEqual({ code: 'INVALID_SIZE', message: 'size "1K" is too small: at least 64 MiB.' });
+    const nowhere = await call('POST', `/api/snapshots/${S1}/clone`, {
+      body: { name: 'copy', node: 'c0c0c0c0-0000-4000-8000-0000000000c0' },
+    });
+    expect(nowhere.status).toBe(404);
+    expect(client.calls).toEqual([]);
+  });
+
+  it("deletes a snapshot, and passes on the API's refusals as they are", async () => {
+    expect((await call('DELETE', `/api/snapshots/${S1}`)).status).toBe(200);
+    expect(client.calls).toEqual([['delete-snapshot', S1]]);
+    client.failWith = new FlockerApiError(
+      400,
+      'CLONE_TOO_SMALL',
+      'maximum_size 67108864 is smaller than the snapshot (134217728 bytes)',
+    );
+    const r = await call('POST', `/api/snapshots/${S1}/clone`, { body: { name: 'copy', size: '64MiB', node: B } });
+    expect(r.status).toBe(400);
+    expect(errorOf(r)).toEqual({
+      code: 'CLONE_TOO_SMALL',
+      message: 'maximum_size 67108864 is smaller than the snapshot (134217728 bytes)',
+    });
+    expect((await call('GET', `/api/snapshots/${S1}/clone`)).status).toBe(405);
+  });
+
+  it('streams the snapshots in the view as they change', async () => {
+    feed.ingest({
+      ...snapshot('3'),
+      snapshots: [{ snapshot_id: S1, dataset_id: D1, metadata: { name: 'nightly' }, created_at: 't' }],
+    });
+    const m = UiMessage.parse(JSON.parse((await call('GET', '/api/state')).body));
+    expect(m.view?.snapshots).toMatchObject([
+      { snapshot_id: S1, name: 'nightly', volume: 'pgdata', state: 'requested' },
+    ]);
+    expect(m.view?.volumes[0]).toMatchObject({ name: 'pgdata', filesystem: 'ext4', cloned_from: null });
   });
 });

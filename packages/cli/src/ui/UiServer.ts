@@ -54,6 +54,13 @@ const ROUTES: Array<{
     run: (a, id, body) => a.releaseLease(id, body),
   },
   { method: 'DELETE', path: new RegExp(`^/api/volumes/(${UUID})$`), run: (a, id) => a.delete(id) },
+  {
+    method: 'POST',
+    path: new RegExp(`^/api/volumes/(${UUID})/snapshots$`),
+    run: (a, id, body) => a.takeSnapshot(id, body),
+  },
+  { method: 'POST', path: new RegExp(`^/api/snapshots/(${UUID})/clone$`), run: (a, id, body) => a.clone(id, body) },
+  { method: 'DELETE', path: new RegExp(`^/api/snapshots/(${UUID})$`), run: (a, id) => a.deleteSnapshot(id) },
 ];
 
 export class UiServer {
