@@ -140,6 +140,20 @@ describe('snapshots and clones on the loopback backend with real agents', () => 
     expect(readFileSync(join(onA2, 'first.txt'), 'utf8')).toBe('before the snapshot\n');
   });
 
+  it('a clone of a dataset (source_dataset_id) on another node holds its data at that moment', async () => {
+    bed.startAgent('a');
+    bed.startAgent('b');
+    await bed.waitFor('both nodes to report', async () => (await client.listNodes()).length === 2);
+    const source = (await client.createDataset({ primary: bed.nodeUuid('a'), maximum_size: 64 * MiB })).dataset_id;
+    const onA = await waitMountedOn('a', source);
+    writeFileSync(join(onA, 'data.txt'), 'in the source\n');
+    const clone = await client.createDataset({ primary: bed.nodeUuid('b'), source_dataset_id: source });
+    const [implicit] = await client.listSnapshots();
+    expect(clone).toMatchObject({ source_snapshot_id: implicit?.snapshot_id, maximum_size: 64 * MiB });
+    const onB = await waitMountedOn('b', clone.dataset_id);
+    expect(readFileSync(join(onB, 'data.txt'), 'utf8')).toBe('in the source\n');
+  });
+
   it('an agent killed mid-snapshot (file system left frozen) or right after one restarts with it thawed, the snapshot kept', async () => {
     let a = bed.startAgent('a');
     await bed.waitFor('the node to report', async () => (await client.listNodes()).length === 1);

@@ -171,7 +171,7 @@ export const apiRoutes = {
     responses: {
       201: { description: 'The new dataset.', schema: DatasetConfiguration },
       400: err(
-        'The request is malformed (invalid JSON, wrong types, unknown fields or a bad id), the primary is unknown, or source_snapshot_id names no live snapshot or maximum_size is below its size.',
+        'The request is malformed (invalid JSON, wrong types, unknown fields or a bad id), the primary is unknown, source_snapshot_id (source_dataset_id) names no live snapshot (dataset), or maximum_size is below its size.',
       ),
       409: err('The dataset_id is already in use.'),
       ...E412,

@@ -144,9 +144,19 @@ export const CreateDatasetRequest = z
     source_snapshot_id: SnapshotId.optional().describe(
       "Clone: the new dataset starts with this snapshot's data; maximum_size defaults to the snapshot's size and may not be smaller.",
     ),
+    source_dataset_id: DatasetId.optional().describe(
+      "Clone of a dataset as it is now: an implicit snapshot of it is asked for (listed with the others, deleted by you), and the new dataset starts with its data; maximum_size defaults to the source's and may not be smaller. Not together with source_snapshot_id.",
+    ),
   })
   .strict()
   .superRefine((req, ctx) => {
+    if (req.source_snapshot_id !== undefined && req.source_dataset_id !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['source_dataset_id'],
+        message: 'give source_snapshot_id or source_dataset_id, not both',
+      });
+    }
     const metadata = req.metadata ?? {};
     const fs = datasetFilesystem(metadata);
     if (fs === undefined) {

@@ -88,6 +88,18 @@ const table: Row[] = [
   ],
   ['node may not delete a snapshot', node, req('delete', '/v1/configuration/snapshots/:id', { id: FREE }), false],
   [
+    'node clones a dataset onto itself (the implicit snapshot comes with it, as pulling the dataset itself would)',
+    node,
+    req('post', '/v1/configuration/datasets', {}, { primary: ME, source_dataset_id: THEIRS }),
+    true,
+  ],
+  [
+    'node may not clone a dataset onto another node',
+    node,
+    req('post', '/v1/configuration/datasets', {}, { primary: OTHER, source_dataset_id: FREE }),
+    false,
+  ],
+  [
     'node clones a snapshot onto itself',
     node,
     req('post', '/v1/configuration/datasets', {}, { primary: ME, source_snapshot_id: FREE }),

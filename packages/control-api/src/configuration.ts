@@ -158,31 +158,43 @@ export function datasetDeleted(id: string): ConfigurationError {
 /**
  * `snapshotSize` answers the size (bytes) of a snapshot the backends hold, when a node
  * reports it: a clone (source_snapshot_id) defaults to that size and may not be smaller.
+ * A clone of a dataset (source_dataset_id) asks for an implicit snapshot of it, taken at
+ * `now`, in the same change, and is a clone of that snapshot.
  */
 export function createDataset(
   config: Configuration,
   req: CreateDatasetRequest,
   newId: () => string = randomUUID,
   snapshotSize: (snapshotId: string) => number | undefined = () => undefined,
+  now: number = Date.now(),
 ): Applied<DatasetConfiguration> {
   const id = req.dataset_id ?? newId();
   if (config.datasets.has(id)) {
     throw new ConfigurationError('DATASET_ID_IN_USE', `The dataset id ${id} is already in use.`);
   }
   requireKnownNode(config, req.primary);
-  const maximumSize =
+  let maximumSize =
     req.source_snapshot_id === undefined
       ? req.maximum_size
       : cloneSize(config, req.source_snapshot_id, req.maximum_size, snapshotSize);
+  let sourceSnapshotId = req.source_snapshot_id;
+  let snapshots = config.snapshots;
+  if (req.source_dataset_id !== undefined) {
+    const implicit = implicitSnapshot(config, req.source_dataset_id, id, req.maximum_size, now, newId);
+    maximumSize = implicit.maximumSize;
+    sourceSnapshotId = implicit.snapshot.snapshot_id;
+    snapshots = setEntry(config.snapshots ?? NO_SNAPSHOTS, sourceSnapshotId, implicit.snapshot);
+  }
   const dataset: DatasetConfiguration = {
     dataset_id: id,
     primary: req.primary,
     ...(maximumSize !== undefined ? { maximum_size: maximumSize } : {}),
     metadata: { ...(req.metadata ?? {}) },
     deleted: false,
-    ...(req.source_snapshot_id !== undefined ? { source_snapshot_id: req.source_snapshot_id } : {}),
+    ...(sourceSnapshotId !== undefined ? { source_snapshot_id: sourceSnapshotId } : {}),
   };
-  return { config: withDatasets(config, setEntry(config.datasets, id, dataset)), result: dataset, status: 201 };
+  const next = withDatasets(config, setEntry(config.datasets, id, dataset));
+  return { config: snapshots === config.snapshots ? next : { ...next, snapshots }, result: dataset, status: 201 };
 }
 
 export function updateDataset(
@@ -402,6 +414,50 @@ function cloneSize(
     );
   }
   return asked;
+}
+
+/** The metadata key of an implicit snapshot (a clone's source_dataset_id): the clone's dataset id. */
+export const IMPLICIT_SNAPSHOT_KEY = 'clusterhq:flocker:clone';
+
+/**
+ * The implicit snapshot of a clone of `sourceId` (a live dataset) and the clone's size: the
+ * size asked for, or the source's; never below the source's when that is set.
+ */
+function implicitSnapshot(
+  config: Configuration,
+  sourceId: string,
+  cloneId: string,
+  asked: number | null | undefined,
+  now: number,
+  newId: () => string,
+): { snapshot: SnapshotConfiguration; maximumSize: number | null | undefined } {
+  const source = config.datasets.get(sourceId);
+  if (source === undefined || source.deleted) {
+    throw new ConfigurationError(
+      'SOURCE_DATASET_UNKNOWN',
+      `No dataset with id ${sourceId} exists${source !== undefined ? ' any more (it is deleted)' : ''}: there is nothing to clone.`,
+    );
+  }
+  const sourceSize = source.maximum_size ?? undefined;
+  if (sourceSize !== undefined && asked !== undefined && asked !== null && asked < sourceSize) {
+    throw new ConfigurationError(
+      'CLONE_TOO_SMALL',
+      `maximum_size ${asked} is smaller than the dataset ${sourceId} (${sourceSize} bytes); a clone is at least as big as its source.`,
+    );
+  }
+  const snapshotId = newId();
+  if (config.snapshots?.has(snapshotId) === true) {
+    throw new ConfigurationError('SNAPSHOT_ID_IN_USE', `The snapshot id ${snapshotId} is already in use.`);
+  }
+  return {
+    snapshot: {
+      snapshot_id: snapshotId,
+      dataset_id: sourceId,
+      metadata: { [IMPLICIT_SNAPSHOT_KEY]: cloneId },
+      created_at: new Date(now).toISOString(),
+    },
+    maximumSize: asked === undefined || asked === null ? (sourceSize ?? asked) : asked,
+  };
 }
 
 export function requireSnapshot(config: Configuration, id: string): SnapshotConfiguration {

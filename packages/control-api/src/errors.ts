@@ -32,7 +32,8 @@ export type ConfigurationCode =
   | 'SNAPSHOT_NAME_IN_USE'
   | 'SNAPSHOT_SOURCE_DELETED'
   | 'SOURCE_SNAPSHOT_UNKNOWN'
-  | 'CLONE_TOO_SMALL';
+  | 'CLONE_TOO_SMALL'
+  | 'SOURCE_DATASET_UNKNOWN';
 
 /** What a configuration store (file, etcd, its log) fails with. */
 export type StoreCode =

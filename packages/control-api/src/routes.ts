@@ -37,7 +37,7 @@ const datasetHandlers: Omit<Handlers, keyof typeof containerHandlers | keyof typ
     const tooLarge = sizeBeyondBackend(body.maximum_size, body.primary, state.reportedNodes());
     if (tooLarge !== undefined) throw tooLarge;
     const applied = await state.mutate(
-      (c) => createDataset(c, body, undefined, (id) => reportedSnapshotSize(state, id)),
+      (c, now) => createDataset(c, body, undefined, (id) => reportedSnapshotSize(state, id), now),
       ifMatches,
     );
     return { status: 201, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };

@@ -9,7 +9,13 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { type BackendSnapshot, ClusterSnapshot, FlockerApiError, FlockerClient } from '@flocker/api';
+import {
+  type BackendSnapshot,
+  ClusterSnapshot,
+  CreateDatasetRequest,
+  FlockerApiError,
+  FlockerClient,
+} from '@flocker/api';
 import { FakeFullDisk } from '@flocker/api/testing';
 import {
   type Configuration,
@@ -18,6 +24,7 @@ import {
   deleteDataset,
   deleteSnapshot,
   emptyConfiguration,
+  IMPLICIT_SNAPSHOT_KEY,
   purgeSnapshots,
   registerNode,
 } from './configuration';
@@ -147,6 +154,62 @@ describe('snapshot configuration rules (pure)', () => {
     expect(code(() => createDataset(deleted, { primary: A, source_snapshot_id: S1 }))).toBe(
       '400 SOURCE_SNAPSHOT_UNKNOWN',
     );
+  });
+});
+
+describe('a clone of a dataset (source_dataset_id): an implicit snapshot in the same change', () => {
+  const CLONE = '99999999-9999-4999-8999-999999999999';
+  const sized = (): Configuration =>
+    createDataset(registerNode(emptyConfiguration, { uuid: A, host: 'a' }), {
+      primary: A,
+      dataset_id: D1,
+      maximum_size: 128 * MiB,
+    }).config;
+
+  it('asks for a snapshot of the source (marked with the clone) and clones it, at the source size by default', () => {
+    const before = sized();
+    const applied = createDataset(
+      before,
+      { primary: A, dataset_id: CLONE, source_dataset_id: D1 },
+      () => S1,
+      undefined,
+      T,
+    );
+    expect(applied.result).toEqual({
+      dataset_id: CLONE,
+      primary: A,
+      maximum_size: 128 * MiB,
+      metadata: {},
+      deleted: false,
+      source_snapshot_id: S1,
+    });
+    expect(applied.config.snapshots?.get(S1)).toEqual({
+      snapshot_id: S1,
+      dataset_id: D1,
+      metadata: { [IMPLICIT_SNAPSHOT_KEY]: CLONE },
+      created_at: new Date(T).toISOString(),
+    });
+    expect(applied.config.version).toBe(before.version + 1); // one change, one log record
+    const record = diffConfiguration(before, applied.config);
+    expect(record.ops.map((o) => o.op).sort()).toEqual(['dataset', 'snapshot']);
+    expect(
+      createDataset(before, { primary: A, source_dataset_id: D1, maximum_size: 256 * MiB }).result.maximum_size,
+    ).toBe(256 * MiB);
+  });
+
+  it('refuses an unknown or deleted source (400), a smaller size (400), and both sources at once (schema)', () => {
+    const c = sized();
+    expect(code(() => createDataset(c, { primary: A, source_dataset_id: S2 }))).toBe('400 SOURCE_DATASET_UNKNOWN');
+    expect(code(() => createDataset(deleteDataset(c, D1, T).config, { primary: A, source_dataset_id: D1 }))).toBe(
+      '400 SOURCE_DATASET_UNKNOWN',
+    );
+    expect(code(() => createDataset(c, { primary: A, source_dataset_id: D1, maximum_size: 64 * MiB }))).toBe(
+      '400 CLONE_TOO_SMALL',
+    );
+    expect(
+      CreateDatasetRequest.safeParse({ primary: A, source_dataset_id: D1, source_snapshot_id: S1 }).error?.issues[0]
+        ?.message,
+    ).toMatch(/not both/);
   });
 });
 
@@ -296,6 +359,21 @@ describe('snapshot routes over HTTP', () => {
       'CLONE_TOO_SMALL',
     );
     await expectApiError(client.createDataset({ primary: B, source_snapshot_id: S2 }), 400, 'SOURCE_SNAPSHOT_UNKNOWN');
+  });
+
+  it('a clone of a dataset over HTTP: an implicit snapshot is listed beside the clone; bad sources are 400', async () => {
+    const clone = await client.createDataset({ primary: B, source_dataset_id: D1 });
+    const [implicit] = await client.listSnapshots();
+    expect(implicit).toMatchObject({ dataset_id: D1, metadata: { [IMPLICIT_SNAPSHOT_KEY]: clone.dataset_id } });
+    expect(clone.source_snapshot_id).toBe(implicit?.snapshot_id);
+    await expectApiError(client.createDataset({ primary: B, source_dataset_id: S2 }), 400, 'SOURCE_DATASET_UNKNOWN');
+    const both = await fetch(`${svc.url}/v1/configuration/datasets`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ primary: B, source_dataset_id: D1, source_snapshot_id: S1 }),
+    });
+    expect(both.status).toBe(400);
+    expect(await client.listSnapshots()).toHaveLength(1);
   });
 
   it('the agent channel carries the configured snapshots (and none while there are none)', async () => {
