@@ -118,6 +118,7 @@ describe('executeAction: snapshots and clones', () => {
     await expect(executeAction(clone, c)).rejects.toMatchObject({ code: 'SNAPSHOT_NOT_READY' });
     await expect(executeAction({ ...clone, sourceSnapshotId: DS }, c)).rejects.toMatchObject({
       code: 'UNKNOWN_SNAPSHOT',
+      message: expect.stringMatching(/has no snapshot .* \(yet: its source's primary node takes it/),
     });
     expect([...c.driver.volumes.values()].filter((v) => v.datasetId === CLONE)).toHaveLength(0);
   });

@@ -180,8 +180,14 @@ async function createClone(
 ): Promise<BlockDeviceVolume> {
   if (driver.createVolumeFromSnapshot === undefined || driver.listSnapshots === undefined) throw noSnapshots(driver);
   const snapshot = (await driver.listSnapshots()).find((s) => s.snapshotId === snapshotId);
+  if (snapshot === undefined) {
+    throw new StorageError(
+      'UNKNOWN_SNAPSHOT',
+      `the ${driver.backend} backend has no snapshot ${snapshotId} (yet: its source's primary node takes it; or it is in another backend)`,
+    );
+  }
   const unit = driver.allocationUnit();
-  const atLeast = snapshot === undefined ? size : Math.max(size, Math.ceil(snapshot.size / unit) * unit);
+  const atLeast = Math.max(size, Math.ceil(snapshot.size / unit) * unit);
   return driver.createVolumeFromSnapshot(snapshotId, datasetId, atLeast, options);
 }
 
