@@ -246,7 +246,9 @@ volume_backend_name = nfs
 nfs_shares_config = $STATE/nfs_shares
 nfs_mount_point_base = $STATE/mnt
 nfs_sparsed_volumes = true
-nfs_snapshot_support = false
+# Snapshots (issue 20): qcow2 overlays in the share. A snapshotted volume's active file is then a qcow2
+# overlay, which a bare-metal host (loop device) cannot attach until its snapshots are gone; clones are raw.
+nfs_snapshot_support = true
 nas_secure_file_operations = false
 nas_secure_file_permissions = false
 EOF

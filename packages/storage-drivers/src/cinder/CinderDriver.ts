@@ -8,6 +8,7 @@ import {
   roundUpToUnit,
   StorageError,
   type BlockDeviceApi,
+  type BlockDeviceSnapshot,
   type BlockDeviceVolume,
   type CreateVolumeOptions,
   type DetachOptions,
@@ -24,6 +25,7 @@ import {
   isUuid,
   type CinderDriverOptions,
   type CinderDriverOptionsInput,
+  type Snapshot,
   type Volume,
 } from './schemas';
 
@@ -39,6 +41,33 @@ export const META_PROFILE = 'flocker-profile';
 export const META_ATTACHED_TO = 'flocker-attached-to';
 /** A fresh id per create call, so a create whose answer was lost can be found again. */
 export const META_CREATE_TOKEN = 'flocker-create-token';
+
+/** On a Cinder snapshot (issue 20): the Flocker snapshot id; with META_CLUSTER and META_DATASET as on volumes. */
+export const META_SNAPSHOT = 'flocker-snapshot-id';
+
+/** Cinder snapshot states as BlockDeviceSnapshot statuses (backing-up: still usable for clones). */
+export function cinderSnapshotStatus(status: string): BlockDeviceSnapshot['status'] {
+  if (status === 'available' || status === 'backing-up') return 'ready';
+  if (status === 'error' || status === 'error_deleting') return 'error';
+  return 'creating';
+}
+
+/** The driver's view of a Cinder snapshot; null for snapshots that are not ours to show. */
+export function toBlockDeviceSnapshot(s: Snapshot): BlockDeviceSnapshot | null {
+  const snapshotId = s.metadata[META_SNAPSHOT];
+  const datasetId = s.metadata[META_DATASET];
+  if (snapshotId === undefined || datasetId === undefined) return null;
+  return {
+    snapshotId,
+    backendId: s.id,
+    datasetId,
+    sourceBlockdeviceId: s.volume_id,
+    size: s.size * GIB,
+    // Cinder answers UTC times without a zone ("2026-12-04T07:01:02.000000").
+    createdAt: new Date(/Z|[+-]\d\d:?\d\d$/.test(s.created_at) ? s.created_at : `${s.created_at}Z`).toISOString(),
+    status: cinderSnapshotStatus(s.status),
+  };
+}
 
 /** Volume states in which a volume is taken (reserved or attached) for a non-multiattach volume. */
 const TAKEN_STATES = new Set(['reserved', 'attaching', 'in-use', 'detaching']);
@@ -265,6 +294,15 @@ export class CinderDriver implements BlockDeviceApi {
   }
 
   async createVolume(datasetId: string, size: number, options: CreateVolumeOptions = {}): Promise<BlockDeviceVolume> {
+    return this.create(datasetId, size, options);
+  }
+
+  private async create(
+    datasetId: string,
+    size: number,
+    options: CreateVolumeOptions,
+    fromSnapshot?: string,
+  ): Promise<BlockDeviceVolume> {
     const bytes = this.checkSize(size);
     if (!datasetId) throw new StorageError('BACKEND_ERROR', 'a volume needs a dataset id');
     const createToken = randomUUID();
@@ -287,6 +325,7 @@ export class CinderDriver implements BlockDeviceApi {
         volumeType,
         availabilityZone: this.options.availability_zone,
         metadata,
+        ...(fromSnapshot !== undefined ? { snapshotId: fromSnapshot } : {}),
       });
     } catch (e) {
       const ambiguous =
@@ -307,7 +346,13 @@ export class CinderDriver implements BlockDeviceApi {
       );
       const volume = toBlockDeviceVolume(ready);
       if (volume === null) throw new StorageError('BACKEND_ERROR', `volume ${id} lost its flocker metadata`, id);
-      this.logger.info('volume created', { blockdeviceId: id, datasetId, size: volume.size, profile: options.profile });
+      this.logger.info('volume created', {
+        blockdeviceId: id,
+        datasetId,
+        size: volume.size,
+        profile: options.profile,
+        ...(fromSnapshot !== undefined ? { fromSnapshot } : {}),
+      });
       return volume;
     } catch (e) {
       // Never leave a half-made volume behind: whatever went wrong, delete it.
@@ -350,6 +395,14 @@ export class CinderDriver implements BlockDeviceApi {
         blockdeviceId,
       );
     }
+    // Cinder keeps a snapshot only together with its volume (a delete is refused while it has any).
+    const pinned = (await this.listSnapshots()).filter((s) => s.sourceBlockdeviceId === blockdeviceId);
+    if (pinned.length > 0)
+      throw new StorageError(
+        'BACKEND_ERROR',
+        `volume ${blockdeviceId} has snapshots (${pinned.map((s) => s.snapshotId).join(', ')}); Cinder deletes a volume only after its snapshots: destroy them first`,
+        blockdeviceId,
+      );
     try {
       await this.client.deleteVolume(blockdeviceId);
     } catch (e) {
@@ -380,6 +433,182 @@ export class CinderDriver implements BlockDeviceApi {
       }
       this.wrap(e, `deleting volume ${blockdeviceId}`, blockdeviceId);
     }
+  }
+
+  /**
+   * POST /snapshots with the Flocker metadata (force for an in-use volume), then waits until
+   * Cinder has taken it ("available"): on Cinder the point in time is fixed by the backend
+   * during "creating", so the caller's freeze must last that long. A snapshot that fails
+   * ("error") is deleted and the call fails. Idempotent by the metadata (a lost answer is
+   * found again, never taken twice).
+   */
+  async createSnapshot(blockdeviceId: string, snapshotId: string): Promise<BlockDeviceSnapshot> {
+    let found = await this.findSnapshot(snapshotId);
+    if (found === undefined) {
+      const v = await this.ownVolume(blockdeviceId);
+      const datasetId = v.metadata[META_DATASET] ?? '';
+      const metadata = {
+        [META_CLUSTER]: this.options.cluster_id,
+        [META_DATASET]: datasetId,
+        [META_SNAPSHOT]: snapshotId,
+      };
+      try {
+        found = await this.client.createSnapshot({
+          volumeId: blockdeviceId,
+          name: `flocker-snapshot-${snapshotId}`,
+          description: `Flocker snapshot ${snapshotId} of dataset ${datasetId}`,
+          metadata,
+          force: v.attachments.length > 0 || TAKEN_STATES.has(v.status),
+        });
+      } catch (e) {
+        const ambiguous =
+          e instanceof OpenStackConnectionError ? e.ambiguous : e instanceof OpenStackHttpError && e.status >= 500;
+        if (!ambiguous) this.wrap(e, `snapshotting volume ${blockdeviceId}`, blockdeviceId);
+        found = await this.findSnapshot(snapshotId).catch(() => undefined);
+        if (found === undefined) this.wrap(e, `snapshotting volume ${blockdeviceId}`, blockdeviceId);
+        this.logger.warn('adopting a snapshot whose create answer was lost', { snapshotId, backendId: found.id });
+      }
+    }
+    const id = found.id;
+    const settled = await this.waitForSnapshot(id, 'its creation', (s) => s.status !== 'creating');
+    const snapshot = settled === null ? null : toBlockDeviceSnapshot(settled);
+    if (settled === null || snapshot === null)
+      throw new StorageError('BACKEND_ERROR', `snapshot ${snapshotId} (Cinder ${id}) disappeared while being taken`);
+    if (snapshot.status === 'error') {
+      await this.client
+        .deleteSnapshot(id)
+        .catch((undo: unknown) =>
+          this.logger.error('could not delete a failed snapshot', { snapshotId, backendId: id, error: String(undo) }),
+        );
+      throw new StorageError(
+        'BACKEND_ERROR',
+        `Cinder failed snapshot ${snapshotId} of volume ${blockdeviceId} (status ${settled.status}; on an NFS backend an in-use volume needs Nova's assisted snapshots); it was deleted`,
+        blockdeviceId,
+      );
+    }
+    this.logger.info('snapshot taken', { snapshotId, backendId: id, blockdeviceId, status: settled.status });
+    return snapshot;
+  }
+
+  async listSnapshots(): Promise<BlockDeviceSnapshot[]> {
+    let snapshots: Snapshot[];
+    try {
+      snapshots = await this.client.listSnapshots({ [META_CLUSTER]: this.options.cluster_id });
+    } catch (e) {
+      this.wrap(e, 'listing snapshots');
+    }
+    const seen = new Set<string>();
+    const listed: BlockDeviceSnapshot[] = [];
+    for (const s of snapshots.filter((x) => x.status !== 'deleting').sort(byCreation)) {
+      const snapshot = toBlockDeviceSnapshot(s);
+      if (snapshot === null || seen.has(snapshot.snapshotId)) continue;
+      seen.add(snapshot.snapshotId);
+      listed.push(snapshot);
+    }
+    return listed;
+  }
+
+  /** DELETE of every Cinder snapshot carrying the id; waits until they are gone. Idempotent. */
+  async destroySnapshot(snapshotId: string): Promise<void> {
+    let found: Snapshot[];
+    try {
+      found = await this.snapshotsWithId(snapshotId);
+      for (const s of found) await this.client.deleteSnapshot(s.id);
+    } catch (e) {
+      this.wrap(e, `deleting snapshot ${snapshotId}`);
+    }
+    for (const s of found) {
+      const left = await this.waitForSnapshot(s.id, 'its deletion', (x) => x.status === 'error_deleting');
+      if (left !== null)
+        throw new StorageError('BACKEND_ERROR', `Cinder could not delete snapshot ${s.id} (status ${left.status})`);
+    }
+    if (found.length > 0) this.logger.info('snapshot destroyed', { snapshotId, backendIds: found.map((s) => s.id) });
+  }
+
+  /** POST /volumes with snapshot_id: Cinder copies (or clones, backend-dependent) the snapshot's data. */
+  async createVolumeFromSnapshot(
+    snapshotId: string,
+    datasetId: string,
+    size: number,
+    options: CreateVolumeOptions = {},
+  ): Promise<BlockDeviceVolume> {
+    const found = await this.findSnapshot(snapshotId);
+    const snapshot = found === undefined ? null : toBlockDeviceSnapshot(found);
+    if (found === undefined || snapshot === null)
+      throw new StorageError('UNKNOWN_SNAPSHOT', `no snapshot ${snapshotId} in cluster ${this.options.cluster_id}`);
+    const bytes = this.checkSize(size);
+    if (bytes < snapshot.size)
+      throw new StorageError(
+        'INVALID_SIZE',
+        `a volume made from snapshot ${snapshotId} needs at least its ${snapshot.size / GIB} GiB, not ${bytes / GIB} GiB`,
+      );
+    if (snapshot.status === 'creating')
+      throw new StorageError('SNAPSHOT_NOT_READY', `Cinder snapshot ${found.id} is still "${found.status}"`);
+    if (snapshot.status === 'error')
+      throw new StorageError(
+        'BACKEND_ERROR',
+        `Cinder snapshot ${found.id} is "${found.status}": it cannot be cloned; destroy it and take another`,
+      );
+    // Made at the snapshot's size, then extended: Cinder's NFS driver (27) copies a snapshot into a
+    // larger volume without growing the image, and then refuses to attach it (virtual size mismatch).
+    const clone = await this.create(datasetId, snapshot.size, options, found.id);
+    if (bytes === clone.size) return clone;
+    try {
+      const grown = await this.extend(clone.blockdeviceId, bytes / GIB, 'available');
+      const volume = toBlockDeviceVolume(grown);
+      if (volume === null) throw new StorageError('BACKEND_ERROR', `volume ${grown.id} lost its flocker metadata`);
+      return volume;
+    } catch (e) {
+      // A clone of the wrong size must not stay: the caller looks for a volume of the dataset first.
+      await this.client.deleteVolume(clone.blockdeviceId).catch((undo: unknown) =>
+        this.logger.error('could not delete a clone that failed to grow', {
+          blockdeviceId: clone.blockdeviceId,
+          error: String(undo),
+        }),
+      );
+      throw e;
+    }
+  }
+
+  /** Every Cinder snapshot of this cluster carrying the Flocker snapshot id (not being deleted), oldest first. */
+  private async snapshotsWithId(snapshotId: string): Promise<Snapshot[]> {
+    const found = await this.client.listSnapshots({
+      [META_CLUSTER]: this.options.cluster_id,
+      [META_SNAPSHOT]: snapshotId,
+    });
+    return found.filter((s) => s.status !== 'deleting').sort(byCreation);
+  }
+
+  private async findSnapshot(snapshotId: string): Promise<Snapshot | undefined> {
+    try {
+      return (await this.snapshotsWithId(snapshotId))[0];
+    } catch (e) {
+      this.wrap(e, `looking up snapshot ${snapshotId}`);
+    }
+  }
+
+  /** Polls the snapshot until done() says so; null once it is gone. */
+  private async waitForSnapshot(id: string, what: string, done: (s: Snapshot) => boolean): Promise<Snapshot | null> {
+    let status = '';
+    return pollUntil(
+      async () => {
+        const s = await this.client.getSnapshot(id);
+        if (s === null || done(s)) return s;
+        status = s.status;
+        return undefined;
+      },
+      {
+        timeoutMs: this.timeoutMs,
+        backoff: { initialMs: 100, maxMs: 2000, jitter: true },
+        clock: this.clock,
+        onTimeout: () => {
+          throw new StorageError(
+            'BACKEND_ERROR',
+            `timed out after ${this.options.operation_timeout_seconds} s waiting for ${what} of snapshot ${id} (status ${status})`,
+          );
+        },
+      },
+    );
   }
 
   async attachVolume(blockdeviceId: string, instanceId: string): Promise<BlockDeviceVolume> {
@@ -674,6 +903,10 @@ export class CinderDriver implements BlockDeviceApi {
 }
 
 /** The Nova server UUID from the metadata service (config drive not read). */
+function byCreation(a: Snapshot, b: Snapshot): number {
+  return a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id);
+}
+
 async function novaInstanceIdFromMetadataService(http: JsonHttp): Promise<string> {
   const res = await http.request('GET', 'http://169.254.169.254/openstack/latest/meta_data.json');
   const parsed = z.object({ uuid: z.string() }).safeParse(res.body);

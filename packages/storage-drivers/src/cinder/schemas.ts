@@ -135,6 +135,8 @@ export const VolumeSchema = z.object({
   metadata: z.record(z.string(), z.string()).default({}),
   attachments: z.array(VolumeAttachmentSummarySchema).default([]),
   multiattach: z.boolean().optional(),
+  /** The snapshot a volume was made from (issue 20). */
+  snapshot_id: z.string().nullish(),
 });
 export type Volume = z.infer<typeof VolumeSchema>;
 
@@ -143,6 +145,25 @@ export const VolumeEnvelopeSchema = z.object({ volume: VolumeSchema });
 export const VolumeListSchema = z.object({
   volumes: z.array(VolumeSchema),
   volumes_links: z.array(z.object({ rel: z.string(), href: z.string() })).optional(),
+});
+
+/** A volume snapshot (GET /snapshots/detail, POST /snapshots). */
+export const SnapshotSchema = z.object({
+  id: z.string(),
+  status: z.string(),
+  size: z.number().int().nonnegative(),
+  volume_id: z.string(),
+  created_at: z.string(),
+  name: z.string().nullish(),
+  metadata: z.record(z.string(), z.string()).default({}),
+});
+export type Snapshot = z.infer<typeof SnapshotSchema>;
+
+export const SnapshotEnvelopeSchema = z.object({ snapshot: SnapshotSchema });
+
+export const SnapshotListSchema = z.object({
+  snapshots: z.array(SnapshotSchema),
+  snapshots_links: z.array(z.object({ rel: z.string(), href: z.string() })).optional(),
 });
 
 /** Connection info as Cinder's attachments API returns it: the driver's `data` fields with driver_volume_type merged in. */

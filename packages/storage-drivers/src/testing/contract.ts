@@ -15,6 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import {
   isStorageError,
+  StorageError,
   type BlockDeviceApi,
   type BlockDeviceSnapshot,
   type BlockDeviceVolume,
@@ -68,6 +69,32 @@ export interface ContractOptions {
    * device path need only be a stable, non-empty name.
    */
   readonly devices?: boolean;
+  /** What the backend's snapshots (as tested here) cannot do; see SnapshotLimits. Default: none. */
+  readonly snapshotLimits?: SnapshotLimits;
+}
+
+/**
+ * Documented limits of a backend's snapshots, each asserted as the behaviour instead: the
+ * suite then checks that the backend refuses clearly (and that nothing changed).
+ */
+export interface SnapshotLimits {
+  /**
+   * createSnapshot of an attached volume fails with a StorageError, leaving no snapshot
+   * (Cinder's NFS driver: an in-use volume needs Nova's assisted snapshots). The data
+   * cases then write, detach and snapshot.
+   */
+  readonly noAttachedSnapshots?: true;
+  /**
+   * A volume with snapshots cannot be attached on this host until they are destroyed
+   * (Cinder's NFS driver turns it into a qcow2 chain, which no loop device serves): the
+   * cases that write to the source after the snapshot expect attachVolume to fail instead.
+   */
+  readonly sourceUnattachableWhileSnapshotted?: true;
+  /**
+   * destroyVolume of a volume with snapshots fails with a StorageError and keeps both
+   * (Cinder deletes a volume only after its snapshots); once they are destroyed it goes.
+   */
+  readonly snapshotsPinSource?: true;
 }
 
 export function blockDeviceApiContract(
@@ -333,7 +360,7 @@ export function blockDeviceApiContract(
       expect(pool.volumes.map((v) => v.blockdeviceId).sort()).toEqual(listed.map((v) => v.blockdeviceId).sort());
     });
 
-    snapshotContract(devices, () => ({ a, b, idA, idB, unit, created }));
+    snapshotContract(devices, options.snapshotLimits ?? {}, () => ({ a, b, idA, idB, unit, created }));
   });
 }
 
@@ -364,7 +391,7 @@ const SNAPSHOT_READY_TIMEOUT_MS = 120_000;
  * write a pattern to the device, snapshot, overwrite, and read a clone (on the other
  * instance): they need devices; the rest runs on in-memory drivers too.
  */
-function snapshotContract(devices: boolean, context: () => SnapshotContext): void {
+function snapshotContract(devices: boolean, limits: SnapshotLimits, context: () => SnapshotContext): void {
   describe('snapshots', () => {
     let c: SnapshotContext;
     let a: SnapshotApi;
@@ -447,6 +474,40 @@ function snapshotContract(devices: boolean, context: () => SnapshotContext): voi
       for (const offset of offsets()) expect((await readAt(device, offset, text.length)).toString()).toBe(text);
     }
 
+    /**
+     * A new volume with the pattern written to it, and a snapshot of it: taken while attached
+     * to a (its device answered), or, where the backend cannot, after detaching (device undefined).
+     */
+    async function snapshotWithData(
+      size: number,
+      pattern: string,
+    ): Promise<{ v: BlockDeviceVolume; s: BlockDeviceSnapshot; device: string | undefined }> {
+      const v = await create(size);
+      let device: string | undefined;
+      if (devices) {
+        device = await attach(a, v);
+        await writePattern(device, pattern);
+        if (limits.noAttachedSnapshots) {
+          await a.detachVolume(v.blockdeviceId);
+          device = undefined;
+        }
+      }
+      const s = await snapshot(a, v.blockdeviceId);
+      return { v, s, device };
+    }
+
+    /** The source's device after its snapshot (attached again if needed); undefined where it cannot be attached now. */
+    async function sourceDevice(v: BlockDeviceVolume, device: string | undefined): Promise<string | undefined> {
+      if (device !== undefined) return device;
+      if (limits.sourceUnattachableWhileSnapshotted) {
+        await expect(a.attachVolume(v.blockdeviceId, c.idA)).rejects.toBeInstanceOf(StorageError);
+        // A refused attach leaves the volume detached.
+        expect((await a.listVolumes()).find((l) => l.blockdeviceId === v.blockdeviceId)?.attachedTo).toBeNull();
+        return undefined;
+      }
+      return attach(a, v);
+    }
+
     it('has all four snapshot operations or none', () => {
       for (const d of [c.a, c.b]) {
         const has = SNAPSHOT_METHODS.map((m) => typeof d[m] === 'function');
@@ -474,30 +535,43 @@ function snapshotContract(devices: boolean, context: () => SnapshotContext): voi
       },
     );
 
-    snapshotTest('snapshots an attached volume, from the instance holding it and from another', async () => {
-      const v = await create(c.unit);
-      await a.attachVolume(v.blockdeviceId, c.idA);
-      const here = await snapshot(a, v.blockdeviceId);
-      const there = await snapshot(b, v.blockdeviceId);
-      expect(here.snapshotId).not.toBe(there.snapshotId);
-      for (const s of [here, there]) expect((await ready(s.snapshotId)).sourceBlockdeviceId).toBe(v.blockdeviceId);
-      expect((await a.listVolumes()).find((l) => l.blockdeviceId === v.blockdeviceId)?.attachedTo).toBe(c.idA);
-    });
+    snapshotTest(
+      limits.noAttachedSnapshots
+        ? 'refuses to snapshot an attached volume with a StorageError, leaving no snapshot (limit: noAttachedSnapshots)'
+        : 'snapshots an attached volume, from the instance holding it and from another',
+      async () => {
+        const v = await create(c.unit);
+        await a.attachVolume(v.blockdeviceId, c.idA);
+        if (limits.noAttachedSnapshots) {
+          const snapshotId = randomUUID();
+          snapshots.push(snapshotId);
+          await expect(a.createSnapshot(v.blockdeviceId, snapshotId)).rejects.toBeInstanceOf(StorageError);
+          expect(await listed(a, snapshotId)).toEqual([]);
+          expect((await a.listVolumes()).find((l) => l.blockdeviceId === v.blockdeviceId)?.attachedTo).toBe(c.idA);
+          return;
+        }
+        const here = await snapshot(a, v.blockdeviceId);
+        const there = await snapshot(b, v.blockdeviceId);
+        expect(here.snapshotId).not.toBe(there.snapshotId);
+        for (const s of [here, there]) expect((await ready(s.snapshotId)).sourceBlockdeviceId).toBe(v.blockdeviceId);
+        expect((await a.listVolumes()).find((l) => l.blockdeviceId === v.blockdeviceId)?.attachedTo).toBe(c.idA);
+      },
+    );
 
     snapshotTest(
-      'a clone holds the data as it was at the snapshot, not what was written after',
+      limits.sourceUnattachableWhileSnapshotted
+        ? 'a clone holds the data as it was at the snapshot; the snapshotted source refuses to attach (limit: sourceUnattachableWhileSnapshotted)'
+        : 'a clone holds the data as it was at the snapshot, not what was written after',
       async () => {
-        const v = await create(2 * c.unit);
-        const device = await attach(a, v);
-        await writePattern(device, 'before the snapshot');
-        const s = await snapshot(a, v.blockdeviceId);
-        await writePattern(device, 'after the snapshot!');
+        const { v, s, device: attached } = await snapshotWithData(2 * c.unit, 'before the snapshot');
+        const device = await sourceDevice(v, attached);
+        if (device !== undefined) await writePattern(device, 'after the snapshot!');
         await ready(s.snapshotId);
         const copy = await clone(b, s.snapshotId, v.size);
         expect(copy).toMatchObject({ size: v.size, attachedTo: null });
         expect(copy.blockdeviceId).not.toBe(v.blockdeviceId);
         await expectPattern(await attach(b, copy), 'before the snapshot');
-        await expectPattern(device, 'after the snapshot!');
+        if (device !== undefined) await expectPattern(device, 'after the snapshot!');
       },
       true,
     );
@@ -505,10 +579,7 @@ function snapshotContract(devices: boolean, context: () => SnapshotContext): voi
     snapshotTest(
       'a clone is an independent volume: writes to it change neither the snapshot nor the source',
       async () => {
-        const v = await create(2 * c.unit);
-        const device = await attach(a, v);
-        await writePattern(device, 'original');
-        const s = await snapshot(a, v.blockdeviceId);
+        const { v, s, device: attached } = await snapshotWithData(2 * c.unit, 'original');
         await ready(s.snapshotId);
         const first = await clone(b, s.snapshotId, v.size);
         const firstDevice = await attach(b, first);
@@ -516,42 +587,47 @@ function snapshotContract(devices: boolean, context: () => SnapshotContext): voi
         await b.detachVolume(first.blockdeviceId);
         const second = await clone(a, s.snapshotId, v.size);
         await expectPattern(await attach(b, second), 'original');
-        await expectPattern(device, 'original');
+        const device = await sourceDevice(v, attached);
+        if (device !== undefined) await expectPattern(device, 'original');
         await expectPattern(await attach(b, first), 'changed!');
       },
       true,
     );
 
-    snapshotTest('outlives its source volume: listed and clonable after the source is destroyed', async () => {
-      const v = await create(2 * c.unit);
-      let device: string | undefined;
-      if (devices) {
-        device = await attach(a, v);
-        await writePattern(device, 'outlives the source');
-      }
-      const s = await snapshot(a, v.blockdeviceId);
-      await ready(s.snapshotId);
-      if (device !== undefined) await a.detachVolume(v.blockdeviceId);
-      await a.destroyVolume(v.blockdeviceId);
-      expect((await a.listVolumes()).find((l) => l.blockdeviceId === v.blockdeviceId)).toBeUndefined();
-      expect(await listed(b, s.snapshotId)).toEqual([{ ...s, status: 'ready' }]);
-      const copy = await clone(b, s.snapshotId, v.size);
-      expect(copy.size).toBe(v.size);
-      if (devices) await expectPattern(await attach(b, copy), 'outlives the source');
-      // Idempotent even now: the snapshot that was taken is answered.
-      expect((await a.createSnapshot(v.blockdeviceId, s.snapshotId)).backendId).toBe(s.backendId);
-    });
+    snapshotTest(
+      limits.snapshotsPinSource
+        ? 'keeps its source: destroying a volume with snapshots fails, keeping both, until they are destroyed (limit: snapshotsPinSource)'
+        : 'outlives its source volume: listed and clonable after the source is destroyed',
+      async () => {
+        const { v, s, device } = await snapshotWithData(2 * c.unit, 'outlives the source');
+        await ready(s.snapshotId);
+        if (device !== undefined) await a.detachVolume(v.blockdeviceId);
+        if (limits.snapshotsPinSource) {
+          await expect(a.destroyVolume(v.blockdeviceId)).rejects.toBeInstanceOf(StorageError);
+          expect((await a.listVolumes()).find((l) => l.blockdeviceId === v.blockdeviceId)).toEqual(v);
+          expect(await listed(b, s.snapshotId)).toEqual([{ ...s, status: 'ready' }]);
+          const copy = await clone(b, s.snapshotId, v.size);
+          if (devices) await expectPattern(await attach(b, copy), 'outlives the source');
+          await a.destroySnapshot(s.snapshotId);
+          await a.destroyVolume(v.blockdeviceId);
+          expect((await a.listVolumes()).find((l) => l.blockdeviceId === v.blockdeviceId)).toBeUndefined();
+          return;
+        }
+        await a.destroyVolume(v.blockdeviceId);
+        expect((await a.listVolumes()).find((l) => l.blockdeviceId === v.blockdeviceId)).toBeUndefined();
+        expect(await listed(b, s.snapshotId)).toEqual([{ ...s, status: 'ready' }]);
+        const copy = await clone(b, s.snapshotId, v.size);
+        expect(copy.size).toBe(v.size);
+        if (devices) await expectPattern(await attach(b, copy), 'outlives the source');
+        // Idempotent even now: the snapshot that was taken is answered.
+        expect((await a.createSnapshot(v.blockdeviceId, s.snapshotId)).backendId).toBe(s.backendId);
+      },
+    );
 
     snapshotTest(
       'clones to the same or a larger size; a smaller one is INVALID_SIZE and leaves no volume',
       async () => {
-        const v = await create(2 * c.unit);
-        let device: string | undefined;
-        if (devices) {
-          device = await attach(a, v);
-          await writePattern(device, 'grown clone');
-        }
-        const s = await snapshot(a, v.blockdeviceId);
+        const { s } = await snapshotWithData(2 * c.unit, 'grown clone');
         await ready(s.snapshotId);
         const same = await clone(a, s.snapshotId, 2 * c.unit);
         expect(same).toMatchObject({ size: 2 * c.unit, attachedTo: null });
