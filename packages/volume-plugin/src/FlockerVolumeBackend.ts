@@ -354,7 +354,15 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     };
     if (options.profile) metadata[METADATA_PROFILE_KEY] = options.profile;
     if (options.filesystem) metadata[METADATA_FILESYSTEM_KEY] = options.filesystem;
-    const created = await this.createNamed(req.Name, { primary: this.me, maximum_size: options.size, metadata });
+    const clone = await this.cloneSource(req.Name, options);
+    if (clone?.filesystem !== undefined) metadata[METADATA_FILESYSTEM_KEY] = clone.filesystem;
+    // A clone without -o size: the control service gives it its source's size.
+    const created = await this.createNamed(req.Name, {
+      primary: this.me,
+      ...(clone === undefined || options.sizeGiven ? { maximum_size: options.size } : {}),
+      metadata,
+      ...clone?.source,
+    });
     this.createdHere.add(req.Name);
     if (created === undefined) return;
     this.logger.info('created dataset for volume', {
@@ -370,6 +378,41 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       create_ms: made - looked,
       refresh_ms: Date.now() - made,
     });
+  }
+
+  /**
+   * What a new volume is cloned from: `from-snapshot` (a live snapshot, by name or id), or
+   * `clone-of` (a volume as it is now: the control service asks its primary for an implicit
+   * snapshot, frozen for the instant, in the same request that makes the clone). The clone
+   * keeps the source's file system; its size defaults to the source's.
+   */
+  private async cloneSource(
+    name: string,
+    options: CreateOptions,
+  ): Promise<
+    { source: { source_snapshot_id: string } | { source_dataset_id: string }; filesystem?: string } | undefined
+  > {
+    if (options.fromSnapshot === undefined && options.cloneOf === undefined) return undefined;
+    const s = await this.watcher.refresh();
+    if (options.fromSnapshot !== undefined) {
+      const ref = options.fromSnapshot;
+      const live = (s.snapshots ?? []).filter((x) => x.deleted !== true);
+      const snap =
+        live.find((x) => x.snapshot_id === ref.toLowerCase()) ??
+        live.find((x) => x.metadata[METADATA_NAME_KEY] === ref);
+      if (snap === undefined)
+        throw new VolumePluginError(
+          'NO_SUCH_SNAPSHOT',
+          `no snapshot named or with id "${ref}" to create ${name} from.`,
+        );
+      const fs = s.datasets.find((d) => d.dataset_id === snap.dataset_id)?.metadata[METADATA_FILESYSTEM_KEY];
+      return { source: { source_snapshot_id: snap.snapshot_id }, ...(fs !== undefined ? { filesystem: fs } : {}) };
+    }
+    const source = findVolume(s, options.cloneOf ?? '');
+    if (source === undefined)
+      throw new VolumePluginError('NO_SUCH_VOLUME', `no volume ${String(options.cloneOf)} to clone ${name} from.`);
+    const fs = source.metadata[METADATA_FILESYSTEM_KEY];
+    return { source: { source_dataset_id: source.dataset_id }, ...(fs !== undefined ? { filesystem: fs } : {}) };
   }
 
   /**

@@ -74,8 +74,28 @@ describe('parseCreateOptions', () => {
       expect.objectContaining({ code: 'INVALID_OPTION', message: expect.stringMatching(/use ext4 or xfs/) }),
     );
   });
+  it('reads a clone source: from-snapshot or clone-of, not both, not with fs', () => {
+    expect(parseCreateOptions({ 'from-snapshot': 'nightly' }, GiB)).toMatchObject({ fromSnapshot: 'nightly' });
+    expect(parseCreateOptions({ 'clone-of': 'pgdata', size: '2G' }, GiB)).toMatchObject({
+      cloneOf: 'pgdata',
+      size: 2 * GiB,
+      sizeGiven: true,
+    });
+    const invalid = (opts: Record<string, string>, message: RegExp) =>
+      expect(() => parseCreateOptions(opts, GiB)).toThrow(
+        expect.objectContaining({ code: 'INVALID_OPTION', message: expect.stringMatching(message) }),
+      );
+    invalid({ 'from-snapshot': 'a', 'clone-of': 'pgdata' }, /from-snapshot or clone-of, not both/);
+    invalid({ 'clone-of': 'pgdata', fs: 'xfs' }, /keeps the file system of its source/);
+    invalid({ 'from-snapshot': ' ' }, /needs a snapshot name or id/);
+    expect(() => parseCreateOptions({ 'clone-of': '-bad' }, GiB)).toThrow(
+      expect.objectContaining({ code: 'INVALID_NAME' }),
+    );
+  });
   it('rejects unknown options by name', () => {
-    expect(() => parseCreateOptions({ sise: '1G' }, GiB)).toThrow(/unknown volume option "sise".*size, profile, fs/);
+    expect(() => parseCreateOptions({ sise: '1G' }, GiB)).toThrow(
+      /unknown volume option "sise".*size, profile, fs, from-snapshot, clone-of/,
+    );
     expect(() => parseCreateOptions({ a: '1', b: '2' }, GiB)).toThrow(/options "a", "b"/);
   });
   it('rejects a bad profile and a bad size', () => {

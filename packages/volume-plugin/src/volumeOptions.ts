@@ -29,7 +29,7 @@ export function parseSize(text: string): number {
 }
 
 const PROFILE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
-export const KNOWN_OPTIONS = ['size', 'profile', 'fs'] as const;
+export const KNOWN_OPTIONS = ['size', 'profile', 'fs', 'from-snapshot', 'clone-of'] as const;
 
 export interface CreateOptions {
   size: number;
@@ -38,6 +38,10 @@ export interface CreateOptions {
   profile?: string;
   /** `-o fs=xfs`; absent: ext4. */
   filesystem?: DatasetFilesystem;
+  /** `-o from-snapshot=NAME|ID`: the new volume holds that snapshot's data. */
+  fromSnapshot?: string;
+  /** `-o clone-of=VOLUME`: the new volume holds that volume's data as it is now (through a snapshot). */
+  cloneOf?: string;
 }
 
 /** Turn Docker's `Opts` into validated options; unknown keys are an error, not silently dropped. */
@@ -69,6 +73,22 @@ export function parseCreateOptions(
       throw new VolumePluginError('INVALID_SIZE', `an xfs volume needs a size of at least 300MiB.`);
     }
     result.filesystem = fs;
+  }
+  const from = given['from-snapshot'];
+  const cloneOf = given['clone-of'];
+  if (from !== undefined && cloneOf !== undefined) {
+    throw new VolumePluginError('INVALID_OPTION', 'give from-snapshot or clone-of, not both.');
+  }
+  if ((from !== undefined || cloneOf !== undefined) && given.fs !== undefined) {
+    throw new VolumePluginError('INVALID_OPTION', 'a clone keeps the file system of its source: leave out fs.');
+  }
+  if (from !== undefined) {
+    if (from.trim() === '') throw new VolumePluginError('INVALID_OPTION', 'from-snapshot needs a snapshot name or id.');
+    result.fromSnapshot = from;
+  }
+  if (cloneOf !== undefined) {
+    validateVolumeName(cloneOf);
+    result.cloneOf = cloneOf;
   }
   if (given.profile !== undefined) {
     if (!PROFILE.test(given.profile)) {
