@@ -3,6 +3,12 @@
  * (`@flocker/storage-drivers/testing`): the shared driver contract suite (it calls
  * jest's describe/it, so import this only from tests) and temp-pool helpers.
  */
-export { blockDeviceApiContract, expectStorageError, type ContractFixture, type ContractOptions } from './contract';
+export {
+  blockDeviceApiContract,
+  expectStorageError,
+  type ContractFixture,
+  type ContractOptions,
+  type SnapshotLimits,
+} from './contract';
 export { destroyTempRoot, loopsUnder, makeTempRoot } from './testSupport';
 export { startMoto, type MotoServer } from '../ebs/motoSupport';
