@@ -115,6 +115,7 @@ describe('LoopbackDriver snapshots', () => {
       const clone = await a.createVolumeFromSnapshot(s.snapshotId, randomUUID(), 128 * MiB);
       const cloneImage = path.join(root, 'volumes', `${clone.blockdeviceId}.img`);
       expect((await fs.stat(cloneImage)).size).toBe(128 * MiB);
+      expect((await fs.stat(cloneImage)).mode & 0o777).toBe(0o600);
       expect(await allocated(cloneImage)).toBeLessThanOrEqual(MiB + 64 * 1024);
       expect(entries.find((e) => e.message === 'volume created from snapshot')).toMatchObject({ copy: method });
       const data = await fs.readFile(cloneImage);

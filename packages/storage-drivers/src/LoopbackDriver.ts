@@ -584,9 +584,10 @@ export class LoopbackDriver implements BlockDeviceApi {
         throw e;
       }
       let tmp: string;
+      // The copy has the snapshot's mode (0400): writable again before it is opened for writing.
+      await fs.chmod(this.imagePath(id), 0o600);
       const handle = await fs.open(this.imagePath(id), 'r+');
       try {
-        await handle.chmod(0o600);
         await handle.truncate(rounded);
         tmp = await writeSyncedTemp(this.recordPath(id), recordText(record), () => handle.sync());
       } finally {
