@@ -57,8 +57,8 @@ async function expectCode(p: Promise<unknown>, code: BackupErrorCode, text: stri
 
 describe('backups on moto S3', () => {
   const SIZE = 64 * MiB;
-  // 256 KiB chunks: 1% of 64 MiB is 640 KiB, less than one 4 MiB chunk, so the default size could not show "≤ 2×".
-  const CHUNK = 256 * KiB;
+  // The default 4 MiB chunks: 1% of 64 MiB (640 KiB) is less than one chunk, and travels as a delta.
+  const CHUNK = 4 * MiB;
   let store: S3ObjectStore;
   let image: string;
   let dataAt: number;
@@ -91,6 +91,7 @@ describe('backups on moto S3', () => {
       previous: first,
     });
     expect(second.stats.uploadedBytes).toBeLessThanOrEqual(2 * changed);
+    expect(second.stats.deltaChunks).toBeGreaterThan(0);
     expect(second.stats.uploadedBytes).toBeGreaterThanOrEqual(changed * 0.99);
 
     const restored2 = path.join(dir, 'restored-2.img');
@@ -110,8 +111,10 @@ describe('backups on moto S3', () => {
     const original = await store.get(chunkKey(a));
     if (original === undefined) throw new Error('chunk not in moto');
     const flipped = Buffer.from(original);
-    flipped.writeUInt8(flipped.readUInt8(1000) ^ 0x01, 1000);
+    const middle = Math.floor(flipped.length / 2);
+    flipped.writeUInt8(flipped.readUInt8(middle) ^ 0x01, middle);
     await store.s3.send(new PutObjectCommand({ Bucket: bucket, Key: full(chunkKey(a)), Body: flipped }));
+    expect(await store.get(chunkKey(a))).toEqual(flipped); // moto holds the damaged bytes
     const target = path.join(dir, 'never.img');
     await expectCode(restoreVolume(store, m.backupId, target), 'CHUNK_CORRUPT', chunkKey(a));
     await expect(fs.stat(target)).rejects.toThrow(/ENOENT/);

@@ -1,10 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { backupVolume, type BackupProgress } from './backup';
 import { collectGarbage, deleteBackup, listBackups, pruneBackups } from './catalog';
 import { isBackupError, type BackupErrorCode } from './errors';
-import { chunkKey, manifestKey, PENDING_PREFIX } from './layout';
+import { chunkKey, keysOfEntry, manifestKey, PENDING_PREFIX } from './layout';
 import type { Manifest } from './manifest';
 import { readManifest, restoreVolume } from './restore';
 import { makeSparseImage, MemoryObjectStore, mutateImage, sha256File } from './testing';
@@ -126,6 +127,29 @@ describe('backupVolume and restoreVolume', () => {
     expect(await sha256File(target)).toBe(await sha256File(image));
   });
 
+  it('scattered 4 KiB writes travel as deltas: about the changed bytes, not whole chunks', async () => {
+    const first = await backup('snap-1');
+    const dataIndexes = first.chunks.flatMap((c, i) => (c === null ? [] : [i]));
+    // 1% of the volume as 40 page writes, each in a different data chunk (database-like).
+    const pages = 40;
+    const offsets = dataIndexes.slice(0, pages).map((i) => i * CHUNK + 8192);
+    await mutateImage(image, { bytes: pages * 4096, regions: pages, offsets });
+    const second = await backup('snap-2', { previous: first });
+    expect(second.stats.deltaChunks).toBe(pages);
+    expect(second.stats.uploadedBytes).toBeLessThanOrEqual(2 * pages * 4096);
+    // A delta is always against a whole chunk: changing the same pages again deltas against the first backup's.
+    await mutateImage(image, { bytes: pages * 4096, regions: pages, offsets });
+    const third = await backup('snap-3', { previous: second });
+    const i0 = dataIndexes[0] ?? 0;
+    expect(third.chunks[i0]).toMatch(new RegExp(`\\.${first.chunks[i0] ?? ''}$`));
+    expect(third.stats.uploadedBytes).toBeLessThanOrEqual(2 * pages * 4096);
+    for (const m of [second, third]) {
+      const target = path.join(dir, `${m.snapshotId}.img`);
+      await restoreVolume(store, m.backupId, target);
+      if (m === third) expect(await sha256File(target)).toBe(await sha256File(image));
+    }
+  });
+
   it('without a previous manifest, chunks the store holds are found by HEAD and not uploaded', async () => {
     await backup('snap-1');
     store.resetCounts();
@@ -234,6 +258,26 @@ describe('restore verification', () => {
     await expect(fs.stat(target)).rejects.toThrow(/ENOENT/);
   });
 
+  it("a delta's corrupt base or missing delta object fails the restore naming that object", async () => {
+    const index = m.chunks.findIndex((c) => c !== null);
+    const h = await fs.open(image, 'r+');
+    await h.write(Buffer.from('a small change'), 0, undefined, index * CHUNK + 100);
+    await h.close();
+    const second = await backup('snap-2', { previous: m });
+    const [hash, base] = (second.chunks[index] ?? '').split('.');
+    expect(base).toBe(m.chunks[index]);
+    const baseKey = chunkKey(base ?? '');
+    const original = store.objects.get(baseKey);
+    if (original === undefined) throw new Error('base not stored');
+    store.objects.set(baseKey, { ...original, body: Buffer.from('not zstd') });
+    await expectCode(restoreVolume(store, second.backupId, target), 'CHUNK_CORRUPT', baseKey);
+    store.objects.set(baseKey, original);
+    const delta = `deltas/${(hash ?? '').slice(0, 2)}/${hash ?? ''}.${base ?? ''}`;
+    store.objects.delete(delta);
+    await expectCode(restoreVolume(store, second.backupId, target), 'CHUNK_MISSING', delta);
+    await expect(fs.stat(target)).rejects.toThrow(/ENOENT/);
+  });
+
   it('a tampered manifest fails with MANIFEST_CORRUPT before anything is written', async () => {
     const key = manifestKey(m.backupId);
     const o = store.objects.get(key);
@@ -281,21 +325,25 @@ describe('listing, deleting, pruning and garbage collection', () => {
   });
 
   it('prune keeps the newest N and collects chunks only the deleted backups used, after the grace period', async () => {
-    // Rewrites the start of a data chunk, so its old content becomes garbage once no manifest refers to it.
-    const overwrite = async (m: Manifest, nth: number) => {
+    // Rewrites the start of a data chunk (a small change: stored as a delta), or all of it (stored whole).
+    const overwrite = async (m: Manifest, nth: number, whole: boolean) => {
       const index = m.chunks.findIndex((c, i) => c !== null && i >= nth);
       const h = await fs.open(image, 'r+');
-      await h.write(Buffer.from(`changed ${m.backupId}`), 0, undefined, index * CHUNK);
+      await h.write(whole ? randomBytes(CHUNK) : Buffer.from(`changed ${m.backupId}`), 0, undefined, index * CHUNK);
       await h.close();
     };
     const first = await backup('snap-1');
-    await overwrite(first, 0);
+    await overwrite(first, 0, false);
+    await overwrite(first, 100, true);
     const second = await backup('snap-2', { previous: first });
-    await overwrite(second, 100);
+    expect(second.stats.deltaChunks).toBe(1);
+    await overwrite(second, 0, false); // the same chunk again: the second backup's delta becomes garbage
     const third = await backup('snap-3', { previous: second });
-    const needed = new Set(third.chunks.filter((c) => c !== null));
-    const stale = store.keys('chunks/').filter((k) => !needed.has(k.slice(-64)));
-    expect(stale.length).toBeGreaterThan(0);
+    expect(third.stats.deltaChunks).toBe(1);
+    const needed = new Set(third.chunks.flatMap((c) => (c === null ? [] : keysOfEntry(c))));
+    const stale = [...store.keys('chunks/'), ...store.keys('deltas/')].filter((k) => !needed.has(k));
+    // The first backup's chunk 100 (rewritten whole) and the second backup's delta of chunk 0.
+    expect(stale).toHaveLength(2);
 
     // Within the grace period nothing is collected, even though the manifests go.
     const early = await pruneBackups(store, 'vol-1', 1, { now, graceMs: HOUR });
@@ -307,12 +355,7 @@ describe('listing, deleting, pruning and garbage collection', () => {
     const later = await pruneBackups(store, 'vol-1', 1, { now, graceMs: HOUR });
     expect(later.deleted).toEqual([]);
     expect(later.gc).toMatchObject({ deferred: false, deletedChunks: stale.length, referencedChunks: needed.size });
-    expect(
-      store
-        .keys('chunks/')
-        .map((k) => k.slice(-64))
-        .sort(),
-    ).toEqual([...needed].sort());
+    expect([...store.keys('chunks/'), ...store.keys('deltas/')].sort()).toEqual([...needed].sort());
     await restoreVolume(store, third.backupId, path.join(dir, 'kept.img'));
     expect(await sha256File(path.join(dir, 'kept.img'))).toBe(await sha256File(image));
     await expectCode(pruneBackups(store, 'vol-1', 0), 'INVALID_ARGUMENT', 'keep 0');

@@ -1,14 +1,26 @@
 /** backupVolume: a volume image (snapshot file or block device) into content-addressed chunks and a manifest. */
 import { promises as fs } from 'node:fs';
-import { compressChunk, DEFAULT_COMPRESSION, isAllZero, sha256Hex, type Compression } from './chunks';
+import {
+  compressChunk,
+  DEFAULT_COMPRESSION,
+  isAllZero,
+  openChunk,
+  sha256Hex,
+  xorBuffers,
+  type Compression,
+} from './chunks';
 import { BackupError } from './errors';
 import {
   backupIdOf,
   checkId,
   chunkKey,
   CHUNKS_PREFIX,
-  hashOfChunkKey,
+  deltaKey,
+  DELTAS_PREFIX,
+  formatEntry,
+  keysOfEntry,
   manifestKey,
+  parseEntry,
   pendingKey,
   stampOf,
 } from './layout';
@@ -115,11 +127,16 @@ async function readAt(handle: fs.FileHandle, source: string, position: number, l
   return buf;
 }
 
+/** A delta is stored only when it is at most this fraction of the whole chunk compressed (else the chunk, a new base). */
+const DELTA_MAX_FRACTION = 0.5;
+
 /**
  * Backs up `source` (a snapshot image file or a block device, read only) into `store`. Chunks that are all zeros
- * become holes; every other chunk is stored once under the SHA-256 of its plain bytes, compressed, and only if the
- * store does not hold it yet. The manifest is written last: until then the backup does not exist (a crash leaves
- * only chunks, which the next run reuses and garbage collection eventually removes).
+ * become holes; every other chunk is named by the SHA-256 of its plain bytes and stored once, compressed, only if
+ * the store does not hold it yet. With `previous`, a chunk that changed is stored as the XOR with the previous
+ * backup's full chunk at the same offset when that is much smaller (a few changed pages upload a few pages).
+ * The manifest is written last: until then the backup does not exist (a crash leaves only chunks, which the next
+ * run reuses and garbage collection eventually removes).
  */
 export async function backupVolume(source: string, store: ObjectStore, options: BackupOptions): Promise<Manifest> {
   const { chunkSize, concurrency } = checkOptions(options);
@@ -141,8 +158,11 @@ export async function backupVolume(source: string, store: ObjectStore, options: 
   });
   const total = chunkCount(size, chunkSize);
   const chunks: (string | null)[] = new Array<string | null>(total).fill(null);
-  const known = new Set((options.previous?.chunks ?? []).filter((c): c is string => c !== null));
-  const inFlight = new Map<string, Promise<void>>();
+  const previous = options.previous;
+  // Entries of the previous backup by hash: the store holds them (checked again before the manifest is written).
+  const known = new Map<string, string>();
+  for (const e of previous?.chunks ?? []) if (e !== null) known.set(parseEntry(e).hash, e);
+  const inFlight = new Map<string, Promise<string>>();
   const stats = { dataBytes: 0, holeChunks: 0, uploadedChunks: 0, uploadedBytes: 0, uploadedPlainBytes: 0 };
   let chunksDone = 0;
   let bytesRead = 0;
@@ -158,21 +178,52 @@ export async function backupVolume(source: string, store: ObjectStore, options: 
       uploadedChunks: stats.uploadedChunks,
       uploadedBytes: stats.uploadedBytes,
     });
+  const upload = async (key: string, body: Buffer, plainLength: number) => {
+    await store.put(key, body);
+    stats.uploadedChunks++;
+    stats.uploadedBytes += body.length;
+    stats.uploadedPlainBytes += plainLength;
+  };
 
-  // Stores the chunk unless the store already has it; one upload per hash even when chunks repeat.
-  const ensureStored = (hash: string, plain: Buffer, lookUp: boolean): Promise<void> => {
+  // The full chunk the previous backup had at this index (for a delta), if it had one of the same length.
+  const baseAt = (index: number, length: number): string | undefined => {
+    const e = previous?.chunks[index];
+    if (e === undefined || e === null || previous === undefined) return undefined;
+    if (chunkLength(previous.size, previous.chunkSize, index) !== length || previous.chunkSize !== chunkSize)
+      return undefined;
+    const parsed = parseEntry(e);
+    return parsed.base ?? parsed.hash;
+  };
+
+  // Stores chunk `index` (plain bytes hashing to `hash`) unless the store has it; answers its manifest entry.
+  const store1 = async (index: number, hash: string, plain: Buffer, lookUp: boolean): Promise<string> => {
+    if (lookUp && (await store.head(chunkKey(hash))) !== undefined) return hash;
+    const whole = await compressChunk(plain, compression);
+    const base = baseAt(index, plain.length);
+    if (base !== undefined && base !== hash) {
+      const baseStored = await store.get(chunkKey(base));
+      // A base that is gone or damaged only means no delta: the chunk is stored whole.
+      const basePlain =
+        baseStored === undefined
+          ? undefined
+          : await openChunk(baseStored, base, plain.length, chunkKey(base)).catch(() => undefined);
+      if (basePlain !== undefined) {
+        const delta = await compressChunk(xorBuffers(plain, basePlain), compression);
+        if (delta.length <= whole.length * DELTA_MAX_FRACTION) {
+          await upload(deltaKey(hash, base), delta, plain.length);
+          return formatEntry({ hash, base });
+        }
+      }
+    }
+    await upload(chunkKey(hash), whole, plain.length);
+    return hash;
+  };
+  // One upload per hash even when chunks repeat; a failed one may be retried by a later chunk with the same bytes.
+  const ensureStored = (index: number, hash: string, plain: Buffer, lookUp: boolean): Promise<string> => {
     let p = inFlight.get(hash);
     if (p === undefined) {
-      p = (async () => {
-        if (lookUp && (await store.head(chunkKey(hash))) !== undefined) return;
-        const body = await compressChunk(plain, compression);
-        await store.put(chunkKey(hash), body);
-        stats.uploadedChunks++;
-        stats.uploadedBytes += body.length;
-        stats.uploadedPlainBytes += plain.length;
-      })();
+      p = store1(index, hash, plain, lookUp);
       inFlight.set(hash, p);
-      // A failed upload may be retried by a later chunk with the same bytes.
       p.catch(() => inFlight.delete(hash));
     }
     return p;
@@ -205,31 +256,34 @@ export async function backupVolume(source: string, store: ObjectStore, options: 
         stats.holeChunks++;
       } else {
         const hash = sha256Hex(plain);
-        chunks[i] = hash;
         stats.dataBytes += length;
-        if (!known.has(hash)) await ensureStored(hash, plain, true);
+        chunks[i] = known.get(hash) ?? (await ensureStored(i, hash, plain, true));
       }
       chunksDone++;
       progress('chunks');
     });
 
-    // One listing proves every referenced chunk is there now, including those trusted from `previous` that a
-    // concurrent garbage collection might have removed; any missing one is read again and stored.
+    // One listing proves every object the manifest will name is there now, including those trusted from
+    // `previous` that a concurrent garbage collection might have removed; a chunk missing any of its objects is
+    // read again and stored whole.
     progress('verify');
     const present = new Set<string>();
-    for await (const o of store.list(CHUNKS_PREFIX)) {
-      const hash = hashOfChunkKey(o.key);
-      if (hash !== undefined) present.add(hash);
-    }
-    inFlight.clear();
-    const missing = [...new Set(chunks)].filter((c): c is string => c !== null && !present.has(c));
-    await forEachIndex(missing.length, concurrency, async (m) => {
-      const hash = missing[m] ?? '';
-      const i = chunks.indexOf(hash);
+    for (const prefix of [CHUNKS_PREFIX, DELTAS_PREFIX]) for await (const o of store.list(prefix)) present.add(o.key);
+    const broken = [...new Set(chunks)].filter(
+      (e): e is string => e !== null && !keysOfEntry(e).every((k) => present.has(k)),
+    );
+    await forEachIndex(broken.length, concurrency, async (b) => {
+      const entry = broken[b] ?? '';
+      const { hash } = parseEntry(entry);
+      const i = chunks.indexOf(entry);
       const plain = await readAt(h, source, i * chunkSize, chunkLength(size, chunkSize, i));
       if (sha256Hex(plain) !== hash)
         throw new BackupError('SOURCE_UNREADABLE', `${source} changed while it was backed up (chunk ${i})`, source);
-      await ensureStored(hash, plain, false);
+      if (!present.has(chunkKey(hash)))
+        await upload(chunkKey(hash), await compressChunk(plain, compression), plain.length);
+      chunks.forEach((e, j) => {
+        if (e === entry) chunks[j] = hash;
+      });
     });
 
     const dataChunks = chunks.filter((c) => c !== null).length;
@@ -244,11 +298,12 @@ export async function backupVolume(source: string, store: ObjectStore, options: 
       size,
       chunkSize,
       compression,
-      ...(options.previous === undefined ? {} : { previous: options.previous.backupId }),
+      ...(previous === undefined ? {} : { previous: previous.backupId }),
       chunks,
       stats: {
         dataChunks,
         holeChunks: stats.holeChunks,
+        deltaChunks: chunks.filter((c) => c !== null && parseEntry(c).base !== undefined).length,
         dataBytes: stats.dataBytes,
         uploadedChunks: stats.uploadedChunks,
         uploadedBytes: stats.uploadedBytes,

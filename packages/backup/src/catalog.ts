@@ -4,7 +4,8 @@ import {
   backupIdOfKey,
   checkId,
   CHUNKS_PREFIX,
-  hashOfChunkKey,
+  DELTAS_PREFIX,
+  keysOfEntry,
   manifestKey,
   MANIFESTS_PREFIX,
   parseBackupId,
@@ -133,15 +134,11 @@ export async function collectGarbage(store: ObjectStore, options: GcOptions = {}
     const key = manifestKey(id);
     const bytes = await store.get(key);
     if (bytes === undefined) continue; // deleted meanwhile
-    for (const c of parseManifest(bytes, key).chunks) if (c !== null) referenced.add(c);
+    for (const c of parseManifest(bytes, key).chunks) if (c !== null) for (const k of keysOfEntry(c)) referenced.add(k);
   }
-  const chunks: { info: ObjectInfo; hash: string }[] = [];
-  for (const info of await collect(store, CHUNKS_PREFIX)) {
-    const hash = hashOfChunkKey(info.key);
-    if (hash !== undefined) chunks.push({ info, hash });
-  }
+  const chunks = [...(await collect(store, CHUNKS_PREFIX)), ...(await collect(store, DELTAS_PREFIX))];
   const plan = planGarbage(chunks, referenced, now(), graceMs);
-  const sizes = new Map(chunks.map((c) => [c.info.key, c.info.size]));
+  const sizes = new Map(chunks.map((c) => [c.key, c.size]));
   let deletedChunks = 0;
   let deletedBytes = 0;
   for (let start = 0; start < plan.remove.length; start += DELETE_BATCH) {

@@ -44,12 +44,30 @@ export async function compressChunk(
   return gzip(plain, { level: 6 });
 }
 
-/**
- * The plain bytes of a stored chunk, verified: it must decompress (codec told by magic bytes), be exactly
- * `length` bytes and hash to `hash`. Anything else is CHUNK_CORRUPT naming the key.
- */
-export async function openChunk(stored: Buffer, hash: string, length: number, key: string): Promise<Buffer> {
-  const corrupt = (why: string) => new BackupError('CHUNK_CORRUPT', `backup chunk ${key} is corrupt: ${why}`, key);
+/** a XOR b (equal lengths) into a new buffer: the delta of two versions of a chunk, and its inverse. */
+export function xorBuffers(a: Uint8Array, b: Uint8Array): Buffer {
+  if (a.length !== b.length) throw new Error(`xor of ${a.length} and ${b.length} bytes`);
+  const out = Buffer.allocUnsafe(a.length);
+  let i = 0;
+  // Eight bytes at a time where all three buffers allow 64-bit views (large buffers start aligned).
+  if (a.byteOffset % 8 === 0 && b.byteOffset % 8 === 0 && out.byteOffset % 8 === 0) {
+    const words = Math.floor(a.length / 8);
+    const wa = new BigUint64Array(a.buffer, a.byteOffset, words);
+    const wb = new BigUint64Array(b.buffer, b.byteOffset, words);
+    const wo = new BigUint64Array(out.buffer, out.byteOffset, words);
+    for (let w = 0; w < words; w++) wo[w] = (wa[w] ?? 0n) ^ (wb[w] ?? 0n);
+    i = words * 8;
+  }
+  for (; i < a.length; i++) out[i] = (a[i] ?? 0) ^ (b[i] ?? 0);
+  return out;
+}
+
+function corruptError(key: string, why: string): BackupError {
+  return new BackupError('CHUNK_CORRUPT', `backup chunk ${key} is corrupt: ${why}`, key);
+}
+
+/** Decompresses a stored object (codec told by magic bytes) that must hold exactly `length` bytes. */
+export async function decompressChunk(stored: Buffer, length: number, key: string): Promise<Buffer> {
   let plain: Buffer;
   try {
     // maxOutputLength bounds memory against a corrupt (or hostile) object that would inflate without end.
@@ -63,11 +81,27 @@ export async function openChunk(stored: Buffer, hash: string, length: number, ke
       throw new Error('neither a zstd nor a gzip stream');
     }
   } catch (e) {
-    if (e instanceof BackupError) throw e;
-    throw corrupt(`does not decompress (${e instanceof Error ? e.message : String(e)})`);
+    throw corruptError(key, `does not decompress (${e instanceof Error ? e.message : String(e)})`);
   }
-  if (plain.length !== length) throw corrupt(`holds ${plain.length} bytes, the manifest expects ${length}`);
+  if (plain.length !== length) throw corruptError(key, `holds ${plain.length} bytes, the manifest expects ${length}`);
+  return plain;
+}
+
+/**
+ * The plain bytes of a stored chunk, verified: it must decompress, be exactly `length` bytes and hash to `hash`.
+ * Anything else is CHUNK_CORRUPT naming the key.
+ */
+export async function openChunk(stored: Buffer, hash: string, length: number, key: string): Promise<Buffer> {
+  const plain = await decompressChunk(stored, length, key);
   const actual = sha256Hex(plain);
-  if (actual !== hash) throw corrupt(`its content hashes to ${actual}`);
+  if (actual !== hash) throw corruptError(key, `its content hashes to ${actual}`);
+  return plain;
+}
+
+/** The plain bytes of a delta applied to its (verified) base, verified against `hash`; CHUNK_CORRUPT names the delta. */
+export async function openDelta(stored: Buffer, base: Buffer, hash: string, key: string): Promise<Buffer> {
+  const plain = xorBuffers(await decompressChunk(stored, base.length, key), base);
+  const actual = sha256Hex(plain);
+  if (actual !== hash) throw corruptError(key, `applied to its base, it hashes to ${actual}`);
   return plain;
 }

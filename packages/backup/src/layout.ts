@@ -2,6 +2,7 @@
  * Where things live in the store (all keys relative to the store's prefix):
  *
  *   chunks/<first 2 hex>/<sha256 of the plain bytes>   compressed chunk (zstd or gzip, told apart by magic bytes)
+ *   deltas/<first 2 hex>/<sha256>.<base sha256>         compressed XOR of the plain bytes with a full chunk (base)
  *   manifests/<volumeId>/<stamp>-<snapshotId>.json      one per finished backup, written last
  *   pending/<volumeId>/<stamp>-<snapshotId>.json        while a backup runs (garbage collection waits for it)
  *
@@ -11,6 +12,7 @@
 import { BackupError } from './errors';
 
 export const CHUNKS_PREFIX = 'chunks/';
+export const DELTAS_PREFIX = 'deltas/';
 export const MANIFESTS_PREFIX = 'manifests/';
 export const PENDING_PREFIX = 'pending/';
 
@@ -94,6 +96,31 @@ export function resolveManifestKey(ref: string): string {
 
 export function chunkKey(hash: string): string {
   return `${CHUNKS_PREFIX}${hash.slice(0, 2)}/${hash}`;
+}
+
+export function deltaKey(hash: string, base: string): string {
+  return `${DELTAS_PREFIX}${hash.slice(0, 2)}/${hash}.${base}`;
+}
+
+/** A manifest's chunk entry: `H` (a full chunk) or `H.B` (a delta of H against the full chunk B). */
+export interface ChunkEntry {
+  readonly hash: string;
+  readonly base?: string;
+}
+
+export function parseEntry(entry: string): ChunkEntry {
+  const dot = entry.indexOf('.');
+  return dot < 0 ? { hash: entry } : { hash: entry.slice(0, dot), base: entry.slice(dot + 1) };
+}
+
+export function formatEntry(e: ChunkEntry): string {
+  return e.base === undefined ? e.hash : `${e.hash}.${e.base}`;
+}
+
+/** The objects an entry needs: its chunk, or its delta and the delta's base. */
+export function keysOfEntry(entry: string): string[] {
+  const e = parseEntry(entry);
+  return e.base === undefined ? [chunkKey(e.hash)] : [deltaKey(e.hash, e.base), chunkKey(e.base)];
 }
 
 /** The hash a chunk key names, or undefined for any other key. */

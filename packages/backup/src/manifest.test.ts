@@ -31,6 +31,7 @@ function body(overrides: Partial<ManifestBody> = {}): ManifestBody {
     stats: {
       dataChunks: 3,
       holeChunks: 1,
+      deltaChunks: 0,
       dataBytes: 2 * 65536 + 100,
       uploadedChunks: 2,
       uploadedBytes: 1000,

@@ -11,7 +11,7 @@ export const MIN_CHUNK_SIZE = 64 * 1024;
 export const MAX_CHUNK_SIZE = 64 * 1024 * 1024;
 export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 
-const Hash = z.string().regex(/^[0-9a-f]{64}$/, 'a lower-case hex SHA-256');
+const Entry = z.string().regex(/^[0-9a-f]{64}(\.[0-9a-f]{64})?$/, 'a lower-case hex SHA-256, or two joined by a dot');
 const Count = z.number().int().nonnegative();
 
 export const ManifestStats = z.object({
@@ -21,11 +21,13 @@ export const ManifestStats = z.object({
   holeChunks: Count,
   /** Plain bytes of the data chunks. */
   dataBytes: Count,
+  /** Data chunks stored as a delta against another chunk. */
+  deltaChunks: Count,
   /** Chunks this backup uploaded (the rest the store already held). */
   uploadedChunks: Count,
   /** Compressed bytes this backup uploaded. */
   uploadedBytes: Count,
-  /** Plain bytes of the chunks it uploaded. */
+  /** Plain bytes of the chunks it uploaded (whole, or as deltas). */
   uploadedPlainBytes: Count,
 });
 export type ManifestStats = z.infer<typeof ManifestStats>;
@@ -46,8 +48,11 @@ export const ManifestBody = z.object({
   compression: z.enum(['zstd', 'gzip']),
   /** The backup this one was made against, if any (informational: chunks are found by hash). */
   previous: z.string().optional(),
-  /** One entry per chunk in volume order: the SHA-256 of its plain bytes, or null for a hole (all zeros). */
-  chunks: z.array(Hash.nullable()),
+  /**
+   * One entry per chunk in volume order: null for a hole (all zeros); else the SHA-256 of its plain bytes, stored
+   * whole (`H`), or `H.B`: stored as the XOR with the full chunk B (a small change to a chunk uploads little).
+   */
+  chunks: z.array(Entry.nullable()),
   stats: ManifestStats,
 });
 export type ManifestBody = z.infer<typeof ManifestBody>;
@@ -98,6 +103,8 @@ function inconsistency(m: ManifestBody): string | undefined {
   const parts = parseBackupId(m.backupId);
   if (parts?.volumeId !== m.volumeId || parts.snapshotId !== m.snapshotId)
     return `backup id ${m.backupId} does not match volume ${m.volumeId} and snapshot ${m.snapshotId}`;
+  const deltas = m.chunks.filter((c) => c !== null && c.includes('.')).length;
+  if (deltas !== m.stats.deltaChunks) return `stats count ${m.stats.deltaChunks} delta chunks, the list ${deltas}`;
   const data = m.chunks.filter((c) => c !== null).length;
   if (data !== m.stats.dataChunks || m.chunks.length - data !== m.stats.holeChunks)
     return `stats count ${m.stats.dataChunks} data and ${m.stats.holeChunks} hole chunks, the list ${data} and ${m.chunks.length - data}`;

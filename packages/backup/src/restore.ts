@@ -2,9 +2,9 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { openChunk } from './chunks';
+import { openChunk, openDelta } from './chunks';
 import { BackupError } from './errors';
-import { chunkKey, resolveManifestKey } from './layout';
+import { chunkKey, deltaKey, parseEntry, resolveManifestKey } from './layout';
 import { chunkLength, parseManifest, type Manifest } from './manifest';
 import { forEachIndex } from './pool';
 import { describePath } from './source';
@@ -123,20 +123,29 @@ export async function restoreVolume(
     const writeZeros = isDevice && options.assumeZeroed !== true;
     await forEachIndex(manifest.chunks.length, concurrency, async (i) => {
       options.signal?.throwIfAborted();
-      const hash = manifest.chunks[i] ?? null;
+      const entry = manifest.chunks[i] ?? null;
       const length = chunkLength(manifest.size, manifest.chunkSize, i);
-      if (hash === null) {
+      if (entry === null) {
         if (writeZeros) await writeAll(handle, target, zeros(length), i * manifest.chunkSize);
       } else {
-        const key = chunkKey(hash);
-        const stored = await store.get(key);
-        if (stored === undefined)
-          throw new BackupError(
-            'CHUNK_MISSING',
-            `backup ${manifest.backupId} is incomplete: chunk ${key} (volume offset ${i * manifest.chunkSize}) is missing from ${store.location}`,
-            key,
-          );
-        const plain = await openChunk(stored, hash, length, key);
+        const fetch = async (key: string) => {
+          const stored = await store.get(key);
+          if (stored === undefined)
+            throw new BackupError(
+              'CHUNK_MISSING',
+              `backup ${manifest.backupId} is incomplete: chunk ${key} (volume offset ${i * manifest.chunkSize}) is missing from ${store.location}`,
+              key,
+            );
+          return stored;
+        };
+        const { hash, base } = parseEntry(entry);
+        let plain: Buffer;
+        if (base === undefined) {
+          plain = await openChunk(await fetch(chunkKey(hash)), hash, length, chunkKey(hash));
+        } else {
+          const basePlain = await openChunk(await fetch(chunkKey(base)), base, length, chunkKey(base));
+          plain = await openDelta(await fetch(deltaKey(hash, base)), basePlain, hash, deltaKey(hash, base));
+        }
         await writeAll(handle, target, plain, i * manifest.chunkSize);
         bytesWritten += length;
         chunksWritten++;

@@ -15,11 +15,15 @@ describe('retention', () => {
 
   it('collects only unreferenced chunks older than the grace period', () => {
     const chunks = [
-      { info: info('chunks/aa/a', 10_000), hash: 'a' }, // referenced
-      { info: info('chunks/bb/b', 10_000), hash: 'b' }, // old, unreferenced
-      { info: info('chunks/cc/c', 10), hash: 'c' }, // young, unreferenced
+      info('chunks/aa/a', 10_000), // referenced
+      info('chunks/bb/b', 10_000), // old, unreferenced
+      info('chunks/cc/c', 10), // young, unreferenced
     ];
-    expect(planGarbage(chunks, new Set(['a']), T0, 1000)).toEqual({ remove: ['chunks/bb/b'], referenced: 1, young: 1 });
+    expect(planGarbage(chunks, new Set(['chunks/aa/a']), T0, 1000)).toEqual({
+      remove: ['chunks/bb/b'],
+      referenced: 1,
+      young: 1,
+    });
   });
 
   it('counts a pending marker as a running backup only while it is refreshed', () => {

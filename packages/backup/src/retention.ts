@@ -32,8 +32,9 @@ export interface GarbagePlan {
   readonly young: number;
 }
 
+/** `chunks`: every chunk and delta object; `referenced`: the keys some manifest needs (see keysOfEntry). */
 export function planGarbage(
-  chunks: readonly { info: ObjectInfo; hash: string }[],
+  chunks: readonly ObjectInfo[],
   referenced: ReadonlySet<string>,
   nowMs: number,
   graceMs: number,
@@ -41,8 +42,8 @@ export function planGarbage(
   const remove: string[] = [];
   let refs = 0;
   let young = 0;
-  for (const { info, hash } of chunks) {
-    if (referenced.has(hash)) refs++;
+  for (const info of chunks) {
+    if (referenced.has(info.key)) refs++;
     else if (nowMs - info.lastModified.getTime() < graceMs) young++;
     else remove.push(info.key);
   }
