@@ -180,7 +180,8 @@ export const apiRoutes = {
   updateDataset: route({
     method: 'post',
     path: '/v1/configuration/datasets/:id',
-    summary: 'Update a dataset: a new primary moves it; maximum_size changes its size limit.',
+    summary:
+      'Update a dataset: a new primary moves it; maximum_size changes its size limit; metadata sets (string) or removes (null) the snapshot schedule keys.',
     tag: 'configuration',
     params: IdParams,
     body: UpdateDatasetRequest,

@@ -11,3 +11,4 @@ export * from './durableFiles';
 export * from './safeLogOutput';
 export * from './volumeNames';
 export * from './volumeIds';
+export * from './snapshotSchedule';

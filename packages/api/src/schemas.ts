@@ -4,6 +4,7 @@
  * Every process validates what it receives against these; types derive from them.
  */
 import { z } from 'zod';
+import { MUTABLE_METADATA_KEYS, snapshotScheduleIssues } from './snapshotSchedule';
 
 /** Flocker's lower bound on maximum_size: 64 MiB. */
 export const MINIMUM_DATASET_SIZE = 64 * 1024 * 1024;
@@ -172,14 +173,38 @@ export const CreateDatasetRequest = z
         message: `an xfs dataset needs at least ${XFS_MINIMUM_SIZE} bytes (300 MiB)`,
       });
     }
+    // The grammar here; the minimum interval is the control service's (it has a test-only override).
+    for (const issue of snapshotScheduleIssues(metadata, 0)) {
+      ctx.addIssue({ code: 'custom', path: ['metadata', issue.key], message: issue.message });
+    }
   });
 
 export const UpdateDatasetRequest = z
   .object({
     primary: NodeUuid.optional(),
     maximum_size: MaximumSize.nullable().optional(),
+    metadata: z
+      .record(
+        z.string().refine((k) => MUTABLE_METADATA_KEYS.includes(k), {
+          message: `only ${MUTABLE_METADATA_KEYS.join(' and ')} can change after creation`,
+        }),
+        z
+          .string()
+          .max(METADATA_MAX_LENGTH, { message: `metadata values are at most ${METADATA_MAX_LENGTH} characters` })
+          .nullable(),
+        KEY_MESSAGES,
+      )
+      .optional()
+      .describe(
+        `Merged into the dataset's metadata: a string sets the key, null removes it. Only ${MUTABLE_METADATA_KEYS.join(' and ')} (the snapshot schedule, issue 20) can change.`,
+      ),
   })
-  .strict();
+  .strict()
+  .superRefine((req, ctx) => {
+    for (const issue of snapshotScheduleIssues(req.metadata ?? {}, 0)) {
+      ctx.addIssue({ code: 'custom', path: ['metadata', issue.key], message: issue.message });
+    }
+  });
 
 export const DatasetState = z
   .object({

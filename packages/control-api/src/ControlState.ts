@@ -4,18 +4,22 @@
  *   other replicas' commits;
  * - NodeReports (nodeReports.ts): node and container reports, node liveness;
  * - ChangeNotifier (notifier.ts): the long-poll fan-out on the generation token;
- * - LeaseExpiryService (leaseExpiry.ts): expiring leases and releasing dead nodes' leases.
+ * - LeaseExpiryService (leaseExpiry.ts): expiring leases and releasing dead nodes' leases;
+ * - SnapshotScheduler (snapshotScheduler.ts): the datasets' snapshot schedules and retention.
  * All read the injected clock `now`.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'winston';
 import type { ClusterEvent, ContainerReport, ContainerState, NodeReport } from '@flocker/api';
+import { MIN_SNAPSHOT_INTERVAL_MS } from '@flocker/api';
+import type { Clock } from '@flocker/runtime';
 import { type Applied, type Configuration, configurationTag, purgeSnapshots, registerNode } from './configuration';
 import type { ConfigurationStore } from './ConfigurationStore';
 import { aliveNodes, type ReportedNode, reportedSnapshotIds } from './clusterState';
 import { Committer } from './committer';
 import { EventRing } from './events';
 import { LeaseExpiryService } from './leaseExpiry';
+import { SnapshotScheduler } from './snapshotScheduler';
 import { NodeReports } from './nodeReports';
 import { ChangeNotifier } from './notifier';
 
@@ -30,6 +34,10 @@ export interface ControlStateOptions {
   now?: () => number;
   /** How often liveness is re-checked; default min(1 s, nodeTimeout / 4). */
   livenessCheckMs?: number;
+  /** The shortest snapshot schedule accepted and run; default MIN_SNAPSHOT_INTERVAL_MS (lower only in tests). */
+  minSnapshotIntervalMs?: number;
+  /** Timers of the snapshot scheduler (a ManualClock in tests); default setTimeout. */
+  snapshotTimers?: Pick<Clock, 'setTimer'>;
 }
 
 export const DEFAULT_LEASE_GRACE_MS = 5_000;
@@ -46,6 +54,8 @@ export class ControlState {
   private readonly nodes: NodeReports;
   private readonly notifier: ChangeNotifier;
   private readonly leases: LeaseExpiryService;
+  private readonly schedules: SnapshotScheduler;
+  readonly minSnapshotIntervalMs: number;
   private readonly logger: Logger;
   private livenessTimer: NodeJS.Timeout | undefined;
 
@@ -65,6 +75,7 @@ export class ControlState {
       initial,
       onChange: () => {
         this.leases.scheduleLeaseExpiry();
+        this.schedules.reschedule();
         this.notifier.notify();
       },
     });
@@ -86,10 +97,20 @@ export class ControlState {
       logger,
       now,
     });
+    this.minSnapshotIntervalMs = options.minSnapshotIntervalMs ?? MIN_SNAPSHOT_INTERVAL_MS;
+    this.schedules = new SnapshotScheduler({
+      configuration: () => this.committer.configuration,
+      mutate: (change) => this.committer.mutate(change),
+      now,
+      ...(options.snapshotTimers !== undefined ? { timers: options.snapshotTimers } : {}),
+      minIntervalMs: this.minSnapshotIntervalMs,
+      logger,
+    });
     const every = options.livenessCheckMs ?? Math.max(50, Math.min(1000, Math.floor(options.nodeTimeoutMs / 4)));
     this.livenessTimer = setInterval(() => void this.checkLiveness(), every);
     this.livenessTimer.unref();
     this.leases.scheduleLeaseExpiry();
+    this.schedules.reschedule();
   }
 
   static async open(options: ControlStateOptions): Promise<ControlState> {
@@ -242,6 +263,11 @@ export class ControlState {
     return this.leases.releaseDeadNodeLeases(now);
   }
 
+  /** Applies the snapshot schedules now (what the scheduler's timer does); see SnapshotScheduler.run. */
+  runSnapshotSchedules(): Promise<void> {
+    return this.schedules.run();
+  }
+
   /** See LeaseExpiryService.releaseDeadNodeLeases. */
   releaseDeadNodeLeases(now: number = this.now()): Promise<void> {
     return this.leases.releaseDeadNodeLeases(now);
@@ -258,6 +284,7 @@ export class ControlState {
 
   /** Stops timers, releases long-polls and waits for a pending commit. */
   async close(): Promise<void> {
+    this.schedules.close();
     const committed = this.committer.close();
     this.nodes.close();
     if (this.livenessTimer !== undefined) clearInterval(this.livenessTimer);

@@ -15,7 +15,7 @@ import type {
   ReleasedLease,
   UpdateDatasetRequest,
 } from '@flocker/api';
-import { METADATA_NAME_KEY } from '@flocker/api';
+import { METADATA_MAX_KEYS, METADATA_NAME_KEY } from '@flocker/api';
 import { ConfigurationError } from './errors';
 import { deleteEntry, setEntry } from './PersistentMap';
 
@@ -220,8 +220,41 @@ export function updateDataset(
   if (req.maximum_size !== undefined && req.maximum_size !== current.maximum_size) {
     next = { ...next, maximum_size: req.maximum_size };
   }
+  const metadata = req.metadata === undefined ? undefined : mergeMetadata(current.metadata, req.metadata);
+  if (metadata !== undefined) next = { ...next, metadata };
   if (next === current) return { config, result: current, status: 200 };
   return { config: withDatasets(config, setEntry(config.datasets, id, next)), result: next, status: 200 };
+}
+
+/**
+ * `patch` merged into `metadata` (a string sets a key, null removes it); undefined when
+ * nothing changes. Refused when the result has more keys than the API allows.
+ */
+function mergeMetadata(
+  metadata: Readonly<Record<string, string>>,
+  patch: Readonly<Record<string, string | null>>,
+): Record<string, string> | undefined {
+  const merged: Record<string, string> = { ...metadata };
+  let changed = false;
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) {
+      if (Object.hasOwn(merged, key)) {
+        delete merged[key];
+        changed = true;
+      }
+    } else if (merged[key] !== value) {
+      merged[key] = value;
+      changed = true;
+    }
+  }
+  if (!changed) return undefined;
+  if (Object.keys(merged).length > METADATA_MAX_KEYS) {
+    throw new ConfigurationError(
+      'METADATA_TOO_MANY_KEYS',
+      `The dataset's metadata would have ${Object.keys(merged).length} keys; at most ${METADATA_MAX_KEYS} are allowed.`,
+    );
+  }
+  return merged;
 }
 
 export function deleteDataset(config: Configuration, id: string, now: number): Applied<DatasetConfiguration> {

@@ -33,7 +33,9 @@ export type ConfigurationCode =
   | 'SNAPSHOT_SOURCE_DELETED'
   | 'SOURCE_SNAPSHOT_UNKNOWN'
   | 'CLONE_TOO_SMALL'
-  | 'SOURCE_DATASET_UNKNOWN';
+  | 'SOURCE_DATASET_UNKNOWN'
+  | 'SNAPSHOT_SCHEDULE_TOO_FREQUENT'
+  | 'METADATA_TOO_MANY_KEYS';
 
 /** What a configuration store (file, etcd, its log) fails with. */
 export type StoreCode =

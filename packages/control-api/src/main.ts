@@ -78,6 +78,11 @@ async function main(): Promise<void> {
       default: false,
       describe: 'Serve plain HTTP without authentication (development and tests only)',
     })
+    .option('test-only-min-snapshot-interval', {
+      type: 'number',
+      describe:
+        'TESTS ONLY: the shortest snapshot schedule accepted and run, in seconds (default 300); never in production',
+    })
     .option('log-level', {
       type: 'string',
       default: 'info',
@@ -106,6 +111,9 @@ async function main(): Promise<void> {
     leaseGraceSeconds: argv['lease-grace'],
     compactLogBytes: argv['compact-log-bytes'],
     logger,
+    ...(argv['test-only-min-snapshot-interval'] !== undefined
+      ? { testOnlyMinSnapshotIntervalSeconds: argv['test-only-min-snapshot-interval'] }
+      : {}),
     ...(tls.mode === 'https' ? { tls: readTlsFiles(tls.files) } : {}),
     ...(argv.store === 'etcd'
       ? {

@@ -16,13 +16,14 @@ import {
   ReleasedLease,
   ReportResponse,
   type RouteName,
+  snapshotScheduleIssues,
   VersionResponse,
 } from '@flocker/api';
 import { acquireLease, createDataset, deleteDataset, listLeases, releaseLease, updateDataset } from './configuration';
 import { isAlive, nodeByEra } from './clusterState';
 import { reportClaimConflict } from './reportClaims';
 import { sizeBeyondBackend } from './backendLimits';
-import { RequestError } from './errors';
+import { ConfigurationError, RequestError } from './errors';
 import { containerHandlers } from './containerRoutes';
 import { reportedSnapshotSize, snapshotHandlers } from './snapshotRoutes';
 import { type Handlers, implement, type RouteSpec } from './routeSpec';
@@ -30,10 +31,22 @@ import { type Handlers, implement, type RouteSpec } from './routeSpec';
 export { canonicalInput } from './routeSpec';
 export type { Reply, RouteContext, RouteSpec } from './routeSpec';
 
+/** A snapshot schedule (metadata) more frequent than the control service runs is refused (400). */
+function requireScheduleInterval(
+  metadata: Readonly<Record<string, string | null>> | undefined,
+  minIntervalMs: number,
+): void {
+  const issue = snapshotScheduleIssues(metadata ?? {}, minIntervalMs)[0];
+  if (issue !== undefined) {
+    throw new ConfigurationError('SNAPSHOT_SCHEDULE_TOO_FREQUENT', `${issue.key}: ${issue.message}.`);
+  }
+}
+
 const datasetHandlers: Omit<Handlers, keyof typeof containerHandlers | keyof typeof snapshotHandlers> = {
   version: () => ({ status: 200, body: VersionResponse.parse({ flocker: FLOCKER_VERSION }) }),
   listDatasets: (state, _ctx, views) => ({ status: 200, json: views.datasets(), tag: state.configurationTag }),
   createDataset: async (state, { body, ifMatches }) => {
+    requireScheduleInterval(body.metadata, state.minSnapshotIntervalMs);
     const tooLarge = sizeBeyondBackend(body.maximum_size, body.primary, state.reportedNodes());
     if (tooLarge !== undefined) throw tooLarge;
     const applied = await state.mutate(
@@ -43,6 +56,7 @@ const datasetHandlers: Omit<Handlers, keyof typeof containerHandlers | keyof typ
     return { status: 201, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
   },
   updateDataset: async (state, { params, body, ifMatches }) => {
+    requireScheduleInterval(body.metadata, state.minSnapshotIntervalMs);
     const current = state.configuration.datasets.get(params.id);
     if (current !== undefined) {
       const size = body.maximum_size !== undefined ? body.maximum_size : current.maximum_size;

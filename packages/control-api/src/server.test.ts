@@ -383,7 +383,7 @@ describe('control service over HTTP', () => {
         'update unknown field',
         'POST',
         `/v1/configuration/datasets/${D1}`,
-        JSON.stringify({ metadata: {} }),
+        JSON.stringify({ deleted: true }),
         400,
         'INVALID_REQUEST',
       ],

@@ -69,6 +69,11 @@ export interface ControlServiceOptions {
   now?: () => number;
   /** Serve HTTPS with mutual TLS against this cluster CA and authorize by certificate; absent = plain HTTP. */
   tls?: ServerTlsCredentials;
+  /**
+   * TESTS ONLY: the shortest snapshot schedule accepted and run, in seconds, instead of
+   * MIN_SNAPSHOT_INTERVAL_MS (5 minutes), so a test sees schedules run in seconds.
+   */
+  testOnlyMinSnapshotIntervalSeconds?: number;
 }
 
 export interface ControlService {
@@ -251,7 +256,15 @@ export async function startControlService(options: ControlServiceOptions = {}): 
     nodeTimeoutMs,
     leaseGraceMs,
     ...(options.now !== undefined ? { now: options.now } : {}),
+    ...(options.testOnlyMinSnapshotIntervalSeconds !== undefined
+      ? { minSnapshotIntervalMs: options.testOnlyMinSnapshotIntervalSeconds * 1000 }
+      : {}),
   });
+  if (options.testOnlyMinSnapshotIntervalSeconds !== undefined) {
+    logger.warn('snapshot schedules may run as often as every few seconds (test-only option)', {
+      min_snapshot_interval_seconds: options.testOnlyMinSnapshotIntervalSeconds,
+    });
+  }
   const app = createApp(state, logger, undefined, options.tls !== undefined);
   const host = options.host ?? '0.0.0.0';
   const limits = { ...DEFAULT_LIMITS, ...options.limits };

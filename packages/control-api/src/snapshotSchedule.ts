@@ -1,0 +1,173 @@
+/**
+ * Scheduled snapshots (issue 20), the pure part: given the time, a dataset's schedule
+ * (its metadata, see @flocker/api snapshotSchedule.ts) and the scheduled snapshots it
+ * has, which snapshot to ask for and which to delete. No timers here (snapshotScheduler.ts).
+ *
+ * Slots are multiples of the interval since the epoch. A slot is served when a scheduled
+ * snapshot of the dataset was asked for at or after its start; an unserved current slot
+ * gets one snapshot, whatever number of slots passed before it (a restart or a long outage
+ * never causes a burst). Retention deletes the oldest scheduled snapshots beyond keep;
+ * snapshots without the scheduled marker (manual ones, a clone's implicit one) never count.
+ * Applied inside a configuration commit, and re-applied on whatever another replica
+ * committed first, so two control replicas never take a slot twice.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  datasetSnapshotSchedule,
+  METADATA_NAME_KEY,
+  METADATA_SCHEDULED_KEY,
+  MIN_SNAPSHOT_INTERVAL_MS,
+  scheduledSnapshotName,
+  scheduleSlotStart,
+  type SnapshotConfiguration,
+  type SnapshotSchedule,
+} from '@flocker/api';
+import { type Applied, type Configuration, createSnapshot, deleteSnapshot } from './configuration';
+
+/** A scheduled snapshot as the planner needs it. */
+export interface ScheduledSnapshot {
+  readonly snapshot_id: string;
+  /** Epoch ms it was asked for. */
+  readonly createdAt: number;
+}
+
+export interface SchedulePlan {
+  /** The snapshot to ask for now, if the current slot is not served. */
+  readonly create?: { readonly name: string; readonly slotStart: number };
+  /** Ids of scheduled snapshots to delete, oldest first. */
+  readonly delete: readonly string[];
+  /** When this dataset is next due (epoch ms), once the plan is applied. */
+  readonly nextDue: number;
+}
+
+/**
+ * The plan for one dataset. `scheduled` are its live (not deleted) scheduled snapshots;
+ * `nameInUse` says whether a live snapshot already has a name (a manual one may hold the
+ * slot's name: then `<name>-scheduled` is used, and if that is taken too the slot is skipped).
+ */
+export function planSchedule(
+  now: number,
+  schedule: SnapshotSchedule,
+  volume: string,
+  scheduled: readonly ScheduledSnapshot[],
+  nameInUse: (name: string) => boolean = () => false,
+): SchedulePlan {
+  const slotStart = scheduleSlotStart(now, schedule.intervalMs);
+  const nextSlot = slotStart + schedule.intervalMs;
+  const oldestFirst = [...scheduled].sort(
+    (a, b) => a.createdAt - b.createdAt || a.snapshot_id.localeCompare(b.snapshot_id),
+  );
+  const newest = oldestFirst[oldestFirst.length - 1];
+  let create: SchedulePlan['create'];
+  if (newest === undefined || newest.createdAt < slotStart) {
+    const base = scheduledSnapshotName(volume, slotStart);
+    const name = !nameInUse(base) ? base : !nameInUse(`${base}-scheduled`) ? `${base}-scheduled` : undefined;
+    if (name !== undefined) create = { name, slotStart };
+  }
+  const total = oldestFirst.length + (create !== undefined ? 1 : 0);
+  const excess = Math.max(0, total - schedule.keep);
+  return {
+    ...(create !== undefined ? { create } : {}),
+    delete: oldestFirst.slice(0, excess).map((s) => s.snapshot_id),
+    // Served (or skipped for a name nobody can use): the next slot.
+    nextDue: nextSlot,
+  };
+}
+
+/** Whether a snapshot was taken on schedule (never a manual or a clone's implicit one). */
+export function isScheduledSnapshot(snapshot: SnapshotConfiguration): boolean {
+  return snapshot.metadata[METADATA_SCHEDULED_KEY] !== undefined;
+}
+
+interface DatasetSchedule {
+  readonly datasetId: string;
+  readonly volume: string;
+  readonly schedule: SnapshotSchedule;
+  readonly scheduled: ScheduledSnapshot[];
+}
+
+/** Every live dataset with a schedule, and its live scheduled snapshots. */
+function datasetSchedules(config: Configuration, minIntervalMs: number): DatasetSchedule[] {
+  const byDataset = new Map<string, DatasetSchedule>();
+  for (const dataset of config.datasets.values()) {
+    if (dataset.deleted) continue;
+    const schedule = datasetSnapshotSchedule(dataset.metadata, minIntervalMs);
+    if (schedule === undefined) continue;
+    const volume = dataset.metadata[METADATA_NAME_KEY] ?? dataset.dataset_id;
+    byDataset.set(dataset.dataset_id, { datasetId: dataset.dataset_id, volume, schedule, scheduled: [] });
+  }
+  for (const snapshot of config.snapshots?.values() ?? []) {
+    if (snapshot.deleted === true || !isScheduledSnapshot(snapshot)) continue;
+    const createdAt = Date.parse(snapshot.created_at);
+    byDataset.get(snapshot.dataset_id)?.scheduled.push({
+      snapshot_id: snapshot.snapshot_id,
+      createdAt: Number.isNaN(createdAt) ? 0 : createdAt,
+    });
+  }
+  return [...byDataset.values()];
+}
+
+function liveSnapshotNames(config: Configuration): Set<string> {
+  const live = new Set<string>();
+  for (const s of config.snapshots?.values() ?? []) {
+    const name = s.metadata[METADATA_NAME_KEY];
+    if (s.deleted !== true && name !== undefined) live.add(name);
+  }
+  return live;
+}
+
+/** What one application of the schedules did, per dataset (only those with something done). */
+export interface ScheduleAction {
+  readonly dataset_id: string;
+  readonly created?: SnapshotConfiguration;
+  readonly deleted: readonly string[];
+}
+
+/**
+ * Applies every dataset's plan at `now` to the configuration: the same value when nothing
+ * is due, so re-applying it (on this replica or after another did it) is a no-op.
+ */
+export function applySnapshotSchedules(
+  config: Configuration,
+  now: number,
+  minIntervalMs: number = MIN_SNAPSHOT_INTERVAL_MS,
+  newId: () => string = randomUUID,
+): Applied<ScheduleAction[]> {
+  const live = liveSnapshotNames(config);
+  let next = config;
+  const actions: ScheduleAction[] = [];
+  for (const d of datasetSchedules(config, minIntervalMs)) {
+    const plan = planSchedule(now, d.schedule, d.volume, d.scheduled, (name) => live.has(name));
+    if (plan.create === undefined && plan.delete.length === 0) continue;
+    let created: SnapshotConfiguration | undefined;
+    if (plan.create !== undefined) {
+      const applied = createSnapshot(
+        next,
+        {
+          dataset_id: d.datasetId,
+          metadata: { [METADATA_NAME_KEY]: plan.create.name, [METADATA_SCHEDULED_KEY]: d.schedule.text },
+        },
+        now,
+        newId,
+      );
+      next = applied.config;
+      created = applied.result;
+      live.add(plan.create.name);
+    }
+    for (const id of plan.delete) next = deleteSnapshot(next, id).config;
+    actions.push({ dataset_id: d.datasetId, ...(created !== undefined ? { created } : {}), deleted: plan.delete });
+  }
+  return { config: next, result: actions, status: 200 };
+}
+
+/** The earliest moment any dataset's schedule is due (epoch ms; `now` when something is due now). */
+export function nextScheduleDue(config: Configuration, now: number, minIntervalMs: number): number | undefined {
+  const live = liveSnapshotNames(config);
+  let due: number | undefined;
+  for (const d of datasetSchedules(config, minIntervalMs)) {
+    const plan = planSchedule(now, d.schedule, d.volume, d.scheduled, (name) => live.has(name));
+    const at = plan.create !== undefined || plan.delete.length > 0 ? now : plan.nextDue;
+    if (due === undefined || at < due) due = at;
+  }
+  return due;
+}

@@ -1,0 +1,108 @@
+/**
+ * Runs the snapshot schedules (issue 20): one timer at the earliest due time of the
+ * committed configuration, re-planned on every configuration change. Each run is one
+ * configuration commit of applySnapshotSchedules (snapshotSchedule.ts), which the committer
+ * re-applies onto whatever another replica committed first: every replica runs this, and
+ * the compare-and-set commit is what keeps them from taking a slot twice.
+ */
+import type { Logger } from 'winston';
+import type { Clock, TimerHandle } from '@flocker/runtime';
+import { configurationTag, type Configuration, type Applied } from './configuration';
+import { applySnapshotSchedules, nextScheduleDue, type ScheduleAction } from './snapshotSchedule';
+
+export interface SnapshotSchedulerOptions {
+  /** The committed configuration, and a way to change it (the committer). */
+  configuration: () => Configuration;
+  mutate: (
+    change: (config: Configuration, now: number) => Applied<ScheduleAction[]>,
+  ) => Promise<Applied<ScheduleAction[]>>;
+  /** Epoch ms (the control service's clock). */
+  now: () => number;
+  /** Timers; by default setTimeout, unref'd (a pending schedule never keeps the process alive). */
+  timers?: Pick<Clock, 'setTimer'>;
+  minIntervalMs: number;
+  logger: Logger;
+}
+
+/** Timers cap at ~24.8 days; a later moment is simply re-planned then. */
+const MAX_DELAY_MS = 2 ** 31 - 1;
+/** After a failed run (store unavailable, shutting down), the next try. */
+export const SCHEDULE_RETRY_MS = 5_000;
+
+const unrefTimers: Pick<Clock, 'setTimer'> = {
+  setTimer(fn, ms) {
+    const t = setTimeout(fn, Math.max(0, ms));
+    t.unref();
+    return { cancel: () => clearTimeout(t) };
+  },
+};
+
+export class SnapshotScheduler {
+  private timer: TimerHandle | undefined;
+  private running: Promise<void> | undefined;
+  private retryAt: number | undefined;
+  private closed = false;
+
+  constructor(private readonly options: SnapshotSchedulerOptions) {}
+
+  /** A timer at the earliest due time (replacing the previous one); nothing while a run is in flight. */
+  reschedule(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+    if (this.closed || this.running !== undefined) return;
+    const now = this.options.now();
+    let due = nextScheduleDue(this.options.configuration(), now, this.options.minIntervalMs);
+    if (due === undefined) return;
+    if (this.retryAt !== undefined) due = Math.max(due, this.retryAt);
+    // A few ms late, so the slot has begun on the clock the planner reads.
+    const delay = Math.min(Math.max(0, due - now) + (due > now ? 5 : 0), MAX_DELAY_MS);
+    const timers = this.options.timers ?? unrefTimers;
+    this.timer = timers.setTimer(() => {
+      this.timer = undefined;
+      void this.run();
+    }, delay);
+  }
+
+  /** Applies the schedules now (one commit); resolves once it is durable, or failed and was logged. */
+  run(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    if (this.running !== undefined) return this.running;
+    const { logger, minIntervalMs } = this.options;
+    this.running = this.options
+      .mutate((c, now) => applySnapshotSchedules(c, now, minIntervalMs))
+      .then((applied) => {
+        this.retryAt = undefined;
+        const tag = configurationTag(this.options.configuration());
+        for (const action of applied.result) {
+          logger.info('scheduled snapshots', {
+            event: 'snapshot_schedule',
+            dataset: action.dataset_id,
+            ...(action.created !== undefined
+              ? { created: action.created.snapshot_id, name: action.created.metadata['name'] }
+              : {}),
+            deleted: action.deleted,
+            configuration: tag,
+          });
+        }
+      })
+      .catch((err: unknown) => {
+        if (this.closed) return;
+        this.retryAt = this.options.now() + SCHEDULE_RETRY_MS;
+        logger.warn('running the snapshot schedules failed; retrying', {
+          error: String(err),
+          retry_ms: SCHEDULE_RETRY_MS,
+        });
+      })
+      .finally(() => {
+        this.running = undefined;
+        this.reschedule();
+      });
+    return this.running;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.timer?.cancel();
+    this.timer = undefined;
+  }
+}
