@@ -1,5 +1,6 @@
 import { diffSnapshots } from './events';
-import { A, actionError, B, D1, dataset, mounted, node, snapshot } from '../testing/fixtures';
+import type { ClusterSnapshot } from '@flocker/api/schemas';
+import { A, actionError, B, D1, D2, dataset, mounted, node, snapshot } from '../testing/fixtures';
 
 const kinds = (e: { kind: string }[]) => e.map((x) => x.kind);
 
@@ -131,5 +132,76 @@ describe('diffSnapshots', () => {
     const s0 = snapshot({ nodes: [node(A, 'a')] });
     const s1 = snapshot({ datasets: [dataset(D1, 'v', A)], nodes: [node(A, 'a', { alive: false })] });
     expect(kinds(diffSnapshots(s0, s1))).toEqual(['node-lost', 'created']);
+  });
+});
+
+describe('diffSnapshots: snapshots (issue 20)', () => {
+  const S1 = '51515151-0000-4000-8000-000000000001';
+  const v = dataset(D1, 'v', A);
+  const conf = { snapshot_id: S1, dataset_id: D1, metadata: { name: 'nightly' }, created_at: 't' };
+  const held = (status: 'creating' | 'ready' | 'error') => ({
+    snapshot_id: S1,
+    dataset_id: D1,
+    size: 128 * 1024 * 1024,
+    created_at: 't',
+    status,
+    backend_id: 'b',
+    source_blockdevice_id: 'vol',
+  });
+  const at = (over: Partial<ClusterSnapshot>, status?: 'creating' | 'ready' | 'error') =>
+    snapshot({
+      datasets: [v],
+      nodes: [node(A, 'a', status ? { snapshots: [held(status)] } : {}), node(B, 'b')],
+      ...over,
+    });
+  const ev = { dataset_id: D1, snapshot_id: S1 };
+
+  it('reports a snapshot requested, then taken once the backend holds it ready', () => {
+    const none = at({});
+    const asked = at({ snapshots: [conf] });
+    expect(diffSnapshots(none, asked)).toEqual([
+      { kind: 'snapshot-requested', severity: 'info', message: 'Snapshot nightly of v requested', ...ev },
+    ]);
+    const creating = at({ snapshots: [conf] }, 'creating');
+    expect(diffSnapshots(asked, creating)).toEqual([]);
+    const ready = at({ snapshots: [conf] }, 'ready');
+    expect(diffSnapshots(creating, ready)).toEqual([
+      { kind: 'snapshot-taken', severity: 'success', message: 'Snapshot nightly of v taken (128 MiB)', ...ev },
+    ]);
+    expect(diffSnapshots(ready, ready)).toEqual([]);
+    // Asked for and taken between two looks: both, in order.
+    expect(kinds(diffSnapshots(none, ready))).toEqual(['snapshot-requested', 'snapshot-taken']);
+  });
+
+  it('reports a failed snapshot once, and an unnamed one by its short id', () => {
+    const unnamed = { ...conf, metadata: {} };
+    const failed = at({ snapshots: [unnamed] }, 'error');
+    expect(diffSnapshots(at({ snapshots: [unnamed] }), failed)).toEqual([
+      {
+        kind: 'snapshot-failed',
+        severity: 'error',
+        message: 'Snapshot 51515151 of v failed: the storage backend reports an error',
+        ...ev,
+      },
+    ]);
+    expect(diffSnapshots(failed, failed)).toEqual([]);
+  });
+
+  it('reports a deletion once, not the purge that follows', () => {
+    const ready = at({ snapshots: [conf] }, 'ready');
+    const deleted = at({ snapshots: [{ ...conf, deleted: true }] }, 'ready');
+    expect(diffSnapshots(ready, deleted)).toEqual([
+      { kind: 'snapshot-deleted', severity: 'info', message: 'Snapshot nightly of v deleted', ...ev },
+    ]);
+    expect(diffSnapshots(deleted, at({}))).toEqual([]);
+  });
+
+  it('says which snapshot a new volume was cloned from', () => {
+    const s0 = at({ snapshots: [conf] }, 'ready');
+    const copy = dataset(D2, 'copy', B, { source_snapshot_id: S1 });
+    const s1 = at({ datasets: [v, copy], snapshots: [conf] }, 'ready');
+    expect(diffSnapshots(s0, s1)).toMatchObject([
+      { kind: 'created', message: 'Volume copy created on b (128 MiB) from snapshot nightly', dataset_id: D2 },
+    ]);
   });
 });

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api/schemas';
 import { formatSize } from './sizes';
+import { snapshotName, snapshotState } from './snapshots';
 import { volumeName } from './view';
 
 export const EventKind = z.enum([
@@ -19,6 +20,10 @@ export const EventKind = z.enum([
   'node-rebooted',
   'lease-acquired',
   'lease-released',
+  'snapshot-requested',
+  'snapshot-taken',
+  'snapshot-failed',
+  'snapshot-deleted',
 ]);
 export type EventKind = z.infer<typeof EventKind>;
 
@@ -30,6 +35,7 @@ export const EventDraft = z.object({
   message: z.string(),
   dataset_id: z.string().optional(),
   node_uuid: z.string().optional(),
+  snapshot_id: z.string().optional(),
 });
 export type EventDraft = z.infer<typeof EventDraft>;
 
@@ -79,10 +85,14 @@ export function diffSnapshots(prev: ClusterSnapshot | undefined, next: ClusterSn
       continue;
     }
     if (!o || o.deleted) {
+      const from = d.source_snapshot_id;
+      const fromSnap = from === undefined ? undefined : next.snapshots?.find((x) => x.snapshot_id === from);
+      const clone =
+        from === undefined ? '' : ` from snapshot ${(fromSnap && snapshotName(fromSnap)) || from.slice(0, 8)}`;
       out.push({
         kind: 'created',
         severity: 'info',
-        message: `Volume ${nameOf(d.dataset_id)} created on ${hostIn(next.nodes, d.primary)}${sizeText(d)}`,
+        message: `Volume ${nameOf(d.dataset_id)} created on ${hostIn(next.nodes, d.primary)}${sizeText(d)}${clone}`,
         ...ev,
       });
     } else if (o.primary !== d.primary) {
@@ -135,6 +145,8 @@ export function diffSnapshots(prev: ClusterSnapshot | undefined, next: ClusterSn
     }
   }
 
+  out.push(...snapshotEvents(prev, next, nameOf));
+
   const oldLeases = new Map(prev.leases.map((l) => [l.dataset_id, l]));
   const newLeases = new Map(next.leases.map((l) => [l.dataset_id, l]));
   for (const l of next.leases) {
@@ -169,6 +181,44 @@ export function diffSnapshots(prev: ClusterSnapshot | undefined, next: ClusterSn
         dataset_id: o.dataset_id,
       });
     }
+  }
+  return out;
+}
+
+/**
+ * Snapshots asked for, taken (a backend holds it ready), failed (the backend's error status)
+ * and deleted. Taken and failed are told once, when the status first reaches them.
+ */
+function snapshotEvents(prev: ClusterSnapshot, next: ClusterSnapshot, nameOf: (id: string) => string): EventDraft[] {
+  const out: EventDraft[] = [];
+  const before = new Map((prev.snapshots ?? []).map((s) => [s.snapshot_id, s]));
+  for (const s of next.snapshots ?? []) {
+    const o = before.get(s.snapshot_id);
+    const label = `Snapshot ${snapshotName(s) || s.snapshot_id.slice(0, 8)} of ${nameOf(s.dataset_id)}`;
+    const ev = { dataset_id: s.dataset_id, snapshot_id: s.snapshot_id };
+    if (s.deleted === true) {
+      if (o !== undefined && o.deleted !== true)
+        out.push({ kind: 'snapshot-deleted', severity: 'info', message: `${label} deleted`, ...ev });
+      continue;
+    }
+    if (o === undefined)
+      out.push({ kind: 'snapshot-requested', severity: 'info', message: `${label} requested`, ...ev });
+    const held = snapshotState(next, s.snapshot_id);
+    const was = snapshotState(prev, s.snapshot_id)?.status;
+    if (held?.status === 'ready' && was !== 'ready')
+      out.push({
+        kind: 'snapshot-taken',
+        severity: 'success',
+        message: `${label} taken (${formatSize(held.size)})`,
+        ...ev,
+      });
+    if (held?.status === 'error' && was !== 'error')
+      out.push({
+        kind: 'snapshot-failed',
+        severity: 'error',
+        message: `${label} failed: the storage backend reports an error`,
+        ...ev,
+      });
   }
   return out;
 }

@@ -1,4 +1,4 @@
-import { CloneSnapshotBody, CreateVolumeBody, TakeSnapshotBody } from './wire';
+import { CloneSnapshotBody, CreateVolumeBody, refusesSize, TakeSnapshotBody } from './wire';
 
 describe('CreateVolumeBody', () => {
   it('takes ext4 or xfs, or no file system (the default, ext4)', () => {
@@ -28,5 +28,25 @@ describe('CloneSnapshotBody', () => {
     expect(CloneSnapshotBody.parse({ name: 'copy', size: ' 1G ', node: 'n' }).size).toBe('1G');
     expect(CloneSnapshotBody.safeParse({ name: 'bad name!', node: 'n' }).success).toBe(false);
     expect(CloneSnapshotBody.safeParse({ name: 'copy', node: '' }).error?.issues[0]?.message).toBe('choose a node');
+  });
+});
+
+describe('refusesSize', () => {
+  it("is true for the UI server's size refusal and the API's size refusals", () => {
+    expect(refusesSize({ code: 'INVALID_SIZE', message: 'size "1K" is too small: at least 64 MiB.' })).toBe(true);
+    expect(refusesSize({ code: 'CLONE_TOO_SMALL', message: 'maximum_size 1 is smaller than the snapshot' })).toBe(true);
+    expect(
+      refusesSize({
+        code: 'INVALID_REQUEST',
+        message: 'The request is not valid: maximum_size: an xfs dataset needs at least 314572800 bytes (300 MiB)',
+      }),
+    ).toBe(true);
+  });
+  it('is false for refusals about anything else', () => {
+    expect(refusesSize({ code: 'INVALID_NAME', message: '"x" is not a valid volume name' })).toBe(false);
+    expect(refusesSize({ code: 'VOLUME_EXISTS', message: 'a volume named "maximum_size" already exists' })).toBe(false);
+    expect(refusesSize({ code: 'INVALID_REQUEST', message: 'The request is not valid: primary: Invalid UUID' })).toBe(
+      false,
+    );
   });
 });

@@ -63,3 +63,13 @@ export type ReleaseLeaseBody = z.infer<typeof ReleaseLeaseBody>;
 /** Every failed UI server call answers with this; `message` is shown to the user as is. */
 export const UiErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
 export type UiErrorBody = z.infer<typeof UiErrorBody>;
+
+/**
+ * Whether a refusal is about the size a form asked for (so the form marks that field): the UI
+ * server's INVALID_SIZE, the API's CLONE_TOO_SMALL, or its INVALID_REQUEST naming maximum_size
+ * (an xfs volume below 300 MiB).
+ */
+export function refusesSize(e: { code: string; message: string }): boolean {
+  if (e.code === 'INVALID_SIZE' || e.code === 'CLONE_TOO_SMALL') return true;
+  return e.code === 'INVALID_REQUEST' && /\bmaximum_size\b/.test(e.message);
+}
