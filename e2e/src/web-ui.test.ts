@@ -1,7 +1,9 @@
 /**
  * The web UI in a real browser (Debian's Chromium driven by playwright-core) against
  * `flocker ui` and a real two-host cluster: create, watch it mount, move it live,
- * see the API's refusals, release a lease, delete with confirmation.
+ * see the API's refusals, release a lease, delete with confirmation; file systems
+ * and snapshots (issue 20): an xfs volume, a snapshot followed live from "requested"
+ * to "ready", cloned onto the other host, outliving its volume, deleted.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -15,6 +17,7 @@ jest.setTimeout(300_000);
 const CLI = join(REPO_ROOT, 'packages/cli/dist/main.js');
 const WEB_UI = join(REPO_ROOT, 'packages/web-ui');
 const SCREENSHOT = join(REPO_ROOT, 'docs/web-ui.png');
+const SNAPSHOTS_SCREENSHOT = join(REPO_ROOT, 'docs/web-ui-snapshots.png');
 const CHROMIUM = '/usr/bin/chromium';
 
 let cluster: Cluster;
@@ -221,5 +224,175 @@ describe('flocker ui in Chromium against a real cluster', () => {
     await feed().getByText('Volume webdata deleted').waitFor();
     await row('webdata').waitFor({ state: 'detached' });
     expect((await cluster.client.listDatasets()).filter((d) => !d.deleted)).toEqual([]);
+  });
+});
+
+describe('file systems and snapshots in the page (issue 20)', () => {
+  const snapRow = (name: string) => page.locator(`tr[data-snapshot="${name}"]`);
+  const datasetByName = async (name: string) =>
+    (await cluster.client.listDatasets()).find((d) => !d.deleted && d.metadata['name'] === name);
+
+  it('creates an xfs volume only at 300 MiB or more, and shows each volume its file system', async () => {
+    const [a] = cluster.hosts;
+    const create = async (name: string, size: string, filesystem: string) => {
+      await page.getByLabel('Name', { exact: true }).fill(name);
+      await page.getByLabel('Size', { exact: true }).fill(size);
+      await page.getByLabel('Node', { exact: true }).selectOption({ label: a!.layout.address });
+      await page.getByLabel('File system', { exact: true }).selectOption(filesystem);
+      await page.getByRole('button', { name: 'Create' }).click();
+    };
+    await create('xfsdata', '256MiB', 'xfs');
+    // Refused (400: the API's own rule); the form shows its words and marks the size.
+    await page
+      .locator('#create-error')
+      .getByText(/xfs dataset needs at least .*300 MiB/)
+      .waitFor();
+    expect(await page.getByLabel('Size', { exact: true }).getAttribute('aria-invalid')).toBe('true');
+    expect(await row('xfsdata').count()).toBe(0);
+
+    await create('xfsdata', '320MiB', 'xfs');
+    await row('xfsdata').and(page.locator('[data-state="mounted"]')).waitFor({ timeout: 60_000 });
+    // The snapshots below are of an ext4 volume: the hosts here share one kernel, and XFS refuses to mount a
+    // clone while its source is mounted there (duplicate file system UUID) until the agent gives clones new UUIDs.
+    await create('pgsnap', '128MiB', 'ext4');
+    await row('pgsnap').and(page.locator('[data-state="mounted"]')).waitFor({ timeout: 60_000 });
+    const fs = 'clusterhq:flocker:filesystem';
+    for (const [name, type] of [
+      ['xfsdata', 'xfs'],
+      ['pgsnap', 'ext4'],
+    ] as const) {
+      expect(await row(name).locator('[data-filesystem]').textContent()).toBe(type);
+      expect((await datasetByName(name))?.metadata).toEqual({ name, [fs]: type });
+      // What the node really mounted.
+      const path = (await row(name).locator('.path').textContent())!;
+      expect((await a!.exec(['findmnt', '-n', '-o', 'FSTYPE', path])).stdout.trim()).toBe(type);
+    }
+  });
+
+  it('takes a snapshot from the page and follows it live: "requested" while no agent takes it, then "ready"', async () => {
+    const [a] = cluster.hosts;
+    const path = (await row('pgsnap').locator('.path').textContent())!;
+    await a!.exec(['sh', '-c', `echo before the snapshot > ${path}/first.txt`]);
+    const toggle = page.getByRole('button', { name: /^Snapshots of pgsnap/ });
+    await toggle.click();
+    expect(await toggle.getAttribute('aria-expanded')).toBe('true');
+    const panel = page.locator('tr[data-snapshots-of="pgsnap"]');
+    await panel.getByText('No snapshots of pgsnap yet.').waitFor();
+
+    // The source's agent is down: the control plane has the snapshot, no backend holds it yet.
+    await a!.killAgent();
+    await panel.getByLabel('Snapshot name').fill('nightly');
+    await panel.getByRole('button', { name: 'Take snapshot of pgsnap' }).click();
+    await snapRow('nightly').and(page.locator('[data-state="requested"]')).waitFor();
+    expect(await panel.getByLabel('Snapshot name').inputValue()).toBe('');
+    expect(await toggle.textContent()).toContain('(1)');
+    expect((await cluster.client.listSnapshots()).map((s) => s.metadata['name'])).toEqual(['nightly']);
+    await feed().getByText('Snapshot nightly of pgsnap requested').waitFor();
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await snapRow('nightly').getAttribute('data-state')).toBe('requested');
+    expect(await snapRow('nightly').locator('td[data-label="Size"]').textContent()).toBe('—');
+
+    // Back, the agent takes it (file system frozen for the instant); the row follows without a reload.
+    await page.evaluate(`(() => {
+      window.snapSeen = [];
+      const record = () => {
+        const s = document.querySelector('tr[data-snapshot="nightly"]')?.getAttribute('data-state');
+        if (s && window.snapSeen[window.snapSeen.length - 1] !== s) window.snapSeen.push(s);
+      };
+      record();
+      new MutationObserver(record).observe(document.body, { subtree: true, childList: true, attributes: true });
+    })()`);
+    await a!.startAgent();
+    await snapRow('nightly').and(page.locator('[data-state="ready"]')).waitFor({ timeout: 60_000 });
+    expect(await snapRow('nightly').locator('td[data-label="Size"]').textContent()).toBe('128 MiB');
+    expect(await snapRow('nightly').locator('td[data-label="Taken"] time').textContent()).toMatch(/ago$/);
+    await feed().getByText('Snapshot nightly of pgsnap taken (128 MiB)').waitFor();
+    const seen = await page.evaluate<string[]>('window.snapSeen');
+    expect(seen[0]).toBe('requested');
+    expect(seen[seen.length - 1]).toBe('ready');
+    expect(seen.filter((x) => !['requested', 'creating', 'ready'].includes(x))).toEqual([]);
+    const held = await cluster.client.listSnapshotState();
+    expect(held).toMatchObject([{ dataset_id: (await datasetByName('pgsnap'))!.dataset_id, status: 'ready' }]);
+
+    // A second snapshot with the same name: the control service refuses (409), the banner says why.
+    await panel.getByLabel('Snapshot name').fill('nightly');
+    await panel.getByRole('button', { name: 'Take snapshot of pgsnap' }).click();
+    const banner = page.locator('#action-error');
+    await banner.waitFor();
+    expect(await banner.textContent()).toMatch(/nightly/);
+    expect(await cluster.client.listSnapshots()).toHaveLength(1);
+    await page.getByRole('button', { name: 'Dismiss' }).click();
+    // Written after the snapshot: the clone must not have it.
+    await a!.exec(['sh', '-c', `echo after the snapshot > ${path}/second.txt`]);
+  });
+
+  it("clones the snapshot onto the other host, refusing a size below the snapshot's with the API's words", async () => {
+    const b = cluster.hosts[1]!;
+    await page.getByRole('button', { name: 'Clone snapshot nightly' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Clone snapshot nightly' });
+    await dialog.waitFor();
+    expect(await dialog.getByLabel('Volume size').getAttribute('placeholder')).toBe('128 MiB');
+    await dialog.getByLabel('Volume name').fill('pgcopy');
+    await dialog.getByLabel('Volume size').fill('64MiB');
+    await dialog.getByLabel('On node').selectOption({ label: b.layout.address });
+    await dialog.getByRole('button', { name: 'Clone', exact: true }).click();
+    await dialog
+      .locator('#clone-error')
+      .getByText(/at least as big as its snapshot/)
+      .waitFor();
+    expect(await dialog.getByLabel('Volume size').getAttribute('aria-invalid')).toBe('true');
+    expect(await datasetByName('pgcopy')).toBeUndefined();
+
+    await dialog.getByLabel('Volume size').fill('');
+    await dialog.getByRole('button', { name: 'Clone', exact: true }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    await feed().getByText(`Volume pgcopy created on ${b.layout.address} (128 MiB) from snapshot nightly`).waitFor();
+    await row('pgcopy').and(page.locator('[data-state="mounted"]')).waitFor({ timeout: 60_000 });
+    expect(await row('pgcopy').locator('.primary').textContent()).toBe(b.layout.address);
+    expect(await row('pgcopy').locator('[data-filesystem]').textContent()).toBe('ext4 · clone of nightly');
+    const copy = (await datasetByName('pgcopy'))!;
+    expect(copy.source_snapshot_id).toBe((await cluster.client.listSnapshots())[0]!.snapshot_id);
+    expect(copy.metadata).toEqual({ name: 'pgcopy', 'clusterhq:flocker:filesystem': 'ext4' }); // the source's
+    const path = (await row('pgcopy').locator('.path').textContent())!;
+    expect((await b.exec(['ls', path])).stdout).not.toContain('second.txt');
+    expect((await b.exec(['cat', `${path}/first.txt`])).stdout).toBe('before the snapshot\n');
+
+    if (!existsSync(SNAPSHOTS_SCREENSHOT) || process.env.FLOCKER_UPDATE_SCREENSHOT === '1')
+      await page.screenshot({ path: SNAPSHOTS_SCREENSHOT, fullPage: true });
+    // With the snapshot panel open, a phone screen still needs no sideways scrolling.
+    await page.setViewportSize({ width: 375, height: 800 });
+    const widths = await page.evaluate<{ scroll: number; client: number }>(
+      '({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth })',
+    );
+    expect(widths.scroll).toBeLessThanOrEqual(widths.client);
+    await page.setViewportSize({ width: 1280, height: 860 });
+  });
+
+  it('keeps a snapshot listed after its volume is deleted, and deletes it only after confirmation', async () => {
+    await page.getByRole('button', { name: 'Delete pgsnap' }).click();
+    await page.getByRole('dialog', { name: 'Delete pgsnap?' }).getByRole('button', { name: 'Delete volume' }).click();
+    const orphans = page.getByRole('table', { name: 'Snapshots of deleted volumes' });
+    await orphans.locator('tr[data-snapshot="nightly"][data-state="ready"]').waitFor();
+    expect(await orphans.locator('td[data-label="Volume"]').textContent()).toContain('deleted');
+
+    await page.getByRole('button', { name: 'Delete snapshot nightly' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Delete snapshot nightly?' });
+    await dialog.waitFor();
+    expect(await dialog.textContent()).toContain('Volumes cloned from it keep their data');
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    expect((await cluster.client.listSnapshots()).filter((s) => s.deleted !== true)).toHaveLength(1);
+
+    await page.getByRole('button', { name: 'Delete snapshot nightly' }).click();
+    await dialog.getByRole('button', { name: 'Delete snapshot' }).click();
+    await feed().getByText('Snapshot nightly of pgsnap deleted').waitFor();
+    // Deleted in the configuration at once; gone from the page once no backend holds it.
+    await snapRow('nightly').waitFor({ state: 'detached', timeout: 60_000 });
+    expect(await cluster.client.listSnapshotState()).toEqual([]);
+    expect((await cluster.client.listSnapshots()).filter((s) => s.deleted !== true)).toEqual([]);
+    // The clone keeps its data.
+    await row('pgcopy').and(page.locator('[data-state="mounted"]')).waitFor();
+    const path = (await row('pgcopy').locator('.path').textContent())!;
+    expect((await cluster.hosts[1]!.exec(['cat', `${path}/first.txt`])).stdout).toBe('before the snapshot\n');
   });
 });

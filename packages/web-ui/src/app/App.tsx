@@ -1,9 +1,11 @@
 import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import { volumeNameProblem } from '@flocker/api/volumeNames';
-import { formatSize } from '../model/sizes';
+import { DATASET_FILESYSTEMS, formatSize, XFS_MINIMUM_SIZE } from '../model/sizes';
+import { defaultCloneNode, groupSnapshots, type SnapshotView } from '../model/snapshots';
 import type { UiEvent } from '../model/events';
 import { releaseRisk } from '../model/safety';
 import { errorReason, stateText, type NodeView, type VolumeView } from '../model/view';
+import { refusesSize } from '../model/wire';
 import { ActionFailed, api } from './api';
 import { age, clockTime } from './time';
 import { useCluster } from './useCluster';
@@ -26,14 +28,19 @@ export function App() {
   const [confirming, setConfirming] = useState<VolumeView | null>(null);
   const [releasing, setReleasing] = useState<{ volume: VolumeView; risk: string } | null>(null);
   const [busy, setBusy] = useState<Set<string>>(new Set());
+  const [deletingSnapshot, setDeletingSnapshot] = useState<SnapshotView | null>(null);
+  const [cloning, setCloning] = useState<SnapshotView | null>(null);
 
-  const act = async (key: string, run: () => Promise<void>) => {
+  /** Runs an action; a failure shows in the banner. Resolves to whether it succeeded. */
+  const act = async (key: string, run: () => Promise<void>): Promise<boolean> => {
     setBusy((b) => new Set(b).add(key));
     setActionError(null);
     try {
       await run();
+      return true;
     } catch (e) {
       setActionError(errorMessage(e));
+      return false;
     } finally {
       setBusy((b) => {
         const n = new Set(b);
@@ -45,6 +52,11 @@ export function App() {
 
   const nodes = view?.nodes ?? [];
   const volumes = view?.volumes ?? [];
+  const snapshots = groupSnapshots(view?.snapshots ?? [], volumes);
+  const snapshotActions: SnapshotActions = {
+    onClone: (s) => setCloning(s),
+    onDelete: (s) => setDeletingSnapshot(s),
+  };
   return (
     <>
       <header className="top">
@@ -90,6 +102,9 @@ export function App() {
                 else void act(v.dataset_id, () => api.releaseLease(v.dataset_id, false));
               }}
               onDelete={(v) => setConfirming(v)}
+              snapshots={snapshots}
+              snapshotActions={snapshotActions}
+              onTakeSnapshot={(v, name) => act(v.dataset_id, () => api.takeSnapshot(v.dataset_id, name))}
             />
             <NodesSection nodes={nodes} now={now} />
           </div>
@@ -112,6 +127,22 @@ export function App() {
           void act(v.dataset_id, () => api.remove(v.dataset_id));
         }}
       />
+      <ConfirmDialog
+        id="confirm-snapshot"
+        subject={deletingSnapshot}
+        title={<>Delete snapshot {deletingSnapshot && snapshotLabel(deletingSnapshot)}?</>}
+        confirmLabel="Delete snapshot"
+        onCancel={() => setDeletingSnapshot(null)}
+        onConfirm={(s) => {
+          setDeletingSnapshot(null);
+          void act(s.snapshot_id, () => api.removeSnapshot(s.snapshot_id));
+        }}
+      >
+        The snapshot <strong>{deletingSnapshot && snapshotLabel(deletingSnapshot)}</strong> of{' '}
+        {deletingSnapshot?.volume} will be destroyed on the storage backend. Volumes cloned from it keep their data.
+        This cannot be undone.
+      </ConfirmDialog>
+      <CloneDialog key={cloning?.snapshot_id ?? ''} snapshot={cloning} nodes={nodes} onClose={() => setCloning(null)} />
     </>
   );
 }
@@ -121,11 +152,12 @@ function CreateVolumeForm({ nodes }: { nodes: NodeView[] }) {
   const [name, setName] = useState('');
   const [size, setSize] = useState('1GiB');
   const [node, setNode] = useState('');
+  const [filesystem, setFilesystem] = useState<string>('ext4');
   const [error, setError] = useState<{ code: string; message: string } | null>(null);
   const [sending, setSending] = useState(false);
   const chosen = alive.some((n) => n.uuid === node) ? node : (alive[0]?.uuid ?? '');
   // Mark the field the refusal is about; the message itself is tied to both.
-  const badSize = error?.code === 'INVALID_SIZE' ? true : undefined;
+  const badSize = error && refusesSize(error) ? true : undefined;
   const badName = error && !badSize ? true : undefined;
 
   const submit = async (e: FormEvent) => {
@@ -139,7 +171,7 @@ function CreateVolumeForm({ nodes }: { nodes: NodeView[] }) {
     setSending(true);
     setError(null);
     try {
-      await api.create(name.trim(), size.trim(), chosen);
+      await api.create(name.trim(), size.trim(), chosen, filesystem);
       setName('');
     } catch (err) {
       setError({ code: err instanceof ActionFailed ? err.code : 'ERROR', message: errorMessage(err) });
@@ -189,6 +221,23 @@ function CreateVolumeForm({ nodes }: { nodes: NodeView[] }) {
             ))}
           </select>
         </div>
+        <div className="field">
+          <label htmlFor="new-fs">File system</label>
+          <select
+            id="new-fs"
+            name="filesystem"
+            value={filesystem}
+            onChange={(e) => setFilesystem(e.target.value)}
+            aria-describedby="fs-hint"
+          >
+            {DATASET_FILESYSTEMS.map((f) => (
+              <option key={f} value={f}>
+                {f}
+              </option>
+            ))}
+          </select>
+          <small id="fs-hint">xfs needs at least {formatSize(XFS_MINIMUM_SIZE)}</small>
+        </div>
         <button type="submit" disabled={sending || !chosen}>
           {sending ? 'Creating…' : 'Create'}
         </button>
@@ -220,9 +269,24 @@ interface VolumesProps {
   onMove: (v: VolumeView, node: string) => void;
   onRelease: (v: VolumeView) => void;
   onDelete: (v: VolumeView) => void;
+  snapshots: ReturnType<typeof groupSnapshots>;
+  snapshotActions: SnapshotActions;
+  onTakeSnapshot: (v: VolumeView, name: string) => Promise<boolean>;
 }
 
-function VolumesSection({ volumes, nodes, now, started, busy, onMove, onRelease, onDelete }: VolumesProps) {
+function VolumesSection({
+  volumes,
+  nodes,
+  now,
+  started,
+  busy,
+  onMove,
+  onRelease,
+  onDelete,
+  snapshots,
+  snapshotActions,
+  onTakeSnapshot,
+}: VolumesProps) {
   return (
     <section aria-labelledby="volumes-h">
       <h2 id="volumes-h">
@@ -253,13 +317,30 @@ function VolumesSection({ volumes, nodes, now, started, busy, onMove, onRelease,
                 now={now}
                 started={started}
                 busy={busy.has(v.dataset_id)}
+                busyKeys={busy}
                 onMove={onMove}
                 onRelease={onRelease}
                 onDelete={onDelete}
+                snapshots={snapshots.byVolume.get(v.dataset_id) ?? []}
+                snapshotActions={snapshotActions}
+                onTakeSnapshot={onTakeSnapshot}
               />
             ))}
           </tbody>
         </table>
+      )}
+      {snapshots.orphans.length > 0 && (
+        <div className="orphans">
+          <h3 id="orphans-h">Snapshots of deleted volumes</h3>
+          <SnapshotList
+            snapshots={snapshots.orphans}
+            now={now}
+            busy={busy}
+            showVolume
+            labelledBy="orphans-h"
+            {...snapshotActions}
+          />
+        </div>
       )}
     </section>
   );
@@ -271,97 +352,404 @@ function VolumeRow({
   now,
   started,
   busy,
+  busyKeys,
   onMove,
   onRelease,
   onDelete,
-}: Omit<VolumesProps, 'volumes' | 'busy'> & { v: VolumeView; busy: boolean }) {
+  snapshots,
+  snapshotActions,
+  onTakeSnapshot,
+}: Omit<VolumesProps, 'volumes' | 'busy' | 'snapshots'> & {
+  v: VolumeView;
+  busy: boolean;
+  busyKeys: Set<string>;
+  snapshots: SnapshotView[];
+}) {
   const targets = nodes.filter((n) => n.alive && n.uuid !== v.primary.uuid);
   const [target, setTarget] = useState('');
+  const [open, setOpen] = useState(false);
+  const panelId = `snapshots-${v.dataset_id}`;
   const chosen = targets.some((n) => n.uuid === target) ? target : (targets[0]?.uuid ?? '');
   const deleting = v.state === 'deleting';
   const selectId = `move-${v.dataset_id}`;
   return (
-    <tr data-volume={v.name} data-state={v.state}>
-      <th scope="row" data-label="Name">
-        {v.name}
-        <div className="sub" title={v.dataset_id}>
-          {v.dataset_id.slice(0, 8)}
-        </div>
-      </th>
-      <td data-label="Size">{v.size === null ? '—' : formatSize(v.size)}</td>
-      <td data-label="Primary" className="primary">
-        {v.primary.host ?? v.primary.uuid.slice(0, 8)}
-      </td>
-      <td data-label="State" title={stateText(v)} data-state-text={stateText(v)}>
-        <span className={`badge state-${v.state}`}>{STATE_LABEL[v.state]}</span>
-        {v.state === 'mounted' ? (
-          <div className="sub detail path" title={v.path ?? undefined}>
-            {v.path}
+    <>
+      <tr data-volume={v.name} data-state={v.state}>
+        <th scope="row" data-label="Name">
+          {v.name}
+          <div className="sub" title={v.dataset_id}>
+            {v.dataset_id.slice(0, 8)}
           </div>
-        ) : (
-          <div className="sub detail">
-            {v.state === 'error' || v.state === 'deleting' ? `${v.state}: ` : ''}
-            {v.detail}
+        </th>
+        <td data-label="Size">
+          <span className="size">{v.size === null ? '—' : formatSize(v.size)}</span>
+          <div className="sub" data-filesystem={v.filesystem} title="file system">
+            {v.filesystem}
+            {v.cloned_from !== null && ` · clone of ${v.cloned_from}`}
           </div>
-        )}
-        {v.state !== 'error' && v.state !== 'deleting' && v.errors[0] && (
-          <div className="sub detail failing">error: {errorReason(v.errors[0])}</div>
-        )}
-      </td>
-      <td data-label="Lease">{v.lease ? `held by ${v.lease.host ?? v.lease.node_uuid.slice(0, 8)}` : '—'}</td>
-      <td data-label="Age">{v.first_seen ? age(v.first_seen, now) : started ? `> ${age(started, now)}` : '—'}</td>
-      <td data-label="Actions" className="actions">
-        {!deleting && (
-          <>
-            <span className="move">
-              <label htmlFor={selectId} className="visually-hidden">
-                Move {v.name} to
-              </label>
-              <select
-                id={selectId}
-                value={chosen}
-                onChange={(e) => setTarget(e.target.value)}
-                disabled={busy || targets.length === 0}
+        </td>
+        <td data-label="Primary" className="primary">
+          {v.primary.host ?? v.primary.uuid.slice(0, 8)}
+        </td>
+        <td data-label="State" title={stateText(v)} data-state-text={stateText(v)}>
+          <span className={`badge state-${v.state}`}>{STATE_LABEL[v.state]}</span>
+          {v.state === 'mounted' ? (
+            <div className="sub detail path" title={v.path ?? undefined}>
+              {v.path}
+            </div>
+          ) : (
+            <div className="sub detail">
+              {v.state === 'error' || v.state === 'deleting' ? `${v.state}: ` : ''}
+              {v.detail}
+            </div>
+          )}
+          {v.state !== 'error' && v.state !== 'deleting' && v.errors[0] && (
+            <div className="sub detail failing">error: {errorReason(v.errors[0])}</div>
+          )}
+        </td>
+        <td data-label="Lease">{v.lease ? `held by ${v.lease.host ?? v.lease.node_uuid.slice(0, 8)}` : '—'}</td>
+        <td data-label="Age">{v.first_seen ? age(v.first_seen, now) : started ? `> ${age(started, now)}` : '—'}</td>
+        <td data-label="Actions" className="actions">
+          {!deleting && (
+            <>
+              <span className="move">
+                <label htmlFor={selectId} className="visually-hidden">
+                  Move {v.name} to
+                </label>
+                <select
+                  id={selectId}
+                  value={chosen}
+                  onChange={(e) => setTarget(e.target.value)}
+                  disabled={busy || targets.length === 0}
+                >
+                  {targets.length === 0 && <option value="">no other live node</option>}
+                  {targets.map((n) => (
+                    <option key={n.uuid} value={n.uuid}>
+                      {n.host}
+                    </option>
+                  ))}
+                </select>
+                <button
+                  type="button"
+                  onClick={() => onMove(v, chosen)}
+                  disabled={busy || !chosen}
+                  aria-label={`Move ${v.name}`}
+                >
+                  Move
+                </button>
+              </span>
+              {v.lease && (
+                <button
+                  type="button"
+                  onClick={() => onRelease(v)}
+                  disabled={busy}
+                  aria-label={`Release the lease on ${v.name}`}
+                >
+                  Release lease
+                </button>
+              )}
+              <button
+                type="button"
+                className="secondary"
+                onClick={() => setOpen((o) => !o)}
+                aria-expanded={open}
+                aria-controls={open ? panelId : undefined}
               >
-                {targets.length === 0 && <option value="">no other live node</option>}
-                {targets.map((n) => (
+                Snapshots<span className="visually-hidden"> of {v.name}</span> ({snapshots.length})
+              </button>
+              <button
+                type="button"
+                className="danger"
+                onClick={() => onDelete(v)}
+                disabled={busy}
+                aria-label={`Delete ${v.name}`}
+              >
+                Delete
+              </button>
+            </>
+          )}
+        </td>
+      </tr>
+      {open && !deleting && (
+        <tr className="snapshot-panel" id={panelId} data-snapshots-of={v.name}>
+          <td colSpan={7} data-label={`Snapshots of ${v.name}`}>
+            <TakeSnapshotForm volume={v} busy={busy} onTake={onTakeSnapshot} />
+            {snapshots.length === 0 ? (
+              <p className="empty">No snapshots of {v.name} yet.</p>
+            ) : (
+              <SnapshotList
+                snapshots={snapshots}
+                now={now}
+                busy={busyKeys}
+                label={`Snapshots of ${v.name}`}
+                {...snapshotActions}
+              />
+            )}
+          </td>
+        </tr>
+      )}
+    </>
+  );
+}
+
+interface SnapshotActions {
+  onClone: (s: SnapshotView) => void;
+  onDelete: (s: SnapshotView) => void;
+}
+
+/** A snapshot for people: its name, else its short id. */
+function snapshotLabel(s: Pick<SnapshotView, 'name' | 'snapshot_id'>): string {
+  return s.name || s.snapshot_id.slice(0, 8);
+}
+
+/** Badge colours of the volume states that mean the same: waiting, working, usable, failed, going away. */
+const SNAPSHOT_BADGE: Record<SnapshotView['state'], string> = {
+  requested: 'state-creating',
+  creating: 'state-attaching',
+  ready: 'state-mounted',
+  error: 'state-error',
+  deleting: 'state-deleting',
+};
+
+function TakeSnapshotForm({
+  volume,
+  busy,
+  onTake,
+}: {
+  volume: VolumeView;
+  busy: boolean;
+  onTake: (v: VolumeView, name: string) => Promise<boolean>;
+}) {
+  const [name, setName] = useState('');
+  const inputId = `snapshot-name-${volume.dataset_id}`;
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    if (await onTake(volume, name.trim())) setName('');
+  };
+  return (
+    <form className="take-snapshot" onSubmit={(e) => void submit(e)} noValidate>
+      <label htmlFor={inputId}>Snapshot name</label>
+      <input
+        id={inputId}
+        value={name}
+        onChange={(e) => setName(e.target.value)}
+        autoComplete="off"
+        placeholder="optional"
+      />
+      <button type="submit" disabled={busy}>
+        Take snapshot<span className="visually-hidden"> of {volume.name}</span>
+      </button>
+    </form>
+  );
+}
+
+function SnapshotList({
+  snapshots,
+  now,
+  busy,
+  showVolume = false,
+  label,
+  labelledBy,
+  onClone,
+  onDelete,
+}: SnapshotActions & {
+  snapshots: SnapshotView[];
+  now: number;
+  busy: Set<string>;
+  /** Name the source volume in a column (snapshots of deleted volumes). */
+  showVolume?: boolean;
+  label?: string;
+  labelledBy?: string;
+}) {
+  return (
+    <table className="cards snapshots" aria-label={label} aria-labelledby={labelledBy}>
+      <thead>
+        <tr>
+          <th scope="col">Snapshot</th>
+          {showVolume && <th scope="col">Volume</th>}
+          <th scope="col">Size</th>
+          <th scope="col">Taken</th>
+          <th scope="col">State</th>
+          <th scope="col">Actions</th>
+        </tr>
+      </thead>
+      <tbody>
+        {snapshots.map((s) => {
+          const name = snapshotLabel(s);
+          const waiting = busy.has(s.snapshot_id);
+          return (
+            <tr key={s.snapshot_id} data-snapshot={name} data-state={s.state}>
+              <th scope="row" data-label="Snapshot">
+                {s.name || <span className="sub">unnamed</span>}
+                <div className="sub" title={s.snapshot_id}>
+                  {s.snapshot_id.slice(0, 8)}
+                </div>
+              </th>
+              {showVolume && (
+                <td data-label="Volume">
+                  {s.volume}
+                  {s.source_deleted && <div className="sub">deleted</div>}
+                </td>
+              )}
+              <td data-label="Size">{s.size === null ? '—' : formatSize(s.size)}</td>
+              <td data-label="Taken">
+                {s.taken_at ? (
+                  <time dateTime={s.taken_at} title={s.taken_at}>
+                    {age(s.taken_at, now)} ago
+                  </time>
+                ) : (
+                  <span className="sub" title={s.created_at}>
+                    asked {age(s.created_at, now)} ago
+                  </span>
+                )}
+              </td>
+              <td data-label="State" data-state-text={s.error ? `${s.state}; error: ${s.error}` : s.state}>
+                <span className={`badge ${SNAPSHOT_BADGE[s.state]}`}>{s.state}</span>
+                {s.error && <div className="sub detail failing">error: {s.error}</div>}
+              </td>
+              <td data-label="Actions" className="actions">
+                {s.state !== 'deleting' && (
+                  <>
+                    <button
+                      type="button"
+                      onClick={() => onClone(s)}
+                      disabled={waiting || s.state === 'error'}
+                      aria-label={`Clone snapshot ${name}`}
+                    >
+                      Clone
+                    </button>
+                    <button
+                      type="button"
+                      className="danger"
+                      onClick={() => onDelete(s)}
+                      disabled={waiting}
+                      aria-label={`Delete snapshot ${name}`}
+                    >
+                      Delete
+                    </button>
+                  </>
+                )}
+              </td>
+            </tr>
+          );
+        })}
+      </tbody>
+    </table>
+  );
+}
+
+/** A new volume from a snapshot: name, size (blank: the snapshot's; never less) and node. */
+function CloneDialog({
+  snapshot,
+  nodes,
+  onClose,
+}: {
+  snapshot: SnapshotView | null;
+  nodes: NodeView[];
+  onClose: () => void;
+}) {
+  const ref = useRef<HTMLDialogElement>(null);
+  const alive = nodes.filter((n) => n.alive);
+  const [name, setName] = useState('');
+  const [size, setSize] = useState('');
+  const [node, setNode] = useState('');
+  const [error, setError] = useState<{ code: string; message: string } | null>(null);
+  const [sending, setSending] = useState(false);
+  const chosen = alive.some((n) => n.uuid === node)
+    ? node
+    : (defaultCloneNode(snapshot?.source_primary, alive)?.uuid ?? '');
+  useEffect(() => {
+    const d = ref.current;
+    if (!d) return;
+    if (snapshot && !d.open) d.showModal();
+    if (!snapshot && d.open) d.close();
+  }, [snapshot]);
+
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    if (!snapshot) return;
+    const nameProblem = volumeNameProblem(name.trim());
+    if (nameProblem !== undefined) {
+      setError({ code: 'INVALID_NAME', message: nameProblem });
+      return;
+    }
+    setSending(true);
+    setError(null);
+    try {
+      await api.clone(snapshot.snapshot_id, name.trim(), size.trim(), chosen);
+      onClose();
+    } catch (err) {
+      setError({ code: err instanceof ActionFailed ? err.code : 'ERROR', message: errorMessage(err) });
+    } finally {
+      setSending(false);
+    }
+  };
+  const label = snapshot ? snapshotLabel(snapshot) : '';
+  const badSize = error && refusesSize(error) ? true : undefined;
+  return (
+    <dialog ref={ref} aria-labelledby="clone-h" onClose={onClose} className="confirm clone">
+      {snapshot && (
+        <form onSubmit={(e) => void submit(e)} noValidate className="create">
+          <h2 id="clone-h">Clone snapshot {label}</h2>
+          <p className="sub">
+            A new volume holding the data of {snapshot.volume} as it was
+            {snapshot.taken_at ? ` at ${clockTime(snapshot.taken_at)}` : ' when the snapshot is taken'}.
+          </p>
+          <div className="fields">
+            <div className="field">
+              <label htmlFor="clone-name">Volume name</label>
+              <input
+                id="clone-name"
+                value={name}
+                onChange={(e) => setName(e.target.value)}
+                autoComplete="off"
+                aria-invalid={error && !badSize ? true : undefined}
+                aria-describedby={error ? 'clone-error' : undefined}
+              />
+            </div>
+            <div className="field">
+              <label htmlFor="clone-size">Volume size</label>
+              <input
+                id="clone-size"
+                value={size}
+                onChange={(e) => setSize(e.target.value)}
+                placeholder={snapshot.size === null ? 'as the snapshot' : formatSize(snapshot.size)}
+                aria-invalid={badSize}
+                aria-describedby={error ? 'clone-error clone-size-hint' : 'clone-size-hint'}
+              />
+              <small id="clone-size-hint">
+                blank: the snapshot&apos;s size{snapshot.size === null ? '' : ` (${formatSize(snapshot.size)})`}; never
+                less
+              </small>
+            </div>
+            <div className="field">
+              <label htmlFor="clone-node">On node</label>
+              <select id="clone-node" value={chosen} onChange={(e) => setNode(e.target.value)}>
+                {alive.length === 0 && <option value="">no live node</option>}
+                {alive.map((n) => (
                   <option key={n.uuid} value={n.uuid}>
                     {n.host}
                   </option>
                 ))}
               </select>
-              <button
-                type="button"
-                onClick={() => onMove(v, chosen)}
-                disabled={busy || !chosen}
-                aria-label={`Move ${v.name}`}
-              >
-                Move
-              </button>
-            </span>
-            {v.lease && (
-              <button
-                type="button"
-                onClick={() => onRelease(v)}
-                disabled={busy}
-                aria-label={`Release the lease on ${v.name}`}
-              >
-                Release lease
-              </button>
-            )}
-            <button
-              type="button"
-              className="danger"
-              onClick={() => onDelete(v)}
-              disabled={busy}
-              aria-label={`Delete ${v.name}`}
-            >
-              Delete
+            </div>
+          </div>
+          {error && (
+            <p className="error" id="clone-error" role="alert">
+              {error.message}
+            </p>
+          )}
+          <div className="buttons">
+            <button type="button" className="secondary" onClick={onClose}>
+              Cancel
             </button>
-          </>
-        )}
-      </td>
-    </tr>
+            <button type="submit" disabled={sending || !chosen}>
+              {sending ? 'Cloning…' : 'Clone'}
+            </button>
+          </div>
+        </form>
+      )}
+    </dialog>
   );
 }
 

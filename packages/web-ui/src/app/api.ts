@@ -30,10 +30,18 @@ async function send(method: 'POST' | 'DELETE', path: string, body?: unknown): Pr
 }
 
 export const api = {
-  create: (name: string, size: string, node: string) => send('POST', '/api/volumes', { name, size, node }),
+  create: (name: string, size: string, node: string, filesystem: string) =>
+    send('POST', '/api/volumes', { name, size, node, filesystem }),
   move: (id: string, node: string) => send('POST', `/api/volumes/${encodeURIComponent(id)}/move`, { node }),
   /** `force`: the user confirmed releasing a lease a live node holds (a container there uses the volume). */
   releaseLease: (id: string, force: boolean) =>
     send('POST', `/api/volumes/${encodeURIComponent(id)}/release-lease`, { force }),
   remove: (id: string) => send('DELETE', `/api/volumes/${encodeURIComponent(id)}`),
+  /** A blank name is no name. */
+  takeSnapshot: (volumeId: string, name: string) =>
+    send('POST', `/api/volumes/${encodeURIComponent(volumeId)}/snapshots`, { name }),
+  /** A blank size is the snapshot's own. */
+  clone: (snapshotId: string, name: string, size: string, node: string) =>
+    send('POST', `/api/snapshots/${encodeURIComponent(snapshotId)}/clone`, { name, size, node }),
+  removeSnapshot: (snapshotId: string) => send('DELETE', `/api/snapshots/${encodeURIComponent(snapshotId)}`),
 };
