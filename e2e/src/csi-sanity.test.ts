@@ -103,19 +103,14 @@ function junitCounts(xml: string): JunitCounts {
  * package README), and csi-test's own disabled pagination spec (XIt, "pending").
  */
 const UNSUPPORTED = [
-  'GetSnapshot',
-  'Snapshot',
-  'Volume Cloning',
+  'SNAPSHOT_ACCESSIBILITY_CONSTRAINTS',
   'Modify volume',
   'Modify Volume',
   'ControllerPublishVolume',
   'Controller Publish, UnpublishVolume',
   'ControllerUnpublishVolume',
-  'DeleteSnapshot',
-  'ListSnapshots',
   'ControllerModifyVolume',
   'GroupControllerService',
-  'CreateSnapshot',
   'NodeExpandVolume',
   'NodeGetStorageHealth',
 ];

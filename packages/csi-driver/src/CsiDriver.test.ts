@@ -64,6 +64,8 @@ function client(w: World): ControlClient {
     listDatasets: async () => w.datasets,
     createDataset: () => Promise.reject(new Error('unused')),
     deleteDataset: () => Promise.reject(new Error('unused')),
+    createSnapshot: () => Promise.reject(new Error('unused')),
+    deleteSnapshot: () => Promise.reject(new Error('unused')),
     updateDataset: async (id, req) => {
       const d = w.datasets.find((x) => x.dataset_id === id) as DatasetConfiguration;
       if (req.primary !== undefined) {

@@ -59,6 +59,8 @@ function client(w: World): ControlClient {
     },
     deleteDataset: unused,
     updateDataset: unused,
+    createSnapshot: unused,
+    deleteSnapshot: unused,
     listLeases: async () => [],
     acquireLease: unused,
     releaseLease: unused,

@@ -14,6 +14,7 @@ import {
   type DatasetConfiguration,
   type FlockerClient,
   type Lease,
+  type SnapshotConfiguration,
 } from '@flocker/api';
 import { status } from '@grpc/grpc-js';
 import type { Logger } from 'winston';
@@ -39,9 +40,31 @@ import {
   type TopologyRequirement,
 } from './topology';
 import {
+  cloneSize,
+  contentSourceConflict,
+  contentSourceProblem,
+  contentSourceSize,
+  contentSourceWire,
+  csiSnapshot,
+  csiSnapshots,
+  existingSnapshotProblem,
+  filterSnapshots,
+  implicitSnapshotOf,
+  liveSnapshots,
+  snapshotIdForName,
+  snapshotProgress,
+  snapshotState,
+  type ContentSource,
+  type CsiSnapshot,
+} from './snapshots';
+import {
   ControllerExpandVolumeRequest,
+  CreateSnapshotRequest,
   CreateVolumeRequest,
+  DeleteSnapshotRequest,
   DeleteVolumeRequest,
+  GetSnapshotRequest,
+  ListSnapshotsRequest,
   GetCapacityRequest,
   ListVolumesRequest,
   NodeGetVolumeHealthRequest,
@@ -52,7 +75,9 @@ import {
   NodeUnstageVolumeRequest,
   parseRequest,
   required,
+  snapshotWire,
   toCapability,
+  toContentSource,
   toRange,
   toRequirement,
   toSegments,
@@ -98,6 +123,8 @@ export type ControlClient = Pick<
   | 'acquireLease'
   | 'releaseLease'
   | 'waitForCluster'
+  | 'createSnapshot'
+  | 'deleteSnapshot'
 >;
 
 export type DriverMode = 'controller' | 'node' | 'all';
@@ -175,6 +202,15 @@ export function parameterProblem(params: Readonly<Record<string, string>>): stri
     if (k === PARAMETER_PROFILE) continue;
     if (k === PARAMETER_FS_TYPE && (v === '' || v === 'ext4')) continue;
     return `unknown or unsupported parameter ${k}=${v} (known: profile, fsType=ext4)`;
+  }
+  return undefined;
+}
+
+/** CreateSnapshot parameters: none of its own; the CO's csi.storage.k8s.io/ keys are ignored. */
+export function snapshotParameterProblem(params: Readonly<Record<string, string>>): string | undefined {
+  for (const [k, v] of Object.entries(params)) {
+    if (k.startsWith('csi.storage.k8s.io/')) continue;
+    return `unknown snapshot parameter ${k}=${v} (this driver takes none)`;
   }
   return undefined;
 }
@@ -392,6 +428,10 @@ export class CsiDriver {
         rpc('GET_VOLUME_HEALTH'),
         rpc('LIST_VOLUME_HEALTH'),
         rpc('GET_CAPACITY'),
+        rpc('CREATE_DELETE_SNAPSHOT'),
+        rpc('LIST_SNAPSHOTS'),
+        rpc('GET_SNAPSHOT'),
+        rpc('CLONE_VOLUME'),
       ],
     };
   }
@@ -431,12 +471,7 @@ export class CsiDriver {
     if (caps.length === 0) throw new CsiError(status.INVALID_ARGUMENT, 'volume_capabilities is required');
     const problem = firstProblem(caps);
     if (problem !== undefined) throw new CsiError(status.INVALID_ARGUMENT, problem);
-    if (req.volume_content_source) {
-      throw new CsiError(
-        status.INVALID_ARGUMENT,
-        'volume_content_source is not supported: this driver offers no snapshots or clones yet',
-      );
-    }
+    const source = toContentSource(req.volume_content_source);
     const params = req.parameters ?? {};
     const paramProblem = parameterProblem(params);
     if (paramProblem !== undefined) throw new CsiError(status.INVALID_ARGUMENT, paramProblem);
@@ -446,26 +481,44 @@ export class CsiDriver {
       const existing = (await this.client.listDatasets()).find(
         (d) => !d.deleted && d.metadata[METADATA_NAME_KEY] === name,
       );
-      if (existing) return this.existingVolume(existing, name, range, requirement);
+      if (existing) return this.existingVolume(existing, name, range, requirement, source);
       const s = await this.snapshot();
-      const size = sizeForRange(range, this.opts.defaultSize, maxVolumeSize(s));
+      let size = sizeForRange(range, this.opts.defaultSize, maxVolumeSize(s));
+      if (source !== undefined) {
+        const sourceProblem = contentSourceProblem(s, source);
+        if (sourceProblem !== undefined) throw sourceProblem;
+        size = cloneSize(size, range, contentSourceSize(s, source));
+      }
       const node = choosePrimary(s, requirement);
       const primary = node.uuid;
       const metadata: Record<string, string> = { [METADATA_NAME_KEY]: name };
       const profile = params[PARAMETER_PROFILE];
       if (profile) metadata[METADATA_PROFILE_KEY] = profile;
-      const request: CreateDatasetRequest = { primary, maximum_size: size, metadata };
+      const request: CreateDatasetRequest = {
+        primary,
+        maximum_size: size,
+        metadata,
+        ...(source?.kind === 'snapshot' ? { source_snapshot_id: source.snapshotId } : {}),
+        ...(source?.kind === 'volume' ? { source_dataset_id: source.volumeId } : {}),
+      };
       let created: DatasetConfiguration;
       try {
-        created = await this.client.createDataset({ ...request, dataset_id: datasetIdForName(name) });
+        try {
+          created = await this.client.createDataset({ ...request, dataset_id: datasetIdForName(name) });
+        } catch (err) {
+          if (!(err instanceof FlockerApiError) || err.status !== 409) throw err;
+          // The name's id is taken: by this very volume made meanwhile, or by a deleted/renamed dataset.
+          const now = (await this.client.listDatasets()).find(
+            (d) => !d.deleted && d.metadata[METADATA_NAME_KEY] === name,
+          );
+          if (now) return this.existingVolume(now, name, range, requirement, source);
+          created = await this.client.createDataset(request);
+        }
       } catch (err) {
-        if (!(err instanceof FlockerApiError) || err.status !== 409) throw err;
-        // The name's id is taken: by this very volume made meanwhile, or by a deleted/renamed dataset.
-        const now = (await this.client.listDatasets()).find(
-          (d) => !d.deleted && d.metadata[METADATA_NAME_KEY] === name,
-        );
-        if (now) return this.existingVolume(now, name, range, requirement);
-        created = await this.client.createDataset(request);
+        // The source went away between our look and the create.
+        if (err instanceof FlockerApiError && /^SOURCE_(SNAPSHOT|DATASET)_UNKNOWN$/.test(err.code ?? ''))
+          throw new CsiError(status.NOT_FOUND, `volume_content_source: ${err.message}`);
+        throw err;
       }
       this.logger.info('created volume', {
         volume: name,
@@ -473,8 +526,9 @@ export class CsiDriver {
         size,
         primary,
         zone: node.zone,
+        ...(source !== undefined ? { source } : {}),
       });
-      return { volume: this.volumeWire(created, node.zone) };
+      return { volume: this.volumeWire(created, node.zone, source) };
     });
   }
 
@@ -484,6 +538,7 @@ export class CsiDriver {
     name: string,
     range: ReturnType<typeof toRange>,
     requirement: TopologyRequirement | undefined,
+    source: ContentSource | undefined,
   ): Promise<Json> {
     if (!sizeSatisfies(d.maximum_size, range)) {
       throw new CsiError(
@@ -491,20 +546,22 @@ export class CsiDriver {
         `volume ${name} exists (dataset ${d.dataset_id}) with size ${d.maximum_size ?? 'unset'}, outside the requested capacity range`,
       );
     }
-    const zone = zoneOf(await this.snapshot(), d.primary);
-    const conflict = topologyConflict(zone, requirement);
+    const s = await this.snapshot();
+    const zone = zoneOf(s, d.primary);
+    const conflict = topologyConflict(zone, requirement) ?? contentSourceConflict(d, source, s.snapshots ?? []);
     if (conflict !== undefined)
       throw new CsiError(status.ALREADY_EXISTS, `volume ${name} exists (dataset ${d.dataset_id}) but ${conflict}`);
-    return { volume: this.volumeWire(d, zone) };
+    return { volume: this.volumeWire(d, zone, source) };
   }
 
   /** The CSI volume of a dataset; accessible from its primary's zone when that is known (else from every node). */
-  private volumeWire(d: DatasetConfiguration, zone?: string): VolumeWire {
+  private volumeWire(d: DatasetConfiguration, zone?: string, source?: ContentSource): VolumeWire {
     return {
       volume_id: d.dataset_id,
       capacity_bytes: d.maximum_size ?? 0,
       volume_context: {},
       accessible_topology: volumeTopology(zone),
+      ...(source !== undefined ? { content_source: contentSourceWire(source) } : {}),
     };
   }
 
@@ -522,6 +579,9 @@ export class CsiDriver {
           `volume ${id} is in use on node ${lease.node_uuid} (it holds the lease${leaseUsers(lease)}); unstage it first`,
         );
       }
+      // A clone of a volume: the snapshot the control service took for it goes too (first, so a retry finds it).
+      const implicit = implicitSnapshotOf(d, (await this.snapshot()).snapshots ?? []);
+      if (implicit !== undefined) await this.deleteFlockerSnapshot(implicit.snapshot_id);
       try {
         await this.client.deleteDataset(id);
       } catch (err) {
@@ -638,6 +698,129 @@ export class CsiDriver {
     const live = (await this.client.listDatasets()).filter((d) => !d.deleted);
     const page = paginate(live, (d) => d.dataset_id, req.starting_token ?? '', req.max_entries ?? 0);
     return { entries: page.entries.map((d) => ({ volume: this.volumeWire(d) })), next_token: page.nextToken };
+  }
+
+  // ---- Snapshots -------------------------------------------------------------------------------
+
+  /**
+   * A Flocker snapshot of the volume, named by the CSI name (idempotent by it: the same name of
+   * the same volume is that snapshot, of another volume ALREADY_EXISTS). Waits, bounded by
+   * --stage-timeout and on the long-poll, until a backend holds it, so creation_time is when it
+   * was taken; ready_to_use once it can be cloned.
+   */
+  async createSnapshot(raw: unknown): Promise<Json> {
+    const req = parseRequest(CreateSnapshotRequest, raw, 'CreateSnapshot');
+    const name = required(req.name, 'name');
+    const sourceId = required(req.source_volume_id, 'source_volume_id');
+    const problem = snapshotParameterProblem(req.parameters ?? {});
+    if (problem !== undefined) throw new CsiError(status.INVALID_ARGUMENT, problem);
+    return this.exclusive(`snapshot-name:${name}`, async () => {
+      const s = await this.snapshot();
+      let config = liveSnapshots(s).find((x) => x.metadata[METADATA_NAME_KEY] === name);
+      if (config !== undefined) {
+        const conflict = existingSnapshotProblem(config, sourceId);
+        if (conflict !== undefined) throw conflict;
+      } else {
+        if (!isDatasetId(sourceId) || !liveDataset(s.datasets, sourceId))
+          throw new CsiError(status.NOT_FOUND, `no volume ${sourceId}`);
+        config = await this.newSnapshot(name, sourceId);
+      }
+      return { snapshot: snapshotWire(await this.waitSnapshotTaken(config)) };
+    });
+  }
+
+  private async newSnapshot(name: string, sourceId: string): Promise<SnapshotConfiguration> {
+    const request = { dataset_id: sourceId, metadata: { [METADATA_NAME_KEY]: name } };
+    try {
+      try {
+        const created = await this.client.createSnapshot({ ...request, snapshot_id: snapshotIdForName(name) });
+        this.logger.info('created snapshot', {
+          snapshot: name,
+          snapshot_id: created.snapshot_id,
+          dataset_id: sourceId,
+        });
+        return created;
+      } catch (err) {
+        if (!(err instanceof FlockerApiError) || err.status !== 409) throw err;
+        // The name (or its id) is taken: by this very snapshot made meanwhile, or the id by a deleted one.
+        const now = liveSnapshots(await this.snapshot()).find((x) => x.metadata[METADATA_NAME_KEY] === name);
+        if (now !== undefined) {
+          const conflict = existingSnapshotProblem(now, sourceId);
+          if (conflict !== undefined) throw conflict;
+          return now;
+        }
+        return await this.client.createSnapshot(request);
+      }
+    } catch (err) {
+      if (err instanceof FlockerApiError && err.code === 'SNAPSHOT_SOURCE_DELETED')
+        throw new CsiError(status.NOT_FOUND, `no volume ${sourceId}`);
+      throw err;
+    }
+  }
+
+  /** Until a backend holds the snapshot (creating or ready); DEADLINE_EXCEEDED with the reason after the bound. */
+  private async waitSnapshotTaken(config: SnapshotConfiguration): Promise<CsiSnapshot> {
+    const id = config.snapshot_id;
+    const deadline = Date.now() + this.opts.stageTimeoutMs;
+    let since: string | undefined;
+    for (;;) {
+      const s = await this.client.waitForCluster(
+        since,
+        since === undefined ? 0 : Math.max(0, Math.min(deadline - Date.now(), this.pollMs)),
+      );
+      since = s.generation;
+      const now = liveSnapshots(s).find((x) => x.snapshot_id === id);
+      if (now === undefined) throw new CsiError(status.ABORTED, `snapshot ${id} was deleted while being taken`);
+      const progress = snapshotProgress(s, id);
+      if (progress.kind === 'ready' || progress.kind === 'cut') return csiSnapshot(now, snapshotState(s, id));
+      if (progress.kind === 'failed') throw new CsiError(status.INTERNAL, progress.message);
+      if (Date.now() >= deadline) {
+        throw new CsiError(
+          status.DEADLINE_EXCEEDED,
+          `timed out after ${Math.round(this.opts.stageTimeoutMs / 1000)} s waiting for snapshot ${id} to be taken: ${progress.reason}`,
+        );
+      }
+    }
+  }
+
+  private async deleteFlockerSnapshot(id: string): Promise<void> {
+    try {
+      await this.client.deleteSnapshot(id);
+      this.logger.info('deleted snapshot', { snapshot_id: id });
+    } catch (err) {
+      if (!(err instanceof FlockerApiError) || err.status !== 404) throw err;
+    }
+  }
+
+  /** Idempotent: an unknown, deleted or non-UUID id is OK. Volumes cloned from it keep their data. */
+  async deleteSnapshot(raw: unknown): Promise<Json> {
+    const req = parseRequest(DeleteSnapshotRequest, raw, 'DeleteSnapshot');
+    const id = required(req.snapshot_id, 'snapshot_id');
+    if (!isDatasetId(id)) return {};
+    return this.exclusive(`snapshot:${id}`, async () => {
+      await this.deleteFlockerSnapshot(id);
+      return {};
+    });
+  }
+
+  /** Live snapshots ordered by id, filtered by snapshot_id / source_volume_id, paged as ListVolumes. */
+  async listSnapshots(raw: unknown): Promise<Json> {
+    const req = parseRequest(ListSnapshotsRequest, raw, 'ListSnapshots');
+    const all = filterSnapshots(csiSnapshots(await this.snapshot()), {
+      snapshotId: req.snapshot_id ?? '',
+      sourceVolumeId: req.source_volume_id ?? '',
+    });
+    const page = paginate(all, (x) => x.snapshotId, req.starting_token ?? '', req.max_entries ?? 0);
+    return { entries: page.entries.map((x) => ({ snapshot: snapshotWire(x) })), next_token: page.nextToken };
+  }
+
+  /** GetSnapshot (GET_SNAPSHOT, alpha): NOT_FOUND for an unknown or deleted snapshot. */
+  async getSnapshot(raw: unknown): Promise<Json> {
+    const req = parseRequest(GetSnapshotRequest, raw, 'GetSnapshot');
+    const id = required(req.snapshot_id, 'snapshot_id');
+    const found = isDatasetId(id) ? csiSnapshots(await this.snapshot()).find((x) => x.snapshotId === id) : undefined;
+    if (found === undefined) throw new CsiError(status.NOT_FOUND, `no snapshot ${id}`);
+    return { snapshot: snapshotWire(found) };
   }
 
   // ---- Node ----------------------------------------------------------------------------------

@@ -69,6 +69,10 @@ export async function serveCsi(
       ControllerGetVolumeHealth: u('ControllerGetVolumeHealth', (r) => driver.controllerGetVolumeHealth(r)),
       ControllerListVolumeHealth: u('ControllerListVolumeHealth', (r) => driver.controllerListVolumeHealth(r)),
       GetCapacity: u('GetCapacity', (r) => driver.getCapacity(r)),
+      CreateSnapshot: u('CreateSnapshot', (r) => driver.createSnapshot(r)),
+      DeleteSnapshot: u('DeleteSnapshot', (r) => driver.deleteSnapshot(r)),
+      ListSnapshots: u('ListSnapshots', (r) => driver.listSnapshots(r)),
+      GetSnapshot: u('GetSnapshot', (r) => driver.getSnapshot(r)),
       ControllerGetCapabilities: u('ControllerGetCapabilities', () => driver.controllerGetCapabilities()),
     });
   if (driver.mode !== 'controller')

@@ -49,7 +49,7 @@ function keysOf(schema: z.ZodObject): string[] {
 }
 
 describe('request schemas name only fields of csi.proto', () => {
-  const ONEOF_VIRTUAL = new Set(['access_type']);
+  const ONEOF_VIRTUAL = new Set(['access_type', 'type']);
   it.each([
     ['CreateVolumeRequest', wire.CreateVolumeRequest],
     ['DeleteVolumeRequest', wire.DeleteVolumeRequest],
@@ -70,6 +70,13 @@ describe('request schemas name only fields of csi.proto', () => {
     ['GetCapacityRequest', wire.GetCapacityRequest],
     ['TopologyRequirement', wire.TopologyRequirementWire],
     ['Topology', wire.TopologyWire],
+    ['CreateSnapshotRequest', wire.CreateSnapshotRequest],
+    ['DeleteSnapshotRequest', wire.DeleteSnapshotRequest],
+    ['GetSnapshotRequest', wire.GetSnapshotRequest],
+    ['ListSnapshotsRequest', wire.ListSnapshotsRequest],
+    ['VolumeContentSource', wire.VolumeContentSourceWire],
+    ['VolumeContentSource.SnapshotSource', wire.SnapshotSourceWire],
+    ['VolumeContentSource.VolumeSource', wire.VolumeSourceWire],
   ] as [string, z.ZodObject][])('%s', (name, schema) => {
     const fields = message(name).field.map((f) => f.name);
     for (const k of keysOf(schema)) if (!ONEOF_VIRTUAL.has(k)) expect(fields).toContain(k);
@@ -124,6 +131,8 @@ function fakeClient(datasets: DatasetConfiguration[]): ControlClient {
     waitForCluster: async () => snapshot(),
     updateDataset: unused,
     deleteDataset: unused,
+    createSnapshot: unused,
+    deleteSnapshot: unused,
     listLeases: async () => [],
     acquireLease: unused,
     releaseLease: unused,
@@ -317,5 +326,58 @@ describe('answers survive the serialiser unchanged', () => {
     await expect(
       d.validateVolumeCapabilities({ volume_id: 'nope', volume_capabilities: [cap('SINGLE_NODE_WRITER')] }),
     ).rejects.toMatchObject({ code: status.NOT_FOUND });
+  });
+});
+
+describe('snapshot and clone answers survive the serialiser unchanged', () => {
+  const snapshot = wire.snapshotWire({
+    snapshotId: NODE,
+    sourceVolumeId: datasetIdForName('v'),
+    sizeBytes: 64 * MiB,
+    creationTime: '2026-02-03T04:05:06.250Z',
+    readyToUse: true,
+  });
+  const decoded = {
+    size_bytes: String(64 * MiB),
+    snapshot_id: NODE,
+    source_volume_id: datasetIdForName('v'),
+    creation_time: { seconds: String(Date.parse('2026-02-03T04:05:06Z') / 1000), nanos: 250_000_000 },
+    ready_to_use: true,
+  };
+  it('CreateSnapshot, GetSnapshot, ListSnapshots (Timestamp, int64 as strings)', () => {
+    expect(roundTrip(services.Controller, 'CreateSnapshot', { snapshot })).toEqual({ snapshot: decoded });
+    expect(roundTrip(services.Controller, 'GetSnapshot', { snapshot })).toEqual({ snapshot: decoded });
+    expect(roundTrip(services.Controller, 'ListSnapshots', { entries: [{ snapshot }], next_token: 't' })).toEqual({
+      entries: [{ snapshot: decoded }],
+      next_token: 't',
+    });
+    expect(roundTrip(services.Controller, 'DeleteSnapshot', {})).toEqual({});
+  });
+  it('CreateVolume with a content source answers it (snapshot or volume)', () => {
+    for (const content_source of [{ snapshot: { snapshot_id: NODE } }, { volume: { volume_id: NODE } }]) {
+      const volume = { volume_id: NODE, capacity_bytes: 64 * MiB, volume_context: {}, content_source };
+      expect(roundTrip(services.Controller, 'CreateVolume', { volume })).toEqual({
+        volume: {
+          volume_id: NODE,
+          capacity_bytes: String(64 * MiB),
+          content_source: expect.objectContaining(content_source),
+        },
+      });
+    }
+  });
+  it('a decoded content source parses (the oneof name beside its member); one of neither kind is INVALID_ARGUMENT', () => {
+    const m = services.Controller.CreateVolume;
+    if (!m) throw new Error('no CreateVolume');
+    const req = m.requestDeserialize(
+      m.requestSerialize({ name: 'n', volume_content_source: { snapshot: { snapshot_id: NODE } } }),
+    );
+    const parsed = wire.parseRequest(wire.CreateVolumeRequest, req, 'CreateVolume');
+    expect(wire.toContentSource(parsed.volume_content_source)).toEqual({ kind: 'snapshot', snapshotId: NODE });
+    expect(wire.toContentSource({ volume: { volume_id: NODE } })).toEqual({ kind: 'volume', volumeId: NODE });
+    expect(wire.toContentSource(undefined)).toBeUndefined();
+    expect(() => wire.toContentSource({})).toThrow(expect.objectContaining({ code: status.INVALID_ARGUMENT }));
+    expect(() => wire.toContentSource({ snapshot: {} })).toThrow(
+      expect.objectContaining({ code: status.INVALID_ARGUMENT }),
+    );
   });
 });

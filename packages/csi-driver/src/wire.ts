@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { CsiError, int64, type CapacityRange, type VolumeCapability } from './mapping';
 import { status } from '@grpc/grpc-js';
 import type { Segments, TopologyRequirement } from './topology';
+import { timestampOf, type ContentSource, type CsiSnapshot } from './snapshots';
 
 const Str = z.string().optional().nullable();
 const StrMap = z.record(z.string(), z.string()).optional().nullable();
@@ -38,13 +39,23 @@ export const TopologyRequirementWire = z
   })
   .loose();
 
+export const SnapshotSourceWire = z.object({ snapshot_id: Str }).loose();
+export const VolumeSourceWire = z.object({ volume_id: Str }).loose();
+export const VolumeContentSourceWire = z
+  .object({
+    snapshot: SnapshotSourceWire.optional().nullable(),
+    volume: VolumeSourceWire.optional().nullable(),
+    type: Str,
+  })
+  .loose();
+
 export const CreateVolumeRequest = z
   .object({
     name: Str,
     capacity_range: CapacityRangeWire.optional().nullable(),
     volume_capabilities: z.array(VolumeCapabilityWire).optional().nullable(),
     parameters: StrMap,
-    volume_content_source: z.object({}).loose().optional().nullable(),
+    volume_content_source: VolumeContentSourceWire.optional().nullable(),
     accessibility_requirements: TopologyRequirementWire.optional().nullable(),
   })
   .loose();
@@ -112,6 +123,21 @@ export const NodeGetVolumeHealthRequest = z
   .object({ volume_id: Str, volume_publish_path: Str, staging_target_path: Str })
   .loose();
 
+export const CreateSnapshotRequest = z.object({ source_volume_id: Str, name: Str, parameters: StrMap }).loose();
+
+export const DeleteSnapshotRequest = z.object({ snapshot_id: Str }).loose();
+
+export const GetSnapshotRequest = z.object({ snapshot_id: Str }).loose();
+
+export const ListSnapshotsRequest = z
+  .object({
+    max_entries: z.number().int().optional().nullable(),
+    starting_token: Str,
+    source_volume_id: Str,
+    snapshot_id: Str,
+  })
+  .loose();
+
 export type VolumeCapabilityWire = z.infer<typeof VolumeCapabilityWire>;
 export type CreateVolumeRequest = z.infer<typeof CreateVolumeRequest>;
 export type DeleteVolumeRequest = z.infer<typeof DeleteVolumeRequest>;
@@ -160,6 +186,24 @@ export function toRequirement(
   return { requisite: (w.requisite ?? []).map(toSegments), preferred: (w.preferred ?? []).map(toSegments) };
 }
 
+/**
+ * volume_content_source as the decision takes it; undefined when absent. A source of neither
+ * kind, or one without its id, is INVALID_ARGUMENT (the spec's "source incompatible or not supported").
+ */
+export function toContentSource(
+  w: z.infer<typeof VolumeContentSourceWire> | null | undefined,
+): ContentSource | undefined {
+  if (!w) return undefined;
+  if (w.snapshot)
+    return {
+      kind: 'snapshot',
+      snapshotId: required(w.snapshot.snapshot_id, 'volume_content_source.snapshot.snapshot_id'),
+    };
+  if (w.volume)
+    return { kind: 'volume', volumeId: required(w.volume.volume_id, 'volume_content_source.volume.volume_id') };
+  throw new CsiError(status.INVALID_ARGUMENT, 'volume_content_source names neither a snapshot nor a volume');
+}
+
 export function toRange(w: z.infer<typeof CapacityRangeWire> | null | undefined): CapacityRange | undefined {
   if (!w) return undefined;
   return {
@@ -175,6 +219,25 @@ export interface VolumeWire {
   capacity_bytes: number;
   volume_context: Record<string, string>;
   accessible_topology: { segments: Segments }[];
+  content_source?: { snapshot: { snapshot_id: string } } | { volume: { volume_id: string } };
+}
+
+export interface SnapshotWire {
+  size_bytes: number;
+  snapshot_id: string;
+  source_volume_id: string;
+  creation_time: { seconds: number; nanos: number };
+  ready_to_use: boolean;
+}
+
+export function snapshotWire(x: CsiSnapshot): SnapshotWire {
+  return {
+    size_bytes: x.sizeBytes,
+    snapshot_id: x.snapshotId,
+    source_volume_id: x.sourceVolumeId,
+    creation_time: timestampOf(x.creationTime),
+    ready_to_use: x.readyToUse,
+  };
 }
 
 export interface VolumeUsageWire {
