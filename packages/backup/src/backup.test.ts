@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
@@ -204,6 +205,33 @@ describe('backupVolume and restoreVolume', () => {
     await restoreVolume(store, second.backupId, path.join(dir, 'r.img'));
   });
 
+  it('backs up from a block device and restores onto another, zeroing its holes', async () => {
+    const losetup = (args: string[]) => execFileSync('losetup', args, { encoding: 'utf8' }).trim();
+    const devices: string[] = [];
+    try {
+      const source = losetup(['--find', '--show', '--read-only', image]);
+      devices.push(source);
+      const m = await backup('snap-dev', { source });
+      expect(m.size).toBe(SIZE);
+      // The target device holds old data everywhere: holes must be written as zeros there.
+      const targetImage = path.join(dir, 'target-dev.img');
+      await fs.writeFile(targetImage, Buffer.alloc(SIZE + CHUNK, 0xaa));
+      const target = losetup(['--find', '--show', targetImage]);
+      devices.push(target);
+      await restoreVolume(store, m.backupId, target);
+      const small = path.join(dir, 'small.img');
+      await fs.writeFile(small, Buffer.alloc(CHUNK));
+      const tooSmall = losetup(['--find', '--show', small]);
+      devices.push(tooSmall);
+      await expectCode(restoreVolume(store, m.backupId, tooSmall), 'TARGET_UNUSABLE', `holds ${CHUNK} bytes`);
+      for (const d of devices.splice(0)) losetup(['-d', d]);
+      const restored = (await fs.readFile(targetImage)).subarray(0, SIZE);
+      expect(restored.equals(await fs.readFile(image))).toBe(true);
+    } finally {
+      for (const d of devices) losetup(['-d', d]);
+    }
+  });
+
   it('refuses bad options with INVALID_ARGUMENT and an unreadable source with SOURCE_UNREADABLE', async () => {
     await expectCode(
       backupVolume(image, store, { volumeId: 'a/b', snapshotId: 's' }),
@@ -286,6 +314,14 @@ describe('restore verification', () => {
     store.objects.set(key, { ...o, body: Buffer.from(JSON.stringify({ ...json, size: json.size * 2 })) });
     await expectCode(restoreVolume(store, m.backupId, target), 'MANIFEST_CORRUPT', key);
     await expect(fs.stat(target)).rejects.toThrow(/ENOENT/);
+  });
+
+  it('a restore killed midway leaves a temporary file that the next restore to that target removes', async () => {
+    const orphan = path.join(dir, '.target.img.restore-deadbeef');
+    await fs.writeFile(orphan, 'half a volume');
+    await restoreVolume(store, m.backupId, target);
+    expect(await sha256File(target)).toBe(await sha256File(image));
+    expect((await fs.readdir(dir)).filter((n) => n.includes('.restore-'))).toEqual([]);
   });
 
   it('an unknown backup is BACKUP_NOT_FOUND; a target holding data is refused unless overwrite', async () => {

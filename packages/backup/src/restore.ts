@@ -103,9 +103,16 @@ export async function restoreVolume(
     if (existing.size > 0 && options.overwrite !== true)
       throw new BackupError('TARGET_UNUSABLE', `${target} already holds data (pass overwrite to replace it)`, target);
   }
+  const tempPrefix = `.${path.basename(target)}.restore-`;
+  if (!isDevice) {
+    // Temporary files of restores to this target that were killed: one restore per target at a time.
+    const siblings = await fs.readdir(path.dirname(target)).catch(() => []);
+    for (const name of siblings.filter((n) => n.startsWith(tempPrefix)))
+      await fs.rm(path.join(path.dirname(target), name), { force: true });
+  }
   const writePath = isDevice
     ? target
-    : path.join(path.dirname(target), `.${path.basename(target)}.restore-${randomBytes(4).toString('hex')}`);
+    : path.join(path.dirname(target), `${tempPrefix}${randomBytes(4).toString('hex')}`);
   const handle = await fs.open(writePath, isDevice ? 'r+' : 'wx').catch((e: unknown) => {
     throw new BackupError(
       'TARGET_UNUSABLE',
