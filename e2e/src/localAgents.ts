@@ -16,7 +16,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FlockerClient } from '@flocker/api';
-import { startControlService, type ControlService } from '@flocker/control-api';
+import { startControlService, type ControlService, type ControlServiceOptions } from '@flocker/control-api';
 import { parseMountInfo } from '@flocker/storage-drivers';
 import { waitFor as waitUntil } from './cluster/run';
 import { removeTree } from './removeTree';
@@ -65,6 +65,7 @@ async function startControl(
   dir: string,
   dataDir: string,
   nodeTimeoutSeconds: number,
+  extra: Partial<ControlServiceOptions> = {},
 ): Promise<{ control: ControlService; client: FlockerClient }> {
   const control = await startControlService({
     port: 0,
@@ -72,6 +73,7 @@ async function startControl(
     dataDir: join(dir, dataDir),
     nodeTimeoutSeconds,
     logLevel: 'error',
+    ...extra,
   });
   return { control, client: new FlockerClient({ baseUrl: control.url }) };
 }
@@ -84,10 +86,13 @@ export class LocalAgentBed {
     private current: { control: ControlService; client: FlockerClient },
   ) {}
 
-  /** A temp directory named from `prefix` and a control service (node timeout 60 s) on `<dir>/control`. */
-  static async start(prefix: string): Promise<LocalAgentBed> {
+  /**
+   * A temp directory named from `prefix` and a control service (node timeout 60 s) on `<dir>/control`;
+   * `control` adds options of that service (e.g. testOnlyMinSnapshotIntervalSeconds).
+   */
+  static async start(prefix: string, control: Partial<ControlServiceOptions> = {}): Promise<LocalAgentBed> {
     const dir = mkdtempSync(join(tmpdir(), prefix));
-    return new LocalAgentBed(dir, await startControl(dir, 'control', 60));
+    return new LocalAgentBed(dir, await startControl(dir, 'control', 60, control));
   }
 
   get control(): ControlService {

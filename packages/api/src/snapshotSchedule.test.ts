@@ -86,8 +86,11 @@ describe('snapshot schedule grammar', () => {
   });
 
   it('names: <volume>-<UTC slot>, long volume names shortened to fit a metadata value', () => {
-    expect(scheduledSnapshotName('db', T0 + 7 * 3_600_000)).toBe('db-20261204T0700Z');
-    const long = scheduledSnapshotName('v'.repeat(300), T0);
+    expect(scheduledSnapshotName('db', T0 + 7 * 3_600_000, 3_600_000)).toBe('db-20261204T0700Z');
+    // Seconds for an interval of seconds, on every slot (the :00 one too).
+    expect(scheduledSnapshotName('db', T0 + 3000, 3000)).toBe('db-20261204T000003Z');
+    expect(scheduledSnapshotName('db', T0 + 60_000, 3000)).toBe('db-20261204T000100Z');
+    const long = scheduledSnapshotName('v'.repeat(300), T0, 60_000);
     expect(long.length).toBeLessThanOrEqual(256 - '-scheduled'.length);
     expect(long.endsWith('-20261204T0000Z')).toBe(true);
   });

@@ -134,13 +134,14 @@ export function nextScheduledSnapshot(now: number, intervalMs: number, lastTaken
 }
 
 /**
- * `<volume>-<UTC time of the slot>`, e.g. db-20261204T0700Z (seconds only when the slot has
- * them); a long volume name is shortened so the whole fits a metadata value (256 characters).
+ * `<volume>-<UTC time of the slot>`, e.g. db-20261204T0700Z (with seconds, db-20261204T070003Z,
+ * only for an interval that is not whole minutes); a long volume name is shortened so the
+ * whole fits a metadata value (256 characters).
  */
-export function scheduledSnapshotName(volume: string, slotStart: number): string {
+export function scheduledSnapshotName(volume: string, slotStart: number, intervalMs: number): string {
   const iso = new Date(slotStart).toISOString(); // 2026-12-04T07:00:00.000Z
   const date = iso.slice(0, 10).replaceAll('-', '');
   const time = iso.slice(11, 19).replaceAll(':', '');
-  const suffix = `-${date}T${time.endsWith('00') ? time.slice(0, 4) : time}Z`;
+  const suffix = `-${date}T${intervalMs % 60_000 === 0 ? time.slice(0, 4) : time}Z`;
   return `${volume.slice(0, 256 - suffix.length - '-scheduled'.length)}${suffix}`;
 }

@@ -60,7 +60,7 @@ export function planSchedule(
   const newest = oldestFirst[oldestFirst.length - 1];
   let create: SchedulePlan['create'];
   if (newest === undefined || newest.createdAt < slotStart) {
-    const base = scheduledSnapshotName(volume, slotStart);
+    const base = scheduledSnapshotName(volume, slotStart, schedule.intervalMs);
     const name = !nameInUse(base) ? base : !nameInUse(`${base}-scheduled`) ? `${base}-scheduled` : undefined;
     if (name !== undefined) create = { name, slotStart };
   }
