@@ -52,6 +52,20 @@ function setup() {
 }
 
 describe('ClusterFollower (manual clock)', () => {
+  it('a snapshot asked for or deleted is a configuration change (issue 20): the source node takes it at once', async () => {
+    const { calls, adopted, follower } = setup();
+    follower.start();
+    calls[0]!.answer(snap(1));
+    await settle();
+    const asked = { snapshot_id: 's', dataset_id: 'd', metadata: {}, created_at: 'T' };
+    calls[1]!.answer(snap(2, { snapshots: [asked] }));
+    await settle();
+    calls[2]!.answer(snap(3, { snapshots: [{ ...asked, deleted: true as const }] }));
+    await settle();
+    expect(adopted.map((a) => a.change)).toEqual(['config', 'config', 'config']);
+    follower.stop();
+  });
+
   it('reads at once, then long-polls from the generation held, and tells what each new snapshot changed', async () => {
     const { calls, adopted, follower } = setup();
     follower.start();

@@ -117,7 +117,8 @@ export class ClusterFollower {
  * report, echoed back, is in neither.
  */
 function configKey(s: ClusterSnapshot): string {
-  return JSON.stringify([s.datasets, s.nodes.map((n) => [n.uuid, n.instance_id, n.alive])]);
+  // Snapshots asked for or deleted are configuration too: the source's primary takes them.
+  return JSON.stringify([s.datasets, s.snapshots ?? [], s.nodes.map((n) => [n.uuid, n.instance_id, n.alive])]);
 }
 
 function othersKey(s: ClusterSnapshot, self: string): string {
