@@ -7,6 +7,7 @@ import { promises as fs } from 'node:fs';
 import {
   StorageError,
   filesystemType,
+  freezeFilesystem,
   hasFilesystem,
   isLoopDeviceNeverWritten,
   listMounts,
@@ -14,6 +15,7 @@ import {
   makeFilesystem,
   mount,
   resizeFilesystem,
+  thawFilesystem,
   unmount,
   xfsSizeFromSuperblock,
   type FilesystemKind,
@@ -142,17 +144,8 @@ export const linuxHostOps: HostOps = {
     const sb = await readSuperblocks(devicePath);
     return sb.ext4 ?? sb.xfs;
   },
-  freeze: (mountPoint) => run('fsfreeze', ['--freeze', mountPoint]),
-  thaw: async (mountPoint) => {
-    try {
-      await run('fsfreeze', ['--unfreeze', mountPoint]);
-      return true;
-    } catch (e) {
-      // The kernel answers EINVAL for a file system that is not frozen: already thawed is thawed.
-      if (!/Invalid argument/.test(e instanceof Error ? e.message : String(e))) throw e;
-      return false;
-    }
-  },
+  freeze: (mountPoint) => freezeFilesystem(mountPoint),
+  thaw: (mountPoint) => thawFilesystem(mountPoint),
   growUnmountedFilesystem: async (devicePath) => {
     if ((await readSuperblocks(devicePath)).xfs !== null) return; // xfs grows only mounted
     // e2fsck exits 1 when it fixed something, which is fine before a resize.

@@ -61,6 +61,27 @@ describe('executeAction: snapshots and clones', () => {
     expect(c.driver.snapshots.size).toBe(1);
   });
 
+  it('thaws as soon as the driver says the point in time is fixed, once, before it finishes', async () => {
+    const c = ctx();
+    const id = await volumeHere(c);
+    const order: string[] = [];
+    const create = c.driver.createSnapshot.bind(c.driver);
+    c.driver.createSnapshot = async (b, s, options) => {
+      order.push(`copy while frozen=${c.host.frozen.has(PATH)}`);
+      await options?.pointInTimeFixed?.();
+      await options?.pointInTimeFixed?.(); // a second call thaws nothing more
+      order.push(`durable while frozen=${c.host.frozen.has(PATH)}`);
+      return create(b, s);
+    };
+    await executeAction(
+      { kind: 'takeSnapshot', datasetId: DS, blockdeviceId: id, snapshotId: SNAP, mountPath: PATH },
+      c,
+    );
+    expect(order).toEqual(['copy while frozen=true', 'durable while frozen=false']);
+    expect(c.host.freezeLog).toEqual([`freeze ${PATH}`, `thaw ${PATH}`]);
+    expect(c.lines.filter((l) => l['message'] === 'file system frozen for a snapshot')).toHaveLength(1);
+  });
+
   it('a failing snapshot still thaws, and the failure is the snapshot’s', async () => {
     const c = ctx();
     const id = await volumeHere(c);

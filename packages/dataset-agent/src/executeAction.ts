@@ -204,21 +204,28 @@ async function takeSnapshot(action: Extract<Action, { kind: 'takeSnapshot' }>, c
     await create(action.blockdeviceId, action.snapshotId);
     return;
   }
-  await host.freeze(action.mountPath);
+  const mountPath = action.mountPath;
+  await host.freeze(mountPath);
   const frozenAt = performance.now();
+  let thawed: Promise<void> | undefined;
+  // Once: as soon as the driver says the point in time is fixed, else after createSnapshot.
+  const thaw = (): Promise<void> =>
+    (thawed ??= (async () => {
+      try {
+        await host.thaw(mountPath);
+      } finally {
+        ctx.logger?.info('file system frozen for a snapshot', {
+          datasetId: action.datasetId,
+          snapshotId: action.snapshotId,
+          mountPath,
+          frozenMs: Math.round((performance.now() - frozenAt) * 1000) / 1000,
+        });
+      }
+    })());
   try {
-    await create(action.blockdeviceId, action.snapshotId);
+    await create(action.blockdeviceId, action.snapshotId, { pointInTimeFixed: thaw });
   } finally {
-    try {
-      await host.thaw(action.mountPath);
-    } finally {
-      ctx.logger?.info('file system frozen for a snapshot', {
-        datasetId: action.datasetId,
-        snapshotId: action.snapshotId,
-        mountPath: action.mountPath,
-        frozenMs: Math.round((performance.now() - frozenAt) * 1000) / 1000,
-      });
-    }
+    await thaw();
   }
 }
 

@@ -78,6 +78,15 @@ export interface BlockDeviceSnapshot {
   readonly status: 'creating' | 'ready' | 'error';
 }
 
+export interface SnapshotOptions {
+  /**
+   * Called once the point in time is fixed, before createSnapshot returns, where the driver
+   * has more to do after that (loopback: make the copy durable, rename it, write its record):
+   * the caller thaws the file system it froze then, so the frozen window is the copy only.
+   */
+  readonly pointInTimeFixed?: () => Promise<void>;
+}
+
 export interface DetachOptions {
   /**
    * Detach even though the instance holding it is not the caller (the holder is
@@ -167,7 +176,7 @@ export interface BlockDeviceApi {
    * createSnapshot: idempotent by snapshotId (taken already: that one is answered, even if
    * the source has since changed). Fails with UNKNOWN_VOLUME for an unknown source.
    */
-  createSnapshot?(blockdeviceId: string, snapshotId: string): Promise<BlockDeviceSnapshot>;
+  createSnapshot?(blockdeviceId: string, snapshotId: string, options?: SnapshotOptions): Promise<BlockDeviceSnapshot>;
   /** Every snapshot of this cluster the backend holds (on a shared backend every node sees all). */
   listSnapshots?(): Promise<BlockDeviceSnapshot[]>;
   /** Idempotent: an unknown snapshot is gone already. Snapshots outlive their source volume. */

@@ -9,6 +9,7 @@ import {
   StorageError,
   type BlockDeviceApi,
   type BlockDeviceSnapshot,
+  type SnapshotOptions,
   type BlockDeviceVolume,
   type CreateVolumeOptions,
   type DetachOptions,
@@ -524,13 +525,17 @@ export class LoopbackDriver implements BlockDeviceApi {
    * destroy of the volume runs meanwhile; a sparse copy of a large image holds the lock, and
    * the caller's frozen file system, for as long as it takes). Ready when it returns.
    */
-  async createSnapshot(blockdeviceId: string, snapshotId: string): Promise<BlockDeviceSnapshot> {
+  async createSnapshot(
+    blockdeviceId: string,
+    snapshotId: string,
+    options: SnapshotOptions = {},
+  ): Promise<BlockDeviceSnapshot> {
     return this.withPoolLock(async () => {
       const taken = await this.snapshotStore.find(snapshotId);
       if (taken !== undefined) return taken;
       const record = await this.readRecord(blockdeviceId);
       await this.finishInterruptedFence(blockdeviceId);
-      return this.snapshotStore.takeLocked(record, this.imagePath(blockdeviceId), snapshotId);
+      return this.snapshotStore.takeLocked(record, this.imagePath(blockdeviceId), snapshotId, options);
     });
   }
 

@@ -9,7 +9,9 @@ import {
   listMounts,
   blockDeviceSize,
   growthReserveArgs,
+  freezeFilesystem,
   makeFilesystem,
+  thawFilesystem,
   xfsSizeFromSuperblock,
   ONLINE_GROWTH_FACTOR,
   mount,
@@ -337,6 +339,38 @@ describe('xfs datasets (issue 20: online growth without CAP_SYS_RESOURCE)', () =
     sb.writeBigUInt64BE(76800n, 8);
     expect(xfsSizeFromSuperblock(sb)).toBe(300 * 1024 ** 2);
     expect(xfsSizeFromSuperblock(Buffer.alloc(512))).toBeNull();
+  });
+
+  it('freezes and thaws a mounted file system through the syscall helper (FIFREEZE/FITHAW); thawing a thawed one is false', async () => {
+    const image = path.join(root, 'freeze.img');
+    await fs.writeFile(image, '');
+    await fs.truncate(image, 32 * 1024 ** 2);
+    const device = (await runChecked(execFileExec, 'losetup', ['--find', '--show', image], 'attach')).trim();
+    const mnt = path.join(root, 'frozen');
+    try {
+      await makeFilesystem(device, { type: 'ext4' });
+      await fs.mkdir(mnt);
+      await mount(device, mnt, { fstype: 'ext4' });
+      await freezeFilesystem(mnt);
+      // A write blocks while frozen: a child's write does not finish until the thaw.
+      const writer = execFileExec('sh', ['-c', `echo x > ${mnt}/f && sync -f ${mnt}/f`]);
+      const early = await Promise.race([
+        writer.then(() => 'done'),
+        new Promise((r) => setTimeout(() => r('blocked'), 300)),
+      ]);
+      expect(early).toBe('blocked');
+      expect(await thawFilesystem(mnt)).toBe(true);
+      expect((await writer).exitCode).toBe(0);
+      expect(await thawFilesystem(mnt)).toBe(false);
+      // And the same through fsfreeze(8) when an exec is given (the fallback).
+      await freezeFilesystem(mnt, { exec: execFileExec });
+      expect(await thawFilesystem(mnt, { exec: execFileExec })).toBe(true);
+      expect(await thawFilesystem(mnt, { exec: execFileExec })).toBe(false);
+    } finally {
+      await thawFilesystem(mnt).catch(() => undefined);
+      await unmount(mnt).catch(() => undefined);
+      await runChecked(execFileExec, 'losetup', ['-d', device], 'detach');
+    }
   });
 
   it('grows a mounted xfs file system online with xfs_growfs; unmounted it is refused', async () => {

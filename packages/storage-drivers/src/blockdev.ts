@@ -239,6 +239,41 @@ export async function unmount(mountPoint: string, options: BlockdevOptions = {})
   await runChecked(exec, 'umount', [mountPoint], `unmounting ${mountPoint}`, 'DEVICE_BUSY');
 }
 
+const EINVAL = 22;
+
+/**
+ * Freezes the file system mounted at mountPoint (no writes reach it until thawed): FIFREEZE
+ * through the syscall helper, else fsfreeze(8).
+ */
+export async function freezeFilesystem(mountPoint: string, options: BlockdevOptions = {}): Promise<void> {
+  if (options.exec === undefined) {
+    const r = await mountSyscalls.freeze(mountPoint);
+    if (r?.ok) return;
+    if (r) throw new StorageError('BACKEND_ERROR', `freezing ${mountPoint} failed: ${r.message}`);
+  }
+  const exec = options.exec ?? execFileExec;
+  await runChecked(exec, 'fsfreeze', ['--freeze', mountPoint], `freezing ${mountPoint}`);
+}
+
+/** Thaws it; false when it was not frozen (EINVAL: thawed already is thawed). */
+export async function thawFilesystem(mountPoint: string, options: BlockdevOptions = {}): Promise<boolean> {
+  if (options.exec === undefined) {
+    const r = await mountSyscalls.thaw(mountPoint);
+    if (r?.ok) return true;
+    if (r && r.errno === EINVAL) return false;
+    if (r) throw new StorageError('BACKEND_ERROR', `thawing ${mountPoint} failed: ${r.message}`);
+  }
+  const exec = options.exec ?? execFileExec;
+  const args = ['--unfreeze', mountPoint];
+  const result = await exec('fsfreeze', args);
+  if (result.exitCode === 0) return true;
+  if (/Invalid argument/.test(result.stderr)) return false;
+  throw new StorageError(
+    'BACKEND_ERROR',
+    `thawing ${mountPoint} failed: \`${formatCommand('fsfreeze', args)}\` exited with ${result.exitCode}: ${result.stderr.trim()}`,
+  );
+}
+
 /** Reads an xfs superblock (at byte 0, big-endian): data blocks x block size, or null when it is not xfs. */
 export function xfsSizeFromSuperblock(sb: Buffer): number | null {
   if (sb.length < 16 || sb.readUInt32BE(0) !== 0x58465342) return null;

@@ -8,6 +8,7 @@ export {
 export {
   blockDeviceSize,
   filesystemType,
+  freezeFilesystem,
   growthReserveArgs,
   hasFilesystem,
   isDeviceBusy,
@@ -19,6 +20,7 @@ export {
   ONLINE_GROWTH_FACTOR,
   parseMountInfo,
   resizeFilesystem,
+  thawFilesystem,
   unmount,
   XFS_MINIMUM_DEVICE_SIZE,
   xfsSizeFromSuperblock,

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { errorMessage } from '@flocker/runtime';
 import type winston from 'winston';
 import { z } from 'zod';
-import { StorageError, type BlockDeviceSnapshot } from './BlockDeviceApi';
+import { StorageError, type BlockDeviceSnapshot, type SnapshotOptions } from './BlockDeviceApi';
 import { runChecked, type ExecFn } from './exec';
 import { fsyncDir, writeFileAtomic, type VolumeRecord } from './VolumeRecord';
 
@@ -127,7 +127,12 @@ export class LoopbackSnapshots {
    * the caller has checked under the pool lock (an interrupted fence finished). The image is read
    * through the page cache, so whatever a loop device of the volume wrote before is in the copy.
    */
-  async takeLocked(volume: VolumeRecord, image: string, snapshotId: string): Promise<BlockDeviceSnapshot> {
+  async takeLocked(
+    volume: VolumeRecord,
+    image: string,
+    snapshotId: string,
+    options: SnapshotOptions = {},
+  ): Promise<BlockDeviceSnapshot> {
     if (!ID_PATTERN.test(snapshotId)) {
       throw new StorageError('BACKEND_ERROR', `snapshot id ${JSON.stringify(snapshotId)} is not a lower-case UUID`);
     }
@@ -139,6 +144,9 @@ export class LoopbackSnapshots {
     let copy: CopyMethod;
     try {
       copy = await copyImage(this.options.exec, image, tmp);
+      // The copy is a file of its own now (shared extents are copied on write): the volume may
+      // take writes again while the copy is made durable.
+      await options.pointInTimeFixed?.();
       const handle = await fs.open(tmp, 'r+');
       try {
         // A file larger than recorded (a resize that crashed before its record) is cut to the volume's size.

@@ -27,6 +27,16 @@ export class MountSyscalls {
     return this.ask(`umount ${mountPoint}`, [mountPoint]);
   }
 
+  /** FIFREEZE on the mount point (fsfreeze --freeze). */
+  freeze(mountPoint: string): Promise<MountAnswer> {
+    return this.ask(`freeze ${mountPoint}`, [mountPoint]);
+  }
+
+  /** FITHAW on the mount point (fsfreeze --unfreeze); errno 22 (EINVAL) when it was not frozen. */
+  thaw(mountPoint: string): Promise<MountAnswer> {
+    return this.ask(`thaw ${mountPoint}`, [mountPoint]);
+  }
+
   private async ask(line: string, args: string[]): Promise<MountAnswer> {
     // The protocol is one line per request, tab-separated.
     if (this.unavailable || args.some((a) => /[\t\n]/.test(a) || a.length === 0)) return null;

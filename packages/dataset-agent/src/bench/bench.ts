@@ -19,7 +19,7 @@ import { parseMountInfo } from '@flocker/storage-drivers';
 
 const GiB = 1024 * 1024 * 1024;
 
-interface Stats {
+export interface Stats {
   samples: number[];
   median: number;
   p99: number;

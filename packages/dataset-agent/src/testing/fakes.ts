@@ -10,6 +10,7 @@ import {
   StorageError,
   type BlockDeviceApi,
   type BlockDeviceSnapshot,
+  type SnapshotOptions,
   type BlockDeviceVolume,
   type CreateVolumeOptions,
   type DetachOptions,
@@ -116,10 +117,15 @@ export class FakeDriver implements BlockDeviceApi {
       throw new StorageError('NOT_ATTACHED_HERE', `volume ${id} is attached to ${v.attachedTo}`, id);
     return `/dev/fake/${id}`;
   }
-  async createSnapshot(blockdeviceId: string, snapshotId: string): Promise<BlockDeviceSnapshot> {
+  async createSnapshot(
+    blockdeviceId: string,
+    snapshotId: string,
+    options: SnapshotOptions = {},
+  ): Promise<BlockDeviceSnapshot> {
     const taken = this.snapshots.get(snapshotId);
     if (taken !== undefined) return taken;
     const v = this.known(blockdeviceId);
+    await options.pointInTimeFixed?.();
     const s: BlockDeviceSnapshot = {
       snapshotId,
       backendId: this.pool.newSnapshotBackendId(),
