@@ -2,6 +2,7 @@
 // no transform step, so the test run sees exactly the code that ships.
 /** @type {import('jest').Config} */
 module.exports = {
+  testSequencer: '<rootDir>/scripts/jest-sequencer.js',
   projects: [
     {
       displayName: 'unit',
