@@ -5,13 +5,17 @@
 import yargs, { type Argv } from 'yargs';
 import {
   DATASET_FILESYSTEMS,
+  DEFAULT_SNAPSHOT_KEEP,
   FlockerApiError,
   formatSize,
   isVolumeName,
   METADATA_FILESYSTEM_KEY,
   METADATA_NAME_KEY,
   METADATA_PROFILE_KEY,
+  METADATA_SNAPSHOT_KEEP_KEY,
+  METADATA_SNAPSHOT_SCHEDULE_KEY,
   MINIMUM_DATASET_SIZE,
+  SNAPSHOT_SCHEDULE_HELP,
   parseSize,
   SizeError,
   type ClusterEvent,
@@ -30,7 +34,16 @@ import { duration, leaseHolders, relativeTime, shortId, table } from './format';
 import { deadNodeLine, eventLine, fencingLine, recentEvents } from './failover';
 import { clusterHealth, destroyProgress, errorsOf, isDeleting, volumeState } from './health';
 import { movePhase, resizePhase } from './progress';
-import { destroyedPhase, resolveSnapshot, snapshotName, snapshotRow, takenPhase } from './snapshots';
+import {
+  destroyedPhase,
+  resolveSnapshot,
+  scheduledBy,
+  scheduleMetadata,
+  snapshotName,
+  snapshotRow,
+  takenPhase,
+  volumeSchedule,
+} from './snapshots';
 import { cloneMetadata, defaultCloneNode } from '@flocker/web-ui';
 import { checkInUse, inUseBy } from './safety';
 import { runUi, uiOptions, type UiArgs } from './ui/command';
@@ -198,7 +211,7 @@ export function buildCli(
     .option('cert', { type: 'string', describe: 'API user certificate [env FLOCKER_CERT]' })
     .option('key', { type: 'string', describe: 'API user private key [env FLOCKER_KEY]' })
     .option('json', { type: 'boolean', default: false, describe: 'Machine-readable output' })
-    .command('volumes', 'List, create, show, move, clone, resize and destroy volumes', (v) =>
+    .command('volumes', 'List, create, show, move, clone, resize, schedule and destroy volumes', (v) =>
       v
         .command(
           ['list', 'ls'],
@@ -255,7 +268,19 @@ export function buildCli(
                   default: [] as string[],
                   describe: 'key=value pairs to store',
                 })
-                .example('$0 volumes create pgdata --size 20G --node 10.0.0.5', ''),
+                .option('snapshot-schedule', {
+                  type: 'string',
+                  describe: `Snapshots taken by the control service: ${SNAPSHOT_SCHEDULE_HELP} (at least every 5m)`,
+                })
+                .option('snapshot-keep', {
+                  type: 'string',
+                  describe: `How many scheduled snapshots to keep, 1-1000 (default ${DEFAULT_SNAPSHOT_KEEP}); older ones are deleted, manual ones never`,
+                })
+                .example('$0 volumes create pgdata --size 20G --node 10.0.0.5', '')
+                .example(
+                  '$0 volumes create pgdata --snapshot-schedule hourly --snapshot-keep 24',
+                  'a day of hourly snapshots',
+                ),
             ),
           run<
             GlobalArgs & {
@@ -265,6 +290,8 @@ export function buildCli(
               profile?: string;
               filesystem?: string;
               metadata: string[];
+              snapshotSchedule?: string;
+              snapshotKeep?: string;
               wait: boolean;
               timeout: number;
             }
@@ -280,6 +307,7 @@ export function buildCli(
             }
             if (a.profile) metadata[METADATA_PROFILE_KEY] = a.profile;
             if (a.filesystem) metadata[METADATA_FILESYSTEM_KEY] = a.filesystem;
+            Object.assign(metadata, scheduleMetadata(a.snapshotSchedule, a.snapshotKeep));
             if (a.filesystem === 'xfs' && size < XFS_MINIMUM_SIZE)
               throw new CliError(EXIT.USAGE, `an xfs volume needs --size of at least 300MiB`);
             const [datasets, snapshot] = await Promise.all([
@@ -311,16 +339,19 @@ export function buildCli(
               .positional('volume', { type: 'string', demandOption: true })
               .example('$0 volumes show pgdata', 'by name, id or id prefix'),
           run<GlobalArgs & { volume: string }>(async (a, client) => {
-            const [datasets, snapshot, leases] = await Promise.all([
+            const [datasets, snapshot, leases, snapshots] = await Promise.all([
               client.listDatasets(),
               client.waitForCluster(undefined, 0),
               client.listLeases(),
+              client.listSnapshots(),
             ]);
             const d = resolveDataset(datasets, a.volume, { includeDeleted: (x) => isDeleting(snapshot, x) });
             const st = volumeState(snapshot, d);
             const lease = leases.find((l) => l.dataset_id === d.dataset_id);
             const errors = errorsOf(snapshot, d.dataset_id);
-            print(a, { ...d, ...st, lease: lease ?? null, errors }, () =>
+            const now = Date.now();
+            const schedule = volumeSchedule(d, snapshots, now);
+            print(a, { ...d, ...st, lease: lease ?? null, errors, snapshot_schedule: schedule }, () =>
               [
                 `Name:       ${nameOf(d) || '-'}`,
                 `Dataset:    ${d.dataset_id}`,
@@ -328,6 +359,11 @@ export function buildCli(
                 `Primary:    ${snapshot.nodes.find((n) => n.uuid === d.primary)?.host ?? '?'} (${d.primary})`,
                 `State:      ${st.state}${st.path ? ` at ${st.path}` : ''}${st.reason !== undefined ? ` — ${st.reason}` : ''}`,
                 `Lease:      ${lease ? `held by ${shortId(lease.node_uuid)} (${leaseHolders(lease)}), expires ${duration(lease.expires)}${lease.pinned ? ', pinned' : ''}` : 'none'}`,
+                `Snapshots:  ${
+                  schedule
+                    ? `${schedule.schedule}, keep ${schedule.keep} (${schedule.kept} kept); next at ${schedule.next_due} (${relativeTime(new Date(schedule.next_due), new Date(now))})`
+                    : 'no schedule'
+                }`,
                 `Metadata:   ${
                   Object.entries(d.metadata)
                     .map(([k, v]) => `${k}=${v}`)
@@ -439,6 +475,48 @@ export function buildCli(
           }),
         )
         .command(
+          'schedule <volume> [schedule]',
+          "Set, change or remove a volume's snapshot schedule (the control service takes and prunes the snapshots)",
+          (b) =>
+            b
+              .positional('volume', { type: 'string', demandOption: true })
+              .positional('schedule', { type: 'string', describe: SNAPSHOT_SCHEDULE_HELP })
+              .option('keep', {
+                type: 'string',
+                describe: `How many scheduled snapshots to keep, 1-1000 (default ${DEFAULT_SNAPSHOT_KEEP})`,
+              })
+              .option('off', {
+                type: 'boolean',
+                default: false,
+                describe: 'Remove the schedule (snapshots already taken stay)',
+              })
+              .example('$0 volumes schedule pgdata hourly --keep 48', '')
+              .example('$0 volumes schedule pgdata --keep 12', 'change only how many are kept')
+              .example('$0 volumes schedule pgdata --off', ''),
+          run<GlobalArgs & { volume: string; schedule?: string; keep?: string; off: boolean }>(async (a, client) => {
+            const d = resolveDataset(await client.listDatasets(), a.volume);
+            const name = nameOf(d) || d.dataset_id;
+            let patch: Record<string, string | null>;
+            if (a.off) {
+              if (a.schedule !== undefined || a.keep !== undefined)
+                throw new CliError(EXIT.USAGE, '--off takes no schedule and no --keep');
+              patch = { [METADATA_SNAPSHOT_SCHEDULE_KEY]: null, [METADATA_SNAPSHOT_KEEP_KEY]: null };
+            } else if (a.schedule === undefined) {
+              if (a.keep === undefined) throw new CliError(EXIT.USAGE, 'give a schedule, --keep N or --off');
+              if (d.metadata[METADATA_SNAPSHOT_SCHEDULE_KEY] === undefined)
+                throw new CliError(EXIT.USAGE, `${name} has no snapshot schedule: give one with --keep`);
+              patch = scheduleMetadata(d.metadata[METADATA_SNAPSHOT_SCHEDULE_KEY], a.keep);
+            } else patch = scheduleMetadata(a.schedule, a.keep);
+            const updated = await client.updateDataset(d.dataset_id, { metadata: patch });
+            const schedule = volumeSchedule(updated, await client.listSnapshots(), Date.now());
+            print(a, { ...updated, snapshot_schedule: schedule }, () =>
+              schedule
+                ? `${name}: ${schedule.schedule}, keep ${schedule.keep}; next snapshot at ${schedule.next_due}`
+                : `${name}: no snapshot schedule`,
+            );
+          }),
+        )
+        .command(
           'resize <volume> <size>',
           'Grow a volume (never shrink it) and wait until its node has grown it',
           (b) =>
@@ -541,7 +619,10 @@ export function buildCli(
           (b) =>
             b
               .option('volume', { type: 'string', describe: 'Only the snapshots of this volume' })
-              .example('$0 snapshots list', 'NAME SNAPSHOT VOLUME SIZE TAKEN STATE'),
+              .example(
+                '$0 snapshots list',
+                'NAME SNAPSHOT VOLUME SIZE TAKEN STATE SCHEDULED (the schedule, or - for manual)',
+              ),
           run<GlobalArgs & { volume?: string }>(async (a, client) => {
             const [datasets, cluster, snapshots] = await Promise.all([
               client.listDatasets(),
@@ -551,10 +632,10 @@ export function buildCli(
             const only = a.volume === undefined ? undefined : resolveDataset(datasets, a.volume).dataset_id;
             const rows = snapshots
               .filter((s) => only === undefined || s.dataset_id === only)
-              .map((s) => snapshotRow(s, datasets, cluster));
+              .map((s) => ({ ...snapshotRow(s, datasets, cluster), scheduled: scheduledBy(s) }));
             print(a, rows, () =>
               table(
-                ['NAME', 'SNAPSHOT', 'VOLUME', 'SIZE', 'TAKEN', 'STATE'],
+                ['NAME', 'SNAPSHOT', 'VOLUME', 'SIZE', 'TAKEN', 'STATE', 'SCHEDULED'],
                 rows.map((r) => [
                   r.name || '-',
                   shortId(r.snapshot_id),
@@ -562,6 +643,7 @@ export function buildCli(
                   r.size !== null ? formatSize(r.size) : '-',
                   r.taken_at ?? '-',
                   r.state,
+                  r.scheduled ?? '-',
                 ]),
               ),
             );
@@ -577,7 +659,8 @@ export function buildCli(
               client.waitForCluster(undefined, 0),
               client.listSnapshots(),
             ]);
-            const r = snapshotRow(resolveSnapshot(snapshots, a.snapshot), datasets, cluster);
+            const s = resolveSnapshot(snapshots, a.snapshot);
+            const r = { ...snapshotRow(s, datasets, cluster), scheduled: scheduledBy(s) };
             print(a, r, () =>
               [
                 `Name:       ${r.name || '-'}`,
@@ -587,6 +670,7 @@ export function buildCli(
                 `Requested:  ${r.created_at}`,
                 `Taken:      ${r.taken_at ?? '-'}`,
                 `State:      ${r.state}`,
+                `Scheduled:  ${r.scheduled ?? 'no (taken by hand)'}`,
               ].join('\n'),
             );
           }),

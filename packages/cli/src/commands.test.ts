@@ -50,6 +50,7 @@ class FakeControl {
       listDatasets: async () => this.datasets,
       listLeases: async () => this.leases,
       listEvents: async () => [],
+      listSnapshots: async () => [],
       waitForCluster: async () => (this.snapshots.length > 1 ? this.snapshots.shift()! : this.snapshots[0]!),
       createDataset: async (req: { primary: string; metadata?: Record<string, string> }) => {
         this.calls.push(['create', req]);

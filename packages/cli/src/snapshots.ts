@@ -2,7 +2,18 @@
  * Snapshots as the CLI shows them (issue 20): resolving a name, and the phases `--wait` follows.
  * Pure, so each case is unit-tested.
  */
-import type { BackendSnapshot, ClusterSnapshot, SnapshotConfiguration } from '@flocker/api';
+import {
+  type BackendSnapshot,
+  type ClusterSnapshot,
+  type DatasetConfiguration,
+  datasetSnapshotSchedule,
+  METADATA_SCHEDULED_KEY,
+  METADATA_SNAPSHOT_KEEP_KEY,
+  METADATA_SNAPSHOT_SCHEDULE_KEY,
+  nextScheduledSnapshot,
+  type SnapshotConfiguration,
+  snapshotScheduleIssues,
+} from '@flocker/api';
 import { snapshotError, snapshotName, snapshotState } from '@flocker/web-ui';
 import { CliError, EXIT } from './errors';
 
@@ -51,4 +62,68 @@ export function destroyedPhase(
   if (!snapshotState(cluster, s.snapshot_id)) return { done: true };
   const error = snapshotError(cluster, s.dataset_id);
   return error ? { step: 'destroying the snapshot', error } : { step: 'destroying the snapshot' };
+}
+
+// ---- scheduled snapshots (issue 20) --------------------------------------------
+
+/**
+ * The metadata `volumes create --snapshot-schedule S --snapshot-keep N` (and `volumes schedule`)
+ * sends: the grammar checked here for a prompt usage error; the control service checks the
+ * minimum interval (its 400 is shown as is). `--snapshot-keep` alone is a usage error.
+ */
+export function scheduleMetadata(schedule: string | undefined, keep: string | undefined): Record<string, string> {
+  if (schedule === undefined) {
+    if (keep !== undefined) throw new CliError(EXIT.USAGE, '--snapshot-keep needs --snapshot-schedule');
+    return {};
+  }
+  const issue = snapshotScheduleIssues(
+    {
+      [METADATA_SNAPSHOT_SCHEDULE_KEY]: schedule,
+      ...(keep !== undefined ? { [METADATA_SNAPSHOT_KEEP_KEY]: keep } : {}),
+    },
+    0,
+  )[0];
+  if (issue !== undefined) throw new CliError(EXIT.USAGE, issue.message);
+  return {
+    [METADATA_SNAPSHOT_SCHEDULE_KEY]: schedule,
+    ...(keep !== undefined ? { [METADATA_SNAPSHOT_KEEP_KEY]: keep } : {}),
+  };
+}
+
+export interface VolumeSchedule {
+  readonly schedule: string;
+  readonly keep: number;
+  /** How many scheduled snapshots of the volume are live. */
+  readonly kept: number;
+  /** When the next scheduled snapshot is due (ISO, UTC): the control service takes it then. */
+  readonly next_due: string;
+}
+
+/** A volume's snapshot schedule and its next due time at `now`; null without one (or once deleted). */
+export function volumeSchedule(
+  d: DatasetConfiguration,
+  snapshots: readonly SnapshotConfiguration[],
+  now: number,
+): VolumeSchedule | null {
+  // As written: the API refuses a schedule below the control service's minimum (bar its test-only override).
+  const schedule = datasetSnapshotSchedule(d.metadata, 0);
+  if (schedule === undefined || d.deleted) return null;
+  const scheduled = snapshots.filter(
+    (s) => s.dataset_id === d.dataset_id && s.deleted !== true && s.metadata[METADATA_SCHEDULED_KEY] !== undefined,
+  );
+  const last = scheduled.reduce<number | undefined>((m, s) => {
+    const t = Date.parse(s.created_at);
+    return Number.isNaN(t) || (m !== undefined && m >= t) ? m : t;
+  }, undefined);
+  return {
+    schedule: schedule.text,
+    keep: schedule.keep,
+    kept: scheduled.length,
+    next_due: new Date(nextScheduledSnapshot(now, schedule.intervalMs, last)).toISOString(),
+  };
+}
+
+/** The schedule a snapshot was taken for, or null for a manual one. */
+export function scheduledBy(s: SnapshotConfiguration): string | null {
+  return s.metadata[METADATA_SCHEDULED_KEY] ?? null;
 }
