@@ -14,9 +14,7 @@ import {
   backupIdOf,
   checkId,
   chunkKey,
-  CHUNKS_PREFIX,
   deltaKey,
-  DELTAS_PREFIX,
   formatEntry,
   keysOfEntry,
   manifestKey,
@@ -42,7 +40,7 @@ import type { ObjectStore } from './store';
 
 export interface BackupProgress {
   readonly backupId: string;
-  /** `chunks` while reading and uploading, `verify` while checking the store holds every chunk, `done` at the end. */
+  /** `chunks` while reading and uploading, `verify` while checking the store still holds what it reuses, `done`. */
   readonly phase: 'chunks' | 'verify' | 'done';
   readonly chunksDone: number;
   readonly chunksTotal: number;
@@ -178,8 +176,10 @@ export async function backupVolume(source: string, store: ObjectStore, options: 
       uploadedChunks: stats.uploadedChunks,
       uploadedBytes: stats.uploadedBytes,
     });
+  const uploaded = new Set<string>();
   const upload = async (key: string, body: Buffer, plainLength: number) => {
     await store.put(key, body);
+    uploaded.add(key);
     stats.uploadedChunks++;
     stats.uploadedBytes += body.length;
     stats.uploadedPlainBytes += plainLength;
@@ -263,15 +263,21 @@ export async function backupVolume(source: string, store: ObjectStore, options: 
       progress('chunks');
     });
 
-    // One listing proves every object the manifest will name is there now, including those trusted from
-    // `previous` that a concurrent garbage collection might have removed; a chunk missing any of its objects is
-    // read again and stored whole.
+    // Every object the manifest will name that this run did not write itself (trusted from `previous`, found by
+    // HEAD, a delta's base) is looked up again now: a concurrent garbage collection may have removed it. A chunk
+    // missing any of its objects is read again and stored whole. HEADs rather than a listing of the store, so the
+    // work and memory stay proportional to this volume, not to everything the bucket holds.
     progress('verify');
-    const present = new Set<string>();
-    for (const prefix of [CHUNKS_PREFIX, DELTAS_PREFIX]) for await (const o of store.list(prefix)) present.add(o.key);
-    const broken = [...new Set(chunks)].filter(
-      (e): e is string => e !== null && !keysOfEntry(e).every((k) => present.has(k)),
-    );
+    const entries = [...new Set(chunks)].filter((e): e is string => e !== null);
+    const toCheck = [...new Set(entries.flatMap(keysOfEntry))].filter((k) => !uploaded.has(k));
+    const missing = new Set<string>();
+    await forEachIndex(toCheck.length, Math.max(concurrency, 16), async (k) => {
+      const key = toCheck[k] ?? '';
+      if ((await store.head(key)) === undefined) missing.add(key);
+    });
+    const checked = new Set(toCheck);
+    const present = (key: string) => uploaded.has(key) || (checked.has(key) && !missing.has(key));
+    const broken = entries.filter((e) => keysOfEntry(e).some((k) => missing.has(k)));
     await forEachIndex(broken.length, concurrency, async (b) => {
       const entry = broken[b] ?? '';
       const { hash } = parseEntry(entry);
@@ -279,8 +285,7 @@ export async function backupVolume(source: string, store: ObjectStore, options: 
       const plain = await readAt(h, source, i * chunkSize, chunkLength(size, chunkSize, i));
       if (sha256Hex(plain) !== hash)
         throw new BackupError('SOURCE_UNREADABLE', `${source} changed while it was backed up (chunk ${i})`, source);
-      if (!present.has(chunkKey(hash)))
-        await upload(chunkKey(hash), await compressChunk(plain, compression), plain.length);
+      if (!present(chunkKey(hash))) await upload(chunkKey(hash), await compressChunk(plain, compression), plain.length);
       chunks.forEach((e, j) => {
         if (e === entry) chunks[j] = hash;
       });
