@@ -91,6 +91,13 @@ describe('updateDataset', () => {
   it('changes maximum_size', () => {
     expect(updateDataset(base, D1, { maximum_size: 134217728 }, T0).result.maximum_size).toBe(134217728);
   });
+  it('grows only: a smaller maximum_size, or unsetting it, is 400 DATASET_SHRINK (issue 20); a size where none was set is fine', () => {
+    const sized = updateDataset(base, D1, { maximum_size: 134217728 }, T0).config;
+    expectApiError(() => updateDataset(sized, D1, { maximum_size: 67108864 }, T0), 400, 'DATASET_SHRINK');
+    expectApiError(() => updateDataset(sized, D1, { maximum_size: null }, T0), 400, 'DATASET_SHRINK');
+    expect(updateDataset(sized, D1, { maximum_size: 134217728 }, T0).config).toBe(sized);
+    expect(updateDataset(sized, D1, { maximum_size: 268435456 }, T0).result.maximum_size).toBe(268435456);
+  });
   it('returns the same configuration when nothing changes', () => {
     expect(updateDataset(base, D1, { primary: A }, T0).config).toBe(base);
     expect(updateDataset(base, D1, {}, T0).config).toBe(base);

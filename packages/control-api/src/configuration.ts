@@ -218,6 +218,15 @@ export function updateDataset(
     next = { ...next, primary: req.primary };
   }
   if (req.maximum_size !== undefined && req.maximum_size !== current.maximum_size) {
+    // Growth only: no backend shrinks a volume, and recording a smaller size would leave the
+    // configuration saying what no node will ever make true.
+    const had = current.maximum_size;
+    if (had != null && (req.maximum_size === null || req.maximum_size < had)) {
+      throw new ConfigurationError(
+        'DATASET_SHRINK',
+        `The dataset ${id} is ${had} bytes; volumes do not shrink (asked for ${req.maximum_size === null ? 'no size' : `${req.maximum_size} bytes`}).`,
+      );
+    }
     next = { ...next, maximum_size: req.maximum_size };
   }
   const metadata = req.metadata === undefined ? undefined : mergeMetadata(current.metadata, req.metadata);

@@ -33,6 +33,8 @@ export type ConfigurationCode =
   | 'SNAPSHOT_SOURCE_DELETED'
   | 'SOURCE_SNAPSHOT_UNKNOWN'
   | 'CLONE_TOO_SMALL'
+  /** A smaller maximum_size than the dataset has (or unsetting it): volumes do not shrink. */
+  | 'DATASET_SHRINK'
   | 'SOURCE_DATASET_UNKNOWN'
   | 'SNAPSHOT_SCHEDULE_TOO_FREQUENT'
   | 'METADATA_TOO_MANY_KEYS';
