@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { backupVolume, type BackupProgress } from './backup';
-import { collectGarbage, deleteBackup, listBackups, pruneBackups } from './catalog';
+import { collectGarbage, deleteBackup, latestBackup, listBackups, pruneBackups } from './catalog';
 import { isBackupError, type BackupErrorCode } from './errors';
 import { chunkKey, keysOfEntry, manifestKey, PENDING_PREFIX } from './layout';
 import type { Manifest } from './manifest';
@@ -422,6 +422,32 @@ describe('listing, deleting, pruning and garbage collection', () => {
     clock += 48 * HOUR;
     await expectCode(collectGarbage(store, { now }), 'MANIFEST_CORRUPT', manifestKey(a.backupId));
     expect(store.keys('chunks/').length).toBeGreaterThan(0);
+  });
+
+  it("latestBackup answers the newest manifest that verifies, for the next backup's previous", async () => {
+    expect(await latestBackup(store, 'vol-1')).toBeUndefined();
+    const a = await backup('snap-a');
+    const b = await backup('snap-b');
+    expect(await latestBackup(store, 'vol-1')).toEqual(b);
+    store.objects.set(manifestKey(b.backupId), { body: Buffer.from('{}'), lastModified: new Date(clock) });
+    expect(await latestBackup(store, 'vol-1')).toEqual(a);
+  });
+
+  it('an aborted backup stops and writes no manifest', async () => {
+    const controller = new AbortController();
+    clock += 1000;
+    const run = backupVolume(image, store, {
+      volumeId: 'vol-1',
+      snapshotId: 'snap-x',
+      chunkSize: CHUNK,
+      now,
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (p.chunksDone === 10) controller.abort(new Error('operator cancelled'));
+      },
+    });
+    await expect(run).rejects.toThrow('operator cancelled');
+    expect(store.keys('manifests/')).toEqual([]);
   });
 
   it('readManifest verifies what it returns', async () => {

@@ -77,6 +77,24 @@ export async function listBackups(
   return out.filter((s) => s.problem?.code !== 'BACKUP_NOT_FOUND');
 }
 
+/**
+ * The newest backup of a volume whose manifest verifies (older ones are not read), for `previous` of the next
+ * backup; undefined when the volume has none.
+ */
+export async function latestBackup(store: ObjectStore, volumeId: string): Promise<Manifest | undefined> {
+  for (const id of await manifestIds(store, volumeId)) {
+    const key = manifestKey(id);
+    const bytes = await store.get(key);
+    if (bytes === undefined) continue;
+    try {
+      return parseManifest(bytes, key);
+    } catch (e) {
+      if (!isBackupError(e, 'MANIFEST_CORRUPT')) throw e;
+    }
+  }
+  return undefined;
+}
+
 /** Deletes a backup's manifest (its chunks go at the next garbage collection). BACKUP_NOT_FOUND if there is none. */
 export async function deleteBackup(store: ObjectStore, ref: string): Promise<void> {
   const key = resolveManifestKey(ref);

@@ -8,6 +8,7 @@ export {
   DEFAULT_GRACE_MS,
   DEFAULT_PENDING_TTL_MS,
   deleteBackup,
+  latestBackup,
   listBackups,
   pruneBackups,
   type BackupSummary,
