@@ -417,6 +417,22 @@ describe('FlockerVolumeBackend against a real control service', () => {
     expect(await a.get({ Name: 'mine' })).toMatchObject({ Volume: { Name: 'mine' } });
   });
 
+  it('Create -o snapshot-schedule/-o snapshot-keep stores the schedule; the service refuses one too frequent; a repeated create elsewhere changes it', async () => {
+    const SCHEDULE = 'clusterhq:flocker:snapshot-schedule';
+    const KEEP = 'clusterhq:flocker:snapshot-keep';
+    const a = await backendFor(NODE_A);
+    await a.create({ Name: 'db', Opts: { 'snapshot-schedule': 'hourly', 'snapshot-keep': '24' } });
+    expect((await client.listDatasets())[0]?.metadata).toMatchObject({ [SCHEDULE]: 'hourly', [KEEP]: '24' });
+    expect((await a.get({ Name: 'db' })).Volume.Status).toMatchObject({ snapshot_schedule: 'hourly, keep 24' });
+    await expect(a.create({ Name: 'often', Opts: { 'snapshot-schedule': 'every 1m' } })).rejects.toThrow(
+      /minimum interval of 5m/,
+    );
+    expect(await client.listDatasets()).toHaveLength(1);
+    const b = await backendFor(NODE_B);
+    await b.create({ Name: 'db', Opts: { 'snapshot-schedule': 'daily' } });
+    expect((await client.listDatasets())[0]?.metadata).toMatchObject({ [SCHEDULE]: 'daily', [KEEP]: '24' });
+  });
+
   it('Capabilities say global scope', async () => {
     const a = await backendFor(NODE_A);
     expect(await a.capabilities()).toEqual({ Capabilities: { Scope: 'global' } });

@@ -5,6 +5,7 @@
 import {
   FlockerApiError,
   datasetFilesystem,
+  datasetSnapshotSchedule,
   formatSize,
   METADATA_FILESYSTEM_KEY,
   METADATA_NAME_KEY,
@@ -354,6 +355,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     };
     if (options.profile) metadata[METADATA_PROFILE_KEY] = options.profile;
     if (options.filesystem) metadata[METADATA_FILESYSTEM_KEY] = options.filesystem;
+    if (options.schedule) Object.assign(metadata, options.schedule);
     const clone = await this.cloneSource(req.Name, options);
     if (clone?.filesystem !== undefined) metadata[METADATA_FILESYSTEM_KEY] = clone.filesystem;
     // A clone without -o size: the control service gives it its source's size.
@@ -416,6 +418,22 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   }
 
   /**
+   * `docker volume create -o snapshot-schedule=… [-o snapshot-keep=…]` of an existing volume
+   * changes its schedule (a metadata update; a keep not given is left as it is).
+   */
+  private async honourRepeatedSchedule(name: string, d: DatasetConfiguration, options: CreateOptions): Promise<void> {
+    if (options.schedule === undefined) return;
+    const changed = Object.entries(options.schedule).filter(([k, v]) => d.metadata[k] !== v);
+    if (changed.length === 0) return;
+    await this.client.updateDataset(d.dataset_id, { metadata: Object.fromEntries(changed) });
+    this.logger.info('changed the snapshot schedule of volume', {
+      volume: name,
+      dataset_id: d.dataset_id,
+      schedule: options.schedule,
+    });
+  }
+
+  /**
    * `docker volume create` of an existing volume: a larger `size` grows it (online where the
    * file system can grow mounted), a smaller one or another file system is an error, rather
    * than options silently ignored.
@@ -428,6 +446,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
         `volume ${name} exists with file system ${String(fs)}; it cannot become ${options.filesystem}.`,
       );
     }
+    await this.honourRepeatedSchedule(name, d, options);
     const current = d.maximum_size ?? 0;
     if (!options.sizeGiven || options.size === current) return;
     if (current > 0 && options.size < current) {
@@ -487,6 +506,8 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     };
     const profile = d.metadata[METADATA_PROFILE_KEY];
     if (profile) status.profile = profile;
+    const schedule = datasetSnapshotSchedule(d.metadata, 0);
+    if (schedule) status.snapshot_schedule = `${schedule.text}, keep ${schedule.keep}`;
     const lease = leaseOf(s, d.dataset_id);
     if (lease) status.in_use_on = hostOf(s, lease.node_uuid);
     const mountpoint = mountedPath(s, this.me, d.dataset_id);

@@ -92,6 +92,23 @@ describe('parseCreateOptions', () => {
       expect.objectContaining({ code: 'INVALID_NAME' }),
     );
   });
+  it('reads a snapshot schedule (issue 20): the grammar and keep checked, keep only with a schedule', () => {
+    expect(parseCreateOptions({ 'snapshot-schedule': 'hourly', 'snapshot-keep': '24' }, GiB).schedule).toEqual({
+      'clusterhq:flocker:snapshot-schedule': 'hourly',
+      'clusterhq:flocker:snapshot-keep': '24',
+    });
+    expect(parseCreateOptions({ 'snapshot-schedule': 'every 15m' }, GiB).schedule).toEqual({
+      'clusterhq:flocker:snapshot-schedule': 'every 15m',
+    });
+    expect(parseCreateOptions({}, GiB).schedule).toBeUndefined();
+    const invalid = (opts: Record<string, string>, message: RegExp): void =>
+      expect(() => parseCreateOptions(opts, GiB)).toThrow(
+        expect.objectContaining({ code: 'INVALID_OPTION', message: expect.stringMatching(message) }),
+      );
+    invalid({ 'snapshot-schedule': 'weekly' }, /"weekly" is not a snapshot schedule; use hourly, daily/);
+    invalid({ 'snapshot-schedule': 'hourly', 'snapshot-keep': '0' }, /snapshot-keep must be a whole number from 1/);
+    invalid({ 'snapshot-keep': '3' }, /snapshot-keep needs snapshot-schedule/);
+  });
   it('rejects unknown options by name', () => {
     expect(() => parseCreateOptions({ sise: '1G' }, GiB)).toThrow(
       /unknown volume option "sise".*size, profile, fs, from-snapshot, clone-of/,

@@ -2,7 +2,10 @@
 import { errorMessage } from '@flocker/runtime';
 import {
   DATASET_FILESYSTEMS,
+  METADATA_SNAPSHOT_KEEP_KEY,
+  METADATA_SNAPSHOT_SCHEDULE_KEY,
   MINIMUM_DATASET_SIZE,
+  snapshotScheduleIssues,
   parseSize as parseSizeText,
   volumeNameProblem,
   XFS_MINIMUM_SIZE,
@@ -29,7 +32,15 @@ export function parseSize(text: string): number {
 }
 
 const PROFILE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
-export const KNOWN_OPTIONS = ['size', 'profile', 'fs', 'from-snapshot', 'clone-of'] as const;
+export const KNOWN_OPTIONS = [
+  'size',
+  'profile',
+  'fs',
+  'from-snapshot',
+  'clone-of',
+  'snapshot-schedule',
+  'snapshot-keep',
+] as const;
 
 export interface CreateOptions {
   size: number;
@@ -42,6 +53,11 @@ export interface CreateOptions {
   fromSnapshot?: string;
   /** `-o clone-of=VOLUME`: the new volume holds that volume's data as it is now (through a snapshot). */
   cloneOf?: string;
+  /**
+   * `-o snapshot-schedule=hourly [-o snapshot-keep=24]`: the metadata keys of the volume's snapshot
+   * schedule (the control service takes and prunes the snapshots); absent without the options.
+   */
+  schedule?: Record<string, string>;
 }
 
 /** Turn Docker's `Opts` into validated options; unknown keys are an error, not silently dropped. */
@@ -89,6 +105,21 @@ export function parseCreateOptions(
   if (cloneOf !== undefined) {
     validateVolumeName(cloneOf);
     result.cloneOf = cloneOf;
+  }
+  const schedule = given['snapshot-schedule'];
+  const keep = given['snapshot-keep'];
+  if (keep !== undefined && schedule === undefined) {
+    throw new VolumePluginError('INVALID_OPTION', 'snapshot-keep needs snapshot-schedule.');
+  }
+  if (schedule !== undefined) {
+    const metadata = {
+      [METADATA_SNAPSHOT_SCHEDULE_KEY]: schedule,
+      ...(keep !== undefined ? { [METADATA_SNAPSHOT_KEEP_KEY]: keep } : {}),
+    };
+    // The grammar here; the control service refuses an interval below its minimum (its 400 says so).
+    const issue = snapshotScheduleIssues(metadata, 0)[0];
+    if (issue !== undefined) throw new VolumePluginError('INVALID_OPTION', `${issue.message}.`);
+    result.schedule = metadata;
   }
   if (given.profile !== undefined) {
     if (!PROFILE.test(given.profile)) {
