@@ -379,6 +379,27 @@ describe('UiServer: file systems and snapshots (issue 20)', () => {
     expect((await call('GET', `/api/snapshots/${S1}/clone`)).status).toBe(405);
   });
 
+  it('sets, changes and removes a snapshot schedule (the API checks it)', async () => {
+    const path = `/api/volumes/${D1}/snapshot-schedule`;
+    expect((await call('POST', path, { body: { schedule: 'hourly', keep: '6' } })).status).toBe(200);
+    expect((await call('POST', path, { body: { schedule: 'every 15m' } })).status).toBe(200);
+    expect((await call('POST', path, { body: { schedule: ' ', keep: '6' } })).status).toBe(200);
+    const SCHED = 'clusterhq:flocker:snapshot-schedule';
+    const KEEP = 'clusterhq:flocker:snapshot-keep';
+    expect(client.calls).toEqual([
+      ['update', D1, { metadata: { [SCHED]: 'hourly', [KEEP]: '6' } }],
+      ['update', D1, { metadata: { [SCHED]: 'every 15m', [KEEP]: null } }],
+      ['update', D1, { metadata: { [SCHED]: null, [KEEP]: null } }],
+    ]);
+    client.failWith = new FlockerApiError(
+      400,
+      'SNAPSHOT_SCHEDULE_TOO_FREQUENT',
+      'the snapshot schedule "every 1m" is more frequent than the minimum interval of 5m',
+    );
+    const r = await call('POST', path, { body: { schedule: 'every 1m' } });
+    expect([r.status, errorOf(r).code]).toEqual([400, 'SNAPSHOT_SCHEDULE_TOO_FREQUENT']);
+  });
+
   it('streams the snapshots in the view as they change', async () => {
     feed.ingest({
       ...snapshot('3'),

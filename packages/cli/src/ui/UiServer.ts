@@ -60,6 +60,11 @@ const ROUTES: Array<{
     run: (a, id, body) => a.takeSnapshot(id, body),
   },
   { method: 'POST', path: new RegExp(`^/api/snapshots/(${UUID})/clone$`), run: (a, id, body) => a.clone(id, body) },
+  {
+    method: 'POST',
+    path: new RegExp(`^/api/volumes/(${UUID})/snapshot-schedule$`),
+    run: (a, id, body) => a.setSchedule(id, body),
+  },
   { method: 'DELETE', path: new RegExp(`^/api/snapshots/(${UUID})$`), run: (a, id) => a.deleteSnapshot(id) },
 ];
 

@@ -15,11 +15,12 @@ import {
   parseSize,
   ReleaseLeaseBody,
   releaseRisk,
+  SetScheduleBody,
   SizeError,
   TakeSnapshotBody,
   volumeName,
 } from '@flocker/web-ui';
-import { METADATA_FILESYSTEM_KEY } from '@flocker/api';
+import { METADATA_FILESYSTEM_KEY, METADATA_SNAPSHOT_KEEP_KEY, METADATA_SNAPSHOT_SCHEDULE_KEY } from '@flocker/api';
 
 export type UiClient = Pick<
   FlockerClient,
@@ -133,6 +134,21 @@ export class UiActions {
       source_snapshot_id: id,
       ...(size !== undefined ? { maximum_size: size } : {}),
       metadata: cloneMetadata(req.name, source),
+    });
+  }
+
+  /**
+   * Sets (or, blank, removes) the volume's snapshot schedule and keep; the control service runs it.
+   * The API checks the grammar, the minimum interval and the keep (400 in its words).
+   */
+  async setSchedule(datasetId: string, body: unknown) {
+    const req = SetScheduleBody.parse(body);
+    const none = req.schedule === '';
+    return this.client.updateDataset(datasetId.toLowerCase(), {
+      metadata: {
+        [METADATA_SNAPSHOT_SCHEDULE_KEY]: none ? null : req.schedule,
+        [METADATA_SNAPSHOT_KEEP_KEY]: none || req.keep === '' ? null : req.keep,
+      },
     });
   }
 

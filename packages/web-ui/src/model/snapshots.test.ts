@@ -124,6 +124,20 @@ describe('snapshotViews', () => {
     expect(views.map((v) => v.state)).toEqual(['requested', 'ready', 'requested']);
   });
 
+  it('marks the snapshots the control service took on schedule', () => {
+    const c = snapshot({
+      datasets: [d1],
+      snapshots: [
+        snap(S1, { metadata: { name: 'pgdata-20261204T0700Z', 'clusterhq:flocker:scheduled': 'hourly' } }),
+        snap(S2),
+      ],
+    });
+    expect(snapshotViews(c).map((v) => [v.snapshot_id, v.scheduled])).toEqual([
+      [S1, true],
+      [S2, false],
+    ]);
+  });
+
   it('is empty when the cluster has no snapshots (the channel leaves the member out)', () => {
     expect(snapshotViews(snapshot({ datasets: [d1] }))).toEqual([]);
   });
@@ -145,6 +159,7 @@ describe('groupSnapshots', () => {
     ...snapshotRow(snap(id, { dataset_id: datasetId }), [], snapshot()),
     error: null,
     source_primary: null,
+    scheduled: false,
   });
 
   it('puts snapshots under their listed volume, keeping their order', () => {

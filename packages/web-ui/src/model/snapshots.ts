@@ -10,6 +10,7 @@ import type {
   DatasetConfiguration,
   SnapshotConfiguration,
 } from '@flocker/api/schemas';
+import { METADATA_SCHEDULED_KEY } from '@flocker/api/snapshotSchedule';
 import { METADATA_FILESYSTEM_KEY, METADATA_NAME_KEY, METADATA_PROFILE_KEY } from './sizes';
 
 export const SnapshotStateKind = z.enum(['requested', 'creating', 'ready', 'error', 'deleting']);
@@ -35,6 +36,8 @@ export const SnapshotView = SnapshotRow.extend({
   error: z.string().nullable(),
   /** The live source volume's primary node (where a clone goes by default); null once the source is deleted. */
   source_primary: z.string().nullable(),
+  /** Taken by the control service on the volume's schedule (kept only as the schedule's keep says). */
+  scheduled: z.boolean(),
 });
 export type SnapshotView = z.infer<typeof SnapshotView>;
 
@@ -95,6 +98,7 @@ export function snapshotViews(cluster: ClusterSnapshot): SnapshotView[] {
         ...row,
         error: pending ? (snapshotError(cluster, s.dataset_id) ?? null) : null,
         source_primary: source?.primary ?? null,
+        scheduled: s.metadata[METADATA_SCHEDULED_KEY] !== undefined,
       };
     })
     .sort((a, b) => b.created_at.localeCompare(a.created_at) || a.snapshot_id.localeCompare(b.snapshot_id));

@@ -1,5 +1,13 @@
 import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api/schemas';
-import { clonedFrom, clusterView, stateText, volumeFilesystem, volumeState } from './view';
+import {
+  clonedFrom,
+  clusterView,
+  nextScheduledAt,
+  stateText,
+  volumeFilesystem,
+  volumeSchedule,
+  volumeState,
+} from './view';
 import { A, actionError, attached, B, backend, D1, D2, dataset, mounted, node, snapshot } from '../testing/fixtures';
 
 const d1 = dataset(D1, 'pgdata', A);
@@ -166,6 +174,7 @@ describe('clusterView', () => {
       nodes: [node(A, 'a'), node(B, 'b')],
     });
     const v = clusterView(s);
+    expect(v.volumes.map((x) => x.snapshot_schedule)).toEqual([null, null]);
     expect(v.volumes.map((x) => [x.name, x.filesystem, x.cloned_from])).toEqual([
       ['copy', 'xfs', 'nightly'],
       ['pgdata', 'ext4', null],
@@ -183,6 +192,7 @@ describe('clusterView', () => {
         taken_at: null,
         error: null,
         source_primary: A,
+        scheduled: false,
       },
     ]);
     expect(clusterView(snapshot({ datasets: [d1] })).snapshots).toEqual([]);
@@ -207,5 +217,61 @@ describe('clonedFrom', () => {
     expect(clonedFrom(named, { source_snapshot_id: S1 })).toBe('nightly');
     expect(clonedFrom(snapshot({ snapshots: [conf] }), { source_snapshot_id: S1 })).toBe('51515151');
     expect(clonedFrom(snapshot(), { source_snapshot_id: S1 })).toBe('51515151');
+  });
+});
+
+describe('volumeSchedule and nextScheduledAt', () => {
+  const SCHED = 'clusterhq:flocker:snapshot-schedule';
+  const KEEP = 'clusterhq:flocker:snapshot-keep';
+  const scheduled = (id: string, at: string, over: object = {}) => ({
+    snapshot_id: id,
+    dataset_id: D1,
+    metadata: { name: `pgdata-${id.slice(-1)}`, 'clusterhq:flocker:scheduled': 'hourly' },
+    created_at: at,
+    ...over,
+  });
+  const S = (n: number) => `51515151-0000-4000-8000-00000000000${n}`;
+
+  it('is null without a schedule, or with one the control service would not run', () => {
+    expect(volumeSchedule(snapshot(), d1)).toBeNull();
+    expect(volumeSchedule(snapshot(), dataset(D1, 'pgdata', A, { metadata: { [SCHED]: 'sometimes' } }))).toBeNull();
+  });
+
+  it("is the schedule, its keep (24 unless set) and the newest live scheduled snapshot's time", () => {
+    const hourly = dataset(D1, 'pgdata', A, { metadata: { name: 'pgdata', [SCHED]: 'hourly' } });
+    expect(volumeSchedule(snapshot(), hourly)).toEqual({
+      text: 'hourly',
+      interval_ms: 3_600_000,
+      keep: 24,
+      last_at: null,
+    });
+    const s = snapshot({
+      snapshots: [
+        scheduled(S(1), '2026-12-04T06:00:00.000Z'),
+        scheduled(S(2), '2026-12-04T07:00:00.000Z'),
+        scheduled(S(3), '2026-12-04T08:00:00.000Z', { deleted: true }), // deleted: not counted
+        { snapshot_id: S(4), dataset_id: D1, metadata: {}, created_at: '2026-12-04T09:00:00.000Z' }, // manual
+        scheduled(S(5), '2026-12-04T10:00:00.000Z', { dataset_id: D2 }), // another volume's
+      ],
+    });
+    const every = dataset(D1, 'pgdata', A, { metadata: { [SCHED]: 'every 15m', [KEEP]: '3' } });
+    expect(volumeSchedule(s, every)).toEqual({
+      text: 'every 15m',
+      interval_ms: 900_000,
+      keep: 3,
+      last_at: '2026-12-04T07:00:00.000Z',
+    });
+  });
+
+  it('is due at the current slot until a scheduled snapshot is asked for in it, then at the next', () => {
+    const now = Date.parse('2026-12-04T07:20:00.000Z');
+    const hour = 3_600_000;
+    expect(nextScheduledAt({ interval_ms: hour, last_at: null }, now)).toBe(Date.parse('2026-12-04T07:00:00.000Z'));
+    expect(nextScheduledAt({ interval_ms: hour, last_at: '2026-12-04T06:00:01.000Z' }, now)).toBe(
+      Date.parse('2026-12-04T07:00:00.000Z'),
+    );
+    expect(nextScheduledAt({ interval_ms: hour, last_at: '2026-12-04T07:00:02.000Z' }, now)).toBe(
+      Date.parse('2026-12-04T08:00:00.000Z'),
+    );
   });
 });

@@ -6,6 +6,8 @@ import { z } from 'zod';
 import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api/schemas';
 import { METADATA_FILESYSTEM_KEY, METADATA_NAME_KEY } from './sizes';
 import { SnapshotView, snapshotName, snapshotViews } from './snapshots';
+// The schedule's grammar and slot arithmetic, shared with the control service that runs it (zod-free, no Node code).
+import { datasetSnapshotSchedule, METADATA_SCHEDULED_KEY, nextScheduledSnapshot } from '@flocker/api/snapshotSchedule';
 
 export const VolumeStateKind = z.enum(['creating', 'attaching', 'mounted', 'moving', 'deleting', 'error']);
 export type VolumeStateKind = z.infer<typeof VolumeStateKind>;
@@ -20,6 +22,18 @@ export const VolumeError = z.object({
 });
 export type VolumeError = z.infer<typeof VolumeError>;
 
+/** A volume's snapshot schedule (metadata clusterhq:flocker:snapshot-schedule / -keep), run by the control service. */
+export const ScheduleView = z.object({
+  /** As the metadata says it, e.g. "hourly", "every 15m". */
+  text: z.string(),
+  interval_ms: z.number(),
+  /** How many scheduled snapshots are kept (the oldest beyond are deleted; manual ones never). */
+  keep: z.number(),
+  /** When the newest live scheduled snapshot was asked for (ISO); null before the first. */
+  last_at: z.string().nullable(),
+});
+export type ScheduleView = z.infer<typeof ScheduleView>;
+
 export const VolumeView = z.object({
   dataset_id: z.string(),
   name: z.string(),
@@ -28,6 +42,7 @@ export const VolumeView = z.object({
   filesystem: z.string(),
   /** A clone: the name (or short id) of the snapshot it was made from. */
   cloned_from: z.string().nullable(),
+  snapshot_schedule: ScheduleView.nullable(),
   primary: z.object({ uuid: z.string(), host: z.string().nullable() }),
   state: VolumeStateKind,
   /** A sentence on what is happening (or why it is stuck), for people. */
@@ -78,6 +93,27 @@ export function clonedFrom(s: ClusterSnapshot, d: Pick<DatasetConfiguration, 'so
   if (id === undefined) return null;
   const snap = s.snapshots?.find((x) => x.snapshot_id === id);
   return (snap && snapshotName(snap)) || id.slice(0, 8);
+}
+
+/** The volume's snapshot schedule, or null without one (or with one the control service would not run). */
+export function volumeSchedule(s: ClusterSnapshot, d: DatasetConfiguration): ScheduleView | null {
+  // Interval as written: the API refuses one below the control service's minimum, except under its test override.
+  const schedule = datasetSnapshotSchedule(d.metadata, 0);
+  if (schedule === undefined) return null;
+  let last: string | null = null;
+  for (const x of s.snapshots ?? [])
+    if (x.dataset_id === d.dataset_id && x.deleted !== true && x.metadata[METADATA_SCHEDULED_KEY] !== undefined)
+      if (last === null || x.created_at > last) last = x.created_at;
+  return { text: schedule.text, interval_ms: schedule.intervalMs, keep: schedule.keep, last_at: last };
+}
+
+/** When the next scheduled snapshot is due (epoch ms), as the control service reckons it: slots aligned to UTC. */
+export function nextScheduledAt(schedule: Pick<ScheduleView, 'interval_ms' | 'last_at'>, now: number): number {
+  return nextScheduledSnapshot(
+    now,
+    schedule.interval_ms,
+    schedule.last_at === null ? undefined : Date.parse(schedule.last_at),
+  );
 }
 
 function hostOf(nodes: NodeState[], uuid: string): string | null {
@@ -177,6 +213,7 @@ export function clusterView(s: ClusterSnapshot, firstSeen: ReadonlyMap<string, s
         size: d.maximum_size ?? null,
         filesystem: volumeFilesystem(d),
         cloned_from: clonedFrom(s, d),
+        snapshot_schedule: volumeSchedule(s, d),
         primary: { uuid: d.primary, host: hostOf(s.nodes, d.primary) },
         ...volumeState(s, d),
         lease: lease

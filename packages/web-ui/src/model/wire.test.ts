@@ -1,4 +1,4 @@
-import { CloneSnapshotBody, CreateVolumeBody, refusesSize, TakeSnapshotBody } from './wire';
+import { CloneSnapshotBody, CreateVolumeBody, refusesSize, SetScheduleBody, TakeSnapshotBody } from './wire';
 
 describe('CreateVolumeBody', () => {
   it('takes ext4 or xfs, or no file system (the default, ext4)', () => {
@@ -48,5 +48,13 @@ describe('refusesSize', () => {
     expect(refusesSize({ code: 'INVALID_REQUEST', message: 'The request is not valid: primary: Invalid UUID' })).toBe(
       false,
     );
+  });
+});
+
+describe('SetScheduleBody', () => {
+  it('trims both; missing is blank (no schedule, the default keep)', () => {
+    expect(SetScheduleBody.parse({ schedule: ' hourly ', keep: ' 6 ' })).toEqual({ schedule: 'hourly', keep: '6' });
+    expect(SetScheduleBody.parse({})).toEqual({ schedule: '', keep: '' });
+    expect(SetScheduleBody.safeParse({ schedule: 5 }).success).toBe(false);
   });
 });

@@ -56,6 +56,16 @@ export const CloneSnapshotBody = z.object({
 });
 export type CloneSnapshotBody = z.infer<typeof CloneSnapshotBody>;
 
+/**
+ * A volume's snapshot schedule as typed ("hourly", "daily", "every 15m") and how many scheduled
+ * snapshots to keep; a blank schedule removes it, a blank keep is the default (24). The API checks both.
+ */
+export const SetScheduleBody = z.object({
+  schedule: z.string().trim().default(''),
+  keep: z.string().trim().default(''),
+});
+export type SetScheduleBody = z.infer<typeof SetScheduleBody>;
+
 /** `force`: the user confirmed releasing the lease of a volume in use on a live node. */
 export const ReleaseLeaseBody = z.object({ force: z.boolean().default(false) });
 export type ReleaseLeaseBody = z.infer<typeof ReleaseLeaseBody>;
