@@ -356,16 +356,6 @@ describe('file systems and snapshots in the page (issue 20)', () => {
     const path = (await row('pgcopy').locator('.path').textContent())!;
     expect((await b.exec(['ls', path])).stdout).not.toContain('second.txt');
     expect((await b.exec(['cat', `${path}/first.txt`])).stdout).toBe('before the snapshot\n');
-
-    if (!existsSync(SNAPSHOTS_SCREENSHOT) || process.env.FLOCKER_UPDATE_SCREENSHOT === '1')
-      await page.screenshot({ path: SNAPSHOTS_SCREENSHOT, fullPage: true });
-    // With the snapshot panel open, a phone screen still needs no sideways scrolling.
-    await page.setViewportSize({ width: 375, height: 800 });
-    const widths = await page.evaluate<{ scroll: number; client: number }>(
-      '({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth })',
-    );
-    expect(widths.scroll).toBeLessThanOrEqual(widths.client);
-    await page.setViewportSize({ width: 1280, height: 860 });
   });
 
   it('keeps a snapshot listed after its volume is deleted, and deletes it only after confirmation', async () => {
@@ -394,5 +384,55 @@ describe('file systems and snapshots in the page (issue 20)', () => {
     await row('pgcopy').and(page.locator('[data-state="mounted"]')).waitFor();
     const path = (await row('pgcopy').locator('.path').textContent())!;
     expect((await cluster.hosts[1]!.exec(['cat', `${path}/first.txt`])).stdout).toBe('before the snapshot\n');
+  });
+
+  it('sets a snapshot schedule from the page: refused below the minimum, then run by the control service, then removed', async () => {
+    const SCHED = 'clusterhq:flocker:snapshot-schedule';
+    await page.getByRole('button', { name: /^Snapshots of pgcopy/ }).click();
+    const panel = page.locator('tr[data-snapshots-of="pgcopy"]');
+    await panel.getByText('No snapshot schedule.').waitFor();
+    const save = panel.getByRole('button', { name: 'Save schedule of pgcopy' });
+    await panel.getByLabel('Snapshot schedule').fill('every 1m');
+    await save.click();
+    const banner = page.locator('#action-error');
+    await banner.getByText(/more frequent than the minimum interval of 5m/).waitFor();
+    expect((await datasetByName('pgcopy'))?.metadata[SCHED]).toBeUndefined();
+    await page.getByRole('button', { name: 'Dismiss' }).click();
+
+    await panel.getByLabel('Snapshot schedule').fill('hourly');
+    await panel.getByLabel('Keep').fill('2');
+    await save.click();
+    // The current hour's slot is unserved: the control service asks for a snapshot at once, pgcopy's agent takes it.
+    const taken = panel.locator('tr[data-snapshot^="pgcopy-"][data-state="ready"]');
+    await taken.waitFor({ timeout: 60_000 });
+    expect(await taken.locator('.tag').textContent()).toBe('scheduled');
+    await panel
+      .locator('[data-schedule="hourly"]')
+      .getByText(/^Scheduled hourly, keeping the newest 2; next at /)
+      .waitFor();
+    expect((await datasetByName('pgcopy'))?.metadata).toMatchObject({
+      [SCHED]: 'hourly',
+      'clusterhq:flocker:snapshot-keep': '2',
+    });
+    await feed()
+      .getByText(/Snapshot pgcopy-\d{8}T\d{4}Z of pgcopy taken \(128 MiB\)/)
+      .waitFor();
+
+    if (!existsSync(SNAPSHOTS_SCREENSHOT) || process.env.FLOCKER_UPDATE_SCREENSHOT === '1')
+      await page.screenshot({ path: SNAPSHOTS_SCREENSHOT, fullPage: true });
+    // With snapshot panels open, a phone screen still needs no sideways scrolling.
+    await page.setViewportSize({ width: 375, height: 800 });
+    const widths = await page.evaluate<{ scroll: number; client: number }>(
+      '({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth })',
+    );
+    expect(widths.scroll).toBeLessThanOrEqual(widths.client);
+    await page.setViewportSize({ width: 1280, height: 860 });
+
+    // Blank removes the schedule; the snapshot it took stays.
+    await panel.getByLabel('Snapshot schedule').fill('');
+    await save.click();
+    await panel.getByText('No snapshot schedule.').waitFor();
+    expect((await datasetByName('pgcopy'))?.metadata[SCHED]).toBeUndefined();
+    expect(await panel.locator('tr[data-snapshot^="pgcopy-"]').count()).toBe(1);
   });
 });

@@ -4,7 +4,7 @@ import { DATASET_FILESYSTEMS, formatSize, XFS_MINIMUM_SIZE } from '../model/size
 import { defaultCloneNode, groupSnapshots, type SnapshotView } from '../model/snapshots';
 import type { UiEvent } from '../model/events';
 import { releaseRisk } from '../model/safety';
-import { errorReason, stateText, type NodeView, type VolumeView } from '../model/view';
+import { errorReason, nextScheduledAt, stateText, type NodeView, type VolumeView } from '../model/view';
 import { refusesSize } from '../model/wire';
 import { ActionFailed, api } from './api';
 import { age, clockTime } from './time';
@@ -105,6 +105,9 @@ export function App() {
               snapshots={snapshots}
               snapshotActions={snapshotActions}
               onTakeSnapshot={(v, name) => act(v.dataset_id, () => api.takeSnapshot(v.dataset_id, name))}
+              onSetSchedule={(v, schedule, keep) =>
+                act(v.dataset_id, () => api.setSchedule(v.dataset_id, schedule, keep))
+              }
             />
             <NodesSection nodes={nodes} now={now} />
           </div>
@@ -272,6 +275,7 @@ interface VolumesProps {
   snapshots: ReturnType<typeof groupSnapshots>;
   snapshotActions: SnapshotActions;
   onTakeSnapshot: (v: VolumeView, name: string) => Promise<boolean>;
+  onSetSchedule: (v: VolumeView, schedule: string, keep: string) => Promise<boolean>;
 }
 
 function VolumesSection({
@@ -286,6 +290,7 @@ function VolumesSection({
   snapshots,
   snapshotActions,
   onTakeSnapshot,
+  onSetSchedule,
 }: VolumesProps) {
   return (
     <section aria-labelledby="volumes-h">
@@ -324,6 +329,7 @@ function VolumesSection({
                 snapshots={snapshots.byVolume.get(v.dataset_id) ?? []}
                 snapshotActions={snapshotActions}
                 onTakeSnapshot={onTakeSnapshot}
+                onSetSchedule={onSetSchedule}
               />
             ))}
           </tbody>
@@ -359,6 +365,7 @@ function VolumeRow({
   snapshots,
   snapshotActions,
   onTakeSnapshot,
+  onSetSchedule,
 }: Omit<VolumesProps, 'volumes' | 'busy' | 'snapshots'> & {
   v: VolumeView;
   busy: boolean;
@@ -473,6 +480,13 @@ function VolumeRow({
       {open && !deleting && (
         <tr className="snapshot-panel" id={panelId} data-snapshots-of={v.name}>
           <td colSpan={7} data-label={`Snapshots of ${v.name}`}>
+            <ScheduleForm
+              key={`${v.snapshot_schedule?.text ?? ''}|${v.snapshot_schedule?.keep ?? ''}`}
+              volume={v}
+              busy={busy}
+              now={now}
+              onSave={onSetSchedule}
+            />
             <TakeSnapshotForm volume={v} busy={busy} onTake={onTakeSnapshot} />
             {snapshots.length === 0 ? (
               <p className="empty">No snapshots of {v.name} yet.</p>
@@ -543,6 +557,68 @@ function TakeSnapshotForm({
   );
 }
 
+/**
+ * The volume's snapshot schedule: what runs and when next, and a form to set, change or (blank)
+ * remove it. Re-created (by key) when the schedule changes, so it shows what the cluster has.
+ */
+function ScheduleForm({
+  volume,
+  busy,
+  now,
+  onSave,
+}: {
+  volume: VolumeView;
+  busy: boolean;
+  now: number;
+  onSave: (v: VolumeView, schedule: string, keep: string) => Promise<boolean>;
+}) {
+  const current = volume.snapshot_schedule;
+  const [schedule, setSchedule] = useState(current?.text ?? '');
+  const [keep, setKeep] = useState(current ? String(current.keep) : '');
+  const id = volume.dataset_id;
+  const next = current ? nextScheduledAt(current, now) : undefined;
+  return (
+    <form
+      className="take-snapshot schedule"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void onSave(volume, schedule.trim(), keep.trim());
+      }}
+      noValidate
+    >
+      <p className="sub schedule-status" data-schedule={current?.text ?? ''}>
+        {current && next !== undefined
+          ? `Scheduled ${current.text}, keeping the newest ${current.keep}; next ${next <= now ? 'due now' : `at ${clockTime(new Date(next).toISOString())}`}.`
+          : 'No snapshot schedule.'}
+      </p>
+      <label htmlFor={`schedule-${id}`}>Snapshot schedule</label>
+      <input
+        id={`schedule-${id}`}
+        value={schedule}
+        onChange={(e) => setSchedule(e.target.value)}
+        autoComplete="off"
+        placeholder="hourly, daily, every 15m"
+        aria-describedby={`schedule-hint-${id}`}
+      />
+      <label htmlFor={`keep-${id}`}>Keep</label>
+      <input
+        id={`keep-${id}`}
+        className="keep"
+        value={keep}
+        onChange={(e) => setKeep(e.target.value)}
+        inputMode="numeric"
+        placeholder="24"
+      />
+      <button type="submit" className="secondary" disabled={busy}>
+        Save schedule<span className="visually-hidden"> of {volume.name}</span>
+      </button>
+      <small id={`schedule-hint-${id}`} className="sub">
+        blank: no schedule; the oldest scheduled snapshots beyond Keep are deleted, others never
+      </small>
+    </form>
+  );
+}
+
 function SnapshotList({
   snapshots,
   now,
@@ -581,6 +657,7 @@ function SnapshotList({
             <tr key={s.snapshot_id} data-snapshot={name} data-state={s.state}>
               <th scope="row" data-label="Snapshot">
                 {s.name || <span className="sub">unnamed</span>}
+                {s.scheduled && <span className="tag">scheduled</span>}
                 <div className="sub" title={s.snapshot_id}>
                   {s.snapshot_id.slice(0, 8)}
                 </div>

@@ -43,5 +43,8 @@ export const api = {
   /** A blank size is the snapshot's own. */
   clone: (snapshotId: string, name: string, size: string, node: string) =>
     send('POST', `/api/snapshots/${encodeURIComponent(snapshotId)}/clone`, { name, size, node }),
+  /** A blank schedule removes it; a blank keep is the default. */
+  setSchedule: (volumeId: string, schedule: string, keep: string) =>
+    send('POST', `/api/volumes/${encodeURIComponent(volumeId)}/snapshot-schedule`, { schedule, keep }),
   removeSnapshot: (snapshotId: string) => send('DELETE', `/api/snapshots/${encodeURIComponent(snapshotId)}`),
 };
