@@ -1,5 +1,6 @@
 /** DatasetWorker alone: one dataset's steps, on the fakes and the manual clock (no loop, no control service). */
 import type { ClusterSnapshot } from '@flocker/api';
+import { Writable } from 'node:stream';
 import winston from 'winston';
 import { DatasetWorker } from './DatasetWorker';
 import { FailureLog } from './FailureLog';
@@ -12,16 +13,38 @@ const ME = '11111111-1111-4111-8111-111111111111';
 const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const MiB = 1024 * 1024;
 
-function setup(o: { mayAct?: boolean } = {}) {
+function setup(o: { mayAct?: boolean; name?: string } = {}) {
   const clock = new ManualClock();
-  const logger = winston.createLogger({ silent: true });
+  const logged: Array<Record<string, unknown>> = [];
+  const logger = winston.createLogger({
+    level: 'debug',
+    transports: [
+      new winston.transports.Stream({
+        stream: new Writable({
+          write(chunk: Buffer, _enc, done) {
+            logged.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+            done();
+          },
+        }),
+      }),
+    ],
+    format: winston.format.json(),
+  });
   const driver = new FakeDriver();
   const host = new FakeHost();
   const listings = countListings(driver);
   let snapshot: ClusterSnapshot | null = {
     generation: '1',
     configuration_tag: 't',
-    datasets: [{ dataset_id: DS, primary: ME, maximum_size: 64 * MiB, metadata: {}, deleted: false }],
+    datasets: [
+      {
+        dataset_id: DS,
+        primary: ME,
+        maximum_size: 64 * MiB,
+        metadata: o.name !== undefined ? { name: o.name } : {},
+        deleted: false,
+      },
+    ],
     leases: [],
     nodes: [],
   };
@@ -55,6 +78,7 @@ function setup(o: { mayAct?: boolean } = {}) {
     worker,
     listings,
     missed: () => missed,
+    logged,
     forget: () => (snapshot = { ...snapshot!, datasets: [] }),
   };
 }
@@ -97,6 +121,23 @@ describe('DatasetWorker', () => {
     await worker.converge(DS);
     expect(host.mounts).toHaveLength(1);
     expect(failures.reportErrors()).toEqual([]);
+  });
+
+  it('logs each step and failure with the volume name beside the dataset id (issue 21: agent.log named volumes only by UUID)', async () => {
+    const { host, worker, logged } = setup({ name: 'pgdata' });
+    host.failMounts = 1;
+    await worker.converge(DS);
+    const done = logged.filter((l) => l['message'] === 'action done');
+    expect(done.map((l) => [l['volume'], l['kind'], l['datasetId']])).toEqual([
+      ['pgdata', 'create', DS],
+      ['pgdata', 'attach', DS],
+      ['pgdata', 'format', DS],
+    ]);
+    expect(logged.find((l) => l['message'] === 'action failed')).toMatchObject({
+      volume: 'pgdata',
+      kind: 'mount',
+      datasetId: DS,
+    });
   });
 
   it('a dataset no longer in the configuration: nothing to do', async () => {

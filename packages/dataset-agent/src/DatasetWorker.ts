@@ -3,7 +3,7 @@
  * a time, each decided on a fresh look at that dataset, until it needs nothing,
  * fails (backoff), or may not act.
  */
-import type { ClusterSnapshot } from '@flocker/api';
+import { METADATA_NAME_KEY, type ClusterSnapshot } from '@flocker/api';
 import type { BlockDeviceApi, BlockDeviceSnapshot } from '@flocker/storage-drivers';
 import type winston from 'winston';
 import { calculateChanges } from './calculateChanges';
@@ -204,7 +204,12 @@ export class DatasetWorker {
     c.view.actionEnded();
     c.failures.clear(action.datasetId);
     if (action.kind === 'mount') this.reportMounted(action.datasetId, action.blockdeviceId, action.mountPath);
-    c.logger.info('action done', { ...action, durationMs: this.now() - started });
+    const volume = this.volumeName(action.datasetId);
+    c.logger.info('action done', {
+      ...(volume !== undefined ? { volume } : {}),
+      ...action,
+      durationMs: this.now() - started,
+    });
     this.maybeCrash(action.kind);
     return result;
   }
@@ -222,7 +227,12 @@ export class DatasetWorker {
 
   private recordFailure(action: Action, code: string, message: string, started: number): void {
     this.c.missed();
-    this.c.failures.record(action, code, message, started);
+    this.c.failures.record(action, code, message, started, this.volumeName(action.datasetId));
+  }
+
+  /** The dataset's name (metadata.name: the Docker volume or CSI PV name), for logs. */
+  private volumeName(datasetId: string): string | undefined {
+    return this.c.snapshot()?.datasets.find((d) => d.dataset_id === datasetId)?.metadata[METADATA_NAME_KEY];
   }
 
   private maybeCrash(kind: ActionKind): void {

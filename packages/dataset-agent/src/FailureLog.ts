@@ -25,8 +25,11 @@ export class FailureLog {
     },
   ) {}
 
-  /** Records a failure; the same kind again counts as another attempt (longer backoff). */
-  record(action: Action, code: string, message: string, started: number): void {
+  /**
+   * Records a failure; the same kind again counts as another attempt (longer backoff). `volume`:
+   * the dataset's name, for the log (operators know volumes by name, not UUID).
+   */
+  record(action: Action, code: string, message: string, started: number, volume?: string): void {
     const now = this.o.clock.now();
     const prev = this.failures.get(action.datasetId);
     const attempts = (prev && prev.action.kind === action.kind ? prev.attempts : 0) + 1;
@@ -40,6 +43,7 @@ export class FailureLog {
       retryAt: now + delay,
     });
     this.o.logger.warn('action failed', {
+      ...(volume !== undefined ? { volume } : {}),
       ...action,
       durationMs: now - started,
       attempts,
