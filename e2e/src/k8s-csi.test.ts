@@ -4,11 +4,14 @@
  * clone: the first run on a machine takes ~40 min, later runs none) and starts a control plane,
  * two kubelets (node1, node2) with their own containerd, a Flocker control service and beside each
  * kubelet a dataset agent and `flocker-csi --mode node` registering itself with that kubelet; the
- * controller plugin runs with csi-provisioner and csi-resizer. StorageClass `flocker`.
+ * controller plugin runs with csi-provisioner, csi-resizer and csi-snapshotter (snapshot-controller
+ * beside). StorageClass and VolumeSnapshotClass `flocker`.
  * Scenarios: a StatefulSet's pod writes to its PVC; the PVC is expanded while mounted; the pod is
  * rescheduled to the other node (the first cordoned) and finds its data; the node it then runs on
  * is powered off and, after the pod is force-deleted, it runs again on the other node with its
- * data; deleting the PVC deletes the dataset; down.sh leaves the machine as it found it.
+ * data; a VolumeSnapshot of the PVC (csi-snapshotter, snapshot-controller) is a Flocker snapshot,
+ * a PVC restored from it holds the data as of the snapshot and a PVC cloned from the PVC the data
+ * as of the clone; deleting the PVC deletes the dataset; down.sh leaves the machine as it found it.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
@@ -291,6 +294,124 @@ describe('Flocker CSI on a real Kubernetes (two kubelets)', () => {
     } finally {
       await docker.close();
     }
+  });
+
+  it('a VolumeSnapshot of the PVC is ready and a Flocker snapshot; a PVC restored from it holds the data as of the snapshot; a PVC cloned from the PVC holds the data as of the clone', async () => {
+    const exec = (pod: string, cmd: string) => kubectl(['exec', pod, '--', 'sh', '-c', cmd]);
+    await exec(podOf, 'echo before-snapshot > /data/marker; sync');
+    await kubectl(
+      ['apply', '-f', '-'],
+      `apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshot
+metadata: {name: db-snap}
+spec: {volumeSnapshotClassName: flocker, source: {persistentVolumeClaimName: ${pvcName}}}
+`,
+    );
+    const snap = await waitFor(
+      'the VolumeSnapshot readyToUse',
+      async () => {
+        const v = z
+          .object({
+            status: z
+              .object({
+                readyToUse: z.boolean().optional(),
+                boundVolumeSnapshotContentName: z.string().optional(),
+                restoreSize: z.string().optional(),
+              })
+              .optional(),
+          })
+          .parse(JSON.parse(await kubectl(['get', 'volumesnapshot', 'db-snap', '-o', 'json'])));
+        return v.status?.readyToUse === true ? v.status : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 500, context: () => k8s.logTails() },
+    );
+    expect(snap.restoreSize).toBe('128Mi');
+    const handle = (
+      await kubectl([
+        'get',
+        'volumesnapshotcontent',
+        snap.boundVolumeSnapshotContentName ?? '',
+        '-o',
+        'jsonpath={.status.snapshotHandle}',
+      ])
+    ).trim();
+    const flockerSnap = (await k8s.flocker.listSnapshots()).find((x) => x.snapshot_id === handle);
+    expect(flockerSnap).toMatchObject({
+      dataset_id: volumeId,
+      metadata: { name: expect.stringMatching(/^snapshot-/) },
+    });
+    // Written after the snapshot: the restore must not see it, the clone must.
+    await exec(podOf, 'echo after-snapshot > /data/marker; sync');
+
+    const claimAndReader = (name: string, dataSource: string) => `apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: ${name}}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: flocker
+  resources: {requests: {storage: 128Mi}}
+  dataSource: ${dataSource}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ${name}-reader}
+spec:
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: r
+    image: docker.io/library/busybox:1.35
+    imagePullPolicy: Never
+    command: ["/bin/sh", "-c", "exec sleep 100000"]
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes: [{name: data, persistentVolumeClaim: {claimName: ${name}}}]
+`;
+    await kubectl(
+      ['apply', '-f', '-'],
+      claimAndReader('restored', '{apiGroup: snapshot.storage.k8s.io, kind: VolumeSnapshot, name: db-snap}') +
+        '---\n' +
+        claimAndReader('cloned', `{kind: PersistentVolumeClaim, name: ${pvcName}}`),
+    );
+    await k8s.podRunning('restored-reader');
+    await k8s.podRunning('cloned-reader');
+    expect(await exec('restored-reader', 'cat /data/marker /data/first')).toMatch(
+      /^before-snapshot\nwritten on node\d\n$/,
+    );
+    expect(await exec('cloned-reader', 'cat /data/marker /data/first')).toMatch(
+      /^after-snapshot\nwritten on node\d\n$/,
+    );
+    // In Flocker: the restore a clone of that snapshot, the PVC clone a clone of the source volume.
+    const handleOf = async (pvc: string) => {
+      const pv = (await kubectl(['get', 'pvc', pvc, '-o', 'jsonpath={.spec.volumeName}'])).trim();
+      return (await kubectl(['get', 'pv', pv, '-o', 'jsonpath={.spec.csi.volumeHandle}'])).trim();
+    };
+    const restored = await dataset(await handleOf('restored'));
+    expect(restored?.source_snapshot_id).toBe(handle);
+    expect(restored?.maximum_size).toBe(128 * 1024 * 1024);
+    const clonedId = await handleOf('cloned');
+    const implicit = (await k8s.flocker.listSnapshots()).find(
+      (x) => x.metadata['clusterhq:flocker:clone'] === clonedId,
+    );
+    expect(implicit?.dataset_id).toBe(volumeId);
+    expect((await dataset(clonedId))?.source_snapshot_id).toBe(implicit?.snapshot_id);
+    // Writes to a clone stay in the clone.
+    await exec('cloned-reader', 'echo clone-only > /data/marker; sync');
+    expect(await exec(podOf, 'cat /data/marker')).toBe('after-snapshot\n');
+
+    // Cleaning up: the VolumeSnapshot (deletionPolicy Delete) deletes the Flocker snapshot, the clones' claims
+    // their datasets, and the PVC clone's implicit snapshot goes with it.
+    await kubectl(['delete', 'pod', 'restored-reader', 'cloned-reader', '--wait=true', '--timeout=120s']);
+    await kubectl(['delete', 'pvc', 'restored', 'cloned', '--wait=true', '--timeout=120s']);
+    await kubectl(['delete', 'volumesnapshot', 'db-snap', '--wait=true', '--timeout=120s']);
+    await waitFor(
+      'the Flocker snapshots and the clones deleted',
+      async () => {
+        const live = (await k8s.flocker.listSnapshots()).filter((x) => x.deleted !== true);
+        const clones = (await k8s.flocker.listDatasets()).filter((d) => !d.deleted && d.dataset_id !== volumeId);
+        return live.length === 0 && clones.length === 0 ? true : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 500, context: () => k8s.logTails() },
+    );
   });
 
   it('deleting the PVC deletes the dataset', async () => {

@@ -5,29 +5,38 @@
 # and ~7-10 min per sidecar on 2 cores shared with other builds; nice 19). Prints on stdout the Kubernetes
 # directory and the sidecars' directory (one directory of links to each sidecar's own versioned build).
 #   FLOCKER_K8S_CACHE  cache root (default /var/cache/flocker)
-#   K8S_SIDECARS       which sidecars (default "provisioner resizer"; the harness's CSIDriver says
-#                      attachRequired: false, so csi-attacher would have nothing to do: add "attacher" to build it)
-#   K8S_VERSION / PROVISIONER_VERSION / ATTACHER_VERSION / RESIZER_VERSION  override the pins
+#   K8S_SIDECARS       which sidecars (default "provisioner resizer snapshotter"; the harness's CSIDriver says
+#                      attachRequired: false, so csi-attacher would have nothing to do: add "attacher" to build it).
+#                      "snapshotter" is external-snapshotter: csi-snapshotter and snapshot-controller in one
+#                      `go build` of the one module, plus the VolumeSnapshot CRDs from its client module.
+#   K8S_VERSION / PROVISIONER_VERSION / ATTACHER_VERSION / RESIZER_VERSION / SNAPSHOTTER_VERSION  override the pins
 set -euo pipefail
 k8s_version="${K8S_VERSION:-1.35.4}"
 provisioner_version="${PROVISIONER_VERSION:-v6.4.0}"
 attacher_version="${ATTACHER_VERSION:-v4.13.0}"
 resizer_version="${RESIZER_VERSION:-v2.3.0}"
+snapshotter_version="${SNAPSHOTTER_VERSION:-v8.7.0}"
 root="${FLOCKER_K8S_CACHE:-/var/cache/flocker}"
 kdir="$root/k8s-v$k8s_version"
 kbins="kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl"
-sidecars="${K8S_SIDECARS:-provisioner resizer}"
+sidecars="${K8S_SIDECARS:-provisioner resizer snapshotter}"
 version_of() { case $1 in provisioner) echo "$provisioner_version" ;; resizer) echo "$resizer_version" ;; attacher) echo "$attacher_version" ;;
-  *) echo "k8s/build: unknown sidecar $1 (provisioner, resizer, attacher)" >&2; exit 1 ;; esac; }
+  snapshotter) echo "$snapshotter_version" ;;
+  *) echo "k8s/build: unknown sidecar $1 (provisioner, resizer, attacher, snapshotter)" >&2; exit 1 ;; esac; }
 module_of() { case $1 in provisioner) echo github.com/kubernetes-csi/external-provisioner/v6 ;;
-  resizer) echo github.com/kubernetes-csi/external-resizer/v2 ;; attacher) echo github.com/kubernetes-csi/external-attacher/v4 ;; esac; }
+  resizer) echo github.com/kubernetes-csi/external-resizer/v2 ;; attacher) echo github.com/kubernetes-csi/external-attacher/v4 ;;
+  snapshotter) echo github.com/kubernetes-csi/external-snapshotter/v8 ;; esac; }
+bins_of() { case $1 in snapshotter) echo csi-snapshotter snapshot-controller ;; *) echo "csi-$1" ;; esac; }
 sdir="$root/k8s-csi-sidecars"          # links to the versioned builds below, rewritten on every run
 sidecar_dir() { echo "$root/go-bin/csi-$1-$(version_of "$1")"; }
 
 complete() { local d=$1 b; shift; for b in "$@"; do [ -x "$d/$b" ] || return 1; done; }
-sidecars_built() { local s; for s in $sidecars; do complete "$(sidecar_dir $s)" csi-$s || return 1; done; }
-link_sidecars() { local s; mkdir -p "$sdir"
-  for s in $sidecars; do ln -sfn "$(sidecar_dir $s)/csi-$s" "$sdir/csi-$s"; done; }
+sidecar_built() { complete "$(sidecar_dir $1)" $(bins_of $1) || return 1
+  [ "$1" != snapshotter ] || [ -f "$(sidecar_dir $1)/crd/groupsnapshot.storage.k8s.io_volumegroupsnapshots.yaml" ]; }
+sidecars_built() { local s; for s in $sidecars; do sidecar_built $s || return 1; done; }
+link_sidecars() { local s b; mkdir -p "$sdir"
+  for s in $sidecars; do for b in $(bins_of $s); do ln -sfn "$(sidecar_dir $s)/$b" "$sdir/$b"; done
+    [ "$s" != snapshotter ] || ln -sfn "$(sidecar_dir $s)/crd" "$sdir/snapshot-crd"; done; }
 if complete "$kdir" $kbins && sidecars_built; then link_sidecars; echo "$kdir $sdir"; exit 0; fi
 
 command -v go >/dev/null || export PATH="/usr/local/go/bin:$PATH"
@@ -71,14 +80,24 @@ fi
 # The sidecars' go.mod files carry replace directives, so `go install pkg@version` refuses them: build a copy
 # of each downloaded module as the main module.
 for s in $sidecars; do
-  out="$(sidecar_dir $s)"; complete "$out" csi-$s && continue
+  out="$(sidecar_dir $s)"; sidecar_built $s && continue
   ver="$(version_of $s)"; mod="$(module_of $s)"
-  say "building csi-$s $ver"
+  say "building $(bins_of $s) $ver"
   d=$(modDir "$mod" "$ver"); [ -n "$d" ] || { echo "k8s/build: cannot download $mod $ver" >&2; exit 1; }
-  rm -rf "$work/src-$s"; cp -r "$d" "$work/src-$s"; chmod -R u+w "$work/src-$s"
-  (cd "$work/src-$s" && gorun build -trimpath -ldflags "-s -w -X main.version=$ver" -o "$work/csi-$s" "./cmd/csi-$s")
-  rm -rf "$work/src-$s" "$out"; mkdir -p "$out"; mv "$work/csi-$s" "$out/"
-  say "csi-$s in $out"
+  rm -rf "$work/src-$s" "$work/bin-$s"; cp -r "$d" "$work/src-$s"; chmod -R u+w "$work/src-$s"; mkdir -p "$work/bin-$s"
+  if [ "$s" = snapshotter ]; then
+    # Its go.mod replaces its client module with ./client, which the proxy's zip of the main module leaves
+    # out: pin the published client module of the same version instead. Its config/crd holds the CRDs: the
+    # group snapshot ones too (VolumeGroupSnapshot is GA in v8, and snapshot-controller waits for its CRDs).
+    cmod=github.com/kubernetes-csi/external-snapshotter/client/v8
+    cdir=$(modDir "$cmod" "$ver"); [ -n "$cdir" ] || { echo "k8s/build: cannot download $cmod $ver" >&2; exit 1; }
+    (cd "$work/src-$s" && go mod edit -replace "$cmod=$cmod@$ver")
+    mkdir -p "$work/bin-$s/crd"; cp "$cdir"/config/crd/*snapshot.storage.k8s.io_*.yaml "$work/bin-$s/crd/"
+  fi
+  pkgs=""; for b in $(bins_of $s); do pkgs="$pkgs ./cmd/$b"; done
+  (cd "$work/src-$s" && GOFLAGS="-mod=mod -modcacherw" gorun build -trimpath -ldflags "-s -w -X main.version=$ver" -o "$work/bin-$s/" $pkgs)
+  rm -rf "$work/src-$s" "$out"; mkdir -p "$(dirname "$out")"; mv "$work/bin-$s" "$out"
+  say "$(bins_of $s) in $out"
 done
 link_sidecars
 # The compiled-package cache is only useful to a build that failed half-way; the binaries are the cache.

@@ -13,11 +13,12 @@ if [ "${1:-}" != --fast ] && [ -x "$KBIN/kubectl" ] && running kube-apiserver &&
   kc delete statefulsets,deployments,replicasets,daemonsets,jobs --all --all-namespaces --wait=false >/dev/null 2>&1
   kc delete pod --all --all-namespaces --grace-period=1 --wait=true --timeout=30s >/dev/null 2>&1 ||
     kc delete pod --all --all-namespaces --grace-period=0 --force >/dev/null 2>&1   # pods of a powered-off node
+  kc delete volumesnapshots --all --all-namespaces --wait=true --timeout=30s >/dev/null 2>&1
   kc delete pvc --all --all-namespaces --wait=true --timeout=30s >/dev/null 2>&1
   elapsed "pods and claims deleted"
 fi
 names() { local f; for f in "$@"; do [ -f "$f" ] && basename "$f" .pid; done; }
-stop csi-provisioner csi-resizer csi-attacher flocker-csi-controller $(names "$RUN"/kubelet-n*.pid "$RUN"/flocker-csi-n*.pid)
+stop csi-provisioner csi-resizer csi-attacher csi-snapshotter snapshot-controller flocker-csi-controller $(names "$RUN"/kubelet-n*.pid "$RUN"/flocker-csi-n*.pid)
 # containers the kubelets left: kill them through their containerd, then stop it
 for S in "$K"/n*/containerd/containerd.sock; do
   [ -S "$S" ] || continue

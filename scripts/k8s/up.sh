@@ -4,8 +4,10 @@
 #   Flocker:       the control service, and per node a dataset agent (loopback backend, one shared pool)
 #   node N:        a private containerd (Debian) + CNI bridge, a kubelet named nodeN on 10.200.0.N, and
 #                  flocker-csi --mode node beside the agent, registering itself with that kubelet
-#   controller:    flocker-csi --mode controller + csi-provisioner + csi-resizer
-#   objects:       CSIDriver flocker.clusterhq.io (attachRequired: false), StorageClass `flocker`
+#   controller:    flocker-csi --mode controller + csi-provisioner + csi-resizer + csi-snapshotter, and
+#                  snapshot-controller with the VolumeSnapshot CRDs (all from external-snapshotter's version)
+#   objects:       CSIDriver flocker.clusterhq.io (attachRequired: false), StorageClass `flocker`,
+#                  VolumeSnapshotClass `flocker`
 # Any previous harness in $FLOCKER_K8S_DIR is torn down first. Stop with down.sh (it restores the machine).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -61,6 +63,9 @@ start kube-apiserver "$KBIN/kube-apiserver" --etcd-servers="http://127.0.0.1:$ET
 start flocker-control "$NODE_BIN" "$REPO_ROOT/packages/control-api/dist/main.js" --insecure-http --host 127.0.0.1 \
   --port $FLOCKER_PORT --data-dir "$K/flocker-control" --node-timeout 10 --lease-grace 5 --log-level info
 wait_for 120 "kube-apiserver" kc get --raw /readyz
+# The snapshot CRDs (external-snapshotter's, same version; created, not applied: the content CRD is too big for
+# apply's annotation), early: csi-provisioner looks for VolumeSnapshots when it starts.
+kc create -f "$SBIN/snapshot-crd/" >/dev/null
 start kube-controller-manager "$KBIN/kube-controller-manager" --kubeconfig="$PKI/controller-manager.kubeconfig" \
   --authentication-kubeconfig="$PKI/controller-manager.kubeconfig" --authorization-kubeconfig="$PKI/controller-manager.kubeconfig" \
   --bind-address=127.0.0.1 --secure-port=0 --leader-elect=false \
@@ -171,12 +176,21 @@ mkdir -p "$K/controller"
 start flocker-csi-controller "$NODE_BIN" "$REPO_ROOT/packages/csi-driver/dist/main.js" --mode controller \
   --endpoint "unix://$K/controller/csi.sock" --control-url "http://127.0.0.1:$FLOCKER_PORT" --default-size 64MiB
 wait_for 30 "the CSI controller socket" test -S "$K/controller/csi.sock"
-for s in provisioner resizer; do
+kc wait --for=condition=established --timeout=60s crd --all >/dev/null
+for s in provisioner resizer snapshotter; do
   extra=""; [ $s = provisioner ] && extra="--extra-create-metadata"
   start csi-$s "$SBIN/csi-$s" --csi-address="$K/controller/csi.sock" --kubeconfig="$PKI/csi.kubeconfig" \
     --leader-election=false --timeout=60s $extra --v=2
 done
+# The cluster's snapshot controller (one per cluster, beside the driver's csi-snapshotter above).
+start snapshot-controller "$SBIN/snapshot-controller" --kubeconfig="$PKI/csi.kubeconfig" --leader-election=false --v=2
 kc apply -f - >/dev/null <<Y
+apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshotClass
+metadata: {name: flocker}
+driver: $DRIVER
+deletionPolicy: Delete
+---
 apiVersion: storage.k8s.io/v1
 kind: CSIDriver
 metadata: {name: $DRIVER}
