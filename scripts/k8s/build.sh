@@ -85,17 +85,18 @@ for s in $sidecars; do
   say "building $(bins_of $s) $ver"
   d=$(modDir "$mod" "$ver"); [ -n "$d" ] || { echo "k8s/build: cannot download $mod $ver" >&2; exit 1; }
   rm -rf "$work/src-$s" "$work/bin-$s"; cp -r "$d" "$work/src-$s"; chmod -R u+w "$work/src-$s"; mkdir -p "$work/bin-$s"
+  flags="-modcacherw"
   if [ "$s" = snapshotter ]; then
     # Its go.mod replaces its client module with ./client, which the proxy's zip of the main module leaves
     # out: pin the published client module of the same version instead. Its config/crd holds the CRDs: the
     # group snapshot ones too (VolumeGroupSnapshot is GA in v8, and snapshot-controller waits for its CRDs).
     cmod=github.com/kubernetes-csi/external-snapshotter/client/v8
     cdir=$(modDir "$cmod" "$ver"); [ -n "$cdir" ] || { echo "k8s/build: cannot download $cmod $ver" >&2; exit 1; }
-    (cd "$work/src-$s" && go mod edit -replace "$cmod=$cmod@$ver")
+    (cd "$work/src-$s" && go mod edit -replace "$cmod=$cmod@$ver"); flags="-mod=mod -modcacherw"   # go.sum gains it
     mkdir -p "$work/bin-$s/crd"; cp "$cdir"/config/crd/*snapshot.storage.k8s.io_*.yaml "$work/bin-$s/crd/"
   fi
   pkgs=""; for b in $(bins_of $s); do pkgs="$pkgs ./cmd/$b"; done
-  (cd "$work/src-$s" && GOFLAGS="-mod=mod -modcacherw" gorun build -trimpath -ldflags "-s -w -X main.version=$ver" -o "$work/bin-$s/" $pkgs)
+  (cd "$work/src-$s" && GOFLAGS="$flags" gorun build -trimpath -ldflags "-s -w -X main.version=$ver" -o "$work/bin-$s/" $pkgs)
   rm -rf "$work/src-$s" "$out"; mkdir -p "$(dirname "$out")"; mv "$work/bin-$s" "$out"
   say "$(bins_of $s) in $out"
 done
