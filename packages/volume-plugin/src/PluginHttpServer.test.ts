@@ -272,6 +272,17 @@ describe('plugin HTTP protocol layer: hostile bodies (issue 17 #6)', () => {
   const alive = async () =>
     expect((await callPlugin(socketPath, '/Plugin.Activate')).body).toEqual({ Implements: ['VolumeDriver'] });
 
+  it("Docker's routine existence check (Get/Path of a volume not there yet) is logged at debug, not as a warning (issue 21); other failures stay warnings", async () => {
+    await callPlugin(socketPath, '/VolumeDriver.Get', { Name: 'bad' });
+    await callPlugin(socketPath, '/VolumeDriver.Path', { Name: 'bad' });
+    await callPlugin(socketPath, '/VolumeDriver.Mount', { Name: 'bad', ID: 'c1' });
+    const failed = lines
+      .map((l) => JSON.parse(l) as { message: string; level: string; call: string })
+      .filter((l) => l.message === 'plugin call failed');
+    // The logger's level is info: the debug lines are not written at all.
+    expect(failed.map((l) => [l.call, l.level])).toEqual([['/VolumeDriver.Mount', 'warn']]);
+  });
+
   it.each([
     ['[', ']'],
     ['{"Name":', '}'],

@@ -231,7 +231,10 @@ export function createPluginHttpServer(backend: VolumeDriverBackend, logger: Log
       .catch((err: unknown) => {
         const message = errorMessage(err);
         const code = err instanceof VolumePluginError ? err.code : 'INTERNAL';
-        logger.warn('plugin call failed', {
+        // Docker asks Get (and Path) of every volume name before it creates one: "no such volume"
+        // there is Docker's routine existence check, not a failure worth a warning.
+        const routine = code === 'NO_SUCH_VOLUME' && (url === '/VolumeDriver.Get' || url === '/VolumeDriver.Path');
+        logger.log(routine ? 'debug' : 'warn', 'plugin call failed', {
           call: url,
           ...(request !== undefined ? { request: boundedForLog(request) } : {}),
           ...(bodyBytes !== undefined ? { body_bytes: bodyBytes } : {}),
