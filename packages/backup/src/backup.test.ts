@@ -187,6 +187,7 @@ describe('backupVolume and restoreVolume', () => {
     await expect(backup('snap-1')).rejects.toThrow('simulated crash');
     expect(await listBackups(store)).toEqual([]);
     expect(store.keys('manifests/')).toEqual([]);
+    expect(store.keys(PENDING_PREFIX)).toEqual([]); // a failure (not a kill) also takes its marker away
     const stored = store.keys('chunks/').length;
     expect(stored).toBe(5);
     store.beforeOperation = undefined;

@@ -317,11 +317,13 @@ export async function backupVolume(source: string, store: ObjectStore, options: 
     });
     options.signal?.throwIfAborted();
     await store.put(manifestKey(backupId), serializeManifest(manifest));
-    await store.delete(pendingKey(backupId)).catch(() => undefined);
     progress('done');
     return manifest;
   } finally {
     clearInterval(refresh);
     await handle?.close();
+    // Done or failed, nothing of ours is left to protect: what we uploaded is young (the grace period) or
+    // referenced by our manifest. A kill leaves the marker, which expires after pendingTtlMs.
+    await store.delete(pendingKey(backupId)).catch(() => undefined);
   }
 }
