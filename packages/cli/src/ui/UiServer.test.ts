@@ -379,6 +379,23 @@ describe('UiServer: file systems and snapshots (issue 20)', () => {
     expect((await call('GET', `/api/snapshots/${S1}/clone`)).status).toBe(405);
   });
 
+  it('grows a volume to a size as people write it; a bad size calls nothing; a shrink is refused by the API', async () => {
+    expect((await call('POST', `/api/volumes/${D1}/resize`, { body: { size: '2GiB' } })).status).toBe(200);
+    expect(client.calls).toEqual([['update', D1, { maximum_size: 2 * 1024 ** 3 }]]);
+    const tiny = await call('POST', `/api/volumes/${D1}/resize`, { body: { size: '1K' } });
+    expect(errorOf(tiny).code).toBe('INVALID_SIZE');
+    const blank = await call('POST', `/api/volumes/${D1}/resize`, { body: { size: '' } });
+    expect(errorOf(blank)).toMatchObject({ code: 'INVALID_REQUEST', message: expect.stringContaining('give a size') });
+    expect(client.calls).toHaveLength(1);
+    client.failWith = new FlockerApiError(
+      400,
+      'DATASET_SHRINK',
+      'The dataset x is 2147483648 bytes; volumes do not shrink',
+    );
+    const shrink = await call('POST', `/api/volumes/${D1}/resize`, { body: { size: '1GiB' } });
+    expect([shrink.status, errorOf(shrink).code]).toEqual([400, 'DATASET_SHRINK']);
+  });
+
   it('sets, changes and removes a snapshot schedule (the API checks it)', async () => {
     const path = `/api/volumes/${D1}/snapshot-schedule`;
     expect((await call('POST', path, { body: { schedule: 'hourly', keep: '6' } })).status).toBe(200);

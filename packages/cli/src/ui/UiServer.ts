@@ -48,6 +48,7 @@ const ROUTES: Array<{
 }> = [
   { method: 'POST', path: /^\/api\/volumes$/, run: (a, _id, body) => a.create(body) },
   { method: 'POST', path: new RegExp(`^/api/volumes/(${UUID})/move$`), run: (a, id, body) => a.move(id, body) },
+  { method: 'POST', path: new RegExp(`^/api/volumes/(${UUID})/resize$`), run: (a, id, body) => a.resize(id, body) },
   {
     method: 'POST',
     path: new RegExp(`^/api/volumes/(${UUID})/release-lease$`),

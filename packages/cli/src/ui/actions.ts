@@ -15,6 +15,7 @@ import {
   parseSize,
   ReleaseLeaseBody,
   releaseRisk,
+  ResizeVolumeBody,
   SetScheduleBody,
   SizeError,
   TakeSnapshotBody,
@@ -103,6 +104,13 @@ export class UiActions {
       if (risk !== null) throw new UiActionError(409, 'VOLUME_IN_USE', `${risk} Confirm to release it anyway.`);
     }
     return this.client.releaseLease(datasetId);
+  }
+
+  /** Grows the volume; the API refuses a smaller size (400 DATASET_SHRINK, its words shown). */
+  async resize(datasetId: string, body: unknown) {
+    const req = ResizeVolumeBody.parse(body);
+    const size = parseSize(req.size, MINIMUM_DATASET_SIZE);
+    return this.client.updateDataset(datasetId.toLowerCase(), { maximum_size: size });
   }
 
   async delete(datasetId: string) {

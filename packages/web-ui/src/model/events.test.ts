@@ -205,3 +205,29 @@ describe('diffSnapshots: snapshots (issue 20)', () => {
     ]);
   });
 });
+
+describe('diffSnapshots: resize (issue 20)', () => {
+  const MiB = 1024 * 1024;
+  const at = (size: number, held: number) =>
+    snapshot({
+      datasets: [dataset(D1, 'v', A, { maximum_size: size })],
+      nodes: [node(A, 'a', { manifestations: [{ ...mounted(D1), size: held }] }), node(B, 'b')],
+    });
+
+  it('reports a volume asked to grow, then grown once its primary holds it that big', () => {
+    expect(diffSnapshots(at(128 * MiB, 128 * MiB), at(256 * MiB, 128 * MiB))).toEqual([
+      { kind: 'resizing', severity: 'info', message: 'Volume v resizing from 128 MiB to 256 MiB', dataset_id: D1 },
+    ]);
+    expect(diffSnapshots(at(256 * MiB, 128 * MiB), at(256 * MiB, 256 * MiB))).toEqual([
+      { kind: 'resized', severity: 'success', message: 'Volume v grown to 256 MiB on a', dataset_id: D1, node_uuid: A },
+    ]);
+    expect(diffSnapshots(at(256 * MiB, 256 * MiB), at(256 * MiB, 256 * MiB))).toEqual([]);
+  });
+
+  it('says nothing for a size set where there was none, nor for a volume arriving at its size', () => {
+    const unsized = snapshot({ datasets: [dataset(D1, 'v', A, { maximum_size: null })] });
+    expect(diffSnapshots(unsized, snapshot({ datasets: [dataset(D1, 'v', A)] }))).toEqual([]);
+    const none = snapshot({ datasets: [dataset(D1, 'v', A, { maximum_size: 256 * MiB })] });
+    expect(kinds(diffSnapshots(none, at(256 * MiB, 256 * MiB)))).toEqual(['mounted']);
+  });
+});

@@ -20,6 +20,8 @@ export const EventKind = z.enum([
   'node-rebooted',
   'lease-acquired',
   'lease-released',
+  'resizing',
+  'resized',
   'snapshot-requested',
   'snapshot-taken',
   'snapshot-failed',
@@ -95,7 +97,15 @@ export function diffSnapshots(prev: ClusterSnapshot | undefined, next: ClusterSn
         message: `Volume ${nameOf(d.dataset_id)} created on ${hostIn(next.nodes, d.primary)}${sizeText(d)}${clone}`,
         ...ev,
       });
-    } else if (o.primary !== d.primary) {
+    } else if (o.maximum_size != null && d.maximum_size != null && d.maximum_size > o.maximum_size) {
+      out.push({
+        kind: 'resizing',
+        severity: 'info',
+        message: `Volume ${nameOf(d.dataset_id)} resizing from ${formatSize(o.maximum_size)} to ${formatSize(d.maximum_size)}`,
+        ...ev,
+      });
+    }
+    if (o && !o.deleted && o.primary !== d.primary) {
       out.push({
         kind: 'moving',
         severity: 'info',
@@ -117,8 +127,18 @@ export function diffSnapshots(prev: ClusterSnapshot | undefined, next: ClusterSn
   for (const n of next.nodes) {
     const o = oldNodes.get(n.uuid);
     for (const m of n.manifestations) {
-      if (m.status !== 'mounted') continue;
       const was = o?.manifestations.find((x) => x.dataset_id === m.dataset_id);
+      // Grown: the primary's block device reached the configured size it was short of.
+      const size = after.get(m.dataset_id)?.maximum_size;
+      if (was !== undefined && size != null && was.size < size && m.size >= size)
+        out.push({
+          kind: 'resized',
+          severity: 'success',
+          message: `Volume ${nameOf(m.dataset_id)} grown to ${formatSize(m.size)} on ${n.host}`,
+          dataset_id: m.dataset_id,
+          node_uuid: n.uuid,
+        });
+      if (m.status !== 'mounted') continue;
       if (was?.status === 'mounted') continue;
       out.push({
         kind: 'mounted',

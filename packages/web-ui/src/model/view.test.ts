@@ -3,6 +3,7 @@ import {
   clonedFrom,
   clusterView,
   nextScheduledAt,
+  resizeProgress,
   stateText,
   volumeFilesystem,
   volumeSchedule,
@@ -273,5 +274,37 @@ describe('volumeSchedule and nextScheduledAt', () => {
     expect(nextScheduledAt({ interval_ms: hour, last_at: '2026-12-04T07:00:02.000Z' }, now)).toBe(
       Date.parse('2026-12-04T08:00:00.000Z'),
     );
+  });
+});
+
+describe('resizeProgress', () => {
+  const MiB = 1024 * 1024;
+  const grown = dataset(D1, 'pgdata', A, { maximum_size: 256 * MiB });
+  const holding = (size: number, on = A) =>
+    snapshot({
+      datasets: [grown],
+      nodes: [node(A, 'a'), node(B, 'b')].map((n) =>
+        n.uuid === on ? { ...n, manifestations: [{ ...mounted(D1), size }] } : n,
+      ),
+    });
+
+  it('is from what the primary holds to the configured size while it is smaller', () => {
+    expect(resizeProgress(holding(128 * MiB), grown)).toEqual({ from: 128 * MiB, to: 256 * MiB });
+  });
+
+  it('is null once the primary holds it that big (or bigger: backends round up)', () => {
+    expect(resizeProgress(holding(256 * MiB), grown)).toBeNull();
+    expect(resizeProgress(holding(1024 * MiB), grown)).toBeNull();
+  });
+
+  it('is null while it is not on its primary, for a deleted volume and without a size', () => {
+    expect(resizeProgress(holding(128 * MiB, B), grown)).toBeNull(); // moving: that state says so
+    expect(resizeProgress(snapshot({ datasets: [grown] }), grown)).toBeNull();
+    expect(resizeProgress(holding(128 * MiB), { ...grown, deleted: true })).toBeNull();
+    expect(resizeProgress(holding(128 * MiB), { ...grown, maximum_size: null })).toBeNull();
+  });
+
+  it('is part of the volume view', () => {
+    expect(clusterView(holding(128 * MiB)).volumes[0]?.resizing).toEqual({ from: 128 * MiB, to: 256 * MiB });
   });
 });

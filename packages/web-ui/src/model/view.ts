@@ -43,6 +43,8 @@ export const VolumeView = z.object({
   /** A clone: the name (or short id) of the snapshot it was made from. */
   cloned_from: z.string().nullable(),
   snapshot_schedule: ScheduleView.nullable(),
+  /** Growing: its primary holds it smaller than its configured size (from: bytes there now; to: the size). */
+  resizing: z.object({ from: z.number(), to: z.number() }).nullable(),
   primary: z.object({ uuid: z.string(), host: z.string().nullable() }),
   state: VolumeStateKind,
   /** A sentence on what is happening (or why it is stuck), for people. */
@@ -114,6 +116,18 @@ export function nextScheduledAt(schedule: Pick<ScheduleView, 'interval_ms' | 'la
     schedule.interval_ms,
     schedule.last_at === null ? undefined : Date.parse(schedule.last_at),
   );
+}
+
+/**
+ * A grow in progress: the primary's manifestation is smaller than the configured size (the
+ * block device grows first; the file system follows online, or at its next mount). Null when
+ * it is not there yet (creating, moving: those states say so) or already that big.
+ */
+export function resizeProgress(s: ClusterSnapshot, d: DatasetConfiguration): { from: number; to: number } | null {
+  const to = d.maximum_size;
+  if (d.deleted || to == null) return null;
+  const m = s.nodes.find((n) => n.uuid === d.primary)?.manifestations.find((x) => x.dataset_id === d.dataset_id);
+  return m !== undefined && m.size < to ? { from: m.size, to } : null;
 }
 
 function hostOf(nodes: NodeState[], uuid: string): string | null {
@@ -214,6 +228,7 @@ export function clusterView(s: ClusterSnapshot, firstSeen: ReadonlyMap<string, s
         filesystem: volumeFilesystem(d),
         cloned_from: clonedFrom(s, d),
         snapshot_schedule: volumeSchedule(s, d),
+        resizing: resizeProgress(s, d),
         primary: { uuid: d.primary, host: hostOf(s.nodes, d.primary) },
         ...volumeState(s, d),
         lease: lease

@@ -1,4 +1,11 @@
-import { CloneSnapshotBody, CreateVolumeBody, refusesSize, SetScheduleBody, TakeSnapshotBody } from './wire';
+import {
+  CloneSnapshotBody,
+  CreateVolumeBody,
+  refusesSize,
+  ResizeVolumeBody,
+  SetScheduleBody,
+  TakeSnapshotBody,
+} from './wire';
 
 describe('CreateVolumeBody', () => {
   it('takes ext4 or xfs, or no file system (the default, ext4)', () => {
@@ -35,6 +42,7 @@ describe('refusesSize', () => {
   it("is true for the UI server's size refusal and the API's size refusals", () => {
     expect(refusesSize({ code: 'INVALID_SIZE', message: 'size "1K" is too small: at least 64 MiB.' })).toBe(true);
     expect(refusesSize({ code: 'CLONE_TOO_SMALL', message: 'maximum_size 1 is smaller than the snapshot' })).toBe(true);
+    expect(refusesSize({ code: 'DATASET_SHRINK', message: 'volumes do not shrink' })).toBe(true);
     expect(
       refusesSize({
         code: 'INVALID_REQUEST',
@@ -56,5 +64,12 @@ describe('SetScheduleBody', () => {
     expect(SetScheduleBody.parse({ schedule: ' hourly ', keep: ' 6 ' })).toEqual({ schedule: 'hourly', keep: '6' });
     expect(SetScheduleBody.parse({})).toEqual({ schedule: '', keep: '' });
     expect(SetScheduleBody.safeParse({ schedule: 5 }).success).toBe(false);
+  });
+});
+
+describe('ResizeVolumeBody', () => {
+  it('takes a size as people write it, trimmed; a blank one is refused with a hint', () => {
+    expect(ResizeVolumeBody.parse({ size: ' 2GiB ' })).toEqual({ size: '2GiB' });
+    expect(ResizeVolumeBody.safeParse({ size: ' ' }).error?.issues[0]?.message).toBe('give a size such as 1GiB');
   });
 });

@@ -37,6 +37,10 @@ export type CreateVolumeBody = z.infer<typeof CreateVolumeBody>;
 export const MoveVolumeBody = z.object({ node: z.string().min(1, { message: 'choose a node' }) });
 export type MoveVolumeBody = z.infer<typeof MoveVolumeBody>;
 
+/** A volume's new size as people write it; it grows, never shrinks (the API refuses a smaller one). */
+export const ResizeVolumeBody = z.object({ size: z.string().trim().min(1, { message: 'give a size such as 1GiB' }) });
+export type ResizeVolumeBody = z.infer<typeof ResizeVolumeBody>;
+
 /** A snapshot of a volume; a blank name is no name (the snapshot is then known by its id). */
 export const TakeSnapshotBody = z.object({
   name: z
@@ -76,10 +80,10 @@ export type UiErrorBody = z.infer<typeof UiErrorBody>;
 
 /**
  * Whether a refusal is about the size a form asked for (so the form marks that field): the UI
- * server's INVALID_SIZE, the API's CLONE_TOO_SMALL, or its INVALID_REQUEST naming maximum_size
- * (an xfs volume below 300 MiB).
+ * server's INVALID_SIZE, the API's CLONE_TOO_SMALL or DATASET_SHRINK, or its INVALID_REQUEST
+ * naming maximum_size (an xfs volume below 300 MiB).
  */
 export function refusesSize(e: { code: string; message: string }): boolean {
-  if (e.code === 'INVALID_SIZE' || e.code === 'CLONE_TOO_SMALL') return true;
+  if (['INVALID_SIZE', 'CLONE_TOO_SMALL', 'DATASET_SHRINK'].includes(e.code)) return true;
   return e.code === 'INVALID_REQUEST' && /\bmaximum_size\b/.test(e.message);
 }
