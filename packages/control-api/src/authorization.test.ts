@@ -10,6 +10,7 @@ const THEIRS = '33333333-3333-4333-8333-333333333333'; // leased by OTHER, prima
 const PINNED = '44444444-4444-4444-8444-444444444444'; // leased by ME, pinned by an administrator
 const ELSEWHERE = '55555555-5555-4555-8555-555555555555'; // no lease, primary OTHER
 const HELD_HERE = '66666666-6666-4666-8666-666666666666'; // leased by ME, primary OTHER (an administrator's doing)
+const SCHEDULE_KEY = 'clusterhq:flocker:snapshot-schedule';
 
 const facts: AuthorizationFacts = {
   leaseHolder: (id) => ({ [MINE]: ME, [THEIRS]: OTHER, [PINNED]: ME, [HELD_HERE]: ME })[id],
@@ -213,6 +214,29 @@ const table: Row[] = [
     "node resizes another node's unleased dataset",
     node,
     req('post', '/v1/configuration/datasets/:id', { id: ELSEWHERE }, { maximum_size: 134217728 }),
+    false,
+  ],
+  [
+    'node changes the snapshot schedule of its own dataset',
+    node,
+    req('post', '/v1/configuration/datasets/:id', { id: FREE }, { metadata: { [SCHEDULE_KEY]: 'hourly' } }),
+    true,
+  ],
+  [
+    "node changes the snapshot schedule of another node's dataset",
+    node,
+    req('post', '/v1/configuration/datasets/:id', { id: ELSEWHERE }, { metadata: { [SCHEDULE_KEY]: 'hourly' } }),
+    false,
+  ],
+  [
+    "node moves another node's dataset to itself and changes its schedule at once",
+    node,
+    req(
+      'post',
+      '/v1/configuration/datasets/:id',
+      { id: ELSEWHERE },
+      { primary: ME, metadata: { [SCHEDULE_KEY]: null } },
+    ),
     false,
   ],
   [

@@ -87,7 +87,8 @@ function authorizeNode(me: string, req: AuthorizationRequest, facts: Authorizati
     case 'post /v1/configuration/datasets/:id': {
       const id = (req.params['id'] ?? '').toLowerCase();
       const current = facts.primaryOf(id);
-      const resizes = hasField(req.body, 'maximum_size');
+      // A resize or a change of the snapshot schedule (metadata): both concern the node the dataset lives on.
+      const resizes = hasField(req.body, 'maximum_size') || hasField(req.body, 'metadata');
       if (hasField(req.body, 'primary')) {
         const primary = field(req.body, 'primary');
         // Pulling a dataset to itself is how the Docker plugin mounts a volume last used elsewhere;
@@ -95,7 +96,7 @@ function authorizeNode(me: string, req: AuthorizationRequest, facts: Authorizati
         if (primary !== me) return deny(`${who} may move datasets only to itself, not to ${primary ?? '(none)'}.`);
         if (resizes && current !== undefined && current !== me) {
           return deny(
-            `${who} may resize only datasets whose primary it is; dataset ${id} is on node ${current} (move it first, then resize).`,
+            `${who} may resize (or change the snapshot schedule of) only datasets whose primary it is; dataset ${id} is on node ${current} (move it first, then change it).`,
           );
         }
         return ALLOW;
