@@ -1,13 +1,14 @@
 /**
  * Integration: the engine against moto's S3 server over real HTTP through @aws-sdk/client-s3.
  */
+import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CreateBucketCommand, DeleteObjectCommand, PutObjectCommand, S3ServiceException } from '@aws-sdk/client-s3';
 import { startMoto, type MotoServer } from '@flocker/storage-drivers/testing';
 import { backupVolume } from './backup';
-import { listBackups, pruneBackups } from './catalog';
+import { collectGarbage, listBackups, pruneBackups } from './catalog';
 import { isBackupError, type BackupErrorCode } from './errors';
 import { chunkKey } from './layout';
 import { restoreVolume } from './restore';
@@ -141,6 +142,74 @@ describe('backups on moto S3', () => {
     const target = path.join(dir, 'after-prune.img');
     await restoreVolume(store, before[0]?.backupId ?? '', target);
     expect(await sha256File(target)).toBe(await sha256File(image));
+  });
+});
+
+describe('kill -9 of a backup', () => {
+  it('leaves no backup; the re-run completes with what is left, and collection waits for the marker to expire', async () => {
+    const store = await newStore('killed');
+    const image = path.join(dir, 'kill.img');
+    await makeSparseImage(image, { size: 32 * MiB, regions: 8, regionSize: 2 * MiB, seed: 13 });
+    const options = { volumeId: 'vol-k', snapshotId: 'snap-1', chunkSize: 256 * KiB };
+    // A separate process doing the backup one chunk at a time, reporting each upload, killed after the fifth.
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const { backupVolume, S3ObjectStore } = require(${JSON.stringify(path.join(__dirname, 'index.js'))});
+         const a = JSON.parse(process.env.BACKUP_ARGS);
+         const store = new S3ObjectStore({ url: a.url, endpoint: a.endpoint, credentials: a.credentials });
+         backupVolume(a.image, store, { ...a.options, concurrency: 1,
+           onProgress: (p) => process.stdout.write(p.uploadedChunks + '\\n') });`,
+      ],
+      {
+        env: {
+          ...process.env,
+          BACKUP_ARGS: JSON.stringify({
+            url: store.location,
+            endpoint: moto.endpoint,
+            credentials: CREDENTIALS,
+            image,
+            options,
+          }),
+        },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.once('exit', (_code, signal) => resolve(signal)),
+    );
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => {
+        if (
+          d
+            .toString()
+            .split('\n')
+            .some((n) => Number(n) >= 5)
+        ) {
+          child.kill('SIGKILL');
+          resolve();
+        }
+      });
+      child.once('exit', () => reject(new Error('the backup finished before it could be killed')));
+    });
+    expect(await exited).toBe('SIGKILL');
+
+    expect(await listBackups(store)).toEqual([]);
+    const left = [];
+    for await (const o of store.list('chunks/')) left.push(o.key);
+    expect(left.length).toBeGreaterThanOrEqual(5);
+    // The killed backup's marker is fresh: collection waits; once it expires, collection removes it.
+    expect(await collectGarbage(store, { graceMs: 0 })).toMatchObject({ deferred: true, deletedChunks: 0 });
+
+    const m = await backupVolume(image, store, options);
+    const distinct = new Set(m.chunks.filter((c) => c !== null)).size;
+    expect(m.stats.uploadedChunks).toBe(distinct - left.length);
+    const target = path.join(dir, 'after-kill.img');
+    await restoreVolume(store, m.backupId, target);
+    expect(await sha256File(target)).toBe(await sha256File(image));
+    const gc = await collectGarbage(store, { graceMs: 0, pendingTtlMs: 0 });
+    expect(gc).toMatchObject({ deferred: false, stalePendingRemoved: 1, deletedChunks: 0, referencedChunks: distinct });
   });
 });
 
