@@ -1,9 +1,10 @@
 /**
  * The web UI in a real browser (Debian's Chromium driven by playwright-core) against
  * `flocker ui` and a real two-host cluster: create, watch it mount, move it live,
- * see the API's refusals, release a lease, delete with confirmation; file systems
- * and snapshots (issue 20): an xfs volume, a snapshot followed live from "requested"
- * to "ready", cloned onto the other host, outliving its volume, deleted.
+ * see the API's refusals, release a lease, delete with confirmation; file systems,
+ * snapshots and resize (issue 20): an xfs volume, a snapshot followed live from
+ * "requested" to "ready", cloned onto the other host, outliving its volume, deleted;
+ * a snapshot schedule the control service runs; a volume grown online.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -434,5 +435,30 @@ describe('file systems and snapshots in the page (issue 20)', () => {
     await panel.getByText('No snapshot schedule.').waitFor();
     expect((await datasetByName('pgcopy'))?.metadata[SCHED]).toBeUndefined();
     expect(await panel.locator('tr[data-snapshot^="pgcopy-"]').count()).toBe(1);
+  });
+
+  it("grows a volume from the page, refusing a smaller size with the API's words, and follows the grow", async () => {
+    const b = cluster.hosts[1]!;
+    await page.getByRole('button', { name: 'Resize pgcopy' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Resize pgcopy' });
+    await dialog.waitFor();
+    await dialog.getByLabel('New size').fill('64MiB');
+    await dialog.getByRole('button', { name: 'Resize', exact: true }).click();
+    await dialog
+      .locator('#resize-error')
+      .getByText(/volumes do not shrink/)
+      .waitFor();
+    expect((await datasetByName('pgcopy'))?.maximum_size).toBe(128 * 1024 * 1024);
+
+    await dialog.getByLabel('New size').fill('256MiB');
+    await dialog.getByRole('button', { name: 'Resize', exact: true }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    await feed().getByText('Volume pgcopy resizing from 128 MiB to 256 MiB').waitFor();
+    await feed().getByText(`Volume pgcopy grown to 256 MiB on ${b.layout.address}`).waitFor({ timeout: 60_000 });
+    await row('pgcopy').locator('.size').getByText('256 MiB').waitFor();
+    expect(await row('pgcopy').locator('[data-resizing]').count()).toBe(0);
+    const path = (await row('pgcopy').locator('.path').textContent())!;
+    const device = (await b.exec(['findmnt', '-n', '-o', 'SOURCE', path])).stdout.trim();
+    expect((await b.exec(['blockdev', '--getsize64', device])).stdout.trim()).toBe(String(256 * 1024 * 1024));
   });
 });

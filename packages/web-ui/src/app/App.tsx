@@ -30,6 +30,7 @@ export function App() {
   const [busy, setBusy] = useState<Set<string>>(new Set());
   const [deletingSnapshot, setDeletingSnapshot] = useState<SnapshotView | null>(null);
   const [cloning, setCloning] = useState<SnapshotView | null>(null);
+  const [resizing, setResizing] = useState<VolumeView | null>(null);
 
   /** Runs an action; a failure shows in the banner. Resolves to whether it succeeded. */
   const act = async (key: string, run: () => Promise<void>): Promise<boolean> => {
@@ -102,6 +103,7 @@ export function App() {
                 else void act(v.dataset_id, () => api.releaseLease(v.dataset_id, false));
               }}
               onDelete={(v) => setConfirming(v)}
+              onResize={(v) => setResizing(v)}
               snapshots={snapshots}
               snapshotActions={snapshotActions}
               onTakeSnapshot={(v, name) => act(v.dataset_id, () => api.takeSnapshot(v.dataset_id, name))}
@@ -146,6 +148,7 @@ export function App() {
         This cannot be undone.
       </ConfirmDialog>
       <CloneDialog key={cloning?.snapshot_id ?? ''} snapshot={cloning} nodes={nodes} onClose={() => setCloning(null)} />
+      <ResizeDialog key={resizing?.dataset_id ?? ''} volume={resizing} onClose={() => setResizing(null)} />
     </>
   );
 }
@@ -272,6 +275,7 @@ interface VolumesProps {
   onMove: (v: VolumeView, node: string) => void;
   onRelease: (v: VolumeView) => void;
   onDelete: (v: VolumeView) => void;
+  onResize: (v: VolumeView) => void;
   snapshots: ReturnType<typeof groupSnapshots>;
   snapshotActions: SnapshotActions;
   onTakeSnapshot: (v: VolumeView, name: string) => Promise<boolean>;
@@ -287,6 +291,7 @@ function VolumesSection({
   onMove,
   onRelease,
   onDelete,
+  onResize,
   snapshots,
   snapshotActions,
   onTakeSnapshot,
@@ -326,6 +331,7 @@ function VolumesSection({
                 onMove={onMove}
                 onRelease={onRelease}
                 onDelete={onDelete}
+                onResize={onResize}
                 snapshots={snapshots.byVolume.get(v.dataset_id) ?? []}
                 snapshotActions={snapshotActions}
                 onTakeSnapshot={onTakeSnapshot}
@@ -362,6 +368,7 @@ function VolumeRow({
   onMove,
   onRelease,
   onDelete,
+  onResize,
   snapshots,
   snapshotActions,
   onTakeSnapshot,
@@ -394,6 +401,11 @@ function VolumeRow({
             {v.filesystem}
             {v.cloned_from !== null && ` · clone of ${v.cloned_from}`}
           </div>
+          {v.resizing && (
+            <div className="sub" data-resizing={v.resizing.to}>
+              growing to {formatSize(v.resizing.to)} (now {formatSize(v.resizing.from)})
+            </div>
+          )}
         </td>
         <td data-label="Primary" className="primary">
           {v.primary.host ?? v.primary.uuid.slice(0, 8)}
@@ -463,6 +475,15 @@ function VolumeRow({
                 aria-controls={open ? panelId : undefined}
               >
                 Snapshots<span className="visually-hidden"> of {v.name}</span> ({snapshots.length})
+              </button>
+              <button
+                type="button"
+                className="secondary"
+                onClick={() => onResize(v)}
+                disabled={busy}
+                aria-label={`Resize ${v.name}`}
+              >
+                Resize
               </button>
               <button
                 type="button"
@@ -712,6 +733,74 @@ function SnapshotList({
         })}
       </tbody>
     </table>
+  );
+}
+
+/** Grow a volume: a size at least its own (the API refuses less); online where the file system can grow mounted. */
+function ResizeDialog({ volume, onClose }: { volume: VolumeView | null; onClose: () => void }) {
+  const ref = useRef<HTMLDialogElement>(null);
+  const [size, setSize] = useState('');
+  const [error, setError] = useState<{ code: string; message: string } | null>(null);
+  const [sending, setSending] = useState(false);
+  useEffect(() => {
+    const d = ref.current;
+    if (!d) return;
+    if (volume && !d.open) d.showModal();
+    if (!volume && d.open) d.close();
+  }, [volume]);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    if (!volume) return;
+    setSending(true);
+    setError(null);
+    try {
+      await api.resize(volume.dataset_id, size.trim());
+      onClose();
+    } catch (err) {
+      setError({ code: err instanceof ActionFailed ? err.code : 'ERROR', message: errorMessage(err) });
+    } finally {
+      setSending(false);
+    }
+  };
+  return (
+    <dialog ref={ref} aria-labelledby="resize-h" onClose={onClose} className="confirm clone">
+      {volume && (
+        <form onSubmit={(e) => void submit(e)} noValidate className="create">
+          <h2 id="resize-h">Resize {volume.name}</h2>
+          <div className="fields">
+            <div className="field">
+              <label htmlFor="resize-size">New size</label>
+              <input
+                id="resize-size"
+                value={size}
+                onChange={(e) => setSize(e.target.value)}
+                autoComplete="off"
+                placeholder={volume.size === null ? '1GiB' : formatSize(volume.size)}
+                aria-invalid={error ? true : undefined}
+                aria-describedby={error ? 'resize-error resize-hint' : 'resize-hint'}
+              />
+              <small id="resize-hint">
+                {volume.size === null ? 'volumes' : `now ${formatSize(volume.size)}; volumes`} grow, never shrink; the{' '}
+                {volume.filesystem} file system follows while mounted where the host allows it, else at its next mount
+              </small>
+            </div>
+          </div>
+          {error && (
+            <p className="error" id="resize-error" role="alert">
+              {error.message}
+            </p>
+          )}
+          <div className="buttons">
+            <button type="button" className="secondary" onClick={onClose}>
+              Cancel
+            </button>
+            <button type="submit" disabled={sending}>
+              {sending ? 'Resizing…' : 'Resize'}
+            </button>
+          </div>
+        </form>
+      )}
+    </dialog>
   );
 }
 

@@ -37,6 +37,7 @@ export const api = {
   releaseLease: (id: string, force: boolean) =>
     send('POST', `/api/volumes/${encodeURIComponent(id)}/release-lease`, { force }),
   remove: (id: string) => send('DELETE', `/api/volumes/${encodeURIComponent(id)}`),
+  resize: (id: string, size: string) => send('POST', `/api/volumes/${encodeURIComponent(id)}/resize`, { size }),
   /** A blank name is no name. */
   takeSnapshot: (volumeId: string, name: string) =>
     send('POST', `/api/volumes/${encodeURIComponent(volumeId)}/snapshots`, { name }),
