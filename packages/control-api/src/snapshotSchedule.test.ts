@@ -27,6 +27,7 @@ import { MemoryConfigurationStore } from './ConfigurationStore';
 import { ControlState } from './ControlState';
 import { ConfigurationError } from './errors';
 import { applySnapshotSchedules, nextScheduleDue, planSchedule, type ScheduledSnapshot } from './snapshotSchedule';
+import { SCHEDULE_RETRY_MS, SnapshotScheduler } from './snapshotScheduler';
 import { NODE_A as A, nodeReport, silentLogger, startOnLoopback } from './testing/httpService';
 
 const D1 = '11111111-1111-4111-8111-111111111111';
@@ -260,6 +261,44 @@ describe('SnapshotScheduler (ManualClock)', () => {
     expect(liveScheduled(state.configuration)).toEqual(['db-20261204T0025Z', 'db-20261204T0030Z', 'db-20261204T0230Z']);
     expect(state.configuration.snapshots?.size).toBe(8);
     await state.close();
+  });
+});
+
+describe('SnapshotScheduler on its own (ManualClock)', () => {
+  it('a failed run is retried after SCHEDULE_RETRY_MS, not in a hot loop; close cancels the timer', async () => {
+    const clock = new ManualClock(T0 + 1000);
+    let config = withDatasets();
+    let attempts = 0;
+    const scheduler = new SnapshotScheduler({
+      configuration: () => config,
+      mutate: async (change) => {
+        attempts++;
+        if (attempts === 1) throw new Error('store unavailable');
+        const applied = change(config, clock.now());
+        config = applied.config;
+        return applied;
+      },
+      now: () => clock.now(),
+      timers: clock,
+      minIntervalMs: MIN,
+      logger: silentLogger,
+    });
+    scheduler.reschedule();
+    await clock.advance(10);
+    expect(attempts).toBe(1);
+    await clock.advance(SCHEDULE_RETRY_MS - 100);
+    expect(attempts).toBe(1);
+    await clock.advance(200);
+    expect(attempts).toBe(2);
+    expect(liveScheduled(config)).toEqual(['db-20261204T0000Z']);
+    // Served: the next run is at the next slot (an hour), nothing before.
+    await clock.advance(T0 + HOUR - 100 - clock.now());
+    expect(attempts).toBe(2);
+    await clock.advance(200);
+    expect(attempts).toBe(3);
+    expect(liveScheduled(config)).toEqual(['db-20261204T0000Z', 'db-20261204T0100Z']);
+    scheduler.close();
+    expect(clock.pending).toBe(0);
   });
 });
 
