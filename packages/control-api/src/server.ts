@@ -19,7 +19,8 @@ import { buildOpenApi } from './openapi';
 import { routes } from './routes';
 import { checkInput, type Reply } from './routeSpec';
 import { Views } from './Views';
-import { authorizeRoute, requireIdentity, type ServerTlsCredentials } from './tls';
+import { auditEntry, isAudited } from './audit';
+import { authorizeRoute, peerIdentity, requireIdentity, type ServerTlsCredentials } from './tls';
 import { rejectDeepJson } from './jsonDepth';
 
 export const DEFAULT_PORT = 4523;
@@ -147,7 +148,27 @@ export function createApp(
   };
 
   for (const route of routes) {
+    const audited = isAudited(route.method, route.path);
+    const audit = (
+      req: Request,
+      params: Readonly<Record<string, string>>,
+      status: number,
+      code?: string,
+      body?: unknown,
+    ): void =>
+      void logger.info('audit', {
+        ...auditEntry({
+          method: route.method,
+          route: route.path,
+          params,
+          identity: peerIdentity(req),
+          status,
+          ...(code !== undefined ? { code } : {}),
+          body,
+        }),
+      });
     app[route.method](route.path, async (req: Request, res: Response) => {
+      let auditParams: Readonly<Record<string, string>> = req.params as Record<string, string>;
       const abort = new AbortController();
       res.on('close', () => {
         if (!res.writableFinished) abort.abort(CLIENT_GONE);
@@ -178,6 +199,7 @@ export function createApp(
           authorizeRoute(state, req, route);
         }
         if (input.error !== undefined) throw invalidRequest(input.error);
+        auditParams = input.params;
         const reply = await route.handle(
           state,
           {
@@ -190,8 +212,10 @@ export function createApp(
           views,
         );
         if (!res.headersSent && !res.writableEnded) send(res, reply);
+        if (audited) audit(req, auditParams, reply.status, undefined, reply.body);
       } catch (err) {
         const apiError = toApiError(err);
+        if (audited) audit(req, auditParams, apiError.status, apiError.code);
         if (apiError.status >= 500)
           logger.error('request failed', {
             method: req.method,
