@@ -236,6 +236,44 @@ describe('backupVolume and restoreVolume', () => {
     }
   });
 
+  it('size backs up only the first bytes of a larger source, and cannot exceed it', async () => {
+    clock += 1000;
+    const half = await backupVolume(image, store, {
+      volumeId: 'vol-1',
+      snapshotId: 'half',
+      chunkSize: CHUNK,
+      now,
+      size: SIZE / 2,
+    });
+    expect(half.chunks).toHaveLength(SIZE / 2 / CHUNK);
+    const target = path.join(dir, 'half.img');
+    await restoreVolume(store, half.backupId, target);
+    expect((await fs.readFile(target)).equals((await fs.readFile(image)).subarray(0, SIZE / 2))).toBe(true);
+    await expectCode(
+      backupVolume(image, store, { volumeId: 'vol-1', snapshotId: 'x', chunkSize: CHUNK, size: SIZE * 2 }),
+      'SOURCE_UNREADABLE',
+      'fewer than',
+    );
+  });
+
+  it('keeps its pending marker fresh while it runs', async () => {
+    let markerPuts = 0;
+    store.beforeOperation = async (op, key) => {
+      if (op === 'put' && key.startsWith(PENDING_PREFIX)) markerPuts++;
+      if (op === 'put' && key.startsWith('chunks/')) await new Promise((r) => setTimeout(r, 5));
+    };
+    clock += 1000;
+    await backupVolume(image, store, {
+      volumeId: 'vol-1',
+      snapshotId: 's',
+      chunkSize: CHUNK,
+      now,
+      pendingRefreshMs: 10,
+    });
+    expect(markerPuts).toBeGreaterThan(2);
+    expect(store.keys(PENDING_PREFIX)).toEqual([]);
+  });
+
   it('refuses bad options with INVALID_ARGUMENT and an unreadable source with SOURCE_UNREADABLE', async () => {
     await expectCode(
       backupVolume(image, store, { volumeId: 'a/b', snapshotId: 's' }),
@@ -246,6 +284,17 @@ describe('backupVolume and restoreVolume', () => {
       backupVolume(image, store, { volumeId: 'v', snapshotId: 's', chunkSize: 1000 }),
       'INVALID_ARGUMENT',
       'chunk size',
+    );
+    await expectCode(
+      backupVolume(image, store, { volumeId: 'v', snapshotId: 's', concurrency: 0 }),
+      'INVALID_ARGUMENT',
+      'concurrency 0',
+    );
+    const other = await backup('snap-other');
+    await expectCode(
+      backupVolume(image, store, { volumeId: 'v', snapshotId: 's', previous: other }),
+      'INVALID_ARGUMENT',
+      'is of volume vol-1, not v',
     );
     await expectCode(
       backupVolume(path.join(dir, 'nope.img'), store, { volumeId: 'v', snapshotId: 's' }),
