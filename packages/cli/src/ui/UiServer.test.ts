@@ -27,8 +27,10 @@ function snapshot(generation: string, datasets: DatasetConfiguration[] = [existi
 class FakeClient implements UiClient {
   calls: Array<[string, ...unknown[]]> = [];
   failWith: Error | undefined;
+  /** What a fresh look at the cluster answers. */
+  cluster: ClusterSnapshot = snapshot('1');
   async waitForCluster(): Promise<ClusterSnapshot> {
-    return snapshot('1');
+    return this.cluster;
   }
   async createDataset(req: CreateDatasetRequest): Promise<DatasetConfiguration> {
     this.calls.push(['create', req]);
@@ -345,6 +347,18 @@ describe('UiServer: file systems and snapshots (issue 20)', () => {
     expect(client.calls).toEqual([
       ['create', { primary: B, source_snapshot_id: S1, metadata: metadata('copy') }],
       ['create', { primary: A, source_snapshot_id: S1, maximum_size: 1024 ** 3, metadata: metadata('big') }],
+    ]);
+  });
+
+  it("looks again for a snapshot newer than the feed's last look, so the clone keeps the source's file system", async () => {
+    const source = { ...existing, metadata: { name: 'pgdata', [FS]: 'xfs' } };
+    client.cluster = {
+      ...snapshot('9', [source]),
+      snapshots: [{ snapshot_id: S1, dataset_id: D1, metadata: {}, created_at: 't' }],
+    };
+    expect((await call('POST', `/api/snapshots/${S1}/clone`, { body: { name: 'copy', node: B } })).status).toBe(200);
+    expect(client.calls).toEqual([
+      ['create', { primary: B, source_snapshot_id: S1, metadata: { name: 'copy', [FS]: 'xfs' } }],
     ]);
   });
 

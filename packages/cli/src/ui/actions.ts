@@ -133,9 +133,12 @@ export class UiActions {
   async clone(snapshotId: string, body: unknown) {
     const req = CloneSnapshotBody.parse(body);
     const size = req.size === '' ? undefined : parseSize(req.size, MINIMUM_DATASET_SIZE);
-    const s = await this.checkNew(req.name, req.node);
+    let s = await this.checkNew(req.name, req.node);
     const id = snapshotId.toLowerCase();
-    const snap = s.snapshots?.find((x) => x.snapshot_id === id);
+    const find = (c: ClusterSnapshot) => c.snapshots?.find((x) => x.snapshot_id === id);
+    // A snapshot newer than the feed's last look: look again, or the clone would lose the source's file system.
+    if (find(s) === undefined) s = await this.client.waitForCluster(undefined, 0);
+    const snap = find(s);
     const source = s.datasets.find((d) => d.dataset_id === snap?.dataset_id);
     return this.client.createDataset({
       primary: req.node,
