@@ -137,6 +137,9 @@ describe('flocker-dataset-agent with the loopback backend', () => {
     );
     await waitFor('the state to drop the dataset', async () => (await stateOf(id)) === undefined);
     expect(mountsUnder(dir)).toHaveLength(0);
+    // No empty mount point is left behind on either node (issue 21).
+    expect(existsSync(onA)).toBe(false);
+    expect(existsSync(onB)).toBe(false);
   });
 
   it('converges after being killed right after each kind of action, losing no data', async () => {

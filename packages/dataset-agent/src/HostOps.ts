@@ -36,6 +36,8 @@ export interface HostOps {
   /** Fails with FILESYSTEM_EXISTS rather than formatting over data. ext4 unless told otherwise. */
   makeFilesystem(devicePath: string, filesystem?: FilesystemKind): Promise<void>;
   mkdirp(path: string): Promise<void>;
+  /** Removes an empty directory (a mount point left behind); gone already, not empty or busy: left as it is. */
+  removeEmptyDir(path: string): Promise<void>;
   mount(devicePath: string, mountPoint: string): Promise<void>;
   unmount(mountPoint: string): Promise<void>;
   /**
@@ -126,6 +128,14 @@ export const linuxHostOps: HostOps = {
   },
   makeFilesystem: (devicePath, filesystem = 'ext4') =>
     makeFilesystem(devicePath, { type: filesystem, neverWritten: (d) => isLoopDeviceNeverWritten(d) }),
+  removeEmptyDir: async (path) => {
+    try {
+      await fs.rmdir(path);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTEMPTY' && code !== 'EBUSY' && code !== 'EEXIST') throw e;
+    }
+  },
   mkdirp: async (path) => {
     await fs.mkdir(path, { recursive: true });
   },

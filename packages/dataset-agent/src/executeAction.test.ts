@@ -125,6 +125,8 @@ describe('executeAction: every action is idempotent', () => {
     await executeAction(unmount, c);
     await executeAction(unmount, c);
     expect(c.host.mounts).toHaveLength(0);
+    // The empty mount point is removed too (issue 21: /flocker kept one per deleted volume).
+    expect(c.host.removedDirs).toEqual([`/flocker/${DS}`, `/flocker/${DS}`]);
   });
 
   it('detach and destroy of what is already gone are done', async () => {

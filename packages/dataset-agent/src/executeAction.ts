@@ -123,8 +123,12 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
       return {};
     }
     case 'unmount': {
-      const mounted = (await host.listMounts()).some((m) => m.mountPoint === action.mountPath);
-      if (mounted) await host.unmount(action.mountPath);
+      const mounts = await host.listMounts();
+      if (mounts.some((m) => m.mountPoint === action.mountPath)) await host.unmount(action.mountPath);
+      // The empty mount point goes too (a directory per volume that ever was here otherwise
+      // piles up under the mount root); a stacked mount still there keeps it.
+      if ((await host.listMounts()).every((m) => m.mountPoint !== action.mountPath))
+        await host.removeEmptyDir(action.mountPath);
       return {};
     }
     case 'detach':

@@ -199,6 +199,10 @@ export class FakeHost implements HostOps {
     this.formatted.add(device);
   }
   async mkdirp(): Promise<void> {}
+  readonly removedDirs: string[] = [];
+  async removeEmptyDir(path: string): Promise<void> {
+    this.removedDirs.push(path);
+  }
   async mount(device: string, mountPoint: string): Promise<void> {
     if (this.failMounts > 0) {
       this.failMounts--;
