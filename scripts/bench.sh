@@ -24,6 +24,7 @@ benches=(
   "failover|e2e/dist/bench-failover.js|Failover without an operator: host killed or partitioned → volume usable elsewhere (issue 16)"
   "k8s|e2e/dist/k8s-bench.js|Kubernetes: PVC → pod running, and rescheduled with its data, vs emptyDir (issue 19)"
   "snapshots|packages/dataset-agent/dist/bench/snapshotBench.js|Snapshots and clones: latency, frozen window, clone → mounted (issue 20)"
+  "backup|packages/backup/dist/bench/bench.js|Backups to S3 (moto): throughput vs raw upload, incremental size (issue 20)"
 )
 only="${1:-}"
 status=0
