@@ -25,6 +25,36 @@ export interface SafeLogOutputOptions {
   direct?: boolean;
   /** Clock of the "lines dropped" notice. */
   now?: () => Date;
+  /**
+   * Size-based rotation of a log file the fd appends to (`./dev up` redirects with >>): once it
+   * holds more than `maxBytes`, its lines are copied to `<file>.1` (older copies shift up to
+   * `<file>.<keep>`, the oldest is dropped) and it is truncated. Only for a regular file opened
+   * with O_APPEND (after a truncate the next write then lands at its start); anything else is
+   * never rotated.
+   */
+  rotate?: { maxBytes: number; keep: number };
+}
+
+/** Rotation from the environment: FLOCKER_LOG_MAX_BYTES (default 50 MiB; 0 = never) and FLOCKER_LOG_KEEP (default 5). */
+export function rotationFromEnv(env: NodeJS.ProcessEnv = process.env): { maxBytes: number; keep: number } | undefined {
+  const maxBytes = Number(env['FLOCKER_LOG_MAX_BYTES'] ?? 50 * 1024 * 1024);
+  const keep = Number(env['FLOCKER_LOG_KEEP'] ?? 5);
+  if (!Number.isFinite(maxBytes) || maxBytes <= 0 || !Number.isInteger(keep) || keep < 1) return undefined;
+  return { maxBytes, keep };
+}
+
+/** The file an fd appends to, or undefined when it is not a regular file opened with O_APPEND. */
+function appendedFile(fd: number): string | undefined {
+  try {
+    if (!fs.fstatSync(fd).isFile()) return undefined;
+    const flags = /^flags:\s+([0-7]+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+    const O_APPEND = 0o2000;
+    if (flags === undefined || (parseInt(flags, 8) & O_APPEND) === 0) return undefined;
+    const file = fs.readlinkSync(`/proc/self/fd/${fd}`);
+    return file.startsWith('/') && !file.endsWith(' (deleted)') ? file : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export class SafeLogOutput extends Writable {
@@ -48,8 +78,39 @@ export class SafeLogOutput extends Writable {
     this.ops = options.ops ?? fs;
     this.now = options.now ?? (() => new Date());
     this.direct = options.direct ?? (options.fallback === undefined || directlyWritable(fd));
+    if (this.direct && options.rotate !== undefined) {
+      const file = appendedFile(fd);
+      if (file !== undefined) this.rotation = { ...options.rotate, file, written: 0 };
+    }
     // Never emitted by _write; listened to anyway so nothing can make it fatal.
     this.on('error', () => undefined);
+  }
+
+  private rotation: { maxBytes: number; keep: number; file: string; written: number } | undefined;
+
+  /** Rotates the file when it has grown past its limit (checked once per tenth of the limit written). */
+  private maybeRotate(bytes: number): void {
+    const r = this.rotation;
+    if (r === undefined) return;
+    r.written += bytes;
+    if (r.written < r.maxBytes / 10) return;
+    r.written = 0;
+    try {
+      if (fs.fstatSync(this.fd).size <= r.maxBytes) return;
+      for (let i = r.keep - 1; i >= 1; i--) {
+        try {
+          fs.renameSync(`${r.file}.${i}`, `${r.file}.${i + 1}`);
+        } catch {
+          // that generation does not exist yet
+        }
+      }
+      // Copy, then truncate (this process writes synchronously: no line falls between the two).
+      fs.copyFileSync(r.file, `${r.file}.1`);
+      fs.ftruncateSync(this.fd, 0);
+    } catch (err) {
+      // A log that cannot rotate still logs; try again after the next tenth.
+      this.lastError = errorMessage(err);
+    }
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -88,6 +149,7 @@ export class SafeLogOutput extends Writable {
       this.fail(err);
       if (done > 0) this.torn = true;
     }
+    if (done > 0 && !this.torn) this.maybeRotate(done);
   }
 
   private writeFallback(data: Buffer): void {
@@ -146,7 +208,11 @@ export function safeLogStream(which: 'stdout' | 'stderr'): SafeLogOutput {
   const fd = which === 'stdout' ? 1 : 2;
   let out = outputs.get(fd);
   if (out === undefined) {
-    out = new SafeLogOutput(fd, { fallback: which === 'stdout' ? process.stdout : process.stderr });
+    const rotate = rotationFromEnv();
+    out = new SafeLogOutput(fd, {
+      fallback: which === 'stdout' ? process.stdout : process.stderr,
+      ...(rotate !== undefined ? { rotate } : {}),
+    });
     outputs.set(fd, out);
   }
   return out;
