@@ -7,7 +7,10 @@ import { errorMessage } from '@flocker/runtime';
 import { Agent, request, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import type {
+  BackupConfiguration,
+  BackupState,
   ClusterEvent,
+  CreateBackupRequest,
   ClusterSnapshot,
   CreateDatasetRequest,
   CreateLeaseRequest,
@@ -208,6 +211,21 @@ export class FlockerClient {
   /** What the storage backends hold, from the nodes' reports. */
   async listSnapshotState(): Promise<SnapshotState[]> {
     return (await this.call(apiRoutes.listSnapshotState)).value;
+  }
+
+  /** Asks for a backup of a dataset to an S3 target (issue 20); follow it with listBackupState. */
+  async createBackup(req: CreateBackupRequest, options: WriteOptions = {}): Promise<BackupConfiguration> {
+    return (await this.call(apiRoutes.createBackup, { body: req }, options)).value;
+  }
+
+  /** The backup requests whose implicit snapshot still exists. */
+  async listBackups(): Promise<BackupConfiguration[]> {
+    return (await this.call(apiRoutes.listBackups)).value;
+  }
+
+  /** Backups as the agents running them report them. */
+  async listBackupState(): Promise<BackupState[]> {
+    return (await this.call(apiRoutes.listBackupState)).value;
   }
 
   async listNodes(): Promise<NodeStateSummary[]> {

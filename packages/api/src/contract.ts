@@ -7,7 +7,10 @@
  */
 import { z } from 'zod';
 import {
+  BackupConfiguration,
+  BackupState,
   ClusterEventsResponse,
+  CreateBackupRequest,
   ClusterSnapshot,
   CreateDatasetRequest,
   CreateLeaseRequest,
@@ -275,6 +278,41 @@ export const apiRoutes = {
     summary: 'The snapshots the storage backends hold, as alive nodes report them (one entry per snapshot).',
     tag: 'state',
     responses: { 200: { description: 'Snapshot state.', schema: z.array(SnapshotState) } },
+  }),
+  // ---- backups to object storage (issue 20: an extension of the v1 API) ----------
+  listBackups: route({
+    method: 'get',
+    path: '/v1/configuration/backups',
+    summary:
+      'The backup requests whose implicit snapshot still exists (deleted: true once it ended). Finished backups are in the store: `flocker backup list`.',
+    tag: 'configuration',
+    responses: { 200: { description: 'The backup requests.', schema: z.array(BackupConfiguration) } },
+  }),
+  createBackup: route({
+    method: 'post',
+    path: '/v1/configuration/backups',
+    summary:
+      "Back a dataset up to an S3 target: an implicit snapshot of it is taken (frozen), and its primary's agent streams it to the target (incremental after the first backup there), then keeps the newest `keep` and deletes the snapshot.",
+    tag: 'configuration',
+    body: CreateBackupRequest,
+    conditional: true,
+    responses: {
+      201: { description: 'The backup request; follow it in /v1/state/backups.', schema: BackupConfiguration },
+      400: err('The request is malformed, or the dataset is deleted (code SNAPSHOT_SOURCE_DELETED).'),
+      404: err('No such dataset.'),
+      409: err(
+        "The dataset's primary node cannot run backups (code BACKUP_NOT_CONFIGURED: no backup: section in its agent.yml, a backend without snapshot images, or not alive), or the backup_id is in use.",
+      ),
+      ...E412,
+    },
+  }),
+  listBackupState: route({
+    method: 'get',
+    path: '/v1/state/backups',
+    summary:
+      'Backups as the agents running them report them: pending, running (bytes read), done (stored_backup_id) or failed (error).',
+    tag: 'state',
+    responses: { 200: { description: 'Backup state.', schema: z.array(BackupState) } },
   }),
   listNodes: route({
     method: 'get',

@@ -123,6 +123,41 @@ export const ErrorResponse = z
   })
   .describe('Every error the API returns has this body.');
 
+// ---- Backups to object storage (issue 20) -------------------------------------
+
+/** Where backups go: an S3 URL (the agents hold the endpoint and credentials). At most a metadata value's length. */
+export const BackupTarget = z
+  .string()
+  .max(METADATA_MAX_LENGTH, { message: `a backup target is at most ${METADATA_MAX_LENGTH} characters` })
+  .regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[^?#\s]*)?$/, {
+    message: 'must be s3://bucket[/prefix] (a bucket name as S3 allows it)',
+  })
+  .describe("An S3 URL, s3://bucket[/prefix]; the agents' agent.yml (backup:) says which S3 endpoint and credentials.");
+
+/** The id of a finished backup in the store: `<dataset id>/<stamp>-<snapshot id>` (@flocker/backup). */
+export const StoredBackupId = z
+  .string()
+  .min(1)
+  .max(METADATA_MAX_LENGTH)
+  .regex(/^[0-9a-f-]{36}\/[0-9]{8}T[0-9]{9}Z-[0-9a-f-]{36}$/, {
+    message: 'must be a backup id as `flocker backup list` shows it (<dataset id>/<stamp>-<snapshot id>)',
+  })
+  .describe('A finished backup in the store: `<dataset id>/<stamp>-<snapshot id>`, as `flocker backup list` shows it.');
+
+/** A restore: the new dataset starts with a stored backup's data. */
+export const SourceBackup = z
+  .object({
+    target: BackupTarget,
+    backup_id: StoredBackupId,
+    restored: z
+      .literal(true)
+      .optional()
+      .describe(
+        'Set by the control service once the primary reported the dataset mounted: the restore is over and is never run again (also not on another node).',
+      ),
+  })
+  .strict();
+
 export const DatasetConfiguration = z
   .object({
     dataset_id: DatasetId,
@@ -132,6 +167,9 @@ export const DatasetConfiguration = z
     deleted: z.boolean(),
     source_snapshot_id: SnapshotId.optional().describe(
       'The snapshot this dataset was cloned from (absent: created empty).',
+    ),
+    source_backup: SourceBackup.optional().describe(
+      'The stored backup this dataset was restored from (absent: not a restore).',
     ),
   })
   .strict();
@@ -148,6 +186,11 @@ export const CreateDatasetRequest = z
     source_dataset_id: DatasetId.optional().describe(
       "Clone of a dataset as it is now: an implicit snapshot of it is asked for (listed with the others, deleted by you), and the new dataset starts with its data; maximum_size defaults to the source's and may not be smaller. Not together with source_snapshot_id.",
     ),
+    source_backup: SourceBackup.omit({ restored: true })
+      .optional()
+      .describe(
+        "Restore: the primary's agent creates the volume, writes the stored backup onto it (every chunk verified) and mounts it only when all of it verified. maximum_size is required (at least the backup's size: `flocker backup list` shows it). Not together with source_snapshot_id or source_dataset_id.",
+      ),
   })
   .strict()
   .superRefine((req, ctx) => {
@@ -157,6 +200,22 @@ export const CreateDatasetRequest = z
         path: ['source_dataset_id'],
         message: 'give source_snapshot_id or source_dataset_id, not both',
       });
+    }
+    if (req.source_backup !== undefined) {
+      if (req.source_snapshot_id !== undefined || req.source_dataset_id !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['source_backup'],
+          message: 'give source_backup or a snapshot or dataset to clone, not both',
+        });
+      }
+      if (req.maximum_size == null) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['maximum_size'],
+          message: "a restore needs maximum_size: at least the backup's size (`flocker backup list` shows it)",
+        });
+      }
     }
     const metadata = req.metadata ?? {};
     const fs = datasetFilesystem(metadata);
@@ -387,6 +446,64 @@ export const ActionError = z
   })
   .strict();
 
+/** A backup request (issue 20): an implicit snapshot of the dataset that its primary's agent streams to the target. */
+export const BackupConfiguration = z
+  .object({
+    backup_id: SnapshotId.describe('The id of the request; it is also the id of its implicit snapshot.'),
+    dataset_id: DatasetId,
+    target: BackupTarget,
+    keep: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe("After it: keep the newest `keep` of the dataset's backups in the target."),
+    created_at: z.string().describe('ISO 8601 time the backup was requested.'),
+    deleted: z
+      .literal(true)
+      .optional()
+      .describe(
+        'Present once the backup ended (done or failed, as the agent reported): its implicit snapshot is deleted.',
+      ),
+  })
+  .strict();
+
+export const CreateBackupRequest = z
+  .object({
+    dataset_id: DatasetId,
+    target: BackupTarget,
+    keep: z.number().int().min(1).max(10_000).optional(),
+    backup_id: SnapshotId.optional(),
+  })
+  .strict();
+
+export const BackupStatus = z
+  .enum(['pending', 'running', 'done', 'failed'])
+  .describe(
+    'pending: waiting for its snapshot; running: uploading; done: stored (stored_backup_id); failed: see error.',
+  );
+
+/** A backup as the agent running it reports it. */
+export const ReportedBackup = z
+  .object({
+    backup_id: SnapshotId,
+    dataset_id: DatasetId,
+    target: BackupTarget,
+    status: BackupStatus,
+    bytes_read: z.number().int().nonnegative().optional().describe('Bytes of the snapshot read so far.'),
+    size: z.number().int().nonnegative().optional().describe('Bytes of the snapshot.'),
+    stored_backup_id: StoredBackupId.optional().describe('done: the id to restore from.'),
+    data_bytes: z.number().int().nonnegative().optional().describe('done: bytes of data (not holes) in the backup.'),
+    uploaded_bytes: z.number().int().nonnegative().optional().describe('done: compressed bytes this backup sent.'),
+    error: z.object({ code: z.string(), message: z.string() }).strict().optional(),
+    updated_at: z.string().describe('ISO 8601 time of the last change.'),
+  })
+  .strict();
+
+export const BackupState = ReportedBackup.extend({
+  node_uuid: NodeUuid.describe('The node whose agent runs (ran) the backup.'),
+}).strict();
+
 /** Sent by a dataset agent whenever what it observes changes (and periodically). */
 export const NodeReport = z
   .object({
@@ -404,6 +521,12 @@ export const NodeReport = z
     volumes: z.array(BackendVolume).optional(),
     /** Snapshots the backend lists (absent when the backend has none); on a shared backend every node reports all. */
     snapshots: z.array(BackendSnapshot).optional(),
+    /** Backups this agent runs or ran lately (issue 20); absent when none. */
+    backups: z.array(ReportedBackup).optional(),
+    backup_store: z
+      .literal(true)
+      .optional()
+      .describe('Present when the agent has S3 settings (agent.yml backup:) and a backend it can back up from.'),
     errors: z.array(ActionError).default([]),
     max_volume_size: z
       .number()
@@ -505,6 +628,11 @@ export type ActionError = z.infer<typeof ActionError>;
 export type NodeReport = z.infer<typeof NodeReport>;
 export type NodeState = z.infer<typeof NodeState>;
 export type ClusterSnapshot = z.infer<typeof ClusterSnapshot>;
+export type BackupConfiguration = z.infer<typeof BackupConfiguration>;
+export type CreateBackupRequest = z.infer<typeof CreateBackupRequest>;
+export type ReportedBackup = z.infer<typeof ReportedBackup>;
+export type BackupState = z.infer<typeof BackupState>;
+export type SourceBackup = z.infer<typeof SourceBackup>;
 export type ErrorResponse = z.infer<typeof ErrorResponse>;
 export type ClusterEvent = z.infer<typeof ClusterEvent>;
 export type VersionResponse = z.infer<typeof VersionResponse>;

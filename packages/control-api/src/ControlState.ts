@@ -14,6 +14,7 @@ import type { ClusterEvent, ContainerReport, ContainerState, NodeReport } from '
 import { MIN_SNAPSHOT_INTERVAL_MS } from '@flocker/api';
 import type { Clock } from '@flocker/runtime';
 import { type Applied, type Configuration, configurationTag, purgeSnapshots, registerNode } from './configuration';
+import { endBackups, restoredDatasets } from './backups';
 import type { ConfigurationStore } from './ConfigurationStore';
 import { aliveNodes, type ReportedNode, reportedSnapshotIds } from './clusterState';
 import { Committer } from './committer';
@@ -222,6 +223,9 @@ export class ControlState {
     await this.purgeSnapshots(now).catch((err: unknown) =>
       this.logger.warn('purging deleted snapshots failed', { error: String(err) }),
     );
+    await this.settleBackups(report).catch((err: unknown) =>
+      this.logger.warn('recording ended backups and restores failed', { error: String(err) }),
+    );
     return this.generation;
   }
 
@@ -238,6 +242,23 @@ export class ControlState {
     const applied = await this.mutate((c) => purgeSnapshots(c, reported));
     if (applied.result.length > 0) this.logger.info('deleted snapshots purged', { snapshots: applied.result });
     return applied.result;
+  }
+
+  /**
+   * What a report says of backups (issue 20, backups.ts): the implicit snapshots of backups
+   * its agent finished are deleted, and restores its node mounted are marked done. A failed
+   * write is retried with the next report (the agent repeats both facts).
+   */
+  async settleBackups(report: NodeReport): Promise<void> {
+    const config = this.committer.latestConfiguration;
+    if (endBackups(config, report).result.length > 0) {
+      const applied = await this.mutate((c) => endBackups(c, report));
+      if (applied.result.length > 0) this.logger.info('backups ended: snapshots deleted', { backups: applied.result });
+    }
+    if (restoredDatasets(config, report).result.length > 0) {
+      const applied = await this.mutate((c) => restoredDatasets(c, report));
+      if (applied.result.length > 0) this.logger.info('restores done', { datasets: applied.result });
+    }
   }
 
   /** Records a container agent's report of the Flocker containers on its node (a known node). */

@@ -10,6 +10,8 @@
  */
 import { z } from 'zod';
 import {
+  BackupConfiguration,
+  BackupState,
   ClusterSnapshot,
   DatasetConfiguration,
   DatasetState,
@@ -18,6 +20,7 @@ import {
   SnapshotConfiguration,
   SnapshotState,
 } from '@flocker/api';
+import { backupConfigurations, deriveBackupState } from './backups';
 import { aliveNodes, deriveDatasetState, deriveSnapshotState, isAlive, nodeSummaries } from './clusterState';
 import { leaseView, liveLease, type StoredLease } from './configuration';
 import type { ControlState } from './ControlState';
@@ -74,6 +77,22 @@ export class Views {
     const s = this.state;
     return this.memo('snapshotState', `${s.instanceId}.${s.stateGeneration}`, z.array(SnapshotState), () =>
       JSON.stringify(deriveSnapshotState(aliveNodes(s.reportedNodes(), s.now(), s.nodeTimeoutMs))),
+    );
+  }
+
+  /** Backup requests (issue 20): the snapshots that carry a backup target. */
+  backups(): Buffer {
+    const config = this.state.configuration;
+    return this.memo('backups', String(config.version), z.array(BackupConfiguration), () =>
+      JSON.stringify(backupConfigurations(config)),
+    );
+  }
+
+  /** Backups as the alive agents running them report them. */
+  backupState(): Buffer {
+    const s = this.state;
+    return this.memo('backupState', `${s.instanceId}.${s.stateGeneration}`, z.array(BackupState), () =>
+      JSON.stringify(deriveBackupState(aliveNodes(s.reportedNodes(), s.now(), s.nodeTimeoutMs))),
     );
   }
 

@@ -192,6 +192,8 @@ export function createDataset(
     metadata: { ...(req.metadata ?? {}) },
     deleted: false,
     ...(sourceSnapshotId !== undefined ? { source_snapshot_id: sourceSnapshotId } : {}),
+    // A restore (issue 20, backups.ts): its primary's agent writes the backup before the first mount.
+    ...(req.source_backup !== undefined ? { source_backup: { ...req.source_backup } } : {}),
   };
   const next = withDatasets(config, setEntry(config.datasets, id, dataset));
   return { config: snapshots === config.snapshots ? next : { ...next, snapshots }, result: dataset, status: 201 };

@@ -37,7 +37,9 @@ export type ConfigurationCode =
   | 'DATASET_SHRINK'
   | 'SOURCE_DATASET_UNKNOWN'
   | 'SNAPSHOT_SCHEDULE_TOO_FREQUENT'
-  | 'METADATA_TOO_MANY_KEYS';
+  | 'METADATA_TOO_MANY_KEYS'
+  /** A backup or restore aimed at a node whose agent cannot run it (no backup: settings, or not alive). */
+  | 'BACKUP_NOT_CONFIGURED';
 
 /** What a configuration store (file, etcd, its log) fails with. */
 export type StoreCode =

@@ -20,12 +20,14 @@ import {
   VersionResponse,
 } from '@flocker/api';
 import { acquireLease, createDataset, deleteDataset, listLeases, releaseLease, updateDataset } from './configuration';
-import { isAlive, nodeByEra } from './clusterState';
+import { aliveNodes, isAlive, nodeByEra } from './clusterState';
 import { reportClaimConflict } from './reportClaims';
 import { sizeBeyondBackend } from './backendLimits';
 import { ConfigurationError, RequestError } from './errors';
 import { containerHandlers } from './containerRoutes';
 import { reportedSnapshotSize, snapshotHandlers } from './snapshotRoutes';
+import { backupHandlers } from './backupRoutes';
+import { requireBackupNode } from './backups';
 import { type Handlers, implement, type RouteSpec } from './routeSpec';
 
 export { canonicalInput } from './routeSpec';
@@ -42,11 +44,21 @@ function requireScheduleInterval(
   }
 }
 
-const datasetHandlers: Omit<Handlers, keyof typeof containerHandlers | keyof typeof snapshotHandlers> = {
+const datasetHandlers: Omit<
+  Handlers,
+  keyof typeof containerHandlers | keyof typeof snapshotHandlers | keyof typeof backupHandlers
+> = {
   version: () => ({ status: 200, body: VersionResponse.parse({ flocker: FLOCKER_VERSION }) }),
   listDatasets: (state, _ctx, views) => ({ status: 200, json: views.datasets(), tag: state.configurationTag }),
   createDataset: async (state, { body, ifMatches }) => {
     requireScheduleInterval(body.metadata, state.minSnapshotIntervalMs);
+    if (body.source_backup !== undefined) {
+      requireBackupNode(
+        aliveNodes(state.reportedNodes(), state.now(), state.nodeTimeoutMs),
+        body.primary,
+        'its primary',
+      );
+    }
     const tooLarge = sizeBeyondBackend(body.maximum_size, body.primary, state.reportedNodes());
     if (tooLarge !== undefined) throw tooLarge;
     const applied = await state.mutate(
@@ -126,7 +138,7 @@ const datasetHandlers: Omit<Handlers, keyof typeof containerHandlers | keyof typ
   },
 };
 
-const handlers: Handlers = { ...datasetHandlers, ...containerHandlers, ...snapshotHandlers };
+const handlers: Handlers = { ...datasetHandlers, ...containerHandlers, ...snapshotHandlers, ...backupHandlers };
 
 /** Every route of the contract with its handler, in the contract's order. */
 export const routes: RouteSpec[] = (Object.keys(apiRoutes) as RouteName[]).map(<K extends RouteName>(name: K) =>
