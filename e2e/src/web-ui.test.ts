@@ -409,7 +409,7 @@ describe('file systems and snapshots in the page (issue 20)', () => {
     expect(await taken.locator('.tag').textContent()).toBe('scheduled');
     await panel
       .locator('[data-schedule="hourly"]')
-      .getByText(/^Scheduled hourly, keeping the newest 2; next at /)
+      .getByText(/^Scheduled hourly, keeping the newest 2 \(1 now\); next at /)
       .waitFor();
     expect((await datasetByName('pgcopy'))?.metadata).toMatchObject({
       [SCHED]: 'hourly',

@@ -6,15 +6,13 @@ import {
   type BackendSnapshot,
   type ClusterSnapshot,
   type DatasetConfiguration,
-  datasetSnapshotSchedule,
   METADATA_SCHEDULED_KEY,
   METADATA_SNAPSHOT_KEEP_KEY,
   METADATA_SNAPSHOT_SCHEDULE_KEY,
-  nextScheduledSnapshot,
   type SnapshotConfiguration,
   snapshotScheduleIssues,
 } from '@flocker/api';
-import { snapshotError, snapshotName, snapshotState } from '@flocker/web-ui';
+import { nextScheduledAt, scheduleOf, snapshotError, snapshotName, snapshotState } from '@flocker/web-ui';
 import { CliError, EXIT } from './errors';
 
 // The join of configuration and backends is the web UI's model, shared so both say the same.
@@ -105,22 +103,10 @@ export function volumeSchedule(
   snapshots: readonly SnapshotConfiguration[],
   now: number,
 ): VolumeSchedule | null {
-  // As written: the API refuses a schedule below the control service's minimum (bar its test-only override).
-  const schedule = datasetSnapshotSchedule(d.metadata, 0);
-  if (schedule === undefined || d.deleted) return null;
-  const scheduled = snapshots.filter(
-    (s) => s.dataset_id === d.dataset_id && s.deleted !== true && s.metadata[METADATA_SCHEDULED_KEY] !== undefined,
-  );
-  const last = scheduled.reduce<number | undefined>((m, s) => {
-    const t = Date.parse(s.created_at);
-    return Number.isNaN(t) || (m !== undefined && m >= t) ? m : t;
-  }, undefined);
-  return {
-    schedule: schedule.text,
-    keep: schedule.keep,
-    kept: scheduled.length,
-    next_due: new Date(nextScheduledSnapshot(now, schedule.intervalMs, last)).toISOString(),
-  };
+  // The web UI's model reads the schedule and the kept snapshots the same way for the page.
+  const v = scheduleOf(d, snapshots);
+  if (v === null) return null;
+  return { schedule: v.text, keep: v.keep, kept: v.kept, next_due: new Date(nextScheduledAt(v, now)).toISOString() };
 }
 
 /** The schedule a snapshot was taken for, or null for a manual one. */

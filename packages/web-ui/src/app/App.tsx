@@ -609,7 +609,7 @@ function ScheduleForm({
     >
       <p className="sub schedule-status" data-schedule={current?.text ?? ''}>
         {current && next !== undefined
-          ? `Scheduled ${current.text}, keeping the newest ${current.keep}; next ${next <= now ? 'due now' : `at ${clockTime(new Date(next).toISOString())}`}.`
+          ? `Scheduled ${current.text}, keeping the newest ${current.keep} (${current.kept} now); next ${next <= now ? 'due now' : `at ${clockTime(new Date(next).toISOString())}`}.`
           : 'No snapshot schedule.'}
       </p>
       <label htmlFor={`schedule-${id}`}>Snapshot schedule</label>

@@ -6,7 +6,7 @@ import {
   resizeProgress,
   stateText,
   volumeFilesystem,
-  volumeSchedule,
+  scheduleOf,
   volumeState,
 } from './view';
 import { A, actionError, attached, B, backend, D1, D2, dataset, mounted, node, snapshot } from '../testing/fixtures';
@@ -221,7 +221,7 @@ describe('clonedFrom', () => {
   });
 });
 
-describe('volumeSchedule and nextScheduledAt', () => {
+describe('scheduleOf and nextScheduledAt', () => {
   const SCHED = 'clusterhq:flocker:snapshot-schedule';
   const KEEP = 'clusterhq:flocker:snapshot-keep';
   const scheduled = (id: string, at: string, over: object = {}) => ({
@@ -233,17 +233,19 @@ describe('volumeSchedule and nextScheduledAt', () => {
   });
   const S = (n: number) => `51515151-0000-4000-8000-00000000000${n}`;
 
-  it('is null without a schedule, or with one the control service would not run', () => {
-    expect(volumeSchedule(snapshot(), d1)).toBeNull();
-    expect(volumeSchedule(snapshot(), dataset(D1, 'pgdata', A, { metadata: { [SCHED]: 'sometimes' } }))).toBeNull();
+  it('is null without a schedule, with one the control service would not run, and for a deleted volume', () => {
+    expect(scheduleOf(d1, [])).toBeNull();
+    expect(scheduleOf(dataset(D1, 'pgdata', A, { metadata: { [SCHED]: 'sometimes' } }), [])).toBeNull();
+    expect(scheduleOf(dataset(D1, 'pgdata', A, { metadata: { [SCHED]: 'hourly' }, deleted: true }), [])).toBeNull();
   });
 
   it("is the schedule, its keep (24 unless set) and the newest live scheduled snapshot's time", () => {
     const hourly = dataset(D1, 'pgdata', A, { metadata: { name: 'pgdata', [SCHED]: 'hourly' } });
-    expect(volumeSchedule(snapshot(), hourly)).toEqual({
+    expect(scheduleOf(hourly, [])).toEqual({
       text: 'hourly',
       interval_ms: 3_600_000,
       keep: 24,
+      kept: 0,
       last_at: null,
     });
     const s = snapshot({
@@ -256,10 +258,11 @@ describe('volumeSchedule and nextScheduledAt', () => {
       ],
     });
     const every = dataset(D1, 'pgdata', A, { metadata: { [SCHED]: 'every 15m', [KEEP]: '3' } });
-    expect(volumeSchedule(s, every)).toEqual({
+    expect(scheduleOf(every, s.snapshots ?? [])).toEqual({
       text: 'every 15m',
       interval_ms: 900_000,
       keep: 3,
+      kept: 2,
       last_at: '2026-12-04T07:00:00.000Z',
     });
   });

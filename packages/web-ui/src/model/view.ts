@@ -3,7 +3,7 @@
  * server computes it, the browser validates and renders it; both share these schemas.
  */
 import { z } from 'zod';
-import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api/schemas';
+import type { ClusterSnapshot, DatasetConfiguration, NodeState, SnapshotConfiguration } from '@flocker/api/schemas';
 import { METADATA_FILESYSTEM_KEY, METADATA_NAME_KEY } from './sizes';
 import { SnapshotView, snapshotName, snapshotViews } from './snapshots';
 // The schedule's grammar and slot arithmetic, shared with the control service that runs it (zod-free, no Node code).
@@ -29,6 +29,8 @@ export const ScheduleView = z.object({
   interval_ms: z.number(),
   /** How many scheduled snapshots are kept (the oldest beyond are deleted; manual ones never). */
   keep: z.number(),
+  /** How many live scheduled snapshots the volume has. */
+  kept: z.number(),
   /** When the newest live scheduled snapshot was asked for (ISO); null before the first. */
   last_at: z.string().nullable(),
 });
@@ -97,16 +99,34 @@ export function clonedFrom(s: ClusterSnapshot, d: Pick<DatasetConfiguration, 'so
   return (snap && snapshotName(snap)) || id.slice(0, 8);
 }
 
-/** The volume's snapshot schedule, or null without one (or with one the control service would not run). */
-export function volumeSchedule(s: ClusterSnapshot, d: DatasetConfiguration): ScheduleView | null {
+/**
+ * The volume's snapshot schedule, or null without one (or with one the control service would
+ * not run, or for a deleted volume). `snapshots`: the configured snapshots (the CLI's and the
+ * page's source of the kept count and the newest scheduled snapshot).
+ */
+export function scheduleOf(
+  d: Pick<DatasetConfiguration, 'dataset_id' | 'metadata' | 'deleted'>,
+  snapshots: readonly SnapshotConfiguration[],
+): ScheduleView | null {
   // Interval as written: the API refuses one below the control service's minimum, except under its test override.
   const schedule = datasetSnapshotSchedule(d.metadata, 0);
-  if (schedule === undefined) return null;
-  let last: string | null = null;
-  for (const x of s.snapshots ?? [])
-    if (x.dataset_id === d.dataset_id && x.deleted !== true && x.metadata[METADATA_SCHEDULED_KEY] !== undefined)
-      if (last === null || x.created_at > last) last = x.created_at;
-  return { text: schedule.text, interval_ms: schedule.intervalMs, keep: schedule.keep, last_at: last };
+  if (schedule === undefined || d.deleted) return null;
+  let kept = 0;
+  let last: number | undefined;
+  for (const x of snapshots) {
+    if (x.dataset_id !== d.dataset_id || x.deleted === true || x.metadata[METADATA_SCHEDULED_KEY] === undefined)
+      continue;
+    kept++;
+    const t = Date.parse(x.created_at);
+    if (!Number.isNaN(t) && (last === undefined || t > last)) last = t;
+  }
+  return {
+    text: schedule.text,
+    interval_ms: schedule.intervalMs,
+    keep: schedule.keep,
+    kept,
+    last_at: last === undefined ? null : new Date(last).toISOString(),
+  };
 }
 
 /** When the next scheduled snapshot is due (epoch ms), as the control service reckons it: slots aligned to UTC. */
@@ -227,7 +247,7 @@ export function clusterView(s: ClusterSnapshot, firstSeen: ReadonlyMap<string, s
         size: d.maximum_size ?? null,
         filesystem: volumeFilesystem(d),
         cloned_from: clonedFrom(s, d),
-        snapshot_schedule: volumeSchedule(s, d),
+        snapshot_schedule: scheduleOf(d, s.snapshots ?? []),
         resizing: resizeProgress(s, d),
         primary: { uuid: d.primary, host: hostOf(s.nodes, d.primary) },
         ...volumeState(s, d),
