@@ -139,7 +139,13 @@ export const linuxHostOps: HostOps = {
   mkdirp: async (path) => {
     await fs.mkdir(path, { recursive: true });
   },
-  mount: async (devicePath, mountPoint) => mount(devicePath, mountPoint, { fstype: await mountType(devicePath) }),
+  mount: async (devicePath, mountPoint) => {
+    const fstype = await mountType(devicePath);
+    // A clone of an xfs volume carries its source's file system UUID, and xfs refuses a second
+    // mount of a UUID on one kernel ("duplicate UUID"): the source and its clones could never be
+    // mounted together. The agent's leases and attachment already keep one volume to one mount.
+    return mount(devicePath, mountPoint, fstype === 'xfs' ? { fstype, options: ['nouuid'] } : { fstype });
+  },
   unmount: (mountPoint) => unmount(mountPoint),
   resizeFilesystem: async (devicePath) => {
     const sb = await readSuperblocks(devicePath);
