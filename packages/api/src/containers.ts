@@ -15,6 +15,7 @@ import {
   SafeKey,
 } from './schemas';
 import { parseSize, SizeError } from './sizes';
+import { volumeNameProblem } from './volumeNames';
 
 /** Docker's container-name alphabet; also a DNS-friendly application name. */
 export const ContainerName = z
@@ -85,15 +86,61 @@ export const ContainerConfiguration = z
 export const CreateContainerRequest = ContainerConfiguration;
 export const MoveContainerRequest = z.object({ node_uuid: NodeUuid }).strict();
 
+/**
+ * Why a container agent cannot create or start a container (it keeps retrying, backing off):
+ * IMAGE_NOT_FOUND (the image is not on the node: the agent does not pull), INVALID_CONTAINER_SPEC
+ * (Docker refused the settings), PORT_IN_USE (an external port is taken on the node), NAME_IN_USE
+ * (a container not made by Flocker has the name), VOLUME_UNAVAILABLE (the volume could not be
+ * mounted yet, e.g. it is still moving), VOLUME_NOT_FOUND (the container's dataset is deleted or has
+ * no name), DOCKER_ERROR (anything else).
+ */
+export const ContainerErrorCode = z.enum([
+  'IMAGE_NOT_FOUND',
+  'INVALID_CONTAINER_SPEC',
+  'PORT_IN_USE',
+  'NAME_IN_USE',
+  'VOLUME_UNAVAILABLE',
+  'VOLUME_NOT_FOUND',
+  'DOCKER_ERROR',
+]);
+
+/** The codes that retrying alone will not fix: someone must act (flocker-deploy --wait stops on them). */
+export const CONTAINER_ERRORS_NEEDING_ACTION: ReadonlySet<ContainerErrorCode> = new Set<ContainerErrorCode>([
+  'IMAGE_NOT_FOUND',
+  'INVALID_CONTAINER_SPEC',
+  'PORT_IN_USE',
+  'NAME_IN_USE',
+]);
+
+export const ContainerError = z
+  .object({
+    code: ContainerErrorCode,
+    message: z.string().max(4096).describe("Docker's (or the agent's) reason, e.g. No such image: x."),
+    attempts: z.number().int().positive().describe('Failed attempts in a row.'),
+    since: z.string().max(64).describe('When the first of them failed (ISO 8601, the agent clock).'),
+  })
+  .strict()
+  .describe('The last failure to create or start the container; absent once it runs.');
+
 /** What `GET /v1/state/containers` lists: containers as their nodes' container agents report them. */
 export const ContainerState = z
-  .object({ name: ContainerName, node_uuid: NodeUuid, image: z.string(), running: z.boolean() })
+  .object({
+    name: ContainerName,
+    node_uuid: NodeUuid,
+    image: z.string(),
+    running: z.boolean(),
+    error: ContainerError.optional(),
+  })
   .strict();
 
-/** Agent channel: a container agent reports the Flocker containers on its node. */
+/** Agent channel: a container agent reports the Flocker containers on its node (and those it fails to create). */
 export const ContainerReport = z
   .object({
-    containers: z.array(z.object({ name: ContainerName, image: z.string(), running: z.boolean() }).strict()),
+    containers: z.array(
+      z
+        .object({ name: ContainerName, image: z.string(), running: z.boolean(), error: ContainerError.optional() })
+        .strict(),
+    ),
   })
   .strict();
 
@@ -116,6 +163,8 @@ export type RestartPolicy = z.infer<typeof RestartPolicy>;
 export type ContainerConfiguration = z.infer<typeof ContainerConfiguration>;
 export type CreateContainerRequest = z.input<typeof CreateContainerRequest>;
 export type MoveContainerRequest = z.infer<typeof MoveContainerRequest>;
+export type ContainerErrorCode = z.infer<typeof ContainerErrorCode>;
+export type ContainerError = z.infer<typeof ContainerError>;
 export type ContainerState = z.infer<typeof ContainerState>;
 export type ContainerReport = z.infer<typeof ContainerReport>;
 export type ComposeRequest = z.infer<typeof ComposeRequest>;
@@ -181,7 +230,8 @@ export interface Application {
   ports: ContainerPort[];
   environment: Record<string, string>;
   links: ContainerLink[];
-  volume?: { mountpoint: string; maximum_size?: number };
+  /** `name`: the Flocker volume (dataset metadata.name) to mount; absent, the application's own name. */
+  volume?: { name?: string; mountpoint: string; maximum_size?: number };
   restart_policy: RestartPolicy;
   cpu_shares?: number;
   memory_limit?: number;
@@ -196,11 +246,62 @@ export interface FileIssue {
 
 export type FileResult<T> = { ok: true; value: T } | { ok: false; issues: FileIssue[] };
 
-function zodIssues(error: z.ZodError, prefix: (string | number)[] = []): FileIssue[] {
-  return error.issues.map((i) => ({
-    path: [...prefix, ...i.path.filter((p): p is string | number => typeof p !== 'symbol')],
-    message: i.message,
-  }));
+type FileFormat = 'flocker' | 'compose';
+
+const FLOCKER_KEYS = Object.keys(FlockerApplication.shape).join(', ');
+const COMPOSE_KEYS = Object.keys(ComposeService.shape).join(', ');
+
+/** Keys people write in one format that the other spells differently (Compose users writing Flocker's and back). */
+const KEY_HINTS: Record<FileFormat, Record<string, string>> = {
+  flocker: {
+    command: 'the key is command_line, a list: command_line: ["sh", "-c", "echo hi"]',
+    entrypoint: 'Flocker has no entrypoint: put the whole command in command_line',
+    volumes: 'the key is volume, one per application: volume: {mountpoint: /data, maximum_size: 10G}',
+    restart: 'the key is restart_policy: restart_policy: {name: always} (never, always, on-failure)',
+    memory_limit: 'the key is mem_limit (bytes)',
+    mem: 'the key is mem_limit (bytes)',
+    env: 'the key is environment',
+    expose: 'the key is ports: [{internal: 80, external: 8080}]',
+    depends_on: 'Flocker has no depends_on: use links, which also set the linked address',
+  },
+  compose: {
+    command_line: 'in a Docker Compose file the key is command',
+    volume: 'in a Docker Compose file the key is volumes: ["name:/path"] or ["/path"]',
+    restart_policy: 'in a Docker Compose file the key is restart: no, always, unless-stopped or on-failure[:N]',
+    memory_limit: 'the key is mem_limit',
+    env: 'the key is environment',
+    expose: 'the key is ports: ["8080:80"]',
+  },
+};
+
+/** Why an unknown key of an application is refused, with the key that was probably meant. */
+export function unknownKeyMessage(format: FileFormat, key: string): string {
+  const hint = KEY_HINTS[format][key];
+  if (hint !== undefined) return `unknown key "${key}": ${hint}`;
+  const keys = format === 'flocker' ? FLOCKER_KEYS : COMPOSE_KEYS;
+  return `unknown key "${key}"; ${format === 'flocker' ? "Flocker's application format" : 'a Docker Compose service'} takes only ${keys}`;
+}
+
+/**
+ * zod's issues as file issues. An unknown key gets an issue of its own, at the key; an
+ * unknown key of an application (at `applicationDepth` in the path) names what was meant.
+ */
+function zodIssues(
+  error: z.ZodError,
+  prefix: (string | number)[] = [],
+  context?: { format: FileFormat; applicationDepth: number },
+): FileIssue[] {
+  return error.issues.flatMap((i) => {
+    const path = [...prefix, ...i.path.filter((p): p is string | number => typeof p !== 'symbol')];
+    if (i.code !== 'unrecognized_keys') return [{ path, message: i.message }];
+    return i.keys.map((key) => ({
+      path: [...path, key],
+      message:
+        context !== undefined && path.length === context.applicationDepth
+          ? unknownKeyMessage(context.format, key)
+          : `unknown key "${key}"`,
+    }));
+  });
 }
 
 function size(
@@ -242,7 +343,8 @@ export function parseApplicationFile(doc: unknown): FileResult<Record<string, Ap
 
 function parseFlockerApplications(doc: unknown): FileResult<Record<string, Application>> {
   const parsed = FlockerApplicationFile.safeParse(doc);
-  if (!parsed.success) return { ok: false, issues: zodIssues(parsed.error) };
+  if (!parsed.success)
+    return { ok: false, issues: zodIssues(parsed.error, [], { format: 'flocker', applicationDepth: 2 }) };
   const issues: FileIssue[] = [];
   const out: Record<string, Application> = {};
   for (const [name, app] of Object.entries(parsed.data.applications)) {
@@ -295,7 +397,11 @@ function composeRestart(spec: string | undefined, path: (string | number)[], iss
 
 function parseCompose(services: unknown, prefix: (string | number)[]): FileResult<Record<string, Application>> {
   const file = z.record(ContainerName, ComposeService).safeParse(services);
-  if (!file.success) return { ok: false, issues: zodIssues(file.error, prefix) };
+  if (!file.success)
+    return {
+      ok: false,
+      issues: zodIssues(file.error, prefix, { format: 'compose', applicationDepth: prefix.length + 1 }),
+    };
   const issues: FileIssue[] = [];
   const ports = new Map<string, ContainerPort[]>();
   for (const [name, svc] of Object.entries(file.data)) {
@@ -336,17 +442,8 @@ function parseCompose(services: unknown, prefix: (string | number)[]): FileResul
         for (const p of targetPorts) links.push({ alias, local_port: p.internal, remote_port: p.external });
       }
     });
-    let volume: Application['volume'];
     const v = svc.volumes?.[0];
-    if (v !== undefined) {
-      const parts = v.split(':');
-      if (parts.length !== 1 || !v.startsWith('/')) {
-        issues.push({
-          path: at('volumes', 0),
-          message: `volume "${v}" must be a container path such as /data (Flocker provides the volume)`,
-        });
-      } else volume = { mountpoint: v };
-    }
+    const volume = v === undefined ? undefined : composeVolume(v, at('volumes', 0), issues);
     const memory = svc.mem_limit === undefined ? undefined : size(svc.mem_limit, at('mem_limit'), issues, 1);
     const command =
       svc.command === undefined
@@ -367,6 +464,45 @@ function parseCompose(services: unknown, prefix: (string | number)[]): FileResul
     };
   }
   return issues.length > 0 ? { ok: false, issues } : { ok: true, value: out };
+}
+
+/**
+ * A Compose volume: `/path` (a Flocker volume named after the application) or
+ * `name:/path[:rw]` (the Flocker volume `name`). Host paths and read-only mounts are refused.
+ */
+function composeVolume(
+  spec: string,
+  path: (string | number)[],
+  issues: FileIssue[],
+): Application['volume'] | undefined {
+  const refuse = (message: string) => {
+    issues.push({ path, message });
+    return undefined;
+  };
+  const parts = spec.split(':');
+  const [first = '', second, mode] = parts;
+  if (parts.length === 1) {
+    return first.startsWith('/')
+      ? { mountpoint: first }
+      : refuse(`volume "${spec}" must be a container path (/data) or name:/path (pgdata:/var/lib/postgresql/data)`);
+  }
+  if (parts.length > 3 || second === undefined) return refuse(`volume "${spec}" must be name:/path or /path`);
+  if (mode !== undefined && mode !== 'rw') {
+    return refuse(
+      mode === 'ro'
+        ? `volume "${spec}": Flocker volumes are mounted read-write (drop ":ro")`
+        : `volume "${spec}": the mode "${mode}" is not supported (only rw)`,
+    );
+  }
+  if (/^[./~]/.test(first)) {
+    return refuse(
+      `volume "${spec}" mounts a host path, which does not move with the container: use a volume name (data:${second}) or just ${second}`,
+    );
+  }
+  const problem = volumeNameProblem(first);
+  if (problem !== undefined) return refuse(`volume "${spec}": ${problem}`);
+  if (!second.startsWith('/')) return refuse(`volume "${spec}": the container path "${second}" must be absolute`);
+  return { name: first, mountpoint: second };
 }
 
 /** Reads a deployment file: node (address or UUID) → application names, one node per application. */

@@ -3,14 +3,26 @@
  * agent channel's long-poll) or a resync timer → read the configured containers →
  * observe Docker → calculateContainerChanges → apply one change at a time → report
  * what runs. Nothing is remembered between turns that Docker or the control
- * service can tell again; a failed change is simply retried on the next turn.
+ * service can tell again, except the containers that failed to be created or
+ * started (failures.ts): they are reported with Docker's reason and retried with a
+ * per-container backoff, not on every turn.
  */
 import type { ContainerReport, FlockerClient } from '@flocker/api';
-import { errorMessage, followLongPoll } from '@flocker/runtime';
+import { Backoff, type BackoffPolicy, type Clock, errorMessage, followLongPoll, systemClock } from '@flocker/runtime';
 import type { Logger } from 'winston';
 import { calculateContainerChanges, type ContainerChange, type ObservedContainer } from './calculateContainerChanges';
 import { desiredContainers } from './desiredContainers';
-import { dockerMessage, type ContainerRuntime } from './DockerOps';
+import { dockerMessage, statusOf, type ContainerRuntime } from './DockerOps';
+import {
+  classifyDockerError,
+  clearFailure,
+  DEFAULT_FAILURE_BACKOFF,
+  type Failures,
+  isDue,
+  keepFailures,
+  nextRetryIn,
+  recordFailure,
+} from './failures';
 
 export type AgentClient = Pick<
   FlockerClient,
@@ -24,16 +36,34 @@ export interface ContainerAgentOptions {
   logger: Logger;
   /** Longest wait between turns when all is well (also the report interval). Default 5 s. */
   resyncMs?: number;
-  /** Wait after a failed change or turn (failed turns in a row back off, jittered, up to 5x). Default 1 s. */
+  /** Wait after a failed turn (failed turns in a row back off, jittered, up to 5x). Default 1 s. */
   retryMs?: number;
+  /** Retries of a container that failed to be created or started. Default 1 s doubling up to 60 s, jittered. */
+  failureBackoff?: BackoffPolicy;
+  clock?: Clock;
 }
 
-export function reportOf(observed: readonly ObservedContainer[]): ContainerReport {
-  const containers = observed
+/**
+ * What the agent reports: the Flocker containers Docker has, and those it failed to create
+ * (not in Docker, running false); each with its last failure, if any.
+ */
+export function reportOf(observed: readonly ObservedContainer[], failures: Failures = new Map()): ContainerReport {
+  const containers: ContainerReport['containers'] = observed
     .filter((o) => o.name !== '')
-    .map((o) => ({ name: o.name, image: o.image, running: o.state === 'running' || o.state === 'restarting' }))
-    .sort((a, b) => a.name.localeCompare(b.name));
-  return { containers };
+    .map((o) => {
+      const error = failures.get(o.name)?.error;
+      return {
+        name: o.name,
+        image: o.image,
+        running: o.state === 'running' || o.state === 'restarting',
+        ...(error !== undefined ? { error } : {}),
+      };
+    });
+  for (const [name, f] of failures) {
+    if (!containers.some((c) => c.name === name))
+      containers.push({ name, image: f.image, running: false, error: f.error });
+  }
+  return { containers: containers.sort((a, b) => a.name.localeCompare(b.name)) };
 }
 
 function describe(change: ContainerChange): Record<string, unknown> {
@@ -55,45 +85,115 @@ function describe(change: ContainerChange): Record<string, unknown> {
 export class ContainerAgent {
   private readonly stopping = new AbortController();
   private lastReport = '';
+  private failures: Failures = new Map();
+  /** Failed removes in a row (not per container: a remove is of a container nobody wants). */
+  private readonly removeBackoff: Backoff;
+  private removeRetryMs: number | undefined;
 
-  constructor(private readonly opts: ContainerAgentOptions) {}
+  constructor(private readonly opts: ContainerAgentOptions) {
+    const retryMs = opts.retryMs ?? 1_000;
+    this.removeBackoff = new Backoff({ initialMs: retryMs, maxMs: 60 * retryMs, jitter: true });
+  }
 
-  /** One turn: decide and act once. Returns whether every change succeeded. */
+  private get clock(): Clock {
+    return this.opts.clock ?? systemClock;
+  }
+
+  /** The containers the agent failed to create or start, with their error and next try. */
+  get currentFailures(): Failures {
+    return this.failures;
+  }
+
+  /** How long to wait before the next turn needs to act, given `resyncMs` when all is well. */
+  nextTurnInMs(resyncMs: number): number {
+    const due = nextRetryIn(this.failures, this.clock.now());
+    // At least 100 ms: a retry that is due is tried by the turn this wait ends in, never in a busy loop.
+    return Math.max(100, Math.min(resyncMs, due ?? Infinity, this.removeRetryMs ?? Infinity));
+  }
+
+  /**
+   * One turn: decide and act once (a container whose last try failed only when its retry is
+   * due). Returns whether every change tried succeeded and nothing is blocked.
+   */
   async converge(): Promise<boolean> {
     const { client, runtime, nodeUuid, logger } = this.opts;
+    const policy = this.opts.failureBackoff ?? DEFAULT_FAILURE_BACKOFF;
     const [containers, datasets, nodes] = await Promise.all([
       client.listContainers(),
       client.listDatasets(),
       client.listNodes(),
     ]);
     const { desired, blocked } = desiredContainers(nodeUuid, containers, datasets, nodes);
-    for (const b of blocked) logger.warn('container cannot run yet', { container: b.name, reason: b.reason });
+    const hashes = new Map(desired.map((d) => [d.spec.name, d.hash]));
+    this.failures = keepFailures(this.failures, new Set([...hashes.keys(), ...blocked.map((b) => b.name)]));
+    for (const b of blocked) {
+      // A blocked container has no spec yet: its "hash" is the reason, so a new reason counts afresh.
+      if (!isDue(this.failures, b.name, b.reason, this.clock.now())) continue;
+      const failure = { name: b.name, hash: b.reason, image: b.image, code: 'VOLUME_NOT_FOUND' as const };
+      this.failures = recordFailure(this.failures, { ...failure, message: b.reason }, this.clock.now(), policy);
+      logger.warn('container cannot run yet', { container: b.name, reason: b.reason, ...this.retryInfo(b.name) });
+    }
     const changes = calculateContainerChanges(desired, await runtime.list());
+    // A container with nothing left to create or start (Docker runs it, or its restart policy decides) has no failure.
+    const acting = new Set(
+      changes.flatMap((c) => (c.kind === 'create' ? [c.spec.name] : c.kind === 'start' ? [c.name] : [])),
+    );
+    for (const name of hashes.keys()) if (!acting.has(name)) this.failures = clearFailure(this.failures, name);
     let ok = blocked.length === 0;
+    let removeFailed = false;
     for (const change of changes) {
+      const name = change.kind === 'create' ? change.spec.name : change.name;
+      const hash = hashes.get(name);
+      if (change.kind !== 'remove' && hash !== undefined && !isDue(this.failures, name, hash, this.clock.now())) {
+        ok = false;
+        continue;
+      }
       try {
         logger.info('container change', describe(change));
         if (change.kind === 'create') await runtime.create(change.spec, change.hash);
         else if (change.kind === 'start') await runtime.start(change.id);
         else await runtime.remove(change.id);
+        if (change.kind !== 'remove') this.failures = clearFailure(this.failures, name);
       } catch (err) {
         ok = false;
-        logger.warn('container change failed; retrying', { ...describe(change), error: dockerMessage(err) });
+        const message = dockerMessage(err);
+        if (change.kind === 'remove' || hash === undefined) {
+          removeFailed = true;
+          logger.warn('container change failed; retrying', { ...describe(change), error: message });
+          continue;
+        }
+        const image =
+          change.kind === 'create' ? change.spec.image : (desired.find((d) => d.spec.name === name)?.spec.image ?? '');
+        const code = classifyDockerError(statusOf(err), message);
+        this.failures = recordFailure(this.failures, { name, hash, image, code, message }, this.clock.now(), policy);
+        logger.warn('container change failed', { ...describe(change), code, error: message, ...this.retryInfo(name) });
       }
     }
+    this.removeRetryMs = removeFailed ? this.removeBackoff.next() : undefined;
+    if (!removeFailed) this.removeBackoff.reset();
     await this.report(await runtime.list());
     return ok;
   }
 
+  private retryInfo(name: string): Record<string, number> {
+    const f = this.failures.get(name);
+    return f === undefined
+      ? {}
+      : { attempts: f.error.attempts, retry_in_ms: Math.max(0, f.retryAt - this.clock.now()) };
+  }
+
   private async report(observed: readonly ObservedContainer[]): Promise<void> {
-    const report = reportOf(observed);
+    const report = reportOf(observed, this.failures);
     await this.opts.client.reportContainers(this.opts.nodeUuid, report);
     const json = JSON.stringify(report);
     if (json !== this.lastReport) this.opts.logger.info('containers reported', { containers: report.containers });
     this.lastReport = json;
   }
 
-  /** Runs until stop(): a turn after every answer of the long-poll, which waits at most resyncMs (retryMs after a failed change). */
+  /**
+   * Runs until stop(): a turn after every answer of the long-poll, which waits at most
+   * resyncMs, less when a failed container's retry (or a failed remove's) falls due sooner.
+   */
   async run(): Promise<void> {
     const resyncMs = this.opts.resyncMs ?? 5_000;
     const retryMs = this.opts.retryMs ?? 1_000;
@@ -102,7 +202,8 @@ export class ContainerAgent {
       wait: (since, timeoutMs) => this.opts.client.waitForCluster(since, timeoutMs, { node: this.opts.nodeUuid }),
       waitMs: () => waitMs,
       onSnapshot: async () => {
-        waitMs = (await this.converge()) ? resyncMs : retryMs;
+        await this.converge();
+        waitMs = this.nextTurnInMs(resyncMs);
       },
       onError: (err) => this.opts.logger.warn('container agent turn failed', { error: errorMessage(err) }),
       backoff: { initialMs: retryMs, maxMs: 5 * retryMs, jitter: true },

@@ -1,4 +1,10 @@
-import { ContainerConfiguration, type CreateContainerRequest, type DatasetConfiguration } from '@flocker/api';
+import {
+  ContainerConfiguration,
+  type ContainerReport,
+  type CreateContainerRequest,
+  type DatasetConfiguration,
+} from '@flocker/api';
+import { ManualClock } from '@flocker/runtime/testing';
 import winston from 'winston';
 import { calculateContainerChanges, type DockerState, type ObservedContainer } from './calculateContainerChanges';
 import { ContainerAgent, reportOf, type AgentClient } from './ContainerAgent';
@@ -190,15 +196,88 @@ describe('ContainerAgent.converge', () => {
       },
     };
     const runtime = new FakeRuntime();
-    const agent = new ContainerAgent({ client, runtime, nodeUuid: ME, logger: winston.createLogger({ silent: true }) });
+    const clock = new ManualClock();
+    const logger = winston.createLogger({ silent: true });
+    const agent = new ContainerAgent({ client, runtime, nodeUuid: ME, logger, clock });
     expect(await agent.converge()).toBe(false);
     runtime.failStart = false;
+    // Not retried before its backoff (1 s at most for the first failure) is over.
+    expect(await agent.converge()).toBe(false);
+    expect(runtime.log).toEqual(['create db']);
+    await clock.advance(1_000);
     expect(await agent.converge()).toBe(true);
     expect(runtime.log).toEqual(['create db', 'start id1']);
+    const error = {
+      code: 'VOLUME_UNAVAILABLE',
+      message: 'volume dbvol is in use by a container on host 10.0.0.2.',
+      attempts: 1,
+      since: new Date(1_000_000).toISOString(),
+    };
     expect(reports).toEqual([
-      { containers: [{ name: 'db', image: 'busybox', running: false }] },
+      { containers: [{ name: 'db', image: 'busybox', running: false, error }] },
+      { containers: [{ name: 'db', image: 'busybox', running: false, error }] },
       { containers: [{ name: 'db', image: 'busybox', running: true }] },
     ]);
     expect(reportOf([])).toEqual({ containers: [] });
+  });
+
+  test('a missing image: reported with its code and message, retried with a growing, bounded backoff', async () => {
+    const web = make({ name: 'web', node_uuid: ME, image: 'nope:1' });
+    const reports: ContainerReport[] = [];
+    let configured = [web];
+    const client: AgentClient = {
+      waitForCluster: async () => ({ generation: 'g', configuration_tag: 'v1', datasets: [], leases: [], nodes: [] }),
+      listContainers: async () => configured,
+      listDatasets: async () => datasets,
+      listNodes: async () => nodes,
+      reportContainers: async (_n, r) => {
+        reports.push(r);
+        return { generation: 'g' };
+      },
+    };
+    const runtime = new FakeRuntime();
+    let creates = 0;
+    runtime.create = async () => {
+      creates++;
+      throw Object.assign(new Error('(HTTP code 404) no such container - No such image: nope:1'), {
+        statusCode: 404,
+        json: { message: 'No such image: nope:1' },
+      });
+    };
+    const clock = new ManualClock();
+    const failureBackoff = { initialMs: 1_000, maxMs: 8_000, jitter: false };
+    const logger = winston.createLogger({ silent: true });
+    const agent = new ContainerAgent({ client, runtime, nodeUuid: ME, logger, clock, failureBackoff });
+    // A turn every 100 ms for a minute: tries at 0, 1, 3, 7, 15, 23, 31, ... s (1, 2, 4, 8, 8, ... s apart).
+    const tries: number[] = [];
+    for (let t = 0; t <= 60_000; t += 100) {
+      const before = creates;
+      await agent.converge();
+      if (creates > before) tries.push(t);
+      await clock.advance(100);
+    }
+    expect(tries.slice(0, 7)).toEqual([0, 1_000, 3_000, 7_000, 15_000, 23_000, 31_000]);
+    expect(tries.length).toBe(10);
+    expect(agent.nextTurnInMs(5_000)).toBeLessThanOrEqual(5_000);
+    expect(reports.at(-1)).toEqual({
+      containers: [
+        {
+          name: 'web',
+          image: 'nope:1',
+          running: false,
+          error: { code: 'IMAGE_NOT_FOUND', message: 'No such image: nope:1', attempts: 10, since: expect.any(String) },
+        },
+      ],
+    });
+    // A corrected configuration is tried at once, and the error goes once it runs.
+    configured = [{ ...web, image: 'busybox' }];
+    runtime.create = FakeRuntime.prototype.create.bind(runtime);
+    runtime.failStart = false;
+    await agent.converge();
+    expect(reports.at(-1)).toEqual({ containers: [{ name: 'web', image: 'busybox', running: true }] });
+    // Deleted from the configuration: forgotten.
+    configured = [];
+    await agent.converge();
+    expect(agent.currentFailures.size).toBe(0);
   });
 });

@@ -34,6 +34,7 @@ export interface DesiredContainer {
 /** A container this node cannot run yet, and why. */
 export interface Blocked {
   name: string;
+  image: string;
   reason: string;
 }
 
@@ -96,6 +97,7 @@ export function desiredContainers(
       if (name === undefined) {
         blocked.push({
           name: c.name,
+          image: c.image,
           reason: `its dataset ${v.dataset_id} ${d === undefined ? 'does not exist' : 'has no metadata.name (volume name)'}`,
         });
         continue;

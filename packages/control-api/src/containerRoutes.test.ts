@@ -95,6 +95,19 @@ describe('container routes over HTTP', () => {
     );
   });
 
+  it("a container agent's failure (code, message) reaches /v1/state/containers", async () => {
+    const error = {
+      code: 'IMAGE_NOT_FOUND' as const,
+      message: 'No such image: nope:1',
+      attempts: 2,
+      since: '2026-01-01T00:00:00.000Z',
+    };
+    await client.reportContainers(B, { containers: [{ name: 'web', image: 'nope:1', running: false, error }] });
+    expect(await client.listContainerState()).toEqual([
+      { name: 'web', node_uuid: B, image: 'nope:1', running: false, error },
+    ]);
+  });
+
   it('the OpenAPI document describes the container routes', () => {
     const doc = buildOpenApi(routes) as { paths: Record<string, Record<string, unknown>> };
     expect(Object.keys(doc.paths['/v1/configuration/containers'] ?? {})).toEqual(['get', 'post']);

@@ -202,6 +202,42 @@ describe('compose (flocker-deploy)', () => {
     );
   });
 
+  test("Compose's name:/path mounts the named volume (created if missing, else the existing one)", () => {
+    let c = registerNode(emptyConfiguration, { uuid: A, host: '10.0.0.1' });
+    const pg = { services: { db: { image: 'postgres', volumes: ['pgdata:/var/lib/postgresql'] } } };
+    c = compose(c, pg, { version: 1, nodes: { [A]: ['db'] } }, T0, ids).config;
+    const dataset = [...c.datasets.values()].find((d) => d.metadata['name'] === 'pgdata');
+    expect(dataset).toMatchObject({ primary: A, deleted: false });
+    expect([...c.datasets.values()].some((d) => d.metadata['name'] === 'db')).toBe(false);
+    expect(containersOf(c).get('db')?.volumes).toEqual([
+      { dataset_id: dataset?.dataset_id, mountpoint: '/var/lib/postgresql' },
+    ]);
+    // Another application name, same volume: the existing dataset, not a new one.
+    const renamed = { services: { pg: { image: 'postgres', volumes: ['pgdata:/data'] } } };
+    const next = compose(c, renamed, { version: 1, nodes: { [A]: ['pg'] } }, T0, ids).config;
+    expect(next.datasets.size).toBe(1);
+    expect(containersOf(next).get('pg')?.volumes[0]?.dataset_id).toBe(dataset?.dataset_id);
+    // The path-only syntax still names the volume after the application.
+    const plain = compose(
+      c,
+      { web: { image: 'nginx', volumes: ['/srv'] } },
+      { version: 1, nodes: { [A]: 'web' } },
+      T0,
+      ids,
+    );
+    expect([...plain.config.datasets.values()].find((d) => d.metadata['name'] === 'web')).toBeDefined();
+  });
+
+  test('two applications on one named volume conflict', () => {
+    const c = registerNode(emptyConfiguration, { uuid: A, host: '10.0.0.1' });
+    const both = {
+      services: { a: { image: 'i', volumes: ['shared:/a'] }, b: { image: 'i', volumes: ['shared:/b'] } },
+    };
+    expect(code(() => compose(c, both, { version: 1, nodes: { [A]: ['a', 'b'] } }, T0, ids))).toBe(
+      '409 DATASET_IN_USE',
+    );
+  });
+
   test('node keys resolve by UUID or reported address', () => {
     const c = registerNode(emptyConfiguration, { uuid: A, host: '10.0.0.1' });
     expect(resolveNodeKey(c, '10.0.0.1')).toBe(A);
@@ -243,5 +279,13 @@ describe('containerStates', () => {
     expect(containerStates(reports, T0 + 1000)).toEqual([
       { name: 'db', node_uuid: A, image: 'busybox', running: true },
     ]);
+  });
+
+  test("a container the agent cannot create or start carries the agent's error", () => {
+    const error = { code: 'IMAGE_NOT_FOUND' as const, message: 'No such image: nope', attempts: 3, since: 'x' };
+    const reports = new Map([
+      [A, { report: { containers: [{ name: 'web', image: 'nope', running: false, error }] }, lastSeen: T0 }],
+    ]);
+    expect(containerStates(reports, T0)).toEqual([{ name: 'web', node_uuid: A, image: 'nope', running: false, error }]);
   });
 });

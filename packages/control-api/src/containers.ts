@@ -198,7 +198,8 @@ function fileError(which: string, issues: { path: (string | number)[]; message: 
 /**
  * flocker-deploy: the configured containers become exactly the deployed applications.
  * A container whose node changed moves (and its volume with it); an application
- * with a volume gets the dataset named after it, created on its node if missing.
+ * with a volume gets the dataset of that name (the application's own unless the file names
+ * one), created on its node if missing.
  */
 export function compose(
   config: Configuration,
@@ -228,14 +229,16 @@ export function compose(
     const app = apps.value[name] as Application;
     let volumes: ContainerConfiguration['volumes'] = [];
     if (app.volume !== undefined) {
-      const found = [...next.datasets.values()].find((d) => !d.deleted && d.metadata[METADATA_NAME_KEY] === name);
+      // Compose's name:/path names the volume; else it is named after the application.
+      const volumeName = app.volume.name ?? name;
+      const found = [...next.datasets.values()].find((d) => !d.deleted && d.metadata[METADATA_NAME_KEY] === volumeName);
       let dataset: DatasetConfiguration;
       if (found === undefined) {
         dataset = {
           dataset_id: newId(),
           primary: node,
           ...(app.volume.maximum_size !== undefined ? { maximum_size: app.volume.maximum_size } : {}),
-          metadata: { [METADATA_NAME_KEY]: name },
+          metadata: { [METADATA_NAME_KEY]: volumeName },
           deleted: false,
         };
         next = { ...next, version: next.version + 1, datasets: setEntry(next.datasets, dataset.dataset_id, dataset) };

@@ -28,7 +28,15 @@ export function containerStates(
   const out: ContainerState[] = [];
   for (const [node, { report, lastSeen }] of reports) {
     if (now - lastSeen > staleMs) continue;
-    for (const c of report.containers) out.push({ name: c.name, node_uuid: node, image: c.image, running: c.running });
+    for (const c of report.containers) {
+      out.push({
+        name: c.name,
+        node_uuid: node,
+        image: c.image,
+        running: c.running,
+        ...(c.error !== undefined ? { error: c.error } : {}),
+      });
+    }
   }
   return out;
 }
