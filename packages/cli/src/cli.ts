@@ -16,8 +16,6 @@ import {
   METADATA_SNAPSHOT_SCHEDULE_KEY,
   MINIMUM_DATASET_SIZE,
   SNAPSHOT_SCHEDULE_HELP,
-  parseSize,
-  SizeError,
   type ClusterEvent,
   type ClusterSnapshot,
   type DatasetConfiguration,
@@ -29,7 +27,18 @@ import {
 } from '@flocker/api';
 import { caCommands } from './ca/command';
 import { connect, type ConnectionArgs } from './connection';
-import { CliError, EXIT } from './errors';
+import { CliError, EXIT, jsonError, jsonWarning } from './errors';
+import { toCliError } from './diagnose';
+import {
+  metadataArguments,
+  negativeArgumentProblem,
+  normaliseArgv,
+  overcommitWarning,
+  sizeArgument,
+  STORAGE_PROFILES,
+  storageProfile,
+  type OvercommitWarning,
+} from './validation';
 import { duration, leaseHolders, relativeTime, shortId, table } from './format';
 import { deadNodeLine, eventLine, fencingLine, recentEvents } from './failover';
 import { clusterHealth, destroyProgress, errorsOf, isDeleting, volumeState } from './health';
@@ -148,21 +157,6 @@ function waitForMounted(client: FlockerClient, io: Io, datasetId: string, nodeUu
   });
 }
 
-function apiError(e: FlockerApiError): CliError {
-  const code =
-    e.status === 0
-      ? EXIT.UNREACHABLE
-      : e.status === 404
-        ? EXIT.NOT_FOUND
-        : e.status === 409 || e.status === 412
-          ? EXIT.CONFLICT
-          : e.status === 400
-            ? EXIT.USAGE
-            : EXIT.FAILURE;
-  const hint = e.status === 0 ? ' (is the control service running? set --control-url or FLOCKER_CONTROL_URL)' : '';
-  return new CliError(code, `${e.description}${hint}`);
-}
-
 export function buildCli(
   argv: string[],
   io: Io,
@@ -170,6 +164,12 @@ export function buildCli(
 ): Argv<GlobalArgs> {
   const print = (a: GlobalArgs, value: unknown, human: () => string) =>
     io.out(a.json ? JSON.stringify(value, null, 2) : human());
+  // Warnings go to stderr (JSON lines with --json), so stdout keeps the result's shape.
+  const warn = (a: GlobalArgs, w: OvercommitWarning | undefined) => {
+    if (w === undefined) return;
+    const { code, message, ...details } = w;
+    io.err(a.json ? jsonWarning(code, message, details) : `flocker: warning: ${message}`);
+  };
   const run =
     <A extends GlobalArgs>(body: (a: A, client: FlockerClient) => Promise<void>) =>
     // yargs infers each command's argument type from its builder; the explicit A
@@ -179,26 +179,23 @@ export function buildCli(
       try {
         await body(a, makeClient(a));
       } catch (e) {
-        const err =
-          e instanceof FlockerApiError ? apiError(e) : e instanceof SizeError ? new CliError(EXIT.USAGE, e.message) : e;
-        if (err instanceof CliError) {
-          io.err(`flocker: ${err.message}`);
-          process.exitCode = err.exitCode;
-          return;
-        }
-        throw err;
+        const err = await toCliError(e, a);
+        if (err === undefined) throw e;
+        io.err(a.json ? jsonError(err) : `flocker: ${err.message}`);
+        process.exitCode = err.exitCode;
       }
     };
-  const waitOptions = <T>(y: Argv<T>) =>
+  /** `until` says what --wait waits for, e.g. 'the volume is mounted on its node'. */
+  const waitOptions = <T>(y: Argv<T>, until = 'the change has taken effect') =>
     y
       .option('wait', {
         type: 'boolean',
         default: true,
-        describe: 'Wait until the volume is usable (--no-wait returns at once)',
+        describe: `Wait until ${until} (--no-wait returns at once)`,
       })
       .option('timeout', { type: 'number', default: 120, describe: 'Seconds to wait' });
 
-  return yargs(argv)
+  return yargs(normaliseArgv(argv))
     .scriptName('flocker')
     .usage('$0 <command> [options]\n\nManage Flocker volumes (datasets) across a cluster.')
     .option('control-url', {
@@ -256,7 +253,10 @@ export function buildCli(
                   type: 'string',
                   describe: 'Node UUID, UUID prefix or address (default: the only node)',
                 })
-                .option('profile', { type: 'string', describe: 'Storage profile (gold, silver, bronze)' })
+                .option('profile', {
+                  type: 'string',
+                  describe: `Storage profile: ${STORAGE_PROFILES.join(', ')} (EBS: io2, gp3, sc1; others store it)`,
+                })
                 .option('filesystem', {
                   type: 'string',
                   choices: DATASET_FILESYSTEMS,
@@ -281,6 +281,7 @@ export function buildCli(
                   '$0 volumes create pgdata --snapshot-schedule hourly --snapshot-keep 24',
                   'a day of hourly snapshots',
                 ),
+              'the volume is mounted on its node',
             ),
           run<
             GlobalArgs & {
@@ -298,14 +299,9 @@ export function buildCli(
           >(async (a, client) => {
             const nameProblem = volumeNameProblem(a.name);
             if (nameProblem !== undefined) throw new CliError(EXIT.USAGE, nameProblem);
-            const size = parseSize(a.size, MINIMUM_DATASET_SIZE);
-            const metadata: Record<string, string> = { [METADATA_NAME_KEY]: a.name };
-            for (const kv of a.metadata) {
-              const i = kv.indexOf('=');
-              if (i <= 0) throw new CliError(EXIT.USAGE, `metadata "${kv}" is not key=value`);
-              metadata[kv.slice(0, i)] = kv.slice(i + 1);
-            }
-            if (a.profile) metadata[METADATA_PROFILE_KEY] = a.profile;
+            const size = sizeArgument('--size', a.size, MINIMUM_DATASET_SIZE);
+            const metadata = metadataArguments(a.metadata, { [METADATA_NAME_KEY]: a.name });
+            if (a.profile !== undefined) metadata[METADATA_PROFILE_KEY] = storageProfile(a.profile);
             if (a.filesystem) metadata[METADATA_FILESYSTEM_KEY] = a.filesystem;
             Object.assign(metadata, scheduleMetadata(a.snapshotSchedule, a.snapshotKeep));
             if (a.filesystem === 'xfs' && size < XFS_MINIMUM_SIZE)
@@ -324,6 +320,7 @@ export function buildCli(
                 throw new CliError(EXIT.USAGE, `there are ${alive.length} live nodes: choose one with --node`);
               node = alive[0];
             }
+            warn(a, overcommitWarning(node, size, a.name));
             const d = await client.createDataset({ primary: node.uuid, maximum_size: size, metadata });
             if (!a.wait) return print(a, d, () => `Created ${a.name} (${d.dataset_id}) on ${node.host}`);
             if (!a.json) io.err(`Creating ${a.name} (${formatSize(size)}) on ${node.host}`);
@@ -387,6 +384,7 @@ export function buildCli(
                 .positional('node', { type: 'string', demandOption: true })
                 .example('$0 volumes move pgdata 10.0.0.6', 'waits until mounted on 10.0.0.6, showing each step')
                 .example('$0 volumes move pgdata 5d9e --no-wait', 'node by UUID prefix; return at once'),
+              'the volume is mounted on the new node',
             ),
           run<GlobalArgs & { volume: string; node: string; wait: boolean; timeout: number }>(async (a, client) => {
             const [datasets, snapshot] = await Promise.all([
@@ -421,6 +419,7 @@ export function buildCli(
                 })
                 .example('$0 volumes clone pg-test --snapshot nightly', 'a new volume from snapshot "nightly"')
                 .example('$0 volumes clone pg-copy --volume pgdata --node 10.0.0.6', 'a copy of pgdata as it is now'),
+              'the clone is mounted on its node',
             ),
           run<
             GlobalArgs & {
@@ -442,7 +441,7 @@ export function buildCli(
             ]);
             if (datasets.some((d) => !d.deleted && nameOf(d) === a.name))
               throw new CliError(EXIT.CONFLICT, `a volume named "${a.name}" already exists`);
-            const size = a.size === undefined ? undefined : parseSize(a.size, MINIMUM_DATASET_SIZE);
+            const size = a.size === undefined ? undefined : sizeArgument('--size', a.size, MINIMUM_DATASET_SIZE);
             let source: SnapshotConfiguration;
             if (a.volume !== undefined) {
               const d = resolveDataset(datasets, a.volume);
@@ -458,6 +457,7 @@ export function buildCli(
               ? resolveNode(snapshot.nodes, a.node)
               : defaultCloneNode(from?.deleted === false ? from.primary : null, snapshot.nodes);
             if (!node) throw new CliError(EXIT.FAILURE, 'no live node to create the clone on');
+            if (size !== undefined) warn(a, overcommitWarning(node, size, a.name));
             const metadata = cloneMetadata(a.name, from);
             const d = await client.createDataset({
               primary: node.uuid,
@@ -526,12 +526,15 @@ export function buildCli(
                 .positional('size', { type: 'string', demandOption: true, describe: 'New size, e.g. 20G, 512MiB' })
                 .example('$0 volumes resize pgdata 20G', 'online where the file system can grow mounted')
                 .example('$0 volumes resize pgdata 20G --no-wait', 'return once the new size is recorded'),
+              'its node reports the volume at the new size',
             ),
           run<GlobalArgs & { volume: string; size: string; wait: boolean; timeout: number }>(async (a, client) => {
             const d = resolveDataset(await client.listDatasets(), a.volume);
-            const size = parseSize(a.size, MINIMUM_DATASET_SIZE);
+            const size = sizeArgument('size', a.size, MINIMUM_DATASET_SIZE);
             const current = d.maximum_size ?? 0;
             const name = nameOf(d) || d.dataset_id;
+            const on = (await client.waitForCluster(undefined, 0)).nodes.find((n) => n.uuid === d.primary);
+            if (on !== undefined && size > current) warn(a, overcommitWarning(on, size - current, `growing ${name}`));
             if (current > 0 && size < current)
               throw new CliError(
                 EXIT.USAGE,
@@ -561,6 +564,7 @@ export function buildCli(
                   '$0 volumes destroy pgdata',
                   'refused while a container on a live node uses it (its node holds the lease)',
                 ),
+              'the volume is gone from every node (unmounted, its storage deleted)',
             ),
           run<GlobalArgs & { volume: string; wait: boolean; timeout: number; force: boolean }>(async (a, client) => {
             const [datasets, snapshot, leases] = await Promise.all([
@@ -599,6 +603,7 @@ export function buildCli(
                 .positional('volume', { type: 'string', demandOption: true })
                 .option('name', { type: 'string', describe: 'Name of the snapshot (unique among live snapshots)' })
                 .example('$0 snapshots create pgdata --name nightly', 'waits until the backend holds it'),
+              'a storage backend holds the snapshot',
             ),
           run<GlobalArgs & { volume: string; name?: string; wait: boolean; timeout: number }>(async (a, client) => {
             const d = resolveDataset(await client.listDatasets(), a.volume);
@@ -678,7 +683,11 @@ export function buildCli(
         .command(
           ['destroy <snapshot>', 'rm <snapshot>'],
           'Delete a snapshot (volumes cloned from it are not affected)',
-          (b) => waitOptions(b.positional('snapshot', { type: 'string', demandOption: true })),
+          (b) =>
+            waitOptions(
+              b.positional('snapshot', { type: 'string', demandOption: true }),
+              'no storage backend holds the snapshot any more',
+            ),
           run<GlobalArgs & { snapshot: string; wait: boolean; timeout: number }>(async (a, client) => {
             const s = resolveSnapshot(await client.listSnapshots(), a.snapshot);
             const deleted = await client.deleteSnapshot(s.snapshot_id);
@@ -884,7 +893,7 @@ export function buildCli(
       (b) => uiOptions(b),
       run<GlobalArgs & UiArgs>((a, client) => runUi(a, client, io.out, io.err)),
     )
-    .command('ca', "The cluster's certificate authority (same as flocker-ca)", (c) => caCommands(c))
+    .command('ca', "The cluster's certificate authority (same as flocker-ca)", (c) => caCommands(c, 'flocker ca'))
     .demandCommand(1, 'Name a command; see flocker --help')
     .epilogue(
       [
@@ -892,7 +901,9 @@ export function buildCli(
           '~/.config/flocker/cli.yml or /etc/flocker/cli.yml: control_url, cacert, cert, key), ' +
           'then the local cluster in /etc/flocker.',
         'Exit codes: 0 success, 1 failure (or not converged, for status), 2 usage, 3 not found, ' +
-          '4 conflict (e.g. leased), 5 timed out, 6 control service unreachable.',
+          '4 conflict (e.g. leased), 5 timed out, 6 control service unreachable, 7 certificate problem ' +
+          '(not trusted, rejected, expired) or forbidden. With --json, errors are one JSON line on stderr: ' +
+          '{"error": {"code", "message", "exit_code"}}.',
         'Volumes may be named by name, id or id prefix; nodes by UUID, UUID prefix or address.',
       ].join('\n'),
     )
@@ -904,7 +915,10 @@ export function buildCli(
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .fail((msg, err, y) => {
       if (err) throw err;
-      io.err(`${y.help() && ''}flocker: ${msg}\nRun with --help for usage.`);
+      // yargs reads a negative positional ("resize v -5G") as flags: name it instead of yargs' complaint.
+      const why = negativeArgumentProblem(argv) ?? msg;
+      if (argv.includes('--json')) io.err(jsonError(new CliError(EXIT.USAGE, why)));
+      else io.err(`${y.help() && ''}flocker: ${why}\nRun with --help for usage.`);
       process.exit(EXIT.USAGE);
     });
 }

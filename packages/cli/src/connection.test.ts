@@ -55,6 +55,18 @@ describe('resolveConnection', () => {
     });
   });
 
+  it('--cert/--key without --cacert use the local cluster.crt, or say to give --cacert (issue 21)', () => {
+    expect(resolveConnection({ cert: '/u/alice.crt', key: '/u/alice.key' }, {}, has)).toEqual({
+      baseUrl: 'https://127.0.0.1:4523',
+      cacert: '/etc/flocker/cluster.crt',
+      cert: '/u/alice.crt',
+      key: '/u/alice.key',
+    });
+    expect(() => resolveConnection({ cert: '/u/alice.crt', key: '/u/alice.key' }, {}, none)).toThrow(
+      /give --cacert .*\/etc\/flocker\/cluster\.crt, the default, does not exist/,
+    );
+  });
+
   it('FLOCKER_CREDENTIALS_DIR moves the local files', () => {
     const elsewhere = new Set(['/x/cluster.crt', '/x/admin.crt', '/x/admin.key']);
     expect(resolveConnection({}, { FLOCKER_CREDENTIALS_DIR: '/x' }, (p) => elsewhere.has(p))).toMatchObject({

@@ -94,9 +94,20 @@ export function resolveConnection(
   const cert = args.cert ?? env.FLOCKER_CERT ?? file.cert;
   const key = args.key ?? env.FLOCKER_KEY ?? file.key;
   if (cacert !== undefined || cert !== undefined || key !== undefined) {
+    // A client certificate without a CA file: trust the local cluster's CA, as the rest of Flocker does
+    // (without one Node would check the server against the public CAs and fail with "self-signed certificate").
+    const clusterCa = join(credentialsDir, 'cluster.crt');
+    if (cacert === undefined && cert !== undefined && !exists(clusterCa))
+      throw new CliError(
+        EXIT.USAGE,
+        `--cert needs the cluster CA certificate to check the control service with: give --cacert ` +
+          `(or FLOCKER_CA_CERT); ${clusterCa}, the default, does not exist`,
+        'CACERT_MISSING',
+      );
+    const ca = cacert ?? (cert !== undefined ? clusterCa : undefined);
     return {
       baseUrl: url ?? DEFAULT_TLS_CONTROL_URL,
-      ...(cacert !== undefined ? { cacert } : {}),
+      ...(ca !== undefined ? { cacert: ca } : {}),
       ...(cert !== undefined ? { cert } : {}),
       ...(key !== undefined ? { key } : {}),
     };
@@ -113,13 +124,25 @@ export function resolveConnection(
   return { baseUrl: url ?? DEFAULT_CONTROL_URL };
 }
 
+function readCredential(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new CliError(
+      EXIT.CREDENTIALS,
+      `cannot read the ${what} ${path}: ${errorMessage(e)}`,
+      'TLS_CREDENTIALS_UNREADABLE',
+    );
+  }
+}
+
 export function connect(args: ConnectionArgs, env: NodeJS.ProcessEnv = process.env): FlockerClient {
   const c = resolveConnection(args, env);
   if (c.cacert === undefined && c.cert === undefined) return new FlockerClient({ baseUrl: c.baseUrl });
   const dispatcher = tlsDispatcher({
-    ca: c.cacert !== undefined ? readFileSync(c.cacert) : '',
-    ...(c.cert ? { cert: readFileSync(c.cert) } : {}),
-    ...(c.key ? { key: readFileSync(c.key) } : {}),
+    ca: c.cacert !== undefined ? readCredential(c.cacert, 'CA certificate (--cacert)') : '',
+    ...(c.cert ? { cert: readCredential(c.cert, 'client certificate (--cert)') } : {}),
+    ...(c.key ? { key: readCredential(c.key, 'private key (--key)') } : {}),
   });
   return new FlockerClient({ baseUrl: c.baseUrl, dispatcher });
 }

@@ -2,6 +2,7 @@
 import { errorMessage } from '@flocker/runtime';
 import { hideBin } from 'yargs/helpers';
 import { buildCli } from './cli';
+import { CliError, EXIT, jsonError } from './errors';
 
 const io = {
   out: (t: string) => process.stdout.write(`${t}\n`),
@@ -11,6 +12,11 @@ const io = {
 buildCli(hideBin(process.argv), io)
   .parseAsync()
   .catch((e: unknown) => {
-    process.stderr.write(`flocker: ${errorMessage(e)}\n`);
+    const argv = hideBin(process.argv);
+    process.stderr.write(
+      argv.includes('--json')
+        ? `${jsonError(new CliError(EXIT.FAILURE, errorMessage(e), 'INTERNAL'))}\n`
+        : `flocker: ${errorMessage(e)}\n`,
+    );
     process.exit(1);
   });

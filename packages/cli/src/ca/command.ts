@@ -36,7 +36,11 @@ async function run(action: () => Promise<string>): Promise<void> {
   }
 }
 
-export function caCommands<T>(y: Argv<T>): Argv<T> {
+/**
+ * The commands, for `flocker-ca` and for `flocker ca`; `program` is how the user typed it,
+ * for the examples (yargs' $0 would be just "flocker" under `flocker ca`).
+ */
+export function caCommands<T>(y: Argv<T>, program = 'flocker-ca'): Argv<T> {
   return y
     .command(
       'initialize <cluster-name>',
@@ -46,7 +50,7 @@ export function caCommands<T>(y: Argv<T>): Argv<T> {
           .positional('cluster-name', { type: 'string', demandOption: true, describe: 'A name for the cluster' })
           .option('outputpath', { type: 'string', default: '.', describe: 'Directory to write to' })
           .option('key-type', { choices: ['ecdsa', 'rsa'] as const, default: 'ecdsa' as const })
-          .example('$0 initialize mycluster', 'writes ./cluster.crt and ./cluster.key (keep the key safe)'),
+          .example(`${program} initialize mycluster`, 'writes ./cluster.crt and ./cluster.key (keep the key safe)'),
       (a) =>
         run(async () => {
           const r = await initialize(a['cluster-name'], a.outputpath, { keyType: a['key-type'] });
@@ -63,7 +67,7 @@ export function caCommands<T>(y: Argv<T>): Argv<T> {
             demandOption: true,
             describe: 'Host name or IP address agents and clients use to reach the control service',
           }),
-        ),
+        ).example(`${program} create-control-certificate control.example.com`, 'in the directory holding cluster.key'),
       (a) =>
         run(async () => {
           const r = await createControlCertificate(a.hostname, common(a));
@@ -73,7 +77,11 @@ export function caCommands<T>(y: Argv<T>): Argv<T> {
     .command(
       'create-node-certificate',
       'Certificate for a node (<uuid>.crt/.key); the UUID becomes the node identity',
-      (b) => paths(b.option('uuid', { type: 'string', describe: 'Use this node UUID instead of a new random one' })),
+      (b) =>
+        paths(b.option('uuid', { type: 'string', describe: 'Use this node UUID instead of a new random one' })).example(
+          `${program} create-node-certificate`,
+          'writes <uuid>.crt and <uuid>.key',
+        ),
       (a) =>
         run(async () => {
           const r = await createNodeCertificate({ ...common(a), ...(a.uuid ? { uuid: a.uuid } : {}) });
@@ -83,7 +91,11 @@ export function caCommands<T>(y: Argv<T>): Argv<T> {
     .command(
       'create-api-certificate <username>',
       'Certificate for an API user (<username>.crt/.key)',
-      (b) => paths(b.positional('username', { type: 'string', demandOption: true })),
+      (b) =>
+        paths(b.positional('username', { type: 'string', demandOption: true })).example(
+          `${program} create-api-certificate alice`,
+          'writes alice.crt and alice.key',
+        ),
       (a) =>
         run(async () => {
           const r = await createApiCertificate(a.username, common(a));

@@ -1,0 +1,115 @@
+/**
+ * Checks of `flocker` input that give a sentence, not a parser's dump: sizes, storage
+ * profiles, metadata, and a warning when a volume is larger than its node has free. Pure.
+ */
+import { formatSize, Metadata, parseSize, type NodeState } from '@flocker/api';
+import { CliError, EXIT } from './errors';
+import { zodMessage } from './diagnose';
+
+/**
+ * The storage profiles the backends know (storage-drivers ebs/profiles.ts: gold → io2,
+ * silver → gp3, bronze → sc1; loopback and Cinder accept them and store the same way).
+ */
+export const STORAGE_PROFILES = ['gold', 'silver', 'bronze'] as const;
+export type StorageProfile = (typeof STORAGE_PROFILES)[number];
+
+/** A negative number, with or without a unit: never an option (no option is a digit). */
+const NEGATIVE = /^-\d[\d.]*[A-Za-z]*$/;
+
+/**
+ * yargs reads `--size -5G` as the flags -5 and -G ("Unknown arguments: 5, G"). Joined
+ * as `--size=-5G` the value reaches the command, which says what is wrong with it.
+ */
+export function normaliseArgv(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const next = argv[i + 1];
+    if (/^--[a-z][a-z-]*$/.test(a) && next !== undefined && NEGATIVE.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
+/** A usage failure's message for a negative value given as a positional (yargs saw flags), else undefined. */
+export function negativeArgumentProblem(argv: readonly string[]): string | undefined {
+  const end = argv.indexOf('--');
+  const bad = (end < 0 ? argv : argv.slice(0, end)).find((a) => NEGATIVE.test(a));
+  return bad === undefined ? undefined : `"${bad}" is negative: sizes and counts are positive (e.g. ${bad.slice(1)})`;
+}
+
+/** `--size` (or another size option) in bytes, refusing negative sizes by name. */
+export function sizeArgument(option: string, text: string, minimum: number): number {
+  if (text.trim().startsWith('-'))
+    throw new CliError(
+      EXIT.USAGE,
+      `${option} ${text}: a size cannot be negative (e.g. ${option} ${text.trim().slice(1)})`,
+      'INVALID_SIZE',
+    );
+  return parseSize(text, minimum);
+}
+
+/** The profile in the case the backends store, or a usage error naming the valid ones. */
+export function storageProfile(text: string): StorageProfile {
+  const p = text.trim().toLowerCase();
+  const known = STORAGE_PROFILES.find((x) => x === p);
+  if (known === undefined)
+    throw new CliError(
+      EXIT.USAGE,
+      `unknown storage profile "${text}": use ${STORAGE_PROFILES.slice(0, -1).join(', ')} or ${STORAGE_PROFILES.at(-1)}`,
+      'INVALID_PROFILE',
+    );
+  return known;
+}
+
+/** `key=value` pairs, checked against the API's metadata rules with readable messages. */
+export function metadataArguments(pairs: readonly string[], base: Record<string, string> = {}): Record<string, string> {
+  const metadata: Record<string, string> = { ...base };
+  for (const kv of pairs) {
+    const i = kv.indexOf('=');
+    if (i <= 0) throw new CliError(EXIT.USAGE, `metadata "${kv}" is not key=value`, 'INVALID_METADATA');
+    metadata[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  const parsed = Metadata.safeParse(metadata);
+  if (!parsed.success) {
+    const why = zodMessage({
+      name: 'ZodError',
+      issues: parsed.error.issues.map((x) => ({ path: ['metadata', ...x.path], message: x.message })),
+    });
+    throw new CliError(EXIT.USAGE, why, 'INVALID_METADATA');
+  }
+  return metadata;
+}
+
+export interface OvercommitWarning {
+  code: 'OVERCOMMIT';
+  message: string;
+  requested_bytes: number;
+  available_bytes: number;
+  node: string;
+}
+
+/**
+ * A warning when `bytes` more than the node's backend reports free (undefined when it fits
+ * or the backend has no figure). The volume is still created: loopback files are sparse,
+ * and space may be freed before it is written.
+ */
+export function overcommitWarning(node: NodeState, bytes: number, what: string): OvercommitWarning | undefined {
+  const free = node.available_bytes;
+  if (free === undefined || bytes <= free) return undefined;
+  return {
+    code: 'OVERCOMMIT',
+    message:
+      `${what} (${formatSize(bytes)}) is more than the ${formatSize(free)} free on ${node.host}'s storage; ` +
+      'it is created anyway, but writes will fail once the storage is full',
+    requested_bytes: bytes,
+    available_bytes: free,
+    node: node.uuid,
+  };
+}
