@@ -301,7 +301,7 @@ export const apiRoutes = {
       400: err('The request is malformed, or the dataset is deleted (code SNAPSHOT_SOURCE_DELETED).'),
       404: err('No such dataset.'),
       409: err(
-        "The dataset's primary node cannot run backups (code BACKUP_NOT_CONFIGURED: no backup: section in its agent.yml, a backend without snapshot images, or not alive), or the backup_id is in use.",
+        "The dataset's primary node cannot run backups (code BACKUP_NOT_CONFIGURED: its agent has no S3 settings, or the node is not alive), or the backup_id is in use.",
       ),
       ...E412,
     },

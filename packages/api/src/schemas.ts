@@ -125,6 +125,13 @@ export const ErrorResponse = z
 
 // ---- Backups to object storage (issue 20) -------------------------------------
 
+/**
+ * The metadata keys of a backup's implicit snapshot (a backup request is a snapshot carrying
+ * them): the target, and how many of the dataset's backups to keep there.
+ */
+export const BACKUP_TARGET_KEY = 'clusterhq:flocker:backup-target';
+export const BACKUP_KEEP_KEY = 'clusterhq:flocker:backup-keep';
+
 /** Where backups go: an S3 URL (the agents hold the endpoint and credentials). At most a metadata value's length. */
 export const BackupTarget = z
   .string()
@@ -526,7 +533,9 @@ export const NodeReport = z
     backup_store: z
       .literal(true)
       .optional()
-      .describe('Present when the agent has S3 settings (agent.yml backup:) and a backend it can back up from.'),
+      .describe(
+        'Present when the agent has S3 settings (agent.yml backup:, or AWS_* credentials): it runs backups and restores.',
+      ),
     errors: z.array(ActionError).default([]),
     max_volume_size: z
       .number()

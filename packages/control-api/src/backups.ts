@@ -17,22 +17,22 @@
  * runs again, also not on another node after a move.
  */
 import { randomUUID } from 'node:crypto';
-import type {
-  BackupConfiguration,
-  BackupState,
-  CreateBackupRequest,
-  DatasetConfiguration,
-  NodeReport,
-  SnapshotConfiguration,
+import {
+  BACKUP_KEEP_KEY,
+  BACKUP_TARGET_KEY,
+  type BackupConfiguration,
+  type BackupState,
+  type CreateBackupRequest,
+  type DatasetConfiguration,
+  type NodeReport,
+  type SnapshotConfiguration,
 } from '@flocker/api';
 import type { ReportedNode } from './clusterState';
 import { createSnapshot, type Applied, type Configuration } from './configuration';
 import { ConfigurationError } from './errors';
 import { setEntry } from './PersistentMap';
 
-/** The metadata keys of a backup's implicit snapshot: its target (s3://…) and its retention. */
-export const BACKUP_TARGET_KEY = 'clusterhq:flocker:backup-target';
-export const BACKUP_KEEP_KEY = 'clusterhq:flocker:backup-keep';
+export { BACKUP_KEEP_KEY, BACKUP_TARGET_KEY };
 
 /** The backup request a configured snapshot is, or undefined for a plain snapshot. */
 export function backupOf(snapshot: SnapshotConfiguration): BackupConfiguration | undefined {
@@ -59,8 +59,8 @@ export function backupConfigurations(config: Configuration): BackupConfiguration
 }
 
 /**
- * Refused unless the node's agent can run backups: alive and reporting backup_store (S3
- * settings in its agent.yml and a backend it can read snapshots from).
+ * Refused unless the node's agent can run backups and restores: alive and reporting
+ * backup_store (it has S3 settings).
  */
 export function requireBackupNode(alive: readonly ReportedNode[], nodeUuid: string, what: string): void {
   const node = alive.find((n) => n.report.uuid === nodeUuid);
@@ -69,7 +69,7 @@ export function requireBackupNode(alive: readonly ReportedNode[], nodeUuid: stri
     'BACKUP_NOT_CONFIGURED',
     node === undefined
       ? `The node ${nodeUuid} (${what}) is not alive: no agent there can run it.`
-      : `The agent of node ${nodeUuid} (${what}) cannot run backups: its agent.yml has no backup: section (S3 endpoint and credentials), or its backend has no snapshot images to read.`,
+      : `The agent of node ${nodeUuid} (${what}) cannot run backups or restores: it has no S3 settings (a backup: section in its agent.yml, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in its environment).`,
   );
 }
 

@@ -21,6 +21,7 @@ import { basename } from 'node:path';
 import { BackendSnapshot, METADATA_NAME_KEY, type ClusterSnapshot, type NodeReport } from '@flocker/api';
 import type { BlockDeviceSnapshot } from '@flocker/storage-drivers';
 import type winston from 'winston';
+import { BackupRunner, restoreOnto, s3StoreFor } from './backups';
 import { reportedAvailableBytes } from './capacity';
 import { calculateChanges, mountPathOf } from './calculateChanges';
 import { ClusterFollower, type SnapshotChange } from './ClusterFollower';
@@ -32,7 +33,7 @@ import { desiredStateOf } from './desiredState';
 import { discoverLocalState } from './discoverLocalState';
 import { errorCode, errorMessage } from './errors';
 import { FailureLog } from './FailureLog';
-import type { DecisionContext, LocalState } from './LocalState';
+import type { Action, DecisionContext, LocalState } from './LocalState';
 import { INITIAL_LOOP_STATE, loopTransition, type LoopEvent, type LoopPhase, type LoopState } from './loopState';
 import { ObservationView, type Observation } from './ObservationView';
 import { PoolKnowledge } from './PoolKnowledge';
@@ -68,6 +69,8 @@ export class DatasetAgent {
   private readonly decision: DecisionContext;
   /** The backend's snapshots at the latest look that listed them (issue 20); reported as they are. */
   private snapshotsSeen: readonly BlockDeviceSnapshot[] | undefined;
+  /** Runs this node's backups (issue 20); absent without S3 settings. */
+  private readonly backups: BackupRunner | undefined;
 
   constructor(private readonly o: DatasetAgentOptions) {
     this.clock = o.clock ?? systemClock;
@@ -79,6 +82,7 @@ export class DatasetAgent {
       () => this.workerDone(),
     );
     const { clock, logger } = this;
+    const settings = o.backups;
     this.failures = new FailureLog({
       clock,
       logger,
@@ -141,7 +145,23 @@ export class DatasetAgent {
       snapshotsSeen: (snapshots) => {
         this.snapshotsSeen = snapshots;
       },
+      ...(settings !== undefined
+        ? {
+            restoreBackup: (action: Extract<Action, { kind: 'restore' }>) =>
+              restoreOnto(s3StoreFor(settings, action.target), action, logger),
+          }
+        : {}),
     });
+    this.backups =
+      settings !== undefined
+        ? new BackupRunner({
+            driver: o.driver,
+            settings,
+            logger,
+            now: () => clock.now(),
+            changed: () => this.reporter.requestProgress(),
+          })
+        : undefined;
   }
 
   private get logger(): winston.Logger {
@@ -168,6 +188,7 @@ export class DatasetAgent {
     this.reporter.stop();
     this.fencing.stop();
     this.work.clearWaiting();
+    await this.backups?.stop();
     await this.work.settled();
     await this.loopDone;
     await this.reporter.settled();
@@ -323,7 +344,9 @@ export class DatasetAgent {
     let wait = this.o.resyncIntervalMs;
     const snapshot = this.cluster.snapshot;
     if (snapshot !== null && !this.stopping && this.fencing.phase === 'inContact') {
-      const actions = calculateChanges(desiredStateOf(snapshot), local, this.decision);
+      const desired = desiredStateOf(snapshot);
+      this.backups?.update(desired, local.snapshots, this.o.nodeUuid);
+      const actions = calculateChanges(desired, local, this.decision);
       this.failures.prune(new Set(actions.map((a) => a.datasetId)), (id) => this.work.isRunning(id));
       for (const action of actions) {
         const retryAt = this.failures.retryAt(action.datasetId);
@@ -431,6 +454,7 @@ export class DatasetAgent {
     // A volume whose record went bad is still there (as last known), not gone: other nodes learn whose it is.
     const unreadable = this.pool.stillThere(new Set(volumes.map((v) => v.blockdeviceId)));
     const fencing = this.fencing.report;
+    const backups = this.backups?.report();
     return {
       uuid: this.o.nodeUuid,
       era: this.o.era,
@@ -448,6 +472,8 @@ export class DatasetAgent {
           attached_to: v.attachedTo,
         })),
       ...(this.snapshotsSeen !== undefined ? { snapshots: this.snapshotsSeen.flatMap(reportedSnapshot) } : {}),
+      ...(this.backups !== undefined ? { backup_store: true as const } : {}),
+      ...(backups !== undefined ? { backups } : {}),
       errors: [...this.failures.reportErrors(), ...this.pool.reportErrors()],
       ...(this.o.maxVolumeSize !== undefined ? { max_volume_size: this.o.maxVolumeSize } : {}),
       ...(this.o.zone !== undefined ? { zone: this.o.zone } : {}),

@@ -4,6 +4,7 @@ import type { BlockDeviceApi } from '@flocker/storage-drivers';
 import type winston from 'winston';
 import type { Clock } from './clock';
 import type { ContainerStopper } from './containers';
+import type { BackupSettings } from './backups';
 import type { HostOps } from './HostOps';
 import { ACTION_KINDS, type ActionKind } from './LocalState';
 
@@ -74,6 +75,8 @@ export interface DatasetAgentOptions {
   readonly zone?: string;
   /** The backend's free bytes (driver.availableBytes), asked at every full look and reported as available_bytes. */
   readonly availableBytes?: () => Promise<number | undefined>;
+  /** Backups and restores (issue 20): the S3 settings; absent, this agent runs neither (backup_store not reported). */
+  readonly backups?: BackupSettings;
 }
 
 /** Parses FLOCKER_AGENT_CRASH_AFTER=<kind>:<n>. */

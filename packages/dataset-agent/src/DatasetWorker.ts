@@ -43,6 +43,8 @@ export interface DatasetWorkerContext {
   readonly missed: () => void;
   /** The backend's snapshots as a look just listed them (for the node report). */
   readonly snapshotsSeen?: (snapshots: readonly BlockDeviceSnapshot[]) => void;
+  /** Writes a stored backup onto a device (issue 20); absent without S3 settings. */
+  readonly restoreBackup?: (action: Extract<Action, { kind: 'restore' }>) => Promise<void>;
 }
 
 /** The one next step for a dataset (none when it has reached its goal). */
@@ -195,6 +197,7 @@ export class DatasetWorker {
         knownVolumes: () => ({ reported: c.pool.reportedVolumes(), remembered: c.pool.rememberedDatasets() }),
         // Only a volume known blank skips the look after its attach (stateAfter).
         wantDevicePath: this.isBlank,
+        ...(c.restoreBackup !== undefined ? { restoreBackup: c.restoreBackup } : {}),
       });
     } catch (e) {
       c.view.actionEnded();
@@ -203,7 +206,8 @@ export class DatasetWorker {
     }
     c.view.actionEnded();
     c.failures.clear(action.datasetId);
-    if (action.kind === 'mount') this.reportMounted(action.datasetId, action.blockdeviceId, action.mountPath);
+    if (action.kind === 'mount' || action.kind === 'restore')
+      this.reportMounted(action.datasetId, action.blockdeviceId, action.mountPath);
     const volume = this.volumeName(action.datasetId);
     c.logger.info('action done', {
       ...(volume !== undefined ? { volume } : {}),

@@ -61,6 +61,11 @@ export interface DesiredDataset {
   readonly filesystem?: 'xfs';
   /** A clone: the new volume is made from this snapshot (and never formatted). */
   readonly sourceSnapshotId?: string;
+  /**
+   * A restore not yet done (issue 20): the new volume is written from this stored backup,
+   * then mounted; never formatted. Absent once the control service marked it restored.
+   */
+  readonly restoreFrom?: { readonly target: string; readonly backupId: string };
 }
 
 /** A snapshot of the desired configuration (issue 20). */
@@ -69,6 +74,8 @@ export interface DesiredSnapshot {
   /** The source dataset. */
   readonly datasetId: string;
   readonly deleted: boolean;
+  /** A backup request's implicit snapshot (issue 20): where to send it, how many backups to keep there. */
+  readonly backup?: { readonly target: string; readonly keep?: number };
 }
 
 export interface ClusterNode {
@@ -155,6 +162,20 @@ export type Action =
       readonly mountPath?: string;
     }
   | {
+      /**
+       * Write a stored backup onto the dataset's new volume attached here (every chunk
+       * verified), then mount it (issue 20). Never mounted when the restore fails.
+       */
+      readonly kind: 'restore';
+      readonly datasetId: string;
+      readonly blockdeviceId: string;
+      readonly devicePath: string;
+      readonly mountPath: string;
+      readonly size: number;
+      readonly target: string;
+      readonly backupId: string;
+    }
+  | {
       /** Destroy a deleted snapshot in the backend (datasetId: its source dataset). */
       readonly kind: 'destroySnapshot';
       readonly datasetId: string;
@@ -174,4 +195,5 @@ export const ACTION_KINDS: readonly ActionKind[] = [
   'resize',
   'takeSnapshot',
   'destroySnapshot',
+  'restore',
 ];

@@ -172,6 +172,7 @@ function actionFor(
     case 'forceDetachIfOwner':
       return owner ? { kind: 'forceDetach', datasetId, blockdeviceId, fromInstance: volume.attachedTo ?? '' } : null;
     case 'format':
+      if (dataset.restoreFrom !== undefined) return restoreAction(dataset, volume, ctx);
       // A clone holds its snapshot's file system: never formatted (a blank-looking one needs a person).
       if (dataset.sourceSnapshotId !== undefined) return null;
       return volume.devicePath !== undefined && volume.hasFilesystem === false
@@ -185,6 +186,8 @@ function actionFor(
         : null;
     case 'mount':
     case 'mounted': {
+      // Not mounted yet: the restore may have been cut off after writing the file system (a kill): redone.
+      if (step === 'mount' && dataset.restoreFrom !== undefined) return restoreAction(dataset, volume, ctx);
       if (volume.devicePath === undefined) return null;
       const mountPath = mountPathOf(datasetId, ctx);
       if (!(volume.mountPoints ?? []).includes(mountPath)) {
@@ -206,4 +209,24 @@ function actionFor(
     case 'destroyHere':
       return { kind: 'destroy', datasetId, blockdeviceId, detachFirst: true };
   }
+}
+
+/**
+ * A restore not yet done (issue 20), of a volume attached here and not mounted: write the
+ * backup and mount in one action. Whatever the device holds now (nothing, or the part of the
+ * backup a killed run wrote) is written over; only a restore ever wrote to it, so what it did
+ * not write still reads as zeros.
+ */
+function restoreAction(dataset: DesiredDataset, volume: DiscoveredVolume, ctx: DecisionContext): Action | null {
+  if (dataset.restoreFrom === undefined || volume.devicePath === undefined) return null;
+  return {
+    kind: 'restore',
+    datasetId: dataset.datasetId,
+    blockdeviceId: volume.blockdeviceId,
+    devicePath: volume.devicePath,
+    mountPath: mountPathOf(dataset.datasetId, ctx),
+    size: volume.size,
+    target: dataset.restoreFrom.target,
+    backupId: dataset.restoreFrom.backupId,
+  };
 }

@@ -73,12 +73,34 @@ const Dataset = z
 const OpenStackBackend = CinderDriverOptionsSchema.and(z.object({ backend: z.literal('openstack') }));
 
 /**
+ * Where this agent sends backups and reads restores from (issue 20): an S3-compatible
+ * service. Every field is optional: what is missing comes from the standard AWS_*
+ * environment variables (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_REGION,
+ * AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and the SDK's chain. The bucket and prefix
+ * are each backup's target (s3://bucket/prefix), not settings.
+ */
+export const BackupSettingsSchema = z
+  .object({
+    endpoint: z.url().optional(),
+    region: z.string().min(1).optional(),
+    access_key_id: z.string().min(1).optional(),
+    secret_access_key: z.string().min(1).optional(),
+    force_path_style: z.boolean().optional(),
+  })
+  .strict()
+  .refine((b) => (b.access_key_id === undefined) === (b.secret_access_key === undefined), {
+    message: 'access_key_id and secret_access_key go together',
+  });
+
+/**
  * The node configuration every agent reads (control-service, node, plugin; @flocker/node-config)
  * with the dataset agent's own sections: `version` and `dataset` required, `agent` strict.
  */
 export const AgentConfigSchema = NodeConfigSchema.extend({
   version: z.literal(1, { error: 'must be 1 (the only configuration format version)' }),
   dataset: Dataset,
+  /** Backups to object storage (issue 20); absent: backups only with AWS_* credentials in the environment. */
+  backup: BackupSettingsSchema.optional(),
   agent: z
     .object({
       resync_interval_seconds: z.number().positive().default(10),

@@ -1,5 +1,12 @@
 /** The desired state of the cluster (LocalState's DesiredState) from a control service snapshot. */
-import { METADATA_PROFILE_KEY, datasetFilesystem, type ClusterSnapshot } from '@flocker/api';
+import {
+  BACKUP_KEEP_KEY,
+  BACKUP_TARGET_KEY,
+  METADATA_PROFILE_KEY,
+  datasetFilesystem,
+  type ClusterSnapshot,
+  type SnapshotConfiguration,
+} from '@flocker/api';
 import type { DesiredState } from './LocalState';
 
 export function desiredStateOf(snapshot: ClusterSnapshot): DesiredState {
@@ -14,6 +21,9 @@ export function desiredStateOf(snapshot: ClusterSnapshot): DesiredState {
         ...(profile !== undefined ? { profile } : {}),
         ...(datasetFilesystem(d.metadata) === 'xfs' ? { filesystem: 'xfs' as const } : {}),
         ...(d.source_snapshot_id !== undefined ? { sourceSnapshotId: d.source_snapshot_id } : {}),
+        ...(d.source_backup !== undefined && d.source_backup.restored !== true
+          ? { restoreFrom: { target: d.source_backup.target, backupId: d.source_backup.backup_id } }
+          : {}),
       };
     }),
     nodes: snapshot.nodes.map((n) => ({
@@ -28,8 +38,17 @@ export function desiredStateOf(snapshot: ClusterSnapshot): DesiredState {
             snapshotId: s.snapshot_id,
             datasetId: s.dataset_id,
             deleted: s.deleted === true,
+            ...backupOf(s),
           })),
         }
       : {}),
   };
+}
+
+/** The backup a snapshot is the implicit snapshot of (issue 20), as DesiredSnapshot.backup. */
+function backupOf(s: SnapshotConfiguration): { backup?: { target: string; keep?: number } } {
+  const target = s.metadata[BACKUP_TARGET_KEY];
+  if (target === undefined) return {};
+  const keep = Number(s.metadata[BACKUP_KEEP_KEY]);
+  return { backup: { target, ...(Number.isInteger(keep) && keep >= 1 ? { keep } : {}) } };
 }

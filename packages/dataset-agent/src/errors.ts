@@ -17,7 +17,11 @@ export type AgentErrorCode =
   /** A node reports a volume of the dataset that this node's pool does not have: no second volume is created. */
   | 'VOLUME_ELSEWHERE'
   /** A snapshot or clone is asked of a backend without snapshots (issue 20). */
-  | 'SNAPSHOTS_UNSUPPORTED';
+  | 'SNAPSHOTS_UNSUPPORTED'
+  /** A restore asked of an agent without S3 settings (issue 20). */
+  | 'BACKUP_NOT_CONFIGURED'
+  /** A backup asked of a backend whose snapshots the agent cannot read (issue 20). */
+  | 'BACKUP_UNSUPPORTED';
 
 export class AgentError extends Error {
   constructor(

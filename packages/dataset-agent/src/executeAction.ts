@@ -31,6 +31,8 @@ export interface ExecutionContext {
    * report (poolSafety.reportedVolumes) and the datasets of volumes this agent saw
    * before (blockdevice id → dataset id), to attribute unreadable records.
    */
+  /** Writes a stored backup onto the action's device, verified (issue 20); absent without S3 settings. */
+  readonly restoreBackup?: (action: Extract<Action, { kind: 'restore' }>) => Promise<void>;
   readonly knownVolumes?: () => {
     readonly reported: readonly ReportedVolume[];
     readonly remembered: ReadonlyMap<string, string>;
@@ -94,34 +96,24 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
       // Already formatted (say, by a run that crashed after mkfs): done, and nothing overwritten.
       await ignoring(['FILESYSTEM_EXISTS'], () => host.makeFilesystem(action.devicePath, action.filesystem));
       return {};
-    case 'mount': {
-      await host.mkdirp(action.mountPath);
-      const number = await host.deviceNumber(action.devicePath);
-      const mounts = await host.listMounts();
-      const here = mounts.filter((m) => m.mountPoint === action.mountPath);
-      if (here.some((m) => m.device === action.devicePath || (number !== null && m.majorMinor === number))) return {};
-      // Never mount over another mount: it would hide what is there (a stale mount is
-      // removed by the agent's stray-mount rule first; anything else needs a person).
-      if (here.length > 0) {
-        throw new StorageError(
-          'DEVICE_BUSY',
-          `${action.mountPath} is already a mount point (of ${here.map((m) => m.device).join(', ')}); not mounting ${action.devicePath} over it`,
-          action.blockdeviceId,
+    case 'mount':
+      await mountVolume(action, host);
+      return {};
+    case 'restore': {
+      // Mounted only once every chunk of the backup verified and is on the device.
+      if (ctx.restoreBackup === undefined) {
+        throw new AgentError(
+          'BACKUP_NOT_CONFIGURED',
+          'this agent has no S3 settings (agent.yml backup: or AWS_* environment variables): it cannot restore a backup',
         );
       }
-      // A volume grown while mounted where online resize was refused: grow its filesystem now.
-      const fsSize = await host.filesystemSize(action.devicePath);
-      if (fsSize !== null && fsSize < action.size && mounts.every((m) => m.device !== action.devicePath)) {
-        await host.growUnmountedFilesystem(action.devicePath);
-      }
-      await host.mount(action.devicePath, action.mountPath);
-      // xfs grows only mounted: one grown while attached elsewhere or unmounted grows now.
-      if (fsSize !== null && fsSize < action.size) {
-        const after = await host.filesystemSize(action.devicePath);
-        if (after !== null && after < action.size) await host.resizeFilesystem(action.devicePath);
-      }
+      await ctx.restoreBackup(action);
+      await mountVolume({ ...action, kind: 'mount' }, host);
       return {};
     }
+    case 'takeSnapshot':
+      await takeSnapshot(action, ctx);
+      return {};
     case 'unmount': {
       const mounts = await host.listMounts();
       if (mounts.some((m) => m.mountPoint === action.mountPath)) await host.unmount(action.mountPath);
@@ -140,9 +132,6 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
     case 'destroy':
       if (action.detachFirst) await detach(driver, action.blockdeviceId, false);
       await ignoring(['UNKNOWN_VOLUME'], () => driver.destroyVolume(action.blockdeviceId));
-      return {};
-    case 'takeSnapshot':
-      await takeSnapshot(action, ctx);
       return {};
     case 'destroySnapshot':
       if (driver.destroySnapshot === undefined) throw noSnapshots(driver);
@@ -163,6 +152,35 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
       }
       return {};
     }
+  }
+}
+
+/** Mounts the device at the path (growing a file system smaller than the volume); idempotent. */
+async function mountVolume(action: Extract<Action, { kind: 'mount' }>, host: HostOps): Promise<void> {
+  await host.mkdirp(action.mountPath);
+  const number = await host.deviceNumber(action.devicePath);
+  const mounts = await host.listMounts();
+  const here = mounts.filter((m) => m.mountPoint === action.mountPath);
+  if (here.some((m) => m.device === action.devicePath || (number !== null && m.majorMinor === number))) return;
+  // Never mount over another mount: it would hide what is there (a stale mount is
+  // removed by the agent's stray-mount rule first; anything else needs a person).
+  if (here.length > 0) {
+    throw new StorageError(
+      'DEVICE_BUSY',
+      `${action.mountPath} is already a mount point (of ${here.map((m) => m.device).join(', ')}); not mounting ${action.devicePath} over it`,
+      action.blockdeviceId,
+    );
+  }
+  // A volume grown while mounted where online resize was refused: grow its filesystem now.
+  const fsSize = await host.filesystemSize(action.devicePath);
+  if (fsSize !== null && fsSize < action.size && mounts.every((m) => m.device !== action.devicePath)) {
+    await host.growUnmountedFilesystem(action.devicePath);
+  }
+  await host.mount(action.devicePath, action.mountPath);
+  // xfs grows only mounted: one grown while attached elsewhere or unmounted grows now.
+  if (fsSize !== null && fsSize < action.size) {
+    const after = await host.filesystemSize(action.devicePath);
+    if (after !== null && after < action.size) await host.resizeFilesystem(action.devicePath);
   }
 }
 

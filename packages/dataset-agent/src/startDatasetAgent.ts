@@ -1,4 +1,5 @@
 /** Wires configuration, identity, driver and client into a running DatasetAgent. */
+import { backupSettingsOf } from './backups';
 import { createSocket } from 'node:dgram';
 import { hostname } from 'node:os';
 import { FlockerClient, tlsDispatcher } from '@flocker/api';
@@ -148,6 +149,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
   const availableBytes = driver.availableBytes?.bind(driver);
   const lastNodeTimeout = readLastNodeTimeout(config.node.state_dir);
   const crashAfter = options.crashAfter ?? parseCrashAfter(process.env.FLOCKER_AGENT_CRASH_AFTER);
+  const backups = backupSettingsOf(config.backup, process.env);
   const agent = new DatasetAgent({
     nodeUuid: identity.uuid,
     era,
@@ -180,6 +182,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     ...(availableBytes !== undefined ? { availableBytes } : {}),
     ...(poolChanges !== undefined ? { poolChanges } : {}),
     ...(crashAfter ? { crashAfter } : {}),
+    ...(backups !== undefined ? { backups } : {}),
   });
   logger.info('dataset agent starting', {
     nodeUuid: identity.uuid,
@@ -187,6 +190,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     host,
     backend: driver.backend,
     mountRoot: config.node.mount_root,
+    backups: backups === undefined ? 'off' : (backups.endpoint ?? 'AWS default endpoint'),
   });
   agent.start();
   return {

@@ -74,6 +74,7 @@ export function stateAfter(
     case 'destroy':
     case 'takeSnapshot':
     case 'destroySnapshot':
+    case 'restore':
       return undefined;
   }
 }

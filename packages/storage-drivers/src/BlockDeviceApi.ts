@@ -194,6 +194,20 @@ export interface BlockDeviceApi {
     size: number,
     options?: CreateVolumeOptions,
   ): Promise<BlockDeviceVolume>;
+  /**
+   * The snapshot's data readable on this host (issue 20: backups read it): a path to a file or
+   * block device that does not change while it is open, its size, and release() to call when
+   * done. Present where the backend can do it (loopback: the snapshot's read-only image file).
+   * Fails with UNKNOWN_SNAPSHOT.
+   */
+  openSnapshot?(snapshotId: string): Promise<OpenedSnapshot>;
+}
+
+/** See BlockDeviceApi.openSnapshot. */
+export interface OpenedSnapshot {
+  readonly path: string;
+  readonly size: number;
+  release(): Promise<void>;
 }
 
 export type StorageErrorCode =

@@ -9,6 +9,7 @@ import {
   StorageError,
   type BlockDeviceApi,
   type BlockDeviceSnapshot,
+  type OpenedSnapshot,
   type SnapshotOptions,
   type BlockDeviceVolume,
   type CreateVolumeOptions,
@@ -545,6 +546,12 @@ export class LoopbackDriver implements BlockDeviceApi {
 
   async destroySnapshot(snapshotId: string): Promise<void> {
     await this.withPoolLock(() => this.snapshotStore.destroyLocked(snapshotId));
+  }
+
+  /** The snapshot's read-only image (issue 20: backups read it); nothing to release. */
+  async openSnapshot(snapshotId: string): Promise<OpenedSnapshot> {
+    const snapshot = await this.snapshotStore.get(snapshotId);
+    return { path: this.snapshotStore.imagePath(snapshotId), size: snapshot.size, release: async () => {} };
   }
 
   /**

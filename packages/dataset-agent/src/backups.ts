@@ -1,0 +1,269 @@
+/**
+ * Backups to object storage and restores, the agent's part (issue 20).
+ *
+ * Backups: a backup request is a configured snapshot carrying its target (DesiredSnapshot.backup).
+ * The source dataset's primary takes the snapshot as any other (frozen: snapshotChanges.ts);
+ * then this node's BackupRunner reads the snapshot's data (driver.openSnapshot) and streams it
+ * to the target with @flocker/backup (incremental against the dataset's newest backup there),
+ * keeps the newest `keep`, and reports the backup's state in the node report. The control
+ * service deletes the snapshot once the report says done or failed. One backup runs at a time.
+ * A run cut off (kill -9) is simply run again at the next start: a backup whose manifest is
+ * already stored is found (done), chunks already uploaded are not sent again.
+ *
+ * Restores are actions (calculateChanges: restore) that call restoreOnto.
+ *
+ * Pure: backupSettingsOf, backupJobs. I/O: BackupRunner, restoreOnto.
+ */
+import {
+  backupVolume,
+  isBackupError,
+  latestBackup,
+  listBackups,
+  pruneBackups,
+  restoreVolume,
+  S3ObjectStore,
+  type ObjectStore,
+} from '@flocker/backup';
+import type { ReportedBackup } from '@flocker/api';
+import type { BlockDeviceApi, BlockDeviceSnapshot } from '@flocker/storage-drivers';
+import type winston from 'winston';
+import type { AgentConfig } from './config';
+import { AgentError, errorCode, errorMessage } from './errors';
+import type { Action, DesiredState } from './LocalState';
+
+/** Where the S3 service is and who we are to it; the bucket and prefix are each backup's target. */
+export interface BackupSettings {
+  readonly endpoint?: string;
+  readonly region?: string;
+  readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
+  readonly forcePathStyle?: boolean;
+}
+
+/**
+ * The agent's S3 settings: agent.yml's `backup:` section, completed from the standard AWS_*
+ * environment variables. Without the section, only credentials in the environment enable
+ * backups (undefined otherwise: this agent runs no backups or restores).
+ */
+export function backupSettingsOf(
+  section: AgentConfig['backup'],
+  env: Readonly<Record<string, string | undefined>>,
+): BackupSettings | undefined {
+  const e = (name: string): string | undefined => (env[name] !== undefined && env[name] !== '' ? env[name] : undefined);
+  const accessKeyId = section?.access_key_id ?? e('AWS_ACCESS_KEY_ID');
+  const secretAccessKey = section?.secret_access_key ?? e('AWS_SECRET_ACCESS_KEY');
+  if (section === undefined && (accessKeyId === undefined || secretAccessKey === undefined)) return undefined;
+  const endpoint = section?.endpoint ?? e('AWS_ENDPOINT_URL_S3') ?? e('AWS_ENDPOINT_URL');
+  const region = section?.region ?? e('AWS_REGION') ?? e('AWS_DEFAULT_REGION');
+  return {
+    ...(endpoint !== undefined ? { endpoint } : {}),
+    ...(region !== undefined ? { region } : {}),
+    ...(accessKeyId !== undefined && secretAccessKey !== undefined
+      ? { credentials: { accessKeyId, secretAccessKey } }
+      : {}),
+    ...(section?.force_path_style !== undefined ? { forcePathStyle: section.force_path_style } : {}),
+  };
+}
+
+export function s3StoreFor(settings: BackupSettings, target: string): ObjectStore {
+  return new S3ObjectStore({ url: target, ...settings });
+}
+
+/** A backup this node is to run. */
+export interface BackupJob {
+  readonly backupId: string;
+  readonly datasetId: string;
+  readonly target: string;
+  readonly keep?: number;
+}
+
+/**
+ * What this node is to do about the configured backups: `ready` (its snapshot is held and
+ * ready: run it), `pending` (not taken yet), `orphaned` (the dataset was deleted before its
+ * snapshot was taken: it never will be). A backup is this node's when its dataset's primary
+ * is this node (the node that takes the snapshot). Nothing is `ready` while the backend's
+ * snapshots were not listed (held undefined).
+ */
+export function backupJobs(
+  desired: DesiredState,
+  held: readonly BlockDeviceSnapshot[] | undefined,
+  self: string,
+): { ready: BackupJob[]; pending: BackupJob[]; orphaned: BackupJob[] } {
+  const out = { ready: [] as BackupJob[], pending: [] as BackupJob[], orphaned: [] as BackupJob[] };
+  const datasets = new Map(desired.datasets.map((d) => [d.datasetId, d]));
+  for (const s of desired.snapshots ?? []) {
+    if (s.backup === undefined || s.deleted) continue;
+    const dataset = datasets.get(s.datasetId);
+    if (dataset?.primary !== self) continue;
+    const job: BackupJob = {
+      backupId: s.snapshotId,
+      datasetId: s.datasetId,
+      target: s.backup.target,
+      ...(s.backup.keep !== undefined ? { keep: s.backup.keep } : {}),
+    };
+    const snapshot = held?.find((h) => h.snapshotId === s.snapshotId);
+    if (snapshot?.status === 'ready') out.ready.push(job);
+    else if (snapshot === undefined && held !== undefined && dataset.deleted) out.orphaned.push(job);
+    else out.pending.push(job);
+  }
+  return out;
+}
+
+export interface BackupRunnerOptions {
+  readonly driver: BlockDeviceApi;
+  readonly settings: BackupSettings;
+  readonly logger: winston.Logger;
+  readonly now: () => number;
+  /** A backup's state changed: report it. */
+  readonly changed: () => void;
+  /** The store of a target (default: S3ObjectStore with the settings). */
+  readonly storeFor?: (target: string) => ObjectStore;
+}
+
+/** Progress goes into the report at most this often per backup. */
+const PROGRESS_MS = 1000;
+
+/** Runs this node's backups one at a time and keeps their states for the node report. */
+export class BackupRunner {
+  private readonly states = new Map<string, ReportedBackup>();
+  private readonly queue: BackupJob[] = [];
+  private running: { id: string; abort: AbortController; done: Promise<void> } | undefined;
+  private stopped = false;
+
+  constructor(private readonly o: BackupRunnerOptions) {}
+
+  /** Called at every full look with the desired state and the backend's snapshots. */
+  update(desired: DesiredState, held: readonly BlockDeviceSnapshot[] | undefined, self: string): void {
+    const { ready, pending, orphaned } = backupJobs(desired, held, self);
+    for (const job of pending) if (!this.states.has(job.backupId)) this.set(job, { status: 'pending' });
+    for (const job of orphaned) {
+      if (this.states.get(job.backupId)?.status === 'failed') continue;
+      this.set(job, {
+        status: 'failed',
+        error: { code: 'SNAPSHOT_SOURCE_DELETED', message: 'the dataset was deleted before its snapshot was taken' },
+      });
+    }
+    for (const job of ready) {
+      const status = this.states.get(job.backupId)?.status;
+      if (status !== undefined && status !== 'pending') continue;
+      if (this.queue.some((q) => q.backupId === job.backupId)) continue;
+      this.queue.push(job);
+    }
+    // A backup whose snapshot is gone from the configuration is over: its state goes.
+    const configured = new Set((desired.snapshots ?? []).map((s) => s.snapshotId));
+    for (const id of [...this.states.keys()]) {
+      if (!configured.has(id) && this.running?.id !== id) this.states.delete(id);
+    }
+    this.pump();
+  }
+
+  /** The states for the node report (absent when none). */
+  report(): ReportedBackup[] | undefined {
+    return this.states.size > 0 ? [...this.states.values()] : undefined;
+  }
+
+  /** Stops the running backup (its next start runs it again) and starts no other. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.running?.abort.abort();
+    await this.running?.done;
+  }
+
+  private set(
+    job: BackupJob,
+    fields: Omit<ReportedBackup, 'backup_id' | 'dataset_id' | 'target' | 'updated_at'>,
+  ): void {
+    this.states.set(job.backupId, {
+      backup_id: job.backupId,
+      dataset_id: job.datasetId,
+      target: job.target,
+      ...fields,
+      updated_at: new Date(this.o.now()).toISOString(),
+    });
+    this.o.changed();
+  }
+
+  private pump(): void {
+    if (this.running !== undefined || this.stopped) return;
+    const job = this.queue.shift();
+    if (job === undefined) return;
+    const abort = new AbortController();
+    const done = this.run(job, abort.signal).finally(() => {
+      this.running = undefined;
+      this.pump();
+    });
+    this.running = { id: job.backupId, abort, done };
+  }
+
+  private async run(job: BackupJob, signal: AbortSignal): Promise<void> {
+    const { driver, logger } = this.o;
+    const log = { backupId: job.backupId, datasetId: job.datasetId, target: job.target };
+    this.set(job, { status: 'running', bytes_read: 0 });
+    logger.info('backup started', log);
+    try {
+      if (driver.openSnapshot === undefined)
+        throw new AgentError('BACKUP_UNSUPPORTED', `the ${driver.backend} backend cannot read snapshots for a backup`);
+      const store = (this.o.storeFor ?? ((t: string) => s3StoreFor(this.o.settings, t)))(job.target);
+      // Stored already (a run killed after writing the manifest): done, nothing sent again.
+      const stored = (await listBackups(store, job.datasetId)).find((b) => b.snapshotId === job.backupId);
+      let manifest = stored?.manifest;
+      if (manifest === undefined) {
+        const previous = await latestBackup(store, job.datasetId);
+        const opened = await driver.openSnapshot(job.backupId);
+        let lastProgress = 0;
+        try {
+          manifest = await backupVolume(opened.path, store, {
+            volumeId: job.datasetId,
+            snapshotId: job.backupId,
+            size: opened.size,
+            label: 'flocker',
+            ...(previous !== undefined ? { previous } : {}),
+            signal,
+            onProgress: (p) => {
+              if (this.o.now() - lastProgress < PROGRESS_MS) return;
+              lastProgress = this.o.now();
+              this.set(job, { status: 'running', bytes_read: p.bytesRead, size: p.bytesTotal });
+            },
+          });
+        } finally {
+          await opened.release();
+        }
+      }
+      if (job.keep !== undefined) await pruneBackups(store, job.datasetId, job.keep);
+      this.set(job, {
+        status: 'done',
+        size: manifest.size,
+        bytes_read: manifest.size,
+        stored_backup_id: manifest.backupId,
+        data_bytes: manifest.stats.dataBytes,
+        uploaded_bytes: manifest.stats.uploadedBytes,
+      });
+      logger.info('backup done', { ...log, storedBackupId: manifest.backupId, stats: manifest.stats });
+    } catch (e) {
+      if (signal.aborted) {
+        this.states.delete(job.backupId); // stopping: the next start runs it again
+        return;
+      }
+      const code = isBackupError(e) ? e.code : errorCode(e);
+      this.set(job, { status: 'failed', error: { code, message: errorMessage(e) } });
+      logger.warn('backup failed', { ...log, code, error: errorMessage(e) });
+    }
+  }
+}
+
+/**
+ * Writes the stored backup onto the freshly created device, every chunk verified before it
+ * is written (CHUNK_CORRUPT, CHUNK_MISSING, MANIFEST_CORRUPT, BACKUP_NOT_FOUND otherwise:
+ * the action fails, the dataset's error says which object, and it is not mounted). The
+ * device reads as zeros wherever no restore wrote, so holes are skipped.
+ */
+export async function restoreOnto(
+  store: ObjectStore,
+  action: Extract<Action, { kind: 'restore' }>,
+  logger: winston.Logger,
+): Promise<void> {
+  const log = { datasetId: action.datasetId, backupId: action.backupId, target: action.target };
+  logger.info('restore started', log);
+  // A BackupError fails the action with its own code (CHUNK_CORRUPT…), which the report carries.
+  const result = await restoreVolume(store, action.backupId, action.devicePath, { assumeZeroed: true });
+  logger.info('restore written', { ...log, bytesWritten: result.bytesWritten, size: result.manifest.size });
+}
