@@ -2,7 +2,9 @@
  * flocker-deploy <control-host> <deployment.yml> <application.yml>: sends both
  * files to the control service (`POST /v1/configuration/_compose`), which makes
  * the configured containers exactly the deployed applications. Running it again
- * with a changed deployment moves containers, their volumes with them.
+ * with a changed deployment moves containers, their volumes with them. It prints
+ * the plan (added, changed, removed) first; `--dry-run` stops there. `--wait`
+ * stops early when a container agent reports an error that retrying will not fix.
  */
 import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
@@ -11,6 +13,7 @@ import { errorMessage, pollUntil } from '@flocker/runtime';
 import { connect, type ConnectionArgs } from '../connection';
 import { CliError, EXIT } from '../errors';
 import { DeployFileError, readDeployFiles } from './files';
+import { deployPlan, describeStuck, errorStreaks, formatPlan, stuckContainers } from './plan';
 
 export interface DeployIo {
   out(text: string): void;
@@ -46,6 +49,7 @@ interface DeployArgs extends ConnectionArgs {
   'insecure-http': boolean;
   wait: boolean;
   timeout: number;
+  'dry-run': boolean;
 }
 
 export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient): Promise<void> {
@@ -56,24 +60,56 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
       throw new CliError(EXIT.USAGE, `cannot read ${file}: ${errorMessage(err)}`);
     }
   };
-  const docs = readDeployFiles(read(a.deployment), read(a.application));
-  const containers = await client.compose(docs);
-  const nodes = new Map((await client.listNodes()).map((n) => [n.uuid, n.host]));
+  const files = readDeployFiles(read(a.deployment), read(a.application));
+  const [configured, nodeList, datasets, stateBefore] = await Promise.all([
+    client.listContainers(),
+    client.listNodes(),
+    client.listDatasets(),
+    a.wait ? client.listContainerState() : Promise.resolve([]),
+  ]);
+  const plan = deployPlan(files.apps, files.placement, configured, nodeList, datasets);
+  for (const line of formatPlan(plan, a.deployment)) io.out(line);
+  if (a['dry-run']) {
+    if (plan.unknownNodes.length > 0) {
+      throw new CliError(EXIT.USAGE, `${a.deployment} names unknown node(s): ${plan.unknownNodes.join(', ')}`);
+    }
+    io.out('dry run: nothing changed');
+    return;
+  }
+  const containers = await client.compose({ deployment: files.deployment, applications: files.applications });
+  const nodes = new Map(nodeList.map((n) => [n.uuid, n.host]));
   for (const c of containers) io.out(`${c.name}: ${c.image} on ${nodes.get(c.node_uuid) ?? c.node_uuid}`);
   if (!a.wait) return;
+  const changed = new Set([...plan.added, ...plan.changed].map((e) => e.name));
+  const before = errorStreaks(stateBefore);
   let missing: string[] = [];
+  let retrying: string[] = [];
   await pollUntil(
     async () => {
-      missing = notYetRunning(containers, await client.listContainerState());
+      const state = await client.listContainerState();
+      const stuck = stuckContainers(containers, state, changed, before);
+      if (stuck.length > 0) {
+        const lines = stuck.map((x) => describeStuck(x, nodes.get(x.node_uuid) ?? x.node_uuid));
+        throw new CliError(
+          EXIT.FAILURE,
+          `${lines.join('\n  ')}\n  (the container agent keeps retrying; deploy again once it is fixed)`,
+        );
+      }
+      missing = notYetRunning(containers, state);
+      retrying = missing.flatMap((name) => {
+        const s = state.find((x) => x.name === name && x.error !== undefined);
+        return s?.error === undefined ? [] : [`${name}: ${s.error.code}: ${s.error.message}`];
+      });
       return missing.length === 0 ? true : undefined;
     },
     {
       timeoutMs: a.timeout * 1000,
       intervalMs: 500,
       onTimeout: () => {
+        const why = retrying.length > 0 ? `; the container agents report ${retrying.join('; ')}` : '';
         throw new CliError(
           EXIT.TIMEOUT,
-          `timed out after ${a.timeout}s waiting for ${missing.join(', ')} to run on their nodes`,
+          `timed out after ${a.timeout}s waiting for ${missing.join(', ')} to run on their nodes${why}`,
         );
       },
     },
@@ -90,7 +126,11 @@ export function buildDeployCli(
     .scriptName('flocker-deploy')
     .command(
       '$0 <control-host> <deployment> <application>',
-      'Deploy applications (Flocker application file or Docker Compose file) onto the nodes a deployment file names',
+      'Deploy applications (Flocker application file or Docker Compose file) onto the nodes a deployment file names.\n\n' +
+        'The deployment replaces the whole container configuration: every application running now that ' +
+        'the deployment file does not name is REMOVED (its volume stays). The plan (added, changed, removed) ' +
+        'is printed before it is applied; --dry-run prints it and changes nothing. ' +
+        'Format: packages/cli/docs/flocker-deploy.md',
       (y) =>
         y
           .positional('control-host', {
@@ -126,7 +166,17 @@ export function buildDeployCli(
             default: false,
             describe: 'Plain HTTP (a control service started with --insecure-http)',
           })
-          .option('wait', { type: 'boolean', default: false, describe: 'Wait until every container runs on its node' })
+          .option('dry-run', {
+            type: 'boolean',
+            default: false,
+            describe: 'Print the plan (added, changed, removed applications) and change nothing',
+          })
+          .option('wait', {
+            type: 'boolean',
+            default: false,
+            describe:
+              'Wait until every container runs on its node; fail early when a container agent cannot start one (e.g. a missing image)',
+          })
           .option('timeout', { type: 'number', default: 300, describe: 'Seconds to wait with --wait' }),
       async (args) => {
         const a = args as unknown as DeployArgs;

@@ -1,6 +1,15 @@
-import { parseApplicationFile } from '@flocker/api';
-import { controlUrl, notYetRunning } from './command';
+import {
+  type ComposeRequest,
+  type ContainerConfiguration,
+  type ContainerErrorCode,
+  type ContainerState,
+  type FlockerClient,
+  parseApplicationFile,
+} from '@flocker/api';
+import { EXIT } from '../errors';
+import { buildDeployCli, controlUrl, notYetRunning } from './command';
 import { DeployFileError, parseYaml, readDeployFiles } from './files';
+import { deployPlan, describeStuck, errorStreaks, formatPlan, stuckContainers } from './plan';
 
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
@@ -161,5 +170,217 @@ describe('controlUrl / notYetRunning', () => {
         { name: 'client', node_uuid: B, image: 'i', running: false },
       ]),
     ).toEqual(['client']);
+  });
+});
+
+describe('the plan of a deployment (issue 21)', () => {
+  const D = '11111111-1111-4111-8111-111111111111';
+  const nodes = [
+    { uuid: A, host: '10.0.0.1' },
+    { uuid: B, host: '10.0.0.2' },
+  ];
+  const datasets = [{ dataset_id: D, primary: A, metadata: { name: 'db' }, deleted: false }];
+  const configured = (name: string, node: string, patch: Partial<ContainerConfiguration> = {}) => ({
+    name,
+    node_uuid: node,
+    image: 'busybox',
+    ports: [],
+    environment: {},
+    links: [],
+    volumes: [],
+    restart_policy: { name: 'never' as const },
+    ...patch,
+  });
+  const files = readDeployFiles({ text: DEPLOY, file: 'deployment.yml' }, { text: APP, file: 'application.yml' });
+
+  test('everything new: all added', () => {
+    const plan = deployPlan(files.apps, files.placement, [], nodes, []);
+    expect(formatPlan(plan, 'deployment.yml')).toEqual([
+      'plan: 2 to add, 0 to change, 0 to remove, 0 unchanged',
+      '  + db: busybox on 10.0.0.1',
+      '  + client: busybox on 10.0.0.2',
+    ]);
+  });
+
+  test('a second file: what it does not name is removed, a moved one changes, the same one is unchanged', () => {
+    const now = [
+      configured('db', B, {
+        ports: [{ internal: 80, external: 8080 }],
+        volumes: [{ dataset_id: D, mountpoint: '/data' }],
+      }),
+      configured('client', B, { links: [{ alias: 'db', local_port: 80, remote_port: 8080 }] }),
+      configured('web', A, { image: 'nginx' }),
+    ];
+    const plan = deployPlan(files.apps, files.placement, now, nodes, datasets);
+    expect(formatPlan(plan, 'deployment.yml')).toEqual([
+      'plan: 0 to add, 1 to change, 1 to remove, 1 unchanged',
+      '  ~ db: node 10.0.0.2 → 10.0.0.1 (its volume moves with it)',
+      '  - web: nginx on 10.0.0.1 (configured now, not in deployment.yml: removed)',
+      '  = client: busybox on 10.0.0.2',
+    ]);
+  });
+
+  test('each kind of change is named; an unknown node is flagged', () => {
+    const now = [
+      configured('db', A, { image: 'old', volumes: [{ dataset_id: D, mountpoint: '/var' }], command_line: ['x'] }),
+      configured('client', B, { environment: { A: '1' }, restart_policy: { name: 'always' } }),
+    ];
+    const dep = readDeployFiles(
+      { text: 'version: 1\nnodes:\n  10.0.0.1: [db]\n  10.9.9.9: [client]\n', file: 'd.yml' },
+      { text: APP, file: 'a.yml' },
+    );
+    const plan = deployPlan(dep.apps, dep.placement, now, nodes, datasets);
+    expect(plan.changed.map((e) => [e.name, e.changes])).toEqual([
+      ['db', ['image old → busybox', 'ports', 'volume db:/var → db:/data', 'command_line']],
+      ['client', ['node 10.0.0.2 → ?', 'environment', 'links', 'restart_policy']],
+    ]);
+    expect(plan.unknownNodes).toEqual(['10.9.9.9']);
+    expect(formatPlan(plan, 'd.yml').at(-1)).toBe('  ! d.yml names node 10.9.9.9, which is not known');
+  });
+
+  test("Compose's name:/path volume is compared by name", () => {
+    const compose = readDeployFiles(
+      { text: 'version: 1\nnodes:\n  10.0.0.1: [pg]\n', file: 'd.yml' },
+      { text: 'pg:\n  image: postgres\n  volumes: ["pgdata:/var/lib/postgresql"]\n', file: 'c.yml' },
+    );
+    const now = [
+      configured('pg', A, { image: 'postgres', volumes: [{ dataset_id: D, mountpoint: '/var/lib/postgresql' }] }),
+    ];
+    expect(deployPlan(compose.apps, compose.placement, now, nodes, datasets).changed[0]?.changes).toEqual([
+      'volume db:/var/lib/postgresql → pgdata:/var/lib/postgresql',
+    ]);
+  });
+});
+
+describe('errors the container agents report while --wait waits (issue 21)', () => {
+  const db = {
+    name: 'db',
+    node_uuid: A,
+    image: 'nope:1',
+    ports: [],
+    environment: {},
+    links: [],
+    volumes: [],
+    restart_policy: { name: 'never' as const },
+  };
+  const error = (code: ContainerErrorCode, since = 's1') => ({
+    code,
+    message: 'No such image: nope:1',
+    attempts: 1,
+    since,
+  });
+  const state = (code: ContainerErrorCode, since?: string) => [
+    { name: 'db', node_uuid: A, image: 'nope:1', running: false, error: error(code, since) },
+  ];
+
+  test('an error that needs someone to act stops the wait; a passing one does not', () => {
+    const none = new Set<string>();
+    expect(stuckContainers([db], state('IMAGE_NOT_FOUND'), none, new Map())).toHaveLength(1);
+    expect(stuckContainers([db], state('VOLUME_UNAVAILABLE'), none, new Map())).toEqual([]);
+    // On another node (the old one of a moved container): not this deployment's.
+    expect(stuckContainers([{ ...db, node_uuid: B }], state('IMAGE_NOT_FOUND'), none, new Map())).toEqual([]);
+    const [stuck] = stuckContainers([db], state('IMAGE_NOT_FOUND'), none, new Map());
+    expect(stuck && describeStuck(stuck, '10.0.0.1')).toBe(
+      'db cannot start on 10.0.0.1: IMAGE_NOT_FOUND: No such image: nope:1 (the container agent does not pull images: pull it on that node (docker pull nope:1) or correct image: in the application file)',
+    );
+  });
+
+  test("a changed container's error from before the deployment is the old configuration's", () => {
+    const before = errorStreaks(state('IMAGE_NOT_FOUND', 'old'));
+    expect(before).toEqual(new Map([[`db@${A}`, 'old']]));
+    const changed = new Set(['db']);
+    expect(stuckContainers([db], state('IMAGE_NOT_FOUND', 'old'), changed, before)).toEqual([]);
+    expect(stuckContainers([db], state('IMAGE_NOT_FOUND', 'new'), changed, before)).toHaveLength(1);
+    // Unchanged by this deployment: the error stands.
+    expect(stuckContainers([db], state('IMAGE_NOT_FOUND', 'old'), new Set(), before)).toHaveLength(1);
+  });
+});
+
+describe('flocker-deploy against a control service (fake client)', () => {
+  const node = (uuid: string, host: string) => ({ uuid, host });
+  function fake(stateAfter: ContainerState[]) {
+    const calls: string[] = [];
+    const client = {
+      listContainers: async () => [],
+      listNodes: async () => [node(A, '10.0.0.1'), node(B, '10.0.0.2')],
+      listDatasets: async () => [],
+      listContainerState: async () => (calls.includes('compose') ? stateAfter : []),
+      compose: async (req: ComposeRequest) => {
+        calls.push('compose');
+        expect(Object.keys(req).sort()).toEqual(['applications', 'deployment']);
+        return [
+          { ...base, name: 'db', node_uuid: A },
+          { ...base, name: 'client', node_uuid: B },
+        ];
+      },
+    } as unknown as FlockerClient;
+    return { calls, client };
+  }
+  const base = {
+    image: 'busybox',
+    ports: [],
+    environment: {},
+    links: [],
+    volumes: [],
+    restart_policy: { name: 'never' as const },
+  };
+  async function run(args: string[], client: FlockerClient) {
+    const out: string[] = [];
+    const err: string[] = [];
+    const io = {
+      out: (t: string) => out.push(t),
+      err: (t: string) => err.push(t),
+      readFile: (p: string) => (p === 'd.yml' ? DEPLOY : APP),
+    };
+    process.exitCode = undefined;
+    await buildDeployCli(['http://control', 'd.yml', 'a.yml', ...args], io, () => client).parseAsync();
+    const code = process.exitCode ?? 0;
+    process.exitCode = undefined;
+    return { out, err, code };
+  }
+
+  test('--dry-run prints the plan and changes nothing', async () => {
+    const { calls, client } = fake([]);
+    const r = await run(['--dry-run'], client);
+    expect(r.out).toEqual([
+      'plan: 2 to add, 0 to change, 0 to remove, 0 unchanged',
+      '  + db: busybox on 10.0.0.1',
+      '  + client: busybox on 10.0.0.2',
+      'dry run: nothing changed',
+    ]);
+    expect(calls).toEqual([]);
+    expect(r.code).toBe(0);
+  });
+
+  test('--wait fails early with the reason a container agent reports', async () => {
+    const stuck: ContainerState = {
+      name: 'db',
+      node_uuid: A,
+      image: 'busybox',
+      running: false,
+      error: { code: 'IMAGE_NOT_FOUND', message: 'No such image: busybox', attempts: 1, since: 's' },
+    };
+    const { calls, client } = fake([stuck]);
+    const started = Date.now();
+    const r = await run(['--wait', '--timeout', '60'], client);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(calls).toEqual(['compose']);
+    expect(r.out[0]).toBe('plan: 2 to add, 0 to change, 0 to remove, 0 unchanged');
+    expect(r.err.join('\n')).toMatch(
+      /^flocker-deploy: db cannot start on 10\.0\.0\.1: IMAGE_NOT_FOUND: No such image: busybox/,
+    );
+    expect(r.code).toBe(EXIT.FAILURE);
+  });
+
+  test('--help says that a deployment removes the applications it does not name', async () => {
+    const out: string[] = [];
+    const parser = buildDeployCli(['--help'], { out: (t) => out.push(t), err: () => undefined, readFile: () => '' });
+    const help = await new Promise<string>((resolve) => {
+      void parser
+        .exitProcess(false)
+        .parse(['--help'], {}, (_e: unknown, _a: unknown, output: string) => resolve(output));
+    });
+    expect(help).toMatch(/does not name is REMOVED/);
+    expect(help).toMatch(/--dry-run/);
   });
 });

@@ -4,7 +4,13 @@
  * file name and line before anything is sent.
  */
 import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
-import { type FileIssue, formatIssuePath, parseApplicationFile, parseDeploymentFile } from '@flocker/api';
+import {
+  type Application,
+  type FileIssue,
+  formatIssuePath,
+  parseApplicationFile,
+  parseDeploymentFile,
+} from '@flocker/api';
 
 export class DeployFileError extends Error {
   readonly code = 'INVALID_CONFIGURATION_FILE';
@@ -67,11 +73,20 @@ function raise(file: ParsedYaml, what: string, issues: FileIssue[]): never {
   throw new DeployFileError(`the ${what} file is invalid:\n  ${lines.join('\n  ')}`);
 }
 
-/** Both files, parsed and checked; returns the JSON documents to send to /v1/configuration/_compose. */
+export interface DeployFiles {
+  /** The JSON documents to send to /v1/configuration/_compose. */
+  deployment: Record<string, unknown>;
+  applications: Record<string, unknown>;
+  /** What they say: the applications, and application name → node key (address or UUID). */
+  apps: Record<string, Application>;
+  placement: Map<string, string>;
+}
+
+/** Both files, parsed and checked. */
 export function readDeployFiles(
   deployment: { text: string; file: string },
   application: { text: string; file: string },
-): { deployment: Record<string, unknown>; applications: Record<string, unknown> } {
+): DeployFiles {
   const dep = parseYaml(deployment.text, deployment.file);
   const depResult = parseDeploymentFile(dep.json);
   if (!depResult.ok) raise(dep, 'deployment', depResult.issues);
@@ -85,5 +100,10 @@ export function readDeployFiles(
       );
     }
   }
-  return { deployment: dep.json as Record<string, unknown>, applications: app.json as Record<string, unknown> };
+  return {
+    deployment: dep.json as Record<string, unknown>,
+    applications: app.json as Record<string, unknown>,
+    apps: appResult.value,
+    placement: depResult.value,
+  };
 }
