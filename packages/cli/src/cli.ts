@@ -204,7 +204,10 @@ export function buildCli(
         'Control service URL [env FLOCKER_CONTROL_URL; default https://127.0.0.1:4523 with the local cluster ' +
         'credentials in /etc/flocker (cluster.crt, admin.crt, admin.key), else http://127.0.0.1:4523]',
     })
-    .option('cacert', { type: 'string', describe: 'Cluster CA certificate [env FLOCKER_CA_CERT]' })
+    .option('cacert', {
+      type: 'string',
+      describe: 'Cluster CA certificate [env FLOCKER_CA_CERT; with --cert, default /etc/flocker/cluster.crt]',
+    })
     .option('cert', { type: 'string', describe: 'API user certificate [env FLOCKER_CERT]' })
     .option('key', { type: 'string', describe: 'API user private key [env FLOCKER_KEY]' })
     .option('json', { type: 'boolean', default: false, describe: 'Machine-readable output' })
@@ -255,7 +258,7 @@ export function buildCli(
                 })
                 .option('profile', {
                   type: 'string',
-                  describe: `Storage profile: ${STORAGE_PROFILES.join(', ')} (EBS: io2, gp3, sc1; others store it)`,
+                  describe: `Storage profile: ${STORAGE_PROFILES.join(', ')} (EBS: io2, gp3, sc1; Cinder: any volume type)`,
                 })
                 .option('filesystem', {
                   type: 'string',
@@ -301,7 +304,6 @@ export function buildCli(
             if (nameProblem !== undefined) throw new CliError(EXIT.USAGE, nameProblem);
             const size = sizeArgument('--size', a.size, MINIMUM_DATASET_SIZE);
             const metadata = metadataArguments(a.metadata, { [METADATA_NAME_KEY]: a.name });
-            if (a.profile !== undefined) metadata[METADATA_PROFILE_KEY] = storageProfile(a.profile);
             if (a.filesystem) metadata[METADATA_FILESYSTEM_KEY] = a.filesystem;
             Object.assign(metadata, scheduleMetadata(a.snapshotSchedule, a.snapshotKeep));
             if (a.filesystem === 'xfs' && size < XFS_MINIMUM_SIZE)
@@ -320,6 +322,7 @@ export function buildCli(
                 throw new CliError(EXIT.USAGE, `there are ${alive.length} live nodes: choose one with --node`);
               node = alive[0];
             }
+            if (a.profile !== undefined) metadata[METADATA_PROFILE_KEY] = storageProfile(a.profile, node.backend);
             warn(a, overcommitWarning(node, size, a.name));
             const d = await client.createDataset({ primary: node.uuid, maximum_size: size, metadata });
             if (!a.wait) return print(a, d, () => `Created ${a.name} (${d.dataset_id}) on ${node.host}`);

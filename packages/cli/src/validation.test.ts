@@ -44,6 +44,11 @@ describe('the checks', () => {
   it('knows the storage profiles the backends know, in any case', () => {
     expect(storageProfile('Gold')).toBe('gold');
     expect(() => storageProfile('platinum')).toThrow('unknown storage profile "platinum": use gold, silver or bronze');
+    expect(() => storageProfile('platinum', 'aws')).toThrow(/unknown storage profile/);
+    expect(() => storageProfile('platinum', 'loopback')).toThrow(/unknown storage profile/);
+    // Cinder maps profiles to volume types, any of which may exist.
+    expect(storageProfile('fast-ssd', 'openstack')).toBe('fast-ssd');
+    expect(storageProfile('Gold', 'openstack')).toBe('gold');
   });
 
   it('checks metadata with the API rules and says which key is wrong', () => {

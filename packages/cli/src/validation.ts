@@ -7,11 +7,14 @@ import { CliError, EXIT } from './errors';
 import { zodMessage } from './diagnose';
 
 /**
- * The storage profiles the backends know (storage-drivers ebs/profiles.ts: gold → io2,
- * silver → gp3, bronze → sc1; loopback and Cinder accept them and store the same way).
+ * The storage profiles the backends know: EBS maps gold → io2, silver → gp3, bronze → sc1
+ * (storage-drivers ebs/profiles.ts; anything else would silently be gp3); loopback stores
+ * the profile. Cinder (backend "openstack") maps a profile to a volume type
+ * (profile_volume_types, else the type of that name), so there any name may be valid.
  */
 export const STORAGE_PROFILES = ['gold', 'silver', 'bronze'] as const;
 export type StorageProfile = (typeof STORAGE_PROFILES)[number];
+const ANY_PROFILE_BACKENDS: readonly string[] = ['openstack'];
 
 /** A negative number, with or without a unit: never an option (no option is a digit). */
 const NEGATIVE = /^-\d[\d.]*[A-Za-z]*$/;
@@ -55,17 +58,21 @@ export function sizeArgument(option: string, text: string, minimum: number): num
   return parseSize(text, minimum);
 }
 
-/** The profile in the case the backends store, or a usage error naming the valid ones. */
-export function storageProfile(text: string): StorageProfile {
+/**
+ * The profile to store for a volume on a node with this backend: gold, silver or bronze in
+ * lower case, or (Cinder) the name as given; otherwise a usage error naming the valid ones.
+ */
+export function storageProfile(text: string, backend?: string): string {
   const p = text.trim().toLowerCase();
   const known = STORAGE_PROFILES.find((x) => x === p);
-  if (known === undefined)
-    throw new CliError(
-      EXIT.USAGE,
-      `unknown storage profile "${text}": use ${STORAGE_PROFILES.slice(0, -1).join(', ')} or ${STORAGE_PROFILES.at(-1)}`,
-      'INVALID_PROFILE',
-    );
-  return known;
+  if (known !== undefined) return known;
+  if (backend !== undefined && ANY_PROFILE_BACKENDS.includes(backend) && text.trim() !== '') return text.trim();
+  throw new CliError(
+    EXIT.USAGE,
+    `unknown storage profile "${text}": use ${STORAGE_PROFILES.slice(0, -1).join(', ')} or ${STORAGE_PROFILES.at(-1)}` +
+      ' (on Cinder nodes, also a Cinder volume type)',
+    'INVALID_PROFILE',
+  );
 }
 
 /** `key=value` pairs, checked against the API's metadata rules with readable messages. */
