@@ -9,7 +9,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import winston from 'winston';
-import { CONTROL_COMMON_NAME, userCommonName } from '@flocker/api';
+import { randomUUID } from 'node:crypto';
+import { CONTROL_COMMON_NAME, FlockerClient, nodeCommonName, tlsDispatcher, userCommonName } from '@flocker/api';
 import type { PemPair } from '@flocker/cli';
 import { startControlService, type ControlService } from '@flocker/control-api';
 import { ClusterPki } from './cluster/pki';
@@ -233,5 +234,82 @@ describe('flocker tells connection failures apart (issue 21)', () => {
     ]);
     expect(r.code).toBe(7);
     expect(r.stderr).toMatch(/^flocker: the control service at .* did not sign/);
+  });
+});
+
+describe('input checks against the real control service (issue 21)', () => {
+  const NODE = randomUUID();
+  let admin: string[];
+
+  beforeAll(async () => {
+    const files = await pki.user('admin');
+    admin = ['--control-url', control.url, '--cacert', pki.caFile, '--cert', files.cert, '--key', files.key];
+    // A node that reports 78 GB free, as a loopback agent does for its pool.
+    const pem = await pki.issue(nodeCommonName(NODE), 'node');
+    const dispatcher = tlsDispatcher({ ca: fs.readFileSync(pki.caFile), cert: pem.certificate, key: pem.privateKey });
+    try {
+      await new FlockerClient({ baseUrl: control.url, dispatcher }).reportNodeState({
+        uuid: NODE,
+        era: `era-${NODE}`,
+        host: '127.0.0.1',
+        instance_id: NODE,
+        backend: 'loopback',
+        manifestations: [],
+        errors: [],
+        available_bytes: 78_000_000_000,
+      });
+    } finally {
+      await dispatcher.destroy();
+    }
+  });
+
+  it('a volume larger than the free capacity: a JSON warning naming it on stderr, the volume created', async () => {
+    const r = await flocker([
+      'volumes',
+      'create',
+      'huge',
+      '--size',
+      '10TiB',
+      '--node',
+      NODE,
+      '--no-wait',
+      '--json',
+      ...admin,
+    ]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stderr)).toMatchObject({
+      warning: { code: 'OVERCOMMIT', available_bytes: 78_000_000_000, requested_bytes: 10 * 1024 ** 4, node: NODE },
+    });
+    expect(JSON.parse(r.stdout)).toMatchObject({ maximum_size: 10 * 1024 ** 4, metadata: { name: 'huge' } });
+    const text = await flocker([
+      'volumes',
+      'create',
+      'huge2',
+      '--size',
+      '10TiB',
+      '--node',
+      NODE,
+      '--no-wait',
+      ...admin,
+    ]);
+    expect(text.stderr).toMatch(/^flocker: warning: huge2 \(10 TiB\) is more than the 72\.6 GiB free on 127\.0\.0\.1/);
+  });
+
+  it('refused before anything is sent: long metadata, negative size, unknown profile (exit 2, a sentence)', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [
+        ['--metadata', `owner=${'a'.repeat(300)}`],
+        /^flocker: metadata\.owner: metadata values are at most 256 characters$/m,
+      ],
+      [['--size', '-5G'], /^flocker: --size -5G: a size cannot be negative/m],
+      [['--profile', 'platinum'], /^flocker: unknown storage profile "platinum": use gold, silver or bronze/m],
+    ];
+    for (const [args, message] of cases) {
+      const r = await flocker(['volumes', 'create', 'refused', '--node', NODE, '--no-wait', ...args, ...admin]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+    const names = await flocker(['volumes', 'list', '--json', ...admin]);
+    expect((JSON.parse(names.stdout) as Array<{ name: string }>).map((v) => v.name)).not.toContain('refused');
   });
 });
