@@ -118,6 +118,8 @@ export class ContainerAgent {
   async converge(): Promise<boolean> {
     const { client, runtime, nodeUuid, logger } = this.opts;
     const policy = this.opts.failureBackoff ?? DEFAULT_FAILURE_BACKOFF;
+    // A volume still held by the old node of a move is released within seconds: retried at least every 5 s.
+    const volumePolicy = { ...policy, maxMs: Math.min(policy.maxMs, 5 * (this.opts.retryMs ?? 1_000)) };
     const [containers, datasets, nodes] = await Promise.all([
       client.listContainers(),
       client.listDatasets(),
@@ -130,7 +132,7 @@ export class ContainerAgent {
       // A blocked container has no spec yet: its "hash" is the reason, so a new reason counts afresh.
       if (!isDue(this.failures, b.name, b.reason, this.clock.now())) continue;
       const failure = { name: b.name, hash: b.reason, image: b.image, code: 'VOLUME_NOT_FOUND' as const };
-      this.failures = recordFailure(this.failures, { ...failure, message: b.reason }, this.clock.now(), policy);
+      this.failures = recordFailure(this.failures, { ...failure, message: b.reason }, this.clock.now(), volumePolicy);
       logger.warn('container cannot run yet', { container: b.name, reason: b.reason, ...this.retryInfo(b.name) });
     }
     const changes = calculateContainerChanges(desired, await runtime.list());
@@ -165,7 +167,13 @@ export class ContainerAgent {
         const image =
           change.kind === 'create' ? change.spec.image : (desired.find((d) => d.spec.name === name)?.spec.image ?? '');
         const code = classifyDockerError(statusOf(err), message);
-        this.failures = recordFailure(this.failures, { name, hash, image, code, message }, this.clock.now(), policy);
+        const codePolicy = code === 'VOLUME_UNAVAILABLE' ? volumePolicy : policy;
+        this.failures = recordFailure(
+          this.failures,
+          { name, hash, image, code, message },
+          this.clock.now(),
+          codePolicy,
+        );
         logger.warn('container change failed', { ...describe(change), code, error: message, ...this.retryInfo(name) });
       }
     }

@@ -280,4 +280,38 @@ describe('ContainerAgent.converge', () => {
     await agent.converge();
     expect(agent.currentFailures.size).toBe(0);
   });
+
+  test('a volume held elsewhere (a move) is retried at least every 5 s', async () => {
+    const db = make({
+      name: 'db',
+      node_uuid: ME,
+      image: 'busybox',
+      volumes: [{ dataset_id: D1, mountpoint: '/data' }],
+    });
+    const client: AgentClient = {
+      waitForCluster: async () => ({ generation: 'g', configuration_tag: 'v1', datasets: [], leases: [], nodes: [] }),
+      listContainers: async () => [db],
+      listDatasets: async () => datasets,
+      listNodes: async () => nodes,
+      reportContainers: async () => ({ generation: 'g' }),
+    };
+    const runtime = new FakeRuntime();
+    const clock = new ManualClock();
+    const failureBackoff = { initialMs: 1_000, maxMs: 60_000, jitter: false };
+    const logger = winston.createLogger({ silent: true });
+    const agent = new ContainerAgent({ client, runtime, nodeUuid: ME, logger, clock, failureBackoff });
+    runtime.start = async (id: string) => {
+      runtime.log.push(`start ${id}`);
+      throw new Error('volume dbvol is in use by a container on host 10.0.0.2.');
+    };
+    const tries: number[] = [];
+    for (let t = 0; t <= 30_000; t += 100) {
+      const before = runtime.log.length;
+      await agent.converge();
+      if (runtime.log.length > before) tries.push(t);
+      await clock.advance(100);
+    }
+    expect(tries.slice(0, 5)).toEqual([0, 1_000, 3_000, 7_000, 12_000]);
+    expect(agent.currentFailures.get('db')?.error.code).toBe('VOLUME_UNAVAILABLE');
+  });
 });
