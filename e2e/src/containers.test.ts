@@ -224,6 +224,70 @@ describe('containers move with their volumes (flocker-deploy, container agents)'
     expect((await a.docker(['inspect', '-f', '{{.Id}} {{.State.Running}}', 'db'])).stdout.trim()).toBe(`${id} true`);
   });
 
+  it('a missing image: --wait fails early with the reason, the state carries it, the agent backs off (issue 21)', async () => {
+    const [hostA, hostB] = [await hostOf(a), await hostOf(b)];
+    const missing = 'flocker-e2e-no-such-image:1';
+    const withBroken = `${APPLICATIONS}  broken:\n    image: ${missing}\n`;
+    const started = Date.now();
+    const r = await flockerDeploy(`version: 1\nnodes:\n  ${hostA}: [db, broken]\n  ${hostB}: [client]\n`, withBroken);
+    const tookMs = Date.now() - started;
+    expect(r.stdout).toContain(`  + broken: ${missing} on ${hostA}`);
+    expect(r.stdout).toContain(`  = db: ${TINY_IMAGE} on ${hostA}`);
+    expect(r.stderr).toContain(`broken cannot start on ${hostA}: IMAGE_NOT_FOUND: No such image: ${missing}`);
+    expect(r.code).toBe(1);
+    // Not the --timeout of 150 s: the first report of the failure ends the wait.
+    expect(tookMs).toBeLessThan(30_000);
+
+    const errorOf = async () =>
+      (await cluster.client.listContainerState()).find(
+        (c) => c.name === 'broken' && c.node_uuid === a.requireNodeUuid(),
+      )?.error;
+    const first = await errorOf();
+    expect(first).toMatchObject({ code: 'IMAGE_NOT_FOUND', message: `No such image: ${missing}` });
+    // Backing off (1, 2, 4, 8 … s, jittered down to half): 15 s hold at most 6 tries, where retrying every
+    // second made 15.
+    await new Promise((res) => setTimeout(res, 15_000));
+    const later = await errorOf();
+    expect(later?.since).toBe(first?.since);
+    const elapsedS = (Date.now() - Date.parse(first?.since ?? '')) / 1000;
+    expect(elapsedS).toBeGreaterThan(14);
+    expect(later?.attempts).toBeLessThanOrEqual(7);
+    expect(later?.attempts).toBeGreaterThanOrEqual(3);
+    // The other containers are untouched and running.
+    const state = await cluster.client.listContainerState();
+    expect(
+      state
+        .filter((c) => c.running)
+        .map((c) => c.name)
+        .sort(),
+    ).toEqual(['client', 'db']);
+
+    // --dry-run of the file without it: the plan says it would be removed, and nothing changes.
+    const configured = await cluster.client.listContainers();
+    const fixed = `version: 1\nnodes:\n  ${hostA}: [db]\n  ${hostB}: [client]\n`;
+    const dry = await flockerDeploy(fixed, APPLICATIONS, ['--dry-run']);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain('plan: 0 to add, 0 to change, 1 to remove, 2 unchanged');
+    expect(dry.stdout).toContain(
+      `  - broken: ${missing} on ${hostA} (configured now, not in ${path.join(dir, 'deployment.yml')}: removed)`,
+    );
+    expect(dry.stdout).toContain('dry run: nothing changed');
+    expect(await cluster.client.listContainers()).toEqual(configured);
+
+    // Deployed for real: removed, and its error goes with it.
+    const applied = await flockerDeploy(fixed);
+    expect(applied.stderr).toBe('');
+    expect(applied.code).toBe(0);
+    await waitFor(
+      'the error of a removed container to go',
+      async () => ((await errorOf()) === undefined ? true : undefined),
+      {
+        timeoutMs: 30_000,
+        intervalMs: 250,
+      },
+    );
+  });
+
   it('a bad file is refused with its line, and nothing changes', async () => {
     const before = await cluster.client.listContainers();
     const bad = await flockerDeploy(
@@ -233,6 +297,13 @@ describe('containers move with their volumes (flocker-deploy, container agents)'
     );
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/application\.yml:7:\d+: applications\.db\.ports\.0\.external: /);
+    const compose = await flockerDeploy(
+      'version: 1\nnodes:\n  10.0.0.99: [db]\n',
+      APPLICATIONS.replace('command_line:', 'command:'),
+      [],
+    );
+    expect(compose.code).toBe(2);
+    expect(compose.stderr).toMatch(/applications\.db\.command: unknown key "command": the key is command_line/);
     expect(await cluster.client.listContainers()).toEqual(before);
   });
 });
