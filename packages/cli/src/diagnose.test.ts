@@ -4,6 +4,7 @@
  * and the pure `explain` for the cases a test server cannot easily stage.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -250,6 +251,28 @@ describe('toCliError: the message says what is wrong and how to fix it, with a s
     } finally {
       named.closeAllConnections();
       await new Promise((r) => named.close(r));
+    }
+  });
+
+  it('http:// for a control service serving HTTPS, and https:// for one serving plain HTTP: say to switch', async () => {
+    const plainUrl = url.replace('https:', 'http:');
+    const toTls = await diagnosis({ 'control-url': plainUrl });
+    expect(toTls).toMatchObject({ exitCode: EXIT.CREDENTIALS, code: 'TLS_REQUIRED' });
+    expect(toTls.message).toContain(`Use ${url} with --cacert, --cert and --key`);
+    const plain = createHttpServer((_req, res) => res.end('{}'));
+    await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+    try {
+      const port = (plain.address() as AddressInfo).port;
+      await expect(probeControl({ baseUrl: `http://127.0.0.1:${port}` })).resolves.toEqual({
+        kind: 'answered',
+        status: 200,
+      });
+      const toPlain = await diagnosis({ 'control-url': `https://127.0.0.1:${port}`, cacert: f('cluster.crt') });
+      expect(toPlain).toMatchObject({ code: 'TLS_NOT_SERVED' });
+      expect(toPlain.message).toMatch(new RegExp(`does not speak TLS .*use http://127\\.0\\.0\\.1:${port}`));
+    } finally {
+      plain.closeAllConnections();
+      await new Promise((r) => plain.close(r));
     }
   });
 

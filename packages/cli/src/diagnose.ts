@@ -27,6 +27,10 @@ export const CONNECTION_CODES = {
   CERT_EXPIRED: 'TLS_CERT_EXPIRED',
   CREDENTIALS_UNREADABLE: 'TLS_CREDENTIALS_UNREADABLE',
   KEY_MISMATCH: 'TLS_KEY_MISMATCH',
+  /** An http:// URL for a control service that serves HTTPS. */
+  TLS_REQUIRED: 'TLS_REQUIRED',
+  /** An https:// URL for a control service that serves plain HTTP (--insecure-http). */
+  TLS_NOT_SERVED: 'TLS_NOT_SERVED',
 } as const;
 
 /** What a certificate says about itself (the parts a message needs). */
@@ -56,7 +60,9 @@ export type Probe =
   | { kind: 'unreachable'; code: string; detail: string }
   | { kind: 'server-untrusted'; reason: string; peer?: CertFacts }
   | { kind: 'server-name'; detail: string; peer: CertFacts }
-  | { kind: 'client-rejected'; alert: string };
+  | { kind: 'client-rejected'; alert: string }
+  /** The server speaks the other protocol: HTTPS to our plain HTTP, or plain HTTP to our TLS. */
+  | { kind: 'wrong-protocol'; serverSpeaks: 'https' | 'http' };
 
 /** "CN=user-admin\nO=…" or a PeerCertificate's subject → "user-admin" (the common name, else the whole). */
 function commonName(dn: string | Record<string, unknown> | undefined): string {
@@ -257,6 +263,22 @@ export function explain(target: string, f: LocalFacts, probe: Probe, original: s
         CONNECTION_CODES.CLIENT_CERT_REJECTED,
       );
     }
+    case 'wrong-protocol': {
+      const other = target.replace(/^https?:/, probe.serverSpeaks === 'https' ? 'https:' : 'http:');
+      return probe.serverSpeaks === 'https'
+        ? new CliError(
+            EXIT.CREDENTIALS,
+            `the control service at ${target} does not answer plain HTTP: it serves HTTPS with mutual TLS. ` +
+              `Use ${other} with --cacert, --cert and --key (or leave out --control-url to use the local ` +
+              "cluster's credentials in /etc/flocker)",
+            CONNECTION_CODES.TLS_REQUIRED,
+          )
+        : new CliError(
+            EXIT.CREDENTIALS,
+            `the control service at ${target} does not speak TLS (it runs with --insecure-http): use ${other}`,
+            CONNECTION_CODES.TLS_NOT_SERVED,
+          );
+    }
     case 'answered':
       return new CliError(
         EXIT.UNREACHABLE,
@@ -297,6 +319,8 @@ export function probeControl(
     );
     const onError = (e: unknown) => {
       const code = errorCode(e) ?? 'ERROR';
+      if (/WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|HTTP_REQUEST/.test(code))
+        return done({ kind: 'wrong-protocol', serverSpeaks: 'http' });
       if (/^ERR_SSL_.*ALERT/.test(code) || (connected && code === 'ECONNRESET'))
         return done({ kind: 'client-rejected', alert: code });
       if (connected) return done({ kind: 'server-untrusted', reason: `${code}: ${errorMessage(e)}` });
@@ -304,8 +328,22 @@ export function probeControl(
     };
     try {
       if (!https) {
-        socket = netConnect({ host, port }, () => done({ kind: 'answered' }));
-        socket.on('error', onError);
+        const plain = netConnect({ host, port }, () => {
+          connected = true;
+          plain.write(`GET /v1/version HTTP/1.1\r\nHost: ${url.host}\r\nConnection: close\r\n\r\n`);
+        });
+        socket = plain;
+        plain.on('error', (e) => (connected ? done({ kind: 'wrong-protocol', serverSpeaks: 'https' }) : onError(e)));
+        // An HTTPS server closes on a plain request without a word (or with a TLS alert).
+        plain.once('data', (chunk: Buffer) => {
+          const status = /^HTTP\/1\.\d (\d{3})/.exec(chunk.toString('latin1'))?.[1];
+          done(
+            status !== undefined
+              ? { kind: 'answered', status: Number(status) }
+              : { kind: 'wrong-protocol', serverSpeaks: 'https' },
+          );
+        });
+        plain.once('end', () => done({ kind: 'wrong-protocol', serverSpeaks: 'https' }));
         return;
       }
       const tcp = netConnect({ host, port });
