@@ -25,6 +25,8 @@ import {
   volumeNameProblem,
   XFS_MINIMUM_SIZE,
 } from '@flocker/api';
+import { deleteBackup, listBackups, readManifest } from '@flocker/backup';
+import { backupCliError, backupPhase, restorePhase, restoreSize, s3Store } from './backups';
 import { caCommands } from './ca/command';
 import { connect, type ConnectionArgs } from './connection';
 import { CliError, EXIT, jsonError, jsonWarning } from './errors';
@@ -703,6 +705,175 @@ export function buildCli(
           }),
         )
         .demandCommand(1, 'Name a snapshots command: create, list, show or destroy'),
+    )
+    .command('backup', 'Back volumes up to S3-compatible object storage, list, restore and delete backups', (bk) =>
+      bk
+        .option('endpoint', {
+          type: 'string',
+          describe: 'S3 endpoint for list, restore and delete [env AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL; default AWS]',
+        })
+        .option('region', { type: 'string', describe: 'S3 region [env AWS_REGION]' })
+        .command(
+          'create <volume>',
+          "Back a volume up: a frozen snapshot, streamed by its node's agent (incremental after the first)",
+          (b) =>
+            waitOptions(
+              b
+                .positional('volume', { type: 'string', demandOption: true })
+                .option('to', { type: 'string', demandOption: true, describe: 'Target, s3://bucket/prefix' })
+                .option('keep', {
+                  type: 'number',
+                  describe: "Then keep only the newest N of the volume's backups there",
+                })
+                .example('$0 backup create pgdata --to s3://backups/prod --keep 7', 'waits until it is stored'),
+              'the backup is stored',
+            ),
+          run<GlobalArgs & { volume: string; to: string; keep?: number; wait: boolean; timeout: number }>(
+            async (a, client) => {
+              if (a.keep !== undefined && (!Number.isInteger(a.keep) || a.keep < 1))
+                throw new CliError(EXIT.USAGE, '--keep must be a whole number of at least 1');
+              const d = resolveDataset(await client.listDatasets(), a.volume);
+              const label = nameOf(d) || d.dataset_id;
+              const req = await client.createBackup({
+                dataset_id: d.dataset_id,
+                target: a.to,
+                ...(a.keep !== undefined ? { keep: a.keep } : {}),
+              });
+              if (!a.wait) return print(a, req, () => `Backup ${req.backup_id} of ${label} to ${a.to} requested`);
+              if (!a.json) io.err(`Backing ${label} up to ${a.to}`);
+              const done = await waitUntil(client, io, a.timeout, (c) => backupPhase(c, req.backup_id));
+              print(a, { ...req, state: done }, () =>
+                [
+                  `Backup ${done.stored_backup_id ?? req.backup_id} of ${label} stored in ${a.to}`,
+                  `  ${formatSize(done.data_bytes ?? 0)} of data, ${formatSize(done.uploaded_bytes ?? 0)} uploaded`,
+                ].join('\n'),
+              );
+            },
+          ),
+        )
+        .command(
+          ['list', 'ls'],
+          'List the backups in a target (read from the store itself), newest first',
+          (b) =>
+            b
+              .option('from', { type: 'string', demandOption: true, describe: 'Target, s3://bucket/prefix' })
+              .option('volume', { type: 'string', describe: 'Only the backups of this volume (name or dataset id)' }),
+          run<GlobalArgs & { from: string; volume?: string; endpoint?: string; region?: string }>(async (a, client) => {
+            const store = s3Store(a.from, a, process.env);
+            const datasets = await client.listDatasets();
+            const only =
+              a.volume === undefined
+                ? undefined
+                : resolveDataset(datasets, a.volume, { includeDeleted: () => true }).dataset_id;
+            const found = await listBackups(store, only).catch((e: unknown) => {
+              throw backupCliError(e) ?? e;
+            });
+            const rows = found.map((s) => {
+              const d = datasets.find((x) => x.dataset_id === s.volumeId);
+              return {
+                backup_id: s.backupId,
+                volume: d !== undefined ? nameOf(d) || s.volumeId : s.volumeId,
+                dataset_id: s.volumeId,
+                created_at: s.createdAt,
+                size: s.manifest?.size ?? null,
+                data_bytes: s.manifest?.stats.dataBytes ?? null,
+                uploaded_bytes: s.manifest?.stats.uploadedBytes ?? null,
+                ...(s.problem !== undefined ? { problem: s.problem } : {}),
+              };
+            });
+            print(a, rows, () =>
+              table(
+                ['BACKUP', 'VOLUME', 'TAKEN', 'SIZE', 'DATA', 'UPLOADED'],
+                rows.map((r) => [
+                  r.backup_id,
+                  r.volume,
+                  r.created_at,
+                  r.size !== null ? formatSize(r.size) : `unreadable: ${r.problem?.code ?? '?'}`,
+                  r.data_bytes !== null ? formatSize(r.data_bytes) : '-',
+                  r.uploaded_bytes !== null ? formatSize(r.uploaded_bytes) : '-',
+                ]),
+              ),
+            );
+          }),
+        )
+        .command(
+          'restore <backup>',
+          'Restore a backup into a new volume on a node (mounted only once every chunk verified)',
+          (b) =>
+            waitOptions(
+              b
+                .positional('backup', { type: 'string', demandOption: true, describe: 'Backup id (see backup list)' })
+                .option('from', { type: 'string', demandOption: true, describe: 'Target, s3://bucket/prefix' })
+                .option('name', { type: 'string', demandOption: true, describe: 'Name of the new volume' })
+                .option('node', {
+                  type: 'string',
+                  describe: 'Node UUID, UUID prefix or address (default: the only node)',
+                })
+                .option('size', { type: 'string', describe: "Size of the new volume (default: the backup's)" })
+                .example('$0 backup restore <id> --from s3://backups/prod --name pgdata-restored', ''),
+              'the restored volume is mounted',
+            ),
+          run<
+            GlobalArgs & {
+              backup: string;
+              from: string;
+              name: string;
+              node?: string;
+              size?: string;
+              endpoint?: string;
+              region?: string;
+              wait: boolean;
+              timeout: number;
+            }
+          >(async (a, client) => {
+            const nameProblem = volumeNameProblem(a.name);
+            if (nameProblem !== undefined) throw new CliError(EXIT.USAGE, nameProblem);
+            const asked = a.size !== undefined ? sizeArgument('--size', a.size, MINIMUM_DATASET_SIZE) : undefined;
+            const manifest = await readManifest(s3Store(a.from, a, process.env), a.backup).catch((e: unknown) => {
+              throw backupCliError(e) ?? e;
+            });
+            const size = restoreSize(manifest.size, asked);
+            const [datasets, snapshot] = await Promise.all([
+              client.listDatasets(),
+              client.waitForCluster(undefined, 0),
+            ]);
+            if (datasets.some((d) => !d.deleted && nameOf(d) === a.name))
+              throw new CliError(EXIT.CONFLICT, `a volume named "${a.name}" already exists`);
+            let node: NodeState;
+            if (a.node) node = resolveNode(snapshot.nodes, a.node);
+            else {
+              const alive = snapshot.nodes.filter((n) => n.alive);
+              if (alive.length !== 1 || !alive[0])
+                throw new CliError(EXIT.USAGE, `there are ${alive.length} live nodes: choose one with --node`);
+              node = alive[0];
+            }
+            const d = await client.createDataset({
+              primary: node.uuid,
+              maximum_size: size,
+              metadata: { [METADATA_NAME_KEY]: a.name },
+              source_backup: { target: a.from, backup_id: manifest.backupId },
+            });
+            if (!a.wait) return print(a, d, () => `Restoring ${a.name} (${d.dataset_id}) on ${node.host}`);
+            if (!a.json) io.err(`Restoring ${manifest.backupId} into ${a.name} (${formatSize(size)}) on ${node.host}`);
+            const path = await waitUntil(client, io, a.timeout, (c) => restorePhase(c, d.dataset_id, node.uuid));
+            print(a, { ...d, path }, () => `${a.name} is restored and mounted on ${node.host} at ${path}`);
+          }),
+        )
+        .command(
+          ['delete <backup>', 'rm <backup>'],
+          'Delete a backup from a target (chunks no other backup needs are collected after a day)',
+          (b) =>
+            b
+              .positional('backup', { type: 'string', demandOption: true })
+              .option('from', { type: 'string', demandOption: true, describe: 'Target, s3://bucket/prefix' }),
+          run<GlobalArgs & { backup: string; from: string; endpoint?: string; region?: string }>(async (a) => {
+            await deleteBackup(s3Store(a.from, a, process.env), a.backup).catch((e: unknown) => {
+              throw backupCliError(e) ?? e;
+            });
+            print(a, { deleted: a.backup }, () => `Deleted backup ${a.backup} from ${a.from}`);
+          }),
+        )
+        .demandCommand(1, 'Name a backup command: create, list, restore or delete'),
     )
     .command('nodes', 'List nodes', (n) =>
       n
