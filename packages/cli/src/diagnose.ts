@@ -225,9 +225,11 @@ export function explain(target: string, f: LocalFacts, probe: Probe, original: s
           : '';
       return new CliError(
         EXIT.CREDENTIALS,
-        `the control service at ${target} presented a certificate${issuer} that the CA in ${caFile}` +
-          `${f.ca ? ` (${f.ca.subject})` : ''} did not sign (${probe.reason})${sameAsCert}: ` +
-          "give this cluster's cluster.crt with --cacert or FLOCKER_CA_CERT",
+        `the control service at ${target} presented a certificate${issuer} ` +
+          (f.cacertPath !== undefined
+            ? `that the CA in ${f.cacertPath}${f.ca ? ` (${f.ca.subject})` : ''} did not sign`
+            : 'that no public CA signed, and no --cacert was given') +
+          ` (${probe.reason})${sameAsCert}: give this cluster's cluster.crt with --cacert or FLOCKER_CA_CERT`,
         CONNECTION_CODES.SERVER_UNTRUSTED,
       );
     }
