@@ -288,6 +288,26 @@ describe('containers move with their volumes (flocker-deploy, container agents)'
     );
   });
 
+  it("a Compose file's name:/path volume is that Flocker volume, and moves with its container (issue 21)", async () => {
+    const [hostA, hostB] = [await hostOf(a), await hostOf(b)];
+    const compose = `services:\n  store:\n    image: ${TINY_IMAGE}\n    volumes: ["e2e-named:/srv/data"]\n    command: ["sh", "-c", ${JSON.stringify('trap "exit 0" TERM; sleep 100000 & wait')}]\n`;
+    const onA = await flockerDeploy(`version: 1\nnodes:\n  ${hostA}: store\n`, compose);
+    expect(onA.stderr).toBe('');
+    expect(onA.code).toBe(0);
+    // The previous applications are not in this file: the plan said they go.
+    expect(onA.stdout).toMatch(/plan: 1 to add, 0 to change, 2 to remove, 0 unchanged/);
+    const volume = (await cluster.client.listDatasets()).find((d) => d.metadata['name'] === 'e2e-named');
+    expect(volume?.primary).toBe(a.requireNodeUuid());
+    await a.docker(['exec', 'store', 'sh', '-c', 'echo kept > /srv/data/f; sync']);
+
+    const onB = await flockerDeploy(`version: 1\nnodes:\n  ${hostB}: store\n`, compose);
+    expect(onB.code).toBe(0);
+    expect(onB.stdout).toContain(`  ~ store: node ${hostA} → ${hostB} (its volume moves with it)`);
+    expect((await b.docker(['exec', 'store', 'cat', '/srv/data/f'])).stdout.trim()).toBe('kept');
+    const datasets = (await cluster.client.listDatasets()).filter((d) => d.metadata['name'] === 'e2e-named');
+    expect(datasets.map((d) => [d.dataset_id, d.primary])).toEqual([[volume?.dataset_id, b.requireNodeUuid()]]);
+  });
+
   it('a bad file is refused with its line, and nothing changes', async () => {
     const before = await cluster.client.listContainers();
     const bad = await flockerDeploy(
