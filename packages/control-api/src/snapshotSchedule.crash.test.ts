@@ -23,12 +23,20 @@ const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const D1 = '11111111-1111-4111-8111-111111111111';
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Every flocker-control this file started: killed after each test, whatever happened. */
+const children = new Set<ChildProcess>();
+afterEach(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  children.clear();
+});
+
 function start(dir: string): Promise<{ child: ChildProcess; client: FlockerClient }> {
   const child = spawn(
     process.execPath,
     controlArgv(dir, '--log-level', 'error', '--test-only-min-snapshot-interval', '1'),
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
+  children.add(child);
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout?.on('data', (chunk: Buffer) => {

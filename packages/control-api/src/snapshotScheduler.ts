@@ -41,17 +41,27 @@ export class SnapshotScheduler {
   private timer: TimerHandle | undefined;
   private running: Promise<void> | undefined;
   private retryAt: number | undefined;
+  /** The datasets and snapshots the pending timer was planned on: other changes (leases, nodes) keep it. */
+  private plannedOn: { datasets: unknown; snapshots: unknown } | undefined;
   private closed = false;
 
   constructor(private readonly options: SnapshotSchedulerOptions) {}
 
   /** A timer at the earliest due time (replacing the previous one); nothing while a run is in flight. */
   reschedule(): void {
+    const config = this.options.configuration();
+    const same =
+      this.plannedOn !== undefined &&
+      this.plannedOn.datasets === config.datasets &&
+      this.plannedOn.snapshots === config.snapshots;
+    if (same && this.running === undefined && !this.closed) return;
     this.timer?.cancel();
     this.timer = undefined;
+    this.plannedOn = undefined;
     if (this.closed || this.running !== undefined) return;
     const now = this.options.now();
-    let due = nextScheduleDue(this.options.configuration(), now, this.options.minIntervalMs);
+    let due = nextScheduleDue(config, now, this.options.minIntervalMs);
+    this.plannedOn = { datasets: config.datasets, snapshots: config.snapshots };
     if (due === undefined) return;
     if (this.retryAt !== undefined) due = Math.max(due, this.retryAt);
     // A few ms late, so the slot has begun on the clock the planner reads.
@@ -95,6 +105,7 @@ export class SnapshotScheduler {
       })
       .finally(() => {
         this.running = undefined;
+        this.plannedOn = undefined;
         this.reschedule();
       });
     return this.running;
