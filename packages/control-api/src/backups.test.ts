@@ -152,5 +152,16 @@ describe('backup routes', () => {
     }
     const restored = await client.createDataset({ primary: B, maximum_size: 128 * MiB, source_backup });
     expect(restored.source_backup).toEqual(source_backup);
+    // Not finished: it may not move to a node that cannot restore (A has no S3 settings); B is fine.
+    await expectApiError(client.updateDataset(restored.dataset_id, { primary: A }), 409, 'BACKUP_NOT_CONFIGURED');
+  });
+
+  it('a plain snapshot may not carry the keys of a backup request (400 BACKUP_KEY_RESERVED)', async () => {
+    await expectApiError(
+      client.createSnapshot({ dataset_id: D1, metadata: { [BACKUP_TARGET_KEY]: TARGET } }),
+      400,
+      'BACKUP_KEY_RESERVED',
+    );
+    expect(await client.listSnapshots()).toEqual([]);
   });
 });

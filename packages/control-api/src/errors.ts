@@ -39,7 +39,9 @@ export type ConfigurationCode =
   | 'SNAPSHOT_SCHEDULE_TOO_FREQUENT'
   | 'METADATA_TOO_MANY_KEYS'
   /** A backup or restore aimed at a node whose agent cannot run it (no backup: settings, or not alive). */
-  | 'BACKUP_NOT_CONFIGURED';
+  | 'BACKUP_NOT_CONFIGURED'
+  /** A snapshot asked for with the metadata keys of a backup request: backups go through /v1/configuration/backups. */
+  | 'BACKUP_KEY_RESERVED';
 
 /** What a configuration store (file, etcd, its log) fails with. */
 export type StoreCode =

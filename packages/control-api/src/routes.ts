@@ -71,6 +71,12 @@ const datasetHandlers: Omit<
     requireScheduleInterval(body.metadata, state.minSnapshotIntervalMs);
     const current = state.configuration.datasets.get(params.id);
     if (current !== undefined) {
+      // A restore not finished yet is run by whichever node is its primary: that node needs S3 settings.
+      const unfinished = current.source_backup !== undefined && current.source_backup.restored !== true;
+      if (unfinished && body.primary !== undefined && body.primary !== current.primary) {
+        const alive = aliveNodes(state.reportedNodes(), state.now(), state.nodeTimeoutMs);
+        requireBackupNode(alive, body.primary, 'the new primary of a restore in progress');
+      }
       const size = body.maximum_size !== undefined ? body.maximum_size : current.maximum_size;
       const tooLarge = sizeBeyondBackend(size, body.primary ?? current.primary, state.reportedNodes());
       if (tooLarge !== undefined) throw tooLarge;

@@ -3,10 +3,11 @@
  * is `apiRoutes` in @flocker/api). Snapshots are configuration (configuration.ts); what the
  * backends hold is state, from the nodes' reports (clusterState.ts).
  */
-import { SnapshotConfiguration } from '@flocker/api';
+import { BACKUP_KEEP_KEY, BACKUP_TARGET_KEY, SnapshotConfiguration } from '@flocker/api';
 import { aliveNodes } from './clusterState';
 import { createSnapshot, deleteSnapshot, requireSnapshot } from './configuration';
 import type { ControlState } from './ControlState';
+import { ConfigurationError } from './errors';
 import type { Handlers } from './routeSpec';
 
 type SnapshotRouteName = 'listSnapshots' | 'createSnapshot' | 'getSnapshot' | 'deleteSnapshot' | 'listSnapshotState';
@@ -14,6 +15,14 @@ type SnapshotRouteName = 'listSnapshots' | 'createSnapshot' | 'getSnapshot' | 'd
 export const snapshotHandlers: Pick<Handlers, SnapshotRouteName> = {
   listSnapshots: (state, _ctx, views) => ({ status: 200, json: views.snapshots(), tag: state.configurationTag }),
   createSnapshot: async (state, { body, ifMatches }) => {
+    // A snapshot with a backup's keys would be a backup request that skipped its checks (backups.ts).
+    const reserved = Object.keys(body.metadata ?? {}).find((k) => k === BACKUP_TARGET_KEY || k === BACKUP_KEEP_KEY);
+    if (reserved !== undefined) {
+      throw new ConfigurationError(
+        'BACKUP_KEY_RESERVED',
+        `The metadata key ${reserved} marks a backup request: ask for backups with POST /v1/configuration/backups.`,
+      );
+    }
     const applied = await state.mutate((c, now) => createSnapshot(c, body, now), ifMatches);
     return { status: 201, body: SnapshotConfiguration.parse(applied.result), tag: state.configurationTag };
   },
