@@ -39,7 +39,6 @@ import {
   sizeArgument,
   STORAGE_PROFILES,
   storageProfile,
-  type OvercommitWarning,
 } from './validation';
 import { duration, leaseHolders, relativeTime, shortId, table } from './format';
 import { deadNodeLine, eventLine, fencingLine, recentEvents } from './failover';
@@ -159,6 +158,11 @@ function waitForMounted(client: FlockerClient, io: Io, datasetId: string, nodeUu
   });
 }
 
+/** checkInUse's warning ("warning: …") as a warning with a code, for --json. */
+function inUseWarning(text: string | undefined): { code: string; message: string } | undefined {
+  return text === undefined ? undefined : { code: 'IN_USE_FORCED', message: text.replace(/^warning: /, '') };
+}
+
 export function buildCli(
   argv: string[],
   io: Io,
@@ -167,7 +171,8 @@ export function buildCli(
   const print = (a: GlobalArgs, value: unknown, human: () => string) =>
     io.out(a.json ? JSON.stringify(value, null, 2) : human());
   // Warnings go to stderr (JSON lines with --json), so stdout keeps the result's shape.
-  const warn = (a: GlobalArgs, w: OvercommitWarning | undefined) => {
+  // Any further fields of the warning (e.g. OvercommitWarning's figures) go into its JSON.
+  const warn = (a: GlobalArgs, w: { code: string; message: string } | undefined) => {
     if (w === undefined) return;
     const { code, message, ...details } = w;
     io.err(a.json ? jsonWarning(code, message, details) : `flocker: warning: ${message}`);
@@ -585,7 +590,7 @@ export function buildCli(
               inUseBy(snapshot.nodes, leases, d.dataset_id),
               a.force,
             );
-            if (warning !== undefined) io.err(`flocker: ${warning}`);
+            warn(a, inUseWarning(warning));
             if (a.force && leases.some((l) => l.dataset_id === d.dataset_id)) await client.releaseLease(d.dataset_id);
             const deleted = await client.deleteDataset(d.dataset_id);
             if (a.wait) {
@@ -995,7 +1000,7 @@ export function buildCli(
               inUseBy(snapshot.nodes, leases, d.dataset_id),
               a.force,
             );
-            if (warning !== undefined) io.err(`flocker: ${warning}`);
+            warn(a, inUseWarning(warning));
             const lease = await client.releaseLease(d.dataset_id);
             print(a, lease, () => `Released the lease on ${nameOf(d) || d.dataset_id}`);
           }),

@@ -213,6 +213,25 @@ describe('overcommit: a warning naming the free capacity; the volume is created'
 });
 
 describe('--json errors: one {"error": {code, message, exit_code}} object on stderr, the same exit code', () => {
+  it('warnings are JSON lines too: leases release --force on a volume in use', async () => {
+    const d: DatasetConfiguration = {
+      dataset_id: D1,
+      primary: A,
+      maximum_size: GiB,
+      metadata: { name: 'v1' },
+      deleted: false,
+    };
+    const client = fakeClient([node(A, '10.0.0.1', { last_seen: new Date().toISOString() })], [d]);
+    const lease = { dataset_id: D1, node_uuid: A, expires: null };
+    Object.assign(client, { listLeases: async () => [lease], releaseLease: async () => lease });
+    const r = await flocker(client, 'leases', 'release', 'v1', '--force', '--json');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.err)).toEqual({
+      warning: { code: 'IN_USE_FORCED', message: expect.stringMatching(/^volume v1 is in use on 10\.0\.0\.1/) },
+    });
+    expect(JSON.parse(r.out)).toMatchObject({ dataset_id: D1 });
+  });
+
   it('for a command that fails', async () => {
     const r = await flocker(fakeClient([node(A, '10.0.0.1')]), 'volumes', 'show', 'nothing', '--json');
     expect(r.code).toBe(EXIT.NOT_FOUND);
