@@ -66,7 +66,9 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
         `the ${driver.backend} pool`,
       );
       if (refusal !== undefined) throw new AgentError(refusal.code, refusal.message);
-      const options = action.profile !== undefined ? { profile: action.profile } : {};
+      // onlyVolume: the backend checks again with the create itself (loopback: under its pool lock),
+      // so another host deciding to create the same dataset's volume meanwhile cannot make a second.
+      const options = { ...(action.profile !== undefined ? { profile: action.profile } : {}), onlyVolume: true };
       if (action.sourceSnapshotId !== undefined) {
         // A clone already holds a file system: not reported as created blank (onCreated), so never formatted.
         return { created: await createClone(driver, action.sourceSnapshotId, action.datasetId, action.size, options) };

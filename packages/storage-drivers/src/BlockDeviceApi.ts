@@ -19,6 +19,13 @@ export interface BlockDeviceVolume {
 
 export interface CreateVolumeOptions {
   readonly profile?: string;
+  /**
+   * Refuse (DATASET_HAS_VOLUME) when the pool holds a volume of the dataset already — checked
+   * together with the create where the backend can (loopback: under the pool lock), so two hosts
+   * that both decided to create a dataset's volume never make two. Without it, a create always
+   * makes a new volume (the contract's "its own id, even for the same dataset").
+   */
+  readonly onlyVolume?: boolean;
 }
 
 /**
@@ -223,6 +230,8 @@ export type StorageErrorCode =
   | 'FILESYSTEM_EXISTS'
   /** A volume's record in the pool cannot be read (see VolumeProblem). */
   | 'CORRUPT_RECORD'
+  /** The dataset has a volume already (another host made it meanwhile): a create makes no second one. */
+  | 'DATASET_HAS_VOLUME'
   /** No snapshot with that id (issue 20). */
   | 'UNKNOWN_SNAPSHOT'
   /** The snapshot exists but cannot be cloned yet (EBS "pending"). */

@@ -112,6 +112,31 @@ describe('LoopbackDriver', () => {
     expect(await fs.readdir(path.join(root, 'volumes'))).toEqual([]);
   });
 
+  it('onlyVolume: two hosts creating the same dataset at once make one volume; the other is refused with DATASET_HAS_VOLUME and leaves nothing', async () => {
+    const { root, a, b } = await pool();
+    const datasetId = randomUUID();
+    const results = await Promise.allSettled([
+      a.createVolume(datasetId, 64 * MiB, { onlyVolume: true }),
+      b.createVolume(datasetId, 64 * MiB, { onlyVolume: true }),
+    ]);
+    const made = results.filter((r) => r.status === 'fulfilled');
+    const refused = results.filter((r) => r.status === 'rejected');
+    expect(made).toHaveLength(1);
+    expect(refused).toHaveLength(1);
+    expect(refused[0].reason).toMatchObject({ code: 'DATASET_HAS_VOLUME' });
+    expect((await a.listVolumes()).filter((v) => v.datasetId === datasetId)).toHaveLength(1);
+    // The refused create's image and record are gone: one of each in the pool.
+    expect((await fs.readdir(path.join(root, 'volumes'))).sort()).toHaveLength(2);
+    // A clone is refused the same way.
+    const v = (made[0] as PromiseFulfilledResult<{ blockdeviceId: string }>).value;
+    await a.createSnapshot(v.blockdeviceId, randomUUID().toLowerCase()).then(async (snap) => {
+      await expect(
+        b.createVolumeFromSnapshot(snap.snapshotId, datasetId, 64 * MiB, { onlyVolume: true }),
+      ).rejects.toMatchObject({ code: 'DATASET_HAS_VOLUME' });
+    });
+    expect((await a.listVolumes()).filter((x) => x.datasetId === datasetId)).toHaveLength(1);
+  });
+
   it('uses the configured allocation unit', async () => {
     const root = await tempRoot();
     const d = new LoopbackDriver({ rootPath: root, instanceId: 'x', allocationUnit: 4 * MiB });

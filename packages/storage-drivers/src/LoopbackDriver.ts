@@ -248,7 +248,10 @@ export class LoopbackDriver implements BlockDeviceApi {
       } finally {
         await handle.close();
       }
-      await this.withPoolLock(() => commitTemp(tmp, this.recordPath(id)));
+      await this.withPoolLock(async () => {
+        if (options.onlyVolume === true) await this.refuseSecondVolume(datasetId).catch(dropTemp(tmp));
+        await commitTemp(tmp, this.recordPath(id));
+      });
     } catch (e) {
       // Never an orphan: a failed create takes back its image (and its record, if the rename got through).
       await this.removeFailedCreate(id);
@@ -256,6 +259,27 @@ export class LoopbackDriver implements BlockDeviceApi {
     }
     this.logger.info('volume created', { blockdeviceId: id, datasetId, size: rounded, profile: options.profile });
     return toVolume(record);
+  }
+
+  /**
+   * Under the pool lock, before a new volume's record is committed: one dataset, one volume. Two
+   * hosts can both decide to create a dataset's volume (its primary moved while the first was
+   * creating it, neither had listed the other's yet); the pool lock makes this check and the
+   * commit one step, so the second is refused (DATASET_HAS_VOLUME) and its agent finds the
+   * first volume at its next look. An unreadable record naming the dataset counts too.
+   */
+  private async refuseSecondVolume(datasetId: string): Promise<void> {
+    const pool = await this.listPool();
+    const other =
+      pool.volumes.find((v) => v.datasetId === datasetId)?.blockdeviceId ??
+      pool.problems.find((p) => p.datasetId === datasetId)?.blockdeviceId;
+    if (other !== undefined) {
+      throw new StorageError(
+        'DATASET_HAS_VOLUME',
+        `dataset ${datasetId} already has volume ${other} in the pool (made meanwhile by another host); not making a second one`,
+        other,
+      );
+    }
   }
 
   async destroyVolume(blockdeviceId: string): Promise<void> {
@@ -605,7 +629,10 @@ export class LoopbackDriver implements BlockDeviceApi {
       } finally {
         await handle.close();
       }
-      await this.withPoolLock(() => commitTemp(tmp, this.recordPath(id)));
+      await this.withPoolLock(async () => {
+        if (options.onlyVolume === true) await this.refuseSecondVolume(datasetId).catch(dropTemp(tmp));
+        await commitTemp(tmp, this.recordPath(id));
+      });
       this.logger.info('volume created from snapshot', {
         blockdeviceId: id,
         datasetId,
@@ -1393,5 +1420,13 @@ function toVolume(record: VolumeRecord): BlockDeviceVolume {
     attachedTo: record.attached_to,
     datasetId: record.dataset_id,
     ...(record.profile !== undefined ? { profile: record.profile } : {}),
+  };
+}
+
+/** Removes a record's temp file, then throws on what a refusal threw (a refused create leaves nothing). */
+function dropTemp(tmp: string): (e: unknown) => Promise<never> {
+  return async (e) => {
+    await fs.rm(tmp, { force: true });
+    throw e;
   };
 }
