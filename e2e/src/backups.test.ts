@@ -12,11 +12,12 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { BackupState, FlockerClient } from '@flocker/api';
 import { listBackups, S3ObjectStore } from '@flocker/backup';
 import { startMoto, type MotoServer } from '@flocker/storage-drivers/testing';
+import { REPO_ROOT } from './cluster';
 import { LocalAgentBed, mountsUnder, type AgentProc } from './localAgents';
 
 jest.setTimeout(300_000);
@@ -217,5 +218,79 @@ describe('backups to S3 (moto) and restores with real loopback agents', () => {
     expect(mountsUnder(bed.dir).filter((m) => m.mountPoint === mountPath('a', broken.dataset_id))).toEqual([]);
     expect((await client.listDatasetState()).find((d) => d.dataset_id === broken.dataset_id)?.path).toBeUndefined();
     expect(readdirSync(join(bed.dir, 'a', 'mnt')).includes(broken.dataset_id)).toBe(false);
+  });
+
+  it('flocker backup create, list, restore and delete; a restore of a damaged backup exits 1 with CHUNK_CORRUPT', async () => {
+    bed.startAgent('a', s3Env());
+    bed.startAgent('b', s3Env());
+    await bed.waitFor('both nodes to report', async () => (await client.listNodes()).length === 2);
+    const uuidB = bed.nodeUuid('b');
+    const cli = async (args: string[], expected = 0): Promise<string> => {
+      const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((res) => {
+        const p = spawn(process.execPath, [join(REPO_ROOT, 'packages/cli/dist/main.js'), ...args], {
+          env: { ...process.env, ...s3Env(), FLOCKER_CONTROL_URL: `http://127.0.0.1:${bed.control.port}` },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        let stderr = '';
+        p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+        p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+        p.on('close', (code) => res({ code, stdout, stderr }));
+      });
+      if (r.code !== expected)
+        throw new Error(`flocker ${args.join(' ')} exited ${r.code} (expected ${expected}): ${r.stderr}`);
+      return expected === 0 ? r.stdout : r.stderr;
+    };
+    const prefix = `${TARGET}-cli`;
+    await cli(['volumes', 'create', 'pg', '--size', '64MiB', '--node', bed.nodeUuid('a')]);
+    const onA = mountPath('a', (await client.listDatasets())[0]!.dataset_id);
+    writeFileSync(join(onA, 'data.bin'), randomBytes(4 * MiB));
+    execFileSync('sync', ['-f', join(onA, 'data.bin')]);
+    const checksum = sha256(join(onA, 'data.bin'));
+
+    const created = JSON.parse(await cli(['backup', 'create', 'pg', '--to', prefix, '--keep', '1', '--json'])) as {
+      state: BackupState;
+    };
+    expect(created.state.status).toBe('done');
+    await cli(['backup', 'create', 'pg', '--to', prefix, '--keep', '1']);
+    const listed = JSON.parse(await cli(['backup', 'list', '--from', prefix, '--volume', 'pg', '--json'])) as {
+      backup_id: string;
+      volume: string;
+      size: number;
+    }[];
+    expect(listed).toHaveLength(1); // keep 1
+    expect(listed[0]).toMatchObject({ volume: 'pg', size: 64 * MiB });
+    const id = listed[0]!.backup_id;
+
+    const out = await cli(['backup', 'restore', id, '--from', prefix, '--name', 'pg-restored', '--node', uuidB]);
+    expect(out).toContain('pg-restored is restored and mounted');
+    const restored = (await client.listDatasets()).find((d) => d.metadata.name === 'pg-restored')!;
+    expect(sha256(join(mountPath('b', restored.dataset_id), 'data.bin'))).toBe(checksum);
+
+    await cli(['backup', 'restore', 'nope', '--from', prefix, '--name', 'x', '--node', uuidB], 2);
+    const key = await (async () => {
+      const body = await new S3ObjectStore({
+        url: prefix,
+        endpoint: moto.endpoint,
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+      }).get(`manifests/${id}.json`);
+      const entry = (JSON.parse(body!.toString('utf8')) as { chunks: (string | null)[] }).chunks.find(
+        (c) => c !== null && !c.includes('.'),
+      );
+      const [hash] = entry!.split('.');
+      return `chunks/${hash!.slice(0, 2)}/${hash}`;
+    })();
+    await new S3ObjectStore({
+      url: prefix,
+      endpoint: moto.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    }).put(key, randomBytes(1000));
+    const err = await cli(['backup', 'restore', id, '--from', prefix, '--name', 'broken', '--node', uuidB], 1);
+    expect(err).toContain('CHUNK_CORRUPT');
+    await cli(['backup', 'delete', id, '--from', prefix]);
+    expect(JSON.parse(await cli(['backup', 'list', '--from', prefix, '--json']))).toEqual([]);
+    await cli(['backup', 'delete', id, '--from', prefix], 3);
   });
 });
