@@ -4,7 +4,7 @@
  * pool (real loop devices, ext4, fsfreeze, mounts) and moto's S3 server (the AWS SDK in the
  * agents, S3 settings from the standard AWS_* environment variables).
  *
- * Write data, back up, change 1%, back up again (incremental: few bytes uploaded), again with
+ * Write data, back up (the agent killed -9 while it runs, restarted), change 1%, back up again (incremental: few bytes uploaded), again with
  * keep 2 (the oldest pruned); destroy the volume; restore into a new dataset on the other node
  * with that agent killed (SIGKILL) in the middle of the restore: restarted, it restores again
  * and mounts the same bytes. Then one chunk object overwritten with garbage in moto: a restore
@@ -77,8 +77,18 @@ async function waitMountedOn(name: string, datasetId: string, timeoutMs = 60_000
   return path;
 }
 
-async function backUp(datasetId: string, keep?: number): Promise<BackupState> {
+/** Asks for a backup and waits until it is done; `whileRunning` runs once the agent reports it running. */
+async function backUp(datasetId: string, keep?: number, whileRunning?: () => Promise<void>): Promise<BackupState> {
   const request = await client.createBackup({ dataset_id: datasetId, target: TARGET, ...(keep ? { keep } : {}) });
+  if (whileRunning !== undefined) {
+    await bed.waitFor(
+      `backup ${request.backup_id} running`,
+      async () => (await client.listBackupState()).find((b) => b.backup_id === request.backup_id)?.status === 'running',
+      60_000,
+      5,
+    );
+    await whileRunning();
+  }
   const state = await bed.waitFor(
     `backup ${request.backup_id} done`,
     async () => {
@@ -117,7 +127,7 @@ async function firstDataObject(storedBackupId: string): Promise<string> {
 
 describe('backups to S3 (moto) and restores with real loopback agents', () => {
   it('backup, incremental backup, keep 2; restore on the other node across a kill -9; a corrupt chunk fails the restore', async () => {
-    bed.startAgent('a', s3Env());
+    const firstA = bed.startAgent('a', s3Env());
     const b = bed.startAgent('b', s3Env());
     await bed.waitFor('both nodes to report', async () => {
       const known = (await client.listNodes()).map((n) => n.uuid);
@@ -134,10 +144,17 @@ describe('backups to S3 (moto) and restores with real loopback agents', () => {
     writeFileSync(data, randomBytes(24 * MiB));
     execFileSync('sync', ['-f', data]);
 
-    const first = await backUp(source);
+    // The agent killed -9 while the first backup runs: restarted, it runs it again.
+    let a = firstA;
+    const first = await backUp(source, undefined, async () => {
+      await kill9(a);
+      a = bed.startAgent('a', s3Env());
+    });
     expect(first).toMatchObject({ node_uuid: uuidA, dataset_id: source, target: TARGET, size: 64 * MiB });
     expect(first.stored_backup_id).toMatch(new RegExp(`^${source}/`));
-    expect(first.uploaded_bytes).toBeGreaterThan(24 * MiB);
+    // Run twice: cut off by the kill, then again, to the end, by the restarted agent.
+    expect(readFileSync(join(bed.dir, 'a.log'), 'utf8').split('backup started').length - 1).toBe(2);
+    expect(first.uploaded_bytes).toBeGreaterThan(0);
 
     // 1% of the volume changed (640 KiB of the file, in place): the next backup sends little.
     const changed = 10 * 65536; // 640 KiB ≈ 1% of 64 MiB
