@@ -124,6 +124,27 @@ describe('LoopbackDriver snapshots', () => {
     },
   );
 
+  it('openSnapshot (issue 20: backups read it) answers the read-only image and its size; UNKNOWN_SNAPSHOT otherwise', async () => {
+    const root = await plainRoot();
+    const a = new LoopbackDriver({
+      rootPath: root,
+      instanceId: 'instance-a',
+      logger: winston.createLogger({ silent: true }),
+    });
+    const v = await a.createVolume(randomUUID(), 64 * MiB);
+    await writeAt(path.join(root, 'volumes', `${v.blockdeviceId}.img`), 3 * MiB, Buffer.alloc(4096, 0x5a));
+    const s = await a.createSnapshot(v.blockdeviceId, randomUUID());
+    const opened = await a.openSnapshot(s.snapshotId);
+    expect(opened).toMatchObject({ path: path.join(root, 'snapshots', `${s.snapshotId}.img`), size: 64 * MiB });
+    const handle = await fs.open(opened.path, 'r');
+    const page = Buffer.alloc(4096);
+    await handle.read(page, 0, 4096, 3 * MiB);
+    await handle.close();
+    expect(page.equals(Buffer.alloc(4096, 0x5a))).toBe(true);
+    await opened.release();
+    await expect(a.openSnapshot(randomUUID())).rejects.toMatchObject({ code: 'UNKNOWN_SNAPSHOT' });
+  });
+
   it('a frozen, mounted ext4 is snapshotted whole; the clone mounts without mkfs and holds the synced file', async () => {
     const root = await plainRoot();
     const a = new LoopbackDriver({ rootPath: root, instanceId: 'instance-a' });
