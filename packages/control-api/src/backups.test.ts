@@ -152,8 +152,15 @@ describe('backup routes', () => {
     }
     const restored = await client.createDataset({ primary: B, maximum_size: 128 * MiB, source_backup });
     expect(restored.source_backup).toEqual(source_backup);
-    // Not finished: it may not move to a node that cannot restore (A has no S3 settings); B is fine.
-    await expectApiError(client.updateDataset(restored.dataset_id, { primary: A }), 409, 'BACKUP_NOT_CONFIGURED');
+    // Not finished: it does not move (another node would write the backup over it again); once mounted it does.
+    await expectApiError(client.updateDataset(restored.dataset_id, { primary: A }), 409, 'RESTORE_IN_PROGRESS');
+    const mounted = { dataset_id: restored.dataset_id, blockdevice_id: 'v', size: 1, status: 'mounted' as const };
+    await client.reportNodeState(nodeReport(B, { backup_store: true, manifestations: [mounted] }));
+    expect((await client.listDatasets()).find((d) => d.dataset_id === restored.dataset_id)?.source_backup).toEqual({
+      ...source_backup,
+      restored: true,
+    });
+    expect((await client.updateDataset(restored.dataset_id, { primary: A })).primary).toBe(A);
   });
 
   it('a plain snapshot may not carry the keys of a backup request (400 BACKUP_KEY_RESERVED)', async () => {

@@ -41,7 +41,9 @@ export type ConfigurationCode =
   /** A backup or restore aimed at a node whose agent cannot run it (no backup: settings, or not alive). */
   | 'BACKUP_NOT_CONFIGURED'
   /** A snapshot asked for with the metadata keys of a backup request: backups go through /v1/configuration/backups. */
-  | 'BACKUP_KEY_RESERVED';
+  | 'BACKUP_KEY_RESERVED'
+  /** A move of a dataset whose restore has not finished (it is never written twice). */
+  | 'RESTORE_IN_PROGRESS';
 
 /** What a configuration store (file, etcd, its log) fails with. */
 export type StoreCode =

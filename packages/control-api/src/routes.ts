@@ -71,11 +71,14 @@ const datasetHandlers: Omit<
     requireScheduleInterval(body.metadata, state.minSnapshotIntervalMs);
     const current = state.configuration.datasets.get(params.id);
     if (current !== undefined) {
-      // A restore not finished yet is run by whichever node is its primary: that node needs S3 settings.
+      // A restore not finished yet stays on its node: another node would find the volume unmounted and write the
+      // backup over it again, so the move waits until the primary reported it mounted (backups.ts).
       const unfinished = current.source_backup !== undefined && current.source_backup.restored !== true;
       if (unfinished && body.primary !== undefined && body.primary !== current.primary) {
-        const alive = aliveNodes(state.reportedNodes(), state.now(), state.nodeTimeoutMs);
-        requireBackupNode(alive, body.primary, 'the new primary of a restore in progress');
+        throw new ConfigurationError(
+          'RESTORE_IN_PROGRESS',
+          `The dataset ${current.dataset_id} is being restored from a backup on its node: move it once it is mounted there.`,
+        );
       }
       const size = body.maximum_size !== undefined ? body.maximum_size : current.maximum_size;
       const tooLarge = sizeBeyondBackend(size, body.primary ?? current.primary, state.reportedNodes());
