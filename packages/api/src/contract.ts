@@ -176,7 +176,9 @@ export const apiRoutes = {
       400: err(
         'The request is malformed (invalid JSON, wrong types, unknown fields or a bad id), the primary is unknown, source_snapshot_id (source_dataset_id) names no live snapshot (dataset), or maximum_size is below its size.',
       ),
-      409: err('The dataset_id is already in use.'),
+      409: err(
+        'The dataset_id is already in use, or a restore (source_backup) is aimed at a node whose agent has no S3 settings (code BACKUP_NOT_CONFIGURED).',
+      ),
       ...E412,
     },
   }),
@@ -195,7 +197,9 @@ export const apiRoutes = {
       ...E400,
       404: err('No such dataset.'),
       405: err('The dataset is deleted (code DATASET_DELETED, as in Flocker): it can no longer be changed.'),
-      409: err('A lease held by another node forbids the move.'),
+      409: err(
+        'A lease held by another node forbids the move, or the dataset is being restored from a backup (code RESTORE_IN_PROGRESS).',
+      ),
       ...E412,
     },
   }),
