@@ -392,6 +392,8 @@ describe('authorize', () => {
       // So are snapshots (issue 20): nodes read them and report what their backends hold.
       'post /v1/configuration/snapshots',
       'delete /v1/configuration/snapshots/:id',
+      // And backups (issue 20): nodes run them and report their state.
+      'post /v1/configuration/backups',
     ]);
     for (const route of routes) {
       const decision = authorize(
