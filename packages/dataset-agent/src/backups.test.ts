@@ -195,6 +195,19 @@ describe('BackupRunner', () => {
     expect(r2.report()?.map((b) => b.backup_id)).toEqual([S2]);
   });
 
+  it('a prune that fails leaves the backup done (retention is tried again by the next backup)', async () => {
+    const image = path.join(dir, 'snap.img');
+    await makeSparseImage(image, { size: 16 * MiB, regions: 2, regionSize: MiB });
+    const store = new MemoryObjectStore();
+    store.beforeOperation = (op) => {
+      if (op === 'delete') throw Object.assign(new Error('no deletes here'), { code: 'STORE_DENIED' });
+    };
+    await store.put(`manifests/${DS}/20200101T000000000Z-${S2}.json`, Buffer.from('{}')); // unreadable: prune stops
+    const r = runner(store, image);
+    r.update(desired(ME, false, 1), [held(S1)], ME);
+    expect(await settle(r, S1)).toMatchObject({ status: 'done' });
+  });
+
   it('a failure is reported with its code', async () => {
     const store = new MemoryObjectStore();
     store.beforeOperation = () => {

@@ -228,7 +228,17 @@ export class BackupRunner {
           await opened.release();
         }
       }
-      if (job.keep !== undefined) await pruneBackups(store, job.datasetId, job.keep);
+      // Retention is secondary: the backup is stored either way (a failed prune is logged, tried again next time).
+      if (job.keep !== undefined) {
+        await pruneBackups(store, job.datasetId, job.keep).catch((e: unknown) =>
+          logger.warn('pruning old backups failed', {
+            ...log,
+            keep: job.keep,
+            code: errorCode(e),
+            error: errorMessage(e),
+          }),
+        );
+      }
       this.set(job, {
         status: 'done',
         size: manifest.size,
