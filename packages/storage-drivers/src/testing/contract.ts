@@ -413,6 +413,18 @@ function snapshotContract(devices: boolean, limits: SnapshotLimits, context: () 
       for (const id of snapshots) await a.destroySnapshot(id).catch(() => undefined);
     });
 
+    // Each test's volumes let go of their instances after it: a backend with few device slots per
+    // instance (EBS: /dev/sdf…/dev/sdp) would otherwise run out across the section.
+    afterEach(async () => {
+      if (!present) return;
+      const ids = new Set(c.created);
+      for (const v of await a.listVolumes()) {
+        if (!ids.has(v.blockdeviceId) || v.attachedTo === null) continue;
+        const holder = v.attachedTo === (await a.computeInstanceId()) ? a : b;
+        await holder.detachVolume(v.blockdeviceId).catch(() => undefined);
+      }
+    });
+
     /** A test of the snapshot operations: a no-op on a backend without them. */
     const snapshotTest = (title: string, test: () => Promise<void>, needsDevices = false): void => {
       if (needsDevices && !devices) return;
