@@ -225,10 +225,10 @@ describe('UiServer: actions', () => {
     expect(nowhere.status).toBe(404);
     const unnamed = await call('POST', '/api/volumes', { body: { name: ' ', size: '1G', node: B } });
     expect(unnamed.status).toBe(400);
-    expect(errorOf(unnamed)).toMatchObject({
-      code: 'INVALID_REQUEST',
-      message: expect.stringContaining('a volume needs a name'),
-    });
+    // Plain words, not zod's "✖ a volume needs a name → at name" (issue 21).
+    expect(errorOf(unnamed)).toEqual({ code: 'INVALID_REQUEST', message: 'a volume needs a name' });
+    const numeric = await call('POST', '/api/volumes', { body: { name: 'xy', size: '1G', node: 5 } });
+    expect(errorOf(numeric).message).toBe('node: Invalid input: expected string, received number');
     const garbage = await call('POST', '/api/volumes', { body: '{nope' });
     expect(errorOf(garbage).code).toBe('INVALID_JSON');
     expect(client.calls).toEqual([]);

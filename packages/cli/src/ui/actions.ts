@@ -45,12 +45,29 @@ export class UiActionError extends Error {
   }
 }
 
+/**
+ * A refused body in plain sentences for the page (issue 21: it showed zod's
+ * "✖ a volume needs a name → at name"): our own messages as they are; zod's generic
+ * ones ("Invalid input: …") name the field they are about.
+ */
+export function inWords(e: z.ZodError): string {
+  return e.issues
+    .map((i) =>
+      i.code === 'custom' || i.path.length === 0 || i.message.includes(String(i.path[i.path.length - 1]))
+        ? i.message
+        : /^(Invalid|Too|Unrecognized)/.test(i.message)
+          ? `${i.path.join('.')}: ${i.message}`
+          : i.message,
+    )
+    .join('; ');
+}
+
 /** Any failure of an action as what the UI server answers. */
 export function toActionError(e: unknown): UiActionError {
   if (e instanceof UiActionError) return e;
   if (e instanceof FlockerApiError) return new UiActionError(e.status === 0 ? 502 : e.status, e.code, e.description);
   if (e instanceof SizeError) return new UiActionError(400, e.code, e.message);
-  if (e instanceof z.ZodError) return new UiActionError(400, 'INVALID_REQUEST', z.prettifyError(e));
+  if (e instanceof z.ZodError) return new UiActionError(400, 'INVALID_REQUEST', inWords(e));
   return new UiActionError(500, 'INTERNAL', errorMessage(e));
 }
 
