@@ -15,6 +15,8 @@ import type { BlockDeviceApi, BlockDeviceSnapshot } from '@flocker/storage-drive
 import winston from 'winston';
 import { backupJobs, BackupRunner, backupSettingsOf } from './backups';
 import { calculateChanges } from './calculateChanges';
+import { executeAction } from './executeAction';
+import { FakeDriver, FakeHost } from './testing/fakes';
 import type { DecisionContext, DesiredState, DiscoveredVolume, LocalState } from './LocalState';
 
 const ME = '11111111-1111-4111-8111-111111111111';
@@ -133,6 +135,46 @@ describe('the restore step', () => {
     const done: DesiredState = { ...want, datasets: [{ ...want.datasets[0]!, restoreFrom: undefined }] };
     const blank = state({ devicePath: '/dev/loop9', hasFilesystem: false, mountPoints: [] });
     expect(calculateChanges(done, blank, ctx)[0]).toMatchObject({ kind: 'format' });
+  });
+});
+
+describe('the restore action', () => {
+  const action = {
+    kind: 'restore',
+    datasetId: DS,
+    blockdeviceId: 'v',
+    devicePath: '/dev/fake/v',
+    mountPath: `/flocker/${DS}`,
+    size: 64 * MiB,
+    target: TARGET,
+    backupId: `${DS}/20261204T065155123Z-${S1}`,
+  } as const;
+
+  it('mounts only after the restore succeeded; a failed restore leaves the device unmounted with its code', async () => {
+    const host = new FakeHost();
+    const base = { driver: new FakeDriver(), host, instanceId: 'i-me' };
+    const corrupt = Object.assign(new Error('chunks/ab/abc is corrupt'), { code: 'CHUNK_CORRUPT' });
+    await expect(executeAction(action, { ...base, restoreBackup: () => Promise.reject(corrupt) })).rejects.toBe(
+      corrupt,
+    );
+    expect(host.mounts).toEqual([]);
+    const order: string[] = [];
+    await executeAction(action, {
+      ...base,
+      restoreBackup: async () => {
+        order.push(`restored, mounts: ${host.mounts.length}`);
+      },
+    });
+    expect(order).toEqual(['restored, mounts: 0']);
+    expect(host.mounts.map((m) => m.mountPoint)).toEqual([`/flocker/${DS}`]);
+  });
+
+  it('without S3 settings: BACKUP_NOT_CONFIGURED, nothing mounted', async () => {
+    const host = new FakeHost();
+    await expect(executeAction(action, { driver: new FakeDriver(), host, instanceId: 'i-me' })).rejects.toMatchObject({
+      code: 'BACKUP_NOT_CONFIGURED',
+    });
+    expect(host.mounts).toEqual([]);
   });
 });
 
