@@ -13,7 +13,8 @@ import {
 } from '@flocker/api';
 import { UiMessage } from '@flocker/web-ui';
 import { A, B, D1, dataset, node } from '@flocker/web-ui/testing';
-import { UiActions, type UiClient } from './actions';
+import { toActionError, UiActions, type UiClient } from './actions';
+import { CreateDatasetRequest as CreateDatasetRequestSchema } from '@flocker/api/schemas';
 import { ClusterFeed } from './ClusterFeed';
 import { UiServer } from './UiServer';
 
@@ -441,5 +442,21 @@ describe('UiServer: file systems and snapshots (issue 20)', () => {
       { snapshot_id: S1, name: 'nightly', volume: 'pgdata', state: 'requested' },
     ]);
     expect(m.view?.volumes[0]).toMatchObject({ name: 'pgdata', filesystem: 'ext4', cloned_from: null });
+  });
+});
+
+describe('toActionError (issue 21: plain words, no "✖ … → at name")', () => {
+  it("keeps a refused size's code (the form marks Size) and says the reason in plain words", () => {
+    const r = CreateDatasetRequestSchema.safeParse({
+      primary: A,
+      maximum_size: 256 * 1024 * 1024,
+      metadata: { 'clusterhq:flocker:filesystem': 'xfs' },
+    });
+    const e = toActionError(r.error);
+    expect({ status: e.status, code: e.code, message: e.message }).toEqual({
+      status: 400,
+      code: 'INVALID_SIZE',
+      message: 'an xfs dataset needs at least 314572800 bytes (300 MiB)',
+    });
   });
 });

@@ -67,7 +67,11 @@ export function toActionError(e: unknown): UiActionError {
   if (e instanceof UiActionError) return e;
   if (e instanceof FlockerApiError) return new UiActionError(e.status === 0 ? 502 : e.status, e.code, e.description);
   if (e instanceof SizeError) return new UiActionError(400, e.code, e.message);
-  if (e instanceof z.ZodError) return new UiActionError(400, 'INVALID_REQUEST', inWords(e));
+  if (e instanceof z.ZodError) {
+    // A refused size keeps a code that says so (the form marks its Size field): the words no longer name the field.
+    const size = e.issues.some((i) => i.path.includes('maximum_size'));
+    return new UiActionError(400, size ? 'INVALID_SIZE' : 'INVALID_REQUEST', inWords(e));
+  }
   return new UiActionError(500, 'INTERNAL', errorMessage(e));
 }
 
