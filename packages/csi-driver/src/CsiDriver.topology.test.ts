@@ -248,3 +248,37 @@ describe('GetCapacity', () => {
     });
   });
 });
+
+describe('CSI CreateVolume file systems', () => {
+  const xfsCap = { ...CAP, mount: { fs_type: 'xfs' } };
+  it('fsType=xfs (parameter or capability) makes an xfs dataset of at least 300 MiB; ext4 by default', async () => {
+    const w: World = { datasets: [], nodes: [node(ME, { zone: 'pool-1' })], generation: 1 };
+    const d = driver(w);
+    await d.createVolume({ name: 'by-param', volume_capabilities: [CAP], parameters: { fsType: 'xfs' } });
+    await d.createVolume({ name: 'by-cap', volume_capabilities: [xfsCap] });
+    await d.createVolume({ name: 'plain', volume_capabilities: [CAP] });
+    const by = (n: string) => w.datasets.find((x) => x.metadata['name'] === n);
+    expect(by('by-param')).toMatchObject({
+      maximum_size: 300 * MiB,
+      metadata: { 'clusterhq:flocker:filesystem': 'xfs' },
+    });
+    expect(by('by-cap')?.metadata['clusterhq:flocker:filesystem']).toBe('xfs');
+    expect(by('plain')?.metadata['clusterhq:flocker:filesystem']).toBeUndefined();
+    expect(by('plain')?.maximum_size).toBe(64 * MiB);
+  });
+  it('refuses an xfs volume whose limit is below 300 MiB (OUT_OF_RANGE) and disagreeing file systems (INVALID_ARGUMENT)', async () => {
+    const w: World = { datasets: [], nodes: [node(ME, { zone: 'pool-1' })], generation: 1 };
+    const d = driver(w);
+    await expect(
+      d.createVolume({
+        name: 'small',
+        volume_capabilities: [xfsCap],
+        capacity_range: { required_bytes: String(64 * MiB), limit_bytes: String(128 * MiB) },
+      }),
+    ).rejects.toMatchObject({ code: status.OUT_OF_RANGE });
+    await expect(
+      d.createVolume({ name: 'mixed', volume_capabilities: [xfsCap], parameters: { fsType: 'ext4' } }),
+    ).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
+    expect(w.datasets).toEqual([]);
+  });
+});

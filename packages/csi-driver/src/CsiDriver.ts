@@ -8,7 +8,9 @@ import { lstat, mkdir, rmdir, stat, statfs, unlink } from 'node:fs/promises';
 import {
   FlockerApiError,
   METADATA_NAME_KEY,
+  METADATA_FILESYSTEM_KEY,
   METADATA_PROFILE_KEY,
+  XFS_MINIMUM_SIZE,
   type ClusterSnapshot,
   type CreateDatasetRequest,
   type DatasetConfiguration,
@@ -25,6 +27,7 @@ import {
   isDatasetId,
   paginate,
   readOnlyMode,
+  requestedFilesystem,
   sizeForRange,
   sizeSatisfies,
   type VolumeCapability,
@@ -200,8 +203,8 @@ export function parameterProblem(params: Readonly<Record<string, string>>): stri
   for (const [k, v] of Object.entries(params)) {
     if (k.startsWith('csi.storage.k8s.io/')) continue;
     if (k === PARAMETER_PROFILE) continue;
-    if (k === PARAMETER_FS_TYPE && (v === '' || v === 'ext4')) continue;
-    return `unknown or unsupported parameter ${k}=${v} (known: profile, fsType=ext4)`;
+    if (k === PARAMETER_FS_TYPE && (v === '' || v === 'ext4' || v === 'xfs')) continue;
+    return `unknown or unsupported parameter ${k}=${v} (known: profile, fsType=ext4|xfs)`;
   }
   return undefined;
 }
@@ -477,6 +480,15 @@ export class CsiDriver {
     if (paramProblem !== undefined) throw new CsiError(status.INVALID_ARGUMENT, paramProblem);
     const range = toRange(req.capacity_range);
     const requirement = toRequirement(req.accessibility_requirements);
+    const filesystem = requestedFilesystem(
+      params[PARAMETER_FS_TYPE],
+      caps.map((c) => toCapability(c).fsType),
+    );
+    if (filesystem === undefined)
+      throw new CsiError(
+        status.INVALID_ARGUMENT,
+        'the fsType parameter and the capabilities ask for different file systems',
+      );
     return this.exclusive(`name:${name}`, async () => {
       const existing = (await this.client.listDatasets()).find(
         (d) => !d.deleted && d.metadata[METADATA_NAME_KEY] === name,
@@ -489,11 +501,19 @@ export class CsiDriver {
         if (sourceProblem !== undefined) throw sourceProblem;
         size = cloneSize(size, range, contentSourceSize(s, source));
       }
+      if (filesystem === 'xfs' && source === undefined && size < XFS_MINIMUM_SIZE) {
+        // mkfs.xfs makes nothing smaller: raised to it, unless the range's limit forbids.
+        if (range !== undefined && range.limitBytes > 0 && range.limitBytes < XFS_MINIMUM_SIZE)
+          throw new CsiError(status.OUT_OF_RANGE, `an xfs volume needs at least ${XFS_MINIMUM_SIZE} bytes (300 MiB)`);
+        size = XFS_MINIMUM_SIZE;
+      }
       const node = choosePrimary(s, requirement);
       const primary = node.uuid;
       const metadata: Record<string, string> = { [METADATA_NAME_KEY]: name };
       const profile = params[PARAMETER_PROFILE];
       if (profile) metadata[METADATA_PROFILE_KEY] = profile;
+      // A clone holds its source's file system already: it is never formatted.
+      if (filesystem === 'xfs' && source === undefined) metadata[METADATA_FILESYSTEM_KEY] = 'xfs';
       const request: CreateDatasetRequest = {
         primary,
         maximum_size: size,

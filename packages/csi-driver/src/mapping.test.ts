@@ -2,6 +2,7 @@ import { FlockerApiError, MINIMUM_DATASET_SIZE } from '@flocker/api';
 import { status } from '@grpc/grpc-js';
 import {
   capabilityProblem,
+  requestedFilesystem,
   CsiError,
   datasetIdForName,
   int64,
@@ -100,9 +101,12 @@ describe('capabilityProblem', () => {
       expect(capabilityProblem(cap(mode))).toMatch(/one node at a time/);
     },
   );
-  it('refuses block access, other file systems and a missing access mode or type', () => {
+  it('refuses block access, file systems other than ext4 and xfs, and a missing access mode or type', () => {
     expect(capabilityProblem(cap('SINGLE_NODE_WRITER', 'block'))).toMatch(/block/);
-    expect(capabilityProblem(cap('SINGLE_NODE_WRITER', 'mount', 'xfs'))).toMatch(/xfs/);
+    expect(capabilityProblem(cap('SINGLE_NODE_WRITER', 'mount', 'xfs'))).toBeUndefined();
+    expect(capabilityProblem(cap('SINGLE_NODE_WRITER', 'mount', 'btrfs'))).toMatch(
+      /btrfs is not supported.*ext4 or xfs/,
+    );
     expect(capabilityProblem(cap(undefined))).toMatch(/access_mode/);
     expect(capabilityProblem(cap('UNKNOWN'))).toMatch(/access_mode/);
     expect(capabilityProblem({ ...cap('SINGLE_NODE_WRITER'), accessType: undefined })).toMatch(/access type/);
@@ -181,5 +185,16 @@ describe('parseMountInfo', () => {
     const m = parseMountInfo(text);
     expect(m.map((e) => e.mountPoint)).toEqual(['/tmp/x/a/mnt/d1', '/tmp/x/staging dir', '/tmp/x/target']);
     expect(m[2]).toEqual({ device: '7:3', root: '/', mountPoint: '/tmp/x/target', options: ['ro', 'relatime'] });
+  });
+});
+
+describe('requestedFilesystem', () => {
+  it('the fsType parameter, else the capabilities’ fs_type, else ext4; undefined when they disagree', () => {
+    expect(requestedFilesystem(undefined, [''])).toBe('ext4');
+    expect(requestedFilesystem('xfs', [''])).toBe('xfs');
+    expect(requestedFilesystem(undefined, ['xfs', 'xfs'])).toBe('xfs');
+    expect(requestedFilesystem('ext4', ['ext4'])).toBe('ext4');
+    expect(requestedFilesystem('xfs', ['ext4'])).toBeUndefined();
+    expect(requestedFilesystem(undefined, ['xfs', 'ext4'])).toBeUndefined();
   });
 });

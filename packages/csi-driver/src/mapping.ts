@@ -91,7 +91,21 @@ export const SUPPORTED_ACCESS_MODES: ReadonlySet<string> = new Set([
 ]);
 
 /** File systems the dataset agent formats volumes with. */
-export const SUPPORTED_FS_TYPES: ReadonlySet<string> = new Set(['', 'ext4']);
+export const SUPPORTED_FS_TYPES: ReadonlySet<string> = new Set(['', 'ext4', 'xfs']);
+
+/**
+ * The file system a new volume gets: the StorageClass's fsType parameter, else the one the
+ * capabilities ask for (Kubernetes puts csi.storage.k8s.io/fstype there), else ext4. undefined
+ * when they disagree.
+ */
+export function requestedFilesystem(
+  param: string | undefined,
+  capabilityFsTypes: readonly string[],
+): 'ext4' | 'xfs' | undefined {
+  const asked = new Set([param ?? '', ...capabilityFsTypes].filter((f) => f !== ''));
+  if (asked.size > 1) return undefined;
+  return [...asked][0] === 'xfs' ? 'xfs' : 'ext4';
+}
 
 export interface VolumeCapability {
   accessType: 'mount' | 'block' | undefined;
@@ -112,7 +126,8 @@ export function capabilityProblem(c: VolumeCapability): string | undefined {
   }
   if (c.accessType === undefined) return 'volume_capability needs an access type (mount or block)';
   if (c.accessType === 'block') return 'block access is not supported: Flocker volumes are file systems';
-  if (!SUPPORTED_FS_TYPES.has(c.fsType)) return `fs_type ${c.fsType} is not supported (the dataset agent formats ext4)`;
+  if (!SUPPORTED_FS_TYPES.has(c.fsType))
+    return `fs_type ${c.fsType} is not supported (the dataset agent formats ext4 or xfs)`;
   return undefined;
 }
 
