@@ -24,6 +24,8 @@ import {
   TAG_DATASET,
   TAG_SNAPSHOT,
   TAG_SOURCE_VOLUME,
+  TAG_TEMPORARY,
+  TAG_TEMPORARY_SINCE,
   type EbsTiming,
 } from './EbsDriver';
 import type { EbsHost } from './devices';
@@ -98,18 +100,22 @@ function driver(
 }
 
 describe('EbsDriver on moto', () => {
-  blockDeviceApiContract('EbsDriver (moto EC2, loop devices as the host side)', async () => {
-    const clusterId = randomUUID();
-    const root = await fs.mkdtemp(path.join(os.tmpdir(), 'flocker-ebs-test-'));
-    const hosts = new LoopbackEbsHosts(root, raw);
-    const make = (instance: string) => {
-      const ec2 = motoClient(moto.endpoint);
-      addAwsAttachRule(ec2);
-      hosts.addSnapshotData(ec2);
-      return driver({ clusterId, instance, ec2, host: hosts.hostFor(instance) }).d;
-    };
-    return { driver: make(instances[0]), driverOnOtherInstance: make(instances[1]), cleanup: () => hosts.cleanup() };
-  });
+  blockDeviceApiContract(
+    'EbsDriver (moto EC2, loop devices as the host side)',
+    async () => {
+      const clusterId = randomUUID();
+      const root = await fs.mkdtemp(path.join(os.tmpdir(), 'flocker-ebs-test-'));
+      const hosts = new LoopbackEbsHosts(root, raw);
+      const make = (instance: string) => {
+        const ec2 = motoClient(moto.endpoint);
+        addAwsAttachRule(ec2);
+        hosts.addSnapshotData(ec2);
+        return driver({ clusterId, instance, ec2, host: hosts.hostFor(instance) }).d;
+      };
+      return { driver: make(instances[0]), driverOnOtherInstance: make(instances[1]), cleanup: () => hosts.cleanup() };
+    },
+    { temporaryVolumes: (d) => (d as EbsDriver).temporaryVolumes() },
+  );
 
   it('tags volumes with the cluster, dataset and Name, in the configured zone, and maps profiles to volume types', async () => {
     const clusterId = randomUUID();
@@ -441,6 +447,54 @@ describe('EbsDriver on moto', () => {
       await d.destroyVolume(clone.blockdeviceId);
       await d.destroyVolume(v.blockdeviceId);
       await d.destroySnapshot(snapshotId);
+    });
+
+    it('openSnapshot makes a temporary volume tagged flocker-temporary, hidden from listVolumes; any node removes a leftover older than the bound or of a destroyed snapshot', async () => {
+      const clusterId = randomUUID();
+      const { d: a } = driver({ clusterId, instance: instances[0] });
+      const { d: b } = driver({ clusterId, instance: instances[1], timing: { temporaryMaxAgeMs: 600_000 } });
+      // Stands for b after the bound has passed.
+      const { d: late } = driver({ clusterId, instance: instances[1], timing: { temporaryMaxAgeMs: 0 } });
+      const v = await a.createVolume(randomUUID(), GiB);
+      const s1 = await a.createSnapshot(v.blockdeviceId, randomUUID());
+      const s2 = await a.createSnapshot(v.blockdeviceId, randomUUID());
+      // A crash: opened on a, never released.
+      const crashed = await a.openSnapshot(s1.snapshotId);
+      expect(crashed).toMatchObject({ path: '/dev/null', size: GiB });
+      const [temp] = await a.temporaryVolumes();
+      const aws = (await raw.send(new DescribeVolumesCommand({ VolumeIds: [temp ?? ''] }))).Volumes?.[0];
+      const tags: Record<string, string | undefined> = Object.fromEntries(
+        (aws?.Tags ?? []).map((t) => [t.Key ?? '', t.Value]),
+      );
+      expect(tags).toMatchObject({ [TAG_CLUSTER]: clusterId, [TAG_TEMPORARY]: `backup-${s1.snapshotId}` });
+      expect(Number.isNaN(Date.parse(tags[TAG_TEMPORARY_SINCE] ?? ''))).toBe(false);
+      expect(aws).toMatchObject({ SnapshotId: s1.backendId, Attachments: [{ InstanceId: instances[0] }] });
+      expect(await a.listVolumes()).toEqual([v]);
+      expect(await b.listVolumes()).toEqual([v]);
+      // Within the bound, with its snapshot there: another node's open leaves it alone.
+      const young = await b.openSnapshot(s2.snapshotId);
+      expect(await a.temporaryVolumes()).toHaveLength(2);
+      expect(await a.temporaryVolumes()).toContain(temp);
+      await young.release();
+      expect(await a.temporaryVolumes()).toEqual([temp]);
+      // Past the bound: force-detached from a and deleted by the next open on any node.
+      const fresh = await late.openSnapshot(s2.snapshotId);
+      expect(await a.temporaryVolumes()).not.toContain(temp);
+      await fresh.release();
+      expect(await a.temporaryVolumes()).toEqual([]);
+      await crashed.release(); // late: harmless
+      // Its snapshot destroyed: removed by the next open, whatever its age.
+      await a.openSnapshot(s1.snapshotId);
+      expect(await a.temporaryVolumes()).toHaveLength(1);
+      await a.destroySnapshot(s1.snapshotId);
+      const after = await b.openSnapshot(s2.snapshotId);
+      expect(await a.temporaryVolumes()).toHaveLength(1);
+      await after.release();
+      expect(await a.temporaryVolumes()).toEqual([]);
+      await expectStorageError(a.openSnapshot(s1.snapshotId), 'UNKNOWN_SNAPSHOT');
+      expect(await a.listVolumes()).toEqual([v]);
+      await a.destroySnapshot(s2.snapshotId);
+      await a.destroyVolume(v.blockdeviceId);
     });
 
     it("never lists another cluster's snapshots, untagged ones, or EC2's own", async () => {

@@ -25,7 +25,9 @@ import {
   type BlockDeviceVolume,
   type CreateVolumeOptions,
   type DetachOptions,
+  type OpenedSnapshot,
   type StorageErrorCode,
+  isStorageError,
 } from '../BlockDeviceApi';
 import { linuxEbsHost, pickDeviceName, type EbsHost } from './devices';
 import { awsErrorCode, isTransientAwsError, providerMessage } from './errors';
@@ -43,6 +45,18 @@ export const TAG_CREATE_TOKEN = 'flocker-create-token';
 export const TAG_SNAPSHOT = 'flocker-snapshot-id';
 /** On an EBS snapshot: the volume it was taken of (EC2's own VolumeId may name a deleted volume oddly). */
 export const TAG_SOURCE_VOLUME = 'flocker-source-volume-id';
+/**
+ * On a temporary volume openSnapshot made (issue 20: backups read it): `backup-<snapshotId>`.
+ * listVolumes never shows a volume carrying it, so the agent never adopts, mounts or destroys it.
+ */
+export const TAG_TEMPORARY = 'flocker-temporary';
+/** On a temporary volume: the ISO time it was made (its age bounds how long it may stay; see openSnapshot). */
+export const TAG_TEMPORARY_SINCE = 'flocker-temporary-since';
+
+/** The TAG_TEMPORARY value of a snapshot's temporary volume. */
+export function temporaryMark(snapshotId: string): string {
+  return `backup-${snapshotId}`;
+}
 
 /** EBS snapshot states as BlockDeviceSnapshot statuses: pending (copying to S3, not clonable) is "creating". */
 export function snapshotStatus(state: string | undefined): BlockDeviceSnapshot['status'] {
@@ -72,6 +86,11 @@ export interface EbsTiming {
   readonly requestTimeoutMs: number;
   /** DescribeVolumes MaxResults (5…500). */
   readonly pageSize: number;
+  /**
+   * A temporary volume (openSnapshot) older than this is taken for a crash's leftover and deleted
+   * by the next openSnapshot on any node: it bounds how long one backup may read a snapshot.
+   */
+  readonly temporaryMaxAgeMs: number;
 }
 
 export const DEFAULT_EBS_TIMING: EbsTiming = {
@@ -84,6 +103,7 @@ export const DEFAULT_EBS_TIMING: EbsTiming = {
   deviceTimeoutMs: 120_000,
   requestTimeoutMs: 30_000,
   pageSize: 100,
+  temporaryMaxAgeMs: 24 * 3600_000,
 };
 
 export interface EbsDriverOptions {
@@ -209,7 +229,10 @@ export class EbsDriver implements BlockDeviceApi {
   async listVolumes(): Promise<BlockDeviceVolume[]> {
     const volumes = await this.describeAll([{ Name: `tag:${TAG_CLUSTER}`, Values: [this.config.cluster_id] }]);
     return volumes
-      .filter((v) => this.isOurs(v) && v.State !== 'deleting' && v.State !== 'deleted')
+      .filter(
+        (v) =>
+          this.isOurs(v) && tagOf(v, TAG_TEMPORARY) === undefined && v.State !== 'deleting' && v.State !== 'deleted',
+      )
       .map((v) => this.toVolume(v));
   }
 
@@ -313,6 +336,134 @@ export class EbsDriver implements BlockDeviceApi {
     size: number,
     options: CreateVolumeOptions = {},
   ): Promise<BlockDeviceVolume> {
+    return this.fromSnapshot(snapshotId, datasetId, size, options);
+  }
+
+  /**
+   * The snapshot's data on this host (issue 20: backups read it): a temporary volume made from it,
+   * tagged TAG_TEMPORARY=backup-<snapshotId> (listVolumes never shows it), attached here; release()
+   * detaches and deletes it. Crash safety: first, every temporary volume of the cluster older than
+   * timing.temporaryMaxAgeMs, or whose snapshot is gone, is detached (forced if held elsewhere) and
+   * deleted; then a temporary volume of this snapshot that is unattached or attached here is adopted
+   * instead of making another. One reader per snapshot per instance at a time.
+   */
+  async openSnapshot(snapshotId: string): Promise<OpenedSnapshot> {
+    const me = await this.computeInstanceId();
+    await this.cleanUpTemporaries(me);
+    const found = await this.findSnapshot(snapshotId);
+    if (found === undefined)
+      throw new StorageError('UNKNOWN_SNAPSHOT', `no snapshot ${snapshotId} in cluster ${this.config.cluster_id}`);
+    const snapshot = this.toSnapshot(found);
+    const mark = temporaryMark(snapshotId);
+    const candidates = (await this.describeTemporaries()).filter(
+      (v) => tagOf(v, TAG_TEMPORARY) === mark && v.State !== 'deleting',
+    );
+    const adopted =
+      candidates.find((v) => attachmentOf(v)?.InstanceId === me) ??
+      candidates.find((v) => attachmentOf(v) === undefined);
+    let id: string;
+    if (adopted?.VolumeId !== undefined) {
+      id = adopted.VolumeId;
+      this.logger.warn('adopting the temporary volume of a snapshot an earlier open left', { snapshotId, id });
+    } else {
+      const made = await this.fromSnapshot(snapshotId, snapshot.datasetId || 'backup', snapshot.size, {}, [
+        { Key: TAG_TEMPORARY, Value: mark },
+        { Key: TAG_TEMPORARY_SINCE, Value: new Date().toISOString() },
+      ]);
+      id = made.blockdeviceId;
+    }
+    const release = async (): Promise<void> => {
+      await this.removeTemporary(id, me);
+      this.logger.info('temporary snapshot volume released', { snapshotId, blockdeviceId: id });
+    };
+    try {
+      const v = await this.describeOwned(id);
+      if (attachmentOf(v) === undefined) await this.attachVolume(id, me);
+      const path = await this.getDevicePath(id);
+      this.logger.info('snapshot opened on a temporary volume', { snapshotId, blockdeviceId: id, path });
+      return { path, size: snapshot.size, release };
+    } catch (e) {
+      await release().catch((undo: unknown) =>
+        this.logger.error('could not remove a temporary snapshot volume', { blockdeviceId: id, error: String(undo) }),
+      );
+      throw e;
+    }
+  }
+
+  /** Ids of this cluster's temporary volumes (openSnapshot's), not being deleted. */
+  async temporaryVolumes(): Promise<string[]> {
+    return (await this.describeTemporaries())
+      .filter((v) => v.State !== 'deleting')
+      .map((v) => v.VolumeId ?? '')
+      .filter((id) => id !== '');
+  }
+
+  private async describeTemporaries(): Promise<Volume[]> {
+    const all = await this.describeAll([{ Name: `tag:${TAG_CLUSTER}`, Values: [this.config.cluster_id] }]);
+    return all.filter((v) => this.isOurs(v) && tagOf(v, TAG_TEMPORARY) !== undefined && v.State !== 'deleted');
+  }
+
+  /** Detaches (forced when held by another instance) and deletes a temporary volume; gone already is fine. */
+  private async removeTemporary(blockdeviceId: string, me: string): Promise<void> {
+    const v = await this.describeMaybe(blockdeviceId);
+    if (v === undefined || v.State === 'deleting') return;
+    const att = attachmentOf(v);
+    if (att !== undefined) {
+      try {
+        await this.detachVolume(blockdeviceId, { force: att.InstanceId !== me });
+      } catch (e) {
+        if (!isStorageError(e, 'UNATTACHED') && !isStorageError(e, 'UNKNOWN_VOLUME')) throw e;
+      }
+    }
+    try {
+      await this.destroyVolume(blockdeviceId);
+    } catch (e) {
+      if (!isStorageError(e, 'UNKNOWN_VOLUME')) throw e;
+    }
+  }
+
+  /**
+   * A crash between openSnapshot and release leaves a temporary volume: one older than
+   * temporaryMaxAgeMs, or whose snapshot no longer exists, is removed here. A failure is logged
+   * (an open must not fail for somebody else's leftover) and tried again next time.
+   */
+  private async cleanUpTemporaries(me: string): Promise<void> {
+    const temporaries = (await this.describeTemporaries()).filter((v) => v.State !== 'deleting');
+    if (temporaries.length === 0) return;
+    const live = new Set((await this.listSnapshots()).map((s) => s.snapshotId));
+    const now = Date.now();
+    for (const v of temporaries) {
+      const id = v.VolumeId ?? '';
+      const mark = tagOf(v, TAG_TEMPORARY) ?? '';
+      const since = Date.parse(tagOf(v, TAG_TEMPORARY_SINCE) ?? '') || (v.CreateTime?.getTime() ?? 0);
+      const orphaned = !live.has(mark.replace(/^backup-/, ''));
+      const stale = now - since > this.timing.temporaryMaxAgeMs;
+      if (id === '' || (!orphaned && !stale)) continue;
+      try {
+        await this.removeTemporary(id, me);
+        this.logger.warn('removed a temporary snapshot volume a crash left', {
+          blockdeviceId: id,
+          mark,
+          orphaned,
+          stale,
+        });
+      } catch (e) {
+        this.logger.warn('could not remove a leftover temporary snapshot volume', {
+          blockdeviceId: id,
+          mark,
+          error: providerMessage(e),
+        });
+      }
+    }
+  }
+
+  private async fromSnapshot(
+    snapshotId: string,
+    datasetId: string,
+    size: number,
+    options: CreateVolumeOptions,
+    extraTags: { Key: string; Value: string }[] = [],
+  ): Promise<BlockDeviceVolume> {
     const found = await this.findSnapshot(snapshotId);
     if (found === undefined)
       throw new StorageError('UNKNOWN_SNAPSHOT', `no snapshot ${snapshotId} in cluster ${this.config.cluster_id}`);
@@ -330,7 +481,7 @@ export class EbsDriver implements BlockDeviceApi {
         'BACKEND_ERROR',
         `EBS snapshot ${snapshot.backendId} is in the "error" state: it cannot be cloned; destroy it and take another`,
       );
-    return this.create(datasetId, size, options, snapshot.backendId);
+    return this.create(datasetId, size, options, snapshot.backendId, extraTags);
   }
 
   private async create(
@@ -338,6 +489,7 @@ export class EbsDriver implements BlockDeviceApi {
     size: number,
     options: CreateVolumeOptions,
     fromSnapshot?: string,
+    extraTags: { Key: string; Value: string }[] = [],
   ): Promise<BlockDeviceVolume> {
     const sizeGiB = this.sizeInGiB(size);
     if (datasetId === '' || datasetId.length > 255)
@@ -350,6 +502,7 @@ export class EbsDriver implements BlockDeviceApi {
       { Key: 'Name', Value: `flocker-${datasetId}` },
       { Key: TAG_CREATE_TOKEN, Value: token },
       ...(options.profile === undefined ? [] : [{ Key: TAG_PROFILE, Value: options.profile }]),
+      ...extraTags,
     ];
     const findByToken = async (): Promise<Volume | undefined> => {
       const found = await this.describeAll([

@@ -71,6 +71,12 @@ export interface ContractOptions {
   readonly devices?: boolean;
   /** What the backend's snapshots (as tested here) cannot do; see SnapshotLimits. Default: none. */
   readonly snapshotLimits?: SnapshotLimits;
+  /**
+   * Where openSnapshot makes temporary volumes (EBS, Cinder): their ids as the backend itself
+   * lists them (listVolumes never shows them), so the suite can check that release() and a
+   * later openSnapshot leave none behind.
+   */
+  readonly temporaryVolumes?: (driver: BlockDeviceApi) => Promise<string[]>;
 }
 
 /**
@@ -360,7 +366,15 @@ export function blockDeviceApiContract(
       expect(pool.volumes.map((v) => v.blockdeviceId).sort()).toEqual(listed.map((v) => v.blockdeviceId).sort());
     });
 
-    snapshotContract(devices, options.snapshotLimits ?? {}, () => ({ a, b, idA, idB, unit, created }));
+    snapshotContract(devices, options.snapshotLimits ?? {}, () => ({
+      a,
+      b,
+      idA,
+      idB,
+      unit,
+      created,
+      ...(options.temporaryVolumes === undefined ? {} : { temporaryVolumes: options.temporaryVolumes }),
+    }));
   });
 }
 
@@ -372,6 +386,7 @@ interface SnapshotContext {
   readonly unit: number;
   /** Volumes to clean up (the main suite's afterAll destroys them, after the snapshots' afterAll). */
   readonly created: string[];
+  readonly temporaryVolumes?: (driver: BlockDeviceApi) => Promise<string[]>;
 }
 
 /** A BlockDeviceApi with the snapshot operations (they are present together). */
@@ -671,6 +686,45 @@ function snapshotContract(devices: boolean, limits: SnapshotLimits, context: () 
       // The source is untouched.
       expect((await a.listVolumes()).find((l) => l.blockdeviceId === v.blockdeviceId)).toEqual(v);
     });
+
+    snapshotTest(
+      'openSnapshot (where present) reads the data as it was at the snapshot, never shows its volume in listVolumes, release() removes it, and an open after a crash (no release) adopts or cleans up what it left',
+      async () => {
+        if (a.openSnapshot === undefined) return;
+        const { v, s, device: attached } = await snapshotWithData(2 * c.unit, 'read by a backup');
+        const device = await sourceDevice(v, attached);
+        if (device !== undefined) await writePattern(device, 'written afterwards');
+        await ready(s.snapshotId);
+        const temporaries = async (): Promise<string[]> => (c.temporaryVolumes ? c.temporaryVolumes(a) : []);
+        const known = new Set([...(await a.listVolumes()), ...(await b.listVolumes())].map((l) => l.blockdeviceId));
+        expect(await temporaries()).toEqual([]);
+        const noNewVolumes = async (): Promise<void> => {
+          for (const d of [a, b]) {
+            const fresh = (await d.listVolumes()).filter((l) => !known.has(l.blockdeviceId));
+            expect(fresh).toEqual([]);
+          }
+        };
+
+        const first = await a.openSnapshot(s.snapshotId);
+        expect(first.size).toBe(v.size);
+        await expectPattern(first.path, 'read by a backup');
+        await noNewVolumes();
+        // A crash: first is never released. The next open of the same snapshot adopts its volume (or removes it).
+        const second = await a.openSnapshot(s.snapshotId);
+        await expectPattern(second.path, 'read by a backup');
+        await noNewVolumes();
+        expect((await temporaries()).length).toBeLessThanOrEqual(1);
+        await second.release();
+        expect(await temporaries()).toEqual([]);
+        // The crashed holder's release, late: harmless.
+        await first.release();
+        await noNewVolumes();
+        expect(await temporaries()).toEqual([]);
+        if (device !== undefined) await expectPattern(device, 'written afterwards');
+        await expectStorageError(a.openSnapshot(randomUUID()), 'UNKNOWN_SNAPSHOT');
+      },
+      true,
+    );
 
     snapshotTest(
       'answers UNKNOWN_SNAPSHOT for an unknown snapshot and UNKNOWN_VOLUME for an unknown source',
