@@ -57,6 +57,18 @@ import {
 import { cloneMetadata, defaultCloneNode } from '@flocker/web-ui';
 import { checkInUse, inUseBy } from './safety';
 import { runUi, uiOptions, type UiArgs } from './ui/command';
+import { OUTPUT_FORMATS, outputFormat, renderList, structured, wantsJson } from './output';
+import {
+  filterVolumes,
+  leaseView,
+  parseLabel,
+  sortVolumes,
+  viewAfter,
+  VOLUME_SORT_KEYS,
+  volumeView,
+  type LabelFilter,
+  type VolumeSortKey,
+} from './volumes';
 
 export interface Io {
   out: (text: string) => void;
@@ -67,6 +79,8 @@ export interface Io {
 
 interface GlobalArgs extends ConnectionArgs {
   json: boolean;
+  /** -o wide|json|yaml|name */
+  output?: string;
 }
 
 function nameOf(d: DatasetConfiguration): string {
@@ -169,7 +183,10 @@ export function buildCli(
   makeClient: (a: ConnectionArgs) => FlockerClient = (a) => connect(a),
 ): Argv<GlobalArgs> {
   const print = (a: GlobalArgs, value: unknown, human: () => string) =>
-    io.out(a.json ? JSON.stringify(value, null, 2) : human());
+    io.out(structured(outputFormat(a), value) ?? human());
+  /** The volume as every volumes command returns it (volumeView), from a fresh snapshot. */
+  const freshView = async (client: FlockerClient, d: DatasetConfiguration) =>
+    viewAfter(await client.waitForCluster(undefined, 0), d);
   // Warnings go to stderr (JSON lines with --json), so stdout keeps the result's shape.
   // Any further fields of the warning (e.g. OvercommitWarning's figures) go into its JSON.
   const warn = (a: GlobalArgs, w: { code: string; message: string } | undefined) => {
@@ -183,6 +200,8 @@ export function buildCli(
     // here restates it, so the cast is where the two meet.
     async (args: { [key: string]: unknown }) => {
       const a = args as unknown as A;
+      // -o json is --json: errors and warnings become JSON lines too.
+      if (a.output === 'json') a.json = true;
       try {
         await body(a, makeClient(a));
       } catch (e) {
@@ -217,37 +236,97 @@ export function buildCli(
     })
     .option('cert', { type: 'string', describe: 'API user certificate [env FLOCKER_CERT]' })
     .option('key', { type: 'string', describe: 'API user private key [env FLOCKER_KEY]' })
-    .option('json', { type: 'boolean', default: false, describe: 'Machine-readable output' })
+    .option('json', { type: 'boolean', default: false, describe: 'Machine-readable output (same as -o json)' })
+    .option('output', {
+      alias: 'o',
+      type: 'string',
+      choices: OUTPUT_FORMATS,
+      describe: 'Output format: wide (more columns), json, yaml, name (one name a line; lists)',
+    })
     .command('volumes', 'List, create, show, move, clone, resize, schedule and destroy volumes', (v) =>
       v
         .command(
-          ['list', 'ls'],
+          ['list [patterns..]', 'ls [patterns..]'],
           'List volumes',
           (b) =>
             b
+              .positional('patterns', {
+                type: 'string',
+                array: true,
+                describe: "Only names (or ids) matching these globs, e.g. 'pg*'",
+              })
               .option('all', { type: 'boolean', default: false, describe: 'Include deleted volumes' })
-              .example('$0 volumes list', 'NAME DATASET SIZE NODE STATE PATH, one line a volume')
+              .option('sort', {
+                type: 'string',
+                choices: VOLUME_SORT_KEYS,
+                default: 'name',
+                describe: 'Order by (created: the order they were created in)',
+              })
+              .option('node', { type: 'string', describe: 'Only volumes on this node (UUID, prefix or address)' })
+              .option('label', {
+                type: 'array',
+                string: true,
+                default: [] as string[],
+                describe: 'Only volumes whose metadata has key=value (or just the key)',
+              })
+              .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only dataset ids' })
+              .example('$0 volumes list', 'NAME DATASET SIZE NODE STATE PATH, one line a volume, by name')
+              .example("$0 volumes list 'pg*' --node 10.0.0.5 --label owner=alice", 'filters')
+              .example('$0 volumes list -o name --sort size', 'names, smallest first')
               .example("$0 volumes list --json | jq -r '.[].name'", 'for scripts'),
-          run<GlobalArgs & { all: boolean }>(async (a, client) => {
+          run<
+            GlobalArgs & {
+              patterns?: string[];
+              all: boolean;
+              sort: string;
+              node?: string;
+              label: string[];
+              quiet: boolean;
+            }
+          >(async (a, client) => {
+            const labels = a.label.map((l): LabelFilter => {
+              const f = parseLabel(l);
+              if (f === undefined) throw new CliError(EXIT.USAGE, `--label ${l}: give key=value or key`);
+              return f;
+            });
             const [datasets, snapshot] = await Promise.all([
               client.listDatasets(),
               client.waitForCluster(undefined, 0),
             ]);
+            const nodeUuid = a.node === undefined ? undefined : resolveNode(snapshot.nodes, a.node).uuid;
             // Deleted volumes a node still has are listed as "deleting" (with --all: every deleted one).
             const shown = datasets.filter((d) => a.all || !d.deleted || isDeleting(snapshot, d));
-            const rows = shown.map((d) => ({ ...d, name: nameOf(d), ...volumeState(snapshot, d) }));
-            print(a, rows, () =>
-              table(
-                ['NAME', 'DATASET', 'SIZE', 'NODE', 'STATE', 'PATH'],
-                rows.map((r) => [
+            const rows = sortVolumes(
+              filterVolumes(
+                shown.map((d) => volumeView(snapshot, d)),
+                { patterns: a.patterns ?? [], labels, ...(nodeUuid !== undefined ? { nodeUuid } : {}) },
+              ),
+              a.sort as VolumeSortKey,
+            );
+            io.out(
+              renderList(a, rows, {
+                headers: ['NAME', 'DATASET', 'SIZE', 'NODE', 'STATE', 'PATH'],
+                cells: (r) => [
                   r.name || '-',
                   shortId(r.dataset_id),
                   r.maximum_size ? formatSize(r.maximum_size) : '-',
                   r.node,
                   r.reason !== undefined && r.state !== 'mounted' ? `${r.state} (error)` : r.state,
                   r.path,
-                ]),
-              ),
+                ],
+                wideHeaders: ['NODE UUID', 'PROFILE', 'METADATA', 'REASON'],
+                wideCells: (r) => [
+                  r.node_uuid,
+                  r.metadata[METADATA_PROFILE_KEY] ?? '-',
+                  Object.entries(r.metadata)
+                    .filter(([k]) => k !== METADATA_NAME_KEY)
+                    .map(([k, v]) => `${k}=${v}`)
+                    .join(',') || '-',
+                  r.reason ?? '',
+                ],
+                name: (r) => r.name || r.dataset_id,
+                id: (r) => r.dataset_id,
+              }),
             );
           }),
         )
@@ -332,10 +411,11 @@ export function buildCli(
             if (a.profile !== undefined) metadata[METADATA_PROFILE_KEY] = storageProfile(a.profile, node.backend);
             warn(a, overcommitWarning(node, size, a.name));
             const d = await client.createDataset({ primary: node.uuid, maximum_size: size, metadata });
-            if (!a.wait) return print(a, d, () => `Created ${a.name} (${d.dataset_id}) on ${node.host}`);
+            if (!a.wait)
+              return print(a, await freshView(client, d), () => `Created ${a.name} (${d.dataset_id}) on ${node.host}`);
             if (!a.json) io.err(`Creating ${a.name} (${formatSize(size)}) on ${node.host}`);
             const path = await waitForMounted(client, io, d.dataset_id, node.uuid, a.timeout);
-            print(a, { ...d, path }, () => `${a.name} is mounted on ${node.host} at ${path}`);
+            print(a, await freshView(client, d), () => `${a.name} is mounted on ${node.host} at ${path}`);
           }),
         )
         .command(
@@ -358,7 +438,7 @@ export function buildCli(
             const errors = errorsOf(snapshot, d.dataset_id);
             const now = Date.now();
             const schedule = volumeSchedule(d, snapshots, now);
-            print(a, { ...d, ...st, lease: lease ?? null, errors, snapshot_schedule: schedule }, () =>
+            print(a, { ...volumeView(snapshot, d), lease: lease ?? null, errors, snapshot_schedule: schedule }, () =>
               [
                 `Name:       ${nameOf(d) || '-'}`,
                 `Dataset:    ${d.dataset_id}`,
@@ -404,10 +484,19 @@ export function buildCli(
             const d = resolveDataset(datasets, a.volume);
             const node = resolveNode(snapshot.nodes, a.node);
             const moved = await client.updateDataset(d.dataset_id, { primary: node.uuid });
-            if (!a.wait) return print(a, moved, () => `Moving ${nameOf(d) || d.dataset_id} to ${node.host}`);
+            if (!a.wait)
+              return print(
+                a,
+                await freshView(client, moved),
+                () => `Moving ${nameOf(d) || d.dataset_id} to ${node.host}`,
+              );
             if (!a.json) io.err(`Moving ${nameOf(d) || d.dataset_id} to ${node.host}`);
             const path = await waitForMounted(client, io, d.dataset_id, node.uuid, a.timeout);
-            print(a, { ...moved, path }, () => `${nameOf(d) || d.dataset_id} is mounted on ${node.host} at ${path}`);
+            print(
+              a,
+              await freshView(client, moved),
+              () => `${nameOf(d) || d.dataset_id} is mounted on ${node.host} at ${path}`,
+            );
           }),
         )
         .command(
@@ -475,13 +564,14 @@ export function buildCli(
               ...(size !== undefined ? { maximum_size: size } : {}),
               metadata,
             });
-            if (!a.wait) return print(a, d, () => `Cloning ${a.name} (${d.dataset_id}) on ${node.host}`);
+            if (!a.wait)
+              return print(a, await freshView(client, d), () => `Cloning ${a.name} (${d.dataset_id}) on ${node.host}`);
             if (!a.json)
               io.err(`Cloning ${a.name} from snapshot ${snapshotName(source) || source.snapshot_id} on ${node.host}`);
             const path = await waitForMounted(client, io, d.dataset_id, node.uuid, a.timeout);
             // The clone holds its own copy now: the snapshot taken for it (--volume) has done its job.
             if (a.volume !== undefined) await client.deleteSnapshot(source.snapshot_id);
-            print(a, { ...d, path }, () => `${a.name} is mounted on ${node.host} at ${path}`);
+            print(a, await freshView(client, d), () => `${a.name} is mounted on ${node.host} at ${path}`);
           }),
         )
         .command(
@@ -551,10 +641,11 @@ export function buildCli(
                 `${name} is ${formatSize(current)}; volumes do not shrink (asked for ${formatSize(size)})`,
               );
             const grown = size === current ? d : await client.updateDataset(d.dataset_id, { maximum_size: size });
-            if (!a.wait) return print(a, grown, () => `Resizing ${name} to ${formatSize(size)}`);
+            if (!a.wait)
+              return print(a, await freshView(client, grown), () => `Resizing ${name} to ${formatSize(size)}`);
             if (!a.json) io.err(`Resizing ${name} from ${formatSize(current)} to ${formatSize(size)}`);
             const done = await waitUntil(client, io, a.timeout, (s) => resizePhase(s, d.dataset_id, size));
-            print(a, { ...grown, size: done.size }, () => `${name} is ${formatSize(done.size)} on ${done.host}`);
+            print(a, await freshView(client, grown), () => `${name} is ${formatSize(done.size)} on ${done.host}`);
           }),
         )
         .command(
@@ -597,7 +688,7 @@ export function buildCli(
               if (!a.json) io.err(`Destroying ${nameOf(d) || d.dataset_id}`);
               await waitUntil(client, io, a.timeout, (s) => destroyProgress(s, d.dataset_id));
             }
-            print(a, deleted, () => `Destroyed ${nameOf(d) || d.dataset_id}`);
+            print(a, await freshView(client, deleted), () => `Destroyed ${nameOf(d) || d.dataset_id}`);
           }),
         )
         .demandCommand(1, 'Name a volumes command: list, create, show, move, clone, resize or destroy'),
@@ -911,23 +1002,35 @@ export function buildCli(
         .command(
           ['list', 'ls'],
           'List leases',
-          (b) => b.example('$0 leases list --json', ''),
-          run<GlobalArgs>(async (a, client) => {
-            const [leases, datasets] = await Promise.all([client.listLeases(), client.listDatasets()]);
-            print(a, leases, () =>
-              table(
-                ['VOLUME', 'DATASET', 'NODE', 'EXPIRES', 'PINNED', 'HOLDERS'],
-                leases.map((x) => [
-                  nameOf(
-                    datasets.find((d) => d.dataset_id === x.dataset_id) ?? ({ metadata: {} } as DatasetConfiguration),
-                  ) || '-',
+          (b) =>
+            b
+              .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only dataset ids' })
+              .example('$0 leases list', 'NODE is the host; -o wide or --json add its UUID'),
+          run<GlobalArgs & { quiet: boolean }>(async (a, client) => {
+            const [leases, datasets, snapshot] = await Promise.all([
+              client.listLeases(),
+              client.listDatasets(),
+              client.waitForCluster(undefined, 0),
+            ]);
+            const rows = leases
+              .map((x) => leaseView(x, datasets, snapshot.nodes))
+              .sort((x, y) => x.name.localeCompare(y.name) || x.dataset_id.localeCompare(y.dataset_id));
+            io.out(
+              renderList(a, rows, {
+                headers: ['VOLUME', 'DATASET', 'NODE', 'EXPIRES', 'PINNED', 'HOLDERS'],
+                cells: (x) => [
+                  x.name || '-',
                   shortId(x.dataset_id),
-                  shortId(x.node_uuid),
+                  x.node,
                   duration(x.expires),
                   x.pinned ? 'yes' : 'no',
                   leaseHolders(x),
-                ]),
-              ),
+                ],
+                wideHeaders: ['NODE UUID'],
+                wideCells: (x) => [x.node_uuid],
+                name: (x) => x.name || x.dataset_id,
+                id: (x) => x.dataset_id,
+              }),
             );
           }),
         )
@@ -1096,7 +1199,7 @@ export function buildCli(
       if (err) throw err;
       // yargs reads a negative positional ("resize v -5G") as flags: name it instead of yargs' complaint.
       const why = negativeArgumentProblem(argv) ?? msg;
-      if (argv.includes('--json')) io.err(jsonError(new CliError(EXIT.USAGE, why)));
+      if (wantsJson(argv)) io.err(jsonError(new CliError(EXIT.USAGE, why)));
       else io.err(`${y.help() && ''}flocker: ${why}\nRun with --help for usage.`);
       process.exit(EXIT.USAGE);
     });

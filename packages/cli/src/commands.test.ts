@@ -276,3 +276,58 @@ describe('one volume-name rule; the empty name matches nothing (item 12)', () =>
     expect(c.calls).toEqual([['create', expect.objectContaining({ metadata: { name: 'pg-data.1' } })]]);
   });
 });
+
+describe('output that composes (issue 21)', () => {
+  it('volumes create --json returns the same shape as volumes list --json', async () => {
+    const c = new FakeControl([ds(D1, 'pgdata')], [], [node(A, '10.0.0.1', { manifestations: [mounted(D1)] })]);
+    const listed = JSON.parse((await flocker(c, 'volumes', 'list', '--json')).out) as Array<Record<string, unknown>>;
+    const created = await flocker(c, 'volumes', 'create', 'new', '--node', '10.0.0.1', '--no-wait', '--json');
+    expect(created.code).toBe(0);
+    const v = JSON.parse(created.out) as Record<string, unknown>;
+    expect(Object.keys(v).sort()).toEqual(Object.keys(listed[0]!).sort());
+    expect(v).toMatchObject({ name: 'new', node: '10.0.0.1', node_uuid: A, state: 'pending' });
+  });
+
+  it('volumes destroy --json returns the view, deleted once gone', async () => {
+    const c = new FakeControl([ds(D1, 'pgdata')], [], [node(A, '10.0.0.1')]);
+    const r = await flocker(c, 'volumes', 'destroy', 'pgdata', '--json');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ name: 'pgdata', state: 'deleted', deleted: true, node: '10.0.0.1' });
+  });
+
+  it('volumes list is sorted by name; --sort, globs, --node, --label, -q, -o name, -o yaml', async () => {
+    const c = new FakeControl(
+      [
+        ds(D1, 'zeta', { metadata: { name: 'zeta', owner: 'alice' } }),
+        ds(D2, 'alpha', { primary: B, maximum_size: 256 * 1024 * 1024 }),
+      ],
+      [],
+      [node(A, '10.0.0.1'), node(B, '10.0.0.2')],
+    );
+    expect((await flocker(c, 'volumes', 'list', '-o', 'name')).out).toBe('alpha\nzeta');
+    expect((await flocker(c, 'volumes', 'list', '-o', 'name', '--sort', 'created')).out).toBe('zeta\nalpha');
+    expect((await flocker(c, 'volumes', 'list', '-q', 'z*')).out).toBe(D1);
+    expect((await flocker(c, 'volumes', 'list', '-o', 'name', '--node', '10.0.0.2')).out).toBe('alpha');
+    expect((await flocker(c, 'volumes', 'list', '-o', 'name', '--label', 'owner=alice')).out).toBe('zeta');
+    expect((await flocker(c, 'volumes', 'list', '-o', 'yaml')).out).toMatch(/^- dataset_id: 2222/);
+    expect((await flocker(c, 'volumes', 'list', '-o', 'wide')).out).toMatch(/NODE UUID.*METADATA[\s\S]*owner=alice/);
+    const bad = await flocker(c, 'volumes', 'list', '--label', '=x', '-o', 'json');
+    expect(bad.code).toBe(EXIT.USAGE);
+    expect(JSON.parse(bad.err)).toMatchObject({ error: { code: 'USAGE' } });
+  });
+
+  it('volumes list --all --json: a long-gone volume is "deleted", as in the table', async () => {
+    const c = new FakeControl([ds(D1, 'old', { deleted: true })], [], [node(A, '10.0.0.1')]);
+    const json = JSON.parse((await flocker(c, 'volumes', 'list', '--all', '--json')).out) as Array<{ state: string }>;
+    expect(json.map((x) => x.state)).toEqual(['deleted']);
+    expect((await flocker(c, 'volumes', 'list', '--all')).out).toMatch(/old .*deleted/);
+  });
+
+  it('leases list shows hosts; the UUID stays in JSON', async () => {
+    const c = new FakeControl([ds(D1, 'pgdata')], [leasedToA], [node(A, '10.0.0.1')]);
+    const r = await flocker(c, 'leases', 'list');
+    expect(r.out).toMatch(/pgdata\s+11111111\s+10\.0\.0\.1/);
+    const json = JSON.parse((await flocker(c, 'leases', 'list', '--json')).out) as unknown[];
+    expect(json).toEqual([expect.objectContaining({ node_uuid: A, node: '10.0.0.1', name: 'pgdata' })]);
+  });
+});

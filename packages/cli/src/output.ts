@@ -1,0 +1,68 @@
+/**
+ * `-o wide|json|yaml|name` and `-q` (issue 21): how a list or one object is printed. Pure: each
+ * function returns the text to print.
+ */
+import { stringify } from 'yaml';
+import { table } from './format';
+
+export const OUTPUT_FORMATS = ['wide', 'json', 'yaml', 'name'] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+export interface OutputArgs {
+  json: boolean;
+  output?: string | undefined;
+  quiet?: boolean | undefined;
+}
+
+/** The format asked for: `--json` is `-o json`; neither: the human table. */
+export function outputFormat(a: OutputArgs): OutputFormat | 'table' {
+  if (a.json) return 'json';
+  return (OUTPUT_FORMATS as readonly string[]).includes(a.output ?? '') ? (a.output as OutputFormat) : 'table';
+}
+
+/** Whether errors and warnings are JSON lines: `--json` or `-o json` among the arguments. */
+export function wantsJson(argv: readonly string[]): boolean {
+  return argv.some(
+    (x, i) =>
+      x === '--json' ||
+      x === '--output=json' ||
+      x === '-o=json' ||
+      x === '-ojson' ||
+      ((x === '-o' || x === '--output') && argv[i + 1] === 'json'),
+  );
+}
+
+/** A value as JSON or YAML, else undefined (the caller prints its human form). */
+export function structured(format: OutputFormat | 'table', value: unknown): string | undefined {
+  if (format === 'json') return JSON.stringify(value, null, 2);
+  if (format === 'yaml') return stringify(value).trimEnd();
+  return undefined;
+}
+
+export interface ListSpec<T> {
+  headers: string[];
+  cells: (row: T) => string[];
+  /** Extra columns for `-o wide`, appended. */
+  wideHeaders?: string[];
+  wideCells?: (row: T) => string[];
+  /** `-o name`: one name a line. */
+  name: (row: T) => string;
+  /** `-q`: one id a line. */
+  id: (row: T) => string;
+}
+
+export function renderList<T>(a: OutputArgs, rows: readonly T[], spec: ListSpec<T>): string {
+  if (a.quiet === true) return rows.map(spec.id).join('\n');
+  const format = outputFormat(a);
+  const s = structured(format, rows);
+  if (s !== undefined) return s;
+  if (format === 'name') return rows.map(spec.name).join('\n');
+  if (format === 'wide' && spec.wideHeaders && spec.wideCells) {
+    const wide = spec.wideCells;
+    return table(
+      [...spec.headers, ...spec.wideHeaders],
+      rows.map((r) => [...spec.cells(r), ...wide(r)]),
+    );
+  }
+  return table(spec.headers, rows.map(spec.cells));
+}
