@@ -5,10 +5,11 @@
  * real image file and an in-memory object store: done with the stored id, incremental
  * and idempotent when run again, keep N, a failure reported with its code.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { listBackups, type ObjectStore } from '@flocker/backup';
+import { listBackups, restoreVolume, type ObjectStore } from '@flocker/backup';
 import { makeSparseImage, MemoryObjectStore, mutateImage } from '@flocker/backup/testing';
 import type { ReportedBackup } from '@flocker/api';
 import type { BlockDeviceApi, BlockDeviceSnapshot } from '@flocker/storage-drivers';
@@ -248,6 +249,58 @@ describe('BackupRunner', () => {
     const r = runner(store, image);
     r.update(desired(ME, false, 1), [held(S1)], ME);
     expect(await settle(r, S1)).toMatchObject({ status: 'done' });
+  });
+
+  /**
+   * A driver whose openSnapshot answers a block device, as EBS and Cinder do (a temporary volume made
+   * from the snapshot, attached here): here a read-only loop device over the image; release() detaches it.
+   */
+  function deviceRunner(store: ObjectStore, image: string, events: string[]): BackupRunner {
+    const driver = {
+      backend: 'aws',
+      openSnapshot: async (id: string) => {
+        const device = execFileSync('losetup', ['--find', '--show', '--read-only', image]).toString().trim();
+        events.push(`open ${id}`);
+        return {
+          path: device,
+          size: 16 * MiB,
+          release: async () => {
+            execFileSync('losetup', ['-d', device]);
+            events.push(`release ${id}`);
+          },
+        };
+      },
+    } as unknown as BlockDeviceApi;
+    return new BackupRunner({ driver, settings: {}, logger, now: Date.now, changed: () => {}, storeFor: () => store });
+  }
+
+  it('reads a snapshot opened as a block device (EBS, Cinder): stored byte for byte, the device released; released on a failure too', async () => {
+    const image = path.join(dir, 'snap.img');
+    await makeSparseImage(image, { size: 16 * MiB, regions: 4, regionSize: 2 * MiB });
+    const store = new MemoryObjectStore();
+    const events: string[] = [];
+    const r = deviceRunner(store, image, events);
+    r.update(desired(), [held(S1)], ME);
+    const done = await settle(r, S1);
+    expect(done).toMatchObject({ status: 'done', size: 16 * MiB });
+    expect(events).toEqual([`open ${S1}`, `release ${S1}`]);
+    expect(execFileSync('losetup', ['-j', image]).toString()).toBe('');
+    const restored = path.join(dir, 'restored.img');
+    writeFileSync(restored, '');
+    truncateSync(restored, 16 * MiB);
+    await restoreVolume(store, done.stored_backup_id ?? '', restored, { overwrite: true });
+    expect(readFileSync(restored).equals(readFileSync(image))).toBe(true);
+
+    const failing = new MemoryObjectStore();
+    failing.beforeOperation = (op) => {
+      if (op === 'put') throw Object.assign(new Error('access denied'), { code: 'STORE_DENIED' });
+    };
+    const events2: string[] = [];
+    const r2 = deviceRunner(failing, image, events2);
+    r2.update(desired(), [held(S1)], ME);
+    expect(await settle(r2, S1)).toMatchObject({ status: 'failed', error: { code: 'STORE_DENIED' } });
+    expect(events2).toEqual([`open ${S1}`, `release ${S1}`]);
+    expect(execFileSync('losetup', ['-j', image]).toString()).toBe('');
   });
 
   it('a failure is reported with its code', async () => {
