@@ -57,6 +57,9 @@ import {
 import { cloneMetadata, defaultCloneNode } from '@flocker/web-ui';
 import { checkInUse, inUseBy } from './safety';
 import { runUi, uiOptions, type UiArgs } from './ui/command';
+import { containerText, containerViews } from './containers';
+import { describeText, describeVolume } from './describe';
+import { clientVersion, versionText } from './version';
 import { OUTPUT_FORMATS, outputFormat, renderList, structured, wantsJson } from './output';
 import {
   filterVolumes,
@@ -725,6 +728,7 @@ export function buildCli(
           (b) =>
             b
               .option('volume', { type: 'string', describe: 'Only the snapshots of this volume' })
+              .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only snapshot ids' })
               .example(
                 '$0 snapshots list',
                 'NAME SNAPSHOT VOLUME SIZE TAKEN STATE SCHEDULED (the schedule, or - for manual)',
@@ -739,10 +743,10 @@ export function buildCli(
             const rows = snapshots
               .filter((s) => only === undefined || s.dataset_id === only)
               .map((s) => ({ ...snapshotRow(s, datasets, cluster), scheduled: scheduledBy(s) }));
-            print(a, rows, () =>
-              table(
-                ['NAME', 'SNAPSHOT', 'VOLUME', 'SIZE', 'TAKEN', 'STATE', 'SCHEDULED'],
-                rows.map((r) => [
+            io.out(
+              renderList(a, rows, {
+                headers: ['NAME', 'SNAPSHOT', 'VOLUME', 'SIZE', 'TAKEN', 'STATE', 'SCHEDULED'],
+                cells: (r) => [
                   r.name || '-',
                   shortId(r.snapshot_id),
                   r.source_deleted ? `${r.volume} (deleted)` : r.volume,
@@ -750,8 +754,10 @@ export function buildCli(
                   r.taken_at ?? '-',
                   r.state,
                   r.scheduled ?? '-',
-                ]),
-              ),
+                ],
+                name: (r) => r.name || r.snapshot_id,
+                id: (r) => r.snapshot_id,
+              }),
             );
           }),
         )
@@ -976,13 +982,17 @@ export function buildCli(
         .command(
           ['list', 'ls'],
           'List the nodes that have reported',
-          (b) => b.example('$0 nodes list', 'NODE HOST ALIVE LAST SEEN BACKEND VOLUMES ERRORS'),
+          (b) =>
+            b
+              .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only node UUIDs' })
+              .example('$0 nodes list', 'NODE HOST ALIVE LAST SEEN BACKEND VOLUMES ERRORS')
+              .example('$0 nodes list -o name', 'one address a line'),
           run<GlobalArgs>(async (a, client) => {
             const snapshot = await client.waitForCluster(undefined, 0);
-            print(a, snapshot.nodes, () =>
-              table(
-                ['NODE', 'HOST', 'ALIVE', 'LAST SEEN', 'BACKEND', 'VOLUMES', 'ERRORS'],
-                snapshot.nodes.map((x) => [
+            io.out(
+              renderList(a, snapshot.nodes, {
+                headers: ['NODE', 'HOST', 'ALIVE', 'LAST SEEN', 'BACKEND', 'VOLUMES', 'ERRORS'],
+                cells: (x) => [
                   shortId(x.uuid),
                   x.host,
                   x.alive ? 'yes' : 'NO',
@@ -990,8 +1000,12 @@ export function buildCli(
                   x.backend,
                   String(x.manifestations.length),
                   String(x.errors.length),
-                ]),
-              ),
+                ],
+                wideHeaders: ['UUID', 'INSTANCE', 'ZONE'],
+                wideCells: (x) => [x.uuid, x.instance_id ?? '-', x.zone ?? '-'],
+                name: (x) => x.host,
+                id: (x) => x.uuid,
+              }),
             );
           }),
         )
@@ -1109,6 +1123,113 @@ export function buildCli(
           }),
         )
         .demandCommand(1, 'Name a leases command: list, acquire or release'),
+    )
+    .command(
+      'version',
+      'The versions of this client and of the control service',
+      (b) => b.example('$0 version --json', '{"client": …, "server": …}'),
+      run<GlobalArgs>(async (a, client) => {
+        // The client's version is printed even when the control service does not answer.
+        let server: { flocker: string | null; error: string | null };
+        let exit: number = EXIT.OK;
+        try {
+          server = { flocker: (await client.version()).flocker, error: null };
+        } catch (e) {
+          const err = await toCliError(e, a);
+          if (err === undefined) throw e;
+          server = { flocker: null, error: err.message };
+          exit = err.exitCode;
+        }
+        const v = { client: clientVersion(), server };
+        print(a, v, () => versionText(v));
+        if (exit !== EXIT.OK) process.exitCode = exit;
+      }),
+    )
+    .command('describe', 'Everything known about one object', (c) =>
+      c
+        .command(
+          'volume <volume>',
+          'Configuration, what every node has of it, lease and holders, snapshots, the last error and its reason, events',
+          (b) =>
+            b.positional('volume', { type: 'string', demandOption: true }).example('$0 describe volume pgdata', ''),
+          run<GlobalArgs & { volume: string }>(async (a, client) => {
+            const [datasets, snapshot, leases, snapshots, events] = await Promise.all([
+              client.listDatasets(),
+              client.waitForCluster(undefined, 0),
+              client.listLeases(),
+              client.listSnapshots(),
+              client.listEvents().catch((e: unknown): ClusterEvent[] => {
+                if (e instanceof FlockerApiError && e.status === 404) return [];
+                throw e;
+              }),
+            ]);
+            const d = resolveDataset(datasets, a.volume, { includeDeleted: (x) => isDeleting(snapshot, x) });
+            const x = describeVolume(snapshot, d, leases, snapshots, events);
+            print(a, x, () => describeText(x));
+          }),
+        )
+        .demandCommand(1, 'Name what to describe: volume'),
+    )
+    .command('containers', 'What flocker-deploy placed: configured containers and their state on the nodes', (c) =>
+      c
+        .command(
+          ['list', 'ls'],
+          'List containers: NAME IMAGE NODE STATE VOLUME ERROR',
+          (b) =>
+            b
+              .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only names' })
+              .example('$0 containers list', 'a container the agent cannot start says why in ERROR'),
+          run<GlobalArgs & { quiet: boolean }>(async (a, client) => {
+            const [configured, reported, snapshot, datasets] = await Promise.all([
+              client.listContainers(),
+              client.listContainerState(),
+              client.waitForCluster(undefined, 0),
+              client.listDatasets(),
+            ]);
+            const rows = containerViews(configured, reported, snapshot.nodes, datasets);
+            io.out(
+              renderList(a, rows, {
+                headers: ['NAME', 'IMAGE', 'NODE', 'STATE', 'VOLUME', 'ERROR'],
+                cells: (r) => [
+                  r.name,
+                  r.image,
+                  r.reported_node !== null ? `${r.node} (on ${r.reported_node})` : r.node,
+                  r.state,
+                  r.volume ?? '-',
+                  r.error ? `${r.error.code}: ${r.error.message}` : '',
+                ],
+                wideHeaders: ['NODE UUID', 'PORTS', 'RESTART'],
+                wideCells: (r) => [
+                  r.node_uuid,
+                  r.ports.map((p) => `${p.external}->${p.internal}`).join(',') || '-',
+                  r.restart_policy.name,
+                ],
+                name: (r) => r.name,
+                id: (r) => r.name,
+              }),
+            );
+          }),
+        )
+        .command(
+          'show <container>',
+          'Show one container',
+          (b) => b.positional('container', { type: 'string', demandOption: true }),
+          run<GlobalArgs & { container: string }>(async (a, client) => {
+            const [configured, reported, snapshot, datasets] = await Promise.all([
+              client.listContainers(),
+              client.listContainerState(),
+              client.waitForCluster(undefined, 0),
+              client.listDatasets(),
+            ]);
+            const c = containerViews(configured, reported, snapshot.nodes, datasets).find(
+              (x) => x.name === a.container,
+            );
+            if (c === undefined)
+              throw new CliError(EXIT.NOT_FOUND, `no container "${a.container}" (see "flocker containers list")`);
+            print(a, c, () => containerText(c));
+          }),
+        )
+        .demandCommand(1, 'Name a containers command: list or show'),
     )
     .command(
       'status',

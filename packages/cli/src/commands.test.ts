@@ -2,7 +2,15 @@
  * `flocker` commands end to end against a fake control service client: what is
  * refused, what is called, what people read (issue 17, items 10-12).
  */
-import type { ClusterSnapshot, DatasetConfiguration, FlockerClient, Lease, NodeState } from '@flocker/api';
+import type {
+  ClusterSnapshot,
+  ContainerConfiguration,
+  ContainerState,
+  DatasetConfiguration,
+  FlockerClient,
+  Lease,
+  NodeState,
+} from '@flocker/api';
 import { backend, mounted, node as fixtureNode } from '@flocker/web-ui/testing';
 import { buildCli } from './cli';
 import { EXIT } from './errors';
@@ -35,6 +43,8 @@ const busy = (id: string) => ({
 /** The control service as the CLI sees it; every write is recorded. */
 class FakeControl {
   calls: Array<[string, ...unknown[]]> = [];
+  containers: ContainerConfiguration[] = [];
+  containerState: ContainerState[] = [];
   /** Snapshots waitForCluster answers, in turn (the last one repeats). */
   snapshots: ClusterSnapshot[];
   constructor(
@@ -51,6 +61,8 @@ class FakeControl {
       listLeases: async () => this.leases,
       listEvents: async () => [],
       listSnapshots: async () => [],
+      listContainers: async () => this.containers,
+      listContainerState: async () => this.containerState,
       waitForCluster: async () => (this.snapshots.length > 1 ? this.snapshots.shift()! : this.snapshots[0]!),
       createDataset: async (req: { primary: string; metadata?: Record<string, string> }) => {
         this.calls.push(['create', req]);
@@ -329,5 +341,61 @@ describe('output that composes (issue 21)', () => {
     expect(r.out).toMatch(/pgdata\s+11111111\s+10\.0\.0\.1/);
     const json = JSON.parse((await flocker(c, 'leases', 'list', '--json')).out) as unknown[];
     expect(json).toEqual([expect.objectContaining({ node_uuid: A, node: '10.0.0.1', name: 'pgdata' })]);
+  });
+});
+
+describe('version, describe, containers (issue 21)', () => {
+  it('version prints the client and the server', async () => {
+    const c = new FakeControl([], [], []);
+    const r = await flocker(c, 'version', '--json');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toEqual({ client: expect.any(String), server: { flocker: 'test', error: null } });
+  });
+
+  it('describe volume: the volume, its nodes, lease and last error', async () => {
+    const c = new FakeControl(
+      [ds(D1, 'pgdata')],
+      [leasedToA],
+      [node(A, '10.0.0.1', { manifestations: [mounted(D1)], errors: [busy(D1)] })],
+    );
+    const r = await flocker(c, 'describe', 'volume', 'pgdata');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^Lease: +held by 10\.0\.0\.1/m);
+    expect(r.out).toMatch(/^Last error: +destroy failed on 10\.0\.0\.1 .*target is busy \(DEVICE_BUSY\)$/m);
+    const json = JSON.parse((await flocker(c, 'describe', 'volume', 'pgdata', '-o', 'json')).out) as {
+      volume: { name: string };
+    };
+    expect(json.volume.name).toBe('pgdata');
+    expect((await flocker(c, 'describe', 'volume', 'nope')).code).toBe(EXIT.NOT_FOUND);
+  });
+
+  it('containers list shows the agent error; show of an unknown container is not found', async () => {
+    const c = new FakeControl([ds(D1, 'pgdata')], [], [node(A, '10.0.0.1')]);
+    c.containers = [
+      {
+        name: 'web',
+        node_uuid: A,
+        image: 'nginx:nope',
+        ports: [],
+        environment: {},
+        links: [],
+        volumes: [{ dataset_id: D1, mountpoint: '/data' }],
+        restart_policy: { name: 'never' },
+      },
+    ];
+    c.containerState = [
+      {
+        name: 'web',
+        node_uuid: A,
+        image: 'nginx:nope',
+        running: false,
+        error: { code: 'IMAGE_NOT_FOUND', message: 'No such image: nginx:nope', attempts: 2, since: 't' },
+      },
+    ];
+    const r = await flocker(c, 'containers', 'list');
+    expect(r.out).toMatch(/web +nginx:nope +10\.0\.0\.1 +failing +pgdata +IMAGE_NOT_FOUND: No such image/);
+    expect((await flocker(c, 'containers', 'list', '-q')).out).toBe('web');
+    expect((await flocker(c, 'containers', 'show', 'web')).out).toMatch(/^Error: +IMAGE_NOT_FOUND/m);
+    expect((await flocker(c, 'containers', 'show', 'nope')).code).toBe(EXIT.NOT_FOUND);
   });
 });

@@ -1,0 +1,105 @@
+/**
+ * `flocker containers list|show` (issue 21): what flocker-deploy placed — the configured containers
+ * beside what their nodes' container agents report, with the agent's error. Pure.
+ */
+import {
+  METADATA_NAME_KEY,
+  type ContainerConfiguration,
+  type ContainerError,
+  type ContainerState,
+  type DatasetConfiguration,
+  type NodeState,
+} from '@flocker/api';
+
+export interface ContainerView extends ContainerConfiguration {
+  /** Host of the node it is configured on (a short UUID when that node never reported). */
+  node: string;
+  /** running, stopped, failing (the agent reports an error), pending (not reported yet), removing (reported, no longer configured). */
+  state: 'running' | 'stopped' | 'failing' | 'pending' | 'removing';
+  /** Where its node's agent reports it, when not where it is configured (moving). */
+  reported_node: string | null;
+  /** The volume it mounts, by name (id when unnamed); null without one. */
+  volume: string | null;
+  error: ContainerError | null;
+}
+
+function hostOf(nodes: readonly NodeState[], uuid: string): string {
+  return nodes.find((n) => n.uuid === uuid)?.host ?? uuid.slice(0, 8);
+}
+
+function stateOf(reported: ContainerState | undefined): ContainerView['state'] {
+  if (reported === undefined) return 'pending';
+  if (reported.error !== undefined) return 'failing';
+  return reported.running ? 'running' : 'stopped';
+}
+
+/** Every configured container, then those still reported but no longer configured; sorted by name. */
+export function containerViews(
+  configured: readonly ContainerConfiguration[],
+  reported: readonly ContainerState[],
+  nodes: readonly NodeState[],
+  datasets: readonly DatasetConfiguration[],
+): ContainerView[] {
+  const volumeName = (c: ContainerConfiguration): string | null => {
+    const v = c.volumes[0];
+    if (v === undefined) return null;
+    return datasets.find((d) => d.dataset_id === v.dataset_id)?.metadata[METADATA_NAME_KEY] ?? v.dataset_id;
+  };
+  const views: ContainerView[] = configured.map((c) => {
+    // The report from its configured node wins; another node's means it is still moving there.
+    const here = reported.find((r) => r.name === c.name && r.node_uuid === c.node_uuid);
+    const elsewhere = reported.find((r) => r.name === c.name && r.node_uuid !== c.node_uuid);
+    const r = here ?? elsewhere;
+    return {
+      ...c,
+      node: hostOf(nodes, c.node_uuid),
+      state: stateOf(r),
+      reported_node: here === undefined && elsewhere !== undefined ? hostOf(nodes, elsewhere.node_uuid) : null,
+      volume: volumeName(c),
+      error: r?.error ?? null,
+    };
+  });
+  const names = new Set(configured.map((c) => c.name));
+  for (const r of reported) {
+    if (names.has(r.name)) continue;
+    names.add(r.name);
+    views.push({
+      name: r.name,
+      node_uuid: r.node_uuid,
+      image: r.image,
+      ports: [],
+      environment: {},
+      links: [],
+      volumes: [],
+      restart_policy: { name: 'never' },
+      node: hostOf(nodes, r.node_uuid),
+      state: 'removing',
+      reported_node: null,
+      volume: null,
+      error: r.error ?? null,
+    });
+  }
+  return views.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** "IMAGE_NOT_FOUND: No such image: x (3 attempts since <iso>)". */
+export function containerErrorText(e: ContainerError): string {
+  return `${e.code}: ${e.message} (${e.attempts} attempt${e.attempts === 1 ? '' : 's'} since ${e.since})`;
+}
+
+/** `containers show`: one container in lines. */
+export function containerText(c: ContainerView): string {
+  return [
+    `Name:       ${c.name}`,
+    `Image:      ${c.image}`,
+    `Node:       ${c.node} (${c.node_uuid})${c.reported_node !== null ? `; still reported on ${c.reported_node}` : ''}`,
+    `State:      ${c.state}`,
+    `Volume:     ${c.volume !== null ? `${c.volume} at ${c.volumes[0]?.mountpoint ?? '?'}` : '-'}`,
+    `Ports:      ${c.ports.map((p) => `${p.external}->${p.internal}`).join(', ') || '-'}`,
+    `Links:      ${c.links.map((l) => `${l.alias}:${l.local_port}->${l.remote_port}`).join(', ') || '-'}`,
+    `Restart:    ${c.restart_policy.name}`,
+    ...(c.command_line !== undefined ? [`Command:    ${c.command_line.join(' ')}`] : []),
+    `Env:        ${Object.keys(c.environment).join(', ') || '-'}`,
+    ...(c.error !== null ? [`Error:      ${containerErrorText(c.error)}`] : []),
+  ].join('\n');
+}

@@ -1,0 +1,143 @@
+/**
+ * `flocker describe volume NAME` (issue 21): everything known about one volume in one place —
+ * configuration, what every node has of it, its lease and holders, snapshots, the errors nodes
+ * report with their reasons, and the control service's events about it. Pure.
+ */
+import {
+  formatSize,
+  type ClusterEvent,
+  type ClusterSnapshot,
+  type DatasetConfiguration,
+  type Lease,
+  type SnapshotConfiguration,
+} from '@flocker/api';
+import { snapshotRow, type SnapshotRow } from '@flocker/web-ui';
+import { leaseHolders, shortId } from './format';
+import { errorsOf, errorText, type NodeError } from './health';
+import { volumeView, type VolumeView } from './volumes';
+
+/** What one node has of the volume. */
+export interface NodePresence {
+  node_uuid: string;
+  host: string;
+  alive: boolean;
+  /** mounted / attached (a manifestation), backend (the storage volume only: attached elsewhere or not at all). */
+  status: 'mounted' | 'attached' | 'backend';
+  path: string | null;
+  size: number;
+  blockdevice_id: string;
+  /** For a backend volume: the compute instance it is attached to (null: detached). */
+  attached_to?: string | null;
+}
+
+export interface VolumeDescription {
+  volume: VolumeView;
+  nodes: NodePresence[];
+  lease: (Lease & { node: string; holders_text: string }) | null;
+  snapshots: SnapshotRow[];
+  errors: NodeError[];
+  /** The control service's events about the volume (or its node), oldest first. */
+  events: ClusterEvent[];
+}
+
+export function describeVolume(
+  cluster: ClusterSnapshot,
+  d: DatasetConfiguration,
+  leases: readonly Lease[],
+  snapshots: readonly SnapshotConfiguration[],
+  events: readonly ClusterEvent[],
+): VolumeDescription {
+  const id = d.dataset_id;
+  const nodes: NodePresence[] = [];
+  for (const n of cluster.nodes) {
+    const m = n.manifestations.find((x) => x.dataset_id === id);
+    if (m)
+      nodes.push({
+        node_uuid: n.uuid,
+        host: n.host,
+        alive: n.alive,
+        status: m.status,
+        path: m.path ?? null,
+        size: m.size,
+        blockdevice_id: m.blockdevice_id,
+      });
+  }
+  // Backend volumes no manifestation accounts for (detached, or attached to a node that has not mounted it).
+  const seen = new Set(nodes.map((n) => n.blockdevice_id));
+  for (const n of cluster.nodes)
+    for (const v of n.volumes ?? []) {
+      if (v.dataset_id !== id || seen.has(v.blockdevice_id)) continue;
+      seen.add(v.blockdevice_id);
+      const on = cluster.nodes.find((x) => x.instance_id === v.attached_to) ?? n;
+      nodes.push({
+        node_uuid: on.uuid,
+        host: on.host,
+        alive: on.alive,
+        status: 'backend',
+        path: null,
+        size: v.size,
+        blockdevice_id: v.blockdevice_id,
+        attached_to: v.attached_to,
+      });
+    }
+  const lease = leases.find((l) => l.dataset_id === id);
+  const primary = d.primary;
+  return {
+    volume: volumeView(cluster, d),
+    nodes,
+    lease:
+      lease === undefined
+        ? null
+        : {
+            ...lease,
+            node: cluster.nodes.find((n) => n.uuid === lease.node_uuid)?.host ?? shortId(lease.node_uuid),
+            holders_text: leaseHolders(lease),
+          },
+    snapshots: snapshots
+      .filter((s) => s.dataset_id === id)
+      .map((s) => snapshotRow(s, cluster.datasets, cluster))
+      .sort((a, b) => a.created_at.localeCompare(b.created_at)),
+    errors: errorsOf(cluster, id),
+    events: events
+      .filter((e) => e.dataset_id === id || (e.dataset_id === undefined && e.node_uuid === primary))
+      .slice()
+      .sort((a, b) => a.time.localeCompare(b.time)),
+  };
+}
+
+/** kubectl-describe-like text. */
+export function describeText(x: VolumeDescription): string {
+  const v = x.volume;
+  const meta = Object.entries(v.metadata).map(([k, val]) => `  ${k}=${val}`);
+  const lines = [
+    `Name:         ${v.name || '-'}`,
+    `Dataset:      ${v.dataset_id}`,
+    `Size:         ${v.maximum_size ? formatSize(v.maximum_size) : '-'}`,
+    `Primary:      ${v.node} (${v.primary})`,
+    `State:        ${v.state}${v.path ? ` at ${v.path}` : ''}`,
+    ...(v.source_snapshot_id !== undefined ? [`Cloned from:  snapshot ${v.source_snapshot_id}`] : []),
+    ...(v.source_backup !== undefined ? [`Restored from: backup ${v.source_backup.backup_id}`] : []),
+    `Metadata:${meta.length ? '' : '     -'}`,
+    ...meta,
+    `On nodes:${x.nodes.length ? '' : '     none'}`,
+    ...x.nodes.map(
+      (n) =>
+        `  ${n.host}${n.alive ? '' : ' (dead)'}: ${n.status === 'backend' ? (n.attached_to ? `attached to ${n.attached_to}` : 'detached') : n.status}` +
+        `${n.path ? ` at ${n.path}` : ''}, ${formatSize(n.size)} (${n.blockdevice_id})`,
+    ),
+    `Lease:        ${
+      x.lease
+        ? `held by ${x.lease.node} (${x.lease.holders_text})${x.lease.pinned ? ', pinned' : ''}${x.lease.expires !== null ? `, expires in ${Math.round(x.lease.expires)}s` : ''}`
+        : 'none'
+    }`,
+    `Snapshots:${x.snapshots.length ? '' : '    none'}`,
+    ...x.snapshots.map(
+      (s) => `  ${s.name || shortId(s.snapshot_id)}: ${s.state}${s.taken_at ? `, taken ${s.taken_at}` : ''}`,
+    ),
+    `Last error:   ${x.errors.length ? errorText(x.errors[x.errors.length - 1]!) : 'none'}`,
+    ...x.errors.slice(0, -1).map((e) => `  also: ${errorText(e)}`),
+    `Events:${x.events.length ? '' : '       none'}`,
+    ...x.events.map((e) => `  ${e.time}  ${e.kind}  ${e.message}`),
+  ];
+  return lines.join('\n');
+}
