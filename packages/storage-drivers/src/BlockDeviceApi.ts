@@ -204,7 +204,9 @@ export interface BlockDeviceApi {
   /**
    * The snapshot's data readable on this host (issue 20: backups read it): a path to a file or
    * block device that does not change while it is open, its size, and release() to call when
-   * done. Present where the backend can do it (loopback: the snapshot's read-only image file).
+   * done. Present where the backend can do it (loopback: the snapshot's read-only image file; EBS,
+   * Cinder: a temporary volume made from it, attached here, never in listVolumes, deleted by release;
+   * a crash's leftover is adopted or removed by a later open: see the storage-drivers README).
    * Fails with UNKNOWN_SNAPSHOT.
    */
   openSnapshot?(snapshotId: string): Promise<OpenedSnapshot>;

@@ -12,7 +12,16 @@ import { makeFilesystem, mount, unmount } from '../blockdev';
 import { blockDeviceApiContract, expectStorageError } from '../testing/contract';
 import { execFileExec } from '../exec';
 import { findLoopDevices } from '../losetup';
-import { CinderDriver, META_CLUSTER, META_CREATE_TOKEN, META_DATASET, META_SNAPSHOT } from './CinderDriver';
+import {
+  CinderDriver,
+  META_CLUSTER,
+  META_CREATE_TOKEN,
+  META_DATASET,
+  META_SNAPSHOT,
+  META_TEMPORARY,
+  META_TEMPORARY_SINCE,
+  type CinderDriverDeps,
+} from './CinderDriver';
 import { JsonHttp } from './http';
 import { NoAuthTokenSource } from './keystone';
 import { CinderClient } from './CinderClient';
@@ -47,20 +56,23 @@ async function stopCinder(): Promise<void> {
   }
 }
 
-function makeDriver(url: string, clusterId: string, instanceId: string): CinderDriver {
-  return new CinderDriver({
-    backend: 'openstack',
-    auth_plugin: 'noauth',
-    cinder_url: url,
-    project_id: PROJECT,
-    cluster_id: clusterId,
-    instance_id: instanceId,
-    attach_mode: 'cinder',
-    // Cinder's NFS driver cannot grow in-use volumes.
-    extend_attached: 'reattach',
-    connector: { ip: '127.0.0.1' },
-    operation_timeout_seconds: 120,
-  });
+function makeDriver(url: string, clusterId: string, instanceId: string, deps: CinderDriverDeps = {}): CinderDriver {
+  return new CinderDriver(
+    {
+      backend: 'openstack',
+      auth_plugin: 'noauth',
+      cinder_url: url,
+      project_id: PROJECT,
+      cluster_id: clusterId,
+      instance_id: instanceId,
+      attach_mode: 'cinder',
+      // Cinder's NFS driver cannot grow in-use volumes.
+      extend_attached: 'reattach',
+      connector: { ip: '127.0.0.1' },
+      operation_timeout_seconds: 120,
+    },
+    deps,
+  );
 }
 
 blockDeviceApiContract(
@@ -84,7 +96,10 @@ blockDeviceApiContract(
   },
   // Cinder keeps snapshots only with their volume; this NFS backend cannot snapshot in-use volumes
   // without Nova, and a snapshotted volume is a qcow2 chain that a bare-metal host cannot attach.
-  { snapshotLimits: { noAttachedSnapshots: true, sourceUnattachableWhileSnapshotted: true, snapshotsPinSource: true } },
+  {
+    snapshotLimits: { noAttachedSnapshots: true, sourceUnattachableWhileSnapshotted: true, snapshotsPinSource: true },
+    temporaryVolumes: (d) => (d as CinderDriver).temporaryVolumes(),
+  },
 );
 
 describe('CinderDriver against real Cinder: beyond the contract', () => {
@@ -233,6 +248,51 @@ describe('CinderDriver against real Cinder: beyond the contract', () => {
       await other.destroyVolume(w.blockdeviceId).catch(() => undefined);
       await other.close();
       await a.destroyVolume(v.blockdeviceId);
+    }
+  });
+
+  it('openSnapshot: a temporary volume with flocker-temporary metadata, hidden from listVolumes; any node removes a leftover older than the bound or of a destroyed snapshot', async () => {
+    const hostB = `flocker-host-f-${randomUUID().slice(0, 8)}`;
+    const b = makeDriver(url, clusterId, hostB, { temporaryMaxAgeMs: 600_000 });
+    // Stands for b after the bound has passed.
+    const late = makeDriver(url, clusterId, hostB, { temporaryMaxAgeMs: 0 });
+    const v = await a.createVolume(randomUUID(), 1);
+    try {
+      const s1 = await a.createSnapshot(v.blockdeviceId, randomUUID());
+      const s2 = await a.createSnapshot(v.blockdeviceId, randomUUID());
+      // A crash: opened on a, never released.
+      const crashed = await a.openSnapshot(s1.snapshotId);
+      expect(crashed.size).toBe(1024 ** 3);
+      const [temp = ''] = await a.temporaryVolumes();
+      const made = await raw.getVolume(temp);
+      expect(made).toMatchObject({ snapshot_id: s1.backendId, status: 'in-use' });
+      expect(made?.metadata).toMatchObject({ [META_CLUSTER]: clusterId, [META_TEMPORARY]: `backup-${s1.snapshotId}` });
+      expect(Number.isNaN(Date.parse(made?.metadata[META_TEMPORARY_SINCE] ?? ''))).toBe(false);
+      expect((await a.listVolumes()).map((x) => x.blockdeviceId)).toEqual([v.blockdeviceId]);
+      // Within the bound, with its snapshot there: another node's open leaves it alone.
+      const young = await b.openSnapshot(s2.snapshotId);
+      expect(await a.temporaryVolumes()).toHaveLength(2);
+      await young.release();
+      expect(await a.temporaryVolumes()).toEqual([temp]);
+      // Past the bound: force-detached from a and deleted by the next open on any node.
+      const fresh = await late.openSnapshot(s2.snapshotId);
+      expect(await a.temporaryVolumes()).not.toContain(temp);
+      await fresh.release();
+      expect(await a.temporaryVolumes()).toEqual([]);
+      await crashed.release(); // late: harmless
+      // Its snapshot destroyed: removed by the next open, whatever its age.
+      await a.openSnapshot(s1.snapshotId);
+      await a.destroySnapshot(s1.snapshotId);
+      const after = await b.openSnapshot(s2.snapshotId);
+      expect(await a.temporaryVolumes()).toHaveLength(1);
+      await after.release();
+      expect(await a.temporaryVolumes()).toEqual([]);
+      await expectStorageError(a.openSnapshot(s1.snapshotId), 'UNKNOWN_SNAPSHOT');
+      await a.destroySnapshot(s2.snapshotId);
+    } finally {
+      await b.close();
+      await late.close();
+      await a.destroyVolume(v.blockdeviceId).catch(() => undefined);
     }
   });
 });

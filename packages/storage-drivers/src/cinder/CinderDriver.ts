@@ -12,6 +12,8 @@ import {
   type BlockDeviceVolume,
   type CreateVolumeOptions,
   type DetachOptions,
+  type OpenedSnapshot,
+  isStorageError,
 } from '../BlockDeviceApi';
 import { isDeviceBusy } from '../blockdev';
 import { execFileExec, type ExecFn } from '../exec';
@@ -44,6 +46,20 @@ export const META_CREATE_TOKEN = 'flocker-create-token';
 
 /** On a Cinder snapshot (issue 20): the Flocker snapshot id; with META_CLUSTER and META_DATASET as on volumes. */
 export const META_SNAPSHOT = 'flocker-snapshot-id';
+/**
+ * On a temporary volume openSnapshot made (issue 20: backups read it): `backup-<snapshotId>`.
+ * listVolumes never shows a volume carrying it, so the agent never adopts, mounts or destroys it.
+ */
+export const META_TEMPORARY = 'flocker-temporary';
+/** On a temporary volume: the ISO time it was made (its age bounds how long it may stay; see openSnapshot). */
+export const META_TEMPORARY_SINCE = 'flocker-temporary-since';
+/** Default bound on a temporary volume's age before any node's openSnapshot deletes it as a crash's leftover. */
+export const DEFAULT_TEMPORARY_MAX_AGE_MS = 24 * 3600_000;
+
+/** The META_TEMPORARY value of a snapshot's temporary volume. */
+export function temporaryMark(snapshotId: string): string {
+  return `backup-${snapshotId}`;
+}
 
 /** Cinder snapshot states as BlockDeviceSnapshot statuses (backing-up: still usable for clones). */
 export function cinderSnapshotStatus(status: string): BlockDeviceSnapshot['status'] {
@@ -79,6 +95,8 @@ export interface CinderDriverDeps {
   readonly sleep?: (ms: number) => Promise<void>;
   /** The node's instance id when not configured (nova mode): defaults to asking the metadata service. */
   readonly discoverInstanceId?: () => Promise<string>;
+  /** See openSnapshot: a temporary volume older than this is a crash's leftover. Default 24 h. */
+  readonly temporaryMaxAgeMs?: number;
 }
 
 /** Stands for a holder that cannot be named (attached by someone else, or a crash before the metadata write). */
@@ -141,6 +159,7 @@ export class CinderDriver implements BlockDeviceApi {
   private readonly clock: Clock;
   private readonly discoverInstanceId: () => Promise<string>;
   private instanceId: Promise<string> | undefined;
+  private readonly temporaryMaxAgeMs: number;
 
   constructor(input: CinderDriverOptionsInput, deps: CinderDriverDeps = {}) {
     const parsed = CinderDriverOptionsSchema.safeParse(input);
@@ -169,6 +188,7 @@ export class CinderDriver implements BlockDeviceApi {
     });
     this.connectorSide = new ConnectorSide({ exec: this.exec, nfsMountBase: o.nfs_mount_base });
     this.discoverInstanceId = deps.discoverInstanceId ?? (() => novaInstanceIdFromMetadataService(this.http));
+    this.temporaryMaxAgeMs = deps.temporaryMaxAgeMs ?? DEFAULT_TEMPORARY_MAX_AGE_MS;
   }
 
   async close(): Promise<void> {
@@ -302,6 +322,7 @@ export class CinderDriver implements BlockDeviceApi {
     size: number,
     options: CreateVolumeOptions,
     fromSnapshot?: string,
+    extraMetadata: Record<string, string> = {},
   ): Promise<BlockDeviceVolume> {
     const bytes = this.checkSize(size);
     if (!datasetId) throw new StorageError('BACKEND_ERROR', 'a volume needs a dataset id');
@@ -311,6 +332,7 @@ export class CinderDriver implements BlockDeviceApi {
       [META_DATASET]: datasetId,
       [META_CREATE_TOKEN]: createToken,
       ...(options.profile !== undefined ? { [META_PROFILE]: options.profile } : {}),
+      ...extraMetadata,
     };
     const volumeType =
       options.profile === undefined
@@ -523,6 +545,129 @@ export class CinderDriver implements BlockDeviceApi {
         throw new StorageError('BACKEND_ERROR', `Cinder could not delete snapshot ${s.id} (status ${left.status})`);
     }
     if (found.length > 0) this.logger.info('snapshot destroyed', { snapshotId, backendIds: found.map((s) => s.id) });
+  }
+
+  /**
+   * The snapshot's data on this host (issue 20: backups read it): a temporary volume made from it
+   * at its size, with metadata flocker-temporary=backup-<snapshotId> (listVolumes never shows it),
+   * attached here; release() detaches and deletes it. Crash safety: first, every temporary volume
+   * of the cluster older than temporaryMaxAgeMs, or whose snapshot is gone, is detached (forced if
+   * held elsewhere) and deleted; then a temporary volume of this snapshot that is unattached or
+   * attached here is adopted instead of making another. One reader per snapshot per instance at a time.
+   */
+  async openSnapshot(snapshotId: string): Promise<OpenedSnapshot> {
+    const me = await this.computeInstanceId();
+    await this.cleanUpTemporaries(me);
+    const found = await this.findSnapshot(snapshotId);
+    const snapshot = found === undefined ? null : toBlockDeviceSnapshot(found);
+    if (found === undefined || snapshot === null)
+      throw new StorageError('UNKNOWN_SNAPSHOT', `no snapshot ${snapshotId} in cluster ${this.options.cluster_id}`);
+    if (snapshot.status !== 'ready')
+      throw new StorageError(
+        snapshot.status === 'creating' ? 'SNAPSHOT_NOT_READY' : 'BACKEND_ERROR',
+        `Cinder snapshot ${found.id} is "${found.status}": it cannot be read`,
+      );
+    const mark = temporaryMark(snapshotId);
+    const candidates = (await this.temporaries()).filter((v) => v.metadata[META_TEMPORARY] === mark);
+    const adopted =
+      candidates.find((v) => holderOf(v) === me) ??
+      candidates.find((v) => holderOf(v) === null && v.status === 'available');
+    let id: string;
+    if (adopted !== undefined) {
+      id = adopted.id;
+      this.logger.warn('adopting the temporary volume of a snapshot an earlier open left', { snapshotId, id });
+    } else {
+      const made = await this.create(snapshot.datasetId, snapshot.size, {}, found.id, {
+        [META_TEMPORARY]: mark,
+        [META_TEMPORARY_SINCE]: new Date().toISOString(),
+      });
+      id = made.blockdeviceId;
+    }
+    const release = async (): Promise<void> => {
+      await this.removeTemporary(id, me);
+      this.logger.info('temporary snapshot volume released', { snapshotId, blockdeviceId: id });
+    };
+    try {
+      if (holderOf(await this.ownVolume(id)) === null) await this.attachVolume(id, me);
+      const path = await this.getDevicePath(id);
+      this.logger.info('snapshot opened on a temporary volume', { snapshotId, blockdeviceId: id, path });
+      return { path, size: snapshot.size, release };
+    } catch (e) {
+      await release().catch((undo: unknown) =>
+        this.logger.error('could not remove a temporary snapshot volume', { blockdeviceId: id, error: String(undo) }),
+      );
+      throw e;
+    }
+  }
+
+  /** Ids of this cluster's temporary volumes (openSnapshot's), not being deleted. */
+  async temporaryVolumes(): Promise<string[]> {
+    return (await this.temporaries()).map((v) => v.id);
+  }
+
+  private async temporaries(): Promise<Volume[]> {
+    let volumes: Volume[];
+    try {
+      volumes = await this.client.listVolumes({ [META_CLUSTER]: this.options.cluster_id });
+    } catch (e) {
+      this.wrap(e, 'listing temporary volumes');
+    }
+    return volumes.filter(
+      (v) =>
+        v.status !== 'deleting' && v.metadata[META_TEMPORARY] !== undefined && v.metadata[META_DATASET] !== undefined,
+    );
+  }
+
+  /** Detaches (forced when held by another instance) and deletes a temporary volume; gone already is fine. */
+  private async removeTemporary(blockdeviceId: string, me: string): Promise<void> {
+    try {
+      const v = await this.ownVolume(blockdeviceId);
+      const holder = holderOf(v);
+      if (holder !== null) {
+        try {
+          await this.detachVolume(blockdeviceId, { force: holder !== me });
+        } catch (e) {
+          if (!isStorageError(e, 'UNATTACHED')) throw e;
+        }
+      }
+      await this.destroyVolume(blockdeviceId);
+    } catch (e) {
+      if (!isStorageError(e, 'UNKNOWN_VOLUME')) throw e;
+    }
+  }
+
+  /**
+   * A crash between openSnapshot and release leaves a temporary volume: one older than
+   * temporaryMaxAgeMs, or whose snapshot no longer exists, is removed here. A failure is logged
+   * (an open must not fail for somebody else's leftover) and tried again next time.
+   */
+  private async cleanUpTemporaries(me: string): Promise<void> {
+    const temporaries = await this.temporaries();
+    if (temporaries.length === 0) return;
+    const live = new Set((await this.listSnapshots()).map((s) => s.snapshotId));
+    const now = Date.now();
+    for (const v of temporaries) {
+      const mark = v.metadata[META_TEMPORARY] ?? '';
+      const since = Date.parse(v.metadata[META_TEMPORARY_SINCE] ?? '') || 0;
+      const orphaned = !live.has(mark.replace(/^backup-/, ''));
+      const stale = now - since > this.temporaryMaxAgeMs;
+      if (!orphaned && !stale) continue;
+      try {
+        await this.removeTemporary(v.id, me);
+        this.logger.warn('removed a temporary snapshot volume a crash left', {
+          blockdeviceId: v.id,
+          mark,
+          orphaned,
+          stale,
+        });
+      } catch (e) {
+        this.logger.warn('could not remove a leftover temporary snapshot volume', {
+          blockdeviceId: v.id,
+          mark,
+          error: errorMessage(e),
+        });
+      }
+    }
   }
 
   /** POST /volumes with snapshot_id: Cinder copies (or clones, backend-dependent) the snapshot's data. */
@@ -774,7 +919,7 @@ export class CinderDriver implements BlockDeviceApi {
       this.wrap(e, 'listing volumes');
     }
     return volumes
-      .filter((v) => v.status !== 'deleting')
+      .filter((v) => v.status !== 'deleting' && v.metadata[META_TEMPORARY] === undefined)
       .map(toBlockDeviceVolume)
       .filter((v): v is BlockDeviceVolume => v !== null);
   }
