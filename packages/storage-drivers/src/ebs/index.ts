@@ -8,6 +8,8 @@ export {
   TAG_CREATE_TOKEN,
   TAG_DATASET,
   TAG_PROFILE,
+  TAG_TEMPORARY,
+  TAG_TEMPORARY_SINCE,
   type EbsDriverOptions,
   type EbsTiming,
 } from './EbsDriver';
