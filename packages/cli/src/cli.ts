@@ -54,12 +54,14 @@ import {
   takenPhase,
   volumeSchedule,
 } from './snapshots';
-import { cloneMetadata, defaultCloneNode } from '@flocker/web-ui';
+import { cloneMetadata, defaultCloneNode, diffSnapshots } from '@flocker/web-ui';
 import { checkInUse, inUseBy } from './safety';
 import { runUi, uiOptions, type UiArgs } from './ui/command';
 import { containerText, containerViews } from './containers';
 import { describeText, describeVolume } from './describe';
 import { clientVersion, versionText } from './version';
+import { errorMessage, followLongPoll } from '@flocker/runtime';
+import { feedLine, parseSince, stamped, storedEventsSince, type FeedEvent } from './events';
 import { OUTPUT_FORMATS, outputFormat, renderList, structured, wantsJson } from './output';
 import {
   filterVolumes,
@@ -71,6 +73,7 @@ import {
   volumeView,
   type LabelFilter,
   type VolumeSortKey,
+  type VolumeView,
 } from './volumes';
 
 export interface Io {
@@ -214,6 +217,40 @@ export function buildCli(
         process.exitCode = err.exitCode;
       }
     };
+  /**
+   * Follows the control service's long-poll until `seconds` (if given) have passed or the process
+   * is interrupted. A lost control service is said once on stderr; following resumes when it answers.
+   */
+  const follow = async (
+    client: FlockerClient,
+    seconds: number | undefined,
+    onSnapshot: (s: ClusterSnapshot) => void,
+  ) => {
+    const stop = new AbortController();
+    const deadline = seconds === undefined ? Infinity : Date.now() + seconds * 1000;
+    const timer = seconds === undefined ? undefined : setTimeout(() => stop.abort(), seconds * 1000);
+    let lost = false;
+    try {
+      await followLongPoll<ClusterSnapshot>({
+        wait: (since, ms) => client.waitForCluster(since, ms),
+        // Never hold a poll past the deadline.
+        waitMs: () => Math.max(0, Math.min(25_000, deadline - Date.now())),
+        onSnapshot: (s) => {
+          if (lost) io.err('flocker: the control service answers again');
+          lost = false;
+          onSnapshot(s);
+        },
+        onError: (e, failures) => {
+          if (failures === 1) io.err(`flocker: lost the control service (${errorMessage(e)}); retrying`);
+          lost = true;
+        },
+        backoff: { initialMs: 1000, maxMs: 10_000, jitter: true },
+        signal: stop.signal,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   /** `until` says what --wait waits for, e.g. 'the volume is mounted on its node'. */
   const waitOptions = <T>(y: Argv<T>, until = 'the change has taken effect') =>
     y
@@ -273,7 +310,15 @@ export function buildCli(
                 describe: 'Only volumes whose metadata has key=value (or just the key)',
               })
               .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only dataset ids' })
+              .option('watch', {
+                alias: 'w',
+                type: 'boolean',
+                default: false,
+                describe: 'Print the list again whenever it changes (with --json: one line per change)',
+              })
+              .option('timeout', { type: 'number', describe: 'With --watch: stop after this many seconds' })
               .example('$0 volumes list', 'NAME DATASET SIZE NODE STATE PATH, one line a volume, by name')
+              .example('$0 volumes list --watch', 'follow the cluster until Ctrl-C')
               .example("$0 volumes list 'pg*' --node 10.0.0.5 --label owner=alice", 'filters')
               .example('$0 volumes list -o name --sort size', 'names, smallest first')
               .example("$0 volumes list --json | jq -r '.[].name'", 'for scripts'),
@@ -285,6 +330,8 @@ export function buildCli(
               node?: string;
               label: string[];
               quiet: boolean;
+              watch: boolean;
+              timeout?: number;
             }
           >(async (a, client) => {
             const labels = a.label.map((l): LabelFilter => {
@@ -292,21 +339,20 @@ export function buildCli(
               if (f === undefined) throw new CliError(EXIT.USAGE, `--label ${l}: give key=value or key`);
               return f;
             });
-            const [datasets, snapshot] = await Promise.all([
-              client.listDatasets(),
-              client.waitForCluster(undefined, 0),
-            ]);
-            const nodeUuid = a.node === undefined ? undefined : resolveNode(snapshot.nodes, a.node).uuid;
-            // Deleted volumes a node still has are listed as "deleting" (with --all: every deleted one).
-            const shown = datasets.filter((d) => a.all || !d.deleted || isDeleting(snapshot, d));
-            const rows = sortVolumes(
-              filterVolumes(
-                shown.map((d) => volumeView(snapshot, d)),
-                { patterns: a.patterns ?? [], labels, ...(nodeUuid !== undefined ? { nodeUuid } : {}) },
-              ),
-              a.sort as VolumeSortKey,
-            );
-            io.out(
+            const [datasets, first] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0)]);
+            const nodeUuid = a.node === undefined ? undefined : resolveNode(first.nodes, a.node).uuid;
+            const rowsOf = (configured: DatasetConfiguration[], snapshot: ClusterSnapshot) =>
+              sortVolumes(
+                filterVolumes(
+                  // Deleted volumes a node still has are listed as "deleting" (with --all: every deleted one).
+                  configured
+                    .filter((d) => a.all || !d.deleted || isDeleting(snapshot, d))
+                    .map((d) => volumeView(snapshot, d)),
+                  { patterns: a.patterns ?? [], labels, ...(nodeUuid !== undefined ? { nodeUuid } : {}) },
+                ),
+                a.sort as VolumeSortKey,
+              );
+            const render = (rows: VolumeView[]) =>
               renderList(a, rows, {
                 headers: ['NAME', 'DATASET', 'SIZE', 'NODE', 'STATE', 'PATH'],
                 cells: (r) => [
@@ -329,8 +375,17 @@ export function buildCli(
                 ],
                 name: (r) => r.name || r.dataset_id,
                 id: (r) => r.dataset_id,
-              }),
-            );
+              });
+            if (!a.watch) return io.out(render(rowsOf(datasets, first)));
+            // --watch: the snapshot carries the configuration too; print again whenever the output changes.
+            let last: string | undefined;
+            await follow(client, a.timeout, (snapshot) => {
+              const rows = rowsOf(snapshot.datasets, snapshot);
+              const text = outputFormat(a) === 'json' && !a.quiet ? JSON.stringify(rows) : render(rows);
+              if (text === last) return;
+              io.out(last === undefined || outputFormat(a) === 'json' ? text : `\n${text}`);
+              last = text;
+            });
           }),
         )
         .command(
@@ -1123,6 +1178,37 @@ export function buildCli(
           }),
         )
         .demandCommand(1, 'Name a leases command: list, acquire or release'),
+    )
+    .command(
+      'events',
+      'The live feed of the cluster (as the web UI shows it): created, moving, mounted, failed with the reason, node lost/back, leases, snapshots',
+      (b) =>
+        b
+          .option('since', {
+            type: 'string',
+            describe:
+              "First the control service's stored events since then (node lost/back, leases released by failover): 10m, 2h, 1d or an ISO time",
+          })
+          .option('timeout', { type: 'number', describe: 'Stop after this many seconds (default: until Ctrl-C)' })
+          .example('$0 events', 'follow until Ctrl-C')
+          .example('$0 events --since 1h --json', 'one JSON object a line'),
+      run<GlobalArgs & { since?: string; timeout?: number }>(async (a, client) => {
+        const show = (e: FeedEvent) => io.out(a.json ? JSON.stringify(e) : feedLine(e));
+        if (a.since !== undefined) {
+          const since = parseSince(a.since, new Date());
+          const stored = await client.listEvents().catch((e: unknown): ClusterEvent[] => {
+            if (e instanceof FlockerApiError && e.status === 404) return [];
+            throw e;
+          });
+          storedEventsSince(stored, since).forEach(show);
+        }
+        let prev: ClusterSnapshot | undefined;
+        await follow(client, a.timeout, (next) => {
+          if (prev?.generation !== next.generation)
+            stamped(diffSnapshots(prev, next), new Date().toISOString()).forEach(show);
+          prev = next;
+        });
+      }),
     )
     .command(
       'version',

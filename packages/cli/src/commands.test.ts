@@ -399,3 +399,50 @@ describe('version, describe, containers (issue 21)', () => {
     expect((await flocker(c, 'containers', 'show', 'nope')).code).toBe(EXIT.NOT_FOUND);
   });
 });
+
+describe('following the cluster (issue 21)', () => {
+  it('volumes list --watch prints again only when the list changes', async () => {
+    const c = new FakeControl([ds(D1, 'pgdata')], [], [node(A, '10.0.0.1')]);
+    const s0 = c.snapshots[0]!;
+    const mountedNode = node(A, '10.0.0.1', { manifestations: [mounted(D1)] });
+    c.snapshots = [s0, s0, { ...s0, generation: '2' }, { ...s0, generation: '3', nodes: [mountedNode] }];
+    const r = await flocker(c, 'volumes', 'list', '--watch', '--timeout', '0.5', '-o', 'name');
+    expect(r.code).toBe(0);
+    const w = await flocker(
+      new FakeControl([ds(D1, 'pgdata')], [], [node(A, '10.0.0.1')]),
+      'volumes',
+      'list',
+      '-w',
+      '--timeout',
+      '0.3',
+    );
+    expect(w.out.match(/^NAME/gm)).toHaveLength(1);
+    expect(r.out).toBe('pgdata');
+  });
+
+  it('volumes list --watch --json: one line per change', async () => {
+    const c = new FakeControl([ds(D1, 'pgdata')], [], [node(A, '10.0.0.1')]);
+    const s0 = c.snapshots[0]!;
+    c.snapshots = [s0, s0, { ...s0, generation: '2', nodes: [node(A, '10.0.0.1', { manifestations: [mounted(D1)] })] }];
+    const r = await flocker(c, 'volumes', 'list', '--watch', '--timeout', '0.5', '--json');
+    const lines = r.out.split('\n').map((l) => JSON.parse(l) as Array<{ state: string }>);
+    expect(lines.map((l) => l[0]?.state)).toEqual(['pending', 'mounted']);
+  });
+
+  it('events: the web UI feed between snapshots, --json lines, --since the stored events', async () => {
+    const c = new FakeControl([ds(D1, 'pgdata')], [], [node(A, '10.0.0.1')]);
+    const s0 = c.snapshots[0]!;
+    c.snapshots = [
+      s0,
+      { ...s0, generation: '2', nodes: [node(A, '10.0.0.1', { manifestations: [mounted(D1)] })] },
+      { ...s0, generation: '3', nodes: [node(A, '10.0.0.1', { alive: false })] },
+    ];
+    const r = await flocker(c, 'events', '--timeout', '0.5', '--json');
+    expect(r.code).toBe(0);
+    const events = r.out.split('\n').map((l) => JSON.parse(l) as { kind: string; message: string; time: string });
+    expect(events.map((e) => e.kind)).toEqual(['mounted', 'node-lost']);
+    expect(events[0]?.message).toMatch(/Volume pgdata mounted on 10\.0\.0\.1/);
+    const bad = await flocker(c, 'events', '--since', 'soon', '--timeout', '0.1');
+    expect(bad.code).toBe(EXIT.USAGE);
+  });
+});
