@@ -57,6 +57,7 @@ import {
 import { cloneMetadata, defaultCloneNode, diffSnapshots } from '@flocker/web-ui';
 import { checkInUse, inUseBy } from './safety';
 import { runUi, uiOptions, type UiArgs } from './ui/command';
+import { completionCandidates, completionKind } from './completion';
 import { containerText, containerViews } from './containers';
 import { describeText, describeVolume } from './describe';
 import { clientVersion, versionText } from './version';
@@ -1396,7 +1397,32 @@ export function buildCli(
         'Volumes may be named by name, id or id prefix; nodes by UUID, UUID prefix or address.',
       ].join('\n'),
     )
-    .completion('completion', 'Print a bash completion script')
+    .completion(
+      'completion',
+      'Print a completion script for bash, or zsh when $SHELL is zsh (commands, options, volume and node names)',
+      (
+        current: string,
+        parsed: { [key: string]: unknown },
+        defaultCompletion: () => void,
+        done: (completions: string[]) => void,
+      ) => {
+        const at = argv.indexOf('--get-yargs-completions');
+        const kind = completionKind(at < 0 ? [] : argv.slice(at + 1));
+        if (kind === undefined) return defaultCompletion();
+        const zsh = /zsh/.test(process.env.SHELL ?? '') || process.env.ZSH_NAME !== undefined;
+        // Names from the control service; nothing (not an error on the terminal) when it does not answer soon.
+        const client = makeClient(parsed);
+        const fetched = Promise.all([
+          client.waitForCluster(undefined, 0),
+          kind === 'snapshot' ? client.listSnapshots() : [],
+          kind === 'container' ? client.listContainers() : [],
+        ]).then(([cluster, snapshots, containers]) =>
+          completionCandidates(kind, { cluster, snapshots, containers }, current, zsh),
+        );
+        const timeout = new Promise<string[]>((resolve) => setTimeout(() => resolve([]), 3000).unref());
+        Promise.race([fetched, timeout]).then(done, () => done([]));
+      },
+    )
     .strict()
     .help()
     .alias('h', 'help')
