@@ -668,7 +668,7 @@ export function buildCli(
             } else patch = scheduleMetadata(a.schedule, a.keep);
             const updated = await client.updateDataset(d.dataset_id, { metadata: patch });
             const schedule = volumeSchedule(updated, await client.listSnapshots(), Date.now());
-            print(a, { ...updated, snapshot_schedule: schedule }, () =>
+            print(a, { ...(await freshView(client, updated)), snapshot_schedule: schedule }, () =>
               schedule
                 ? `${name}: ${schedule.schedule}, keep ${schedule.keep}; next snapshot at ${schedule.next_due}`
                 : `${name}: no snapshot schedule`,
