@@ -166,4 +166,65 @@ describe('flocker CLI against a real cluster', () => {
     expect(badName.stderr).toMatch(/not a valid volume name/);
     expect(JSON.parse(await ok(['volumes', 'list', '--json']))).toEqual([]);
   });
+
+  it('output that composes (issue 21): one volume shape, -o/-q, filters, describe, version, events, completion', async () => {
+    const [a, b] = cluster.hosts;
+    // Follows the feed through everything below (which takes about 20 s here).
+    const events = flocker(['events', '--json', '--timeout', '40']);
+    const created = JSON.parse(
+      await ok(['volumes', 'create', 'shape-b', '--size', '128MiB', '--node', b!.layout.address, '--json']),
+    ) as Record<string, unknown>;
+    await ok([
+      'volumes',
+      'create',
+      'shape-a',
+      '--size',
+      '128MiB',
+      '--node',
+      a!.layout.address,
+      '--metadata',
+      'owner=alice',
+    ]);
+    expect(created).toMatchObject({ name: 'shape-b', node: b!.layout.address, state: 'mounted' });
+    const listed = JSON.parse(await ok(['volumes', 'list', '--json'])) as Array<Record<string, unknown>>;
+    expect(Object.keys(created).sort()).toEqual(Object.keys(listed[0]!).sort());
+    // Sorted by name (created b first), filters, -q, -o name.
+    expect((await ok(['volumes', 'list', '-o', 'name'])).trim()).toBe('shape-a\nshape-b');
+    expect((await ok(['volumes', 'list', '-o', 'name', '--sort', 'created'])).trim()).toBe('shape-b\nshape-a');
+    expect((await ok(['volumes', 'list', '-o', 'name', '--node', a!.layout.address])).trim()).toBe('shape-a');
+    expect((await ok(['volumes', 'list', '-o', 'name', '--label', 'owner=alice'])).trim()).toBe('shape-a');
+    expect((await ok(['volumes', 'list', '-q', '*-b'])).trim()).toBe(created.dataset_id);
+    expect(await ok(['volumes', 'list', '-o', 'yaml'])).toMatch(/name: shape-a/);
+
+    await ok(['leases', 'acquire', 'shape-a']);
+    expect(await ok(['leases', 'list'])).toMatch(
+      new RegExp(`shape-a\\s+\\S+\\s+${a!.layout.address.replace(/\./g, '\\.')}`),
+    );
+    const described = await ok(['describe', 'volume', 'shape-a']);
+    expect(described).toMatch(new RegExp(`^Lease: +held by ${a!.layout.address.replace(/\./g, '\\.')}`, 'm'));
+    expect(described).toMatch(/^ {2}owner=alice$/m);
+    expect(described).toMatch(/^Last error: +none$/m);
+    await ok(['leases', 'release', 'shape-a', '--force']);
+
+    const version = JSON.parse(await ok(['version', '--json'])) as { client: string; server: { flocker: string } };
+    expect(version.server.flocker).toMatch(/\S/);
+    expect(version.client).toMatch(/^\d+\.\d+/);
+
+    const completion = await ok(['--get-yargs-completions', 'volumes', 'show', 'shape-']);
+    expect(completion.trim().split('\n')).toEqual(['shape-a', 'shape-b']);
+    const nodeNames = await ok(['--get-yargs-completions', 'volumes', 'move', 'shape-a', '']);
+    expect(nodeNames.trim().split('\n').sort()).toEqual([a!.layout.address, b!.layout.address].sort());
+
+    const destroyed = JSON.parse(await ok(['volumes', 'destroy', 'shape-b', '--json'])) as Record<string, unknown>;
+    expect(destroyed).toMatchObject({ name: 'shape-b', state: 'deleted', deleted: true });
+    await ok(['volumes', 'destroy', 'shape-a']);
+    const feed = (await events).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { kind: string; message: string });
+    expect(feed.map((e) => e.kind)).toEqual(
+      expect.arrayContaining(['created', 'mounted', 'lease-acquired', 'deleted']),
+    );
+    expect(feed.find((e) => e.kind === 'mounted')?.message).toMatch(/Volume shape-\w mounted on /);
+  });
 });
