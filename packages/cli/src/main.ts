@@ -3,6 +3,7 @@ import { errorMessage } from '@flocker/runtime';
 import { hideBin } from 'yargs/helpers';
 import { buildCli } from './cli';
 import { CliError, EXIT, jsonError } from './errors';
+import { wantsJson } from './output';
 
 const io = {
   out: (t: string) => process.stdout.write(`${t}\n`),
@@ -14,7 +15,7 @@ buildCli(hideBin(process.argv), io)
   .catch((e: unknown) => {
     const argv = hideBin(process.argv);
     process.stderr.write(
-      argv.includes('--json')
+      wantsJson(argv)
         ? `${jsonError(new CliError(EXIT.FAILURE, errorMessage(e), 'INTERNAL'))}\n`
         : `flocker: ${errorMessage(e)}\n`,
     );
