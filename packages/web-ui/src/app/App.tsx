@@ -1,11 +1,12 @@
-import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
+import { useEffect, useLayoutEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import { volumeNameProblem } from '@flocker/api/volumeNames';
 import { DATASET_FILESYSTEMS, formatSize, XFS_MINIMUM_SIZE } from '../model/sizes';
 import { defaultCloneNode, groupSnapshots, type SnapshotView } from '../model/snapshots';
 import type { UiEvent } from '../model/events';
 import { releaseRisk } from '../model/safety';
 import { errorReason, nextScheduledAt, stateText, type NodeView, type VolumeView } from '../model/view';
-import { refusesSize } from '../model/wire';
+import { refusesSize, type ControlStatus } from '../model/wire';
+import { filterVolumes, listNotice, moveTargets, rowWindow, volumeAge } from '../model/list';
 import { ActionFailed, api } from './api';
 import { age, clockTime } from './time';
 import { useCluster } from './useCluster';
@@ -21,10 +22,16 @@ function useNow(periodMs: number): number {
   return now;
 }
 
+const TOAST_MS = 12_000;
+
 export function App() {
   const { view, events, control, started, online } = useCluster();
-  const now = useNow(5000);
-  const [actionError, setActionError] = useState<string | null>(null);
+  // Every second: ages in seconds stay true (a long list renders only its window of rows).
+  const now = useNow(1000);
+  /** The last refusal, as a toast in the viewport (the row it concerns says it too, beside its buttons). */
+  const [actionError, setActionError] = useState<{ key: string; message: string } | null>(null);
+  /** Each refused action's message by the key of what it acted on (a volume's or snapshot's id). */
+  const [results, setResults] = useState<ReadonlyMap<string, string>>(new Map());
   const [confirming, setConfirming] = useState<VolumeView | null>(null);
   const [releasing, setReleasing] = useState<{ volume: VolumeView; risk: string } | null>(null);
   const [busy, setBusy] = useState<Set<string>>(new Set());
@@ -36,11 +43,13 @@ export function App() {
   const act = async (key: string, run: () => Promise<void>): Promise<boolean> => {
     setBusy((b) => new Set(b).add(key));
     setActionError(null);
+    setResults((r) => withResult(r, key, null));
     try {
       await run();
       return true;
     } catch (e) {
-      setActionError(errorMessage(e));
+      setActionError({ key, message: errorMessage(e) });
+      setResults((r) => withResult(r, key, errorMessage(e)));
       return false;
     } finally {
       setBusy((b) => {
@@ -50,6 +59,13 @@ export function App() {
       });
     }
   };
+
+  // The toast goes after a while; the row keeps saying it until its next action or Dismiss.
+  useEffect(() => {
+    if (actionError === null) return;
+    const t = setTimeout(() => setActionError((e) => (e === actionError ? null : e)), TOAST_MS);
+    return () => clearTimeout(t);
+  }, [actionError]);
 
   const nodes = view?.nodes ?? [];
   const volumes = view?.volumes ?? [];
@@ -77,11 +93,12 @@ export function App() {
             </span>
           )}
         </p>
+        <NodeSummary nodes={nodes} stale={control !== null && !control.connected} />
       </header>
       <main>
         {actionError && (
-          <div className="banner" role="alert">
-            <span id="action-error">{actionError}</span>
+          <div className="banner toast" role="alert">
+            <span id="action-error">{actionError.message}</span>
             <button type="button" className="link" onClick={() => setActionError(null)}>
               Dismiss
             </button>
@@ -94,6 +111,10 @@ export function App() {
               nodes={nodes}
               now={now}
               started={started}
+              hasView={view !== null}
+              control={control}
+              results={results}
+              onDismissResult={(key) => setResults((r) => withResult(r, key, null))}
               busy={busy}
               onMove={(v, node) => void act(v.dataset_id, () => api.move(v.dataset_id, node))}
               onRelease={(v) => {
@@ -153,6 +174,43 @@ export function App() {
   );
 }
 
+/** `results` with the message of `key`'s last action set (null: cleared). */
+function withResult(results: ReadonlyMap<string, string>, key: string, message: string | null) {
+  if (message === null && !results.has(key)) return results;
+  const next = new Map(results);
+  if (message === null) next.delete(key);
+  else next.set(key, message);
+  return next;
+}
+
+/** A sentence for people: capital first letter, full stop at the end. */
+function sentence(message: string): string {
+  const s = message.trim();
+  if (s === '') return s;
+  return `${s[0]!.toUpperCase()}${s.slice(1)}${/[.!?]$/.test(s) ? '' : '.'}`;
+}
+
+/** Every node at a glance at the top of the page (the Nodes table is further down). */
+function NodeSummary({ nodes, stale }: { nodes: NodeView[]; stale: boolean }) {
+  if (nodes.length === 0) return null;
+  const alive = nodes.filter((n) => n.alive).length;
+  return (
+    <div className="node-summary" id="node-summary" aria-label="Nodes at a glance">
+      <a href="#nodes-h">
+        Nodes {alive}/{nodes.length} alive{stale ? ' (last known)' : ''}
+      </a>
+      <ul>
+        {nodes.map((n) => (
+          <li key={n.uuid} data-node-summary={n.host} className={n.alive ? 'alive' : 'dead'}>
+            {n.host} <span className="state">{n.alive ? 'alive' : 'dead'}</span> · {n.volumes.length} vol
+            {n.errors > 0 && ` · ${n.errors} failing`}
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}
+
 function CreateVolumeForm({ nodes }: { nodes: NodeView[] }) {
   const alive = nodes.filter((n) => n.alive);
   const [name, setName] = useState('');
@@ -164,7 +222,7 @@ function CreateVolumeForm({ nodes }: { nodes: NodeView[] }) {
   const chosen = alive.some((n) => n.uuid === node) ? node : (alive[0]?.uuid ?? '');
   // Mark the field the refusal is about; the message itself is tied to both.
   const badSize = error && refusesSize(error) ? true : undefined;
-  const badName = error && !badSize ? true : undefined;
+  const badName = error && !badSize && /\bnamed?\b/i.test(error.message) ? true : undefined;
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -202,6 +260,7 @@ function CreateVolumeForm({ nodes }: { nodes: NodeView[] }) {
             aria-invalid={badName}
             aria-describedby={error ? 'create-error' : undefined}
           />
+          {badName && error && <FieldError message={error.message} />}
         </div>
         <div className="field">
           <label htmlFor="new-size">Size</label>
@@ -215,6 +274,7 @@ function CreateVolumeForm({ nodes }: { nodes: NodeView[] }) {
             aria-invalid={badSize}
           />
           <small id="size-hint">e.g. 512MiB, 10G (at least 64 MiB)</small>
+          {badSize && error && <FieldError message={error.message} />}
         </div>
         <div className="field">
           <label htmlFor="new-node">Node</label>
@@ -248,12 +308,21 @@ function CreateVolumeForm({ nodes }: { nodes: NodeView[] }) {
           {sending ? 'Creating…' : 'Create'}
         </button>
       </div>
-      {error && (
+      {error && !badName && !badSize && (
         <p className="error" id="create-error" role="alert">
-          {error.message}
+          {sentence(error.message)}
         </p>
       )}
     </form>
+  );
+}
+
+/** A refusal under the field it is about, in a sentence (`#create-error`). */
+function FieldError({ message }: { message: string }) {
+  return (
+    <p className="error field-error" id="create-error" role="alert">
+      {sentence(message)}
+    </p>
   );
 }
 
@@ -271,6 +340,11 @@ interface VolumesProps {
   nodes: NodeView[];
   now: number;
   started: string | null;
+  hasView: boolean;
+  control: ControlStatus | null;
+  /** Refused actions' messages by volume id, shown beside the row's buttons. */
+  results: ReadonlyMap<string, string>;
+  onDismissResult: (key: string) => void;
   busy: Set<string>;
   onMove: (v: VolumeView, node: string) => void;
   onRelease: (v: VolumeView) => void;
@@ -282,11 +356,19 @@ interface VolumesProps {
   onSetSchedule: (v: VolumeView, schedule: string, keep: string) => Promise<boolean>;
 }
 
+/** Above this many shown volumes the list renders only the rows near the viewport (issue 21: 1,000 volumes). */
+const WINDOW_FROM = 60;
+const ESTIMATED_ROW_HEIGHT = 72;
+
 function VolumesSection({
   volumes,
   nodes,
   now,
   started,
+  hasView,
+  control,
+  results,
+  onDismissResult,
   busy,
   onMove,
   onRelease,
@@ -297,49 +379,104 @@ function VolumesSection({
   onTakeSnapshot,
   onSetSchedule,
 }: VolumesProps) {
+  const [query, setQuery] = useState('');
+  const shown = filterVolumes(volumes, query);
+  const notice = listNotice(hasView, volumes.length, shown.length, control, query);
+  const windowed = shown.length > WINDOW_FROM;
+  const rows = useRowWindow(windowed ? shown.map((v) => v.dataset_id) : []);
+  const visible = windowed ? shown.slice(rows.window.start, rows.window.end) : shown;
   return (
     <section aria-labelledby="volumes-h">
       <h2 id="volumes-h">
-        Volumes <span className="count">{volumes.length}</span>
+        Volumes{' '}
+        <span className="count" data-volume-count={volumes.length}>
+          {query.trim() !== '' ? `${shown.length} of ${volumes.length}` : volumes.length}
+        </span>
       </h2>
       <CreateVolumeForm nodes={nodes} />
-      {volumes.length === 0 ? (
+      {notice?.kind === 'stale' && (
+        <p className="stale-note" role="status" id="volumes-stale">
+          {notice.message}
+        </p>
+      )}
+      {notice?.kind === 'unreachable' ? (
+        <p className="empty bad-text" id="volumes-unreachable" role="status">
+          {notice.message} The volumes are shown once it answers.
+        </p>
+      ) : notice?.kind === 'connecting' ? (
+        <p className="empty">Connecting to the control service…</p>
+      ) : notice?.kind === 'empty' ? (
         <p className="empty">No volumes yet.</p>
       ) : (
-        <table className="cards">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Size</th>
-              <th scope="col">Primary</th>
-              <th scope="col">State</th>
-              <th scope="col">Lease</th>
-              <th scope="col">Age</th>
-              <th scope="col">Actions</th>
-            </tr>
-          </thead>
-          <tbody>
-            {volumes.map((v) => (
-              <VolumeRow
-                key={v.dataset_id}
-                v={v}
-                nodes={nodes}
-                now={now}
-                started={started}
-                busy={busy.has(v.dataset_id)}
-                busyKeys={busy}
-                onMove={onMove}
-                onRelease={onRelease}
-                onDelete={onDelete}
-                onResize={onResize}
-                snapshots={snapshots.byVolume.get(v.dataset_id) ?? []}
-                snapshotActions={snapshotActions}
-                onTakeSnapshot={onTakeSnapshot}
-                onSetSchedule={onSetSchedule}
+        volumes.length > 0 && (
+          <>
+            <div className="search">
+              <label htmlFor="volume-search">Search volumes</label>
+              <input
+                id="volume-search"
+                type="search"
+                value={query}
+                onChange={(e) => setQuery(e.target.value)}
+                autoComplete="off"
+                placeholder="name, node or state (node:a state:error)"
+                aria-describedby="volume-search-hint"
               />
-            ))}
-          </tbody>
-        </table>
+              <small id="volume-search-hint" className="sub">
+                every word must match; name:, node: or state: looks in that field only
+              </small>
+            </div>
+            {notice?.kind === 'no-match' ? (
+              <p className="empty">No volume matches “{notice.query}”.</p>
+            ) : (
+              <table className={`cards volumes${notice?.kind === 'stale' ? ' stale' : ''}`}>
+                <thead>
+                  <tr>
+                    <th scope="col">Name</th>
+                    <th scope="col">Size</th>
+                    <th scope="col">Primary</th>
+                    <th scope="col">State</th>
+                    <th scope="col">Lease</th>
+                    <th scope="col">Age</th>
+                    <th scope="col">Actions</th>
+                  </tr>
+                </thead>
+                <tbody ref={rows.ref} data-windowed={windowed ? `${visible.length}/${shown.length}` : undefined}>
+                  {windowed && rows.window.padTop > 0 && (
+                    <tr className="spacer" aria-hidden="true">
+                      <td colSpan={7} style={{ height: rows.window.padTop }} />
+                    </tr>
+                  )}
+                  {visible.map((v) => (
+                    <VolumeRow
+                      key={v.dataset_id}
+                      v={v}
+                      nodes={nodes}
+                      now={now}
+                      started={started}
+                      result={results.get(v.dataset_id) ?? null}
+                      onDismissResult={onDismissResult}
+                      busy={busy.has(v.dataset_id)}
+                      busyKeys={busy}
+                      onMove={onMove}
+                      onRelease={onRelease}
+                      onDelete={onDelete}
+                      onResize={onResize}
+                      snapshots={snapshots.byVolume.get(v.dataset_id) ?? []}
+                      snapshotActions={snapshotActions}
+                      onTakeSnapshot={onTakeSnapshot}
+                      onSetSchedule={onSetSchedule}
+                    />
+                  ))}
+                  {windowed && rows.window.padBottom > 0 && (
+                    <tr className="spacer" aria-hidden="true">
+                      <td colSpan={7} style={{ height: rows.window.padBottom }} />
+                    </tr>
+                  )}
+                </tbody>
+              </table>
+            )}
+          </>
+        )
       )}
       {snapshots.orphans.length > 0 && (
         <div className="orphans">
@@ -358,11 +495,75 @@ function VolumesSection({
   );
 }
 
+/**
+ * The window of a long list's rows that meets the viewport (the page scrolls, not the list):
+ * rows' heights are measured once rendered (a row with its snapshot panel open is taller),
+ * the others estimated from the measured ones.
+ */
+function useRowWindow(ids: readonly string[]) {
+  const ref = useRef<HTMLTableSectionElement>(null);
+  const heights = useRef(new Map<string, number>());
+  const [viewport, setViewport] = useState({ top: 0, height: 800 });
+  const [measured, setMeasured] = useState(0);
+  useEffect(() => {
+    if (ids.length === 0) return;
+    let frame = 0;
+    const update = () => {
+      cancelAnimationFrame(frame);
+      frame = requestAnimationFrame(() => {
+        const body = ref.current;
+        if (!body) return;
+        const top = -body.getBoundingClientRect().top;
+        setViewport((v) =>
+          v.top === top && v.height === window.innerHeight ? v : { top, height: window.innerHeight },
+        );
+      });
+    };
+    update();
+    window.addEventListener('scroll', update, { passive: true });
+    window.addEventListener('resize', update);
+    return () => {
+      cancelAnimationFrame(frame);
+      window.removeEventListener('scroll', update);
+      window.removeEventListener('resize', update);
+    };
+  }, [ids.length]);
+  useLayoutEffect(() => {
+    const body = ref.current;
+    if (!body || ids.length === 0) return;
+    const sums = new Map<string, number>();
+    for (const tr of body.querySelectorAll<HTMLTableRowElement>('tr[data-row-of]')) {
+      const id = tr.dataset.rowOf!;
+      sums.set(id, (sums.get(id) ?? 0) + tr.getBoundingClientRect().height);
+    }
+    // Re-render only for rows measured the first time: a table's columns (so its rows' heights) shift with the
+    // rows it holds, and re-rendering on every shift could go on for ever. Later heights are used at the next render.
+    let fresh = false;
+    for (const [id, h] of sums) {
+      if (!heights.current.has(id)) fresh = true;
+      heights.current.set(id, h);
+    }
+    if (fresh) setMeasured((m) => m + 1);
+  });
+  const known = [...heights.current.values()];
+  const estimate = known.length > 0 ? known.reduce((a, b) => a + b, 0) / known.length : ESTIMATED_ROW_HEIGHT;
+  const window_ = rowWindow(
+    ids.map((id) => heights.current.get(id) ?? estimate),
+    viewport.top,
+    viewport.height,
+    8,
+  );
+  void measured; // its change re-renders with the new heights
+  return { ref, window: window_ };
+}
+
 function VolumeRow({
   v,
   nodes,
   now,
   started,
+  result,
+  onDismissResult,
   busy,
   busyKeys,
   onMove,
@@ -373,13 +574,14 @@ function VolumeRow({
   snapshotActions,
   onTakeSnapshot,
   onSetSchedule,
-}: Omit<VolumesProps, 'volumes' | 'busy' | 'snapshots'> & {
+}: Omit<VolumesProps, 'volumes' | 'busy' | 'snapshots' | 'hasView' | 'control' | 'results'> & {
   v: VolumeView;
+  result: string | null;
   busy: boolean;
   busyKeys: Set<string>;
   snapshots: SnapshotView[];
 }) {
-  const targets = nodes.filter((n) => n.alive && n.uuid !== v.primary.uuid);
+  const targets = moveTargets(v, nodes);
   const [target, setTarget] = useState('');
   const [open, setOpen] = useState(false);
   const panelId = `snapshots-${v.dataset_id}`;
@@ -388,7 +590,7 @@ function VolumeRow({
   const selectId = `move-${v.dataset_id}`;
   return (
     <>
-      <tr data-volume={v.name} data-state={v.state}>
+      <tr data-volume={v.name} data-state={v.state} data-row-of={v.dataset_id}>
         <th scope="row" data-label="Name">
           {v.name}
           <div className="sub" title={v.dataset_id}>
@@ -427,36 +629,48 @@ function VolumeRow({
           )}
         </td>
         <td data-label="Lease">{v.lease ? `held by ${v.lease.host ?? v.lease.node_uuid.slice(0, 8)}` : '—'}</td>
-        <td data-label="Age">{v.first_seen ? age(v.first_seen, now) : started ? `> ${age(started, now)}` : '—'}</td>
+        <td data-label="Age" className="age" title={volumeAge(v, started, now).title}>
+          <span className="age-text">{volumeAge(v, started, now).text}</span>
+        </td>
         <td data-label="Actions" className="actions">
+          {result !== null && (
+            <div className="row-result" role="alert" data-action-error>
+              <span>{result}</span>{' '}
+              <button
+                type="button"
+                className="link"
+                onClick={() => onDismissResult(v.dataset_id)}
+                aria-label={`Clear the message about ${v.name}`}
+              >
+                ✕
+              </button>
+            </div>
+          )}
           {!deleting && (
             <>
-              <span className="move">
-                <label htmlFor={selectId} className="visually-hidden">
-                  Move {v.name} to
-                </label>
-                <select
-                  id={selectId}
-                  value={chosen}
-                  onChange={(e) => setTarget(e.target.value)}
-                  disabled={busy || targets.length === 0}
-                >
-                  {targets.length === 0 && <option value="">no other live node</option>}
-                  {targets.map((n) => (
-                    <option key={n.uuid} value={n.uuid}>
-                      {n.host}
-                    </option>
-                  ))}
-                </select>
-                <button
-                  type="button"
-                  onClick={() => onMove(v, chosen)}
-                  disabled={busy || !chosen}
-                  aria-label={`Move ${v.name}`}
-                >
-                  Move
-                </button>
-              </span>
+              {/* No Move control where there is nowhere to move to (a one-node cluster, the others dead). */}
+              {targets.length > 0 && (
+                <span className="move">
+                  <label htmlFor={selectId} className="visually-hidden">
+                    Move {v.name} to
+                  </label>
+                  <select id={selectId} value={chosen} onChange={(e) => setTarget(e.target.value)} disabled={busy}>
+                    {targets.map((n) => (
+                      <option key={n.uuid} value={n.uuid}>
+                        {n.host}
+                      </option>
+                    ))}
+                  </select>
+                  <button
+                    type="button"
+                    onClick={() => onMove(v, chosen)}
+                    disabled={busy || !chosen}
+                    aria-label={`Move ${v.name}`}
+                  >
+                    Move
+                  </button>
+                </span>
+              )}
               {v.lease && (
                 <button
                   type="button"
@@ -499,7 +713,7 @@ function VolumeRow({
         </td>
       </tr>
       {open && !deleting && (
-        <tr className="snapshot-panel" id={panelId} data-snapshots-of={v.name}>
+        <tr className="snapshot-panel" id={panelId} data-snapshots-of={v.name} data-row-of={v.dataset_id}>
           <td colSpan={7} data-label={`Snapshots of ${v.name}`}>
             <ScheduleForm
               key={`${v.snapshot_schedule?.text ?? ''}|${v.snapshot_schedule?.keep ?? ''}`}
