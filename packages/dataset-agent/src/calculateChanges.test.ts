@@ -293,6 +293,8 @@ function apply(sim: Sim, node: SimNode, a: Action): void {
   }
   // The simulated backend has no snapshots (local.snapshots is never listed): snapshotChanges.test.ts covers them.
   if (a.kind === 'destroySnapshot' || a.kind === 'takeSnapshot') throw new Error(`${a.kind} without snapshots`);
+  // Nor backups: no simulated dataset has a source_backup (backups.test.ts covers restores).
+  if (a.kind === 'restore') throw new Error('restore without a backup');
   const v = sim.volumes.get(a.blockdeviceId);
   if (!v) throw new Error(`${a.kind} on a missing volume`);
   const mounts = node.mounts.get(v.id) ?? new Set<string>();
