@@ -1,7 +1,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { z } from 'zod';
 import { rotationFromEnv, SafeLogOutput } from './safeLogOutput';
+
+const LogLine = z.object({ i: z.number() }).loose();
 
 describe('log rotation by size (issue 21)', () => {
   let dir: string;
@@ -20,7 +23,7 @@ describe('log rotation by size (issue 21)', () => {
           .readFileSync(file, 'utf8')
           .split('\n')
           .filter(Boolean)
-          .map((l) => (JSON.parse(l) as { i: number }).i)
+          .map((l) => LogLine.parse(JSON.parse(l)).i)
       : [];
 
   it('a file the log appends to (>>) is copied to .1 … .keep and truncated once past the limit; no line is lost or torn', async () => {

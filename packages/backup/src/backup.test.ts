@@ -7,7 +7,7 @@ import { backupVolume, type BackupProgress } from './backup';
 import { collectGarbage, deleteBackup, latestBackup, listBackups, pruneBackups } from './catalog';
 import { isBackupError, type BackupErrorCode } from './errors';
 import { chunkKey, keysOfEntry, manifestKey, PENDING_PREFIX } from './layout';
-import type { Manifest } from './manifest';
+import { Manifest } from './manifest';
 import { readManifest, restoreVolume } from './restore';
 import { makeSparseImage, MemoryObjectStore, mutateImage, sha256File } from './testing';
 
@@ -363,7 +363,7 @@ describe('restore verification', () => {
     const key = manifestKey(m.backupId);
     const o = store.objects.get(key);
     if (o === undefined) throw new Error('no manifest');
-    const json = JSON.parse(o.body.toString()) as Manifest;
+    const json = Manifest.parse(JSON.parse(o.body.toString()));
     store.objects.set(key, { ...o, body: Buffer.from(JSON.stringify({ ...json, size: json.size * 2 })) });
     await expectCode(restoreVolume(store, m.backupId, target), 'MANIFEST_CORRUPT', key);
     await expect(fs.stat(target)).rejects.toThrow(/ENOENT/);

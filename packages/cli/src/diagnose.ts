@@ -17,6 +17,7 @@ import { FlockerApiError, SizeError } from '@flocker/api';
 import { errorCode, errorMessage } from '@flocker/runtime';
 import { resolveConnection, type ConnectionArgs, type ResolvedConnection } from './connection';
 import { CliError, EXIT } from './errors';
+import { z } from 'zod';
 
 /** Stable codes of connection failures (`--json` errors carry them). */
 export const CONNECTION_CODES = {
@@ -446,14 +447,17 @@ export function apiError(e: FlockerApiError): CliError {
   return new CliError(exit, e.description, e.code);
 }
 
-interface ZodLike {
-  name: 'ZodError';
-  issues: Array<{ path: PropertyKey[]; message: string }>;
-}
+/** What is read of a ZodError: by shape, since the zod that threw may be another copy than this package's. */
+const ZodLike = z.object({
+  name: z.literal('ZodError'),
+  issues: z.array(
+    z.object({ path: z.array(z.union([z.string(), z.number(), z.symbol()])), message: z.string() }).loose(),
+  ),
+});
+type ZodLike = z.infer<typeof ZodLike>;
 
-// Duck-typed: the zod that threw may be another copy than this package's.
 function isZodError(e: unknown): e is ZodLike {
-  return e instanceof Error && e.name === 'ZodError' && Array.isArray((e as unknown as ZodLike).issues);
+  return e instanceof Error && ZodLike.safeParse(e).success;
 }
 
 /** "metadata.owner: metadata values are at most 256 characters; …" instead of zod's JSON array. */

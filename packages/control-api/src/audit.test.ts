@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { FlockerClient } from '@flocker/api';
 import winston from 'winston';
+import { z } from 'zod';
 import { auditEntry, isAudited, who } from './audit';
 import { nodeReport, startOnLoopback } from './testing/httpService';
 
@@ -62,7 +63,7 @@ describe('audit trail (issue 21)', () => {
         new winston.transports.Stream({
           stream: new Writable({
             write(chunk: Buffer, _enc, done) {
-              lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+              lines.push(z.record(z.string(), z.unknown()).parse(JSON.parse(chunk.toString())));
               done();
             },
           }),

@@ -11,7 +11,7 @@ import {
   type SnapshotConfiguration,
   type UpdateDatasetRequest,
 } from '@flocker/api';
-import { UiMessage } from '@flocker/web-ui';
+import { UiErrorBody, UiMessage } from '@flocker/web-ui';
 import { A, B, D1, dataset, node } from '@flocker/web-ui/testing';
 import { toActionError, UiActions, type UiClient } from './actions';
 import { CreateDatasetRequest as CreateDatasetRequestSchema } from '@flocker/api/schemas';
@@ -108,7 +108,7 @@ function call(
   });
 }
 
-const errorOf = (r: Reply) => (JSON.parse(r.body) as { error: { code: string; message: string } }).error;
+const errorOf = (r: Reply) => UiErrorBody.parse(JSON.parse(r.body)).error;
 
 beforeEach(async () => {
   appDir = mkdtempSync(join(tmpdir(), 'flocker-ui-test-'));

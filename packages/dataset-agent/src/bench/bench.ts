@@ -41,12 +41,16 @@ export function stats(samples: number[]): Stats {
   };
 }
 
-function ms(start: bigint): number {
+export function ms(start: bigint): number {
   return Number(process.hrtime.bigint() - start) / 1e6;
 }
 
 /** Waits (long-polling the cluster generation) until `done(snapshot)` holds. */
-async function until(client: FlockerClient, done: (s: ClusterSnapshot) => boolean, timeoutMs = 120_000): Promise<void> {
+export async function until(
+  client: FlockerClient,
+  done: (s: ClusterSnapshot) => boolean,
+  timeoutMs = 120_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let snap = await client.waitForCluster(undefined, 0);
   while (!done(snap)) {

@@ -22,23 +22,10 @@ import { createInterface } from 'node:readline';
 import yargs from 'yargs';
 import { FlockerClient, type ClusterSnapshot } from '@flocker/api';
 import { parseMountInfo } from '@flocker/storage-drivers';
-import { stats, type Stats } from './bench';
+import { ms, stats, until, type Stats } from './bench';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-
-function ms(start: bigint): number {
-  return Number(process.hrtime.bigint() - start) / 1e6;
-}
-
-async function until(client: FlockerClient, done: (s: ClusterSnapshot) => boolean, timeoutMs = 300_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let snap = await client.waitForCluster(undefined, 0);
-  while (!done(snap)) {
-    if (Date.now() > deadline) throw new Error('benchmark step timed out');
-    snap = await client.waitForCluster(snap.generation, Math.min(5000, deadline - Date.now()));
-  }
-}
 
 const mountPathOf = (s: ClusterSnapshot, node: string, id: string): string | undefined =>
   s.nodes.find((n) => n.uuid === node)?.manifestations.find((m) => m.dataset_id === id && m.status === 'mounted')?.path;
