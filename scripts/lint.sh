@@ -18,6 +18,7 @@ PATHS=(
   packages/node-config
   packages/web-ui
   packages/runtime/src
+  packages/metrics/src
   packages/backup/src
   packages/control-api/src
   packages/cli/src

@@ -1,0 +1,2 @@
+// Prometheus metrics and health endpoints shared by every Flocker process.
+export {};
