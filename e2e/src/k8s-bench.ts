@@ -1,6 +1,6 @@
 /**
  * Kubernetes benchmark on the scripts/k8s harness (issue 19):
- *   node e2e/dist/k8s-bench.js --out <json> [--runs 10]
+ *   node e2e/dist/k8s-bench.js --out <json> [--runs 20]
  * Per run, in the same cluster, alternating the nodes:
  * - newVolume: `kubectl apply` of a PVC (StorageClass flocker) + a pod using it → the pod Running
  *   (provisioning, the dataset created, staged and published on the pod's node);
@@ -9,6 +9,10 @@
  *   created on the other node → Running, the data it wrote there (checked after each run, not
  *   timed); the emptyDir pod the same way.
  * Times are client-side: from the apply to `kubectl wait` seeing phase Running (one watch).
+ * Each timed step starts after a pause of 0–1 s drawn from a seeded generator (not timed): a kubelet
+ * reports a started container at its next 1-s PLEG relist, and a loop that starts each step right
+ * after the previous wait returned is phase-locked to one kubelet's relist, so every sample of a
+ * node lands on the same side of a tick (bimodal 1 s / 2 s results). Real pods start at any phase.
  * Needs root; builds the harness binaries if the cache is cold.
  */
 import * as fs from 'node:fs';
@@ -21,7 +25,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { out: 'bench-k8s.json', runs: 10 };
+  const args: Args = { out: 'bench-k8s.json', runs: 20 };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = argv[i + 1];
@@ -65,6 +69,20 @@ spec:
 `;
 }
 
+/** A small seeded generator (mulberry32): the same pauses on every run of the benchmark. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const random = seeded(19);
+const dephase = (): Promise<void> => new Promise((res) => setTimeout(res, Math.floor(random() * 1000)));
+
 async function timed(f: () => Promise<unknown>): Promise<number> {
   const t = process.hrtime.bigint();
   await f();
@@ -90,12 +108,14 @@ async function main(): Promise<void> {
       const [here, there] = r % 2 === 0 ? ['node1', 'node2'] : ['node2', 'node1'];
       const claim = `bench-${r}`;
       // Baseline first, then Flocker, in the same conditions.
+      await dephase();
       samples.emptyDir!.push(
         await timed(async () => {
           await k8s.apply(podYaml('ed', here, 'emptyDir', claim));
           await k8s.waitRunning('ed');
         }),
       );
+      await dephase();
       samples.newVolume!.push(
         await timed(async () => {
           await k8s.apply(pvcYaml(claim) + podYaml('pv', here, 'pvc', claim));
@@ -104,6 +124,7 @@ async function main(): Promise<void> {
       );
       // Moved: the pod deleted (a grace period, as a real workload has: the kubelet unmounts before
       // the pod object goes) and created on the other node, until Running there.
+      await dephase();
       samples.rescheduleEmptyDir!.push(
         await timed(async () => {
           samples.deleteEmptyDirPod!.push(await timed(() => k8s.kubectl(['delete', 'pod', 'ed', '--wait=true'])));
@@ -111,6 +132,7 @@ async function main(): Promise<void> {
           await k8s.waitRunning('ed');
         }),
       );
+      await dephase();
       samples.reschedule!.push(
         await timed(async () => {
           samples.deletePvcPod!.push(await timed(() => k8s.kubectl(['delete', 'pod', 'pv', '--wait=true'])));
@@ -150,7 +172,9 @@ async function main(): Promise<void> {
     'Two kubelets (scripts/k8s, Kubernetes v1.35 from the Go module proxy), StorageClass `flocker` ' +
       '(Immediate binding, CSIDriver `attachRequired: false`, `flocker-csi --handover-wait 10`), ' +
       `64 MiB volumes, busybox pods with \`imagePullPolicy: Never\`; ${args.runs} runs alternating the nodes, ` +
-      'each Flocker step right after its `emptyDir` baseline. Client-side times: `kubectl apply` → `kubectl wait` sees phase Running (ms).',
+      'each Flocker step right after its `emptyDir` baseline. Client-side times: `kubectl apply` → `kubectl wait` sees phase Running (ms). ' +
+      'Each step starts after an untimed pause of 0–1 s (seeded): a kubelet reports a started container at its next 1-s relist, ' +
+      'and steps started right after the previous wait are phase-locked to one kubelet’s relist (bimodal 1 s / 2 s samples); real pods start at any phase.',
     '',
     '| Step | median | p99 | min | max |',
     '|---|---|---|---|---|',
