@@ -52,3 +52,5 @@ export { CinderDriver, GIB, type CinderDriverDeps } from './cinder/CinderDriver'
 export { CinderClient, CINDER_MICROVERSION } from './cinder/CinderClient';
 export { CinderDriverOptionsSchema, type CinderDriverOptions, type CinderDriverOptionsInput } from './cinder/schemas';
 export { OpenStackHttpError, OpenStackConnectionError } from './cinder/http';
+// Local storage (issue 24): btrfs/ZFS engines and moves between nodes.
+export * from './local';

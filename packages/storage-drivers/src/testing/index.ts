@@ -12,3 +12,4 @@ export {
 } from './contract';
 export { destroyTempRoot, loopsUnder, makeTempRoot } from './testSupport';
 export { startMoto, type MotoServer } from '../ebs/motoSupport';
+export { makeBtrfsLoopPool, makeTestCluster, type BtrfsLoopPool, type TestCluster } from '../local/testSupport';

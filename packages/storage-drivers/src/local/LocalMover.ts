@@ -1,0 +1,216 @@
+/**
+ * Runs one move of a local dataset from this node to a target node (see plan.ts for the
+ * decisions). Every step is decided afresh from the snapshots both sides hold, so a dropped
+ * connection, a killed target or a killed mover is resumed from the newest snapshot the target
+ * has: the mover retries (with backoff) and a new mover process simply starts again.
+ */
+import { backoffDelay, sleep } from '@flocker/runtime';
+import type winston from 'winston';
+import { isLocalStorageError, LocalStorageError, type LocalEngine } from './engine';
+import { DEFAULT_MOVE_POLICY, nextMoveStep, snapshotsToPrune, type MoveFacts, type MovePolicy } from './plan';
+import type { TargetApi } from './transfer';
+
+export type MovePhase = 'copying' | 'waitingForRelease' | 'final' | 'promoting' | 'done';
+
+export interface MoveProgress {
+  readonly phase: MovePhase;
+  /** Sends completed in this run. */
+  readonly rounds: number;
+  /** Bytes of stream sent in this run (all rounds). */
+  readonly bytesSent: number;
+  /** The dataset's referenced bytes on the source when the move began (a full send's rough size). */
+  readonly bytesTotal: number;
+  /** Bytes of the send in progress. */
+  readonly currentSendBytes: number;
+}
+
+export interface LocalMoveOptions {
+  readonly engine: LocalEngine;
+  readonly target: TargetApi;
+  readonly datasetId: string;
+  /** The dataset's size limit, given to the target's copy. */
+  readonly size: number;
+  /** Where the target mounts its copy once it is the primary one (absent: the target does not mount). */
+  readonly targetMountPath?: string;
+  /** Whether the source has let go (default: nothing mounts the dataset here). */
+  readonly released?: () => Promise<boolean>;
+  readonly policy?: MovePolicy;
+  /** How often to look for the release while waiting (ms). */
+  readonly releasePollMs?: number;
+  /** While waiting for the release, a catch-up round this often, so the final delta stays small (ms). */
+  readonly catchUpMs?: number;
+  /** Failures in a row before giving up (default 20), with backoff between. */
+  readonly maxAttempts?: number;
+  readonly backoffInitialMs?: number;
+  readonly backoffMaxMs?: number;
+  /** Remove the source's copy after the target mounted (default true; false keeps it, as the retention option). */
+  readonly destroySource?: boolean;
+  readonly onProgress?: (p: MoveProgress) => void;
+  /** Progress during a send at most this often (ms, default 250). */
+  readonly progressIntervalMs?: number;
+  readonly logger?: winston.Logger;
+  readonly signal?: AbortSignal;
+}
+
+export interface MoveResult {
+  readonly finalSnapshot: string;
+  readonly rounds: readonly number[];
+  readonly bytesSent: number;
+  /** From the release seen to the target's copy promoted (and mounted): the time the data was unavailable. */
+  readonly unavailableMs: number;
+}
+
+export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult> {
+  const { engine, target, datasetId, logger } = o;
+  const policy = o.policy ?? DEFAULT_MOVE_POLICY;
+  const released = o.released ?? (async () => (await engine.mountPoints(datasetId)).length === 0);
+  const live = (await engine.listDatasets()).find((d) => d.datasetId === datasetId);
+  if (live === undefined) throw new LocalStorageError('UNKNOWN_DATASET', `no dataset ${datasetId} on this node`);
+  let rounds: number[] = [];
+  const allRounds: number[] = [];
+  let finalSnapshot: string | null = null;
+  let targetPromoted = false;
+  let bytesSent = 0;
+  let failures = 0;
+  let releasedAt: number | null = null;
+  let waitingSince: number | null = null;
+  let phase: MovePhase = 'copying';
+  let bytesTotal = live.usedBytes;
+  let reportedAt = 0;
+  // During a send, at most every progressIntervalMs; every change of phase or round at once.
+  const progress = (current?: number): void => {
+    const now = performance.now();
+    if (current !== undefined && now - reportedAt < (o.progressIntervalMs ?? 250)) return;
+    reportedAt = now;
+    o.onProgress?.({
+      phase,
+      rounds: allRounds.length,
+      bytesSent: bytesSent + (current ?? 0),
+      bytesTotal,
+      currentSendBytes: current ?? 0,
+    });
+  };
+
+  for (;;) {
+    if (o.signal?.aborted === true) throw new LocalStorageError('TRANSFER_FAILED', 'the move was stopped');
+    try {
+      const [source, status, isReleased] = await Promise.all([
+        engine.listSnapshots(datasetId),
+        target.status(datasetId),
+        released(),
+      ]);
+      if (isReleased && releasedAt === null) releasedAt = performance.now();
+      // Written to again (the release was taken back): phase 1 again, and a new final snapshot later.
+      if (!isReleased) {
+        releasedAt = null;
+        finalSnapshot = null;
+      }
+      const facts: MoveFacts = {
+        source: source.map((s) => ({ name: s.name, identity: s.identity })),
+        target: status.snapshots,
+        released: isReleased,
+        rounds,
+        finalSnapshot,
+        targetPromoted,
+      };
+      const step = nextMoveStep(facts, policy);
+      logger?.debug('move step', { datasetId, step });
+      switch (step.kind) {
+        case 'snapshot':
+          await engine.createSnapshot(datasetId, step.name);
+          if (step.final) finalSnapshot = step.name;
+          waitingSince = null;
+          break;
+        case 'send': {
+          phase = isReleased ? 'final' : 'copying';
+          if (allRounds.length === 0)
+            bytesTotal = (await engine.listDatasets()).find((d) => d.datasetId === datasetId)?.usedBytes ?? bytesTotal;
+          const sent = await sendOne(o, step.name, step.parent, source, (n) => progress(n));
+          bytesSent += sent;
+          allRounds.push(sent);
+          if (!isReleased) rounds = [...rounds, sent];
+          logger?.info('sent a snapshot', {
+            datasetId,
+            name: step.name,
+            parent: step.parent,
+            bytes: sent,
+            released: isReleased,
+          });
+          progress();
+          break;
+        }
+        case 'waitForRelease': {
+          phase = 'waitingForRelease';
+          progress();
+          waitingSince ??= performance.now();
+          if (performance.now() - waitingSince >= (o.catchUpMs ?? 5_000)) {
+            // The writer kept on: one more round keeps the final delta to what it wrote since.
+            rounds = [];
+            waitingSince = null;
+            break;
+          }
+          await sleep(o.releasePollMs ?? 100, o.signal ? { signal: o.signal } : {});
+          break;
+        }
+        case 'promote':
+          phase = 'promoting';
+          progress();
+          await target.promote(datasetId, step.name, o.size, o.targetMountPath);
+          targetPromoted = true;
+          break;
+        case 'done': {
+          const unavailableMs = releasedAt === null ? 0 : performance.now() - releasedAt;
+          phase = 'done';
+          progress();
+          await cleanUp(o, step.name);
+          return { finalSnapshot: step.name, rounds: allRounds, bytesSent, unavailableMs };
+        }
+      }
+      failures = 0;
+    } catch (e) {
+      failures += 1;
+      const permanent = isLocalStorageError(e, 'UNKNOWN_DATASET') || isLocalStorageError(e, 'PEER_REFUSED');
+      if (permanent || failures >= (o.maxAttempts ?? 20)) throw e;
+      const delay = backoffDelay(failures - 1, {
+        initialMs: o.backoffInitialMs ?? 200,
+        maxMs: o.backoffMaxMs ?? 5_000,
+        jitter: true,
+      });
+      logger?.warn('move step failed; resuming from the snapshots both nodes hold', {
+        datasetId,
+        attempt: failures,
+        retryInMs: delay,
+        error: e instanceof Error ? e.message : String(e),
+      });
+      await sleep(delay, o.signal ? { signal: o.signal } : {});
+    }
+  }
+}
+
+async function sendOne(
+  o: LocalMoveOptions,
+  name: string,
+  parent: string | null,
+  source: readonly { name: string; identity: string }[],
+  onBytes: (n: number) => void,
+): Promise<number> {
+  const identity = source.find((s) => s.name === name)?.identity;
+  if (identity === undefined) throw new LocalStorageError('UNKNOWN_SNAPSHOT', `no snapshot ${name} here`);
+  const send = o.engine.send(o.datasetId, name, parent);
+  try {
+    return await o.target.receive({ datasetId: o.datasetId, name, parent, identity }, send, onBytes);
+  } catch (e) {
+    send.abort();
+    await send.done.catch(() => undefined);
+    throw e;
+  }
+}
+
+/** After the target mounted: both sides keep only the final snapshot (the next move's base); the source retires its copy. */
+async function cleanUp(o: LocalMoveOptions, keep: string): Promise<void> {
+  await o.target.prune(o.datasetId, keep);
+  if (o.destroySource === false) return;
+  for (const name of snapshotsToPrune(await o.engine.listSnapshots(o.datasetId), keep))
+    await o.engine.destroySnapshot(o.datasetId, name);
+  await o.engine.retire(o.datasetId);
+}

@@ -1,0 +1,354 @@
+/**
+ * The btrfs engine: each dataset is a subvolume `<pool>/flocker/datasets/<id>` with its size enforced
+ * by a qgroup limit (max referenced), bind-mounted at the dataset's path; snapshots are read-only
+ * subvolumes `<pool>/flocker/snapshots/<id>/<name>`, and received snapshots land there too
+ * (`btrfs receive` names them as the sender did). A received snapshot is complete only once
+ * btrfs made it read-only with a received_uuid; anything else there is a partial receive.
+ */
+import { posix } from 'node:path';
+import type { Readable } from 'node:stream';
+import { StorageError } from '../BlockDeviceApi';
+import { execFileExec, runChecked, type ExecFn } from '../exec';
+import {
+  checkDatasetId,
+  checkSnapshotName,
+  LocalStorageError,
+  type LocalDataset,
+  type LocalEngine,
+  type LocalSnapshot,
+  type SendStream,
+} from './engine';
+import { realHostFs, type HostFs } from './hostFs';
+import { readMounts, spawnProcess, type MountInfoEntry, type ReadMounts, type SpawnFn } from './processes';
+import { pipeInto } from './streams';
+
+export interface BtrfsEngineOptions {
+  /** A directory on a btrfs file system, this node's own (agent.yml `dataset.pool`). */
+  readonly pool: string;
+  readonly exec?: ExecFn;
+  readonly spawn?: SpawnFn;
+  readonly fs?: HostFs;
+  readonly readMounts?: ReadMounts;
+}
+
+/** One line of `btrfs subvolume list -q -u -R`. */
+export interface SubvolumeEntry {
+  readonly id: number;
+  readonly parentUuid: string | null;
+  readonly receivedUuid: string | null;
+  readonly uuid: string;
+  /** Relative to the file system's top level. */
+  readonly path: string;
+}
+
+const LIST_LINE =
+  /^ID (\d+) gen \d+ (?:cgen \d+ )?top level \d+ parent_uuid (\S+)\s+received_uuid (\S+)\s+uuid (\S+) path (.+)$/;
+
+export function parseSubvolumeList(text: string): SubvolumeEntry[] {
+  const out: SubvolumeEntry[] = [];
+  for (const line of text.split('\n')) {
+    const m = LIST_LINE.exec(line.trim());
+    if (m === null) continue;
+    const uuidOrNull = (s: string): string | null => (s === '-' ? null : s);
+    out.push({
+      id: Number(m[1]),
+      parentUuid: uuidOrNull(m[2] ?? '-'),
+      receivedUuid: uuidOrNull(m[3] ?? '-'),
+      uuid: m[4] ?? '',
+      path: m[5] ?? '',
+    });
+  }
+  return out;
+}
+
+/** `btrfs qgroup show -re --raw`: qgroup 0/<subvolume id> → referenced bytes and the limit (null: none). */
+export function parseQgroupShow(text: string): Map<number, { referenced: number; limit: number | null }> {
+  const out = new Map<number, { referenced: number; limit: number | null }>();
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    const m = /^0\/(\d+)$/.exec(f[0] ?? '');
+    if (m === null || f.length < 5) continue;
+    const limit = f[3] === 'none' ? null : Number(f[3]);
+    out.set(Number(m[1]), { referenced: Number(f[1]), limit: limit !== null && Number.isFinite(limit) ? limit : null });
+  }
+  return out;
+}
+
+export class BtrfsEngine implements LocalEngine {
+  readonly engine = 'btrfs' as const;
+  readonly pool: string;
+  private readonly exec: ExecFn;
+  private readonly spawn: SpawnFn;
+  private readonly fs: HostFs;
+  private readonly readMounts: ReadMounts;
+
+  constructor(o: BtrfsEngineOptions) {
+    this.pool = o.pool.replace(/\/+$/, '');
+    this.exec = o.exec ?? execFileExec;
+    this.spawn = o.spawn ?? spawnProcess;
+    this.fs = o.fs ?? realHostFs;
+    this.readMounts = o.readMounts ?? readMounts;
+  }
+
+  private get root(): string {
+    return posix.join(this.pool, 'flocker');
+  }
+  datasetPath(datasetId: string): string {
+    return posix.join(this.root, 'datasets', datasetId);
+  }
+  snapshotDir(datasetId: string): string {
+    return posix.join(this.root, 'snapshots', datasetId);
+  }
+  snapshotPath(datasetId: string, name: string): string {
+    return posix.join(this.snapshotDir(datasetId), name);
+  }
+
+  private run(args: readonly string[], what: string): Promise<string> {
+    return runChecked(this.exec, 'btrfs', args, what);
+  }
+
+  async prepare(): Promise<void> {
+    const r = await this.exec('stat', ['-f', '-c', '%T', this.pool]);
+    if (r.exitCode !== 0 || r.stdout.trim() !== 'btrfs') {
+      throw new LocalStorageError(
+        'POOL_UNAVAILABLE',
+        `dataset.pool ${this.pool} is not on a btrfs file system (${r.exitCode !== 0 ? r.stderr.trim() : `it is ${r.stdout.trim()}`})`,
+      );
+    }
+    await this.fs.mkdirp(posix.join(this.root, 'datasets'));
+    await this.fs.mkdirp(posix.join(this.root, 'snapshots'));
+    // Sizes are qgroup limits: quotas on (a no-op when they are).
+    await this.run(['quota', 'enable', this.pool], `enabling quotas on ${this.pool}`);
+  }
+
+  /** Every subvolume of the file system (one process). */
+  private async subvolumes(readOnly = false): Promise<SubvolumeEntry[]> {
+    const args = ['subvolume', 'list', '-q', '-u', '-R', ...(readOnly ? ['-r'] : []), this.pool];
+    return parseSubvolumeList(await this.run(args, `listing the subvolumes of ${this.pool}`));
+  }
+
+  /** The list's paths are relative to the top level, wherever the pool directory is on it. */
+  private datasetOf(entry: SubvolumeEntry): string | undefined {
+    const m = /(?:^|\/)flocker\/datasets\/([0-9a-f-]{36})$/.exec(entry.path);
+    return m?.[1];
+  }
+
+  async listDatasets(): Promise<LocalDataset[]> {
+    const [subvolumes, qgroups] = await Promise.all([
+      this.subvolumes(),
+      this.run(['qgroup', 'show', '-re', '--raw', this.pool], `listing the qgroups of ${this.pool}`),
+    ]);
+    const sizes = parseQgroupShow(qgroups);
+    const out: LocalDataset[] = [];
+    for (const s of subvolumes) {
+      const datasetId = this.datasetOf(s);
+      if (datasetId === undefined) continue;
+      const q = sizes.get(s.id);
+      out.push({ datasetId, size: q?.limit ?? null, usedBytes: q?.referenced ?? 0 });
+    }
+    return out.sort((a, b) => (a.datasetId < b.datasetId ? -1 : 1));
+  }
+
+  async createDataset(datasetId: string, size: number): Promise<LocalDataset> {
+    checkDatasetId(datasetId);
+    const path = this.datasetPath(datasetId);
+    if (!(await this.fs.exists(path))) await this.run(['subvolume', 'create', path], `creating ${path}`);
+    // Also after a crash between the create and the limit.
+    await this.resizeDataset(datasetId, size);
+    return {
+      datasetId,
+      size,
+      usedBytes: (await this.listDatasets()).find((d) => d.datasetId === datasetId)?.usedBytes ?? 0,
+    };
+  }
+
+  async resizeDataset(datasetId: string, size: number): Promise<void> {
+    checkDatasetId(datasetId);
+    const path = this.datasetPath(datasetId);
+    await this.run(['qgroup', 'limit', String(size), path], `limiting ${path} to ${size} bytes`);
+  }
+
+  async destroyDataset(datasetId: string): Promise<void> {
+    checkDatasetId(datasetId);
+    const mounted = await this.mountPoints(datasetId);
+    if (mounted.length > 0)
+      throw new StorageError('DEVICE_BUSY', `dataset ${datasetId} is mounted at ${mounted.join(', ')}`);
+    for (const name of await this.fs.list(this.snapshotDir(datasetId)))
+      await this.deleteSubvolume(this.snapshotPath(datasetId, name));
+    await this.fs.removeEmptyDir(this.snapshotDir(datasetId));
+    await this.deleteSubvolume(this.datasetPath(datasetId));
+  }
+
+  async retire(datasetId: string): Promise<void> {
+    checkDatasetId(datasetId);
+    const mounted = await this.mountPoints(datasetId);
+    if (mounted.length > 0)
+      throw new StorageError('DEVICE_BUSY', `dataset ${datasetId} is mounted at ${mounted.join(', ')}`);
+    await this.deleteSubvolume(this.datasetPath(datasetId));
+  }
+
+  private async deleteSubvolume(path: string): Promise<void> {
+    if (!(await this.fs.exists(path))) return;
+    await this.run(['subvolume', 'delete', path], `deleting ${path}`);
+  }
+
+  /** The mount of the file system the pool is on, and the pool's path inside that file system. */
+  private async poolMount(mounts: readonly MountInfoEntry[]): Promise<{ majorMinor: string; rootInFs: string }> {
+    const real = await this.fs.realpath(this.pool);
+    const candidates = mounts
+      .filter(
+        (m) => m.fstype === 'btrfs' && (real === m.mountPoint || real.startsWith(m.mountPoint.replace(/\/?$/, '/'))),
+      )
+      .sort((a, b) => b.mountPoint.length - a.mountPoint.length);
+    const m = candidates[0];
+    if (m === undefined) throw new LocalStorageError('POOL_UNAVAILABLE', `no btrfs mount holds ${this.pool}`);
+    return { majorMinor: m.majorMinor, rootInFs: posix.join(m.root, posix.relative(m.mountPoint, real)) };
+  }
+
+  async mountPoints(datasetId: string): Promise<string[]> {
+    checkDatasetId(datasetId);
+    const mounts = await this.readMounts();
+    const pool = await this.poolMount(mounts);
+    const root = posix.join(pool.rootInFs, 'flocker', 'datasets', datasetId);
+    return mounts
+      .filter((m) => m.fstype === 'btrfs' && m.majorMinor === pool.majorMinor && m.root === root)
+      .map((m) => m.mountPoint)
+      .sort();
+  }
+
+  async mount(datasetId: string, mountPath: string): Promise<void> {
+    checkDatasetId(datasetId);
+    if ((await this.mountPoints(datasetId)).includes(mountPath)) return;
+    const other = (await this.readMounts()).filter((m) => m.mountPoint === mountPath);
+    if (other.length > 0)
+      throw new StorageError(
+        'DEVICE_BUSY',
+        `${mountPath} is already a mount point (of ${other[0]?.source}); not mounting over it`,
+      );
+    if (!(await this.fs.exists(this.datasetPath(datasetId))))
+      throw new LocalStorageError('UNKNOWN_DATASET', `no dataset ${datasetId} in ${this.pool}`);
+    await this.fs.mkdirp(mountPath);
+    await runChecked(this.exec, 'mount', ['--bind', this.datasetPath(datasetId), mountPath], `mounting ${datasetId}`);
+  }
+
+  async unmount(mountPath: string): Promise<void> {
+    if (!(await this.readMounts()).some((m) => m.mountPoint === mountPath)) return;
+    await runChecked(this.exec, 'umount', [mountPath], `unmounting ${mountPath}`, 'DEVICE_BUSY');
+  }
+
+  async createSnapshot(datasetId: string, name: string): Promise<LocalSnapshot> {
+    checkDatasetId(datasetId);
+    checkSnapshotName(name);
+    const path = this.snapshotPath(datasetId, name);
+    if (!(await this.fs.exists(path))) {
+      await this.fs.mkdirp(this.snapshotDir(datasetId));
+      // Atomic in btrfs: after a crash it is there whole or not at all.
+      await this.run(['subvolume', 'snapshot', '-r', this.datasetPath(datasetId), path], `snapshotting ${datasetId}`);
+    }
+    const s = (await this.listSnapshots(datasetId)).find((x) => x.name === name);
+    if (s === undefined) throw new LocalStorageError('UNKNOWN_SNAPSHOT', `${path} is not a read-only snapshot`);
+    return s;
+  }
+
+  async listSnapshots(datasetId: string): Promise<LocalSnapshot[]> {
+    checkDatasetId(datasetId);
+    const suffix = `flocker/snapshots/${datasetId}/`;
+    const out: Array<LocalSnapshot & { id: number }> = [];
+    // Read-only only: a partial receive is writable and has no received_uuid.
+    for (const s of await this.subvolumes(true)) {
+      const at = s.path.lastIndexOf(suffix);
+      if (at < 0 || (at > 0 && s.path[at - 1] !== '/')) continue;
+      const name = s.path.slice(at + suffix.length);
+      if (name.includes('/')) continue;
+      out.push({ id: s.id, datasetId, name, identity: s.receivedUuid ?? s.uuid, received: s.receivedUuid !== null });
+    }
+    // Subvolume ids grow: oldest first.
+    return out.sort((a, b) => a.id - b.id).map(({ id: _id, ...s }) => s);
+  }
+
+  async destroySnapshot(datasetId: string, name: string): Promise<void> {
+    checkDatasetId(datasetId);
+    checkSnapshotName(name);
+    await this.deleteSubvolume(this.snapshotPath(datasetId, name));
+  }
+
+  send(datasetId: string, name: string, parent: string | null): SendStream {
+    checkDatasetId(datasetId);
+    checkSnapshotName(name);
+    if (parent !== null) checkSnapshotName(parent);
+    const args = [
+      'send',
+      '-q',
+      ...(parent !== null ? ['-p', this.snapshotPath(datasetId, parent)] : []),
+      this.snapshotPath(datasetId, name),
+    ];
+    const p = this.spawn('btrfs', args);
+    p.stdin.end();
+    return { stream: p.stdout, done: p.done, abort: p.kill };
+  }
+
+  async receive(datasetId: string, name: string, identity: string, stream: Readable): Promise<LocalSnapshot> {
+    checkDatasetId(datasetId);
+    checkSnapshotName(name);
+    const dir = this.snapshotDir(datasetId);
+    await this.fs.mkdirp(dir);
+    // A leftover of an earlier receive that did not finish: never mistaken for the snapshot.
+    const before = await this.completeSnapshot(datasetId, name);
+    if (before === undefined) await this.deleteSubvolume(this.snapshotPath(datasetId, name));
+    else if (before.identity !== identity)
+      throw new LocalStorageError('INTEGRITY', `${this.snapshotPath(datasetId, name)} exists with another identity`);
+    const existing = new Set(await this.fs.list(dir));
+    // -e: stop at the stream's end marker; without it, a stream cut off right after a command would look complete.
+    const p = this.spawn('btrfs', ['receive', '-e', dir]);
+    try {
+      await pipeInto(stream, p);
+    } catch (e) {
+      await this.removeNew(datasetId, existing, name);
+      throw e instanceof LocalStorageError ? e : new LocalStorageError('TRANSFER_FAILED', String(e));
+    }
+    const got = await this.completeSnapshot(datasetId, name);
+    if (got?.identity !== identity) {
+      await this.removeNew(datasetId, existing, name);
+      throw new LocalStorageError(
+        'INTEGRITY',
+        `the received ${name} of ${datasetId} is ${got === undefined ? 'not a complete read-only snapshot' : `${got.identity}, not ${identity}`}: removed`,
+      );
+    }
+    return got;
+  }
+
+  private async completeSnapshot(datasetId: string, name: string): Promise<LocalSnapshot | undefined> {
+    return (await this.listSnapshots(datasetId)).find((s) => s.name === name);
+  }
+
+  /** What a failed receive left: the snapshot by its name, and anything else that appeared. */
+  private async removeNew(datasetId: string, existing: ReadonlySet<string>, name: string): Promise<void> {
+    for (const entry of await this.fs.list(this.snapshotDir(datasetId))) {
+      if (entry === name || !existing.has(entry)) await this.deleteSubvolume(this.snapshotPath(datasetId, entry));
+    }
+  }
+
+  async promote(datasetId: string, name: string, size: number): Promise<LocalDataset> {
+    checkDatasetId(datasetId);
+    checkSnapshotName(name);
+    const all = await this.subvolumes();
+    const snapshotPathSuffix = `flocker/snapshots/${datasetId}/${name}`;
+    const snapshot = all.find((s) => s.path === snapshotPathSuffix || s.path.endsWith(`/${snapshotPathSuffix}`));
+    if (snapshot === undefined)
+      throw new LocalStorageError('UNKNOWN_SNAPSHOT', `no snapshot ${name} of ${datasetId} here`);
+    const live = all.find((s) => this.datasetOf(s) === datasetId);
+    // Promoted already (a repeated call): the live copy is a snapshot of this one.
+    if (live === undefined || live.parentUuid !== snapshot.uuid) {
+      const mounted = await this.mountPoints(datasetId);
+      if (mounted.length > 0)
+        throw new StorageError('DEVICE_BUSY', `an older copy of ${datasetId} is mounted at ${mounted.join(', ')}`);
+      await this.deleteSubvolume(this.datasetPath(datasetId));
+      await this.run(
+        ['subvolume', 'snapshot', this.snapshotPath(datasetId, name), this.datasetPath(datasetId)],
+        `making ${name} the live copy of ${datasetId}`,
+      );
+    }
+    await this.resizeDataset(datasetId, size);
+    return (await this.listDatasets()).find((d) => d.datasetId === datasetId) ?? { datasetId, size, usedBytes: 0 };
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * Local storage (issue 24): each dataset lives on the node's own pool (a btrfs file system or a
+ * ZFS pool), not in a shared pool every node can attach. Nothing here is a block device that
+ * can be attached elsewhere, so this is not a BlockDeviceApi: a move is a data transfer
+ * (snapshot, send, receive), see LocalMover. The engines (btrfs, ZFS) implement this interface.
+ */
+import type { Readable } from 'node:stream';
+
+export type LocalEngineName = 'btrfs' | 'zfs';
+
+/** A dataset's live, writable copy on this node's pool. */
+export interface LocalDataset {
+  readonly datasetId: string;
+  /** The enforced size limit in bytes (btrfs qgroup max referenced, ZFS refquota); null when none is set yet. */
+  readonly size: number | null;
+  /** Bytes the dataset refers to now (qgroup referenced, ZFS referenced). */
+  readonly usedBytes: number;
+}
+
+/** A read-only snapshot of a dataset, taken here or received from another node. */
+export interface LocalSnapshot {
+  readonly datasetId: string;
+  /** The snapshot's name, the same on every node that holds it (the stream carries it). */
+  readonly name: string;
+  /**
+   * The identity that is equal on the sender and on every receiver of this snapshot: btrfs, the
+   * sender's subvolume UUID (a receiver's received_uuid); ZFS, the snapshot's guid. The integrity
+   * check compares it after a receive, and the mover finds the newest snapshot both sides share by it.
+   */
+  readonly identity: string;
+  /** Whether it was received (true) or taken here (false). */
+  readonly received: boolean;
+}
+
+/** A send in progress: the stream to forward, and the process's outcome. */
+export interface SendStream {
+  readonly stream: Readable;
+  /** Resolves when the sending process exited 0; rejects with its stderr otherwise. */
+  readonly done: Promise<void>;
+  /** Stops the send (the stream ends with an error). */
+  readonly abort: () => void;
+}
+
+export interface LocalEngine {
+  readonly engine: LocalEngineName;
+  /** The pool, as agent.yml names it (btrfs: a path; ZFS: a pool or file system name). */
+  readonly pool: string;
+  /** Checks the pool and makes what the engine keeps there (btrfs: directories, quotas on). Idempotent. */
+  prepare(): Promise<void>;
+  listDatasets(): Promise<LocalDataset[]>;
+  /** Idempotent: an existing dataset gets its limit (again). */
+  createDataset(datasetId: string, size: number): Promise<LocalDataset>;
+  resizeDataset(datasetId: string, size: number): Promise<void>;
+  /** The dataset and every snapshot of it. Fails with DEVICE_BUSY while mounted; unknown: done already. */
+  destroyDataset(datasetId: string): Promise<void>;
+  /**
+   * After a move away: the live copy here is not the primary one any more. btrfs deletes it (the
+   * final snapshot stays, the base of a move back); ZFS makes it read-only (its snapshots are
+   * part of it). DEVICE_BUSY while mounted; idempotent.
+   */
+  retire(datasetId: string): Promise<void>;
+  /** Where the dataset is mounted on this host (bind mounts, legacy mounts). */
+  mountPoints(datasetId: string): Promise<string[]>;
+  /** Idempotent; DEVICE_BUSY when something else is mounted at mountPath. */
+  mount(datasetId: string, mountPath: string): Promise<void>;
+  /** Idempotent: not mounted there, nothing to do. */
+  unmount(mountPath: string): Promise<void>;
+  /** A read-only snapshot of the live dataset; idempotent by name. */
+  createSnapshot(datasetId: string, name: string): Promise<LocalSnapshot>;
+  /** The complete snapshots of the dataset, oldest first (a partial receive is not one). */
+  listSnapshots(datasetId: string): Promise<LocalSnapshot[]>;
+  /** Idempotent. */
+  destroySnapshot(datasetId: string, name: string): Promise<void>;
+  /** The snapshot as a stream: whole, or the difference from parent (a snapshot the receiver has). */
+  send(datasetId: string, name: string, parent: string | null): SendStream;
+  /**
+   * Applies a stream made by send(). The result counts only if the engine accepted the whole
+   * stream and the snapshot it made has the sender's identity; otherwise whatever it left is
+   * removed and the call fails (TRANSFER_FAILED, INTEGRITY): a partial copy never stays.
+   */
+  receive(datasetId: string, name: string, identity: string, stream: Readable): Promise<LocalSnapshot>;
+  /**
+   * Makes the received snapshot the live dataset here (the move's last step on the target):
+   * an older live copy that is not mounted is replaced. DEVICE_BUSY while one is mounted.
+   */
+  promote(datasetId: string, name: string, size: number): Promise<LocalDataset>;
+}
+
+export type LocalErrorCode =
+  /** The pool is not what agent.yml says (not btrfs, no such ZFS pool), or a tool is missing. */
+  | 'POOL_UNAVAILABLE'
+  | 'UNKNOWN_DATASET'
+  | 'UNKNOWN_SNAPSHOT'
+  /** The receiving engine refused or did not finish the stream (truncated, corrupt, cut off). */
+  | 'TRANSFER_FAILED'
+  /** The stream was applied but what it made is not the sender's snapshot (or the stream's digest differs). */
+  | 'INTEGRITY'
+  /** The peer node refused a request or is not the node it should be. */
+  | 'PEER_REFUSED'
+  /** The source's live copy is unreachable (its node is dead): its data cannot be moved. */
+  | 'SOURCE_UNREACHABLE';
+
+export class LocalStorageError extends Error {
+  constructor(
+    readonly code: LocalErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'LocalStorageError';
+  }
+}
+
+export function isLocalStorageError(e: unknown, code?: LocalErrorCode): e is LocalStorageError {
+  return e instanceof LocalStorageError && (code === undefined || e.code === code);
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const SNAPSHOT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** Dataset ids and snapshot names become path components and command arguments: only safe ones. */
+export function checkDatasetId(datasetId: string): void {
+  if (!UUID.test(datasetId)) throw new LocalStorageError('UNKNOWN_DATASET', `"${datasetId}" is not a dataset id`);
+}
+
+export function checkSnapshotName(name: string): void {
+  if (!SNAPSHOT_NAME.test(name)) throw new LocalStorageError('UNKNOWN_SNAPSHOT', `"${name}" is not a snapshot name`);
+}

@@ -1,0 +1,109 @@
+/**
+ * The move of a local dataset from this node (the source) to another (the target), decided step by
+ * step from facts only: the snapshots on both sides (found again after any crash or dropped
+ * connection), whether the source has let go of the volume, and what this run sent. Pure.
+ *
+ * Phase 1 (the volume still in use on the source): a snapshot, sent whole the first time, then
+ * incrementally from the newest snapshot both sides hold, while each round's delta shrinks.
+ * Phase 2 (released: unmounted on the source): one more snapshot, now of data nobody writes, its
+ * (small) delta sent, then the target makes it its live copy. A resumed move starts from the
+ * newest snapshot the target holds, never from zero.
+ */
+
+export interface SnapshotRef {
+  readonly name: string;
+  readonly identity: string;
+}
+
+export interface MovePolicy {
+  /** A delta this small (bytes) is left for the final round: wait for the release. */
+  readonly smallDeltaBytes: number;
+  /** Another round only while a round's delta is at most this fraction of the one before. */
+  readonly shrinkFactor: number;
+  /** At most this many rounds in a row while the volume is in use. */
+  readonly maxRounds: number;
+}
+
+export const DEFAULT_MOVE_POLICY: MovePolicy = { smallDeltaBytes: 4 * 1024 * 1024, shrinkFactor: 0.5, maxRounds: 8 };
+
+export interface MoveFacts {
+  /** The source's complete snapshots of the dataset, oldest first. */
+  readonly source: readonly SnapshotRef[];
+  /** The target's complete snapshots of the dataset. */
+  readonly target: readonly SnapshotRef[];
+  /** Nothing has the dataset mounted on the source any more. */
+  readonly released: boolean;
+  /** Bytes of each send of this run's current phase-1 series, in order. */
+  readonly rounds: readonly number[];
+  /** The snapshot this run took after the release (null: none yet). */
+  readonly finalSnapshot: string | null;
+  /** The target's live copy is made from finalSnapshot. */
+  readonly targetPromoted: boolean;
+}
+
+export type MoveStep =
+  | { readonly kind: 'snapshot'; readonly name: string; readonly final: boolean }
+  | { readonly kind: 'send'; readonly name: string; readonly parent: string | null }
+  | { readonly kind: 'waitForRelease' }
+  | { readonly kind: 'promote'; readonly name: string }
+  | { readonly kind: 'done'; readonly name: string };
+
+export const MOVE_SNAPSHOT_PREFIX = 'move-';
+
+/** The next snapshot name, after every move snapshot either side has (a name is never reused). */
+export function nextSnapshotName(facts: Pick<MoveFacts, 'source' | 'target'>): string {
+  let max = 0;
+  for (const s of [...facts.source, ...facts.target]) {
+    const m = /^move-(\d+)$/.exec(s.name);
+    if (m !== null) max = Math.max(max, Number(m[1]));
+  }
+  return `${MOVE_SNAPSHOT_PREFIX}${String(max + 1).padStart(6, '0')}`;
+}
+
+/** The newest source snapshot the target holds too (by identity, not name): the base of the next incremental send. */
+export function commonBase(facts: Pick<MoveFacts, 'source' | 'target'>): SnapshotRef | undefined {
+  const there = new Set(facts.target.map((s) => s.identity));
+  return [...facts.source].reverse().find((s) => there.has(s.identity));
+}
+
+function onTarget(facts: MoveFacts, name: string): boolean {
+  const s = facts.source.find((x) => x.name === name);
+  return s !== undefined && facts.target.some((t) => t.identity === s.identity);
+}
+
+/** Whether one more phase-1 round is worth it, given the rounds sent so far. */
+export function anotherRound(rounds: readonly number[], policy: MovePolicy): boolean {
+  if (rounds.length === 0) return true;
+  if (rounds.length >= policy.maxRounds) return false;
+  const last = rounds[rounds.length - 1] ?? 0;
+  if (last <= policy.smallDeltaBytes) return false;
+  // The first round is the whole volume; from the second on, the delta must keep shrinking.
+  if (rounds.length < 2) return true;
+  const before = rounds[rounds.length - 2] ?? 0;
+  return last <= before * policy.shrinkFactor;
+}
+
+export function nextMoveStep(facts: MoveFacts, policy: MovePolicy = DEFAULT_MOVE_POLICY): MoveStep {
+  const base = commonBase(facts);
+  if (facts.released) {
+    // Always a fresh snapshot once released: it holds every write, whatever an earlier run took.
+    if (facts.finalSnapshot === null || !facts.source.some((s) => s.name === facts.finalSnapshot))
+      return { kind: 'snapshot', name: nextSnapshotName(facts), final: true };
+    const final = facts.finalSnapshot;
+    if (!onTarget(facts, final)) return { kind: 'send', name: final, parent: base?.name ?? null };
+    if (!facts.targetPromoted) return { kind: 'promote', name: final };
+    return { kind: 'done', name: final };
+  }
+  const latest = facts.source[facts.source.length - 1];
+  if (latest === undefined) return { kind: 'snapshot', name: nextSnapshotName(facts), final: false };
+  // A snapshot the target lacks (this run's, or one a crashed run took) goes first.
+  if (!onTarget(facts, latest.name)) return { kind: 'send', name: latest.name, parent: base?.name ?? null };
+  return anotherRound(facts.rounds, policy)
+    ? { kind: 'snapshot', name: nextSnapshotName(facts), final: false }
+    : { kind: 'waitForRelease' };
+}
+
+/** After the move: what each side deletes (every move snapshot but the final one, kept as the next move's base). */
+export function snapshotsToPrune(snapshots: readonly SnapshotRef[], keep: string): string[] {
+  return snapshots.filter((s) => s.name !== keep && s.name.startsWith(MOVE_SNAPSHOT_PREFIX)).map((s) => s.name);
+}

@@ -1,0 +1,80 @@
+/** Streaming processes (send, receive) and this host's mounts, as the local engines use them. */
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import type { Readable, Writable } from 'node:stream';
+import { formatCommand } from '../exec';
+import { LocalStorageError } from './engine';
+
+/** A running program whose stdin and stdout carry a stream. */
+export interface StreamProcess {
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  /** Resolves when it exited 0; rejects with TRANSFER_FAILED and its stderr otherwise. */
+  readonly done: Promise<void>;
+  readonly kill: () => void;
+}
+
+/** Injected where the engines spawn, so unit tests can assert the argv. */
+export type SpawnFn = (file: string, args: readonly string[]) => StreamProcess;
+
+export const spawnProcess: SpawnFn = (file, args) => {
+  const child = spawn(file, [...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d: string) => {
+    if (stderr.length < 64 * 1024) stderr += d;
+  });
+  // EPIPE when the program exits before reading everything: its exit status says why.
+  child.stdin.on('error', () => undefined);
+  const done = new Promise<void>((resolve, reject) => {
+    child.once('error', (e) =>
+      reject(new LocalStorageError('POOL_UNAVAILABLE', `cannot run ${file}: ${e.message} (is it installed?)`)),
+    );
+    child.once('close', (code, signal) => {
+      if (code === 0) resolve();
+      else
+        reject(
+          new LocalStorageError(
+            'TRANSFER_FAILED',
+            `\`${formatCommand(file, args)}\` ${signal !== null ? `was killed by ${signal}` : `exited with ${code}`}: ${stderr.trim() || 'no output'}`,
+          ),
+        );
+    });
+  });
+  return { stdin: child.stdin, stdout: child.stdout, done, kill: () => child.kill('SIGKILL') };
+};
+
+/** One line of /proc/self/mountinfo, with the root of the mount inside its file system (bind mounts). */
+export interface MountInfoEntry {
+  readonly majorMinor: string;
+  /** The directory of the file system that is mounted (a subvolume's path for a bind mount of it). */
+  readonly root: string;
+  readonly mountPoint: string;
+  readonly fstype: string;
+  readonly source: string;
+}
+
+const unescape = (s: string): string =>
+  s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+
+export function parseMountInfoWithRoot(text: string): MountInfoEntry[] {
+  const entries: MountInfoEntry[] = [];
+  for (const line of text.split('\n')) {
+    const fields = line.split(' ');
+    const sep = fields.indexOf('-', 6);
+    if (sep < 0 || fields.length < sep + 3) continue;
+    entries.push({
+      majorMinor: fields[2] ?? '',
+      root: unescape(fields[3] ?? ''),
+      mountPoint: unescape(fields[4] ?? ''),
+      fstype: fields[sep + 1] ?? '',
+      source: unescape(fields[sep + 2] ?? ''),
+    });
+  }
+  return entries;
+}
+
+export type ReadMounts = () => Promise<MountInfoEntry[]>;
+
+export const readMounts: ReadMounts = async () =>
+  parseMountInfoWithRoot(await readFile('/proc/self/mountinfo', 'utf8'));

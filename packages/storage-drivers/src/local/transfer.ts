@@ -1,0 +1,479 @@
+/**
+ * Moving local datasets between agents: each node runs a small TLS listener (TransferServer) that
+ * receives snapshots into its engine; the source connects (TransferClient). Mutual TLS with the
+ * cluster's node certificates: both sides must present a certificate of the cluster CA whose
+ * common name is node-<uuid>, and the client checks it reached the node it meant to.
+ *
+ * One request per connection: a JSON line, for `receive` followed by frames (4-byte big-endian
+ * length, payload; length 0 ends) and a trailer line {bytes, sha256}; then one JSON answer line.
+ * The receiver keeps the snapshot only if the engine accepted the whole stream, the digest and
+ * byte count match, and the engine's identity of what it made equals the sender's (see receive()).
+ */
+import { createHash, X509Certificate } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import tls from 'node:tls';
+import type winston from 'winston';
+import { z } from 'zod';
+import {
+  isLocalStorageError,
+  LocalStorageError,
+  type LocalEngine,
+  type LocalErrorCode,
+  type SendStream,
+} from './engine';
+import { snapshotsToPrune } from './plan';
+
+export interface NodeTlsCredentials {
+  readonly ca: Buffer | string;
+  readonly cert: Buffer | string;
+  readonly key: Buffer | string;
+}
+
+const DatasetId = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+const Name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/);
+
+export const TransferRequest = z.discriminatedUnion('op', [
+  z.object({ op: z.literal('status'), datasetId: DatasetId }).strict(),
+  z
+    .object({
+      op: z.literal('receive'),
+      datasetId: DatasetId,
+      name: Name,
+      parent: Name.nullable(),
+      identity: z.string().min(1).max(128),
+    })
+    .strict(),
+  z
+    .object({
+      op: z.literal('promote'),
+      datasetId: DatasetId,
+      name: Name,
+      size: z.number().int().positive(),
+      mountPath: z.string().startsWith('/').optional(),
+    })
+    .strict(),
+  z.object({ op: z.literal('prune'), datasetId: DatasetId, keep: Name }).strict(),
+]);
+export type TransferRequest = z.infer<typeof TransferRequest>;
+
+const SnapshotRefSchema = z.object({ name: z.string(), identity: z.string() });
+export const StatusAnswer = z.object({
+  ok: z.literal(true),
+  snapshots: z.array(SnapshotRefSchema),
+  live: z.object({ exists: z.boolean(), mountPoints: z.array(z.string()), parent: z.string().nullable() }),
+});
+export type StatusAnswer = z.infer<typeof StatusAnswer>;
+const OkAnswer = z.object({ ok: z.literal(true) }).loose();
+const ErrorAnswer = z.object({ ok: z.literal(false), code: z.string(), message: z.string() });
+const Answer = z.union([OkAnswer, ErrorAnswer]);
+const Trailer = z
+  .object({ bytes: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) })
+  .strict();
+
+const MAX_LINE = 64 * 1024;
+
+function nodeUuidOf(cert: { subject?: { CN?: string | string[] } } | undefined): string | undefined {
+  const cn = cert?.subject?.CN;
+  const name = Array.isArray(cn) ? cn[0] : cn;
+  const m = /^node-([0-9a-f-]{36})$/i.exec(name ?? '');
+  return m?.[1]?.toLowerCase();
+}
+
+/** The node UUID of a PEM node certificate (its common name node-<uuid>). */
+export function nodeUuidOfPem(pem: Buffer | string): string | undefined {
+  const cn = new X509Certificate(pem).subject
+    .split('\n')
+    .find((l) => l.startsWith('CN='))
+    ?.slice(3);
+  return nodeUuidOf({ subject: cn !== undefined ? { CN: cn } : {} });
+}
+
+export interface TransferServerOptions {
+  readonly engine: LocalEngine;
+  readonly credentials: NodeTlsCredentials;
+  readonly logger?: winston.Logger;
+  /** Which peers may send (default: any node of the cluster CA). */
+  readonly authorize?: (peerNodeUuid: string) => boolean;
+}
+
+/** The receiving side: a TLS listener on each node. */
+export class TransferServer {
+  private readonly server: tls.Server;
+  private readonly sockets = new Set<tls.TLSSocket>();
+
+  constructor(private readonly o: TransferServerOptions) {
+    this.server = tls.createServer(
+      { ...o.credentials, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' },
+      (socket) => {
+        this.sockets.add(socket);
+        socket.once('close', () => this.sockets.delete(socket));
+        socket.on('error', () => undefined);
+        void this.handle(socket);
+      },
+    );
+    this.server.on('tlsClientError', () => undefined);
+  }
+
+  listen(port: number, host = '0.0.0.0'): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        const a = this.server.address();
+        resolve(typeof a === 'object' && a !== null ? a.port : port);
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(socket: tls.TLSSocket): Promise<void> {
+    const reader = new FrameReader(socket);
+    const answer = (body: object): void => {
+      socket.end(`${JSON.stringify(body)}\n`);
+    };
+    const peer = nodeUuidOf(socket.getPeerCertificate());
+    if (peer === undefined || (this.o.authorize !== undefined && !this.o.authorize(peer))) {
+      answer({ ok: false, code: 'PEER_REFUSED', message: 'only the nodes of this cluster may send datasets here' });
+      return;
+    }
+    let request: TransferRequest;
+    try {
+      request = TransferRequest.parse(JSON.parse(await reader.line()));
+    } catch (e) {
+      answer({
+        ok: false,
+        code: 'PEER_REFUSED',
+        message: `bad request: ${e instanceof Error ? e.message : String(e)}`,
+      });
+      return;
+    }
+    try {
+      answer(await this.serve(request, reader, peer));
+    } catch (e) {
+      const raw = isLocalStorageError(e) ? e.code : (e as { code?: unknown }).code;
+      const code = typeof raw === 'string' ? raw : 'BACKEND_ERROR';
+      this.o.logger?.warn('local transfer request failed', { op: request.op, peer, code, error: String(e) });
+      answer({ ok: false, code, message: e instanceof Error ? e.message : String(e) });
+    }
+  }
+
+  private async serve(request: TransferRequest, reader: FrameReader, peer: string): Promise<object> {
+    const { engine } = this.o;
+    switch (request.op) {
+      case 'status': {
+        const snapshots = await engine.listSnapshots(request.datasetId);
+        const live = (await engine.listDatasets()).find((d) => d.datasetId === request.datasetId);
+        return {
+          ok: true,
+          snapshots: snapshots.map((s) => ({ name: s.name, identity: s.identity })),
+          live: {
+            exists: live !== undefined,
+            mountPoints: live !== undefined ? await engine.mountPoints(request.datasetId) : [],
+            parent: null,
+          },
+        } satisfies StatusAnswer;
+      }
+      case 'receive': {
+        const payload = reader.payload();
+        const t0 = Date.now();
+        const snapshot = await engine.receive(request.datasetId, request.name, request.identity, payload.stream);
+        // The engine may stop at its own end marker: the rest (the trailer) is read and checked still.
+        payload.stream.resume();
+        try {
+          await payload.verified;
+        } catch (e) {
+          await engine.destroySnapshot(request.datasetId, request.name);
+          throw e;
+        }
+        this.o.logger?.info('received a snapshot', {
+          datasetId: request.datasetId,
+          name: request.name,
+          parent: request.parent,
+          peer,
+          durationMs: Date.now() - t0,
+        });
+        return { ok: true, snapshot: { name: snapshot.name, identity: snapshot.identity } };
+      }
+      case 'promote': {
+        await engine.promote(request.datasetId, request.name, request.size);
+        if (request.mountPath !== undefined) await engine.mount(request.datasetId, request.mountPath);
+        return { ok: true };
+      }
+      case 'prune': {
+        const all = await engine.listSnapshots(request.datasetId);
+        for (const name of snapshotsToPrune(all, request.keep)) await engine.destroySnapshot(request.datasetId, name);
+        return { ok: true };
+      }
+    }
+  }
+}
+
+/** Reads a request line, then frames, from a socket (with backpressure). */
+class FrameReader {
+  private buffer: Buffer = Buffer.alloc(0);
+  private waiting: (() => void) | null = null;
+  private ended = false;
+  private failure: Error | null = null;
+
+  constructor(private readonly socket: tls.TLSSocket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+      this.wake();
+    });
+    socket.once('end', () => {
+      this.ended = true;
+      this.wake();
+    });
+    socket.once('close', () => {
+      this.ended = true;
+      this.wake();
+    });
+    socket.once('error', (e: Error) => {
+      this.failure = e;
+      this.wake();
+    });
+  }
+
+  private wake(): void {
+    const w = this.waiting;
+    this.waiting = null;
+    w?.();
+  }
+
+  /** At least n bytes buffered (or the connection ended: an error). */
+  private async need(n: number): Promise<void> {
+    while (this.buffer.length < n) {
+      if (this.failure !== null)
+        throw new LocalStorageError('TRANSFER_FAILED', `connection failed: ${this.failure.message}`);
+      if (this.ended)
+        throw new LocalStorageError('TRANSFER_FAILED', 'the connection ended in the middle of the stream');
+      await new Promise<void>((resolve) => (this.waiting = resolve));
+    }
+  }
+
+  private take(n: number): Buffer {
+    const out = this.buffer.subarray(0, n);
+    this.buffer = this.buffer.subarray(n);
+    return out;
+  }
+
+  async line(): Promise<string> {
+    for (;;) {
+      const nl = this.buffer.indexOf(10);
+      if (nl >= 0)
+        return this.take(nl + 1)
+          .toString('utf8')
+          .trimEnd();
+      if (this.buffer.length > MAX_LINE) throw new LocalStorageError('PEER_REFUSED', 'request line too long');
+      await this.need(this.buffer.length + 1);
+    }
+  }
+
+  /** The stream's payload, and whether its trailer confirmed it (bytes and SHA-256). */
+  payload(): { stream: PassThrough; verified: Promise<void> } {
+    const stream = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
+    const hash = createHash('sha256');
+    let bytes = 0;
+    const verified = (async () => {
+      for (;;) {
+        await this.need(4);
+        const length = this.take(4).readUInt32BE(0);
+        if (length === 0) break;
+        await this.need(length);
+        const data = Buffer.from(this.take(length));
+        hash.update(data);
+        bytes += data.length;
+        if (!stream.destroyed && !stream.write(data)) {
+          this.socket.pause();
+          await new Promise<void>((resolve) => {
+            const go = (): void => {
+              stream.off('drain', go);
+              stream.off('close', go);
+              resolve();
+            };
+            stream.once('drain', go);
+            stream.once('close', go);
+          });
+          this.socket.resume();
+        }
+      }
+      const trailer = Trailer.parse(JSON.parse(await this.line()));
+      const digest = hash.digest('hex');
+      if (trailer.bytes !== bytes || trailer.sha256 !== digest)
+        throw new LocalStorageError(
+          'INTEGRITY',
+          `the stream's ${bytes} bytes (sha256 ${digest}) are not the ${trailer.bytes} sent (sha256 ${trailer.sha256})`,
+        );
+      stream.end();
+    })();
+    verified.catch((e: unknown) => stream.destroy(e instanceof Error ? e : new Error(String(e))));
+    return { stream, verified };
+  }
+}
+
+export interface TransferPeer {
+  readonly host: string;
+  readonly port: number;
+  /** The node the listener must be (its certificate's common name node-<uuid>). */
+  readonly nodeUuid: string;
+}
+
+/** What the mover needs of the target (TransferClient; a fake in unit tests). */
+export interface TargetApi {
+  status(datasetId: string): Promise<StatusAnswer>;
+  /** Sends the stream; resolves with the bytes sent once the target kept the snapshot. */
+  receive(
+    request: { datasetId: string; name: string; parent: string | null; identity: string },
+    send: Pick<SendStream, 'stream' | 'done'>,
+    onBytes?: (bytes: number) => void,
+  ): Promise<number>;
+  promote(datasetId: string, name: string, size: number, mountPath?: string): Promise<void>;
+  prune(datasetId: string, keep: string): Promise<void>;
+}
+
+export class TransferClient implements TargetApi {
+  constructor(
+    private readonly peer: TransferPeer,
+    private readonly credentials: NodeTlsCredentials,
+    private readonly timeoutMs = 60_000,
+  ) {}
+
+  private connect(): Promise<tls.TLSSocket> {
+    return new Promise((resolve, reject) => {
+      const socket = tls.connect({
+        host: this.peer.host,
+        port: this.peer.port,
+        ...this.credentials,
+        minVersion: 'TLSv1.2',
+        // Node certificates name the node, not a host: the node UUID is what is checked.
+        checkServerIdentity: (_host, cert) =>
+          nodeUuidOf(cert) === this.peer.nodeUuid.toLowerCase()
+            ? undefined
+            : new Error(`the listener at ${this.peer.host}:${this.peer.port} is not node ${this.peer.nodeUuid}`),
+      });
+      socket.setTimeout(this.timeoutMs, () =>
+        socket.destroy(new LocalStorageError('TRANSFER_FAILED', `no answer from ${this.peer.host}:${this.peer.port}`)),
+      );
+      socket.once('secureConnect', () => resolve(socket));
+      socket.once('error', (e: Error) =>
+        reject(
+          e instanceof LocalStorageError
+            ? e
+            : new LocalStorageError(
+                'TRANSFER_FAILED',
+                `cannot reach node ${this.peer.nodeUuid} at ${this.peer.host}:${this.peer.port}: ${e.message}`,
+              ),
+        ),
+      );
+    });
+  }
+
+  /** The answer line, parsed; an error answer becomes a LocalStorageError with the peer's code. */
+  private answer(socket: tls.TLSSocket): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      let text = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (d: string) => {
+        text += d;
+        const nl = text.indexOf('\n');
+        if (nl < 0) return;
+        socket.end();
+        try {
+          const a = Answer.parse(JSON.parse(text.slice(0, nl)));
+          if (a.ok) resolve(a);
+          else reject(new LocalStorageError(peerCode(a.code), `node ${this.peer.nodeUuid}: ${a.message}`));
+        } catch (e) {
+          reject(
+            new LocalStorageError('PEER_REFUSED', `unreadable answer from node ${this.peer.nodeUuid}: ${String(e)}`),
+          );
+        }
+      });
+      socket.once('error', (e: Error) =>
+        reject(new LocalStorageError('TRANSFER_FAILED', `node ${this.peer.nodeUuid}: ${e.message}`)),
+      );
+      socket.once('close', () =>
+        reject(
+          new LocalStorageError(
+            'TRANSFER_FAILED',
+            `node ${this.peer.nodeUuid} closed the connection without an answer`,
+          ),
+        ),
+      );
+    });
+  }
+
+  private async call(request: TransferRequest): Promise<Record<string, unknown>> {
+    const socket = await this.connect();
+    const answer = this.answer(socket);
+    socket.write(`${JSON.stringify(request)}\n`);
+    return answer;
+  }
+
+  async status(datasetId: string): Promise<StatusAnswer> {
+    return StatusAnswer.parse(await this.call({ op: 'status', datasetId }));
+  }
+
+  async promote(datasetId: string, name: string, size: number, mountPath?: string): Promise<void> {
+    await this.call({ op: 'promote', datasetId, name, size, ...(mountPath !== undefined ? { mountPath } : {}) });
+  }
+
+  async prune(datasetId: string, keep: string): Promise<void> {
+    await this.call({ op: 'prune', datasetId, keep });
+  }
+
+  async receive(
+    request: { datasetId: string; name: string; parent: string | null; identity: string },
+    send: Pick<SendStream, 'stream' | 'done'>,
+    onBytes?: (bytes: number) => void,
+  ): Promise<number> {
+    const socket = await this.connect();
+    socket.setTimeout(0);
+    const answer = this.answer(socket);
+    answer.catch(() => undefined);
+    const write = (b: Buffer | string): Promise<void> =>
+      socket.write(b) ? Promise.resolve() : new Promise((resolve) => socket.once('drain', () => resolve()));
+    const hash = createHash('sha256');
+    let bytes = 0;
+    try {
+      await write(`${JSON.stringify({ op: 'receive', ...request })}\n`);
+      for await (const chunk of send.stream as AsyncIterable<Buffer>) {
+        if (socket.destroyed) break;
+        const header = Buffer.alloc(4);
+        header.writeUInt32BE(chunk.length, 0);
+        hash.update(chunk);
+        bytes += chunk.length;
+        await write(Buffer.concat([header, chunk]));
+        onBytes?.(bytes);
+      }
+      // Only a send that succeeded is ended as complete.
+      if (!socket.destroyed) await send.done;
+    } catch (e) {
+      // The send failed: the receiver sees a cut-off stream and keeps nothing.
+      socket.destroy();
+      throw e instanceof LocalStorageError ? e : new LocalStorageError('TRANSFER_FAILED', String(e));
+    }
+    if (socket.destroyed) await answer;
+    await write(Buffer.alloc(4));
+    await write(`${JSON.stringify({ bytes, sha256: hash.digest('hex') })}\n`);
+    await answer;
+    return bytes;
+  }
+}
+
+const PeerCode = z.enum([
+  'POOL_UNAVAILABLE',
+  'UNKNOWN_DATASET',
+  'UNKNOWN_SNAPSHOT',
+  'TRANSFER_FAILED',
+  'INTEGRITY',
+  'PEER_REFUSED',
+]);
+
+/** The peer's error code where it is one of ours; anything else is the peer refusing. */
+function peerCode(code: string): LocalErrorCode {
+  const parsed = PeerCode.safeParse(code);
+  return parsed.success ? parsed.data : 'PEER_REFUSED';
+}
