@@ -1,0 +1,219 @@
+/**
+ * The transfer protocol over real mutual TLS (certificates from a throwaway openssl CA), with an
+ * in-memory engine on the receiving side: what is kept, what is refused, and by whom.
+ */
+import { randomUUID } from 'node:crypto';
+import { PassThrough, Readable } from 'node:stream';
+import tls from 'node:tls';
+import type { LocalDataset, LocalEngine, LocalSnapshot, SendStream } from './engine';
+import { moveLocalDataset } from './LocalMover';
+import { makeTestCluster, type TestCluster } from './testSupport';
+import { TransferClient, TransferServer } from './transfer';
+
+const ID = '0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a10';
+
+/**
+ * Snapshots are byte strings; a stream is "<name>|<identity>|<data>|END", incremental or not. Like
+ * `btrfs receive -e`, the receive stops at its end marker (what follows is the transfer's business).
+ */
+class MemoryEngine implements LocalEngine {
+  readonly engine = 'btrfs' as const;
+  readonly pool = 'memory';
+  live: { data: string; mounted: string[] } | undefined;
+  snapshots: Array<LocalSnapshot & { data: string }> = [];
+  destroyed: string[] = [];
+  prepare = () => Promise.resolve();
+  listDatasets = (): Promise<LocalDataset[]> =>
+    Promise.resolve(this.live ? [{ datasetId: ID, size: 1000, usedBytes: this.live.data.length }] : []);
+  createDataset = (): Promise<LocalDataset> => {
+    this.live ??= { data: '', mounted: [] };
+    return Promise.resolve({ datasetId: ID, size: 1000, usedBytes: 0 });
+  };
+  resizeDataset = () => Promise.resolve();
+  destroyDataset = () => Promise.resolve();
+  retire = () => {
+    this.live = undefined;
+    return Promise.resolve();
+  };
+  mountPoints = () => Promise.resolve(this.live?.mounted ?? []);
+  mount = (_id: string, path: string) => {
+    this.live?.mounted.push(path);
+    return Promise.resolve();
+  };
+  unmount = () => {
+    if (this.live) this.live.mounted = [];
+    return Promise.resolve();
+  };
+  createSnapshot = (_id: string, name: string): Promise<LocalSnapshot> => {
+    const s = { datasetId: ID, name, identity: randomUUID(), received: false, data: this.live?.data ?? '' };
+    this.snapshots.push(s);
+    return Promise.resolve(s);
+  };
+  listSnapshots = () => Promise.resolve(this.snapshots.map(({ data: _d, ...s }) => s));
+  destroySnapshot = (_id: string, name: string) => {
+    this.destroyed.push(name);
+    this.snapshots = this.snapshots.filter((s) => s.name !== name);
+    return Promise.resolve();
+  };
+  send = (_id: string, name: string): SendStream => {
+    const s = this.snapshots.find((x) => x.name === name);
+    return {
+      stream: Readable.from([Buffer.from(`${name}|${s?.identity}|${s?.data}|END`)]),
+      done: Promise.resolve(),
+      abort: () => undefined,
+    };
+  };
+  receive = async (_id: string, name: string, identity: string, stream: Readable): Promise<LocalSnapshot> => {
+    let text = '';
+    for await (const c of stream as AsyncIterable<Buffer>) {
+      text += c.toString();
+      if (text.endsWith('|END')) break;
+    }
+    const [n, id, data, end] = text.split('|');
+    if (end !== 'END') throw Object.assign(new Error('cut off'), { code: 'TRANSFER_FAILED' });
+    if (n !== name || id !== identity) throw Object.assign(new Error('bad stream'), { code: 'TRANSFER_FAILED' });
+    const s = { datasetId: ID, name, identity, received: true, data: data ?? '' };
+    this.snapshots.push(s);
+    return s;
+  };
+  promote = (_id: string, name: string): Promise<LocalDataset> => {
+    this.live = { data: this.snapshots.find((s) => s.name === name)?.data ?? '', mounted: [] };
+    return Promise.resolve({ datasetId: ID, size: 1000, usedBytes: 0 });
+  };
+}
+
+describe('local transfer over mutual TLS', () => {
+  let cluster: TestCluster;
+  let other: TestCluster;
+  let server: TransferServer;
+  let port: number;
+  let target: MemoryEngine;
+  let a: ReturnType<TestCluster['node']>;
+  let b: ReturnType<TestCluster['node']>;
+
+  beforeAll(() => {
+    cluster = makeTestCluster();
+    other = makeTestCluster();
+    a = cluster.node();
+    b = cluster.node();
+  });
+  afterAll(() => {
+    cluster.destroy();
+    other.destroy();
+  });
+  beforeEach(async () => {
+    target = new MemoryEngine();
+    server = new TransferServer({ engine: target, credentials: b });
+    port = await server.listen(0, '127.0.0.1');
+  });
+  afterEach(() => server.close());
+
+  it('moves a dataset: rounds while mounted, the final delta after the release, promoted and mounted there', async () => {
+    const source = new MemoryEngine();
+    source.live = { data: 'v1', mounted: ['/flocker/x'] };
+    const client = new TransferClient({ host: '127.0.0.1', port, nodeUuid: b.nodeUuid }, a);
+    let released = false;
+    const result = await moveLocalDataset({
+      engine: source,
+      target: client,
+      datasetId: ID,
+      size: 1000,
+      targetMountPath: '/flocker/y',
+      released: () => Promise.resolve(released),
+      releasePollMs: 5,
+      onProgress: (p) => {
+        // The writer goes on during phase 1, then lets go.
+        if (p.phase === 'waitingForRelease' && source.live !== undefined) {
+          source.live.data = 'v2';
+          released = true;
+        }
+      },
+    });
+    expect(target.live).toEqual({ data: 'v2', mounted: ['/flocker/y'] });
+    expect(result.finalSnapshot).toMatch(/^move-\d{6}$/);
+    // Both sides keep only the final snapshot; the source's live copy is retired.
+    expect(target.snapshots.map((s) => s.name)).toEqual([result.finalSnapshot]);
+    expect(source.snapshots.map((s) => s.name)).toEqual([result.finalSnapshot]);
+    expect(source.live).toBeUndefined();
+  });
+
+  it('answers status with the snapshots held', async () => {
+    await target.createSnapshot(ID, 'move-000001');
+    const client = new TransferClient({ host: '127.0.0.1', port, nodeUuid: b.nodeUuid }, a);
+    const status = await client.status(ID);
+    expect(status.snapshots.map((s) => s.name)).toEqual(['move-000001']);
+    expect(status.live.exists).toBe(false);
+  });
+
+  it('the client refuses a listener that is not the node it means (another node of the cluster)', async () => {
+    const client = new TransferClient({ host: '127.0.0.1', port, nodeUuid: a.nodeUuid }, a);
+    await expect(client.status(ID)).rejects.toMatchObject({ code: 'TRANSFER_FAILED' });
+  });
+
+  it('the listener refuses a client of another cluster, and a client without a certificate', async () => {
+    const stranger = other.node();
+    const client = new TransferClient(
+      { host: '127.0.0.1', port, nodeUuid: b.nodeUuid },
+      { ...stranger, ca: cluster.ca },
+    );
+    await expect(client.status(ID)).rejects.toMatchObject({ code: 'TRANSFER_FAILED' });
+    const anonymous = tls.connect({ host: '127.0.0.1', port, ca: cluster.ca, checkServerIdentity: () => undefined });
+    const outcome = await new Promise<string>((resolve) => {
+      anonymous.on('data', (d: Buffer) => resolve(d.toString()));
+      anonymous.once('error', (e) => resolve(`error ${e.message}`));
+      anonymous.once('close', () => resolve('closed'));
+      anonymous.write('{"op":"status","datasetId":"0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a10"}\n');
+    });
+    expect(outcome).not.toMatch(/"ok":true/);
+  });
+
+  it('a stream whose digest does not match its trailer is removed after the receive (INTEGRITY)', async () => {
+    const identity = randomUUID();
+    const raw = tls.connect({ host: '127.0.0.1', port, ...a, checkServerIdentity: () => undefined });
+    await new Promise<void>((resolve) => raw.once('secureConnect', () => resolve()));
+    const payload = Buffer.from(`move-000001|${identity}|data|END`);
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(payload.length, 0);
+    const answer = new Promise<string>((resolve) => {
+      let text = '';
+      raw.on('data', (d: Buffer) => (text += d.toString()));
+      raw.once('close', () => resolve(text));
+    });
+    raw.write(`${JSON.stringify({ op: 'receive', datasetId: ID, name: 'move-000001', parent: null, identity })}\n`);
+    raw.write(Buffer.concat([header, payload, Buffer.alloc(4)]));
+    // The engine has accepted the stream (its end marker) by the time the bad trailer comes.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(target.snapshots.map((s) => s.name)).toEqual(['move-000001']);
+    raw.write(`${JSON.stringify({ bytes: payload.length, sha256: '0'.repeat(64) })}\n`);
+    expect(JSON.parse(await answer)).toMatchObject({ ok: false, code: 'INTEGRITY' });
+    expect(target.snapshots).toEqual([]);
+    expect(target.destroyed).toEqual(['move-000001']);
+  });
+
+  it('a connection cut in the middle of a stream keeps nothing', async () => {
+    const identity = randomUUID();
+    const raw = tls.connect({ host: '127.0.0.1', port, ...a, checkServerIdentity: () => undefined });
+    await new Promise<void>((resolve) => raw.once('secureConnect', () => resolve()));
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(1000, 0);
+    raw.write(`${JSON.stringify({ op: 'receive', datasetId: ID, name: 'move-000001', parent: null, identity })}\n`);
+    raw.write(Buffer.concat([header, Buffer.from(`move-000001|${identity}|half`)]));
+    await new Promise((r) => setTimeout(r, 50));
+    raw.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(target.snapshots).toEqual([]);
+  });
+
+  it('a send that fails at the source is never ended as complete', async () => {
+    const client = new TransferClient({ host: '127.0.0.1', port, nodeUuid: b.nodeUuid }, a);
+    const stream = new PassThrough();
+    stream.end(Buffer.from('move-000001|x|partial'));
+    const done = Promise.reject(new Error('btrfs send exited with 1'));
+    done.catch(() => undefined);
+    await expect(
+      client.receive({ datasetId: ID, name: 'move-000001', parent: null, identity: 'x' }, { stream, done }),
+    ).rejects.toThrow();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(target.snapshots).toEqual([]);
+  });
+});
