@@ -160,7 +160,7 @@ describe('local transfer over mutual TLS', () => {
     const anonymous = tls.connect({ host: '127.0.0.1', port, ca: cluster.ca, checkServerIdentity: () => undefined });
     const outcome = await new Promise<string>((resolve) => {
       anonymous.on('data', (d: Buffer) => resolve(d.toString()));
-      anonymous.once('error', (e) => resolve(`error ${e.message}`));
+      anonymous.once('error', (e: Error) => resolve(`error ${e.message}`));
       anonymous.once('close', () => resolve('closed'));
       anonymous.write('{"op":"status","datasetId":"0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a10"}\n');
     });
