@@ -4,7 +4,7 @@
  * connection, a killed target or a killed mover is resumed from the newest snapshot the target
  * has: the mover retries (with backoff) and a new mover process simply starts again.
  */
-import { backoffDelay, sleep } from '@flocker/runtime';
+import { backoffDelay, errorMessage, sleep } from '@flocker/runtime';
 import type winston from 'winston';
 import { isLocalStorageError, LocalStorageError, type LocalEngine } from './engine';
 import { DEFAULT_MOVE_POLICY, nextMoveStep, snapshotsToPrune, type MoveFacts, type MovePolicy } from './plan';
@@ -46,6 +46,10 @@ export interface LocalMoveOptions {
   /** Remove the source's copy after the target mounted (default true; false keeps it, as the retention option). */
   readonly destroySource?: boolean;
   readonly onProgress?: (p: MoveProgress) => void;
+  /** Told of each snapshot the target kept. */
+  readonly onSent?: (sent: { name: string; parent: string | null; bytes: number; released: boolean }) => void;
+  /** Told of each failed step before it is retried. */
+  readonly onRetry?: (error: string, attempt: number) => void;
   /** Progress during a send at most this often (ms, default 250). */
   readonly progressIntervalMs?: number;
   readonly logger?: winston.Logger;
@@ -73,6 +77,7 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
   let bytesSent = 0;
   let failures = 0;
   let releasedAt: number | null = null;
+  let unavailableMs = 0;
   let waitingSince: number | null = null;
   let phase: MovePhase = 'copying';
   let bytesTotal = live.usedBytes;
@@ -129,6 +134,7 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
           bytesSent += sent;
           allRounds.push(sent);
           if (!isReleased) rounds = [...rounds, sent];
+          o.onSent?.({ name: step.name, parent: step.parent, bytes: sent, released: isReleased });
           logger?.info('sent a snapshot', {
             datasetId,
             name: step.name,
@@ -157,9 +163,10 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
           progress();
           await target.promote(datasetId, step.name, o.size, o.targetMountPath);
           targetPromoted = true;
+          // Mounted there: the data is available again (the clean-up that follows is not in the window).
+          unavailableMs = releasedAt === null ? 0 : performance.now() - releasedAt;
           break;
         case 'done': {
-          const unavailableMs = releasedAt === null ? 0 : performance.now() - releasedAt;
           phase = 'done';
           progress();
           await cleanUp(o, step.name);
@@ -176,11 +183,12 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
         maxMs: o.backoffMaxMs ?? 5_000,
         jitter: true,
       });
+      o.onRetry?.(errorMessage(e), failures);
       logger?.warn('move step failed; resuming from the snapshots both nodes hold', {
         datasetId,
         attempt: failures,
         retryInMs: delay,
-        error: e instanceof Error ? e.message : String(e),
+        error: errorMessage(e),
       });
       await sleep(delay, o.signal ? { signal: o.signal } : {});
     }

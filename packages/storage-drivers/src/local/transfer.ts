@@ -433,8 +433,19 @@ export class TransferClient implements TargetApi {
     socket.setTimeout(0);
     const answer = this.answer(socket);
     answer.catch(() => undefined);
-    const write = (b: Buffer | string): Promise<void> =>
-      socket.write(b) ? Promise.resolve() : new Promise((resolve) => socket.once('drain', () => resolve()));
+    // A connection that drops while the send waits for room fails the send (no 'drain' ever comes).
+    const closed = new Promise<never>((_, reject) =>
+      socket.once('close', () =>
+        reject(new LocalStorageError('TRANSFER_FAILED', `node ${this.peer.nodeUuid} dropped the connection`)),
+      ),
+    );
+    closed.catch(() => undefined);
+    const write = (b: Buffer | string): Promise<void> => {
+      if (socket.destroyed) return closed;
+      return socket.write(b)
+        ? Promise.resolve()
+        : Promise.race([new Promise<void>((resolve) => socket.once('drain', () => resolve())), closed]);
+    };
     const hash = createHash('sha256');
     let bytes = 0;
     try {
@@ -472,8 +483,8 @@ const PeerCode = z.enum([
   'PEER_REFUSED',
 ]);
 
-/** The peer's error code where it is one of ours; anything else is the peer refusing. */
+/** The peer's error code where it is one of ours; anything else (its backend failing, busy) is worth a retry. */
 function peerCode(code: string): LocalErrorCode {
   const parsed = PeerCode.safeParse(code);
-  return parsed.success ? parsed.data : 'PEER_REFUSED';
+  return parsed.success ? parsed.data : 'TRANSFER_FAILED';
 }
