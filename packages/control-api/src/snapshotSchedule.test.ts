@@ -26,7 +26,13 @@ import {
 import { MemoryConfigurationStore } from './ConfigurationStore';
 import { ControlState } from './ControlState';
 import { ConfigurationError } from './errors';
-import { applySnapshotSchedules, nextScheduleDue, planSchedule, type ScheduledSnapshot } from './snapshotSchedule';
+import {
+  applySnapshotSchedules,
+  nextScheduleDue,
+  planSchedule,
+  ScheduledDatasets,
+  type ScheduledSnapshot,
+} from './snapshotSchedule';
 import { SCHEDULE_RETRY_MS, SnapshotScheduler } from './snapshotScheduler';
 import { NODE_A as A, nodeReport, silentLogger, startOnLoopback } from './testing/httpService';
 
@@ -216,6 +222,52 @@ describe('applySnapshotSchedules (pure, on the configuration)', () => {
     const sixteen = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${i}`, 'v']));
     many = createDataset(many, { primary: A, dataset_id: D1, metadata: sixteen }).config;
     expect(() => updateDataset(many, D1, { metadata: { [SCHEDULE]: 'hourly' } }, T0)).toThrow(ConfigurationError);
+  });
+});
+
+describe('ScheduledDatasets (the index the scheduler replans with)', () => {
+  it('agrees with a scan of every dataset through creates, schedule changes, deletes and base folds', () => {
+    let c = registerNode(emptyConfiguration, { uuid: A, host: 'a' });
+    const index = new ScheduledDatasets();
+    const scan = (config: Configuration): string[] =>
+      [...config.datasets.values()]
+        .filter((d) => !d.deleted && d.metadata[SCHEDULE] !== undefined)
+        .map((d) => d.dataset_id)
+        .sort();
+    let seed = 7;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const id = (i: number): string => `${String(i).padStart(8, '0')}-0000-4000-8000-000000000000`;
+    // Enough writes that PersistentMap folds its overlay into a new base several times (the full-diff path).
+    for (let step = 0; step < 600; step++) {
+      const i = rand(60);
+      const d = c.datasets.get(id(i));
+      const op = rand(4);
+      if (d === undefined) {
+        const metadata: Record<string, string> = op < 2 ? { [SCHEDULE]: 'hourly' } : { name: `v${i}` };
+        c = createDataset(c, { primary: A, dataset_id: id(i), metadata }).config;
+      } else if (!d.deleted && op === 0) c = deleteDataset(c, id(i), T0).config;
+      else if (!d.deleted && op === 1) c = updateDataset(c, id(i), { metadata: { [SCHEDULE]: 'daily' } }, T0).config;
+      if (step % 7 === 0) expect([...index.of(c.datasets)].sort()).toEqual(scan(c));
+    }
+    expect([...index.of(c.datasets)].sort()).toEqual(scan(c));
+    expect(scan(c).length).toBeGreaterThan(0);
+    // The planner reads the same datasets with and without the index.
+    const fresh = new ScheduledDatasets();
+    expect(nextScheduleDue(c, T0 + 5, MIN, fresh)).toBe(nextScheduleDue(c, T0 + 5, MIN));
+    const ids = (() => {
+      let n = 0;
+      return () => `99999999-0000-4000-8000-${String(n++).padStart(12, '0')}`;
+    })();
+    const ids2 = (() => {
+      let n = 0;
+      return () => `99999999-0000-4000-8000-${String(n++).padStart(12, '0')}`;
+    })();
+    expect(applySnapshotSchedules(c, T0 + 5, MIN, ids, fresh).result).toEqual(
+      applySnapshotSchedules(c, T0 + 5, MIN, ids2).result,
+    );
   });
 });
 

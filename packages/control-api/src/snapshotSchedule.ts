@@ -16,13 +16,16 @@ import {
   datasetSnapshotSchedule,
   METADATA_NAME_KEY,
   METADATA_SCHEDULED_KEY,
+  METADATA_SNAPSHOT_SCHEDULE_KEY,
   MIN_SNAPSHOT_INTERVAL_MS,
   scheduledSnapshotName,
   scheduleSlotStart,
+  type DatasetConfiguration,
   type SnapshotConfiguration,
   type SnapshotSchedule,
 } from '@flocker/api';
 import { type Applied, type Configuration, createSnapshot, deleteSnapshot } from './configuration';
+import { PersistentMap } from './PersistentMap';
 
 /** A scheduled snapshot as the planner needs it. */
 export interface ScheduledSnapshot {
@@ -86,10 +89,57 @@ interface DatasetSchedule {
   readonly scheduled: ScheduledSnapshot[];
 }
 
+const mayHaveSchedule = (d: DatasetConfiguration): boolean =>
+  !d.deleted && d.metadata[METADATA_SNAPSHOT_SCHEDULE_KEY] !== undefined;
+
+/**
+ * The ids of the live datasets whose metadata names a snapshot schedule, kept for the last
+ * datasets map asked about and updated from the difference to the next one. The scheduler
+ * replans on every configuration change: a scan of 100,000 datasets per change was the
+ * control service's largest cost at scale, while a change touches a few datasets.
+ */
+export class ScheduledDatasets {
+  private seen: ReadonlyMap<string, DatasetConfiguration> | undefined;
+  private readonly ids = new Set<string>();
+
+  /** The ids for `datasets` (the same Set, updated in place: read it before the next call). */
+  of(datasets: ReadonlyMap<string, DatasetConfiguration>): ReadonlySet<string> {
+    if (datasets === this.seen) return this.ids;
+    if (this.seen === undefined) {
+      for (const d of datasets.values()) if (mayHaveSchedule(d)) this.ids.add(d.dataset_id);
+    } else {
+      const diff = PersistentMap.diff(this.seen, datasets);
+      for (const id of diff.deletes) this.ids.delete(id);
+      for (const id of diff.sets) {
+        const d = datasets.get(id);
+        if (d !== undefined && mayHaveSchedule(d)) this.ids.add(id);
+        else this.ids.delete(id);
+      }
+    }
+    this.seen = datasets;
+    return this.ids;
+  }
+}
+
+function* candidates(config: Configuration, index: ScheduledDatasets | undefined): Generator<DatasetConfiguration> {
+  if (index === undefined) {
+    yield* config.datasets.values();
+    return;
+  }
+  for (const id of index.of(config.datasets)) {
+    const d = config.datasets.get(id);
+    if (d !== undefined) yield d;
+  }
+}
+
 /** Every live dataset with a schedule, and its live scheduled snapshots. */
-function datasetSchedules(config: Configuration, minIntervalMs: number): DatasetSchedule[] {
+function datasetSchedules(
+  config: Configuration,
+  minIntervalMs: number,
+  index: ScheduledDatasets | undefined,
+): DatasetSchedule[] {
   const byDataset = new Map<string, DatasetSchedule>();
-  for (const dataset of config.datasets.values()) {
+  for (const dataset of candidates(config, index)) {
     if (dataset.deleted) continue;
     const schedule = datasetSnapshotSchedule(dataset.metadata, minIntervalMs);
     if (schedule === undefined) continue;
@@ -132,11 +182,12 @@ export function applySnapshotSchedules(
   now: number,
   minIntervalMs: number = MIN_SNAPSHOT_INTERVAL_MS,
   newId: () => string = randomUUID,
+  index?: ScheduledDatasets,
 ): Applied<ScheduleAction[]> {
   const live = liveSnapshotNames(config);
   let next = config;
   const actions: ScheduleAction[] = [];
-  for (const d of datasetSchedules(config, minIntervalMs)) {
+  for (const d of datasetSchedules(config, minIntervalMs, index)) {
     const plan = planSchedule(now, d.schedule, d.volume, d.scheduled, (name) => live.has(name));
     if (plan.create === undefined && plan.delete.length === 0) continue;
     let created: SnapshotConfiguration | undefined;
@@ -161,10 +212,15 @@ export function applySnapshotSchedules(
 }
 
 /** The earliest moment any dataset's schedule is due (epoch ms; `now` when something is due now). */
-export function nextScheduleDue(config: Configuration, now: number, minIntervalMs: number): number | undefined {
+export function nextScheduleDue(
+  config: Configuration,
+  now: number,
+  minIntervalMs: number,
+  index?: ScheduledDatasets,
+): number | undefined {
   const live = liveSnapshotNames(config);
   let due: number | undefined;
-  for (const d of datasetSchedules(config, minIntervalMs)) {
+  for (const d of datasetSchedules(config, minIntervalMs, index)) {
     const plan = planSchedule(now, d.schedule, d.volume, d.scheduled, (name) => live.has(name));
     const at = plan.create !== undefined || plan.delete.length > 0 ? now : plan.nextDue;
     if (due === undefined || at < due) due = at;

@@ -8,7 +8,7 @@
 import type { Logger } from 'winston';
 import type { Clock, TimerHandle } from '@flocker/runtime';
 import { configurationTag, type Configuration, type Applied } from './configuration';
-import { applySnapshotSchedules, nextScheduleDue, type ScheduleAction } from './snapshotSchedule';
+import { applySnapshotSchedules, nextScheduleDue, ScheduledDatasets, type ScheduleAction } from './snapshotSchedule';
 
 export interface SnapshotSchedulerOptions {
   /** The committed configuration, and a way to change it (the committer). */
@@ -44,6 +44,8 @@ export class SnapshotScheduler {
   /** The datasets and snapshots the pending timer was planned on: other changes (leases, nodes) keep it. */
   private plannedOn: { datasets: unknown; snapshots: unknown } | undefined;
   private closed = false;
+  /** Which datasets have a schedule, kept by diff (a replan per change must not scan every dataset). */
+  private readonly scheduled = new ScheduledDatasets();
 
   constructor(private readonly options: SnapshotSchedulerOptions) {}
 
@@ -60,7 +62,7 @@ export class SnapshotScheduler {
     this.plannedOn = undefined;
     if (this.closed || this.running !== undefined) return;
     const now = this.options.now();
-    let due = nextScheduleDue(config, now, this.options.minIntervalMs);
+    let due = nextScheduleDue(config, now, this.options.minIntervalMs, this.scheduled);
     this.plannedOn = { datasets: config.datasets, snapshots: config.snapshots };
     if (due === undefined) return;
     if (this.retryAt !== undefined) due = Math.max(due, this.retryAt);
@@ -79,7 +81,7 @@ export class SnapshotScheduler {
     if (this.running !== undefined) return this.running;
     const { logger, minIntervalMs } = this.options;
     this.running = this.options
-      .mutate((c, now) => applySnapshotSchedules(c, now, minIntervalMs))
+      .mutate((c, now) => applySnapshotSchedules(c, now, minIntervalMs, undefined, this.scheduled))
       .then((applied) => {
         this.retryAt = undefined;
         const tag = configurationTag(this.options.configuration());
