@@ -4,8 +4,8 @@
  * dataset from this node's pool to another node's listener and prints JSON lines (progress, each
  * send, the result). The certificates are the node's (cluster.crt, node.crt, node.key in certDir).
  *
- *   node localBtrfsNode.js serve <pool> <certDir> <port>
- *   node localBtrfsNode.js move <pool> <certDir> <datasetId> <size> <port> <targetNodeUuid> <targetMountPath> [catchUpMs]
+ *   node localBtrfsNode.js serve <pool> <certDir> <port> <mountRoot>
+ *   node localBtrfsNode.js move <pool> <certDir> <datasetId> <size> <port> <targetNodeUuid> [catchUpMs]
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,20 +29,25 @@ async function main(argv: string[]): Promise<void> {
   const engine = new BtrfsEngine({ pool });
   await engine.prepare();
   if (mode === 'serve') {
-    const server = new TransferServer({ engine, credentials: credentials(certDir) });
+    const mountRoot = argv[4];
+    if (mountRoot === undefined) throw new Error('usage: serve <pool> <certDir> <port> <mountRoot>');
+    const server = new TransferServer({
+      engine,
+      credentials: credentials(certDir),
+      mountPathFor: (datasetId) => join(mountRoot, datasetId),
+    });
     const port = await server.listen(Number(argv[3] ?? 0), '127.0.0.1');
     say({ event: 'listening', port });
     return;
   }
   if (mode === 'move') {
-    const [, , , datasetId, size, port, targetUuid, targetMountPath, catchUpMs] = argv;
-    if (datasetId === undefined || targetUuid === undefined || targetMountPath === undefined) throw new Error('usage');
+    const [, , , datasetId, size, port, targetUuid, catchUpMs] = argv;
+    if (datasetId === undefined || targetUuid === undefined) throw new Error('usage');
     const result = await moveLocalDataset({
       engine,
       target: new TransferClient({ host: '127.0.0.1', port: Number(port), nodeUuid: targetUuid }, credentials(certDir)),
       datasetId,
       size: Number(size),
-      targetMountPath,
       releasePollMs: 20,
       catchUpMs: Number(catchUpMs ?? 2000),
       backoffInitialMs: 100,

@@ -30,9 +30,9 @@ export interface LocalMoveOptions {
   readonly datasetId: string;
   /** The dataset's size limit, given to the target's copy. */
   readonly size: number;
-  /** Where the target mounts its copy once it is the primary one (absent: the target does not mount). */
-  readonly targetMountPath?: string;
-  /** Whether the source has let go (default: nothing mounts the dataset here). */
+  /** Whether the target mounts its copy at once when promoted (at its own path for the dataset). */
+  readonly targetMounts?: boolean;
+  /** Whether the source has let go (default: no mount of the dataset in any mount namespace of this host). */
   readonly released?: () => Promise<boolean>;
   readonly policy?: MovePolicy;
   /** How often to look for the release while waiting (ms). */
@@ -67,7 +67,7 @@ export interface MoveResult {
 export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult> {
   const { engine, target, datasetId, logger } = o;
   const policy = o.policy ?? DEFAULT_MOVE_POLICY;
-  const released = o.released ?? (async () => (await engine.mountPoints(datasetId)).length === 0);
+  const released = o.released ?? (async () => !(await engine.inUse(datasetId)));
   const live = (await engine.listDatasets()).find((d) => d.datasetId === datasetId);
   if (live === undefined) throw new LocalStorageError('UNKNOWN_DATASET', `no dataset ${datasetId} on this node`);
   let rounds: number[] = [];
@@ -161,7 +161,7 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
         case 'promote':
           phase = 'promoting';
           progress();
-          await target.promote(datasetId, step.name, o.size, o.targetMountPath);
+          await target.promote(datasetId, step.name, o.size, o.targetMounts ?? true);
           targetPromoted = true;
           // Mounted there: the data is available again (the clean-up that follows is not in the window).
           unavailableMs = releasedAt === null ? 0 : performance.now() - releasedAt;

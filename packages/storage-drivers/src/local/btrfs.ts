@@ -19,7 +19,14 @@ import {
   type SendStream,
 } from './engine';
 import { realHostFs, type HostFs } from './hostFs';
-import { readMounts, spawnProcess, type MountInfoEntry, type ReadMounts, type SpawnFn } from './processes';
+import {
+  readAllNamespaceMounts,
+  readMounts,
+  spawnProcess,
+  type MountInfoEntry,
+  type ReadMounts,
+  type SpawnFn,
+} from './processes';
 import { pipeInto } from './streams';
 
 export interface BtrfsEngineOptions {
@@ -29,6 +36,8 @@ export interface BtrfsEngineOptions {
   readonly spawn?: SpawnFn;
   readonly fs?: HostFs;
   readonly readMounts?: ReadMounts;
+  /** Every mount namespace's mounts (inUse). */
+  readonly readAllMounts?: ReadMounts;
 }
 
 /** One line of `btrfs subvolume list -q -u -R`. */
@@ -81,6 +90,7 @@ export class BtrfsEngine implements LocalEngine {
   private readonly spawn: SpawnFn;
   private readonly fs: HostFs;
   private readonly readMounts: ReadMounts;
+  private readonly readAllMounts: ReadMounts;
 
   constructor(o: BtrfsEngineOptions) {
     this.pool = o.pool.replace(/\/+$/, '');
@@ -88,6 +98,7 @@ export class BtrfsEngine implements LocalEngine {
     this.spawn = o.spawn ?? spawnProcess;
     this.fs = o.fs ?? realHostFs;
     this.readMounts = o.readMounts ?? readMounts;
+    this.readAllMounts = o.readAllMounts ?? readAllNamespaceMounts;
   }
 
   private get root(): string {
@@ -214,6 +225,17 @@ export class BtrfsEngine implements LocalEngine {
       .filter((m) => m.fstype === 'btrfs' && m.majorMinor === pool.majorMinor && m.root === root)
       .map((m) => m.mountPoint)
       .sort();
+  }
+
+  async inUse(datasetId: string): Promise<boolean> {
+    checkDatasetId(datasetId);
+    const pool = await this.poolMount(await this.readMounts());
+    const root = posix.join(pool.rootInFs, 'flocker', 'datasets', datasetId);
+    // The subvolume or anything inside it, mounted in any namespace (a container's bind mount).
+    return (await this.readAllMounts()).some(
+      (m) =>
+        m.fstype === 'btrfs' && m.majorMinor === pool.majorMinor && (m.root === root || m.root.startsWith(`${root}/`)),
+    );
   }
 
   async mount(datasetId: string, mountPath: string): Promise<void> {

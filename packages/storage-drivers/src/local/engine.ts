@@ -61,6 +61,11 @@ export interface LocalEngine {
   retire(datasetId: string): Promise<void>;
   /** Where the dataset is mounted on this host (bind mounts, legacy mounts). */
   mountPoints(datasetId: string): Promise<string[]>;
+  /**
+   * Whether anything on this host still has the dataset mounted, in any mount namespace (a
+   * container's bind mount outlives the host's unmount): the release a move's phase 2 waits for.
+   */
+  inUse(datasetId: string): Promise<boolean>;
   /** Idempotent; DEVICE_BUSY when something else is mounted at mountPath. */
   mount(datasetId: string, mountPath: string): Promise<void>;
   /** Idempotent: not mounted there, nothing to do. */

@@ -1,6 +1,6 @@
 /** Streaming processes (send, receive) and this host's mounts, as the local engines use them. */
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { formatCommand } from '../exec';
 import { LocalStorageError } from './engine';
@@ -78,3 +78,23 @@ export type ReadMounts = () => Promise<MountInfoEntry[]>;
 
 export const readMounts: ReadMounts = async () =>
   parseMountInfoWithRoot(await readFile('/proc/self/mountinfo', 'utf8'));
+
+/**
+ * The mounts of every mount namespace on this host (one process per namespace read): a
+ * container's mounts are in its own namespace, invisible in /proc/self/mountinfo.
+ */
+export const readAllNamespaceMounts: ReadMounts = async () => {
+  const seen = new Set<string>();
+  const out: MountInfoEntry[] = [];
+  for (const pid of (await readdir('/proc')).filter((e) => /^\d+$/.test(e))) {
+    try {
+      const ns = await readlink(`/proc/${pid}/ns/mnt`);
+      if (seen.has(ns)) continue;
+      seen.add(ns);
+      out.push(...parseMountInfoWithRoot(await readFile(`/proc/${pid}/mountinfo`, 'utf8')));
+    } catch {
+      // The process ended meanwhile, or is not ours to read.
+    }
+  }
+  return out;
+};

@@ -36,6 +36,7 @@ class MemoryEngine implements LocalEngine {
     return Promise.resolve();
   };
   mountPoints = () => Promise.resolve(this.live?.mounted ?? []);
+  inUse = () => Promise.resolve((this.live?.mounted ?? []).length > 0);
   mount = (_id: string, path: string) => {
     this.live?.mounted.push(path);
     return Promise.resolve();
@@ -103,7 +104,7 @@ describe('local transfer over mutual TLS', () => {
   });
   beforeEach(async () => {
     target = new MemoryEngine();
-    server = new TransferServer({ engine: target, credentials: b });
+    server = new TransferServer({ engine: target, credentials: b, mountPathFor: (id) => `/flocker/${id}` });
     port = await server.listen(0, '127.0.0.1');
   });
   afterEach(() => server.close());
@@ -118,7 +119,6 @@ describe('local transfer over mutual TLS', () => {
       target: client,
       datasetId: ID,
       size: 1000,
-      targetMountPath: '/flocker/y',
       released: () => Promise.resolve(released),
       releasePollMs: 5,
       onProgress: (p) => {
@@ -129,7 +129,7 @@ describe('local transfer over mutual TLS', () => {
         }
       },
     });
-    expect(target.live).toEqual({ data: 'v2', mounted: ['/flocker/y'] });
+    expect(target.live).toEqual({ data: 'v2', mounted: [`/flocker/${ID}`] });
     expect(result.finalSnapshot).toMatch(/^move-\d{6}$/);
     // Both sides keep only the final snapshot; the source's live copy is retired.
     expect(target.snapshots.map((s) => s.name)).toEqual([result.finalSnapshot]);

@@ -49,7 +49,8 @@ export const TransferRequest = z.discriminatedUnion('op', [
       datasetId: DatasetId,
       name: Name,
       size: z.number().int().positive(),
-      mountPath: z.string().startsWith('/').optional(),
+      /** Mount the promoted copy where the target's agent mounts it (its mountPathFor). */
+      mount: z.boolean(),
     })
     .strict(),
   z.object({ op: z.literal('prune'), datasetId: DatasetId, keep: Name }).strict(),
@@ -94,6 +95,10 @@ export interface TransferServerOptions {
   readonly logger?: winston.Logger;
   /** Which peers may send (default: any node of the cluster CA). */
   readonly authorize?: (peerNodeUuid: string) => boolean;
+  /** Where this node mounts a dataset (promote with mount); the target decides, never the sender. */
+  readonly mountPathFor?: (datasetId: string) => string;
+  /** Told after a promote (the agent looks again at once). */
+  readonly promoted?: (datasetId: string) => void;
 }
 
 /** The receiving side: a TLS listener on each node. */
@@ -199,7 +204,9 @@ export class TransferServer {
       }
       case 'promote': {
         await engine.promote(request.datasetId, request.name, request.size);
-        if (request.mountPath !== undefined) await engine.mount(request.datasetId, request.mountPath);
+        const mountPath = this.o.mountPathFor?.(request.datasetId);
+        if (request.mount && mountPath !== undefined) await engine.mount(request.datasetId, mountPath);
+        this.o.promoted?.(request.datasetId);
         return { ok: true };
       }
       case 'prune': {
@@ -330,7 +337,8 @@ export interface TargetApi {
     send: Pick<SendStream, 'stream' | 'done'>,
     onBytes?: (bytes: number) => void,
   ): Promise<number>;
-  promote(datasetId: string, name: string, size: number, mountPath?: string): Promise<void>;
+  /** Makes the snapshot the target's live copy; mount: the target mounts it at its own path for the dataset. */
+  promote(datasetId: string, name: string, size: number, mount: boolean): Promise<void>;
   prune(datasetId: string, keep: string): Promise<void>;
 }
 
@@ -416,8 +424,8 @@ export class TransferClient implements TargetApi {
     return StatusAnswer.parse(await this.call({ op: 'status', datasetId }));
   }
 
-  async promote(datasetId: string, name: string, size: number, mountPath?: string): Promise<void> {
-    await this.call({ op: 'promote', datasetId, name, size, ...(mountPath !== undefined ? { mountPath } : {}) });
+  async promote(datasetId: string, name: string, size: number, mount: boolean): Promise<void> {
+    await this.call({ op: 'promote', datasetId, name, size, mount });
   }
 
   async prune(datasetId: string, keep: string): Promise<void> {

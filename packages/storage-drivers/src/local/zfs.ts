@@ -21,7 +21,7 @@ import {
   type SendStream,
 } from './engine';
 import { realHostFs, type HostFs } from './hostFs';
-import { readMounts, spawnProcess, type ReadMounts, type SpawnFn } from './processes';
+import { readAllNamespaceMounts, readMounts, spawnProcess, type ReadMounts, type SpawnFn } from './processes';
 import { pipeInto } from './streams';
 
 export interface ZfsEngineOptions {
@@ -31,6 +31,8 @@ export interface ZfsEngineOptions {
   readonly spawn?: SpawnFn;
   readonly fs?: HostFs;
   readonly readMounts?: ReadMounts;
+  /** Every mount namespace's mounts (inUse). */
+  readonly readAllMounts?: ReadMounts;
 }
 
 /** `zfs list -H -p -o name,refquota,referenced`: tab-separated, exact numbers, refquota 0 = none. */
@@ -70,6 +72,7 @@ export class ZfsEngine implements LocalEngine {
   private readonly spawn: SpawnFn;
   private readonly fs: HostFs;
   private readonly readMounts: ReadMounts;
+  private readonly readAllMounts: ReadMounts;
 
   constructor(o: ZfsEngineOptions) {
     this.pool = o.pool.replace(/\/+$/, '');
@@ -77,6 +80,7 @@ export class ZfsEngine implements LocalEngine {
     this.spawn = o.spawn ?? spawnProcess;
     this.fs = o.fs ?? realHostFs;
     this.readMounts = o.readMounts ?? readMounts;
+    this.readAllMounts = o.readAllMounts ?? readAllNamespaceMounts;
   }
 
   private get root(): string {
@@ -152,6 +156,12 @@ export class ZfsEngine implements LocalEngine {
       .filter((m) => m.fstype === 'zfs' && m.source === fs)
       .map((m) => m.mountPoint)
       .sort();
+  }
+
+  async inUse(datasetId: string): Promise<boolean> {
+    checkDatasetId(datasetId);
+    const fs = this.fileSystem(datasetId);
+    return (await this.readAllMounts()).some((m) => m.fstype === 'zfs' && m.source === fs);
   }
 
   async mount(datasetId: string, mountPath: string): Promise<void> {
