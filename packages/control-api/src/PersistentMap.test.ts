@@ -72,6 +72,27 @@ describe('PersistentMap', () => {
     );
   });
 
+  it('changedKeys names exactly the keys whose value differs, across batches and base folds', () => {
+    fc.assert(
+      fc.property(ops, fc.integer({ min: 1, max: 50 }), (steps: Op[], every: number) => {
+        let pm = PersistentMap.from(new Map<number, { v: number }>());
+        let prev = pm;
+        steps.forEach((s, i) => {
+          pm = s.kind === 'set' ? pm.set(s.key, box(s.value)) : pm.delete(s.key);
+          if (i % every === 0 || i === steps.length - 1) {
+            const expected = new Set<number>();
+            for (const k of new Set([...prev.keys(), ...pm.keys()]))
+              if (prev.get(k) !== pm.get(k) || prev.has(k) !== pm.has(k)) expected.add(k);
+            expect([...PersistentMap.changedKeys(prev, pm)].sort((a, b) => a - b)).toEqual(
+              [...expected].sort((a, b) => a - b),
+            );
+            prev = pm;
+          }
+        });
+      }),
+    );
+  });
+
   it('diff against an unrelated plain Map also reproduces order', () => {
     const prev = new Map([
       [1, box(1)],

@@ -106,6 +106,27 @@ export class PersistentMap<K, V> implements ReadonlyMap<K, V> {
     return { deletes, sets: sets.concat(tail) };
   }
 
+  /**
+   * The keys whose value differs between `prev` and `next` (set, changed or deleted), in
+   * no particular order: what an index needs, without diff's ordering work. Only the
+   * overlays are read when both share a base; otherwise both maps once.
+   */
+  static changedKeys<K, V>(prev: ReadonlyMap<K, V>, next: ReadonlyMap<K, V>): Set<K> {
+    const changed = new Set<K>();
+    if (prev === next) return changed;
+    if (prev instanceof PersistentMap && next instanceof PersistentMap && prev.base === next.base) {
+      const p = prev as PersistentMap<K, V>;
+      const n = next as PersistentMap<K, V>;
+      for (const overlay of [p.updates, p.appended, n.updates, n.appended])
+        for (const k of overlay.keys())
+          if (!changed.has(k) && (p.get(k) !== n.get(k) || p.has(k) !== n.has(k))) changed.add(k);
+      return changed;
+    }
+    for (const [k, v] of next.entries()) if (prev.get(k) !== v || !prev.has(k)) changed.add(k);
+    for (const k of prev.keys()) if (!next.has(k)) changed.add(k);
+    return changed;
+  }
+
   private *iterate(): Generator<[K, V], undefined, unknown> {
     for (const [k, v] of this.base) {
       const u = this.updates.get(k);

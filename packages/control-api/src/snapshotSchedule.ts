@@ -108,9 +108,7 @@ export class ScheduledDatasets {
     if (this.seen === undefined) {
       for (const d of datasets.values()) if (mayHaveSchedule(d)) this.ids.add(d.dataset_id);
     } else {
-      const diff = PersistentMap.diff(this.seen, datasets);
-      for (const id of diff.deletes) this.ids.delete(id);
-      for (const id of diff.sets) {
+      for (const id of PersistentMap.changedKeys(this.seen, datasets)) {
         const d = datasets.get(id);
         if (d !== undefined && mayHaveSchedule(d)) this.ids.add(id);
         else this.ids.delete(id);
