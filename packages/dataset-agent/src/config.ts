@@ -62,12 +62,27 @@ const LoopbackBackend = z
   })
   .strict();
 
+/**
+ * Local storage (issue 24): each dataset on this node's own pool (a btrfs file system's path, or
+ * a ZFS pool/file system name); a move is a transfer to the new primary's agent over mutual TLS
+ * with the node certificates, on transfer_port (the same on every node of the cluster).
+ */
+const LocalBackend = z
+  .object({
+    backend: z.literal('local'),
+    engine: z.enum(['btrfs', 'zfs'], { error: 'engine must be "btrfs" or "zfs"' }),
+    pool: z.string().min(1),
+    transfer_port: z.number().int().min(1).max(65535).default(4525),
+    cluster_id: z.string().min(1).optional(),
+  })
+  .strict();
+
 // The `dataset:` section is first checked for a known backend name, then validated
 // by that backend's own schema (the drivers own their options), so every issue
 // is reported with its path under `dataset.`.
-const BACKENDS = ['loopback', 'aws', 'openstack'] as const;
+const BACKENDS = ['loopback', 'aws', 'openstack', 'local'] as const;
 const Dataset = z
-  .object({ backend: z.enum(BACKENDS, { error: 'backend must be one of "loopback", "aws", "openstack"' }) })
+  .object({ backend: z.enum(BACKENDS, { error: 'backend must be one of "loopback", "aws", "openstack", "local"' }) })
   .loose();
 
 const OpenStackBackend = CinderDriverOptionsSchema.and(z.object({ backend: z.literal('openstack') }));
@@ -137,7 +152,9 @@ export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 export type LoopbackBackendConfig = z.infer<typeof LoopbackBackend>;
 export type AwsBackendConfig = EbsDatasetConfig;
 export type OpenStackBackendConfig = CinderDriverOptions & { backend: 'openstack' };
-export type DatasetBackendConfig = LoopbackBackendConfig | AwsBackendConfig | OpenStackBackendConfig;
+export type LocalBackendConfig = z.infer<typeof LocalBackend>;
+export type DatasetBackendConfig =
+  LoopbackBackendConfig | AwsBackendConfig | OpenStackBackendConfig | LocalBackendConfig;
 /** A configuration whose `dataset:` section has been validated by its backend's schema. */
 export type RunnableAgentConfig = Omit<AgentConfig, 'dataset'> & { dataset: DatasetBackendConfig };
 
@@ -149,6 +166,8 @@ function parseBackend(dataset: { backend: (typeof BACKENDS)[number] }): z.ZodSaf
       return ebsDatasetConfigSchema.safeParse(dataset);
     case 'openstack':
       return OpenStackBackend.safeParse(dataset);
+    case 'local':
+      return LocalBackend.safeParse(dataset);
   }
 }
 

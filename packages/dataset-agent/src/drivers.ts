@@ -7,6 +7,7 @@
 import type winston from 'winston';
 import { CinderDriver, createEbsDriver, LoopbackDriver, type BlockDeviceApi } from '@flocker/storage-drivers';
 import type { DatasetBackendConfig } from './config';
+import { AgentError } from './errors';
 
 export interface AgentDriver {
   readonly driver: BlockDeviceApi;
@@ -61,5 +62,8 @@ export async function createAgentDriver(
       const driver = new CinderDriver(dataset, { logger });
       return { driver, instanceId: await driver.computeInstanceId(), repair: async () => undefined };
     }
+    case 'local':
+      // Not a block device every node can attach: startDatasetAgent runs the LocalAgent instead.
+      throw new AgentError('CONFIG_INVALID', 'a local backend has no block device driver');
   }
 }

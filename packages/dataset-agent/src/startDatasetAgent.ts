@@ -30,6 +30,7 @@ import {
 } from './identity';
 import { createAgentLogger } from './logger';
 import { checkPoolAtStart, fetchSnapshotPatiently } from './poolSafety';
+import { startLocalAgent } from './startLocalAgent';
 import { thawManagedMounts } from './thawAtStart';
 
 export interface StartDatasetAgentOptions {
@@ -110,6 +111,20 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
       : nodeIdentityFromCertificate(config.node.state_dir, credentials.nodeUuid, logger);
   const era = readEra(config.node.era_file);
   const host = config.node.host ?? (await sourceAddressFor(control.hostname, control.port));
+  if (config.dataset.backend === 'local') {
+    const local = await startLocalAgent({
+      config,
+      dataset: config.dataset,
+      credentials,
+      nodeUuid: identity.uuid,
+      era,
+      host,
+      logger,
+      ...(options.baseUrl !== undefined ? { baseUrl: options.baseUrl } : {}),
+      ...(options.pollWaitMs !== undefined ? { pollWaitMs: options.pollWaitMs } : {}),
+    });
+    return { nodeUuid: identity.uuid, era, stop: () => local.stop() };
+  }
   const { driver, instanceId, repair, poolChanges, releaseFenced } = await createAgentDriver(
     config.dataset,
     identity.uuid,

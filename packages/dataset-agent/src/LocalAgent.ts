@@ -1,0 +1,320 @@
+/**
+ * The dataset agent of a node with a local backend (issue 24: `dataset: {backend: local}`).
+ * Each dataset's live copy is on one node's own pool; nothing is attached across nodes, so this is
+ * not the block-device agent (DatasetAgent) but a smaller level-triggered loop: follow the
+ * cluster, look at this node's copies, decide (localChanges.ts, pure), act, report. A move is a
+ * transfer this node pushes to the new primary's transfer listener (mutual TLS with the node
+ * certificates); every node runs one (TransferServer) for moves to it.
+ */
+import type { ActionError, ClusterSnapshot, NodeReport } from '@flocker/api';
+import { backoffDelay, followLongPoll } from '@flocker/runtime';
+import {
+  moveLocalDataset,
+  TransferClient,
+  TransferServer,
+  type LocalEngine,
+  type MoveProgress,
+  type NodeTlsCredentials,
+} from '@flocker/storage-drivers';
+import type winston from 'winston';
+import type { ControlChannel } from './DatasetAgentOptions';
+import { errorCode, errorMessage } from './errors';
+import { calculateLocalChanges, localMountPath, type LocalAction, type LocalCopyHere } from './localChanges';
+
+export interface LocalAgentOptions {
+  readonly nodeUuid: string;
+  readonly era: string;
+  /** This node's address as reported; other nodes' movers connect to it. */
+  readonly host: string;
+  readonly engine: LocalEngine;
+  readonly control: ControlChannel;
+  readonly mountRoot: string;
+  readonly defaultSize: number;
+  readonly resyncIntervalMs: number;
+  readonly backoffInitialMs: number;
+  readonly backoffMaxMs: number;
+  readonly logger: winston.Logger;
+  /** The node certificate (CN node-<uuid>), its key and the cluster CA. */
+  readonly credentials: NodeTlsCredentials;
+  /** The transfer listener's port, the same on every node. */
+  readonly transferPort: number;
+  /** Where the listener binds (default every address). */
+  readonly listenHost?: string;
+  readonly pollWaitMs?: number;
+  /** While a move waits for the release: a catch-up round this often (ms). */
+  readonly catchUpMs?: number;
+}
+
+interface Failure {
+  readonly action: string;
+  readonly code: string;
+  readonly message: string;
+  readonly attempts: number;
+  readonly since: string;
+  readonly retryAt: number;
+}
+
+export class LocalAgent {
+  private snapshot: ClusterSnapshot | null = null;
+  private readonly stopping = new AbortController();
+  private readonly server: TransferServer;
+  private readonly movers = new Map<string, Promise<void>>();
+  private readonly progress = new Map<string, MoveProgress>();
+  private readonly failures = new Map<string, Failure>();
+  private running: Promise<void> | null = null;
+  private again = false;
+  private timer: NodeJS.Timeout | undefined;
+  private following: Promise<void> | undefined;
+  private copies: readonly LocalCopyHere[] = [];
+
+  constructor(private readonly o: LocalAgentOptions) {
+    this.server = new TransferServer({
+      engine: o.engine,
+      credentials: o.credentials,
+      logger: o.logger,
+      mountPathFor: (datasetId) => localMountPath(datasetId, o),
+      promoted: () => this.requestTurn(),
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.o.engine.prepare();
+    const port = await this.server.listen(this.o.transferPort, this.o.listenHost ?? '0.0.0.0');
+    this.o.logger.info('local transfer listener started', {
+      port,
+      engine: this.o.engine.engine,
+      pool: this.o.engine.pool,
+    });
+    this.following = followLongPoll({
+      wait: (since, timeoutMs) => this.o.control.waitForCluster(since, timeoutMs),
+      waitMs: Math.min(this.o.pollWaitMs ?? 10_000, this.o.resyncIntervalMs),
+      onSnapshot: (snapshot) => {
+        const changed = this.snapshot?.generation !== snapshot.generation;
+        this.snapshot = snapshot;
+        if (changed) this.requestTurn();
+      },
+      onError: (e, failures) =>
+        this.o.logger.warn('cannot reach the control service', { error: errorMessage(e), failures }),
+      backoff: { initialMs: this.o.backoffInitialMs, maxMs: this.o.backoffMaxMs, jitter: true },
+      signal: this.stopping.signal,
+    });
+    this.timer = setInterval(() => this.requestTurn(), this.o.resyncIntervalMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    clearInterval(this.timer);
+    await this.following;
+    await this.running;
+    await Promise.allSettled([...this.movers.values()]);
+    await this.server.close();
+  }
+
+  /** A turn now, or right after the running one. */
+  requestTurn(): void {
+    if (this.stopping.signal.aborted) return;
+    if (this.running !== null) {
+      this.again = true;
+      return;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.turn();
+        } catch (e) {
+          this.o.logger.error('local turn failed', { code: errorCode(e), error: errorMessage(e) });
+        }
+      } while (this.again && !this.stopping.signal.aborted);
+      this.running = null;
+    })();
+  }
+
+  private async turn(): Promise<void> {
+    const snapshot = this.snapshot;
+    if (snapshot === null) return;
+    const { engine } = this.o;
+    const datasets = await engine.listDatasets();
+    this.copies = await Promise.all(
+      datasets.map(async (d) => ({
+        datasetId: d.datasetId,
+        size: d.size,
+        mountPoints: await engine.mountPoints(d.datasetId),
+      })),
+    );
+    const actions = calculateLocalChanges(
+      snapshot.datasets.map((d) => ({
+        datasetId: d.dataset_id,
+        primary: d.primary,
+        maximumSize: d.maximum_size ?? null,
+        deleted: d.deleted,
+      })),
+      snapshot.nodes.map((n) => ({
+        uuid: n.uuid,
+        host: n.host,
+        alive: n.alive,
+        copies: n.manifestations.map((m) => m.dataset_id),
+      })),
+      { copies: this.copies, moving: new Set(this.movers.keys()) },
+      this.o,
+    );
+    const now = Date.now();
+    let changed = false;
+    for (const action of actions) {
+      if (this.stopping.signal.aborted) break;
+      if ((this.failures.get(action.datasetId)?.retryAt ?? 0) > now) continue;
+      try {
+        await this.execute(action);
+        if (action.kind !== 'refuse') this.failures.delete(action.datasetId);
+        changed = true;
+      } catch (e) {
+        this.failed(action, errorCode(e), errorMessage(e));
+      }
+    }
+    if (changed) {
+      const after = await engine.listDatasets();
+      this.copies = await Promise.all(
+        after.map(async (d) => ({
+          datasetId: d.datasetId,
+          size: d.size,
+          mountPoints: await engine.mountPoints(d.datasetId),
+        })),
+      );
+    }
+    await this.report();
+  }
+
+  private failed(action: LocalAction, code: string, message: string): void {
+    const before = this.failures.get(action.datasetId);
+    const attempts = (before?.attempts ?? 0) + 1;
+    const delay = backoffDelay(attempts - 1, {
+      initialMs: this.o.backoffInitialMs,
+      maxMs: this.o.backoffMaxMs,
+      jitter: true,
+    });
+    this.failures.set(action.datasetId, {
+      action: action.kind,
+      code,
+      message,
+      attempts,
+      since: before?.since ?? new Date().toISOString(),
+      retryAt: Date.now() + delay,
+    });
+    this.o.logger.warn('local action failed', {
+      datasetId: action.datasetId,
+      action: action.kind,
+      code,
+      error: message,
+    });
+    setTimeout(() => this.requestTurn(), delay).unref();
+  }
+
+  private async execute(action: LocalAction): Promise<void> {
+    const { engine, logger } = this.o;
+    logger.info('local action', { ...action });
+    switch (action.kind) {
+      case 'create':
+        await engine.createDataset(action.datasetId, action.size);
+        await engine.mount(action.datasetId, action.mountPath);
+        return;
+      case 'mount':
+        await engine.mount(action.datasetId, action.mountPath);
+        return;
+      case 'resize':
+        await engine.resizeDataset(action.datasetId, action.size);
+        return;
+      case 'unmount':
+        await engine.unmount(action.mountPath);
+        return;
+      case 'destroy':
+        await engine.destroyDataset(action.datasetId);
+        return;
+      case 'refuse':
+        // Reported as the dataset's error; looked at again on every turn.
+        this.failed(action, action.code, action.message);
+        return;
+      case 'moveOut':
+        this.startMove(action);
+        return;
+    }
+  }
+
+  /** Runs in the background (phase 1 while the volume is in use here); the turn after it ends looks again. */
+  private startMove(action: Extract<LocalAction, { kind: 'moveOut' }>): void {
+    const { datasetId } = action;
+    const target = new TransferClient(
+      { host: action.to.host, port: this.o.transferPort, nodeUuid: action.to.uuid },
+      this.o.credentials,
+    );
+    const run = moveLocalDataset({
+      engine: this.o.engine,
+      target,
+      datasetId,
+      size: action.size,
+      logger: this.o.logger,
+      signal: this.stopping.signal,
+      ...(this.o.catchUpMs !== undefined ? { catchUpMs: this.o.catchUpMs } : {}),
+      onProgress: (p) => {
+        this.progress.set(datasetId, p);
+      },
+    })
+      .then((result) => {
+        this.o.logger.info('moved a local dataset', { datasetId, to: action.to.uuid, ...result });
+        this.failures.delete(datasetId);
+      })
+      .catch((e: unknown) => {
+        if (!this.stopping.signal.aborted) this.failed(action, errorCode(e), errorMessage(e));
+      })
+      .finally(() => {
+        this.movers.delete(datasetId);
+        this.progress.delete(datasetId);
+        this.requestTurn();
+      });
+    this.movers.set(datasetId, run);
+  }
+
+  /** What a move of a dataset from this node is doing (phase, bytes), while one runs. */
+  moveProgress(datasetId: string): MoveProgress | undefined {
+    return this.progress.get(datasetId);
+  }
+
+  buildReport(): NodeReport {
+    const errors: ActionError[] = [...this.failures.entries()].map(([datasetId, f]) => ({
+      dataset_id: datasetId,
+      action: f.action,
+      code: f.code,
+      message: f.message,
+      attempts: f.attempts,
+      since: f.since,
+    }));
+    return {
+      uuid: this.o.nodeUuid,
+      era: this.o.era,
+      host: this.o.host,
+      // Nothing is attached across nodes: the node is its own instance (and its own storage zone).
+      instance_id: this.o.nodeUuid,
+      backend: `local-${this.o.engine.engine}`,
+      zone: `local:${this.o.nodeUuid}`,
+      manifestations: this.copies.map((c) => {
+        const path = localMountPath(c.datasetId, this.o);
+        const mounted = c.mountPoints.includes(path);
+        return {
+          dataset_id: c.datasetId,
+          blockdevice_id: `${this.o.engine.engine}:${this.o.engine.pool}/${c.datasetId}`,
+          size: c.size ?? 0,
+          status: mounted ? ('mounted' as const) : ('attached' as const),
+          ...(mounted ? { path } : {}),
+        };
+      }),
+      errors,
+    };
+  }
+
+  private async report(): Promise<void> {
+    try {
+      await this.o.control.reportNodeState(this.buildReport());
+    } catch (e) {
+      this.o.logger.warn('report failed', { error: errorMessage(e) });
+    }
+  }
+}

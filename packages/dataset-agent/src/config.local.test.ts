@@ -1,0 +1,31 @@
+import { isAgentError } from './errors';
+import { parseAgentConfig } from './config';
+
+const base = { version: 1, 'control-service': { hostname: 'control' } };
+
+describe('agent.yml dataset: {backend: local} (issue 24)', () => {
+  it('takes an engine and a pool; the transfer port defaults to 4525', () => {
+    const c = parseAgentConfig({ ...base, dataset: { backend: 'local', engine: 'btrfs', pool: '/srv/flocker' } });
+    expect(c.dataset).toEqual({ backend: 'local', engine: 'btrfs', pool: '/srv/flocker', transfer_port: 4525 });
+    const z = parseAgentConfig({
+      ...base,
+      dataset: { backend: 'local', engine: 'zfs', pool: 'tank/flocker', transfer_port: 5000 },
+    });
+    expect(z.dataset).toMatchObject({ engine: 'zfs', transfer_port: 5000 });
+  });
+
+  it('refuses an unknown engine, a missing pool and unknown keys, naming them under dataset.', () => {
+    const refused = (dataset: object): string => {
+      try {
+        parseAgentConfig({ ...base, dataset });
+      } catch (e) {
+        if (isAgentError(e, 'CONFIG_INVALID')) return e.message;
+        throw e;
+      }
+      throw new Error('accepted');
+    };
+    expect(refused({ backend: 'local', engine: 'ext4', pool: '/p' })).toMatch(/dataset\.engine.*btrfs.*zfs/s);
+    expect(refused({ backend: 'local', engine: 'btrfs' })).toMatch(/dataset\.pool/);
+    expect(refused({ backend: 'local', engine: 'btrfs', pool: '/p', root_path: '/x' })).toMatch(/root_path/);
+  });
+});

@@ -1,0 +1,63 @@
+/** Wires a node with a local backend (issue 24) into a running LocalAgent (see startDatasetAgent). */
+import { FlockerClient, tlsDispatcher } from '@flocker/api';
+import { controlUrl } from '@flocker/node-config';
+import { BtrfsEngine, ZfsEngine, type LocalEngine } from '@flocker/storage-drivers';
+import type winston from 'winston';
+import type { ControlCredentials, LocalBackendConfig, RunnableAgentConfig } from './config';
+import { AgentError } from './errors';
+import { LocalAgent } from './LocalAgent';
+
+export function localEngineOf(dataset: LocalBackendConfig): LocalEngine {
+  return dataset.engine === 'btrfs' ? new BtrfsEngine({ pool: dataset.pool }) : new ZfsEngine({ pool: dataset.pool });
+}
+
+export async function startLocalAgent(o: {
+  readonly config: RunnableAgentConfig;
+  readonly dataset: LocalBackendConfig;
+  readonly credentials: ControlCredentials | undefined;
+  readonly nodeUuid: string;
+  readonly era: string;
+  readonly host: string;
+  readonly baseUrl?: string;
+  readonly pollWaitMs?: number;
+  readonly logger: winston.Logger;
+}): Promise<{ stop(): Promise<void> }> {
+  // Moves go node to node over mutual TLS with the node certificates: no certificate, no moves.
+  if (o.credentials === undefined)
+    throw new AgentError(
+      'CONFIG_INVALID',
+      "the local backend needs this node's certificate (cluster.crt, node.crt and node.key beside agent.yml): datasets move between nodes over mutual TLS",
+    );
+  const control = o.config['control-service'];
+  const client = new FlockerClient({
+    timeoutMs: 5000,
+    baseUrl: o.baseUrl ?? controlUrl(control, true),
+    dispatcher: tlsDispatcher(o.credentials),
+  });
+  const agent = new LocalAgent({
+    nodeUuid: o.nodeUuid,
+    era: o.era,
+    host: o.host,
+    engine: localEngineOf(o.dataset),
+    control: client,
+    mountRoot: o.config.node.mount_root,
+    defaultSize: o.config.agent.default_dataset_size,
+    resyncIntervalMs: o.config.agent.resync_interval_seconds * 1000,
+    backoffInitialMs: o.config.agent.backoff_initial_seconds * 1000,
+    backoffMaxMs: o.config.agent.backoff_max_seconds * 1000,
+    logger: o.logger,
+    credentials: o.credentials,
+    transferPort: o.dataset.transfer_port,
+    ...(o.config.node.host !== undefined ? { listenHost: o.config.node.host } : {}),
+    ...(o.pollWaitMs !== undefined ? { pollWaitMs: o.pollWaitMs } : {}),
+  });
+  await agent.start();
+  o.logger.info('dataset agent starting (local backend)', {
+    nodeUuid: o.nodeUuid,
+    host: o.host,
+    engine: o.dataset.engine,
+    pool: o.dataset.pool,
+    transferPort: o.dataset.transfer_port,
+  });
+  return agent;
+}
