@@ -1,0 +1,186 @@
+/**
+ * Local storage (issue 24) through the API: two real dataset agents with `dataset: {backend:
+ * local, engine: btrfs}`, each on its own btrfs file system on its own loop device, a control
+ * service over mutual TLS, and a move asked with the API (primary changed): the source agent pushes
+ * the data to the new primary's transfer listener, which mounts it. Needs root.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import winston from 'winston';
+import { FlockerClient } from '@flocker/api';
+import { startControlService, type ControlService } from '@flocker/control-api';
+import { makeBtrfsLoopPool, type BtrfsLoopPool } from '@flocker/storage-drivers/testing';
+import { ClusterPki } from './cluster/pki';
+import { REPO_ROOT } from './cluster/Cluster';
+import { waitFor } from './cluster/run';
+import { removeTree } from './removeTree';
+
+jest.setTimeout(120_000);
+
+const AGENT_MAIN = path.join(REPO_ROOT, 'packages/dataset-agent/dist/main.js');
+const silent = winston.createLogger({ silent: true });
+const MiB = 1024 * 1024;
+
+interface Node {
+  readonly name: string;
+  readonly uuid: string;
+  readonly address: string;
+  readonly pool: BtrfsLoopPool;
+  readonly mountRoot: string;
+  readonly config: string;
+  child?: ChildProcess;
+  log: string;
+}
+
+function sha256(file: string): string {
+  return execFileSync('sha256sum', [file], { encoding: 'utf8' }).split(' ')[0] ?? '';
+}
+
+describe('local btrfs datasets moved through the API between two agents', () => {
+  let dir: string;
+  let pki: ClusterPki;
+  let control: ControlService;
+  let admin: FlockerClient;
+  const nodes: Node[] = [];
+  const transferPort = randomInt(20_000, 30_000);
+
+  const start = (n: Node): void => {
+    n.log = '';
+    const child = spawn(process.execPath, [AGENT_MAIN, '--config', n.config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout?.on('data', (c: Buffer) => (n.log += c.toString()));
+    child.stderr?.on('data', (c: Buffer) => (n.log += c.toString()));
+    n.child = child;
+  };
+  const logs = (): string => nodes.map((n) => `--- ${n.name}\n${n.log.split('\n').slice(-20).join('\n')}`).join('\n');
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-e2e-local-agents-'));
+    pki = await ClusterPki.create(path.join(dir, 'pki'), ['127.0.0.1']);
+    control = await startControlService({
+      port: 0,
+      host: '127.0.0.1',
+      dataDir: path.join(dir, 'control'),
+      logger: silent,
+      nodeTimeoutSeconds: 5,
+      tls: pki.serverCredentials(),
+    });
+    admin = new FlockerClient({ baseUrl: control.url, dispatcher: await pki.userDispatcher('admin') });
+    for (const [name, address] of [
+      ['a', '127.0.0.2'],
+      ['b', '127.0.0.3'],
+    ] as const) {
+      const configDir = path.join(dir, name);
+      fs.mkdirSync(configDir, { recursive: true, mode: 0o700 });
+      const uuid = await pki.installNode(configDir);
+      const pool = makeBtrfsLoopPool(dir, `${name}-pool`, 1024 * MiB);
+      const mountRoot = path.join(configDir, 'mnt');
+      const config = path.join(configDir, 'agent.yml');
+      fs.writeFileSync(
+        config,
+        [
+          'version: 1',
+          `control-service: {hostname: 127.0.0.1, port: ${control.port}}`,
+          `dataset: {backend: local, engine: btrfs, pool: ${pool.pool}, transfer_port: ${transferPort}}`,
+          `node: {state_dir: ${path.join(configDir, 'state')}, mount_root: ${mountRoot}, host: ${address}}`,
+          'agent: {resync_interval_seconds: 1, backoff_initial_seconds: 0.2, backoff_max_seconds: 2}',
+          '',
+        ].join('\n'),
+      );
+      const node: Node = { name, uuid, address, pool, mountRoot, config, log: '' };
+      nodes.push(node);
+      start(node);
+    }
+    await waitFor('both agents to report', async () => ((await admin.listNodes()).length === 2 ? true : undefined), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      context: logs,
+    });
+  });
+
+  afterAll(async () => {
+    for (const n of nodes) if (n.child?.exitCode === null && n.child.signalCode === null) n.child.kill('SIGKILL');
+    await control?.close();
+    for (const n of nodes) n.pool.destroy();
+    if (dir !== undefined) removeTree(dir);
+  });
+
+  const mountedAt = async (datasetId: string, node: Node): Promise<string | undefined> => {
+    const state = (await admin.listDatasetState()).find((d) => d.dataset_id === datasetId);
+    return state?.primary === node.uuid && state.path !== undefined ? state.path : undefined;
+  };
+
+  it('creates the dataset on its node, moves it with its data when the primary changes, refuses a move off a dead node', async () => {
+    const [a, b] = nodes as [Node, Node];
+    const created = await admin.createDataset({
+      primary: a.uuid,
+      maximum_size: 256 * MiB,
+      metadata: { name: 'local-e2e' },
+    });
+    const id = created.dataset_id;
+    const pathA = await waitFor('mounted on A', () => mountedAt(id, a), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      context: logs,
+    });
+    expect(pathA).toBe(path.join(a.mountRoot, id));
+    execFileSync('dd', ['if=/dev/urandom', `of=${pathA}/data`, 'bs=1M', 'count=48', 'conv=fsync', 'status=none']);
+    const expected = sha256(path.join(pathA, 'data'));
+
+    const t0 = Date.now();
+    await admin.updateDataset(id, { primary: b.uuid });
+    const pathB = await waitFor('moved to B and mounted there', () => mountedAt(id, b), {
+      timeoutMs: 60_000,
+      intervalMs: 100,
+      context: logs,
+    });
+    console.log(`local dataset moved through the API in ${Date.now() - t0} ms`);
+    expect(pathB).toBe(path.join(b.mountRoot, id));
+    expect(sha256(path.join(pathB, 'data'))).toBe(expected);
+    // A no longer holds a live copy (its final snapshot stays as the base of a move back).
+    await waitFor(
+      'A to let go of its copy',
+      async () => {
+        const snap = await admin.waitForCluster(undefined, 0);
+        const nodeA = snap.nodes.find((n) => n.uuid === a.uuid);
+        return nodeA !== undefined && !nodeA.manifestations.some((m) => m.dataset_id === id) ? true : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 100, context: logs },
+    );
+    expect(fs.existsSync(path.join(a.pool.pool, 'flocker', 'datasets', id))).toBe(false);
+
+    // B dies with the only copy: a move to A is refused with an error naming B, and A makes no blank dataset.
+    b.child?.kill('SIGKILL');
+    await waitFor(
+      'B declared dead',
+      async () => {
+        const snap = await admin.waitForCluster(undefined, 0);
+        return snap.nodes.find((n) => n.uuid === b.uuid)?.alive === false ? true : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 200, context: logs },
+    );
+    await admin.updateDataset(id, { primary: a.uuid });
+    const error = await waitFor(
+      "A's error naming B",
+      async () => {
+        const snap = await admin.waitForCluster(undefined, 0);
+        return snap.nodes.find((n) => n.uuid === a.uuid)?.errors.find((e) => e.dataset_id === id);
+      },
+      { timeoutMs: 30_000, intervalMs: 200, context: logs },
+    );
+    expect(error.code).toBe('SOURCE_UNREACHABLE');
+    expect(error.message).toContain(b.uuid);
+    expect(fs.existsSync(path.join(a.pool.pool, 'flocker', 'datasets', id))).toBe(false);
+
+    // B comes back: the move to A goes through after all.
+    start(b);
+    const back = await waitFor('moved back to A', () => mountedAt(id, a), {
+      timeoutMs: 60_000,
+      intervalMs: 100,
+      context: logs,
+    });
+    expect(sha256(path.join(back, 'data'))).toBe(expected);
+  });
+});
