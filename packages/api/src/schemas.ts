@@ -511,6 +511,22 @@ export const BackupState = ReportedBackup.extend({
   node_uuid: NodeUuid.describe('The node whose agent runs (ran) the backup.'),
 }).strict();
 
+/** A move of a local dataset (issue 24) off the reporting node, while it runs: its data goes to the new primary. */
+export const LocalMove = z
+  .object({
+    dataset_id: DatasetId,
+    to: NodeUuid.describe('The new primary, which receives the data.'),
+    phase: z
+      .enum(['copying', 'waitingForRelease', 'final', 'promoting', 'done'])
+      .describe(
+        'copying: rounds while the volume is in use here; waitingForRelease: caught up, until the last user here lets go; final: the last delta; promoting: the new primary takes it over.',
+      ),
+    rounds: z.number().int().nonnegative().describe('Snapshots sent so far.'),
+    bytes_sent: z.number().int().nonnegative(),
+    bytes_total: z.number().int().nonnegative().describe("The dataset's referenced bytes here (a full send's size)."),
+  })
+  .strict();
+
 /** Sent by a dataset agent whenever what it observes changes (and periodically). */
 export const NodeReport = z
   .object({
@@ -530,6 +546,8 @@ export const NodeReport = z
     snapshots: z.array(BackendSnapshot).optional(),
     /** Backups this agent runs or ran lately (issue 20); absent when none. */
     backups: z.array(ReportedBackup).optional(),
+    /** Moves of local datasets off this node running now (issue 24); absent when none. */
+    moves: z.array(LocalMove).optional(),
     backup_store: z
       .literal(true)
       .optional()
@@ -640,6 +658,7 @@ export type ClusterSnapshot = z.infer<typeof ClusterSnapshot>;
 export type BackupConfiguration = z.infer<typeof BackupConfiguration>;
 export type CreateBackupRequest = z.infer<typeof CreateBackupRequest>;
 export type ReportedBackup = z.infer<typeof ReportedBackup>;
+export type LocalMove = z.infer<typeof LocalMove>;
 export type BackupState = z.infer<typeof BackupState>;
 export type SourceBackup = z.infer<typeof SourceBackup>;
 export type ErrorResponse = z.infer<typeof ErrorResponse>;
