@@ -23,6 +23,7 @@ jest.setTimeout(120_000);
 const AGENT_MAIN = path.join(REPO_ROOT, 'packages/dataset-agent/dist/main.js');
 const silent = winston.createLogger({ silent: true });
 const MiB = 1024 * 1024;
+const DATA_MIB = 128;
 
 interface Node {
   readonly name: string;
@@ -126,9 +127,27 @@ describe('local btrfs datasets moved through the API between two agents', () => 
       context: logs,
     });
     expect(pathA).toBe(path.join(a.mountRoot, id));
-    execFileSync('dd', ['if=/dev/urandom', `of=${pathA}/data`, 'bs=1M', 'count=48', 'conv=fsync', 'status=none']);
+    execFileSync('dd', [
+      'if=/dev/urandom',
+      `of=${pathA}/data`,
+      'bs=1M',
+      `count=${DATA_MIB}`,
+      'conv=fsync',
+      'status=none',
+    ]);
     const expected = sha256(path.join(pathA, 'data'));
 
+    // The move's progress as the API state shows it (A's report), watched while it runs.
+    const seen: string[] = [];
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        const snap = await admin.waitForCluster(undefined, 0);
+        const move = snap.nodes.find((n) => n.uuid === a.uuid)?.moves?.find((m) => m.dataset_id === id);
+        if (move !== undefined && move.to === b.uuid) seen.push(`${move.phase}:${move.bytes_sent}/${move.bytes_total}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
     const t0 = Date.now();
     await admin.updateDataset(id, { primary: b.uuid });
     const pathB = await waitFor('moved to B and mounted there', () => mountedAt(id, b), {
@@ -136,7 +155,10 @@ describe('local btrfs datasets moved through the API between two agents', () => 
       intervalMs: 100,
       context: logs,
     });
-    console.log(`local dataset moved through the API in ${Date.now() - t0} ms`);
+    console.log(`local dataset moved through the API in ${Date.now() - t0} ms; progress seen: ${seen.join(', ')}`);
+    watching = false;
+    await watcher;
+    expect(seen.some((s) => s.startsWith('copying:'))).toBe(true);
     expect(pathB).toBe(path.join(b.mountRoot, id));
     expect(sha256(path.join(pathB, 'data'))).toBe(expected);
     // A no longer holds a live copy (its final snapshot stays as the base of a move back).

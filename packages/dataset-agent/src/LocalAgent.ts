@@ -59,7 +59,8 @@ export class LocalAgent {
   private readonly stopping = new AbortController();
   private readonly server: TransferServer;
   private readonly movers = new Map<string, Promise<void>>();
-  private readonly progress = new Map<string, MoveProgress>();
+  private readonly progress = new Map<string, MoveProgress & { readonly to: string }>();
+  private lastProgressReport = 0;
   private readonly failures = new Map<string, Failure>();
   private running: Promise<void> | null = null;
   private again = false;
@@ -255,7 +256,14 @@ export class LocalAgent {
       signal: this.stopping.signal,
       ...(this.o.catchUpMs !== undefined ? { catchUpMs: this.o.catchUpMs } : {}),
       onProgress: (p) => {
-        this.progress.set(datasetId, p);
+        const before = this.progress.get(datasetId);
+        this.progress.set(datasetId, { ...p, to: action.to.uuid });
+        // In the API state: at once on a new phase or round, else at most once a second.
+        const now = Date.now();
+        if (before?.phase !== p.phase || before.rounds !== p.rounds || now - this.lastProgressReport >= 1000) {
+          this.lastProgressReport = now;
+          void this.report();
+        }
       },
     })
       .then((result) => {
@@ -274,7 +282,7 @@ export class LocalAgent {
   }
 
   /** What a move of a dataset from this node is doing (phase, bytes), while one runs. */
-  moveProgress(datasetId: string): MoveProgress | undefined {
+  moveProgress(datasetId: string): (MoveProgress & { readonly to: string }) | undefined {
     return this.progress.get(datasetId);
   }
 
@@ -306,6 +314,18 @@ export class LocalAgent {
           ...(mounted ? { path } : {}),
         };
       }),
+      ...(this.progress.size > 0
+        ? {
+            moves: [...this.progress.entries()].map(([datasetId, p]) => ({
+              dataset_id: datasetId,
+              to: p.to,
+              phase: p.phase,
+              rounds: p.rounds,
+              bytes_sent: p.bytesSent,
+              bytes_total: p.bytesTotal,
+            })),
+          }
+        : {}),
       errors,
     };
   }
