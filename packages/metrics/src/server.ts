@@ -1,0 +1,114 @@
+/**
+ * The metrics and health listener every Flocker process runs (node:http, no framework):
+ *   GET /metrics  Prometheus text format of the process's registry
+ *   GET /healthz  liveness: 200 while the event loop answers
+ *   GET /readyz   readiness: 200 when every named check passes, else 503; JSON names the failed checks
+ * Local-only (127.0.0.1) by default: nothing here is authenticated.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import { readiness, type HealthCheck } from './health';
+
+export const DEFAULT_METRICS_ADDRESS = '127.0.0.1';
+
+/** Default metrics ports, one per process so that the processes of one host never collide. */
+export const DEFAULT_METRICS_PORTS = {
+  'control-service': 4530,
+  'dataset-agent': 4531,
+  'docker-plugin': 4532,
+  'container-agent': 4533,
+  'csi-driver': 4534,
+} as const;
+
+export interface MetricsEndpoints {
+  readonly registry: Registry;
+  /** Readiness checks; none = ready whenever alive. */
+  readonly checks?: readonly HealthCheck[];
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+/**
+ * Answers /metrics, /healthz and /readyz; returns false for any other path (the caller answers it), so the
+ * endpoints can also sit on a server the process already has.
+ */
+export function handleMetricsRequest(e: MetricsEndpoints, req: IncomingMessage, res: ServerResponse): boolean {
+  const path = (req.url ?? '/').split('?')[0];
+  if (path !== '/metrics' && path !== '/healthz' && path !== '/readyz') return false;
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.setHeader('allow', 'GET, HEAD');
+    sendJson(res, 405, { description: `${req.method ?? ''} is not allowed on ${path}; use GET.` });
+    return true;
+  }
+  if (path === '/healthz') {
+    sendJson(res, 200, { status: 'ok' });
+  } else if (path === '/readyz') {
+    readiness(e.checks ?? []).then(
+      (r) =>
+        sendJson(res, r.ready ? 200 : 503, {
+          status: r.ready ? 'ready' : 'not ready',
+          failed: r.failed,
+          checks: r.checks,
+          ...(r.ready ? {} : { description: `not ready: ${r.failed.join(', ')} failed` }),
+        }),
+      (err: unknown) => sendJson(res, 500, { description: String(err) }),
+    );
+  } else {
+    e.registry.metrics().then(
+      (text) => {
+        res.writeHead(200, { 'content-type': e.registry.contentType });
+        res.end(text);
+      },
+      (err: unknown) => sendJson(res, 500, { description: `collecting metrics failed: ${String(err)}` }),
+    );
+  }
+  return true;
+}
+
+export interface MetricsServerOptions extends MetricsEndpoints {
+  /** Default 127.0.0.1. */
+  readonly host?: string;
+  /** 0 = any free port. */
+  readonly port: number;
+}
+
+export interface MetricsServer {
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export async function startMetricsServer(o: MetricsServerOptions): Promise<MetricsServer> {
+  const server: Server = createServer((req, res) => {
+    if (!handleMetricsRequest(o, req, res))
+      sendJson(res, 404, { description: `There is no ${req.url ?? ''} here; try /metrics, /healthz or /readyz.` });
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  const host = o.host ?? DEFAULT_METRICS_ADDRESS;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  // Never keeps a stopping process alive.
+  server.unref();
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  return {
+    url: `http://${urlHost}:${port}`,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
