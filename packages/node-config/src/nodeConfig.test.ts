@@ -7,6 +7,7 @@ import {
   controlUrl,
   loadControlCredentials,
   loadNodeConfig,
+  metricsListen,
   NodeConfigError,
   parseNodeConfig,
   readConfigDocument,
@@ -138,6 +139,23 @@ describe('agent.yml as every agent reads it', () => {
       agent: { self_fence_seconds: 7, future_key: 1 },
     });
     expect(c['control-service'].hostname).toBe('c');
+  });
+
+  it('metrics: flags, then agent.yml, then 127.0.0.1 and the default port; port 0 turns it off', () => {
+    const c = parseNodeConfig({
+      ...minimal,
+      metrics: { address: '0.0.0.0', plugin_port: 9000, dataset_agent_port: 0 },
+    });
+    expect(metricsListen(c.metrics, 'plugin', 4532)).toEqual({ host: '0.0.0.0', port: 9000 });
+    expect(metricsListen(c.metrics, 'dataset_agent', 4531)).toBeUndefined();
+    expect(metricsListen(c.metrics, 'dataset_agent', 4531, { port: 4600 })).toEqual({ host: '0.0.0.0', port: 4600 });
+    expect(metricsListen(undefined, 'container_agent', 4533)).toEqual({ host: '127.0.0.1', port: 4533 });
+    expect(metricsListen(undefined, 'container_agent', 4533, { address: '10.0.0.1' })).toEqual({
+      host: '10.0.0.1',
+      port: 4533,
+    });
+    expect(() => parseNodeConfig({ ...minimal, metrics: { plugin_port: 70000 } })).toThrow(/metrics.plugin_port/);
+    expect(() => parseNodeConfig({ ...minimal, metrics: { port: 1 } })).toThrow(/metrics/);
   });
 
   it('reads files: missing, unreadable YAML, valid', () => {

@@ -85,6 +85,20 @@ export const PluginSectionSchema = z
   .strict();
 
 /**
+ * The metrics and health listener of each agent (GET /metrics, /healthz, /readyz), each overridden by the agent's
+ * --metrics-address / --metrics-port flags. Unauthenticated, so 127.0.0.1 unless said otherwise; a port of 0 turns
+ * that agent's listener off. Defaults: dataset agent 4531, Docker plugin 4532, container agent 4533.
+ */
+export const MetricsSectionSchema = z
+  .object({
+    address: z.string().min(1).optional(),
+    dataset_agent_port: z.number().int().min(0).max(65535).optional(),
+    plugin_port: z.number().int().min(0).max(65535).optional(),
+    container_agent_port: z.number().int().min(0).max(65535).optional(),
+  })
+  .strict();
+
+/**
  * agent.yml as every agent reads it. `dataset:` and `agent:` belong to the dataset agent,
  * which replaces them by its strict schemas (and requires `version` and `dataset`).
  */
@@ -94,6 +108,7 @@ export const NodeConfigSchema = z
     'control-service': ControlServiceSchema,
     node: NodeSectionSchema.default({ state_dir: DEFAULT_STATE_DIR, mount_root: DEFAULT_MOUNT_ROOT }),
     plugin: PluginSectionSchema.optional(),
+    metrics: MetricsSectionSchema.optional(),
     dataset: z.unknown().optional(),
     agent: z.unknown().optional(),
   })
@@ -102,6 +117,7 @@ export const NodeConfigSchema = z
 export type NodeConfig = z.infer<typeof NodeConfigSchema>;
 export type ControlServiceSection = z.infer<typeof ControlServiceSchema>;
 export type PluginSection = z.infer<typeof PluginSectionSchema>;
+export type MetricsSection = z.infer<typeof MetricsSectionSchema>;
 
 /** One line per problem, each naming the field, e.g. `control-service.port: expected number`. */
 export function formatIssues(error: z.ZodError): string {
@@ -272,4 +288,19 @@ export function controlUrl(
   secure: boolean,
 ): string {
   return controlUrlsFromHosts(secure ? 'https' : 'http', cs.hostname, cs.port, cs.hostnames ?? []);
+}
+
+/**
+ * Where an agent's metrics listener listens: its flags, else agent.yml's `metrics:`, else 127.0.0.1 and the agent's
+ * default port; undefined when the port is 0 (turned off).
+ */
+export function metricsListen(
+  section: MetricsSection | undefined,
+  agent: 'dataset_agent' | 'plugin' | 'container_agent',
+  defaultPort: number,
+  flags: { address?: string | undefined; port?: number | undefined } = {},
+): { host: string; port: number } | undefined {
+  const port = flags.port ?? section?.[`${agent}_port`] ?? defaultPort;
+  if (port === 0) return undefined;
+  return { host: flags.address ?? section?.address ?? '127.0.0.1', port };
 }
