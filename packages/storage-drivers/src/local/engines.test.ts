@@ -175,6 +175,31 @@ describe('btrfs engine', () => {
     await expect(e.mount(ID, '/pool')).rejects.toMatchObject({ code: 'DEVICE_BUSY' });
   });
 
+  it('in use while any mount namespace has the subvolume (or a directory in it) mounted', async () => {
+    const f = fake(() => undefined);
+    f.mounts = [POOL_MOUNT];
+    let all: MountInfoEntry[] = [POOL_MOUNT];
+    const e = new BtrfsEngine({
+      pool: '/pool',
+      exec: f.exec,
+      spawn: f.spawn,
+      fs: f.fs,
+      readMounts: () => Promise.resolve(f.mounts),
+      readAllMounts: () => Promise.resolve(all),
+    });
+    expect(await e.inUse(ID)).toBe(false);
+    // A container's bind mount of a directory inside the volume, in its own namespace.
+    all = [POOL_MOUNT, { ...POOL_MOUNT, root: `/flocker/datasets/${ID}/data`, mountPoint: '/var/lib/db' }];
+    expect(await e.inUse(ID)).toBe(true);
+    // Another dataset whose id starts the same is not this one; another file system neither.
+    all = [
+      POOL_MOUNT,
+      { ...POOL_MOUNT, root: `/flocker/datasets/${ID}x`, mountPoint: '/x' },
+      { ...POOL_MOUNT, majorMinor: '0:51', root: `/flocker/datasets/${ID}`, mountPoint: '/y' },
+    ];
+    expect(await e.inUse(ID)).toBe(false);
+  });
+
   it('sends with -p for an incremental, and receives with -e into the snapshot directory', async () => {
     const f = fake((argv) => (argv.startsWith('btrfs subvolume list') ? { stdout: LIST } : undefined));
     const e = btrfs(f);

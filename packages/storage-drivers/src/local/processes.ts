@@ -1,7 +1,7 @@
 /** Streaming processes (send, receive) and this host's mounts, as the local engines use them. */
 import { spawn } from 'node:child_process';
 import { readdir, readFile, readlink } from 'node:fs/promises';
-import type { Readable, Writable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { formatCommand } from '../exec';
 import { LocalStorageError } from './engine';
 
@@ -41,7 +41,11 @@ export const spawnProcess: SpawnFn = (file, args) => {
         );
     });
   });
-  return { stdin: child.stdin, stdout: child.stdout, done, kill: () => child.kill('SIGKILL') };
+  // Node resumes (discards) a child's unread stdout when the child exits: what it wrote is kept here
+  // until the caller reads it (with backpressure on the child meanwhile).
+  const stdout = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
+  child.stdout.pipe(stdout);
+  return { stdin: child.stdin, stdout, done, kill: () => child.kill('SIGKILL') };
 };
 
 /** One line of /proc/self/mountinfo, with the root of the mount inside its file system (bind mounts). */

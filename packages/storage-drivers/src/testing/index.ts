@@ -13,3 +13,4 @@ export {
 export { destroyTempRoot, loopsUnder, makeTempRoot } from './testSupport';
 export { startMoto, type MotoServer } from '../ebs/motoSupport';
 export { makeBtrfsLoopPool, makeTestCluster, type BtrfsLoopPool, type TestCluster } from '../local/testSupport';
+export { localEngineContract, type LocalContractFixture } from '../local/contract';

@@ -1,0 +1,123 @@
+/**
+ * The contract every local engine keeps (issue 24), run against real pools: the btrfs engine in
+ * e2e/src/local-btrfs.test.ts; the ZFS engine wherever `zfs` exists. It calls jest's describe/it:
+ * import it only from tests (`@flocker/storage-drivers/testing`).
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LocalEngine } from './engine';
+
+export interface LocalContractFixture {
+  /** Two engines on two pools (two simulated hosts). */
+  readonly a: LocalEngine;
+  readonly b: LocalEngine;
+  /** A directory for mount paths. */
+  readonly mountRoot: string;
+}
+
+const MiB = 1024 * 1024;
+
+export function localEngineContract(name: string, fixture: () => LocalContractFixture): void {
+  describe(`local engine contract: ${name}`, () => {
+    const f = (): LocalContractFixture => fixture();
+
+    it('creates a dataset idempotently with its size limit, grows it, destroys it idempotently', async () => {
+      const { a } = f();
+      const id = randomUUID();
+      await a.createDataset(id, 64 * MiB);
+      await a.createDataset(id, 64 * MiB);
+      expect((await a.listDatasets()).filter((d) => d.datasetId === id).map((d) => d.size)).toEqual([64 * MiB]);
+      await a.resizeDataset(id, 128 * MiB);
+      expect((await a.listDatasets()).find((d) => d.datasetId === id)?.size).toBe(128 * MiB);
+      await a.destroyDataset(id);
+      await a.destroyDataset(id);
+      expect((await a.listDatasets()).some((d) => d.datasetId === id)).toBe(false);
+    });
+
+    it('mounts and unmounts idempotently; never over another mount; no destroy while mounted', async () => {
+      const { a, mountRoot } = f();
+      const id = randomUUID();
+      const other = randomUUID();
+      await a.createDataset(id, 64 * MiB);
+      await a.createDataset(other, 64 * MiB);
+      const path = join(mountRoot, id);
+      await a.mount(id, path);
+      await a.mount(id, path);
+      expect(await a.mountPoints(id)).toEqual([path]);
+      expect(await a.inUse(id)).toBe(true);
+      await expect(a.mount(other, path)).rejects.toMatchObject({ code: 'DEVICE_BUSY' });
+      await expect(a.destroyDataset(id)).rejects.toMatchObject({ code: 'DEVICE_BUSY' });
+      await a.unmount(path);
+      await a.unmount(path);
+      expect(await a.mountPoints(id)).toEqual([]);
+      expect(await a.inUse(id)).toBe(false);
+      await a.destroyDataset(id);
+      await a.destroyDataset(other);
+    });
+
+    it('snapshots are idempotent by name, listed oldest first, and keep their point in time', async () => {
+      const { a, b, mountRoot } = f();
+      const id = randomUUID();
+      await a.createDataset(id, 64 * MiB);
+      const path = join(mountRoot, id);
+      await a.mount(id, path);
+      writeFileSync(join(path, 'file'), 'one');
+      const s1 = await a.createSnapshot(id, 'move-000001');
+      expect(await a.createSnapshot(id, 'move-000001')).toEqual(s1);
+      writeFileSync(join(path, 'file'), 'two');
+      await a.createSnapshot(id, 'move-000002');
+      expect((await a.listSnapshots(id)).map((s) => s.name)).toEqual(['move-000001', 'move-000002']);
+      await a.unmount(path);
+      // The first snapshot, moved whole to b and made its live copy: the data of its point in time.
+      const send = a.send(id, 'move-000001', null);
+      const got = await b.receive(id, 'move-000001', s1.identity, send.stream);
+      await send.done;
+      expect(got.identity).toBe(s1.identity);
+      await b.promote(id, 'move-000001', 64 * MiB);
+      const pathB = join(mountRoot, `${id}-b`);
+      await b.mount(id, pathB);
+      expect(readFileSync(join(pathB, 'file'), 'utf8')).toBe('one');
+      await b.unmount(pathB);
+      await a.destroyDataset(id);
+      await b.destroyDataset(id);
+    });
+
+    it('incremental sends apply on the common snapshot; a wrong identity is refused and not kept', async () => {
+      const { a, b, mountRoot } = f();
+      const id = randomUUID();
+      await a.createDataset(id, 64 * MiB);
+      const path = join(mountRoot, id);
+      await a.mount(id, path);
+      writeFileSync(join(path, 'file'), 'base');
+      const s1 = await a.createSnapshot(id, 'move-000001');
+      writeFileSync(join(path, 'file'), 'delta');
+      const s2 = await a.createSnapshot(id, 'move-000002');
+      await a.unmount(path);
+      const full = a.send(id, 'move-000001', null);
+      await b.receive(id, 'move-000001', s1.identity, full.stream);
+      await full.done;
+      const wrong = a.send(id, 'move-000002', 'move-000001');
+      await expect(b.receive(id, 'move-000002', 'not-its-identity', wrong.stream)).rejects.toMatchObject({
+        code: 'INTEGRITY',
+      });
+      await wrong.done.catch(() => undefined);
+      expect((await b.listSnapshots(id)).map((s) => s.name)).toEqual(['move-000001']);
+      const inc = a.send(id, 'move-000002', 'move-000001');
+      await b.receive(id, 'move-000002', s2.identity, inc.stream);
+      await inc.done;
+      expect((await b.listSnapshots(id)).map((s) => s.identity)).toEqual([s1.identity, s2.identity]);
+      await b.promote(id, 'move-000002', 64 * MiB);
+      await b.promote(id, 'move-000002', 64 * MiB); // idempotent
+      const pathB = join(mountRoot, `${id}-b`);
+      await b.mount(id, pathB);
+      expect(readFileSync(join(pathB, 'file'), 'utf8')).toBe('delta');
+      await b.unmount(pathB);
+      // The source retires its copy after the move: no longer a live, writable one; idempotent.
+      await a.retire(id);
+      await a.retire(id);
+      await a.destroyDataset(id);
+      await b.destroyDataset(id);
+    });
+  });
+}
