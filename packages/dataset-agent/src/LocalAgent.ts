@@ -74,6 +74,10 @@ export class LocalAgent {
       credentials: o.credentials,
       logger: o.logger,
       mountPathFor: (datasetId) => localMountPath(datasetId, o),
+      // Only the dataset's primary takes its data (as this node last saw the configuration).
+      mayReceive: (datasetId) =>
+        this.snapshot?.datasets.some((d) => d.dataset_id === datasetId && d.primary === o.nodeUuid && !d.deleted) ===
+        true,
       promoted: () => this.requestTurn(),
     });
   }

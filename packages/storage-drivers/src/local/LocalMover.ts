@@ -176,7 +176,8 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
       failures = 0;
     } catch (e) {
       failures += 1;
-      const permanent = isLocalStorageError(e, 'UNKNOWN_DATASET') || isLocalStorageError(e, 'PEER_REFUSED');
+      // A refusing target may only not have seen the new configuration yet: retried like the rest.
+      const permanent = isLocalStorageError(e, 'UNKNOWN_DATASET');
       if (permanent || failures >= (o.maxAttempts ?? 20)) throw e;
       const delay = backoffDelay(failures - 1, {
         initialMs: o.backoffInitialMs ?? 200,

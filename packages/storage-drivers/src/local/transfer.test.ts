@@ -137,6 +137,24 @@ describe('local transfer over mutual TLS', () => {
     expect(source.live).toBeUndefined();
   });
 
+  it('refuses data of a dataset the node does not take (not its primary), answering status still', async () => {
+    const refusing = new TransferServer({ engine: new MemoryEngine(), credentials: b, mayReceive: () => false });
+    const refusingPort = await refusing.listen(0, '127.0.0.1');
+    try {
+      const client = new TransferClient({ host: '127.0.0.1', port: refusingPort, nodeUuid: b.nodeUuid }, a);
+      await expect(client.status(ID)).resolves.toMatchObject({ ok: true });
+      await expect(client.promote(ID, 'move-000001', 1000, true)).rejects.toMatchObject({ code: 'PEER_REFUSED' });
+      await expect(
+        client.receive(
+          { datasetId: ID, name: 'move-000001', parent: null, identity: 'x' },
+          { stream: Readable.from([Buffer.from('move-000001|x|data|END')]), done: Promise.resolve() },
+        ),
+      ).rejects.toMatchObject({ code: 'PEER_REFUSED' });
+    } finally {
+      await refusing.close();
+    }
+  });
+
   it('answers status with the snapshots held', async () => {
     await target.createSnapshot(ID, 'move-000001');
     const client = new TransferClient({ host: '127.0.0.1', port, nodeUuid: b.nodeUuid }, a);

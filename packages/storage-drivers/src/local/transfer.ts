@@ -95,6 +95,11 @@ export interface TransferServerOptions {
   readonly logger?: winston.Logger;
   /** Which peers may send (default: any node of the cluster CA). */
   readonly authorize?: (peerNodeUuid: string) => boolean;
+  /**
+   * Whether this node takes data of the dataset from the peer (receive, promote, prune): the agent
+   * answers "this node is the dataset's primary"; default: yes. Status is always answered.
+   */
+  readonly mayReceive?: (datasetId: string, peerNodeUuid: string) => boolean;
   /** Where this node mounts a dataset (promote with mount); the target decides, never the sender. */
   readonly mountPathFor?: (datasetId: string) => string;
   /** Told after a promote (the agent looks again at once). */
@@ -167,6 +172,11 @@ export class TransferServer {
 
   private async serve(request: TransferRequest, reader: FrameReader, peer: string): Promise<object> {
     const { engine } = this.o;
+    if (request.op !== 'status' && this.o.mayReceive?.(request.datasetId, peer) === false)
+      throw new LocalStorageError(
+        'PEER_REFUSED',
+        `this node is not the primary of dataset ${request.datasetId}: it takes no data of it from node ${peer}`,
+      );
     switch (request.op) {
       case 'status': {
         const snapshots = await engine.listSnapshots(request.datasetId);
@@ -440,7 +450,9 @@ export class TransferClient implements TargetApi {
     const socket = await this.connect();
     socket.setTimeout(0);
     const answer = this.answer(socket);
-    answer.catch(() => undefined);
+    // The peer's own answer (a refusal) says more than the write it cut off.
+    let refusal: unknown;
+    answer.catch((e: unknown) => (refusal = e));
     // A connection that drops while the send waits for room fails the send (no 'drain' ever comes).
     const closed = new Promise<never>((_, reject) =>
       socket.once('close', () =>
@@ -472,7 +484,9 @@ export class TransferClient implements TargetApi {
     } catch (e) {
       // The send failed: the receiver sees a cut-off stream and keeps nothing.
       socket.destroy();
-      throw e instanceof LocalStorageError ? e : new LocalStorageError('TRANSFER_FAILED', String(e));
+      await new Promise((r) => setImmediate(r));
+      const cause = refusal ?? e;
+      throw cause instanceof LocalStorageError ? cause : new LocalStorageError('TRANSFER_FAILED', String(cause));
     }
     if (socket.destroyed) await answer;
     await write(Buffer.alloc(4));
