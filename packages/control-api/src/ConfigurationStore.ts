@@ -52,6 +52,8 @@ export interface ConfigurationStore {
   publishReport?(report: NodeReport, json: string, lastSeen: number, nodeTimeoutMs: number): Promise<void>;
   /** Shared stores: makes a node's container report (and when it came) visible to other replicas. */
   publishContainers?(uuid: string, report: ContainerReport, lastSeen: number): void;
+  /** Bytes the configuration takes in the store (snapshot plus log), for the metrics. */
+  readonly storedBytes?: number;
 }
 
 /** What a shared store tells the control state about other replicas' changes. */
@@ -187,6 +189,11 @@ export class FileConfigurationStore implements ConfigurationStore {
   private dirUnsynced = false;
   private readonly fileOps: DurableFileOps;
   private closed = false;
+
+  /** Bytes stored: the snapshot plus the log since (the metric flocker_store_size_bytes). */
+  get storedBytes(): number {
+    return this.snapshotBytes + this.logBytes;
+  }
 
   constructor(
     readonly dataDir: string,

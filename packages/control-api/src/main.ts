@@ -2,6 +2,7 @@
 /** flocker-control: the Flocker control service (v1 dataset API + agent channel). */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { DEFAULT_METRICS_ADDRESS, DEFAULT_METRICS_PORTS } from '@flocker/metrics';
 import { createLogger, DEFAULT_PORT, startControlService } from './server';
 import { chooseTls, DEFAULT_TLS_DIR, readTlsFiles } from './tls';
 
@@ -83,6 +84,16 @@ async function main(): Promise<void> {
       describe:
         'TESTS ONLY: the shortest snapshot schedule accepted and run, in seconds (default 300); never in production',
     })
+    .option('metrics-address', {
+      type: 'string',
+      default: DEFAULT_METRICS_ADDRESS,
+      describe: 'Address of the metrics and health listener (/metrics, /healthz, /readyz; plain HTTP, unauthenticated)',
+    })
+    .option('metrics-port', {
+      type: 'number',
+      default: DEFAULT_METRICS_PORTS['control-service'],
+      describe: 'Port of the metrics and health listener (0 = none)',
+    })
     .option('log-level', {
       type: 'string',
       default: 'info',
@@ -111,6 +122,7 @@ async function main(): Promise<void> {
     leaseGraceSeconds: argv['lease-grace'],
     compactLogBytes: argv['compact-log-bytes'],
     logger,
+    ...(argv['metrics-port'] !== 0 ? { metrics: { host: argv['metrics-address'], port: argv['metrics-port'] } } : {}),
     ...(argv['test-only-min-snapshot-interval'] !== undefined
       ? { testOnlyMinSnapshotIntervalSeconds: argv['test-only-min-snapshot-interval'] }
       : {}),

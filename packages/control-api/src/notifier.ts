@@ -2,6 +2,8 @@
  * Long-poll fan-out: agents wait while the generation they saw is current; a change
  * wakes them, coalesced and in batches so a thousand waiters do not starve writes.
  */
+import { controlMetrics, processRegistry, secondsSince } from '@flocker/metrics';
+
 export const NOTIFY_COALESCE_MS = 25;
 /** Long-polls answered per turn of the event loop during a fan-out. */
 export const WAKE_BATCH = 64;
@@ -12,6 +14,9 @@ export class ChangeNotifier {
   private immediate: NodeJS.Immediate | undefined;
   private pending = false;
   private closed = false;
+  /** When the change being fanned out was first notified (flocker_longpoll_fanout_duration_seconds). */
+  private changedAt: bigint | undefined;
+  private readonly fanOut = controlMetrics(processRegistry('control-service')).fanOutSeconds;
 
   /** `generation`: the current generation token; a waiter is woken once it differs from what the waiter saw. */
   constructor(private readonly generation: () => string) {}
@@ -43,6 +48,7 @@ export class ChangeNotifier {
    * passed: with a thousand agents each wake-up costs a thousand answers.
    */
   notify(): void {
+    this.changedAt ??= process.hrtime.bigint();
     if (this.immediate !== undefined) return;
     // A few waiters are cheap to answer: no cool-down, so each hop of a create or move
     // (several reports in quick succession) reaches its waiter at once.
@@ -81,11 +87,15 @@ export class ChangeNotifier {
     const current = this.generation();
     const stale: Array<() => void> = [];
     for (const [w, since] of this.waiters) if (this.closed || since !== current) stale.push(w);
+    const changedAt = this.changedAt;
+    this.changedAt = undefined;
     const wakeBatch = (from: number): void => {
       const end = Math.min(stale.length, from + WAKE_BATCH);
       // A waiter may already be gone (timed out, aborted); done() is idempotent then.
       for (let i = from; i < end; i++) (stale[i] as () => void)();
       if (end < stale.length) setImmediate(wakeBatch, end);
+      else if (changedAt !== undefined && stale.length > 0 && !this.closed)
+        this.fanOut.observe(secondsSince(changedAt));
     };
     wakeBatch(0);
   }

@@ -22,6 +22,16 @@ import { Views } from './Views';
 import { auditEntry, isAudited } from './audit';
 import { authorizeRoute, peerIdentity, requireIdentity, type ServerTlsCredentials } from './tls';
 import { rejectDeepJson } from './jsonDepth';
+import {
+  controlMetrics,
+  processRegistry,
+  readiness,
+  registerCertificateExpiry,
+  secondsSince,
+  startMetricsServer,
+  type MetricsServer,
+} from '@flocker/metrics';
+import { controlHealth, etcdQuorumOf, instrumentStore } from './metrics';
 
 export const DEFAULT_PORT = 4523;
 
@@ -75,12 +85,16 @@ export interface ControlServiceOptions {
    * MIN_SNAPSHOT_INTERVAL_MS (5 minutes), so a test sees schedules run in seconds.
    */
   testOnlyMinSnapshotIntervalSeconds?: number;
+  /** The metrics and health listener (/metrics, /healthz, /readyz; plain HTTP); absent = none. */
+  metrics?: { host: string; port: number };
 }
 
 export interface ControlService {
   url: string;
   port: number;
   state: ControlState;
+  /** The metrics listener's base URL, when one was asked for. */
+  metricsUrl?: string;
   close(): Promise<void>;
 }
 
@@ -139,6 +153,7 @@ export function createApp(
   app.use(express.json({ limit: MAX_BODY_BYTES, type: () => true, strict: true, verify: rejectDeepJson }));
 
   const views = new Views(state, validateResponses);
+  const metrics = controlMetrics(processRegistry('control-service'));
   const openapi = JSON.stringify(buildOpenApi(routes));
 
   const send = (res: Response, reply: Reply): void => {
@@ -168,6 +183,10 @@ export function createApp(
         }),
       });
     app[route.method](route.path, async (req: Request, res: Response) => {
+      // By route template, never the path: ids in labels would grow without bound.
+      const t0 = process.hrtime.bigint();
+      let errorCode: string | undefined;
+      res.on('close', () => metrics.request(route.method, route.path, res.statusCode, secondsSince(t0), errorCode));
       let auditParams: Readonly<Record<string, string>> = req.params as Record<string, string>;
       const abort = new AbortController();
       res.on('close', () => {
@@ -215,6 +234,7 @@ export function createApp(
         if (audited) audit(req, auditParams, reply.status, undefined, reply.body);
       } catch (err) {
         const apiError = toApiError(err);
+        errorCode = apiError.code;
         if (audited) audit(req, auditParams, apiError.status, apiError.code);
         if (apiError.status >= 500)
           logger.error('request failed', {
@@ -267,13 +287,15 @@ export async function startControlService(options: ControlServiceOptions = {}): 
     options.nodeTimeoutSeconds ?? 30,
     options.leaseGraceSeconds ?? DEFAULT_LEASE_GRACE_MS / 1000,
   );
-  const store =
+  const registry = processRegistry('control-service');
+  const rawStore =
     options.store ??
     new FileConfigurationStore(options.dataDir ?? '/var/lib/flocker', {
       ...(options.compactLogBytes !== undefined ? { compactMinBytes: options.compactLogBytes } : {}),
       onCompactionError: (err) =>
         logger.error('configuration log compaction failed; will retry', { error: String(err) }),
     });
+  const store = instrumentStore(rawStore, registry);
   const state = await ControlState.open({
     store,
     logger,
@@ -322,6 +344,34 @@ export async function startControlService(options: ControlServiceOptions = {}): 
     });
   });
   const port = (server.address() as AddressInfo).port;
+  let metricsServer: MetricsServer | undefined;
+  let etcdTimer: NodeJS.Timeout | undefined;
+  if (options.metrics !== undefined) {
+    const checks = controlHealth(registry, {
+      state,
+      store,
+      nodeTimeoutMs,
+      ...(options.store === undefined ? { dataDir: options.dataDir ?? '/var/lib/flocker' } : {}),
+      ...(etcdQuorumOf(rawStore) !== undefined ? { etcdQuorum: etcdQuorumOf(rawStore) } : {}),
+    });
+    if (options.tls !== undefined)
+      registerCertificateExpiry(registry, { 'control-service': options.tls.cert, 'cluster-ca': options.tls.ca });
+    try {
+      metricsServer = await startMetricsServer({ registry, checks, ...options.metrics });
+    } catch (err) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await state.close();
+      throw err;
+    }
+    logger.info('metrics listening', { url: metricsServer.url });
+    // flocker_etcd_up between readiness probes too.
+    const etcd = checks.find((c) => c.name === 'etcd');
+    if (etcd !== undefined) {
+      void readiness([etcd]);
+      etcdTimer = setInterval(() => void readiness([etcd]), 15_000);
+      etcdTimer.unref();
+    }
+  }
   const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   logger.info('control service listening', {
     host,
@@ -335,8 +385,11 @@ export async function startControlService(options: ControlServiceOptions = {}): 
     url: `${options.tls === undefined ? 'http' : 'https'}://${urlHost}:${port}`,
     port,
     state,
+    ...(metricsServer !== undefined ? { metricsUrl: metricsServer.url } : {}),
     close: () =>
       (closing ??= (async () => {
+        clearInterval(etcdTimer);
+        await metricsServer?.close();
         await state.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());

@@ -33,10 +33,8 @@ export interface ControlMetrics {
   readonly requests: Counter<'method' | 'route' | 'status'>;
   readonly requestSeconds: Histogram<'method' | 'route'>;
   readonly errors: Counter<'route' | 'code'>;
-  readonly longPollWaiters: Gauge;
   readonly fanOutSeconds: Histogram;
   readonly commitSeconds: Histogram<'result'>;
-  readonly commitBytes: Histogram;
   readonly storeWriteFailures: Counter;
   readonly etcdUp: Gauge;
   /** Observes a request by its route template (e.g. /v1/configuration/datasets/:dataset_id). */
@@ -70,11 +68,6 @@ export const controlMetrics = once((registry: Registry): ControlMetrics => {
     requests,
     requestSeconds,
     errors,
-    longPollWaiters: new Gauge({
-      name: 'flocker_longpoll_waiters',
-      help: 'Long-poll requests waiting for a change.',
-      registers,
-    }),
     fanOutSeconds: new Histogram({
       name: 'flocker_longpoll_fanout_duration_seconds',
       help: 'Time from a change to every waiting long-poll having been woken.',
@@ -86,12 +79,6 @@ export const controlMetrics = once((registry: Registry): ControlMetrics => {
       help: 'Time to make a configuration change durable, by result (ok, error).',
       labelNames: ['result'] as const,
       buckets: LATENCY_BUCKETS,
-      registers,
-    }),
-    commitBytes: new Histogram({
-      name: 'flocker_store_commit_bytes',
-      help: 'Size of a committed configuration change as written.',
-      buckets: [256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216],
       registers,
     }),
     storeWriteFailures: new Counter({
@@ -111,6 +98,82 @@ export const controlMetrics = once((registry: Registry): ControlMetrics => {
       if (status >= 400) errors.inc({ route, code: errorCodes.value(code) });
     },
   };
+});
+
+/** What the control service knows right now (sampled at each scrape). */
+export interface ClusterSample {
+  readonly nodesAlive: number;
+  readonly nodesDead: number;
+  readonly leases: number;
+  readonly datasets: number;
+  /** Datasets not (yet) mounted on their primary. */
+  readonly converging: number;
+  /** How long the dataset converging longest has been at it; 0 when none is. */
+  readonly oldestConvergingSeconds: number;
+  readonly longPollWaiters: number;
+  /** Bytes of the stored configuration; absent when the store does not say. */
+  readonly storeBytes?: number;
+}
+
+/** The control service's gauges, computed at scrape time. */
+export function registerClusterSampler(registry: Registry, sample: () => ClusterSample): void {
+  clusterGauges(registry).sample = sample;
+}
+
+const clusterGauges = once((registry: Registry): { sample: () => ClusterSample | undefined } => {
+  const registers = [registry];
+  const holder: { sample: () => ClusterSample | undefined } = { sample: () => undefined };
+  let last: ClusterSample | undefined;
+  const take = (): ClusterSample | undefined => {
+    try {
+      last = holder.sample() ?? last;
+    } catch {
+      // keep the previous sample
+    }
+    return last;
+  };
+  // flocker_nodes is registered first: its collect takes the sample the others read (collected in order).
+  const simple = (name: string, help: string, pick: (s: ClusterSample) => number | undefined) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        const v = last === undefined ? undefined : pick(last);
+        if (v !== undefined) this.set(v);
+      },
+    });
+  new Gauge({
+    name: 'flocker_nodes',
+    help: 'Nodes that have reported, by state (alive: reported within the node timeout; dead).',
+    labelNames: ['state'] as const,
+    registers,
+    collect() {
+      const s = take();
+      if (s === undefined) return;
+      this.set({ state: 'alive' }, s.nodesAlive);
+      this.set({ state: 'dead' }, s.nodesDead);
+    },
+  });
+  simple('flocker_cluster_leases', 'Leases in the configuration.', (s) => s.leases);
+  simple('flocker_datasets', 'Datasets in the configuration (deleted ones excluded).', (s) => s.datasets);
+  simple(
+    'flocker_datasets_converging',
+    'Datasets not mounted on their primary node (yet): being created, moved, or stuck.',
+    (s) => s.converging,
+  );
+  simple(
+    'flocker_dataset_converging_oldest_seconds',
+    'How long the dataset converging longest has not been mounted on its primary (0: none converging).',
+    (s) => s.oldestConvergingSeconds,
+  );
+  simple('flocker_longpoll_waiters', 'Long-poll requests waiting for a change.', (s) => s.longPollWaiters);
+  simple(
+    'flocker_store_size_bytes',
+    'Size of the stored configuration (snapshot plus the log of changes since).',
+    (s) => s.storeBytes,
+  );
+  return holder;
 });
 
 // ---- Dataset agent -------------------------------------------------------------------------------------------------

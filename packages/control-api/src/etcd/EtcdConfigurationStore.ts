@@ -195,6 +195,11 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   private watchers: Watcher[] = [];
   private closed = false;
 
+  /** Bytes stored: the snapshot plus the log since (the metric flocker_store_size_bytes). */
+  get storedBytes(): number {
+    return this.snapshotBytes + this.logBytes;
+  }
+
   constructor(options: EtcdStoreOptions) {
     this.prefix = (options.prefix ?? DEFAULT_ETCD_PREFIX).replace(/\/+$/, '');
     this.timeoutMs = options.timeoutMs ?? DEFAULT_ETCD_TIMEOUT_MS;
