@@ -120,4 +120,17 @@ describe('control service metrics listener', () => {
       await svc.close();
     }
   });
+
+  it('runs without metrics when their port is taken (the API matters more)', async () => {
+    const first = await startOnLoopback({ metrics: { host: '127.0.0.1', port: 0 } });
+    const port = Number(new URL(first.metricsUrl ?? 'http://x:1').port);
+    const second = await startOnLoopback({ metrics: { host: '127.0.0.1', port } });
+    try {
+      expect(second.metricsUrl).toBeUndefined();
+      expect((await fetch(`${second.url}/v1/version`)).status).toBe(200);
+    } finally {
+      await second.close();
+      await first.close();
+    }
+  });
 });

@@ -356,14 +356,16 @@ export async function startControlService(options: ControlServiceOptions = {}): 
     });
     if (options.tls !== undefined)
       registerCertificateExpiry(registry, { 'control-service': options.tls.cert, 'cluster-ca': options.tls.ca });
-    try {
-      metricsServer = await startMetricsServer({ registry, checks, ...options.metrics });
-    } catch (err) {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await state.close();
-      throw err;
-    }
-    logger.info('metrics listening', { url: metricsServer.url });
+    // Metrics are no reason to refuse the API: a taken port is logged, and the service runs without them.
+    metricsServer = await startMetricsServer({ registry, checks, ...options.metrics }).catch((err: unknown) => {
+      logger.warn('the metrics listener could not start; running without it', {
+        code: 'METRICS_LISTEN_FAILED',
+        address: `${options.metrics?.host ?? ''}:${options.metrics?.port ?? ''}`,
+        error: String(err),
+      });
+      return undefined;
+    });
+    if (metricsServer !== undefined) logger.info('metrics listening', { url: metricsServer.url });
     // flocker_etcd_up between readiness probes too.
     const etcd = checks.find((c) => c.name === 'etcd');
     if (etcd !== undefined) {
