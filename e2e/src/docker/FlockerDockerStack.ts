@@ -30,12 +30,13 @@ export class ChildService {
     readonly name: string,
     private readonly argv: readonly string[],
     readonly logFile: string,
+    private readonly env: NodeJS.ProcessEnv = process.env,
   ) {}
 
   start(): void {
     const log = fs.openSync(this.logFile, 'a');
     const [cmd, ...args] = this.argv;
-    this.child = spawn(cmd ?? 'false', args, { stdio: ['ignore', log, log] });
+    this.child = spawn(cmd ?? 'false', args, { stdio: ['ignore', log, log], env: this.env });
     fs.closeSync(log);
   }
 
@@ -66,6 +67,8 @@ export interface FlockerDockerStackOptions {
   /** Driver (and socket) name; default flocker-e2e-<pid>. */
   driver?: string;
   mountTimeoutSeconds?: number;
+  /** The agent's and the plugin's log level; debug adds a sub-ms `t` to every line (tracing). Default info. */
+  logLevel?: 'info' | 'debug';
 }
 
 export class FlockerDockerStack {
@@ -123,7 +126,7 @@ export class FlockerDockerStack {
         `dataset: {backend: loopback, root_path: ${path.join(this.root, 'pool')}}`,
         // This stack's own dockerd: the one whose containers a self-fence stops, and the plugin reconciles with.
         `node: {state_dir: ${path.join(this.root, 'agent')}, mount_root: ${path.join(this.root, 'mnt')}, host: e2e-host, docker_socket: ${this.dockerd.socket}}`,
-        'agent: {log_level: info}',
+        `agent: {log_level: ${opts.logLevel ?? 'info'}}`,
         '',
       ].join('\n'),
     );
@@ -148,6 +151,7 @@ export class FlockerDockerStack {
         String(opts.mountTimeoutSeconds ?? 60),
       ],
       path.join(this.root, 'plugin.log'),
+      opts.logLevel !== undefined ? { ...process.env, FLOCKER_LOG_LEVEL: opts.logLevel } : process.env,
     );
     await this.startPlugin();
     await until(

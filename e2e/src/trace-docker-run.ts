@@ -1,0 +1,154 @@
+/**
+ * Trace of one `docker run` with a new Flocker volume, and of its `docker volume rm`, end to
+ * end (issue 23): the plugin and the dataset agent log at debug level, each line with a
+ * sub-ms wall clock `t`; an observer long-polls the control service and stamps each
+ * generation it publishes (what the control service did, seen from outside: no edit of it).
+ * The merged timeline, ms from the `docker run`:
+ *
+ *   node e2e/dist/trace-docker-run.js [--runs 3]
+ *
+ * Needs root and dockerd (the FlockerDockerStack of the Docker e2e tests). docs/performance.md
+ * reads the critical path off its output.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { ClusterSnapshot } from '@flocker/api';
+import { z } from 'zod';
+import { FlockerDockerStack, TINY_IMAGE } from './docker';
+
+const now = (): number => performance.timeOrigin + performance.now();
+
+/** A log line with a `t` (the agent and the plugin at debug level). */
+const TracedLine = z.looseObject({ t: z.string(), message: z.string() });
+
+export interface TraceEvent {
+  t: number;
+  who: string;
+  what: string;
+}
+
+/** The lines of a JSON-lines log stamped with `t` within [from, to]; others (no `t`, not JSON) skipped. */
+export function tracedLines(text: string, who: string, from: number, to: number): TraceEvent[] {
+  const events: TraceEvent[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const r = TracedLine.safeParse(parsed);
+    if (!r.success) continue;
+    const t = Number(r.data.t);
+    if (!(t >= from && t <= to)) continue;
+    const { t: _t, message, level: _l, timestamp: _ts, service: _s, ...rest } = r.data;
+    events.push({ t, who, what: `${message} ${JSON.stringify(rest)}` });
+  }
+  return events;
+}
+
+/** What a snapshot says of the volume `name`: its dataset and where it stands on the node. */
+function volumeStatus(s: ClusterSnapshot, name: string): string {
+  const ds = s.datasets.filter((d) => d.metadata.name === name);
+  if (ds.length === 0) return 'no dataset';
+  return ds
+    .map((d) => {
+      const m = s.nodes.flatMap((n) => n.manifestations).find((x) => x.dataset_id === d.dataset_id);
+      const lease = s.leases.some((l) => l.dataset_id === d.dataset_id) ? ' leased' : '';
+      return `${d.dataset_id.slice(0, 8)}${d.deleted ? ' deleted' : ''}${lease} ${m?.status ?? 'no manifestation'}`;
+    })
+    .join('; ');
+}
+
+async function main(): Promise<void> {
+  const runsAt = process.argv.indexOf('--runs');
+  const runs = runsAt > 0 ? Number(process.argv[runsAt + 1]) : 3;
+  const stack = await FlockerDockerStack.start({ driver: `flocker-trace-${process.pid}`, logLevel: 'debug' });
+  const observed: TraceEvent[] = [];
+  let watched = '';
+  const stop = new AbortController();
+  const observer = (async () => {
+    let since: string | undefined;
+    while (!stop.signal.aborted) {
+      const s = await stack.client.waitForCluster(since, 2_000).catch(() => undefined);
+      if (s === undefined) continue;
+      if (s.generation !== since && watched !== '')
+        observed.push({ t: now(), who: 'control', what: `published ${s.generation}: ${volumeStatus(s, watched)}` });
+      since = s.generation;
+    }
+  })();
+  const docker = (args: string[]) => stack.docker(args);
+  try {
+    await docker(['run', '--rm', '--network', 'none', TINY_IMAGE, 'true']);
+    await docker([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '-v',
+      'trace-warm:/data',
+      '--volume-driver',
+      stack.driver,
+      TINY_IMAGE,
+      'true',
+    ]);
+    await docker(['volume', 'rm', 'trace-warm']);
+    for (let i = 0; i < runs; i++) {
+      const vol = `trace-new-${i}`;
+      watched = vol;
+      await new Promise((r) => setTimeout(r, 300));
+      const steps: TraceEvent[] = [];
+      const t0 = now();
+      steps.push({ t: t0, who: 'docker', what: `docker run -v ${vol}:/data --volume-driver … true` });
+      await docker([
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '-v',
+        `${vol}:/data`,
+        '--volume-driver',
+        stack.driver,
+        TINY_IMAGE,
+        'true',
+      ]);
+      steps.push({ t: now(), who: 'docker', what: 'docker run returned' });
+      await new Promise((r) => setTimeout(r, 300));
+      steps.push({ t: now(), who: 'docker', what: `docker volume rm ${vol}` });
+      await docker(['volume', 'rm', vol]);
+      const t1 = now();
+      steps.push({ t: t1, who: 'docker', what: 'docker volume rm returned' });
+      await new Promise((r) => setTimeout(r, 500));
+      const events = [
+        ...steps,
+        ...observed.filter((e) => e.t >= t0 - 1 && e.t <= t1 + 500),
+        ...tracedLines(stack.plugin.log(), 'plugin', t0 - 1, t1 + 500),
+        ...tracedLines(stack.agent.log(), 'agent', t0 - 1, t1 + 500),
+      ].sort((a, b) => a.t - b.t);
+      process.stdout.write(`\n### run ${i + 1}: ${vol}\n\n| ms | process | event |\n|---:|---|---|\n`);
+      for (const e of events)
+        process.stdout.write(
+          `| ${(e.t - t0).toFixed(1)} | ${e.who} | ${e.what.replace(/\|/g, '\\|').slice(0, 300)} |\n`,
+        );
+    }
+    const keep = process.env.FLOCKER_TRACE_LOGS;
+    if (keep !== undefined) {
+      fs.mkdirSync(keep, { recursive: true });
+      fs.writeFileSync(path.join(keep, 'plugin.log'), stack.plugin.log());
+      fs.writeFileSync(path.join(keep, 'agent.log'), stack.agent.log());
+    }
+  } finally {
+    stop.abort();
+    await observer;
+    await stack.close();
+  }
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`trace failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  });
+}
