@@ -435,6 +435,11 @@ export class DatasetAgent {
     if (this.work.idle) this.dispatch('queueIdle');
   }
 
+  /** Leases held on this node in the last configuration seen (flocker_leases). */
+  leasesHere(): number {
+    return this.cluster.snapshot?.leases.filter((l) => l.node_uuid === this.o.nodeUuid).length ?? 0;
+  }
+
   buildReport(): NodeReport {
     const volumes = this.view.all();
     const manifestations: NodeReport['manifestations'] = [];

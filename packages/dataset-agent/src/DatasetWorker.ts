@@ -4,6 +4,7 @@
  * fails (backoff), or may not act.
  */
 import { METADATA_NAME_KEY, type ClusterSnapshot } from '@flocker/api';
+import { datasetAgentMetrics, processRegistry } from '@flocker/metrics';
 import type { BlockDeviceApi, BlockDeviceSnapshot } from '@flocker/storage-drivers';
 import type winston from 'winston';
 import { calculateChanges } from './calculateChanges';
@@ -67,6 +68,7 @@ export class DatasetWorker {
   private readonly blank = new Set<string>();
   private readonly isBlank = (blockdeviceId: string): boolean => this.blank.has(blockdeviceId);
   private readonly successes = new Map<ActionKind, number>();
+  private readonly metrics = datasetAgentMetrics(processRegistry('dataset-agent'));
 
   constructor(private readonly c: DatasetWorkerContext) {}
 
@@ -202,9 +204,11 @@ export class DatasetWorker {
     } catch (e) {
       c.view.actionEnded();
       this.recordFailure(action, errorCode(e), errorMessage(e), started);
+      this.metrics.step(action.kind, (this.now() - started) / 1000, errorCode(e));
       return undefined;
     }
     c.view.actionEnded();
+    this.metrics.step(action.kind, (this.now() - started) / 1000);
     c.failures.clear(action.datasetId);
     if (action.kind === 'mount' || action.kind === 'restore')
       this.reportMounted(action.datasetId, action.blockdeviceId, action.mountPath);

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 /** flocker-dataset-agent: converges this node's datasets with the control service's configuration. */
 import yargs from 'yargs';
+import { DEFAULT_METRICS_PORTS } from '@flocker/metrics';
+import { metricsListen } from '@flocker/node-config';
 import { configDirOf, DEFAULT_CONFIG_PATH, loadAgentConfig, type RunnableAgentConfig } from './config';
 import { errorCode, errorMessage, isAgentError } from './errors';
 import { createAgentLogger, logLevelOf } from './logger';
@@ -11,6 +13,14 @@ async function main(): Promise<void> {
     .scriptName('flocker-dataset-agent')
     .usage('$0 [--config <agent.yml>]')
     .option('config', { type: 'string', default: DEFAULT_CONFIG_PATH, describe: 'agent configuration file (YAML)' })
+    .option('metrics-address', {
+      type: 'string',
+      describe: 'address of the metrics and health listener (default agent.yml metrics.address, else 127.0.0.1)',
+    })
+    .option('metrics-port', {
+      type: 'number',
+      describe: `port of the metrics and health listener, 0 = none (default agent.yml metrics.dataset_agent_port, else ${DEFAULT_METRICS_PORTS['dataset-agent']})`,
+    })
     .strict()
     .help()
     .parseSync();
@@ -25,7 +35,16 @@ async function main(): Promise<void> {
   // FLOCKER_LOG_LEVEL overrides the configured level (as for the plugin): debug timings without editing agent.yml.
   const logger = createAgentLogger(logLevelOf(process.env.FLOCKER_LOG_LEVEL) ?? config.agent.log_level);
   // TLS files (cluster.crt, node.crt, node.key) are looked for beside agent.yml.
-  const agent = await startDatasetAgent({ config, logger, configDir: configDirOf(argv.config) });
+  const metrics = metricsListen(config.metrics, 'dataset_agent', DEFAULT_METRICS_PORTS['dataset-agent'], {
+    address: argv['metrics-address'],
+    port: argv['metrics-port'],
+  });
+  const agent = await startDatasetAgent({
+    config,
+    logger,
+    configDir: configDirOf(argv.config),
+    ...(metrics !== undefined ? { metrics } : {}),
+  });
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;

@@ -29,6 +29,7 @@ import {
   type NodeIdentity,
 } from './identity';
 import { createAgentLogger } from './logger';
+import { sampleAgent, startAgentMetrics } from './metrics';
 import { checkPoolAtStart, fetchSnapshotPatiently } from './poolSafety';
 import { startLocalAgent } from './startLocalAgent';
 import { thawManagedMounts } from './thawAtStart';
@@ -48,6 +49,8 @@ export interface StartDatasetAgentOptions {
   readonly configDir?: string;
   /** Default: this host's dockerd at node.docker_socket. */
   readonly containers?: ContainerStopper;
+  /** The metrics and health listener (/metrics, /healthz, /readyz); absent = none. */
+  readonly metrics?: { readonly host: string; readonly port: number };
 }
 
 export interface RunningDatasetAgent {
@@ -111,7 +114,26 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
       : nodeIdentityFromCertificate(config.node.state_dir, credentials.nodeUuid, logger);
   const era = readEra(config.node.era_file);
   const host = config.node.host ?? (await sourceAddressFor(control.hostname, control.port));
+  // Readiness asks the control service with a short request of its own (a long-poll may be under way).
+  const probe = new FlockerClient({
+    timeoutMs: 2000,
+    baseUrl: options.baseUrl ?? controlUrl(control, credentials !== undefined),
+    ...(credentials !== undefined ? { dispatcher: tlsDispatcher(credentials) } : {}),
+  });
+  const startMetrics = (driverCheck?: () => Promise<unknown>) =>
+    options.metrics === undefined
+      ? Promise.resolve(undefined)
+      : startAgentMetrics({
+          listen: options.metrics,
+          logger,
+          control: () => probe.version(),
+          ...(driverCheck !== undefined ? { driver: driverCheck } : {}),
+          ...(credentials !== undefined
+            ? { certificates: { node: credentials.cert, 'cluster-ca': credentials.ca } }
+            : {}),
+        });
   if (config.dataset.backend === 'local') {
+    const metricsServer = await startMetrics();
     const local = await startLocalAgent({
       config,
       dataset: config.dataset,
@@ -123,13 +145,22 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
       ...(options.baseUrl !== undefined ? { baseUrl: options.baseUrl } : {}),
       ...(options.pollWaitMs !== undefined ? { pollWaitMs: options.pollWaitMs } : {}),
     });
-    return { nodeUuid: identity.uuid, era, stop: () => local.stop() };
+    return {
+      nodeUuid: identity.uuid,
+      era,
+      stop: async () => {
+        await metricsServer?.close();
+        await local.stop();
+      },
+    };
   }
   const { driver, instanceId, repair, poolChanges, releaseFenced } = await createAgentDriver(
     config.dataset,
     identity.uuid,
     logger,
   );
+  // Before the waits of the start-up (pool check, repair): liveness answers meanwhile, readiness says why not.
+  const metricsServer = await startMetrics(() => driver.listVolumes());
   const client = new FlockerClient({
     // Short requests (long-polls add their wait): a report stuck on a cut connection
     // must not hold back the heartbeats that confirm contact for long.
@@ -208,10 +239,15 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     backups: backups === undefined ? 'off' : (backups.endpoint ?? 'AWS default endpoint'),
   });
   agent.start();
+  sampleAgent(
+    () => agent.buildReport(),
+    () => agent.leasesHere(),
+  );
   return {
     nodeUuid: identity.uuid,
     era,
     stop: async () => {
+      await metricsServer?.close();
       await agent.stop();
       logger.info('dataset agent stopped', { nodeUuid: identity.uuid });
     },
