@@ -7,6 +7,7 @@
  * refused on the raw bytes before JSON.parse (400), and what is logged of a request is
  * cut down by `boundedForLog`.
  */
+import { pluginMetrics, processRegistry } from '@flocker/metrics';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
@@ -197,6 +198,7 @@ function send(res: http.ServerResponse, status: number, body: object, close = fa
 }
 
 export function createPluginHttpServer(backend: VolumeDriverBackend, logger: Logger): http.Server {
+  const metrics = pluginMetrics(processRegistry('docker-plugin'));
   return http.createServer((req, res) => {
     const started = process.hrtime.bigint();
     const url = (req.url ?? '').split('?')[0] ?? '';
@@ -225,6 +227,7 @@ export function createPluginHttpServer(backend: VolumeDriverBackend, logger: Log
       })
       .then((result) => {
         const body = url === '/Plugin.Activate' ? result : { ...result, Err: '' };
+        metrics.request(url.slice(1), elapsedMs() / 1000, true);
         logger.info('plugin call', { call: url, request: boundedForLog(request), duration_ms: elapsedMs(), ok: true });
         send(res, 200, body);
       })
@@ -234,6 +237,7 @@ export function createPluginHttpServer(backend: VolumeDriverBackend, logger: Log
         // Docker asks Get (and Path) of every volume name before it creates one: "no such volume"
         // there is Docker's routine existence check, not a failure worth a warning.
         const routine = code === 'NO_SUCH_VOLUME' && (url === '/VolumeDriver.Get' || url === '/VolumeDriver.Path');
+        metrics.request(url.slice(1), elapsedMs() / 1000, false);
         logger.log(routine ? 'debug' : 'warn', 'plugin call failed', {
           call: url,
           ...(request !== undefined ? { request: boundedForLog(request) } : {}),

@@ -71,7 +71,11 @@ describe('plugin configuration', () => {
       dockerSocket: '/var/run/docker.sock',
       reconcileIntervalMs: 30_000,
       mountSafetyWindowMs: 60_000,
+      metrics: { host: '127.0.0.1', port: 4532 },
     });
+    expect((await resolveSettings({ controlUrl: 'http://c:1', nodeUuid: UUID, metricsPort: 0 })).metrics).toBe(
+      undefined,
+    );
     const d = await resolveSettings({
       controlUrl: 'http://c:1',
       nodeUuid: UUID,

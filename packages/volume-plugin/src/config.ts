@@ -8,12 +8,14 @@ import {
   DEFAULT_CONFIG_PATH,
   DEFAULT_DOCKER_SOCKET,
   loadNodeConfig,
+  metricsListen,
   NodeConfigError,
   readNodeTls,
   resolveNodeConnection,
   waitForNodeUuid as sharedWaitForNodeUuid,
   type ControlCredentials,
 } from '@flocker/node-config';
+import { DEFAULT_METRICS_PORTS } from '@flocker/metrics';
 import { DEFAULT_MOUNT_SAFETY_WINDOW_MS, DEFAULT_RECONCILE_INTERVAL_MS } from './DockerReconciler';
 import { VolumePluginError } from './protocol';
 import { DEFAULT_VOLUME_SIZE, parseSize } from './volumeOptions';
@@ -61,6 +63,8 @@ export interface PluginSettings {
   reconcileIntervalMs?: number;
   /** Mount IDs and "created" containers younger than this count as in use (ms). */
   mountSafetyWindowMs?: number;
+  /** The metrics and health listener (/metrics, /healthz, /readyz); absent = none. */
+  metrics?: { host: string; port: number };
 }
 
 export interface PluginArgs {
@@ -80,6 +84,9 @@ export interface PluginArgs {
   reconcileInterval?: number;
   /** Seconds. */
   mountSafetyWindow?: number;
+  /** The metrics listener's address and port (0 = none); default agent.yml metrics:, else 127.0.0.1:4532. */
+  metricsAddress?: string;
+  metricsPort?: number;
 }
 
 export interface AgentYamlSettings {
@@ -111,7 +118,12 @@ export async function resolveSettings(args: PluginArgs): Promise<PluginSettings>
   const node = await asPluginError(() => resolveNodeConnection(args));
   const plugin = node.config?.plugin;
   const dockerSocket = args.dockerSocket ?? node.config?.node.docker_socket ?? DEFAULT_DOCKER_SOCKET;
+  const metrics = metricsListen(node.config?.metrics, 'plugin', DEFAULT_METRICS_PORTS['docker-plugin'], {
+    address: args.metricsAddress,
+    port: args.metricsPort,
+  });
   return {
+    ...(metrics !== undefined ? { metrics } : {}),
     controlUrl: node.controlUrl,
     ...(node.tls ? { tls: node.tls } : {}),
     nodeUuid: node.nodeUuid,

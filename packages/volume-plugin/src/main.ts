@@ -62,6 +62,15 @@ async function main(): Promise<void> {
       describe:
         'seconds a mount ID (or a created container) counts as in use whatever Docker shows (default: plugin.mount_safety_window_seconds of agent.yml, else 60)',
     })
+    .option('metrics-address', {
+      type: 'string',
+      describe: 'address of the metrics and health listener (default: metrics.address of agent.yml, else 127.0.0.1)',
+    })
+    .option('metrics-port', {
+      type: 'number',
+      describe:
+        'port of the metrics and health listener, 0 = none (default: metrics.plugin_port of agent.yml, else 4532)',
+    })
     .strict()
     .help()
     .parseAsync();
@@ -78,6 +87,8 @@ async function main(): Promise<void> {
     dockerSocket: argv['docker-socket'],
     reconcileInterval: argv['reconcile-interval'],
     mountSafetyWindow: argv['mount-safety-window'],
+    metricsAddress: argv['metrics-address'],
+    metricsPort: argv['metrics-port'],
   });
   const driverName = argv['driver-name'];
   const plugin = await startVolumePlugin({

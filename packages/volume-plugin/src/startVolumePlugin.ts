@@ -2,6 +2,13 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { FlockerClient, safeLogStream, tlsDispatcher } from '@flocker/api';
+import {
+  processRegistry,
+  registerCertificateExpiry,
+  startMetricsServer,
+  type HealthCheck,
+  type MetricsServer,
+} from '@flocker/metrics';
 import * as winston from 'winston';
 import { MOUNTS_FILE, type PluginSettings } from './config';
 import { DEFAULT_RECONCILE_INTERVAL_MS, DockerReconciler, driverNameOf } from './DockerReconciler';
@@ -77,6 +84,7 @@ export async function startVolumePlugin(options: VolumePluginOptions): Promise<R
     ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
     ...(options.mountSafetyWindowMs !== undefined ? { mountSafetyWindowMs: options.mountSafetyWindowMs } : {}),
   });
+  const metrics = await startPluginMetrics(options, logger);
   await backend.start(options.startTimeoutMs);
   const server = createPluginHttpServer(backend, logger);
   await listenOnUnixSocket(server, { socketPath: options.socketPath, mode: options.socketMode ?? 0o600 });
@@ -104,6 +112,7 @@ export async function startVolumePlugin(options: VolumePluginOptions): Promise<R
     backend,
     reconciler,
     close: async () => {
+      await metrics?.close();
       await reconciler?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -113,4 +122,36 @@ export async function startVolumePlugin(options: VolumePluginOptions): Promise<R
       fs.rmSync(options.socketPath, { force: true });
     },
   };
+}
+
+/**
+ * The metrics and health listener (127.0.0.1:4532 by default); readiness: the control service answers a short
+ * request of the listener's own. A taken port is logged and the plugin serves Docker without it.
+ */
+async function startPluginMetrics(
+  options: VolumePluginOptions,
+  logger: winston.Logger,
+): Promise<MetricsServer | undefined> {
+  if (options.metrics === undefined) return undefined;
+  const registry = processRegistry('docker-plugin');
+  if (options.tls !== undefined)
+    registerCertificateExpiry(registry, { node: options.tls.cert, 'cluster-ca': options.tls.ca });
+  const probe = new FlockerClient({
+    baseUrl: options.controlUrl,
+    timeoutMs: 2000,
+    ...(options.tls !== undefined ? { dispatcher: tlsDispatcher(options.tls) } : {}),
+  });
+  const checks: HealthCheck[] = [{ name: 'control', check: async () => void (await probe.version()) }];
+  try {
+    const server = await startMetricsServer({ registry, checks, ...options.metrics });
+    logger.info('metrics listening', { url: server.url });
+    return server;
+  } catch (err) {
+    logger.warn('the metrics listener could not start; running without it', {
+      code: 'METRICS_LISTEN_FAILED',
+      address: `${options.metrics.host}:${options.metrics.port}`,
+      error: String(err),
+    });
+    return undefined;
+  }
 }
