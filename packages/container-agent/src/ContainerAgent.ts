@@ -8,6 +8,7 @@
  * per-container backoff, not on every turn.
  */
 import type { ContainerReport, FlockerClient } from '@flocker/api';
+import { containerAgentMetrics, processRegistry, secondsSince } from '@flocker/metrics';
 import { Backoff, type BackoffPolicy, type Clock, errorMessage, followLongPoll, systemClock } from '@flocker/runtime';
 import type { Logger } from 'winston';
 import { calculateContainerChanges, type ContainerChange, type ObservedContainer } from './calculateContainerChanges';
@@ -85,6 +86,7 @@ function describe(change: ContainerChange): Record<string, unknown> {
 export class ContainerAgent {
   private readonly stopping = new AbortController();
   private lastReport = '';
+  private readonly metrics = containerAgentMetrics(processRegistry('container-agent'));
   private failures: Failures = new Map();
   /** Failed removes in a row (not per container: a remove is of a container nobody wants). */
   private readonly removeBackoff: Backoff;
@@ -150,13 +152,16 @@ export class ContainerAgent {
         ok = false;
         continue;
       }
+      const t0 = process.hrtime.bigint();
       try {
         logger.info('container change', describe(change));
         if (change.kind === 'create') await runtime.create(change.spec, change.hash);
         else if (change.kind === 'start') await runtime.start(change.id);
         else await runtime.remove(change.id);
+        this.metrics.stepSeconds.observe({ kind: change.kind, result: 'ok' }, secondsSince(t0));
         if (change.kind !== 'remove') this.failures = clearFailure(this.failures, name);
       } catch (err) {
+        this.metrics.stepSeconds.observe({ kind: change.kind, result: 'error' }, secondsSince(t0));
         ok = false;
         const message = dockerMessage(err);
         if (change.kind === 'remove' || hash === undefined) {
@@ -192,7 +197,16 @@ export class ContainerAgent {
 
   private async report(observed: readonly ObservedContainer[]): Promise<void> {
     const report = reportOf(observed, this.failures);
-    await this.opts.client.reportContainers(this.opts.nodeUuid, report);
+    const running = report.containers.filter((c) => c.running).length;
+    this.metrics.containers.set({ state: 'running' }, running);
+    this.metrics.containers.set({ state: 'stopped' }, report.containers.length - running);
+    try {
+      await this.opts.client.reportContainers(this.opts.nodeUuid, report);
+      this.metrics.reports.inc({ result: 'ok' });
+    } catch (err) {
+      this.metrics.reports.inc({ result: 'error' });
+      throw err;
+    }
     const json = JSON.stringify(report);
     if (json !== this.lastReport) this.opts.logger.info('containers reported', { containers: report.containers });
     this.lastReport = json;

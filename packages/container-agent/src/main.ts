@@ -7,7 +7,14 @@
 import { parseArgs } from 'node:util';
 import { errorMessage } from '@flocker/runtime';
 import { FlockerClient, safeLogStream, tlsDispatcher } from '@flocker/api';
-import { DEFAULT_DOCKER_SOCKET, resolveNodeConnection } from '@flocker/node-config';
+import {
+  DEFAULT_METRICS_PORTS,
+  processRegistry,
+  registerCertificateExpiry,
+  startMetricsServer,
+  type MetricsServer,
+} from '@flocker/metrics';
+import { DEFAULT_DOCKER_SOCKET, metricsListen, resolveNodeConnection } from '@flocker/node-config';
 import winston from 'winston';
 import { ContainerAgent } from './ContainerAgent';
 import { DockerOps } from './DockerOps';
@@ -18,7 +25,9 @@ const USAGE = `Usage: flocker-container-agent [options]
   --node-uuid UUID      this node (default: the node certificate, or node.json of the dataset agent)
   --docker-socket PATH  dockerd's socket (default: node.docker_socket of agent.yml, else /var/run/docker.sock)
   --volume-driver NAME  Docker volume driver of Flocker datasets (default flocker)
-  --resync SECONDS      longest time between two checks (default 5)`;
+  --resync SECONDS      longest time between two checks (default 5)
+  --metrics-address A   metrics and health listener (default: metrics.address of agent.yml, else 127.0.0.1)
+  --metrics-port N      its port, 0 = none (default: metrics.container_agent_port of agent.yml, else 4533)`;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -29,6 +38,8 @@ async function main(): Promise<void> {
       'docker-socket': { type: 'string' },
       'volume-driver': { type: 'string', default: 'flocker' },
       resync: { type: 'string', default: '5' },
+      'metrics-address': { type: 'string' },
+      'metrics-port': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -56,6 +67,14 @@ async function main(): Promise<void> {
     baseUrl: settings.controlUrl,
     ...(settings.tls !== undefined ? { dispatcher: tlsDispatcher(settings.tls) } : {}),
   });
+  const metricsPort = values['metrics-port'] === undefined ? undefined : Number(values['metrics-port']);
+  if (metricsPort !== undefined && !(Number.isInteger(metricsPort) && metricsPort >= 0 && metricsPort <= 65535))
+    throw new Error(`--metrics-port ${values['metrics-port']} is not a port (0 to 65535)`);
+  const listen = metricsListen(settings.config?.metrics, 'container_agent', DEFAULT_METRICS_PORTS['container-agent'], {
+    address: values['metrics-address'],
+    port: metricsPort,
+  });
+  const metrics = listen === undefined ? undefined : await startContainerAgentMetrics(listen, settings, logger);
   const agent = new ContainerAgent({
     client,
     runtime: new DockerOps(dockerSocket, values['volume-driver']),
@@ -67,6 +86,7 @@ async function main(): Promise<void> {
     process.on(sig, () => {
       logger.info('stopping', { signal: sig });
       agent.stop();
+      void metrics?.close();
       // Containers keep running: the agent owns decisions, not the containers' lives.
       process.exit(0);
     });
@@ -77,6 +97,38 @@ async function main(): Promise<void> {
     docker: dockerSocket,
   });
   await agent.run();
+}
+
+/** /metrics, /healthz and /readyz (the control service answers); a taken port is logged, not fatal. */
+async function startContainerAgentMetrics(
+  listen: { host: string; port: number },
+  settings: Awaited<ReturnType<typeof resolveNodeConnection>>,
+  logger: winston.Logger,
+): Promise<MetricsServer | undefined> {
+  const registry = processRegistry('container-agent');
+  if (settings.tls !== undefined)
+    registerCertificateExpiry(registry, { node: settings.tls.cert, 'cluster-ca': settings.tls.ca });
+  const probe = new FlockerClient({
+    baseUrl: settings.controlUrl,
+    timeoutMs: 2000,
+    ...(settings.tls !== undefined ? { dispatcher: tlsDispatcher(settings.tls) } : {}),
+  });
+  try {
+    const server = await startMetricsServer({
+      registry,
+      ...listen,
+      checks: [{ name: 'control', check: async () => void (await probe.version()) }],
+    });
+    logger.info('metrics listening', { url: server.url });
+    return server;
+  } catch (err) {
+    logger.warn('the metrics listener could not start; running without it', {
+      code: 'METRICS_LISTEN_FAILED',
+      address: `${listen.host}:${listen.port}`,
+      error: errorMessage(err),
+    });
+    return undefined;
+  }
 }
 
 main().catch((err: unknown) => {
