@@ -12,6 +12,7 @@ command -v ip        >/dev/null 2>&1 || need+=(iproute2)
 command -v nsenter   >/dev/null 2>&1 || need+=(util-linux)
 command -v curl      >/dev/null 2>&1 || need+=(curl ca-certificates)
 command -v openssl   >/dev/null 2>&1 || need+=(openssl)
+command -v promtool  >/dev/null 2>&1 || need+=(prometheus)
 [ -x /bin/busybox ] || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   echo "flocker: installing ${need[*]}" >&2
