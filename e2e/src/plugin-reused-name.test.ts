@@ -40,4 +40,44 @@ describe('a re-used volume name with a real dockerd', () => {
     expect({ code: rm.code, stderr: rm.stderr }).toEqual({ code: 0, stderr: '' });
     expect(await stack.dataset('r1')).toBeUndefined();
   });
+
+  it('docker volume rm answers without waiting for the destroy; the name made again at once is a new, empty volume (issue 23)', async () => {
+    expect(await stack.runWith('r2', 'echo old > /data/f; cat /data/f')).toBe('old\n');
+    const old = await stack.dataset('r2');
+    const agent = stack.agent.pid!;
+    const stateOf = async () =>
+      (await stack.client.waitForCluster(undefined, 0)).nodes.flatMap((n) => n.manifestations);
+    // A stopped agent cannot destroy anything: Remove returning now proves it did not wait for the destroy.
+    process.kill(agent, 'SIGSTOP');
+    let resumed = false;
+    const resume = () => {
+      if (!resumed) process.kill(agent, 'SIGCONT');
+      resumed = true;
+    };
+    try {
+      await docker('volume', 'rm', 'r2');
+      expect((await stack.client.listDatasets()).find((d) => d.dataset_id === old!.dataset_id)?.deleted).toBe(true);
+      expect(await stateOf()).toContainEqual(
+        expect.objectContaining({ dataset_id: old!.dataset_id, status: 'mounted' }),
+      );
+      // The same name while the old volume still exists: Docker's Get and Create, then Mount waits for the agent.
+      const again = stack.runWith('r2', 'ls -A /data | grep -v lost+found; cat /data/f 2>/dev/null; echo end');
+      await new Promise((r) => setTimeout(r, 500));
+      resume();
+      expect(await again).toBe('end\n');
+    } finally {
+      resume();
+    }
+    const fresh = await stack.dataset('r2');
+    expect(fresh?.dataset_id).toBeDefined();
+    expect(fresh?.dataset_id).not.toBe(old!.dataset_id);
+    await until(
+      'the old volume to be destroyed',
+      async () => !(await stateOf()).some((m) => m.dataset_id === old!.dataset_id),
+      30_000,
+      100,
+    );
+    await until('no lease', async () => (await stack.client.listLeases()).length === 0, 10_000, 50);
+    await docker('volume', 'rm', 'r2');
+  });
 });

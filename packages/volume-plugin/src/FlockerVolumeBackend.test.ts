@@ -387,6 +387,63 @@ describe('FlockerVolumeBackend against a real control service', () => {
     });
   });
 
+  it('Remove answers once the dataset is marked deleted, before the agent destroyed it; the name made again at once is a new, empty dataset, never the old one', async () => {
+    // While `gate` is closed long-polls answer nobody: the followed snapshot still shows the removed volume live.
+    let gate: Promise<void> = Promise.resolve();
+    let open = (): void => undefined;
+    const lagging: ControlClient = {
+      ...client,
+      createDataset: (...a) => client.createDataset(...a),
+      updateDataset: (...a) => client.updateDataset(...a),
+      deleteDataset: (...a) => client.deleteDataset(...a),
+      acquireLease: (...a) => client.acquireLease(...a),
+      releaseLease: (...a) => client.releaseLease(...a),
+      waitForCluster: async (since, timeoutMs) => {
+        const s = await client.waitForCluster(since, timeoutMs);
+        if (since !== undefined && (timeoutMs ?? 1) > 0) await gate;
+        return s;
+      },
+    };
+    const a = await backendFor(NODE_A, 5_000, { client: lagging });
+    await a.create({ Name: 'reborn' });
+    const first = await a.mount({ Name: 'reborn', ID: 'c1' });
+    await unmountSettled(a, { Name: 'reborn', ID: 'c1' });
+    const old = (await client.listDatasets()).find((d) => d.metadata.name === 'reborn')!;
+    expect(first.Mountpoint).toBe(`/flocker-a/${old.dataset_id}`);
+    // A stuck agent: the old volume stays mounted (its destroy has not even started).
+    agentA.paused = true;
+    gate = new Promise((r) => (open = r));
+    const t = Date.now();
+    await a.remove({ Name: 'reborn' });
+    expect(Date.now() - t).toBeLessThan(1_000);
+    expect((await client.waitForCluster(undefined, 0)).nodes[0]?.manifestations).toEqual([
+      expect.objectContaining({ dataset_id: old.dataset_id, status: 'mounted' }),
+    ]);
+    expect(a.watcher.followed()?.datasets.find((d) => d.dataset_id === old.dataset_id)).toMatchObject({
+      deleted: false,
+    });
+    // Docker forgot the volume: its next Get misses, and the same name is made again.
+    await expect(a.get({ Name: 'reborn' })).rejects.toMatchObject({ code: 'NO_SUCH_VOLUME' });
+    expect((await a.list()).Volumes).toEqual([]);
+    await a.create({ Name: 'reborn' });
+    const live = (await client.listDatasets()).filter((d) => d.metadata.name === 'reborn' && !d.deleted);
+    expect(live).toHaveLength(1);
+    expect(live[0]?.dataset_id).not.toBe(old.dataset_id);
+    expect(await a.get({ Name: 'reborn' })).toMatchObject({ Volume: { Status: { dataset_id: live[0]?.dataset_id } } });
+    agentA.paused = false;
+    open();
+    await agentA.poke();
+    const again = await a.mount({ Name: 'reborn', ID: 'c2' });
+    expect(again.Mountpoint).toBe(`/flocker-a/${live[0]?.dataset_id}`);
+    await unmountSettled(a, { Name: 'reborn', ID: 'c2' });
+    // Removing a leased volume is still refused, naming the holder.
+    await a.create({ Name: 'held' });
+    const held = (await client.listDatasets()).find((d) => d.metadata.name === 'held')!;
+    await client.acquireLease({ dataset_id: held.dataset_id, node_uuid: NODE_B, expires: null });
+    await expect(a.remove({ Name: 'held' })).rejects.toThrow(/volume held is in use by a container on host host-b/);
+    expect((await client.listDatasets()).find((d) => d.dataset_id === held.dataset_id)?.deleted).toBe(false);
+  });
+
   it('Get of an unknown volume answers from the followed snapshot; Create of a name made elsewhere meanwhile makes no duplicate', async () => {
     let refreshes = 0;
     // Long-polls after the first never answer: the followed snapshot lags every change.

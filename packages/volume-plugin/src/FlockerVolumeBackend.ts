@@ -63,8 +63,6 @@ export interface FlockerVolumeBackendOptions {
   logger: Logger;
   /** Bound on Mount (Docker gives up after 120 s). */
   mountTimeoutMs: number;
-  /** Bound on waiting for a removed volume to disappear. */
-  removeTimeoutMs?: number;
   defaultSize: number;
   /** Long-poll duration of the cluster watcher. */
   pollMs?: number;
@@ -98,6 +96,9 @@ export interface FlockerVolumeBackendOptions {
 export const COPY_UP_MAX_MS = 50;
 
 export const CREATE_CYCLE_GRACE_MS = 1_000;
+
+/** How many datasets removed here lookups keep skipping (far more than one snapshot can lag behind). */
+export const MAX_REMOVED_REMEMBERED = 1_024;
 
 /** Docker shows CreatedAt in `volume inspect`; datasets have no such field, so metadata keeps it. */
 export const CREATED_AT_KEY = 'docker:created_at';
@@ -241,6 +242,12 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   private readonly firstMountAt = new Map<string, number>();
   /** Lease releases put off by the copy-up cycle, by dataset: a Mount meanwhile keeps the lease. */
   private readonly deferredReleases = new Map<string, { name: string; timer: NodeJS.Timeout }>();
+  /**
+   * Datasets a Remove here deleted, oldest first: lookups by name skip them at once, while the
+   * followed snapshot may still show them live. A deleted dataset never comes back and its id is
+   * never given again (the control service keeps it), so skipping one is never wrong; bounded.
+   */
+  private readonly removed = new Set<string>();
   /** Registry entries of deleted datasets whose drop is queued (so each snapshot does not queue it again). */
   private readonly dropping = new Set<string>();
   private readonly now: () => number;
@@ -341,7 +348,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     // makes a second plugin's create of the same name fail (see createNamed). Not
     // following: a fresh lookup first.
     const followed = this.watcher.followed();
-    const existing = followed ? findVolume(followed, req.Name) : await this.lookup(req.Name);
+    const existing = followed ? this.find(followed, req.Name) : await this.lookup(req.Name);
     if (existing) {
       // Docker may create the same volume again; that is fine. Its next Get must find it too.
       this.createdHere.add(req.Name);
@@ -410,7 +417,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       const fs = s.datasets.find((d) => d.dataset_id === snap.dataset_id)?.metadata[METADATA_FILESYSTEM_KEY];
       return { source: { source_snapshot_id: snap.snapshot_id }, ...(fs !== undefined ? { filesystem: fs } : {}) };
     }
-    const source = findVolume(s, options.cloneOf ?? '');
+    const source = this.find(s, options.cloneOf ?? '');
     if (source === undefined)
       throw new VolumePluginError('NO_SUCH_VOLUME', `no volume ${String(options.cloneOf)} to clone ${name} from.`);
     const fs = source.metadata[METADATA_FILESYSTEM_KEY];
@@ -485,7 +492,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     const seen = new Set<string>();
     for (const d of s.datasets) {
       const name = d.metadata[METADATA_NAME_KEY];
-      if (d.deleted || name === undefined || seen.has(name)) continue;
+      if (d.deleted || this.removed.has(d.dataset_id) || name === undefined || seen.has(name)) continue;
       seen.add(name);
       const mountpoint = mountedPath(s, this.me, d.dataset_id);
       volumes.push(mountpoint ? { Name: name, Mountpoint: mountpoint } : { Name: name });
@@ -746,7 +753,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   private async doUnmount(req: MountRequest): Promise<string | undefined> {
     const entries = this.registry.entries();
     const cached = this.watcher.current();
-    let current = cached ? findVolume(cached, req.Name)?.dataset_id : undefined;
+    let current = cached ? this.find(cached, req.Name)?.dataset_id : undefined;
     if (current === undefined && !entries.some((e) => e.name === req.Name && e.ids.includes(req.ID))) {
       current = (await this.lookup(req.Name))?.dataset_id;
     }
@@ -791,33 +798,41 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
         `volume ${req.Name} is in use by ${count} container${count > 1 ? 's' : ''} on this host; remove ${count > 1 ? 'them' : 'it'} first.`,
       );
     }
-    const s = await this.watcher.refresh();
-    const lease = leaseOf(s, d.dataset_id);
-    if (lease) {
-      throw new VolumePluginError(
-        'VOLUME_IN_USE',
-        `volume ${req.Name} is in use by a container on host ${hostOf(s, lease.node_uuid)}${leaseUsers(lease, req.Name)}.`,
-      );
-    }
+    // The control service refuses to delete a leased dataset; only then is a fresh look worth its round trip.
     try {
       await this.client.deleteDataset(d.dataset_id);
     } catch (err) {
-      if (apiStatus(err) === 409) {
-        throw new VolumePluginError(
-          'VOLUME_IN_USE',
-          `volume ${req.Name} cannot be removed while it is in use: ${errorMessage(err)}`,
-        );
-      }
-      throw err;
+      if (apiStatus(err) !== 409) throw err;
+      const s = await this.fresh();
+      const lease = leaseOf(s, d.dataset_id);
+      throw new VolumePluginError(
+        'VOLUME_IN_USE',
+        lease
+          ? `volume ${req.Name} is in use by a container on host ${hostOf(s, lease.node_uuid)}${leaseUsers(lease, req.Name)}.`
+          : `volume ${req.Name} cannot be removed while it is in use: ${errorMessage(err)}`,
+      );
     }
-    const gone = (x: ClusterSnapshot) =>
-      x.nodes.every((n) => !n.manifestations.some((m) => m.dataset_id === d.dataset_id)) ? true : undefined;
-    try {
-      await this.watcher.waitFor(gone, this.opts.removeTimeoutMs ?? 30_000);
-    } catch {
-      // The deletion is recorded; the agent finishes it later. Docker need not wait.
-      this.logger.warn('volume removal still in progress', { volume: req.Name, dataset_id: d.dataset_id });
-    }
+    // Marked deleted: it can no longer be leased, mounted or found by name, and a Create of the name makes
+    // a new dataset (createNamed). The agent unmounts and destroys it in the background; Docker need not wait.
+    this.forgetRemoved(d.dataset_id);
+    this.logger.info('removed volume; the agent destroys its storage in the background', {
+      volume: req.Name,
+      dataset_id: d.dataset_id,
+    });
+  }
+
+  private forgetRemoved(datasetId: string): void {
+    this.removed.add(datasetId);
+    if (this.removed.size <= MAX_REMOVED_REMEMBERED) return;
+    const oldest = this.removed.values().next();
+    if (oldest.done !== true) this.removed.delete(oldest.value);
+  }
+
+  /** The live dataset of a volume name in `s`, skipping those a Remove here deleted. */
+  private find(s: ClusterSnapshot, name: string): DatasetConfiguration | undefined {
+    return s.datasets.find(
+      (d) => !d.deleted && !this.removed.has(d.dataset_id) && d.metadata[METADATA_NAME_KEY] === name,
+    );
   }
 
   /**
@@ -955,10 +970,10 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
 
   private async lookup(name: string): Promise<DatasetConfiguration | undefined> {
     const cached = this.watcher.current();
-    const hit = cached && findVolume(cached, name);
+    const hit = cached && this.find(cached, name);
     if (hit) return hit;
     // The cache may lag a write made elsewhere; ask once more before saying "no".
-    return findVolume(await this.fresh(), name);
+    return this.find(await this.fresh(), name);
   }
 
   /**
@@ -973,10 +988,10 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     if (!followed || this.createdHere.has(name)) {
       const d = await this.lookup(name);
       const now = this.watcher.followed();
-      if (now && findVolume(now, name)) this.createdHere.delete(name);
+      if (now && this.find(now, name)) this.createdHere.delete(name);
       return d;
     }
-    return findVolume(followed, name);
+    return this.find(followed, name);
   }
 
   /** A fresh snapshot, or an error Docker's user can act on. */

@@ -247,7 +247,6 @@ describe('hostile input on the plugin socket (real backend)', () => {
       registry: await MountRegistry.load(path.join(dir, 'plugin-mounts.json')),
       logger,
       mountTimeoutMs: 2_000,
-      removeTimeoutMs: 2_000,
       defaultSize: 64 * 1024 * 1024,
       pollMs: 1_000,
     });

@@ -70,7 +70,6 @@ export class BackendTestBed {
       registry,
       logger: silentLogger,
       mountTimeoutMs: 5_000,
-      removeTimeoutMs: 5_000,
       defaultSize: GiB,
       pollMs: 1_000,
       ...given,
