@@ -2,6 +2,7 @@
  * Docker volume semantics on top of the Flocker control service: a Docker volume is the
  * non-deleted dataset whose metadata.name is the volume name.
  */
+import { pluginMetrics, processRegistry, secondsSince } from '@flocker/metrics';
 import {
   FlockerApiError,
   datasetFilesystem,
@@ -727,9 +728,17 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
 
   private async waitMounted(name: string, datasetId: string, deadline: number): Promise<string> {
     const timeoutMs = this.opts.mountTimeoutMs;
+    const waited = process.hrtime.bigint();
+    const mountWait = pluginMetrics(processRegistry('docker-plugin')).mountWaitSeconds;
     try {
-      return await this.watcher.waitFor((s) => mountedPath(s, this.me, datasetId), Math.max(0, deadline - this.now()));
+      const path = await this.watcher.waitFor(
+        (s) => mountedPath(s, this.me, datasetId),
+        Math.max(0, deadline - this.now()),
+      );
+      mountWait.observe({ result: 'ok' }, secondsSince(waited));
+      return path;
     } catch (err) {
+      mountWait.observe({ result: 'error' }, secondsSince(waited));
       if (!(err instanceof WaitTimeoutError)) throw err;
       const node = err.last ? nodeOf(err.last, this.me) : undefined;
       const problem = node?.errors.find((e) => e.dataset_id === datasetId);
