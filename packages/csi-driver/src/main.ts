@@ -7,6 +7,8 @@ import { hideBin } from 'yargs/helpers';
 import { resolveNodeId } from './nodeId';
 import { createLogger, startCsiDriver } from './startCsiDriver';
 import { errorMessage } from '@flocker/runtime';
+import { FlockerClient, tlsDispatcher } from '@flocker/api';
+import { processRegistry, registerCertificateExpiry, startMetricsServer } from '@flocker/metrics';
 
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
@@ -70,6 +72,16 @@ async function main(): Promise<void> {
         'seconds NodeStageVolume waits for a live node to release the lease (a pod moving here while its old node still unstages) before FAILED_PRECONDITION',
       default: 10,
     })
+    .option('metrics-address', {
+      type: 'string',
+      describe: 'address of the metrics and health listener (/metrics, /healthz, /readyz)',
+      default: '127.0.0.1',
+    })
+    .option('metrics-port', {
+      type: 'number',
+      describe: 'port of the metrics and health listener, e.g. 4534; 0 = none (the default)',
+      default: 0,
+    })
     .strict()
     .help()
     .parseAsync();
@@ -105,8 +117,13 @@ async function main(): Promise<void> {
     logger,
   });
   logger.info('flocker-csi started', { mode, node_id: nodeId, socket: running.socketPath });
+  const metrics =
+    argv['metrics-port'] === 0
+      ? undefined
+      : await startCsiMetrics(argv['metrics-address'], argv['metrics-port'], argv['control-url'], tls, logger);
   const stop = (signal: string) => {
     logger.info('stopping', { signal });
+    void metrics?.close();
     running.close().then(
       () => process.exit(0),
       () => process.exit(1),
@@ -114,6 +131,40 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+}
+
+/** /metrics, /healthz, /readyz (the control service answers); a taken port is logged, not fatal. */
+async function startCsiMetrics(
+  host: string,
+  port: number,
+  controlUrl: string,
+  tls: { ca: Buffer; cert?: Buffer; key?: Buffer } | undefined,
+  logger: ReturnType<typeof createLogger>,
+) {
+  const registry = processRegistry('csi-driver');
+  if (tls?.cert !== undefined) registerCertificateExpiry(registry, { node: tls.cert, 'cluster-ca': tls.ca });
+  const probe = new FlockerClient({
+    baseUrl: controlUrl,
+    timeoutMs: 2000,
+    ...(tls !== undefined ? { dispatcher: tlsDispatcher(tls) } : {}),
+  });
+  try {
+    const server = await startMetricsServer({
+      registry,
+      host,
+      port,
+      checks: [{ name: 'control', check: async () => void (await probe.version()) }],
+    });
+    logger.info('metrics listening', { url: server.url });
+    return server;
+  } catch (err) {
+    logger.warn('the metrics listener could not start; running without it', {
+      code: 'METRICS_LISTEN_FAILED',
+      address: `${host}:${port}`,
+      error: errorMessage(err),
+    });
+    return undefined;
+  }
 }
 
 main().catch((err: unknown) => {

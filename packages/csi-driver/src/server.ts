@@ -1,6 +1,7 @@
 /** gRPC over a Unix socket: the CSI services of a CsiDriver, every answer or error logged as one structured line. */
 import { rm } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
+import { csiMetrics, processRegistry } from '@flocker/metrics';
 import type { Logger } from 'winston';
 import type { CsiDriver } from './CsiDriver';
 import { toCsiError } from './mapping';
@@ -22,15 +23,18 @@ export function socketPathOf(endpoint: string): string {
 type Handler = (request: unknown) => Promise<object>;
 
 function unary(logger: Logger, method: string, handler: Handler): grpc.handleUnaryCall<unknown, object> {
+  const metrics = csiMetrics(processRegistry('csi-driver'));
   return (call, callback) => {
     const started = Date.now();
     handler(call.request).then(
       (response) => {
         logger.debug('csi call', { method, ms: Date.now() - started });
+        metrics.call(method, (Date.now() - started) / 1000, true);
         callback(null, response);
       },
       (err: unknown) => {
         const e = toCsiError(err);
+        metrics.call(method, (Date.now() - started) / 1000, false);
         const level = e.code === grpc.status.INTERNAL || e.code === grpc.status.UNAVAILABLE ? 'warn' : 'info';
         logger.log(level, 'csi call failed', {
           method,
