@@ -54,3 +54,10 @@ export { CinderDriverOptionsSchema, type CinderDriverOptions, type CinderDriverO
 export { OpenStackHttpError, OpenStackConnectionError } from './cinder/http';
 // Local storage (issue 24): btrfs/ZFS engines and moves between nodes.
 export * from './local';
+// Dell EMC XtremIO (issue 25): XMS REST API v2, iSCSI attach with the host's initiator.
+export { XtremioDriver, NO_TIERS_MESSAGE, type XtremioDriverDeps } from './xtremio/XtremioDriver';
+export {
+  XtremioDriverOptionsSchema,
+  type XtremioDriverOptions,
+  type XtremioDriverOptionsInput,
+} from './xtremio/schemas';

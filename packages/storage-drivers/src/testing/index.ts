@@ -14,3 +14,4 @@ export { destroyTempRoot, loopsUnder, makeTempRoot } from './testSupport';
 export { startMoto, type MotoServer } from '../ebs/motoSupport';
 export { makeBtrfsLoopPool, makeTestCluster, type BtrfsLoopPool, type TestCluster } from '../local/testSupport';
 export { localEngineContract, type LocalContractFixture } from '../local/contract';
+export { startSimulatedArray, type SimulatedArray } from '../xtremio/testing/harness';

@@ -1,0 +1,21 @@
+/**
+ * The XtremIO simulator as its own process (tests start it with harness.ts):
+ *   node simulatorMain.js <dataDir> <username> <password> [port]
+ * prints "listening <port>" once it serves.
+ */
+import { startSimulator } from './simulator';
+
+async function main(): Promise<void> {
+  const [dataDir, username, password, port] = process.argv.slice(2);
+  if (dataDir === undefined || username === undefined || password === undefined) {
+    process.stderr.write('usage: simulatorMain.js <dataDir> <username> <password> [port]\n');
+    process.exit(2);
+  }
+  const { port: bound } = await startSimulator({ dataDir, username, password }, Number(port ?? 0));
+  process.stdout.write(`listening ${bound}\n`);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`${String(e)}\n`);
+  process.exit(1);
+});
