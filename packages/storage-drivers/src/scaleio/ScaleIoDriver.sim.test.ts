@@ -1,0 +1,216 @@
+/**
+ * The BlockDeviceApi contract for backend scaleio against the gateway simulator running as its own
+ * process (simulator/main.ts: the REST API as Cinder's and goscaleio's fixtures show it; volumes are
+ * sparse files mapped as loop devices with emc-vol-<systemId>-<volumeId> links in each SDC's own
+ * by-id directory). Two SDCs on this host stand for two nodes. Needs root (losetup).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { blockDeviceApiContract, expectStorageError } from '../testing/contract';
+import { destroyTempRoot } from '../testing/testSupport';
+import { SCALEIO_UNIT } from './names';
+import { ScaleIoDriver, type ScaleIoDriverDeps } from './ScaleIoDriver';
+import type { ScaleIoOptionsInput } from './schemas';
+import type { SimulatorConfig } from './simulator/gateway';
+
+jest.setTimeout(5 * 60 * 1000);
+
+const SYSTEM = '2c4a220db6e0520f';
+const SDC_A = { id: '01f7117d0000000a', guid: '028888FA-502A-4FAC-A888-1FA3B256358C', ip: '192.0.2.10' };
+const SDC_B = { id: '01f7117d0000000b', guid: '13BF228A-0001-4001-8001-000000000B0B', ip: '192.0.2.11' };
+const POOL = 'a1b2c3d400000000';
+const GOLD = 'a1b2c3d400000001';
+
+interface Sim {
+  url: string;
+  root: string;
+  child: ChildProcess;
+}
+
+async function startSimulator(): Promise<Sim> {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'flocker-scaleio-'));
+  const config: SimulatorConfig = {
+    systemId: SYSTEM,
+    username: 'admin',
+    password: 'Scaleio123',
+    dataDir: path.join(root, 'data'),
+    pools: [
+      { id: POOL, name: 'default' },
+      { id: GOLD, name: 'ssd' },
+    ],
+    sdcs: [
+      { ...SDC_A, byIdDir: path.join(root, 'host-a', 'by-id') },
+      { ...SDC_B, byIdDir: path.join(root, 'host-b', 'by-id') },
+    ],
+  };
+  const child = spawn(process.execPath, [path.join(__dirname, 'simulator', 'main.js'), JSON.stringify(config)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const first = await new Promise<string>((resolve, reject) => {
+    readline.createInterface({ input: child.stdout }).once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`simulator exited with ${code}`)));
+  });
+  return { url: (JSON.parse(first) as { url: string }).url, root, child };
+}
+
+async function stopSimulator(sim: Sim): Promise<void> {
+  const exited = new Promise((resolve) => sim.child.once('exit', resolve));
+  sim.child.kill('SIGTERM');
+  await exited;
+  await destroyTempRoot(sim.root);
+}
+
+function options(
+  sim: Sim,
+  clusterId: string,
+  host: 'a' | 'b',
+  extra: Partial<ScaleIoOptionsInput> = {},
+): ScaleIoOptionsInput {
+  return {
+    backend: 'scaleio',
+    gateway_url: sim.url,
+    username: 'admin',
+    password: 'Scaleio123',
+    cluster_id: clusterId,
+    storage_pool_id: POOL,
+    profile_storage_pools: { gold: GOLD },
+    sdc_guid: host === 'a' ? SDC_A.guid : SDC_B.guid,
+    device_by_id_dir: path.join(sim.root, `host-${host}`, 'by-id'),
+    operation_timeout_seconds: 20,
+    ...extra,
+  };
+}
+
+const fast: ScaleIoDriverDeps = { retry: { attempts: 3, baseDelayMs: 20, maxDelayMs: 200 } };
+
+let shared: Promise<Sim> | undefined;
+let users = 0;
+async function useSimulator(): Promise<Sim> {
+  users++;
+  shared ??= startSimulator();
+  return shared;
+}
+async function releaseSimulator(): Promise<void> {
+  users--;
+  if (users === 0 && shared !== undefined) {
+    const s = shared;
+    shared = undefined;
+    await stopSimulator(await s);
+  }
+}
+
+blockDeviceApiContract('scaleio (gateway simulator process, loop devices behind emc-vol links)', async () => {
+  const sim = await useSimulator();
+  const clusterId = randomUUID();
+  const a = new ScaleIoDriver(options(sim, clusterId, 'a'), fast);
+  const b = new ScaleIoDriver(options(sim, clusterId, 'b'), fast);
+  return {
+    driver: a,
+    driverOnOtherInstance: b,
+    cleanup: async () => {
+      await a.close();
+      await b.close();
+      await releaseSimulator();
+    },
+  };
+});
+
+describe('ScaleIoDriver against the simulator: beyond the contract', () => {
+  let sim: Sim;
+  let clusterId: string;
+  let a: ScaleIoDriver;
+
+  beforeAll(async () => {
+    sim = await useSimulator();
+    clusterId = randomUUID();
+    a = new ScaleIoDriver(options(sim, clusterId, 'a'), fast);
+  });
+  afterAll(async () => {
+    for (const v of await a.listVolumes()) await a.destroyVolume(v.blockdeviceId).catch(() => undefined);
+    await a.close();
+    await releaseSimulator();
+  });
+
+  it('finds its SDC by IP as well as by GUID, and names the device emc-vol-<system>-<volume>', async () => {
+    const byIp = new ScaleIoDriver(options(sim, clusterId, 'a', { sdc_guid: undefined, sdc_ip: SDC_A.ip }), fast);
+    try {
+      expect(await byIp.computeInstanceId()).toBe(SDC_A.id);
+      expect(await a.computeInstanceId()).toBe(SDC_A.id);
+      const v = await a.createVolume(randomUUID(), 1);
+      await a.attachVolume(v.blockdeviceId, SDC_A.id);
+      const link = path.join(sim.root, 'host-a', 'by-id', `emc-vol-${SYSTEM}-${v.blockdeviceId}`);
+      expect(await a.getDevicePath(v.blockdeviceId)).toBe(await fs.realpath(link));
+      expect(await a.storageZone()).toBe(`scaleio:${SYSTEM}`);
+      await a.detachVolume(v.blockdeviceId);
+      await expect(fs.lstat(link)).rejects.toMatchObject({ code: 'ENOENT' });
+      await a.destroyVolume(v.blockdeviceId);
+    } finally {
+      await byIp.close();
+    }
+  });
+
+  it('refuses an unknown SDC clearly', async () => {
+    const d = new ScaleIoDriver(options(sim, clusterId, 'a', { sdc_guid: 'no-such-guid' }), fast);
+    try {
+      await expect(d.computeInstanceId()).rejects.toThrow(/no SDC with GUID no-such-guid/);
+    } finally {
+      await d.close();
+    }
+  });
+
+  it('rounds sizes to 8 GiB and maps profiles to storage pools', async () => {
+    const v = await a.createVolume(randomUUID(), 14 * 1024 ** 3, { profile: 'gold' });
+    expect(v.size).toBe(2 * SCALEIO_UNIT);
+    const raw = await a.client.volume(v.blockdeviceId);
+    expect(raw).toMatchObject({ storagePoolId: GOLD, sizeInKb: 16 * 1024 * 1024 });
+    await a.destroyVolume(v.blockdeviceId);
+  });
+
+  it('adopts a volume whose create answer was lost (request timeout), leaving exactly one', async () => {
+    const slow = new ScaleIoDriver(options(sim, clusterId, 'a', { request_timeout_seconds: 1 }), fast);
+    try {
+      await fetch(`${sim.url}/__sim/faults`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ createAnswerDelayMs: 2500 }),
+      });
+      const datasetId = randomUUID();
+      const v = await slow.createVolume(datasetId, SCALEIO_UNIT);
+      expect((await a.listVolumes()).filter((x) => x.datasetId === datasetId)).toEqual([v]);
+      await a.destroyVolume(v.blockdeviceId);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it("surfaces the gateway's own messages", async () => {
+    const wrong = new ScaleIoDriver(options(sim, clusterId, 'a', { password: 'wrong' }), fast);
+    const badPool = new ScaleIoDriver(options(sim, clusterId, 'a', { storage_pool_id: 'ffffffff00000000' }), fast);
+    try {
+      await expect(wrong.listVolumes()).rejects.toThrow(/HTTP 401.*Unauthorized/);
+      await expect(badPool.createVolume(randomUUID(), 1)).rejects.toThrow(/Invalid storage pool ID/);
+      expect((await a.listVolumes()).length).toBe(0);
+    } finally {
+      await wrong.close();
+      await badPool.close();
+    }
+  });
+
+  it('refuses to detach a mounted device with DEVICE_BUSY', async () => {
+    const v = await a.createVolume(randomUUID(), 1);
+    await a.attachVolume(v.blockdeviceId, SDC_A.id);
+    const device = await a.getDevicePath(v.blockdeviceId);
+    const held = await fs.open(device, fs.constants.O_RDONLY | fs.constants.O_EXCL);
+    try {
+      await expectStorageError(a.detachVolume(v.blockdeviceId), 'DEVICE_BUSY');
+    } finally {
+      await held.close();
+    }
+    await a.detachVolume(v.blockdeviceId);
+    await a.destroyVolume(v.blockdeviceId);
+  });
+});
