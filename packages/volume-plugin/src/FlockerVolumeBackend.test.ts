@@ -153,10 +153,11 @@ describe('FlockerVolumeBackend against a real control service', () => {
 
     it('a failed Mount lets go of only its own share', async () => {
       const a = await backendFor(NODE_A, 1_500);
+      // Failing from the start: the agent never reported it mounted.
+      agentA.failing.set(volumeDatasetId('vol1'), 'mkfs failed: no space left on device');
       await a.create({ Name: 'vol1' });
       const id = (await client.listDatasets())[0]!.dataset_id;
       await csiStage(id);
-      agentA.failing.set(id, 'mkfs failed: no space left on device');
       await agentA.poke();
       await expect(a.mount({ Name: 'vol1', ID: 'c1' })).rejects.toThrow(/Timed out/);
       await a.settled();
@@ -168,9 +169,9 @@ describe('FlockerVolumeBackend against a real control service', () => {
 
   it('Mount times out with the agent’s error and lets the volume go', async () => {
     const a = await backendFor(NODE_A, 1_500);
+    // Failing from the start: the agent never reported it mounted.
+    agentA.failing.set(volumeDatasetId('vol1'), 'mkfs failed: no space left on device');
     await a.create({ Name: 'vol1' });
-    const [d] = await client.listDatasets();
-    agentA.failing.set(d!.dataset_id, 'mkfs failed: no space left on device');
     await agentA.poke();
     await expect(a.mount({ Name: 'vol1', ID: 'c1' })).rejects.toThrow(
       /Timed out after 2 s waiting for volume vol1 to be mounted on this host\. The dataset agent reports: mkfs failed/,

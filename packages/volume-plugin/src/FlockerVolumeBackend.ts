@@ -380,13 +380,12 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       dataset_id: created.dataset_id,
       size: options.size,
     });
-    const made = Date.now();
-    await this.watcher.refresh();
+    // No refresh here (a round trip on `docker run`'s critical path): the long-poll brings the new
+    // dataset within a push, and until a lookup sees it there, lookups of the name look afresh (createdHere).
     this.logger.debug('create timing', {
       volume: req.Name,
       lookup_ms: looked - started,
-      create_ms: made - looked,
-      refresh_ms: Date.now() - made,
+      create_ms: Date.now() - looked,
     });
   }
 
@@ -488,7 +487,12 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   }
 
   async list(): Promise<ListResponse> {
-    const s = this.watcher.current() ?? (await this.fresh());
+    const cached = this.watcher.current();
+    // A volume Create made that the snapshot does not show yet is listed all the same.
+    const s =
+      cached === undefined || [...this.createdHere].some((n) => this.find(cached, n) === undefined)
+        ? await this.fresh()
+        : cached;
     const volumes: VolumeInfo[] = [];
     const seen = new Set<string>();
     for (const d of s.datasets) {
@@ -637,6 +641,11 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     }
     const started = Date.now();
     const kept = this.cancelDeferredRelease(d.dataset_id);
+    // Already this node's: its agent mounts it whatever the lease (which only keeps it from moving
+    // away), so the wait for that runs while the lease is taken, not after. Should the lease be
+    // refused, the wait ends by itself (mounted, or at the deadline).
+    const mounting = d.primary === this.me && !kept ? this.waitMounted(req.Name, d.dataset_id, deadline) : undefined;
+    mounting?.catch(() => undefined);
     if (!kept) await this.takeLease(d, req.Name, deadline);
     const leased = Date.now();
     try {
@@ -644,7 +653,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
         this.logger.info('moving volume to this node', { volume: req.Name, dataset_id: d.dataset_id, from: d.primary });
         await this.client.updateDataset(d.dataset_id, { primary: this.me });
       }
-      const mountpoint = await this.waitMounted(req.Name, d.dataset_id, deadline);
+      const mountpoint = await (mounting ?? this.waitMounted(req.Name, d.dataset_id, deadline));
       const mounted = Date.now();
       await this.registry.add(d.dataset_id, req.Name, req.ID);
       this.firstMountAt.set(req.Name, Date.now());
@@ -807,13 +816,16 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
         `volume ${req.Name} is in use by ${count} container${count > 1 ? 's' : ''} on this host; remove ${count > 1 ? 'them' : 'it'} first.`,
       );
     }
-    // The control service refuses to delete a leased dataset; only then is a fresh look worth its round trip.
+    // The control service refuses to delete a leased dataset (409; 403 to a node when another node holds
+    // the lease); only then is a fresh look worth its round trip, to name the holder.
     try {
       await this.client.deleteDataset(d.dataset_id);
     } catch (err) {
-      if (apiStatus(err) !== 409) throw err;
+      const status = apiStatus(err);
+      if (status !== 409 && status !== 403) throw err;
       const s = await this.fresh();
       const lease = leaseOf(s, d.dataset_id);
+      if (lease === undefined && status === 403) throw err;
       throw new VolumePluginError(
         'VOLUME_IN_USE',
         lease
