@@ -25,6 +25,7 @@ benches=(
   "k8s|e2e/dist/k8s-bench.js|Kubernetes: PVC → pod running, and rescheduled with its data, vs emptyDir (issue 19)"
   "snapshots|packages/dataset-agent/dist/bench/snapshotBench.js|Snapshots and clones: latency, frozen window, clone → mounted (issue 20)"
   "backup|packages/backup/dist/bench/bench.js|Backups to S3 (moto): throughput vs raw upload, incremental size (issue 20)"
+  "local-move|e2e/dist/bench-local-move.js|Local storage (btrfs): a move by transfer vs raw btrfs send/receive (issue 24)"
 )
 only="${1:-}"
 status=0

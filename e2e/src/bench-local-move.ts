@@ -1,12 +1,13 @@
 /**
  * Local-storage move benchmark (issue 24), btrfs engine, two simulated hosts each with its own btrfs
  * on its own loop device:
- *   node e2e/dist/bench-local-move.js --out <json> [--gib 1]
+ *   node e2e/dist/bench-local-move.js --out <json> [--gib 1] [--catch-up]
  * - raw: `btrfs send | btrfs receive` of a snapshot of the data, host A's pool to host B's (one shell
  *   pipeline) — the floor;
  * - move: moveLocalDataset over mutual TLS (node certificates) of the same data: the full send while
- *   the volume is in use, then 1% of the data rewritten (random 1-MiB blocks), the rounds, the
- *   release (unmount on A), the final delta, promoted and mounted on B. Reported: the full send's
+ *   the volume is in use, then 1% of the data rewritten (random 1-MiB blocks) and the release at
+ *   once (unmount on A; --catch-up: after the rounds caught up), the final delta, promoted and
+ *   mounted on B. Reported: the full send's
  *   throughput vs raw, the whole move, and the unavailable window (release seen → mounted on B).
  * Every byte is verified (SHA-256 of the file on B vs A's final snapshot). Needs root.
  */
@@ -121,7 +122,8 @@ async function main(): Promise<void> {
       ]);
     }
     changed = true;
-    await caughtUp;
+    // Released at once: the 1% is (mostly) the final delta, the worst case for the unavailable window.
+    if (arg('catch-up') !== undefined) await caughtUp;
     const u0 = performance.now();
     await ea.unmount(pathA);
     const result = await move;
@@ -152,7 +154,7 @@ async function main(): Promise<void> {
     if (out !== undefined) fs.writeFileSync(out, `${JSON.stringify(figures, null, 2)}\n`);
     console.log(
       [
-        `${gib} GiB of random data on host A's own btrfs (loop device), moved to host B's; ${blocks} MiB (1%) rewritten during phase 1.`,
+        `${gib} GiB of random data on host A's own btrfs (loop device), moved to host B's; ${blocks} MiB (1%) rewritten during phase 1, then released${arg('catch-up') !== undefined ? ' once the rounds caught up' : ' at once'}.`,
         '',
         '| | time | throughput |',
         '|---|---|---|',
@@ -162,7 +164,7 @@ async function main(): Promise<void> {
         `| unavailable: release seen → mounted on B (final delta ${(figures.finalDeltaBytes / 1024).toFixed(0)} KiB) | ${result.unavailableMs.toFixed(0)} ms (target < 1000) | |`,
         `| unavailable: unmount on A → move done (incl. release detection, clean-up) | ${unavailableOuterMs.toFixed(0)} ms | |`,
         '',
-        'Every byte verified (SHA-256 on B vs the final snapshot on A).',
+        'Every byte verified (SHA-256 of the file on B vs the final snapshot on A).',
       ].join('\n'),
     );
   } finally {
