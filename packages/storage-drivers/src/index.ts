@@ -61,3 +61,8 @@ export {
   type XtremioDriverOptions,
   type XtremioDriverOptionsInput,
 } from './xtremio/schemas';
+// EMC ScaleIO / Dell PowerFlex (issue 25); its gateway simulator is test-only (scaleio/simulator).
+export { ScaleIoDriver, type ScaleIoDriverDeps } from './scaleio/ScaleIoDriver';
+export { ScaleIoOptionsSchema, type ScaleIoOptions, type ScaleIoOptionsInput } from './scaleio/schemas';
+export { ScaleIoApiError } from './scaleio/client';
+export { RackspaceSession, RACKSPACE_IDENTITY_URL } from './cinder/rackspace';

@@ -38,6 +38,8 @@ export interface EndpointConfig {
   readonly interface: string;
   /** Override for the Cinder endpoint (…/v3, without project id). */
   readonly cinderUrl?: string;
+  /** The catalog's type for the block storage API (default volumev3; Rackspace lists it as volume). */
+  readonly volumeServiceType?: string;
 }
 
 export interface CreateVolumeRequest {
@@ -83,7 +85,8 @@ export class CinderClient {
       const base = this.endpoints.cinderUrl.replace(/\/+$/, '');
       return token.projectId === undefined ? base : `${base}/${token.projectId}`;
     }
-    return findEndpoint(token.catalog, 'volumev3', this.endpoints.interface, this.endpoints.region);
+    const type = this.endpoints.volumeServiceType ?? 'volumev3';
+    return findEndpoint(token.catalog, type, this.endpoints.interface, this.endpoints.region);
   }
 
   private computeBase(token: Token): string {

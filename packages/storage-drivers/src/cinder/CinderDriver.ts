@@ -22,6 +22,7 @@ import { CinderClient, type HostConnector } from './CinderClient';
 import { ConnectorSide } from './connector';
 import { JsonHttp, OpenStackConnectionError, OpenStackHttpError, type RetryPolicy } from './http';
 import { KeystoneSession, NoAuthTokenSource, type TokenSource } from './keystone';
+import { RackspaceSession } from './rackspace';
 import {
   CinderDriverOptionsSchema,
   isUuid,
@@ -180,11 +181,16 @@ export class CinderDriver implements BlockDeviceApi {
       onRetry: (info) => this.logger.warn('retrying OpenStack request', info),
     });
     const tokens: TokenSource =
-      o.auth_plugin === 'noauth' ? new NoAuthTokenSource(o.project_id ?? '') : new KeystoneSession(this.http, o);
+      o.auth_plugin === 'noauth'
+        ? new NoAuthTokenSource(o.project_id ?? '')
+        : o.auth_plugin === 'rackspace'
+          ? new RackspaceSession(this.http, o)
+          : new KeystoneSession(this.http, o);
     this.client = new CinderClient(this.http, tokens, {
       region: o.region,
       interface: o.interface,
       cinderUrl: o.cinder_url,
+      volumeServiceType: o.volume_service_type ?? (o.auth_plugin === 'rackspace' ? 'volume' : 'volumev3'),
     });
     this.connectorSide = new ConnectorSide({ exec: this.exec, nfsMountBase: o.nfs_mount_base });
     this.discoverInstanceId = deps.discoverInstanceId ?? (() => novaInstanceIdFromMetadataService(this.http));

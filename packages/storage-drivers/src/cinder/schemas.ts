@@ -11,10 +11,13 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const CinderDriverOptionsSchema = z
   .object({
-    backend: z.literal('openstack').optional(),
+    backend: z.enum(['openstack', 'rackspace']).optional(),
     region: z.string().min(1).optional(),
-    /** noauth: a Cinder with auth_strategy = noauth (tests); needs cinder_url and project_id. */
-    auth_plugin: z.enum(['password', 'v3applicationcredential', 'noauth']).default('password'),
+    /**
+     * noauth: a Cinder with auth_strategy = noauth (tests); needs cinder_url and project_id.
+     * rackspace: Rackspace Identity v2.0 with an API key (username, api_key; auth_url defaults to Rackspace's).
+     */
+    auth_plugin: z.enum(['password', 'v3applicationcredential', 'noauth', 'rackspace']).default('password'),
     auth_url: z.url().optional(),
     username: z.string().min(1).optional(),
     user_id: z.string().min(1).optional(),
@@ -25,6 +28,10 @@ export const CinderDriverOptionsSchema = z
     project_domain_name: z.string().min(1).default('Default'),
     application_credential_id: z.string().min(1).optional(),
     application_credential_secret: z.string().min(1).optional(),
+    /** auth_plugin rackspace: the account's API key (RAX-KSKEY:apiKeyCredentials). */
+    api_key: z.string().min(1).optional(),
+    /** The catalog's service type of the block storage API: volumev3 (Keystone v3), volume with auth_plugin rackspace. */
+    volume_service_type: z.string().min(1).optional(),
     /** Which catalog endpoint to use. */
     interface: z.enum(['public', 'internal', 'admin']).default('public'),
     verify_peer: z.boolean().default(true),
@@ -67,6 +74,10 @@ export const CinderDriverOptionsSchema = z
     if (o.auth_plugin === 'noauth') {
       need('cinder_url', 'with auth_plugin noauth');
       need('project_id', 'with auth_plugin noauth');
+    } else if (o.auth_plugin === 'rackspace') {
+      need('username', 'with auth_plugin rackspace');
+      need('api_key', 'with auth_plugin rackspace');
+      need('region', 'with auth_plugin rackspace (DFW, ORD, IAD, LON, HKG, SYD)');
     } else {
       need('auth_url', `with auth_plugin ${o.auth_plugin}`);
     }
