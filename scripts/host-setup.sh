@@ -13,6 +13,7 @@ command -v nsenter   >/dev/null 2>&1 || need+=(util-linux)
 command -v curl      >/dev/null 2>&1 || need+=(curl ca-certificates)
 command -v openssl   >/dev/null 2>&1 || need+=(openssl)
 command -v promtool  >/dev/null 2>&1 || need+=(prometheus)
+command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 [ -x /bin/busybox ] || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   echo "flocker: installing ${need[*]}" >&2
