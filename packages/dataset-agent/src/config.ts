@@ -24,6 +24,8 @@ import {
   ebsDatasetConfigSchema,
   type CinderDriverOptions,
   type EbsDatasetConfig,
+  XtremioDriverOptionsSchema,
+  type XtremioDriverOptions,
 } from '@flocker/storage-drivers';
 import { AgentError } from './errors';
 import type { ClusterIdentity } from './poolSafety';
@@ -80,12 +82,15 @@ const LocalBackend = z
 // The `dataset:` section is first checked for a known backend name, then validated
 // by that backend's own schema (the drivers own their options), so every issue
 // is reported with its path under `dataset.`.
-const BACKENDS = ['loopback', 'aws', 'openstack', 'local'] as const;
+const BACKENDS = ['loopback', 'aws', 'openstack', 'local', 'xtremio'] as const;
 const Dataset = z
-  .object({ backend: z.enum(BACKENDS, { error: 'backend must be one of "loopback", "aws", "openstack", "local"' }) })
+  .object({
+    backend: z.enum(BACKENDS, { error: 'backend must be one of "loopback", "aws", "openstack", "local", "xtremio"' }),
+  })
   .loose();
 
 const OpenStackBackend = CinderDriverOptionsSchema.and(z.object({ backend: z.literal('openstack') }));
+const XtremioBackend = XtremioDriverOptionsSchema.extend({ backend: z.literal('xtremio') });
 
 /**
  * Where this agent sends backups and reads restores from (issue 20): an S3-compatible
@@ -153,8 +158,9 @@ export type LoopbackBackendConfig = z.infer<typeof LoopbackBackend>;
 export type AwsBackendConfig = EbsDatasetConfig;
 export type OpenStackBackendConfig = CinderDriverOptions & { backend: 'openstack' };
 export type LocalBackendConfig = z.infer<typeof LocalBackend>;
+export type XtremioBackendConfig = XtremioDriverOptions & { backend: 'xtremio' };
 export type DatasetBackendConfig =
-  LoopbackBackendConfig | AwsBackendConfig | OpenStackBackendConfig | LocalBackendConfig;
+  LoopbackBackendConfig | AwsBackendConfig | OpenStackBackendConfig | LocalBackendConfig | XtremioBackendConfig;
 /** A configuration whose `dataset:` section has been validated by its backend's schema. */
 export type RunnableAgentConfig = Omit<AgentConfig, 'dataset'> & { dataset: DatasetBackendConfig };
 
@@ -168,6 +174,8 @@ function parseBackend(dataset: { backend: (typeof BACKENDS)[number] }): z.ZodSaf
       return OpenStackBackend.safeParse(dataset);
     case 'local':
       return LocalBackend.safeParse(dataset);
+    case 'xtremio':
+      return XtremioBackend.safeParse(dataset);
   }
 }
 

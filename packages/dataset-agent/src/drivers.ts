@@ -5,7 +5,13 @@
  * the backend can push them (the shared loopback pool can; clouds cannot).
  */
 import type winston from 'winston';
-import { CinderDriver, createEbsDriver, LoopbackDriver, type BlockDeviceApi } from '@flocker/storage-drivers';
+import {
+  CinderDriver,
+  createEbsDriver,
+  LoopbackDriver,
+  XtremioDriver,
+  type BlockDeviceApi,
+} from '@flocker/storage-drivers';
 import type { DatasetBackendConfig } from './config';
 import { AgentError } from './errors';
 
@@ -60,6 +66,10 @@ export async function createAgentDriver(
     }
     case 'openstack': {
       const driver = new CinderDriver(dataset, { logger });
+      return { driver, instanceId: await driver.computeInstanceId(), repair: async () => undefined };
+    }
+    case 'xtremio': {
+      const driver = new XtremioDriver(dataset, { logger });
       return { driver, instanceId: await driver.computeInstanceId(), repair: async () => undefined };
     }
     case 'local':
