@@ -8,6 +8,7 @@
  */
 import type { ActionError, ClusterSnapshot, NodeReport } from '@flocker/api';
 import { backoffDelay, followLongPoll } from '@flocker/runtime';
+import { datasetAgentMetrics, processRegistry } from '@flocker/metrics';
 import {
   moveLocalDataset,
   TransferClient,
@@ -19,6 +20,7 @@ import {
 import type winston from 'winston';
 import type { ControlChannel } from './DatasetAgentOptions';
 import { errorCode, errorMessage } from './errors';
+import { sampleAgent } from './metrics';
 import { calculateLocalChanges, localMountPath, type LocalAction, type LocalCopyHere } from './localChanges';
 
 export interface LocalAgentOptions {
@@ -56,6 +58,7 @@ interface Failure {
 
 export class LocalAgent {
   private snapshot: ClusterSnapshot | null = null;
+  private readonly metrics = datasetAgentMetrics(processRegistry('dataset-agent'));
   private readonly stopping = new AbortController();
   private readonly server: TransferServer;
   private readonly movers = new Map<string, Promise<void>>();
@@ -67,6 +70,8 @@ export class LocalAgent {
   private timer: NodeJS.Timeout | undefined;
   private following: Promise<void> | undefined;
   private copies: readonly LocalCopyHere[] = [];
+  /** What the last turn-triggering snapshot said that decisions depend on (see decisionKey). */
+  private decidedOn: string | undefined;
 
   constructor(private readonly o: LocalAgentOptions) {
     this.server = new TransferServer({
@@ -83,6 +88,10 @@ export class LocalAgent {
   }
 
   async start(): Promise<void> {
+    sampleAgent(
+      () => this.buildReport(),
+      () => this.snapshot?.leases.filter((l) => l.node_uuid === this.o.nodeUuid).length ?? 0,
+    );
     await this.o.engine.prepare();
     const port = await this.server.listen(this.o.transferPort, this.o.listenHost ?? '0.0.0.0');
     this.o.logger.info('local transfer listener started', {
@@ -94,9 +103,13 @@ export class LocalAgent {
       wait: (since, timeoutMs) => this.o.control.waitForCluster(since, timeoutMs),
       waitMs: Math.min(this.o.pollWaitMs ?? 10_000, this.o.resyncIntervalMs),
       onSnapshot: (snapshot) => {
-        const changed = this.snapshot?.generation !== snapshot.generation;
+        // Our own reports move the generation too: a turn only when what decides changed.
+        const key = decisionKey(snapshot, this.o.nodeUuid);
         this.snapshot = snapshot;
-        if (changed) this.requestTurn();
+        if (key !== this.decidedOn) {
+          this.decidedOn = key;
+          this.requestTurn();
+        }
       },
       onError: (e, failures) =>
         this.o.logger.warn('cannot reach the control service', { error: errorMessage(e), failures }),
@@ -168,11 +181,16 @@ export class LocalAgent {
     for (const action of actions) {
       if (this.stopping.signal.aborted) break;
       if ((this.failures.get(action.datasetId)?.retryAt ?? 0) > now) continue;
+      const started = Date.now();
+      // A move runs in the background: timed as "move" when it ends (startMove).
+      const timed = action.kind !== 'refuse' && action.kind !== 'moveOut';
       try {
         await this.execute(action);
+        if (timed) this.metrics.step(action.kind, (Date.now() - started) / 1000);
         if (action.kind !== 'refuse') this.failures.delete(action.datasetId);
         changed = true;
       } catch (e) {
+        if (timed) this.metrics.step(action.kind, (Date.now() - started) / 1000, errorCode(e));
         this.failed(action, errorCode(e), errorMessage(e));
       }
     }
@@ -247,6 +265,7 @@ export class LocalAgent {
   /** Runs in the background (phase 1 while the volume is in use here); the turn after it ends looks again. */
   private startMove(action: Extract<LocalAction, { kind: 'moveOut' }>): void {
     const { datasetId } = action;
+    const started = Date.now();
     const target = new TransferClient(
       { host: action.to.host, port: this.o.transferPort, nodeUuid: action.to.uuid },
       this.o.credentials,
@@ -271,11 +290,14 @@ export class LocalAgent {
       },
     })
       .then((result) => {
+        this.metrics.step('move', (Date.now() - started) / 1000);
         this.o.logger.info('moved a local dataset', { datasetId, to: action.to.uuid, ...result });
         this.failures.delete(datasetId);
       })
       .catch((e: unknown) => {
-        if (!this.stopping.signal.aborted) this.failed(action, errorCode(e), errorMessage(e));
+        if (this.stopping.signal.aborted) return;
+        this.metrics.step('move', (Date.now() - started) / 1000, errorCode(e));
+        this.failed(action, errorCode(e), errorMessage(e));
       })
       .finally(() => {
         this.movers.delete(datasetId);
@@ -341,4 +363,17 @@ export class LocalAgent {
       this.o.logger.warn('report failed', { error: errorMessage(e) });
     }
   }
+}
+
+/**
+ * What decisions depend on in a snapshot: the datasets' configuration and the other nodes'
+ * liveness, addresses and copies (this node's own report is what it already knows).
+ */
+export function decisionKey(snapshot: ClusterSnapshot, nodeUuid: string): string {
+  return JSON.stringify([
+    snapshot.datasets.map((d) => [d.dataset_id, d.primary, d.maximum_size ?? null, d.deleted]),
+    snapshot.nodes
+      .filter((n) => n.uuid !== nodeUuid)
+      .map((n) => [n.uuid, n.alive, n.host, n.manifestations.map((m) => m.dataset_id)]),
+  ]);
 }
