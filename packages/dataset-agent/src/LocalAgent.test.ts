@@ -1,0 +1,42 @@
+import type { ClusterSnapshot } from '@flocker/api';
+import { decisionKey } from './LocalAgent';
+
+const ME = '11111111-1111-4111-8111-111111111111';
+const B = '22222222-2222-4222-8222-222222222222';
+const D = '33333333-3333-4333-8333-333333333333';
+
+function snapshot(generation: string, myManifestations: string[], bAlive = true): ClusterSnapshot {
+  const node = (uuid: string, alive: boolean, datasets: string[]): ClusterSnapshot['nodes'][number] => ({
+    uuid,
+    era: 'e',
+    host: uuid === ME ? '10.0.0.1' : '10.0.0.2',
+    instance_id: uuid,
+    backend: 'local-btrfs',
+    manifestations: datasets.map((d) => ({
+      dataset_id: d,
+      blockdevice_id: `btrfs:/p/${d}`,
+      size: 1,
+      status: 'mounted',
+    })),
+    errors: [],
+    alive,
+    last_seen: '2026-12-04T12:00:00Z',
+  });
+  return {
+    generation,
+    configuration_tag: 't',
+    datasets: [{ dataset_id: D, primary: ME, maximum_size: 1000, deleted: false, metadata: {} }],
+    leases: [],
+    nodes: [node(ME, true, myManifestations), node(B, bAlive, [])],
+  };
+}
+
+describe('LocalAgent: when a snapshot is worth a turn', () => {
+  it('not for its own report (which moves the generation), but for the configuration or another node', () => {
+    const base = decisionKey(snapshot('1', []), ME);
+    expect(decisionKey(snapshot('2', [D]), ME)).toBe(base);
+    expect(decisionKey(snapshot('3', [], false), ME)).not.toBe(base);
+    const moved = snapshot('4', []);
+    expect(decisionKey({ ...moved, datasets: [{ ...moved.datasets[0]!, primary: B }] }, ME)).not.toBe(base);
+  });
+});
