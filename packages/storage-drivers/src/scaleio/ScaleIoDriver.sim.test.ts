@@ -162,12 +162,15 @@ describe('ScaleIoDriver against the simulator: beyond the contract', () => {
     }
   });
 
-  it('rounds sizes to 8 GiB and maps profiles to storage pools', async () => {
+  it('rounds sizes to 8 GiB, maps profiles to storage pools and refuses a profile without one', async () => {
     const v = await a.createVolume(randomUUID(), 14 * 1024 ** 3, { profile: 'gold' });
     expect(v.size).toBe(2 * SCALEIO_UNIT);
     const raw = await a.client.volume(v.blockdeviceId);
     expect(raw).toMatchObject({ storagePoolId: GOLD, sizeInKb: 16 * 1024 * 1024 });
     await a.destroyVolume(v.blockdeviceId);
+    await expect(a.createVolume(randomUUID(), 1, { profile: 'bronze' })).rejects.toThrow(
+      /no storage pool for profile bronze \(profile_storage_pools has: gold\)/,
+    );
   });
 
   it('adopts a volume whose create answer was lost (request timeout), leaving exactly one', async () => {

@@ -171,10 +171,14 @@ export class ScaleIoDriver implements BlockDeviceApi {
 
   async createVolume(datasetId: string, size: number, options: CreateVolumeOptions = {}): Promise<BlockDeviceVolume> {
     const kb = this.checkSize(size);
-    const pool =
-      options.profile === undefined
-        ? this.options.storage_pool_id
-        : (this.options.profile_storage_pools[options.profile] ?? this.options.storage_pool_id);
+    const pools = this.options.profile_storage_pools;
+    const pool = options.profile === undefined ? this.options.storage_pool_id : pools[options.profile];
+    // The profile is read back from the pool, so a profile without one cannot be kept: refuse it.
+    if (pool === undefined)
+      throw new StorageError(
+        'BACKEND_ERROR',
+        `no storage pool for profile ${options.profile} (profile_storage_pools has: ${Object.keys(pools).join(', ') || 'none'})`,
+      );
     if (options.onlyVolume && (await this.listVolumes()).some((v) => v.datasetId === datasetId))
       throw new StorageError('DATASET_HAS_VOLUME', `dataset ${datasetId} has a volume already`);
     const name = volumeName(this.options.cluster_id, datasetId);
@@ -201,9 +205,7 @@ export class ScaleIoDriver implements BlockDeviceApi {
       });
       id = found;
     }
-    const { volume } = await this.ours(id);
-    if (options.profile !== undefined && volume.profile === undefined) return { ...volume, profile: options.profile };
-    return volume;
+    return (await this.ours(id)).volume;
   }
 
   /** Looks for a lost create's volume by its name until the operation timeout (the gateway may still be making it). */
