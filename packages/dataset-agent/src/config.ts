@@ -26,6 +26,8 @@ import {
   type EbsDatasetConfig,
   XtremioDriverOptionsSchema,
   type XtremioDriverOptions,
+  ScaleIoOptionsSchema,
+  type ScaleIoOptions,
 } from '@flocker/storage-drivers';
 import { AgentError } from './errors';
 import type { ClusterIdentity } from './poolSafety';
@@ -82,15 +84,20 @@ const LocalBackend = z
 // The `dataset:` section is first checked for a known backend name, then validated
 // by that backend's own schema (the drivers own their options), so every issue
 // is reported with its path under `dataset.`.
-const BACKENDS = ['loopback', 'aws', 'openstack', 'local', 'xtremio'] as const;
+const BACKENDS = ['loopback', 'aws', 'openstack', 'local', 'xtremio', 'rackspace', 'scaleio'] as const;
 const Dataset = z
   .object({
-    backend: z.enum(BACKENDS, { error: 'backend must be one of "loopback", "aws", "openstack", "local", "xtremio"' }),
+    backend: z.enum(BACKENDS, {
+      error: 'backend must be one of "loopback", "aws", "openstack", "local", "xtremio", "rackspace", "scaleio"',
+    }),
   })
   .loose();
 
 const OpenStackBackend = CinderDriverOptionsSchema.and(z.object({ backend: z.literal('openstack') }));
 const XtremioBackend = XtremioDriverOptionsSchema.extend({ backend: z.literal('xtremio') });
+// Rackspace Cloud Block Storage: the Cinder driver behind Rackspace Identity (auth_plugin rackspace unless set).
+const RackspaceBackend = CinderDriverOptionsSchema.and(z.object({ backend: z.literal('rackspace') }));
+const ScaleIoBackend = ScaleIoOptionsSchema.and(z.object({ backend: z.literal('scaleio') }));
 
 /**
  * Where this agent sends backups and reads restores from (issue 20): an S3-compatible
@@ -159,8 +166,16 @@ export type AwsBackendConfig = EbsDatasetConfig;
 export type OpenStackBackendConfig = CinderDriverOptions & { backend: 'openstack' };
 export type LocalBackendConfig = z.infer<typeof LocalBackend>;
 export type XtremioBackendConfig = XtremioDriverOptions & { backend: 'xtremio' };
+export type RackspaceBackendConfig = CinderDriverOptions & { backend: 'rackspace' };
+export type ScaleIoBackendConfig = ScaleIoOptions & { backend: 'scaleio' };
 export type DatasetBackendConfig =
-  LoopbackBackendConfig | AwsBackendConfig | OpenStackBackendConfig | LocalBackendConfig | XtremioBackendConfig;
+  | LoopbackBackendConfig
+  | AwsBackendConfig
+  | OpenStackBackendConfig
+  | LocalBackendConfig
+  | XtremioBackendConfig
+  | RackspaceBackendConfig
+  | ScaleIoBackendConfig;
 /** A configuration whose `dataset:` section has been validated by its backend's schema. */
 export type RunnableAgentConfig = Omit<AgentConfig, 'dataset'> & { dataset: DatasetBackendConfig };
 
@@ -176,6 +191,10 @@ function parseBackend(dataset: { backend: (typeof BACKENDS)[number] }): z.ZodSaf
       return LocalBackend.safeParse(dataset);
     case 'xtremio':
       return XtremioBackend.safeParse(dataset);
+    case 'rackspace':
+      return RackspaceBackend.safeParse({ auth_plugin: 'rackspace', ...dataset });
+    case 'scaleio':
+      return ScaleIoBackend.safeParse(dataset);
   }
 }
 

@@ -9,6 +9,7 @@ import {
   CinderDriver,
   createEbsDriver,
   LoopbackDriver,
+  ScaleIoDriver,
   XtremioDriver,
   type BlockDeviceApi,
 } from '@flocker/storage-drivers';
@@ -64,8 +65,13 @@ export async function createAgentDriver(
       const driver = createEbsDriver({ config: dataset, logger });
       return { driver, instanceId: await driver.computeInstanceId(), repair: async () => undefined };
     }
-    case 'openstack': {
+    case 'openstack':
+    case 'rackspace': {
       const driver = new CinderDriver(dataset, { logger });
+      return { driver, instanceId: await driver.computeInstanceId(), repair: async () => undefined };
+    }
+    case 'scaleio': {
+      const driver = new ScaleIoDriver(dataset, { logger });
       return { driver, instanceId: await driver.computeInstanceId(), repair: async () => undefined };
     }
     case 'xtremio': {
