@@ -7,6 +7,7 @@ import {
   controlUrl as controlUrlOf,
   DEFAULT_CONFIG_PATH,
   DEFAULT_DOCKER_SOCKET,
+  loadControlCredentials,
   loadNodeConfig,
   metricsListen,
   NodeConfigError,
@@ -17,6 +18,7 @@ import {
 } from '@flocker/node-config';
 import { DEFAULT_METRICS_PORTS } from '@flocker/metrics';
 import { DEFAULT_MOUNT_SAFETY_WINDOW_MS, DEFAULT_RECONCILE_INTERVAL_MS } from './DockerReconciler';
+import type { PropagatedMountPaths } from './managed/PropagatedMounts';
 import { VolumePluginError } from './protocol';
 import { DEFAULT_VOLUME_SIZE, parseSize } from './volumeOptions';
 
@@ -65,6 +67,8 @@ export interface PluginSettings {
   mountSafetyWindowMs?: number;
   /** The metrics and health listener (/metrics, /healthz, /readyz); absent = none. */
   metrics?: { host: string; port: number };
+  /** A managed (v2) plugin: answer paths inside the propagated mount (managed/PropagatedMounts). */
+  propagated?: PropagatedMountPaths;
 }
 
 export interface PluginArgs {
@@ -87,6 +91,52 @@ export interface PluginArgs {
   /** The metrics listener's address and port (0 = none); default agent.yml metrics:, else 127.0.0.1:4532. */
   metricsAddress?: string;
   metricsPort?: number;
+  /** The node's TLS files, instead of those agent.yml names (all three together). */
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+  /** A managed plugin's propagatedMount; with it, hostMountSeenAt is where the host's mount root is seen. */
+  propagatedMount?: string;
+  hostMountSeenAt?: string;
+  /** The agent's mount root on the host (default: node.mount_root of agent.yml). */
+  hostMountRoot?: string;
+}
+
+/** Environment variables a managed plugin's config.json sets (docker plugin set), as flags; '' = unset. */
+export const PLUGIN_ENV: Readonly<Record<string, keyof PluginArgs>> = {
+  FLOCKER_AGENT_CONFIG: 'agentConfig',
+  FLOCKER_CONTROL_URL: 'controlUrl',
+  FLOCKER_CA_FILE: 'caFile',
+  FLOCKER_CERT_FILE: 'certFile',
+  FLOCKER_KEY_FILE: 'keyFile',
+  FLOCKER_STATE_DIR: 'stateDir',
+  FLOCKER_DOCKER_SOCKET: 'dockerSocket',
+  FLOCKER_PROPAGATED_MOUNT: 'propagatedMount',
+  FLOCKER_HOST_MOUNT_SEEN_AT: 'hostMountSeenAt',
+  FLOCKER_HOST_MOUNT_ROOT: 'hostMountRoot',
+};
+
+type StringArg = 'agentConfig' | 'controlUrl' | 'caFile' | 'certFile' | 'keyFile' | 'stateDir' | 'dockerSocket';
+
+/** The settings of PLUGIN_ENV found (non-empty) in `env`; flags given on the command line win over them. */
+export function argsFromEnv(
+  env: Readonly<Record<string, string | undefined>>,
+): Partial<Record<StringArg | 'propagatedMount' | 'hostMountSeenAt' | 'hostMountRoot', string>> {
+  const out: Partial<Record<string, string>> = {};
+  for (const [name, key] of Object.entries(PLUGIN_ENV)) {
+    const v = env[name]?.trim();
+    if (v !== undefined && v !== '') out[key] = v;
+  }
+  return out;
+}
+
+/** The node credentials of explicit --ca-file/--cert-file/--key-file, if any (all three or none). */
+function explicitTls(args: PluginArgs): PluginTls | undefined {
+  const { caFile, certFile, keyFile } = args;
+  if (caFile === undefined && certFile === undefined && keyFile === undefined) return undefined;
+  if (caFile === undefined || certFile === undefined || keyFile === undefined)
+    throw new VolumePluginError('CONFIG_INVALID', '--ca-file, --cert-file and --key-file go together.');
+  return asPluginErrorSync(() => loadControlCredentials({ ca: caFile, cert: certFile, key: keyFile }));
 }
 
 export interface AgentYamlSettings {
@@ -115,8 +165,25 @@ export function waitForNodeUuid(stateDir: string, timeoutMs: number): Promise<st
 
 /** Flags first, then agent.yml (`control-service`, `node`, `plugin:`), then the defaults. */
 export async function resolveSettings(args: PluginArgs): Promise<PluginSettings> {
-  const node = await asPluginError(() => resolveNodeConnection(args));
+  const explicit = explicitTls(args);
+  const node = await asPluginError(() =>
+    resolveNodeConnection(explicit ? { ...args, nodeUuid: args.nodeUuid ?? explicit.nodeUuid } : args),
+  );
+  const tls = explicit ?? node.tls;
+  // Certificates given apart from agent.yml mean HTTPS, whatever agent.yml's directory holds.
+  const controlUrl = explicit ? node.controlUrl.replace(/(^|,)http:\/\//g, '$1https://') : node.controlUrl;
+  if (explicit && node.nodeUuid !== explicit.nodeUuid)
+    throw new VolumePluginError(
+      'CONFIG_INVALID',
+      `--node-uuid ${node.nodeUuid} is not the node named by the certificate (${explicit.nodeUuid}).`,
+    );
   const plugin = node.config?.plugin;
+  const hostMountRoot = args.hostMountRoot ?? node.config?.node.mount_root;
+  if (args.propagatedMount !== undefined && (args.hostMountSeenAt === undefined || hostMountRoot === undefined))
+    throw new VolumePluginError(
+      'CONFIG_INVALID',
+      '--propagated-mount needs --host-mount-seen-at and the host mount root (--host-mount-root or agent.yml).',
+    );
   const dockerSocket = args.dockerSocket ?? node.config?.node.docker_socket ?? DEFAULT_DOCKER_SOCKET;
   const metrics = metricsListen(node.config?.metrics, 'plugin', DEFAULT_METRICS_PORTS['docker-plugin'], {
     address: args.metricsAddress,
@@ -124,8 +191,11 @@ export async function resolveSettings(args: PluginArgs): Promise<PluginSettings>
   });
   return {
     ...(metrics !== undefined ? { metrics } : {}),
-    controlUrl: node.controlUrl,
-    ...(node.tls ? { tls: node.tls } : {}),
+    controlUrl,
+    ...(tls ? { tls } : {}),
+    ...(args.propagatedMount !== undefined && args.hostMountSeenAt !== undefined && hostMountRoot !== undefined
+      ? { propagated: { propagatedMount: args.propagatedMount, seenAt: args.hostMountSeenAt, hostMountRoot } }
+      : {}),
     nodeUuid: node.nodeUuid,
     stateDir: node.stateDir,
     socketPath: args.socket ?? DEFAULT_SOCKET,

@@ -3,10 +3,12 @@
 import { errorMessage } from '@flocker/runtime';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { resolveSettings } from './config';
+import { argsFromEnv, resolveSettings } from './config';
 import { createLogger, startVolumePlugin } from './startVolumePlugin';
 
 async function main(): Promise<void> {
+  // A managed plugin is configured by environment variables (config.json, docker plugin set); flags win.
+  const env = argsFromEnv(process.env);
   const argv = await yargs(hideBin(process.argv))
     .scriptName('flocker-docker-plugin')
     .usage(
@@ -15,11 +17,35 @@ async function main(): Promise<void> {
     .option('agent-config', {
       type: 'string',
       describe: 'dataset agent configuration (control service address, node.state_dir)',
-      default: '/etc/flocker/agent.yml',
+      default: env.agentConfig ?? '/etc/flocker/agent.yml',
     })
     .option('control-url', {
       type: 'string',
       describe: 'control service URL, e.g. http://10.0.0.1:4523 (overrides agent.yml)',
+      default: env.controlUrl,
+    })
+    .option('ca-file', {
+      type: 'string',
+      describe: "cluster CA certificate (with --cert-file and --key-file: instead of agent.yml's)",
+      default: env.caFile,
+    })
+    .option('cert-file', { type: 'string', describe: "this node's certificate", default: env.certFile })
+    .option('key-file', { type: 'string', describe: "this node's private key", default: env.keyFile })
+    .option('propagated-mount', {
+      type: 'string',
+      describe:
+        'managed plugin: its config.json propagatedMount; volumes are bound there from --host-mount-seen-at and answered as paths there',
+      default: env.propagatedMount,
+    })
+    .option('host-mount-seen-at', {
+      type: 'string',
+      describe: "managed plugin: where the host's mount root (the agent's mount_root) is mounted in the plugin",
+      default: env.hostMountSeenAt,
+    })
+    .option('host-mount-root', {
+      type: 'string',
+      describe: "managed plugin: the agent's mount root on the host (default: node.mount_root of agent.yml)",
+      default: env.hostMountRoot,
     })
     .option('node-uuid', { type: 'string', describe: "this node's UUID (default: read from <state-dir>/node.json)" })
     .option('socket', {
@@ -30,6 +56,7 @@ async function main(): Promise<void> {
     .option('state-dir', {
       type: 'string',
       describe: 'directory of node.json and plugin-mounts.json (default: node.state_dir of agent.yml)',
+      default: env.stateDir,
     })
     .option('mount-timeout', {
       type: 'number',
@@ -46,6 +73,7 @@ async function main(): Promise<void> {
       type: 'string',
       describe:
         'this host\'s dockerd API socket, to reconcile mounts with the containers it runs ("none": off; default: node.docker_socket of agent.yml, else /var/run/docker.sock)',
+      default: env.dockerSocket,
     })
     .option('reconcile-interval', {
       type: 'number',
@@ -89,6 +117,12 @@ async function main(): Promise<void> {
     mountSafetyWindow: argv['mount-safety-window'],
     metricsAddress: argv['metrics-address'],
     metricsPort: argv['metrics-port'],
+    caFile: argv['ca-file'],
+    certFile: argv['cert-file'],
+    keyFile: argv['key-file'],
+    propagatedMount: argv['propagated-mount'],
+    hostMountSeenAt: argv['host-mount-seen-at'],
+    hostMountRoot: argv['host-mount-root'],
   });
   const driverName = argv['driver-name'];
   const plugin = await startVolumePlugin({

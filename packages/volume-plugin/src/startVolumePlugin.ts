@@ -14,6 +14,7 @@ import { MOUNTS_FILE, type PluginSettings } from './config';
 import { DEFAULT_RECONCILE_INTERVAL_MS, DockerReconciler, driverNameOf } from './DockerReconciler';
 import { DockerodeView, type DockerView } from './DockerView';
 import { FlockerVolumeBackend, type ControlClient } from './FlockerVolumeBackend';
+import { PropagatedMounts } from './managed/PropagatedMounts';
 import { MountRegistry } from './MountRegistry';
 import { createPluginHttpServer, listenOnUnixSocket } from './PluginHttpServer';
 
@@ -86,12 +87,15 @@ export async function startVolumePlugin(options: VolumePluginOptions): Promise<R
   });
   const metrics = await startPluginMetrics(options, logger);
   await backend.start(options.startTimeoutMs);
-  const server = createPluginHttpServer(backend, logger);
+  const served = options.propagated ? new PropagatedMounts(backend, registry, options.propagated, logger) : backend;
+  if (served instanceof PropagatedMounts) await served.start();
+  const server = createPluginHttpServer(served, logger);
   await listenOnUnixSocket(server, { socketPath: options.socketPath, mode: options.socketMode ?? 0o600 });
   logger.info('flocker docker plugin listening', {
     socket: options.socketPath,
     control_url: options.controlUrl,
     node_uuid: options.nodeUuid,
+    ...(options.propagated ? { propagated_mount: options.propagated.propagatedMount } : {}),
   });
   // dockerd usually starts after the plugin: the reconciler keeps trying to reach it, off the socket's path.
   const docker =
