@@ -26,6 +26,8 @@ export class DockerDaemon {
   constructor(
     readonly dir: string,
     readonly cgroupParent: string,
+    /** A named netns (ip netns) to run in instead of a new empty one, and extra dockerd flags. */
+    private readonly opts: { netns?: string; extraArgs?: readonly string[] } = {},
   ) {
     this.socket = path.join(dir, 'docker.sock');
     this.pidfile = path.join(dir, 'docker.pid');
@@ -36,11 +38,13 @@ export class DockerDaemon {
     fs.mkdirSync(this.dir, { recursive: true });
     this.docker0 ??= new Docker0Guard(`the private dockerd in ${this.dir}`);
     const log = fs.openSync(this.logFile, 'a');
-    // unshare execs dockerd in place (no fork), so the child's pid is dockerd's.
+    // unshare and nsenter exec dockerd in place (no fork), so the child's pid is dockerd's.
+    const netns =
+      this.opts.netns === undefined ? ['unshare', '--net'] : ['nsenter', `--net=/run/netns/${this.opts.netns}`];
     const child = spawn(
-      'unshare',
+      netns[0] ?? 'unshare',
       [
-        '--net',
+        ...netns.slice(1),
         '--',
         'dockerd',
         '--data-root',
@@ -57,6 +61,7 @@ export class DockerDaemon {
         '--ip-masq=false',
         '--cgroup-parent',
         this.cgroupParent,
+        ...(this.opts.extraArgs ?? []),
       ],
       { stdio: ['ignore', log, log], detached: true },
     );
