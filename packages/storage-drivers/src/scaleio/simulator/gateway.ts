@@ -24,6 +24,10 @@ import { execFileExec } from '../../exec';
 
 export const SimulatorConfigSchema = z.object({
   systemId: z.string().regex(/^[0-9a-f]{16}$/),
+  /** Address to listen on (main.ts); 0.0.0.0 where hosts in other network namespaces reach it. */
+  listen: z.string().default('127.0.0.1'),
+  /** Port to listen on (main.ts); 0: any free one. */
+  port: z.number().int().min(0).max(65535).default(0),
   username: z.string().min(1),
   password: z.string().min(1),
   /** Where volume files live (sparse). */
@@ -32,7 +36,7 @@ export const SimulatorConfigSchema = z.object({
   /** The SDCs this "system" knows; each has its own device-link directory (its host's /dev/disk/by-id). */
   sdcs: z.array(z.object({ id: z.string(), guid: z.string(), ip: z.string(), byIdDir: z.string().min(1) })).min(1),
 });
-export type SimulatorConfig = z.infer<typeof SimulatorConfigSchema>;
+export type SimulatorConfig = z.input<typeof SimulatorConfigSchema>;
 
 const GIB = 1024 * 1024 * 1024;
 
@@ -79,7 +83,11 @@ export class GatewaySimulator {
   /** Serializes the data path (losetup, links) as the MDM serializes its commands. */
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(readonly config: SimulatorConfig) {}
+  readonly config: z.output<typeof SimulatorConfigSchema>;
+
+  constructor(config: SimulatorConfig) {
+    this.config = SimulatorConfigSchema.parse(config);
+  }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn, fn);
@@ -114,7 +122,7 @@ export class GatewaySimulator {
     };
   }
 
-  private sdcJson(s: SimulatorConfig['sdcs'][number]): unknown {
+  private sdcJson(s: z.output<typeof SimulatorConfigSchema>['sdcs'][number]): unknown {
     // Shape of [CIN mockup/query_sdc_instances_response.json].
     return {
       id: s.id,

@@ -12,9 +12,9 @@ import { gatewayServer, GatewaySimulator, SimulatorConfigSchema } from './gatewa
 async function main(): Promise<void> {
   const sim = new GatewaySimulator(SimulatorConfigSchema.parse(JSON.parse(process.argv[2] ?? '{}')));
   const server = gatewayServer(sim);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(sim.config.port, sim.config.listen, resolve));
   const { port } = server.address() as AddressInfo;
-  process.stdout.write(`${JSON.stringify({ url: `http://127.0.0.1:${port}` })}\n`);
+  process.stdout.write(`${JSON.stringify({ url: `http://${sim.config.listen}:${port}`, port })}\n`);
   const stop = () => {
     server.close();
     server.closeAllConnections();
