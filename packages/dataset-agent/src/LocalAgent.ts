@@ -173,7 +173,7 @@ export class LocalAgent {
         alive: n.alive,
         copies: n.manifestations.map((m) => m.dataset_id),
       })),
-      { copies: this.copies, moving: new Set(this.movers.keys()) },
+      { copies: this.copies, moving: new Set(this.movers.keys()), retained: new Set(await engine.listRetained()) },
       this.o,
     );
     const now = Date.now();
@@ -252,6 +252,13 @@ export class LocalAgent {
       case 'destroy':
         await engine.destroyDataset(action.datasetId);
         return;
+      case 'retire': {
+        const snapshots = await engine.listSnapshots(action.datasetId);
+        const keep = snapshots[snapshots.length - 1]?.name;
+        for (const s of snapshots) if (s.name !== keep) await engine.destroySnapshot(action.datasetId, s.name);
+        await engine.retire(action.datasetId);
+        return;
+      }
       case 'refuse':
         // Reported as the dataset's error; looked at again on every turn.
         this.failed(action, action.code, action.message);

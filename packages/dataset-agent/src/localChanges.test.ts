@@ -70,6 +70,26 @@ describe('decisions of an agent with a local backend', () => {
     expect(calculateLocalChanges(dataset(B), nodes, here([{ ...copy, mountPoints: [] }], [D]), ctx)).toEqual([]);
   });
 
+  it('the new primary holds its copy already (a mover killed after the promote): ours is let go of, not sent again', () => {
+    const nodes = [node(ME, true, [D]), node(B, true, [D])];
+    const copy = { datasetId: D, size: 2000, mountPoints: [PATH] };
+    expect(calculateLocalChanges(dataset(B), nodes, here([copy]), ctx)).toEqual([
+      { kind: 'unmount', datasetId: D, mountPath: PATH },
+    ]);
+    expect(calculateLocalChanges(dataset(B), nodes, here([{ ...copy, mountPoints: [] }]), ctx)).toEqual([
+      { kind: 'retire', datasetId: D },
+    ]);
+    // Even while the new primary is dead: its copy is the newer one.
+    expect(
+      calculateLocalChanges(
+        dataset(B),
+        [node(ME, true, [D]), node(B, false, [D])],
+        here([{ ...copy, mountPoints: [] }]),
+        ctx,
+      ),
+    ).toEqual([{ kind: 'retire', datasetId: D }]);
+  });
+
   it('moved to a dead node: the copy stays here, nothing sent', () => {
     const copy = { datasetId: D, size: 2000, mountPoints: [PATH] };
     expect(calculateLocalChanges(dataset(B), [node(ME, true, [D]), node(B, false)], here([copy]), ctx)).toEqual([]);
@@ -86,6 +106,10 @@ describe('decisions of an agent with a local backend', () => {
     ).toEqual([{ kind: 'destroy', datasetId: D }]);
     expect(calculateLocalChanges(dataset(ME, { deleted: true }), nodes, here([mounted], [D]), ctx)).toEqual([]);
     expect(calculateLocalChanges(dataset(ME, { deleted: true }), nodes, here(), ctx)).toEqual([]);
+    // What a move away left here (its final snapshot) goes with the dataset.
+    expect(
+      calculateLocalChanges(dataset(B, { deleted: true }), nodes, { ...here(), retained: new Set([D]) }, ctx),
+    ).toEqual([{ kind: 'destroy', datasetId: D }]);
   });
 
   it('the default size for a dataset without maximum_size', () => {

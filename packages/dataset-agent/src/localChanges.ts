@@ -33,6 +33,8 @@ export interface LocalObservation {
   readonly copies: readonly LocalCopyHere[];
   /** Datasets this node is moving to another node right now. */
   readonly moving: ReadonlySet<string>;
+  /** Datasets this pool keeps snapshots (or a retired copy) of without a live copy. */
+  readonly retained?: ReadonlySet<string>;
 }
 
 export interface LocalDecisionContext {
@@ -47,6 +49,8 @@ export type LocalAction =
   | { readonly kind: 'resize'; readonly datasetId: string; readonly size: number }
   | { readonly kind: 'unmount'; readonly datasetId: string; readonly mountPath: string }
   | { readonly kind: 'destroy'; readonly datasetId: string }
+  /** After a move away: keep only the newest snapshot (a move back's base), let go of the live copy. */
+  | { readonly kind: 'retire'; readonly datasetId: string }
   | {
       /** Push the live copy to the new primary: phase 1 at once, phase 2 once nothing here holds it. */
       readonly kind: 'moveOut';
@@ -96,7 +100,8 @@ function decide(
   const mountPath = localMountPath(datasetId, ctx);
   const moving = here.moving.has(datasetId);
   if (d.deleted) {
-    if (copy === undefined || moving) return null;
+    if (moving) return null;
+    if (copy === undefined) return here.retained?.has(datasetId) === true ? { kind: 'destroy', datasetId } : null;
     const mounted = [...copy.mountPoints].sort()[0];
     return mounted !== undefined ? { kind: 'unmount', datasetId, mountPath: mounted } : { kind: 'destroy', datasetId };
   }
@@ -123,9 +128,16 @@ function decide(
   // Another node is the primary: this node pushes its copy there, then lets go of it.
   if (copy === undefined) return null;
   const target = nodes.find((n) => n.uuid === d.primary);
-  if (!moving && target?.alive === true)
-    return { kind: 'moveOut', datasetId, to: { uuid: target.uuid, host: target.host }, size: sizeOf(d, ctx) };
-  // The host's own mount goes at once (containers keep theirs until they stop: the move's release).
   const mounted = copy.mountPoints.includes(mountPath) ? mountPath : undefined;
-  return moving && mounted !== undefined ? { kind: 'unmount', datasetId, mountPath: mounted } : null;
+  if (moving) {
+    // The host's own mount goes at once (containers keep theirs until they stop: the move's release).
+    return mounted !== undefined ? { kind: 'unmount', datasetId, mountPath: mounted } : null;
+  }
+  // The primary holds its live copy already (a mover killed after the promote, before it retired
+  // this one): nothing to send, this copy is let go of.
+  if (target?.copies.includes(datasetId) === true)
+    return mounted !== undefined ? { kind: 'unmount', datasetId, mountPath: mounted } : { kind: 'retire', datasetId };
+  if (target?.alive === true)
+    return { kind: 'moveOut', datasetId, to: { uuid: target.uuid, host: target.host }, size: sizeOf(d, ctx) };
+  return null;
 }

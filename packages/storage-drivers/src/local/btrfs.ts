@@ -160,6 +160,12 @@ export class BtrfsEngine implements LocalEngine {
     return out.sort((a, b) => (a.datasetId < b.datasetId ? -1 : 1));
   }
 
+  async listRetained(): Promise<string[]> {
+    const live = new Set((await this.listDatasets()).map((d) => d.datasetId));
+    const ids = (await this.fs.list(posix.join(this.root, 'snapshots'))).filter((id) => /^[0-9a-f-]{36}$/.test(id));
+    return ids.filter((id) => !live.has(id)).sort();
+  }
+
   async createDataset(datasetId: string, size: number): Promise<LocalDataset> {
     checkDatasetId(datasetId);
     const path = this.datasetPath(datasetId);

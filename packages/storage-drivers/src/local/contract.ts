@@ -113,11 +113,14 @@ export function localEngineContract(name: string, fixture: () => LocalContractFi
       await b.mount(id, pathB);
       expect(readFileSync(join(pathB, 'file'), 'utf8')).toBe('delta');
       await b.unmount(pathB);
-      // The source retires its copy after the move: no longer a live, writable one; idempotent.
+      // The source retires its copy after the move: no longer a live copy (kept: listed as retained); idempotent.
       await a.retire(id);
       await a.retire(id);
+      expect((await a.listDatasets()).some((d) => d.datasetId === id)).toBe(false);
+      expect(await a.listRetained()).toContain(id);
       await a.destroyDataset(id);
       await b.destroyDataset(id);
+      expect(await a.listRetained()).not.toContain(id);
     });
   });
 }

@@ -48,6 +48,11 @@ export interface LocalEngine {
   /** Checks the pool and makes what the engine keeps there (btrfs: directories, quotas on). Idempotent. */
   prepare(): Promise<void>;
   listDatasets(): Promise<LocalDataset[]>;
+  /**
+   * Datasets this pool keeps something of without a live copy (snapshots kept after a move away, a
+   * retired ZFS file system, a received snapshot not promoted): what a deleted dataset's destroy removes.
+   */
+  listRetained(): Promise<string[]>;
   /** Idempotent: an existing dataset gets its limit (again). */
   createDataset(datasetId: string, size: number): Promise<LocalDataset>;
   resizeDataset(datasetId: string, size: number): Promise<void>;

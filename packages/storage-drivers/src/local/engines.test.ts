@@ -284,7 +284,7 @@ describe('ZFS engine (command sequences)', () => {
   it('parses zfs list output (refquota 0 is no limit)', () => {
     expect(
       parseZfsDatasets(
-        `tank/data/flocker\t0\t24576\n${FS}\t1073741824\t5242880\ntank/data/flocker/${ID}/child\t0\t1\n`,
+        `tank/data/flocker\t0\t24576\toff\n${FS}\t1073741824\t5242880\toff\ntank/data/flocker/${ID}/child\t0\t1\toff\ntank/data/flocker/0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a11\t0\t1\ton\n`,
         'tank/data/flocker',
       ),
     ).toEqual([{ datasetId: ID, size: 1073741824, usedBytes: 5242880 }]);

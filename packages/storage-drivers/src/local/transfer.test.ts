@@ -25,6 +25,8 @@ class MemoryEngine implements LocalEngine {
   prepare = () => Promise.resolve();
   listDatasets = (): Promise<LocalDataset[]> =>
     Promise.resolve(this.live ? [{ datasetId: ID, size: 1000, usedBytes: this.live.data.length }] : []);
+  listRetained = (): Promise<string[]> =>
+    Promise.resolve(this.live === undefined && this.snapshots.length > 0 ? [ID] : []);
   createDataset = (): Promise<LocalDataset> => {
     this.live ??= { data: '', mounted: [] };
     return Promise.resolve({ datasetId: ID, size: 1000, usedBytes: 0 });

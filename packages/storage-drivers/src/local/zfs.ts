@@ -35,13 +35,16 @@ export interface ZfsEngineOptions {
   readonly readAllMounts?: ReadMounts;
 }
 
-/** `zfs list -H -p -o name,refquota,referenced`: tab-separated, exact numbers, refquota 0 = none. */
+/**
+ * `zfs list -H -p -o name,refquota,referenced,readonly`: tab-separated, exact numbers, refquota 0 =
+ * none. A read-only file system is no live copy: received and not promoted yet, or retired.
+ */
 export function parseZfsDatasets(text: string, parent: string): LocalDataset[] {
   const out: LocalDataset[] = [];
   for (const line of text.split('\n')) {
-    const [name, refquota, referenced] = line.split('\t');
+    const [name, refquota, referenced, readonly] = line.split('\t');
     if (name === undefined || refquota === undefined || referenced === undefined) continue;
-    if (!name.startsWith(`${parent}/`)) continue;
+    if (!name.startsWith(`${parent}/`) || readonly?.trim() === 'on') continue;
     const datasetId = name.slice(parent.length + 1);
     if (datasetId.includes('/')) continue;
     const quota = Number(refquota);
@@ -112,17 +115,33 @@ export class ZfsEngine implements LocalEngine {
 
   async listDatasets(): Promise<LocalDataset[]> {
     const out = await this.zfs(
-      ['list', '-H', '-p', '-t', 'filesystem', '-d', '1', '-o', 'name,refquota,referenced', this.root],
+      ['list', '-H', '-p', '-t', 'filesystem', '-d', '1', '-o', 'name,refquota,referenced,readonly', this.root],
       `listing ${this.root}`,
     );
     return parseZfsDatasets(out, this.root);
   }
 
+  async listRetained(): Promise<string[]> {
+    const out = await this.zfs(
+      ['list', '-H', '-t', 'filesystem', '-d', '1', '-o', 'name,readonly', this.root],
+      `listing ${this.root}`,
+    );
+    const ids: string[] = [];
+    for (const line of out.split('\n')) {
+      const [name, readonly] = line.split('\t');
+      if (name?.startsWith(`${this.root}/`) && readonly?.trim() === 'on') ids.push(name.slice(this.root.length + 1));
+    }
+    return ids.sort();
+  }
+
   async createDataset(datasetId: string, size: number): Promise<LocalDataset> {
     checkDatasetId(datasetId);
     const fs = this.fileSystem(datasetId);
-    if (await this.exists(fs)) await this.resizeDataset(datasetId, size);
-    else await this.zfs(['create', '-o', 'mountpoint=legacy', '-o', `refquota=${size}`, fs], `creating ${fs}`);
+    // Only ever asked when no node holds a live copy: a retired file system here is that copy.
+    if (await this.exists(fs)) {
+      await this.resizeDataset(datasetId, size);
+      await this.zfs(['set', 'readonly=off', fs], `making ${fs} writable`);
+    } else await this.zfs(['create', '-o', 'mountpoint=legacy', '-o', `refquota=${size}`, fs], `creating ${fs}`);
     return (await this.listDatasets()).find((d) => d.datasetId === datasetId) ?? { datasetId, size, usedBytes: 0 };
   }
 
