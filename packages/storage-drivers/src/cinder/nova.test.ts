@@ -58,6 +58,32 @@ async function fakeOpenStack() {
           { 'x-subject-token': 'tok' },
         );
       }
+      if (url.pathname === '/identity/v2.0/tokens') {
+        // Rackspace Identity v2.0 (see rackspace.ts): the catalogue by region, publicURL and internalURL.
+        const endpoint = (region: string, url: string) => ({
+          region,
+          tenantId: 'p1',
+          publicURL: url,
+          internalURL: url,
+        });
+        return send(200, {
+          access: {
+            token: { id: 'tok', expires: '2099-01-01T00:00:00.000Z', tenant: { id: 'p1', name: 'p1' } },
+            serviceCatalog: [
+              {
+                name: 'cloudBlockStorage',
+                type: 'volume',
+                endpoints: [endpoint('R2', 'http://127.0.0.1:9/v1/p1'), endpoint('R1', `${base}/volume/v3/p1`)],
+              },
+              {
+                name: 'cloudServersOpenStack',
+                type: 'compute',
+                endpoints: [endpoint('R2', 'http://127.0.0.1:9/v2/p1'), endpoint('R1', `${base}/compute/v2.1`)],
+              },
+            ],
+          },
+        });
+      }
       if (req.headers['x-auth-token'] !== 'tok') return send(401, { error: { message: 'no token' } });
       let m: RegExpExecArray | null;
       if (req.method === 'POST' && url.pathname === '/volume/v3/p1/volumes') {
@@ -194,5 +220,48 @@ describe('CinderDriver attach_mode nova (fake Keystone, Cinder and Nova)', () =>
     expect(lost[0].status === 'rejected' ? lost[0].reason : undefined).toMatchObject({ code: 'ALREADY_ATTACHED' });
     // A force detach by the other instance works for whoever won.
     await other.detachVolume(v.blockdeviceId, { force: true });
+  });
+});
+
+describe('CinderDriver auth_plugin rackspace: Nova volume-attachments in the region of the v2.0 catalogue', () => {
+  it('authenticates with the API key and attaches and detaches through the region R1 compute endpoint', async () => {
+    const fake = await fakeOpenStack();
+    const byId = await fs.mkdtemp(path.join(os.tmpdir(), 'flocker-by-id-'));
+    const me = randomUUID();
+    const driver = new CinderDriver(
+      {
+        backend: 'rackspace',
+        auth_plugin: 'rackspace',
+        auth_url: `${fake.base}/identity/v2.0`,
+        username: 'u',
+        api_key: 'k',
+        region: 'R1',
+        cluster_id: 'c1',
+        instance_id: me,
+        device_by_id_dir: byId,
+        operation_timeout_seconds: 5,
+      },
+      {
+        sleep: (ms) => new Promise<void>((r) => setTimeout(r, Math.min(ms, 10))),
+        retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 1 },
+      },
+    );
+    try {
+      const v = await driver.createVolume(randomUUID(), 1);
+      expect((await driver.attachVolume(v.blockdeviceId, me)).attachedTo).toBe(me);
+      await driver.detachVolume(v.blockdeviceId);
+      expect(fake.calls).toEqual(
+        expect.arrayContaining([
+          'POST /identity/v2.0/tokens',
+          'POST /volume/v3/p1/volumes',
+          `POST /compute/v2.1/servers/${me}/os-volume_attachments`,
+          `DELETE /compute/v2.1/servers/${me}/os-volume_attachments/${v.blockdeviceId}`,
+        ]),
+      );
+    } finally {
+      await driver.close();
+      await fake.close();
+      await fs.rm(byId, { recursive: true, force: true });
+    }
   });
 });
