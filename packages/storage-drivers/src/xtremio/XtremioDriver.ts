@@ -19,34 +19,41 @@ import {
   roundUpToUnit,
   StorageError,
   type BlockDeviceApi,
+  type BlockDeviceSnapshot,
   type BlockDeviceVolume,
   type CreateVolumeOptions,
   type DetachOptions,
 } from '../BlockDeviceApi';
 import { isDeviceBusy } from '../blockdev';
 import { execFileExec, type ExecFn } from '../exec';
-import { ALREADY_MAPPED, VOL_NOT_UNIQUE, XmsClient, XmsConnectionError, XmsError } from './client';
+import { ALREADY_MAPPED, indexOfHref, VOL_NOT_UNIQUE, XmsClient, XmsConnectionError, XmsError } from './client';
 import { IscsiHost } from './iscsi';
 import {
   holderMap,
+  isSnapshotId,
   nameProblem,
   newNonce,
   normaliseNaa,
   parseInitiatorName,
+  parseSnapshotName,
   parseVolumeName,
+  snapshotName,
   volumeName,
   xmsSize,
 } from './names';
 import {
   contentOf,
+  CreatedSchema,
   InitiatorGroupSchema,
   InitiatorSchema,
   IscsiPortalSchema,
   LunMapSchema,
+  SnapshotContentSchema,
   VolumeContentSchema,
   XtremioDriverOptionsSchema,
   type IscsiPortal,
   type LunMap,
+  type SnapshotContent,
   type VolumeContent,
   type XtremioDriverOptions,
   type XtremioDriverOptionsInput,
@@ -494,6 +501,159 @@ export class XtremioDriver implements BlockDeviceApi {
       );
     }
     return this.toVolume(grown, holder === null ? [] : [holder]);
+  }
+
+  // ---------------------------------------------------------------- snapshots
+  // XtremIO snapshots are volumes made instantly from another (POST snapshots, as Cinder's Client4.create_snapshot),
+  // renamed afterwards (the array names them itself). A Flocker snapshot is a read-only one named
+  // flockersnap_<cluster>_<dataset>_<snapshot id>; a clone is a regular snapshot of it, renamed into a Flocker
+  // volume name. They are independent of their source: deleting the source keeps them.
+
+  private snapshotOf(s: SnapshotContent): BlockDeviceSnapshot | null {
+    const p = parseSnapshotName(s.name);
+    if (p === null || p.clusterId !== this.options.cluster_id) return null;
+    const t = s['creation-time'] === undefined ? Number.NaN : Date.parse(s['creation-time']);
+    return {
+      snapshotId: p.snapshotId,
+      backendId: s.name,
+      datasetId: p.datasetId,
+      sourceBlockdeviceId: s['ancestor-vol-id']?.[1] ?? '',
+      size: s['vol-size'] * KIB,
+      createdAt: new Date(Number.isNaN(t) ? 0 : t).toISOString(),
+      status: 'ready',
+    };
+  }
+
+  private async snapshotContents(): Promise<SnapshotContent[]> {
+    const r = await this.client.get('snapshots', z.object({ snapshots: z.array(SnapshotContentSchema) }), { full: 1 });
+    return r.snapshots;
+  }
+
+  private async findSnapshot(snapshotId: string): Promise<SnapshotContent | null> {
+    if (!isSnapshotId(snapshotId)) return null;
+    const all = await this.call('listing snapshots', () => this.snapshotContents());
+    return all.find((s) => this.snapshotOf(s)?.snapshotId === snapshotId) ?? null;
+  }
+
+  /**
+   * POST snapshots of source, then the rename to name (undone when it fails, as Cinder does). A POST whose answer
+   * was lost and is sent again meets vol_obj_name_not_unique: the object it made is then found by the array's own
+   * name for it (<source>.<suffix>) and renamed.
+   */
+  private async snapshotAs(source: string, name: string, suffix: string, readonly: boolean): Promise<void> {
+    let index: number;
+    try {
+      const body = await this.client.send('POST', 'snapshots', {
+        body: {
+          'volume-list': [source],
+          'snapshot-set-name': name,
+          'snap-suffix': suffix,
+          'snapshot-type': readonly ? 'readonly' : 'regular',
+        },
+        idempotent: true,
+      });
+      index = indexOfHref(CreatedSchema.parse(body).links[0].href);
+    } catch (e) {
+      if (!(e instanceof XmsError && e.status === 400 && e.xmsMessage === VOL_NOT_UNIQUE)) throw e;
+      const made = await this.findVolume(`${source}.${suffix}`);
+      if (made === null) throw e;
+      index = made.index;
+    }
+    try {
+      await this.client.send('PUT', `snapshots/${index}`, { body: { name } });
+    } catch (e) {
+      this.logger.error('renaming a new snapshot failed; removing it', { index, name, error: errorMessage(e) });
+      await this.client.send('DELETE', `snapshots/${index}`).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async createSnapshot(blockdeviceId: string, snapshotId: string): Promise<BlockDeviceSnapshot> {
+    const existing = await this.findSnapshot(snapshotId);
+    if (existing !== null) {
+      const s = this.snapshotOf(existing);
+      if (s !== null) return s;
+    }
+    if (!isSnapshotId(snapshotId))
+      throw new StorageError('BACKEND_ERROR', `snapshot id ${JSON.stringify(snapshotId)} is not a UUID`, blockdeviceId);
+    const v = await this.ownVolume(blockdeviceId);
+    const p = parseVolumeName(v.name);
+    if (p === null) throw new StorageError('UNKNOWN_VOLUME', `no volume ${blockdeviceId}`, blockdeviceId);
+    const name = snapshotName(this.options.cluster_id, p.datasetId, snapshotId);
+    await this.call(
+      `snapshotting volume ${blockdeviceId}`,
+      () => this.snapshotAs(v.name, name, snapshotId, true),
+      blockdeviceId,
+    );
+    const taken = await this.call(
+      `reading snapshot ${snapshotId}`,
+      () => this.client.get('volumes', contentOf(SnapshotContentSchema), { name }),
+      blockdeviceId,
+    );
+    const s = this.snapshotOf(taken.content);
+    if (s === null) throw new StorageError('BACKEND_ERROR', `snapshot ${name} cannot be read back`, blockdeviceId);
+    this.logger.info('snapshot taken', { blockdeviceId, snapshotId, name });
+    return s;
+  }
+
+  async listSnapshots(): Promise<BlockDeviceSnapshot[]> {
+    const all = await this.call('listing snapshots', () => this.snapshotContents());
+    return all.flatMap((c) => {
+      const s = this.snapshotOf(c);
+      return s === null ? [] : [s];
+    });
+  }
+
+  async destroySnapshot(snapshotId: string): Promise<void> {
+    const s = await this.findSnapshot(snapshotId);
+    if (s === null) return;
+    // Cinder's delete_snapshot deletes through 'volumes' by name.
+    await this.call(`deleting snapshot ${snapshotId}`, () =>
+      this.client.send('DELETE', 'volumes', { query: { name: s.name } }).catch((e: unknown) => {
+        if (!(e instanceof XmsError && e.notFound)) throw e;
+      }),
+    );
+    this.logger.info('snapshot destroyed', { snapshotId });
+  }
+
+  async createVolumeFromSnapshot(
+    snapshotId: string,
+    datasetId: string,
+    size: number,
+    options: CreateVolumeOptions = {},
+  ): Promise<BlockDeviceVolume> {
+    const snap = await this.findSnapshot(snapshotId);
+    if (snap === null) throw new StorageError('UNKNOWN_SNAPSHOT', `no snapshot ${snapshotId}`);
+    const bytes = this.checkSize(size);
+    if (bytes < snap['vol-size'] * KIB)
+      throw new StorageError(
+        'INVALID_SIZE',
+        `a clone of snapshot ${snapshotId} needs at least ${snap['vol-size'] * KIB} bytes`,
+      );
+    const problem = nameProblem(datasetId, options.profile, this.options.cluster_id);
+    if (problem !== undefined) throw new StorageError('BACKEND_ERROR', problem);
+    if (options.profile !== undefined) this.logger.warn(NO_TIERS_MESSAGE, { datasetId, profile: options.profile });
+    if (options.onlyVolume === true && (await this.listVolumes()).some((v) => v.datasetId === datasetId))
+      throw new StorageError('DATASET_HAS_VOLUME', `dataset ${datasetId} has a volume already`);
+    const nonce = newNonce();
+    const name = volumeName({ clusterId: this.options.cluster_id, datasetId, nonce, profile: options.profile });
+    const what = `cloning snapshot ${snapshotId} for dataset ${datasetId}`;
+    await this.call(what, () => this.snapshotAs(snap.name, name, nonce, false));
+    if (bytes > snap['vol-size'] * KIB) {
+      await this.call(what, () =>
+        this.client
+          .send('PUT', 'volumes', { query: { name }, body: { 'vol-size': xmsSize(bytes) } })
+          .catch(async (e: unknown) => {
+            // Cinder reverts a clone it cannot extend: so do we.
+            await this.client.send('DELETE', 'volumes', { query: { name } }).catch(() => undefined);
+            throw e;
+          }),
+      );
+    }
+    const v = await this.call(what, () => this.findVolume(name));
+    if (v === null) throw new StorageError('BACKEND_ERROR', `${what}: the clone ${name} is not listed`);
+    this.logger.info('volume cloned from snapshot', { blockdeviceId: name, snapshotId, datasetId, size: bytes });
+    return this.toVolume(v, []);
   }
 }
 

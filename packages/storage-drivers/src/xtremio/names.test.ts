@@ -3,7 +3,9 @@ import {
   nameProblem,
   normaliseNaa,
   parseInitiatorName,
+  parseSnapshotName,
   parseVolumeName,
+  snapshotName,
   volumeName,
   xmsSize,
 } from './names';
@@ -39,6 +41,19 @@ describe('XtremIO volume names', () => {
     expect(
       nameProblem('0b6b9c2e-5f1a-4c55-9d0e-2f1d2c3b4a59', 'gold', '0b6b9c2e-5f1a-4c55-9d0e-2f1d2c3b4a59'),
     ).toBeUndefined();
+  });
+});
+
+describe('XtremIO snapshot names', () => {
+  it('round-trips cluster, dataset and snapshot id; volume names are not snapshot names', () => {
+    const sid = '6c3b1f4e-2a9d-4e7b-8f10-5d2c9a7b3e41';
+    expect(parseSnapshotName(snapshotName('c-1', 'd-2', sid))).toEqual({
+      clusterId: 'c-1',
+      datasetId: 'd-2',
+      snapshotId: sid,
+    });
+    expect(parseSnapshotName(volumeName({ clusterId: 'c', datasetId: 'd', nonce: 'abcdef012345' }))).toBeNull();
+    expect(parseVolumeName(snapshotName('c', 'd', sid))).toBeNull();
   });
 });
 

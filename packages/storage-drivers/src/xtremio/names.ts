@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { LunMap } from './schemas';
 
-/** XMS object names are limited (128 characters in the XtremIO REST API guide). */
+/** The assumed limit of XMS object names (not verified on an array: see the README's acceptance list). */
 export const MAX_NAME_LENGTH = 128;
 
 const PART = '[A-Za-z0-9-]+';
@@ -39,6 +39,24 @@ export function nameProblem(datasetId: string, profile: string | undefined, clus
 
 export function volumeName(p: ParsedName): string {
   return `flocker_${p.clusterId}_${p.datasetId}_${p.nonce}${p.profile !== undefined ? `_${p.profile}` : ''}`;
+}
+
+const SNAPSHOT_NAME = new RegExp(`^flockersnap_(${PART})_(${PART})_([0-9a-f-]{36})$`);
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** A snapshot's name: flockersnap_<cluster>_<dataset>_<snapshot id> (the Flocker snapshot id, a UUID). */
+export function snapshotName(clusterId: string, datasetId: string, snapshotId: string): string {
+  return `flockersnap_${clusterId}_${datasetId}_${snapshotId}`;
+}
+
+export function isSnapshotId(s: string): boolean {
+  return UUID.test(s);
+}
+
+/** The parts of a snapshot's name; null for any other name. */
+export function parseSnapshotName(name: string): { clusterId: string; datasetId: string; snapshotId: string } | null {
+  const m = SNAPSHOT_NAME.exec(name);
+  return m === null ? null : { clusterId: m[1], datasetId: m[2], snapshotId: m[3] };
 }
 
 /** The parts of a Flocker volume's name; null for any other name. */

@@ -61,6 +61,16 @@ export const VolumeContentSchema = z.object({
 });
 export type VolumeContent = z.infer<typeof VolumeContentSchema>;
 
+/**
+ * A snapshot (a volume with an ancestor): ancestor-vol-id is the source's oid (Cinder's test_manage_snapshot
+ * fixture; manage_existing reads ancestor-vol-id[XTREMIO_OID_NAME]). creation-time as the array gives it.
+ */
+export const SnapshotContentSchema = VolumeContentSchema.extend({
+  'ancestor-vol-id': ObjectIdSchema.nullish(),
+  'creation-time': z.string().optional(),
+});
+export type SnapshotContent = z.infer<typeof SnapshotContentSchema>;
+
 /** GET …/types/<type>?name=… or …/<type>/<index>: {"content": {...}}. */
 export const contentOf = <T extends z.ZodType>(s: T) => z.object({ content: s });
 

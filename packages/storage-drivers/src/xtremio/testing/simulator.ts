@@ -13,11 +13,15 @@
  * The data path: each volume is a sparse file under dataDir; /_sim/host tells the iscsiadm stand-in
  * which LUNs an initiator may see (what an iSCSI target would present after login).
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 import { z } from 'zod';
+
+const run = promisify(execFile);
 
 type Oid = [string, string, number];
 type Obj = Record<string, unknown> & { index: number; name: string };
@@ -197,6 +201,21 @@ export class XmsSimulator {
     return { [type]: objs.map((o) => ({ href: `${base}/${type}/${o.index}`, name: o.name })) };
   }
 
+  /** GET snapshots: the volumes that have an ancestor, listed as under their own type. */
+  private listSnapshots(q: URLSearchParams, base: string): unknown {
+    const all = this.list('volumes', q, base) as { volumes: { name: string }[] };
+    const snaps = new Set(
+      this.all('volumes')
+        .filter((v) => v['ancestor-vol-id'] !== undefined)
+        .map((v) => v.name),
+    );
+    return {
+      snapshots: all.volumes
+        .filter((v) => snaps.has(v.name))
+        .map((v) => ('href' in v ? { ...v, href: String(v.href).replace('/volumes/', '/snapshots/') } : v)),
+    };
+  }
+
   private created(base: string, type: string, o: Obj): unknown {
     return { links: [{ href: `${base}/${type}/${o.index}`, rel: 'self' }] }; // [CTST] POST answer
   }
@@ -281,6 +300,34 @@ export class XmsSimulator {
     }
   }
 
+  /**
+   * POST snapshots [CDRV Client4.create_snapshot]: {'snapshot-set-name', 'snap-suffix', 'volume-list': [source],
+   * 'snapshot-type': 'readonly' | 'regular'}; the answer's href names the new object under snapshots
+   * [CTST xms_failed_rename_snapshot_request: ".../types/snapshots/27"], which the client then renames with a PUT.
+   * Snapshots are volumes [CTST xms_request maps 'snapshots' to 'volumes'; CDRV delete_snapshot deletes through
+   * 'volumes'] with ancestor-vol-id = the source's oid [CTST test_manage_snapshot fixture]. [SIM] the new
+   * object's name before the rename: "<source>.<snap-suffix>"; the data is a copy of the source's file.
+   */
+  private async postSnapshot(body: Record<string, unknown>, base: string): Promise<unknown> {
+    const list = body['volume-list'];
+    const src = Array.isArray(list) && list.length === 1 ? this.byName('volumes', text(list[0])) : undefined;
+    if (src === undefined) throw new XmsError(400, 'vol_obj_not_found');
+    const name = `${src.name}.${text(body['snap-suffix'], 'snap')}`;
+    if (this.byName('volumes', name)) throw new XmsError(400, 'vol_obj_name_not_unique');
+    const naa = `514f0c5${randomBytes(5).toString('hex').slice(0, 9)}`;
+    const v = this.add('volumes', {
+      name,
+      'vol-size': src['vol-size'],
+      'naa-name': naa,
+      'created-from-volume': src.name,
+      'ancestor-vol-id': src['vol-id'],
+      'snapshot-type': text(body['snapshot-type'], 'regular'),
+      'creation-time': new Date().toISOString(), // [SIM] field form not evidenced
+    });
+    await run('cp', ['--sparse=always', '--reflink=auto', this.volumeFile(src), this.volumeFile(v)]);
+    return this.created(base, 'snapshots', v);
+  }
+
   private async put(type: Type, o: Obj, body: Record<string, unknown>): Promise<void> {
     if (type !== 'volumes') throw new XmsError(400, 'command_not_supported'); // [SIM]
     if (body['vol-size'] !== undefined) {
@@ -354,13 +401,14 @@ export class XmsSimulator {
     const expected = `Basic ${Buffer.from(`${this.o.username}:${this.o.password}`).toString('base64')}`;
     if (req.headers.authorization !== expected) return send(401, { message: 'Unauthorized', error_code: 401 });
     const m = /^\/api\/json\/v2\/types\/([a-z-]+)(?:\/(\d+))?\/?$/.exec(url.pathname);
-    if (m === null || !(TYPES as readonly string[]).includes(m[1]))
+    if (m === null || !(m[1] === 'snapshots' || (TYPES as readonly string[]).includes(m[1])))
       return send(404, { message: 'not_found', error_code: 404 }); // [SIM]
-    const type = m[1] as Type;
+    const snapshots = m[1] === 'snapshots';
+    const type = (snapshots ? 'volumes' : m[1]) as Type;
     const index = m[2] !== undefined ? Number(m[2]) : null;
     const name = url.searchParams.get('name');
     const base = `http://${req.headers.host ?? 'localhost'}/api/json/v2/types`;
-    const fault = this.faults.find((f) => f.times > 0 && f.op === `${method} ${type}`);
+    const fault = this.faults.find((f) => f.times > 0 && f.op === `${method} ${m[1]}`);
     if (fault !== undefined) fault.times--;
     if (fault?.kind === 'busy') return send(400, { message: 'system_is_busy', error_code: 400 });
     if (fault?.kind === 'error') return send(400, { message: fault.message ?? 'internal_error', error_code: 400 });
@@ -374,9 +422,11 @@ export class XmsSimulator {
         out =
           index !== null || name !== null
             ? { content: this.view(type, this.one(type, name, index)) }
-            : this.list(type, url.searchParams, base);
+            : snapshots
+              ? this.listSnapshots(url.searchParams, base)
+              : this.list(type, url.searchParams, base);
       else if (method === 'POST') {
-        out = await this.post(type, body, base);
+        out = snapshots ? await this.postSnapshot(body, base) : await this.post(type, body, base);
         status = 201; // [REST] create answers 201 Created with links
       } else if (method === 'PUT') await this.put(type, this.one(type, name, index), body);
       else if (method === 'DELETE') await this.del(type, this.one(type, name, index));
