@@ -77,6 +77,8 @@ describe('flocker as a managed Docker plugin (v2)', () => {
       `state.source=${stateDir}`,
       `mountroot.source=${mountRoot}`,
       `docker.source=${dockerd.socket}`,
+      // agent.yml names this host's paths; in the plugin the state dir is where the state mount is.
+      'FLOCKER_STATE_DIR=/var/lib/flocker',
       `FLOCKER_CONTROL_URL=https://${ROOT_IP}:${control?.port}`,
       'FLOCKER_CA_FILE=/etc/flocker/cluster.crt',
       'FLOCKER_CERT_FILE=/etc/flocker/node.crt',
