@@ -176,11 +176,7 @@ describe('ScaleIoDriver against the simulator: beyond the contract', () => {
   it('adopts a volume whose create answer was lost (request timeout), leaving exactly one', async () => {
     const slow = new ScaleIoDriver(options(sim, clusterId, 'a', { request_timeout_seconds: 1 }), fast);
     try {
-      await fetch(`${sim.url}/__sim/faults`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ createAnswerDelayMs: 2500 }),
-      });
+      await fault({ createAnswerDelayMs: 2500 });
       const datasetId = randomUUID();
       const v = await slow.createVolume(datasetId, SCALEIO_UNIT);
       expect((await a.listVolumes()).filter((x) => x.datasetId === datasetId)).toEqual([v]);
@@ -188,6 +184,25 @@ describe('ScaleIoDriver against the simulator: beyond the contract', () => {
     } finally {
       await slow.close();
     }
+  });
+
+  async function fault(body: object): Promise<void> {
+    const res = await fetch(`${sim.url}/__sim/faults`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    expect(res.status).toBe(200);
+  }
+
+  it('logs in again when the gateway forgets its session (401), and retries a busy gateway (503)', async () => {
+    const v = await a.createVolume(randomUUID(), 1);
+    await fault({ expireSessions: true });
+    expect((await a.listVolumes()).map((x) => x.blockdeviceId)).toContain(v.blockdeviceId);
+    await fault({ unavailableCount: 2 });
+    await a.attachVolume(v.blockdeviceId, SDC_A.id); // its POST too: a 503 was refused before anything was done
+    await a.detachVolume(v.blockdeviceId);
+    await a.destroyVolume(v.blockdeviceId);
   });
 
   it("surfaces the gateway's own messages", async () => {

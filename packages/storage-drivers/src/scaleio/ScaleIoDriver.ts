@@ -191,11 +191,15 @@ export class ScaleIoDriver implements BlockDeviceApi {
         volumeType: this.options.volume_type,
       });
     } catch (e) {
-      // The answer may be lost after the gateway made it (a timeout, a reset, a 5xx from a proxy):
-      // the name is this call's own, so find it and adopt it; never leave it behind.
-      const ambiguous =
-        (e instanceof OpenStackConnectionError && e.ambiguous) || (e instanceof ScaleIoApiError && e.status >= 500);
-      const found = ambiguous ? await this.findCreated(name) : undefined;
+      // The answer may be lost after the gateway made it (a timeout, a reset, a proxy's 5xx): the name is this
+      // call's own, so find it and adopt it; never leave it behind. The gateway may still be making it then: look
+      // until the operation timeout. An MDM refusal (a 5xx with the gateway's error body) made nothing, but one
+      // look costs little and also covers a volume made before an internal error.
+      const lost =
+        (e instanceof OpenStackConnectionError && e.ambiguous) ||
+        (e instanceof ScaleIoApiError && e.status >= 500 && e.errorCode === undefined);
+      const refused = e instanceof ScaleIoApiError && e.status >= 500 && e.errorCode !== undefined;
+      const found = lost || refused ? await this.findCreated(name, lost) : undefined;
       if (found === undefined)
         throw new StorageError('BACKEND_ERROR', `ScaleIO creating volume ${name}: ${errorMessage(e)}`);
       this.logger.warn('adopted a volume whose create answer was lost', {
@@ -208,8 +212,9 @@ export class ScaleIoDriver implements BlockDeviceApi {
     return (await this.ours(id)).volume;
   }
 
-  /** Looks for a lost create's volume by its name until the operation timeout (the gateway may still be making it). */
-  private async findCreated(name: string): Promise<string | undefined> {
+  /** Looks for a create's volume by its name: once, or (poll) until the operation timeout. */
+  private async findCreated(name: string, poll: boolean): Promise<string | undefined> {
+    if (!poll) return this.client.volumeIdByName(name).catch(() => undefined);
     return pollUntil(
       async () => {
         try {

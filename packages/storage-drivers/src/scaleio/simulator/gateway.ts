@@ -73,6 +73,8 @@ const mdm = (message: string) => new GatewayError(500, 0, message);
 export interface Faults {
   /** Delay the answer of the next volume create this long (after making the volume): a lost answer. */
   createAnswerDelayMs?: number;
+  /** Answer the next this many authenticated requests 503 (an overloaded gateway; injected, not from the evidence). */
+  unavailableCount?: number;
 }
 
 export class GatewaySimulator {
@@ -196,7 +198,17 @@ export class GatewaySimulator {
 
     // Test control, not part of the gateway's API.
     if (p === '/__sim/faults' && method === 'POST') {
-      Object.assign(this.faults, z.object({ createAnswerDelayMs: z.number().optional() }).parse(body));
+      const f = z
+        .object({
+          createAnswerDelayMs: z.number().optional(),
+          unavailableCount: z.number().int().optional(),
+          /** Forget every session token (as a gateway restart does): the next requests answer 401. */
+          expireSessions: z.boolean().optional(),
+        })
+        .parse(body);
+      if (f.expireSessions === true) this.tokens.clear();
+      if (f.createAnswerDelayMs !== undefined) this.faults.createAnswerDelayMs = f.createAnswerDelayMs;
+      if (f.unavailableCount !== undefined) this.faults.unavailableCount = f.unavailableCount;
       return { status: 200, body: this.faults };
     }
 
@@ -211,6 +223,10 @@ export class GatewaySimulator {
       return { status: 200, body: token };
     }
     this.checkAuth(req);
+    if ((this.faults.unavailableCount ?? 0) > 0) {
+      this.faults.unavailableCount = (this.faults.unavailableCount ?? 1) - 1;
+      throw new GatewayError(503, 0, 'The system is busy. Retry later'); // message: [GO code.properties VOL_ALLOC_ERROR_BUSY]
+    }
 
     if (p === '/api/version' && method === 'GET') return { status: 200, body: '3.5' }; // [CIN __init__.py] 'version': '3.5'
     if (p === '/api/types/System/instances' && method === 'GET')
