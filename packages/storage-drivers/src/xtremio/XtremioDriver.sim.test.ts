@@ -88,6 +88,15 @@ describe('XtremioDriver against the simulator', () => {
     await d.destroyVolume(v.blockdeviceId);
   });
 
+  it('removes the volume of a lost create answer when the re-sent create is refused (no leak)', async () => {
+    const d = await make('lost-refused', { request_timeout_seconds: 0.5 });
+    await array.fault({ op: 'POST volumes', kind: 'lost', delayMs: 1500 });
+    await array.fault({ op: 'POST volumes', kind: 'error', message: 'too_many_objs' });
+    const datasetId = randomUUID();
+    await expect(d.createVolume(datasetId, 1)).rejects.toThrow(/too_many_objs/);
+    expect((await d.listVolumes()).filter((l) => l.datasetId === datasetId)).toEqual([]);
+  });
+
   it('surfaces the array message of a refused create and leaves no volume', async () => {
     const d = await make('refused');
     await array.fault({ op: 'POST volumes', kind: 'error', message: 'too_many_objs' });

@@ -11,7 +11,7 @@
  * - XtremIO has no storage tiers (every volume lives in the one all-flash pool): a profile is
  *   recorded in the volume's name and reported back, and the create logs that it changes nothing.
  */
-import { errorMessage, pollUntil, systemClock, type Clock } from '@flocker/runtime';
+import { backoffDelay, errorMessage, pollUntil, systemClock, type Clock } from '@flocker/runtime';
 import { promises as fs } from 'node:fs';
 import winston from 'winston';
 import { z } from 'zod';
@@ -226,7 +226,8 @@ export class XtremioDriver implements BlockDeviceApi {
     let lastError: unknown;
     // The name makes the create idempotent: after a lost answer the POST is sent again, and
     // vol_obj_name_not_unique means the first one was done (adopted).
-    while (this.clock.now() < deadline) {
+    for (let attempt = 0; this.clock.now() < deadline; attempt++) {
+      if (attempt > 0) await this.clock.sleep(backoffDelay(attempt - 1, { initialMs: 250, maxMs: 5000, jitter: true }));
       try {
         await this.client.send('POST', 'volumes', { body: { 'vol-name': name, 'vol-size': xmsSize(bytes) } });
         lastError = undefined;
@@ -239,8 +240,10 @@ export class XtremioDriver implements BlockDeviceApi {
         }
         const ambiguous =
           (e instanceof XmsConnectionError && e.ambiguous) || (e instanceof XmsError && e.status >= 500);
-        if (!ambiguous) this.wrap(e, `creating a volume for dataset ${datasetId}`);
+        // A refusal after an unanswered attempt: that attempt may have made the volume (removed below).
+        if (!ambiguous && lastError === undefined) this.wrap(e, `creating a volume for dataset ${datasetId}`);
         lastError = e;
+        if (!ambiguous) break;
         this.logger.warn('create of a volume unanswered; sending it again', {
           blockdeviceId: name,
           error: errorMessage(e),
