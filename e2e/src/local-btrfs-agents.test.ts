@@ -113,7 +113,7 @@ describe('local btrfs datasets moved through the API between two agents', () => 
     return state?.primary === node.uuid && state.path !== undefined ? state.path : undefined;
   };
 
-  it('creates the dataset on its node, moves it with its data when the primary changes, refuses a move off a dead node', async () => {
+  it('creates the dataset on its node, moves it with its data when the primary changes, refuses a move off a dead node, leaves nothing once deleted', async () => {
     const [a, b] = nodes as [Node, Node];
     const created = await admin.createDataset({
       primary: a.uuid,
@@ -204,5 +204,20 @@ describe('local btrfs datasets moved through the API between two agents', () => 
       context: logs,
     });
     expect(sha256(path.join(back, 'data'))).toBe(expected);
+
+    // Deleted: the live copy on A and what the moves left on both pools (their final snapshots) go.
+    await admin.deleteDataset(id);
+    await waitFor(
+      'nothing of the dataset left on either pool',
+      () =>
+        nodes.every(
+          (n) =>
+            !fs.existsSync(path.join(n.pool.pool, 'flocker', 'datasets', id)) &&
+            !fs.existsSync(path.join(n.pool.pool, 'flocker', 'snapshots', id)),
+        )
+          ? true
+          : undefined,
+      { timeoutMs: 30_000, intervalMs: 200, context: logs },
+    );
   });
 });
