@@ -3,7 +3,8 @@
  * LocalAgentBed of localAgents.ts) as two hosts, each with its own initiator IQN, by-id directory
  * and iscsiadm stand-in, against the XtremIO simulator process. A dataset is created, mounted,
  * written on a, moved to b (unmap from a's initiator group, map to b's, the stand-in's "rescan"
- * gives b a loop device behind wwn-0x<naa>), read on b, and deleted (the array's volume goes).
+ * gives b a loop device behind wwn-0x<naa>), read on b, and deleted (the array's volume goes). The array's
+ * refusal of the first creates shows in the node's state with the array's own message.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -66,7 +67,7 @@ async function waitMountedOn(name: string, datasetId: string): Promise<string> {
 }
 
 describe('dataset agents on XtremIO (simulator)', () => {
-  it('creates a dataset on one host, moves it with its data to another, and destroys its volume on delete', async () => {
+  it('creates a dataset on one host (the array refusals shown in the node state until it succeeds), moves it with its data to another, and destroys its volume on delete', async () => {
     await writeConfig('a');
     await writeConfig('b');
     bed.startAgent('a');
@@ -78,9 +79,16 @@ describe('dataset agents on XtremIO (simulator)', () => {
     const observer = new XtremioDriver(await array.host('observer'));
     const volumesOf = async (id: string) => (await observer.listVolumes()).filter((v) => v.datasetId === id);
 
+    // The array refuses the first creates: its message shows in the node's state, then the agent's retry succeeds.
+    await array.fault({ op: 'POST volumes', kind: 'error', message: 'too_many_objs', times: 2 });
     const id = (
       await bed.client.createDataset({ primary: bed.nodeUuid('a'), maximum_size: 64 * MiB, metadata: { name: 'xio' } })
     ).dataset_id;
+    const error = await bed.waitFor('the array message in the node state', async () => {
+      const cluster = await bed.client.waitForCluster(undefined, 0);
+      return cluster.nodes.find((n) => n.uuid === bed.nodeUuid('a'))?.errors.find((e) => e.dataset_id === id);
+    });
+    expect(error.message).toMatch(/XtremIO answered HTTP 400: too_many_objs/);
     const onA = await waitMountedOn('a', id);
     writeFileSync(join(onA, 'hello.txt'), 'written on a\n');
     execFileSync('sync', ['-f', join(onA, 'hello.txt')]);
