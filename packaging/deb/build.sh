@@ -91,12 +91,14 @@ ship() { # deb-name lib-dir workspace...
       if [ ! -e "$dest/$target" ]; then
         mkdir -p "$dest/$target"
         tar -C "$repo/$target" --exclude=./node_modules --exclude=./src --exclude=./dist/.tsbuildinfo \
-          --exclude='*.test.js' --exclude='*.test.d.ts' --exclude='*.tsbuildinfo' --exclude='*.js.map' \
-          --exclude='*.d.ts.map' -cf - ./package.json ./dist | tar -C "$dest/$target" -xf -
+          --exclude='*.test.js' --exclude='*.d.ts' --exclude='*.tsbuildinfo' --exclude='*.map' \
+          -cf - ./package.json ./dist | tar -C "$dest/$target" -xf -
       fi
     else # a registry package; its own node_modules entries are listed separately
       mkdir -p "$dest/$rel"
-      tar -C "$repo/$rel" --exclude=./node_modules -cf - . | tar -C "$dest/$rel" -xf -
+      # Type declarations, source maps and docs are not run: fewer files, faster dpkg.
+      tar -C "$repo/$rel" --exclude=./node_modules --exclude=./dist-types --exclude='*.d.ts' --exclude='*.d.mts' \
+        --exclude='*.d.cts' --exclude='*.map' --exclude='*.md' -cf - . | tar -C "$dest/$rel" -xf -
     fi
   done
 }
