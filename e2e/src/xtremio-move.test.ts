@@ -4,32 +4,73 @@
  * and iscsiadm stand-in, against the XtremIO simulator process. A dataset is created, mounted,
  * written on a, moved to b (unmap from a's initiator group, map to b's, the stand-in's "rescan"
  * gives b a loop device behind wwn-0x<naa>), read on b, and deleted (the array's volume goes). The array's
- * refusal of the first creates shows in the node's state with the array's own message.
+ * refusal of the first creates shows in the node's state with the array's own message. Then the Docker
+ * volume plugin beside each agent (driven over its socket as dockerd would, no dockerd): a volume created
+ * and written through b's plugin is mounted through a's, which moves it.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { type DatasetState } from '@flocker/api';
 import { XtremioDriver } from '@flocker/storage-drivers';
 import { startSimulatedArray, type SimulatedArray } from '@flocker/storage-drivers/testing';
+import { callPlugin } from '@flocker/volume-plugin/testing';
 import { LocalAgentBed } from './localAgents';
 
 jest.setTimeout(180_000);
 
 const MiB = 1024 * 1024;
+const PLUGIN_MAIN = join(resolve(__dirname, '../..'), 'packages/volume-plugin/dist/main.js');
 
 let bed: LocalAgentBed;
 let array: SimulatedArray;
+const plugins: ChildProcess[] = [];
 
 beforeAll(async () => {
   bed = await LocalAgentBed.start('flocker-e2e-xio-');
   array = await startSimulatedArray('e2e');
+  await writeConfig('a');
+  await writeConfig('b');
+  bed.startAgent('a');
+  bed.startAgent('b');
+  await bed.waitFor('nodes to report', async () => {
+    const known = new Set((await bed.client.listNodes()).map((n) => n.uuid));
+    return ['a', 'b'].every((n) => existsSync(join(bed.dir, n, 'state', 'node.json')) && known.has(bed.nodeUuid(n)));
+  });
 });
 
 afterAll(async () => {
+  for (const p of plugins) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
   await bed.close();
   await array.cleanup();
 });
+
+/** flocker-docker-plugin beside agent `name` (no dockerd), answering on its socket once ready. */
+async function startPlugin(name: string): Promise<string> {
+  const socket = join(bed.dir, `plugins-${name}`, 'flocker.sock');
+  mkdirSync(join(bed.dir, `plugins-${name}`), { recursive: true });
+  const log = createWriteStream(join(bed.dir, `plugin-${name}.log`), { flags: 'a' });
+  const args = ['--agent-config', bed.configPath(name), '--socket', socket, '--docker-socket', 'none'];
+  const proc = spawn(process.execPath, [PLUGIN_MAIN, ...args, '--mount-timeout', '90'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stdout?.pipe(log);
+  proc.stderr?.pipe(log);
+  plugins.push(proc);
+  await bed.waitFor(
+    `the plugin of ${name} to answer`,
+    async () => (await callPlugin(socket, '/Plugin.Activate').catch(() => undefined))?.status === 200,
+  );
+  return socket;
+}
+
+/** What dockerd sends a plugin; it answers 200 with Err set on failure. */
+async function plugin(socket: string, call: string, body: object): Promise<Record<string, unknown>> {
+  const reply = await callPlugin(socket, `/VolumeDriver.${call}`, body);
+  const answer = reply.body as Record<string, unknown>;
+  if (typeof answer['Err'] === 'string' && answer['Err'] !== '') throw new Error(`${call}: ${answer['Err']}`);
+  return answer;
+}
 
 /** agent.yml of one host: the XtremIO section (JSON is YAML) and the node's own paths. */
 async function writeConfig(name: string): Promise<void> {
@@ -68,14 +109,6 @@ async function waitMountedOn(name: string, datasetId: string): Promise<string> {
 
 describe('dataset agents on XtremIO (simulator)', () => {
   it('creates a dataset on one host (the array refusals shown in the node state until it succeeds), moves it with its data to another, and destroys its volume on delete', async () => {
-    await writeConfig('a');
-    await writeConfig('b');
-    bed.startAgent('a');
-    bed.startAgent('b');
-    await bed.waitFor('nodes to report', async () => {
-      const known = new Set((await bed.client.listNodes()).map((n) => n.uuid));
-      return ['a', 'b'].every((n) => existsSync(join(bed.dir, n, 'state', 'node.json')) && known.has(bed.nodeUuid(n)));
-    });
     const observer = new XtremioDriver(await array.host('observer'));
     const volumesOf = async (id: string) => (await observer.listVolumes()).filter((v) => v.datasetId === id);
 
@@ -107,5 +140,17 @@ describe('dataset agents on XtremIO (simulator)', () => {
       60_000,
     );
     await observer.close();
+  });
+
+  it('serves Docker volumes through the plugin: created and written via b, mounted via a (moved with its data)', async () => {
+    const [onA, onB] = [await startPlugin('a'), await startPlugin('b')];
+    await plugin(onB, 'Create', { Name: 'xio-vol', Opts: { size: '64MiB' } });
+    const mountedB = (await plugin(onB, 'Mount', { Name: 'xio-vol', ID: 'container-b' }))['Mountpoint'] as string;
+    writeFileSync(join(mountedB, 'via-plugin.txt'), 'from b\n');
+    execFileSync('sync', ['-f', join(mountedB, 'via-plugin.txt')]);
+    await plugin(onB, 'Unmount', { Name: 'xio-vol', ID: 'container-b' });
+    const mountedA = (await plugin(onA, 'Mount', { Name: 'xio-vol', ID: 'container-a' }))['Mountpoint'] as string;
+    expect(readFileSync(join(mountedA, 'via-plugin.txt'), 'utf8')).toBe('from b\n');
+    await plugin(onA, 'Unmount', { Name: 'xio-vol', ID: 'container-a' });
   });
 });
