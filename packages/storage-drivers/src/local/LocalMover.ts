@@ -7,7 +7,14 @@
 import { backoffDelay, errorMessage, sleep } from '@flocker/runtime';
 import type winston from 'winston';
 import { isLocalStorageError, LocalStorageError, type LocalEngine } from './engine';
-import { DEFAULT_MOVE_POLICY, nextMoveStep, snapshotsToPrune, type MoveFacts, type MovePolicy } from './plan';
+import {
+  DEFAULT_MOVE_POLICY,
+  nextMoveStep,
+  snapshotsToPrune,
+  type MoveFacts,
+  type MovePolicy,
+  type SnapshotRef,
+} from './plan';
 import type { TargetApi } from './transfer';
 
 export type MovePhase = 'copying' | 'waitingForRelease' | 'final' | 'promoting' | 'done';
@@ -96,14 +103,16 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
     });
   };
 
+  let known: { source: SnapshotRef[]; target: SnapshotRef[] } | null = null;
   for (;;) {
     if (o.signal?.aborted === true) throw new LocalStorageError('TRANSFER_FAILED', 'the move was stopped');
     try {
-      const [source, status, isReleased] = await Promise.all([
-        engine.listSnapshots(datasetId),
-        target.status(datasetId),
-        released(),
-      ]);
+      // Both sides' snapshots are looked at at the start and after a failure; in between, this run's
+      // own steps are the only change to them (kept in `known`), which spares the final phase its
+      // round trips and processes. Once the final snapshot is taken the release is not looked at again.
+      known ??= await lookAtBoth(o);
+      const { source } = known;
+      const isReleased = finalSnapshot !== null || (await released());
       if (isReleased && releasedAt === null) releasedAt = performance.now();
       // Written to again (the release was taken back): phase 1 again, and a new final snapshot later.
       if (!isReleased) {
@@ -111,8 +120,8 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
         finalSnapshot = null;
       }
       const facts: MoveFacts = {
-        source: source.map((s) => ({ name: s.name, identity: s.identity })),
-        target: status.snapshots,
+        source,
+        target: known.target,
         released: isReleased,
         rounds,
         finalSnapshot,
@@ -121,16 +130,20 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
       const step = nextMoveStep(facts, policy);
       logger?.debug('move step', { datasetId, step });
       switch (step.kind) {
-        case 'snapshot':
-          await engine.createSnapshot(datasetId, step.name);
+        case 'snapshot': {
+          const taken = await engine.createSnapshot(datasetId, step.name);
+          known.source.push({ name: taken.name, identity: taken.identity });
           if (step.final) finalSnapshot = step.name;
           waitingSince = null;
           break;
+        }
         case 'send': {
           phase = isReleased ? 'final' : 'copying';
           if (allRounds.length === 0)
             bytesTotal = (await engine.listDatasets()).find((d) => d.datasetId === datasetId)?.usedBytes ?? bytesTotal;
           const sent = await sendOne(o, step.name, step.parent, source, (n) => progress(n));
+          const identity = source.find((x) => x.name === step.name)?.identity;
+          if (identity !== undefined) known.target.push({ name: step.name, identity });
           bytesSent += sent;
           allRounds.push(sent);
           if (!isReleased) rounds = [...rounds, sent];
@@ -175,6 +188,7 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
       }
       failures = 0;
     } catch (e) {
+      known = null;
       failures += 1;
       // A refusing target may only not have seen the new configuration yet: retried like the rest.
       const permanent = isLocalStorageError(e, 'UNKNOWN_DATASET');
@@ -194,6 +208,14 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
       await sleep(delay, o.signal ? { signal: o.signal } : {});
     }
   }
+}
+
+async function lookAtBoth(o: LocalMoveOptions): Promise<{ source: SnapshotRef[]; target: SnapshotRef[] }> {
+  const [source, status] = await Promise.all([o.engine.listSnapshots(o.datasetId), o.target.status(o.datasetId)]);
+  return {
+    source: source.map((s) => ({ name: s.name, identity: s.identity })),
+    target: status.snapshots.map((s) => ({ name: s.name, identity: s.identity })),
+  };
 }
 
 async function sendOne(
