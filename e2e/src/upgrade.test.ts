@@ -3,8 +3,8 @@
  * flocker-control, flocker-node and flocker-cli (same code, two versions) are installed with the
  * real dpkg into a temporary root (`dpkg --root`, maintainer scripts run chrootless with
  * DPKG_ROOT, as for a bootstrap). The installed wrappers start the control service (file store
- * in the root's /var/lib/flocker) and a dataset agent (loopback backend: real loop devices and
- * mounts); a dataset is written, N+1 is installed over N while they run, both restart as
+ * in the root's /var/lib/flocker), a dataset agent (loopback backend: real loop devices and
+ * mounts) and the Docker plugin (its socket asked directly); a dataset is written, N+1 is installed over N while they run, all three restart as
  * `systemctl try-restart` would, and the dataset, its data and its mount are intact; the
  * store's format version is read back by N+1 (its migration chain runs on load); a conffile
  * edited by the admin survives; purge keeps the store.
@@ -22,6 +22,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { request } from 'node:http';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { FlockerClient } from '@flocker/api';
@@ -68,7 +69,7 @@ function debsOf(version: string): string[] {
 }
 
 function logTail(): string {
-  return ['control', 'agent']
+  return ['control', 'agent', 'plugin']
     .map((n) => join(dir, `${n}.log`))
     .filter((f) => existsSync(f))
     .map((f) => `--- ${f}\n${readFileSync(f, 'utf8').split('\n').slice(-15).join('\n')}`)
@@ -119,6 +120,49 @@ async function startControl(port: number): Promise<{ proc: ChildProcess; url: st
     lines.once('line', (line) => res(Listening.parse(JSON.parse(line))));
   });
   return { proc, url: listening.listening, port: listening.port };
+}
+
+/** The installed Docker plugin on a socket of this test (no dockerd: --docker-socket none). */
+function startPlugin(): ChildProcess {
+  return spawnInstalled(
+    'flocker-docker-plugin',
+    [
+      '--agent-config',
+      join(root, 'etc/flocker/agent.yml'),
+      '--socket',
+      join(dir, 'flocker.sock'),
+      '--docker-socket',
+      'none',
+      '--metrics-port',
+      '0',
+    ],
+    'plugin',
+  );
+}
+
+const VolumeList = z.object({ Volumes: z.array(z.object({ Name: z.string() }).loose()), Err: z.string().optional() });
+
+/** POST /VolumeDriver.List on the plugin's socket: the volume names it answers. */
+function pluginVolumes(): Promise<string[]> {
+  return new Promise((res, rej) => {
+    const req = request(
+      { socketPath: join(dir, 'flocker.sock'), path: '/VolumeDriver.List', method: 'POST', timeout: 5_000 },
+      (resp) => {
+        let body = '';
+        resp.setEncoding('utf8');
+        resp.on('data', (c: string) => (body += c));
+        resp.on('end', () => {
+          try {
+            res(VolumeList.parse(JSON.parse(body)).Volumes.map((v) => v.Name));
+          } catch (err) {
+            rej(err instanceof Error ? err : new Error(String(err)));
+          }
+        });
+      },
+    );
+    req.on('error', rej);
+    req.end('{}');
+  });
 }
 
 function startAgent(): ChildProcess {
@@ -211,9 +255,10 @@ describe('Debian packages: install N, upgrade to N+1, purge', () => {
   let mountPath = '';
   let control: { proc: ChildProcess; url: string } | undefined;
   let agent: ChildProcess | undefined;
+  let plugin: ChildProcess | undefined;
   const client = (): FlockerClient => new FlockerClient({ baseUrl: control!.url });
 
-  test('N runs: the installed control service and dataset agent mount a dataset that is written', async () => {
+  test('N runs: the installed control service, dataset agent and Docker plugin serve a mounted, written dataset', async () => {
     const started = await startControl(0);
     control = started;
     controlPort = started.port;
@@ -247,12 +292,18 @@ describe('Debian packages: install N, upgrade to N+1, purge', () => {
       { timeoutMs: 60_000, context: logTail },
     );
     writeFileSync(join(mountPath, 'data.txt'), 'written by N\n');
+    // The installed Docker plugin answers Docker's volume API with the volume.
+    plugin = startPlugin();
+    await waitFor('the plugin to list the volume', async () => (await pluginVolumes()).includes('keep'), {
+      timeoutMs: 30_000,
+      context: logTail,
+    });
     execFileSync('sync');
     await waitFor('N to write a snapshot', () => storeFormats().snapshot !== undefined, { context: logTail });
     expect(storeFormats()).toMatchObject({ log: 1, snapshot: 1 });
   });
 
-  test('upgrade to N+1 while running: dataset, data, mount and edited conffile intact; store read by N+1', async () => {
+  test('upgrade to N+1 while running: dataset, data, mount, plugin volume and edited conffile intact; store read by N+1', async () => {
     const before = storeFormats();
     // The admin edited a conffile; dpkg keeps the edit (the package's copy did not change).
     const defaults = join(root, 'etc/default/flocker-control');
@@ -267,6 +318,8 @@ describe('Debian packages: install N, upgrade to N+1, purge', () => {
     control = await startControl(controlPort);
     await stop(agent!);
     agent = startAgent();
+    await stop(plugin!);
+    plugin = startPlugin();
 
     const datasets = await client().listDatasets();
     expect(datasets.map((d) => d.dataset_id)).toContain(datasetId);
@@ -284,6 +337,10 @@ describe('Debian packages: install N, upgrade to N+1, purge', () => {
     );
     expect(readFileSync(join(mountPath, 'data.txt'), 'utf8')).toBe('written by N\n');
     writeFileSync(join(mountPath, 'after.txt'), 'written after the upgrade\n');
+    await waitFor('N+1 plugin to list the volume', async () => (await pluginVolumes()).includes('keep'), {
+      timeoutMs: 30_000,
+      context: logTail,
+    });
     const second = await client().createDataset({
       primary: datasets[0]!.primary,
       maximum_size: 64 * MiB,
@@ -297,6 +354,7 @@ describe('Debian packages: install N, upgrade to N+1, purge', () => {
   });
 
   test('purge removes the programs and keeps the configuration store', async () => {
+    await stop(plugin!);
     await stop(agent!);
     await stop(control!.proc);
     dpkg('-P', 'flocker-cli', 'flocker-node', 'flocker-control', 'flocker-nodejs');
