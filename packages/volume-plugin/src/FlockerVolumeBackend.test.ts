@@ -167,6 +167,31 @@ describe('FlockerVolumeBackend against a real control service', () => {
     });
   });
 
+  it('Mount of a volume of this node waits for the agent while it takes the lease: mounted as soon as both are done, refused at once when another node holds the lease', async () => {
+    const a = await backendFor(NODE_A);
+    // The agent is slow (has not mounted the new volume): the lease is taken meanwhile, and the Mount
+    // answers when the agent reports.
+    agentA.paused = true;
+    await a.create({ Name: 'vol1' });
+    const id = (await client.listDatasets())[0]!.dataset_id;
+    let answered = false;
+    const mounting = a.mount({ Name: 'vol1', ID: 'c1' }).finally(() => (answered = true));
+    for (let i = 0; i < 100 && (await client.listLeases()).length === 0; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(await client.listLeases()).toEqual([expect.objectContaining({ dataset_id: id, node_uuid: NODE_A })]);
+    expect(answered).toBe(false);
+    agentA.paused = false;
+    await agentA.poke();
+    await expect(mounting).resolves.toEqual({ Mountpoint: `/flocker-a/${id}` });
+    await unmountSettled(a, { Name: 'vol1', ID: 'c1' });
+    // Leased by B: refused without waiting for the mount's deadline.
+    await client.acquireLease({ dataset_id: id, node_uuid: NODE_B, expires: null });
+    const t = Date.now();
+    await expect(a.mount({ Name: 'vol1', ID: 'c2' })).rejects.toThrow(/in use by a container on host host-b/);
+    expect(Date.now() - t).toBeLessThan(2_000);
+    expect(await client.listLeases()).toEqual([expect.objectContaining({ dataset_id: id, node_uuid: NODE_B })]);
+  });
+
   it('Mount times out with the agent’s error and lets the volume go', async () => {
     const a = await backendFor(NODE_A, 1_500);
     // Failing from the start: the agent never reported it mounted.
