@@ -356,12 +356,17 @@ class FrameReader {
         let remaining = this.take(4).readUInt32BE(0);
         if (remaining === 0) break;
         while (remaining > 0) {
-          await this.need(1);
-          const piece = this.takeUpTo(remaining);
-          remaining -= piece.length;
-          crc = crc32(piece, crc);
-          bytes += piece.length;
-          if (!stream.destroyed && !stream.write(piece)) {
+          if (this.length === 0) await this.need(1);
+          // Whatever is queued goes on at once; an await only when nothing is (or the engine is behind).
+          let full = false;
+          while (remaining > 0 && this.length > 0) {
+            const piece = this.takeUpTo(remaining);
+            remaining -= piece.length;
+            crc = crc32(piece, crc);
+            bytes += piece.length;
+            if (!stream.destroyed && !stream.write(piece)) full = true;
+          }
+          if (full) {
             this.socket.pause();
             await drained();
             this.socket.resume();
