@@ -292,6 +292,8 @@ describe('Debian packages: install N, upgrade to N+1, purge', () => {
       { timeoutMs: 60_000, context: logTail },
     );
     writeFileSync(join(mountPath, 'data.txt'), 'written by N\n');
+    // The agent reports the installed release: version skew is visible in the node list.
+    expect((await client().listNodes())[0]?.version).toBe(N);
     // The installed Docker plugin answers Docker's volume API with the volume.
     plugin = startPlugin();
     await waitFor('the plugin to list the volume', async () => (await pluginVolumes()).includes('keep'), {
@@ -337,6 +339,10 @@ describe('Debian packages: install N, upgrade to N+1, purge', () => {
     );
     expect(readFileSync(join(mountPath, 'data.txt'), 'utf8')).toBe('written by N\n');
     writeFileSync(join(mountPath, 'after.txt'), 'written after the upgrade\n');
+    await waitFor('the agent to report release N+1', async () => (await client().listNodes())[0]?.version === N1, {
+      timeoutMs: 30_000,
+      context: logTail,
+    });
     await waitFor('N+1 plugin to list the volume', async () => (await pluginVolumes()).includes('keep'), {
       timeoutMs: 30_000,
       context: logTail,

@@ -48,6 +48,15 @@ finish() { # name version depends description
     return
   fi
   mkdir -p "$root/DEBIAN" "$root/usr/share/doc/$name"
+  # The shipped workspace packages carry the Debian version: the agent reports it (node list), so skew is visible.
+  find "$root/usr/lib/flocker" -path '*/packages/*/package.json' -not -path '*/node_modules/*' -print0 |
+    xargs -0 -r env V="$ver" node -e '
+      const fs = require("fs");
+      for (const f of process.argv.slice(1)) {
+        const p = JSON.parse(fs.readFileSync(f, "utf8"));
+        p.version = process.env.V;
+        fs.writeFileSync(f, JSON.stringify(p, null, 2) + "\n");
+      }'
   cp "$repo/README.md" "$root/usr/share/doc/$name/README.md"
   [ -f "$repo/LICENSE" ] && cp "$repo/LICENSE" "$root/usr/share/doc/$name/copyright"
   { echo "Package: $name"

@@ -278,6 +278,12 @@ export const DatasetState = z
     primary: NodeUuid.optional().describe('The node where the dataset is attached; absent when attached nowhere.'),
     maximum_size: z.number().int().nullable().optional(),
     path: z.string().optional().describe('Where the dataset is mounted on its primary node.'),
+    used_bytes: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe("Bytes used on the dataset's file system, as its primary node last measured it (when mounted there)."),
   })
   .strict();
 
@@ -336,6 +342,7 @@ export const NodeStateSummary = NodeSummary.extend({
     .nonnegative()
     .optional()
     .describe("Free capacity (bytes) of the node's storage backend, where it has a figure."),
+  version: z.string().optional().describe("The release of the node's dataset agent, as it reports it."),
 }).strict();
 export const EraResponse = z.object({ uuid: NodeUuid }).strict();
 
@@ -425,6 +432,12 @@ export const ManifestationState = z
     status: z.enum(['attached', 'mounted']),
     device_path: z.string().optional(),
     path: z.string().optional().describe('Mount path, when mounted.'),
+    used_bytes: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe('Bytes used on the mounted file system (statfs of the mount point, measured at most every few seconds).'),
   })
   .strict();
 
@@ -577,6 +590,12 @@ export const NodeReport = z
       .describe(
         "Free capacity (bytes) of the node's storage backend where it has a figure (loopback: free space of the pool's file system, rounded down); absent otherwise.",
       ),
+    version: z
+      .string()
+      .min(1)
+      .max(64)
+      .optional()
+      .describe('The release of the reporting dataset agent (docs/compatibility.md: agent/control version skew).'),
     fencing: z
       .object({
         state: z.enum(['fenced', 'recovered']),

@@ -47,11 +47,14 @@ describe('cluster state views', () => {
     expect(s.find((d) => d.dataset_id === D3)).toEqual({ dataset_id: D3, primary: B, maximum_size: 300, path: '/x' });
   });
 
-  it('summaries carry the zone and free capacity a node reports, and nothing when it reports none', () => {
-    const zoned: ReportedNode = { lastSeen: T0, report: report(B, { zone: 'pool-1', available_bytes: 0 }) };
+  it('summaries carry the zone, free capacity and agent release a node reports, and nothing when it reports none', () => {
+    const zoned: ReportedNode = {
+      lastSeen: T0,
+      report: report(B, { zone: 'pool-1', available_bytes: 0, version: '1.0.1' }),
+    };
     expect(nodeSummaries([a, zoned])).toEqual([
       { uuid: A, host: 'host-a' },
-      { uuid: B, host: 'host-b', zone: 'pool-1', available_bytes: 0 },
+      { uuid: B, host: 'host-b', zone: 'pool-1', available_bytes: 0, version: '1.0.1' },
     ]);
     expect(nodeStates([zoned], T0, 30_000)[0]).toMatchObject({ zone: 'pool-1', available_bytes: 0 });
   });

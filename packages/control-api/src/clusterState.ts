@@ -83,13 +83,14 @@ export function reportedSnapshotIds(alive: readonly ReportedNode[]): Set<string>
   return ids;
 }
 
-/** GET /v1/state/nodes: Flocker's uuid and host, with the storage zone and free capacity a node reports. */
+/** GET /v1/state/nodes: Flocker's uuid and host, with the storage zone, free capacity and agent release a node reports. */
 export function nodeSummaries(alive: readonly ReportedNode[]): NodeStateSummary[] {
   return alive.map(({ report }) => ({
     uuid: report.uuid,
     host: report.host,
     ...(report.zone !== undefined ? { zone: report.zone } : {}),
     ...(report.available_bytes !== undefined ? { available_bytes: report.available_bytes } : {}),
+    ...(report.version !== undefined ? { version: report.version } : {}),
   }));
 }
 

@@ -482,6 +482,7 @@ export class DatasetAgent {
       errors: [...this.failures.reportErrors(), ...this.pool.reportErrors()],
       ...(this.o.maxVolumeSize !== undefined ? { max_volume_size: this.o.maxVolumeSize } : {}),
       ...(this.o.zone !== undefined ? { zone: this.o.zone } : {}),
+      ...(this.o.version !== undefined ? { version: this.o.version } : {}),
       ...(this.availableBytes !== undefined ? { available_bytes: this.availableBytes } : {}),
     };
   }

@@ -73,6 +73,8 @@ export interface DatasetAgentOptions {
   readonly maxVolumeSize?: number;
   /** The storage zone this node is in (driver.storageZone), reported as zone. */
   readonly zone?: string;
+  /** This agent's release (its package.json version; the Debian packages stamp theirs), reported as version. */
+  readonly version?: string;
   /** The backend's free bytes (driver.availableBytes), asked at every full look and reported as available_bytes. */
   readonly availableBytes?: () => Promise<number | undefined>;
   /** Backups and restores (issue 20): the S3 settings; absent, this agent runs neither (backup_store not reported). */

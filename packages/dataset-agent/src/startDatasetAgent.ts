@@ -1,7 +1,9 @@
 /** Wires configuration, identity, driver and client into a running DatasetAgent. */
 import { backupSettingsOf } from './backups';
 import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { FlockerClient, tlsDispatcher } from '@flocker/api';
 import { controlUrl } from '@flocker/node-config';
 import { DockerContainerStopper, type ContainerStopper } from './containers';
@@ -40,6 +42,8 @@ export interface StartDatasetAgentOptions {
   readonly logger?: winston.Logger;
   /** Default: FLOCKER_AGENT_CRASH_AFTER from the environment. */
   readonly crashAfter?: CrashAfter;
+  /** The release reported to the control service. Default: this package's package.json version. */
+  readonly version?: string;
   readonly hostOps?: HostOps;
   /** How long one long-poll waits; a pending one outlives stop() by at most this. Default 10 s. */
   readonly pollWaitMs?: number;
@@ -96,6 +100,18 @@ export function nodeIdentityFromCertificate(stateDir: string, certUuid: string, 
     certificate: certUuid,
   });
   return writeNodeIdentity(stateDir, { uuid: certUuid });
+}
+
+/** This package's version (packaging/deb/build.sh stamps the Debian version in), or undefined if unreadable. */
+function packageVersion(): string | undefined {
+  try {
+    const v: unknown = (
+      JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version?: unknown }
+    ).version;
+    return typeof v === 'string' && v.length > 0 && v.length <= 64 ? v : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function startDatasetAgent(options: StartDatasetAgentOptions): Promise<RunningDatasetAgent> {
@@ -193,6 +209,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     return undefined;
   });
   const availableBytes = driver.availableBytes?.bind(driver);
+  const version = options.version ?? packageVersion();
   const lastNodeTimeout = readLastNodeTimeout(config.node.state_dir);
   const crashAfter = options.crashAfter ?? parseCrashAfter(process.env.FLOCKER_AGENT_CRASH_AFTER);
   const backups = backupSettingsOf(config.backup, process.env);
@@ -225,6 +242,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     ...(releaseFenced !== undefined ? { releaseFenced } : {}),
     ...(maxVolumeSize !== undefined ? { maxVolumeSize } : {}),
     ...(zone !== undefined ? { zone } : {}),
+    ...(version !== undefined ? { version } : {}),
     ...(availableBytes !== undefined ? { availableBytes } : {}),
     ...(poolChanges !== undefined ? { poolChanges } : {}),
     ...(crashAfter ? { crashAfter } : {}),
