@@ -162,6 +162,18 @@ export function mountedPath(s: ClusterSnapshot, nodeUuid: string, datasetId: str
   return m?.status === 'mounted' && m.path ? m.path : undefined;
 }
 
+/**
+ * The path a Mount may answer: mounted here, in a snapshot that shows this node's lease and this
+ * node as the primary. The control service moves a dataset away from no lease holder, so such a
+ * snapshot is no older than the move that could take it away; a snapshot from before a move
+ * (the long-poll lagging) must never answer a Mount with a directory the agent has unmounted.
+ */
+export function mountedUnderLease(s: ClusterSnapshot, nodeUuid: string, datasetId: string): string | undefined {
+  if (leaseOf(s, datasetId)?.node_uuid !== nodeUuid) return undefined;
+  if (s.datasets.find((d) => d.dataset_id === datasetId)?.primary !== nodeUuid) return undefined;
+  return mountedPath(s, nodeUuid, datasetId);
+}
+
 /** One word for `docker volume inspect`: where the dataset stands. */
 export function volumeState(s: ClusterSnapshot, d: DatasetConfiguration): string {
   for (const n of s.nodes) {
@@ -741,7 +753,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     const mountWait = pluginMetrics(processRegistry('docker-plugin')).mountWaitSeconds;
     try {
       const path = await this.watcher.waitFor(
-        (s) => mountedPath(s, this.me, datasetId),
+        (s) => mountedUnderLease(s, this.me, datasetId),
         Math.max(0, deadline - this.now()),
       );
       mountWait.observe({ result: 'ok' }, secondsSince(waited));
