@@ -437,7 +437,9 @@ export const ManifestationState = z
       .int()
       .nonnegative()
       .optional()
-      .describe('Bytes used on the mounted file system (statfs of the mount point, measured at most every few seconds).'),
+      .describe(
+        'Bytes used on the mounted file system (statfs of the mount point, measured at most every few seconds).',
+      ),
   })
   .strict();
 

@@ -35,6 +35,7 @@ export function deriveDatasetState(alive: readonly ReportedNode[]): DatasetState
         primary: report.uuid,
         maximum_size: m.size,
         ...(m.status === 'mounted' && m.path !== undefined ? { path: m.path } : {}),
+        ...(m.status === 'mounted' && m.used_bytes !== undefined ? { used_bytes: m.used_bytes } : {}),
       });
     }
   }

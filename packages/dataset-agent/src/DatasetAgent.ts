@@ -38,6 +38,7 @@ import { INITIAL_LOOP_STATE, loopTransition, type LoopEvent, type LoopPhase, typ
 import { ObservationView, type Observation } from './ObservationView';
 import { PoolKnowledge } from './PoolKnowledge';
 import { Reporter } from './Reporter';
+import { UsedBytesCache } from './usedSpace';
 import { SelfFencing } from './SelfFencing';
 import { WorkQueue } from './WorkQueue';
 
@@ -66,6 +67,8 @@ export class DatasetAgent {
   private poolSeen = false;
   /** The backend's free bytes as last looked at (reported as available_bytes); undefined: no figure. */
   private availableBytes: number | undefined;
+  /** used_bytes of mounted datasets: statfs at report time, reused for a few seconds. */
+  private readonly used: UsedBytesCache;
   private readonly decision: DecisionContext;
   /** The backend's snapshots at the latest look that listed them (issue 20); reported as they are. */
   private snapshotsSeen: readonly BlockDeviceSnapshot[] | undefined;
@@ -75,6 +78,7 @@ export class DatasetAgent {
   constructor(private readonly o: DatasetAgentOptions) {
     this.clock = o.clock ?? systemClock;
     this.now = () => this.clock.now();
+    this.used = new UsedBytesCache(o.usedBytes, this.now);
     this.work = new WorkQueue<Observation>(
       o.concurrency,
       (id, fresh) => this.worker.converge(id, fresh),
@@ -443,10 +447,13 @@ export class DatasetAgent {
   buildReport(): NodeReport {
     const volumes = this.view.all();
     const manifestations: NodeReport['manifestations'] = [];
+    const mountedPaths = new Set<string>();
     for (const v of volumes) {
       if (v.attachedTo !== this.o.instanceId) continue;
       const path = mountPathOf(v.datasetId, this.decision);
       const mounted = (v.mountPoints ?? []).includes(path);
+      const used = mounted ? this.used.usedBytes(path) : undefined;
+      if (mounted) mountedPaths.add(path);
       manifestations.push({
         dataset_id: v.datasetId,
         blockdevice_id: v.blockdeviceId,
@@ -454,8 +461,10 @@ export class DatasetAgent {
         status: mounted ? 'mounted' : 'attached',
         ...(v.devicePath !== undefined ? { device_path: v.devicePath } : {}),
         ...(mounted ? { path } : {}),
+        ...(used !== undefined ? { used_bytes: used } : {}),
       });
     }
+    this.used.retain(mountedPaths);
     // A volume whose record went bad is still there (as last known), not gone: other nodes learn whose it is.
     const unreadable = this.pool.stillThere(new Set(volumes.map((v) => v.blockdeviceId)));
     const fencing = this.fencing.report;

@@ -75,6 +75,8 @@ export interface DatasetAgentOptions {
   readonly zone?: string;
   /** This agent's release (its package.json version; the Debian packages stamp theirs), reported as version. */
   readonly version?: string;
+  /** Bytes used at a mount point (tests); default statfs of it. Measured at most every few seconds per dataset. */
+  readonly usedBytes?: (path: string) => number | undefined;
   /** The backend's free bytes (driver.availableBytes), asked at every full look and reported as available_bytes. */
   readonly availableBytes?: () => Promise<number | undefined>;
   /** Backups and restores (issue 20): the S3 settings; absent, this agent runs neither (backup_store not reported). */
