@@ -62,6 +62,8 @@ export class LocalAgent {
   private readonly stopping = new AbortController();
   private readonly server: TransferServer;
   private readonly movers = new Map<string, Promise<void>>();
+  /** Takes a running move back (see LocalMoveOptions.cancel). */
+  private readonly cancels = new Map<string, AbortController>();
   private readonly progress = new Map<string, MoveProgress & { readonly to: string }>();
   private lastProgressReport = 0;
   private readonly failures = new Map<string, Failure>();
@@ -259,6 +261,9 @@ export class LocalAgent {
         await engine.retire(action.datasetId);
         return;
       }
+      case 'cancelMove':
+        this.cancels.get(action.datasetId)?.abort();
+        return;
       case 'refuse':
         // Reported as the dataset's error; looked at again on every turn.
         this.failed(action, action.code, action.message);
@@ -277,7 +282,10 @@ export class LocalAgent {
       { host: action.to.host, port: this.o.transferPort, nodeUuid: action.to.uuid },
       this.o.credentials,
     );
+    const cancel = new AbortController();
+    this.cancels.set(datasetId, cancel);
     const run = moveLocalDataset({
+      cancel: cancel.signal,
       engine: this.o.engine,
       target,
       datasetId,
@@ -304,10 +312,12 @@ export class LocalAgent {
       .catch((e: unknown) => {
         if (this.stopping.signal.aborted) return;
         this.metrics.step('move', (Date.now() - started) / 1000, errorCode(e));
-        this.failed(action, errorCode(e), errorMessage(e));
+        if (cancel.signal.aborted) this.o.logger.info('a move was taken back', { datasetId, error: errorMessage(e) });
+        else this.failed(action, errorCode(e), errorMessage(e));
       })
       .finally(() => {
         this.movers.delete(datasetId);
+        this.cancels.delete(datasetId);
         this.progress.delete(datasetId);
         this.requestTurn();
       });

@@ -90,6 +90,13 @@ describe('decisions of an agent with a local backend', () => {
     ).toEqual([{ kind: 'retire', datasetId: D }]);
   });
 
+  it('moved back here while the move away runs: taken back', () => {
+    const copy = { datasetId: D, size: 2000, mountPoints: [] };
+    expect(calculateLocalChanges(dataset(ME), [node(ME, true, [D]), node(B, true)], here([copy], [D]), ctx)).toEqual([
+      { kind: 'cancelMove', datasetId: D },
+    ]);
+  });
+
   it('moved to a dead node: the copy stays here, nothing sent', () => {
     const copy = { datasetId: D, size: 2000, mountPoints: [PATH] };
     expect(calculateLocalChanges(dataset(B), [node(ME, true, [D]), node(B, false)], here([copy]), ctx)).toEqual([]);

@@ -49,6 +49,8 @@ export type LocalAction =
   | { readonly kind: 'resize'; readonly datasetId: string; readonly size: number }
   | { readonly kind: 'unmount'; readonly datasetId: string; readonly mountPath: string }
   | { readonly kind: 'destroy'; readonly datasetId: string }
+  /** The dataset's primary is this node again while its move away runs: take the move back. */
+  | { readonly kind: 'cancelMove'; readonly datasetId: string }
   /** After a move away: keep only the newest snapshot (a move back's base), let go of the live copy. */
   | { readonly kind: 'retire'; readonly datasetId: string }
   | {
@@ -107,7 +109,8 @@ function decide(
   }
   if (d.primary === ctx.nodeUuid) {
     if (copy !== undefined) {
-      if (moving) return null; // a move away was taken back: the mover sees the dataset in use again
+      // A move away taken back: stopped if it has not reached the release (the mover decides), else it ends first.
+      if (moving) return { kind: 'cancelMove', datasetId };
       if (!copy.mountPoints.includes(mountPath)) return { kind: 'mount', datasetId, mountPath };
       const size = sizeOf(d, ctx);
       return copy.size === null || copy.size < size ? { kind: 'resize', datasetId, size } : null;

@@ -61,6 +61,11 @@ export interface LocalMoveOptions {
   readonly progressIntervalMs?: number;
   readonly logger?: winston.Logger;
   readonly signal?: AbortSignal;
+  /**
+   * Takes the move back (the dataset's primary is this node again): honoured only before the
+   * release, when nothing on the target can be the primary copy yet; ends with TRANSFER_FAILED.
+   */
+  readonly cancel?: AbortSignal;
 }
 
 export interface MoveResult {
@@ -112,6 +117,8 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
       // round trips and processes. Once the final snapshot is taken the release is not looked at again.
       known ??= await lookAtBoth(o);
       const { source } = known;
+      if (o.cancel?.aborted === true && finalSnapshot === null)
+        throw new LocalStorageError('TRANSFER_FAILED', 'the move was taken back before the release');
       const isReleased = finalSnapshot !== null || (await released());
       if (isReleased && releasedAt === null) releasedAt = performance.now();
       // Written to again (the release was taken back): phase 1 again, and a new final snapshot later.
@@ -189,6 +196,7 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
       failures = 0;
     } catch (e) {
       known = null;
+      if (o.cancel?.aborted === true && finalSnapshot === null) throw e;
       failures += 1;
       // A refusing target may only not have seen the new configuration yet: retried like the rest.
       const permanent = isLocalStorageError(e, 'UNKNOWN_DATASET');

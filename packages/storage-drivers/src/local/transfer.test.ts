@@ -157,6 +157,29 @@ describe('local transfer over mutual TLS', () => {
     }
   });
 
+  it('a move taken back before the release stops; nothing is promoted there', async () => {
+    const source = new MemoryEngine();
+    source.live = { data: 'v1', mounted: ['/flocker/x'] };
+    const client = new TransferClient({ host: '127.0.0.1', port, nodeUuid: b.nodeUuid }, a);
+    const cancel = new AbortController();
+    await expect(
+      moveLocalDataset({
+        engine: source,
+        target: client,
+        datasetId: ID,
+        size: 1000,
+        released: () => Promise.resolve(false),
+        releasePollMs: 5,
+        cancel: cancel.signal,
+        onProgress: (p) => {
+          if (p.phase === 'waitingForRelease') cancel.abort();
+        },
+      }),
+    ).rejects.toThrow(/taken back/);
+    expect(target.live).toBeUndefined();
+    expect(source.live).toEqual({ data: 'v1', mounted: ['/flocker/x'] });
+  });
+
   it('answers status with the snapshots held', async () => {
     await target.createSnapshot(ID, 'move-000001');
     const client = new TransferClient({ host: '127.0.0.1', port, nodeUuid: b.nodeUuid }, a);
