@@ -246,8 +246,10 @@ describe('Debian packages: install N, upgrade to N+1, purge', () => {
         env: { ...process.env, DPKG_ROOT: root },
       });
     expect(statSync(join(root, 'var/lib/flocker')).mode & 0o777).toBe(0o700);
-    // The bundled Node 24 runs the installed CLI.
+    // The bundled Node 24 runs every installed program (each loads its whole module graph first).
     expect(sh(join(root, 'usr/bin/flocker'), ['--help'])).toContain('flocker');
+    for (const bin of ['flocker-ca', 'flocker-deploy', 'flocker-container-agent', 'flocker-control'])
+      sh(join(root, 'usr/bin', bin), ['--help']);
   });
 
   let controlPort = 0;

@@ -87,9 +87,16 @@ ship() { # deb-name lib-dir workspace...
   local name="$1" dir="$2"; shift 2
   local dest="$work/$name/usr/lib/flocker/$dir" ws
   mkdir -p "$dest"
+  local list="$work/$name.closure"
+  : >"$list"
   for ws in "$@"; do
-    (cd "$repo" && npm ls --omit=dev --all --parseable -w "$ws" 2>/dev/null) | sed "s|^$repo/\?||" | sort -u
-  done | sort -u | while read -r rel; do
+    # npm ls exits 1 over problems elsewhere in the tree (an extraneous or invalid dev package);
+    # the list is still complete. What matters: the workspace itself is in it.
+    (cd "$repo" && npm ls --omit=dev --all --parseable -w "$ws" 2>/dev/null) >"$list.ws" || true
+    grep -q "/node_modules/$ws\$" "$list.ws" || { echo "build.sh: npm ls found no $ws" >&2; exit 1; }
+    sed "s|^$repo/\?||" "$list.ws" >>"$list"
+  done
+  sort -u "$list" | while read -r rel; do
     [ -n "$rel" ] || continue
     [ -e "$dest/$rel" ] && continue
     if [ -L "$repo/$rel" ]; then # a workspace link: node_modules/@flocker/x -> ../../packages/x
