@@ -209,6 +209,9 @@ unit flocker-node "$here/units/flocker-dataset-agent.service"
 unit flocker-node "$repo/packages/volume-plugin/systemd/flocker-docker-plugin.service"
 unit flocker-node "$here/units/flocker-container-agent.service"
 install -D -m 0644 "$here/etc/agent.yml.example" "$work/flocker-node/etc/flocker/agent.yml.example"
+# Where the plugin's unit (Documentation=) and the others point.
+install -D -m 0644 "$repo/packages/volume-plugin/README.md" "$work/flocker-node/usr/share/doc/flocker/volume-plugin/README.md"
+install -D -m 0644 "$repo/packages/dataset-agent/README.md" "$work/flocker-node/usr/share/doc/flocker-node/dataset-agent.md"
 service_scripts flocker-node flocker-dataset-agent.service flocker-docker-plugin.service flocker-container-agent.service
 finish flocker-node all "$node_dep, util-linux, e2fsprogs" "Flocker node: dataset agent, Docker volume plugin, container agent
  Runs on every node of a Flocker cluster: creates, attaches and mounts datasets,
