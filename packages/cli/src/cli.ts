@@ -364,8 +364,9 @@ export function buildCli(
                   r.reason !== undefined && r.state !== 'mounted' ? `${r.state} (error)` : r.state,
                   r.path,
                 ],
-                wideHeaders: ['NODE UUID', 'PROFILE', 'METADATA', 'REASON'],
+                wideHeaders: ['USED', 'NODE UUID', 'PROFILE', 'METADATA', 'REASON'],
                 wideCells: (r) => [
+                  r.used_bytes === null ? '-' : formatSize(r.used_bytes),
                   r.node_uuid,
                   r.metadata[METADATA_PROFILE_KEY] ?? '-',
                   Object.entries(r.metadata)

@@ -1,5 +1,5 @@
 import { A, B, D1, D2, actionError, backend, dataset, mounted, node, snapshot } from '@flocker/web-ui/testing';
-import { describeText, describeVolume } from './describe';
+import { describeText, describeVolume, usedText } from './describe';
 
 const S1 = '51515151-0000-4000-8000-000000000051';
 
@@ -63,5 +63,12 @@ describe('describeVolume', () => {
     expect(t).toMatch(/^Lease: +none$/m);
     expect(t).toMatch(/^Last error: +none$/m);
     expect(t).toMatch(/^Events: +none$/m);
+    expect(t).toMatch(/^Used: +-$/m);
+  });
+  it('used: bytes of maximum with the percentage, the bytes alone without a maximum, - until measured', () => {
+    const GiB = 1024 ** 3;
+    expect(usedText(1.5 * GiB, 10 * GiB)).toBe('1.5 GiB of 10 GiB (15%)');
+    expect(usedText(4096, null)).toBe('4 KiB');
+    expect(usedText(null, 10 * GiB)).toBe('-');
   });
 });

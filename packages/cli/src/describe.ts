@@ -105,6 +105,13 @@ export function describeVolume(
   };
 }
 
+/** "1.2 GiB of 10 GiB (12%)"; '-' until the node where it is mounted measures it. */
+export function usedText(used: number | null, maximum: number | null | undefined): string {
+  if (used === null) return '-';
+  if (!maximum) return formatSize(used);
+  return `${formatSize(used)} of ${formatSize(maximum)} (${Math.round((100 * used) / maximum)}%)`;
+}
+
 /** kubectl-describe-like text. */
 export function describeText(x: VolumeDescription): string {
   const v = x.volume;
@@ -113,6 +120,7 @@ export function describeText(x: VolumeDescription): string {
     `Name:         ${v.name || '-'}`,
     `Dataset:      ${v.dataset_id}`,
     `Size:         ${v.maximum_size ? formatSize(v.maximum_size) : '-'}`,
+    `Used:         ${usedText(v.used_bytes, v.maximum_size ?? v.size)}`,
     `Primary:      ${v.node} (${v.primary})`,
     `State:        ${v.state}${v.path ? ` at ${v.path}` : ''}`,
     ...(v.source_snapshot_id !== undefined ? [`Cloned from:  snapshot ${v.source_snapshot_id}`] : []),

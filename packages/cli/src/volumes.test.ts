@@ -29,6 +29,14 @@ describe('volumeView: one shape for every volumes command', () => {
     });
   });
 
+  it('used_bytes: what the node where it is mounted measured; null when not mounted or not measured', () => {
+    const measured = { ...mounted(D1), used_bytes: 5 * 1024 * 1024 };
+    const s = snapshot({ nodes: [node(A, '10.0.0.1', { manifestations: [measured, mounted(D2)] })] });
+    expect(volumeView(s, dataset(D1, 'pgdata', A)).used_bytes).toBe(5 * 1024 * 1024);
+    expect(volumeView(s, dataset(D2, 'older-agent', A)).used_bytes).toBeNull();
+    expect(volumeView(snapshot(), dataset(D1, 'new', B)).used_bytes).toBeNull();
+  });
+
   it('a long-gone deleted volume is "deleted" (as in the table), not deleting or attached', () => {
     const s = snapshot();
     const v = volumeView(s, dataset(D1, 'old', B, { deleted: true }));
@@ -59,6 +67,7 @@ const row = (id: string, name: string, over: Partial<VolumeView> = {}): VolumeVi
   state: 'mounted',
   path: '',
   size: null,
+  used_bytes: null,
   ...over,
 });
 

@@ -22,6 +22,8 @@ export interface VolumeView extends DatasetConfiguration {
   path: string;
   /** Bytes of the block device as its node reports it; null until a node has it. */
   size: number | null;
+  /** Bytes used on its file system as the node where it is mounted measured them; null when not mounted (or unmeasured). */
+  used_bytes: number | null;
   reason?: string;
 }
 
@@ -33,6 +35,7 @@ export function volumeView(snapshot: ClusterSnapshot, d: DatasetConfiguration): 
     name: d.metadata[METADATA_NAME_KEY] ?? '',
     node_uuid: holder?.uuid ?? d.primary,
     size: m?.size ?? null,
+    used_bytes: m?.status === 'mounted' ? (m.used_bytes ?? null) : null,
     ...volumeState(snapshot, d),
   };
 }

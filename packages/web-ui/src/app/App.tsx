@@ -6,7 +6,7 @@ import type { UiEvent } from '../model/events';
 import { releaseRisk } from '../model/safety';
 import { errorReason, nextScheduledAt, stateText, type NodeView, type VolumeView } from '../model/view';
 import { refusesSize, type ControlStatus } from '../model/wire';
-import { filterVolumes, listNotice, moveTargets, rowWindow, volumeAge } from '../model/list';
+import { filterVolumes, listNotice, moveTargets, rowWindow, usedSpace, volumeAge } from '../model/list';
 import { ActionFailed, api } from './api';
 import { age, clockTime } from './time';
 import { useCluster } from './useCluster';
@@ -599,6 +599,7 @@ function VolumeRow({
         </th>
         <td data-label="Size">
           <span className="size">{v.size === null ? '—' : formatSize(v.size)}</span>
+          <UsedSpace v={v} />
           <div className="sub" data-filesystem={v.filesystem} title="file system">
             {v.filesystem}
             {v.cloned_from !== null && ` · clone of ${v.cloned_from}`}
@@ -1206,6 +1207,20 @@ function FeedSection({ events }: { events: UiEvent[] }) {
         ))}
       </ol>
     </section>
+  );
+}
+
+/** "1.2 GiB of 10 GiB" with a bar, once the node where the volume is mounted has measured it. */
+function UsedSpace({ v }: { v: VolumeView }): ReactNode {
+  const used = usedSpace(v);
+  if (used === null) return null;
+  return (
+    <div className="sub used" data-used={v.used ?? undefined} title="used on its file system">
+      {used.fraction !== null && (
+        <meter min={0} max={1} low={0.8} high={0.9} optimum={0} value={used.fraction} aria-label="used" />
+      )}{' '}
+      <span className="used-text">{used.text}</span>
+    </div>
   );
 }
 

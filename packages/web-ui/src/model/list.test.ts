@@ -1,4 +1,13 @@
-import { filterVolumes, humanAge, listNotice, matchesSearch, moveTargets, rowWindow, volumeAge } from './list';
+import {
+  filterVolumes,
+  humanAge,
+  listNotice,
+  matchesSearch,
+  moveTargets,
+  rowWindow,
+  usedSpace,
+  volumeAge,
+} from './list';
 import { clusterView } from './view';
 import { A, B, D1, D2, dataset, mounted, node, snapshot } from '../testing/fixtures';
 import type { ControlStatus } from './wire';
@@ -105,5 +114,24 @@ describe('rowWindow (issue 21: 1,000 volumes)', () => {
   it('is empty for no rows and past the end', () => {
     expect(rowWindow([], 0, 800, 5)).toEqual({ start: 0, end: 0, padTop: 0, padBottom: 0 });
     expect(rowWindow([50, 50], 5000, 800, 1)).toEqual({ start: 1, end: 2, padTop: 50, padBottom: 0 });
+  });
+});
+
+describe('usedSpace (issue 21: used space per volume)', () => {
+  const GiB = 1024 ** 3;
+  it('"used of size" with its fraction, from the mounted manifestation the node measured', () => {
+    const s = snapshot({
+      datasets: [dataset(D1, 'pg', A, { maximum_size: 10 * GiB }), dataset(D2, 'new', A)],
+      nodes: [node(A, '10.0.0.1', { manifestations: [{ ...mounted(D1), used_bytes: 1.5 * GiB }] })],
+    });
+    const [fresh, pg] = clusterView(s).volumes; // by name
+    expect(pg?.used).toBe(1.5 * GiB);
+    expect(usedSpace(pg!)).toEqual({ text: '1.5 GiB of 10 GiB', fraction: 0.15 });
+    expect(fresh?.used).toBeNull();
+    expect(usedSpace(fresh!)).toBeNull();
+  });
+  it('without a size: the bytes alone; over the size: the bar is full', () => {
+    expect(usedSpace({ used: 4096, size: null })).toEqual({ text: '4 KiB used', fraction: null });
+    expect(usedSpace({ used: 2 * GiB, size: GiB })?.fraction).toBe(1);
   });
 });

@@ -2,6 +2,7 @@
  * The volume list of the page (issue 21): search, ages, what to say when there is nothing to
  * show, which Move targets a row offers, and the window of rows a long list renders. Pure.
  */
+import { formatSize } from './sizes';
 import type { ControlStatus } from './wire';
 import type { NodeView, VolumeView } from './view';
 
@@ -12,6 +13,16 @@ export function humanAge(fromMs: number, now: number): string {
   if (s < 3600) return `${Math.floor(s / 60)} min`;
   if (s < 86400) return `${Math.floor(s / 3600)} h`;
   return `${Math.floor(s / 86400)} d`;
+}
+
+/**
+ * A volume's used space: "1.2 GiB of 10 GiB" and the fraction for its bar (0-1, capped: a file system's
+ * own metadata can exceed the configured size); null until the node where it is mounted measures it.
+ */
+export function usedSpace(v: Pick<VolumeView, 'used' | 'size'>): { text: string; fraction: number | null } | null {
+  if (v.used === null) return null;
+  if (v.size === null || v.size <= 0) return { text: `${formatSize(v.used)} used`, fraction: null };
+  return { text: `${formatSize(v.used)} of ${formatSize(v.size)}`, fraction: Math.min(1, v.used / v.size) };
 }
 
 /**

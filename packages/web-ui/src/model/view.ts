@@ -40,6 +40,8 @@ export const VolumeView = z.object({
   dataset_id: z.string(),
   name: z.string(),
   size: z.number().nullable(),
+  /** Bytes used on its file system, as the node where it is mounted measured them; null when not mounted (or not measured). */
+  used: z.number().nullable(),
   /** The file system it is formatted with (metadata clusterhq:flocker:filesystem; ext4 when absent). */
   filesystem: z.string(),
   /** A clone: the name (or short id) of the snapshot it was made from. */
@@ -150,6 +152,14 @@ export function resizeProgress(s: ClusterSnapshot, d: DatasetConfiguration): { f
   return m !== undefined && m.size < to ? { from: m.size, to } : null;
 }
 
+/** used_bytes of the mounted manifestation (its node measures it at most every few seconds). */
+export function usedBytesOf(s: ClusterSnapshot, datasetId: string): number | null {
+  for (const n of s.nodes)
+    for (const m of n.manifestations)
+      if (m.dataset_id === datasetId && m.status === 'mounted' && m.used_bytes !== undefined) return m.used_bytes;
+  return null;
+}
+
 function hostOf(nodes: NodeState[], uuid: string): string | null {
   return nodes.find((n) => n.uuid === uuid)?.host ?? null;
 }
@@ -245,6 +255,7 @@ export function clusterView(s: ClusterSnapshot, firstSeen: ReadonlyMap<string, s
         dataset_id: d.dataset_id,
         name: volumeName(d),
         size: d.maximum_size ?? null,
+        used: usedBytesOf(s, d.dataset_id),
         filesystem: volumeFilesystem(d),
         cloned_from: clonedFrom(s, d),
         snapshot_schedule: scheduleOf(d, s.snapshots ?? []),
