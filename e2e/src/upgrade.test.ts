@@ -9,7 +9,7 @@
  * store's format version is read back by N+1 (its migration chain runs on load); a conffile
  * edited by the admin survives; purge keeps the store.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
   createWriteStream,
   existsSync,
@@ -359,6 +359,21 @@ describe('Debian packages: install N, upgrade to N+1, purge', () => {
       async () => (await client().listDatasetState()).find((s) => s.dataset_id === second.dataset_id)?.path,
       { timeoutMs: 60_000, context: logTail },
     );
+  });
+
+  test('a store of a newer format (a downgrade) is refused at start, not misread', () => {
+    const copy = join(dir, 'newer-store');
+    execFileSync('cp', ['-a', join(root, 'var/lib/flocker'), copy]);
+    const snapshotFile = join(copy, 'current_configuration.json');
+    const doc = z.record(z.string(), z.unknown()).parse(JSON.parse(readFileSync(snapshotFile, 'utf8')));
+    writeFileSync(snapshotFile, JSON.stringify({ ...doc, format_version: 2 }));
+    const r = spawnSync(
+      join(root, 'usr/bin/flocker-control'),
+      ['--insecure-http', '--host', '127.0.0.1', '--port', '0', '--data-dir', copy, '--metrics-port', '0'],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    expect(r.status).not.toBe(0);
+    expect(`${r.stdout}${r.stderr}`).toContain('STORE_FORMAT_TOO_NEW');
   });
 
   test('purge removes the programs and keeps the configuration store', async () => {
