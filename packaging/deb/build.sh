@@ -34,6 +34,9 @@ parts=(control-api dataset-agent volume-plugin container-agent cli)
 if [ "$compile" = 1 ]; then
   (cd "$repo" && npx tsc -b "${parts[@]/#/packages/}")
 fi
+# `flocker ui` serves the Vite bundle (scripts/test.sh builds it: npm run build -w @flocker/web-ui).
+[ -d "$repo/packages/web-ui/dist/app" ] ||
+  echo "build.sh: warning: packages/web-ui/dist/app is missing; flocker-cli ships without the web UI app" >&2
 mkdir -p "$out"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
