@@ -1,6 +1,6 @@
 // Prometheus metrics and health endpoints shared by every Flocker process.
 export type { Registry } from 'prom-client';
-export { newRegistry, processRegistry, type FlockerProcess } from './registry';
+export { newRegistry, processRegistry, releaseVersion, type FlockerProcess } from './registry';
 export { LabelBound, OTHER, statusLabel, STEP_KINDS, VOLUME_STATES, type StepKind, type VolumeState } from './labels';
 export {
   containerAgentMetrics,

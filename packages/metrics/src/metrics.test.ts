@@ -9,6 +9,7 @@ import {
   newRegistry,
   pluginMetrics,
   readiness,
+  releaseVersion,
   registerAgentSampler,
   registerCertificateExpiry,
   startMetricsServer,
@@ -88,6 +89,8 @@ describe('metric definitions', () => {
     const codes = new Set(text.split('\n').filter((l) => l.startsWith('flocker_api_errors_total{route="/x"')));
     expect(codes.size).toBeLessThanOrEqual(101);
     expect(text).toContain('flocker_api_errors_total{route="/x",code="other"}');
+    // The release is this package's version (the Debian packages stamp theirs into it).
+    expect(releaseVersion()).toBe('0.1.0');
     expect(text).toContain('flocker_process_info{process="control-service",version="0.1.0"} 1');
     expect(text).toContain('process_cpu_user_seconds_total');
   });
