@@ -103,21 +103,26 @@ async function releaseSimulator(): Promise<void> {
   }
 }
 
-blockDeviceApiContract('scaleio (gateway simulator process, loop devices behind emc-vol links)', async () => {
-  const sim = await useSimulator();
-  const clusterId = randomUUID();
-  const a = new ScaleIoDriver(options(sim, clusterId, 'a'), fast);
-  const b = new ScaleIoDriver(options(sim, clusterId, 'b'), fast);
-  return {
-    driver: a,
-    driverOnOtherInstance: b,
-    cleanup: async () => {
-      await a.close();
-      await b.close();
-      await releaseSimulator();
-    },
-  };
-});
+blockDeviceApiContract(
+  'scaleio (gateway simulator process, loop devices behind emc-vol links)',
+  async () => {
+    const sim = await useSimulator();
+    const clusterId = randomUUID();
+    const a = new ScaleIoDriver(options(sim, clusterId, 'a'), fast);
+    const b = new ScaleIoDriver(options(sim, clusterId, 'b'), fast);
+    return {
+      driver: a,
+      driverOnOtherInstance: b,
+      cleanup: async () => {
+        await a.close();
+        await b.close();
+        await releaseSimulator();
+      },
+    };
+    // A snapshot's dataset is read from its source (no room in its name), so a volume with snapshots is kept.
+  },
+  { snapshotLimits: { snapshotsPinSource: true } },
+);
 
 describe('ScaleIoDriver against the simulator: beyond the contract', () => {
   let sim: Sim;
@@ -215,6 +220,52 @@ describe('ScaleIoDriver against the simulator: beyond the contract', () => {
     } finally {
       await wrong.close();
       await badPool.close();
+    }
+  });
+
+  it('takes read-only ScaleIO snapshots (ancestorVolumeId), maps one read-only for openSnapshot on two SDCs at once, and clones it writable', async () => {
+    const b = new ScaleIoDriver(options(sim, clusterId, 'b'), fast);
+    try {
+      const v = await a.createVolume(randomUUID(), 1);
+      const snapshotId = randomUUID();
+      const s = await a.createSnapshot(v.blockdeviceId, snapshotId);
+      const raw = await a.client.volume(s.backendId);
+      expect(raw).toMatchObject({ ancestorVolumeId: v.blockdeviceId, storagePoolId: POOL, sizeInKb: 8 * 1024 * 1024 });
+      expect((await a.listVolumes()).map((x) => x.blockdeviceId)).not.toContain(s.backendId);
+      await expectStorageError(a.attachVolume(s.backendId, SDC_A.id), 'UNKNOWN_VOLUME');
+      const here = await a.openSnapshot(snapshotId);
+      const there = await b.openSnapshot(snapshotId);
+      const mapped = (await a.client.volume(s.backendId))?.mappedSdcInfo ?? [];
+      expect(mapped.map((m) => [m.sdcId, m.accessMode]).sort()).toEqual([
+        [SDC_A.id, 'ReadOnly'],
+        [SDC_B.id, 'ReadOnly'],
+      ]);
+      const handle = await fs.open(here.path, 'r+'); // a read-only loop device opens, but refuses writes
+      try {
+        await expect(handle.write(Buffer.alloc(512), 0, 512, 0)).rejects.toMatchObject({ code: 'EPERM' });
+      } finally {
+        await handle.close();
+      }
+      await there.release();
+      expect((await a.client.volume(s.backendId))?.mappedSdcInfo?.map((m) => m.sdcId)).toEqual([SDC_A.id]);
+      // Destroying the snapshot unmaps what is left (a crashed backup's mapping) first.
+      const copy = await b.createVolumeFromSnapshot(snapshotId, randomUUID(), 1);
+      expect((await a.client.volume(copy.blockdeviceId))?.ancestorVolumeId).toBe(s.backendId);
+      await expectStorageError(
+        a.createVolumeFromSnapshot(snapshotId, randomUUID(), 1, { profile: 'gold' }),
+        'BACKEND_ERROR',
+      );
+      await a.destroySnapshot(snapshotId);
+      const link = path.join(sim.root, 'host-a', 'by-id', `emc-vol-${SYSTEM}-${s.backendId}`);
+      await expect(fs.lstat(link)).rejects.toMatchObject({ code: 'ENOENT' });
+      expect(await a.listSnapshots()).toEqual([]);
+      await here.release();
+      await b.attachVolume(copy.blockdeviceId, SDC_B.id);
+      await b.detachVolume(copy.blockdeviceId);
+      await a.destroyVolume(copy.blockdeviceId);
+      await a.destroyVolume(v.blockdeviceId);
+    } finally {
+      await b.close();
     }
   });
 

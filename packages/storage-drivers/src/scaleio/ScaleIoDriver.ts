@@ -7,6 +7,11 @@
  * <device_by_id_dir>/emc-vol-<systemId>-<volumeId> (goscaleio getVolumeMapping reads exactly
  * that). Sizes are 8 GiB units; profiles are storage pools. The gateway refuses a second mapping
  * without allowMultipleMappings, so of two concurrent attaches exactly one wins.
+ *
+ * Snapshots are ScaleIO snapshots (volumes of the source's vTree with ancestorVolumeId, taken read-only),
+ * named by the snapshot id (names.ts); a clone is a writable snapshot of the snapshot, named as a volume
+ * (as Cinder's PowerFlex driver makes a volume from a snapshot). A snapshot's name has no room for its
+ * dataset, which is read from its source: so a volume with snapshots is kept until they are destroyed.
  */
 import { type Clock, errorMessage, pollUntil, systemClock } from '@flocker/runtime';
 import { execFile } from 'node:child_process';
@@ -17,14 +22,27 @@ import winston from 'winston';
 import {
   StorageError,
   type BlockDeviceApi,
+  type BlockDeviceSnapshot,
   type BlockDeviceVolume,
   type CreateVolumeOptions,
   type DetachOptions,
+  type OpenedSnapshot,
+  type SnapshotOptions,
 } from '../BlockDeviceApi';
 import { blockDeviceSize, isDeviceBusy } from '../blockdev';
 import { OpenStackConnectionError, type RetryPolicy } from '../cinder/http';
 import { ScaleIoApiError, ScaleIoClient } from './client';
-import { datasetOfName, deviceLinkName, SCALEIO_UNIT, sizeInKb, VOLUME_ID, volumeName } from './names';
+import {
+  datasetOfName,
+  deviceLinkName,
+  isSnapshotId,
+  SCALEIO_UNIT,
+  sizeInKb,
+  snapshotIdOfName,
+  snapshotName,
+  VOLUME_ID,
+  volumeName,
+} from './names';
 import { ScaleIoOptionsSchema, type ScaleIoOptions, type ScaleIoOptionsInput, type ScaleIoVolume } from './schemas';
 
 export interface ScaleIoDriverDeps {
@@ -240,6 +258,14 @@ export class ScaleIoDriver implements BlockDeviceApi {
         `volume ${blockdeviceId} is mapped to SDC ${volume.attachedTo}`,
         blockdeviceId,
       );
+    // A snapshot's dataset is read from its source (names.ts): keep the source while it has snapshots.
+    const pinned = (await this.listSnapshots()).filter((s) => s.sourceBlockdeviceId === blockdeviceId);
+    if (pinned.length > 0)
+      throw new StorageError(
+        'BACKEND_ERROR',
+        `volume ${blockdeviceId} has snapshots (${pinned.map((s) => s.snapshotId).join(', ')}); ScaleIO volumes are kept until their snapshots are destroyed`,
+        blockdeviceId,
+      );
     try {
       await this.client.action(blockdeviceId, 'removeVolume', { removeMode: 'ONLY_ME' });
     } catch (e) {
@@ -345,6 +371,196 @@ export class ScaleIoDriver implements BlockDeviceApi {
       });
     }
     return grown;
+  }
+
+  /** A snapshot as listed, from its volume and its source's (undefined when not ours or its source is gone). */
+  private toSnapshot(v: ScaleIoVolume, byId: Map<string, ScaleIoVolume>): BlockDeviceSnapshot | undefined {
+    const snapshotId = snapshotIdOfName(this.options.cluster_id, v.name);
+    if (snapshotId === undefined || !v.ancestorVolumeId) return undefined;
+    const source = byId.get(v.ancestorVolumeId);
+    const datasetId = source === undefined ? undefined : datasetOfName(this.options.cluster_id, source.name);
+    if (datasetId === undefined) {
+      this.logger.warn('ScaleIO snapshot without its source volume is left out', { snapshotId, backendId: v.id });
+      return undefined;
+    }
+    return {
+      snapshotId,
+      backendId: v.id,
+      datasetId,
+      sourceBlockdeviceId: v.ancestorVolumeId,
+      size: v.sizeInKb * 1024,
+      createdAt: new Date((v.creationTime ?? 0) * 1000).toISOString(),
+      // The MDM takes a snapshot at once (no background copy): usable as soon as it exists.
+      status: 'ready',
+    };
+  }
+
+  async listSnapshots(): Promise<BlockDeviceSnapshot[]> {
+    const all = await this.gateway('listing volumes', () => this.client.volumes());
+    const byId = new Map(all.map((v) => [v.id, v]));
+    return all.map((v) => this.toSnapshot(v, byId)).filter((s): s is BlockDeviceSnapshot => s !== undefined);
+  }
+
+  /** The snapshot's volume, or undefined. */
+  private async snapshotVolume(snapshotId: string): Promise<ScaleIoVolume | undefined> {
+    if (!isSnapshotId(snapshotId)) return undefined;
+    const name = snapshotName(this.options.cluster_id, snapshotId.toLowerCase());
+    const id = await this.gateway('looking up a snapshot', () => this.client.volumeIdByName(name));
+    if (id === undefined) return undefined;
+    return this.gateway('reading a snapshot', () => this.client.volume(id));
+  }
+
+  private async ourSnapshot(snapshotId: string): Promise<{ raw: ScaleIoVolume; snapshot: BlockDeviceSnapshot }> {
+    const unknown = () => new StorageError('UNKNOWN_SNAPSHOT', `no snapshot ${snapshotId}`);
+    const raw = await this.snapshotVolume(snapshotId);
+    if (raw?.ancestorVolumeId == null) throw unknown();
+    const source = await this.gateway('reading a volume', () => this.client.volume(raw.ancestorVolumeId ?? ''));
+    const snapshot = this.toSnapshot(raw, new Map(source === undefined ? [] : [[source.id, source]]));
+    if (snapshot === undefined) throw unknown();
+    return { raw, snapshot };
+  }
+
+  /**
+   * snapshotVolumes with a name of this call's own; a lost answer (timeout, reset, a 5xx without the gateway's
+   * body) or an MDM refusal is looked up by that name, as createVolume does, so nothing is left behind.
+   */
+  private async snapshotNamed(
+    what: string,
+    req: { volumeId: string; snapshotName: string; accessModeLimit?: 'ReadOnly' },
+  ): Promise<string> {
+    const system = await this.system();
+    try {
+      return await this.client.snapshotVolume(system, req);
+    } catch (e) {
+      const lost =
+        (e instanceof OpenStackConnectionError && e.ambiguous) ||
+        (e instanceof ScaleIoApiError && e.status >= 500 && e.errorCode === undefined);
+      const refused = e instanceof ScaleIoApiError && e.status >= 500 && e.errorCode !== undefined;
+      if (e instanceof ScaleIoApiError && e.notFound && !lost)
+        throw new StorageError('UNKNOWN_VOLUME', `no volume ${req.volumeId}`, req.volumeId);
+      const found = lost || refused ? await this.findCreated(req.snapshotName, lost) : undefined;
+      if (found === undefined) throw new StorageError('BACKEND_ERROR', `ScaleIO ${what}: ${errorMessage(e)}`);
+      this.logger.warn('adopted a snapshot whose answer was lost', { name: req.snapshotName, id: found });
+      return found;
+    }
+  }
+
+  async createSnapshot(
+    blockdeviceId: string,
+    snapshotId: string,
+    options: SnapshotOptions = {},
+  ): Promise<BlockDeviceSnapshot> {
+    if (!isSnapshotId(snapshotId)) throw new StorageError('BACKEND_ERROR', `snapshot id ${snapshotId} is not a UUID`);
+    const taken = await this.snapshotVolume(snapshotId);
+    if (taken !== undefined) return (await this.ourSnapshot(snapshotId)).snapshot;
+    await this.ours(blockdeviceId); // UNKNOWN_VOLUME for anything not ours
+    // Read-only: nothing may change a snapshot (accessModeLimit, goscaleio SnapshotVolumesParam).
+    await this.snapshotNamed(`snapshotting volume ${blockdeviceId}`, {
+      volumeId: blockdeviceId,
+      snapshotName: snapshotName(this.options.cluster_id, snapshotId.toLowerCase()),
+      accessModeLimit: 'ReadOnly',
+    });
+    // The MDM fixed the point in time when it answered; nothing more to do after it.
+    await options.pointInTimeFixed?.();
+    return (await this.ourSnapshot(snapshotId)).snapshot;
+  }
+
+  async destroySnapshot(snapshotId: string): Promise<void> {
+    const raw = await this.snapshotVolume(snapshotId);
+    if (raw === undefined) return;
+    const me = await this.computeInstanceId();
+    // An open (a backup reading it) or a crashed one's leftover mapping: unmap it first, as Cinder's remove_volume does.
+    if ((raw.mappedSdcInfo ?? []).length > 0) {
+      await this.client.action(raw.id, 'removeMappedSdc', { allSdcs: '' }).catch((e: unknown) => {
+        if (!(e instanceof ScaleIoApiError && (e.notFound || /not mapped/i.test(e.gatewayMessage))))
+          throw new StorageError('BACKEND_ERROR', `ScaleIO unmapping snapshot ${snapshotId}: ${errorMessage(e)}`);
+      });
+      if ((raw.mappedSdcInfo ?? []).some((m) => m.sdcId === me)) await this.waitForDeviceGone(raw.id);
+    }
+    try {
+      await this.client.action(raw.id, 'removeVolume', { removeMode: 'ONLY_ME' });
+    } catch (e) {
+      if (e instanceof ScaleIoApiError && e.notFound) return;
+      throw new StorageError('BACKEND_ERROR', `ScaleIO removing snapshot ${snapshotId}: ${errorMessage(e)}`);
+    }
+  }
+
+  async createVolumeFromSnapshot(
+    snapshotId: string,
+    datasetId: string,
+    size: number,
+    options: CreateVolumeOptions = {},
+  ): Promise<BlockDeviceVolume> {
+    const kb = this.checkSize(size);
+    const { raw } = await this.ourSnapshot(snapshotId);
+    if (kb < raw.sizeInKb)
+      throw new StorageError('INVALID_SIZE', `size ${size} is below the snapshot's ${raw.sizeInKb * 1024} bytes`);
+    // A snapshot lives in its source's vTree, so in its storage pool: a clone cannot move to another pool.
+    const pool =
+      options.profile === undefined
+        ? this.options.storage_pool_id
+        : this.options.profile_storage_pools[options.profile];
+    if (pool !== raw.storagePoolId)
+      throw new StorageError(
+        'BACKEND_ERROR',
+        `snapshot ${snapshotId} is in storage pool ${raw.storagePoolId}, not the pool of profile ${options.profile ?? '(none)'} (${pool ?? 'none'}); ScaleIO makes a clone in its snapshot's pool`,
+      );
+    if (options.onlyVolume && (await this.listVolumes()).some((v) => v.datasetId === datasetId))
+      throw new StorageError('DATASET_HAS_VOLUME', `dataset ${datasetId} has a volume already`);
+    // A writable snapshot of the snapshot (Cinder's create_volume_from_snapshot), named as a volume.
+    const id = await this.snapshotNamed(`cloning snapshot ${snapshotId}`, {
+      volumeId: raw.id,
+      snapshotName: volumeName(this.options.cluster_id, datasetId),
+    }).catch((e: unknown) => {
+      if (e instanceof StorageError && e.code === 'UNKNOWN_VOLUME')
+        throw new StorageError('UNKNOWN_SNAPSHOT', `no snapshot ${snapshotId} (destroyed meanwhile)`);
+      throw e;
+    });
+    if (kb > raw.sizeInKb) {
+      try {
+        await this.client.action(id, 'setVolumeSize', { sizeInGB: String((kb * 1024) / (1024 * 1024 * 1024)) });
+      } catch (e) {
+        // Never leave a clone of the wrong size behind: the caller would take it for the dataset's volume.
+        await this.client.action(id, 'removeVolume', { removeMode: 'ONLY_ME' }).catch(() => undefined);
+        throw new StorageError('BACKEND_ERROR', `ScaleIO growing the clone of ${snapshotId}: ${errorMessage(e)}`);
+      }
+    }
+    return (await this.ours(id)).volume;
+  }
+
+  /**
+   * Maps the snapshot itself to this SDC read-only (no temporary volume): allowMultipleMappings, as other hosts
+   * may read it too. A crash's leftover mapping here is adopted; release() unmaps it (harmless when done already).
+   */
+  async openSnapshot(snapshotId: string): Promise<OpenedSnapshot> {
+    const { raw } = await this.ourSnapshot(snapshotId);
+    const me = await this.computeInstanceId();
+    if (!(raw.mappedSdcInfo ?? []).some((m) => m.sdcId === me)) {
+      try {
+        await this.client.action(raw.id, 'addMappedSdc', {
+          sdcId: me,
+          accessMode: 'ReadOnly',
+          allowMultipleMappings: 'TRUE',
+        });
+      } catch (e) {
+        if (!(e instanceof ScaleIoApiError && /already mapped to this SDC/i.test(e.gatewayMessage)))
+          throw new StorageError('BACKEND_ERROR', `ScaleIO mapping snapshot ${snapshotId} here: ${errorMessage(e)}`);
+      }
+    }
+    const device = await this.waitForDevice(raw.id);
+    return {
+      path: device,
+      size: raw.sizeInKb * 1024,
+      release: async () => {
+        try {
+          await this.client.action(raw.id, 'removeMappedSdc', { sdcId: me });
+        } catch (e) {
+          if (!(e instanceof ScaleIoApiError && (e.notFound || /not mapped/i.test(e.gatewayMessage))))
+            throw new StorageError('BACKEND_ERROR', `ScaleIO unmapping snapshot ${snapshotId}: ${errorMessage(e)}`);
+        }
+        await this.waitForDeviceGone(raw.id);
+      },
+    };
   }
 
   private async linkPath(blockdeviceId: string): Promise<string> {

@@ -22,6 +22,7 @@ import {
   CreatedSchema,
   ScaleIoErrorSchema,
   SdcSchema,
+  SnapshotVolumesRespSchema,
   SystemSchema,
   VolumeSchema,
   type ScaleIoSdc,
@@ -184,6 +185,24 @@ export class ScaleIoClient {
       },
     });
     return parseBody(CreatedSchema, body, 'created volume').id;
+  }
+
+  /**
+   * One snapshot (POST /instances/System::<id>/action/snapshotVolumes, goscaleio CreateSnapshotConsistencyGroup;
+   * Cinder's snapshot_volume): answers the new volume's id. Not re-sent: a lost answer is found by name.
+   */
+  async snapshotVolume(
+    systemId: string,
+    req: { volumeId: string; snapshotName: string; accessModeLimit?: 'ReadOnly' | 'ReadWrite' },
+  ): Promise<string> {
+    const body = await this.call('POST', `/instances/System::${systemId}/action/snapshotVolumes`, {
+      idempotent: false,
+      body: {
+        snapshotDefs: [{ volumeId: req.volumeId, snapshotName: req.snapshotName }],
+        ...(req.accessModeLimit !== undefined ? { accessModeLimit: req.accessModeLimit } : {}),
+      },
+    });
+    return parseBody(SnapshotVolumesRespSchema, body, 'snapshotVolumes answer').volumeIdList[0];
   }
 
   async action(volumeId: string, action: string, body: Record<string, string>): Promise<void> {

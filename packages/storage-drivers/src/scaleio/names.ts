@@ -48,3 +48,27 @@ export function sizeInKb(bytes: number): number {
 export function deviceLinkName(systemId: string, volumeId: string): string {
   return `emc-vol-${systemId}-${volumeId}`;
 }
+
+/** Snapshot names are 29 characters (the tag, "S", the snapshot UUID in base64url), so never read as a volume's. */
+export const SNAPSHOT_NAME_LENGTH = 29;
+
+export function isSnapshotId(snapshotId: string): boolean {
+  return UUID.test(snapshotId);
+}
+
+/**
+ * The name of a snapshot: no room is left for its dataset as well (31 characters), so that is read from
+ * its source volume (ancestorVolumeId), which the driver keeps while the snapshot exists.
+ */
+export function snapshotName(clusterId: string, snapshotId: string): string {
+  if (!UUID.test(snapshotId)) throw new Error(`snapshot id ${snapshotId} is not a UUID`);
+  return `${clusterTag(clusterId)}S${Buffer.from(snapshotId.replace(/-/g, ''), 'hex').toString('base64url')}`;
+}
+
+/** The snapshot id of one of this cluster's snapshot names; undefined for any other name. */
+export function snapshotIdOfName(clusterId: string, name: string | null | undefined): string | undefined {
+  if (name?.length !== SNAPSHOT_NAME_LENGTH || !name.startsWith(`${clusterTag(clusterId)}S`)) return undefined;
+  const hex = Buffer.from(name.slice(7), 'base64url').toString('hex');
+  if (hex.length !== 32) return undefined;
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}

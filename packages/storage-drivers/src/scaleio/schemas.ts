@@ -58,7 +58,12 @@ export const ScaleIoErrorSchema = z.object({
   httpStatusCode: z.number().int().optional(),
 });
 
-export const MappedSdcInfoSchema = z.object({ sdcId: z.string(), sdcIp: z.string().nullish() });
+export const MappedSdcInfoSchema = z.object({
+  sdcId: z.string(),
+  sdcIp: z.string().nullish(),
+  /** ReadWrite or ReadOnly (goscaleio MappedSdcInfo.accessMode). */
+  accessMode: z.string().nullish(),
+});
 
 export const VolumeSchema = z.object({
   id: z.string(),
@@ -67,6 +72,10 @@ export const VolumeSchema = z.object({
   storagePoolId: z.string(),
   volumeType: z.string().optional(),
   mappedSdcInfo: z.array(MappedSdcInfoSchema).nullish(),
+  /** Seconds since the epoch (goscaleio Volume.CreationTime). */
+  creationTime: z.number().int().nonnegative().optional(),
+  /** Set on snapshots (and on clones, which are snapshots of snapshots): the volume it was taken of. */
+  ancestorVolumeId: z.string().nullish(),
 });
 export type ScaleIoVolume = z.infer<typeof VolumeSchema>;
 
@@ -82,3 +91,9 @@ export type ScaleIoSdc = z.infer<typeof SdcSchema>;
 export const SystemSchema = z.object({ id: z.string() });
 
 export const CreatedSchema = z.object({ id: z.string() });
+
+/** goscaleio types.SnapshotVolumesResp; Cinder's test_create_snapshot.py {'volumeIdList': [...], 'snapshotGroupId': ...}. */
+export const SnapshotVolumesRespSchema = z.object({
+  volumeIdList: z.array(z.string()).min(1),
+  snapshotGroupId: z.string().nullish(),
+});

@@ -9,9 +9,14 @@
  *          /api/types/<Type>/instances, /api/instances/<Type>::<id>/action/<action>).
  *  [CIN]   OpenStack Cinder, cinder/volume/drivers/dell_emc/powerflex/rest_client.py and its unit
  *          tests cinder/tests/unit/volume/drivers/dell_emc/powerflex/ (__init__.py, test_create_volume.py,
- *          test_delete_volume.py, test_sdc.py, mockup/query_sdc_instances_response.json).
+ *          test_delete_volume.py, test_sdc.py, mockup/query_sdc_instances_response.json, test_create_snapshot.py,
+ *          test_create_volume_from_snapshot.py, test_delete_snapshot.py).
+ *  [LXD]   Canonical LXD's PowerFlex driver (lxd/storage/drivers/driver_powerflex_utils.go: createVolumeSnapshot
+ *          sends snapshotDefs with accessModeLimit ReadWrite or ReadOnly and reads volumeIdList; setVolumeName).
  *  [GO]    Dell's goscaleio: api.go (login), api_test.go, volume.go, volume_test.go, sdc.go,
- *          types/v1/types.go (field names), types/v1/code.properties.go (the MDM's error messages).
+ *          types/v1/types.go (field names), types/v1/code.properties.go (the MDM's error messages),
+ *          system.go CreateSnapshotConsistencyGroup (POST <system self link>/action/snapshotVolumes),
+ *          inttests/volume_test.go (snapshot of a volume, MapVolumeSdcParam accessMode ReadOnly).
  * Where the evidence gives a message but not its errorCode or HTTP status, the simulator says so
  * next to it; the driver must not key on those numbers (it keys on messages and on errorCode 79).
  */
@@ -49,6 +54,14 @@ interface SimVolume {
   creationTime: number;
   /** sdcId → loop device serving the mapping. */
   mapped: Map<string, string>;
+  /** sdcId → the mapping's accessMode (ReadWrite or ReadOnly). */
+  accessModes: Map<string, string>;
+  /** The volume a snapshot was taken of; null for a volume [GO types.go Volume.AncestorVolumeID]. */
+  ancestorVolumeId: string | null;
+  /** A snapshot shares its source's vTree [GO types.go VTree.BaseVolumeID]. */
+  vtreeId: string;
+  /** ReadWrite, or ReadOnly for a snapshot taken with that limit [GO SnapshotVolumesParam.accessModeLimit]. */
+  accessModeLimit: string;
 }
 
 /** An error the gateway answers: the body shape is goscaleio's types.Error [GO types.go], also Cinder's fixtures [CIN __init__.py]. */
@@ -106,7 +119,8 @@ export class GatewaySimulator {
     // Field names: goscaleio types.Volume and MappedSdcInfo [GO types.go].
     const mappedSdcInfo = [...v.mapped.keys()].map((sdcId) => {
       const sdc = this.config.sdcs.find((s) => s.id === sdcId);
-      return { sdcId, sdcIp: sdc?.ip ?? null, sdcName: null, limitIops: 0, limitBwInMbps: 0, accessMode: 'ReadWrite' };
+      const accessMode = v.accessModes.get(sdcId) ?? 'ReadWrite';
+      return { sdcId, sdcIp: sdc?.ip ?? null, sdcName: null, limitIops: 0, limitBwInMbps: 0, accessMode };
     });
     return {
       id: v.id,
@@ -118,8 +132,9 @@ export class GatewaySimulator {
       // [GO types.go] mappedSdcInfo; Cinder's _unmap_volume_from_all_sdcs treats null as "not mapped" [CIN rest_client.py].
       mappedSdcInfo: mappedSdcInfo.length === 0 ? null : mappedSdcInfo,
       mappingToAllSdcsEnabled: false,
-      vtreeId: `${v.id.slice(0, 8)}00000000`,
-      ancestorVolumeId: null,
+      vtreeId: v.vtreeId,
+      ancestorVolumeId: v.ancestorVolumeId,
+      accessModeLimit: v.accessModeLimit,
       links: [{ rel: 'self', href: `/api/instances/Volume::${v.id}` }],
     };
   }
@@ -157,19 +172,23 @@ export class GatewaySimulator {
     return path.join(sdc.byIdDir, `emc-vol-${this.config.systemId}-${volumeId}`);
   }
 
-  private async map(v: SimVolume, sdcId: string): Promise<void> {
-    const { stdout } = await execFileExec('losetup', ['--find', '--show', this.file(v)]);
+  private async map(v: SimVolume, sdcId: string, accessMode: string): Promise<void> {
+    // A ReadOnly mapping is a read-only loop device: the host cannot write through it.
+    const readOnly = accessMode === 'ReadOnly' ? ['--read-only'] : [];
+    const { stdout } = await execFileExec('losetup', [...readOnly, '--find', '--show', this.file(v)]);
     const device = stdout.trim();
     const link = this.link(sdcId, v.id);
     await fs.mkdir(path.dirname(link), { recursive: true });
     await fs.rm(link, { force: true });
     await fs.symlink(device, link);
     v.mapped.set(sdcId, device);
+    v.accessModes.set(sdcId, accessMode);
   }
 
   private async unmap(v: SimVolume, sdcId: string): Promise<void> {
     const device = v.mapped.get(sdcId);
     v.mapped.delete(sdcId);
+    v.accessModes.delete(sdcId);
     await fs.rm(this.link(sdcId, v.id), { force: true });
     // A mounted device goes once its last user lets go (losetup -d sets autoclear then).
     if (device !== undefined) await execFileExec('losetup', ['-d', device]).catch(() => undefined);
@@ -258,6 +277,14 @@ export class GatewaySimulator {
     }
     const instance = /^\/api\/instances\/Volume::([^/]+)$/.exec(p);
     if (instance !== null && method === 'GET') return { status: 200, body: this.volumeJson(this.volume(instance[1])) };
+    // [GO system.go] POSTs to the system's self link /api/instances/System::<id>/action/snapshotVolumes; [CIN
+    // rest_client.py snapshot_volume, test_create_snapshot.py] to /api/instances/System/action/snapshotVolumes.
+    const snapshots = /^\/api\/instances\/System(?:::([^/]+))?\/action\/snapshotVolumes$/.exec(p);
+    if (snapshots !== null && method === 'POST') {
+      if (snapshots[1] !== undefined && snapshots[1] !== this.config.systemId)
+        throw new GatewayError(404, 0, `no such resource: System::${snapshots[1]}`); // [SIM] message not evidenced
+      return this.serial(() => this.snapshotVolumes(body));
+    }
     const action = /^\/api\/instances\/Volume::([^/]+)\/action\/(\w+)$/.exec(p);
     if (action !== null && method === 'POST') return this.serial(() => this.volumeAction(action[1], action[2], body));
     // [GO volume_test.go] default route: 400 {"message":"no route handled",...}; a real gateway answers unknown paths 404.
@@ -295,7 +322,12 @@ export class GatewaySimulator {
       volumeType: volumeType ?? 'ThinProvisioned',
       creationTime: Math.floor(Date.now() / 1000),
       mapped: new Map(),
+      accessModes: new Map(),
+      ancestorVolumeId: null,
+      vtreeId: '',
+      accessModeLimit: 'ReadWrite',
     };
+    v.vtreeId = `${v.id.slice(0, 8)}00000000`;
     await fs.mkdir(this.config.dataDir, { recursive: true });
     const handle = await fs.open(this.file(v), 'wx');
     await handle.truncate(kb * 1024);
@@ -307,6 +339,50 @@ export class GatewaySimulator {
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
     return { status: 200, body: { id: v.id } }; // [CIN test_create_volume.py] {'id': …}; [GO types.go VolumeResp]
+  }
+
+  private async snapshotVolumes(body: unknown): Promise<{ status: number; body?: unknown }> {
+    // [GO types.go SnapshotVolumesParam] {snapshotDefs: [{volumeId, snapshotName}], accessModeLimit?, retentionPeriodInMin?}.
+    const r = z
+      .object({
+        snapshotDefs: z.array(z.object({ volumeId: z.string(), snapshotName: z.string().optional() })).min(1),
+        accessModeLimit: z.enum(['ReadWrite', 'ReadOnly']).optional(),
+        retentionPeriodInMin: z.string().optional(),
+      })
+      .safeParse(body);
+    if (!r.success) throw new GatewayError(400, 0, `Request message is not valid: ${r.error.issues[0]?.message}`);
+    const { snapshotDefs, accessModeLimit } = r.data;
+    const sources = snapshotDefs.map((d) => this.volume(d.volumeId)); // [CIN rest_client.py]: 79 for an unknown volume
+    const names = snapshotDefs.map((d, i) => d.snapshotName ?? `snapshot-${sources[i].id}-${this.nextId}`);
+    for (const name of names) {
+      // [LXD createVolumeSnapshot]: a name that is too long is answered 500 (its errorCode not evidenced: 0 here).
+      if (name.length > 31) throw mdm('The name is too long');
+      if ([...this.volumes.values()].some((v) => v.name === name) || new Set(names).size !== names.length)
+        throw mdm('Volume name already in use. Please use a different name.'); // [GO code.properties VOL_NAME_IN_USE]
+    }
+    const made: SimVolume[] = sources.map((src, i) => ({
+      id: this.newVolumeId(),
+      name: names[i],
+      sizeInKb: src.sizeInKb,
+      storagePoolId: src.storagePoolId,
+      volumeType: src.volumeType,
+      creationTime: Math.floor(Date.now() / 1000),
+      mapped: new Map(),
+      accessModes: new Map(),
+      ancestorVolumeId: src.id,
+      vtreeId: src.vtreeId,
+      accessModeLimit: accessModeLimit ?? 'ReadWrite',
+    }));
+    // The data path: the point in time is the copy (the MDM's is instant); sparse, or shared blocks where the file
+    // system can. Writes through a mapped device reach the file once synced (the contract syncs them).
+    for (const [i, v] of made.entries())
+      await execFileExec('cp', ['--reflink=auto', '--sparse=always', this.file(sources[i]), this.file(v)]);
+    for (const v of made) this.volumes.set(v.id, v);
+    // [CIN test_create_snapshot.py] {'volumeIdList': [...], 'snapshotGroupId': ...}; [GO types.go SnapshotVolumesResp].
+    return {
+      status: 200,
+      body: { volumeIdList: made.map((v) => v.id), snapshotGroupId: randomBytes(8).toString('hex') },
+    };
   }
 
   private async volumeAction(id: string, action: string, body: unknown): Promise<{ status: number; body?: unknown }> {
@@ -321,7 +397,14 @@ export class GatewaySimulator {
         if (!this.config.sdcs.some((s) => s.id === sdcId)) throw mdm('Could not find the SDC');
         if (v.mapped.has(sdcId)) throw mdm('The volume is already mapped to this SDC'); // [GO VOL_ALREADY_MAPPED_TO_THIS_INI]
         if (v.mapped.size > 0 && a.allowMultipleMappings !== 'TRUE') throw mdm('The volume is already mapped to a SDC'); // [GO code.properties VOL_ALREADY_MAPPED_TO_AN_INI]
-        await this.map(v, sdcId);
+        // [GO inttests/volume_test.go] accessMode ReadOnly; a ReadWrite mapping of a ReadOnly-limited snapshot is
+        // refused [SIM: the array enforces accessModeLimit; its message is not evidenced].
+        const accessMode = a.accessMode ?? 'ReadWrite';
+        if (accessMode !== 'ReadWrite' && accessMode !== 'ReadOnly')
+          throw new GatewayError(400, 0, 'Invalid access mode');
+        if (accessMode === 'ReadWrite' && v.accessModeLimit === 'ReadOnly')
+          throw mdm('The requested access mode exceeds the volume access mode limit');
+        await this.map(v, sdcId, accessMode);
         return { status: 200, body: {} };
       }
       case 'removeMappedSdc': {
@@ -349,7 +432,12 @@ export class GatewaySimulator {
       case 'removeVolume': {
         // [GO types.go RemoveVolumeParam] removeMode (Cinder: ONLY_ME); [GO volume_test.go] 204 No Content.
         if (v.mapped.size > 0) throw mdm('Volume is mapped'); // [GO code.properties VOL_MAPPED]
+        // Only ONLY_ME is simulated (what Cinder and the driver send); the others remove descendants too.
+        if ((a.removeMode ?? 'ONLY_ME') !== 'ONLY_ME') throw new GatewayError(400, 0, 'removeMode not simulated');
         this.volumes.delete(v.id);
+        // [SIM] its descendants stay (ONLY_ME), taking its ancestor as theirs: how a real vTree re-links them is
+        // not evidenced; the driver reads a snapshot's source only while it exists (it keeps sources of snapshots).
+        for (const d of this.volumes.values()) if (d.ancestorVolumeId === v.id) d.ancestorVolumeId = v.ancestorVolumeId;
         await fs.rm(this.file(v), { force: true });
         return { status: 204 };
       }
