@@ -158,6 +158,21 @@ describe('agent.yml as every agent reads it', () => {
     expect(() => parseNodeConfig({ ...minimal, metrics: { port: 1 } })).toThrow(/metrics/);
   });
 
+  it('refuses a --metrics-port that is no port (yargs reads `abc` as NaN)', () => {
+    for (const port of [Number.NaN, -1, 65536, 4531.5])
+      expect(() => metricsListen(undefined, 'dataset_agent', 4531, { port })).toThrow(
+        expect.objectContaining({
+          code: 'CONFIG_INVALID',
+          message: expect.stringMatching(/--metrics-port .* is not a port/),
+        }),
+      );
+    expect(metricsListen(undefined, 'dataset_agent', 4531, { port: 65535 })).toEqual({
+      host: '127.0.0.1',
+      port: 65535,
+    });
+    expect(metricsListen(undefined, 'dataset_agent', 4531, { port: 0 })).toBeUndefined();
+  });
+
   it('reads files: missing, unreadable YAML, valid', () => {
     const d = mkdtempSync(join(tmpdir(), 'node-config-'));
     try {

@@ -292,7 +292,8 @@ export function controlUrl(
 
 /**
  * Where an agent's metrics listener listens: its flags, else agent.yml's `metrics:`, else 127.0.0.1 and the agent's
- * default port; undefined when the port is 0 (turned off).
+ * default port; undefined when the port is 0 (turned off). A --metrics-port that is no port (yargs turns `abc` into
+ * NaN) is CONFIG_INVALID: the agent would otherwise run without its listener, with only a warning.
  */
 export function metricsListen(
   section: MetricsSection | undefined,
@@ -300,6 +301,8 @@ export function metricsListen(
   defaultPort: number,
   flags: { address?: string | undefined; port?: number | undefined } = {},
 ): { host: string; port: number } | undefined {
+  if (flags.port !== undefined && !(Number.isInteger(flags.port) && flags.port >= 0 && flags.port <= 65535))
+    throw new NodeConfigError('CONFIG_INVALID', `--metrics-port ${String(flags.port)} is not a port (0 to 65535)`);
   const port = flags.port ?? section?.[`${agent}_port`] ?? defaultPort;
   if (port === 0) return undefined;
   return { host: flags.address ?? section?.address ?? '127.0.0.1', port };
