@@ -102,6 +102,14 @@ async function main(): Promise<void> {
     })
     .example('$0 --port 4523 --data-dir /var/lib/flocker --tls-dir /etc/flocker', 'the defaults, spelled out')
     .example('$0 --insecure-http --host 127.0.0.1', 'plain HTTP for development')
+    // yargs reads `abc` as NaN: refuse it rather than run without the listener (only a METRICS_LISTEN_FAILED warning).
+    .check((a) => {
+      const port = a['metrics-port'];
+      return (
+        (Number.isInteger(port) && port >= 0 && port <= 65535) ||
+        `--metrics-port ${String(port)} is not a port (0 to 65535)`
+      );
+    })
     .strict()
     .help()
     .parse();

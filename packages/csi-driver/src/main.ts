@@ -82,6 +82,14 @@ async function main(): Promise<void> {
       describe: 'port of the metrics and health listener, e.g. 4534; 0 = none (the default)',
       default: 0,
     })
+    // yargs reads `abc` as NaN: refuse it rather than run without the listener (only a METRICS_LISTEN_FAILED warning).
+    .check((a) => {
+      const port = a['metrics-port'];
+      return (
+        (Number.isInteger(port) && port >= 0 && port <= 65535) ||
+        `--metrics-port ${String(port)} is not a port (0 to 65535)`
+      );
+    })
     .strict()
     .help()
     .parseAsync();
