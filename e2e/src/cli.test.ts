@@ -227,4 +227,75 @@ describe('flocker CLI against a real cluster', () => {
     );
     expect(feed.find((e) => e.kind === 'mounted')?.message).toMatch(/Volume shape-\w mounted on /);
   });
+
+  it('disk usage per volume (issue 21): the agent measures used bytes; the API, the CLI JSON, -o wide and describe show them grow', async () => {
+    const [a] = cluster.hosts;
+    const MiB = 1024 * 1024;
+    const created = JSON.parse(
+      await ok(['volumes', 'create', 'usage', '--size', '256MiB', '--node', a!.layout.address, '--json']),
+    ) as { dataset_id: string; path: string };
+    const usedNow = async (): Promise<number | null> => {
+      const [v] = JSON.parse(await ok(['volumes', 'list', 'usage', '--json'])) as Array<{ used_bytes: number | null }>;
+      return v!.used_bytes;
+    };
+    const until = async (check: (used: number | null) => boolean): Promise<number> => {
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const used = await usedNow();
+        if (check(used)) return used!;
+        if (Date.now() > deadline) throw new Error(`used_bytes stayed ${used}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    };
+    const before = await until((u) => u !== null);
+    expect(before).toBeLessThan(64 * MiB); // an empty ext4 file system's own blocks
+    await a!.exec([
+      'dd',
+      'if=/dev/urandom',
+      `of=${created.path}/blob`,
+      'bs=1M',
+      'count=48',
+      'conv=fsync',
+      'status=none',
+    ]);
+    const t0 = Date.now();
+    const after = await until((u) => u !== null && u >= before + 48 * MiB);
+    // Measured at most every 5 s, reported at the next report: seen well within 30 s.
+    console.log(`used_bytes grew ${before} -> ${after} in ${Date.now() - t0} ms after the write`);
+    const state = (await cluster.client.listDatasetState()).find((d) => d.dataset_id === created.dataset_id);
+    expect(state?.used_bytes).toBeGreaterThanOrEqual(before + 48 * MiB);
+    const wide = (await ok(['volumes', 'list', 'usage', '-o', 'wide'])).split('\n');
+    expect(wide[0]).toMatch(/\bUSED\b/);
+    expect(wide[1]).toMatch(/\b(4[89]|5\d)(\.\d+)? MiB\b/);
+    expect(await ok(['describe', 'volume', 'usage'])).toMatch(/^Used: +\d+(\.\d+)? MiB of 256 MiB \(\d+%\)$/m);
+    await ok(['volumes', 'destroy', 'usage']);
+  });
+
+  it('--watch on nodes, leases, snapshots and containers lists (issue 21): the list, then a line per change', async () => {
+    const [a] = cluster.hosts;
+    await ok(['volumes', 'create', 'watched', '--size', '128MiB', '--node', a!.layout.address, '--no-wait']);
+    const lines = (r: Result) => r.stdout.trim().split('\n');
+    const leases = flocker(['leases', 'list', '--watch', '--json', '--timeout', '12']);
+    const snapshots = flocker(['snapshots', 'list', '--watch', '-o', 'name', '--timeout', '12']);
+    // Nodes report every second or so; only a change of what the columns say prints again.
+    const nodes = flocker(['nodes', 'list', '--watch', '--json', '--timeout', '5']);
+    const containers = flocker(['containers', 'list', '--watch', '--json', '--timeout', '5']);
+    await new Promise((r) => setTimeout(r, 2000));
+    await ok(['leases', 'acquire', 'watched']);
+    await ok(['snapshots', 'create', 'watched', '--name', 'watched-snap', '--no-wait']);
+    await new Promise((r) => setTimeout(r, 1500));
+    await ok(['leases', 'release', 'watched', '--force']);
+
+    const nodeLines = lines(await nodes);
+    expect(nodeLines).toHaveLength(1);
+    expect((JSON.parse(nodeLines[0]!) as unknown[]).length).toBe(2);
+    expect(lines(await containers)).toEqual(['[]']);
+    const leaseLines = lines(await leases).map((l) => (JSON.parse(l) as Array<{ name: string }>).map((x) => x.name));
+    expect(leaseLines).toEqual([[], ['watched'], []]);
+    const snapshotsOut = await snapshots;
+    expect(snapshotsOut.code).toBe(0);
+    expect(snapshotsOut.stdout).toMatch(/^\n?watched-snap$/m);
+    expect(snapshotsOut.stdout.startsWith('watched-snap')).toBe(false); // printed again, not only once at the start
+    await ok(['volumes', 'destroy', 'watched']);
+  });
 });

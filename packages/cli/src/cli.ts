@@ -61,6 +61,7 @@ import { completionCandidates, completionKind } from './completion';
 import { containerText, containerViews } from './containers';
 import { describeText, describeVolume } from './describe';
 import { clientVersion, versionText } from './version';
+import { Coalescer, WatchPrinter } from './watch';
 import { errorMessage, followLongPoll } from '@flocker/runtime';
 import { feedLine, parseSince, stamped, storedEventsSince, type FeedEvent } from './events';
 import { OUTPUT_FORMATS, outputFormat, renderList, structured, wantsJson } from './output';
@@ -252,6 +253,47 @@ export function buildCli(
       clearTimeout(timer);
     }
   };
+  /**
+   * A list command's output, once or with --watch again at every change (as `volumes list --watch`). `rowsOf` may ask
+   * the API more than the snapshot holds; it runs for the newest snapshot, one at a time, and every `refreshMs` too
+   * for what a cluster change does not announce (containers' reported state).
+   */
+  const listOrWatch = async <T>(
+    a: GlobalArgs & { watch?: boolean; timeout?: number; quiet?: boolean },
+    client: FlockerClient,
+    rowsOf: (snapshot: ClusterSnapshot) => Promise<T[]>,
+    render: (rows: readonly T[]) => string,
+    o: { key?: (rows: readonly T[]) => unknown; refreshMs?: number } = {},
+  ): Promise<void> => {
+    if (a.watch !== true) return io.out(render(await rowsOf(await client.waitForCluster(undefined, 0))));
+    const printer = new WatchPrinter<T>(io.out, outputFormat(a) === 'json' && a.quiet !== true, o.key);
+    // A failed API call is retried at the next change (follow says when the control service is lost).
+    const lists = new Coalescer<ClusterSnapshot>(async (s) => void printer.show(await rowsOf(s), render));
+    let latest: ClusterSnapshot | undefined;
+    const tick =
+      o.refreshMs === undefined
+        ? undefined
+        : setInterval(() => latest !== undefined && lists.push(latest), o.refreshMs);
+    try {
+      await follow(client, a.timeout, (snapshot) => {
+        latest = snapshot;
+        lists.push(snapshot);
+      });
+    } finally {
+      clearInterval(tick);
+    }
+    await lists.idle();
+  };
+  /** --watch and its --timeout, as on `volumes list`. */
+  const watchOptions = <T>(b: Argv<T>) =>
+    b
+      .option('watch', {
+        alias: 'w',
+        type: 'boolean',
+        default: false,
+        describe: 'Print the list again whenever it changes (with --json: one line per change)',
+      })
+      .option('timeout', { type: 'number', describe: 'With --watch: stop after this many seconds' });
   /** `until` says what --wait waits for, e.g. 'the volume is mounted on its node'. */
   const waitOptions = <T>(y: Argv<T>, until = 'the change has taken effect') =>
     y
@@ -783,24 +825,24 @@ export function buildCli(
           ['list', 'ls'],
           'List snapshots',
           (b) =>
-            b
-              .option('volume', { type: 'string', describe: 'Only the snapshots of this volume' })
-              .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only snapshot ids' })
+            watchOptions(
+              b
+                .option('volume', { type: 'string', describe: 'Only the snapshots of this volume' })
+                .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only snapshot ids' }),
+            )
               .example(
                 '$0 snapshots list',
                 'NAME SNAPSHOT VOLUME SIZE TAKEN STATE SCHEDULED (the schedule, or - for manual)',
-              ),
-          run<GlobalArgs & { volume?: string }>(async (a, client) => {
-            const [datasets, cluster, snapshots] = await Promise.all([
-              client.listDatasets(),
-              client.waitForCluster(undefined, 0),
-              client.listSnapshots(),
-            ]);
+              )
+              .example('$0 snapshots list --watch', 'follow snapshots from requested to ready until Ctrl-C'),
+          run<GlobalArgs & { volume?: string; quiet: boolean; watch: boolean; timeout?: number }>(async (a, client) => {
+            const datasets = await client.listDatasets();
             const only = a.volume === undefined ? undefined : resolveDataset(datasets, a.volume).dataset_id;
-            const rows = snapshots
-              .filter((s) => only === undefined || s.dataset_id === only)
-              .map((s) => ({ ...snapshotRow(s, datasets, cluster), scheduled: scheduledBy(s) }));
-            io.out(
+            const rowsOf = async (cluster: ClusterSnapshot) =>
+              (await client.listSnapshots())
+                .filter((s) => only === undefined || s.dataset_id === only)
+                .map((s) => ({ ...snapshotRow(s, cluster.datasets, cluster), scheduled: scheduledBy(s) }));
+            await listOrWatch(a, client, rowsOf, (rows) =>
               renderList(a, rows, {
                 headers: ['NAME', 'SNAPSHOT', 'VOLUME', 'SIZE', 'TAKEN', 'STATE', 'SCHEDULED'],
                 cells: (r) => [
@@ -1040,14 +1082,15 @@ export function buildCli(
           ['list', 'ls'],
           'List the nodes that have reported',
           (b) =>
-            b
-              .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only node UUIDs' })
+            watchOptions(
+              b.option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only node UUIDs' }),
+            )
               .example('$0 nodes list', 'NODE HOST ALIVE LAST SEEN BACKEND VOLUMES ERRORS')
-              .example('$0 nodes list -o name', 'one address a line'),
-          run<GlobalArgs>(async (a, client) => {
-            const snapshot = await client.waitForCluster(undefined, 0);
-            io.out(
-              renderList(a, snapshot.nodes, {
+              .example('$0 nodes list -o name', 'one address a line')
+              .example('$0 nodes list --watch', 'print again when a node joins, dies or comes back'),
+          run<GlobalArgs & { quiet: boolean; watch: boolean; timeout?: number }>(async (a, client) => {
+            const render = (nodes: readonly NodeState[]) =>
+              renderList(a, nodes, {
                 headers: ['NODE', 'HOST', 'ALIVE', 'LAST SEEN', 'BACKEND', 'VOLUMES', 'ERRORS'],
                 cells: (x) => [
                   shortId(x.uuid),
@@ -1062,8 +1105,19 @@ export function buildCli(
                 wideCells: (x) => [x.uuid, x.instance_id ?? '-', x.zone ?? '-', x.version ?? '-'],
                 name: (x) => x.host,
                 id: (x) => x.uuid,
-              }),
-            );
+              });
+            // Every report moves last_seen (and the free capacity): a change is what the columns say otherwise.
+            const key = (nodes: readonly NodeState[]) =>
+              nodes.map((x) => [
+                x.uuid,
+                x.host,
+                x.alive,
+                x.backend,
+                x.manifestations.length,
+                x.errors.length,
+                x.version,
+              ]);
+            await listOrWatch(a, client, async (s) => Promise.resolve(s.nodes), render, { key });
           }),
         )
         .demandCommand(1, 'Name a nodes command: list'),
@@ -1074,19 +1128,20 @@ export function buildCli(
           ['list', 'ls'],
           'List leases',
           (b) =>
-            b
-              .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only dataset ids' })
-              .example('$0 leases list', 'NODE is the host; -o wide or --json add its UUID'),
-          run<GlobalArgs & { quiet: boolean }>(async (a, client) => {
-            const [leases, datasets, snapshot] = await Promise.all([
-              client.listLeases(),
-              client.listDatasets(),
-              client.waitForCluster(undefined, 0),
-            ]);
-            const rows = leases
-              .map((x) => leaseView(x, datasets, snapshot.nodes))
-              .sort((x, y) => x.name.localeCompare(y.name) || x.dataset_id.localeCompare(y.dataset_id));
-            io.out(
+            watchOptions(
+              b.option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only dataset ids' }),
+            )
+              .example('$0 leases list', 'NODE is the host; -o wide or --json add its UUID')
+              .example('$0 leases list --watch', 'print again when a lease is acquired, renewed or released'),
+          run<GlobalArgs & { quiet: boolean; watch: boolean; timeout?: number }>(async (a, client) => {
+            // The snapshot holds the leases with the configuration and the nodes.
+            const rowsOf = async (snapshot: ClusterSnapshot) =>
+              Promise.resolve(
+                snapshot.leases
+                  .map((x) => leaseView(x, snapshot.datasets, snapshot.nodes))
+                  .sort((x, y) => x.name.localeCompare(y.name) || x.dataset_id.localeCompare(y.dataset_id)),
+              );
+            await listOrWatch(a, client, rowsOf, (rows) =>
               renderList(a, rows, {
                 headers: ['VOLUME', 'DATASET', 'NODE', 'EXPIRES', 'PINNED', 'HOLDERS'],
                 cells: (x) => [
@@ -1264,37 +1319,40 @@ export function buildCli(
           ['list', 'ls'],
           'List containers: NAME IMAGE NODE STATE VOLUME ERROR',
           (b) =>
-            b
-              .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only names' })
-              .example('$0 containers list', 'a container the agent cannot start says why in ERROR'),
-          run<GlobalArgs & { quiet: boolean }>(async (a, client) => {
-            const [configured, reported, snapshot, datasets] = await Promise.all([
-              client.listContainers(),
-              client.listContainerState(),
-              client.waitForCluster(undefined, 0),
-              client.listDatasets(),
-            ]);
-            const rows = containerViews(configured, reported, snapshot.nodes, datasets);
-            io.out(
-              renderList(a, rows, {
-                headers: ['NAME', 'IMAGE', 'NODE', 'STATE', 'VOLUME', 'ERROR'],
-                cells: (r) => [
-                  r.name,
-                  r.image,
-                  r.reported_node !== null ? `${r.node} (on ${r.reported_node})` : r.node,
-                  r.state,
-                  r.volume ?? '-',
-                  r.error ? `${r.error.code}: ${r.error.message}` : '',
-                ],
-                wideHeaders: ['NODE UUID', 'PORTS', 'RESTART'],
-                wideCells: (r) => [
-                  r.node_uuid,
-                  r.ports.map((p) => `${p.external}->${p.internal}`).join(',') || '-',
-                  r.restart_policy.name,
-                ],
-                name: (r) => r.name,
-                id: (r) => r.name,
-              }),
+            watchOptions(b.option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only names' }))
+              .example('$0 containers list', 'a container the agent cannot start says why in ERROR')
+              .example('$0 containers list --watch', 'print again when a container starts, stops or fails'),
+          run<GlobalArgs & { quiet: boolean; watch: boolean; timeout?: number }>(async (a, client) => {
+            const rowsOf = async (snapshot: ClusterSnapshot) => {
+              const [configured, reported] = await Promise.all([client.listContainers(), client.listContainerState()]);
+              return containerViews(configured, reported, snapshot.nodes, snapshot.datasets);
+            };
+            // The container agents' reports are no cluster change: with --watch they are asked every 2 s too.
+            await listOrWatch(
+              a,
+              client,
+              rowsOf,
+              (rows) =>
+                renderList(a, rows, {
+                  headers: ['NAME', 'IMAGE', 'NODE', 'STATE', 'VOLUME', 'ERROR'],
+                  cells: (r) => [
+                    r.name,
+                    r.image,
+                    r.reported_node !== null ? `${r.node} (on ${r.reported_node})` : r.node,
+                    r.state,
+                    r.volume ?? '-',
+                    r.error ? `${r.error.code}: ${r.error.message}` : '',
+                  ],
+                  wideHeaders: ['NODE UUID', 'PORTS', 'RESTART'],
+                  wideCells: (r) => [
+                    r.node_uuid,
+                    r.ports.map((p) => `${p.external}->${p.internal}`).join(',') || '-',
+                    r.restart_policy.name,
+                  ],
+                  name: (r) => r.name,
+                  id: (r) => r.name,
+                }),
+              { refreshMs: 2000 },
             );
           }),
         )
