@@ -7,7 +7,9 @@ import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import winston from 'winston';
 import { blockDeviceApiContract, expectStorageError } from '../testing/contract';
+import { z } from 'zod';
 import { XmsClient } from './client';
+import { LunMapSchema } from './schemas';
 import { startSimulatedArray, type SimulatedArray } from './testing/harness';
 import { NO_TIERS_MESSAGE, XtremioDriver } from './XtremioDriver';
 
@@ -142,6 +144,40 @@ describe('XtremioDriver against the simulator', () => {
     expect(await fs.realpath(`${dir}/${links[0]}`)).toBe(device);
     await d.detachVolume(v.blockdeviceId);
     expect((await fs.readdir(dir)).filter((e) => e.startsWith('wwn-0x'))).toEqual([]);
+    await d.destroyVolume(v.blockdeviceId);
+  });
+
+  it('openSnapshot maps the read-only snapshot to this host (its wwn link, writes refused), on two hosts at once; destroySnapshot unmaps it first', async () => {
+    const d = await make('open-a');
+    const e = await make('open-b');
+    const v = await d.createVolume(randomUUID(), 1);
+    const snapshotId = randomUUID();
+    const s = await d.createSnapshot(v.blockdeviceId, snapshotId);
+    const here = await d.openSnapshot(snapshotId);
+    const there = await e.openSnapshot(snapshotId);
+    expect(here.size).toBe(v.size);
+    const maps = await d.client.get('lun-maps', z.object({ 'lun-maps': z.array(LunMapSchema) }), { full: 1 });
+    expect(
+      maps['lun-maps']
+        .filter((m) => m['vol-name'] === s.backendId)
+        .map((m) => m['ig-name'])
+        .sort(),
+    ).toEqual([await d.computeInstanceId(), await e.computeInstanceId()].sort());
+    const link = (await fs.readdir(d.options.device_by_id_dir)).filter((x) => x.startsWith('wwn-0x'));
+    expect(link).toHaveLength(1);
+    expect(await fs.realpath(`${d.options.device_by_id_dir}/${link[0]}`)).toBe(here.path);
+    const handle = await fs.open(here.path, 'r+'); // a write-protected LUN opens, but refuses writes
+    try {
+      await expect(handle.write(Buffer.alloc(512), 0, 512, 0)).rejects.toMatchObject({ code: 'EPERM' });
+    } finally {
+      await handle.close();
+    }
+    await there.release();
+    await d.destroySnapshot(snapshotId);
+    expect(await d.listSnapshots()).toEqual([]);
+    expect((await fs.readdir(d.options.device_by_id_dir)).filter((x) => x.startsWith('wwn-0x'))).toEqual([]);
+    await here.release(); // late: harmless
+    await expectStorageError(d.openSnapshot(snapshotId), 'UNKNOWN_SNAPSHOT');
     await d.destroyVolume(v.blockdeviceId);
   });
 });

@@ -23,6 +23,7 @@ import {
   type BlockDeviceVolume,
   type CreateVolumeOptions,
   type DetachOptions,
+  type OpenedSnapshot,
 } from '../BlockDeviceApi';
 import { isDeviceBusy } from '../blockdev';
 import { execFileExec, type ExecFn } from '../exec';
@@ -610,6 +611,8 @@ export class XtremioDriver implements BlockDeviceApi {
   async destroySnapshot(snapshotId: string): Promise<void> {
     const s = await this.findSnapshot(snapshotId);
     if (s === null) return;
+    // A mapped snapshot (an open one, or a crashed backup's leftover) is unmapped first: the array refuses otherwise.
+    await this.closeSnapshot(s, null);
     // Cinder's delete_snapshot deletes through 'volumes' by name.
     await this.call(`deleting snapshot ${snapshotId}`, () =>
       this.client.send('DELETE', 'volumes', { query: { name: s.name } }).catch((e: unknown) => {
@@ -617,6 +620,40 @@ export class XtremioDriver implements BlockDeviceApi {
       }),
     );
     this.logger.info('snapshot destroyed', { snapshotId });
+  }
+
+  /**
+   * Maps the read-only snapshot itself to this host's initiator group and finds its LUN as attach does (no
+   * temporary volume). Other hosts may map it too. A crash's leftover mapping here is adopted (already_mapped);
+   * release() removes this host's mapping (harmless when done already).
+   */
+  async openSnapshot(snapshotId: string): Promise<OpenedSnapshot> {
+    const snap = await this.findSnapshot(snapshotId);
+    if (snap === null) throw new StorageError('UNKNOWN_SNAPSHOT', `no snapshot ${snapshotId}`);
+    const what = `opening snapshot ${snapshotId}`;
+    const ig = await this.call(what, async () => this.initiatorGroup(await this.computeInstanceId()));
+    await this.call(what, () =>
+      this.client
+        .send('POST', 'lun-maps', { body: { 'vol-id': snap.name, 'ig-id': ig, 'tg-id': this.options.target_group } })
+        .catch((e: unknown) => {
+          if (!(e instanceof XmsError && e.status === 400 && e.xmsMessage.includes(ALREADY_MAPPED))) throw e;
+        }),
+    );
+    const path = await this.connect(snap);
+    return { path, size: snap['vol-size'] * KIB, release: () => this.closeSnapshot(snap, ig) };
+  }
+
+  /** Removes the snapshot's lun-maps (of initiator group ig only, or all for null), this host's device first. */
+  private async closeSnapshot(snap: SnapshotContent, ig: string | null): Promise<void> {
+    const maps = (await this.call('listing lun-maps', () => this.lunMaps(snap.name))).filter(
+      (m) => ig === null || m['ig-name'] === ig,
+    );
+    if (maps.length === 0) return;
+    const naa = normaliseNaa(snap['naa-name']);
+    const device = naa === null ? null : await this.host.device(naa);
+    if (device !== null) await this.host.removeDevice(device);
+    await this.unmap(maps, snap.name);
+    if (naa !== null && device !== null) await this.host.forget(naa);
   }
 
   async createVolumeFromSnapshot(

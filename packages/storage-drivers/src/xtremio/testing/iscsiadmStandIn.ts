@@ -27,7 +27,14 @@ const HostViewSchema = z.object({
   target: z.string(),
   portal: z.string(),
   luns: z.array(
-    z.object({ naa: z.string().regex(/^[0-9a-f]+$/), lun: z.number(), file: z.string(), bytes: z.number() }),
+    z.object({
+      naa: z.string().regex(/^[0-9a-f]+$/),
+      lun: z.number(),
+      file: z.string(),
+      bytes: z.number(),
+      /** A read-only snapshot's LUN is write-protected: a read-only loop device. */
+      readOnly: z.boolean().optional(),
+    }),
   ),
 });
 type HostView = z.infer<typeof HostViewSchema>;
@@ -89,7 +96,12 @@ async function sync(): Promise<void> {
       await run('losetup', ['-c', device]); // a rescan picks up a grown LUN
       continue;
     }
-    const { stdout } = await run('losetup', ['--find', '--show', lun.file]);
+    const { stdout } = await run('losetup', [
+      ...(lun.readOnly === true ? ['--read-only'] : []),
+      '--find',
+      '--show',
+      lun.file,
+    ]);
     const tmp = `${link}.${process.pid}.tmp`;
     await fs.symlink(stdout.trim(), tmp);
     await fs.rename(tmp, link);

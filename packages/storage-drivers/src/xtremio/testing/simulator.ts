@@ -359,7 +359,7 @@ export class XmsSimulator {
   hostView(iqn: string): {
     target: string;
     portal: string;
-    luns: { naa: string; lun: number; file: string; bytes: number }[];
+    luns: { naa: string; lun: number; file: string; bytes: number; readOnly: boolean }[];
   } {
     const init = this.all('initiators').find((i) => i['port-address'] === iqn);
     const igName = init === undefined ? undefined : (init['ig-id'] as Oid)[1];
@@ -372,6 +372,9 @@ export class XmsSimulator {
           lun: Number(m.lun),
           file: this.volumeFile(v),
           bytes: Number(v['vol-size']) * 1024,
+          // [CDRV create_snapshot 'snapshot-type': 'readonly'] a read-only snapshot's LUN refuses writes [SIM: how
+          // the host sees it (write-protected SCSI disk) is not evidenced by the fixtures].
+          readOnly: v['snapshot-type'] === 'readonly',
         };
       });
     return { target: this.targetIqn, portal: '127.0.0.1:3260', luns };
