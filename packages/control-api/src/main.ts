@@ -9,7 +9,10 @@ import { chooseTls, DEFAULT_TLS_DIR, readTlsFiles } from './tls';
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
     .scriptName('flocker-control')
-    .usage('$0 [options]\n\nRuns the Flocker control service: the v1 dataset API and the channel dataset agents use.')
+    .usage(
+      '$0 [options]\n\nRuns the Flocker control service: the v1 dataset API and the channel dataset agents use.\n\n' +
+        'Also: $0 migrate-store --from <store> --to <store> (see $0 migrate-store --help).',
+    )
     .option('port', { type: 'number', default: DEFAULT_PORT, describe: 'TCP port of the API (0 = any free port)' })
     .option('host', { type: 'string', default: '0.0.0.0', describe: 'Address to listen on' })
     .option('data-dir', {

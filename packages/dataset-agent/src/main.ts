@@ -11,7 +11,9 @@ import { startDatasetAgent } from './startDatasetAgent';
 async function main(): Promise<void> {
   const argv = yargs(process.argv.slice(2))
     .scriptName('flocker-dataset-agent')
-    .usage('$0 [--config <agent.yml>]')
+    .usage(
+      "$0 [--config <agent.yml>]\n\nConverges this node's volumes (create, attach, format, mount, …) with the control service's configuration.",
+    )
     .option('config', { type: 'string', default: DEFAULT_CONFIG_PATH, describe: 'agent configuration file (YAML)' })
     .option('metrics-address', {
       type: 'string',
