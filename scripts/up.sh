@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Single-node Flocker on this machine: control service, dataset agent on the
-# loopback backend, Docker volume plugin, and dockerd (started after the plugin,
-# so Docker never stalls looking for it). Usage: scripts/up.sh up|down|status
+# loopback backend, Docker volume plugin, dockerd (started after the plugin,
+# so Docker never stalls looking for it) and the container agent. Usage: scripts/up.sh up|down|status
 # Everything talks mutual TLS: on first run a cluster CA and certificates for the
 # control service, this node and the API user "admin" are created in /etc/flocker.
 set -euo pipefail
@@ -147,6 +147,7 @@ Try:
   docker run --rm -v demo:/data --volume-driver=flocker flocker-tiny cat /data/hi
   flocker volumes list                 # the CLI finds $ETC/admin.crt by itself
   flocker ui                           # the web UI on http://127.0.0.1:4580/
+  curl -s http://127.0.0.1:4531/readyz # health; metrics on /metrics (ports 4530-4533: README "Metrics and health")
   curl -s --cacert $ETC/cluster.crt --cert $ETC/admin.crt --key $ETC/admin.key https://127.0.0.1:$PORT/v1/state/datasets
 Stop with: ./dev down
 TXT
