@@ -12,7 +12,9 @@ describe('flocker version', () => {
     expect(clientVersion(dir)).toBe('9.9.9');
   });
   it('text: both, or why the server is unknown', () => {
-    expect(versionText({ client: '1', server: { flocker: '2', error: null } })).toBe('Client:  1\nServer:  2');
+    expect(versionText({ client: '1', server: { flocker: '2', error: null } })).toBe(
+      'Client:  1\nServer:  2 (Flocker API)',
+    );
     expect(versionText({ client: '1', server: { flocker: null, error: 'refused' } })).toMatch(
       /Server: +unknown — refused/,
     );

@@ -20,7 +20,9 @@ export interface Versions {
 }
 
 export function versionText(v: Versions): string {
-  return [`Client:  ${v.client}`, `Server:  ${v.server.flocker ?? `unknown — ${v.server.error ?? 'no answer'}`}`].join(
-    '\n',
-  );
+  // The server answers its Flocker API version (GET /v1/version, compatible with Flocker 1.x clients), not a release.
+  return [
+    `Client:  ${v.client}`,
+    `Server:  ${v.server.flocker !== null ? `${v.server.flocker} (Flocker API)` : `unknown — ${v.server.error ?? 'no answer'}`}`,
+  ].join('\n');
 }

@@ -10,6 +10,7 @@ import { FlockerClient, safeLogStream, tlsDispatcher } from '@flocker/api';
 import {
   DEFAULT_METRICS_PORTS,
   processRegistry,
+  releaseVersion,
   registerCertificateExpiry,
   startMetricsServer,
   type MetricsServer,
@@ -27,7 +28,9 @@ const USAGE = `Usage: flocker-container-agent [options]
   --volume-driver NAME  Docker volume driver of Flocker datasets (default flocker)
   --resync SECONDS      longest time between two checks (default 5)
   --metrics-address A   metrics and health listener (default: metrics.address of agent.yml, else 127.0.0.1)
-  --metrics-port N      its port, 0 = none (default: metrics.container_agent_port of agent.yml, else 4533)`;
+  --metrics-port N      its port, 0 = none (default: metrics.container_agent_port of agent.yml, else 4533)
+  --version             print this release and exit
+  -h, --help            this text`;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -40,9 +43,14 @@ async function main(): Promise<void> {
       resync: { type: 'string', default: '5' },
       'metrics-address': { type: 'string' },
       'metrics-port': { type: 'string' },
-      help: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+      version: { type: 'boolean', default: false },
     },
   });
+  if (values.version) {
+    process.stdout.write(`${releaseVersion()}\n`);
+    return;
+  }
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
     return;

@@ -12,6 +12,7 @@ import { type ContainerConfiguration, type ContainerState, FlockerApiError, type
 import { errorMessage, pollUntil } from '@flocker/runtime';
 import { connect, type ConnectionArgs } from '../connection';
 import { CliError, EXIT } from '../errors';
+import { clientVersion } from '../version';
 import { DeployFileError, readDeployFiles } from './files';
 import { deployPlan, describeStuck, errorStreaks, formatPlan, stuckContainers } from './plan';
 
@@ -211,7 +212,7 @@ export function buildDeployCli(
     )
     .strict()
     .help()
-    .version(false);
+    .version(clientVersion());
 }
 
 function apiExit(e: FlockerApiError): number {
