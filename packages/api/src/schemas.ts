@@ -18,6 +18,19 @@ export const METADATA_PROFILE_KEY = 'clusterhq:flocker:profile';
 /** The file system a dataset is formatted with (issue 20): one of DATASET_FILESYSTEMS, ext4 when absent. */
 export const METADATA_FILESYSTEM_KEY = 'clusterhq:flocker:filesystem';
 export const DATASET_FILESYSTEMS = ['ext4', 'xfs'] as const;
+/** Local storage (issue 24): "1" keeps a standby replica of the dataset on another node. */
+export const METADATA_REPLICAS_KEY = 'clusterhq:flocker:replicas';
+/** Seconds between the replica's incremental snapshots (default: the agent's, 30). */
+export const METADATA_REPLICA_INTERVAL_KEY = 'clusterhq:flocker:replica-interval';
+/** "true": a move off a dead primary promotes the replica's newest snapshot (the writes after it are lost). */
+export const METADATA_ACCEPT_REPLICA_LOSS_KEY = 'clusterhq:flocker:accept-replica-loss';
+/** Keys an update may set besides the snapshot schedule's. */
+const UPDATABLE_METADATA_KEYS: readonly string[] = [
+  ...MUTABLE_METADATA_KEYS,
+  METADATA_REPLICAS_KEY,
+  METADATA_REPLICA_INTERVAL_KEY,
+  METADATA_ACCEPT_REPLICA_LOSS_KEY,
+];
 export type DatasetFilesystem = (typeof DATASET_FILESYSTEMS)[number];
 /** mkfs.xfs refuses file systems below 300 MB (xfsprogs >= 5.19): an xfs dataset is at least 300 MiB. */
 export const XFS_MINIMUM_SIZE = 300 * 1024 * 1024;
@@ -251,8 +264,8 @@ export const UpdateDatasetRequest = z
     maximum_size: MaximumSize.nullable().optional(),
     metadata: z
       .record(
-        z.string().refine((k) => MUTABLE_METADATA_KEYS.includes(k), {
-          message: `only ${MUTABLE_METADATA_KEYS.join(' and ')} can change after creation`,
+        z.string().refine((k) => UPDATABLE_METADATA_KEYS.includes(k), {
+          message: `only ${UPDATABLE_METADATA_KEYS.join(', ')} can change after creation`,
         }),
         z
           .string()
@@ -262,7 +275,7 @@ export const UpdateDatasetRequest = z
       )
       .optional()
       .describe(
-        `Merged into the dataset's metadata: a string sets the key, null removes it. Only ${MUTABLE_METADATA_KEYS.join(' and ')} (the snapshot schedule, issue 20) can change.`,
+        `Merged into the dataset's metadata: a string sets the key, null removes it. Only ${UPDATABLE_METADATA_KEYS.join(', ')} (the snapshot schedule, issue 20; a local dataset's standby replica, issue 24) can change.`,
       ),
   })
   .strict()
@@ -542,6 +555,21 @@ export const LocalMove = z
   })
   .strict();
 
+/** A standby replica (issue 24) the reporting node, the dataset's primary, keeps of a local dataset on another node. */
+export const LocalReplica = z
+  .object({
+    dataset_id: DatasetId,
+    node_uuid: NodeUuid.describe('The node holding the replica (chosen once, kept while it is alive).'),
+    snapshot: z.string().nullable().describe('The newest snapshot the replica node holds; null until one is sent.'),
+    taken_at: z
+      .string()
+      .nullable()
+      .describe(
+        "When that snapshot was taken (ISO 8601): the replica's age. A move off a dead primary with clusterhq:flocker:accept-replica-loss loses the writes after it.",
+      ),
+  })
+  .strict();
+
 /** Sent by a dataset agent whenever what it observes changes (and periodically). */
 export const NodeReport = z
   .object({
@@ -563,6 +591,8 @@ export const NodeReport = z
     backups: z.array(ReportedBackup).optional(),
     /** Moves of local datasets off this node running now (issue 24); absent when none. */
     moves: z.array(LocalMove).optional(),
+    /** Standby replicas of local datasets this node is the primary of (issue 24); absent when none. */
+    replicas: z.array(LocalReplica).optional(),
     backup_store: z
       .literal(true)
       .optional()

@@ -1,4 +1,12 @@
-import { calculateLocalChanges, type LocalClusterNode, type LocalObservation } from './localChanges';
+import {
+  calculateLocalChanges,
+  chooseReplicaNode,
+  replicaSettings,
+  replicaStep,
+  type LocalClusterNode,
+  type LocalDesiredDataset,
+  type LocalObservation,
+} from './localChanges';
 
 const ME = '11111111-1111-4111-8111-111111111111';
 const B = '22222222-2222-4222-8222-222222222222';
@@ -123,5 +131,150 @@ describe('decisions of an agent with a local backend', () => {
     expect(calculateLocalChanges(dataset(ME, { maximumSize: null }), [node(ME, true)], here(), ctx)).toEqual([
       { kind: 'create', datasetId: D, size: 1000, mountPath: PATH },
     ]);
+  });
+});
+
+describe('standby replicas (replicas: 1)', () => {
+  const C = '44444444-4444-4444-8444-444444444444';
+  const E = '55555555-5555-4555-8555-555555555555';
+  const replicated = (primary: string, extra: Partial<LocalDesiredDataset> = {}): LocalDesiredDataset[] => [
+    { datasetId: D, primary, maximumSize: 2000, deleted: false, replicas: 1, ...extra },
+  ];
+  const mounted = { datasetId: D, size: 2000, mountPoints: [PATH] };
+  const at = { ...ctx, now: 100_000 };
+  const cNode = (alive: boolean, copies: string[] = [], replicaOf: string[] = []): LocalClusterNode => ({
+    uuid: C,
+    host: '10.0.0.3',
+    alive,
+    copies,
+    replicaOf,
+  });
+
+  it('the primary sends its first replica snapshot at once, to the least-loaded other live node', () => {
+    const nodes = [node(ME, true, [D]), node(B, true, ['x', 'y']), cNode(true, ['z'])];
+    expect(calculateLocalChanges(replicated(ME), nodes, here([mounted]), at)).toEqual([
+      { kind: 'replicate', datasetId: D, to: { uuid: C, host: '10.0.0.3' } },
+    ]);
+    // Not without replicas: 1, nor while a replica snapshot is on its way, nor before the copy is mounted.
+    expect(calculateLocalChanges(dataset(ME), nodes, here([mounted]), at)).toEqual([]);
+    expect(calculateLocalChanges(replicated(ME), nodes, { ...here([mounted]), replicating: new Set([D]) }, at)).toEqual(
+      [],
+    );
+    expect(calculateLocalChanges(replicated(ME), nodes, here([{ ...mounted, mountPoints: [] }]), at)).toEqual([
+      { kind: 'mount', datasetId: D, mountPath: PATH },
+    ]);
+    // No other live node: no replica (nothing to do).
+    expect(calculateLocalChanges(replicated(ME), [node(ME, true, [D]), node(B, false)], here([mounted]), at)).toEqual(
+      [],
+    );
+  });
+
+  it("then every interval (the dataset's, else the agent's, else 30 s), to the recorded node while it is alive", () => {
+    const nodes = [node(ME, true, [D]), node(B, true, ['x', 'y']), cNode(true)];
+    const recorded = (takenAt: number, replicaNode = B): LocalObservation => ({
+      ...here([mounted]),
+      replicaRecords: new Map([[D, { node: replicaNode, takenAt }]]),
+    });
+    // B is busier than C, but recorded: it stays.
+    expect(calculateLocalChanges(replicated(ME), nodes, recorded(100_000 - 29_999), at)).toEqual([]);
+    expect(calculateLocalChanges(replicated(ME), nodes, recorded(100_000 - 30_000), at)).toEqual([
+      { kind: 'replicate', datasetId: D, to: { uuid: B, host: '10.0.0.2' } },
+    ]);
+    expect(
+      calculateLocalChanges(replicated(ME, { replicaIntervalMs: 5_000 }), nodes, recorded(100_000 - 5_000), at),
+    ).toHaveLength(1);
+    expect(
+      calculateLocalChanges(replicated(ME), nodes, recorded(100_000 - 10_000), { ...at, replicaIntervalMs: 10_000 }),
+    ).toHaveLength(1);
+    // The recorded node died: a new one (C) at once, whatever the time.
+    expect(
+      calculateLocalChanges(
+        replicated(ME),
+        [node(ME, true, [D]), node(B, false), cNode(true)],
+        recorded(100_000 - 1_000),
+        at,
+      ),
+    ).toEqual([{ kind: 'replicate', datasetId: D, to: { uuid: C, host: '10.0.0.3' } }]);
+  });
+
+  it('the replica node is chosen deterministically: fewest copies and replicas, then the lowest uuid; never itself', () => {
+    const e = (alive: boolean, copies: string[] = []): LocalClusterNode => ({ uuid: E, host: 'e', alive, copies });
+    expect(chooseReplicaNode(D, undefined, [node(ME, true), e(true), cNode(true)], ME)?.uuid).toBe(C);
+    expect(chooseReplicaNode(D, undefined, [node(ME, true), e(true), cNode(true, [], ['a', 'b'])], ME)?.uuid).toBe(E);
+    // The dataset's own replica does not count against the node that holds it.
+    expect(chooseReplicaNode(D, undefined, [node(ME, true), e(true, ['a']), cNode(true, [], [D])], ME)?.uuid).toBe(C);
+    expect(chooseReplicaNode(D, ME, [node(ME, true)], ME)).toBeUndefined();
+    expect(chooseReplicaNode(D, E, [node(ME, true), e(true, ['a', 'b']), cNode(true)], ME)?.uuid).toBe(E);
+  });
+
+  it('a move off a live primary to any node waits for a replica snapshot being sent', () => {
+    const nodes = [node(ME, true, [D]), node(B, true)];
+    expect(calculateLocalChanges(dataset(B), nodes, { ...here([mounted]), replicating: new Set([D]) }, ctx)).toEqual(
+      [],
+    );
+  });
+
+  it('the primary is dead: the replica node promotes its newest snapshot only with the opt-in', () => {
+    const nodes = [node(ME, true), node(B, false, [D])];
+    const withReplica: LocalObservation = { ...here(), replicaHere: new Map([[D, 'move-000007']]) };
+    const [refused] = calculateLocalChanges(replicated(ME), nodes, withReplica, ctx);
+    expect(refused).toMatchObject({ kind: 'refuse', code: 'SOURCE_UNREACHABLE' });
+    expect(refused?.kind === 'refuse' && refused.message).toContain('clusterhq:flocker:accept-replica-loss=true');
+    expect(refused?.kind === 'refuse' && refused.message).toContain('move-000007');
+    expect(calculateLocalChanges(replicated(ME, { acceptReplicaLoss: true }), nodes, withReplica, ctx)).toEqual([
+      { kind: 'promoteReplica', datasetId: D, snapshot: 'move-000007', size: 2000, mountPath: PATH },
+    ]);
+    // The opt-in without a replica here: refused still (never a blank copy).
+    expect(calculateLocalChanges(replicated(ME, { acceptReplicaLoss: true }), nodes, here(), ctx)).toEqual([
+      expect.objectContaining({ kind: 'refuse', code: 'SOURCE_UNREACHABLE' }),
+    ]);
+    // The primary alive: its move sends the last delta (the replica is the base); nothing promoted here.
+    expect(
+      calculateLocalChanges(
+        replicated(ME, { acceptReplicaLoss: true }),
+        [node(ME, true), node(B, true, [D])],
+        withReplica,
+        ctx,
+      ),
+    ).toEqual([]);
+  });
+
+  it('the old primary back after a failover: its stale copy is let go of (the replica is the live one now)', () => {
+    const nodes = [node(ME, true, [D]), node(B, true, [D])];
+    expect(calculateLocalChanges(replicated(B), nodes, here([{ ...mounted, mountPoints: [] }]), ctx)).toEqual([
+      { kind: 'retire', datasetId: D },
+    ]);
+  });
+
+  it('settings from the metadata; anything else is no replica and no opt-in', () => {
+    expect(replicaSettings({})).toEqual({ replicas: 0, acceptReplicaLoss: false });
+    expect(
+      replicaSettings({
+        'clusterhq:flocker:replicas': '1',
+        'clusterhq:flocker:replica-interval': '5',
+        'clusterhq:flocker:accept-replica-loss': 'true',
+      }),
+    ).toEqual({ replicas: 1, replicaIntervalMs: 5000, acceptReplicaLoss: true });
+    expect(
+      replicaSettings({
+        'clusterhq:flocker:replicas': '2',
+        'clusterhq:flocker:replica-interval': 'soon',
+        'clusterhq:flocker:accept-replica-loss': 'yes',
+      }),
+    ).toEqual({ replicas: 0, acceptReplicaLoss: false });
+  });
+
+  it('a replica round: a new snapshot after every name either side has, from the newest shared by identity', () => {
+    expect(replicaStep([], [])).toEqual({ name: 'move-000001', parent: null });
+    const s = (name: string, identity: string) => ({ name, identity });
+    expect(replicaStep([s('move-000002', 'a'), s('move-000003', 'b')], [s('move-000002', 'a')])).toEqual({
+      name: 'move-000004',
+      parent: 'move-000002',
+    });
+    // Same name, other identity (a different lineage): no base, sent whole.
+    expect(replicaStep([s('move-000002', 'a')], [s('move-000005', 'z')])).toEqual({
+      name: 'move-000006',
+      parent: null,
+    });
   });
 });

@@ -5,6 +5,8 @@
  * copies x what the other nodes report -> at most one action per dataset.
  */
 import { join } from 'node:path';
+import { METADATA_ACCEPT_REPLICA_LOSS_KEY, METADATA_REPLICA_INTERVAL_KEY, METADATA_REPLICAS_KEY } from '@flocker/api';
+import { commonBase, nextSnapshotName, type SnapshotRef } from '@flocker/storage-drivers';
 
 export interface LocalCopyHere {
   readonly datasetId: string;
@@ -19,6 +21,12 @@ export interface LocalDesiredDataset {
   readonly primary: string;
   readonly maximumSize: number | null;
   readonly deleted: boolean;
+  /** Standby replicas asked for (0 or 1; see replicaSettings). */
+  readonly replicas?: number;
+  /** Between the replica's snapshots (ms); absent: the agent's default. */
+  readonly replicaIntervalMs?: number;
+  /** A move off a dead primary may promote this node's replica (the writes after its newest snapshot are lost). */
+  readonly acceptReplicaLoss?: boolean;
 }
 
 export interface LocalClusterNode {
@@ -27,6 +35,15 @@ export interface LocalClusterNode {
   readonly alive: boolean;
   /** The datasets whose live copy the node reports. */
   readonly copies: readonly string[];
+  /** The datasets whose standby replica the node holds (as their primaries report it). */
+  readonly replicaOf?: readonly string[];
+}
+
+/** The replica this node keeps of a dataset it is the primary of. */
+export interface ReplicaRecord {
+  readonly node: string;
+  /** When its newest snapshot there was taken (ms since the epoch); null: none sent yet. */
+  readonly takenAt: number | null;
 }
 
 export interface LocalObservation {
@@ -35,13 +52,25 @@ export interface LocalObservation {
   readonly moving: ReadonlySet<string>;
   /** Datasets this pool keeps snapshots (or a retired copy) of without a live copy. */
   readonly retained?: ReadonlySet<string>;
+  /** Replicas this node keeps of the datasets it is the primary of (recorded: the node stays while alive). */
+  readonly replicaRecords?: ReadonlyMap<string, ReplicaRecord>;
+  /** Datasets this node is sending a replica snapshot of right now. */
+  readonly replicating?: ReadonlySet<string>;
+  /** Datasets this pool holds received snapshots of without a live copy: the newest one's name. */
+  readonly replicaHere?: ReadonlyMap<string, string>;
 }
 
 export interface LocalDecisionContext {
   readonly nodeUuid: string;
   readonly mountRoot: string;
   readonly defaultSize: number;
+  /** Now (ms since the epoch): when a replica's next snapshot is due. */
+  readonly now?: number;
+  /** Between a replica's snapshots when the dataset does not say (ms; default 30 s). */
+  readonly replicaIntervalMs?: number;
 }
+
+export const DEFAULT_REPLICA_INTERVAL_MS = 30_000;
 
 export type LocalAction =
   | { readonly kind: 'create'; readonly datasetId: string; readonly size: number; readonly mountPath: string }
@@ -59,6 +88,20 @@ export type LocalAction =
       readonly datasetId: string;
       readonly to: { readonly uuid: string; readonly host: string };
       readonly size: number;
+    }
+  /** Send the standby replica an incremental snapshot (the first one whole). */
+  | {
+      readonly kind: 'replicate';
+      readonly datasetId: string;
+      readonly to: { readonly uuid: string; readonly host: string };
+    }
+  /** The primary's node is dead and the user accepts the loss window: the replica's newest snapshot becomes the live copy. */
+  | {
+      readonly kind: 'promoteReplica';
+      readonly datasetId: string;
+      readonly snapshot: string;
+      readonly size: number;
+      readonly mountPath: string;
     }
   | {
       /** Nothing to do but say why: the only copy is on a dead node (never a blank new one). */
@@ -113,24 +156,34 @@ function decide(
       if (moving) return { kind: 'cancelMove', datasetId };
       if (!copy.mountPoints.includes(mountPath)) return { kind: 'mount', datasetId, mountPath };
       const size = sizeOf(d, ctx);
-      return copy.size === null || copy.size < size ? { kind: 'resize', datasetId, size } : null;
+      if (copy.size === null || copy.size < size) return { kind: 'resize', datasetId, size };
+      return replicaDue(d, nodes, here, ctx);
     }
     // The copy is elsewhere: its node pushes it here (or cannot, if dead). Only no copy anywhere is a new dataset.
     const holders = nodes.filter((n) => n.uuid !== ctx.nodeUuid && n.copies.includes(datasetId));
     if (holders.some((n) => n.alive)) return null;
     const dead = holders[0];
+    const replica = here.replicaHere?.get(datasetId);
+    if (dead !== undefined && replica !== undefined && d.acceptReplicaLoss === true)
+      return { kind: 'promoteReplica', datasetId, snapshot: replica, size: sizeOf(d, ctx), mountPath };
     if (dead !== undefined)
       return {
         kind: 'refuse',
         datasetId,
         code: 'SOURCE_UNREACHABLE',
-        message: `the data of dataset ${datasetId} is on node ${dead.uuid} (${dead.host}), which is dead: local storage cannot be moved off a dead node; bring it back, or move the dataset back to it`,
+        message:
+          `the data of dataset ${datasetId} is on node ${dead.uuid} (${dead.host}), which is dead: local storage cannot be moved off a dead node; bring it back, or move the dataset back to it` +
+          (replica !== undefined
+            ? `; or accept losing the writes after this node's replica (snapshot ${replica}): set metadata ${METADATA_ACCEPT_REPLICA_LOSS_KEY}=true`
+            : ''),
       };
     return { kind: 'create', datasetId, size: sizeOf(d, ctx), mountPath };
   }
   // Another node is the primary: this node pushes its copy there, then lets go of it.
   if (copy === undefined) return null;
   const target = nodes.find((n) => n.uuid === d.primary);
+  // A replica snapshot being sent finishes first (both touch the snapshots the move starts from).
+  if (here.replicating?.has(datasetId) === true) return null;
   const mounted = copy.mountPoints.includes(mountPath) ? mountPath : undefined;
   if (moving) {
     // The host's own mount goes at once (containers keep theirs until they stop: the move's release).
@@ -143,4 +196,60 @@ function decide(
   if (target?.alive === true)
     return { kind: 'moveOut', datasetId, to: { uuid: target.uuid, host: target.host }, size: sizeOf(d, ctx) };
   return null;
+}
+
+/** The node that keeps a dataset's standby replica: the recorded one while it is alive, else the least-loaded other live node. */
+export function chooseReplicaNode(
+  datasetId: string,
+  recorded: string | undefined,
+  nodes: readonly LocalClusterNode[],
+  self: string,
+): LocalClusterNode | undefined {
+  const candidates = nodes.filter((n) => n.alive && n.uuid !== self);
+  const kept = candidates.find((n) => n.uuid === recorded);
+  if (kept !== undefined) return kept;
+  const load = (n: LocalClusterNode): number =>
+    n.copies.length + (n.replicaOf ?? []).filter((x) => x !== datasetId).length;
+  return [...candidates].sort((a, b) => load(a) - load(b) || (a.uuid < b.uuid ? -1 : 1))[0];
+}
+
+/** The primary (this node, its copy mounted): the replica's next snapshot, when one is due. */
+function replicaDue(
+  d: LocalDesiredDataset,
+  nodes: readonly LocalClusterNode[],
+  here: LocalObservation,
+  ctx: LocalDecisionContext,
+): LocalAction | null {
+  if ((d.replicas ?? 0) < 1 || here.replicating?.has(d.datasetId) === true) return null;
+  const record = here.replicaRecords?.get(d.datasetId);
+  const to = chooseReplicaNode(d.datasetId, record?.node, nodes, ctx.nodeUuid);
+  if (to === undefined) return null;
+  const interval = d.replicaIntervalMs ?? ctx.replicaIntervalMs ?? DEFAULT_REPLICA_INTERVAL_MS;
+  const due =
+    record?.node !== to.uuid || record.takenAt === null || (ctx.now ?? Date.now()) - record.takenAt >= interval;
+  return due ? { kind: 'replicate', datasetId: d.datasetId, to: { uuid: to.uuid, host: to.host } } : null;
+}
+
+/** What a dataset's metadata asks of its replica; bad values are no replica (the default refusal stays). */
+export function replicaSettings(
+  metadata: Readonly<Record<string, string>>,
+): Pick<LocalDesiredDataset, 'replicas' | 'replicaIntervalMs' | 'acceptReplicaLoss'> {
+  const replicas = metadata[METADATA_REPLICAS_KEY]?.trim() === '1' ? 1 : 0;
+  const seconds = Number(metadata[METADATA_REPLICA_INTERVAL_KEY] ?? NaN);
+  return {
+    replicas,
+    ...(Number.isFinite(seconds) && seconds >= 1 ? { replicaIntervalMs: Math.round(seconds * 1000) } : {}),
+    acceptReplicaLoss: metadata[METADATA_ACCEPT_REPLICA_LOSS_KEY]?.trim() === 'true',
+  };
+}
+
+/**
+ * One replica round: a new snapshot (its time is the replica's age), sent from the newest one the
+ * replica node holds (by identity), or whole when it holds none.
+ */
+export function replicaStep(
+  source: readonly SnapshotRef[],
+  target: readonly SnapshotRef[],
+): { readonly name: string; readonly parent: string | null } {
+  return { name: nextSnapshotName({ source, target }), parent: commonBase({ source, target })?.name ?? null };
 }
