@@ -39,4 +39,24 @@ describe('LocalAgent: when a snapshot is worth a turn', () => {
     const moved = snapshot('4', []);
     expect(decisionKey({ ...moved, datasets: [{ ...moved.datasets[0]!, primary: B }] }, ME)).not.toBe(base);
   });
+
+  it("for a replica setting (the opt-in to a replica's loss window) and a replica node, not for the replica's age", () => {
+    const base = snapshot('1', []);
+    const key = decisionKey(base, ME);
+    const optIn = { ...base.datasets[0]!, metadata: { 'clusterhq:flocker:accept-replica-loss': 'true' } };
+    expect(decisionKey({ ...base, datasets: [optIn] }, ME)).not.toBe(key);
+    // Another metadata key changes nothing the agent decides on.
+    expect(decisionKey({ ...base, datasets: [{ ...base.datasets[0]!, metadata: { name: 'x' } }] }, ME)).toBe(key);
+    const replica = (snapshotName: string, takenAt: string): ClusterSnapshot => ({
+      ...base,
+      nodes: [
+        base.nodes[0]!,
+        { ...base.nodes[1]!, replicas: [{ dataset_id: D, node_uuid: ME, snapshot: snapshotName, taken_at: takenAt }] },
+      ],
+    });
+    expect(decisionKey(replica('move-000001', '2026-12-04T12:00:00Z'), ME)).not.toBe(key);
+    expect(decisionKey(replica('move-000002', '2026-12-04T12:00:30Z'), ME)).toBe(
+      decisionKey(replica('move-000001', '2026-12-04T12:00:00Z'), ME),
+    );
+  });
 });

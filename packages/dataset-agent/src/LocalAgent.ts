@@ -11,6 +11,7 @@ import { backoffDelay, followLongPoll } from '@flocker/runtime';
 import { datasetAgentMetrics, processRegistry } from '@flocker/metrics';
 import {
   moveLocalDataset,
+  snapshotsToPrune,
   TransferClient,
   TransferServer,
   type LocalEngine,
@@ -21,7 +22,16 @@ import type winston from 'winston';
 import type { ControlChannel } from './DatasetAgentOptions';
 import { errorCode, errorMessage } from './errors';
 import { sampleAgent } from './metrics';
-import { calculateLocalChanges, localMountPath, type LocalAction, type LocalCopyHere } from './localChanges';
+import {
+  calculateLocalChanges,
+  DEFAULT_REPLICA_INTERVAL_MS,
+  localMountPath,
+  replicaSettings,
+  replicaStep,
+  type LocalAction,
+  type LocalCopyHere,
+  type ReplicaRecord,
+} from './localChanges';
 
 export interface LocalAgentOptions {
   readonly nodeUuid: string;
@@ -45,7 +55,11 @@ export interface LocalAgentOptions {
   readonly pollWaitMs?: number;
   /** While a move waits for the release: a catch-up round this often (ms). */
   readonly catchUpMs?: number;
+  /** Between a standby replica's snapshots when the dataset's metadata does not say (ms; default 30 s). */
+  readonly replicaIntervalMs?: number;
 }
+
+type Replica = ReplicaRecord & { readonly snapshot: string | null };
 
 interface Failure {
   readonly action: string;
@@ -67,6 +81,11 @@ export class LocalAgent {
   private readonly progress = new Map<string, MoveProgress & { readonly to: string }>();
   private lastProgressReport = 0;
   private readonly failures = new Map<string, Failure>();
+  /** The standby replicas of the datasets this node is the primary of (seeded from its last report after a restart). */
+  private readonly replicas = new Map<string, Replica>();
+  private replicasSeeded = false;
+  /** Replica snapshots being sent. */
+  private readonly replicating = new Map<string, Promise<void>>();
   private running: Promise<void> | null = null;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
@@ -81,10 +100,15 @@ export class LocalAgent {
       credentials: o.credentials,
       logger: o.logger,
       mountPathFor: (datasetId) => localMountPath(datasetId, o),
-      // Only the dataset's primary takes its data (as this node last saw the configuration).
-      mayReceive: (datasetId) =>
-        this.snapshot?.datasets.some((d) => d.dataset_id === datasetId && d.primary === o.nodeUuid && !d.deleted) ===
-        true,
+      // Only the dataset's primary takes its data (as this node last saw the configuration); a
+      // standby replica's node takes snapshots from the primary (never a promote: the primary sends none).
+      mayReceive: (datasetId, peer) =>
+        this.snapshot?.datasets.some(
+          (d) =>
+            d.dataset_id === datasetId &&
+            !d.deleted &&
+            (d.primary === o.nodeUuid || (d.primary === peer && (replicaSettings(d.metadata).replicas ?? 0) >= 1)),
+        ) === true,
       promoted: () => this.requestTurn(),
     });
   }
@@ -126,7 +150,7 @@ export class LocalAgent {
     clearInterval(this.timer);
     await this.following;
     await this.running;
-    await Promise.allSettled([...this.movers.values()]);
+    await Promise.allSettled([...this.movers.values(), ...this.replicating.values()]);
     await this.server.close();
   }
 
@@ -162,21 +186,58 @@ export class LocalAgent {
         mountPoints: await engine.mountPoints(d.datasetId),
       })),
     );
+    const me = this.o.nodeUuid;
+    if (!this.replicasSeeded) {
+      // After a restart: the replica node this node recorded (and the replica's age) as its last report said.
+      this.replicasSeeded = true;
+      for (const r of snapshot.nodes.find((n) => n.uuid === me)?.replicas ?? [])
+        if (!this.replicas.has(r.dataset_id))
+          this.replicas.set(r.dataset_id, {
+            node: r.node_uuid,
+            snapshot: r.snapshot,
+            takenAt: r.taken_at === null ? null : Date.parse(r.taken_at),
+          });
+    }
+    for (const datasetId of [...this.replicas.keys()]) {
+      const d = snapshot.datasets.find((x) => x.dataset_id === datasetId);
+      if (d === undefined || d.deleted || d.primary !== me || replicaSettings(d.metadata).replicas === 0)
+        if (!this.replicating.has(datasetId)) this.replicas.delete(datasetId);
+    }
+    // Which node holds which replica, as the primaries report it (a dead primary's last report included).
+    const replicaOf = (uuid: string): string[] =>
+      snapshot.nodes.flatMap((n) => (n.replicas ?? []).filter((r) => r.node_uuid === uuid).map((r) => r.dataset_id));
+    const retained = new Set(await engine.listRetained());
+    const live = new Set(this.copies.map((c) => c.datasetId));
+    const replicaHere = new Map<string, string>();
+    for (const datasetId of replicaOf(me))
+      if (retained.has(datasetId) && !live.has(datasetId)) {
+        const newest = (await engine.listSnapshots(datasetId)).at(-1);
+        if (newest !== undefined) replicaHere.set(datasetId, newest.name);
+      }
     const actions = calculateLocalChanges(
       snapshot.datasets.map((d) => ({
         datasetId: d.dataset_id,
         primary: d.primary,
         maximumSize: d.maximum_size ?? null,
         deleted: d.deleted,
+        ...replicaSettings(d.metadata),
       })),
       snapshot.nodes.map((n) => ({
         uuid: n.uuid,
         host: n.host,
         alive: n.alive,
         copies: n.manifestations.map((m) => m.dataset_id),
+        replicaOf: replicaOf(n.uuid),
       })),
-      { copies: this.copies, moving: new Set(this.movers.keys()), retained: new Set(await engine.listRetained()) },
-      this.o,
+      {
+        copies: this.copies,
+        moving: new Set(this.movers.keys()),
+        retained,
+        replicaRecords: this.replicas,
+        replicating: new Set(this.replicating.keys()),
+        replicaHere,
+      },
+      { ...this.o, now: Date.now() },
     );
     const now = Date.now();
     let changed = false;
@@ -184,8 +245,8 @@ export class LocalAgent {
       if (this.stopping.signal.aborted) break;
       if ((this.failures.get(action.datasetId)?.retryAt ?? 0) > now) continue;
       const started = Date.now();
-      // A move runs in the background: timed as "move" when it ends (startMove).
-      const timed = action.kind !== 'refuse' && action.kind !== 'moveOut';
+      // A move and a replica send run in the background: timed when they end (startMove, startReplica).
+      const timed = action.kind !== 'refuse' && action.kind !== 'moveOut' && action.kind !== 'replicate';
       try {
         await this.execute(action);
         if (timed) this.metrics.step(action.kind, (Date.now() - started) / 1000);
@@ -271,7 +332,79 @@ export class LocalAgent {
       case 'moveOut':
         this.startMove(action);
         return;
+      case 'replicate':
+        this.startReplica(action);
+        return;
+      case 'promoteReplica':
+        // The primary's node is dead and the user accepted the loss window (the writes after this snapshot).
+        await engine.promote(action.datasetId, action.snapshot, action.size);
+        await engine.mount(action.datasetId, action.mountPath);
+        logger.warn('promoted the standby replica of a dataset whose primary node is dead', {
+          datasetId: action.datasetId,
+          snapshot: action.snapshot,
+        });
+        return;
     }
+  }
+
+  /**
+   * One replica round in the background: a new snapshot here, sent (incrementally from the newest
+   * one the replica node holds) with the move's transfer; never promoted there. Both sides then keep
+   * only it (the next round's and a move's base).
+   */
+  private startReplica(action: Extract<LocalAction, { kind: 'replicate' }>): void {
+    const { datasetId } = action;
+    const { engine } = this.o;
+    const started = Date.now();
+    const target = new TransferClient(
+      { host: action.to.host, port: this.o.transferPort, nodeUuid: action.to.uuid },
+      this.o.credentials,
+    );
+    // Recorded at once: the node stays the replica's while it is alive (and the report names it).
+    if (this.replicas.get(datasetId)?.node !== action.to.uuid)
+      this.replicas.set(datasetId, { node: action.to.uuid, snapshot: null, takenAt: null });
+    const run = (async () => {
+      const [source, status] = await Promise.all([engine.listSnapshots(datasetId), target.status(datasetId)]);
+      const step = replicaStep(source, status.snapshots);
+      const takenAt = Date.now();
+      const taken = await engine.createSnapshot(datasetId, step.name);
+      const send = engine.send(datasetId, step.name, step.parent);
+      try {
+        await target.receive({ datasetId, name: step.name, parent: step.parent, identity: taken.identity }, send);
+      } catch (e) {
+        send.abort();
+        await send.done.catch(() => undefined);
+        throw e;
+      }
+      this.replicas.set(datasetId, { node: action.to.uuid, snapshot: step.name, takenAt });
+      await target.prune(datasetId, step.name);
+      for (const name of snapshotsToPrune(await engine.listSnapshots(datasetId), step.name))
+        await engine.destroySnapshot(datasetId, name);
+      return step;
+    })()
+      .then((step) => {
+        this.metrics.step('replicate', (Date.now() - started) / 1000);
+        this.o.logger.info('sent a replica snapshot', { datasetId, to: action.to.uuid, ...step });
+        this.failures.delete(datasetId);
+        void this.report();
+      })
+      .catch((e: unknown) => {
+        if (this.stopping.signal.aborted) return;
+        this.metrics.step('replicate', (Date.now() - started) / 1000, errorCode(e));
+        this.failed(action, errorCode(e), errorMessage(e));
+      })
+      .finally(() => {
+        this.replicating.delete(datasetId);
+        // The next round when it is due (the turn decides).
+        const d = this.snapshot?.datasets.find((x) => x.dataset_id === datasetId);
+        const interval =
+          (d !== undefined ? replicaSettings(d.metadata).replicaIntervalMs : undefined) ??
+          this.o.replicaIntervalMs ??
+          DEFAULT_REPLICA_INTERVAL_MS;
+        setTimeout(() => this.requestTurn(), interval).unref();
+        this.requestTurn();
+      });
+    this.replicating.set(datasetId, run);
   }
 
   /** Runs in the background (phase 1 while the volume is in use here); the turn after it ends looks again. */
@@ -369,6 +502,16 @@ export class LocalAgent {
             })),
           }
         : {}),
+      ...(this.replicas.size > 0
+        ? {
+            replicas: [...this.replicas.entries()].map(([datasetId, r]) => ({
+              dataset_id: datasetId,
+              node_uuid: r.node,
+              snapshot: r.snapshot,
+              taken_at: r.takenAt === null ? null : new Date(r.takenAt).toISOString(),
+            })),
+          }
+        : {}),
       errors,
     };
   }
@@ -383,14 +526,28 @@ export class LocalAgent {
 }
 
 /**
- * What decisions depend on in a snapshot: the datasets' configuration and the other nodes'
- * liveness, addresses and copies (this node's own report is what it already knows).
+ * What decisions depend on in a snapshot: the datasets' configuration (with their replica settings)
+ * and the other nodes' liveness, addresses, copies and replica nodes (this node's own report is
+ * what it already knows).
  */
 export function decisionKey(snapshot: ClusterSnapshot, nodeUuid: string): string {
   return JSON.stringify([
-    snapshot.datasets.map((d) => [d.dataset_id, d.primary, d.maximum_size ?? null, d.deleted]),
+    snapshot.datasets.map((d) => [
+      d.dataset_id,
+      d.primary,
+      d.maximum_size ?? null,
+      d.deleted,
+      replicaSettings(d.metadata),
+    ]),
     snapshot.nodes
       .filter((n) => n.uuid !== nodeUuid)
-      .map((n) => [n.uuid, n.alive, n.host, n.manifestations.map((m) => m.dataset_id)]),
+      .map((n) => [
+        n.uuid,
+        n.alive,
+        n.host,
+        n.manifestations.map((m) => m.dataset_id),
+        // Which node holds which replica (not its age: that moves at every round).
+        (n.replicas ?? []).map((r) => [r.dataset_id, r.node_uuid]),
+      ]),
   ]);
 }

@@ -14,6 +14,15 @@ describe('agent.yml dataset: {backend: local} (issue 24)', () => {
     expect(z.dataset).toMatchObject({ engine: 'zfs', transfer_port: 5000 });
   });
 
+  it('takes a default interval for standby replicas (seconds, at least 1)', () => {
+    const local = { backend: 'local', engine: 'btrfs', pool: '/p' };
+    const c = parseAgentConfig({ ...base, dataset: { ...local, replica_interval_seconds: 10 } });
+    expect(c.dataset).toMatchObject({ replica_interval_seconds: 10 });
+    expect(() => parseAgentConfig({ ...base, dataset: { ...local, replica_interval_seconds: 0 } })).toThrow(
+      /replica_interval_seconds/,
+    );
+  });
+
   it('refuses an unknown engine, a missing pool and unknown keys, naming them under dataset.', () => {
     const refused = (dataset: object): string => {
       try {

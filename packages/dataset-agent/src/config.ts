@@ -77,6 +77,8 @@ const LocalBackend = z
     engine: z.enum(['btrfs', 'zfs'], { error: 'engine must be "btrfs" or "zfs"' }),
     pool: z.string().min(1),
     transfer_port: z.number().int().min(1).max(65535).default(4525),
+    /** Between a standby replica's snapshots when the dataset's metadata does not say (default 30). */
+    replica_interval_seconds: z.number().int().min(1).max(86_400).optional(),
     cluster_id: z.string().min(1).optional(),
   })
   .strict();

@@ -48,6 +48,9 @@ export async function startLocalAgent(o: {
     logger: o.logger,
     credentials: o.credentials,
     transferPort: o.dataset.transfer_port,
+    ...(o.dataset.replica_interval_seconds !== undefined
+      ? { replicaIntervalMs: o.dataset.replica_interval_seconds * 1000 }
+      : {}),
     ...(o.config.node.host !== undefined ? { listenHost: o.config.node.host } : {}),
     ...(o.pollWaitMs !== undefined ? { pollWaitMs: o.pollWaitMs } : {}),
   });
