@@ -220,4 +220,145 @@ describe('local btrfs datasets moved through the API between two agents', () => 
       { timeoutMs: 30_000, intervalMs: 200, context: logs },
     );
   });
+
+  it('standby replica (replicas: 1): kept up to date on the other node, a move there sends only the last delta; the primary killed, the replica is promoted only with the opt-in, with the data up to its newest snapshot', async () => {
+    const [a, b] = nodes as [Node, Node];
+    const snap = () => admin.waitForCluster(undefined, 0);
+    const replicaOf = async (id: string, primary: Node) =>
+      (await snap()).nodes.find((n) => n.uuid === primary.uuid)?.replicas?.find((r) => r.dataset_id === id);
+    /** The replica's newest snapshot, once one was taken after `since` (ms) on `holder`. */
+    const replicaAfter = (id: string, primary: Node, holder: Node, since: number) =>
+      waitFor(
+        `a replica on ${holder.name} newer than ${new Date(since).toISOString()}`,
+        async () => {
+          const r = await replicaOf(id, primary);
+          return r?.node_uuid === holder.uuid && r.taken_at !== null && Date.parse(r.taken_at) > since ? r : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 200, context: logs },
+      );
+    const write = (dir: string, file: string, mib: number): string => {
+      execFileSync('dd', [
+        'if=/dev/urandom',
+        `of=${dir}/${file}`,
+        'bs=1M',
+        `count=${mib}`,
+        'conv=fsync',
+        'status=none',
+      ]);
+      return sha256(path.join(dir, file));
+    };
+
+    const created = await admin.createDataset({
+      primary: a.uuid,
+      maximum_size: 256 * MiB,
+      metadata: {
+        name: 'local-e2e-replica',
+        'clusterhq:flocker:replicas': '1',
+        'clusterhq:flocker:replica-interval': '2',
+      },
+    });
+    const id = created.dataset_id;
+    const pathA = await waitFor('mounted on A', () => mountedAt(id, a), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      context: logs,
+    });
+    const sum1 = write(pathA, 'one', 64);
+    const first = await replicaAfter(id, a, b, Date.now());
+    // Received on B, never promoted: no live copy there.
+    expect(fs.existsSync(path.join(b.pool.pool, 'flocker', 'snapshots', id, first.snapshot ?? ''))).toBe(true);
+    expect(fs.existsSync(path.join(b.pool.pool, 'flocker', 'datasets', id))).toBe(false);
+
+    // A move to the replica node while A lives: every snapshot the mover sends is a small delta.
+    const logFrom = a.log.length;
+    await admin.updateDataset(id, { primary: b.uuid });
+    const pathB = await waitFor('moved to B', () => mountedAt(id, b), {
+      timeoutMs: 60_000,
+      intervalMs: 100,
+      context: logs,
+    });
+    expect(sha256(path.join(pathB, 'one'))).toBe(sum1);
+    const sends = a.log
+      .slice(logFrom)
+      .split('\n')
+      .filter((l) => l.includes('"sent a snapshot"') && l.includes(id))
+      .map((l) => JSON.parse(l) as { parent: string | null; bytes: number });
+    console.log(`move to the replica node: sends ${JSON.stringify(sends)}`);
+    expect(sends.length).toBeGreaterThan(0);
+    for (const sent of sends) {
+      expect(sent.parent).not.toBeNull();
+      expect(sent.bytes).toBeLessThan(8 * MiB);
+    }
+
+    // B is the primary now and keeps its replica on A. Data written, replicated; then no more rounds.
+    const sum2 = write(pathB, 'two', 8);
+    await replicaAfter(id, b, a, Date.now());
+    await admin.updateDataset(id, { metadata: { 'clusterhq:flocker:replica-interval': '3600' } });
+    // A round already under way ends first: the replica's age stays put from then on.
+    let last = (await replicaOf(id, b))?.taken_at;
+    await waitFor(
+      'no more replica rounds',
+      async () => {
+        await new Promise((r) => setTimeout(r, 3_000));
+        const now = (await replicaOf(id, b))?.taken_at;
+        const stable = now === last;
+        last = now;
+        return stable ? true : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 0, context: logs },
+    );
+    write(pathB, 'three', 4);
+    b.child?.kill('SIGKILL');
+    await waitFor(
+      'B declared dead',
+      async () => ((await snap()).nodes.find((n) => n.uuid === b.uuid)?.alive === false ? true : undefined),
+      { timeoutMs: 30_000, intervalMs: 200, context: logs },
+    );
+
+    // A move to A is refused by default (naming the opt-in), then promotes the replica with it.
+    await admin.updateDataset(id, { primary: a.uuid });
+    const error = await waitFor(
+      "A's error naming B",
+      async () => (await snap()).nodes.find((n) => n.uuid === a.uuid)?.errors.find((e) => e.dataset_id === id),
+      { timeoutMs: 30_000, intervalMs: 200, context: logs },
+    );
+    expect(error.code).toBe('SOURCE_UNREACHABLE');
+    expect(error.message).toContain('clusterhq:flocker:accept-replica-loss');
+    expect(fs.existsSync(path.join(a.pool.pool, 'flocker', 'datasets', id))).toBe(false);
+    await admin.updateDataset(id, { metadata: { 'clusterhq:flocker:accept-replica-loss': 'true' } });
+    const recovered = await waitFor('the replica promoted on A', () => mountedAt(id, a), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      context: logs,
+    });
+    expect(sha256(path.join(recovered, 'one'))).toBe(sum1);
+    expect(sha256(path.join(recovered, 'two'))).toBe(sum2);
+    // Written after the replica's newest snapshot: the loss window.
+    expect(fs.existsSync(path.join(recovered, 'three'))).toBe(false);
+
+    // B back: its stale copy is let go of; then the dataset is deleted from both pools.
+    start(b);
+    await waitFor(
+      'B to let go of its stale copy',
+      async () => {
+        const nodeB = (await snap()).nodes.find((n) => n.uuid === b.uuid);
+        return nodeB?.alive === true && !nodeB.manifestations.some((m) => m.dataset_id === id) ? true : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 200, context: logs },
+    );
+    expect(sha256(path.join(recovered, 'two'))).toBe(sum2);
+    await admin.deleteDataset(id);
+    await waitFor(
+      'nothing of the dataset left on either pool',
+      () =>
+        nodes.every(
+          (n) =>
+            !fs.existsSync(path.join(n.pool.pool, 'flocker', 'datasets', id)) &&
+            !fs.existsSync(path.join(n.pool.pool, 'flocker', 'snapshots', id)),
+        )
+          ? true
+          : undefined,
+      { timeoutMs: 30_000, intervalMs: 200, context: logs },
+    );
+  });
 });
