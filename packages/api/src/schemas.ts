@@ -592,7 +592,12 @@ export const NodeReport = z
     /** Moves of local datasets off this node running now (issue 24); absent when none. */
     moves: z.array(LocalMove).optional(),
     /** Standby replicas of local datasets this node is the primary of (issue 24); absent when none. */
-    replicas: z.array(LocalReplica).optional(),
+    replicas: z
+      .array(LocalReplica)
+      .optional()
+      .describe(
+        'Local storage (issue 24): the standby replica of each dataset with metadata clusterhq:flocker:replicas "1" whose primary this node is: the replica\'s node and age (taken_at).',
+      ),
     backup_store: z
       .literal(true)
       .optional()
