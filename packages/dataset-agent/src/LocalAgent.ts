@@ -243,7 +243,10 @@ export class LocalAgent {
     let changed = false;
     for (const action of actions) {
       if (this.stopping.signal.aborted) break;
-      if ((this.failures.get(action.datasetId)?.retryAt ?? 0) > now) continue;
+      const failure = this.failures.get(action.datasetId);
+      // The opt-in to the replica's loss window is acted on at once, not after the refusal's backoff.
+      const optedIn = action.kind === 'promoteReplica' && failure?.action === 'refuse';
+      if ((failure?.retryAt ?? 0) > now && !optedIn) continue;
       const started = Date.now();
       // A move and a replica send run in the background: timed when they end (startMove, startReplica).
       const timed = action.kind !== 'refuse' && action.kind !== 'moveOut' && action.kind !== 'replicate';
