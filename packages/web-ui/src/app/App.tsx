@@ -498,11 +498,16 @@ function VolumesSection({
 /**
  * The window of a long list's rows that meets the viewport (the page scrolls, not the list):
  * rows' heights are measured once rendered (a row with its snapshot panel open is taller),
- * the others estimated from the measured ones.
+ * the others estimated from the first rows measured. The estimate is fixed once taken: were it the
+ * average of every row measured so far, measuring a few taller rows at the bottom would resize the
+ * spacer of hundreds of unmeasured rows above the viewport, pushing the rows just scrolled to out of
+ * it with no scroll event to bring them back (issue 21: scrolled to the bottom of 1,000 volumes after
+ * taller ones were measured, the page stayed mid-list).
  */
 function useRowWindow(ids: readonly string[]) {
   const ref = useRef<HTMLTableSectionElement>(null);
   const heights = useRef(new Map<string, number>());
+  const estimate = useRef<number | undefined>(undefined);
   const [viewport, setViewport] = useState({ top: 0, height: 800 });
   const [measured, setMeasured] = useState(0);
   useEffect(() => {
@@ -543,12 +548,13 @@ function useRowWindow(ids: readonly string[]) {
       if (!heights.current.has(id)) fresh = true;
       heights.current.set(id, h);
     }
+    if (estimate.current === undefined && sums.size > 0)
+      estimate.current = [...sums.values()].reduce((a, b) => a + b, 0) / sums.size;
     if (fresh) setMeasured((m) => m + 1);
   });
-  const known = [...heights.current.values()];
-  const estimate = known.length > 0 ? known.reduce((a, b) => a + b, 0) / known.length : ESTIMATED_ROW_HEIGHT;
+  const unmeasured = estimate.current ?? ESTIMATED_ROW_HEIGHT;
   const window_ = rowWindow(
-    ids.map((id) => heights.current.get(id) ?? estimate),
+    ids.map((id) => heights.current.get(id) ?? unmeasured),
     viewport.top,
     viewport.height,
     8,
