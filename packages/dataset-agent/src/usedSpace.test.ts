@@ -6,7 +6,7 @@ import { ManualClock } from '@flocker/runtime/testing';
 import { DatasetAgent } from './DatasetAgent';
 import { TEST_NODE, testAgentOptions } from './testing/agentOptions';
 import { FakeControl, FakeDriver, FakeHost } from './testing/fakes';
-import { statfsUsedBytes, USED_BYTES_MAX_AGE_MS, UsedBytesCache } from './usedSpace';
+import { coarseUsedBytes, statfsUsedBytes, USED_BYTES_MAX_AGE_MS, UsedBytesCache } from './usedSpace';
 
 const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const MiB = 1024 * 1024;
@@ -59,6 +59,20 @@ describe('UsedBytesCache', () => {
       expect(statfsUsedBytes(join(dir, 'missing'))).toBeUndefined();
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('coarseUsedBytes', () => {
+  it('rounds down to 1 MiB, and above 64 MiB to a power-of-two step within 1/64 of the value', () => {
+    expect(coarseUsedBytes(0)).toBe(0);
+    expect(coarseUsedBytes(MiB - 1)).toBe(0);
+    expect(coarseUsedBytes(48 * MiB + 12345)).toBe(48 * MiB);
+    expect(coarseUsedBytes(10 * 1024 * MiB + 5 * MiB)).toBe(10 * 1024 * MiB);
+    for (const b of [3 * MiB + 7, 200 * MiB + 99, 7_777_777_777, 5e12]) {
+      const c = coarseUsedBytes(b);
+      expect(c).toBeLessThanOrEqual(b);
+      expect(b - c).toBeLessThanOrEqual(Math.max(MiB, b / 64));
     }
   });
 });

@@ -8,11 +8,24 @@ import { statfsSync } from 'node:fs';
 /** How long one measurement of a mount point is reused. */
 export const USED_BYTES_MAX_AGE_MS = 5_000;
 
-/** Bytes used on the file system mounted at `path` (blocks in use × block size); undefined when unreadable. */
+const MiB = 1024 * 1024;
+
+/**
+ * `bytes` rounded down to a step of at least 1 MiB and about 1/64 of itself (a power of two): within 1.6 %.
+ * A changed report is a new cluster generation that wakes every long-poll; a database writing all day must
+ * not turn each few-second measurement into one, so the value moves only when the usage really does.
+ */
+export function coarseUsedBytes(bytes: number): number {
+  let step = MiB;
+  while (step * 2 <= bytes / 64) step *= 2;
+  return Math.floor(bytes / step) * step;
+}
+
+/** Bytes used on the file system mounted at `path` (blocks in use × block size, coarsened); undefined when unreadable. */
 export function statfsUsedBytes(path: string): number | undefined {
   try {
     const s = statfsSync(path);
-    return Math.max(0, (s.blocks - s.bfree) * s.bsize);
+    return coarseUsedBytes(Math.max(0, (s.blocks - s.bfree) * s.bsize));
   } catch {
     return undefined;
   }
