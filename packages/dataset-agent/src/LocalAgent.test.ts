@@ -1,5 +1,5 @@
 import type { ClusterSnapshot } from '@flocker/api';
-import { decisionKey } from './LocalAgent';
+import { decisionKey, localManifestation } from './LocalAgent';
 
 const ME = '11111111-1111-4111-8111-111111111111';
 const B = '22222222-2222-4222-8222-222222222222';
@@ -58,5 +58,35 @@ describe('LocalAgent: when a snapshot is worth a turn', () => {
     expect(decisionKey(replica('move-000002', '2026-12-04T12:00:30Z'), ME)).toBe(
       decisionKey(replica('move-000001', '2026-12-04T12:00:00Z'), ME),
     );
+  });
+});
+
+describe('LocalAgent: localManifestation', () => {
+  const MiB = 1024 * 1024;
+  const copy = (usedBytes: number, mountPoints: string[]) => ({
+    datasetId: D,
+    size: 256 * MiB,
+    usedBytes,
+    mountPoints,
+  });
+
+  it("reports a mounted copy's used bytes as the engine counts them, coarsened to about 1/64", () => {
+    expect(localManifestation(copy(3 * MiB + 5, ['/flocker/x']), '/flocker/x', 'btrfs', '/p')).toEqual({
+      dataset_id: D,
+      blockdevice_id: `btrfs:/p/${D}`,
+      size: 256 * MiB,
+      status: 'mounted',
+      path: '/flocker/x',
+      used_bytes: 3 * MiB,
+    });
+    // 100 MiB and 100.5 MiB fall in the same 1-MiB step; 130 MiB and 131 MiB in the same 2-MiB step.
+    const used = (bytes: number) => localManifestation(copy(bytes, ['/m']), '/m', 'btrfs', '/p').used_bytes;
+    expect(used(100 * MiB + MiB / 2)).toBe(100 * MiB);
+    expect(used(131 * MiB)).toBe(used(130 * MiB));
+  });
+
+  it('reports no used bytes for a copy not mounted at its path (a move target, a retired copy)', () => {
+    const m = localManifestation(copy(10 * MiB, ['/elsewhere']), '/m', 'zfs', 'tank');
+    expect(m).toEqual({ dataset_id: D, blockdevice_id: `zfs:tank/${D}`, size: 256 * MiB, status: 'attached' });
   });
 });

@@ -22,6 +22,7 @@ import type winston from 'winston';
 import type { ControlChannel } from './DatasetAgentOptions';
 import { errorCode, errorMessage } from './errors';
 import { sampleAgent } from './metrics';
+import { coarseUsedBytes } from './usedSpace';
 import {
   calculateLocalChanges,
   DEFAULT_REPLICA_INTERVAL_MS,
@@ -61,6 +62,9 @@ export interface LocalAgentOptions {
 
 type Replica = ReplicaRecord & { readonly snapshot: string | null };
 
+/** A copy on this node's pool with the bytes the engine counts for it (btrfs qgroup / ZFS referenced). */
+export type LocalCopyReport = LocalCopyHere & { readonly usedBytes: number };
+
 interface Failure {
   readonly action: string;
   readonly code: string;
@@ -90,7 +94,7 @@ export class LocalAgent {
   private again = false;
   private timer: NodeJS.Timeout | undefined;
   private following: Promise<void> | undefined;
-  private copies: readonly LocalCopyHere[] = [];
+  private copies: readonly LocalCopyReport[] = [];
   /** What the last turn-triggering snapshot said that decisions depend on (see decisionKey). */
   private decidedOn: string | undefined;
 
@@ -183,6 +187,7 @@ export class LocalAgent {
       datasets.map(async (d) => ({
         datasetId: d.datasetId,
         size: d.size,
+        usedBytes: d.usedBytes,
         mountPoints: await engine.mountPoints(d.datasetId),
       })),
     );
@@ -266,6 +271,7 @@ export class LocalAgent {
         after.map(async (d) => ({
           datasetId: d.datasetId,
           size: d.size,
+          usedBytes: d.usedBytes,
           mountPoints: await engine.mountPoints(d.datasetId),
         })),
       );
@@ -482,17 +488,9 @@ export class LocalAgent {
       instance_id: this.o.nodeUuid,
       backend: `local-${this.o.engine.engine}`,
       zone: `local:${this.o.nodeUuid}`,
-      manifestations: this.copies.map((c) => {
-        const path = localMountPath(c.datasetId, this.o);
-        const mounted = c.mountPoints.includes(path);
-        return {
-          dataset_id: c.datasetId,
-          blockdevice_id: `${this.o.engine.engine}:${this.o.engine.pool}/${c.datasetId}`,
-          size: c.size ?? 0,
-          status: mounted ? ('mounted' as const) : ('attached' as const),
-          ...(mounted ? { path } : {}),
-        };
-      }),
+      manifestations: this.copies.map((c) =>
+        localManifestation(c, localMountPath(c.datasetId, this.o), this.o.engine.engine, this.o.engine.pool),
+      ),
       ...(this.progress.size > 0
         ? {
             moves: [...this.progress.entries()].map(([datasetId, p]) => ({
@@ -526,6 +524,27 @@ export class LocalAgent {
       this.o.logger.warn('report failed', { error: errorMessage(e) });
     }
   }
+}
+
+/**
+ * How the node report shows a copy on this node's pool. A mounted one carries used_bytes, coarsened
+ * (usedSpace.ts) so a dataset being written changes the report — a new cluster generation waking every
+ * long-poll — only when its usage moves by about 1/64.
+ */
+export function localManifestation(
+  c: LocalCopyReport,
+  path: string,
+  engine: string,
+  pool: string,
+): NodeReport['manifestations'][number] {
+  const mounted = c.mountPoints.includes(path);
+  return {
+    dataset_id: c.datasetId,
+    blockdevice_id: `${engine}:${pool}/${c.datasetId}`,
+    size: c.size ?? 0,
+    status: mounted ? 'mounted' : 'attached',
+    ...(mounted ? { path, used_bytes: coarseUsedBytes(c.usedBytes) } : {}),
+  };
 }
 
 /**
