@@ -7,6 +7,7 @@ import { releaseRisk } from '../model/safety';
 import { errorReason, nextScheduledAt, stateText, type NodeView, type VolumeView } from '../model/view';
 import { refusesSize, type ControlStatus } from '../model/wire';
 import { filterVolumes, listNotice, moveTargets, rowWindow, usedSpace, volumeAge } from '../model/list';
+import { replicaText } from '../model/local';
 import { ActionFailed, api } from './api';
 import { age, clockTime } from './time';
 import { useCluster } from './useCluster';
@@ -335,6 +336,15 @@ const STATE_LABEL: Record<VolumeView['state'], string> = {
   error: 'error',
 };
 
+/** A local move's phase in a word or two, beside its bar (the detail line above says it in full). */
+const LOCAL_MOVE_PHASE: Record<NonNullable<VolumeView['local_move']>['phase'], string> = {
+  copying: 'copying',
+  waitingForRelease: 'waiting for release',
+  final: 'final delta',
+  promoting: 'taking over',
+  done: 'done',
+};
+
 interface VolumesProps {
   volumes: VolumeView[];
   nodes: NodeView[];
@@ -618,6 +628,15 @@ function VolumeRow({
         </td>
         <td data-label="Primary" className="primary">
           {v.primary.host ?? v.primary.uuid.slice(0, 8)}
+          {v.replica !== null && (
+            <div
+              className="sub"
+              data-replica={v.replica.host}
+              title="standby replica: its age is what a failover loses"
+            >
+              {replicaText(v.replica, now)}
+            </div>
+          )}
         </td>
         <td data-label="State" title={stateText(v)} data-state-text={stateText(v)}>
           <span className={`badge state-${v.state}`}>{STATE_LABEL[v.state]}</span>
@@ -629,6 +648,15 @@ function VolumeRow({
             <div className="sub detail">
               {v.state === 'error' || v.state === 'deleting' ? `${v.state}: ` : ''}
               {v.detail}
+            </div>
+          )}
+          {v.local_move !== null && (
+            <div className="sub local-move" data-local-move={v.local_move.phase} title="local storage: move progress">
+              {v.local_move.percent !== null && (
+                <meter min={0} max={100} value={v.local_move.percent} aria-label="sent" />
+              )}{' '}
+              {LOCAL_MOVE_PHASE[v.local_move.phase]}
+              {v.local_move.percent !== null && ` ${v.local_move.percent}%`}
             </div>
           )}
           {v.state !== 'error' && v.state !== 'deleting' && v.errors[0] && (

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { ClusterSnapshot, DatasetConfiguration, NodeState, SnapshotConfiguration } from '@flocker/api/schemas';
 import { METADATA_FILESYSTEM_KEY, METADATA_NAME_KEY } from './sizes';
 import { SnapshotView, snapshotName, snapshotViews } from './snapshots';
+import { LocalMoveView, ReplicaView, localMoveOf, localMoveText, replicaOf } from './local';
 // The schedule's grammar and slot arithmetic, shared with the control service that runs it (zod-free, no Node code).
 import { datasetSnapshotSchedule, METADATA_SCHEDULED_KEY, nextScheduledSnapshot } from '@flocker/api/snapshotSchedule';
 
@@ -60,6 +61,10 @@ export const VolumeView = z.object({
   errors: z.array(VolumeError),
   /** When the UI server first saw the volume; null if it existed before the server started. */
   first_seen: z.string().nullable(),
+  /** Local storage (issue 24): a move running now, its phase and bytes sent. */
+  local_move: LocalMoveView.nullable(),
+  /** Local storage: the standby replica its primary keeps (metadata clusterhq:flocker:replicas), with its age. */
+  replica: ReplicaView.nullable(),
 });
 export type VolumeView = z.infer<typeof VolumeView>;
 
@@ -217,6 +222,9 @@ export function volumeState(s: ClusterSnapshot, d: DatasetConfiguration): Derive
   if (!primary) return { ...base, state: 'error', detail: `node ${d.primary} has never reported` };
   if (!primary.alive) return { ...base, state: 'error', detail: `node ${primary.host} is not alive` };
   const holderElsewhere = volume?.attached_to && volume.attached_to !== primary.instance_id;
+  // Local storage: the source streams the data to the new primary while its users keep it (issue 24).
+  const localMove = localMoveOf(s, id);
+  if (localMove) return { ...base, state: 'moving', detail: localMoveText(localMove) };
   if (elsewhere || holderElsewhere) {
     const from = elsewhere?.node ?? holder;
     if (from && !from.alive)
@@ -266,6 +274,8 @@ export function clusterView(s: ClusterSnapshot, firstSeen: ReadonlyMap<string, s
           ? { node_uuid: lease.node_uuid, host: hostOf(s.nodes, lease.node_uuid), expires: lease.expires }
           : null,
         first_seen: firstSeen.get(d.dataset_id) ?? null,
+        local_move: localMoveOf(s, d.dataset_id),
+        replica: replicaOf(s, d.dataset_id),
       };
     })
     .sort((a, b) => a.name.localeCompare(b.name) || a.dataset_id.localeCompare(b.dataset_id));

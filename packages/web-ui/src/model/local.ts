@@ -1,0 +1,84 @@
+/**
+ * Local storage (issue 24) as people see it: a running move's progress and a standby replica's age, read
+ * from the node reports (NodeReport.moves of the source, NodeReport.replicas of the primary). Pure; the
+ * `flocker` CLI (volumes move, describe volume) and the page share these words.
+ */
+import { z } from 'zod';
+import type { ClusterSnapshot } from '@flocker/api/schemas';
+import { formatSize } from './sizes';
+import { humanAge } from './list';
+
+export const LocalMoveView = z.object({
+  from: z.object({ uuid: z.string(), host: z.string() }),
+  to: z.object({ uuid: z.string(), host: z.string() }),
+  phase: z.enum(['copying', 'waitingForRelease', 'final', 'promoting', 'done']),
+  rounds: z.number(),
+  bytes_sent: z.number(),
+  bytes_total: z.number(),
+  /** bytes_sent of bytes_total, 0-100 (capped: incremental rounds send more than the data's size); null when empty. */
+  percent: z.number().nullable(),
+});
+export type LocalMoveView = z.infer<typeof LocalMoveView>;
+
+export const ReplicaView = z.object({
+  node_uuid: z.string(),
+  host: z.string(),
+  /** When the replica's newest snapshot was taken (ISO); null until the first is sent. */
+  taken_at: z.string().nullable(),
+});
+export type ReplicaView = z.infer<typeof ReplicaView>;
+
+const hostOf = (s: ClusterSnapshot, uuid: string): string =>
+  s.nodes.find((n) => n.uuid === uuid)?.host ?? uuid.slice(0, 8);
+
+/** The move of a local dataset running now, as its source node reports it; null when none. */
+export function localMoveOf(s: ClusterSnapshot, datasetId: string): LocalMoveView | null {
+  for (const n of s.nodes)
+    for (const m of n.moves ?? [])
+      if (m.dataset_id === datasetId)
+        return {
+          from: { uuid: n.uuid, host: n.host },
+          to: { uuid: m.to, host: hostOf(s, m.to) },
+          phase: m.phase,
+          rounds: m.rounds,
+          bytes_sent: m.bytes_sent,
+          bytes_total: m.bytes_total,
+          percent: m.bytes_total > 0 ? Math.min(100, Math.floor((100 * m.bytes_sent) / m.bytes_total)) : null,
+        };
+  return null;
+}
+
+const PHASE_TEXT: Record<LocalMoveView['phase'], (m: LocalMoveView) => string> = {
+  copying: (m) => `copying to ${m.to.host} while in use on ${m.from.host}`,
+  waitingForRelease: (m) => `caught up with ${m.from.host}; waiting for its users to release the volume`,
+  final: (m) => `sending the last changes to ${m.to.host}`,
+  promoting: (m) => `${m.to.host} is taking over`,
+  done: (m) => `moved to ${m.to.host}`,
+};
+
+/** "copying to b while in use on a: 12 MiB of 1 GiB sent (1%), round 1". */
+export function localMoveText(m: LocalMoveView): string {
+  const bytes =
+    m.bytes_total > 0
+      ? `${formatSize(m.bytes_sent)} of ${formatSize(m.bytes_total)} sent (${m.percent}%)`
+      : `${formatSize(m.bytes_sent)} sent`;
+  return `${PHASE_TEXT[m.phase](m)}: ${bytes}, round ${m.rounds}`;
+}
+
+/**
+ * The standby replica of a local dataset, as its primary reports it (a dead primary: its last report, the
+ * replica's age growing — the loss window of a failover); null when it keeps none. Only the primary's report
+ * counts: a former primary's says nothing once the dataset moved (possibly to that very replica).
+ */
+export function replicaOf(s: ClusterSnapshot, datasetId: string): ReplicaView | null {
+  const primary = s.datasets.find((d) => d.dataset_id === datasetId)?.primary;
+  const r = s.nodes.find((n) => n.uuid === primary)?.replicas?.find((x) => x.dataset_id === datasetId);
+  return r === undefined ? null : { node_uuid: r.node_uuid, host: hostOf(s, r.node_uuid), taken_at: r.taken_at };
+}
+
+/** "replica on b, 12 s old" (its age is the writes a failover to it would lose), or "…, none sent yet". */
+export function replicaText(r: ReplicaView, now: number): string {
+  return r.taken_at === null
+    ? `replica on ${r.host}, none sent yet`
+    : `replica on ${r.host}, ${humanAge(Date.parse(r.taken_at), now)} old`;
+}
