@@ -83,6 +83,9 @@ export function parseQgroupShow(text: string): Map<number, { referenced: number;
   return out;
 }
 
+/** Received bytes between two starts of writing the pool's dirty data out. */
+const WRITE_OUT_EVERY = 128 * 1024 * 1024;
+
 export class BtrfsEngine implements LocalEngine {
   readonly engine = 'btrfs' as const;
   readonly pool: string;
@@ -328,12 +331,17 @@ export class BtrfsEngine implements LocalEngine {
     const existing = new Set(await this.fs.list(dir));
     // -e: stop at the stream's end marker; without it, a stream cut off right after a command would look complete.
     const p = this.spawn('btrfs', ['receive', '-e', dir]);
+    const piping = pipeInto(stream, p);
+    const stopWritingOut = this.writeOutWhileReceiving(stream);
     try {
-      await pipeInto(stream, p);
+      await piping;
     } catch (e) {
       await this.removeNew(datasetId, existing, name);
       throw e instanceof LocalStorageError ? e : new LocalStorageError('TRANSFER_FAILED', String(e));
+    } finally {
+      stopWritingOut();
     }
+    this.writeOut();
     const got = await this.completeSnapshot(datasetId, name);
     if (got?.identity !== identity) {
       await this.removeNew(datasetId, existing, name);
@@ -343,6 +351,34 @@ export class BtrfsEngine implements LocalEngine {
       );
     }
     return got;
+  }
+
+  /**
+   * A received subvolume's data stays dirty in memory, and the next incremental receive snapshots it
+   * as its parent, which first writes all of it out: after a full send, seconds inside the move's
+   * unavailable window. So it is written out while it comes (every WRITE_OUT_EVERY bytes) and after.
+   */
+  private writeOutWhileReceiving(stream: Readable): () => void {
+    let since = 0;
+    const onData = (chunk: Buffer): void => {
+      since += chunk.length;
+      if (since < WRITE_OUT_EVERY) return;
+      since = 0;
+      this.writeOut();
+    };
+    stream.on('data', onData);
+    return () => stream.off('data', onData);
+  }
+
+  private writingOut = false;
+
+  /** Starts writing the pool's dirty data out, one at a time, not awaited (a failure only leaves it for later). */
+  private writeOut(): void {
+    if (this.writingOut) return;
+    this.writingOut = true;
+    void this.exec('btrfs', ['filesystem', 'sync', this.pool])
+      .catch(() => undefined)
+      .finally(() => (this.writingOut = false));
   }
 
   private async completeSnapshot(datasetId: string, name: string): Promise<LocalSnapshot | undefined> {
