@@ -57,8 +57,31 @@ describe('describeVolume', () => {
     expect(t).toMatch(/^Last error: +\S+ failed on 10\.0\.0\.1 .*\(\w+\)$/m);
     expect(t).toMatch(/node_dead +node 10\.0\.0\.1 is dead/);
   });
+  it('a local volume (issue 24): the move running now and the standby replica with its age', () => {
+    const MiB = 1024 * 1024;
+    const local = dataset(D1, 'pgdata', B);
+    const c = snapshot({
+      datasets: [local],
+      nodes: [
+        node(A, 'a', {
+          manifestations: [mounted(D1)],
+          moves: [{ dataset_id: D1, to: B, phase: 'copying', rounds: 2, bytes_sent: 48 * MiB, bytes_total: 64 * MiB }],
+        }),
+        node(B, 'b', {
+          replicas: [{ dataset_id: D1, node_uuid: A, snapshot: 'r-1', taken_at: '2026-12-04T12:00:00.000Z' }],
+        }),
+      ],
+    });
+    const y = describeVolume(c, local, [], [], []);
+    expect(y.local_move).toMatchObject({ from: { host: 'a' }, to: { host: 'b' }, phase: 'copying', percent: 75 });
+    expect(y.replica).toEqual({ node_uuid: A, host: 'a', taken_at: '2026-12-04T12:00:00.000Z' });
+    const t = describeText(y, Date.parse('2026-12-04T12:00:42.000Z'));
+    expect(t).toMatch(/^Moving: +copying to b while in use on a: 48 MiB of 64 MiB sent \(75%\), round 2$/m);
+    expect(t).toMatch(/^Replica: +replica on a, 42 s old$/m);
+  });
   it('nothing known: says none', () => {
     const t = describeText(describeVolume(snapshot(), dataset(D2, 'new', B), [], [], []));
+    expect(t).not.toMatch(/^(Moving|Replica):/m);
     expect(t).toMatch(/^On nodes: +none$/m);
     expect(t).toMatch(/^Lease: +none$/m);
     expect(t).toMatch(/^Last error: +none$/m);

@@ -11,7 +11,16 @@ import {
   type Lease,
   type SnapshotConfiguration,
 } from '@flocker/api';
-import { snapshotRow, type SnapshotRow } from '@flocker/web-ui';
+import {
+  localMoveOf,
+  localMoveText,
+  replicaOf,
+  replicaText,
+  snapshotRow,
+  type LocalMoveView,
+  type ReplicaView,
+  type SnapshotRow,
+} from '@flocker/web-ui';
 import { leaseHolders, shortId } from './format';
 import { errorsOf, errorText, type NodeError } from './health';
 import { volumeView, type VolumeView } from './volumes';
@@ -38,6 +47,10 @@ export interface VolumeDescription {
   errors: NodeError[];
   /** The control service's events about the volume (or its node), oldest first. */
   events: ClusterEvent[];
+  /** Local storage (issue 24): a move running now (phase, rounds, bytes sent of total); null when none. */
+  local_move: LocalMoveView | null;
+  /** Local storage: the standby replica its primary keeps (node, taken_at: its age); null when none. */
+  replica: ReplicaView | null;
 }
 
 export function describeVolume(
@@ -102,6 +115,8 @@ export function describeVolume(
       .filter((e) => e.dataset_id === id || (e.dataset_id === undefined && e.node_uuid === primary))
       .slice()
       .sort((a, b) => a.time.localeCompare(b.time)),
+    local_move: localMoveOf(cluster, id),
+    replica: replicaOf(cluster, id),
   };
 }
 
@@ -112,8 +127,8 @@ export function usedText(used: number | null, maximum: number | null | undefined
   return `${formatSize(used)} of ${formatSize(maximum)} (${Math.round((100 * used) / maximum)}%)`;
 }
 
-/** kubectl-describe-like text. */
-export function describeText(x: VolumeDescription): string {
+/** kubectl-describe-like text; `now` ages the standby replica. */
+export function describeText(x: VolumeDescription, now: number = Date.now()): string {
   const v = x.volume;
   const meta = Object.entries(v.metadata).map(([k, val]) => `  ${k}=${val}`);
   const lines = [
@@ -123,6 +138,8 @@ export function describeText(x: VolumeDescription): string {
     `Used:         ${usedText(v.used_bytes, v.maximum_size ?? v.size)}`,
     `Primary:      ${v.node} (${v.primary})`,
     `State:        ${v.state}${v.path ? ` at ${v.path}` : ''}`,
+    ...(x.local_move !== null ? [`Moving:       ${localMoveText(x.local_move)}`] : []),
+    ...(x.replica !== null ? [`Replica:      ${replicaText(x.replica, now)}`] : []),
     ...(v.source_snapshot_id !== undefined ? [`Cloned from:  snapshot ${v.source_snapshot_id}`] : []),
     ...(v.source_backup !== undefined ? [`Restored from: backup ${v.source_backup.backup_id}`] : []),
     `Metadata:${meta.length ? '' : '     -'}`,

@@ -43,6 +43,34 @@ describe('movePhase', () => {
     expect(movePhase(snap([]), D, A)).toMatchObject({ fatal: true });
     expect(movePhase(snap([node(A, { alive: false })]), D, A)).toMatchObject({ fatal: true });
   });
+  it("shows a local move's phase, bytes sent of total and round while the target waits (issue 24)", () => {
+    const MiB = 1024 * 1024;
+    const move = (phase: 'copying' | 'waitingForRelease' | 'final' | 'promoting', rounds: number, sent: number) =>
+      snap([
+        node(A, {
+          manifestations: [{ dataset_id: D, blockdevice_id: 'btrfs:/p/x', size: 1, status: 'mounted', path: '/m' }],
+          moves: [{ dataset_id: D, to: B, phase, rounds, bytes_sent: sent * MiB, bytes_total: 64 * MiB }],
+        }),
+        node(B),
+      ]);
+    expect(movePhase(move('copying', 1, 16), D, B)).toEqual({
+      phase: 'waiting',
+      step: 'copying to host-b while in use on host-a: 16 MiB of 64 MiB sent (25%), round 1',
+    });
+    expect(movePhase(move('waitingForRelease', 3, 64), D, B)).toMatchObject({
+      step: 'caught up with host-a; waiting for its users to release the volume: 64 MiB of 64 MiB sent (100%), round 3',
+    });
+    expect(movePhase(move('final', 4, 65), D, B)).toMatchObject({ step: expect.stringMatching(/^sending the last/) });
+    expect(movePhase(move('promoting', 4, 65), D, B)).toMatchObject({
+      step: expect.stringMatching(/^host-b is taking/),
+    });
+    // A move to another node is not this wait's.
+    expect(movePhase(move('copying', 1, 16), D, A)).toEqual({ phase: 'mounted', path: '/m' });
+    const err = { dataset_id: D, action: 'move', code: 'TRANSFER_FAILED', message: 'reset', attempts: 2, since: 'x' };
+    const failing = move('copying', 2, 20);
+    failing.nodes[1] = node(B, { errors: [err] });
+    expect(movePhase(failing, D, B)).toMatchObject({ step: expect.stringMatching(/^copying/), error: /reset/ });
+  });
   it('isGone once nothing holds the dataset', () => {
     expect(isGone(snap([node(A, { volumes: [vol(null)] })]), D)).toBe(false);
     expect(isGone(snap([node(A)]), D)).toBe(true);

@@ -3,6 +3,7 @@
  * cluster snapshot. Pure, so every phase is unit-tested.
  */
 import type { ClusterSnapshot } from '@flocker/api';
+import { localMoveOf, localMoveText } from '@flocker/web-ui';
 
 export type Phase =
   | { phase: 'mounted'; path: string }
@@ -32,6 +33,9 @@ export function movePhase(snapshot: ClusterSnapshot, datasetId: string, nodeUuid
       : { phase: 'waiting', step };
   const here = node.manifestations.find((m) => m.dataset_id === datasetId);
   if (here?.status === 'mounted' && here.path) return { phase: 'mounted', path: here.path };
+  // Local storage (issue 24): the source streams the data here while its users keep the volume; its report says how far.
+  const local = localMoveOf(snapshot, datasetId);
+  if (local !== null && local.to.uuid === nodeUuid) return withError(localMoveText(local));
   if (here?.status === 'attached') return withError('formatting and mounting');
   const volume = snapshot.nodes.flatMap((n) => n.volumes ?? []).find((v) => v.dataset_id === datasetId);
   if (!volume) return withError('creating');
