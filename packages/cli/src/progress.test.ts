@@ -55,15 +55,24 @@ describe('movePhase', () => {
       ]);
     expect(movePhase(move('copying', 1, 16), D, B)).toEqual({
       phase: 'waiting',
-      step: 'copying to host-b while in use on host-a: 16 MiB of 64 MiB sent (25%), round 1',
+      step: 'copying from host-a to host-b: 16 MiB of 64 MiB sent (25%), 1 round done',
     });
     expect(movePhase(move('waitingForRelease', 3, 64), D, B)).toMatchObject({
-      step: 'caught up with host-a; waiting for its users to release the volume: 64 MiB of 64 MiB sent (100%), round 3',
+      step: 'caught up with host-a; waiting for its users to release the volume: 64 MiB of 64 MiB sent (100%), 3 rounds done',
     });
     expect(movePhase(move('final', 4, 65), D, B)).toMatchObject({ step: expect.stringMatching(/^sending the last/) });
     expect(movePhase(move('promoting', 4, 65), D, B)).toMatchObject({
       step: expect.stringMatching(/^host-b is taking/),
     });
+    // Before the source's first report of it: the copy is still on the source (nothing to attach).
+    const before = snap([
+      node(A, {
+        backend: 'local-btrfs',
+        manifestations: [{ dataset_id: D, blockdevice_id: 'btrfs:/p/x', size: 1, status: 'mounted', path: '/m' }],
+      }),
+      node(B, { backend: 'local-btrfs' }),
+    ]);
+    expect(movePhase(before, D, B)).toEqual({ phase: 'waiting', step: 'waiting for host-a to start the move' });
     // A move to another node is not this wait's.
     expect(movePhase(move('copying', 1, 16), D, A)).toEqual({ phase: 'mounted', path: '/m' });
     const err = { dataset_id: D, action: 'move', code: 'TRANSFER_FAILED', message: 'reset', attempts: 2, since: 'x' };

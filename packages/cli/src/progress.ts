@@ -36,6 +36,11 @@ export function movePhase(snapshot: ClusterSnapshot, datasetId: string, nodeUuid
   // Local storage (issue 24): the source streams the data here while its users keep the volume; its report says how far.
   const local = localMoveOf(snapshot, datasetId);
   if (local !== null && local.to.uuid === nodeUuid) return withError(localMoveText(local));
+  // Nothing is attached across nodes there: until the source starts sending, the copy is still on the source.
+  const source = node.backend.startsWith('local-')
+    ? snapshot.nodes.find((n) => n.uuid !== nodeUuid && n.manifestations.some((m) => m.dataset_id === datasetId))
+    : undefined;
+  if (source !== undefined && here === undefined) return withError(`waiting for ${source.host} to start the move`);
   if (here?.status === 'attached') return withError('formatting and mounting');
   const volume = snapshot.nodes.flatMap((n) => n.volumes ?? []).find((v) => v.dataset_id === datasetId);
   if (!volume) return withError('creating');

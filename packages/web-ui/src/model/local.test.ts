@@ -40,22 +40,22 @@ describe('localMoveOf / localMoveText', () => {
 
   it('words every phase, with bytes sent of the total and the round', () => {
     const text = (m: Partial<LocalMove>) => localMoveText(localMoveOf(moving(m), D1)!);
-    expect(text({})).toBe('copying to b while in use on a: 16 MiB of 64 MiB sent (25%), round 1');
+    expect(text({})).toBe('copying from a to b: 16 MiB of 64 MiB sent (25%), 1 round done');
     expect(text({ phase: 'waitingForRelease', rounds: 3, bytes_sent: 66 * MiB })).toBe(
       // Incremental rounds send more than the data's size: the percentage stops at 100.
-      'caught up with a; waiting for its users to release the volume: 66 MiB of 64 MiB sent (100%), round 3',
+      'caught up with a; waiting for its users to release the volume: 66 MiB of 64 MiB sent (100%), 3 rounds done',
     );
-    expect(text({ phase: 'final', rounds: 4 })).toMatch(/^sending the last changes to b: .*round 4$/);
+    expect(text({ phase: 'final', rounds: 4 })).toMatch(/^sending the last changes to b: .*4 rounds done$/);
     expect(text({ phase: 'promoting' })).toMatch(/^b is taking over: /);
     expect(text({ phase: 'done' })).toMatch(/^moved to b: /);
-    expect(text({ bytes_total: 0, bytes_sent: 0 })).toBe('copying to b while in use on a: 0 B sent, round 1');
+    expect(text({ bytes_total: 0, bytes_sent: 0 })).toBe('copying from a to b: 0 B sent, 1 round done');
   });
 
   it("is the volume's state while it runs (not 'detaching'), and in its view", () => {
     const s = moving({ phase: 'final' });
     expect(volumeState(s, s.datasets[0]!)).toMatchObject({
       state: 'moving',
-      detail: 'sending the last changes to b: 16 MiB of 64 MiB sent (25%), round 1',
+      detail: 'sending the last changes to b: 16 MiB of 64 MiB sent (25%), 1 round done',
     });
     expect(clusterView(s).volumes[0]).toMatchObject({ local_move: { phase: 'final', percent: 25 }, replica: null });
   });

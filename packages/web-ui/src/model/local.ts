@@ -49,20 +49,20 @@ export function localMoveOf(s: ClusterSnapshot, datasetId: string): LocalMoveVie
 }
 
 const PHASE_TEXT: Record<LocalMoveView['phase'], (m: LocalMoveView) => string> = {
-  copying: (m) => `copying to ${m.to.host} while in use on ${m.from.host}`,
+  copying: (m) => `copying from ${m.from.host} to ${m.to.host}`,
   waitingForRelease: (m) => `caught up with ${m.from.host}; waiting for its users to release the volume`,
   final: (m) => `sending the last changes to ${m.to.host}`,
   promoting: (m) => `${m.to.host} is taking over`,
   done: (m) => `moved to ${m.to.host}`,
 };
 
-/** "copying to b while in use on a: 12 MiB of 1 GiB sent (1%), round 1". */
+/** "copying from a to b: 12 MiB of 1 GiB sent (1%), 0 rounds done" (rounds: snapshots sent in full). */
 export function localMoveText(m: LocalMoveView): string {
   const bytes =
     m.bytes_total > 0
       ? `${formatSize(m.bytes_sent)} of ${formatSize(m.bytes_total)} sent (${m.percent}%)`
       : `${formatSize(m.bytes_sent)} sent`;
-  return `${PHASE_TEXT[m.phase](m)}: ${bytes}, round ${m.rounds}`;
+  return `${PHASE_TEXT[m.phase](m)}: ${bytes}, ${m.rounds} round${m.rounds === 1 ? '' : 's'} done`;
 }
 
 /**
