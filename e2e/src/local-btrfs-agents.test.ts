@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import winston from 'winston';
 import { FlockerClient } from '@flocker/api';
+import { buildCli } from '@flocker/cli';
 import { startControlService, type ControlService } from '@flocker/control-api';
 import { makeBtrfsLoopPool, type BtrfsLoopPool } from '@flocker/storage-drivers/testing';
 import { ClusterPki } from './cluster/pki';
@@ -108,12 +109,26 @@ describe('local btrfs datasets moved through the API between two agents', () => 
     if (dir !== undefined) removeTree(dir);
   });
 
+  /** The `flocker` CLI in this process on the admin's client: its exit code, stdout and stderr lines. */
+  const cli = async (args: string[], interactive: boolean): Promise<{ code: number; out: string[]; err: string[] }> => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const before = process.exitCode;
+    process.exitCode = undefined;
+    try {
+      await buildCli(args, { out: (t) => out.push(t), err: (t) => err.push(t), interactive }, () => admin).parseAsync();
+      return { code: Number(process.exitCode ?? 0), out, err };
+    } finally {
+      process.exitCode = before;
+    }
+  };
+
   const mountedAt = async (datasetId: string, node: Node): Promise<string | undefined> => {
     const state = (await admin.listDatasetState()).find((d) => d.dataset_id === datasetId);
     return state?.primary === node.uuid && state.path !== undefined ? state.path : undefined;
   };
 
-  it('creates the dataset on its node, moves it with its data when the primary changes, refuses a move off a dead node, leaves nothing once deleted', async () => {
+  it('creates the dataset on its node, moves it with its data when the primary changes (its progress shown by flocker volumes move; used bytes reported), refuses a move off a dead node, leaves nothing once deleted', async () => {
     const [a, b] = nodes as [Node, Node];
     const created = await admin.createDataset({
       primary: a.uuid,
@@ -149,16 +164,34 @@ describe('local btrfs datasets moved through the API between two agents', () => 
       }
     })();
     const t0 = Date.now();
-    await admin.updateDataset(id, { primary: b.uuid });
+    // `flocker volumes move` (as on a terminal): the phase and bytes sent, from A's report, while it waits.
+    const moved = await cli(['volumes', 'move', id, b.uuid, '--timeout', '60'], true);
     const pathB = await waitFor('moved to B and mounted there', () => mountedAt(id, b), {
       timeoutMs: 60_000,
       intervalMs: 100,
       context: logs,
     });
     console.log(`local dataset moved through the API in ${Date.now() - t0} ms; progress seen: ${seen.join(', ')}`);
+    console.log(`flocker volumes move said:\n${[...moved.err, ...moved.out].join('\n')}`);
     watching = false;
     await watcher;
     expect(seen.some((s) => s.startsWith('copying:'))).toBe(true);
+    expect(moved.code).toBe(0);
+    expect(moved.out.join('\n')).toContain(`is mounted on ${b.address}`);
+    expect(
+      moved.err.some((l) => /… copying from 127\.0\.0\.2 to 127\.0\.0\.3: .*sent.*, \d+ rounds? done$/.test(l)),
+    ).toBe(true);
+    // B reports the used bytes its engine counts for the mounted copy (coarsened: 128 MiB of data is 128 MiB).
+    await waitFor(
+      "B's report of the used bytes",
+      async () => {
+        const m = (await admin.waitForCluster(undefined, 0)).nodes
+          .find((n) => n.uuid === b.uuid)
+          ?.manifestations.find((x) => x.dataset_id === id);
+        return m?.used_bytes !== undefined && m.used_bytes >= DATA_MIB * MiB ? true : undefined;
+      },
+      { timeoutMs: 15_000, intervalMs: 200, context: logs },
+    );
     expect(pathB).toBe(path.join(b.mountRoot, id));
     expect(sha256(path.join(pathB, 'data'))).toBe(expected);
     // A no longer holds a live copy (its final snapshot stays as the base of a move back).
@@ -265,6 +298,10 @@ describe('local btrfs datasets moved through the API between two agents', () => 
     });
     const sum1 = write(pathA, 'one', 64);
     const first = await replicaAfter(id, a, b, Date.now());
+    // `flocker describe volume`: the standby replica's node and age.
+    const described = await cli(['describe', 'volume', id], false);
+    expect(described.code).toBe(0);
+    expect(described.out.join('\n')).toMatch(/^Replica: +replica on 127\.0\.0\.3, \d+ s old$/m);
     // Received on B, never promoted: no live copy there.
     expect(fs.existsSync(path.join(b.pool.pool, 'flocker', 'snapshots', id, first.snapshot ?? ''))).toBe(true);
     expect(fs.existsSync(path.join(b.pool.pool, 'flocker', 'datasets', id))).toBe(false);
