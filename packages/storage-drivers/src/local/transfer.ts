@@ -211,7 +211,14 @@ export class TransferServer {
       case 'receive': {
         const payload = reader.payload();
         const t0 = Date.now();
-        const snapshot = await engine.receive(request.datasetId, request.name, request.identity, payload.stream);
+        let snapshot: Awaited<ReturnType<LocalEngine['receive']>>;
+        try {
+          snapshot = await engine.receive(request.datasetId, request.name, request.identity, payload.stream);
+        } catch (e) {
+          // Never left paused on a full stream nobody reads: the sender would wait for room forever.
+          payload.stream.destroy();
+          throw e;
+        }
         // The engine may stop at its own end marker: the rest (the trailer) is read and checked still.
         payload.stream.resume();
         try {
@@ -573,7 +580,10 @@ export class TransferClient implements TargetApi {
     let bytes = 0;
     try {
       await write(`${JSON.stringify({ op: 'receive', ...request })}\n`);
-      await this.pump(socket, send.stream, closed, (n) => {
+      // An answer before the end of the stream is a refusal: the send stops (the peer reads no more of it).
+      const cut = Promise.race([closed, answer.then(() => Promise.reject(new Error('answered mid-stream')))]);
+      cut.catch(() => undefined);
+      await this.pump(socket, send.stream, cut, (n) => {
         bytes += n;
         onBytes?.(bytes);
       });
