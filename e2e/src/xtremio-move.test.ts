@@ -149,6 +149,9 @@ describe('dataset agents on XtremIO (simulator)', () => {
     writeFileSync(join(mountedB, 'via-plugin.txt'), 'from b\n');
     execFileSync('sync', ['-f', join(mountedB, 'via-plugin.txt')]);
     await plugin(onB, 'Unmount', { Name: 'xio-vol', ID: 'container-b' });
+    // An Unmount right after its Mount looks like Docker's copy-up cycle: b keeps the lease a moment.
+    // A container on a starts once b has let go, as it would after a real container's life.
+    await bed.waitFor('b to let the volume go', async () => (await bed.client.listLeases()).length === 0, 30_000);
     const mountedA = (await plugin(onA, 'Mount', { Name: 'xio-vol', ID: 'container-a' }))['Mountpoint'] as string;
     expect(readFileSync(join(mountedA, 'via-plugin.txt'), 'utf8')).toBe('from b\n');
     await plugin(onA, 'Unmount', { Name: 'xio-vol', ID: 'container-a' });
