@@ -14,6 +14,8 @@ command -v curl      >/dev/null 2>&1 || need+=(curl ca-certificates)
 command -v openssl   >/dev/null 2>&1 || need+=(openssl)
 command -v promtool  >/dev/null 2>&1 || need+=(prometheus)
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
+# Userspace ZFS over FUSE (this kernel has no zfs module): the ZFS engine runs for real on it.
+command -v zfs-fuse  >/dev/null 2>&1 || need+=(zfs-fuse)
 [ -x /bin/busybox ] || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   echo "flocker: installing ${need[*]}" >&2
