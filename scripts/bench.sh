@@ -18,6 +18,7 @@ mkdir -p bench-results
 benches=(
   "control-api|packages/control-api/dist/bench/bench.js|Control service: API latency, fan-out and memory (issue 2)"
   "control-api-etcd|packages/control-api/dist/bench/bench.js|Control service on etcd (3 members): latency, fan-out, failover (issue 10)|--store etcd"
+  "control-scale|packages/control-api/dist/bench/scaleBench.js|Control plane at scale: 1,000 / 5,000 / 10,000 agents, file and etcd (issue 23)|--svg docs/bench-scale.svg"
   "dataset-agent|packages/dataset-agent/dist/bench/bench.js|Dataset agent: create→mounted and delete vs the raw loopback sequence (issue 3)"
   "volume-plugin|packages/volume-plugin/dist/bench/bench.js|Docker plugin: docker run with a Flocker volume vs a local volume (issue 4)"
   "move|e2e/dist/bench-move.js|Moves between hosts and recovery from a dead host (issue 5)"

@@ -4,112 +4,17 @@
  * is its own) and prints a markdown table; `--out file.json` also writes JSON.
  *   node packages/control-api/dist/bench/bench.js --out bench.json [--datasets 10000 --agents 1000]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import * as path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { createConnectionPool, FlockerClient, type NodeReport } from '@flocker/api';
-import { CONTROL_ENV, CONTROL_NODE_FLAGS } from '../nodeFlags';
 import { EtcdTestCluster } from '../testing/etcdCluster';
-
-interface Stats {
-  n: number;
-  p50_ms: number;
-  p99_ms: number;
-  max_ms: number;
-}
-
-function stats(samples: number[]): Stats {
-  const s = [...samples].sort((a, b) => a - b);
-  const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
-  const r = (x: number): number => Math.round(x * 100) / 100;
-  return { n: s.length, p50_ms: r(at(0.5)), p99_ms: r(at(0.99)), max_ms: r(s[s.length - 1] ?? NaN) };
-}
-
-async function pooled<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < items.length) {
-        const item = items[next++] as T;
-        await fn(item);
-      }
-    }),
-  );
-}
-
-function rssMiB(pid: number): { rss: number; hwm: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (name: string): number => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
-  return { rss: Math.round(kb('VmRSS') / 1024), hwm: Math.round(kb('VmHWM') / 1024) };
-}
-
-/** Plain HTTP for the benchmark; a flocker-control that defaults to TLS needs asking for it. */
-function plainHttpArgs(): string[] {
-  return readFileSync(path.join(__dirname, '..', 'main.js'), 'utf8').includes('insecure-http')
-    ? ['--insecure-http']
-    : [];
-}
-
-function startServer(
-  dataDir: string,
-  nodeArgs: readonly string[],
-  storeArgs: readonly string[] = [],
-): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(
-    process.execPath,
-    [
-      ...CONTROL_NODE_FLAGS,
-      ...nodeArgs,
-      path.join(__dirname, '..', 'main.js'),
-      '--port',
-      '0',
-      '--host',
-      '127.0.0.1',
-      '--data-dir',
-      dataDir,
-      '--node-timeout',
-      '3600',
-      '--log-level',
-      'error',
-      ...plainHttpArgs(),
-      ...storeArgs,
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...CONTROL_ENV } },
-  );
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (c: Buffer) => {
-      out += c.toString();
-      const nl = out.indexOf('\n');
-      if (nl >= 0) resolve({ child, url: (JSON.parse(out.slice(0, nl)) as { listening: string }).listening });
-    });
-    child.once('exit', (code) => reject(new Error(`flocker-control exited (${code})`)));
-  });
-}
-
-/** SIGTERM (a graceful stop writes --cpu-prof/--heap-prof output), SIGKILL after 10 s. */
-function stopServer(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', () => {
-      clearTimeout(kill);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const t = performance.now();
-  await fn();
-  return performance.now() - t;
-}
+import { AgentFleet } from './agents';
+import { pooled, rssMiB, startServer, stats, stopServer, timed } from './harness';
 
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
@@ -214,26 +119,11 @@ async function main(): Promise<void> {
       },
     );
 
-    // 1,000 agents long-poll for what concerns them, re-polling after every answer. They
-    // run in a worker thread: real agents are other machines, and 1,000 answers parsed in
-    // this event loop would delay the measuring client's own responses, not the server's.
-    const base = (await client.waitForCluster(undefined, 0)).generation;
-    const agents = new Worker(__filename, {
-      workerData: { url, nodes, base, keepAlive: argv['keep-alive'] } satisfies AgentsInput,
-    });
-    const fromAgents = (type: AgentsMessage['type']): Promise<AgentsMessage> =>
-      new Promise((resolve, reject) => {
-        const onMessage = (m: AgentsMessage): void => {
-          if (m.type !== type) return;
-          agents.off('message', onMessage);
-          agents.off('error', reject);
-          resolve(m);
-        };
-        agents.on('message', onMessage);
-        agents.once('error', reject);
-      });
-    await fromAgents('started');
-    const agentsStopped = fromAgents('stopped');
+    // 1,000 agents long-poll for what concerns them, re-polling after every answer (in a worker thread).
+    const agents = await AgentFleet.start(
+      nodes.map((node) => ({ node, url })),
+      { keepAlive: argv['keep-alive'] },
+    );
     await new Promise((r) => setTimeout(r, 2000));
 
     log('measuring reads');
@@ -245,13 +135,11 @@ async function main(): Promise<void> {
     }
 
     log('measuring fan-out');
-    const waitingFor = (await client.waitForCluster(undefined, 0)).generation;
-    const expected = fromAgents('fanout');
-    agents.postMessage({ type: 'expect', generation: waitingFor } satisfies AgentsCommand);
-    await new Promise((r) => setTimeout(r, 50));
-    const t0 = performance.timeOrigin + performance.now();
-    await client.createDataset({ primary: nodes[0] as string });
-    const fan = (await expected) as Extract<AgentsMessage, { type: 'fanout' }>;
+    let t0 = NaN;
+    const fan = await agents.fanout(async () => {
+      t0 = performance.timeOrigin + performance.now();
+      await client.createDataset({ primary: nodes[0] as string });
+    });
     const reached = fan.reached;
     const fanoutMs = reached === nodes.length ? fan.lastAt - t0 : NaN;
     await new Promise((r) => setTimeout(r, 1000));
@@ -277,7 +165,7 @@ async function main(): Promise<void> {
       const poll = fc.waitForCluster((await fc.waitForCluster(undefined, 0)).generation, 30_000);
       await new Promise((r) => setTimeout(r, 200));
       // The simulated agents talk to the killed replica only: their failing polls just end them.
-      agents.postMessage({ type: 'stop' } satisfies AgentsCommand);
+      await agents.stop();
       const killedAt = performance.now();
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGKILL');
@@ -288,10 +176,8 @@ async function main(): Promise<void> {
       await exited;
     }
 
-    agents.postMessage({ type: 'stop' } satisfies AgentsCommand);
+    await agents.stop();
     await stopServer(child);
-    await agentsStopped;
-    await agents.terminate();
 
     const results = {
       datasets: argv.datasets,
@@ -399,78 +285,10 @@ async function main(): Promise<void> {
   }
 }
 
-interface AgentsInput {
-  url: string;
-  nodes: string[];
-  base: string;
-  keepAlive: boolean;
-}
-type AgentsCommand = { type: 'expect'; generation: string } | { type: 'stop' };
-type AgentsMessage =
-  { type: 'started' } | { type: 'fanout'; reached: number; lastAt: number; errors: number } | { type: 'stopped' };
-
-/** The simulated agents (worker thread): each long-polls its node's view and re-polls after every answer. */
-async function runAgents(input: AgentsInput): Promise<void> {
-  const port = parentPort;
-  if (port === null) throw new Error('runAgents runs in a worker');
-  const pool = input.keepAlive ? undefined : createConnectionPool(input.nodes.length + 64);
-  const client = new FlockerClient({
-    baseUrl: input.url,
-    ...(pool !== undefined ? { dispatcher: pool } : {}),
-    timeoutMs: 60_000,
-  });
-  let stop = false;
-  let waitingFor: string | undefined;
-  let seen = new Map<string, number>();
-  let deadline: NodeJS.Timeout | undefined;
-  let errors = 0;
-  const finishFanout = (): void => {
-    if (deadline !== undefined) clearTimeout(deadline);
-    deadline = undefined;
-    waitingFor = undefined;
-    const lastAt = seen.size > 0 ? Math.max(...seen.values()) : NaN;
-    port.postMessage({ type: 'fanout', reached: seen.size, lastAt, errors } satisfies AgentsMessage);
-  };
-  port.on('message', (m: AgentsCommand) => {
-    if (m.type === 'stop') stop = true;
-    else {
-      seen = new Map();
-      waitingFor = m.generation;
-      deadline = setTimeout(finishFanout, 10_000);
-    }
-  });
-  const loops = input.nodes.map(async (node) => {
-    let gen = input.base;
-    while (!stop) {
-      let snap: Awaited<ReturnType<typeof client.waitForCluster>>;
-      try {
-        snap = await client.waitForCluster(gen, 30_000, { node });
-      } catch {
-        // A real agent retries a failed poll (a reset connection under 10,000 of them); so does this one.
-        errors++;
-        await new Promise((r) => setTimeout(r, 100));
-        continue;
-      }
-      if (waitingFor !== undefined && snap.generation !== waitingFor && !seen.has(node)) {
-        seen.set(node, performance.timeOrigin + performance.now());
-        if (seen.size === input.nodes.length) finishFanout();
-      }
-      gen = snap.generation;
-    }
-  });
-  port.postMessage({ type: 'started' } satisfies AgentsMessage);
-  await Promise.allSettled(loops);
-  await pool?.close().catch(() => undefined);
-  port.postMessage({ type: 'stopped' } satisfies AgentsMessage);
-}
-
-if (!isMainThread) {
-  void runAgents(workerData as AgentsInput);
-} else
-  main().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      process.stderr.write(`bench failed: ${String(err)}\n`);
-      process.exit(1);
-    },
-  );
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${String(err)}\n`);
+    process.exit(1);
+  },
+);

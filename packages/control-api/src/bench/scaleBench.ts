@@ -1,0 +1,368 @@
+/**
+ * The control plane at scale (issue 23): 1,000 / 5,000 / 10,000 simulated agents with 10 datasets
+ * each, on the file store and on etcd (3 members, several control replicas). Per size: read
+ * latency (one node's agent view, and the whole lists), create latency, the fan-out of one change
+ * to every agent, the control services' peak RSS. On etcd it runs twice: every agent and client on
+ * one replica, then spread round-robin over the replicas (each answering from its own watch).
+ * Prints a markdown section, writes JSON (--out) and a chart (--svg).
+ *   node packages/control-api/dist/bench/scaleBench.js [--sizes 1000,5000,10000] [--stores file,etcd]
+ */
+import { type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { FlockerClient, type NodeReport } from '@flocker/api';
+import { EtcdTestCluster } from '../testing/etcdCluster';
+import { AgentFleet } from './agents';
+import { pooled, rssMiB, startServer, stats, type Stats, stopServer, timed } from './harness';
+import { type ChartPanel, scaleChartSvg } from './scaleChart';
+
+const TARGETS = { read_p99_ms: 20, create_p99_ms: 10, fanout_ms: 500, rss_mib: 1024 };
+
+interface PhaseResult {
+  /** 'file' | 'etcd, 1 replica serving' | 'etcd, spread over N replicas' */
+  config: string;
+  agents: number;
+  datasets: number;
+  replicas_serving: number;
+  seed_seconds: number;
+  create_no_polls: Stats;
+  create_back_to_back_polling: Stats;
+  create_during_fanout: Stats;
+  read_node_view: Stats;
+  read_all_datasets: Stats;
+  read_all_states: Stats;
+  fanout_ms: number[];
+  fanout_median_ms: number;
+  fanout_reached_min: number;
+  agent_poll_errors: number;
+  /** Highest RSS of any serving replica during the phase (sampled every 250 ms), and its VmHWM. */
+  rss_peak_mib: number;
+  hwm_mib: number;
+}
+
+interface Options {
+  perAgent: number;
+  replicas: number;
+  samples: number;
+  listSamples: number;
+  fanouts: number;
+  workers: number;
+  nodeArgs: string[];
+  log: (msg: string) => void;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Samples the peak RSS of some processes (VmHWM is the process's whole life; this is one phase). */
+class RssSampler {
+  private peak = 0;
+  private readonly timer: NodeJS.Timeout;
+  constructor(private readonly pids: number[]) {
+    this.timer = setInterval(() => this.sample(), 250);
+  }
+  private sample(): void {
+    for (const pid of this.pids) this.peak = Math.max(this.peak, rssMiB(pid).rss);
+  }
+  stop(): { peak: number; hwm: number } {
+    clearInterval(this.timer);
+    this.sample();
+    return { peak: this.peak, hwm: Math.max(...this.pids.map((p) => rssMiB(p).hwm)) };
+  }
+}
+
+function median(xs: number[]): number {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  return s.length === 0 ? NaN : (s[Math.floor(s.length / 2)] as number);
+}
+
+async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): Promise<PhaseResult[]> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'flocker-scale-'));
+  const etcd = store === 'etcd' ? await EtcdTestCluster.start() : undefined;
+  const storeArgs =
+    etcd === undefined
+      ? []
+      : ['--store', 'etcd', '--etcd-endpoints', etcd.endpoints.join(','), '--etcd-prefix', `/scale-${randomUUID()}`];
+  const servers: { child: ChildProcess; url: string }[] = [];
+  try {
+    const replicas = etcd === undefined ? 1 : o.replicas;
+    for (let r = 0; r < replicas; r++) {
+      const d = path.join(dir, `r${r}`);
+      servers.push(await startServer(mkdtempSync(`${d}-`), o.nodeArgs, storeArgs));
+    }
+    const urls = servers.map((s) => s.url);
+    const clients = urls.map((baseUrl) => new FlockerClient({ baseUrl, timeoutMs: 120_000 }));
+    const first = clients[0] as FlockerClient;
+    const nodes = Array.from({ length: agentCount }, () => randomUUID());
+    const datasetCount = agentCount * o.perAgent;
+    const owned = nodes.map(() => [] as string[]);
+    const report = (i: number): NodeReport => ({
+      uuid: nodes[i] as string,
+      era: `era-${i}`,
+      host: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
+      instance_id: `i-${i}`,
+      backend: 'loopback',
+      manifestations: (owned[i] ?? []).map((id) => ({
+        dataset_id: id,
+        blockdevice_id: `b-${id}`,
+        size: 67108864,
+        status: 'mounted' as const,
+        path: `/flocker/${id}`,
+      })),
+      errors: [],
+    });
+    const seedStart = performance.now();
+    o.log(`${store} ${agentCount}: registering nodes`);
+    await pooled([...nodes.keys()], 64, async (i) => void (await first.reportNodeState(report(i))));
+    o.log(`${store} ${agentCount}: creating ${datasetCount} datasets`);
+    await pooled(
+      Array.from({ length: datasetCount }, (_, k) => k),
+      64,
+      async (k) => {
+        const i = k % agentCount;
+        const ds = await first.createDataset({ primary: nodes[i] as string, metadata: { name: `vol-${k}` } });
+        owned[i]?.push(ds.dataset_id);
+      },
+    );
+    o.log(`${store} ${agentCount}: nodes report their manifestations`);
+    await pooled([...nodes.keys()], 64, async (i) => void (await first.reportNodeState(report(i))));
+    const seedSeconds = Math.round((performance.now() - seedStart) / 100) / 10;
+    // Every replica has caught up when its configuration tag is the writer's.
+    const tagOf = async (c: FlockerClient): Promise<string> =>
+      (await c.waitForCluster(undefined, 0, { node: nodes[0] as string })).configuration_tag;
+    const want = await tagOf(first);
+    for (const c of clients.slice(1)) {
+      const until = Date.now() + 120_000;
+      while ((await tagOf(c)) !== want && Date.now() < until) await sleep(200);
+    }
+
+    o.log(`${store} ${agentCount}: creates without long-polls`);
+    const createNoPolls: number[] = [];
+    for (let i = 0; i < o.samples; i++)
+      createNoPolls.push(await timed(() => first.createDataset({ primary: nodes[i % agentCount] as string })));
+
+    const phases: { config: string; serving: number }[] =
+      etcd === undefined
+        ? [{ config: 'file', serving: 1 }]
+        : [
+            { config: 'etcd, 1 replica serving', serving: 1 },
+            { config: `etcd, spread over ${replicas} replicas`, serving: replicas },
+          ];
+    const results: PhaseResult[] = [];
+    for (const phase of phases) {
+      if (phase.serving > servers.length) continue;
+      const serving = servers.slice(0, phase.serving);
+      const sampler = new RssSampler(serving.map((s) => s.child.pid as number));
+      o.log(`${store} ${agentCount} (${phase.config}): starting agents`);
+      const fleet = await AgentFleet.start(
+        nodes.map((node, i) => ({ node, url: serving[i % serving.length]?.url as string })),
+        { workers: o.workers, fanoutDeadlineMs: Math.max(10_000, agentCount * 2) },
+      );
+      try {
+        await sleep(1000);
+        // Readers are spread like the agents: request i goes to replica i mod serving.
+        const reader = (i: number): string => serving[i % serving.length]?.url as string;
+        o.log(`${store} ${agentCount} (${phase.config}): reads`);
+        const nodeView: number[] = [];
+        for (let i = 0; i < o.samples; i++) {
+          const node = nodes[(i * 7919) % agentCount] as string;
+          nodeView.push(
+            await timed(async () => (await fetch(`${reader(i)}/v1/agent/cluster?node=${node}&timeout_ms=0`)).text()),
+          );
+        }
+        const allDatasets: number[] = [];
+        const allStates: number[] = [];
+        for (let i = 0; i < o.listSamples; i++) {
+          allDatasets.push(await timed(async () => (await fetch(`${reader(i)}/v1/configuration/datasets`)).text()));
+          allStates.push(await timed(async () => (await fetch(`${reader(i)}/v1/state/datasets`)).text()));
+        }
+        o.log(`${store} ${agentCount} (${phase.config}): fan-out x${o.fanouts}`);
+        const fanouts: number[] = [];
+        const duringFanout: number[] = [];
+        let reachedMin = agentCount;
+        let errors = 0;
+        for (let f = 0; f < o.fanouts; f++) {
+          let t0 = NaN;
+          const fan = await fleet.fanout(async () => {
+            t0 = performance.timeOrigin + performance.now();
+            duringFanout.push(await timed(() => first.createDataset({ primary: nodes[f % agentCount] as string })));
+          });
+          fanouts.push(fan.reached === agentCount ? Math.round(fan.lastAt - t0) : NaN);
+          reachedMin = Math.min(reachedMin, fan.reached);
+          errors = fan.errors;
+          await sleep(500);
+        }
+        o.log(`${store} ${agentCount} (${phase.config}): creates back to back while agents poll`);
+        const busy: number[] = [];
+        for (let i = 0; i < Math.min(o.samples, 50); i++)
+          busy.push(await timed(() => first.createDataset({ primary: nodes[i % agentCount] as string })));
+        const mem = sampler.stop();
+        results.push({
+          config: phase.config,
+          agents: agentCount,
+          datasets: datasetCount,
+          replicas_serving: phase.serving,
+          seed_seconds: seedSeconds,
+          create_no_polls: stats(createNoPolls),
+          create_back_to_back_polling: stats(busy),
+          create_during_fanout: stats(duringFanout),
+          read_node_view: stats(nodeView),
+          read_all_datasets: stats(allDatasets),
+          read_all_states: stats(allStates),
+          fanout_ms: fanouts,
+          fanout_median_ms: median(fanouts),
+          fanout_reached_min: reachedMin,
+          agent_poll_errors: errors,
+          rss_peak_mib: mem.peak,
+          hwm_mib: mem.hwm,
+        });
+        o.log(`${store} ${agentCount} (${phase.config}): ${JSON.stringify(results[results.length - 1])}`);
+      } finally {
+        await fleet.stop();
+      }
+      await sleep(1000);
+    }
+    return results;
+  } finally {
+    await Promise.all(servers.map((s) => stopServer(s.child)));
+    await etcd?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const pq = (s: Stats): string => `${s.p50_ms} / ${s.p99_ms}`;
+const mark = (v: number, limit: number): string => (Number.isFinite(v) && v < limit ? `${v}` : `**${v}**`);
+
+/** The markdown section: one row per configuration and size. */
+export function scaleMarkdown(
+  results: PhaseResult[],
+  o: { perAgent: number; workers: number; fanouts: number },
+): string {
+  const head =
+    "| store | agents / datasets | one node's view p50 / p99 | all datasets p50 / p99 | all states p50 / p99 | " +
+    'create p50 / p99 (no polls) | create p50 / p99 (back to back, agents polling) | fan-out of one change | RSS peak |\n' +
+    '|---|---|---|---|---|---|---|---|---|\n';
+  const rows = results.map((r) => {
+    const fan = Number.isFinite(r.fanout_median_ms)
+      ? `${mark(r.fanout_median_ms, TARGETS.fanout_ms)} ms (${r.fanout_ms.map((x) => (Number.isFinite(x) ? x : '-')).join(', ')})`
+      : `**${r.fanout_reached_min} of ${r.agents} reached** (${r.fanout_ms.map((x) => (Number.isFinite(x) ? x : '-')).join(', ')} ms)`;
+    return (
+      `| ${r.config} | ${r.agents.toLocaleString('en')} / ${r.datasets.toLocaleString('en')} ` +
+      `| ${r.read_node_view.p50_ms} / ${mark(r.read_node_view.p99_ms, TARGETS.read_p99_ms)} ms ` +
+      `| ${pq(r.read_all_datasets)} ms | ${pq(r.read_all_states)} ms ` +
+      `| ${r.create_no_polls.p50_ms} / ${mark(r.create_no_polls.p99_ms, TARGETS.create_p99_ms)} ms ` +
+      `| ${pq(r.create_back_to_back_polling)} ms | ${fan} | ${mark(r.rss_peak_mib, TARGETS.rss_mib)} MiB |`
+    );
+  });
+  return (
+    `\n${o.perAgent} datasets per simulated agent; agents in ${o.workers} worker threads, each reads its node's view ` +
+    'then long-polls it (`GET /v1/agent/cluster?node=`) over a kept-alive connection. ' +
+    "**One node's view** is that agent view (the narrowest read the API has: no route returns one dataset alone); " +
+    '**all datasets** / **all states** are the whole lists `GET /v1/configuration/datasets` and `/v1/state/datasets`. ' +
+    `Fan-out: a create, until the last agent's long-poll answered it (median of ${o.fanouts}, each listed). ` +
+    'etcd: 3 members; "1 replica serving" puts every agent and reader on one control replica, "spread" ' +
+    'puts them round-robin on the replicas (each answers from its own etcd watch; creates go through the first). ' +
+    'RSS: the highest of the serving replicas. ' +
+    `Targets (issue 23): read p99 < ${TARGETS.read_p99_ms} ms, create p99 < ${TARGETS.create_p99_ms} ms, ` +
+    `fan-out < ${TARGETS.fanout_ms} ms, RSS < 1 GiB; a miss is in bold.\n\n` +
+    head +
+    rows.join('\n') +
+    '\n\n![Control plane at scale](docs/bench-scale.svg)\n'
+  );
+}
+
+export function scaleChart(results: PhaseResult[]): string {
+  const configs = [...new Set(results.map((r) => r.config))];
+  const colors = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728'];
+  const series = (value: (r: PhaseResult) => number) =>
+    configs.map((c, i) => ({
+      label: c,
+      color: colors[i % colors.length] as string,
+      points: results.filter((r) => r.config === c).map((r) => [r.agents, value(r)] as [number, number]),
+    }));
+  const panels: ChartPanel[] = [
+    {
+      title: "one node's view p99",
+      unit: 'ms',
+      target: TARGETS.read_p99_ms,
+      series: series((r) => r.read_node_view.p99_ms),
+    },
+    { title: 'all datasets p99', unit: 'ms', series: series((r) => r.read_all_datasets.p99_ms) },
+    {
+      title: 'create p99 (no polls)',
+      unit: 'ms',
+      target: TARGETS.create_p99_ms,
+      series: series((r) => r.create_no_polls.p99_ms),
+    },
+    { title: 'fan-out, median', unit: 'ms', target: TARGETS.fanout_ms, series: series((r) => r.fanout_median_ms) },
+    { title: 'RSS peak', unit: 'MiB', target: TARGETS.rss_mib, series: series((r) => r.rss_peak_mib) },
+    { title: 'create p99, agents polling', unit: 'ms', series: series((r) => r.create_back_to_back_polling.p99_ms) },
+  ];
+  return scaleChartSvg('Control plane at scale: 10 datasets per agent', panels);
+}
+
+async function main(): Promise<void> {
+  const argv = await yargs(hideBin(process.argv))
+    .option('out', { type: 'string', describe: 'Write the results as JSON here' })
+    .option('svg', { type: 'string', describe: 'Write the chart here (e.g. docs/bench-scale.svg)' })
+    .option('sizes', {
+      type: 'string',
+      default: '1000,5000,10000',
+      describe: 'Simulated agents per run, comma-separated',
+    })
+    .option('stores', { type: 'string', default: 'file,etcd', describe: 'file, etcd or both' })
+    .option('datasets-per-agent', { type: 'number', default: 10 })
+    .option('replicas', {
+      type: 'number',
+      default: 2,
+      describe: 'Control replicas on etcd (the spread phase uses all)',
+    })
+    .option('samples', { type: 'number', default: 200, describe: 'Requests per small-read and create measurement' })
+    .option('list-samples', { type: 'number', default: 20, describe: 'Requests per whole-list read (MBs each)' })
+    .option('fanouts', { type: 'number', default: 3, describe: 'Fan-out measurements per phase' })
+    .option('workers', { type: 'number', default: 2, describe: 'Worker threads simulating the agents' })
+    .option('server-node-arg', { type: 'string', array: true, default: [] as string[] })
+    .strict()
+    .help()
+    .parse();
+  const sizes = argv.sizes.split(',').map((s) => Number(s.trim()));
+  const stores = argv.stores.split(',').map((s) => s.trim());
+  if (sizes.some((n) => !Number.isInteger(n) || n < 1))
+    throw new Error(`--sizes: "${argv.sizes}" is not a list of counts`);
+  if (stores.some((s) => s !== 'file' && s !== 'etcd')) throw new Error(`--stores: "${argv.stores}" (file, etcd)`);
+  const o: Options = {
+    perAgent: argv['datasets-per-agent'],
+    replicas: Math.max(1, argv.replicas),
+    samples: argv.samples,
+    listSamples: argv['list-samples'],
+    fanouts: Math.max(1, argv.fanouts),
+    workers: Math.max(1, argv.workers),
+    nodeArgs: argv['server-node-arg'],
+    log: (msg) => void process.stderr.write(`bench: ${new Date().toISOString().slice(11, 19)} ${msg}\n`),
+  };
+  const results: PhaseResult[] = [];
+  const started = performance.now();
+  for (const store of stores as ('file' | 'etcd')[])
+    for (const n of sizes) results.push(...(await runSize(store, n, o)));
+  // Rows by configuration, then size.
+  const order = [...new Set(results.map((r) => r.config))];
+  results.sort((a, b) => order.indexOf(a.config) - order.indexOf(b.config) || a.agents - b.agents);
+  process.stdout.write(scaleMarkdown(results, o));
+  process.stdout.write(
+    `\nWhole run: ${Math.round((performance.now() - started) / 1000)} s (sizes ${sizes.join(', ')}).\n`,
+  );
+  if (argv.out !== undefined)
+    writeFileSync(argv.out, `${JSON.stringify({ targets: TARGETS, sizes, stores, results }, null, 2)}\n`);
+  if (argv.svg !== undefined) writeFileSync(argv.svg, scaleChart(results));
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${String(err)}\n`);
+    process.exit(1);
+  },
+);
