@@ -313,6 +313,46 @@ describe('control replicas sharing one etcd cluster', () => {
     expect((await r2.client.listDatasets()).map((d) => d.dataset_id)).toEqual([created.dataset_id]);
   });
 
+  it("an agent long-polling its node's view on one replica is answered at once by changes written through another", async () => {
+    // Agents spread over replicas (issue 23): each replica answers its agents from its own etcd watch.
+    const r1 = await replica();
+    const r2 = await replica();
+    await r1.client.reportNodeState(report(A));
+    await r2.client.reportNodeState(report(B));
+    await eventually(async () => (await r2.client.listNodes()).some((n) => n.uuid === A));
+    await eventually(async () => (await r1.client.listNodes()).some((n) => n.uuid === B));
+    // A dataset for A created through r1 wakes A's poll on r2 with it.
+    let view = await r2.client.waitForCluster(undefined, 0, { node: A });
+    let started = Date.now();
+    const created = r2.client.waitForCluster(view.generation, 20_000, { node: A });
+    await new Promise((r) => setTimeout(r, 100));
+    const ds = await r1.client.createDataset({ primary: A, maximum_size: 67108864 });
+    view = await created;
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(view.datasets.map((d) => d.dataset_id)).toEqual([ds.dataset_id]);
+    // A lease taken through r1 reaches A's next poll on r2 too.
+    started = Date.now();
+    const leased = r2.client.waitForCluster(view.generation, 20_000, { node: A });
+    await new Promise((r) => setTimeout(r, 100));
+    await r1.client.acquireLease({ dataset_id: ds.dataset_id, node_uuid: A, expires: null });
+    view = await leased;
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(view.leases.map((l) => l.dataset_id)).toEqual([ds.dataset_id]);
+    // B's poll on r1 is woken by a dataset moved to B through r2.
+    let viewB = await r1.client.waitForCluster(undefined, 0, { node: B });
+    started = Date.now();
+    const moved = r1.client.waitForCluster(viewB.generation, 20_000, { node: B });
+    await new Promise((r) => setTimeout(r, 100));
+    await r2.client.releaseLease(ds.dataset_id);
+    await eventually(async () => (await r2.client.listLeases()).length === 0);
+    await r2.client.updateDataset(ds.dataset_id, { primary: B });
+    viewB = await moved;
+    for (let i = 0; i < 5 && !viewB.datasets.some((d) => d.dataset_id === ds.dataset_id); i++)
+      viewB = await r1.client.waitForCluster(viewB.generation, 5000, { node: B });
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(viewB.datasets.find((d) => d.dataset_id === ds.dataset_id)?.primary).toBe(B);
+  });
+
   it('a container report through one replica is what every replica answers on /v1/state/containers', async () => {
     const r1 = await replica();
     const r2 = await replica();
