@@ -6,7 +6,10 @@
  *                        is a random id of the commit that wrote it (detects our own retried write)
  *   log/<version>        {"prev": P, "record": LogRecord}: the change from version P to <version>
  *   snapshot             {"version": S, "config": <document>}: everything up to S; log keys up
- *                        to S are deleted once it is written (by whichever replica passes the limit)
+ *                        to S are deleted once it is written (by whichever replica passes the limit).
+ *                        A document over SNAPSHOT_CHUNK_BYTES is {"version": S, "id": X, "chunks": N}
+ *                        instead, its text in snapshot/X/<i>: one etcd request is limited (1.5 MiB
+ *                        by default, --max-request-bytes), and 100,000 datasets are ~20 MB
  *   nodes/<uuid>         {"last_seen": epoch ms, "report": NodeReport}: liveness every replica sees
  *   containers/<uuid>    {"last_seen": epoch ms, "node": uuid, "report": ContainerReport}: what a node's
  *                        container agent reports, so every replica answers /v1/state/containers alike
@@ -45,6 +48,8 @@ export const DEFAULT_ETCD_TIMEOUT_MS = 3000;
  * to cost O(1) per write on average.
  */
 export const DEFAULT_SNAPSHOT_EVERY = 500;
+/** A snapshot's text is split into values of at most this many bytes (under etcd's default 1.5 MiB request limit). */
+export const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 /** Unchanged reports are re-published at least this often (and more often under a short node timeout). */
 export const DEFAULT_REPORT_REFRESH_MS = 5000;
 
@@ -61,6 +66,9 @@ const SNAPSHOT_KEY = 'snapshot';
 const LOG_PREFIX = 'log/';
 /** The first key after every log/… key ('0' follows '/'). */
 const LOG_END = 'log0';
+const CHUNKS_PREFIX = 'snapshot/';
+/** The first key after every snapshot/… key. */
+const CHUNKS_END = 'snapshot0';
 const NODES_PREFIX = 'nodes/';
 const CONTAINERS_PREFIX = 'containers/';
 
@@ -79,19 +87,60 @@ export interface EtcdStoreOptions {
    */
   reportRefreshMs?: number;
   snapshotEvery?: number;
+  /** A snapshot larger than this is stored in chunks of at most this many bytes (default SNAPSHOT_CHUNK_BYTES). */
+  snapshotChunkBytes?: number;
   /** Told about watch and background trouble (reconnects are automatic). */
   onError?: (err: unknown) => void;
 }
 
 const Head = z.object({ version: z.number().int().nonnegative(), commit: z.string() }).strict();
 const LogEntry = z.object({ prev: z.number().int().nonnegative(), record: LogRecord }).strict();
-const Snapshot = z.object({ version: z.number().int().nonnegative(), config: z.unknown() }).strict();
+const Snapshot = z.union([
+  z.object({ version: z.number().int().nonnegative(), config: z.unknown() }).strict(),
+  z
+    .object({
+      version: z.number().int().nonnegative(),
+      id: z.string().regex(/^[0-9a-f]+$/),
+      chunks: z.number().int().positive(),
+    })
+    .strict(),
+]);
 const StoredReport = z.object({ last_seen: z.number(), report: NodeReport });
 const StoredContainers = z.object({ last_seen: z.number(), node: NodeUuid, report: ContainerReport });
 
 /** log/<version> with the version zero-padded so keys sort in version order. */
 function logKey(version: number): string {
   return `${LOG_PREFIX}${String(version).padStart(16, '0')}`;
+}
+
+/** snapshot/<id>/<i> with the index zero-padded so chunks sort in order. */
+function chunkKey(id: string, i: number): string {
+  return `${CHUNKS_PREFIX}${id}/${String(i).padStart(8, '0')}`;
+}
+
+/**
+ * Pure: what to store for a snapshot of `version` whose document is `doc` — the `snapshot` value and, for a
+ * document over `chunkBytes`, the chunk values holding its text (split on UTF-16 units; joined back before parsing).
+ */
+export function snapshotValues(
+  version: number,
+  doc: string,
+  id: string,
+  chunkBytes: number = SNAPSHOT_CHUNK_BYTES,
+): { value: string; chunks: [string, string][] } {
+  if (Buffer.byteLength(doc) <= chunkBytes) return { value: `{"version":${version},"config":${doc}}`, chunks: [] };
+  const chunks: [string, string][] = [];
+  for (let at = 0; at < doc.length;) {
+    let end = Math.min(doc.length, at + chunkBytes);
+    // Text beyond ASCII takes more bytes than units: shrink until the slice fits.
+    while (Buffer.byteLength(doc.slice(at, end)) > chunkBytes) end = at + Math.max(1, Math.floor((end - at) * 0.75));
+    // Never split a surrogate pair.
+    const last = doc.charCodeAt(end - 1);
+    if (end < doc.length && end - at > 1 && last >= 0xd800 && last <= 0xdbff) end -= 1;
+    chunks.push([chunkKey(id, chunks.length), doc.slice(at, end)]);
+    at = end;
+  }
+  return { value: JSON.stringify({ version, id, chunks: chunks.length }), chunks };
 }
 
 /** Parses `--etcd-endpoints a,b,c` into URLs (host:port gets http://). */
@@ -170,6 +219,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   private readonly timeoutMs: number;
   private readonly reportRefreshMs: number;
   private readonly snapshotEvery: number;
+  private readonly snapshotChunkBytes: number;
   private readonly onError: (err: unknown) => void;
   /** head's mod_revision for each configuration this store loaded, committed or watched. */
   private readonly revisions = new WeakMap<Configuration, number>();
@@ -205,6 +255,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_ETCD_TIMEOUT_MS;
     this.reportRefreshMs = options.reportRefreshMs ?? DEFAULT_REPORT_REFRESH_MS;
     this.snapshotEvery = options.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY;
+    this.snapshotChunkBytes = options.snapshotChunkBytes ?? SNAPSHOT_CHUNK_BYTES;
     this.onError = options.onError ?? (() => undefined);
     const etcdOptions: IOptions = {
       hosts: options.endpoints,
@@ -276,9 +327,38 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     const h = this.parse(Head, HEAD_KEY, headKv.value);
     let config = emptyConfiguration;
     const snapKv = snapshot.kvs[0];
+    let snapshotBytes = snapKv?.value.length ?? 0;
     if (snapKv !== undefined) {
       const snap = this.parse(Snapshot, SNAPSHOT_KEY, snapKv.value);
-      config = decodeConfiguration(snap.config);
+      let doc: unknown;
+      if ('config' in snap) doc = snap.config;
+      else {
+        // Chunks are written before the snapshot naming them, and deleted only by a later one: at this revision they are all there.
+        let chunks;
+        try {
+          chunks = await this.ns
+            .getAll()
+            .prefix(`${CHUNKS_PREFIX}${snap.id}/`)
+            .revision(head.header.revision)
+            .sort('Key', 'Ascend')
+            .exec();
+        } catch (err) {
+          throw unavailable('answer a read', err);
+        }
+        if (chunks.kvs.length !== snap.chunks)
+          throw this.corrupt(
+            SNAPSHOT_KEY,
+            `names ${snap.chunks} chunks under snapshot/${snap.id}/, ${chunks.kvs.length} found`,
+          );
+        const text = chunks.kvs.map((kv) => kv.value.toString('utf8')).join('');
+        snapshotBytes += chunks.kvs.reduce((n, kv) => n + kv.value.length, 0);
+        try {
+          doc = JSON.parse(text);
+        } catch (err) {
+          throw this.corrupt(SNAPSHOT_KEY, `chunks do not join into JSON (${(err as Error).message})`);
+        }
+      }
+      config = decodeConfiguration(doc);
       if (config.version !== snap.version)
         throw this.corrupt(SNAPSHOT_KEY, `holds v${config.version}, not v${snap.version}`);
     }
@@ -297,7 +377,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     if (config.version !== h.version)
       throw this.corrupt(HEAD_KEY, `names v${h.version}, but snapshot and log end at v${config.version}`);
     this.revisions.set(config, Number(headKv.mod_revision));
-    return { config, revision, records, logBytes, snapshotBytes: snapKv?.value.length ?? 0 };
+    return { config, revision, records, logBytes, snapshotBytes };
   }
 
   async load(): Promise<Configuration> {
@@ -423,19 +503,29 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       // What this snapshot covers; records counted meanwhile still count towards the next.
       const records = this.sinceSnapshot;
       const bytes = this.logBytes;
-      const value = `{"version":${config.version},"config":${encodeConfiguration(config)}}`;
+      const id = randomBytes(8).toString('hex');
+      const { value, chunks } = snapshotValues(
+        config.version,
+        encodeConfiguration(config),
+        id,
+        this.snapshotChunkBytes,
+      );
       // Never replace a newer snapshot (another replica may have folded further meanwhile).
       const current = await this.ns.get(SNAPSHOT_KEY).exec();
       const kv = current.kvs[0];
       if (kv !== undefined && this.snapshotVersion(kv.value) >= config.version) return;
-      await this.ns
+      await this.putChunks(chunks);
+      const res = await this.ns
         .if(SNAPSHOT_KEY, 'Mod', '==', kv === undefined ? 0 : Number(kv.mod_revision))
         .then(
           this.ns.put(SNAPSHOT_KEY).value(value),
           this.ns.delete().inRange({ start: logKey(0), end: logKey(config.version + 1) }),
+          ...this.deleteOtherChunks(id),
         )
         .commit();
-      this.snapshotBytes = value.length;
+      // Another replica's snapshot won (its commit deleted our chunks, or will): nothing to count.
+      if (!res.succeeded) return;
+      this.snapshotBytes = value.length + chunks.reduce((n, [, c]) => n + Buffer.byteLength(c), 0);
       // Under a steady stream of writes `latest` has always moved on by now: resetting
       // only when it had not left the counters high, and every write started a new snapshot.
       this.sinceSnapshot = Math.max(0, this.sinceSnapshot - records);
@@ -614,11 +704,36 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     return put;
   }
 
+  /** Writes a snapshot's chunks, a few requests at a time (each is one etcd request, under its size limit). */
+  private async putChunks(chunks: [string, string][]): Promise<void> {
+    for (let i = 0; i < chunks.length; i += 4)
+      await Promise.all(chunks.slice(i, i + 4).map(([k, v]) => this.ns.put(k).value(v).exec()));
+  }
+
+  /**
+   * Deletes every snapshot chunk but those of `id` (the snapshot being committed): the previous snapshot's,
+   * and any a replica wrote and never committed (it lost the race, or died between its chunks and its commit).
+   */
+  private deleteOtherChunks(id: string) {
+    return [
+      this.ns.delete().inRange({ start: CHUNKS_PREFIX, end: `${CHUNKS_PREFIX}${id}/` }),
+      // '0' follows '/': the first key after snapshot/<id>/….
+      this.ns.delete().inRange({ start: `${CHUNKS_PREFIX}${id}0`, end: CHUNKS_END }),
+    ];
+  }
+
   /** Replaces whatever the prefix holds by `config` as a snapshot (for migrate-store). */
   async replaceAll(config: Configuration, force: boolean): Promise<void> {
+    const id = randomBytes(8).toString('hex');
+    const { value, chunks } = snapshotValues(config.version, encodeConfiguration(config), id, this.snapshotChunkBytes);
+    // Written first (a refused replace leaves them to the next snapshot's clean-up, never named by a snapshot).
+    await this.putChunks(chunks).catch((err: unknown) => {
+      throw unavailable('store the snapshot', err);
+    });
     const ops = [
       this.ns.delete().prefix(LOG_PREFIX),
-      this.ns.put(SNAPSHOT_KEY).value(`{"version":${config.version},"config":${encodeConfiguration(config)}}`),
+      ...this.deleteOtherChunks(id),
+      this.ns.put(SNAPSHOT_KEY).value(value),
       this.ns.put(HEAD_KEY).value(JSON.stringify({ version: config.version, commit: randomBytes(12).toString('hex') })),
     ];
     const res = force
