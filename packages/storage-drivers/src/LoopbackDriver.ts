@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { watch, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { errorMessage, FreshRead } from '@flocker/runtime';
@@ -18,7 +18,7 @@ import {
   type PoolListing,
   type VolumeProblem,
 } from './BlockDeviceApi';
-import { isDeviceBusy, listMounts } from './blockdev';
+import { growthReserveArgs, isDeviceBusy, listMounts } from './blockdev';
 import { execFileExec, runChecked, type ExecFn } from './exec';
 import {
   copyTempName,
@@ -49,6 +49,18 @@ import {
   type LoopBinding,
 } from './losetup';
 import { copyImage, LoopbackSnapshots, unknownSnapshot } from './loopbackSnapshots';
+import {
+  makingFiles,
+  makingFilesToRemove,
+  makingName,
+  readExt4Superblock,
+  SPARE_MTIME,
+  spareIds,
+  spareImageName,
+  spareVerdict,
+  type SpareCapable,
+  type SpareVolume,
+} from './loopbackSpares';
 import { PoolLock } from './PoolLock';
 import {
   commitTemp,
@@ -158,10 +170,12 @@ const ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
  * attached; an unattached one is simply attached again). The record file itself
  * is always fsynced before the rename, so it is never torn.
  */
-export class LoopbackDriver implements BlockDeviceApi {
+export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
   readonly backend = 'loopback';
   readonly rootPath: string;
   readonly volumesPath: string;
+  /** `<root>/spares/` (issue 23): see loopbackSpares.ts. */
+  readonly sparesPath: string;
   private readonly instanceId: string;
   private readonly unit: number;
   private readonly logger: winston.Logger;
@@ -194,6 +208,7 @@ export class LoopbackDriver implements BlockDeviceApi {
     }
     this.rootPath = path.resolve(options.rootPath);
     this.volumesPath = path.join(this.rootPath, 'volumes');
+    this.sparesPath = path.join(this.rootPath, 'spares');
     this.instanceId = options.instanceId;
     this.unit = unit;
     this.logger = options.logger ?? winston.createLogger({ silent: true });
@@ -761,6 +776,170 @@ export class LoopbackDriver implements BlockDeviceApi {
       await this.finishInterruptedFences();
       return this.releaseFencedLocked();
     });
+  }
+
+  // ---- spare volumes (issue 23, see loopbackSpares.ts) ----------------------
+
+  async listSpares(): Promise<SpareVolume[]> {
+    const names = await this.spareNames();
+    const spares: (SpareVolume & { mtime: number })[] = [];
+    for (const id of spareIds(names)) {
+      try {
+        const st = await fs.stat(path.join(this.sparesPath, spareImageName(id)));
+        spares.push({ id, size: st.size, mtime: st.ctimeMs });
+      } catch {
+        // Claimed or destroyed meanwhile.
+      }
+    }
+    return spares.sort((a, b) => a.mtime - b.mtime).map(({ id, size }) => ({ id, size }));
+  }
+
+  /** mkfs.ext4 on a new image under a `.making-` name, then mtime SPARE_MTIME, rename, fsync: see loopbackSpares.ts. */
+  async makeSpare(size: number): Promise<SpareVolume> {
+    const rounded = await this.checkSizeWithinLimit(size);
+    await fs.mkdir(this.sparesPath, { recursive: true });
+    const id = randomUUID();
+    const making = path.join(this.sparesPath, makingName(this.spareTag(), id));
+    try {
+      const handle = await fs.open(making, 'wx', 0o600);
+      try {
+        await handle.truncate(rounded);
+      } finally {
+        await handle.close();
+      }
+      // The agent's own mkfs arguments for a device of this size: a claimed spare is what its format would have made.
+      await runChecked(
+        this.exec,
+        'mkfs.ext4',
+        ['-q', '-F', ...growthReserveArgs(rounded), making],
+        `making a spare volume (${making})`,
+      );
+      const handle2 = await fs.open(making, 'r+');
+      try {
+        await handle2.sync();
+        await handle2.utimes(SPARE_MTIME, SPARE_MTIME);
+        await handle2.sync();
+      } finally {
+        await handle2.close();
+      }
+      await fs.rename(making, path.join(this.sparesPath, spareImageName(id)));
+      await fsyncDir(this.sparesPath);
+    } catch (e) {
+      await fs.rm(making, { force: true });
+      throw tooLarge(e, rounded, this.rootPath) ?? e;
+    }
+    this.logger.debug('spare volume made', { spareId: id, size: rounded });
+    return { id, size: rounded };
+  }
+
+  async claimSpare(
+    datasetId: string,
+    size: number,
+    options: CreateVolumeOptions = {},
+  ): Promise<BlockDeviceVolume | undefined> {
+    const rounded = this.checkSize(size);
+    if (!datasetId) throw new StorageError('BACKEND_ERROR', 'a volume needs a dataset id');
+    const candidates = (await this.listSpares()).filter((s) => s.size === rounded);
+    if (candidates.length === 0) return undefined;
+    return this.withPoolLock(async () => {
+      if (options.onlyVolume === true) await this.refuseSecondVolume(datasetId);
+      for (const candidate of candidates) {
+        const image = path.join(this.sparesPath, spareImageName(candidate.id));
+        const verdict = await this.spareCheck(image);
+        if (verdict === undefined) continue; // claimed by another host meanwhile
+        if (!verdict.ok) {
+          this.logger.warn('spare volume fails the never-written check: destroyed, not handed out', {
+            spareId: candidate.id,
+            reason: verdict.reason,
+          });
+          await fs.rm(image, { force: true });
+          continue;
+        }
+        const record: VolumeRecord = {
+          version: 1,
+          blockdevice_id: candidate.id,
+          dataset_id: datasetId,
+          size: rounded,
+          ...(options.profile !== undefined ? { profile: options.profile } : {}),
+          attached_to: null,
+          created: new Date().toISOString(),
+        };
+        const tmp = await writeSyncedTemp(this.recordPath(candidate.id), recordText(record));
+        try {
+          // Image first: a crash before the record leaves an orphan image (repair removes it), never a record without one.
+          await fs.rename(image, this.imagePath(candidate.id));
+        } catch (e) {
+          await fs.rm(tmp, { force: true });
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+          throw e;
+        }
+        await commitTemp(tmp, this.recordPath(candidate.id));
+        this.logger.info('volume claimed from a spare', { blockdeviceId: candidate.id, datasetId, size: rounded });
+        return toVolume(record);
+      }
+      return undefined;
+    });
+  }
+
+  async destroySpare(id: string): Promise<void> {
+    if (!ID_PATTERN.test(id)) return;
+    await fs.rm(path.join(this.sparesPath, spareImageName(id)), { force: true });
+    await fsyncDir(this.sparesPath).catch(() => undefined);
+  }
+
+  /** Removes `.making-` files of this instance (its makes ended with its last process) and old ones of others. */
+  async tidySpares(): Promise<string[]> {
+    const names = await this.spareNames();
+    const now = Date.now();
+    const files = [];
+    for (const f of makingFiles(names)) {
+      const st = await fs.stat(path.join(this.sparesPath, f.name)).catch(() => null);
+      if (st !== null) files.push({ ...f, ageMs: now - st.mtimeMs });
+    }
+    const removed: string[] = [];
+    for (const name of makingFilesToRemove(files, this.spareTag(), ORPHAN_AGE_MS)) {
+      await fs.rm(path.join(this.sparesPath, name), { force: true });
+      removed.push(name);
+    }
+    if (removed.length > 0) {
+      await fsyncDir(this.sparesPath);
+      this.logger.warn('removed spare volumes an interrupted make left', { files: removed });
+    }
+    return removed;
+  }
+
+  private async spareNames(): Promise<string[]> {
+    try {
+      return await fs.readdir(this.sparesPath);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+  }
+
+  /** This instance's tag in `.making-` names. */
+  private spareTag(): string {
+    return createHash('sha256').update(this.instanceId).digest('hex').slice(0, 8);
+  }
+
+  /** spareVerdict of an image: one 2-KiB read and one stat; undefined when it is gone. */
+  private async spareCheck(image: string): Promise<ReturnType<typeof spareVerdict> | undefined> {
+    let handle;
+    try {
+      handle = await fs.open(image, 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+    try {
+      const buf = Buffer.alloc(2048);
+      const { bytesRead } = await handle.read(buf, 0, 2048, 0);
+      const st = await handle.stat();
+      const sb = bytesRead === 2048 ? readExt4Superblock(buf.subarray(1024)) : null;
+      return spareVerdict(sb, { size: st.size, mtimeSec: st.mtimeMs / 1000 });
+    } finally {
+      await handle.close();
+    }
   }
 
   // ---- internals -----------------------------------------------------------

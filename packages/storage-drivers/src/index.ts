@@ -6,6 +6,16 @@ export {
   type RepairReport,
 } from './LoopbackDriver';
 export {
+  hasSpares,
+  readExt4Superblock,
+  SPARE_MTIME,
+  spareVerdict,
+  type Ext4Superblock,
+  type SpareCapable,
+  type SpareVerdict,
+  type SpareVolume,
+} from './loopbackSpares';
+export {
   blockDeviceSize,
   filesystemType,
   freezeFilesystem,

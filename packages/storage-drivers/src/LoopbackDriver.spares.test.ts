@@ -1,0 +1,133 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { execFileExec } from './exec';
+import { LoopbackDriver } from './LoopbackDriver';
+import { SPARE_MTIME } from './loopbackSpares';
+import { mount, unmount } from './blockdev';
+import { destroyTempRoot, makeTempRoot } from './testing/testSupport';
+
+jest.setTimeout(60_000);
+
+const MiB = 1024 * 1024;
+const roots: string[] = [];
+
+async function pool(): Promise<{ root: string; a: LoopbackDriver; b: LoopbackDriver }> {
+  const root = await makeTempRoot('flocker-spares-test-');
+  roots.push(root);
+  return {
+    root,
+    a: new LoopbackDriver({ rootPath: root, instanceId: 'instance-a' }),
+    b: new LoopbackDriver({ rootPath: root, instanceId: 'instance-b' }),
+  };
+}
+
+afterAll(async () => {
+  for (const root of roots) await destroyTempRoot(root);
+});
+
+async function dumpe2fs(file: string): Promise<string> {
+  const r = await execFileExec('dumpe2fs', ['-h', file]);
+  if (r.exitCode !== 0) throw new Error(r.stderr);
+  return r.stdout;
+}
+
+describe('LoopbackDriver spares (issue 23)', () => {
+  it('a spare is a formatted, never-mounted image outside the volume listing; a claim makes it the dataset’s volume, attached and mounted without a format', async () => {
+    const { root, a } = await pool();
+    const spare = await a.makeSpare(64 * MiB);
+    expect(spare.size).toBe(64 * MiB);
+    expect(await a.listSpares()).toEqual([spare]);
+    expect(await a.listVolumes()).toEqual([]);
+    const image = path.join(root, 'spares', `${spare.id}.img`);
+    expect(await dumpe2fs(image)).toMatch(/Mount count:\s+0/);
+    expect((await fs.stat(image)).mtimeMs).toBe(SPARE_MTIME * 1000);
+    // Another size class: nothing to claim.
+    expect(await a.claimSpare(randomUUID(), 32 * MiB)).toBeUndefined();
+    const ds = randomUUID();
+    const v = await a.claimSpare(ds, 64 * MiB, { onlyVolume: true, profile: 'gold' });
+    expect(v).toEqual({ blockdeviceId: spare.id, datasetId: ds, size: 64 * MiB, attachedTo: null, profile: 'gold' });
+    expect(await a.listSpares()).toEqual([]);
+    expect(await a.listVolumes()).toEqual([v]);
+    await a.attachVolume(spare.id, 'instance-a');
+    const device = await a.getDevicePath(spare.id);
+    const at = path.join(root, 'mnt');
+    await fs.mkdir(at);
+    await mount(device, at, { fstype: 'ext4' });
+    try {
+      expect((await fs.readdir(at)).filter((n) => n !== 'lost+found')).toEqual([]);
+      await fs.writeFile(path.join(at, 'x'), 'data');
+    } finally {
+      await unmount(at);
+    }
+    await a.detachVolume(spare.id);
+    await a.destroyVolume(spare.id);
+    expect(await fs.readdir(path.join(root, 'volumes'))).toEqual([]);
+  });
+
+  it('never hands out a spare that was mounted or written: it is destroyed and the next one claimed', async () => {
+    const { root, a } = await pool();
+    const mounted = await a.makeSpare(32 * MiB);
+    const written = await a.makeSpare(32 * MiB);
+    const spares = path.join(root, 'spares');
+    // Mounted once through a loop device (by hand), nothing written in it.
+    const at = path.join(root, 'mnt');
+    await fs.mkdir(at);
+    const r = await execFileExec('mount', ['-o', 'loop', path.join(spares, `${mounted.id}.img`), at]);
+    expect(r.exitCode).toBe(0);
+    await unmount(at);
+    // A raw write past the superblock (the superblock itself unchanged).
+    const h = await fs.open(path.join(spares, `${written.id}.img`), 'r+');
+    await h.write(Buffer.from('payload'), 0, 7, 16 * MiB);
+    await h.close();
+    expect(await a.claimSpare(randomUUID(), 32 * MiB)).toBeUndefined();
+    expect(await fs.readdir(spares)).toEqual([]);
+    expect(await a.listVolumes()).toEqual([]);
+    const good = await a.makeSpare(32 * MiB);
+    expect((await a.claimSpare(randomUUID(), 32 * MiB))?.blockdeviceId).toBe(good.id);
+  });
+
+  it('two hosts claiming at once never get one spare twice', async () => {
+    const { a, b } = await pool();
+    const spare = await a.makeSpare(16 * MiB);
+    const [x, y] = await Promise.all([a.claimSpare(randomUUID(), 16 * MiB), b.claimSpare(randomUUID(), 16 * MiB)]);
+    expect([x, y].filter((v) => v !== undefined).map((v) => v?.blockdeviceId)).toEqual([spare.id]);
+    expect((await a.listVolumes()).length).toBe(1);
+  });
+
+  it('onlyVolume: no claim for a dataset that has a volume already; the spare stays', async () => {
+    const { a } = await pool();
+    const ds = randomUUID();
+    await a.createVolume(ds, 16 * MiB);
+    const spare = await a.makeSpare(16 * MiB);
+    await expect(a.claimSpare(ds, 16 * MiB, { onlyVolume: true })).rejects.toMatchObject({
+      code: 'DATASET_HAS_VOLUME',
+    });
+    expect(await a.listSpares()).toEqual([spare]);
+  });
+
+  it('crash states converge: a make cut off is tidied (its own at once, another host’s when old); a claim cut off between the move and the record leaves an orphan image that repair() removes', async () => {
+    const { root, a, b } = await pool();
+    const spares = path.join(root, 'spares');
+    await a.makeSpare(16 * MiB);
+    // A make of a killed a, and one of b (still making, as far as a knows).
+    const [ownTag, otherTag] = ['instance-a', 'instance-b'].map((i) =>
+      createHash('sha256').update(i).digest('hex').slice(0, 8),
+    );
+    const ownMaking = path.join(spares, `.making-${ownTag}-${randomUUID()}.img`);
+    const otherMaking = path.join(spares, `.making-${otherTag}-${randomUUID()}.img`);
+    for (const f of [ownMaking, otherMaking]) await fs.writeFile(f, '');
+    expect(await a.tidySpares()).toEqual([path.basename(ownMaking)]);
+    const hourAgo = new Date(Date.now() - 3600_000);
+    await fs.utimes(otherMaking, hourAgo, hourAgo);
+    expect(await a.tidySpares()).toEqual([path.basename(otherMaking)]);
+    expect((await a.listSpares()).length).toBe(1);
+    // A claim killed after moving the image, before its record: an orphan (mtime SPARE_MTIME: old).
+    const [spare] = await a.listSpares();
+    await fs.rename(path.join(spares, `${spare.id}.img`), path.join(root, 'volumes', `${spare.id}.img`));
+    expect(await a.listVolumes()).toEqual([]);
+    expect(await b.claimSpare(randomUUID(), 16 * MiB)).toBeUndefined();
+    expect((await a.repair()).removedOrphanImages).toEqual([path.join(root, 'volumes', `${spare.id}.img`)]);
+    expect(await fs.readdir(path.join(root, 'volumes'))).toEqual([]);
+  });
+});

@@ -1,0 +1,157 @@
+/**
+ * Spare volumes of the loopback pool (issue 23): pre-made, pre-formatted images that a new
+ * dataset claims instead of waiting for truncate + losetup + mkfs. `<root>/spares/<id>.img`,
+ * kept out of `<root>/volumes/`, so the volume listing, repair, orphan removal, fencing and
+ * every report never see them (spares are no datasets, and appear in no API).
+ *
+ * Made by `mkfs.ext4` on the image file itself, never through a loop device: nothing can write
+ * it afterwards but a mount (or someone binding it by hand). The last step of a make sets the
+ * file's mtime to SPARE_MTIME; every write to the file (a mount through a loop device, a raw
+ * write) sets it to now. A claim (see LoopbackDriver.claimSpare) takes a spare only when its
+ * superblock still says "never mounted" (ext4 magic, mount count 0, no last mount time), it
+ * spans the whole file, and the file's mtime is still SPARE_MTIME (spareVerdict); a spare
+ * failing that is destroyed, never handed out.
+ *
+ * Crash safety: a spare is made under `.making-<tag>-<id>.img` (tag: this instance) and renamed
+ * to `<id>.img` only once whole (mkfs flushed, mtime set; the directory fsynced), so a `<id>.img`
+ * here is always a complete spare. A claim holds the pool lock and moves the image into
+ * `volumes/` before its record is written: a crash in between leaves an image without a record,
+ * which repair() removes as an orphan (its mtime is SPARE_MTIME, long past the orphan age), never a
+ * record without an image; a spare moved is gone from here, so no spare is claimed twice. A
+ * crashed make leaves a `.making-` file: the next start of the same instance removes its own
+ * (tidySpares), any instance removes another's once it is ORPHAN_AGE_MS old.
+ */
+/** mtime (seconds since the epoch) of a spare never written since it was made: 2001-09-09T01:46:40Z. */
+export const SPARE_MTIME = 1_000_000_000;
+
+const ID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+const SPARE_NAME = new RegExp(`^(${ID})\\.img$`);
+const MAKING_NAME = new RegExp(`^\\.making-([0-9a-f]{8})-(${ID})\\.img$`);
+
+/** A ready spare, as listed. */
+export interface SpareVolume {
+  readonly id: string;
+  /** Bytes (the image's size). */
+  readonly size: number;
+}
+
+/** What the loopback driver offers for spares; the agent's spare pool is written against this only. */
+export interface SpareCapable {
+  /** The ready spares (complete, not claimed), oldest first. */
+  listSpares(): Promise<SpareVolume[]>;
+  /** Makes one spare of `size` bytes (rounded up to the allocation unit); answers it. */
+  makeSpare(size: number): Promise<SpareVolume>;
+  /**
+   * Under the pool lock: the first spare of exactly the rounded size that proves never written
+   * becomes the dataset's volume (moved into the pool, its record written), unattached; any
+   * spare failing the proof on the way is destroyed. undefined when none is there.
+   */
+  claimSpare(
+    datasetId: string,
+    size: number,
+    options?: { profile?: string; onlyVolume?: boolean },
+  ): Promise<
+    | {
+        readonly blockdeviceId: string;
+        readonly size: number;
+        readonly attachedTo: string | null;
+        readonly datasetId: string;
+        readonly profile?: string;
+      }
+    | undefined
+  >;
+  destroySpare(id: string): Promise<void>;
+  /** After a crash: removes what this instance's interrupted makes left (and others' once old). */
+  tidySpares(): Promise<string[]>;
+}
+
+export function hasSpares(driver: object): driver is SpareCapable {
+  const d = driver as Partial<SpareCapable>;
+  return (
+    typeof d.listSpares === 'function' &&
+    typeof d.makeSpare === 'function' &&
+    typeof d.claimSpare === 'function' &&
+    typeof d.tidySpares === 'function'
+  );
+}
+
+export function spareImageName(id: string): string {
+  return `${id}.img`;
+}
+
+export function makingName(tag: string, id: string): string {
+  return `.making-${tag}-${id}.img`;
+}
+
+/** The ids of complete spares among a directory's names. */
+export function spareIds(names: readonly string[]): string[] {
+  return names.flatMap((n) => SPARE_NAME.exec(n)?.[1] ?? []);
+}
+
+/** A file of the spares directory left by an interrupted make. */
+export interface MakingFile {
+  readonly name: string;
+  readonly tag: string;
+}
+
+export function makingFiles(names: readonly string[]): MakingFile[] {
+  return names.flatMap((name) => {
+    const m = MAKING_NAME.exec(name);
+    return m ? [{ name, tag: m[1] }] : [];
+  });
+}
+
+/**
+ * Which `.making-` files a tidy removes: every one of this instance (its makes all ended with the
+ * process that ran them: tidy runs at start), and another instance's once older than maxAgeMs.
+ */
+export function makingFilesToRemove(
+  files: readonly (MakingFile & { readonly ageMs: number })[],
+  ownTag: string,
+  maxAgeMs: number,
+): string[] {
+  return files.filter((f) => f.tag === ownTag || f.ageMs >= maxAgeMs).map((f) => f.name);
+}
+
+/** The superblock fields the never-written proof reads (ext4, at byte 1024 of the image). */
+export interface Ext4Superblock {
+  readonly magic: number;
+  /** s_mnt_count: mounts since the last fsck (mkfs: 0). */
+  readonly mountCount: number;
+  /** s_mtime: last mount time (mkfs: 0). */
+  readonly lastMountTime: number;
+  /** Blocks x block size. */
+  readonly bytes: number;
+}
+
+/** Reads an ext4 superblock (the 1024 bytes at offset 1024 of the image); null when it is too short. */
+export function readExt4Superblock(sb: Buffer): Ext4Superblock | null {
+  if (sb.length < 0x158) return null;
+  const blockSize = 1024 * 2 ** sb.readUInt32LE(0x18);
+  const hi = sb.readUInt32LE(0x60) & 0x80 ? sb.readUInt32LE(0x150) : 0; // INCOMPAT_64BIT
+  return {
+    magic: sb.readUInt16LE(0x38),
+    mountCount: sb.readUInt16LE(0x34),
+    lastMountTime: sb.readUInt32LE(0x2c),
+    bytes: (hi * 2 ** 32 + sb.readUInt32LE(0x04)) * blockSize,
+  };
+}
+
+export type SpareVerdict = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
+/**
+ * Whether a spare is provably never written since its make: an ext4 superblock never mounted,
+ * spanning the whole image, and the image's mtime still the one its make set.
+ */
+export function spareVerdict(
+  sb: Ext4Superblock | null,
+  image: { readonly size: number; readonly mtimeSec: number },
+): SpareVerdict {
+  if (sb === null || sb.magic !== 0xef53) return { ok: false, reason: 'no ext4 superblock' };
+  if (sb.mountCount !== 0) return { ok: false, reason: `mounted ${sb.mountCount} time(s)` };
+  if (sb.lastMountTime !== 0) return { ok: false, reason: `last mounted at ${sb.lastMountTime}` };
+  if (sb.bytes !== image.size) return { ok: false, reason: `file system spans ${sb.bytes} of ${image.size} bytes` };
+  if (image.mtimeSec !== SPARE_MTIME)
+    return { ok: false, reason: `image written since its make (mtime ${image.mtimeSec})` };
+  return { ok: true };
+}
