@@ -79,6 +79,11 @@ export interface DatasetAgentOptions {
   readonly usedBytes?: (path: string) => number | undefined;
   /** The backend's free bytes (driver.availableBytes), asked at every full look and reported as available_bytes. */
   readonly availableBytes?: () => Promise<number | undefined>;
+  /**
+   * Spare volumes kept per size class (issue 23; agent.yml dataset.spares, loopback only): a new
+   * dataset claims one instead of waiting for create + format. 0 or absent: none.
+   */
+  readonly spares?: number;
   /** Backups and restores (issue 20): the S3 settings; absent, this agent runs neither (backup_store not reported). */
   readonly backups?: BackupSettings;
 }

@@ -21,6 +21,8 @@ import type { Observation, ObservationView } from './ObservationView';
 import type { PoolKnowledge } from './PoolKnowledge';
 import type { Reporter } from './Reporter';
 import type { SelfFencing } from './SelfFencing';
+import type { SparePool } from './SparePool';
+import { mayClaimSpare } from './spareDecisions';
 import { ACQUIRING_ACTIONS } from './fencing';
 import { stateAfter } from './stateAfter';
 
@@ -46,6 +48,8 @@ export interface DatasetWorkerContext {
   readonly snapshotsSeen?: (snapshots: readonly BlockDeviceSnapshot[]) => void;
   /** Writes a stored backup onto a device (issue 20); absent without S3 settings. */
   readonly restoreBackup?: (action: Extract<Action, { kind: 'restore' }>) => Promise<void>;
+  /** Spare volumes a create claims (issue 23); absent where the backend keeps none or they are off. */
+  readonly sparePool?: Pick<SparePool, 'claim'>;
 }
 
 /** The one next step for a dataset (none when it has reached its goal). */
@@ -67,6 +71,9 @@ export class DatasetWorker {
    */
   private readonly blank = new Set<string>();
   private readonly isBlank = (blockdeviceId: string): boolean => this.blank.has(blockdeviceId);
+  /** Volumes this process claimed from a spare (issue 23) and has not touched otherwise (attach aside): formatted. */
+  private readonly claimed = new Set<string>();
+  private readonly isClaimed = (blockdeviceId: string): boolean => this.claimed.has(blockdeviceId);
   private readonly successes = new Map<ActionKind, number>();
   private readonly metrics = datasetAgentMetrics(processRegistry('dataset-agent'));
 
@@ -158,7 +165,7 @@ export class DatasetWorker {
         return;
       }
       previous = key;
-      const result = await this.run(action);
+      const result = await this.run(action, dataset);
       if (result === undefined) {
         c.reporter.request();
         return;
@@ -174,7 +181,7 @@ export class DatasetWorker {
    * and the next step guards itself, so a wrong guess costs a failed step, never data.
    */
   private observationAfter(local: LocalState, action: Action, result: ActionResult): Observation | undefined {
-    const after = stateAfter(local, action, result, this.isBlank);
+    const after = stateAfter(local, action, result, this.isBlank, this.isClaimed);
     if (after === undefined) return undefined;
     const seq = this.c.view.nextSeq();
     this.c.view.update(after, seq, action.datasetId);
@@ -182,12 +189,16 @@ export class DatasetWorker {
   }
 
   /** Runs one action; undefined if it failed (recorded for backoff and reporting). */
-  private async run(action: Action): Promise<ActionResult | undefined> {
+  private async run(action: Action, dataset: DesiredDataset): Promise<ActionResult | undefined> {
     const { c } = this;
     const started = this.now();
     c.logger.debug('action start', { datasetId: action.datasetId, kind: action.kind });
     // Formatting (or anything but attaching) ends what we know of a volume's blankness.
-    if ('blockdeviceId' in action && action.kind !== 'attach') this.blank.delete(action.blockdeviceId);
+    if ('blockdeviceId' in action && action.kind !== 'attach') {
+      this.blank.delete(action.blockdeviceId);
+      this.claimed.delete(action.blockdeviceId);
+    }
+    const spares = c.sparePool;
     let result: ActionResult;
     try {
       result = await executeAction(action, {
@@ -196,9 +207,16 @@ export class DatasetWorker {
         instanceId: c.instanceId,
         logger: c.logger,
         onCreated: (v) => this.blank.add(v.blockdeviceId),
+        ...(spares !== undefined && mayClaimSpare(dataset)
+          ? {
+              claimSpare: (datasetId: string, size: number, options: { profile?: string; onlyVolume?: boolean }) =>
+                spares.claim(datasetId, size, options),
+              onClaimed: (v: { blockdeviceId: string }) => this.claimed.add(v.blockdeviceId),
+            }
+          : {}),
         knownVolumes: () => ({ reported: c.pool.reportedVolumes(), remembered: c.pool.rememberedDatasets() }),
         // Only a volume known blank skips the look after its attach (stateAfter).
-        wantDevicePath: this.isBlank,
+        wantDevicePath: (id) => this.isBlank(id) || this.isClaimed(id),
         ...(c.restoreBackup !== undefined ? { restoreBackup: c.restoreBackup } : {}),
       });
     } catch (e) {

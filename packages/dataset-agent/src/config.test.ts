@@ -26,6 +26,16 @@ describe('agent configuration', () => {
     expect(c.agent.resync_interval_seconds).toBe(10);
   });
 
+  it('keeps 2 spare volumes per size class on the loopback backend unless told (0 turns them off; issue 23)', () => {
+    expect(parseAgentConfig(minimal).dataset).toMatchObject({ spares: 2 });
+    expect(parseAgentConfig({ ...minimal, dataset: { backend: 'loopback', spares: 0 } }).dataset).toMatchObject({
+      spares: 0,
+    });
+    for (const spares of [-1, 1.5, 17, 'two']) {
+      expect(problem({ ...minimal, dataset: { backend: 'loopback', spares } }).message).toMatch(/dataset\.spares/);
+    }
+  });
+
   it('accepts the extensions', () => {
     const c = parseAgentConfig({
       ...minimal,

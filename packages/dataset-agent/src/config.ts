@@ -63,6 +63,11 @@ const LoopbackBackend = z
      * default: the cluster UUID in cluster.crt. Set it only to override that.
      */
     cluster_id: z.string().min(1).optional(),
+    /**
+     * Spare volumes kept per size class (issue 23): pre-made, pre-formatted, never written; a new
+     * dataset claims one instead of waiting for create + format. 0 turns them off.
+     */
+    spares: z.number().int().min(0).max(16).default(2),
   })
   .strict();
 

@@ -37,6 +37,30 @@ describe('executeAction: every action is idempotent', () => {
     expect(c.driver.volumes.size).toBe(1);
   });
 
+  it('create takes a spare when one is offered (issue 23): told to onClaimed, not onCreated; none offered: created as before', async () => {
+    const c = ctx();
+    const claimedVolume = { blockdeviceId: 'spare-1', datasetId: DS, size: 64 * MiB, attachedTo: null };
+    const told: string[] = [];
+    const asked: unknown[] = [];
+    const withSpare: ExecutionContext = {
+      ...c,
+      claimSpare: async (datasetId, size, options) => {
+        asked.push({ datasetId, size, options });
+        return asked.length === 1 ? claimedVolume : undefined;
+      },
+      onClaimed: (v) => told.push(`claimed ${v.blockdeviceId}`),
+      onCreated: (v) => told.push(`created ${v.blockdeviceId}`),
+    };
+    expect(await executeAction({ kind: 'create', datasetId: DS, size: 64 * MiB, profile: 'gold' }, withSpare)).toEqual({
+      created: claimedVolume,
+    });
+    expect(asked).toEqual([{ datasetId: DS, size: 64 * MiB, options: { profile: 'gold', onlyVolume: true } }]);
+    const other = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+    const made = await executeAction({ kind: 'create', datasetId: other, size: 64 * MiB }, withSpare);
+    expect(made.created?.blockdeviceId).toMatch(/^vol-/);
+    expect(told).toEqual(['claimed spare-1', `created ${made.created?.blockdeviceId}`]);
+  });
+
   it('attach of a volume already attached here is done; attached elsewhere is an error', async () => {
     const c = ctx();
     const v = await c.driver.createVolume(DS, 64 * MiB);

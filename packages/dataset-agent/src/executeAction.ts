@@ -24,6 +24,17 @@ export interface ExecutionContext {
   readonly logger?: winston.Logger;
   /** Told of each volume this process creates. */
   readonly onCreated?: (volume: BlockDeviceVolume) => void;
+  /**
+   * A create takes a spare volume (issue 23) when this answers one: already formatted, so
+   * it is told to onClaimed, not onCreated. Absent where the dataset may not take one
+   * (spareDecisions.mayClaimSpare) or the backend keeps none.
+   */
+  readonly claimSpare?: (
+    datasetId: string,
+    size: number,
+    options: CreateVolumeOptions,
+  ) => Promise<BlockDeviceVolume | undefined>;
+  readonly onClaimed?: (volume: BlockDeviceVolume) => void;
   /** Whether the caller can use the device of a volume it attaches (see ActionResult.devicePath). */
   readonly wantDevicePath?: (blockdeviceId: string) => boolean;
   /**
@@ -72,6 +83,13 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
       if (action.sourceSnapshotId !== undefined) {
         // A clone already holds a file system: not reported as created blank (onCreated), so never formatted.
         return { created: await createClone(driver, action.sourceSnapshotId, action.datasetId, action.size, options) };
+      }
+      if (ctx.claimSpare !== undefined) {
+        const claimed = await ctx.claimSpare(action.datasetId, action.size, options);
+        if (claimed !== undefined) {
+          ctx.onClaimed?.(claimed);
+          return { created: claimed };
+        }
       }
       const created = await driver.createVolume(action.datasetId, action.size, options);
       ctx.onCreated?.(created);

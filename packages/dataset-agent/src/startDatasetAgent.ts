@@ -247,6 +247,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     ...(poolChanges !== undefined ? { poolChanges } : {}),
     ...(crashAfter ? { crashAfter } : {}),
     ...(backups !== undefined ? { backups } : {}),
+    ...(config.dataset.backend === 'loopback' ? { spares: config.dataset.spares } : {}),
   });
   logger.info('dataset agent starting', {
     nodeUuid: identity.uuid,

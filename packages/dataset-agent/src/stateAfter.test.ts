@@ -43,6 +43,33 @@ describe('stateAfter: the next step of a new volume decided on what the last one
     expect(local.volumes).toContainEqual(bystander);
   });
 
+  it('walks create (a claimed spare, issue 23) -> attach -> mount without a look and without a format', () => {
+    let local: LocalState = { instanceId: 'i-me', volumes: [bystander] };
+    const kinds: string[] = [];
+    const results = { create: { created }, attach: { devicePath: '/dev/loop7' } } as const;
+    const claimed = (id: string): boolean => id === 'vol-1';
+    for (let action = next(local); action !== undefined && action.kind !== 'mount'; action = next(local)) {
+      kinds.push(action.kind);
+      const after = stateAfter(local, action, results[action.kind as keyof typeof results], () => false, claimed);
+      expect(after).toBeDefined();
+      local = after!;
+    }
+    expect(kinds).toEqual(['create', 'attach']);
+    expect(next(local)).toMatchObject({ kind: 'mount', blockdeviceId: 'vol-1', devicePath: '/dev/loop7' });
+    // Neither blank nor claimed: a look decides.
+    const unattached: LocalState = { instanceId: 'i-me', volumes: [created] };
+    const attach = { kind: 'attach', datasetId: DS, blockdeviceId: 'vol-1' } as const;
+    expect(
+      stateAfter(
+        unattached,
+        attach,
+        { devicePath: '/dev/loop7' },
+        () => false,
+        () => false,
+      ),
+    ).toBeUndefined();
+  });
+
   it('knows nothing when a step found its work already done, or for a volume it did not create', () => {
     const none: LocalState = { instanceId: 'i-me', volumes: [] };
     const unattached: LocalState = { instanceId: 'i-me', volumes: [created] };

@@ -5,7 +5,9 @@
  *
  * - create made the volume: it exists, unattached (the driver's own record);
  * - attach attached a volume this process created and never formatted: it is
- *   here, at the device the driver named, blank and unmounted;
+ *   here, at the device the driver named, blank and unmounted; or one this process
+ *   claimed from a spare (issue 23): formatted (the spare's proof was checked under
+ *   the pool lock) and unmounted;
  * - format ended without error: the device holds a filesystem and is not
  *   mounted (mkfs refuses a mounted device).
  *
@@ -28,6 +30,8 @@ export function stateAfter(
   result: ActionResult,
   /** Whether this process created the volume and has not formatted it (DatasetAgent's blank set). */
   knownBlank: (blockdeviceId: string) => boolean,
+  /** Whether this process claimed the volume from a spare (issue 23): formatted, never mounted. */
+  knownFormatted: (blockdeviceId: string) => boolean = () => false,
 ): LocalState | undefined {
   const mine = before.volumes.filter((v) => v.datasetId === action.datasetId);
   const others = before.volumes.filter((v) => v.datasetId !== action.datasetId);
@@ -52,13 +56,15 @@ export function stateAfter(
     }
     case 'attach': {
       const devicePath = result.devicePath;
-      if (target?.attachedTo !== null || devicePath === undefined || !knownBlank(action.blockdeviceId))
+      const blank = knownBlank(action.blockdeviceId);
+      if (target?.attachedTo !== null || devicePath === undefined || !(blank || knownFormatted(action.blockdeviceId)))
         return undefined;
+      // A claimed spare holds the file system the format would have made: mounted next.
       return withTarget({
         ...target,
         attachedTo: before.instanceId,
         devicePath,
-        hasFilesystem: false,
+        hasFilesystem: !blank,
         mountPoints: [],
       });
     }

@@ -1,0 +1,123 @@
+/**
+ * The spare-volume pool (issue 23): keeps `perClass` pre-made, pre-formatted, never-written
+ * volumes of each size class in the backend (the loopback driver's spares, see
+ * loopbackSpares.ts), so that a new dataset's volume is claimed instead of made and its
+ * create + attach + format leave the critical path of a `docker run`.
+ *
+ * Refills run at a lower priority than every real operation: only while the agent's work
+ * queue is idle (mayRefill), one spare at a time, looking again before each; a dataset that
+ * arrives meanwhile is worked on at once (its claim takes the pool lock, which a make does not
+ * hold). A failed make waits RETRY_MS before the next try. A claim that fails for any reason
+ * but DATASET_HAS_VOLUME falls back to the ordinary create.
+ */
+import { isStorageError, type BlockDeviceVolume, type SpareCapable } from '@flocker/storage-drivers';
+import type winston from 'winston';
+import { errorCode, errorMessage } from './errors';
+import { mayRefill, nextSpareSize, noteSize } from './spareDecisions';
+
+const RETRY_MS = 5_000;
+/** Size classes kept at once (the default size and the last sizes asked for). */
+const MAX_CLASSES = 3;
+
+export interface SparePoolOptions {
+  readonly driver: SpareCapable;
+  readonly perClass: number;
+  readonly defaultSize: number;
+  readonly logger: winston.Logger;
+  /** Whether the agent's work queue is idle (no dataset waiting or being worked on). */
+  readonly queueIdle: () => boolean;
+}
+
+export class SparePool {
+  private classes: number[];
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  private retry: NodeJS.Timeout | undefined;
+  /** Spares made by this process (a figure for logs and tests). */
+  made = 0;
+
+  constructor(private readonly o: SparePoolOptions) {
+    this.classes = [o.defaultSize];
+  }
+
+  /** After a crash: tidy what an interrupted make left, then fill. */
+  start(): void {
+    this.running = (async () => {
+      try {
+        await this.o.driver.tidySpares();
+      } catch (e) {
+        this.o.logger.warn('cannot tidy the spare volumes', { code: errorCode(e), error: errorMessage(e) });
+      }
+    })().finally(() => {
+      this.running = undefined;
+      this.kick();
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retry !== undefined) clearTimeout(this.retry);
+    await this.running;
+  }
+
+  /** A chance to refill (the agent calls it when its queue goes idle); a refill running goes on. */
+  kick(): void {
+    if (this.running !== undefined || this.stopped) return;
+    this.running = this.refill().finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  /** The dataset's volume from a spare of exactly `size` bytes, unattached; undefined when there is none. */
+  async claim(
+    datasetId: string,
+    size: number,
+    options: { profile?: string; onlyVolume?: boolean },
+  ): Promise<BlockDeviceVolume | undefined> {
+    this.classes = noteSize(this.classes, this.o.defaultSize, size, MAX_CLASSES);
+    try {
+      return await this.o.driver.claimSpare(datasetId, size, options);
+    } catch (e) {
+      if (isStorageError(e, 'DATASET_HAS_VOLUME')) throw e;
+      this.o.logger.warn('cannot claim a spare volume; creating one', {
+        datasetId,
+        code: errorCode(e),
+        error: errorMessage(e),
+      });
+      return undefined;
+    }
+  }
+
+  private idle(): boolean {
+    return mayRefill({ queueIdle: this.o.queueIdle(), stopping: this.stopped });
+  }
+
+  private async refill(): Promise<void> {
+    while (this.idle()) {
+      let size: number | undefined;
+      try {
+        size = nextSpareSize(await this.o.driver.listSpares(), this.classes, this.o.perClass);
+        if (size === undefined || !this.idle()) return;
+        const t0 = performance.now();
+        const spare = await this.o.driver.makeSpare(size);
+        this.made++;
+        this.o.logger.debug('spare volume made', {
+          spareId: spare.id,
+          size: spare.size,
+          durationMs: Math.round((performance.now() - t0) * 1000) / 1000,
+        });
+      } catch (e) {
+        this.o.logger.warn('cannot make a spare volume; trying again later', {
+          size,
+          code: errorCode(e),
+          error: errorMessage(e),
+        });
+        if (!this.stopped) {
+          this.retry = setTimeout(() => this.kick(), RETRY_MS);
+          this.retry.unref();
+        }
+        return;
+      }
+    }
+  }
+}
