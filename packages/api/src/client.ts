@@ -28,6 +28,7 @@ import type {
   VersionResponse,
 } from './schemas';
 import { ErrorResponse } from './schemas';
+import { type ClusterAnswer, isClusterDelta } from './clusterDelta';
 import type {
   ComposeRequest,
   ContainerConfiguration,
@@ -281,6 +282,23 @@ export class FlockerClient {
     const query = new URLSearchParams({ timeout_ms: String(wait) });
     if (since !== undefined) query.set('since', since);
     if (options.node !== undefined) query.set('node', options.node);
+    const answer = (await this.call(apiRoutes.waitForCluster, { query }, {}, wait)).value;
+    // Never asked for, so never sent: a delta here is a server bug, not something to merge silently.
+    if (isClusterDelta(answer))
+      throw new FlockerApiError(200, 'UNEXPECTED_DELTA', 'the agent channel sent a delta unasked');
+    return answer;
+  }
+
+  /**
+   * Agent channel, per-node deltas (issue 23): like waitForCluster with `node`, but the answer
+   * may be a ClusterDelta of that node's view since `since` (merge it with applyClusterDelta;
+   * its `since` says which view it applies to). The server does not wake the poll for changes
+   * that leave the node's view as it was.
+   */
+  async waitForClusterDelta(since: string | undefined, timeoutMs: number, node: string): Promise<ClusterAnswer> {
+    const wait = Math.max(0, Math.min(Math.floor(timeoutMs), MAX_WAIT_MS));
+    const query = new URLSearchParams({ timeout_ms: String(wait), node, delta: 'true' });
+    if (since !== undefined) query.set('since', since);
     return (await this.call(apiRoutes.waitForCluster, { query }, {}, wait)).value;
   }
 

@@ -11,7 +11,6 @@ import {
   BackupState,
   ClusterEventsResponse,
   CreateBackupRequest,
-  ClusterSnapshot,
   CreateDatasetRequest,
   CreateLeaseRequest,
   CreateSnapshotRequest,
@@ -43,6 +42,7 @@ import {
   CreateContainerRequest,
   MoveContainerRequest,
 } from './containers';
+import { ClusterAnswer } from './clusterDelta';
 
 /** The version of the control service (and of this contract). */
 export const FLOCKER_VERSION = '1.16.0-ts.0';
@@ -143,8 +143,14 @@ const WaitQuery = z
       .optional()
       .describe(`How long to wait, in ms (default ${DEFAULT_WAIT_MS}, at most ${MAX_WAIT_MS}).`),
     node: NodeUuid.optional().describe(
-      'Only what this node needs: datasets whose primary it is or that it holds, their leases, and the states of the nodes involved.',
+      'Only what this node needs: datasets whose primary it is or that it holds, their leases, and the states of the nodes involved. The request then waits while that view is unchanged since `since` (a change elsewhere does not answer it; the answer carries the current generation).',
     ),
+    delta: z
+      .enum(['true', 'false'])
+      .optional()
+      .describe(
+        "With `node` and `since`: answer only what changed in that node's view since `since` (a ClusterDelta, `delta: true`); the server may still answer a full snapshot. A node whose view did not change is not woken.",
+      ),
   })
   .strict();
 
@@ -404,7 +410,13 @@ export const apiRoutes = {
     summary: 'Agent channel: desired configuration and cluster state; long-polls while `since` is current.',
     tag: 'agent',
     query: WaitQuery,
-    responses: { 200: { description: 'The cluster snapshot.', schema: ClusterSnapshot }, ...E400 },
+    responses: {
+      200: {
+        description: 'The cluster snapshot (or, when `delta=true` was asked, possibly a delta of the node view).',
+        schema: ClusterAnswer,
+      },
+      ...E400,
+    },
   }),
   // ---- containers (Flocker's container API) ----------------------------------
   listContainers: route({

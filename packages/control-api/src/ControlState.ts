@@ -23,6 +23,7 @@ import { LeaseExpiryService } from './leaseExpiry';
 import { SnapshotScheduler } from './snapshotScheduler';
 import { NodeReports } from './nodeReports';
 import { ChangeNotifier } from './notifier';
+import { NodeViewIndex } from './nodeViews';
 
 export { NOTIFY_COALESCE_MS, WAKE_BATCH } from './notifier';
 
@@ -54,6 +55,8 @@ export class ControlState {
   private readonly committer: Committer;
   private readonly nodes: NodeReports;
   private readonly notifier: ChangeNotifier;
+  /** Which nodes' views each change touched (per-node wake-ups and deltas on the agent channel). */
+  readonly nodeViews: NodeViewIndex;
   private readonly leases: LeaseExpiryService;
   private readonly schedules: SnapshotScheduler;
   readonly minSnapshotIntervalMs: number;
@@ -68,7 +71,14 @@ export class ControlState {
     const logger = options.logger;
     this.logger = logger;
     const now = this.now;
-    this.notifier = new ChangeNotifier(() => this.generation);
+    this.nodeViews = new NodeViewIndex(this.instanceId, initial, () => ({
+      cv: this.committer.configuration.version,
+      sg: this.nodes.generation,
+    }));
+    this.notifier = new ChangeNotifier(
+      () => this.generation,
+      (node, since) => this.nodeViews.changedSince(node, since),
+    );
     this.committer = new Committer({
       store: options.store,
       logger,
@@ -77,7 +87,7 @@ export class ControlState {
       onChange: () => {
         this.leases.scheduleLeaseExpiry();
         this.schedules.reschedule();
-        this.notifier.notify();
+        this.notifier.notify(this.nodeViews.configurationChanged(this.committer.configuration));
       },
     });
     this.nodes = new NodeReports({
@@ -87,7 +97,12 @@ export class ControlState {
       logger,
       events: this.events,
       configuration: () => this.committer.configuration,
-      onStateChange: () => this.notifier.notify(),
+      onStateChange: (uuids) => {
+        const touched = new Set<string>();
+        for (const uuid of uuids)
+          for (const n of this.nodeViews.nodeChanged(uuid, this.nodes.reportedNode(uuid)?.report)) touched.add(n);
+        this.notifier.notify(touched);
+      },
       onDeadNodesChanged: () => this.leases.scheduleDeadNodeRelease(),
     });
     this.leases = new LeaseExpiryService({
@@ -294,9 +309,12 @@ export class ControlState {
     return this.leases.releaseDeadNodeLeases(now);
   }
 
-  /** Resolves when the generation differs from `since`, or after `timeoutMs`. */
-  waitForChange(since: string, timeoutMs: number, abort?: AbortSignal): Promise<void> {
-    return this.notifier.waitForChange(since, timeoutMs, abort);
+  /**
+   * Resolves when the generation differs from `since` (with `node`: when that node's view
+   * changed since `since`), or after `timeoutMs`.
+   */
+  waitForChange(since: string, timeoutMs: number, abort?: AbortSignal, node?: string): Promise<void> {
+    return this.notifier.waitForChange(since, timeoutMs, abort, node);
   }
 
   get waiting(): number {

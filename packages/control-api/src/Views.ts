@@ -12,17 +12,17 @@ import { z } from 'zod';
 import {
   BackupConfiguration,
   BackupState,
+  ClusterDelta,
   ClusterSnapshot,
   DatasetConfiguration,
   DatasetState,
-  type NodeReport,
   NodeStateSummary,
   SnapshotConfiguration,
   SnapshotState,
 } from '@flocker/api';
 import { backupConfigurations, deriveBackupState } from './backups';
 import { aliveNodes, deriveDatasetState, deriveSnapshotState, isAlive, nodeSummaries } from './clusterState';
-import { leaseView, liveLease, type StoredLease } from './configuration';
+import { type Configuration, leaseView, liveLease, type StoredLease } from './configuration';
 import type { ControlState } from './ControlState';
 import { jsonOf } from './json';
 import { PersistentMap } from './PersistentMap';
@@ -38,9 +38,8 @@ export class Views {
   private primaries:
     | { datasets: ReadonlyMap<string, DatasetConfiguration>; byPrimary: Map<string, Map<string, DatasetConfiguration>> }
     | undefined;
-  /** Nodes holding a manifestation of each dataset, updated per changed report. */
-  private holding:
-    { stateKey: string; reports: Map<string, NodeReport>; holders: Map<string, Set<string>> } | undefined;
+  private snapshotsJoined:
+    { snapshots: ReadonlyMap<string, SnapshotConfiguration> | undefined; json: string } | undefined;
   private leaseOrdering: { leases: ReadonlyMap<string, StoredLease>; order: Map<string, number> } | undefined;
 
   constructor(
@@ -153,23 +152,10 @@ export class Views {
     const s = this.state;
     const now = s.now();
     const generation = s.generation;
-    const byPrimary = this.byPrimary();
-    const holders = this.holders();
-    const leaseOrder = this.leaseOrder();
     const config = s.configuration;
-    const datasets = new Map<string, DatasetConfiguration>();
-    for (const d of byPrimary.get(node)?.values() ?? []) datasets.set(d.dataset_id, d);
-    const own = s.reportedNode(node);
-    if (own !== undefined) {
-      const ids = own.report.manifestations.map((m) => m.dataset_id);
-      for (const v of own.report.volumes ?? []) if (v.attached_to === own.report.instance_id) ids.push(v.dataset_id);
-      for (const id of ids) {
-        const d = config.datasets.get(id);
-        if (d !== undefined) datasets.set(id, d);
-      }
-    }
-    const nodeIds = new Set<string>([node]);
-    for (const id of datasets.keys()) for (const holder of holders.get(id) ?? []) nodeIds.add(holder);
+    const { datasets, nodeIds } = this.viewOf(node);
+    s.nodeViews.prune(node, (key) => inView(key, datasets, nodeIds), datasets.size + nodeIds.size);
+    const leaseOrder = this.leaseOrder();
     // Looked up per dataset (then put in the configuration's lease order), not by scanning every lease per agent.
     const leased: StoredLease[] = [];
     for (const id of datasets.keys()) {
@@ -192,10 +178,85 @@ export class Views {
       `[${leases.join(',')}]`,
       `[${nodes.join(',')}]`,
       // Every configured snapshot: few, and a node may have to destroy one of a dataset it never held.
-      snapshotsJson(config),
+      this.snapshotsMember(config),
     );
     if (this.validate) ClusterSnapshot.parse(JSON.parse(json));
     return json;
+  }
+
+  /**
+   * What changed in node's view since generation `since` (a ClusterDelta, issue 23): the
+   * entries NodeViewIndex stamped after it, each as it is now or as removed. O(the view)
+   * to know what is in it, plus O(the change) of JSON. Undefined when the index cannot say
+   * (a `since` of another process, or older than it keeps): answer the whole view then.
+   */
+  deltaFor(node: string, since: string): string | undefined {
+    const s = this.state;
+    const changes = s.nodeViews.changesSince(node, since);
+    if (changes === undefined) return undefined;
+    const now = s.now();
+    const config = s.configuration;
+    const { datasets, nodeIds } = this.viewOf(node);
+    const setDatasets: string[] = [];
+    const removedDatasets: string[] = [];
+    const setLeases: string[] = [];
+    const removedLeases: string[] = [];
+    const setNodes: string[] = [];
+    const removedNodes: string[] = [];
+    for (const key of changes.keys) {
+      const id = key.slice(2);
+      if (key.startsWith('d:')) {
+        const d = datasets.get(id);
+        if (d === undefined) {
+          removedDatasets.push(JSON.stringify(id));
+          continue;
+        }
+        setDatasets.push(jsonOf(d));
+        const lease = liveLease(config, id, now);
+        if (lease !== undefined) setLeases.push(JSON.stringify(leaseView(lease, now)));
+        else removedLeases.push(JSON.stringify(id));
+      } else if (nodeIds.has(id) && s.reportedNode(id) !== undefined) setNodes.push(this.nodeStateJson(id, now));
+      else removedNodes.push(JSON.stringify(id));
+    }
+    s.nodeViews.prune(node, (key) => inView(key, datasets, nodeIds), datasets.size + nodeIds.size);
+    const snapshots = changes.snapshots ? `"snapshots":${joinArray(config.snapshots?.values() ?? [])},` : '';
+    const timing = `"node_timeout_seconds":${s.nodeTimeoutMs / 1000},"lease_grace_seconds":${s.leaseGraceMs / 1000}`;
+    const json =
+      `{"delta":true,"since":${JSON.stringify(since)},"generation":${JSON.stringify(s.generation)},` +
+      `"configuration_tag":${JSON.stringify(s.configurationTag)},"datasets":[${setDatasets.join(',')}],` +
+      `"removed_datasets":[${removedDatasets.join(',')}],${snapshots}"leases":[${setLeases.join(',')}],` +
+      `"removed_leases":[${removedLeases.join(',')}],"nodes":[${setNodes.join(',')}],` +
+      `"removed_nodes":[${removedNodes.join(',')}],${timing}}`;
+    if (this.validate) ClusterDelta.parse(JSON.parse(json));
+    return json;
+  }
+
+  /** The datasets in node's view (primary or held) and the nodes whose states it shows. */
+  private viewOf(node: string): { datasets: Map<string, DatasetConfiguration>; nodeIds: Set<string> } {
+    const s = this.state;
+    const config = s.configuration;
+    const datasets = new Map<string, DatasetConfiguration>();
+    for (const d of this.byPrimary().get(node)?.values() ?? []) datasets.set(d.dataset_id, d);
+    const own = s.reportedNode(node);
+    if (own !== undefined) {
+      const ids = own.report.manifestations.map((m) => m.dataset_id);
+      for (const v of own.report.volumes ?? []) if (v.attached_to === own.report.instance_id) ids.push(v.dataset_id);
+      for (const id of ids) {
+        const d = config.datasets.get(id);
+        if (d !== undefined) datasets.set(id, d);
+      }
+    }
+    const nodeIds = new Set<string>([node]);
+    for (const id of datasets.keys()) for (const holder of s.nodeViews.holdersOf(id) ?? []) nodeIds.add(holder);
+    return { datasets, nodeIds };
+  }
+
+  /** The agent channel's `snapshots` member, joined once per change of the configured snapshots. */
+  private snapshotsMember(config: Configuration): string {
+    const current = config.snapshots;
+    if (this.snapshotsJoined?.snapshots !== current || this.snapshotsJoined === undefined)
+      this.snapshotsJoined = { snapshots: current, json: snapshotsJson(config) };
+    return this.snapshotsJoined.json;
   }
 
   /**
@@ -228,31 +289,6 @@ export class Views {
     return byPrimary;
   }
 
-  /** Holders of each dataset; only the reports that changed since the last call are re-read. */
-  private holders(): Map<string, Set<string>> {
-    const s = this.state;
-    const stateKey = `${s.instanceId}.${s.stateGeneration}`;
-    if (this.holding === undefined) this.holding = { stateKey: '', reports: new Map(), holders: new Map() };
-    const index = this.holding;
-    if (index.stateKey === stateKey) return index.holders;
-    const seen = new Set<string>();
-    for (const { report } of s.reportedNodes()) {
-      seen.add(report.uuid);
-      const old = index.reports.get(report.uuid);
-      if (old === report) continue;
-      if (old !== undefined) for (const m of old.manifestations) removeFrom(index.holders, m.dataset_id, report.uuid);
-      for (const m of report.manifestations) addMember(index.holders, m.dataset_id, report.uuid);
-      index.reports.set(report.uuid, report);
-    }
-    for (const [uuid, old] of index.reports) {
-      if (seen.has(uuid)) continue;
-      for (const m of old.manifestations) removeFrom(index.holders, m.dataset_id, uuid);
-      index.reports.delete(uuid);
-    }
-    index.stateKey = stateKey;
-    return index.holders;
-  }
-
   private leaseOrder(): Map<string, number> {
     const leases = this.state.configuration.leases;
     if (this.leaseOrdering?.leases === leases) return this.leaseOrdering.order;
@@ -270,12 +306,6 @@ function addTo<V>(index: Map<string, Map<string, V>>, key: string, member: strin
   else bucket.set(member, value);
 }
 
-function addMember(index: Map<string, Set<string>>, key: string, member: string): void {
-  const bucket = index.get(key);
-  if (bucket === undefined) index.set(key, new Set([member]));
-  else bucket.add(member);
-}
-
 function removeFrom(
   index: Map<string, { delete(member: string): boolean; readonly size: number }>,
   key: string,
@@ -285,6 +315,12 @@ function removeFrom(
   if (bucket === undefined) return;
   bucket.delete(member);
   if (bucket.size === 0) index.delete(key);
+}
+
+/** Whether a NodeViewIndex entry key (`d:<dataset>`, `n:<node>`) is in a view. */
+function inView(key: string, datasets: ReadonlyMap<string, unknown>, nodeIds: ReadonlySet<string>): boolean {
+  const id = key.slice(2);
+  return key.startsWith('d:') ? datasets.has(id) : nodeIds.has(id);
 }
 
 function joinArray(values: Iterable<object>): string {

@@ -51,7 +51,7 @@ export interface NodeReportsOptions {
   /** The committed configuration (lease holders known from it may be declared dead). */
   configuration: () => Configuration;
   /** Node state changed (a report that says something new, a node dead or back): the generation moved. */
-  onStateChange: () => void;
+  onStateChange: (nodes: readonly string[]) => void;
   /** The set of dead nodes changed: when their leases are due for release may have moved. */
   onDeadNodesChanged: () => void;
 }
@@ -119,7 +119,7 @@ export class NodeReports {
     this.aliveSet.add(report.uuid);
     if (!wasAlive) this.nodeBack(report.uuid, report.host, now);
     // A report repeating what we know changes nothing for the agents: do not wake them.
-    if (previous === undefined || previous.json !== json || !wasAlive) this.changed();
+    if (previous === undefined || previous.json !== json || !wasAlive) this.changed([report.uuid]);
     return json;
   }
 
@@ -141,16 +141,16 @@ export class NodeReports {
       if (wasAlive || this.deadNodes.has(report.uuid)) this.nodeDead(report.uuid, report.host, lastSeen, now, wasAlive);
       else this.deadNodes.set(report.uuid, { deadSince: lastSeen + this.options.nodeTimeoutMs, host: report.host });
     }
-    if (previous === undefined || previous.json !== json || alive !== wasAlive) this.changed();
+    if (previous === undefined || previous.json !== json || alive !== wasAlive) this.changed([report.uuid]);
   }
 
   /** Marks nodes that stopped reporting as dead (and revived ones alive). */
   checkLiveness(now: number): void {
-    let changed = false;
+    const changed: string[] = [];
     for (const [uuid, node] of this.nodes) {
       const alive = isAlive(node, now, this.options.nodeTimeoutMs);
       if (alive !== this.aliveSet.has(uuid)) {
-        changed = true;
+        changed.push(uuid);
         if (alive) {
           this.aliveSet.add(uuid);
           this.nodeBack(uuid, node.report.host, now);
@@ -164,7 +164,7 @@ export class NodeReports {
       this.unreportedChecked = true;
       this.declareUnreportedHolders(now);
     }
-    if (changed) this.changed();
+    if (changed.length > 0) this.changed(changed);
   }
 
   /** A container agent's report of the Flocker containers on its node. */
@@ -188,9 +188,9 @@ export class NodeReports {
     this.closed = true;
   }
 
-  private changed(): void {
+  private changed(nodes: readonly string[]): void {
     this.stateGen += 1;
-    this.options.onStateChange();
+    this.options.onStateChange(nodes);
   }
 
   private nodeDead(uuid: string, host: string, lastSeen: number | undefined, now: number, announce: boolean): void {

@@ -137,11 +137,17 @@ const datasetHandlers: Omit<
   waitForCluster: async (state, { query, signal }, views) => {
     if (query.since !== undefined) {
       const wait = Math.min(query.timeout_ms ?? DEFAULT_WAIT_MS, MAX_WAIT_MS);
-      await state.waitForChange(query.since, wait, signal);
+      // A node's poll waits on its own view: changes elsewhere do not wake it (issue 23).
+      await state.waitForChange(query.since, wait, signal, query.node);
     }
+    // A delta only when asked for (older agents and other clients read full snapshots) and known.
+    const delta =
+      query.node !== undefined && query.since !== undefined && query.delta === 'true'
+        ? views.deltaFor(query.node, query.since)
+        : undefined;
     return {
       status: 200,
-      json: query.node !== undefined ? views.snapshotFor(query.node) : views.snapshot(),
+      json: delta ?? (query.node !== undefined ? views.snapshotFor(query.node) : views.snapshot()),
       tag: state.configurationTag,
     };
   },

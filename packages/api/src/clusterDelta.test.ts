@@ -1,0 +1,65 @@
+import { applyClusterDelta, ClusterAnswer, type ClusterDelta, isClusterDelta } from './clusterDelta';
+import type { ClusterSnapshot } from './schemas';
+
+const id = (i: number): string => `${String(i).padStart(8, '0')}-1111-4111-8111-111111111111`;
+const N = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+const dataset = (i: number, size = 1): ClusterSnapshot['datasets'][number] => ({
+  dataset_id: id(i),
+  primary: N,
+  metadata: {},
+  deleted: false,
+  maximum_size: size * 67108864,
+});
+const lease = (i: number): ClusterSnapshot['leases'][number] => ({ dataset_id: id(i), node_uuid: N, expires: null });
+const base: ClusterSnapshot = {
+  generation: 'x.1.1',
+  configuration_tag: 'v1',
+  datasets: [dataset(0), dataset(1), dataset(2)],
+  snapshots: [{ snapshot_id: id(9), dataset_id: id(0), metadata: {}, created_at: '2026-01-01T00:00:00.000Z' }],
+  leases: [lease(0), lease(1)],
+  nodes: [],
+  node_timeout_seconds: 30,
+  lease_grace_seconds: 5,
+};
+const empty: ClusterDelta = {
+  delta: true,
+  since: 'x.1.1',
+  generation: 'x.2.1',
+  configuration_tag: 'v2',
+  datasets: [],
+  removed_datasets: [],
+  leases: [],
+  removed_leases: [],
+  nodes: [],
+  removed_nodes: [],
+};
+
+describe('applyClusterDelta', () => {
+  it('replaces changed entries in place, appends new ones, drops removed ones (a removed dataset takes its lease)', () => {
+    const merged = applyClusterDelta(base, {
+      ...empty,
+      datasets: [dataset(1, 2), dataset(3)],
+      removed_datasets: [id(0)],
+      leases: [lease(3)],
+      removed_leases: [id(1)],
+    });
+    expect(merged?.datasets).toEqual([dataset(1, 2), dataset(2), dataset(3)]);
+    expect(merged?.leases).toEqual([lease(3)]);
+    expect(merged).toMatchObject({ generation: 'x.2.1', configuration_tag: 'v2', node_timeout_seconds: 30 });
+    // Snapshots absent from the delta: unchanged.
+    expect(merged?.snapshots).toEqual(base.snapshots);
+  });
+
+  it('an empty snapshot list removes them (absent, as in a full answer)', () => {
+    expect(applyClusterDelta(base, { ...empty, snapshots: [] })).not.toHaveProperty('snapshots');
+  });
+
+  it('refuses a delta for another generation (the caller asks for the whole view)', () => {
+    expect(applyClusterDelta(base, { ...empty, since: 'x.0.9' })).toBeUndefined();
+  });
+
+  it('tells a delta from a full snapshot on the wire', () => {
+    expect(isClusterDelta(ClusterAnswer.parse(empty))).toBe(true);
+    expect(isClusterDelta(ClusterAnswer.parse({ ...base, snapshots: [] }))).toBe(false);
+  });
+});

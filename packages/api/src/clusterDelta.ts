@@ -1,0 +1,82 @@
+/**
+ * Per-node deltas on the agent channel (issue 23): `GET /v1/agent/cluster?node=N&since=G&delta=true`
+ * answers what changed in node N's view since generation G instead of the whole view. Opt-in:
+ * without `delta=true` (older agents, flocker-go, the CLI) the answer is the full ClusterSnapshot
+ * as before. The server may answer a full snapshot even when a delta was asked for (first poll, a
+ * `since` of another replica or process, a `since` too old for what it keeps); a client tells the
+ * two apart by `delta: true` and merges with applyClusterDelta.
+ */
+import { z } from 'zod';
+import { ClusterSnapshot, DatasetConfiguration, Lease, NodeState, SnapshotConfiguration } from './schemas';
+
+export const ClusterDelta = z
+  .object({
+    delta: z.literal(true),
+    since: z.string().describe('The generation this delta applies to (the `since` of the request).'),
+    generation: z.string().describe('The generation after applying it.'),
+    configuration_tag: z.string(),
+    datasets: z.array(DatasetConfiguration).describe('Datasets added to the view or changed (whole values).'),
+    removed_datasets: z.array(z.string()).describe('Datasets no longer in the view (their leases go with them).'),
+    snapshots: z
+      .array(SnapshotConfiguration)
+      .optional()
+      .describe('Present when the configured snapshots changed: the whole new list (empty: none).'),
+    leases: z.array(Lease).describe('Leases added or changed.'),
+    removed_leases: z.array(z.string()).describe('Datasets of the view whose lease is gone.'),
+    nodes: z.array(NodeState).describe('Node states added to the view or changed.'),
+    removed_nodes: z.array(z.string()).describe('Nodes no longer in the view.'),
+    node_timeout_seconds: z.number().positive().optional(),
+    lease_grace_seconds: z.number().nonnegative().optional(),
+  })
+  .strict();
+export type ClusterDelta = z.infer<typeof ClusterDelta>;
+
+/** What the agent channel answers a request that asked for a delta: a delta, or a full view. */
+export const ClusterAnswer = z.union([ClusterSnapshot, ClusterDelta]);
+export type ClusterAnswer = ClusterSnapshot | ClusterDelta;
+
+export function isClusterDelta(answer: ClusterAnswer): answer is ClusterDelta {
+  return 'delta' in answer && answer.delta === true;
+}
+
+/**
+ * `prev` with `delta` applied, or undefined when the delta is not for `prev` (its `since` is not
+ * `prev`'s generation: ask for a full view then). Entries keep their place; new ones are appended.
+ * Lease lifetimes (`expires`) and `last_seen` of entries the delta does not carry are those of
+ * the answer that last carried them.
+ */
+export function applyClusterDelta(prev: ClusterSnapshot, delta: ClusterDelta): ClusterSnapshot | undefined {
+  if (delta.since !== prev.generation) return undefined;
+  const datasets = merge(prev.datasets, (d) => d.dataset_id, delta.datasets, delta.removed_datasets);
+  const gone = new Set([...delta.removed_datasets, ...delta.removed_leases]);
+  const leases = merge(prev.leases, (l) => l.dataset_id, delta.leases, gone);
+  const nodes = merge(prev.nodes, (n) => n.uuid, delta.nodes, delta.removed_nodes);
+  const snapshots = delta.snapshots ?? prev.snapshots ?? [];
+  return {
+    generation: delta.generation,
+    configuration_tag: delta.configuration_tag,
+    datasets,
+    // Absent when none, as in a full answer.
+    ...(snapshots.length > 0 ? { snapshots } : {}),
+    leases,
+    nodes,
+    ...(delta.node_timeout_seconds !== undefined
+      ? { node_timeout_seconds: delta.node_timeout_seconds }
+      : prev.node_timeout_seconds !== undefined
+        ? { node_timeout_seconds: prev.node_timeout_seconds }
+        : {}),
+    ...(delta.lease_grace_seconds !== undefined
+      ? { lease_grace_seconds: delta.lease_grace_seconds }
+      : prev.lease_grace_seconds !== undefined
+        ? { lease_grace_seconds: prev.lease_grace_seconds }
+        : {}),
+  };
+}
+
+function merge<T>(prev: readonly T[], key: (v: T) => string, set: readonly T[], removed: Iterable<string>): T[] {
+  const byKey = new Map<string, T>();
+  for (const v of prev) byKey.set(key(v), v);
+  for (const k of removed) byKey.delete(k);
+  for (const v of set) byKey.set(key(v), v);
+  return [...byKey.values()];
+}

@@ -1,0 +1,249 @@
+import fc from 'fast-check';
+import winston from 'winston';
+import { applyClusterDelta, ClusterDelta, ClusterSnapshot } from '@flocker/api';
+import {
+  acquireLease,
+  createDataset,
+  createSnapshot,
+  deleteDataset,
+  releaseLease,
+  updateDataset,
+} from './configuration';
+import { MemoryConfigurationStore } from './ConfigurationStore';
+import { ControlState } from './ControlState';
+import { ConfigurationError } from './errors';
+import { after, parseGeneration } from './nodeViews';
+import { Views } from './Views';
+import { A, B, C, letterReport as report } from './testing/fixtures';
+
+const silent = winston.createLogger({ silent: true });
+const nodes = [A, B, C];
+
+async function open(now: () => number): Promise<ControlState> {
+  return ControlState.open({
+    store: new MemoryConfigurationStore(),
+    nodeTimeoutMs: 10_000,
+    logger: silent,
+    now,
+    livenessCheckMs: 60_000,
+  });
+}
+
+/**
+ * Order-insensitive (a delta appends what it adds), generation and tag included. A node's
+ * last_seen is left out: a report saying nothing new moves it without waking anyone (as before).
+ */
+function normal(snap: ClusterSnapshot): unknown {
+  const by = (a: { dataset_id?: string; uuid?: string }, b: { dataset_id?: string; uuid?: string }): number =>
+    String(a.dataset_id ?? a.uuid).localeCompare(String(b.dataset_id ?? b.uuid));
+  return {
+    ...snap,
+    datasets: [...snap.datasets].sort(by),
+    leases: [...snap.leases].sort(by),
+    nodes: [...snap.nodes].sort(by).map(({ last_seen: _s, ...rest }) => rest),
+  };
+}
+
+/** The view without what changes with every generation (for "this view did not change"). */
+function content(snap: ClusterSnapshot): unknown {
+  const { generation: _g, configuration_tag: _t, ...rest } = normal(snap) as ClusterSnapshot;
+  return rest;
+}
+
+describe('nodeViews: generations', () => {
+  it('parses its own tokens and orders stamps by either counter', () => {
+    expect(parseGeneration('abc.12.7')).toEqual({ instance: 'abc', cv: 12, sg: 7 });
+    expect(parseGeneration('nonsense')).toBeUndefined();
+    expect(after({ cv: 3, sg: 1 }, { cv: 2, sg: 5 })).toBe(true);
+    expect(after({ cv: 2, sg: 6 }, { cv: 2, sg: 5 })).toBe(true);
+    expect(after({ cv: 2, sg: 5 }, { cv: 2, sg: 5 })).toBe(false);
+    expect(after({ cv: 1, sg: 5 }, { cv: 2, sg: 5 })).toBe(false);
+  });
+});
+
+describe('nodeViews: per-node wake-ups and deltas', () => {
+  type Op =
+    | { kind: 'create'; node: number }
+    | { kind: 'move'; pick: number; node: number }
+    | { kind: 'delete'; pick: number }
+    | { kind: 'lease'; pick: number; node: number }
+    | { kind: 'release'; pick: number }
+    | { kind: 'snapshot'; pick: number }
+    | { kind: 'report'; node: number; holds: number[]; attached: number[] }
+    | { kind: 'same'; node: number }
+    | { kind: 'die' }
+    | { kind: 'poll'; node: number };
+  const n = fc.nat(2);
+  const op: fc.Arbitrary<Op> = fc.oneof(
+    fc.record({ kind: fc.constant('create' as const), node: n }),
+    fc.record({ kind: fc.constant('move' as const), pick: fc.nat(), node: n }),
+    fc.record({ kind: fc.constant('delete' as const), pick: fc.nat() }),
+    fc.record({ kind: fc.constant('lease' as const), pick: fc.nat(), node: n }),
+    fc.record({ kind: fc.constant('release' as const), pick: fc.nat() }),
+    fc.record({ kind: fc.constant('snapshot' as const), pick: fc.nat() }),
+    fc.record({
+      kind: fc.constant('report' as const),
+      node: n,
+      holds: fc.array(fc.nat(), { maxLength: 4 }),
+      attached: fc.array(fc.nat(), { maxLength: 2 }),
+    }),
+    fc.record({ kind: fc.constant('same' as const), node: n }),
+    fc.constant({ kind: 'die' as const }),
+    fc.record({ kind: fc.constant('poll' as const), node: n }),
+  );
+
+  it('applying the deltas equals the full view, and a node not woken has an unchanged view, across random changes', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 60 }), async (ops) => {
+        let t = 1_700_000_000_000;
+        const state = await open(() => t);
+        try {
+          for (const node of nodes) await state.report(report(node));
+          const views = new Views(state, true);
+          const full = (node: string): ClusterSnapshot => ClusterSnapshot.parse(JSON.parse(views.snapshotFor(node)));
+          // What each simulated agent holds: the merged view as of its last answer.
+          const held = new Map<string, ClusterSnapshot>(nodes.map((node) => [node, full(node)]));
+          const reports = new Map(nodes.map((node) => [node, report(node)]));
+          const poll = (node: string): void => {
+            const prev = held.get(node) as ClusterSnapshot;
+            const now = full(node);
+            if (!state.nodeViews.changedSince(node, prev.generation)) {
+              // Not woken: right only if nothing in its view changed.
+              expect(content(now)).toEqual(content(prev));
+            }
+            const answer = views.deltaFor(node, prev.generation);
+            if (answer === undefined) {
+              held.set(node, now);
+              return;
+            }
+            const delta = ClusterDelta.parse(JSON.parse(answer));
+            const merged = applyClusterDelta(prev, delta);
+            expect(merged).toBeDefined();
+            expect(normal(merged as ClusterSnapshot)).toEqual(normal(now));
+            held.set(node, merged as ClusterSnapshot);
+          };
+          for (const o of ops) {
+            const all = [...state.configuration.datasets.keys()];
+            const pick = (i: number): string | undefined => (all.length > 0 ? all[i % all.length] : undefined);
+            try {
+              if (o.kind === 'create')
+                await state.mutate((c) => createDataset(c, { primary: nodes[o.node] as string }));
+              else if (o.kind === 'move' && pick(o.pick) !== undefined)
+                await state.mutate((c, now) =>
+                  updateDataset(c, pick(o.pick) as string, { primary: nodes[o.node] }, now),
+                );
+              else if (o.kind === 'delete' && pick(o.pick) !== undefined)
+                await state.mutate((c, now) => deleteDataset(c, pick(o.pick) as string, now));
+              else if (o.kind === 'lease' && pick(o.pick) !== undefined)
+                await state.mutate((c, now) =>
+                  acquireLease(
+                    c,
+                    { dataset_id: pick(o.pick) as string, node_uuid: nodes[o.node] as string, expires: null },
+                    now,
+                  ),
+                );
+              else if (o.kind === 'release' && pick(o.pick) !== undefined)
+                await state.mutate((c, now) => releaseLease(c, pick(o.pick) as string, now));
+              else if (o.kind === 'snapshot' && pick(o.pick) !== undefined)
+                await state.mutate((c, now) => createSnapshot(c, { dataset_id: pick(o.pick) as string }, now));
+              else if (o.kind === 'report' && all.length > 0) {
+                const node = nodes[o.node] as string;
+                const manifestations = [...new Set(o.holds.map((h) => all[h % all.length] as string))].map((d) => ({
+                  dataset_id: d,
+                  blockdevice_id: `b-${d}`,
+                  size: 67108864,
+                  status: 'attached' as const,
+                }));
+                const volumes = [...new Set(o.attached.map((h) => all[h % all.length] as string))].map((d) => ({
+                  blockdevice_id: `v-${d}`,
+                  dataset_id: d,
+                  size: 67108864,
+                  attached_to: `i-${node.slice(0, 1)}`,
+                }));
+                const r = report(node, { manifestations, volumes });
+                reports.set(node, r);
+                await state.report(r);
+              } else if (o.kind === 'same') {
+                // The same report again, later: nothing changed, nobody is woken.
+                const before = state.generation;
+                const alive = state.deadSince(nodes[o.node] as string) === undefined;
+                t += 1;
+                await state.report(reports.get(nodes[o.node] as string) as ReturnType<typeof report>);
+                if (alive) expect(state.generation).toBe(before);
+              } else if (o.kind === 'die') {
+                t += 11_000;
+                await state.checkLiveness();
+              } else if (o.kind === 'poll') poll(nodes[o.node] as string);
+            } catch (e) {
+              // A refused change (a lease held elsewhere, a deleted dataset moved) changes nothing.
+              if (!(e instanceof ConfigurationError)) throw e;
+            }
+          }
+          for (const node of nodes) poll(node);
+        } finally {
+          await state.close();
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('a change wakes the polls of the nodes whose views it touched, not the others', async () => {
+    const t = 1_700_000_000_000;
+    const state = await open(() => t);
+    try {
+      for (const node of nodes) await state.report(report(node));
+      const since = state.generation;
+      const woken: string[] = [];
+      const polls = nodes.map((node) =>
+        state.waitForChange(since, 5_000, undefined, node).then(() => woken.push(node)),
+      );
+      const whole = state.waitForChange(since, 5_000).then(() => woken.push('cluster'));
+      await state.mutate((c) => createDataset(c, { primary: A }));
+      await whole;
+      await polls[0];
+      await new Promise((r) => setTimeout(r, 50));
+      expect(woken.sort()).toEqual([A, 'cluster'].sort());
+      // B starts to hold A's dataset: B's view (the dataset) and A's (B's state) change, C's does not.
+      const [d] = [...state.configuration.datasets.keys()];
+      const since2 = state.generation;
+      woken.length = 0;
+      const polls2 = nodes.map((node) =>
+        state.waitForChange(since2, 5_000, undefined, node).then(() => woken.push(node)),
+      );
+      await state.report(
+        report(B, {
+          manifestations: [{ dataset_id: d as string, blockdevice_id: 'b', size: 67108864, status: 'attached' }],
+        }),
+      );
+      await Promise.all([polls2[0], polls2[1]]);
+      await new Promise((r) => setTimeout(r, 50));
+      // B's poll from the first generation too: B's view changed since then.
+      expect(woken.sort()).toEqual([A, B, B].sort());
+      // C's poll from the first generation is still waiting: its view has not changed since then.
+      expect(state.nodeViews.changedSince(C, since)).toBe(false);
+      expect(state.waiting).toBe(2);
+      // A snapshot is in every view: it wakes C too.
+      await state.mutate((c, now) => createSnapshot(c, { dataset_id: d as string }, now));
+      await Promise.all([polls[2], polls2[2]]);
+      expect(state.waiting).toBe(0);
+    } finally {
+      await state.close();
+    }
+  });
+
+  it('a delta for a generation of another process is not given (the client gets the whole view)', async () => {
+    const state = await open(Date.now);
+    try {
+      await state.report(report(A));
+      const views = new Views(state, true);
+      expect(views.deltaFor(A, 'otherinstance.1.1')).toBeUndefined();
+      expect(views.deltaFor(A, 'garbage')).toBeUndefined();
+      const empty = ClusterDelta.parse(JSON.parse(views.deltaFor(A, state.generation) as string));
+      expect(empty).toMatchObject({ datasets: [], removed_datasets: [], nodes: [], removed_nodes: [] });
+      expect(empty.snapshots).toBeUndefined();
+    } finally {
+      await state.close();
+    }
+  });
+});

@@ -1,0 +1,272 @@
+/**
+ * Which nodes' views a change touches (issue 23, per-node deltas on the agent channel).
+ *
+ * Node N's view (Views.snapshotFor) holds the datasets whose primary N is or that N holds
+ * (a manifestation, or a volume attached to its instance), their leases, the states of the
+ * nodes holding those datasets, and every configured snapshot. This index keeps, for each
+ * node, the generation at which each entry of its view last changed (`d:<dataset>` for a
+ * dataset or its lease, `n:<node>` for a node state) — so a long-poll is woken only when its
+ * node's view changed, and a delta carries only the entries changed since the poll's `since`.
+ * Each change costs O(what it touches): a dataset write touches its old and new primary and
+ * its holders; a node report touches that node and the views holding what it held or holds.
+ *
+ * Generations are `<instance>.<configuration version>.<state generation>`, both counters
+ * monotonic in one process: an entry stamped (cv, sg) changed after `since` (scv, ssg) iff
+ * cv > scv or sg > ssg.
+ */
+import type { NodeReport } from '@flocker/api';
+import type { Configuration } from './configuration';
+import { PersistentMap } from './PersistentMap';
+
+export interface Stamp {
+  readonly cv: number;
+  readonly sg: number;
+}
+
+export interface ParsedGeneration extends Stamp {
+  readonly instance: string;
+}
+
+/** A generation token of this service (`instance.cv.sg`), or undefined when it is not one. */
+export function parseGeneration(generation: string): ParsedGeneration | undefined {
+  const m = /^([^.]+)\.(\d+)\.(\d+)$/.exec(generation);
+  if (m === null) return undefined;
+  return { instance: m[1] as string, cv: Number(m[2]), sg: Number(m[3]) };
+}
+
+/** True when `stamp` is a change the holder of `since` has not seen. */
+export function after(stamp: Stamp, since: Stamp): boolean {
+  return stamp.cv > since.cv || stamp.sg > since.sg;
+}
+
+/** Above this many changed datasets in one configuration change, every view is treated as changed. */
+export const MAX_TRACKED_CHANGE = 4096;
+
+interface Held {
+  /** Datasets with a manifestation on the node. */
+  readonly manifestations: readonly string[];
+  /** Datasets whose volume is attached to the node's own instance. */
+  readonly attached: readonly string[];
+}
+
+interface NodeLog {
+  /** Entry key → when it last changed. */
+  readonly keys: Map<string, Stamp>;
+  /** The latest stamp of any entry. */
+  latest: Stamp;
+  /** Entries older than this were forgotten: a `since` before it gets a full answer. */
+  horizon: Stamp | undefined;
+}
+
+/** What a change touched: some nodes' views, or all of them. */
+export type Touched = ReadonlySet<string> | 'all';
+
+export class NodeViewIndex {
+  private readonly logs = new Map<string, NodeLog>();
+  private readonly held = new Map<string, Held>();
+  /** Dataset → nodes with a manifestation of it. */
+  private readonly holders = new Map<string, Set<string>>();
+  /** Dataset → nodes whose instance its volume is attached to. */
+  private readonly attached = new Map<string, Set<string>>();
+  private config: Configuration;
+  /** When the configured snapshots (part of every view) last changed. */
+  private snapshotsAt: Stamp;
+  /** When every view last changed wholesale (a change too big to track): older `since`s get full answers. */
+  private everythingAt: Stamp;
+
+  /** `stamp`: the current generation's counters (read at each change, after the change). */
+  constructor(
+    readonly instance: string,
+    initial: Configuration,
+    private readonly stamp: () => Stamp,
+  ) {
+    this.config = initial;
+    this.snapshotsAt = this.everythingAt = { cv: initial.version, sg: 0 };
+  }
+
+  /** Nodes holding a manifestation of the dataset. */
+  holdersOf(dataset: string): ReadonlySet<string> | undefined {
+    return this.holders.get(dataset);
+  }
+
+  /**
+   * Records a new committed configuration: the views of the old and new primaries and of the
+   * holders of each changed dataset (or lease) changed. Returns who to wake.
+   */
+  configurationChanged(next: Configuration): Touched {
+    const prev = this.config;
+    if (prev === next) return new Set();
+    this.config = next;
+    const now = this.stamp();
+    let all = false;
+    if (prev.snapshots !== next.snapshots && !sameValues(prev.snapshots, next.snapshots)) {
+      this.snapshotsAt = now;
+      all = true;
+    }
+    const changed = new Set<string>();
+    for (const [a, b] of [
+      [prev.datasets, next.datasets],
+      [prev.leases, next.leases],
+    ] as const) {
+      if (a === b) continue;
+      const diff = PersistentMap.diff<string, unknown>(a, b);
+      for (const id of diff.deletes) changed.add(id);
+      for (const id of diff.sets) changed.add(id);
+      if (changed.size > MAX_TRACKED_CHANGE) break;
+    }
+    if (changed.size > MAX_TRACKED_CHANGE) {
+      this.everythingAt = now;
+      return 'all';
+    }
+    const touched = new Set<string>();
+    for (const id of changed) {
+      const viewers = new Set<string>();
+      const before = prev.datasets.get(id)?.primary;
+      const after = next.datasets.get(id)?.primary;
+      if (before !== undefined) viewers.add(before);
+      if (after !== undefined) viewers.add(after);
+      for (const n of this.holders.get(id) ?? []) viewers.add(n);
+      for (const n of this.attached.get(id) ?? []) viewers.add(n);
+      for (const v of viewers) {
+        this.touch(v, `d:${id}`, now, touched);
+        // The dataset may have entered or left v's view, and with it the states of its holders.
+        for (const h of this.holders.get(id) ?? []) this.touch(v, `n:${h}`, now, touched);
+      }
+    }
+    return all ? 'all' : touched;
+  }
+
+  /**
+   * Records that node `uuid`'s state changed (a new report, or its liveness): its own view
+   * (and the datasets entering or leaving it) and every view that shows its state.
+   */
+  nodeChanged(uuid: string, report: NodeReport | undefined): ReadonlySet<string> {
+    const now = this.stamp();
+    const touched = new Set<string>();
+    const old = this.held.get(uuid) ?? { manifestations: [], attached: [] };
+    const next: Held =
+      report === undefined
+        ? old
+        : {
+            manifestations: report.manifestations.map((m) => m.dataset_id),
+            attached: (report.volumes ?? [])
+              .filter((v) => v.attached_to !== undefined && v.attached_to === report.instance_id)
+              .map((v) => v.dataset_id),
+          };
+    if (next !== old) {
+      for (const id of old.manifestations) removeMember(this.holders, id, uuid);
+      for (const id of old.attached) removeMember(this.attached, id, uuid);
+      for (const id of next.manifestations) addMember(this.holders, id, uuid);
+      for (const id of next.attached) addMember(this.attached, id, uuid);
+      this.held.set(uuid, next);
+    }
+    // Its own state, in its own view.
+    this.touch(uuid, `n:${uuid}`, now, touched);
+    // Datasets entering or leaving its own view (the primary ones stay whatever it reports).
+    const before = new Set([...old.manifestations, ...old.attached]);
+    const nowHeld = new Set([...next.manifestations, ...next.attached]);
+    for (const id of symmetricDifference(before, nowHeld)) {
+      this.touch(uuid, `d:${id}`, now, touched);
+      for (const h of this.holders.get(id) ?? []) this.touch(uuid, `n:${h}`, now, touched);
+    }
+    // Every view showing its state: those of the datasets it held or holds.
+    for (const id of new Set([...old.manifestations, ...next.manifestations])) {
+      const primary = this.config.datasets.get(id)?.primary;
+      if (primary !== undefined) this.touch(primary, `n:${uuid}`, now, touched);
+      for (const n of this.holders.get(id) ?? []) this.touch(n, `n:${uuid}`, now, touched);
+      for (const n of this.attached.get(id) ?? []) this.touch(n, `n:${uuid}`, now, touched);
+    }
+    return touched;
+  }
+
+  /** Whether node's view may have changed since `since` (a generation of another process: yes). */
+  changedSince(node: string, since: string): boolean {
+    const s = parseGeneration(since);
+    if (s === undefined || s.instance !== this.instance) return true;
+    if (after(this.everythingAt, s) || after(this.snapshotsAt, s)) return true;
+    const log = this.logs.get(node);
+    return log !== undefined && after(log.latest, s);
+  }
+
+  /**
+   * The entries of node's view changed since `since`, and whether the snapshots did; undefined
+   * when that is not known (another process's generation, or older than what is kept): answer
+   * the whole view then.
+   */
+  changesSince(node: string, since: string): { keys: string[]; snapshots: boolean } | undefined {
+    const s = parseGeneration(since);
+    if (s === undefined || s.instance !== this.instance || after(this.everythingAt, s)) return undefined;
+    const log = this.logs.get(node);
+    if (log?.horizon !== undefined && after(log.horizon, s)) return undefined;
+    const keys: string[] = [];
+    if (log !== undefined && after(log.latest, s)) for (const [k, at] of log.keys) if (after(at, s)) keys.push(k);
+    return { keys, snapshots: after(this.snapshotsAt, s) };
+  }
+
+  /**
+   * Forgets the entries of node's log that are not in its view (`inView`) once the log has
+   * grown past twice the view: a `since` older than what was forgotten gets a full answer.
+   * Keeps memory per node proportional to its view, whatever its history.
+   */
+  prune(node: string, inView: (key: string) => boolean, viewSize: number): void {
+    const log = this.logs.get(node);
+    if (log === undefined || log.keys.size <= 2 * viewSize + 64) return;
+    for (const [k, at] of log.keys) {
+      if (inView(k)) continue;
+      log.keys.delete(k);
+      if (log.horizon === undefined || after(at, log.horizon)) log.horizon = max(at, log.horizon);
+    }
+  }
+
+  /** Entries kept over all nodes (a metric of this index's memory). */
+  get size(): number {
+    let n = 0;
+    for (const log of this.logs.values()) n += log.keys.size;
+    return n;
+  }
+
+  private touch(node: string, key: string, at: Stamp, touched: Set<string>): void {
+    touched.add(node);
+    const log = this.logs.get(node);
+    if (log === undefined) this.logs.set(node, { keys: new Map([[key, at]]), latest: at, horizon: undefined });
+    else {
+      // Re-inserted so the map stays in stamp order (oldest first).
+      log.keys.delete(key);
+      log.keys.set(key, at);
+      log.latest = max(at, log.latest);
+    }
+  }
+}
+
+function max(a: Stamp, b: Stamp | undefined): Stamp {
+  if (b === undefined) return a;
+  return { cv: Math.max(a.cv, b.cv), sg: Math.max(a.sg, b.sg) };
+}
+
+function sameValues<V>(a: ReadonlyMap<string, V> | undefined, b: ReadonlyMap<string, V> | undefined): boolean {
+  const x = a ?? new Map<string, V>();
+  const y = b ?? new Map<string, V>();
+  if (x.size !== y.size) return false;
+  for (const [k, v] of x) if (y.get(k) !== v) return false;
+  return true;
+}
+
+function symmetricDifference(a: ReadonlySet<string>, b: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (const x of a) if (!b.has(x)) out.push(x);
+  for (const x of b) if (!a.has(x)) out.push(x);
+  return out;
+}
+
+function addMember(index: Map<string, Set<string>>, key: string, member: string): void {
+  const bucket = index.get(key);
+  if (bucket === undefined) index.set(key, new Set([member]));
+  else bucket.add(member);
+}
+
+function removeMember(index: Map<string, Set<string>>, key: string, member: string): void {
+  const bucket = index.get(key);
+  if (bucket === undefined) return;
+  bucket.delete(member);
+  if (bucket.size === 0) index.delete(key);
+}
