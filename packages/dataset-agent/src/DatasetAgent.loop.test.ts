@@ -326,4 +326,27 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     await eventually(() => host.mounts.length === 1, 2000);
     await agent.stop();
   });
+
+  it('a move away unmounts and detaches at once, before any full look; one full look follows once they are done', async () => {
+    const { driver, host, control, agent } = setup({ resyncIntervalMs: 60_000 });
+    agent.start();
+    const other = otherNode([]);
+    control.setNodes([other]);
+    control.setDatasets([dataset]);
+    await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
+    await pass(50);
+    // Only the full look lists the backend's snapshots (a dataset's own look does when it has some configured).
+    const events: string[] = [];
+    const listSnapshots = driver.listSnapshots.bind(driver);
+    driver.listSnapshots = async () => (events.push('full look'), listSnapshots());
+    const unmount = host.unmount.bind(host);
+    host.unmount = async (mountPoint) => (events.push('unmount'), unmount(mountPoint));
+    const detach = driver.detachVolume.bind(driver);
+    driver.detachVolume = async (id, options) => (events.push('detach'), detach(id, options));
+    control.setDatasets([{ ...dataset, primary: other.uuid }]);
+    await eventually(() => (control.last()?.volumes ?? []).every((v) => v.attached_to === null));
+    await pass(50);
+    expect(events).toEqual(['unmount', 'detach', 'full look']);
+    await agent.stop();
+  });
 });

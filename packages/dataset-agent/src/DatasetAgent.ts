@@ -35,6 +35,7 @@ import { errorCode, errorMessage } from './errors';
 import { FailureLog } from './FailureLog';
 import type { Action, DecisionContext, LocalState } from './LocalState';
 import { INITIAL_LOOP_STATE, loopTransition, type LoopEvent, type LoopPhase, type LoopState } from './loopState';
+import { moveStarts, type MoveTrigger } from './moveStart';
 import { ObservationView, type Observation } from './ObservationView';
 import { PoolKnowledge } from './PoolKnowledge';
 import { Reporter } from './Reporter';
@@ -250,7 +251,7 @@ export class DatasetAgent {
     // dataset waiting for one of them to let go.
     if (change === 'config' || (change === 'others' && this.waitingForOtherNode(snap) !== undefined)) {
       this.logger.debug('cluster changed', { generation: snap.generation, configChanged: change === 'config' });
-      this.wake();
+      this.lookAfterMoves(this.startMoves(snap, change === 'config' ? 'config' : 'released'));
     }
     this.fencing.evaluate();
   }
@@ -265,8 +266,39 @@ export class DatasetAgent {
     const waiting = this.waitingForOtherNode(snapshot);
     if (waiting !== undefined) {
       this.logger.debug('pool changed while waiting for another node', { datasetId: waiting });
-      this.wake();
+      this.lookAfterMoves(this.startMoves(snapshot, 'released'));
     }
+  }
+
+  /**
+   * The workers a move waits on, started at once rather than after the full look (moveStart.ts):
+   * each looks at its own dataset first, and the full look that follows leaves it to them.
+   */
+  private startMoves(snapshot: ClusterSnapshot, trigger: MoveTrigger): number {
+    if (this.stopping || !this.fencing.mayAct()) return 0;
+    const now = this.now();
+    let started = 0;
+    const ids = moveStarts(desiredStateOf(snapshot).datasets, trigger, {
+      nodeUuid: this.o.nodeUuid,
+      instanceId: this.o.instanceId,
+      volumesOf: (id) => this.view.volumesOf(id),
+    });
+    for (const id of ids) {
+      if (this.work.isRunning(id) || this.failures.retryAt(id) > now || !this.work.hasRoom()) continue;
+      this.logger.debug('move start', { datasetId: id, trigger });
+      this.work.start(id);
+      started++;
+    }
+    return started;
+  }
+
+  /**
+   * The full look a change is worth: after the workers a move started, once the queue is idle, so that it
+   * does not compete with them (a move waits on them; any other change waits for one look either way).
+   */
+  private lookAfterMoves(started: number): void {
+    if (started > 0) this.dispatch('missed');
+    else this.wake();
   }
 
   /** A dataset that should be here but, as last seen, is attached to another node; undefined if none. */
