@@ -107,6 +107,49 @@ describe('FlockerVolumeBackend against a real control service', () => {
     expect((await a.get({ Name: 'vol1' })).Volume.Status).toMatchObject({ node: 'host-b' });
   });
 
+  it('a Mount that moves a volume sends the primary change with the lease, and makes it again when it was refused because the lease was not ours yet', async () => {
+    const a = await backendFor(NODE_A);
+    await a.create({ Name: 'vol1' });
+    await a.mount({ Name: 'vol1', ID: 'c1' });
+    const [d] = await client.listDatasets();
+    const calls: string[] = [];
+    let updateAnswered: () => void = () => undefined;
+    const answered = new Promise<void>((r) => (updateAnswered = r));
+    // The lease goes out only once the primary change was answered: refused while A holds its lease,
+    // which A lets go of just before B's lease arrives.
+    const watched: ControlClient = {
+      ...client,
+      createDataset: (...x) => client.createDataset(...x),
+      deleteDataset: (...x) => client.deleteDataset(...x),
+      releaseLease: (...x) => client.releaseLease(...x),
+      waitForCluster: (...x) => client.waitForCluster(...x),
+      updateDataset: async (...x) => {
+        calls.push('update');
+        try {
+          return await client.updateDataset(...x);
+        } catch (err) {
+          calls.push(`update refused ${(err as { status?: number }).status}`);
+          throw err;
+        } finally {
+          updateAnswered();
+        }
+      },
+      acquireLease: async (...x) => {
+        calls.push('lease');
+        await answered;
+        if (calls.length === 3) await unmountSettled(a, { Name: 'vol1', ID: 'c1' });
+        return client.acquireLease(...x);
+      },
+    };
+    const b = await backendFor(NODE_B, 5_000, { client: watched });
+    const m = await b.mount({ Name: 'vol1', ID: 'x' });
+    expect(m.Mountpoint).toBe(`/flocker-b/${d?.dataset_id}`);
+    // Both went out before either was answered; the refused change was made again after the lease.
+    expect(calls).toEqual(['update', 'lease', 'update refused 409', 'update']);
+    expect((await client.listDatasets())[0]?.primary).toBe(NODE_B);
+    expect(await client.listLeases()).toEqual([expect.objectContaining({ node_uuid: NODE_B })]);
+  });
+
   describe("one node's lease shared with the CSI node plugin (holder csi) on the same host", () => {
     /** What the CSI node plugin on host A does at NodeStageVolume / NodeUnstageVolume. */
     const csiStage = (id: string) =>
