@@ -19,7 +19,7 @@
  */
 import { basename } from 'node:path';
 import { BackendSnapshot, METADATA_NAME_KEY, type ClusterSnapshot, type NodeReport } from '@flocker/api';
-import type { BlockDeviceSnapshot } from '@flocker/storage-drivers';
+import { hasSpares, type BlockDeviceSnapshot } from '@flocker/storage-drivers';
 import type winston from 'winston';
 import { BackupRunner, restoreOnto, s3StoreFor } from './backups';
 import { reportedAvailableBytes } from './capacity';
@@ -41,6 +41,7 @@ import { PoolKnowledge } from './PoolKnowledge';
 import { Reporter } from './Reporter';
 import { UsedBytesCache } from './usedSpace';
 import { SelfFencing } from './SelfFencing';
+import { SparePool } from './SparePool';
 import { WorkQueue } from './WorkQueue';
 
 export { backoffDelay } from './clock';
@@ -75,6 +76,8 @@ export class DatasetAgent {
   private snapshotsSeen: readonly BlockDeviceSnapshot[] | undefined;
   /** Runs this node's backups (issue 20); absent without S3 settings. */
   private readonly backups: BackupRunner | undefined;
+  /** Spare volumes (issue 23); absent when off or the backend keeps none. */
+  readonly spares: SparePool | undefined;
 
   constructor(private readonly o: DatasetAgentOptions) {
     this.clock = o.clock ?? systemClock;
@@ -134,8 +137,22 @@ export class DatasetAgent {
       allocationUnit: o.driver.allocationUnit(),
       canResize: o.driver.resizeVolume !== undefined,
     };
+    const driver = o.driver;
+    this.spares =
+      (o.spares ?? 0) > 0 && hasSpares(driver)
+        ? new SparePool({
+            driver,
+            perClass: o.spares ?? 0,
+            pinned: [o.defaultSize, ...(o.spareSizes ?? [])].map(
+              (size) => Math.ceil(size / this.decision.allocationUnit) * this.decision.allocationUnit,
+            ),
+            logger,
+            queueIdle: () => this.work.idle,
+          })
+        : undefined;
     this.worker = new DatasetWorker({
       ...o,
+      ...(this.spares !== undefined ? { sparePool: this.spares } : {}),
       logger,
       clock,
       decision: this.decision,
@@ -183,6 +200,7 @@ export class DatasetAgent {
     this.fencing.start();
     this.loopDone = this.mainLoop();
     this.cluster.start();
+    this.spares?.start();
   }
 
   /** Finish the running steps, start no new ones, stop. */
@@ -193,6 +211,7 @@ export class DatasetAgent {
     this.reporter.stop();
     this.fencing.stop();
     this.work.clearWaiting();
+    await this.spares?.stop();
     await this.backups?.stop();
     await this.work.settled();
     await this.loopDone;
@@ -468,7 +487,10 @@ export class DatasetAgent {
 
   /** A worker ended (the queue already started the next ones). */
   private workerDone(): void {
-    if (this.work.idle) this.dispatch('queueIdle');
+    if (!this.work.idle) return;
+    this.dispatch('queueIdle');
+    // Lower priority than every real operation: spares are made only while nothing else is to do.
+    this.spares?.kick();
   }
 
   /** Leases held on this node in the last configuration seen (flocker_leases). */

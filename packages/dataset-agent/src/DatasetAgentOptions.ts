@@ -84,6 +84,8 @@ export interface DatasetAgentOptions {
    * dataset claims one instead of waiting for create + format. 0 or absent: none.
    */
   readonly spares?: number;
+  /** Size classes of spares always kept besides the default size (agent.yml dataset.spare_sizes, bytes). */
+  readonly spareSizes?: readonly number[];
   /** Backups and restores (issue 20): the S3 settings; absent, this agent runs neither (backup_store not reported). */
   readonly backups?: BackupSettings;
 }

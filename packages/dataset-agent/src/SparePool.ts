@@ -13,16 +13,17 @@
 import { isStorageError, type BlockDeviceVolume, type SpareCapable } from '@flocker/storage-drivers';
 import type winston from 'winston';
 import { errorCode, errorMessage } from './errors';
-import { mayRefill, nextSpareSize, noteSize } from './spareDecisions';
+import { mayRefill, nextSpareSize, noteSize, startingClasses } from './spareDecisions';
 
 const RETRY_MS = 5_000;
-/** Size classes kept at once (the default size and the last sizes asked for). */
-const MAX_CLASSES = 3;
+/** Size classes learned from what datasets asked for, besides the pinned ones. */
+const LEARNED_CLASSES = 2;
 
 export interface SparePoolOptions {
   readonly driver: SpareCapable;
   readonly perClass: number;
-  readonly defaultSize: number;
+  /** Size classes always kept (bytes, rounded to the allocation unit): the agent's default size, agent.yml dataset.spare_sizes. */
+  readonly pinned: readonly number[];
   readonly logger: winston.Logger;
   /** Whether the agent's work queue is idle (no dataset waiting or being worked on). */
   readonly queueIdle: () => boolean;
@@ -37,14 +38,20 @@ export class SparePool {
   made = 0;
 
   constructor(private readonly o: SparePoolOptions) {
-    this.classes = [o.defaultSize];
+    this.classes = [...o.pinned];
   }
 
-  /** After a crash: tidy what an interrupted make left, then fill. */
+  /** The size classes kept now (pinned first). */
+  get sizeClasses(): readonly number[] {
+    return this.classes;
+  }
+
+  /** After a crash: tidy what an interrupted make left, learn the classes of the spares left, then fill. */
   start(): void {
     this.running = (async () => {
       try {
         await this.o.driver.tidySpares();
+        this.classes = startingClasses(this.o.pinned, await this.o.driver.listSpares(), LEARNED_CLASSES);
       } catch (e) {
         this.o.logger.warn('cannot tidy the spare volumes', { code: errorCode(e), error: errorMessage(e) });
       }
@@ -74,7 +81,7 @@ export class SparePool {
     size: number,
     options: { profile?: string; onlyVolume?: boolean },
   ): Promise<BlockDeviceVolume | undefined> {
-    this.classes = noteSize(this.classes, this.o.defaultSize, size, MAX_CLASSES);
+    this.classes = noteSize(this.classes, this.o.pinned, size, LEARNED_CLASSES);
     try {
       return await this.o.driver.claimSpare(datasetId, size, options);
     } catch (e) {

@@ -31,6 +31,12 @@ describe('agent configuration', () => {
     expect(parseAgentConfig({ ...minimal, dataset: { backend: 'loopback', spares: 0 } }).dataset).toMatchObject({
       spares: 0,
     });
+    expect(
+      parseAgentConfig({ ...minimal, dataset: { backend: 'loopback', spare_sizes: [10 * 1024 ** 3] } }).dataset,
+    ).toMatchObject({ spare_sizes: [10 * 1024 ** 3] });
+    expect(problem({ ...minimal, dataset: { backend: 'loopback', spare_sizes: [0] } }).message).toMatch(
+      /dataset\.spare_sizes/,
+    );
     for (const spares of [-1, 1.5, 17, 'two']) {
       expect(problem({ ...minimal, dataset: { backend: 'loopback', spares } }).message).toMatch(/dataset\.spares/);
     }

@@ -68,6 +68,11 @@ const LoopbackBackend = z
      * dataset claims one instead of waiting for create + format. 0 turns them off.
      */
     spares: z.number().int().min(0).max(16).default(2),
+    /**
+     * Size classes (bytes) kept filled besides default_dataset_size, e.g. the Docker plugin's default
+     * (10 GiB); other sizes are learned from what datasets ask for.
+     */
+    spare_sizes: z.array(z.number().int().positive()).max(4).optional(),
   })
   .strict();
 

@@ -1,4 +1,4 @@
-import { mayClaimSpare, mayRefill, nextSpareSize, noteSize } from './spareDecisions';
+import { mayClaimSpare, mayRefill, nextSpareSize, noteSize, startingClasses } from './spareDecisions';
 
 const GiB = 1024 ** 3;
 
@@ -10,13 +10,23 @@ describe('spare pool decisions (issue 23)', () => {
     expect(mayClaimSpare({ filesystem: 'xfs' })).toBe(false);
   });
 
-  it('keeps the default size class first, then the sizes asked for most recently, bounded', () => {
-    expect(noteSize([GiB], GiB, GiB, 3)).toEqual([GiB]);
-    expect(noteSize([GiB], GiB, 2 * GiB, 3)).toEqual([GiB, 2 * GiB]);
-    expect(noteSize([GiB, 2 * GiB], GiB, 3 * GiB, 3)).toEqual([GiB, 3 * GiB, 2 * GiB]);
-    expect(noteSize([GiB, 3 * GiB, 2 * GiB], GiB, 4 * GiB, 3)).toEqual([GiB, 4 * GiB, 3 * GiB]);
-    expect(noteSize([GiB, 3 * GiB, 2 * GiB], GiB, 2 * GiB, 3)).toEqual([GiB, 2 * GiB, 3 * GiB]);
-    expect(noteSize([], GiB, 2 * GiB, 0)).toEqual([GiB]);
+  it('keeps the pinned size classes first (the default size, dataset.spare_sizes), then the sizes asked for most recently, bounded', () => {
+    expect(noteSize([GiB], [GiB], GiB, 2)).toEqual([GiB]);
+    expect(noteSize([GiB], [GiB], 2 * GiB, 2)).toEqual([GiB, 2 * GiB]);
+    expect(noteSize([GiB, 2 * GiB], [GiB], 3 * GiB, 2)).toEqual([GiB, 3 * GiB, 2 * GiB]);
+    expect(noteSize([GiB, 3 * GiB, 2 * GiB], [GiB], 4 * GiB, 2)).toEqual([GiB, 4 * GiB, 3 * GiB]);
+    expect(noteSize([GiB, 3 * GiB, 2 * GiB], [GiB], 2 * GiB, 2)).toEqual([GiB, 2 * GiB, 3 * GiB]);
+    expect(noteSize([], [GiB], 2 * GiB, 0)).toEqual([GiB]);
+    // A pinned class is never pushed out, and asking for it changes nothing.
+    expect(noteSize([GiB, 10 * GiB, 2 * GiB], [GiB, 10 * GiB], 3 * GiB, 1)).toEqual([GiB, 10 * GiB, 3 * GiB]);
+    expect(noteSize([GiB, 10 * GiB, 3 * GiB], [GiB, 10 * GiB], 10 * GiB, 1)).toEqual([GiB, 10 * GiB, 3 * GiB]);
+  });
+
+  it('starts with the pinned classes, then the sizes of the spares an earlier run left (most common first)', () => {
+    expect(startingClasses([GiB], [], 2)).toEqual([GiB]);
+    const left = [{ size: 10 * GiB }, { size: 2 * GiB }, { size: 10 * GiB }, { size: GiB }, { size: 3 * GiB }];
+    expect(startingClasses([GiB], left, 2)).toEqual([GiB, 10 * GiB, 2 * GiB]);
+    expect(startingClasses([GiB, GiB], left, 0)).toEqual([GiB]);
   });
 
   it('makes the first class short of its target (the default first), nothing when all are full or disabled', () => {

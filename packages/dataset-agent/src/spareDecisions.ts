@@ -20,13 +20,35 @@ export function mayClaimSpare(
 }
 
 /**
- * The size classes after a new dataset of `size` bytes: the default size always first, then the
- * sizes asked for most recently, at most `max` classes in all (an old class is dropped, its
- * spares stay claimable).
+ * The size classes after a new dataset of `size` bytes: the pinned ones always first (the agent's
+ * default size, agent.yml dataset.spare_sizes), then the sizes asked for most recently, at most
+ * `learned` of those (an old class is dropped; its spares stay claimable).
  */
-export function noteSize(classes: readonly number[], defaultSize: number, size: number, max: number): number[] {
-  const others = [size, ...classes].filter((s, i, all) => s !== defaultSize && all.indexOf(s) === i);
-  return [defaultSize, ...others].slice(0, Math.max(1, max));
+export function noteSize(
+  classes: readonly number[],
+  pinned: readonly number[],
+  size: number,
+  learned: number,
+): number[] {
+  const fixed = pinned.filter((s, i) => pinned.indexOf(s) === i);
+  const others = [size, ...classes].filter((s, i, all) => !fixed.includes(s) && all.indexOf(s) === i);
+  return [...fixed, ...others.slice(0, Math.max(0, learned))];
+}
+
+/**
+ * The classes an agent starts with: the pinned ones, then the sizes of the spares already in the
+ * pool (what an earlier run learned), most common first, at most `learned` of those.
+ */
+export function startingClasses(
+  pinned: readonly number[],
+  spares: readonly { readonly size: number }[],
+  learned: number,
+): number[] {
+  const count = new Map<number, number>();
+  for (const s of spares) count.set(s.size, (count.get(s.size) ?? 0) + 1);
+  const found = [...count.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0]).map(([size]) => size);
+  const fixed = pinned.filter((s, i) => pinned.indexOf(s) === i);
+  return [...fixed, ...found.filter((s) => !fixed.includes(s)).slice(0, Math.max(0, learned))];
 }
 
 /**

@@ -247,7 +247,12 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     ...(poolChanges !== undefined ? { poolChanges } : {}),
     ...(crashAfter ? { crashAfter } : {}),
     ...(backups !== undefined ? { backups } : {}),
-    ...(config.dataset.backend === 'loopback' ? { spares: config.dataset.spares } : {}),
+    ...(config.dataset.backend === 'loopback'
+      ? {
+          spares: config.dataset.spares,
+          ...(config.dataset.spare_sizes !== undefined ? { spareSizes: config.dataset.spare_sizes } : {}),
+        }
+      : {}),
   });
   logger.info('dataset agent starting', {
     nodeUuid: identity.uuid,

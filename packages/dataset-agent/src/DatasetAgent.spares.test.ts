@@ -1,0 +1,148 @@
+/** The agent with spare volumes (issue 23): a new dataset claims one, formats nothing, and the pool refills when idle. */
+import { ManualClock } from '@flocker/runtime/testing';
+import type { BlockDeviceVolume, CreateVolumeOptions, SpareCapable, SpareVolume } from '@flocker/storage-drivers';
+import { DatasetAgent } from './DatasetAgent';
+import { TEST_NODE, testAgentOptions } from './testing/agentOptions';
+import { FakeControl, FakeDriver, FakeHost } from './testing/fakes';
+
+const MiB = 1024 * 1024;
+const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+const DS2 = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+
+/** FakeDriver with spares in memory; a claimed spare shows a file system on its (fake) device. */
+class SpareDriver extends FakeDriver implements SpareCapable {
+  spares: SpareVolume[] = [];
+  made = 0;
+  tidied = 0;
+  private nextSpare = 0;
+  constructor(private readonly host: FakeHost) {
+    super();
+  }
+  async listSpares(): Promise<SpareVolume[]> {
+    return [...this.spares];
+  }
+  async makeSpare(size: number): Promise<SpareVolume> {
+    const spare = { id: `spare-${this.nextSpare++}`, size };
+    this.spares.push(spare);
+    this.made++;
+    return spare;
+  }
+  async claimSpare(datasetId: string, size: number, options: CreateVolumeOptions = {}) {
+    const spare = this.spares.find((s) => s.size === size);
+    if (spare === undefined) return undefined;
+    this.spares = this.spares.filter((s) => s !== spare);
+    const v: BlockDeviceVolume = {
+      blockdeviceId: spare.id,
+      datasetId,
+      size,
+      attachedTo: null,
+      ...(options.profile !== undefined ? { profile: options.profile } : {}),
+    };
+    this.volumes.set(v.blockdeviceId, v);
+    this.host.formatted.add(`/dev/fake/${spare.id}`);
+    return v;
+  }
+  async destroySpare(id: string): Promise<void> {
+    this.spares = this.spares.filter((s) => s.id !== id);
+  }
+  async tidySpares(): Promise<string[]> {
+    this.tidied++;
+    return [];
+  }
+}
+
+let clock: ManualClock;
+const eventually = async (check: () => boolean): Promise<void> => {
+  await clock.advanceUntil(check, 5000, 5);
+};
+
+function setup(spares: number) {
+  const host = new FakeHost();
+  const driver = new SpareDriver(host);
+  clock = new ManualClock();
+  const control = new FakeControl(clock);
+  const agent = new DatasetAgent(testAgentOptions({ driver, hostOps: host, control, clock, spares }));
+  let formats = 0;
+  const mkfs = host.makeFilesystem.bind(host);
+  host.makeFilesystem = (device: string) => {
+    formats++;
+    return mkfs(device);
+  };
+  return { host, driver, control, agent, formats: () => formats };
+}
+
+const dataset = (id: string, size: number) => ({
+  dataset_id: id,
+  primary: TEST_NODE,
+  maximum_size: size,
+  metadata: {},
+  deleted: false,
+});
+
+describe('DatasetAgent with spare volumes (issue 23)', () => {
+  it('fills the pool at start (after tidying), a new dataset claims a spare and is mounted without a format, and the pool refills once the agent is idle', async () => {
+    const { driver, control, agent, formats } = setup(2);
+    agent.start();
+    await eventually(() => driver.spares.length === 2);
+    expect(driver.tidied).toBe(1);
+    expect(driver.spares.map((s) => s.size)).toEqual([64 * MiB, 64 * MiB]);
+    const claimable = driver.spares[0]!.id;
+    control.setDatasets([dataset(DS, 64 * MiB)]);
+    await eventually(() => control.last()?.manifestations.some((m) => m.status === 'mounted') === true);
+    expect(control.last()!.manifestations[0]).toMatchObject({ blockdevice_id: claimable, dataset_id: DS });
+    expect(formats()).toBe(0);
+    await eventually(() => driver.spares.length === 2);
+    expect(driver.made).toBe(3);
+    // Spares are no volumes: the report lists the dataset's only.
+    expect(control.last()!.volumes?.map((v) => v.blockdevice_id)).toEqual([claimable]);
+    await agent.stop();
+  });
+
+  it('a size no spare has is created and formatted as before; its size class is kept filled from then on', async () => {
+    const { driver, control, agent, formats } = setup(1);
+    agent.start();
+    await eventually(() => driver.spares.length === 1);
+    control.setDatasets([dataset(DS, 128 * MiB)]);
+    await eventually(() => control.last()?.manifestations.some((m) => m.status === 'mounted') === true);
+    expect(control.last()!.manifestations[0]!.blockdevice_id).toMatch(/^vol-/);
+    expect(formats()).toBe(1);
+    await eventually(() => driver.spares.length === 2);
+    expect(driver.spares.map((s) => s.size).sort((a, b) => a - b)).toEqual([64 * MiB, 128 * MiB]);
+    await agent.stop();
+  });
+
+  it('makes no spare while a dataset is being worked on', async () => {
+    const { host, driver, control, agent } = setup(1);
+    agent.start();
+    await eventually(() => driver.spares.length === 1);
+    const held: (() => void)[] = [];
+    const mount = host.mount.bind(host);
+    host.mount = async (device: string, path: string) => {
+      await new Promise<void>((r) => held.push(r));
+      return mount(device, path);
+    };
+    control.setDatasets([dataset(DS, 64 * MiB), dataset(DS2, 64 * MiB)]);
+    await eventually(() => held.length > 0);
+    await clock.advance(500);
+    expect(driver.made).toBe(1);
+    expect(driver.spares).toEqual([]);
+    host.mount = mount;
+    for (const r of held) r();
+    await eventually(() => (control.last()?.manifestations ?? []).filter((m) => m.status === 'mounted').length === 2);
+    await eventually(() => driver.spares.length === 1);
+    expect(driver.made).toBe(2);
+    await agent.stop();
+  });
+
+  it('spares: 0 makes none and creates as before', async () => {
+    const { driver, control, agent, formats } = setup(0);
+    agent.start();
+    control.setDatasets([dataset(DS, 64 * MiB)]);
+    await eventually(() => control.last()?.manifestations.some((m) => m.status === 'mounted') === true);
+    expect(formats()).toBe(1);
+    expect(driver.made).toBe(0);
+    expect(driver.tidied).toBe(0);
+    expect(agent.spares).toBeUndefined();
+    await agent.stop();
+  });
+});
