@@ -1,4 +1,10 @@
-import type { ClusterSnapshot, NodeState } from '@flocker/api';
+import {
+  type ClusterAnswer,
+  type ClusterDelta,
+  type ClusterSnapshot,
+  FlockerApiError,
+  type NodeState,
+} from '@flocker/api';
 import winston from 'winston';
 import { ClusterFollower, type SnapshotChange } from './ClusterFollower';
 import { ManualClock, settle } from '@flocker/runtime/testing';
@@ -160,5 +166,107 @@ describe('ClusterFollower (manual clock)', () => {
     expect(adopted).toEqual([]);
     follower.refetch();
     expect(calls).toHaveLength(1);
+  });
+});
+
+describe('ClusterFollower by deltas of its node view (issue 23)', () => {
+  const dataset = (id: string): ClusterSnapshot['datasets'][number] => ({
+    dataset_id: id,
+    primary: ME,
+    metadata: {},
+    deleted: false,
+  });
+  const delta = (since: number, generation: number, over: Partial<ClusterDelta> = {}): ClusterDelta => ({
+    delta: true,
+    since: String(since),
+    generation: String(generation),
+    configuration_tag: 't',
+    datasets: [],
+    removed_datasets: [],
+    leases: [],
+    removed_leases: [],
+    nodes: [],
+    removed_nodes: [],
+    ...over,
+  });
+  function setupDeltas() {
+    const clock = new ManualClock();
+    type Call = {
+      since: string | undefined;
+      timeoutMs: number | undefined;
+      answer: (a: ClusterAnswer) => void;
+      fail: (e: Error) => void;
+    };
+    const deltaCalls: Call[] = [];
+    const wholeCalls: Call[] = [];
+    const adopted: Array<{ snap: ClusterSnapshot; change: SnapshotChange }> = [];
+    const follower = new ClusterFollower({
+      waitForCluster: (since, timeoutMs) =>
+        new Promise((answer, fail) => wholeCalls.push({ since, timeoutMs, answer: (a) => answer(a), fail })),
+      waitForClusterDelta: (since, timeoutMs) =>
+        new Promise((answer, fail) => deltaCalls.push({ since, timeoutMs, answer, fail })),
+      nodeUuid: ME,
+      clock,
+      logger: winston.createLogger({ silent: true }),
+      pollWaitMs: 25_000,
+      backoffInitialMs: 100,
+      backoffMaxMs: 400,
+      adopted: (s, _askedAt, change) => adopted.push({ snap: s, change }),
+    });
+    return { clock, deltaCalls, wholeCalls, adopted, follower };
+  }
+
+  it('merges each delta into the view held and tells what it changed', async () => {
+    const { deltaCalls, wholeCalls, adopted, follower } = setupDeltas();
+    follower.start();
+    expect(deltaCalls[0]).toMatchObject({ since: undefined, timeoutMs: 0 });
+    deltaCalls[0]!.answer(snap(1, { datasets: [dataset('d1')] }));
+    await settle();
+    expect(deltaCalls[1]).toMatchObject({ since: '1', timeoutMs: 25_000 });
+    deltaCalls[1]!.answer(delta(1, 2, { datasets: [dataset('d2')] }));
+    await settle();
+    expect(follower.snapshot?.generation).toBe('2');
+    expect(follower.snapshot?.datasets.map((d) => d.dataset_id)).toEqual(['d1', 'd2']);
+    deltaCalls[2]!.answer(delta(2, 3, { removed_datasets: ['d1'] }));
+    await settle();
+    expect(follower.snapshot?.datasets.map((d) => d.dataset_id)).toEqual(['d2']);
+    // Only OTHER's state changed: 'others'.
+    deltaCalls[3]!.answer(
+      delta(3, 4, { nodes: [node(OTHER, [{ blockdevice_id: 'b', dataset_id: 'd2', size: 1, attached_to: null }])] }),
+    );
+    await settle();
+    expect(adopted.map((a) => a.change)).toEqual(['config', 'config', 'config', 'others']);
+    expect(follower.snapshot?.nodes.map((n) => n.uuid)).toEqual([ME, OTHER]);
+    expect(wholeCalls).toHaveLength(0);
+    follower.stop();
+  });
+
+  it('a delta for another view than the one held is followed by a read of the whole view', async () => {
+    const { deltaCalls, follower } = setupDeltas();
+    follower.start();
+    deltaCalls[0]!.answer(snap(1));
+    await settle();
+    deltaCalls[1]!.answer(delta(7, 8, { datasets: [dataset('d9')] }));
+    await settle();
+    expect(deltaCalls[2]).toMatchObject({ since: undefined, timeoutMs: 0 });
+    deltaCalls[2]!.answer(snap(8, { datasets: [dataset('d9'), dataset('d10')] }));
+    await settle();
+    expect(follower.snapshot?.datasets.map((d) => d.dataset_id)).toEqual(['d9', 'd10']);
+    expect(deltaCalls[3]).toMatchObject({ since: '8' });
+    follower.stop();
+  });
+
+  it('a control service that refuses deltas (400, an older version) is followed with whole snapshots', async () => {
+    const { deltaCalls, wholeCalls, follower } = setupDeltas();
+    follower.start();
+    deltaCalls[0]!.fail(new FlockerApiError(400, 'INVALID_REQUEST', 'unrecognized key: delta'));
+    await settle();
+    expect(wholeCalls[0]).toMatchObject({ since: undefined, timeoutMs: 0 });
+    wholeCalls[0]!.answer(snap(1));
+    await settle();
+    expect(wholeCalls[1]).toMatchObject({ since: '1', timeoutMs: 25_000 });
+    expect(deltaCalls).toHaveLength(1);
+    expect(follower.snapshot?.generation).toBe('1');
+    follower.stop();
   });
 });

@@ -4,8 +4,13 @@
  * the agent's unjittered backoff between failures), keeps the latest snapshot,
  * and tells what changed in it. Also fetches at once when asked (a report's
  * answer named another configuration: the long-poll may be stuck).
+ * With `waitForClusterDelta` (issue 23) it follows its node's view by deltas: each
+ * answer carries only what changed and is merged into the view held (applyClusterDelta);
+ * an answer it cannot merge (the delta is for another generation) is followed by a
+ * fresh read of the whole view, and a control service that refuses deltas (400: an
+ * older version) is followed with whole snapshots from then on.
  */
-import type { ClusterSnapshot } from '@flocker/api';
+import { applyClusterDelta, type ClusterAnswer, type ClusterSnapshot, isClusterDelta } from '@flocker/api';
 import { followLongPoll } from '@flocker/runtime';
 import type winston from 'winston';
 import type { Clock } from './clock';
@@ -21,6 +26,11 @@ export type SnapshotChange = 'config' | 'others' | 'own' | 'none';
 
 export interface ClusterFollowerOptions {
   readonly waitForCluster: (since?: string, timeoutMs?: number) => Promise<ClusterSnapshot>;
+  /**
+   * The node's view by deltas (FlockerClient.waitForClusterDelta with this node). When given,
+   * every read (long-polls and refetches) is of this node's view, merged from deltas.
+   */
+  readonly waitForClusterDelta?: (since: string | undefined, timeoutMs: number) => Promise<ClusterAnswer>;
   readonly nodeUuid: string;
   readonly clock: Clock;
   readonly logger: winston.Logger;
@@ -38,8 +48,12 @@ export class ClusterFollower {
   private snapshotAskedAt = -Infinity;
   private refetching: Promise<void> | null = null;
   private readonly following = new AbortController();
+  /** Off once the control service refused a delta request (an older version): whole snapshots then. */
+  private deltas: boolean;
 
-  constructor(private readonly o: ClusterFollowerOptions) {}
+  constructor(private readonly o: ClusterFollowerOptions) {
+    this.deltas = o.waitForClusterDelta !== undefined;
+  }
 
   get snapshot(): ClusterSnapshot | null {
     return this.current;
@@ -53,7 +67,7 @@ export class ClusterFollower {
   start(): void {
     void followLongPoll<ClusterSnapshot>({
       // The control service's client takes no signal: a poll held when stopping ends with its timeout.
-      wait: (since, timeoutMs) => this.o.waitForCluster(since, timeoutMs),
+      wait: (since, timeoutMs) => this.read(since, timeoutMs),
       waitMs: this.o.pollWaitMs,
       // From the snapshot held, which a refetch may have moved past the last long-poll answer.
       since: () => this.current?.generation,
@@ -83,13 +97,41 @@ export class ClusterFollower {
     this.refetching = (async () => {
       const asked = this.o.clock.now();
       try {
-        this.adopt(await this.o.waitForCluster(undefined, 0), asked);
+        this.adopt(await this.read(undefined, 0), asked);
       } catch (e) {
         this.o.logger.debug('refetch of the configuration failed', { code: errorCode(e), error: errorMessage(e) });
       }
     })().finally(() => {
       this.refetching = null;
     });
+  }
+
+  /**
+   * One read: a whole snapshot, or (deltas on) the node's view from a delta merged into the
+   * view held — or, when the delta is not for that view (a refetch moved it on meanwhile),
+   * the whole view read again.
+   */
+  private async read(since: string | undefined, timeoutMs: number): Promise<ClusterSnapshot> {
+    const delta = this.o.waitForClusterDelta;
+    if (!this.deltas || delta === undefined) return this.o.waitForCluster(since, timeoutMs);
+    let answer: ClusterAnswer;
+    try {
+      answer = await delta(since, timeoutMs);
+    } catch (e) {
+      if (errorStatus(e) !== 400) throw e;
+      this.o.logger.info('the control service does not answer deltas: following whole snapshots', {
+        error: errorMessage(e),
+      });
+      this.deltas = false;
+      return this.o.waitForCluster(since, timeoutMs);
+    }
+    if (!isClusterDelta(answer)) return answer;
+    const held = this.current;
+    const merged = held !== null ? applyClusterDelta(held, answer) : undefined;
+    if (merged !== undefined) return merged;
+    const whole = await delta(undefined, 0);
+    if (isClusterDelta(whole)) throw new Error('the control service answered a delta to a read without since');
+    return whole;
   }
 
   /** Takes a snapshot asked for at `askedAt`, unless one asked for later is already held. */
@@ -123,4 +165,9 @@ function configKey(s: ClusterSnapshot): string {
 
 function othersKey(s: ClusterSnapshot, self: string): string {
   return JSON.stringify(s.nodes.filter((n) => n.uuid !== self).map((n) => [n.uuid, n.manifestations, n.volumes]));
+}
+
+/** The HTTP status of a FlockerApiError (0: no answer), undefined for other errors. */
+function errorStatus(e: unknown): number | undefined {
+  return typeof e === 'object' && e !== null && 'status' in e && typeof e.status === 'number' ? e.status : undefined;
 }
