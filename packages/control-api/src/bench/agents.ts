@@ -4,10 +4,24 @@
  * requests, not the server's. Each agent reads its node's view once (as an agent does on start),
  * then long-polls it over a kept-alive connection and re-polls after every answer, retrying a
  * failed poll after 100 ms as a real agent does. An agent talks to one control replica (its URL).
+ * With `delta` each poll asks for a per-node delta (`delta=true`) and merges it into the view it
+ * holds (applyClusterDelta), as an agent on the delta channel does.
  */
 import * as path from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { createConnectionPool, FlockerClient } from '@flocker/api';
+import {
+  applyClusterDelta,
+  type ClusterSnapshot,
+  createConnectionPool,
+  FlockerClient,
+  isClusterDelta,
+} from '@flocker/api';
+
+/** The largest number that is not NaN; NaN when there is none. */
+function maxOrNaN(xs: number[]): number {
+  const ok = xs.filter((x) => !Number.isNaN(x));
+  return ok.length === 0 ? NaN : Math.max(...ok);
+}
 
 export interface SimulatedAgent {
   node: string;
@@ -19,19 +33,30 @@ interface AgentsInput {
   simulatedAgents: true;
   agents: SimulatedAgent[];
   keepAlive: boolean;
+  delta: boolean;
   fanoutDeadlineMs: number;
 }
-type AgentsCommand = { type: 'expect' } | { type: 'stop' };
+/** `watch`: finish once these nodes have the change (plus a settle time to count who else woke); else once all have. */
+type AgentsCommand =
+  | { type: 'expect'; watch?: string[]; settleMs?: number }
+  /** End the measurement now (when another worker's watched agents all have the change). */
+  | { type: 'finish' }
+  | { type: 'stop' };
 type AgentsMessage =
   | { type: 'started'; errors: number }
-  | { type: 'fanout'; reached: number; lastAt: number; errors: number }
+  | { type: 'fanout'; reached: number; lastAt: number; watchedAt: number; errors: number; deltas: number; full: number }
   | { type: 'stopped' };
 
 export interface Fanout {
-  /** Agents that got an answer with a new generation before the deadline. */
+  /** Agents that got an answer with a new generation before the deadline (or the settle time, when watching). */
   reached: number;
   /** When the last of them got it (performance.timeOrigin-based epoch ms). */
   lastAt: number;
+  /** When the last watched agent got it (NaN when not watching, or one missed it). */
+  watchedAt: number;
+  /** Answers that were deltas / full views since the agents started. */
+  deltas: number;
+  full: number;
   /** Failed polls (retried) since the agents started. */
   errors: number;
 }
@@ -44,7 +69,7 @@ export class AgentFleet {
   /** Starts the agents and resolves once every one has read its view and is long-polling. */
   static async start(
     agents: readonly SimulatedAgent[],
-    options: { workers?: number; keepAlive?: boolean; fanoutDeadlineMs?: number } = {},
+    options: { workers?: number; keepAlive?: boolean; delta?: boolean; fanoutDeadlineMs?: number } = {},
   ): Promise<AgentFleet> {
     const n = Math.max(1, Math.min(options.workers ?? 1, agents.length));
     const workers = Array.from({ length: n }, (_, w) => {
@@ -52,6 +77,7 @@ export class AgentFleet {
         simulatedAgents: true,
         agents: agents.filter((_, i) => i % n === w),
         keepAlive: options.keepAlive ?? true,
+        delta: options.delta ?? false,
         fanoutDeadlineMs: options.fanoutDeadlineMs ?? 10_000,
       };
       return new Worker(path.join(__dirname, 'agents.js'), { workerData: input });
@@ -78,16 +104,29 @@ export class AgentFleet {
    * Arms the fan-out measurement (each agent notes the generation it holds), runs `change`, and
    * resolves when every agent had an answer with another generation, or at the deadline.
    */
-  async fanout(change: () => Promise<void>): Promise<Fanout> {
+  async fanout(change: () => Promise<void>, watch?: { nodes: string[]; settleMs: number }): Promise<Fanout> {
     const answers = this.workers.map((w) => this.next(w, 'fanout'));
-    for (const w of this.workers) w.postMessage({ type: 'expect' } satisfies AgentsCommand);
+    const expect: AgentsCommand =
+      watch === undefined ? { type: 'expect' } : { type: 'expect', watch: watch.nodes, settleMs: watch.settleMs };
+    for (const w of this.workers) w.postMessage(expect);
     await new Promise((r) => setTimeout(r, 50));
     await change();
+    if (watch !== undefined) {
+      // The worker holding the watched agents answers after its settle time; the others then count what they saw.
+      await Promise.race(answers);
+      for (const w of this.workers) w.postMessage({ type: 'finish' } satisfies AgentsCommand);
+    }
     const all = (await Promise.all(answers)) as Extract<AgentsMessage, { type: 'fanout' }>[];
+    const sum = (f: (m: (typeof all)[number]) => number): number => all.reduce((s, m) => s + f(m), 0);
+    // A worker none of whose agents is watched says NaN: the watched ones are in the others.
+    const watched = all.map((m) => m.watchedAt).filter((t) => !Number.isNaN(t));
     return {
-      reached: all.reduce((s, m) => s + m.reached, 0),
-      lastAt: Math.max(...all.map((m) => m.lastAt)),
-      errors: all.reduce((s, m) => s + m.errors, 0),
+      reached: sum((m) => m.reached),
+      lastAt: maxOrNaN(all.map((m) => m.lastAt)),
+      watchedAt: watch === undefined ? NaN : maxOrNaN(watched),
+      errors: sum((m) => m.errors),
+      deltas: sum((m) => m.deltas),
+      full: sum((m) => m.full),
     };
   }
 
@@ -121,23 +160,62 @@ async function runAgents(input: AgentsInput): Promise<void> {
   };
   let stop = false;
   let errors = 0;
+  let deltas = 0;
+  let full = 0;
   /** Each agent's generation when the fan-out was armed; an agent is reached by an answer with another. */
   let armed: Map<string, string> | undefined;
   let seen = new Map<string, number>();
   let deadline: NodeJS.Timeout | undefined;
+  /** The watched agents of this worker (undefined: all of them), and the settle time after they all have it. */
+  let watch: { nodes: Set<string>; settleMs: number } | undefined;
   const current = new Map<string, string>();
   const finishFanout = (): void => {
+    // Once per measurement: a settle timer after a 'finish' must not answer the next one.
+    if (armed === undefined) return;
     if (deadline !== undefined) clearTimeout(deadline);
     deadline = undefined;
     armed = undefined;
     const lastAt = seen.size > 0 ? Math.max(...seen.values()) : NaN;
-    port.postMessage({ type: 'fanout', reached: seen.size, lastAt, errors } satisfies AgentsMessage);
+    let watchedAt = NaN;
+    if (watch !== undefined && watch.nodes.size > 0) {
+      const at = [...watch.nodes].map((n) => seen.get(n) ?? NaN);
+      watchedAt = at.some((t) => Number.isNaN(t)) ? NaN : Math.max(...at);
+    }
+    watch = undefined;
+    port.postMessage({
+      type: 'fanout',
+      reached: seen.size,
+      lastAt,
+      watchedAt,
+      errors,
+      deltas,
+      full,
+    } satisfies AgentsMessage);
+  };
+  const mine = new Set(input.agents.map((a) => a.node));
+  /** Called after each newly reached agent: is the measurement over? */
+  const check = (): void => {
+    if (armed === undefined) return;
+    if (watch === undefined) {
+      if (seen.size === count) finishFanout();
+    } else if ([...watch.nodes].every((n) => seen.has(n)) && deadline !== undefined) {
+      // The watched ones have it: count who else wakes within the settle time, then answer.
+      clearTimeout(deadline);
+      deadline = undefined;
+      setTimeout(finishFanout, watch.settleMs);
+    }
   };
   port.on('message', (m: AgentsCommand) => {
     if (m.type === 'stop') stop = true;
+    else if (m.type === 'finish') finishFanout();
     else {
       seen = new Map();
       armed = new Map(current);
+      watch =
+        m.watch === undefined
+          ? undefined
+          : { nodes: new Set(m.watch.filter((n) => mine.has(n))), settleMs: m.settleMs ?? 0 };
+      // A worker watching none of its agents counts who wakes until told to finish (or the deadline).
       deadline = setTimeout(finishFanout, input.fanoutDeadlineMs);
     }
   });
@@ -151,23 +229,38 @@ async function runAgents(input: AgentsInput): Promise<void> {
   };
   const loops = input.agents.map(async ({ node, url }) => {
     const client = clientFor(url);
-    let gen: string | undefined;
+    let view: ClusterSnapshot | undefined;
     let first = true;
     while (!stop) {
-      let snap: Awaited<ReturnType<typeof client.waitForCluster>>;
+      const gen = view?.generation;
       try {
-        snap = await client.waitForCluster(gen, gen === undefined ? 0 : 30_000, { node });
+        const wait = gen === undefined ? 0 : 30_000;
+        if (input.delta) {
+          const answer = await client.waitForClusterDelta(gen, wait, node);
+          if (isClusterDelta(answer)) {
+            deltas++;
+            // A delta for another view than ours: read the whole view again, as an agent must.
+            view =
+              (view !== undefined ? applyClusterDelta(view, answer) : undefined) ??
+              (await client.waitForCluster(undefined, 0, { node }));
+          } else {
+            full++;
+            view = answer;
+          }
+        } else {
+          view = await client.waitForCluster(gen, wait, { node });
+          full++;
+        }
       } catch {
         errors++;
         await new Promise((r) => setTimeout(r, 100));
         continue;
       }
-      gen = snap.generation;
-      current.set(node, gen);
+      current.set(node, view.generation);
       const before = armed?.get(node);
-      if (armed !== undefined && before !== undefined && gen !== before && !seen.has(node)) {
+      if (armed !== undefined && before !== undefined && view.generation !== before && !seen.has(node)) {
         seen.set(node, performance.timeOrigin + performance.now());
-        if (seen.size === count) finishFanout();
+        check();
       }
       if (first) {
         first = false;

@@ -35,10 +35,16 @@ interface PhaseResult {
   read_node_view: Stats;
   read_all_datasets: Stats;
   read_all_states: Stats;
+  /** A change every agent's view holds (a configured snapshot): until the last agent had it. */
   fanout_ms: number[];
   fanout_median_ms: number;
   fanout_reached_min: number;
+  /** A dataset created for one node: until that node's agent had it, and how many agents woke. */
+  targeted_ms: number[];
+  targeted_median_ms: number;
+  targeted_woken_max: number;
   agent_poll_errors: number;
+  agent_answers: { deltas: number; full: number };
   /** Highest RSS of any serving replica during the phase (sampled every 250 ms), and its VmHWM. */
   rss_peak_mib: number;
   hwm_mib: number;
@@ -51,6 +57,7 @@ interface Options {
   listSamples: number;
   fanouts: number;
   workers: number;
+  delta: boolean;
   nodeArgs: string[];
   log: (msg: string) => void;
 }
@@ -159,7 +166,7 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
       o.log(`${store} ${agentCount} (${phase.config}): starting agents`);
       const fleet = await AgentFleet.start(
         nodes.map((node, i) => ({ node, url: serving[i % serving.length]?.url as string })),
-        { workers: o.workers, fanoutDeadlineMs: Math.max(10_000, agentCount * 2) },
+        { workers: o.workers, delta: o.delta, fanoutDeadlineMs: Math.max(10_000, agentCount * 2) },
       );
       try {
         await sleep(1000);
@@ -184,16 +191,37 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
         const duringFanout: number[] = [];
         let reachedMin = agentCount;
         let errors = 0;
+        let answers = { deltas: 0, full: 0 };
+        const someDataset = owned[0]?.[0] as string;
         for (let f = 0; f < o.fanouts; f++) {
+          // Every view holds the configured snapshots: one more reaches every agent.
           let t0 = NaN;
           const fan = await fleet.fanout(async () => {
             t0 = performance.timeOrigin + performance.now();
-            duringFanout.push(await timed(() => first.createDataset({ primary: nodes[f % agentCount] as string })));
+            duringFanout.push(await timed(() => first.createSnapshot({ dataset_id: someDataset })));
           });
           fanouts.push(fan.reached === agentCount ? Math.round(fan.lastAt - t0) : NaN);
           reachedMin = Math.min(reachedMin, fan.reached);
-          errors = fan.errors;
           await sleep(500);
+        }
+        o.log(`${store} ${agentCount} (${phase.config}): a dataset for one node x${o.fanouts}`);
+        const targeted: number[] = [];
+        let wokenMax = 0;
+        for (let f = 0; f < o.fanouts; f++) {
+          const node = nodes[(f * 7919 + 1) % agentCount] as string;
+          let t0 = NaN;
+          const fan = await fleet.fanout(
+            async () => {
+              t0 = performance.timeOrigin + performance.now();
+              await first.createDataset({ primary: node });
+            },
+            { nodes: [node], settleMs: 300 },
+          );
+          targeted.push(Math.round(fan.watchedAt - t0));
+          wokenMax = Math.max(wokenMax, fan.reached);
+          errors = fan.errors;
+          answers = { deltas: fan.deltas, full: fan.full };
+          await sleep(300);
         }
         o.log(`${store} ${agentCount} (${phase.config}): creates back to back while agents poll`);
         const busy: number[] = [];
@@ -215,7 +243,11 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
           fanout_ms: fanouts,
           fanout_median_ms: median(fanouts),
           fanout_reached_min: reachedMin,
+          targeted_ms: targeted,
+          targeted_median_ms: median(targeted),
+          targeted_woken_max: wokenMax,
           agent_poll_errors: errors,
+          agent_answers: answers,
           rss_peak_mib: mem.peak,
           hwm_mib: mem.hwm,
         });
@@ -239,33 +271,47 @@ const mark = (v: number, limit: number): string => (Number.isFinite(v) && v < li
 /** The markdown section: one row per configuration and size. */
 export function scaleMarkdown(
   results: PhaseResult[],
-  o: { perAgent: number; workers: number; fanouts: number },
+  o: { perAgent: number; workers: number; fanouts: number; delta: boolean },
 ): string {
   const head =
     "| store | agents / datasets | one node's view p50 / p99 | all datasets p50 / p99 | all states p50 / p99 | " +
-    'create p50 / p99 (no polls) | create p50 / p99 (back to back, agents polling) | fan-out of one change | RSS peak |\n' +
-    '|---|---|---|---|---|---|---|---|---|\n';
-  const rows = results.map((r) => {
+    'create p50 / p99 (no polls) | create p50 / p99 (back to back, agents polling) | one change to every agent | ' +
+    'a dataset for one node: its agent has it / agents woken | RSS peak |\n' +
+    '|---|---|---|---|---|---|---|---|---|---|\n';
+  const list = (xs: number[]): string => xs.map((x) => (Number.isFinite(x) ? x : '-')).join(', ');
+  const rows = results.map((r, i) => {
     const fan = Number.isFinite(r.fanout_median_ms)
-      ? `${mark(r.fanout_median_ms, TARGETS.fanout_ms)} ms (${r.fanout_ms.map((x) => (Number.isFinite(x) ? x : '-')).join(', ')})`
-      : `**${r.fanout_reached_min} of ${r.agents} reached** (${r.fanout_ms.map((x) => (Number.isFinite(x) ? x : '-')).join(', ')} ms)`;
+      ? `${mark(r.fanout_median_ms, TARGETS.fanout_ms)} ms (${list(r.fanout_ms)})`
+      : `**${r.fanout_reached_min} of ${r.agents} reached** (${list(r.fanout_ms)} ms)`;
+    // The creates without polls are measured once per size, before the etcd phases.
+    const prev = results[i - 1];
+    const sameCreates = prev !== undefined && prev.agents === r.agents && prev.create_no_polls === r.create_no_polls;
     return (
       `| ${r.config} | ${r.agents.toLocaleString('en')} / ${r.datasets.toLocaleString('en')} ` +
       `| ${r.read_node_view.p50_ms} / ${mark(r.read_node_view.p99_ms, TARGETS.read_p99_ms)} ms ` +
       `| ${pq(r.read_all_datasets)} ms | ${pq(r.read_all_states)} ms ` +
-      `| ${r.create_no_polls.p50_ms} / ${mark(r.create_no_polls.p99_ms, TARGETS.create_p99_ms)} ms ` +
-      `| ${pq(r.create_back_to_back_polling)} ms | ${fan} | ${mark(r.rss_peak_mib, TARGETS.rss_mib)} MiB |`
+      (sameCreates
+        ? '| (as above) '
+        : `| ${r.create_no_polls.p50_ms} / ${mark(r.create_no_polls.p99_ms, TARGETS.create_p99_ms)} ms `) +
+      `| ${pq(r.create_back_to_back_polling)} ms | ${fan} ` +
+      `| ${r.targeted_median_ms} ms / ${r.targeted_woken_max} | ${mark(r.rss_peak_mib, TARGETS.rss_mib)} MiB |`
     );
   });
+  const channel = o.delta
+    ? 'long-polls it for per-node deltas (`GET /v1/agent/cluster?node=&since=&delta=true`, merged into the view it holds)'
+    : 'long-polls it (`GET /v1/agent/cluster?node=&since=`, the whole node view each answer)';
   return (
-    `\n${o.perAgent} datasets per simulated agent; agents in ${o.workers} worker threads, each reads its node's view ` +
-    'then long-polls it (`GET /v1/agent/cluster?node=`) over a kept-alive connection. ' +
-    "**One node's view** is that agent view (the narrowest read the API has: no route returns one dataset alone); " +
-    '**all datasets** / **all states** are the whole lists `GET /v1/configuration/datasets` and `/v1/state/datasets`. ' +
-    `Fan-out: a create, until the last agent's long-poll answered it (median of ${o.fanouts}, each listed). ` +
+    `\n${o.perAgent} datasets per simulated agent; agents in ${o.workers} worker threads, each reads its node's view, ` +
+    `then ${channel} over a kept-alive connection. ` +
+    "**One node's view** is that agent view read in full (`?node=&timeout_ms=0`; the narrowest read the API has: " +
+    'no route returns one dataset alone); **all datasets** / **all states** are the whole lists ' +
+    '`GET /v1/configuration/datasets` and `/v1/state/datasets`. **One change to every agent**: a configured ' +
+    "snapshot (every node's view holds them), until the last agent's poll answered it (median of " +
+    `${o.fanouts}, each listed). **A dataset for one node**: created with that node as primary, until its agent ` +
+    'has it, and how many agents woke for it (a change wakes only the nodes whose view it touches). ' +
     'etcd: 3 members; "1 replica serving" puts every agent and reader on one control replica, "spread" ' +
-    'puts them round-robin on the replicas (each answers from its own etcd watch; creates go through the first). ' +
-    'RSS: the highest of the serving replicas. ' +
+    'puts them round-robin on the replicas (each answers from its own etcd watch; writes go through the first). ' +
+    'RSS: the highest of the serving replicas during the phase. ' +
     `Targets (issue 23): read p99 < ${TARGETS.read_p99_ms} ms, create p99 < ${TARGETS.create_p99_ms} ms, ` +
     `fan-out < ${TARGETS.fanout_ms} ms, RSS < 1 GiB; a miss is in bold.\n\n` +
     head +
@@ -297,9 +343,14 @@ export function scaleChart(results: PhaseResult[]): string {
       target: TARGETS.create_p99_ms,
       series: series((r) => r.create_no_polls.p99_ms),
     },
-    { title: 'fan-out, median', unit: 'ms', target: TARGETS.fanout_ms, series: series((r) => r.fanout_median_ms) },
+    {
+      title: 'one change to every agent',
+      unit: 'ms',
+      target: TARGETS.fanout_ms,
+      series: series((r) => r.fanout_median_ms),
+    },
     { title: 'RSS peak', unit: 'MiB', target: TARGETS.rss_mib, series: series((r) => r.rss_peak_mib) },
-    { title: 'create p99, agents polling', unit: 'ms', series: series((r) => r.create_back_to_back_polling.p99_ms) },
+    { title: 'a dataset for one node: its agent has it', unit: 'ms', series: series((r) => r.targeted_median_ms) },
   ];
   return scaleChartSvg('Control plane at scale: 10 datasets per agent', panels);
 }
@@ -323,6 +374,12 @@ async function main(): Promise<void> {
     .option('samples', { type: 'number', default: 200, describe: 'Requests per small-read and create measurement' })
     .option('list-samples', { type: 'number', default: 20, describe: 'Requests per whole-list read (MBs each)' })
     .option('fanouts', { type: 'number', default: 3, describe: 'Fan-out measurements per phase' })
+    .option('agent-channel', {
+      type: 'string',
+      default: 'delta',
+      choices: ['delta', 'full'],
+      describe: "delta: agents ask for per-node deltas; full: each answer is the node's whole view",
+    })
     .option('workers', { type: 'number', default: 2, describe: 'Worker threads simulating the agents' })
     .option('server-node-arg', { type: 'string', array: true, default: [] as string[] })
     .strict()
@@ -340,6 +397,7 @@ async function main(): Promise<void> {
     listSamples: argv['list-samples'],
     fanouts: Math.max(1, argv.fanouts),
     workers: Math.max(1, argv.workers),
+    delta: argv['agent-channel'] === 'delta',
     nodeArgs: argv['server-node-arg'],
     log: (msg) => void process.stderr.write(`bench: ${new Date().toISOString().slice(11, 19)} ${msg}\n`),
   };
