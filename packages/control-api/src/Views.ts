@@ -8,6 +8,7 @@
  * their parts were validated on the way in, and a check of megabytes per change
  * would dominate the service's time.
  */
+import { gzip } from 'node:zlib';
 import { z } from 'zod';
 import {
   BackupConfiguration,
@@ -32,8 +33,13 @@ interface Cached {
   body: Buffer;
 }
 
+/** Bodies at least this big are also gzipped (once, in the background) for clients that accept it. */
+export const GZIP_MIN_BYTES = 64 * 1024;
+
 export class Views {
   private cache = new Map<string, Cached>();
+  /** Gzipped copies of the big cached bodies, made off the request path (zlib's thread pool), one per body. */
+  private readonly gzipped = new WeakMap<Buffer, Buffer | 'pending'>();
   /** Datasets by primary node, kept up to date from the configuration's changes (not rebuilt per write). */
   private primaries:
     | { datasets: ReadonlyMap<string, DatasetConfiguration>; byPrimary: Map<string, Map<string, DatasetConfiguration>> }
@@ -54,7 +60,26 @@ export class Views {
     if (this.validate) schema.parse(JSON.parse(json));
     const body = Buffer.from(json);
     this.cache.set(name, { key, body });
+    if (body.length >= GZIP_MIN_BYTES) this.compress(name, body);
     return body;
+  }
+
+  /**
+   * The gzipped copy of a cached body, once made (issue 23: 100,000 datasets are ~25 MB of
+   * JSON, ~3 MB gzipped); undefined until then and for other bodies: send the body itself.
+   */
+  gzipOf(body: Buffer): Buffer | undefined {
+    const gz = this.gzipped.get(body);
+    return gz === 'pending' ? undefined : gz;
+  }
+
+  private compress(name: string, body: Buffer): void {
+    this.gzipped.set(body, 'pending');
+    // Level 1: most of the size gain for a fraction of the time; a body already replaced is not kept.
+    gzip(body, { level: 1 }, (err, gz) => {
+      if (err === null && this.cache.get(name)?.body === body) this.gzipped.set(body, gz);
+      else this.gzipped.delete(body);
+    });
   }
 
   datasets(): Buffer {

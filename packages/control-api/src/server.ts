@@ -18,7 +18,7 @@ import { MAX_BODY_BYTES, sendError, toApiError } from './httpErrors';
 import { buildOpenApi } from './openapi';
 import { routes } from './routes';
 import { checkInput, type Reply } from './routeSpec';
-import { Views } from './Views';
+import { GZIP_MIN_BYTES, Views } from './Views';
 import { auditEntry, isAudited } from './audit';
 import { authorizeRoute, peerIdentity, requireIdentity, type ServerTlsCredentials } from './tls';
 import { rejectDeepJson } from './jsonDepth';
@@ -156,9 +156,19 @@ export function createApp(
   const metrics = controlMetrics(processRegistry('control-service'));
   const openapi = JSON.stringify(buildOpenApi(routes));
 
-  const send = (res: Response, reply: Reply): void => {
+  const send = (req: Request, res: Response, reply: Reply): void => {
     if (reply.tag !== undefined) res.setHeader(CONFIGURATION_TAG_HEADER, reply.tag);
     res.status(reply.status).type('application/json');
+    // A big cached body goes gzipped to a client that accepts it, once its copy is made (Views.gzipOf).
+    // Only on an explicit Accept-Encoding: clients without one (FlockerClient's undici request) never decompress.
+    const big = Buffer.isBuffer(reply.json) && reply.json.length >= GZIP_MIN_BYTES;
+    if (big) res.vary('Accept-Encoding');
+    const gz = big && req.headers['accept-encoding'] !== undefined ? views.gzipOf(reply.json as Buffer) : undefined;
+    if (gz !== undefined && req.acceptsEncodings('gzip') === 'gzip') {
+      res.setHeader('Content-Encoding', 'gzip');
+      res.send(gz);
+      return;
+    }
     res.send(reply.json ?? JSON.stringify(reply.body));
   };
 
@@ -230,7 +240,7 @@ export function createApp(
           },
           views,
         );
-        if (!res.headersSent && !res.writableEnded) send(res, reply);
+        if (!res.headersSent && !res.writableEnded) send(req, res, reply);
         if (audited) audit(req, auditParams, reply.status, undefined, reply.body);
       } catch (err) {
         const apiError = toApiError(err);

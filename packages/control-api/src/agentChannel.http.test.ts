@@ -1,0 +1,87 @@
+/** Over HTTP (issue 23): the agent channel's delta form, per-node wake-ups, and gzipped whole lists. */
+import { request as httpGet } from 'node:http';
+import { gunzipSync } from 'node:zlib';
+import { applyClusterDelta, ClusterSnapshot, FlockerClient, isClusterDelta } from '@flocker/api';
+import type { ControlService } from './server';
+import { NODE_A, NODE_B, nodeReport, startOnLoopback } from './testing/httpService';
+
+function get(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ headers: Record<string, unknown>; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { headers }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(parts) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('agent channel: deltas and per-node wake-ups over HTTP', () => {
+  let svc: ControlService;
+  let client: FlockerClient;
+  beforeEach(async () => {
+    svc = await startOnLoopback();
+    client = new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 });
+    await client.reportNodeState(nodeReport(NODE_A));
+    await client.reportNodeState(nodeReport(NODE_B));
+  });
+  afterEach(() => svc.close());
+
+  it('a poll asking for deltas gets the whole view first, then only what changed; merged, it is the whole view', async () => {
+    const first = await client.waitForClusterDelta(undefined, 0, NODE_A);
+    expect(isClusterDelta(first)).toBe(false);
+    const view = ClusterSnapshot.parse(first);
+    const poll = client.waitForClusterDelta(view.generation, 5000, NODE_A);
+    const ds = await client.createDataset({ primary: NODE_A });
+    const answer = await poll;
+    expect(isClusterDelta(answer)).toBe(true);
+    if (!isClusterDelta(answer)) return;
+    expect(answer.datasets.map((d) => d.dataset_id)).toEqual([ds.dataset_id]);
+    expect(answer.nodes).toEqual([]);
+    const merged = applyClusterDelta(view, answer);
+    const whole = await client.waitForCluster(undefined, 0, { node: NODE_A });
+    expect(merged).toEqual(whole);
+  });
+
+  it("a change to another node's view does not answer the poll; a plain (full) poll is unchanged for other clients", async () => {
+    const since = (await client.waitForCluster(undefined, 0, { node: NODE_A })).generation;
+    let answered = false;
+    const poll = client.waitForCluster(since, 1500, { node: NODE_A }).then((s) => {
+      answered = true;
+      return s;
+    });
+    await client.createDataset({ primary: NODE_B });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(answered).toBe(false);
+    // Its timeout answers it with the current generation and its (unchanged) view.
+    const snap = await poll;
+    expect(snap.generation).not.toBe(since);
+    expect(snap.datasets).toEqual([]);
+    // The whole-cluster poll (CLI, flocker-go) is woken by any change, with a full snapshot.
+    const cluster = client.waitForCluster(snap.generation, 5000);
+    await client.createDataset({ primary: NODE_B });
+    expect((await cluster).datasets).toHaveLength(2);
+  });
+
+  it('whole lists go gzipped to a client asking for it once the copy is made, plain to the others', async () => {
+    for (let i = 0; i < 600; i++) await client.createDataset({ primary: NODE_A, metadata: { name: `v${i}` } });
+    const url = `${svc.url}/v1/configuration/datasets`;
+    const plain = await get(url, {});
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect(plain.body.length).toBeGreaterThan(64 * 1024);
+    let zipped = await get(url, { 'accept-encoding': 'gzip' });
+    for (let i = 0; i < 50 && zipped.headers['content-encoding'] === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      zipped = await get(url, { 'accept-encoding': 'gzip' });
+    }
+    expect(zipped.headers['content-encoding']).toBe('gzip');
+    expect(zipped.headers.vary).toMatch(/Accept-Encoding/i);
+    expect(gunzipSync(zipped.body).equals(plain.body)).toBe(true);
+    // FlockerClient sends no Accept-Encoding: it reads plain JSON.
+    expect(await client.listDatasets()).toHaveLength(600);
+  });
+});
