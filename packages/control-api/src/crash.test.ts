@@ -133,4 +133,57 @@ describe('crash safety (kill -9 during a write loop)', () => {
     expect(snapshot.datasets.length).toBeGreaterThan(0);
     expect(statSync(logPath).size).toBeLessThan(2 * statSync(path.join(dir, CONFIGURATION_FILE)).size + 16384);
   }, 60_000);
+
+  it(`keeps every acknowledged DELETE across ${ROUNDS} kills (docker volume rm answers only once it is durable)`, async () => {
+    const deleteDir = mkdtempSync(path.join(tmpdir(), 'flocker-crash-delete-'));
+    try {
+      const deleted = new Set<string>();
+      for (let round = 0; round < ROUNDS; round++) {
+        const { child, url } = await startChild(deleteDir);
+        const client = new FlockerClient({ baseUrl: url, timeoutMs: 5000 });
+        const stored = await client.listDatasets();
+        // An acknowledged delete is there after the kill: the dataset shows deleted (or not at all).
+        for (const d of stored) if (deleted.has(d.dataset_id)) expect(d.deleted).toBe(true);
+        if (round === 0)
+          await client.reportNodeState({
+            uuid: NODE,
+            era: 'e',
+            host: '127.0.0.1',
+            instance_id: 'i',
+            backend: 'loopback',
+            manifestations: [],
+            errors: [],
+          });
+        const live = stored.filter((d) => !d.deleted).map((d) => d.dataset_id);
+        while (live.length < 200) live.push((await client.createDataset({ primary: NODE })).dataset_id);
+        let stop = false;
+        const writer = async (): Promise<void> => {
+          for (let id = live.pop(); id !== undefined && !stop; id = live.pop()) {
+            try {
+              await client.deleteDataset(id);
+            } catch {
+              return; // the server died under us
+            }
+            deleted.add(id);
+          }
+        };
+        const writers = Array.from({ length: WRITERS }, writer);
+        await new Promise((r) => setTimeout(r, 50 + Math.floor(Math.random() * 150)));
+        await killHard(child);
+        stop = true;
+        await Promise.all(writers);
+        expect(deleted.size).toBeGreaterThan(round);
+      }
+      const { child, url } = await startChild(deleteDir);
+      try {
+        const stored = await new FlockerClient({ baseUrl: url }).listDatasets();
+        for (const d of stored) if (deleted.has(d.dataset_id)) expect(d.deleted).toBe(true);
+        expect(deleted.size).toBeGreaterThan(ROUNDS * 5);
+      } finally {
+        await killHard(child);
+      }
+    } finally {
+      rmSync(deleteDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
