@@ -1,13 +1,31 @@
 /**
  * The engines' command sequences and parsing, with faked commands (the btrfs engine also runs for
- * real in e2e/src/local-btrfs.test.ts; ZFS runs for real only where `zfs` and its module exist).
+ * real in e2e/src/local-btrfs.test.ts). The ZFS engine's both command forms (OpenZFS, older zfs such
+ * as zfs-fuse) here, and the engine contract for real on two pools at the end: kernel zfs where it
+ * exists, else zfs-fuse (started by ensureZfs).
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { ExecFn, ExecResult } from '../exec';
 import { BtrfsEngine, parseQgroupShow, parseSubvolumeList } from './btrfs';
 import type { HostFs } from './hostFs';
 import type { MountInfoEntry, SpawnFn, StreamProcess } from './processes';
-import { parseZfsDatasets, parseZfsSnapshots, ZfsEngine, zfsAvailable } from './zfs';
+import { localEngineContract } from './contract';
+import {
+  parseZfsDatasets,
+  parseZfsSnapshots,
+  probeZfsFeatures,
+  ZfsEngine,
+  zfsAvailable,
+  zfsGetAsList,
+  type ZfsFeatures,
+} from './zfs';
+import { ensureZfs, makeZfsFilePool, type ZfsFilePool } from './zfsTestSupport';
+
+// The real-pool tests at the end run zfs commands (zfs-fuse takes a moment for some).
+jest.setTimeout(60_000);
 
 const ID = '0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a10';
 
@@ -270,14 +288,19 @@ describe('btrfs engine', () => {
   });
 });
 
+const OPENZFS: ZfsFeatures = { listExact: true, receiveOptions: true, kernelMounts: true };
+/** zfs-fuse 0.7: no `list -p`, no `receive -u/-o`, mounted by its daemon. */
+const OLD_ZFS: ZfsFeatures = { listExact: false, receiveOptions: false, kernelMounts: false };
+
 describe('ZFS engine (command sequences)', () => {
-  const zfs = (f: Fake) =>
+  const zfs = (f: Fake, features: ZfsFeatures = OPENZFS) =>
     new ZfsEngine({
       pool: 'tank/data',
       exec: f.exec,
       spawn: f.spawn,
       fs: f.fs,
       readMounts: () => Promise.resolve(f.mounts),
+      features,
     });
   const FS = `tank/data/flocker/${ID}`;
 
@@ -341,7 +364,7 @@ describe('ZFS engine (command sequences)', () => {
     const input = new PassThrough();
     input.end('x');
     await e.receive(ID, 'move-000002', '222', input);
-    expect(f.calls).toContain(`spawn zfs receive -F -u -o readonly=on ${FS}`);
+    expect(f.calls).toContain(`spawn zfs receive -F -u -o readonly=on -o mountpoint=legacy ${FS}`);
     const input2 = new PassThrough();
     input2.end('x');
     await expect(e.receive(ID, 'move-000002', '999', input2)).rejects.toMatchObject({ code: 'INTEGRITY' });
@@ -372,30 +395,203 @@ describe('ZFS engine (command sequences)', () => {
   });
 });
 
-describe('ZFS engine on a real pool', () => {
-  // The one kind of skip issue 24 allows: ZFS needs its kernel module, which this machine lacks.
-  let reason: string | undefined;
-  beforeAll(async () => {
-    const r = await zfsAvailable();
-    reason = r.ok ? undefined : r.reason;
-    if (reason !== undefined) console.log(`ZFS engine real-run test skipped: ${reason}`);
+describe('ZFS engine (older zfs: zfs-fuse 0.7, pool v23)', () => {
+  const FS = `tank/data/flocker/${ID}`;
+  const old = (f: Fake) =>
+    new ZfsEngine({
+      pool: 'tank/data',
+      exec: f.exec,
+      spawn: f.spawn,
+      fs: f.fs,
+      readMounts: () => Promise.resolve(f.mounts),
+      features: OLD_ZFS,
+    });
+  // No features given: the engine probes.
+  const zfs2 = (f: Fake) =>
+    new ZfsEngine({
+      pool: 'tank/data',
+      exec: f.exec,
+      spawn: f.spawn,
+      fs: f.fs,
+      readMounts: () => Promise.resolve(f.mounts),
+    });
+
+  it('probes the flags once: getopt refusing one is an older zfs; no zfs in /proc/filesystems is zfs-fuse', async () => {
+    const olderZfs = fake((argv) =>
+      argv.startsWith('zfs list -H -p')
+        ? { exitCode: 2, stderr: "invalid option 'p'\nusage:\n" }
+        : argv.startsWith('sh -c exec zfs receive')
+          ? { exitCode: 2, stderr: "invalid option 'u'\nusage:\n" }
+          : argv.startsWith('grep')
+            ? { exitCode: 1 }
+            : undefined,
+    );
+    expect(await probeZfsFeatures(olderZfs.exec, 'tank')).toEqual(OLD_ZFS);
+    expect(olderZfs.calls).toEqual([
+      'zfs list -H -p -o name tank',
+      'sh -c exec zfs receive -n -u -o readonly=on -o mountpoint=legacy flocker-probe/none </dev/null',
+      'grep -qw zfs /proc/filesystems',
+    ]);
+    const openZfs = fake((argv) =>
+      argv.startsWith('sh -c exec zfs receive')
+        ? { exitCode: 1, stderr: 'cannot receive: failed to read from stream\n' }
+        : undefined,
+    );
+    expect(await probeZfsFeatures(openZfs.exec, 'tank')).toEqual(OPENZFS);
+    // The engine probes on first use only, then keeps the answer.
+    const e = zfs2(olderZfs);
+    olderZfs.calls.length = 0;
+    await e.listDatasets();
+    await e.listDatasets();
+    expect(olderZfs.calls.filter((c) => c.startsWith('grep')).length).toBe(1);
+    expect(olderZfs.calls.filter((c) => c.startsWith('zfs get -H -p -r -d 1')).length).toBe(2);
   });
 
-  it('lists the datasets of a pool named by FLOCKER_TEST_ZFS_POOL (where zfs exists)', async () => {
-    if (reason !== undefined) return;
-    const pool = process.env.FLOCKER_TEST_ZFS_POOL;
-    if (pool === undefined) {
-      console.log('ZFS engine real-run test skipped: zfs exists but FLOCKER_TEST_ZFS_POOL names no pool to use');
-      return;
-    }
-    const e = new ZfsEngine({ pool });
-    await e.prepare();
-    await e.createDataset(ID, 64 * 1024 * 1024);
-    try {
-      const snap = await e.createSnapshot(ID, 'move-000001');
-      expect((await e.listSnapshots(ID)).map((s) => s.identity)).toEqual([snap.identity]);
-    } finally {
-      await e.destroyDataset(ID);
-    }
+  it('lists datasets and snapshots with zfs get -p (exact numbers), snapshots oldest first by createtxg', async () => {
+    expect(zfsGetAsList(`a\tguid\t1\na\tcreatetxg\t7\nb\tcreatetxg\t9\n`, ['createtxg', 'guid'])).toBe(
+      'a\t7\t1\nb\t9\t-\n',
+    );
+    const f = fake((argv) =>
+      argv.startsWith('zfs get -H -p -r -d 1 -o name,property,value refquota,referenced,readonly')
+        ? {
+            stdout: [
+              `tank/data/flocker\trefquota\t0`,
+              `tank/data/flocker\treferenced\t24576`,
+              `tank/data/flocker\treadonly\toff`,
+              `${FS}\trefquota\t1073741824`,
+              `${FS}\treferenced\t5242880`,
+              `${FS}\treadonly\toff`,
+              `${FS}@move-000001\trefquota\t-`,
+              `${FS}@move-000001\treferenced\t5242880`,
+              `${FS}@move-000001\treadonly\t-`,
+              '',
+            ].join('\n'),
+          }
+        : argv.startsWith('zfs get -H -p -r -d 1 -o name,property,value createtxg,guid')
+          ? {
+              stdout: [
+                `${FS}\tcreatetxg\t10`,
+                `${FS}\tguid\t555`,
+                `${FS}@move-000002\tcreatetxg\t37`,
+                `${FS}@move-000002\tguid\t12443728782805351909`,
+                `${FS}@move-000001\tcreatetxg\t32`,
+                `${FS}@move-000001\tguid\t4632901161103276674`,
+                '',
+              ].join('\n'),
+            }
+          : undefined,
+    );
+    const e = old(f);
+    expect(await e.listDatasets()).toEqual([{ datasetId: ID, size: 1073741824, usedBytes: 5242880 }]);
+    expect((await e.listSnapshots(ID)).map((s) => [s.name, s.identity])).toEqual([
+      ['move-000001', '4632901161103276674'],
+      ['move-000002', '12443728782805351909'],
+    ]);
+    expect(f.calls).toEqual([
+      'zfs get -H -p -r -d 1 -o name,property,value refquota,referenced,readonly tank/data/flocker',
+      `zfs get -H -p -r -d 1 -o name,property,value createtxg,guid ${FS}`,
+    ]);
   });
+
+  it('receives with plain -F, then read-only and legacy before it counts; a failed receive sets nothing', async () => {
+    const f = fake((argv) =>
+      argv.startsWith('zfs get -H -p -r -d 1 -o name,property,value createtxg,guid')
+        ? { stdout: `${FS}@move-000002\tcreatetxg\t37\n${FS}@move-000002\tguid\t222\n` }
+        : undefined,
+    );
+    const input = new PassThrough();
+    input.end('x');
+    await old(f).receive(ID, 'move-000002', '222', input);
+    expect(f.calls.slice(0, 3)).toEqual([
+      `spawn zfs receive -F ${FS}`,
+      `zfs set readonly=on ${FS}`,
+      `zfs set mountpoint=legacy ${FS}`,
+    ]);
+    const failing = fake(
+      () => undefined,
+      (argv) => (argv.includes('receive') ? 1 : 0),
+    );
+    const input2 = new PassThrough();
+    input2.end('truncated');
+    await expect(old(failing).receive(ID, 'move-000002', '222', input2)).rejects.toThrow(/receive -F .* failed/);
+    expect(failing.calls).toEqual([`spawn zfs receive -F ${FS}`]);
+  });
+
+  it('mounts by the mountpoint property (zfs-fuse daemon), a second place by a bind mount; unmount sets legacy again', async () => {
+    const fuse = (mountPoint: string): MountInfoEntry => ({
+      majorMinor: '0:46',
+      root: '/',
+      mountPoint,
+      fstype: 'fuse.zfs',
+      source: FS,
+    });
+    // The daemon mounts it as the property is set; umount takes a mount away.
+    const f: Fake = fake((argv) => {
+      if (argv === `zfs set mountpoint=/flocker/x ${FS}`) f.mounts = [fuse('/flocker/x')];
+      if (argv.startsWith('umount ')) f.mounts = f.mounts.filter((m) => m.mountPoint !== argv.slice('umount '.length));
+      return undefined;
+    });
+    const e = old(f);
+    await e.mount(ID, '/flocker/x');
+    expect(f.calls).toEqual(['mkdir -p /flocker/x', `zfs set mountpoint=/flocker/x ${FS}`]);
+    expect(await e.mountPoints(ID)).toEqual(['/flocker/x']);
+    f.calls.length = 0;
+    await e.mount(ID, '/flocker/y');
+    expect(f.calls).toEqual(['mkdir -p /flocker/y', 'mount --bind /flocker/x /flocker/y']);
+    f.mounts = [fuse('/flocker/x'), fuse('/flocker/y')];
+    f.calls.length = 0;
+    // Still mounted at y: the property stays.
+    await e.unmount('/flocker/x');
+    expect(f.calls).toEqual(['umount /flocker/x']);
+    f.calls.length = 0;
+    await e.unmount('/flocker/y');
+    expect(f.calls).toEqual(['umount /flocker/y', `zfs set mountpoint=legacy ${FS}`]);
+    await expect(e.destroyDataset(ID)).resolves.toBeUndefined();
+  });
+
+  it('a daemon that does not mount at once: zfs mount', async () => {
+    const f = fake(() => undefined);
+    await old(f).mount(ID, '/flocker/x');
+    expect(f.calls).toEqual(['mkdir -p /flocker/x', `zfs set mountpoint=/flocker/x ${FS}`, `zfs mount ${FS}`]);
+  });
+});
+
+// The ZFS engine for real, on the kernel's zfs where it exists, else on zfs-fuse (installed by
+// scripts/host-setup.sh, its daemon started here): the engine contract on two pools (two hosts).
+const zfsReady = ensureZfs();
+
+describe('ZFS engine on real pools', () => {
+  if (!zfsReady.ok) {
+    it('cannot run on this machine (the reason is printed)', () => {
+      console.log(`ZFS engine real-run tests skipped: ${zfsReady.reason}`);
+    });
+    return;
+  }
+  let dir: string;
+  const pools: ZfsFilePool[] = [];
+  let a: ZfsEngine;
+  let b: ZfsEngine;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'flocker-zfs-test-'));
+    for (const name of ['a', 'b']) pools.push(makeZfsFilePool(dir, name, 256 * 1024 * 1024));
+    a = new ZfsEngine({ pool: pools[0].pool });
+    b = new ZfsEngine({ pool: `${pools[1].pool}/data` });
+    await a.prepare();
+    await b.prepare();
+  }, 60_000);
+  afterAll(() => {
+    for (const p of pools) p.destroy();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it(`answers zpool list, and the engine probes what this zfs can do (${zfsReady.how})`, async () => {
+    expect(await zfsAvailable()).toEqual({ ok: true });
+    const features = await a.features();
+    console.log(`ZFS engine on ${zfsReady.how}: ${JSON.stringify(features)}`);
+    // zfs-fuse is the older zfs in every respect; kernel zfs (OpenZFS) has every flag.
+    if (zfsReady.how.startsWith('zfs-fuse')) expect(features).toEqual(OLD_ZFS);
+    else expect(features.kernelMounts).toBe(true);
+  });
+
+  localEngineContract('zfs', () => ({ a, b, mountRoot: join(dir, 'mnt') }));
 });

@@ -3,10 +3,11 @@
  * the agent at the dataset's path) with its size enforced by refquota; snapshots are
  * `<pool>/flocker/<id>@<name>`, and a snapshot's guid is the same on the sender and every receiver.
  * A receive goes into the file system itself, kept readonly=on until promote(); ZFS discards a
- * receive that does not finish (no -s), so a cut-off stream leaves the last complete snapshot.
- * Written against the same interface as the btrfs engine; this machine's kernel has no ZFS module,
- * so its command sequences and parsing are unit-tested (zfs.test.ts) and it runs for real only where
- * `zfs` exists.
+ * receive that does not finish (no -s), so a cut-off stream leaves the last complete snapshot and a
+ * move resumes from it. Older zfs lacks some flags (see ZfsFeatures, probed once): the engine then
+ * uses their older equivalents. This machine's kernel has no ZFS module: the engine runs for real on
+ * zfs-fuse (userspace ZFS, pool version 23; engines.test.ts, e2e/src/local-zfs.test.ts), and its
+ * command sequences of both forms are unit-tested with faked commands (engines.test.ts).
  */
 import type { Readable } from 'node:stream';
 import { StorageError } from '../BlockDeviceApi';
@@ -33,6 +34,67 @@ export interface ZfsEngineOptions {
   readonly readMounts?: ReadMounts;
   /** Every mount namespace's mounts (inUse). */
   readonly readAllMounts?: ReadMounts;
+  /** What the installed zfs can do; probed (once) when not given. */
+  readonly features?: ZfsFeatures;
+}
+
+/**
+ * What the installed zfs can do. OpenZFS has all of it; zfs-fuse 0.7 (userspace ZFS over FUSE, pool
+ * version 23) has none of it, and the engine uses the older equivalent, keeping the same guarantees.
+ */
+export interface ZfsFeatures {
+  /** `zfs list -p` (exact numbers). Without: `zfs get -H -p`, one property a line, exact too. */
+  readonly listExact: boolean;
+  /**
+   * `zfs receive -u -o readonly=on -o mountpoint=legacy`. Without: `zfs receive -F`, then both set
+   * before the receive counts; meanwhile nothing mounts it (a new file system inherits
+   * mountpoint=none from the flocker parent, an existing one is legacy: no receive mounts either).
+   */
+  readonly receiveOptions: boolean;
+  /**
+   * ZFS in the kernel: legacy mounts by `mount -t zfs`. Without (zfs-fuse): the daemon mounts a file
+   * system (fstype fuse.zfs) at its mountpoint property: mount sets it (a second mount point is a bind
+   * mount of the first), unmount sets legacy again once nothing has it mounted.
+   */
+  readonly kernelMounts: boolean;
+}
+
+/** The probe's answer where a flag is unknown (zfs's getopt message, the same in every version). */
+const INVALID_OPTION = /invalid option/;
+
+/** Three cheap commands: the flags the engine uses, tried; whether the kernel has a zfs file system. */
+export async function probeZfsFeatures(exec: ExecFn, pool: string): Promise<ZfsFeatures> {
+  const list = await exec('zfs', ['list', '-H', '-p', '-o', 'name', pool]);
+  // No stream (stdin /dev/null): a zfs that knows the flags fails reading it, an older one at the flags.
+  const receive = await exec('sh', [
+    '-c',
+    'exec zfs receive -n -u -o readonly=on -o mountpoint=legacy flocker-probe/none </dev/null',
+  ]);
+  const kernel = await exec('grep', ['-qw', 'zfs', '/proc/filesystems']);
+  return {
+    listExact: !INVALID_OPTION.test(list.stderr),
+    receiveOptions: !INVALID_OPTION.test(receive.stderr),
+    kernelMounts: kernel.exitCode === 0,
+  };
+}
+
+/** The fstype of a mounted ZFS file system: the kernel's, or zfs-fuse's. */
+const ZFS_FSTYPES = new Set(['zfs', 'fuse.zfs']);
+
+/**
+ * `zfs get -H -p -o name,property,value <props>` (one property a line) as `zfs list -H -p -o name,<props>`
+ * would print it: one line a file system or snapshot, in the order of props.
+ */
+export function zfsGetAsList(text: string, props: readonly string[]): string {
+  const rows = new Map<string, Map<string, string>>();
+  for (const line of text.split('\n')) {
+    const [name, property, value] = line.split('\t');
+    if (name === undefined || property === undefined || value === undefined || name === '') continue;
+    let row = rows.get(name);
+    if (row === undefined) rows.set(name, (row = new Map<string, string>()));
+    row.set(property, value.trim());
+  }
+  return [...rows].map(([name, row]) => [name, ...props.map((p) => row.get(p) ?? '-')].join('\t') + '\n').join('');
 }
 
 /**
@@ -76,6 +138,7 @@ export class ZfsEngine implements LocalEngine {
   private readonly fs: HostFs;
   private readonly readMounts: ReadMounts;
   private readonly readAllMounts: ReadMounts;
+  private featuresProbe: Promise<ZfsFeatures> | undefined;
 
   constructor(o: ZfsEngineOptions) {
     this.pool = o.pool.replace(/\/+$/, '');
@@ -84,6 +147,16 @@ export class ZfsEngine implements LocalEngine {
     this.fs = o.fs ?? realHostFs;
     this.readMounts = o.readMounts ?? readMounts;
     this.readAllMounts = o.readAllMounts ?? readAllNamespaceMounts;
+    if (o.features !== undefined) this.featuresProbe = Promise.resolve(o.features);
+  }
+
+  /** Probed once (again only after a probe that could not run). */
+  features(): Promise<ZfsFeatures> {
+    this.featuresProbe ??= probeZfsFeatures(this.exec, this.pool.split('/')[0] ?? this.pool).catch((e: unknown) => {
+      this.featuresProbe = undefined;
+      throw e;
+    });
+    return this.featuresProbe;
   }
 
   private get root(): string {
@@ -114,6 +187,18 @@ export class ZfsEngine implements LocalEngine {
   }
 
   async listDatasets(): Promise<LocalDataset[]> {
+    if (!(await this.features()).listExact) {
+      const props = ['refquota', 'referenced', 'readonly'];
+      const out = await this.zfs(
+        ['get', '-H', '-p', '-r', '-d', '1', '-o', 'name,property,value', props.join(','), this.root],
+        `listing ${this.root}`,
+      );
+      // No -t filesystem in this get: its snapshots are left out here.
+      const lines = zfsGetAsList(out, props)
+        .split('\n')
+        .filter((l) => !(l.split('\t')[0] ?? '').includes('@'));
+      return parseZfsDatasets(lines.join('\n'), this.root);
+    }
     const out = await this.zfs(
       ['list', '-H', '-p', '-t', 'filesystem', '-d', '1', '-o', 'name,refquota,referenced,readonly', this.root],
       `listing ${this.root}`,
@@ -172,7 +257,7 @@ export class ZfsEngine implements LocalEngine {
     checkDatasetId(datasetId);
     const fs = this.fileSystem(datasetId);
     return (await this.readMounts())
-      .filter((m) => m.fstype === 'zfs' && m.source === fs)
+      .filter((m) => ZFS_FSTYPES.has(m.fstype) && m.source === fs)
       .map((m) => m.mountPoint)
       .sort();
   }
@@ -180,7 +265,7 @@ export class ZfsEngine implements LocalEngine {
   async inUse(datasetId: string): Promise<boolean> {
     checkDatasetId(datasetId);
     const fs = this.fileSystem(datasetId);
-    return (await this.readAllMounts()).some((m) => m.fstype === 'zfs' && m.source === fs);
+    return (await this.readAllMounts()).some((m) => ZFS_FSTYPES.has(m.fstype) && m.source === fs);
   }
 
   async mount(datasetId: string, mountPath: string): Promise<void> {
@@ -193,12 +278,33 @@ export class ZfsEngine implements LocalEngine {
         `${mountPath} is already a mount point (of ${other[0]?.source}); not mounting over it`,
       );
     await this.fs.mkdirp(mountPath);
-    await runChecked(this.exec, 'mount', ['-t', 'zfs', this.fileSystem(datasetId), mountPath], `mounting ${datasetId}`);
+    const fs = this.fileSystem(datasetId);
+    if ((await this.features()).kernelMounts) {
+      await runChecked(this.exec, 'mount', ['-t', 'zfs', fs, mountPath], `mounting ${datasetId}`);
+      return;
+    }
+    // zfs-fuse: only its daemon mounts, at the mountpoint property (one place); another place is a bind mount.
+    const current = await this.mountPoints(datasetId);
+    if (current[0] !== undefined) {
+      await runChecked(this.exec, 'mount', ['--bind', current[0], mountPath], `mounting ${datasetId}`);
+      return;
+    }
+    await this.zfs(['set', `mountpoint=${mountPath}`, fs], `mounting ${datasetId}`);
+    if (!(await this.mountPoints(datasetId)).includes(mountPath))
+      await this.zfs(['mount', fs], `mounting ${datasetId}`);
   }
 
   async unmount(mountPath: string): Promise<void> {
-    if (!(await this.readMounts()).some((m) => m.mountPoint === mountPath)) return;
+    const here = (await this.readMounts()).filter((m) => m.mountPoint === mountPath);
+    if (here.length === 0) return;
     await runChecked(this.exec, 'umount', [mountPath], `unmounting ${mountPath}`, 'DEVICE_BUSY');
+    if ((await this.features()).kernelMounts) return;
+    // zfs-fuse: legacy again once nothing here has it mounted (a receive or the daemon's start mounts no legacy one).
+    for (const m of here) {
+      if (m.fstype !== 'fuse.zfs' || !m.source.startsWith(`${this.root}/`)) continue;
+      if ((await this.readMounts()).some((x) => x.source === m.source && ZFS_FSTYPES.has(x.fstype))) continue;
+      await this.zfs(['set', 'mountpoint=legacy', m.source], `unmounting ${mountPath}`);
+    }
   }
 
   async createSnapshot(datasetId: string, name: string): Promise<LocalSnapshot> {
@@ -214,26 +320,26 @@ export class ZfsEngine implements LocalEngine {
   async listSnapshots(datasetId: string): Promise<LocalSnapshot[]> {
     checkDatasetId(datasetId);
     const fs = this.fileSystem(datasetId);
-    const r = await this.exec('zfs', [
-      'list',
-      '-H',
-      '-p',
-      '-t',
-      'snapshot',
-      '-d',
-      '1',
-      '-s',
-      'createtxg',
-      '-o',
-      'name,guid',
-      fs,
-    ]);
+    const exact = (await this.features()).listExact;
+    const r = await this.exec(
+      'zfs',
+      exact
+        ? ['list', '-H', '-p', '-t', 'snapshot', '-d', '1', '-s', 'createtxg', '-o', 'name,guid', fs]
+        : ['get', '-H', '-p', '-r', '-d', '1', '-o', 'name,property,value', 'createtxg,guid', fs],
+    );
     // No file system yet (nothing received): no snapshots.
     if (r.exitCode !== 0) {
       if (/does not exist/.test(r.stderr)) return [];
       throw new LocalStorageError('POOL_UNAVAILABLE', `listing the snapshots of ${fs} failed: ${r.stderr.trim()}`);
     }
-    return parseZfsSnapshots(r.stdout, fs, datasetId);
+    if (exact) return parseZfsSnapshots(r.stdout, fs, datasetId);
+    // Oldest first, as `-s createtxg` sorts them.
+    const rows = zfsGetAsList(r.stdout, ['createtxg', 'guid'])
+      .split('\n')
+      .map((l) => l.split('\t'))
+      .filter((f) => f[0]?.startsWith(`${fs}@`) === true)
+      .sort((x, y) => Number(x[1]) - Number(y[1]));
+    return parseZfsSnapshots(rows.map((f) => `${f[0]}\t${f[2]}`).join('\n'), fs, datasetId);
   }
 
   async destroySnapshot(datasetId: string, name: string): Promise<void> {
@@ -258,9 +364,19 @@ export class ZfsEngine implements LocalEngine {
     checkSnapshotName(name);
     const fs = this.fileSystem(datasetId);
     // -F: roll back to the stream's base (and, for a full stream, replace an unmounted stale copy);
-    // -u: not mounted; readonly until promote(), so nothing writes to a copy that is not primary.
-    const p = this.spawn('zfs', ['receive', '-F', '-u', '-o', 'readonly=on', fs]);
+    // -u: not mounted; readonly until promote(), so nothing writes to a copy that is not primary;
+    // legacy: mounted by mount(), not by zfs (a received file system would inherit mountpoint=none).
+    const options = (await this.features()).receiveOptions;
+    const p = this.spawn(
+      'zfs',
+      options ? ['receive', '-F', '-u', '-o', 'readonly=on', '-o', 'mountpoint=legacy', fs] : ['receive', '-F', fs],
+    );
     await pipeInto(stream, p);
+    if (!options) {
+      // The same two properties, set before the receive counts (see ZfsFeatures.receiveOptions).
+      await this.zfs(['set', 'readonly=on', fs], `making ${fs} read-only`);
+      await this.zfs(['set', 'mountpoint=legacy', fs], `making ${fs} legacy-mounted`);
+    }
     const got = (await this.listSnapshots(datasetId)).find((s) => s.name === name);
     if (got?.identity !== identity) {
       if (got !== undefined) await this.destroySnapshot(datasetId, name);
@@ -285,19 +401,20 @@ export class ZfsEngine implements LocalEngine {
   }
 }
 
-/** Whether this host can run the ZFS engine for real (the `zfs` program and the kernel module). */
+/**
+ * Whether this host can run the ZFS engine for real: `zpool list` answers where the kernel has the
+ * zfs module, or where the zfs-fuse daemon runs (zfs-fuse has no `zfs version`).
+ */
 export async function zfsAvailable(exec: ExecFn = execFileExec): Promise<{ ok: true } | { ok: false; reason: string }> {
   try {
-    const r = await exec('zfs', ['version']);
-    if (r.exitCode !== 0) return { ok: false, reason: `zfs version exited with ${r.exitCode}: ${r.stderr.trim()}` };
+    const r = await exec('zpool', ['list', '-H', '-o', 'name']);
+    if (r.exitCode !== 0)
+      return {
+        ok: false,
+        reason: `zpool list exited with ${r.exitCode} (no zfs kernel module, no zfs-fuse daemon?): ${r.stderr.trim()}`,
+      };
   } catch (e) {
-    return { ok: false, reason: `no zfs program: ${e instanceof Error ? e.message : String(e)}` };
-  }
-  try {
-    const modules = await exec('sh', ['-c', 'grep -qw zfs /proc/filesystems']);
-    if (modules.exitCode !== 0) return { ok: false, reason: 'the kernel has no zfs module (not in /proc/filesystems)' };
-  } catch {
-    return { ok: false, reason: 'cannot read /proc/filesystems' };
+    return { ok: false, reason: `no zpool program: ${e instanceof Error ? e.message : String(e)}` };
   }
   return { ok: true };
 }

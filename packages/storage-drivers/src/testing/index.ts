@@ -14,4 +14,5 @@ export { destroyTempRoot, loopsUnder, makeTempRoot } from './testSupport';
 export { startMoto, type MotoServer } from '../ebs/motoSupport';
 export { makeBtrfsLoopPool, makeTestCluster, type BtrfsLoopPool, type TestCluster } from '../local/testSupport';
 export { localEngineContract, type LocalContractFixture } from '../local/contract';
+export { ensureZfs, makeZfsFilePool, type ZfsFilePool, type ZfsReady } from '../local/zfsTestSupport';
 export { startSimulatedArray, type SimulatedArray } from '../xtremio/testing/harness';
