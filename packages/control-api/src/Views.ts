@@ -46,6 +46,8 @@ export class Views {
     | undefined;
   private snapshotsJoined:
     { snapshots: ReadonlyMap<string, SnapshotConfiguration> | undefined; json: string } | undefined;
+  private snapshotsArray:
+    { snapshots: ReadonlyMap<string, SnapshotConfiguration> | undefined; json: string } | undefined;
   private leaseOrdering: { leases: ReadonlyMap<string, StoredLease>; order: Map<string, number> } | undefined;
 
   constructor(
@@ -219,8 +221,11 @@ export class Views {
     const s = this.state;
     const changes = s.nodeViews.changesSince(node, since);
     if (changes === undefined) return undefined;
-    const now = s.now();
     const config = s.configuration;
+    // The change that reaches every view (a snapshot asked for) touches no entry of it: answered without looking at it.
+    if (changes.keys.length === 0)
+      return this.deltaJson(since, changes.snapshots ? this.snapshotsList(config) : undefined);
+    const now = s.now();
     const { datasets, nodeIds } = this.viewOf(node);
     const setDatasets: string[] = [];
     const removedDatasets: string[] = [];
@@ -244,16 +249,47 @@ export class Views {
       else removedNodes.push(JSON.stringify(id));
     }
     s.nodeViews.prune(node, (key) => inView(key, datasets, nodeIds), datasets.size + nodeIds.size);
-    const snapshots = changes.snapshots ? `"snapshots":${joinArray(config.snapshots?.values() ?? [])},` : '';
+    return this.deltaJson(since, changes.snapshots ? this.snapshotsList(config) : undefined, {
+      datasets: setDatasets,
+      removedDatasets,
+      leases: setLeases,
+      removedLeases,
+      nodes: setNodes,
+      removedNodes,
+    });
+  }
+
+  private deltaJson(
+    since: string,
+    snapshots: string | undefined,
+    parts: Record<'datasets' | 'removedDatasets' | 'leases' | 'removedLeases' | 'nodes' | 'removedNodes', string[]> = {
+      datasets: [],
+      removedDatasets: [],
+      leases: [],
+      removedLeases: [],
+      nodes: [],
+      removedNodes: [],
+    },
+  ): string {
+    const s = this.state;
     const timing = `"node_timeout_seconds":${s.nodeTimeoutMs / 1000},"lease_grace_seconds":${s.leaseGraceMs / 1000}`;
     const json =
       `{"delta":true,"since":${JSON.stringify(since)},"generation":${JSON.stringify(s.generation)},` +
-      `"configuration_tag":${JSON.stringify(s.configurationTag)},"datasets":[${setDatasets.join(',')}],` +
-      `"removed_datasets":[${removedDatasets.join(',')}],${snapshots}"leases":[${setLeases.join(',')}],` +
-      `"removed_leases":[${removedLeases.join(',')}],"nodes":[${setNodes.join(',')}],` +
-      `"removed_nodes":[${removedNodes.join(',')}],${timing}}`;
+      `"configuration_tag":${JSON.stringify(s.configurationTag)},"datasets":[${parts.datasets.join(',')}],` +
+      `"removed_datasets":[${parts.removedDatasets.join(',')}],` +
+      (snapshots !== undefined ? `"snapshots":${snapshots},` : '') +
+      `"leases":[${parts.leases.join(',')}],"removed_leases":[${parts.removedLeases.join(',')}],` +
+      `"nodes":[${parts.nodes.join(',')}],"removed_nodes":[${parts.removedNodes.join(',')}],${timing}}`;
     if (this.validate) ClusterDelta.parse(JSON.parse(json));
     return json;
+  }
+
+  /** The configured snapshots as a JSON array, joined once per change of them. */
+  private snapshotsList(config: Configuration): string {
+    const current = config.snapshots;
+    if (this.snapshotsArray === undefined || this.snapshotsArray.snapshots !== current)
+      this.snapshotsArray = { snapshots: current, json: joinArray(current?.values() ?? []) };
+    return this.snapshotsArray.json;
   }
 
   /** The datasets in node's view (primary or held) and the nodes whose states it shows. */
