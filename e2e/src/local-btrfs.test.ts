@@ -286,6 +286,36 @@ describe('local btrfs storage moving between two hosts', () => {
     await b.engine.unmount(join(b.mountRoot, id));
   });
 
+  it('SIGSTOP then SIGKILL of the target as the final send begins, restarted: the mover retries (refused connections too) and resumes from the snapshot B holds', async () => {
+    const { id, path } = await newDataset(a, 16);
+    const first = await serve(b);
+    const mover = move(a, b, id, first.port, 600_000);
+    await mover.waitFor((l) => l.event === 'progress' && l.phase === 'waitingForRelease');
+    const base = mover.lines.filter((l) => l.event === 'sent').pop()!;
+    writeRandom(join(path, 'big'), 256);
+    const expected = checksums(path);
+    await a.engine.unmount(path);
+    await mover.waitFor((l) => l.event === 'progress' && l.phase === 'final');
+    first.node.proc.kill('SIGSTOP');
+    await new Promise((r) => setTimeout(r, 500));
+    first.node.proc.kill('SIGKILL');
+    await first.node.exited;
+    // Refused while B is down (nothing listens on the port): retried, not the end of the move.
+    await mover.waitFor((l) => l.event === 'retry' && /ECONNREFUSED/.test(String(l.error)), 30_000);
+    expect(mover.proc.exitCode).toBeNull();
+    const held = (await b.engine.listSnapshots(id)).map((s) => s.name);
+    expect(held[held.length - 1]).toBe(str(base, 'name'));
+    await serve(b, first.port);
+    const result = await mover.waitFor((l) => l.event === 'result', 60_000);
+    expect(await mover.exited).toBe(0);
+    const sent = mover.lines.filter((l) => l.event === 'sent');
+    // The final snapshot went once, incrementally from the base B kept (never from zero).
+    expect(sent.filter((l) => l.released === true).map((l) => l.parent)).toEqual([str(base, 'name')]);
+    expect(str(result, 'finalSnapshot')).toBe(sent[sent.length - 1]!.name);
+    expect(checksums(join(b.mountRoot, id))).toEqual(expected);
+    await b.engine.unmount(join(b.mountRoot, id));
+  });
+
   it('a corrupt or truncated stream never becomes a snapshot; the intact one does', async () => {
     const { id, path } = await newDataset(a, 8);
     await a.engine.unmount(path);

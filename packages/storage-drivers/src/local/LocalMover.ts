@@ -6,7 +6,7 @@
  */
 import { backoffDelay, errorMessage, sleep } from '@flocker/runtime';
 import type winston from 'winston';
-import { isLocalStorageError, LocalStorageError, type LocalEngine } from './engine';
+import { ConnectionLostError, isLocalStorageError, LocalStorageError, type LocalEngine } from './engine';
 import {
   DEFAULT_MOVE_POLICY,
   nextMoveStep,
@@ -46,8 +46,13 @@ export interface LocalMoveOptions {
   readonly releasePollMs?: number;
   /** While waiting for the release, a catch-up round this often, so the final delta stays small (ms). */
   readonly catchUpMs?: number;
-  /** Failures in a row before giving up (default 20), with backoff between. */
+  /** Failures in a row before giving up (default 20), with backoff between; a target not reached is not counted. */
   readonly maxAttempts?: number;
+  /**
+   * How long a target that refuses, resets or drops every connection (a node restarting, killed,
+   * cut off) is waited for, retried with backoff, before giving up (default 10 minutes).
+   */
+  readonly maxUnreachableMs?: number;
   readonly backoffInitialMs?: number;
   readonly backoffMaxMs?: number;
   /** Remove the source's copy after the target mounted (default true; false keeps it, as the retention option). */
@@ -88,6 +93,9 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
   let targetPromoted = false;
   let bytesSent = 0;
   let failures = 0;
+  /** Failures since the last step done, the target not reached excepted (those count by time). */
+  let countedFailures = 0;
+  let unreachableSince: number | null = null;
   let releasedAt: number | null = null;
   let unavailableMs = 0;
   let waitingSince: number | null = null;
@@ -194,13 +202,24 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
         }
       }
       failures = 0;
+      countedFailures = 0;
+      unreachableSince = null;
     } catch (e) {
       known = null;
       if (o.cancel?.aborted === true && finalSnapshot === null) throw e;
       failures += 1;
       // A refusing target may only not have seen the new configuration yet: retried like the rest.
       const permanent = isLocalStorageError(e, 'UNKNOWN_DATASET');
-      if (permanent || failures >= (o.maxAttempts ?? 20)) throw e;
+      // A target being restarted refuses connections for a while: resumed once it listens again.
+      const lost = e instanceof ConnectionLostError;
+      if (lost) unreachableSince ??= performance.now();
+      else {
+        unreachableSince = null;
+        countedFailures += 1;
+      }
+      const unreachableTooLong =
+        unreachableSince !== null && performance.now() - unreachableSince >= (o.maxUnreachableMs ?? 600_000);
+      if (permanent || countedFailures >= (o.maxAttempts ?? 20) || unreachableTooLong) throw e;
       const delay = backoffDelay(failures - 1, {
         initialMs: o.backoffInitialMs ?? 200,
         maxMs: o.backoffMaxMs ?? 5_000,

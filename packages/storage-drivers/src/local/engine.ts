@@ -120,6 +120,17 @@ export class LocalStorageError extends Error {
   }
 }
 
+/**
+ * The peer could not be reached, or its connection dropped or went silent (refused, reset, timed
+ * out): nothing the peer said about the data. A mover waits for such a peer longer than it
+ * retries other failures (see LocalMoveOptions.maxUnreachableMs).
+ */
+export class ConnectionLostError extends LocalStorageError {
+  constructor(message: string) {
+    super('TRANSFER_FAILED', message);
+  }
+}
+
 export function isLocalStorageError(e: unknown, code?: LocalErrorCode): e is LocalStorageError {
   return e instanceof LocalStorageError && (code === undefined || e.code === code);
 }

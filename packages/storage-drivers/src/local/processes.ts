@@ -45,7 +45,14 @@ export const spawnProcess: SpawnFn = (file, args) => {
   // until the caller reads it (with backpressure on the child meanwhile).
   const stdout = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
   child.stdout.pipe(stdout);
-  return { stdin: child.stdin, stdout, done, kill: () => child.kill('SIGKILL') };
+  const kill = (): void => {
+    child.kill('SIGKILL');
+    // 'close' (and so `done`) waits for stdout to end: unread and paused (a peer that stopped taking
+    // the stream), it never would, and a caller awaiting `done` after the kill would wait forever.
+    child.stdout.destroy();
+    stdout.destroy();
+  };
+  return { stdin: child.stdin, stdout, done, kill };
 };
 
 /** One line of /proc/self/mountinfo, with the root of the mount inside its file system (bind mounts). */

@@ -7,6 +7,7 @@ import { PassThrough, Readable } from 'node:stream';
 import tls from 'node:tls';
 import type { LocalDataset, LocalEngine, LocalSnapshot, SendStream } from './engine';
 import { moveLocalDataset } from './LocalMover';
+import { spawnProcess } from './processes';
 import { makeTestCluster, type TestCluster } from './testSupport';
 import { TransferClient, TransferServer } from './transfer';
 
@@ -67,11 +68,14 @@ class MemoryEngine implements LocalEngine {
     };
   };
   receive = async (_id: string, name: string, identity: string, stream: Readable): Promise<LocalSnapshot> => {
-    let text = '';
+    const chunks: Buffer[] = [];
+    let tail = '';
     for await (const c of stream as AsyncIterable<Buffer>) {
-      text += c.toString();
-      if (text.endsWith('|END')) break;
+      chunks.push(c);
+      tail = (tail + c.subarray(-4).toString('latin1')).slice(-4);
+      if (tail === '|END') break;
     }
+    const text = Buffer.concat(chunks).toString();
     const [n, id, data, end] = text.split('|');
     if (end !== 'END') throw Object.assign(new Error('cut off'), { code: 'TRANSFER_FAILED' });
     if (n !== name || id !== identity) throw Object.assign(new Error('bad stream'), { code: 'TRANSFER_FAILED' });
@@ -137,6 +141,103 @@ describe('local transfer over mutual TLS', () => {
     expect(target.snapshots.map((s) => s.name)).toEqual([result.finalSnapshot]);
     expect(source.snapshots.map((s) => s.name)).toEqual([result.finalSnapshot]);
     expect(source.live).toBeUndefined();
+  });
+
+  it('a target that stops reading in the final send, dies, then refuses connections: the mover retries with backoff and resumes from the snapshot it holds', async () => {
+    const source = new MemoryEngine();
+    source.live = { data: 'v1', mounted: ['/flocker/x'] };
+    // The final snapshot's send is a real process writing more than every buffer on the way holds
+    // (its stdout is left unread while the target stalls), as btrfs send is.
+    const big = 32 * 1024 * 1024;
+    const memorySend = source.send;
+    source.send = (id: string, name: string) => {
+      const s = source.snapshots.find((x) => x.name === name);
+      if (s === undefined || s.data !== 'v2') return memorySend(id, name);
+      const p = spawnProcess('sh', [
+        '-c',
+        `printf '%s|%s|v2' "$0" "$1"; head -c ${big} /dev/zero; printf '|END'`,
+        name,
+        s.identity,
+      ]);
+      p.stdin.end();
+      return { stream: p.stdout, done: p.done, abort: p.kill };
+    };
+    // The target stops reading the final send (SIGSTOP) until its connection is gone.
+    let stallFinal = false;
+    let stalled: () => void = () => undefined;
+    const stalledSeen = new Promise<void>((resolve) => (stalled = resolve));
+    const memoryReceive = target.receive;
+    target.receive = async (id: string, name: string, identity: string, stream: Readable) => {
+      if (!stallFinal) return memoryReceive(id, name, identity, stream);
+      stalled();
+      stream.on('error', () => undefined);
+      await new Promise((resolve) => stream.once('close', resolve));
+      throw Object.assign(new Error('killed'), { code: 'TRANSFER_FAILED' });
+    };
+    const client = new TransferClient({ host: '127.0.0.1', port, nodeUuid: b.nodeUuid }, a);
+    const retries: string[] = [];
+    const sent: Array<{ name: string; parent: string | null; released: boolean }> = [];
+    let released = false;
+    const moving = moveLocalDataset({
+      engine: source,
+      target: client,
+      datasetId: ID,
+      size: 1000,
+      released: () => Promise.resolve(released),
+      releasePollMs: 5,
+      backoffInitialMs: 20,
+      backoffMaxMs: 100,
+      onRetry: (e) => retries.push(e),
+      onSent: (x) => sent.push(x),
+      onProgress: (p) => {
+        if (p.phase === 'waitingForRelease' && !released && source.live !== undefined) {
+          source.live.data = 'v2';
+          stallFinal = true;
+          released = true;
+        }
+      },
+    });
+    await stalledSeen;
+    // The buffers between the send and the stalled target fill up: the send waits for room.
+    await new Promise((r) => setTimeout(r, 300));
+    // kill -9 of the target: its connections reset, then nothing listens on its port (refused).
+    await server.close();
+    for (let i = 0; i < 200 && !retries.some((e) => /ECONNREFUSED/.test(e)); i++)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(retries.some((e) => /ECONNREFUSED/.test(e))).toBe(true);
+    // Nothing of the cut stream was kept there.
+    expect(target.snapshots.map((s) => s.data)).toEqual(['v1']);
+    stallFinal = false;
+    server = new TransferServer({ engine: target, credentials: b, mountPathFor: (id) => `/flocker/${id}` });
+    await server.listen(port, '127.0.0.1');
+    const result = await moving;
+    // The final snapshot went from the one the target held (never from zero), whole, and became its copy.
+    const finalSends = sent.filter((x) => x.released);
+    expect(finalSends.map((x) => [x.name, x.parent])).toEqual([[result.finalSnapshot, 'move-000001']]);
+    expect(target.live?.data).toBe(`v2${'\0'.repeat(big)}`);
+    expect(target.live?.mounted).toEqual([`/flocker/${ID}`]);
+  }, 30_000);
+
+  it('a target refusing connections is waited for past maxAttempts (by time, maxUnreachableMs), then given up on with the reason', async () => {
+    await server.close();
+    const source = new MemoryEngine();
+    source.live = { data: 'v1', mounted: [] };
+    const client = new TransferClient({ host: '127.0.0.1', port, nodeUuid: b.nodeUuid }, a);
+    const base = { engine: source, target: client, datasetId: ID, size: 1000, backoffInitialMs: 5, backoffMaxMs: 10 };
+    await expect(moveLocalDataset({ ...base, maxAttempts: 2, maxUnreachableMs: 150 })).rejects.toThrow(/ECONNREFUSED/);
+    let refused = 0;
+    const moving = moveLocalDataset({
+      ...base,
+      maxAttempts: 2,
+      onRetry: () => {
+        refused += 1;
+      },
+    });
+    while (refused < 10) await new Promise((r) => setTimeout(r, 5));
+    server = new TransferServer({ engine: target, credentials: b, mountPathFor: (id) => `/flocker/${id}` });
+    await server.listen(port, '127.0.0.1');
+    await moving;
+    expect(target.live?.data).toBe('v1');
   });
 
   it('refuses data of a dataset the node does not take (not its primary), answering status still', async () => {

@@ -19,6 +19,7 @@ import { errorMessage } from '@flocker/runtime';
 import type winston from 'winston';
 import { z } from 'zod';
 import {
+  ConnectionLostError,
   isLocalStorageError,
   LocalStorageError,
   type LocalEngine,
@@ -484,15 +485,14 @@ export class TransferClient implements TargetApi {
       };
       const socket = tls.connect(options);
       socket.setTimeout(this.timeoutMs, () =>
-        socket.destroy(new LocalStorageError('TRANSFER_FAILED', `no answer from ${this.peer.host}:${this.peer.port}`)),
+        socket.destroy(new ConnectionLostError(`no answer from ${this.peer.host}:${this.peer.port}`)),
       );
       socket.once('secureConnect', () => resolve(socket));
       socket.once('error', (e: Error) =>
         reject(
           e instanceof LocalStorageError
             ? e
-            : new LocalStorageError(
-                'TRANSFER_FAILED',
+            : new ConnectionLostError(
                 `cannot reach node ${this.peer.nodeUuid} at ${this.peer.host}:${this.peer.port}: ${e.message}`,
               ),
         ),
@@ -520,16 +520,9 @@ export class TransferClient implements TargetApi {
           );
         }
       });
-      socket.once('error', (e: Error) =>
-        reject(new LocalStorageError('TRANSFER_FAILED', `node ${this.peer.nodeUuid}: ${e.message}`)),
-      );
+      socket.once('error', (e: Error) => reject(new ConnectionLostError(`node ${this.peer.nodeUuid}: ${e.message}`)));
       socket.once('close', () =>
-        reject(
-          new LocalStorageError(
-            'TRANSFER_FAILED',
-            `node ${this.peer.nodeUuid} closed the connection without an answer`,
-          ),
-        ),
+        reject(new ConnectionLostError(`node ${this.peer.nodeUuid} closed the connection without an answer`)),
       );
     });
   }
@@ -566,9 +559,7 @@ export class TransferClient implements TargetApi {
     answer.catch((e: unknown) => (refusal = e));
     // A connection that drops while the send waits for room fails the send (no 'drain' ever comes).
     const closed = new Promise<never>((_, reject) =>
-      socket.once('close', () =>
-        reject(new LocalStorageError('TRANSFER_FAILED', `node ${this.peer.nodeUuid} dropped the connection`)),
-      ),
+      socket.once('close', () => reject(new ConnectionLostError(`node ${this.peer.nodeUuid} dropped the connection`))),
     );
     closed.catch(() => undefined);
     const write = (b: Buffer | string): Promise<void> => {
