@@ -18,6 +18,19 @@ function zpoolAnswers(): { ok: boolean; stderr: string } {
   return { ok: r.status === 0, stderr: r.error !== undefined ? r.error.message : r.stderr.trim() };
 }
 
+/** Whether pid is a zfs-fuse process that has not exited. */
+function zfsFuseRuns(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "<pid> (<comm>) <state> …"
+    const m = /^\d+ \((.*)\) (\S)/.exec(stat);
+    return m?.[1] === 'zfs-fuse' && m[2] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
 const sleepSync = (ms: number): void => {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 };
@@ -39,21 +52,14 @@ export function ensureZfs(): ZfsReady {
     };
   if (!existsSync('/dev/fuse')) return { ok: false, reason: 'zfs-fuse needs /dev/fuse, which this machine lacks' };
   if (process.getuid?.() !== 0) return { ok: false, reason: 'starting zfs-fuse needs root' };
-  // A pid file left by a daemon that is gone would stop a new one.
-  if (existsSync(PID_FILE)) {
-    const pid = Number(readFileSync(PID_FILE, 'utf8').trim());
-    let alive: boolean;
-    try {
-      alive = Number.isInteger(pid) && pid > 0 && process.kill(pid, 0);
-    } catch {
-      alive = false;
-    }
-    if (!alive) rmSync(PID_FILE, { force: true });
-  }
+  // A pid file left by a daemon that is gone (or a zombie of it) stops a new one.
+  if (existsSync(PID_FILE) && !zfsFuseRuns(Number(readFileSync(PID_FILE, 'utf8').trim())))
+    rmSync(PID_FILE, { force: true });
   mkdirSync('/var/run/zfs', { recursive: true });
   mkdirSync('/var/lock/zfs', { recursive: true });
   // Two test files starting it at once: the second daemon cannot take the socket and exits; either answers.
-  spawnSync('zfs-fuse', ['--pidfile', PID_FILE], { stdio: 'ignore' });
+  // No kstat mount: one mount less left behind by a daemon killed later.
+  spawnSync('zfs-fuse', ['--pidfile', PID_FILE, '--no-kstat-mount'], { stdio: 'ignore' });
   let last = first;
   for (let waited = 0; waited < 20_000; waited += 200) {
     last = zpoolAnswers();
