@@ -223,7 +223,7 @@ export class Views {
     if (changes === undefined) return undefined;
     const config = s.configuration;
     // The change that reaches every view (a snapshot asked for) touches no entry of it: answered without looking at it.
-    if (changes.keys.length === 0)
+    if (changes.keys.every((k) => k.startsWith('w:')))
       return this.deltaJson(since, changes.snapshots ? this.snapshotsList(config) : undefined);
     const now = s.now();
     const { datasets, nodeIds } = this.viewOf(node);
@@ -235,6 +235,7 @@ export class Views {
     const removedNodes: string[] = [];
     for (const key of changes.keys) {
       const id = key.slice(2);
+      if (key.startsWith('w:')) continue;
       if (key.startsWith('d:')) {
         const d = datasets.get(id);
         if (d === undefined) {
@@ -381,7 +382,7 @@ function removeFrom(
 /** Whether a NodeViewIndex entry key (`d:<dataset>`, `n:<node>`) is in a view. */
 function inView(key: string, datasets: ReadonlyMap<string, unknown>, nodeIds: ReadonlySet<string>): boolean {
   const id = key.slice(2);
-  return key.startsWith('d:') ? datasets.has(id) : nodeIds.has(id);
+  return key.startsWith('d:') ? datasets.has(id) : key.startsWith('n:') ? nodeIds.has(id) : false;
 }
 
 function joinArray(values: Iterable<object>): string {

@@ -11,6 +11,7 @@ import {
 } from './configuration';
 import { MemoryConfigurationStore } from './ConfigurationStore';
 import { ControlState } from './ControlState';
+import { createContainer, moveContainer } from './containers';
 import { ConfigurationError } from './errors';
 import { after, parseGeneration } from './nodeViews';
 import { Views } from './Views';
@@ -227,6 +228,42 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
       await state.mutate((c, now) => createSnapshot(c, { dataset_id: d as string }, now));
       await Promise.all([polls[2], polls2[2]]);
       expect(state.waiting).toBe(0);
+    } finally {
+      await state.close();
+    }
+  });
+
+  it("a container created for a node wakes that node's poll (its container agent), with an empty delta; moved, both nodes'", async () => {
+    const state = await open(Date.now);
+    try {
+      for (const node of nodes) await state.report(report(node));
+      const views = new Views(state, true);
+      const since = state.generation;
+      const woken: string[] = [];
+      const polls = nodes.map((node) =>
+        state.waitForChange(since, 5_000, undefined, node).then(() => woken.push(node)),
+      );
+      const container = {
+        name: 'web',
+        node_uuid: A,
+        image: 'nginx',
+        ports: [],
+        environment: {},
+        links: [],
+        volumes: [],
+      };
+      await state.mutate((c) => createContainer(c, { ...container, restart_policy: { name: 'never' } }));
+      await polls[0];
+      await new Promise((r) => setTimeout(r, 50));
+      expect(woken).toEqual([A]);
+      expect(ClusterDelta.parse(JSON.parse(views.deltaFor(A, since) as string))).toMatchObject({
+        datasets: [],
+        nodes: [],
+      });
+      await state.mutate((c, now) => moveContainer(c, 'web', B, now));
+      await polls[1];
+      expect(woken).toEqual([A, B]);
+      expect(state.nodeViews.changedSince(C, since)).toBe(false);
     } finally {
       await state.close();
     }

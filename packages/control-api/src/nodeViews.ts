@@ -5,7 +5,8 @@
  * (a manifestation, or a volume attached to its instance), their leases, the states of the
  * nodes holding those datasets, and every configured snapshot. This index keeps, for each
  * node, the generation at which each entry of its view last changed (`d:<dataset>` for a
- * dataset or its lease, `n:<node>` for a node state) — so a long-poll is woken only when its
+ * dataset or its lease, `n:<node>` for a node state, `w:` for a change outside the view that
+ * its node's agents wait on: its containers) — so a long-poll is woken only when its
  * node's view changed, and a delta carries only the entries changed since the poll's `since`.
  * Each change costs O(what it touches): a dataset write touches its old and new primary and
  * its holders; a node report touches that node and the views holding what it held or holds.
@@ -119,6 +120,20 @@ export class NodeViewIndex {
       return 'all';
     }
     const touched = new Set<string>();
+    // Containers are not in the view, but a node's container agent long-polls its view to hear of
+    // its containers' changes: a `w:` entry wakes it and carries nothing.
+    if (prev.containers !== next.containers) {
+      for (const [a, b] of [
+        [prev.containers, next.containers],
+        [next.containers, prev.containers],
+      ] as const)
+        for (const [name, c] of a ?? []) {
+          const other = b?.get(name);
+          if (other === c) continue;
+          this.touch(c.node_uuid, 'w:containers', now, touched);
+          if (other !== undefined) this.touch(other.node_uuid, 'w:containers', now, touched);
+        }
+    }
     for (const id of changed) {
       const viewers = new Set<string>();
       const before = prev.datasets.get(id)?.primary;
