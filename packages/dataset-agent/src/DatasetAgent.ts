@@ -147,6 +147,7 @@ export class DatasetAgent {
               (size) => Math.ceil(size / this.decision.allocationUnit) * this.decision.allocationUnit,
             ),
             logger,
+            clock,
             queueIdle: () => this.work.idle,
           })
         : undefined;

@@ -4,18 +4,24 @@
  * loopbackSpares.ts), so that a new dataset's volume is claimed instead of made and its
  * create + attach + format leave the critical path of a `docker run`.
  *
- * Refills run at a lower priority than every real operation: only while the agent's work
- * queue is idle (mayRefill), one spare at a time, looking again before each; a dataset that
- * arrives meanwhile is worked on at once (its claim takes the pool lock, which a make does not
- * hold). A failed make waits RETRY_MS before the next try. A claim that fails for any reason
- * but DATASET_HAS_VOLUME falls back to the ordinary create.
+ * Refills run at a lower priority than every real operation: only once the agent's work queue
+ * has been idle for settleMs (mayRefill, checked again before each spare), one spare at a time;
+ * a dataset that arrives meanwhile is worked on at once (its claim takes the pool lock, which a
+ * make does not hold). The settling keeps a make's disk writes (mkfs, then its fsync) off the
+ * steps that usually follow a new volume at once: the container's start, a `docker volume rm`
+ * whose DELETE commit on the same disk would wait for the make's blocks (ext4 data=ordered).
+ * A failed make waits RETRY_MS before the next try. A claim that fails for any reason but
+ * DATASET_HAS_VOLUME falls back to the ordinary create.
  */
 import { isStorageError, type BlockDeviceVolume, type SpareCapable } from '@flocker/storage-drivers';
 import type winston from 'winston';
+import type { Clock, TimerHandle } from './clock';
 import { errorCode, errorMessage } from './errors';
 import { mayRefill, nextSpareSize, noteSize, startingClasses } from './spareDecisions';
 
 const RETRY_MS = 5_000;
+/** How long the work queue stays idle before a refill starts (default). */
+export const SETTLE_MS = 1_000;
 /** Size classes learned from what datasets asked for, besides the pinned ones. */
 const LEARNED_CLASSES = 2;
 
@@ -27,13 +33,18 @@ export interface SparePoolOptions {
   readonly logger: winston.Logger;
   /** Whether the agent's work queue is idle (no dataset waiting or being worked on). */
   readonly queueIdle: () => boolean;
+  readonly clock: Clock;
+  /** How long the queue stays idle before a refill starts; default SETTLE_MS. */
+  readonly settleMs?: number;
 }
 
 export class SparePool {
   private classes: number[];
   private running: Promise<void> | undefined;
   private stopped = false;
-  private retry: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
+  /** After a failed make: no refill before this (clock ms). */
+  private notBefore = 0;
   /** Spares made by this process (a figure for logs and tests). */
   made = 0;
 
@@ -63,16 +74,34 @@ export class SparePool {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.retry !== undefined) clearTimeout(this.retry);
+    this.timer?.cancel();
     await this.running;
   }
 
-  /** A chance to refill (the agent calls it when its queue goes idle); a refill running goes on. */
+  /**
+   * A chance to refill (the agent calls it when its queue goes idle): settleMs from now (a refill
+   * due is pushed back: the queue must stay idle that long), and not before RETRY_MS after a
+   * failed make. A refill running goes on.
+   */
   kick(): void {
     if (this.running !== undefined || this.stopped) return;
-    this.running = this.refill().finally(() => {
-      this.running = undefined;
-    });
+    this.timer?.cancel();
+    this.timer = undefined;
+    this.schedule(Math.max(this.o.settleMs ?? SETTLE_MS, this.notBefore - this.o.clock.now()));
+  }
+
+  private schedule(ms: number): void {
+    if (this.running !== undefined || this.timer !== undefined || this.stopped) return;
+    this.timer = this.o.clock.setTimer(() => {
+      this.timer = undefined;
+      if (this.running !== undefined || !this.idle()) return; // the next idle queue kicks again
+      this.running = this.refill().then((failed) => {
+        this.running = undefined;
+        if (!failed) return;
+        this.notBefore = this.o.clock.now() + RETRY_MS;
+        this.schedule(RETRY_MS);
+      });
+    }, ms);
   }
 
   /** The dataset's volume from a spare of exactly `size` bytes, unattached; undefined when there is none. */
@@ -99,12 +128,13 @@ export class SparePool {
     return mayRefill({ queueIdle: this.o.queueIdle(), stopping: this.stopped });
   }
 
-  private async refill(): Promise<void> {
+  /** Makes spares while idle and short of the targets; true when a make failed (tried again after RETRY_MS). */
+  private async refill(): Promise<boolean> {
     while (this.idle()) {
       let size: number | undefined;
       try {
         size = nextSpareSize(await this.o.driver.listSpares(), this.classes, this.o.perClass);
-        if (size === undefined || !this.idle()) return;
+        if (size === undefined || !this.idle()) return false;
         const t0 = performance.now();
         const spare = await this.o.driver.makeSpare(size);
         this.made++;
@@ -119,12 +149,9 @@ export class SparePool {
           code: errorCode(e),
           error: errorMessage(e),
         });
-        if (!this.stopped) {
-          this.retry = setTimeout(() => this.kick(), RETRY_MS);
-          this.retry.unref();
-        }
-        return;
+        return true;
       }
     }
+    return false;
   }
 }

@@ -1,0 +1,115 @@
+import { ManualClock } from '@flocker/runtime/testing';
+import { StorageError, type SpareCapable, type SpareVolume } from '@flocker/storage-drivers';
+import winston from 'winston';
+import { SETTLE_MS, SparePool } from './SparePool';
+
+const MiB = 1024 * 1024;
+
+/** Spares in memory; makes fail while `failing` is set. */
+class MemorySpares implements SpareCapable {
+  spares: SpareVolume[] = [];
+  makes = 0;
+  failing = false;
+  claimError: Error | undefined;
+  async listSpares() {
+    return [...this.spares];
+  }
+  async makeSpare(size: number) {
+    this.makes++;
+    if (this.failing) throw new StorageError('BACKEND_ERROR', 'mkfs.ext4: No space left on device');
+    const spare = { id: `s${this.makes}`, size };
+    this.spares.push(spare);
+    return spare;
+  }
+  async claimSpare(datasetId: string, size: number) {
+    if (this.claimError !== undefined) throw this.claimError;
+    const s = this.spares.find((x) => x.size === size);
+    if (s === undefined) return undefined;
+    this.spares = this.spares.filter((x) => x !== s);
+    return { blockdeviceId: s.id, datasetId, size, attachedTo: null };
+  }
+  async destroySpare(id: string) {
+    this.spares = this.spares.filter((x) => x.id !== id);
+  }
+  async tidySpares() {
+    return [];
+  }
+}
+
+function setup(perClass = 2) {
+  const clock = new ManualClock();
+  const driver = new MemorySpares();
+  let idle = true;
+  const pool = new SparePool({
+    driver,
+    perClass,
+    pinned: [64 * MiB],
+    logger: winston.createLogger({ silent: true }),
+    clock,
+    queueIdle: () => idle,
+  });
+  return { clock, driver, pool, setIdle: (v: boolean) => (idle = v) };
+}
+
+describe('SparePool (issue 23)', () => {
+  it('fills only once the work queue has been idle for the settling time; a kick pushes it back; busy then: nothing until the next kick', async () => {
+    const { clock, driver, pool, setIdle } = setup();
+    pool.start();
+    await clock.advance(SETTLE_MS - 10);
+    expect(driver.makes).toBe(0);
+    pool.kick(); // more work just ended: wait the whole settling time again
+    await clock.advance(SETTLE_MS - 10);
+    expect(driver.makes).toBe(0);
+    setIdle(false);
+    await clock.advance(100);
+    expect(driver.makes).toBe(0);
+    setIdle(true);
+    await clock.advance(SETTLE_MS * 3);
+    expect(driver.makes).toBe(0); // nobody kicked
+    pool.kick();
+    await clock.advanceUntil(() => driver.spares.length === 2, SETTLE_MS + 100, 5);
+    expect(driver.spares.map((s) => s.size)).toEqual([64 * MiB, 64 * MiB]);
+    await pool.stop();
+  });
+
+  it('stops making when work arrives between two spares', async () => {
+    const { clock, driver, pool, setIdle } = setup(3);
+    const make = driver.makeSpare.bind(driver);
+    driver.makeSpare = async (size) => {
+      const made = await make(size);
+      setIdle(false); // a dataset arrived while this spare was made
+      return made;
+    };
+    pool.kick();
+    await clock.advance(SETTLE_MS + 50);
+    expect(driver.makes).toBe(1);
+    await pool.stop();
+  });
+
+  it('a failed make is tried again after 5 s, not at every kick', async () => {
+    const { clock, driver, pool } = setup(1);
+    driver.failing = true;
+    pool.kick();
+    await clock.advance(SETTLE_MS + 10);
+    expect(driver.makes).toBe(1);
+    pool.kick();
+    await clock.advance(SETTLE_MS + 10);
+    expect(driver.makes).toBe(1);
+    driver.failing = false;
+    await clock.advanceUntil(() => driver.spares.length === 1, 5_000, 10);
+    expect(driver.makes).toBe(2);
+    await pool.stop();
+  });
+
+  it('a claim learns the size class; a failing claim falls back to the create, except DATASET_HAS_VOLUME', async () => {
+    const { driver, pool } = setup();
+    expect(await pool.claim('d1', 128 * MiB, {})).toBeUndefined();
+    expect(pool.sizeClasses).toEqual([64 * MiB, 128 * MiB]);
+    driver.claimError = new StorageError('BACKEND_ERROR', 'pool lock timed out');
+    expect(await pool.claim('d2', 64 * MiB, {})).toBeUndefined();
+    driver.claimError = new StorageError('DATASET_HAS_VOLUME', 'dataset d3 already has volume v');
+    await expect(pool.claim('d3', 64 * MiB, { onlyVolume: true })).rejects.toMatchObject({
+      code: 'DATASET_HAS_VOLUME',
+    });
+  });
+});
