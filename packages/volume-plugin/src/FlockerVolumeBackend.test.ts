@@ -539,8 +539,13 @@ describe('FlockerVolumeBackend against a real control service', () => {
     await a.create({ Name: 'made-elsewhere' });
     expect((await client.listDatasets()).filter((d) => d.metadata.name === 'made-elsewhere')).toHaveLength(1);
     expect(await a.get({ Name: 'made-elsewhere' })).toMatchObject({ Volume: { Name: 'made-elsewhere' } });
+    // Docker's Get right after its Create: answered from the POST's answer, no fresh look (the snapshot lags).
+    const beforeMine = refreshes;
     await a.create({ Name: 'mine' });
-    expect(await a.get({ Name: 'mine' })).toMatchObject({ Volume: { Name: 'mine' } });
+    expect(await a.get({ Name: 'mine' })).toMatchObject({
+      Volume: { Name: 'mine', Status: { node_uuid: NODE_A, state: 'pending' } },
+    });
+    expect(refreshes).toBe(beforeMine);
   });
 
   it('Create -o snapshot-schedule/-o snapshot-keep stores the schedule; the service refuses one too frequent; a repeated create elsewhere changes it', async () => {

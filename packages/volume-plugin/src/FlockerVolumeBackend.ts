@@ -251,6 +251,13 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Volumes a Create here made or found afresh, until a lookup finds them in the followed snapshot. */
   private readonly createdHere = new Set<string>();
+  /**
+   * The dataset a Create here made, by name, until the followed snapshot knows its id: Docker's Get
+   * right after Create answers from it instead of a fresh look (a round trip on `docker run`'s critical
+   * path). Until the snapshot knows the id nothing later is known of it either (a delete comes after the
+   * create), so the POST's answer is as current as any look.
+   */
+  private readonly madeHere = new Map<string, DatasetConfiguration>();
   /** When the Mount that made a volume used here (no mount IDs before it) answered, by name. */
   private readonly firstMountAt = new Map<string, number>();
   /** Lease releases put off by the copy-up cycle, by dataset: a Mount meanwhile keeps the lease. */
@@ -273,7 +280,11 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     this.registry = opts.registry;
     this.logger = opts.logger;
     this.watcher = new ClusterWatcher((since, t) => this.client.waitForCluster(since, t), opts.logger, opts.pollMs);
-    this.watcher.onSnapshot((s) => this.dropDeleted(s));
+    this.watcher.onSnapshot((s) => {
+      this.dropDeleted(s);
+      for (const [name, d] of this.madeHere)
+        if (s.datasets.some((x) => x.dataset_id === d.dataset_id)) this.madeHere.delete(name);
+    });
   }
 
   /**
@@ -387,6 +398,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     });
     this.createdHere.add(req.Name);
     if (created === undefined) return;
+    this.madeHere.set(req.Name, created);
     this.logger.info('created dataset for volume', {
       volume: req.Name,
       dataset_id: created.dataset_id,
@@ -842,6 +854,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
 
   private async doRemove(req: NameRequest): Promise<void> {
     this.createdHere.delete(req.Name);
+    this.madeHere.delete(req.Name);
     const d = await this.lookup(req.Name);
     if (!d) return; // Already gone: removal is idempotent.
     const count = this.registry.count(d.dataset_id);
@@ -1038,11 +1051,17 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
    * For Get, which Docker asks before creating a volume it does not know (so on the
    * critical path of `docker run` with a new volume): while the long-poll follows the
    * cluster, the snapshot lags only by the control service's push, so a miss is answered
-   * from it; Create then looks afresh. A volume Create made or found is looked up afresh
-   * until the snapshot shows it: Docker's Get right after Create must never miss it.
+   * from it; Create then looks afresh. Docker's Get right after Create must never miss the
+   * volume: one Create made is answered from the POST's answer until the snapshot knows it
+   * (madeHere), one it found is looked up afresh until the snapshot shows it.
    */
   private async lookupFollowed(name: string): Promise<DatasetConfiguration | undefined> {
     const followed = this.watcher.followed();
+    const made = this.madeHere.get(name);
+    if (followed !== undefined && made !== undefined) {
+      if (!followed.datasets.some((d) => d.dataset_id === made.dataset_id)) return made;
+      this.madeHere.delete(name);
+    }
     if (!followed || this.createdHere.has(name)) {
       const d = await this.lookup(name);
       const now = this.watcher.followed();
