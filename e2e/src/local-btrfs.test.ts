@@ -161,7 +161,14 @@ describe('local btrfs storage moving between two hosts', () => {
     const line = await node.waitFor((l) => l.event === 'listening');
     return { node, port: num(line, 'port') };
   };
-  const move = (from: Host, to: Host, datasetId: string, port: number, catchUpMs = 2000): NodeProc => {
+  const move = (
+    from: Host,
+    to: Host,
+    datasetId: string,
+    port: number,
+    catchUpMs = 2000,
+    keepSourceSnapshots?: number,
+  ): NodeProc => {
     const node = startNode([
       'move',
       from.pool.pool,
@@ -171,6 +178,7 @@ describe('local btrfs storage moving between two hosts', () => {
       String(port),
       to.uuid,
       String(catchUpMs),
+      ...(keepSourceSnapshots !== undefined ? [String(keepSourceSnapshots)] : []),
     ]);
     procs.push(node.proc);
     return node;
@@ -313,6 +321,21 @@ describe('local btrfs storage moving between two hosts', () => {
     expect(sent.filter((l) => l.released === true).map((l) => l.parent)).toEqual([str(base, 'name')]);
     expect(str(result, 'finalSnapshot')).toBe(sent[sent.length - 1]!.name);
     expect(checksums(join(b.mountRoot, id))).toEqual(expected);
+    await b.engine.unmount(join(b.mountRoot, id));
+  });
+
+  it('retention keep_source_snapshots 0: once B has mounted, nothing of the old copy stays on A', async () => {
+    const { id, path } = await newDataset(a, 8);
+    const expected = checksums(path);
+    await a.engine.unmount(path);
+    const { port } = await serve(b);
+    const mover = move(a, b, id, port, 2000, 0);
+    await mover.waitFor((l) => l.event === 'result');
+    expect(await mover.exited).toBe(0);
+    expect(checksums(join(b.mountRoot, id))).toEqual(expected);
+    expect(await a.engine.listSnapshots(id)).toEqual([]);
+    expect(await a.engine.listRetained()).not.toContain(id);
+    expect((await a.engine.listDatasets()).some((d) => d.datasetId === id)).toBe(false);
     await b.engine.unmount(join(b.mountRoot, id));
   });
 

@@ -5,7 +5,7 @@
  * send, the result). The certificates are the node's (cluster.crt, node.crt, node.key in certDir).
  *
  *   node localBtrfsNode.js serve <pool> <certDir> <port> <mountRoot>
- *   node localBtrfsNode.js move <pool> <certDir> <datasetId> <size> <port> <targetNodeUuid> [catchUpMs]
+ *   node localBtrfsNode.js move <pool> <certDir> <datasetId> <size> <port> <targetNodeUuid> [catchUpMs] [keepSourceSnapshots]
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -41,7 +41,7 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (mode === 'move') {
-    const [, , , datasetId, size, port, targetUuid, catchUpMs] = argv;
+    const [, , , datasetId, size, port, targetUuid, catchUpMs, keepSourceSnapshots] = argv;
     if (datasetId === undefined || targetUuid === undefined) throw new Error('usage');
     const result = await moveLocalDataset({
       engine,
@@ -50,6 +50,7 @@ async function main(argv: string[]): Promise<void> {
       size: Number(size),
       releasePollMs: 20,
       catchUpMs: Number(catchUpMs ?? 2000),
+      ...(keepSourceSnapshots !== undefined ? { keepSourceSnapshots: Number(keepSourceSnapshots) } : {}),
       backoffInitialMs: 100,
       backoffMaxMs: 1000,
       progressIntervalMs: 100,

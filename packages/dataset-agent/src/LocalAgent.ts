@@ -12,6 +12,8 @@ import { datasetAgentMetrics, processRegistry } from '@flocker/metrics';
 import {
   moveLocalDataset,
   snapshotsToPrune,
+  sourceSnapshotsToPrune,
+  DEFAULT_KEEP_SOURCE_SNAPSHOTS,
   TransferClient,
   TransferServer,
   type LocalEngine,
@@ -58,6 +60,8 @@ export interface LocalAgentOptions {
   readonly catchUpMs?: number;
   /** Between a standby replica's snapshots when the dataset's metadata does not say (ms; default 30 s). */
   readonly replicaIntervalMs?: number;
+  /** After a move away: how many of its move snapshots the old source keeps (agent.yml keep_source_snapshots; default 1). */
+  readonly keepSourceSnapshots?: number;
 }
 
 type Replica = ReplicaRecord & { readonly snapshot: string | null };
@@ -213,6 +217,13 @@ export class LocalAgent {
       snapshot.nodes.flatMap((n) => (n.replicas ?? []).filter((r) => r.node_uuid === uuid).map((r) => r.dataset_id));
     const retained = new Set(await engine.listRetained());
     const live = new Set(this.copies.map((c) => c.datasetId));
+    // Only received snapshots, no live copy: a standby replica (or a move's leftover) the decision may find stale.
+    const receivedOnly = new Set<string>();
+    for (const datasetId of retained)
+      if (!live.has(datasetId) && !this.movers.has(datasetId)) {
+        const held = await engine.listSnapshots(datasetId);
+        if (held.length > 0 && held.every((s) => s.received)) receivedOnly.add(datasetId);
+      }
     const replicaHere = new Map<string, string>();
     for (const datasetId of replicaOf(me))
       if (retained.has(datasetId) && !live.has(datasetId)) {
@@ -241,6 +252,7 @@ export class LocalAgent {
         replicaRecords: this.replicas,
         replicating: new Set(this.replicating.keys()),
         replicaHere,
+        receivedOnly,
       },
       { ...this.o, now: Date.now() },
     );
@@ -325,9 +337,13 @@ export class LocalAgent {
         await engine.destroyDataset(action.datasetId);
         return;
       case 'retire': {
+        // As the mover's own clean-up would have (it was killed after the promote): the retention option.
+        const keepSource = this.o.keepSourceSnapshots ?? DEFAULT_KEEP_SOURCE_SNAPSHOTS;
+        if (keepSource < 1) return engine.destroyDataset(action.datasetId);
         const snapshots = await engine.listSnapshots(action.datasetId);
-        const keep = snapshots[snapshots.length - 1]?.name;
-        for (const s of snapshots) if (s.name !== keep) await engine.destroySnapshot(action.datasetId, s.name);
+        const final = snapshots[snapshots.length - 1]?.name ?? '';
+        for (const name of sourceSnapshotsToPrune(snapshots, final, keepSource))
+          await engine.destroySnapshot(action.datasetId, name);
         await engine.retire(action.datasetId);
         return;
       }
@@ -435,6 +451,7 @@ export class LocalAgent {
       logger: this.o.logger,
       signal: this.stopping.signal,
       ...(this.o.catchUpMs !== undefined ? { catchUpMs: this.o.catchUpMs } : {}),
+      ...(this.o.keepSourceSnapshots !== undefined ? { keepSourceSnapshots: this.o.keepSourceSnapshots } : {}),
       onProgress: (p) => {
         const before = this.progress.get(datasetId);
         this.progress.set(datasetId, { ...p, to: action.to.uuid });

@@ -23,6 +23,18 @@ describe('agent.yml dataset: {backend: local} (issue 24)', () => {
     );
   });
 
+  it('takes how many move snapshots the old node keeps after a move away (0 to 64; absent: the default 1)', () => {
+    const local = { backend: 'local', engine: 'btrfs', pool: '/p' };
+    expect(parseAgentConfig({ ...base, dataset: { ...local, keep_source_snapshots: 0 } }).dataset).toMatchObject({
+      keep_source_snapshots: 0,
+    });
+    expect(parseAgentConfig({ ...base, dataset: local }).dataset).not.toHaveProperty('keep_source_snapshots');
+    for (const bad of [-1, 1.5, 65, '2'])
+      expect(() => parseAgentConfig({ ...base, dataset: { ...local, keep_source_snapshots: bad } })).toThrow(
+        /keep_source_snapshots/,
+      );
+  });
+
   it('refuses an unknown engine, a missing pool and unknown keys, naming them under dataset.', () => {
     const refused = (dataset: object): string => {
       try {

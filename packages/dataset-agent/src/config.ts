@@ -89,6 +89,11 @@ const LocalBackend = z
     transfer_port: z.number().int().min(1).max(65535).default(4525),
     /** Between a standby replica's snapshots when the dataset's metadata does not say (default 30). */
     replica_interval_seconds: z.number().int().min(1).max(86_400).optional(),
+    /**
+     * After a move away, how many of the dataset's move snapshots the old node keeps once the new
+     * one has mounted (default 1: the final one, the base of an incremental move back; 0: none).
+     */
+    keep_source_snapshots: z.number().int().min(0).max(64).optional(),
     cluster_id: z.string().min(1).optional(),
   })
   .strict();

@@ -51,6 +51,7 @@ export async function startLocalAgent(o: {
     ...(o.dataset.replica_interval_seconds !== undefined
       ? { replicaIntervalMs: o.dataset.replica_interval_seconds * 1000 }
       : {}),
+    ...(o.dataset.keep_source_snapshots !== undefined ? { keepSourceSnapshots: o.dataset.keep_source_snapshots } : {}),
     ...(o.config.node.host !== undefined ? { listenHost: o.config.node.host } : {}),
     ...(o.pollWaitMs !== undefined ? { pollWaitMs: o.pollWaitMs } : {}),
   });

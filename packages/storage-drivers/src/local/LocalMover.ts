@@ -9,8 +9,9 @@ import type winston from 'winston';
 import { ConnectionLostError, isLocalStorageError, LocalStorageError, type LocalEngine } from './engine';
 import {
   DEFAULT_MOVE_POLICY,
+  DEFAULT_KEEP_SOURCE_SNAPSHOTS,
   nextMoveStep,
-  snapshotsToPrune,
+  sourceSnapshotsToPrune,
   type MoveFacts,
   type MovePolicy,
   type SnapshotRef,
@@ -55,8 +56,13 @@ export interface LocalMoveOptions {
   readonly maxUnreachableMs?: number;
   readonly backoffInitialMs?: number;
   readonly backoffMaxMs?: number;
-  /** Remove the source's copy after the target mounted (default true; false keeps it, as the retention option). */
+  /** Remove the source's copy after the target mounted (default true; false keeps it and every snapshot). */
   readonly destroySource?: boolean;
+  /**
+   * Of the source's move snapshots, how many it keeps after the target mounted (the newest up to
+   * the final one; default 1: the final, a move back's base; 0: none, the old copy goes entirely).
+   */
+  readonly keepSourceSnapshots?: number;
   readonly onProgress?: (p: MoveProgress) => void;
   /** Told of each snapshot the target kept. */
   readonly onSent?: (sent: { name: string; parent: string | null; bytes: number; released: boolean }) => void;
@@ -268,7 +274,10 @@ async function sendOne(
 async function cleanUp(o: LocalMoveOptions, keep: string): Promise<void> {
   await o.target.prune(o.datasetId, keep);
   if (o.destroySource === false) return;
-  for (const name of snapshotsToPrune(await o.engine.listSnapshots(o.datasetId), keep))
+  const keepSource = o.keepSourceSnapshots ?? DEFAULT_KEEP_SOURCE_SNAPSHOTS;
+  // Nothing kept: the dataset and its snapshots go (the engine's destroy, as for a deleted dataset).
+  if (keepSource < 1) return o.engine.destroyDataset(o.datasetId);
+  for (const name of sourceSnapshotsToPrune(await o.engine.listSnapshots(o.datasetId), keep, keepSource))
     await o.engine.destroySnapshot(o.datasetId, name);
   await o.engine.retire(o.datasetId);
 }

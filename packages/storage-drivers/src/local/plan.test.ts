@@ -5,6 +5,7 @@ import {
   nextMoveStep,
   nextSnapshotName,
   snapshotsToPrune,
+  sourceSnapshotsToPrune,
   type MoveFacts,
 } from './plan';
 
@@ -92,6 +93,24 @@ describe('planning a move of a local dataset', () => {
   it('names never reuse one either side has', () => {
     expect(nextSnapshotName({ source: [s(2)], target: [s(5, 'x')] })).toBe('move-000006');
     expect(nextSnapshotName({ source: [{ name: 'manual', identity: 'm' }], target: [] })).toBe('move-000001');
+  });
+
+  it('retention on the source after a move away: the newest N move snapshots up to the final one, never others', () => {
+    const all = [s(1), s(2), { name: 'user-snap', identity: 'u' }, s(3), s(4)];
+    // 1 (the default): the final snapshot, a move back's base.
+    expect(sourceSnapshotsToPrune(all, 'move-000003', 1)).toEqual(['move-000001', 'move-000002', 'move-000004']);
+    expect(sourceSnapshotsToPrune(all, 'move-000003', 2)).toEqual(['move-000001', 'move-000004']);
+    expect(sourceSnapshotsToPrune(all, 'move-000003', 10)).toEqual(['move-000004']);
+    // 0: every move snapshot goes.
+    expect(sourceSnapshotsToPrune(all, 'move-000003', 0)).toEqual([
+      'move-000001',
+      'move-000002',
+      'move-000003',
+      'move-000004',
+    ]);
+    // A final snapshot not there (pruned by an earlier run): the newest ones are kept.
+    expect(sourceSnapshotsToPrune([s(1), s(2)], 'move-000009', 1)).toEqual(['move-000001']);
+    expect(sourceSnapshotsToPrune([], 'move-000001', 1)).toEqual([]);
   });
 
   it('prunes every move snapshot but the kept one, never others', () => {

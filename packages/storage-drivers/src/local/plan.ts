@@ -107,3 +107,20 @@ export function nextMoveStep(facts: MoveFacts, policy: MovePolicy = DEFAULT_MOVE
 export function snapshotsToPrune(snapshots: readonly SnapshotRef[], keep: string): string[] {
   return snapshots.filter((s) => s.name !== keep && s.name.startsWith(MOVE_SNAPSHOT_PREFIX)).map((s) => s.name);
 }
+
+/** How many of a dataset's move snapshots its old source keeps after a move away (agent.yml keep_source_snapshots). */
+export const DEFAULT_KEEP_SOURCE_SNAPSHOTS = 1;
+
+/**
+ * After a move away (the target has mounted its copy): the source's move snapshots to destroy. It
+ * keeps the newest `keep` of them up to the final one: 1 (the default) keeps the final snapshot,
+ * the base of an incremental move back; 0 keeps none (the old copy goes entirely, a move back is
+ * a full send); N keeps N-1 earlier points in time too. Snapshots of other names are never touched.
+ */
+export function sourceSnapshotsToPrune(snapshots: readonly SnapshotRef[], final: string, keep: number): string[] {
+  const moves = snapshots.filter((s) => s.name.startsWith(MOVE_SNAPSHOT_PREFIX));
+  const at = moves.findIndex((s) => s.name === final);
+  const upToFinal = at >= 0 ? moves.slice(0, at + 1) : moves;
+  const kept = new Set(keep >= 1 ? upToFinal.slice(-Math.floor(keep)).map((s) => s.name) : []);
+  return moves.filter((s) => !kept.has(s.name)).map((s) => s.name);
+}
