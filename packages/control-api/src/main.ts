@@ -3,7 +3,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DEFAULT_METRICS_ADDRESS, DEFAULT_METRICS_PORTS } from '@flocker/metrics';
-import { createLogger, DEFAULT_PORT, startControlService } from './server';
+import { createLogger, DEFAULT_LIMITS, DEFAULT_PORT, startControlService } from './server';
 import { chooseTls, DEFAULT_TLS_DIR, readTlsFiles } from './tls';
 
 async function main(): Promise<void> {
@@ -97,6 +97,13 @@ async function main(): Promise<void> {
       default: DEFAULT_METRICS_PORTS['control-service'],
       describe: 'Port of the metrics and health listener (0 = none)',
     })
+    .option('max-connections', {
+      type: 'number',
+      default: DEFAULT_LIMITS.maxConnections,
+      describe:
+        'Open connections beyond this are refused. Every dataset agent holds one (its long-poll): with more than ' +
+        '~9,000 agents on one replica raise it (and the open-file limit), or spread the agents over replicas',
+    })
     .option('log-level', {
       type: 'string',
       default: 'info',
@@ -112,6 +119,10 @@ async function main(): Promise<void> {
         (Number.isInteger(port) && port >= 0 && port <= 65535) ||
         `--metrics-port ${String(port)} is not a port (0 to 65535)`
       );
+    })
+    .check((a) => {
+      const max = a['max-connections'];
+      return (Number.isInteger(max) && max > 0) || `--max-connections ${String(max)} is not a positive number`;
     })
     .strict()
     .help()
@@ -133,6 +144,7 @@ async function main(): Promise<void> {
     leaseGraceSeconds: argv['lease-grace'],
     compactLogBytes: argv['compact-log-bytes'],
     logger,
+    limits: { maxConnections: argv['max-connections'] },
     ...(argv['metrics-port'] !== 0 ? { metrics: { host: argv['metrics-address'], port: argv['metrics-port'] } } : {}),
     ...(argv['test-only-min-snapshot-interval'] !== undefined
       ? { testOnlyMinSnapshotIntervalSeconds: argv['test-only-min-snapshot-interval'] }

@@ -1,5 +1,6 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 
@@ -29,6 +30,74 @@ describe('flocker-control flags', () => {
         expect(run.stderr).toMatch(/--metrics-port .* is not a port \(0 to 65535\)/);
       }
     } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a --max-connections that is not a positive number', () => {
+    for (const max of ['abc', '0', '-5']) {
+      const run = spawnSync(process.execPath, [path.join(__dirname, 'main.js'), '--max-connections', max], {
+        encoding: 'utf8',
+        timeout: 15_000,
+      });
+      expect(run.status).toBe(1);
+      expect(run.stderr).toMatch(/--max-connections .* is not a positive number/);
+    }
+  });
+
+  it('--max-connections 2: a third open connection is closed at once, the two open ones are answered', async () => {
+    // Each dataset agent holds a connection (its long-poll): 10,000 agents fill the default limit.
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'flocker-control-flags-'));
+    const args = ['--insecure-http', '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0'];
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(__dirname, 'main.js'),
+        ...args,
+        '--data-dir',
+        dataDir,
+        '--max-connections',
+        '2',
+        '--log-level',
+        'error',
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const sockets: Socket[] = [];
+    try {
+      const url = await new Promise<URL>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (c: Buffer) => {
+          out += c.toString();
+          const nl = out.indexOf('\n');
+          if (nl >= 0) resolve(new URL((JSON.parse(out.slice(0, nl)) as { listening: string }).listening));
+        });
+        child.once('exit', (code) => reject(new Error(`flocker-control exited (${code})`)));
+      });
+      const open = (): Promise<Socket> =>
+        new Promise((resolve) => {
+          const s = connect(Number(url.port), url.hostname, () => resolve(s));
+          sockets.push(s);
+        });
+      const ask = (s: Socket): Promise<string> =>
+        new Promise((resolve) => {
+          let got = '';
+          s.on('data', (c: Buffer) => {
+            got += c.toString();
+            if (got.includes('\r\n\r\n')) resolve(got);
+          });
+          s.once('close', () => resolve(got));
+          s.write(`GET /v1/version HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`);
+        });
+      const [a, b] = [await open(), await open()];
+      await new Promise((r) => setTimeout(r, 200));
+      const third = await open();
+      expect(await ask(third)).toBe('');
+      expect(await ask(a)).toMatch(/^HTTP\/1\.1 200/);
+      expect(await ask(b)).toMatch(/^HTTP\/1\.1 200/);
+    } finally {
+      for (const s of sockets) s.destroy();
+      child.kill('SIGKILL');
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
