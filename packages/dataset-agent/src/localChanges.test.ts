@@ -246,6 +246,42 @@ describe('standby replicas (replicas: 1)', () => {
     ]);
   });
 
+  it('a leftover replica here (received snapshots only) is destroyed once no one needs it, never while it may be the only copy', () => {
+    const leftover: LocalObservation = { ...here(), receivedOnly: new Set([D]) };
+    const primaryB = (alive = true) => node(B, alive, [D]);
+    // The primary keeps its replica on another node (C) now: ours goes.
+    expect(
+      calculateLocalChanges(replicated(B), [node(ME, true), primaryB(), cNode(true, [], [D])], leftover, ctx),
+    ).toEqual([{ kind: 'destroy', datasetId: D }]);
+    // The dataset asks for no replica any more (or a move to here was taken back): goes.
+    expect(calculateLocalChanges(dataset(B), [node(ME, true), primaryB()], leftover, ctx)).toEqual([
+      { kind: 'destroy', datasetId: D },
+    ]);
+    // Deleted: goes (with what else the pool keeps of it).
+    expect(
+      calculateLocalChanges(
+        dataset(B, { deleted: true }),
+        [node(ME, true), primaryB()],
+        { ...leftover, retained: new Set([D]) },
+        ctx,
+      ),
+    ).toEqual([{ kind: 'destroy', datasetId: D }]);
+    // Kept: named here; named nowhere yet (the primary's first round, before its report); the primary dead
+    // or without its live copy (ours may be all there is); snapshots taken here (an old source's retention).
+    const meNamed = { ...node(ME, true), replicaOf: [D] };
+    expect(calculateLocalChanges(replicated(B), [meNamed, primaryB()], leftover, ctx)).toEqual([]);
+    expect(calculateLocalChanges(replicated(B), [node(ME, true), primaryB(), cNode(true)], leftover, ctx)).toEqual([]);
+    expect(calculateLocalChanges(dataset(B), [node(ME, true), primaryB(false)], leftover, ctx)).toEqual([]);
+    expect(calculateLocalChanges(dataset(B), [node(ME, true), node(B, true)], leftover, ctx)).toEqual([]);
+    expect(
+      calculateLocalChanges(dataset(B), [node(ME, true), primaryB()], { ...here(), retained: new Set([D]) }, ctx),
+    ).toEqual([]);
+    // Nor while this node moves a copy of it.
+    expect(
+      calculateLocalChanges(dataset(B), [node(ME, true), primaryB()], { ...leftover, moving: new Set([D]) }, ctx),
+    ).toEqual([]);
+  });
+
   it('settings from the metadata; anything else is no replica and no opt-in', () => {
     expect(replicaSettings({})).toEqual({ replicas: 0, acceptReplicaLoss: false });
     expect(

@@ -58,6 +58,12 @@ export interface LocalObservation {
   readonly replicating?: ReadonlySet<string>;
   /** Datasets this pool holds received snapshots of without a live copy: the newest one's name. */
   readonly replicaHere?: ReadonlyMap<string, string>;
+  /**
+   * Datasets this pool holds only received snapshots of (none taken here) without a live copy: a
+   * standby replica, or what a move taken back left. Snapshots taken here (an old source's
+   * retention) are never in it.
+   */
+  readonly receivedOnly?: ReadonlySet<string>;
 }
 
 export interface LocalDecisionContext {
@@ -180,7 +186,7 @@ function decide(
     return { kind: 'create', datasetId, size: sizeOf(d, ctx), mountPath };
   }
   // Another node is the primary: this node pushes its copy there, then lets go of it.
-  if (copy === undefined) return null;
+  if (copy === undefined) return staleReplicaHere(d, nodes, here, ctx) ? { kind: 'destroy', datasetId } : null;
   const target = nodes.find((n) => n.uuid === d.primary);
   // A replica snapshot being sent finishes first (both touch the snapshots the move starts from).
   if (here.replicating?.has(datasetId) === true) return null;
@@ -196,6 +202,28 @@ function decide(
   if (target?.alive === true)
     return { kind: 'moveOut', datasetId, to: { uuid: target.uuid, host: target.host }, size: sizeOf(d, ctx) };
   return null;
+}
+
+/**
+ * Received snapshots here, no live copy, that no one needs: the dataset asks for no replica any
+ * more, or its primary reports its replica on another node. Only while the primary's node is
+ * alive and reports the live copy (a dead primary's data may be in nothing else), and not while
+ * its replica is first recorded (named nowhere yet: kept).
+ */
+function staleReplicaHere(
+  d: LocalDesiredDataset,
+  nodes: readonly LocalClusterNode[],
+  here: LocalObservation,
+  ctx: LocalDecisionContext,
+): boolean {
+  if (here.receivedOnly?.has(d.datasetId) !== true || here.moving.has(d.datasetId)) return false;
+  const primary = nodes.find((n) => n.uuid === d.primary);
+  if (primary?.alive !== true || !primary.copies.includes(d.datasetId)) return false;
+  if ((d.replicas ?? 0) < 1) return true;
+  const named = (n: LocalClusterNode): boolean => (n.replicaOf ?? []).includes(d.datasetId);
+  return (
+    !nodes.some((n) => n.uuid === ctx.nodeUuid && named(n)) && nodes.some((n) => n.uuid !== ctx.nodeUuid && named(n))
+  );
 }
 
 /** The node that keeps a dataset's standby replica: the recorded one while it is alive, else the least-loaded other live node. */
