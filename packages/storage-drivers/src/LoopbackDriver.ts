@@ -873,6 +873,9 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
           if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
           throw e;
         }
+        // Durable (directory fsynced) before the volume is used: on a pool file system whose fsync of one file does
+        // not carry other renames with it (btrfs's log tree), data fsynced into the volume could otherwise outlive its
+        // record after a power loss, and repair() would remove the image as an orphan.
         await commitTemp(tmp, this.recordPath(candidate.id));
         this.logger.info('volume claimed from a spare', { blockdeviceId: candidate.id, datasetId, size: rounded });
         return toVolume(record);
