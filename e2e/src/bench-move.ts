@@ -81,11 +81,24 @@ async function apiMoves(cluster: Cluster, a: ClusterHost, b: ClusterHost, runs: 
   return out;
 }
 
-async function dockerRuns(a: ClusterHost, b: ClusterHost, runs: number, volumeArgs: string[]): Promise<number[]> {
-  const out: number[] = [];
+/**
+ * The three `docker run` scenarios interleaved, run i on B for even i and on A for odd i (so the Flocker
+ * volume, last used on the other host, moves each time): on a shared machine whose load drifts, runs of
+ * one scenario in a block would each meet another load. The `local` volume is made on both hosts first.
+ */
+async function dockerRuns(
+  a: ClusterHost,
+  b: ClusterHost,
+  runs: number,
+  flockerVolume: string[],
+): Promise<{ move: number[]; none: number[]; local: number[] }> {
+  const scenarios = { move: flockerVolume, none: [], local: ['-v', 'bench-local:/data'] };
+  for (const h of [a, b]) await h.docker(['run', '--rm', ...scenarios.local, TINY_IMAGE, 'true']);
+  const out = { move: [] as number[], none: [] as number[], local: [] as number[] };
   for (let i = 0; i < runs; i++) {
     const on = i % 2 === 0 ? b : a;
-    out.push(await timed(() => on.docker(['run', '--rm', ...volumeArgs, TINY_IMAGE, 'true'])));
+    for (const k of ['move', 'none', 'local'] as const)
+      out[k].push(await timed(() => on.docker(['run', '--rm', ...scenarios[k], TINY_IMAGE, 'true'])));
   }
   return out;
 }
@@ -149,15 +162,17 @@ async function main(): Promise<void> {
     const [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
     const warm = ['-v', `bench-docker:/data:nocopy`, `--volume-driver=${VOLUME_DRIVER}`];
     await a.docker(['run', '--rm', ...warm, TINY_IMAGE, 'true']); // creates the volume on A
+    const apiMove = stats(await apiMoves(cluster, a, b, args.runs));
+    const runs = await dockerRuns(a, b, args.runs, warm);
     const result = {
       date: new Date().toISOString(),
       machine: { cpus: os.cpus().length, kernel: os.release(), node: process.version },
       runs: args.runs,
       clusterStartMs: startMs,
-      apiMove: stats(await apiMoves(cluster, a, b, args.runs)),
-      dockerRunMove: stats(await dockerRuns(a, b, args.runs, warm)),
-      dockerRunNoVolume: stats(await dockerRuns(a, b, args.runs, [])),
-      dockerRunLocalVolume: stats(await dockerRuns(a, b, args.runs, ['-v', 'bench-local:/data'])),
+      apiMove,
+      dockerRunMove: stats(runs.move),
+      dockerRunNoVolume: stats(runs.none),
+      dockerRunLocalVolume: stats(runs.local),
       rawSequence: stats(await rawSequence(cluster, a, b, args.runs)),
       failover: { nodeTimeoutSeconds: args.nodeTimeout, ...stats(await failovers(cluster, a, b, args.failoverRuns)) },
     };
@@ -166,7 +181,7 @@ async function main(): Promise<void> {
     const ratio = (a: Stats, b: Stats): string => (a.median_ms / b.median_ms).toFixed(2);
     console.log(
       [
-        `Two simulated hosts (own network + mount namespaces, dockerd, agent, plugin), loopback pool shared; ${args.runs} moves each.`,
+        `Two simulated hosts (own network + mount namespaces, dockerd, agent, plugin), loopback pool shared; ${args.runs} moves each; the three \`docker run\` scenarios interleaved.`,
         '',
         '| measurement | median (ms) | p99 (ms) | n |',
         '|---|---|---|---|',
