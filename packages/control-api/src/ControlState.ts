@@ -4,6 +4,8 @@
  *   other replicas' commits;
  * - NodeReports (nodeReports.ts): node and container reports, node liveness;
  * - ChangeNotifier (notifier.ts): the long-poll fan-out on the generation token;
+ * - NodeViewIndex (nodeViews.ts): which nodes' views each change touched, so a node's
+ *   long-poll is woken (and its delta built) only by changes to its own view;
  * - LeaseExpiryService (leaseExpiry.ts): expiring leases and releasing dead nodes' leases;
  * - SnapshotScheduler (snapshotScheduler.ts): the datasets' snapshot schedules and retention.
  * All read the injected clock `now`.
