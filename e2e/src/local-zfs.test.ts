@@ -6,12 +6,15 @@
  * path as the btrfs e2e: the target's TLS listener (TransferServer) and the source's mover
  * (moveLocalDataset) with node certificates of one cluster CA. Needs root.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomInt, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import winston from 'winston';
+import { FlockerClient } from '@flocker/api';
+import { startControlService, type ControlService } from '@flocker/control-api';
 import {
   moveLocalDataset,
   TransferClient,
@@ -27,6 +30,9 @@ import {
   type TestCluster,
   type ZfsFilePool,
 } from '@flocker/storage-drivers/testing';
+import { ClusterPki } from './cluster/pki';
+import { REPO_ROOT } from './cluster/Cluster';
+import { waitFor } from './cluster/run';
 import { removeTree } from './removeTree';
 
 jest.setTimeout(150_000);
@@ -289,5 +295,136 @@ describe('local ZFS storage moving between two hosts', () => {
     await a.engine.unmount(path);
     await a.engine.destroyDataset(id);
     expect((await a.engine.listDatasets()).some((d) => d.datasetId === id)).toBe(false);
+  });
+});
+
+describe('local ZFS datasets moved through the API between two agents', () => {
+  if (!ready.ok) {
+    it('cannot run on this machine (the reason is printed)', () => {
+      console.log(`local ZFS agents e2e skipped: ${ready.reason}`);
+    });
+    return;
+  }
+  const AGENT_MAIN = join(REPO_ROOT, 'packages/dataset-agent/dist/main.js');
+  interface Node {
+    readonly name: string;
+    readonly uuid: string;
+    readonly pool: ZfsFilePool;
+    readonly mountRoot: string;
+    readonly child: ChildProcess;
+    log: string;
+  }
+  let dir: string;
+  let control: ControlService;
+  let admin: FlockerClient;
+  const nodes: Node[] = [];
+  const logs = (): string => nodes.map((n) => `--- ${n.name}\n${n.log.split('\n').slice(-20).join('\n')}`).join('\n');
+  /** Whether pool holds anything of the dataset (its file system, hence any snapshot of it). */
+  const holds = (n: Node, id: string): boolean =>
+    spawnSync('zfs', ['list', '-H', '-o', 'name', `${n.pool.pool}/flocker/${id}`], { stdio: 'ignore' }).status === 0;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'flocker-e2e-local-zfs-agents-'));
+    const pki = await ClusterPki.create(join(dir, 'pki'), ['127.0.0.1']);
+    control = await startControlService({
+      port: 0,
+      host: '127.0.0.1',
+      dataDir: join(dir, 'control'),
+      logger: winston.createLogger({ silent: true }),
+      nodeTimeoutSeconds: 5,
+      tls: pki.serverCredentials(),
+    });
+    admin = new FlockerClient({ baseUrl: control.url, dispatcher: await pki.userDispatcher('admin') });
+    const transferPort = randomInt(20_000, 30_000);
+    for (const [name, address] of [
+      ['a', '127.0.0.2'],
+      ['b', '127.0.0.3'],
+    ] as const) {
+      const configDir = join(dir, name);
+      mkdirSync(configDir, { recursive: true, mode: 0o700 });
+      const uuid = await pki.installNode(configDir);
+      const pool = makeZfsFilePool(dir, `${name}-agent`, 512 * MiB);
+      const mountRoot = join(configDir, 'mnt');
+      const config = join(configDir, 'agent.yml');
+      writeFileSync(
+        config,
+        [
+          'version: 1',
+          `control-service: {hostname: 127.0.0.1, port: ${control.port}}`,
+          `dataset: {backend: local, engine: zfs, pool: ${pool.pool}, transfer_port: ${transferPort}}`,
+          `node: {state_dir: ${join(configDir, 'state')}, mount_root: ${mountRoot}, host: ${address}}`,
+          'agent: {resync_interval_seconds: 1, backoff_initial_seconds: 0.2, backoff_max_seconds: 2}',
+          '',
+        ].join('\n'),
+      );
+      const child = spawn(process.execPath, [AGENT_MAIN, '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const node: Node = { name, uuid, pool, mountRoot, child, log: '' };
+      child.stdout?.on('data', (c: Buffer) => (node.log += c.toString()));
+      child.stderr?.on('data', (c: Buffer) => (node.log += c.toString()));
+      nodes.push(node);
+    }
+    await waitFor('both agents to report', async () => ((await admin.listNodes()).length === 2 ? true : undefined), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      context: logs,
+    });
+  });
+
+  afterAll(async () => {
+    for (const n of nodes) if (n.child.exitCode === null && n.child.signalCode === null) n.child.kill('SIGKILL');
+    await control?.close();
+    for (const n of nodes) n.pool.destroy();
+    if (dir !== undefined) removeTree(dir);
+  });
+
+  const mountedAt = async (datasetId: string, node: Node): Promise<string | undefined> => {
+    const state = (await admin.listDatasetState()).find((d) => d.dataset_id === datasetId);
+    return state?.primary === node.uuid && state.path !== undefined ? state.path : undefined;
+  };
+
+  it('creates the dataset on its node, moves it with its data when the primary changes, leaves nothing once deleted', async () => {
+    const [a, b] = nodes as [Node, Node];
+    const id = (await admin.createDataset({ primary: a.uuid, maximum_size: 256 * MiB, metadata: { name: 'zfs-e2e' } }))
+      .dataset_id;
+    const pathA = await waitFor('mounted on A', () => mountedAt(id, a), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      context: logs,
+    });
+    expect(pathA).toBe(join(a.mountRoot, id));
+    writeRandom(join(pathA, 'data'), 32);
+    const expected = checksums(pathA);
+    await admin.updateDataset(id, { primary: b.uuid });
+    const pathB = await waitFor('moved to B and mounted there', () => mountedAt(id, b), {
+      timeoutMs: 60_000,
+      intervalMs: 100,
+      context: logs,
+    });
+    expect(pathB).toBe(join(b.mountRoot, id));
+    expect(checksums(pathB)).toEqual(expected);
+    // A lets go: no live copy reported; its file system stays, read-only, with the final snapshot (a move back's base).
+    await waitFor(
+      'A to let go of its copy',
+      async () => {
+        const nodeA = (await admin.waitForCluster(undefined, 0)).nodes.find((n) => n.uuid === a.uuid);
+        return nodeA !== undefined && !nodeA.manifestations.some((m) => m.dataset_id === id) ? true : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 100, context: logs },
+    );
+    const readonlyA = execFileSync('zfs', ['get', '-H', '-o', 'value', 'readonly', `${a.pool.pool}/flocker/${id}`], {
+      encoding: 'utf8',
+    });
+    expect(readonlyA.trim()).toBe('on');
+    // Deleted: the live copy on B and what the move left on A go.
+    await admin.deleteDataset(id);
+    await waitFor(
+      'nothing of the dataset left on either pool',
+      () => (nodes.some((n) => holds(n, id)) ? undefined : true),
+      {
+        timeoutMs: 30_000,
+        intervalMs: 200,
+        context: logs,
+      },
+    );
   });
 });

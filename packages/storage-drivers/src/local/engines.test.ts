@@ -549,6 +549,22 @@ describe('ZFS engine (older zfs: zfs-fuse 0.7, pool v23)', () => {
     await expect(e.destroyDataset(ID)).resolves.toBeUndefined();
   });
 
+  it('two mounts of one dataset at once (the agent and its transfer listener): mounted once, not remounted', async () => {
+    const f: Fake = fake((argv) => {
+      if (argv === `zfs set mountpoint=/flocker/x ${FS}`)
+        f.mounts = [{ majorMinor: '0:46', root: '/', mountPoint: '/flocker/x', fstype: 'fuse.zfs', source: FS }];
+      return undefined;
+    });
+    const e = old(f);
+    await Promise.all([e.mount(ID, '/flocker/x'), e.mount(ID, '/flocker/x')]);
+    expect(f.calls).toEqual(['mkdir -p /flocker/x', `zfs set mountpoint=/flocker/x ${FS}`]);
+    // A failed one does not stop the next.
+    await expect(e.mount('not-an-id', '/flocker/z')).rejects.toMatchObject({ code: 'UNKNOWN_DATASET' });
+    f.calls.length = 0;
+    await e.unmount('/flocker/x');
+    expect(f.calls).toEqual(['umount /flocker/x']);
+  });
+
   it('a daemon that does not mount at once: zfs mount', async () => {
     const f = fake(() => undefined);
     await old(f).mount(ID, '/flocker/x');

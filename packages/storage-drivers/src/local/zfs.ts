@@ -139,6 +139,7 @@ export class ZfsEngine implements LocalEngine {
   private readonly readMounts: ReadMounts;
   private readonly readAllMounts: ReadMounts;
   private featuresProbe: Promise<ZfsFeatures> | undefined;
+  private mountChain: Promise<void> = Promise.resolve();
 
   constructor(o: ZfsEngineOptions) {
     this.pool = o.pool.replace(/\/+$/, '');
@@ -268,8 +269,30 @@ export class ZfsEngine implements LocalEngine {
     return (await this.readAllMounts()).some((m) => ZFS_FSTYPES.has(m.fstype) && m.source === fs);
   }
 
+  /**
+   * Mounts and unmounts one at a time: the agent's loop and its transfer listener (promote with
+   * mount) may mount the same dataset at once, and two checks-then-mounts would both mount (kernel:
+   * stacked mounts; zfs-fuse: the second `zfs set mountpoint` remounts it, empty for a moment).
+   */
+  private serialMounts<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.mountChain.then(op, op);
+    this.mountChain = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
   async mount(datasetId: string, mountPath: string): Promise<void> {
     checkDatasetId(datasetId);
+    await this.serialMounts(() => this.mountNow(datasetId, mountPath));
+  }
+
+  async unmount(mountPath: string): Promise<void> {
+    await this.serialMounts(() => this.unmountNow(mountPath));
+  }
+
+  private async mountNow(datasetId: string, mountPath: string): Promise<void> {
     if ((await this.mountPoints(datasetId)).includes(mountPath)) return;
     const other = (await this.readMounts()).filter((m) => m.mountPoint === mountPath);
     if (other.length > 0)
@@ -294,7 +317,7 @@ export class ZfsEngine implements LocalEngine {
       await this.zfs(['mount', fs], `mounting ${datasetId}`);
   }
 
-  async unmount(mountPath: string): Promise<void> {
+  private async unmountNow(mountPath: string): Promise<void> {
     const here = (await this.readMounts()).filter((m) => m.mountPoint === mountPath);
     if (here.length === 0) return;
     await runChecked(this.exec, 'umount', [mountPath], `unmounting ${mountPath}`, 'DEVICE_BUSY');
