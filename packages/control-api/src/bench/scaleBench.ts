@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { FlockerClient, type NodeReport } from '@flocker/api';
+import { errorMessage } from '@flocker/runtime';
 import { EtcdTestCluster } from '../testing/etcdCluster';
 import { AgentFleet } from './agents';
 import { pooled, rssMiB, startServer, stats, type Stats, stopServer, timed } from './harness';
@@ -45,6 +46,9 @@ interface PhaseResult {
   targeted_woken_max: number;
   agent_poll_errors: number;
   agent_answers: { deltas: number; full: number };
+  /** Reads that failed and were retried (not in the latencies). */
+  read_failures: number;
+  read_failure?: string;
   /** Highest RSS of any serving replica during the phase (sampled every 250 ms), and its VmHWM. */
   rss_peak_mib: number;
   hwm_mib: number;
@@ -72,12 +76,42 @@ class RssSampler {
     this.timer = setInterval(() => this.sample(), 250);
   }
   private sample(): void {
-    for (const pid of this.pids) this.peak = Math.max(this.peak, rssMiB(pid).rss);
+    for (const pid of this.pids) this.peak = Math.max(this.peak, rssOf(pid).rss);
   }
   stop(): { peak: number; hwm: number } {
     clearInterval(this.timer);
     this.sample();
-    return { peak: this.peak, hwm: Math.max(...this.pids.map((p) => rssMiB(p).hwm)) };
+    return { peak: this.peak, hwm: Math.max(...this.pids.map((p) => rssOf(p).hwm)) };
+  }
+}
+
+/** rssMiB, or NaN for a process that is gone. */
+function rssOf(pid: number): { rss: number; hwm: number } {
+  try {
+    return rssMiB(pid);
+  } catch {
+    return { rss: NaN, hwm: NaN };
+  }
+}
+
+/**
+ * A read timed; a failed one (a reset connection on a loaded machine) is counted, not fatal:
+ * retried after 100 ms, at most 5 times.
+ */
+async function timedRead(url: string, init: RequestInit, failures: { n: number; last: string }): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await timed(async () => {
+        const res = await fetch(url, init);
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        await res.text();
+      });
+    } catch (err) {
+      failures.n++;
+      failures.last = `${String(err)}${err instanceof Error && err.cause !== undefined ? ` (${errorMessage(err.cause)})` : ''}`;
+      if (attempt >= 4) throw err;
+      await sleep(100);
+    }
   }
 }
 
@@ -176,21 +210,18 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
         const reader = (i: number): string => serving[i % serving.length]?.url as string;
         o.log(`${store} ${agentCount} (${phase.config}): reads`);
         const nodeView: number[] = [];
+        const readFailures = { n: 0, last: '' };
         for (let i = 0; i < o.samples; i++) {
           const node = nodes[(i * 7919) % agentCount] as string;
-          nodeView.push(
-            await timed(async () => (await fetch(`${reader(i)}/v1/agent/cluster?node=${node}&timeout_ms=0`)).text()),
-          );
+          nodeView.push(await timedRead(`${reader(i)}/v1/agent/cluster?node=${node}&timeout_ms=0`, {}, readFailures));
         }
         const allDatasets: number[] = [];
         const allStates: number[] = [];
         for (let i = 0; i < o.listSamples; i++) {
           // Plain JSON, as FlockerClient and the CLI read it (a browser's gzip is smaller to send).
           const plain = { headers: { 'accept-encoding': 'identity' } };
-          allDatasets.push(
-            await timed(async () => (await fetch(`${reader(i)}/v1/configuration/datasets`, plain)).text()),
-          );
-          allStates.push(await timed(async () => (await fetch(`${reader(i)}/v1/state/datasets`, plain)).text()));
+          allDatasets.push(await timedRead(`${reader(i)}/v1/configuration/datasets`, plain, readFailures));
+          allStates.push(await timedRead(`${reader(i)}/v1/state/datasets`, plain, readFailures));
         }
         o.log(`${store} ${agentCount} (${phase.config}): fan-out x${o.fanouts}`);
         const fanouts: number[] = [];
@@ -254,11 +285,14 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
           targeted_woken_max: wokenMax,
           agent_poll_errors: errors,
           agent_answers: answers,
+          read_failures: readFailures.n,
+          ...(readFailures.n > 0 ? { read_failure: readFailures.last } : {}),
           rss_peak_mib: mem.peak,
           hwm_mib: mem.hwm,
         });
         o.log(`${store} ${agentCount} (${phase.config}): ${JSON.stringify(results[results.length - 1])}`);
       } finally {
+        sampler.stop();
         await fleet.stop();
       }
       await sleep(1000);
