@@ -4,7 +4,8 @@
  * started here when zfs does not answer). Two simulated hosts, each with its own pool on its own
  * sparse file (one zfs-fuse daemon serves both, as one per machine does), moved between by the same
  * path as the btrfs e2e: the target's TLS listener (TransferServer) and the source's mover
- * (moveLocalDataset) with node certificates of one cluster CA. Needs root.
+ * (moveLocalDataset) with node certificates of one cluster CA; then two real dataset agents with
+ * `engine: zfs` moving a dataset through the API. Needs root.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomInt, randomUUID } from 'node:crypto';
