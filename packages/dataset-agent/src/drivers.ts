@@ -54,6 +54,7 @@ export async function createAgentDriver(
             r.releasedDevices,
             r.removedFencedImages,
             r.removedOrphanImages,
+            r.removedRecordTemps,
           ];
           return changed.some((list) => list.length > 0) ? { ...r } : undefined;
         },

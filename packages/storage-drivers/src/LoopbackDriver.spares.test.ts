@@ -106,7 +106,7 @@ describe('LoopbackDriver spares (issue 23)', () => {
     expect(await a.listSpares()).toEqual([spare]);
   });
 
-  it('crash states converge: a make cut off is tidied (its own at once, another host’s when old); a claim cut off between the move and the record leaves an orphan image that repair() removes', async () => {
+  it('crash states converge: a make cut off is tidied (its own at once, another host’s when old); a claim cut off between the move and the record leaves an orphan image, or before the rename a record temp, that repair() removes', async () => {
     const { root, a, b } = await pool();
     const spares = path.join(root, 'spares');
     await a.makeSpare(16 * MiB);
@@ -129,5 +129,12 @@ describe('LoopbackDriver spares (issue 23)', () => {
     expect(await b.claimSpare(randomUUID(), 16 * MiB)).toBeUndefined();
     expect((await a.repair()).removedOrphanImages).toEqual([path.join(root, 'volumes', `${spare.id}.img`)]);
     expect(await fs.readdir(path.join(root, 'volumes'))).toEqual([]);
+    // A claim (or create) killed between its record's temp file and the rename: the temp goes once old.
+    const oldTemp = path.join(root, 'volumes', `${randomUUID()}.json.tmp-4242-0badf00d`);
+    const youngTemp = path.join(root, 'volumes', `${randomUUID()}.json.tmp-4243-0badf00d`);
+    for (const f of [oldTemp, youngTemp]) await fs.writeFile(f, '{}');
+    await fs.utimes(oldTemp, hourAgo, hourAgo);
+    expect((await a.repair()).removedRecordTemps).toEqual([oldTemp]);
+    expect(await fs.readdir(path.join(root, 'volumes'))).toEqual([path.basename(youngTemp)]);
   });
 });

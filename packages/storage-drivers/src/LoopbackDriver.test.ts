@@ -209,6 +209,7 @@ describe('LoopbackDriver', () => {
       releasedDevices: [],
       removedFencedImages: [],
       removedOrphanImages: [],
+      removedRecordTemps: [],
     });
   });
 

@@ -113,6 +113,11 @@ export interface RepairReport {
    * left by a create or destroy that crashed half-way (a failed create removes its own). Removed.
    */
   readonly removedOrphanImages: string[];
+  /**
+   * Record temp files (`<id>.json.tmp-<pid>-<hex>`) untouched for ORPHAN_AGE_MS: left by a create or a spare's
+   * claim killed between writing the record and renaming it into place (issue 23). Removed.
+   */
+  readonly removedRecordTemps: string[];
 }
 
 /** A backing file without a record is an orphan once this old (a create in progress has one for milliseconds). */
@@ -749,12 +754,14 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
       }
       const released = await this.releaseFencedLocked();
       const removedOrphanImages = await this.removeOrphanImages();
+      const removedRecordTemps = await this.removeStaleRecordTemps();
       return {
         ...report,
         finishedFences,
         releasedDevices: released.devices,
         removedFencedImages: released.images,
         removedOrphanImages,
+        removedRecordTemps,
       };
     });
   }
@@ -997,6 +1004,26 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
       await handle.close();
       await fs.rm(probe, { force: true });
     }
+  }
+
+  /** See RepairReport.removedRecordTemps. Under the pool lock only. */
+  private async removeStaleRecordTemps(): Promise<string[]> {
+    const removed: string[] = [];
+    for (const name of await fs.readdir(this.volumesPath)) {
+      const m = /^(.+)\.json\.tmp-\d+-[0-9a-f]{8}$/.exec(name);
+      if (!m || !ID_PATTERN.test(m[1])) continue;
+      const file = path.join(this.volumesPath, name);
+      try {
+        const st = await fs.stat(file);
+        if (Date.now() - st.mtimeMs < ORPHAN_AGE_MS) continue;
+        await fs.rm(file);
+        removed.push(file);
+        this.logger.warn('repair: removed a record temp file (left by a crashed create or claim)', { file });
+      } catch (e) {
+        this.logger.warn('repair: cannot remove a record temp file', { file, error: String(e) });
+      }
+    }
+    return removed;
   }
 
   /** See RepairReport.removedOrphanImages. Under the pool lock only. */
