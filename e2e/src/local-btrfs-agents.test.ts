@@ -255,7 +255,7 @@ describe('local btrfs datasets moved through the API between two agents', () => 
     );
   });
 
-  it('standby replica (replicas: 1): kept up to date on the other node, a move there sends only the last delta; the primary killed, the replica is promoted only with the opt-in, with the data up to its newest snapshot', async () => {
+  it('standby replica (replicas: 1): kept up to date on the other node (turned off, that node destroys it), a move there sends only the last delta; the primary killed, the replica is promoted only with the opt-in, with the data up to its newest snapshot', async () => {
     const [a, b] = nodes as [Node, Node];
     const snap = () => admin.waitForCluster(undefined, 0);
     const replicaOf = async (id: string, primary: Node) =>
@@ -306,6 +306,15 @@ describe('local btrfs datasets moved through the API between two agents', () => 
     // Received on B, never promoted: no live copy there.
     expect(fs.existsSync(path.join(b.pool.pool, 'flocker', 'snapshots', id, first.snapshot ?? ''))).toBe(true);
     expect(fs.existsSync(path.join(b.pool.pool, 'flocker', 'datasets', id))).toBe(false);
+    // Replicas turned off: B destroys the replica it holds (A is alive with the live copy); on again, a new one.
+    await admin.updateDataset(id, { metadata: { 'clusterhq:flocker:replicas': '0' } });
+    await waitFor(
+      'B to destroy the replica nobody needs',
+      () => (fs.readdirSync(path.join(b.pool.pool, 'flocker', 'snapshots')).includes(id) ? undefined : true),
+      { timeoutMs: 30_000, intervalMs: 200, context: logs },
+    );
+    await admin.updateDataset(id, { metadata: { 'clusterhq:flocker:replicas': '1' } });
+    await replicaAfter(id, a, b, Date.now());
 
     // A move to the replica node while A lives: every snapshot the mover sends is a small delta.
     const logFrom = a.log.length;
