@@ -9,12 +9,12 @@
  */
 import { type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { FlockerClient, type NodeReport } from '@flocker/api';
+import { FlockerApiError, FlockerClient, type NodeReport } from '@flocker/api';
 import { errorMessage } from '@flocker/runtime';
 import { EtcdTestCluster } from '../testing/etcdCluster';
 import { AgentFleet } from './agents';
@@ -49,6 +49,8 @@ interface PhaseResult {
   /** Reads that failed and were retried (not in the latencies). */
   read_failures: number;
   read_failure?: string;
+  /** Taken from an earlier run's JSON (--merge). */
+  merged_from?: string;
   /** Highest RSS of any serving replica during the phase (sampled every 250 ms), and its VmHWM. */
   rss_peak_mib: number;
   hwm_mib: number;
@@ -82,6 +84,21 @@ class RssSampler {
     clearInterval(this.timer);
     this.sample();
     return { peak: this.peak, hwm: Math.max(...this.pids.map((p) => rssOf(p).hwm)) };
+  }
+}
+
+/** Seeding retries what a real agent or client retries: 503 (etcd slow or its client's circuit breaker open). */
+let seedRetries = 0;
+async function seedRetry<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof FlockerApiError) || attempt >= 30) throw err;
+      if (err.status !== 503) throw err;
+      seedRetries++;
+      await sleep(Math.min(2000, 100 * 2 ** Math.min(attempt, 4)));
+    }
   }
 }
 
@@ -141,6 +158,8 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
     const first = clients[0] as FlockerClient;
     const nodes = Array.from({ length: agentCount }, () => randomUUID());
     const datasetCount = agentCount * o.perAgent;
+    // Ids chosen here: a create retried after a 503 that had committed answers 409, not a second dataset.
+    const ids = Array.from({ length: datasetCount }, () => randomUUID());
     const owned = nodes.map(() => [] as string[]);
     const report = (i: number): NodeReport => ({
       uuid: nodes[i] as string,
@@ -159,19 +178,25 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
     });
     const seedStart = performance.now();
     o.log(`${store} ${agentCount}: registering nodes`);
-    await pooled([...nodes.keys()], 64, async (i) => void (await first.reportNodeState(report(i))));
+    await pooled([...nodes.keys()], 64, async (i) => void (await seedRetry(() => first.reportNodeState(report(i)))));
     o.log(`${store} ${agentCount}: creating ${datasetCount} datasets`);
     await pooled(
       Array.from({ length: datasetCount }, (_, k) => k),
       64,
       async (k) => {
         const i = k % agentCount;
-        const ds = await first.createDataset({ primary: nodes[i] as string, metadata: { name: `vol-${k}` } });
-        owned[i]?.push(ds.dataset_id);
+        const id = ids[k] as string;
+        // A 409 after a retry: the first attempt had committed (its id is fresh, nothing else holds it).
+        await seedRetry(() =>
+          first.createDataset({ primary: nodes[i] as string, dataset_id: id, metadata: { name: `vol-${k}` } }),
+        ).catch((err: unknown) => {
+          if (!(err instanceof FlockerApiError && err.status === 409)) throw err;
+        });
+        owned[i]?.push(id);
       },
     );
     o.log(`${store} ${agentCount}: nodes report their manifestations`);
-    await pooled([...nodes.keys()], 64, async (i) => void (await first.reportNodeState(report(i))));
+    await pooled([...nodes.keys()], 64, async (i) => void (await seedRetry(() => first.reportNodeState(report(i)))));
     const seedSeconds = Math.round((performance.now() - seedStart) / 100) / 10;
     // Every replica has caught up when its configuration tag is the writer's.
     const tagOf = async (c: FlockerClient): Promise<string> =>
@@ -398,6 +423,12 @@ export function scaleChart(results: PhaseResult[]): string {
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
     .option('out', { type: 'string', describe: 'Write the results as JSON here' })
+    .option('merge', {
+      type: 'string',
+      array: true,
+      default: [] as string[],
+      describe: "Also show these earlier runs' results (JSON of --out) for sizes and stores this run did not measure",
+    })
     .option('svg', { type: 'string', describe: 'Write the chart here (e.g. docs/bench-scale.svg)' })
     .option('sizes', {
       type: 'string',
@@ -454,6 +485,13 @@ async function main(): Promise<void> {
         failed.push(`${store} at ${n} agents (${String(err)})`);
       }
     }
+  for (const file of argv.merge) {
+    const earlier = (JSON.parse(readFileSync(file, 'utf8')) as { results: PhaseResult[] }).results;
+    for (const r of earlier)
+      if (!results.some((x) => x.config === r.config && x.agents === r.agents))
+        results.push({ ...r, merged_from: file });
+  }
+  if (seedRetries > 0) o.log(`seeding retried ${seedRetries} requests answered 503`);
   // Rows by configuration, then size.
   const order = [...new Set(results.map((r) => r.config))];
   results.sort((a, b) => order.indexOf(a.config) - order.indexOf(b.config) || a.agents - b.agents);
