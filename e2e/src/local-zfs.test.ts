@@ -88,6 +88,8 @@ describe('local ZFS storage moving between two hosts', () => {
   let b: Host;
   const servers: TransferServer[] = [];
   const procs: ChildProcess[] = [];
+  /** Movers a failed test left running. */
+  const aborts: AbortController[] = [];
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'flocker-e2e-local-zfs-'));
@@ -103,6 +105,7 @@ describe('local ZFS storage moving between two hosts', () => {
   });
 
   afterEach(async () => {
+    for (const c of aborts.splice(0)) c.abort();
     for (const p of procs.splice(0)) if (p.exitCode === null) p.kill('SIGKILL');
     for (const s of servers.splice(0)) await s.close();
   });
@@ -114,14 +117,14 @@ describe('local ZFS storage moving between two hosts', () => {
     if (dir !== undefined) removeTree(dir);
   });
 
-  const serve = async (h: Host): Promise<number> => {
+  const serve = async (h: Host, port = 0): Promise<number> => {
     const server = new TransferServer({
       engine: h.engine,
       credentials: h.credentials,
       mountPathFor: (datasetId) => join(h.mountRoot, datasetId),
     });
     servers.push(server);
-    return server.listen(0, '127.0.0.1');
+    return server.listen(port, '127.0.0.1');
   };
 
   interface Sent {
@@ -241,6 +244,81 @@ describe('local ZFS storage moving between two hosts', () => {
     expect(checksums(back)).toEqual(expectedBack);
     expect((await a.engine.listDatasets()).find((d) => d.datasetId === id)?.size).toBe(SIZE);
     await a.engine.unmount(back);
+    await a.engine.destroyDataset(id);
+    await b.engine.destroyDataset(id);
+  });
+
+  it('the connection cut in the final send (the target listener gone), back on the same port: resumed from the snapshot B holds, never from zero', async () => {
+    const id = randomUUID();
+    await a.engine.createDataset(id, SIZE);
+    const path = join(a.mountRoot, id);
+    await a.engine.mount(id, path);
+    writeRandom(join(path, 'initial'), 8);
+    const first = new TransferServer({
+      engine: b.engine,
+      credentials: b.credentials,
+      mountPathFor: (datasetId) => join(b.mountRoot, datasetId),
+    });
+    const port = await first.listen(0, '127.0.0.1');
+    const progress: MoveProgress[] = [];
+    const sent: Sent[] = [];
+    const retries: string[] = [];
+    const stop = new AbortController();
+    aborts.push(stop);
+    // No catch-up rounds: the rounds are this test's to cause.
+    const moving = moveLocalDataset({
+      engine: a.engine,
+      target: new TransferClient({ host: '127.0.0.1', port, nodeUuid: b.credentials.nodeUuid }, a.credentials),
+      datasetId: id,
+      size: SIZE,
+      releasePollMs: 20,
+      catchUpMs: 600_000,
+      backoffInitialMs: 100,
+      backoffMaxMs: 500,
+      progressIntervalMs: 50,
+      onProgress: (p) => progress.push(p),
+      onSent: (x) => sent.push(x),
+      onRetry: (error) => retries.push(error),
+      signal: stop.signal,
+    });
+    let moveError: Error | undefined;
+    moving.catch((e: unknown) => {
+      moveError = e instanceof Error ? e : new Error(String(e));
+    });
+    const until = async (what: string, ok: () => boolean, ms = 60_000): Promise<void> => {
+      for (const end = Date.now() + ms; !ok();) {
+        if (moveError !== undefined) throw moveError;
+        if (Date.now() > end) throw new Error(`${what}: not in ${ms} ms (sent ${JSON.stringify(sent)})`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    await until('phase 1 done', () => progress.some((p) => p.phase === 'waitingForRelease'));
+    const base = sent[sent.length - 1]!;
+    // Much more data, sent as the final round once released; cut in the middle of it.
+    writeRandom(join(path, 'big'), 96);
+    const expected = checksums(path);
+    await a.engine.unmount(path);
+    await until('the final send under way', () =>
+      progress.some((p) => p.phase === 'final' && p.currentSendBytes > 16 * MiB),
+    );
+    await first.close();
+    await until('a retry after the cut', () => retries.length > 0);
+    // Nothing half-received stays on B: its newest snapshot is the base from before.
+    const held = (await b.engine.listSnapshots(id)).map((x) => x.name);
+    expect(held[held.length - 1]).toBe(base.name);
+    expect(held).not.toContain(sent.find((x) => x.released)?.name ?? 'none sent yet');
+    const second = await serve(b, port);
+    expect(second).toBe(port);
+    const result = await moving;
+    const finals = sent.filter((x) => x.released);
+    // The final snapshot went once, whole, incrementally from the base B kept.
+    expect(finals.map((x) => x.parent)).toEqual([base.name]);
+    expect(finals[0]!.name).toBe(result.finalSnapshot);
+    expect(sent.filter((x) => x.parent === null)).toHaveLength(1);
+    console.log(`local ZFS move cut and resumed (${ready.how}): retried after ${retries[0]}`);
+    const target = join(b.mountRoot, id);
+    expect(checksums(target)).toEqual(expected);
+    await b.engine.unmount(target);
     await a.engine.destroyDataset(id);
     await b.engine.destroyDataset(id);
   });
