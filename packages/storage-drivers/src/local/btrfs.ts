@@ -313,7 +313,8 @@ export class BtrfsEngine implements LocalEngine {
       ...(parent !== null ? ['-p', this.snapshotPath(datasetId, parent)] : []),
       this.snapshotPath(datasetId, name),
     ];
-    const p = this.spawn('btrfs', args);
+    // Read into pooled buffers (the stream is marked so: the transfer releases each chunk once sent).
+    const p = this.spawn('btrfs', args, { pooledStdout: true });
     p.stdin.end();
     return { stream: p.stdout, done: p.done, abort: p.kill };
   }

@@ -1,8 +1,15 @@
 /** Streaming processes (send, receive) and this host's mounts, as the local engines use them. */
-import { spawn } from 'node:child_process';
-import { readdir, readFile, readlink } from 'node:fs/promises';
-import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, constants as fsConstants, openSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
+import { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Readable, Writable } from 'node:stream';
+import { promisify } from 'node:util';
+import { errorMessage } from '@flocker/runtime';
 import { formatCommand } from '../exec';
+import { BufferPool, markPooled } from './bufferPool';
 import { LocalStorageError } from './engine';
 
 /** A running program whose stdin and stdout carry a stream. */
@@ -14,19 +21,45 @@ export interface StreamProcess {
   readonly kill: () => void;
 }
 
-/** Injected where the engines spawn, so unit tests can assert the argv. */
-export type SpawnFn = (file: string, args: readonly string[]) => StreamProcess;
+export interface SpawnOptions {
+  /**
+   * A sender (btrfs send): no stdin, and stdout is read into pooled 1-MiB buffers (see
+   * spawnPooledOutput); the stream is marked pooled, its consumer releases each chunk once written.
+   */
+  readonly pooledStdout?: boolean;
+}
 
-export const spawnProcess: SpawnFn = (file, args) => {
+/** Injected where the engines spawn, so unit tests can assert the argv. */
+export type SpawnFn = (file: string, args: readonly string[], options?: SpawnOptions) => StreamProcess;
+
+export const spawnProcess: SpawnFn = (file, args, options) => {
+  if (options?.pooledStdout === true) return spawnPooledOutput(file, args);
   const child = spawn(file, [...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d: string) => {
-    if (stderr.length < 64 * 1024) stderr += d;
-  });
   // EPIPE when the program exits before reading everything: its exit status says why.
   child.stdin.on('error', () => undefined);
-  const done = new Promise<void>((resolve, reject) => {
+  const done = exitOf(child, file, args);
+  // Node resumes (discards) a child's unread stdout when the child exits: what it wrote is kept here
+  // until the caller reads it (with backpressure on the child meanwhile).
+  const stdout = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
+  child.stdout.pipe(stdout);
+  const kill = (): void => {
+    child.kill('SIGKILL');
+    // 'close' (and so `done`) waits for stdout to end: unread and paused (a peer that stopped taking
+    // the stream), it never would, and a caller awaiting `done` after the kill would wait forever.
+    child.stdout.destroy();
+    stdout.destroy();
+  };
+  return { stdin: child.stdin, stdout, done, kill };
+};
+
+/** Resolves when the program exited 0; rejects with its stderr otherwise. */
+function exitOf(child: ChildProcess, file: string, args: readonly string[]): Promise<void> {
+  let stderr = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (d: string) => {
+    if (stderr.length < 64 * 1024) stderr += d;
+  });
+  return new Promise<void>((resolve, reject) => {
     child.once('error', (e) =>
       reject(new LocalStorageError('POOL_UNAVAILABLE', `cannot run ${file}: ${e.message} (is it installed?)`)),
     );
@@ -41,19 +74,104 @@ export const spawnProcess: SpawnFn = (file, args) => {
         );
     });
   });
-  // Node resumes (discards) a child's unread stdout when the child exits: what it wrote is kept here
-  // until the caller reads it (with backpressure on the child meanwhile).
-  const stdout = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
-  child.stdout.pipe(stdout);
+}
+
+const execFileAsync = promisify(execFile);
+/** A pipe read returns at most this much (the pipe's default capacity): a buffer with less room left is passed on. */
+const PIPE_READ = 64 * 1024;
+
+/**
+ * Runs a sender with its stdout on a FIFO that is read straight into pooled 1-MiB buffers (a
+ * socket's onread: no fresh buffer per read, one chunk per MiB instead of ~30). A chunk is passed
+ * on when its buffer is (nearly) full or the program's output ended; the buffer goes back to the
+ * pool only when the consumer releases it (releaserOf(stdout)) after its write completed. Node
+ * cannot make a pipe with a chosen read buffer, so a FIFO is made (in a private temporary
+ * directory, removed at once); its read end is opened first (non-blocking), so opening the write
+ * end for the program never waits.
+ */
+function spawnPooledOutput(file: string, args: readonly string[]): StreamProcess {
+  const pool = new BufferPool();
+  let source: Socket | null = null;
+  let child: ChildProcess | null = null;
+  let killed = false;
+  const stdout = markPooled(
+    new Readable({
+      // Two chunks queued (1 MiB each) before the FIFO is paused.
+      highWaterMark: 2 * pool.size,
+      read: () => source?.resume(),
+    }),
+    (chunk) => pool.release(chunk),
+  );
+  let current = pool.acquire();
+  let filled = 0;
+  const passOn = (): boolean => {
+    const chunk = current.subarray(0, filled);
+    current = pool.acquire();
+    filled = 0;
+    return stdout.push(chunk);
+  };
+  const start = async (): Promise<void> => {
+    const dir = await mkdtemp(join(tmpdir(), 'flocker-send-'));
+    let readFd: number;
+    let writeFd: number;
+    try {
+      const fifo = join(dir, 'out');
+      await execFileAsync('mkfifo', ['-m', '600', fifo]);
+      readFd = openSync(fifo, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+      writeFd = openSync(fifo, fsConstants.O_WRONLY);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    if (killed) {
+      closeSync(readFd);
+      closeSync(writeFd);
+      throw new LocalStorageError('TRANSFER_FAILED', `\`${formatCommand(file, args)}\` was stopped before it ran`);
+    }
+    const proc = spawn(file, [...args], { stdio: ['ignore', writeFd, 'pipe'] });
+    child = proc;
+    closeSync(writeFd);
+    const exited = exitOf(proc, file, args);
+    source = new Socket({
+      fd: readFd,
+      readable: true,
+      writable: false,
+      onread: {
+        buffer: () => current.subarray(filled),
+        callback: (n: number) => {
+          filled += n;
+          // false pauses the FIFO until the stream is read again (read() resumes it).
+          return current.length - filled >= PIPE_READ || passOn();
+        },
+      },
+    });
+    let readFailure: Error | null = null;
+    source.once('end', () => {
+      if (filled > 0) passOn();
+      stdout.push(null);
+    });
+    source.once('error', (e) => {
+      readFailure = e;
+      stdout.push(null);
+    });
+    await exited;
+    if (readFailure !== null)
+      throw new LocalStorageError('TRANSFER_FAILED', `reading the output of ${file}: ${errorMessage(readFailure)}`);
+  };
+  const done = start();
+  // As with a piped stdout: the stream only ends (never an 'error' nobody may listen for any more);
+  // `done` says whether what it carried is complete, and only then is it sent as such.
+  done.catch(() => {
+    if (child === null) stdout.push(null);
+  });
   const kill = (): void => {
-    child.kill('SIGKILL');
-    // 'close' (and so `done`) waits for stdout to end: unread and paused (a peer that stopped taking
-    // the stream), it never would, and a caller awaiting `done` after the kill would wait forever.
-    child.stdout.destroy();
+    killed = true;
+    child?.kill('SIGKILL');
+    source?.destroy();
     stdout.destroy();
   };
-  return { stdin: child.stdin, stdout, done, kill };
-};
+  const stdin = new Writable({ write: (_chunk, _encoding, callback) => callback() });
+  return { stdin, stdout, done, kill };
+}
 
 /** One line of /proc/self/mountinfo, with the root of the mount inside its file system (bind mounts). */
 export interface MountInfoEntry {

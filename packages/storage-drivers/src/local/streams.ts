@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { errorMessage } from '@flocker/runtime';
+import { releaserOf } from './bufferPool';
 import { LocalStorageError } from './engine';
 import type { StreamProcess } from './processes';
 
@@ -9,11 +10,13 @@ import type { StreamProcess } from './processes';
  *
  * What arrives in one turn of the event loop (a TLS socket gives 16-KiB records) is written in
  * one corked batch (one writev), not a syscall and a wake-up of the receiving program per piece;
- * backpressure pauses the input until the program's stdin drains.
+ * backpressure pauses the input until the program's stdin drains. Pooled chunks (the transfer's
+ * coalesced 1-MiB buffers) are released once their write to stdin completed.
  */
 export async function pipeInto(input: Readable, p: StreamProcess): Promise<void> {
   let inputError: unknown;
   const { stdin } = p;
+  const release = releaserOf(input);
   let batch: Buffer[] = [];
   let flushing: NodeJS.Immediate | null = null;
   let waitingForDrain = false;
@@ -22,7 +25,8 @@ export async function pipeInto(input: Readable, p: StreamProcess): Promise<void>
     if (batch.length === 0 || stdin.destroyed) return;
     stdin.cork();
     let ok = true;
-    for (const piece of batch) ok = stdin.write(piece);
+    for (const piece of batch)
+      ok = release !== undefined ? stdin.write(piece, () => release(piece)) : stdin.write(piece);
     batch = [];
     stdin.uncork();
     if (!ok && !waitingForDrain) {

@@ -26,6 +26,7 @@ import {
   type LocalErrorCode,
   type SendStream,
 } from './engine';
+import { BufferPool, markPooled, releaserOf, type ReleaseChunk } from './bufferPool';
 import { snapshotsToPrune } from './plan';
 
 export interface NodeTlsCredentials {
@@ -75,6 +76,8 @@ const Answer = z.union([OkAnswer, ErrorAnswer]);
 const Trailer = z.object({ bytes: z.number().int().nonnegative() }).strict();
 
 const MAX_LINE = 64 * 1024;
+/** A received partial buffer is passed on after this long without filling (a slow or idle sender). */
+const COALESCE_WAIT_MS = 5;
 /** The sending socket's buffer (bytes) before the stream is paused. */
 const SOCKET_BUFFER = 1024 * 1024;
 
@@ -348,9 +351,30 @@ class FrameReader {
     }
   }
 
-  /** The stream's payload, and whether its end frame and trailer (the byte count) confirmed it. */
+  /**
+   * The stream's payload, and whether its end frame and trailer (the byte count) confirmed it.
+   * TLS gives 16-KiB pieces: they are copied into pooled 1-MiB buffers, each passed on when full, at
+   * the end of the frames, or when the stream stalls (COALESCE_WAIT_MS without filling it), so the
+   * engine gets one chunk and one pipe write per MiB, not 64; its consumer (pipeInto) releases
+   * each buffer once written to the receiving program. (Passing on at each frame's end would hand
+   * out a whole buffer per small frame of a sender that is not pooled.)
+   */
   payload(): { stream: PassThrough; verified: Promise<void> } {
-    const stream = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
+    const pool = new BufferPool();
+    const stream = markPooled(new PassThrough({ highWaterMark: 4 * 1024 * 1024 }), (chunk) => pool.release(chunk));
+    let current: Buffer | null = null;
+    let filled = 0;
+    let stalled: NodeJS.Timeout | null = null;
+    /** Passes the coalesced bytes on; false when the stream is full (the socket is paused). */
+    const passOn = (): boolean => {
+      if (stalled !== null) clearTimeout(stalled);
+      stalled = null;
+      if (current === null || filled === 0) return true;
+      const chunk = current.subarray(0, filled);
+      current = null;
+      filled = 0;
+      return stream.destroyed || stream.write(chunk);
+    };
     let bytes = 0;
     /** Bytes of the current frame still to come; -1: a frame header is next. */
     let frameLeft = -1;
@@ -363,7 +387,15 @@ class FrameReader {
         paused = false;
         this.socket.resume();
       };
+      const pause = (): void => {
+        paused = true;
+        this.socket.pause();
+        stream.once('drain', resume);
+        stream.once('close', resume);
+      };
       const endOfFrames = (rest: Buffer): void => {
+        // The last bytes on (a full stream needs no pause now: the trailer is all that is left).
+        passOn();
         this.sink = null;
         this.cut = null;
         if (rest.length > 0) {
@@ -389,12 +421,19 @@ class FrameReader {
         let full = false;
         while (at < chunk.length) {
           if (frameLeft > 0) {
-            const n = Math.min(frameLeft, chunk.length - at);
-            const piece = chunk.subarray(at, at + n);
+            if (current === null) {
+              current = pool.acquire();
+              stalled = setTimeout(() => {
+                if (!passOn() && !paused) pause();
+              }, COALESCE_WAIT_MS);
+            }
+            const n = Math.min(frameLeft, chunk.length - at, current.length - filled);
+            chunk.copy(current, filled, at, at + n);
             at += n;
+            filled += n;
             frameLeft -= n;
             bytes += n;
-            if (!stream.destroyed && !stream.write(piece)) full = true;
+            if (filled === current.length && !passOn()) full = true;
             continue;
           }
           // A frame header, perhaps split between chunks.
@@ -406,14 +445,10 @@ class FrameReader {
           header = Buffer.alloc(0);
           if (frameLeft === 0) return endOfFrames(chunk.subarray(at));
         }
-        if (full && !paused) {
-          paused = true;
-          this.socket.pause();
-          stream.once('drain', resume);
-          stream.once('close', resume);
-        }
+        if (full && !paused) pause();
       };
       this.cut = () => {
+        if (stalled !== null) clearTimeout(stalled);
         this.sink = null;
         this.cut = null;
         reject(this.brokenError() ?? new LocalStorageError('TRANSFER_FAILED', 'the connection ended'));
@@ -574,7 +609,7 @@ export class TransferClient implements TargetApi {
       // An answer before the end of the stream is a refusal: the send stops (the peer reads no more of it).
       const cut = Promise.race([closed, answer.then(() => Promise.reject(new Error('answered mid-stream')))]);
       cut.catch(() => undefined);
-      await this.pump(socket, send.stream, cut, (n) => {
+      await this.pump(socket, send.stream, releaserOf(send.stream), cut, (n) => {
         bytes += n;
         onBytes?.(bytes);
       });
@@ -596,12 +631,15 @@ export class TransferClient implements TargetApi {
   }
 
   /**
-   * The stream onto the socket as frames, each chunk as it comes (header and chunk in one corked
-   * write, no copy); the stream is paused while the socket's buffer is full and resumed on 'drain'.
+   * The stream onto the socket as frames, each chunk as it comes (no copy); the stream is paused
+   * while the socket's buffer is full and resumed on 'drain'. Header and chunk are two writes, not
+   * one corked writev: TLS copies a writev's buffers into one first (a MiB per chunk of a pooled
+   * send). A pooled chunk is released in its write's callback, once TLS is done with it.
    */
   private pump(
     socket: tls.TLSSocket,
     stream: NodeJS.ReadableStream,
+    release: ReleaseChunk | undefined,
     closed: Promise<never>,
     sent: (n: number) => void,
   ): Promise<void> {
@@ -614,10 +652,8 @@ export class TransferClient implements TargetApi {
         if (data.length === 0) return;
         const header = Buffer.allocUnsafe(4);
         header.writeUInt32BE(data.length, 0);
-        socket.cork();
         socket.write(header);
-        const ok = socket.write(data);
-        socket.uncork();
+        const ok = release !== undefined ? socket.write(data, () => release(data)) : socket.write(data);
         sent(data.length);
         if (!ok) {
           stream.pause();

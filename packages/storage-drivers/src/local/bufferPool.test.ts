@@ -1,0 +1,210 @@
+/**
+ * The transfer path's pooled buffers: a buffer is refilled only after the write that carried it
+ * completed. Every byte is checksummed at the moment its slow write completes (a buffer refilled
+ * earlier would change what is hashed), through a real sender process and real mutual TLS.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Writable, type Readable } from 'node:stream';
+import tls from 'node:tls';
+import { BufferPool, releaserOf } from './bufferPool';
+import type { LocalEngine, LocalSnapshot } from './engine';
+import { spawnProcess, type StreamProcess } from './processes';
+import { pipeInto } from './streams';
+import { makeTestCluster, type TestCluster } from './testSupport';
+import { TransferClient, TransferServer } from './transfer';
+
+const ID = '0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a10';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('BufferPool', () => {
+  it('hands a buffer out again only after it was released, through any view of it; double and foreign releases are ignored', () => {
+    const pool = new BufferPool(1024, 2);
+    const a = pool.acquire();
+    const b = pool.acquire();
+    expect(a.buffer).not.toBe(b.buffer);
+    expect(pool.outstanding).toBe(2);
+    pool.release(a.subarray(0, 10));
+    pool.release(a);
+    pool.release(Buffer.alloc(1024));
+    expect(pool.outstanding).toBe(1);
+    const c = pool.acquire();
+    expect(c.buffer).toBe(a.buffer);
+    const d = pool.acquire();
+    expect(d.buffer).not.toBe(a.buffer);
+    expect(d.buffer).not.toBe(b.buffer);
+    expect(pool.allocated).toBe(3);
+  });
+
+  it('keeps at most `keep` free buffers', () => {
+    const pool = new BufferPool(16, 1);
+    const all = [pool.acquire(), pool.acquire(), pool.acquire()];
+    for (const x of all) pool.release(x);
+    pool.acquire();
+    pool.acquire();
+    expect(pool.allocated).toBe(4);
+  });
+});
+
+describe('pooled buffers on the transfer path', () => {
+  let dir: string;
+  let file: string;
+  let digest: string;
+  let cluster: TestCluster;
+  const SIZE = 24 * 1024 * 1024 + 12345;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'flocker-pool-test-'));
+    file = join(dir, 'data');
+    const data = randomBytes(SIZE);
+    writeFileSync(file, data);
+    digest = createHash('sha256').update(data).digest('hex');
+    cluster = makeTestCluster();
+  });
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+    cluster.destroy();
+  });
+
+  /** A consumer whose writes complete late: each chunk is hashed when its write completes, then released. */
+  const slowConsume = async (stream: Readable, delayMs: number) => {
+    const release = releaserOf(stream);
+    const hash = createHash('sha256');
+    const buffers = new Set<ArrayBufferLike>();
+    let chunks = 0;
+    const pending: Array<Promise<void>> = [];
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      chunks++;
+      buffers.add(chunk.buffer);
+      const copy = Buffer.from(chunk);
+      // Several writes in flight at once, like a socket's buffer.
+      pending.push(
+        sleep(delayMs).then(() => {
+          expect(chunk.equals(copy)).toBe(true);
+          release?.(chunk);
+        }),
+      );
+      hash.update(copy);
+      if (pending.length > 3) await pending.shift();
+    }
+    await Promise.all(pending);
+    return { digest: hash.digest('hex'), chunks, buffers: buffers.size, pooled: release !== undefined };
+  };
+
+  it("a sender's pooled stdout: every byte, in large chunks, from a few buffers reused only once released", async () => {
+    const p = spawnProcess('cat', [file], { pooledStdout: true });
+    const got = await slowConsume(p.stdout, 5);
+    await p.done;
+    expect(got.pooled).toBe(true);
+    expect(got.digest).toBe(digest);
+    expect(got.chunks).toBeLessThanOrEqual(Math.ceil(SIZE / (960 * 1024)) + 1);
+    expect(got.buffers).toBeLessThan(got.chunks);
+  });
+
+  it('a consumer that never releases still gets every byte (fresh buffers)', async () => {
+    const p = spawnProcess('cat', [file], { pooledStdout: true });
+    const hash = createHash('sha256');
+    for await (const chunk of p.stdout as AsyncIterable<Buffer>) hash.update(chunk);
+    await p.done;
+    expect(hash.digest('hex')).toBe(digest);
+  });
+
+  it('a pooled send that fails or is killed rejects (never a clean end)', async () => {
+    const failing = spawnProcess('sh', ['-c', 'head -c 3000000 /dev/zero; exit 3'], { pooledStdout: true });
+    failing.stdout.resume();
+    await expect(failing.done).rejects.toThrow(/exited with 3/);
+    const killed = spawnProcess('cat', ['/dev/zero'], { pooledStdout: true });
+    killed.stdout.once('data', () => killed.kill());
+    await expect(killed.done).rejects.toThrow(/SIGKILL|stopped/);
+  });
+
+  /** An engine that receives into a program whose stdin completes each write late, hashing it then. */
+  const slowEngine = (delayMs: number) => {
+    const seen = { digest: '', writes: 0, buffers: new Set<ArrayBufferLike>(), pooled: false };
+    const engine: Pick<LocalEngine, 'receive' | 'destroySnapshot'> = {
+      destroySnapshot: () => Promise.resolve(),
+      receive: async (_id, name, identity, stream): Promise<LocalSnapshot> => {
+        seen.pooled = releaserOf(stream) !== undefined;
+        const hash = createHash('sha256');
+        const stdin = new Writable({
+          highWaterMark: 2 * 1024 * 1024,
+          write: (chunk: Buffer, _e, callback) => {
+            seen.writes++;
+            seen.buffers.add(chunk.buffer);
+            // Read when the write completes, as a pipe's write would: a buffer refilled early shows here.
+            setTimeout(() => {
+              hash.update(chunk);
+              callback();
+            }, delayMs);
+          },
+        });
+        let finish: () => void = () => undefined;
+        const finished = new Promise<void>((resolve) => (finish = resolve));
+        stdin.on('finish', () => finish());
+        const p: StreamProcess = { stdin, stdout: new PassThrough(), done: finished, kill: () => stdin.destroy() };
+        await pipeInto(stream, p);
+        seen.digest = hash.digest('hex');
+        return { datasetId: ID, name, identity, received: true };
+      },
+    };
+    return { engine: engine as LocalEngine, seen };
+  };
+
+  it('through mutual TLS into a slow receiving program: every byte, coalesced into large writes from reused buffers', async () => {
+    const a = cluster.node();
+    const b = cluster.node();
+    const { engine, seen } = slowEngine(3);
+    const server = new TransferServer({ engine, credentials: b });
+    const port = await server.listen(0, '127.0.0.1');
+    try {
+      const client = new TransferClient({ host: '127.0.0.1', port, nodeUuid: b.nodeUuid }, a);
+      const p = spawnProcess('cat', [file], { pooledStdout: true });
+      const bytes = await client.receive(
+        { datasetId: ID, name: 'move-000001', parent: null, identity: 'x' },
+        { stream: p.stdout, done: p.done },
+      );
+      expect(bytes).toBe(SIZE);
+      expect(seen.pooled).toBe(true);
+      expect(seen.digest).toBe(digest);
+      // 16-KiB TLS records would be ~1500 writes.
+      expect(seen.writes).toBeLessThanOrEqual(Math.ceil(SIZE / (1024 * 1024)) + 2);
+      expect(seen.buffers.size).toBeLessThan(seen.writes);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a received partial buffer is passed on when the sender stalls (not held until a MiB fills)', async () => {
+    const a = cluster.node();
+    const b = cluster.node();
+    let first: (c: Buffer) => void = () => undefined;
+    const firstChunk = new Promise<Buffer>((resolve) => (first = resolve));
+    const engine: Pick<LocalEngine, 'receive' | 'destroySnapshot'> = {
+      destroySnapshot: () => Promise.resolve(),
+      receive: async (_id, name, identity, stream) => {
+        stream.on('error', () => undefined);
+        stream.once('data', (c: Buffer) => first(Buffer.from(c)));
+        await new Promise((resolve) => stream.once('close', resolve));
+        return { datasetId: ID, name, identity, received: true };
+      },
+    };
+    const server = new TransferServer({ engine: engine as LocalEngine, credentials: b });
+    const port = await server.listen(0, '127.0.0.1');
+    const raw = tls.connect({ host: '127.0.0.1', port, ...a, checkServerIdentity: () => undefined });
+    try {
+      await new Promise<void>((resolve) => raw.once('secureConnect', () => resolve()));
+      const header = Buffer.alloc(4);
+      header.writeUInt32BE(10, 0);
+      raw.write(
+        `${JSON.stringify({ op: 'receive', datasetId: ID, name: 'move-000001', parent: null, identity: 'x' })}\n`,
+      );
+      raw.write(Buffer.concat([header, Buffer.from('0123456789')]));
+      expect((await firstChunk).toString()).toBe('0123456789');
+    } finally {
+      raw.destroy();
+      await server.close();
+    }
+  });
+});
