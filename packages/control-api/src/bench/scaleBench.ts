@@ -350,7 +350,10 @@ export function scaleMarkdown(
       : `**${r.fanout_reached_min} of ${r.agents} reached** (${list(r.fanout_ms)} ms)`;
     // The creates without polls are measured once per size, before the etcd phases.
     const prev = results[i - 1];
-    const sameCreates = prev !== undefined && prev.agents === r.agents && prev.create_no_polls === r.create_no_polls;
+    const sameCreates =
+      prev !== undefined &&
+      prev.agents === r.agents &&
+      JSON.stringify(prev.create_no_polls) === JSON.stringify(r.create_no_polls);
     return (
       `| ${r.config} | ${r.agents.toLocaleString('en')} / ${r.datasets.toLocaleString('en')} ` +
       `| ${r.read_node_view.p50_ms} / ${mark(r.read_node_view.p99_ms, TARGETS.read_p99_ms)} ms ` +
@@ -423,6 +426,11 @@ export function scaleChart(results: PhaseResult[]): string {
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
     .option('out', { type: 'string', describe: 'Write the results as JSON here' })
+    .option('measure', {
+      type: 'boolean',
+      default: true,
+      describe: '--no-measure: only write the table and chart of the --merge files',
+    })
     .option('merge', {
       type: 'string',
       array: true,
@@ -475,7 +483,7 @@ async function main(): Promise<void> {
   const results: PhaseResult[] = [];
   const started = performance.now();
   const failed: string[] = [];
-  for (const store of stores as ('file' | 'etcd')[])
+  for (const store of argv.measure ? (stores as ('file' | 'etcd')[]) : [])
     for (const n of sizes) {
       // One size failing (e.g. the machine out of memory) still leaves the others' figures.
       try {
