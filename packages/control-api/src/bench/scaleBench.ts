@@ -505,9 +505,10 @@ async function main(): Promise<void> {
   results.sort((a, b) => order.indexOf(a.config) - order.indexOf(b.config) || a.agents - b.agents);
   process.stdout.write(scaleMarkdown(results, o));
   if (failed.length > 0) process.stdout.write(`\nFailed: ${failed.join('; ')}.\n`);
-  process.stdout.write(
-    `\nWhole run: ${Math.round((performance.now() - started) / 1000)} s (sizes ${sizes.join(', ')}).\n`,
-  );
+  if (argv.measure)
+    process.stdout.write(
+      `\nWhole run: ${Math.round((performance.now() - started) / 1000)} s (sizes ${sizes.join(', ')}).\n`,
+    );
   if (argv.out !== undefined)
     writeFileSync(argv.out, `${JSON.stringify({ targets: TARGETS, sizes, stores, results }, null, 2)}\n`);
   if (argv.svg !== undefined) writeFileSync(argv.svg, scaleChart(results));
