@@ -14,7 +14,7 @@ import type { LocalEngine, LocalSnapshot } from './engine';
 import { spawnProcess, type StreamProcess } from './processes';
 import { pipeInto } from './streams';
 import { makeTestCluster, type TestCluster } from './testSupport';
-import { TransferClient, TransferServer } from './transfer';
+import { readIntoReusedBuffer, TransferClient, TransferServer } from './transfer';
 
 const ID = '0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a10';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -202,6 +202,88 @@ describe('pooled buffers on the transfer path', () => {
       );
       raw.write(Buffer.concat([header, Buffer.from('0123456789')]));
       expect((await firstChunk).toString()).toBe('0123456789');
+    } finally {
+      raw.destroy();
+      await server.close();
+    }
+  });
+
+  it('on this Node, an accepted TLS socket decrypts into one reused buffer (no fresh buffer per record, no data events)', async () => {
+    const a = cluster.node();
+    const b = cluster.node();
+    const views: Buffer[] = [];
+    const texts: string[] = [];
+    let events = 0;
+    let reused = false;
+    let got: () => void = () => undefined;
+    const all = new Promise<void>((resolve) => (got = resolve));
+    const server = tls.createServer({ ...b, requestCert: true, rejectUnauthorized: true }, (socket) => {
+      socket.on('data', () => events++);
+      reused = readIntoReusedBuffer(socket, (view) => {
+        views.push(view);
+        texts.push(view.toString());
+        if (texts.join('').length >= 3 * 20000) got();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    const raw = tls.connect({ host: '127.0.0.1', port, ...a, checkServerIdentity: () => undefined });
+    try {
+      await new Promise<void>((resolve) => raw.once('secureConnect', () => resolve()));
+      for (const c of ['x', 'y', 'z']) {
+        raw.write(c.repeat(20000));
+        await sleep(20);
+      }
+      await all;
+      expect(reused).toBe(true);
+      expect(events).toBe(0);
+      expect(texts.join('')).toBe('x'.repeat(20000) + 'y'.repeat(20000) + 'z'.repeat(20000));
+      expect(new Set(views.map((v) => v.buffer)).size).toBe(1);
+    } finally {
+      raw.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('frame headers split across TLS records (the reused read buffer) are reassembled', async () => {
+    const a = cluster.node();
+    const b = cluster.node();
+    const { engine, seen } = slowEngine(0);
+    const server = new TransferServer({ engine, credentials: b });
+    const port = await server.listen(0, '127.0.0.1');
+    const raw = tls.connect({ host: '127.0.0.1', port, ...a, checkServerIdentity: () => undefined });
+    try {
+      await new Promise<void>((resolve) => raw.once('secureConnect', () => resolve()));
+      const payload = randomBytes(70000);
+      const frame = Buffer.alloc(4 + payload.length);
+      frame.writeUInt32BE(payload.length, 0);
+      payload.copy(frame, 4);
+      const wire = Buffer.concat([
+        frame,
+        frame,
+        Buffer.alloc(4),
+        Buffer.from(`${JSON.stringify({ bytes: 2 * payload.length })}\n`),
+      ]);
+      raw.write(
+        `${JSON.stringify({ op: 'receive', datasetId: ID, name: 'move-000001', parent: null, identity: 'x' })}\n`,
+      );
+      // Cut inside the headers (each write is its own TLS record).
+      let answer = '';
+      raw.on('data', (d: Buffer) => (answer += d.toString()));
+      for (const [from, to] of [
+        [0, 2],
+        [2, 70005],
+        [70005, 70006],
+        [70006, 70010],
+        [70010, wire.length],
+      ]) {
+        raw.write(wire.subarray(from, to));
+        await sleep(10);
+      }
+      for (let i = 0; i < 100 && !answer.includes('\n'); i++) await sleep(20);
+      expect(JSON.parse(answer)).toMatchObject({ ok: true });
+      expect(seen.digest).toBe(createHash('sha256').update(payload).update(payload).digest('hex'));
     } finally {
       raw.destroy();
       await server.close();

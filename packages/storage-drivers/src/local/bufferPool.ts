@@ -50,15 +50,33 @@ export class BufferPool {
 /** Releases a chunk of a stream once its consumer wrote it (see BufferPool.release). */
 export type ReleaseChunk = (chunk: Buffer) => void;
 
-const releasers = new WeakMap<Readable, ReleaseChunk>();
+/**
+ * Free bytes a pooled sender leaves in front of each chunk in its buffer: the transfer writes its
+ * frame header there and sends header and chunk as one contiguous write (TLS copies a writev's
+ * buffers into a fresh one first).
+ */
+export const FRAME_HEADROOM = 4;
+
+export interface Pooled {
+  readonly release: ReleaseChunk;
+  /** Bytes before each chunk, in its buffer, that belong to no chunk and are the consumer's to write. */
+  readonly headroom: number;
+}
+
+const pooledStreams = new WeakMap<Readable, Pooled>();
 
 /** Says that the stream's chunks are pooled: its consumer should release each once written. */
-export function markPooled<T extends Readable>(stream: T, release: ReleaseChunk): T {
-  releasers.set(stream, release);
+export function markPooled<T extends Readable>(stream: T, release: ReleaseChunk, headroom = 0): T {
+  pooledStreams.set(stream, { release, headroom });
   return stream;
+}
+
+/** How to give back the stream's chunks, and the room before each, if they are pooled. */
+export function pooledOf(stream: Readable): Pooled | undefined {
+  return pooledStreams.get(stream);
 }
 
 /** How to give back the stream's chunks, if they are pooled. */
 export function releaserOf(stream: Readable): ReleaseChunk | undefined {
-  return releasers.get(stream);
+  return pooledStreams.get(stream)?.release;
 }

@@ -9,7 +9,7 @@ import { PassThrough, Readable, Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { errorMessage } from '@flocker/runtime';
 import { formatCommand } from '../exec';
-import { BufferPool, markPooled } from './bufferPool';
+import { BufferPool, FRAME_HEADROOM, markPooled } from './bufferPool';
 import { LocalStorageError } from './engine';
 
 /** A running program whose stdin and stdout carry a stream. */
@@ -101,11 +101,13 @@ function spawnPooledOutput(file: string, args: readonly string[]): StreamProcess
       read: () => source?.resume(),
     }),
     (chunk) => pool.release(chunk),
+    FRAME_HEADROOM,
   );
   let current = pool.acquire();
+  /** Bytes read into current, after its headroom. */
   let filled = 0;
   const passOn = (): boolean => {
-    const chunk = current.subarray(0, filled);
+    const chunk = current.subarray(FRAME_HEADROOM, FRAME_HEADROOM + filled);
     current = pool.acquire();
     filled = 0;
     return stdout.push(chunk);
@@ -136,11 +138,11 @@ function spawnPooledOutput(file: string, args: readonly string[]): StreamProcess
       readable: true,
       writable: false,
       onread: {
-        buffer: () => current.subarray(filled),
+        buffer: () => current.subarray(FRAME_HEADROOM + filled),
         callback: (n: number) => {
           filled += n;
           // false pauses the FIFO until the stream is read again (read() resumes it).
-          return current.length - filled >= PIPE_READ || passOn();
+          return current.length - FRAME_HEADROOM - filled >= PIPE_READ || passOn();
         },
       },
     });

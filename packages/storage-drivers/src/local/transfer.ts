@@ -26,7 +26,7 @@ import {
   type LocalErrorCode,
   type SendStream,
 } from './engine';
-import { BufferPool, markPooled, releaserOf, type ReleaseChunk } from './bufferPool';
+import { BufferPool, markPooled, pooledOf, type Pooled } from './bufferPool';
 import { snapshotsToPrune } from './plan';
 
 export interface NodeTlsCredentials {
@@ -257,6 +257,37 @@ export class TransferServer {
 }
 
 /**
+ * Has the socket decrypt into one reused 64-KiB buffer, handing each read to onRead as a view of it
+ * (valid only during the call), instead of a fresh buffer per 16-KiB TLS record: at hundreds of MiB/s
+ * those (external memory) set off a V8 mark-compact every few dozen MiB, which took a third of the
+ * receiver's CPU. This is the `onread` option of net.Socket and tls.connect, which tls.Server does
+ * not offer for the sockets it accepts: it is set on the accepted socket the same way (the socket's
+ * own kBuffer/kBufferCb fields, its handle's useUserBuffer). Where a Node version lacks those, the
+ * socket's 'data' events carry the data as before (false returned); the caller listens to both, and
+ * each read arrives through exactly one of them. Pausing the socket stops reads in either mode.
+ */
+export function readIntoReusedBuffer(socket: tls.TLSSocket, onRead: (view: Buffer) => void): boolean {
+  const symbols = Object.getOwnPropertySymbols(socket);
+  const field = (name: string): symbol | undefined => symbols.find((s) => s.description === name);
+  const kBuffer = field('kBuffer');
+  const kBufferCb = field('kBufferCb');
+  const kBufferGen = field('kBufferGen');
+  const fields = socket as unknown as Record<symbol, unknown>;
+  const handle = (socket as unknown as { _handle?: { useUserBuffer?: (buffer: Uint8Array) => void } | null })._handle;
+  if (kBuffer === undefined || kBufferCb === undefined || kBufferGen === undefined) return false;
+  if (fields[kBuffer] !== null || typeof handle?.useUserBuffer !== 'function') return false;
+  const buffer = Buffer.allocUnsafeSlow(64 * 1024);
+  fields[kBuffer] = buffer;
+  fields[kBufferGen] = null;
+  fields[kBufferCb] = (n: number): boolean => {
+    onRead(buffer.subarray(0, n));
+    return true;
+  };
+  handle.useUserBuffer(buffer);
+  return true;
+}
+
+/**
  * Reads a request line, then frames, from a socket. Once the payload starts, every chunk the
  * socket gives is parsed as it arrives (no await, no copy: a frame's payload goes on as subarrays
  * of the pieces that arrived), with backpressure from the engine pausing the socket.
@@ -273,15 +304,19 @@ class FrameReader {
   private cut: (() => void) | null = null;
 
   constructor(private readonly socket: tls.TLSSocket) {
-    socket.on('data', (chunk: Buffer) => {
+    /** A chunk that is not ours to keep (a view of the reused read buffer) is copied if kept. */
+    const take = (chunk: Buffer, ours: boolean): void => {
       if (this.sink !== null) {
         this.sink(chunk);
         return;
       }
-      this.chunks.push(chunk);
-      this.length += chunk.length;
+      const kept = ours ? chunk : Buffer.from(chunk);
+      this.chunks.push(kept);
+      this.length += kept.length;
       this.wake();
-    });
+    };
+    socket.on('data', (chunk: Buffer) => take(chunk, true));
+    readIntoReusedBuffer(socket, (view) => take(view, false));
     const stop = (): void => {
       this.ended = true;
       this.wake();
@@ -399,6 +434,8 @@ class FrameReader {
         this.sink = null;
         this.cut = null;
         if (rest.length > 0) {
+          // A copy: the chunk's buffer may be reused by the next read.
+          rest = Buffer.from(rest);
           this.chunks.push(rest);
           this.length += rest.length;
         }
@@ -439,7 +476,8 @@ class FrameReader {
           // A frame header, perhaps split between chunks.
           const part = chunk.subarray(at, at + 4 - header.length);
           at += part.length;
-          header = header.length === 0 ? part : Buffer.concat([header, part]);
+          // A copy: the chunk's buffer may be reused by the next read.
+          header = Buffer.concat([header, part]);
           if (header.length < 4) break;
           frameLeft = header.readUInt32BE(0);
           header = Buffer.alloc(0);
@@ -609,7 +647,7 @@ export class TransferClient implements TargetApi {
       // An answer before the end of the stream is a refusal: the send stops (the peer reads no more of it).
       const cut = Promise.race([closed, answer.then(() => Promise.reject(new Error('answered mid-stream')))]);
       cut.catch(() => undefined);
-      await this.pump(socket, send.stream, releaserOf(send.stream), cut, (n) => {
+      await this.pump(socket, send.stream, pooledOf(send.stream), cut, (n) => {
         bytes += n;
         onBytes?.(bytes);
       });
@@ -631,15 +669,17 @@ export class TransferClient implements TargetApi {
   }
 
   /**
-   * The stream onto the socket as frames, each chunk as it comes (no copy); the stream is paused
-   * while the socket's buffer is full and resumed on 'drain'. Header and chunk are two writes, not
-   * one corked writev: TLS copies a writev's buffers into one first (a MiB per chunk of a pooled
-   * send). A pooled chunk is released in its write's callback, once TLS is done with it.
+   * The stream onto the socket as frames, each chunk as it comes (no copy). A pooled send's chunk
+   * (a MiB) gets its header in the headroom before it and goes as one write, one at a time: the
+   * next waits for the write's callback, which releases the buffer (TLS is done with it). Never
+   * two queued writes, which the socket would flush as a writev that TLS first copies into a fresh
+   * buffer. Other chunks: header and chunk in one corked write, the stream paused while the
+   * socket's buffer is full and resumed on 'drain'.
    */
   private pump(
     socket: tls.TLSSocket,
     stream: NodeJS.ReadableStream,
-    release: ReleaseChunk | undefined,
+    pooled: Pooled | undefined,
     closed: Promise<never>,
     sent: (n: number) => void,
   ): Promise<void> {
@@ -650,17 +690,32 @@ export class TransferClient implements TargetApi {
       const onData = (chunk: Buffer | string): void => {
         const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
         if (data.length === 0) return;
+        if (pooled !== undefined && pooled.headroom >= 4 && data.byteOffset >= 4) {
+          const frame = Buffer.from(data.buffer, data.byteOffset - 4, data.length + 4);
+          frame.writeUInt32BE(data.length, 0);
+          stream.pause();
+          socket.write(frame, () => {
+            pooled.release(data);
+            if (!finished) stream.resume();
+          });
+          sent(data.length);
+          return;
+        }
         const header = Buffer.allocUnsafe(4);
         header.writeUInt32BE(data.length, 0);
+        socket.cork();
         socket.write(header);
-        const ok = release !== undefined ? socket.write(data, () => release(data)) : socket.write(data);
+        const ok = socket.write(data);
+        socket.uncork();
         sent(data.length);
         if (!ok) {
           stream.pause();
           socket.once('drain', resume);
         }
       };
+      let finished = false;
       const finish = (e?: unknown): void => {
+        finished = true;
         stream.off('data', onData);
         stream.off('end', finish);
         stream.off('error', finish);
