@@ -13,9 +13,11 @@ import {
   applyClusterDelta,
   type ClusterSnapshot,
   createConnectionPool,
+  FlockerApiError,
   FlockerClient,
   isClusterDelta,
 } from '@flocker/api';
+import { errorMessage } from '@flocker/runtime';
 
 /** The largest number that is not NaN; NaN when there is none. */
 function maxOrNaN(xs: number[]): number {
@@ -44,7 +46,16 @@ type AgentsCommand =
   | { type: 'stop' };
 type AgentsMessage =
   | { type: 'started'; errors: number }
-  | { type: 'fanout'; reached: number; lastAt: number; watchedAt: number; errors: number; deltas: number; full: number }
+  | {
+      type: 'fanout';
+      reached: number;
+      lastAt: number;
+      watchedAt: number;
+      errors: number;
+      errorKinds: Record<string, number>;
+      deltas: number;
+      full: number;
+    }
   | { type: 'stopped' };
 
 export interface Fanout {
@@ -59,6 +70,8 @@ export interface Fanout {
   full: number;
   /** Failed polls (retried) since the agents started. */
   errors: number;
+  /** The failed polls by what failed them (status and code, or the message with numbers blanked). */
+  errorKinds: Record<string, number>;
 }
 
 /** The main thread's handle on the agents, spread over `workers` worker threads. */
@@ -125,6 +138,10 @@ export class AgentFleet {
       lastAt: maxOrNaN(all.map((m) => m.lastAt)),
       watchedAt: watch === undefined ? NaN : maxOrNaN(watched),
       errors: sum((m) => m.errors),
+      errorKinds: all.reduce<Record<string, number>>((kinds, m) => {
+        for (const [k, n] of Object.entries(m.errorKinds)) kinds[k] = (kinds[k] ?? 0) + n;
+        return kinds;
+      }, {}),
       deltas: sum((m) => m.deltas),
       full: sum((m) => m.full),
     };
@@ -160,6 +177,7 @@ async function runAgents(input: AgentsInput): Promise<void> {
   };
   let stop = false;
   let errors = 0;
+  const errorKinds: Record<string, number> = {};
   let deltas = 0;
   let full = 0;
   /** Each agent's generation when the fan-out was armed; an agent is reached by an answer with another. */
@@ -188,6 +206,7 @@ async function runAgents(input: AgentsInput): Promise<void> {
       lastAt,
       watchedAt,
       errors,
+      errorKinds,
       deltas,
       full,
     } satisfies AgentsMessage);
@@ -251,8 +270,13 @@ async function runAgents(input: AgentsInput): Promise<void> {
           view = await client.waitForCluster(gen, wait, { node });
           full++;
         }
-      } catch {
+      } catch (err) {
         errors++;
+        const kind = (err instanceof FlockerApiError ? `${err.status} ${err.code}` : errorMessage(err))
+          .replace(/[0-9a-f-]{36}/g, '<id>')
+          .replace(/\d+(\.\d+)?/g, 'N')
+          .slice(0, 120);
+        errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
         await new Promise((r) => setTimeout(r, 100));
         continue;
       }

@@ -45,6 +45,7 @@ interface PhaseResult {
   targeted_median_ms: number;
   targeted_woken_max: number;
   agent_poll_errors: number;
+  agent_poll_error_kinds?: Record<string, number>;
   agent_answers: { deltas: number; full: number };
   /** Reads that failed and were retried (not in the latencies). */
   read_failures: number;
@@ -253,6 +254,7 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
         const duringFanout: number[] = [];
         let reachedMin = agentCount;
         let errors = 0;
+        let errorKinds: Record<string, number> = {};
         let answers = { deltas: 0, full: 0 };
         const someDataset = owned[0]?.[0] as string;
         for (let f = 0; f < o.fanouts; f++) {
@@ -282,6 +284,7 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
           targeted.push(Math.round(fan.watchedAt - t0));
           wokenMax = Math.max(wokenMax, fan.reached);
           errors = fan.errors;
+          errorKinds = fan.errorKinds;
           answers = { deltas: fan.deltas, full: fan.full };
           await sleep(300);
         }
@@ -309,6 +312,7 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
           targeted_median_ms: median(targeted),
           targeted_woken_max: wokenMax,
           agent_poll_errors: errors,
+          agent_poll_error_kinds: errorKinds,
           agent_answers: answers,
           read_failures: readFailures.n,
           ...(readFailures.n > 0 ? { read_failure: readFailures.last } : {}),
@@ -501,7 +505,7 @@ async function main(): Promise<void> {
   }
   if (seedRetries > 0) o.log(`seeding retried ${seedRetries} requests answered 503`);
   // Rows by configuration, then size.
-  const order = [...new Set(results.map((r) => r.config))];
+  const order = [...new Set(['file', ...results.map((r) => r.config)])];
   results.sort((a, b) => order.indexOf(a.config) - order.indexOf(b.config) || a.agents - b.agents);
   process.stdout.write(scaleMarkdown(results, o));
   if (failed.length > 0) process.stdout.write(`\nFailed: ${failed.join('; ')}.\n`);
