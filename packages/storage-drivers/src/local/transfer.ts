@@ -78,6 +78,11 @@ const Trailer = z.object({ bytes: z.number().int().nonnegative() }).strict();
 const MAX_LINE = 64 * 1024;
 /** A received partial buffer is passed on after this long without filling (a slow or idle sender). */
 const COALESCE_WAIT_MS = 5;
+/**
+ * Pooled frames written and not yet called back: one being written, one queued behind it (written
+ * alone when the first completes; a third would make the socket flush the queue as a writev).
+ */
+const MAX_IN_FLIGHT = 2;
 /** The sending socket's buffer (bytes) before the stream is paused. */
 const SOCKET_BUFFER = 1024 * 1024;
 
@@ -693,10 +698,12 @@ export class TransferClient implements TargetApi {
         if (pooled !== undefined && pooled.headroom >= 4 && data.byteOffset >= 4) {
           const frame = Buffer.from(data.buffer, data.byteOffset - 4, data.length + 4);
           frame.writeUInt32BE(data.length, 0);
-          stream.pause();
+          inFlight++;
+          if (inFlight >= MAX_IN_FLIGHT) stream.pause();
           socket.write(frame, () => {
             pooled.release(data);
-            if (!finished) stream.resume();
+            inFlight--;
+            if (!finished && inFlight < MAX_IN_FLIGHT) stream.resume();
           });
           sent(data.length);
           return;
@@ -714,6 +721,7 @@ export class TransferClient implements TargetApi {
         }
       };
       let finished = false;
+      let inFlight = 0;
       const finish = (e?: unknown): void => {
         finished = true;
         stream.off('data', onData);
