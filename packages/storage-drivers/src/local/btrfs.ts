@@ -87,6 +87,7 @@ export function parseQgroupShow(text: string): Map<number, { referenced: number;
 const WRITE_OUT_EVERY = 128 * 1024 * 1024;
 
 export class BtrfsEngine implements LocalEngine {
+  private mountChain: Promise<void> = Promise.resolve();
   readonly engine = 'btrfs' as const;
   readonly pool: string;
   private readonly exec: ExecFn;
@@ -247,8 +248,30 @@ export class BtrfsEngine implements LocalEngine {
     );
   }
 
+  /**
+   * Mounts and unmounts one at a time: the agent's loop and its transfer listener (promote with
+   * mount) may mount the same subvolume at once, and two checks-then-mounts would stack two bind
+   * mounts at one path (the second hiding the first; an unmount would then leave one behind).
+   */
+  private serialMounts<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.mountChain.then(op, op);
+    this.mountChain = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
   async mount(datasetId: string, mountPath: string): Promise<void> {
     checkDatasetId(datasetId);
+    await this.serialMounts(() => this.mountNow(datasetId, mountPath));
+  }
+
+  async unmount(mountPath: string): Promise<void> {
+    await this.serialMounts(() => this.unmountNow(mountPath));
+  }
+
+  private async mountNow(datasetId: string, mountPath: string): Promise<void> {
     if ((await this.mountPoints(datasetId)).includes(mountPath)) return;
     const other = (await this.readMounts()).filter((m) => m.mountPoint === mountPath);
     if (other.length > 0)
@@ -262,7 +285,7 @@ export class BtrfsEngine implements LocalEngine {
     await runChecked(this.exec, 'mount', ['--bind', this.datasetPath(datasetId), mountPath], `mounting ${datasetId}`);
   }
 
-  async unmount(mountPath: string): Promise<void> {
+  private async unmountNow(mountPath: string): Promise<void> {
     if (!(await this.readMounts()).some((m) => m.mountPoint === mountPath)) return;
     await runChecked(this.exec, 'umount', [mountPath], `unmounting ${mountPath}`, 'DEVICE_BUSY');
   }

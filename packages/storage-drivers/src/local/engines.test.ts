@@ -193,6 +193,26 @@ describe('btrfs engine', () => {
     await expect(e.mount(ID, '/pool')).rejects.toMatchObject({ code: 'DEVICE_BUSY' });
   });
 
+  it('two mounts of one subvolume at once (the agent and its transfer listener): one bind mount, not two stacked', async () => {
+    const f: Fake = fake((argv) => {
+      if (argv === `mount --bind /pool/flocker/datasets/${ID} /flocker/x`)
+        f.mounts = [POOL_MOUNT, { ...POOL_MOUNT, root: `/flocker/datasets/${ID}`, mountPoint: '/flocker/x' }];
+      return undefined;
+    });
+    f.mounts = [POOL_MOUNT];
+    f.fs.existing.add(`/pool/flocker/datasets/${ID}`);
+    const e = btrfs(f);
+    await Promise.all([e.mount(ID, '/flocker/x'), e.mount(ID, '/flocker/x')]);
+    expect(f.calls.filter((c) => c.startsWith('mount '))).toEqual([
+      `mount --bind /pool/flocker/datasets/${ID} /flocker/x`,
+    ]);
+    // A failed one does not stop the next.
+    await expect(e.mount(ID, '/pool')).rejects.toMatchObject({ code: 'DEVICE_BUSY' });
+    f.calls.length = 0;
+    await e.unmount('/flocker/x');
+    expect(f.calls).toEqual(['umount /flocker/x']);
+  });
+
   it('in use while any mount namespace has the subvolume (or a directory in it) mounted', async () => {
     const f = fake(() => undefined);
     f.mounts = [POOL_MOUNT];
