@@ -493,7 +493,9 @@ async function main(): Promise<void> {
       try {
         results.push(...(await runSize(store, n, o)));
       } catch (err) {
-        o.log(`${store} ${n} failed: ${String(err)}`);
+        o.log(
+          `${store} ${n} failed: ${String(err)}${err instanceof Error && err.cause !== undefined ? ` (${errorMessage(err.cause)})` : ''}`,
+        );
         failed.push(`${store} at ${n} agents (${String(err)})`);
       }
     }
