@@ -377,7 +377,9 @@ export class ZfsEngine implements LocalEngine {
     checkSnapshotName(name);
     if (parent !== null) checkSnapshotName(parent);
     const fs = this.fileSystem(datasetId);
-    const p = this.spawn('zfs', ['send', ...(parent !== null ? ['-i', `${fs}@${parent}`] : []), `${fs}@${name}`]);
+    const p = this.spawn('zfs', ['send', ...(parent !== null ? ['-i', `${fs}@${parent}`] : []), `${fs}@${name}`], {
+      pooledStdout: true,
+    });
     p.stdin.end();
     return { stream: p.stdout, done: p.done, abort: p.kill };
   }
