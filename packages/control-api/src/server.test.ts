@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { FlockerApiError, FlockerClient } from '@flocker/api';
+import { createConnectionPool, FlockerApiError, FlockerClient } from '@flocker/api';
 import { FileConfigurationStore } from './ConfigurationStore';
 import { buildOpenApi, openApiPath } from './openapi';
 import { routes } from './routes';
@@ -588,6 +588,77 @@ describe('server limits', () => {
     const t = Date.now();
     expect((await client.waitForCluster(snap.generation, 900)).generation).toBe(snap.generation);
     expect(Date.now() - t).toBeGreaterThanOrEqual(850);
+  });
+});
+
+describe('connection limit and bursts (issue 23: agents refused at scale)', () => {
+  /** A kept-alive connection that made one request: open, idle, counted against the limit. */
+  async function openConnection(port: number, path: string, waitForAnswer: boolean): Promise<Socket> {
+    const socket = connect(port, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', () => resolve());
+      socket.once('error', reject);
+    });
+    socket.on('error', () => undefined);
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n`);
+    if (waitForAnswer) await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+    return socket;
+  }
+  const closed = (s: Socket): Promise<void> =>
+    s.destroyed ? Promise.resolve() : new Promise((resolve) => s.once('close', () => resolve()));
+
+  it('idle keep-alive connections at the limit make room for a new client; a long-poll in progress is kept', async () => {
+    const svc = await startOnLoopback({ limits: { maxConnections: 20 } });
+    try {
+      const generation = (await new FlockerClient({ baseUrl: svc.url }).waitForCluster()).generation;
+      // The client above left its own connection idle: with 18 more idle ones and a long-poll, 20 are open.
+      const idle = await Promise.all(Array.from({ length: 18 }, () => openConnection(svc.port, '/v1/version', true)));
+      const poll = await openConnection(svc.port, `/v1/agent/cluster?since=${generation}&timeout_ms=5000`, false);
+      let pollClosed = false;
+      poll.once('close', () => (pollClosed = true));
+      // The 21st connection is dropped; the idle ones are closed so the next attempt gets in (before: refused
+      // until their keep-alive timeout, 65 s).
+      const fresh = new FlockerClient({ baseUrl: svc.url, dispatcher: createConnectionPool(1, { keepAlive: true }) });
+      await fresh.version().catch(() => undefined);
+      await Promise.all(idle.map(closed));
+      await expect(fresh.version()).resolves.toBeDefined();
+      expect(pollClosed).toBe(false);
+      poll.destroy();
+    } finally {
+      await svc.close();
+    }
+  });
+
+  it('a burst of 1,500 connections at once is answered in full', async () => {
+    const svc = await startOnLoopback({ limits: { maxConnections: 2000 } });
+    try {
+      const n = 1500;
+      const sockets: Socket[] = [];
+      const answers = await Promise.all(
+        Array.from(
+          { length: n },
+          () =>
+            new Promise<string>((resolve) => {
+              const socket = connect(svc.port, '127.0.0.1');
+              sockets.push(socket);
+              let text = '';
+              socket.on('data', (c: Buffer) => {
+                text += c.toString();
+                if (text.includes('\r\n\r\n')) resolve(text.slice(0, 12));
+              });
+              socket.on('error', (err) => resolve(err.message));
+              socket.once('close', () => resolve(text.slice(0, 12) || 'closed'));
+              socket.write('GET /v1/version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+            }),
+        ),
+      );
+      for (const s of sockets) s.destroy();
+      const counts: Record<string, number> = {};
+      for (const a of answers) counts[a] = (counts[a] ?? 0) + 1;
+      expect(counts).toEqual({ 'HTTP/1.1 200': n });
+    } finally {
+      await svc.close();
+    }
   });
 });
 

@@ -1,6 +1,6 @@
 /** Express wiring: body parsing, the route table, error mapping; and startControlService. */
-import type { AddressInfo } from 'node:net';
-import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import winston, { type Logger } from 'winston';
@@ -47,6 +47,11 @@ export interface ServerLimits {
   /** Open connections beyond this are refused (each costs memory). */
   maxConnections: number;
   maxHeaderBytes: number;
+  /**
+   * Connections the kernel queues before the service accepts them (capped by net.core.somaxconn).
+   * Node's 511 overflowed when thousands of agents connected at once: each dropped SYN waits 1 s or more.
+   */
+  listenBacklog: number;
 }
 
 export const DEFAULT_LIMITS: ServerLimits = {
@@ -57,6 +62,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   checkIntervalMs: 1_000,
   maxConnections: 10_000,
   maxHeaderBytes: 16 * 1024,
+  listenBacklog: 4096,
 };
 export { MAX_BODY_BYTES };
 
@@ -346,9 +352,38 @@ export async function startControlService(options: ControlServiceOptions = {}): 
           app,
         );
   server.maxConnections = limits.maxConnections;
+  // At the limit a new connection is dropped; keep-alive connections idle after an answer (a client's
+  // spares between requests) then make room, or they would hold the slots and refuse every new client
+  // until their keep-alive timeout. A long-poll in progress, or a connection yet to send its first
+  // request, is kept.
+  const idleAfterAnswer = new Set<Socket>();
+  const tracked = new WeakSet<Socket>();
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket;
+    idleAfterAnswer.delete(socket);
+    if (!tracked.has(socket)) {
+      tracked.add(socket);
+      socket.once('close', () => idleAfterAnswer.delete(socket));
+    }
+    res.once('finish', () => {
+      if (!socket.destroyed) idleAfterAnswer.add(socket);
+    });
+  });
+  let lastIdleClose = 0;
+  server.on('drop', () => {
+    const now = Date.now();
+    if (now - lastIdleClose < 1000 || idleAfterAnswer.size === 0) return;
+    lastIdleClose = now;
+    logger.warn('connection limit reached: closing idle keep-alive connections', {
+      max_connections: limits.maxConnections,
+      idle: idleAfterAnswer.size,
+    });
+    for (const socket of idleAfterAnswer) socket.destroy();
+    idleAfterAnswer.clear();
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port ?? DEFAULT_PORT, host, () => {
+    server.listen({ port: options.port ?? DEFAULT_PORT, host, backlog: limits.listenBacklog }, () => {
       server.off('error', reject);
       resolve();
     });
