@@ -88,9 +88,13 @@ export interface WaitOptions {
   node?: string;
 }
 
-/** A connection pool for many concurrent requests (e.g. long-polls) to one server. */
-export function createConnectionPool(connections: number): Dispatcher {
-  return new Agent({ connections, pipelining: 0 });
+/**
+ * A connection pool for many concurrent requests (e.g. long-polls) to one server. Without
+ * `keepAlive` each connection closes after its request; with it at most `connections` stay open
+ * and are reused (a simulated agent's one connection, as a real agent on its own machine holds).
+ */
+export function createConnectionPool(connections: number, options: { keepAlive?: boolean } = {}): Dispatcher {
+  return new Agent({ connections, pipelining: options.keepAlive === true ? 1 : 0 });
 }
 
 export interface Tagged<T> {

@@ -3,7 +3,9 @@
  * other machines, and thousands of answers parsed in the measuring thread would delay its own
  * requests, not the server's. Each agent reads its node's view once (as an agent does on start),
  * then long-polls it over a kept-alive connection and re-polls after every answer, retrying a
- * failed poll after 100 ms as a real agent does. An agent talks to one control replica (its URL).
+ * failed poll with a jittered exponential backoff (100 ms doubling to 10 s) as a real agent's
+ * ClusterFollower does — a fixed 100 ms made thousands of refused agents a hot loop that loaded the
+ * machine and distorted every figure. An agent talks to one control replica (its URL).
  * With `delta` each poll asks for a per-node delta (`delta=true`) and merges it into the view it
  * holds (applyClusterDelta), as an agent on the delta channel does.
  */
@@ -17,7 +19,7 @@ import {
   FlockerClient,
   isClusterDelta,
 } from '@flocker/api';
-import { errorMessage } from '@flocker/runtime';
+import { Backoff, errorMessage } from '@flocker/runtime';
 
 /** The largest number that is not NaN; NaN when there is none. */
 function maxOrNaN(xs: number[]): number {
@@ -161,19 +163,39 @@ export class AgentFleet {
   }
 }
 
+/**
+ * A failed poll's kind: the status and code, and for a failure at the connection (status 0) the
+ * transport's own words (ECONNRESET, ECONNREFUSED, "other side closed", EADDRNOTAVAIL…), numbers blanked.
+ */
+export function errorKind(err: unknown): string {
+  let kind = errorMessage(err);
+  if (err instanceof FlockerApiError) {
+    const cause = err.status === 0 ? err.description.replace(/^.*? failed: /, '') : '';
+    kind = `${err.status} ${err.code}${cause === '' ? '' : `: ${cause}`}`;
+  }
+  return kind
+    .replace(/[0-9a-f-]{36}/g, '<id>')
+    .replace(/\d+(\.\d+)?/g, 'N')
+    .slice(0, 160);
+}
+
 async function runAgents(input: AgentsInput): Promise<void> {
   const port = parentPort;
   if (port === null) throw new Error('runAgents runs in a worker');
   const count = input.agents.length;
   const pool = input.keepAlive ? undefined : createConnectionPool(count + 64);
-  const clients = new Map<string, FlockerClient>();
+  // Kept alive, each agent has its own one connection, as a real agent on its own machine does. Sharing
+  // one pool, an agent re-polling before its last connection was released opened another: idle spares
+  // piled up past --max-connections, and the server dropped the agents' new connections for a keep-alive
+  // timeout (65 s).
+  const dispatchers: ReturnType<typeof createConnectionPool>[] = [];
   const clientFor = (url: string): FlockerClient => {
-    let c = clients.get(url);
-    if (c === undefined) {
-      c = new FlockerClient({ baseUrl: url, ...(pool !== undefined ? { dispatcher: pool } : {}), timeoutMs: 60_000 });
-      clients.set(url, c);
+    let dispatcher = pool;
+    if (dispatcher === undefined) {
+      dispatcher = createConnectionPool(1, { keepAlive: true });
+      dispatchers.push(dispatcher);
     }
-    return c;
+    return new FlockerClient({ baseUrl: url, dispatcher, timeoutMs: 60_000 });
   };
   let stop = false;
   let errors = 0;
@@ -250,6 +272,7 @@ async function runAgents(input: AgentsInput): Promise<void> {
     const client = clientFor(url);
     let view: ClusterSnapshot | undefined;
     let first = true;
+    const backoff = new Backoff({ initialMs: 100, maxMs: 10_000, jitter: true });
     while (!stop) {
       const gen = view?.generation;
       try {
@@ -272,14 +295,12 @@ async function runAgents(input: AgentsInput): Promise<void> {
         }
       } catch (err) {
         errors++;
-        const kind = (err instanceof FlockerApiError ? `${err.status} ${err.code}` : errorMessage(err))
-          .replace(/[0-9a-f-]{36}/g, '<id>')
-          .replace(/\d+(\.\d+)?/g, 'N')
-          .slice(0, 120);
+        const kind = errorKind(err);
         errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
-        await new Promise((r) => setTimeout(r, 100));
+        await new Promise((r) => setTimeout(r, backoff.next()));
         continue;
       }
+      backoff.reset();
       current.set(node, view.generation);
       const before = armed?.get(node);
       if (armed !== undefined && before !== undefined && view.generation !== before && !seen.has(node)) {
@@ -293,7 +314,8 @@ async function runAgents(input: AgentsInput): Promise<void> {
     }
   });
   await Promise.allSettled(loops);
-  await pool?.close().catch(() => undefined);
+  const all = pool === undefined ? dispatchers : [pool, ...dispatchers];
+  await Promise.all(all.map((d) => d.close().catch(() => undefined)));
   port.postMessage({ type: 'stopped' } satisfies AgentsMessage);
 }
 
