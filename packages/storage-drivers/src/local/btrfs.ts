@@ -18,6 +18,7 @@ import {
   type LocalSnapshot,
   type SendStream,
 } from './engine';
+import { OneAtATime } from './oneAtATime';
 import { realHostFs, type HostFs } from './hostFs';
 import {
   readAllNamespaceMounts,
@@ -87,7 +88,8 @@ export function parseQgroupShow(text: string): Map<number, { referenced: number;
 const WRITE_OUT_EVERY = 128 * 1024 * 1024;
 
 export class BtrfsEngine implements LocalEngine {
-  private mountChain: Promise<void> = Promise.resolve();
+  /** Mounts and unmounts one at a time (see OneAtATime). */
+  private readonly mounts = new OneAtATime();
   readonly engine = 'btrfs' as const;
   readonly pool: string;
   private readonly exec: ExecFn;
@@ -248,27 +250,13 @@ export class BtrfsEngine implements LocalEngine {
     );
   }
 
-  /**
-   * Mounts and unmounts one at a time: the agent's loop and its transfer listener (promote with
-   * mount) may mount the same subvolume at once, and two checks-then-mounts would stack two bind
-   * mounts at one path (the second hiding the first; an unmount would then leave one behind).
-   */
-  private serialMounts<T>(op: () => Promise<T>): Promise<T> {
-    const run = this.mountChain.then(op, op);
-    this.mountChain = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
-  }
-
   async mount(datasetId: string, mountPath: string): Promise<void> {
     checkDatasetId(datasetId);
-    await this.serialMounts(() => this.mountNow(datasetId, mountPath));
+    await this.mounts.run(() => this.mountNow(datasetId, mountPath));
   }
 
   async unmount(mountPath: string): Promise<void> {
-    await this.serialMounts(() => this.unmountNow(mountPath));
+    await this.mounts.run(() => this.unmountNow(mountPath));
   }
 
   private async mountNow(datasetId: string, mountPath: string): Promise<void> {

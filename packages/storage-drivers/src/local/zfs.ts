@@ -21,6 +21,7 @@ import {
   type LocalSnapshot,
   type SendStream,
 } from './engine';
+import { OneAtATime } from './oneAtATime';
 import { realHostFs, type HostFs } from './hostFs';
 import { readAllNamespaceMounts, readMounts, spawnProcess, type ReadMounts, type SpawnFn } from './processes';
 import { pipeInto } from './streams';
@@ -139,7 +140,8 @@ export class ZfsEngine implements LocalEngine {
   private readonly readMounts: ReadMounts;
   private readonly readAllMounts: ReadMounts;
   private featuresProbe: Promise<ZfsFeatures> | undefined;
-  private mountChain: Promise<void> = Promise.resolve();
+  /** Mounts and unmounts one at a time (see OneAtATime). */
+  private readonly mounts = new OneAtATime();
 
   constructor(o: ZfsEngineOptions) {
     this.pool = o.pool.replace(/\/+$/, '');
@@ -269,27 +271,13 @@ export class ZfsEngine implements LocalEngine {
     return (await this.readAllMounts()).some((m) => ZFS_FSTYPES.has(m.fstype) && m.source === fs);
   }
 
-  /**
-   * Mounts and unmounts one at a time: the agent's loop and its transfer listener (promote with
-   * mount) may mount the same dataset at once, and two checks-then-mounts would both mount (kernel:
-   * stacked mounts; zfs-fuse: the second `zfs set mountpoint` remounts it, empty for a moment).
-   */
-  private serialMounts<T>(op: () => Promise<T>): Promise<T> {
-    const run = this.mountChain.then(op, op);
-    this.mountChain = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
-  }
-
   async mount(datasetId: string, mountPath: string): Promise<void> {
     checkDatasetId(datasetId);
-    await this.serialMounts(() => this.mountNow(datasetId, mountPath));
+    await this.mounts.run(() => this.mountNow(datasetId, mountPath));
   }
 
   async unmount(mountPath: string): Promise<void> {
-    await this.serialMounts(() => this.unmountNow(mountPath));
+    await this.mounts.run(() => this.unmountNow(mountPath));
   }
 
   private async mountNow(datasetId: string, mountPath: string): Promise<void> {
