@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { FlockerClient } from '@flocker/api';
 import { CONFIGURATION_FILE, LOG_FILE } from './ConfigurationStore';
 import { controlArgv } from './testing/controlProcess';
+import { nodeReport } from './testing/httpService';
 
 const NODE = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const ROUNDS = 5;
@@ -62,16 +63,7 @@ describe('crash safety (kill -9 during a write loop)', () => {
       // An in-flight write that did land counts as written from now on.
       for (const id of stored) acked.add(id);
 
-      if (round === 0)
-        await client.reportNodeState({
-          uuid: NODE,
-          era: 'e',
-          host: '127.0.0.1',
-          instance_id: 'i',
-          backend: 'loopback',
-          manifestations: [],
-          errors: [],
-        });
+      if (round === 0) await client.reportNodeState(nodeReport(NODE));
       const inFlight = new Set<string>();
       let stop = false;
       const writer = async (): Promise<void> => {
@@ -144,16 +136,7 @@ describe('crash safety (kill -9 during a write loop)', () => {
         const stored = await client.listDatasets();
         // An acknowledged delete is there after the kill: the dataset shows deleted (or not at all).
         for (const d of stored) if (deleted.has(d.dataset_id)) expect(d.deleted).toBe(true);
-        if (round === 0)
-          await client.reportNodeState({
-            uuid: NODE,
-            era: 'e',
-            host: '127.0.0.1',
-            instance_id: 'i',
-            backend: 'loopback',
-            manifestations: [],
-            errors: [],
-          });
+        if (round === 0) await client.reportNodeState(nodeReport(NODE));
         const live = stored.filter((d) => !d.deleted).map((d) => d.dataset_id);
         while (live.length < 200) live.push((await client.createDataset({ primary: NODE })).dataset_id);
         let stop = false;
