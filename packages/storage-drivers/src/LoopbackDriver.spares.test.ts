@@ -5,7 +5,7 @@ import { execFileExec } from './exec';
 import { LoopbackDriver } from './LoopbackDriver';
 import { SPARE_MTIME } from './loopbackSpares';
 import { mount, unmount } from './blockdev';
-import { destroyTempRoot, makeTempRoot } from './testing/testSupport';
+import { destroyTempRoot, loopsUnder, makeTempRoot } from './testing/testSupport';
 
 jest.setTimeout(60_000);
 
@@ -136,5 +136,148 @@ describe('LoopbackDriver spares (issue 23)', () => {
     await fs.utimes(oldTemp, hourAgo, hourAgo);
     expect((await a.repair()).removedRecordTemps).toEqual([oldTemp]);
     expect(await fs.readdir(path.join(root, 'volumes'))).toEqual([path.basename(youngTemp)]);
+  });
+
+  describe('pre-attached spares', () => {
+    const devicesOf = async (root: string): Promise<Record<string, string[]>> => {
+      const out: Record<string, string[]> = {};
+      for (const l of await loopsUnder(root)) {
+        const key = path.relative(root, l.backingFile);
+        out[key] = [...(out[key] ?? []), l.device];
+      }
+      return out;
+    };
+
+    it('a make binds the spare to a loop device; a claim with attach hands that device out, attached here in the one record it writes, and the device follows the image', async () => {
+      const { root, a } = await pool();
+      const spare = await a.makeSpare(32 * MiB);
+      const [device] = (await devicesOf(root))[`spares/${spare.id}.img`] ?? [];
+      expect(device).toMatch(/^\/dev\/loop\d+$/);
+      // Binding changes nothing in the image: the never-written proof still holds.
+      expect((await fs.stat(path.join(root, 'spares', `${spare.id}.img`))).mtimeMs).toBe(SPARE_MTIME * 1000);
+      const ds = randomUUID();
+      const v = await a.claimSpare(ds, 32 * MiB, { onlyVolume: true, attach: true });
+      expect(v).toEqual({
+        blockdeviceId: spare.id,
+        datasetId: ds,
+        size: 32 * MiB,
+        attachedTo: 'instance-a',
+        devicePath: device,
+      });
+      expect(await devicesOf(root)).toEqual({ [`volumes/${spare.id}.img`]: [device] });
+      expect(await a.listVolumes()).toEqual([
+        { blockdeviceId: spare.id, datasetId: ds, size: 32 * MiB, attachedTo: 'instance-a' },
+      ]);
+      expect(await a.getDevicePath(spare.id)).toBe(device);
+      // Nothing to repair: the volume is attached here on its device.
+      expect(await a.repair()).toMatchObject({ reattached: [], detachedStale: [] });
+      const at = path.join(root, 'mnt');
+      await fs.mkdir(at);
+      await mount(device, at, { fstype: 'ext4' });
+      await fs.writeFile(path.join(at, 'x'), 'data');
+      await unmount(at);
+      await a.detachVolume(spare.id);
+      await a.destroyVolume(spare.id);
+      expect(await devicesOf(root)).toEqual({});
+    });
+
+    it('a claim without attach leaves no device: an unattached volume has none', async () => {
+      const { root, a } = await pool();
+      const spare = await a.makeSpare(16 * MiB);
+      expect(await a.claimSpare(randomUUID(), 16 * MiB)).toMatchObject({ blockdeviceId: spare.id, attachedTo: null });
+      expect(await devicesOf(root)).toEqual({});
+    });
+
+    it('a spare without a device (unbound by hand, or made on another kernel) is attached by the claim', async () => {
+      const { root, a } = await pool();
+      const spare = await a.makeSpare(16 * MiB);
+      for (const d of Object.values(await devicesOf(root)).flat()) await execFileExec('losetup', ['-d', d]);
+      const v = await a.claimSpare(randomUUID(), 16 * MiB, { attach: true });
+      expect(v?.attachedTo).toBe('instance-a');
+      expect(await devicesOf(root)).toEqual({ [`volumes/${spare.id}.img`]: [v?.devicePath] });
+    });
+
+    it('never hands out a spare written through its device: still mounted (busy), or written raw by an opener that still holds it (the claim flushes the device first)', async () => {
+      const { root, a } = await pool();
+      const mounted = await a.makeSpare(32 * MiB);
+      const rawWritten = await a.makeSpare(32 * MiB);
+      const devs = await devicesOf(root);
+      const [mountedDevice] = devs[`spares/${mounted.id}.img`] ?? [];
+      const [rawDevice] = devs[`spares/${rawWritten.id}.img`] ?? [];
+      const at = path.join(root, 'mnt');
+      await fs.mkdir(at);
+      await mount(mountedDevice, at, { fstype: 'ext4' });
+      const h = await fs.open(rawDevice, 'r+');
+      try {
+        // Only in the device's page cache so far: the image and its mtime do not show it yet.
+        await h.write(Buffer.from('payload'), 0, 7, 16 * MiB);
+        expect((await fs.stat(path.join(root, 'spares', `${rawWritten.id}.img`))).mtimeMs).toBe(SPARE_MTIME * 1000);
+        expect(await a.claimSpare(randomUUID(), 32 * MiB, { attach: true })).toBeUndefined();
+      } finally {
+        await h.close();
+        await unmount(at);
+      }
+      expect(await fs.readdir(path.join(root, 'spares'))).toEqual([]);
+      expect(await a.listVolumes()).toEqual([]);
+      // The mounted one's device could not be detached while mounted (its image is gone): the next tidy does it.
+      expect(Object.keys(await devicesOf(root)).every((f) => f.startsWith('spares/'))).toBe(true);
+      await a.tidySpares();
+      expect(await devicesOf(root)).toEqual({});
+    });
+
+    it('tidy detaches the devices no spare needs (a second one of a spare, a destroyed spare’s, a removed make’s) and keeps those of spares and of another host’s make in progress', async () => {
+      const { root, a, b } = await pool();
+      const spares = path.join(root, 'spares');
+      const kept = await a.makeSpare(16 * MiB);
+      const [keptDevice] = (await devicesOf(root))[`spares/${kept.id}.img`] ?? [];
+      const second = (
+        await execFileExec('losetup', ['--find', '--show', path.join(spares, `${kept.id}.img`)])
+      ).stdout.trim();
+      const gone = await b.makeSpare(16 * MiB);
+      const [goneDevice] = (await devicesOf(root))[`spares/${gone.id}.img`] ?? [];
+      await fs.rm(path.join(spares, `${gone.id}.img`)); // as a make or destroy killed between rm and detach
+      const [ownTag, otherTag] = ['instance-a', 'instance-b'].map((i) =>
+        createHash('sha256').update(i).digest('hex').slice(0, 8),
+      );
+      const ownMaking = path.join(spares, `.making-${ownTag}-${randomUUID()}.img`);
+      const otherMaking = path.join(spares, `.making-${otherTag}-${randomUUID()}.img`);
+      const bound: string[] = [];
+      for (const f of [ownMaking, otherMaking]) {
+        await fs.writeFile(f, Buffer.alloc(MiB));
+        bound.push((await execFileExec('losetup', ['--find', '--show', f])).stdout.trim());
+      }
+      expect(await a.tidySpares()).toEqual([path.basename(ownMaking)]);
+      const left = await loopsUnder(root);
+      expect(left.map((l) => l.device).sort()).toEqual([keptDevice, bound[1]].sort());
+      expect(left.map((l) => l.device)).not.toContain(second);
+      expect(left.map((l) => l.device)).not.toContain(goneDevice);
+      // destroySpare takes the spare's device along.
+      await a.destroySpare(kept.id);
+      expect((await loopsUnder(root)).map((l) => l.device)).toEqual([bound[1]]);
+      await execFileExec('losetup', ['-d', bound[1]]);
+    });
+
+    it('a claim killed after the move, before its record: repair() detaches the orphan image’s device and removes it', async () => {
+      const { root, a } = await pool();
+      const spare = await a.makeSpare(16 * MiB);
+      await fs.rename(path.join(root, 'spares', `${spare.id}.img`), path.join(root, 'volumes', `${spare.id}.img`));
+      expect(Object.keys(await devicesOf(root))).toEqual([`volumes/${spare.id}.img`]);
+      const report = await a.repair();
+      expect(report.detachedStale.length).toBe(1);
+      expect(report.removedOrphanImages).toEqual([path.join(root, 'volumes', `${spare.id}.img`)]);
+      expect(await devicesOf(root)).toEqual({});
+    });
+
+    it('two hosts claiming with attach at once: one gets the spare and its device, the other nothing', async () => {
+      const { root, a, b } = await pool();
+      const spare = await a.makeSpare(16 * MiB);
+      const [x, y] = await Promise.all([
+        a.claimSpare(randomUUID(), 16 * MiB, { attach: true }),
+        b.claimSpare(randomUUID(), 16 * MiB, { attach: true }),
+      ]);
+      const got = [x, y].filter((v) => v !== undefined);
+      expect(got.map((v) => v?.blockdeviceId)).toEqual([spare.id]);
+      expect(await devicesOf(root)).toEqual({ [`volumes/${spare.id}.img`]: [got[0]?.devicePath] });
+    });
   });
 });

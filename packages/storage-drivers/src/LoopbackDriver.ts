@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { watch, promises as fs } from 'node:fs';
+import { constants as fsConstants, watch, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { errorMessage, FreshRead } from '@flocker/runtime';
 import winston from 'winston';
@@ -50,14 +50,17 @@ import {
 } from './losetup';
 import { copyImage, LoopbackSnapshots, unknownSnapshot } from './loopbackSnapshots';
 import {
+  devicesOfSpare,
   makingFiles,
   makingFilesToRemove,
   makingName,
   readExt4Superblock,
   SPARE_MTIME,
+  spareDevicesToDetach,
   spareIds,
   spareImageName,
   spareVerdict,
+  type ClaimedSpare,
   type SpareCapable,
   type SpareVolume,
 } from './loopbackSpares';
@@ -188,6 +191,7 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
   private readonly lock: PoolLock;
   private dirsReady: Promise<void> | undefined;
   private canonicalVolumes: Promise<string> | undefined;
+  private canonicalSpares: Promise<string> | undefined;
   private readonly loopDiscovery: 'sysfs' | 'losetup';
   /** sysfs scans shared by concurrent callers, never one begun before the call (it may have to see its own detach). */
   private readonly loopScanner = new FreshRead(() => listLoopBindings());
@@ -801,12 +805,16 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
     return spares.sort((a, b) => a.mtime - b.mtime).map(({ id, size }) => ({ id, size }));
   }
 
-  /** mkfs.ext4 on a new image under a `.making-` name, then mtime SPARE_MTIME, rename, fsync: see loopbackSpares.ts. */
+  /**
+   * mkfs.ext4 on a new image under a `.making-` name, then mtime SPARE_MTIME, a loop device bound to it,
+   * rename, fsync: see loopbackSpares.ts. A failed attach leaves the spare without a device (its claim attaches).
+   */
   async makeSpare(size: number): Promise<SpareVolume> {
     const rounded = await this.checkSizeWithinLimit(size);
     await fs.mkdir(this.sparesPath, { recursive: true });
     const id = randomUUID();
     const making = path.join(this.sparesPath, makingName(this.spareTag(), id));
+    let device: string | undefined;
     try {
       const handle = await fs.open(making, 'wx', 0o600);
       try {
@@ -829,51 +837,75 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
       } finally {
         await handle2.close();
       }
+      // Bound before the rename: a spare listed as `<id>.img` already has its device (never a claim racing the attach).
+      device = await attachLoop(this.exec, making, undefined, this.attachOptions).catch((e: unknown) => {
+        this.logger.warn('cannot bind a loop device to a spare volume; its claim will', {
+          spareId: id,
+          error: String(e),
+        });
+        return undefined;
+      });
       await fs.rename(making, path.join(this.sparesPath, spareImageName(id)));
       await fsyncDir(this.sparesPath);
     } catch (e) {
+      if (device !== undefined) await this.detachQuietly(device, id);
       await fs.rm(making, { force: true });
       throw tooLarge(e, rounded, this.rootPath) ?? e;
     }
-    this.logger.debug('spare volume made', { spareId: id, size: rounded });
+    this.logger.debug('spare volume made', { spareId: id, size: rounded, device });
     return { id, size: rounded };
   }
 
   async claimSpare(
     datasetId: string,
     size: number,
-    options: CreateVolumeOptions = {},
-  ): Promise<BlockDeviceVolume | undefined> {
+    options: CreateVolumeOptions & { attach?: boolean } = {},
+  ): Promise<ClaimedSpare | undefined> {
     const rounded = this.checkSize(size);
     if (!datasetId) throw new StorageError('BACKEND_ERROR', 'a volume needs a dataset id');
     const candidates = (await this.listSpares()).filter((s) => s.size === rounded);
     if (candidates.length === 0) return undefined;
+    const attachTo = options.attach === true ? this.instanceId : null;
     return this.withPoolLock(async () => {
       if (options.onlyVolume === true) await this.refuseSecondVolume(datasetId);
+      const dirs = await this.spareDirs();
       for (const candidate of candidates) {
         const image = path.join(this.sparesPath, spareImageName(candidate.id));
-        const verdict = await this.spareCheck(image);
+        const devices = devicesOfSpare(await this.bindingsIn(dirs), dirs, candidate.id);
+        // The device first: exclusive (not mounted anywhere), and flushed, so what any opener wrote is in the image.
+        const busy = devices.length > 0 ? await this.flushSpareDevice(devices[0]) : false;
+        const verdict = busy
+          ? { ok: false as const, reason: `its loop device ${devices[0]} is in use` }
+          : await this.spareCheck(image);
         if (verdict === undefined) continue; // claimed by another host meanwhile
         if (!verdict.ok) {
           this.logger.warn('spare volume fails the never-written check: destroyed, not handed out', {
             spareId: candidate.id,
             reason: verdict.reason,
           });
+          await this.detachSpareDevices(devices, candidate.id);
           await fs.rm(image, { force: true });
           continue;
         }
+        // One device per volume: the spare's lowest; without attach, none (an unattached volume has no device).
+        const keep = attachTo !== null ? devices.slice(0, 1) : [];
+        await this.detachSpareDevices(
+          devices.filter((d) => !keep.includes(d)),
+          candidate.id,
+        );
         const record: VolumeRecord = {
           version: 1,
           blockdevice_id: candidate.id,
           dataset_id: datasetId,
           size: rounded,
           ...(options.profile !== undefined ? { profile: options.profile } : {}),
-          attached_to: null,
+          attached_to: attachTo,
           created: new Date().toISOString(),
         };
         const tmp = await writeSyncedTemp(this.recordPath(candidate.id), recordText(record));
         try {
-          // Image first: a crash before the record leaves an orphan image (repair removes it), never a record without one.
+          // Image first: a crash before the record leaves an orphan image (repair removes it, and detaches its
+          // device), never a record without one. The device follows the image (the kernel names it by its path).
           await fs.rename(image, this.imagePath(candidate.id));
         } catch (e) {
           await fs.rm(tmp, { force: true });
@@ -884,8 +916,33 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
         // not carry other renames with it (btrfs's log tree), data fsynced into the volume could otherwise outlive its
         // record after a power loss, and repair() would remove the image as an orphan.
         await commitTemp(tmp, this.recordPath(candidate.id));
-        this.logger.info('volume claimed from a spare', { blockdeviceId: candidate.id, datasetId, size: rounded });
-        return toVolume(record);
+        let device = keep[0];
+        if (attachTo !== null && device === undefined) {
+          // No device bound at the make (or not on this kernel): as attachVolume, record first, then the device.
+          try {
+            device = await attachLoop(this.exec, this.imagePath(candidate.id), candidate.id, this.attachOptions);
+          } catch (e) {
+            await this.writeRecord({ ...record, attached_to: null }, ATTACHMENT).catch((undo: unknown) =>
+              this.logger.error('could not undo attachment record', {
+                blockdeviceId: candidate.id,
+                error: String(undo),
+              }),
+            );
+            this.logger.warn('volume claimed from a spare, not attached', {
+              blockdeviceId: candidate.id,
+              error: String(e),
+            });
+            return toVolume({ ...record, attached_to: null });
+          }
+        }
+        if (device !== undefined) this.lastDevice.set(candidate.id, device);
+        this.logger.info('volume claimed from a spare', {
+          blockdeviceId: candidate.id,
+          datasetId,
+          size: rounded,
+          ...(device !== undefined ? { device, preAttached: keep.length > 0 } : {}),
+        });
+        return { ...toVolume(record), ...(device !== undefined ? { devicePath: device } : {}) };
       }
       return undefined;
     });
@@ -893,11 +950,16 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
 
   async destroySpare(id: string): Promise<void> {
     if (!ID_PATTERN.test(id)) return;
+    const dirs = await this.spareDirs();
+    await this.detachSpareDevices(devicesOfSpare(await this.bindingsIn(dirs), dirs, id), id);
     await fs.rm(path.join(this.sparesPath, spareImageName(id)), { force: true });
     await fsyncDir(this.sparesPath).catch(() => undefined);
   }
 
-  /** Removes `.making-` files of this instance (its makes ended with its last process) and old ones of others. */
+  /**
+   * Removes `.making-` files of this instance (its makes ended with its last process) and old ones of others, and
+   * detaches the spares directory's loop devices no spare needs (spareDevicesToDetach).
+   */
   async tidySpares(): Promise<string[]> {
     const names = await this.spareNames();
     const now = Date.now();
@@ -906,8 +968,13 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
       const st = await fs.stat(path.join(this.sparesPath, f.name)).catch(() => null);
       if (st !== null) files.push({ ...f, ageMs: now - st.mtimeMs });
     }
+    const removing = makingFilesToRemove(files, this.spareTag(), ORPHAN_AGE_MS);
+    const dirs = await this.spareDirs();
+    const detach = spareDevicesToDetach(await this.bindingsIn(dirs), dirs, removing);
+    await this.detachSpareDevices(detach);
+    if (detach.length > 0) this.logger.warn('detached loop devices no spare volume needs', { devices: detach });
     const removed: string[] = [];
-    for (const name of makingFilesToRemove(files, this.spareTag(), ORPHAN_AGE_MS)) {
+    for (const name of removing) {
       await fs.rm(path.join(this.sparesPath, name), { force: true });
       removed.push(name);
     }
@@ -916,6 +983,57 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
       this.logger.warn('removed spare volumes an interrupted make left', { files: removed });
     }
     return removed;
+  }
+
+  /**
+   * Opens a spare's device exclusively (refused while it is mounted anywhere on this kernel) and flushes it, so
+   * that whatever an opener wrote through it is in the image before the never-written check reads the image.
+   * True when it is in use.
+   */
+  private async flushSpareDevice(device: string): Promise<boolean> {
+    let handle: Awaited<ReturnType<typeof fs.open>>;
+    try {
+      handle = await fs.open(device, fsConstants.O_RDONLY | fsConstants.O_EXCL);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EBUSY') return true;
+      throw e;
+    }
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    return false;
+  }
+
+  /** Detaches spare devices not in use (one in use goes with its last user: its image is gone or going). */
+  private async detachSpareDevices(devices: readonly string[], spareId?: string): Promise<void> {
+    for (const device of devices) {
+      if (await isDeviceBusy(device).catch(() => true)) {
+        this.logger.warn('a spare volume’s loop device is in use: left for a later tidy', { device, spareId });
+        continue;
+      }
+      await this.detachQuietly(device, spareId);
+    }
+  }
+
+  private async detachQuietly(device: string, id?: string): Promise<void> {
+    await detachLoop(this.exec, device, id, this.detachOptions).catch((e: unknown) =>
+      this.logger.warn('cannot detach a spare volume’s loop device', { device, spareId: id, error: String(e) }),
+    );
+  }
+
+  /** The spares directory as given and as the kernel prints it (symlinks resolved). */
+  private async spareDirs(): Promise<string[]> {
+    this.canonicalSpares ??= fs
+      .mkdir(this.sparesPath, { recursive: true })
+      .then(() => fs.realpath(this.sparesPath))
+      .catch((e: unknown) => {
+        this.canonicalSpares = undefined;
+        throw new StorageError('BACKEND_ERROR', `cannot resolve spares directory ${this.sparesPath}: ${String(e)}`);
+      });
+    const canonical = await this.canonicalSpares;
+    return canonical === this.sparesPath ? [canonical] : [this.sparesPath, canonical];
   }
 
   private async spareNames(): Promise<string[]> {
@@ -1501,7 +1619,11 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
    * fenced and deleted ones), from sysfs or else from `losetup --list`.
    */
   private async poolBindings(): Promise<LoopBinding[]> {
-    const dirs = [this.volumesPath, await this.canonicalVolumesPath()];
+    return this.bindingsIn([this.volumesPath, await this.canonicalVolumesPath()]);
+  }
+
+  /** Every bound loop device whose backing file lies directly in one of `dirs` (a fresh sysfs scan, or losetup). */
+  private async bindingsIn(dirs: readonly string[]): Promise<LoopBinding[]> {
     let bindings = this.loopDiscovery === 'sysfs' ? await this.loopScanner.get() : null;
     if (bindings === null) {
       const out = await runChecked(

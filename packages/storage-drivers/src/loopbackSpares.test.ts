@@ -1,9 +1,11 @@
 import {
+  devicesOfSpare,
   makingFiles,
   makingFilesToRemove,
   makingName,
   readExt4Superblock,
   SPARE_MTIME,
+  spareDevicesToDetach,
   spareIds,
   spareVerdict,
   type Ext4Superblock,
@@ -60,5 +62,39 @@ describe('spare file names and the tidy after a crash', () => {
     const othersYoung = { name: makingName('bbbbbbbb', ID), tag: 'bbbbbbbb', ageMs: 5 };
     const othersOld = { name: makingName('cccccccc', ID), tag: 'cccccccc', ageMs: 600_000 };
     expect(makingFilesToRemove([own, othersYoung, othersOld], 'aaaaaaaa', 600_000)).toEqual([own.name, othersOld.name]);
+  });
+});
+
+describe('pre-attached spares: which loop devices serve a spare, which a tidy detaches', () => {
+  const dirs = ['/pool/spares', '/real/pool/spares'];
+  const other = 'ffffffff-1f2a-4c3d-9e8f-0123456789ab';
+  const bind = (device: string, backingFile: string, deleted = false) => ({ device, backingFile, deleted });
+
+  it('devicesOfSpare: the spare image’s live devices under either path of the directory, lowest number first', () => {
+    const bindings = [
+      bind('/dev/loop12', `/real/pool/spares/${ID}.img`),
+      bind('/dev/loop3', `/pool/spares/${ID}.img`),
+      bind('/dev/loop4', `/pool/spares/${ID}.img`, true),
+      bind('/dev/loop5', `/pool/volumes/${ID}.img`),
+      bind('/dev/loop6', `/pool/spares/${other}.img`),
+    ];
+    expect(devicesOfSpare(bindings, dirs, ID)).toEqual(['/dev/loop3', '/dev/loop12']);
+    expect(devicesOfSpare(bindings, dirs, '0b7c9a1e-0000-4c3d-9e8f-0123456789ab')).toEqual([]);
+  });
+
+  it('spareDevicesToDetach: deleted images, every device of a spare but its lowest, removed makes; nothing else', () => {
+    const removedMaking = makingName('aaaaaaaa', ID);
+    const runningMaking = makingName('bbbbbbbb', other);
+    const bindings = [
+      bind('/dev/loop9', `/pool/spares/${ID}.img`),
+      bind('/dev/loop2', `/real/pool/spares/${ID}.img`),
+      bind('/dev/loop3', `/pool/spares/${other}.img`, true),
+      bind('/dev/loop4', `/pool/spares/${removedMaking}`),
+      bind('/dev/loop5', `/pool/spares/${runningMaking}`),
+      bind('/dev/loop6', `/pool/volumes/${ID}.img`, true),
+      bind('/dev/loop7', `/elsewhere/spares/${other}.img`, true),
+    ];
+    expect(spareDevicesToDetach(bindings, dirs, [removedMaking])).toEqual(['/dev/loop3', '/dev/loop4', '/dev/loop9']);
+    expect(spareDevicesToDetach([], dirs, [removedMaking])).toEqual([]);
   });
 });

@@ -20,6 +20,22 @@
  * record without an image; a spare moved is gone from here, so no spare is claimed twice. A
  * crashed make leaves a `.making-` file: the next start of the same instance removes its own
  * (tidySpares), any instance removes another's once it is ORPHAN_AGE_MS old.
+ *
+ * Pre-attached (issue 23): a make also binds the image to a loop device (before its rename to
+ * `<id>.img`, so a listed spare has its device, or none when the attach failed), and a claim
+ * hands that device out with the volume, attached to the claiming instance in the one record it
+ * writes: no losetup, no second lock and record write on the critical path. The kernel names a
+ * loop device's backing file by its current path, so the device follows the image into
+ * `volumes/`. The proof above still holds for a bound spare: a mount through its device counts
+ * in the superblock, and every write through it reaches the image (and its mtime) at the latest
+ * when its last opener closes it (the kernel flushes a block device then); a claim opens the device
+ * exclusively (refused while mounted anywhere on this kernel) and flushes it before its check, so
+ * writes of an opener still holding it count too. Devices a spare no longer needs (its image
+ * destroyed or removed, a second device of one spare, a removed `.making-` file's) are detached
+ * by the destroy or by tidySpares (spareDevicesToDetach); a claim cut off after the move leaves
+ * an orphan image with a device, which repair() detaches like any device of a recordless image.
+ * The one kernel is what makes a device shareable: on a pool spanning kernels, a spare whose
+ * device this kernel does not see is attached by the claim itself (as before).
  */
 /** mtime (seconds since the epoch) of a spare never written since it was made: 2001-09-09T01:46:40Z. */
 export const SPARE_MTIME = 1_000_000_000;
@@ -43,26 +59,29 @@ export interface SpareCapable {
   makeSpare(size: number): Promise<SpareVolume>;
   /**
    * Under the pool lock: the first spare of exactly the rounded size that proves never written
-   * becomes the dataset's volume (moved into the pool, its record written), unattached; any
-   * spare failing the proof on the way is destroyed. undefined when none is there.
+   * becomes the dataset's volume (moved into the pool, its record written), unattached, or with
+   * `attach` attached to this instance on the spare's own loop device (one bound at the make, else
+   * a new one); any spare failing the proof on the way is destroyed. undefined when none is there.
    */
   claimSpare(
     datasetId: string,
     size: number,
-    options?: { profile?: string; onlyVolume?: boolean },
-  ): Promise<
-    | {
-        readonly blockdeviceId: string;
-        readonly size: number;
-        readonly attachedTo: string | null;
-        readonly datasetId: string;
-        readonly profile?: string;
-      }
-    | undefined
-  >;
+    options?: { profile?: string; onlyVolume?: boolean; attach?: boolean },
+  ): Promise<ClaimedSpare | undefined>;
   destroySpare(id: string): Promise<void>;
   /** After a crash: removes what this instance's interrupted makes left (and others' once old). */
   tidySpares(): Promise<string[]>;
+}
+
+/** A claimed spare: the dataset's volume, with its device when attached here by the claim (options.attach). */
+export interface ClaimedSpare {
+  readonly blockdeviceId: string;
+  readonly size: number;
+  readonly attachedTo: string | null;
+  readonly datasetId: string;
+  readonly profile?: string;
+  /** The loop device, when the claim attached the volume to this instance. */
+  readonly devicePath?: string;
 }
 
 export function hasSpares(driver: object): driver is SpareCapable {
@@ -154,4 +173,53 @@ export function spareVerdict(
   if (image.mtimeSec !== SPARE_MTIME)
     return { ok: false, reason: `image written since its make (mtime ${image.mtimeSec})` };
   return { ok: true };
+}
+
+/** A bound loop device, as losetup.ts's LoopBinding. */
+export interface SpareBinding {
+  readonly device: string;
+  readonly backingFile: string;
+  readonly deleted: boolean;
+}
+
+function deviceNumber(device: string): number {
+  return Number(/(\d+)$/.exec(device)?.[1] ?? Number.MAX_SAFE_INTEGER);
+}
+
+/** The loop devices serving spare `id`'s image (`<dir>/<id>.img` for one of the spares directory's paths), lowest first. */
+export function devicesOfSpare(bindings: readonly SpareBinding[], dirs: readonly string[], id: string): string[] {
+  return bindings
+    .filter((b) => !b.deleted && dirs.some((d) => b.backingFile === `${d}/${spareImageName(id)}`))
+    .map((b) => b.device)
+    .sort((x, y) => deviceNumber(x) - deviceNumber(y));
+}
+
+/**
+ * The spares directory's loop devices no spare needs: one whose image was removed or replaced
+ * (" (deleted)"), every device of a spare but its lowest, and those of the `.making-` files a
+ * tidy removes (`removing`). The device of another instance's make still running (a `.making-`
+ * file kept) is left, and so is everything outside the spares directory.
+ */
+export function spareDevicesToDetach(
+  bindings: readonly SpareBinding[],
+  dirs: readonly string[],
+  removing: readonly string[],
+): string[] {
+  const detach: string[] = [];
+  const kept = new Map<string, string>();
+  const ordered = [...bindings].sort((x, y) => deviceNumber(x.device) - deviceNumber(y.device));
+  for (const b of ordered) {
+    const slash = b.backingFile.lastIndexOf('/');
+    if (!dirs.includes(b.backingFile.slice(0, slash))) continue;
+    const name = b.backingFile.slice(slash + 1);
+    if (b.deleted || removing.includes(name)) {
+      detach.push(b.device);
+      continue;
+    }
+    if (SPARE_NAME.test(name)) {
+      if (kept.has(name)) detach.push(b.device);
+      else kept.set(name, b.device);
+    }
+  }
+  return detach;
 }
