@@ -46,17 +46,19 @@ export function mountsUnder(root: string): { device: string; mountPoint: string 
 
 /**
  * Takes off the machine what loopback pools under dir left there: every mount under dir (deepest first, lazily),
- * then the loop devices of every pool's images (dir/<pool>/volumes/*.img).
+ * then the loop devices of every pool's images (dir/<pool>/volumes/*.img, and the spares' pre-attached
+ * devices: dir/<pool>/spares/*.img).
  */
 export function releaseMountsAndLoops(dir: string): void {
   for (const m of mountsUnder(dir).reverse()) execFileSync('umount', ['-l', m.mountPoint]);
   for (const pool of readdirSync(dir)) {
-    const volumesDir = join(dir, pool, 'volumes');
-    if (!existsSync(volumesDir)) continue;
-    for (const f of readdirSync(volumesDir).filter((f) => f.endsWith('.img'))) {
-      const out = execFileSync('losetup', ['-j', join(volumesDir, f)], { encoding: 'utf8' });
-      for (const line of out.split('\n').filter((l) => l.includes(':')))
-        execFileSync('losetup', ['-d', line.split(':')[0]!]);
+    for (const images of [join(dir, pool, 'volumes'), join(dir, pool, 'spares')]) {
+      if (!existsSync(images)) continue;
+      for (const f of readdirSync(images).filter((f) => f.endsWith('.img'))) {
+        const out = execFileSync('losetup', ['-j', join(images, f)], { encoding: 'utf8' });
+        for (const line of out.split('\n').filter((l) => l.includes(':')))
+          execFileSync('losetup', ['-d', line.split(':')[0]!]);
+      }
     }
   }
 }

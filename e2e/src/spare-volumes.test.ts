@@ -3,7 +3,8 @@
  * `docker run` claims a pre-formatted, never-written spare (no truncate or mkfs on its path), the
  * volume is fresh and empty, spares never show in the API or `docker volume ls`, and a kill -9
  * of the agent during a refill or right after a claim converges at its restart: no spare claimed
- * twice, no make left half-done, the pool full again of spares that prove never written.
+ * twice, no make left half-done, the pool full again of spares that prove never written, and no
+ * loop device leaked or doubled (spares are pre-attached: one device each, handed out by the claim).
  * Needs root (a private dockerd, see FlockerDockerStack).
  */
 import * as fs from 'node:fs';
@@ -47,8 +48,36 @@ describe('spare volumes with a real dockerd (issue 23)', () => {
     );
     stack.agent.start();
   };
-  /** Every spare left proves never mounted (dumpe2fs -h) and is no volume of the pool. */
+  /** The loop devices of the pool's files: backing file (relative to the pool, " (deleted)" kept) → devices. */
+  const poolLoops = async () => {
+    const out = (await exec(['losetup', '--list', '--noheadings', '--raw', '--output', 'NAME,BACK-FILE'])).stdout;
+    const byFile = new Map<string, string[]>();
+    const pool = path.join(stack.root, 'pool') + '/';
+    for (const line of out.split('\n')) {
+      const m = /^(\/dev\/loop\d+) (.*)$/.exec(line.trim());
+      const file = m?.[2]?.replace(/\\x20/g, ' ');
+      if (m === null || file === undefined || !file.startsWith(pool)) continue;
+      byFile.set(file.slice(pool.length), [...(byFile.get(file.slice(pool.length)) ?? []), m[1]!]);
+    }
+    return byFile;
+  };
+  /**
+   * No loop device leaked or doubled (pre-attached spares): each spare has its one device, each volume
+   * recorded as attached its one, and nothing else in the pool has one (no removed spare, no half-made one).
+   */
+  const loopsAreTidy = async () => {
+    const expected = new Map<string, number>();
+    for (const id of allSpares()) expected.set(`spares/${id}.img`, 1);
+    for (const n of names(volumesDir()).filter((n) => n.endsWith('.json') && ID.test(n.slice(0, -5)))) {
+      const r = JSON.parse(fs.readFileSync(path.join(volumesDir(), n), 'utf8')) as { attached_to: string | null };
+      if (r.attached_to !== null) expected.set(`volumes/${n.slice(0, -5)}.img`, 1);
+    }
+    const found = new Map([...(await poolLoops())].map(([f, devices]) => [f, devices.length]));
+    expect(Object.fromEntries(found)).toEqual(Object.fromEntries(expected));
+  };
+  /** Every spare left proves never mounted (dumpe2fs -h) and is no volume of the pool; loop devices as loopsAreTidy. */
   const sparesAreFresh = async () => {
+    await loopsAreTidy();
     const volumes = new Set(names(volumesDir()).map((n) => n.replace(/\.(img|json)$/, '')));
     for (const id of allSpares()) {
       expect(volumes.has(id)).toBe(false);
@@ -137,9 +166,15 @@ describe('spare volumes with a real dockerd (issue 23)', () => {
       .filter((r) => r.dataset_id === d?.dataset_id);
     expect(claimed).toHaveLength(1);
     expect(before.has(claimed[0]!.blockdevice_id)).toBe(true);
+    // Claimed attached, on the spare's own loop device (pre-attached at the make): one device, no other.
+    const loops = await poolLoops();
+    expect(loops.get(`volumes/${claimed[0]!.blockdevice_id}.img`)).toHaveLength(1);
     startAgent();
     expect(await stack.runWith('sp3', 'ls -A /data')).toBe('lost+found\n');
     expect(await blockdeviceOf('sp3')).toBe(claimed[0]!.blockdevice_id);
+    expect((await poolLoops()).get(`volumes/${claimed[0]!.blockdevice_id}.img`)).toEqual(
+      loops.get(`volumes/${claimed[0]!.blockdevice_id}.img`),
+    );
     await poolFull('the pool to refill');
     await sparesAreFresh();
     // Every volume of the pool has its record, and one dataset each.

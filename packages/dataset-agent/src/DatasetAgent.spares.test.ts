@@ -27,20 +27,27 @@ class SpareDriver extends FakeDriver implements SpareCapable {
     this.made++;
     return spare;
   }
-  async claimSpare(datasetId: string, size: number, options: CreateVolumeOptions = {}) {
+  /** Attaches asked for (one per volume the agent attached itself, not by a claim). */
+  attaches = 0;
+  override async attachVolume(id: string, instanceId: string): Promise<BlockDeviceVolume> {
+    this.attaches++;
+    return super.attachVolume(id, instanceId);
+  }
+  async claimSpare(datasetId: string, size: number, options: CreateVolumeOptions & { attach?: boolean } = {}) {
     const spare = this.spares.find((s) => s.size === size);
     if (spare === undefined) return undefined;
     this.spares = this.spares.filter((s) => s !== spare);
+    // attach: as the loopback driver's pre-attached spares, attached here on its device by the claim.
     const v: BlockDeviceVolume = {
       blockdeviceId: spare.id,
       datasetId,
       size,
-      attachedTo: null,
+      attachedTo: options.attach === true ? await this.computeInstanceId() : null,
       ...(options.profile !== undefined ? { profile: options.profile } : {}),
     };
     this.volumes.set(v.blockdeviceId, v);
     this.host.formatted.add(`/dev/fake/${spare.id}`);
-    return v;
+    return options.attach === true ? { ...v, devicePath: `/dev/fake/${spare.id}` } : v;
   }
   async destroySpare(id: string): Promise<void> {
     this.spares = this.spares.filter((s) => s.id !== id);
@@ -91,6 +98,8 @@ describe('DatasetAgent with spare volumes (issue 23)', () => {
     await eventually(() => control.last()?.manifestations.some((m) => m.status === 'mounted') === true);
     expect(control.last()!.manifestations[0]).toMatchObject({ blockdevice_id: claimable, dataset_id: DS });
     expect(formats()).toBe(0);
+    // Attached by the claim itself (the spare's own device): no attach step.
+    expect(driver.attaches).toBe(0);
     await eventually(() => driver.spares.length === 2);
     expect(driver.made).toBe(3);
     // Spares are no volumes: the report lists the dataset's only.

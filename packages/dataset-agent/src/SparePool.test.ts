@@ -21,7 +21,9 @@ class MemorySpares implements SpareCapable {
     this.spares.push(spare);
     return spare;
   }
-  async claimSpare(datasetId: string, size: number) {
+  claimOptions: unknown[] = [];
+  async claimSpare(datasetId: string, size: number, options?: object) {
+    this.claimOptions.push(options);
     if (this.claimError !== undefined) throw this.claimError;
     const s = this.spares.find((x) => x.size === size);
     if (s === undefined) return undefined;
@@ -105,6 +107,8 @@ describe('SparePool (issue 23)', () => {
     const { driver, pool } = setup();
     expect(await pool.claim('d1', 128 * MiB, {})).toBeUndefined();
     expect(pool.sizeClasses).toEqual([64 * MiB, 128 * MiB]);
+    // Always attached by the claim (pre-attached spares: no losetup on the critical path).
+    expect(driver.claimOptions).toEqual([{ attach: true }]);
     driver.claimError = new StorageError('BACKEND_ERROR', 'pool lock timed out');
     expect(await pool.claim('d2', 64 * MiB, {})).toBeUndefined();
     driver.claimError = new StorageError('DATASET_HAS_VOLUME', 'dataset d3 already has volume v');

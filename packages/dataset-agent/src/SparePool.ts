@@ -13,11 +13,14 @@
  * A failed make waits RETRY_MS before the next try. A claim that fails for any reason but
  * DATASET_HAS_VOLUME falls back to the ordinary create.
  */
-import { isStorageError, type BlockDeviceVolume, type SpareCapable } from '@flocker/storage-drivers';
+import { isStorageError, type SpareCapable } from '@flocker/storage-drivers';
 import type winston from 'winston';
 import type { Clock, TimerHandle } from './clock';
 import { errorCode, errorMessage } from './errors';
 import { mayRefill, nextSpareSize, noteSize, startingClasses } from './spareDecisions';
+
+/** What a claim answers: the volume, with its device when the claim attached it here. */
+export type ClaimedSpare = NonNullable<Awaited<ReturnType<SpareCapable['claimSpare']>>>;
 
 const RETRY_MS = 5_000;
 /** How long the work queue stays idle before a refill starts (default). */
@@ -104,15 +107,19 @@ export class SparePool {
     }, ms);
   }
 
-  /** The dataset's volume from a spare of exactly `size` bytes, unattached; undefined when there is none. */
+  /**
+   * The dataset's volume from a spare of exactly `size` bytes, attached to this instance on the spare's own
+   * loop device (devicePath; see loopbackSpares.ts), or unattached when that attach failed; undefined when
+   * there is none.
+   */
   async claim(
     datasetId: string,
     size: number,
     options: { profile?: string; onlyVolume?: boolean },
-  ): Promise<BlockDeviceVolume | undefined> {
+  ): Promise<ClaimedSpare | undefined> {
     this.classes = noteSize(this.classes, this.o.pinned, size, LEARNED_CLASSES);
     try {
-      return await this.o.driver.claimSpare(datasetId, size, options);
+      return await this.o.driver.claimSpare(datasetId, size, { ...options, attach: true });
     } catch (e) {
       if (isStorageError(e, 'DATASET_HAS_VOLUME')) throw e;
       this.o.logger.warn('cannot claim a spare volume; creating one', {

@@ -61,6 +61,22 @@ describe('executeAction: every action is idempotent', () => {
     expect(told).toEqual(['claimed spare-1', `created ${made.created?.blockdeviceId}`]);
   });
 
+  it('create takes a spare the claim attached here (issue 23): its device answered beside the volume, not in it', async () => {
+    const c = ctx();
+    const volume = { blockdeviceId: 'spare-1', datasetId: DS, size: 64 * MiB, attachedTo: 'i-me' };
+    const told: unknown[] = [];
+    const withSpare: ExecutionContext = {
+      ...c,
+      claimSpare: async () => ({ ...volume, devicePath: '/dev/loop9' }),
+      onClaimed: (v) => told.push(v),
+    };
+    expect(await executeAction({ kind: 'create', datasetId: DS, size: 64 * MiB }, withSpare)).toEqual({
+      created: volume,
+      devicePath: '/dev/loop9',
+    });
+    expect(told).toEqual([volume]);
+  });
+
   it('attach of a volume already attached here is done; attached elsewhere is an error', async () => {
     const c = ctx();
     const v = await c.driver.createVolume(DS, 64 * MiB);

@@ -33,7 +33,7 @@ export interface ExecutionContext {
     datasetId: string,
     size: number,
     options: CreateVolumeOptions,
-  ) => Promise<BlockDeviceVolume | undefined>;
+  ) => Promise<(BlockDeviceVolume & { readonly devicePath?: string }) | undefined>;
   readonly onClaimed?: (volume: BlockDeviceVolume) => void;
   /** Whether the caller can use the device of a volume it attaches (see ActionResult.devicePath). */
   readonly wantDevicePath?: (blockdeviceId: string) => boolean;
@@ -57,7 +57,7 @@ export interface ExecutionContext {
 export interface ActionResult {
   /** create: the volume this call made. */
   readonly created?: BlockDeviceVolume;
-  /** attach: the device of the volume this call attached here, if the caller wanted it. */
+  /** attach: the device of the volume this call attached here, if the caller wanted it; create: of a spare it claimed attached. */
   readonly devicePath?: string;
 }
 
@@ -87,8 +87,10 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
       if (ctx.claimSpare !== undefined) {
         const claimed = await ctx.claimSpare(action.datasetId, action.size, options);
         if (claimed !== undefined) {
-          ctx.onClaimed?.(claimed);
-          return { created: claimed };
+          // Attached here by the claim (on the spare's own loop device): its device too, for stateAfter.
+          const { devicePath, ...volume } = claimed;
+          ctx.onClaimed?.(volume);
+          return { created: volume, ...(devicePath !== undefined ? { devicePath } : {}) };
         }
       }
       const created = await driver.createVolume(action.datasetId, action.size, options);

@@ -70,6 +70,31 @@ describe('stateAfter: the next step of a new volume decided on what the last one
     ).toBeUndefined();
   });
 
+  it('walks create (a spare the claim attached here, issue 23) -> mount: no attach, no format, no look', () => {
+    const claimed = (id: string): boolean => id === 'vol-1';
+    const before: LocalState = { instanceId: 'i-me', volumes: [bystander] };
+    const create = next(before);
+    expect(create).toMatchObject({ kind: 'create' });
+    const attachedHere = { ...created, attachedTo: 'i-me' };
+    const after = stateAfter(
+      before,
+      create!,
+      { created: attachedHere, devicePath: '/dev/loop7' },
+      () => false,
+      claimed,
+    );
+    expect(after).toBeDefined();
+    expect(next(after!)).toMatchObject({ kind: 'mount', blockdeviceId: 'vol-1', devicePath: '/dev/loop7' });
+    expect(after!.volumes).toContainEqual(bystander);
+    // Attached, but no device named, not claimed, or attached elsewhere: a look decides.
+    for (const [result, isClaimed] of [
+      [{ created: attachedHere }, claimed],
+      [{ created: attachedHere, devicePath: '/dev/loop7' }, () => false],
+      [{ created: { ...created, attachedTo: 'i-other' }, devicePath: '/dev/loop7' }, claimed],
+    ] as const)
+      expect(stateAfter(before, create!, result, () => false, isClaimed)).toBeUndefined();
+  });
+
   it('knows nothing when a step found its work already done, or for a volume it did not create', () => {
     const none: LocalState = { instanceId: 'i-me', volumes: [] };
     const unattached: LocalState = { instanceId: 'i-me', volumes: [created] };

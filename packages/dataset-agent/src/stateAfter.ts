@@ -3,7 +3,9 @@
  * that step's own calls answered: the next step is decided on it without
  * another look. Only where the answer is the whole truth about what changed:
  *
- * - create made the volume: it exists, unattached (the driver's own record);
+ * - create made the volume: it exists, unattached (the driver's own record); or it claimed a
+ *   spare attached here at the device it named (issue 23): formatted and unmounted, as after
+ *   the attach below;
  * - attach attached a volume this process created and never formatted: it is
  *   here, at the device the driver named, blank and unmounted; or one this process
  *   claimed from a spare (issue 23): formatted (the spare's proof was checked under
@@ -45,12 +47,20 @@ export function stateAfter(
     case 'create': {
       const created = result.created;
       if (created === undefined || created.datasetId !== action.datasetId || mine.length > 0) return undefined;
+      // Attached by the claim itself: only a claimed spare here at a named device is known (else a look).
+      const attachedHere =
+        created.attachedTo !== null &&
+        created.attachedTo === before.instanceId &&
+        result.devicePath !== undefined &&
+        knownFormatted(created.blockdeviceId);
+      if (created.attachedTo !== null && !attachedHere) return undefined;
       const volume: DiscoveredVolume = {
         blockdeviceId: created.blockdeviceId,
         datasetId: created.datasetId,
         size: created.size,
         attachedTo: created.attachedTo,
         ...(created.profile !== undefined ? { profile: created.profile } : {}),
+        ...(attachedHere ? { devicePath: result.devicePath, hasFilesystem: true, mountPoints: [] } : {}),
       };
       return { instanceId: before.instanceId, volumes: [...others, volume] };
     }
