@@ -33,13 +33,26 @@ interface Cached {
   body: Buffer;
 }
 
-/** Bodies at least this big are also gzipped (once, in the background) for clients that accept it. */
+/** With compression on (--compress-lists), bodies at least this big are also gzipped (once, in the background). */
 export const GZIP_MIN_BYTES = 64 * 1024;
+
+/** The whole lists: each cached body gets an entity tag, so a client repeating a poll can get a 304. */
+const LISTS: ReadonlySet<string> = new Set([
+  'datasets',
+  'snapshots',
+  'snapshotState',
+  'backups',
+  'backupState',
+  'datasetState',
+  'nodes',
+]);
 
 export class Views {
   private cache = new Map<string, Cached>();
   /** Gzipped copies of the big cached bodies, made off the request path (zlib's thread pool), one per body. */
   private readonly gzipped = new WeakMap<Buffer, Buffer | 'pending'>();
+  /** Entity tags of the cached whole lists: this process, the list, and the version or generation it shows. */
+  private readonly etags = new WeakMap<Buffer, string>();
   /** Datasets by primary node, kept up to date from the configuration's changes (not rebuilt per write). */
   private primaries:
     | { datasets: ReadonlyMap<string, DatasetConfiguration>; byPrimary: Map<string, Map<string, DatasetConfiguration>> }
@@ -53,6 +66,8 @@ export class Views {
   constructor(
     private readonly state: ControlState,
     private readonly validate = false,
+    /** Gzip the big bodies (once per change) for clients that accept it: off unless the operator asks (--compress-lists). */
+    private readonly compress = false,
   ) {}
 
   private memo(name: string, key: string, schema: z.ZodType, build: () => string): Buffer {
@@ -62,20 +77,27 @@ export class Views {
     if (this.validate) schema.parse(JSON.parse(json));
     const body = Buffer.from(json);
     this.cache.set(name, { key, body });
-    if (body.length >= GZIP_MIN_BYTES) this.compress(name, body);
+    if (LISTS.has(name)) this.etags.set(body, `"${this.state.instanceId}.${name}.${key}"`);
+    if (this.compress && body.length >= GZIP_MIN_BYTES) this.gzipInBackground(name, body);
     return body;
+  }
+
+  /** The entity tag (quoted) of a cached whole list; undefined for any other body. */
+  etagOf(body: Buffer): string | undefined {
+    return this.etags.get(body);
   }
 
   /**
    * The gzipped copy of a cached body, once made (issue 23: 100,000 datasets are ~25 MB of
-   * JSON, ~3 MB gzipped); undefined until then and for other bodies: send the body itself.
+   * JSON, ~3 MB gzipped); undefined until then, for other bodies and with compression off:
+   * send the body itself.
    */
   gzipOf(body: Buffer): Buffer | undefined {
     const gz = this.gzipped.get(body);
     return gz === 'pending' ? undefined : gz;
   }
 
-  private compress(name: string, body: Buffer): void {
+  private gzipInBackground(name: string, body: Buffer): void {
     this.gzipped.set(body, 'pending');
     // Level 1: most of the size gain for a fraction of the time; a body already replaced is not kept.
     gzip(body, { level: 1 }, (err, gz) => {

@@ -34,6 +34,15 @@ describe('flocker-control flags', () => {
     }
   });
 
+  it('--help documents --compress-lists, off by default (issue 23: gzip costs more than it saves on a LAN)', () => {
+    const run = spawnSync(process.execPath, [path.join(__dirname, 'main.js'), '--help'], {
+      encoding: 'utf8',
+      timeout: 15_000,
+    });
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/--compress-lists[\s\S]*gzipped[\s\S]*\[boolean\] \[default: false\]/);
+  });
+
   it('refuses a --max-connections that is not a positive number', () => {
     for (const max of ['abc', '0', '-5']) {
       const run = spawnSync(process.execPath, [path.join(__dirname, 'main.js'), '--max-connections', max], {

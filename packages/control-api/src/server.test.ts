@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { createConnectionPool, FlockerApiError, FlockerClient } from '@flocker/api';
 import { FileConfigurationStore } from './ConfigurationStore';
 import { buildOpenApi, openApiPath } from './openapi';
@@ -785,5 +787,112 @@ describe('identities are canonical, claims are checked, deleted datasets answer 
     expect(res.status).toBe(400);
     expect(((await res.json()) as { code: string }).code).toBe('UNKNOWN_APPLICATION');
     expect(await client.listContainers()).toEqual([]);
+  });
+});
+
+/** A GET with raw headers (FlockerClient sends no Accept-Encoding; Go's and Python's clients send gzip). */
+function rawGet(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { headers }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('whole lists: gzip only when enabled, entity tags (issue 23)', () => {
+  let svc: ControlService;
+  let client: FlockerClient;
+  const datasetsUrl = (): string => `${svc.url}/v1/configuration/datasets`;
+
+  async function startWithBigList(compressLists?: boolean): Promise<Buffer> {
+    svc = await startOnLoopback(compressLists !== undefined ? { compressLists } : {});
+    client = new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 });
+    await client.reportNodeState(report(A));
+    // 80 datasets of ~1 KiB (long metadata): past GZIP_MIN_BYTES in few writes (a loaded machine).
+    const long = 'x'.repeat(250);
+    for (let i = 0; i < 80; i++)
+      await client.createDataset({ primary: A, metadata: { name: `v${i}`, a: long, b: long, c: long } });
+    const plain = await rawGet(datasetsUrl(), {});
+    expect(plain.body.length).toBeGreaterThan(64 * 1024); // past GZIP_MIN_BYTES
+    return plain.body;
+  }
+  afterEach(() => svc.close());
+
+  it('by default a client asking for gzip gets the plain body (identity), with its length and no Vary', async () => {
+    const plain = await startWithBigList();
+    for (let i = 0; i < 5; i++) {
+      const asked = await rawGet(datasetsUrl(), { 'accept-encoding': 'gzip, deflate' });
+      expect(asked.headers['content-encoding']).toBeUndefined();
+      expect(asked.headers.vary).toBeUndefined();
+      expect(Number(asked.headers['content-length'])).toBe(plain.length);
+      expect(asked.body.equals(plain)).toBe(true);
+      await new Promise((r) => setTimeout(r, 20)); // a gzipped copy, were one made, would be ready by now
+    }
+  });
+
+  it('with compressLists a client asking for gzip gets it once the copy is made; Vary and lengths are right', async () => {
+    const plain = await startWithBigList(true);
+    let zipped = await rawGet(datasetsUrl(), { 'accept-encoding': 'gzip' });
+    // Until the background copy is made the plain body is sent, already marked as varying.
+    expect(zipped.headers.vary).toMatch(/Accept-Encoding/i);
+    for (let i = 0; i < 50 && zipped.headers['content-encoding'] === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      zipped = await rawGet(datasetsUrl(), { 'accept-encoding': 'gzip' });
+    }
+    expect(zipped.headers['content-encoding']).toBe('gzip');
+    expect(zipped.headers.vary).toMatch(/Accept-Encoding/i);
+    expect(Number(zipped.headers['content-length'])).toBe(zipped.body.length);
+    expect(gunzipSync(zipped.body).equals(plain)).toBe(true);
+    // Without the header, or refusing gzip: plain, still marked as varying.
+    const others: Record<string, string>[] = [{}, { 'accept-encoding': 'identity' }, { 'accept-encoding': 'gzip;q=0' }];
+    for (const headers of others) {
+      const other = await rawGet(datasetsUrl(), headers);
+      expect(other.headers['content-encoding']).toBeUndefined();
+      expect(other.headers.vary).toMatch(/Accept-Encoding/i);
+      expect(other.body.equals(plain)).toBe(true);
+    }
+    // The gzipped representation has its own entity tag.
+    const plainTag = (await rawGet(datasetsUrl(), {})).headers.etag;
+    expect(zipped.headers.etag).toMatch(/-gzip"$/);
+    expect(zipped.headers.etag).not.toBe(plainTag);
+    expect(
+      (await rawGet(datasetsUrl(), { 'accept-encoding': 'gzip', 'if-none-match': String(zipped.headers.etag) })).status,
+    ).toBe(304);
+    // FlockerClient sends no Accept-Encoding: it reads plain JSON.
+    expect(await client.listDatasets()).toHaveLength(80);
+  });
+
+  it('an unchanged whole list answers If-None-Match with 304 and no body; a change gives a new tag', async () => {
+    const plain = await startWithBigList();
+    const first = await rawGet(datasetsUrl(), {});
+    const tag = first.headers.etag;
+    expect(tag).toMatch(/^"[^"]+"$/);
+    const again = await rawGet(datasetsUrl(), { 'if-none-match': String(tag) });
+    expect(again.status).toBe(304);
+    expect(again.body.length).toBe(0);
+    expect(again.headers.etag).toBe(tag);
+    // Another tag, or none: the whole body.
+    const stale = await rawGet(datasetsUrl(), { 'if-none-match': '"something-else"' });
+    expect(stale.status).toBe(200);
+    expect(stale.body.equals(plain)).toBe(true);
+    await client.createDataset({ primary: A });
+    const changed = await rawGet(datasetsUrl(), { 'if-none-match': String(tag) });
+    expect(changed.status).toBe(200);
+    expect(changed.headers.etag).not.toBe(tag);
+    expect(JSON.parse(changed.body.toString())).toHaveLength(81);
+    // The state lists are tagged too (by state generation); single objects are not.
+    const states = await rawGet(`${svc.url}/v1/state/datasets`, {});
+    expect(states.headers.etag).toMatch(/^"[^"]+"$/);
+    expect(
+      (await rawGet(`${svc.url}/v1/state/datasets`, { 'if-none-match': String(states.headers.etag) })).status,
+    ).toBe(304);
+    expect((await rawGet(`${svc.url}/v1/version`, {})).headers.etag).toBeUndefined();
   });
 });

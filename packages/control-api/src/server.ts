@@ -93,6 +93,12 @@ export interface ControlServiceOptions {
   testOnlyMinSnapshotIntervalSeconds?: number;
   /** The metrics and health listener (/metrics, /healthz, /readyz; plain HTTP); absent = none. */
   metrics?: { host: string; port: number };
+  /**
+   * Send whole lists of 64 KiB or more gzipped to clients that accept it (compressed once per
+   * change, off the request path). Default off: on a LAN the compression and the client's
+   * unpacking cost more time than the bytes saved; worth it over slow links.
+   */
+  compressLists?: boolean;
 }
 
 export interface ControlService {
@@ -148,6 +154,8 @@ export function createApp(
   validateResponses = process.env['NODE_ENV'] === 'test',
   /** Requests carry verified client certificates: answer only known identities, authorize every route. */
   authorizeByCertificate = false,
+  /** Gzip big whole lists for clients sending Accept-Encoding: gzip (ControlServiceOptions.compressLists). */
+  compress = false,
 ): express.Express {
   const app = express();
   app.disable('x-powered-by');
@@ -158,23 +166,32 @@ export function createApp(
   // Bodies nesting deeper than any API shape are refused before parsing.
   app.use(express.json({ limit: MAX_BODY_BYTES, type: () => true, strict: true, verify: rejectDeepJson }));
 
-  const views = new Views(state, validateResponses);
+  const views = new Views(state, validateResponses, compress);
   const metrics = controlMetrics(processRegistry('control-service'));
   const openapi = JSON.stringify(buildOpenApi(routes));
 
   const send = (req: Request, res: Response, reply: Reply): void => {
     if (reply.tag !== undefined) res.setHeader(CONFIGURATION_TAG_HEADER, reply.tag);
     res.status(reply.status).type('application/json');
-    // A big cached body goes gzipped to a client that accepts it, once its copy is made (Views.gzipOf).
-    // Only on an explicit Accept-Encoding: clients without one (FlockerClient's undici request) never decompress.
-    const big = Buffer.isBuffer(reply.json) && reply.json.length >= GZIP_MIN_BYTES;
-    if (big) res.vary('Accept-Encoding');
-    const gz = big && req.headers['accept-encoding'] !== undefined ? views.gzipOf(reply.json as Buffer) : undefined;
+    const cached = Buffer.isBuffer(reply.json) ? reply.json : undefined;
+    // A whole list carries its entity tag: a client repeating the poll with If-None-Match gets a 304 and no body
+    // while the list is unchanged (express's res.send answers it).
+    const etag = cached !== undefined && reply.status === 200 ? views.etagOf(cached) : undefined;
+    // Gzip only when the operator enabled it (--compress-lists): on a LAN or loopback, compressing and unpacking
+    // cost more than sending (10,000 datasets: 3.3 ms plain, 32 ms gzipped and unpacked by the client), and Go's
+    // and Python's HTTP clients ask for gzip by default. Then a big cached body goes gzipped to a client that
+    // accepts it, once its copy is made (Views.gzipOf); only on an explicit Accept-Encoding.
+    const compressible = compress && cached !== undefined && cached.length >= GZIP_MIN_BYTES;
+    if (compressible) res.vary('Accept-Encoding');
+    const gz = compressible && req.headers['accept-encoding'] !== undefined ? views.gzipOf(cached) : undefined;
     if (gz !== undefined && req.acceptsEncodings('gzip') === 'gzip') {
       res.setHeader('Content-Encoding', 'gzip');
+      // Another representation, another tag.
+      if (etag !== undefined) res.setHeader('ETag', `${etag.slice(0, -1)}-gzip"`);
       res.send(gz);
       return;
     }
+    if (etag !== undefined) res.setHeader('ETag', etag);
     res.send(reply.json ?? JSON.stringify(reply.body));
   };
 
@@ -327,7 +344,7 @@ export async function startControlService(options: ControlServiceOptions = {}): 
       min_snapshot_interval_seconds: options.testOnlyMinSnapshotIntervalSeconds,
     });
   }
-  const app = createApp(state, logger, undefined, options.tls !== undefined);
+  const app = createApp(state, logger, undefined, options.tls !== undefined, options.compressLists ?? false);
   const host = options.host ?? '0.0.0.0';
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const httpOptions = {
