@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { METADATA_PROFILE_KEY, type FlockerClient } from '@flocker/api';
-import type { FlockerVolumeBackend, ControlClient } from './FlockerVolumeBackend';
+import { mountedPath, type FlockerVolumeBackend, type ControlClient } from './FlockerVolumeBackend';
 import { MountRegistry } from './MountRegistry';
 import { BackendTestBed, GiB, HOST_A, HOST_B, NODE_A, NODE_B, type FakeDatasetAgent } from './testing';
 import { volumeDatasetId } from './volumeOptions';
@@ -511,6 +511,102 @@ describe('FlockerVolumeBackend against a real control service', () => {
     await client.acquireLease({ dataset_id: held.dataset_id, node_uuid: NODE_B, expires: null });
     await expect(a.remove({ Name: 'held' })).rejects.toThrow(/volume held is in use by a container on host host-b/);
     expect((await client.listDatasets()).find((d) => d.dataset_id === held.dataset_id)?.deleted).toBe(false);
+  });
+
+  describe('Mount of an existing volume mounted here: the lease asked for on the followed configuration', () => {
+    /**
+     * A client whose long-polls answer nobody while the gate is closed (the followed snapshot lags
+     * every change from then on), logging each lease asked for and on which configuration tag.
+     */
+    function gatedClient(): { client: ControlClient; close(): void; open(): void; leases: string[] } {
+      let gate: Promise<void> = Promise.resolve();
+      let release = (): void => undefined;
+      const leases: string[] = [];
+      const gated: ControlClient = {
+        createDataset: (...a) => client.createDataset(...a),
+        updateDataset: (...a) => client.updateDataset(...a),
+        deleteDataset: (...a) => client.deleteDataset(...a),
+        releaseLease: (...a) => client.releaseLease(...a),
+        acquireLease: (req, options) => {
+          leases.push(options?.ifConfigurationMatches !== undefined ? `on ${options.ifConfigurationMatches}` : 'any');
+          return client.acquireLease(req, options);
+        },
+        waitForCluster: async (since, timeoutMs) => {
+          const s = await client.waitForCluster(since, timeoutMs);
+          if (since !== undefined && (timeoutMs ?? 1) > 0) await gate;
+          return s;
+        },
+      };
+      return {
+        client: gated,
+        close: () => {
+          gate = new Promise((r) => (release = r));
+        },
+        open: () => release(),
+        leases,
+      };
+    }
+
+    /** A volume of node A, mounted there, no lease; `a` follows a snapshot that shows it so. */
+    async function mountedIdle(a: FlockerVolumeBackend): Promise<string> {
+      await a.create({ Name: 'vol1' });
+      const id = (await client.listDatasets())[0]!.dataset_id;
+      await a.watcher.waitFor((s) => mountedPath(s, NODE_A, id), 2_000);
+      return id;
+    }
+
+    it('granted: the Mount answers at once, without waiting for the push of its own lease', async () => {
+      const g = gatedClient();
+      const a = await backendFor(NODE_A, 1_500, { client: g.client });
+      const id = await mountedIdle(a);
+      const tag = a.watcher.followed()?.configuration_tag;
+      g.close(); // from now on no snapshot reaches the plugin: not even the one showing its lease
+      await expect(a.mount({ Name: 'vol1', ID: 'c1' })).resolves.toEqual({ Mountpoint: `/flocker-a/${id}` });
+      expect(g.leases).toEqual([`on ${tag}`]);
+      expect(await client.listLeases()).toEqual([
+        { dataset_id: id, node_uuid: NODE_A, expires: null, holders: ['docker'] },
+      ]);
+      g.open();
+      await unmountSettled(a, { Name: 'vol1', ID: 'c1' });
+      expect(await client.listLeases()).toEqual([]);
+    });
+
+    it('the configuration changed since the followed snapshot (412): the lease is asked for again without condition, and the Mount waits for the snapshot that shows it', async () => {
+      const g = gatedClient();
+      const a = await backendFor(NODE_A, 5_000, { client: g.client });
+      const id = await mountedIdle(a);
+      const tag = a.watcher.followed()?.configuration_tag;
+      g.close();
+      await client.createDataset({ primary: NODE_B, metadata: { name: 'elsewhere' } });
+      let answered = false;
+      const mounting = a.mount({ Name: 'vol1', ID: 'c1' }).finally(() => (answered = true));
+      for (let i = 0; i < 100 && (await client.listLeases()).length === 0; i++)
+        await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(g.leases).toEqual([`on ${tag}`, 'any']);
+      expect(await client.listLeases()).toEqual([expect.objectContaining({ dataset_id: id, node_uuid: NODE_A })]);
+      expect(answered).toBe(false);
+      g.open();
+      await expect(mounting).resolves.toEqual({ Mountpoint: `/flocker-a/${id}` });
+    });
+
+    it('a followed snapshot from before a move away never answers the Mount, though it shows the volume mounted here', async () => {
+      const g = gatedClient();
+      const a = await backendFor(NODE_A, 1_500, { client: g.client });
+      const id = await mountedIdle(a);
+      g.close();
+      // Moved to B (no lease held it): agent A unmounts it; the plugin's snapshot still shows it mounted on A.
+      await client.updateDataset(id, { primary: NODE_B });
+      expect(mountedPath(a.watcher.followed()!, NODE_A, id)).toBe(`/flocker-a/${id}`);
+      const mounting = a.mount({ Name: 'vol1', ID: 'c1' });
+      mounting.catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 300));
+      g.open();
+      await expect(mounting).rejects.toMatchObject({ code: 'MOUNT_TIMEOUT' });
+      expect(g.leases[0]).toMatch(/^on /);
+      await a.settled();
+      expect(await client.listLeases()).toEqual([]);
+    });
   });
 
   it('Get of an unknown volume answers from the followed snapshot; Create of a name made elsewhere meanwhile makes no duplicate', async () => {

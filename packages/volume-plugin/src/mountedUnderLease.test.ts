@@ -4,17 +4,17 @@
  * while the agent has already unmounted it, and a container would write into the bare directory.
  */
 import { ClusterSnapshot } from '@flocker/api';
-import { mountedUnderLease } from './FlockerVolumeBackend';
+import { mountedForConditionalLease, mountedUnderLease } from './FlockerVolumeBackend';
 
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
 const D = 'dddddddd-dddd-4ddd-8ddd-dddddddddddd';
 
-function snapshot(primary: string, leasedBy: string | undefined): ClusterSnapshot {
+function snapshot(primary: string, leasedBy: string | undefined, deleted = false): ClusterSnapshot {
   return ClusterSnapshot.parse({
     generation: '1',
     configuration_tag: 't',
-    datasets: [{ dataset_id: D, primary, metadata: { name: 'v' }, deleted: false }],
+    datasets: [{ dataset_id: D, primary, metadata: { name: 'v' }, deleted }],
     leases: leasedBy === undefined ? [] : [{ dataset_id: D, node_uuid: leasedBy, expires: null }],
     nodes: [
       {
@@ -46,5 +46,25 @@ describe('mountedUnderLease', () => {
 
   it('not when the dataset’s primary is another node, though this node still reports it mounted', () => {
     expect(mountedUnderLease(snapshot(B, A), A, D)).toBeUndefined();
+  });
+});
+
+describe('mountedForConditionalLease (the lease asked for on exactly this snapshot’s configuration)', () => {
+  it('answers the path when this node is primary and has it mounted, with no lease or its own', () => {
+    expect(mountedForConditionalLease(snapshot(A, undefined), A, D)).toBe(`/flocker/${D}`);
+    expect(mountedForConditionalLease(snapshot(A, A), A, D)).toBe(`/flocker/${D}`);
+  });
+
+  it('not when another node holds the lease, another node is primary, or the dataset is deleted', () => {
+    expect(mountedForConditionalLease(snapshot(A, B), A, D)).toBeUndefined();
+    expect(mountedForConditionalLease(snapshot(B, undefined), A, D)).toBeUndefined();
+    expect(mountedForConditionalLease(snapshot(A, undefined, true), A, D)).toBeUndefined();
+  });
+
+  it('not when this node does not report it mounted', () => {
+    const s = snapshot(A, undefined);
+    const unmounted = { ...s, nodes: s.nodes.map((n) => ({ ...n, manifestations: [] })) };
+    expect(mountedForConditionalLease(unmounted, A, D)).toBeUndefined();
+    expect(mountedForConditionalLease(s, B, D)).toBeUndefined();
   });
 });
