@@ -2,7 +2,7 @@
 import type { ClusterSnapshot } from '@flocker/api';
 import { Writable } from 'node:stream';
 import winston from 'winston';
-import { DatasetWorker } from './DatasetWorker';
+import { DatasetWorker, poolAfter } from './DatasetWorker';
 import { FailureLog } from './FailureLog';
 import { countListings, FakeDriver, FakeHost } from './testing/fakes';
 import { ObservationView } from './ObservationView';
@@ -12,8 +12,9 @@ import { ManualClock } from '@flocker/runtime/testing';
 const ME = '11111111-1111-4111-8111-111111111111';
 const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const MiB = 1024 * 1024;
+const OTHER = '22222222-2222-4222-8222-222222222222';
 
-function setup(o: { mayAct?: boolean; name?: string } = {}) {
+function setup(o: { mayAct?: boolean; name?: string; primary?: string } = {}) {
   const clock = new ManualClock();
   const logged: Array<Record<string, unknown>> = [];
   const logger = winston.createLogger({
@@ -39,7 +40,7 @@ function setup(o: { mayAct?: boolean; name?: string } = {}) {
     datasets: [
       {
         dataset_id: DS,
-        primary: ME,
+        primary: o.primary ?? ME,
         maximum_size: 64 * MiB,
         metadata: o.name !== undefined ? { name: o.name } : {},
         deleted: false,
@@ -51,6 +52,8 @@ function setup(o: { mayAct?: boolean; name?: string } = {}) {
   const view = new ObservationView();
   const failures = new FailureLog({ clock, logger, backoffInitialMs: 100, backoffMaxMs: 1000 });
   const reports: string[] = [];
+  /** Every call on the fakes and to the reporter, in order (see trace()). */
+  const events: string[] = [];
   let missed = 0;
   const worker = new DatasetWorker({
     driver,
@@ -63,7 +66,13 @@ function setup(o: { mayAct?: boolean; name?: string } = {}) {
     pool: new PoolKnowledge(driver, clock, () => snapshot),
     failures,
     fencing: { mayAct: () => o.mayAct ?? true, phase: o.mayAct === false ? 'fenced' : 'inContact' },
-    reporter: { request: () => reports.push('now'), requestProgress: () => reports.push('progress') },
+    reporter: {
+      request: () => {
+        reports.push('now');
+        events.push(`report (view: attached to ${String(view.volumesOf(DS)[0]?.attachedTo)})`);
+      },
+      requestProgress: () => reports.push('progress'),
+    },
     snapshot: () => snapshot,
     stopping: () => false,
     missed: () => missed++,
@@ -79,8 +88,31 @@ function setup(o: { mayAct?: boolean; name?: string } = {}) {
     listings,
     missed: () => missed,
     logged,
+    events,
     forget: () => (snapshot = { ...snapshot!, datasets: [] }),
+    /** Records the pool listings, probes, storage and mount calls in `events`. */
+    trace: () => {
+      const list = driver.listVolumes.bind(driver);
+      driver.listVolumes = async () => (events.push('list the pool'), list());
+      const probe = host.hasFilesystem.bind(host);
+      host.hasFilesystem = async (d) => (events.push(`probe ${d}`), probe(d));
+      const attach = driver.attachVolume.bind(driver);
+      driver.attachVolume = async (id, i) => (events.push(`attach ${id}`), attach(id, i));
+      const detach = driver.detachVolume.bind(driver);
+      driver.detachVolume = async (id, options) => (events.push(`detach ${id}`), detach(id, options));
+      const mount = host.mount.bind(host);
+      host.mount = async (d, m) => (events.push(`mount ${m}`), mount(d, m));
+      const unmount = host.unmount.bind(host);
+      host.unmount = async (m) => (events.push(`unmount ${m}`), unmount(m));
+    },
   };
+}
+
+/** The volume 'vol-1' of DS, formatted, attached here and mounted at its path (or at `mountPoints`). */
+function heldHere(f: ReturnType<typeof setup>, mountPoints = [`/flocker/${DS}`]): void {
+  f.driver.volumes.set('vol-1', { blockdeviceId: 'vol-1', datasetId: DS, size: 64 * MiB, attachedTo: 'i-me' });
+  f.host.formatted.add('/dev/fake/vol-1');
+  f.host.mounts = mountPoints.map((mountPoint) => ({ device: '/dev/fake/vol-1', mountPoint, majorMinor: '0:0' }));
 }
 
 describe('DatasetWorker', () => {
@@ -146,5 +178,114 @@ describe('DatasetWorker', () => {
     await worker.converge(DS);
     expect(driver.volumes.size).toBe(0);
     expect(reports).toEqual([]);
+  });
+
+  it('a move away: the detach is decided on a look that probes the device (mounted nowhere here, file system) without listing the pool, and the release is reported at once, before the look that confirms it', async () => {
+    const f = setup({ primary: OTHER });
+    heldHere(f);
+    f.trace();
+    await f.worker.converge(DS);
+    expect(f.events).toEqual([
+      'list the pool',
+      `unmount /flocker/${DS}`,
+      // The look after the unmount: no listing (the unmount changed no record), the device probed as ever.
+      'probe /dev/fake/vol-1',
+      'detach vol-1',
+      'report (view: attached to null)',
+      'list the pool',
+      'report (view: attached to null)',
+    ]);
+    expect(f.driver.volumes.get('vol-1')?.attachedTo).toBeNull();
+  });
+
+  it('a move away: the look after an unmount still finds the device mounted here at another path: unmounted too, detached only then', async () => {
+    const f = setup({ primary: OTHER });
+    heldHere(f, [`/flocker/${DS}`, '/elsewhere']);
+    f.trace();
+    await f.worker.converge(DS);
+    expect(f.events.filter((e) => !e.startsWith('report') && !e.startsWith('probe'))).toEqual([
+      'list the pool',
+      'unmount /elsewhere',
+      `unmount /flocker/${DS}`,
+      'detach vol-1',
+      'list the pool',
+    ]);
+  });
+
+  it('an arrival: the mount is decided on a look that probes the attached device without listing the pool', async () => {
+    const f = setup();
+    heldHere(f, []);
+    f.driver.volumes.set('vol-1', { ...f.driver.volumes.get('vol-1')!, attachedTo: null });
+    f.trace();
+    await f.worker.converge(DS);
+    expect(f.events).toEqual([
+      'list the pool',
+      'attach vol-1',
+      'probe /dev/fake/vol-1',
+      `mount /flocker/${DS}`,
+      'report (view: attached to i-me)',
+      'list the pool',
+      'report (view: attached to i-me)',
+    ]);
+  });
+
+  it('an arrival whose volume another node took meanwhile: the attach fails and is backed off, nothing mounted', async () => {
+    const f = setup();
+    heldHere(f, []);
+    f.driver.volumes.set('vol-1', { ...f.driver.volumes.get('vol-1')!, attachedTo: null });
+    const list = f.driver.listVolumes.bind(f.driver);
+    f.driver.listVolumes = async () => {
+      const seen = await list();
+      f.driver.volumes.set('vol-1', { ...f.driver.volumes.get('vol-1')!, attachedTo: 'i-other' });
+      return seen;
+    };
+    await f.worker.converge(DS);
+    expect(f.host.mounts).toEqual([]);
+    expect(f.failures.reportErrors()).toEqual([
+      expect.objectContaining({ action: 'attach', code: 'ALREADY_ATTACHED' }),
+    ]);
+  });
+});
+
+describe('poolAfter', () => {
+  const seen = {
+    instanceId: 'i-me',
+    volumes: [
+      {
+        blockdeviceId: 'vol-1',
+        datasetId: DS,
+        size: MiB,
+        attachedTo: 'i-me',
+        devicePath: '/dev/x',
+        hasFilesystem: true,
+        mountPoints: ['/m'],
+      },
+      { blockdeviceId: 'vol-2', datasetId: 'other', size: MiB, attachedTo: null },
+    ],
+  };
+  const unattached = { ...seen, volumes: [{ blockdeviceId: 'vol-1', datasetId: DS, size: MiB, attachedTo: null }] };
+
+  it('after an unmount: the dataset’s volumes as listed before it, without device details', () => {
+    expect(
+      poolAfter(seen, { kind: 'unmount', datasetId: DS, blockdeviceId: 'vol-1', mountPath: '/m' }, 'i-me'),
+    ).toEqual([{ blockdeviceId: 'vol-1', datasetId: DS, size: MiB, attachedTo: 'i-me' }]);
+  });
+
+  it('after an attach: the volume attached here', () => {
+    expect(poolAfter(unattached, { kind: 'attach', datasetId: DS, blockdeviceId: 'vol-1' }, 'i-me')).toEqual([
+      { blockdeviceId: 'vol-1', datasetId: DS, size: MiB, attachedTo: 'i-me' },
+    ]);
+  });
+
+  it('anything else, or a volume the look before did not show: undefined (the pool is listed)', () => {
+    expect(poolAfter(seen, { kind: 'detach', datasetId: DS, blockdeviceId: 'vol-1' }, 'i-me')).toBeUndefined();
+    expect(
+      poolAfter(
+        seen,
+        { kind: 'mount', datasetId: DS, blockdeviceId: 'vol-1', devicePath: '/dev/x', mountPath: '/m', size: MiB },
+        'i-me',
+      ),
+    ).toBeUndefined();
+    expect(poolAfter(unattached, { kind: 'attach', datasetId: DS, blockdeviceId: 'vol-9' }, 'i-me')).toBeUndefined();
   });
 });

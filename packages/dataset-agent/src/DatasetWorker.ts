@@ -5,7 +5,7 @@
  */
 import { METADATA_NAME_KEY, type ClusterSnapshot } from '@flocker/api';
 import { datasetAgentMetrics, processRegistry } from '@flocker/metrics';
-import type { BlockDeviceApi, BlockDeviceSnapshot } from '@flocker/storage-drivers';
+import type { BlockDeviceApi, BlockDeviceSnapshot, BlockDeviceVolume } from '@flocker/storage-drivers';
 import type winston from 'winston';
 import { calculateChanges } from './calculateChanges';
 import type { Clock } from './clock';
@@ -16,7 +16,15 @@ import { errorCode, errorMessage } from './errors';
 import { executeAction, type ActionResult } from './executeAction';
 import type { FailureLog } from './FailureLog';
 import type { HostOps } from './HostOps';
-import type { Action, ActionKind, DecisionContext, DesiredDataset, DesiredState, LocalState } from './LocalState';
+import type {
+  Action,
+  ActionKind,
+  DecisionContext,
+  DesiredDataset,
+  DesiredState,
+  DiscoveredVolume,
+  LocalState,
+} from './LocalState';
 import type { Observation, ObservationView } from './ObservationView';
 import type { PoolKnowledge } from './PoolKnowledge';
 import type { Reporter } from './Reporter';
@@ -50,6 +58,41 @@ export interface DatasetWorkerContext {
   readonly restoreBackup?: (action: Extract<Action, { kind: 'restore' }>) => Promise<void>;
   /** Spare volumes a create claims (issue 23); absent where the backend keeps none or they are off. */
   readonly sparePool?: Pick<SparePool, 'claim'>;
+}
+
+/**
+ * The dataset's volumes as the step just done leaves them, where that step's own answer tells
+ * without listing the pool again (issue 23: the listing of every record is on a move's critical
+ * path twice, after the unmount on the old primary and after the attach on the new one):
+ * - unmount changes no record: the volumes are as the look before it listed them;
+ * - attach returned: the volume is attached here (the backend's record, written under its own
+ *   exclusion; also when it found it so already).
+ * Invariant: only the listing is left out; the look after the step still probes this host's
+ * devices, mounts and file systems (the check after an unmount that the device is mounted
+ * nowhere here stays), and the listing comes back at the step after. Another node can change these
+ * records meanwhile only by forcing a detach, which the next step (detach, mount) finds out
+ * itself; a wrong guess costs a failed step, never data. Anything else: undefined (list the pool).
+ */
+export function poolAfter(local: LocalState, action: Action, instanceId: string): BlockDeviceVolume[] | undefined {
+  if (action.kind !== 'unmount' && action.kind !== 'attach') return undefined;
+  const mine = local.volumes.filter((v) => v.datasetId === action.datasetId);
+  if (!mine.some((v) => v.blockdeviceId === action.blockdeviceId)) return undefined;
+  return mine.map((v) =>
+    poolVolume(
+      action.kind === 'attach' && v.blockdeviceId === action.blockdeviceId ? { ...v, attachedTo: instanceId } : v,
+    ),
+  );
+}
+
+/** A volume as the pool lists it (no device details). */
+function poolVolume(v: DiscoveredVolume): DiscoveredVolume & BlockDeviceVolume {
+  return {
+    blockdeviceId: v.blockdeviceId,
+    datasetId: v.datasetId,
+    size: v.size,
+    attachedTo: v.attachedTo,
+    ...(v.profile !== undefined ? { profile: v.profile } : {}),
+  };
 }
 
 /** The one next step for a dataset (none when it has reached its goal). */
@@ -92,6 +135,8 @@ export class DatasetWorker {
     const { c } = this;
     let previous = '';
     let first = fresh;
+    // The dataset's volumes as the step just done left them (poolAfter): the next look lists no pool.
+    let known: BlockDeviceVolume[] | undefined;
     for (let snapshot = c.snapshot(); !c.stopping() && snapshot !== null; snapshot = c.snapshot()) {
       const desired = desiredStateOf(snapshot);
       const dataset = desired.datasets.find((d) => d.datasetId === datasetId);
@@ -105,6 +150,8 @@ export class DatasetWorker {
       } else {
         const seq = c.view.nextSeq();
         const t0 = this.now();
+        const volumes = known;
+        known = undefined;
         try {
           local = c.pool.withUnreadable(
             await discoverLocalState({
@@ -112,7 +159,7 @@ export class DatasetWorker {
               host: c.hostOps,
               instanceId: c.instanceId,
               onlyDataset: datasetId,
-              listVolumes: c.pool.listPool,
+              listVolumes: volumes !== undefined ? async () => volumes : c.pool.listPool,
               knownBlank: this.isBlank,
               // Only a dataset with configured snapshots needs the backend's list (one more call per look).
               withSnapshots: (desired.snapshots ?? []).some((s) => s.datasetId === datasetId),
@@ -121,7 +168,11 @@ export class DatasetWorker {
             }),
           );
           if (local.snapshots !== undefined) c.snapshotsSeen?.(local.snapshots);
-          c.logger.debug('observed dataset', { datasetId, durationMs: this.now() - t0 });
+          c.logger.debug('observed dataset', {
+            datasetId,
+            durationMs: this.now() - t0,
+            ...(volumes !== undefined ? { listed: false } : {}),
+          });
         } catch (e) {
           c.logger.warn('observation failed', { datasetId, code: errorCode(e), error: errorMessage(e) });
           c.missed();
@@ -170,8 +221,25 @@ export class DatasetWorker {
         c.reporter.request();
         return;
       }
+      if (action.kind === 'detach') this.reportReleased(local, action);
       first = this.observationAfter(local, action, result);
+      if (first === undefined) known = poolAfter(local, action, c.instanceId);
     }
+  }
+
+  /**
+   * A volume let go is what the node taking it over waits for, and on every backend without a
+   * pool watch (all but loopback) that node learns of it from this node's report: recorded in the
+   * view and reported at once after the detach, before the look that confirms it. Invariant: the
+   * detach returned without error (the backend has the volume attached nowhere, or found it so);
+   * the look after it still decides the next step, and the report after that says what it found.
+   */
+  private reportReleased(local: LocalState, action: Extract<Action, { kind: 'detach' }>): void {
+    const volumes = local.volumes
+      .filter((v) => v.datasetId === action.datasetId)
+      .map((v) => (v.blockdeviceId === action.blockdeviceId ? { ...poolVolume(v), attachedTo: null } : v));
+    this.c.view.update({ instanceId: local.instanceId, volumes }, this.c.view.nextSeq(), action.datasetId);
+    this.c.reporter.request();
   }
 
   /**

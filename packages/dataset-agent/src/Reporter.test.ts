@@ -1,6 +1,6 @@
 import type { NodeReport } from '@flocker/api';
 import winston from 'winston';
-import { Reporter, type ReportAnswer } from './Reporter';
+import { changedFields, Reporter, type ReportAnswer } from './Reporter';
 import { ManualClock, settle } from '@flocker/runtime/testing';
 
 function setup(o: { progressReportMs?: number; resyncIntervalMs?: number } = {}) {
@@ -132,5 +132,37 @@ describe('Reporter', () => {
     await reporter.settled();
     await settle();
     expect(sent).toHaveLength(1);
+  });
+});
+
+describe('changedFields (the report debug line: why a report went out)', () => {
+  const report: NodeReport = {
+    uuid: 'n',
+    era: 'e',
+    host: 'h',
+    instance_id: 'i',
+    backend: 'fake',
+    manifestations: [],
+    errors: [],
+  };
+
+  it('names the fields that differ from the last report sent, added or dropped ones too', () => {
+    const last = JSON.stringify({ ...report, available_bytes: 1 });
+    expect(changedFields(last, { ...report, available_bytes: 2 })).toEqual(['available_bytes']);
+    expect(changedFields(last, report)).toEqual(['available_bytes']);
+    expect(changedFields(JSON.stringify(report), { ...report, volumes: [] })).toEqual(['volumes']);
+    expect(changedFields(JSON.stringify(report), report)).toEqual([]);
+  });
+
+  it('the first report: every field', () => {
+    expect(changedFields('', report)).toEqual([
+      'backend',
+      'era',
+      'errors',
+      'host',
+      'instance_id',
+      'manifestations',
+      'uuid',
+    ]);
   });
 });

@@ -103,7 +103,11 @@ export class Reporter {
     this.heartbeatWanted = false;
     if (!heartbeat && this.isRepeat(text, now)) return;
     try {
-      this.o.logger.debug('reporting', { manifestations: report.manifestations.length });
+      this.o.logger.debug('reporting', {
+        manifestations: report.manifestations.length,
+        // Why it goes out (a trace of a move reads it): the fields that differ from the last report sent.
+        ...(this.o.logger.isDebugEnabled() ? { changed: changedFields(this.lastReport, report) } : {}),
+      });
       const answer = ReportResponse.safeParse(await this.o.send(report));
       this.o.logger.debug('reported', { durationMs: this.o.clock.now() - now });
       this.lastReport = text;
@@ -113,4 +117,12 @@ export class Reporter {
       this.o.logger.warn('cannot report node state', { code: errorCode(e), error: errorMessage(e) });
     }
   }
+}
+
+/** The top-level fields of `report` that differ from the report sent as `lastText` (every field when none was). */
+export function changedFields(lastText: string, report: NodeReport): string[] {
+  const last = (lastText === '' ? {} : JSON.parse(lastText)) as Record<string, unknown>;
+  const now: Record<string, unknown> = { ...report };
+  const fields = new Set([...Object.keys(last), ...Object.keys(now)]);
+  return [...fields].filter((k) => JSON.stringify(last[k]) !== JSON.stringify(now[k])).sort();
 }
