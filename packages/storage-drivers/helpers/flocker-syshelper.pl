@@ -26,12 +26,15 @@
 #   mount <dev>\t<dir>\t<fs>   ok | err <errno> <text> | unsupported <why>    (mount(2), no flags, no data)
 #   umount <dir>               ok | err <errno> <text> | unsupported <why>    (umount2(2), no flags)
 #   freeze|thaw <dir>          ok | err <errno> <text> | unsupported <why>    (FIFREEZE/FITHAW on the mount point)
+#   flushbuf <device>          ok | busy | err <errno> <text> | unsupported <why>
+#                              (opened O_EXCL: busy while mounted or held exclusively; then BLKFLSBUF: the device's
+#                              dirty pages written to what is below it, without a flush of the disk)
 #   anything else              err unknown command <cmd>
 use strict;
 use warnings;
 use Config;
 use Errno qw(EBUSY);
-use Fcntl qw(:flock O_RDONLY O_NONBLOCK O_NOFOLLOW);
+use Fcntl qw(:flock O_RDONLY O_NONBLOCK O_NOFOLLOW O_EXCL);
 
 # syscall(2) numbers of the ABI this perl was built for: $Config{archname} (not
 # uname -m, which says x86_64 for a 32-bit perl on a 64-bit kernel). Both use the
@@ -68,6 +71,7 @@ my $FS_IOC_GETFLAGS = (2 << 30) | ($long << 16) | (ord('f') << 8) | 1;   # _IOR(
 my $FS_IOC_SETFLAGS = (1 << 30) | ($long << 16) | (ord('f') << 8) | 2;   # _IOW('f', 2, long)
 my $FS_IMMUTABLE_FL = 0x10;
 my ($LOOP_SET_FD, $LOOP_CLR_FD, $LOOP_CTL_GET_FREE) = (0x4C00, 0x4C01, 0x4C82);   # the same on every architecture
+my $BLKFLSBUF = (0x12 << 8) | 97;   # _IO(0x12, 97): no size, no direction bits on the generic layout
 my ($FIFREEZE, $FITHAW) = ((3 << 30) | (4 << 16) | (ord('X') << 8) | 119, (3 << 30) | (4 << 16) | (ord('X') << 8) | 120);   # _IOWR('X', 119|120, int)
 
 sub errname { my $n = (grep { $!{$_} } keys %!)[0]; return defined $n ? $n : 'EIO' }
@@ -138,6 +142,15 @@ sub freeze_fs {
   return $answer;
 }
 
+sub flush_buffers {
+  my ($dev) = @_;
+  return $unsupported unless $sys;
+  sysopen(my $fh, $dev, O_RDONLY | O_EXCL) or return $! == EBUSY ? 'busy' : sprintf('err %d %s', $! + 0, "$!");
+  my $answer = ioctl($fh, $BLKFLSBUF, 0) ? 'ok' : sprintf('err %d %s', $! + 0, "$!");
+  close $fh;
+  return $answer;
+}
+
 sub lock_file {
   my ($seconds) = @_;
   die "no --lock file given\n" unless $lock_fh;
@@ -168,6 +181,7 @@ while (my $line = <STDIN>) {
     return mount_fs($arg) if $cmd eq 'mount';
     return umount_fs($arg) if $cmd eq 'umount';
     return freeze_fs($cmd, $arg) if $cmd eq 'freeze' || $cmd eq 'thaw';
+    return flush_buffers($arg) if $cmd eq 'flushbuf';
     die "unknown command $cmd\n";
   };
   if (!defined $answer) { my $e = $@; $e =~ s/\s+$//; $e =~ s/\n/ /g; $answer = "err $e" }

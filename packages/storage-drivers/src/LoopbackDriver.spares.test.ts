@@ -12,19 +12,26 @@ jest.setTimeout(60_000);
 const MiB = 1024 * 1024;
 const roots: string[] = [];
 
-async function pool(): Promise<{ root: string; a: LoopbackDriver; b: LoopbackDriver }> {
+async function pool(
+  loopDiscovery: 'sysfs' | 'losetup' = 'sysfs',
+): Promise<{ root: string; a: LoopbackDriver; b: LoopbackDriver }> {
   const root = await makeTempRoot('flocker-spares-test-');
   roots.push(root);
   return {
     root,
-    a: new LoopbackDriver({ rootPath: root, instanceId: 'instance-a' }),
-    b: new LoopbackDriver({ rootPath: root, instanceId: 'instance-b' }),
+    a: new LoopbackDriver({ rootPath: root, instanceId: 'instance-a', loopDiscovery }),
+    b: new LoopbackDriver({ rootPath: root, instanceId: 'instance-b', loopDiscovery }),
   };
 }
 
 afterAll(async () => {
   for (const root of roots) await destroyTempRoot(root);
 });
+
+/** Record temp files left in the pool (a claim writes its record's temp before it holds the lock). */
+async function temps(root: string): Promise<string[]> {
+  return (await fs.readdir(path.join(root, 'volumes'))).filter((n) => n.includes('.json.tmp-'));
+}
 
 async function dumpe2fs(file: string): Promise<string> {
   const r = await execFileExec('dumpe2fs', ['-h', file]);
@@ -83,20 +90,23 @@ describe('LoopbackDriver spares (issue 23)', () => {
     expect(await a.claimSpare(randomUUID(), 32 * MiB)).toBeUndefined();
     expect(await fs.readdir(spares)).toEqual([]);
     expect(await a.listVolumes()).toEqual([]);
+    expect(await temps(root)).toEqual([]);
     const good = await a.makeSpare(32 * MiB);
     expect((await a.claimSpare(randomUUID(), 32 * MiB))?.blockdeviceId).toBe(good.id);
   });
 
   it('two hosts claiming at once never get one spare twice', async () => {
-    const { a, b } = await pool();
+    const { root, a, b } = await pool();
     const spare = await a.makeSpare(16 * MiB);
     const [x, y] = await Promise.all([a.claimSpare(randomUUID(), 16 * MiB), b.claimSpare(randomUUID(), 16 * MiB)]);
     expect([x, y].filter((v) => v !== undefined).map((v) => v?.blockdeviceId)).toEqual([spare.id]);
     expect((await a.listVolumes()).length).toBe(1);
+    // The loser's record temp (written before it held the lock) is gone with its claim.
+    expect(await temps(root)).toEqual([]);
   });
 
   it('onlyVolume: no claim for a dataset that has a volume already; the spare stays', async () => {
-    const { a } = await pool();
+    const { root, a } = await pool();
     const ds = randomUUID();
     await a.createVolume(ds, 16 * MiB);
     const spare = await a.makeSpare(16 * MiB);
@@ -104,6 +114,7 @@ describe('LoopbackDriver spares (issue 23)', () => {
       code: 'DATASET_HAS_VOLUME',
     });
     expect(await a.listSpares()).toEqual([spare]);
+    expect(await temps(root)).toEqual([]);
   });
 
   it('crash states converge: a make cut off is tidied (its own at once, another host’s when old); a claim cut off between the move and the record leaves an orphan image, or before the rename a record temp, that repair() removes', async () => {
@@ -197,33 +208,35 @@ describe('LoopbackDriver spares (issue 23)', () => {
       expect(await devicesOf(root)).toEqual({ [`volumes/${spare.id}.img`]: [v?.devicePath] });
     });
 
-    it('never hands out a spare written through its device: still mounted (busy), or written raw by an opener that still holds it (the claim flushes the device first)', async () => {
-      const { root, a } = await pool();
-      const mounted = await a.makeSpare(32 * MiB);
-      const rawWritten = await a.makeSpare(32 * MiB);
-      const devs = await devicesOf(root);
-      const [mountedDevice] = devs[`spares/${mounted.id}.img`] ?? [];
-      const [rawDevice] = devs[`spares/${rawWritten.id}.img`] ?? [];
-      const at = path.join(root, 'mnt');
-      await fs.mkdir(at);
-      await mount(mountedDevice, at, { fstype: 'ext4' });
-      const h = await fs.open(rawDevice, 'r+');
-      try {
-        // Only in the device's page cache so far: the image and its mtime do not show it yet.
-        await h.write(Buffer.from('payload'), 0, 7, 16 * MiB);
-        expect((await fs.stat(path.join(root, 'spares', `${rawWritten.id}.img`))).mtimeMs).toBe(SPARE_MTIME * 1000);
-        expect(await a.claimSpare(randomUUID(), 32 * MiB, { attach: true })).toBeUndefined();
-      } finally {
-        await h.close();
-        await unmount(at);
-      }
-      expect(await fs.readdir(path.join(root, 'spares'))).toEqual([]);
-      expect(await a.listVolumes()).toEqual([]);
-      // The mounted one's device could not be detached while mounted (its image is gone): the next tidy does it.
-      expect(Object.keys(await devicesOf(root)).every((f) => f.startsWith('spares/'))).toBe(true);
-      await a.tidySpares();
-      expect(await devicesOf(root)).toEqual({});
-    });
+    // sysfs: the helper's flushbuf (O_EXCL + BLKFLSBUF); losetup (no helper): an O_EXCL open and an fsync.
+    for (const discovery of ['sysfs', 'losetup'] as const)
+      it(`never hands out a spare written through its device: still mounted (busy), or written raw by an opener that still holds it (the claim flushes the device first): ${discovery}`, async () => {
+        const { root, a } = await pool(discovery);
+        const mounted = await a.makeSpare(32 * MiB);
+        const rawWritten = await a.makeSpare(32 * MiB);
+        const devs = await devicesOf(root);
+        const [mountedDevice] = devs[`spares/${mounted.id}.img`] ?? [];
+        const [rawDevice] = devs[`spares/${rawWritten.id}.img`] ?? [];
+        const at = path.join(root, 'mnt');
+        await fs.mkdir(at);
+        await mount(mountedDevice, at, { fstype: 'ext4' });
+        const h = await fs.open(rawDevice, 'r+');
+        try {
+          // Only in the device's page cache so far: the image and its mtime do not show it yet.
+          await h.write(Buffer.from('payload'), 0, 7, 16 * MiB);
+          expect((await fs.stat(path.join(root, 'spares', `${rawWritten.id}.img`))).mtimeMs).toBe(SPARE_MTIME * 1000);
+          expect(await a.claimSpare(randomUUID(), 32 * MiB, { attach: true })).toBeUndefined();
+        } finally {
+          await h.close();
+          await unmount(at);
+        }
+        expect(await fs.readdir(path.join(root, 'spares'))).toEqual([]);
+        expect(await a.listVolumes()).toEqual([]);
+        // The mounted one's device could not be detached while mounted (its image is gone): the next tidy does it.
+        expect(Object.keys(await devicesOf(root)).every((f) => f.startsWith('spares/'))).toBe(true);
+        await a.tidySpares();
+        expect(await devicesOf(root)).toEqual({});
+      });
 
     it('tidy detaches the devices no spare needs (a second one of a spare, a destroyed spare’s, a removed make’s) and keeps those of spares and of another host’s make in progress', async () => {
       const { root, a, b } = await pool();

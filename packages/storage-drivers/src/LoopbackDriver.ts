@@ -197,6 +197,7 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
   private readonly loopScanner = new FreshRead(() => listLoopBindings());
   private readonly attachOptions: AttachLoopOptions;
   private readonly detachOptions: { ioctls?: LoopIoctls };
+  private readonly ioctls: LoopIoctls | undefined;
   private readonly flagOptions: ImmutableOptions;
   /** See immutableStopsOpenFiles; undefined until probed. */
   private flagStopsOpenFiles: boolean | undefined;
@@ -234,6 +235,7 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
       ...(ioctls !== undefined ? { ioctls } : {}),
     };
     this.detachOptions = ioctls !== undefined ? { ioctls } : {};
+    this.ioctls = ioctls;
     this.flagOptions = { exec: this.exec, ...(ioctls !== undefined ? { ioctls } : {}) };
     this.snapshotStore = new LoopbackSnapshots({ rootPath: this.rootPath, exec: this.exec, logger: this.logger });
   }
@@ -866,86 +868,109 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
     const candidates = (await this.listSpares()).filter((s) => s.size === rounded);
     if (candidates.length === 0) return undefined;
     const attachTo = options.attach === true ? this.instanceId : null;
-    return this.withPoolLock(async () => {
-      if (options.onlyVolume === true) await this.refuseSecondVolume(datasetId);
-      const dirs = await this.spareDirs();
-      for (const candidate of candidates) {
-        const image = path.join(this.sparesPath, spareImageName(candidate.id));
-        const devices = devicesOfSpare(await this.bindingsIn(dirs), dirs, candidate.id);
-        // The device first: exclusive (not mounted anywhere), and flushed, so what any opener wrote is in the image.
-        const busy = devices.length > 0 ? await this.flushSpareDevice(devices[0]) : false;
-        const verdict = busy
-          ? { ok: false as const, reason: `its loop device ${devices[0]} is in use` }
-          : await this.spareCheck(image);
-        if (verdict === undefined) continue; // claimed by another host meanwhile
-        if (!verdict.ok) {
-          this.logger.warn('spare volume fails the never-written check: destroyed, not handed out', {
-            spareId: candidate.id,
-            reason: verdict.reason,
-          });
-          await this.detachSpareDevices(devices, candidate.id);
-          await fs.rm(image, { force: true });
-          continue;
-        }
-        // One device per volume: the spare's lowest; without attach, none (an unattached volume has no device).
-        const keep = attachTo !== null ? devices.slice(0, 1) : [];
-        await this.detachSpareDevices(
-          devices.filter((d) => !keep.includes(d)),
-          candidate.id,
-        );
-        const record: VolumeRecord = {
-          version: 1,
-          blockdevice_id: candidate.id,
-          dataset_id: datasetId,
-          size: rounded,
-          ...(options.profile !== undefined ? { profile: options.profile } : {}),
-          attached_to: attachTo,
-          created: new Date().toISOString(),
-        };
-        const tmp = await writeSyncedTemp(this.recordPath(candidate.id), recordText(record));
-        try {
-          // Image first: a crash before the record leaves an orphan image (repair removes it, and detaches its
-          // device), never a record without one. The device follows the image (the kernel names it by its path).
-          await fs.rename(image, this.imagePath(candidate.id));
-        } catch (e) {
-          await fs.rm(tmp, { force: true });
-          if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
-          throw e;
-        }
-        // Durable (directory fsynced) before the volume is used: on a pool file system whose fsync of one file does
-        // not carry other renames with it (btrfs's log tree), data fsynced into the volume could otherwise outlive its
-        // record after a power loss, and repair() would remove the image as an orphan.
-        await commitTemp(tmp, this.recordPath(candidate.id));
-        let device = keep[0];
-        if (attachTo !== null && device === undefined) {
-          // No device bound at the make (or not on this kernel): as attachVolume, record first, then the device.
-          try {
-            device = await attachLoop(this.exec, this.imagePath(candidate.id), candidate.id, this.attachOptions);
-          } catch (e) {
-            await this.writeRecord({ ...record, attached_to: null }, ATTACHMENT).catch((undo: unknown) =>
-              this.logger.error('could not undo attachment record', {
-                blockdeviceId: candidate.id,
-                error: String(undo),
-              }),
-            );
-            this.logger.warn('volume claimed from a spare, not attached', {
-              blockdeviceId: candidate.id,
-              error: String(e),
-            });
-            return toVolume({ ...record, attached_to: null });
-          }
-        }
-        if (device !== undefined) this.lastDevice.set(candidate.id, device);
-        this.logger.info('volume claimed from a spare', {
-          blockdeviceId: candidate.id,
-          datasetId,
-          size: rounded,
-          ...(device !== undefined ? { device, preAttached: keep.length > 0 } : {}),
-        });
-        return { ...toVolume(record), ...(device !== undefined ? { devicePath: device } : {}) };
-      }
-      return undefined;
+    const recordOf = (id: string): VolumeRecord => ({
+      version: 1,
+      blockdevice_id: id,
+      dataset_id: datasetId,
+      size: rounded,
+      ...(options.profile !== undefined ? { profile: options.profile } : {}),
+      attached_to: attachTo,
+      created: new Date().toISOString(),
     });
+    // The first candidate's record is written and flushed while the lock is taken and the spare checked (its fsync
+    // and the device's flush may share one journal commit); renamed into place only under the lock, after the check.
+    // Unused (refused, the spare gone or failing its check), it is removed.
+    const first = candidates[0];
+    const firstRecord = recordOf(first.id);
+    const early = writeSyncedTemp(this.recordPath(first.id), recordText(firstRecord));
+    early.catch(() => undefined); // awaited below (or dropped in finally)
+    let earlyUsed = false;
+    try {
+      return await this.withPoolLock(async () => {
+        if (options.onlyVolume === true) await this.refuseSecondVolume(datasetId);
+        const dirs = await this.spareDirs();
+        for (const candidate of candidates) {
+          const image = path.join(this.sparesPath, spareImageName(candidate.id));
+          const devices = devicesOfSpare(await this.bindingsIn(dirs), dirs, candidate.id);
+          // The device first: exclusive (not mounted anywhere), and flushed, so what any opener wrote is in the image.
+          const busy = devices.length > 0 ? await this.flushSpareDevice(devices[0]) : false;
+          const verdict = busy
+            ? { ok: false as const, reason: `its loop device ${devices[0]} is in use` }
+            : await this.spareCheck(image);
+          if (verdict === undefined) continue; // claimed by another host meanwhile
+          if (!verdict.ok) {
+            this.logger.warn('spare volume fails the never-written check: destroyed, not handed out', {
+              spareId: candidate.id,
+              reason: verdict.reason,
+            });
+            await this.detachSpareDevices(devices, candidate.id);
+            await fs.rm(image, { force: true });
+            continue;
+          }
+          // One device per volume: the spare's lowest; without attach, none (an unattached volume has no device).
+          const keep = attachTo !== null ? devices.slice(0, 1) : [];
+          await this.detachSpareDevices(
+            devices.filter((d) => !keep.includes(d)),
+            candidate.id,
+          );
+          const record = candidate === first ? firstRecord : recordOf(candidate.id);
+          let tmp: string;
+          if (candidate === first) {
+            tmp = await early;
+            earlyUsed = true;
+          } else {
+            tmp = await writeSyncedTemp(this.recordPath(candidate.id), recordText(record));
+          }
+          try {
+            // Image first: a crash before the record leaves an orphan image (repair removes it, and detaches its
+            // device), never a record without one. The device follows the image (the kernel names it by its path).
+            await fs.rename(image, this.imagePath(candidate.id));
+          } catch (e) {
+            await fs.rm(tmp, { force: true });
+            if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+            throw e;
+          }
+          // Durable (directory fsynced) before the volume is used: on a pool file system whose fsync of one file does
+          // not carry other renames with it (btrfs's log tree), data fsynced into the volume could otherwise outlive
+          // its record after a power loss, and repair() would remove the image as an orphan.
+          await commitTemp(tmp, this.recordPath(candidate.id));
+          let device = keep[0];
+          if (attachTo !== null && device === undefined) {
+            // No device bound at the make (or not on this kernel): as attachVolume, record first, then the device.
+            try {
+              device = await attachLoop(this.exec, this.imagePath(candidate.id), candidate.id, this.attachOptions);
+            } catch (e) {
+              await this.writeRecord({ ...record, attached_to: null }, ATTACHMENT).catch((undo: unknown) =>
+                this.logger.error('could not undo attachment record', {
+                  blockdeviceId: candidate.id,
+                  error: String(undo),
+                }),
+              );
+              this.logger.warn('volume claimed from a spare, not attached', {
+                blockdeviceId: candidate.id,
+                error: String(e),
+              });
+              return toVolume({ ...record, attached_to: null });
+            }
+          }
+          if (device !== undefined) this.lastDevice.set(candidate.id, device);
+          this.logger.info('volume claimed from a spare', {
+            blockdeviceId: candidate.id,
+            datasetId,
+            size: rounded,
+            ...(device !== undefined ? { device, preAttached: keep.length > 0 } : {}),
+          });
+          return { ...toVolume(record), ...(device !== undefined ? { devicePath: device } : {}) };
+        }
+        return undefined;
+      });
+    } finally {
+      if (!earlyUsed)
+        await early.then(
+          (tmp) => fs.rm(tmp, { force: true }),
+          () => undefined,
+        );
+    }
   }
 
   async destroySpare(id: string): Promise<void> {
@@ -991,6 +1016,9 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
    * True when it is in use.
    */
   private async flushSpareDevice(device: string): Promise<boolean> {
+    // The helper's BLKFLSBUF writes the dirty pages down without the disk flush an fsync adds (one pipe round trip).
+    const helped = await this.ioctls?.flushBuffers(device);
+    if (helped === 'busy' || helped === 'flushed') return helped === 'busy';
     let handle: Awaited<ReturnType<typeof fs.open>>;
     try {
       handle = await fs.open(device, fsConstants.O_RDONLY | fsConstants.O_EXCL);

@@ -224,6 +224,18 @@ export class LoopIoctls {
     return { ok: false, errno: m?.[1] ?? 'EIO', message: m?.[2] ?? answer.replace(/^err /, '') };
   }
 
+  /**
+   * Opens the device exclusively and writes its dirty pages down (BLKFLSBUF, no disk flush): 'busy' while it is
+   * mounted or held exclusively anywhere on this kernel, 'flushed' when done, null: no helper here (fsync instead).
+   */
+  async flushBuffers(device: string): Promise<'busy' | 'flushed' | null> {
+    const answer = await this.ask(`flushbuf ${device}`, device);
+    if (answer === null || isUnsupported(answer)) return null;
+    if (answer === 'busy') return 'busy';
+    if (answer === 'ok') return 'flushed';
+    throw new StorageError('BACKEND_ERROR', `flushing ${device} failed: ${answer.replace(/^err /, '')}`);
+  }
+
   private async ask(line: string, arg: string): Promise<string | null> {
     // The protocol is one line per request.
     if (this.unavailable || arg.includes('\n')) return null;

@@ -52,6 +52,7 @@ describe('flocker-syshelper', () => {
     expect(await unknown.request('mount /dev/null\t/nowhere\text4')).toBe(refusal);
     expect(await unknown.request('umount /nowhere')).toBe(refusal);
     expect(await unknown.request('getimmutable /')).toBe(refusal);
+    expect(await unknown.request('flushbuf /dev/null')).toBe(refusal);
     // x32 has its own numbers.
     expect(await new SysHelper('test helper', { arch: 'x86_64-linux-gnux32' }).request('arch')).toMatch(
       /^unsupported .* x86_64-linux-gnux32 /,
@@ -66,6 +67,9 @@ describe('flocker-syshelper', () => {
       /^err 22 mount needs a device, a directory and a filesystem type/,
     );
     expect(await helper.request('arch')).toMatch(/^ok /);
+    // flushbuf (issue 23, pre-attached spares) of no device, and of something that is no block device.
+    expect(await helper.request('flushbuf /dev/flocker-no-such-device')).toMatch(/^err 2 /);
+    expect(await helper.request('flushbuf /dev/null')).toMatch(/^err 25 /);
   });
 
   it('on an architecture it does not know, mounts fall back to mount(8) and the flag to chattr/lsattr; loop ioctls still work', async () => {
