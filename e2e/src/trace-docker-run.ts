@@ -1,6 +1,8 @@
 /**
  * Trace of one `docker run` with a new Flocker volume, and of its `docker volume rm`, end to
- * end (issue 23): the plugin and the dataset agent log at debug level, each line with a
+ * end (issue 23); then `docker run` with an existing volume, `docker volume create` + at once
+ * `docker volume rm`, and `docker volume rm` of an idle volume, each beside the same with a
+ * `local` volume. The plugin and the dataset agent log at debug level, each line with a
  * sub-ms wall clock `t`; an observer long-polls the control service and stamps each
  * generation it publishes (what the control service did, seen from outside: no edit of it).
  * The merged timeline, ms from the `docker run`:
@@ -135,6 +137,58 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 500));
       printTimeline(`run ${i + 1}: ${vol}`, steps, t0, t1);
     }
+    // `docker run` with an EXISTING volume (the benchmark's flocker_existing), each after one with a `local` volume:
+    // Docker calls Get, Mount, Unmount (copy-up), Mount, and at exit Unmount; the lease is taken and let go each run.
+    await docker(['run', '--rm', '--network', 'none', '-v', 'trace-local:/data', TINY_IMAGE, 'true']);
+    await docker([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      '-v',
+      'trace-existing:/data',
+      '--volume-driver',
+      stack.driver,
+      TINY_IMAGE,
+      'true',
+    ]);
+    const existing: Array<{ local: number; flocker: number }> = [];
+    for (let i = 0; i < runs; i++) {
+      watched = 'trace-existing';
+      await new Promise((r) => setTimeout(r, 300));
+      const l0 = now();
+      await docker(['run', '--rm', '--network', 'none', '-v', 'trace-local:/data', TINY_IMAGE, 'true']);
+      const local = now() - l0;
+      await new Promise((r) => setTimeout(r, 300));
+      const steps: TraceEvent[] = [];
+      const t0 = now();
+      steps.push({ t: t0, who: 'docker', what: 'docker run -v trace-existing:/data --volume-driver … true' });
+      await docker([
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '-v',
+        'trace-existing:/data',
+        '--volume-driver',
+        stack.driver,
+        TINY_IMAGE,
+        'true',
+      ]);
+      const t1 = now();
+      steps.push({ t: t1, who: 'docker', what: 'docker run returned' });
+      existing.push({ local, flocker: t1 - t0 });
+      await new Promise((r) => setTimeout(r, 500));
+      printTimeline(
+        `existing ${i + 1}: trace-existing (same run with a local volume: ${local.toFixed(1)} ms)`,
+        steps,
+        t0,
+        t1,
+      );
+    }
+    process.stdout.write(
+      `\nexisting volume, ms (local / flocker): ${existing.map((e) => `${e.local.toFixed(0)}/${e.flocker.toFixed(0)}`).join(', ')}\n`,
+    );
     // The benchmark's other pair: `docker volume create` then at once `docker volume rm` (the agent still making it).
     for (let i = 0; i < runs; i++) {
       const vol = `trace-cr-${i}`;
@@ -145,11 +199,48 @@ async function main(): Promise<void> {
       steps.push({ t: t0, who: 'docker', what: `docker volume create -d … ${vol}` });
       await docker(['volume', 'create', '-d', stack.driver, vol]);
       steps.push({ t: now(), who: 'docker', what: `docker volume create returned; docker volume rm ${vol}` });
+      const r0 = now();
+      await docker(['volume', 'rm', vol]);
+      const t1 = now();
+      steps.push({ t: t1, who: 'docker', what: 'docker volume rm returned' });
+      // The same pair with the `local` driver, for comparison.
+      await docker(['volume', 'create', `${vol}-local`]);
+      const l0 = now();
+      await docker(['volume', 'rm', `${vol}-local`]);
+      const local = now() - l0;
+      await new Promise((r) => setTimeout(r, 500));
+      printTimeline(
+        `create + rm ${i + 1}: ${vol} (rm ${(t1 - r0).toFixed(1)} ms; local rm ${local.toFixed(1)} ms)`,
+        steps,
+        t0,
+        t1,
+      );
+    }
+    // `docker volume rm` of a volume made a while ago (the agent idle, its spares refilled), each after a `local` one:
+    // what rm costs without the agent's work on the volume overlapping it.
+    for (let i = 0; i < runs; i++) {
+      const vol = `trace-idle-${i}`;
+      watched = vol;
+      await docker(['volume', 'create', '-d', stack.driver, vol]);
+      await docker(['volume', 'create', `${vol}-local`]);
+      await new Promise((r) => setTimeout(r, 4_000));
+      const l0 = now();
+      await docker(['volume', 'rm', `${vol}-local`]);
+      const local = now() - l0;
+      await new Promise((r) => setTimeout(r, 300));
+      const steps: TraceEvent[] = [];
+      const t0 = now();
+      steps.push({ t: t0, who: 'docker', what: `docker volume rm ${vol}` });
       await docker(['volume', 'rm', vol]);
       const t1 = now();
       steps.push({ t: t1, who: 'docker', what: 'docker volume rm returned' });
       await new Promise((r) => setTimeout(r, 500));
-      printTimeline(`create + rm ${i + 1}: ${vol}`, steps, t0, t1);
+      printTimeline(
+        `rm of an idle volume ${i + 1}: ${vol} (rm ${(t1 - t0).toFixed(1)} ms; local rm ${local.toFixed(1)} ms)`,
+        steps,
+        t0,
+        t1,
+      );
     }
     const keep = process.env.FLOCKER_TRACE_LOGS;
     if (keep !== undefined) {
