@@ -66,6 +66,8 @@ export interface LocalMoveOptions {
   readonly onProgress?: (p: MoveProgress) => void;
   /** Told of each snapshot the target kept. */
   readonly onSent?: (sent: { name: string; parent: string | null; bytes: number; released: boolean }) => void;
+  /** Told when the target finished writing out what it received after a send before the release (ok: it did). */
+  readonly onSettled?: (settled: { name: string; ok: boolean; ms: number }) => void;
   /** Told of each failed step before it is retried. */
   readonly onRetry?: (error: string, attempt: number) => void;
   /** Progress during a send at most this often (ms, default 250). */
@@ -177,6 +179,7 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
             released: isReleased,
           });
           progress();
+          if (!isReleased) await settleTarget(o, step.name);
           break;
         }
         case 'waitForRelease': {
@@ -249,6 +252,29 @@ async function lookAtBoth(o: LocalMoveOptions): Promise<{ source: SnapshotRef[];
     source: source.map((s) => ({ name: s.name, identity: s.identity })),
     target: status.snapshots.map((s) => ({ name: s.name, identity: s.identity })),
   };
+}
+
+/**
+ * After a send before the release: the target writes out what it received (on btrfs the final
+ * receive would otherwise do it first, inside the unavailable window). Not a step of the move: a
+ * target that fails it or does not know it (an older node) only leaves the work to the final receive.
+ */
+async function settleTarget(o: LocalMoveOptions, name: string): Promise<void> {
+  if (o.target.settle === undefined) return;
+  const t0 = performance.now();
+  let ok = true;
+  try {
+    await o.target.settle(o.datasetId);
+  } catch (e) {
+    ok = false;
+    o.logger?.warn('the target did not write out what it received; the final receive will', {
+      datasetId: o.datasetId,
+      error: errorMessage(e),
+    });
+  }
+  const ms = performance.now() - t0;
+  o.logger?.debug('target settled', { datasetId: o.datasetId, name, ok, durationMs: Math.round(ms) });
+  o.onSettled?.({ name, ok, ms });
 }
 
 async function sendOne(

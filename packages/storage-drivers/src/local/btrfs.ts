@@ -353,7 +353,6 @@ export class BtrfsEngine implements LocalEngine {
     } finally {
       stopWritingOut();
     }
-    this.writeOut();
     const got = await this.completeSnapshot(datasetId, name);
     if (got?.identity !== identity) {
       await this.removeNew(datasetId, existing, name);
@@ -362,13 +361,15 @@ export class BtrfsEngine implements LocalEngine {
         `the received ${name} of ${datasetId} is ${got === undefined ? 'not a complete read-only snapshot' : `${got.identity}, not ${identity}`}: removed`,
       );
     }
+    // Started now, not awaited: the mover's settle (or the next receive) finds less left to write.
+    this.writeOut();
     return got;
   }
 
   /**
    * A received subvolume's data stays dirty in memory, and the next incremental receive snapshots it
    * as its parent, which first writes all of it out: after a full send, seconds inside the move's
-   * unavailable window. So it is written out while it comes (every WRITE_OUT_EVERY bytes) and after.
+   * unavailable window. So it is written out while it comes (every WRITE_OUT_EVERY bytes), and after.
    */
   private writeOutWhileReceiving(stream: Readable): () => void {
     let since = 0;
@@ -380,6 +381,12 @@ export class BtrfsEngine implements LocalEngine {
     };
     stream.on('data', onData);
     return () => stream.off('data', onData);
+  }
+
+  /** The rest of what receives left in memory, written out and awaited (the mover asks before the release). */
+  async settle(datasetId: string): Promise<void> {
+    checkDatasetId(datasetId);
+    await this.run(['filesystem', 'sync', this.pool], `writing out ${this.pool}`);
   }
 
   private writingOut = false;

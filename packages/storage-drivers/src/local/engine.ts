@@ -90,6 +90,13 @@ export interface LocalEngine {
    */
   receive(datasetId: string, name: string, identity: string, stream: Readable): Promise<LocalSnapshot>;
   /**
+   * Writes out what receives of the dataset left in memory, and resolves once it is on the pool.
+   * The mover asks for it after a send while the source is still in use, so the final receive
+   * (which, on btrfs, first writes out its parent) does not do it inside the unavailable window.
+   * Optional: an engine whose receive needs no such step (ZFS) leaves it out.
+   */
+  settle?(datasetId: string): Promise<void>;
+  /**
    * Makes the received snapshot the live dataset here (the move's last step on the target):
    * an older live copy that is not mounted is replaced. DEVICE_BUSY while one is mounted.
    */

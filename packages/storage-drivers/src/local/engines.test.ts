@@ -255,6 +255,17 @@ describe('btrfs engine', () => {
     expect(f.calls).toContain(`spawn btrfs receive -e /pool/flocker/snapshots/${ID}`);
   });
 
+  it("settle writes the pool out and waits for it (the mover asks before the release); a failure is the caller's to see", async () => {
+    const f = fake(() => undefined);
+    await btrfs(f).settle(ID);
+    expect(f.calls).toEqual(['btrfs filesystem sync /pool']);
+    const failing = fake((argv) =>
+      argv.startsWith('btrfs filesystem sync') ? { exitCode: 1, stderr: 'I/O error' } : undefined,
+    );
+    await expect(btrfs(failing).settle(ID)).rejects.toThrow(/I\/O error/);
+    await expect(btrfs(f).settle('not-an-id')).rejects.toMatchObject({ code: 'UNKNOWN_DATASET' });
+  });
+
   it('a receive whose result is not the sender snapshot is removed (INTEGRITY), as is a failed one', async () => {
     const f = fake((argv) => (argv.startsWith('btrfs subvolume list') ? { stdout: LIST } : undefined));
     const e = btrfs(f);

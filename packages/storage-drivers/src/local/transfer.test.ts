@@ -83,6 +83,14 @@ class MemoryEngine implements LocalEngine {
     this.snapshots.push(s);
     return s;
   };
+  /** Datasets settled (LocalEngine.settle); settleFails: it fails instead. */
+  settled: string[] = [];
+  settleFails = false;
+  settle = (id: string): Promise<void> => {
+    if (this.settleFails) return Promise.reject(new Error('the pool is read-only'));
+    this.settled.push(id);
+    return Promise.resolve();
+  };
   promote = (_id: string, name: string): Promise<LocalDataset> => {
     this.live = { data: this.snapshots.find((s) => s.name === name)?.data ?? '', mounted: [] };
     return Promise.resolve({ datasetId: ID, size: 1000, usedBytes: 0 });
@@ -141,6 +149,45 @@ describe('local transfer over mutual TLS', () => {
     expect(target.snapshots.map((s) => s.name)).toEqual([result.finalSnapshot]);
     expect(source.snapshots.map((s) => s.name)).toEqual([result.finalSnapshot]);
     expect(source.live).toBeUndefined();
+  });
+
+  it('the target settles (writes out what it received) after each send before the release, never after the final one; a failed settle only leaves it to the final receive', async () => {
+    for (const fails of [false, true]) {
+      target = new MemoryEngine();
+      target.settleFails = fails;
+      await server.close();
+      server = new TransferServer({ engine: target, credentials: b, mountPathFor: (id) => `/flocker/${id}` });
+      port = await server.listen(0, '127.0.0.1');
+      const source = new MemoryEngine();
+      source.live = { data: 'v1', mounted: ['/flocker/x'] };
+      const events: string[] = [];
+      const settles: boolean[] = [];
+      let waited = 0;
+      const result = await moveLocalDataset({
+        engine: source,
+        target: new TransferClient({ host: '127.0.0.1', port, nodeUuid: b.nodeUuid }, a),
+        datasetId: ID,
+        size: 1000,
+        released: () => Promise.resolve(waited >= 2),
+        releasePollMs: 5,
+        catchUpMs: 0,
+        onSent: (s) => events.push(`sent ${s.released ? 'final' : 'phase 1'} (settled ${target.settled.length})`),
+        onSettled: (s) => settles.push(s.ok),
+        onProgress: (p) => {
+          if (p.phase === 'waitingForRelease') waited++;
+        },
+      });
+      // Settled once after each of the two phase-1 sends (the full one, a catch-up round), before the next step.
+      expect(events).toEqual(
+        fails
+          ? ['sent phase 1 (settled 0)', 'sent phase 1 (settled 0)', 'sent final (settled 0)']
+          : ['sent phase 1 (settled 0)', 'sent phase 1 (settled 1)', 'sent final (settled 2)'],
+      );
+      expect(target.settled).toEqual(fails ? [] : [ID, ID]);
+      expect(settles).toEqual([!fails, !fails]);
+      expect(target.live).toEqual({ data: 'v1', mounted: [`/flocker/${ID}`] });
+      expect(result.rounds).toHaveLength(3);
+    }
   });
 
   it('a target that stops reading in the final send, dies, then refuses connections: the mover retries with backoff and resumes from the snapshot it holds', async () => {

@@ -60,6 +60,8 @@ export const TransferRequest = z.discriminatedUnion('op', [
     })
     .strict(),
   z.object({ op: z.literal('prune'), datasetId: DatasetId, keep: Name }).strict(),
+  /** Write out what the receives left in memory (LocalEngine.settle), answered once done. */
+  z.object({ op: z.literal('settle'), datasetId: DatasetId }).strict(),
 ]);
 export type TransferRequest = z.infer<typeof TransferRequest>;
 
@@ -255,6 +257,12 @@ export class TransferServer {
       case 'prune': {
         const all = await engine.listSnapshots(request.datasetId);
         for (const name of snapshotsToPrune(all, request.keep)) await engine.destroySnapshot(request.datasetId, name);
+        return { ok: true };
+      }
+      case 'settle': {
+        const t0 = Date.now();
+        await engine.settle?.(request.datasetId);
+        this.o.logger?.debug('settled', { datasetId: request.datasetId, peer, durationMs: Date.now() - t0 });
         return { ok: true };
       }
     }
@@ -535,6 +543,8 @@ export interface TargetApi {
   /** Makes the snapshot the target's live copy; mount: the target mounts it at its own path for the dataset. */
   promote(datasetId: string, name: string, size: number, mount: boolean): Promise<void>;
   prune(datasetId: string, keep: string): Promise<void>;
+  /** Has the target write out what its receives left in memory (see LocalEngine.settle); optional. */
+  settle?(datasetId: string): Promise<void>;
 }
 
 export class TransferClient implements TargetApi {
@@ -622,6 +632,10 @@ export class TransferClient implements TargetApi {
 
   async prune(datasetId: string, keep: string): Promise<void> {
     await this.call({ op: 'prune', datasetId, keep });
+  }
+
+  async settle(datasetId: string): Promise<void> {
+    await this.call({ op: 'settle', datasetId });
   }
 
   async receive(
