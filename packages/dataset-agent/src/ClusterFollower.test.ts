@@ -256,6 +256,22 @@ describe('ClusterFollower by deltas of its node view (issue 23)', () => {
     follower.stop();
   });
 
+  it('a refetch (a report answered with another configuration tag) asks for what changed since the view held', async () => {
+    const { deltaCalls, follower } = setupDeltas();
+    follower.start();
+    deltaCalls[0]!.answer(snap(1, { datasets: [dataset('d1')] }));
+    await settle();
+    follower.refetch();
+    // deltaCalls[1] is the long-poll; the refetch asks at once, from the generation held.
+    expect(deltaCalls[2]).toMatchObject({ since: '1', timeoutMs: 0 });
+    // A change elsewhere: nothing in this view, but the new tag.
+    deltaCalls[2]!.answer({ ...delta(1, 2), configuration_tag: 't2' });
+    await settle();
+    expect(follower.snapshot).toMatchObject({ generation: '2', configuration_tag: 't2' });
+    expect(follower.snapshot?.datasets.map((d) => d.dataset_id)).toEqual(['d1']);
+    follower.stop();
+  });
+
   it('a control service that refuses deltas (400, an older version) is followed with whole snapshots', async () => {
     const { deltaCalls, wholeCalls, follower } = setupDeltas();
     follower.start();

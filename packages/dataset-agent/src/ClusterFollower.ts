@@ -8,7 +8,22 @@
  * answer carries only what changed and is merged into the view held (applyClusterDelta);
  * an answer it cannot merge (the delta is for another generation) is followed by a
  * fresh read of the whole view, and a control service that refuses deltas (400: an
- * older version) is followed with whole snapshots from then on.
+ * older version) is followed with whole snapshots until a poll fails (the control service
+ * may be restarting: upgraded), when deltas are asked for again.
+ *
+ * What the node view holds (the control service's Views.snapshotFor) against what the agent
+ * reads of the snapshot: the datasets whose primary this node is or that it holds (its report's
+ * manifestations and volumes attached to its instance), their leases, its own state and the
+ * states of the nodes holding a manifestation of those datasets, every configured snapshot, the
+ * configuration tag and the timings. Enough for: its own datasets' decisions (calculateChanges,
+ * the worker, fast starts), a move waiting on the node that held the volume (a holder: its
+ * letting go wakes the poll), failover (the dead holder's state and instance), self-fencing (its
+ * own liveness, the tag), backups (of its own datasets) and the snapshots of its datasets. Not in
+ * it: datasets neither primary here nor held here, and nodes holding none of the view's datasets,
+ * so a whole-cluster follower's "anyone may clean up when the primary is gone" decisions (a deleted
+ * dataset's unattached volume, a deleted snapshot, whose primary is dead) are left to that primary,
+ * and a volume attached to an instance no node of the view reports waits rather than being
+ * force-detached: the view lacks them, not this follower (issue 23, open).
  */
 import { applyClusterDelta, type ClusterAnswer, type ClusterSnapshot, isClusterDelta } from '@flocker/api';
 import { followLongPoll } from '@flocker/runtime';
@@ -50,6 +65,8 @@ export class ClusterFollower {
   private readonly following = new AbortController();
   /** Off once the control service refused a delta request (an older version): whole snapshots then. */
   private deltas: boolean;
+  /** Answers read, by kind (tests, the e2e's check that agents poll deltas). */
+  readonly answers = { delta: 0, view: 0, whole: 0 };
 
   constructor(private readonly o: ClusterFollowerOptions) {
     this.deltas = o.waitForClusterDelta !== undefined;
@@ -78,8 +95,11 @@ export class ClusterFollower {
         });
         this.adopt(snap, askedAt);
       },
-      onError: (e) =>
-        this.o.logger.warn('cannot reach the control service', { code: errorCode(e), error: errorMessage(e) }),
+      onError: (e) => {
+        this.o.logger.warn('cannot reach the control service', { code: errorCode(e), error: errorMessage(e) });
+        // The service may be restarting, perhaps upgraded (a rolling upgrade): ask for deltas again.
+        if (!this.deltas && this.o.waitForClusterDelta !== undefined) this.deltas = true;
+      },
       // The agent's documented retry times (agent.yml backoff_*): exact, no jitter.
       backoff: { initialMs: this.o.backoffInitialMs, maxMs: this.o.backoffMaxMs, jitter: false },
       signal: this.following.signal,
@@ -91,13 +111,18 @@ export class ClusterFollower {
     this.following.abort();
   }
 
-  /** Fetches the current snapshot now (one at a time). */
+  /**
+   * Fetches the current snapshot now (one at a time). Following deltas, what changed in the view
+   * held, at once: the configuration tag is the whole cluster's, so a report's answer names another
+   * one after any change elsewhere, which does not wake this view's poll — a delta of nothing
+   * (hundreds of bytes) brings the tag, where a read of the whole view would cost kilobytes.
+   */
   refetch(): void {
     if (this.refetching !== null || this.stopped) return;
     this.refetching = (async () => {
       const asked = this.o.clock.now();
       try {
-        this.adopt(await this.read(undefined, 0), asked);
+        this.adopt(await this.read(this.deltas ? this.current?.generation : undefined, 0), asked);
       } catch (e) {
         this.o.logger.debug('refetch of the configuration failed', { code: errorCode(e), error: errorMessage(e) });
       }
@@ -113,7 +138,10 @@ export class ClusterFollower {
    */
   private async read(since: string | undefined, timeoutMs: number): Promise<ClusterSnapshot> {
     const delta = this.o.waitForClusterDelta;
-    if (!this.deltas || delta === undefined) return this.o.waitForCluster(since, timeoutMs);
+    if (!this.deltas || delta === undefined) return this.whole(since, timeoutMs);
+    // The view the delta is asked against: the long-poll and a refetch may both be out, and the
+    // other's answer may move the view held on before this one comes back.
+    const base = this.current;
     let answer: ClusterAnswer;
     try {
       answer = await delta(since, timeoutMs);
@@ -123,15 +151,31 @@ export class ClusterFollower {
         error: errorMessage(e),
       });
       this.deltas = false;
-      return this.o.waitForCluster(since, timeoutMs);
+      return this.whole(since, timeoutMs);
     }
-    if (!isClusterDelta(answer)) return answer;
+    if (!isClusterDelta(answer)) {
+      this.answers.view++;
+      return answer;
+    }
     const held = this.current;
-    const merged = held !== null ? applyClusterDelta(held, answer) : undefined;
-    if (merged !== undefined) return merged;
+    const merged =
+      (base !== null ? applyClusterDelta(base, answer) : undefined) ??
+      (held !== null && held !== base ? applyClusterDelta(held, answer) : undefined);
+    if (merged !== undefined) {
+      if (this.answers.delta++ === 0)
+        this.o.logger.info("following this node's view by deltas", { generation: merged.generation });
+      return merged;
+    }
     const whole = await delta(undefined, 0);
     if (isClusterDelta(whole)) throw new Error('the control service answered a delta to a read without since');
+    this.answers.view++;
     return whole;
+  }
+
+  /** A whole-cluster snapshot (a control service without deltas). */
+  private whole(since: string | undefined, timeoutMs: number): Promise<ClusterSnapshot> {
+    this.answers.whole++;
+    return this.o.waitForCluster(since, timeoutMs);
   }
 
   /** Takes a snapshot asked for at `askedAt`, unless one asked for later is already held. */

@@ -97,8 +97,16 @@ export class DatasetAgent {
       backoffInitialMs: o.backoffInitialMs,
       backoffMaxMs: o.backoffMaxMs,
     });
+    const viewDelta = o.control.waitForClusterDelta?.bind(o.control);
     this.cluster = new ClusterFollower({
       waitForCluster: (since, timeoutMs) => o.control.waitForCluster(since, timeoutMs),
+      // This node's view by deltas when the channel offers it (see ClusterFollower for what the view holds).
+      ...(viewDelta !== undefined
+        ? {
+            waitForClusterDelta: (since: string | undefined, timeoutMs: number) =>
+              viewDelta(since, timeoutMs, o.nodeUuid),
+          }
+        : {}),
       nodeUuid: o.nodeUuid,
       clock,
       logger,

@@ -1,5 +1,5 @@
 /** The dataset agent's options, the part of the control service's client it uses, and the crash test hook. */
-import type { ClusterSnapshot, NodeReport } from '@flocker/api';
+import type { ClusterAnswer, ClusterSnapshot, NodeReport } from '@flocker/api';
 import type { BlockDeviceApi } from '@flocker/storage-drivers';
 import type winston from 'winston';
 import type { Clock } from './clock';
@@ -12,6 +12,11 @@ import { ACTION_KINDS, type ActionKind } from './LocalState';
 export interface ControlChannel {
   reportNodeState(report: NodeReport): Promise<unknown>;
   waitForCluster(since?: string, timeoutMs?: number): Promise<ClusterSnapshot>;
+  /**
+   * This node's view by deltas (issue 23; FlockerClient.waitForClusterDelta): when present the
+   * agent follows its view with it, and whole snapshots only from a control service that refuses it.
+   */
+  waitForClusterDelta?(since: string | undefined, timeoutMs: number, node: string): Promise<ClusterAnswer>;
 }
 
 export interface CrashAfter {

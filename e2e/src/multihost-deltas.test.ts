@@ -1,0 +1,132 @@
+/**
+ * Issue 23: real dataset agents on three simulated hosts follow their node's view by deltas
+ * (`GET /v1/agent/cluster?node=<own>&since=…&delta=true`), and moves, failover after a network
+ * partition and the partitioned host's self-fencing still work. Real control service, agents,
+ * loop devices and network namespaces; needs root. (multihost, multihost-failover and
+ * multihost-fencing run the same agents, so with deltas too.)
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { isClusterDelta } from '@flocker/api';
+import {
+  isMountedOn,
+  readFileOn,
+  TEST_DATASET_SIZE,
+  waitForMountedOn,
+  writeFileOn,
+  type Cluster,
+  type ClusterHost,
+} from './cluster';
+import { waitFor } from './cluster/run';
+import { clusterForSuite } from './cluster/suite';
+
+const NODE_TIMEOUT_S = 3;
+
+jest.setTimeout(180_000);
+
+let cluster: Cluster;
+let a: ClusterHost;
+let b: ClusterHost;
+let c: ClusterHost;
+
+clusterForSuite({ hosts: 3, nodeTimeoutSeconds: NODE_TIMEOUT_S }, (started) => {
+  cluster = started;
+  [a, b, c] = cluster.hosts as [ClusterHost, ClusterHost, ClusterHost];
+});
+
+function agentLog(host: ClusterHost): string {
+  const file = path.join(host.layout.logDir, 'agent.log');
+  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+}
+
+function logTail(host: ClusterHost): string {
+  return `--- ${host.name}/agent.log\n${agentLog(host).trimEnd().split('\n').slice(-20).join('\n')}`;
+}
+
+async function createMounted(host: ClusterHost): Promise<{ id: string; path: string }> {
+  const d = await cluster.client.createDataset({
+    primary: host.requireNodeUuid(),
+    maximum_size: TEST_DATASET_SIZE,
+    metadata: { name: `delta-${randomUUID().slice(0, 8)}` },
+  });
+  return { id: d.dataset_id, path: await waitForMountedOn(cluster.client, d.dataset_id, host.requireNodeUuid()) };
+}
+
+describe('dataset agents following their node views by deltas', () => {
+  it('every agent polls deltas of its own view; a move A→B carries the data', async () => {
+    const d = await createMounted(a);
+    await writeFileOn(a, path.join(d.path, 'f'), 'written on A');
+    await cluster.client.updateDataset(d.id, { primary: b.requireNodeUuid() });
+    const pathB = await waitForMountedOn(cluster.client, d.id, b.requireNodeUuid());
+    expect(await readFileOn(b, path.join(pathB, 'f'))).toBe('written on A');
+    expect(await isMountedOn(a, d.path)).toBe(false);
+    // Each agent merged a delta of its node's view (ClusterFollower logs its first), none fell back to whole snapshots.
+    for (const h of [a, b, c]) {
+      await waitFor(
+        `agent of ${h.name} to follow deltas`,
+        () => agentLog(h).includes("following this node's view by deltas"),
+        {
+          timeoutMs: 20_000,
+          intervalMs: 100,
+          context: () => logTail(h),
+        },
+      );
+      expect(agentLog(h)).not.toContain('does not answer deltas');
+    }
+  });
+
+  it('the control service answers a node poll with a delta of that node view only', async () => {
+    const node = a.requireNodeUuid();
+    const whole = await cluster.client.waitForCluster(undefined, 0);
+    const view = await cluster.client.waitForClusterDelta(undefined, 0, node);
+    expect(isClusterDelta(view)).toBe(false);
+    // A change in A's view (a new dataset there) comes back to A's poll as a delta of just that.
+    const poll = cluster.client.waitForClusterDelta(view.generation, 20_000, node);
+    const d = await cluster.client.createDataset({ primary: node, maximum_size: TEST_DATASET_SIZE });
+    const answer = await poll;
+    expect(isClusterDelta(answer)).toBe(true);
+    if (!isClusterDelta(answer)) return;
+    expect(answer.since).toBe(view.generation);
+    expect(answer.datasets.map((x) => x.dataset_id)).toEqual([d.dataset_id]);
+    // Bytes of the answers (indicative): the whole cluster, A's view, the delta.
+    console.log(
+      JSON.stringify({
+        wholeBytes: JSON.stringify(whole).length,
+        viewBytes: JSON.stringify(view).length,
+        deltaBytes: JSON.stringify(answer).length,
+      }),
+    );
+    await waitForMountedOn(cluster.client, d.dataset_id, node);
+  });
+
+  it('failover after a network partition: C fences itself, the volume moves to A', async () => {
+    const d = await createMounted(c);
+    await writeFileOn(c, path.join(d.path, 'f'), 'written on C');
+    await c.disconnect();
+    try {
+      // C's agent loses contact and unmounts by itself within half the node timeout.
+      await waitFor(`C to unmount ${d.path} by itself`, async () => !(await isMountedOn(c, d.path)), {
+        timeoutMs: 30_000,
+        intervalMs: 200,
+        context: () => logTail(c),
+      });
+      await cluster.client.updateDataset(d.id, { primary: a.requireNodeUuid() });
+      const pathA = await waitForMountedOn(cluster.client, d.id, a.requireNodeUuid(), 60_000);
+      expect(await readFileOn(a, path.join(pathA, 'f'))).toBe('written on C');
+    } finally {
+      await c.reconnect();
+    }
+    // Back in contact, C follows deltas again and does not mount what is now A's.
+    await waitFor(
+      'C to report again',
+      async () =>
+        (await cluster.client.waitForCluster(undefined, 0)).nodes.some(
+          (n) => n.uuid === c.requireNodeUuid() && n.alive,
+        ),
+      { timeoutMs: 30_000, intervalMs: 200, context: () => logTail(c) },
+    );
+    expect(await isMountedOn(c, d.path)).toBe(false);
+    expect(agentLog(c)).not.toContain('does not answer deltas');
+  });
+});

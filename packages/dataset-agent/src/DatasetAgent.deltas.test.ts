@@ -1,0 +1,225 @@
+/**
+ * The agent following its node's view by deltas (issue 23) against a control service in memory
+ * that answers views and deltas as the real one does (testing/ViewControl): the same decisions as
+ * following whole snapshots, a whole view again after the service restarts, and whole snapshots
+ * from a service that refuses deltas.
+ */
+import { FlockerApiError, type ClusterAnswer, type NodeState } from '@flocker/api';
+import { ManualClock } from '@flocker/runtime/testing';
+import { DatasetAgent, type ControlChannel } from './DatasetAgent';
+import { TEST_NODE, testAgentOptions } from './testing/agentOptions';
+import { FakeDriver, FakeHost } from './testing/fakes';
+import { ViewControl } from './testing/ViewControl';
+
+const ME = TEST_NODE;
+const OTHER = '22222222-2222-4222-8222-222222222222';
+const MiB = 1024 * 1024;
+const dsId = (i: number): string => `aaaaaaaa-aaaa-4aaa-8aaa-${String(i).padStart(12, '0')}`;
+
+/** Another live node, holding nothing (it never acts: volumes it is primary of stay as they are). */
+const other: NodeState = {
+  uuid: OTHER,
+  era: 'era-o',
+  host: '10.0.0.2',
+  instance_id: 'i-other',
+  backend: 'fake',
+  manifestations: [],
+  errors: [],
+  alive: true,
+  last_seen: '2026-01-01T00:00:00.000Z',
+};
+
+interface World {
+  readonly driver: FakeDriver;
+  readonly host: FakeHost;
+  readonly control: ViewControl;
+  readonly agent: DatasetAgent;
+  readonly clock: ManualClock;
+}
+
+/** An agent on its own fakes; `deltas: false` gives it a channel without waitForClusterDelta (whole snapshots). */
+function world(
+  deltas: boolean,
+  { channel, pollWaitMs }: { channel?: (c: ViewControl) => ControlChannel; pollWaitMs?: number } = {},
+): World {
+  const driver = new FakeDriver();
+  const host = new FakeHost();
+  const clock = new ManualClock();
+  const control = new ViewControl(clock, pollWaitMs ?? 200);
+  const wholeOnly: ControlChannel = {
+    reportNodeState: (r) => control.reportNodeState(r),
+    waitForCluster: (since, t) => control.waitForCluster(since, t),
+  };
+  const agent = new DatasetAgent(
+    testAgentOptions({
+      driver,
+      hostOps: host,
+      control: channel !== undefined ? channel(control) : deltas ? control : wholeOnly,
+      clock,
+      ...(pollWaitMs !== undefined ? { pollWaitMs } : {}),
+    }),
+  );
+  control.setNodes([other]);
+  return { driver, host, control, agent, clock };
+}
+
+/** What the agent made of the pool and the host: the converged state compared. */
+function outcome(w: World): unknown {
+  return {
+    volumes: [...w.driver.volumes.values()].map((v) => `${v.datasetId} ${v.attachedTo ?? '-'} ${v.size}`).sort(),
+    mounts: w.host.mounts.map((m) => m.mountPoint).sort(),
+    manifestations: (w.control.last()?.manifestations ?? []).map((m) => `${m.dataset_id} ${m.status}`).sort(),
+  };
+}
+
+function dataset(i: number, primary: string, extra: { deleted?: boolean; maximum_size?: number } = {}) {
+  return { dataset_id: dsId(i), primary, maximum_size: 64 * MiB, metadata: {}, deleted: false, ...extra };
+}
+
+/** A small deterministic PRNG (mulberry32): the same changes for both agents, and for every run. */
+function prng(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('DatasetAgent following its node view by deltas', () => {
+  it('converges, moves away and back and deletes with delta polls only (after the first whole view)', async () => {
+    const w = world(true);
+    w.agent.start();
+    w.control.setDatasets([dataset(1, ME)]);
+    await w.clock.advanceUntil(() => w.control.last()?.manifestations[0]?.status === 'mounted', 5000, 5);
+    w.control.setDatasets([dataset(1, OTHER)]);
+    await w.clock.advanceUntil(() => [...w.driver.volumes.values()][0]?.attachedTo === null, 5000, 5);
+    w.control.setDatasets([dataset(1, ME)]);
+    await w.clock.advanceUntil(() => w.control.last()?.manifestations[0]?.status === 'mounted', 5000, 5);
+    w.control.setDatasets([dataset(1, ME, { deleted: true })]);
+    await w.clock.advanceUntil(() => w.driver.volumes.size === 0, 5000, 5);
+    await w.agent.stop();
+    expect(w.host.mounts).toEqual([]);
+    expect(w.control.answered.whole).toBe(0);
+    // One whole view to start with; every later answer a delta.
+    expect(w.control.answered.view).toBe(1);
+    expect(w.control.answered.delta).toBeGreaterThan(5);
+  });
+
+  it('makes the same decisions as following whole snapshots, across random changes and a restart of the service', async () => {
+    for (const seed of [1, 2, 3]) {
+      const random = prng(seed);
+      const byDeltas = world(true);
+      const byWhole = world(false);
+      const worlds = [byDeltas, byWhole];
+      for (const w of worlds) w.agent.start();
+      const state = new Map<number, ReturnType<typeof dataset>>();
+      for (let step = 0; step < 30; step++) {
+        const i = 1 + Math.floor(random() * 6);
+        const d = state.get(i);
+        const r = random();
+        if (d === undefined || d.deleted) state.set(i, dataset(i, r < 0.7 ? ME : OTHER));
+        else if (r < 0.45) state.set(i, { ...d, primary: d.primary === ME ? OTHER : ME });
+        else if (r < 0.7) state.set(i, { ...d, deleted: true });
+        else if (r < 0.85) state.set(i, { ...d, maximum_size: (d.maximum_size ?? 64 * MiB) + 64 * MiB });
+        const restart = step === 15;
+        for (const w of worlds) {
+          if (restart) w.control.restart();
+          w.control.setDatasets([...state.values()]);
+          await w.clock.advance(1000);
+        }
+        expect({ seed, step, ...(outcome(byDeltas) as object) }).toEqual({
+          seed,
+          step,
+          ...(outcome(byWhole) as object),
+        });
+      }
+      for (const w of worlds) await w.agent.stop();
+      expect(byDeltas.control.answered.whole).toBe(0);
+      expect(byDeltas.control.answered.delta).toBeGreaterThan(30);
+      // The first poll, and the first after the restart (its `since` unknown there): whole views.
+      expect(byDeltas.control.answered.view).toBeGreaterThanOrEqual(2);
+      expect(byWhole.control.answered.delta + byWhole.control.answered.view).toBe(0);
+    }
+  }, 60_000);
+
+  it('after a restart of the service (a since it does not know) reads the whole view and follows deltas again', async () => {
+    const w = world(true);
+    w.agent.start();
+    w.control.setDatasets([dataset(1, ME)]);
+    await w.clock.advanceUntil(() => w.control.last()?.manifestations[0]?.status === 'mounted', 5000, 5);
+    const views = w.control.answered.view;
+    w.control.restart();
+    await w.clock.advance(500);
+    expect(w.control.answered.view).toBe(views + 1);
+    const deltas = w.control.answered.delta;
+    // A change after the restart arrives as a delta on the new generations.
+    w.control.setDatasets([dataset(1, ME), dataset(2, ME)]);
+    await w.clock.advanceUntil(() => w.control.last()?.manifestations.length === 2, 5000, 5);
+    expect(w.control.answered.delta).toBeGreaterThan(deltas);
+    await w.agent.stop();
+    expect(outcome(w)).toMatchObject({ mounts: [`/flocker/${dsId(1)}`, `/flocker/${dsId(2)}`] });
+  });
+
+  it('a change outside its view (a new configuration tag in a report answer) is caught up by a delta, not a whole view', async () => {
+    // Polls held as long as the agent waits (200 ms in tests): only a change of its view answers one.
+    const w = world(true, { pollWaitMs: 60_000 });
+    w.agent.start();
+    w.control.setDatasets([dataset(1, ME)]);
+    await w.clock.advanceUntil(() => w.control.last()?.manifestations[0]?.status === 'mounted', 5000, 5);
+    const views = w.control.answered.view;
+    const asked = w.control.deltaRequests.length;
+    // OTHER's new dataset is not in this node's view: its poll is not woken, but the tag moves.
+    w.control.setDatasets([dataset(1, ME), dataset(2, OTHER)]);
+    await w.clock.advance(1000);
+    const refetches = w.control.deltaRequests.slice(asked).filter((r) => r.timeoutMs === 0);
+    expect(refetches.length).toBeGreaterThan(0);
+    expect(refetches.every((r) => r.since !== undefined)).toBe(true);
+    expect(w.control.answered.view).toBe(views);
+    // Still in contact on the current configuration: a new dataset of its own is taken at once.
+    w.control.setDatasets([dataset(1, ME), dataset(2, OTHER), dataset(3, ME)]);
+    await w.clock.advanceUntil(() => w.control.last()?.manifestations.length === 2, 5000, 5);
+    await w.agent.stop();
+  });
+
+  it('follows whole snapshots from a service that refuses deltas (400: an older version), and asks again after it restarts', async () => {
+    let refuse = true;
+    let down = false;
+    const asked: string[] = [];
+    const w = world(true, {
+      channel: (c) => ({
+        reportNodeState: (r) => c.reportNodeState(r),
+        waitForCluster: (since, t) => {
+          asked.push('whole');
+          return down
+            ? Promise.reject(new FlockerApiError(0, 'CONTROL_SERVICE_UNREACHABLE', 'down'))
+            : c.waitForCluster(since, t);
+        },
+        waitForClusterDelta: (since, t, node): Promise<ClusterAnswer> => {
+          asked.push('delta');
+          if (down) return Promise.reject(new FlockerApiError(0, 'CONTROL_SERVICE_UNREACHABLE', 'down'));
+          if (refuse) return Promise.reject(new FlockerApiError(400, 'INVALID_INPUT', 'unknown query parameter delta'));
+          return c.waitForClusterDelta(since, t, node);
+        },
+      }),
+    });
+    w.agent.start();
+    w.control.setDatasets([dataset(1, ME)]);
+    await w.clock.advanceUntil(() => w.control.last()?.manifestations[0]?.status === 'mounted', 5000, 5);
+    expect(asked[0]).toBe('delta');
+    expect(asked.filter((a) => a === 'delta')).toHaveLength(1);
+    expect(w.control.answered.whole).toBeGreaterThan(1);
+    // The service goes away and comes back upgraded: deltas are asked for again.
+    down = true;
+    await w.clock.advance(300);
+    refuse = false;
+    down = false;
+    const deltas = w.control.answered.delta;
+    w.control.setDatasets([dataset(1, ME), dataset(2, ME)]);
+    await w.clock.advanceUntil(() => w.control.last()?.manifestations.length === 2, 5000, 5);
+    await w.clock.advance(500);
+    expect(w.control.answered.delta).toBeGreaterThan(deltas);
+    await w.agent.stop();
+  });
+});
