@@ -128,8 +128,9 @@ class MapEdit<V> {
     else this.own().delete(key);
   }
 
+  /** A copy edited in place is handed over as a persistent map: later writes share it. */
   get result(): ReadonlyMap<string, V> {
-    return this.current;
+    return this.copy !== undefined ? PersistentMap.adopt(this.copy) : this.current;
   }
 
   private own(): Map<string, V> {

@@ -15,6 +15,18 @@ const ops = fc.array(
   { maxLength: 400 },
 );
 
+const longOps = fc.array(
+  fc.oneof(
+    fc.record({
+      kind: fc.constant('set' as const),
+      key: fc.integer({ min: 0, max: 60 }),
+      value: fc.integer({ min: 0, max: 3 }),
+    }),
+    fc.record({ kind: fc.constant('delete' as const), key: fc.integer({ min: 0, max: 60 }) }),
+  ),
+  { minLength: 300, maxLength: 600 },
+);
+
 // Values are boxed so "changed" means a new object, as with the configuration's immutable values.
 const boxes = new Map<number, { v: number }>();
 const box = (v: number): { v: number } => {
@@ -105,5 +117,36 @@ describe('PersistentMap', () => {
     for (const k of deletes) replica.delete(k);
     for (const k of sets) replica.set(k, next.get(k) as { v: number });
     expect([...replica.entries()]).toEqual([...next.entries()]);
+  });
+
+  it('diff and changedKeys across a fold read only overlays, and stay exact', () => {
+    // 2,000 entries fold every ~77 writes; batches of 1 to 120 writes cross zero, one or two folds.
+    let pm = PersistentMap.from(new Map(Array.from({ length: 2_000 }, (_, i): [number, { v: number }] => [i, box(i)])));
+    const replica = new Map(pm);
+    let prev = pm;
+    let crossed = 0;
+    fc.assert(
+      fc.property(longOps, fc.integer({ min: 1, max: 120 }), (steps: Op[], batch: number) => {
+        for (const [i, s] of steps.entries()) {
+          const key = (s.key * 97 + (i % 97)) % 3_000;
+          pm = s.kind === 'set' ? pm.set(key, box(s.value + i)) : pm.delete(key);
+          if (i % batch !== 0 && i !== steps.length - 1) continue;
+          const foldedOnce = (prev as unknown as { base: unknown }).base !== (pm as unknown as { base: unknown }).base;
+          const related = PersistentMap.related(prev, pm);
+          if (foldedOnce && related) crossed += 1;
+          // One fold apart is always related; unrelated only when the batch crossed two folds.
+          if (!related) expect(batch).toBeGreaterThan(70);
+          const changed = PersistentMap.changedKeys(prev, pm);
+          const { deletes, sets } = PersistentMap.diff(prev, pm);
+          for (const k of deletes) replica.delete(k);
+          for (const k of sets) replica.set(k, pm.get(k) as { v: number });
+          expect(new Set([...deletes, ...sets].filter((k) => prev.get(k) !== pm.get(k)))).toEqual(changed);
+          prev = pm;
+        }
+        expect([...replica.entries()]).toEqual([...pm.entries()]);
+      }),
+      { numRuns: 30 },
+    );
+    expect(crossed).toBeGreaterThan(0);
   });
 });

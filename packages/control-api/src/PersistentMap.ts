@@ -8,6 +8,8 @@
  */
 const GONE: unique symbol = Symbol('deleted');
 type Gone = typeof GONE;
+/** The overlays of a freshly folded map (never written: every write copies its overlay). */
+const EMPTY: ReadonlyMap<never, never> = new Map<never, never>();
 
 export class PersistentMap<K, V> implements ReadonlyMap<K, V> {
   readonly size: number;
@@ -20,6 +22,15 @@ export class PersistentMap<K, V> implements ReadonlyMap<K, V> {
     /** Keys not in `base` (or deleted from it and re-added), in insertion order. */
     private readonly appended: ReadonlyMap<K, V>,
     size: number,
+    /**
+     * The map `base` was folded from (same entries, same order; without a prior of its own,
+     * so old bases are not chained), shared by every map derived from `base`. Lets diff and
+     * changedKeys across a fold read overlays only: without it, the write that folded cost
+     * every reader of the change a walk through all entries (~1 s at 100,000 datasets, four
+     * readers: the write-ahead log, the node-view index, the by-primary index, the schedule
+     * index). Keeps the previous base alive until the next fold.
+     */
+    private readonly prior?: PersistentMap<K, V>,
   ) {
     this.size = size;
   }
@@ -27,6 +38,15 @@ export class PersistentMap<K, V> implements ReadonlyMap<K, V> {
   static from<K, V>(map: ReadonlyMap<K, V>): PersistentMap<K, V> {
     if (map instanceof PersistentMap) return map as PersistentMap<K, V>;
     return new PersistentMap<K, V>(new Map(map), new Map(), new Map(), map.size);
+  }
+
+  /**
+   * Takes `map` as the base without copying it: the caller hands it over and never changes
+   * it again (a freshly loaded configuration). Its first writes then share that base, so
+   * diffs against the loaded configuration read overlays only.
+   */
+  static adopt<K, V>(map: Map<K, V>): PersistentMap<K, V> {
+    return new PersistentMap<K, V>(map, EMPTY, EMPTY, map.size);
   }
 
   get(key: K): V | undefined {
@@ -69,22 +89,75 @@ export class PersistentMap<K, V> implements ReadonlyMap<K, V> {
   }
 
   private derive(updates: ReadonlyMap<K, V | Gone>, appended: ReadonlyMap<K, V>, size: number): PersistentMap<K, V> {
-    const next = new PersistentMap(this.base, updates, appended, size);
+    const next = new PersistentMap(this.base, updates, appended, size, this.prior);
     if (updates.size + appended.size <= 32 + Math.sqrt(this.base.size)) return next;
-    return new PersistentMap<K, V>(new Map(next.iterate()), new Map(), new Map(), size);
+    // Map order: an updated key keeps its place, a deleted one leaves, appended ones go last.
+    const base = new Map(this.base);
+    for (const [k, u] of updates) {
+      if (u === GONE) base.delete(k);
+      else base.set(k, u);
+    }
+    for (const [k, v] of appended) base.set(k, v);
+    return new PersistentMap<K, V>(base, EMPTY, EMPTY, size, new PersistentMap(this.base, updates, appended, size));
+  }
+
+  /**
+   * `next` (same entries, same order) as a map sharing `prev`'s base, or undefined: next
+   * itself, or, across one fold, next's overlays replayed onto the map its base was folded
+   * from. O(next's overlays).
+   */
+  private static onBaseOf<K, V>(prev: PersistentMap<K, V>, next: PersistentMap<K, V>): PersistentMap<K, V> | undefined {
+    if (prev.base === next.base) return next;
+    const prior = next.prior;
+    if (prior === undefined || prior.base !== prev.base) return undefined;
+    const folded = new PersistentMap<K, V>(next.base, EMPTY, EMPTY, next.base.size);
+    const { deletes, sets } = PersistentMap.diff(folded, next);
+    const updates = new Map(prior.updates);
+    const appended = new Map(prior.appended);
+    let size = prior.size;
+    for (const k of deletes) {
+      if (appended.delete(k)) size -= 1;
+      else if (prior.base.has(k) && updates.get(k) !== GONE) {
+        updates.set(k, GONE);
+        size -= 1;
+      }
+    }
+    for (const k of sets) {
+      const v = next.get(k) as V;
+      if (appended.has(k)) appended.set(k, v);
+      else if (prior.base.has(k) && updates.get(k) !== GONE) updates.set(k, v);
+      else {
+        appended.set(k, v);
+        size += 1;
+      }
+    }
+    return new PersistentMap(prior.base, updates, appended, size);
+  }
+
+  /** Whether diff and changedKeys of these two read only overlays (they share a base, or one fold apart). */
+  static related<K, V>(prev: ReadonlyMap<K, V>, next: ReadonlyMap<K, V>): boolean {
+    return (
+      prev instanceof PersistentMap &&
+      next instanceof PersistentMap &&
+      PersistentMap.onBaseOf(prev as PersistentMap<K, V>, next as PersistentMap<K, V>) !== undefined
+    );
   }
 
   /**
    * The operations that turn a plain Map holding `prev` (in order) into one holding
    * `next` (in order): delete `deletes`, then set `sets` in the given order. Exact
    * about order, so a replayed log lists entries as the live service did. Cheap when
-   * `next` derives from `prev` (shared base): only the overlays are compared.
+   * `next` derives from `prev` (shared base, or one fold apart): only the overlays are compared.
    */
   static diff<K, V>(prev: ReadonlyMap<K, V>, next: ReadonlyMap<K, V>): { deletes: K[]; sets: K[] } {
     if (prev === next) return { deletes: [], sets: [] };
-    if (prev instanceof PersistentMap && next instanceof PersistentMap && prev.base === next.base) {
+    const rebased =
+      prev instanceof PersistentMap && next instanceof PersistentMap
+        ? PersistentMap.onBaseOf(prev as PersistentMap<K, V>, next as PersistentMap<K, V>)
+        : undefined;
+    if (rebased !== undefined) {
       const p = prev as PersistentMap<K, V>;
-      const n = next as PersistentMap<K, V>;
+      const n = rebased;
       const deletes: K[] = [];
       const sets: K[] = [];
       for (const k of new Set([...p.updates.keys(), ...p.appended.keys(), ...n.updates.keys()]))
@@ -114,9 +187,13 @@ export class PersistentMap<K, V> implements ReadonlyMap<K, V> {
   static changedKeys<K, V>(prev: ReadonlyMap<K, V>, next: ReadonlyMap<K, V>): Set<K> {
     const changed = new Set<K>();
     if (prev === next) return changed;
-    if (prev instanceof PersistentMap && next instanceof PersistentMap && prev.base === next.base) {
+    const rebased =
+      prev instanceof PersistentMap && next instanceof PersistentMap
+        ? PersistentMap.onBaseOf(prev as PersistentMap<K, V>, next as PersistentMap<K, V>)
+        : undefined;
+    if (rebased !== undefined) {
       const p = prev as PersistentMap<K, V>;
-      const n = next as PersistentMap<K, V>;
+      const n = rebased;
       for (const overlay of [p.updates, p.appended, n.updates, n.appended])
         for (const k of overlay.keys())
           if (!changed.has(k) && (p.get(k) !== n.get(k) || p.has(k) !== n.has(k))) changed.add(k);
