@@ -16,6 +16,21 @@ export interface Reply {
   /** A pre-serialized body, possibly a Buffer shared by many replies. */
   json?: string | Buffer;
   tag?: string;
+  /**
+   * A streamed answer (the agent channel's watch): the server writes the status and headers, then
+   * hands the open response to this, which writes lines until the client goes away (`signal`).
+   */
+  stream?: { contentType: string; run: (sink: StreamSink) => void };
+}
+
+/** Where a streamed answer writes: write() says false when the client is not keeping up (wait for drain). */
+export interface StreamSink {
+  write(chunk: Buffer | string): boolean;
+  /** Resolves once the buffered output was sent, or the client went away. */
+  drained(): Promise<void>;
+  /** Ends the answer (the service is closing). */
+  end(): void;
+  readonly signal: AbortSignal;
 }
 
 /** A request's input, as the route's schemas parsed it. */

@@ -170,8 +170,32 @@ export function createApp(
   const metrics = controlMetrics(processRegistry('control-service'));
   const openapi = JSON.stringify(buildOpenApi(routes));
 
-  const send = (req: Request, res: Response, reply: Reply): void => {
+  const send = (req: Request, res: Response, reply: Reply, signal: AbortSignal): void => {
     if (reply.tag !== undefined) res.setHeader(CONFIGURATION_TAG_HEADER, reply.tag);
+    if (reply.stream !== undefined) {
+      // A long-lived answer (the agent channel's watch): headers now, then the route writes chunks.
+      res.status(reply.status);
+      res.setHeader('Content-Type', reply.stream.contentType);
+      res.setHeader('Cache-Control', 'no-store');
+      res.flushHeaders();
+      reply.stream.run({
+        write: (chunk) => res.write(chunk),
+        drained: () =>
+          new Promise<void>((resolve) => {
+            if (!res.writableNeedDrain || signal.aborted) return resolve();
+            const done = (): void => {
+              res.off('drain', done);
+              signal.removeEventListener('abort', done);
+              resolve();
+            };
+            res.on('drain', done);
+            signal.addEventListener('abort', done);
+          }),
+        end: () => void res.end(),
+        signal,
+      });
+      return;
+    }
     res.status(reply.status).type('application/json');
     const cached = Buffer.isBuffer(reply.json) ? reply.json : undefined;
     // A whole list carries its entity tag: a client repeating the poll with If-None-Match gets a 304 and no body
@@ -263,7 +287,7 @@ export function createApp(
           },
           views,
         );
-        if (!res.headersSent && !res.writableEnded) send(req, res, reply);
+        if (!res.headersSent && !res.writableEnded) send(req, res, reply, abort.signal);
         if (audited) audit(req, auditParams, reply.status, undefined, reply.body);
       } catch (err) {
         const apiError = toApiError(err);
