@@ -24,7 +24,7 @@ import { EventRing } from './events';
 import { LeaseExpiryService } from './leaseExpiry';
 import { SnapshotScheduler } from './snapshotScheduler';
 import { NodeReports } from './nodeReports';
-import { ChangeNotifier } from './notifier';
+import { ChangeNotifier, type ViewSubscription } from './notifier';
 import { NodeViewIndex } from './nodeViews';
 
 export { NOTIFY_COALESCE_MS, WAKE_BATCH } from './notifier';
@@ -317,6 +317,11 @@ export class ControlState {
    */
   waitForChange(since: string, timeoutMs: number, abort?: AbortSignal, node?: string): Promise<void> {
     return this.notifier.waitForChange(since, timeoutMs, abort, node);
+  }
+
+  /** A standing wait on node's view (the streaming watch); see ChangeNotifier.subscribe. */
+  subscribeView(node: string, since: string, wake: (closing: boolean) => void): ViewSubscription {
+    return this.notifier.subscribe(node, since, wake);
   }
 
   get waiting(): number {

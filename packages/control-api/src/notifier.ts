@@ -12,6 +12,13 @@ export const NOTIFY_COALESCE_MS = 25;
 /** Long-polls answered per turn of the event loop during a fan-out. */
 export const WAKE_BATCH = 64;
 
+/** A standing wait on one node's view (ChangeNotifier.subscribe). */
+export interface ViewSubscription {
+  /** The generation its holder has: it is woken for changes after it. */
+  since: string;
+  cancel(): void;
+}
+
 export class ChangeNotifier {
   /** Every waiter: what it saw, and the node whose view it waits on (undefined: the whole cluster). */
   private readonly waiters = new Map<() => void, { since: string; node: string | undefined }>();
@@ -65,6 +72,44 @@ export class ChangeNotifier {
       }
       abort?.addEventListener('abort', done);
     });
+  }
+
+  /**
+   * A standing wait on one node's view (the streaming watch): `wake` is called, in the same batches
+   * as long-polls, whenever that view changed after the subscription's `since` (which its holder
+   * moves on as it writes), and once with `closing` when the notifier closes. Unlike a long-poll it
+   * costs no promise, timer or abort listener per change: one entry, kept until cancel().
+   */
+  subscribe(node: string, since: string, wake: (closing: boolean) => void): ViewSubscription {
+    if (this.closed) {
+      queueMicrotask(() => wake(true));
+      return { since, cancel: () => undefined };
+    }
+    const entry = { since, node };
+    let cancelled = false;
+    const w = (): void => {
+      if (!cancelled) wake(this.closed);
+    };
+    this.waiters.set(w, entry);
+    const set = this.byNode.get(node);
+    if (set === undefined) this.byNode.set(node, new Set([w]));
+    else set.add(w);
+    const remove = (): void => {
+      cancelled = true;
+      this.waiters.delete(w);
+      const nodeSet = this.byNode.get(node);
+      nodeSet?.delete(w);
+      if (nodeSet?.size === 0) this.byNode.delete(node);
+    };
+    return {
+      get since() {
+        return entry.since;
+      },
+      set since(value: string) {
+        entry.since = value;
+      },
+      cancel: remove,
+    };
   }
 
   get waiting(): number {
