@@ -27,8 +27,8 @@ import type {
   UpdateDatasetRequest,
   VersionResponse,
 } from './schemas';
-import { ErrorResponse } from './schemas';
-import { type ClusterAnswer, isClusterDelta } from './clusterDelta';
+import { ClusterSnapshot as ClusterSnapshotSchema, ErrorResponse } from './schemas';
+import { type ClusterAnswer, ClusterDelta, isClusterDelta } from './clusterDelta';
 import type {
   ComposeRequest,
   ContainerConfiguration,
@@ -143,6 +143,30 @@ function errorCode(err: unknown): string | undefined {
     e = (e as { cause?: unknown }).cause;
   }
   return undefined;
+}
+
+/** One line of a watch: a delta or a whole view, each checked against its own schema (not the union's two tries). */
+function parseWatchLine(line: string, path: string): ClusterAnswer {
+  let json: unknown;
+  try {
+    json = JSON.parse(line);
+  } catch {
+    throw new FlockerApiError(
+      200,
+      'INVALID_RESPONSE',
+      `GET ${path} sent a line that is not JSON: ${line.slice(0, 200)}`,
+    );
+  }
+  const isDelta = typeof json === 'object' && json !== null && (json as { delta?: unknown }).delta === true;
+  const parsed = isDelta ? ClusterDelta.safeParse(json) : ClusterSnapshotSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new FlockerApiError(
+      200,
+      'INVALID_RESPONSE',
+      `GET ${path} sent a line that does not match the API schema: ${z.prettifyError(parsed.error)}`,
+    );
+  }
+  return parsed.data;
 }
 
 export class FlockerClient {
@@ -304,6 +328,84 @@ export class FlockerClient {
     const query = new URLSearchParams({ timeout_ms: String(wait), node, delta: 'true' });
     if (since !== undefined) query.set('since', since);
     return (await this.call(apiRoutes.waitForCluster, { query }, {}, wait)).value;
+  }
+
+  /**
+   * Agent channel, streaming (issue 23): node's view, then a delta per change of it, all on one
+   * long-lived answer (`GET /v1/agent/cluster/watch`) — no request per change. Yields each answer
+   * as it arrives (merge deltas with applyClusterDelta: each one's `since` is the generation of the
+   * answer before). Ends when the server ends the stream (it is closing) or `signal` aborts; a
+   * failure throws FlockerApiError (status 0: the connection, or no line — heartbeats included —
+   * for `idleTimeoutMs`). Reconnect then with the generation held: the stream resumes from it.
+   * The long-poll methods above are unchanged.
+   */
+  async *watchCluster(
+    node: string,
+    since?: string,
+    options: { signal?: AbortSignal; idleTimeoutMs?: number } = {},
+  ): AsyncGenerator<ClusterAnswer, void, undefined> {
+    const query = new URLSearchParams({ node });
+    if (since !== undefined) query.set('since', since);
+    const path = `${routePath(apiRoutes.watchCluster)}?${query.toString()}`;
+    const gone = (): boolean => options.signal?.aborted === true;
+    let res: Dispatcher.ResponseData | undefined;
+    const urls = this.controlUrls;
+    for (let i = 0; res === undefined; i++) {
+      const url = urls[i] as string;
+      try {
+        res = await request(url + path, {
+          method: 'GET',
+          headers: { accept: 'application/x-ndjson' },
+          dispatcher: this.dispatcher,
+          headersTimeout: this.timeoutMs,
+          bodyTimeout: options.idleTimeoutMs ?? 60_000,
+          ...(options.signal !== undefined ? { signal: options.signal } : {}),
+        });
+        this.baseUrl = url;
+      } catch (err) {
+        if (gone()) return;
+        // Another replica answers a watch as well: try them in turn.
+        if (i + 1 < urls.length) continue;
+        throw new FlockerApiError(0, 'CONTROL_SERVICE_UNREACHABLE', `GET ${url}${path} failed: ${errorMessage(err)}`);
+      }
+    }
+    if (res.statusCode !== 200) {
+      const text = await res.body.text();
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = undefined;
+      }
+      const parsed = ErrorResponse.safeParse(json);
+      if (parsed.success)
+        throw new FlockerApiError(
+          res.statusCode,
+          parsed.data.code ?? `HTTP_${res.statusCode}`,
+          parsed.data.description,
+        );
+      throw new FlockerApiError(res.statusCode, `HTTP_${res.statusCode}`, `GET ${path}: ${text.slice(0, 200)}`);
+    }
+    const body = res.body;
+    // A character split between two chunks is kept whole.
+    body.setEncoding('utf8');
+    let rest = '';
+    try {
+      for await (const chunk of body as AsyncIterable<string>) {
+        rest += chunk;
+        for (let nl = rest.indexOf('\n'); nl >= 0; nl = rest.indexOf('\n')) {
+          const line = rest.slice(0, nl);
+          rest = rest.slice(nl + 1);
+          if (line !== '') yield parseWatchLine(line, path);
+        }
+      }
+    } catch (err) {
+      if (gone()) return;
+      if (err instanceof FlockerApiError) throw err;
+      throw new FlockerApiError(0, 'CONTROL_SERVICE_UNREACHABLE', `GET ${path} failed: ${errorMessage(err)}`);
+    } finally {
+      body.destroy();
+    }
   }
 
   // ---- containers (Flocker's container API) ----------------------------------

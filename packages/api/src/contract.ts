@@ -154,6 +154,18 @@ const WaitQuery = z
   })
   .strict();
 
+const WatchQuery = z
+  .object({
+    node: NodeUuid.describe('The node whose view is streamed (as `GET /v1/agent/cluster?node=`).'),
+    since: z
+      .string()
+      .optional()
+      .describe(
+        'The generation of the view the agent holds: the stream starts with a delta since it (nothing until the view changes), or with the whole view when absent or not known here.',
+      ),
+  })
+  .strict();
+
 /** Every route, in the order the server registers them (and the OpenAPI document lists them). */
 export const apiRoutes = {
   version: route({
@@ -413,6 +425,22 @@ export const apiRoutes = {
     responses: {
       200: {
         description: 'The cluster snapshot (or, when `delta=true` was asked, possibly a delta of the node view).',
+        schema: ClusterAnswer,
+      },
+      ...E400,
+    },
+  }),
+  watchCluster: route({
+    method: 'get',
+    path: '/v1/agent/cluster/watch',
+    summary:
+      "Agent channel, streaming: one node's view, then a delta per change of it, on one long-lived answer (no re-poll per change).",
+    tag: 'agent',
+    query: WatchQuery,
+    responses: {
+      200: {
+        description:
+          "An `application/x-ndjson` stream that stays open: each line is the node's whole view (ClusterSnapshot) or a delta of it (ClusterDelta, whose `since` is the generation of the line before); empty lines are heartbeats. Only changes to the node's view are written; a client that falls behind gets one delta covering all it missed.",
         schema: ClusterAnswer,
       },
       ...E400,

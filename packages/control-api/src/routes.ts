@@ -29,6 +29,7 @@ import { reportedSnapshotSize, snapshotHandlers } from './snapshotRoutes';
 import { backupHandlers } from './backupRoutes';
 import { requireBackupNode } from './backups';
 import { type Handlers, implement, type RouteSpec } from './routeSpec';
+import { watchNode } from './agentWatch';
 
 export { canonicalInput } from './routeSpec';
 export type { Reply, RouteContext, RouteSpec } from './routeSpec';
@@ -151,6 +152,14 @@ const datasetHandlers: Omit<
       tag: state.configurationTag,
     };
   },
+  // One long-lived answer per agent, a line per change of its node's view (agentWatch.ts, issue 23).
+  watchCluster: (state, { query }, views) => ({
+    status: 200,
+    stream: {
+      contentType: 'application/x-ndjson',
+      run: (sink) => watchNode(state, views, query.node, query.since, sink),
+    },
+  }),
 };
 
 const handlers: Handlers = { ...datasetHandlers, ...containerHandlers, ...snapshotHandlers, ...backupHandlers };

@@ -1,0 +1,104 @@
+/** The streaming watch's loop without HTTP (issue 23): heartbeats, backpressure, and its end. */
+import winston from 'winston';
+import { ClusterSnapshot } from '@flocker/api';
+import { createDataset } from './configuration';
+import { MemoryConfigurationStore } from './ConfigurationStore';
+import { ControlState } from './ControlState';
+import type { StreamSink } from './routeSpec';
+import { Views } from './Views';
+import { watchNode } from './agentWatch';
+import { A, B, letterReport as report } from './testing/fixtures';
+
+const silent = winston.createLogger({ silent: true });
+
+/** A sink that records its lines and says "full" while `blocked`, until drain() is called. */
+function fakeSink(): StreamSink & {
+  lines: string[];
+  blocked: boolean;
+  drain: () => void;
+  ended: boolean;
+  abort: () => void;
+} {
+  const abort = new AbortController();
+  let release: (() => void) | undefined;
+  const sink = {
+    lines: [] as string[],
+    blocked: false,
+    ended: false,
+    signal: abort.signal,
+    abort: () => abort.abort(),
+    write(chunk: Buffer | string): boolean {
+      sink.lines.push(chunk.toString());
+      return !sink.blocked;
+    },
+    drained: () => new Promise<void>((r) => (release = r)),
+    drain: () => {
+      sink.blocked = false;
+      release?.();
+    },
+    end: () => void (sink.ended = true),
+  };
+  return sink;
+}
+
+const tick = (ms = 20): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('watchNode', () => {
+  let state: ControlState;
+  beforeEach(async () => {
+    state = await ControlState.open({
+      store: new MemoryConfigurationStore(),
+      nodeTimeoutMs: 10_000,
+      logger: silent,
+      livenessCheckMs: 60_000,
+    });
+    await state.report(report(A));
+    await state.report(report(B));
+  });
+  afterEach(() => state.close());
+
+  it('writes an empty line after a heartbeat without change, and nothing for changes to other views', async () => {
+    const sink = fakeSink();
+    watchNode(state, new Views(state), A, state.generation, sink, 100);
+    await state.mutate((c, now) => createDataset(c, { primary: B }, undefined, undefined, now));
+    await tick(60);
+    expect(sink.lines).toEqual([]);
+    await tick(100);
+    expect(sink.lines[0]).toBe('\n');
+    sink.abort();
+  });
+
+  it('queues nothing while the client is not reading; once drained, one delta covers every change it missed', async () => {
+    const sink = fakeSink();
+    watchNode(state, new Views(state), A, undefined, sink, 60_000);
+    await tick();
+    const first = ClusterSnapshot.parse(JSON.parse(sink.lines[0] as string));
+    sink.blocked = true;
+    await state.mutate((c, now) => createDataset(c, { primary: A }, undefined, undefined, now));
+    await tick();
+    expect(sink.lines).toHaveLength(2);
+    for (let i = 0; i < 3; i++)
+      await state.mutate((c, now) => createDataset(c, { primary: A }, undefined, undefined, now));
+    await tick();
+    // Blocked: nothing more written (bounded memory per watcher).
+    expect(sink.lines).toHaveLength(2);
+    sink.drain();
+    await tick();
+    expect(sink.lines).toHaveLength(3);
+    const second = JSON.parse(sink.lines[1] as string) as { since: string; generation: string };
+    const third = JSON.parse(sink.lines[2] as string) as { since: string; datasets: unknown[] };
+    expect(second.since).toBe(first.generation);
+    expect(third.since).toBe(second.generation);
+    expect(third.datasets).toHaveLength(3);
+    sink.abort();
+  });
+
+  it('ends the stream when the service closes (the agent reconnects)', async () => {
+    const sink = fakeSink();
+    watchNode(state, new Views(state), A, state.generation, sink, 60_000);
+    await tick();
+    await state.close();
+    await tick();
+    expect(sink.ended).toBe(true);
+  });
+});

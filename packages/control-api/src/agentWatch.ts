@@ -1,0 +1,131 @@
+/**
+ * The agent channel's streaming watch (issue 23): one long-lived answer per agent carrying its
+ * node's view, then one line per change of that view (a ClusterDelta since the line before).
+ *
+ * With long-polls, every change reached each of 10,000 agents as an HTTP answer followed by a new
+ * request (parsing, routing, validation, a request's objects kept alive for its wait): at 10,000
+ * agents a third of the service's time was garbage collection of those. On a watch a change costs
+ * one write per agent. A change that is the same for every view (a configured snapshot) is the
+ * same bytes for every watcher holding the same generation: built once, the one Buffer written to all.
+ *
+ * Wake-ups are the long-polls' (ChangeNotifier, per node: a change for one node wakes one watch).
+ * Memory per watcher is bounded: it holds its node, the generation it last wrote, and at most one
+ * answer in the socket's buffer — while the client is not reading, nothing more is queued, and once
+ * it drains the next line is one delta covering everything it missed.
+ */
+import type { ControlState } from './ControlState';
+import type { ViewSubscription } from './notifier';
+import type { StreamSink } from './routeSpec';
+import type { Views } from './Views';
+
+/** An empty line after this long without a change, so agents (and proxies) see the connection alive. */
+export const WATCH_HEARTBEAT_MS = 20_000;
+/** Shared answers kept per generation (one per `since` watchers hold; almost always one). */
+const MAX_SHARED = 16;
+
+interface Shared {
+  generation: string;
+  bySince: Map<string, Buffer>;
+}
+/** Per service: the current generation's shared answers (older generations' are dropped). */
+const sharedAnswers = new WeakMap<ControlState, Shared>();
+
+/** How many shared answers the service keeps now (a test's view of the cache). */
+export function sharedDeltaCacheSize(state: ControlState): number {
+  return sharedAnswers.get(state)?.bySince.size ?? 0;
+}
+
+/**
+ * The line for `node` holding `since`: a delta when the index knows what changed, else the whole
+ * view. A delta touching no entry of the view (the snapshots' change, or a container wake-up) does
+ * not depend on the node, so it is built once per `since` and generation.
+ */
+export function answerFor(
+  state: ControlState,
+  views: Views,
+  node: string,
+  since: string | undefined,
+): { line: Buffer | string; generation: string } {
+  const generation = state.generation;
+  if (since !== undefined) {
+    const changes = state.nodeViews.changesSince(node, since);
+    if (changes !== undefined && changes.keys.every((k) => k.startsWith('w:'))) {
+      let shared = sharedAnswers.get(state);
+      if (shared?.generation !== generation) {
+        shared = { generation, bySince: new Map() };
+        sharedAnswers.set(state, shared);
+      }
+      let line = shared.bySince.get(since);
+      if (line === undefined) {
+        const json = views.deltaFor(node, since);
+        if (json !== undefined) {
+          line = Buffer.from(`${json}\n`);
+          if (shared.bySince.size < MAX_SHARED) shared.bySince.set(since, line);
+        }
+      }
+      if (line !== undefined) return { line, generation };
+    }
+    const delta = views.deltaFor(node, since);
+    if (delta !== undefined) return { line: `${delta}\n`, generation };
+  }
+  return { line: `${views.snapshotFor(node)}\n`, generation };
+}
+
+/**
+ * Streams node's view to `sink` until the client goes away: the whole view first (or, from a
+ * `since` still current, nothing until the view changes), then a line per change. A standing
+ * subscription wakes it (no promise, timer or listener per change); an empty line goes out after a
+ * heartbeat period without one.
+ */
+export function watchNode(
+  state: ControlState,
+  views: Views,
+  node: string,
+  since: string | undefined,
+  sink: StreamSink,
+  heartbeatMs = WATCH_HEARTBEAT_MS,
+): void {
+  if (sink.signal.aborted) return;
+  let held = since;
+  let busy = false;
+  let wrote = false;
+  /** Set once subscribed (after the first line is built). */
+  const sub: { current?: ViewSubscription } = {};
+  const heartbeat = setInterval(() => {
+    if (!wrote && !busy) sink.write('\n');
+    wrote = false;
+  }, heartbeatMs);
+  heartbeat.unref();
+  const stop = (): void => {
+    clearInterval(heartbeat);
+    sub.current?.cancel();
+  };
+  const fail = (): void => {
+    stop();
+    sink.end();
+  };
+  /** Writes what changed since `held` until nothing has; while the client is not reading, waits (one line buffered at most). */
+  const flush = async (): Promise<void> => {
+    if (busy) return;
+    busy = true;
+    try {
+      while (!sink.signal.aborted && (held === undefined || state.nodeViews.changedSince(node, held))) {
+        const next = answerFor(state, views, node, held);
+        held = next.generation;
+        if (sub.current !== undefined) sub.current.since = held;
+        wrote = true;
+        if (!sink.write(next.line)) await sink.drained();
+      }
+    } finally {
+      busy = false;
+    }
+  };
+  sink.signal.addEventListener('abort', stop, { once: true });
+  // The first line (if any) is built before subscribing: `held` is then the generation it carries.
+  flush().catch(fail);
+  sub.current = state.subscribeView(node, held ?? state.generation, (closing) => {
+    // The service is closing: end the stream, the agent reconnects (to another replica if need be).
+    if (closing) fail();
+    else flush().catch(fail);
+  });
+}
