@@ -55,6 +55,10 @@ describe('nodeViews: generations', () => {
   it('parses its own tokens and orders stamps by either counter', () => {
     expect(parseGeneration('abc.12.7')).toEqual({ instance: 'abc', cv: 12, sg: 7 });
     expect(parseGeneration('nonsense')).toBeUndefined();
+    // The last token is remembered (a fan-out checks one token thousands of times), never confused with another.
+    expect(parseGeneration('abc.12.7')).toBe(parseGeneration('abc.12.7'));
+    expect(parseGeneration('abc.12.8')).toEqual({ instance: 'abc', cv: 12, sg: 8 });
+    expect(parseGeneration('nonsense')).toBeUndefined();
     expect(after({ cv: 3, sg: 1 }, { cv: 2, sg: 5 })).toBe(true);
     expect(after({ cv: 2, sg: 6 }, { cv: 2, sg: 5 })).toBe(true);
     expect(after({ cv: 2, sg: 5 }, { cv: 2, sg: 5 })).toBe(false);

@@ -28,11 +28,16 @@ export interface ParsedGeneration extends Stamp {
   readonly instance: string;
 }
 
+/** The last token parsed: in a fan-out every waiter holds the same one, checked several times each. */
+let lastParsed: { generation: string; parsed: ParsedGeneration | undefined } | undefined;
+
 /** A generation token of this service (`instance.cv.sg`), or undefined when it is not one. */
 export function parseGeneration(generation: string): ParsedGeneration | undefined {
+  if (lastParsed?.generation === generation) return lastParsed.parsed;
   const m = /^([^.]+)\.(\d+)\.(\d+)$/.exec(generation);
-  if (m === null) return undefined;
-  return { instance: m[1] as string, cv: Number(m[2]), sg: Number(m[3]) };
+  const parsed = m === null ? undefined : { instance: m[1] as string, cv: Number(m[2]), sg: Number(m[3]) };
+  lastParsed = { generation, parsed };
+  return parsed;
 }
 
 /** True when `stamp` is a change the holder of `since` has not seen. */
