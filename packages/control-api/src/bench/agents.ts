@@ -9,6 +9,7 @@
  * With `delta` each poll asks for a per-node delta (`delta=true`) and merges it into the view it
  * holds (applyClusterDelta), as an agent on the delta channel does.
  */
+import { setMaxListeners } from 'node:events';
 import * as path from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import {
@@ -38,6 +39,8 @@ interface AgentsInput {
   agents: SimulatedAgent[];
   keepAlive: boolean;
   delta: boolean;
+  /** Each agent holds one streaming watch (`GET /v1/agent/cluster/watch`) instead of long-polling. */
+  watch: boolean;
   fanoutDeadlineMs: number;
 }
 /** `watch`: finish once these nodes have the change (plus a settle time to count who else woke); else once all have. */
@@ -84,7 +87,13 @@ export class AgentFleet {
   /** Starts the agents and resolves once every one has read its view and is long-polling. */
   static async start(
     agents: readonly SimulatedAgent[],
-    options: { workers?: number; keepAlive?: boolean; delta?: boolean; fanoutDeadlineMs?: number } = {},
+    options: {
+      workers?: number;
+      keepAlive?: boolean;
+      delta?: boolean;
+      watch?: boolean;
+      fanoutDeadlineMs?: number;
+    } = {},
   ): Promise<AgentFleet> {
     const n = Math.max(1, Math.min(options.workers ?? 1, agents.length));
     const workers = Array.from({ length: n }, (_, w) => {
@@ -93,6 +102,7 @@ export class AgentFleet {
         agents: agents.filter((_, i) => i % n === w),
         keepAlive: options.keepAlive ?? true,
         delta: options.delta ?? false,
+        watch: options.watch ?? false,
         fanoutDeadlineMs: options.fanoutDeadlineMs ?? 10_000,
       };
       return new Worker(path.join(__dirname, 'agents.js'), { workerData: input });
@@ -246,9 +256,14 @@ async function runAgents(input: AgentsInput): Promise<void> {
       setTimeout(finishFanout, watch.settleMs);
     }
   };
+  const stopping = new AbortController();
+  // Every agent's watch listens on it.
+  setMaxListeners(0, stopping.signal);
   port.on('message', (m: AgentsCommand) => {
-    if (m.type === 'stop') stop = true;
-    else if (m.type === 'finish') finishFanout();
+    if (m.type === 'stop') {
+      stop = true;
+      stopping.abort();
+    } else if (m.type === 'finish') finishFanout();
     else {
       seen = new Map();
       armed = new Map(current);
@@ -273,7 +288,49 @@ async function runAgents(input: AgentsInput): Promise<void> {
     let view: ClusterSnapshot | undefined;
     let first = true;
     const backoff = new Backoff({ initialMs: 100, maxMs: 10_000, jitter: true });
-    while (!stop) {
+    /** An answer merged into the view: note when the armed measurement reached this agent. */
+    const got = (next: ClusterSnapshot): void => {
+      view = next;
+      current.set(node, view.generation);
+      const before = armed?.get(node);
+      if (armed !== undefined && before !== undefined && view.generation !== before && !seen.has(node)) {
+        seen.set(node, performance.timeOrigin + performance.now());
+        check();
+      }
+      if (first) {
+        first = false;
+        readyOne();
+      }
+    };
+    const failed = async (err: unknown): Promise<void> => {
+      errors++;
+      const kind = errorKind(err);
+      errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
+      await new Promise((r) => setTimeout(r, backoff.next()));
+    };
+    while (input.watch && !stop) {
+      // One stream per agent; on a failure or a delta for another view, reconnect from the view held.
+      try {
+        for await (const answer of client.watchCluster(node, view?.generation, { signal: stopping.signal })) {
+          backoff.reset();
+          if (isClusterDelta(answer)) {
+            deltas++;
+            const merged = view !== undefined ? applyClusterDelta(view, answer) : undefined;
+            if (merged === undefined) {
+              view = undefined;
+              break;
+            }
+            got(merged);
+          } else {
+            full++;
+            got(answer);
+          }
+        }
+      } catch (err) {
+        await failed(err);
+      }
+    }
+    while (!input.watch && !stop) {
       const gen = view?.generation;
       try {
         const wait = gen === undefined ? 0 : 30_000;
@@ -294,23 +351,11 @@ async function runAgents(input: AgentsInput): Promise<void> {
           full++;
         }
       } catch (err) {
-        errors++;
-        const kind = errorKind(err);
-        errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
-        await new Promise((r) => setTimeout(r, backoff.next()));
+        await failed(err);
         continue;
       }
       backoff.reset();
-      current.set(node, view.generation);
-      const before = armed?.get(node);
-      if (armed !== undefined && before !== undefined && view.generation !== before && !seen.has(node)) {
-        seen.set(node, performance.timeOrigin + performance.now());
-        check();
-      }
-      if (first) {
-        first = false;
-        readyOne();
-      }
+      got(view);
     }
   });
   await Promise.allSettled(loops);

@@ -64,10 +64,12 @@ interface Options {
   listSamples: number;
   fanouts: number;
   workers: number;
-  delta: boolean;
+  channel: AgentChannel;
   nodeArgs: string[];
   log: (msg: string) => void;
 }
+
+type AgentChannel = 'watch' | 'delta' | 'full';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -228,7 +230,12 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
       o.log(`${store} ${agentCount} (${phase.config}): starting agents`);
       const fleet = await AgentFleet.start(
         nodes.map((node, i) => ({ node, url: serving[i % serving.length]?.url as string })),
-        { workers: o.workers, delta: o.delta, fanoutDeadlineMs: Math.max(10_000, agentCount * 2) },
+        {
+          workers: o.workers,
+          delta: o.channel === 'delta',
+          watch: o.channel === 'watch',
+          fanoutDeadlineMs: Math.max(10_000, agentCount * 2),
+        },
       );
       try {
         await sleep(1000);
@@ -265,6 +272,10 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
             duringFanout.push(await timed(() => first.createSnapshot({ dataset_id: someDataset })));
           });
           fanouts.push(fan.reached === agentCount ? Math.round(fan.lastAt - t0) : NaN);
+          // On the monotonic clock that --cpu-prof stamps its samples with: the profiles' fan-out windows.
+          const endUs = process.hrtime.bigint() / 1000n;
+          const startUs = endUs - BigInt(Math.round((performance.timeOrigin + performance.now() - t0) * 1000));
+          o.log(`fan-out ${f}: ${fanouts[f]} ms, monotonic us ${startUs}..${endUs}`);
           reachedMin = Math.min(reachedMin, fan.reached);
           await sleep(500);
         }
@@ -340,7 +351,7 @@ const mark = (v: number, limit: number): string => (Number.isFinite(v) && v < li
 /** The markdown section: one row per configuration and size. */
 export function scaleMarkdown(
   results: PhaseResult[],
-  o: { perAgent: number; workers: number; fanouts: number; delta: boolean },
+  o: { perAgent: number; workers: number; fanouts: number; channel: AgentChannel },
 ): string {
   const head =
     "| store | agents / datasets | one node's view p50 / p99 | all datasets p50 / p99 | all states p50 / p99 | " +
@@ -369,9 +380,12 @@ export function scaleMarkdown(
       `| ${r.targeted_median_ms} ms / ${r.targeted_woken_max} | ${mark(r.rss_peak_mib, TARGETS.rss_mib)} MiB |`
     );
   });
-  const channel = o.delta
-    ? 'long-polls it for per-node deltas (`GET /v1/agent/cluster?node=&since=&delta=true`, merged into the view it holds)'
-    : 'long-polls it (`GET /v1/agent/cluster?node=&since=`, the whole node view each answer)';
+  const channel =
+    o.channel === 'watch'
+      ? 'holds one streaming watch of it (`GET /v1/agent/cluster/watch?node=&since=`: a line per change, each delta merged into the view it holds)'
+      : o.channel === 'delta'
+        ? 'long-polls it for per-node deltas (`GET /v1/agent/cluster?node=&since=&delta=true`, merged into the view it holds)'
+        : 'long-polls it (`GET /v1/agent/cluster?node=&since=`, the whole node view each answer)';
   return (
     `\n${o.perAgent} datasets per simulated agent; agents in ${o.workers} worker threads, each reads its node's view, ` +
     `then ${channel} over a kept-alive connection. ` +
@@ -459,9 +473,10 @@ async function main(): Promise<void> {
     .option('fanouts', { type: 'number', default: 3, describe: 'Fan-out measurements per phase' })
     .option('agent-channel', {
       type: 'string',
-      default: 'delta',
-      choices: ['delta', 'full'],
-      describe: "delta: agents ask for per-node deltas; full: each answer is the node's whole view",
+      default: 'watch',
+      choices: ['watch', 'delta', 'full'],
+      describe:
+        "watch: one streaming watch per agent (a line per change); delta: long-polls for per-node deltas; full: long-polls, each answer the node's whole view",
     })
     .option('workers', { type: 'number', default: 2, describe: 'Worker threads simulating the agents' })
     .option('server-node-arg', { type: 'string', array: true, default: [] as string[] })
@@ -480,7 +495,7 @@ async function main(): Promise<void> {
     listSamples: argv['list-samples'],
     fanouts: Math.max(1, argv.fanouts),
     workers: Math.max(1, argv.workers),
-    delta: argv['agent-channel'] === 'delta',
+    channel: argv['agent-channel'] as AgentChannel,
     nodeArgs: argv['server-node-arg'],
     log: (msg) => void process.stderr.write(`bench: ${new Date().toISOString().slice(11, 19)} ${msg}\n`),
   };
