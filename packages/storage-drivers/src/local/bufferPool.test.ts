@@ -11,7 +11,7 @@ import { PassThrough, Writable, type Readable } from 'node:stream';
 import tls from 'node:tls';
 import { BufferPool, releaserOf } from './bufferPool';
 import type { LocalEngine, LocalSnapshot } from './engine';
-import { spawnProcess, type StreamProcess } from './processes';
+import { FIFO_BYTES, growPipe, spawnProcess, type StreamProcess } from './processes';
 import { pipeInto } from './streams';
 import { makeTestCluster, type TestCluster } from './testSupport';
 import { readIntoReusedBuffer, TransferClient, TransferServer } from './transfer';
@@ -101,6 +101,24 @@ describe('pooled buffers on the transfer path', () => {
     expect(got.digest).toBe(digest);
     expect(got.chunks).toBeLessThanOrEqual(Math.ceil(SIZE / (960 * 1024)) + 1);
     expect(got.buffers).toBeLessThan(got.chunks);
+  });
+
+  it("a sender's FIFO is grown to a MiB (F_SETPIPE_SZ by perl), so its reads take up to that much", async () => {
+    // The program reports its own stdout's size once grown (the growing is not awaited: it retries for a while).
+    const p = spawnProcess(
+      'perl',
+      [
+        '-e',
+        'my $s; for (1..200) { $s = fcntl(STDOUT, 1032, 0); last if $s >= 1048576; select(undef, undef, undef, 0.05) } print $s',
+      ],
+      { pooledStdout: true },
+    );
+    const chunks: Buffer[] = [];
+    for await (const chunk of p.stdout as AsyncIterable<Buffer>) chunks.push(Buffer.from(chunk));
+    await p.done;
+    expect(Number(Buffer.concat(chunks).toString())).toBe(FIFO_BYTES);
+    // A path that is no pipe of ours: perl says so by its exit code, nothing throws.
+    expect(await growPipe(987654)).toBe(1);
   });
 
   it('a consumer that never releases still gets every byte (fresh buffers)', async () => {

@@ -79,6 +79,34 @@ function exitOf(child: ChildProcess, file: string, args: readonly string[]): Pro
 const execFileAsync = promisify(execFile);
 /** A pipe read returns at most this much (the pipe's default capacity): a buffer with less room left is passed on. */
 const PIPE_READ = 64 * 1024;
+/** What the sender's FIFO is grown to hold (a pooled buffer's worth): fewer, larger reads, fewer wake-ups of both sides. */
+export const FIFO_BYTES = 1024 * 1024;
+/** fcntl(2) F_SETPIPE_SZ on Linux (F_LINUX_SPECIFIC_BASE + 7). */
+const F_SETPIPE_SZ = 1031;
+
+/**
+ * Grows a pipe we hold open to `bytes` (F_SETPIPE_SZ), not awaited: Node has no fcntl(2), so perl
+ * reopens it through /proc and sets the size, which belongs to the pipe, not to an open file. The
+ * sender may already be writing (a larger size only adds room). Where perl is missing or the size
+ * is refused (fs.pipe-max-size), the pipe keeps its 64 KiB: the transfer is only slower. Resolves
+ * with perl's exit code (tests), or null when it could not run.
+ */
+export function growPipe(fd: number, bytes = FIFO_BYTES): Promise<number | null> {
+  return new Promise((resolve) => {
+    const p = spawn(
+      'perl',
+      [
+        '-e',
+        `open(my $f, '+<', $ARGV[0]) or exit 1; fcntl($f, ${F_SETPIPE_SZ}, $ARGV[1] + 0) or exit 2`,
+        `/proc/${process.pid}/fd/${fd}`,
+        String(bytes),
+      ],
+      { stdio: 'ignore' },
+    );
+    p.once('error', () => resolve(null));
+    p.once('exit', (code) => resolve(code));
+  });
+}
 
 /**
  * Runs a sender with its stdout on a FIFO that is read straight into pooled 1-MiB buffers (a
@@ -129,6 +157,7 @@ function spawnPooledOutput(file: string, args: readonly string[]): StreamProcess
       closeSync(writeFd);
       throw new LocalStorageError('TRANSFER_FAILED', `\`${formatCommand(file, args)}\` was stopped before it ran`);
     }
+    void growPipe(readFd);
     const proc = spawn(file, [...args], { stdio: ['ignore', writeFd, 'pipe'] });
     child = proc;
     closeSync(writeFd);
