@@ -9,7 +9,7 @@ import type { LocalDataset, LocalEngine, LocalSnapshot, SendStream } from './eng
 import { moveLocalDataset } from './LocalMover';
 import { spawnProcess } from './processes';
 import { makeTestCluster, type TestCluster } from './testSupport';
-import { TransferClient, TransferServer } from './transfer';
+import { partialBufferAction, TransferClient, TransferServer } from './transfer';
 
 const ID = '0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a10';
 
@@ -406,5 +406,20 @@ describe('local transfer over mutual TLS', () => {
     ).rejects.toThrow();
     await new Promise((r) => setTimeout(r, 100));
     expect(target.snapshots).toEqual([]);
+  });
+});
+
+describe('partialBufferAction (the receiver coalescing TLS records into MiB buffers)', () => {
+  it('waits while bytes keep arriving, passes a buffer on once the sender stalls or it has filled for 50 ms', () => {
+    // Bytes arrived since the last look: a MiB arriving slowly (a busy host) is not cut into pieces.
+    expect(partialBufferAction(300_000, 100_000, 5)).toBe('wait');
+    expect(partialBufferAction(300_000, 100_000, 49.9)).toBe('wait');
+    // Nothing arrived since the last look: the sender stalled (or the stream ends later), pass on what is there.
+    expect(partialBufferAction(300_000, 300_000, 5)).toBe('passOn');
+    expect(partialBufferAction(10, 0, 5)).toBe('wait');
+    expect(partialBufferAction(10, 10, 10)).toBe('passOn');
+    // A trickle slower than a MiB per 50 ms: passed on at 50 ms however much arrived meanwhile.
+    expect(partialBufferAction(300_000, 100_000, 50)).toBe('passOn');
+    expect(partialBufferAction(300_000, 100_000, 500)).toBe('passOn');
   });
 });

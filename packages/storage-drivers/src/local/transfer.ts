@@ -78,8 +78,10 @@ const Answer = z.union([OkAnswer, ErrorAnswer]);
 const Trailer = z.object({ bytes: z.number().int().nonnegative() }).strict();
 
 const MAX_LINE = 64 * 1024;
-/** A received partial buffer is passed on after this long without filling (a slow or idle sender). */
+/** A received partial buffer is passed on after this long with no bytes added to it (a stalled or idle sender)… */
 const COALESCE_WAIT_MS = 5;
+/** …or once it has been filling this long (a sender trickling slower than a MiB per this). */
+const COALESCE_MAX_MS = 50;
 /**
  * Pooled frames written and not yet called back: one being written, one queued behind it (written
  * alone when the first completes; a third would make the socket flush the queue as a writev).
@@ -402,10 +404,11 @@ class FrameReader {
   /**
    * The stream's payload, and whether its end frame and trailer (the byte count) confirmed it.
    * TLS gives 16-KiB pieces: they are copied into pooled 1-MiB buffers, each passed on when full, at
-   * the end of the frames, or when the stream stalls (COALESCE_WAIT_MS without filling it), so the
-   * engine gets one chunk and one pipe write per MiB, not 64; its consumer (pipeInto) releases
-   * each buffer once written to the receiving program. (Passing on at each frame's end would hand
-   * out a whole buffer per small frame of a sender that is not pooled.)
+   * the end of the frames, or when the stream stalls (COALESCE_WAIT_MS without a byte added to it,
+   * or COALESCE_MAX_MS after it began to fill), so the engine gets one chunk and one pipe write per
+   * MiB, not 64; its consumer (pipeInto) releases each buffer once written to the receiving program.
+   * (Passing on at each frame's end would hand out a whole buffer per small frame of a sender that
+   * is not pooled.)
    */
   payload(): { stream: PassThrough; verified: Promise<void> } {
     const pool = new BufferPool();
@@ -473,9 +476,20 @@ class FrameReader {
           if (frameLeft > 0) {
             if (current === null) {
               current = pool.acquire();
-              stalled = setTimeout(() => {
+              // A stall, not a time limit per buffer: on a busy host a MiB may take longer than
+              // COALESCE_WAIT_MS to arrive, and passing it on in pieces costs writes to the engine.
+              const acquiredAt = performance.now();
+              let filledAtCheck = 0;
+              const check = (): void => {
+                if (partialBufferAction(filled, filledAtCheck, performance.now() - acquiredAt) === 'wait') {
+                  filledAtCheck = filled;
+                  stalled = setTimeout(check, COALESCE_WAIT_MS);
+                  return;
+                }
+                stalled = null;
                 if (!passOn() && !paused) pause();
-              }, COALESCE_WAIT_MS);
+              };
+              stalled = setTimeout(check, COALESCE_WAIT_MS);
             }
             const n = Math.min(frameLeft, chunk.length - at, current.length - filled);
             chunk.copy(current, filled, at, at + n);
@@ -522,6 +536,18 @@ class FrameReader {
     verified.catch((e: unknown) => stream.destroy(e instanceof Error ? e : new Error(String(e))));
     return { stream, verified };
   }
+}
+
+/**
+ * A received buffer not yet full, looked at every COALESCE_WAIT_MS: passed on when nothing was added
+ * to it since the last look (the sender stalled) or it has been filling COALESCE_MAX_MS; else waited on.
+ */
+export function partialBufferAction(
+  filled: number,
+  filledAtLastLook: number,
+  msSinceAcquired: number,
+): 'wait' | 'passOn' {
+  return filled > filledAtLastLook && msSinceAcquired < COALESCE_MAX_MS ? 'wait' : 'passOn';
 }
 
 export interface TransferPeer {
