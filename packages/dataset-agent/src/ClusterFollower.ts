@@ -23,13 +23,17 @@
  * so a whole-cluster follower's "anyone may clean up when the primary is gone" decisions (a deleted
  * dataset's unattached volume, a deleted snapshot, whose primary is dead) are left to that primary,
  * and a volume attached to an instance no node of the view reports waits rather than being
- * force-detached: the view lacks them, not this follower (issue 23, open).
+ * force-detached: the view lacks them. What the agent's pool shows and the view cannot explain
+ * (viewGaps: such a volume, an unreadable record nothing attributes, an unattached volume of a
+ * dataset outside the view) is looked up once in the whole cluster (lookWhole, rate-limited), and
+ * the part that explains it is merged into the view for a short while (explanationOf).
  */
 import { applyClusterDelta, type ClusterAnswer, type ClusterSnapshot, isClusterDelta } from '@flocker/api';
 import { followLongPoll } from '@flocker/runtime';
 import type winston from 'winston';
 import type { Clock } from './clock';
 import { errorCode, errorMessage } from './errors';
+import { explanationOf, isEmptyGaps, supplementView, type ViewGaps } from './viewGaps';
 
 /**
  * What a snapshot changed that can alter this node's decisions: 'config' (the
@@ -53,6 +57,18 @@ export interface ClusterFollowerOptions {
   readonly pollWaitMs: number;
   readonly backoffInitialMs: number;
   readonly backoffMaxMs: number;
+  /** At least this long between two looks at the whole cluster (lookWhole); default 10 s. */
+  readonly wholeLookIntervalMs?: number;
+  /** A gap already looked up is looked up again only after this long; default 5 min. */
+  readonly wholeLookAgainMs?: number;
+  /**
+   * How long an unattached volume of a dataset outside the view must stay so before it is looked up;
+   * default 30 s. A move leaves one for a moment (detached there, not yet attached at the new primary),
+   * and every node of a shared pool sees it: only one that stays (a dead primary's) is worth a look.
+   */
+  readonly wholeLookDatasetAfterMs?: number;
+  /** How long what a whole look found is merged into the view (liveness goes stale); default 10 s. */
+  readonly wholeLookFreshMs?: number;
   /** A snapshot answered to a question asked at `askedAt` was adopted (it is `snapshot` now). */
   readonly adopted: (snap: ClusterSnapshot, askedAt: number, change: SnapshotChange) => void;
 }
@@ -66,14 +82,88 @@ export class ClusterFollower {
   /** Off once the control service refused a delta request (an older version): whole snapshots then. */
   private deltas: boolean;
   /** Answers read, by kind (tests, the e2e's check that agents poll deltas). */
-  readonly answers = { delta: 0, view: 0, whole: 0 };
+  readonly answers = { delta: 0, view: 0, whole: 0, looks: 0 };
+  /** Gap (`i:`/`b:`/`d:` + id) → when it was last looked up in the whole cluster. */
+  private readonly lookedUp = new Map<string, number>();
+  private lastWholeLook = -Infinity;
+  /** Dataset gap → since when it has been one (see wholeLookDatasetAfterMs). */
+  private readonly datasetGapSince = new Map<string, number>();
+  private lookingWhole = false;
+  /** What the last whole look found that the view lacks, and when. */
+  private explanation: { extra: Pick<ClusterSnapshot, 'datasets' | 'nodes'>; at: number } | null = null;
+  private merged: { view: ClusterSnapshot; extra: object; snap: ClusterSnapshot } | null = null;
 
   constructor(private readonly o: ClusterFollowerOptions) {
     this.deltas = o.waitForClusterDelta !== undefined;
   }
 
+  /** The view held, with what a recent whole look found that it lacks (lookWhole). */
   get snapshot(): ClusterSnapshot | null {
-    return this.current;
+    const view = this.current;
+    const found = this.explanation;
+    if (view === null || found === null) return view;
+    if (this.o.clock.now() - found.at > (this.o.wholeLookFreshMs ?? 10_000)) {
+      this.explanation = this.merged = null;
+      return view;
+    }
+    if (this.merged?.view !== view || this.merged.extra !== found.extra)
+      this.merged = { view, extra: found.extra, snap: supplementView(view, found.extra) };
+    return this.merged.snap;
+  }
+
+  /**
+   * Looks the gaps of this node's view up in the whole cluster (one whole snapshot), unless it
+   * follows whole snapshots anyway, a look is out or was made less than wholeLookIntervalMs ago
+   * (a dataset's gap counts once it has stayed wholeLookDatasetAfterMs),
+   * or every gap was looked up within wholeLookAgainMs (a gap that stays — a dataset whose primary
+   * is dead and that is not deleted — costs one look per that time, not one per turn). What explains
+   * them is merged into the view for wholeLookFreshMs, and the agent told (a 'config' change).
+   */
+  lookWhole(found: ViewGaps): void {
+    if (!this.deltas || this.stopped) return;
+    const now = this.o.clock.now();
+    const after = this.o.wholeLookDatasetAfterMs ?? 30_000;
+    const current = new Set(found.datasets);
+    for (const id of this.datasetGapSince.keys()) if (!current.has(id)) this.datasetGapSince.delete(id);
+    for (const id of current) if (!this.datasetGapSince.has(id)) this.datasetGapSince.set(id, now);
+    const gaps = {
+      ...found,
+      datasets: found.datasets.filter((id) => now - (this.datasetGapSince.get(id) ?? now) >= after),
+    };
+    if (this.lookingWhole || isEmptyGaps(gaps)) return;
+    if (now - this.lastWholeLook < (this.o.wholeLookIntervalMs ?? 10_000)) return;
+    const again = this.o.wholeLookAgainMs ?? 300_000;
+    for (const [k, at] of this.lookedUp) if (now - at >= again) this.lookedUp.delete(k);
+    const keys = [
+      ...gaps.instances.map((i) => `i:${i}`),
+      ...gaps.blockdevices.map((b) => `b:${b}`),
+      ...gaps.datasets.map((d) => `d:${d}`),
+    ];
+    if (keys.every((k) => this.lookedUp.has(k))) return;
+    for (const k of keys) this.lookedUp.set(k, now);
+    this.lookingWhole = true;
+    this.lastWholeLook = now;
+    this.answers.looks++;
+    void (async () => {
+      try {
+        const whole = await this.o.waitForCluster(undefined, 0);
+        const extra = explanationOf(whole, gaps);
+        this.explanation = { extra, at: this.o.clock.now() };
+        this.o.logger.info("looked at the whole cluster for what this node's view lacks", {
+          instances: gaps.instances,
+          blockdevices: gaps.blockdevices,
+          datasets: gaps.datasets,
+          foundNodes: extra.nodes.map((n) => n.uuid),
+          foundDatasets: extra.datasets.map((d) => d.dataset_id),
+        });
+        const snap = this.snapshot;
+        if (snap !== null && !this.stopped) this.o.adopted(snap, now, 'config');
+      } catch (e) {
+        this.o.logger.debug('a look at the whole cluster failed', { code: errorCode(e), error: errorMessage(e) });
+      } finally {
+        this.lookingWhole = false;
+      }
+    })();
   }
 
   private get stopped(): boolean {

@@ -5,6 +5,7 @@
  * from a service that refuses deltas.
  */
 import { FlockerApiError, type ClusterAnswer, type NodeState } from '@flocker/api';
+import type { PoolListing, VolumeProblem } from '@flocker/storage-drivers';
 import { ManualClock } from '@flocker/runtime/testing';
 import { DatasetAgent, type ControlChannel } from './DatasetAgent';
 import { TEST_NODE, testAgentOptions } from './testing/agentOptions';
@@ -40,9 +41,12 @@ interface World {
 /** An agent on its own fakes; `deltas: false` gives it a channel without waitForClusterDelta (whole snapshots). */
 function world(
   deltas: boolean,
-  { channel, pollWaitMs }: { channel?: (c: ViewControl) => ControlChannel; pollWaitMs?: number } = {},
+  {
+    channel,
+    pollWaitMs,
+    driver = new FakeDriver(),
+  }: { channel?: (c: ViewControl) => ControlChannel; pollWaitMs?: number; driver?: FakeDriver } = {},
 ): World {
-  const driver = new FakeDriver();
   const host = new FakeHost();
   const clock = new ManualClock();
   const control = new ViewControl(clock, pollWaitMs ?? 200);
@@ -221,5 +225,108 @@ describe('DatasetAgent following its node view by deltas', () => {
     await w.clock.advance(500);
     expect(w.control.answered.delta).toBeGreaterThan(deltas);
     await w.agent.stop();
+  });
+});
+
+const DEAD = '33333333-3333-4333-8333-333333333333';
+const THIRD = '44444444-4444-4444-8444-444444444444';
+
+/** A node declared dead that reported nothing of the datasets (killed before its report). */
+const dead: NodeState = {
+  ...other,
+  uuid: DEAD,
+  host: '10.0.0.3',
+  instance_id: 'i-dead',
+  alive: false,
+  dead_since: '2026-01-01T00:00:30.000Z',
+};
+
+/** A pool whose records can go bad: listVolumes leaves them out, listPool reports them (as the loopback driver does). */
+class PoolWithProblems extends FakeDriver {
+  readonly bad = new Set<string>();
+  override async listVolumes() {
+    return (await super.listVolumes()).filter((v) => !this.bad.has(v.blockdeviceId));
+  }
+  async listPool(): Promise<PoolListing> {
+    const problems: VolumeProblem[] = [...this.bad].map((id) => ({
+      code: 'CORRUPT_RECORD',
+      blockdeviceId: id,
+      message: `record ${id}.json is not valid JSON`,
+    }));
+    return { volumes: await this.listVolumes(), problems };
+  }
+}
+
+/** A volume put in the pool by another host (`attachedTo`: its instance, or null). */
+function volumeOf(w: World, blockdeviceId: string, datasetId: string, attachedTo: string | null): void {
+  w.driver.volumes.set(blockdeviceId, { blockdeviceId, datasetId, size: 64 * MiB, attachedTo });
+}
+
+describe("what a node's view cannot explain is looked up in the whole cluster (issue 23)", () => {
+  it('fails over a volume attached to a dead instance that no node of the view reports, as with whole snapshots', async () => {
+    for (const deltas of [true, false]) {
+      const w = world(deltas);
+      w.control.setNodes([other, dead]);
+      volumeOf(w, 'vol-1', dsId(1), 'i-dead');
+      w.agent.start();
+      w.control.setDatasets([dataset(1, ME)]);
+      await w.clock.advanceUntil(() => w.control.last()?.manifestations[0]?.status === 'mounted', 5000, 5);
+      expect({ deltas, attached: w.driver.volumes.get('vol-1')?.attachedTo }).toEqual({ deltas, attached: 'i-me' });
+      // One whole look (following the view); none again while nothing new is unexplained.
+      await w.clock.advance(2000);
+      expect(w.control.answered.whole).toBe(deltas ? 1 : w.control.answered.whole);
+      await w.agent.stop();
+    }
+  });
+
+  it('destroys the volume of a deleted dataset whose primary is dead and that nobody holds, once it stays unattached', async () => {
+    for (const deltas of [true, false]) {
+      const w = world(deltas);
+      w.control.setNodes([other, dead]);
+      volumeOf(w, 'vol-2', dsId(2), null);
+      w.agent.start();
+      w.control.setDatasets([dataset(2, DEAD, { deleted: true })]);
+      const ms = await w.clock.advanceUntil(() => w.driver.volumes.size === 0, 60_000, 50);
+      // Following the view: after it stayed unattached wholeLookDatasetAfterMs (30 s), not at once.
+      if (deltas) expect(ms).toBeGreaterThanOrEqual(30_000);
+      await w.agent.stop();
+    }
+  });
+
+  it('leaves alone (no look) an unattached volume of a live primary outside the view: a move in progress', async () => {
+    const w = world(true);
+    volumeOf(w, 'vol-3', dsId(3), null);
+    w.agent.start();
+    w.control.setDatasets([dataset(3, OTHER)]);
+    await w.clock.advance(20_000);
+    expect(w.control.answered.whole).toBe(0);
+    expect(w.driver.volumes.has('vol-3')).toBe(true);
+    await w.agent.stop();
+  });
+
+  it('attributes an unreadable record, bad before the agent started, that a node outside the view reports: creates go on', async () => {
+    for (const deltas of [true, false]) {
+      const driver = new PoolWithProblems();
+      const w = world(deltas, { driver });
+      w.control.setNodes([
+        other,
+        {
+          ...other,
+          uuid: THIRD,
+          instance_id: 'i-third',
+          volumes: [{ blockdevice_id: 'vol-bad', dataset_id: dsId(5), size: 64 * MiB, attached_to: null }],
+        },
+      ]);
+      volumeOf(w, 'vol-bad', dsId(5), null);
+      driver.bad.add('vol-bad');
+      w.agent.start();
+      w.control.setDatasets([dataset(4, ME), dataset(5, OTHER)]);
+      await w.clock.advanceUntil(() => w.control.last()?.manifestations[0]?.status === 'mounted', 5000, 5);
+      expect({ deltas, mounted: w.control.last()?.manifestations.map((m) => m.dataset_id) }).toEqual({
+        deltas,
+        mounted: [dsId(4)],
+      });
+      await w.agent.stop();
+    }
   });
 });

@@ -24,6 +24,7 @@ import type winston from 'winston';
 import { BackupRunner, restoreOnto, s3StoreFor } from './backups';
 import { reportedAvailableBytes } from './capacity';
 import { calculateChanges, mountPathOf } from './calculateChanges';
+import { viewGaps } from './viewGaps';
 import { ClusterFollower, type SnapshotChange } from './ClusterFollower';
 import { systemClock, type Clock } from './clock';
 import type { StopTargets } from './containers';
@@ -408,6 +409,8 @@ export class DatasetAgent {
     let wait = this.o.resyncIntervalMs;
     const snapshot = this.cluster.snapshot;
     if (snapshot !== null && !this.stopping && this.fencing.phase === 'inContact') {
+      // What this node's view cannot explain (issue 23): looked up once in the whole cluster.
+      this.cluster.lookWhole(viewGaps(snapshot, local));
       const desired = desiredStateOf(snapshot);
       this.backups?.update(desired, local.snapshots, this.o.nodeUuid);
       const actions = calculateChanges(desired, local, this.decision);
