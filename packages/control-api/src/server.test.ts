@@ -878,6 +878,14 @@ describe('whole lists: gzip only when enabled, entity tags (issue 23)', () => {
     expect(again.status).toBe(304);
     expect(again.body.length).toBe(0);
     expect(again.headers.etag).toBe(tag);
+    // fetch() adds Cache-Control: no-cache to a conditional request; a list of tags, a weak one, match too.
+    const conditional: Record<string, string>[] = [
+      { 'if-none-match': String(tag), 'cache-control': 'no-cache', pragma: 'no-cache' },
+      { 'if-none-match': `"other", W/${String(tag)}` },
+    ];
+    for (const headers of conditional) expect((await rawGet(datasetsUrl(), headers)).status).toBe(304);
+    const viaFetch = await fetch(datasetsUrl(), { headers: { 'if-none-match': String(tag) } });
+    expect(viaFetch.status).toBe(304);
     // Another tag, or none: the whole body.
     const stale = await rawGet(datasetsUrl(), { 'if-none-match': '"something-else"' });
     expect(stale.status).toBe(200);

@@ -140,6 +140,16 @@ export function createLogger(level = 'info'): Logger {
   });
 }
 
+/** Whether an If-None-Match header names `etag` (weak comparison, RFC 9110 13.1.2), or is `*`. */
+export function noneMatch(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  const bare = etag.replace(/^W\//, '');
+  return header.split(',').some((t) => {
+    const candidate = t.trim();
+    return candidate === '*' || candidate.replace(/^W\//, '') === bare;
+  });
+}
+
 /** The reason long-poll handlers see when their client goes away (a shared value: no DOMException per request). */
 const CLIENT_GONE = new Error('client closed the connection');
 
@@ -208,14 +218,24 @@ export function createApp(
     const compressible = compress && cached !== undefined && cached.length >= GZIP_MIN_BYTES;
     if (compressible) res.vary('Accept-Encoding');
     const gz = compressible && req.headers['accept-encoding'] !== undefined ? views.gzipOf(cached) : undefined;
-    if (gz !== undefined && req.acceptsEncodings('gzip') === 'gzip') {
+    const gzipped = gz !== undefined && req.acceptsEncodings('gzip') === 'gzip';
+    // Another representation, another tag.
+    const tag = etag !== undefined && gzipped ? `${etag.slice(0, -1)}-gzip"` : etag;
+    if (tag !== undefined) {
+      res.setHeader('ETag', tag);
+      // Checked here, not by express's res.send: that one ignores If-None-Match when the request says
+      // Cache-Control: no-cache, which fetch() adds to every conditional request.
+      if (noneMatch(req.headers['if-none-match'], tag)) {
+        res.removeHeader('Content-Type');
+        res.status(304).end();
+        return;
+      }
+    }
+    if (gzipped) {
       res.setHeader('Content-Encoding', 'gzip');
-      // Another representation, another tag.
-      if (etag !== undefined) res.setHeader('ETag', `${etag.slice(0, -1)}-gzip"`);
       res.send(gz);
       return;
     }
-    if (etag !== undefined) res.setHeader('ETag', etag);
     res.send(reply.json ?? JSON.stringify(reply.body));
   };
 
