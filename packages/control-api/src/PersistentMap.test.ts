@@ -149,4 +149,31 @@ describe('PersistentMap', () => {
     );
     expect(crossed).toBeGreaterThan(0);
   });
+
+  it('a base copied ahead of its fold serves one fold; a branch folding the same base copies it afresh', () => {
+    // 5,000 entries: the base is copied a share per write over the second half of the overlay's growth.
+    const start = PersistentMap.from(
+      new Map(Array.from({ length: 5000 }, (_, i): [number, { v: number }] => [i, box(i)])),
+    );
+    const branches = [0, 1, 2].map((b) => {
+      let pm = start;
+      const model = new Map(start);
+      for (let i = 0; i < 300; i++) {
+        const key = b === 1 ? i * 7 : 6000 + b * 1000 + i; // updates in place, or appends
+        if (i % 11 === 10) {
+          pm = pm.delete(key - 1);
+          model.delete(key - 1);
+        } else {
+          pm = pm.set(key, box(b * 1000 + i));
+          model.set(key, box(b * 1000 + i));
+        }
+      }
+      return { pm, model };
+    });
+    for (const { pm, model } of branches) {
+      expect(pm.size).toBe(model.size);
+      expect([...pm.entries()]).toEqual([...model.entries()]);
+    }
+    expect([...start.entries()]).toEqual(Array.from({ length: 5000 }, (_, i) => [i, box(i)]));
+  });
 });
