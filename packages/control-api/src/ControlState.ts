@@ -73,10 +73,16 @@ export class ControlState {
     const logger = options.logger;
     this.logger = logger;
     const now = this.now;
-    this.nodeViews = new NodeViewIndex(this.instanceId, initial, () => ({
-      cv: this.committer.configuration.version,
-      sg: this.nodes.generation,
-    }));
+    this.nodeViews = new NodeViewIndex(
+      this.instanceId,
+      initial,
+      () => ({
+        cv: this.committer.configuration.version,
+        sg: this.nodes.generation,
+      }),
+      // Liveness as of the change being indexed: an orphan's caretaker (orphanViews.ts) is a live node.
+      (uuid) => this.nodes.deadSince(uuid, this.now()) === undefined && this.nodes.reportedNode(uuid) !== undefined,
+    );
     this.notifier = new ChangeNotifier(
       () => this.generation,
       (node, since) => this.nodeViews.changedSince(node, since),

@@ -193,8 +193,9 @@ export class Views {
   }
 
   /**
-   * The snapshot one node needs: datasets whose primary it is or that it holds, their
-   * leases, and the states of itself and of the nodes holding those datasets. With
+   * The snapshot one node needs: datasets whose primary it is or that it holds (or that it takes
+   * care of: orphanViews.ts), their leases, and the states of itself and of the nodes holding
+   * those datasets (and of the orphans' primaries). With
    * many nodes this keeps each long-poll answer small (kilobytes, not megabytes).
    */
   snapshotFor(node: string): string {
@@ -331,6 +332,14 @@ export class Views {
       }
     }
     const nodeIds = new Set<string>([node]);
+    // Orphans this node takes care of (deleted, primary not alive, held by no live node: orphanViews.ts),
+    // with their primary's state (its instance, to force-detach; its liveness, to own the cleanup).
+    for (const id of s.nodeViews.caredBy(node)) {
+      const d = config.datasets.get(id);
+      if (d === undefined || datasets.has(id)) continue;
+      datasets.set(id, d);
+      nodeIds.add(d.primary);
+    }
     for (const id of datasets.keys()) for (const holder of s.nodeViews.holdersOf(id) ?? []) nodeIds.add(holder);
     return { datasets, nodeIds };
   }

@@ -14,6 +14,7 @@ import { ControlState } from './ControlState';
 import { createContainer, moveContainer } from './containers';
 import { ConfigurationError } from './errors';
 import { after, parseGeneration } from './nodeViews';
+import { caretakerOf } from './orphanViews';
 import { Views } from './Views';
 import { A, B, C, letterReport as report } from './testing/fixtures';
 
@@ -74,9 +75,10 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
     | { kind: 'lease'; pick: number; node: number }
     | { kind: 'release'; pick: number }
     | { kind: 'snapshot'; pick: number }
-    | { kind: 'report'; node: number; holds: number[]; attached: number[] }
+    | { kind: 'report'; node: number; holds: number[]; attached: number[]; loose: number[] }
     | { kind: 'same'; node: number }
     | { kind: 'die' }
+    | { kind: 'survivor'; node: number }
     | { kind: 'poll'; node: number };
   const n = fc.nat(2);
   const op: fc.Arbitrary<Op> = fc.oneof(
@@ -91,13 +93,18 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
       node: n,
       holds: fc.array(fc.nat(), { maxLength: 4 }),
       attached: fc.array(fc.nat(), { maxLength: 2 }),
+      // Unattached volumes in its backend listing: a deleted one whose primary is dead needs a caretaker.
+      loose: fc.array(fc.nat(), { maxLength: 2 }),
     }),
     fc.record({ kind: fc.constant('same' as const), node: n }),
     fc.constant({ kind: 'die' as const }),
+    // Every node dies, then one reports an unattached volume of every dataset (orphans, their caretaker).
+    fc.record({ kind: fc.constant('survivor' as const), node: n }),
     fc.record({ kind: fc.constant('poll' as const), node: n }),
   );
 
   it('applying the deltas equals the full view, and a node not woken has an unchanged view, across random changes', async () => {
+    let orphansSeen = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 60 }), async (ops) => {
         let t = 1_700_000_000_000;
@@ -165,7 +172,13 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
                   size: 67108864,
                   attached_to: `i-${node.slice(0, 1)}`,
                 }));
-                const r = report(node, { manifestations, volumes });
+                const loose = [...new Set(o.loose.map((h) => all[h % all.length] as string))].map((d) => ({
+                  blockdevice_id: `l-${d}`,
+                  dataset_id: d,
+                  size: 67108864,
+                  attached_to: null,
+                }));
+                const r = report(node, { manifestations, volumes: [...volumes, ...loose] });
                 reports.set(node, r);
                 await state.report(r);
               } else if (o.kind === 'same') {
@@ -178,10 +191,54 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
               } else if (o.kind === 'die') {
                 t += 11_000;
                 await state.checkLiveness();
+              } else if (o.kind === 'survivor') {
+                t += 11_000;
+                await state.checkLiveness();
+                const node = nodes[o.node] as string;
+                const volumes = all.map((d) => ({
+                  blockdevice_id: `l-${d}`,
+                  dataset_id: d,
+                  size: 67108864,
+                  attached_to: null,
+                }));
+                const r = report(node, { volumes });
+                reports.set(node, r);
+                await state.report(r);
               } else if (o.kind === 'poll') poll(nodes[o.node] as string);
             } catch (e) {
               // A refused change (a lease held elsewhere, a deleted dataset moved) changes nothing.
               if (!(e instanceof ConfigurationError)) throw e;
+            }
+            // Every orphan (deleted, primary dead, no live holder, a live node reporting its volume) is in
+            // exactly the view of its caretaker, as computed from scratch; nothing else is cared for.
+            const alive = (u: string): boolean =>
+              state.reportedNode(u) !== undefined && state.deadSince(u) === undefined;
+            for (const node of nodes) {
+              const expected = [...state.configuration.datasets.values()]
+                .filter((d) => {
+                  const reports = nodes.flatMap((u) => state.reportedNode(u)?.report ?? []);
+                  const facts = {
+                    deleted: d.deleted,
+                    primary: d.primary,
+                    holders: reports
+                      .filter(
+                        (r) =>
+                          r.manifestations.some((m) => m.dataset_id === d.dataset_id) ||
+                          (r.volumes ?? []).some(
+                            (v) => v.dataset_id === d.dataset_id && v.attached_to === r.instance_id,
+                          ),
+                      )
+                      .map((r) => r.uuid),
+                    reporters: reports
+                      .filter((r) => (r.volumes ?? []).some((v) => v.dataset_id === d.dataset_id))
+                      .map((r) => r.uuid),
+                  };
+                  return caretakerOf(d.dataset_id, facts, alive) === node;
+                })
+                .map((d) => d.dataset_id)
+                .sort();
+              expect({ node, cared: [...state.nodeViews.caredBy(node)].sort() }).toEqual({ node, cared: expected });
+              orphansSeen += expected.length;
             }
           }
           for (const node of nodes) poll(node);
@@ -191,6 +248,52 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
       }),
       { numRuns: 150 },
     );
+    // The runs did make orphans (so their views and deltas were checked).
+    expect(orphansSeen).toBeGreaterThan(0);
+  });
+
+  it("a deleted dataset whose primary died is in one live node's view (a reporter of its volume) with the primary's state, and leaves it once the volume is gone", async () => {
+    let t = 1_700_000_000_000;
+    const state = await open(() => t);
+    try {
+      const views = new Views(state, true);
+      const view = (node: string): ClusterSnapshot => ClusterSnapshot.parse(JSON.parse(views.snapshotFor(node)));
+      for (const node of nodes) await state.report(report(node));
+      await state.mutate((c) => createDataset(c, { primary: A }));
+      const id = [...state.configuration.datasets.keys()][0] as string;
+      await state.mutate((c, now) => deleteDataset(c, id, now));
+      const loose = { blockdevice_id: 'l-1', dataset_id: id, size: 67108864, attached_to: null };
+      await state.report(report(B, { volumes: [loose] }));
+      await state.report(report(C, { volumes: [loose] }));
+      // A is alive: its own view has it; nobody else's.
+      expect(view(B).datasets).toEqual([]);
+      expect(view(C).datasets).toEqual([]);
+      // A dies (B and C report on): one of B and C is woken and gets it, with A's state (dead).
+      const since = state.generation;
+      t += 6_000;
+      await state.report(report(B, { volumes: [loose] }));
+      await state.report(report(C, { volumes: [loose] }));
+      t += 6_000;
+      await state.checkLiveness();
+      const carer = state.nodeViews.caretaker(id);
+      expect([B, C]).toContain(carer);
+      const other = carer === B ? C : B;
+      expect(state.nodeViews.changedSince(carer as string, since)).toBe(true);
+      const v = view(carer as string);
+      expect(v.datasets.map((d) => d.dataset_id)).toEqual([id]);
+      expect(v.nodes.find((n) => n.uuid === A)?.alive).toBe(false);
+      expect(view(other).datasets).toEqual([]);
+      // The caretaker destroyed it: no node reports the volume, it leaves the view (a delta says so).
+      const held = views.snapshotFor(carer as string);
+      const at = (JSON.parse(held) as ClusterSnapshot).generation;
+      await state.report(report(B));
+      await state.report(report(C));
+      const delta = ClusterDelta.parse(JSON.parse(views.deltaFor(carer as string, at) as string));
+      expect(delta.removed_datasets).toEqual([id]);
+      expect(view(carer as string).datasets).toEqual([]);
+    } finally {
+      await state.close();
+    }
   });
 
   it('a change wakes the polls of the nodes whose views it touched, not the others', async () => {

@@ -3,7 +3,9 @@
  *
  * Node N's view (Views.snapshotFor) holds the datasets whose primary N is or that N holds
  * (a manifestation, or a volume attached to its instance), their leases, the states of the
- * nodes holding those datasets, and every configured snapshot. This index keeps, for each
+ * nodes holding those datasets, and every configured snapshot; and the orphans it takes care of
+ * (deleted datasets whose primary is dead and that no live node holds, each given to one live node
+ * reporting its volume: orphanViews.ts) with their primaries' states. This index keeps, for each
  * node, the generation at which each entry of its view last changed (`d:<dataset>` for a
  * dataset or its lease, `n:<node>` for a node state, `w:` for a change outside the view that
  * its node's agents wait on: its containers) — so a long-poll is woken only when its
@@ -17,6 +19,7 @@
  */
 import type { NodeReport } from '@flocker/api';
 import type { Configuration } from './configuration';
+import { CaretakerIndex, type CaretakerMove } from './orphanViews';
 import { PersistentMap } from './PersistentMap';
 
 export interface Stamp {
@@ -79,20 +82,41 @@ export class NodeViewIndex {
   private snapshotsAt: Stamp;
   /** When every view last changed wholesale (a change too big to track): older `since`s get full answers. */
   private everythingAt: Stamp;
+  /** Orphaned deleted datasets, each in one live node's view (orphanViews.ts). */
+  private readonly caretakers: CaretakerIndex;
 
   /** `stamp`: the current generation's counters (read at each change, after the change). */
   constructor(
     readonly instance: string,
     initial: Configuration,
     private readonly stamp: () => Stamp,
+    /** Whether a node is alive (as of its last report or liveness change); without it, every node is. */
+    alive: (node: string) => boolean = () => true,
   ) {
     this.config = initial;
+    this.caretakers = new CaretakerIndex({
+      dataset: (id) => this.config.datasets.get(id),
+      holders: (id) => [...(this.holders.get(id) ?? []), ...(this.attached.get(id) ?? [])],
+      alive,
+    });
+    // Orphans at start get their caretakers as the nodes report (no node reports a volume yet).
+    for (const d of initial.datasets.values()) if (d.deleted) this.caretakers.knowDeleted(d.dataset_id, d.primary);
     this.snapshotsAt = this.everythingAt = { cv: initial.version, sg: 0 };
   }
 
   /** Nodes holding a manifestation of the dataset. */
   holdersOf(dataset: string): ReadonlySet<string> | undefined {
     return this.holders.get(dataset);
+  }
+
+  /** The live node taking care of an orphaned dataset, if it is one. */
+  caretaker(dataset: string): string | undefined {
+    return this.caretakers.caretaker(dataset);
+  }
+
+  /** The orphaned datasets in node's view: deleted, primary not alive, held by no live node (orphanViews.ts). */
+  caredBy(node: string): ReadonlySet<string> {
+    return this.caretakers.caredBy(node);
   }
 
   /**
@@ -110,6 +134,14 @@ export class NodeViewIndex {
       all = true;
     }
     const changed = new Set<string>();
+    // The orphan index learns of every dataset change, even one too big to track per view.
+    const moves =
+      prev.datasets === next.datasets
+        ? []
+        : (() => {
+            const diff = PersistentMap.diff<string, unknown>(prev.datasets, next.datasets);
+            return this.caretakers.datasetsChanged([...diff.deletes, ...diff.sets], (id) => prev.datasets.get(id));
+          })();
     for (const [a, b] of [
       [prev.datasets, next.datasets],
       [prev.leases, next.leases],
@@ -147,12 +179,18 @@ export class NodeViewIndex {
       if (after !== undefined) viewers.add(after);
       for (const n of this.holders.get(id) ?? []) viewers.add(n);
       for (const n of this.attached.get(id) ?? []) viewers.add(n);
+      const caretaker = this.caretakers.caretaker(id);
+      if (caretaker !== undefined) viewers.add(caretaker);
       for (const v of viewers) {
         this.touch(v, `d:${id}`, now, touched);
         // The dataset may have entered or left v's view, and with it the states of its holders.
         for (const h of this.holders.get(id) ?? []) this.touch(v, `n:${h}`, now, touched);
       }
+      // A caretaker's view shows the (dead) primary's state too.
+      if (caretaker !== undefined)
+        for (const p of [before, after]) if (p !== undefined) this.touch(caretaker, `n:${p}`, now, touched);
     }
+    this.caretakerMoves(moves, now, touched);
     return all ? 'all' : touched;
   }
 
@@ -189,13 +227,28 @@ export class NodeViewIndex {
       this.touch(uuid, `d:${id}`, now, touched);
       for (const h of this.holders.get(id) ?? []) this.touch(uuid, `n:${h}`, now, touched);
     }
-    // Every view showing its state: those of the datasets it held or holds.
+    // Orphans whose caretaker this change (its report, its liveness) moved.
+    this.caretakerMoves(
+      this.caretakers.nodeChanged(uuid, report, [
+        ...old.manifestations,
+        ...old.attached,
+        ...next.manifestations,
+        ...next.attached,
+      ]),
+      now,
+      touched,
+    );
+    // Every view showing its state: those of the datasets it held or holds (and their caretakers).
     for (const id of new Set([...old.manifestations, ...next.manifestations])) {
       const primary = this.config.datasets.get(id)?.primary;
       if (primary !== undefined) this.touch(primary, `n:${uuid}`, now, touched);
       for (const n of this.holders.get(id) ?? []) this.touch(n, `n:${uuid}`, now, touched);
       for (const n of this.attached.get(id) ?? []) this.touch(n, `n:${uuid}`, now, touched);
+      const caretaker = this.caretakers.caretaker(id);
+      if (caretaker !== undefined) this.touch(caretaker, `n:${uuid}`, now, touched);
     }
+    // The caretakers of the orphans it is the primary of show its state.
+    for (const caretaker of this.caretakers.caretakersOfPrimary(uuid)) this.touch(caretaker, `n:${uuid}`, now, touched);
     return touched;
   }
 
@@ -243,6 +296,18 @@ export class NodeViewIndex {
     let n = 0;
     for (const log of this.logs.values()) n += log.keys.size;
     return n;
+  }
+
+  /** An orphan moved between caretakers: it (and its primary's and holders' states) left one view and entered the other. */
+  private caretakerMoves(moves: readonly CaretakerMove[], now: Stamp, touched: Set<string>): void {
+    for (const m of moves)
+      for (const v of [m.from, m.to]) {
+        if (v === undefined) continue;
+        this.touch(v, `d:${m.datasetId}`, now, touched);
+        const primary = this.config.datasets.get(m.datasetId)?.primary;
+        if (primary !== undefined) this.touch(v, `n:${primary}`, now, touched);
+        for (const h of this.holders.get(m.datasetId) ?? []) this.touch(v, `n:${h}`, now, touched);
+      }
   }
 
   private touch(node: string, key: string, at: Stamp, touched: Set<string>): void {

@@ -1,0 +1,90 @@
+import { CaretakerIndex, caretakerAmong, caretakerOf, fnv1a } from './orphanViews';
+
+const nodes = Array.from({ length: 50 }, (_, i) => `n${String(i).padStart(2, '0')}`);
+
+describe('orphanViews: caretakerOf', () => {
+  const alive = (n: string): boolean => !n.startsWith('dead');
+  const facts = { deleted: true, primary: 'dead-p', holders: [] as string[], reporters: ['a', 'b', 'dead-r'] };
+
+  it('only a deleted dataset whose primary is not alive, held by no live node, with a live node reporting its volume', () => {
+    expect(caretakerOf('d', facts, alive)).toBe(caretakerAmong('d', ['a', 'b']));
+    expect(caretakerOf('d', { ...facts, deleted: false }, alive)).toBeUndefined();
+    expect(caretakerOf('d', { ...facts, primary: 'p' }, alive)).toBeUndefined();
+    expect(caretakerOf('d', { ...facts, holders: ['c'] }, alive)).toBeUndefined();
+    expect(caretakerOf('d', { ...facts, holders: ['dead-h'] }, alive)).toBeDefined();
+    expect(caretakerOf('d', { ...facts, reporters: ['dead-r'] }, alive)).toBeUndefined();
+    expect(caretakerOf('d', undefined, alive)).toBeUndefined();
+  });
+
+  it('rendezvous: deterministic, order-free, spread, and moves only when the caretaker goes', () => {
+    expect(fnv1a('')).toBe(0x811c9dc5);
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 2000; i++) {
+      const id = `dataset-${i}`;
+      const c = caretakerAmong(id, nodes) as string;
+      expect(caretakerAmong(id, [...nodes].reverse())).toBe(c);
+      counts.set(c, (counts.get(c) ?? 0) + 1);
+      // Another node going: the caretaker stays unless it was the one.
+      const gone = nodes[i % nodes.length] as string;
+      const after = caretakerAmong(
+        id,
+        nodes.filter((n) => n !== gone),
+      );
+      if (gone !== c) expect(after).toBe(c);
+    }
+    // 2,000 orphans over 50 nodes: every node some, none more than 3x the mean.
+    expect(counts.size).toBe(50);
+    expect(Math.max(...counts.values())).toBeLessThan(120);
+    expect(caretakerAmong('d', [])).toBeUndefined();
+  });
+});
+
+describe('orphanViews: CaretakerIndex', () => {
+  it('follows reports, liveness and configuration changes, reporting each move once', () => {
+    const config = new Map<string, { deleted: boolean; primary: string }>([['d1', { deleted: false, primary: 'p' }]]);
+    const live = new Set(['p', 'a', 'b']);
+    const held = new Map<string, string[]>();
+    const index = new CaretakerIndex({
+      dataset: (id) => config.get(id),
+      holders: (id) => held.get(id) ?? [],
+      alive: (n) => live.has(n),
+    });
+    const report = (uuid: string, ids: string[]) => ({
+      uuid,
+      era: 'e',
+      host: 'h',
+      instance_id: `i-${uuid}`,
+      backend: 'loopback',
+      manifestations: [],
+      errors: [],
+      volumes: ids.map((d) => ({ blockdevice_id: `v-${d}`, dataset_id: d, size: 1, attached_to: null })),
+    });
+    expect(index.nodeChanged('a', report('a', ['d1']), [])).toEqual([]);
+    expect(index.nodeChanged('b', report('b', ['d1']), [])).toEqual([]);
+    // Deleted: the primary is alive, it destroys.
+    config.set('d1', { deleted: true, primary: 'p' });
+    expect(index.datasetsChanged(['d1'], () => ({ primary: 'p' }))).toEqual([]);
+    // The primary dies: one of the reporters takes care of it.
+    live.delete('p');
+    const first = caretakerAmong('d1', ['a', 'b']) as string;
+    expect(index.nodeChanged('p', undefined, [])).toEqual([{ datasetId: 'd1', from: undefined, to: first }]);
+    expect([...index.caredBy(first)]).toEqual(['d1']);
+    expect(index.caretakersOfPrimary('p')).toEqual([first]);
+    // The caretaker dies: the other reporter.
+    const second = first === 'a' ? 'b' : 'a';
+    live.delete(first);
+    expect(index.nodeChanged(first, undefined, [])).toEqual([{ datasetId: 'd1', from: first, to: second }]);
+    // The volume destroyed (no node reports it): nobody.
+    expect(index.nodeChanged(second, report(second, []), [])).toEqual([
+      { datasetId: 'd1', from: second, to: undefined },
+    ]);
+    expect(index.caredBy(second).size).toBe(0);
+    // Reported again, then the dataset leaves the configuration.
+    index.nodeChanged(second, report(second, ['d1']), []);
+    config.delete('d1');
+    expect(index.datasetsChanged(['d1'], () => ({ primary: 'p' }))).toEqual([
+      { datasetId: 'd1', from: second, to: undefined },
+    ]);
+    expect(index.caretakersOfPrimary('p')).toEqual([]);
+  });
+});

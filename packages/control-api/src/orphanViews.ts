@@ -1,0 +1,211 @@
+/**
+ * Caretakers of orphaned datasets (issue 23): a deleted dataset whose primary is not alive and
+ * that no live node holds is in no live node's view (Views.snapshotFor), yet its volume is
+ * still in some pool and must be destroyed (whole snapshots let any live node sharing the pool
+ * do it: calculateChanges' "owner" when the primary is gone). Such a dataset is put in the view
+ * of ONE live node: among the live nodes reporting a volume of it (they share its pool and can
+ * destroy it), the highest rendezvous hash of (dataset, node) — so it moves only when that node
+ * dies or stops reporting the volume, and each node's view gains only the orphans it is given
+ * (a view stays small however big the cluster). Once the volume is gone no node reports it and
+ * the dataset leaves every view again.
+ *
+ * Kept incrementally: each change recomputes only the datasets it can affect (a changed dataset;
+ * for a node's report or liveness change, the datasets it reports volumes of or holds, the deleted
+ * datasets whose primary it is, and those it cares for). Returns which assignments moved, so the
+ * caller (NodeViewIndex) stamps the old and new caretakers' views.
+ */
+import type { NodeReport } from '@flocker/api';
+
+/** FNV-1a (32 bits) of a string: the rendezvous hash (stable across processes and versions). */
+export function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+/** The caretaker among `candidates` (rendezvous: highest hash of dataset/node, ties to the lowest uuid). */
+export function caretakerAmong(datasetId: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestScore = -1;
+  for (const node of candidates) {
+    const score = fnv1a(`${datasetId}/${node}`);
+    if (score > bestScore || (score === bestScore && best !== undefined && node < best)) {
+      best = node;
+      bestScore = score;
+    }
+  }
+  return best;
+}
+
+/** What decides whether a dataset needs a caretaker, and who. */
+export interface OrphanFacts {
+  readonly deleted: boolean;
+  readonly primary: string;
+  /** Nodes holding it (a manifestation, or its volume attached to their own instance). */
+  readonly holders: Iterable<string>;
+  /** Nodes reporting a volume of it in their backend listing (report.volumes). */
+  readonly reporters: Iterable<string>;
+}
+
+/**
+ * The live node that must take care of the dataset, or undefined when none must: it is not
+ * deleted, its primary is alive (the primary destroys it), a live node holds it (that node's
+ * own view has it: it lets go or destroys), or no live node reports a volume of it.
+ */
+export function caretakerOf(
+  datasetId: string,
+  facts: OrphanFacts | undefined,
+  alive: (node: string) => boolean,
+): string | undefined {
+  if (facts === undefined || !facts.deleted || alive(facts.primary)) return undefined;
+  for (const h of facts.holders) if (alive(h)) return undefined;
+  const live: string[] = [];
+  for (const r of facts.reporters) if (alive(r)) live.push(r);
+  return caretakerAmong(datasetId, live);
+}
+
+/** A caretaker assignment that moved. */
+export interface CaretakerMove {
+  readonly datasetId: string;
+  readonly from: string | undefined;
+  readonly to: string | undefined;
+}
+
+/** Where the index reads the facts it does not keep itself. */
+export interface CaretakerSources {
+  /** The dataset's configuration (deleted, primary), undefined when it is not configured. */
+  readonly dataset: (id: string) => { readonly deleted: boolean; readonly primary: string } | undefined;
+  /** Nodes holding the dataset (manifestation or attached to their own instance). */
+  readonly holders: (id: string) => Iterable<string>;
+  /** Whether the node is alive now (as of its last report or liveness change). */
+  readonly alive: (node: string) => boolean;
+}
+
+export class CaretakerIndex {
+  /**
+   * Node → datasets it reports volumes of (its backend listing). No reverse index: in a shared pool
+   * every node reports every volume, and only the rare orphan needs its reporters (reportersOf scans).
+   */
+  private readonly reportedBy = new Map<string, ReadonlySet<string>>();
+  /** Node → its liveness when last indexed: a change makes every dataset it reports worth a recompute. */
+  private readonly lastAlive = new Map<string, boolean>();
+  /** Deleted datasets by primary (a primary's death may orphan them). */
+  private readonly deletedByPrimary = new Map<string, Set<string>>();
+  private readonly assigned = new Map<string, string>();
+  private readonly caring = new Map<string, Set<string>>();
+
+  constructor(private readonly sources: CaretakerSources) {}
+
+  /** The orphans node takes care of (in its view). */
+  caredBy(node: string): ReadonlySet<string> {
+    return this.caring.get(node) ?? EMPTY;
+  }
+
+  caretaker(datasetId: string): string | undefined {
+    return this.assigned.get(datasetId);
+  }
+
+  /** The caretakers of the orphans whose primary is node (their views show its state). */
+  caretakersOfPrimary(node: string): string[] {
+    const out: string[] = [];
+    for (const id of this.deletedByPrimary.get(node) ?? []) {
+      const c = this.assigned.get(id);
+      if (c !== undefined) out.push(c);
+    }
+    return out;
+  }
+
+  /** A deleted dataset of the starting configuration (no node has reported yet: no caretaker). */
+  knowDeleted(datasetId: string, primary: string): void {
+    add(this.deletedByPrimary, primary, datasetId);
+  }
+
+  /** Datasets changed in the configuration (created, deleted, moved, removed). */
+  datasetsChanged(ids: Iterable<string>, previous: (id: string) => { primary: string } | undefined): CaretakerMove[] {
+    const moves: CaretakerMove[] = [];
+    for (const id of ids) {
+      const before = previous(id);
+      if (before !== undefined) remove(this.deletedByPrimary, before.primary, id);
+      const now = this.sources.dataset(id);
+      if (now?.deleted === true) add(this.deletedByPrimary, now.primary, id);
+      this.recompute(id, moves);
+    }
+    return moves;
+  }
+
+  /**
+   * Node uuid's report or liveness changed (`report`: its report now, undefined to keep the last).
+   * `held`: the datasets it held before and holds now (NodeViewIndex's), which its liveness affects.
+   * O(the datasets it reports) — what reading its report costs anyway.
+   */
+  nodeChanged(uuid: string, report: NodeReport | undefined, held: Iterable<string>): CaretakerMove[] {
+    const affected = new Set<string>(held);
+    const old = this.reportedBy.get(uuid) ?? EMPTY;
+    const next = report !== undefined ? new Set((report.volumes ?? []).map((v) => v.dataset_id)) : old;
+    const alive = this.sources.alive(uuid);
+    if (this.lastAlive.get(uuid) !== alive) {
+      this.lastAlive.set(uuid, alive);
+      for (const id of old) affected.add(id);
+      for (const id of next) affected.add(id);
+    } else if (next !== old) {
+      for (const id of old) if (!next.has(id)) affected.add(id);
+      for (const id of next) if (!old.has(id)) affected.add(id);
+    }
+    if (next.size > 0) this.reportedBy.set(uuid, next);
+    else this.reportedBy.delete(uuid);
+    for (const id of this.deletedByPrimary.get(uuid) ?? []) affected.add(id);
+    for (const id of this.caring.get(uuid) ?? []) affected.add(id);
+    const moves: CaretakerMove[] = [];
+    for (const id of affected) this.recompute(id, moves);
+    return moves;
+  }
+
+  /** The nodes reporting a volume of the dataset (a scan: asked only for an orphan). */
+  private *reportersOf(id: string): Generator<string> {
+    for (const [node, ids] of this.reportedBy) if (ids.has(id)) yield node;
+  }
+
+  private recompute(id: string, moves: CaretakerMove[]): void {
+    const d = this.sources.dataset(id);
+    // Most datasets a report or liveness change reaches are not deleted: settled without more lookups.
+    const to =
+      d === undefined || !d.deleted
+        ? undefined
+        : caretakerOf(
+            id,
+            {
+              deleted: d.deleted,
+              primary: d.primary,
+              holders: this.sources.holders(id),
+              reporters: this.reportersOf(id),
+            },
+            this.sources.alive,
+          );
+    const from = this.assigned.get(id);
+    if (from === to) return;
+    if (from !== undefined) remove(this.caring, from, id);
+    if (to !== undefined) {
+      this.assigned.set(id, to);
+      add(this.caring, to, id);
+    } else this.assigned.delete(id);
+    moves.push({ datasetId: id, from, to });
+  }
+}
+
+const EMPTY: ReadonlySet<string> = new Set();
+
+function add(index: Map<string, Set<string>>, key: string, member: string): void {
+  const bucket = index.get(key);
+  if (bucket === undefined) index.set(key, new Set([member]));
+  else bucket.add(member);
+}
+
+function remove(index: Map<string, Set<string>>, key: string, member: string): void {
+  const bucket = index.get(key);
+  if (bucket === undefined) return;
+  bucket.delete(member);
+  if (bucket.size === 0) index.delete(key);
+}
