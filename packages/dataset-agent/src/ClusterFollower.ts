@@ -19,11 +19,12 @@
  * the worker, fast starts), a move waiting on the node that held the volume (a holder: its
  * letting go wakes the poll), failover (the dead holder's state and instance), self-fencing (its
  * own liveness, the tag), backups (of its own datasets) and the snapshots of its datasets. Not in
- * it: datasets neither primary here nor held here, and nodes holding none of the view's datasets,
- * so a whole-cluster follower's "anyone may clean up when the primary is gone" decisions (a deleted
- * dataset's unattached volume, a deleted snapshot, whose primary is dead) are left to that primary,
- * and a volume attached to an instance no node of the view reports waits rather than being
- * force-detached: the view lacks them. What the agent's pool shows and the view cannot explain
+ * it: datasets neither primary here nor held here, and nodes holding none of the view's datasets —
+ * except the orphans this node takes care of (a deleted dataset whose primary is dead and that no
+ * live node holds is in the view of one live node reporting its volume, with the dead primary's
+ * state: the control service's orphanViews.ts), so a whole-cluster follower's "anyone may clean up
+ * when the primary is gone" is that one node's. Still not in it: a volume attached to an instance
+ * no node of the view reports, and nodes reporting volumes the pool cannot attribute. What the agent's pool shows and the view cannot explain
  * (viewGaps: such a volume, an unreadable record nothing attributes, an unattached volume of a
  * dataset outside the view) is looked up once in the whole cluster (lookWhole, rate-limited), and
  * the part that explains it is merged into the view for a short while (explanationOf).

@@ -279,18 +279,31 @@ describe("what a node's view cannot explain is looked up in the whole cluster (i
     }
   });
 
-  it('destroys the volume of a deleted dataset whose primary is dead and that nobody holds, once it stays unattached', async () => {
+  it("destroys the volume of a deleted dataset whose primary is dead and that nobody holds: in this node's view as its caretaker, as with whole snapshots", async () => {
     for (const deltas of [true, false]) {
       const w = world(deltas);
       w.control.setNodes([other, dead]);
       volumeOf(w, 'vol-2', dsId(2), null);
       w.agent.start();
       w.control.setDatasets([dataset(2, DEAD, { deleted: true })]);
-      const ms = await w.clock.advanceUntil(() => w.driver.volumes.size === 0, 60_000, 50);
-      // Following the view: after it stayed unattached wholeLookDatasetAfterMs (30 s), not at once.
-      if (deltas) expect(ms).toBeGreaterThanOrEqual(30_000);
+      // The agent reports the volume: the only live node reporting it, it takes care of it.
+      await w.clock.advanceUntil(() => w.driver.volumes.size === 0, 5000, 5);
+      if (deltas) expect(w.control.answered.whole).toBe(0);
       await w.agent.stop();
     }
+  });
+
+  it('from a control service without caretakers, the same once the volume stayed unattached 30 s (one whole look)', async () => {
+    const w = world(true);
+    w.control.caretakers = false;
+    w.control.setNodes([other, dead]);
+    volumeOf(w, 'vol-2', dsId(2), null);
+    w.agent.start();
+    w.control.setDatasets([dataset(2, DEAD, { deleted: true })]);
+    const ms = await w.clock.advanceUntil(() => w.driver.volumes.size === 0, 60_000, 50);
+    expect(ms).toBeGreaterThanOrEqual(30_000);
+    expect(w.control.answered.whole).toBe(1);
+    await w.agent.stop();
   });
 
   it('leaves alone (no look) an unattached volume of a live primary outside the view: a move in progress', async () => {

@@ -2,7 +2,8 @@
  * A control service in memory that answers node views by deltas (issue 23), as the real one
  * does (Views.snapshotFor / deltaFor): a node's view holds the datasets whose primary it is or
  * that it holds, their leases, its own state and the states of the nodes holding a manifestation
- * of those datasets, and every configured snapshot. A node's poll waits while its view is
+ * of those datasets, and every configured snapshot; and the orphans it takes care of (deleted, primary
+ * dead, held by no live node: one live node reporting a volume of each) with their primaries' states. A node's poll waits while its view is
  * unchanged; a delta carries what changed since `since`, or the whole view when `since` is not
  * known (another process's generation: see restart()). Agents' reports become their node
  * states, as on the real service. Test support, not exported by the package.
@@ -32,6 +33,11 @@ export class ViewControl implements ControlChannel {
   readonly reports: NodeReport[] = [];
   /** Every delta request: since and wait. */
   readonly deltaRequests: Array<{ since: string | undefined; timeoutMs: number }> = [];
+  /**
+   * Orphans (deleted, primary dead, held by no live node) in their caretaker's view, as the
+   * control service does (orphanViews.ts); off: a service from before them.
+   */
+  caretakers = true;
   /** Answers given, by kind, and their JSON bytes. */
   readonly answered = { whole: 0, view: 0, delta: 0, wholeBytes: 0, viewBytes: 0, deltaBytes: 0 };
 
@@ -105,21 +111,24 @@ export class ViewControl implements ControlChannel {
     this.deltaRequests.push({ since, timeoutMs });
     const asked = since === undefined ? undefined : this.history.get(since);
     if (asked !== undefined) {
-      const was = viewKey(viewOf(asked, node));
+      const was = viewKey(viewOf(asked, node, this.caretakers));
       await this.changeOrTimeout(
-        () => since === undefined || !this.history.has(since) || viewKey(viewOf(this.snapshot(), node)) !== was,
+        () =>
+          since === undefined ||
+          !this.history.has(since) ||
+          viewKey(viewOf(this.snapshot(), node, this.caretakers)) !== was,
         timeoutMs,
       );
     }
     // Looked up again: a restart while waiting forgot it.
     const before = since === undefined ? undefined : this.history.get(since);
-    const now = viewOf(this.snapshot(), node);
+    const now = viewOf(this.snapshot(), node, this.caretakers);
     if (before === undefined || since === undefined) {
       this.answered.view++;
       this.answered.viewBytes += JSON.stringify(now).length;
       return now;
     }
-    const delta = deltaOf(viewOf(before, node), now, since);
+    const delta = deltaOf(viewOf(before, node, this.caretakers), now, since);
     this.answered.delta++;
     this.answered.deltaBytes += JSON.stringify(delta).length;
     return delta;
@@ -168,15 +177,19 @@ function viewKey(v: ClusterSnapshot): string {
 }
 
 /** The control service's node view (Views.snapshotFor) of a whole snapshot. */
-export function viewOf(s: ClusterSnapshot, node: string): ClusterSnapshot {
+export function viewOf(s: ClusterSnapshot, node: string, caretakers = true): ClusterSnapshot {
   const own = s.nodes.find((n) => n.uuid === node);
   const held = new Set([
     ...(own?.manifestations ?? []).map((m) => m.dataset_id),
     ...(own?.volumes ?? []).filter((v) => v.attached_to === own?.instance_id).map((v) => v.dataset_id),
   ]);
-  const datasets = s.datasets.filter((d) => d.primary === node || held.has(d.dataset_id));
+  const cared = caretakers ? caredBy(s, node) : new Set<string>();
+  const datasets = s.datasets.filter((d) => d.primary === node || held.has(d.dataset_id) || cared.has(d.dataset_id));
   const ids = new Set(datasets.map((d) => d.dataset_id));
-  const nodes = s.nodes.filter((n) => n.uuid === node || n.manifestations.some((m) => ids.has(m.dataset_id)));
+  const primaries = new Set(datasets.filter((d) => cared.has(d.dataset_id)).map((d) => d.primary));
+  const nodes = s.nodes.filter(
+    (n) => n.uuid === node || primaries.has(n.uuid) || n.manifestations.some((m) => ids.has(m.dataset_id)),
+  );
   return {
     generation: s.generation,
     configuration_tag: s.configuration_tag,
@@ -185,6 +198,45 @@ export function viewOf(s: ClusterSnapshot, node: string): ClusterSnapshot {
     leases: s.leases.filter((l) => ids.has(l.dataset_id)),
     nodes,
   };
+}
+
+/**
+ * The orphans in node's view (the control service's orphanViews.ts, mirrored: this package may not
+ * import the service): deleted datasets whose primary is not alive and that no live node holds, each
+ * given to the live node reporting a volume of it with the highest FNV-1a hash of `dataset/node`.
+ */
+function caredBy(s: ClusterSnapshot, node: string): Set<string> {
+  const out = new Set<string>();
+  const alive = new Set(s.nodes.filter((n) => n.alive).map((n) => n.uuid));
+  for (const d of s.datasets) {
+    if (!d.deleted || alive.has(d.primary)) continue;
+    const live = s.nodes.filter((n) => n.alive);
+    const holds = (n: NodeState): boolean =>
+      n.manifestations.some((m) => m.dataset_id === d.dataset_id) ||
+      (n.volumes ?? []).some((v) => v.dataset_id === d.dataset_id && v.attached_to === n.instance_id);
+    if (live.some(holds)) continue;
+    let best: string | undefined;
+    let bestScore = -1;
+    for (const n of live) {
+      if (!(n.volumes ?? []).some((v) => v.dataset_id === d.dataset_id)) continue;
+      const score = fnv1a(`${d.dataset_id}/${n.uuid}`);
+      if (score > bestScore || (score === bestScore && best !== undefined && n.uuid < best)) {
+        best = n.uuid;
+        bestScore = score;
+      }
+    }
+    if (best === node) out.add(d.dataset_id);
+  }
+  return out;
+}
+
+function fnv1a(x: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < x.length; i++) {
+    h ^= x.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
 }
 
 /** What changed from view `a` (at `since`) to view `b`, as the control service's delta. */
