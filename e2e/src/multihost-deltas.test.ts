@@ -129,4 +129,34 @@ describe('dataset agents following their node views by deltas', () => {
     expect(await isMountedOn(c, d.path)).toBe(false);
     expect(agentLog(c)).not.toContain('does not answer deltas');
   });
+
+  it("a deleted dataset whose primary is dead is destroyed by one live node, its caretaker (the orphan is in that node's view)", async () => {
+    const d = await createMounted(c);
+    const cUuid = c.requireNodeUuid();
+    await c.killAgent('SIGKILL');
+    try {
+      await waitFor(
+        'C to be declared dead',
+        async () => (await cluster.client.waitForCluster(undefined, 0)).nodes.some((n) => n.uuid === cUuid && !n.alive),
+        { timeoutMs: 30_000, intervalMs: 200 },
+      );
+      await cluster.client.deleteDataset(d.id);
+      const started = Date.now();
+      // A and B share C's pool: one of them force-detaches the volume from dead C and destroys it.
+      await waitFor(
+        `a live node to destroy the volume of ${d.id}`,
+        async () => {
+          const nodes = (await cluster.client.waitForCluster(undefined, 0)).nodes.filter((n) => n.alive);
+          return nodes.length === 2 && nodes.every((n) => !(n.volumes ?? []).some((v) => v.dataset_id === d.id));
+        },
+        { timeoutMs: 60_000, intervalMs: 250, context: () => `${logTail(a)}\n${logTail(b)}` },
+      );
+      // Which agents' logs name it (indicative: debug lines may be off).
+      const naming = [a, b].filter((h) => agentLog(h).includes(d.id)).map((h) => h.name);
+      console.log(JSON.stringify({ destroyedAfterMs: Date.now() - started, naming }));
+      for (const h of [a, b]) expect(agentLog(h)).not.toContain('does not answer deltas');
+    } finally {
+      await c.startAgent();
+    }
+  });
 });
