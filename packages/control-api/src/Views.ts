@@ -340,7 +340,12 @@ export class Views {
       datasets.set(id, d);
       nodeIds.add(d.primary);
     }
-    for (const id of datasets.keys()) for (const holder of s.nodeViews.holdersOf(id) ?? []) nodeIds.add(holder);
+    for (const id of datasets.keys()) {
+      for (const holder of s.nodeViews.holdersOf(id) ?? []) nodeIds.add(holder);
+      // A dataset no live node holds: one node reporting a volume of it (its primary must not create a second).
+      const witness = s.nodeViews.witness(id);
+      if (witness !== undefined) nodeIds.add(witness);
+    }
     return { datasets, nodeIds };
   }
 

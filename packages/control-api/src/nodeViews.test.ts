@@ -14,7 +14,7 @@ import { ControlState } from './ControlState';
 import { createContainer, moveContainer } from './containers';
 import { ConfigurationError } from './errors';
 import { after, parseGeneration } from './nodeViews';
-import { caretakerOf } from './orphanViews';
+import { caretakerOf, witnessOf } from './orphanViews';
 import { Views } from './Views';
 import { A, B, C, letterReport as report } from './testing/fixtures';
 
@@ -84,7 +84,8 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
   const op: fc.Arbitrary<Op> = fc.oneof(
     fc.record({ kind: fc.constant('create' as const), node: n }),
     fc.record({ kind: fc.constant('move' as const), pick: fc.nat(), node: n }),
-    fc.record({ kind: fc.constant('delete' as const), pick: fc.nat() }),
+    // Weighted up, with 'survivor': deleted datasets whose primary died (orphans) in most runs.
+    { arbitrary: fc.record({ kind: fc.constant('delete' as const), pick: fc.nat() }), weight: 2 },
     fc.record({ kind: fc.constant('lease' as const), pick: fc.nat(), node: n }),
     fc.record({ kind: fc.constant('release' as const), pick: fc.nat() }),
     fc.record({ kind: fc.constant('snapshot' as const), pick: fc.nat() }),
@@ -99,12 +100,13 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
     fc.record({ kind: fc.constant('same' as const), node: n }),
     fc.constant({ kind: 'die' as const }),
     // Every node dies, then one reports an unattached volume of every dataset (orphans, their caretaker).
-    fc.record({ kind: fc.constant('survivor' as const), node: n }),
+    { arbitrary: fc.record({ kind: fc.constant('survivor' as const), node: n }), weight: 2 },
     fc.record({ kind: fc.constant('poll' as const), node: n }),
   );
 
   it('applying the deltas equals the full view, and a node not woken has an unchanged view, across random changes', async () => {
     let orphansSeen = 0;
+    let witnessesSeen = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 60 }), async (ops) => {
         let t = 1_700_000_000_000;
@@ -240,6 +242,26 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
               expect({ node, cared: [...state.nodeViews.caredBy(node)].sort() }).toEqual({ node, cared: expected });
               orphansSeen += expected.length;
             }
+            // Every dataset no live node holds has as witness the first live reporter in rendezvous order.
+            for (const d of state.configuration.datasets.values()) {
+              const reports = nodes.flatMap((u) => state.reportedNode(u)?.report ?? []);
+              const holds = (r: (typeof reports)[number]): boolean =>
+                r.manifestations.some((m) => m.dataset_id === d.dataset_id) ||
+                (r.volumes ?? []).some((v) => v.dataset_id === d.dataset_id && v.attached_to === r.instance_id);
+              const facts = {
+                deleted: d.deleted,
+                holders: reports.filter(holds).map((r) => r.uuid),
+                reporters: reports
+                  .filter((r) => (r.volumes ?? []).some((v) => v.dataset_id === d.dataset_id))
+                  .map((r) => r.uuid),
+              };
+              const expected = witnessOf(d.dataset_id, facts, alive);
+              expect({ id: d.dataset_id, witness: state.nodeViews.witness(d.dataset_id) }).toEqual({
+                id: d.dataset_id,
+                witness: expected,
+              });
+              if (expected !== undefined) witnessesSeen++;
+            }
           }
           for (const node of nodes) poll(node);
         } finally {
@@ -250,6 +272,7 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
     );
     // The runs did make orphans (so their views and deltas were checked).
     expect(orphansSeen).toBeGreaterThan(0);
+    expect(witnessesSeen).toBeGreaterThan(0);
   });
 
   it("a deleted dataset whose primary died is in one live node's view (a reporter of its volume) with the primary's state, and leaves it once the volume is gone", async () => {
@@ -291,6 +314,44 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
       const delta = ClusterDelta.parse(JSON.parse(views.deltaFor(carer as string, at) as string));
       expect(delta.removed_datasets).toEqual([id]);
       expect(view(carer as string).datasets).toEqual([]);
+    } finally {
+      await state.close();
+    }
+  });
+
+  it('a dataset no live node holds shows its primary one node reporting a volume of it (a volume in another pool: no second one made)', async () => {
+    const t = 1_700_000_000_000;
+    const state = await open(() => t);
+    try {
+      const views = new Views(state, true);
+      const view = (node: string): ClusterSnapshot => ClusterSnapshot.parse(JSON.parse(views.snapshotFor(node)));
+      for (const node of nodes) await state.report(report(node));
+      await state.mutate((c) => createDataset(c, { primary: A }));
+      const id = [...state.configuration.datasets.keys()][0] as string;
+      const at = view(A).generation;
+      // B reports an unattached volume of it (B's pool, which A does not share).
+      await state.report(
+        report(B, { volumes: [{ blockdevice_id: 'b-1', dataset_id: id, size: 67108864, attached_to: null }] }),
+      );
+      expect(state.nodeViews.witness(id)).toBe(B);
+      expect(state.nodeViews.changedSince(A, at)).toBe(true);
+      expect(
+        view(A)
+          .nodes.map((n) => n.uuid)
+          .sort(),
+      ).toEqual([A, B].sort());
+      const delta = ClusterDelta.parse(JSON.parse(views.deltaFor(A, at) as string));
+      expect(delta.nodes.map((n) => n.uuid)).toContain(B);
+      // C's view is not touched by it.
+      expect(view(C).nodes.map((n) => n.uuid)).toEqual([C]);
+      // Once A holds it (a manifestation), no witness: B leaves A's view.
+      await state.report(
+        report(A, {
+          manifestations: [{ dataset_id: id, blockdevice_id: 'a-1', size: 67108864, status: 'attached' as const }],
+        }),
+      );
+      expect(state.nodeViews.witness(id)).toBeUndefined();
+      expect(view(A).nodes.map((n) => n.uuid)).toEqual([A]);
     } finally {
       await state.close();
     }

@@ -114,6 +114,11 @@ export class NodeViewIndex {
     return this.caretakers.caretaker(dataset);
   }
 
+  /** The witness of a dataset no live node holds (orphanViews.witnessOf): its state is in the dataset's views. */
+  witness(dataset: string): string | undefined {
+    return this.caretakers.witness(dataset);
+  }
+
   /** The orphaned datasets in node's view: deleted, primary not alive, held by no live node (orphanViews.ts). */
   caredBy(node: string): ReadonlySet<string> {
     return this.caretakers.caredBy(node);
@@ -184,7 +189,7 @@ export class NodeViewIndex {
       for (const v of viewers) {
         this.touch(v, `d:${id}`, now, touched);
         // The dataset may have entered or left v's view, and with it the states of its holders.
-        for (const h of this.holders.get(id) ?? []) this.touch(v, `n:${h}`, now, touched);
+        for (const h of this.shownWith(id)) this.touch(v, `n:${h}`, now, touched);
       }
       // A caretaker's view shows the (dead) primary's state too.
       if (caretaker !== undefined)
@@ -225,7 +230,7 @@ export class NodeViewIndex {
     const nowHeld = new Set([...next.manifestations, ...next.attached]);
     for (const id of symmetricDifference(before, nowHeld)) {
       this.touch(uuid, `d:${id}`, now, touched);
-      for (const h of this.holders.get(id) ?? []) this.touch(uuid, `n:${h}`, now, touched);
+      for (const h of this.shownWith(id)) this.touch(uuid, `n:${h}`, now, touched);
     }
     // Orphans whose caretaker this change (its report, its liveness) moved.
     this.caretakerMoves(
@@ -247,6 +252,9 @@ export class NodeViewIndex {
       const caretaker = this.caretakers.caretaker(id);
       if (caretaker !== undefined) this.touch(caretaker, `n:${uuid}`, now, touched);
     }
+    // The views of the datasets it witnesses show its state.
+    for (const id of this.caretakers.witnessedBy(uuid))
+      for (const v of this.viewersOf(id)) this.touch(v, `n:${uuid}`, now, touched);
     // The caretakers of the orphans it is the primary of show its state.
     for (const caretaker of this.caretakers.caretakersOfPrimary(uuid)) this.touch(caretaker, `n:${uuid}`, now, touched);
     return touched;
@@ -300,14 +308,38 @@ export class NodeViewIndex {
 
   /** An orphan moved between caretakers: it (and its primary's and holders' states) left one view and entered the other. */
   private caretakerMoves(moves: readonly CaretakerMove[], now: Stamp, touched: Set<string>): void {
-    for (const m of moves)
+    for (const m of moves) {
+      if (m.witness === true) {
+        // Its viewers' views show another node's state.
+        for (const v of this.viewersOf(m.datasetId))
+          for (const w of [m.from, m.to]) if (w !== undefined) this.touch(v, `n:${w}`, now, touched);
+        continue;
+      }
       for (const v of [m.from, m.to]) {
         if (v === undefined) continue;
         this.touch(v, `d:${m.datasetId}`, now, touched);
         const primary = this.config.datasets.get(m.datasetId)?.primary;
         if (primary !== undefined) this.touch(v, `n:${primary}`, now, touched);
-        for (const h of this.holders.get(m.datasetId) ?? []) this.touch(v, `n:${h}`, now, touched);
+        for (const h of this.shownWith(m.datasetId)) this.touch(v, `n:${h}`, now, touched);
       }
+    }
+  }
+
+  /** The nodes whose views hold the dataset: its primary, holders, nodes it is attached to, its caretaker. */
+  private viewersOf(id: string): Set<string> {
+    const out = new Set<string>([...(this.holders.get(id) ?? []), ...(this.attached.get(id) ?? [])]);
+    const primary = this.config.datasets.get(id)?.primary;
+    if (primary !== undefined) out.add(primary);
+    const caretaker = this.caretakers.caretaker(id);
+    if (caretaker !== undefined) out.add(caretaker);
+    return out;
+  }
+
+  /** The nodes whose states a view holding the dataset shows for it: its holders and its witness. */
+  private shownWith(id: string): string[] {
+    const witness = this.caretakers.witness(id);
+    const holders = [...(this.holders.get(id) ?? [])];
+    return witness !== undefined ? [...holders, witness] : holders;
   }
 
   private touch(node: string, key: string, at: Stamp, touched: Set<string>): void {

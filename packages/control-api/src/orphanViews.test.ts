@@ -1,4 +1,7 @@
-import { CaretakerIndex, caretakerAmong, caretakerOf, fnv1a } from './orphanViews';
+import { CaretakerIndex, type CaretakerMove, caretakerAmong, caretakerOf, fnv1a, witnessOf } from './orphanViews';
+
+/** The caretaker moves only (not the witnesses'). */
+const care = (moves: CaretakerMove[]): CaretakerMove[] => moves.filter((m) => m.witness !== true);
 
 const nodes = Array.from({ length: 50 }, (_, i) => `n${String(i).padStart(2, '0')}`);
 
@@ -39,6 +42,17 @@ describe('orphanViews: caretakerOf', () => {
   });
 });
 
+describe('orphanViews: witnessOf', () => {
+  const alive = (n: string): boolean => !n.startsWith('dead');
+  it('a dataset not deleted that no live node holds: the first live reporter in rendezvous order', () => {
+    const facts = { deleted: false, holders: ['dead-h'], reporters: ['a', 'b', 'dead-r'] };
+    expect(witnessOf('d', facts, alive)).toBe(caretakerAmong('d', ['a', 'b']));
+    expect(witnessOf('d', { ...facts, deleted: true }, alive)).toBeUndefined();
+    expect(witnessOf('d', { ...facts, holders: ['h'] }, alive)).toBeUndefined();
+    expect(witnessOf('d', { ...facts, reporters: [] }, alive)).toBeUndefined();
+  });
+});
+
 describe('orphanViews: CaretakerIndex', () => {
   it('follows reports, liveness and configuration changes, reporting each move once', () => {
     const config = new Map<string, { deleted: boolean; primary: string }>([['d1', { deleted: false, primary: 'p' }]]);
@@ -59,30 +73,41 @@ describe('orphanViews: CaretakerIndex', () => {
       errors: [],
       volumes: ids.map((d) => ({ blockdevice_id: `v-${d}`, dataset_id: d, size: 1, attached_to: null })),
     });
-    expect(index.nodeChanged('a', report('a', ['d1']), [])).toEqual([]);
-    expect(index.nodeChanged('b', report('b', ['d1']), [])).toEqual([]);
+    // d1 not deleted, held by nobody: a witness (the first of a and b in rendezvous order), no caretaker.
+    expect(care(index.nodeChanged('a', report('a', ['d1']), []))).toEqual([]);
+    expect(care(index.nodeChanged('b', report('b', ['d1']), []))).toEqual([]);
+    const witness = caretakerAmong('d1', ['a', 'b']) as string;
+    expect(index.witness('d1')).toBe(witness);
+    expect([...index.witnessedBy(witness)]).toEqual(['d1']);
+    // Held by a live node: no witness.
+    held.set('d1', ['p']);
+    expect(index.nodeChanged('p', undefined, ['d1'])).toEqual([
+      { datasetId: 'd1', from: witness, to: undefined, witness: true },
+    ]);
+    held.delete('d1');
     // Deleted: the primary is alive, it destroys.
     config.set('d1', { deleted: true, primary: 'p' });
-    expect(index.datasetsChanged(['d1'], () => ({ primary: 'p' }))).toEqual([]);
+    expect(care(index.datasetsChanged(['d1'], () => ({ primary: 'p' })))).toEqual([]);
+    expect(index.witness('d1')).toBeUndefined();
     // The primary dies: one of the reporters takes care of it.
     live.delete('p');
     const first = caretakerAmong('d1', ['a', 'b']) as string;
-    expect(index.nodeChanged('p', undefined, [])).toEqual([{ datasetId: 'd1', from: undefined, to: first }]);
+    expect(care(index.nodeChanged('p', undefined, []))).toEqual([{ datasetId: 'd1', from: undefined, to: first }]);
     expect([...index.caredBy(first)]).toEqual(['d1']);
     expect(index.caretakersOfPrimary('p')).toEqual([first]);
     // The caretaker dies: the other reporter.
     const second = first === 'a' ? 'b' : 'a';
     live.delete(first);
-    expect(index.nodeChanged(first, undefined, [])).toEqual([{ datasetId: 'd1', from: first, to: second }]);
+    expect(care(index.nodeChanged(first, undefined, []))).toEqual([{ datasetId: 'd1', from: first, to: second }]);
     // The volume destroyed (no node reports it): nobody.
-    expect(index.nodeChanged(second, report(second, []), [])).toEqual([
+    expect(care(index.nodeChanged(second, report(second, []), []))).toEqual([
       { datasetId: 'd1', from: second, to: undefined },
     ]);
     expect(index.caredBy(second).size).toBe(0);
     // Reported again, then the dataset leaves the configuration.
     index.nodeChanged(second, report(second, ['d1']), []);
     config.delete('d1');
-    expect(index.datasetsChanged(['d1'], () => ({ primary: 'p' }))).toEqual([
+    expect(care(index.datasetsChanged(['d1'], () => ({ primary: 'p' })))).toEqual([
       { datasetId: 'd1', from: second, to: undefined },
     ]);
     expect(index.caretakersOfPrimary('p')).toEqual([]);

@@ -9,6 +9,10 @@
  * (a view stays small however big the cluster). Once the volume is gone no node reports it and
  * the dataset leaves every view again.
  *
+ * The same index keeps each dataset's witness (witnessOf): a dataset not deleted that no live node
+ * holds shows its views one live node reporting a volume of it, so its primary, about to create a
+ * volume, sees one in another pool (the agent's VOLUME_ELSEWHERE refusal), as whole snapshots did.
+ *
  * Kept incrementally: each change recomputes only the datasets it can affect (a changed dataset;
  * for a node's report or liveness change, the datasets it reports volumes of or holds, the deleted
  * datasets whose primary it is, and those it cares for). Returns which assignments moved, so the
@@ -67,11 +71,37 @@ export function caretakerOf(
   return caretakerAmong(datasetId, live);
 }
 
-/** A caretaker assignment that moved. */
+/**
+ * The witness of a dataset no live node holds (not deleted): one live node reporting a volume of it,
+ * whose state its viewers' views show, so that its primary, about to create a volume, sees one that
+ * exists in another pool (the agent's VOLUME_ELSEWHERE refusal). Rendezvous like the caretaker.
+ */
+export function witnessOf(
+  datasetId: string,
+  facts: Omit<OrphanFacts, 'primary'> | undefined,
+  alive: (node: string) => boolean,
+): string | undefined {
+  if (facts === undefined || facts.deleted) return undefined;
+  for (const h of facts.holders) if (alive(h)) return undefined;
+  const live: string[] = [];
+  for (const r of facts.reporters) if (alive(r)) live.push(r);
+  return caretakerAmong(datasetId, live);
+}
+
+/** Whether x comes before y in the dataset's rendezvous order (caretakerAmong's). */
+function beats(datasetId: string, x: string, y: string): boolean {
+  const sx = fnv1a(`${datasetId}/${x}`);
+  const sy = fnv1a(`${datasetId}/${y}`);
+  return sx > sy || (sx === sy && x < y);
+}
+
+/** A caretaker (or witness) assignment that moved. */
 export interface CaretakerMove {
   readonly datasetId: string;
   readonly from: string | undefined;
   readonly to: string | undefined;
+  /** A witness moved (the views of the dataset show another node), not a caretaker. */
+  readonly witness?: true;
 }
 
 /** Where the index reads the facts it does not keep itself. */
@@ -96,6 +126,8 @@ export class CaretakerIndex {
   private readonly deletedByPrimary = new Map<string, Set<string>>();
   private readonly assigned = new Map<string, string>();
   private readonly caring = new Map<string, Set<string>>();
+  private readonly witnesses = new Map<string, string>();
+  private readonly witnessing = new Map<string, Set<string>>();
 
   constructor(private readonly sources: CaretakerSources) {}
 
@@ -106,6 +138,16 @@ export class CaretakerIndex {
 
   caretaker(datasetId: string): string | undefined {
     return this.assigned.get(datasetId);
+  }
+
+  /** The witness of a dataset no live node holds (witnessOf). */
+  witness(datasetId: string): string | undefined {
+    return this.witnesses.get(datasetId);
+  }
+
+  /** The datasets node witnesses (its state is in their viewers' views). */
+  witnessedBy(node: string): ReadonlySet<string> {
+    return this.witnessing.get(node) ?? EMPTY;
   }
 
   /** The caretakers of the orphans whose primary is node (their views show its state). */
@@ -158,8 +200,9 @@ export class CaretakerIndex {
     else this.reportedBy.delete(uuid);
     for (const id of this.deletedByPrimary.get(uuid) ?? []) affected.add(id);
     for (const id of this.caring.get(uuid) ?? []) affected.add(id);
+    for (const id of this.witnessing.get(uuid) ?? []) affected.add(id);
     const moves: CaretakerMove[] = [];
-    for (const id of affected) this.recompute(id, moves);
+    for (const id of affected) this.recompute(id, moves, uuid);
     return moves;
   }
 
@@ -168,8 +211,9 @@ export class CaretakerIndex {
     for (const [node, ids] of this.reportedBy) if (ids.has(id)) yield node;
   }
 
-  private recompute(id: string, moves: CaretakerMove[]): void {
+  private recompute(id: string, moves: CaretakerMove[], changed?: string): void {
     const d = this.sources.dataset(id);
+    this.recomputeWitness(id, d, moves, changed);
     // Most datasets a report or liveness change reaches are not deleted: settled without more lookups.
     const to =
       d === undefined || !d.deleted
@@ -192,6 +236,33 @@ export class CaretakerIndex {
       add(this.caring, to, id);
     } else this.assigned.delete(id);
     moves.push({ datasetId: id, from, to });
+  }
+
+  /**
+   * The witness, kept incrementally: while it is alive and reports the dataset only the changed node
+   * can take its place (if it comes first in the rendezvous order); otherwise a scan of the reporters.
+   */
+  private recomputeWitness(
+    id: string,
+    d: { readonly deleted: boolean } | undefined,
+    moves: CaretakerMove[],
+    changed: string | undefined,
+  ): void {
+    const { alive } = this.sources;
+    const reports = (n: string): boolean => alive(n) && this.reportedBy.get(n)?.has(id) === true;
+    const from = this.witnesses.get(id);
+    let to: string | undefined;
+    if (d === undefined || d.deleted || [...this.sources.holders(id)].some(alive)) to = undefined;
+    else if (from !== undefined && reports(from))
+      to = changed !== undefined && changed !== from && reports(changed) && beats(id, changed, from) ? changed : from;
+    else to = witnessOf(id, { deleted: false, holders: [], reporters: this.reportersOf(id) }, alive);
+    if (from === to) return;
+    if (from !== undefined) remove(this.witnessing, from, id);
+    if (to !== undefined) {
+      this.witnesses.set(id, to);
+      add(this.witnessing, to, id);
+    } else this.witnesses.delete(id);
+    moves.push({ datasetId: id, from, to, witness: true });
   }
 }
 
