@@ -317,6 +317,31 @@ describe("what a node's view cannot explain is looked up in the whole cluster (i
     await w.agent.stop();
   });
 
+  it('does not create a volume of a dataset that a node outside the view reports in another pool (VOLUME_ELSEWHERE), as with whole snapshots', async () => {
+    for (const deltas of [true, false]) {
+      const w = world(deltas);
+      w.control.setNodes([
+        other,
+        {
+          ...other,
+          uuid: THIRD,
+          instance_id: 'i-third',
+          volumes: [{ blockdevice_id: 'vol-elsewhere', dataset_id: dsId(6), size: 64 * MiB, attached_to: null }],
+        },
+      ]);
+      w.agent.start();
+      w.control.setDatasets([dataset(6, ME)]);
+      await w.clock.advanceUntil(
+        () => (w.control.last()?.errors ?? []).some((e) => e.code === 'VOLUME_ELSEWHERE'),
+        5000,
+        5,
+      );
+      expect({ deltas, volumes: w.driver.volumes.size }).toEqual({ deltas, volumes: 0 });
+      if (deltas) expect(w.control.answered.whole).toBe(0);
+      await w.agent.stop();
+    }
+  });
+
   it('attributes an unreadable record, bad before the agent started, that a node outside the view reports: creates go on', async () => {
     for (const deltas of [true, false]) {
       const driver = new PoolWithProblems();

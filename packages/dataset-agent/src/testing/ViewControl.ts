@@ -34,8 +34,9 @@ export class ViewControl implements ControlChannel {
   /** Every delta request: since and wait. */
   readonly deltaRequests: Array<{ since: string | undefined; timeoutMs: number }> = [];
   /**
-   * Orphans (deleted, primary dead, held by no live node) in their caretaker's view, as the
-   * control service does (orphanViews.ts); off: a service from before them.
+   * Orphans (deleted, primary dead, held by no live node) in their caretaker's view, and the witness
+   * of a dataset no live node holds in its views, as the control service does (orphanViews.ts); off:
+   * a service from before them.
    */
   caretakers = true;
   /** Answers given, by kind, and their JSON bytes. */
@@ -187,8 +188,13 @@ export function viewOf(s: ClusterSnapshot, node: string, caretakers = true): Clu
   const datasets = s.datasets.filter((d) => d.primary === node || held.has(d.dataset_id) || cared.has(d.dataset_id));
   const ids = new Set(datasets.map((d) => d.dataset_id));
   const primaries = new Set(datasets.filter((d) => cared.has(d.dataset_id)).map((d) => d.primary));
+  const witnesses = new Set(caretakers ? datasets.flatMap((d) => witnessOf(s, d.dataset_id, d.deleted) ?? []) : []);
   const nodes = s.nodes.filter(
-    (n) => n.uuid === node || primaries.has(n.uuid) || n.manifestations.some((m) => ids.has(m.dataset_id)),
+    (n) =>
+      n.uuid === node ||
+      primaries.has(n.uuid) ||
+      witnesses.has(n.uuid) ||
+      n.manifestations.some((m) => ids.has(m.dataset_id)),
   );
   return {
     generation: s.generation,
@@ -208,26 +214,34 @@ export function viewOf(s: ClusterSnapshot, node: string, caretakers = true): Clu
 function caredBy(s: ClusterSnapshot, node: string): Set<string> {
   const out = new Set<string>();
   const alive = new Set(s.nodes.filter((n) => n.alive).map((n) => n.uuid));
-  for (const d of s.datasets) {
-    if (!d.deleted || alive.has(d.primary)) continue;
-    const live = s.nodes.filter((n) => n.alive);
-    const holds = (n: NodeState): boolean =>
-      n.manifestations.some((m) => m.dataset_id === d.dataset_id) ||
-      (n.volumes ?? []).some((v) => v.dataset_id === d.dataset_id && v.attached_to === n.instance_id);
-    if (live.some(holds)) continue;
-    let best: string | undefined;
-    let bestScore = -1;
-    for (const n of live) {
-      if (!(n.volumes ?? []).some((v) => v.dataset_id === d.dataset_id)) continue;
-      const score = fnv1a(`${d.dataset_id}/${n.uuid}`);
-      if (score > bestScore || (score === bestScore && best !== undefined && n.uuid < best)) {
-        best = n.uuid;
-        bestScore = score;
-      }
-    }
-    if (best === node) out.add(d.dataset_id);
-  }
+  for (const d of s.datasets)
+    if (d.deleted && !alive.has(d.primary) && firstReporter(s, d.dataset_id) === node) out.add(d.dataset_id);
   return out;
+}
+
+/** The witness of a dataset no live node holds (orphanViews.witnessOf): a live node reporting a volume of it. */
+function witnessOf(s: ClusterSnapshot, id: string, deleted: boolean): string | undefined {
+  return deleted ? undefined : firstReporter(s, id);
+}
+
+/** Unless a live node holds the dataset, the live node reporting a volume of it with the highest FNV-1a of `dataset/node`. */
+function firstReporter(s: ClusterSnapshot, id: string): string | undefined {
+  const live = s.nodes.filter((n) => n.alive);
+  const holds = (n: NodeState): boolean =>
+    n.manifestations.some((m) => m.dataset_id === id) ||
+    (n.volumes ?? []).some((v) => v.dataset_id === id && v.attached_to === n.instance_id);
+  if (live.some(holds)) return undefined;
+  let best: string | undefined;
+  let bestScore = -1;
+  for (const n of live) {
+    if (!(n.volumes ?? []).some((v) => v.dataset_id === id)) continue;
+    const score = fnv1a(`${id}/${n.uuid}`);
+    if (score > bestScore || (score === bestScore && best !== undefined && n.uuid < best)) {
+      best = n.uuid;
+      bestScore = score;
+    }
+  }
+  return best;
 }
 
 function fnv1a(x: string): number {
