@@ -72,12 +72,16 @@ start_control --ca "$pki/cluster.crt" --cert "$pki/control-localhost.crt" --key 
 curl -sf --cacert "$pki/cluster.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "https://localhost:$port/v1/openapi.json" >"$work/openapi.json"
 echo "== schemathesis over mutual TLS as API user admin (https://localhost:$port)"
 # The agent channel's write answers 403 to an API user, which the document does not list: skip it here.
-fuzz "https://localhost:$port" "${tls[@]}" --exclude-path-regex '^/v1/agent/nodes/' || status=1
+# The agent channel's watch is a stream that stays open by design (one line per change): a request/response
+# fuzzer waits out its --request-timeout on every case, so it is skipped in both runs; agentWatch.http.test
+# covers it (the stream, bad input answered 400 with a description, the client going away, the service closing).
+no_watch='^/v1/agent/cluster/watch$'
+fuzz "https://localhost:$port" "${tls[@]}" --exclude-path-regex "^/v1/agent/nodes/|$no_watch" || status=1
 stop_control
 
 start_control --insecure-http
-echo "== schemathesis over plain HTTP, every operation (http://127.0.0.1:$port)"
-fuzz "http://127.0.0.1:$port" || status=1
+echo "== schemathesis over plain HTTP, every operation but the watch stream (http://127.0.0.1:$port)"
+fuzz "http://127.0.0.1:$port" --exclude-path-regex "$no_watch" || status=1
 stop_control
 
 if [ "$status" != 0 ]; then
