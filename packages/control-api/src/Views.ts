@@ -193,8 +193,8 @@ export class Views {
   }
 
   /**
-   * The snapshot one node needs: datasets whose primary it is or that it holds (or that it takes
-   * care of: orphanViews.ts), their leases, and the states of itself and of the nodes holding
+   * The snapshot one node needs: datasets whose primary it is, that it holds, that are leased to
+   * it, or that it takes care of (orphanViews.ts), their leases, and the states of itself and of the nodes holding
    * those datasets (and of the orphans' primaries). With
    * many nodes this keeps each long-poll answer small (kilobytes, not megabytes).
    */
@@ -332,6 +332,11 @@ export class Views {
       }
     }
     const nodeIds = new Set<string>([node]);
+    // Datasets leased to it, wherever their primary (its leases, its agent's flocker_leases).
+    for (const id of s.nodeViews.leasesOf(node)) {
+      const d = config.datasets.get(id);
+      if (d !== undefined) datasets.set(id, d);
+    }
     // Orphans this node takes care of (deleted, primary not alive, held by no live node: orphanViews.ts),
     // with their primary's state (its instance, to force-detach; its liveness, to own the cleanup).
     for (const id of s.nodeViews.caredBy(node)) {

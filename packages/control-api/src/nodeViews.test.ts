@@ -357,6 +357,33 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
     }
   });
 
+  it("a dataset leased to a node that is not its primary is in that node's view with its lease (its agent counts it), and leaves it with the lease", async () => {
+    const t = 1_700_000_000_000;
+    const state = await open(() => t);
+    try {
+      const views = new Views(state, true);
+      const view = (node: string): ClusterSnapshot => ClusterSnapshot.parse(JSON.parse(views.snapshotFor(node)));
+      for (const node of nodes) await state.report(report(node));
+      await state.mutate((c) => createDataset(c, { primary: A }));
+      const id = [...state.configuration.datasets.keys()][0] as string;
+      const at = view(B).generation;
+      await state.mutate((c, now) => acquireLease(c, { dataset_id: id, node_uuid: B, expires: null }, now));
+      expect(state.nodeViews.changedSince(B, at)).toBe(true);
+      expect(view(B).datasets.map((d) => d.dataset_id)).toEqual([id]);
+      expect(view(B).leases.map((l) => l.node_uuid)).toEqual([B]);
+      const delta = ClusterDelta.parse(JSON.parse(views.deltaFor(B, at) as string));
+      expect(delta.leases.map((l) => l.dataset_id)).toEqual([id]);
+      expect(view(C).datasets).toEqual([]);
+      const leased = view(B).generation;
+      await state.mutate((c, now) => releaseLease(c, id, now));
+      expect(view(B).datasets).toEqual([]);
+      const gone = ClusterDelta.parse(JSON.parse(views.deltaFor(B, leased) as string));
+      expect(gone.removed_datasets).toEqual([id]);
+    } finally {
+      await state.close();
+    }
+  });
+
   it('a change wakes the polls of the nodes whose views it touched, not the others', async () => {
     const t = 1_700_000_000_000;
     const state = await open(() => t);

@@ -3,7 +3,7 @@
  *
  * Node N's view (Views.snapshotFor) holds the datasets whose primary N is or that N holds
  * (a manifestation, or a volume attached to its instance), their leases, the states of the
- * nodes holding those datasets, and every configured snapshot; and the orphans it takes care of
+ * nodes holding those datasets, and every configured snapshot; the datasets leased to it; the orphans it takes care of
  * (deleted datasets whose primary is dead and that no live node holds, each given to one live node
  * reporting its volume: orphanViews.ts) with their primaries' states. This index keeps, for each
  * node, the generation at which each entry of its view last changed (`d:<dataset>` for a
@@ -82,6 +82,8 @@ export class NodeViewIndex {
   private snapshotsAt: Stamp;
   /** When every view last changed wholesale (a change too big to track): older `since`s get full answers. */
   private everythingAt: Stamp;
+  /** Node → datasets leased to it (its view holds them: its leases, whatever the primary). */
+  private readonly leasedTo = new Map<string, Set<string>>();
   /** Orphaned deleted datasets, each in one live node's view (orphanViews.ts). */
   private readonly caretakers: CaretakerIndex;
 
@@ -99,6 +101,7 @@ export class NodeViewIndex {
       holders: (id) => [...(this.holders.get(id) ?? []), ...(this.attached.get(id) ?? [])],
       alive,
     });
+    for (const l of initial.leases.values()) addMember(this.leasedTo, l.node_uuid, l.dataset_id);
     // Orphans at start get their caretakers as the nodes report (no node reports a volume yet).
     for (const d of initial.datasets.values()) if (d.deleted) this.caretakers.knowDeleted(d.dataset_id, d.primary);
     this.snapshotsAt = this.everythingAt = { cv: initial.version, sg: 0 };
@@ -117,6 +120,11 @@ export class NodeViewIndex {
   /** The witness of a dataset no live node holds (orphanViews.witnessOf): its state is in the dataset's views. */
   witness(dataset: string): string | undefined {
     return this.caretakers.witness(dataset);
+  }
+
+  /** The datasets leased to node (in its view). */
+  leasesOf(node: string): ReadonlySet<string> {
+    return this.leasedTo.get(node) ?? EMPTY_SET;
   }
 
   /** The orphaned datasets in node's view: deleted, primary not alive, held by no live node (orphanViews.ts). */
@@ -147,6 +155,16 @@ export class NodeViewIndex {
             const diff = PersistentMap.diff<string, unknown>(prev.datasets, next.datasets);
             return this.caretakers.datasetsChanged([...diff.deletes, ...diff.sets], (id) => prev.datasets.get(id));
           })();
+    // The lease index too (every change: a lease adds its dataset to its node's view).
+    if (prev.leases !== next.leases) {
+      const diff = PersistentMap.diff<string, unknown>(prev.leases, next.leases);
+      for (const id of [...diff.deletes, ...diff.sets]) {
+        const before = prev.leases.get(id)?.node_uuid;
+        const after = next.leases.get(id)?.node_uuid;
+        if (before !== undefined) removeMember(this.leasedTo, before, id);
+        if (after !== undefined) addMember(this.leasedTo, after, id);
+      }
+    }
     for (const [a, b] of [
       [prev.datasets, next.datasets],
       [prev.leases, next.leases],
@@ -186,6 +204,8 @@ export class NodeViewIndex {
       for (const n of this.attached.get(id) ?? []) viewers.add(n);
       const caretaker = this.caretakers.caretaker(id);
       if (caretaker !== undefined) viewers.add(caretaker);
+      // The nodes it is (or was) leased to.
+      for (const l of [prev.leases.get(id), next.leases.get(id)]) if (l !== undefined) viewers.add(l.node_uuid);
       for (const v of viewers) {
         this.touch(v, `d:${id}`, now, touched);
         // The dataset may have entered or left v's view, and with it the states of its holders.
@@ -245,12 +265,8 @@ export class NodeViewIndex {
     );
     // Every view showing its state: those of the datasets it held or holds (and their caretakers).
     for (const id of new Set([...old.manifestations, ...next.manifestations])) {
-      const primary = this.config.datasets.get(id)?.primary;
-      if (primary !== undefined) this.touch(primary, `n:${uuid}`, now, touched);
-      for (const n of this.holders.get(id) ?? []) this.touch(n, `n:${uuid}`, now, touched);
-      for (const n of this.attached.get(id) ?? []) this.touch(n, `n:${uuid}`, now, touched);
-      const caretaker = this.caretakers.caretaker(id);
-      if (caretaker !== undefined) this.touch(caretaker, `n:${uuid}`, now, touched);
+      // Its primary, holders, the nodes it is attached to, its caretaker, its lease's node.
+      for (const v of this.viewersOf(id)) this.touch(v, `n:${uuid}`, now, touched);
     }
     // The views of the datasets it witnesses show its state.
     for (const id of this.caretakers.witnessedBy(uuid))
@@ -325,9 +341,11 @@ export class NodeViewIndex {
     }
   }
 
-  /** The nodes whose views hold the dataset: its primary, holders, nodes it is attached to, its caretaker. */
+  /** The nodes whose views hold the dataset: its primary, holders, nodes it is attached to, its caretaker, its lease's node. */
   private viewersOf(id: string): Set<string> {
     const out = new Set<string>([...(this.holders.get(id) ?? []), ...(this.attached.get(id) ?? [])]);
+    const lease = this.config.leases.get(id);
+    if (lease !== undefined) out.add(lease.node_uuid);
     const primary = this.config.datasets.get(id)?.primary;
     if (primary !== undefined) out.add(primary);
     const caretaker = this.caretakers.caretaker(id);
@@ -354,6 +372,8 @@ export class NodeViewIndex {
     }
   }
 }
+
+const EMPTY_SET: ReadonlySet<string> = new Set();
 
 function max(a: Stamp, b: Stamp | undefined): Stamp {
   if (b === undefined) return a;

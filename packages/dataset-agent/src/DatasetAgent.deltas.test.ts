@@ -342,6 +342,19 @@ describe("what a node's view cannot explain is looked up in the whole cluster (i
     }
   });
 
+  it('counts a lease held here on a dataset whose primary is elsewhere (flocker_leases), as with whole snapshots', async () => {
+    for (const deltas of [true, false]) {
+      const w = world(deltas);
+      w.agent.start();
+      w.control.setDatasets([dataset(7, OTHER)]);
+      w.control.setLeases([{ dataset_id: dsId(7), node_uuid: ME, expires: null }]);
+      await w.clock.advanceUntil(() => w.agent.leasesHere() === 1, 5000, 5);
+      w.control.setLeases([]);
+      await w.clock.advanceUntil(() => w.agent.leasesHere() === 0, 5000, 5);
+      await w.agent.stop();
+    }
+  });
+
   it('attributes an unreadable record, bad before the agent started, that a node outside the view reports: creates go on', async () => {
     for (const deltas of [true, false]) {
       const driver = new PoolWithProblems();

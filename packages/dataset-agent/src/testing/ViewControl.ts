@@ -2,7 +2,7 @@
  * A control service in memory that answers node views by deltas (issue 23), as the real one
  * does (Views.snapshotFor / deltaFor): a node's view holds the datasets whose primary it is or
  * that it holds, their leases, its own state and the states of the nodes holding a manifestation
- * of those datasets, and every configured snapshot; and the orphans it takes care of (deleted, primary
+ * of those datasets, and every configured snapshot; the datasets leased to it; and the orphans it takes care of (deleted, primary
  * dead, held by no live node: one live node reporting a volume of each) with their primaries' states. A node's poll waits while its view is
  * unchanged; a delta carries what changed since `since`, or the whole view when `since` is not
  * known (another process's generation: see restart()). Agents' reports become their node
@@ -185,7 +185,10 @@ export function viewOf(s: ClusterSnapshot, node: string, caretakers = true): Clu
     ...(own?.volumes ?? []).filter((v) => v.attached_to === own?.instance_id).map((v) => v.dataset_id),
   ]);
   const cared = caretakers ? caredBy(s, node) : new Set<string>();
-  const datasets = s.datasets.filter((d) => d.primary === node || held.has(d.dataset_id) || cared.has(d.dataset_id));
+  const leased = new Set(s.leases.filter((l) => l.node_uuid === node).map((l) => l.dataset_id));
+  const datasets = s.datasets.filter(
+    (d) => d.primary === node || held.has(d.dataset_id) || cared.has(d.dataset_id) || leased.has(d.dataset_id),
+  );
   const ids = new Set(datasets.map((d) => d.dataset_id));
   const primaries = new Set(datasets.filter((d) => cared.has(d.dataset_id)).map((d) => d.primary));
   const witnesses = new Set(caretakers ? datasets.flatMap((d) => witnessOf(s, d.dataset_id, d.deleted) ?? []) : []);
