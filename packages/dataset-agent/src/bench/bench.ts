@@ -300,7 +300,8 @@ function cleanup(dir: string): void {
     m.mountPoint.startsWith(dir + '/'),
   );
   for (const m of mounts.reverse()) execFileSync('umount', ['-l', m.mountPoint]);
-  for (const sub of [dir, join(dir, 'pool', 'volumes')]) {
+  // Spares hold a loop device of their own (pre-attached, issue 23): detach those too, or each run leaks them.
+  for (const sub of [dir, join(dir, 'pool', 'volumes'), join(dir, 'pool', 'spares')]) {
     if (!existsSync(sub)) continue;
     for (const f of readdirSync(sub).filter((f) => f.endsWith('.img'))) {
       const out = execFileSync('losetup', ['-j', join(sub, f)], { encoding: 'utf8' });
