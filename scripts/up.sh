@@ -76,6 +76,18 @@ stop() {
   rm -f "$RUN/$name.pid"
 }
 
+# Spare volumes (never datasets) hold a loop device of their own while the agent runs, so a claim needs no
+# attach; with the agent stopped, let those go, so that a pool without volumes leaves no loop device behind
+# (a claim attaches a spare that has none). Volumes keep theirs: they stay mounted until removed.
+release_spares() {
+  local img dev
+  [ -d "$DATA/loopback/spares" ] || return 0
+  for img in "$DATA"/loopback/spares/* "$DATA"/loopback/spares/.[!.]*; do
+    [ -f "$img" ] || continue
+    for dev in $(losetup -j "$img" | cut -d: -f1); do losetup -d "$dev" 2>/dev/null || true; done
+  done
+}
+
 # Puts `flocker`, `flocker-ca` and `flocker-deploy` on the PATH (/usr/local/bin),
 # never replacing a file this script did not write.
 install_commands() {
@@ -153,7 +165,8 @@ Stop with: ./dev down
 TXT
   ;;
 down)
-  stop container-agent; stop dockerd; stop plugin; stop agent; stop control ;;
+  stop container-agent; stop dockerd; stop plugin; stop agent; stop control
+  release_spares ;;
 status)
   for n in control agent plugin dockerd container-agent; do
     if running "$n"; then echo "$n: running (pid $(cat "$RUN/$n.pid"))"; else echo "$n: stopped"; fi
