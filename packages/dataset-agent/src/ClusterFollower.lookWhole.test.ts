@@ -1,23 +1,12 @@
 /** ClusterFollower.lookWhole (issue 23): what the node's view cannot explain, looked up in the whole cluster. */
-import type { ClusterAnswer, ClusterSnapshot, NodeState } from '@flocker/api';
+import type { ClusterAnswer, ClusterSnapshot } from '@flocker/api';
 import { ManualClock, settle } from '@flocker/runtime/testing';
 import winston from 'winston';
 import { ClusterFollower, type SnapshotChange } from './ClusterFollower';
+import { nodeState as node } from './testing/fakes';
 
 const ME = '11111111-1111-4111-8111-111111111111';
 const DEAD = '33333333-3333-4333-8333-333333333333';
-const node = (uuid: string, over: Partial<NodeState> = {}): NodeState => ({
-  uuid,
-  era: 'e',
-  host: 'h',
-  instance_id: `i-${uuid.slice(0, 1)}`,
-  backend: 'fake',
-  manifestations: [],
-  errors: [],
-  alive: true,
-  last_seen: '',
-  ...over,
-});
 const view: ClusterSnapshot = { generation: 'g1', configuration_tag: 't', datasets: [], leases: [], nodes: [node(ME)] };
 const whole: ClusterSnapshot = { ...view, nodes: [node(ME), node(DEAD, { alive: false, instance_id: 'i-dead' })] };
 const gaps = { instances: ['i-dead'], blockdevices: [], datasets: [] };

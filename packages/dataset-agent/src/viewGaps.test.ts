@@ -1,22 +1,11 @@
 import type { ClusterSnapshot, NodeState } from '@flocker/api';
 import type { LocalState } from './LocalState';
 import { explanationOf, isEmptyGaps, supplementView, viewGaps } from './viewGaps';
+import { nodeState as node } from './testing/fakes';
 
 const ME = '11111111-1111-4111-8111-111111111111';
 const A = '22222222-2222-4222-8222-222222222222';
 const B = '33333333-3333-4333-8333-333333333333';
-const node = (uuid: string, over: Partial<NodeState> = {}): NodeState => ({
-  uuid,
-  era: 'e',
-  host: 'h',
-  instance_id: `i-${uuid.slice(0, 1)}`,
-  backend: 'fake',
-  manifestations: [],
-  errors: [],
-  alive: true,
-  last_seen: '',
-  ...over,
-});
 const ds = (id: string, primary: string, deleted = false) => ({ dataset_id: id, primary, metadata: {}, deleted });
 const snap = (datasets: ClusterSnapshot['datasets'], nodes: NodeState[]): ClusterSnapshot => ({
   generation: 'g',

@@ -4,7 +4,7 @@
  * strictly as a real driver (fakes.test.ts runs the contract suite against it), so a
  * test cannot pass only because the fake forgives what a real backend refuses.
  */
-import type { ClusterSnapshot, NodeReport } from '@flocker/api';
+import type { ClusterSnapshot, NodeReport, NodeState } from '@flocker/api';
 import {
   roundUpToUnit,
   StorageError,
@@ -20,6 +20,20 @@ import type { ControlChannel } from '../DatasetAgent';
 import type { HostMount, HostOps } from '../HostOps';
 
 const MiB = 1024 * 1024;
+
+/** A node's state as the control service reports it: alive, nothing on it, `over` on top. */
+export const nodeState = (uuid: string, over: Partial<NodeState> = {}): NodeState => ({
+  uuid,
+  era: 'e',
+  host: 'h',
+  instance_id: `i-${uuid.slice(0, 1)}`,
+  backend: 'fake',
+  manifestations: [],
+  errors: [],
+  alive: true,
+  last_seen: '',
+  ...over,
+});
 
 /** A pool of volumes in memory, shared by every FakeDriver made on it. */
 class FakePool {
