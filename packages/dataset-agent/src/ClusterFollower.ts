@@ -1,15 +1,22 @@
 /**
- * Follows the cluster: long-polls the control service for each new generation
- * (the runtime's followLongPoll: a fresh read at start and after each failure,
- * the agent's unjittered backoff between failures), keeps the latest snapshot,
- * and tells what changed in it. Also fetches at once when asked (a report's
- * answer named another configuration: the long-poll may be stuck).
- * With `waitForClusterDelta` (issue 23) it follows its node's view by deltas: each
- * answer carries only what changed and is merged into the view held (applyClusterDelta);
- * an answer it cannot merge (the delta is for another generation) is followed by a
- * fresh read of the whole view, and a control service that refuses deltas (400: an
- * older version) is followed with whole snapshots until a poll fails (the control service
- * may be restarting: upgraded), when deltas are asked for again.
+ * Follows the cluster: keeps the latest snapshot and tells what changed in it. Also fetches at
+ * once when asked (a report's answer named another configuration: what it follows may not show it).
+ * Three ways, the best the control service offers first (ClusterFollowerMode):
+ *  - a watch (issue 23, FlockerClient.watchCluster): one long-lived answer carrying the node's
+ *    view, then a delta per change of it — each change reaches the agent with no request of its
+ *    own. A cut stream is watched again from the generation it held (a change made meanwhile
+ *    comes as one delta, or the whole view from a restarted service that does not know that
+ *    generation), after the agent's backoff, and what changed is read at once besides (a
+ *    refetch: the watch writes only changes, a read proves contact now). A delta the stream
+ *    held cannot merge is followed by a watch without `since`: the whole view again;
+ *  - long-polls of the node's view by deltas (`waitForClusterDelta`): each answer carries only
+ *    what changed and is merged into the view held (applyClusterDelta); an answer it cannot merge
+ *    (the delta is for another generation) is followed by a fresh read of the whole view;
+ *  - long-polls of whole snapshots (the runtime's followLongPoll: a fresh read at start and after
+ *    each failure, the agent's unjittered backoff between failures).
+ * A control service that refuses the watch (404/400: an older version) is followed by long-poll
+ * deltas, one that refuses deltas (400) by whole snapshots — until a read fails (the control
+ * service may be restarting: upgraded), when the best is asked for again.
  *
  * What the node view holds (the control service's Views.snapshotFor) against what the agent
  * reads of the snapshot: the datasets whose primary this node is or that it holds (its report's
@@ -30,9 +37,17 @@
  * the part that explains it is merged into the view for a short while (explanationOf).
  */
 import { applyClusterDelta, type ClusterAnswer, type ClusterSnapshot, isClusterDelta } from '@flocker/api';
-import { followLongPoll } from '@flocker/runtime';
+import { Backoff, followLongPoll, sleep } from '@flocker/runtime';
 import type winston from 'winston';
 import type { Clock } from './clock';
+import {
+  type FollowMode,
+  type FollowOffers,
+  initialMode,
+  modeAfter,
+  viewAfterLine,
+  watchRefused,
+} from './ClusterFollowerMode';
 import { errorCode, errorMessage } from './errors';
 import { explanationOf, isEmptyGaps, supplementView, type ViewGaps } from './viewGaps';
 
@@ -51,6 +66,12 @@ export interface ClusterFollowerOptions {
    * every read (long-polls and refetches) is of this node's view, merged from deltas.
    */
   readonly waitForClusterDelta?: (since: string | undefined, timeoutMs: number) => Promise<ClusterAnswer>;
+  /**
+   * The node's view as a stream (FlockerClient.watchCluster with this node): the whole view, or
+   * from `since` what changed since it, then a delta per change; ends when `signal` aborts. Used
+   * together with waitForClusterDelta (refetches, and long-polls from a service without the watch).
+   */
+  readonly watchCluster?: (since: string | undefined, signal: AbortSignal) => AsyncIterable<ClusterAnswer>;
   readonly nodeUuid: string;
   readonly clock: Clock;
   readonly logger: winston.Logger;
@@ -80,10 +101,20 @@ export class ClusterFollower {
   private snapshotAskedAt = -Infinity;
   private refetching: Promise<void> | null = null;
   private readonly following = new AbortController();
-  /** Off once the control service refused a delta request (an older version): whole snapshots then. */
-  private deltas: boolean;
-  /** Answers read, by kind (tests, the e2e's check that agents poll deltas). */
-  readonly answers = { delta: 0, view: 0, whole: 0, looks: 0 };
+  /** How it follows now: the best offered, less what the control service refused (ClusterFollowerMode). */
+  private mode: FollowMode;
+  private readonly offers: FollowOffers;
+  /** The view the current watch's lines built: the base of its next delta, the `since` of the next watch. */
+  private streamView: ClusterSnapshot | null = null;
+  /** Pauses between failed watches (the agent's backoff, as the long-polls'). */
+  private readonly watchBackoff: Backoff;
+  /** Snapshots read whole (not a node's view): a delta never applies to one. */
+  private readonly wholeReads = new WeakSet<ClusterSnapshot>();
+  /**
+   * Answers read, by kind (tests, the e2e's check that agents follow deltas): deltas merged and
+   * whole views (long-polled or streamed), whole snapshots, whole looks, and lines of watches.
+   */
+  readonly answers = { delta: 0, view: 0, whole: 0, looks: 0, streamed: 0 };
   /** Gap (`i:`/`b:`/`d:` + id) → when it was last looked up in the whole cluster. */
   private readonly lookedUp = new Map<string, number>();
   private lastWholeLook = -Infinity;
@@ -95,7 +126,14 @@ export class ClusterFollower {
   private merged: { view: ClusterSnapshot; extra: object; snap: ClusterSnapshot } | null = null;
 
   constructor(private readonly o: ClusterFollowerOptions) {
-    this.deltas = o.waitForClusterDelta !== undefined;
+    this.offers = { watch: o.watchCluster !== undefined, deltas: o.waitForClusterDelta !== undefined };
+    this.mode = initialMode(this.offers);
+    this.watchBackoff = new Backoff({ initialMs: o.backoffInitialMs, maxMs: o.backoffMaxMs, jitter: false });
+  }
+
+  /** How it follows the cluster now (tests, logs). */
+  get followMode(): FollowMode {
+    return this.mode;
   }
 
   /** The view held, with what a recent whole look found that it lacks (lookWhole). */
@@ -121,7 +159,7 @@ export class ClusterFollower {
    * them is merged into the view for wholeLookFreshMs, and the agent told (a 'config' change).
    */
   lookWhole(found: ViewGaps): void {
-    if (!this.deltas || this.stopped) return;
+    if (this.mode === 'whole' || this.stopped) return;
     const now = this.o.clock.now();
     const after = this.o.wholeLookDatasetAfterMs ?? 30_000;
     const current = new Set(found.datasets);
@@ -171,31 +209,130 @@ export class ClusterFollower {
     return this.following.signal.aborted;
   }
 
-  /** Starts the long-poll (not awaited by stop(): a pending long-poll just ends with its timeout). */
+  /** Starts following (not awaited by stop(): a pending long-poll just ends with its timeout, a watch at once). */
   start(): void {
-    void followLongPoll<ClusterSnapshot>({
-      // The control service's client takes no signal: a poll held when stopping ends with its timeout.
-      wait: (since, timeoutMs) => this.read(since, timeoutMs),
-      waitMs: this.o.pollWaitMs,
-      // From the snapshot held, which a refetch may have moved past the last long-poll answer.
-      since: () => this.current?.generation,
-      onSnapshot: (snap, { askedAt }) => {
-        this.o.logger.debug('cluster snapshot', {
-          generation: snap.generation,
-          waitedMs: this.o.clock.now() - askedAt,
-        });
-        this.adopt(snap, askedAt);
-      },
-      onError: (e) => {
+    void this.follow();
+  }
+
+  /** Follows in the current mode until stopped; a change of mode ends one way and starts the next. */
+  private async follow(): Promise<void> {
+    let afterFailure = false;
+    while (!this.stopped)
+      afterFailure = this.mode === 'watch' ? await this.followWatch(afterFailure) : await this.followPolls();
+  }
+
+  /**
+   * Long-polls until following stops or, after a failed poll, the watch is to be tried again
+   * (true: it starts after a backoff pause).
+   */
+  private async followPolls(): Promise<boolean> {
+    const polls = new AbortController();
+    const end = (): void => polls.abort();
+    this.following.signal.addEventListener('abort', end, { once: true });
+    let toWatch = false;
+    try {
+      await followLongPoll<ClusterSnapshot>({
+        // The control service's client takes no signal: a poll held when stopping ends with its timeout.
+        wait: (since, timeoutMs) => this.read(since, timeoutMs),
+        waitMs: this.o.pollWaitMs,
+        // From the snapshot held, which a refetch may have moved past the last long-poll answer.
+        since: () => this.current?.generation,
+        onSnapshot: (snap, { askedAt }) => {
+          this.o.logger.debug('cluster snapshot', {
+            generation: snap.generation,
+            waitedMs: this.o.clock.now() - askedAt,
+          });
+          this.adopt(snap, askedAt);
+        },
+        onError: (e) => {
+          this.o.logger.warn('cannot reach the control service', { code: errorCode(e), error: errorMessage(e) });
+          // The service may be restarting, perhaps upgraded (a rolling upgrade): ask for the best again.
+          this.mode = modeAfter(this.mode, 'readFailed', this.offers);
+          if (this.mode === 'watch') {
+            toWatch = true;
+            polls.abort();
+          }
+        },
+        // The agent's documented retry times (agent.yml backoff_*): exact, no jitter.
+        backoff: { initialMs: this.o.backoffInitialMs, maxMs: this.o.backoffMaxMs, jitter: false },
+        signal: polls.signal,
+        clock: this.o.clock,
+      });
+    } finally {
+      this.following.signal.removeEventListener('abort', end);
+    }
+    return toWatch;
+  }
+
+  /**
+   * Follows the node's view over watches until following stops or the control service refuses
+   * the watch (then long-polls: false). Each watch asks from the view the last one held, so a
+   * change made while none was open comes as the first line; a line arrived is adopted as asked
+   * then (it was current when written, a moment before: the agent reads as lines come).
+   */
+  private async followWatch(afterFailure: boolean): Promise<boolean> {
+    const watch = this.o.watchCluster;
+    if (watch === undefined) {
+      this.mode = modeAfter(this.mode, 'watchRefused', this.offers);
+      return false;
+    }
+    let pause = afterFailure;
+    let resync = afterFailure;
+    while (!this.stopped && this.mode === 'watch') {
+      if (pause) {
+        await sleep(this.watchBackoff.next(), { clock: this.o.clock, signal: this.following.signal }).catch(
+          () => undefined,
+        );
+        if (this.stopped) break;
+      }
+      const since = this.streamView?.generation;
+      // After a failure, what changed since the view held, at once: the watch writes only changes,
+      // and this answer is proof of contact (and of the tag) even if nothing did.
+      if (resync && since !== undefined) this.refetch();
+      let lines = 0;
+      try {
+        for await (const line of watch(since, this.following.signal)) {
+          if (this.stopped) return false;
+          lines++;
+          this.watchBackoff.reset();
+          const next = viewAfterLine(this.streamView, line);
+          if (next === undefined) {
+            this.o.logger.info('a watch sent a delta for another view: watching the whole view again', {
+              held: this.streamView?.generation,
+              since: isClusterDelta(line) ? line.since : undefined,
+            });
+            this.streamView = null;
+            break;
+          }
+          this.streamView = next.view;
+          if (next.delta) this.answers.delta++;
+          else this.answers.view++;
+          if (this.answers.streamed++ === 0)
+            this.o.logger.info("following this node's view over a watch", { generation: next.view.generation });
+          this.o.logger.debug('cluster snapshot', { generation: next.view.generation, streamed: true });
+          this.adopt(next.view, this.o.clock.now());
+        }
+        // Ended by the service (closing: its successor or another replica answers) or for a
+        // whole view: watch again — at once, unless nothing came (no loop against a service
+        // that ends every watch).
+        pause = lines === 0;
+        resync = false;
+      } catch (e) {
+        if (this.stopped) return false;
+        if (watchRefused(errorStatus(e))) {
+          this.o.logger.info('the control service does not offer the watch: following long-polls', {
+            code: errorCode(e),
+            error: errorMessage(e),
+          });
+          this.mode = modeAfter(this.mode, 'watchRefused', this.offers);
+          this.streamView = null;
+          return false;
+        }
         this.o.logger.warn('cannot reach the control service', { code: errorCode(e), error: errorMessage(e) });
-        // The service may be restarting, perhaps upgraded (a rolling upgrade): ask for deltas again.
-        if (!this.deltas && this.o.waitForClusterDelta !== undefined) this.deltas = true;
-      },
-      // The agent's documented retry times (agent.yml backoff_*): exact, no jitter.
-      backoff: { initialMs: this.o.backoffInitialMs, maxMs: this.o.backoffMaxMs, jitter: false },
-      signal: this.following.signal,
-      clock: this.o.clock,
-    });
+        pause = resync = true;
+      }
+    }
+    return false;
   }
 
   stop(): void {
@@ -213,7 +350,7 @@ export class ClusterFollower {
     this.refetching = (async () => {
       const asked = this.o.clock.now();
       try {
-        this.adopt(await this.read(this.deltas ? this.current?.generation : undefined, 0), asked);
+        this.adopt(await this.read(this.mode !== 'whole' ? this.current?.generation : undefined, 0), asked);
       } catch (e) {
         this.o.logger.debug('refetch of the configuration failed', { code: errorCode(e), error: errorMessage(e) });
       }
@@ -229,20 +366,21 @@ export class ClusterFollower {
    */
   private async read(since: string | undefined, timeoutMs: number): Promise<ClusterSnapshot> {
     const delta = this.o.waitForClusterDelta;
-    if (!this.deltas || delta === undefined) return this.whole(since, timeoutMs);
+    if (this.mode === 'whole' || delta === undefined) return this.whole(this.sinceOf(since, true), timeoutMs);
     // The view the delta is asked against: the long-poll and a refetch may both be out, and the
     // other's answer may move the view held on before this one comes back.
     const base = this.current;
     let answer: ClusterAnswer;
     try {
-      answer = await delta(since, timeoutMs);
+      answer = await delta(this.sinceOf(since, false), timeoutMs);
     } catch (e) {
-      if (errorStatus(e) !== 400) throw e;
+      // Refused while watching (a refetch): the watch goes on, this read just failed.
+      if (errorStatus(e) !== 400 || this.mode !== 'deltas') throw e;
       this.o.logger.info('the control service does not answer deltas: following whole snapshots', {
         error: errorMessage(e),
       });
-      this.deltas = false;
-      return this.whole(since, timeoutMs);
+      this.mode = modeAfter(this.mode, 'deltasRefused', this.offers);
+      return this.whole(this.sinceOf(since, true), timeoutMs);
     }
     if (!isClusterDelta(answer)) {
       this.answers.view++;
@@ -264,9 +402,21 @@ export class ClusterFollower {
   }
 
   /** A whole-cluster snapshot (a control service without deltas). */
-  private whole(since: string | undefined, timeoutMs: number): Promise<ClusterSnapshot> {
+  private async whole(since: string | undefined, timeoutMs: number): Promise<ClusterSnapshot> {
     this.answers.whole++;
-    return this.o.waitForCluster(since, timeoutMs);
+    const snap = await this.o.waitForCluster(since, timeoutMs);
+    this.wholeReads.add(snap);
+    return snap;
+  }
+
+  /**
+   * `since` when the snapshot held is of the kind asked for (`whole`: a whole snapshot, else a
+   * node's view), else undefined (a read at once): after a change of mode the generation held is
+   * of the other kind — a delta would not apply to it, a whole long-poll would wait on a view.
+   */
+  private sinceOf(since: string | undefined, whole: boolean): string | undefined {
+    const held = this.current;
+    return held !== null && this.wholeReads.has(held) === whole ? since : undefined;
   }
 
   /** Takes a snapshot asked for at `askedAt`, unless one asked for later is already held. */

@@ -99,6 +99,7 @@ export class DatasetAgent {
       backoffMaxMs: o.backoffMaxMs,
     });
     const viewDelta = o.control.waitForClusterDelta?.bind(o.control);
+    const watch = o.control.watchCluster?.bind(o.control);
     this.cluster = new ClusterFollower({
       waitForCluster: (since, timeoutMs) => o.control.waitForCluster(since, timeoutMs),
       // This node's view by deltas when the channel offers it (see ClusterFollower for what the view holds).
@@ -107,6 +108,10 @@ export class DatasetAgent {
             waitForClusterDelta: (since: string | undefined, timeoutMs: number) =>
               viewDelta(since, timeoutMs, o.nodeUuid),
           }
+        : {}),
+      // And over a watch (a stream of its deltas) when it offers that too.
+      ...(watch !== undefined
+        ? { watchCluster: (since: string | undefined, signal: AbortSignal) => watch(o.nodeUuid, since, { signal }) }
         : {}),
       nodeUuid: o.nodeUuid,
       clock,

@@ -17,6 +17,16 @@ export interface ControlChannel {
    * agent follows its view with it, and whole snapshots only from a control service that refuses it.
    */
   waitForClusterDelta?(since: string | undefined, timeoutMs: number, node: string): Promise<ClusterAnswer>;
+  /**
+   * This node's view as a stream (issue 23; FlockerClient.watchCluster): the whole view or what
+   * changed since `since`, then a delta per change. When present (with waitForClusterDelta) the
+   * agent follows its view with it; long-poll deltas only from a control service that refuses it.
+   */
+  watchCluster?(
+    node: string,
+    since: string | undefined,
+    options: { signal?: AbortSignal },
+  ): AsyncIterable<ClusterAnswer>;
 }
 
 export interface CrashAfter {
