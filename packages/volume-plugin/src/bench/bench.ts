@@ -10,7 +10,7 @@
  * Needs root, dockerd and the e2e package built (`npx tsc -b`): the stack helper lives
  * in e2e/src/docker (required at run time, as e2e already depends on this package).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import yargs from 'yargs';
@@ -108,6 +108,26 @@ function rawLoopCycle(file: string, mnt: string, mkfs: boolean): void {
   sh(['losetup', '-d', dev]);
 }
 
+/**
+ * The no-op legacy plugin (noopPlugin.ts) in its own process, as the Flocker plugin is: Docker's floor for any
+ * legacy volume plugin. Resolves once it listens; `stop()` ends it and removes its socket.
+ */
+async function startNoopPlugin(socket: string, root: string): Promise<{ stop(): void }> {
+  const child = spawn(process.execPath, [path.join(__dirname, 'noopPlugin.js'), '--socket', socket, '--root', root], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`the no-op plugin exited (${code}) before it listened`)));
+    child.stdout.once('data', () => resolve());
+  });
+  return {
+    stop() {
+      child.kill('SIGTERM');
+      fs.rmSync(socket, { force: true });
+    },
+  };
+}
+
 /** The stack's logs live under its temp root, which close() removes. */
 function keepLogs(root: string, dir: string): void {
   fs.mkdirSync(dir, { recursive: true });
@@ -149,10 +169,18 @@ async function main(): Promise<void> {
     flocker_create_rm: [],
     local_rm: [],
     flocker_rm: [],
+    // Docker's floor for any legacy volume plugin (issue 23): the same scenarios with a plugin that does nothing.
+    noop_new: [],
+    noop_existing: [],
+    noop_create_rm: [],
+    noop_rm: [],
   };
   const push = (k: string, v: number) => (samples[k] ??= []).push(v);
   let sparesWaited = 0;
+  const noopDriver = `flocker-noop-${process.pid}`;
+  let noop: { stop(): void } | undefined;
   try {
+    noop = await startNoopPlugin(`/run/docker/plugins/${noopDriver}.sock`, path.join(stack.root, 'noop'));
     const run = (vol: string | undefined, driver?: string) => {
       const args = ['run', '--rm', '--network', 'none'];
       if (vol) args.push('-v', `${vol}:/data`);
@@ -160,7 +188,7 @@ async function main(): Promise<void> {
       return stack.docker([...args, TINY_IMAGE, 'true']);
     };
     /** `docker volume create [-d D] NAME` then `docker volume rm NAME`: both timed, the rm also alone. */
-    const createRm = async (key: 'local' | 'flocker', name: string, driver?: string) => {
+    const createRm = async (key: 'local' | 'flocker' | 'noop', name: string, driver?: string) => {
       const created = await timed(() => stack.docker(['volume', 'create', ...(driver ? ['-d', driver] : []), name]));
       const removed = await timed(() => stack.docker(['volume', 'rm', name]));
       push(`${key}_create_rm`, created + removed);
@@ -170,6 +198,7 @@ async function main(): Promise<void> {
     await run(undefined);
     await run('local-existing');
     await run('flocker-existing', stack.driver);
+    await run('noop-existing', noopDriver);
     const rawDir = path.join(stack.root, 'raw');
     fs.mkdirSync(path.join(rawDir, 'mnt'), { recursive: true });
     rawLoopCycle(path.join(rawDir, 'existing.img'), path.join(rawDir, 'mnt'), true);
@@ -189,6 +218,8 @@ async function main(): Promise<void> {
       push('local_existing', await settled(() => timed(() => run('local-existing'))));
       push('flocker_new', await settled(() => timed(() => run(`flocker-new-${i}`, stack.driver))));
       push('flocker_existing', await settled(() => timed(() => run('flocker-existing', stack.driver))));
+      push('noop_new', await settled(() => timed(() => run(`noop-new-${i}`, noopDriver))));
+      push('noop_existing', await settled(() => timed(() => run('noop-existing', noopDriver))));
       const img = path.join(rawDir, `new-${i}.img`);
       push('raw_loop_new', await settled(() => timed(() => rawLoopCycle(img, path.join(rawDir, 'mnt'), true))));
       push(
@@ -200,12 +231,14 @@ async function main(): Promise<void> {
       fs.rmSync(img, { force: true });
       await settled(() => createRm('local', `local-cr-${i}`));
       await settled(() => createRm('flocker', `flocker-cr-${i}`, stack.driver));
+      await settled(() => createRm('noop', `noop-cr-${i}`, noopDriver));
       // Not timed: keep the number of loop devices small.
-      await stack.docker(['volume', 'rm', `local-new-${i}`, `flocker-new-${i}`], { check: false });
+      await stack.docker(['volume', 'rm', `local-new-${i}`, `flocker-new-${i}`, `noop-new-${i}`], { check: false });
     }
   } finally {
     if (argv.logs) keepLogs(stack.root, argv.logs);
     await stack.close();
+    noop?.stop();
   }
   const results = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, summarise(v)]));
   const ratio = (a: string, b: string) =>
@@ -219,6 +252,14 @@ async function main(): Promise<void> {
       flocker_existing_vs_local_existing: ratio('flocker_existing', 'local_existing'),
       flocker_rm_vs_local_rm: ratio('flocker_rm', 'local_rm'),
       flocker_create_rm_vs_local_create_rm: ratio('flocker_create_rm', 'local_create_rm'),
+      // The floor: what Docker's legacy plugin mechanism alone costs (no-op plugin / local), and what Flocker adds
+      // above it (Flocker / no-op). Informational, no targets.
+      noop_new_vs_local_new: ratio('noop_new', 'local_new'),
+      noop_existing_vs_local_existing: ratio('noop_existing', 'local_existing'),
+      noop_rm_vs_local_rm: ratio('noop_rm', 'local_rm'),
+      flocker_new_vs_noop_new: ratio('flocker_new', 'noop_new'),
+      flocker_existing_vs_noop_existing: ratio('flocker_existing', 'noop_existing'),
+      flocker_rm_vs_noop_rm: ratio('flocker_rm', 'noop_rm'),
     },
     // Issue 23's targets; the create+rm pair has none of its own (its rm has).
     targets: {
@@ -238,6 +279,12 @@ async function main(): Promise<void> {
       (sparesWaited > 0 ? ` (${sparesWaited} times it was not full after 10 s)` : '') +
       '.\n',
   );
+  process.stdout.write(
+    `\nThe floor rows run the same scenarios, interleaved with the others, with a no-op legacy plugin ` +
+      `(bench/noopPlugin.ts: its own Node process on a socket in /run/docker/plugins, every call answered at once ` +
+      `from memory, a mkdir at Create its only I/O): no-op / local is what Docker's legacy plugin mechanism costs ` +
+      `any plugin, Flocker / no-op what Flocker adds above it.\n`,
+  );
 }
 
 const LABELS: Readonly<Record<string, string>> = {
@@ -252,6 +299,20 @@ const LABELS: Readonly<Record<string, string>> = {
   flocker_create_rm: '`docker volume create` + `docker volume rm`, Flocker driver',
   local_rm: '`docker volume rm` (of the volume just created), `local` driver',
   flocker_rm: '`docker volume rm` (of the volume just created), Flocker driver',
+  noop_new: 'floor: new volume, no-op legacy plugin (answers at once, mkdir only)',
+  noop_existing: 'floor: existing volume, no-op legacy plugin',
+  noop_create_rm: 'floor: `docker volume create` + `docker volume rm`, no-op legacy plugin',
+  noop_rm: 'floor: `docker volume rm` (of the volume just created), no-op legacy plugin',
+};
+
+/** The ratio rows that are not targets: Docker's floor for a legacy plugin, and Flocker above it. */
+const RATIO_NOTES: Readonly<Record<string, string>> = {
+  noop_new_vs_local_new: "floor: Docker's legacy plugin mechanism alone",
+  noop_existing_vs_local_existing: "floor: Docker's legacy plugin mechanism alone",
+  noop_rm_vs_local_rm: "floor: Docker's legacy plugin mechanism alone",
+  flocker_new_vs_noop_new: 'what Flocker adds above the floor',
+  flocker_existing_vs_noop_existing: 'what Flocker adds above the floor',
+  flocker_rm_vs_noop_rm: 'what Flocker adds above the floor',
 };
 
 export function renderMarkdown(
@@ -273,7 +334,9 @@ export function renderMarkdown(
     '|---|---|---|',
     ...Object.entries(ratios).map(([k, v]) => {
       const target = targets[k];
-      return `| ${k} | ${v} | ${target === undefined ? '—' : `≤ ${target} ${v <= target ? '(met)' : '(missed)'}`} |`;
+      const note = RATIO_NOTES[k];
+      const goal = target === undefined ? '—' : `≤ ${target} ${v <= target ? '(met)' : '(missed)'}`;
+      return `| ${k}${note ? ` (${note})` : ''} | ${v} | ${goal} |`;
     }),
     '',
   ];
