@@ -33,8 +33,18 @@ class MemorySpares implements SpareCapable {
   async destroySpare(id: string) {
     this.spares = this.spares.filter((x) => x.id !== id);
   }
+  /** Spares without a loop device of their own (let go by ./dev down, a reboot, losetup -D). */
+  unbound = new Set<string>();
+  calls: string[] = [];
   async tidySpares() {
+    this.calls.push('tidy');
     return [];
+  }
+  async bindSpares() {
+    this.calls.push('bind');
+    const bound = [...this.unbound];
+    this.unbound.clear();
+    return bound;
   }
 }
 
@@ -100,6 +110,30 @@ describe('SparePool (issue 23)', () => {
     driver.failing = false;
     await clock.advanceUntil(() => driver.spares.length === 1, 5_000, 10);
     expect(driver.makes).toBe(2);
+    await pool.stop();
+  });
+
+  it('binds devices again to spares that lost theirs: at start after the tidy, and before each refill', async () => {
+    const { clock, driver, pool } = setup(1);
+    driver.spares.push({ id: 'old', size: 64 * MiB });
+    driver.unbound.add('old');
+    pool.start();
+    await clock.advance(1);
+    expect(driver.calls).toEqual(['tidy', 'bind']);
+    expect(driver.unbound.size).toBe(0);
+    // Let go again while the agent runs (losetup -D by an operator): the next refill binds it.
+    driver.unbound.add('old');
+    await clock.advance(SETTLE_MS + 10);
+    expect(driver.calls).toEqual(['tidy', 'bind', 'bind']);
+    expect(driver.unbound.size).toBe(0);
+    expect(driver.makes).toBe(0); // the class is full
+    // A failing bind is only logged: the refill goes on.
+    driver.bindSpares = async () => {
+      throw new StorageError('BACKEND_ERROR', 'pool lock timed out');
+    };
+    driver.spares = [];
+    pool.kick();
+    await clock.advanceUntil(() => driver.spares.length === 1, SETTLE_MS + 100, 5);
     await pool.stop();
   });
 

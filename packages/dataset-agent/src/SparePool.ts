@@ -60,11 +60,15 @@ export class SparePool {
     return this.classes;
   }
 
-  /** After a crash: tidy what an interrupted make left, learn the classes of the spares left, then fill. */
+  /**
+   * After a crash: tidy what an interrupted make left, bind a device again to the spares that lost theirs
+   * (`./dev down`, a reboot: claims stay pre-attached), learn the classes of the spares left, then fill.
+   */
   start(): void {
     this.running = (async () => {
       try {
         await this.o.driver.tidySpares();
+        await this.bind();
         this.classes = startingClasses(this.o.pinned, await this.o.driver.listSpares(), LEARNED_CLASSES);
       } catch (e) {
         this.o.logger.warn('cannot tidy the spare volumes', { code: errorCode(e), error: errorMessage(e) });
@@ -135,8 +139,24 @@ export class SparePool {
     return mayRefill({ queueIdle: this.o.queueIdle(), stopping: this.stopped });
   }
 
-  /** Makes spares while idle and short of the targets; true when a make failed (tried again after RETRY_MS). */
+  /** Spares whose loop device was let go get one again (see loopbackSpares.ts); a failure is only logged. */
+  private async bind(): Promise<void> {
+    try {
+      await this.o.driver.bindSpares?.();
+    } catch (e) {
+      this.o.logger.warn('cannot bind loop devices to the spare volumes', {
+        code: errorCode(e),
+        error: errorMessage(e),
+      });
+    }
+  }
+
+  /**
+   * Binds devices to spares that lost theirs (an operator's `losetup -D` while the agent runs), then makes spares
+   * while idle and short of the targets; true when a make failed (tried again after RETRY_MS).
+   */
   private async refill(): Promise<boolean> {
+    await this.bind();
     while (this.idle()) {
       let size: number | undefined;
       try {

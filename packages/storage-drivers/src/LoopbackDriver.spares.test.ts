@@ -208,6 +208,34 @@ describe('LoopbackDriver spares (issue 23)', () => {
       expect(await devicesOf(root)).toEqual({ [`volumes/${spare.id}.img`]: [v?.devicePath] });
     });
 
+    it('bindSpares binds a device again to each spare that lost its own (./dev down, reboot, losetup -D), one each, writing nothing; a claim hands it out', async () => {
+      const { root, a, b } = await pool();
+      const spares = path.join(root, 'spares');
+      const [s1, s2, s3] = [await a.makeSpare(16 * MiB), await a.makeSpare(16 * MiB), await a.makeSpare(16 * MiB)];
+      const [keptDevice] = (await devicesOf(root))[`spares/${s3.id}.img`] ?? [];
+      for (const id of [s1.id, s2.id])
+        for (const d of (await devicesOf(root))[`spares/${id}.img`] ?? []) await execFileExec('losetup', ['-d', d]);
+      expect(Object.keys(await devicesOf(root))).toEqual([`spares/${s3.id}.img`]);
+      // Two hosts of the pool at once: each spare gets one device, not one per host.
+      const [x, y] = await Promise.all([a.bindSpares(), b.bindSpares()]);
+      expect([...x, ...y].sort()).toEqual([s1.id, s2.id].sort());
+      const devs = await devicesOf(root);
+      expect(Object.keys(devs).sort()).toEqual([s1, s2, s3].map((s) => `spares/${s.id}.img`).sort());
+      expect(Object.values(devs).every((d) => d.length === 1)).toBe(true);
+      expect(devs[`spares/${s3.id}.img`]).toEqual([keptDevice]);
+      // Nothing written: the never-written proof holds, and nothing more to bind.
+      for (const s of [s1, s2])
+        expect((await fs.stat(path.join(spares, `${s.id}.img`))).mtimeMs).toBe(SPARE_MTIME * 1000);
+      expect(await a.bindSpares()).toEqual([]);
+      // A claim of a re-bound spare is pre-attached: its device handed out, no second one.
+      const [device] = devs[`spares/${s1.id}.img`] ?? [];
+      const v = await a.claimSpare(randomUUID(), 16 * MiB, { attach: true });
+      const claimedDevice = (await devicesOf(root))[`volumes/${v?.blockdeviceId}.img`];
+      expect(claimedDevice).toEqual([v?.devicePath]);
+      expect([device, ...(devs[`spares/${s2.id}.img`] ?? []), keptDevice]).toContain(v?.devicePath);
+      expect(Object.values(await devicesOf(root)).flat()).toHaveLength(3);
+    });
+
     // sysfs: the helper's flushbuf (O_EXCL + BLKFLSBUF); losetup (no helper): an O_EXCL open and an fsync.
     for (const discovery of ['sysfs', 'losetup'] as const)
       it(`never hands out a spare written through its device: still mounted (busy), or written raw by an opener that still holds it (the claim flushes the device first): ${discovery}`, async () => {

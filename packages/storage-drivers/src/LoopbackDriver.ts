@@ -58,6 +58,7 @@ import {
   SPARE_MTIME,
   spareDevicesToDetach,
   spareIds,
+  sparesWithoutDevice,
   spareImageName,
   spareVerdict,
   type ClaimedSpare,
@@ -1008,6 +1009,33 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
       this.logger.warn('removed spare volumes an interrupted make left', { files: removed });
     }
     return removed;
+  }
+
+  /**
+   * Binds a loop device to each ready spare without one (let go by `./dev down`, a reboot, `losetup -D`): see
+   * loopbackSpares.ts. Under the pool lock, one spare at a time (a claim waits one bind at most), looked at again
+   * there: a claim may have moved it, another host bound it. Binding writes nothing into the image.
+   */
+  async bindSpares(): Promise<string[]> {
+    const dirs = await this.spareDirs();
+    const bound: string[] = [];
+    for (const id of sparesWithoutDevice(await this.bindingsIn(dirs), dirs, spareIds(await this.spareNames()))) {
+      const device = await this.withPoolLock(async () => {
+        const image = path.join(this.sparesPath, spareImageName(id));
+        if (devicesOfSpare(await this.bindingsIn(dirs), dirs, id).length > 0) return undefined;
+        if ((await fs.stat(image).catch(() => null)) === null) return undefined;
+        return attachLoop(this.exec, image, id, this.attachOptions).catch((e: unknown) => {
+          this.logger.warn('cannot bind a loop device to a spare volume; its claim will', {
+            spareId: id,
+            error: String(e),
+          });
+          return undefined;
+        });
+      });
+      if (device !== undefined) bound.push(id);
+    }
+    if (bound.length > 0) this.logger.info('loop devices bound again to spare volumes', { spareIds: bound });
+    return bound;
   }
 
   /**

@@ -7,6 +7,7 @@ import {
   SPARE_MTIME,
   spareDevicesToDetach,
   spareIds,
+  sparesWithoutDevice,
   spareVerdict,
   type Ext4Superblock,
 } from './loopbackSpares';
@@ -96,5 +97,18 @@ describe('pre-attached spares: which loop devices serve a spare, which a tidy de
     ];
     expect(spareDevicesToDetach(bindings, dirs, [removedMaking])).toEqual(['/dev/loop3', '/dev/loop4', '/dev/loop9']);
     expect(spareDevicesToDetach([], dirs, [removedMaking])).toEqual([]);
+  });
+
+  it('sparesWithoutDevice: spares whose image no live device serves under either path (after ./dev down, a reboot, losetup -D)', () => {
+    const third = 'eeeeeeee-1f2a-4c3d-9e8f-0123456789ab';
+    const bindings = [
+      bind('/dev/loop2', `/real/pool/spares/${ID}.img`),
+      bind('/dev/loop3', `/pool/spares/${other}.img`, true), // its image replaced: serves nothing
+      bind('/dev/loop4', `/pool/volumes/${third}.img`), // a volume of that id, not the spare
+      bind('/dev/loop5', `/elsewhere/spares/${third}.img`),
+    ];
+    expect(sparesWithoutDevice(bindings, dirs, [ID, other, third])).toEqual([other, third]);
+    expect(sparesWithoutDevice([], dirs, [ID])).toEqual([ID]);
+    expect(sparesWithoutDevice(bindings, dirs, [])).toEqual([]);
   });
 });

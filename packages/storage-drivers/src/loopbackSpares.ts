@@ -36,6 +36,12 @@
  * an orphan image with a device, which repair() detaches like any device of a recordless image.
  * The one kernel is what makes a device shareable: on a pool spanning kernels, a spare whose
  * device this kernel does not see is attached by the claim itself (as before).
+ *
+ * Devices do not outlive the kernel's loop bindings: `./dev down` lets the spares' devices go,
+ * and a reboot or an operator's `losetup -D` does too. The agent binds a device again to every
+ * spare that has none (bindSpares: at its start, after the tidy, and before each refill), under
+ * the pool lock so that no claim moves the image between the look and the bind; binding writes
+ * nothing into the image, and the claim's proof above is unchanged.
  */
 /** mtime (seconds since the epoch) of a spare never written since it was made: 2001-09-09T01:46:40Z. */
 export const SPARE_MTIME = 1_000_000_000;
@@ -71,6 +77,12 @@ export interface SpareCapable {
   destroySpare(id: string): Promise<void>;
   /** After a crash: removes what this instance's interrupted makes left (and others' once old). */
   tidySpares(): Promise<string[]>;
+  /**
+   * Binds a loop device to each ready spare that has none on this kernel (they were let go: `./dev down`,
+   * a reboot, `losetup -D`), so that claims hand one out again; answers the ids bound. Absent where spares
+   * have no device of their own.
+   */
+  bindSpares?(): Promise<string[]>;
 }
 
 /** A claimed spare: the dataset's volume, with its device when attached here by the claim (options.attach). */
@@ -192,6 +204,15 @@ export function devicesOfSpare(bindings: readonly SpareBinding[], dirs: readonly
     .filter((b) => !b.deleted && dirs.some((d) => b.backingFile === `${d}/${spareImageName(id)}`))
     .map((b) => b.device)
     .sort((x, y) => deviceNumber(x) - deviceNumber(y));
+}
+
+/** The spares among `ids` with no loop device serving their image (sparesWithoutDevice: each needs one bound). */
+export function sparesWithoutDevice(
+  bindings: readonly SpareBinding[],
+  dirs: readonly string[],
+  ids: readonly string[],
+): string[] {
+  return ids.filter((id) => devicesOfSpare(bindings, dirs, id).length === 0);
 }
 
 /**
