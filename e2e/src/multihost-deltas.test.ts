@@ -1,9 +1,11 @@
 /**
- * Issue 23: real dataset agents on three simulated hosts follow their node's view by deltas
- * (`GET /v1/agent/cluster?node=<own>&since=…&delta=true`), and moves, failover after a network
- * partition and the partitioned host's self-fencing still work. Real control service, agents,
- * loop devices and network namespaces; needs root. (multihost, multihost-failover and
- * multihost-fencing run the same agents, so with deltas too.)
+ * Issue 23: real dataset agents on three simulated hosts follow their node's view by deltas over
+ * the streaming watch (`GET /v1/agent/cluster/watch?node=<own>&since=…`: the view, then a delta
+ * line per change; the long-poll deltas `GET /v1/agent/cluster?…&delta=true` are what they fall
+ * back to and refetch with), and moves, failover after a network partition, the partitioned host's
+ * self-fencing and a restart of the control service mid-stream still work. Real control service,
+ * agents, loop devices and network namespaces; needs root. (multihost, multihost-failover and
+ * multihost-fencing run the same agents, so over the watch too.)
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -53,27 +55,70 @@ async function createMounted(host: ClusterHost): Promise<{ id: string; path: str
   return { id: d.dataset_id, path: await waitForMountedOn(cluster.client, d.dataset_id, host.requireNodeUuid()) };
 }
 
+/** Lines of an agent's log with this message (JSON lines). */
+function logged(host: ClusterHost, message: string): Array<Record<string, unknown>> {
+  return agentLog(host)
+    .split('\n')
+    .filter((l) => l.includes(message))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l.message === message);
+}
+
 describe('dataset agents following their node views by deltas', () => {
-  it('every agent polls deltas of its own view; a move A→B carries the data', async () => {
+  it('every agent watches its own view; a move A→B carries the data', async () => {
     const d = await createMounted(a);
     await writeFileOn(a, path.join(d.path, 'f'), 'written on A');
     await cluster.client.updateDataset(d.id, { primary: b.requireNodeUuid() });
     const pathB = await waitForMountedOn(cluster.client, d.id, b.requireNodeUuid());
     expect(await readFileOn(b, path.join(pathB, 'f'))).toBe('written on A');
     expect(await isMountedOn(a, d.path)).toBe(false);
-    // Each agent merged a delta of its node's view (ClusterFollower logs its first), none fell back to whole snapshots.
+    // Each agent follows its node's view over a watch (ClusterFollower logs its first line); none fell back
+    // to long-polls or whole snapshots.
     for (const h of [a, b, c]) {
       await waitFor(
-        `agent of ${h.name} to follow deltas`,
-        () => agentLog(h).includes("following this node's view by deltas"),
+        `agent of ${h.name} to watch its view`,
+        () => logged(h, "following this node's view over a watch").length > 0,
         {
           timeoutMs: 20_000,
           intervalMs: 100,
           context: () => logTail(h),
         },
       );
+      expect(agentLog(h)).not.toContain('does not offer the watch');
       expect(agentLog(h)).not.toContain('does not answer deltas');
     }
+  });
+
+  it('the control service killed mid-stream and restarted: every agent watches again and a move asked just before completes', async () => {
+    const d = await createMounted(a);
+    await writeFileOn(a, path.join(d.path, 'f'), 'written on A before the restart');
+    const before = new Map([a, b, c].map((h) => [h.name, logged(h, "watching this node's view again").length]));
+    // The move is stored, then the service dies with every agent's watch open (or a line under way).
+    await cluster.client.updateDataset(d.id, { primary: b.requireNodeUuid() });
+    await cluster.killControl('SIGKILL');
+    await new Promise((r) => setTimeout(r, 1000));
+    const restartedAt = Date.now();
+    await cluster.startControl();
+    const pathB = await waitForMountedOn(cluster.client, d.id, b.requireNodeUuid(), 60_000);
+    expect(await readFileOn(b, path.join(pathB, 'f'))).toBe('written on A before the restart');
+    expect(await isMountedOn(a, d.path)).toBe(false);
+    // Each agent watches again: the restarted service does not know the generation it held, so the whole view.
+    for (const h of [a, b, c]) {
+      await waitFor(
+        `agent of ${h.name} to watch again`,
+        () => logged(h, "watching this node's view again").length > (before.get(h.name) ?? 0),
+        { timeoutMs: 20_000, intervalMs: 100, context: () => logTail(h) },
+      );
+      expect(logged(h, "watching this node's view again").at(-1)).toMatchObject({ whole: true });
+      expect(agentLog(h)).not.toContain('does not offer the watch');
+    }
+    // A change after the restart reaches its node over the new watch.
+    const created = Date.now();
+    const e = await createMounted(c);
+    console.log(
+      JSON.stringify({ movedAfterRestartMs: Date.now() - restartedAt, createdMountedMs: Date.now() - created }),
+    );
+    expect(await isMountedOn(c, e.path)).toBe(true);
   });
 
   it('the control service answers a node poll with a delta of that node view only', async () => {

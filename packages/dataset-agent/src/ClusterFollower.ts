@@ -278,6 +278,8 @@ export class ClusterFollower {
     }
     let pause = afterFailure;
     let resync = afterFailure;
+    /** Since a failure, no line yet: the first one says contact is back (logged). */
+    let lost = afterFailure;
     while (!this.stopped && this.mode === 'watch') {
       if (pause) {
         await sleep(this.watchBackoff.next(), { clock: this.o.clock, signal: this.following.signal }).catch(
@@ -309,6 +311,14 @@ export class ClusterFollower {
           else this.answers.view++;
           if (this.answers.streamed++ === 0)
             this.o.logger.info("following this node's view over a watch", { generation: next.view.generation });
+          else if (lost)
+            this.o.logger.info("watching this node's view again", {
+              since,
+              generation: next.view.generation,
+              // A whole view: the service did not know the generation held (it restarted).
+              whole: !next.delta,
+            });
+          lost = false;
           this.o.logger.debug('cluster snapshot', { generation: next.view.generation, streamed: true });
           this.adopt(next.view, this.o.clock.now());
         }
@@ -329,7 +339,7 @@ export class ClusterFollower {
           return false;
         }
         this.o.logger.warn('cannot reach the control service', { code: errorCode(e), error: errorMessage(e) });
-        pause = resync = true;
+        pause = resync = lost = true;
       }
     }
     return false;
