@@ -196,6 +196,16 @@ export class FlockerClient {
     return this.call(apiRoutes.listDatasets);
   }
 
+  /** One dataset's configuration; throws FlockerApiError 404 (DATASET_NOT_FOUND) when there is no such dataset. */
+  async getDataset(datasetId: string): Promise<DatasetConfiguration> {
+    return (await this.getDatasetTagged(datasetId)).value;
+  }
+
+  /** One dataset's configuration together with the X-Configuration-Tag it was read at. */
+  async getDatasetTagged(datasetId: string): Promise<Tagged<DatasetConfiguration>> {
+    return this.call(apiRoutes.getDataset, { params: { id: datasetId } });
+  }
+
   async createDataset(req: CreateDatasetRequest, options: WriteOptions = {}): Promise<DatasetConfiguration> {
     return (await this.call(apiRoutes.createDataset, { body: req }, options)).value;
   }

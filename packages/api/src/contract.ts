@@ -200,6 +200,19 @@ export const apiRoutes = {
       ...E412,
     },
   }),
+  getDataset: route({
+    method: 'get',
+    path: '/v1/configuration/datasets/:id',
+    summary:
+      "One dataset's configuration (deleted ones too, deleted: true): the narrow read, where the whole list costs O(datasets) bytes.",
+    tag: 'configuration',
+    params: IdParams,
+    responses: {
+      200: { description: 'The dataset.', schema: DatasetConfiguration },
+      ...E400,
+      404: err('No such dataset.'),
+    },
+  }),
   updateDataset: route({
     method: 'post',
     path: '/v1/configuration/datasets/:id',

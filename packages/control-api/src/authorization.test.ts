@@ -37,6 +37,7 @@ type Row = [string, Identity | undefined, AuthorizationRequest, boolean];
 const table: Row[] = [
   // API users: the whole public API, the agent channel read-only.
   ['user reads version', user, req('get', '/v1/version'), true],
+  ['user reads one dataset', user, req('get', '/v1/configuration/datasets/:id', { id: ELSEWHERE }), true],
   ['user creates a dataset anywhere', user, req('post', '/v1/configuration/datasets', {}, { primary: OTHER }), true],
   [
     'user moves a dataset anywhere',
@@ -108,6 +109,10 @@ const table: Row[] = [
   ],
   // Nodes: reads.
   ['node reads datasets', node, req('get', '/v1/configuration/datasets'), true],
+  // One dataset (issue 23): the same rule as the whole list, whichever node it is on or leased to.
+  ['node reads one of its datasets', node, req('get', '/v1/configuration/datasets/:id', { id: FREE }), true],
+  ["node reads another node's dataset", node, req('get', '/v1/configuration/datasets/:id', { id: THEIRS }), true],
+  ['node reads an unknown dataset (404)', node, req('get', '/v1/configuration/datasets/:id', { id: OTHER }), true],
   ['node reads state', node, req('get', '/v1/state/nodes'), true],
   ['node reads the agent channel', node, req('get', '/v1/agent/cluster'), true],
   ['node reads leases', node, req('get', '/v1/configuration/leases'), true],
@@ -335,6 +340,13 @@ const table: Row[] = [
   // Others.
   ['the control certificate as a client', control, req('get', '/v1/version'), false],
   ['no identity (unknown common name)', undefined, req('get', '/v1/version'), false],
+  ['no identity reads one dataset', undefined, req('get', '/v1/configuration/datasets/:id', { id: FREE }), false],
+  [
+    'the control certificate reads one dataset',
+    control,
+    req('get', '/v1/configuration/datasets/:id', { id: FREE }),
+    false,
+  ],
 ];
 
 /** The same request with every UUID written another way (as a client may send it). */

@@ -139,7 +139,8 @@ function requireKnownNode(config: Configuration, uuid: string): void {
   }
 }
 
-function requireDataset(config: Configuration, id: string): DatasetConfiguration {
+/** The dataset `id`, or DATASET_NOT_FOUND (404). */
+export function requireDataset(config: Configuration, id: string): DatasetConfiguration {
   const dataset = config.datasets.get(id);
   if (dataset === undefined) {
     throw new ConfigurationError('DATASET_NOT_FOUND', `No dataset with id ${id} exists.`);

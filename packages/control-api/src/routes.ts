@@ -19,7 +19,16 @@ import {
   snapshotScheduleIssues,
   VersionResponse,
 } from '@flocker/api';
-import { acquireLease, createDataset, deleteDataset, listLeases, releaseLease, updateDataset } from './configuration';
+import {
+  acquireLease,
+  createDataset,
+  deleteDataset,
+  listLeases,
+  releaseLease,
+  requireDataset,
+  updateDataset,
+} from './configuration';
+import { jsonOf } from './json';
 import { aliveNodes, isAlive, nodeByEra } from './clusterState';
 import { reportClaimConflict } from './reportClaims';
 import { sizeBeyondBackend } from './backendLimits';
@@ -68,6 +77,12 @@ const datasetHandlers: Omit<
     );
     return { status: 201, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
   },
+  // The narrow read (issue 23): the dataset's cached JSON fragment (jsonOf), no walk of the other 100,000.
+  getDataset: (state, { params }) => ({
+    status: 200,
+    json: jsonOf(requireDataset(state.configuration, params.id)),
+    tag: state.configurationTag,
+  }),
   updateDataset: async (state, { params, body, ifMatches }) => {
     requireScheduleInterval(body.metadata, state.minSnapshotIntervalMs);
     const current = state.configuration.datasets.get(params.id);

@@ -99,6 +99,26 @@ describe('control service over HTTP', () => {
     await expectApiError(client.deleteDataset('99999999-9999-4999-8999-999999999999'), 404, 'DATASET_NOT_FOUND');
   });
 
+  it('GET one dataset (issue 23): as listed, any id case, deleted ones too, with the tag; 404 when unknown', async () => {
+    const created = await client.createDataset({ primary: A, metadata: { name: 'db' } });
+    await client.createDataset({ primary: B, dataset_id: D1 });
+    const listed = await client.listDatasets();
+    expect(await client.getDataset(created.dataset_id)).toEqual(listed[0]);
+    expect(await client.getDataset(D1.toUpperCase())).toEqual(listed[1]);
+    const moved = await client.updateDataset(D1, { primary: A });
+    const tagged = await client.getDatasetTagged(D1);
+    expect(tagged.value).toEqual(moved);
+    expect(tagged.configurationTag).toBe((await client.listDatasetsTagged()).configurationTag);
+    expect(tagged.configurationTag).not.toBe('');
+    await client.deleteDataset(D1);
+    expect((await client.getDataset(D1)).deleted).toBe(true);
+    await expectApiError(client.getDataset('99999999-9999-4999-8999-999999999999'), 404, 'DATASET_NOT_FOUND');
+    // The body is the same JSON the whole list holds for it.
+    const raw = await fetch(`${svc.url}/v1/configuration/datasets/${created.dataset_id}`);
+    expect(raw.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await raw.json()).toEqual(created);
+  });
+
   it('lease rules: 201/200/409, a lease forbids moves and deletes, release 200/404', async () => {
     await client.createDataset({ primary: A, dataset_id: D1 });
     const raw1 = await fetch(`${svc.url}/v1/configuration/leases`, {
@@ -410,7 +430,9 @@ describe('control service over HTTP', () => {
       ['report bad shape', 'PUT', `/v1/agent/nodes/${A}`, JSON.stringify({ uuid: A }), 400, 'INVALID_REQUEST'],
       ['wait with bad timeout', 'GET', '/v1/agent/cluster?since=x&timeout_ms=abc', undefined, 400, 'INVALID_REQUEST'],
       ['wrong method', 'PUT', '/v1/configuration/datasets', '{}', 405, 'METHOD_NOT_ALLOWED'],
-      ['wrong method on item', 'GET', `/v1/configuration/datasets/${D1}`, undefined, 405, 'METHOD_NOT_ALLOWED'],
+      ['wrong method on item', 'PUT', `/v1/configuration/datasets/${D1}`, '{}', 405, 'METHOD_NOT_ALLOWED'],
+      ['one dataset, non-UUID', 'GET', '/v1/configuration/datasets/xyz', undefined, 400, 'INVALID_REQUEST'],
+      ['one dataset, unknown', 'GET', `/v1/configuration/datasets/${D1}`, undefined, 404, 'DATASET_NOT_FOUND'],
       ['unknown path', 'GET', '/v1/nothing', undefined, 404, 'NOT_FOUND'],
     ];
     it.each(cases)('%s → %s %s', async (_name, method, url, body, status, code) => {

@@ -34,6 +34,8 @@ interface PhaseResult {
   create_back_to_back_polling: Stats;
   create_during_fanout: Stats;
   read_node_view: Stats;
+  /** `GET /v1/configuration/datasets/<id>`: one dataset's configuration (absent in runs from before the route). */
+  read_one_dataset?: Stats;
   read_all_datasets: Stats;
   read_all_states: Stats;
   /** A change every agent's view holds (a configured snapshot): until the last agent had it. */
@@ -248,6 +250,11 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
           const node = nodes[(i * 7919) % agentCount] as string;
           nodeView.push(await timedRead(`${reader(i)}/v1/agent/cluster?node=${node}&timeout_ms=0`, {}, readFailures));
         }
+        const oneDataset: number[] = [];
+        for (let i = 0; i < o.samples; i++) {
+          const id = ids[(i * 7919) % datasetCount] as string;
+          oneDataset.push(await timedRead(`${reader(i)}/v1/configuration/datasets/${id}`, {}, readFailures));
+        }
         const allDatasets: number[] = [];
         const allStates: number[] = [];
         for (let i = 0; i < o.listSamples; i++) {
@@ -314,6 +321,7 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
           create_back_to_back_polling: stats(busy),
           create_during_fanout: stats(duringFanout),
           read_node_view: stats(nodeView),
+          read_one_dataset: stats(oneDataset),
           read_all_datasets: stats(allDatasets),
           read_all_states: stats(allStates),
           fanout_ms: fanouts,
@@ -354,10 +362,11 @@ export function scaleMarkdown(
   o: { perAgent: number; workers: number; fanouts: number; channel: AgentChannel },
 ): string {
   const head =
-    "| store | agents / datasets | one node's view p50 / p99 | all datasets p50 / p99 | all states p50 / p99 | " +
+    "| store | agents / datasets | one node's view p50 / p99 | one dataset p50 / p99 | all datasets p50 / p99 | " +
+    'all states p50 / p99 | ' +
     'create p50 / p99 (no polls) | create p50 / p99 (back to back, agents polling) | one change to every agent | ' +
     'a dataset for one node: its agent has it / agents woken | RSS peak |\n' +
-    '|---|---|---|---|---|---|---|---|---|---|\n';
+    '|---|---|---|---|---|---|---|---|---|---|---|\n';
   const list = (xs: number[]): string => xs.map((x) => (Number.isFinite(x) ? x : '-')).join(', ');
   const rows = results.map((r, i) => {
     const fan = Number.isFinite(r.fanout_median_ms)
@@ -372,6 +381,9 @@ export function scaleMarkdown(
     return (
       `| ${r.config} | ${r.agents.toLocaleString('en')} / ${r.datasets.toLocaleString('en')} ` +
       `| ${r.read_node_view.p50_ms} / ${mark(r.read_node_view.p99_ms, TARGETS.read_p99_ms)} ms ` +
+      (r.read_one_dataset === undefined
+        ? '| - '
+        : `| ${r.read_one_dataset.p50_ms} / ${mark(r.read_one_dataset.p99_ms, TARGETS.read_p99_ms)} ms `) +
       `| ${pq(r.read_all_datasets)} ms | ${pq(r.read_all_states)} ms ` +
       (sameCreates
         ? '| (as above) '
@@ -389,8 +401,8 @@ export function scaleMarkdown(
   return (
     `\n${o.perAgent} datasets per simulated agent; agents in ${o.workers} worker threads, each reads its node's view, ` +
     `then ${channel} over a kept-alive connection. ` +
-    "**One node's view** is that agent view read in full (`?node=&timeout_ms=0`; the narrowest read the API has: " +
-    'no route returns one dataset alone); **all datasets** / **all states** are the whole lists ' +
+    "**One node's view** is that agent view read in full (`?node=&timeout_ms=0`); **one dataset** is " +
+    "`GET /v1/configuration/datasets/<id>`, one dataset's configuration; **all datasets** / **all states** are the whole lists " +
     '`GET /v1/configuration/datasets` and `/v1/state/datasets`. **One change to every agent**: a configured ' +
     "snapshot (every node's view holds them), until the last agent's poll answered it (median of " +
     `${o.fanouts}, each listed). **A dataset for one node**: created with that node as primary, until its agent ` +
