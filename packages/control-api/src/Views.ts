@@ -17,12 +17,13 @@ import {
   ClusterSnapshot,
   DatasetConfiguration,
   DatasetState,
+  type NodeReport,
   NodeStateSummary,
   SnapshotConfiguration,
   SnapshotState,
 } from '@flocker/api';
 import { backupConfigurations, deriveBackupState } from './backups';
-import { aliveNodes, deriveDatasetState, deriveSnapshotState, isAlive, nodeSummaries } from './clusterState';
+import { aliveNodes, datasetStateJson, deriveSnapshotState, isAlive, nodeSummaries } from './clusterState';
 import { type Configuration, leaseView, liveLease, type StoredLease } from './configuration';
 import type { ControlState } from './ControlState';
 import { jsonOf } from './json';
@@ -61,6 +62,8 @@ export class Views {
     { snapshots: ReadonlyMap<string, SnapshotConfiguration> | undefined; json: string } | undefined;
   private snapshotsArray:
     { snapshots: ReadonlyMap<string, SnapshotConfiguration> | undefined; json: string } | undefined;
+  /** Per node report (an immutable value), its manifestations' DatasetState JSON (clusterState.datasetStateJson). */
+  private readonly stateFragments = new WeakMap<NodeReport, readonly string[]>();
   private leaseOrdering: { leases: ReadonlyMap<string, StoredLease>; order: Map<string, number> } | undefined;
 
   constructor(
@@ -148,7 +151,7 @@ export class Views {
   datasetState(): Buffer {
     const s = this.state;
     return this.memo('datasetState', `${s.instanceId}.${s.stateGeneration}`, z.array(DatasetState), () =>
-      JSON.stringify(deriveDatasetState(aliveNodes(s.reportedNodes(), s.now(), s.nodeTimeoutMs))),
+      datasetStateJson(aliveNodes(s.reportedNodes(), s.now(), s.nodeTimeoutMs), this.stateFragments),
     );
   }
 

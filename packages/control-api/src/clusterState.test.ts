@@ -1,5 +1,6 @@
 import {
   aliveNodes,
+  datasetStateJson,
   deriveDatasetState,
   nodeByEra,
   nodeStates,
@@ -45,6 +46,27 @@ describe('cluster state views', () => {
   it('a manifestation on any alive node wins over a bare volume', () => {
     const s = deriveDatasetState([a, { ...b, lastSeen: T0 }]);
     expect(s.find((d) => d.dataset_id === D3)).toEqual({ dataset_id: D3, primary: B, maximum_size: 300, path: '/x' });
+  });
+
+  it('datasetStateJson is exactly JSON.stringify(deriveDatasetState) (duplicates, bare volumes, used_bytes), reusing fragments per report', () => {
+    const c: ReportedNode = {
+      lastSeen: T0,
+      report: report(B, {
+        manifestations: [
+          { dataset_id: D1, blockdevice_id: 'b1', size: 100, status: 'mounted', path: '/elsewhere', used_bytes: 7 },
+          { dataset_id: D3, blockdevice_id: 'b3', size: 300, status: 'mounted', path: '/x', used_bytes: 4096 },
+        ],
+      }),
+    };
+    const fragments = new WeakMap<ReportedNode['report'], readonly string[]>();
+    for (const alive of [[a], [c], [a, c], [c, a], [], [{ ...b, lastSeen: T0 }, a]]) {
+      expect(datasetStateJson(alive, fragments)).toBe(JSON.stringify(deriveDatasetState(alive)));
+    }
+    // The second time, a report's fragments are the cached ones (same strings, no new serialisation).
+    const first = fragments.get(c.report);
+    datasetStateJson([c], fragments);
+    expect(fragments.get(c.report)).toBe(first);
+    expect(first).toHaveLength(2);
   });
 
   it('summaries carry the zone, free capacity and agent release a node reports, and nothing when it reports none', () => {

@@ -29,14 +29,7 @@ export function deriveDatasetState(alive: readonly ReportedNode[]): DatasetState
   const byId = new Map<string, DatasetState>();
   for (const { report } of alive) {
     for (const m of report.manifestations) {
-      if (byId.has(m.dataset_id)) continue;
-      byId.set(m.dataset_id, {
-        dataset_id: m.dataset_id,
-        primary: report.uuid,
-        maximum_size: m.size,
-        ...(m.status === 'mounted' && m.path !== undefined ? { path: m.path } : {}),
-        ...(m.status === 'mounted' && m.used_bytes !== undefined ? { used_bytes: m.used_bytes } : {}),
-      });
+      if (!byId.has(m.dataset_id)) byId.set(m.dataset_id, manifestationState(report.uuid, m));
     }
   }
   for (const { report } of alive) {
@@ -46,6 +39,54 @@ export function deriveDatasetState(alive: readonly ReportedNode[]): DatasetState
     }
   }
   return [...byId.values()];
+}
+
+type Manifestation = NodeReport['manifestations'][number];
+
+function manifestationState(node: string, m: Manifestation): DatasetState {
+  return {
+    dataset_id: m.dataset_id,
+    primary: node,
+    maximum_size: m.size,
+    ...(m.status === 'mounted' && m.path !== undefined ? { path: m.path } : {}),
+    ...(m.status === 'mounted' && m.used_bytes !== undefined ? { used_bytes: m.used_bytes } : {}),
+  };
+}
+
+/**
+ * JSON.stringify(deriveDatasetState(alive)), built from each report's manifestations
+ * serialised once per report (reports are immutable values; `fragments` keeps them):
+ * at 100,000 datasets a new state generation costs a join, not 100,000 objects and a
+ * serializer walk over them (~200 ms of the first read after a change, issue 23).
+ */
+export function datasetStateJson(
+  alive: readonly ReportedNode[],
+  fragments: WeakMap<NodeReport, readonly string[]>,
+): string {
+  const seen = new Set<string>();
+  const parts: string[] = [];
+  for (const { report } of alive) {
+    let own = fragments.get(report);
+    if (own === undefined) {
+      own = report.manifestations.map((m) => JSON.stringify(manifestationState(report.uuid, m)));
+      fragments.set(report, own);
+    }
+    const ms = report.manifestations;
+    for (let i = 0; i < ms.length; i++) {
+      const id = (ms[i] as Manifestation).dataset_id;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      parts.push(own[i] as string);
+    }
+  }
+  for (const { report } of alive) {
+    for (const v of report.volumes ?? []) {
+      if (seen.has(v.dataset_id)) continue;
+      seen.add(v.dataset_id);
+      parts.push(JSON.stringify({ dataset_id: v.dataset_id, maximum_size: v.size }));
+    }
+  }
+  return `[${parts.join(',')}]`;
 }
 
 /**
