@@ -1,8 +1,9 @@
 /**
  * The agent following its node's view by deltas (issue 23) against a control service in memory
- * that answers views and deltas as the real one does (testing/ViewControl): the same decisions as
- * following whole snapshots, a whole view again after the service restarts, and whole snapshots
- * from a service that refuses deltas.
+ * that answers views and deltas as the real one does (testing/ViewControl), by long-polls or over
+ * a watch (testing/WatchControl): the same decisions as following whole snapshots, a whole view
+ * again after the service restarts, long-poll deltas from a service without the watch, and whole
+ * snapshots from a service that refuses deltas.
  */
 import { FlockerApiError, type ClusterAnswer, type NodeState } from '@flocker/api';
 import type { PoolListing, VolumeProblem } from '@flocker/storage-drivers';
@@ -11,6 +12,7 @@ import { DatasetAgent, type ControlChannel } from './DatasetAgent';
 import { TEST_NODE, testAgentOptions } from './testing/agentOptions';
 import { FakeDriver, FakeHost } from './testing/fakes';
 import { ViewControl } from './testing/ViewControl';
+import { WatchControl } from './testing/WatchControl';
 
 const ME = TEST_NODE;
 const OTHER = '22222222-2222-4222-8222-222222222222';
@@ -34,13 +36,18 @@ interface World {
   readonly driver: FakeDriver;
   readonly host: FakeHost;
   readonly control: ViewControl;
+  /** The watch in front of `control` (a world following over a watch). */
+  readonly watch: WatchControl | undefined;
   readonly agent: DatasetAgent;
   readonly clock: ManualClock;
 }
 
-/** An agent on its own fakes; `deltas: false` gives it a channel without waitForClusterDelta (whole snapshots). */
+/**
+ * An agent on its own fakes; `deltas: false` gives it a channel without waitForClusterDelta (whole
+ * snapshots), `'watch'` one with the watch too (WatchControl).
+ */
 function world(
-  deltas: boolean,
+  deltas: boolean | 'watch',
   {
     channel,
     pollWaitMs,
@@ -54,17 +61,23 @@ function world(
     reportNodeState: (r) => control.reportNodeState(r),
     waitForCluster: (since, t) => control.waitForCluster(since, t),
   };
+  const watch = deltas === 'watch' ? new WatchControl(control) : undefined;
   const agent = new DatasetAgent(
     testAgentOptions({
       driver,
       hostOps: host,
-      control: channel !== undefined ? channel(control) : deltas ? control : wholeOnly,
+      control: channel !== undefined ? channel(control) : (watch ?? (deltas ? control : wholeOnly)),
       clock,
       ...(pollWaitMs !== undefined ? { pollWaitMs } : {}),
     }),
   );
   control.setNodes([other]);
-  return { driver, host, control, agent, clock };
+  return { driver, host, control, watch, agent, clock };
+}
+
+/** The agent's own long-polls of deltas (the watch's inner reads wait longer, refetches not at all). */
+function deltaPolls(w: World): number {
+  return w.control.deltaRequests.filter((r) => r.timeoutMs === 200).length;
 }
 
 /** What the agent made of the pool and the host: the converged state compared. */
@@ -111,12 +124,15 @@ describe('DatasetAgent following its node view by deltas', () => {
     expect(w.control.answered.delta).toBeGreaterThan(5);
   });
 
-  it('makes the same decisions as following whole snapshots, across random changes and a restart of the service', async () => {
+  it('makes the same decisions as following whole snapshots, by long-polls and over a watch, across random changes, cut watches and a restart of the service', async () => {
     for (const seed of [1, 2, 3]) {
       const random = prng(seed);
       const byDeltas = world(true);
+      const byWatch = world('watch');
+      // What it knows comes from the watch (and the reads after a cut): no refetch to make up for a lost line.
+      byWatch.watch!.tagReports = false;
       const byWhole = world(false);
-      const worlds = [byDeltas, byWhole];
+      const worlds = [byDeltas, byWatch, byWhole];
       for (const w of worlds) w.agent.start();
       const state = new Map<number, ReturnType<typeof dataset>>();
       for (let step = 0; step < 30; step++) {
@@ -128,16 +144,17 @@ describe('DatasetAgent following its node view by deltas', () => {
         else if (r < 0.7) state.set(i, { ...d, deleted: true });
         else if (r < 0.85) state.set(i, { ...d, maximum_size: (d.maximum_size ?? 64 * MiB) + 64 * MiB });
         const restart = step === 15;
+        // The watch's connection lost just before a change: the change must still arrive.
+        const cut = step === 7 || step === 22;
         for (const w of worlds) {
-          if (restart) w.control.restart();
+          if (restart) (w.watch ?? w.control).restart();
+          if (cut) w.watch?.drop();
           w.control.setDatasets([...state.values()]);
           await w.clock.advance(1000);
         }
-        expect({ seed, step, ...(outcome(byDeltas) as object) }).toEqual({
-          seed,
-          step,
-          ...(outcome(byWhole) as object),
-        });
+        const expected = { seed, step, ...(outcome(byWhole) as object) };
+        expect({ seed, step, ...(outcome(byDeltas) as object) }).toEqual(expected);
+        expect({ seed, step, watch: true, ...(outcome(byWatch) as object) }).toEqual({ ...expected, watch: true });
       }
       for (const w of worlds) await w.agent.stop();
       expect(byDeltas.control.answered.whole).toBe(0);
@@ -145,8 +162,82 @@ describe('DatasetAgent following its node view by deltas', () => {
       // The first poll, and the first after the restart (its `since` unknown there): whole views.
       expect(byDeltas.control.answered.view).toBeGreaterThanOrEqual(2);
       expect(byWhole.control.answered.delta + byWhole.control.answered.view).toBe(0);
+      // Over the watch: lines, not long-polls; the first watch and the one after the restart: whole views.
+      expect(byWatch.control.answered.whole).toBe(0);
+      expect(deltaPolls(byWatch)).toBe(0);
+      expect(byWatch.watch?.lines.delta).toBeGreaterThan(30);
+      expect(byWatch.watch?.lines.view).toBe(2);
+      // Each cut watch was watched again from the generation held (3 cuts: 2 drops and the restart).
+      expect(byWatch.watch?.watches.length).toBe(4);
+      expect(byWatch.watch?.watches.slice(1).every((x) => x.since !== undefined)).toBe(true);
     }
   }, 60_000);
+
+  it('over a watch: converges, moves away and back and deletes with the lines of one watch, no long-poll', async () => {
+    const w = world('watch');
+    // No refetch on a report's answer: every change reaches the agent as a line of the watch.
+    w.watch!.tagReports = false;
+    w.agent.start();
+    w.control.setDatasets([dataset(1, ME)]);
+    await w.clock.advanceUntil(() => w.control.last()?.manifestations[0]?.status === 'mounted', 5000, 5);
+    w.control.setDatasets([dataset(1, OTHER)]);
+    await w.clock.advanceUntil(() => [...w.driver.volumes.values()][0]?.attachedTo === null, 5000, 5);
+    w.control.setDatasets([dataset(1, ME)]);
+    await w.clock.advanceUntil(() => w.control.last()?.manifestations[0]?.status === 'mounted', 5000, 5);
+    w.control.setDatasets([dataset(1, ME, { deleted: true })]);
+    await w.clock.advanceUntil(() => w.driver.volumes.size === 0, 5000, 5);
+    await w.agent.stop();
+    expect(w.host.mounts).toEqual([]);
+    expect(w.control.answered.whole).toBe(0);
+    expect(deltaPolls(w)).toBe(0);
+    expect(w.control.deltaRequests).toHaveLength(w.watch?.innerReads ?? -1);
+    expect(w.watch?.watches).toHaveLength(1);
+    expect(w.watch?.lines.view).toBe(1);
+    expect(w.watch?.lines.delta).toBeGreaterThan(5);
+  });
+
+  it('over a watch: a cut watch (the service away a while) is watched again and a change made meanwhile is taken', async () => {
+    const w = world('watch');
+    w.agent.start();
+    w.control.setDatasets([dataset(1, ME)]);
+    await w.clock.advanceUntil(() => w.control.last()?.manifestations[0]?.status === 'mounted', 5000, 5);
+    w.watch!.down = true;
+    await w.clock.advance(300);
+    // Configured while the agent could not hear of it.
+    w.control.setDatasets([dataset(1, ME), dataset(2, ME)]);
+    w.watch!.down = false;
+    await w.clock.advanceUntil(() => w.control.last()?.manifestations.length === 2, 5000, 5);
+    await w.agent.stop();
+    const watches = w.watch?.watches ?? [];
+    expect(watches.length).toBeGreaterThan(1);
+    expect(watches.slice(1).every((x) => x.since !== undefined)).toBe(true);
+    expect(deltaPolls(w)).toBe(0);
+    expect(outcome(w)).toMatchObject({ mounts: [`/flocker/${dsId(1)}`, `/flocker/${dsId(2)}`] });
+  });
+
+  it('from a service without the watch (404): long-poll deltas; after it goes away and comes back upgraded, the watch', async () => {
+    const w = world('watch');
+    const watch = w.watch!;
+    watch.refuse = true;
+    w.agent.start();
+    w.control.setDatasets([dataset(1, ME)]);
+    await w.clock.advanceUntil(() => w.control.last()?.manifestations[0]?.status === 'mounted', 5000, 5);
+    expect(watch.watches).toHaveLength(1);
+    expect(deltaPolls(w)).toBeGreaterThan(0);
+    expect(w.control.answered.whole).toBe(0);
+    watch.down = true;
+    await w.clock.advance(300);
+    watch.refuse = false;
+    watch.down = false;
+    await w.clock.advanceUntil(() => watch.lines.view > 0, 5000, 5);
+    const polls = deltaPolls(w);
+    w.control.setDatasets([dataset(1, ME), dataset(2, ME)]);
+    await w.clock.advanceUntil(() => w.control.last()?.manifestations.length === 2, 5000, 5);
+    await w.clock.advance(500);
+    expect(watch.lines.delta).toBeGreaterThan(0);
+    expect(deltaPolls(w)).toBe(polls);
+    await w.agent.stop();
+  });
 
   it('after a restart of the service (a since it does not know) reads the whole view and follows deltas again', async () => {
     const w = world(true);
