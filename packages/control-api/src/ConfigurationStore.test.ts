@@ -269,6 +269,39 @@ describe('FileConfigurationStore write-ahead log', () => {
     expect(existsSync(snapshotTmp)).toBe(false);
   }, 60_000);
 
+  it('the snapshot is flushed slice by slice (no commit fdatasync waits behind megabytes of it, issue 23)', async () => {
+    const snapshotTmp = path.join(dir, `${CONFIGURATION_FILE}.tmp`);
+    const calls: string[] = [];
+    const open = async (file: string, flags: string, mode?: number): Promise<FileHandle> => {
+      const handle = await fs.open(file, flags, mode);
+      if (file !== snapshotTmp) return handle;
+      return new Proxy(handle, {
+        get(target, prop, receiver) {
+          const value = Reflect.get(target, prop, receiver) as unknown;
+          if (typeof value !== 'function') return value;
+          const method = value as (...args: unknown[]) => unknown;
+          if (prop === 'write' || prop === 'datasync' || prop === 'sync') calls.push(prop);
+          return method.bind(target);
+        },
+      });
+    };
+    const store = new FileConfigurationStore(dir, {
+      openFile: open,
+      snapshotWriteBytes: 1024,
+      compactMinBytes: 1 << 30,
+    });
+    const c = await nodeAndDatasets(store, 60);
+    await store.compact();
+    await store.close();
+    // Every slice written is flushed before the next one is encoded; the whole file is synced at the end.
+    const writes = calls.filter((x) => x === 'write').length;
+    expect(writes).toBeGreaterThan(4);
+    expect(calls.filter((x) => x === 'datasync').length).toBe(writes);
+    expect(calls.slice(0, -1).join(',')).toBe(Array.from({ length: writes }, () => 'write,datasync').join(','));
+    expect(calls.at(-1)).toBe('sync');
+    expectSame(await new FileConfigurationStore(dir).load(), c);
+  });
+
   it('the snapshot in slices is the same document whatever the slice size', () => {
     let c = node(emptyConfiguration);
     for (let i = 0; i < 25; i++) c = create(c, i);

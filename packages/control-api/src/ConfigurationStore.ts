@@ -461,10 +461,10 @@ export class FileConfigurationStore implements ConfigurationStore {
   }
 
   /**
-   * Writes `config` as the new snapshot (temp file, fsync, rename, fsync dir), encoding
-   * and writing ~1 MB at a time: each write is an await, so commits and reads run
-   * between slices instead of waiting for the whole document (16 MB at 100,000
-   * datasets). `config` is an immutable value: reading it across awaits is safe.
+   * Writes `config` as the new snapshot (temp file, fsync, rename, fsync dir), encoding,
+   * writing and flushing ~512 KiB at a time: each write is an await, so commits and reads
+   * run between slices instead of waiting for the whole document (16-25 MB at 100,000
+   * datasets), and no commit's fdatasync waits behind megabytes of it. `config` is an immutable value: reading it across awaits is safe.
    * Returns the snapshot's size in bytes.
    */
   private async writeSnapshot(config: Configuration): Promise<number> {
@@ -480,6 +480,10 @@ export class FileConfigurationStore implements ConfigurationStore {
           pendingLength = 0;
           await writeAll(handle, bytes, at, this.tmp);
           at += bytes.length;
+          // Flushed slice by slice: on ext4 (data=ordered) a commit's fdatasync of the log waits for the
+          // journal, which waits for the dirty data of this file; 25 MB left for one sync at the end held
+          // the log's fdatasync up to ~20 ms (~0.6 ms per slice so, issue 23).
+          await handle.datasync();
         };
         const perSlice = Math.max(1, Math.min(2000, Math.floor(this.snapshotWriteBytes / 256)));
         for (const slice of encodeConfigurationSlices(config, perSlice)) {
