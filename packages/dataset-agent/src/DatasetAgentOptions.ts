@@ -115,3 +115,17 @@ export function parseCrashAfter(value: string | undefined): CrashAfter | undefin
   }
   return { kind: m[1] as ActionKind, count: Number(m[2]) };
 }
+
+/**
+ * How the agent follows its node's view (issue 23): 'watch' (the default: the streaming watch, with
+ * long-poll deltas and whole snapshots as fallbacks against older control services) or 'long-poll'
+ * (no watch: for a proxy on the way that holds a streamed answer back, and to compare the two).
+ */
+export type FollowChoice = 'watch' | 'long-poll';
+
+/** Parses FLOCKER_AGENT_FOLLOW=watch|long-poll (unset or empty: watch). */
+export function parseFollow(value: string | undefined): FollowChoice {
+  if (value === undefined || value === '' || value === 'watch') return 'watch';
+  if (value === 'long-poll') return 'long-poll';
+  throw new Error(`FLOCKER_AGENT_FOLLOW must be watch or long-poll, got ${JSON.stringify(value)}`);
+}

@@ -20,6 +20,7 @@ import {
   type RunnableAgentConfig,
 } from './config';
 import { DatasetAgent, parseCrashAfter, type CrashAfter } from './DatasetAgent';
+import { type ControlChannel, type FollowChoice, parseFollow } from './DatasetAgentOptions';
 import { linuxHostOps, type HostOps } from './HostOps';
 import {
   ensureNodeIdentity,
@@ -42,6 +43,8 @@ export interface StartDatasetAgentOptions {
   readonly logger?: winston.Logger;
   /** Default: FLOCKER_AGENT_CRASH_AFTER from the environment. */
   readonly crashAfter?: CrashAfter;
+  /** How to follow the node's view; default: FLOCKER_AGENT_FOLLOW from the environment, else the watch. */
+  readonly follow?: FollowChoice;
   /** The release reported to the control service. Default: this package's package.json version. */
   readonly version?: string;
   readonly hostOps?: HostOps;
@@ -212,6 +215,16 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
   const version = options.version ?? packageVersion();
   const lastNodeTimeout = readLastNodeTimeout(config.node.state_dir);
   const crashAfter = options.crashAfter ?? parseCrashAfter(process.env.FLOCKER_AGENT_CRASH_AFTER);
+  const follow = options.follow ?? parseFollow(process.env.FLOCKER_AGENT_FOLLOW);
+  // The client streams the node's view (watchCluster); without it the agent long-polls deltas.
+  const channel: ControlChannel =
+    follow === 'watch'
+      ? client
+      : {
+          reportNodeState: (report) => client.reportNodeState(report),
+          waitForCluster: (since, timeoutMs) => client.waitForCluster(since, timeoutMs),
+          waitForClusterDelta: (since, timeoutMs, node) => client.waitForClusterDelta(since, timeoutMs, node),
+        };
   const backups = backupSettingsOf(config.backup, process.env);
   const agent = new DatasetAgent({
     nodeUuid: identity.uuid,
@@ -220,7 +233,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     instanceId,
     driver,
     hostOps: options.hostOps ?? linuxHostOps,
-    control: client,
+    control: channel,
     mountRoot: config.node.mount_root,
     defaultSize: config.agent.default_dataset_size,
     resyncIntervalMs: config.agent.resync_interval_seconds * 1000,
@@ -260,6 +273,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     host,
     backend: driver.backend,
     mountRoot: config.node.mount_root,
+    follow,
     backups: backups === undefined ? 'off' : (backups.endpoint ?? 'AWS default endpoint'),
   });
   agent.start();
