@@ -29,6 +29,7 @@ import {
   decodeConfiguration,
   encodeConfiguration,
   encodeConfigurationSlices,
+  encodeConfigurationYielding,
   FileConfigurationStore,
   LOG_FILE,
   migrate,
@@ -309,6 +310,23 @@ describe('FileConfigurationStore write-ahead log', () => {
     for (const size of [1, 2, 3, 7, 24, 25, 26, 2000])
       expect([...encodeConfigurationSlices(c, size)].join('')).toBe(whole);
     expectSame(decodeConfiguration(JSON.parse(whole)), c);
+  });
+
+  it('encodeConfigurationYielding is the same document, and lets the event loop run between slices', async () => {
+    let c = node(emptyConfiguration);
+    for (let i = 0; i < 25; i++) c = create(c, i);
+    let ticks = 0;
+    let done = false;
+    const tick = (): void => {
+      ticks++;
+      if (!done) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const json = await encodeConfigurationYielding(c, 3);
+    done = true;
+    expect(json).toBe(encodeConfiguration(c));
+    // 25 datasets in slices of 3, then leases and nodes: other callbacks ran between the slices.
+    expect(ticks).toBeGreaterThanOrEqual(9);
   });
 
   it('an explicit compaction racing concurrent commits loses nothing', async () => {

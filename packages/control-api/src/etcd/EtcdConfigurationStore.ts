@@ -32,6 +32,7 @@ import { applyRecords, diffConfiguration, LogRecord } from '../ConfigurationLog'
 import {
   decodeConfiguration,
   encodeConfiguration,
+  encodeConfigurationYielding,
   type ConfigurationStore,
   type StoreListener,
 } from '../ConfigurationStore';
@@ -504,12 +505,10 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       const records = this.sinceSnapshot;
       const bytes = this.logBytes;
       const id = randomBytes(8).toString('hex');
-      const { value, chunks } = snapshotValues(
-        config.version,
-        encodeConfiguration(config),
-        id,
-        this.snapshotChunkBytes,
-      );
+      // Encoded a slice at a time: in one go it blocked every request 80-600 ms at 100,000 datasets.
+      const json = await encodeConfigurationYielding(config);
+      if (this.closed) return;
+      const { value, chunks } = snapshotValues(config.version, json, id, this.snapshotChunkBytes);
       // Never replace a newer snapshot (another replica may have folded further meanwhile).
       const current = await this.ns.get(SNAPSHOT_KEY).exec();
       const kv = current.kvs[0];
