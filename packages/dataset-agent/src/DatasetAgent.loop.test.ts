@@ -349,4 +349,89 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     expect(events).toEqual(['unmount', 'detach', 'full look']);
     await agent.stop();
   });
+
+  it("a move away's unmount is decided on the view, with no look before it; the look after it lists the pool", async () => {
+    const { driver, host, control, agent } = setup({ resyncIntervalMs: 60_000 });
+    agent.start();
+    const other = otherNode([]);
+    control.setNodes([other]);
+    control.setDatasets([dataset]);
+    await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
+    await pass(50);
+    const events: string[] = [];
+    const listVolumes = driver.listVolumes.bind(driver);
+    driver.listVolumes = async () => (events.push('listing'), listVolumes());
+    const listMounts = host.listMounts.bind(host);
+    // The unmount action itself reads the mounts (before and after): a look reads them too.
+    host.listMounts = async () => (events.push('mounts'), listMounts());
+    const unmount = host.unmount.bind(host);
+    host.unmount = async (mountPoint) => (events.push('unmount'), unmount(mountPoint));
+    const detach = driver.detachVolume.bind(driver);
+    driver.detachVolume = async (id, options) => (events.push('detach'), detach(id, options));
+    control.setDatasets([{ ...dataset, primary: other.uuid }]);
+    await eventually(() => (control.last()?.volumes ?? []).every((v) => v.attached_to === null));
+    await pass(50);
+    const beforeDetach = events.slice(0, events.indexOf('detach'));
+    // The unmount action's own reads of the mounts, the unmount, then the look (listing included) before the detach.
+    expect(beforeDetach.slice(0, 3)).toEqual(['mounts', 'unmount', 'mounts']);
+    expect(beforeDetach.slice(3)).toContain('listing');
+    expect(host.mounts).toHaveLength(0);
+    await agent.stop();
+  });
+
+  it("a configuration change during a move's steps is looked at once they are done, not during them", async () => {
+    const { driver, host, control, agent } = setup({ resyncIntervalMs: 60_000 });
+    agent.start();
+    const other = otherNode([]);
+    control.setNodes([other]);
+    control.setDatasets([dataset]);
+    await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
+    await pass(50);
+    const events: string[] = [];
+    const listSnapshots = driver.listSnapshots.bind(driver);
+    driver.listSnapshots = async () => (events.push('full look'), listSnapshots());
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const unmount = host.unmount.bind(host);
+    host.unmount = async (mountPoint) => {
+      events.push('unmount');
+      await gate;
+      return unmount(mountPoint);
+    };
+    const detach = driver.detachVolume.bind(driver);
+    driver.detachVolume = async (id, options) => (events.push('detach'), detach(id, options));
+    const moved = { ...dataset, primary: other.uuid };
+    control.setDatasets([moved]);
+    await eventually(() => events.includes('unmount'));
+    // Another change while the unmount runs (as the other end's report changes who is in this node's view).
+    const elsewhere = { ...dataset, dataset_id: 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', primary: other.uuid };
+    control.setDatasets([moved, elsewhere]);
+    await pass(100);
+    expect(events).toEqual(['unmount']);
+    release();
+    await eventually(() => (control.last()?.volumes ?? []).every((v) => v.attached_to === null));
+    await pass(100);
+    expect(events).toEqual(['unmount', 'detach', 'full look']);
+    await agent.stop();
+  });
+
+  it('a stale view costs nothing: the unmount it decides finds nothing mounted, and the look after it decides', async () => {
+    const { driver, host, control, agent } = setup({ resyncIntervalMs: 60_000 });
+    agent.start();
+    const other = otherNode([]);
+    control.setNodes([other]);
+    control.setDatasets([dataset]);
+    await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
+    await pass(50);
+    // Unmounted behind the agent's back: its view still says mounted.
+    host.mounts = [];
+    const unmount = host.unmount.bind(host);
+    let unmounts = 0;
+    host.unmount = async (mountPoint) => (unmounts++, unmount(mountPoint));
+    control.setDatasets([{ ...dataset, primary: other.uuid }]);
+    await eventually(() => (control.last()?.volumes ?? []).every((v) => v.attached_to === null));
+    expect(unmounts).toBe(0);
+    expect([...driver.volumes.values()].every((v) => v.attachedTo === null)).toBe(true);
+    await agent.stop();
+  });
 });

@@ -29,14 +29,14 @@ import { ClusterFollower, type SnapshotChange } from './ClusterFollower';
 import { systemClock, type Clock } from './clock';
 import type { StopTargets } from './containers';
 import type { DatasetAgentOptions } from './DatasetAgentOptions';
-import { DatasetWorker, nextAction } from './DatasetWorker';
+import { DatasetWorker, nextAction, type ViewObservation } from './DatasetWorker';
 import { desiredStateOf } from './desiredState';
 import { discoverLocalState } from './discoverLocalState';
 import { errorCode, errorMessage } from './errors';
 import { FailureLog } from './FailureLog';
-import type { Action, DecisionContext, LocalState } from './LocalState';
+import type { Action, DecisionContext, DesiredState, LocalState } from './LocalState';
 import { INITIAL_LOOP_STATE, loopTransition, type LoopEvent, type LoopPhase, type LoopState } from './loopState';
-import { moveStarts, type MoveTrigger } from './moveStart';
+import { moveStarts, unmountOnView, type MoveTrigger } from './moveStart';
 import { ObservationView, type Observation } from './ObservationView';
 import { PoolKnowledge } from './PoolKnowledge';
 import { Reporter } from './Reporter';
@@ -66,6 +66,10 @@ export class DatasetAgent {
   private readonly pool: PoolKnowledge;
   private readonly failures: FailureLog;
   private readonly worker: DatasetWorker;
+  /** Datasets whose worker a move started (startMoves), while it runs (see moveInFlight). */
+  private readonly moveWorkers = new Set<string>();
+  /** A change's full look was put off until the move's workers are done (lookAfterMoves). */
+  private lookDeferred = false;
   /** Whether a full look has filled the view (see startNewDatasets). */
   private poolSeen = false;
   /** The backend's free bytes as last looked at (reported as available_bytes); undefined: no figure. */
@@ -312,7 +316,8 @@ export class DatasetAgent {
     if (this.stopping || !this.fencing.mayAct()) return 0;
     const now = this.now();
     let started = 0;
-    const ids = moveStarts(desiredStateOf(snapshot).datasets, trigger, {
+    const desired = desiredStateOf(snapshot);
+    const ids = moveStarts(desired.datasets, trigger, {
       nodeUuid: this.o.nodeUuid,
       instanceId: this.o.instanceId,
       volumesOf: (id) => this.view.volumesOf(id),
@@ -320,10 +325,24 @@ export class DatasetAgent {
     for (const id of ids) {
       if (this.work.isRunning(id) || this.failures.retryAt(id) > now || !this.work.hasRoom()) continue;
       this.logger.debug('move start', { datasetId: id, trigger });
-      this.work.start(id);
+      this.moveWorkers.add(id);
+      this.work.start(id, trigger === 'config' ? this.unmountFirst(desired, id) : undefined);
       started++;
     }
     return started;
+  }
+
+  /**
+   * A move away's unmount, decided on the view: the worker's first step without a look of its own
+   * (moveStart.unmountOnView says when that is safe); undefined: the worker looks first.
+   */
+  private unmountFirst(desired: DesiredState, datasetId: string): ViewObservation | undefined {
+    const dataset = desired.datasets.find((d) => d.datasetId === datasetId);
+    if (dataset === undefined) return undefined;
+    const local = this.pool.withUnreadable({ instanceId: this.o.instanceId, volumes: this.view.volumesOf(datasetId) });
+    const action = nextAction(dataset, desired, local, this.decision);
+    if (!unmountOnView(dataset, action, this.o.nodeUuid, mountPathOf(datasetId, this.decision))) return undefined;
+    return { seq: this.view.nextSeq(), local, fromView: true };
   }
 
   /**
@@ -332,7 +351,22 @@ export class DatasetAgent {
    */
   private lookAfterMoves(started: number): void {
     if (started > 0) this.dispatch('missed');
-    else this.wake();
+    else if (this.moveInFlight()) {
+      this.dispatch('missed');
+      this.lookDeferred = true;
+    } else this.wake();
+  }
+
+  /**
+   * Whether a worker a move started is still on its steps. A change that arrives meanwhile (the other end's
+   * report of the release, the new holder's of the mount: each changes who is in this node's view) is looked
+   * at once they are done, not during them: a full look then competes with the move's steps, and a turn
+   * while datasets are worked on asks for another look once idle anyway. Bounded by the move's own steps
+   * (unmount and detach here, or attach and mount), not by other work.
+   */
+  private moveInFlight(): boolean {
+    for (const id of this.moveWorkers) if (this.work.isRunning(id)) return true;
+    return false;
   }
 
   /** A dataset that should be here but, as last seen, is attached to another node; undefined if none. */
@@ -504,6 +538,12 @@ export class DatasetAgent {
 
   /** A worker ended (the queue already started the next ones). */
   private workerDone(): void {
+    for (const id of this.moveWorkers) if (!this.work.isRunning(id)) this.moveWorkers.delete(id);
+    // A look put off for a move (lookAfterMoves) waits for the move's workers only, not for other work.
+    if (this.lookDeferred && !this.moveInFlight()) {
+      this.lookDeferred = false;
+      if (!this.work.idle) this.wake();
+    }
     if (!this.work.idle) return;
     this.dispatch('queueIdle');
     // Lower priority than every real operation: spares are made only while nothing else is to do.

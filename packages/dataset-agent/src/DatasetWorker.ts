@@ -96,6 +96,19 @@ function poolVolume(v: DiscoveredVolume): DiscoveredVolume & BlockDeviceVolume {
 }
 
 /** The one next step for a dataset (none when it has reached its goal). */
+/**
+ * A first observation that is the agent's view (the dataset's volumes as last seen), not a look made for
+ * this worker: only a move away's unmount is started on it (moveStart.unmountOnView). The step after it
+ * lists the pool again (no poolAfter: the view's listing may be older than a look's).
+ */
+export interface ViewObservation extends Observation {
+  readonly fromView: true;
+}
+
+function isViewObservation(o: Observation): o is ViewObservation {
+  return 'fromView' in o && o.fromView === true;
+}
+
 export function nextAction(
   dataset: DesiredDataset,
   desired: DesiredState,
@@ -145,8 +158,11 @@ export class DatasetWorker {
       // workers list the pool, and fewer listings were shared (FreshRead): 565 instead of 543
       // for 100 new datasets on the fakes, each a read of every record on the loopback pool.
       let local: LocalState;
+      // The step decided on the view, not on a look (see ViewObservation).
+      const onView = first !== undefined && isViewObservation(first);
       if (first !== undefined) {
         local = first.local;
+        if (onView) c.logger.debug('decided on the view', { datasetId });
       } else {
         const seq = c.view.nextSeq();
         const t0 = this.now();
@@ -223,7 +239,7 @@ export class DatasetWorker {
       }
       if (action.kind === 'detach') this.reportReleased(local, action);
       first = this.observationAfter(local, action, result);
-      if (first === undefined) known = poolAfter(local, action, c.instanceId);
+      if (first === undefined && !onView) known = poolAfter(local, action, c.instanceId);
     }
   }
 

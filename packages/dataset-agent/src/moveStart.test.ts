@@ -1,5 +1,6 @@
 import type { DesiredDataset } from './LocalState';
-import { moveStarts, type MoveTrigger, type SeenVolume } from './moveStart';
+import type { Action } from './LocalState';
+import { moveStarts, unmountOnView, type MoveTrigger, type SeenVolume } from './moveStart';
 
 const ME = 'node-me';
 const OTHER = 'node-other';
@@ -71,4 +72,27 @@ describe('moveStarts: which datasets a move starts a worker for before the full 
       'arriving',
     ]);
   });
+});
+
+describe('unmountOnView: the one step a move away takes on the view, without a look', () => {
+  const OWN = '/mnt/d';
+  const unmount = (mountPath: string, datasetId = 'd'): Action => ({
+    kind: 'unmount',
+    datasetId,
+    blockdeviceId: 'b',
+    mountPath,
+  });
+  const cases: Array<[string, DesiredDataset, Action | undefined, boolean]> = [
+    ['moved away, unmount of its own path', dataset(OTHER), unmount(OWN), true],
+    ['moved away, unmount of another path (a mount elsewhere)', dataset(OTHER), unmount('/elsewhere'), false],
+    ['moved away, unmount of another dataset', dataset(OTHER), unmount(OWN, 'e'), false],
+    ['moved away, detach', dataset(OTHER), { kind: 'detach', datasetId: 'd', blockdeviceId: 'b' }, false],
+    ['moved away, nothing to do', dataset(OTHER), undefined, false],
+    ['deleted, unmount of its own path', dataset(OTHER, true), unmount(OWN), false],
+    ['primary here, unmount of its own path (a stacked mount)', dataset(ME), unmount(OWN), false],
+  ];
+  for (const [name, d, action, want] of cases)
+    it(`${name}: ${want ? 'on the view' : 'after a look'}`, () => {
+      expect(unmountOnView(d, action, ME, OWN)).toBe(want);
+    });
 });

@@ -8,7 +8,7 @@
  * first step (DatasetWorker.converge), so a dataset picked here wrongly costs one look of
  * that dataset, never a wrong action; the full look still follows and decides the rest.
  */
-import type { DesiredDataset } from './LocalState';
+import type { Action, DesiredDataset } from './LocalState';
 
 /** A volume of the dataset as the agent last saw it: attached to an instance, or to none (null). */
 export interface SeenVolume {
@@ -55,4 +55,28 @@ export function moveStarts(datasets: readonly DesiredDataset[], trigger: MoveTri
     if (free || (trigger === 'released' && elsewhere)) picked.push(d.datasetId);
   }
   return picked;
+}
+
+/**
+ * Whether a move away may take its first step, the unmount, on the dataset's volumes as last seen (the
+ * agent's view) instead of a look made for it (issue 23: that look is on the move's critical path). Only
+ * an unmount of the dataset's own mount path (`ownPath`) of a dataset that is not deleted and whose
+ * primary is another node: whatever is mounted there then, the configuration wants it off (the full look's
+ * stray-mount rule would take it off too), and the unmount finds the mount itself (nothing mounted there:
+ * nothing done). Any other step — a detach, an unmount elsewhere, a stacked mount over a path this node
+ * should keep — waits for the look, as does everything after the unmount.
+ */
+export function unmountOnView(
+  dataset: DesiredDataset,
+  action: Action | undefined,
+  nodeUuid: string,
+  ownPath: string,
+): action is Extract<Action, { kind: 'unmount' }> {
+  return (
+    !dataset.deleted &&
+    dataset.primary !== nodeUuid &&
+    action?.kind === 'unmount' &&
+    action.datasetId === dataset.datasetId &&
+    action.mountPath === ownPath
+  );
 }
