@@ -4,7 +4,12 @@
  * debug level (each log line with a sub-ms wall clock `t`); the merged timeline of A's and
  * B's plugin and agent, ms from the `docker run`:
  *
- *   node e2e/dist/trace-move.js [--runs 3] [--idle 1500]
+ *   node e2e/dist/trace-move.js [--runs 3] [--idle 1500] [--api]
+ *
+ * --api: the benchmark's API move instead (POST a new primary, then wait on the long-poll
+ * until the control service shows it mounted there, as bench-move's apiMove does), with the
+ * waiter's own events (POST answered, each long-poll answer) in the timeline. At the end, the CPU
+ * time each process (with its children: the agents' helpers) spent over the moves, per move.
  *
  * After each move's timeline, its critical path step by step (movePath), and at the end each
  * step's median and minimum over the moves (the minimum: the step's cost where the shared
@@ -14,7 +19,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { startCluster, TINY_IMAGE, VOLUME_DRIVER, type ClusterHost } from './cluster';
+import type { FlockerClient } from '@flocker/api';
+import {
+  startCluster,
+  TEST_DATASET_SIZE,
+  TINY_IMAGE,
+  VOLUME_DRIVER,
+  waitForMountedOn,
+  type ClusterHost,
+} from './cluster';
 import { tracedLines, type TraceEvent } from './trace-docker-run';
 
 const now = (): number => performance.timeOrigin + performance.now();
@@ -27,13 +40,12 @@ function log(h: ClusterHost, name: string): string {
 /** A point on a move's critical path: the first event at or after the previous point that matches. */
 interface PathPoint {
   readonly name: string;
-  readonly who: 'from agent' | 'to agent' | 'to plugin' | 'docker';
+  readonly who: 'from agent' | 'to agent' | 'to plugin' | 'docker' | 'harness';
   readonly what: RegExp;
 }
 
-/** The critical path of a move from host `from` to host `to`, in order. */
-const MOVE_PATH: readonly PathPoint[] = [
-  { name: 'Mount: primary change + lease sent', who: 'to plugin', what: /^moving volume to this node/ },
+/** The storage steps of a move and the agents' work around them, from the old primary's news of it. */
+const AGENT_PATH: readonly PathPoint[] = [
   { name: 'old primary: new configuration', who: 'from agent', what: /^cluster changed .*"configChanged":true/ },
   { name: 'old primary: look, unmount starts', who: 'from agent', what: /^action start .*"kind":"unmount"/ },
   { name: 'old primary: unmount done', who: 'from agent', what: /^action done .*"kind":"unmount"/ },
@@ -43,8 +55,22 @@ const MOVE_PATH: readonly PathPoint[] = [
   { name: 'new primary: attach done', who: 'to agent', what: /^action done .*"kind":"attach"/ },
   { name: 'new primary: device look, mount starts', who: 'to agent', what: /^action start .*"kind":"mount"/ },
   { name: 'new primary: mount done, reported', who: 'to agent', what: /^reporting .*"manifestations":[1-9]/ },
+];
+
+/** The critical path of a `docker run` moving a volume from host `from` to host `to`, in order. */
+const MOVE_PATH: readonly PathPoint[] = [
+  { name: 'Mount: primary change + lease sent', who: 'to plugin', what: /^moving volume to this node/ },
+  ...AGENT_PATH,
   { name: 'Mount answered', who: 'to plugin', what: /^plugin call .*VolumeDriver\.Mount/ },
   { name: 'docker run returned', who: 'docker', what: /^docker run returned/ },
+];
+
+/** The critical path of the benchmark's API move (--api). */
+const API_PATH: readonly PathPoint[] = [
+  { name: 'POST of the new primary sent', who: 'harness', what: /^POST primary/ },
+  ...AGENT_PATH,
+  { name: 'new primary: report answered', who: 'to agent', what: /^reported / },
+  { name: 'waiter: mounted seen', who: 'harness', what: /^waiter: mounted/ },
 ];
 
 /**
@@ -57,12 +83,15 @@ export function movePath(
   from: string,
   to: string,
   t0: number,
+  points: readonly PathPoint[] = MOVE_PATH,
 ): Array<number | undefined> {
   const whoOf = (p: PathPoint): string =>
-    p.who === 'docker' ? 'docker' : `${p.who.startsWith('from') ? from : to} ${p.who.split(' ')[1] ?? ''}`;
+    p.who === 'docker' || p.who === 'harness'
+      ? p.who
+      : `${p.who.startsWith('from') ? from : to} ${p.who.split(' ')[1] ?? ''}`;
   const out: Array<number | undefined> = [];
   const lastOf = new Map<string, number>();
-  for (const p of MOVE_PATH) {
+  for (const p of points) {
     const who = whoOf(p);
     const since = lastOf.get(who) ?? (out[0] !== undefined ? out[0] + t0 : -Infinity);
     const e = events.find((x) => x.t >= since && x.who === who && p.what.test(x.what));
@@ -72,19 +101,71 @@ export function movePath(
   return out;
 }
 
-function stepRows(paths: ReadonlyArray<ReadonlyArray<number | undefined>>): string {
+/** CPU time (ms) of a process and its descendants, live and reaped, from /proc (clock ticks: 10 ms steps). */
+export function cpuMsOfTree(pid: number): number {
+  const ticks = (p: number): number => {
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // utime, stime, cutime, cstime: fields 14-17 of stat(5), 12-15 after the state.
+      return [11, 12, 13, 14].reduce((sum, i) => sum + Number(f[i] ?? 0), 0);
+    } catch {
+      return 0;
+    }
+  };
+  const children = (p: number): number[] => {
+    try {
+      return fs
+        .readdirSync(`/proc/${p}/task`)
+        .flatMap((t) => fs.readFileSync(`/proc/${p}/task/${t}/children`, 'utf8').trim().split(/\s+/))
+        .filter((x) => x !== '')
+        .map(Number);
+    } catch {
+      return [];
+    }
+  };
+  let total = 0;
+  const todo = [pid];
+  for (let p = todo.pop(); p !== undefined; p = todo.pop()) {
+    total += ticks(p);
+    todo.push(...children(p));
+  }
+  return total * 10;
+}
+
+/** waitForMountedOn's long-poll loop, telling each answer (the trace stamps them). */
+async function waitMounted(
+  client: FlockerClient,
+  datasetId: string,
+  nodeUuid: string,
+  answered: (generation: string, mounted: boolean) => void,
+): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  let since: string | undefined;
+  while (Date.now() < deadline) {
+    const snapshot = await client.waitForCluster(since, Math.max(0, Math.min(10_000, deadline - Date.now())));
+    since = snapshot.generation;
+    const node = snapshot.nodes.find((n) => n.uuid === nodeUuid && n.alive);
+    const mounted = node?.manifestations.some((x) => x.dataset_id === datasetId && x.status === 'mounted') === true;
+    answered(snapshot.generation, mounted);
+    if (mounted) return;
+  }
+  throw new Error(`dataset ${datasetId} not mounted on ${nodeUuid} within 30 s`);
+}
+
+function stepRows(paths: ReadonlyArray<ReadonlyArray<number | undefined>>, points: readonly PathPoint[]): string {
   const rows = [
     '| step (ms since the previous point; < 0: logged ahead of it) | median | min | n |',
     '|---|---:|---:|---:|',
   ];
-  for (let i = 1; i < MOVE_PATH.length; i++) {
+  for (let i = 1; i < points.length; i++) {
     const d = paths.flatMap((p) => {
       const [a, b] = [p[i - 1], p[i]];
       return a !== undefined && b !== undefined ? [b - a] : [];
     });
     const sorted = [...d].sort((x, y) => x - y);
     const median = sorted.length === 0 ? NaN : (sorted[(sorted.length - 1) >> 1]! + sorted[sorted.length >> 1]!) / 2;
-    rows.push(`| ${MOVE_PATH[i]!.name} | ${median.toFixed(1)} | ${(sorted[0] ?? NaN).toFixed(1)} | ${d.length} |`);
+    rows.push(`| ${points[i]!.name} | ${median.toFixed(1)} | ${(sorted[0] ?? NaN).toFixed(1)} | ${d.length} |`);
   }
   return rows.join('\n') + '\n';
 }
@@ -95,22 +176,59 @@ async function main(): Promise<void> {
   // The pause before each run (the benchmark's runs follow each other at once: --idle 0).
   const idleAt = process.argv.indexOf('--idle');
   const idleMs = idleAt > 0 ? Number(process.argv[idleAt + 1]) : 1_500;
+  const api = process.argv.includes('--api');
+  const points = api ? API_PATH : MOVE_PATH;
   process.env.FLOCKER_LOG_LEVEL = 'debug';
   const cluster = await startCluster({ hosts: 2, withDocker: true });
   try {
     const [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
     const vol = ['-v', 'trace-move:/data:nocopy', `--volume-driver=${VOLUME_DRIVER}`];
-    await a.docker(['run', '--rm', ...vol, TINY_IMAGE, 'true']); // made on A
+    let datasetId = '';
+    if (api) {
+      const d = await cluster.client.createDataset({
+        primary: a.requireNodeUuid(),
+        maximum_size: TEST_DATASET_SIZE,
+        metadata: { name: 'trace-move' },
+      });
+      datasetId = d.dataset_id;
+      await waitForMountedOn(cluster.client, datasetId, a.requireNodeUuid());
+    } else await a.docker(['run', '--rm', ...vol, TINY_IMAGE, 'true']); // made on A
     const paths: Array<Array<number | undefined>> = [];
+    const pids: Array<[string, number | undefined]> = [
+      ['control service', cluster.controlPid()],
+      ...[a, b].flatMap((h): Array<[string, number | undefined]> => [
+        [`${h.name} agent`, h.agentPid()],
+        [`${h.name} plugin`, h.pluginPid()],
+      ]),
+    ];
+    const cpuBefore = pids.map(([, pid]) => (pid === undefined ? 0 : cpuMsOfTree(pid)));
+    const selfBefore = process.cpuUsage();
     for (let i = 0; i < runs; i++) {
       const [from, to] = i % 2 === 0 ? [a, b] : [b, a];
       await new Promise((r) => setTimeout(r, idleMs));
       const t0 = now();
-      await to.docker(['run', '--rm', ...vol, TINY_IMAGE, 'true']);
+      const harness: TraceEvent[] = [];
+      if (api) {
+        harness.push({ t: t0, who: 'harness', what: `POST primary ${to.name} (mounted on ${from.name})` });
+        await cluster.client.updateDataset(datasetId, { primary: to.requireNodeUuid() });
+        harness.push({ t: now(), who: 'harness', what: 'POST answered' });
+        await waitMounted(cluster.client, datasetId, to.requireNodeUuid(), (generation, mounted) =>
+          harness.push({
+            t: now(),
+            who: 'harness',
+            what: `waiter: ${mounted ? 'mounted' : 'long-poll answered'} ${generation}`,
+          }),
+        );
+      } else await to.docker(['run', '--rm', ...vol, TINY_IMAGE, 'true']);
       const t1 = now();
       const events: TraceEvent[] = [
-        { t: t0, who: 'docker', what: `docker run on ${to.name} (volume on ${from.name})` },
-        { t: t1, who: 'docker', what: 'docker run returned' },
+        ...harness,
+        ...(api
+          ? []
+          : [
+              { t: t0, who: 'docker', what: `docker run on ${to.name} (volume on ${from.name})` },
+              { t: t1, who: 'docker', what: 'docker run returned' },
+            ]),
         ...tracedLines(log(from, 'plugin.log'), `${from.name} plugin`, t0 - 1, t1),
         ...tracedLines(log(from, 'agent.log'), `${from.name} agent`, t0 - 1, t1),
         ...tracedLines(log(to, 'plugin.log'), `${to.name} plugin`, t0 - 1, t1),
@@ -123,11 +241,21 @@ async function main(): Promise<void> {
         process.stdout.write(
           `| ${(e.t - t0).toFixed(1)} | ${e.who} | ${e.what.replace(/\|/g, '\\|').slice(0, 260)} |\n`,
         );
-      const path = movePath(events, from.name, to.name, t0);
+      const path = movePath(events, from.name, to.name, t0, points);
       paths.push(path);
       process.stdout.write(`\nCritical path: ${path.map((t) => (t === undefined ? '?' : t.toFixed(1))).join(' → ')}\n`);
     }
-    process.stdout.write(`\n### the critical path over ${runs} moves\n\n${stepRows(paths)}`);
+    process.stdout.write(`\n### the critical path over ${runs} moves\n\n${stepRows(paths, points)}`);
+    const self = process.cpuUsage(selfBefore);
+    const cpuRows = pids.map(
+      ([name, pid], i) => [name, pid === undefined ? NaN : cpuMsOfTree(pid) - cpuBefore[i]!] as const,
+    );
+    cpuRows.push(['this harness (waiter)', (self.user + self.system) / 1000]);
+    process.stdout.write(
+      `\n### CPU per move (ms; idle pauses included)\n\n| process | CPU ms per move |\n|---|---:|\n${cpuRows
+        .map(([name, ms]) => `| ${name} | ${(ms / runs).toFixed(1)} |`)
+        .join('\n')}\n`,
+    );
   } finally {
     await cluster.stop();
   }
