@@ -17,12 +17,12 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { z } from 'zod';
 
-interface ExecResult {
+export interface ExecResult {
   code: number;
   stdout: string;
   stderr: string;
 }
-interface Stack {
+export interface Stack {
   driver: string;
   root: string;
   docker(args: readonly string[], opts?: { check?: boolean }): Promise<ExecResult>;
@@ -38,7 +38,7 @@ const DockerHelpers = z.object({
 });
 type DockerHelpers = z.infer<typeof DockerHelpers>;
 
-function loadHelpers(): DockerHelpers {
+export function loadHelpers(): DockerHelpers {
   const dir = path.dirname(require.resolve('@flocker/e2e/package.json'));
   // A path found at run time (e2e depends on this package, not the other way), so no import statement can name it.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -69,7 +69,7 @@ export function summarise(samples: readonly number[]): Summary {
   };
 }
 
-async function timed(fn: () => unknown): Promise<number> {
+export async function timed(fn: () => unknown): Promise<number> {
   const t = process.hrtime.bigint();
   await fn();
   return Number(process.hrtime.bigint() - t) / 1e6;
@@ -83,7 +83,7 @@ function sh(argv: string[]): string {
 }
 
 /** Waits (up to 10 s) until the loopback pool holds `count` complete spares of `size` bytes (issue 23); false if not. */
-async function waitForSpares(pool: string, count: number, size: number): Promise<boolean> {
+export async function waitForSpares(pool: string, count: number, size: number): Promise<boolean> {
   const dir = path.join(pool, 'spares');
   const full = (): boolean => {
     const names = fs.existsSync(dir) ? fs.readdirSync(dir) : [];
@@ -96,6 +96,21 @@ async function waitForSpares(pool: string, count: number, size: number): Promise
     if (full()) return true;
   }
   return full();
+}
+
+/**
+ * Waits (up to 10 s) until the loopback pool holds at most `max` volumes (`volumes/*.img`): the agent's destroy of
+ * a volume just removed (umount, losetup -d, rm of the image) runs after `docker volume rm` returns, and would
+ * otherwise land on the next timed scenario, whichever it is; false if it did not finish.
+ */
+export async function waitForVolumes(pool: string, max: number): Promise<boolean> {
+  const dir = path.join(pool, 'volumes');
+  const few = (): boolean =>
+    (fs.existsSync(dir) ? fs.readdirSync(dir) : []).filter((n) => n.endsWith('.img')).length <= max;
+  for (const t0 = Date.now(); Date.now() - t0 < 10_000; await new Promise((r) => setTimeout(r, 20))) {
+    if (few()) return true;
+  }
+  return few();
 }
 
 /** The raw sequence the agent runs for a volume: attach, (mkfs,) mount … umount, detach. */
@@ -112,7 +127,7 @@ function rawLoopCycle(file: string, mnt: string, mkfs: boolean): void {
  * The no-op legacy plugin (noopPlugin.ts) in its own process, as the Flocker plugin is: Docker's floor for any
  * legacy volume plugin. Resolves once it listens; `stop()` ends it and removes its socket.
  */
-async function startNoopPlugin(socket: string, root: string): Promise<{ stop(): void }> {
+export async function startNoopPlugin(socket: string, root: string): Promise<{ stop(): void }> {
   const child = spawn(process.execPath, [path.join(__dirname, 'noopPlugin.js'), '--socket', socket, '--root', root], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -177,6 +192,7 @@ async function main(): Promise<void> {
   };
   const push = (k: string, v: number) => (samples[k] ??= []).push(v);
   let sparesWaited = 0;
+  let destroysWaited = 0;
   const noopDriver = `flocker-noop-${process.pid}`;
   let noop: { stop(): void } | undefined;
   try {
@@ -208,8 +224,14 @@ async function main(): Promise<void> {
       // full), so a refill's mkfs and fsyncs never run during a timed run — of Flocker or of the baselines; what a
       // refill costs a docker run it overlaps is not in these figures (see docs/performance.md).
       // The plugin's default size (10 GiB) is a class the agent learned from the warm-up's new volume.
+      // Also untimed: the agent's destroy of the Flocker volumes removed before (the last round's new volume, the
+      // create+rm pair's) has finished, so it lands on no timed run (it did on the one right after, the floor's
+      // create+rm or the next round's first runs). Flocker's own volumes here: flocker-existing, and flocker-new-i
+      // from its run until the round's end.
+      let flockerVolumes = 1;
       const settled = async <T>(f: () => Promise<T> | T): Promise<T> => {
         sparesWaited += (await waitForSpares(path.join(stack.root, 'pool'), 2, 10 * 1024 ** 3)) ? 0 : 1;
+        destroysWaited += (await waitForVolumes(path.join(stack.root, 'pool'), flockerVolumes)) ? 0 : 1;
         return f();
       };
       // Interleaved, so drift on the machine hits every scenario alike.
@@ -217,6 +239,7 @@ async function main(): Promise<void> {
       push('local_new', await settled(() => timed(() => run(`local-new-${i}`))));
       push('local_existing', await settled(() => timed(() => run('local-existing'))));
       push('flocker_new', await settled(() => timed(() => run(`flocker-new-${i}`, stack.driver))));
+      flockerVolumes = 2;
       push('flocker_existing', await settled(() => timed(() => run('flocker-existing', stack.driver))));
       push('noop_new', await settled(() => timed(() => run(`noop-new-${i}`, noopDriver))));
       push('noop_existing', await settled(() => timed(() => run('noop-existing', noopDriver))));
@@ -277,6 +300,9 @@ async function main(): Promise<void> {
       `pool to hold 2 spares of 10 GiB again, so each new Flocker volume claimed one and no refill ran during a timed ` +
       `run, Flocker's or a baseline's` +
       (sparesWaited > 0 ? ` (${sparesWaited} times it was not full after 10 s)` : '') +
+      `; it also waited for the agent to finish destroying the Flocker volumes removed before (the create+rm pair's, ` +
+      `the last round's new volume), which runs after \`docker volume rm\` returns` +
+      (destroysWaited > 0 ? ` (${destroysWaited} times not finished after 10 s)` : '') +
       '.\n',
   );
   process.stdout.write(

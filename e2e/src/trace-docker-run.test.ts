@@ -1,0 +1,32 @@
+import { pluginCallTotals, tracedLines } from './trace-docker-run';
+
+const line = (t: number, message: string, call: string, duration: number) =>
+  JSON.stringify({ level: 'info', message, call, duration_ms: duration, t: String(t), timestamp: 'x' });
+
+describe('trace-docker-run: reading the plugin log (issue 23)', () => {
+  const log = [
+    line(999, 'plugin call', '/VolumeDriver.Get', 9), // before the window
+    line(1000, 'plugin call failed', '/VolumeDriver.Get', 0.5),
+    line(1001, 'plugin call', '/VolumeDriver.Create', 5.25),
+    line(1002, 'plugin call', '/VolumeDriver.Get', 0.25),
+    JSON.stringify({ message: 'mount timing', t: '1003', lease_ms: 3 }),
+    'not json',
+    line(1004, 'plugin call', '/VolumeDriver.Mount', 60),
+    line(1005, 'plugin call', '/Plugin.Activate', 0.1),
+    line(2000, 'plugin call', '/VolumeDriver.Remove', 4), // after the window
+  ].join('\n');
+
+  it('sums the time inside the plugin per call within the window', () => {
+    expect(pluginCallTotals(log, 1000, 1500)).toBe(
+      'Get 2× 0.8, Create 1× 5.3, Mount 1× 60.0, Activate 1× 0.1; in all 66.1 ms',
+    );
+    expect(pluginCallTotals(log, 3000, 4000)).toBe('no call; in all 0.0 ms');
+  });
+
+  it('keeps the stamped lines of the window as events', () => {
+    expect(tracedLines(log, 'plugin', 1003, 1004).map((e) => [e.t, e.what.split(' ')[0]])).toEqual([
+      [1003, 'mount'],
+      [1004, 'plugin'],
+    ]);
+  });
+});
