@@ -11,6 +11,7 @@ import {
   decodeBody,
   listenOnUnixSocket,
   MAX_BODY_BYTES,
+  successLevel,
 } from './PluginHttpServer';
 import { PLUGIN_CONTENT_TYPE, VolumePluginError, type MountRequest, type VolumeDriverBackend } from './protocol';
 import { callPlugin } from './testing/callPlugin';
@@ -374,10 +375,11 @@ describe('plugin HTTP protocol layer: hostile bodies (issue 17 #6)', () => {
   it('a body of exactly 1 MiB is read; its huge Name is logged cut short', async () => {
     const body = JSON.stringify({ Name: 'n'.repeat(MAX_BODY_BYTES - 20) });
     expect(Buffer.byteLength(body)).toBeLessThanOrEqual(MAX_BODY_BYTES);
-    const r = await callPlugin(socketPath, '/VolumeDriver.Get', body);
+    // Create: its success is logged at info (a Get's only at debug, see READ_ONLY_CALLS).
+    const r = await callPlugin(socketPath, '/VolumeDriver.Create', body);
     expect(r.status).toBe(200);
     expect(backend.calls).toHaveLength(1);
-    const logged = lines.find((l) => l.includes('VolumeDriver.Get'));
+    const logged = lines.find((l) => l.includes('VolumeDriver.Create'));
     expect(logged).toBeDefined();
     expect(logged!.length).toBeLessThan(4_096);
   });
@@ -389,6 +391,84 @@ describe('plugin HTTP protocol layer: hostile bodies (issue 17 #6)', () => {
     const r = await callPlugin(socketPath, '/VolumeDriver.Get', { Name: 'q'.repeat(500_000) });
     expect(r.status).toBe(500);
     expect(Math.max(...lines.map((l) => l.length))).toBeLessThan(4_096);
+  });
+});
+
+describe('plugin HTTP protocol layer: what a successful call logs (issue 23)', () => {
+  let dir: string;
+  let socketPath: string;
+  let server: http.Server | undefined;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-plugin-log-'));
+    socketPath = path.join(dir, 'flocker.sock');
+  });
+  afterEach(async () => {
+    server?.closeAllConnections();
+    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const start = async (logger: winston.Logger) => {
+    server = createPluginHttpServer(new RecordingBackend(), logger);
+    await listenOnUnixSocket(server, { socketPath });
+  };
+  const everyCall = async () => {
+    await callPlugin(socketPath, '/Plugin.Activate');
+    await callPlugin(socketPath, '/VolumeDriver.Capabilities');
+    await callPlugin(socketPath, '/VolumeDriver.Create', { Name: 'v', Opts: null });
+    await callPlugin(socketPath, '/VolumeDriver.Get', { Name: 'v' });
+    await callPlugin(socketPath, '/VolumeDriver.Path', { Name: 'v' });
+    await callPlugin(socketPath, '/VolumeDriver.List');
+    await callPlugin(socketPath, '/VolumeDriver.Mount', { Name: 'v', ID: 'c1' });
+    await callPlugin(socketPath, '/VolumeDriver.Unmount', { Name: 'v', ID: 'c1' });
+    await callPlugin(socketPath, '/VolumeDriver.Remove', { Name: 'v' });
+  };
+  const logged = (lines: string[]) =>
+    lines
+      .map((l) => JSON.parse(l) as { message: string; level: string; call: string; ok: boolean })
+      .filter((l) => l.message === 'plugin call')
+      .map((l) => [l.call, l.level, l.ok]);
+
+  it('at info, only the calls that change something are written (Create, Mount, Unmount, Remove); read-only ones are not', async () => {
+    const { logger, lines } = jsonLogger();
+    await start(logger);
+    await everyCall();
+    expect(logged(lines)).toEqual([
+      ['/VolumeDriver.Create', 'info', true],
+      ['/VolumeDriver.Mount', 'info', true],
+      ['/VolumeDriver.Unmount', 'info', true],
+      ['/VolumeDriver.Remove', 'info', true],
+    ]);
+    expect(successLevel('/VolumeDriver.Get')).toBe('debug');
+    expect(successLevel('/VolumeDriver.Mount')).toBe('info');
+  });
+
+  it('at debug (tracing), every call is written, the read-only ones at debug', async () => {
+    const { logger, lines } = jsonLogger();
+    logger.level = 'debug';
+    await start(logger);
+    await everyCall();
+    expect(logged(lines)).toEqual([
+      ['/Plugin.Activate', 'debug', true],
+      ['/VolumeDriver.Capabilities', 'debug', true],
+      ['/VolumeDriver.Create', 'info', true],
+      ['/VolumeDriver.Get', 'debug', true],
+      ['/VolumeDriver.Path', 'debug', true],
+      ['/VolumeDriver.List', 'debug', true],
+      ['/VolumeDriver.Mount', 'info', true],
+      ['/VolumeDriver.Unmount', 'info', true],
+      ['/VolumeDriver.Remove', 'info', true],
+    ]);
+  });
+
+  it('a logger that throws after the answer leaves the call answered as a success', async () => {
+    const { logger } = jsonLogger();
+    logger.log = () => {
+      throw new Error('disk full');
+    };
+    await start(logger);
+    const r = await callPlugin(socketPath, '/VolumeDriver.Mount', { Name: 'v', ID: 'c1' });
+    expect(r).toMatchObject({ status: 200, body: { Mountpoint: '/flocker/v', Err: '' } });
+    expect((await callPlugin(socketPath, '/Plugin.Activate')).status).toBe(200);
   });
 });
 

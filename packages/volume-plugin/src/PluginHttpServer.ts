@@ -53,6 +53,23 @@ export const ROUTES: Readonly<Record<string, Route>> = {
   '/VolumeDriver.Capabilities': route(EmptyRequest, (_r, b) => b.capabilities()),
 };
 
+/**
+ * Calls that change nothing: Docker asks them several times per `docker run` (Get alone 4-6 times), so their
+ * success is logged at debug; Create, Remove, Mount and Unmount, which change what is used where, stay at info.
+ */
+export const READ_ONLY_CALLS: ReadonlySet<string> = new Set([
+  '/Plugin.Activate',
+  '/VolumeDriver.Get',
+  '/VolumeDriver.Path',
+  '/VolumeDriver.List',
+  '/VolumeDriver.Capabilities',
+]);
+
+/** The level a successful call is logged at (see READ_ONLY_CALLS). */
+export function successLevel(url: string): 'info' | 'debug' {
+  return READ_ONLY_CALLS.has(url) ? 'debug' : 'info';
+}
+
 /** The largest request body read (Docker's are a few hundred bytes). */
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -228,8 +245,21 @@ export function createPluginHttpServer(backend: VolumeDriverBackend, logger: Log
       .then((result) => {
         const body = url === '/Plugin.Activate' ? result : { ...result, Err: '' };
         metrics.request(url.slice(1), elapsedMs() / 1000, true);
-        logger.info('plugin call', { call: url, request: boundedForLog(request), duration_ms: elapsedMs(), ok: true });
         send(res, 200, body);
+        // After the answer (Docker waits for nothing here), and only built when the level is on. A log that
+        // throws must not turn an answered call into a failed one.
+        const level = successLevel(url);
+        try {
+          if (logger.isLevelEnabled(level))
+            logger.log(level, 'plugin call', {
+              call: url,
+              request: boundedForLog(request),
+              duration_ms: elapsedMs(),
+              ok: true,
+            });
+        } catch {
+          // Nothing to tell, and Docker has its answer.
+        }
       })
       .catch((err: unknown) => {
         const message = errorMessage(err);
