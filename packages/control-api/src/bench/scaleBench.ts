@@ -38,6 +38,9 @@ interface PhaseResult {
   read_one_dataset?: Stats;
   read_all_datasets: Stats;
   read_all_states: Stats;
+  /** Bytes of the whole lists' bodies (plain JSON); absent in runs from before they were recorded. */
+  all_datasets_bytes?: number;
+  all_states_bytes?: number;
   /** A change every agent's view holds (a configured snapshot): until the last agent had it. */
   fanout_ms: number[];
   fanout_median_ms: number;
@@ -120,13 +123,19 @@ function rssOf(pid: number): { rss: number; hwm: number } {
  * A read timed; a failed one (a reset connection on a loaded machine) is counted, not fatal:
  * retried after 100 ms, at most 5 times.
  */
-async function timedRead(url: string, init: RequestInit, failures: { n: number; last: string }): Promise<number> {
+async function timedRead(
+  url: string,
+  init: RequestInit,
+  failures: { n: number; last: string },
+  size?: { bytes: number },
+): Promise<number> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await timed(async () => {
         const res = await fetch(url, init);
         if (!res.ok) throw new Error(`HTTP ${res.status}`);
         await res.text();
+        if (size !== undefined) size.bytes = Number(res.headers.get('content-length') ?? NaN);
       });
     } catch (err) {
       failures.n++;
@@ -257,11 +266,15 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
         }
         const allDatasets: number[] = [];
         const allStates: number[] = [];
+        const datasetsSize = { bytes: 0 };
+        const statesSize = { bytes: 0 };
         for (let i = 0; i < o.listSamples; i++) {
           // Plain JSON, as FlockerClient and the CLI read it (a browser's gzip is smaller to send).
           const plain = { headers: { 'accept-encoding': 'identity' } };
-          allDatasets.push(await timedRead(`${reader(i)}/v1/configuration/datasets`, plain, readFailures));
-          allStates.push(await timedRead(`${reader(i)}/v1/state/datasets`, plain, readFailures));
+          allDatasets.push(
+            await timedRead(`${reader(i)}/v1/configuration/datasets`, plain, readFailures, datasetsSize),
+          );
+          allStates.push(await timedRead(`${reader(i)}/v1/state/datasets`, plain, readFailures, statesSize));
         }
         o.log(`${store} ${agentCount} (${phase.config}): fan-out x${o.fanouts}`);
         const fanouts: number[] = [];
@@ -324,6 +337,8 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
           read_one_dataset: stats(oneDataset),
           read_all_datasets: stats(allDatasets),
           read_all_states: stats(allStates),
+          all_datasets_bytes: datasetsSize.bytes,
+          all_states_bytes: statesSize.bytes,
           fanout_ms: fanouts,
           fanout_median_ms: median(fanouts),
           fanout_reached_min: reachedMin,
@@ -414,7 +429,24 @@ export function scaleMarkdown(
     `fan-out < ${TARGETS.fanout_ms} ms, RSS < 1 GiB; a miss is in bold.\n\n` +
     head +
     rows.join('\n') +
+    listSizes(results) +
     '\n\n![Control plane at scale](docs/bench-scale.svg)\n'
+  );
+}
+
+/** What a whole list weighs, from the largest size measured: its cost is these bytes, copied per read. */
+function listSizes(results: PhaseResult[]): string {
+  const r = [...results]
+    .filter((x) => Number.isFinite(x.all_datasets_bytes) && (x.all_datasets_bytes ?? 0) > 0)
+    .sort((a, b) => b.datasets - a.datasets)[0];
+  if (r === undefined) return '';
+  const mb = (b: number): string => (b / 1e6).toFixed(1);
+  const per = (b: number): number => Math.round(b / r.datasets);
+  const d = r.all_datasets_bytes as number;
+  const st = r.all_states_bytes ?? NaN;
+  return (
+    `\n\nWhole lists at ${r.datasets.toLocaleString('en')} datasets (plain JSON): all datasets ${mb(d)} MB ` +
+    `(${per(d)} B per dataset), all states ${mb(st)} MB (${per(st)} B per dataset).`
   );
 }
 
