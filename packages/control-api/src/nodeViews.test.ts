@@ -6,6 +6,7 @@ import {
   createDataset,
   createSnapshot,
   deleteDataset,
+  deleteSnapshot,
   releaseLease,
   updateDataset,
 } from './configuration';
@@ -71,24 +72,38 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
   type Op =
     | { kind: 'create'; node: number }
     | { kind: 'move'; pick: number; node: number }
-    | { kind: 'delete'; pick: number }
+    | { kind: 'delete'; pick: number; withSnapshots: boolean }
     | { kind: 'lease'; pick: number; node: number }
     | { kind: 'release'; pick: number }
     | { kind: 'snapshot'; pick: number }
-    | { kind: 'report'; node: number; holds: number[]; attached: number[]; loose: number[] }
+    | { kind: 'unsnapshot'; pick: number }
+    | {
+        kind: 'report';
+        node: number;
+        holds: number[];
+        attached: number[];
+        loose: number[];
+        snaps: number[];
+        allSnapshots: boolean;
+      }
     | { kind: 'same'; node: number }
     | { kind: 'die' }
-    | { kind: 'survivor'; node: number }
+    | { kind: 'survivor'; node: number; withVolumes: boolean }
     | { kind: 'poll'; node: number };
   const n = fc.nat(2);
   const op: fc.Arbitrary<Op> = fc.oneof(
     fc.record({ kind: fc.constant('create' as const), node: n }),
     fc.record({ kind: fc.constant('move' as const), pick: fc.nat(), node: n }),
     // Weighted up, with 'survivor': deleted datasets whose primary died (orphans) in most runs.
-    { arbitrary: fc.record({ kind: fc.constant('delete' as const), pick: fc.nat() }), weight: 2 },
+    {
+      arbitrary: fc.record({ kind: fc.constant('delete' as const), pick: fc.nat(), withSnapshots: fc.boolean() }),
+      weight: 2,
+    },
     fc.record({ kind: fc.constant('lease' as const), pick: fc.nat(), node: n }),
     fc.record({ kind: fc.constant('release' as const), pick: fc.nat() }),
     fc.record({ kind: fc.constant('snapshot' as const), pick: fc.nat() }),
+    // A deleted snapshot still in a live node's backend keeps its orphaned dataset's caretaker.
+    fc.record({ kind: fc.constant('unsnapshot' as const), pick: fc.nat() }),
     fc.record({
       kind: fc.constant('report' as const),
       node: n,
@@ -96,11 +111,22 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
       attached: fc.array(fc.nat(), { maxLength: 2 }),
       // Unattached volumes in its backend listing: a deleted one whose primary is dead needs a caretaker.
       loose: fc.array(fc.nat(), { maxLength: 2 }),
+      // Snapshots in its backend listing (configured ones, deleted or not): all of them (a shared pool), or some.
+      snaps: fc.array(fc.nat(), { maxLength: 2 }),
+      allSnapshots: fc.boolean(),
     }),
     fc.record({ kind: fc.constant('same' as const), node: n }),
     fc.constant({ kind: 'die' as const }),
     // Every node dies, then one reports an unattached volume of every dataset (orphans, their caretaker).
-    { arbitrary: fc.record({ kind: fc.constant('survivor' as const), node: n }), weight: 2 },
+    // (or, without volumes, of every snapshot only: orphans cared for for their deleted snapshots alone).
+    {
+      arbitrary: fc.record({
+        kind: fc.constant('survivor' as const),
+        node: n,
+        withVolumes: fc.oneof({ arbitrary: fc.constant(true), weight: 3 }, fc.constant(false)),
+      }),
+      weight: 2,
+    },
     fc.record({ kind: fc.constant('poll' as const), node: n }),
   );
 
@@ -136,9 +162,28 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
             expect(normal(merged as ClusterSnapshot)).toEqual(normal(now));
             held.set(node, merged as ClusterSnapshot);
           };
+          /** Backend entries of configured snapshots. */
+          const backendSnapshots = (ids: readonly string[]) =>
+            ids.flatMap((id) => {
+              const s = state.configuration.snapshots?.get(id);
+              return s === undefined
+                ? []
+                : [
+                    {
+                      snapshot_id: id,
+                      dataset_id: s.dataset_id,
+                      size: 67108864,
+                      created_at: s.created_at,
+                      status: 'ready' as const,
+                      backend_id: id,
+                      source_blockdevice_id: `l-${s.dataset_id}`,
+                    },
+                  ];
+            });
           for (const o of ops) {
             const all = [...state.configuration.datasets.keys()];
             const pick = (i: number): string | undefined => (all.length > 0 ? all[i % all.length] : undefined);
+            const snaps = [...(state.configuration.snapshots?.keys() ?? [])];
             try {
               if (o.kind === 'create')
                 await state.mutate((c) => createDataset(c, { primary: nodes[o.node] as string }));
@@ -146,9 +191,14 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
                 await state.mutate((c, now) =>
                   updateDataset(c, pick(o.pick) as string, { primary: nodes[o.node] }, now),
                 );
-              else if (o.kind === 'delete' && pick(o.pick) !== undefined)
-                await state.mutate((c, now) => deleteDataset(c, pick(o.pick) as string, now));
-              else if (o.kind === 'lease' && pick(o.pick) !== undefined)
+              else if (o.kind === 'delete' && pick(o.pick) !== undefined) {
+                const id = pick(o.pick) as string;
+                await state.mutate((c, now) => deleteDataset(c, id, now));
+                // Its snapshots deleted with it (a snapshot may outlive its dataset, or go with it).
+                if (o.withSnapshots)
+                  for (const [sid, snap] of state.configuration.snapshots ?? [])
+                    if (snap.dataset_id === id) await state.mutate((c) => deleteSnapshot(c, sid));
+              } else if (o.kind === 'lease' && pick(o.pick) !== undefined)
                 await state.mutate((c, now) =>
                   acquireLease(
                     c,
@@ -160,6 +210,8 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
                 await state.mutate((c, now) => releaseLease(c, pick(o.pick) as string, now));
               else if (o.kind === 'snapshot' && pick(o.pick) !== undefined)
                 await state.mutate((c, now) => createSnapshot(c, { dataset_id: pick(o.pick) as string }, now));
+              else if (o.kind === 'unsnapshot' && snaps.length > 0)
+                await state.mutate((c) => deleteSnapshot(c, snaps[o.pick % snaps.length] as string));
               else if (o.kind === 'report' && all.length > 0) {
                 const node = nodes[o.node] as string;
                 const manifestations = [...new Set(o.holds.map((h) => all[h % all.length] as string))].map((d) => ({
@@ -180,7 +232,16 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
                   size: 67108864,
                   attached_to: null,
                 }));
-                const r = report(node, { manifestations, volumes: [...volumes, ...loose] });
+                const snapshots = backendSnapshots(
+                  o.allSnapshots
+                    ? snaps
+                    : [...new Set(snaps.length > 0 ? o.snaps.map((i) => snaps[i % snaps.length] as string) : [])],
+                );
+                const r = report(node, {
+                  manifestations,
+                  volumes: [...volumes, ...loose],
+                  ...(snapshots.length > 0 ? { snapshots } : {}),
+                });
                 reports.set(node, r);
                 await state.report(r);
               } else if (o.kind === 'same') {
@@ -197,13 +258,14 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
                 t += 11_000;
                 await state.checkLiveness();
                 const node = nodes[o.node] as string;
-                const volumes = all.map((d) => ({
+                const volumes = (o.withVolumes ? all : []).map((d) => ({
                   blockdevice_id: `l-${d}`,
                   dataset_id: d,
                   size: 67108864,
                   attached_to: null,
                 }));
-                const r = report(node, { volumes });
+                const snapshots = backendSnapshots(snaps);
+                const r = report(node, { volumes, ...(snapshots.length > 0 ? { snapshots } : {}) });
                 reports.set(node, r);
                 await state.report(r);
               } else if (o.kind === 'poll') poll(nodes[o.node] as string);
@@ -211,7 +273,8 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
               // A refused change (a lease held elsewhere, a deleted dataset moved) changes nothing.
               if (!(e instanceof ConfigurationError)) throw e;
             }
-            // Every orphan (deleted, primary dead, no live holder, a live node reporting its volume) is in
+            // Every orphan (deleted, primary dead, no live holder, a live node reporting its volume or a deleted
+            // snapshot of it) is in
             // exactly the view of its caretaker, as computed from scratch; nothing else is cared for.
             const alive = (u: string): boolean =>
               state.reportedNode(u) !== undefined && state.deadSince(u) === undefined;
@@ -233,6 +296,14 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
                       .map((r) => r.uuid),
                     reporters: reports
                       .filter((r) => (r.volumes ?? []).some((v) => v.dataset_id === d.dataset_id))
+                      .map((r) => r.uuid),
+                    snapshotReporters: reports
+                      .filter((r) =>
+                        (r.snapshots ?? []).some((s) => {
+                          const configured = state.configuration.snapshots?.get(s.snapshot_id);
+                          return configured?.deleted === true && configured.dataset_id === d.dataset_id;
+                        }),
+                      )
                       .map((r) => r.uuid),
                   };
                   return caretakerOf(d.dataset_id, facts, alive) === node;
@@ -314,6 +385,66 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
       const delta = ClusterDelta.parse(JSON.parse(views.deltaFor(carer as string, at) as string));
       expect(delta.removed_datasets).toEqual([id]);
       expect(view(carer as string).datasets).toEqual([]);
+    } finally {
+      await state.close();
+    }
+  });
+
+  it("a deleted dataset whose primary died stays in its caretaker's view while a deleted snapshot of it is in the pool, after the volume is gone; a snapshot not deleted keeps it in no view", async () => {
+    let t = 1_700_000_000_000;
+    const state = await open(() => t);
+    try {
+      const views = new Views(state, true);
+      const view = (node: string): ClusterSnapshot => ClusterSnapshot.parse(JSON.parse(views.snapshotFor(node)));
+      for (const node of nodes) await state.report(report(node));
+      await state.mutate((c) => createDataset(c, { primary: A }));
+      const id = [...state.configuration.datasets.keys()][0] as string;
+      const taken = await state.mutate((c, now) => createSnapshot(c, { dataset_id: id }, now));
+      const kept = await state.mutate((c, now) => createSnapshot(c, { dataset_id: id }, now));
+      const backend = (snapshotId: string) => ({
+        snapshot_id: snapshotId,
+        dataset_id: id,
+        size: 67108864,
+        created_at: new Date(t).toISOString(),
+        status: 'ready' as const,
+        backend_id: snapshotId,
+        source_blockdevice_id: 'l-1',
+      });
+      const loose = { blockdevice_id: 'l-1', dataset_id: id, size: 67108864, attached_to: null };
+      const pool = {
+        volumes: [loose],
+        snapshots: [backend(taken.result.snapshot_id), backend(kept.result.snapshot_id)],
+      };
+      // A dies; the dataset and one of its snapshots are deleted.
+      t += 6_000;
+      await state.report(report(B, pool));
+      await state.report(report(C, pool));
+      t += 6_000;
+      await state.checkLiveness();
+      await state.mutate((c, now) => deleteDataset(c, id, now));
+      await state.mutate((c) => deleteSnapshot(c, taken.result.snapshot_id));
+      const carer = state.nodeViews.caretaker(id) as string;
+      expect([B, C]).toContain(carer);
+      // The caretaker destroyed the volume; the deleted snapshot is still in the pool: the dataset stays in its
+      // view (the agent destroys a snapshot while deciding about its dataset), with no delta removing it.
+      const at = view(carer).generation;
+      const left = { snapshots: pool.snapshots };
+      await state.report(report(B, left));
+      await state.report(report(C, left));
+      expect(state.nodeViews.caretaker(id)).toBe(carer);
+      expect(view(carer).datasets.map((d) => d.dataset_id)).toEqual([id]);
+      const delta = ClusterDelta.parse(JSON.parse(views.deltaFor(carer, at) as string));
+      expect(delta.removed_datasets ?? []).toEqual([]);
+      // Destroyed too (purged from the configuration): it leaves the view. The snapshot not deleted stays in the
+      // pool and keeps no caretaker (a snapshot outlives its dataset).
+      const before = view(carer).generation;
+      const rest = { snapshots: [backend(kept.result.snapshot_id)] };
+      await state.report(report(B, rest));
+      await state.report(report(C, rest));
+      expect(state.nodeViews.caretaker(id)).toBeUndefined();
+      expect(ClusterDelta.parse(JSON.parse(views.deltaFor(carer, before) as string)).removed_datasets).toEqual([id]);
+      for (const node of [B, C]) expect(view(node).datasets).toEqual([]);
+      expect(state.configuration.snapshots?.has(taken.result.snapshot_id)).toBe(false);
     } finally {
       await state.close();
     }

@@ -5,7 +5,7 @@
  * (a manifestation, or a volume attached to its instance), their leases, the states of the
  * nodes holding those datasets, and every configured snapshot; the datasets leased to it; the orphans it takes care of
  * (deleted datasets whose primary is dead and that no live node holds, each given to one live node
- * reporting its volume: orphanViews.ts) with their primaries' states. This index keeps, for each
+ * reporting its volume or a deleted snapshot of it: orphanViews.ts) with their primaries' states. This index keeps, for each
  * node, the generation at which each entry of its view last changed (`d:<dataset>` for a
  * dataset or its lease, `n:<node>` for a node state, `w:` for a change outside the view that
  * its node's agents wait on: its containers) — so a long-poll is woken only when its
@@ -104,6 +104,7 @@ export class NodeViewIndex {
     for (const l of initial.leases.values()) addMember(this.leasedTo, l.node_uuid, l.dataset_id);
     // Orphans at start get their caretakers as the nodes report (no node reports a volume yet).
     for (const d of initial.datasets.values()) if (d.deleted) this.caretakers.knowDeleted(d.dataset_id, d.primary);
+    this.caretakers.knowSnapshots(initial.snapshots);
     this.snapshotsAt = this.everythingAt = { cv: initial.version, sg: 0 };
   }
 
@@ -148,13 +149,15 @@ export class NodeViewIndex {
     }
     const changed = new Set<string>();
     // The orphan index learns of every dataset change, even one too big to track per view.
-    const moves =
+    const moves: CaretakerMove[] =
       prev.datasets === next.datasets
         ? []
         : (() => {
             const diff = PersistentMap.diff<string, unknown>(prev.datasets, next.datasets);
             return this.caretakers.datasetsChanged([...diff.deletes, ...diff.sets], (id) => prev.datasets.get(id));
           })();
+    // A deleted snapshot keeps its dataset's caretaker while a backend holds it (orphanViews.ts).
+    moves.push(...this.caretakers.snapshotsChanged(prev.snapshots, next.snapshots));
     // The lease index too (every change: a lease adds its dataset to its node's view).
     if (prev.leases !== next.leases) {
       const diff = PersistentMap.diff<string, unknown>(prev.leases, next.leases);

@@ -19,6 +19,15 @@ describe('orphanViews: caretakerOf', () => {
     expect(caretakerOf('d', undefined, alive)).toBeUndefined();
   });
 
+  it('a live node reporting a deleted snapshot of it counts as a reporter: the same caretaker with the volume or without', () => {
+    const snapFacts = { ...facts, snapshotReporters: ['a', 'b', 'dead-r'] };
+    expect(caretakerOf('d', { ...snapFacts, reporters: [] }, alive)).toBe(caretakerAmong('d', ['a', 'b']));
+    expect(caretakerOf('d', snapFacts, alive)).toBe(caretakerOf('d', facts, alive));
+    expect(caretakerOf('d', { ...snapFacts, reporters: [], snapshotReporters: ['dead-r'] }, alive)).toBeUndefined();
+    expect(caretakerOf('d', { ...snapFacts, deleted: false }, alive)).toBeUndefined();
+    expect(caretakerOf('d', { ...snapFacts, primary: 'p' }, alive)).toBeUndefined();
+  });
+
   it('rendezvous: deterministic, order-free, spread, and moves only when the caretaker goes', () => {
     expect(fnv1a('')).toBe(0x811c9dc5);
     const counts = new Map<string, number>();
@@ -111,5 +120,70 @@ describe('orphanViews: CaretakerIndex', () => {
       { datasetId: 'd1', from: second, to: undefined },
     ]);
     expect(index.caretakersOfPrimary('p')).toEqual([]);
+  });
+
+  it('a deleted dataset whose primary is dead keeps its caretaker while a live node reports a deleted snapshot of it, after its volume is gone; a snapshot not deleted keeps none', () => {
+    const config = new Map<string, { deleted: boolean; primary: string }>([['d1', { deleted: true, primary: 'p' }]]);
+    const live = new Set(['a', 'b']);
+    const index = new CaretakerIndex({
+      dataset: (id) => config.get(id),
+      holders: () => [],
+      alive: (n) => live.has(n),
+    });
+    const report = (uuid: string, volumes: string[], snapshots: string[]) => ({
+      uuid,
+      era: 'e',
+      host: 'h',
+      instance_id: `i-${uuid}`,
+      backend: 'loopback',
+      manifestations: [],
+      errors: [],
+      volumes: volumes.map((d) => ({ blockdevice_id: `v-${d}`, dataset_id: d, size: 1, attached_to: null })),
+      snapshots: snapshots.map((id) => ({
+        snapshot_id: id,
+        dataset_id: 'd1',
+        size: 1,
+        created_at: '2026-01-01T00:00:00.000Z',
+        status: 'ready' as const,
+        backend_id: id,
+        source_blockdevice_id: 'v-d1',
+      })),
+    });
+    let snapshots = new Map<string, { dataset_id: string; deleted?: true }>([
+      ['s1', { dataset_id: 'd1' }],
+      ['s2', { dataset_id: 'd1' }],
+    ]);
+    index.knowDeleted('d1', 'p');
+    index.knowSnapshots(snapshots);
+    const carer = caretakerAmong('d1', ['a', 'b']) as string;
+    const other = carer === 'a' ? 'b' : 'a';
+    // The volume and both snapshots in the shared pool: a caretaker for the volume.
+    index.nodeChanged('a', report('a', ['d1'], ['s1', 's2']), []);
+    index.nodeChanged('b', report('b', ['d1'], ['s1', 's2']), []);
+    expect(index.caretaker('d1')).toBe(carer);
+    // The volume destroyed; the snapshots are not deleted (a snapshot outlives its dataset): nothing to do.
+    index.nodeChanged('a', report('a', [], ['s1', 's2']), []);
+    index.nodeChanged('b', report('b', [], ['s1', 's2']), []);
+    expect(index.caretaker('d1')).toBeUndefined();
+    // s1 deleted in the configuration: still in the pool, so the caretaker comes back to destroy it.
+    const before = snapshots;
+    snapshots = new Map([...snapshots, ['s1', { dataset_id: 'd1', deleted: true }]]);
+    expect(care(index.snapshotsChanged(before, snapshots))).toEqual([{ datasetId: 'd1', from: undefined, to: carer }]);
+    expect([...index.caredBy(carer)]).toEqual(['d1']);
+    // The caretaker dies: the other node reporting s1 takes over.
+    live.delete(carer);
+    expect(care(index.nodeChanged(carer, undefined, []))).toEqual([{ datasetId: 'd1', from: carer, to: other }]);
+    // s1 destroyed (s2 kept, not deleted): nobody.
+    expect(care(index.nodeChanged(other, report(other, [], ['s2']), []))).toEqual([
+      { datasetId: 'd1', from: other, to: undefined },
+    ]);
+    // s2 deleted while reported: a caretaker; purged from the configuration (no backend holds it): none.
+    const kept = snapshots;
+    snapshots = new Map([...snapshots, ['s2', { dataset_id: 'd1', deleted: true }]]);
+    expect(care(index.snapshotsChanged(kept, snapshots))).toEqual([{ datasetId: 'd1', from: undefined, to: other }]);
+    const purging = snapshots;
+    snapshots = new Map([['s1', { dataset_id: 'd1', deleted: true }]]);
+    expect(care(index.snapshotsChanged(purging, snapshots))).toEqual([{ datasetId: 'd1', from: other, to: undefined }]);
+    expect(index.snapshotsChanged(snapshots, snapshots)).toEqual([]);
   });
 });

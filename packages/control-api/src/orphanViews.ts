@@ -9,6 +9,14 @@
  * (a view stays small however big the cluster). Once the volume is gone no node reports it and
  * the dataset leaves every view again.
  *
+ * Its deleted snapshots too: a snapshot outlives its dataset (a clone may still be made of it), but
+ * one deleted in the configuration must leave the backend, and the agent destroys a snapshot only
+ * while deciding about its dataset (snapshotChanges.ts), i.e. while the dataset is in its view. So
+ * a live node reporting a deleted snapshot of the dataset in its backend listing (report.snapshots)
+ * counts as a reporter as well: the caretaker stays (the same node: a shared pool's nodes report
+ * volumes and snapshots alike) until the volume AND those snapshots are gone. A snapshot not
+ * deleted keeps no caretaker: it stays, as with a live primary.
+ *
  * The same index keeps each dataset's witness (witnessOf): a dataset not deleted that no live node
  * holds shows its views one live node reporting a volume of it, so its primary, about to create a
  * volume, sees one in another pool (the agent's VOLUME_ELSEWHERE refusal), as whole snapshots did.
@@ -52,12 +60,15 @@ export interface OrphanFacts {
   readonly holders: Iterable<string>;
   /** Nodes reporting a volume of it in their backend listing (report.volumes). */
   readonly reporters: Iterable<string>;
+  /** Nodes reporting a snapshot of it that is deleted in the configuration (report.snapshots). */
+  readonly snapshotReporters?: Iterable<string>;
 }
 
 /**
  * The live node that must take care of the dataset, or undefined when none must: it is not
  * deleted, its primary is alive (the primary destroys it), a live node holds it (that node's
- * own view has it: it lets go or destroys), or no live node reports a volume of it.
+ * own view has it: it lets go or destroys), or no live node reports a volume of it or a deleted
+ * snapshot of it. Among all those reporters, so the caretaker does not move when the volume goes.
  */
 export function caretakerOf(
   datasetId: string,
@@ -68,6 +79,7 @@ export function caretakerOf(
   for (const h of facts.holders) if (alive(h)) return undefined;
   const live: string[] = [];
   for (const r of facts.reporters) if (alive(r)) live.push(r);
+  for (const r of facts.snapshotReporters ?? []) if (alive(r)) live.push(r);
   return caretakerAmong(datasetId, live);
 }
 
@@ -114,6 +126,12 @@ export interface CaretakerSources {
   readonly alive: (node: string) => boolean;
 }
 
+/** A configured snapshot, as far as the index reads it. */
+export interface SnapshotFacts {
+  readonly dataset_id: string;
+  readonly deleted?: true;
+}
+
 export class CaretakerIndex {
   /**
    * Node → datasets it reports volumes of (its backend listing). No reverse index: in a shared pool
@@ -128,6 +146,12 @@ export class CaretakerIndex {
   private readonly caring = new Map<string, Set<string>>();
   private readonly witnesses = new Map<string, string>();
   private readonly witnessing = new Map<string, Set<string>>();
+  /** Node → snapshot ids its backend listing holds (report.snapshots). No reverse index, as reportedBy. */
+  private readonly snapshotsReportedBy = new Map<string, ReadonlySet<string>>();
+  /** Dataset → its snapshots deleted in the configuration (the caretaker's to destroy while reported). */
+  private readonly deletedSnapshots = new Map<string, Set<string>>();
+  /** Deleted snapshot → its dataset. */
+  private readonly deletedSnapshotOf = new Map<string, string>();
 
   constructor(private readonly sources: CaretakerSources) {}
 
@@ -165,6 +189,37 @@ export class CaretakerIndex {
     add(this.deletedByPrimary, primary, datasetId);
   }
 
+  /** The configured snapshots at start (before any report: no caretaker yet). */
+  knowSnapshots(snapshots: ReadonlyMap<string, SnapshotFacts> | undefined): void {
+    for (const [id, s] of snapshots ?? []) if (s.deleted === true) this.noteDeletedSnapshot(id, s.dataset_id);
+  }
+
+  /**
+   * The configured snapshots changed (one asked for, deleted, or purged once no backend holds it): the
+   * datasets of those deleted or purged are recomputed. O(the snapshots) — every view holds them all anyway.
+   */
+  snapshotsChanged(
+    prev: ReadonlyMap<string, SnapshotFacts> | undefined,
+    next: ReadonlyMap<string, SnapshotFacts> | undefined,
+  ): CaretakerMove[] {
+    if (prev === next) return [];
+    const affected = new Set<string>();
+    for (const [id, s] of next ?? [])
+      if (s.deleted === true && !this.deletedSnapshotOf.has(id)) {
+        this.noteDeletedSnapshot(id, s.dataset_id);
+        affected.add(s.dataset_id);
+      }
+    for (const [id, dataset] of this.deletedSnapshotOf)
+      if (next?.get(id)?.deleted !== true) {
+        this.deletedSnapshotOf.delete(id);
+        remove(this.deletedSnapshots, dataset, id);
+        affected.add(dataset);
+      }
+    const moves: CaretakerMove[] = [];
+    for (const id of affected) this.recompute(id, moves);
+    return moves;
+  }
+
   /** Datasets changed in the configuration (created, deleted, moved, removed). */
   datasetsChanged(ids: Iterable<string>, previous: (id: string) => { primary: string } | undefined): CaretakerMove[] {
     const moves: CaretakerMove[] = [];
@@ -188,7 +243,8 @@ export class CaretakerIndex {
     const old = this.reportedBy.get(uuid) ?? EMPTY;
     const next = report !== undefined ? new Set((report.volumes ?? []).map((v) => v.dataset_id)) : old;
     const alive = this.sources.alive(uuid);
-    if (this.lastAlive.get(uuid) !== alive) {
+    const livenessChanged = this.lastAlive.get(uuid) !== alive;
+    if (livenessChanged) {
       this.lastAlive.set(uuid, alive);
       for (const id of old) affected.add(id);
       for (const id of next) affected.add(id);
@@ -198,12 +254,44 @@ export class CaretakerIndex {
     }
     if (next.size > 0) this.reportedBy.set(uuid, next);
     else this.reportedBy.delete(uuid);
+    // Its snapshots: only a deleted one's dataset can need (or stop needing) a caretaker for it.
+    const oldSnaps = this.snapshotsReportedBy.get(uuid) ?? EMPTY;
+    const nextSnaps = report !== undefined ? new Set((report.snapshots ?? []).map((s) => s.snapshot_id)) : oldSnaps;
+    const changedSnaps = livenessChanged
+      ? [...oldSnaps, ...nextSnaps]
+      : nextSnaps === oldSnaps
+        ? []
+        : [...oldSnaps].filter((id) => !nextSnaps.has(id)).concat([...nextSnaps].filter((id) => !oldSnaps.has(id)));
+    for (const id of changedSnaps) {
+      const dataset = this.deletedSnapshotOf.get(id);
+      if (dataset !== undefined) affected.add(dataset);
+    }
+    if (nextSnaps.size > 0) this.snapshotsReportedBy.set(uuid, nextSnaps);
+    else this.snapshotsReportedBy.delete(uuid);
     for (const id of this.deletedByPrimary.get(uuid) ?? []) affected.add(id);
     for (const id of this.caring.get(uuid) ?? []) affected.add(id);
     for (const id of this.witnessing.get(uuid) ?? []) affected.add(id);
     const moves: CaretakerMove[] = [];
     for (const id of affected) this.recompute(id, moves, uuid);
     return moves;
+  }
+
+  private noteDeletedSnapshot(id: string, dataset: string): void {
+    this.deletedSnapshotOf.set(id, dataset);
+    add(this.deletedSnapshots, dataset, id);
+  }
+
+  /** The nodes reporting a deleted snapshot of the dataset (a scan: asked only for an orphan with one). */
+  private *snapshotReportersOf(id: string): Generator<string> {
+    const deleted = this.deletedSnapshots.get(id);
+    if (deleted === undefined) return;
+    for (const [node, ids] of this.snapshotsReportedBy) {
+      for (const s of deleted)
+        if (ids.has(s)) {
+          yield node;
+          break;
+        }
+    }
   }
 
   /** The nodes reporting a volume of the dataset (a scan: asked only for an orphan). */
@@ -225,6 +313,7 @@ export class CaretakerIndex {
               primary: d.primary,
               holders: this.sources.holders(id),
               reporters: this.reportersOf(id),
+              snapshotReporters: this.snapshotReportersOf(id),
             },
             this.sources.alive,
           );
