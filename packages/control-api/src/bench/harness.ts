@@ -78,10 +78,16 @@ export function startServer(
   );
   return new Promise((resolve, reject) => {
     let out = '';
+    let listening = false;
     child.stdout?.on('data', (c: Buffer) => {
+      // After the listening line, what the server prints (e.g. --trace-gc through --server-node-arg) goes to stderr.
+      if (listening) return void process.stderr.write(c);
       out += c.toString();
       const nl = out.indexOf('\n');
-      if (nl >= 0) resolve({ child, url: (JSON.parse(out.slice(0, nl)) as { listening: string }).listening });
+      if (nl < 0) return;
+      listening = true;
+      resolve({ child, url: (JSON.parse(out.slice(0, nl)) as { listening: string }).listening });
+      if (nl + 1 < out.length) process.stderr.write(out.slice(nl + 1));
     });
     child.once('exit', (code) => reject(new Error(`flocker-control exited (${code})`)));
   });
