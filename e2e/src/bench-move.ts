@@ -26,6 +26,7 @@ import {
   type ClusterHost,
   type LatencyStats as Stats,
 } from './cluster';
+import { applyClusterDelta, isClusterDelta, type ClusterSnapshot, type FlockerClient } from '@flocker/api';
 import { errorMessage } from '@flocker/runtime';
 
 const SCENARIOS = ['api', 'docker', 'raw', 'failover'] as const;
@@ -38,10 +39,22 @@ interface Args {
   nodeTimeout: number;
   /** The scenarios to run (--only: a quicker A/B of one of them); all by default. */
   only: ReadonlySet<Scenario>;
+  /** How the API move's end is seen (--waiter): see apiMoves. */
+  waiter: Waiter;
 }
 
+const WAITERS = ['watch', 'longpoll', 'both'] as const;
+type Waiter = (typeof WAITERS)[number];
+
 function parseArgs(argv: string[]): Args {
-  const args: Args = { out: 'bench-move.json', runs: 10, failoverRuns: 3, nodeTimeout: 3, only: new Set(SCENARIOS) };
+  const args: Args = {
+    out: 'bench-move.json',
+    runs: 10,
+    failoverRuns: 3,
+    nodeTimeout: 3,
+    only: new Set(SCENARIOS),
+    waiter: 'longpoll',
+  };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = argv[i + 1];
@@ -50,7 +63,10 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--runs') args.runs = Number(v);
     else if (k === '--failover-runs') args.failoverRuns = Number(v);
     else if (k === '--node-timeout') args.nodeTimeout = Number(v);
-    else if (k === '--only') {
+    else if (k === '--waiter') {
+      if (!(WAITERS as readonly string[]).includes(v)) throw new Error(`--waiter: one of ${WAITERS.join(', ')}`);
+      args.waiter = v as Waiter;
+    } else if (k === '--only') {
       const only = v.split(',');
       const unknown = only.filter((x) => !(SCENARIOS as readonly string[]).includes(x));
       if (unknown.length > 0)
@@ -58,7 +74,7 @@ function parseArgs(argv: string[]): Args {
       args.only = new Set(only as Scenario[]);
     } else
       throw new Error(
-        `unknown option ${k}; usage: bench-move.js --out <json> [--runs N] [--failover-runs N] [--node-timeout S] [--only ${SCENARIOS.join(',')}]`,
+        `unknown option ${k}; usage: bench-move.js --out <json> [--runs N] [--failover-runs N] [--node-timeout S] [--only ${SCENARIOS.join(',')}] [--waiter ${WAITERS.join('|')}]`,
       );
     i++;
   }
@@ -72,22 +88,100 @@ async function timed(f: () => Promise<unknown>): Promise<number> {
   return performance.now() - t0;
 }
 
-async function apiMoves(cluster: Cluster, a: ClusterHost, b: ClusterHost, runs: number): Promise<number[]> {
+/**
+ * One node's view as the streaming watch shows it (FlockerClient.watchCluster: what a user waiting for a
+ * dataset on that node can follow, with no request per change), kept open for the whole benchmark.
+ */
+class ViewWatch {
+  private view: ClusterSnapshot | undefined;
+  private readonly changed = new Set<() => void>();
+  private readonly stop = new AbortController();
+  private readonly done: Promise<void>;
+
+  constructor(client: FlockerClient, node: string) {
+    this.done = (async () => {
+      for await (const answer of client.watchCluster(node, undefined, { signal: this.stop.signal })) {
+        const view = isClusterDelta(answer)
+          ? this.view !== undefined
+            ? applyClusterDelta(this.view, answer)
+            : undefined
+          : answer;
+        if (view === undefined) throw new Error(`a delta of node ${node}'s view that does not apply`);
+        this.view = view;
+        for (const f of this.changed) f();
+      }
+    })().catch((e: unknown) => {
+      if (!this.stop.signal.aborted) throw e;
+    });
+  }
+
+  /** Resolves once the view shows `dataset` mounted on `node`. */
+  mounted(dataset: string, node: string, timeoutMs = 30_000): Promise<void> {
+    const holds = (): boolean =>
+      this.view?.nodes.some(
+        (n) =>
+          n.uuid === node &&
+          n.alive &&
+          n.manifestations.some((m) => m.dataset_id === dataset && m.status === 'mounted'),
+      ) === true;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.changed.delete(check);
+        reject(new Error(`dataset ${dataset} not mounted on ${node} within ${timeoutMs} ms (watch)`));
+      }, timeoutMs);
+      const check = (): void => {
+        if (!holds()) return;
+        clearTimeout(timer);
+        this.changed.delete(check);
+        resolve();
+      };
+      this.changed.add(check);
+      check();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.stop.abort();
+    await this.done;
+  }
+}
+
+/**
+ * API moves back to back, A→B then B→A. The end (mounted on the new primary, per the control service) is seen
+ * as a user would: `watch`, the new primary's view on the streaming watch, open before the POST (no request
+ * after it); `longpoll`, the whole cluster's long-poll (waitForMountedOn: one request per change); `both`:
+ * the two alternately, in pairs of moves (their difference is the waiter's own cost).
+ */
+async function apiMoves(
+  cluster: Cluster,
+  a: ClusterHost,
+  b: ClusterHost,
+  runs: number,
+  waiter: Waiter,
+): Promise<{ watch: number[]; longpoll: number[] }> {
   const d = await cluster.client.createDataset({
     primary: a.requireNodeUuid(),
     maximum_size: TEST_DATASET_SIZE,
     metadata: { name: 'bench-api' },
   });
   await waitForMountedOn(cluster.client, d.dataset_id, a.requireNodeUuid());
-  const out: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const to = i % 2 === 0 ? b : a;
-    out.push(
-      await timed(async () => {
-        await cluster.client.updateDataset(d.dataset_id, { primary: to.requireNodeUuid() });
-        await waitForMountedOn(cluster.client, d.dataset_id, to.requireNodeUuid());
-      }),
-    );
+  const watches = new Map([a, b].map((h) => [h.requireNodeUuid(), new ViewWatch(cluster.client, h.requireNodeUuid())]));
+  const out = { watch: [] as number[], longpoll: [] as number[] };
+  try {
+    for (let i = 0; i < runs; i++) {
+      const to = (i % 2 === 0 ? b : a).requireNodeUuid();
+      const how: Exclude<Waiter, 'both'> =
+        waiter !== 'both' ? waiter : Math.floor(i / 2) % 2 === 0 ? 'watch' : 'longpoll';
+      out[how].push(
+        await timed(async () => {
+          const seen = how === 'watch' ? watches.get(to)?.mounted(d.dataset_id, to) : undefined;
+          await cluster.client.updateDataset(d.dataset_id, { primary: to });
+          await (seen ?? waitForMountedOn(cluster.client, d.dataset_id, to));
+        }),
+      );
+    }
+  } finally {
+    for (const w of watches.values()) await w.close();
   }
   return out;
 }
@@ -175,7 +269,9 @@ async function main(): Promise<void> {
     const on = (k: Scenario): boolean => args.only.has(k);
     const warm = ['-v', `bench-docker:/data:nocopy`, `--volume-driver=${VOLUME_DRIVER}`];
     if (on('docker')) await a.docker(['run', '--rm', ...warm, TINY_IMAGE, 'true']); // creates the volume on A
-    const apiMove = stats(on('api') ? await apiMoves(cluster, a, b, args.runs) : []);
+    const api = on('api') ? await apiMoves(cluster, a, b, args.runs, args.waiter) : { watch: [], longpoll: [] };
+    const apiMove = stats(args.waiter === 'longpoll' ? api.longpoll : api.watch);
+    const apiMoveLongPoll = stats(args.waiter === 'both' ? api.longpoll : []);
     const runs = on('docker') ? await dockerRuns(a, b, args.runs, warm) : { move: [], none: [], local: [] };
     const result = {
       date: new Date().toISOString(),
@@ -183,7 +279,9 @@ async function main(): Promise<void> {
       runs: args.runs,
       scenarios: SCENARIOS.filter(on),
       clusterStartMs: startMs,
+      apiWaiter: args.waiter === 'both' ? 'watch' : args.waiter,
       apiMove,
+      ...(apiMoveLongPoll.n > 0 ? { apiMoveLongPoll } : {}),
       dockerRunMove: stats(runs.move),
       dockerRunNoVolume: stats(runs.none),
       dockerRunLocalVolume: stats(runs.local),
@@ -213,7 +311,11 @@ async function main(): Promise<void> {
         '',
         '| measurement | median (ms) | p99 (ms) | n |',
         '|---|---|---|---|',
-        ...row('API move A→B (POST primary until mounted on B)', result.apiMove),
+        ...row(
+          `API move A→B (POST primary until mounted on B; seen on ${args.waiter === 'longpoll' ? "the cluster's long-poll" : "B's view, streamed"})`,
+          result.apiMove,
+        ),
+        ...row("API move, seen on the cluster's long-poll instead", apiMoveLongPoll),
         ...row('raw sequence: umount + losetup -d on A, losetup + mount on B', result.rawSequence),
         ...row('`docker run` on B of a volume idle on A (moves it)', result.dockerRunMove),
         ...row('`docker run` with a `local` volume', result.dockerRunLocalVolume),
