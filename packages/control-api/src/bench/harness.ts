@@ -80,14 +80,20 @@ export function startServer(
     let out = '';
     let listening = false;
     child.stdout?.on('data', (c: Buffer) => {
-      // After the listening line, what the server prints (e.g. --trace-gc through --server-node-arg) goes to stderr.
+      // Other lines than the listening one (e.g. --trace-gc through --server-node-arg) go to stderr.
       if (listening) return void process.stderr.write(c);
       out += c.toString();
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      listening = true;
-      resolve({ child, url: (JSON.parse(out.slice(0, nl)) as { listening: string }).listening });
-      if (nl + 1 < out.length) process.stderr.write(out.slice(nl + 1));
+      for (let nl = out.indexOf('\n'); nl >= 0 && !listening; nl = out.indexOf('\n')) {
+        const line = out.slice(0, nl);
+        out = out.slice(nl + 1);
+        if (!line.startsWith('{"listening"')) {
+          process.stderr.write(`${line}\n`);
+          continue;
+        }
+        listening = true;
+        resolve({ child, url: (JSON.parse(line) as { listening: string }).listening });
+        if (out.length > 0) process.stderr.write(out);
+      }
     });
     child.once('exit', (code) => reject(new Error(`flocker-control exited (${code})`)));
   });
