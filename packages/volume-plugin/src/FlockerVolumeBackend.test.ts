@@ -22,7 +22,7 @@ describe('FlockerVolumeBackend against a real control service', () => {
   const backendFor = (
     node: string,
     mountTimeoutMs = 5_000,
-    extra: { createCycleGraceMs?: number; copyUpMaxMs?: number; client?: ControlClient } = {},
+    extra: { createCycleGraceMs?: number; copyUpMaxMs?: number; client?: ControlClient; now?: () => number } = {},
   ): Promise<FlockerVolumeBackend> => bed.backend(node, { mountTimeoutMs, ...extra });
 
   beforeEach(async () => {
@@ -369,6 +369,42 @@ describe('FlockerVolumeBackend against a real control service', () => {
     expect(c.released()).toBe(1);
     await a.settled();
     expect(await client.listLeases()).toEqual([]);
+  });
+
+  it("the copy-up window ends when Docker's Unmount arrives: an Unmount whose turn in the volume's queue comes past the window still keeps the lease (issue 23)", async () => {
+    const c = countingClient();
+    // A call ahead of the Unmount in the volume's queue takes 200 ms (here a slow grow; on a loaded host, any call).
+    const slow: ControlClient = {
+      ...c.client,
+      updateDataset: async (...args) => {
+        await new Promise((r) => setTimeout(r, 200));
+        return c.client.updateDataset(...args);
+      },
+    };
+    const a = await backendFor(NODE_A, 5_000, { client: slow, copyUpMaxMs: 50 });
+    await a.create({ Name: 'vol1' });
+    const first = await a.mount({ Name: 'vol1', ID: 'copy-up' });
+    const growing = a.create({ Name: 'vol1', Opts: { size: '2G' } });
+    await a.unmount({ Name: 'vol1', ID: 'copy-up' }); // arrived at once, done ~200 ms later
+    await growing;
+    expect(await a.mount({ Name: 'vol1', ID: 'container' })).toEqual(first);
+    expect([c.acquired(), c.released()]).toEqual([1, 0]);
+    // The same with a clock that jumps while the Unmount waits: only its arrival counts.
+    let t = Date.now();
+    const b = await backendFor(NODE_A, 5_000, { client: c.client, copyUpMaxMs: 50, now: () => t });
+    const [acquired, released] = [c.acquired(), c.released()]; // b's start re-took vol1's lease (a's registry)
+    await b.create({ Name: 'vol2' });
+    const mounted = await b.mount({ Name: 'vol2', ID: 'copy-up' });
+    t += 10;
+    const unmounting = b.unmount({ Name: 'vol2', ID: 'copy-up' });
+    t += 200;
+    await unmounting;
+    expect(await b.mount({ Name: 'vol2', ID: 'container' })).toEqual(mounted);
+    expect([c.acquired(), c.released()]).toEqual([acquired + 1, released]);
+    // The container's own Unmount, arriving after it ran (past the window), releases at once.
+    t += 500;
+    await unmountSettled(b, { Name: 'vol2', ID: 'container' });
+    expect([c.acquired(), c.released()]).toEqual([acquired + 1, released + 1]);
   });
 
   it('a stray Unmount (an ID no container here has) during the copy-up grace does not give away the kept lease', async () => {
