@@ -5,17 +5,18 @@
  * work. Up to `concurrency` workers take datasets off the queue and run them
  * one step at a time: look at that dataset afresh, decide, act, report,
  * repeat until it needs nothing. Turns run on a pushed cluster change
- * (long-poll), when the queue drains, when a backoff expires, and on the
- * resync timer. Decisions are never made from remembered state, only from an
- * observation taken just before, or, between the setup steps of a new volume
+ * (the streaming watch, or a long-poll), when the queue drains, when a
+ * backoff expires, and on the resync timer. Decisions are never made from
+ * remembered state, only from an observation taken just before, or, between the setup steps of a new volume
  * (create, attach, format), from what the step just done was answered by the
  * driver (see stateAfter); the agent keeps only the latest observation (for
  * reports) and failure counts (for backoff and reporting).
  *
  * DatasetAgent is the coordinator; each concern is its own class:
  * loopState (the main loop's states), WorkQueue (the workers), ClusterFollower
- * (the long-poll), SelfFencing (contact, fencing, heartbeats), Reporter (the node
- * report), ObservationView, PoolKnowledge and FailureLog (what the agent knows).
+ * (this node's view: the streaming watch, or long-polls without it),
+ * SelfFencing (contact, fencing, heartbeats), Reporter (the node report),
+ * ObservationView, PoolKnowledge and FailureLog (what the agent knows).
  */
 import { basename } from 'node:path';
 import { BackendSnapshot, METADATA_NAME_KEY, type ClusterSnapshot, type NodeReport } from '@flocker/api';
