@@ -226,6 +226,106 @@ describe('pooled buffers on the transfer path', () => {
     }
   });
 
+  it('after a stall the rest of the same buffer fills (the socket reads into it in place); a repeated release of a chunk does not free it', async () => {
+    const a = cluster.node();
+    const b = cluster.node();
+    const chunks: Buffer[] = [];
+    let got: () => void = () => undefined;
+    let arrived = new Promise<void>((resolve) => (got = resolve));
+    const engine: Pick<LocalEngine, 'receive' | 'destroySnapshot'> = {
+      destroySnapshot: () => Promise.resolve(),
+      receive: async (_id, name, identity, stream) => {
+        const release = releaserOf(stream);
+        stream.on('error', () => undefined);
+        stream.on('data', (c: Buffer) => {
+          chunks.push(c);
+          // Released at once, twice: the buffer is the one the socket still fills.
+          release?.(c);
+          release?.(c);
+          got();
+        });
+        await new Promise((resolve) => stream.once('close', resolve));
+        return { datasetId: ID, name, identity, received: true };
+      },
+    };
+    const server = new TransferServer({ engine: engine as LocalEngine, credentials: b });
+    const port = await server.listen(0, '127.0.0.1');
+    const raw = tls.connect({ host: '127.0.0.1', port, ...a, checkServerIdentity: () => undefined });
+    const frame = (text: string): Buffer => {
+      const header = Buffer.alloc(4);
+      header.writeUInt32BE(text.length, 0);
+      return Buffer.concat([header, Buffer.from(text)]);
+    };
+    try {
+      await new Promise<void>((resolve) => raw.once('secureConnect', () => resolve()));
+      raw.write(
+        `${JSON.stringify({ op: 'receive', datasetId: ID, name: 'move-000001', parent: null, identity: 'x' })}\n`,
+      );
+      await sleep(50);
+      raw.write(frame('0123456789'));
+      await arrived;
+      arrived = new Promise<void>((resolve) => (got = resolve));
+      raw.write(frame('abcdefghij'));
+      await arrived;
+      arrived = new Promise<void>((resolve) => (got = resolve));
+      raw.write(frame('KLMNOPQRST'));
+      await arrived;
+      expect(chunks.map((c) => c.toString())).toEqual(['0123456789', 'abcdefghij', 'KLMNOPQRST']);
+      // The second and third went into the same buffer, right after the first (decrypted there: no copy).
+      expect(chunks[1]?.buffer).toBe(chunks[0]?.buffer);
+      expect(chunks[2]?.buffer).toBe(chunks[0]?.buffer);
+      expect(chunks[1]?.byteOffset).toBe((chunks[0]?.byteOffset ?? 0) + 10);
+      expect(chunks[2]?.byteOffset).toBe((chunks[0]?.byteOffset ?? 0) + 20);
+    } finally {
+      raw.destroy();
+      await server.close();
+    }
+  });
+
+  it('reads go into the buffer the caller names for the next one (in place), else into the reused one', async () => {
+    const a = cluster.node();
+    const b = cluster.node();
+    const target = Buffer.alloc(1024 * 1024);
+    let filled = 0;
+    const views: Buffer[] = [];
+    let got: () => void = () => undefined;
+    const all = new Promise<void>((resolve) => (got = resolve));
+    const server = tls.createServer({ ...b, requestCert: true, rejectUnauthorized: true }, (socket) => {
+      readIntoReusedBuffer(
+        socket,
+        (view) => {
+          views.push(view);
+          if (view.buffer === target.buffer) filled += view.length;
+          if (views.reduce((n, v) => n + v.length, 0) >= 2 * 20000) got();
+        },
+        // The first read goes into the reused buffer (set before any), the rest after what is in target.
+        () => target.subarray(filled),
+      );
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    const raw = tls.connect({ host: '127.0.0.1', port, ...a, checkServerIdentity: () => undefined });
+    try {
+      await new Promise<void>((resolve) => raw.once('secureConnect', () => resolve()));
+      raw.write('x'.repeat(20000));
+      await sleep(20);
+      raw.write('y'.repeat(20000));
+      await all;
+      const first = views[0];
+      expect(first?.buffer).not.toBe(target.buffer);
+      const inTarget = views.filter((v) => v.buffer === target.buffer);
+      expect(inTarget.length).toBe(views.length - 1);
+      expect(inTarget[0]?.byteOffset).toBe(target.byteOffset);
+      const text = Buffer.concat(views).toString();
+      expect(text).toBe('x'.repeat(20000) + 'y'.repeat(20000));
+      expect(target.subarray(0, filled).toString()).toBe(text.slice(first?.length ?? 0));
+    } finally {
+      raw.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it('on this Node, an accepted TLS socket decrypts into one reused buffer (no fresh buffer per record, no data events)', async () => {
     const a = cluster.node();
     const b = cluster.node();

@@ -272,16 +272,24 @@ export class TransferServer {
 }
 
 /**
- * Has the socket decrypt into one reused 64-KiB buffer, handing each read to onRead as a view of it
- * (valid only during the call), instead of a fresh buffer per 16-KiB TLS record: at hundreds of MiB/s
- * those (external memory) set off a V8 mark-compact every few dozen MiB, which took a third of the
- * receiver's CPU. This is the `onread` option of net.Socket and tls.connect, which tls.Server does
- * not offer for the sockets it accepts: it is set on the accepted socket the same way (the socket's
- * own kBuffer/kBufferCb fields, its handle's useUserBuffer). Where a Node version lacks those, the
- * socket's 'data' events carry the data as before (false returned); the caller listens to both, and
- * each read arrives through exactly one of them. Pausing the socket stops reads in either mode.
+ * Has the socket decrypt into buffers of ours instead of a fresh buffer per 16-KiB TLS record: at
+ * hundreds of MiB/s those (external memory) set off a V8 mark-compact every few dozen MiB, which
+ * took a third of the receiver's CPU. Each read goes where `next` said after the read before (a
+ * caller's buffer, e.g. the free room of the one it fills: no copy after the decryption), or, where
+ * it says null, into one reused 64-KiB buffer; onRead gets a view of the bytes read (valid only
+ * during the call, unless the buffer is the caller's). This is the `onread` option of net.Socket
+ * and tls.connect (a buffer, or a function giving the next one), which tls.Server does not offer
+ * for the sockets it accepts: it is set on the accepted socket the same way (the socket's own
+ * kBuffer/kBufferCb/kBufferGen fields, its handle's useUserBuffer). Where a Node version lacks
+ * those, the socket's 'data' events carry the data as before (false returned); the caller listens
+ * to both, and each read arrives through exactly one of them. Pausing the socket stops reads in
+ * either mode.
  */
-export function readIntoReusedBuffer(socket: tls.TLSSocket, onRead: (view: Buffer) => void): boolean {
+export function readIntoReusedBuffer(
+  socket: tls.TLSSocket,
+  onRead: (view: Buffer) => void,
+  next?: () => Buffer | null,
+): boolean {
   const symbols = Object.getOwnPropertySymbols(socket);
   const field = (name: string): symbol | undefined => symbols.find((s) => s.description === name);
   const kBuffer = field('kBuffer');
@@ -291,14 +299,15 @@ export function readIntoReusedBuffer(socket: tls.TLSSocket, onRead: (view: Buffe
   const handle = (socket as unknown as { _handle?: { useUserBuffer?: (buffer: Uint8Array) => void } | null })._handle;
   if (kBuffer === undefined || kBufferCb === undefined || kBufferGen === undefined) return false;
   if (fields[kBuffer] !== null || typeof handle?.useUserBuffer !== 'function') return false;
-  const buffer = Buffer.allocUnsafeSlow(64 * 1024);
-  fields[kBuffer] = buffer;
-  fields[kBufferGen] = null;
-  fields[kBufferCb] = (n: number): boolean => {
-    onRead(buffer.subarray(0, n));
+  const reused = Buffer.allocUnsafeSlow(64 * 1024);
+  fields[kBuffer] = reused;
+  // Node calls it after each read (with the buffer read into), then kBufferGen for the next one.
+  fields[kBufferCb] = (n: number, into: Uint8Array): boolean => {
+    onRead(Buffer.from(into.buffer, into.byteOffset, n));
     return true;
   };
-  handle.useUserBuffer(buffer);
+  fields[kBufferGen] = (): Buffer => next?.() ?? reused;
+  handle.useUserBuffer(reused);
   return true;
 }
 
@@ -317,6 +326,8 @@ class FrameReader {
   private sink: ((chunk: Buffer) => void) | null = null;
   /** While the payload is read: told the connection ended or failed. */
   private cut: (() => void) | null = null;
+  /** While the payload is read: where the socket's next read goes (the free room of a pooled buffer). */
+  private readTarget: (() => Buffer | null) | null = null;
 
   constructor(private readonly socket: tls.TLSSocket) {
     /** A chunk that is not ours to keep (a view of the reused read buffer) is copied if kept. */
@@ -331,7 +342,11 @@ class FrameReader {
       this.wake();
     };
     socket.on('data', (chunk: Buffer) => take(chunk, true));
-    readIntoReusedBuffer(socket, (view) => take(view, false));
+    readIntoReusedBuffer(
+      socket,
+      (view) => take(view, false),
+      () => this.readTarget?.() ?? null,
+    );
     const stop = (): void => {
       this.ended = true;
       this.wake();
@@ -403,34 +418,120 @@ class FrameReader {
 
   /**
    * The stream's payload, and whether its end frame and trailer (the byte count) confirmed it.
-   * TLS gives 16-KiB pieces: they are copied into pooled 1-MiB buffers, each passed on when full, at
-   * the end of the frames, or when the stream stalls (COALESCE_WAIT_MS without a byte added to it,
-   * or COALESCE_MAX_MS after it began to fill), so the engine gets one chunk and one pipe write per
-   * MiB, not 64; its consumer (pipeInto) releases each buffer once written to the receiving program.
-   * (Passing on at each frame's end would hand out a whole buffer per small frame of a sender that
-   * is not pooled.)
+   * TLS decrypts straight into pooled 1-MiB buffers (the socket's next read goes into the free room
+   * of the one being filled; a read that landed elsewhere — what came with the request line, a
+   * Node without the onread hooks — is copied in), the frame headers taken out in place. A buffer's
+   * bytes are passed on when it is full, at the end of the frames, or when the stream stalls
+   * (COALESCE_WAIT_MS without a byte added, or COALESCE_MAX_MS after its bytes began to come): the
+   * engine gets one chunk and one pipe write per MiB, not 64. Bytes passed on after a stall leave
+   * the rest of the buffer to fill (the socket reads into it already), so a buffer may go out in
+   * several chunks: it goes back to the pool once the reader left it and every chunk of it was
+   * released by the consumer (pipeInto, once written to the receiving program). (Passing on at each
+   * frame's end would hand out a whole buffer per small frame of a sender that is not pooled.)
    */
   payload(): { stream: PassThrough; verified: Promise<void> } {
     const pool = new BufferPool();
-    const stream = markPooled(new PassThrough({ highWaterMark: 4 * 1024 * 1024 }), (chunk) => pool.release(chunk));
-    let current: Buffer | null = null;
+    /** Chunks passed on and not yet released, and how many of each buffer's. */
+    const out = new Set<Buffer>();
+    const chunksOf = new Map<ArrayBufferLike, number>();
+    /** Back to the pool once the reader left the buffer and none of its chunks is out. */
+    const maybeFree = (b: Buffer): void => {
+      if (b.buffer !== current?.buffer && !chunksOf.has(b.buffer)) pool.release(b);
+    };
+    // Each chunk once (a repeated or foreign release is ignored: the buffer may be filling still).
+    const release = (chunk: Buffer): void => {
+      if (!out.delete(chunk)) return;
+      const n = (chunksOf.get(chunk.buffer) ?? 1) - 1;
+      if (n > 0) chunksOf.set(chunk.buffer, n);
+      else chunksOf.delete(chunk.buffer);
+      maybeFree(chunk);
+    };
+    const stream = markPooled(new PassThrough({ highWaterMark: 4 * 1024 * 1024 }), release);
+    /** The buffer being filled: bytes before `start` are passed on, after `filled` free. */
+    let current: Buffer | null = pool.acquire();
+    let start = 0;
     let filled = 0;
     let stalled: NodeJS.Timeout | null = null;
-    /** Passes the coalesced bytes on; false when the stream is full (the socket is paused). */
+    let paused = false;
+    /** Pauses the socket until the stream drains (set below). */
+    let pause: () => void = () => undefined;
+    /** Passes the bytes not yet passed on; false when the stream is full (the socket is paused). */
     const passOn = (): boolean => {
       if (stalled !== null) clearTimeout(stalled);
       stalled = null;
-      if (current === null || filled === 0) return true;
-      const chunk = current.subarray(0, filled);
-      current = null;
+      if (current === null || filled === start) return true;
+      const chunk = current.subarray(start, filled);
+      start = filled;
+      if (stream.destroyed) return true;
+      out.add(chunk);
+      chunksOf.set(chunk.buffer, (chunksOf.get(chunk.buffer) ?? 0) + 1);
+      return stream.write(chunk);
+    };
+    /** The full buffer's bytes on, and a fresh buffer to fill. */
+    const nextBuffer = (): boolean => {
+      const ok = passOn();
+      const left = current;
+      current = pool.acquire();
+      if (left !== null) maybeFree(left);
+      start = 0;
       filled = 0;
-      return stream.destroyed || stream.write(chunk);
+      return ok;
+    };
+    /** A stall, not a time limit per buffer: on a busy host a MiB may take longer than COALESCE_WAIT_MS to arrive. */
+    const watchForStall = (): void => {
+      const startedAt = performance.now();
+      let filledAtCheck = start;
+      const check = (): void => {
+        if (partialBufferAction(filled, filledAtCheck, performance.now() - startedAt) === 'wait') {
+          filledAtCheck = filled;
+          stalled = setTimeout(check, COALESCE_WAIT_MS);
+          return;
+        }
+        stalled = null;
+        if (!passOn() && !paused) pause();
+      };
+      stalled = setTimeout(check, COALESCE_WAIT_MS);
     };
     let bytes = 0;
     /** Bytes of the current frame still to come; -1: a frame header is next. */
     let frameLeft = -1;
-    let header: Buffer = Buffer.alloc(0);
-    let paused = false;
+    const header = Buffer.alloc(4);
+    let headerLength = 0;
+    /**
+     * Takes in the n bytes just put at `filled` of the current buffer: frame headers are taken out
+     * (the bytes after one moved up over it; one per frame, a MiB). Returns the bytes after the end
+     * frame (the trailer; a view of the buffer, to copy) once it came, else null.
+     */
+    const absorb = (buffer: Buffer, n: number): Buffer | null => {
+      const wasEmpty = filled === start;
+      let at = filled;
+      let end = filled + n;
+      while (at < end) {
+        if (frameLeft > 0) {
+          const m = Math.min(frameLeft, end - at);
+          at += m;
+          frameLeft -= m;
+          bytes += m;
+          continue;
+        }
+        // A frame header, perhaps split between reads.
+        const k = Math.min(4 - headerLength, end - at);
+        buffer.copy(header, headerLength, at, at + k);
+        headerLength += k;
+        buffer.copyWithin(at, at + k, end);
+        end -= k;
+        if (headerLength < 4) break;
+        headerLength = 0;
+        frameLeft = header.readUInt32BE(0);
+        if (frameLeft === 0) {
+          filled = at;
+          return buffer.subarray(at, end);
+        }
+      }
+      filled = end;
+      if (wasEmpty && filled > start) watchForStall();
+      return null;
+    };
     const verified = new Promise<void>((resolve, reject) => {
       const resume = (): void => {
         stream.off('drain', resume);
@@ -438,23 +539,28 @@ class FrameReader {
         paused = false;
         this.socket.resume();
       };
-      const pause = (): void => {
+      pause = (): void => {
         paused = true;
         this.socket.pause();
         stream.once('drain', resume);
         stream.once('close', resume);
       };
-      const endOfFrames = (rest: Buffer): void => {
+      const endOfFrames = (rest: Buffer[]): void => {
         // The last bytes on (a full stream needs no pause now: the trailer is all that is left).
         passOn();
         this.sink = null;
         this.cut = null;
-        if (rest.length > 0) {
-          // A copy: the chunk's buffer may be reused by the next read.
-          rest = Buffer.from(rest);
-          this.chunks.push(rest);
-          this.length += rest.length;
+        this.readTarget = null;
+        for (const piece of rest) {
+          if (piece.length === 0) continue;
+          // A copy: the piece's buffer is reused.
+          const kept = Buffer.from(piece);
+          this.chunks.push(kept);
+          this.length += kept.length;
         }
+        const left = current;
+        current = null;
+        if (left !== null) maybeFree(left);
         if (paused) resume();
         this.line()
           .then((text) => {
@@ -470,45 +576,21 @@ class FrameReader {
           .catch(reject);
       };
       const parse = (chunk: Buffer): void => {
+        // Decrypted in place (see readTarget), or else copied in.
+        const inPlace =
+          current !== null &&
+          chunk.buffer === current.buffer &&
+          chunk.byteOffset === current.byteOffset + filled &&
+          chunk.length <= current.length - filled;
         let at = 0;
         let full = false;
-        while (at < chunk.length) {
-          if (frameLeft > 0) {
-            if (current === null) {
-              current = pool.acquire();
-              // A stall, not a time limit per buffer: on a busy host a MiB may take longer than
-              // COALESCE_WAIT_MS to arrive, and passing it on in pieces costs writes to the engine.
-              const acquiredAt = performance.now();
-              let filledAtCheck = 0;
-              const check = (): void => {
-                if (partialBufferAction(filled, filledAtCheck, performance.now() - acquiredAt) === 'wait') {
-                  filledAtCheck = filled;
-                  stalled = setTimeout(check, COALESCE_WAIT_MS);
-                  return;
-                }
-                stalled = null;
-                if (!passOn() && !paused) pause();
-              };
-              stalled = setTimeout(check, COALESCE_WAIT_MS);
-            }
-            const n = Math.min(frameLeft, chunk.length - at, current.length - filled);
-            chunk.copy(current, filled, at, at + n);
-            at += n;
-            filled += n;
-            frameLeft -= n;
-            bytes += n;
-            if (filled === current.length && !passOn()) full = true;
-            continue;
-          }
-          // A frame header, perhaps split between chunks.
-          const part = chunk.subarray(at, at + 4 - header.length);
-          at += part.length;
-          // A copy: the chunk's buffer may be reused by the next read.
-          header = Buffer.concat([header, part]);
-          if (header.length < 4) break;
-          frameLeft = header.readUInt32BE(0);
-          header = Buffer.alloc(0);
-          if (frameLeft === 0) return endOfFrames(chunk.subarray(at));
+        while (at < chunk.length && current !== null) {
+          const n = inPlace ? chunk.length : Math.min(chunk.length - at, current.length - filled);
+          if (!inPlace) chunk.copy(current, filled, at, at + n);
+          at += n;
+          const rest = absorb(current, n);
+          if (rest !== null) return endOfFrames([rest, chunk.subarray(at)]);
+          if (filled === current.length && !nextBuffer()) full = true;
         }
         if (full && !paused) pause();
       };
@@ -516,9 +598,11 @@ class FrameReader {
         if (stalled !== null) clearTimeout(stalled);
         this.sink = null;
         this.cut = null;
+        this.readTarget = null;
         reject(this.brokenError() ?? new LocalStorageError('TRANSFER_FAILED', 'the connection ended'));
       };
       this.sink = parse;
+      this.readTarget = () => (current !== null ? current.subarray(filled) : null);
       // What came with the request line first.
       const queued = this.chunks;
       this.chunks = [];
