@@ -19,9 +19,10 @@ describe('snapshotValues', () => {
     expect([...keys].sort()).toEqual(keys);
   });
 
-  it('defaults to 1 MiB chunks, under etcd’s default 1.5 MiB request limit', () => {
-    expect(SNAPSHOT_CHUNK_BYTES).toBe(1024 * 1024);
+  it('defaults to 256 KiB chunks (put one at a time, a commit waits behind one at most), under etcd’s 1.5 MiB request limit', () => {
+    expect(SNAPSHOT_CHUNK_BYTES).toBe(256 * 1024);
     const { chunks } = snapshotValues(1, `"${'x'.repeat(3 * 1024 * 1024)}"`, 'ab');
-    expect(chunks).toHaveLength(4);
+    expect(chunks).toHaveLength(13);
+    for (const [, c] of chunks) expect(Buffer.byteLength(c)).toBeLessThanOrEqual(256 * 1024);
   });
 });
