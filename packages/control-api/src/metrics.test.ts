@@ -61,6 +61,79 @@ describe('convergence', () => {
   });
 });
 
+describe('convergence against the whole-walk reference (random clusters, repeated samples)', () => {
+  /** The earlier algorithm: a Map of Sets over every manifestation, rebuilt per sample. */
+  function reference(
+    datasets: ReadonlyMap<string, { primary: string; deleted: boolean }>,
+    reports: { report: { uuid: string; manifestations: { dataset_id: string; status: string }[] } }[],
+    now: number,
+    since: Map<string, number>,
+  ): { datasets: number; converging: number; oldestSeconds: number } {
+    const mountedOn = new Map<string, Set<string>>();
+    for (const { report } of reports)
+      for (const m of report.manifestations)
+        if (m.status === 'mounted')
+          mountedOn.set(m.dataset_id, (mountedOn.get(m.dataset_id) ?? new Set()).add(report.uuid));
+    let n = 0;
+    let oldest = now;
+    const still = new Set<string>();
+    for (const [id, d] of datasets) {
+      if (d.deleted) continue;
+      n++;
+      if (mountedOn.get(id)?.has(d.primary) === true) continue;
+      still.add(id);
+      const from = since.get(id) ?? now;
+      since.set(id, from);
+      if (from < oldest) oldest = from;
+    }
+    for (const id of since.keys()) if (!still.has(id)) since.delete(id);
+    return { datasets: n, converging: still.size, oldestSeconds: (now - oldest) / 1000 };
+  }
+
+  it('gives the same answers and keeps the same since map', () => {
+    let seed = 7;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    const nodes = [NODE_A, NODE_B, '33333333-3333-4333-8333-333333333333'];
+    const ids = Array.from({ length: 12 }, (_, i) => `d${i}`);
+    const since = new Map<string, number>();
+    const expected = new Map<string, number>();
+    let reports = nodes.map((uuid) => ({ report: nodeReport(uuid, { manifestations: [] }), lastSeen: 0 }));
+    for (let step = 0; step < 200; step++) {
+      const datasets = new Map(
+        ids
+          .filter(() => rand(5) > 0)
+          .map((id) => [id, { primary: nodes[rand(3)] as string, deleted: rand(6) === 0 }] as const),
+      );
+      // Some reports change (new objects), the others are the same values as before (cached sets reused).
+      reports = reports.map((r) =>
+        rand(3) === 0
+          ? {
+              report: nodeReport(r.report.uuid, {
+                manifestations: ids
+                  .filter(() => rand(4) === 0)
+                  .map((id) => ({
+                    dataset_id: id,
+                    blockdevice_id: 'b',
+                    size: 1,
+                    status: rand(3) === 0 ? ('attached' as const) : ('mounted' as const),
+                  })),
+              }),
+              lastSeen: 0,
+            }
+          : r,
+      );
+      // Now and then a node appears twice (its entries merge).
+      const sample = rand(10) === 0 ? [...reports, reports[0] as (typeof reports)[number]] : reports;
+      const now = step * 1000;
+      expect(convergence({ datasets }, sample, now, since)).toEqual(reference(datasets, sample, now, expected));
+      expect([...since.entries()].sort()).toEqual([...expected.entries()].sort());
+    }
+  });
+});
+
 describe('control service metrics listener', () => {
   let dir: string;
   beforeEach(() => {

@@ -19,9 +19,23 @@ import type { ConfigurationStore } from './ConfigurationStore';
 import { StoreConflict } from './etcd/conflict';
 import type { ControlState } from './ControlState';
 
+/** Per node report (an immutable value): the datasets it shows mounted, made once per report. */
+const mountedSets = new WeakMap<ReportedNode['report'], ReadonlySet<string>>();
+
+function mountedIn(report: ReportedNode['report']): ReadonlySet<string> {
+  let set = mountedSets.get(report);
+  if (set === undefined) {
+    set = new Set(report.manifestations.filter((m) => m.status === 'mounted').map((m) => m.dataset_id));
+    mountedSets.set(report, set);
+  }
+  return set;
+}
+
 /**
  * Which datasets are converging (not deleted, not mounted on their primary) and since when; `since` carries
  * the first time each was seen converging from one sample to the next (pure but for that map).
+ * Per scrape O(datasets + nodes): each report's mounted set is built once per report (issue 23: a
+ * Map of Sets over every manifestation per scrape held the event loop ~40 ms at 10,000 datasets).
  */
 export function convergence(
   config: { readonly datasets: ReadonlyMap<string, { readonly primary: string; readonly deleted: boolean }> },
@@ -29,29 +43,31 @@ export function convergence(
   now: number,
   since: Map<string, number>,
 ): { datasets: number; converging: number; oldestSeconds: number } {
-  const mountedOn = new Map<string, Set<string>>();
+  const mountedBy = new Map<string, ReadonlySet<string>>();
   for (const { report } of reports) {
-    for (const m of report.manifestations) {
-      if (m.status !== 'mounted') continue;
-      let nodes = mountedOn.get(m.dataset_id);
-      if (nodes === undefined) mountedOn.set(m.dataset_id, (nodes = new Set()));
-      nodes.add(report.uuid);
-    }
+    const mounted = mountedIn(report);
+    const other = mountedBy.get(report.uuid);
+    mountedBy.set(report.uuid, other === undefined ? mounted : new Set([...other, ...mounted]));
   }
   let datasets = 0;
   let oldest = now;
-  const still = new Set<string>();
+  let converging = 0;
   for (const [id, d] of config.datasets) {
     if (d.deleted) continue;
     datasets++;
-    if (mountedOn.get(id)?.has(d.primary) === true) continue;
-    still.add(id);
+    if (mountedBy.get(d.primary)?.has(id) === true) {
+      since.delete(id);
+      continue;
+    }
+    converging++;
     const from = since.get(id) ?? now;
     since.set(id, from);
     if (from < oldest) oldest = from;
   }
-  for (const id of since.keys()) if (!still.has(id)) since.delete(id);
-  return { datasets, converging: still.size, oldestSeconds: (now - oldest) / 1000 };
+  // Datasets gone from the configuration (or deleted) are no longer converging.
+  if (since.size > converging)
+    for (const id of since.keys()) if (config.datasets.get(id)?.deleted !== false) since.delete(id);
+  return { datasets, converging, oldestSeconds: (now - oldest) / 1000 };
 }
 
 export interface ControlHealthOptions {
