@@ -6,7 +6,7 @@ import { request as httpGet } from 'node:http';
 import { applyClusterDelta, type ClusterAnswer, ClusterSnapshot, FlockerClient, isClusterDelta } from '@flocker/api';
 import type { ControlService } from './server';
 import { NODE_A, NODE_B, nodeReport, startOnLoopback } from './testing/httpService';
-import { sharedDeltaCacheSize } from './agentWatch';
+import { sharedDeltaCacheSize, WATCH_HEARTBEAT_MS } from './agentWatch';
 
 /** Reads a watch's answers as they come (the client's own iterator, one per call of next()). */
 function watcher(client: FlockerClient, node: string, since?: string) {
@@ -88,6 +88,8 @@ describe('agent channel: the streaming watch over HTTP', () => {
     try {
       expect(raw.status).toBe(200);
       expect(raw.type).toMatch(/^application\/x-ndjson/);
+      // The heartbeat period, so the client's idle timeout follows it.
+      expect(raw.type).toBe(`application/x-ndjson; heartbeat-ms=${WATCH_HEARTBEAT_MS}`);
       await client.createDataset({ primary: NODE_B });
       await new Promise((r) => setTimeout(r, 300));
       expect(raw.chunks.join('')).toBe('');

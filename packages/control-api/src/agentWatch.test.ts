@@ -6,7 +6,7 @@ import { MemoryConfigurationStore } from './ConfigurationStore';
 import { ControlState } from './ControlState';
 import type { StreamSink } from './routeSpec';
 import { Views } from './Views';
-import { watchNode } from './agentWatch';
+import { WATCH_HEARTBEAT_MS, watchContentType, watchNode } from './agentWatch';
 import { A, B, letterReport as report } from './testing/fixtures';
 
 const silent = winston.createLogger({ silent: true });
@@ -14,6 +14,7 @@ const silent = winston.createLogger({ silent: true });
 /** A sink that records its lines and says "full" while `blocked`, until drain() is called. */
 function fakeSink(): StreamSink & {
   lines: string[];
+  chunks: (Buffer | string)[];
   blocked: boolean;
   drain: () => void;
   ended: boolean;
@@ -23,12 +24,14 @@ function fakeSink(): StreamSink & {
   let release: (() => void) | undefined;
   const sink = {
     lines: [] as string[],
+    chunks: [] as (Buffer | string)[],
     blocked: false,
     ended: false,
     signal: abort.signal,
     abort: () => abort.abort(),
     write(chunk: Buffer | string): boolean {
       sink.lines.push(chunk.toString());
+      sink.chunks.push(chunk);
       return !sink.blocked;
     },
     drained: () => new Promise<void>((r) => (release = r)),
@@ -66,6 +69,29 @@ describe('watchNode', () => {
     await tick(100);
     expect(sink.lines[0]).toBe('\n');
     sink.abort();
+  });
+
+  it('beats every few seconds and says so in its Content-Type (the client waits 3 periods before it reconnects)', () => {
+    // 20 s left a half-open watch unnoticed for a minute (the client's idle timeout).
+    expect(WATCH_HEARTBEAT_MS).toBeLessThanOrEqual(5_000);
+    expect(watchContentType()).toBe(`application/x-ndjson; heartbeat-ms=${WATCH_HEARTBEAT_MS}`);
+  });
+
+  it('one tick writes the same heartbeat Buffer to every idle watcher; none to one that wrote a line', async () => {
+    const sinks = [fakeSink(), fakeSink(), fakeSink()];
+    for (const sink of sinks) watchNode(state, new Views(state), A, state.generation, sink, 100);
+    const busy = fakeSink();
+    watchNode(state, new Views(state), B, state.generation, busy, 100);
+    await tick(50);
+    await state.mutate((c, now) => createDataset(c, { primary: B }, undefined, undefined, now));
+    await tick(80);
+    const beats = sinks.map((s) => s.chunks[0]);
+    expect(beats[0]).toBeInstanceOf(Buffer);
+    expect(beats[0]?.toString()).toBe('\n');
+    for (const b of beats) expect(b).toBe(beats[0]);
+    expect(busy.lines).toHaveLength(1);
+    expect(busy.lines[0]).not.toBe('\n');
+    for (const sink of [...sinks, busy]) sink.abort();
   });
 
   it('queues nothing while the client is not reading; once drained, one delta covers every change it missed', async () => {

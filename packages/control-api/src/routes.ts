@@ -38,7 +38,7 @@ import { reportedSnapshotSize, snapshotHandlers } from './snapshotRoutes';
 import { backupHandlers } from './backupRoutes';
 import { requireBackupNode } from './backups';
 import { type Handlers, implement, type RouteSpec } from './routeSpec';
-import { watchNode } from './agentWatch';
+import { watchContentType, watchNode } from './agentWatch';
 
 export { canonicalInput } from './routeSpec';
 export type { Reply, RouteContext, RouteSpec } from './routeSpec';
@@ -171,7 +171,7 @@ const datasetHandlers: Omit<
   watchCluster: (state, { query }, views) => ({
     status: 200,
     stream: {
-      contentType: 'application/x-ndjson',
+      contentType: watchContentType(),
       run: (sink) => watchNode(state, views, query.node, query.since, sink),
     },
   }),
