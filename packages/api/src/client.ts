@@ -145,6 +145,18 @@ function errorCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/** A watch is taken as dead after this many heartbeat periods without a byte (the server beats at most 2 apart). */
+export const WATCH_IDLE_HEARTBEATS = 3;
+/** The idle timeout against a server that announces no period (its heartbeat was 20 s). */
+const LEGACY_WATCH_IDLE_MS = 60_000;
+
+/** The heartbeat period a watch's Content-Type announces (`application/x-ndjson; heartbeat-ms=N`), if any. */
+export function watchHeartbeatMs(contentType: string | string[] | undefined): number | undefined {
+  const m = /;\s*heartbeat-ms=(\d+)/i.exec(String(contentType ?? ''));
+  const ms = m === null ? NaN : Number(m[1]);
+  return Number.isSafeInteger(ms) && ms > 0 ? ms : undefined;
+}
+
 /** One line of a watch: a delta or a whole view, each checked against its own schema (not the union's two tries). */
 function parseWatchLine(line: string, path: string): ClusterAnswer {
   let json: unknown;
@@ -345,9 +357,11 @@ export class FlockerClient {
    * long-lived answer (`GET /v1/agent/cluster/watch`) — no request per change. Yields each answer
    * as it arrives (merge deltas with applyClusterDelta: each one's `since` is the generation of the
    * answer before). Ends when the server ends the stream (it is closing) or `signal` aborts; a
-   * failure throws FlockerApiError (status 0: the connection, or no line — heartbeats included —
-   * for `idleTimeoutMs`). Reconnect then with the generation held: the stream resumes from it.
-   * The long-poll methods above are unchanged.
+   * failure throws FlockerApiError (status 0: the connection, or WATCH_IDLE: nothing — heartbeats
+   * included — for `idleTimeoutMs`, by default WATCH_IDLE_HEARTBEATS of the heartbeat period the
+   * server announces in its Content-Type, or 60 s from a server that announces none). Reconnect
+   * then with the generation held: the stream resumes from it. The long-poll methods above are
+   * unchanged (no heartbeats: each waits at most its own timeout).
    */
   async *watchCluster(
     node: string,
@@ -368,7 +382,8 @@ export class FlockerClient {
           headers: { accept: 'application/x-ndjson' },
           dispatcher: this.dispatcher,
           headersTimeout: this.timeoutMs,
-          bodyTimeout: options.idleTimeoutMs ?? 60_000,
+          // A backstop: the idle timer below follows the period the server announces.
+          bodyTimeout: options.idleTimeoutMs ?? LEGACY_WATCH_IDLE_MS,
           ...(options.signal !== undefined ? { signal: options.signal } : {}),
         });
         this.baseUrl = url;
@@ -397,11 +412,21 @@ export class FlockerClient {
       throw new FlockerApiError(res.statusCode, `HTTP_${res.statusCode}`, `GET ${path}: ${text.slice(0, 200)}`);
     }
     const body = res.body;
+    const beat = watchHeartbeatMs(res.headers['content-type']);
+    const idleMs = options.idleTimeoutMs ?? (beat !== undefined ? WATCH_IDLE_HEARTBEATS * beat : LEGACY_WATCH_IDLE_MS);
+    // A half-open connection (a silent partition, a dead peer) writes nothing: cut it after idleMs.
+    let idled = false;
+    const idle = setTimeout(() => {
+      idled = true;
+      body.destroy();
+    }, idleMs);
+    idle.unref();
     // A character split between two chunks is kept whole.
     body.setEncoding('utf8');
     let rest = '';
     try {
       for await (const chunk of body as AsyncIterable<string>) {
+        idle.refresh();
         rest += chunk;
         for (let nl = rest.indexOf('\n'); nl >= 0; nl = rest.indexOf('\n')) {
           const line = rest.slice(0, nl);
@@ -412,10 +437,16 @@ export class FlockerClient {
     } catch (err) {
       if (gone()) return;
       if (err instanceof FlockerApiError) throw err;
+      if (idled)
+        throw new FlockerApiError(0, 'WATCH_IDLE', `GET ${path}: nothing for ${idleMs} ms, not even a heartbeat`);
       throw new FlockerApiError(0, 'CONTROL_SERVICE_UNREACHABLE', `GET ${path} failed: ${errorMessage(err)}`);
     } finally {
+      clearTimeout(idle);
       body.destroy();
     }
+    // Destroyed by the idle timer without an error: the stream did not end, it went silent.
+    if (idled && !gone())
+      throw new FlockerApiError(0, 'WATCH_IDLE', `GET ${path}: nothing for ${idleMs} ms, not even a heartbeat`);
   }
 
   // ---- containers (Flocker's container API) ----------------------------------

@@ -1,0 +1,100 @@
+/** FlockerClient.watchCluster's idle detection (issue 23): a silent watch is cut after 3 announced heartbeats. */
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { FlockerApiError, FlockerClient, WATCH_IDLE_HEARTBEATS, watchHeartbeatMs } from './client';
+
+const NODE = '11111111-1111-4111-8111-111111111111';
+const VIEW = JSON.stringify({ generation: 'x.1.1', configuration_tag: 't', datasets: [], leases: [], nodes: [] });
+
+/** A watch route that sends the view, then does what `after` does with the answer (heartbeats, or nothing). */
+async function watchServer(
+  contentType: string,
+  after: (res: ServerResponse) => void,
+): Promise<{ url: string; close: () => Promise<void> }> {
+  const open = new Set<ServerResponse>();
+  const srv: Server = createServer((_req, res) => {
+    open.add(res);
+    res.writeHead(200, { 'content-type': contentType });
+    res.write(`${VIEW}\n`);
+    after(res);
+  });
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const port = (srv.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => {
+      for (const r of open) r.destroy();
+      return new Promise((resolve) => srv.close(() => resolve()));
+    },
+  };
+}
+
+/** Reads the watch until it fails or `ms` pass; what happened and when. */
+async function follow(
+  client: FlockerClient,
+  ms: number,
+): Promise<{ lines: number; error?: FlockerApiError; at: number }> {
+  const abort = new AbortController();
+  const started = Date.now();
+  const stop = setTimeout(() => abort.abort(), ms);
+  let lines = 0;
+  try {
+    for await (const answer of client.watchCluster(NODE, undefined, { signal: abort.signal }))
+      if (answer.generation !== undefined) lines++;
+    return { lines, at: Date.now() - started };
+  } catch (e) {
+    if (!(e instanceof FlockerApiError)) throw e;
+    return { lines, error: e, at: Date.now() - started };
+  } finally {
+    clearTimeout(stop);
+  }
+}
+
+describe('FlockerClient.watchCluster idle detection', () => {
+  it('reads the heartbeat period from the Content-Type', () => {
+    expect(watchHeartbeatMs('application/x-ndjson; heartbeat-ms=2000')).toBe(2000);
+    expect(watchHeartbeatMs('application/x-ndjson;heartbeat-ms=50; charset=utf-8')).toBe(50);
+    expect(watchHeartbeatMs('application/x-ndjson')).toBeUndefined();
+    expect(watchHeartbeatMs('application/x-ndjson; heartbeat-ms=0')).toBeUndefined();
+    expect(watchHeartbeatMs(undefined)).toBeUndefined();
+  });
+
+  it('a watch gone silent (a half-open connection) fails with WATCH_IDLE after 3 announced heartbeats', async () => {
+    const srv = await watchServer('application/x-ndjson; heartbeat-ms=50', () => undefined);
+    try {
+      const r = await follow(new FlockerClient({ baseUrl: srv.url }), 5_000);
+      expect(r.lines).toBe(1);
+      expect(r.error?.code).toBe('WATCH_IDLE');
+      expect(r.error?.status).toBe(0);
+      expect(r.at).toBeGreaterThanOrEqual(WATCH_IDLE_HEARTBEATS * 50 - 10);
+      expect(r.at).toBeLessThan(2_000);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('heartbeats keep a watch without changes open', async () => {
+    const srv = await watchServer('application/x-ndjson; heartbeat-ms=50', (res) => {
+      const t = setInterval(() => res.write('\n'), 50);
+      res.on('close', () => clearInterval(t));
+    });
+    try {
+      const r = await follow(new FlockerClient({ baseUrl: srv.url }), 600);
+      expect(r.error).toBeUndefined();
+      expect(r.lines).toBe(1);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('a server announcing no period (the first watch: 20 s heartbeats) keeps the 60 s idle timeout', async () => {
+    const srv = await watchServer('application/x-ndjson', () => undefined);
+    try {
+      const r = await follow(new FlockerClient({ baseUrl: srv.url }), 500);
+      expect(r.error).toBeUndefined();
+      expect(r.lines).toBe(1);
+    } finally {
+      await srv.close();
+    }
+  });
+});
