@@ -48,6 +48,7 @@ import {
   viewAfterLine,
   watchRefused,
 } from './ClusterFollowerMode';
+import { compareGenerations, replacesHeld } from './ClusterFollowerOrder';
 import { errorCode, errorMessage } from './errors';
 import { explanationOf, isEmptyGaps, supplementView, type ViewGaps } from './viewGaps';
 
@@ -97,7 +98,7 @@ export interface ClusterFollowerOptions {
 
 export class ClusterFollower {
   private current: ClusterSnapshot | null = null;
-  /** When the snapshot held was asked for: an answer to an older question never replaces it. */
+  /** When the snapshot held was asked for: across epochs, an answer to an older question never replaces it. */
   private snapshotAskedAt = -Infinity;
   private refetching: Promise<void> | null = null;
   private readonly following = new AbortController();
@@ -267,8 +268,9 @@ export class ClusterFollower {
   /**
    * Follows the node's view over watches until following stops or the control service refuses
    * the watch (then long-polls: false). Each watch asks from the view the last one held, so a
-   * change made while none was open comes as the first line; a line arrived is adopted as asked
-   * then (it was current when written, a moment before: the agent reads as lines come).
+   * change made while none was open comes as the first line. A line is ordered against the view
+   * held as asked on arrival (by generation within an epoch: ClusterFollowerOrder), and proves
+   * contact as of the watch's request (a long-poll's answer proves it as of its question).
    */
   private async followWatch(afterFailure: boolean): Promise<boolean> {
     const watch = this.o.watchCluster;
@@ -292,6 +294,12 @@ export class ClusterFollower {
       // and this answer is proof of contact (and of the tag) even if nothing did.
       if (resync && since !== undefined) this.refetch();
       let lines = 0;
+      // What a line proves to self-fencing: the view was current when the watch was asked for, no
+      // later. A line is written before it arrives, by up to the client's idle timeout (3 heartbeats)
+      // after a stall, or longer behind a proxy that holds answers back: counted on arrival, it would
+      // prove a configuration current that may not be. Reports and refetches confirm contact as with
+      // long-polls (a report answered with the tag held; a read when the tag differs).
+      const watchAskedAt = this.o.clock.now();
       try {
         for await (const line of watch(since, this.following.signal)) {
           if (this.stopped) return false;
@@ -320,7 +328,7 @@ export class ClusterFollower {
             });
           lost = false;
           this.o.logger.debug('cluster snapshot', { generation: next.view.generation, streamed: true });
-          this.adopt(next.view, this.o.clock.now());
+          this.adopt(next.view, this.o.clock.now(), watchAskedAt);
         }
         // Ended by the service (closing: its successor or another replica answers) or for a
         // whole view: watch again — at once, unless nothing came (no loop against a service
@@ -429,11 +437,27 @@ export class ClusterFollower {
     return held !== null && this.wholeReads.has(held) === whole ? since : undefined;
   }
 
-  /** Takes a snapshot asked for at `askedAt`, unless one asked for later is already held. */
-  private adopt(snap: ClusterSnapshot, askedAt: number): void {
-    if (askedAt < this.snapshotAskedAt) return;
-    this.snapshotAskedAt = askedAt;
+  /**
+   * Takes a snapshot asked for at `askedAt` unless the view held is newer (ClusterFollowerOrder: by
+   * generation within the control service's epoch, else by when asked — a restart is adopted).
+   * `confirmedAt` is what it proves to self-fencing: the configuration it holds was current then
+   * (a read: when asked; a watch's line: when the watch was asked for, see followWatch). An older
+   * view than the one held is not taken, but the held one was current at least as late: contact.
+   */
+  private adopt(snap: ClusterSnapshot, askedAt: number, confirmedAt = askedAt): void {
     const before = this.current;
+    const held = before === null ? null : { generation: before.generation, askedAt: this.snapshotAskedAt };
+    if (!replacesHeld(held, { generation: snap.generation, askedAt })) {
+      if (before !== null && compareGenerations(snap.generation, before.generation) === -1) {
+        this.o.logger.debug('an older view than the one held: kept the held one', {
+          held: before.generation,
+          answered: snap.generation,
+        });
+        this.o.adopted(before, confirmedAt, 'none');
+      }
+      return;
+    }
+    this.snapshotAskedAt = Math.max(this.snapshotAskedAt, askedAt);
     let change: SnapshotChange = 'none';
     if (snap.generation !== before?.generation) {
       change =
@@ -444,7 +468,7 @@ export class ClusterFollower {
             : 'own';
       this.current = snap;
     }
-    this.o.adopted(snap, askedAt, change);
+    this.o.adopted(snap, confirmedAt, change);
   }
 }
 

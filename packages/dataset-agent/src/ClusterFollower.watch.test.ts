@@ -153,8 +153,10 @@ describe('ClusterFollower over a watch of its node view', () => {
       ['3', 'config'],
       ['4', 'others'],
     ]);
-    // A line is adopted as of its arrival.
-    expect(adopted[1]!.askedAt).toBe(t0 + 5);
+    // A line proves contact as of the watch's request, not its arrival (written before, by up to an
+    // idle timeout after a stall, or more behind a proxy): what self-fencing is told.
+    expect(adopted[1]!.askedAt).toBe(watches[0]!.at);
+    expect(adopted[1]!.askedAt).toBeLessThan(t0 + 5);
     expect(ids(follower.snapshot)).toEqual(['d2']);
     expect(follower.followMode).toBe('watch');
     expect(follower.answers).toMatchObject({ streamed: 4, view: 1, delta: 3, whole: 0 });
@@ -311,6 +313,38 @@ describe('ClusterFollower over a watch of its node view', () => {
     await settle();
     expect(wholeCalls[1]).toMatchObject({ since: '1', timeoutMs: 25_000 });
     expect(follower.snapshot?.generation).toBe('1');
+    follower.stop();
+  });
+
+  it('a refetch answered with a newer view than a line that arrives after it: the view never steps back', async () => {
+    const { clock, watches, deltaCalls, adopted, follower } = setup();
+    follower.start();
+    await settle();
+    watches[0]!.line(view('e.1.1', { datasets: [dataset('d1')] }));
+    await settle();
+    await clock.advance(10);
+    follower.refetch();
+    // The refetch overtakes the stream: it answers e.1.3 while the stream's line for e.1.2 is on its way.
+    deltaCalls[0]!.answer(delta('e.1.1', 'e.1.3', { datasets: [dataset('d2'), dataset('d3')] }));
+    await settle();
+    expect(follower.snapshot?.generation).toBe('e.1.3');
+    await clock.advance(10);
+    watches[0]!.line(delta('e.1.1', 'e.1.2', { datasets: [dataset('d2')] }));
+    await settle();
+    // Arrived later than the refetch was asked, but older: kept e.1.3 (a contact, not a change).
+    expect(follower.snapshot?.generation).toBe('e.1.3');
+    expect(ids(follower.snapshot)).toEqual(['d1', 'd2', 'd3']);
+    expect(adopted.at(-1)).toMatchObject({ generation: 'e.1.3', change: 'none' });
+    watches[0]!.line(delta('e.1.2', 'e.1.3', { datasets: [dataset('d3')] }));
+    await settle();
+    expect(follower.snapshot?.generation).toBe('e.1.3');
+    expect(adopted.map((a) => a.change)).toEqual(['config', 'config', 'none', 'none']);
+    // A restarted service (another epoch) is adopted, whatever its counters.
+    await clock.advance(10);
+    watches[0]!.line(view('f.0.1', { datasets: [dataset('d1')] }));
+    await settle();
+    expect(follower.snapshot?.generation).toBe('f.0.1');
+    expect(ids(follower.snapshot)).toEqual(['d1']);
     follower.stop();
   });
 
