@@ -6,7 +6,7 @@ import { MemoryConfigurationStore } from './ConfigurationStore';
 import { ControlState } from './ControlState';
 import type { StreamSink } from './routeSpec';
 import { Views } from './Views';
-import { WATCH_HEARTBEAT_MS, watchContentType, watchNode } from './agentWatch';
+import { HEARTBEAT_SLICE, WATCH_HEARTBEAT_MS, watchContentType, watchNode } from './agentWatch';
 import { A, B, letterReport as report } from './testing/fixtures';
 
 const silent = winston.createLogger({ silent: true });
@@ -92,6 +92,28 @@ describe('watchNode', () => {
     expect(busy.lines).toHaveLength(1);
     expect(busy.lines[0]).not.toBe('\n');
     for (const sink of [...sinks, busy]) sink.abort();
+  });
+
+  it('a tick beats its watchers in slices, letting the event loop run between them (no stall of every request at 10,000)', async () => {
+    const total = HEARTBEAT_SLICE * 2 + 1;
+    let beats = 0;
+    let seenBetween: number | undefined;
+    const sinks = Array.from({ length: total }, () => {
+      const sink = fakeSink();
+      const write = sink.write.bind(sink);
+      sink.write = (chunk) => {
+        beats += 1;
+        // Runs at the next turn of the loop: before the tick's last slice if the tick is sliced.
+        if (beats === 1) setImmediate(() => (seenBetween = beats));
+        return write(chunk);
+      };
+      return sink;
+    });
+    for (const sink of sinks) watchNode(state, new Views(state), A, state.generation, sink, 100);
+    await tick(180);
+    expect(beats).toBe(total);
+    expect(seenBetween).toBe(HEARTBEAT_SLICE);
+    for (const sink of sinks) sink.abort();
   });
 
   it('queues nothing while the client is not reading; once drained, one delta covers every change it missed', async () => {

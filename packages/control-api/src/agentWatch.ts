@@ -34,6 +34,8 @@ export function watchContentType(heartbeatMs = WATCH_HEARTBEAT_MS): string {
   return `application/x-ndjson; heartbeat-ms=${heartbeatMs}`;
 }
 const HEARTBEAT = Buffer.from('\n');
+/** Watchers beaten per turn of the event loop within one tick (exported for tests). */
+export const HEARTBEAT_SLICE = 500;
 
 /** A watcher's part in the heartbeat: written since the last tick (no heartbeat then), or busy. */
 interface Beating {
@@ -49,7 +51,19 @@ function heartbeatsTo(periodMs: number, w: Beating): () => void {
   if (b === undefined) {
     const watchers = new Set<Beating>();
     const timer = setInterval(() => {
-      for (const x of watchers) if (x.idle()) x.beat();
+      // In slices with the event loop let run between: 10,000 writes in one go held every request
+      // behind them for 15-36 ms (60-180 at worst) per tick on the loaded 2-core host.
+      const due = [...watchers];
+      let i = 0;
+      const slice = (): void => {
+        const end = Math.min(i + HEARTBEAT_SLICE, due.length);
+        for (; i < end; i++) {
+          const x = due[i];
+          if (x !== undefined && watchers.has(x) && x.idle()) x.beat();
+        }
+        if (i < due.length) setImmediate(slice);
+      };
+      slice();
     }, periodMs);
     timer.unref();
     b = { watchers, timer };
