@@ -453,7 +453,7 @@ export const apiRoutes = {
     responses: {
       200: {
         description:
-          "An `application/x-ndjson` stream that stays open: each line is the node's whole view (ClusterSnapshot) or a delta of it (ClusterDelta, whose `since` is the generation of the line before); empty lines are heartbeats. Only changes to the node's view are written; a client that falls behind gets one delta covering all it missed.",
+          "An `application/x-ndjson` stream that stays open: each line is the node's whole view (ClusterSnapshot) or a delta of it (ClusterDelta, whose `since` is the generation of the line before); empty lines are heartbeats, at most 2 periods apart, the period announced in the Content-Type (`application/x-ndjson; heartbeat-ms=2000`): a client may take a watch silent for 3 periods as dead and watch again with `since`. Only changes to the node's view are written; a client that falls behind gets one delta covering all it missed.",
         schema: ClusterAnswer,
       },
       ...E400,
