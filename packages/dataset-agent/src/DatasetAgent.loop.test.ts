@@ -1,7 +1,7 @@
 import type { NodeState } from '@flocker/api';
 import { TEST_NODE, testAgentOptions } from './testing/agentOptions';
 import { StorageError } from '@flocker/storage-drivers';
-import { DatasetAgent } from './DatasetAgent';
+import { CREATE_HOLD_MS, DatasetAgent } from './DatasetAgent';
 import { countListings, FakeControl, FakeDriver, FakeHost } from './testing/fakes';
 import { ManualClock } from '@flocker/runtime/testing';
 
@@ -206,11 +206,11 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     listings = 0;
     control.setDatasets([dataset]);
     await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
-    // The turn's full look (running beside the create), then the create action's
-    // own re-check (never a second volume): the fast start itself lists nothing.
-    expect(listingsAtCreate).toBe(2);
-    // Create, attach and format each tell what they changed (stateAfter): one look,
-    // after the mount, and no full look once idle: nothing happened meanwhile.
+    // Only the create action's own re-check (never a second volume): the fast start itself lists
+    // nothing, and the turn's full look is held until the create's worker is done (lookHeld).
+    expect(listingsAtCreate).toBe(1);
+    // Create, attach and format each tell what they changed (stateAfter): one look after the
+    // mount, then the full look held for the create, and no other once idle.
     await pass(50);
     expect(listings).toBe(3);
     // Created here and never formatted, then formatted by us: never probed.
@@ -269,6 +269,68 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     control.setDatasets([dataset]);
     await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
     expect(reportedAtLook).toBe('mounted');
+    await agent.stop();
+  });
+
+  it('no full look runs beside a fast-started create: it follows once the dataset is mounted and reported', async () => {
+    const { driver, host, control, agent } = setup({ resyncIntervalMs: 60_000 });
+    agent.start();
+    await eventually(() => control.reports.length > 0);
+    await pass(50);
+    const events: string[] = [];
+    // Only the full look lists the snapshots (no dataset here has any configured).
+    const listSnapshots = driver.listSnapshots.bind(driver);
+    driver.listSnapshots = async () => (
+      events.push(`full look (${control.last()?.manifestations[0]?.status ?? 'none'} reported)`),
+      listSnapshots()
+    );
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const mount = host.mount.bind(host);
+    host.mount = async (device, mountPoint) => {
+      events.push('mount');
+      await gate;
+      return mount(device, mountPoint);
+    };
+    control.setDatasets([dataset]);
+    await eventually(() => events.includes('mount'));
+    // A change meanwhile (the plugin's lease, say) is looked at after the create too.
+    const other = { ...dataset, dataset_id: 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', primary: 'elsewhere' };
+    control.setDatasets([dataset, other]);
+    await pass(200);
+    expect(events).toEqual(['mount']);
+    release();
+    await eventually(() => events.length > 1);
+    await pass(100);
+    expect(events).toEqual(['mount', 'full look (mounted reported)']);
+    await agent.stop();
+  });
+
+  it('a hung create worker holds the full look no longer than CREATE_HOLD_MS', async () => {
+    const { driver, host, control, agent } = setup({ resyncIntervalMs: 60_000 });
+    agent.start();
+    await eventually(() => control.reports.length > 0);
+    await pass(50);
+    let looks = 0;
+    const listSnapshots = driver.listSnapshots.bind(driver);
+    driver.listSnapshots = async () => (looks++, listSnapshots());
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let mounting = false;
+    const mount = host.mount.bind(host);
+    host.mount = async (device, mountPoint) => {
+      mounting = true;
+      await gate;
+      return mount(device, mountPoint);
+    };
+    control.setDatasets([dataset]);
+    await eventually(() => mounting);
+    await pass(CREATE_HOLD_MS - 300);
+    expect(looks).toBe(0);
+    await pass(400);
+    expect(looks).toBe(1);
+    release();
+    await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
     await agent.stop();
   });
 

@@ -50,6 +50,13 @@ export { backoffDelay } from './clock';
 export { parseCrashAfter, type ControlChannel, type CrashAfter, type DatasetAgentOptions } from './DatasetAgentOptions';
 export { desiredStateOf } from './desiredState';
 
+/**
+ * At most how long a full look is held for the creates a fast start began (see lookHeld): a
+ * create's claim, mount and report take tens of ms, a create without a spare (make, attach, mkfs)
+ * a second or so; a worker that fails ends the hold at once, one that hangs holds no longer than this.
+ */
+export const CREATE_HOLD_MS = 2_000;
+
 export class DatasetAgent {
   private readonly clock: Clock;
   private readonly now: () => number;
@@ -71,6 +78,10 @@ export class DatasetAgent {
   private readonly moveWorkers = new Set<string>();
   /** A change's full look was put off until the move's workers are done (lookAfterMoves). */
   private lookDeferred = false;
+  /** Datasets whose worker a fast start began (startNewDatasets) since the last full look (see lookHeld). */
+  private readonly createWorkers = new Set<string>();
+  /** Until when (clock ms) the full look may be held for them; undefined: not held. */
+  private lookHeldUntil: number | undefined;
   /** Whether a full look has filled the view (see startNewDatasets). */
   private poolSeen = false;
   /** The backend's free bytes as last looked at (reported as available_bytes); undefined: no figure. */
@@ -352,7 +363,7 @@ export class DatasetAgent {
    */
   private lookAfterMoves(started: number): void {
     if (started > 0) this.dispatch('missed');
-    else if (this.moveInFlight()) {
+    else if (this.moveInFlight() || this.lookHeld()) {
       this.dispatch('missed');
       this.lookDeferred = true;
     } else this.wake();
@@ -367,6 +378,21 @@ export class DatasetAgent {
    */
   private moveInFlight(): boolean {
     for (const id of this.moveWorkers) if (this.work.isRunning(id)) return true;
+    return false;
+  }
+
+  /**
+   * Whether the full look is held for the creates a fast start began (issue 23): a new volume's claim,
+   * mount and report are what Docker's first Mount waits on, and a full look beside them competes with
+   * them for the CPUs; it runs once they are done instead (their datasets need nothing of it: each
+   * worker looks at its own). Bounded by those workers only (a failed one ends at once), and by
+   * lookHeldUntil: a hung one holds no longer than CREATE_HOLD_MS from the first hold, and creates
+   * that keep coming do not push that back.
+   */
+  private lookHeld(): boolean {
+    if (this.lookHeldUntil === undefined || this.stopping || this.fencing.phase !== 'inContact') return false;
+    if (this.now() >= this.lookHeldUntil) return false;
+    for (const id of this.createWorkers) if (this.work.isRunning(id)) return true;
     return false;
   }
 
@@ -411,6 +437,15 @@ export class DatasetAgent {
     // A turn that runs while datasets are worked on may miss what they need next.
     if (this.work.runningCount > 0) this.dispatch('missed');
     await this.startNewDatasets();
+    if (this.lookHeld()) {
+      // Once the creates are done (workerDone), or at the bound: the loop's timer.
+      this.dispatch('missed');
+      this.lookDeferred = true;
+      this.logger.debug('full look held for creates', { datasets: this.createWorkers.size });
+      return Math.max(0, Math.min((this.lookHeldUntil ?? 0) - this.now(), this.o.resyncIntervalMs));
+    }
+    this.createWorkers.clear();
+    this.lookHeldUntil = undefined;
     let seq = this.view.nextSeq();
     const t0 = this.now();
     const busy = this.busyDatasets();
@@ -534,17 +569,23 @@ export class DatasetAgent {
       this.logger.debug('fast start', { datasetId: dataset.datasetId, kind: action.kind });
       this.view.update(local, seq, dataset.datasetId);
       this.work.start(dataset.datasetId, { seq, local });
+      // The first full look (poolSeen) is never held: it decides for every other dataset.
+      if (this.poolSeen) {
+        this.createWorkers.add(dataset.datasetId);
+        this.lookHeldUntil ??= now + CREATE_HOLD_MS;
+      }
     }
   }
 
   /** A worker ended (the queue already started the next ones). */
   private workerDone(): void {
     for (const id of this.moveWorkers) if (!this.work.isRunning(id)) this.moveWorkers.delete(id);
-    // A look put off for a move (lookAfterMoves) waits for the move's workers only, not for other work.
-    if (this.lookDeferred && !this.moveInFlight()) {
+    // A look put off for a move or a create (lookAfterMoves, turn) waits for their workers only, not for other work.
+    const held = this.lookHeld();
+    if (this.lookDeferred && !this.moveInFlight() && !held) {
       this.lookDeferred = false;
       if (!this.work.idle) this.wake();
-    }
+    } else if (held && this.work.hasRoom()) this.wake(); // a turn (held) fast-starts the next new datasets
     if (!this.work.idle) return;
     this.dispatch('queueIdle');
     // Lower priority than every real operation: spares are made only while nothing else is to do.
