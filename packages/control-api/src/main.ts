@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=4
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=32
 /** flocker-control: the Flocker control service (v1 dataset API + agent channel). */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';

@@ -7,7 +7,7 @@ describe('flocker-control node flags', () => {
   it('the #! line of the installed bin sets CONTROL_ENV and runs node with CONTROL_NODE_FLAGS (what the benchmark measures)', () => {
     const first = readFileSync(path.join(__dirname, 'main.js'), 'utf8').split('\n')[0];
     expect(first).toBe(controlShebang());
-    expect(first).toContain('MALLOC_ARENA_MAX=2 node --max-semi-space-size=4');
+    expect(first).toContain('MALLOC_ARENA_MAX=2 node --max-semi-space-size=32');
   });
 
   it('env -S accepts the line: node starts with the flags and sees the variables', () => {
