@@ -346,8 +346,20 @@ export class ClusterFollower {
           this.streamView = null;
           return false;
         }
-        this.o.logger.warn('cannot reach the control service', { code: errorCode(e), error: errorMessage(e) });
-        pause = resync = lost = true;
+        // A watch that had answered and was then cut (its replica killed or restarted): watched again
+        // at once, through the next replica if this one is gone (the client tries them in turn) —
+        // as a long-poll in progress fails over inside the client. Unreachable only if that fails too.
+        if (lines > 0) {
+          this.o.logger.info('the watch was cut: watching again at once', {
+            code: errorCode(e),
+            error: errorMessage(e),
+          });
+          pause = false;
+        } else {
+          this.o.logger.warn('cannot reach the control service', { code: errorCode(e), error: errorMessage(e) });
+          pause = true;
+        }
+        resync = lost = true;
       }
     }
     return false;

@@ -166,7 +166,7 @@ describe('ClusterFollower over a watch of its node view', () => {
     follower.stop();
   });
 
-  it('a stream cut mid-way is watched again from the generation held after the backoff; a change made meanwhile is not lost', async () => {
+  it('a stream cut mid-way (its replica killed) is watched again at once from the generation held; a change made meanwhile is not lost', async () => {
     const { clock, watches, deltaCalls, follower } = setup();
     follower.start();
     await settle();
@@ -177,10 +177,9 @@ describe('ClusterFollower over a watch of its node view', () => {
     watches[0]!.fail(new FlockerApiError(0, 'CONTROL_SERVICE_UNREACHABLE', 'other side closed'));
     await settle();
     expect(watches[0]!.closed).toBe(true);
-    expect(watches).toHaveLength(1);
-    await clock.advance(100);
+    // It had answered: watched again at once (through the next replica, in the client), no backoff.
     expect(watches).toHaveLength(2);
-    expect(watches[1]).toMatchObject({ since: '2', at: cutAt + 100 });
+    expect(watches[1]).toMatchObject({ since: '2', at: cutAt });
     // And what changed since, read at once: proof of contact even if nothing did.
     expect(deltaCalls).toHaveLength(1);
     expect(deltaCalls[0]).toMatchObject({ since: '2', timeoutMs: 0 });
@@ -197,7 +196,7 @@ describe('ClusterFollower over a watch of its node view', () => {
     follower.stop();
   });
 
-  it('backs off between failed watches exactly as the long-polls (no jitter); a line starts over', async () => {
+  it('backs off between failed watches exactly as the long-polls (no jitter); a watch cut after a line is asked again at once, then backs off from the start', async () => {
     const { clock, watches, follower } = setup();
     follower.start();
     await settle();
@@ -212,8 +211,13 @@ describe('ClusterFollower over a watch of its node view', () => {
     watches[4]!.fail(new FlockerApiError(0, 'CONTROL_SERVICE_UNREACHABLE', 'ECONNRESET'));
     await settle();
     await clock.advanceUntil(() => watches.length > 5, 1000, 10);
-    expect(watches[5]!.at - watches[4]!.at).toBe(100);
+    expect(watches[5]!.at - watches[4]!.at).toBe(0);
     expect(watches[5]!.since).toBe('1');
+    // That one fails before any line (the service is gone): the backoff, from its start.
+    watches[5]!.fail(new FlockerApiError(0, 'CONTROL_SERVICE_UNREACHABLE', 'ECONNREFUSED'));
+    await settle();
+    await clock.advanceUntil(() => watches.length > 6, 1000, 10);
+    expect(watches[6]!.at - watches[5]!.at).toBe(100);
     follower.stop();
   });
 
