@@ -122,14 +122,14 @@ ship() { # deb-name lib-dir workspace...
   done
 }
 
-wrapper() { # deb-name command lib-dir main.js-path-in-lib-dir
+wrapper() { # deb-name command lib-dir main.js-path-in-lib-dir [env assignments] [node flags]
   local bin="$work/$1/usr/bin/$2"
   mkdir -p "$(dirname "$bin")"
   # Relative to the wrapper's own location: also runs from a package tree unpacked elsewhere (dpkg --root).
   cat >"$bin" <<WRAP
 #!/bin/sh
 lib="\$(dirname "\$(readlink -f "\$0")")/../lib/flocker"
-exec "\$lib/nodejs/bin/node" "\$lib/$3/$4" "\$@"
+exec env ${5:-} "\$lib/nodejs/bin/node" ${6:-} "\$lib/$3/$4" "\$@"
 WRAP
   chmod 0755 "$bin"
 }
@@ -196,7 +196,10 @@ finish flocker-nodejs "$node_version-1" "libc6 (>= 2.28), libgcc-s1, libstdc++6"
 node_dep="flocker-nodejs (>= 24), flocker-nodejs (<< 25)"
 
 ship flocker-control control @flocker/control-api
-wrapper flocker-control flocker-control control packages/control-api/dist/main.js
+# The control service runs as main.ts's #! line says (nodeFlags.ts: the young generation's size, glibc's arenas).
+control_flags="$(cd "$repo" && node -p "require('./packages/control-api/dist/nodeFlags.js').CONTROL_NODE_FLAGS.join(' ')")"
+control_env="$(cd "$repo" && node -p "Object.entries(require('./packages/control-api/dist/nodeFlags.js').CONTROL_ENV).map(([k, v]) => k + '=' + v).join(' ')")"
+wrapper flocker-control flocker-control control packages/control-api/dist/main.js "$control_env" "$control_flags"
 unit flocker-control "$here/units/flocker-control.service"
 install -D -m 0644 "$here/etc/flocker-control.default" "$work/flocker-control/etc/default/flocker-control"
 service_scripts flocker-control flocker-control.service
