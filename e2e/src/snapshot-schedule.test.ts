@@ -45,6 +45,8 @@ describe('scheduled snapshots with retention (real control service and agent, lo
       client.createDataset({ primary: uuid, metadata: { [METADATA_SNAPSHOT_SCHEDULE_KEY]: 'every 500ms' } }),
     ).rejects.toThrow(/not a snapshot schedule/);
 
+    // Slots count from when the schedule is set: snapshots may be taken while the volume is still being set up.
+    const scheduleSetAt = Date.now();
     const dataset = await client.createDataset({
       primary: uuid,
       maximum_size: 64 * MiB,
@@ -60,7 +62,6 @@ describe('scheduled snapshots with retention (real control service and agent, lo
 
     // Every scheduled snapshot seen in the configuration, by id (deleted ones stay listed until purged).
     const seen = new Map<string, SnapshotConfiguration>();
-    const started = Date.now();
     await bed.waitFor(
       'five scheduled snapshots taken',
       async () => {
@@ -70,7 +71,7 @@ describe('scheduled snapshots with retention (real control service and agent, lo
       60_000,
       200,
     );
-    const elapsedSlots = Math.ceil((Date.now() - started) / 3000) + 1;
+    const elapsedSlots = Math.ceil((Date.now() - scheduleSetAt) / 3000) + 1;
     const scheduled = [...seen.values()];
     // One per slot: names unique, each `<volume>-<UTC slot>` of a 3 s slot, no more than the slots that passed.
     const names = scheduled.map((s) => String(s.metadata['name']));
