@@ -334,6 +334,18 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     await agent.stop();
   });
 
+  /** An agent with `dataset` mounted here, another live node beside it, and no look pending (the moves' tests). */
+  async function mountedHereWithOther() {
+    const parts = setup({ resyncIntervalMs: 60_000 });
+    parts.agent.start();
+    const other = otherNode([]);
+    parts.control.setNodes([other]);
+    parts.control.setDatasets([dataset]);
+    await eventually(() => parts.control.last()?.manifestations[0]?.status === 'mounted');
+    await pass(50);
+    return { ...parts, other };
+  }
+
   function otherNode(volumes: NonNullable<NodeState['volumes']>): NodeState {
     return {
       uuid: '22222222-2222-4222-8222-222222222222',
@@ -390,13 +402,7 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
   });
 
   it('a move away unmounts and detaches at once, before any full look; one full look follows once they are done', async () => {
-    const { driver, host, control, agent } = setup({ resyncIntervalMs: 60_000 });
-    agent.start();
-    const other = otherNode([]);
-    control.setNodes([other]);
-    control.setDatasets([dataset]);
-    await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
-    await pass(50);
+    const { driver, host, control, agent, other } = await mountedHereWithOther();
     // Only the full look lists the backend's snapshots (a dataset's own look does when it has some configured).
     const events: string[] = [];
     const listSnapshots = driver.listSnapshots.bind(driver);
@@ -413,13 +419,7 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
   });
 
   it("a move away's unmount is decided on the view, with no look before it; the look after it lists the pool", async () => {
-    const { driver, host, control, agent } = setup({ resyncIntervalMs: 60_000 });
-    agent.start();
-    const other = otherNode([]);
-    control.setNodes([other]);
-    control.setDatasets([dataset]);
-    await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
-    await pass(50);
+    const { driver, host, control, agent, other } = await mountedHereWithOther();
     const events: string[] = [];
     const listVolumes = driver.listVolumes.bind(driver);
     driver.listVolumes = async () => (events.push('listing'), listVolumes());
@@ -442,13 +442,7 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
   });
 
   it("a configuration change during a move's steps is looked at once they are done, not during them", async () => {
-    const { driver, host, control, agent } = setup({ resyncIntervalMs: 60_000 });
-    agent.start();
-    const other = otherNode([]);
-    control.setNodes([other]);
-    control.setDatasets([dataset]);
-    await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
-    await pass(50);
+    const { driver, host, control, agent, other } = await mountedHereWithOther();
     const events: string[] = [];
     const listSnapshots = driver.listSnapshots.bind(driver);
     driver.listSnapshots = async () => (events.push('full look'), listSnapshots());
@@ -478,13 +472,7 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
   });
 
   it('a stale view costs nothing: the unmount it decides finds nothing mounted, and the look after it decides', async () => {
-    const { driver, host, control, agent } = setup({ resyncIntervalMs: 60_000 });
-    agent.start();
-    const other = otherNode([]);
-    control.setNodes([other]);
-    control.setDatasets([dataset]);
-    await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
-    await pass(50);
+    const { driver, host, control, agent, other } = await mountedHereWithOther();
     // Unmounted behind the agent's back: its view still says mounted.
     host.mounts = [];
     const unmount = host.unmount.bind(host);
