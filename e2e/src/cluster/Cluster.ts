@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FlockerClient, tlsDispatcher } from '@flocker/api';
+import { CONTROL_ENV, CONTROL_NODE_FLAGS } from '@flocker/control-api';
 import { ClusterHost, type ComponentCommands } from './Host';
 import { buildTinyImage } from './image';
 import { clusterLayout, controlServiceFlags, MAX_SLOTS, type ClusterLayout } from './layout';
@@ -48,8 +49,12 @@ export interface ClusterOptions {
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 
 export const defaultCommands: ComponentCommands = {
+  // As installed (the deb's wrapper, main.ts's #! line, ./dev, the benchmark): the service's node flags and environment.
   control: (settings) => [
+    'env',
+    ...Object.entries(CONTROL_ENV).map(([k, v]) => `${k}=${v}`),
     process.execPath,
+    ...CONTROL_NODE_FLAGS,
     path.join(REPO_ROOT, 'packages/control-api/dist/main.js'),
     ...controlServiceFlags(settings),
   ],

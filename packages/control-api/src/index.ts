@@ -15,6 +15,7 @@ export { ApiError, HTTP_STATUS, toApiError } from './httpErrors';
 export { ConfigurationError, ControlError, RequestError, StoreError, UsageError } from './errors';
 export type { ConfigurationCode, ErrorCode, RequestCode, StoreCode, UsageCode } from './errors';
 export { buildOpenApi } from './openapi';
+export { CONTROL_ENV, CONTROL_NODE_FLAGS } from './nodeFlags';
 export { routes } from './routes';
 export { FLOCKER_VERSION } from '@flocker/api';
 export { authorize } from './authorization';
