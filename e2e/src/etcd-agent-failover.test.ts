@@ -6,7 +6,7 @@
  * a dataset created through the other replica is mounted within seconds: the wait moved
  * to the surviving replica instead of failing into a back-off or the resync timer.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import {
   createWriteStream,
   existsSync,
@@ -23,7 +23,7 @@ import { z } from 'zod';
 import { waitFor as waitUntil } from './cluster/run';
 import { FlockerClient } from '@flocker/api';
 import { EtcdTestCluster } from '@flocker/control-api/testing';
-import { parseMountInfo } from '@flocker/storage-drivers';
+import { mountsUnder, releaseMountsAndLoopsOrThrow } from './loopPools';
 import { removeTree } from './removeTree';
 
 jest.setTimeout(120_000);
@@ -94,12 +94,6 @@ function portOf(url: string): number {
   return Number(new URL(url).port);
 }
 
-function mountsUnder(root: string): { device: string; mountPoint: string }[] {
-  return parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')).filter((m) =>
-    m.mountPoint.startsWith(root + '/'),
-  );
-}
-
 function agentLog(): string {
   const f = join(dir, 'agent.log');
   return existsSync(f) ? readFileSync(f, 'utf8') : '';
@@ -146,16 +140,8 @@ afterEach(async () => {
   agent = undefined;
   await Promise.all(replicas.map((r) => r.kill()));
   replicas = [];
-  // Every mount and loop device of this test, then the directory.
-  for (const m of mountsUnder(dir).reverse()) execFileSync('umount', ['-l', m.mountPoint]);
-  const volumesDir = join(dir, 'pool', 'volumes');
-  if (existsSync(volumesDir)) {
-    for (const f of readdirSync(volumesDir).filter((n) => n.endsWith('.img'))) {
-      const out = execFileSync('losetup', ['-j', join(volumesDir, f)], { encoding: 'utf8' });
-      for (const line of out.split('\n').filter((l) => l.includes(':')))
-        execFileSync('losetup', ['-d', line.split(':')[0] as string]);
-    }
-  }
+  // Every mount and loop device of this test (the pool's volumes and its spares), then the directory.
+  releaseMountsAndLoopsOrThrow(dir);
   removeTree(dir);
 });
 

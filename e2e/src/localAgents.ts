@@ -3,7 +3,7 @@
  * a temp directory, with the control service in this process: the setup the local agent
  * e2e tests share. Needs root (loop devices, mounts).
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import {
   createWriteStream,
   existsSync,
@@ -17,8 +17,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FlockerClient } from '@flocker/api';
 import { startControlService, type ControlService, type ControlServiceOptions } from '@flocker/control-api';
-import { parseMountInfo } from '@flocker/storage-drivers';
 import { waitFor as waitUntil } from './cluster/run';
+import { releaseMountsAndLoopsOrThrow } from './loopPools';
 import { removeTree } from './removeTree';
 
 export const AGENT_MAIN = join(resolve(__dirname, '../..'), 'packages/dataset-agent/dist/main.js');
@@ -37,31 +37,7 @@ export interface AgentSettings {
   readonly backoffMaxSeconds?: number;
 }
 
-/** Mounts whose mount point lies under root, as the kernel lists them. */
-export function mountsUnder(root: string): { device: string; mountPoint: string }[] {
-  return parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')).filter((m) =>
-    m.mountPoint.startsWith(root + '/'),
-  );
-}
-
-/**
- * Takes off the machine what loopback pools under dir left there: every mount under dir (deepest first, lazily),
- * then the loop devices of every pool's images (dir/<pool>/volumes/*.img, and the spares' pre-attached
- * devices: dir/<pool>/spares/*.img).
- */
-export function releaseMountsAndLoops(dir: string): void {
-  for (const m of mountsUnder(dir).reverse()) execFileSync('umount', ['-l', m.mountPoint]);
-  for (const pool of readdirSync(dir)) {
-    for (const images of [join(dir, pool, 'volumes'), join(dir, pool, 'spares')]) {
-      if (!existsSync(images)) continue;
-      for (const f of readdirSync(images).filter((f) => f.endsWith('.img'))) {
-        const out = execFileSync('losetup', ['-j', join(images, f)], { encoding: 'utf8' });
-        for (const line of out.split('\n').filter((l) => l.includes(':')))
-          execFileSync('losetup', ['-d', line.split(':')[0]!]);
-      }
-    }
-  }
-}
+export { mountsUnder, releaseMountsAndLoops } from './loopPools';
 
 async function startControl(
   dir: string,
@@ -184,8 +160,12 @@ export class LocalAgentBed {
       a.proc.kill('SIGKILL');
       await a.exited;
     }
-    await this.control.close();
-    releaseMountsAndLoops(this.dir);
-    removeTree(this.dir);
+    try {
+      await this.control.close();
+    } finally {
+      // Also when the test failed or the close threw: a device left bound outlives the run (see loopPools).
+      releaseMountsAndLoopsOrThrow(this.dir);
+      removeTree(this.dir);
+    }
   }
 }

@@ -1,14 +1,15 @@
 /**
  * Tears a cluster down from its layout alone, whatever state it is in:
  * processes (by namespace and cgroup membership), pins, netns, the root veth,
- * loop devices backed by files under baseDir, cgroups, the pin directory.
+ * loop devices backed by files under baseDir (thawed if frozen), cgroups, the pin directory.
  * Every step tolerates "already gone", so it can run any number of times.
  */
 import * as path from 'node:path';
 import type { ClusterLayout, HostLayout } from './layout';
 import { deleteNetns, deleteRootVeth, isMountPoint, releaseHostMountNs, rootMounts } from './namespaces';
 import { pidsInCgroup, pidsInNamespace, removeCgroup, signalPids, waitGone } from './processes';
-import { run, sleep } from './run';
+import { run } from './run';
+import { releaseMountsAndLoops } from '../loopPools';
 import { removeTree } from '../removeTree';
 import { errorMessage } from '@flocker/runtime';
 
@@ -35,45 +36,14 @@ export async function killHostProcesses(host: HostLayout, timeoutMs = 10_000): P
   return pids;
 }
 
-interface LoopDevice {
-  name: string;
-  backFile: string;
-}
-
-export async function loopDevicesUnder(dir: string): Promise<LoopDevice[]> {
-  const { stdout } = await run(['losetup', '--list', '--noheadings', '--raw', '--output', 'NAME,BACK-FILE'], {
-    check: false,
-  });
-  const prefix = path.resolve(dir) + '/';
-  const out: LoopDevice[] = [];
-  for (const line of stdout.split('\n')) {
-    const sp = line.indexOf(' ');
-    if (sp < 0) continue;
-    const name = line.slice(0, sp);
-    // BACK-FILE may carry a " (deleted)" suffix.
-    const backFile = line
-      .slice(sp + 1)
-      .replace(/ \(deleted\)$/, '')
-      .replace(/\\x20/g, ' ');
-    if (backFile.startsWith(prefix)) out.push({ name, backFile });
-  }
-  return out;
-}
-
-export async function detachLoopDevicesUnder(dir: string, timeoutMs = 5_000): Promise<string[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const loops = await loopDevicesUnder(dir);
-    if (loops.length === 0) return [];
-    for (const l of loops) {
-      for (const m of rootMounts().filter((m) => m.source === l.name)) {
-        await run(['umount', '-l', m.target], { check: false });
-      }
-      await run(['losetup', '-d', l.name], { check: false });
-    }
-    if (Date.now() > deadline) return (await loopDevicesUnder(dir)).map((l) => `${l.name} (${l.backFile})`);
-    await sleep(50);
-  }
+/**
+ * Detaches the loop devices backed by files under dir (the hosts' pool), unmounting what the root
+ * namespace still mounts of them; one a host left frozen in its (now gone) mount namespace is thawed
+ * first (loopPools). Answers the devices still bound after timeoutMs.
+ */
+export function detachLoopDevicesUnder(dir: string, timeoutMs = 5_000): Promise<string[]> {
+  // The pin directory and other root mounts under dir are the teardown's own later steps.
+  return Promise.resolve(releaseMountsAndLoops(dir, { timeoutMs, underDir: false }));
 }
 
 export interface TeardownReport {

@@ -1,0 +1,134 @@
+/**
+ * Takes off the machine what a test's loopback pools left there: mounts and loop devices of the
+ * images under a test directory. One implementation for every e2e harness (LocalAgentBed, the
+ * netns cluster's teardown, the etcd, CSI and snapshot e2e files).
+ *
+ * A file system frozen by an agent killed mid-snapshot (between fsfreeze -f and -u) is the trap:
+ * `umount -l` detaches it but the kernel keeps the frozen superblock, unreachable, for ever, so
+ * its loop device stays bound (autoclear set by `losetup -d`, never cleared) to an image that is
+ * then deleted with the directory. Hence: thaw before unmounting, and for a device that stays
+ * busy with no mount left (frozen in a host mount namespace that is gone), mount it once more —
+ * the kernel hands back the same superblock — thaw it there and unmount it.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseMountInfo } from '@flocker/storage-drivers';
+
+/** Mounts whose mount point lies under root, as the kernel lists them. */
+export function mountsUnder(root: string): { device: string; mountPoint: string }[] {
+  return parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')).filter((m) =>
+    m.mountPoint.startsWith(root + '/'),
+  );
+}
+
+export interface LoopDevice {
+  /** /dev/loopN */
+  readonly name: string;
+  /** The backing file as the kernel names it, without its " (deleted)" suffix. */
+  readonly backFile: string;
+  readonly deleted: boolean;
+}
+
+/** Every loop device bound to a file under dir (deleted ones too), read from sysfs. */
+export function loopDevicesUnder(dir: string): LoopDevice[] {
+  const prefix = resolve(dir) + '/';
+  const out: LoopDevice[] = [];
+  for (const name of readdirSync('/sys/block').filter((n) => /^loop\d+$/.test(n))) {
+    let content: string;
+    try {
+      content = readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8').replace(/\n$/, '');
+    } catch {
+      continue; // not bound (the kernel keeps loop/ only while bound), or unbound meanwhile
+    }
+    const deleted = content.endsWith(' (deleted)');
+    const backFile = deleted ? content.slice(0, -' (deleted)'.length) : content;
+    if (backFile.startsWith(prefix)) out.push({ name: `/dev/${name}`, backFile, deleted });
+  }
+  return out;
+}
+
+function quiet(cmd: string, args: string[]): boolean {
+  try {
+    execFileSync(cmd, args, { stdio: 'ignore', timeout: 20_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** "major:minor" of a loop device, as mountinfo names it (/sys/block/loopN/dev). */
+function devNumber(device: string): string | undefined {
+  try {
+    return readFileSync(`/sys/block/${device.replace(/^\/dev\//, '')}/dev`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Thaws (a no-op unless frozen) and unmounts; lazily only when a plain umount is refused. */
+function thawAndUnmount(mountPoint: string): void {
+  quiet('fsfreeze', ['-u', mountPoint]);
+  if (!quiet('umount', [mountPoint])) quiet('umount', ['-l', mountPoint]);
+}
+
+/**
+ * A device still bound though detached: if its file system lives on without a mount (lazily
+ * unmounted while frozen), mount it once more, thaw and unmount it so the deferred detach happens.
+ */
+function rescueBusy(device: string): void {
+  const at = mkdtempSync(join(tmpdir(), 'flocker-e2e-thaw-'));
+  try {
+    if (quiet('mount', [device, at])) thawAndUnmount(at);
+  } finally {
+    try {
+      rmdirSync(at);
+    } catch {
+      // still mounted (a lazy unmount pending): the directory stays, empty
+    }
+  }
+  quiet('losetup', ['-d', device]);
+}
+
+/**
+ * Unmounts every mount under dir (unless `underDir` is false) and every root-namespace mount of a loop
+ * device backed under dir (thawed first, deepest first), detaches those devices, and waits up to timeoutMs
+ * for the kernel to let them go. Answers the devices still bound ("/dev/loopN (file)"): empty when all went.
+ */
+export function releaseMountsAndLoops(
+  dir: string,
+  { timeoutMs = 10_000, underDir = true }: { timeoutMs?: number; underDir?: boolean } = {},
+): string[] {
+  const deadline = Date.now() + timeoutMs;
+  const root = resolve(dir);
+  for (let round = 0; ; round++) {
+    const loops = loopDevicesUnder(root);
+    const numbers = new Set(loops.map((l) => devNumber(l.name)).filter((n) => n !== undefined));
+    const mounts = parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8')).filter(
+      (m) => (underDir && m.mountPoint.startsWith(root + '/')) || numbers.has(m.majorMinor),
+    );
+    for (const m of mounts.reverse()) thawAndUnmount(m.mountPoint);
+    if (loops.length === 0) return [];
+    for (const l of loops) {
+      // Detached rounds ago and still bound: something holds it (see the top of the file).
+      if (round % 5 === 3) rescueBusy(l.name);
+      else quiet('losetup', ['-d', l.name]);
+    }
+    if (Date.now() > deadline) {
+      return loopDevicesUnder(root).map((l) => `${l.name} (${l.backFile}${l.deleted ? ', deleted' : ''})`);
+    }
+    sleepSync(100);
+  }
+}
+
+/** releaseMountsAndLoops, failing when a device stays bound (a leak must fail the test, not pass unnoticed). */
+export function releaseMountsAndLoopsOrThrow(dir: string): void {
+  if (!existsSync(dir)) return;
+  const left = releaseMountsAndLoops(dir);
+  if (left.length > 0) throw new Error(`loop devices still bound after the teardown of ${dir}: ${left.join(', ')}`);
+}
