@@ -297,14 +297,14 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
                     reporters: reports
                       .filter((r) => (r.volumes ?? []).some((v) => v.dataset_id === d.dataset_id))
                       .map((r) => r.uuid),
-                    snapshotReporters: reports
-                      .filter((r) =>
-                        (r.snapshots ?? []).some((s) => {
-                          const configured = state.configuration.snapshots?.get(s.snapshot_id);
-                          return configured?.deleted === true && configured.dataset_id === d.dataset_id;
-                        }),
-                      )
-                      .map((r) => r.uuid),
+                    // Per deleted snapshot of it, the nodes reporting it.
+                    deletedSnapshots: [...(state.configuration.snapshots?.values() ?? [])]
+                      .filter((s) => s.deleted === true && s.dataset_id === d.dataset_id)
+                      .map((s) =>
+                        reports
+                          .filter((r) => (r.snapshots ?? []).some((x) => x.snapshot_id === s.snapshot_id))
+                          .map((r) => r.uuid),
+                      ),
                   };
                   return caretakerOf(d.dataset_id, facts, alive) === node;
                 })

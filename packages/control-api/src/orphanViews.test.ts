@@ -20,12 +20,51 @@ describe('orphanViews: caretakerOf', () => {
   });
 
   it('a live node reporting a deleted snapshot of it counts as a reporter: the same caretaker with the volume or without', () => {
-    const snapFacts = { ...facts, snapshotReporters: ['a', 'b', 'dead-r'] };
+    const snapFacts = { ...facts, deletedSnapshots: [['a', 'dead-r'], ['b']] };
     expect(caretakerOf('d', { ...snapFacts, reporters: [] }, alive)).toBe(caretakerAmong('d', ['a', 'b']));
     expect(caretakerOf('d', snapFacts, alive)).toBe(caretakerOf('d', facts, alive));
-    expect(caretakerOf('d', { ...snapFacts, reporters: [], snapshotReporters: ['dead-r'] }, alive)).toBeUndefined();
-    expect(caretakerOf('d', { ...snapFacts, deleted: false }, alive)).toBeUndefined();
-    expect(caretakerOf('d', { ...snapFacts, primary: 'p' }, alive)).toBeUndefined();
+    expect(caretakerOf('d', { ...snapFacts, reporters: [], deletedSnapshots: [['dead-r']] }, alive)).toBeUndefined();
+    // Not deleted, or deleted with its primary alive: only for a snapshot the primary does not hold (below).
+    expect(caretakerOf('d', { ...snapFacts, deleted: false, primary: 'p' }, alive)).toBeDefined();
+    expect(
+      caretakerOf(
+        'd',
+        {
+          ...snapFacts,
+          primary: 'p',
+          deletedSnapshots: [
+            ['p', 'a'],
+            ['p', 'b'],
+          ],
+        },
+        alive,
+      ),
+    ).toBeUndefined();
+  });
+
+  it('(a) a deleted snapshot of a live dataset whose primary is dead: a live node holding it, unless a live holder of the dataset does', () => {
+    const live = { deleted: false, primary: 'dead-p', holders: [] as string[], reporters: ['a'] };
+    expect(caretakerOf('d', { ...live, deletedSnapshots: [['dead-p', 'a', 'b']] }, alive)).toBe(
+      caretakerAmong('d', ['a', 'b']),
+    );
+    // The volume's reporters do not count: only the snapshot's.
+    expect(caretakerOf('d', { ...live, deletedSnapshots: [['b']] }, alive)).toBe('b');
+    expect(caretakerOf('d', { ...live, holders: ['h'], deletedSnapshots: [['h', 'a']] }, alive)).toBeUndefined();
+    expect(caretakerOf('d', { ...live, holders: ['dead-h'], deletedSnapshots: [['dead-h', 'a']] }, alive)).toBe('a');
+    expect(caretakerOf('d', { ...live, deletedSnapshots: [['dead-p']] }, alive)).toBeUndefined();
+    expect(caretakerOf('d', live, alive)).toBeUndefined();
+  });
+
+  it("(b) a deleted snapshot its live primary's backend does not hold (another pool): a live node whose backend does", () => {
+    const live = { deleted: false, primary: 'p', holders: [] as string[], reporters: ['p'] };
+    expect(caretakerOf('d', { ...live, deletedSnapshots: [['a', 'b']] }, alive)).toBe(caretakerAmong('d', ['a', 'b']));
+    // Deleted, its primary alive: the same.
+    expect(caretakerOf('d', { ...live, deleted: true, deletedSnapshots: [['a', 'b']] }, alive)).toBe(
+      caretakerAmong('d', ['a', 'b']),
+    );
+    // One stranded, one the primary holds: the stranded one's reporters only.
+    expect(caretakerOf('d', { ...live, deletedSnapshots: [['p', 'a'], ['b']] }, alive)).toBe('b');
+    expect(caretakerOf('d', { ...live, deletedSnapshots: [['p', 'a', 'b']] }, alive)).toBeUndefined();
   });
 
   it('rendezvous: deterministic, order-free, spread, and moves only when the caretaker goes', () => {
@@ -63,6 +102,98 @@ describe('orphanViews: witnessOf', () => {
 });
 
 describe('orphanViews: CaretakerIndex', () => {
+  describe('stranded deleted snapshots: a caretaker where no live node seeing the dataset holds one', () => {
+    const report = (uuid: string, snapshots: string[], dataset = 'd1') => ({
+      uuid,
+      era: 'e',
+      host: 'h',
+      instance_id: `i-${uuid}`,
+      backend: 'loopback',
+      manifestations: [],
+      errors: [],
+      volumes: [],
+      snapshots: snapshots.map((id) => ({
+        snapshot_id: id,
+        dataset_id: dataset,
+        size: 1,
+        created_at: '2026-01-01T00:00:00.000Z',
+        status: 'ready' as const,
+        backend_id: id,
+        source_blockdevice_id: `v-${dataset}`,
+      })),
+    });
+    const setUp = (primary: string, live: Set<string>, held = new Map<string, string[]>()) => {
+      const config = new Map([['d1', { deleted: false, primary }]]);
+      const index = new CaretakerIndex({
+        dataset: (id) => config.get(id),
+        holders: (id) => held.get(id) ?? [],
+        alive: (n) => live.has(n),
+      });
+      return { config, index };
+    };
+    const deleting = (index: CaretakerIndex, ids: string[]) =>
+      care(
+        index.snapshotsChanged(
+          new Map(ids.map((id) => [id, { dataset_id: 'd1' }])),
+          new Map(ids.map((id) => [id, { dataset_id: 'd1', deleted: true as const }])),
+        ),
+      );
+
+    it('(a) a live dataset whose primary is dead: one of the live nodes holding the deleted snapshot, until it is gone', () => {
+      const live = new Set(['p', 'a', 'b']);
+      const { index } = setUp('p', live);
+      index.nodeChanged('p', report('p', ['s1']), []);
+      index.nodeChanged('a', report('a', ['s1']), []);
+      index.nodeChanged('b', report('b', ['s1']), []);
+      // The primary alive and holding it: it destroys s1, no caretaker.
+      expect(deleting(index, ['s1'])).toEqual([]);
+      // The primary dies (the dataset stays, not deleted): s1 is in no live view but a reporter's.
+      live.delete('p');
+      const carer = caretakerAmong('d1', ['a', 'b']) as string;
+      expect(care(index.nodeChanged('p', undefined, []))).toEqual([{ datasetId: 'd1', from: undefined, to: carer }]);
+      expect([...index.caredBy(carer)]).toEqual(['d1']);
+      // Destroyed (its pool shared: nobody reports it any more): nobody.
+      index.nodeChanged(carer === 'a' ? 'b' : 'a', report(carer === 'a' ? 'b' : 'a', []), []);
+      expect(care(index.nodeChanged(carer, report(carer, []), []))).toEqual([
+        { datasetId: 'd1', from: carer, to: undefined },
+      ]);
+      // The primary comes back: nothing to do either way.
+      live.add('p');
+      expect(care(index.nodeChanged('p', report('p', []), []))).toEqual([]);
+    });
+
+    it('(a) a live node holding the dataset and its deleted snapshot sees it: no caretaker', () => {
+      const live = new Set(['a', 'b', 'h']);
+      const { index } = setUp('p', live, new Map([['d1', ['h']]]));
+      index.nodeChanged('h', report('h', ['s1']), ['d1']);
+      index.nodeChanged('a', report('a', ['s1']), []);
+      expect(deleting(index, ['s1'])).toEqual([]);
+      expect(index.caretaker('d1')).toBeUndefined();
+    });
+
+    it("(b) a deleted snapshot the live primary's backend does not hold (another pool): one of the nodes whose backend does", () => {
+      const live = new Set(['p', 'a', 'b']);
+      const { config, index } = setUp('p', live);
+      index.nodeChanged('p', report('p', ['s2']), []);
+      index.nodeChanged('a', report('a', ['s1']), []);
+      index.nodeChanged('b', report('b', ['s1']), []);
+      const carer = caretakerAmong('d1', ['a', 'b']) as string;
+      // s2 in the primary's pool is its own to destroy; s1 only in a's and b's pool: a caretaker.
+      expect(deleting(index, ['s1', 's2'])).toEqual([{ datasetId: 'd1', from: undefined, to: carer }]);
+      // The dataset deleted meanwhile, the primary alive: still the caretaker for s1.
+      config.set('d1', { deleted: true, primary: 'p' });
+      expect(care(index.datasetsChanged(['d1'], () => ({ primary: 'p' })))).toEqual([]);
+      // Moved to a node of that pool (a): a sees it and holds s1; s2 is now stranded in p's pool: p takes care.
+      config.set('d1', { deleted: false, primary: 'a' });
+      expect(care(index.datasetsChanged(['d1'], () => ({ primary: 'p' })))).toEqual([
+        { datasetId: 'd1', from: carer, to: 'p' },
+      ]);
+      // s2 destroyed there: nobody.
+      expect(care(index.nodeChanged('p', report('p', []), []))).toEqual([
+        { datasetId: 'd1', from: 'p', to: undefined },
+      ]);
+    });
+  });
   it('follows reports, liveness and configuration changes, reporting each move once', () => {
     const config = new Map<string, { deleted: boolean; primary: string }>([['d1', { deleted: false, primary: 'p' }]]);
     const live = new Set(['p', 'a', 'b']);

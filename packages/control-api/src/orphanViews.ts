@@ -17,88 +17,26 @@
  * volumes and snapshots alike) until the volume AND those snapshots are gone. A snapshot not
  * deleted keeps no caretaker: it stays, as with a live primary.
  *
+ * And a deleted snapshot that live nodes report but no live node whose view has its dataset does —
+ * its (live) dataset's primary is dead, or the primary's and holders' backends are another pool —
+ * is stranded: the dataset gets a caretaker among the live nodes reporting such a snapshot, until
+ * they stop (the rule: @flocker/api/caretaker, shared with the agents' tests).
+ *
  * The same index keeps each dataset's witness (witnessOf): a dataset not deleted that no live node
  * holds shows its views one live node reporting a volume of it, so its primary, about to create a
  * volume, sees one in another pool (the agent's VOLUME_ELSEWHERE refusal), as whole snapshots did.
  *
  * Kept incrementally: each change recomputes only the datasets it can affect (a changed dataset;
  * for a node's report or liveness change, the datasets it reports volumes of or holds, the deleted
- * datasets whose primary it is, and those it cares for). Returns which assignments moved, so the
+ * datasets whose primary it is — on a liveness change also those with deleted snapshots — and those it
+ * cares for). Returns which assignments moved, so the
  * caller (NodeViewIndex) stamps the old and new caretakers' views.
  */
 import type { NodeReport } from '@flocker/api';
+import { caretakerOf, fnv1a, witnessOf } from '@flocker/api/caretaker';
 
-/** FNV-1a (32 bits) of a string: the rendezvous hash (stable across processes and versions). */
-export function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
-}
-
-/** The caretaker among `candidates` (rendezvous: highest hash of dataset/node, ties to the lowest uuid). */
-export function caretakerAmong(datasetId: string, candidates: Iterable<string>): string | undefined {
-  let best: string | undefined;
-  let bestScore = -1;
-  for (const node of candidates) {
-    const score = fnv1a(`${datasetId}/${node}`);
-    if (score > bestScore || (score === bestScore && best !== undefined && node < best)) {
-      best = node;
-      bestScore = score;
-    }
-  }
-  return best;
-}
-
-/** What decides whether a dataset needs a caretaker, and who. */
-export interface OrphanFacts {
-  readonly deleted: boolean;
-  readonly primary: string;
-  /** Nodes holding it (a manifestation, or its volume attached to their own instance). */
-  readonly holders: Iterable<string>;
-  /** Nodes reporting a volume of it in their backend listing (report.volumes). */
-  readonly reporters: Iterable<string>;
-  /** Nodes reporting a snapshot of it that is deleted in the configuration (report.snapshots). */
-  readonly snapshotReporters?: Iterable<string>;
-}
-
-/**
- * The live node that must take care of the dataset, or undefined when none must: it is not
- * deleted, its primary is alive (the primary destroys it), a live node holds it (that node's
- * own view has it: it lets go or destroys), or no live node reports a volume of it or a deleted
- * snapshot of it. Among all those reporters, so the caretaker does not move when the volume goes.
- */
-export function caretakerOf(
-  datasetId: string,
-  facts: OrphanFacts | undefined,
-  alive: (node: string) => boolean,
-): string | undefined {
-  if (facts === undefined || !facts.deleted || alive(facts.primary)) return undefined;
-  for (const h of facts.holders) if (alive(h)) return undefined;
-  const live: string[] = [];
-  for (const r of facts.reporters) if (alive(r)) live.push(r);
-  for (const r of facts.snapshotReporters ?? []) if (alive(r)) live.push(r);
-  return caretakerAmong(datasetId, live);
-}
-
-/**
- * The witness of a dataset no live node holds (not deleted): one live node reporting a volume of it,
- * whose state its viewers' views show, so that its primary, about to create a volume, sees one that
- * exists in another pool (the agent's VOLUME_ELSEWHERE refusal). Rendezvous like the caretaker.
- */
-export function witnessOf(
-  datasetId: string,
-  facts: Omit<OrphanFacts, 'primary'> | undefined,
-  alive: (node: string) => boolean,
-): string | undefined {
-  if (facts === undefined || facts.deleted) return undefined;
-  for (const h of facts.holders) if (alive(h)) return undefined;
-  const live: string[] = [];
-  for (const r of facts.reporters) if (alive(r)) live.push(r);
-  return caretakerAmong(datasetId, live);
-}
+// The pure rule lives in @flocker/api (the agents' tests mirror the service with it); re-exported here.
+export { caretakerAmong, caretakerOf, fnv1a, type OrphanFacts, witnessOf } from '@flocker/api/caretaker';
 
 /** Whether x comes before y in the dataset's rendezvous order (caretakerAmong's). */
 function beats(datasetId: string, x: string, y: string): boolean {
@@ -269,6 +207,9 @@ export class CaretakerIndex {
     if (nextSnaps.size > 0) this.snapshotsReportedBy.set(uuid, nextSnaps);
     else this.snapshotsReportedBy.delete(uuid);
     for (const id of this.deletedByPrimary.get(uuid) ?? []) affected.add(id);
+    // A primary's death strands the deleted snapshots of its datasets, deleted or not (few: purged once gone).
+    if (livenessChanged)
+      for (const id of this.deletedSnapshots.keys()) if (this.sources.dataset(id)?.primary === uuid) affected.add(id);
     for (const id of this.caring.get(uuid) ?? []) affected.add(id);
     for (const id of this.witnessing.get(uuid) ?? []) affected.add(id);
     const moves: CaretakerMove[] = [];
@@ -281,17 +222,27 @@ export class CaretakerIndex {
     add(this.deletedSnapshots, dataset, id);
   }
 
-  /** The nodes reporting a deleted snapshot of the dataset (a scan: asked only for an orphan with one). */
-  private *snapshotReportersOf(id: string): Generator<string> {
-    const deleted = this.deletedSnapshots.get(id);
-    if (deleted === undefined) return;
-    for (const [node, ids] of this.snapshotsReportedBy) {
-      for (const s of deleted)
-        if (ids.has(s)) {
-          yield node;
-          break;
-        }
-    }
+  /** For each deleted snapshot of the dataset, the nodes reporting it (a scan each: asked only when one may be stranded). */
+  private *deletedSnapshotReporters(id: string): Generator<Generator<string>> {
+    for (const snapshot of this.deletedSnapshots.get(id) ?? []) yield this.snapshotReportersOf(snapshot);
+  }
+
+  private *snapshotReportersOf(snapshot: string): Generator<string> {
+    for (const [node, ids] of this.snapshotsReportedBy) if (ids.has(snapshot)) yield node;
+  }
+
+  /**
+   * Whether every deleted snapshot of a dataset its live primary or a live holder sees is held by one of
+   * them (what most datasets with deleted snapshots are: their primary destroys them): no caretaker,
+   * known without scanning the reporters.
+   */
+  private snapshotsSeen(id: string, primary: string): boolean {
+    const { alive } = this.sources;
+    const viewers = [primary, ...this.sources.holders(id)].filter(alive);
+    if (viewers.length === 0) return false;
+    for (const snapshot of this.deletedSnapshots.get(id) ?? [])
+      if (!viewers.some((v) => this.snapshotsReportedBy.get(v)?.has(snapshot) === true)) return false;
+    return true;
   }
 
   /** The nodes reporting a volume of the dataset (a scan: asked only for an orphan). */
@@ -302,9 +253,11 @@ export class CaretakerIndex {
   private recompute(id: string, moves: CaretakerMove[], changed?: string): void {
     const d = this.sources.dataset(id);
     this.recomputeWitness(id, d, moves, changed);
-    // Most datasets a report or liveness change reaches are not deleted: settled without more lookups.
+    // Most datasets a report or liveness change reaches are neither deleted nor have deleted snapshots:
+    // settled without more lookups; one with deleted snapshots its primary (or a holder) holds, likewise.
+    const snapshotsLeft = this.deletedSnapshots.has(id);
     const to =
-      d === undefined || !d.deleted
+      d === undefined || (!d.deleted && !snapshotsLeft) || (!d.deleted && this.snapshotsSeen(id, d.primary))
         ? undefined
         : caretakerOf(
             id,
@@ -313,7 +266,7 @@ export class CaretakerIndex {
               primary: d.primary,
               holders: this.sources.holders(id),
               reporters: this.reportersOf(id),
-              snapshotReporters: this.snapshotReportersOf(id),
+              deletedSnapshots: this.deletedSnapshotReporters(id),
             },
             this.sources.alive,
           );

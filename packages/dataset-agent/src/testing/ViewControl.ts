@@ -2,13 +2,15 @@
  * A control service in memory that answers node views by deltas (issue 23), as the real one
  * does (Views.snapshotFor / deltaFor): a node's view holds the datasets whose primary it is or
  * that it holds, their leases, its own state and the states of the nodes holding a manifestation
- * of those datasets, and every configured snapshot; the datasets leased to it; and the orphans it takes care of (deleted, primary
- * dead, held by no live node: one live node reporting a volume of each) with their primaries' states. A node's poll waits while its view is
+ * of those datasets, and every configured snapshot; the datasets leased to it; and the datasets it takes care of (orphans:
+ * deleted, primary dead, held by no live node; and datasets whose deleted snapshots no live node seeing them holds — one live
+ * node reporting a volume or such a snapshot of each, @flocker/api/caretaker) with their primaries' states. A node's poll waits while its view is
  * unchanged; a delta carries what changed since `since`, or the whole view when `since` is not
  * known (another process's generation: see restart()). Agents' reports become their node
  * states, as on the real service. Test support, not exported by the package.
  */
 import type { ClusterAnswer, ClusterDelta, ClusterSnapshot, NodeReport, NodeState } from '@flocker/api';
+import { caretakerOf, type OrphanFacts, witnessOf } from '@flocker/api/caretaker';
 import { systemClock, type Clock } from '../clock';
 import type { ControlChannel } from '../DatasetAgent';
 
@@ -191,7 +193,7 @@ export function viewOf(s: ClusterSnapshot, node: string, caretakers = true): Clu
   );
   const ids = new Set(datasets.map((d) => d.dataset_id));
   const primaries = new Set(datasets.filter((d) => cared.has(d.dataset_id)).map((d) => d.primary));
-  const witnesses = new Set(caretakers ? datasets.flatMap((d) => witnessOf(s, d.dataset_id, d.deleted) ?? []) : []);
+  const witnesses = new Set(caretakers ? datasets.flatMap((d) => witnessFor(s, d) ?? []) : []);
   const nodes = s.nodes.filter(
     (n) =>
       n.uuid === node ||
@@ -209,51 +211,41 @@ export function viewOf(s: ClusterSnapshot, node: string, caretakers = true): Clu
   };
 }
 
-/**
- * The orphans in node's view (the control service's orphanViews.ts, mirrored: this package may not
- * import the service): deleted datasets whose primary is not alive and that no live node holds, each
- * given to the live node reporting a volume of it with the highest FNV-1a hash of `dataset/node`.
- */
-function caredBy(s: ClusterSnapshot, node: string): Set<string> {
-  const out = new Set<string>();
-  const alive = new Set(s.nodes.filter((n) => n.alive).map((n) => n.uuid));
-  for (const d of s.datasets)
-    if (d.deleted && !alive.has(d.primary) && firstReporter(s, d.dataset_id) === node) out.add(d.dataset_id);
-  return out;
-}
-
-/** The witness of a dataset no live node holds (orphanViews.witnessOf): a live node reporting a volume of it. */
-function witnessOf(s: ClusterSnapshot, id: string, deleted: boolean): string | undefined {
-  return deleted ? undefined : firstReporter(s, id);
-}
-
-/** Unless a live node holds the dataset, the live node reporting a volume of it with the highest FNV-1a of `dataset/node`. */
-function firstReporter(s: ClusterSnapshot, id: string): string | undefined {
-  const live = s.nodes.filter((n) => n.alive);
+/** What decides a dataset's caretaker and witness (the control service's CaretakerIndex keeps the same facts). */
+function factsOf(s: ClusterSnapshot, d: ClusterSnapshot['datasets'][number]): OrphanFacts {
+  const id = d.dataset_id;
   const holds = (n: NodeState): boolean =>
     n.manifestations.some((m) => m.dataset_id === id) ||
     (n.volumes ?? []).some((v) => v.dataset_id === id && v.attached_to === n.instance_id);
-  if (live.some(holds)) return undefined;
-  let best: string | undefined;
-  let bestScore = -1;
-  for (const n of live) {
-    if (!(n.volumes ?? []).some((v) => v.dataset_id === id)) continue;
-    const score = fnv1a(`${id}/${n.uuid}`);
-    if (score > bestScore || (score === bestScore && best !== undefined && n.uuid < best)) {
-      best = n.uuid;
-      bestScore = score;
-    }
-  }
-  return best;
+  return {
+    deleted: d.deleted,
+    primary: d.primary,
+    holders: s.nodes.filter(holds).map((n) => n.uuid),
+    reporters: s.nodes.filter((n) => (n.volumes ?? []).some((v) => v.dataset_id === id)).map((n) => n.uuid),
+    deletedSnapshots: (s.snapshots ?? [])
+      .filter((x) => x.deleted === true && x.dataset_id === id)
+      .map((x) =>
+        s.nodes.filter((n) => (n.snapshots ?? []).some((y) => y.snapshot_id === x.snapshot_id)).map((n) => n.uuid),
+      ),
+  };
 }
 
-function fnv1a(x: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < x.length; i++) {
-    h ^= x.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
+/**
+ * The datasets node takes care of — orphans, and datasets with deleted snapshots no live node seeing them
+ * holds — by the control service's own rule (@flocker/api/caretaker, as orphanViews.ts).
+ */
+function caredBy(s: ClusterSnapshot, node: string): Set<string> {
+  const alive = new Set(s.nodes.filter((n) => n.alive).map((n) => n.uuid));
+  const isAlive = (n: string): boolean => alive.has(n);
+  return new Set(
+    s.datasets.filter((d) => caretakerOf(d.dataset_id, factsOf(s, d), isAlive) === node).map((d) => d.dataset_id),
+  );
+}
+
+/** The witness of a dataset no live node holds (witnessOf): a live node reporting a volume of it. */
+function witnessFor(s: ClusterSnapshot, d: ClusterSnapshot['datasets'][number]): string | undefined {
+  const alive = new Set(s.nodes.filter((n) => n.alive).map((n) => n.uuid));
+  return witnessOf(d.dataset_id, factsOf(s, d), (n) => alive.has(n));
 }
 
 /** What changed from view `a` (at `since`) to view `b`, as the control service's delta. */
