@@ -9,6 +9,7 @@ import { dirname } from 'node:path';
 import { ReportResponse, type ClusterSnapshot, type NodeReport } from '@flocker/api';
 import type winston from 'winston';
 import type { Clock, TimerHandle } from './clock';
+import { compareGenerations } from './ClusterFollowerOrder';
 import type { ContainerStopper, StopTargets } from './containers';
 import { errorCode, errorMessage } from './errors';
 import { ContactTracker, heartbeatMs, lastChanceMs, selfFenceBoundMs, type ContactPhase } from './fencing';
@@ -68,6 +69,8 @@ export class SelfFencing {
   private stopped = false;
   /** What the last self-fence did; reported until the next one. */
   private fenceReport: FenceReport | undefined;
+  /** The generation our newest accepted report was answered with (snapshotSeen orders a death after it). */
+  private reportGeneration: string | undefined;
 
   constructor(
     private readonly o: SelfFencingOptions,
@@ -120,15 +123,31 @@ export class SelfFencing {
     return this.contact.mayAct(this.now(), this.boundMs);
   }
 
-  /** A snapshot asked for at `askedAt` was answered: the configuration it holds was current then. */
+  /**
+   * A snapshot asked for at `askedAt` was answered: the configuration it holds was current then.
+   *
+   * One showing this node dead counts as of `askedAt` too (ContactTracker.seenDead ignores it if asked
+   * before our latest accepted report was answered: it may predate that report) — except when its
+   * generation is newer than the one our latest accepted report was answered with, in the same epoch of
+   * the same service: it was then written after that report was applied (the counters only grow), so
+   * this node was declared dead since — as of now, whenever its question was asked. That is a watch's
+   * line, proved only as of the watch's request: it fences at once instead of when the bound runs out.
+   */
   snapshotSeen(snap: ClusterSnapshot, askedAt: number): void {
     this.learnNodeTimeout(snap.node_timeout_seconds);
     this.contact.configConfirmed(askedAt);
-    if (snap.nodes.find((n) => n.uuid === this.o.nodeUuid)?.alive === false) this.contact.seenDead(askedAt);
+    if (snap.nodes.find((n) => n.uuid === this.o.nodeUuid)?.alive === false) {
+      const afterOurReport =
+        this.reportGeneration !== undefined && compareGenerations(snap.generation, this.reportGeneration) === 1;
+      this.contact.seenDead(afterOurReport ? Math.max(askedAt, this.now()) : askedAt);
+    }
   }
 
   /** A report's answer confirms contact when it names the configuration we hold. */
   reportAnswered(answer: ReportAnswer, sentAt: number): void {
+    // The newest generation a report of ours was answered with (another epoch's: the latest answer).
+    if (this.reportGeneration === undefined || compareGenerations(answer.generation, this.reportGeneration) !== -1)
+      this.reportGeneration = answer.generation;
     this.learnNodeTimeout(answer.node_timeout_seconds);
     this.contact.reportAccepted(sentAt, this.now());
     const tag = answer.configuration_tag;
