@@ -73,6 +73,12 @@ export interface FlockerClientOptions {
   dispatcher?: Dispatcher;
   /** Per-request timeout; long polls get their own wait time added. Default 30 s. */
   timeoutMs?: number;
+  /**
+   * Repeat a whole-list read with If-None-Match (the ETag of the answer held) and answer from
+   * what is held on a 304: a poller of an unchanged list is sent no body and parses nothing
+   * (issue 23). Default true; false reads every list whole.
+   */
+  conditionalReads?: boolean;
 }
 
 export interface WriteOptions {
@@ -181,18 +187,33 @@ function parseWatchLine(line: string, path: string): ClusterAnswer {
   return parsed.data;
 }
 
+/** A whole list as last read, with the entity tag it came with (a conditional read's 304 answers with it). */
+interface HeldList {
+  readonly etag: string;
+  readonly value: unknown;
+  readonly configurationTag: string;
+}
+
+/**
+ * The Flocker API client. Whole lists are read conditionally (FlockerClientOptions.conditionalReads): the
+ * elements of a list answered from a 304 are the objects of the previous answer (the array is a new one), so
+ * treat answers as read-only.
+ */
 export class FlockerClient {
   private baseUrl: string;
   /** All control replicas; `baseUrl` is the one in use (the last that answered). */
   private readonly baseUrlList: string[];
   private readonly dispatcher: Dispatcher | undefined;
   private readonly timeoutMs: number;
+  /** The last answer of each whole list that carried an ETag, by path; undefined: conditional reads off. */
+  private readonly held: Map<string, HeldList> | undefined;
 
   constructor(options: FlockerClientOptions) {
     this.baseUrlList = parseControlUrls([options.baseUrl, ...(options.baseUrls ?? [])].join(','));
     this.baseUrl = this.baseUrlList[0] ?? options.baseUrl.replace(/\/+$/, '');
     this.dispatcher = options.dispatcher;
     this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.held = options.conditionalReads === false ? undefined : new Map();
   }
 
   async version(): Promise<VersionResponse> {
@@ -514,7 +535,7 @@ export class FlockerClient {
     for (let i = 0; ; i++) {
       const url = urls[i] as string;
       try {
-        const answer = await this.callOne(url, method, path, schema, body, options, extraTimeoutMs);
+        const answer = await this.callOne(url, method, path, schema, body, options, extraTimeoutMs, route.entityTag);
         this.baseUrl = url;
         return answer;
       } catch (err) {
@@ -533,9 +554,14 @@ export class FlockerClient {
     body: unknown,
     options: WriteOptions,
     extraTimeoutMs: number,
+    /** A whole list (RouteContract.entityTag): read conditionally when one is held. */
+    entityTag = false,
   ): Promise<Tagged<T>> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
+    const conditional = entityTag && method === 'GET' && this.held !== undefined;
+    const held = conditional ? this.held?.get(path) : undefined;
+    if (held !== undefined) headers['if-none-match'] = held.etag;
     if (options.ifConfigurationMatches !== undefined) {
       headers[IF_CONFIGURATION_MATCHES_HEADER] = options.ifConfigurationMatches;
     }
@@ -560,6 +586,16 @@ export class FlockerClient {
       );
       if (NOT_SENT.has(errorCode(err) ?? '')) neverSent.add(failure);
       throw failure;
+    }
+    const configurationTag = res.headers[CONFIGURATION_TAG_HEADER];
+    if (res.statusCode === 304 && held !== undefined) {
+      await res.body.dump();
+      // Unchanged since it was held: a new array of the same (parsed and checked) elements.
+      const value = Array.isArray(held.value) ? [...(held.value as unknown[])] : held.value;
+      return {
+        value: value as T,
+        configurationTag: typeof configurationTag === 'string' ? configurationTag : held.configurationTag,
+      };
     }
     const text = await res.body.text();
     let json: unknown;
@@ -587,7 +623,16 @@ export class FlockerClient {
         `${method} ${path} returned a body that does not match the API schema: ${z.prettifyError(parsed.error)}`,
       );
     }
-    const tag = res.headers[CONFIGURATION_TAG_HEADER];
-    return { value: parsed.data, configurationTag: typeof tag === 'string' ? tag : '' };
+    const tag = typeof configurationTag === 'string' ? configurationTag : '';
+    const etag = res.headers['etag'];
+    if (conditional && this.held !== undefined) {
+      // A strong tag only (a weak one may name a body that is not byte for byte this one).
+      if (typeof etag === 'string' && /^"[^"]*"$/.test(etag)) {
+        this.held.set(path, { etag, value: parsed.data, configurationTag: tag });
+        // The caller gets its own array: sorting it in place leaves the held one as it was.
+        if (Array.isArray(parsed.data)) return { value: [...(parsed.data as unknown[])] as T, configurationTag: tag };
+      } else this.held.delete(path);
+    }
+    return { value: parsed.data, configurationTag: tag };
   }
 }

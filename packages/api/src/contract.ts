@@ -71,6 +71,12 @@ export interface RouteContract {
   emptyBodyIsObject?: boolean;
   /** Honors X-If-Configuration-Matches. */
   conditional?: boolean;
+  /**
+   * A whole list (issue 23): its 200 carries a strong ETag, which names the serving process
+   * (a restart or another replica never matches it) and the version or state generation the
+   * list shows; a GET or HEAD whose If-None-Match names it gets 304 without a body.
+   */
+  entityTag?: boolean;
   responses: Readonly<Record<number, ResponseSpec>>;
 }
 
@@ -180,6 +186,7 @@ export const apiRoutes = {
     path: '/v1/configuration/datasets',
     summary: 'All configured datasets, including deleted ones (deleted: true).',
     tag: 'configuration',
+    entityTag: true,
     responses: { 200: { description: 'The dataset configuration.', schema: z.array(DatasetConfiguration) } },
   }),
   createDataset: route({
@@ -254,6 +261,7 @@ export const apiRoutes = {
     path: '/v1/state/datasets',
     summary: 'Where datasets actually are, as alive nodes report them.',
     tag: 'state',
+    entityTag: true,
     responses: { 200: { description: 'Dataset state.', schema: z.array(DatasetState) } },
   }),
   // ---- snapshots (issue 20: an extension of the v1 API) ------------------------
@@ -262,6 +270,7 @@ export const apiRoutes = {
     path: '/v1/configuration/snapshots',
     summary: 'All configured snapshots, including deleted ones (deleted: true) until no node reports them.',
     tag: 'configuration',
+    entityTag: true,
     responses: { 200: { description: 'The snapshot configuration.', schema: z.array(SnapshotConfiguration) } },
   }),
   createSnapshot: route({
@@ -312,6 +321,7 @@ export const apiRoutes = {
     path: '/v1/state/snapshots',
     summary: 'The snapshots the storage backends hold, as alive nodes report them (one entry per snapshot).',
     tag: 'state',
+    entityTag: true,
     responses: { 200: { description: 'Snapshot state.', schema: z.array(SnapshotState) } },
   }),
   // ---- backups to object storage (issue 20: an extension of the v1 API) ----------
@@ -321,6 +331,7 @@ export const apiRoutes = {
     summary:
       'The backup requests whose implicit snapshot still exists (deleted: true once it ended). Finished backups are in the store: `flocker backup list`.',
     tag: 'configuration',
+    entityTag: true,
     responses: { 200: { description: 'The backup requests.', schema: z.array(BackupConfiguration) } },
   }),
   createBackup: route({
@@ -347,6 +358,7 @@ export const apiRoutes = {
     summary:
       'Backups as the agents running them report them: pending, running (bytes read), done (stored_backup_id) or failed (error).',
     tag: 'state',
+    entityTag: true,
     responses: { 200: { description: 'Backup state.', schema: z.array(BackupState) } },
   }),
   listNodes: route({
@@ -354,6 +366,7 @@ export const apiRoutes = {
     path: '/v1/state/nodes',
     summary: 'The nodes whose agents are reporting.',
     tag: 'state',
+    entityTag: true,
     responses: { 200: { description: 'Alive nodes.', schema: z.array(NodeStateSummary) } },
   }),
   nodeByEra: route({

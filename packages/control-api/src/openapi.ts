@@ -15,6 +15,13 @@ export function openApiPath(expressPath: string): string {
   return expressPath.replace(/:([A-Za-z_]+)/g, '{$1}');
 }
 
+/** A whole list's entity tag (RouteContract.entityTag). */
+const ETAG_HEADER: Json = {
+  description:
+    "Strong; names the serving process and the list's version (a restart or another replica never matches it).",
+  schema: { type: 'string' },
+};
+
 export function buildOpenApi(routes: readonly RouteContract[]): Json {
   const paths: Record<string, Json> = {};
   for (const route of routes) {
@@ -44,11 +51,27 @@ export function buildOpenApi(routes: readonly RouteContract[]): Json {
         description: 'Apply the write only if the configuration tag still equals this value (else 412).',
       });
     }
+    if (route.entityTag) {
+      parameters.push({
+        name: 'If-None-Match',
+        in: 'header',
+        required: false,
+        schema: { type: 'string' },
+        description: 'The ETag of the list held: 304 without a body while the list is unchanged.',
+      });
+    }
     const responses: Json = {};
     for (const [status, r] of Object.entries(route.responses)) {
       responses[status] = {
         description: r.description,
+        ...(route.entityTag && status === '200' ? { headers: { ETag: ETAG_HEADER } } : {}),
         content: { 'application/json': { schema: schemaOf(r.schema, 'output') } },
+      };
+    }
+    if (route.entityTag) {
+      responses['304'] = {
+        description: 'Not Modified: the list is the one If-None-Match names (no body).',
+        headers: { ETag: ETAG_HEADER },
       };
     }
     const op: Json = {
