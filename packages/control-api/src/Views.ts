@@ -17,16 +17,23 @@ import {
   ClusterSnapshot,
   DatasetConfiguration,
   DatasetState,
-  type NodeReport,
   NodeStateSummary,
   SnapshotConfiguration,
   SnapshotState,
 } from '@flocker/api';
 import { backupConfigurations, deriveBackupState } from './backups';
-import { aliveNodes, datasetStateJson, deriveSnapshotState, isAlive, nodeSummaries } from './clusterState';
+import {
+  aliveNodes,
+  DatasetStateList,
+  datasetStateJson,
+  deriveSnapshotState,
+  isAlive,
+  nodeSummaries,
+} from './clusterState';
 import { type Configuration, leaseView, liveLease, type StoredLease } from './configuration';
 import type { ControlState } from './ControlState';
 import { jsonOf } from './json';
+import { JoinedList } from './listBodies';
 import { PersistentMap } from './PersistentMap';
 
 interface Cached {
@@ -62,8 +69,10 @@ export class Views {
     { snapshots: ReadonlyMap<string, SnapshotConfiguration> | undefined; json: string } | undefined;
   private snapshotsArray:
     { snapshots: ReadonlyMap<string, SnapshotConfiguration> | undefined; json: string } | undefined;
-  /** Per node report (an immutable value), its manifestations' DatasetState JSON (clusterState.datasetStateJson). */
-  private readonly stateFragments = new WeakMap<NodeReport, readonly string[]>();
+  /** The dataset states' list, from per-report bytes (clusterState.DatasetStateList). */
+  private readonly stateList = new DatasetStateList();
+  /** The configured datasets' list, patched per change (listBodies.ts). */
+  private readonly datasetList = new JoinedList<DatasetConfiguration>();
   private leaseOrdering: { leases: ReadonlyMap<string, StoredLease>; order: Map<string, number> } | undefined;
 
   constructor(
@@ -73,12 +82,14 @@ export class Views {
     private readonly compress = false,
   ) {}
 
-  private memo(name: string, key: string, schema: z.ZodType, build: () => string): Buffer {
+  private memo(name: string, key: string, schema: z.ZodType, build: () => string | Buffer): Buffer {
     const hit = this.cache.get(name);
     if (hit !== undefined && hit.key === key) return hit.body;
-    const json = build();
-    if (this.validate) schema.parse(JSON.parse(json));
-    const body = Buffer.from(json);
+    const built = build();
+    if (this.validate) schema.parse(JSON.parse(built.toString()));
+    // A Buffer built by patching may be the previous body unchanged (the datasets, after a lease's write): a copy
+    // keeps one tag per Buffer.
+    const body = typeof built === 'string' ? Buffer.from(built) : hit?.body === built ? Buffer.from(built) : built;
     this.cache.set(name, { key, body });
     if (LISTS.has(name)) this.etags.set(body, `"${this.state.instanceId}.${name}.${key}"`);
     if (this.compress && body.length >= GZIP_MIN_BYTES) this.gzipInBackground(name, body);
@@ -111,9 +122,13 @@ export class Views {
 
   datasets(): Buffer {
     const config = this.state.configuration;
-    return this.memo('datasets', String(config.version), z.array(DatasetConfiguration), () =>
-      joinArray(config.datasets.values()),
-    );
+    return this.memo('datasets', String(config.version), z.array(DatasetConfiguration), () => {
+      const body = this.datasetList.of(config.datasets);
+      // Tests check the patched bytes against a fresh join.
+      if (this.validate && body.toString() !== joinArray(config.datasets.values()))
+        throw new Error('the patched datasets list differs from the configuration');
+      return body;
+    });
   }
 
   snapshots(): Buffer {
@@ -150,9 +165,13 @@ export class Views {
   /** Depends on node reports and liveness only, so configuration writes do not rebuild it. */
   datasetState(): Buffer {
     const s = this.state;
-    return this.memo('datasetState', `${s.instanceId}.${s.stateGeneration}`, z.array(DatasetState), () =>
-      datasetStateJson(aliveNodes(s.reportedNodes(), s.now(), s.nodeTimeoutMs), this.stateFragments),
-    );
+    return this.memo('datasetState', `${s.instanceId}.${s.stateGeneration}`, z.array(DatasetState), () => {
+      const alive = aliveNodes(s.reportedNodes(), s.now(), s.nodeTimeoutMs);
+      const body = this.stateList.body(alive);
+      if (this.validate && body.toString() !== datasetStateJson(alive, new WeakMap()))
+        throw new Error('the joined dataset states differ from the reports');
+      return body;
+    });
   }
 
   nodes(): Buffer {

@@ -1,5 +1,7 @@
+import fc from 'fast-check';
 import {
   aliveNodes,
+  DatasetStateList,
   datasetStateJson,
   deriveDatasetState,
   nodeByEra,
@@ -7,7 +9,7 @@ import {
   nodeSummaries,
   type ReportedNode,
 } from './clusterState';
-import { A, B, D1, D2, D3, T0, letterReport as report } from './testing/fixtures';
+import { A, B, C, D1, D2, D3, T0, letterReport as report } from './testing/fixtures';
 
 describe('cluster state views', () => {
   const a: ReportedNode = {
@@ -67,6 +69,58 @@ describe('cluster state views', () => {
     datasetStateJson([c], fragments);
     expect(fragments.get(c.report)).toBe(first);
     expect(first).toHaveLength(2);
+  });
+
+  it('DatasetStateList is byte for byte JSON.stringify(deriveDatasetState) over random clusters, one list across changes (issue 23)', () => {
+    const ids = [D1, D2, D3];
+    const manifestation = fc.record({
+      dataset_id: fc.constantFrom(...ids),
+      size: fc.integer({ min: 1, max: 1000 }),
+      mounted: fc.boolean(),
+      used: fc.option(fc.integer({ min: 0, max: 100 }), { nil: undefined }),
+    });
+    const node = fc.record({
+      uuid: fc.constantFrom(A, B, C),
+      manifestations: fc.array(manifestation, { maxLength: 4 }),
+      volumes: fc.array(fc.record({ dataset_id: fc.constantFrom(...ids), size: fc.integer({ min: 1, max: 9 }) }), {
+        maxLength: 3,
+      }),
+    });
+    // One list across runs, as the service keeps it: reports come and go, some stay (the same objects).
+    const list = new DatasetStateList();
+    let previous: ReportedNode[] = [];
+    fc.assert(
+      fc.property(fc.array(node, { maxLength: 4 }), (nodes) => {
+        const alive: ReportedNode[] = nodes.map((n) => ({
+          lastSeen: T0,
+          report: report(n.uuid, {
+            manifestations: n.manifestations.map((m, i) =>
+              m.mounted
+                ? {
+                    dataset_id: m.dataset_id,
+                    blockdevice_id: `b${i}`,
+                    size: m.size,
+                    status: 'mounted' as const,
+                    path: `/p${i}`,
+                    ...(m.used !== undefined ? { used_bytes: m.used } : {}),
+                  }
+                : { dataset_id: m.dataset_id, blockdevice_id: `b${i}`, size: m.size, status: 'attached' as const },
+            ),
+            volumes: n.volumes.map((v, i) => ({ ...v, blockdevice_id: `v${i}`, attached_to: null })),
+          }),
+        }));
+        const want = JSON.stringify(deriveDatasetState(alive));
+        expect(list.body(alive).toString()).toBe(want);
+        // Again (nothing changed), in the other order, and with some of the previous run's reports kept.
+        expect(list.body(alive).toString()).toBe(want);
+        const reversed = [...alive].reverse();
+        expect(list.body(reversed).toString()).toBe(JSON.stringify(deriveDatasetState(reversed)));
+        const mixed = [...previous.slice(0, 2), ...alive.slice(1), ...previous.slice(0, 1)];
+        expect(list.body(mixed).toString()).toBe(JSON.stringify(deriveDatasetState(mixed)));
+        previous = alive;
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('summaries carry the zone, free capacity and agent release a node reports, and nothing when it reports none', () => {

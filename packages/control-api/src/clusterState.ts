@@ -3,6 +3,7 @@
  * and the node states agents receive. Time is passed in.
  */
 import type { DatasetState, NodeReport, NodeState, NodeStateSummary, SnapshotState } from '@flocker/api';
+import { joinChunks } from './listBodies';
 
 export interface ReportedNode {
   readonly report: NodeReport;
@@ -87,6 +88,128 @@ export function datasetStateJson(
     }
   }
   return `[${parts.join(',')}]`;
+}
+
+/** A report's DatasetState bytes, made once per report (an immutable value): see DatasetStateList. */
+export interface ReportStateBytes {
+  /** Each manifestation's DatasetState JSON, in the report's order. */
+  readonly fragments: readonly string[];
+  /** The fragments joined with commas; undefined when the report names a dataset twice (taken one by one then). */
+  readonly joined: Buffer | undefined;
+  /** Each backend volume's DatasetState JSON (a volume no manifestation shows). */
+  readonly volumes: readonly string[];
+}
+
+function reportStateBytes(report: NodeReport): ReportStateBytes {
+  const fragments = report.manifestations.map((m) => JSON.stringify(manifestationState(report.uuid, m)));
+  const ids = new Set(report.manifestations.map((m) => m.dataset_id));
+  return {
+    fragments,
+    joined: ids.size === fragments.length && fragments.length > 0 ? Buffer.from(fragments.join(',')) : undefined,
+    volumes: (report.volumes ?? []).map((v) => JSON.stringify({ dataset_id: v.dataset_id, maximum_size: v.size })),
+  };
+}
+
+/**
+ * datasetStateJson's bytes, brought up to date per change (issue 23): each report's bytes are
+ * made once (reports are immutable values), and an index of which alive reports show each
+ * dataset is kept from the reports that came and went since the last call. A report sharing no
+ * dataset with another (the usual case) is copied whole; only the datasets two reports show are
+ * decided one by one (the first in order wins). So a new state generation at 100,000 datasets
+ * costs a look at each node and a copy of the bytes, not a join of 100,000 strings (~220 ms on
+ * a loaded host) nor a Set of 100,000 ids (~90 ms).
+ */
+export class DatasetStateList {
+  private readonly bytes = new WeakMap<NodeReport, ReportStateBytes>();
+  private alive = new Set<NodeReport>();
+  /** Dataset id → the alive reports whose manifestations show it (a report twice if it lists it twice). */
+  private readonly holders = new Map<string, NodeReport[]>();
+  /** The ids with more than one entry in holders. */
+  private readonly shared = new Set<string>();
+
+  body(nodes: readonly ReportedNode[]): Buffer {
+    const next = new Set<NodeReport>();
+    for (const { report } of nodes) next.add(report);
+    for (const report of this.alive) if (!next.has(report)) this.forget(report);
+    for (const report of next) if (!this.alive.has(report)) this.learn(report);
+    this.alive = next;
+    // The reports showing a dataset another shows too: their manifestations are taken one by one.
+    const clashing = new Set<NodeReport>();
+    for (const id of this.shared) for (const r of this.holders.get(id) ?? []) clashing.add(r);
+    const taken = new Set<string>();
+    const chunks: Buffer[] = [];
+    const loose: string[] = [];
+    const flush = (): void => {
+      if (loose.length > 0) chunks.push(Buffer.from(loose.join(',')));
+      loose.length = 0;
+    };
+    const done = new Set<NodeReport>();
+    for (const { report } of nodes) {
+      // The same report twice in the list shows its datasets once, as the first.
+      if (done.has(report)) continue;
+      done.add(report);
+      const own = this.bytesOf(report);
+      if (!clashing.has(report) && own.joined !== undefined) {
+        flush();
+        chunks.push(own.joined);
+        continue;
+      }
+      const ms = report.manifestations;
+      for (let i = 0; i < ms.length; i++) {
+        const id = (ms[i] as Manifestation).dataset_id;
+        if (this.shared.has(id)) {
+          if (taken.has(id)) continue;
+          taken.add(id);
+        }
+        loose.push(own.fragments[i] as string);
+      }
+    }
+    // Backend volumes no alive node shows as a manifestation, the first report of each.
+    for (const { report } of nodes) {
+      const vs = report.volumes ?? [];
+      if (vs.length === 0) continue;
+      const own = this.bytesOf(report);
+      for (let i = 0; i < vs.length; i++) {
+        const id = (vs[i] as NonNullable<NodeReport['volumes']>[number]).dataset_id;
+        if (this.holders.has(id) || taken.has(id)) continue;
+        taken.add(id);
+        loose.push(own.volumes[i] as string);
+      }
+    }
+    flush();
+    return joinChunks(chunks);
+  }
+
+  private bytesOf(report: NodeReport): ReportStateBytes {
+    let own = this.bytes.get(report);
+    if (own === undefined) {
+      own = reportStateBytes(report);
+      this.bytes.set(report, own);
+    }
+    return own;
+  }
+
+  private learn(report: NodeReport): void {
+    for (const m of report.manifestations) {
+      const held = this.holders.get(m.dataset_id);
+      if (held === undefined) this.holders.set(m.dataset_id, [report]);
+      else {
+        held.push(report);
+        this.shared.add(m.dataset_id);
+      }
+    }
+  }
+
+  private forget(report: NodeReport): void {
+    for (const m of report.manifestations) {
+      const held = this.holders.get(m.dataset_id);
+      if (held === undefined) continue;
+      const at = held.indexOf(report);
+      if (at >= 0) held.splice(at, 1);
+      if (held.length === 0) this.holders.delete(m.dataset_id);
+      if (held.length <= 1) this.shared.delete(m.dataset_id);
+    }
+  }
 }
 
 /**

@@ -1,0 +1,71 @@
+import fc from 'fast-check';
+import { jsonOf } from './json';
+import { JoinedList, joinChunks } from './listBodies';
+import { PersistentMap } from './PersistentMap';
+
+interface Item {
+  id: string;
+  n: number;
+}
+
+const fresh = (map: ReadonlyMap<string, Item>): string => `[${Array.from(map.values(), jsonOf).join(',')}]`;
+
+type Op = { kind: 'set'; key: number; n: number } | { kind: 'delete'; key: number } | { kind: 'read' };
+
+const op: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ kind: fc.constant('set' as const), key: fc.integer({ min: 0, max: 60 }), n: fc.integer() }),
+  fc.record({ kind: fc.constant('delete' as const), key: fc.integer({ min: 0, max: 60 }) }),
+  fc.constant({ kind: 'read' as const }),
+);
+
+describe('JoinedList (issue 23: whole lists patched per change)', () => {
+  it('joinChunks makes a JSON array of non-empty chunks', () => {
+    expect(joinChunks([]).toString()).toBe('[]');
+    expect(joinChunks([Buffer.from('1'), Buffer.from('2,3')]).toString()).toBe('[1,2,3]');
+  });
+
+  it('is byte for byte the fresh join, in the map order, whatever the writes between reads (sets, updates, deletes, re-adds, folds)', () => {
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 400 }), fc.integer({ min: 1, max: 8 }), (ops, segmentSize) => {
+        const list = new JoinedList<Item>(segmentSize);
+        let map: PersistentMap<string, Item> = PersistentMap.from(new Map());
+        expect(list.of(map).toString()).toBe('[]');
+        for (const o of ops) {
+          if (o.kind === 'set') map = map.set(`k${o.key}`, { id: `k${o.key}`, n: o.n });
+          else if (o.kind === 'delete') map = map.delete(`k${o.key}`);
+          else expect(list.of(map).toString()).toBe(fresh(map));
+        }
+        expect(list.of(map).toString()).toBe(fresh(map));
+        expect(JSON.parse(list.of(map).toString())).toEqual([...map.values()]);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('an unchanged map gives the same Buffer; a map of another lineage is joined afresh', () => {
+    const list = new JoinedList<Item>(2);
+    const map = PersistentMap.from(new Map([['a', { id: 'a', n: 1 }]]));
+    const body = list.of(map);
+    expect(list.of(map)).toBe(body);
+    const other = new Map([
+      ['b', { id: 'b', n: 2 }],
+      ['a', { id: 'a', n: 1 }],
+    ]);
+    expect(list.of(other).toString()).toBe(fresh(other));
+    expect(list.of(map).toString()).toBe(fresh(map));
+  });
+
+  it('a write re-joins only the segment it touched', () => {
+    const items = Array.from({ length: 100 }, (_, i): [string, Item] => [`k${i}`, { id: `k${i}`, n: i }]);
+    let map = PersistentMap.from(new Map(items));
+    const list = new JoinedList<Item>(10);
+    list.of(map);
+    map = map.set('k55', { id: 'k55', n: -1 });
+    const joins = jest.spyOn(Array.prototype, 'join');
+    expect(list.of(map).toString()).toBe(fresh(map));
+    // The fresh join above is one; the patch is another (one segment of 10).
+    const patchJoins = joins.mock.calls.length - 1;
+    joins.mockRestore();
+    expect(patchJoins).toBe(1);
+  });
+});

@@ -1,0 +1,219 @@
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { apiRoutes, FlockerClient } from '@flocker/api';
+import { buildOpenApi } from './openapi';
+import { routes } from './routes';
+import type { ControlService } from './server';
+import { NODE_A as A, NODE_B as B, nodeReport, startOnDir } from './testing/httpService';
+
+interface Raw {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+function raw(method: 'GET' | 'HEAD', url: string, headers: Record<string, string> = {}): Promise<Raw> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const LISTS = ['/v1/configuration/datasets', '/v1/state/datasets'] as const;
+
+describe('whole lists: entity tags and conditional reads (issue 23)', () => {
+  let dir: string;
+  let svc: ControlService;
+  let client: FlockerClient;
+  /** Reads every list whole: what a conditional read must agree with. */
+  let plain: FlockerClient;
+
+  async function start(nodeTimeoutSeconds = 30): Promise<void> {
+    ({ svc, client } = await startOnDir(dir, nodeTimeoutSeconds));
+    plain = new FlockerClient({ baseUrl: svc.url, conditionalReads: false, timeoutMs: 5000 });
+  }
+
+  beforeEach(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'flocker-list-tags-'));
+    await start();
+    await client.reportNodeState(nodeReport(A));
+    await client.reportNodeState(nodeReport(B));
+  });
+  afterEach(async () => {
+    await svc.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const tagOf = async (list: string): Promise<string> => String((await raw('GET', svc.url + list)).headers.etag);
+
+  it('a tag is strong and names this process (its epoch): a restart at the same version never answers 304 to an old tag', async () => {
+    await client.createDataset({ primary: A });
+    const before = await tagOf(LISTS[0]);
+    expect(before).toMatch(/^"[^"]+"$/);
+    expect(before).toContain(svc.state.instanceId);
+    const version = svc.state.configurationTag;
+    await svc.close();
+    await start();
+    await client.reportNodeState(nodeReport(A));
+    expect(svc.state.configurationTag).toBe(version);
+    const after = await raw('GET', svc.url + LISTS[0], { 'if-none-match': before });
+    expect(after.status).toBe(200);
+    expect(after.headers.etag).not.toBe(before);
+    expect(JSON.parse(after.body.toString())).toEqual(await plain.listDatasets());
+  });
+
+  it('another replica with the same configuration version does not match a tag of this one (failover)', async () => {
+    await client.createDataset({ primary: A });
+    const tag = await tagOf(LISTS[0]);
+    const copy = mkdtempSync(path.join(tmpdir(), 'flocker-list-tags-copy-'));
+    const version = svc.state.configurationTag;
+    await svc.close();
+    cpSync(dir, copy, { recursive: true });
+    const other = await startOnDir(copy);
+    try {
+      expect(other.svc.state.configurationTag).toBe(version);
+      expect((await raw('GET', other.svc.url + LISTS[0], { 'if-none-match': tag })).status).toBe(200);
+    } finally {
+      await other.svc.close();
+      rmSync(copy, { recursive: true, force: true });
+      await start();
+    }
+  });
+
+  it('every write that changes a list changes its tag; an old tag then gets the whole new list', async () => {
+    const writes: [string, () => Promise<unknown>][] = [];
+    const d = await client.createDataset({ primary: A, maximum_size: 67108864 });
+    writes.push(
+      ['create', () => client.createDataset({ primary: B })],
+      ['resize', () => client.updateDataset(d.dataset_id, { maximum_size: 134217728 })],
+      ['move', () => client.updateDataset(d.dataset_id, { primary: B })],
+      ['delete', () => client.deleteDataset(d.dataset_id)],
+    );
+    for (const [name, write] of writes) {
+      const tag = await tagOf(LISTS[0]);
+      expect((await raw('GET', svc.url + LISTS[0], { 'if-none-match': tag })).status).toBe(304);
+      await write();
+      const after = await raw('GET', svc.url + LISTS[0], { 'if-none-match': tag });
+      expect({ name, status: after.status }).toEqual({ name, status: 200 });
+      expect(JSON.parse(after.body.toString())).toEqual(await plain.listDatasets());
+      // The conditional client follows: what it answers is the whole list read now.
+      expect(await client.listDatasets()).toEqual(await plain.listDatasets());
+    }
+    // The state list: a report that says something new changes it, the same report again does not.
+    const manifested = nodeReport(A);
+    const withVolume = {
+      ...manifested,
+      manifestations: [
+        { dataset_id: d.dataset_id, blockdevice_id: 'b1', size: 67108864, status: 'mounted' as const, path: '/p' },
+      ],
+    };
+    let tag = await tagOf(LISTS[1]);
+    await client.reportNodeState(withVolume);
+    const after = await raw('GET', svc.url + LISTS[1], { 'if-none-match': tag });
+    expect(after.status).toBe(200);
+    expect(JSON.parse(after.body.toString())).toEqual(await plain.listDatasetState());
+    tag = String(after.headers.etag);
+    await client.reportNodeState(withVolume);
+    expect((await raw('GET', svc.url + LISTS[1], { 'if-none-match': tag })).status).toBe(304);
+    expect(await client.listDatasetState()).toEqual(await plain.listDatasetState());
+    expect(await client.listDatasetState()).toEqual([
+      { dataset_id: d.dataset_id, primary: A, maximum_size: 67108864, path: '/p' },
+    ]);
+  });
+
+  it('a node that dies changes the state list and its tag', async () => {
+    await svc.close();
+    await start(1);
+    await client.reportNodeState({
+      ...nodeReport(A),
+      manifestations: [
+        {
+          dataset_id: '11111111-1111-4111-8111-111111111111',
+          blockdevice_id: 'b1',
+          size: 67108864,
+          status: 'attached' as const,
+        },
+      ],
+    });
+    const tag = await tagOf(LISTS[1]);
+    expect(await client.listDatasetState()).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 2500));
+    expect((await raw('GET', svc.url + LISTS[1], { 'if-none-match': tag })).status).toBe(200);
+    expect(await client.listDatasetState()).toEqual([]);
+  });
+
+  it('HEAD carries the GET headers (tag, length) and no body, and answers 304 to a matching tag', async () => {
+    await client.createDataset({ primary: A });
+    for (const list of LISTS) {
+      const get = await raw('GET', svc.url + list);
+      const head = await raw('HEAD', svc.url + list);
+      expect(head.status).toBe(200);
+      expect(head.body.length).toBe(0);
+      expect(head.headers.etag).toBe(get.headers.etag);
+      expect(Number(head.headers['content-length'])).toBe(get.body.length);
+      expect(head.headers['content-type']).toMatch(/^application\/json/);
+      const conditional = await raw('HEAD', svc.url + list, { 'if-none-match': String(get.headers.etag) });
+      expect(conditional.status).toBe(304);
+    }
+  });
+
+  it('a malformed or foreign If-None-Match is no match: the whole body, as without one', async () => {
+    await client.createDataset({ primary: A });
+    const tag = await tagOf(LISTS[0]);
+    const bare = tag.slice(1, -1);
+    const bad = ['garbage', bare, `"${bare}`, '""', ',,,', 'W/', `"${bare}-gzip"`, `"x", ${bare}`, 'x'.repeat(8000)];
+    for (const list of LISTS) {
+      const whole = await raw('GET', svc.url + list);
+      for (const value of bad) {
+        const res = await raw('GET', svc.url + list, { 'if-none-match': value });
+        expect({ value: value.slice(0, 40), status: res.status }).toEqual({ value: value.slice(0, 40), status: 200 });
+        expect(res.body.equals(whole.body)).toBe(true);
+      }
+      // `*` matches any current representation (RFC 9110 13.1.2).
+      expect((await raw('GET', svc.url + list, { 'if-none-match': '*' })).status).toBe(304);
+    }
+  });
+
+  it('the routes the contract marks entityTag are exactly the plain reads answering with an ETag; the OpenAPI lists it', async () => {
+    const reads = Object.values(apiRoutes).filter(
+      (r) => r.method === 'get' && !r.path.includes(':') && !('query' in r && r.query !== undefined),
+    );
+    expect(reads.filter((r) => 'entityTag' in r && r.entityTag).length).toBe(7);
+    for (const r of reads) {
+      const res = await raw('GET', svc.url + r.path);
+      expect({ path: r.path, status: res.status, tagged: res.headers.etag !== undefined }).toEqual({
+        path: r.path,
+        status: 200,
+        tagged: 'entityTag' in r && r.entityTag === true,
+      });
+    }
+    const op = (buildOpenApi(routes) as { paths: Record<string, Record<string, Record<string, unknown>>> }).paths[
+      '/v1/configuration/datasets'
+    ]?.['get'];
+    expect(op?.['parameters']).toEqual([
+      expect.objectContaining({ name: 'If-None-Match', in: 'header', required: false }),
+    ]);
+    expect(Object.keys(op?.['responses'] as object)).toEqual(['200', '304']);
+  });
+
+  it('without the headers a list is answered as before: 200, JSON, its length, no Vary', async () => {
+    await client.createDataset({ primary: A });
+    for (const list of LISTS) {
+      const res = await raw('GET', svc.url + list);
+      expect(res.status).toBe(200);
+      expect(res.headers['content-type']).toMatch(/^application\/json/);
+      expect(res.headers['content-encoding']).toBeUndefined();
+      expect(res.headers.vary).toBeUndefined();
+      expect(Number(res.headers['content-length'])).toBe(res.body.length);
+      expect(Array.isArray(JSON.parse(res.body.toString()))).toBe(true);
+    }
+    expect(JSON.parse((await raw('GET', svc.url + LISTS[0])).body.toString())).toEqual(await plain.listDatasets());
+  });
+});
