@@ -61,6 +61,8 @@ export class Views {
   private readonly gzipped = new WeakMap<Buffer, Buffer | 'pending'>();
   /** Entity tags of the cached whole lists: this process, the list, and the version or generation it shows. */
   private readonly etags = new WeakMap<Buffer, string>();
+  /** Bodies built by this process: each new body's tag is new, even were a version ever seen again (a restored store). */
+  private builds = 0;
   /** Datasets by primary node, kept up to date from the configuration's changes (not rebuilt per write). */
   private primaries:
     | { datasets: ReadonlyMap<string, DatasetConfiguration>; byPrimary: Map<string, Map<string, DatasetConfiguration>> }
@@ -91,7 +93,7 @@ export class Views {
     // keeps one tag per Buffer.
     const body = typeof built === 'string' ? Buffer.from(built) : hit?.body === built ? Buffer.from(built) : built;
     this.cache.set(name, { key, body });
-    if (LISTS.has(name)) this.etags.set(body, `"${this.state.instanceId}.${name}.${key}"`);
+    if (LISTS.has(name)) this.etags.set(body, `"${this.state.instanceId}.${name}.${key}.${++this.builds}"`);
     if (this.compress && body.length >= GZIP_MIN_BYTES) this.gzipInBackground(name, body);
     return body;
   }

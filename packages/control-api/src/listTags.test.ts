@@ -2,8 +2,12 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { apiRoutes, FlockerClient } from '@flocker/api';
+import { apiRoutes, type DatasetConfiguration, FlockerClient } from '@flocker/api';
+import { emptyConfiguration, type Configuration } from './configuration';
+import type { ControlState } from './ControlState';
 import { buildOpenApi } from './openapi';
+import { PersistentMap } from './PersistentMap';
+import { Views } from './Views';
 import { routes } from './routes';
 import type { ControlService } from './server';
 import { NODE_A as A, NODE_B as B, nodeReport, startOnDir } from './testing/httpService';
@@ -147,6 +151,38 @@ describe('whole lists: entity tags and conditional reads (issue 23)', () => {
     await new Promise((r) => setTimeout(r, 2500));
     expect((await raw('GET', svc.url + LISTS[1], { 'if-none-match': tag })).status).toBe(200);
     expect(await client.listDatasetState()).toEqual([]);
+  });
+
+  it('a version seen again by the same process (a store restored under it) gets a new tag, never a 304 for the old body', () => {
+    const dataset = (n: number): [string, DatasetConfiguration] => {
+      const id = `00000000-0000-4000-8000-00000000000${n}`;
+      return [id, { dataset_id: id, primary: A, metadata: {}, deleted: false }];
+    };
+    let config: Configuration = {
+      ...emptyConfiguration,
+      version: 1,
+      datasets: PersistentMap.from(new Map([dataset(1)])),
+    };
+    const state = {
+      instanceId: 'p1',
+      get configuration(): Configuration {
+        return config;
+      },
+    } as unknown as ControlState;
+    const views = new Views(state);
+    const first = views.datasets();
+    const tag = views.etagOf(first);
+    expect(views.datasets()).toBe(first);
+    config = {
+      ...config,
+      version: 2,
+      datasets: (config.datasets as PersistentMap<string, DatasetConfiguration>).set(...dataset(2)),
+    };
+    views.datasets();
+    config = { ...emptyConfiguration, version: 1, datasets: new Map([dataset(3)]) };
+    const again = views.datasets();
+    expect(again.equals(first)).toBe(false);
+    expect(views.etagOf(again)).not.toBe(tag);
   });
 
   it('HEAD carries the GET headers (tag, length) and no body, and answers 304 to a matching tag', async () => {
