@@ -26,7 +26,7 @@ import {
   type LocalErrorCode,
   type SendStream,
 } from './engine';
-import { BufferPool, markPooled, pooledOf, type Pooled } from './bufferPool';
+import { BufferPool, markPooled, POOL_CHUNK, pooledOf, type Pooled } from './bufferPool';
 import { snapshotsToPrune } from './plan';
 
 export interface NodeTlsCredentials {
@@ -87,6 +87,13 @@ const COALESCE_MAX_MS = 50;
  * alone when the first completes; a third would make the socket flush the queue as a writev).
  */
 const MAX_IN_FLIGHT = 2;
+/**
+ * Free buffers a receive keeps for reuse: more than can be out at once (the engine's stream holds up
+ * to 4 MiB, more are being written to the engine, one fills). With the pool's default 8, a burst of
+ * releases dropped buffers the next burst allocated anew: 58 MiB allocated per GiB received, each a
+ * MiB of fresh pages to fault in and external memory that sets off V8 mark-compacts; 17 with this.
+ */
+const RECEIVE_POOL_KEEP = 32;
 /** The sending socket's buffer (bytes) before the stream is paused. */
 const SOCKET_BUFFER = 1024 * 1024;
 
@@ -430,7 +437,7 @@ class FrameReader {
    * frame's end would hand out a whole buffer per small frame of a sender that is not pooled.)
    */
   payload(): { stream: PassThrough; verified: Promise<void> } {
-    const pool = new BufferPool();
+    const pool = new BufferPool(POOL_CHUNK, RECEIVE_POOL_KEEP);
     /** Chunks passed on and not yet released, and how many of each buffer's. */
     const out = new Set<Buffer>();
     const chunksOf = new Map<ArrayBufferLike, number>();
