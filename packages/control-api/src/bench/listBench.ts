@@ -1,0 +1,319 @@
+/**
+ * The whole lists at scale (issue 23): GET /v1/configuration/datasets and /v1/state/datasets
+ * with 100,000 datasets on 10,000 nodes, flocker-control as a child process (file store seeded
+ * directly, nodes reported once). Per round, interleaved so that every variant sees the same
+ * load: a plain full read, a conditional read that gets 304, a gzipped read (unpacked by the
+ * client), a full read right after a change (the cached body rebuilt), and FlockerClient's
+ * listDatasets with and without its conditional read.
+ *   node packages/control-api/dist/bench/listBench.js [--datasets 100000 --nodes 10000 --rounds 20]
+ * `--rebuild` times, in this process, only the service's work for the first read after a change
+ * (old: a fresh join of every fragment; new: the patched segments / per-report bytes), interleaved.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { type DatasetConfiguration, FlockerClient, type NodeReport } from '@flocker/api';
+import { CONFIGURATION_FILE, encodeConfiguration } from '../ConfigurationStore';
+import { emptyConfiguration } from '../configuration';
+import { DatasetStateList, datasetStateJson, type ReportedNode } from '../clusterState';
+import { jsonOf } from '../json';
+import { JoinedList } from '../listBodies';
+import { PersistentMap } from '../PersistentMap';
+import { CONTROL_ENV, CONTROL_NODE_FLAGS } from '../nodeFlags';
+import { pooled, startServer, stats, type Stats, stopServer, timed } from './harness';
+
+/**
+ * Another build's flocker-control (`--against <its dist>`, e.g. a copy of the previous one) on `dataDir`, for an
+ * old/new comparison in one run; its packages resolve from this repository's node_modules.
+ */
+function startOther(
+  dist: string,
+  dataDir: string,
+  extra: readonly string[],
+): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(
+    process.execPath,
+    [
+      ...CONTROL_NODE_FLAGS,
+      path.join(dist, 'main.js'),
+      ...['--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--node-timeout', '3600'],
+      ...['--log-level', 'error', '--insecure-http', ...extra],
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: {
+        ...process.env,
+        ...CONTROL_ENV,
+        NODE_PATH: path.resolve(__dirname, '..', '..', '..', '..', 'node_modules'),
+      },
+    },
+  );
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = /\{"listening":"([^"]+)"/.exec(out);
+      if (m !== null) resolve({ child, url: m[1] as string });
+    });
+    child.once('exit', (code) => reject(new Error(`${dist}/main.js exited (${code})`)));
+  });
+}
+
+interface Read {
+  ms: number;
+  status: number;
+  bytes: number;
+  encoding: string;
+  etag: string;
+}
+
+/** One GET through fetch, the body read whole (and unpacked, when gzipped) as text. */
+async function read(url: string, headers: Record<string, string>): Promise<Read> {
+  let status = 0;
+  let bytes = 0;
+  let encoding = '';
+  let etag = '';
+  const ms = await timed(async () => {
+    const res = await fetch(url, { headers });
+    status = res.status;
+    await res.text();
+    bytes = Number(res.headers.get('content-length') ?? 0);
+    encoding = res.headers.get('content-encoding') ?? 'identity';
+    etag = res.headers.get('etag') ?? '';
+  });
+  if (status !== 200 && status !== 304) throw new Error(`GET ${url}: HTTP ${status}`);
+  return { ms, status, bytes, encoding, etag };
+}
+
+/** Old and new work per change, interleaved, in process: the bytes of both lists after one write / one report. */
+function rebuild(datasetCount: number, nodeCount: number, rounds: number): void {
+  const nodes = Array.from({ length: nodeCount }, () => randomUUID());
+  let map = PersistentMap.from(new Map<string, DatasetConfiguration>());
+  const owned: string[][] = nodes.map(() => []);
+  for (let k = 0; k < datasetCount; k++) {
+    const id = randomUUID();
+    map = map.set(id, {
+      dataset_id: id,
+      primary: nodes[k % nodeCount] as string,
+      metadata: { name: `vol-${k}` },
+      deleted: false,
+    });
+    owned[k % nodeCount]?.push(id);
+  }
+  const reportOf = (i: number, size: number): ReportedNode => ({
+    lastSeen: Date.now(),
+    report: {
+      uuid: nodes[i] as string,
+      era: `era-${i}`,
+      host: '10.0.0.1',
+      instance_id: `i-${i}`,
+      backend: 'loopback',
+      manifestations: (owned[i] ?? []).map((id) => ({
+        dataset_id: id,
+        blockdevice_id: `b-${id}`,
+        size,
+        status: 'mounted' as const,
+        path: `/flocker/${id}`,
+      })),
+      errors: [],
+    },
+  });
+  const alive = nodes.map((_, i) => reportOf(i, 67108864));
+  const list = new JoinedList<DatasetConfiguration>();
+  const oldFragments = new WeakMap<ReportedNode['report'], readonly string[]>();
+  const states = new DatasetStateList();
+  // Warm both: every fragment made once, as the service has them.
+  list.of(map);
+  Buffer.from(`[${Array.from(map.values(), jsonOf).join(',')}]`);
+  states.body(alive);
+  Buffer.from(datasetStateJson(alive, oldFragments));
+  const samples: Record<string, number[]> = {};
+  const time = (name: string, fn: () => Buffer): void => {
+    const t = performance.now();
+    const bytes = fn().length;
+    (samples[name] ??= []).push(performance.now() - t);
+    if (bytes === 0) throw new Error('empty');
+  };
+  for (let r = 0; r < rounds; r++) {
+    const id = randomUUID();
+    map = map.set(id, { dataset_id: id, primary: nodes[r % nodeCount] as string, metadata: {}, deleted: false });
+    const first = r % 2 === 0;
+    const runs: [string, () => Buffer][] = [
+      ['datasets: fresh join (old)', () => Buffer.from(`[${Array.from(map.values(), jsonOf).join(',')}]`)],
+      ['datasets: patched (new)', () => list.of(map)],
+    ];
+    for (const [name, fn] of first ? runs : runs.reverse()) time(name, fn);
+    const i = (r * 7919) % nodeCount;
+    alive[i] = reportOf(i, 67108864 + r + 1);
+    const stateRuns: [string, () => Buffer][] = [
+      ['states: fresh join (old)', () => Buffer.from(datasetStateJson(alive, oldFragments))],
+      ['states: per-report bytes, indexed (new)', () => states.body(alive)],
+    ];
+    for (const [name, fn] of first ? stateRuns : stateRuns.reverse()) time(name, fn);
+  }
+  const table: Record<string, Stats> = {};
+  for (const [name, xs] of Object.entries(samples)) table[name] = stats(xs);
+  process.stdout.write(`${JSON.stringify({ datasets: datasetCount, nodes: nodeCount, rounds, table }, null, 2)}\n`);
+}
+
+async function main(): Promise<void> {
+  const argv = await yargs(hideBin(process.argv))
+    .option('datasets', { type: 'number', default: 100_000 })
+    .option('nodes', { type: 'number', default: 10_000 })
+    .option('rounds', { type: 'number', default: 20, describe: 'Samples per variant (interleaved)' })
+    .option('compress', { type: 'boolean', default: true, describe: 'Run the service with --compress-lists' })
+    .option('client', { type: 'boolean', default: true, describe: 'Also time FlockerClient.listDatasets' })
+    .option('rebuild', { type: 'boolean', default: false, describe: 'Only the per-change work, in process (old/new)' })
+    .option('against', {
+      type: 'string',
+      describe:
+        "Another build's dist (a copy of the old one): its full, 304 and after-a-change reads interleaved with these",
+    })
+    .strict()
+    .parse();
+  if (argv.rebuild) return rebuild(argv.datasets, argv.nodes, argv.rounds);
+  const dir = mkdtempSync(path.join(tmpdir(), 'flocker-lists-'));
+  // Random ids, as real ones are (they are most of the bytes, and what gzip cannot squeeze).
+  const nodes = Array.from({ length: argv.nodes }, () => randomUUID());
+  const owned: string[][] = nodes.map(() => []);
+  const datasets = new Map<string, DatasetConfiguration>();
+  for (let k = 0; k < argv.datasets; k++) {
+    const id = randomUUID();
+    const i = k % argv.nodes;
+    datasets.set(id, {
+      dataset_id: id,
+      primary: nodes[i] as string,
+      maximum_size: 67108864,
+      metadata: { name: `vol-${k}` },
+      deleted: false,
+    });
+    owned[i]?.push(id);
+  }
+  writeFileSync(
+    path.join(dir, CONFIGURATION_FILE),
+    encodeConfiguration({ ...emptyConfiguration, version: 1, datasets }),
+  );
+  const serverArgs = argv.compress ? ['--compress-lists'] : [];
+  const otherDir = argv.against !== undefined ? mkdtempSync(path.join(tmpdir(), 'flocker-lists-a-')) : undefined;
+  if (otherDir !== undefined) cpSync(dir, otherDir, { recursive: true });
+  const { child, url } = await startServer(dir, [], serverArgs);
+  const other =
+    argv.against !== undefined && otherDir !== undefined
+      ? await startOther(argv.against, otherDir, serverArgs).catch(async (err: unknown) => {
+          await stopServer(child);
+          throw err;
+        })
+      : undefined;
+  const client = new FlockerClient({ baseUrl: url });
+  const otherClient = other !== undefined ? new FlockerClient({ baseUrl: other.url }) : undefined;
+  const report = (i: number, extra = 0): NodeReport => ({
+    uuid: nodes[i] as string,
+    era: `era-${i}`,
+    host: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
+    instance_id: `i-${i}`,
+    backend: 'loopback',
+    manifestations: (owned[i] ?? []).map((id) => ({
+      dataset_id: id,
+      blockdevice_id: `b-${id}`,
+      size: 67108864 + extra,
+      status: 'mounted' as const,
+      path: `/flocker/${id}`,
+    })),
+    errors: [],
+  });
+  try {
+    await pooled([...nodes.keys()], 32, async (i) => void (await client.reportNodeState(report(i))));
+    if (otherClient !== undefined)
+      await pooled([...nodes.keys()], 32, async (i) => void (await otherClient.reportNodeState(report(i))));
+    const lists = { datasets: `${url}/v1/configuration/datasets`, states: `${url}/v1/state/datasets` };
+    // A change each list shows: a new dataset, a node's manifestation sizes.
+    let changes = 0;
+    const change = {
+      datasets: async (): Promise<void> =>
+        void (await client.createDataset({ primary: nodes[changes++ % argv.nodes] as string })),
+      states: async (): Promise<void> => void (await client.reportNodeState(report(changes++ % argv.nodes, changes))),
+    };
+    const plain = { 'accept-encoding': 'identity' };
+    const samples: Record<string, number[]> = {};
+    const sizes: Record<string, number> = {};
+    const add = (name: string, r: Read): void => {
+      (samples[name] ??= []).push(r.ms);
+      sizes[`${name} (${r.encoding}, HTTP ${r.status})`] = r.bytes;
+    };
+    // Warm: bodies built, gzipped copies made.
+    for (const u of Object.values(lists)) {
+      await read(u, plain);
+      await read(u, { 'accept-encoding': 'gzip' });
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+    const shared = new FlockerClient({ baseUrl: url });
+    // Old and new side by side: the same reads and changes on both, in alternating order.
+    const sides =
+      other !== undefined && otherClient !== undefined
+        ? [
+            { label: 'new', url, client },
+            { label: 'old', url: other.url, client: otherClient },
+          ]
+        : [];
+    for (const side of sides) {
+      await read(`${side.url}/v1/configuration/datasets`, plain);
+      await read(`${side.url}/v1/state/datasets`, plain);
+    }
+    for (let round = 0; round < argv.rounds; round++) {
+      for (const side of round % 2 === 0 ? sides : [...sides].reverse()) {
+        for (const name of ['datasets', 'states'] as const) {
+          const u = `${side.url}${name === 'datasets' ? '/v1/configuration/datasets' : '/v1/state/datasets'}`;
+          const full = await read(u, plain);
+          add(`${side.label}: ${name} full`, full);
+          add(`${side.label}: ${name} 304`, await read(u, { ...plain, 'if-none-match': full.etag }));
+          if (name === 'datasets')
+            await side.client.createDataset({ primary: nodes[changes++ % argv.nodes] as string });
+          else await side.client.reportNodeState(report(changes++ % argv.nodes, changes));
+          add(`${side.label}: ${name} full after a change`, await read(u, plain));
+          await new Promise((r) => setTimeout(r, 300));
+        }
+      }
+      // Old/new runs time only the reads both builds answer alike.
+      const only = sides.length > 0 ? [] : (Object.entries(lists) as [keyof typeof lists, string][]);
+      for (const [name, u] of only) {
+        const full = await read(u, plain);
+        add(`${name} full`, full);
+        add(`${name} 304`, await read(u, { ...plain, 'if-none-match': full.etag }));
+        const gz = await read(u, { 'accept-encoding': 'gzip' });
+        add(`${name} gzip`, gz);
+        await change[name]();
+        add(`${name} full after a change`, await read(u, plain));
+        // The gzipped copy of the new body is made in the background: let it finish before the next round.
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      if (argv.client && sides.length === 0) {
+        (samples['client listDatasets, unconditional'] ??= []).push(
+          await timed(() => new FlockerClient({ baseUrl: url }).listDatasets()),
+        );
+        // The same client asks again: its If-None-Match gets a 304 and it answers from what it holds.
+        await shared.listDatasets();
+        (samples['client listDatasets, conditional (304)'] ??= []).push(await timed(() => shared.listDatasets()));
+      }
+      process.stderr.write(`round ${round + 1}/${argv.rounds}\n`);
+    }
+    const table: Record<string, Stats> = {};
+    for (const [name, xs] of Object.entries(samples)) table[name] = stats(xs);
+    process.stdout.write(
+      `${JSON.stringify({ datasets: argv.datasets, nodes: argv.nodes, rounds: argv.rounds, table, sizes }, null, 2)}\n`,
+    );
+  } finally {
+    await stopServer(child);
+    if (other !== undefined) await stopServer(other.child);
+    rmSync(dir, { recursive: true, force: true });
+    if (otherDir !== undefined) rmSync(otherDir, { recursive: true, force: true });
+  }
+}
+
+void main().catch((err: unknown) => {
+  process.stderr.write(`${String(err)}\n`);
+  process.exit(1);
+});
