@@ -146,6 +146,35 @@ async function timedRead(
   }
 }
 
+/** Creates one after another, timed; the slow ones (over the target) logged with when they came in the series. */
+async function timedCreates(
+  client: FlockerClient,
+  nodes: readonly string[],
+  count: number,
+  what: string,
+  o: Options,
+): Promise<number[]> {
+  const out: number[] = [];
+  const t0 = performance.now();
+  const slow: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const at = performance.now() - t0;
+    const ms = await timed(() => client.createDataset({ primary: nodes[i % nodes.length] as string }));
+    out.push(ms);
+    // The wall clock too: to be matched with the server's --trace-gc or a probe's timestamps.
+    if (ms >= TARGETS.create_p99_ms)
+      slow.push(
+        `#${i} at +${Math.round(at)} ms (${new Date(performance.timeOrigin + t0 + at).toISOString().slice(11, 23)}): ${ms.toFixed(1)} ms`,
+      );
+  }
+  // On the monotonic clock that --cpu-prof stamps its samples with: the profiles' window of these creates.
+  const endUs = process.hrtime.bigint() / 1000n;
+  const startUs = endUs - BigInt(Math.round((performance.now() - t0) * 1000));
+  o.log(`${what}: ${count} creates, monotonic us ${startUs}..${endUs}`);
+  if (slow.length > 0) o.log(`${what}: creates over ${TARGETS.create_p99_ms} ms: ${slow.join(', ')}`);
+  return out;
+}
+
 function median(xs: number[]): number {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   return s.length === 0 ? NaN : (s[Math.floor(s.length / 2)] as number);
@@ -222,9 +251,7 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
     }
 
     o.log(`${store} ${agentCount}: creates without long-polls`);
-    const createNoPolls: number[] = [];
-    for (let i = 0; i < o.samples; i++)
-      createNoPolls.push(await timed(() => first.createDataset({ primary: nodes[i % agentCount] as string })));
+    const createNoPolls = await timedCreates(first, nodes, o.samples, `${store} ${agentCount} no polls`, o);
 
     const phases: { config: string; serving: number }[] =
       etcd === undefined
@@ -320,9 +347,13 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
           await sleep(300);
         }
         o.log(`${store} ${agentCount} (${phase.config}): creates back to back while agents poll`);
-        const busy: number[] = [];
-        for (let i = 0; i < Math.min(o.samples, 50); i++)
-          busy.push(await timed(() => first.createDataset({ primary: nodes[i % agentCount] as string })));
+        const busy = await timedCreates(
+          first,
+          nodes,
+          Math.min(o.samples, 50),
+          `${store} ${agentCount} (${phase.config}) agents watching`,
+          o,
+        );
         const mem = sampler.stop();
         results.push({
           config: phase.config,
@@ -541,7 +572,11 @@ async function main(): Promise<void> {
     workers: Math.max(1, argv.workers),
     channel: argv['agent-channel'] as AgentChannel,
     nodeArgs: argv['server-node-arg'],
-    log: (msg) => void process.stderr.write(`bench: ${new Date().toISOString().slice(11, 19)} ${msg}\n`),
+    // Each line with the monotonic clock --cpu-prof stamps its samples with (us): a phase's window in a profile.
+    log: (msg) =>
+      void process.stderr.write(
+        `bench: ${new Date().toISOString().slice(11, 19)} [${process.hrtime.bigint() / 1000n}] ${msg}\n`,
+      ),
   };
   const results: PhaseResult[] = [];
   const started = performance.now();
