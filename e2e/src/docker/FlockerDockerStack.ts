@@ -15,6 +15,7 @@ import { callPlugin } from '@flocker/volume-plugin/testing';
 import { DockerDaemon, isAlive } from './DockerDaemon';
 import { exec, until } from './exec';
 import { buildTinyRootfsTar } from './tinyImage';
+import { releaseMountsAndLoops } from '../loopPools';
 import { removeTree } from '../removeTree';
 
 export const TINY_IMAGE = 'flocker-e2e-tiny:latest';
@@ -251,12 +252,17 @@ export class FlockerDockerStack {
     await this.agent?.stop().catch(() => undefined);
     await this.control?.close().catch(() => undefined);
     fs.rmSync(this.socketPath, { force: true });
-    await cleanupUnder(this.root);
+    // A loop device still bound fails the close (after the cgroups), the directory kept to look at.
+    const leak = await cleanupUnder(this.root).then(
+      () => undefined,
+      (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+    );
     for (const ctl of safeReaddir('/sys/fs/cgroup')) {
       const dir = path.join('/sys/fs/cgroup', ctl, this.driver);
       if (fs.existsSync(dir))
         await exec(['find', dir, '-depth', '-type', 'd', '-exec', 'rmdir', '{}', ';'], { check: false });
     }
+    if (leak !== undefined) throw leak;
     removeTree(this.root);
   }
 
@@ -275,19 +281,13 @@ function safeReaddir(dir: string): string[] {
   }
 }
 
-/** Unmount everything under `root` (deepest first) and detach loop devices backed by files there. */
-export async function cleanupUnder(root: string): Promise<void> {
-  const mounts = fs
-    .readFileSync('/proc/self/mounts', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[1] ?? '')
-    .map((p) => p.replace(/\\040/g, ' '))
-    .filter((p) => p.startsWith(root + '/'))
-    .sort((a, b) => b.length - a.length);
-  for (const m of mounts) await exec(['umount', '-l', m], { check: false });
-  const loops = await exec(['losetup', '-l', '-n', '-O', 'NAME,BACK-FILE'], { check: false });
-  for (const line of loops.stdout.split('\n')) {
-    const [dev, file] = line.trim().split(/\s+/, 2);
-    if (dev && file && file.startsWith(root + '/')) await exec(['losetup', '-d', dev], { check: false });
-  }
+/**
+ * Unmount everything under `root` (deepest first; a file system an agent left frozen is thawed first) and
+ * detach the loop devices backed by files there, waiting for the kernel to let them go (loopPools).
+ */
+export function cleanupUnder(root: string): Promise<void> {
+  const left = releaseMountsAndLoops(root);
+  return left.length === 0
+    ? Promise.resolve()
+    : Promise.reject(new Error(`loop devices still bound after the teardown of ${root}: ${left.join(', ')}`));
 }
