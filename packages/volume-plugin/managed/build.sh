@@ -3,7 +3,8 @@
 #   packages/volume-plugin/managed/build.sh [--out DIR] [--no-create] [--no-compile] NAME:TAG
 # e.g. build.sh flocker/flocker:0.1.0, then: docker plugin set / enable (README "Managed plugin").
 # The rootfs holds the project's Node 24 binary and the shared libraries it links, mount and
-# umount (the plugin binds volumes into its propagated mount), and the plugin's compiled code
+# umount (the plugin binds volumes into its propagated mount), findmnt (it follows the agent's
+# mounts in the kernel's table: MountTable.ts), and the plugin's compiled code
 # with its production dependencies at their repository paths. The docker CLI honours DOCKER_HOST.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -44,6 +45,7 @@ copy_with_libs() { # source-binary dest-in-rootfs
 copy_with_libs "$node_bin" /usr/bin/node
 copy_with_libs "$(command -v mount)" /bin/mount
 copy_with_libs "$(command -v umount)" /bin/umount
+copy_with_libs "$(command -v findmnt)" /bin/findmnt
 echo 'root:x:0:0:root:/root:/bin/false' >"$rootfs/etc/passwd"
 echo 'root:x:0:' >"$rootfs/etc/group"
 

@@ -31,6 +31,7 @@ import {
 } from './DockerReconciler';
 import type { DockerContainer, DockerVolume } from './DockerView';
 import { MountRegistry, type MountEntry } from './MountRegistry';
+import type { MountTable, MountTracker } from './MountTable';
 import {
   VolumePluginError,
   type CapabilitiesResponse,
@@ -88,6 +89,12 @@ export interface FlockerVolumeBackendOptions {
   mountSafetyWindowMs?: number;
   /** The clock (ms since the epoch); default Date.now. */
   now?: () => number;
+  /**
+   * The kernel's mount table under the agent's mount root (MountTable), and that root as the cluster
+   * state names it: a new volume made here is then answered when the agent's first mount of it shows
+   * in the kernel, under a lease granted on a configuration showing it here (see doMount).
+   */
+  mountTable?: { table: MountTable; hostMountRoot: string };
 }
 
 /**
@@ -97,6 +104,9 @@ export interface FlockerVolumeBackendOptions {
 export const COPY_UP_MAX_MS = 50;
 
 export const CREATE_CYCLE_GRACE_MS = 1_000;
+
+/** How long a new volume's mount path is tracked in the kernel's table for its first Mount (then: the snapshot). */
+export const FIRST_MOUNT_TRACK_MS = 60_000;
 
 /** How many datasets removed here lookups keep skipping (far more than one snapshot can lag behind). */
 export const MAX_REMOVED_REMEMBERED = 1_024;
@@ -190,6 +200,21 @@ export function mountedForConditionalLease(
   const d = s.datasets.find((x) => x.dataset_id === datasetId);
   if (d === undefined || d.deleted || d.primary !== nodeUuid) return undefined;
   return mountedPath(s, nodeUuid, datasetId);
+}
+
+/**
+ * Whether a Mount may be answered from the kernel's first mount of the dataset once this node's lease
+ * is granted on exactly the configuration `s` shows: live, this node its primary, leased to no other
+ * node, and no node reports it yet (a new dataset: the agent's mount of it will be its first). The
+ * grant then keeps it here and live (no move from a lease holder, no delete of a leased dataset), so
+ * the agent mounts it here and keeps it mounted.
+ */
+export function newHereForConditionalLease(s: ClusterSnapshot, nodeUuid: string, datasetId: string): boolean {
+  const lease = leaseOf(s, datasetId);
+  if (lease !== undefined && lease.node_uuid !== nodeUuid) return false;
+  const d = s.datasets.find((x) => x.dataset_id === datasetId);
+  if (d === undefined || d.deleted || d.primary !== nodeUuid) return false;
+  return s.nodes.every((n) => n.manifestations.every((m) => m.dataset_id !== datasetId));
 }
 
 /** One word for `docker volume inspect`: where the dataset stands. */
@@ -288,6 +313,8 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   private readonly removed = new Set<string>();
   /** Registry entries of deleted datasets whose drop is queued (so each snapshot does not queue it again). */
   private readonly dropping = new Set<string>();
+  /** New datasets made here whose mount path the kernel's table is watched for, until their first Mount. */
+  private readonly firstMounts = new Map<string, { tracker: MountTracker; timer: NodeJS.Timeout }>();
   private readonly now: () => number;
 
   constructor(opts: FlockerVolumeBackendOptions) {
@@ -369,7 +396,26 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
 
   async close(): Promise<void> {
     await this.settled();
+    for (const id of [...this.firstMounts.keys()]) this.untrackFirstMount(id);
     await this.watcher.close();
+  }
+
+  /** Watch the kernel's table for the first mount of a dataset made here (when the table is followed). */
+  private trackFirstMount(datasetId: string): void {
+    const tracker = this.opts.mountTable?.table.track(datasetId);
+    if (tracker === undefined) return;
+    this.untrackFirstMount(datasetId);
+    const timer = setTimeout(() => this.untrackFirstMount(datasetId), FIRST_MOUNT_TRACK_MS);
+    timer.unref();
+    this.firstMounts.set(datasetId, { tracker, timer });
+  }
+
+  private untrackFirstMount(datasetId: string): void {
+    const t = this.firstMounts.get(datasetId);
+    if (t === undefined) return;
+    clearTimeout(t.timer);
+    t.tracker.close();
+    this.firstMounts.delete(datasetId);
   }
 
   async capabilities(): Promise<CapabilitiesResponse> {
@@ -417,6 +463,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     this.createdHere.add(req.Name);
     if (created === undefined) return;
     this.madeHere.set(req.Name, created);
+    this.trackFirstMount(created.dataset_id);
     this.logger.info('created dataset for volume', {
       volume: req.Name,
       dataset_id: created.dataset_id,
@@ -698,6 +745,20 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       !kept && d.primary === this.me && followed !== undefined
         ? mountedForConditionalLease(followed, this.me, d.dataset_id)
         : undefined;
+    // A new volume made here, not reported anywhere yet, its mount path watched in the kernel since before the agent
+    // could mount it: the lease is asked for on the followed configuration too, and granted, the Mount answers at the
+    // first mount the kernel shows there (the agent's, of this dataset: ids are never reused) or at the snapshot
+    // showing it mounted, whichever comes first: the report and its push are off the path.
+    const first = this.firstMounts.get(d.dataset_id)?.tracker;
+    const firstMount =
+      !kept &&
+      basis === undefined &&
+      d.primary === this.me &&
+      followed !== undefined &&
+      first?.fresh() === true &&
+      newHereForConditionalLease(followed, this.me, d.dataset_id)
+        ? first
+        : undefined;
     // Already this node's: its agent mounts it whatever the lease (which only keeps it from moving
     // away), so the wait for that runs while the lease is taken, not after. Should the lease be
     // refused, the wait ends by itself (mounted, or at the deadline).
@@ -723,7 +784,9 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
           d,
           req.Name,
           deadline,
-          basis !== undefined && followed !== undefined ? followed.configuration_tag : undefined,
+          (basis !== undefined || firstMount !== undefined) && followed !== undefined
+            ? followed.configuration_tag
+            : undefined,
         );
       } catch (err) {
         await moving?.catch(() => undefined);
@@ -733,22 +796,29 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     const leased = Date.now();
     try {
       if (moving !== undefined && !(await moving)) await this.client.updateDataset(d.dataset_id, { primary: this.me });
-      const mountpoint =
-        proven && basis !== undefined
-          ? this.mountedAtGrant(basis)
-          : await (mounting ?? this.waitMounted(req.Name, d.dataset_id, deadline));
+      let seenBy: 'kernel' | 'snapshot' | undefined;
+      let mountpoint: string;
+      if (proven && basis !== undefined) mountpoint = this.mountedAtGrant(basis);
+      else if (proven && firstMount !== undefined && mounting !== undefined) {
+        const first = await this.firstMountOrSnapshot(firstMount, mounting);
+        mountpoint = first.path;
+        seenBy = first.by;
+      } else mountpoint = await (mounting ?? this.waitMounted(req.Name, d.dataset_id, deadline));
       const mounted = Date.now();
+      this.untrackFirstMount(d.dataset_id);
       await this.registry.add(d.dataset_id, req.Name, req.ID);
       this.firstMountAt.set(req.Name, this.now());
       this.logger.debug('mount timing', {
         volume: req.Name,
         lease: kept ? 'kept' : proven ? 'acquired on the followed configuration' : 'acquired',
+        ...(seenBy !== undefined ? { first_mount_seen_by: seenBy } : {}),
         lease_ms: leased - started,
         wait_ms: mounted - leased,
         persist_ms: Date.now() - mounted,
       });
       return { Mountpoint: mountpoint };
     } catch (err) {
+      this.untrackFirstMount(d.dataset_id);
       // Docker does not call Unmount after a failed Mount: let the volume go again.
       if (this.registry.count(d.dataset_id) === 0) await this.releaseUnused(d.dataset_id).catch(() => undefined);
       throw err;
@@ -763,6 +833,26 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     } catch (err) {
       if (apiStatus(err) === 409) return false;
       throw err;
+    }
+  }
+
+  /**
+   * The first of: the kernel shows the new dataset's first mount (answered as the path the agent reports it
+   * at, its mount root and the id), or the snapshot shows it mounted under the lease.
+   */
+  private async firstMountOrSnapshot(
+    tracker: MountTracker,
+    snapshot: Promise<string>,
+  ): Promise<{ path: string; by: 'kernel' | 'snapshot' }> {
+    const root = this.opts.mountTable?.hostMountRoot;
+    if (root === undefined) return { path: await snapshot, by: 'snapshot' };
+    const kernel = tracker
+      .mounted()
+      .then(() => ({ path: `${root.replace(/\/+$/, '')}/${tracker.datasetId}`, by: 'kernel' as const }));
+    try {
+      return await Promise.race([kernel, snapshot.then((path) => ({ path, by: 'snapshot' as const }))]);
+    } finally {
+      this.untrackFirstMount(tracker.datasetId);
     }
   }
 
@@ -915,6 +1005,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     this.madeHere.delete(req.Name);
     const d = await this.lookup(req.Name);
     if (!d) return; // Already gone: removal is idempotent.
+    this.untrackFirstMount(d.dataset_id);
     const count = this.registry.count(d.dataset_id);
     // A lease kept for Docker's copy-up cycle is no container's: let it go first.
     if (this.cancelDeferredRelease(d.dataset_id) && count === 0) await this.releaseUnused(d.dataset_id);

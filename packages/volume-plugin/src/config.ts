@@ -69,6 +69,8 @@ export interface PluginSettings {
   metrics?: { host: string; port: number };
   /** A managed (v2) plugin: answer paths inside the propagated mount (managed/PropagatedMounts). */
   propagated?: PropagatedMountPaths;
+  /** The agent's mount root on the host (--host-mount-root or agent.yml), when known: the kernel's table is followed there. */
+  hostMountRoot?: string;
 }
 
 export interface PluginArgs {
@@ -196,6 +198,7 @@ export async function resolveSettings(args: PluginArgs): Promise<PluginSettings>
     ...(args.propagatedMount !== undefined && args.hostMountSeenAt !== undefined && hostMountRoot !== undefined
       ? { propagated: { propagatedMount: args.propagatedMount, seenAt: args.hostMountSeenAt, hostMountRoot } }
       : {}),
+    ...(hostMountRoot !== undefined ? { hostMountRoot } : {}),
     nodeUuid: node.nodeUuid,
     stateDir: node.stateDir,
     socketPath: args.socket ?? DEFAULT_SOCKET,

@@ -56,6 +56,10 @@ describe('startVolumePlugin', () => {
       defaultSize: 1024 ** 3,
     });
     plugin = await startVolumePlugin({ ...settings, logger, pollMs: 1000 });
+    // The agent's mount root (agent.yml, else its default) is followed in the kernel's table (MountTable, issue 23).
+    expect(settings.hostMountRoot).toBeDefined();
+    expect(plugin.backend['opts'].mountTable?.hostMountRoot).toBe(settings.hostMountRoot);
+    expect(plugin.backend['opts'].mountTable?.table.root).toBe(path.resolve(settings.hostMountRoot ?? ''));
     const sock = settings.socketPath;
     expect(fs.statSync(sock).mode & 0o777).toBe(0o600);
     expect((await callPlugin(sock, '/Plugin.Activate')).body).toEqual({ Implements: ['VolumeDriver'] });

@@ -16,6 +16,7 @@ import { DockerodeView, type DockerView } from './DockerView';
 import { FlockerVolumeBackend, type ControlClient } from './FlockerVolumeBackend';
 import { PropagatedMounts } from './managed/PropagatedMounts';
 import { MountRegistry } from './MountRegistry';
+import { MountTable } from './MountTable';
 import { createPluginHttpServer, listenOnUnixSocket } from './PluginHttpServer';
 
 export interface VolumePluginOptions extends PluginSettings {
@@ -35,6 +36,8 @@ export interface VolumePluginOptions extends PluginSettings {
    * name less ".sock". Names Docker lists this plugin's volumes under are recognised too.
    */
   driverName?: string;
+  /** Follow the kernel's mount table under the agent's mount root (MountTable); default true when that root is known. */
+  followMountTable?: boolean;
 }
 
 export interface RunningVolumePlugin {
@@ -75,6 +78,14 @@ export async function startVolumePlugin(options: VolumePluginOptions): Promise<R
       ...(options.tls !== undefined ? { dispatcher: tlsDispatcher(options.tls) } : {}),
     });
   const registry = await MountRegistry.load(join(options.stateDir, MOUNTS_FILE), (problem) => logger.warn(problem));
+  // The agent's mount root as seen here (a managed plugin sees the host's elsewhere), followed in the kernel's table.
+  const hostMountRoot = options.propagated?.hostMountRoot ?? options.hostMountRoot;
+  const seenRoot = options.propagated?.seenAt ?? hostMountRoot;
+  const mountTable =
+    options.followMountTable !== false && hostMountRoot !== undefined && seenRoot !== undefined
+      ? new MountTable(seenRoot, logger)
+      : undefined;
+  mountTable?.start();
   const backend = new FlockerVolumeBackend({
     client,
     nodeUuid: options.nodeUuid,
@@ -84,6 +95,9 @@ export async function startVolumePlugin(options: VolumePluginOptions): Promise<R
     defaultSize: options.defaultSize,
     ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
     ...(options.mountSafetyWindowMs !== undefined ? { mountSafetyWindowMs: options.mountSafetyWindowMs } : {}),
+    ...(mountTable !== undefined && hostMountRoot !== undefined
+      ? { mountTable: { table: mountTable, hostMountRoot } }
+      : {}),
   });
   const metrics = await startPluginMetrics(options, logger);
   await backend.start(options.startTimeoutMs);
@@ -123,6 +137,7 @@ export async function startVolumePlugin(options: VolumePluginOptions): Promise<R
         server.closeAllConnections();
       });
       await backend.close();
+      mountTable?.close();
       fs.rmSync(options.socketPath, { force: true });
     },
   };
