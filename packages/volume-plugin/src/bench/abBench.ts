@@ -10,6 +10,10 @@
  *   node packages/volume-plugin/dist/bench/abBench.js --a /tmp/plugin-a --pairs 30 [--floor] --out ab.json
  *
  * Prints medians per side and the median of the paired differences (B − A), and how often B was faster.
+ *
+ * With --direct the pairs skip Docker and call each plugin's socket as Docker does: Create then at once Mount of a new
+ * volume (timed from Create's call to Mount's answer: the plugin's and the agent's part of a new volume, without
+ * dockerd's noise), then Unmount and Remove (Remove timed alone, on a volume mounted and let go).
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -108,6 +112,11 @@ async function main(): Promise<void> {
     .option('floor', { type: 'boolean', default: false, describe: 'also run local and the no-op plugin each round' })
     .option('out', { type: 'string', describe: 'where to write the JSON results' })
     .option('logs', { type: 'string', describe: "copy both plugins' and the agent's logs here before cleaning up" })
+    .option('direct', {
+      type: 'boolean',
+      default: false,
+      describe: "call the plugins' sockets, not docker (no --floor)",
+    })
     .strict()
     .parseAsync();
   const pairs = Math.max(20, argv.pairs);
@@ -149,24 +158,54 @@ async function main(): Promise<void> {
       return f();
     };
     const existing = 2; // a-existing and b-existing
-    await stack.docker(['run', '--rm', '--network', 'none', TINY_IMAGE, 'true']);
-    for (const [side, driver] of Object.entries(sides)) await run(`${side}-existing`, driver);
-    for (let i = 0; i < pairs; i++) {
-      // Alternate which side goes first, so a drift within a round does not favour one.
-      const order = Object.keys(sides);
-      if (i % 2 === 1) order.reverse();
-      for (const side of order) {
-        const driver = sides[side];
-        const flocker = side === 'a' || side === 'b' ? 1 : 0;
-        push(`${side}_new`, await settled(() => timed(() => run(`${side}-new-${i}`, driver)), existing));
-        push(`${side}_existing`, await settled(() => timed(() => run(`${side}-existing`, driver)), existing + flocker));
-        const name = `${side}-cr-${i}`;
-        await settled(
-          () => stack.docker(['volume', 'create', ...(driver ? ['-d', driver] : []), name]),
-          existing + flocker,
-        );
-        push(`${side}_rm`, await timed(() => stack.docker(['volume', 'rm', name])));
-        await stack.docker(['volume', 'rm', `${side}-new-${i}`], { check: false });
+    if (argv.direct) {
+      const sockets: Record<string, string> = {
+        a: `/run/docker/plugins/${driverA}.sock`,
+        b: `/run/docker/plugins/${stack.driver}.sock`,
+      };
+      const call = async (side: string, what: string, body: object) => {
+        const r = await callPlugin(sockets[side] ?? '', `/VolumeDriver.${what}`, body);
+        const err = (r.body as { Err?: string } | undefined)?.Err;
+        if (r.status !== 200 || (err !== undefined && err !== '')) throw new Error(`${side} ${what}: ${String(err)}`);
+      };
+      for (let i = 0; i < pairs; i++) {
+        for (const side of i % 2 === 1 ? ['b', 'a'] : ['a', 'b']) {
+          const Name = `${side}-direct-${i}`;
+          await settled(async () => undefined, 0);
+          push(
+            `${side}_new`,
+            await timed(async () => {
+              await call(side, 'Create', { Name, Opts: {} });
+              await call(side, 'Mount', { Name, ID: 'bench' });
+            }),
+          );
+          await call(side, 'Unmount', { Name, ID: 'bench' });
+          push(`${side}_rm`, await timed(() => call(side, 'Remove', { Name })));
+        }
+      }
+    } else {
+      await stack.docker(['run', '--rm', '--network', 'none', TINY_IMAGE, 'true']);
+      for (const [side, driver] of Object.entries(sides)) await run(`${side}-existing`, driver);
+      for (let i = 0; i < pairs; i++) {
+        // Alternate which side goes first, so a drift within a round does not favour one.
+        const order = Object.keys(sides);
+        if (i % 2 === 1) order.reverse();
+        for (const side of order) {
+          const driver = sides[side];
+          const flocker = side === 'a' || side === 'b' ? 1 : 0;
+          push(`${side}_new`, await settled(() => timed(() => run(`${side}-new-${i}`, driver)), existing));
+          push(
+            `${side}_existing`,
+            await settled(() => timed(() => run(`${side}-existing`, driver)), existing + flocker),
+          );
+          const name = `${side}-cr-${i}`;
+          await settled(
+            () => stack.docker(['volume', 'create', ...(driver ? ['-d', driver] : []), name]),
+            existing + flocker,
+          );
+          push(`${side}_rm`, await timed(() => stack.docker(['volume', 'rm', name])));
+          await stack.docker(['volume', 'rm', `${side}-new-${i}`], { check: false });
+        }
       }
     }
   } finally {
@@ -179,7 +218,7 @@ async function main(): Promise<void> {
     await stack.close();
     noop?.stop();
   }
-  const scenarios = ['new', 'existing', 'rm'];
+  const scenarios = argv.direct ? ['new', 'rm'] : ['new', 'existing', 'rm'];
   const results = Object.fromEntries(
     scenarios.map((s) => [s, paired(samples[`a_${s}`] ?? [], samples[`b_${s}`] ?? [])]),
   );
