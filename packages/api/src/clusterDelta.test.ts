@@ -58,6 +58,22 @@ describe('applyClusterDelta', () => {
     expect(applyClusterDelta(base, { ...empty, since: 'x.0.9' })).toBeUndefined();
   });
 
+  it("keeps a local view's peers (issue 24): changed ones replaced, removed ones dropped; none in other views", () => {
+    const peer = (i: number, copies = 0): NonNullable<ClusterSnapshot['peers']>[number] => ({
+      uuid: id(i),
+      host: `10.0.0.${i}`,
+      alive: true,
+      copies,
+      replica_of: [],
+    });
+    const local = { ...base, peers: [peer(0), peer(1)] };
+    expect(applyClusterDelta(local, empty)?.peers).toEqual([peer(0), peer(1)]);
+    expect(applyClusterDelta(local, { ...empty, peers: [peer(1, 3), peer(2)], removed_peers: [id(0)] })?.peers).toEqual(
+      [peer(1, 3), peer(2)],
+    );
+    expect(applyClusterDelta(base, empty)).not.toHaveProperty('peers');
+  });
+
   it('tells a delta from a full snapshot on the wire', () => {
     expect(isClusterDelta(ClusterAnswer.parse(empty))).toBe(true);
     expect(isClusterDelta(ClusterAnswer.parse({ ...base, snapshots: [] }))).toBe(false);

@@ -7,7 +7,7 @@
  * two apart by `delta: true` and merges with applyClusterDelta.
  */
 import { z } from 'zod';
-import { ClusterSnapshot, DatasetConfiguration, Lease, NodeState, SnapshotConfiguration } from './schemas';
+import { ClusterSnapshot, DatasetConfiguration, Lease, LocalPeer, NodeState, SnapshotConfiguration } from './schemas';
 
 export const ClusterDelta = z
   .object({
@@ -25,6 +25,8 @@ export const ClusterDelta = z
     removed_leases: z.array(z.string()).describe('Datasets of the view whose lease is gone.'),
     nodes: z.array(NodeState).describe('Node states added to the view or changed.'),
     removed_nodes: z.array(z.string()).describe('Nodes no longer in the view.'),
+    peers: z.array(LocalPeer).optional().describe("A local-backend node's view (issue 24): peers added or changed."),
+    removed_peers: z.array(z.string()).optional().describe('Peers no longer known (forgotten nodes).'),
     node_timeout_seconds: z.number().positive().optional(),
     lease_grace_seconds: z.number().nonnegative().optional(),
   })
@@ -52,6 +54,10 @@ export function applyClusterDelta(prev: ClusterSnapshot, delta: ClusterDelta): C
   const leases = merge(prev.leases, (l) => l.dataset_id, delta.leases, gone);
   const nodes = merge(prev.nodes, (n) => n.uuid, delta.nodes, delta.removed_nodes);
   const snapshots = delta.snapshots ?? prev.snapshots ?? [];
+  const peers =
+    prev.peers !== undefined || delta.peers !== undefined
+      ? merge(prev.peers ?? [], (p) => p.uuid, delta.peers ?? [], delta.removed_peers ?? [])
+      : undefined;
   return {
     generation: delta.generation,
     configuration_tag: delta.configuration_tag,
@@ -70,6 +76,8 @@ export function applyClusterDelta(prev: ClusterSnapshot, delta: ClusterDelta): C
       : prev.lease_grace_seconds !== undefined
         ? { lease_grace_seconds: prev.lease_grace_seconds }
         : {}),
+    // A local-backend node's view (issue 24): its peers, kept by the deltas that carry them.
+    ...(peers !== undefined ? { peers } : {}),
   };
 }
 

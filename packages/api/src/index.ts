@@ -2,6 +2,7 @@ export * from './schemas';
 export * from './client';
 export * from './contract';
 export * from './clusterDelta';
+export * from './localView';
 export * from './identity';
 export * from './sizes';
 export * from './tls';

@@ -598,6 +598,12 @@ export const NodeReport = z
       .describe(
         'Local storage (issue 24): the standby replica of each dataset with metadata clusterhq:flocker:replicas "1" whose primary this node is: the replica\'s node and age (taken_at).',
       ),
+    retained: z
+      .array(DatasetId)
+      .optional()
+      .describe(
+        "Local storage (issue 24): datasets this node's pool keeps snapshots of without a live copy (a standby replica, an old source's kept snapshot): they are in its node view, so it can destroy them when the dataset is deleted. Absent when none.",
+      ),
     backup_store: z
       .literal(true)
       .optional()
@@ -667,6 +673,24 @@ export const ReportResponse = z
   })
   .strict();
 
+/**
+ * A local-backend node as every local-backend node's view shows it (issue 24): what another local
+ * node decides on about it without its whole state — its address, liveness, how many live copies
+ * it holds and which datasets' standby replicas it holds (choosing a replica node; telling a stale
+ * replica from a needed one).
+ */
+export const LocalPeer = z
+  .object({
+    uuid: NodeUuid,
+    host: z.string().min(1),
+    alive: z.boolean(),
+    copies: z.number().int().nonnegative().describe('How many live copies (manifestations) it reports.'),
+    replica_of: z
+      .array(DatasetId)
+      .describe('The datasets whose standby replica it holds, as their primaries (alive or dead) report it; sorted.'),
+  })
+  .strict();
+
 /** What an agent receives: the desired configuration and the cluster state. */
 export const ClusterSnapshot = z
   .object({
@@ -689,9 +713,16 @@ export const ClusterSnapshot = z
       .nonnegative()
       .optional()
       .describe('How long after a node is declared dead its (unpinned) leases are released.'),
+    peers: z
+      .array(LocalPeer)
+      .optional()
+      .describe(
+        "Only in the view of a local-backend node (issue 24; `node=` of a node whose report's backend is local-*): every local-backend node the service knows, itself included. Absent in whole snapshots and other nodes' views.",
+      ),
   })
   .strict();
 
+export type LocalPeer = z.infer<typeof LocalPeer>;
 export type DatasetConfiguration = z.infer<typeof DatasetConfiguration>;
 export type CreateDatasetRequest = z.infer<typeof CreateDatasetRequest>;
 export type UpdateDatasetRequest = z.infer<typeof UpdateDatasetRequest>;

@@ -1,0 +1,68 @@
+/**
+ * What the view of a local-backend node (issue 24) carries, defined on a whole snapshot: the
+ * reference the control service's incremental views (nodeViews.ts, Views.ts) are tested against,
+ * and the input the agent's decisions are proved equal on (LocalAgent's equivalence test). A local
+ * node decides on, besides its block-node view (the datasets whose primary it is, that it holds or
+ * that are leased to it, and the states of their holders):
+ *  - the datasets its pool keeps snapshots of without a live copy (its report's `retained`) and
+ *    those whose standby replica a primary reports on it: it destroys them once no one needs them;
+ *  - the state of the primary of each of those datasets: the new primary's address and liveness
+ *    for a move, whether the primary holds its live copy (a replica here is stale only then);
+ *  - every local node's address, liveness, number of live copies and replicas held (`peers`):
+ *    the candidates for a standby replica, and who else is named a dataset's replica node.
+ */
+import type { ClusterSnapshot, LocalPeer, NodeState } from './schemas';
+
+/** Whether a node report's backend is a local one (`local-btrfs`, `local-zfs`). */
+export function isLocalBackend(backend: string): boolean {
+  return backend.startsWith('local-');
+}
+
+/** The peers of a local view as a whole snapshot gives them: every local node, sorted by uuid. */
+export function localPeersOf(nodes: readonly NodeState[]): LocalPeer[] {
+  const replicaOf = new Map<string, Set<string>>();
+  for (const n of nodes)
+    for (const r of n.replicas ?? []) {
+      const held = replicaOf.get(r.node_uuid) ?? new Set<string>();
+      held.add(r.dataset_id);
+      replicaOf.set(r.node_uuid, held);
+    }
+  return nodes
+    .filter((n) => isLocalBackend(n.backend))
+    .map((n) => ({
+      uuid: n.uuid,
+      host: n.host,
+      alive: n.alive,
+      copies: n.manifestations.length,
+      replica_of: [...(replicaOf.get(n.uuid) ?? [])].sort(),
+    }))
+    .sort((a, b) => (a.uuid < b.uuid ? -1 : a.uuid > b.uuid ? 1 : 0));
+}
+
+/**
+ * The least a local node's view holds, cut from a whole snapshot (the service may show more: the
+ * orphans it takes care of, a witness). Datasets and node states keep the snapshot's order.
+ */
+export function localViewOf(whole: ClusterSnapshot, node: string): ClusterSnapshot {
+  const own = whole.nodes.find((n) => n.uuid === node);
+  const ids = new Set<string>();
+  for (const d of whole.datasets) if (d.primary === node) ids.add(d.dataset_id);
+  for (const m of own?.manifestations ?? []) ids.add(m.dataset_id);
+  for (const v of own?.volumes ?? []) if (v.attached_to === own?.instance_id) ids.add(v.dataset_id);
+  for (const l of whole.leases) if (l.node_uuid === node) ids.add(l.dataset_id);
+  for (const id of own?.retained ?? []) ids.add(id);
+  for (const n of whole.nodes) for (const r of n.replicas ?? []) if (r.node_uuid === node) ids.add(r.dataset_id);
+  const datasets = whole.datasets.filter((d) => ids.has(d.dataset_id));
+  const shown = new Set<string>([node]);
+  for (const d of datasets) {
+    shown.add(d.primary);
+    for (const n of whole.nodes) if (n.manifestations.some((m) => m.dataset_id === d.dataset_id)) shown.add(n.uuid);
+  }
+  return {
+    ...whole,
+    datasets,
+    leases: whole.leases.filter((l) => ids.has(l.dataset_id)),
+    nodes: whole.nodes.filter((n) => shown.has(n.uuid)),
+    peers: localPeersOf(whole.nodes),
+  };
+}
