@@ -228,7 +228,13 @@ export class Views {
     const generation = s.generation;
     const config = s.configuration;
     const { datasets, nodeIds } = this.viewOf(node);
-    s.nodeViews.prune(node, (key) => inView(key, datasets, nodeIds), datasets.size + nodeIds.size);
+    const local = s.nodeViews.isLocal(node);
+    const peerIds = local ? [...s.nodeViews.localNodeIds()] : [];
+    s.nodeViews.prune(
+      node,
+      (key) => inView(key, datasets, nodeIds, local),
+      datasets.size + nodeIds.size + peerIds.length,
+    );
     const leaseOrder = this.leaseOrder();
     // Looked up per dataset (then put in the configuration's lease order), not by scanning every lease per agent.
     const leased: StoredLease[] = [];
@@ -253,6 +259,8 @@ export class Views {
       `[${nodes.join(',')}]`,
       // Every configured snapshot: few, and a node may have to destroy one of a dataset it never held.
       this.snapshotsMember(config),
+      // A local node's peers (issue 24: @flocker/api localViewOf); no member in other views.
+      local ? `,"peers":[${this.peersJson(peerIds, now).join(',')}]` : '',
     );
     if (this.validate) ClusterSnapshot.parse(JSON.parse(json));
     return json;
@@ -280,9 +288,15 @@ export class Views {
     const removedLeases: string[] = [];
     const setNodes: string[] = [];
     const removedNodes: string[] = [];
+    const local = s.nodeViews.isLocal(node);
+    const changedPeers: string[] = [];
     for (const key of changes.keys) {
       const id = key.slice(2);
       if (key.startsWith('w:')) continue;
+      if (key.startsWith('p:')) {
+        if (local) changedPeers.push(id);
+        continue;
+      }
       if (key.startsWith('d:')) {
         const d = datasets.get(id);
         if (d === undefined) {
@@ -296,15 +310,57 @@ export class Views {
       } else if (nodeIds.has(id) && s.reportedNode(id) !== undefined) setNodes.push(this.nodeStateJson(id, now));
       else removedNodes.push(JSON.stringify(id));
     }
-    s.nodeViews.prune(node, (key) => inView(key, datasets, nodeIds), datasets.size + nodeIds.size);
-    return this.deltaJson(since, changes.snapshots ? this.snapshotsList(config) : undefined, {
-      datasets: setDatasets,
-      removedDatasets,
-      leases: setLeases,
-      removedLeases,
-      nodes: setNodes,
-      removedNodes,
-    });
+    let peers = '';
+    if (local) {
+      const known = new Set(s.nodeViews.localNodeIds());
+      const set = this.peersJson(
+        changedPeers.filter((id) => known.has(id)),
+        now,
+      );
+      const removed = changedPeers.filter((id) => !known.has(id) || s.reportedNode(id) === undefined);
+      if (set.length > 0) peers += `,"peers":[${set.join(',')}]`;
+      if (removed.length > 0) peers += `,"removed_peers":${JSON.stringify(removed)}`;
+    }
+    s.nodeViews.prune(
+      node,
+      (key) => inView(key, datasets, nodeIds, local),
+      datasets.size + nodeIds.size + (local ? s.nodeViews.localNodeCount : 0),
+    );
+    return this.deltaJson(
+      since,
+      changes.snapshots ? this.snapshotsList(config) : undefined,
+      {
+        datasets: setDatasets,
+        removedDatasets,
+        leases: setLeases,
+        removedLeases,
+        nodes: setNodes,
+        removedNodes,
+      },
+      peers,
+    );
+  }
+
+  /**
+   * Local nodes as peers (issue 24, @flocker/api LocalPeer), sorted by uuid: address, liveness as
+   * their states show it, live copies, and the datasets whose replica is named on them.
+   */
+  private peersJson(ids: readonly string[], now: number): string[] {
+    const out: string[] = [];
+    for (const uuid of [...ids].sort()) {
+      const node = this.state.reportedNode(uuid);
+      if (node === undefined) continue;
+      out.push(
+        JSON.stringify({
+          uuid,
+          host: node.report.host,
+          alive: isAlive(node, now, this.state.nodeTimeoutMs),
+          copies: node.report.manifestations.length,
+          replica_of: [...this.state.nodeViews.replicasOn(uuid)].sort(),
+        }),
+      );
+    }
+    return out;
   }
 
   private deltaJson(
@@ -318,6 +374,8 @@ export class Views {
       nodes: [],
       removedNodes: [],
     },
+    /** A local view's `peers` / `removed_peers` members, each with a leading comma ('' when none). */
+    peers = '',
   ): string {
     const s = this.state;
     const timing = `"node_timeout_seconds":${s.nodeTimeoutMs / 1000},"lease_grace_seconds":${s.leaseGraceMs / 1000}`;
@@ -327,7 +385,7 @@ export class Views {
       `"removed_datasets":[${parts.removedDatasets.join(',')}],` +
       (snapshots !== undefined ? `"snapshots":${snapshots},` : '') +
       `"leases":[${parts.leases.join(',')}],"removed_leases":[${parts.removedLeases.join(',')}],` +
-      `"nodes":[${parts.nodes.join(',')}],"removed_nodes":[${parts.removedNodes.join(',')}],${timing}}`;
+      `"nodes":[${parts.nodes.join(',')}],"removed_nodes":[${parts.removedNodes.join(',')}],${timing}${peers}}`;
     if (this.validate) ClusterDelta.parse(JSON.parse(json));
     return json;
   }
@@ -368,6 +426,15 @@ export class Views {
       if (d === undefined || datasets.has(id)) continue;
       datasets.set(id, d);
       nodeIds.add(d.primary);
+    }
+    // A local node (issue 24, @flocker/api localViewOf): what its pool retains, the replicas named
+    // on it, and the primaries' states of all its datasets (a move's target, a replica's source).
+    if (s.nodeViews.isLocal(node)) {
+      for (const id of [...s.nodeViews.retainedOf(node), ...s.nodeViews.replicasOn(node)]) {
+        const d = config.datasets.get(id);
+        if (d !== undefined) datasets.set(id, d);
+      }
+      for (const d of datasets.values()) nodeIds.add(d.primary);
     }
     for (const id of datasets.keys()) {
       for (const holder of s.nodeViews.holdersOf(id) ?? []) nodeIds.add(holder);
@@ -444,10 +511,19 @@ function removeFrom(
   if (bucket.size === 0) index.delete(key);
 }
 
-/** Whether a NodeViewIndex entry key (`d:<dataset>`, `n:<node>`) is in a view. */
-function inView(key: string, datasets: ReadonlyMap<string, unknown>, nodeIds: ReadonlySet<string>): boolean {
+/** Whether a NodeViewIndex entry key (`d:<dataset>`, `n:<node>`, a local view's `p:<node>`) is in a view. */
+function inView(
+  key: string,
+  datasets: ReadonlyMap<string, unknown>,
+  nodeIds: ReadonlySet<string>,
+  local = false,
+): boolean {
   const id = key.slice(2);
-  return key.startsWith('d:') ? datasets.has(id) : key.startsWith('n:') ? nodeIds.has(id) : false;
+  return key.startsWith('d:')
+    ? datasets.has(id)
+    : key.startsWith('n:')
+      ? nodeIds.has(id)
+      : local && key.startsWith('p:');
 }
 
 function joinArray(values: Iterable<object>): string {
@@ -470,7 +546,14 @@ function snapshotsJson(config: { readonly snapshots?: ReadonlyMap<string, Snapsh
     : `"snapshots":${joinArray(config.snapshots.values())},`;
 }
 
-function snapshotJson(head: SnapshotHead, datasets: string, leases: string, nodes: string, snapshots = ''): string {
+function snapshotJson(
+  head: SnapshotHead,
+  datasets: string,
+  leases: string,
+  nodes: string,
+  snapshots = '',
+  peers = '',
+): string {
   const timing = `"node_timeout_seconds":${head.nodeTimeoutMs / 1000},"lease_grace_seconds":${head.leaseGraceMs / 1000}`;
-  return `{"generation":${JSON.stringify(head.generation)},"configuration_tag":${JSON.stringify(head.configurationTag)},"datasets":${datasets},${snapshots}"leases":${leases},"nodes":${nodes},${timing}}`;
+  return `{"generation":${JSON.stringify(head.generation)},"configuration_tag":${JSON.stringify(head.configurationTag)},"datasets":${datasets},${snapshots}"leases":${leases},"nodes":${nodes},${timing}${peers}}`;
 }

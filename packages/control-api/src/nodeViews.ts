@@ -13,11 +13,17 @@
  * Each change costs O(what it touches): a dataset write touches its old and new primary and
  * its holders; a node report touches that node and the views holding what it held or holds.
  *
+ * A local-backend node's view (issue 24, the reference: @flocker/api localViewOf) also holds the
+ * datasets its pool retains (its report's `retained`) and those a primary names it the replica
+ * node of, the states of its datasets' primaries, and every local node as a peer (`p:<node>`:
+ * address, liveness, live copies, replicas held). A primary's report touches the local views of
+ * its datasets; a local node's peer entry (or a replica naming) touches every local view.
+ *
  * Generations are `<instance>.<configuration version>.<state generation>`, both counters
  * monotonic in one process: an entry stamped (cv, sg) changed after `since` (scv, ssg) iff
  * cv > scv or sg > ssg.
  */
-import type { NodeReport } from '@flocker/api';
+import { isLocalBackend, type NodeReport } from '@flocker/api';
 import type { Configuration } from './configuration';
 import { CaretakerIndex, type CaretakerMove } from './orphanViews';
 import { PersistentMap } from './PersistentMap';
@@ -78,6 +84,19 @@ export class NodeViewIndex {
   /** Dataset → nodes whose instance its volume is attached to. */
   private readonly attached = new Map<string, Set<string>>();
   private config: Configuration;
+  /** Local-backend nodes (issue 24) → what their peer entry shows that their report sets, and its last key. */
+  private readonly localNodes = new Map<string, { host: string; copies: number; key: string }>();
+  /** Node → the datasets its pool retains without a live copy (its report's `retained`), and back. */
+  private readonly retainedBy = new Map<string, readonly string[]>();
+  private readonly retainers = new Map<string, Set<string>>();
+  /** Reporter → the `dataset node` replica namings of its report. */
+  private readonly namingsBy = new Map<string, readonly string[]>();
+  /** Dataset → replica node → how many reports name it; replica node → those datasets (its peer's replica_of). */
+  private readonly named = new Map<string, Map<string, number>>();
+  private readonly namedOn = new Map<string, Set<string>>();
+  /** Primary → its datasets: a local view shows the primaries of its datasets. */
+  private readonly primaryOf = new Map<string, Set<string>>();
+  private readonly alive: (node: string) => boolean;
   /** When the configured snapshots (part of every view) last changed. */
   private snapshotsAt: Stamp;
   /** When every view last changed wholesale (a change too big to track): older `since`s get full answers. */
@@ -96,6 +115,8 @@ export class NodeViewIndex {
     alive: (node: string) => boolean = () => true,
   ) {
     this.config = initial;
+    this.alive = alive;
+    for (const d of initial.datasets.values()) addMember(this.primaryOf, d.primary, d.dataset_id);
     this.caretakers = new CaretakerIndex({
       dataset: (id) => this.config.datasets.get(id),
       holders: (id) => [...(this.holders.get(id) ?? []), ...(this.attached.get(id) ?? [])],
@@ -128,6 +149,31 @@ export class NodeViewIndex {
     return this.leasedTo.get(node) ?? EMPTY_SET;
   }
 
+  /** Whether node's last report was of a local backend (issue 24): its view is a local one. */
+  isLocal(node: string): boolean {
+    return this.localNodes.has(node);
+  }
+
+  /** The local-backend nodes (the peers of a local view). */
+  localNodeIds(): Iterable<string> {
+    return this.localNodes.keys();
+  }
+
+  /** How many local-backend nodes there are (the peers of a local view). */
+  get localNodeCount(): number {
+    return this.localNodes.size;
+  }
+
+  /** The datasets node's pool retains without a live copy (its report's `retained`, a local node's). */
+  retainedOf(node: string): readonly string[] {
+    return this.retainedBy.get(node) ?? [];
+  }
+
+  /** The datasets whose standby replica a report names on node (its peer's replica_of). */
+  replicasOn(node: string): ReadonlySet<string> {
+    return this.namedOn.get(node) ?? EMPTY_SET;
+  }
+
   /** The orphaned datasets in node's view: deleted, primary not alive, held by no live node (orphanViews.ts). */
   caredBy(node: string): ReadonlySet<string> {
     return this.caretakers.caredBy(node);
@@ -158,6 +204,17 @@ export class NodeViewIndex {
           })();
     // A deleted snapshot keeps its dataset's caretaker while a backend holds it (orphanViews.ts).
     moves.push(...this.caretakers.snapshotsChanged(prev.snapshots, next.snapshots));
+    // The primary index too (a local view shows its datasets' primaries).
+    if (prev.datasets !== next.datasets) {
+      const diff = PersistentMap.diff<string, unknown>(prev.datasets, next.datasets);
+      for (const id of [...diff.deletes, ...diff.sets]) {
+        const before = prev.datasets.get(id)?.primary;
+        const after = next.datasets.get(id)?.primary;
+        if (before === after) continue;
+        if (before !== undefined) removeMember(this.primaryOf, before, id);
+        if (after !== undefined) addMember(this.primaryOf, after, id);
+      }
+    }
     // The lease index too (every change: a lease adds its dataset to its node's view).
     if (prev.leases !== next.leases) {
       const diff = PersistentMap.diff<string, unknown>(prev.leases, next.leases);
@@ -209,10 +266,16 @@ export class NodeViewIndex {
       if (caretaker !== undefined) viewers.add(caretaker);
       // The nodes it is (or was) leased to.
       for (const l of [prev.leases.get(id), next.leases.get(id)]) if (l !== undefined) viewers.add(l.node_uuid);
+      // Local nodes retaining it or named its replica node.
+      for (const n of this.retainers.get(id) ?? []) viewers.add(n);
+      for (const n of this.named.get(id)?.keys() ?? []) viewers.add(n);
       for (const v of viewers) {
         this.touch(v, `d:${id}`, now, touched);
         // The dataset may have entered or left v's view, and with it the states of its holders.
         for (const h of this.shownWith(id)) this.touch(v, `n:${h}`, now, touched);
+        // A local view shows its primary's state (the old and the new one's, after a move).
+        if (this.localNodes.has(v))
+          for (const p of [before, after]) if (p !== undefined) this.touch(v, `n:${p}`, now, touched);
       }
       // A caretaker's view shows the (dead) primary's state too.
       if (caretaker !== undefined)
@@ -248,13 +311,18 @@ export class NodeViewIndex {
     }
     // Its own state, in its own view.
     this.touch(uuid, `n:${uuid}`, now, touched);
+    // A local node's view (issue 24): what it retains, the replicas named on it, its peers.
+    if (report !== undefined) this.localReported(uuid, report, now, touched);
     // Datasets entering or leaving its own view (the primary ones stay whatever it reports).
     const before = new Set([...old.manifestations, ...old.attached]);
     const nowHeld = new Set([...next.manifestations, ...next.attached]);
-    for (const id of symmetricDifference(before, nowHeld)) {
-      this.touch(uuid, `d:${id}`, now, touched);
-      for (const h of this.shownWith(id)) this.touch(uuid, `n:${h}`, now, touched);
-    }
+    for (const id of symmetricDifference(before, nowHeld)) this.enterOrLeave(uuid, id, now, touched);
+    this.peerChanged(uuid, now, touched);
+    // The local views of the datasets it is the primary of show its state.
+    if (this.localNodes.size > 0)
+      for (const id of this.primaryOf.get(uuid) ?? [])
+        for (const v of this.viewersOf(id))
+          if (v !== uuid && this.localNodes.has(v)) this.touch(v, `n:${uuid}`, now, touched);
     // Orphans whose caretaker this change (its report, its liveness) moved.
     this.caretakerMoves(
       this.caretakers.nodeChanged(uuid, report, [
@@ -353,7 +421,97 @@ export class NodeViewIndex {
     if (primary !== undefined) out.add(primary);
     const caretaker = this.caretakers.caretaker(id);
     if (caretaker !== undefined) out.add(caretaker);
+    for (const n of this.retainers.get(id) ?? []) out.add(n);
+    for (const n of this.named.get(id)?.keys() ?? []) out.add(n);
     return out;
+  }
+
+  /**
+   * A local node's report (issue 24): the datasets it retains and the replica namings of its
+   * report, each entering or leaving the view of the node concerned (a naming also changes that
+   * node's peer entry, in every local view); a node becoming local (or not) answers its next
+   * poll with its whole view.
+   */
+  private localReported(uuid: string, report: NodeReport, now: Stamp, touched: Set<string>): void {
+    const local = isLocalBackend(report.backend);
+    const wasLocal = this.localNodes.has(uuid);
+    if (local !== wasLocal) {
+      if (local) this.localNodes.set(uuid, { host: report.host, copies: report.manifestations.length, key: '' });
+      else {
+        this.localNodes.delete(uuid);
+        for (const v of this.localNodes.keys()) this.touch(v, `p:${uuid}`, now, touched);
+      }
+      this.wholeViewNext(uuid, now, touched);
+    } else if (local) {
+      const entry = this.localNodes.get(uuid);
+      if (entry !== undefined) {
+        entry.host = report.host;
+        entry.copies = report.manifestations.length;
+      }
+    }
+    const oldRetained = this.retainedBy.get(uuid) ?? [];
+    const retained = local ? [...new Set(report.retained ?? [])] : [];
+    if (oldRetained.length > 0 || retained.length > 0) {
+      for (const id of oldRetained) removeMember(this.retainers, id, uuid);
+      for (const id of retained) addMember(this.retainers, id, uuid);
+      if (retained.length > 0) this.retainedBy.set(uuid, retained);
+      else this.retainedBy.delete(uuid);
+      for (const id of symmetricDifference(new Set(oldRetained), new Set(retained)))
+        this.enterOrLeave(uuid, id, now, touched);
+    }
+    const oldNamings = this.namingsBy.get(uuid) ?? [];
+    const namings = [...new Set((report.replicas ?? []).map((r) => `${r.dataset_id} ${r.node_uuid}`))];
+    if (oldNamings.length === 0 && namings.length === 0) return;
+    if (namings.length > 0) this.namingsBy.set(uuid, namings);
+    else this.namingsBy.delete(uuid);
+    const gone = new Set(oldNamings);
+    for (const x of namings) gone.delete(x);
+    const added = new Set(namings);
+    for (const x of oldNamings) added.delete(x);
+    for (const [pairs, step] of [
+      [gone, -1],
+      [added, 1],
+    ] as const)
+      for (const pair of pairs) {
+        const [id, node] = pair.split(' ') as [string, string];
+        const counts = this.named.get(id) ?? new Map<string, number>();
+        const count = (counts.get(node) ?? 0) + step;
+        if (count > 0) counts.set(node, count);
+        else counts.delete(node);
+        if (counts.size > 0) this.named.set(id, counts);
+        else this.named.delete(id);
+        if (count === 0 || (count === 1 && step === 1)) {
+          if (count > 0) addMember(this.namedOn, node, id);
+          else removeMember(this.namedOn, node, id);
+          this.enterOrLeave(node, id, now, touched);
+          for (const v of this.localNodes.keys()) this.touch(v, `p:${node}`, now, touched);
+        }
+      }
+  }
+
+  /** A local node's peer entry in every local view, when what it shows (address, liveness, copies) changed. */
+  private peerChanged(uuid: string, now: Stamp, touched: Set<string>): void {
+    const entry = this.localNodes.get(uuid);
+    if (entry === undefined) return;
+    const key = `${entry.host} ${this.alive(uuid)} ${entry.copies}`;
+    if (key === entry.key) return;
+    entry.key = key;
+    for (const v of this.localNodes.keys()) this.touch(v, `p:${uuid}`, now, touched);
+  }
+
+  /** A dataset entered or left v's view: it, the states shown with it and (a local view) its primary's. */
+  private enterOrLeave(v: string, id: string, now: Stamp, touched: Set<string>): void {
+    this.touch(v, `d:${id}`, now, touched);
+    for (const h of this.shownWith(id)) this.touch(v, `n:${h}`, now, touched);
+    const primary = this.config.datasets.get(id)?.primary;
+    if (primary !== undefined && this.localNodes.has(v)) this.touch(v, `n:${primary}`, now, touched);
+  }
+
+  /** Node's view changed more than its log says (it became a local one or stopped being one): a poll from before gets it whole. */
+  private wholeViewNext(node: string, now: Stamp, touched: Set<string>): void {
+    this.touch(node, `n:${node}`, now, touched);
+    const log = this.logs.get(node);
+    if (log !== undefined) log.horizon = max(now, log.horizon);
   }
 
   /** The nodes whose states a view holding the dataset shows for it: its holders and its witness. */
