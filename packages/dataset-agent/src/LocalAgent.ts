@@ -5,8 +5,14 @@
  * cluster, look at this node's copies, decide (localChanges.ts, pure), act, report. A move is a
  * transfer this node pushes to the new primary's transfer listener (mutual TLS with the node
  * certificates); every node runs one (TransferServer) for moves to it.
+ *
+ * It follows its node's view (issue 23/24) as the block agent does (ClusterFollower: a watch, else
+ * long-poll deltas, else whole snapshots); a local node's view carries what its decisions read
+ * (@flocker/api localViewOf: what its pool retains, replicas named on it, its datasets' primaries,
+ * every local node as a peer). A control service whose views lack that (older: no `peers` once it
+ * knows this node as a local one) is followed by whole snapshots, as before.
  */
-import type { ActionError, ClusterSnapshot, NodeReport } from '@flocker/api';
+import { type ActionError, type ClusterSnapshot, isLocalBackend, type NodeReport } from '@flocker/api';
 import { backoffDelay, followLongPoll } from '@flocker/runtime';
 import { datasetAgentMetrics, processRegistry } from '@flocker/metrics';
 import {
@@ -21,14 +27,21 @@ import {
   type NodeTlsCredentials,
 } from '@flocker/storage-drivers';
 import type winston from 'winston';
+import { systemClock } from './clock';
+import { ClusterFollower } from './ClusterFollower';
 import type { ControlChannel } from './DatasetAgentOptions';
 import { errorCode, errorMessage } from './errors';
 import { sampleAgent } from './metrics';
 import { coarseUsedBytes } from './usedSpace';
 import {
-  calculateLocalChanges,
   DEFAULT_REPLICA_INTERVAL_MS,
+  keepsReplica,
+  localActions,
+  localClusterNodes,
+  localDesired,
   localMountPath,
+  mayReceiveFrom,
+  replicasNamedOn,
   replicaSettings,
   replicaStep,
   type LocalAction,
@@ -101,6 +114,14 @@ export class LocalAgent {
   private copies: readonly LocalCopyReport[] = [];
   /** What the last turn-triggering snapshot said that decisions depend on (see decisionKey). */
   private decidedOn: string | undefined;
+  /** Follows this node's view (or whole snapshots from a service without deltas). */
+  private follower: ClusterFollower | undefined;
+  /** Following whole snapshots itself: the control service's views are not local ones (an older service). */
+  private wholeOnly = false;
+  /** The last snapshot held is a local view (it has peers): the service takes `retained` in reports. */
+  private localViews = false;
+  /** Datasets the pool retains without a live copy (reported as `retained` to a service with local views). */
+  private retainedHere: readonly string[] = [];
 
   constructor(private readonly o: LocalAgentOptions) {
     this.server = new TransferServer({
@@ -110,13 +131,7 @@ export class LocalAgent {
       mountPathFor: (datasetId) => localMountPath(datasetId, o),
       // Only the dataset's primary takes its data (as this node last saw the configuration); a
       // standby replica's node takes snapshots from the primary (never a promote: the primary sends none).
-      mayReceive: (datasetId, peer) =>
-        this.snapshot?.datasets.some(
-          (d) =>
-            d.dataset_id === datasetId &&
-            !d.deleted &&
-            (d.primary === o.nodeUuid || (d.primary === peer && (replicaSettings(d.metadata).replicas ?? 0) >= 1)),
-        ) === true,
+      mayReceive: (datasetId, peer) => mayReceiveFrom(this.snapshot, o.nodeUuid, datasetId, peer),
       promoted: () => this.requestTurn(),
     });
   }
@@ -133,29 +148,88 @@ export class LocalAgent {
       engine: this.o.engine.engine,
       pool: this.o.engine.pool,
     });
+    const { control, nodeUuid } = this.o;
+    const viewDelta = control.waitForClusterDelta?.bind(control);
+    const watch = control.watchCluster?.bind(control);
+    if (viewDelta === undefined) this.followWhole();
+    else {
+      this.follower = new ClusterFollower({
+        waitForCluster: (since, timeoutMs) => control.waitForCluster(since, timeoutMs),
+        waitForClusterDelta: (since, timeoutMs) => viewDelta(since, timeoutMs, nodeUuid),
+        ...(watch !== undefined
+          ? { watchCluster: (since: string | undefined, signal: AbortSignal) => watch(nodeUuid, since, { signal }) }
+          : {}),
+        nodeUuid,
+        clock: systemClock,
+        logger: this.o.logger,
+        pollWaitMs: Math.min(this.o.pollWaitMs ?? 10_000, this.o.resyncIntervalMs),
+        backoffInitialMs: this.o.backoffInitialMs,
+        backoffMaxMs: this.o.backoffMaxMs,
+        adopted: (snap) => this.adoptedView(snap),
+      });
+      this.follower.start();
+    }
+    this.timer = setInterval(() => this.requestTurn(), this.o.resyncIntervalMs);
+  }
+
+  /** How it follows the cluster now (tests, logs): the follower's mode, or 'whole' on its own. */
+  get followMode(): string {
+    return this.wholeOnly || this.follower === undefined ? 'whole' : this.follower.followMode;
+  }
+
+  /** Answers read by the follower, by kind (tests, the e2e's check that the agent follows its view). */
+  get answers(): Readonly<Record<string, number>> | undefined {
+    return this.follower?.answers;
+  }
+
+  private adoptedView(snap: ClusterSnapshot): void {
+    if (this.wholeOnly || this.stopping.signal.aborted) return;
+    const view = this.follower?.followMode !== 'whole';
+    const own = snap.nodes.find((n) => n.uuid === this.o.nodeUuid);
+    if (view && snap.peers === undefined && own !== undefined && isLocalBackend(own.backend)) {
+      // The service knows this node as a local one and still gives no peers: its views are not local ones.
+      this.o.logger.info(
+        "the control service's node views lack what a local node decides on: following whole snapshots",
+      );
+      this.follower?.stop();
+      this.followWhole();
+      return;
+    }
+    // Before its first report the service does not know this node is local: a narrow view, whose
+    // turn only does what needs no other node (the report it ends with brings the local view).
+    this.localViews = view && snap.peers !== undefined;
+    this.take(snap);
+  }
+
+  private take(snapshot: ClusterSnapshot): void {
+    // Our own reports move the generation too: a turn only when what decides changed.
+    const key = decisionKey(snapshot, this.o.nodeUuid);
+    this.snapshot = snapshot;
+    if (key !== this.decidedOn) {
+      this.decidedOn = key;
+      this.requestTurn();
+    }
+  }
+
+  /** Whole snapshots by long-polls (a control service without deltas, or without local views). */
+  private followWhole(): void {
+    this.wholeOnly = true;
+    this.localViews = false;
     this.following = followLongPoll({
       wait: (since, timeoutMs) => this.o.control.waitForCluster(since, timeoutMs),
       waitMs: Math.min(this.o.pollWaitMs ?? 10_000, this.o.resyncIntervalMs),
-      onSnapshot: (snapshot) => {
-        // Our own reports move the generation too: a turn only when what decides changed.
-        const key = decisionKey(snapshot, this.o.nodeUuid);
-        this.snapshot = snapshot;
-        if (key !== this.decidedOn) {
-          this.decidedOn = key;
-          this.requestTurn();
-        }
-      },
+      onSnapshot: (snapshot) => this.take(snapshot),
       onError: (e, failures) =>
         this.o.logger.warn('cannot reach the control service', { error: errorMessage(e), failures }),
       backoff: { initialMs: this.o.backoffInitialMs, maxMs: this.o.backoffMaxMs, jitter: true },
       signal: this.stopping.signal,
     });
-    this.timer = setInterval(() => this.requestTurn(), this.o.resyncIntervalMs);
   }
 
   async stop(): Promise<void> {
     this.stopping.abort();
     clearInterval(this.timer);
+    this.follower?.stop();
     await this.following;
     await this.running;
     await Promise.allSettled([...this.movers.values(), ...this.replicating.values()]);
@@ -207,16 +281,12 @@ export class LocalAgent {
             takenAt: r.taken_at === null ? null : Date.parse(r.taken_at),
           });
     }
-    for (const datasetId of [...this.replicas.keys()]) {
-      const d = snapshot.datasets.find((x) => x.dataset_id === datasetId);
-      if (d === undefined || d.deleted || d.primary !== me || replicaSettings(d.metadata).replicas === 0)
-        if (!this.replicating.has(datasetId)) this.replicas.delete(datasetId);
-    }
-    // Which node holds which replica, as the primaries report it (a dead primary's last report included).
-    const replicaOf = (uuid: string): string[] =>
-      snapshot.nodes.flatMap((n) => (n.replicas ?? []).filter((r) => r.node_uuid === uuid).map((r) => r.dataset_id));
+    for (const datasetId of [...this.replicas.keys()])
+      if (!keepsReplica(snapshot, me, datasetId) && !this.replicating.has(datasetId)) this.replicas.delete(datasetId);
     const retained = new Set(await engine.listRetained());
     const live = new Set(this.copies.map((c) => c.datasetId));
+    // In the view of a service with local views (the report says so): they are this node's to clean up.
+    this.retainedHere = [...retained].filter((id) => !live.has(id)).sort();
     // Only received snapshots, no live copy: a standby replica (or a move's leftover) the decision may find stale.
     const receivedOnly = new Set<string>();
     for (const datasetId of retained)
@@ -225,26 +295,14 @@ export class LocalAgent {
         if (held.length > 0 && held.every((s) => s.received)) receivedOnly.add(datasetId);
       }
     const replicaHere = new Map<string, string>();
-    for (const datasetId of replicaOf(me))
+    // Which replicas are named on this node, as the primaries report it (a dead primary's last report included).
+    for (const datasetId of replicasNamedOn(snapshot, me))
       if (retained.has(datasetId) && !live.has(datasetId)) {
         const newest = (await engine.listSnapshots(datasetId)).at(-1);
         if (newest !== undefined) replicaHere.set(datasetId, newest.name);
       }
-    const actions = calculateLocalChanges(
-      snapshot.datasets.map((d) => ({
-        datasetId: d.dataset_id,
-        primary: d.primary,
-        maximumSize: d.maximum_size ?? null,
-        deleted: d.deleted,
-        ...replicaSettings(d.metadata),
-      })),
-      snapshot.nodes.map((n) => ({
-        uuid: n.uuid,
-        host: n.host,
-        alive: n.alive,
-        copies: n.manifestations.map((m) => m.dataset_id),
-        replicaOf: replicaOf(n.uuid),
-      })),
+    const actions = localActions(
+      snapshot,
       {
         copies: this.copies,
         moving: new Set(this.movers.keys()),
@@ -386,9 +444,12 @@ export class LocalAgent {
       this.o.credentials,
     );
     // Recorded at once: the node stays the replica's while it is alive (and the report names it).
-    if (this.replicas.get(datasetId)?.node !== action.to.uuid)
-      this.replicas.set(datasetId, { node: action.to.uuid, snapshot: null, takenAt: null });
+    const newNode = this.replicas.get(datasetId)?.node !== action.to.uuid;
+    if (newNode) this.replicas.set(datasetId, { node: action.to.uuid, snapshot: null, takenAt: null });
     const run = (async () => {
+      // Named in the control service first: the dataset enters the replica node's view (its
+      // listener takes snapshots only of datasets it knows are replicated to it).
+      if (newNode) await this.report();
       const [source, status] = await Promise.all([engine.listSnapshots(datasetId), target.status(datasetId)]);
       const step = replicaStep(source, status.snapshots);
       const takenAt = Date.now();
@@ -520,6 +581,7 @@ export class LocalAgent {
             })),
           }
         : {}),
+      ...(this.localViews && this.retainedHere.length > 0 ? { retained: [...this.retainedHere] } : {}),
       ...(this.replicas.size > 0
         ? {
             replicas: [...this.replicas.entries()].map(([datasetId, r]) => ({
@@ -565,28 +627,20 @@ export function localManifestation(
 }
 
 /**
- * What decisions depend on in a snapshot: the datasets' configuration (with their replica settings)
- * and the other nodes' liveness, addresses, copies and replica nodes (this node's own report is
- * what it already knows).
+ * What decisions depend on in a snapshot or a local view: the datasets' configuration (with their
+ * replica settings), the other nodes' liveness, addresses, copies and the replicas named on every
+ * node (not a replica's age: that moves at every round). This node's own copies are what it
+ * already knows (its own report, echoed back).
  */
 export function decisionKey(snapshot: ClusterSnapshot, nodeUuid: string): string {
   return JSON.stringify([
-    snapshot.datasets.map((d) => [
-      d.dataset_id,
-      d.primary,
-      d.maximum_size ?? null,
-      d.deleted,
-      replicaSettings(d.metadata),
-    ]),
-    snapshot.nodes
-      .filter((n) => n.uuid !== nodeUuid)
-      .map((n) => [
-        n.uuid,
-        n.alive,
-        n.host,
-        n.manifestations.map((m) => m.dataset_id),
-        // Which node holds which replica (not its age: that moves at every round).
-        (n.replicas ?? []).map((r) => [r.dataset_id, r.node_uuid]),
-      ]),
+    localDesired(snapshot),
+    localClusterNodes(snapshot).map((n) =>
+      n.uuid === nodeUuid
+        ? [n.uuid, n.replicaOf ?? []]
+        : [n.uuid, n.alive, n.host, n.copies, n.copyCount ?? null, n.replicaOf ?? []],
+    ),
+    // The replicas named on this node, also before it has a state of its own (its first start).
+    replicasNamedOn(snapshot, nodeUuid),
   ]);
 }

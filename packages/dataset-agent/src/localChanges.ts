@@ -5,7 +5,13 @@
  * copies x what the other nodes report -> at most one action per dataset.
  */
 import { join } from 'node:path';
-import { METADATA_ACCEPT_REPLICA_LOSS_KEY, METADATA_REPLICA_INTERVAL_KEY, METADATA_REPLICAS_KEY } from '@flocker/api';
+import {
+  type ClusterSnapshot,
+  isLocalBackend,
+  METADATA_ACCEPT_REPLICA_LOSS_KEY,
+  METADATA_REPLICA_INTERVAL_KEY,
+  METADATA_REPLICAS_KEY,
+} from '@flocker/api';
 import { commonBase, nextSnapshotName, type SnapshotRef } from '@flocker/storage-drivers';
 
 export interface LocalCopyHere {
@@ -33,8 +39,10 @@ export interface LocalClusterNode {
   readonly uuid: string;
   readonly host: string;
   readonly alive: boolean;
-  /** The datasets whose live copy the node reports. */
+  /** The datasets whose live copy the node reports (a local view: of the nodes whose states it shows). */
   readonly copies: readonly string[];
+  /** How many live copies it reports, when `copies` does not list them (a peer of a local view). */
+  readonly copyCount?: number;
   /** The datasets whose standby replica the node holds (as their primaries report it). */
   readonly replicaOf?: readonly string[];
 }
@@ -237,7 +245,7 @@ export function chooseReplicaNode(
   const kept = candidates.find((n) => n.uuid === recorded);
   if (kept !== undefined) return kept;
   const load = (n: LocalClusterNode): number =>
-    n.copies.length + (n.replicaOf ?? []).filter((x) => x !== datasetId).length;
+    (n.copyCount ?? n.copies.length) + (n.replicaOf ?? []).filter((x) => x !== datasetId).length;
   return [...candidates].sort((a, b) => load(a) - load(b) || (a.uuid < b.uuid ? -1 : 1))[0];
 }
 
@@ -280,4 +288,102 @@ export function replicaStep(
   target: readonly SnapshotRef[],
 ): { readonly name: string; readonly parent: string | null } {
   return { name: nextSnapshotName({ source, target }), parent: commonBase({ source, target })?.name ?? null };
+}
+
+/** The datasets as the decision takes them, from a whole snapshot or a node's view. */
+export function localDesired(snapshot: ClusterSnapshot): LocalDesiredDataset[] {
+  return snapshot.datasets.map((d) => ({
+    datasetId: d.dataset_id,
+    primary: d.primary,
+    maximumSize: d.maximum_size ?? null,
+    deleted: d.deleted,
+    ...replicaSettings(d.metadata),
+  }));
+}
+
+/**
+ * The local nodes as the decision takes them, sorted by uuid. From a local node's view (issue 24:
+ * `peers` present, @flocker/api localViewOf): every peer, with the copies listed of the nodes whose
+ * states the view shows (its datasets' holders and primaries) and counted for the others. From a
+ * whole snapshot: every local node's state. Nodes of other backends are never a replica's node
+ * (they run no transfer listener).
+ */
+export function localClusterNodes(snapshot: ClusterSnapshot): LocalClusterNode[] {
+  const states = new Map(snapshot.nodes.filter((n) => isLocalBackend(n.backend)).map((n) => [n.uuid, n]));
+  const out: LocalClusterNode[] = [];
+  if (snapshot.peers !== undefined) {
+    const peers = new Map(snapshot.peers.map((p) => [p.uuid, p]));
+    for (const uuid of new Set([...peers.keys(), ...states.keys()])) {
+      const p = peers.get(uuid);
+      const n = states.get(uuid);
+      out.push({
+        uuid,
+        host: n?.host ?? p?.host ?? '',
+        alive: n?.alive ?? p?.alive ?? false,
+        copies: n?.manifestations.map((m) => m.dataset_id) ?? [],
+        ...(n === undefined ? { copyCount: p?.copies ?? 0 } : {}),
+        replicaOf: p?.replica_of ?? replicasNamedOn(snapshot, uuid),
+      });
+    }
+  } else
+    for (const n of states.values())
+      out.push({
+        uuid: n.uuid,
+        host: n.host,
+        alive: n.alive,
+        copies: n.manifestations.map((m) => m.dataset_id),
+        replicaOf: replicasNamedOn(snapshot, n.uuid),
+      });
+  return out.sort((a, b) => (a.uuid < b.uuid ? -1 : a.uuid > b.uuid ? 1 : 0));
+}
+
+/** The datasets whose standby replica a primary (alive or dead) names on node: its peer entry, else the states' reports. */
+export function replicasNamedOn(snapshot: ClusterSnapshot, node: string): string[] {
+  const peer = snapshot.peers?.find((p) => p.uuid === node);
+  if (peer !== undefined) return [...peer.replica_of];
+  return [
+    ...new Set(
+      snapshot.nodes.flatMap((n) => (n.replicas ?? []).filter((r) => r.node_uuid === node).map((r) => r.dataset_id)),
+    ),
+  ].sort();
+}
+
+/**
+ * What this node does, from a whole snapshot or its local view (issue 24): the same actions from
+ * both (LocalAgent.equivalence.test), since the view carries every dataset and node state an action
+ * can depend on (@flocker/api localViewOf).
+ */
+export function localActions(
+  snapshot: ClusterSnapshot,
+  here: LocalObservation,
+  ctx: LocalDecisionContext,
+): LocalAction[] {
+  return calculateLocalChanges(localDesired(snapshot), localClusterNodes(snapshot), here, ctx);
+}
+
+/**
+ * Whether this node's transfer listener takes a dataset's data from `peer`, as the snapshot or
+ * view held says: it is the dataset's primary (a move to it), or `peer` is the primary and the
+ * dataset asks for a standby replica (a replica round; never a promote: the primary sends none).
+ */
+export function mayReceiveFrom(
+  snapshot: ClusterSnapshot | null,
+  nodeUuid: string,
+  datasetId: string,
+  peer: string,
+): boolean {
+  return (
+    snapshot?.datasets.some(
+      (d) =>
+        d.dataset_id === datasetId &&
+        !d.deleted &&
+        (d.primary === nodeUuid || (d.primary === peer && (replicaSettings(d.metadata).replicas ?? 0) >= 1)),
+    ) === true
+  );
+}
+
+/** Whether the replica this node keeps of a dataset is still its to keep: the dataset's live primary here, a replica asked for. */
+export function keepsReplica(snapshot: ClusterSnapshot, nodeUuid: string, datasetId: string): boolean {
+  const d = snapshot.datasets.find((x) => x.dataset_id === datasetId);
+  return d !== undefined && !d.deleted && d.primary === nodeUuid && replicaSettings(d.metadata).replicas !== 0;
 }

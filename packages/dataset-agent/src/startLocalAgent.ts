@@ -4,6 +4,7 @@ import { controlUrl } from '@flocker/node-config';
 import { BtrfsEngine, ZfsEngine, type LocalEngine } from '@flocker/storage-drivers';
 import type winston from 'winston';
 import type { ControlCredentials, LocalBackendConfig, RunnableAgentConfig } from './config';
+import { type ControlChannel, parseFollow } from './DatasetAgentOptions';
 import { AgentError } from './errors';
 import { LocalAgent } from './LocalAgent';
 
@@ -34,12 +35,23 @@ export async function startLocalAgent(o: {
     baseUrl: o.baseUrl ?? controlUrl(control, true),
     dispatcher: tlsDispatcher(o.credentials),
   });
+  // The node's view over the watch (FLOCKER_AGENT_FOLLOW=long-poll: by long-poll deltas), whole
+  // snapshots from a control service without local views (LocalAgent).
+  const follow = parseFollow(process.env.FLOCKER_AGENT_FOLLOW);
+  const channel: ControlChannel =
+    follow === 'watch'
+      ? client
+      : {
+          reportNodeState: (report) => client.reportNodeState(report),
+          waitForCluster: (since, timeoutMs) => client.waitForCluster(since, timeoutMs),
+          waitForClusterDelta: (since, timeoutMs, node) => client.waitForClusterDelta(since, timeoutMs, node),
+        };
   const agent = new LocalAgent({
     nodeUuid: o.nodeUuid,
     era: o.era,
     host: o.host,
     engine: localEngineOf(o.dataset),
-    control: client,
+    control: channel,
     mountRoot: o.config.node.mount_root,
     defaultSize: o.config.agent.default_dataset_size,
     resyncIntervalMs: o.config.agent.resync_interval_seconds * 1000,
@@ -62,6 +74,7 @@ export async function startLocalAgent(o: {
     engine: o.dataset.engine,
     pool: o.dataset.pool,
     transferPort: o.dataset.transfer_port,
+    follow,
   });
   return agent;
 }
