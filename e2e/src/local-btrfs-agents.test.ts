@@ -407,5 +407,13 @@ describe('local btrfs datasets moved through the API between two agents', () => 
           : undefined,
       { timeoutMs: 30_000, intervalMs: 200, context: logs },
     );
+    // The agents followed their local views over the watch (issue 24), not whole snapshots.
+    for (const n of nodes) {
+      expect({ node: n.name, watch: n.log.includes("following this node's view over a watch") }).toEqual({
+        node: n.name,
+        watch: true,
+      });
+      expect(n.log).not.toContain('following whole snapshots');
+    }
   });
 });
