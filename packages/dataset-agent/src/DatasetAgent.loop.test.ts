@@ -401,7 +401,7 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     await agent.stop();
   });
 
-  it('a move away unmounts and detaches at once, before any full look; one full look follows once they are done', async () => {
+  it('a move away unmounts and detaches at once, and no full look follows when the move was all that changed', async () => {
     const { driver, host, control, agent, other } = await mountedHereWithOther();
     // Only the full look lists the backend's snapshots (a dataset's own look does when it has some configured).
     const events: string[] = [];
@@ -414,7 +414,58 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     control.setDatasets([{ ...dataset, primary: other.uuid }]);
     await eventually(() => (control.last()?.volumes ?? []).every((v) => v.attached_to === null));
     await pass(50);
-    expect(events).toEqual(['unmount', 'detach', 'full look']);
+    // The release reported, the dataset leaves this node's view (nothing of it here): no look either.
+    control.setDatasets([]);
+    await pass(100);
+    expect(events).toEqual(['unmount', 'detach']);
+    await agent.stop();
+  });
+
+  it('a move away with another change in the same configuration: one full look follows the move', async () => {
+    const { driver, control, agent, other } = await mountedHereWithOther();
+    const events: string[] = [];
+    const listSnapshots = driver.listSnapshots.bind(driver);
+    driver.listSnapshots = async () => (events.push('full look'), listSnapshots());
+    const detach = driver.detachVolume.bind(driver);
+    driver.detachVolume = async (id, options) => (events.push('detach'), detach(id, options));
+    const elsewhere = { ...dataset, dataset_id: 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', primary: other.uuid };
+    control.setDatasets([{ ...dataset, primary: other.uuid }, elsewhere]);
+    await eventually(() => events.includes('full look'));
+    expect(events).toEqual(['detach', 'full look']);
+    await agent.stop();
+  });
+
+  it('the new primary waits, with no look, while its view shows the volume free but its holder still reports it', async () => {
+    const { driver, host, control, agent } = setup({ resyncIntervalMs: 60_000 });
+    // The volume was this node's (its view: attached to no one, as it left it); the other node mounted it since.
+    driver.volumes.set('vol-other', { blockdeviceId: 'vol-other', datasetId: DS, size: 64 * MiB, attachedTo: null });
+    host.formatted.add('/dev/fake/vol-other');
+    const holder = (mounted: boolean): NodeState => ({
+      ...otherNode([]),
+      manifestations: mounted
+        ? [{ dataset_id: DS, blockdevice_id: 'vol-other', size: 64 * MiB, status: 'mounted' }]
+        : [],
+    });
+    agent.start();
+    control.setNodes([holder(true)]);
+    control.setDatasets([{ ...dataset, primary: holder(true).uuid }]);
+    await eventually(() => (control.last()?.volumes ?? []).length === 1);
+    await pass(50);
+    driver.volumes.set('vol-other', {
+      blockdeviceId: 'vol-other',
+      datasetId: DS,
+      size: 64 * MiB,
+      attachedTo: 'i-other',
+    });
+    const listings = countListings(driver);
+    control.setDatasets([dataset]);
+    await pass(100);
+    expect(listings()).toBe(0);
+    // The holder lets go and says so: that report starts the move here.
+    driver.volumes.set('vol-other', { blockdeviceId: 'vol-other', datasetId: DS, size: 64 * MiB, attachedTo: null });
+    control.setNodes([holder(false)]);
+    await eventually(() => control.last()?.manifestations[0]?.status === 'mounted', 2000);
+    expect(host.mounts).toHaveLength(1);
     await agent.stop();
   });
 

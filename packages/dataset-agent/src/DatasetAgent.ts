@@ -37,7 +37,7 @@ import { errorCode, errorMessage } from './errors';
 import { FailureLog } from './FailureLog';
 import type { Action, DecisionContext, DesiredState, LocalState } from './LocalState';
 import { INITIAL_LOOP_STATE, loopTransition, type LoopEvent, type LoopPhase, type LoopState } from './loopState';
-import { moveStarts, unmountOnView, type MoveTrigger } from './moveStart';
+import { configChangeNeedsLook, moveStarts, unmountOnView, type MoveTrigger } from './moveStart';
 import { ObservationView, type Observation } from './ObservationView';
 import { PoolKnowledge } from './PoolKnowledge';
 import { Reporter } from './Reporter';
@@ -82,6 +82,8 @@ export class DatasetAgent {
   private readonly createWorkers = new Set<string>();
   /** Until when (clock ms) the full look may be held for them; undefined: not held. */
   private lookHeldUntil: number | undefined;
+  /** The snapshot adopted last (the configuration a change is compared with: configNeedsLook). */
+  private lastAdopted: ClusterSnapshot | null = null;
   /** Whether a full look has filled the view (see startNewDatasets). */
   private poolSeen = false;
   /** The backend's free bytes as last looked at (reported as available_bytes); undefined: no figure. */
@@ -299,9 +301,14 @@ export class DatasetAgent {
     this.fencing.snapshotSeen(snap, askedAt);
     // Our own reports move the generation too; what other nodes did matters only to a
     // dataset waiting for one of them to let go.
+    const before = this.lastAdopted;
+    this.lastAdopted = snap;
     if (change === 'config' || (change === 'others' && this.waitingForOtherNode(snap) !== undefined)) {
       this.logger.debug('cluster changed', { generation: snap.generation, configChanged: change === 'config' });
-      this.lookAfterMoves(this.startMoves(snap, change === 'config' ? 'config' : 'released'));
+      const started = this.startMoves(snap, change === 'config' ? 'config' : 'released');
+      if (change === 'config' && before !== null && !this.configNeedsLook(before, snap, started))
+        this.logger.debug('configuration change in hand: no full look', { generation: snap.generation });
+      else this.lookAfterMoves(started.size);
     }
     this.fencing.evaluate();
   }
@@ -316,7 +323,7 @@ export class DatasetAgent {
     const waiting = this.waitingForOtherNode(snapshot);
     if (waiting !== undefined) {
       this.logger.debug('pool changed while waiting for another node', { datasetId: waiting });
-      this.lookAfterMoves(this.startMoves(snapshot, 'released'));
+      this.lookAfterMoves(this.startMoves(snapshot, 'released').size);
     }
   }
 
@@ -324,24 +331,41 @@ export class DatasetAgent {
    * The workers a move waits on, started at once rather than after the full look (moveStart.ts):
    * each looks at its own dataset first, and the full look that follows leaves it to them.
    */
-  private startMoves(snapshot: ClusterSnapshot, trigger: MoveTrigger): number {
-    if (this.stopping || !this.fencing.mayAct()) return 0;
+  private startMoves(snapshot: ClusterSnapshot, trigger: MoveTrigger): Set<string> {
+    const started = new Set<string>();
+    if (this.stopping || !this.fencing.mayAct()) return started;
     const now = this.now();
-    let started = 0;
     const desired = desiredStateOf(snapshot);
     const ids = moveStarts(desired.datasets, trigger, {
       nodeUuid: this.o.nodeUuid,
       instanceId: this.o.instanceId,
       volumesOf: (id) => this.view.volumesOf(id),
+      heldElsewhere: this.heldElsewhere(snapshot),
     });
     for (const id of ids) {
       if (this.work.isRunning(id) || this.failures.retryAt(id) > now || !this.work.hasRoom()) continue;
       this.logger.debug('move start', { datasetId: id, trigger });
       this.moveWorkers.add(id);
       this.work.start(id, trigger === 'config' ? this.unmountFirst(desired, id) : undefined);
-      started++;
+      started.add(id);
     }
     return started;
+  }
+
+  /**
+   * Whether a configuration change is worth a full look (moveStart.configChangeNeedsLook): not when all it
+   * changed is in the hands of the workers it started, waits for another node's release, or left this
+   * node's view with nothing of it here. Only in contact: otherwise the look decides as before.
+   */
+  private configNeedsLook(before: ClusterSnapshot, after: ClusterSnapshot, started: ReadonlySet<string>): boolean {
+    if (this.stopping || this.fencing.phase !== 'inContact' || !this.poolSeen) return true;
+    return configChangeNeedsLook(before, after, {
+      nodeUuid: this.o.nodeUuid,
+      instanceId: this.o.instanceId,
+      volumesOf: (id) => this.view.volumesOf(id),
+      heldElsewhere: this.heldElsewhere(after),
+      started,
+    });
   }
 
   /**
@@ -396,14 +420,37 @@ export class DatasetAgent {
     return false;
   }
 
-  /** A dataset that should be here but, as last seen, is attached to another node; undefined if none. */
+  /**
+   * A dataset that should be here but, as last seen, is attached to another node, or to no one while no
+   * worker has it (moveStarts leaves such a dataset to the release when another node reports it as its
+   * own: the release, this node's news of it, must start it); undefined if none.
+   */
   private waitingForOtherNode(snapshot: ClusterSnapshot): string | undefined {
     for (const d of snapshot.datasets) {
       if (d.deleted || d.primary !== this.o.nodeUuid) continue;
-      if (this.view.volumesOf(d.dataset_id).some((v) => v.attachedTo !== null && v.attachedTo !== this.o.instanceId))
-        return d.dataset_id;
+      const volumes = this.view.volumesOf(d.dataset_id);
+      if (volumes.some((v) => v.attachedTo !== null && v.attachedTo !== this.o.instanceId)) return d.dataset_id;
+      if (volumes.some((v) => v.attachedTo === this.o.instanceId)) continue;
+      // Not one queued or whose own step failed: the queue, or its backoff's turn, comes back for it (no look per
+      // change meanwhile).
+      const id = d.dataset_id;
+      if (
+        volumes.length > 0 &&
+        !this.work.isRunning(id) &&
+        !this.work.isWaiting(id) &&
+        this.failures.retryAt(id) <= this.now()
+      )
+        return id;
     }
     return undefined;
+  }
+
+  /** Whether another live node reports `datasetId` as its own in `snapshot` (moveStart.heldElsewhere). */
+  private heldElsewhere(snapshot: ClusterSnapshot): (datasetId: string) => boolean {
+    const held = new Set<string>();
+    for (const n of snapshot.nodes)
+      if (n.alive && n.uuid !== this.o.nodeUuid) for (const m of n.manifestations) held.add(m.dataset_id);
+    return (id) => held.has(id);
   }
 
   /**

@@ -1,6 +1,14 @@
+import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api';
 import type { DesiredDataset } from './LocalState';
 import type { Action } from './LocalState';
-import { moveStarts, unmountOnView, type MoveTrigger, type SeenVolume } from './moveStart';
+import {
+  configChangeNeedsLook,
+  moveStarts,
+  unmountOnView,
+  type ConfigChangeContext,
+  type MoveTrigger,
+  type SeenVolume,
+} from './moveStart';
 
 const ME = 'node-me';
 const OTHER = 'node-other';
@@ -14,10 +22,18 @@ function dataset(primary: string, deleted = false): DesiredDataset {
 /** Where the one volume of dataset d was last seen: here, there, nowhere (null), or no volume at all. */
 type Seen = 'here' | 'there' | 'free' | 'none';
 
-function pick(d: DesiredDataset, seen: Seen, trigger: MoveTrigger): boolean {
-  const volumes: SeenVolume[] =
-    seen === 'none' ? [] : [{ attachedTo: seen === 'here' ? HERE : seen === 'there' ? THERE : null }];
-  return moveStarts([d], trigger, { nodeUuid: ME, instanceId: HERE, volumesOf: () => volumes }).includes('d');
+function seenVolumes(seen: Seen): SeenVolume[] {
+  return seen === 'none' ? [] : [{ attachedTo: seen === 'here' ? HERE : seen === 'there' ? THERE : null }];
+}
+
+function pick(d: DesiredDataset, seen: Seen, trigger: MoveTrigger, heldElsewhere = false): boolean {
+  const volumes = seenVolumes(seen);
+  return moveStarts([d], trigger, {
+    nodeUuid: ME,
+    instanceId: HERE,
+    volumesOf: () => volumes,
+    heldElsewhere: () => heldElsewhere,
+  }).includes('d');
 }
 
 describe('moveStarts: which datasets a move starts a worker for before the full look', () => {
@@ -26,25 +42,31 @@ describe('moveStarts: which datasets a move starts a worker for before the full 
    * the trigger (config / released). "x": a worker starts at once; "-": the full look decides.
    */
   const EXPECTED = `
-                    here  there  free  none
-  mine/config       -     -      x     -
-  mine/released     -     x      x     -
-  other/config      x     -      -     -
-  other/released    -     -      -     -
-  deleted/config    -     -      -     -
-  deleted/released  -     -      -     -
+                      here  there  free  none
+  mine/config         -     -      x     -
+  mine/released       -     x      x     -
+  mine/config/held    -     -      -     -
+  mine/released/held  -     x      x     -
+  other/config        x     -      -     -
+  other/released      -     -      -     -
+  other/config/held   x     -      -     -
+  other/released/held -     -      -     -
+  deleted/config      -     -      -     -
+  deleted/released    -     -      -     -
   `;
   const rows = EXPECTED.trim()
     .split('\n')
     .map((l) => l.trim().split(/\s+/));
   const header = rows[0] as Seen[];
   for (const row of rows.slice(1)) {
-    const [who, trigger] = (row[0] ?? '').split('/') as ['mine' | 'other' | 'deleted', MoveTrigger];
+    // held: another live node reports the dataset as its own.
+    const [who, trigger, held] = (row[0] ?? '').split('/') as ['mine' | 'other' | 'deleted', MoveTrigger, string?];
     header.forEach((seen, i) => {
       const want = row[i + 1] === 'x';
-      it(`${who}, last seen ${seen}, on ${trigger}: ${want ? 'starts at once' : 'waits for the full look'}`, () => {
+      const heldText = held !== undefined ? ', held by another node' : '';
+      it(`${who}, last seen ${seen}${heldText}, on ${trigger}: ${want ? 'starts at once' : 'waits'}`, () => {
         const d = who === 'mine' ? dataset(ME) : who === 'other' ? dataset(OTHER) : dataset(ME, true);
-        expect(pick(d, seen, trigger)).toBe(want);
+        expect(pick(d, seen, trigger, held !== undefined)).toBe(want);
       });
     });
   }
@@ -95,4 +117,126 @@ describe('unmountOnView: the one step a move away takes on the view, without a l
     it(`${name}: ${want ? 'on the view' : 'after a look'}`, () => {
       expect(unmountOnView(d, action, ME, OWN)).toBe(want);
     });
+});
+
+describe('configChangeNeedsLook: a new configuration that needs no full look', () => {
+  const D = 'd';
+  const config = (primary: string, extra: Partial<DatasetConfiguration> = {}): DatasetConfiguration => ({
+    dataset_id: D,
+    primary,
+    maximum_size: null,
+    metadata: {},
+    deleted: false,
+    ...extra,
+  });
+  const node = (uuid: string, instance: string, alive = true): NodeState => ({
+    uuid,
+    era: 'e',
+    host: '10.0.0.1',
+    instance_id: instance,
+    backend: 'loopback',
+    manifestations: [],
+    errors: [],
+    alive,
+    last_seen: '2020-01-01T00:00:00Z',
+  });
+  const snap = (datasets: DatasetConfiguration[], nodes: NodeState[] = [node(ME, HERE), node(OTHER, THERE)]) =>
+    ({
+      generation: 'g',
+      configuration_tag: 't',
+      datasets,
+      leases: [],
+      nodes,
+    }) satisfies ClusterSnapshot;
+  const ctx = (seen: Seen, started: boolean, held = false): ConfigChangeContext => ({
+    nodeUuid: ME,
+    instanceId: HERE,
+    volumesOf: () => seenVolumes(seen),
+    heldElsewhere: () => held,
+    started: new Set(started ? [D] : []),
+  });
+
+  /**
+   * The one dataset d before and after the change (mine: primary here, other: primary elsewhere, absent:
+   * not in this node's view), its volume as last seen, whether this change started its worker. "L": the
+   * full look is needed; "-": in hand. The same cases with another node reporting d as its own follow.
+   */
+  const EXPECTED = `
+                              here  there  free  none
+  other>mine/started          -     -      -     -
+  other>mine                  L     -      L     L
+  absent>mine/started         -     -      -     -
+  absent>mine                 L     -      L     L
+  mine>other/started          -     -      -     -
+  mine>other                  L     L      L     L
+  other>absent                L     -      -     -
+  mine>absent                 L     L      L     L
+  other>mine/held             L     -      -     L
+  absent>mine/held            L     -      -     L
+  `;
+  const rows = EXPECTED.trim()
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/));
+  const header = rows[0] as Seen[];
+  type Where = 'mine' | 'other' | 'absent';
+  const datasetsOf = (w: Where): DatasetConfiguration[] => (w === 'absent' ? [] : [config(w === 'mine' ? ME : OTHER)]);
+  for (const row of rows.slice(1)) {
+    const [change, flag] = (row[0] ?? '').split('/');
+    const [from, to] = (change ?? '').split('>') as [Where, Where];
+    header.forEach((seen, i) => {
+      const want = row[i + 1] === 'L';
+      it(`${from} -> ${to}${flag !== undefined ? ` (${flag})` : ''}, last seen ${seen}: ${want ? 'look' : 'in hand'}`, () => {
+        const c = ctx(seen, flag === 'started', flag === 'held');
+        expect(configChangeNeedsLook(snap(datasetsOf(from)), snap(datasetsOf(to)), c)).toBe(want);
+      });
+    });
+  }
+
+  it('the same configuration needs no look (only the order of keys or nodes told apart)', () => {
+    expect(configChangeNeedsLook(snap([config(ME)]), snap([config(ME)]), ctx('here', false))).toBe(false);
+    const reordered = { metadata: {}, deleted: false, dataset_id: D, primary: OTHER, maximum_size: null };
+    expect(configChangeNeedsLook(snap([config(ME)]), snap([reordered]), ctx('here', true))).toBe(true);
+  });
+
+  it('a field besides the primary, a deleted dataset, or configured snapshots need the look even when started', () => {
+    const started = ctx('here', true);
+    expect(configChangeNeedsLook(snap([config(ME)]), snap([config(OTHER, { maximum_size: 1 })]), started)).toBe(true);
+    expect(configChangeNeedsLook(snap([config(ME)]), snap([config(ME, { metadata: { a: 'b' } })]), started)).toBe(true);
+    expect(configChangeNeedsLook(snap([config(ME)]), snap([config(OTHER, { deleted: true })]), started)).toBe(true);
+    expect(configChangeNeedsLook(snap([config(OTHER, { deleted: true })]), snap([]), ctx('free', false))).toBe(true);
+    const snapshot = { snapshot_id: 's', dataset_id: D, metadata: {}, deleted: false };
+    const withSnapshot = (s: ClusterSnapshot): ClusterSnapshot => ({ ...s, snapshots: [snapshot] }) as ClusterSnapshot;
+    expect(configChangeNeedsLook(withSnapshot(snap([config(ME)])), withSnapshot(snap([config(OTHER)])), started)).toBe(
+      true,
+    );
+    expect(configChangeNeedsLook(snap([config(ME)]), withSnapshot(snap([config(ME)])), started)).toBe(true);
+  });
+
+  it("a node's liveness or instance changing, or this node leaving the view, needs the look", () => {
+    const c = ctx('there', false);
+    const before = snap([config(OTHER)]);
+    expect(configChangeNeedsLook(before, snap([config(ME)], [node(ME, HERE), node(OTHER, THERE, false)]), c)).toBe(
+      true,
+    );
+    expect(configChangeNeedsLook(before, snap([config(ME)], [node(ME, HERE), node(OTHER, 'i-new')]), c)).toBe(true);
+    expect(configChangeNeedsLook(before, snap([config(OTHER)], [node(OTHER, THERE)]), c)).toBe(true);
+    // Entering or leaving the view with its dataset changes nothing by itself.
+    expect(configChangeNeedsLook(snap([config(OTHER)], [node(ME, HERE)]), snap([config(ME)]), c)).toBe(false);
+    expect(configChangeNeedsLook(snap([config(OTHER)]), snap([], [node(ME, HERE)]), ctx('free', false))).toBe(false);
+  });
+
+  it('waiting for a node that is dead (its instance) is not in hand: the look force-detaches', () => {
+    const nodes = [node(ME, HERE), node(OTHER, THERE, false)];
+    expect(configChangeNeedsLook(snap([config(OTHER)], nodes), snap([config(ME)], nodes), ctx('there', false))).toBe(
+      true,
+    );
+  });
+
+  it('each dataset on its own: one not in hand is enough for the look', () => {
+    const e = { ...config(OTHER), dataset_id: 'e' };
+    const c: ConfigChangeContext = { ...ctx('here', true), volumesOf: (id) => seenVolumes(id === D ? 'here' : 'free') };
+    // d moves away (started); e appears with its primary elsewhere, nothing of it here: in hand only if not new.
+    expect(configChangeNeedsLook(snap([config(ME), e]), snap([config(OTHER), e]), c)).toBe(false);
+    expect(configChangeNeedsLook(snap([config(ME)]), snap([config(OTHER), e]), c)).toBe(true);
+  });
 });

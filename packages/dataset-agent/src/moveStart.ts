@@ -8,6 +8,7 @@
  * first step (DatasetWorker.converge), so a dataset picked here wrongly costs one look of
  * that dataset, never a wrong action; the full look still follows and decides the rest.
  */
+import type { ClusterSnapshot, DatasetConfiguration } from '@flocker/api';
 import type { Action, DesiredDataset } from './LocalState';
 
 /** A volume of the dataset as the agent last saw it: attached to an instance, or to none (null). */
@@ -27,14 +28,22 @@ export interface MoveStartContext {
   readonly instanceId: string;
   /** The dataset's volumes as last seen (the agent's ObservationView). */
   readonly volumesOf: (datasetId: string) => readonly SeenVolume[];
+  /**
+   * Whether another live node reports the dataset as its own (a manifestation of it, attached or mounted
+   * there) in the configuration at hand; absent: none does.
+   */
+  readonly heldElsewhere?: (datasetId: string) => boolean;
 }
 
 /**
  * The datasets whose worker should start now:
  * - moving away: its primary is another node and it was last seen attached here (unmount, detach);
  * - arriving: this node is its primary, it has a volume and none attached here, and that volume
- *   was last seen attached to no one (on a new configuration), or may just have been let go
- *   (`released`: last seen attached to another node, which the look finds out).
+ *   was last seen attached to no one (on a new configuration: unless another live node reports it as
+ *   its own, in which case this node's view is older than that node's news — typically from this node's
+ *   own detach of the move before — and the release starts it: see DatasetAgent.waitingForOtherNode), or
+ *   may just have been let go (`released`: last seen attached to no one or to another node, which the
+ *   look finds out).
  * Deleted datasets are left to the full look (their destroy is on no one's critical path); so
  * are those with no volume at all (the fast start of new datasets takes them).
  */
@@ -52,7 +61,8 @@ export function moveStarts(datasets: readonly DesiredDataset[], trigger: MoveTri
     if (here) continue;
     const free = volumes.every((v) => v.attachedTo === null);
     const elsewhere = volumes.some((v) => v.attachedTo !== null);
-    if (free || (trigger === 'released' && elsewhere)) picked.push(d.datasetId);
+    if (trigger === 'released' ? free || elsewhere : free && c.heldElsewhere?.(d.datasetId) !== true)
+      picked.push(d.datasetId);
   }
   return picked;
 }
@@ -79,4 +89,75 @@ export function unmountOnView(
     action.datasetId === dataset.datasetId &&
     action.mountPath === ownPath
   );
+}
+
+export interface ConfigChangeContext extends MoveStartContext {
+  /** The datasets whose worker this very change started (moveStarts, as the agent could start them). */
+  readonly started: ReadonlySet<string>;
+}
+
+/**
+ * Whether a new configuration is worth the full look at the node, or every difference from the one
+ * before is already in hand (issue 23: on 2 cores, a full look on either end of a move competes with the
+ * move's own steps — the old primary's after its detach with the new primary's attach and mount, the new
+ * primary's with the old one's unmount). In hand, and only these:
+ * - a dataset whose primary alone changed, or that is new to this node's view (it moved here), and whose
+ *   worker this change started: the worker looks at its dataset before each step after the first, and its
+ *   failures ask for a full look;
+ * - the same, not started, with this node its primary and, as last seen, a volume attached to another
+ *   node's instance that is not dead and none here, or all of them attached to no one while another live
+ *   node reports it as its own (heldElsewhere): nothing is done until that node lets go, and the release
+ *   starts a worker by itself (the pool watch or the holder's report: waitingForOtherNode);
+ * - a dataset gone from this node's view (the old primary's, once the move's release is reported) that
+ *   was not this node's primary, not deleted, and of which nothing is attached here as last seen: there
+ *   is nothing this node could do for it.
+ * Anything else needs the look: another field of a dataset changed, a deleted one, a dataset with
+ * configured snapshots (its backups follow the full look), snapshots changed, a node of the view whose
+ * instance or liveness changed, this node gone. Nodes that enter or leave the view with such datasets
+ * change nothing by themselves (a dead one fails the rule above). A wrong "in hand" could only delay a
+ * step until the next full look (the resync timer); a key order that differs counts as a change.
+ */
+export function configChangeNeedsLook(
+  before: ClusterSnapshot,
+  after: ClusterSnapshot,
+  c: ConfigChangeContext,
+): boolean {
+  if (JSON.stringify(before.snapshots ?? []) !== JSON.stringify(after.snapshots ?? [])) return true;
+  const nodesBefore = new Map(before.nodes.map((n) => [n.uuid, n]));
+  for (const n of after.nodes) {
+    const b = nodesBefore.get(n.uuid);
+    if (b !== undefined && (b.instance_id !== n.instance_id || b.alive !== n.alive)) return true;
+  }
+  if (nodesBefore.has(c.nodeUuid) && !after.nodes.some((n) => n.uuid === c.nodeUuid)) return true;
+  const withSnapshots = new Set((after.snapshots ?? []).map((s) => s.dataset_id));
+  const dead = new Set(after.nodes.filter((n) => !n.alive).map((n) => n.instance_id));
+  const gone = new Map(before.datasets.map((d) => [d.dataset_id, d]));
+  for (const d of after.datasets) {
+    const b = gone.get(d.dataset_id);
+    gone.delete(d.dataset_id);
+    if (b !== undefined && JSON.stringify(b) === JSON.stringify(d)) continue;
+    if (d.deleted || withSnapshots.has(d.dataset_id) || (b !== undefined && !onlyPrimaryDiffers(b, d))) return true;
+    if (c.started.has(d.dataset_id)) continue;
+    const volumes = c.volumesOf(d.dataset_id);
+    const waiting =
+      d.primary === c.nodeUuid &&
+      volumes.length > 0 &&
+      volumes.every((v) => v.attachedTo !== c.instanceId) &&
+      (volumes.some((v) => v.attachedTo !== null && !dead.has(v.attachedTo)) ||
+        (volumes.every((v) => v.attachedTo === null) && c.heldElsewhere?.(d.dataset_id) === true));
+    if (!waiting) return true;
+  }
+  for (const b of gone.values())
+    if (
+      b.deleted ||
+      b.primary === c.nodeUuid ||
+      withSnapshots.has(b.dataset_id) ||
+      c.volumesOf(b.dataset_id).some((v) => v.attachedTo === c.instanceId)
+    )
+      return true;
+  return false;
+}
+
+function onlyPrimaryDiffers(a: DatasetConfiguration, b: DatasetConfiguration): boolean {
+  return a.primary !== b.primary && JSON.stringify({ ...a, primary: '' }) === JSON.stringify({ ...b, primary: '' });
 }
