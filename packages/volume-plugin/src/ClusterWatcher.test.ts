@@ -1,6 +1,6 @@
 import type { ClusterSnapshot } from '@flocker/api';
 import * as winston from 'winston';
-import { ClusterWatcher, WaitTimeoutError } from './ClusterWatcher';
+import { ClusterWatcher, WaitAbortedError, WaitTimeoutError } from './ClusterWatcher';
 
 const logger = winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });
 const snap = (generation: string): ClusterSnapshot => ({
@@ -41,6 +41,24 @@ function fakeServer() {
 }
 
 describe('ClusterWatcher', () => {
+  it('a wait whose signal aborts rejects with WaitAbortedError and leaves no waiter behind (issue 23)', async () => {
+    const server = fakeServer();
+    const w = new ClusterWatcher(server.fetch, logger, 10_000);
+    w.start();
+    await w.first;
+    const ac = new AbortController();
+    const wait = w.waitFor(() => undefined, 60_000, ac.signal);
+    expect(w['waiters'].size).toBe(1);
+    ac.abort();
+    await expect(wait).rejects.toBeInstanceOf(WaitAbortedError);
+    expect(w['waiters'].size).toBe(0);
+    // Aborted before it starts: at once.
+    await expect(w.waitFor(() => undefined, 60_000, ac.signal)).rejects.toBeInstanceOf(WaitAbortedError);
+    expect(w['waiters'].size).toBe(0);
+    await w.close();
+    server.publish();
+  });
+
   it('tells snapshot listeners of every snapshot (long-poll and refresh); a failing listener harms no other', async () => {
     const server = fakeServer();
     const w = new ClusterWatcher(server.fetch, logger, 10_000);

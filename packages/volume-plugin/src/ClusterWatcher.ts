@@ -14,6 +14,13 @@ export class WaitTimeoutError extends Error {
   }
 }
 
+/** A wait given up by its caller (its signal aborted): it answered the question another way. */
+export class WaitAbortedError extends Error {
+  constructor() {
+    super('wait given up');
+  }
+}
+
 interface Waiter {
   check: (s: ClusterSnapshot) => boolean;
 }
@@ -87,9 +94,10 @@ export class ClusterWatcher {
 
   /**
    * Resolve with the first non-undefined value `select` gives for the current or a later
-   * snapshot; reject with WaitTimeoutError after `timeoutMs`.
+   * snapshot; reject with WaitTimeoutError after `timeoutMs`, or with WaitAbortedError once `signal` aborts (the
+   * waiter and its timer go at once).
    */
-  waitFor<T>(select: (s: ClusterSnapshot) => T | undefined, timeoutMs: number): Promise<T> {
+  waitFor<T>(select: (s: ClusterSnapshot) => T | undefined, timeoutMs: number, signal?: AbortSignal): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const waiter: Waiter = {
         check: (s) => {
@@ -104,12 +112,19 @@ export class ClusterWatcher {
         done();
         reject(new WaitTimeoutError(this.snapshot));
       }, timeoutMs);
+      const onAbort = () => {
+        done();
+        reject(new WaitAbortedError());
+      };
       const done = () => {
         clearTimeout(timer);
         this.waiters.delete(waiter);
+        signal?.removeEventListener('abort', onAbort);
       };
+      if (signal?.aborted === true) return onAbort();
       if (this.snapshot && waiter.check(this.snapshot)) return;
       this.waiters.add(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 

@@ -20,7 +20,7 @@ import {
 } from '@flocker/api';
 import { errorMessage } from '@flocker/runtime';
 import type { Logger } from 'winston';
-import { ClusterWatcher, WaitTimeoutError } from './ClusterWatcher';
+import { ClusterWatcher, WaitAbortedError, WaitTimeoutError } from './ClusterWatcher';
 import {
   decideInSight,
   DEFAULT_MOUNT_SAFETY_WINDOW_MS,
@@ -762,9 +762,12 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     // Already this node's: its agent mounts it whatever the lease (which only keeps it from moving
     // away), so the wait for that runs while the lease is taken, not after. Should the lease be
     // refused, the wait ends by itself (mounted, or at the deadline).
+    // Given up when the kernel's first mount answers (the snapshot may never show it under the lease: the volume
+    // can be let go and removed first), so no waiter and timer outlive the Mount.
+    const snapshotWait = new AbortController();
     const mounting =
       d.primary === this.me && !kept && basis === undefined
-        ? this.waitMounted(req.Name, d.dataset_id, deadline)
+        ? this.waitMounted(req.Name, d.dataset_id, deadline, snapshotWait.signal)
         : undefined;
     mounting?.catch(() => undefined);
     // Another node's: the primary change goes out with the lease, not after it (a round trip less on a
@@ -800,7 +803,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       let mountpoint: string;
       if (proven && basis !== undefined) mountpoint = this.mountedAtGrant(basis);
       else if (proven && firstMount !== undefined && mounting !== undefined) {
-        const first = await this.firstMountOrSnapshot(firstMount, mounting);
+        const first = await this.firstMountOrSnapshot(firstMount, mounting, snapshotWait);
         mountpoint = first.path;
         seenBy = first.by;
       } else mountpoint = await (mounting ?? this.waitMounted(req.Name, d.dataset_id, deadline));
@@ -843,14 +846,24 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   private async firstMountOrSnapshot(
     tracker: MountTracker,
     snapshot: Promise<string>,
+    snapshotWait: AbortController,
   ): Promise<{ path: string; by: 'kernel' | 'snapshot' }> {
     const root = this.opts.mountTable?.hostMountRoot;
     if (root === undefined) return { path: await snapshot, by: 'snapshot' };
+    const waited = process.hrtime.bigint();
     const kernel = tracker
       .mounted()
       .then(() => ({ path: `${root.replace(/\/+$/, '')}/${tracker.datasetId}`, by: 'kernel' as const }));
     try {
-      return await Promise.race([kernel, snapshot.then((path) => ({ path, by: 'snapshot' as const }))]);
+      const first = await Promise.race([kernel, snapshot.then((path) => ({ path, by: 'snapshot' as const }))]);
+      if (first.by === 'kernel') {
+        snapshotWait.abort();
+        pluginMetrics(processRegistry('docker-plugin')).mountWaitSeconds.observe(
+          { result: 'ok' },
+          secondsSince(waited),
+        );
+      }
+      return first;
     } finally {
       this.untrackFirstMount(tracker.datasetId);
     }
@@ -932,7 +945,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     }
   }
 
-  private async waitMounted(name: string, datasetId: string, deadline: number): Promise<string> {
+  private async waitMounted(name: string, datasetId: string, deadline: number, signal?: AbortSignal): Promise<string> {
     const timeoutMs = this.opts.mountTimeoutMs;
     const waited = process.hrtime.bigint();
     const mountWait = pluginMetrics(processRegistry('docker-plugin')).mountWaitSeconds;
@@ -940,10 +953,13 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       const path = await this.watcher.waitFor(
         (s) => mountedUnderLease(s, this.me, datasetId),
         Math.max(0, deadline - this.now()),
+        signal,
       );
       mountWait.observe({ result: 'ok' }, secondsSince(waited));
       return path;
     } catch (err) {
+      // Given up because the kernel's table answered the Mount (firstMountOrSnapshot): no wait of ours failed.
+      if (err instanceof WaitAbortedError) throw err;
       mountWait.observe({ result: 'error' }, secondsSince(waited));
       if (!(err instanceof WaitTimeoutError)) throw err;
       const node = err.last ? nodeOf(err.last, this.me) : undefined;

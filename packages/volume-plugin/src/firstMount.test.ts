@@ -84,6 +84,9 @@ describe('a new volume answered from the kernel’s first mount (issue 23)', () 
     expect(await settledWithin(mount, 100)).toBe('pending');
     src.emit('mount', `${HOST_A.mountRoot}/${id}`);
     expect(await settledWithin(mount, 1_000)).toEqual({ Mountpoint: `${HOST_A.mountRoot}/${id}` });
+    // The snapshot wait it raced is given up, not left to time out (a volume let go and removed never shows mounted
+    // under the lease: a waiter and timer would stay for the mount timeout and count as a failed wait).
+    expect(b.watcher['waiters'].size).toBe(0);
     const s = await client.waitForCluster(undefined, 0);
     expect(s.leases.find((l) => l.dataset_id === id)?.node_uuid).toBe(NODE_A);
     // The path answered is the one the agent then reports.
