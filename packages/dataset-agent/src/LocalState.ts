@@ -84,6 +84,8 @@ export interface ClusterNode {
   readonly alive: boolean;
   /** The snapshot ids the node's last report lists (what its backend holds). */
   readonly snapshots?: readonly string[];
+  /** The datasets it holds (a manifestation, or a volume attached to its own instance); absent: none. */
+  readonly datasets?: readonly string[];
 }
 
 export interface DesiredState {

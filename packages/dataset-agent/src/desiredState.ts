@@ -26,12 +26,20 @@ export function desiredStateOf(snapshot: ClusterSnapshot): DesiredState {
           : {}),
       };
     }),
-    nodes: snapshot.nodes.map((n) => ({
-      uuid: n.uuid,
-      instanceId: n.instance_id,
-      alive: n.alive,
-      ...(n.snapshots !== undefined ? { snapshots: n.snapshots.map((s) => s.snapshot_id) } : {}),
-    })),
+    nodes: snapshot.nodes.map((n) => {
+      // Held as the control service counts holders (their views have the dataset): snapshotDestroyer.
+      const held = [
+        ...n.manifestations.map((m) => m.dataset_id),
+        ...(n.volumes ?? []).filter((v) => v.attached_to === n.instance_id).map((v) => v.dataset_id),
+      ];
+      return {
+        uuid: n.uuid,
+        instanceId: n.instance_id,
+        alive: n.alive,
+        ...(n.snapshots !== undefined ? { snapshots: n.snapshots.map((s) => s.snapshot_id) } : {}),
+        ...(held.length > 0 ? { datasets: held } : {}),
+      };
+    }),
     ...(snapshot.snapshots !== undefined
       ? {
           snapshots: snapshot.snapshots.map((s) => ({

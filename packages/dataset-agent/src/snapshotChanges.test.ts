@@ -4,6 +4,7 @@
  * not, against the rules written out once more here; then who destroys, clones, and the
  * order against the volume's own steps.
  */
+import { caretakerOf } from '@flocker/api/caretaker';
 import type { BlockDeviceSnapshot } from '@flocker/storage-drivers';
 import { calculateChanges, discoveredOf, TRANSITIONS, type Discovered, type Role } from './calculateChanges';
 import type {
@@ -16,6 +17,7 @@ import type {
   DiscoveredVolume,
   LocalState,
 } from './LocalState';
+import { desiredStateOf } from './desiredState';
 import { snapshotDestroyer } from './snapshotChanges';
 
 const ME = '11111111-1111-4111-8111-111111111111';
@@ -183,22 +185,29 @@ describe('snapshot decisions, particular rules', () => {
     expect(actions.map((a) => a.kind)).toEqual(['resize']);
   });
 
-  it('destroyer: the primary when it holds the snapshot, else the lowest alive holder; this node counts as a holder', () => {
+  it('destroyer: the primary when it holds the snapshot, else the lowest alive holder deciding about the dataset; this node counts', () => {
     const s: DesiredSnapshot = { snapshotId: SNAP, datasetId: DS, deleted: true };
-    const withHolders = (ids: string[], alive = true): ClusterNode[] =>
+    /** `ids` hold the snapshot; `holdingDs` hold the dataset (its views have it). */
+    const withHolders = (ids: string[], holdingDs: string[] = [], alive = true): ClusterNode[] =>
       [ME, OTHER, LOW, DEAD].map((uuid) => ({
         uuid,
         instanceId: `i-${uuid}`,
         alive: alive && uuid !== DEAD,
         snapshots: ids.includes(uuid) ? [SNAP] : [],
+        ...(holdingDs.includes(uuid) ? { datasets: [DS] } : {}),
       }));
     const d = (primary: string): DesiredDataset => ({ datasetId: DS, primary, maximumSize: null, deleted: false });
     expect(snapshotDestroyer(s, d(OTHER), { datasets: [], nodes: withHolders([OTHER]) }, ME)).toBe(OTHER);
     expect(snapshotDestroyer(s, d(OTHER), { datasets: [], nodes: withHolders([]) }, ME)).toBe(ME);
-    expect(snapshotDestroyer(s, d(OTHER), { datasets: [], nodes: withHolders([LOW]) }, ME)).toBe(LOW);
-    // A dead node does not count, even when it is the primary.
-    expect(snapshotDestroyer(s, d(DEAD), { datasets: [], nodes: withHolders([DEAD]) }, ME)).toBe(ME);
-    expect(snapshotDestroyer(s, undefined, { datasets: [], nodes: withHolders([OTHER]) }, ME)).toBe(ME);
+    expect(snapshotDestroyer(s, d(OTHER), { datasets: [], nodes: withHolders([LOW], [LOW]) }, ME)).toBe(LOW);
+    // LOW holds the snapshot but not the dataset (in this view for another dataset, or as a witness):
+    // it never decides about DS, so it does not count (else nobody would destroy it).
+    expect(snapshotDestroyer(s, d(OTHER), { datasets: [], nodes: withHolders([LOW]) }, ME)).toBe(ME);
+    expect(snapshotDestroyer(s, d(DEAD), { datasets: [], nodes: withHolders([LOW, DEAD]) }, ME)).toBe(ME);
+    expect(snapshotDestroyer(s, undefined, { datasets: [], nodes: withHolders([LOW]) }, ME)).toBe(ME);
+    // A dead node does not count, even when it is the primary or holds the dataset.
+    expect(snapshotDestroyer(s, d(DEAD), { datasets: [], nodes: withHolders([DEAD], [DEAD]) }, ME)).toBe(ME);
+    expect(snapshotDestroyer(s, undefined, { datasets: [], nodes: withHolders([LOW], [LOW]) }, ME)).toBe(LOW);
     // Through the decision: OTHER, the primary, holds it too: ME leaves it to OTHER.
     const actions = decide({
       dataset: dataset('elsewhere'),
@@ -208,6 +217,82 @@ describe('snapshot decisions, particular rules', () => {
       nodes: withHolders([OTHER]),
     });
     expect(actions).toEqual([]);
+  });
+
+  it("destroyer: a node holds a dataset by a manifestation or a volume attached to its own instance (desiredStateOf), as the control service's views count", () => {
+    const state = (uuid: string, over: object) => ({
+      uuid,
+      era: 'e',
+      host: 'h',
+      instance_id: `i-${uuid}`,
+      backend: 'fake',
+      manifestations: [],
+      errors: [],
+      alive: true,
+      last_seen: '2026-01-01T00:00:00Z',
+      ...over,
+    });
+    const vol = (attached: string | null) => ({
+      blockdevice_id: 'v',
+      dataset_id: DS,
+      size: MiB,
+      attached_to: attached,
+    });
+    const desired = desiredStateOf({
+      generation: '1',
+      configuration_tag: 't',
+      leases: [],
+      datasets: [],
+      nodes: [
+        state(ME, {}),
+        state(OTHER, { manifestations: [{ dataset_id: DS, blockdevice_id: 'v', size: MiB, status: 'attached' }] }),
+        state(LOW, { volumes: [vol(`i-${LOW}`)] }),
+        state(DEAD, { volumes: [vol(`i-${OTHER}`), vol(null)] }),
+      ],
+    });
+    expect(desired.nodes.map((n) => n.datasets)).toEqual([undefined, [DS], [DS], undefined]);
+  });
+
+  it('destroyer: with views that agree, exactly one node deciding about the dataset destroys a snapshot any of them holds, none otherwise (every case of 4 nodes)', () => {
+    const ids = [ME, OTHER, LOW, DEAD];
+    const s: DesiredSnapshot = { snapshotId: SNAP, datasetId: DS, deleted: true };
+    let cases = 0;
+    let destroyed = 0;
+    // Per node 3 bits: alive, its backend holds the snapshot, it holds the dataset; the primary; deleted.
+    for (let bits = 0; bits < 1 << (3 * ids.length); bits++)
+      for (const primary of ids)
+        for (const deleted of [false, true]) {
+          const bit = (i: number, k: number): boolean => ((bits >> (3 * i + k)) & 1) === 1;
+          const nodes: ClusterNode[] = ids.map((uuid, i) => ({
+            uuid,
+            instanceId: `i-${uuid}`,
+            alive: bit(i, 0),
+            snapshots: bit(i, 1) ? [SNAP] : [],
+            ...(bit(i, 2) ? { datasets: [DS] } : {}),
+          }));
+          const alive = (n: string): boolean => nodes.some((x) => x.uuid === n && x.alive);
+          const snapHolders = nodes.filter((n) => n.snapshots?.includes(SNAP)).map((n) => n.uuid);
+          const dsHolders = nodes.filter((n) => n.datasets !== undefined).map((n) => n.uuid);
+          // Who decides about the dataset: the nodes whose views have it (the control service's rule).
+          const caretaker = caretakerOf(
+            DS,
+            { deleted, primary, holders: dsHolders, reporters: [], deletedSnapshots: [snapHolders] },
+            alive,
+          );
+          const deciders = new Set([primary, ...dsHolders].filter(alive));
+          if (caretaker !== undefined) deciders.add(caretaker);
+          const desired: DesiredState = { datasets: [], nodes };
+          const dataset: DesiredDataset = { datasetId: DS, primary, maximumSize: null, deleted };
+          const acting = [...deciders].filter((n) => snapHolders.includes(n));
+          const chosen = new Set(acting.map((n) => snapshotDestroyer(s, dataset, desired, n)));
+          cases++;
+          if (acting.length === 0) continue;
+          destroyed++;
+          expect([...chosen]).toHaveLength(1);
+          expect(acting).toContain([...chosen][0]);
+        }
+    expect(cases).toBe(4096 * 4 * 2);
+    expect(destroyed).toBeGreaterThan(0);
   });
 
   it('a clone is created from its snapshot and never formatted; its mount grows it', () => {

@@ -24,10 +24,18 @@ import type {
 } from './LocalState';
 
 /**
- * Which node destroys a deleted snapshot: among the alive nodes whose backend holds it
- * (as their reports say) and this node (which just saw it), the source dataset's
- * primary if it is one of them, else the lowest node uuid. One node, so a shared
- * backend is not asked by all of them at once; destroySnapshot is idempotent anyway.
+ * Which node destroys a deleted snapshot: among the nodes that decide about its dataset and whose
+ * backend holds it (as their reports say) — this node (which just saw it, deciding), the dataset's live
+ * primary, its live holders (a manifestation or a volume attached to their own instance: the nodes the
+ * control service puts the dataset in the views of, with its caretaker, which is this node when it is
+ * none of those) — the primary if it is one of them, else the lowest node uuid. A node holding the
+ * snapshot but not the dataset (its state in this view for another dataset, or as a witness) never
+ * decides about it and does not count, or nobody would destroy it while it is in the view.
+ *
+ * One destroyer whenever the nodes' views agree, so a shared backend is not asked by all of them at
+ * once; the one chosen always decides about the dataset and holds the snapshot, so never none while a
+ * live node deciding about it holds it. Views that differ (a holder whose state this view does not show,
+ * reports in flight) may make two destroy it: destroySnapshot is idempotent (an unknown snapshot is gone).
  */
 export function snapshotDestroyer(
   snapshot: DesiredSnapshot,
@@ -35,10 +43,13 @@ export function snapshotDestroyer(
   desired: DesiredState,
   self: string,
 ): string {
-  const holders = new Set<string>([self]);
-  for (const n of desired.nodes) if (n.alive && (n.snapshots ?? []).includes(snapshot.snapshotId)) holders.add(n.uuid);
-  if (dataset !== undefined && holders.has(dataset.primary)) return dataset.primary;
-  return [...holders].sort()[0] ?? self;
+  const candidates = new Set<string>([self]);
+  for (const n of desired.nodes) {
+    if (!n.alive || !(n.snapshots ?? []).includes(snapshot.snapshotId)) continue;
+    if (n.uuid === dataset?.primary || (n.datasets ?? []).includes(snapshot.datasetId)) candidates.add(n.uuid);
+  }
+  if (dataset !== undefined && candidates.has(dataset.primary)) return dataset.primary;
+  return [...candidates].sort()[0] ?? self;
 }
 
 export function snapshotActionFor(
