@@ -41,7 +41,9 @@ export function localPeersOf(nodes: readonly NodeState[]): LocalPeer[] {
 
 /**
  * The least a local node's view holds, cut from a whole snapshot (the service may show more: the
- * orphans it takes care of, a witness). Datasets and node states keep the snapshot's order.
+ * orphans it takes care of, a witness). Datasets and node states keep the snapshot's order. The
+ * node's `retained` is read from its state here; the service keeps it out of its answers (agents
+ * one release behind parse node states strictly) and reads it from the node's report.
  */
 export function localViewOf(whole: ClusterSnapshot, node: string): ClusterSnapshot {
   const own = whole.nodes.find((n) => n.uuid === node);

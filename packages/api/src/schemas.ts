@@ -602,7 +602,7 @@ export const NodeReport = z
       .array(DatasetId)
       .optional()
       .describe(
-        "Local storage (issue 24): datasets this node's pool keeps snapshots of without a live copy (a standby replica, an old source's kept snapshot): they are in its node view, so it can destroy them when the dataset is deleted. Absent when none.",
+        "Local storage (issue 24): datasets this node's pool keeps snapshots of without a live copy (a standby replica, an old source's kept snapshot): they are in its node view, so it can destroy them when the dataset is deleted. Absent when none; never in a node state the service answers (only its view index reads it).",
       ),
     backup_store: z
       .literal(true)

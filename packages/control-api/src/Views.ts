@@ -17,6 +17,7 @@ import {
   ClusterSnapshot,
   DatasetConfiguration,
   DatasetState,
+  type NodeReport,
   NodeStateSummary,
   SnapshotConfiguration,
   SnapshotState,
@@ -75,6 +76,8 @@ export class Views {
   private readonly stateList = new DatasetStateList();
   /** The configured datasets' list, patched per change (listBodies.ts). */
   private readonly datasetList = new JoinedList<DatasetConfiguration>();
+  /** Reports with `retained`, as node states show them (withoutRetained). */
+  private readonly unretained = new WeakMap<NodeReport, string>();
   private leaseOrdering: { leases: ReadonlyMap<string, StoredLease>; order: Map<string, number> } | undefined;
 
   constructor(
@@ -206,14 +209,30 @@ export class Views {
 
   private nodeStateJson(uuid: string, now: number): string {
     const node = this.state.reportedNode(uuid);
-    const json = this.state.reportJson(uuid);
-    if (node === undefined || json === undefined) return '';
+    const reported = this.state.reportJson(uuid);
+    if (node === undefined || reported === undefined) return '';
+    const json = node.report.retained === undefined ? reported : this.withoutRetained(node.report);
     // NodeState = the report plus alive, last_seen and (while dead) dead_since; splice them into the report's JSON.
     const alive = isAlive(node, now, this.state.nodeTimeoutMs);
     const dead = alive
       ? ''
       : `,"dead_since":${JSON.stringify(new Date(node.lastSeen + this.state.nodeTimeoutMs).toISOString())}`;
     return `${json.slice(0, -1)},"alive":${alive},"last_seen":${JSON.stringify(new Date(node.lastSeen).toISOString())}${dead}}`;
+  }
+
+  /**
+   * A report's JSON without `retained` (issue 24): only the view index reads it (nodeViews.ts),
+   * and agents one release behind parse node states strictly (docs/compatibility.md) — so it is
+   * in no answer. Made once per report.
+   */
+  private withoutRetained(report: NodeReport): string {
+    let json = this.unretained.get(report);
+    if (json === undefined) {
+      const { retained: _retained, ...rest } = report;
+      json = JSON.stringify(rest);
+      this.unretained.set(report, json);
+    }
+    return json;
   }
 
   /**
