@@ -14,6 +14,11 @@
  *   holders' backends are another pool). The agent destroys a snapshot only while deciding about its
  *   dataset (snapshotChanges.ts), so without a caretaker nobody would.
  *
+ * The agents choose which of the nodes deciding about a dataset destroys a deleted snapshot by the same
+ * viewers (dataset-agent snapshotDestroyer: the live primary if it holds it, else the lowest uuid among
+ * itself and the live holders holding it — so the caretaker itself, as then none of them holds it); a node
+ * in a view only for another dataset or as a witness does not count: it never decides about this one.
+ *
  * The caretaker is the reporter with the highest rendezvous hash of (dataset, node), so it moves only when
  * that node dies or stops reporting; none once nothing is left to destroy.
  */
