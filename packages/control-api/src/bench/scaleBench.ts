@@ -181,8 +181,9 @@ function median(xs: number[]): number {
 }
 
 async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): Promise<PhaseResult[]> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'flocker-scale-'));
   const etcd = store === 'etcd' ? await EtcdTestCluster.start() : undefined;
+  // After etcd: a cluster that fails to start leaves no directory behind.
+  const dir = mkdtempSync(path.join(tmpdir(), 'flocker-scale-'));
   const storeArgs =
     etcd === undefined
       ? []
