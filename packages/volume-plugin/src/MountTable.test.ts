@@ -1,3 +1,6 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { MountTable, mountPointsOf, parsePollLine, SOURCE_READY_MS } from './MountTable';
 import { silentLogger } from './testing/backendTestBed';
 import { FakeMountSource } from './testing/FakeMountSource';
@@ -53,6 +56,16 @@ describe('MountTable', () => {
     expect(t.track('..')).toBeUndefined();
     expect(t.track('')).toBeUndefined();
     t.close();
+  });
+
+  it('follows the mount root with symlinks resolved, as the kernel names mount points', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mount-table-'));
+    fs.mkdirSync(path.join(dir, 'real'));
+    fs.symlinkSync(path.join(dir, 'real'), path.join(dir, 'link'));
+    const t = new MountTable(path.join(dir, 'link'), silentLogger, new FakeMountSource());
+    expect(t.root).toBe(fs.realpathSync(path.join(dir, 'real')));
+    expect(new MountTable('/no/such/root/', silentLogger, new FakeMountSource()).root).toBe('/no/such/root');
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('the first mount at <root>/<id> resolves mounted(); mounts elsewhere do not', async () => {

@@ -118,7 +118,14 @@ export class MountTable {
     private readonly source: MountEventSource = findmntSource,
     private readonly now: () => number = Date.now,
   ) {
-    this.root = path.posix.resolve(root);
+    // The kernel's table names mount points with symlinks resolved (a mount root under a symlinked directory).
+    let resolved = path.posix.resolve(root);
+    try {
+      resolved = fs.realpathSync(resolved);
+    } catch {
+      // Not there yet (the agent makes it): as given.
+    }
+    this.root = resolved;
   }
 
   start(): void {
