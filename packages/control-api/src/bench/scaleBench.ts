@@ -38,6 +38,13 @@ interface PhaseResult {
   read_one_dataset?: Stats;
   read_all_datasets: Stats;
   read_all_states: Stats;
+  /**
+   * Both whole lists read with If-None-Match of their current ETag (a poller of an unchanged list, as
+   * FlockerClient reads it): 304 without a body. Absent in runs from before conditional reads.
+   */
+  read_lists_unchanged?: Stats;
+  /** Of those, answers that were not 304 (the list changed between the HEAD and the GET). */
+  lists_unchanged_misses?: number;
   /** Bytes of the whole lists' bodies (plain JSON); absent in runs from before they were recorded. */
   all_datasets_bytes?: number;
   all_states_bytes?: number;
@@ -304,6 +311,22 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
           );
           allStates.push(await timedRead(`${reader(i)}/v1/state/datasets`, plain, readFailures, statesSize));
         }
+        // A poller of an unchanged list: If-None-Match with the list's current ETag gets a 304 and no body.
+        const unchanged: number[] = [];
+        let unchangedMisses = 0;
+        for (let i = 0; i < o.listSamples; i++) {
+          for (const list of ['/v1/configuration/datasets', '/v1/state/datasets']) {
+            const url = `${reader(i)}${list}`;
+            const etag = (await fetch(url, { method: 'HEAD' })).headers.get('etag') ?? '';
+            unchanged.push(
+              await timed(async () => {
+                const res = await fetch(url, { headers: { 'if-none-match': etag } });
+                await res.arrayBuffer();
+                if (res.status !== 304) unchangedMisses++;
+              }),
+            );
+          }
+        }
         o.log(`${store} ${agentCount} (${phase.config}): fan-out x${o.fanouts}`);
         const fanouts: number[] = [];
         const duringFanout: number[] = [];
@@ -369,6 +392,8 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
           read_one_dataset: stats(oneDataset),
           read_all_datasets: stats(allDatasets),
           read_all_states: stats(allStates),
+          read_lists_unchanged: stats(unchanged),
+          lists_unchanged_misses: unchangedMisses,
           all_datasets_bytes: datasetsSize.bytes,
           all_states_bytes: statesSize.bytes,
           fanout_ms: fanouts,
@@ -410,10 +435,10 @@ export function scaleMarkdown(
 ): string {
   const head =
     "| store | agents / datasets | one node's view p50 / p99 | one dataset p50 / p99 | all datasets p50 / p99 | " +
-    'all states p50 / p99 | ' +
+    'all states p50 / p99 | unchanged list, If-None-Match (304) p50 / p99 | ' +
     'create p50 / p99 (no polls) | create p50 / p99 (back to back, agents polling) | one change to every agent | ' +
     'a dataset for one node: its agent has it / agents woken | RSS peak |\n' +
-    '|---|---|---|---|---|---|---|---|---|---|---|\n';
+    '|---|---|---|---|---|---|---|---|---|---|---|---|\n';
   const list = (xs: number[]): string => xs.map((x) => (Number.isFinite(x) ? x : '-')).join(', ');
   const rows = results.map((r, i) => {
     const fan = Number.isFinite(r.fanout_median_ms)
@@ -432,6 +457,10 @@ export function scaleMarkdown(
         ? '| - '
         : `| ${r.read_one_dataset.p50_ms} / ${mark(r.read_one_dataset.p99_ms, TARGETS.read_p99_ms)} ms `) +
       `| ${pq(r.read_all_datasets)} ms | ${pq(r.read_all_states)} ms ` +
+      (r.read_lists_unchanged === undefined
+        ? '| - '
+        : `| ${r.read_lists_unchanged.p50_ms} / ${mark(r.read_lists_unchanged.p99_ms, TARGETS.read_p99_ms)} ms ` +
+          (r.lists_unchanged_misses ? `(${r.lists_unchanged_misses} not 304) ` : '')) +
       (sameCreates
         ? '| (as above) '
         : `| ${r.create_no_polls.p50_ms} / ${mark(r.create_no_polls.p99_ms, TARGETS.create_p99_ms)} ms `) +
