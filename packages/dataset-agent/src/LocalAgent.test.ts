@@ -1,5 +1,6 @@
 import type { ClusterSnapshot } from '@flocker/api';
 import { decisionKey, localManifestation } from './LocalAgent';
+import { chooseReplicaNode, localClusterNodes, viewKind } from './localChanges';
 
 const ME = '11111111-1111-4111-8111-111111111111';
 const B = '22222222-2222-4222-8222-222222222222';
@@ -88,5 +89,38 @@ describe('LocalAgent: localManifestation', () => {
   it('reports no used bytes for a copy not mounted at its path (a move target, a retired copy)', () => {
     const m = localManifestation(copy(10 * MiB, ['/elsewhere']), '/m', 'zfs', 'tank');
     expect(m).toEqual({ dataset_id: D, blockdevice_id: `zfs:tank/${D}`, size: 256 * MiB, status: 'attached' });
+  });
+});
+
+describe('LocalAgent: how it takes what its follower adopted (issue 24)', () => {
+  const peer = (uuid: string, copies: number) => ({
+    uuid,
+    host: `h-${uuid.slice(0, 1)}`,
+    alive: true,
+    copies,
+    replica_of: [],
+  });
+
+  it('a local view (peers), a narrow view before the service knows the node as local, an older service, a whole snapshot', () => {
+    const s = snapshot('1', []);
+    expect(viewKind({ ...s, peers: [] }, ME, true)).toBe('local');
+    // Its own state is local-btrfs and still no peers: a service without local views (follow whole snapshots).
+    expect(viewKind(s, ME, true)).toBe('older');
+    // Not reported yet (or reported as another backend): the service cannot know.
+    expect(viewKind({ ...s, nodes: [s.nodes[1]!] }, ME, true)).toBe('narrow');
+    expect(viewKind(s, ME, false)).toBe('whole');
+  });
+
+  it('peers without a state in the view count their copies for the replica choice; states list them', () => {
+    const C = '44444444-4444-4444-8444-444444444444';
+    const s = { ...snapshot('1', [D]), peers: [peer(ME, 1), peer(B, 5), peer(C, 2)] };
+    const nodes = localClusterNodes({ ...s, nodes: s.nodes.filter((n) => n.uuid !== B) });
+    expect(nodes.map((n) => [n.uuid, n.copies.length, n.copyCount])).toEqual([
+      [ME, 1, undefined],
+      [B, 0, 5],
+      [C, 0, 2],
+    ]);
+    // The least loaded other live node: C (2 copies) before B (5).
+    expect(chooseReplicaNode(D, undefined, nodes, ME)?.uuid).toBe(C);
   });
 });

@@ -12,7 +12,7 @@
  * every local node as a peer). A control service whose views lack that (older: no `peers` once it
  * knows this node as a local one) is followed by whole snapshots, as before.
  */
-import { type ActionError, type ClusterSnapshot, isLocalBackend, type NodeReport } from '@flocker/api';
+import type { ActionError, ClusterSnapshot, NodeReport } from '@flocker/api';
 import { backoffDelay, followLongPoll } from '@flocker/runtime';
 import { datasetAgentMetrics, processRegistry } from '@flocker/metrics';
 import {
@@ -43,6 +43,7 @@ import {
   mayReceiveFrom,
   replicasNamedOn,
   replicaSettings,
+  viewKind,
   replicaStep,
   type LocalAction,
   type LocalCopyHere,
@@ -184,9 +185,8 @@ export class LocalAgent {
 
   private adoptedView(snap: ClusterSnapshot): void {
     if (this.wholeOnly || this.stopping.signal.aborted) return;
-    const view = this.follower?.followMode !== 'whole';
-    const own = snap.nodes.find((n) => n.uuid === this.o.nodeUuid);
-    if (view && snap.peers === undefined && own !== undefined && isLocalBackend(own.backend)) {
+    const kind = viewKind(snap, this.o.nodeUuid, this.follower?.followMode !== 'whole');
+    if (kind === 'older') {
       // The service knows this node as a local one and still gives no peers: its views are not local ones.
       this.o.logger.info(
         "the control service's node views lack what a local node decides on: following whole snapshots",
@@ -197,7 +197,7 @@ export class LocalAgent {
     }
     // Before its first report the service does not know this node is local: a narrow view, whose
     // turn only does what needs no other node (the report it ends with brings the local view).
-    this.localViews = view && snap.peers !== undefined;
+    this.localViews = kind === 'local';
     this.take(snap);
   }
 

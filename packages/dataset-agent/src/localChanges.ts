@@ -387,3 +387,21 @@ export function keepsReplica(snapshot: ClusterSnapshot, nodeUuid: string, datase
   const d = snapshot.datasets.find((x) => x.dataset_id === datasetId);
   return d !== undefined && !d.deleted && d.primary === nodeUuid && replicaSettings(d.metadata).replicas !== 0;
 }
+
+/**
+ * How a local node takes a snapshot its follower adopted (`view`: a node's view, not a whole
+ * snapshot): 'local' a local view (peers), 'narrow' a view from a service that does not know this
+ * node as a local one yet (before its first report: a turn on it needs no other node), 'older' a
+ * view from a service without local views (it knows the node as local and gives no peers: follow
+ * whole snapshots), 'whole' a whole snapshot.
+ */
+export function viewKind(
+  snapshot: ClusterSnapshot,
+  nodeUuid: string,
+  view: boolean,
+): 'local' | 'narrow' | 'older' | 'whole' {
+  if (!view) return 'whole';
+  if (snapshot.peers !== undefined) return 'local';
+  const own = snapshot.nodes.find((n) => n.uuid === nodeUuid);
+  return own !== undefined && isLocalBackend(own.backend) ? 'older' : 'narrow';
+}
