@@ -276,7 +276,8 @@ export class Views {
       joinArray(datasets.values()),
       `[${leases.join(',')}]`,
       `[${nodes.join(',')}]`,
-      // Every configured snapshot: few, and a node may have to destroy one of a dataset it never held.
+      // Every configured snapshot: few, and a node may have to destroy one of a dataset it never held (as its
+      // caretaker or a live holder; which of them does: dataset-agent snapshotDestroyer).
       this.snapshotsMember(config),
       // A local node's peers (issue 24: @flocker/api localViewOf); no member in other views.
       local ? `,"peers":[${this.peersJson(peerIds, now).join(',')}]` : '',
@@ -438,8 +439,9 @@ export class Views {
       const d = config.datasets.get(id);
       if (d !== undefined) datasets.set(id, d);
     }
-    // Orphans this node takes care of (deleted, primary not alive, held by no live node: orphanViews.ts),
-    // with their primary's state (its instance, to force-detach; its liveness, to own the cleanup).
+    // Datasets this node takes care of (orphans: deleted, primary not alive, held by no live node; or with a deleted
+    // snapshot no live viewer holds: orphanViews.ts), with their primary's state (its instance, to force-detach;
+    // its liveness, to own the cleanup).
     for (const id of s.nodeViews.caredBy(node)) {
       const d = config.datasets.get(id);
       if (d === undefined || datasets.has(id)) continue;

@@ -103,7 +103,7 @@ export class NodeViewIndex {
   private everythingAt: Stamp;
   /** Node → datasets leased to it (its view holds them: its leases, whatever the primary). */
   private readonly leasedTo = new Map<string, Set<string>>();
-  /** Orphaned deleted datasets, each in one live node's view (orphanViews.ts). */
+  /** Datasets needing a caretaker (orphans; stranded deleted snapshots), each in one live node's view (orphanViews.ts). */
   private readonly caretakers: CaretakerIndex;
 
   /** `stamp`: the current generation's counters (read at each change, after the change). */
@@ -134,7 +134,7 @@ export class NodeViewIndex {
     return this.holders.get(dataset);
   }
 
-  /** The live node taking care of an orphaned dataset, if it is one. */
+  /** The live node taking care of a dataset (an orphan, or one with a stranded deleted snapshot), if it has one. */
   caretaker(dataset: string): string | undefined {
     return this.caretakers.caretaker(dataset);
   }
@@ -174,7 +174,7 @@ export class NodeViewIndex {
     return this.namedOn.get(node) ?? EMPTY_SET;
   }
 
-  /** The orphaned datasets in node's view: deleted, primary not alive, held by no live node (orphanViews.ts). */
+  /** The datasets node takes care of: orphans, and those with a deleted snapshot no live viewer holds (orphanViews.ts). */
   caredBy(node: string): ReadonlySet<string> {
     return this.caretakers.caredBy(node);
   }
@@ -514,7 +514,11 @@ export class NodeViewIndex {
     if (log !== undefined) log.horizon = max(now, log.horizon);
   }
 
-  /** The nodes whose states a view holding the dataset shows for it: its holders and its witness. */
+  /**
+   * The nodes whose states a view holding the dataset shows for it: its holders and its witness. The agents read
+   * the holders' states to pick one destroyer of a deleted snapshot among the nodes deciding about the dataset
+   * (dataset-agent snapshotDestroyer); a witness's state (shown for VOLUME_ELSEWHERE) does not count there.
+   */
   private shownWith(id: string): string[] {
     const witness = this.caretakers.witness(id);
     const holders = [...(this.holders.get(id) ?? [])];
