@@ -6,11 +6,18 @@
  * not deleted outlives its dataset (a clone may still be made of it). Two simulated hosts on one
  * shared loopback pool, real control service, agents, loop devices and network namespaces; needs root.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { TEST_DATASET_SIZE, waitForMountedOn, writeFileOn, type Cluster, type ClusterHost } from './cluster';
 import { waitFor } from './cluster/run';
+import {
+  agentLog,
+  logTail,
+  snapshotImages,
+  waitForDeclaredDead,
+  waitForSnapshotDestroyed,
+  waitForSnapshotsReady,
+} from './cluster/sharedPool';
 import { clusterForSuite } from './cluster/suite';
 
 jest.setTimeout(180_000);
@@ -23,21 +30,6 @@ clusterForSuite({ hosts: 2, nodeTimeoutSeconds: 3 }, (started) => {
   cluster = started;
   [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
 });
-
-function agentLog(host: ClusterHost): string {
-  const file = path.join(host.layout.logDir, 'agent.log');
-  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
-}
-
-function logTail(host: ClusterHost): string {
-  return `--- ${host.name}/agent.log\n${agentLog(host).trimEnd().split('\n').slice(-20).join('\n')}`;
-}
-
-/** The snapshot images in the shared pool (`<pool>/snapshots/<id>.img`). */
-function snapshotImages(): string[] {
-  const dir = path.join(cluster.layout.poolDir, 'snapshots');
-  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => n.endsWith('.img')) : [];
-}
 
 describe('a deleted dataset whose primary is dead: its caretaker destroys the volume and its deleted snapshots', () => {
   it('snapshots taken on A, A killed, the dataset and a snapshot deleted: B destroys the volume and that snapshot, and one deleted after the volume is gone; the one not deleted stays', async () => {
@@ -52,23 +44,13 @@ describe('a deleted dataset whose primary is dead: its caretaker destroys the vo
     const later = await cluster.client.createSnapshot({ dataset_id: d.dataset_id });
     const kept = await cluster.client.createSnapshot({ dataset_id: d.dataset_id });
     const ids = [gone, later, kept].map((s) => s.snapshot_id);
-    await waitFor(
-      'the snapshots taken (ready)',
-      async () =>
-        (await cluster.client.listSnapshotState()).filter((s) => ids.includes(s.snapshot_id) && s.status === 'ready')
-          .length === 3,
-      { timeoutMs: 60_000, intervalMs: 200, context: () => logTail(a) },
-    );
-    expect(snapshotImages().sort()).toEqual(ids.map((id) => `${id}.img`).sort());
+    await waitForSnapshotsReady(cluster, ids, a);
+    expect(snapshotImages(cluster).sort()).toEqual(ids.map((id) => `${id}.img`).sort());
 
     const aUuid = a.requireNodeUuid();
     await a.killAgent('SIGKILL');
     try {
-      await waitFor(
-        'A to be declared dead',
-        async () => (await cluster.client.waitForCluster(undefined, 0)).nodes.some((n) => n.uuid === aUuid && !n.alive),
-        { timeoutMs: 30_000, intervalMs: 200 },
-      );
+      await waitForDeclaredDead(cluster, 'A', aUuid);
       await cluster.client.deleteDataset(d.dataset_id);
       await cluster.client.deleteSnapshot(gone.snapshot_id);
       const started = Date.now();
@@ -82,26 +64,25 @@ describe('a deleted dataset whose primary is dead: its caretaker destroys the vo
         { timeoutMs: 60_000, intervalMs: 250, context: () => logTail(b) },
       );
       const volumeGoneMs = Date.now() - started;
-      const destroyed = (id: string) => async () =>
-        !snapshotImages().includes(`${id}.img`) &&
-        !(await cluster.client.listSnapshots()).some((s) => s.snapshot_id === id);
-      await waitFor(
+      await waitForSnapshotDestroyed(
+        cluster,
         `B to destroy the deleted snapshot ${gone.snapshot_id} (and the control service to purge it)`,
-        destroyed(gone.snapshot_id),
-        { timeoutMs: 30_000, intervalMs: 250, context: () => logTail(b) },
+        gone.snapshot_id,
+        b,
       );
       const snapshotGoneMs = Date.now() - started;
       // A snapshot deleted once the volume is gone (the dataset then in no view but a caretaker's).
       const asked = Date.now();
       await cluster.client.deleteSnapshot(later.snapshot_id);
-      await waitFor(
+      await waitForSnapshotDestroyed(
+        cluster,
         `B to destroy the snapshot ${later.snapshot_id} deleted after the volume`,
-        destroyed(later.snapshot_id),
-        { timeoutMs: 30_000, intervalMs: 250, context: () => logTail(b) },
+        later.snapshot_id,
+        b,
       );
       console.log(JSON.stringify({ volumeGoneMs, snapshotGoneMs, laterSnapshotGoneMs: Date.now() - asked }));
       // The snapshot not deleted stays, usable (a snapshot outlives its dataset).
-      expect(snapshotImages()).toEqual([`${kept.snapshot_id}.img`]);
+      expect(snapshotImages(cluster)).toEqual([`${kept.snapshot_id}.img`]);
       expect((await cluster.client.listSnapshotState()).find((s) => s.snapshot_id === kept.snapshot_id)).toMatchObject({
         status: 'ready',
       });

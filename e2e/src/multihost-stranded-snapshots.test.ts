@@ -5,11 +5,14 @@
  * dataset, so without one it stayed in the pool and the configuration for good. Two simulated hosts on
  * one shared loopback pool, real control service, agents, loop devices and network namespaces; needs root.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { TEST_DATASET_SIZE, waitForMountedOn, type Cluster, type ClusterHost } from './cluster';
-import { waitFor } from './cluster/run';
+import {
+  snapshotImages,
+  waitForDeclaredDead,
+  waitForSnapshotDestroyed,
+  waitForSnapshotsReady,
+} from './cluster/sharedPool';
 import { clusterForSuite } from './cluster/suite';
 
 jest.setTimeout(180_000);
@@ -23,18 +26,6 @@ clusterForSuite({ hosts: 2, nodeTimeoutSeconds: 3 }, (started) => {
   [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
 });
 
-function logTail(host: ClusterHost): string {
-  const file = path.join(host.layout.logDir, 'agent.log');
-  const log = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
-  return `--- ${host.name}/agent.log\n${log.trimEnd().split('\n').slice(-20).join('\n')}`;
-}
-
-/** The snapshot images in the shared pool (`<pool>/snapshots/<id>.img`). */
-function snapshotImages(): string[] {
-  const dir = path.join(cluster.layout.poolDir, 'snapshots');
-  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => n.endsWith('.img')) : [];
-}
-
 describe('a deleted snapshot of a live dataset whose primary is dead', () => {
   it('A takes two snapshots and is killed; one is deleted: B destroys it, the dataset and the other stay', async () => {
     const d = await cluster.client.createDataset({
@@ -45,38 +36,26 @@ describe('a deleted snapshot of a live dataset whose primary is dead', () => {
     await waitForMountedOn(cluster.client, d.dataset_id, a.requireNodeUuid());
     const gone = await cluster.client.createSnapshot({ dataset_id: d.dataset_id });
     const kept = await cluster.client.createSnapshot({ dataset_id: d.dataset_id });
-    const ids = [gone.snapshot_id, kept.snapshot_id];
-    await waitFor(
-      'the snapshots taken (ready)',
-      async () =>
-        (await cluster.client.listSnapshotState()).filter((s) => ids.includes(s.snapshot_id) && s.status === 'ready')
-          .length === 2,
-      { timeoutMs: 60_000, intervalMs: 200, context: () => logTail(a) },
-    );
+    await waitForSnapshotsReady(cluster, [gone.snapshot_id, kept.snapshot_id], a);
 
     const aUuid = a.requireNodeUuid();
     await a.killAgent('SIGKILL');
     try {
-      await waitFor(
-        'A to be declared dead',
-        async () => (await cluster.client.waitForCluster(undefined, 0)).nodes.some((n) => n.uuid === aUuid && !n.alive),
-        { timeoutMs: 30_000, intervalMs: 200 },
-      );
+      await waitForDeclaredDead(cluster, 'A', aUuid);
       const asked = Date.now();
       await cluster.client.deleteSnapshot(gone.snapshot_id);
-      await waitFor(
+      await waitForSnapshotDestroyed(
+        cluster,
         `B to destroy the deleted snapshot ${gone.snapshot_id} (and the control service to purge it)`,
-        async () =>
-          !snapshotImages().includes(`${gone.snapshot_id}.img`) &&
-          !(await cluster.client.listSnapshots()).some((s) => s.snapshot_id === gone.snapshot_id),
-        { timeoutMs: 30_000, intervalMs: 250, context: () => logTail(b) },
+        gone.snapshot_id,
+        b,
       );
       console.log(JSON.stringify({ snapshotGoneMs: Date.now() - asked }));
       // The dataset is not deleted: it stays (A's, not moved); so does the snapshot not deleted.
       expect((await cluster.client.listDatasets()).find((x) => x.dataset_id === d.dataset_id)).toMatchObject({
         primary: aUuid,
       });
-      expect(snapshotImages()).toEqual([`${kept.snapshot_id}.img`]);
+      expect(snapshotImages(cluster)).toEqual([`${kept.snapshot_id}.img`]);
     } finally {
       await a.startAgent();
     }
