@@ -1,25 +1,17 @@
 import fc from 'fast-check';
-import winston from 'winston';
 import { ClusterSnapshot } from '@flocker/api';
 import { aliveNodes, deriveDatasetState, nodeStates, nodeSummaries } from './clusterState';
 import { acquireLease, createDataset, deleteDataset, listLeases, updateDataset } from './configuration';
-import { MemoryConfigurationStore } from './ConfigurationStore';
-import { ControlState } from './ControlState';
+import type { ControlState } from './ControlState';
 import { Views } from './Views';
 import { A, B, C, letterReport as report } from './testing/fixtures';
+import { openMemoryState, sortedView } from './testing/viewOracle';
 
 const id = (i: number): string => `${String(i).padStart(8, '0')}-1111-4111-8111-111111111111`;
-const silent = winston.createLogger({ silent: true });
 
 /** A cluster with datasets on three nodes, one held by a non-primary node, and leases. */
 async function cluster(now: () => number): Promise<ControlState> {
-  const state = await ControlState.open({
-    store: new MemoryConfigurationStore(),
-    nodeTimeoutMs: 10_000,
-    logger: silent,
-    now,
-    livenessCheckMs: 60_000,
-  });
+  const state = await openMemoryState(now);
   await state.report(report(A));
   await state.report(report(B));
   await state.report(report(C));
@@ -134,27 +126,12 @@ describe('Views: per-node indexes kept up to date incrementally', () => {
     fc.record({ kind: fc.constant('report' as const), node: fc.nat(2), holds: fc.array(fc.nat(), { maxLength: 4 }) }),
   );
   /** Order-insensitive: the incremental index may list a moved dataset last. */
-  const normal = (json: string): unknown => {
-    const snap = ClusterSnapshot.parse(JSON.parse(json));
-    const by = (a: { dataset_id?: string; uuid?: string }, b: { dataset_id?: string; uuid?: string }): number =>
-      String(a.dataset_id ?? a.uuid).localeCompare(String(b.dataset_id ?? b.uuid));
-    return {
-      ...snap,
-      datasets: [...snap.datasets].sort(by),
-      leases: [...snap.leases].sort(by),
-      nodes: [...snap.nodes].sort(by),
-    };
-  };
+  const normal = (json: string): ClusterSnapshot => sortedView(ClusterSnapshot.parse(JSON.parse(json)));
 
   it('answers exactly what an index built from scratch answers, after each of a random sequence of changes', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 80 }), async (ops) => {
-        const state = await ControlState.open({
-          store: new MemoryConfigurationStore(),
-          nodeTimeoutMs: 10_000,
-          logger: silent,
-          livenessCheckMs: 60_000,
-        });
+        const state = await openMemoryState();
         try {
           for (const n of nodes) await state.report(report(n));
           const kept = new Views(state);

@@ -6,16 +6,13 @@
  * report's `retained` (only the index reads it).
  */
 import fc from 'fast-check';
-import winston from 'winston';
-import { applyClusterDelta, ClusterDelta, ClusterSnapshot, localViewOf, type NodeReport } from '@flocker/api';
+import { ClusterSnapshot, localViewOf, type NodeReport } from '@flocker/api';
 import { acquireLease, createDataset, deleteDataset, releaseLease, updateDataset } from './configuration';
-import { MemoryConfigurationStore } from './ConfigurationStore';
-import { ControlState } from './ControlState';
 import { ConfigurationError } from './errors';
 import { Views } from './Views';
 import { A, B, C, letterReport } from './testing/fixtures';
+import { openMemoryState, viewFollowers } from './testing/viewOracle';
 
-const silent = winston.createLogger({ silent: true });
 /** A block node beside the local ones (a mixed cluster). */
 const BLOCK = 'dddddddd-dddd-4ddd-8ddd-dddddddddddd';
 const locals = [A, B, C];
@@ -23,23 +20,6 @@ const everyone = [...locals, BLOCK];
 
 const report = (node: string, extra: Partial<NodeReport> = {}): NodeReport =>
   letterReport(node, { backend: node === BLOCK ? 'loopback' : 'local-btrfs', ...extra });
-
-function normal(snap: ClusterSnapshot): unknown {
-  const by = (a: { dataset_id?: string; uuid?: string }, b: { dataset_id?: string; uuid?: string }): number =>
-    String(a.dataset_id ?? a.uuid).localeCompare(String(b.dataset_id ?? b.uuid));
-  return {
-    ...snap,
-    datasets: [...snap.datasets].sort(by),
-    leases: [...snap.leases].sort(by),
-    nodes: [...snap.nodes].sort(by).map(({ last_seen: _s, ...rest }) => rest),
-    ...(snap.peers !== undefined ? { peers: [...snap.peers].sort(by) } : {}),
-  };
-}
-
-function content(snap: ClusterSnapshot): unknown {
-  const { generation: _g, configuration_tag: _t, ...rest } = normal(snap) as ClusterSnapshot;
-  return rest;
-}
 
 type Op =
   | { kind: 'create'; node: number }
@@ -90,33 +70,12 @@ describe('nodeViews: local-backend views (issue 24)', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 50 }), async (ops) => {
         let t = 1_700_000_000_000;
-        const state = await ControlState.open({
-          store: new MemoryConfigurationStore(),
-          nodeTimeoutMs: 10_000,
-          logger: silent,
-          now: () => t,
-          livenessCheckMs: 60_000,
-        });
+        const state = await openMemoryState(() => t);
         try {
           for (const node of everyone) await state.report(report(node));
           const views = new Views(state, true);
-          const full = (node: string): ClusterSnapshot => ClusterSnapshot.parse(JSON.parse(views.snapshotFor(node)));
-          const held = new Map<string, ClusterSnapshot>(everyone.map((node) => [node, full(node)]));
+          const { full, poll } = viewFollowers(state, views, everyone);
           const reports = new Map(everyone.map((node) => [node, report(node)]));
-          const poll = (node: string): void => {
-            const prev = held.get(node) as ClusterSnapshot;
-            const now = full(node);
-            if (!state.nodeViews.changedSince(node, prev.generation)) expect(content(now)).toEqual(content(prev));
-            const answer = views.deltaFor(node, prev.generation);
-            if (answer === undefined) {
-              held.set(node, now);
-              return;
-            }
-            const merged = applyClusterDelta(prev, ClusterDelta.parse(JSON.parse(answer)));
-            expect(merged).toBeDefined();
-            expect(normal(merged as ClusterSnapshot)).toEqual(normal(now));
-            held.set(node, merged as ClusterSnapshot);
-          };
           for (const o of ops) {
             const all = [...state.configuration.datasets.keys()];
             const pick = (i: number): string | undefined => (all.length > 0 ? all[i % all.length] : undefined);

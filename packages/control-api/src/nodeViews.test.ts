@@ -1,6 +1,5 @@
 import fc from 'fast-check';
-import winston from 'winston';
-import { applyClusterDelta, ClusterDelta, ClusterSnapshot } from '@flocker/api';
+import { ClusterDelta, ClusterSnapshot } from '@flocker/api';
 import {
   acquireLease,
   createDataset,
@@ -10,48 +9,15 @@ import {
   releaseLease,
   updateDataset,
 } from './configuration';
-import { MemoryConfigurationStore } from './ConfigurationStore';
-import { ControlState } from './ControlState';
 import { createContainer, moveContainer } from './containers';
 import { ConfigurationError } from './errors';
 import { after, parseGeneration } from './nodeViews';
 import { caretakerOf, witnessOf } from './orphanViews';
 import { Views } from './Views';
 import { A, B, C, letterReport as report } from './testing/fixtures';
+import { openMemoryState as open, viewFollowers } from './testing/viewOracle';
 
-const silent = winston.createLogger({ silent: true });
 const nodes = [A, B, C];
-
-async function open(now: () => number): Promise<ControlState> {
-  return ControlState.open({
-    store: new MemoryConfigurationStore(),
-    nodeTimeoutMs: 10_000,
-    logger: silent,
-    now,
-    livenessCheckMs: 60_000,
-  });
-}
-
-/**
- * Order-insensitive (a delta appends what it adds), generation and tag included. A node's
- * last_seen is left out: a report saying nothing new moves it without waking anyone (as before).
- */
-function normal(snap: ClusterSnapshot): unknown {
-  const by = (a: { dataset_id?: string; uuid?: string }, b: { dataset_id?: string; uuid?: string }): number =>
-    String(a.dataset_id ?? a.uuid).localeCompare(String(b.dataset_id ?? b.uuid));
-  return {
-    ...snap,
-    datasets: [...snap.datasets].sort(by),
-    leases: [...snap.leases].sort(by),
-    nodes: [...snap.nodes].sort(by).map(({ last_seen: _s, ...rest }) => rest),
-  };
-}
-
-/** The view without what changes with every generation (for "this view did not change"). */
-function content(snap: ClusterSnapshot): unknown {
-  const { generation: _g, configuration_tag: _t, ...rest } = normal(snap) as ClusterSnapshot;
-  return rest;
-}
 
 describe('nodeViews: generations', () => {
   it('parses its own tokens and orders stamps by either counter', () => {
@@ -140,28 +106,9 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
         try {
           for (const node of nodes) await state.report(report(node));
           const views = new Views(state, true);
-          const full = (node: string): ClusterSnapshot => ClusterSnapshot.parse(JSON.parse(views.snapshotFor(node)));
-          // What each simulated agent holds: the merged view as of its last answer.
-          const held = new Map<string, ClusterSnapshot>(nodes.map((node) => [node, full(node)]));
+          // Simulated agents: each holds the merged view as of its last answer.
+          const { poll } = viewFollowers(state, views, nodes);
           const reports = new Map(nodes.map((node) => [node, report(node)]));
-          const poll = (node: string): void => {
-            const prev = held.get(node) as ClusterSnapshot;
-            const now = full(node);
-            if (!state.nodeViews.changedSince(node, prev.generation)) {
-              // Not woken: right only if nothing in its view changed.
-              expect(content(now)).toEqual(content(prev));
-            }
-            const answer = views.deltaFor(node, prev.generation);
-            if (answer === undefined) {
-              held.set(node, now);
-              return;
-            }
-            const delta = ClusterDelta.parse(JSON.parse(answer));
-            const merged = applyClusterDelta(prev, delta);
-            expect(merged).toBeDefined();
-            expect(normal(merged as ClusterSnapshot)).toEqual(normal(now));
-            held.set(node, merged as ClusterSnapshot);
-          };
           /** Backend entries of configured snapshots. */
           const backendSnapshots = (ids: readonly string[]) =>
             ids.flatMap((id) => {
