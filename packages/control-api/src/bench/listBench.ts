@@ -25,6 +25,7 @@ import { JoinedList } from '../listBodies';
 import { PersistentMap } from '../PersistentMap';
 import { CONTROL_ENV, CONTROL_NODE_FLAGS } from '../nodeFlags';
 import { pooled, startServer, stats, type Stats, stopServer, timed } from './harness';
+import { syntheticReport } from './reports';
 
 /**
  * Another build's flocker-control (`--against <its dist>`, e.g. a copy of the previous one) on `dataDir`, for an
@@ -210,21 +211,7 @@ async function main(): Promise<void> {
       : undefined;
   const client = new FlockerClient({ baseUrl: url });
   const otherClient = other !== undefined ? new FlockerClient({ baseUrl: other.url }) : undefined;
-  const report = (i: number, extra = 0): NodeReport => ({
-    uuid: nodes[i] as string,
-    era: `era-${i}`,
-    host: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
-    instance_id: `i-${i}`,
-    backend: 'loopback',
-    manifestations: (owned[i] ?? []).map((id) => ({
-      dataset_id: id,
-      blockdevice_id: `b-${id}`,
-      size: 67108864 + extra,
-      status: 'mounted' as const,
-      path: `/flocker/${id}`,
-    })),
-    errors: [],
-  });
+  const report = (i: number, extra = 0): NodeReport => syntheticReport(i, nodes[i] as string, owned[i] ?? [], extra);
   try {
     await pooled([...nodes.keys()], 32, async (i) => void (await client.reportNodeState(report(i))));
     if (otherClient !== undefined)
