@@ -19,6 +19,7 @@ import { errorMessage } from '@flocker/runtime';
 import { EtcdTestCluster } from '../testing/etcdCluster';
 import { AgentFleet } from './agents';
 import { pooled, rssMiB, startServer, stats, type Stats, stopServer, timed } from './harness';
+import { syntheticReport } from './reports';
 import { type ChartPanel, scaleChartSvg } from './scaleChart';
 
 const TARGETS = { read_p99_ms: 20, create_p99_ms: 10, fanout_ms: 500, rss_mib: 1024 };
@@ -212,21 +213,7 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
     // Ids chosen here: a create retried after a 503 that had committed answers 409, not a second dataset.
     const ids = Array.from({ length: datasetCount }, () => randomUUID());
     const owned = nodes.map(() => [] as string[]);
-    const report = (i: number): NodeReport => ({
-      uuid: nodes[i] as string,
-      era: `era-${i}`,
-      host: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
-      instance_id: `i-${i}`,
-      backend: 'loopback',
-      manifestations: (owned[i] ?? []).map((id) => ({
-        dataset_id: id,
-        blockdevice_id: `b-${id}`,
-        size: 67108864,
-        status: 'mounted' as const,
-        path: `/flocker/${id}`,
-      })),
-      errors: [],
-    });
+    const report = (i: number): NodeReport => syntheticReport(i, nodes[i] as string, owned[i] ?? []);
     const seedStart = performance.now();
     o.log(`${store} ${agentCount}: registering nodes`);
     await pooled([...nodes.keys()], 64, async (i) => void (await seedRetry(() => first.reportNodeState(report(i)))));
