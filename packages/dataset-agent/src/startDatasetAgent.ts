@@ -20,7 +20,8 @@ import {
   type RunnableAgentConfig,
 } from './config';
 import { DatasetAgent, parseCrashAfter, type CrashAfter } from './DatasetAgent';
-import { type ControlChannel, type FollowChoice, parseFollow } from './DatasetAgentOptions';
+import { controlChannelOf } from './controlChannel';
+import { type FollowChoice, parseFollow } from './DatasetAgentOptions';
 import { linuxHostOps, type HostOps } from './HostOps';
 import {
   ensureNodeIdentity,
@@ -217,14 +218,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
   const crashAfter = options.crashAfter ?? parseCrashAfter(process.env.FLOCKER_AGENT_CRASH_AFTER);
   const follow = options.follow ?? parseFollow(process.env.FLOCKER_AGENT_FOLLOW);
   // The client streams the node's view (watchCluster); without it the agent long-polls deltas.
-  const channel: ControlChannel =
-    follow === 'watch'
-      ? client
-      : {
-          reportNodeState: (report) => client.reportNodeState(report),
-          waitForCluster: (since, timeoutMs) => client.waitForCluster(since, timeoutMs),
-          waitForClusterDelta: (since, timeoutMs, node) => client.waitForClusterDelta(since, timeoutMs, node),
-        };
+  const channel = controlChannelOf(client, follow);
   const backups = backupSettingsOf(config.backup, process.env);
   const agent = new DatasetAgent({
     nodeUuid: identity.uuid,
