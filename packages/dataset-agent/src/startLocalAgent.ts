@@ -4,7 +4,8 @@ import { controlUrl } from '@flocker/node-config';
 import { BtrfsEngine, ZfsEngine, type LocalEngine } from '@flocker/storage-drivers';
 import type winston from 'winston';
 import type { ControlCredentials, LocalBackendConfig, RunnableAgentConfig } from './config';
-import { type ControlChannel, parseFollow } from './DatasetAgentOptions';
+import { controlChannelOf } from './controlChannel';
+import { parseFollow } from './DatasetAgentOptions';
 import { AgentError } from './errors';
 import { LocalAgent } from './LocalAgent';
 
@@ -38,14 +39,7 @@ export async function startLocalAgent(o: {
   // The node's view over the watch (FLOCKER_AGENT_FOLLOW=long-poll: by long-poll deltas), whole
   // snapshots from a control service without local views (LocalAgent).
   const follow = parseFollow(process.env.FLOCKER_AGENT_FOLLOW);
-  const channel: ControlChannel =
-    follow === 'watch'
-      ? client
-      : {
-          reportNodeState: (report) => client.reportNodeState(report),
-          waitForCluster: (since, timeoutMs) => client.waitForCluster(since, timeoutMs),
-          waitForClusterDelta: (since, timeoutMs, node) => client.waitForClusterDelta(since, timeoutMs, node),
-        };
+  const channel = controlChannelOf(client, follow);
   const agent = new LocalAgent({
     nodeUuid: o.nodeUuid,
     era: o.era,
