@@ -8,7 +8,14 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loopDevicesUnder, mountsUnder, releaseMountsAndLoops, releaseMountsAndLoopsOrThrow } from './loopPools';
+import { startZombieLeader } from './cluster/zombieLeader';
+import {
+  describeHolds,
+  loopDevicesUnder,
+  mountsUnder,
+  releaseMountsAndLoops,
+  releaseMountsAndLoopsOrThrow,
+} from './loopPools';
 import { removeTree } from './removeTree';
 
 jest.setTimeout(60_000);
@@ -63,5 +70,27 @@ describe('releaseMountsAndLoops', () => {
 
     expect(() => releaseMountsAndLoopsOrThrow(dir)).not.toThrow();
     expect(loopDevicesUnder(dir)).toEqual([]);
+  });
+
+  it('unmounts a copy in another mount namespace, held by a killed process whose last thread lives on (its leader a zombie)', async () => {
+    const volumes = join(dir, 'pool', 'volumes');
+    mkdirSync(volumes, { recursive: true });
+    const img = join(volumes, 'held.img');
+    execFileSync('truncate', ['-s', '32M', img]);
+    const device = execFileSync('losetup', ['--find', '--show', img], { encoding: 'utf8' }).trim();
+    execFileSync('mkfs.ext4', ['-q', device]);
+    const mountPoint = join(dir, 'mnt', 'held');
+    mkdirSync(mountPoint, { recursive: true });
+    // Mounted and frozen only in the process's own namespace (a host's agent mid-snapshot), invisible here.
+    const z = await startZombieLeader(`mount ${device} ${mountPoint}\nfsfreeze -f ${mountPoint}`);
+    try {
+      expect(mountsUnder(dir)).toEqual([]);
+      expect(describeHolds(device)).toContain(`mounts=[${mountPoint} in mnt:[`);
+
+      expect(releaseMountsAndLoops(dir)).toEqual([]);
+      expect(loopDevicesUnder(dir)).toEqual([]);
+    } finally {
+      await z.kill();
+    }
   });
 });

@@ -25,14 +25,28 @@ export function spawnDetached(argv: readonly string[], logFile: string, env?: No
   }
 }
 
+/**
+ * Alive until every thread has exited. A killed process whose leader thread exited first shows as a zombie
+ * while another thread is still in do_exit (e.g. blocked in I/O on a loaded host): that thread still holds
+ * the process's mount namespace, hence its mounts and loop devices, so the process is not gone yet.
+ */
 export function isAlive(pid: number): boolean {
   try {
     // A zombie still answers kill(0); look at its state too.
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
+    if (state === 'X') return false;
+    return state !== 'Z' || threadCount(pid) > 1;
   } catch {
     return false;
+  }
+}
+
+function threadCount(pid: number): number {
+  try {
+    return fs.readdirSync(`/proc/${pid}/task`).length;
+  } catch {
+    return 0;
   }
 }
 
@@ -53,11 +67,28 @@ function allPids(): number[] {
     .filter((p) => p !== process.pid);
 }
 
-/** Pids whose `kind` namespace is the one pinned at nsFile. */
+/**
+ * Pids with a thread in the `kind` namespace pinned at nsFile. Threads are looked at too: a zombie leader's
+ * own namespaces read as gone while its other threads still live in them (see isAlive).
+ */
 export function pidsInNamespace(kind: 'mnt' | 'net', nsFile: string): number[] {
   const ino = namespaceInode(nsFile);
   if (ino === undefined) return [];
-  return allPids().filter((pid) => namespaceInode(`/proc/${pid}/ns/${kind}`) === ino);
+  return allPids().filter(
+    (pid) =>
+      namespaceInode(`/proc/${pid}/ns/${kind}`) === ino ||
+      tasksOf(pid).some((tid) => namespaceInode(`/proc/${pid}/task/${tid}/ns/${kind}`) === ino),
+  );
+}
+
+/** The threads of a zombie leader (none looked at for a live one: its own links answer for them). */
+function tasksOf(pid: number): string[] {
+  if (namespaceInode(`/proc/${pid}/ns/mnt`) !== undefined) return [];
+  try {
+    return fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
 }
 
 /** Every v1 controller directory of a cgroup (e.g. /fl0-a), deepest first not guaranteed. */
