@@ -29,6 +29,7 @@ import {
   type SpawnFn,
 } from './processes';
 import { pipeInto } from './streams';
+import { WriteOutHelper } from './writeOutHelper';
 
 export interface BtrfsEngineOptions {
   /** A directory on a btrfs file system, this node's own (agent.yml `dataset.pool`). */
@@ -84,7 +85,12 @@ export function parseQgroupShow(text: string): Map<number, { referenced: number;
   return out;
 }
 
-/** Received bytes between two starts of writing the pool's dirty data out. */
+/**
+ * Received bytes between two starts of writing the pool's dirty data out. A received subvolume's data
+ * stays dirty in memory, and the next incremental receive snapshots it as its parent, which first
+ * writes all of it out: after a full send, seconds inside the move's unavailable window. So a receive
+ * writes out while it comes, and once more after (not awaited: the mover's settle finds less left).
+ */
 const WRITE_OUT_EVERY = 128 * 1024 * 1024;
 
 export class BtrfsEngine implements LocalEngine {
@@ -344,60 +350,37 @@ export class BtrfsEngine implements LocalEngine {
     // -e: stop at the stream's end marker; without it, a stream cut off right after a command would look complete.
     const p = this.spawn('btrfs', ['receive', '-e', dir]);
     const piping = pipeInto(stream, p);
-    const stopWritingOut = this.writeOutWhileReceiving(stream);
+    // Written out while it comes (see WRITE_OUT_EVERY), by one helper process for the whole receive.
+    const writeOut = new WriteOutHelper(this.spawn, this.pool, WRITE_OUT_EVERY);
+    const onData = (chunk: Buffer): void => writeOut.received(chunk.length);
+    stream.on('data', onData);
     try {
       await piping;
     } catch (e) {
+      writeOut.stop();
       await this.removeNew(datasetId, existing, name);
       throw e instanceof LocalStorageError ? e : new LocalStorageError('TRANSFER_FAILED', String(e));
     } finally {
-      stopWritingOut();
+      stream.off('data', onData);
     }
     const got = await this.completeSnapshot(datasetId, name);
     if (got?.identity !== identity) {
+      writeOut.stop();
       await this.removeNew(datasetId, existing, name);
       throw new LocalStorageError(
         'INTEGRITY',
         `the received ${name} of ${datasetId} is ${got === undefined ? 'not a complete read-only snapshot' : `${got.identity}, not ${identity}`}: removed`,
       );
     }
-    // Started now, not awaited: the mover's settle (or the next receive) finds less left to write.
-    this.writeOut();
+    // One more write-out, not awaited: the mover's settle (or the next receive) finds less left to write.
+    writeOut.finish();
     return got;
-  }
-
-  /**
-   * A received subvolume's data stays dirty in memory, and the next incremental receive snapshots it
-   * as its parent, which first writes all of it out: after a full send, seconds inside the move's
-   * unavailable window. So it is written out while it comes (every WRITE_OUT_EVERY bytes), and after.
-   */
-  private writeOutWhileReceiving(stream: Readable): () => void {
-    let since = 0;
-    const onData = (chunk: Buffer): void => {
-      since += chunk.length;
-      if (since < WRITE_OUT_EVERY) return;
-      since = 0;
-      this.writeOut();
-    };
-    stream.on('data', onData);
-    return () => stream.off('data', onData);
   }
 
   /** The rest of what receives left in memory, written out and awaited (the mover asks before the release). */
   async settle(datasetId: string): Promise<void> {
     checkDatasetId(datasetId);
     await this.run(['filesystem', 'sync', this.pool], `writing out ${this.pool}`);
-  }
-
-  private writingOut = false;
-
-  /** Starts writing the pool's dirty data out, one at a time, not awaited (a failure only leaves it for later). */
-  private writeOut(): void {
-    if (this.writingOut) return;
-    this.writingOut = true;
-    void this.exec('btrfs', ['filesystem', 'sync', this.pool])
-      .catch(() => undefined)
-      .finally(() => (this.writingOut = false));
   }
 
   private async completeSnapshot(datasetId: string, name: string): Promise<LocalSnapshot | undefined> {

@@ -12,6 +12,7 @@ import type { ExecFn, ExecResult } from '../exec';
 import { BtrfsEngine, parseQgroupShow, parseSubvolumeList } from './btrfs';
 import type { HostFs } from './hostFs';
 import type { MountInfoEntry, SpawnFn, StreamProcess } from './processes';
+import { WRITE_OUT_SCRIPT } from './writeOutHelper';
 import { localEngineContract } from './contract';
 import {
   parseZfsDatasets,
@@ -253,6 +254,9 @@ describe('btrfs engine', () => {
     const got = await e.receive(ID, 'move-000002', 'cccccccc-0000-0000-0000-000000000009', input);
     expect(got.identity).toBe('cccccccc-0000-0000-0000-000000000009');
     expect(f.calls).toContain(`spawn btrfs receive -e /pool/flocker/snapshots/${ID}`);
+    // The write-out while it comes (and once after) goes through one helper process, not a process each.
+    expect(f.calls.filter((c) => c.startsWith('spawn sh'))).toEqual([`spawn sh -c ${WRITE_OUT_SCRIPT} /pool`]);
+    expect(f.calls.filter((c) => c.startsWith('btrfs filesystem sync'))).toEqual([]);
   });
 
   it("settle writes the pool out and waits for it (the mover asks before the release); a failure is the caller's to see", async () => {
