@@ -258,6 +258,26 @@ describe('DatasetAgent self-fencing (manual clock)', () => {
     await agent.stop();
   });
 
+  it('after a fence, no report says the volume is mounted until it is mounted again (e2e multihost-deltas read an empty mount path: the view still showed the mount the fence took off)', async () => {
+    const { clock, host, control, stopped, agent } = await mountedHereAtStart();
+    control.partition();
+    await clock.advanceUntil(() => stopped.length > 0 && !mountedHere(host), 3_000);
+    // Each report the control service accepts, and whether the mount was there when it was sent.
+    const seen: Array<{ status: string | undefined; mounted: boolean }> = [];
+    const send = control.reportNodeState.bind(control);
+    control.reportNodeState = (report) => {
+      if (!control.cut) seen.push({ status: report.manifestations[0]?.status, mounted: mountedHere(host) });
+      return send(report);
+    };
+    control.heal();
+    await clock.advanceUntil(() => mountedHere(host), 20_000);
+    await clock.advance(2_000);
+    expect(seen.filter((s) => s.status === 'mounted' && !s.mounted)).toEqual([]);
+    expect(seen[0]).toEqual({ status: 'attached', mounted: false });
+    expect(control.last()?.manifestations[0]?.status).toBe('mounted');
+    await agent.stop();
+  });
+
   it('reports (heartbeats) confirm contact while the long-poll is stuck; a report naming another configuration fetches it', async () => {
     const { clock, host, control, stopped, agent } = await mountedHereAtStart();
     control.stuckPolls = true;

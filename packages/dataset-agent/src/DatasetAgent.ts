@@ -150,7 +150,20 @@ export class DatasetAgent {
       answered: (answer, sentAt) => this.fencing.reportAnswered(answer, sentAt),
     });
     this.fencing = new SelfFencing(
-      { ...o, clock, logger },
+      {
+        ...o,
+        clock,
+        logger,
+        hostOps: {
+          listMounts: () => o.hostOps.listMounts(),
+          // What the fence (or a stale mount's removal) takes off is not mounted any more: the next
+          // report must not say it is (its look comes only after contact is back, after that report).
+          unmount: async (mountPoint) => {
+            await o.hostOps.unmount(mountPoint);
+            this.view.recordUnmount(mountPoint);
+          },
+        },
+      },
       {
         stopTargets: (paths) => this.stopTargets(paths),
         sendReportNow: () => o.control.reportNodeState(this.buildReport()),

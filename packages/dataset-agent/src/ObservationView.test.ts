@@ -50,4 +50,20 @@ describe('ObservationView', () => {
     expect(view.recordMount(B, 'b1', 'i-me', `/flocker/${B}`)).toBe(false); // attached elsewhere
     expect(view.recordMount('cccccccc-cccc-4ccc-8ccc-cccccccccccc', 'c1', 'i-me', '/flocker/c')).toBe(false); // never seen
   });
+
+  it('records an unmount done outside the workers (the fence); a full look begun before it does not bring the mount back', () => {
+    const view = new ObservationView();
+    const mounted = { devicePath: '/dev/x', hasFilesystem: true, mountPoints: [`/flocker/${A}`] };
+    view.update(state(vol(A, 'a1', mounted), vol(B, 'b1')), view.nextSeq());
+    const begun = view.nextSeq(); // a full look under way while the fence unmounts
+    expect(view.recordUnmount(`/flocker/${A}`)).toBe(true);
+    expect(view.volumesOf(A)[0]).toMatchObject({ blockdeviceId: 'a1', attachedTo: 'i-me', mountPoints: [] });
+    expect(view.recordUnmount(`/flocker/${A}`)).toBe(false); // nothing shows it any more
+    expect(view.recordUnmount(`/flocker/${B}`)).toBe(false); // never mounted
+    view.update(state(vol(A, 'a1', mounted), vol(B, 'b1')), begun);
+    expect(view.volumesOf(A)[0]?.mountPoints).toEqual([]);
+    // A look begun after the unmount counts (mounted again since).
+    view.update(state(vol(A, 'a1', mounted), vol(B, 'b1')), view.nextSeq());
+    expect(view.volumesOf(A)[0]?.mountPoints).toEqual([`/flocker/${A}`]);
+  });
 });

@@ -83,4 +83,24 @@ export class ObservationView {
     if (changed) this.entries.set(datasetId, { seq: entry.seq, volumes });
     return changed;
   }
+
+  /**
+   * Records that `mountPath` was unmounted outside the workers (the self-fence, a stale mount's
+   * removal), so that reports stop saying it is mounted; false if no volume showed it. The entry
+   * takes a new sequence number: a full look begun before the unmount may still show the mount.
+   */
+  recordUnmount(mountPath: string): boolean {
+    let any = false;
+    for (const [datasetId, entry] of this.entries) {
+      if (!entry.volumes.some((v) => (v.mountPoints ?? []).includes(mountPath))) continue;
+      any = true;
+      const volumes = entry.volumes.map((v) =>
+        (v.mountPoints ?? []).includes(mountPath)
+          ? { ...v, mountPoints: (v.mountPoints ?? []).filter((p) => p !== mountPath) }
+          : v,
+      );
+      this.entries.set(datasetId, { seq: this.nextSeq(), volumes });
+    }
+    return any;
+  }
 }
