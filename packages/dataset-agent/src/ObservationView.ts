@@ -90,10 +90,10 @@ export class ObservationView {
    * takes a new sequence number: a full look begun before the unmount may still show the mount.
    */
   recordUnmount(mountPath: string): boolean {
-    let any = false;
+    let found = false;
     for (const [datasetId, entry] of this.entries) {
       if (!entry.volumes.some((v) => (v.mountPoints ?? []).includes(mountPath))) continue;
-      any = true;
+      found = true;
       const volumes = entry.volumes.map((v) =>
         (v.mountPoints ?? []).includes(mountPath)
           ? { ...v, mountPoints: (v.mountPoints ?? []).filter((p) => p !== mountPath) }
@@ -101,6 +101,6 @@ export class ObservationView {
       );
       this.entries.set(datasetId, { seq: this.nextSeq(), volumes });
     }
-    return any;
+    return found;
   }
 }
