@@ -38,19 +38,19 @@ const BLOCK = NODES[4] as string;
 const DATASETS = Array.from({ length: 3 }, (_, i) => uuid('f', i + 10));
 const ctx = { nodeUuid: ME, mountRoot: '/flocker', defaultSize: 1 << 26, replicaIntervalMs: 30_000 };
 
+/** A dataset's configuration in a world (primary: an index into NODES). */
+interface DatasetSpec {
+  primary: number;
+  deleted: boolean;
+  size: number | null;
+  replicas: boolean;
+  loss: boolean;
+  interval: number | null;
+}
+
 /** One world: the whole snapshot and what this node observes (its pool and its running work). */
 interface World {
-  datasets: Map<
-    string,
-    {
-      primary: number;
-      deleted: boolean;
-      size: number | null;
-      replicas: boolean;
-      loss: boolean;
-      interval: number | null;
-    }
-  >;
+  datasets: Map<string, DatasetSpec>;
   alive: boolean[];
   hostMoved: boolean[];
   holds: Set<string>[];
@@ -67,16 +67,7 @@ interface World {
 }
 
 type Step =
-  | {
-      kind: 'dataset';
-      d: number;
-      primary: number;
-      deleted: boolean;
-      size: number | null;
-      replicas: boolean;
-      loss: boolean;
-      interval: number | null;
-    }
+  | ({ kind: 'dataset'; d: number } & DatasetSpec)
   | { kind: 'forget'; d: number }
   | { kind: 'hold'; node: number; d: number; on: boolean }
   | { kind: 'name'; reporter: number; d: number; node: number | null }
