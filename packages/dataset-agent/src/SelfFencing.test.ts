@@ -195,15 +195,20 @@ describe('SelfFencing (manual clock)', () => {
     fencing.stop();
   });
 
-  it("a watch's line showing this node dead, newer than our latest accepted report's answer, fences at once though the watch was asked before it", async () => {
+  /** The watch is opened (its lines prove contact as of now, generation e.1.4), then a report is accepted at e.1.5. */
+  async function watchThenReportAccepted() {
     const { clock, fencing } = setup({ nodeTimeoutMs: T_MS });
     fencing.start();
-    // The watch is opened (its lines prove contact as of now), then a report is accepted at e.1.5.
     const watchAskedAt = clock.now();
     fencing.snapshotSeen({ ...snapshot('t1'), generation: 'e.1.4' }, watchAskedAt);
     await clock.advance(100);
     fencing.reportAnswered({ generation: 'e.1.5', configuration_tag: 't1', node_timeout_seconds: 3 }, clock.now());
     await clock.advance(100);
+    return { fencing, watchAskedAt };
+  }
+
+  it("a watch's line showing this node dead, newer than our latest accepted report's answer, fences at once though the watch was asked before it", async () => {
+    const { fencing, watchAskedAt } = await watchThenReportAccepted();
     // A line written after that report was applied shows this node dead: at once.
     fencing.snapshotSeen({ ...snapshot('t1', false), generation: 'e.1.7' }, watchAskedAt);
     fencing.evaluate();
@@ -214,13 +219,7 @@ describe('SelfFencing (manual clock)', () => {
 
   it('a line showing this node dead that may predate our latest accepted report (not newer, another epoch, opaque) waits for the bound as before', async () => {
     for (const generation of ['e.1.5', 'e.1.4', 'e.0.6', 'f.1.9', '7']) {
-      const { clock, fencing } = setup({ nodeTimeoutMs: T_MS });
-      fencing.start();
-      const watchAskedAt = clock.now();
-      fencing.snapshotSeen({ ...snapshot('t1'), generation: 'e.1.4' }, watchAskedAt);
-      await clock.advance(100);
-      fencing.reportAnswered({ generation: 'e.1.5', configuration_tag: 't1', node_timeout_seconds: 3 }, clock.now());
-      await clock.advance(100);
+      const { fencing, watchAskedAt } = await watchThenReportAccepted();
       fencing.snapshotSeen({ ...snapshot('t1', false), generation }, watchAskedAt);
       fencing.evaluate();
       expect({ generation, phase: fencing.phase }).toEqual({ generation, phase: 'inContact' });
