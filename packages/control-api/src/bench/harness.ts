@@ -43,24 +43,31 @@ export function rssMiB(pid: number): { rss: number; hwm: number } {
   return { rss: Math.round(kb('VmRSS') / 1024), hwm: Math.round(kb('VmHWM') / 1024) };
 }
 
+const OWN_DIST = path.join(__dirname, '..');
+
 /** Plain HTTP for the benchmark; a flocker-control that defaults to TLS needs asking for it. */
-function plainHttpArgs(): string[] {
-  return readFileSync(path.join(__dirname, '..', 'main.js'), 'utf8').includes('insecure-http')
-    ? ['--insecure-http']
-    : [];
+function plainHttpArgs(dist: string): string[] {
+  return readFileSync(path.join(dist, 'main.js'), 'utf8').includes('insecure-http') ? ['--insecure-http'] : [];
 }
 
+/**
+ * flocker-control on `dataDir`. `dist`: another build's control-api dist (e.g. a copy of the previous one, for an
+ * old/new comparison in one run); its packages resolve from this repository's node_modules.
+ */
 export function startServer(
   dataDir: string,
   nodeArgs: readonly string[],
   storeArgs: readonly string[] = [],
+  dist: string = OWN_DIST,
 ): Promise<{ child: ChildProcess; url: string }> {
+  const modules =
+    dist === OWN_DIST ? {} : { NODE_PATH: path.resolve(__dirname, '..', '..', '..', '..', 'node_modules') };
   const child = spawn(
     process.execPath,
     [
       ...CONTROL_NODE_FLAGS,
       ...nodeArgs,
-      path.join(__dirname, '..', 'main.js'),
+      path.join(dist, 'main.js'),
       '--port',
       '0',
       '--host',
@@ -71,10 +78,10 @@ export function startServer(
       '3600',
       '--log-level',
       'error',
-      ...plainHttpArgs(),
+      ...plainHttpArgs(dist),
       ...storeArgs,
     ],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...CONTROL_ENV } },
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...CONTROL_ENV, ...modules } },
   );
   return new Promise((resolve, reject) => {
     let out = '';
@@ -95,7 +102,7 @@ export function startServer(
         if (out.length > 0) process.stderr.write(out);
       }
     });
-    child.once('exit', (code) => reject(new Error(`flocker-control exited (${code})`)));
+    child.once('exit', (code) => reject(new Error(`${path.join(dist, 'main.js')} exited (${code})`)));
   });
 }
 

@@ -9,7 +9,6 @@
  * `--rebuild` times, in this process, only the service's work for the first read after a change
  * (old: a fresh join of every fragment; new: the patched segments / per-report bytes), interleaved.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,46 +22,8 @@ import { DatasetStateList, datasetStateJson, type ReportedNode } from '../cluste
 import { jsonOf } from '../json';
 import { JoinedList } from '../listBodies';
 import { PersistentMap } from '../PersistentMap';
-import { CONTROL_ENV, CONTROL_NODE_FLAGS } from '../nodeFlags';
 import { pooled, startServer, stats, type Stats, stopServer, timed } from './harness';
 import { syntheticReport } from './reports';
-
-/**
- * Another build's flocker-control (`--against <its dist>`, e.g. a copy of the previous one) on `dataDir`, for an
- * old/new comparison in one run; its packages resolve from this repository's node_modules.
- */
-function startOther(
-  dist: string,
-  dataDir: string,
-  extra: readonly string[],
-): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(
-    process.execPath,
-    [
-      ...CONTROL_NODE_FLAGS,
-      path.join(dist, 'main.js'),
-      ...['--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--node-timeout', '3600'],
-      ...['--log-level', 'error', '--insecure-http', ...extra],
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: {
-        ...process.env,
-        ...CONTROL_ENV,
-        NODE_PATH: path.resolve(__dirname, '..', '..', '..', '..', 'node_modules'),
-      },
-    },
-  );
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /\{"listening":"([^"]+)"/.exec(out);
-      if (m !== null) resolve({ child, url: m[1] as string });
-    });
-    child.once('exit', (code) => reject(new Error(`${dist}/main.js exited (${code})`)));
-  });
-}
 
 interface Read {
   ms: number;
@@ -204,7 +165,7 @@ async function main(): Promise<void> {
   const { child, url } = await startServer(dir, [], serverArgs);
   const other =
     argv.against !== undefined && otherDir !== undefined
-      ? await startOther(argv.against, otherDir, serverArgs).catch(async (err: unknown) => {
+      ? await startServer(otherDir, [], serverArgs, argv.against).catch(async (err: unknown) => {
           await stopServer(child);
           throw err;
         })
