@@ -1,7 +1,22 @@
+import { letterReport } from './testing/fixtures';
 import { CaretakerIndex, type CaretakerMove, caretakerAmong, caretakerOf, fnv1a, witnessOf } from './orphanViews';
 
 /** The caretaker moves only (not the witnesses'). */
 const care = (moves: CaretakerMove[]): CaretakerMove[] => moves.filter((m) => m.witness !== true);
+
+/** A volume of dataset `d` in the shared pool, attached nowhere. */
+const volume = (d: string) => ({ blockdevice_id: `v-${d}`, dataset_id: d, size: 1, attached_to: null });
+
+/** A ready snapshot `id` of `dataset`'s volume. */
+const snapshot = (id: string, dataset: string) => ({
+  snapshot_id: id,
+  dataset_id: dataset,
+  size: 1,
+  created_at: '2026-01-01T00:00:00.000Z',
+  status: 'ready' as const,
+  backend_id: id,
+  source_blockdevice_id: `v-${dataset}`,
+});
 
 const nodes = Array.from({ length: 50 }, (_, i) => `n${String(i).padStart(2, '0')}`);
 
@@ -103,25 +118,8 @@ describe('orphanViews: witnessOf', () => {
 
 describe('orphanViews: CaretakerIndex', () => {
   describe('stranded deleted snapshots: a caretaker where no live node seeing the dataset holds one', () => {
-    const report = (uuid: string, snapshots: string[], dataset = 'd1') => ({
-      uuid,
-      era: 'e',
-      host: 'h',
-      instance_id: `i-${uuid}`,
-      backend: 'loopback',
-      manifestations: [],
-      errors: [],
-      volumes: [],
-      snapshots: snapshots.map((id) => ({
-        snapshot_id: id,
-        dataset_id: dataset,
-        size: 1,
-        created_at: '2026-01-01T00:00:00.000Z',
-        status: 'ready' as const,
-        backend_id: id,
-        source_blockdevice_id: `v-${dataset}`,
-      })),
-    });
+    const report = (uuid: string, snapshots: string[], dataset = 'd1') =>
+      letterReport(uuid, { volumes: [], snapshots: snapshots.map((id) => snapshot(id, dataset)) });
     const setUp = (primary: string, live: Set<string>, held = new Map<string, string[]>()) => {
       const config = new Map([['d1', { deleted: false, primary }]]);
       const index = new CaretakerIndex({
@@ -203,16 +201,7 @@ describe('orphanViews: CaretakerIndex', () => {
       holders: (id) => held.get(id) ?? [],
       alive: (n) => live.has(n),
     });
-    const report = (uuid: string, ids: string[]) => ({
-      uuid,
-      era: 'e',
-      host: 'h',
-      instance_id: `i-${uuid}`,
-      backend: 'loopback',
-      manifestations: [],
-      errors: [],
-      volumes: ids.map((d) => ({ blockdevice_id: `v-${d}`, dataset_id: d, size: 1, attached_to: null })),
-    });
+    const report = (uuid: string, ids: string[]) => letterReport(uuid, { volumes: ids.map(volume) });
     // d1 not deleted, held by nobody: a witness (the first of a and b in rendezvous order), no caretaker.
     expect(care(index.nodeChanged('a', report('a', ['d1']), []))).toEqual([]);
     expect(care(index.nodeChanged('b', report('b', ['d1']), []))).toEqual([]);
@@ -261,25 +250,8 @@ describe('orphanViews: CaretakerIndex', () => {
       holders: () => [],
       alive: (n) => live.has(n),
     });
-    const report = (uuid: string, volumes: string[], snapshots: string[]) => ({
-      uuid,
-      era: 'e',
-      host: 'h',
-      instance_id: `i-${uuid}`,
-      backend: 'loopback',
-      manifestations: [],
-      errors: [],
-      volumes: volumes.map((d) => ({ blockdevice_id: `v-${d}`, dataset_id: d, size: 1, attached_to: null })),
-      snapshots: snapshots.map((id) => ({
-        snapshot_id: id,
-        dataset_id: 'd1',
-        size: 1,
-        created_at: '2026-01-01T00:00:00.000Z',
-        status: 'ready' as const,
-        backend_id: id,
-        source_blockdevice_id: 'v-d1',
-      })),
-    });
+    const report = (uuid: string, volumes: string[], snapshots: string[]) =>
+      letterReport(uuid, { volumes: volumes.map(volume), snapshots: snapshots.map((id) => snapshot(id, 'd1')) });
     let snapshots = new Map<string, { dataset_id: string; deleted?: true }>([
       ['s1', { dataset_id: 'd1' }],
       ['s2', { dataset_id: 'd1' }],
