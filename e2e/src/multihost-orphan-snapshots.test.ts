@@ -8,31 +8,25 @@
  */
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { TEST_DATASET_SIZE, waitForMountedOn, writeFileOn, type Cluster, type ClusterHost } from './cluster';
+import { TEST_DATASET_SIZE, waitForMountedOn, writeFileOn } from './cluster';
 import { waitFor } from './cluster/run';
 import {
   agentLog,
   logTail,
+  sharedPoolSuite,
   snapshotImages,
   waitForDeclaredDead,
   waitForSnapshotDestroyed,
   waitForSnapshotsReady,
 } from './cluster/sharedPool';
-import { clusterForSuite } from './cluster/suite';
 
 jest.setTimeout(180_000);
 
-let cluster: Cluster;
-let a: ClusterHost;
-let b: ClusterHost;
-
-clusterForSuite({ hosts: 2, nodeTimeoutSeconds: 3 }, (started) => {
-  cluster = started;
-  [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
-});
+const suite = sharedPoolSuite();
 
 describe('a deleted dataset whose primary is dead: its caretaker destroys the volume and its deleted snapshots', () => {
   it('snapshots taken on A, A killed, the dataset and a snapshot deleted: B destroys the volume and that snapshot, and one deleted after the volume is gone; the one not deleted stays', async () => {
+    const { cluster, a, b } = suite();
     const d = await cluster.client.createDataset({
       primary: a.requireNodeUuid(),
       maximum_size: TEST_DATASET_SIZE,

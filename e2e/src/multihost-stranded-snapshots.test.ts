@@ -6,28 +6,22 @@
  * one shared loopback pool, real control service, agents, loop devices and network namespaces; needs root.
  */
 import { randomUUID } from 'node:crypto';
-import { TEST_DATASET_SIZE, waitForMountedOn, type Cluster, type ClusterHost } from './cluster';
+import { TEST_DATASET_SIZE, waitForMountedOn } from './cluster';
 import {
+  sharedPoolSuite,
   snapshotImages,
   waitForDeclaredDead,
   waitForSnapshotDestroyed,
   waitForSnapshotsReady,
 } from './cluster/sharedPool';
-import { clusterForSuite } from './cluster/suite';
 
 jest.setTimeout(180_000);
 
-let cluster: Cluster;
-let a: ClusterHost;
-let b: ClusterHost;
-
-clusterForSuite({ hosts: 2, nodeTimeoutSeconds: 3 }, (started) => {
-  cluster = started;
-  [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
-});
+const suite = sharedPoolSuite();
 
 describe('a deleted snapshot of a live dataset whose primary is dead', () => {
   it('A takes two snapshots and is killed; one is deleted: B destroys it, the dataset and the other stay', async () => {
+    const { cluster, a, b } = suite();
     const d = await cluster.client.createDataset({
       primary: a.requireNodeUuid(),
       maximum_size: TEST_DATASET_SIZE,

@@ -1,13 +1,30 @@
 /**
  * Helpers of the tests where two hosts share one loopback pool and a dead node's datasets and snapshots
- * are left to a live node (issue 23, caretakers): agent logs, the pool's snapshot images, and the waits
- * those tests share.
+ * are left to a live node (issue 23, caretakers): their cluster, agent logs, the pool's snapshot images,
+ * and the waits those tests share.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Cluster } from './Cluster';
 import type { ClusterHost } from './Host';
 import { waitFor } from './run';
+import { clusterForSuite } from './suite';
+
+/**
+ * The test file's cluster (jest hooks): hosts A and B on one shared loopback pool, a node declared dead
+ * 3 s after its last report. Call the answer inside a test, once the cluster is up.
+ */
+export function sharedPoolSuite(): () => { cluster: Cluster; a: ClusterHost; b: ClusterHost } {
+  let started: { cluster: Cluster; a: ClusterHost; b: ClusterHost } | undefined;
+  clusterForSuite({ hosts: 2, nodeTimeoutSeconds: 3 }, (cluster) => {
+    const [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
+    started = { cluster, a, b };
+  });
+  return () => {
+    if (started === undefined) throw new Error('the shared-pool cluster is not started');
+    return started;
+  };
+}
 
 /** The host's agent log so far ('' before the agent wrote one). */
 export function agentLog(host: ClusterHost): string {
