@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'winston';
 import type { MountRegistry } from '../MountRegistry';
+import { mountPointsOf } from '../MountTable';
 import {
   VolumePluginError,
   type CapabilitiesResponse,
@@ -71,13 +72,7 @@ export interface Mounter {
 const run = promisify(execFile);
 
 export const systemMounter: Mounter = {
-  mountPoints: () =>
-    fs
-      .readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .map((l) => l.split(' ')[4])
-      .filter((m): m is string => m !== undefined && m !== '')
-      .map((m) => m.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))),
+  mountPoints: () => mountPointsOf(fs.readFileSync('/proc/self/mountinfo', 'utf8')),
   bind: async (source, target) => {
     fs.mkdirSync(target, { recursive: true });
     await run('mount', ['--bind', source, target]);
