@@ -363,7 +363,11 @@ export class BtrfsEngine implements LocalEngine {
     } finally {
       stream.off('data', onData);
     }
-    const got = await this.completeSnapshot(datasetId, name);
+    // The helper goes whatever happens from here (a failed listing too), not only on the paths below.
+    const got = await this.completeSnapshot(datasetId, name).catch((e: unknown) => {
+      writeOut.stop();
+      throw e;
+    });
     if (got?.identity !== identity) {
       writeOut.stop();
       await this.removeNew(datasetId, existing, name);
