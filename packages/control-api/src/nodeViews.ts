@@ -439,7 +439,7 @@ export class NodeViewIndex {
       if (local) this.localNodes.set(uuid, { host: report.host, copies: report.manifestations.length, key: '' });
       else {
         this.localNodes.delete(uuid);
-        for (const v of this.localNodes.keys()) this.touch(v, `p:${uuid}`, now, touched);
+        this.peerTouched(uuid, now, touched);
       }
       this.wholeViewNext(uuid, now, touched);
     } else if (local) {
@@ -484,7 +484,7 @@ export class NodeViewIndex {
           if (count > 0) addMember(this.namedOn, node, id);
           else removeMember(this.namedOn, node, id);
           this.enterOrLeave(node, id, now, touched);
-          for (const v of this.localNodes.keys()) this.touch(v, `p:${node}`, now, touched);
+          this.peerTouched(node, now, touched);
         }
       }
   }
@@ -496,7 +496,12 @@ export class NodeViewIndex {
     const key = `${entry.host} ${this.alive(uuid)} ${entry.copies}`;
     if (key === entry.key) return;
     entry.key = key;
-    for (const v of this.localNodes.keys()) this.touch(v, `p:${uuid}`, now, touched);
+    this.peerTouched(uuid, now, touched);
+  }
+
+  /** Node's peer entry changed: every local view shows it. */
+  private peerTouched(node: string, now: Stamp, touched: Set<string>): void {
+    for (const v of this.localNodes.keys()) this.touch(v, `p:${node}`, now, touched);
   }
 
   /** A dataset entered or left v's view: it, the states shown with it and (a local view) its primary's. */
