@@ -42,7 +42,7 @@ export {
   type NeverWrittenProbe,
 } from './blockdev';
 export { execFileExec, type ExecFn, type ExecResult } from './exec';
-export { findLoopDevices } from './losetup';
+export { findLoopDevices, loopBindingOf } from './losetup';
 export { PoolLock } from './PoolLock';
 // The EBS driver loads the AWS SDK (~250 ms): only on demand, not for every user of this package.
 export { createEbsDriver } from './ebs/createEbsDriver';
