@@ -19,7 +19,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseMountInfo } from '@flocker/storage-drivers';
+import { loopBindingOf, parseMountInfo } from '@flocker/storage-drivers';
 
 /** Mounts whose mount point lies under root, as the kernel lists them. */
 export function mountsUnder(root: string): { device: string; mountPoint: string }[] {
@@ -41,15 +41,10 @@ export function loopDevicesUnder(dir: string): LoopDevice[] {
   const prefix = resolve(dir) + '/';
   const out: LoopDevice[] = [];
   for (const name of readdirSync('/sys/block').filter((n) => /^loop\d+$/.test(n))) {
-    let content: string;
-    try {
-      content = readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8').replace(/\n$/, '');
-    } catch {
-      continue; // not bound (the kernel keeps loop/ only while bound), or unbound meanwhile
+    const bound = loopBindingOf(`/dev/${name}`); // null: not bound, or unbound meanwhile
+    if (bound?.backingFile.startsWith(prefix) === true) {
+      out.push({ name: bound.device, backFile: bound.backingFile, deleted: bound.deleted });
     }
-    const deleted = content.endsWith(' (deleted)');
-    const backFile = deleted ? content.slice(0, -' (deleted)'.length) : content;
-    if (backFile.startsWith(prefix)) out.push({ name: `/dev/${name}`, backFile, deleted });
   }
   return out;
 }
