@@ -66,25 +66,11 @@ function rebuild(datasetCount: number, nodeCount: number, rounds: number): void 
     });
     owned[k % nodeCount]?.push(id);
   }
-  const reportOf = (i: number, size: number): ReportedNode => ({
+  const reportOf = (i: number, extraSize = 0): ReportedNode => ({
     lastSeen: Date.now(),
-    report: {
-      uuid: nodes[i] as string,
-      era: `era-${i}`,
-      host: '10.0.0.1',
-      instance_id: `i-${i}`,
-      backend: 'loopback',
-      manifestations: (owned[i] ?? []).map((id) => ({
-        dataset_id: id,
-        blockdevice_id: `b-${id}`,
-        size,
-        status: 'mounted' as const,
-        path: `/flocker/${id}`,
-      })),
-      errors: [],
-    },
+    report: syntheticReport(i, nodes[i] as string, owned[i] ?? [], extraSize),
   });
-  const alive = nodes.map((_, i) => reportOf(i, 67108864));
+  const alive = nodes.map((_, i) => reportOf(i));
   const list = new JoinedList<DatasetConfiguration>();
   const oldFragments = new WeakMap<ReportedNode['report'], readonly string[]>();
   const states = new DatasetStateList();
@@ -110,7 +96,7 @@ function rebuild(datasetCount: number, nodeCount: number, rounds: number): void 
     ];
     for (const [name, fn] of first ? runs : runs.reverse()) time(name, fn);
     const i = (r * 7919) % nodeCount;
-    alive[i] = reportOf(i, 67108864 + r + 1);
+    alive[i] = reportOf(i, r + 1);
     const stateRuns: [string, () => Buffer][] = [
       ['states: fresh join (old)', () => Buffer.from(datasetStateJson(alive, oldFragments))],
       ['states: per-report bytes, indexed (new)', () => states.body(alive)],
