@@ -854,19 +854,13 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     const kernel = tracker
       .mounted()
       .then(() => ({ path: `${root.replace(/\/+$/, '')}/${tracker.datasetId}`, by: 'kernel' as const }));
-    try {
-      const first = await Promise.race([kernel, snapshot.then((path) => ({ path, by: 'snapshot' as const }))]);
-      if (first.by === 'kernel') {
-        snapshotWait.abort();
-        pluginMetrics(processRegistry('docker-plugin')).mountWaitSeconds.observe(
-          { result: 'ok' },
-          secondsSince(waited),
-        );
-      }
-      return first;
-    } finally {
-      this.untrackFirstMount(tracker.datasetId);
+    // The tracker goes in doMount, after this answers or throws.
+    const first = await Promise.race([kernel, snapshot.then((path) => ({ path, by: 'snapshot' as const }))]);
+    if (first.by === 'kernel') {
+      snapshotWait.abort();
+      pluginMetrics(processRegistry('docker-plugin')).mountWaitSeconds.observe({ result: 'ok' }, secondsSince(waited));
     }
+    return first;
   }
 
   /** A Mount answered from the lease's grant on the followed configuration: it waited for nothing. */
