@@ -27,6 +27,7 @@ import { reportedAvailableBytes } from './capacity';
 import { calculateChanges, mountPathOf } from './calculateChanges';
 import { viewGaps } from './viewGaps';
 import { ClusterFollower, type SnapshotChange } from './ClusterFollower';
+import { followerReads } from './controlChannel';
 import { systemClock, type Clock } from './clock';
 import type { StopTargets } from './containers';
 import type { DatasetAgentOptions } from './DatasetAgentOptions';
@@ -116,21 +117,8 @@ export class DatasetAgent {
       backoffInitialMs: o.backoffInitialMs,
       backoffMaxMs: o.backoffMaxMs,
     });
-    const viewDelta = o.control.waitForClusterDelta?.bind(o.control);
-    const watch = o.control.watchCluster?.bind(o.control);
     this.cluster = new ClusterFollower({
-      waitForCluster: (since, timeoutMs) => o.control.waitForCluster(since, timeoutMs),
-      // This node's view by deltas when the channel offers it (see ClusterFollower for what the view holds).
-      ...(viewDelta !== undefined
-        ? {
-            waitForClusterDelta: (since: string | undefined, timeoutMs: number) =>
-              viewDelta(since, timeoutMs, o.nodeUuid),
-          }
-        : {}),
-      // And over a watch (a stream of its deltas) when it offers that too.
-      ...(watch !== undefined
-        ? { watchCluster: (since: string | undefined, signal: AbortSignal) => watch(o.nodeUuid, since, { signal }) }
-        : {}),
+      ...followerReads(o.control, o.nodeUuid),
       nodeUuid: o.nodeUuid,
       clock,
       logger,

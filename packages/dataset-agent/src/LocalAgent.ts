@@ -29,6 +29,7 @@ import {
 import type winston from 'winston';
 import { systemClock } from './clock';
 import { ClusterFollower } from './ClusterFollower';
+import { followerReads } from './controlChannel';
 import type { ControlChannel } from './DatasetAgentOptions';
 import { errorCode, errorMessage } from './errors';
 import { sampleAgent } from './metrics';
@@ -150,16 +151,10 @@ export class LocalAgent {
       pool: this.o.engine.pool,
     });
     const { control, nodeUuid } = this.o;
-    const viewDelta = control.waitForClusterDelta?.bind(control);
-    const watch = control.watchCluster?.bind(control);
-    if (viewDelta === undefined) this.followWhole();
+    if (control.waitForClusterDelta === undefined) this.followWhole();
     else {
       this.follower = new ClusterFollower({
-        waitForCluster: (since, timeoutMs) => control.waitForCluster(since, timeoutMs),
-        waitForClusterDelta: (since, timeoutMs) => viewDelta(since, timeoutMs, nodeUuid),
-        ...(watch !== undefined
-          ? { watchCluster: (since: string | undefined, signal: AbortSignal) => watch(nodeUuid, since, { signal }) }
-          : {}),
+        ...followerReads(control, nodeUuid),
         nodeUuid,
         clock: systemClock,
         logger: this.o.logger,
