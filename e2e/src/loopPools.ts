@@ -20,6 +20,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdir
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loopBindingOf, parseMountInfo } from '@flocker/storage-drivers';
+import { namespaceDirsOf } from './cluster/processes';
 
 /** Mounts whose mount point lies under root, as the kernel lists them. */
 export function mountsUnder(root: string): { device: string; mountPoint: string }[] {
@@ -110,15 +111,7 @@ function otherMountNamespaces(): MountNamespace[] {
   const own = linkOf('/proc/self/ns/mnt');
   const seen = new Map<string, MountNamespace>();
   for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
-    let dirs = [`/proc/${pid}`];
-    if (linkOf(`/proc/${pid}/ns/mnt`) === undefined) {
-      try {
-        dirs = readdirSync(`/proc/${pid}/task`).map((tid) => `/proc/${pid}/task/${tid}`);
-      } catch {
-        continue; // gone
-      }
-    }
-    for (const d of dirs) {
+    for (const d of namespaceDirsOf(pid)) {
       const id = linkOf(`${d}/ns/mnt`);
       if (id === undefined || id === own || seen.has(id)) continue;
       const process = `${pid} ${readOr(`/proc/${pid}/comm`, '?').trim()}`;

@@ -74,18 +74,17 @@ function allPids(): number[] {
 export function pidsInNamespace(kind: 'mnt' | 'net', nsFile: string): number[] {
   const ino = namespaceInode(nsFile);
   if (ino === undefined) return [];
-  return allPids().filter(
-    (pid) =>
-      namespaceInode(`/proc/${pid}/ns/${kind}`) === ino ||
-      tasksOf(pid).some((tid) => namespaceInode(`/proc/${pid}/task/${tid}/ns/${kind}`) === ino),
-  );
+  return allPids().filter((pid) => namespaceDirsOf(pid).some((d) => namespaceInode(`${d}/ns/${kind}`) === ino));
 }
 
-/** The threads of a zombie leader (none looked at for a live one: its own links answer for them). */
-function tasksOf(pid: number): string[] {
-  if (namespaceInode(`/proc/${pid}/ns/mnt`) !== undefined) return [];
+/**
+ * The /proc directories whose ns/ links name a process's namespaces: its own; for a zombie leader, whose
+ * own links read as gone, its threads' (see isAlive). Empty when the process is gone.
+ */
+export function namespaceDirsOf(pid: number | string): string[] {
+  if (namespaceInode(`/proc/${pid}/ns/mnt`) !== undefined) return [`/proc/${pid}`];
   try {
-    return fs.readdirSync(`/proc/${pid}/task`);
+    return fs.readdirSync(`/proc/${pid}/task`).map((tid) => `/proc/${pid}/task/${tid}`);
   } catch {
     return [];
   }
