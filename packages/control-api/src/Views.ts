@@ -74,6 +74,8 @@ export class Views {
     { snapshots: ReadonlyMap<string, SnapshotConfiguration> | undefined; json: string } | undefined;
   /** The dataset states' list, from per-report bytes (clusterState.DatasetStateList). */
   private readonly stateList = new DatasetStateList();
+  /** The datasets map the datasets list last showed, and the memo key it goes by. */
+  private datasetsShown: { datasets: ReadonlyMap<string, DatasetConfiguration>; key: string } | undefined;
   /** The configured datasets' list, patched per change (listBodies.ts). */
   private readonly datasetList = new JoinedList<DatasetConfiguration>();
   /** Reports with `retained`, as node states show them (withoutRetained). */
@@ -127,7 +129,11 @@ export class Views {
 
   datasets(): Buffer {
     const config = this.state.configuration;
-    return this.memo('datasets', String(config.version), z.array(DatasetConfiguration), () => {
+    // Keyed by the datasets themselves (the version that first showed them): a write that leaves them as they were
+    // (a lease's) keeps the body and its tag, so pollers get 304, not a copy of the whole list.
+    if (this.datasetsShown?.datasets !== config.datasets)
+      this.datasetsShown = { datasets: config.datasets, key: String(config.version) };
+    return this.memo('datasets', this.datasetsShown.key, z.array(DatasetConfiguration), () => {
       const body = this.datasetList.of(config.datasets);
       // Tests check the patched bytes against a fresh join.
       if (this.validate && body.toString() !== joinArray(config.datasets.values()))

@@ -132,6 +132,17 @@ describe('whole lists: entity tags and conditional reads (issue 23)', () => {
     ]);
   });
 
+  it('a write that leaves the datasets as they were (a lease) keeps the datasets tag: a poller still gets 304', async () => {
+    const d = await client.createDataset({ primary: A, maximum_size: 67108864 });
+    const tag = await tagOf(LISTS[0]);
+    await client.acquireLease({ dataset_id: d.dataset_id, node_uuid: A, expires: null });
+    expect((await raw('GET', svc.url + LISTS[0], { 'if-none-match': tag })).status).toBe(304);
+    expect(await client.listDatasets()).toEqual(await plain.listDatasets());
+    // The next change to the datasets gets a new tag again.
+    await client.updateDataset(d.dataset_id, { maximum_size: 134217728 });
+    expect((await raw('GET', svc.url + LISTS[0], { 'if-none-match': tag })).status).toBe(200);
+  });
+
   it('a node that dies changes the state list and its tag', async () => {
     await svc.close();
     await start(1);
