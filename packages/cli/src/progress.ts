@@ -2,7 +2,7 @@
  * Where a dataset is on its way to being usable on a node, read from one
  * cluster snapshot. Pure, so every phase is unit-tested.
  */
-import type { ClusterSnapshot } from '@flocker/api';
+import { type ClusterSnapshot, isLocalBackend } from '@flocker/api';
 import { localMoveOf, localMoveText } from '@flocker/web-ui';
 
 export type Phase =
@@ -37,7 +37,7 @@ export function movePhase(snapshot: ClusterSnapshot, datasetId: string, nodeUuid
   const local = localMoveOf(snapshot, datasetId);
   if (local !== null && local.to.uuid === nodeUuid) return withError(localMoveText(local));
   // Nothing is attached across nodes there: until the source starts sending, the copy is still on the source.
-  const source = node.backend.startsWith('local-')
+  const source = isLocalBackend(node.backend)
     ? snapshot.nodes.find((n) => n.uuid !== nodeUuid && n.manifestations.some((m) => m.dataset_id === datasetId))
     : undefined;
   if (source !== undefined && here === undefined) return withError(`waiting for ${source.host} to start the move`);
