@@ -34,12 +34,12 @@ import {
 import { type Configuration, leaseView, liveLease, type StoredLease } from './configuration';
 import type { ControlState } from './ControlState';
 import { jsonOf } from './json';
-import { JoinedList } from './listBodies';
+import { type Body, JoinedList, ListBody } from './listBodies';
 import { PersistentMap } from './PersistentMap';
 
 interface Cached {
   key: string;
-  body: Buffer;
+  body: Body;
 }
 
 /** With compression on (--compress-lists), bodies at least this big are also gzipped (once, in the background). */
@@ -59,9 +59,9 @@ const LISTS: ReadonlySet<string> = new Set([
 export class Views {
   private cache = new Map<string, Cached>();
   /** Gzipped copies of the big cached bodies, made off the request path (zlib's thread pool), one per body. */
-  private readonly gzipped = new WeakMap<Buffer, Buffer | 'pending'>();
+  private readonly gzipped = new WeakMap<Body, Buffer | 'pending'>();
   /** Entity tags of the cached whole lists: this process, the list, and the version or generation it shows. */
-  private readonly etags = new WeakMap<Buffer, string>();
+  private readonly etags = new WeakMap<Body, string>();
   /** Bodies built by this process: each new body's tag is new, even were a version ever seen again (a restored store). */
   private builds = 0;
   /** Datasets by primary node, kept up to date from the configuration's changes (not rebuilt per write). */
@@ -90,13 +90,30 @@ export class Views {
   ) {}
 
   private memo(name: string, key: string, schema: z.ZodType, build: () => string | Buffer): Buffer {
+    // A name is always built by the same kind of builder.
+    return this.cached(name, key, schema, build) as Buffer;
+  }
+
+  /** memo for the lists kept as chunks (ListBody). */
+  private memoList(name: string, key: string, schema: z.ZodType, build: () => ListBody): ListBody {
+    return this.cached(name, key, schema, build) as ListBody;
+  }
+
+  private cached(name: string, key: string, schema: z.ZodType, build: () => string | Body): Body {
     const hit = this.cache.get(name);
     if (hit !== undefined && hit.key === key) return hit.body;
     const built = build();
     if (this.validate) schema.parse(JSON.parse(built.toString()));
-    // A Buffer built by patching may be the previous body unchanged (the datasets, after a lease's write): a copy
-    // keeps one tag per Buffer.
-    const body = typeof built === 'string' ? Buffer.from(built) : hit?.body === built ? Buffer.from(built) : built;
+    // A body built by patching may be the previous body unchanged: a new one (of the same bytes) keeps one tag per
+    // body.
+    const body =
+      typeof built === 'string'
+        ? Buffer.from(built)
+        : hit?.body !== built
+          ? built
+          : built instanceof ListBody
+            ? new ListBody(built.chunks)
+            : Buffer.from(built);
     this.cache.set(name, { key, body });
     if (LISTS.has(name)) this.etags.set(body, `"${this.state.instanceId}.${name}.${key}.${++this.builds}"`);
     if (this.compress && body.length >= GZIP_MIN_BYTES) this.gzipInBackground(name, body);
@@ -104,7 +121,7 @@ export class Views {
   }
 
   /** The entity tag (quoted) of a cached whole list; undefined for any other body. */
-  etagOf(body: Buffer): string | undefined {
+  etagOf(body: Body): string | undefined {
     return this.etags.get(body);
   }
 
@@ -113,27 +130,28 @@ export class Views {
    * JSON, ~3 MB gzipped); undefined until then, for other bodies and with compression off:
    * send the body itself.
    */
-  gzipOf(body: Buffer): Buffer | undefined {
+  gzipOf(body: Body): Buffer | undefined {
     const gz = this.gzipped.get(body);
     return gz === 'pending' ? undefined : gz;
   }
 
-  private gzipInBackground(name: string, body: Buffer): void {
+  private gzipInBackground(name: string, body: Body): void {
     this.gzipped.set(body, 'pending');
-    // Level 1: most of the size gain for a fraction of the time; a body already replaced is not kept.
-    gzip(body, { level: 1 }, (err, gz) => {
+    // Level 1: most of the size gain for a fraction of the time; a body already replaced is not kept. (A ListBody is
+    // copied together for it: compression is off unless asked for, and costs far more than the copy.)
+    gzip(body instanceof ListBody ? body.toBuffer() : body, { level: 1 }, (err, gz) => {
       if (err === null && this.cache.get(name)?.body === body) this.gzipped.set(body, gz);
       else this.gzipped.delete(body);
     });
   }
 
-  datasets(): Buffer {
+  datasets(): ListBody {
     const config = this.state.configuration;
     // Keyed by the datasets themselves (the version that first showed them): a write that leaves them as they were
     // (a lease's) keeps the body and its tag, so pollers get 304, not a copy of the whole list.
     if (this.datasetsShown?.datasets !== config.datasets)
       this.datasetsShown = { datasets: config.datasets, key: String(config.version) };
-    return this.memo('datasets', this.datasetsShown.key, z.array(DatasetConfiguration), () => {
+    return this.memoList('datasets', this.datasetsShown.key, z.array(DatasetConfiguration), () => {
       const body = this.datasetList.of(config.datasets);
       // Tests check the patched bytes against a fresh join.
       if (this.validate && body.toString() !== joinArray(config.datasets.values()))
@@ -174,9 +192,9 @@ export class Views {
   }
 
   /** Depends on node reports and liveness only, so configuration writes do not rebuild it. */
-  datasetState(): Buffer {
+  datasetState(): ListBody {
     const s = this.state;
-    return this.memo('datasetState', `${s.instanceId}.${s.stateGeneration}`, z.array(DatasetState), () => {
+    return this.memoList('datasetState', `${s.instanceId}.${s.stateGeneration}`, z.array(DatasetState), () => {
       const alive = aliveNodes(s.reportedNodes(), s.now(), s.nodeTimeoutMs);
       const body = this.stateList.body(alive);
       if (this.validate && body.toString() !== datasetStateJson(alive, new WeakMap()))

@@ -78,6 +78,8 @@ describe('cluster state views', () => {
       size: fc.integer({ min: 1, max: 1000 }),
       mounted: fc.boolean(),
       used: fc.option(fc.integer({ min: 0, max: 100 }), { nil: undefined }),
+      // Any text (quotes, escapes, non-ASCII): the states' bytes are written out, not JSON.stringify'd objects.
+      path: fc.string({ maxLength: 6, unit: 'binary' }),
     });
     const node = fc.record({
       uuid: fc.constantFrom(A, B, C),
@@ -101,10 +103,17 @@ describe('cluster state views', () => {
                     blockdevice_id: `b${i}`,
                     size: m.size,
                     status: 'mounted' as const,
-                    path: `/p${i}`,
+                    path: `/p${i}${m.path}`,
                     ...(m.used !== undefined ? { used_bytes: m.used } : {}),
                   }
-                : { dataset_id: m.dataset_id, blockdevice_id: `b${i}`, size: m.size, status: 'attached' as const },
+                : {
+                    dataset_id: m.dataset_id,
+                    blockdevice_id: `b${i}`,
+                    size: m.size,
+                    status: 'attached' as const,
+                    // Not shown while attached.
+                    ...(m.used !== undefined ? { path: `/p${i}`, used_bytes: m.used } : {}),
+                  },
             ),
             volumes: n.volumes.map((v, i) => ({ ...v, blockdevice_id: `v${i}`, attached_to: null })),
           }),

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { jsonOf } from './json';
-import { JoinedList, joinChunks } from './listBodies';
+import { BlockJoiner, JoinedList, joinChunks, ListBody } from './listBodies';
 import { PersistentMap } from './PersistentMap';
 
 interface Item {
@@ -67,5 +67,55 @@ describe('JoinedList (issue 23: whole lists patched per change)', () => {
     const patchJoins = joins.mock.calls.length - 1;
     joins.mockRestore();
     expect(patchJoins).toBe(1);
+  });
+});
+
+describe('BlockJoiner (issue 23: a list written as blocks, copied per change only where it changed)', () => {
+  const items = fc.array(
+    fc.string({ minLength: 1, maxLength: 40 }).map((t) => Buffer.from(t)),
+    { maxLength: 300 },
+  );
+
+  it('is byte for byte [items joined with commas], whatever the block size, across calls', () => {
+    fc.assert(
+      fc.property(fc.array(items, { minLength: 1, maxLength: 5 }), fc.integer({ min: 1, max: 400 }), (calls, size) => {
+        const joiner = new BlockJoiner(size);
+        for (const list of calls) {
+          const body = joiner.of(list);
+          const want = `[${list.map((b) => b.toString()).join(',')}]`;
+          expect(body.toString()).toBe(want);
+          expect(body.length).toBe(Buffer.byteLength(want));
+          expect(body.chunks.every((c) => c.length > 0)).toBe(true);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('one item replaced, added or removed: the other blocks are the same Buffers (at most two made anew)', () => {
+    const list = Array.from({ length: 2000 }, (_, i) => Buffer.from(`{"n":${i},"pad":"${'x'.repeat(80)}"}`));
+    const joiner = new BlockJoiner(8 * 1024);
+    const before = joiner.of(list);
+    expect(before.chunks.length).toBeGreaterThan(20);
+    const made = (body: ListBody, was: ListBody): number => {
+      const old = new Set(was.chunks);
+      return body.chunks.filter((c) => !old.has(c)).length;
+    };
+    const replaced = [...list];
+    replaced[1000] = Buffer.from('{"n":"changed"}');
+    const afterReplace = joiner.of(replaced);
+    expect(afterReplace.toString()).toBe(`[${replaced.join(',')}]`);
+    expect(made(afterReplace, before)).toBeLessThanOrEqual(2);
+    const removed = replaced.filter((_, i) => i !== 500);
+    const afterRemove = joiner.of(removed);
+    expect(made(afterRemove, afterReplace)).toBeLessThanOrEqual(2);
+    const added = [...removed.slice(0, 10), Buffer.from('{"n":"new"}'), ...removed.slice(10)];
+    const afterAdd = joiner.of(added);
+    expect(afterAdd.toString()).toBe(`[${added.join(',')}]`);
+    expect(made(afterAdd, afterRemove)).toBeLessThanOrEqual(2);
+    // Unchanged items: the same blocks, a new body.
+    const again = joiner.of(added);
+    expect(again).not.toBe(afterAdd);
+    expect(made(again, afterAdd)).toBe(0);
   });
 });

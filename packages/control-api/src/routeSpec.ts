@@ -7,14 +7,15 @@
 import type { z } from 'zod';
 import type { ApiRoutes, BodyOf, ParamsOf, QueryOf, RouteContract, RouteName } from '@flocker/api';
 import type { ControlState } from './ControlState';
+import type { ListBody } from './listBodies';
 import type { Views } from './Views';
 
 /** What a handler returns: status, a body (object or pre-serialized JSON) and whether to send the tag. */
 export interface Reply {
   status: number;
   body?: unknown;
-  /** A pre-serialized body, possibly a Buffer shared by many replies. */
-  json?: string | Buffer;
+  /** A pre-serialized body, possibly a Buffer (or a whole list's chunks) shared by many replies. */
+  json?: string | Buffer | ListBody;
   tag?: string;
   /**
    * A streamed answer (the agent channel's watch): the server writes the status and headers, then

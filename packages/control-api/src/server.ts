@@ -19,6 +19,7 @@ import { buildOpenApi } from './openapi';
 import { routes } from './routes';
 import { checkInput, type Reply } from './routeSpec';
 import { GZIP_MIN_BYTES, Views } from './Views';
+import { ListBody } from './listBodies';
 import { auditEntry, isAudited } from './audit';
 import { authorizeRoute, peerIdentity, requireIdentity, type ServerTlsCredentials } from './tls';
 import { rejectDeepJson } from './jsonDepth';
@@ -150,6 +151,26 @@ export function noneMatch(header: string | undefined, etag: string): boolean {
   });
 }
 
+/**
+ * A whole list's chunks written one after another (issue 23), never copied together: the next
+ * chunk once the socket took the last (a slow reader holds at most one chunk of its own in
+ * flight, over TLS one chunk's ciphertext; the chunks themselves are the cached list's).
+ */
+function writeChunks(req: Request, res: Response, body: ListBody): void {
+  res.setHeader('Content-Length', body.length);
+  if (req.method === 'HEAD') return void res.end();
+  const chunks = body.chunks;
+  let next = 0;
+  const pump = (): void => {
+    while (next < chunks.length) {
+      if (!res.write(chunks[next++])) return void res.once('drain', pump);
+    }
+    res.end();
+  };
+  res.once('close', () => res.off('drain', pump));
+  pump();
+}
+
 /** The reason long-poll handlers see when their client goes away (a shared value: no DOMException per request). */
 const CLIENT_GONE = new Error('client closed the connection');
 
@@ -207,7 +228,7 @@ export function createApp(
       return;
     }
     res.status(reply.status).type('application/json');
-    const cached = Buffer.isBuffer(reply.json) ? reply.json : undefined;
+    const cached = Buffer.isBuffer(reply.json) || reply.json instanceof ListBody ? reply.json : undefined;
     // A whole list carries its entity tag: a client repeating the poll with If-None-Match gets a 304 and no body
     // while the list is unchanged (express's res.send answers it).
     const etag = cached !== undefined && reply.status === 200 ? views.etagOf(cached) : undefined;
@@ -236,6 +257,7 @@ export function createApp(
       res.send(gz);
       return;
     }
+    if (reply.json instanceof ListBody) return writeChunks(req, res, reply.json);
     res.send(reply.json ?? JSON.stringify(reply.body));
   };
 
