@@ -4,7 +4,8 @@
 # e.g. build.sh flocker/flocker:0.1.0, then: docker plugin set / enable (README "Managed plugin").
 # The rootfs holds the project's Node 24 binary and the shared libraries it links, mount and
 # umount (the plugin binds volumes into its propagated mount), findmnt (it follows the agent's
-# mounts in the kernel's table: MountTable.ts), and the plugin's compiled code
+# mounts in the kernel's table: MountTable.ts) and setpriv (findmnt runs under --pdeathsig: it is
+# paused while idle, and must not outlive the plugin), and the plugin's compiled code
 # with its production dependencies at their repository paths. The docker CLI honours DOCKER_HOST.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -46,6 +47,7 @@ copy_with_libs "$node_bin" /usr/bin/node
 copy_with_libs "$(command -v mount)" /bin/mount
 copy_with_libs "$(command -v umount)" /bin/umount
 copy_with_libs "$(command -v findmnt)" /bin/findmnt
+copy_with_libs "$(command -v setpriv)" /bin/setpriv
 echo 'root:x:0:0:root:/root:/bin/false' >"$rootfs/etc/passwd"
 echo 'root:x:0:' >"$rootfs/etc/group"
 

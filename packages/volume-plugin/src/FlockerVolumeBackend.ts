@@ -454,12 +454,15 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     const clone = await this.cloneSource(req.Name, options);
     if (clone?.filesystem !== undefined) metadata[METADATA_FILESYSTEM_KEY] = clone.filesystem;
     // A clone without -o size: the control service gives it its source's size.
-    const created = await this.createNamed(req.Name, {
+    const creating = this.createNamed(req.Name, {
       primary: this.me,
       ...(clone === undefined || options.sizeGiven ? { maximum_size: options.size } : {}),
       metadata,
       ...clone?.source,
     });
+    // The kernel's table is paused while idle: resumed while the POST is on its way, for the agent's mount.
+    this.opts.mountTable?.table.warm();
+    const created = await creating;
     this.createdHere.add(req.Name);
     if (created === undefined) return;
     this.madeHere.set(req.Name, created);

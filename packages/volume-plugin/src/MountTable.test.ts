@@ -1,7 +1,16 @@
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { MountTable, mountPointsOf, parsePollLine, SOURCE_READY_MS } from './MountTable';
+import {
+  blockedInPoll,
+  findmntSource,
+  MountTable,
+  mountPointsOf,
+  parsePollLine,
+  RESTART_AFTER_MS,
+  SOURCE_READY_MS,
+} from './MountTable';
 import { silentLogger } from './testing/backendTestBed';
 import { FakeMountSource } from './testing/FakeMountSource';
 
@@ -35,6 +44,36 @@ describe('parsePollLine (findmnt --poll -n -r -o ACTION,TARGET)', () => {
   });
 });
 
+describe('blockedInPoll (/proc/<pid>/syscall, else wchan)', () => {
+  it('is poll or ppoll by number on x64 and arm64, running or another syscall is not', () => {
+    expect(blockedInPoll('7 0x7ffc9d801ed8 0x1 0xffffffff 0x0 0x8 0x0 0x7ffc 0x7f\n', '', 'x64')).toBe(true);
+    expect(blockedInPoll('271 0x1 0x1 0x0 0x0 0x8 0x0 0x7ffc 0x7f\n', '', 'x64')).toBe(true);
+    expect(blockedInPoll('0 0x3 0x7ffc 0x400 0x0 0x0 0x0 0x7ffc 0x7f\n', 'poll_schedule_timeout', 'x64')).toBe(false);
+    expect(blockedInPoll('running\n', '0', 'x64')).toBe(false);
+    expect(blockedInPoll('', '', 'x64')).toBe(false);
+    expect(blockedInPoll('73 0x1 0x1 0x0 0x0 0x8 0x0 0x7ffc 0x7f\n', '', 'arm64')).toBe(true);
+    expect(blockedInPoll('7 0x1\n', '', 'arm64')).toBe(false);
+    // An architecture whose numbers are not known: the kernel's wait channel.
+    expect(blockedInPoll('168 0x1\n', 'do_sys_poll', 'riscv64')).toBe(true);
+    expect(blockedInPoll('63 0x1\n', 'pipe_read', 'riscv64')).toBe(false);
+  });
+
+  it('findmnt --poll is seen polling within a second of its start (a real child)', async () => {
+    const run = findmntSource.start(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      let polling = false;
+      for (const t0 = Date.now(); !polling && Date.now() - t0 < 1_000; await new Promise((r) => setTimeout(r, 2)))
+        polling = run.ready?.() === true;
+      expect(polling).toBe(true);
+    } finally {
+      run.stop();
+    }
+  });
+});
+
 describe('mountPointsOf', () => {
   it('takes field 5 of each mountinfo line, octal escapes undone', () => {
     const text = '22 1 0:21 / /proc rw - proc proc rw\n30 22 7:1 / /mnt/a\\040b rw - ext4 /dev/loop1 rw\n';
@@ -47,7 +86,8 @@ describe('MountTable', () => {
     const src = new FakeMountSource();
     const clock = { ms: 0 };
     const t = new MountTable('/flocker/', silentLogger, src, () => clock.ms);
-    expect(t.track(ID)).toBeUndefined(); // not started
+    expect(t.track(ID)).toBeUndefined(); // not following yet: this starts the source
+    expect(src.starts).toBe(1);
     t.start();
     expect(t.track(ID)).toBeUndefined();
     clock.ms = SOURCE_READY_MS;
@@ -128,5 +168,106 @@ describe('MountTable', () => {
     b?.close();
     expect(b?.fresh()).toBe(false);
     t.close();
+  });
+
+  describe('paused while idle (issue 23): the source wakes for mount changes only while needed', () => {
+    it('warm() starts it when not running; it follows as soon as the run says it polls, before SOURCE_READY_MS', () => {
+      const src = new FakeMountSource();
+      const clock = { ms: 0 };
+      const t = new MountTable('/flocker', silentLogger, src, () => clock.ms);
+      expect(src.starts).toBe(0);
+      t.warm();
+      t.warm();
+      expect(src.starts).toBe(1);
+      expect(t.following()).toBe(false);
+      src.readyNow = true;
+      expect(t.following()).toBe(true);
+      expect(t.track(ID)?.fresh()).toBe(true);
+      t.close();
+      expect(src.stops).toBe(1);
+    });
+
+    it('pauses once idle, not while a tracker is open; warm() resumes it and what changed meanwhile is seen', async () => {
+      jest.useFakeTimers();
+      try {
+        const src = new FakeMountSource();
+        const clock = { ms: 0 };
+        const t = new MountTable('/flocker', silentLogger, src, () => clock.ms, 20);
+        t.start();
+        clock.ms = SOURCE_READY_MS;
+        const tr = t.track(ID);
+        expect(tr?.fresh()).toBe(true);
+        jest.advanceTimersByTime(60);
+        expect(src.paused).toBe(false); // a tracker is open
+        tr?.close();
+        jest.advanceTimersByTime(10);
+        t.warm(); // a warm() puts the pause off again
+        jest.advanceTimersByTime(15);
+        expect(src.paused).toBe(false);
+        jest.advanceTimersByTime(5);
+        expect(src.paused).toBe(true);
+        expect(src.pauses).toBe(1);
+        // Paused, it still follows (nothing is missed): a tracker resumes it and needs no start-up.
+        expect(t.following()).toBe(true);
+        const other = '/flocker/eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee';
+        src.emit('mount', other); // while paused: held, as the kernel's change count holds it for findmnt
+        const again = t.track(ID);
+        expect(src.paused).toBe(false);
+        expect(src.starts).toBe(1);
+        expect(again?.fresh()).toBe(true);
+        const mounted = again?.mounted() ?? Promise.reject(new Error('x'));
+        src.emit('mount', `/flocker/${ID}`);
+        jest.useRealTimers();
+        expect(await settledWithin(mounted)).toBe(true);
+        t.close();
+        expect(src.stops).toBe(1);
+      } finally {
+        jest.useRealTimers();
+      }
+    });
+
+    it('a source that ended by itself is started again, but not within RESTART_AFTER_MS (no spawn per Create)', () => {
+      const src = new FakeMountSource();
+      src.readyNow = true;
+      const clock = { ms: 0 };
+      const t = new MountTable('/flocker', silentLogger, src, () => clock.ms);
+      t.warm();
+      src.end('findmnt exited (ENOENT)');
+      clock.ms += RESTART_AFTER_MS - 1;
+      expect(t.track(ID)).toBeUndefined();
+      expect(src.starts).toBe(1);
+      clock.ms += 1;
+      expect(t.track(ID)?.fresh()).toBe(true);
+      expect(src.starts).toBe(2);
+      t.close();
+    });
+  });
+
+  it('findmnt really reports, once resumed, a mount made while it was paused (root, a tmpfs)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mount-table-real-'));
+    const seen: string[] = [];
+    const run = findmntSource.start(
+      (e) => seen.push(`${e.action} ${e.target}`),
+      () => undefined,
+    );
+    let mounted = false;
+    try {
+      for (const t0 = Date.now(); run.ready?.() !== true && Date.now() - t0 < 2_000;)
+        await new Promise((r) => setTimeout(r, 2));
+      expect(typeof run.pause).toBe('function'); // setpriv is on this machine
+      run.pause?.();
+      execFileSync('mount', ['-t', 'tmpfs', 'none', dir]);
+      mounted = true;
+      await new Promise((r) => setTimeout(r, 50));
+      expect(seen).toEqual([]); // stopped: not woken
+      run.resume?.();
+      for (const t0 = Date.now(); seen.length === 0 && Date.now() - t0 < 2_000;)
+        await new Promise((r) => setTimeout(r, 5));
+      expect(seen).toContain(`mount ${fs.realpathSync(dir)}`);
+    } finally {
+      run.stop();
+      if (mounted) execFileSync('umount', [dir]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

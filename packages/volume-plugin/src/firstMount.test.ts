@@ -155,4 +155,40 @@ describe('a new volume answered from the kernel’s first mount (issue 23)', () 
     await agentReports();
     expect(await settledWithin(mount, 2_000)).toEqual({ Mountpoint: `${HOST_A.mountRoot}/${id}` });
   });
+
+  it('a table not followed yet (on demand) is started by the Create, and follows in time for its Mount', async () => {
+    table.close();
+    src = new FakeMountSource();
+    src.readyNow = true; // the run polls as soon as it starts (findmnt: a millisecond or two after its spawn)
+    table = new MountTable(HOST_A.mountRoot, silentLogger, src, () => 0); // the clock never reaches SOURCE_READY_MS
+    const b = await backend();
+    expect(src.starts).toBe(0);
+    await b.create({ Name: 'v7', Opts: null });
+    expect(src.starts).toBe(1);
+    const id = await followedShows(b, 'v7');
+    const mount = b.mount({ Name: 'v7', ID: 'm1' });
+    expect(await settledWithin(mount, 100)).toBe('pending');
+    src.emit('mount', `${HOST_A.mountRoot}/${id}`);
+    expect(await settledWithin(mount, 1_000)).toEqual({ Mountpoint: `${HOST_A.mountRoot}/${id}` });
+  });
+
+  it('a table paused while idle is resumed by the Create, and the Mount is answered at the kernel’s mount', async () => {
+    table.close();
+    src = new FakeMountSource();
+    const clock = { ms: 0 };
+    table = new MountTable(HOST_A.mountRoot, silentLogger, src, () => clock.ms, 5);
+    table.start();
+    clock.ms = SOURCE_READY_MS;
+    await new Promise((r) => setTimeout(r, 30));
+    expect(src.paused).toBe(true);
+    const b = await backend();
+    await b.create({ Name: 'v8', Opts: null });
+    expect(src.paused).toBe(false);
+    const id = await followedShows(b, 'v8');
+    const mount = b.mount({ Name: 'v8', ID: 'm1' });
+    expect(await settledWithin(mount, 100)).toBe('pending');
+    src.emit('mount', `${HOST_A.mountRoot}/${id}`);
+    expect(await settledWithin(mount, 1_000)).toEqual({ Mountpoint: `${HOST_A.mountRoot}/${id}` });
+    expect(src.starts).toBe(1);
+  });
 });

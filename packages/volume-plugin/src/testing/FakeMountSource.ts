@@ -1,17 +1,50 @@
-import type { MountEvent, MountEventSource } from '../MountTable';
+import type { MountEvent, MountEventRun, MountEventSource } from '../MountTable';
 
-/** A mount event source the test drives: events by emit(), the table by `mounted`. */
+/**
+ * A mount event source the test drives: events by emit(), the table by `mounted`. Its runs say they follow
+ * (ready()) once `readyNow` is set; without it only time does (SOURCE_READY_MS). A paused run (as a stopped
+ * findmnt) delivers the events emitted meanwhile when resumed.
+ */
 export class FakeMountSource implements MountEventSource {
   readonly mounted = new Set<string>();
   private onEvent: ((e: MountEvent) => void) | undefined;
   private onEnd: ((reason: string) => void) | undefined;
+  private held: MountEvent[] | undefined;
   starts = 0;
+  stops = 0;
+  pauses = 0;
+  readyNow = false;
 
-  start(onEvent: (e: MountEvent) => void, onEnd: (reason: string) => void): { stop(): void } {
+  start(onEvent: (e: MountEvent) => void, onEnd: (reason: string) => void): MountEventRun {
     this.starts++;
     this.onEvent = onEvent;
     this.onEnd = onEnd;
-    return { stop: () => (this.onEvent = undefined) };
+    this.held = undefined;
+    return {
+      stop: () => {
+        this.stops++;
+        this.onEvent = undefined;
+      },
+      ready: () => this.readyNow,
+      pause: () => {
+        this.pauses++;
+        this.held ??= [];
+      },
+      resume: () => {
+        const held = this.held ?? [];
+        this.held = undefined;
+        for (const e of held) this.onEvent?.(e);
+      },
+    };
+  }
+
+  /** Whether a run is on (started and neither stopped nor ended). */
+  get running(): boolean {
+    return this.onEvent !== undefined;
+  }
+
+  get paused(): boolean {
+    return this.held !== undefined;
   }
 
   isMountPoint(target: string): boolean {
@@ -21,7 +54,8 @@ export class FakeMountSource implements MountEventSource {
   emit(action: MountEvent['action'], target: string): void {
     if (action === 'mount') this.mounted.add(target);
     else this.mounted.delete(target);
-    this.onEvent?.({ action, target });
+    if (this.held !== undefined) this.held.push({ action, target });
+    else this.onEvent?.({ action, target });
   }
 
   end(reason = 'gone'): void {
