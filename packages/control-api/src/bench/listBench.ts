@@ -8,9 +8,17 @@
  *   node packages/control-api/dist/bench/listBench.js [--datasets 100000 --nodes 10000 --rounds 20]
  * `--rebuild` times, in this process, only the service's work for the first read after a change
  * (old: a fresh join of every fragment; new: the patched segments / per-report bytes), interleaved.
+ * `--floor` times the first read of each list after the service started (it builds the list), then
+ * full reads of the service against the floor: a plain Node HTTP server (a child process) sending
+ * the same bytes from one prebuilt Buffer, read by the same client in the same rounds, each way:
+ * fetch + text() (as the scale bench reads), fetch + JSON.parse, and node:http with the bytes only
+ * drained (time to first and to last byte: what the server and the wire cost, no decoding).
  */
 import { randomUUID } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, createServer, get } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import yargs from 'yargs';
@@ -80,7 +88,7 @@ function rebuild(datasetCount: number, nodeCount: number, rounds: number): void 
   states.body(alive);
   Buffer.from(datasetStateJson(alive, oldFragments));
   const samples: Record<string, number[]> = {};
-  const time = (name: string, fn: () => Buffer): void => {
+  const time = (name: string, fn: () => { length: number }): void => {
     const t = performance.now();
     const bytes = fn().length;
     (samples[name] ??= []).push(performance.now() - t);
@@ -90,14 +98,14 @@ function rebuild(datasetCount: number, nodeCount: number, rounds: number): void 
     const id = randomUUID();
     map = map.set(id, { dataset_id: id, primary: nodes[r % nodeCount] as string, metadata: {}, deleted: false });
     const first = r % 2 === 0;
-    const runs: [string, () => Buffer][] = [
+    const runs: [string, () => { length: number }][] = [
       ['datasets: fresh join (old)', () => Buffer.from(`[${Array.from(map.values(), jsonOf).join(',')}]`)],
       ['datasets: patched (new)', () => list.of(map)],
     ];
     for (const [name, fn] of first ? runs : runs.reverse()) time(name, fn);
     const i = (r * 7919) % nodeCount;
     alive[i] = reportOf(i, r + 1);
-    const stateRuns: [string, () => Buffer][] = [
+    const stateRuns: [string, () => { length: number }][] = [
       ['states: fresh join (old)', () => Buffer.from(datasetStateJson(alive, oldFragments))],
       ['states: per-report bytes, indexed (new)', () => states.body(alive)],
     ];
@@ -108,6 +116,108 @@ function rebuild(datasetCount: number, nodeCount: number, rounds: number): void 
   process.stdout.write(`${JSON.stringify({ datasets: datasetCount, nodes: nodeCount, rounds, table }, null, 2)}\n`);
 }
 
+const LIST_PATHS = { datasets: '/v1/configuration/datasets', states: '/v1/state/datasets' } as const;
+
+/** The floor's server (a child process): the service's two lists fetched once, then each sent from one Buffer. */
+async function serveFloor(serviceUrl: string): Promise<void> {
+  const bodies = new Map<string, Buffer>();
+  for (const p of Object.values(LIST_PATHS))
+    bodies.set(p, Buffer.from(await (await fetch(`${serviceUrl}${p}`)).arrayBuffer()));
+  const server = createServer((req, res) => {
+    const body = bodies.get(req.url ?? '');
+    if (body === undefined) return void res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length });
+    res.end(body);
+  });
+  server.keepAliveTimeout = 65_000;
+  server.listen(0, '127.0.0.1', () => {
+    const { port } = server.address() as AddressInfo;
+    process.stdout.write(`${JSON.stringify({ listening: `http://127.0.0.1:${port}` })}\n`);
+  });
+}
+
+function startFloor(serviceUrl: string): Promise<{ kill: () => void; url: string }> {
+  const child = spawn(process.execPath, [__filename, '--serve-floor', serviceUrl], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      const nl = out.indexOf('\n');
+      if (nl >= 0)
+        resolve({ kill: () => child.kill(), url: (JSON.parse(out.slice(0, nl)) as { listening: string }).listening });
+    });
+    child.once('exit', (code) => reject(new Error(`floor server exited (${code})`)));
+  });
+}
+
+/** One GET through node:http, the bytes drained and counted (no decoding): ms to the first and to the last byte. */
+function drained(url: string, agent: Agent): Promise<{ firstMs: number; lastMs: number; bytes: number }> {
+  const t = performance.now();
+  return new Promise((resolve, reject) => {
+    get(url, { agent }, (res) => {
+      let firstMs = NaN;
+      let bytes = 0;
+      res.on('data', (c: Buffer) => {
+        if (bytes === 0) firstMs = performance.now() - t;
+        bytes += c.length;
+      });
+      res.on('end', () =>
+        res.statusCode === 200
+          ? resolve({ firstMs, lastMs: performance.now() - t, bytes })
+          : reject(new Error(`GET ${url}: HTTP ${res.statusCode}`)),
+      );
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+}
+
+/** The service vs the floor (see the header), interleaved per round; and the first read of each list after the start. */
+async function floor(
+  url: string,
+  rounds: number,
+): Promise<{ table: Record<string, Stats>; sizes: Record<string, number> }> {
+  const samples: Record<string, number[]> = {};
+  const add = (name: string, ms: number): void => void (samples[name] ??= []).push(ms);
+  const sizes: Record<string, number> = {};
+  const agent = new Agent({ keepAlive: true });
+  // Nothing has read the lists yet: each first read builds its list.
+  for (const [name, p] of Object.entries(LIST_PATHS)) {
+    const first = await drained(`${url}${p}`, agent);
+    add(`service: ${name} first read after start (builds it), drained`, first.lastMs);
+    sizes[name] = first.bytes;
+  }
+  const floorServer = await startFloor(url);
+  try {
+    const sides = [
+      { label: 'service', url },
+      { label: 'floor', url: floorServer.url },
+    ];
+    for (const side of sides) for (const p of Object.values(LIST_PATHS)) await drained(`${side.url}${p}`, agent);
+    for (let round = 0; round < rounds; round++) {
+      for (const side of round % 2 === 0 ? sides : [...sides].reverse()) {
+        for (const [name, p] of Object.entries(LIST_PATHS)) {
+          const u = `${side.url}${p}`;
+          const raw = await drained(u, agent);
+          if (raw.bytes !== sizes[name]) throw new Error(`${u}: ${raw.bytes} bytes, not ${sizes[name]}`);
+          add(`${side.label}: ${name}, node:http drained: first byte`, raw.firstMs);
+          add(`${side.label}: ${name}, node:http drained: last byte`, raw.lastMs);
+          add(`${side.label}: ${name}, fetch + text()`, await timed(async () => (await fetch(u)).text()));
+          add(`${side.label}: ${name}, fetch + JSON.parse`, await timed(async () => (await fetch(u)).json()));
+        }
+      }
+      process.stderr.write(`round ${round + 1}/${rounds}\n`);
+    }
+  } finally {
+    floorServer.kill();
+    agent.destroy();
+  }
+  const table: Record<string, Stats> = {};
+  for (const [name, xs] of Object.entries(samples)) table[name] = stats(xs);
+  return { table, sizes };
+}
+
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
     .option('datasets', { type: 'number', default: 100_000 })
@@ -116,6 +226,12 @@ async function main(): Promise<void> {
     .option('compress', { type: 'boolean', default: true, describe: 'Run the service with --compress-lists' })
     .option('client', { type: 'boolean', default: true, describe: 'Also time FlockerClient.listDatasets' })
     .option('rebuild', { type: 'boolean', default: false, describe: 'Only the per-change work, in process (old/new)' })
+    .option('floor', {
+      type: 'boolean',
+      default: false,
+      describe: 'The first reads after the start, then full reads vs a plain server sending the same bytes',
+    })
+    .option('serve-floor', { type: 'string', hidden: true, describe: "(internal) the floor's server, of this service" })
     .option('against', {
       type: 'string',
       describe:
@@ -124,6 +240,7 @@ async function main(): Promise<void> {
     .strict()
     .parse();
   if (argv.rebuild) return rebuild(argv.datasets, argv.nodes, argv.rounds);
+  if (argv['serve-floor'] !== undefined) return serveFloor(argv['serve-floor']);
   const dir = mkdtempSync(path.join(tmpdir(), 'flocker-lists-'));
   // Random ids, as real ones are (they are most of the bytes, and what gzip cannot squeeze).
   const nodes = Array.from({ length: argv.nodes }, () => randomUUID());
@@ -145,7 +262,7 @@ async function main(): Promise<void> {
     path.join(dir, CONFIGURATION_FILE),
     encodeConfiguration({ ...emptyConfiguration, version: 1, datasets }),
   );
-  const serverArgs = argv.compress ? ['--compress-lists'] : [];
+  const serverArgs = argv.compress && !argv.floor ? ['--compress-lists'] : [];
   const otherDir = argv.against !== undefined ? mkdtempSync(path.join(tmpdir(), 'flocker-lists-a-')) : undefined;
   if (otherDir !== undefined) cpSync(dir, otherDir, { recursive: true });
   const { child, url } = await startServer(dir, [], serverArgs);
@@ -161,6 +278,13 @@ async function main(): Promise<void> {
   const report = (i: number, extra = 0): NodeReport => syntheticReport(i, nodes[i] as string, owned[i] ?? [], extra);
   try {
     await pooled([...nodes.keys()], 32, async (i) => void (await client.reportNodeState(report(i))));
+    if (argv.floor) {
+      const { table, sizes } = await floor(url, argv.rounds);
+      process.stdout.write(
+        `${JSON.stringify({ datasets: argv.datasets, nodes: argv.nodes, rounds: argv.rounds, table, sizes }, null, 2)}\n`,
+      );
+      return;
+    }
     if (otherClient !== undefined)
       await pooled([...nodes.keys()], 32, async (i) => void (await otherClient.reportNodeState(report(i))));
     const lists = { datasets: `${url}/v1/configuration/datasets`, states: `${url}/v1/state/datasets` };
