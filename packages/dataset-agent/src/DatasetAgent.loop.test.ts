@@ -16,6 +16,7 @@ function setup(
     resyncIntervalMs?: number;
     poolChanges?: (onChange: () => void) => () => void;
     progressReportMs?: number;
+    concurrency?: number;
   } = {},
 ) {
   const driver = new FakeDriver();
@@ -533,6 +534,122 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     await eventually(() => (control.last()?.volumes ?? []).every((v) => v.attached_to === null));
     expect(unmounts).toBe(0);
     expect([...driver.volumes.values()].every((v) => v.attachedTo === null)).toBe(true);
+    await agent.stop();
+  });
+
+  /**
+   * DS made and mounted here, moved to the other node (which took and mounted it), then moved back: this node
+   * waits for the holder's release, with the pool watch on. Returns with the move back configured, the release
+   * not yet made.
+   */
+  async function movedBackWaiting(concurrency?: number) {
+    let poolChanged: (() => void) | undefined;
+    const parts = setup({
+      ...(concurrency !== undefined ? { concurrency } : {}),
+      resyncIntervalMs: 60_000,
+      poolChanges: (onChange) => ((poolChanged = onChange), () => undefined),
+    });
+    const { driver, control, agent } = parts;
+    agent.start();
+    const holder = (mounted: boolean): NodeState => ({
+      ...otherNode([]),
+      manifestations: mounted ? [{ dataset_id: DS, blockdevice_id: 'vol-0', size: 64 * MiB, status: 'mounted' }] : [],
+    });
+    control.setNodes([holder(false)]);
+    control.setDatasets([dataset]);
+    await eventually(() => control.last()?.manifestations[0]?.status === 'mounted');
+    await pass(50);
+    control.setDatasets([{ ...dataset, primary: holder(false).uuid }]);
+    await eventually(() => (control.last()?.volumes ?? []).every((v) => v.attached_to === null));
+    await pass(50);
+    // The other node attaches and mounts it, and says so.
+    const vol = driver.volumes.get('vol-0')!;
+    driver.volumes.set('vol-0', { ...vol, attachedTo: 'i-other' });
+    control.setNodes([holder(true)]);
+    await pass(50);
+    control.setDatasets([dataset]);
+    await pass(100);
+    const release = (): void => {
+      driver.volumes.set('vol-0', { ...vol, attachedTo: null });
+      poolChanged!();
+    };
+    return { ...parts, release, holder };
+  }
+
+  it('a move here that the release started takes no full look after its mount when it was all this node waited for', async () => {
+    const { driver, control, agent, release, holder } = await movedBackWaiting();
+    const events: string[] = [];
+    // Only the full look lists the backend's snapshots (no dataset here has any configured).
+    const listSnapshots = driver.listSnapshots.bind(driver);
+    driver.listSnapshots = async () => (events.push('full look'), listSnapshots());
+    release();
+    await eventually(() => control.last()?.manifestations[0]?.status === 'mounted', 2000);
+    // The holder's report of its release comes after: nothing waits for it any more.
+    control.setNodes([holder(false)]);
+    await pass(200);
+    expect(events).toEqual([]);
+    await agent.stop();
+  });
+
+  it('a release with a waiting dataset it could not start (no room) still takes the full look', async () => {
+    const { driver, control, agent, release } = await movedBackWaiting(1);
+    // A second dataset waits for the other node too; one worker at a time: the release starts DS only.
+    const second = { ...dataset, dataset_id: 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb' };
+    driver.volumes.set('vol-b', {
+      blockdeviceId: 'vol-b',
+      datasetId: second.dataset_id,
+      size: 64 * MiB,
+      attachedTo: 'i-other',
+    });
+    control.setDatasets([dataset, second]);
+    await pass(100);
+    const events: string[] = [];
+    const listSnapshots = driver.listSnapshots.bind(driver);
+    driver.listSnapshots = async () => (events.push('full look'), listSnapshots());
+    release();
+    await eventually(
+      () => control.last()?.manifestations.some((m) => m.dataset_id === DS && m.status === 'mounted') === true,
+      2000,
+    );
+    await eventually(() => events.includes('full look'), 2000);
+    await agent.stop();
+  });
+
+  it('the attach of a volume this process has seen holding a file system is followed by its mount with no look', async () => {
+    const { driver, host, control, agent, release } = await movedBackWaiting();
+    const events: string[] = [];
+    const attach = driver.attachVolume.bind(driver);
+    driver.attachVolume = async (id, instanceId) => (events.push('attach'), attach(id, instanceId));
+    const probe = host.hasFilesystem.bind(host);
+    host.hasFilesystem = async (device) => (events.push('probe'), probe(device));
+    const listMounts = host.listMounts.bind(host);
+    host.listMounts = async () => (events.push('mounts'), listMounts());
+    const mount = host.mount.bind(host);
+    host.mount = async (device, mountPoint) => (events.push('mount'), mount(device, mountPoint));
+    release();
+    await eventually(() => control.last()?.manifestations[0]?.status === 'mounted', 2000);
+    // Between the attach and the mount only the mount action's own read of the mounts: no look (no probe either).
+    expect(events.slice(events.indexOf('attach'), events.indexOf('mount') + 1)).toEqual(['attach', 'mounts', 'mount']);
+    expect(events).not.toContain('probe');
+    await agent.stop();
+  });
+
+  it('the attach of a volume this process never saw holding a file system is looked at before its mount', async () => {
+    const { driver, host, control, agent } = setup({ resyncIntervalMs: 60_000 });
+    // Made and formatted elsewhere: this agent never looked at its file system.
+    driver.volumes.set('vol-other', { blockdeviceId: 'vol-other', datasetId: DS, size: 64 * MiB, attachedTo: null });
+    host.formatted.add('/dev/fake/vol-other');
+    const events: string[] = [];
+    const attach = driver.attachVolume.bind(driver);
+    driver.attachVolume = async (id, instanceId) => (events.push('attach'), attach(id, instanceId));
+    const probe = host.hasFilesystem.bind(host);
+    host.hasFilesystem = async (device) => (events.push('probe'), probe(device));
+    const mount = host.mount.bind(host);
+    host.mount = async (device, mountPoint) => (events.push('mount'), mount(device, mountPoint));
+    agent.start();
+    control.setDatasets([dataset]);
+    await eventually(() => control.last()?.manifestations[0]?.status === 'mounted', 2000);
+    expect(events.slice(events.indexOf('attach'))).toEqual(['attach', 'probe', 'mount']);
     await agent.stop();
   });
 });

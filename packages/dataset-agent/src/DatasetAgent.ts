@@ -38,7 +38,7 @@ import { errorCode, errorMessage } from './errors';
 import { FailureLog } from './FailureLog';
 import type { Action, DecisionContext, DesiredState, LocalState } from './LocalState';
 import { INITIAL_LOOP_STATE, loopTransition, type LoopEvent, type LoopPhase, type LoopState } from './loopState';
-import { configChangeNeedsLook, moveStarts, unmountOnView, type MoveTrigger } from './moveStart';
+import { configChangeNeedsLook, moveStarts, releaseNeedsLook, unmountOnView, type MoveTrigger } from './moveStart';
 import { ObservationView, type Observation } from './ObservationView';
 import { PoolKnowledge } from './PoolKnowledge';
 import { Reporter } from './Reporter';
@@ -304,12 +304,16 @@ export class DatasetAgent {
     // dataset waiting for one of them to let go.
     const before = this.lastAdopted;
     this.lastAdopted = snap;
-    if (change === 'config' || (change === 'others' && this.waitingForOtherNode(snap) !== undefined)) {
-      this.logger.debug('cluster changed', { generation: snap.generation, configChanged: change === 'config' });
-      const started = this.startMoves(snap, change === 'config' ? 'config' : 'released');
-      if (change === 'config' && before !== null && !this.configNeedsLook(before, snap, started))
+    const waiting = change === 'others' ? this.waitingForOtherNodes(snap) : [];
+    if (change === 'config') {
+      this.logger.debug('cluster changed', { generation: snap.generation, configChanged: true });
+      const started = this.startMoves(snap, 'config');
+      if (before !== null && !this.configNeedsLook(before, snap, started))
         this.logger.debug('configuration change in hand: no full look', { generation: snap.generation });
       else this.lookAfterMoves(started.size);
+    } else if (waiting.length > 0) {
+      this.logger.debug('cluster changed', { generation: snap.generation, configChanged: false });
+      this.lookAfterRelease(snap, waiting, this.startMoves(snap, 'released'));
     }
     this.fencing.evaluate();
   }
@@ -321,11 +325,22 @@ export class DatasetAgent {
   private poolChanged(): void {
     const snapshot = this.cluster.snapshot;
     if (snapshot === null || this.stopping) return;
-    const waiting = this.waitingForOtherNode(snapshot);
-    if (waiting !== undefined) {
-      this.logger.debug('pool changed while waiting for another node', { datasetId: waiting });
-      this.lookAfterMoves(this.startMoves(snapshot, 'released').size);
+    const waiting = this.waitingForOtherNodes(snapshot);
+    if (waiting.length > 0) {
+      this.logger.debug('pool changed while waiting for another node', { datasetId: waiting[0] });
+      this.lookAfterRelease(snapshot, waiting, this.startMoves(snapshot, 'released'));
     }
+  }
+
+  /**
+   * After a sign of a release: the full look once the workers it started are done, unless those workers are all
+   * it could be for (moveStart.releaseNeedsLook). Only in contact: otherwise the look decides as before.
+   */
+  private lookAfterRelease(snapshot: ClusterSnapshot, waiting: readonly string[], started: ReadonlySet<string>): void {
+    const withSnapshots = new Set((snapshot.snapshots ?? []).map((s) => s.dataset_id));
+    if (this.fencing.phase === 'inContact' && this.poolSeen && !releaseNeedsLook(waiting, started, withSnapshots))
+      this.logger.debug('release in hand: no full look', { datasets: [...started] });
+    else this.lookAfterMoves(started.size);
   }
 
   /**
@@ -424,13 +439,17 @@ export class DatasetAgent {
   /**
    * A dataset that should be here but, as last seen, is attached to another node, or to no one while no
    * worker has it (moveStarts leaves such a dataset to the release when another node reports it as its
-   * own: the release, this node's news of it, must start it); undefined if none.
+   * own: the release, this node's news of it, must start it); every such dataset, in the snapshot's order.
    */
-  private waitingForOtherNode(snapshot: ClusterSnapshot): string | undefined {
+  private waitingForOtherNodes(snapshot: ClusterSnapshot): string[] {
+    const waiting: string[] = [];
     for (const d of snapshot.datasets) {
       if (d.deleted || d.primary !== this.o.nodeUuid) continue;
       const volumes = this.view.volumesOf(d.dataset_id);
-      if (volumes.some((v) => v.attachedTo !== null && v.attachedTo !== this.o.instanceId)) return d.dataset_id;
+      if (volumes.some((v) => v.attachedTo !== null && v.attachedTo !== this.o.instanceId)) {
+        waiting.push(d.dataset_id);
+        continue;
+      }
       if (volumes.some((v) => v.attachedTo === this.o.instanceId)) continue;
       // Not one queued or whose own step failed: the queue, or its backoff's turn, comes back for it (no look per
       // change meanwhile).
@@ -441,9 +460,9 @@ export class DatasetAgent {
         !this.work.isWaiting(id) &&
         this.failures.retryAt(id) <= this.now()
       )
-        return id;
+        waiting.push(id);
     }
-    return undefined;
+    return waiting;
   }
 
   /** Whether another live node reports `datasetId` as its own in `snapshot` (moveStart.heldElsewhere). */
@@ -524,6 +543,7 @@ export class DatasetAgent {
       }
     }
     this.fencing.looked(local);
+    this.worker.sawFilesystems(local, true);
     this.view.update(local, seq, undefined, busy);
     this.poolSeen = true;
     const now = this.now();

@@ -129,7 +129,16 @@ export class DatasetWorker {
   private readonly isBlank = (blockdeviceId: string): boolean => this.blank.has(blockdeviceId);
   /** Volumes this process claimed from a spare (issue 23) and has not touched otherwise (attach aside): formatted. */
   private readonly claimed = new Set<string>();
-  private readonly isClaimed = (blockdeviceId: string): boolean => this.claimed.has(blockdeviceId);
+  /**
+   * Volumes this process has seen holding a file system (a look found one, or a format or mount of the volume
+   * succeeded): the attach of one on a move here is followed by its mount with no look between
+   * (stateAfter, issue 23: that look was on a move's critical path). Never forgotten but at a destroy: the agent
+   * never formats a volume that holds a file system, so once seen, the next mount needs no probe to know it; a
+   * volume wiped by hand since fails its mount, and the look after that failure finds it blank. In memory only.
+   */
+  private readonly formatted = new Set<string>();
+  private readonly isFormatted = (blockdeviceId: string): boolean =>
+    this.claimed.has(blockdeviceId) || this.formatted.has(blockdeviceId);
   private readonly successes = new Map<ActionKind, number>();
   private readonly metrics = datasetAgentMetrics(processRegistry('dataset-agent'));
 
@@ -137,6 +146,19 @@ export class DatasetWorker {
 
   private now(): number {
     return this.c.clock.now();
+  }
+
+  /**
+   * What a look (a worker's, or the agent's full look) found of file systems: see `formatted`. `whole`: the look
+   * listed the whole pool (the full look), so a volume it did not list is gone (destroyed, maybe by another node)
+   * and is forgotten: the set stays as big as the pool.
+   */
+  sawFilesystems(local: LocalState, whole = false): void {
+    if (whole) {
+      const listed = new Set(local.volumes.map((v) => v.blockdeviceId));
+      for (const id of this.formatted) if (!listed.has(id)) this.formatted.delete(id);
+    }
+    for (const v of local.volumes) if (v.hasFilesystem === true) this.formatted.add(v.blockdeviceId);
   }
 
   /**
@@ -184,6 +206,7 @@ export class DatasetWorker {
             }),
           );
           if (local.snapshots !== undefined) c.snapshotsSeen?.(local.snapshots);
+          this.sawFilesystems(local);
           c.logger.debug('observed dataset', {
             datasetId,
             durationMs: this.now() - t0,
@@ -265,7 +288,7 @@ export class DatasetWorker {
    * and the next step guards itself, so a wrong guess costs a failed step, never data.
    */
   private observationAfter(local: LocalState, action: Action, result: ActionResult): Observation | undefined {
-    const after = stateAfter(local, action, result, this.isBlank, this.isClaimed);
+    const after = stateAfter(local, action, result, this.isBlank, this.isFormatted);
     if (after === undefined) return undefined;
     const seq = this.c.view.nextSeq();
     this.c.view.update(after, seq, action.datasetId);
@@ -299,8 +322,8 @@ export class DatasetWorker {
             }
           : {}),
         knownVolumes: () => ({ reported: c.pool.reportedVolumes(), remembered: c.pool.rememberedDatasets() }),
-        // Only a volume known blank skips the look after its attach (stateAfter).
-        wantDevicePath: (id) => this.isBlank(id) || this.isClaimed(id),
+        // Only a volume known blank or formatted skips the look after its attach (stateAfter).
+        wantDevicePath: (id) => this.isBlank(id) || this.isFormatted(id),
         ...(c.restoreBackup !== undefined ? { restoreBackup: c.restoreBackup } : {}),
       });
     } catch (e) {
@@ -312,6 +335,8 @@ export class DatasetWorker {
     c.view.actionEnded();
     this.metrics.step(action.kind, (this.now() - started) / 1000);
     c.failures.clear(action.datasetId);
+    if (action.kind === 'format' || action.kind === 'mount') this.formatted.add(action.blockdeviceId);
+    else if (action.kind === 'destroy') this.formatted.delete(action.blockdeviceId);
     if (action.kind === 'mount' || action.kind === 'restore')
       this.reportMounted(action.datasetId, action.blockdeviceId, action.mountPath);
     const volume = this.volumeName(action.datasetId);

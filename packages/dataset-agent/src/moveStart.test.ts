@@ -4,6 +4,7 @@ import type { Action } from './LocalState';
 import {
   configChangeNeedsLook,
   moveStarts,
+  releaseNeedsLook,
   unmountOnView,
   type ConfigChangeContext,
   type MoveTrigger,
@@ -238,5 +239,23 @@ describe('configChangeNeedsLook: a new configuration that needs no full look', (
     // d moves away (started); e appears with its primary elsewhere, nothing of it here: in hand only if not new.
     expect(configChangeNeedsLook(snap([config(ME), e]), snap([config(OTHER), e]), c)).toBe(false);
     expect(configChangeNeedsLook(snap([config(ME)]), snap([config(OTHER), e]), c)).toBe(true);
+  });
+});
+
+describe('releaseNeedsLook: a sign of a release that needs no full look once its workers are done', () => {
+  // waiting | started | with configured snapshots | look?
+  const table: Array<[string[], string[], string[], boolean]> = [
+    [['a'], ['a'], [], false],
+    [['a', 'b'], ['a', 'b'], [], false],
+    [['a'], ['a', 'c'], [], false], // started more than it waited for (a dataset last seen free): each its own worker
+    [['a', 'b'], ['a'], [], true], // b not started: no room, in backoff, or running on an older look
+    [['a'], [], [], true],
+    [['a'], ['a'], ['a'], true], // its backups follow the full look
+    [['a'], ['a'], ['b'], false], // another dataset's snapshots change nothing here
+    [[], [], [], true], // nothing waited for: not a release this node knows of
+    [[], ['a'], [], true],
+  ];
+  it.each(table)('waiting %j, started %j, snapshots of %j: look %s', (waiting, started, snaps, want) => {
+    expect(releaseNeedsLook(waiting, new Set(started), new Set(snaps))).toBe(want);
   });
 });

@@ -41,7 +41,7 @@ export interface MoveStartContext {
  * - arriving: this node is its primary, it has a volume and none attached here, and that volume
  *   was last seen attached to no one (on a new configuration: unless another live node reports it as
  *   its own, in which case this node's view is older than that node's news — typically from this node's
- *   own detach of the move before — and the release starts it: see DatasetAgent.waitingForOtherNode), or
+ *   own detach of the move before — and the release starts it: see DatasetAgent.waitingForOtherNodes), or
  *   may just have been let go (`released`: last seen attached to no one or to another node, which the
  *   look finds out).
  * Deleted datasets are left to the full look (their destroy is on no one's critical path); so
@@ -107,7 +107,7 @@ export interface ConfigChangeContext extends MoveStartContext {
  * - the same, not started, with this node its primary and, as last seen, a volume attached to another
  *   node's instance that is not dead and none here, or all of them attached to no one while another live
  *   node reports it as its own (heldElsewhere): nothing is done until that node lets go, and the release
- *   starts a worker by itself (the pool watch or the holder's report: waitingForOtherNode);
+ *   starts a worker by itself (the pool watch or the holder's report: waitingForOtherNodes);
  * - a dataset gone from this node's view (the old primary's, once the move's release is reported) that
  *   was not this node's primary, not deleted, and of which nothing is attached here as last seen: there
  *   is nothing this node could do for it.
@@ -160,4 +160,24 @@ export function configChangeNeedsLook(
 
 function onlyPrimaryDiffers(a: DatasetConfiguration, b: DatasetConfiguration): boolean {
   return a.primary !== b.primary && JSON.stringify({ ...a, primary: '' }) === JSON.stringify({ ...b, primary: '' });
+}
+
+/**
+ * Whether a sign of a release (the `released` trigger: the pool changed, or another node reported) is worth the
+ * full look at the node once the workers it started are done (issue 23: on the new primary that look ran right
+ * after the mount, on 2 cores beside the report, its push and the waiter the move is measured by). `waiting`:
+ * the datasets this node waited on another node for when the sign came (DatasetAgent.waitingForOtherNodes);
+ * `started`: those whose worker the sign started (moveStarts, as the agent could start them).
+ * In hand, and no look: every waiting dataset was started by this very sign, and none has configured snapshots
+ * (its backups follow the full look). Each started worker looks at its dataset before each step after the
+ * first and asks for a full look when a step or look fails, so nothing of those datasets needs the node's look.
+ * Anything else needs it: a waiting dataset not started (no room, in backoff, or already running — a worker that
+ * may be ending on an older look: the look once idle is what brings it back), or nothing waiting at all.
+ */
+export function releaseNeedsLook(
+  waiting: readonly string[],
+  started: ReadonlySet<string>,
+  withSnapshots: ReadonlySet<string>,
+): boolean {
+  return waiting.length === 0 || waiting.some((id) => !started.has(id) || withSnapshots.has(id));
 }

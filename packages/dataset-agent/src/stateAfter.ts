@@ -9,7 +9,9 @@
  * - attach attached a volume this process created and never formatted: it is
  *   here, at the device the driver named, blank and unmounted; or one this process
  *   claimed from a spare (issue 23): formatted (the spare's proof was checked under
- *   the pool lock) and unmounted;
+ *   the pool lock) and unmounted; or one this process has seen holding a file system
+ *   (a move here, issue 23): a file system is never taken off a volume by the agent, and
+ *   the device the attach just bound is mounted nowhere yet;
  * - format ended without error: the device holds a filesystem and is not
  *   mounted (mkfs refuses a mounted device).
  *
@@ -32,7 +34,10 @@ export function stateAfter(
   result: ActionResult,
   /** Whether this process created the volume and has not formatted it (DatasetAgent's blank set). */
   knownBlank: (blockdeviceId: string) => boolean,
-  /** Whether this process claimed the volume from a spare (issue 23): formatted, never mounted. */
+  /**
+   * Whether the volume holds a file system as this process knows (issue 23): claimed from a spare, or seen
+   * holding one (DatasetWorker.formatted). Its attach is followed by the mount with no look.
+   */
   knownFormatted: (blockdeviceId: string) => boolean = () => false,
 ): LocalState | undefined {
   const mine = before.volumes.filter((v) => v.datasetId === action.datasetId);
