@@ -155,7 +155,16 @@ export const ENCODE_TURN_MS = 1;
 /** Entries encoded between two looks at the clock: ~0.1 ms quiet, a few ms at worst under load. */
 export const ENCODE_SLICE_ENTRIES = 32;
 
-/** Lets the event loop run (setImmediate) once `budgetMs` of work went by since the last turn. */
+/**
+ * Resolves after one turn of the event loop (setImmediate: after the I/O callbacks already due), so
+ * requests that arrived meanwhile run before what follows: a group commit gathering the writes of
+ * this turn, or long work giving way between two slices.
+ */
+export function nextTurn(): Promise<void> {
+  return new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+/** Lets the event loop run (nextTurn) once `budgetMs` of work went by since the last turn. */
 export class TurnBudget {
   private since: number;
   constructor(
@@ -168,7 +177,7 @@ export class TurnBudget {
   /** Resolves at once within the budget; past it, after a turn of the event loop (and starts a new budget). */
   async spent(): Promise<void> {
     if (this.now() - this.since < this.budgetMs) return;
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await nextTurn();
     this.reset();
   }
 

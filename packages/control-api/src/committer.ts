@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'winston';
 import { type Applied, type Configuration, configurationTag } from './configuration';
-import type { ConfigurationStore } from './ConfigurationStore';
+import { type ConfigurationStore, nextTurn } from './ConfigurationStore';
 import { StoreConflict } from './etcd/conflict';
 import { ConfigurationError, StoreError } from './errors';
 
@@ -116,7 +116,7 @@ export class Committer {
     this.flushing = true;
     try {
       // Let requests already parsed in this turn of the event loop join the batch.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await nextTurn();
       while (this.pending !== this.committed) {
         const target = this.pending;
         const waiters = this.waiters;
