@@ -18,9 +18,11 @@ import { FlockerApiError, FlockerClient, type NodeReport } from '@flocker/api';
 import { errorMessage } from '@flocker/runtime';
 import { EtcdTestCluster } from '../testing/etcdCluster';
 import { AgentFleet } from './agents';
+import { type Probed, probeWindow } from './probe';
 import { pooled, rssMiB, startServer, stats, type Stats, stopServer, timed } from './harness';
 import { syntheticReport } from './reports';
 import { type ChartPanel, scaleChartSvg } from './scaleChart';
+import { mark as threadMark, spentSince } from './threadClock';
 
 const TARGETS = { read_p99_ms: 20, create_p99_ms: 10, fanout_ms: 500, rss_mib: 1024 };
 
@@ -79,6 +81,12 @@ interface Options {
   workers: number;
   channel: AgentChannel;
   nodeArgs: string[];
+  /** Servers run with serverProbe (armed around the timed creates) and etcd's disk figures are read around them. */
+  probe: boolean;
+  /** Only the timed creates (no reads, lists or fan-outs): for probing them. */
+  createsOnly: boolean;
+  /** Creates timed while the agents watch (50: the table's figure is the slowest of them). */
+  watchedCreates: number;
   log: (msg: string) => void;
 }
 
@@ -161,20 +169,26 @@ async function timedCreates(
   count: number,
   what: string,
   o: Options,
+  probed: Probed,
 ): Promise<number[]> {
+  const window = await probeWindow(o.probe, probed, o.log);
   const out: number[] = [];
   const t0 = performance.now();
   const slow: string[] = [];
   for (let i = 0; i < count; i++) {
     const at = performance.now() - t0;
+    const m = threadMark();
     const ms = await timed(() => client.createDataset({ primary: nodes[i % nodes.length] as string }));
     out.push(ms);
-    // The wall clock too: to be matched with the server's --trace-gc or a probe's timestamps.
+    // The wall clock too: to be matched with the server's --trace-gc or a probe's timestamps; with
+    // --probe, where this (the measuring) thread's time went meanwhile.
     if (ms >= TARGETS.create_p99_ms)
       slow.push(
-        `#${i} at +${Math.round(at)} ms (${new Date(performance.timeOrigin + t0 + at).toISOString().slice(11, 23)}): ${ms.toFixed(1)} ms`,
+        `#${i} at +${Math.round(at)} ms (${new Date(performance.timeOrigin + t0 + at).toISOString().slice(11, 23)}): ${ms.toFixed(1)} ms` +
+          (o.probe ? ` client ${JSON.stringify(spentSince(m))}` : ''),
       );
   }
+  await window.end(what);
   // On the monotonic clock that --cpu-prof stamps its samples with: the profiles' window of these creates.
   const endUs = process.hrtime.bigint() / 1000n;
   const startUs = endUs - BigInt(Math.round((performance.now() - t0) * 1000));
@@ -246,7 +260,12 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
     }
 
     o.log(`${store} ${agentCount}: creates without long-polls`);
-    const createNoPolls = await timedCreates(first, nodes, o.samples, `${store} ${agentCount} no polls`, o);
+    const probed: Probed = {
+      servers: servers.map((s) => s.child),
+      etcd: etcd?.endpoints ?? [],
+      ...(etcd !== undefined ? { etcdDir: etcd.dir } : {}),
+    };
+    const createNoPolls = await timedCreates(first, nodes, o.samples, `${store} ${agentCount} no polls`, o, probed);
 
     const phases: { config: string; serving: number }[] =
       etcd === undefined
@@ -272,17 +291,21 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
       );
       try {
         await sleep(1000);
+        // --creates-only: none of the reads and fan-outs, straight to the creates while agents watch.
+        const reads = o.createsOnly ? 0 : o.samples;
+        const listReads = o.createsOnly ? 0 : o.listSamples;
+        const fanoutRuns = o.createsOnly ? 0 : o.fanouts;
         // Readers are spread like the agents: request i goes to replica i mod serving.
         const reader = (i: number): string => serving[i % serving.length]?.url as string;
         o.log(`${store} ${agentCount} (${phase.config}): reads`);
         const nodeView: number[] = [];
         const readFailures = { n: 0, last: '' };
-        for (let i = 0; i < o.samples; i++) {
+        for (let i = 0; i < reads; i++) {
           const node = nodes[(i * 7919) % agentCount] as string;
           nodeView.push(await timedRead(`${reader(i)}/v1/agent/cluster?node=${node}&timeout_ms=0`, {}, readFailures));
         }
         const oneDataset: number[] = [];
-        for (let i = 0; i < o.samples; i++) {
+        for (let i = 0; i < reads; i++) {
           const id = ids[(i * 7919) % datasetCount] as string;
           oneDataset.push(await timedRead(`${reader(i)}/v1/configuration/datasets/${id}`, {}, readFailures));
         }
@@ -290,7 +313,7 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
         const allStates: number[] = [];
         const datasetsSize = { bytes: 0 };
         const statesSize = { bytes: 0 };
-        for (let i = 0; i < o.listSamples; i++) {
+        for (let i = 0; i < listReads; i++) {
           // Plain JSON, as FlockerClient and the CLI read it (a browser's gzip is smaller to send).
           const plain = { headers: { 'accept-encoding': 'identity' } };
           allDatasets.push(
@@ -301,7 +324,7 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
         // A poller of an unchanged list: If-None-Match with the list's current ETag gets a 304 and no body.
         const unchanged: number[] = [];
         let unchangedMisses = 0;
-        for (let i = 0; i < o.listSamples; i++) {
+        for (let i = 0; i < listReads; i++) {
           for (const list of ['/v1/configuration/datasets', '/v1/state/datasets']) {
             const url = `${reader(i)}${list}`;
             const etag = (await fetch(url, { method: 'HEAD' })).headers.get('etag') ?? '';
@@ -322,7 +345,7 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
         let errorKinds: Record<string, number> = {};
         let answers = { deltas: 0, full: 0 };
         const someDataset = owned[0]?.[0] as string;
-        for (let f = 0; f < o.fanouts; f++) {
+        for (let f = 0; f < fanoutRuns; f++) {
           // Every view holds the configured snapshots: one more reaches every agent.
           let t0 = NaN;
           const fan = await fleet.fanout(async () => {
@@ -340,7 +363,7 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
         o.log(`${store} ${agentCount} (${phase.config}): a dataset for one node x${o.fanouts}`);
         const targeted: number[] = [];
         let wokenMax = 0;
-        for (let f = 0; f < o.fanouts; f++) {
+        for (let f = 0; f < fanoutRuns; f++) {
           const node = nodes[(f * 7919 + 1) % agentCount] as string;
           let t0 = NaN;
           const fan = await fleet.fanout(
@@ -361,9 +384,10 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
         const busy = await timedCreates(
           first,
           nodes,
-          Math.min(o.samples, 50),
+          o.watchedCreates,
           `${store} ${agentCount} (${phase.config}) agents watching`,
           o,
+          probed,
         );
         const mem = sampler.stop();
         results.push({
@@ -572,6 +596,21 @@ async function main(): Promise<void> {
     })
     .option('workers', { type: 'number', default: 2, describe: 'Worker threads simulating the agents' })
     .option('server-node-arg', { type: 'string', array: true, default: [] as string[] })
+    .option('probe', {
+      type: 'boolean',
+      default: false,
+      describe:
+        "Where slow creates' time went: the servers run with bench/serverProbe (slow requests and etcd calls, GC, run-queue wait), etcd's fsync/round-trip histograms are read around the creates",
+    })
+    .option('watched-creates', {
+      type: 'number',
+      describe: 'Creates timed while the agents watch (default the smaller of --samples and 50)',
+    })
+    .option('creates-only', {
+      type: 'boolean',
+      default: false,
+      describe: 'Skip the reads, lists and fan-outs: seed, then the timed creates (for probing them)',
+    })
     .strict()
     .help()
     .parse();
@@ -588,7 +627,13 @@ async function main(): Promise<void> {
     fanouts: Math.max(1, argv.fanouts),
     workers: Math.max(1, argv.workers),
     channel: argv['agent-channel'] as AgentChannel,
-    nodeArgs: argv['server-node-arg'],
+    nodeArgs: [
+      ...argv['server-node-arg'],
+      ...(argv.probe ? ['--require', path.join(__dirname, 'serverProbe.js')] : []),
+    ],
+    probe: argv.probe,
+    createsOnly: argv['creates-only'],
+    watchedCreates: argv['watched-creates'] ?? Math.min(argv.samples, 50),
     // Each line with the monotonic clock --cpu-prof stamps its samples with (us): a phase's window in a profile.
     log: (msg) =>
       void process.stderr.write(

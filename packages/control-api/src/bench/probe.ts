@@ -1,0 +1,115 @@
+/**
+ * The scale bench's --probe (issue 23): around a series of timed creates, where the machine's time went —
+ * the control services' own account (bench/serverProbe, armed and disarmed by SIGUSR2), the CPU each
+ * process used (the services, the etcd members, the bench with its simulated agents, the whole machine)
+ * and etcd's fsync / backend-commit / peer round-trip histograms. Linux only (/proc).
+ */
+import type { ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** What --probe watches: the control services (serverProbe armed by SIGUSR2) and the etcd members' metrics. */
+export interface Probed {
+  servers: ChildProcess[];
+  etcd: string[];
+  /** The etcd members' data directory (their processes are found by it). */
+  etcdDir?: string;
+}
+
+/** CPU time (ms) a process used so far, all its threads (/proc/<pid>/stat utime + stime); NaN when gone. */
+function cpuMsOf(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** The machine's busy CPU time (ms, all CPUs) so far, from /proc/stat. */
+function machineBusyMs(): number {
+  const f = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0);
+  return ((f.reduce((a, b) => a + b, 0) - idle) * 1000) / 100;
+}
+
+/** The pids of processes whose command line holds `needle`. */
+function pidsWith(needle: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(needle)) out.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** CPU ms used by the servers, the etcd members, this process (agents included) and the machine. */
+function cpuSnapshot(probed: Probed): Record<string, number> {
+  const etcdPids = probed.etcdDir === undefined ? [] : pidsWith(probed.etcdDir).filter((p) => p !== process.pid);
+  const c = process.cpuUsage();
+  return {
+    ...Object.fromEntries(probed.servers.map((s, i) => [`server${i}`, cpuMsOf(s.pid as number)])),
+    etcd: etcdPids.reduce((n, p) => n + cpuMsOf(p), 0),
+    bench: (c.user + c.system) / 1000,
+    machine: machineBusyMs(),
+  };
+}
+
+/** etcd's disk and peer histograms worth reading around a window: a slow fsync or round trip shows here. */
+const ETCD_HISTOGRAMS = [
+  'etcd_disk_wal_fsync_duration_seconds',
+  'etcd_disk_backend_commit_duration_seconds',
+  'etcd_network_peer_round_trip_time_seconds',
+];
+
+/** Of each histogram: its count and the count of observations over 8 ms (summed over labels). */
+async function etcdHistograms(endpoint: string): Promise<Record<string, { n: number; over8ms: number }>> {
+  const text = await (await fetch(`${endpoint}/metrics`)).text();
+  const out: Record<string, { n: number; over8ms: number }> = {};
+  for (const name of ETCD_HISTOGRAMS) {
+    let n = 0;
+    let upTo8 = 0;
+    for (const line of text.split('\n')) {
+      if (line.startsWith(`${name}_count`)) n += Number(line.slice(line.lastIndexOf(' ') + 1));
+      else if (line.startsWith(`${name}_bucket`) && line.includes('le="0.008"'))
+        upTo8 += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+    out[name.replace(/^etcd_|_duration_seconds$|_time_seconds$/g, '')] = { n, over8ms: n - upTo8 };
+  }
+  return out;
+}
+
+/** Arms the servers' probes and notes etcd's histograms; end() disarms them and logs what etcd did meanwhile. */
+export async function probeWindow(
+  enabled: boolean,
+  probed: Probed,
+  log: (msg: string) => void,
+): Promise<{ end: (what: string) => Promise<void> }> {
+  if (!enabled) return { end: async () => undefined };
+  const before = await Promise.all(probed.etcd.map(etcdHistograms));
+  for (const s of probed.servers) s.kill('SIGUSR2');
+  const cpu0 = cpuSnapshot(probed);
+  const t0 = performance.now();
+  return {
+    end: async (what) => {
+      for (const s of probed.servers) s.kill('SIGUSR2');
+      const cpu1 = cpuSnapshot(probed);
+      const wall = performance.now() - t0;
+      const used = Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, Math.round(v - (cpu0[k] ?? 0))]));
+      log(`${what}: CPU ms used meanwhile (wall ${Math.round(wall)} ms, 2 CPUs): ${JSON.stringify(used)}`);
+      const after = await Promise.all(probed.etcd.map(etcdHistograms));
+      const diff = after.map((a, i) =>
+        Object.fromEntries(
+          Object.entries(a).map(([k, v]) => {
+            const b = before[i]?.[k] ?? { n: 0, over8ms: 0 };
+            return [k, `${v.n - b.n} (${v.over8ms - b.over8ms} over 8 ms)`];
+          }),
+        ),
+      );
+      log(`${what}: etcd members meanwhile: ${JSON.stringify(diff)}`);
+    },
+  };
+}

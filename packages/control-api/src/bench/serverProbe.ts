@@ -1,0 +1,124 @@
+/**
+ * A preload for flocker-control under the scale bench (`--probe`: `node --require …/serverProbe.js`):
+ * says where a slow request's time went, so a slow create can be told apart as work, garbage
+ * collection, waiting for a CPU, or waiting for etcd. One JSON line on stderr per
+ *   - request (POST/PUT/DELETE) slower than PROBE_SLOW_MS on the server: its wall time, the main
+ *     thread's CPU time and run-queue wait (/proc/self/task/<pid>/schedstat) meanwhile, the
+ *     machine's CPU pressure (PSI "some") meanwhile, GC pauses within it, and its etcd calls;
+ *   - etcd call (gRPC over HTTP/2) slower than PROBE_SLOW_MS, measured from the request to the
+ *     stream's close (etcd's answer as this process saw it), with the same figures;
+ *   - GC pause over PROBE_GC_MS.
+ * Armed and disarmed by SIGUSR2 (the bench's measured windows). Stamps are ISO wall-clock times (to match the bench's slow creates). Bench-only; never loaded by
+ * the service itself.
+ */
+import { subscribe } from 'node:diagnostics_channel';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import http2 from 'node:http2';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { WATCH_HEARTBEAT_MS } from '../agentWatch';
+import { type Mark, mark, spentSince } from './threadClock';
+
+const gcs: { start: number; ms: number; kind: number }[] = [];
+const etcdCalls: { start: number; end: number; path: string }[] = [];
+
+/** spentSince, with the GC pauses that began meanwhile. */
+function since(m: Mark): Record<string, number> {
+  const s = spentSince(m);
+  const gc = gcs.filter((g) => g.start >= m.t).reduce((n, g) => n + g.ms, 0);
+  return { ...s, gc_ms: Math.round(gc * 100) / 100 };
+}
+
+const SLOW_MS = Number(process.env.PROBE_SLOW_MS ?? 5);
+const GC_MS = Number(process.env.PROBE_GC_MS ?? 2);
+
+/** Quiet until the bench's SIGUSR2 (its measured window), and again after the next one. */
+let armed = false;
+/** Every GC while armed (count and ms by kind), summed up at the disarming signal. */
+let windowGcs: Record<string, { n: number; ms: number }> = {};
+let windowStart = mark();
+process.on('SIGUSR2', () => {
+  if (armed) {
+    const s = spentSince(windowStart);
+    emit({ what: 'window', ...s, gcs: windowGcs });
+  }
+  armed = !armed;
+  windowGcs = {};
+  windowStart = mark();
+});
+
+function emit(o: Record<string, unknown>): void {
+  if (!armed) return;
+  process.stderr.write(`${JSON.stringify({ probe: process.pid, at: new Date().toISOString().slice(11, 23), ...o })}\n`);
+}
+
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const kind = (e.toJSON() as { detail?: { kind?: number } }).detail?.kind ?? 0;
+    gcs.push({ start: e.startTime, ms: e.duration, kind });
+    if (armed) {
+      const w = (windowGcs[String(kind)] ??= { n: 0, ms: 0 });
+      w.n += 1;
+      w.ms = Math.round((w.ms + e.duration) * 100) / 100;
+    }
+    if (e.duration >= GC_MS) emit({ what: 'gc', ms: Math.round(e.duration * 100) / 100, kind });
+  }
+  // Kept for a minute: enough to attribute a slow request.
+  const old = performance.now() - 60_000;
+  while ((gcs[0]?.start ?? Infinity) < old) gcs.shift();
+}).observe({ entryTypes: ['gc'] });
+
+const requests = new WeakMap<IncomingMessage, Mark>();
+subscribe('http.server.request.start', (message) => {
+  const { request } = message as { request: IncomingMessage };
+  if (request.method !== 'GET' && request.method !== 'HEAD') requests.set(request, mark());
+});
+subscribe('http.server.response.finish', (message) => {
+  const { request } = message as { request: IncomingMessage; response: ServerResponse };
+  const m = requests.get(request);
+  if (m === undefined) return;
+  const s = since(m);
+  if ((s.wall_ms ?? 0) < SLOW_MS) return;
+  const etcd = etcdCalls
+    .filter((c) => c.start >= m.t - 1)
+    .map(
+      (c) =>
+        `${c.path.slice(c.path.lastIndexOf('/') + 1)} +${Math.round(c.start - m.t)} ${Math.round(c.end - c.start)}ms`,
+    );
+  emit({ what: 'request', method: request.method, url: request.url?.split('?')[0], ...s, etcd });
+});
+
+// The agent watch's heartbeat ticker (one interval of WATCH_HEARTBEAT_MS for every watcher): when each tick began.
+const setIntervalBefore = globalThis.setInterval;
+globalThis.setInterval = ((fn: (...a: unknown[]) => void, ms?: number, ...rest: unknown[]) =>
+  setIntervalBefore(
+    ms === WATCH_HEARTBEAT_MS
+      ? (...a: unknown[]) => {
+          emit({ what: 'heartbeat tick' });
+          fn(...a);
+        }
+      : fn,
+    ms,
+    ...rest,
+  )) as typeof setInterval;
+
+// grpc-js opens its sessions with http2.connect: time each unary call (stream) from request to close.
+const connect = http2.connect;
+(http2 as { connect: typeof http2.connect }).connect = ((...args: Parameters<typeof http2.connect>) => {
+  const session = connect(...args);
+  const request = session.request.bind(session);
+  session.request = (headers, options) => {
+    const stream = request(headers, options);
+    const path =
+      headers !== undefined && !Array.isArray(headers) ? String((headers as Record<string, unknown>)[':path']) : '?';
+    if (path.endsWith('/Watch') || path.endsWith('/LeaseKeepAlive')) return stream;
+    const m = mark();
+    stream.once('close', () => {
+      const end = performance.now();
+      etcdCalls.push({ start: m.t, end, path });
+      while ((etcdCalls[0]?.start ?? Infinity) < end - 60_000) etcdCalls.shift();
+      if (end - m.t >= SLOW_MS) emit({ what: 'etcd', path, ...since(m) });
+    });
+    return stream;
+  };
+  return session;
+}) as typeof http2.connect;
