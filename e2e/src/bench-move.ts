@@ -16,7 +16,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
+  defaultCommands,
   latencyStats as stats,
+  REPO_ROOT,
   startCluster,
   TEST_DATASET_SIZE,
   TINY_IMAGE,
@@ -41,6 +43,14 @@ interface Args {
   only: ReadonlySet<Scenario>;
   /** How the API move's end is seen (--waiter): see apiMoves. */
   waiter: Waiter;
+  /**
+   * --agent-b DIR: an A/B of the API move between this build's dataset agent (A) and the one in DIR (B, a copy
+   * of packages/dataset-agent/dist, say of an older commit): both hosts' agents are restarted with A or B every
+   * --ab-block moves (an even number: the volume ends where it started), alternately, in one cluster, so that
+   * both meet the same load. Only the API move runs.
+   */
+  agentB?: string;
+  abBlock: number;
 }
 
 const WAITERS = ['watch', 'longpoll', 'both'] as const;
@@ -54,6 +64,7 @@ function parseArgs(argv: string[]): Args {
     nodeTimeout: 3,
     only: new Set(SCENARIOS),
     waiter: 'longpoll',
+    abBlock: 2,
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -63,6 +74,8 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--runs') args.runs = Number(v);
     else if (k === '--failover-runs') args.failoverRuns = Number(v);
     else if (k === '--node-timeout') args.nodeTimeout = Number(v);
+    else if (k === '--agent-b') args.agentB = path.resolve(v);
+    else if (k === '--ab-block') args.abBlock = Number(v);
     else if (k === '--waiter') {
       if (!(WAITERS as readonly string[]).includes(v)) throw new Error(`--waiter: one of ${WAITERS.join(', ')}`);
       args.waiter = v as Waiter;
@@ -74,11 +87,12 @@ function parseArgs(argv: string[]): Args {
       args.only = new Set(only as Scenario[]);
     } else
       throw new Error(
-        `unknown option ${k}; usage: bench-move.js --out <json> [--runs N] [--failover-runs N] [--node-timeout S] [--only ${SCENARIOS.join(',')}] [--waiter ${WAITERS.join('|')}]`,
+        `unknown option ${k}; usage: bench-move.js --out <json> [--runs N] [--failover-runs N] [--node-timeout S] [--only ${SCENARIOS.join(',')}] [--waiter ${WAITERS.join('|')}] [--agent-b DIST --ab-block N]`,
       );
     i++;
   }
   if (!(args.runs >= 1 && args.failoverRuns >= 0 && args.nodeTimeout > 0)) throw new Error('bad numeric option');
+  if (!(args.abBlock >= 2 && args.abBlock % 2 === 0)) throw new Error('--ab-block: an even number of moves');
   return args;
 }
 
@@ -147,7 +161,8 @@ class ViewWatch {
 }
 
 /**
- * API moves back to back, A→B then B→A. The end (mounted on the new primary, per the control service) is seen
+ * API moves back to back, A→B then B→A, each once the state shows the last one's old holder let go (onlyMountedOn,
+ * not timed). The end (mounted on the new primary, per the control service) is seen
  * as a user would: `watch`, the new primary's view on the streaming watch, open before the POST (no request
  * after it); `longpoll`, the whole cluster's long-poll (waitForMountedOn: one request per change); `both`:
  * the two alternately, in pairs of moves (their difference is the waiter's own cost).
@@ -170,6 +185,7 @@ async function apiMoves(
   try {
     for (let i = 0; i < runs; i++) {
       const to = (i % 2 === 0 ? b : a).requireNodeUuid();
+      await onlyMountedOn(cluster.client, d.dataset_id, (i % 2 === 0 ? a : b).requireNodeUuid());
       const how: Exclude<Waiter, 'both'> =
         waiter !== 'both' ? waiter : Math.floor(i / 2) % 2 === 0 ? 'watch' : 'longpoll';
       out[how].push(
@@ -182,6 +198,80 @@ async function apiMoves(
     }
   } finally {
     for (const w of watches.values()) await w.close();
+  }
+  return out;
+}
+
+/**
+ * Until the cluster's state shows the dataset mounted on `holder` and on no other node (not timed). A move is
+ * seen done when the new holder reports the mount; the old holder's report of its release can land after that
+ * (the new holder saw the release in the pool, not in that report), and a move back started before it lands
+ * would be seen done at once, on the stale report.
+ */
+async function onlyMountedOn(client: FlockerClient, datasetId: string, holder: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  let since: string | undefined;
+  while (Date.now() < deadline) {
+    const snap = await client.waitForCluster(since, Math.max(0, Math.min(10_000, deadline - Date.now())));
+    since = snap.generation;
+    const on = snap.nodes
+      .filter((n) => n.alive && n.manifestations.some((m) => m.dataset_id === datasetId && m.status === 'mounted'))
+      .map((n) => n.uuid);
+    if (on.length === 1 && on[0] === holder) return;
+  }
+  throw new Error(`dataset ${datasetId} not mounted on ${holder} alone within 30 s`);
+}
+
+/** Which build the hosts' dataset agents run (--agent-b): this one (A) or the copy (B). */
+const agentBuild: { current: 'A' | 'B' } = { current: 'A' };
+
+/**
+ * The A/B of --agent-b: blocks of `block` API moves (A→B, B→A, ...), the agents of both hosts restarted with
+ * the build of the block before it (SIGTERM, started again, two moves not timed).
+ */
+async function abMoves(
+  cluster: Cluster,
+  a: ClusterHost,
+  b: ClusterHost,
+  runs: number,
+  block: number,
+): Promise<{ A: number[]; B: number[]; pairs: number[] }> {
+  const d = await cluster.client.createDataset({
+    primary: a.requireNodeUuid(),
+    maximum_size: TEST_DATASET_SIZE,
+    metadata: { name: 'bench-ab' },
+  });
+  await waitForMountedOn(cluster.client, d.dataset_id, a.requireNodeUuid());
+  const out = { A: [] as number[], B: [] as number[], pairs: [] as number[] };
+  const blocks: Array<{ build: 'A' | 'B'; times: number[] }> = [];
+  for (let blockNo = 0; out.A.length < runs || out.B.length < runs; blockNo++) {
+    // A B B A A B ...: neither build always goes first after the other. Every block starts with fresh agents.
+    const build = Math.floor((blockNo + 1) / 2) % 2 === 0 ? 'A' : 'B';
+    agentBuild.current = build;
+    for (const h of [a, b]) await h.killAgent('SIGTERM');
+    for (const h of [a, b]) await h.startAgent();
+    await waitForMountedOn(cluster.client, d.dataset_id, a.requireNodeUuid());
+    // The first moves after a start wait on the agents' first looks and contact: two moves not timed.
+    const times: number[] = [];
+    for (let i = -2; i < block; i++) {
+      const to = (i % 2 === 0 ? b : a).requireNodeUuid();
+      await onlyMountedOn(cluster.client, d.dataset_id, (i % 2 === 0 ? a : b).requireNodeUuid());
+      const t = await timed(async () => {
+        await cluster.client.updateDataset(d.dataset_id, { primary: to });
+        await waitForMountedOn(cluster.client, d.dataset_id, to);
+      });
+      if (i >= 0) times.push(t);
+    }
+    out[build].push(...times);
+    blocks.push({ build, times });
+    process.stderr.write(`block ${blockNo} ${build}: ${times.map((t) => t.toFixed(1)).join(' ')}\n`);
+  }
+  // Blocks 2k and 2k+1 are one A and one B (A B B A A B ...): the moves at the same place in them are a pair
+  // (same direction, same number of moves since the restart).
+  for (let k = 0; k + 1 < blocks.length; k += 2) {
+    const [x, y] = [blocks[k]!, blocks[k + 1]!];
+    const [ta, tb] = x.build === 'A' ? [x.times, y.times] : [y.times, x.times];
+    for (let i = 0; i < Math.min(ta.length, tb.length); i++) out.pairs.push(tb[i]! - ta[i]!);
   }
   return out;
 }
@@ -262,10 +352,54 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const t0 = Date.now();
   // With Docker also for --only api: its plugins follow the cluster too (each change is pushed to them).
-  const cluster = await startCluster({ hosts: 2, withDocker: true, nodeTimeoutSeconds: args.nodeTimeout });
+  const agentB = args.agentB;
+  const cluster = await startCluster({
+    hosts: 2,
+    withDocker: true,
+    nodeTimeoutSeconds: args.nodeTimeout,
+    ...(agentB !== undefined
+      ? {
+          commands: {
+            agent: (o: { config: string }) =>
+              agentBuild.current === 'A'
+                ? defaultCommands.agent(o)
+                : [
+                    'env',
+                    `NODE_PATH=${path.join(REPO_ROOT, 'node_modules')}`,
+                    process.execPath,
+                    path.join(agentB, 'main.js'),
+                    '--config',
+                    o.config,
+                  ],
+          },
+        }
+      : {}),
+  });
   const startMs = Date.now() - t0;
   try {
     const [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
+    if (agentB !== undefined) {
+      const ab = await abMoves(cluster, a, b, args.runs, args.abBlock);
+      const [sa, sb, sp] = [stats(ab.A), stats(ab.B), stats(ab.pairs)];
+      const faster = ab.pairs.filter((x) => x < 0).length;
+      console.log(
+        [
+          `A/B of the API move (POST primary until mounted, seen on the cluster's long-poll), blocks of ${args.abBlock} moves, agents restarted between blocks; A: this build, B: ${agentB}.`,
+          '',
+          '| build | median (ms) | p99 (ms) | n |',
+          '|---|---|---|---|',
+          `| A (this build) | ${sa.median_ms} | ${sa.p99_ms} | ${sa.n} |`,
+          `| B | ${sb.median_ms} | ${sb.p99_ms} | ${sb.n} |`,
+          '',
+          `Paired (B − A, the moves at the same place in adjacent blocks): median ${sp.median_ms} ms over ${sp.n} pairs; B slower in ${ab.pairs.length - faster}/${ab.pairs.length}.`,
+        ].join('\n'),
+      );
+      fs.writeFileSync(
+        args.out,
+        JSON.stringify({ date: new Date().toISOString(), agentB, A: sa, B: sb, pairs: sp }, null, 2) + '\n',
+      );
+      return;
+    }
     const on = (k: Scenario): boolean => args.only.has(k);
     const warm = ['-v', `bench-docker:/data:nocopy`, `--volume-driver=${VOLUME_DRIVER}`];
     if (on('docker')) await a.docker(['run', '--rm', ...warm, TINY_IMAGE, 'true']); // creates the volume on A

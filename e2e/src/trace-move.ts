@@ -4,7 +4,7 @@
  * debug level (each log line with a sub-ms wall clock `t`); the merged timeline of A's and
  * B's plugin and agent, ms from the `docker run`:
  *
- *   node e2e/dist/trace-move.js [--runs 3] [--idle 1500] [--api]
+ *   node e2e/dist/trace-move.js [--runs 3] [--idle 1500] [--api] [--cpu-prof DIR]
  *
  * --api: the benchmark's API move instead (POST a new primary, then wait on the long-poll
  * until the control service shows it mounted there, as bench-move's apiMove does), with the
@@ -21,6 +21,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { FlockerClient } from '@flocker/api';
 import {
+  defaultCommands,
   startCluster,
   TEST_DATASET_SIZE,
   TINY_IMAGE,
@@ -179,7 +180,25 @@ async function main(): Promise<void> {
   const api = process.argv.includes('--api');
   const points = api ? API_PATH : MOVE_PATH;
   process.env.FLOCKER_LOG_LEVEL = 'debug';
-  const cluster = await startCluster({ hosts: 2, withDocker: true });
+  // --cpu-prof DIR: the agents and the control service write V8 CPU profiles there when they stop.
+  const profAt = process.argv.indexOf('--cpu-prof');
+  const profDir = profAt > 0 ? path.resolve(process.argv[profAt + 1] ?? '.') : undefined;
+  const profiled = (argv: string[]): string[] =>
+    profDir === undefined
+      ? argv
+      : argv.flatMap((x) => (x === process.execPath ? [x, '--cpu-prof', `--cpu-prof-dir=${profDir}`] : [x]));
+  const cluster = await startCluster({
+    hosts: 2,
+    withDocker: true,
+    ...(profDir !== undefined
+      ? {
+          commands: {
+            agent: (o: { config: string }) => profiled(defaultCommands.agent(o)),
+            control: (o: Parameters<typeof defaultCommands.control>[0]) => profiled(defaultCommands.control(o)),
+          },
+        }
+      : {}),
+  });
   try {
     const [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
     const vol = ['-v', 'trace-move:/data:nocopy', `--volume-driver=${VOLUME_DRIVER}`];
@@ -257,6 +276,11 @@ async function main(): Promise<void> {
         .join('\n')}\n`,
     );
   } finally {
+    // A profile is written at a clean exit only (the teardown kills with SIGKILL).
+    if (profDir !== undefined) {
+      for (const h of cluster.hosts) await h.killAgent('SIGTERM');
+      await cluster.killControl('SIGTERM');
+    }
     await cluster.stop();
   }
 }
