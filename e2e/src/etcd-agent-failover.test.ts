@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
+import { killProcessGroup } from './cluster/processes';
 import { waitFor as waitUntil } from './cluster/run';
 import { FlockerClient } from '@flocker/api';
 import { EtcdTestCluster } from '@flocker/control-api/testing';
@@ -132,17 +133,15 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
-  if (agent !== undefined && agent.exitCode === null && agent.signalCode === null) {
-    const gone = new Promise<void>((res) => agent?.once('exit', () => res()));
-    agent.kill('SIGKILL');
-    await gone;
-  }
+  // The agent's whole process group: a losetup or mount it ran dies with it, before its pool goes.
+  const survivors = await killProcessGroup(agent?.pid);
   agent = undefined;
   await Promise.all(replicas.map((r) => r.kill()));
   replicas = [];
   // Every mount and loop device of this test (the pool's volumes and its spares), then the directory.
   releaseMountsAndLoopsOrThrow(dir);
   removeTree(dir);
+  if (survivors.length > 0) throw new Error(`agent processes still alive after SIGKILL: ${survivors.join(' ')}`);
 });
 
 it('an agent given both replicas keeps following its view (watch or long-poll) through a kill -9 of the one it talks to and mounts a dataset created through the other within seconds', async () => {
@@ -177,7 +176,11 @@ it('an agent given both replicas keeps following its view (watch or long-poll) t
   mkdirSync(join(dir, 'state'), { recursive: true });
   writeFileSync(join(dir, 'era'), 'era-etcd-e2e\n');
   const log = createWriteStream(join(dir, 'agent.log'), { flags: 'a' });
-  agent = spawn(process.execPath, [AGENT_MAIN, '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // In a process group of its own, ended whole by afterEach.
+  agent = spawn(process.execPath, [AGENT_MAIN, '--config', config], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   agent.stdout?.pipe(log);
   agent.stderr?.pipe(log);
 

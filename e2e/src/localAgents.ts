@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FlockerClient } from '@flocker/api';
 import { startControlService, type ControlService, type ControlServiceOptions } from '@flocker/control-api';
+import { killProcessGroup } from './cluster/processes';
 import { waitFor as waitUntil } from './cluster/run';
 import { releaseMountsAndLoopsOrThrow } from './loopPools';
 import { removeTree } from './removeTree';
@@ -58,6 +59,8 @@ async function startControl(
 
 export class LocalAgentBed {
   private readonly agents = new Set<AgentProc>();
+  /** The process group of every agent started (each its own), exited ones too: a tool it ran may outlive it. */
+  private readonly groups = new Set<number>();
 
   private constructor(
     readonly dir: string,
@@ -112,7 +115,10 @@ export class LocalAgentBed {
     );
   }
 
-  /** Spawns agent `name` (the default agent.yml unless one was written, era "era-<name>" unless set), logging to `<dir>/<name>.log`. */
+  /**
+   * Spawns agent `name` (the default agent.yml unless one was written, era "era-<name>" unless set), logging to
+   * `<dir>/<name>.log`, in a process group of its own (see close).
+   */
   startAgent(name: string, env: Record<string, string> = {}): AgentProc {
     if (!existsSync(this.configPath(name))) this.writeAgentConfig(name);
     mkdirSync(join(this.dir, name), { recursive: true });
@@ -121,7 +127,9 @@ export class LocalAgentBed {
     const proc = spawn(process.execPath, [AGENT_MAIN, '--config', this.configPath(name)], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
+    if (proc.pid !== undefined) this.groups.add(proc.pid);
     proc.stdout?.pipe(log);
     proc.stderr?.pipe(log);
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
@@ -154,12 +162,16 @@ export class LocalAgentBed {
     return waitUntil(what, probe, { timeoutMs, intervalMs, context: () => this.logs() });
   }
 
-  /** Kills every agent, closes the control service, then removes every mount and loop device of the directory, and it. */
+  /**
+   * Kills every agent's process group — the agent and any losetup, mount or btrfs it ran, also of an agent
+   * that was killed or crashed before — and waits until none of them is left; closes the control service,
+   * then removes every mount and loop device of the directory, and it.
+   */
   async close(): Promise<void> {
-    for (const a of [...this.agents]) {
-      a.proc.kill('SIGKILL');
-      await a.exited;
-    }
+    const survivors: number[] = [];
+    for (const pgid of this.groups) survivors.push(...(await killProcessGroup(pgid)));
+    // Gone from the kernel: their exit events follow (not waited for on a survivor, which would hang).
+    if (survivors.length === 0) for (const a of [...this.agents]) await a.exited;
     try {
       await this.control.close();
     } finally {
@@ -167,5 +179,6 @@ export class LocalAgentBed {
       releaseMountsAndLoopsOrThrow(this.dir);
       removeTree(this.dir);
     }
+    if (survivors.length > 0) throw new Error(`agent processes still alive after SIGKILL: ${survivors.join(' ')}`);
   }
 }

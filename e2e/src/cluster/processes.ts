@@ -164,6 +164,40 @@ export async function waitGone(pids: readonly number[], timeoutMs: number): Prom
   return alive;
 }
 
+/** Pids whose process group is pgid (field 5 of /proc/<pid>/stat), zombies too. */
+export function pidsInProcessGroup(pgid: number): number[] {
+  return allPids().filter((pid) => {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) === pgid;
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
+}
+
+/**
+ * SIGKILLs the process group pgid (a child spawned with `detached: true`: its pid) until no process of it
+ * is alive, the leader too if it is still there; answers the survivors after timeoutMs. A tool the process
+ * ran (losetup, mount, btrfs) dies with it instead of outliving the teardown that then removes its pool.
+ * The group is read back before each signal, so a pid reused after the group is gone is never signalled.
+ */
+export async function killProcessGroup(pgid: number | undefined, timeoutMs = 15_000): Promise<number[]> {
+  if (pgid === undefined) return [];
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const alive = pidsInProcessGroup(pgid).filter(isAlive);
+    if (alive.length === 0) return [];
+    if (Date.now() > deadline) return alive;
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // every member exited meanwhile
+    }
+    await waitGone(alive, Math.min(1_000, Math.max(0, deadline - Date.now())));
+  }
+}
+
 export function readPidFile(file: string): number | undefined {
   try {
     const n = Number(fs.readFileSync(file, 'utf8').trim());
