@@ -32,6 +32,7 @@ import {
   type ZfsFilePool,
 } from '@flocker/storage-drivers/testing';
 import { ClusterPki } from './cluster/pki';
+import { killProcessGroup } from './cluster/processes';
 import { REPO_ROOT } from './cluster/Cluster';
 import { waitFor } from './cluster/run';
 import { removeTree } from './removeTree';
@@ -436,7 +437,11 @@ describe('local ZFS datasets moved through the API between two agents', () => {
           '',
         ].join('\n'),
       );
-      const child = spawn(process.execPath, [AGENT_MAIN, '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // In a process group of its own: afterAll ends it whole, with any zfs, mount or losetup it ran.
+      const child = spawn(process.execPath, [AGENT_MAIN, '--config', config], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
       const node: Node = { name, uuid, pool, mountRoot, child, log: '' };
       child.stdout?.on('data', (c: Buffer) => (node.log += c.toString()));
       child.stderr?.on('data', (c: Buffer) => (node.log += c.toString()));
@@ -450,10 +455,12 @@ describe('local ZFS datasets moved through the API between two agents', () => {
   });
 
   afterAll(async () => {
-    for (const n of nodes) if (n.child.exitCode === null && n.child.signalCode === null) n.child.kill('SIGKILL');
+    const survivors: number[] = [];
+    for (const n of nodes) survivors.push(...(await killProcessGroup(n.child.pid)));
     await control?.close();
     for (const n of nodes) n.pool.destroy();
     if (dir !== undefined) removeTree(dir);
+    if (survivors.length > 0) throw new Error(`agent processes still alive after SIGKILL: ${survivors.join(' ')}`);
   });
 
   const mountedAt = async (datasetId: string, node: Node): Promise<string | undefined> => {
