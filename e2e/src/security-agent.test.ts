@@ -12,7 +12,10 @@ import { FlockerClient } from '@flocker/api';
 import { startControlService, type ControlService } from '@flocker/control-api';
 import { ClusterPki } from './cluster/pki';
 import { REPO_ROOT } from './cluster/Cluster';
+import { killProcessGroup } from './cluster/processes';
 import { waitFor } from './cluster/run';
+import { releaseMountsAndLoopsOrThrow } from './loopPools';
+import { removeTree } from './removeTree';
 
 const AGENT_MAIN = path.join(REPO_ROOT, 'packages/dataset-agent/dist/main.js');
 const silent = winston.createLogger({ silent: true });
@@ -45,7 +48,11 @@ describe('dataset agent over mutual TLS', () => {
     child: ChildProcess;
     exited: Promise<{ code: number | null; output: string }>;
   } {
-    const child = spawn(process.execPath, [AGENT_MAIN, '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // In a process group of its own: afterAll ends it whole, with any losetup or mount it ran.
+    const child = spawn(process.execPath, [AGENT_MAIN, '--config', config], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     children.push(child);
     let output = '';
     child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
@@ -69,9 +76,13 @@ describe('dataset agent over mutual TLS', () => {
     admin = new FlockerClient({ baseUrl: control.url, dispatcher: await pki.userDispatcher('admin') });
   });
   afterAll(async () => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    const survivors: number[] = [];
+    for (const c of children) survivors.push(...(await killProcessGroup(c.pid)));
     await control?.close();
-    fs.rmSync(dir, { recursive: true, force: true });
+    // The loopback pool's devices (its spares) and mounts, then the directory.
+    releaseMountsAndLoopsOrThrow(dir);
+    removeTree(dir);
+    if (survivors.length > 0) throw new Error(`agent processes still alive after SIGKILL: ${survivors.join(' ')}`);
   });
 
   it('reports over HTTPS as the node its certificate names; node.json follows the certificate', async () => {
