@@ -17,6 +17,7 @@ import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { FlockerClient } from '@flocker/api';
 import { EtcdTestCluster } from '@flocker/control-api/testing';
+import { killProcessGroup } from './cluster/processes';
 import { waitFor as waitUntil } from './cluster/run';
 import { mountsUnder, releaseMountsAndLoops } from './localAgents';
 import { removeTree } from './removeTree';
@@ -37,6 +38,8 @@ const NodeJson = z.object({ uuid: z.string() });
 let dir = '';
 let etcd: EtcdTestCluster | undefined;
 const procs = new Set<ChildProcess>();
+/** The process group of every agent started (each its own), restarted ones too: a tool it ran may outlive it. */
+const agentGroups: number[] = [];
 
 function logs(): string {
   return [...NODES.map((n) => `agent-${n}.log`), 'control-0.log', 'control-1.log', 'control-2.log']
@@ -110,10 +113,15 @@ class Replica {
 }
 
 function startAgent(name: string): ChildProcess {
-  return track(
-    spawn(process.execPath, [AGENT_MAIN, '--config', join(dir, `${name}.yml`)], { stdio: ['ignore', 'pipe', 'pipe'] }),
+  const proc = track(
+    spawn(process.execPath, [AGENT_MAIN, '--config', join(dir, `${name}.yml`)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    }),
     `agent-${name}.log`,
   );
+  if (proc.pid !== undefined) agentGroups.push(proc.pid);
+  return proc;
 }
 
 /** A writer "container": appends a line every 50 ms with its cwd in the mount (which keeps the mount busy). */
@@ -134,12 +142,16 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const p of [...procs]) p.kill('SIGKILL');
+  // Each agent's whole group, with any losetup or mount it ran, gone before its pool is taken off.
+  const survivors: number[] = [];
+  for (const g of agentGroups) survivors.push(...(await killProcessGroup(g)));
   await new Promise((r) => setTimeout(r, 300));
   await etcd?.stop();
   if (dir !== '') {
     releaseMountsAndLoops(dir);
     removeTree(dir);
   }
+  if (survivors.length > 0) throw new Error(`agent processes still alive after SIGKILL: ${survivors.join(' ')}`);
 });
 
 it('control replicas, then agents, restarted one by one: no dataset unmounted, writers never stop, API gap within the bound', async () => {
