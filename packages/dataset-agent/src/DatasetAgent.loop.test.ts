@@ -493,6 +493,21 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     await agent.stop();
   });
 
+  it("the look between a move away's unmount and detach does not probe a volume this process has seen formatted", async () => {
+    const { host, driver, control, agent, other } = await mountedHereWithOther();
+    const events: string[] = [];
+    const probe = host.hasFilesystem.bind(host);
+    host.hasFilesystem = async (device) => (events.push('probe'), probe(device));
+    const unmount = host.unmount.bind(host);
+    host.unmount = async (mountPoint) => (events.push('unmount'), unmount(mountPoint));
+    const detach = driver.detachVolume.bind(driver);
+    driver.detachVolume = async (id, options) => (events.push('detach'), detach(id, options));
+    control.setDatasets([{ ...dataset, primary: other.uuid }]);
+    await eventually(() => (control.last()?.volumes ?? []).every((v) => v.attached_to === null));
+    expect(events).toEqual(['unmount', 'detach']);
+    await agent.stop();
+  });
+
   it("a configuration change during a move's steps is looked at once they are done, not during them", async () => {
     const { driver, host, control, agent, other } = await mountedHereWithOther();
     const events: string[] = [];

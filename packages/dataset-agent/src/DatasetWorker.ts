@@ -132,7 +132,8 @@ export class DatasetWorker {
   /**
    * Volumes this process has seen holding a file system (a look found one, or a format or mount of the volume
    * succeeded): the attach of one on a move here is followed by its mount with no look between
-   * (stateAfter, issue 23: that look was on a move's critical path). Never forgotten but at a destroy: the agent
+   * (stateAfter), and a worker's look does not probe it (the look between a move's unmount and detach; issue 23:
+   * both were on a move's critical path). Never forgotten but at a destroy: the agent
    * never formats a volume that holds a file system, so once seen, the next mount needs no probe to know it; a
    * volume wiped by hand since fails its mount, and the look after that failure finds it blank. In memory only.
    */
@@ -199,6 +200,7 @@ export class DatasetWorker {
               onlyDataset: datasetId,
               listVolumes: volumes !== undefined ? async () => volumes : c.pool.listPool,
               knownBlank: this.isBlank,
+              knownFormatted: this.isFormatted,
               // Only a dataset with configured snapshots needs the backend's list (one more call per look).
               withSnapshots: (desired.snapshots ?? []).some((s) => s.datasetId === datasetId),
               onSnapshotListFailed: (e) =>

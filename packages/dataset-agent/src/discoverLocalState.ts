@@ -24,6 +24,12 @@ export interface DiscoverOptions {
    */
   readonly knownBlank?: (blockdeviceId: string) => boolean;
   /**
+   * Volumes known to hold a file system (issue 23: seen holding one by this process, see
+   * DatasetWorker.formatted): reported with one without probing. Only ever keeps a format
+   * away, which is the safe side: a mount of a volume wiped by hand since fails.
+   */
+  readonly knownFormatted?: (blockdeviceId: string) => boolean;
+  /**
    * With it (and without onlyDataset), mounts at <mountRoot>/<dataset> of a device
    * that is no volume attached here are returned as strayMounts: what is left of a
    * volume this node lost (fenced, moved away while it was cut off).
@@ -42,6 +48,7 @@ export async function discoverLocalState(o: DiscoverOptions): Promise<LocalState
   const { driver, host, instanceId, onlyDataset } = o;
   const noDetails = o.noDetails ?? new Set<string>();
   const knownBlank = o.knownBlank ?? (() => false);
+  const knownFormatted = o.knownFormatted ?? (() => false);
   const [all, mounts, snapshots] = await Promise.all([
     (o.listVolumes ?? (() => driver.listVolumes()))(),
     host.listMounts(),
@@ -73,7 +80,13 @@ export async function discoverLocalState(o: DiscoverOptions): Promise<LocalState
       const mountPoints = mountPointsOf(devicePath, number, mounts);
       // A mounted device has a filesystem; only probe the others (blkid costs a process).
       let hasFilesystem: boolean | undefined =
-        mountPoints.length > 0 ? true : knownBlank(v.blockdeviceId) ? false : undefined;
+        mountPoints.length > 0
+          ? true
+          : knownBlank(v.blockdeviceId)
+            ? false
+            : knownFormatted(v.blockdeviceId)
+              ? true
+              : undefined;
       if (hasFilesystem === undefined) {
         try {
           hasFilesystem = await host.hasFilesystem(devicePath);
