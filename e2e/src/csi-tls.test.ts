@@ -13,6 +13,7 @@ import { FlockerClient } from '@flocker/api';
 import { startControlService, type ControlService } from '@flocker/control-api';
 import { createCsiClient, grpcCode, type CsiClient } from '@flocker/csi-driver';
 import { ClusterPki } from './cluster/pki';
+import { killProcessGroup } from './cluster/processes';
 import { waitFor } from './cluster/run';
 import { releaseMountsAndLoops } from './localAgents';
 import { removeTree } from './removeTree';
@@ -35,7 +36,8 @@ const clients: CsiClient[] = [];
 
 function spawnLogged(name: string, args: string[]): void {
   const log = fs.createWriteStream(path.join(dir, `${name}.log`), { flags: 'a' });
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // In a process group of its own: afterAll ends it whole, with any losetup or mount it ran.
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
   children.push(child);
@@ -86,11 +88,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of clients) c.close();
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  const survivors: number[] = [];
+  for (const c of children) survivors.push(...(await killProcessGroup(c.pid)));
   await control?.close();
   if (!dir) return;
   releaseMountsAndLoops(dir);
   removeTree(dir);
+  if (survivors.length > 0) throw new Error(`processes still alive after SIGKILL: ${survivors.join(' ')}`);
 });
 
 describe('flocker-csi over mutual TLS', () => {

@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { FlockerApiError, type Lease } from '@flocker/api';
 import { createCsiClient, grpcCode, type CsiClient } from '@flocker/csi-driver';
 import { callPlugin } from '@flocker/volume-plugin/testing';
+import { killProcessGroup } from './cluster/processes';
 import { LocalAgentBed } from './localAgents';
 
 jest.setTimeout(240_000);
@@ -32,7 +33,8 @@ let pluginSocket: string;
 
 function spawnLogged(name: string, args: string[]): void {
   const log = createWriteStream(join(bed.dir, `${name}.log`), { flags: 'a' });
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // In a process group of its own: afterAll ends it whole, with any mount it ran.
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   proc.stdout?.pipe(log);
   proc.stderr?.pipe(log);
   procs.push(proc);
@@ -95,8 +97,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of clients) c.close();
-  for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  const survivors: number[] = [];
+  for (const p of procs) survivors.push(...(await killProcessGroup(p.pid)));
   await bed?.close();
+  if (survivors.length > 0) throw new Error(`processes still alive after SIGKILL: ${survivors.join(' ')}`);
 });
 
 /** What Docker sends the plugin; the plugin answers 200 with Err set on failure. */
