@@ -8,7 +8,8 @@
  *   node packages/control-api/dist/bench/listBench.js [--datasets 100000 --nodes 10000 --rounds 20]
  * `--rebuild` times, in this process, only the service's work for the first read after a change
  * (old: a fresh join of every fragment; new: the patched segments / per-report bytes), interleaved.
- * `--floor` times the first read of each list after the service started (it builds the list), then
+ * `--floor` times the first read of each list after the service started (it builds the list; with `--against`, on
+ * both builds; after every node's view was read once, as the scale bench's agents do), then
  * full reads of the service against the floor: a plain Node HTTP server (a child process) sending
  * the same bytes from one prebuilt Buffer, read by the same client in the same rounds, each way:
  * fetch + text() (as the scale bench reads), fetch + JSON.parse, and node:http with the bytes only
@@ -173,30 +174,40 @@ function drained(url: string, agent: Agent): Promise<{ firstMs: number; lastMs: 
   });
 }
 
-/** The service vs the floor (see the header), interleaved per round; and the first read of each list after the start. */
+/**
+ * The service vs the floor (see the header), interleaved per round; before that, the first read of each list after the
+ * start, on this service and on `others` (e.g. --against's build), once every node's view was read (as the scale
+ * bench's agents do before its reads: that serialises every dataset, not the states).
+ */
 async function floor(
   url: string,
   rounds: number,
+  nodes: readonly string[],
+  others: readonly { label: string; url: string }[] = [],
 ): Promise<{ table: Record<string, Stats>; sizes: Record<string, number> }> {
   const samples: Record<string, number[]> = {};
   const add = (name: string, ms: number): void => void (samples[name] ??= []).push(ms);
   const sizes: Record<string, number> = {};
   const agent = new Agent({ keepAlive: true });
-  // Nothing has read the lists yet: each first read builds its list.
-  for (const [name, p] of Object.entries(LIST_PATHS)) {
-    const first = await drained(`${url}${p}`, agent);
-    add(`service: ${name} first read after start (builds it), drained`, first.lastMs);
-    sizes[name] = first.bytes;
+  for (const side of [{ label: 'service', url }, ...others]) {
+    await pooled(nodes, 16, async (node) => {
+      const res = await fetch(`${side.url}/v1/agent/cluster?node=${node}&timeout_ms=0`);
+      await res.arrayBuffer();
+    });
+    // Nothing has read the lists yet: each first read builds its list.
+    for (const [name, p] of Object.entries(LIST_PATHS)) {
+      const first = await drained(`${side.url}${p}`, agent);
+      add(`${side.label}: ${name} first read after start (builds it), drained`, first.lastMs);
+      sizes[name] = first.bytes;
+    }
   }
   const floorServer = await startFloor(url);
   try {
-    const sides = [
-      { label: 'service', url },
-      { label: 'floor', url: floorServer.url },
-    ];
+    const sides = [{ label: 'service', url }, ...others, { label: 'floor', url: floorServer.url }];
     for (const side of sides) for (const p of Object.values(LIST_PATHS)) await drained(`${side.url}${p}`, agent);
     for (let round = 0; round < rounds; round++) {
-      for (const side of round % 2 === 0 ? sides : [...sides].reverse()) {
+      // Each side first, middle and last in turn.
+      for (const side of [...sides.slice(round % sides.length), ...sides.slice(0, round % sides.length)]) {
         for (const [name, p] of Object.entries(LIST_PATHS)) {
           const u = `${side.url}${p}`;
           const raw = await drained(u, agent);
@@ -279,7 +290,10 @@ async function main(): Promise<void> {
   try {
     await pooled([...nodes.keys()], 32, async (i) => void (await client.reportNodeState(report(i))));
     if (argv.floor) {
-      const { table, sizes } = await floor(url, argv.rounds);
+      if (otherClient !== undefined)
+        await pooled([...nodes.keys()], 32, async (i) => void (await otherClient.reportNodeState(report(i))));
+      const others = other !== undefined ? [{ label: 'against', url: other.url }] : [];
+      const { table, sizes } = await floor(url, argv.rounds, nodes, others);
       process.stdout.write(
         `${JSON.stringify({ datasets: argv.datasets, nodes: argv.nodes, rounds: argv.rounds, table, sizes }, null, 2)}\n`,
       );
@@ -322,7 +336,8 @@ async function main(): Promise<void> {
       await read(`${side.url}/v1/state/datasets`, plain);
     }
     for (let round = 0; round < argv.rounds; round++) {
-      for (const side of round % 2 === 0 ? sides : [...sides].reverse()) {
+      // Each side first, middle and last in turn.
+      for (const side of [...sides.slice(round % sides.length), ...sides.slice(0, round % sides.length)]) {
         for (const name of ['datasets', 'states'] as const) {
           const u = `${side.url}${name === 'datasets' ? '/v1/configuration/datasets' : '/v1/state/datasets'}`;
           const full = await read(u, plain);
