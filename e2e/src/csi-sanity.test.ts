@@ -21,6 +21,7 @@ import { join, resolve } from 'node:path';
 import { FlockerClient } from '@flocker/api';
 import { createCsiClient, grpcCode, TOPOLOGY_ZONE_KEY, type CsiClient } from '@flocker/csi-driver';
 import { startControlService, type ControlService } from '@flocker/control-api';
+import { killProcessGroup } from './cluster/processes';
 import { waitFor } from './cluster/run';
 import { mountsUnder, releaseMountsAndLoops } from './localAgents';
 import { removeTree } from './removeTree';
@@ -42,6 +43,7 @@ function spawnLogged(name: string, args: string[]): ChildProcess {
   const proc = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, FLOCKER_LOG_LEVEL: 'debug' },
+    detached: true, // a group of its own: afterAll ends it whole, with any losetup or mount it ran
   });
   proc.stdout?.pipe(log);
   proc.stderr?.pipe(log);
@@ -197,11 +199,13 @@ const clients: CsiClient[] = [];
 
 afterAll(async () => {
   for (const c of clients) c.close();
-  for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  const survivors: number[] = [];
+  for (const p of procs) survivors.push(...(await killProcessGroup(p.pid)));
   await control?.close();
   if (!dir) return;
   releaseMountsAndLoops(dir);
   if (process.env.FLOCKER_KEEP_CSI_E2E === undefined) removeTree(dir);
+  if (survivors.length > 0) throw new Error(`processes still alive after SIGKILL: ${survivors.join(' ')}`);
 });
 
 describe('flocker-csi', () => {

@@ -15,6 +15,7 @@ import { type DatasetState } from '@flocker/api';
 import { XtremioDriver } from '@flocker/storage-drivers';
 import { startSimulatedArray, type SimulatedArray } from '@flocker/storage-drivers/testing';
 import { callPlugin } from '@flocker/volume-plugin/testing';
+import { killProcessGroup } from './cluster/processes';
 import { LocalAgentBed } from './localAgents';
 
 jest.setTimeout(180_000);
@@ -40,9 +41,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const p of plugins) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  const survivors: number[] = [];
+  for (const p of plugins) survivors.push(...(await killProcessGroup(p.pid)));
   await bed.close();
   await array.cleanup();
+  if (survivors.length > 0) throw new Error(`plugin processes still alive after SIGKILL: ${survivors.join(' ')}`);
 });
 
 /** flocker-docker-plugin beside agent `name` (no dockerd), answering on its socket once ready. */
@@ -51,8 +54,10 @@ async function startPlugin(name: string): Promise<string> {
   mkdirSync(join(bed.dir, `plugins-${name}`), { recursive: true });
   const log = createWriteStream(join(bed.dir, `plugin-${name}.log`), { flags: 'a' });
   const args = ['--agent-config', bed.configPath(name), '--socket', socket, '--docker-socket', 'none'];
+  // In a process group of its own: afterAll ends it whole, with its findmnt watcher and any mount it ran.
   const proc = spawn(process.execPath, [PLUGIN_MAIN, ...args, '--mount-timeout', '90'], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
   proc.stdout?.pipe(log);
   proc.stderr?.pipe(log);
