@@ -13,6 +13,10 @@
  *   before it; raw's snapshot is not timed either), the full send until B's copy is written out
  *   (the mover's settle) vs raw written out, the whole move, and the unavailable window (release
  *   seen → mounted on B).
+ * CPU: seconds per GiB of the raw pipeline and of the full send (every process of the benchmark — both
+ * Node processes, btrfs send/receive, the write-out helper — by a cpuacct cgroup of its own, and
+ * the host's kernel threads, where B's write-out and the loop devices' I/O run; the kernel threads
+ * include other load on the host). On a host with N cores a send cannot take less than its CPU / N.
  * Every byte is verified (SHA-256 of the file on B vs A's final snapshot). Needs root.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -31,8 +35,98 @@ function arg(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
+/**
+ * CPU used by this process and everything it starts (a cgroup v1 cpuacct group of its own; null
+ * where there is none), and by the host's kernel threads (children of kthreadd), in ms.
+ */
+class CpuMeter {
+  private readonly group: string | null;
+  private readonly msPerTick =
+    1000 / (Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100);
+
+  constructor() {
+    const root = '/sys/fs/cgroup/cpuacct';
+    let group: string | null = null;
+    try {
+      if (fs.existsSync(path.join(root, 'cpuacct.usage'))) {
+        group = path.join(root, `flocker-bench-local-${process.pid}`);
+        fs.mkdirSync(group);
+        fs.writeFileSync(path.join(group, 'cgroup.procs'), String(process.pid));
+      }
+    } catch {
+      // No cgroup of our own here (read-only, or cgroup v2 only): processes are not measured.
+      if (group !== null && fs.existsSync(group)) fs.rmdirSync(group);
+      group = null;
+    }
+    this.group = group;
+  }
+
+  /** ms of CPU of the benchmark's processes (null: not measured). */
+  processes(): number | null {
+    if (this.group === null) return null;
+    return Number(fs.readFileSync(path.join(this.group, 'cpuacct.usage'), 'utf8')) / 1e6;
+  }
+
+  /** ms of CPU of every kernel thread so far (utime + stime of kthreadd's children). */
+  kernelThreads(): number {
+    let ticks = 0;
+    for (const pid of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        if (f[1] === '2') ticks += Number(f[11]) + Number(f[12]);
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+    return ticks * this.msPerTick;
+  }
+
+  sample(): { processes: number | null; kernelThreads: number } {
+    return { processes: this.processes(), kernelThreads: this.kernelThreads() };
+  }
+
+  /** Leaves the group and removes it (its last processes may take a moment to go). */
+  async close(): Promise<void> {
+    if (this.group === null) return;
+    fs.writeFileSync('/sys/fs/cgroup/cpuacct/cgroup.procs', String(process.pid));
+    for (let i = 0; i < 40; i++) {
+      try {
+        fs.rmdirSync(this.group);
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  }
+}
+
+type CpuSample = ReturnType<CpuMeter['sample']>;
+
+/** s of CPU per GiB between two samples: processes, kernel threads, both. */
+function cpuPerGib(
+  a: CpuSample,
+  b: CpuSample,
+  bytes: number,
+): { processes: number | null; kernelThreads: number; total: number | null } {
+  const gib = bytes / (1024 * MiB);
+  const round = (ms: number): number => Math.round((ms / 1000 / gib) * 100) / 100;
+  const processes = a.processes !== null && b.processes !== null ? round(b.processes - a.processes) : null;
+  const kernelThreads = round(b.kernelThreads - a.kernelThreads);
+  return {
+    processes,
+    kernelThreads,
+    total: processes !== null ? Math.round((processes + kernelThreads) * 100) / 100 : null,
+  };
+}
+
 const sha256 = (file: string): string => execFileSync('sha256sum', [file], { encoding: 'utf8' }).split(' ')[0] ?? '';
 const seconds = (ms: number): string => (ms / 1000).toFixed(2);
+const cpuText = (c: { processes: number | null; kernelThreads: number; total: number | null }): string =>
+  c.processes !== null
+    ? `${c.total?.toFixed(2)} s (processes ${c.processes.toFixed(2)}, kernel threads ${c.kernelThreads.toFixed(2)})`
+    : `kernel threads ${c.kernelThreads.toFixed(2)} s (processes not measured: no cpuacct cgroup)`;
 
 async function main(): Promise<void> {
   const gib = Number(arg('gib') ?? 1);
@@ -42,6 +136,7 @@ async function main(): Promise<void> {
   const a = makeBtrfsLoopPool(dir, 'a-pool', poolSize);
   const b = makeBtrfsLoopPool(dir, 'b-pool', poolSize);
   const cluster = makeTestCluster();
+  const cpu = new CpuMeter();
   try {
     const ea = new BtrfsEngine({ pool: a.pool });
     const eb = new BtrfsEngine({ pool: b.pool });
@@ -60,9 +155,11 @@ async function main(): Promise<void> {
     fs.mkdirSync(rawDir);
     execFileSync('btrfs', ['subvolume', 'snapshot', '-r', ea.datasetPath(id), rawSnap], { stdio: 'ignore' });
     execFileSync('sync');
+    const rawCpu0 = cpu.sample();
     const r0 = performance.now();
     execFileSync('sh', ['-c', `btrfs send -q ${rawSnap} | btrfs receive -e ${rawDir}`], { stdio: 'ignore' });
     const rawMs = performance.now() - r0;
+    const rawCpu1 = cpu.sample();
     // The same with B's copy written out (raw leaves it in memory, as the move's full send does).
     execFileSync('btrfs', ['filesystem', 'sync', b.pool], { stdio: 'ignore' });
     const rawSyncMs = performance.now() - r0;
@@ -102,6 +199,8 @@ async function main(): Promise<void> {
     let changed = false;
     const caughtUp = new Promise<void>((resolve) => (waiting = resolve));
     let settledAtMs: number | undefined;
+    let fullSendCpu1: CpuSample | undefined;
+    const moveCpu0 = cpu.sample();
     const m0 = performance.now();
     // When the first send's stream began (engine.send called: btrfs send spawned, the connection opened):
     // what comes before it is the mover's own look at both sides and its snapshot, which raw does not time.
@@ -120,7 +219,10 @@ async function main(): Promise<void> {
       catchUpMs: 60_000,
       onSent: (s) => {
         sends.push({ bytes: s.bytes, atMs: performance.now() - m0, released: s.released });
-        if (sends.length === 1) firstSent();
+        if (sends.length === 1) {
+          fullSendCpu1 = cpu.sample();
+          firstSent();
+        }
       },
       // After a send before the release the mover has B write out what it received (settle).
       onSettled: (s) => {
@@ -162,6 +264,9 @@ async function main(): Promise<void> {
     const streamMs = full.atMs - (streamStartMs ?? 0);
     const streamThroughput = full.bytes / (streamMs / 1000);
     const rawThroughput = rawBytes / (rawMs / 1000);
+    const rawCpu = cpuPerGib(rawCpu0, rawCpu1, rawBytes);
+    const fullSendCpu = fullSendCpu1 !== undefined ? cpuPerGib(moveCpu0, fullSendCpu1, full.bytes) : null;
+    const cores = os.cpus().length;
     const figures = {
       dataBytes: dataMib * MiB,
       changedBytes: blocks * MiB,
@@ -173,6 +278,7 @@ async function main(): Promise<void> {
       streamThroughputVsRaw: Math.round((streamThroughput / rawThroughput) * 100) / 100,
       fullSendWrittenOut: settledAtMs !== undefined ? { ms: Math.round(settledAtMs) } : null,
       writtenOutVsRaw: settledAtMs !== undefined ? Math.round((rawSyncMs / settledAtMs) * 100) / 100 : null,
+      cpuSecondsPerGib: { raw: rawCpu, fullSend: fullSendCpu, cores },
       sends: sends.map((s) => ({ bytes: s.bytes, released: s.released })),
       finalDeltaBytes: sends[sends.length - 1]?.bytes ?? 0,
       moveMs: Math.round(moveMs),
@@ -199,10 +305,13 @@ async function main(): Promise<void> {
         `| unavailable: release seen → mounted on B (final delta ${(figures.finalDeltaBytes / 1024).toFixed(0)} KiB) | ${result.unavailableMs.toFixed(0)} ms (target < 1000) | |`,
         `| unavailable: unmount on A → move done (incl. release detection, clean-up) | ${unavailableOuterMs.toFixed(0)} ms | |`,
         '',
+        `CPU per GiB (processes of the benchmark + the host's kernel threads, which include other load): raw ${cpuText(rawCpu)}; the move's full send ${fullSendCpu !== null ? cpuText(fullSendCpu) : '(not measured)'}. With ${cores} cores the full send cannot take less than ${fullSendCpu?.total != null ? `${(fullSendCpu.total / cores).toFixed(2)} s per GiB` : 'its CPU / cores'}.`,
+        '',
         'Every byte verified (SHA-256 of the file on B vs the final snapshot on A).',
       ].join('\n'),
     );
   } finally {
+    await cpu.close();
     b.destroy();
     a.destroy();
     cluster.destroy();
