@@ -8,14 +8,27 @@
  *    those whose standby replica a primary reports on it: it destroys them once no one needs them;
  *  - the state of the primary of each of those datasets: the new primary's address and liveness
  *    for a move, whether the primary holds its live copy (a replica here is stale only then);
- *  - every local node's address, liveness, number of live copies and replicas held (`peers`):
- *    the candidates for a standby replica, and who else is named a dataset's replica node.
+ *  - every local node's address, liveness, number of live copies (rounded down to a step: peerCopies)
+ *    and replicas held (`peers`): the candidates for a standby replica, and who else is named a
+ *    dataset's replica node.
  */
 import type { ClusterSnapshot, LocalPeer, NodeState } from './schemas';
 
 /** Whether a node report's backend is a local one (`local-btrfs`, `local-zfs`). */
 export function isLocalBackend(backend: string): boolean {
   return backend.startsWith('local-');
+}
+
+/** The step a peer's live copies are shown in (LocalPeer.copies). */
+export const PEER_COPIES_STEP = 16;
+
+/**
+ * A local node's live copies as its peer entry shows them, and as the replica choice counts them:
+ * rounded down to a multiple of PEER_COPIES_STEP. A load figure, coarse so that a create or a move
+ * changes it in every local view only once per step (an exact count changed it at every one).
+ */
+export function peerCopies(copies: number): number {
+  return copies - (copies % PEER_COPIES_STEP);
 }
 
 /** The peers of a local view as a whole snapshot gives them: every local node, sorted by uuid. */
@@ -33,7 +46,7 @@ export function localPeersOf(nodes: readonly NodeState[]): LocalPeer[] {
       uuid: n.uuid,
       host: n.host,
       alive: n.alive,
-      copies: n.manifestations.length,
+      copies: peerCopies(n.manifestations.length),
       replica_of: [...(replicaOf.get(n.uuid) ?? [])].sort(),
     }))
     .sort((a, b) => (a.uuid < b.uuid ? -1 : a.uuid > b.uuid ? 1 : 0));

@@ -684,7 +684,11 @@ export const LocalPeer = z
     uuid: NodeUuid,
     host: z.string().min(1),
     alive: z.boolean(),
-    copies: z.number().int().nonnegative().describe('How many live copies (manifestations) it reports.'),
+    copies: z
+      .number()
+      .int()
+      .nonnegative()
+      .describe('How many live copies (manifestations) it reports, rounded down to a multiple of 16 (a load figure).'),
     replica_of: z
       .array(DatasetId)
       .describe('The datasets whose standby replica it holds, as their primaries (alive or dead) report it; sorted.'),

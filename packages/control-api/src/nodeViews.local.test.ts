@@ -18,6 +18,10 @@ const BLOCK = 'dddddddd-dddd-4ddd-8ddd-dddddddddddd';
 const locals = [A, B, C];
 const everyone = [...locals, BLOCK];
 
+/** A copy of a dataset not configured (a node's load). */
+const fillerId = (node: string, j: number): string =>
+  `${node.slice(0, 8)}-ffff-4fff-8fff-${String(j).padStart(12, '0')}`;
+
 const report = (node: string, extra: Partial<NodeReport> = {}): NodeReport =>
   letterReport(node, { backend: node === BLOCK ? 'loopback' : 'local-btrfs', ...extra });
 
@@ -34,6 +38,7 @@ type Op =
       retained: number[];
       replicas: Array<{ pick: number; node: number }>;
       host: boolean;
+      load: number;
     }
   | { kind: 'same'; node: number }
   | { kind: 'die' }
@@ -54,6 +59,8 @@ const op: fc.Arbitrary<Op> = fc.oneof(
       retained: fc.array(fc.nat(), { maxLength: 2 }),
       replicas: fc.array(fc.record({ pick: fc.nat(), node: n }), { maxLength: 2 }),
       host: fc.boolean(),
+      // Copies of datasets not configured: the node's load across the steps of peerCopies.
+      load: fc.constantFrom(0, 0, 15, 16, 17, 32),
     }),
     weight: 4,
   },
@@ -67,6 +74,7 @@ describe('nodeViews: local-backend views (issue 24)', () => {
     let retainedSeen = 0;
     let namedSeen = 0;
     let primariesSeen = 0;
+    let steppedSeen = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 50 }), async (ops) => {
         let t = 1_700_000_000_000;
@@ -101,12 +109,14 @@ describe('nodeViews: local-backend views (issue 24)', () => {
                 ].map(([dataset_id, node_uuid]) => ({ dataset_id, node_uuid, snapshot: null, taken_at: null }));
                 const r = report(node, {
                   ...(o.host ? { host: `moved-${node.slice(0, 1)}` } : {}),
-                  manifestations: ids(o.holds).map((d) => ({
-                    dataset_id: d,
-                    blockdevice_id: `btrfs:p/${d}`,
-                    size: 67108864,
-                    status: 'attached' as const,
-                  })),
+                  manifestations: [...ids(o.holds), ...Array.from({ length: o.load }, (_, j) => fillerId(node, j))].map(
+                    (d) => ({
+                      dataset_id: d,
+                      blockdevice_id: `btrfs:p/${d}`,
+                      size: 67108864,
+                      status: 'attached' as const,
+                    }),
+                  ),
                   ...(o.retained.length > 0 ? { retained: ids(o.retained) } : {}),
                   ...(replicas.length > 0 ? { replicas } : {}),
                 });
@@ -147,6 +157,7 @@ describe('nodeViews: local-backend views (issue 24)', () => {
               expect({ local, peers: got.peers }).toEqual({ local, peers: want.peers });
               const own = whole.nodes.find((x) => x.uuid === local);
               retainedSeen += own?.retained?.length ?? 0;
+              steppedSeen += want.peers?.filter((p) => p.copies >= 16).length ?? 0;
               namedSeen += want.peers?.find((p) => p.uuid === local)?.replica_of.length ?? 0;
               primariesSeen += want.datasets.filter(
                 (d) => d.primary !== local && want.nodes.some((x) => x.uuid === d.primary),
@@ -165,5 +176,43 @@ describe('nodeViews: local-backend views (issue 24)', () => {
     expect(retainedSeen).toBeGreaterThan(0);
     expect(namedSeen).toBeGreaterThan(0);
     expect(primariesSeen).toBeGreaterThan(0);
+    expect(steppedSeen).toBeGreaterThan(0);
   }, 120_000);
+
+  it("a local node's new copies wake the other local views only when the count crosses a step (peerCopies)", async () => {
+    const state = await openMemoryState();
+    try {
+      for (const node of everyone) await state.report(report(node));
+      const views = new Views(state, true);
+      const generation = (node: string): string =>
+        ClusterSnapshot.parse(JSON.parse(views.snapshotFor(node))).generation;
+      const withCopies = (copies: number): NodeReport =>
+        report(A, {
+          manifestations: Array.from({ length: copies }, (_, j) => ({
+            dataset_id: fillerId(A, j),
+            blockdevice_id: `btrfs:p/${fillerId(A, j)}`,
+            size: 67108864,
+            status: 'attached' as const,
+          })),
+        });
+      const woken: Array<[number, boolean, number | undefined]> = [];
+      for (const copies of [1, 15, 16, 17, 31, 32, 15]) {
+        const since = generation(B);
+        await state.report(withCopies(copies));
+        const peer = ClusterSnapshot.parse(JSON.parse(views.snapshotFor(B))).peers?.find((p) => p.uuid === A);
+        woken.push([copies, state.nodeViews.changedSince(B, since), peer?.copies]);
+      }
+      expect(woken).toEqual([
+        [1, false, 0],
+        [15, false, 0],
+        [16, true, 16],
+        [17, false, 16],
+        [31, false, 16],
+        [32, true, 32],
+        [15, true, 0],
+      ]);
+    } finally {
+      await state.close();
+    }
+  });
 });

@@ -16,14 +16,15 @@
  * A local-backend node's view (issue 24, the reference: @flocker/api localViewOf) also holds the
  * datasets its pool retains (its report's `retained`) and those a primary names it the replica
  * node of, the states of its datasets' primaries, and every local node as a peer (`p:<node>`:
- * address, liveness, live copies, replicas held). A primary's report touches the local views of
- * its datasets; a local node's peer entry (or a replica naming) touches every local view.
+ * address, liveness, live copies in steps (@flocker/api peerCopies), replicas held). A primary's
+ * report touches the local views of its datasets; a local node's peer entry (or a replica naming)
+ * touches every local view — a new copy only when the count crosses a step.
  *
  * Generations are `<instance>.<configuration version>.<state generation>`, both counters
  * monotonic in one process: an entry stamped (cv, sg) changed after `since` (scv, ssg) iff
  * cv > scv or sg > ssg.
  */
-import { isLocalBackend, type NodeReport } from '@flocker/api';
+import { isLocalBackend, type NodeReport, peerCopies } from '@flocker/api';
 import type { Configuration } from './configuration';
 import { CaretakerIndex, type CaretakerMove } from './orphanViews';
 import { PersistentMap } from './PersistentMap';
@@ -489,11 +490,11 @@ export class NodeViewIndex {
       }
   }
 
-  /** A local node's peer entry in every local view, when what it shows (address, liveness, copies) changed. */
+  /** A local node's peer entry in every local view, when what it shows (address, liveness, copies in steps) changed. */
   private peerChanged(uuid: string, now: Stamp, touched: Set<string>): void {
     const entry = this.localNodes.get(uuid);
     if (entry === undefined) return;
-    const key = `${entry.host} ${this.alive(uuid)} ${entry.copies}`;
+    const key = `${entry.host} ${this.alive(uuid)} ${peerCopies(entry.copies)}`;
     if (key === entry.key) return;
     entry.key = key;
     this.peerTouched(uuid, now, touched);

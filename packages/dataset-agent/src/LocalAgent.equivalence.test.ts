@@ -8,6 +8,8 @@
  * control service may show orphans, witnesses). The control service's views are proved to hold
  * localViewOf (control-api nodeViews.local.test): together, the agent on its view acts as on the
  * whole cluster. A view without the local part (a block node's) is shown to decide otherwise.
+ * Other nodes' loads cross the steps their peer entries show copies in (@flocker/api peerCopies):
+ * the replica choice counts copies in the same steps from a whole snapshot.
  */
 import {
   type ClusterSnapshot,
@@ -36,6 +38,8 @@ const ME = uuid('a', 0);
 const NODES = [ME, uuid('b', 1), uuid('c', 2), uuid('d', 3), uuid('e', 4)];
 const BLOCK = NODES[4] as string;
 const DATASETS = Array.from({ length: 3 }, (_, i) => uuid('f', i + 10));
+/** A copy of a dataset not configured (a node's load). */
+const fillerId = (node: number, j: number): string => uuid('9', 100 * (node + 1) + j);
 const ctx = { nodeUuid: ME, mountRoot: '/flocker', defaultSize: 1 << 26, replicaIntervalMs: 30_000 };
 
 /** A dataset's configuration in a world (primary: an index into NODES). */
@@ -54,6 +58,8 @@ interface World {
   alive: boolean[];
   hostMoved: boolean[];
   holds: Set<string>[];
+  /** Copies of datasets not configured, per node: loads across the steps a peer's copies are shown in (peerCopies). */
+  load: number[];
   namings: Map<string, number>[];
   leases: Map<string, number>;
   retained: Set<string>;
@@ -70,6 +76,7 @@ type Step =
   | ({ kind: 'dataset'; d: number } & DatasetSpec)
   | { kind: 'forget'; d: number }
   | { kind: 'hold'; node: number; d: number; on: boolean }
+  | { kind: 'load'; node: number; copies: number }
   | { kind: 'name'; reporter: number; d: number; node: number | null }
   | { kind: 'alive'; node: number; on: boolean }
   | { kind: 'host'; node: number }
@@ -127,12 +134,23 @@ function randomStep(r: () => number): Step {
   return { kind: 'time', ms: int(60_000) };
 }
 
+/** Another node's load now and then, around the steps of peerCopies (its own generator: the steps above stay as they were). */
+function randomLoad(r: () => number): Step | null {
+  if (r() >= 0.25) return null;
+  return {
+    kind: 'load',
+    node: 1 + Math.floor(r() * (NODES.length - 1)),
+    copies: [0, 15, 16, 17, 31, 32][Math.floor(r() * 6)] ?? 0,
+  };
+}
+
 function emptyWorld(): World {
   return {
     datasets: new Map(),
     alive: NODES.map(() => true),
     hostMoved: NODES.map(() => false),
     holds: NODES.map(() => new Set()),
+    load: NODES.map(() => 0),
     namings: NODES.map(() => new Map()),
     leases: new Map(),
     retained: new Set(),
@@ -147,7 +165,9 @@ function emptyWorld(): World {
 }
 
 function apply(w: World, s: Step): void {
-  const id = DATASETS[s.kind === 'alive' || s.kind === 'host' || s.kind === 'time' ? 0 : s.d] as string;
+  const id = DATASETS[
+    s.kind === 'alive' || s.kind === 'host' || s.kind === 'time' || s.kind === 'load' ? 0 : s.d
+  ] as string;
   switch (s.kind) {
     case 'dataset':
       w.datasets.set(id, {
@@ -165,6 +185,9 @@ function apply(w: World, s: Step): void {
     case 'hold':
       if (s.on) w.holds[s.node]?.add(id);
       else w.holds[s.node]?.delete(id);
+      return;
+    case 'load':
+      w.load[s.node] = s.copies;
       return;
     case 'name':
       if (s.node === null) w.namings[s.reporter]?.delete(id);
@@ -205,12 +228,14 @@ function wholeOf(w: World): ClusterSnapshot {
       host: `10.0.0.${i}${w.hostMoved[i] === true ? '0' : ''}`,
       instance_id: uuid,
       backend: uuid === BLOCK ? 'loopback' : 'local-btrfs',
-      manifestations: [...(w.holds[i] ?? [])].map((dataset_id) => ({
-        dataset_id,
-        blockdevice_id: `btrfs:p/${dataset_id}`,
-        size: 1 << 26,
-        status: 'mounted' as const,
-      })),
+      manifestations: [...(w.holds[i] ?? []), ...Array.from({ length: w.load[i] ?? 0 }, (_, j) => fillerId(i, j))].map(
+        (dataset_id) => ({
+          dataset_id,
+          blockdevice_id: `btrfs:p/${dataset_id}`,
+          size: 1 << 26,
+          status: 'mounted' as const,
+        }),
+      ),
       ...(namings.length > 0
         ? {
             replicas: namings.map(([dataset_id, n]) => ({
@@ -330,12 +355,16 @@ describe('LocalAgent: decisions from the local view equal those from the whole c
     let narrowDiffers = 0;
     let unchangedKeys = 0;
     let steps = 0;
+    let loadedReplicas = 0;
     for (let run = 0; run < 300; run++) {
       const r = random(24_000 + run);
+      const loads = random(90_000 + run);
       const w = emptyWorld();
       let prevView: ClusterSnapshot | undefined;
       for (let i = 0; i < 40; i++) {
         apply(w, randomStep(r));
+        const load = randomLoad(loads);
+        if (load !== null) apply(w, load);
         steps++;
         const whole = wholeOf(w);
         const view = localViewOf(whole, ME);
@@ -359,8 +388,12 @@ describe('LocalAgent: decisions from the local view equal those from the whole c
           unchangedKeys++;
         }
         prevView = view;
-        for (const a of (expected as { actions: LocalAction[] }).actions)
+        for (const a of (expected as { actions: LocalAction[] }).actions) {
           kinds.set(a.kind, (kinds.get(a.kind) ?? 0) + 1);
+          // A replica's node chosen while some candidate's copies were past a step.
+          if (a.kind === 'replicate' && (view.peers ?? []).some((p) => p.uuid !== ME && p.copies >= 16))
+            loadedReplicas++;
+        }
         if (JSON.stringify(decisions(w, narrow(whole), whole)) !== same) narrowDiffers++;
       }
     }
@@ -382,6 +415,7 @@ describe('LocalAgent: decisions from the local view equal those from the whole c
     // And the local part of the view matters: without it the decisions differ in many steps.
     expect(narrowDiffers).toBeGreaterThan(steps / 20);
     expect(unchangedKeys).toBeGreaterThan(steps / 20);
+    expect(loadedReplicas).toBeGreaterThan(30);
   }, 120_000);
 
   it('block nodes are never a replica node (they run no transfer listener)', () => {

@@ -113,14 +113,15 @@ describe('LocalAgent: how it takes what its follower adopted (issue 24)', () => 
 
   it('peers without a state in the view count their copies for the replica choice; states list them', () => {
     const C = '44444444-4444-4444-8444-444444444444';
-    const s = { ...snapshot('1', [D]), peers: [peer(ME, 1), peer(B, 5), peer(C, 2)] };
+    // Peers show copies in steps of 16 (@flocker/api peerCopies).
+    const s = { ...snapshot('1', [D]), peers: [peer(ME, 0), peer(B, 48), peer(C, 32)] };
     const nodes = localClusterNodes({ ...s, nodes: s.nodes.filter((n) => n.uuid !== B) });
     expect(nodes.map((n) => [n.uuid, n.copies.length, n.copyCount])).toEqual([
       [ME, 1, undefined],
-      [B, 0, 5],
-      [C, 0, 2],
+      [B, 0, 48],
+      [C, 0, 32],
     ]);
-    // The least loaded other live node: C (2 copies) before B (5).
+    // The least loaded other live node: C (32 copies) before B (48).
     expect(chooseReplicaNode(D, undefined, nodes, ME)?.uuid).toBe(C);
   });
 });

@@ -1,11 +1,11 @@
 /**
  * localClusterNodes indexes the replicas the states name once per snapshot, and chooseReplicaNode
- * scans for the least-loaded node instead of sorting: over seeded random whole snapshots and local
+ * scans for the least-loaded node (copies in steps: @flocker/api peerCopies) instead of sorting: over seeded random whole snapshots and local
  * views (peers missing some states, peers without a state, namings of unknown and block nodes,
  * the same naming from several reporters), both answer exactly what the per-node definitions they
  * replaced answer (kept here as the reference).
  */
-import { type ClusterSnapshot, isLocalBackend, localViewOf, type NodeState } from '@flocker/api';
+import { type ClusterSnapshot, isLocalBackend, localViewOf, type NodeState, peerCopies } from '@flocker/api';
 import { chooseReplicaNode, type LocalClusterNode, localClusterNodes, replicasNamedOn } from './localChanges';
 
 /** The definition before (replicasNamedOn per node: quadratic in the nodes of a whole snapshot). */
@@ -38,7 +38,7 @@ function referenceNodes(snapshot: ClusterSnapshot): LocalClusterNode[] {
   return out.sort((a, b) => (a.uuid < b.uuid ? -1 : a.uuid > b.uuid ? 1 : 0));
 }
 
-/** The choice before: a sort of the live others by load, then uuid. */
+/** The choice before: a sort of the live others by load (copies in steps), then uuid. */
 function referenceChoice(
   datasetId: string,
   recorded: string | undefined,
@@ -49,7 +49,7 @@ function referenceChoice(
   const kept = candidates.find((n) => n.uuid === recorded);
   if (kept !== undefined) return kept;
   const load = (n: LocalClusterNode): number =>
-    (n.copyCount ?? n.copies.length) + (n.replicaOf ?? []).filter((x) => x !== datasetId).length;
+    peerCopies(n.copyCount ?? n.copies.length) + (n.replicaOf ?? []).filter((x) => x !== datasetId).length;
   return [...candidates].sort((a, b) => load(a) - load(b) || (a.uuid < b.uuid ? -1 : 1))[0];
 }
 
@@ -73,7 +73,11 @@ function randomWhole(r: () => number): ClusterSnapshot {
   const count = 1 + int(12);
   const ids = Array.from({ length: 1 + int(10) }, (_, i) => dataset(i));
   const nodes: NodeState[] = Array.from({ length: count }, (_, i) => {
-    const held = ids.filter(() => r() < 0.2);
+    // Some nodes with many copies (of datasets not configured): loads across the steps of peerCopies.
+    const held = [
+      ...ids.filter(() => r() < 0.2),
+      ...Array.from({ length: r() < 0.3 ? int(40) : 0 }, (_, j) => dataset(100 + j)),
+    ];
     const named = ids
       .filter(() => r() < 0.25)
       .map((id) => ({
@@ -116,7 +120,13 @@ function randomView(whole: ClusterSnapshot, r: () => number): ClusterSnapshot {
   const view = localViewOf(whole, me);
   const peers = (view.peers ?? []).filter(() => r() < 0.9);
   if (r() < 0.3)
-    peers.push({ uuid: uuid(90), host: '10.0.9.0', alive: r() < 0.5, copies: Math.floor(r() * 4), replica_of: [] });
+    peers.push({
+      uuid: uuid(90),
+      host: '10.0.9.0',
+      alive: r() < 0.5,
+      copies: peerCopies(Math.floor(r() * 40)),
+      replica_of: [],
+    });
   return { ...view, peers };
 }
 

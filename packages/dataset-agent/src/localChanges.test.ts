@@ -142,6 +142,8 @@ describe('standby replicas (replicas: 1)', () => {
   ];
   const mounted = { datasetId: D, size: 2000, mountPoints: [PATH] };
   const at = { ...ctx, now: 100_000 };
+  /** n datasets' copies (a load). */
+  const many = (n: number): string[] => Array.from({ length: n }, (_, i) => `x${i}`);
   const cNode = (alive: boolean, copies: string[] = [], replicaOf: string[] = []): LocalClusterNode => ({
     uuid: C,
     host: '10.0.0.3',
@@ -151,7 +153,8 @@ describe('standby replicas (replicas: 1)', () => {
   });
 
   it('the primary sends its first replica snapshot at once, to the least-loaded other live node', () => {
-    const nodes = [node(ME, true, [D]), node(B, true, ['x', 'y']), cNode(true, ['z'])];
+    // Copies count in steps of 16 (@flocker/api peerCopies): 17 is more than 1.
+    const nodes = [node(ME, true, [D]), node(B, true, many(17)), cNode(true, ['z'])];
     expect(calculateLocalChanges(replicated(ME), nodes, here([mounted]), at)).toEqual([
       { kind: 'replicate', datasetId: D, to: { uuid: C, host: '10.0.0.3' } },
     ]);
@@ -205,6 +208,15 @@ describe('standby replicas (replicas: 1)', () => {
     expect(chooseReplicaNode(D, undefined, [node(ME, true), e(true, ['a']), cNode(true, [], [D])], ME)?.uuid).toBe(C);
     expect(chooseReplicaNode(D, ME, [node(ME, true)], ME)).toBeUndefined();
     expect(chooseReplicaNode(D, E, [node(ME, true), e(true, ['a', 'b']), cNode(true)], ME)?.uuid).toBe(E);
+    // Copies count in steps of 16 (a peer's entry shows no more): 15 copies weigh as 0, 16 as 16; replicas count one by one.
+    expect(chooseReplicaNode(D, undefined, [node(ME, true), e(true), cNode(true, many(15))], ME)?.uuid).toBe(C);
+    expect(chooseReplicaNode(D, undefined, [node(ME, true), e(true), cNode(true, many(16))], ME)?.uuid).toBe(E);
+    expect(chooseReplicaNode(D, undefined, [node(ME, true), e(true, many(15)), cNode(true, [], ['a'])], ME)?.uuid).toBe(
+      E,
+    );
+    expect(
+      chooseReplicaNode(D, undefined, [node(ME, true), { ...e(true), copyCount: 16 }, cNode(true, many(31))], ME)?.uuid,
+    ).toBe(C);
   });
 
   it('a move off a live primary to any node waits for a replica snapshot being sent', () => {

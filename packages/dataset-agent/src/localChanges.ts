@@ -11,6 +11,7 @@ import {
   METADATA_ACCEPT_REPLICA_LOSS_KEY,
   METADATA_REPLICA_INTERVAL_KEY,
   METADATA_REPLICAS_KEY,
+  peerCopies,
 } from '@flocker/api';
 import { commonBase, nextSnapshotName, type SnapshotRef } from '@flocker/storage-drivers';
 
@@ -41,7 +42,7 @@ export interface LocalClusterNode {
   readonly alive: boolean;
   /** The datasets whose live copy the node reports (a local view: of the nodes whose states it shows). */
   readonly copies: readonly string[];
-  /** How many live copies it reports, when `copies` does not list them (a peer of a local view). */
+  /** How many live copies it reports in steps (@flocker/api peerCopies), when `copies` does not list them (a peer of a local view). */
   readonly copyCount?: number;
   /** The datasets whose standby replica the node holds (as their primaries report it). */
   readonly replicaOf?: readonly string[];
@@ -234,7 +235,11 @@ function staleReplicaHere(
   );
 }
 
-/** The node that keeps a dataset's standby replica: the recorded one while it is alive, else the least-loaded other live node. */
+/**
+ * The node that keeps a dataset's standby replica: the recorded one while it is alive, else the
+ * least-loaded other live node. Its load: its live copies in steps (@flocker/api peerCopies, as a
+ * local view's peers show them, so a view and a whole snapshot choose alike) and the replicas it holds.
+ */
 export function chooseReplicaNode(
   datasetId: string,
   recorded: string | undefined,
@@ -245,7 +250,7 @@ export function chooseReplicaNode(
   const kept = candidates.find((n) => n.uuid === recorded);
   if (kept !== undefined) return kept;
   const load = (n: LocalClusterNode): number =>
-    (n.copyCount ?? n.copies.length) + (n.replicaOf ?? []).filter((x) => x !== datasetId).length;
+    peerCopies(n.copyCount ?? n.copies.length) + (n.replicaOf ?? []).filter((x) => x !== datasetId).length;
   // The least load, then the least uuid: one scan (a sort per dataset was N log N).
   let best: { node: LocalClusterNode; load: number } | undefined;
   for (const n of candidates) {
