@@ -19,6 +19,7 @@ import {
   DatasetState,
   type NodeReport,
   NodeStateSummary,
+  peerCopies,
   SnapshotConfiguration,
   SnapshotState,
 } from '@flocker/api';
@@ -399,7 +400,7 @@ export class Views {
           uuid,
           host: node.report.host,
           alive: isAlive(node, now, this.state.nodeTimeoutMs),
-          copies: node.report.manifestations.length,
+          copies: peerCopies(node.report.manifestations.length),
           replica_of: [...this.state.nodeViews.replicasOn(uuid)].sort(),
         }),
       );
