@@ -557,6 +557,10 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
    * waits for the holder's release, with the pool watch on. Returns with the move back configured, the release
    * not yet made.
    */
+  /** The pool watch's callback of each movedBackWaiting set-up, by its driver. */
+  const poolWatches = new Map<Fakes['driver'], () => void>();
+  const poolChangedOf = (driver: Fakes['driver']): (() => void) => poolWatches.get(driver)!;
+
   async function movedBackWaiting(concurrency?: number) {
     let poolChanged: (() => void) | undefined;
     const parts = setup({
@@ -566,6 +570,7 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     });
     const { driver, control, agent } = parts;
     agent.start();
+    poolWatches.set(driver, () => poolChanged!());
     const holder = (mounted: boolean): NodeState => ({
       ...otherNode([]),
       manifestations: mounted ? [{ dataset_id: DS, blockdevice_id: 'vol-0', size: 64 * MiB, status: 'mounted' }] : [],
@@ -665,6 +670,32 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     control.setDatasets([dataset]);
     await eventually(() => control.last()?.manifestations[0]?.status === 'mounted', 2000);
     expect(events.slice(events.indexOf('attach'))).toEqual(['attach', 'probe', 'mount']);
+    await agent.stop();
+  });
+
+  it('a release that comes while the worker a report started is on a look listed before it is not lost', async () => {
+    const { driver, control, agent, holder } = await movedBackWaiting();
+    // The holder reports it unmounted (still attached: it detaches next): that report starts a worker here,
+    // whose look lists the pool before the detach and answers only after the release came.
+    let stale: ReturnType<typeof driver.listVolumes> | undefined;
+    let answer!: () => void;
+    const held = new Promise<void>((resolve) => (answer = resolve));
+    const list = driver.listVolumes.bind(driver);
+    driver.listVolumes = async () => {
+      if (stale !== undefined) return list();
+      stale = list();
+      const listed = await stale;
+      await held;
+      return listed;
+    };
+    control.setNodes([holder(false)]);
+    await eventually(() => stale !== undefined, 2000);
+    // The detach (the pool watch tells), then the stale listing's answer.
+    const vol = driver.volumes.get('vol-0')!;
+    driver.volumes.set('vol-0', { ...vol, attachedTo: null });
+    poolChangedOf(driver)();
+    answer();
+    await eventually(() => control.last()?.manifestations[0]?.status === 'mounted', 2000);
     await agent.stop();
   });
 });

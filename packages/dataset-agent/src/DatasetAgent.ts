@@ -77,6 +77,12 @@ export class DatasetAgent {
   private readonly worker: DatasetWorker;
   /** Datasets whose worker a move started (startMoves), while it runs (see moveInFlight). */
   private readonly moveWorkers = new Set<string>();
+  /**
+   * Datasets whose worker was running when a sign of a release came (poolChanged, or another node's report): it
+   * may be ending on a look made before the release. Looked at again once it ends, unless it left the volume
+   * attached here (recheckAfterWorker).
+   */
+  private readonly recheck = new Set<string>();
   /** A change's full look was put off until the move's workers are done (lookAfterMoves). */
   private lookDeferred = false;
   /** Datasets whose worker a fast start began (startNewDatasets) since the last full look (see lookHeld). */
@@ -305,6 +311,7 @@ export class DatasetAgent {
     const before = this.lastAdopted;
     this.lastAdopted = snap;
     const waiting = change === 'others' ? this.waitingForOtherNodes(snap) : [];
+    if (change === 'others') this.markRecheck(snap);
     if (change === 'config') {
       this.logger.debug('cluster changed', { generation: snap.generation, configChanged: true });
       const started = this.startMoves(snap, 'config');
@@ -326,6 +333,7 @@ export class DatasetAgent {
     const snapshot = this.cluster.snapshot;
     if (snapshot === null || this.stopping) return;
     const waiting = this.waitingForOtherNodes(snapshot);
+    this.markRecheck(snapshot);
     if (waiting.length > 0) {
       this.logger.debug('pool changed while waiting for another node', { datasetId: waiting[0] });
       this.lookAfterRelease(snapshot, waiting, this.startMoves(snapshot, 'released'));
@@ -341,6 +349,39 @@ export class DatasetAgent {
     if (this.fencing.phase === 'inContact' && this.poolSeen && !releaseNeedsLook(waiting, started, withSnapshots))
       this.logger.debug('release in hand: no full look', { datasets: [...started] });
     else this.lookAfterMoves(started.size);
+  }
+
+  /**
+   * A sign of a release that came while the worker of a dataset this node should hold (and, as last seen, does
+   * not) was running: that worker may end on a look listed before the release, and the sign would be lost
+   * (waitingForOtherNodes leaves running datasets out). Its dataset is looked at again once it ends.
+   */
+  private markRecheck(snapshot: ClusterSnapshot): void {
+    for (const d of snapshot.datasets)
+      if (
+        !d.deleted &&
+        d.primary === this.o.nodeUuid &&
+        this.work.isRunning(d.dataset_id) &&
+        this.view.volumesOf(d.dataset_id).every((v) => v.attachedTo !== this.o.instanceId)
+      )
+        this.recheck.add(d.dataset_id);
+  }
+
+  /** After a worker ended: the datasets marked by markRecheck that it left not attached here get another worker. */
+  private recheckAfterWorker(): void {
+    const snapshot = this.cluster.snapshot;
+    for (const id of this.recheck) {
+      if (this.work.isRunning(id)) continue;
+      this.recheck.delete(id);
+      if (snapshot === null || this.stopping || !this.fencing.mayAct() || !this.work.hasRoom()) continue;
+      const d = snapshot.datasets.find((x) => x.dataset_id === id);
+      if (d === undefined || d.deleted || d.primary !== this.o.nodeUuid) continue;
+      if (this.view.volumesOf(id).some((v) => v.attachedTo === this.o.instanceId)) continue;
+      if (this.work.isWaiting(id) || this.failures.retryAt(id) > this.now()) continue;
+      this.logger.debug('release seen while its worker ran: looked at again', { datasetId: id });
+      this.moveWorkers.add(id);
+      this.work.start(id);
+    }
   }
 
   /**
@@ -648,6 +689,7 @@ export class DatasetAgent {
   /** A worker ended (the queue already started the next ones). */
   private workerDone(): void {
     for (const id of this.moveWorkers) if (!this.work.isRunning(id)) this.moveWorkers.delete(id);
+    if (this.recheck.size > 0) this.recheckAfterWorker();
     // A look put off for a move or a create (lookAfterMoves, turn) waits for their workers only, not for other work.
     const held = this.lookHeld();
     if (this.lookDeferred && !this.moveInFlight() && !held) {
