@@ -4,7 +4,7 @@
  * debug level (each log line with a sub-ms wall clock `t`); the merged timeline of A's and
  * B's plugin and agent, ms from the `docker run`:
  *
- *   node e2e/dist/trace-move.js [--runs 3] [--idle 1500] [--api] [--cpu-prof DIR]
+ *   node e2e/dist/trace-move.js [--runs 3] [--idle 1500] [--api] [--cpu-prof DIR] [--agent-dist DIR]
  *
  * --api: the benchmark's API move instead (POST a new primary, then wait on the long-poll
  * until the control service shows it mounted there, as bench-move's apiMove does), with the
@@ -22,6 +22,7 @@ import { performance } from 'node:perf_hooks';
 import type { FlockerClient } from '@flocker/api';
 import {
   defaultCommands,
+  REPO_ROOT,
   startCluster,
   TEST_DATASET_SIZE,
   TINY_IMAGE,
@@ -187,13 +188,27 @@ async function main(): Promise<void> {
     profDir === undefined
       ? argv
       : argv.flatMap((x) => (x === process.execPath ? [x, '--cpu-prof', `--cpu-prof-dir=${profDir}`] : [x]));
+  // --agent-dist DIR: the agents run another build's dataset-agent dist (a copy outside the repo, say).
+  const distAt = process.argv.indexOf('--agent-dist');
+  const agentDist = distAt > 0 ? path.resolve(process.argv[distAt + 1] ?? '.') : undefined;
+  const agentCommand = (o: { config: string }): string[] =>
+    agentDist === undefined
+      ? defaultCommands.agent(o)
+      : [
+          'env',
+          `NODE_PATH=${path.join(REPO_ROOT, 'node_modules')}`,
+          process.execPath,
+          path.join(agentDist, 'main.js'),
+          '--config',
+          o.config,
+        ];
   const cluster = await startCluster({
     hosts: 2,
     withDocker: true,
-    ...(profDir !== undefined
+    ...(profDir !== undefined || agentDist !== undefined
       ? {
           commands: {
-            agent: (o: { config: string }) => profiled(defaultCommands.agent(o)),
+            agent: (o: { config: string }) => profiled(agentCommand(o)),
             control: (o: Parameters<typeof defaultCommands.control>[0]) => profiled(defaultCommands.control(o)),
           },
         }
