@@ -32,6 +32,42 @@ function flocker(args: string[], env: Record<string, string> = {}): Promise<Resu
   });
 }
 
+/**
+ * A long-running command (events, --watch) that the test ends itself once it has seen what it waits for, so a
+ * slow machine only makes the test slower, never cuts the feed short.
+ */
+function follow(args: string[]): {
+  stdout: () => string;
+  waitFor: (what: string, pred: (stdout: string) => boolean, ms?: number) => Promise<void>;
+  end: () => Promise<Result>;
+} {
+  const p = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, ...cluster.cliEnv() },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const closed = new Promise<Result>((resolve) => p.on('close', (code) => resolve({ code, stdout, stderr })));
+  return {
+    stdout: () => stdout,
+    waitFor: async (what, pred, ms = 60_000) => {
+      const deadline = Date.now() + ms;
+      while (!pred(stdout)) {
+        if (Date.now() > deadline || p.exitCode !== null) {
+          throw new Error(`flocker ${args.join(' ')}: no ${what} after ${ms} ms; stdout ${stdout}; stderr ${stderr}`);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    end: () => {
+      if (p.exitCode === null) p.kill('SIGTERM');
+      return closed;
+    },
+  };
+}
+
 async function ok(args: string[]): Promise<string> {
   const r = await flocker(args);
   if (r.code !== 0) throw new Error(`flocker ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
@@ -170,7 +206,7 @@ describe('flocker CLI against a real cluster', () => {
   it('output that composes (issue 21): one volume shape, -o/-q, filters, describe, version, events, completion', async () => {
     const [a, b] = cluster.hosts;
     // Follows the feed through everything below (which takes about 20 s here).
-    const events = flocker(['events', '--json', '--timeout', '40']);
+    const events = follow(['events', '--json']);
     const created = JSON.parse(
       await ok(['volumes', 'create', 'shape-b', '--size', '128MiB', '--node', b!.layout.address, '--json']),
     ) as Record<string, unknown>;
@@ -218,7 +254,10 @@ describe('flocker CLI against a real cluster', () => {
     const destroyed = JSON.parse(await ok(['volumes', 'destroy', 'shape-b', '--json'])) as Record<string, unknown>;
     expect(destroyed).toMatchObject({ name: 'shape-b', state: 'deleted', deleted: true });
     await ok(['volumes', 'destroy', 'shape-a']);
-    const feed = (await events).stdout
+    await events.waitFor('deleted event for shape-a', (out) =>
+      out.split('\n').some((l) => /"kind":"deleted"/.test(l) && l.includes('shape-a')),
+    );
+    const feed = (await events.end()).stdout
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as { kind: string; message: string });
@@ -275,25 +314,31 @@ describe('flocker CLI against a real cluster', () => {
     const [a] = cluster.hosts;
     await ok(['volumes', 'create', 'watched', '--size', '128MiB', '--node', a!.layout.address, '--no-wait']);
     const lines = (r: Result) => r.stdout.trim().split('\n');
-    const leases = flocker(['leases', 'list', '--watch', '--json', '--timeout', '12']);
-    const snapshots = flocker(['snapshots', 'list', '--watch', '-o', 'name', '--timeout', '12']);
+    const leases = follow(['leases', 'list', '--watch', '--json']);
+    const snapshots = follow(['snapshots', 'list', '--watch', '-o', 'name']);
     // Nodes report every second or so; only a change of what the columns say prints again.
     const nodes = flocker(['nodes', 'list', '--watch', '--json', '--timeout', '5']);
     const containers = flocker(['containers', 'list', '--watch', '--json', '--timeout', '5']);
-    await new Promise((r) => setTimeout(r, 2000));
+    // Both watches have printed their first list (started at the same time; the leases one says when).
+    await leases.waitFor('first list', (out) => out.includes('\n'));
+    await new Promise((r) => setTimeout(r, 500));
     await ok(['leases', 'acquire', 'watched']);
     await ok(['snapshots', 'create', 'watched', '--name', 'watched-snap', '--no-wait']);
     await new Promise((r) => setTimeout(r, 1500));
     await ok(['leases', 'release', 'watched', '--force']);
+    await leases.waitFor('third list', (out) => out.split('\n').filter((l) => l.trim() !== '').length >= 3);
+    await snapshots.waitFor('watched-snap', (out) => /^watched-snap$/m.test(out));
 
     const nodeLines = lines(await nodes);
     expect(nodeLines).toHaveLength(1);
     expect((JSON.parse(nodeLines[0]!) as unknown[]).length).toBe(2);
     expect(lines(await containers)).toEqual(['[]']);
-    const leaseLines = lines(await leases).map((l) => (JSON.parse(l) as Array<{ name: string }>).map((x) => x.name));
+    const leaseLines = lines(await leases.end()).map((l) =>
+      (JSON.parse(l) as Array<{ name: string }>).map((x) => x.name),
+    );
     expect(leaseLines).toEqual([[], ['watched'], []]);
-    const snapshotsOut = await snapshots;
-    expect(snapshotsOut.code).toBe(0);
+    const snapshotsOut = await snapshots.end();
+    expect(snapshotsOut.stderr).toBe('');
     expect(snapshotsOut.stdout).toMatch(/^\n?watched-snap$/m);
     expect(snapshotsOut.stdout.startsWith('watched-snap')).toBe(false); // printed again, not only once at the start
     await ok(['volumes', 'destroy', 'watched']);
