@@ -97,12 +97,14 @@ describe('watchNode', () => {
   it('a tick beats its watchers in slices, letting the event loop run between them (no stall of every request at 10,000)', async () => {
     const total = HEARTBEAT_SLICE * 2 + 1;
     let beats = 0;
+    const beaten = new Set<number>();
     let seenBetween: number | undefined;
-    const sinks = Array.from({ length: total }, () => {
+    const sinks = Array.from({ length: total }, (_, i) => {
       const sink = fakeSink();
       const write = sink.write.bind(sink);
       sink.write = (chunk) => {
         beats += 1;
+        beaten.add(i);
         // Runs at the next turn of the loop: before the tick's last slice if the tick is sliced.
         if (beats === 1) setImmediate(() => (seenBetween = beats));
         return write(chunk);
@@ -110,8 +112,9 @@ describe('watchNode', () => {
       return sink;
     });
     for (const sink of sinks) watchNode(state, new Views(state), A, state.generation, sink, 100);
-    await tick(180);
-    expect(beats).toBe(total);
+    // Every watcher beaten (a loaded host may fit a second tick in the wait: counted once each).
+    for (let waited = 0; beaten.size < total && waited < 2000; waited += 20) await tick(20);
+    expect(beaten.size).toBe(total);
     expect(seenBetween).toBe(HEARTBEAT_SLICE);
     for (const sink of sinks) sink.abort();
   });
