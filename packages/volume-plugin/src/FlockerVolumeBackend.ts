@@ -107,6 +107,8 @@ export const CREATE_CYCLE_GRACE_MS = 1_000;
 
 /** How long a new volume's mount path is tracked in the kernel's table for its first Mount (then: the snapshot). */
 export const FIRST_MOUNT_TRACK_MS = 60_000;
+/** How often a Mount whose snapshot the kernel's table contradicts (a stale report) looks again. */
+export const KERNEL_RECHECK_MS = 100;
 
 /** How many datasets removed here lookups keep skipping (far more than one snapshot can lag behind). */
 export const MAX_REMOVED_REMEMBERED = 1_024;
@@ -804,7 +806,10 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       if (moving !== undefined && !(await moving)) await this.client.updateDataset(d.dataset_id, { primary: this.me });
       let seenBy: 'kernel' | 'snapshot' | undefined;
       let mountpoint: string;
-      if (proven && basis !== undefined) mountpoint = this.mountedAtGrant(basis);
+      // The followed snapshot may show this node's report from before its agent unmounted the volume for a move
+      // away (and the volume was moved back since): the kernel's table, where it can tell, has the last word.
+      if (proven && basis !== undefined && !this.kernelShowsUnmounted(d.dataset_id))
+        mountpoint = this.mountedAtGrant(basis);
       else if (proven && firstMount !== undefined && mounting !== undefined) {
         const first = await this.firstMountOrSnapshot(firstMount, mounting, snapshotWait);
         mountpoint = first.path;
@@ -864,6 +869,11 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       pluginMetrics(processRegistry('docker-plugin')).mountWaitSeconds.observe({ result: 'ok' }, secondsSince(waited));
     }
     return first;
+  }
+
+  /** Whether the kernel's table (when followed and able to tell) shows the dataset's mount path not mounted now. */
+  private kernelShowsUnmounted(datasetId: string): boolean {
+    return this.opts.mountTable?.table.isMounted(datasetId) === false;
   }
 
   /** A Mount answered from the lease's grant on the followed configuration: it waited for nothing. */
@@ -947,11 +957,26 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     const waited = process.hrtime.bigint();
     const mountWait = pluginMetrics(processRegistry('docker-plugin')).mountWaitSeconds;
     try {
-      const path = await this.watcher.waitFor(
-        (s) => mountedUnderLease(s, this.me, datasetId),
-        Math.max(0, deadline - this.now()),
-        signal,
-      );
+      // Mounted under the lease in the snapshot, and not shown unmounted by the kernel: a report of this node from
+      // before its agent unmounted for a move away (and back: moved back before that agent's next report came) is
+      // stale. A snapshot the kernel contradicts is looked at again every KERNEL_RECHECK_MS, as the agent's mount
+      // and report that end the wait may bring no new snapshot (a report the same as the stale one).
+      const select = (s: ClusterSnapshot): string | undefined => {
+        const p = mountedUnderLease(s, this.me, datasetId);
+        return p !== undefined && !this.kernelShowsUnmounted(datasetId) ? p : undefined;
+      };
+      let path: string;
+      for (;;) {
+        const remaining = Math.max(0, deadline - this.now());
+        const slice = this.opts.mountTable !== undefined ? Math.min(remaining, KERNEL_RECHECK_MS) : remaining;
+        try {
+          path = await this.watcher.waitFor(select, slice, signal);
+          break;
+        } catch (err) {
+          if (err instanceof WaitTimeoutError && slice < remaining) continue;
+          throw err;
+        }
+      }
       mountWait.observe({ result: 'ok' }, secondsSince(waited));
       return path;
     } catch (err) {

@@ -190,6 +190,8 @@ export class MountTable {
   private endedAt: number | undefined;
   /** Where the agent's mount root is seen in this mount namespace (a managed plugin: --host-mount-seen-at). */
   readonly root: string;
+  /** A mount under the root was seen here: this namespace shows the agent's mounts (so an absent one is absent). */
+  private seesAgentMounts = false;
 
   constructor(
     root: string,
@@ -289,6 +291,23 @@ export class MountTable {
     };
   }
 
+  /**
+   * Whether the dataset's mount path is a mount point in the kernel's table now (one read of it); undefined when
+   * that cannot tell: the table unreadable, or no mount under the root ever seen from this namespace (the agent's
+   * mounts may not propagate here), so an absent mount proves nothing.
+   */
+  isMounted(datasetId: string): boolean | undefined {
+    if (datasetId.includes('/') || datasetId === '' || datasetId.startsWith('.')) return undefined;
+    let mounted: boolean;
+    try {
+      mounted = this.source.isMountPoint(path.posix.join(this.root, datasetId));
+    } catch {
+      return undefined;
+    }
+    if (mounted) this.seesAgentMounts = true;
+    return mounted || this.seesAgentMounts ? mounted : undefined;
+  }
+
   close(): void {
     this.closed = true;
     this.stopSource();
@@ -321,6 +340,7 @@ export class MountTable {
 
   private onEvent(e: MountEvent): void {
     if (path.posix.dirname(e.target) !== this.root) return;
+    if (e.action === 'mount') this.seesAgentMounts = true;
     const t = this.tracked.get(path.posix.basename(e.target));
     if (t === undefined || t.target !== e.target) return;
     if (e.action !== 'mount') {
