@@ -43,7 +43,7 @@ import {
 import { duration, leaseHolders, relativeTime, shortId, table } from './format';
 import { deadNodeLine, eventLine, fencingLine, recentEvents } from './failover';
 import { clusterHealth, destroyProgress, errorsOf, isDeleting, volumeState } from './health';
-import { movePhase, resizePhase } from './progress';
+import { movePhase, moveWaitPhase, resizePhase } from './progress';
 import {
   destroyedPhase,
   resolveSnapshot,
@@ -146,13 +146,15 @@ async function waitUntil<T>(
   io: Io,
   timeoutSeconds: number,
   check: (s: ClusterSnapshot) => { done: T } | { step: string; error?: string; fatal?: boolean },
+  /** The longest long-poll: a wait for something that may bring no new generation (a repeated report) looks sooner. */
+  sliceMs = 25_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutSeconds * 1000;
   let since: string | undefined;
   let last = '';
   for (;;) {
     const remaining = deadline - Date.now();
-    const snapshot = await client.waitForCluster(since, Math.max(0, Math.min(remaining, 25_000)));
+    const snapshot = await client.waitForCluster(since, Math.max(0, Math.min(remaining, sliceMs)));
     since = snapshot.generation;
     const r = check(snapshot);
     if ('done' in r) return r.done;
@@ -171,13 +173,30 @@ async function waitUntil<T>(
   }
 }
 
-function waitForMounted(client: FlockerClient, io: Io, datasetId: string, nodeUuid: string, timeout: number) {
-  return waitUntil(client, io, timeout, (s) => {
-    const p = movePhase(s, datasetId, nodeUuid);
-    if (p.phase === 'mounted') return { done: p.path };
-    if (p.phase === 'deleted') return { step: 'deleted', error: 'the volume was deleted', fatal: true };
-    return p;
-  });
+function waitForMounted(
+  client: FlockerClient,
+  io: Io,
+  datasetId: string,
+  nodeUuid: string,
+  timeout: number,
+  /** A move's wait: the snapshot taken before the move (see moveWaitPhase). */
+  before?: ClusterSnapshot,
+) {
+  // A move's wait for the target's next report looks every 2 s: an unchanged report moves no generation.
+  const sliceMs = before !== undefined ? 2_000 : undefined;
+  return waitUntil(
+    client,
+    io,
+    timeout,
+    (s) => {
+      const p =
+        before !== undefined ? moveWaitPhase(before, s, datasetId, nodeUuid) : movePhase(s, datasetId, nodeUuid);
+      if (p.phase === 'mounted') return { done: p.path };
+      if (p.phase === 'deleted') return { step: 'deleted', error: 'the volume was deleted', fatal: true };
+      return p;
+    },
+    sliceMs,
+  );
 }
 
 /** checkInUse's warning ("warning: …") as a warning with a code, for --json. */
@@ -593,7 +612,7 @@ export function buildCli(
                 () => `Moving ${nameOf(d) || d.dataset_id} to ${node.host}`,
               );
             if (!a.json) io.err(`Moving ${nameOf(d) || d.dataset_id} to ${node.host}`);
-            const path = await waitForMounted(client, io, d.dataset_id, node.uuid, a.timeout);
+            const path = await waitForMounted(client, io, d.dataset_id, node.uuid, a.timeout, snapshot);
             print(
               a,
               await freshView(client, moved),

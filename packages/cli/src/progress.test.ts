@@ -1,6 +1,6 @@
 import type { ClusterSnapshot, NodeState } from '@flocker/api';
 import { node as fixtureNode } from '@flocker/web-ui/testing';
-import { isGone, movePhase, resizePhase } from './progress';
+import { isGone, movePhase, moveWaitPhase, resizePhase } from './progress';
 
 const D = '11111111-1111-4111-8111-111111111111';
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
@@ -130,5 +130,53 @@ describe('resizePhase', () => {
       fatal: true,
       error: 'node host-a is not alive',
     });
+  });
+});
+
+describe('moveWaitPhase: a move away and straight back (session 9, stale mounted)', () => {
+  const mountedAt = (last_seen: string) =>
+    node(A, {
+      last_seen,
+      manifestations: [{ dataset_id: D, blockdevice_id: 'v', size: 1, status: 'mounted', path: '/flocker/x' }],
+    });
+  const withPrimary = (s: ClusterSnapshot, primary: string): ClusterSnapshot => ({
+    ...s,
+    datasets: [{ dataset_id: D, primary, deleted: false, metadata: {} }],
+  });
+  const T0 = '2026-12-05T04:00:00.000Z';
+  const T1 = '2026-12-05T04:00:00.005Z';
+
+  it('does not take the target’s "mounted" from the report it sent before the move (the old code did)', () => {
+    // Before the move back: primary B (mounted there), A's report from before it unmounted still says mounted.
+    const before = withPrimary(snap([mountedAt(T0), node(B)]), B);
+    const after = withPrimary(snap([mountedAt(T0), node(B)]), A);
+    expect(movePhase(after, D, A)).toEqual({ phase: 'mounted', path: '/flocker/x' });
+    expect(moveWaitPhase(before, after, D, A)).toMatchObject({
+      phase: 'waiting',
+      step: 'waiting for host-a to report since the move (it unmounts for the move away)',
+    });
+    // A's next report (mounted again, even if the same as before) ends the wait.
+    expect(moveWaitPhase(before, withPrimary(snap([mountedAt(T1), node(B)]), A), D, A)).toEqual({
+      phase: 'mounted',
+      path: '/flocker/x',
+    });
+  });
+
+  it('is movePhase in every other case: not mounted before, a move to where it is, a node unknown before', () => {
+    const after = withPrimary(snap([mountedAt(T0), node(B)]), A);
+    expect(moveWaitPhase(withPrimary(snap([node(A, { last_seen: T0 }), node(B)]), B), after, D, A)).toEqual({
+      phase: 'mounted',
+      path: '/flocker/x',
+    });
+    expect(moveWaitPhase(withPrimary(snap([mountedAt(T0)]), A), after, D, A)).toEqual({
+      phase: 'mounted',
+      path: '/flocker/x',
+    });
+    expect(moveWaitPhase(withPrimary(snap([node(B)]), B), after, D, A)).toEqual({
+      phase: 'mounted',
+      path: '/flocker/x',
+    });
+    const waiting = withPrimary(snap([node(A, { last_seen: T1 }), node(B)]), A);
+    expect(moveWaitPhase(withPrimary(snap([mountedAt(T0)]), B), waiting, D, A)).toEqual(movePhase(waiting, D, A));
   });
 });

@@ -10,6 +10,25 @@ export type Phase =
   | { phase: 'deleted' }
   | { phase: 'waiting'; step: string; error?: string; fatal?: boolean };
 
+/**
+ * A move's wait (`flocker volumes move`): movePhase, except that a "mounted" on the target that `before` (the
+ * snapshot taken before the move) already showed while the primary was elsewhere counts only from a report the
+ * target sent since (a later last_seen). After a move away and straight back, the target's report from before its
+ * agent unmounted for the move away (its intermediate states are debounced, and the other node's "mounted" can
+ * come first) still shows it mounted: the wait ended at once, on a path that was not mounted. A report sent
+ * later is built after that unmount, so it shows where the volume really is.
+ */
+export function moveWaitPhase(before: ClusterSnapshot, s: ClusterSnapshot, datasetId: string, nodeUuid: string): Phase {
+  const p = movePhase(s, datasetId, nodeUuid);
+  if (p.phase !== 'mounted') return p;
+  if (before.datasets.find((d) => d.dataset_id === datasetId)?.primary === nodeUuid) return p;
+  const was = before.nodes.find((n) => n.uuid === nodeUuid);
+  if (was === undefined || movePhase(before, datasetId, nodeUuid).phase !== 'mounted') return p;
+  const seen = s.nodes.find((n) => n.uuid === nodeUuid)?.last_seen;
+  if (seen !== undefined && Date.parse(seen) > Date.parse(was.last_seen)) return p;
+  return { phase: 'waiting', step: `waiting for ${was.host} to report since the move (it unmounts for the move away)` };
+}
+
 export function movePhase(snapshot: ClusterSnapshot, datasetId: string, nodeUuid: string): Phase {
   const node = snapshot.nodes.find((n) => n.uuid === nodeUuid);
   if (!node)
