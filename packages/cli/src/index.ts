@@ -1,4 +1,5 @@
 export { buildCli, resolveDataset, resolveNode, type Io } from './cli';
+export { movePhase, moveWaitPhase, type Phase } from './progress';
 export {
   connect,
   resolveConnection,

@@ -1,0 +1,103 @@
+/**
+ * A move away and straight back (session 9, stale mounted): the old holder's agent unmounts for the move away
+ * but its report of that is debounced, and the new holder's "mounted" can reach the control service first, so
+ * for a moment the state shows the volume mounted on both. `flocker volumes move <volume> <old holder>` started
+ * in that window must not end on the old holder's stale "mounted": when it says "mounted at P", P is mounted
+ * there (the kernel's table of that host). Real control service, dataset agents on two hosts (loop devices).
+ * The CLI runs in-process (buildCli) against the cluster's client, so the move back starts within milliseconds.
+ */
+import { buildCli, movePhase, moveWaitPhase } from '@flocker/cli';
+import { isMountedOn, TEST_DATASET_SIZE, waitForMountedOn, type Cluster, type ClusterHost } from './cluster';
+import { clusterForSuite } from './cluster/suite';
+
+jest.setTimeout(180_000);
+
+let cluster: Cluster;
+let a: ClusterHost;
+let b: ClusterHost;
+
+clusterForSuite({ hosts: 2, withDocker: false }, (started) => {
+  cluster = started;
+  [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
+});
+
+async function flocker(...argv: string[]): Promise<{ out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  process.exitCode = 0;
+  await buildCli(argv, { out: (t) => out.push(t), err: (t) => err.push(t), interactive: false }, () => cluster.client)
+    .exitProcess(false)
+    .parseAsync();
+  const code = Number(process.exitCode ?? 0);
+  process.exitCode = 0;
+  if (code !== 0) throw new Error(`flocker ${argv.join(' ')} exited ${code}: ${err.join('\n')}`);
+  return { out: out.join('\n'), err: err.join('\n') };
+}
+
+it('a move back started while the state still shows the old holder mounted ends only once it is mounted there', async () => {
+  const d = await cluster.client.createDataset({
+    primary: a.requireNodeUuid(),
+    maximum_size: TEST_DATASET_SIZE,
+    metadata: { name: 'stale-mounted' },
+  });
+  const path = await waitForMountedOn(cluster.client, d.dataset_id, a.requireNodeUuid());
+  let windows = 0;
+  const ROUNDS = 6;
+  for (let round = 0; round < ROUNDS; round++) {
+    await cluster.client.updateDataset(d.dataset_id, { primary: b.requireNodeUuid() });
+    // As soon as A's kernel shows the volume unmounted: is the state still showing it mounted on A?
+    while (await isMountedOn(a, path)) await new Promise((r) => setTimeout(r, 2));
+    const s = await cluster.client.waitForCluster(undefined, 0);
+    const staleOnA = s.nodes
+      .find((n) => n.uuid === a.requireNodeUuid())
+      ?.manifestations.some((m) => m.dataset_id === d.dataset_id && m.status === 'mounted');
+    if (staleOnA === true) windows++;
+    const started = Date.now();
+    const moved = await flocker('volumes', 'move', 'stale-mounted', a.layout.address);
+    const answered = /at (\S+)$/m.exec(moved.out)?.[1];
+    expect(answered).toBe(path);
+    // The path the move said is mounted on A is mounted on A.
+    expect({ round, mounted: await isMountedOn(a, path) }).toEqual({ round, mounted: true });
+    process.stdout.write(
+      `round ${round}: state showed A mounted after A's unmount: ${staleOnA === true}; move back took ${Date.now() - started} ms\n`,
+    );
+  }
+  process.stdout.write(`stale "mounted on A" seen after A's unmount in ${windows} of ${ROUNDS} rounds\n`);
+});
+
+it('the move wait, polled right after the move back, never says mounted while the kernel says not (the old one did)', async () => {
+  const d = await cluster.client.createDataset({
+    primary: a.requireNodeUuid(),
+    maximum_size: TEST_DATASET_SIZE,
+    metadata: { name: 'stale-mounted-2' },
+  });
+  const A = a.requireNodeUuid();
+  const path = await waitForMountedOn(cluster.client, d.dataset_id, A);
+  let oldWrong = 0;
+  let newWrong = 0;
+  const ROUNDS = 6;
+  for (let round = 0; round < ROUNDS; round++) {
+    await cluster.client.updateDataset(d.dataset_id, { primary: b.requireNodeUuid() });
+    while (await isMountedOn(a, path)) await new Promise((r) => setTimeout(r, 2));
+    const before = await cluster.client.waitForCluster(undefined, 0);
+    await cluster.client.updateDataset(d.dataset_id, { primary: A });
+    // Both waits' verdicts on each snapshot, each checked against A's kernel right after, until the new one is done.
+    for (;;) {
+      const s = await cluster.client.waitForCluster(undefined, 0);
+      const old = movePhase(s, d.dataset_id, A).phase === 'mounted';
+      const now = moveWaitPhase(before, s, d.dataset_id, A).phase === 'mounted';
+      if (!old && !now) {
+        await new Promise((r) => setTimeout(r, 2));
+        continue;
+      }
+      const mounted = await isMountedOn(a, path);
+      if (old && !mounted) oldWrong++;
+      if (now && !mounted) newWrong++;
+      if (now) break;
+    }
+  }
+  process.stdout.write(
+    `polled waits, ${ROUNDS} moves back: the old wait said mounted while A was not ${oldWrong} times, the new one ${newWrong}\n`,
+  );
+  expect(newWrong).toBe(0);
+});
