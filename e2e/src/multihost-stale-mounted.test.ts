@@ -101,3 +101,31 @@ it('the move wait, polled right after the move back, never says mounted while th
   );
   expect(newWrong).toBe(0);
 });
+
+it('/v1/state/datasets (what flocker-go polls: primary == node, with a path) never shows the old holder mounted after its unmount', async () => {
+  const d = await cluster.client.createDataset({
+    primary: a.requireNodeUuid(),
+    maximum_size: TEST_DATASET_SIZE,
+    metadata: { name: 'stale-mounted-3' },
+  });
+  const A = a.requireNodeUuid();
+  const path = await waitForMountedOn(cluster.client, d.dataset_id, A);
+  let wrong = 0;
+  const ROUNDS = 6;
+  for (let round = 0; round < ROUNDS; round++) {
+    await cluster.client.updateDataset(d.dataset_id, { primary: b.requireNodeUuid() });
+    while (await isMountedOn(a, path)) await new Promise((r) => setTimeout(r, 2));
+    await cluster.client.updateDataset(d.dataset_id, { primary: A });
+    for (;;) {
+      const s = (await cluster.client.listDatasetState()).find((x) => x.dataset_id === d.dataset_id);
+      if (s?.primary !== A || s.path === undefined) {
+        await new Promise((r) => setTimeout(r, 2));
+        continue;
+      }
+      if (!(await isMountedOn(a, path))) wrong++;
+      break;
+    }
+  }
+  process.stdout.write(`state polled after ${ROUNDS} moves back: shown mounted on A while A was not ${wrong} times\n`);
+  expect(wrong).toBe(0);
+});

@@ -26,6 +26,7 @@ import { SnapshotScheduler } from './snapshotScheduler';
 import { NodeReports } from './nodeReports';
 import { ChangeNotifier, type ViewSubscription } from './notifier';
 import { NodeViewIndex } from './nodeViews';
+import { PersistentMap } from './PersistentMap';
 
 export { NOTIFY_COALESCE_MS, WAKE_BATCH } from './notifier';
 
@@ -64,6 +65,15 @@ export class ControlState {
   readonly minSnapshotIntervalMs: number;
   private readonly logger: Logger;
   private livenessTimer: NodeJS.Timeout | undefined;
+  /**
+   * Datasets moved to a node whose last report, received before the move, shows them mounted (session 9): after a
+   * move away and straight back, that report may be from before its agent unmounted for the move away (its
+   * intermediate states are debounced; the other node's "mounted" can come first), so /v1/state/datasets does not
+   * show it as where the dataset is (flocker-go waits for primary == node with a path there) until the node
+   * reports again. Dataset id → the node and that report (its identity: any later report ends it).
+   */
+  private readonly movedOntoMounted = new Map<string, { node: string; report: NodeReport }>();
+  private movesSeenIn: Configuration;
 
   private constructor(options: ControlStateOptions, initial: Configuration) {
     this.store = options.store;
@@ -72,6 +82,7 @@ export class ControlState {
     this.now = options.now ?? Date.now;
     const logger = options.logger;
     this.logger = logger;
+    this.movesSeenIn = initial;
     const now = this.now;
     this.nodeViews = new NodeViewIndex(
       this.instanceId,
@@ -93,6 +104,7 @@ export class ControlState {
       now,
       initial,
       onChange: () => {
+        this.noteMoves(this.committer.configuration);
         this.leases.scheduleLeaseExpiry();
         this.schedules.reschedule();
         this.notifier.notify(this.nodeViews.configurationChanged(this.committer.configuration));
@@ -332,6 +344,46 @@ export class ControlState {
 
   get waiting(): number {
     return this.notifier.waiting;
+  }
+
+  /**
+   * The mounted manifestations /v1/state/datasets does not show (see movedOntoMounted), by report; empty unless a
+   * dataset was moved onto a node whose last report, from before the move, shows it mounted and nothing came since.
+   */
+  staleMounts(): Map<NodeReport, Set<string>> {
+    const out = new Map<NodeReport, Set<string>>();
+    for (const [id, e] of this.movedOntoMounted) {
+      if (
+        this.nodes.reportedNode(e.node)?.report !== e.report ||
+        this.committer.configuration.datasets.get(id)?.primary !== e.node
+      ) {
+        this.movedOntoMounted.delete(id);
+        continue;
+      }
+      let ids = out.get(e.report);
+      if (ids === undefined) out.set(e.report, (ids = new Set()));
+      ids.add(id);
+    }
+    return out;
+  }
+
+  /** A committed configuration: notes the datasets moved onto a node whose last report shows them mounted. */
+  private noteMoves(next: Configuration): void {
+    const prev = this.movesSeenIn;
+    this.movesSeenIn = next;
+    if (prev.datasets === next.datasets) return;
+    const diff = PersistentMap.diff<string, unknown>(prev.datasets, next.datasets);
+    for (const id of [...diff.deletes, ...diff.sets]) {
+      const before = prev.datasets.get(id)?.primary;
+      const after = next.datasets.get(id)?.primary;
+      if (before === after) continue;
+      this.movedOntoMounted.delete(id);
+      // A new dataset (no primary before) cannot have a stale mount; a deleted one is shown by nobody.
+      if (before === undefined || after === undefined) continue;
+      const report = this.nodes.reportedNode(after)?.report;
+      if (report?.manifestations.some((m) => m.dataset_id === id && m.status === 'mounted') === true)
+        this.movedOntoMounted.set(id, { node: after, report });
+    }
   }
 
   /** Stops timers, releases long-polls and waits for a pending commit. */

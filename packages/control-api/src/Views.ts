@@ -195,10 +195,13 @@ export class Views {
   /** Depends on node reports and liveness only, so configuration writes do not rebuild it. */
   datasetState(): ListBody {
     const s = this.state;
-    return this.memoList('datasetState', `${s.instanceId}.${s.stateGeneration}`, z.array(DatasetState), () => {
+    // Also on the stale "mounted" hidden (ControlState.staleMounts): their end may move no state generation.
+    const hidden = s.staleMounts();
+    const stale = hidden.size > 0 ? `.${[...hidden.values()].flatMap((ids) => [...ids]).join(',')}` : '';
+    return this.memoList('datasetState', `${s.instanceId}.${s.stateGeneration}${stale}`, z.array(DatasetState), () => {
       const alive = aliveNodes(s.reportedNodes(), s.now(), s.nodeTimeoutMs);
-      const body = this.stateList.body(alive);
-      if (this.validate && body.toString() !== datasetStateJson(alive, new WeakMap()))
+      const body = this.stateList.body(alive, hidden);
+      if (this.validate && body.toString() !== datasetStateJson(alive, new WeakMap(), hidden))
         throw new Error('the joined dataset states differ from the reports');
       return body;
     });

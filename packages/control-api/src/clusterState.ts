@@ -63,8 +63,10 @@ function manifestationState(node: string, m: Manifestation): DatasetState {
 export function datasetStateJson(
   alive: readonly ReportedNode[],
   fragments: WeakMap<NodeReport, readonly string[]>,
+  hidden: ReadonlyMap<NodeReport, ReadonlySet<string>> = new Map(),
 ): string {
   const seen = new Set<string>();
+  const hiddenIds = new Set<string>();
   const parts: string[] = [];
   for (const { report } of alive) {
     let own = fragments.get(report);
@@ -73,16 +75,22 @@ export function datasetStateJson(
       fragments.set(report, own);
     }
     const ms = report.manifestations;
+    const skip = hidden.get(report);
     for (let i = 0; i < ms.length; i++) {
       const id = (ms[i] as Manifestation).dataset_id;
       if (seen.has(id)) continue;
+      // Hidden: not listed from its backend volume either (as DatasetStateList, whose volumes skip any shown id).
+      if (skip?.has(id) === true) {
+        hiddenIds.add(id);
+        continue;
+      }
       seen.add(id);
       parts.push(own[i] as string);
     }
   }
   for (const { report } of alive) {
     for (const v of report.volumes ?? []) {
-      if (seen.has(v.dataset_id)) continue;
+      if (seen.has(v.dataset_id) || hiddenIds.has(v.dataset_id)) continue;
       seen.add(v.dataset_id);
       parts.push(JSON.stringify({ dataset_id: v.dataset_id, maximum_size: v.size }));
     }
@@ -163,14 +171,18 @@ export class DatasetStateList {
   /** The body's blocks (~256 KiB of reports each): a new report copies its block, not the list. */
   private readonly blocks = new BlockJoiner();
 
-  body(nodes: readonly ReportedNode[]): ListBody {
+  /**
+   * `hidden`: manifestations not to show, by report (ControlState.staleMounts: a "mounted" from before the
+   * dataset was moved back to its node); such a report's manifestations are taken one by one.
+   */
+  body(nodes: readonly ReportedNode[], hidden: ReadonlyMap<NodeReport, ReadonlySet<string>> = new Map()): ListBody {
     const next = new Set<NodeReport>();
     for (const { report } of nodes) next.add(report);
     for (const report of this.alive) if (!next.has(report)) this.forget(report);
     for (const report of next) if (!this.alive.has(report)) this.learn(report);
     this.alive = next;
     // The reports showing a dataset another shows too: their manifestations are taken one by one.
-    const clashing = new Set<NodeReport>();
+    const clashing = new Set<NodeReport>(hidden.keys());
     for (const id of this.shared) {
       const held = this.holders.get(id);
       if (Array.isArray(held)) for (const r of held) clashing.add(r);
@@ -195,8 +207,10 @@ export class DatasetStateList {
       }
       const ms = report.manifestations;
       const fragments = own.fragments();
+      const skip = hidden.get(report);
       for (let i = 0; i < ms.length; i++) {
         const id = (ms[i] as Manifestation).dataset_id;
+        if (skip?.has(id) === true) continue;
         if (this.shared.has(id)) {
           if (taken.has(id)) continue;
           taken.add(id);
