@@ -21,7 +21,7 @@ import { join, resolve } from 'node:path';
 import { FlockerClient } from '@flocker/api';
 import { createCsiClient, grpcCode, TOPOLOGY_ZONE_KEY, type CsiClient } from '@flocker/csi-driver';
 import { startControlService, type ControlService } from '@flocker/control-api';
-import { killProcessGroup } from './cluster/processes';
+import { killProcessGroups } from './cluster/processes';
 import { waitFor } from './cluster/run';
 import { mountsUnder, releaseMountsAndLoops } from './localAgents';
 import { removeTree } from './removeTree';
@@ -199,8 +199,7 @@ const clients: CsiClient[] = [];
 
 afterAll(async () => {
   for (const c of clients) c.close();
-  const survivors: number[] = [];
-  for (const p of procs) survivors.push(...(await killProcessGroup(p.pid)));
+  const survivors = await killProcessGroups(procs.map((p) => p.pid));
   await control?.close();
   if (!dir) return;
   releaseMountsAndLoops(dir);

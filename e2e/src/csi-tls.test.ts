@@ -13,7 +13,7 @@ import { FlockerClient } from '@flocker/api';
 import { startControlService, type ControlService } from '@flocker/control-api';
 import { createCsiClient, grpcCode, type CsiClient } from '@flocker/csi-driver';
 import { ClusterPki } from './cluster/pki';
-import { killProcessGroup } from './cluster/processes';
+import { killProcessGroups } from './cluster/processes';
 import { waitFor } from './cluster/run';
 import { releaseMountsAndLoops } from './localAgents';
 import { removeTree } from './removeTree';
@@ -88,8 +88,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of clients) c.close();
-  const survivors: number[] = [];
-  for (const c of children) survivors.push(...(await killProcessGroup(c.pid)));
+  const survivors = await killProcessGroups(children.map((c) => c.pid));
   await control?.close();
   if (!dir) return;
   releaseMountsAndLoops(dir);

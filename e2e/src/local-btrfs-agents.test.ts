@@ -15,7 +15,7 @@ import { buildCli } from '@flocker/cli';
 import { startControlService, type ControlService } from '@flocker/control-api';
 import { makeBtrfsLoopPool, type BtrfsLoopPool } from '@flocker/storage-drivers/testing';
 import { ClusterPki } from './cluster/pki';
-import { killProcessGroup } from './cluster/processes';
+import { killProcessGroups } from './cluster/processes';
 import { REPO_ROOT } from './cluster/Cluster';
 import { waitFor } from './cluster/run';
 import { removeTree } from './removeTree';
@@ -116,8 +116,7 @@ describe('local btrfs datasets moved through the API between two agents', () => 
   });
 
   afterAll(async () => {
-    const survivors: number[] = [];
-    for (const n of nodes) for (const g of n.groups) survivors.push(...(await killProcessGroup(g)));
+    const survivors = await killProcessGroups(nodes.flatMap((n) => n.groups));
     await control?.close();
     for (const n of nodes) n.pool.destroy();
     if (dir !== undefined) removeTree(dir);

@@ -32,7 +32,7 @@ import {
   type ZfsFilePool,
 } from '@flocker/storage-drivers/testing';
 import { ClusterPki } from './cluster/pki';
-import { killProcessGroup } from './cluster/processes';
+import { killProcessGroups } from './cluster/processes';
 import { REPO_ROOT } from './cluster/Cluster';
 import { waitFor } from './cluster/run';
 import { removeTree } from './removeTree';
@@ -455,8 +455,7 @@ describe('local ZFS datasets moved through the API between two agents', () => {
   });
 
   afterAll(async () => {
-    const survivors: number[] = [];
-    for (const n of nodes) survivors.push(...(await killProcessGroup(n.child.pid)));
+    const survivors = await killProcessGroups(nodes.map((n) => n.child.pid));
     await control?.close();
     for (const n of nodes) n.pool.destroy();
     if (dir !== undefined) removeTree(dir);

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { FlockerClient } from '@flocker/api';
 import { startControlService, type ControlService, type ControlServiceOptions } from '@flocker/control-api';
-import { killProcessGroup } from './cluster/processes';
+import { killProcessGroups } from './cluster/processes';
 import { waitFor as waitUntil } from './cluster/run';
 import { releaseMountsAndLoopsOrThrow } from './loopPools';
 import { removeTree } from './removeTree';
@@ -168,8 +168,7 @@ export class LocalAgentBed {
    * then removes every mount and loop device of the directory, and it.
    */
   async close(): Promise<void> {
-    const survivors: number[] = [];
-    for (const pgid of this.groups) survivors.push(...(await killProcessGroup(pgid)));
+    const survivors = await killProcessGroups(this.groups);
     // Gone from the kernel: their exit events follow (not waited for on a survivor, which would hang).
     if (survivors.length === 0) for (const a of [...this.agents]) await a.exited;
     try {

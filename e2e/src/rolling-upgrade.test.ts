@@ -17,7 +17,7 @@ import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { FlockerClient } from '@flocker/api';
 import { EtcdTestCluster } from '@flocker/control-api/testing';
-import { killProcessGroup } from './cluster/processes';
+import { killProcessGroups } from './cluster/processes';
 import { waitFor as waitUntil } from './cluster/run';
 import { mountsUnder, releaseMountsAndLoops } from './localAgents';
 import { removeTree } from './removeTree';
@@ -143,8 +143,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const p of [...procs]) p.kill('SIGKILL');
   // Each agent's whole group, with any losetup or mount it ran, gone before its pool is taken off.
-  const survivors: number[] = [];
-  for (const g of agentGroups) survivors.push(...(await killProcessGroup(g)));
+  const survivors = await killProcessGroups(agentGroups);
   await new Promise((r) => setTimeout(r, 300));
   await etcd?.stop();
   if (dir !== '') {

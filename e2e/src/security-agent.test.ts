@@ -12,7 +12,7 @@ import { FlockerClient } from '@flocker/api';
 import { startControlService, type ControlService } from '@flocker/control-api';
 import { ClusterPki } from './cluster/pki';
 import { REPO_ROOT } from './cluster/Cluster';
-import { killProcessGroup } from './cluster/processes';
+import { killProcessGroups } from './cluster/processes';
 import { waitFor } from './cluster/run';
 import { releaseMountsAndLoopsOrThrow } from './loopPools';
 import { removeTree } from './removeTree';
@@ -76,8 +76,7 @@ describe('dataset agent over mutual TLS', () => {
     admin = new FlockerClient({ baseUrl: control.url, dispatcher: await pki.userDispatcher('admin') });
   });
   afterAll(async () => {
-    const survivors: number[] = [];
-    for (const c of children) survivors.push(...(await killProcessGroup(c.pid)));
+    const survivors = await killProcessGroups(children.map((c) => c.pid));
     await control?.close();
     // The loopback pool's devices (its spares) and mounts, then the directory.
     releaseMountsAndLoopsOrThrow(dir);

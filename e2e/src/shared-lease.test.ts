@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { FlockerApiError, type Lease } from '@flocker/api';
 import { createCsiClient, grpcCode, type CsiClient } from '@flocker/csi-driver';
 import { callPlugin } from '@flocker/volume-plugin/testing';
-import { killProcessGroup } from './cluster/processes';
+import { killProcessGroups } from './cluster/processes';
 import { LocalAgentBed } from './localAgents';
 
 jest.setTimeout(240_000);
@@ -97,8 +97,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of clients) c.close();
-  const survivors: number[] = [];
-  for (const p of procs) survivors.push(...(await killProcessGroup(p.pid)));
+  const survivors = await killProcessGroups(procs.map((p) => p.pid));
   await bed?.close();
   if (survivors.length > 0) throw new Error(`processes still alive after SIGKILL: ${survivors.join(' ')}`);
 });

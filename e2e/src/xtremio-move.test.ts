@@ -15,7 +15,7 @@ import { type DatasetState } from '@flocker/api';
 import { XtremioDriver } from '@flocker/storage-drivers';
 import { startSimulatedArray, type SimulatedArray } from '@flocker/storage-drivers/testing';
 import { callPlugin } from '@flocker/volume-plugin/testing';
-import { killProcessGroup } from './cluster/processes';
+import { killProcessGroups } from './cluster/processes';
 import { LocalAgentBed } from './localAgents';
 
 jest.setTimeout(180_000);
@@ -41,8 +41,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  const survivors: number[] = [];
-  for (const p of plugins) survivors.push(...(await killProcessGroup(p.pid)));
+  const survivors = await killProcessGroups(plugins.map((p) => p.pid));
   await bed.close();
   await array.cleanup();
   if (survivors.length > 0) throw new Error(`plugin processes still alive after SIGKILL: ${survivors.join(' ')}`);

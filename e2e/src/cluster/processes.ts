@@ -198,6 +198,12 @@ export async function killProcessGroup(pgid: number | undefined, timeoutMs = 15_
   }
 }
 
+/** killProcessGroup for each group at once (undefined ones skipped); answers all their survivors. */
+export async function killProcessGroups(pgids: Iterable<number | undefined>, timeoutMs = 15_000): Promise<number[]> {
+  const each = await Promise.all([...pgids].map((g) => killProcessGroup(g, timeoutMs)));
+  return each.flat();
+}
+
 export function readPidFile(file: string): number | undefined {
   try {
     const n = Number(fs.readFileSync(file, 'utf8').trim());
