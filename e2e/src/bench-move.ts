@@ -16,9 +16,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
+  agentFromDist,
   defaultCommands,
   latencyStats as stats,
-  REPO_ROOT,
   startCluster,
   TEST_DATASET_SIZE,
   TINY_IMAGE,
@@ -353,24 +353,15 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   // With Docker also for --only api: its plugins follow the cluster too (each change is pushed to them).
   const agentB = args.agentB;
+  const agentFromB = agentB !== undefined ? agentFromDist(agentB) : undefined;
   const cluster = await startCluster({
     hosts: 2,
     withDocker: true,
     nodeTimeoutSeconds: args.nodeTimeout,
-    ...(agentB !== undefined
+    ...(agentFromB !== undefined
       ? {
           commands: {
-            agent: (o: { config: string }) =>
-              agentBuild.current === 'A'
-                ? defaultCommands.agent(o)
-                : [
-                    'env',
-                    `NODE_PATH=${path.join(REPO_ROOT, 'node_modules')}`,
-                    process.execPath,
-                    path.join(agentB, 'main.js'),
-                    '--config',
-                    o.config,
-                  ],
+            agent: (o: { config: string }) => (agentBuild.current === 'A' ? defaultCommands.agent(o) : agentFromB(o)),
           },
         }
       : {}),

@@ -21,8 +21,8 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { FlockerClient } from '@flocker/api';
 import {
+  agentFromDist,
   defaultCommands,
-  REPO_ROOT,
   startCluster,
   TEST_DATASET_SIZE,
   TINY_IMAGE,
@@ -191,17 +191,7 @@ async function main(): Promise<void> {
   // --agent-dist DIR: the agents run another build's dataset-agent dist (a copy outside the repo, say).
   const distAt = process.argv.indexOf('--agent-dist');
   const agentDist = distAt > 0 ? path.resolve(process.argv[distAt + 1] ?? '.') : undefined;
-  const agentCommand = (o: { config: string }): string[] =>
-    agentDist === undefined
-      ? defaultCommands.agent(o)
-      : [
-          'env',
-          `NODE_PATH=${path.join(REPO_ROOT, 'node_modules')}`,
-          process.execPath,
-          path.join(agentDist, 'main.js'),
-          '--config',
-          o.config,
-        ];
+  const agentCommand = agentDist === undefined ? defaultCommands.agent : agentFromDist(agentDist);
   const cluster = await startCluster({
     hosts: 2,
     withDocker: true,

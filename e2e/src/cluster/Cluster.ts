@@ -77,6 +77,18 @@ export const defaultCommands: ComponentCommands = {
   dockerd: ({ daemonJson }) => ['dockerd', '--config-file', daemonJson],
 };
 
+/** The agent as another build's dataset-agent dist runs it (a copy outside the repo, A/B benches): this repo's modules. */
+export function agentFromDist(dist: string): ComponentCommands['agent'] {
+  return ({ config }) => [
+    'env',
+    `NODE_PATH=${path.join(REPO_ROOT, 'node_modules')}`,
+    process.execPath,
+    path.join(dist, 'main.js'),
+    '--config',
+    config,
+  ];
+}
+
 export class Cluster {
   readonly client: FlockerClient;
   readonly hosts: ClusterHost[];

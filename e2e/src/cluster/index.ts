@@ -1,4 +1,12 @@
-export { startCluster, openCluster, Cluster, defaultCommands, REPO_ROOT, type ClusterOptions } from './Cluster';
+export {
+  startCluster,
+  openCluster,
+  Cluster,
+  defaultCommands,
+  agentFromDist,
+  REPO_ROOT,
+  type ClusterOptions,
+} from './Cluster';
 export { ClusterHost, PLUGIN_SOCKET, VOLUME_DRIVER, pingDocker, type ComponentCommands } from './Host';
 export { clusterLayout, type ClusterLayout, type HostLayout } from './layout';
 export { TINY_IMAGE } from './image';
