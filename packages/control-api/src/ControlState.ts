@@ -26,7 +26,6 @@ import { SnapshotScheduler } from './snapshotScheduler';
 import { NodeReports } from './nodeReports';
 import { ChangeNotifier, type ViewSubscription } from './notifier';
 import { NodeViewIndex } from './nodeViews';
-import { PersistentMap } from './PersistentMap';
 
 export { NOTIFY_COALESCE_MS, WAKE_BATCH } from './notifier';
 
@@ -73,7 +72,6 @@ export class ControlState {
    * reports again. Dataset id → the node and that report (its identity: any later report ends it).
    */
   private readonly movedOntoMounted = new Map<string, { node: string; report: NodeReport }>();
-  private movesSeenIn: Configuration;
 
   private constructor(options: ControlStateOptions, initial: Configuration) {
     this.store = options.store;
@@ -82,7 +80,6 @@ export class ControlState {
     this.now = options.now ?? Date.now;
     const logger = options.logger;
     this.logger = logger;
-    this.movesSeenIn = initial;
     const now = this.now;
     this.nodeViews = new NodeViewIndex(
       this.instanceId,
@@ -104,10 +101,13 @@ export class ControlState {
       now,
       initial,
       onChange: () => {
-        this.noteMoves(this.committer.configuration);
         this.leases.scheduleLeaseExpiry();
         this.schedules.reschedule();
-        this.notifier.notify(this.nodeViews.configurationChanged(this.committer.configuration));
+        this.notifier.notify(
+          this.nodeViews.configurationChanged(this.committer.configuration, (id, before, after) =>
+            this.noteMove(id, before, after),
+          ),
+        );
       },
     });
     this.nodes = new NodeReports({
@@ -367,23 +367,17 @@ export class ControlState {
     return out;
   }
 
-  /** A committed configuration: notes the datasets moved onto a node whose last report shows them mounted. */
-  private noteMoves(next: Configuration): void {
-    const prev = this.movesSeenIn;
-    this.movesSeenIn = next;
-    if (prev.datasets === next.datasets) return;
-    const diff = PersistentMap.diff<string, unknown>(prev.datasets, next.datasets);
-    for (const id of [...diff.deletes, ...diff.sets]) {
-      const before = prev.datasets.get(id)?.primary;
-      const after = next.datasets.get(id)?.primary;
-      if (before === after) continue;
-      this.movedOntoMounted.delete(id);
-      // A new dataset (no primary before) cannot have a stale mount; a deleted one is shown by nobody.
-      if (before === undefined || after === undefined) continue;
-      const report = this.nodes.reportedNode(after)?.report;
-      if (report?.manifestations.some((m) => m.dataset_id === id && m.status === 'mounted') === true)
-        this.movedOntoMounted.set(id, { node: after, report });
-    }
+  /**
+   * A committed configuration changed a dataset's primary (NodeViewIndex.configurationChanged, from its one diff of
+   * the datasets): notes it if moved onto a node whose last report shows it mounted.
+   */
+  private noteMove(id: string, before: string | undefined, after: string | undefined): void {
+    this.movedOntoMounted.delete(id);
+    // A new dataset (no primary before) cannot have a stale mount; a deleted one is shown by nobody.
+    if (before === undefined || after === undefined) return;
+    const report = this.nodes.reportedNode(after)?.report;
+    if (report?.manifestations.some((m) => m.dataset_id === id && m.status === 'mounted') === true)
+      this.movedOntoMounted.set(id, { node: after, report });
   }
 
   /** Stops timers, releases long-polls and waits for a pending commit. */

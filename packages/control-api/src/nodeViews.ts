@@ -182,9 +182,13 @@ export class NodeViewIndex {
 
   /**
    * Records a new committed configuration: the views of the old and new primaries and of the
-   * holders of each changed dataset (or lease) changed. Returns who to wake.
+   * holders of each changed dataset (or lease) changed. Returns who to wake. `onPrimaryMove` hears of each dataset
+   * whose primary changed (from the one diff of the datasets made here).
    */
-  configurationChanged(next: Configuration): Touched {
+  configurationChanged(
+    next: Configuration,
+    onPrimaryMove?: (id: string, before: string | undefined, after: string | undefined) => void,
+  ): Touched {
     const prev = this.config;
     if (prev === next) return new Set();
     this.config = next;
@@ -195,47 +199,40 @@ export class NodeViewIndex {
       all = true;
     }
     const changed = new Set<string>();
-    // The orphan index learns of every dataset change, even one too big to track per view.
-    const moves: CaretakerMove[] =
+    // The datasets' changes, diffed once for the orphan index, the primary index and the views below.
+    const datasetIds =
       prev.datasets === next.datasets
         ? []
-        : (() => {
-            const diff = PersistentMap.diff<string, unknown>(prev.datasets, next.datasets);
-            return this.caretakers.datasetsChanged([...diff.deletes, ...diff.sets], (id) => prev.datasets.get(id));
-          })();
+        : (({ deletes, sets }) => [...deletes, ...sets])(
+            PersistentMap.diff<string, unknown>(prev.datasets, next.datasets),
+          );
+    // The orphan index learns of every dataset change, even one too big to track per view.
+    const moves: CaretakerMove[] =
+      datasetIds.length === 0 ? [] : this.caretakers.datasetsChanged(datasetIds, (id) => prev.datasets.get(id));
     // A deleted snapshot keeps its dataset's caretaker while a backend holds it (orphanViews.ts).
     moves.push(...this.caretakers.snapshotsChanged(prev.snapshots, next.snapshots));
     // The primary index too (a local view shows its datasets' primaries).
-    if (prev.datasets !== next.datasets) {
-      const diff = PersistentMap.diff<string, unknown>(prev.datasets, next.datasets);
-      for (const id of [...diff.deletes, ...diff.sets]) {
-        const before = prev.datasets.get(id)?.primary;
-        const after = next.datasets.get(id)?.primary;
-        if (before === after) continue;
-        if (before !== undefined) removeMember(this.primaryOf, before, id);
-        if (after !== undefined) addMember(this.primaryOf, after, id);
-      }
+    for (const id of datasetIds) {
+      const before = prev.datasets.get(id)?.primary;
+      const after = next.datasets.get(id)?.primary;
+      if (before === after) continue;
+      if (before !== undefined) removeMember(this.primaryOf, before, id);
+      if (after !== undefined) addMember(this.primaryOf, after, id);
+      onPrimaryMove?.(id, before, after);
     }
     // The lease index too (every change: a lease adds its dataset to its node's view).
-    if (prev.leases !== next.leases) {
-      const diff = PersistentMap.diff<string, unknown>(prev.leases, next.leases);
-      for (const id of [...diff.deletes, ...diff.sets]) {
-        const before = prev.leases.get(id)?.node_uuid;
-        const after = next.leases.get(id)?.node_uuid;
-        if (before !== undefined) removeMember(this.leasedTo, before, id);
-        if (after !== undefined) addMember(this.leasedTo, after, id);
-      }
+    const leaseIds =
+      prev.leases === next.leases
+        ? []
+        : (({ deletes, sets }) => [...deletes, ...sets])(PersistentMap.diff<string, unknown>(prev.leases, next.leases));
+    for (const id of leaseIds) {
+      const before = prev.leases.get(id)?.node_uuid;
+      const after = next.leases.get(id)?.node_uuid;
+      if (before !== undefined) removeMember(this.leasedTo, before, id);
+      if (after !== undefined) addMember(this.leasedTo, after, id);
     }
-    for (const [a, b] of [
-      [prev.datasets, next.datasets],
-      [prev.leases, next.leases],
-    ] as const) {
-      if (a === b) continue;
-      const diff = PersistentMap.diff<string, unknown>(a, b);
-      for (const id of diff.deletes) changed.add(id);
-      for (const id of diff.sets) changed.add(id);
-      if (changed.size > MAX_TRACKED_CHANGE) break;
-    }
+    for (const id of datasetIds) changed.add(id);
+    if (changed.size <= MAX_TRACKED_CHANGE) for (const id of leaseIds) changed.add(id);
     if (changed.size > MAX_TRACKED_CHANGE) {
       this.everythingAt = now;
       return 'all';
