@@ -34,23 +34,34 @@ async function flocker(...argv: string[]): Promise<{ out: string; err: string }>
   return { out: out.join('\n'), err: err.join('\n') };
 }
 
-it('a move back started while the state still shows the old holder mounted ends only once it is mounted there', async () => {
+/** A dataset `name` created on A, once mounted there: its id and A's path. */
+async function mountedOnA(name: string): Promise<{ id: string; path: string }> {
   const d = await cluster.client.createDataset({
     primary: a.requireNodeUuid(),
     maximum_size: TEST_DATASET_SIZE,
-    metadata: { name: 'stale-mounted' },
+    metadata: { name },
   });
-  const path = await waitForMountedOn(cluster.client, d.dataset_id, a.requireNodeUuid());
+  return { id: d.dataset_id, path: await waitForMountedOn(cluster.client, d.dataset_id, a.requireNodeUuid()) };
+}
+
+/** Moves the dataset to B and answers as soon as A's kernel shows its path unmounted. */
+async function moveToBUntilUnmountedOnA(id: string, path: string): Promise<void> {
+  await cluster.client.updateDataset(id, { primary: b.requireNodeUuid() });
+  while (await isMountedOn(a, path)) await new Promise((r) => setTimeout(r, 2));
+}
+
+it('a move back started while the state still shows the old holder mounted ends only once it is mounted there', async () => {
+  const d = await mountedOnA('stale-mounted');
+  const path = d.path;
   let windows = 0;
   const ROUNDS = 6;
   for (let round = 0; round < ROUNDS; round++) {
-    await cluster.client.updateDataset(d.dataset_id, { primary: b.requireNodeUuid() });
     // As soon as A's kernel shows the volume unmounted: is the state still showing it mounted on A?
-    while (await isMountedOn(a, path)) await new Promise((r) => setTimeout(r, 2));
+    await moveToBUntilUnmountedOnA(d.id, path);
     const s = await cluster.client.waitForCluster(undefined, 0);
     const staleOnA = s.nodes
       .find((n) => n.uuid === a.requireNodeUuid())
-      ?.manifestations.some((m) => m.dataset_id === d.dataset_id && m.status === 'mounted');
+      ?.manifestations.some((m) => m.dataset_id === d.id && m.status === 'mounted');
     if (staleOnA === true) windows++;
     const started = Date.now();
     const moved = await flocker('volumes', 'move', 'stale-mounted', a.layout.address);
@@ -66,26 +77,21 @@ it('a move back started while the state still shows the old holder mounted ends 
 });
 
 it('the move wait, polled right after the move back, never says mounted while the kernel says not (the old one did)', async () => {
-  const d = await cluster.client.createDataset({
-    primary: a.requireNodeUuid(),
-    maximum_size: TEST_DATASET_SIZE,
-    metadata: { name: 'stale-mounted-2' },
-  });
+  const d = await mountedOnA('stale-mounted-2');
   const A = a.requireNodeUuid();
-  const path = await waitForMountedOn(cluster.client, d.dataset_id, A);
+  const path = d.path;
   let oldWrong = 0;
   let newWrong = 0;
   const ROUNDS = 6;
   for (let round = 0; round < ROUNDS; round++) {
-    await cluster.client.updateDataset(d.dataset_id, { primary: b.requireNodeUuid() });
-    while (await isMountedOn(a, path)) await new Promise((r) => setTimeout(r, 2));
+    await moveToBUntilUnmountedOnA(d.id, path);
     const before = await cluster.client.waitForCluster(undefined, 0);
-    await cluster.client.updateDataset(d.dataset_id, { primary: A });
+    await cluster.client.updateDataset(d.id, { primary: A });
     // Both waits' verdicts on each snapshot, each checked against A's kernel right after, until the new one is done.
     for (;;) {
       const s = await cluster.client.waitForCluster(undefined, 0);
-      const old = movePhase(s, d.dataset_id, A).phase === 'mounted';
-      const now = moveWaitPhase(before, s, d.dataset_id, A).phase === 'mounted';
+      const old = movePhase(s, d.id, A).phase === 'mounted';
+      const now = moveWaitPhase(before, s, d.id, A).phase === 'mounted';
       if (!old && !now) {
         await new Promise((r) => setTimeout(r, 2));
         continue;
@@ -103,21 +109,16 @@ it('the move wait, polled right after the move back, never says mounted while th
 });
 
 it('/v1/state/datasets (what flocker-go polls: primary == node, with a path) never shows the old holder mounted after its unmount', async () => {
-  const d = await cluster.client.createDataset({
-    primary: a.requireNodeUuid(),
-    maximum_size: TEST_DATASET_SIZE,
-    metadata: { name: 'stale-mounted-3' },
-  });
+  const d = await mountedOnA('stale-mounted-3');
   const A = a.requireNodeUuid();
-  const path = await waitForMountedOn(cluster.client, d.dataset_id, A);
+  const path = d.path;
   let wrong = 0;
   const ROUNDS = 6;
   for (let round = 0; round < ROUNDS; round++) {
-    await cluster.client.updateDataset(d.dataset_id, { primary: b.requireNodeUuid() });
-    while (await isMountedOn(a, path)) await new Promise((r) => setTimeout(r, 2));
-    await cluster.client.updateDataset(d.dataset_id, { primary: A });
+    await moveToBUntilUnmountedOnA(d.id, path);
+    await cluster.client.updateDataset(d.id, { primary: A });
     for (;;) {
-      const s = (await cluster.client.listDatasetState()).find((x) => x.dataset_id === d.dataset_id);
+      const s = (await cluster.client.listDatasetState()).find((x) => x.dataset_id === d.id);
       if (s?.primary !== A || s.path === undefined) {
         await new Promise((r) => setTimeout(r, 2));
         continue;
