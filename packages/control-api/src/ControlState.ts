@@ -29,6 +29,8 @@ import { NodeViewIndex } from './nodeViews';
 
 export { NOTIFY_COALESCE_MS, WAKE_BATCH } from './notifier';
 
+const NO_STALE_MOUNTS: ReadonlyMap<NodeReport, ReadonlySet<string>> = new Map();
+
 export interface ControlStateOptions {
   store: ConfigurationStore;
   nodeTimeoutMs: number;
@@ -350,7 +352,9 @@ export class ControlState {
    * The mounted manifestations /v1/state/datasets does not show (see movedOntoMounted), by report; empty unless a
    * dataset was moved onto a node whose last report, from before the move, shows it mounted and nothing came since.
    */
-  staleMounts(): Map<NodeReport, Set<string>> {
+  staleMounts(): ReadonlyMap<NodeReport, ReadonlySet<string>> {
+    // Read per state-list request: nothing to allocate in the usual case.
+    if (this.movedOntoMounted.size === 0) return NO_STALE_MOUNTS;
     const out = new Map<NodeReport, Set<string>>();
     for (const [id, e] of this.movedOntoMounted) {
       if (
