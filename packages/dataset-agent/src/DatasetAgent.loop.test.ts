@@ -37,6 +37,12 @@ async function eventually(check: () => boolean, ms = 5000): Promise<void> {
 /** Lets manual time pass. */
 const pass = (ms: number): Promise<void> => current.advance(ms);
 
+/** Each call of obj[method] first notes `label` in events, then runs as before. */
+function noteCalls<T extends object, K extends keyof T>(events: string[], obj: T, method: K, label: string): void {
+  const original = obj[method] as unknown as (...args: unknown[]) => Promise<unknown>;
+  obj[method] = (async (...args: unknown[]) => (events.push(label), original.apply(obj, args))) as unknown as T[K];
+}
+
 const dataset = { dataset_id: DS, primary: ME, maximum_size: 64 * MiB, metadata: {}, deleted: false };
 
 type Fakes = ReturnType<typeof setup>;
@@ -406,12 +412,9 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     const { driver, host, control, agent, other } = await mountedHereWithOther();
     // Only the full look lists the backend's snapshots (a dataset's own look does when it has some configured).
     const events: string[] = [];
-    const listSnapshots = driver.listSnapshots.bind(driver);
-    driver.listSnapshots = async () => (events.push('full look'), listSnapshots());
-    const unmount = host.unmount.bind(host);
-    host.unmount = async (mountPoint) => (events.push('unmount'), unmount(mountPoint));
-    const detach = driver.detachVolume.bind(driver);
-    driver.detachVolume = async (id, options) => (events.push('detach'), detach(id, options));
+    noteCalls(events, driver, 'listSnapshots', 'full look');
+    noteCalls(events, host, 'unmount', 'unmount');
+    noteCalls(events, driver, 'detachVolume', 'detach');
     control.setDatasets([{ ...dataset, primary: other.uuid }]);
     await eventually(() => (control.last()?.volumes ?? []).every((v) => v.attached_to === null));
     await pass(50);
@@ -425,10 +428,8 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
   it('a move away with another change in the same configuration: one full look follows the move', async () => {
     const { driver, control, agent, other } = await mountedHereWithOther();
     const events: string[] = [];
-    const listSnapshots = driver.listSnapshots.bind(driver);
-    driver.listSnapshots = async () => (events.push('full look'), listSnapshots());
-    const detach = driver.detachVolume.bind(driver);
-    driver.detachVolume = async (id, options) => (events.push('detach'), detach(id, options));
+    noteCalls(events, driver, 'listSnapshots', 'full look');
+    noteCalls(events, driver, 'detachVolume', 'detach');
     const elsewhere = { ...dataset, dataset_id: 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', primary: other.uuid };
     control.setDatasets([{ ...dataset, primary: other.uuid }, elsewhere]);
     await eventually(() => events.includes('full look'));
@@ -473,15 +474,11 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
   it("a move away's unmount is decided on the view, with no look before it; the look after it lists the pool", async () => {
     const { driver, host, control, agent, other } = await mountedHereWithOther();
     const events: string[] = [];
-    const listVolumes = driver.listVolumes.bind(driver);
-    driver.listVolumes = async () => (events.push('listing'), listVolumes());
-    const listMounts = host.listMounts.bind(host);
+    noteCalls(events, driver, 'listVolumes', 'listing');
     // The unmount action itself reads the mounts (before and after): a look reads them too.
-    host.listMounts = async () => (events.push('mounts'), listMounts());
-    const unmount = host.unmount.bind(host);
-    host.unmount = async (mountPoint) => (events.push('unmount'), unmount(mountPoint));
-    const detach = driver.detachVolume.bind(driver);
-    driver.detachVolume = async (id, options) => (events.push('detach'), detach(id, options));
+    noteCalls(events, host, 'listMounts', 'mounts');
+    noteCalls(events, host, 'unmount', 'unmount');
+    noteCalls(events, driver, 'detachVolume', 'detach');
     control.setDatasets([{ ...dataset, primary: other.uuid }]);
     await eventually(() => (control.last()?.volumes ?? []).every((v) => v.attached_to === null));
     await pass(50);
@@ -496,12 +493,9 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
   it("the look between a move away's unmount and detach does not probe a volume this process has seen formatted", async () => {
     const { host, driver, control, agent, other } = await mountedHereWithOther();
     const events: string[] = [];
-    const probe = host.hasFilesystem.bind(host);
-    host.hasFilesystem = async (device) => (events.push('probe'), probe(device));
-    const unmount = host.unmount.bind(host);
-    host.unmount = async (mountPoint) => (events.push('unmount'), unmount(mountPoint));
-    const detach = driver.detachVolume.bind(driver);
-    driver.detachVolume = async (id, options) => (events.push('detach'), detach(id, options));
+    noteCalls(events, host, 'hasFilesystem', 'probe');
+    noteCalls(events, host, 'unmount', 'unmount');
+    noteCalls(events, driver, 'detachVolume', 'detach');
     control.setDatasets([{ ...dataset, primary: other.uuid }]);
     await eventually(() => (control.last()?.volumes ?? []).every((v) => v.attached_to === null));
     expect(events).toEqual(['unmount', 'detach']);
@@ -511,8 +505,7 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
   it("a configuration change during a move's steps is looked at once they are done, not during them", async () => {
     const { driver, host, control, agent, other } = await mountedHereWithOther();
     const events: string[] = [];
-    const listSnapshots = driver.listSnapshots.bind(driver);
-    driver.listSnapshots = async () => (events.push('full look'), listSnapshots());
+    noteCalls(events, driver, 'listSnapshots', 'full look');
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     const unmount = host.unmount.bind(host);
@@ -521,8 +514,7 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
       await gate;
       return unmount(mountPoint);
     };
-    const detach = driver.detachVolume.bind(driver);
-    driver.detachVolume = async (id, options) => (events.push('detach'), detach(id, options));
+    noteCalls(events, driver, 'detachVolume', 'detach');
     const moved = { ...dataset, primary: other.uuid };
     control.setDatasets([moved]);
     await eventually(() => events.includes('unmount'));
@@ -600,8 +592,7 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     const { driver, control, agent, release, holder } = await movedBackWaiting();
     const events: string[] = [];
     // Only the full look lists the backend's snapshots (no dataset here has any configured).
-    const listSnapshots = driver.listSnapshots.bind(driver);
-    driver.listSnapshots = async () => (events.push('full look'), listSnapshots());
+    noteCalls(events, driver, 'listSnapshots', 'full look');
     release();
     await eventually(() => control.last()?.manifestations[0]?.status === 'mounted', 2000);
     // The holder's report of its release comes after: nothing waits for it any more.
@@ -624,8 +615,7 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     control.setDatasets([dataset, second]);
     await pass(100);
     const events: string[] = [];
-    const listSnapshots = driver.listSnapshots.bind(driver);
-    driver.listSnapshots = async () => (events.push('full look'), listSnapshots());
+    noteCalls(events, driver, 'listSnapshots', 'full look');
     release();
     await eventually(
       () => control.last()?.manifestations.some((m) => m.dataset_id === DS && m.status === 'mounted') === true,
@@ -638,14 +628,10 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
   it('the attach of a volume this process has seen holding a file system is followed by its mount with no look', async () => {
     const { driver, host, control, agent, release } = await movedBackWaiting();
     const events: string[] = [];
-    const attach = driver.attachVolume.bind(driver);
-    driver.attachVolume = async (id, instanceId) => (events.push('attach'), attach(id, instanceId));
-    const probe = host.hasFilesystem.bind(host);
-    host.hasFilesystem = async (device) => (events.push('probe'), probe(device));
-    const listMounts = host.listMounts.bind(host);
-    host.listMounts = async () => (events.push('mounts'), listMounts());
-    const mount = host.mount.bind(host);
-    host.mount = async (device, mountPoint) => (events.push('mount'), mount(device, mountPoint));
+    noteCalls(events, driver, 'attachVolume', 'attach');
+    noteCalls(events, host, 'hasFilesystem', 'probe');
+    noteCalls(events, host, 'listMounts', 'mounts');
+    noteCalls(events, host, 'mount', 'mount');
     release();
     await eventually(() => control.last()?.manifestations[0]?.status === 'mounted', 2000);
     // Between the attach and the mount only the mount action's own read of the mounts: no look (no probe either).
@@ -660,12 +646,9 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     driver.volumes.set('vol-other', { blockdeviceId: 'vol-other', datasetId: DS, size: 64 * MiB, attachedTo: null });
     host.formatted.add('/dev/fake/vol-other');
     const events: string[] = [];
-    const attach = driver.attachVolume.bind(driver);
-    driver.attachVolume = async (id, instanceId) => (events.push('attach'), attach(id, instanceId));
-    const probe = host.hasFilesystem.bind(host);
-    host.hasFilesystem = async (device) => (events.push('probe'), probe(device));
-    const mount = host.mount.bind(host);
-    host.mount = async (device, mountPoint) => (events.push('mount'), mount(device, mountPoint));
+    noteCalls(events, driver, 'attachVolume', 'attach');
+    noteCalls(events, host, 'hasFilesystem', 'probe');
+    noteCalls(events, host, 'mount', 'mount');
     agent.start();
     control.setDatasets([dataset]);
     await eventually(() => control.last()?.manifestations[0]?.status === 'mounted', 2000);
