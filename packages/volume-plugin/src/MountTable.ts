@@ -264,11 +264,11 @@ export class MountTable {
    * followed. A path already mounted when tracking begins is not fresh (not a mount made since).
    */
   track(datasetId: string): MountTracker | undefined {
-    if (datasetId.includes('/') || datasetId === '' || datasetId.startsWith('.')) return undefined;
+    const target = this.targetOf(datasetId);
+    if (target === undefined) return undefined;
     this.warm();
     if (!this.following()) return undefined;
     this.untrack(datasetId);
-    const target = path.posix.join(this.root, datasetId);
     const t: Tracked = { target, fresh: true, isMounted: false, wake: [] };
     this.tracked.set(datasetId, t);
     try {
@@ -297,15 +297,22 @@ export class MountTable {
    * mounts may not propagate here), so an absent mount proves nothing.
    */
   isMounted(datasetId: string): boolean | undefined {
-    if (datasetId.includes('/') || datasetId === '' || datasetId.startsWith('.')) return undefined;
+    const target = this.targetOf(datasetId);
+    if (target === undefined) return undefined;
     let mounted: boolean;
     try {
-      mounted = this.source.isMountPoint(path.posix.join(this.root, datasetId));
+      mounted = this.source.isMountPoint(target);
     } catch {
       return undefined;
     }
     if (mounted) this.seesAgentMounts = true;
     return mounted || this.seesAgentMounts ? mounted : undefined;
+  }
+
+  /** The dataset's mount path under the root; undefined for an id that is no single path component. */
+  private targetOf(datasetId: string): string | undefined {
+    if (datasetId.includes('/') || datasetId === '' || datasetId.startsWith('.')) return undefined;
+    return path.posix.join(this.root, datasetId);
   }
 
   close(): void {
