@@ -30,6 +30,7 @@ import {
   type LocalAction,
   type LocalObservation,
 } from './localChanges';
+import { seededRandom as random } from './testing/random';
 
 const uuid = (c: string, i: number): string =>
   `${c.repeat(8)}-${c.repeat(4)}-4${c.repeat(3)}-8${c.repeat(3)}-${String(i).padStart(12, '0')}`;
@@ -89,17 +90,6 @@ type Step =
     }
   | { kind: 'record'; d: number; node: number | null; takenAt: number | null }
   | { kind: 'time'; ms: number };
-
-/** A seeded pseudo-random generator (mulberry32): the same steps on every run. */
-function random(seed: number): () => number {
-  let t = seed >>> 0;
-  return () => {
-    t = (t + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(t ^ (t >>> 15), 1 | t);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const HERE = ['retained', 'receivedOnly', 'moving', 'replicating', 'mounted', 'smaller'] as const;
 

@@ -7,6 +7,7 @@
  */
 import { type ClusterSnapshot, isLocalBackend, localViewOf, type NodeState, peerCopies } from '@flocker/api';
 import { chooseReplicaNode, type LocalClusterNode, localClusterNodes, replicasNamedOn } from './localChanges';
+import { seededRandom as random } from './testing/random';
 
 /** The definition before (replicasNamedOn per node: quadratic in the nodes of a whole snapshot). */
 function referenceNodes(snapshot: ClusterSnapshot): LocalClusterNode[] {
@@ -51,17 +52,6 @@ function referenceChoice(
   const load = (n: LocalClusterNode): number =>
     peerCopies(n.copyCount ?? n.copies.length) + (n.replicaOf ?? []).filter((x) => x !== datasetId).length;
   return [...candidates].sort((a, b) => load(a) - load(b) || (a.uuid < b.uuid ? -1 : 1))[0];
-}
-
-/** A seeded pseudo-random generator (mulberry32). */
-function random(seed: number): () => number {
-  let t = seed >>> 0;
-  return () => {
-    t = (t + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(t ^ (t >>> 15), 1 | t);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const uuid = (i: number): string => `${String(i).padStart(8, '0')}-0000-4000-8000-000000000000`;
