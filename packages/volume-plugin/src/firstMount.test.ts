@@ -9,10 +9,7 @@ import { FlockerApiError, type FlockerClient } from '@flocker/api';
 import type { ControlClient, FlockerVolumeBackend } from './FlockerVolumeBackend';
 import { MountTable, SOURCE_READY_MS } from './MountTable';
 import { BackendTestBed, HOST_A, NODE_A, silentLogger } from './testing';
-import { FakeMountSource } from './testing/FakeMountSource';
-
-const settledWithin = async <T>(p: Promise<T>, ms: number): Promise<T | 'pending'> =>
-  Promise.race([p, new Promise<'pending'>((r) => setTimeout(() => r('pending'), ms))]);
+import { FakeMountSource, followedFakeTable, settledWithin } from './testing/FakeMountSource';
 
 describe('a new volume answered from the kernel’s first mount (issue 23)', () => {
   let bed: BackendTestBed;
@@ -24,11 +21,7 @@ describe('a new volume answered from the kernel’s first mount (issue 23)', () 
   beforeEach(async () => {
     bed = await BackendTestBed.start('plugin-first-mount-', [HOST_A]);
     client = bed.client;
-    src = new FakeMountSource();
-    const clock = { ms: 0 };
-    table = new MountTable(HOST_A.mountRoot, silentLogger, src, () => clock.ms);
-    table.start();
-    clock.ms = SOURCE_READY_MS;
+    ({ src, table } = followedFakeTable(HOST_A.mountRoot));
     conditionalRefused = false;
     // The agent does the work but is slow to report it: the snapshot shows nothing mounted until unpaused.
     bed.agents[0]!.paused = true;

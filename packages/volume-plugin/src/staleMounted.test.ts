@@ -10,10 +10,7 @@ import type { FlockerClient } from '@flocker/api';
 import type { FlockerVolumeBackend } from './FlockerVolumeBackend';
 import { MountTable, SOURCE_READY_MS } from './MountTable';
 import { BackendTestBed, HOST_A, HOST_B, NODE_A, NODE_B, silentLogger } from './testing';
-import { FakeMountSource } from './testing/FakeMountSource';
-
-const settledWithin = async <T>(p: Promise<T>, ms: number): Promise<T | 'pending'> =>
-  Promise.race([p, new Promise<'pending'>((r) => setTimeout(() => r('pending'), ms))]);
+import { FakeMountSource, followedFakeTable, settledWithin } from './testing/FakeMountSource';
 
 describe('a Mount after a move away and back does not take the old holder’s stale "mounted"', () => {
   let bed: BackendTestBed;
@@ -24,11 +21,7 @@ describe('a Mount after a move away and back does not take the old holder’s st
   beforeEach(async () => {
     bed = await BackendTestBed.start('plugin-stale-mounted-', [HOST_A, HOST_B]);
     client = bed.client;
-    src = new FakeMountSource();
-    const clock = { ms: 0 };
-    table = new MountTable(HOST_A.mountRoot, silentLogger, src, () => clock.ms);
-    table.start();
-    clock.ms = SOURCE_READY_MS;
+    ({ src, table } = followedFakeTable(HOST_A.mountRoot));
   });
 
   afterEach(async () => {
@@ -104,11 +97,7 @@ describe('a Mount after a move away and back does not take the old holder’s st
 
 describe('MountTable.isMounted: what the kernel can tell of a dataset’s mount path', () => {
   it('cannot tell until a mount under the root was seen from here; then tells mounted from not', () => {
-    const src = new FakeMountSource();
-    const clock = { ms: 0 };
-    const table = new MountTable(HOST_A.mountRoot, silentLogger, src, () => clock.ms);
-    table.start();
-    clock.ms = SOURCE_READY_MS;
+    const { src, table } = followedFakeTable(HOST_A.mountRoot);
     // The agent's mounts may not propagate to this namespace: an absent one proves nothing yet.
     expect(table.isMounted('d1')).toBeUndefined();
     src.emit('mount', `${HOST_A.mountRoot}/d2`);
@@ -117,7 +106,7 @@ describe('MountTable.isMounted: what the kernel can tell of a dataset’s mount 
     src.emit('umount', `${HOST_A.mountRoot}/d2`);
     expect(table.isMounted('d2')).toBe(false);
     // A mount elsewhere says nothing of this namespace seeing the agent's.
-    const other = new MountTable(HOST_A.mountRoot, silentLogger, new FakeMountSource(), () => clock.ms);
+    const other = new MountTable(HOST_A.mountRoot, silentLogger, new FakeMountSource(), () => SOURCE_READY_MS);
     expect(other.isMounted('d1')).toBeUndefined();
     for (const bad of ['', '../x', 'a/b', '.hidden']) expect(table.isMounted(bad)).toBeUndefined();
     table.close();

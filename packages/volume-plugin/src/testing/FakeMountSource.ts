@@ -1,4 +1,5 @@
-import type { MountEvent, MountEventRun, MountEventSource } from '../MountTable';
+import { type MountEvent, type MountEventRun, type MountEventSource, MountTable, SOURCE_READY_MS } from '../MountTable';
+import { silentLogger } from './backendTestBed';
 
 /**
  * A mount event source the test drives: events by emit(), the table by `mounted`. Its runs say they follow
@@ -63,3 +64,17 @@ export class FakeMountSource implements MountEventSource {
     this.onEnd?.(reason);
   }
 }
+
+/** A started MountTable at `root` on a new FakeMountSource, already following (its clock past SOURCE_READY_MS). */
+export function followedFakeTable(root: string): { src: FakeMountSource; table: MountTable } {
+  const src = new FakeMountSource();
+  const clock = { ms: 0 };
+  const table = new MountTable(root, silentLogger, src, () => clock.ms);
+  table.start();
+  clock.ms = SOURCE_READY_MS;
+  return { src, table };
+}
+
+/** The promise's value if it settles within `ms`, else 'pending'. */
+export const settledWithin = async <T>(p: Promise<T>, ms: number): Promise<T | 'pending'> =>
+  Promise.race([p, new Promise<'pending'>((r) => setTimeout(() => r('pending'), ms))]);
