@@ -283,17 +283,26 @@ export class LocalAgent {
     // In the view of a service with local views (the report says so): they are this node's to clean up.
     this.retainedHere = [...retained].filter((id) => !live.has(id)).sort();
     // Only received snapshots, no live copy: a standby replica (or a move's leftover) the decision may find stale.
+    // A retained dataset's snapshots listed once for both questions below (each list runs the engine's tool).
+    const listed = new Map<string, ReturnType<typeof engine.listSnapshots>>();
+    const snapshotsOf = (datasetId: string): ReturnType<typeof engine.listSnapshots> => {
+      const known = listed.get(datasetId);
+      if (known !== undefined) return known;
+      const list = engine.listSnapshots(datasetId);
+      listed.set(datasetId, list);
+      return list;
+    };
     const receivedOnly = new Set<string>();
     for (const datasetId of retained)
       if (!live.has(datasetId) && !this.movers.has(datasetId)) {
-        const held = await engine.listSnapshots(datasetId);
+        const held = await snapshotsOf(datasetId);
         if (held.length > 0 && held.every((s) => s.received)) receivedOnly.add(datasetId);
       }
     const replicaHere = new Map<string, string>();
     // Which replicas are named on this node, as the primaries report it (a dead primary's last report included).
     for (const datasetId of replicasNamedOn(snapshot, me))
       if (retained.has(datasetId) && !live.has(datasetId)) {
-        const newest = (await engine.listSnapshots(datasetId)).at(-1);
+        const newest = (await snapshotsOf(datasetId)).at(-1);
         if (newest !== undefined) replicaHere.set(datasetId, newest.name);
       }
     const actions = localActions(
