@@ -19,30 +19,25 @@ interface Result {
 let cluster: Cluster;
 
 function flocker(args: string[], env: Record<string, string> = {}): Promise<Result> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], {
-      env: { ...process.env, ...cluster.cliEnv(), ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return follow(args, env).closed;
 }
 
 /**
  * A long-running command (events, --watch) that the test ends itself once it has seen what it waits for, so a
  * slow machine only makes the test slower, never cuts the feed short.
  */
-function follow(args: string[]): {
+function follow(
+  args: string[],
+  env: Record<string, string> = {},
+): {
   stdout: () => string;
   waitFor: (what: string, pred: (stdout: string) => boolean, ms?: number) => Promise<void>;
   end: () => Promise<Result>;
+  /** Once the command exited by itself (or was ended). */
+  closed: Promise<Result>;
 } {
   const p = spawn(process.execPath, [CLI, ...args], {
-    env: { ...process.env, ...cluster.cliEnv() },
+    env: { ...process.env, ...cluster.cliEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -51,6 +46,7 @@ function follow(args: string[]): {
   p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const closed = new Promise<Result>((resolve) => p.on('close', (code) => resolve({ code, stdout, stderr })));
   return {
+    closed,
     stdout: () => stdout,
     waitFor: async (what, pred, ms = 60_000) => {
       const deadline = Date.now() + ms;
