@@ -27,6 +27,7 @@ import * as path from 'node:path';
 import { BtrfsEngine, moveLocalDataset, TransferClient } from '@flocker/storage-drivers';
 import { makeBtrfsLoopPool, makeTestCluster } from '@flocker/storage-drivers/testing';
 import { z } from 'zod';
+import { procStat } from './cluster/processes';
 
 const MiB = 1024 * 1024;
 
@@ -72,13 +73,8 @@ class CpuMeter {
     let ticks = 0;
     for (const pid of fs.readdirSync('/proc')) {
       if (!/^\d+$/.test(pid)) continue;
-      try {
-        const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        if (f[1] === '2') ticks += Number(f[11]) + Number(f[12]);
-      } catch {
-        // Gone meanwhile.
-      }
+      const f = procStat(pid); // undefined: gone meanwhile
+      if (f?.[1] === '2') ticks += Number(f[11]) + Number(f[12]);
     }
     return ticks * this.msPerTick;
   }

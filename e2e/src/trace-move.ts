@@ -30,6 +30,7 @@ import {
   waitForMountedOn,
   type ClusterHost,
 } from './cluster';
+import { procStat } from './cluster/processes';
 import { tracedLines, type TraceEvent } from './trace-docker-run';
 
 const now = (): number => performance.timeOrigin + performance.now();
@@ -106,14 +107,9 @@ export function movePath(
 /** CPU time (ms) of a process and its descendants, live and reaped, from /proc (clock ticks: 10 ms steps). */
 export function cpuMsOfTree(pid: number): number {
   const ticks = (p: number): number => {
-    try {
-      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // utime, stime, cutime, cstime: fields 14-17 of stat(5), 12-15 after the state.
-      return [11, 12, 13, 14].reduce((sum, i) => sum + Number(f[i] ?? 0), 0);
-    } catch {
-      return 0;
-    }
+    const f = procStat(p);
+    // utime, stime, cutime, cstime: fields 14-17 of stat(5), 12-15 after the state.
+    return f === undefined ? 0 : [11, 12, 13, 14].reduce((sum, i) => sum + Number(f[i] ?? 0), 0);
   };
   const children = (p: number): number[] => {
     try {

@@ -164,16 +164,22 @@ export async function waitGone(pids: readonly number[], timeoutMs: number): Prom
   return alive;
 }
 
+/**
+ * The fields of /proc/<pid>/stat after the command name (which may hold spaces): [0] is the state
+ * (field 3 of stat(5)), so field N of stat(5) is [N - 3]; undefined once the process is gone.
+ */
+export function procStat(pid: number | string): string[] | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined; // gone meanwhile
+  }
+}
+
 /** Pids whose process group is pgid (field 5 of /proc/<pid>/stat), zombies too. */
 export function pidsInProcessGroup(pgid: number): number[] {
-  return allPids().filter((pid) => {
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) === pgid;
-    } catch {
-      return false; // gone meanwhile
-    }
-  });
+  return allPids().filter((pid) => Number(procStat(pid)?.[2]) === pgid);
 }
 
 /**
