@@ -95,9 +95,15 @@ export class ClusterWatcher {
   /**
    * Resolve with the first non-undefined value `select` gives for the current or a later
    * snapshot; reject with WaitTimeoutError after `timeoutMs`, or with WaitAbortedError once `signal` aborts (the
-   * waiter and its timer go at once).
+   * waiter and its timer go at once). With `recheckMs`, the current snapshot is also put to `select` again that
+   * often (a select that looks beyond the snapshot, e.g. at the kernel's table, may change its answer on its own).
    */
-  waitFor<T>(select: (s: ClusterSnapshot) => T | undefined, timeoutMs: number, signal?: AbortSignal): Promise<T> {
+  waitFor<T>(
+    select: (s: ClusterSnapshot) => T | undefined,
+    timeoutMs: number,
+    signal?: AbortSignal,
+    recheckMs?: number,
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const waiter: Waiter = {
         check: (s) => {
@@ -116,8 +122,15 @@ export class ClusterWatcher {
         done();
         reject(new WaitAbortedError());
       };
+      const recheck =
+        recheckMs !== undefined
+          ? setInterval(() => {
+              if (this.snapshot) waiter.check(this.snapshot);
+            }, recheckMs)
+          : undefined;
       const done = () => {
         clearTimeout(timer);
+        clearInterval(recheck);
         this.waiters.delete(waiter);
         signal?.removeEventListener('abort', onAbort);
       };

@@ -965,18 +965,12 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
         const p = mountedUnderLease(s, this.me, datasetId);
         return p !== undefined && !this.kernelShowsUnmounted(datasetId) ? p : undefined;
       };
-      let path: string;
-      for (;;) {
-        const remaining = Math.max(0, deadline - this.now());
-        const slice = this.opts.mountTable !== undefined ? Math.min(remaining, KERNEL_RECHECK_MS) : remaining;
-        try {
-          path = await this.watcher.waitFor(select, slice, signal);
-          break;
-        } catch (err) {
-          if (err instanceof WaitTimeoutError && slice < remaining) continue;
-          throw err;
-        }
-      }
+      const path = await this.watcher.waitFor(
+        select,
+        Math.max(0, deadline - this.now()),
+        signal,
+        this.opts.mountTable !== undefined ? KERNEL_RECHECK_MS : undefined,
+      );
       mountWait.observe({ result: 'ok' }, secondsSince(waited));
       return path;
     } catch (err) {
