@@ -1,7 +1,7 @@
 import { ManualClock } from '@flocker/runtime/testing';
 import { StorageError, type SpareCapable, type SpareVolume } from '@flocker/storage-drivers';
 import winston from 'winston';
-import { SETTLE_MS, SparePool } from './SparePool';
+import { MAX_DEFER_MS, SETTLE_MS, SparePool } from './SparePool';
 
 const MiB = 1024 * 1024;
 
@@ -81,6 +81,42 @@ describe('SparePool (issue 23)', () => {
     pool.kick();
     await clock.advanceUntil(() => driver.spares.length === 2, SETTLE_MS + 100, 5);
     expect(driver.spares.map((s) => s.size)).toEqual([64 * MiB, 64 * MiB]);
+    await pool.stop();
+  });
+
+  it('commands that keep coming push a refill back only up to MAX_DEFER_MS after the first kick, then it runs at the next idle moment', async () => {
+    const { clock, driver, pool, setIdle } = setup(1);
+    const started = clock.now();
+    // A command every SETTLE_MS / 2: each one's work ends with a kick (the queue went idle).
+    const kicks = async (until: number) => {
+      while (clock.now() - started < until && driver.makes === 0) {
+        setIdle(false);
+        await clock.advance(50);
+        setIdle(true);
+        pool.kick();
+        await clock.advance(SETTLE_MS / 2 - 50);
+      }
+    };
+    await kicks(MAX_DEFER_MS - SETTLE_MS);
+    expect(driver.makes).toBe(0); // pushed back so far: quiet first
+    await kicks(MAX_DEFER_MS + SETTLE_MS);
+    expect(driver.makes).toBe(1);
+    expect(clock.now() - started).toBeLessThanOrEqual(MAX_DEFER_MS + SETTLE_MS / 2);
+    // The bound counts from the first kick after the last refill started: the next one settles again.
+    driver.spares = [];
+    pool.kick();
+    await clock.advance(SETTLE_MS - 10);
+    expect(driver.makes).toBe(1);
+    await clock.advanceUntil(() => driver.makes === 2, 100, 5);
+    // Made while idle only: past the bound, a busy queue still makes nothing; its next idle moment does at once.
+    setIdle(false);
+    driver.spares = [];
+    pool.kick();
+    await clock.advance(MAX_DEFER_MS * 2);
+    expect(driver.makes).toBe(2);
+    setIdle(true);
+    pool.kick();
+    await clock.advanceUntil(() => driver.makes === 3, 10, 5);
     await pool.stop();
   });
 

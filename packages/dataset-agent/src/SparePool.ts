@@ -5,7 +5,9 @@
  * create + attach + format leave the critical path of a `docker run`.
  *
  * Refills run at a lower priority than every real operation: only once the agent's work queue
- * has been idle for settleMs (mayRefill, checked again before each spare), one spare at a time;
+ * has been idle for settleMs (mayRefill, checked again before each spare), one spare at a time,
+ * but no later than maxDeferMs after the refill was first wanted (refillDelay: commands that keep
+ * coming push it back only so far, then it runs at the queue's next idle moment);
  * a dataset that arrives meanwhile is worked on at once (its claim takes the pool lock, which a
  * make does not hold). The settling keeps a make's disk writes (mkfs, then its fsync) off the
  * steps that usually follow a new volume at once: the container's start, a `docker volume rm`
@@ -17,7 +19,7 @@ import { isStorageError, type SpareCapable } from '@flocker/storage-drivers';
 import type winston from 'winston';
 import type { Clock, TimerHandle } from './clock';
 import { errorCode, errorMessage } from './errors';
-import { mayRefill, nextSpareSize, noteSize, startingClasses } from './spareDecisions';
+import { mayRefill, nextSpareSize, noteSize, refillDelay, startingClasses } from './spareDecisions';
 
 /** What a claim answers: the volume, with its device when the claim attached it here. */
 export type ClaimedSpare = NonNullable<Awaited<ReturnType<SpareCapable['claimSpare']>>>;
@@ -25,6 +27,8 @@ export type ClaimedSpare = NonNullable<Awaited<ReturnType<SpareCapable['claimSpa
 const RETRY_MS = 5_000;
 /** How long the work queue stays idle before a refill starts (default). */
 export const SETTLE_MS = 1_000;
+/** At most this long from the first kick a refill is pushed back by more idle moments (default). */
+export const MAX_DEFER_MS = 5_000;
 /** Size classes learned from what datasets asked for, besides the pinned ones. */
 const LEARNED_CLASSES = 2;
 
@@ -39,6 +43,8 @@ export interface SparePoolOptions {
   readonly clock: Clock;
   /** How long the queue stays idle before a refill starts; default SETTLE_MS. */
   readonly settleMs?: number;
+  /** How long at most kicks push a wanted refill back; default MAX_DEFER_MS. */
+  readonly maxDeferMs?: number;
 }
 
 export class SparePool {
@@ -48,6 +54,8 @@ export class SparePool {
   private timer: TimerHandle | undefined;
   /** After a failed make: no refill before this (clock ms). */
   private notBefore = 0;
+  /** When the refill due now was first wanted (the first kick since the last one started; clock ms). */
+  private wantedSince: number | undefined;
   /** Spares made by this process (a figure for logs and tests). */
   made = 0;
 
@@ -87,14 +95,25 @@ export class SparePool {
 
   /**
    * A chance to refill (the agent calls it when its queue goes idle): settleMs from now (a refill
-   * due is pushed back: the queue must stay idle that long), and not before RETRY_MS after a
-   * failed make. A refill running goes on.
+   * due is pushed back: the queue must stay idle that long) but not later than maxDeferMs after the
+   * first kick it waits on, and not before RETRY_MS after a failed make (refillDelay). A refill
+   * running goes on.
    */
   kick(): void {
     if (this.running !== undefined || this.stopped) return;
     this.timer?.cancel();
     this.timer = undefined;
-    this.schedule(Math.max(this.o.settleMs ?? SETTLE_MS, this.notBefore - this.o.clock.now()));
+    const now = this.o.clock.now();
+    this.wantedSince ??= now;
+    this.schedule(
+      refillDelay({
+        now,
+        wantedSince: this.wantedSince,
+        settleMs: this.o.settleMs ?? SETTLE_MS,
+        maxDeferMs: this.o.maxDeferMs ?? MAX_DEFER_MS,
+        notBefore: this.notBefore,
+      }),
+    );
   }
 
   private schedule(ms: number): void {
@@ -102,6 +121,7 @@ export class SparePool {
     this.timer = this.o.clock.setTimer(() => {
       this.timer = undefined;
       if (this.running !== undefined || !this.idle()) return; // the next idle queue kicks again
+      this.wantedSince = undefined;
       this.running = this.refill().then((failed) => {
         this.running = undefined;
         if (!failed) return;

@@ -1,4 +1,4 @@
-import { mayClaimSpare, mayRefill, nextSpareSize, noteSize, startingClasses } from './spareDecisions';
+import { mayClaimSpare, mayRefill, nextSpareSize, noteSize, refillDelay, startingClasses } from './spareDecisions';
 
 const GiB = 1024 ** 3;
 
@@ -46,5 +46,23 @@ describe('spare pool decisions (issue 23)', () => {
     expect(mayRefill({ queueIdle: true, stopping: false })).toBe(true);
     expect(mayRefill({ queueIdle: false, stopping: false })).toBe(false);
     expect(mayRefill({ queueIdle: true, stopping: true })).toBe(false);
+  });
+
+  it('a refill waits for settleMs of quiet after the last idle moment, but no longer than maxDeferMs after it was first wanted, and never before a failed make allows', () => {
+    const at = (now: number, wantedSince: number, notBefore = 0) =>
+      refillDelay({ now, wantedSince, settleMs: 1_000, maxDeferMs: 5_000, notBefore });
+    // The first kick: the whole settling time.
+    expect(at(100, 100)).toBe(1_000);
+    // A later idle moment pushes it back by the whole settling time again …
+    expect(at(3_000, 100)).toBe(1_000);
+    // … but only up to maxDeferMs after the first kick (5,100): commands that keep coming do not starve it.
+    expect(at(4_500, 100)).toBe(600);
+    expect(at(5_100, 100)).toBe(0);
+    expect(at(9_000, 100)).toBe(0);
+    // After a failed make nothing earlier than notBefore, bound or not.
+    expect(at(100, 100, 5_100)).toBe(5_000);
+    expect(at(9_000, 100, 9_400)).toBe(400);
+    // A bound shorter than the settling time wins; a notBefore in the past changes nothing.
+    expect(refillDelay({ now: 0, wantedSince: 0, settleMs: 1_000, maxDeferMs: 300, notBefore: -50 })).toBe(300);
   });
 });

@@ -70,3 +70,23 @@ export function nextSpareSize(
 export function mayRefill(state: { readonly queueIdle: boolean; readonly stopping: boolean }): boolean {
   return state.queueIdle && !state.stopping;
 }
+
+/**
+ * How long from `now` until a refill may start: once the work queue has stayed idle for `settleMs`
+ * (each new idle moment, `now`, pushes it back: a make's mkfs and fsyncs then stay off a command's
+ * immediate follow-up, say a `docker volume rm` right after a create, whose commit on the same disk
+ * would queue behind them), but no later than `maxDeferMs` after the refill was first wanted
+ * (`wantedSince`), so commands that keep coming do not starve the pool; and not before `notBefore`
+ * (a failed make). All in the agent's clock ms; never negative. Whether the queue is idle when it
+ * is due is mayRefill's question.
+ */
+export function refillDelay(s: {
+  readonly now: number;
+  readonly wantedSince: number;
+  readonly settleMs: number;
+  readonly maxDeferMs: number;
+  readonly notBefore: number;
+}): number {
+  const due = Math.min(s.now + s.settleMs, s.wantedSince + s.maxDeferMs);
+  return Math.max(0, due - s.now, s.notBefore - s.now);
+}
