@@ -77,12 +77,6 @@ export class DatasetAgent {
   private readonly worker: DatasetWorker;
   /** Datasets whose worker a move started (startMoves), while it runs (see moveInFlight). */
   private readonly moveWorkers = new Set<string>();
-  /**
-   * Datasets whose worker was running when a sign of a release came (poolChanged, or another node's report): it
-   * may be ending on a look made before the release. Looked at again once it ends, unless it left the volume
-   * attached here (recheckAfterWorker).
-   */
-  private readonly recheck = new Set<string>();
   /** A change's full look was put off until the move's workers are done (lookAfterMoves). */
   private lookDeferred = false;
   /** Datasets whose worker a fast start began (startNewDatasets) since the last full look (see lookHeld). */
@@ -114,6 +108,7 @@ export class DatasetAgent {
       (id, fresh) => this.worker.converge(id, fresh),
       () => !this.stopping,
       () => this.workerDone(),
+      (id) => this.recheckAfterWorker(id),
     );
     const { clock, logger } = this;
     const settings = o.backups;
@@ -354,7 +349,8 @@ export class DatasetAgent {
   /**
    * A sign of a release that came while the worker of a dataset this node should hold (and, as last seen, does
    * not) was running: that worker may end on a look listed before the release, and the sign would be lost
-   * (waitingForOtherNodes leaves running datasets out). Its dataset is looked at again once it ends.
+   * (waitingForOtherNodes leaves running datasets out). Its dataset is marked dirty in the queue: looked at
+   * again once its worker ends (recheckAfterWorker).
    */
   private markRecheck(snapshot: ClusterSnapshot): void {
     for (const d of snapshot.datasets)
@@ -364,24 +360,24 @@ export class DatasetAgent {
         this.work.isRunning(d.dataset_id) &&
         this.view.volumesOf(d.dataset_id).every((v) => v.attachedTo !== this.o.instanceId)
       )
-        this.recheck.add(d.dataset_id);
+        this.work.markDirty(d.dataset_id);
   }
 
-  /** After a worker ended: the datasets marked by markRecheck that it left not attached here get another worker. */
-  private recheckAfterWorker(): void {
+  /**
+   * Whether a dataset marked by markRecheck gets another worker now that its worker ended: only if that left it
+   * not attached here (the new primary's own attach record marks it, and its worker ends attached: no extra look
+   * on a move's normal path) and this node may still act on it.
+   */
+  private recheckAfterWorker(id: string): boolean {
     const snapshot = this.cluster.snapshot;
-    for (const id of this.recheck) {
-      if (this.work.isRunning(id)) continue;
-      this.recheck.delete(id);
-      if (snapshot === null || this.stopping || !this.fencing.mayAct() || !this.work.hasRoom()) continue;
-      const d = snapshot.datasets.find((x) => x.dataset_id === id);
-      if (d === undefined || d.deleted || d.primary !== this.o.nodeUuid) continue;
-      if (this.view.volumesOf(id).some((v) => v.attachedTo === this.o.instanceId)) continue;
-      if (this.work.isWaiting(id) || this.failures.retryAt(id) > this.now()) continue;
-      this.logger.debug('release seen while its worker ran: looked at again', { datasetId: id });
-      this.moveWorkers.add(id);
-      this.work.start(id);
-    }
+    if (snapshot === null || this.stopping || !this.fencing.mayAct()) return false;
+    const d = snapshot.datasets.find((x) => x.dataset_id === id);
+    if (d === undefined || d.deleted || d.primary !== this.o.nodeUuid) return false;
+    if (this.view.volumesOf(id).some((v) => v.attachedTo === this.o.instanceId)) return false;
+    if (this.failures.retryAt(id) > this.now()) return false;
+    this.logger.debug('release seen while its worker ran: looked at again', { datasetId: id });
+    this.moveWorkers.add(id);
+    return true;
   }
 
   /**
@@ -689,7 +685,6 @@ export class DatasetAgent {
   /** A worker ended (the queue already started the next ones). */
   private workerDone(): void {
     for (const id of this.moveWorkers) if (!this.work.isRunning(id)) this.moveWorkers.delete(id);
-    if (this.recheck.size > 0) this.recheckAfterWorker();
     // A look put off for a move or a create (lookAfterMoves, turn) waits for their workers only, not for other work.
     const held = this.lookHeld();
     if (this.lookDeferred && !this.moveInFlight() && !held) {

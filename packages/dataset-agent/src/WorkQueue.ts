@@ -8,11 +8,15 @@
  * - a dataset added while it is being worked on is not queued: its worker
  *   re-decides after every step, and the agent takes a full look once idle when
  *   a turn ran meanwhile (lookWhenIdle in loopState.ts), so nothing is lost;
+ * - a dataset marked dirty while it is being worked on (markDirty: news its worker
+ *   may have looked too early to see) runs again as soon as its worker ends, in the
+ *   place that worker frees, if `again` still wants it then;
  * - waiting datasets start in the order they were added.
  */
 export class WorkQueue<T> {
   private readonly waiting = new Set<string>();
   private readonly running = new Map<string, Promise<void>>();
+  private readonly dirty = new Set<string>();
 
   constructor(
     private readonly limit: number,
@@ -22,10 +26,20 @@ export class WorkQueue<T> {
     private readonly mayStart: () => boolean,
     /** Called after each worker ended and the queue was pumped. */
     private readonly onWorkerDone: () => void,
+    /**
+     * Whether a dataset marked dirty while its worker ran is to run again, asked once that worker ended (the
+     * agent: is it still waiting for what the news was about); true by default.
+     */
+    private readonly again: (id: string) => boolean = () => true,
   ) {}
 
   add(id: string): void {
     if (!this.running.has(id)) this.waiting.add(id);
+  }
+
+  /** Runs `id` again once its running worker ends (see `again`); nothing when it is not running. */
+  markDirty(id: string): void {
+    if (this.running.has(id)) this.dirty.add(id);
   }
 
   isWaiting(id: string): boolean {
@@ -72,15 +86,18 @@ export class WorkQueue<T> {
     this.waiting.delete(id);
     const work = this.work(id, arg).finally(() => {
       this.running.delete(id);
+      // The place just freed: a dirty dataset runs again before the waiting ones.
+      if (this.dirty.delete(id) && this.mayStart() && this.again(id)) this.start(id);
       this.pump();
       this.onWorkerDone();
     });
     this.running.set(id, work);
   }
 
-  /** Forgets the waiting datasets (running ones go on). */
+  /** Forgets the waiting datasets and the dirty marks (running ones go on). */
   clearWaiting(): void {
     this.waiting.clear();
+    this.dirty.clear();
   }
 
   /** Resolves when every running worker has ended. */
