@@ -1,6 +1,7 @@
 import { ComposeRequest, ContainerConfiguration, Environment, parseApplicationFile } from './containers';
 import {
   ClusterSnapshot,
+  configurationVersionOfTag,
   CreateDatasetRequest,
   CreateLeaseRequest,
   CreateSnapshotRequest,
@@ -185,5 +186,35 @@ describe('snapshots (issue 20)', () => {
     const base = { generation: 'g', configuration_tag: 't', datasets: [], leases: [], nodes: [] };
     expect(ClusterSnapshot.parse(base).snapshots).toBeUndefined();
     expect(ClusterSnapshot.parse({ ...base, snapshots: [snapshot] }).snapshots).toEqual([snapshot]);
+  });
+});
+
+describe('configuration_version in node reports (session 10, stale mounted)', () => {
+  const report = {
+    uuid: LOWER,
+    era: 'e',
+    host: 'h',
+    instance_id: 'i',
+    backend: 'loopback',
+    manifestations: [],
+    errors: [],
+  };
+
+  it('is optional (older agents send none), a non-negative integer when present', () => {
+    expect(NodeReport.parse(report).configuration_version).toBeUndefined();
+    expect(NodeReport.parse({ ...report, configuration_version: 0 }).configuration_version).toBe(0);
+    expect(NodeReport.parse({ ...report, configuration_version: 12 }).configuration_version).toBe(12);
+    for (const bad of [-1, 1.5, 'v12', null])
+      expect(NodeReport.safeParse({ ...report, configuration_version: bad }).success).toBe(false);
+  });
+
+  it("configurationVersionOfTag reads the control service's tags ('v' and the version), nothing else", () => {
+    expect(configurationVersionOfTag('v0')).toBe(0);
+    expect(configurationVersionOfTag('v12')).toBe(12);
+    expect(configurationVersionOfTag('v9007199254740')).toBe(9007199254740);
+    for (const other of [undefined, '', 'v', 't', '12', 'v1.2', 'v-1', 'x12', 'v12 ', 'v1234567890123456'])
+      expect(configurationVersionOfTag(other)).toBeUndefined();
+    // Comparable for "at least" (not as strings).
+    expect((configurationVersionOfTag('v10') ?? 0) >= (configurationVersionOfTag('v9') ?? 0)).toBe(true);
   });
 });

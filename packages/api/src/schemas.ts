@@ -639,6 +639,14 @@ export const NodeReport = z
       .max(64)
       .optional()
       .describe('The release of the reporting dataset agent (docs/compatibility.md: agent/control version skew).'),
+    configuration_version: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe(
+        "The configuration version (configurationVersionOfTag of a snapshot's configuration_tag) the agent had acted on when it built this report: the latest it had received, or older while work decided on an older one still runs. The control service takes a 'mounted' here as current only if this is at least the version at which the dataset's primary last became this node (a report built before a move back and received after it is not). Absent from older agents; never in a node state the service answers (agents one release behind parse node states strictly).",
+      ),
     fencing: z
       .object({
         state: z.enum(['fenced', 'recovered']),
@@ -699,7 +707,11 @@ export const LocalPeer = z
 export const ClusterSnapshot = z
   .object({
     generation: z.string().describe('Opaque token; changes whenever configuration or state changes.'),
-    configuration_tag: z.string(),
+    configuration_tag: z
+      .string()
+      .describe(
+        "The committed configuration this snapshot shows: 'v' and its version, which grows with every commit (file store and etcd alike; see configurationVersionOfTag).",
+      ),
     datasets: z.array(DatasetConfiguration),
     snapshots: z
       .array(SnapshotConfiguration)
@@ -725,6 +737,15 @@ export const ClusterSnapshot = z
       ),
   })
   .strict();
+
+/**
+ * The configuration version a configuration tag names ('v' and the version: the control service's tags, on the file
+ * store and on etcd), comparable for "at least"; undefined for a tag of another form (then no version is reported).
+ */
+export function configurationVersionOfTag(tag: string | undefined): number | undefined {
+  const m = tag === undefined ? null : /^v(\d{1,15})$/.exec(tag);
+  return m === null ? undefined : Number(m[1]);
+}
 
 export type LocalPeer = z.infer<typeof LocalPeer>;
 export type DatasetConfiguration = z.infer<typeof DatasetConfiguration>;
