@@ -5,7 +5,9 @@ import * as path from 'node:path';
 import {
   blockedInPoll,
   findmntSource,
+  isMountPointNow,
   MountTable,
+  mountPointByStat,
   mountPointsOf,
   parsePollLine,
   RESTART_AFTER_MS,
@@ -78,6 +80,65 @@ describe('mountPointsOf', () => {
   it('takes field 5 of each mountinfo line, octal escapes undone', () => {
     const text = '22 1 0:21 / /proc rw - proc proc rw\n30 22 7:1 / /mnt/a\\040b rw - ext4 /dev/loop1 rw\n';
     expect(mountPointsOf(text)).toEqual(['/proc', '/mnt/a b']);
+  });
+});
+
+describe('whether a path is a mount point now', () => {
+  const dev = (n: number) => ({ dev: n });
+  const fail = (code: string) => () => {
+    throw Object.assign(new Error(code), { code });
+  };
+
+  it('stats answer where they can tell: another device than the parent is a mount, a missing path none; else the table', () => {
+    const parent = { statSync: () => dev(1) };
+    expect(mountPointByStat('/m/x', { ...parent, lstatSync: () => dev(2) })).toBe(true);
+    expect(mountPointByStat('/m/x', { ...parent, lstatSync: fail('ENOENT') })).toBe(false);
+    // The parent's device: not mounted, or a bind mount from the same file system; only the table tells.
+    expect(mountPointByStat('/m/x', { ...parent, lstatSync: () => dev(1) })).toBeUndefined();
+    expect(mountPointByStat('/m/x', { ...parent, lstatSync: fail('EACCES') })).toBeUndefined();
+    expect(mountPointByStat('/m/x', { statSync: fail('EIO'), lstatSync: () => dev(2) })).toBeUndefined();
+    let reads = 0;
+    const table = (text: string) => () => {
+      reads++;
+      return text;
+    };
+    const line = '30 22 7:1 / /m/x rw - ext4 /dev/loop1 rw\n';
+    expect(isMountPointNow('/m/x', { ...parent, lstatSync: () => dev(2) }, table(''))).toBe(true);
+    expect(isMountPointNow('/m/x', { ...parent, lstatSync: fail('ENOENT') }, table(line))).toBe(false);
+    expect(reads).toBe(0);
+    expect(isMountPointNow('/m/x', { ...parent, lstatSync: () => dev(1) }, table(line))).toBe(true);
+    expect(isMountPointNow('/m/x', { ...parent, lstatSync: () => dev(1) }, table(''))).toBe(false);
+    expect(reads).toBe(2);
+  });
+
+  it('agrees with the kernel on real paths: a tmpfs, a bind mount from the same file system, a plain and a missing directory (root)', () => {
+    const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'mount-point-now-')));
+    const [tmpfs, bind, plain] = ['tmpfs', 'bind', 'plain'].map((n) => path.join(dir, n));
+    const mounted: string[] = [];
+    try {
+      for (const d of [tmpfs!, bind!, plain!]) fs.mkdirSync(d);
+      execFileSync('mount', ['-t', 'tmpfs', 'none', tmpfs!]);
+      mounted.push(tmpfs!);
+      execFileSync('mount', ['--bind', plain!, bind!]);
+      mounted.push(bind!);
+      const inTable = (p: string) => mountPointsOf(fs.readFileSync('/proc/self/mountinfo', 'utf8')).includes(p);
+      expect(mountPointByStat(tmpfs!)).toBe(true);
+      expect(mountPointByStat(bind!)).toBeUndefined(); // same device as its parent: the table's answer
+      expect(mountPointByStat(plain!)).toBeUndefined();
+      expect(mountPointByStat(path.join(dir, 'missing'))).toBe(false);
+      for (const p of [tmpfs!, bind!, plain!, path.join(dir, 'missing')]) {
+        expect(isMountPointNow(p)).toBe(inTable(p));
+        expect(findmntSource.isMountPoint(p)).toBe(inTable(p));
+      }
+      expect(isMountPointNow(tmpfs!)).toBe(true);
+      expect(isMountPointNow(bind!)).toBe(true);
+      execFileSync('umount', [tmpfs!]);
+      mounted.shift();
+      expect(isMountPointNow(tmpfs!)).toBe(false);
+    } finally {
+      for (const m of mounted.reverse()) execFileSync('umount', [m]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
