@@ -7,7 +7,7 @@ import { METADATA_NAME_KEY, type ClusterSnapshot } from '@flocker/api';
 import { datasetAgentMetrics, processRegistry } from '@flocker/metrics';
 import type { BlockDeviceApi, BlockDeviceSnapshot, BlockDeviceVolume } from '@flocker/storage-drivers';
 import type winston from 'winston';
-import { calculateChanges } from './calculateChanges';
+import { calculateChanges, mountPathOf } from './calculateChanges';
 import type { Clock } from './clock';
 import type { CrashAfter } from './DatasetAgentOptions';
 import { desiredStateOf } from './desiredState';
@@ -95,6 +95,32 @@ function poolVolume(v: DiscoveredVolume): DiscoveredVolume & BlockDeviceVolume {
   };
 }
 
+/**
+ * What this node's report says of a dataset's volumes as far as anyone waits on it (a move's other end, the
+ * plugin, `--wait`): which of them are attached here, and whether each is mounted at the dataset's own path (its
+ * manifestation's status). A key: equal for two lists that report the same.
+ */
+export function holdingsHere(volumes: readonly DiscoveredVolume[], instanceId: string, mountPath: string): string {
+  return JSON.stringify(
+    volumes
+      .filter((v) => v.attachedTo === instanceId)
+      .map((v) => [v.blockdeviceId, (v.mountPoints ?? []).includes(mountPath)])
+      .sort(),
+  );
+}
+
+/**
+ * How the end of a dataset's work is reported (issue 23): at once, unless the last step's outcome already went out
+ * at once (the release after a detach, a mount: `reported`, holdingsHere as that report said) and the look after
+ * it found the same (`looked`). What else that look found — typically the new holder's attach of the volume this
+ * node just let go — is the other node's to report, and nobody waits on this node for it: it goes out as progress
+ * (within progressReportMs), not as one more report, and one more push to every follower, in the middle of the
+ * move. Anything else the look found of this node's own holdings is reported at once.
+ */
+export function endReport(reported: string | undefined, looked: string): 'now' | 'progress' {
+  return reported !== undefined && reported === looked ? 'progress' : 'now';
+}
+
 /** The one next step for a dataset (none when it has reached its goal). */
 /**
  * A first observation that is the agent's view (the dataset's volumes as last seen), not a look made for
@@ -173,6 +199,9 @@ export class DatasetWorker {
     let first = fresh;
     // The dataset's volumes as the step just done left them (poolAfter): the next look lists no pool.
     let known: BlockDeviceVolume[] | undefined;
+    // What the report sent at once after the last step said of the dataset here (holdingsHere); undefined: none.
+    let reported: string | undefined;
+    const mountPath = mountPathOf(datasetId, c.decision);
     for (let snapshot = c.snapshot(); !c.stopping() && snapshot !== null; snapshot = c.snapshot()) {
       const desired = desiredStateOf(snapshot);
       const dataset = desired.datasets.find((d) => d.datasetId === datasetId);
@@ -224,7 +253,10 @@ export class DatasetWorker {
       const action = nextAction(dataset, desired, local, c.decision);
       if (action === undefined) {
         c.failures.clear(datasetId);
-        c.reporter.request();
+        const looked = local.volumes.filter((v) => v.datasetId === datasetId);
+        if (endReport(reported, holdingsHere(looked, c.instanceId, mountPath)) === 'progress')
+          c.reporter.requestProgress();
+        else c.reporter.request();
         return;
       }
       if (c.failures.retryAt(datasetId) > this.now()) {
@@ -257,12 +289,15 @@ export class DatasetWorker {
         return;
       }
       previous = key;
+      reported = undefined;
       const result = await this.run(action, dataset);
       if (result === undefined) {
         c.reporter.request();
         return;
       }
       if (action.kind === 'detach') this.reportReleased(local, action);
+      if (result.reportedAtOnce === true || action.kind === 'detach')
+        reported = holdingsHere(c.view.volumesOf(datasetId), c.instanceId, mountPath);
       first = this.observationAfter(local, action, result);
       if (first === undefined && !onView) known = poolAfter(local, action, c.instanceId);
     }
@@ -297,8 +332,14 @@ export class DatasetWorker {
     return { seq, local: after };
   }
 
-  /** Runs one action; undefined if it failed (recorded for backoff and reporting). */
-  private async run(action: Action, dataset: DesiredDataset): Promise<ActionResult | undefined> {
+  /**
+   * Runs one action; undefined if it failed (recorded for backoff and reporting). `reportedAtOnce`: a mount
+   * recorded in the view and reported at once (reportMounted).
+   */
+  private async run(
+    action: Action,
+    dataset: DesiredDataset,
+  ): Promise<(ActionResult & { readonly reportedAtOnce?: true }) | undefined> {
     const { c } = this;
     const started = this.now();
     c.logger.debug('action start', { datasetId: action.datasetId, kind: action.kind });
@@ -339,7 +380,8 @@ export class DatasetWorker {
     c.failures.clear(action.datasetId);
     if (action.kind === 'format' || action.kind === 'mount') this.formatted.add(action.blockdeviceId);
     else if (action.kind === 'destroy') this.formatted.delete(action.blockdeviceId);
-    if (action.kind === 'mount' || action.kind === 'restore')
+    const reportedAtOnce =
+      (action.kind === 'mount' || action.kind === 'restore') &&
       this.reportMounted(action.datasetId, action.blockdeviceId, action.mountPath);
     const volume = this.volumeName(action.datasetId);
     c.logger.info('action done', {
@@ -348,7 +390,7 @@ export class DatasetWorker {
       durationMs: this.now() - started,
     });
     this.maybeCrash(action.kind);
-    return result;
+    return reportedAtOnce ? { ...result, reportedAtOnce } : result;
   }
 
   /**
@@ -358,8 +400,10 @@ export class DatasetWorker {
    * look right after it still decides: a mount without effect shows there, and the
    * report that follows says so (which is why mount has no stateAfter).
    */
-  private reportMounted(datasetId: string, blockdeviceId: string, mountPath: string): void {
-    if (this.c.view.recordMount(datasetId, blockdeviceId, this.c.instanceId, mountPath)) this.c.reporter.request();
+  private reportMounted(datasetId: string, blockdeviceId: string, mountPath: string): boolean {
+    if (!this.c.view.recordMount(datasetId, blockdeviceId, this.c.instanceId, mountPath)) return false;
+    this.c.reporter.request();
+    return true;
   }
 
   private recordFailure(action: Action, code: string, message: string, started: number): void {
