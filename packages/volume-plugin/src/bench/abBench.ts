@@ -13,7 +13,9 @@
  *
  * With --direct the pairs skip Docker and call each plugin's socket as Docker does: Create then at once Mount of a new
  * volume (timed from Create's call to Mount's answer: the plugin's and the agent's part of a new volume, without
- * dockerd's noise), then Unmount and Remove (Remove timed alone, on a volume mounted and let go).
+ * dockerd's noise), then Unmount and Remove (Remove timed alone, on a volume mounted and let go), and the first Mount
+ * of an existing volume mounted here and let go (Docker's first Mount of `docker run -v existing`: the lease and the
+ * stale-mount check), its Unmount untimed.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -157,7 +159,7 @@ async function main(): Promise<void> {
       await waitForVolumes(path.join(stack.root, 'pool'), volumes);
       return f();
     };
-    const existing = 2; // a-existing and b-existing
+    const existing = 2; // a-existing and b-existing (with --direct: a-direct-existing and b-direct-existing)
     if (argv.direct) {
       const sockets: Record<string, string> = {
         a: `/run/docker/plugins/${driverA}.sock`,
@@ -168,10 +170,17 @@ async function main(): Promise<void> {
         const err = (r.body as { Err?: string } | undefined)?.Err;
         if (r.status !== 200 || (err !== undefined && err !== '')) throw new Error(`${side} ${what}: ${String(err)}`);
       };
+      // Each side's existing volume: made and mounted here once by its agent, let go.
+      for (const side of ['a', 'b']) {
+        const Name = `${side}-direct-existing`;
+        await call(side, 'Create', { Name, Opts: {} });
+        await call(side, 'Mount', { Name, ID: 'warm' });
+        await call(side, 'Unmount', { Name, ID: 'warm' });
+      }
       for (let i = 0; i < pairs; i++) {
         for (const side of i % 2 === 1 ? ['b', 'a'] : ['a', 'b']) {
           const Name = `${side}-direct-${i}`;
-          await settled(async () => undefined, 0);
+          await settled(async () => undefined, existing);
           push(
             `${side}_new`,
             await timed(async () => {
@@ -181,6 +190,10 @@ async function main(): Promise<void> {
           );
           await call(side, 'Unmount', { Name, ID: 'bench' });
           push(`${side}_rm`, await timed(() => call(side, 'Remove', { Name })));
+          const Existing = { Name: `${side}-direct-existing`, ID: `bench-${i}` };
+          await settled(async () => undefined, existing);
+          push(`${side}_existing`, await timed(() => call(side, 'Mount', Existing)));
+          await call(side, 'Unmount', Existing);
         }
       }
     } else {
@@ -218,7 +231,7 @@ async function main(): Promise<void> {
     await stack.close();
     noop?.stop();
   }
-  const scenarios = argv.direct ? ['new', 'rm'] : ['new', 'existing', 'rm'];
+  const scenarios = ['new', 'existing', 'rm'];
   const results = Object.fromEntries(
     scenarios.map((s) => [s, paired(samples[`a_${s}`] ?? [], samples[`b_${s}`] ?? [])]),
   );
