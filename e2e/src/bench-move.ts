@@ -50,6 +50,11 @@ interface Args {
    * both meet the same load. Only the API move runs.
    */
   agentB?: string;
+  /**
+   * --agent-a DIR: A runs the dataset agent in DIR instead of this build's (with --agent-b): in a work tree others
+   * rebuild meanwhile, both sides then stay the builds asked for.
+   */
+  agentA?: string;
   abBlock: number;
 }
 
@@ -75,6 +80,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--failover-runs') args.failoverRuns = Number(v);
     else if (k === '--node-timeout') args.nodeTimeout = Number(v);
     else if (k === '--agent-b') args.agentB = path.resolve(v);
+    else if (k === '--agent-a') args.agentA = path.resolve(v);
     else if (k === '--ab-block') args.abBlock = Number(v);
     else if (k === '--waiter') {
       if (!(WAITERS as readonly string[]).includes(v)) throw new Error(`--waiter: one of ${WAITERS.join(', ')}`);
@@ -87,7 +93,7 @@ function parseArgs(argv: string[]): Args {
       args.only = new Set(only as Scenario[]);
     } else
       throw new Error(
-        `unknown option ${k}; usage: bench-move.js --out <json> [--runs N] [--failover-runs N] [--node-timeout S] [--only ${SCENARIOS.join(',')}] [--waiter ${WAITERS.join('|')}] [--agent-b DIST --ab-block N]`,
+        `unknown option ${k}; usage: bench-move.js --out <json> [--runs N] [--failover-runs N] [--node-timeout S] [--only ${SCENARIOS.join(',')}] [--waiter ${WAITERS.join('|')}] [--agent-b DIST [--agent-a DIST] --ab-block N]`,
       );
     i++;
   }
@@ -354,6 +360,7 @@ async function main(): Promise<void> {
   // With Docker also for --only api: its plugins follow the cluster too (each change is pushed to them).
   const agentB = args.agentB;
   const agentFromB = agentB !== undefined ? agentFromDist(agentB) : undefined;
+  const agentFromA = args.agentA !== undefined ? agentFromDist(args.agentA) : defaultCommands.agent;
   const cluster = await startCluster({
     hosts: 2,
     withDocker: true,
@@ -361,7 +368,7 @@ async function main(): Promise<void> {
     ...(agentFromB !== undefined
       ? {
           commands: {
-            agent: (o: { config: string }) => (agentBuild.current === 'A' ? defaultCommands.agent(o) : agentFromB(o)),
+            agent: (o: { config: string }) => (agentBuild.current === 'A' ? agentFromA(o) : agentFromB(o)),
           },
         }
       : {}),
@@ -375,11 +382,11 @@ async function main(): Promise<void> {
       const faster = ab.pairs.filter((x) => x < 0).length;
       console.log(
         [
-          `A/B of the API move (POST primary until mounted, seen on the cluster's long-poll), blocks of ${args.abBlock} moves, agents restarted between blocks; A: this build, B: ${agentB}.`,
+          `A/B of the API move (POST primary until mounted, seen on the cluster's long-poll), blocks of ${args.abBlock} moves, agents restarted between blocks; A: ${args.agentA ?? 'this build'}, B: ${agentB}.`,
           '',
           '| build | median (ms) | p99 (ms) | n |',
           '|---|---|---|---|',
-          `| A (this build) | ${sa.median_ms} | ${sa.p99_ms} | ${sa.n} |`,
+          `| A${args.agentA !== undefined ? '' : ' (this build)'} | ${sa.median_ms} | ${sa.p99_ms} | ${sa.n} |`,
           `| B | ${sb.median_ms} | ${sb.p99_ms} | ${sb.n} |`,
           '',
           `Paired (B − A, the moves at the same place in adjacent blocks): median ${sp.median_ms} ms over ${sp.n} pairs; B slower in ${ab.pairs.length - faster}/${ab.pairs.length}.`,
@@ -387,7 +394,11 @@ async function main(): Promise<void> {
       );
       fs.writeFileSync(
         args.out,
-        JSON.stringify({ date: new Date().toISOString(), agentB, A: sa, B: sb, pairs: sp }, null, 2) + '\n',
+        JSON.stringify(
+          { date: new Date().toISOString(), agentA: args.agentA, agentB, A: sa, B: sb, pairs: sp },
+          null,
+          2,
+        ) + '\n',
       );
       return;
     }
