@@ -19,9 +19,16 @@
  * ObservationView, PoolKnowledge and FailureLog (what the agent knows).
  */
 import { basename } from 'node:path';
-import { BackendSnapshot, METADATA_NAME_KEY, type ClusterSnapshot, type NodeReport } from '@flocker/api';
+import {
+  BackendSnapshot,
+  configurationVersionOfTag,
+  METADATA_NAME_KEY,
+  type ClusterSnapshot,
+  type NodeReport,
+} from '@flocker/api';
 import { hasSpares, type BlockDeviceSnapshot } from '@flocker/storage-drivers';
 import type winston from 'winston';
+import { ActedVersion } from './actedVersion';
 import { BackupRunner, restoreOnto, s3StoreFor } from './backups';
 import { reportedAvailableBytes } from './capacity';
 import { calculateChanges, mountPathOf } from './calculateChanges';
@@ -72,6 +79,11 @@ export class DatasetAgent {
   private readonly fencing: SelfFencing;
   private readonly reporter: Reporter;
   private readonly view = new ObservationView();
+  /** The configuration version reports carry (session 10: what a "mounted" in them is current for). */
+  private readonly acted = new ActedVersion(
+    () => configurationVersionOfTag(this.cluster.snapshot?.configuration_tag),
+    () => this.reporter.request(),
+  );
   private readonly pool: PoolKnowledge;
   private readonly failures: FailureLog;
   private readonly worker: DatasetWorker;
@@ -105,7 +117,7 @@ export class DatasetAgent {
     this.used = new UsedBytesCache(o.usedBytes, this.now);
     this.work = new WorkQueue<Observation>(
       o.concurrency,
-      (id, fresh) => this.worker.converge(id, fresh),
+      (id, fresh) => this.acted.track(() => this.worker.converge(id, fresh)),
       () => !this.stopping,
       () => this.workerDone(),
       (id) => this.recheckAfterWorker(id),
@@ -317,6 +329,7 @@ export class DatasetAgent {
       this.logger.debug('cluster changed', { generation: snap.generation, configChanged: false });
       this.lookAfterRelease(snap, waiting, this.startMoves(snap, 'released'));
     }
+    if (change === 'config') this.acted.adopted();
     this.fencing.evaluate();
   }
 
@@ -750,6 +763,7 @@ export class DatasetAgent {
       ...(this.o.maxVolumeSize !== undefined ? { max_volume_size: this.o.maxVolumeSize } : {}),
       ...(this.o.zone !== undefined ? { zone: this.o.zone } : {}),
       ...(this.o.version !== undefined ? { version: this.o.version } : {}),
+      ...this.acted.reported(),
       ...(this.availableBytes !== undefined ? { available_bytes: this.availableBytes } : {}),
     };
   }
