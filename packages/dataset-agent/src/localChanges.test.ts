@@ -1,8 +1,10 @@
 import {
   calculateLocalChanges,
   chooseReplicaNode,
+  failureSteps,
   replicaSettings,
   replicaStep,
+  type LocalAction,
   type LocalClusterNode,
   type LocalDesiredDataset,
   type LocalObservation,
@@ -324,5 +326,73 @@ describe('standby replicas (replicas: 1)', () => {
       name: 'move-000006',
       parent: null,
     });
+  });
+});
+
+describe('failures across turns (failureSteps)', () => {
+  const E = '44444444-4444-4444-8444-444444444444';
+  const refuse = { kind: 'refuse', datasetId: D, code: 'SOURCE_UNREACHABLE', message: 'dead' } as const;
+  const create = { kind: 'create', datasetId: D, size: 1, mountPath: PATH } as const;
+  const none = new Set<string>();
+  const failed = (action: LocalAction['kind'], retryAt: number) => new Map([[D, { action, retryAt }]]);
+
+  it('a refusal is due at once, also in the back-off of an earlier failure (whose error it replaces)', () => {
+    // Issue 24's flake: a BACKEND_ERROR in its back-off hid the refusal of a move off a dead node.
+    expect(failureSteps([refuse], failed('retire', 5000), 1000, none)).toEqual({ due: [refuse], forget: [D] });
+    // Its own earlier record: still due (the agent leaves an unchanged refusal as it is).
+    expect(failureSteps([refuse], failed('refuse', 5000), 1000, none)).toEqual({ due: [refuse], forget: [] });
+  });
+
+  it('the same action waits out its back-off; another action of the dataset goes at once', () => {
+    expect(failureSteps([create], failed('create', 5000), 1000, none)).toEqual({ due: [], forget: [] });
+    expect(failureSteps([create], failed('create', 5000), 5000, none)).toEqual({ due: [create], forget: [] });
+    const mount: LocalAction = { kind: 'mount', datasetId: D, mountPath: PATH };
+    expect(failureSteps([mount], failed('create', 5000), 1000, none)).toEqual({ due: [mount], forget: [D] });
+    // After a refusal: the opt-in's promote at once.
+    const promote: LocalAction = { kind: 'promoteReplica', datasetId: D, snapshot: 's', size: 1, mountPath: PATH };
+    expect(failureSteps([promote], failed('refuse', 0), 1000, none)).toEqual({ due: [promote], forget: [D] });
+  });
+
+  it('a dataset that needs nothing here any more (moved away, deleted, forgotten) loses its failure, unless a move or replica send of it runs', () => {
+    expect(failureSteps([], failed('retire', 5000), 1000, none)).toEqual({ due: [], forget: [D] });
+    expect(failureSteps([], failed('moveOut', 5000), 1000, new Set([D]))).toEqual({ due: [], forget: [] });
+    // Another dataset's action leaves it alone.
+    const other: LocalAction = { kind: 'destroy', datasetId: E };
+    expect(failureSteps([other], failed('destroy', 5000), 1000, none)).toEqual({ due: [other], forget: [D] });
+  });
+
+  it('every failed kind x decided kind (or none) x running x in back-off', () => {
+    const to = { uuid: B, host: '10.0.0.2' };
+    const one: { [K in LocalAction['kind']]: Extract<LocalAction, { kind: K }> } = {
+      create,
+      mount: { kind: 'mount', datasetId: D, mountPath: PATH },
+      resize: { kind: 'resize', datasetId: D, size: 2 },
+      unmount: { kind: 'unmount', datasetId: D, mountPath: PATH },
+      destroy: { kind: 'destroy', datasetId: D },
+      cancelMove: { kind: 'cancelMove', datasetId: D },
+      retire: { kind: 'retire', datasetId: D },
+      moveOut: { kind: 'moveOut', datasetId: D, to, size: 1 },
+      replicate: { kind: 'replicate', datasetId: D, to },
+      promoteReplica: { kind: 'promoteReplica', datasetId: D, snapshot: 's', size: 1, mountPath: PATH },
+      refuse,
+    };
+    const kinds = Object.keys(one) as LocalAction['kind'][];
+    for (const failedKind of kinds)
+      for (const decided of [...kinds, undefined])
+        for (const running of [false, true])
+          for (const inBackoff of [false, true]) {
+            const actions = decided === undefined ? [] : [one[decided]];
+            const got = failureSteps(
+              actions,
+              failed(failedKind, inBackoff ? 2000 : 1000),
+              1000,
+              new Set(running ? [D] : []),
+            );
+            const stale = decided !== failedKind && !running;
+            const label = `${failedKind} -> ${decided ?? 'nothing'}${running ? ', running' : ''}${inBackoff ? ', in back-off' : ''}`;
+            expect([label, got.forget]).toEqual([label, stale ? [D] : []]);
+            const due = decided !== undefined && (decided === 'refuse' || stale || !inBackoff);
+            expect([label, got.due.length]).toEqual([label, due ? 1 : 0]);
+          }
   });
 });

@@ -436,3 +436,36 @@ export function viewKind(
   const own = snapshot.nodes.find((n) => n.uuid === nodeUuid);
   return own !== undefined && isLocalBackend(own.backend) ? 'older' : 'narrow';
 }
+
+/** What the agent keeps of a dataset's failed action between turns (the rest is its report's). */
+export interface LocalFailureRecord {
+  readonly action: LocalAction['kind'];
+  /** When the action may be tried again (the agent's clock, ms). */
+  readonly retryAt: number;
+}
+
+/**
+ * A turn's failure book-keeping (issue 24). A failure is about the action that failed: once the
+ * turn's decision for its dataset has no action of that kind (the dataset needs nothing here any
+ * more — moved away, deleted, its copy gone — or needs something else, like a refusal) it is
+ * forgotten, so a stale error never stands in the report for what the node does now. A move or a
+ * replica send still running keeps it (its own outcome ends it). An action waits out the back-off of
+ * a failure of the same kind; a refusal never waits: it touches no storage.
+ */
+export function failureSteps(
+  actions: readonly LocalAction[],
+  failures: ReadonlyMap<string, LocalFailureRecord>,
+  now: number,
+  running: ReadonlySet<string>,
+): { readonly due: LocalAction[]; readonly forget: string[] } {
+  const decided = new Map(actions.map((a) => [a.datasetId, a.kind]));
+  const forget = [...failures]
+    .filter(([datasetId, f]) => decided.get(datasetId) !== f.action && !running.has(datasetId))
+    .map(([datasetId]) => datasetId);
+  const gone = new Set(forget);
+  const due = actions.filter((a) => {
+    const f = gone.has(a.datasetId) ? undefined : failures.get(a.datasetId);
+    return a.kind === 'refuse' || f === undefined || f.retryAt <= now;
+  });
+  return { due, forget };
+}
