@@ -1,5 +1,15 @@
-import type { ClusterSnapshot } from '@flocker/api';
-import { decisionKey, localManifestation } from './LocalAgent';
+import type { ClusterSnapshot, NodeReport } from '@flocker/api';
+import { ManualClock } from '@flocker/runtime/testing';
+import {
+  StorageError,
+  type LocalDataset,
+  type LocalEngine,
+  type LocalSnapshot,
+  type SendStream,
+} from '@flocker/storage-drivers';
+import { makeTestCluster, type TestCluster } from '@flocker/storage-drivers/testing';
+import winston from 'winston';
+import { decisionKey, LocalAgent, localManifestation } from './LocalAgent';
 import { chooseReplicaNode, localClusterNodes, viewKind } from './localChanges';
 
 const ME = '11111111-1111-4111-8111-111111111111';
@@ -123,5 +133,244 @@ describe('LocalAgent: how it takes what its follower adopted (issue 24)', () => 
     ]);
     // The least loaded other live node: C (32 copies) before B (48).
     expect(chooseReplicaNode(D, undefined, nodes, ME)?.uuid).toBe(C);
+  });
+});
+
+/** A pool in memory: what the agent's turns read and do, with a create that fails on demand. */
+class MemoryPool implements LocalEngine {
+  readonly engine = 'btrfs' as const;
+  readonly pool = '/pool';
+  readonly live = new Map<string, { size: number; mounts: string[] }>();
+  retained: string[] = [];
+  readonly snapshots = new Map<string, LocalSnapshot[]>();
+  failCreate: Error | undefined;
+  readonly calls: string[] = [];
+
+  async prepare(): Promise<void> {}
+  async listDatasets(): Promise<LocalDataset[]> {
+    return [...this.live].map(([datasetId, d]) => ({ datasetId, size: d.size, usedBytes: 0 }));
+  }
+  async listRetained(): Promise<string[]> {
+    return [...this.retained];
+  }
+  async createDataset(datasetId: string, size: number): Promise<LocalDataset> {
+    this.calls.push(`create ${datasetId}`);
+    if (this.failCreate !== undefined) throw this.failCreate;
+    this.live.set(datasetId, { size, mounts: [] });
+    return { datasetId, size, usedBytes: 0 };
+  }
+  async resizeDataset(): Promise<void> {}
+  async destroyDataset(datasetId: string): Promise<void> {
+    this.live.delete(datasetId);
+  }
+  async retire(datasetId: string): Promise<void> {
+    this.live.delete(datasetId);
+  }
+  async mountPoints(datasetId: string): Promise<string[]> {
+    return [...(this.live.get(datasetId)?.mounts ?? [])];
+  }
+  async inUse(datasetId: string): Promise<boolean> {
+    return (this.live.get(datasetId)?.mounts.length ?? 0) > 0;
+  }
+  async mount(datasetId: string, mountPath: string): Promise<void> {
+    this.calls.push(`mount ${datasetId}`);
+    this.live.get(datasetId)?.mounts.push(mountPath);
+  }
+  async unmount(mountPath: string): Promise<void> {
+    for (const d of this.live.values()) d.mounts = d.mounts.filter((m) => m !== mountPath);
+  }
+  async createSnapshot(): Promise<LocalSnapshot> {
+    throw new Error('not in these tests');
+  }
+  async listSnapshots(datasetId: string): Promise<LocalSnapshot[]> {
+    return [...(this.snapshots.get(datasetId) ?? [])];
+  }
+  async destroySnapshot(): Promise<void> {}
+  send(): SendStream {
+    throw new Error('not in these tests');
+  }
+  async receive(): Promise<LocalSnapshot> {
+    throw new Error('not in these tests');
+  }
+  async promote(datasetId: string, name: string, size: number): Promise<LocalDataset> {
+    this.calls.push(`promote ${datasetId} ${name}`);
+    this.live.set(datasetId, { size, mounts: [] });
+    return { datasetId, size, usedBytes: 0 };
+  }
+}
+
+/** A control service that hands out the snapshot a test sets (whole snapshots) and keeps the reports. */
+class SetControl {
+  readonly reports: NodeReport[] = [];
+  private current: ClusterSnapshot | undefined;
+  private wake: (() => void) | undefined;
+
+  set(snapshot: ClusterSnapshot): void {
+    this.current = snapshot;
+    this.wake?.();
+  }
+  async reportNodeState(report: NodeReport): Promise<void> {
+    this.reports.push(report);
+  }
+  async waitForCluster(since?: string, timeoutMs = 0): Promise<ClusterSnapshot> {
+    if (this.current === undefined || this.current.generation === since)
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        setTimeout(resolve, Math.max(timeoutMs, 10));
+      });
+    if (this.current === undefined) throw new Error('no snapshot yet');
+    return this.current;
+  }
+}
+
+describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
+  let pki: TestCluster;
+  let credentials: ReturnType<TestCluster['node']>;
+  beforeAll(() => {
+    pki = makeTestCluster();
+    credentials = pki.node(ME);
+  });
+  afterAll(() => pki.destroy());
+
+  let generation = 0;
+  /** The cluster: D's configuration, B alive or dead with or without a copy of D (and naming a replica of D here). */
+  const cluster = (o: {
+    primary: string;
+    deleted?: boolean;
+    bAlive?: boolean;
+    bHolds?: boolean;
+    metadata?: Record<string, string>;
+    replicaHere?: boolean;
+  }): ClusterSnapshot => {
+    const s = snapshot(String(++generation), [], o.bAlive ?? true);
+    const b = s.nodes[1]!;
+    return {
+      ...s,
+      datasets: [{ ...s.datasets[0]!, primary: o.primary, deleted: o.deleted ?? false, metadata: o.metadata ?? {} }],
+      nodes: [
+        s.nodes[0]!,
+        {
+          ...b,
+          manifestations:
+            o.bHolds === true
+              ? [{ dataset_id: D, blockdevice_id: `btrfs:/p/${D}`, size: 1000, status: 'mounted' }]
+              : [],
+          ...(o.replicaHere === true
+            ? {
+                replicas: [{ dataset_id: D, node_uuid: ME, snapshot: 'move-000002', taken_at: '2026-12-04T12:00:00Z' }],
+              }
+            : {}),
+        },
+      ],
+    };
+  };
+
+  /**
+   * A LocalAgent on a pool in memory, following whole snapshots a test sets, on a manual clock.
+   * `step`: a change (a snapshot set, the clock moved), then the errors of the last report once the
+   * turns it started are over (a report after it, then none for 100 ms).
+   */
+  const run = async (
+    body: (t: {
+      pool: MemoryPool;
+      clock: ManualClock;
+      step: (change: ClusterSnapshot | (() => Promise<void>)) => Promise<NodeReport['errors']>;
+    }) => Promise<void>,
+  ): Promise<void> => {
+    const pool = new MemoryPool();
+    const control = new SetControl();
+    const clock = new ManualClock();
+    const agent = new LocalAgent({
+      nodeUuid: ME,
+      era: 'e',
+      host: '127.0.0.1',
+      engine: pool,
+      control,
+      mountRoot: '/flocker',
+      defaultSize: 1000,
+      // Turns come from the snapshots and the clock's retry timers, not a resync.
+      resyncIntervalMs: 3_600_000,
+      pollWaitMs: 20,
+      // A failure's back-off is a minute of the manual clock: a retry only when a test moves it.
+      backoffInitialMs: 60_000,
+      backoffMaxMs: 60_000,
+      logger: winston.createLogger({ silent: true }),
+      credentials,
+      transferPort: 0,
+      listenHost: '127.0.0.1',
+      clock,
+    });
+    const step = async (change: ClusterSnapshot | (() => Promise<void>)): Promise<NodeReport['errors']> => {
+      const mark = control.reports.length;
+      if (typeof change === 'function') await change();
+      else control.set(change);
+      const deadline = Date.now() + 5000;
+      let seen = mark;
+      let quietSince = Date.now();
+      for (;;) {
+        await new Promise((r) => setTimeout(r, 5));
+        if (control.reports.length !== seen) {
+          seen = control.reports.length;
+          quietSince = Date.now();
+        } else if (seen > mark && Date.now() - quietSince >= 100) return control.reports[seen - 1]!.errors;
+        if (Date.now() > deadline) throw new Error('no turn reported within 5 s');
+      }
+    };
+    await agent.start();
+    try {
+      await body({ pool, clock, step });
+    } finally {
+      await agent.stop();
+    }
+  };
+  const backendError = () => new StorageError('BACKEND_ERROR', 'creating /pool/flocker/datasets/x failed');
+
+  it('a refusal (the only copy is on a dead node) replaces an earlier failure still in its back-off, at once, and stays as it is', async () => {
+    await run(async ({ pool, clock, step }) => {
+      pool.failCreate = backendError();
+      expect(await step(cluster({ primary: ME }))).toMatchObject([
+        { dataset_id: D, action: 'create', code: 'BACKEND_ERROR', attempts: 1 },
+      ]);
+      // Issue 24's flake: the dataset's only copy now on a dead node, while the create's back-off runs.
+      const refused = await step(cluster({ primary: ME, bAlive: false, bHolds: true }));
+      expect(refused).toMatchObject([{ dataset_id: D, action: 'refuse', code: 'SOURCE_UNREACHABLE', attempts: 1 }]);
+      expect(refused[0]?.message).toContain(B);
+      // Looked at again (the create's retry timer, a change of the configuration): the same record; nothing retried.
+      expect(await step(() => clock.advance(120_000))).toEqual(refused);
+      const replicated = { 'clusterhq:flocker:replicas': '1' };
+      expect(await step(cluster({ primary: ME, bAlive: false, bHolds: true, metadata: replicated }))).toEqual(refused);
+      expect(pool.calls).toEqual([`create ${D}`]);
+    });
+  });
+
+  it('a failure of an action the decision no longer has goes from the report: the dataset moved away, deleted, forgotten', async () => {
+    await run(async ({ pool, step }) => {
+      pool.failCreate = backendError();
+      const failedCreate = async (): Promise<void> => {
+        expect(await step(cluster({ primary: ME }))).toMatchObject([{ action: 'create', code: 'BACKEND_ERROR' }]);
+      };
+      await failedCreate();
+      // Moved to B (alive, holding a copy): nothing to do here; no error (the clock never moved: its back-off runs).
+      expect(await step(cluster({ primary: B, bHolds: true }))).toEqual([]);
+      await failedCreate();
+      expect(await step(cluster({ primary: ME, deleted: true }))).toEqual([]);
+      await failedCreate();
+      expect(await step({ ...cluster({ primary: ME }), datasets: [] })).toEqual([]);
+    });
+  });
+
+  it("after the refusal, the opt-in to the replica's loss window promotes the replica here at once", async () => {
+    await run(async ({ pool, step }) => {
+      pool.retained = [D];
+      pool.snapshots.set(D, [{ datasetId: D, name: 'move-000002', identity: 'i2', received: true }]);
+      expect(await step(cluster({ primary: ME, bAlive: false, bHolds: true, replicaHere: true }))).toMatchObject([
+        { action: 'refuse', code: 'SOURCE_UNREACHABLE', message: expect.stringContaining('accept-replica-loss') },
+      ]);
+      const optIn = { 'clusterhq:flocker:accept-replica-loss': 'true' };
+      expect(
+        await step(cluster({ primary: ME, bAlive: false, bHolds: true, replicaHere: true, metadata: optIn })),
+      ).toEqual([]);
+      expect(pool.calls).toEqual([`promote ${D} move-000002`, `mount ${D}`]);
+    });
   });
 });

@@ -27,7 +27,7 @@ import {
   type NodeTlsCredentials,
 } from '@flocker/storage-drivers';
 import type winston from 'winston';
-import { systemClock } from './clock';
+import { systemClock, type Clock, type TimerHandle } from './clock';
 import { ClusterFollower } from './ClusterFollower';
 import { followerReads } from './controlChannel';
 import type { ControlChannel } from './DatasetAgentOptions';
@@ -36,6 +36,7 @@ import { sampleAgent } from './metrics';
 import { coarseUsedBytes } from './usedSpace';
 import {
   DEFAULT_REPLICA_INTERVAL_MS,
+  failureSteps,
   keepsReplica,
   localActions,
   localClusterNodes,
@@ -48,6 +49,7 @@ import {
   replicaStep,
   type LocalAction,
   type LocalCopyHere,
+  type LocalFailureRecord,
   type ReplicaRecord,
 } from './localChanges';
 
@@ -77,6 +79,8 @@ export interface LocalAgentOptions {
   readonly replicaIntervalMs?: number;
   /** After a move away: how many of its move snapshots the old source keeps (agent.yml keep_source_snapshots; default 1). */
   readonly keepSourceSnapshots?: number;
+  /** The failures' back-off and timestamps (default: the system clock). */
+  readonly clock?: Clock;
 }
 
 type Replica = ReplicaRecord & { readonly snapshot: string | null };
@@ -84,14 +88,15 @@ type Replica = ReplicaRecord & { readonly snapshot: string | null };
 /** A copy on this node's pool with the bytes the engine counts for it (btrfs qgroup / ZFS referenced). */
 export type LocalCopyReport = LocalCopyHere & { readonly usedBytes: number };
 
-interface Failure {
-  readonly action: string;
+interface Failure extends LocalFailureRecord {
   readonly code: string;
   readonly message: string;
   readonly attempts: number;
   readonly since: string;
-  readonly retryAt: number;
 }
+
+/** An action the agent carries out (a refusal only records why not: LocalAgent.refused). */
+type StorageAction = Exclude<LocalAction, { kind: 'refuse' }>;
 
 export class LocalAgent {
   private snapshot: ClusterSnapshot | null = null;
@@ -104,6 +109,9 @@ export class LocalAgent {
   private readonly progress = new Map<string, MoveProgress & { readonly to: string }>();
   private lastProgressReport = 0;
   private readonly failures = new Map<string, Failure>();
+  /** The turns asked for when failures' back-offs end (cancelled on stop). */
+  private readonly retryTimers = new Set<TimerHandle>();
+  private readonly clock: Clock;
   /** The standby replicas of the datasets this node is the primary of (seeded from its last report after a restart). */
   private readonly replicas = new Map<string, Replica>();
   private replicasSeeded = false;
@@ -126,6 +134,7 @@ export class LocalAgent {
   private retainedHere: readonly string[] = [];
 
   constructor(private readonly o: LocalAgentOptions) {
+    this.clock = o.clock ?? systemClock;
     this.server = new TransferServer({
       engine: o.engine,
       credentials: o.credentials,
@@ -224,6 +233,8 @@ export class LocalAgent {
   async stop(): Promise<void> {
     this.stopping.abort();
     clearInterval(this.timer);
+    for (const t of this.retryTimers) t.cancel();
+    this.retryTimers.clear();
     this.follower?.stop();
     await this.following;
     await this.running;
@@ -318,21 +329,29 @@ export class LocalAgent {
       },
       { ...this.o, now: Date.now() },
     );
-    const now = Date.now();
+    // A failure the decision no longer has the action of goes (a stale error must not stand for what
+    // the node does now); a refusal is recorded at once, whatever back-off an earlier failure had.
+    const { due, forget } = failureSteps(
+      actions,
+      this.failures,
+      this.clock.now(),
+      new Set([...this.movers.keys(), ...this.replicating.keys()]),
+    );
+    for (const datasetId of forget) this.failures.delete(datasetId);
     let changed = false;
-    for (const action of actions) {
+    for (const action of due) {
       if (this.stopping.signal.aborted) break;
-      const failure = this.failures.get(action.datasetId);
-      // The opt-in to the replica's loss window is acted on at once, not after the refusal's backoff.
-      const optedIn = action.kind === 'promoteReplica' && failure?.action === 'refuse';
-      if ((failure?.retryAt ?? 0) > now && !optedIn) continue;
+      if (action.kind === 'refuse') {
+        this.refused(action);
+        continue;
+      }
       const started = Date.now();
       // A move and a replica send run in the background: timed when they end (startMove, startReplica).
-      const timed = action.kind !== 'refuse' && action.kind !== 'moveOut' && action.kind !== 'replicate';
+      const timed = action.kind !== 'moveOut' && action.kind !== 'replicate';
       try {
         await this.execute(action);
         if (timed) this.metrics.step(action.kind, (Date.now() - started) / 1000);
-        if (action.kind !== 'refuse') this.failures.delete(action.datasetId);
+        this.failures.delete(action.datasetId);
         changed = true;
       } catch (e) {
         if (timed) this.metrics.step(action.kind, (Date.now() - started) / 1000, errorCode(e));
@@ -353,7 +372,7 @@ export class LocalAgent {
     await this.report();
   }
 
-  private failed(action: LocalAction, code: string, message: string): void {
+  private failed(action: StorageAction, code: string, message: string): void {
     const before = this.failures.get(action.datasetId);
     const attempts = (before?.attempts ?? 0) + 1;
     const delay = backoffDelay(attempts - 1, {
@@ -366,8 +385,8 @@ export class LocalAgent {
       code,
       message,
       attempts,
-      since: before?.since ?? new Date().toISOString(),
-      retryAt: Date.now() + delay,
+      since: before?.since ?? new Date(this.clock.wallNow()).toISOString(),
+      retryAt: this.clock.now() + delay,
     });
     this.o.logger.warn('local action failed', {
       datasetId: action.datasetId,
@@ -375,10 +394,36 @@ export class LocalAgent {
       code,
       error: message,
     });
-    setTimeout(() => this.requestTurn(), delay).unref();
+    const timer = this.clock.setTimer(() => {
+      this.retryTimers.delete(timer);
+      this.requestTurn();
+    }, delay);
+    this.retryTimers.add(timer);
   }
 
-  private async execute(action: LocalAction): Promise<void> {
+  /**
+   * Nothing to do but say why (the dataset's error): looked at again on every turn, with no back-off
+   * (it touches no storage). The same refusal again leaves the record (and the report) as it is.
+   */
+  private refused(action: Extract<LocalAction, { kind: 'refuse' }>): void {
+    const before = this.failures.get(action.datasetId);
+    if (before?.action === 'refuse' && before.code === action.code && before.message === action.message) return;
+    this.failures.set(action.datasetId, {
+      action: 'refuse',
+      code: action.code,
+      message: action.message,
+      attempts: 1,
+      since: new Date(this.clock.wallNow()).toISOString(),
+      retryAt: 0,
+    });
+    this.o.logger.warn('local action refused', {
+      datasetId: action.datasetId,
+      code: action.code,
+      error: action.message,
+    });
+  }
+
+  private async execute(action: StorageAction): Promise<void> {
     const { engine, logger } = this.o;
     logger.info('local action', { ...action });
     switch (action.kind) {
@@ -411,10 +456,6 @@ export class LocalAgent {
       }
       case 'cancelMove':
         this.cancels.get(action.datasetId)?.abort();
-        return;
-      case 'refuse':
-        // Reported as the dataset's error; looked at again on every turn.
-        this.failed(action, action.code, action.message);
         return;
       case 'moveOut':
         this.startMove(action);
