@@ -31,6 +31,25 @@ export { NOTIFY_COALESCE_MS, WAKE_BATCH } from './notifier';
 
 const NO_STALE_MOUNTS: ReadonlyMap<NodeReport, ReadonlySet<string>> = new Map();
 
+/** A dataset moved onto `node` by the commit of configuration `version` (ControlState.movedOnto). */
+export interface MovedOnto {
+  readonly node: string;
+  readonly version: number;
+  /** The node's report when it moved, if that showed the dataset mounted (the rule for reports without a version). */
+  readonly reportThen?: NodeReport;
+}
+
+/**
+ * Pure: whether the node's last report (carrying `version`, undefined from an older agent) can show where a dataset
+ * moved onto it is. 'stale': a "mounted" there is not current (built before the agent acted on the move: a version
+ * older than the move's; without a version, the very report the node had sent before the move); 'ended': it is,
+ * and every later report is too (nothing to keep); 'unknown': no report to judge yet.
+ */
+export function mountVerdict(moved: MovedOnto, report: NodeReport, version: number | undefined): 'stale' | 'ended' {
+  if (version !== undefined) return version >= moved.version ? 'ended' : 'stale';
+  return report === moved.reportThen ? 'stale' : 'ended';
+}
+
 export interface ControlStateOptions {
   store: ConfigurationStore;
   nodeTimeoutMs: number;
@@ -67,13 +86,16 @@ export class ControlState {
   private readonly logger: Logger;
   private livenessTimer: NodeJS.Timeout | undefined;
   /**
-   * Datasets moved to a node whose last report, received before the move, shows them mounted (session 9): after a
-   * move away and straight back, that report may be from before its agent unmounted for the move away (its
-   * intermediate states are debounced; the other node's "mounted" can come first), so /v1/state/datasets does not
-   * show it as where the dataset is (flocker-go waits for primary == node with a path there) until the node
-   * reports again. Dataset id → the node and that report (its identity: any later report ends it).
+   * Datasets moved onto a node whose reports may not show that yet: dataset id → the node, the configuration version
+   * of the commit that moved it there, and (for an agent that reports no version) its report then if that showed it
+   * mounted. After a move away and straight back, the node's report built before its agent had acted on the move back
+   * (it was unmounting for the move away: intermediate states are debounced, and the other node's "mounted" can come
+   * first) may still show it mounted, even one received after the move; /v1/state/datasets does not show such a
+   * "mounted" (flocker-go waits for primary == node with a path there). Session 10: the report's
+   * configuration_version must be at least the move's version; a report without one (an older agent) counts from the
+   * first report received after the move (session 9). Kept until the node reports that version (or a later move).
    */
-  private readonly movedOntoMounted = new Map<string, { node: string; report: NodeReport }>();
+  private readonly movedOnto = new Map<string, MovedOnto>();
 
   private constructor(options: ControlStateOptions, initial: Configuration) {
     this.store = options.store;
@@ -105,9 +127,10 @@ export class ControlState {
       onChange: () => {
         this.leases.scheduleLeaseExpiry();
         this.schedules.reschedule();
+        const config = this.committer.configuration;
         this.notifier.notify(
-          this.nodeViews.configurationChanged(this.committer.configuration, (id, before, after) =>
-            this.noteMove(id, before, after),
+          this.nodeViews.configurationChanged(config, (id, before, after) =>
+            this.noteMove(id, before, after, config.version),
           ),
         );
       },
@@ -349,39 +372,43 @@ export class ControlState {
   }
 
   /**
-   * The mounted manifestations /v1/state/datasets does not show (see movedOntoMounted), by report; empty unless a
-   * dataset was moved onto a node whose last report, from before the move, shows it mounted and nothing came since.
+   * The mounted manifestations /v1/state/datasets does not show (see movedOnto), by report: a dataset's "mounted" on
+   * the node it last moved onto, from a report built before its agent had acted on that move. Empty in the usual case.
    */
   staleMounts(): ReadonlyMap<NodeReport, ReadonlySet<string>> {
     // Read per state-list request: nothing to allocate in the usual case.
-    if (this.movedOntoMounted.size === 0) return NO_STALE_MOUNTS;
-    const out = new Map<NodeReport, Set<string>>();
-    for (const [id, e] of this.movedOntoMounted) {
-      if (
-        this.nodes.reportedNode(e.node)?.report !== e.report ||
+    if (this.movedOnto.size === 0) return NO_STALE_MOUNTS;
+    let out: Map<NodeReport, Set<string>> | undefined;
+    for (const [id, e] of this.movedOnto) {
+      const report = this.nodes.reportedNode(e.node)?.report;
+      const verdict =
         this.committer.configuration.datasets.get(id)?.primary !== e.node
-      ) {
-        this.movedOntoMounted.delete(id);
-        continue;
-      }
-      let ids = out.get(e.report);
-      if (ids === undefined) out.set(e.report, (ids = new Set()));
+          ? 'ended'
+          : report === undefined
+            ? 'unknown'
+            : mountVerdict(e, report, this.nodes.configurationVersion(e.node));
+      if (verdict === 'ended') this.movedOnto.delete(id);
+      if (verdict !== 'stale' || report === undefined) continue;
+      if (!report.manifestations.some((m) => m.dataset_id === id && m.status === 'mounted')) continue;
+      out ??= new Map();
+      let ids = out.get(report);
+      if (ids === undefined) out.set(report, (ids = new Set()));
       ids.add(id);
     }
-    return out;
+    return out ?? NO_STALE_MOUNTS;
   }
 
   /**
-   * A committed configuration changed a dataset's primary (NodeViewIndex.configurationChanged, from its one diff of
-   * the datasets): notes it if moved onto a node whose last report shows it mounted.
+   * A committed configuration (of `version`) changed a dataset's primary (NodeViewIndex.configurationChanged, from its
+   * one diff of the datasets): notes a move onto a node (see movedOnto).
    */
-  private noteMove(id: string, before: string | undefined, after: string | undefined): void {
-    this.movedOntoMounted.delete(id);
+  private noteMove(id: string, before: string | undefined, after: string | undefined, version: number): void {
+    this.movedOnto.delete(id);
     // A new dataset (no primary before) cannot have a stale mount; a deleted one is shown by nobody.
     if (before === undefined || after === undefined) return;
     const report = this.nodes.reportedNode(after)?.report;
-    if (report?.manifestations.some((m) => m.dataset_id === id && m.status === 'mounted') === true)
-      this.movedOntoMounted.set(id, { node: after, report });
+    const mounted = report?.manifestations.some((m) => m.dataset_id === id && m.status === 'mounted') === true;
+    this.movedOnto.set(id, { node: after, version, ...(mounted ? { reportThen: report } : {}) });
   }
 
   /** Stops timers, releases long-polls and waits for a pending commit. */

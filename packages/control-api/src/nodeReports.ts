@@ -56,8 +56,19 @@ export interface NodeReportsOptions {
   onDeadNodesChanged: () => void;
 }
 
+/**
+ * A report as kept and answered, and the configuration version it carried (NodeReport.configuration_version):
+ * read by the stale-mount rule (ControlState.staleMounts) only, never in a node state the service answers
+ * (agents one release behind parse those strictly, docs/compatibility.md).
+ */
+function withoutVersion(report: NodeReport): { report: NodeReport; version: number | undefined } {
+  if (report.configuration_version === undefined) return { report, version: undefined };
+  const { configuration_version: version, ...rest } = report;
+  return { report: rest, version };
+}
+
 export class NodeReports {
-  private readonly nodes = new Map<string, ReportedNode & { json: string }>();
+  private readonly nodes = new Map<string, ReportedNode & { json: string; version: number | undefined }>();
   private readonly aliveSet = new Set<string>();
   /**
    * Nodes declared dead and not back: reported nodes whose last report is older than
@@ -94,6 +105,11 @@ export class NodeReports {
     return this.nodes.get(uuid);
   }
 
+  /** The configuration version the node's last report carried; undefined when none (an older agent). */
+  configurationVersion(uuid: string): number | undefined {
+    return this.nodes.get(uuid)?.version;
+  }
+
   /** The dead nodes and since when (epoch ms) each is dead. */
   deadNodeTimes(): Iterable<[string, { deadSince: number; host: string }]> {
     return this.deadNodes.entries();
@@ -110,25 +126,29 @@ export class NodeReports {
     return this.deadNodes.get(uuid)?.deadSince;
   }
 
-  /** Records a node's own report, received now; returns its JSON (for sharing with other replicas). */
-  record(report: NodeReport, now: number): string {
+  /** Records a node's own report, received now; returns its JSON as received (for sharing with other replicas). */
+  record(received: NodeReport, now: number): string {
+    const { report, version } = withoutVersion(received);
     const json = JSON.stringify(report);
     const previous = this.nodes.get(report.uuid);
-    this.nodes.set(report.uuid, { report, lastSeen: now, json });
+    this.nodes.set(report.uuid, { report, lastSeen: now, json, version });
     const wasAlive = this.aliveSet.has(report.uuid);
     this.aliveSet.add(report.uuid);
     if (!wasAlive) this.nodeBack(report.uuid, report.host, now);
-    // A report repeating what we know changes nothing for the agents: do not wake them.
-    if (previous === undefined || previous.json !== json || !wasAlive) this.changed([report.uuid]);
-    return json;
+    // A report repeating what we know changes nothing for the agents: do not wake them. A new version alone
+    // wakes waiters (it can end a hidden stale "mounted"; the agent sends one only when it can: Reporter).
+    if (previous === undefined || previous.json !== json || previous.version !== version || !wasAlive)
+      this.changed([report.uuid]);
+    return version === undefined ? json : JSON.stringify(received);
   }
 
   /** A node report received by another replica (shared stores). */
-  external(report: NodeReport, lastSeen: number): void {
-    const previous = this.nodes.get(report.uuid);
+  external(received: NodeReport, lastSeen: number): void {
+    const previous = this.nodes.get(received.uuid);
     if (this.closed || (previous !== undefined && previous.lastSeen >= lastSeen)) return;
+    const { report, version } = withoutVersion(received);
     const json = JSON.stringify(report);
-    this.nodes.set(report.uuid, { report, lastSeen, json });
+    this.nodes.set(report.uuid, { report, lastSeen, json, version });
     const now = this.options.now();
     const alive = isAlive({ report, lastSeen }, now, this.options.nodeTimeoutMs);
     const wasAlive = this.aliveSet.has(report.uuid);
@@ -141,7 +161,8 @@ export class NodeReports {
       if (wasAlive || this.deadNodes.has(report.uuid)) this.nodeDead(report.uuid, report.host, lastSeen, now, wasAlive);
       else this.deadNodes.set(report.uuid, { deadSince: lastSeen + this.options.nodeTimeoutMs, host: report.host });
     }
-    if (previous === undefined || previous.json !== json || alive !== wasAlive) this.changed([report.uuid]);
+    if (previous === undefined || previous.json !== json || previous.version !== version || alive !== wasAlive)
+      this.changed([report.uuid]);
   }
 
   /** Marks nodes that stopped reporting as dead (and revived ones alive). */

@@ -6,8 +6,9 @@
  * "mounted" from a report received before the dataset was moved onto it is not shown until it reports again.
  * Real control service (in-process), reports sent as the agents would.
  */
-import { FlockerClient, type ManifestationState } from '@flocker/api';
+import { configurationVersionOfTag, FlockerClient, type ManifestationState } from '@flocker/api';
 import { DatasetStateList, datasetStateJson } from './clusterState';
+import { mountVerdict } from './ControlState';
 import { MemoryConfigurationStore } from './ConfigurationStore';
 import { type ControlService, startControlService } from './server';
 import { A, B, C, letterReport as report } from './testing/fixtures';
@@ -82,6 +83,97 @@ it('other datasets of the same report, a move elsewhere and a new dataset are sh
   expect(await shown(d3)).toMatchObject({ primary: B, path: `/flocker-b/${d3}` });
 });
 
+/** The committed configuration's version, as an agent reads it from its snapshot's tag. */
+const version = async () =>
+  configurationVersionOfTag((await client.waitForCluster(undefined, 0)).configuration_tag) ?? Number.NaN;
+
+describe('configuration_version (session 10): a report built before the move back, received after it', () => {
+  it('is not shown mounted on the node the dataset moved back onto; a report built at the move back is, at once', async () => {
+    await client.reportNodeState(report(A, { configuration_version: await version() }));
+    await client.reportNodeState(report(B, { configuration_version: await version() }));
+    const id = (await client.createDataset({ primary: A, maximum_size: 1024 ** 3 })).dataset_id;
+    await client.reportNodeState(
+      report(A, { manifestations: [mounted(id, A)], configuration_version: await version() }),
+    );
+    await client.updateDataset(id, { primary: B });
+    const away = await version();
+    // A's agent has the move away and is unmounting (its worker runs); a report it builds now still shows it mounted.
+    const inFlight = report(A, { manifestations: [mounted(id, A)], configuration_version: away });
+    await client.reportNodeState(report(B, { manifestations: [mounted(id, B)], configuration_version: away }));
+    await client.updateDataset(id, { primary: A });
+    const back = await version();
+    expect(back).toBeGreaterThan(away);
+    // ... and reaches the control service only now, milliseconds after the move back (A's kernel: unmounted).
+    await client.reportNodeState(inFlight);
+    // Before (session 9: any report since the move counts): { primary: A, path: '/flocker-a/<id>' }, not mounted.
+    expect(await shown(id)).not.toMatchObject({ primary: A });
+    expect(await shown(id)).toMatchObject({ primary: B, path: `/flocker-b/${id}` });
+    // The same again (a heartbeat of that state) changes nothing: only the version counts, not a later receipt.
+    await client.reportNodeState(inFlight);
+    expect(await shown(id)).not.toMatchObject({ primary: A });
+    // B unmounts and detaches; A, having acted on the move back, mounts and reports: shown with no further report.
+    await client.reportNodeState(report(B, { configuration_version: back }));
+    await client.reportNodeState(report(A, { manifestations: [mounted(id, A)], configuration_version: back }));
+    expect(await shown(id)).toEqual({ dataset_id: id, primary: A, maximum_size: 1024 ** 3, path: `/flocker-a/${id}` });
+    // Nothing is kept once A caught up: a later report (at a later version) is taken as it comes.
+    expect(svc.state.staleMounts().size).toBe(0);
+  });
+
+  it('hides only that dataset, only on that node; a newer version or a move elsewhere ends it', async () => {
+    await client.reportNodeState(report(A, { configuration_version: await version() }));
+    await client.reportNodeState(report(B, { configuration_version: await version() }));
+    await client.reportNodeState(report(C, { configuration_version: await version() }));
+    const d1 = (await client.createDataset({ primary: A, maximum_size: 1024 ** 3 })).dataset_id;
+    const d2 = (await client.createDataset({ primary: A, maximum_size: 1024 ** 3 })).dataset_id;
+    await client.updateDataset(d1, { primary: B });
+    const away = await version();
+    await client.updateDataset(d1, { primary: A });
+    const back = await version();
+    // Built between the two moves (at `away`), received after the second.
+    await client.reportNodeState(
+      report(A, { manifestations: [mounted(d1, A), mounted(d2, A)], configuration_version: away }),
+    );
+    expect(await shown(d1)).toBeUndefined();
+    expect(await shown(d2)).toMatchObject({ primary: A, path: `/flocker-a/${d2}` });
+    // A report at a version between the two moves is still older than the move back.
+    await client.reportNodeState(
+      report(A, { manifestations: [mounted(d1, A), mounted(d2, A)], configuration_version: back - 1 }),
+    );
+    expect(await shown(d1)).toBeUndefined();
+    // Moved on to C: A's "mounted" is what A holds again (shown as before: it is not where the primary is).
+    await client.updateDataset(d1, { primary: C });
+    expect(await shown(d1)).toMatchObject({ primary: A, path: `/flocker-a/${d1}` });
+    // Moved back onto A once more: a report at a version from before that move hides it; at or after it, shown.
+    await client.updateDataset(d1, { primary: A });
+    const again = await version();
+    expect(await shown(d1)).toBeUndefined();
+    await client.reportNodeState(
+      report(A, { manifestations: [mounted(d1, A), mounted(d2, A)], configuration_version: again }),
+    );
+    expect(await shown(d1)).toMatchObject({ primary: A, path: `/flocker-a/${d1}` });
+  });
+
+  it('an agent that reports no version keeps the session-9 rule (any report after the move counts)', async () => {
+    await client.reportNodeState(report(A));
+    await client.reportNodeState(report(B));
+    const id = (await client.createDataset({ primary: A, maximum_size: 1024 ** 3 })).dataset_id;
+    await client.reportNodeState(report(A, { manifestations: [mounted(id, A)] }));
+    await client.updateDataset(id, { primary: B });
+    await client.updateDataset(id, { primary: A });
+    expect(await shown(id)).toBeUndefined();
+    await client.reportNodeState(report(A, { manifestations: [mounted(id, A)] }));
+    expect(await shown(id)).toMatchObject({ primary: A, path: `/flocker-a/${id}` });
+  });
+
+  it('is never in the node states the service answers (agents one release behind parse them strictly)', async () => {
+    await client.reportNodeState(report(A, { configuration_version: await version() }));
+    const snap = await client.waitForCluster(undefined, 0);
+    expect(snap.nodes.find((n) => n.uuid === A)).not.toHaveProperty('configuration_version');
+    const view = await client.waitForCluster(undefined, 0, { node: A });
+    expect(view.nodes.find((n) => n.uuid === A)).not.toHaveProperty('configuration_version');
+  });
+});
+
 describe('DatasetStateList.body with hidden manifestations (pure)', () => {
   it('leaves out exactly the hidden ones, the same as datasetStateJson, with or without another report showing them', () => {
     const list = new DatasetStateList();
@@ -107,5 +199,21 @@ describe('DatasetStateList.body with hidden manifestations (pure)', () => {
     expect(ids(list.body(nodes, onlyE).toString())).toEqual([`${D}@${A}`]);
     expect(list.body(nodes, onlyE).toString()).toBe(datasetStateJson(nodes, new WeakMap(), onlyE));
     expect(ids(list.body(nodes).toString())).toEqual([`${D}@${A}`, `${E}@${A}`]);
+  });
+});
+
+describe('mountVerdict (pure)', () => {
+  const then = report(A, { manifestations: [mounted('d', A)] });
+  const later = report(A, { manifestations: [mounted('d', A)] });
+  it('with a version: stale below the move, ended at or above it; without: stale only for the report sent before', () => {
+    for (const reportThen of [undefined, then]) {
+      const moved = { node: A, version: 7, ...(reportThen !== undefined ? { reportThen } : {}) };
+      expect(mountVerdict(moved, then, 6)).toBe('stale');
+      expect(mountVerdict(moved, later, 6)).toBe('stale');
+      expect(mountVerdict(moved, then, 7)).toBe('ended');
+      expect(mountVerdict(moved, later, 8)).toBe('ended');
+      expect(mountVerdict(moved, later, undefined)).toBe('ended');
+      expect(mountVerdict(moved, then, undefined)).toBe(reportThen === undefined ? 'ended' : 'stale');
+    }
   });
 });
