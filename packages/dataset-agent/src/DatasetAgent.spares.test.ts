@@ -2,6 +2,7 @@
 import { ManualClock } from '@flocker/runtime/testing';
 import type { BlockDeviceVolume, CreateVolumeOptions, SpareCapable, SpareVolume } from '@flocker/storage-drivers';
 import { DatasetAgent } from './DatasetAgent';
+import { MAX_DEFER_MS, SETTLE_MS } from './SparePool';
 import { TEST_NODE, testAgentOptions } from './testing/agentOptions';
 import { FakeControl, FakeDriver, FakeHost } from './testing/fakes';
 
@@ -140,6 +141,29 @@ describe('DatasetAgent with spare volumes (issue 23)', () => {
     await eventually(() => (control.last()?.manifestations ?? []).filter((m) => m.status === 'mounted').length === 2);
     await eventually(() => driver.spares.length === 1);
     expect(driver.made).toBe(2);
+    await agent.stop();
+  });
+
+  it('new datasets every half second (never SETTLE_MS of quiet) still get the pool refilled, once MAX_DEFER_MS has passed', async () => {
+    const { driver, control, agent } = setup(1);
+    agent.start();
+    await eventually(() => driver.spares.length === 1);
+    const made = driver.made;
+    const ids = Array.from({ length: 16 }, (_, i) => `cccccccc-cccc-4ccc-8ccc-${String(i).padStart(12, '0')}`);
+    const started = clock.now();
+    let refilledAt: number | undefined;
+    for (let i = 0; i < ids.length; i++) {
+      control.setDatasets(ids.slice(0, i + 1).map((id) => dataset(id, 64 * MiB)));
+      await eventually(
+        () => (control.last()?.manifestations ?? []).filter((m) => m.status === 'mounted').length === i + 1,
+      );
+      await clock.advance(SETTLE_MS / 2);
+      if (refilledAt === undefined && driver.made > made) refilledAt = clock.now();
+    }
+    // The first dataset claimed the spare; a refill came while datasets kept coming, within the bound.
+    expect(refilledAt).toBeDefined();
+    expect(refilledAt! - started).toBeGreaterThanOrEqual(MAX_DEFER_MS - SETTLE_MS);
+    expect(refilledAt! - started).toBeLessThanOrEqual(MAX_DEFER_MS + 2 * SETTLE_MS);
     await agent.stop();
   });
 
