@@ -145,7 +145,12 @@ async function waitUntil<T>(
   client: FlockerClient,
   io: Io,
   timeoutSeconds: number,
-  check: (s: ClusterSnapshot) => { done: T } | { step: string; error?: string; fatal?: boolean },
+  check: (
+    s: ClusterSnapshot,
+  ) =>
+    | { done: T }
+    | { step: string; error?: string; fatal?: boolean }
+    | Promise<{ done: T } | { step: string; error?: string; fatal?: boolean }>,
   /** The longest long-poll: a wait for something that may bring no new generation (a repeated report) looks sooner. */
   sliceMs = 25_000,
 ): Promise<T> {
@@ -156,7 +161,7 @@ async function waitUntil<T>(
     const remaining = deadline - Date.now();
     const snapshot = await client.waitForCluster(since, Math.max(0, Math.min(remaining, sliceMs)));
     since = snapshot.generation;
-    const r = check(snapshot);
+    const r = await check(snapshot);
     if ('done' in r) return r.done;
     const line = r.error ? `${r.step} — ${r.error}` : r.step;
     if (line !== last) {
@@ -188,9 +193,11 @@ function waitForMounted(
     client,
     io,
     timeout,
-    (s) => {
-      const p =
-        before !== undefined ? moveWaitPhase(before, s, datasetId, nodeUuid) : movePhase(s, datasetId, nodeUuid);
+    async (s) => {
+      let p = before !== undefined ? moveWaitPhase(before, s, datasetId, nodeUuid) : movePhase(s, datasetId, nodeUuid);
+      // A move's "mounted" as the control service judges it (the report's configuration_version: moveWaitPhase).
+      if (p.phase === 'mounted' && before !== undefined)
+        p = moveWaitPhase(before, s, datasetId, nodeUuid, await client.listDatasetState());
       if (p.phase === 'mounted') return { done: p.path };
       if (p.phase === 'deleted') return { step: 'deleted', error: 'the volume was deleted', fatal: true };
       return p;

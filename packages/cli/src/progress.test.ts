@@ -1,4 +1,4 @@
-import type { ClusterSnapshot, NodeState } from '@flocker/api';
+import type { ClusterSnapshot, DatasetState, NodeState } from '@flocker/api';
 import { node as fixtureNode } from '@flocker/web-ui/testing';
 import { isGone, movePhase, moveWaitPhase, resizePhase } from './progress';
 
@@ -178,5 +178,47 @@ describe('moveWaitPhase: a move away and straight back (session 9, stale mounted
     });
     const waiting = withPrimary(snap([node(A, { last_seen: T1 }), node(B)]), A);
     expect(moveWaitPhase(withPrimary(snap([mountedAt(T0)]), B), waiting, D, A)).toEqual(movePhase(waiting, D, A));
+  });
+});
+
+describe('moveWaitPhase: a report built before the move back, received after it (session 10, configuration_version)', () => {
+  const mountedAt = (last_seen: string) =>
+    node(A, {
+      last_seen,
+      manifestations: [{ dataset_id: D, blockdevice_id: 'v', size: 1, status: 'mounted', path: '/flocker/x' }],
+    });
+  const withPrimary = (s: ClusterSnapshot, primary: string): ClusterSnapshot => ({
+    ...s,
+    datasets: [{ dataset_id: D, primary, deleted: false, metadata: {} }],
+  });
+  const T0 = '2026-12-05T04:00:00.000Z';
+  const T1 = '2026-12-05T04:00:00.005Z';
+  const at = (primary: string, path: string): DatasetState[] => [{ dataset_id: D, primary, maximum_size: 1, path }];
+  const before = withPrimary(snap([mountedAt(T0), node(B)]), B);
+  // A's report built at the move away (it was unmounting), received 5 ms after the move back: a later last_seen.
+  const after = withPrimary(snap([mountedAt(T1), node(B)]), A);
+
+  it("the session-9 wait (no state list) takes it; with the service's state list (it hides it) the wait goes on", () => {
+    expect(moveWaitPhase(before, after, D, A)).toEqual({ phase: 'mounted', path: '/flocker/x' });
+    // The control service's verdict: that report's configuration_version is older than the move back, so
+    // /v1/state/datasets shows the dataset where it really is mounted (B), not at A.
+    expect(moveWaitPhase(before, after, D, A, at(B, '/flocker-b/x'))).toEqual({
+      phase: 'waiting',
+      step: 'waiting for host-a to report having acted on the move (it may be unmounting)',
+    });
+    expect(moveWaitPhase(before, after, D, A, [])).toMatchObject({ phase: 'waiting' });
+    // A's report built after it acted on the move back: shown at A, the wait ends.
+    expect(moveWaitPhase(before, after, D, A, at(A, '/flocker/x'))).toEqual({ phase: 'mounted', path: '/flocker/x' });
+  });
+
+  it('the state list never ends a wait movePhase or the session-9 rule would not end', () => {
+    const waiting = withPrimary(snap([node(A, { last_seen: T1 }), node(B)]), A);
+    expect(moveWaitPhase(before, waiting, D, A, at(A, '/flocker/x'))).toEqual(movePhase(waiting, D, A));
+    const sameReport = withPrimary(snap([mountedAt(T0), node(B)]), A);
+    expect(moveWaitPhase(before, sameReport, D, A, at(A, '/flocker/x'))).toMatchObject({ phase: 'waiting' });
+    // A move where nothing was mounted before: the list decides too (a report in flight shows no more than it).
+    const fresh = withPrimary(snap([node(A, { last_seen: T0 }), node(B)]), B);
+    expect(moveWaitPhase(fresh, after, D, A, at(B, '/flocker-b/x'))).toMatchObject({ phase: 'waiting' });
+    expect(moveWaitPhase(fresh, after, D, A, at(A, '/flocker/x'))).toEqual({ phase: 'mounted', path: '/flocker/x' });
   });
 });

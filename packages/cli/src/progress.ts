@@ -2,7 +2,7 @@
  * Where a dataset is on its way to being usable on a node, read from one
  * cluster snapshot. Pure, so every phase is unit-tested.
  */
-import { type ClusterSnapshot, isLocalBackend } from '@flocker/api';
+import { type ClusterSnapshot, type DatasetState, isLocalBackend } from '@flocker/api';
 import { localMoveOf, localMoveText } from '@flocker/web-ui';
 
 export type Phase =
@@ -11,21 +11,37 @@ export type Phase =
   | { phase: 'waiting'; step: string; error?: string; fatal?: boolean };
 
 /**
- * A move's wait (`flocker volumes move`): movePhase, except that a "mounted" on the target that `before` (the
- * snapshot taken before the move) already showed while the primary was elsewhere counts only from a report the
- * target sent since (a later last_seen). After a move away and straight back, the target's report from before its
- * agent unmounted for the move away (its intermediate states are debounced, and the other node's "mounted" can
- * come first) still shows it mounted: the wait ended at once, on a path that was not mounted. A report sent
- * later is built after that unmount, so it shows where the volume really is.
+ * A move's wait (`flocker volumes move`): movePhase, except for a "mounted" on the target that is not current.
+ * After a move away and straight back, the target's report built before its agent had acted on the move back (it
+ * was unmounting for the move away: intermediate states are debounced, and the other node's "mounted" can come
+ * first) still shows it mounted, even one received after the move: the wait ended at once, on a path that was not
+ * mounted. `shown` (/v1/state/datasets, read once movePhase says mounted) is the control service's verdict: it shows
+ * a "mounted" on the node a dataset last moved onto only from a report whose configuration_version is at least that
+ * move's (session 10; from an older agent, one received after the move). Without `shown`, and in any case: a
+ * "mounted" `before` (the snapshot taken before the move) already showed while the primary was elsewhere counts
+ * only from a report the target sent since (a later last_seen; session 9).
  */
-export function moveWaitPhase(before: ClusterSnapshot, s: ClusterSnapshot, datasetId: string, nodeUuid: string): Phase {
+export function moveWaitPhase(
+  before: ClusterSnapshot,
+  s: ClusterSnapshot,
+  datasetId: string,
+  nodeUuid: string,
+  shown?: readonly DatasetState[],
+): Phase {
   const p = movePhase(s, datasetId, nodeUuid);
   if (p.phase !== 'mounted') return p;
-  if (before.datasets.find((d) => d.dataset_id === datasetId)?.primary === nodeUuid) return p;
+  const host = s.nodes.find((n) => n.uuid === nodeUuid)?.host ?? nodeUuid;
+  const current = (q: Phase): Phase => {
+    if (shown === undefined) return q;
+    const entry = shown.find((d) => d.dataset_id === datasetId);
+    if (entry?.primary === nodeUuid && entry.path !== undefined) return q;
+    return { phase: 'waiting', step: `waiting for ${host} to report having acted on the move (it may be unmounting)` };
+  };
+  if (before.datasets.find((d) => d.dataset_id === datasetId)?.primary === nodeUuid) return current(p);
   const was = before.nodes.find((n) => n.uuid === nodeUuid);
-  if (was === undefined || movePhase(before, datasetId, nodeUuid).phase !== 'mounted') return p;
+  if (was === undefined || movePhase(before, datasetId, nodeUuid).phase !== 'mounted') return current(p);
   const seen = s.nodes.find((n) => n.uuid === nodeUuid)?.last_seen;
-  if (seen !== undefined && Date.parse(seen) > Date.parse(was.last_seen)) return p;
+  if (seen !== undefined && Date.parse(seen) > Date.parse(was.last_seen)) return current(p);
   return { phase: 'waiting', step: `waiting for ${was.host} to report since the move (it unmounts for the move away)` };
 }
 
