@@ -224,6 +224,120 @@ describe('LoopbackDriver', () => {
     expect(await a.getDevicePath(v.blockdeviceId)).toBe(devices[0]);
   });
 
+  it('an attach killed between its loop device and its record converges: the next attach (on any host) or repair() detaches the device, repair() removes the record temp once old', async () => {
+    const { root, a, b } = await pool();
+    const v = await a.createVolume('ds', 8 * MiB);
+    const id = v.blockdeviceId;
+    const volumes = path.join(root, 'volumes');
+    const image = path.join(volumes, `${id}.img`);
+    const record = JSON.parse(await fs.readFile(path.join(volumes, `${id}.json`), 'utf8')) as object;
+    /** What a kill of a's attach after the ioctl, before the rename, leaves: a device, the record as before, a temp. */
+    const killedAttach = async (): Promise<{ device: string; temp: string }> => {
+      const device = (await sh('losetup', ['--find', '--show', image])).trim();
+      const temp = path.join(volumes, `${id}.json.tmp-4242-${randomUUID().slice(0, 8)}`);
+      await fs.writeFile(temp, JSON.stringify({ ...record, attached_to: 'instance-a' }));
+      return { device, temp };
+    };
+    const first = await killedAttach();
+    // Restarted, a finds the volume unattached (nothing of its own to re-create); b may take it.
+    expect((await a.listVolumes()).map((x) => x.attachedTo)).toEqual([null]);
+    await expectStorageError(a.getDevicePath(id), 'UNATTACHED');
+    await b.attachVolume(id, 'instance-b');
+    const devices = await findLoopDevices(execFileExec, image);
+    expect(devices).toHaveLength(1);
+    expect(await b.getDevicePath(id)).toBe(devices[0]);
+    await b.detachVolume(id);
+    expect(await findLoopDevices(execFileExec, image)).toEqual([]);
+    // Or repair() at a's restart: the device goes at once, the temps once old.
+    const second = await killedAttach();
+    const report = await a.repair();
+    expect(report.detachedStale).toEqual([second.device]);
+    expect(report.removedRecordTemps).toEqual([]);
+    expect(await findLoopDevices(execFileExec, image)).toEqual([]);
+    const hourAgo = new Date(Date.now() - 3600_000);
+    for (const t of [first.temp, second.temp]) await fs.utimes(t, hourAgo, hourAgo);
+    expect((await a.repair()).removedRecordTemps.sort()).toEqual([first.temp, second.temp].sort());
+    expect((await fs.readdir(volumes)).sort()).toEqual([`${id}.img`, `${id}.json`]);
+  });
+
+  it('a detach killed between its loop device and its record converges: getDevicePath attaches it again', async () => {
+    const { root, a } = await pool();
+    const v = await a.createVolume('ds', 8 * MiB);
+    const id = v.blockdeviceId;
+    const volumes = path.join(root, 'volumes');
+    const image = path.join(volumes, `${id}.img`);
+    await a.attachVolume(id, 'instance-a');
+    const record = JSON.parse(await fs.readFile(path.join(volumes, `${id}.json`), 'utf8')) as object;
+    // The kill: the device detached, the record still attached here, the detached record in a temp.
+    for (const d of await findLoopDevices(execFileExec, image)) await sh('losetup', ['-d', d]);
+    await fs.writeFile(
+      path.join(volumes, `${id}.json.tmp-4242-0badf00d`),
+      JSON.stringify({ ...record, attached_to: null }),
+    );
+    const restarted = new LoopbackDriver({ rootPath: root, instanceId: 'instance-a' });
+    const device = await restarted.getDevicePath(id);
+    expect(await findLoopDevices(execFileExec, image)).toEqual([device]);
+    await restarted.detachVolume(id);
+    expect(await findLoopDevices(execFileExec, image)).toEqual([]);
+  });
+
+  it('converges after agents attaching and detaching are killed with SIGKILL at any point (20 kills)', async () => {
+    const { root, b } = await pool();
+    const v = await b.createVolume('ds', 8 * MiB);
+    const id = v.blockdeviceId;
+    const volumes = path.join(root, 'volumes');
+    const image = path.join(volumes, `${id}.img`);
+    // As the agent of instance-a would: attach, device, detach, again and again, until killed.
+    const script = `
+      const { LoopbackDriver } = require(${JSON.stringify(path.join(__dirname, 'index.js'))});
+      const d = new LoopbackDriver({ rootPath: ${JSON.stringify(root)}, instanceId: 'instance-a' });
+      (async () => {
+        for (let i = 0; ; i++) {
+          await d.attachVolume(${JSON.stringify(id)}, 'instance-a');
+          await d.getDevicePath(${JSON.stringify(id)});
+          if (i === 0) process.stdout.write('cycling');
+          await d.detachVolume(${JSON.stringify(id)});
+        }
+      })().catch((e) => { process.stderr.write(String(e)); process.exit(3); });
+    `;
+    for (let kill = 0; kill < 20; kill++) {
+      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      const started = await Promise.race([
+        new Promise<boolean>((resolve) => child.stdout.once('data', () => resolve(true))),
+        exited.then(() => false),
+      ]);
+      if (!started) throw new Error(`the attaching process failed: ${stderr}`);
+      // Cycles take a few ms: a kill anywhere within the first few of them, at a different point each time.
+      await new Promise((r) => setTimeout(r, Math.random() * 25));
+      child.kill('SIGKILL');
+      expect(await exited).toBeNull();
+      // Restarted (as the agent starts: repair first).
+      const a = new LoopbackDriver({ rootPath: root, instanceId: 'instance-a' });
+      await a.repair();
+      const [volume] = await a.listVolumes();
+      if (volume.attachedTo === 'instance-a') {
+        expect(await findLoopDevices(execFileExec, image)).toEqual([await a.getDevicePath(id)]);
+        await a.detachVolume(id);
+      } else {
+        expect(volume.attachedTo).toBeNull();
+      }
+      expect(await findLoopDevices(execFileExec, image)).toEqual([]);
+      // Never held on two hosts: b takes it, with exactly one device.
+      await b.attachVolume(id, 'instance-b');
+      expect(await findLoopDevices(execFileExec, image)).toEqual([await b.getDevicePath(id)]);
+      await b.detachVolume(id);
+    }
+    // What the kills left besides: record temps only, removed by repair() once old.
+    const hourAgo = new Date(Date.now() - 3600_000);
+    const temps = (await fs.readdir(volumes)).filter((n) => n.includes('.json.tmp-'));
+    for (const t of temps) await fs.utimes(path.join(volumes, t), hourAgo, hourAgo);
+    expect((await b.repair()).removedRecordTemps).toHaveLength(temps.length);
+    expect((await fs.readdir(volumes)).sort()).toEqual([`${id}.img`, `${id}.json`]);
+  });
+
   it('force detach fences a device still mounted by the dead holder: its later syncs fail, its writes never reach the new holder', async () => {
     const { root, a, b } = await pool();
     const { v, device: oldDevice } = await attachedWithFilesystem(a, 32 * MiB);

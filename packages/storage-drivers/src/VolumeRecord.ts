@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { closeSync, fsync, openSync, promises as fs, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 import { z } from 'zod';
 
 /** What the loopback pool keeps beside each backing file, `<id>.json`. */
@@ -34,20 +35,24 @@ export async function writeFileAtomic(file: string, content: string, options: At
 
 /**
  * First half of an atomic write: the content in a new temp file beside `file`
- * (FileHandle.writeFile writes every byte, continuing short writes; ENOSPC throws and
+ * (writeFileSync writes every byte, continuing short writes; ENOSPC throws and
  * the temp file is removed, so a full pool keeps its old records and no litter),
  * flushed to disk (together with `alsoSync`, e.g. another new file of the same
  * step: concurrent fsyncs share one journal commit). Returns the temp path.
+ *
+ * The open and the write are synchronous: a record is a few hundred bytes into the page cache (tens of
+ * microseconds), while each thread-pool hop waits for a thread and then the main thread to get a CPU (0.3 ms
+ * median, several ms at the 90th percentile on a loaded host). Only the fsync, which waits for the disk, is not.
  */
 export async function writeSyncedTemp(file: string, content: string, alsoSync?: () => Promise<void>): Promise<string> {
   const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
-    const handle = await fs.open(tmp, 'wx', 0o644);
+    const fd = openSync(tmp, 'wx', 0o644);
     try {
-      await handle.writeFile(content, 'utf8');
-      await Promise.all([handle.sync(), alsoSync?.()]);
+      writeFileSync(fd, content, 'utf8');
+      await Promise.all([fsyncFd(fd), alsoSync?.()]);
     } finally {
-      await handle.close();
+      closeSync(fd);
     }
   } catch (e) {
     // The write's error (ENOSPC) is the one to report; the old record is untouched.
@@ -56,6 +61,8 @@ export async function writeSyncedTemp(file: string, content: string, alsoSync?: 
   }
   return tmp;
 }
+
+const fsyncFd = promisify(fsync);
 
 /** Second half: the synced temp file replaces `file` in one rename. */
 export async function commitTemp(tmp: string, file: string, options: AtomicWriteOptions = {}): Promise<void> {
