@@ -12,7 +12,7 @@
  * every local node as a peer). A control service whose views lack that (older: no `peers` once it
  * knows this node as a local one) is followed by whole snapshots, as before.
  */
-import type { ActionError, ClusterSnapshot, NodeReport } from '@flocker/api';
+import { configurationVersionOfTag, type ActionError, type ClusterSnapshot, type NodeReport } from '@flocker/api';
 import { backoffDelay, followLongPoll } from '@flocker/runtime';
 import { datasetAgentMetrics, processRegistry } from '@flocker/metrics';
 import {
@@ -27,6 +27,7 @@ import {
   type NodeTlsCredentials,
 } from '@flocker/storage-drivers';
 import type winston from 'winston';
+import { ActedVersion } from './actedVersion';
 import { systemClock, type Clock, type TimerHandle } from './clock';
 import { ClusterFollower } from './ClusterFollower';
 import { followerReads } from './controlChannel';
@@ -100,6 +101,11 @@ type StorageAction = Exclude<LocalAction, { kind: 'refuse' }>;
 
 export class LocalAgent {
   private snapshot: ClusterSnapshot | null = null;
+  /** The configuration version reports carry (session 10): turns and moves out tracked from their start. */
+  private readonly acted = new ActedVersion(
+    () => configurationVersionOfTag(this.snapshot?.configuration_tag),
+    () => this.requestTurn(),
+  );
   private readonly metrics = datasetAgentMetrics(processRegistry('dataset-agent'));
   private readonly stopping = new AbortController();
   private readonly server: TransferServer;
@@ -212,7 +218,7 @@ export class LocalAgent {
     if (key !== this.decidedOn) {
       this.decidedOn = key;
       this.requestTurn();
-    }
+    } else this.acted.adopted();
   }
 
   /** Whole snapshots by long-polls (a control service without deltas, or without local views). */
@@ -253,7 +259,7 @@ export class LocalAgent {
       do {
         this.again = false;
         try {
-          await this.turn();
+          await this.acted.track(() => this.turn());
         } catch (e) {
           this.o.logger.error('local turn failed', { code: errorCode(e), error: errorMessage(e) });
         }
@@ -587,6 +593,8 @@ export class LocalAgent {
         this.requestTurn();
       });
     this.movers.set(datasetId, run);
+    // Decided on the configuration held now: reports wait for its end to name a later one (it unmounts here).
+    void this.acted.track(() => run);
   }
 
   /** What a move of a dataset from this node is doing (phase, bytes), while one runs. */
@@ -627,6 +635,7 @@ export class LocalAgent {
           }
         : {}),
       ...(this.localViews && this.retainedHere.length > 0 ? { retained: [...this.retainedHere] } : {}),
+      ...this.acted.reported(),
       ...(this.replicas.size > 0
         ? {
             replicas: [...this.replicas.entries()].map(([datasetId, r]) => ({
