@@ -8,7 +8,10 @@
  */
 import { configurationVersionOfTag, FlockerClient, type ManifestationState } from '@flocker/api';
 import { DatasetStateList, datasetStateJson } from './clusterState';
+import { emptyConfiguration } from './configuration';
 import { mountVerdict } from './ControlState';
+import { EventRing } from './events';
+import { NodeReports } from './nodeReports';
 import { MemoryConfigurationStore } from './ConfigurationStore';
 import { type ControlService, startControlService } from './server';
 import { A, B, C, letterReport as report } from './testing/fixtures';
@@ -215,5 +218,41 @@ describe('mountVerdict (pure)', () => {
       expect(mountVerdict(moved, later, undefined)).toBe('ended');
       expect(mountVerdict(moved, then, undefined)).toBe(reportThen === undefined ? 'ended' : 'stale');
     }
+  });
+});
+
+describe('NodeReports keeps configuration_version beside the report (received here or through etcd)', () => {
+  it('never in the report answered, shared as received, a new version alone moves the generation', () => {
+    const n = new NodeReports({
+      nodeTimeoutMs: 30_000,
+      now: () => 1000,
+      startedAt: 0,
+      logger: silentLogger,
+      events: new EventRing(),
+      configuration: () => emptyConfiguration,
+      onStateChange: () => undefined,
+      onDeadNodesChanged: () => undefined,
+    });
+    const r = report(A, { manifestations: [mounted('d', A)], configuration_version: 7 });
+    const shared = n.record(r, 1000);
+    expect(JSON.parse(shared)).toEqual(r);
+    expect(n.reportedNode(A)?.report).not.toHaveProperty('configuration_version');
+    expect(JSON.parse(n.reportJson(A) ?? '{}')).not.toHaveProperty('configuration_version');
+    expect(n.configurationVersion(A)).toBe(7);
+    const g = n.generation;
+    n.record(r, 1001);
+    expect(n.generation).toBe(g); // the same again: nothing new
+    n.record({ ...r, configuration_version: 8 }, 1002);
+    expect(n.generation).toBe(g + 1);
+    expect(n.configurationVersion(A)).toBe(8);
+    // Another replica's (etcd): the same.
+    n.external({ ...r, configuration_version: 9 }, 1003);
+    expect(n.configurationVersion(A)).toBe(9);
+    expect(JSON.parse(n.reportJson(A) ?? '{}')).not.toHaveProperty('configuration_version');
+    expect(n.generation).toBe(g + 2);
+    // An older agent's report: no version.
+    n.record(report(A), 1004);
+    expect(n.configurationVersion(A)).toBeUndefined();
+    expect(n.record(report(A), 1005)).toBe(JSON.stringify(report(A)));
   });
 });
