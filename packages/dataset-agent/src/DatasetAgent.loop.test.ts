@@ -681,4 +681,38 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     await eventually(() => control.last()?.manifestations[0]?.status === 'mounted', 2000);
     await agent.stop();
   });
+
+  it('a move here that a pool change started attaches on the view with the release assumed, with no look before it', async () => {
+    const { driver, host, control, agent, release } = await movedBackWaiting();
+    const events: string[] = [];
+    noteCalls(events, driver, 'listVolumes', 'list the pool');
+    noteCalls(events, driver, 'attachVolume', 'attach');
+    noteCalls(events, host, 'mount', 'mount');
+    release();
+    await eventually(() => control.last()?.manifestations[0]?.status === 'mounted', 2000);
+    expect(events.slice(0, 2)).toEqual(['attach', 'mount']);
+    expect(control.last()?.errors).toEqual([]);
+    await agent.stop();
+  });
+
+  it('a pool change that is not the release: the attach on the assumed release is refused, recorded as no failure, and the worker looks; the release then mounts at once', async () => {
+    const { driver, host, control, agent, release } = await movedBackWaiting();
+    const events: string[] = [];
+    noteCalls(events, driver, 'listVolumes', 'list the pool');
+    noteCalls(events, driver, 'attachVolume', 'attach');
+    noteCalls(events, host, 'listMounts', 'mounts');
+    // Some other record changed: the holder still has the volume.
+    poolChangedOf(driver)();
+    await eventually(() => events.includes('attach'), 2000);
+    await pass(50);
+    // The look after the refused attach (the attach itself reads no mounts).
+    expect(events.slice(events.indexOf('attach'))).toEqual(expect.arrayContaining(['list the pool', 'mounts']));
+    expect(host.mounts).toHaveLength(0);
+    expect(control.last()?.errors).toEqual([]);
+    // No backoff: the release's own pool change mounts it.
+    release();
+    await eventually(() => control.last()?.manifestations[0]?.status === 'mounted', 500);
+    expect(control.last()?.errors).toEqual([]);
+    await agent.stop();
+  });
 });

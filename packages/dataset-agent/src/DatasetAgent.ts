@@ -45,7 +45,15 @@ import { errorCode, errorMessage } from './errors';
 import { FailureLog } from './FailureLog';
 import type { Action, DecisionContext, DesiredState, LocalState } from './LocalState';
 import { INITIAL_LOOP_STATE, loopTransition, type LoopEvent, type LoopPhase, type LoopState } from './loopState';
-import { configChangeNeedsLook, moveStarts, releaseNeedsLook, unmountOnView, type MoveTrigger } from './moveStart';
+import {
+  assumeReleased,
+  attachOnRelease,
+  configChangeNeedsLook,
+  moveStarts,
+  releaseNeedsLook,
+  unmountOnView,
+  type MoveTrigger,
+} from './moveStart';
 import { ObservationView, type Observation } from './ObservationView';
 import { PoolKnowledge } from './PoolKnowledge';
 import { Reporter } from './Reporter';
@@ -344,7 +352,7 @@ export class DatasetAgent {
     this.markRecheck(snapshot);
     if (waiting.length > 0) {
       this.logger.debug('pool changed while waiting for another node', { datasetId: waiting[0] });
-      this.lookAfterRelease(snapshot, waiting, this.startMoves(snapshot, 'released'));
+      this.lookAfterRelease(snapshot, waiting, this.startMoves(snapshot, 'released', true));
     }
   }
 
@@ -397,7 +405,7 @@ export class DatasetAgent {
    * The workers a move waits on, started at once rather than after the full look (moveStart.ts):
    * each looks at its own dataset first, and the full look that follows leaves it to them.
    */
-  private startMoves(snapshot: ClusterSnapshot, trigger: MoveTrigger): Set<string> {
+  private startMoves(snapshot: ClusterSnapshot, trigger: MoveTrigger, poolChange = false): Set<string> {
     const started = new Set<string>();
     if (this.stopping || !this.fencing.mayAct()) return started;
     const now = this.now();
@@ -412,7 +420,14 @@ export class DatasetAgent {
       if (this.work.isRunning(id) || this.failures.retryAt(id) > now || !this.work.hasRoom()) continue;
       this.logger.debug('move start', { datasetId: id, trigger });
       this.moveWorkers.add(id);
-      this.work.start(id, trigger === 'config' ? this.unmountFirst(desired, id) : undefined);
+      this.work.start(
+        id,
+        trigger === 'config'
+          ? this.unmountFirst(desired, id)
+          : poolChange
+            ? this.attachOnPoolChange(desired, id)
+            : undefined,
+      );
       started.add(id);
     }
     return started;
@@ -445,6 +460,29 @@ export class DatasetAgent {
     const action = nextAction(dataset, desired, local, this.decision);
     if (!unmountOnView(dataset, action, this.o.nodeUuid, mountPathOf(datasetId, this.decision))) return undefined;
     return { seq: this.view.nextSeq(), local, fromView: true };
+  }
+
+  /**
+   * A move here's attach, decided on the view with the release a pool change signals assumed
+   * (moveStart.assumeReleased, attachOnRelease say when): the worker's first step without a look of its own; the
+   * backend refuses it if the release was not made, and the worker then looks. Undefined: the worker looks first.
+   * Only on the pool watch: another node's report says nothing of the pool.
+   */
+  private attachOnPoolChange(desired: DesiredState, datasetId: string): ViewObservation | undefined {
+    const dataset = desired.datasets.find((d) => d.datasetId === datasetId);
+    const seen = this.view.volumesOf(datasetId);
+    const volumes = assumeReleased(seen, this.o.instanceId);
+    if (dataset === undefined || volumes === undefined) return undefined;
+    const local = this.pool.withUnreadable({ instanceId: this.o.instanceId, volumes });
+    const onView = nextAction(
+      dataset,
+      desired,
+      this.pool.withUnreadable({ instanceId: this.o.instanceId, volumes: seen }),
+      this.decision,
+    );
+    if (!attachOnRelease(dataset, onView, nextAction(dataset, desired, local, this.decision), this.o.nodeUuid))
+      return undefined;
+    return { seq: this.view.nextSeq(), local, fromView: true, releaseAssumed: true };
   }
 
   /**

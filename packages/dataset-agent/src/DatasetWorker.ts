@@ -5,7 +5,13 @@
  */
 import { METADATA_NAME_KEY, type ClusterSnapshot } from '@flocker/api';
 import { datasetAgentMetrics, processRegistry } from '@flocker/metrics';
-import type { BlockDeviceApi, BlockDeviceSnapshot, BlockDeviceVolume } from '@flocker/storage-drivers';
+import {
+  isStorageError,
+  type BlockDeviceApi,
+  type BlockDeviceSnapshot,
+  type BlockDeviceVolume,
+  type StorageErrorCode,
+} from '@flocker/storage-drivers';
 import type winston from 'winston';
 import { calculateChanges, mountPathOf } from './calculateChanges';
 import type { Clock } from './clock';
@@ -129,7 +135,16 @@ export function endReport(reported: string | undefined, looked: string): 'now' |
  */
 export interface ViewObservation extends Observation {
   readonly fromView: true;
+  /**
+   * The view with a release assumed (moveStart.assumeReleased, attachOnRelease): the first step is an attach the
+   * backend refuses if the release was not made; refused (ALREADY_ATTACHED, or UNKNOWN_VOLUME for a volume gone
+   * meanwhile), it is no failure: the worker looks and decides again.
+   */
+  readonly releaseAssumed?: true;
 }
+
+/** What a refused attach on an assumed release means: not released (yet), or gone; the look tells which. */
+const NOT_YET: readonly StorageErrorCode[] = ['ALREADY_ATTACHED', 'UNKNOWN_VOLUME'];
 
 function isViewObservation(o: Observation): o is ViewObservation {
   return 'fromView' in o && o.fromView === true;
@@ -212,6 +227,7 @@ export class DatasetWorker {
       let local: LocalState;
       // The step decided on the view, not on a look (see ViewObservation).
       const onView = first !== undefined && isViewObservation(first);
+      const assumed = first !== undefined && isViewObservation(first) && first.releaseAssumed === true;
       if (first !== undefined) {
         local = first.local;
         if (onView) c.logger.debug('decided on the view', { datasetId });
@@ -290,7 +306,13 @@ export class DatasetWorker {
       }
       previous = key;
       reported = undefined;
-      const result = await this.run(action, dataset);
+      const result = await this.run(action, dataset, assumed && action.kind === 'attach' ? NOT_YET : []);
+      if (result === 'notYet') {
+        c.logger.debug('the release assumed is not made: looked at', { datasetId });
+        previous = '';
+        first = undefined;
+        continue;
+      }
       if (result === undefined) {
         c.reporter.request();
         return;
@@ -333,13 +355,15 @@ export class DatasetWorker {
   }
 
   /**
-   * Runs one action; undefined if it failed (recorded for backoff and reporting). `reportedAtOnce`: a mount
-   * recorded in the view and reported at once (reportMounted).
+   * Runs one action; undefined if it failed (recorded for backoff and reporting), 'notYet' if it failed with one of
+   * `notYet` (not recorded: see ViewObservation.releaseAssumed). `reportedAtOnce`: a mount recorded in the view and
+   * reported at once (reportMounted).
    */
   private async run(
     action: Action,
     dataset: DesiredDataset,
-  ): Promise<(ActionResult & { readonly reportedAtOnce?: true }) | undefined> {
+    notYet: readonly StorageErrorCode[],
+  ): Promise<(ActionResult & { readonly reportedAtOnce?: true }) | 'notYet' | undefined> {
     const { c } = this;
     const started = this.now();
     c.logger.debug('action start', { datasetId: action.datasetId, kind: action.kind });
@@ -371,6 +395,10 @@ export class DatasetWorker {
       });
     } catch (e) {
       c.view.actionEnded();
+      if (notYet.some((code) => isStorageError(e, code))) {
+        this.metrics.step(action.kind, (this.now() - started) / 1000, errorCode(e));
+        return 'notYet';
+      }
       this.recordFailure(action, errorCode(e), errorMessage(e), started);
       this.metrics.step(action.kind, (this.now() - started) / 1000, errorCode(e));
       return undefined;

@@ -2,6 +2,8 @@ import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/
 import type { DesiredDataset } from './LocalState';
 import type { Action } from './LocalState';
 import {
+  assumeReleased,
+  attachOnRelease,
   configChangeNeedsLook,
   moveStarts,
   releaseNeedsLook,
@@ -117,6 +119,40 @@ describe('unmountOnView: the one step a move away takes on the view, without a l
   for (const [name, d, action, want] of cases)
     it(`${name}: ${want ? 'on the view' : 'after a look'}`, () => {
       expect(unmountOnView(d, action, ME, OWN)).toBe(want);
+    });
+});
+
+describe('assumeReleased and attachOnRelease: the attach of a move here on a pool change, without a look', () => {
+  it('assumeReleased: the one volume, not attached here, as attached to no one; else undefined', () => {
+    expect(assumeReleased([{ attachedTo: THERE, size: 1 }], HERE)).toEqual([{ attachedTo: null, size: 1 }]);
+    expect(assumeReleased([{ attachedTo: null }], HERE)).toEqual([{ attachedTo: null }]);
+    expect(assumeReleased([{ attachedTo: HERE }], HERE)).toBeUndefined();
+    expect(assumeReleased([], HERE)).toBeUndefined();
+    expect(assumeReleased([{ attachedTo: THERE }, { attachedTo: null }], HERE)).toBeUndefined();
+  });
+
+  const attach = (datasetId = 'd', blockdeviceId = 'b'): Action => ({ kind: 'attach', datasetId, blockdeviceId });
+  const forceDetach: Action = { kind: 'forceDetach', datasetId: 'd', blockdeviceId: 'b', fromInstance: THERE };
+  const cases: Array<[string, DesiredDataset, Action | undefined, Action | undefined, boolean]> = [
+    ['held by a live node (wait), attach once released', dataset(ME), undefined, attach(), true],
+    ['seen free already: the same attach', dataset(ME), attach(), attach(), true],
+    ['held by a dead node (force detach first)', dataset(ME), forceDetach, attach(), false],
+    ['seen free, another attach assumed', dataset(ME), attach('d', 'c'), attach(), false],
+    ['another dataset’s attach', dataset(ME), undefined, attach('e'), false],
+    ['nothing to do even once released', dataset(ME), undefined, undefined, false],
+    [
+      'a step other than the attach',
+      dataset(ME),
+      undefined,
+      { kind: 'detach', datasetId: 'd', blockdeviceId: 'b' },
+      false,
+    ],
+    ['primary elsewhere', dataset(OTHER), undefined, attach(), false],
+    ['deleted', dataset(ME, true), undefined, attach(), false],
+  ];
+  for (const [name, d, seen, assumed, want] of cases)
+    it(`attachOnRelease, ${name}: ${want ? 'on the view' : 'after a look'}`, () => {
+      expect(attachOnRelease(d, seen, assumed, ME)).toBe(want);
     });
 });
 

@@ -91,6 +91,42 @@ export function unmountOnView(
   );
 }
 
+/**
+ * The dataset's volumes as last seen, with the release a pool change signals assumed made (issue 23: the new
+ * primary's look before its attach is on a move's critical path, and the pool watch says only that some record
+ * changed): its one volume, not attached here, as attached to no one. Undefined (the worker looks first) for a
+ * dataset with no volume or more than one as last seen, or whose volume is attached here.
+ */
+export function assumeReleased<V extends SeenVolume>(volumes: readonly V[], instanceId: string): V[] | undefined {
+  const [only, ...more] = volumes;
+  if (only === undefined || more.length > 0 || only.attachedTo === instanceId) return undefined;
+  return [{ ...only, attachedTo: null }];
+}
+
+/**
+ * Whether a move here may take its first step, the attach, on the view with the release assumed (assumeReleased)
+ * instead of a look made for it: the step decided on that view (`assumed`) is the attach of the dataset's volume,
+ * for a dataset not deleted whose primary is this node, and on the view as it is (`seen`) nothing is to be done
+ * (a live holder: wait) or that same attach. The backend checks the one thing assumed itself: it refuses, under its
+ * own exclusion (loopback: the pool lock), to attach a volume attached elsewhere; so a release not made yet costs
+ * one refused attach, after which the worker looks (DatasetWorker: no failure recorded). Anything else — a holder
+ * declared dead (its step is a force detach), a step other than the attach — waits for the look.
+ */
+export function attachOnRelease(
+  dataset: DesiredDataset,
+  seen: Action | undefined,
+  assumed: Action | undefined,
+  nodeUuid: string,
+): assumed is Extract<Action, { kind: 'attach' }> {
+  return (
+    !dataset.deleted &&
+    dataset.primary === nodeUuid &&
+    assumed?.kind === 'attach' &&
+    assumed.datasetId === dataset.datasetId &&
+    (seen === undefined || JSON.stringify(seen) === JSON.stringify(assumed))
+  );
+}
+
 export interface ConfigChangeContext extends MoveStartContext {
   /** The datasets whose worker this very change started (moveStarts, as the agent could start them). */
   readonly started: ReadonlySet<string>;
