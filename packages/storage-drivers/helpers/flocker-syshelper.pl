@@ -21,6 +21,9 @@
 #   unlock                     unlocked
 #   attach <file>              ok /dev/loopN | err <text>  (LOOP_CTL_GET_FREE + LOOP_SET_FD)
 #   detach <device>            ok | err <text>             (LOOP_CLR_FD: deferred on a busy device, as losetup -d)
+#   detachidle <device>        ok | busy | err <text>      (opened O_EXCL: busy while mounted or held exclusively
+#                              anywhere on this kernel, nothing done; else LOOP_CLR_FD: the busy check and the
+#                              detach of a volume in one request)
 #   getimmutable <file>        ok 0 | ok 1 | err <ERRNO> <text> | unsupported <why>
 #   immutable|mutable <file>   ok | err <ERRNO> <text> | unsupported <why>   (FS_IOC_[GS]ETFLAGS, FS_IMMUTABLE_FL)
 #   mount <dev>\t<dir>\t<fs>   ok | err <errno> <text> | unsupported <why>    (mount(2), no flags, no data)
@@ -100,6 +103,13 @@ sub detach_loop {
   return 'ok';
 }
 
+sub detach_idle {
+  my ($dev) = @_;
+  sysopen(my $loop, $dev, O_RDONLY | O_EXCL) or do { return 'busy' if $! == EBUSY; die "cannot open $dev: $!\n" };
+  ioctl($loop, $LOOP_CLR_FD, 0) or die "LOOP_CLR_FD on $dev failed: $!\n";
+  return 'ok';   # the kernel lets the device go when $loop, its last opener, is closed here
+}
+
 sub immutable_flag {
   my ($cmd, $file) = @_;
   return $unsupported unless $sys;
@@ -177,6 +187,7 @@ while (my $line = <STDIN>) {
     return unlock_file() if $cmd eq 'unlock';
     return attach_loop($arg) if $cmd eq 'attach';
     return detach_loop($arg) if $cmd eq 'detach';
+    return detach_idle($arg) if $cmd eq 'detachidle';
     return immutable_flag($cmd, $arg) if $cmd eq 'getimmutable' || $cmd eq 'immutable' || $cmd eq 'mutable';
     return mount_fs($arg) if $cmd eq 'mount';
     return umount_fs($arg) if $cmd eq 'umount';

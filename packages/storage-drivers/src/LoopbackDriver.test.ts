@@ -12,9 +12,11 @@ import {
   findLoopDevices,
   isReadOnly,
   listLoopBindings,
+  listSizedLoopBindings,
   loopBindingOf,
   LoopIoctls,
   parseBackingFile,
+  parseSizedLoops,
 } from './losetup';
 import { LoopbackDriver } from './LoopbackDriver';
 import { PoolLock } from './PoolLock';
@@ -726,6 +728,65 @@ describe('loop devices from sysfs', () => {
     const devices = await Promise.all(files.map((f) => new LoopIoctls().attach(f)));
     expect(new Set(devices).size).toBe(3);
     for (const d of devices) await detachLoop(execFileExec, d!);
+  });
+
+  it('detachIdle detaches an idle device in one request and leaves a mounted one alone (busy)', async () => {
+    const root = await tempRoot();
+    const file = path.join(root, 'idle.img');
+    await fs.writeFile(file, '');
+    await fs.truncate(file, 16 * MiB);
+    const ioctls = new LoopIoctls();
+    const device = (await ioctls.attach(file))!;
+    await makeFilesystem(device, { type: 'ext4' });
+    const mnt = path.join(root, 'mnt');
+    await fs.mkdir(mnt);
+    await mount(device, mnt, { fstype: 'ext4' });
+    expect(await ioctls.detachIdle(device)).toBe('busy');
+    await unmount(mnt);
+    // Nothing was scheduled by the refusal: still bound after the unmount.
+    expect(loopBindingOf(device)).toEqual({ device, backingFile: file, deleted: false });
+    expect(await ioctls.detachIdle(device)).toBe('detached');
+    expect(loopBindingOf(device)).toBeNull();
+    await expectStorageError(ioctls.detachIdle(device), 'BACKEND_ERROR');
+    expect(await new LoopIoctls({ script: path.join(root, 'missing.pl') }).detachIdle(device)).toBeNull();
+  });
+
+  it('lists the loop devices that can hold data from /proc/partitions: bound to at least one sector', async () => {
+    expect(
+      parseSizedLoops(
+        'major minor  #blocks  name\n\n 254        0  268435456 vda\n   7        0    1048576 loop0\n   7       12          0 loop12\n 259        0       1024 loop0p1\n',
+      ),
+    ).toEqual(['loop0', 'loop12']);
+    const files: Record<string, string> = {
+      '/p': '   7        3       8192 loop3\n',
+      '/s/loop3/loop/backing_file': '/pool/a.img\n',
+      '/s/loop4/loop/backing_file': '/pool/tiny.img\n',
+    };
+    const reader = { readdir: () => ['loop3', 'loop4'], readFile: (f: string) => files[f] ?? null };
+    expect(await listSizedLoopBindings('/s', reader, '/p')).toEqual([
+      { device: '/dev/loop3', backingFile: '/pool/a.img', deleted: false },
+    ]);
+    // Without /proc/partitions: every bound device.
+    expect((await listSizedLoopBindings('/s', reader, '/none'))?.map((b) => b.device)).toEqual([
+      '/dev/loop3',
+      '/dev/loop4',
+    ]);
+    // What the kernel does: a device of one sector is listed, one of a file shorter than a sector is not.
+    const root = await tempRoot();
+    const sector = path.join(root, 'sector.img');
+    const tiny = path.join(root, 'tiny.img');
+    await fs.writeFile(sector, Buffer.alloc(512));
+    await fs.writeFile(tiny, Buffer.alloc(100));
+    const ioctls = new LoopIoctls();
+    const [d1, d2] = [(await ioctls.attach(sector))!, (await ioctls.attach(tiny))!];
+    try {
+      const sized = (await listSizedLoopBindings())!.map((b) => b.device);
+      expect(sized).toContain(d1);
+      expect(sized).not.toContain(d2);
+      expect((await listLoopBindings())!.map((b) => b.device)).toEqual(expect.arrayContaining([d1, d2]));
+    } finally {
+      for (const d of [d1, d2]) await ioctls.detach(d);
+    }
   });
 
   it('attachLoop clears a read-only flag left on a reused loop device', async () => {

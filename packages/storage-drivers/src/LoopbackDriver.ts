@@ -41,6 +41,7 @@ import {
   findLoopDevices,
   isReadOnly,
   listLoopBindings,
+  listSizedLoopBindings,
   loopBindingOf,
   LoopIoctls,
   parseBackingFile,
@@ -200,6 +201,8 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
   private readonly loopDiscovery: 'sysfs' | 'losetup';
   /** sysfs scans shared by concurrent callers, never one begun before the call (it may have to see its own detach). */
   private readonly loopScanner = new FreshRead(() => listLoopBindings());
+  /** The same for the devices that can hold data (see listSizedLoopBindings): a volume's devices (loopsOf). */
+  private readonly sizedLoopScanner = new FreshRead(() => listSizedLoopBindings());
   private readonly attachOptions: AttachLoopOptions;
   private readonly detachOptions: { ioctls?: LoopIoctls };
   private readonly ioctls: LoopIoctls | undefined;
@@ -411,8 +414,12 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
           const tmp = early.take(text) ?? this.recordTemp(detached);
           try {
             const devices = await this.loopsOf(blockdeviceId);
-            for (const device of devices) await this.refuseIfBusy(blockdeviceId, device);
-            for (const device of devices) await detachLoop(this.exec, device, blockdeviceId, this.detachOptions);
+            if (devices.length === 1) {
+              await this.detachIfIdle(blockdeviceId, devices[0]);
+            } else {
+              for (const device of devices) await this.refuseIfBusy(blockdeviceId, device);
+              for (const device of devices) await detachLoop(this.exec, device, blockdeviceId, this.detachOptions);
+            }
             await this.verifyNoLoops(blockdeviceId, devices);
             this.lastDevice.delete(blockdeviceId);
             // The record after the device: a crash in between leaves a volume recorded as attached here without a
@@ -1354,9 +1361,21 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
    * mount namespace of this kernel.
    */
   private async refuseIfBusy(blockdeviceId: string, device: string): Promise<void> {
-    if (!(await isDeviceBusy(device))) return;
+    if (await isDeviceBusy(device)) throw await this.busyError(blockdeviceId, device);
+  }
+
+  /** refuseIfBusy, then the detach: one helper request where it runs (LoopIoctls.detachIdle). */
+  private async detachIfIdle(blockdeviceId: string, device: string): Promise<void> {
+    const done = this.ioctls === undefined ? null : await this.ioctls.detachIdle(device, blockdeviceId);
+    if (done === 'detached') return;
+    if (done === 'busy') throw await this.busyError(blockdeviceId, device);
+    await this.refuseIfBusy(blockdeviceId, device);
+    await detachLoop(this.exec, device, blockdeviceId, this.detachOptions);
+  }
+
+  private async busyError(blockdeviceId: string, device: string): Promise<StorageError> {
     const here = (await listMounts()).filter((m) => m.device === device).map((m) => m.mountPoint);
-    throw new StorageError(
+    return new StorageError(
       'DEVICE_BUSY',
       `loop device ${device} of volume ${blockdeviceId} is in use (${
         here.length > 0 ? `mounted on ${here.join(', ')}` : 'mounted in another mount namespace or held open'
@@ -1679,11 +1698,13 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
 
   /**
    * The loop devices serving this volume's backing file (not a replaced one),
-   * in device-number order. Reads sysfs; a scan is shared with concurrent
-   * callers but always starts after the call.
+   * in device-number order. Reads sysfs for the devices that can hold data
+   * (a device of a volume always can: its image has at least an allocation
+   * unit); a scan is shared with concurrent callers but always starts after
+   * the call.
    */
   private async loopsOf(blockdeviceId: string): Promise<string[]> {
-    const bindings = this.loopDiscovery === 'sysfs' ? await this.loopScanner.get() : null;
+    const bindings = this.loopDiscovery === 'sysfs' ? await this.sizedLoopScanner.get() : null;
     if (bindings === null) return findLoopDevices(this.exec, this.imagePath(blockdeviceId));
     // The kernel prints the path with symlinks resolved.
     const file = path.join(await this.canonicalVolumesPath(), `${blockdeviceId}.img`);

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsync, openSync, promises as fs, writeFileSync } from 'node:fs';
+import { closeSync, fsync, openSync, promises as fs, renameSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { z } from 'zod';
@@ -64,10 +64,10 @@ export async function writeSyncedTemp(file: string, content: string, alsoSync?: 
 
 const fsyncFd = promisify(fsync);
 
-/** Second half: the synced temp file replaces `file` in one rename. */
+/** Second half: the synced temp file replaces `file` in one rename (synchronous, as the temp's write). */
 export async function commitTemp(tmp: string, file: string, options: AtomicWriteOptions = {}): Promise<void> {
   try {
-    await fs.rename(tmp, file);
+    renameSync(tmp, file);
   } catch (e) {
     await fs.rm(tmp, { force: true }).catch(() => undefined);
     throw e;

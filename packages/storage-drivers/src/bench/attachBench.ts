@@ -2,13 +2,13 @@
  * The loopback driver's attach and detach against the bare kernel work (issue 23: both are on the critical
  * path of every move, the old host detaching and the new one attaching). Real loop devices (root only).
  *
- *   node packages/storage-drivers/dist/bench/attachBench.js [--pairs 30] [--against <dist dir of another build>]
+ *   node packages/storage-drivers/dist/bench/attachBench.js [--pairs 30] [--against [name=]<dist dir of another build>]…
  *
  * Each side has its own pool with one volume and two instances (as the two hosts of a move) taking turns:
  * attach (attachVolume + getDevicePath, what the agent's attach action runs) then detach (detachVolume).
  * `raw` is the floor: the same ioctls through flocker-syshelper (LOOP_CTL_GET_FREE + LOOP_SET_FD, LOOP_CLR_FD)
  * without pool lock, record or checks. With `--against` (the dist/ of an older build, e.g. from a
- * `git worktree`), that build's driver runs as `old` in the same rounds. The sides are interleaved in each
+ * `git worktree`; repeatable), that build's driver runs as `old` (or the name given) in the same rounds. The sides are interleaved in each
  * round (their order rotating), so every side sees the same load; medians and p99 over the rounds, and the
  * median of the per-round ratios against `new`.
  */
@@ -108,16 +108,18 @@ function quantile(xs: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
 }
 
-function parseArgs(argv: readonly string[]): { pairs: number; against?: string } {
+function parseArgs(argv: readonly string[]): { pairs: number; against: { name: string; dir: string }[] } {
   let pairs = 30;
-  let against: string | undefined;
+  const against: { name: string; dir: string }[] = [];
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--pairs') pairs = Number(argv[++i]);
-    else if (argv[i] === '--against') against = argv[++i];
-    else throw new Error(`unknown argument ${argv[i]} (--pairs N, --against <dist dir>)`);
+    else if (argv[i] === '--against') {
+      const m = /^(\w+)=(.*)$/.exec(argv[++i] ?? '');
+      against.push(m ? { name: m[1], dir: m[2] } : { name: 'old', dir: argv[i] });
+    } else throw new Error(`unknown argument ${argv[i]} (--pairs N, --against [name=]<dist dir>)`);
   }
   if (!Number.isInteger(pairs) || pairs < 1) throw new Error('--pairs needs a positive integer');
-  return { pairs, ...(against !== undefined ? { against } : {}) };
+  return { pairs, against };
 }
 
 async function main(): Promise<void> {
@@ -127,10 +129,10 @@ async function main(): Promise<void> {
   try {
     sides.push(await rawSide(roots));
     sides.push(await driverSide('new', LoopbackDriver, roots));
-    if (against !== undefined) {
+    for (const { name, dir } of against) {
       // eslint-disable-next-line @typescript-eslint/no-require-imports -- another build, chosen at run time
-      const old = require(path.resolve(against, 'LoopbackDriver.js')) as { LoopbackDriver: DriverClass };
-      sides.push(await driverSide('old', old.LoopbackDriver, roots));
+      const other = require(path.resolve(dir, 'LoopbackDriver.js')) as { LoopbackDriver: DriverClass };
+      sides.push(await driverSide(name, other.LoopbackDriver, roots));
     }
     // One warm-up round: helpers started, pool directories resolved.
     for (const side of sides) await side.cycle(0);
