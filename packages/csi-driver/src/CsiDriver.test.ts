@@ -379,6 +379,68 @@ describe('stage and publish against a kubelet', () => {
     expect(w.leases).toEqual([]);
   });
 
+  describe('a stale "mounted" (session 9/10: a move away and straight back, the report from before the agent acted on it)', () => {
+    const publish = {
+      volume_id: ID,
+      staging_target_path: STAGE.staging_target_path,
+      target_path: '/tmp/never-used-target',
+      volume_capability: CAP,
+    };
+
+    it("publish binds nothing while the kernel does not show the agent's mount, though the agent reports it mounted", async () => {
+      const w = stagedWorld();
+      w.leases.push({ dataset_id: ID, node_uuid: ME, expires: null, holders: ['csi'] });
+      const { d, binds } = recordingDriver(w, []);
+      expect(await failure(d.nodePublishVolume(publish))).toMatchObject({
+        code: status.FAILED_PRECONDITION,
+        message: expect.stringMatching(/is not staged on this node/),
+      });
+      expect(binds).toEqual([]);
+    });
+
+    it('stage waits for the kernel to show the mount (the agent mounts again), then is staged; the old stage failed at once', async () => {
+      const w = stagedWorld();
+      const mounts: MountInfoEntry[] = [];
+      const binds: string[] = [];
+      const d = new CsiDriver({
+        client: client(w),
+        logger: winston.createLogger({ silent: true }),
+        mode: 'node',
+        nodeId: ME,
+        mounter: {
+          mounts: async () => [...mounts],
+          bind: async (a, b) => void binds.push(`${a} -> ${b}`),
+          unmount: async () => undefined,
+        },
+        version: 'test',
+        defaultSize: 64 * MiB,
+        stageTimeoutMs: 5_000,
+        pollMs: 20,
+      });
+      let staged = false;
+      const stage = d.nodeStageVolume(STAGE).then(() => (staged = true));
+      await new Promise((r) => setTimeout(r, 150));
+      // Before: INTERNAL "the agent reports ... mounted but this mount namespace does not show it", lease let go.
+      expect(staged).toBe(false);
+      expect(w.leases).toEqual([{ dataset_id: ID, node_uuid: ME, expires: null, holders: ['csi'] }]);
+      mounts.push(agentMount);
+      await stage;
+      expect(w.calls).toEqual(['lease']);
+      expect(binds).toEqual([]);
+    });
+
+    it("stage is INTERNAL at its deadline when the kernel never shows it (a mount namespace that does not see the agent's mounts); the lease is let go", async () => {
+      const w = stagedWorld();
+      const err = await failure(recordingDriver(w, []).d.nodeStageVolume(STAGE));
+      expect(err).toMatchObject({
+        code: status.INTERNAL,
+        message: expect.stringMatching(/reports \/flocker\/\S+ mounted but this mount namespace does not show it/),
+      });
+      expect(w.calls).toEqual(['lease', 'release csi']);
+      expect(w.leases).toEqual([]);
+    });
+  });
+
   describe("the node's lease shared with the Docker plugin (holder docker) on the same node", () => {
     const unstage = { volume_id: ID, staging_target_path: STAGE.staging_target_path };
     const publish = {

@@ -927,12 +927,6 @@ export class CsiDriver {
           await this.client.updateDataset(id, { primary: this.me });
         }
         const path = await this.waitMounted(id, deadline);
-        if (!mountAt(await this.opts.mounter.mounts(), path)) {
-          throw new CsiError(
-            status.INTERNAL,
-            `the agent reports ${path} mounted but this mount namespace does not show it`,
-          );
-        }
         this.logger.info('staged volume', { dataset_id: id, staging_path: staging, agent_path: path });
         return {};
       } catch (err) {
@@ -1016,7 +1010,16 @@ export class CsiDriver {
       const d = s.datasets.find((x) => x.dataset_id === id);
       if (!d || d.deleted) throw new CsiError(status.NOT_FOUND, `volume ${id} was deleted`);
       const path = mountedPath(s, this.me, id);
-      if (path !== undefined) return path;
+      // Only a "mounted" the kernel shows too: after a move away and straight back, this node's report from before
+      // its agent had acted on the move back (it was unmounting) can still say mounted (session 9/10, stale mounted).
+      // Its agent mounts again and reports; until then, or until the deadline, keep waiting (looked at every pollMs).
+      if (path !== undefined && mountAt(await this.opts.mounter.mounts(), path)) return path;
+      if (Date.now() >= deadline && path !== undefined) {
+        throw new CsiError(
+          status.INTERNAL,
+          `the agent reports ${path} mounted but this mount namespace does not show it (waited ${Math.round(this.opts.stageTimeoutMs / 1000)} s)`,
+        );
+      }
       if (Date.now() >= deadline) {
         throw new CsiError(
           status.DEADLINE_EXCEEDED,
