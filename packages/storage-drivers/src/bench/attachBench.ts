@@ -8,9 +8,10 @@
  * attach (attachVolume + getDevicePath, what the agent's attach action runs) then detach (detachVolume).
  * `raw` is the floor: the same ioctls through flocker-syshelper (LOOP_CTL_GET_FREE + LOOP_SET_FD, LOOP_CLR_FD)
  * without pool lock, record or checks. With `--against` (the dist/ of an older build, e.g. from a
- * `git worktree`; repeatable), that build's driver runs as `old` (or the name given) in the same rounds. The sides are interleaved in each
- * round (their order rotating), so every side sees the same load; medians and p99 over the rounds, and the
- * median of the per-round ratios against `new`.
+ * `git worktree`; repeatable), that build's driver runs as `old` (or the name given) in the same rounds. Each
+ * round runs the floor, then the drivers in rotating order, so every driver sees the same load and follows each
+ * other side equally often (a cycle right after another's record write pays for that in its fsync); medians and
+ * p99 over the rounds, and the median of the per-round ratios against `new`.
  */
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -137,9 +138,13 @@ async function main(): Promise<void> {
     // One warm-up round: helpers started, pool directories resolved.
     for (const side of sides) await side.cycle(0);
     const samples = new Map<string, Cycle[]>(sides.map((s) => [s.name, []]));
+    // The floor first in every round, then the drivers in rotating order: each follows the floor (whose cycle
+    // leaves the journal idle) and each other driver (which just renamed a record) equally often.
+    const [floor, ...drivers] = sides;
     for (let round = 0; round < pairs; round++) {
-      for (let k = 0; k < sides.length; k++) {
-        const side = sides[(round + k) % sides.length];
+      samples.get(floor.name)!.push(await floor.cycle(round));
+      for (let k = 0; k < drivers.length; k++) {
+        const side = drivers[(round + k) % drivers.length];
         samples.get(side.name)!.push(await side.cycle(round));
       }
     }
