@@ -137,6 +137,13 @@ describe('local btrfs datasets moved through the API between two agents', () => 
     }
   };
 
+  /** A node's log lines of actions that failed (or were refused) since it started. */
+  const failedActions = (n: Node): string =>
+    n.log
+      .split('\n')
+      .filter((l) => l.includes('"local action failed"') || l.includes('"local action refused"'))
+      .join('\n');
+
   /** The errors a node reports for a dataset in the API state. */
   const errorsOf = async (node: Node, datasetId: string) =>
     (await admin.waitForCluster(undefined, 0)).nodes
@@ -150,10 +157,15 @@ describe('local btrfs datasets moved through the API between two agents', () => 
    * stood in its place). No other error of the dataset shows meanwhile (a refusal waits out no back-off).
    */
   const refusedMove = async (datasetId: string, to: Node) => {
+    let shown: unknown[] = [];
     await waitFor(
       `no error of the dataset on ${to.name} before the move`,
-      async () => ((await errorsOf(to, datasetId)).length === 0 ? true : undefined),
-      { timeoutMs: 15_000, intervalMs: 200, context: logs },
+      async () => {
+        shown = await errorsOf(to, datasetId);
+        return shown.length === 0 ? true : undefined;
+      },
+      // The stale error itself, and the actions that failed, if it stays.
+      { timeoutMs: 15_000, intervalMs: 200, context: () => `errors: ${JSON.stringify(shown)}\n${failedActions(to)}` },
     );
     await admin.updateDataset(datasetId, { primary: to.uuid });
     const others: unknown[] = [];
@@ -166,6 +178,7 @@ describe('local btrfs datasets moved through the API between two agents', () => 
       },
       { timeoutMs: 30_000, intervalMs: 200, context: logs },
     );
+    if (others.length > 0) console.log(`${to.name}'s failed actions:\n${failedActions(to)}`);
     expect(others).toEqual([]);
     return error;
   };
