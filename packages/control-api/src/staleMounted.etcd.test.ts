@@ -1,0 +1,104 @@
+/**
+ * The configuration_version rule (session 10, stale mounted) across control replicas on one etcd: the versions are
+ * etcd's (one head for every replica), a report received by one replica reaches the others with its version, and
+ * each replica notes the moves it commits or adopts. A report built before a move back, received by replica 1 after
+ * the move back committed through replica 2, is not shown mounted by either.
+ */
+import { randomUUID } from 'node:crypto';
+import winston from 'winston';
+import { configurationVersionOfTag, FlockerClient, type ManifestationState, type NodeReport } from '@flocker/api';
+import { EtcdConfigurationStore } from './etcd/EtcdConfigurationStore';
+import { type ControlService, startControlService } from './server';
+import { EtcdTestCluster } from './testing/etcdCluster';
+
+jest.setTimeout(90_000);
+const silent = winston.createLogger({ silent: true });
+const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+
+let etcd: EtcdTestCluster;
+const services: ControlService[] = [];
+
+beforeAll(async () => {
+  etcd = await EtcdTestCluster.start(1);
+});
+afterAll(async () => {
+  for (const s of services) await s.close();
+  await etcd?.stop();
+});
+
+async function replica(prefix: string): Promise<FlockerClient> {
+  const svc = await startControlService({
+    port: 0,
+    host: '127.0.0.1',
+    store: new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix }),
+    logger: silent,
+  });
+  services.push(svc);
+  return new FlockerClient({ baseUrl: svc.url, timeoutMs: 10_000 });
+}
+
+function report(uuid: string, extra: Partial<NodeReport> = {}): NodeReport {
+  const letter = uuid.slice(0, 1);
+  return {
+    uuid,
+    era: `era-${letter}`,
+    host: `host-${letter}`,
+    instance_id: `i-${letter}`,
+    backend: 'loopback',
+    manifestations: [],
+    errors: [],
+    ...extra,
+  };
+}
+
+const mounted = (id: string, node: string): ManifestationState => ({
+  dataset_id: id,
+  blockdevice_id: `bd-${id}`,
+  size: 1024 ** 3,
+  status: 'mounted',
+  path: `/flocker-${node.slice(0, 1)}/${id}`,
+});
+
+async function eventually(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+it('a report built before the move back (committed through the other replica) is shown mounted by neither', async () => {
+  const prefix = `/flocker-test-${randomUUID()}/`;
+  const one = await replica(prefix);
+  const two = await replica(prefix);
+  const version = async (c: FlockerClient) =>
+    configurationVersionOfTag((await c.waitForCluster(undefined, 0)).configuration_tag) ?? Number.NaN;
+  const shownAt = async (c: FlockerClient, id: string) =>
+    (await c.listDatasetState()).find((s) => s.dataset_id === id)?.primary;
+  await one.reportNodeState(report(A, { configuration_version: await version(one) }));
+  await one.reportNodeState(report(B, { configuration_version: await version(one) }));
+  const id = (await one.createDataset({ primary: A, maximum_size: 1024 ** 3 })).dataset_id;
+  const other = (await one.createDataset({ primary: A, maximum_size: 1024 ** 3 })).dataset_id;
+  await eventually(async () => (await two.listDatasets()).length === 2);
+  await two.updateDataset(id, { primary: B });
+  const away = await version(two);
+  await two.updateDataset(id, { primary: A });
+  const back = await version(two);
+  // One head for both replicas: the same versions.
+  await eventually(async () => (await version(one)) === back);
+  expect(back).toBeGreaterThan(away);
+  // A's report built at the move away (unmounting), received by replica one after the move back; `other` marks it.
+  await one.reportNodeState(
+    report(A, { manifestations: [mounted(id, A), mounted(other, A)], configuration_version: away }),
+  );
+  for (const c of [one, two]) {
+    await eventually(async () => (await shownAt(c, other)) === A);
+    expect(await shownAt(c, id)).toBeUndefined();
+  }
+  // A's report at the move back's version: shown by both.
+  await one.reportNodeState(
+    report(A, { manifestations: [mounted(id, A), mounted(other, A)], configuration_version: back }),
+  );
+  for (const c of [one, two]) await eventually(async () => (await shownAt(c, id)) === A);
+});
