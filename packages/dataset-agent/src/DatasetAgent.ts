@@ -330,14 +330,15 @@ export class DatasetAgent {
     if (change === 'config') {
       this.logger.debug('cluster changed', { generation: snap.generation, configChanged: true });
       const started = this.startMoves(snap, 'config');
-      if (before !== null && !this.configNeedsLook(before, snap, started))
+      if (before !== null && !this.configNeedsLook(before, snap, started)) {
         this.logger.debug('configuration change in hand: no full look', { generation: snap.generation });
-      else this.lookAfterMoves(started.size);
+        // No look to end with a report: the version, if risen and no work runs, is reported now (ActedVersion).
+        this.acted.adopted();
+      } else this.lookAfterMoves(started.size);
     } else if (waiting.length > 0) {
       this.logger.debug('cluster changed', { generation: snap.generation, configChanged: false });
       this.lookAfterRelease(snap, waiting, this.startMoves(snap, 'released'));
     }
-    if (change === 'config') this.acted.adopted();
     this.fencing.evaluate();
   }
 
