@@ -100,3 +100,26 @@ it("reports built while an unmount for an undone move away runs carry the older 
   expect(host.mounts.map((m) => m.mountPoint)).toEqual([`/flocker/${DS}`]);
   await agent.stop();
 });
+
+it('a configuration change that needs no work here (metadata) is reported with its version, once', async () => {
+  const clock = new ManualClock();
+  const driver = new FakeDriver();
+  const host = new FakeHost();
+  const control = new VersionedControl(clock, host);
+  const agent = new DatasetAgent(
+    testAgentOptions({ driver, hostOps: host, control, clock, resyncIntervalMs: 60_000, progressReportMs: 20 }),
+  );
+  agent.start();
+  control.setNodes([other]);
+  control.setDatasets([dataset]);
+  await clock.advanceUntil(() => control.last()?.manifestations[0]?.status === 'mounted', 5000, 5);
+  await clock.advance(100);
+  const before = control.sent.length;
+  control.setDatasets([{ ...dataset, metadata: { owner: 'x' } }]);
+  await clock.advanceUntil(() => control.last()?.configuration_version === control.version, 5000, 5);
+  await clock.advance(200);
+  const after = control.sent.slice(before);
+  expect(after.map((s) => s.report.configuration_version)).toEqual([control.version]);
+  expect(after[0]?.report.manifestations).toEqual(control.sent[before - 1]?.report.manifestations);
+  await agent.stop();
+});
