@@ -123,3 +123,36 @@ it('a configuration change that needs no work here (metadata) is reported with i
   expect(after[0]?.report.manifestations).toEqual(control.sent[before - 1]?.report.manifestations);
   await agent.stop();
 });
+
+it('costs no report of its own on a create, a move away and a move onto this node (the same reports as without versions)', async () => {
+  /** Reports sent for: create here, move away (released), move back once the other node let go. */
+  async function reportsOf(versioned: boolean): Promise<number[]> {
+    const clock = new ManualClock();
+    const driver = new FakeDriver();
+    const host = new FakeHost();
+    const control = versioned ? new VersionedControl(clock, host) : new FakeControl(clock);
+    const agent = new DatasetAgent(
+      testAgentOptions({ driver, hostOps: host, control, clock, resyncIntervalMs: 60_000, progressReportMs: 20 }),
+    );
+    const counts: number[] = [];
+    const settle = async (check: () => boolean) => {
+      await clock.advanceUntil(check, 5000, 5);
+      await clock.advance(500);
+      counts.push(control.reports.length);
+    };
+    agent.start();
+    control.setNodes([other]);
+    await settle(() => control.reports.length > 0);
+    control.setDatasets([dataset]);
+    await settle(() => control.last()?.manifestations[0]?.status === 'mounted');
+    control.setDatasets([{ ...dataset, primary: other.uuid }]);
+    await settle(() => (control.last()?.volumes ?? []).every((v) => v.attached_to === null));
+    control.setDatasets([dataset]);
+    await settle(() => control.last()?.manifestations[0]?.status === 'mounted');
+    await agent.stop();
+    return counts;
+  }
+  const plain = await reportsOf(false);
+  const versioned = await reportsOf(true);
+  expect(versioned).toEqual(plain);
+});
