@@ -43,7 +43,7 @@ export interface MovedOnto {
  * Pure: whether the node's last report (carrying `version`, undefined from an older agent) can show where a dataset
  * moved onto it is. 'stale': a "mounted" there is not current (built before the agent acted on the move: a version
  * older than the move's; without a version, the very report the node had sent before the move); 'ended': it is,
- * and every later report is too (nothing to keep); 'unknown': no report to judge yet.
+ * and every later report is too (nothing to keep). (A node with no report yet is judged when one comes.)
  */
 export function mountVerdict(moved: MovedOnto, report: NodeReport, version: number | undefined): 'stale' | 'ended' {
   if (version !== undefined) return version >= moved.version ? 'ended' : 'stale';
