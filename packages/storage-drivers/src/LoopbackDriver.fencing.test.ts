@@ -564,6 +564,23 @@ describe('LoopbackDriver fencing (force detach of a device still in use)', () =>
     }
   });
 
+  it('force detach also detaches a device bound to no sector of the image (one /proc/partitions does not list)', async () => {
+    const p = await pool();
+    const v = await p.a.createVolume('ds', 8 * MiB);
+    await p.a.attachVolume(v.blockdeviceId, 'instance-a');
+    const image = path.join(p.volumes, `${v.blockdeviceId}.img`);
+    const run = async (args: string[]): Promise<string> => {
+      const r = await execFileExec('losetup', args);
+      if (r.exitCode !== 0) throw new Error(`losetup ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout.trim();
+    };
+    // Bound at an offset past the end: capacity zero, so invisible in /proc/partitions.
+    const empty = await run(['--find', '--show', '--offset', String(8 * MiB), image]);
+    expect(await findLoopDevices(execFileExec, image)).toContain(empty);
+    await p.b.detachVolume(v.blockdeviceId, { force: true });
+    expect(await findLoopDevices(execFileExec, image)).toEqual([]);
+  });
+
   it('without the immutable flag, refuses to force-detach a device in use and changes nothing; an unused one is simply detached', async () => {
     const noFlag: ExecFn = async (file, args) =>
       file === 'chattr'

@@ -1424,7 +1424,8 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
   private async forceDetachLoops(blockdeviceId: string, holder: string): Promise<void> {
     await this.finishInterruptedFence(blockdeviceId);
     const busy: string[] = [];
-    const devices = await this.loopsOf(blockdeviceId);
+    // Every device, even one bound to no sector yet (a fence is rare, and leaves nothing a later `losetup -c` could revive).
+    const devices = await this.loopsOf(blockdeviceId, { every: true });
     for (const device of devices) {
       if (await isDeviceBusy(device)) {
         busy.push(device);
@@ -1700,11 +1701,12 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
    * The loop devices serving this volume's backing file (not a replaced one),
    * in device-number order. Reads sysfs for the devices that can hold data
    * (a device of a volume always can: its image has at least an allocation
-   * unit); a scan is shared with concurrent callers but always starts after
-   * the call.
+   * unit), or with `every` for every bound device; a scan is shared with
+   * concurrent callers but always starts after the call.
    */
-  private async loopsOf(blockdeviceId: string): Promise<string[]> {
-    const bindings = this.loopDiscovery === 'sysfs' ? await this.sizedLoopScanner.get() : null;
+  private async loopsOf(blockdeviceId: string, options: { every?: boolean } = {}): Promise<string[]> {
+    const scanner = options.every === true ? this.loopScanner : this.sizedLoopScanner;
+    const bindings = this.loopDiscovery === 'sysfs' ? await scanner.get() : null;
     if (bindings === null) return findLoopDevices(this.exec, this.imagePath(blockdeviceId));
     // The kernel prints the path with symlinks resolved.
     const file = path.join(await this.canonicalVolumesPath(), `${blockdeviceId}.img`);
