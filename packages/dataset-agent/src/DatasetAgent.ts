@@ -9,7 +9,10 @@
  * backoff expires, and on the resync timer. Decisions are never made from
  * remembered state, only from an observation taken just before, or, between the setup steps of a new volume
  * (create, attach, format), from what the step just done was answered by the
- * driver (see stateAfter); the agent keeps only the latest observation (for
+ * driver (see stateAfter), or, for the first step of a move, on the view where
+ * that step checks its own precondition (moveStart: the old primary's unmount of
+ * the dataset's own path, the new primary's attach on a pool change, which the
+ * backend refuses unless the volume is free); the agent keeps only the latest observation (for
  * reports) and failure counts (for backoff and reporting).
  *
  * DatasetAgent is the coordinator; each concern is its own class:
