@@ -1,5 +1,6 @@
 /** The agent with spare volumes (issue 23): a new dataset claims one, formats nothing, and the pool refills when idle. */
 import { ManualClock } from '@flocker/runtime/testing';
+import type { ClusterSnapshot } from '@flocker/api';
 import type { BlockDeviceVolume, CreateVolumeOptions, SpareCapable, SpareVolume } from '@flocker/storage-drivers';
 import { DatasetAgent } from './DatasetAgent';
 import { MAX_DEFER_MS, SETTLE_MS } from './SparePool';
@@ -64,11 +65,29 @@ const eventually = async (check: () => boolean): Promise<void> => {
   await clock.advanceUntil(check, 5000, 5);
 };
 
+/** FakeControl whose snapshots carry leases (a Docker plugin's, taken at a Mount and let go after the last Unmount). */
+class LeaseControl extends FakeControl {
+  leases: ClusterSnapshot['leases'] = [];
+  private datasetsNow: ClusterSnapshot['datasets'] = [];
+  override setDatasets(d: ClusterSnapshot['datasets']): void {
+    this.datasetsNow = d;
+    super.setDatasets(d);
+  }
+  /** A new generation with these leases (the datasets as they are). */
+  setLeases(leases: ClusterSnapshot['leases']): void {
+    this.leases = leases;
+    super.setDatasets(this.datasetsNow);
+  }
+  override async waitForCluster(since?: string, timeoutMs?: number): Promise<ClusterSnapshot> {
+    return { ...(await super.waitForCluster(since, timeoutMs)), leases: this.leases };
+  }
+}
+
 function setup(spares: number) {
   const host = new FakeHost();
   const driver = new SpareDriver(host);
   clock = new ManualClock();
-  const control = new FakeControl(clock);
+  const control = new LeaseControl(clock);
   const agent = new DatasetAgent(testAgentOptions({ driver, hostOps: host, control, clock, spares }));
   let formats = 0;
   const mkfs = host.makeFilesystem.bind(host);
@@ -164,6 +183,27 @@ describe('DatasetAgent with spare volumes (issue 23)', () => {
     expect(refilledAt).toBeDefined();
     expect(refilledAt! - started).toBeGreaterThanOrEqual(MAX_DEFER_MS - SETTLE_MS);
     expect(refilledAt! - started).toBeLessThanOrEqual(MAX_DEFER_MS + 2 * SETTLE_MS);
+    await agent.stop();
+  });
+
+  it('a lease here taken or let go (a container starting or stopping, the agent idle) puts a refill off by SETTLE_MS again', async () => {
+    const { driver, control, agent } = setup(1);
+    agent.start();
+    await eventually(() => driver.spares.length === 1);
+    control.setDatasets([dataset(DS, 64 * MiB)]);
+    await eventually(() => control.last()?.manifestations.some((m) => m.status === 'mounted') === true);
+    const made = driver.made;
+    // The container starts (its Mount took the lease) and stops (let go) while the refill waits for quiet.
+    await clock.advance(SETTLE_MS / 2);
+    control.setLeases([{ dataset_id: DS, node_uuid: TEST_NODE, expires: null }]);
+    await clock.advance(SETTLE_MS / 2 + 100);
+    expect(driver.made).toBe(made); // the lease pushed it back
+    control.setLeases([]);
+    await clock.advance(SETTLE_MS - 100);
+    expect(driver.made).toBe(made); // and its release again
+    // Another node's lease is no activity here.
+    control.setLeases([{ dataset_id: DS2, node_uuid: 'other-node', expires: null }]);
+    await clock.advanceUntil(() => driver.made > made, 300, 5);
     await agent.stop();
   });
 

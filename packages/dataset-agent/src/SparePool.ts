@@ -94,7 +94,9 @@ export class SparePool {
   }
 
   /**
-   * A chance to refill (the agent calls it when its queue goes idle): settleMs from now (a refill
+   * A chance to refill, and a sign of activity on the node: the agent calls it when its queue goes idle, and when a
+   * lease here is taken or let go (leasesHereChanged: a container starting or stopping, with Docker's own disk work,
+   * while the agent's queue is idle). settleMs from now (a refill
    * due is pushed back: the queue must stay idle that long) but not later than maxDeferMs after the
    * first kick it waits on, and not before RETRY_MS after a failed make (refillDelay). A refill
    * running goes on.

@@ -1,4 +1,12 @@
-import { mayClaimSpare, mayRefill, nextSpareSize, noteSize, refillDelay, startingClasses } from './spareDecisions';
+import {
+  leasesHereChanged,
+  mayClaimSpare,
+  mayRefill,
+  nextSpareSize,
+  noteSize,
+  refillDelay,
+  startingClasses,
+} from './spareDecisions';
 
 const GiB = 1024 ** 3;
 
@@ -64,5 +72,22 @@ describe('spare pool decisions (issue 23)', () => {
     expect(at(9_000, 100, 9_400)).toBe(400);
     // A bound shorter than the settling time wins; a notBefore in the past changes nothing.
     expect(refillDelay({ now: 0, wantedSince: 0, settleMs: 1_000, maxDeferMs: 300, notBefore: -50 })).toBe(300);
+  });
+
+  it("a lease here taken or let go (a container starting or stopping on this node) is activity; other nodes' leases and a first snapshot are not", () => {
+    const lease = (dataset_id: string, node_uuid: string) => ({ dataset_id, node_uuid, expires: null });
+    const at = (...leases: ReturnType<typeof lease>[]) => ({ leases });
+    const me = 'n1';
+    expect(leasesHereChanged(null, at(lease('d1', me)), me)).toBe(false);
+    expect(leasesHereChanged(at(), at(lease('d1', me)), me)).toBe(true); // taken at a Mount
+    expect(leasesHereChanged(at(lease('d1', me)), at(), me)).toBe(true); // let go after the last Unmount
+    expect(leasesHereChanged(at(lease('d1', me)), at(lease('d2', me)), me)).toBe(true);
+    expect(leasesHereChanged(at(lease('d1', me), lease('d2', me)), at(lease('d2', me), lease('d1', me)), me)).toBe(
+      false,
+    );
+    expect(leasesHereChanged(at(lease('d1', me)), at(lease('d1', me), lease('d2', 'n2')), me)).toBe(false);
+    expect(leasesHereChanged(at(lease('d2', 'n2')), at(), me)).toBe(false);
+    // A lease moving from here to another node is one let go here.
+    expect(leasesHereChanged(at(lease('d1', me)), at(lease('d1', 'n2')), me)).toBe(true);
   });
 });

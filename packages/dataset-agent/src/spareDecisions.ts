@@ -3,6 +3,7 @@
  * which sizes the pool keeps spares of, and what to make next. The I/O is SparePool.ts; the
  * spares themselves and their never-written proof are the driver's (loopbackSpares.ts).
  */
+import type { ClusterSnapshot } from '@flocker/api';
 import type { DesiredDataset } from './LocalState';
 
 /**
@@ -89,4 +90,26 @@ export function refillDelay(s: {
 }): number {
   const due = Math.min(s.now + s.settleMs, s.wantedSince + s.maxDeferMs);
   return Math.max(0, due - s.now, s.notBefore - s.now);
+}
+
+/**
+ * Whether the leases held by `node` changed from `before` to `after`: a container started or stopped here (the Docker
+ * plugin takes a volume's lease at its Mount and lets it go after its last Unmount), and Docker's own disk work (the
+ * container's start, its teardown, a `docker volume rm` that usually follows) goes with it. The agent's queue is idle
+ * through all of that (nothing to do for the agent), so this is the node's other sign of activity that puts a refill
+ * off (SparePool.kick). A first snapshot (no `before`) is no change.
+ */
+export function leasesHereChanged(
+  before: Pick<ClusterSnapshot, 'leases'> | null,
+  after: Pick<ClusterSnapshot, 'leases'>,
+  node: string,
+): boolean {
+  if (before === null) return false;
+  const here = (s: Pick<ClusterSnapshot, 'leases'>) =>
+    s.leases
+      .filter((l) => l.node_uuid === node)
+      .map((l) => l.dataset_id)
+      .sort()
+      .join(' ');
+  return here(before) !== here(after);
 }
