@@ -63,6 +63,7 @@ import { Reporter } from './Reporter';
 import { UsedBytesCache } from './usedSpace';
 import { SelfFencing } from './SelfFencing';
 import { SparePool } from './SparePool';
+import { leasesHereChanged } from './spareDecisions';
 import { WorkQueue } from './WorkQueue';
 
 export { backoffDelay } from './clock';
@@ -328,6 +329,8 @@ export class DatasetAgent {
     // dataset waiting for one of them to let go.
     const before = this.lastAdopted;
     this.lastAdopted = snap;
+    // A container started or stopped here (a lease taken or let go): a spare refill waits until that settles too.
+    if (this.spares !== undefined && leasesHereChanged(before, snap, this.o.nodeUuid)) this.spares.kick();
     const waiting = change === 'others' ? this.waitingForOtherNodes(snap) : [];
     if (change === 'others') this.markRecheck(snap);
     if (change === 'config') {
