@@ -1,4 +1,4 @@
-import { pluginCallTotals, tracedLines } from './trace-docker-run';
+import { pluginCallTotals, spareMakes, tracedLines } from './trace-docker-run';
 
 const line = (t: number, message: string, call: string, duration: number) =>
   JSON.stringify({ level: 'info', message, call, duration_ms: duration, t: String(t), timestamp: 'x' });
@@ -27,6 +27,25 @@ describe('trace-docker-run: reading the plugin log (issue 23)', () => {
     expect(tracedLines(log, 'plugin', 1003, 1004).map((e) => [e.t, e.what.split(' ')[0]])).toEqual([
       [1003, 'mount'],
       [1004, 'plugin'],
+    ]);
+  });
+
+  it('shows the spare makes that overlap the window at their start (the agent logs each at its end, with its duration)', () => {
+    const made = (t: number, durationMs: number) =>
+      JSON.stringify({ level: 'debug', message: 'spare volume made', t: String(t), spareId: 's', durationMs });
+    const agent = [
+      made(990, 20), // 970-990: ends before the window
+      made(1010, 30), // 980-1010: began before, ends inside
+      made(1400, 50), // 1350-1400: inside
+      made(1700, 150), // 1550-1700: begins inside, ends after
+      made(1900, 100), // 1800-1900: after
+      JSON.stringify({ message: 'spare volume made', t: '1200' }), // no duration: not a make line this reads
+      line(1100, 'plugin call', '/VolumeDriver.Get', 1),
+    ].join('\n');
+    expect(spareMakes(agent, 1000, 1600).map((e) => [e.t, e.who, e.what])).toEqual([
+      [980, 'agent', 'spare make started (took 30.0 ms)'],
+      [1350, 'agent', 'spare make started (took 50.0 ms)'],
+      [1550, 'agent', 'spare make started (took 150.0 ms)'],
     ]);
   });
 });

@@ -9,6 +9,10 @@
  *
  *   node e2e/dist/trace-docker-run.js [--runs 3]
  *
+ * As the benchmark does, each new volume and each create + rm pair starts once the agent's pool holds 2 spares of the
+ * plugin's 10 GiB default again (waited for untimed; the title says how long), and a spare make that overlaps a
+ * timeline shows at its start ("spare make started"), so a refill meeting a command can be seen (issue 23).
+ *
  * Needs root and dockerd (the FlockerDockerStack of the Docker e2e tests). docs/performance.md
  * reads the critical path off its output.
  */
@@ -81,7 +85,59 @@ export function pluginCallTotals(text: string, from: number, to: number): string
   return `${parts.join(', ') || 'no call'}; in all ${all.toFixed(1)} ms`;
 }
 
-/** What a snapshot says of the volume `name`: its dataset and where it stands on the node. */
+const SpareMadeLine = z.looseObject({ t: z.string(), message: z.literal('spare volume made'), durationMs: z.number() });
+
+/**
+ * The agent's spare makes that overlap [from, to], as events at their start: its `spare volume made` line (debug)
+ * comes at the end of a make, with its duration. A refill's truncate and mkfs on the disk of the control service's
+ * log is what can slow a command beside it (issue 23).
+ */
+export function spareMakes(text: string, from: number, to: number): TraceEvent[] {
+  const events: TraceEvent[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const r = SpareMadeLine.safeParse(parsed);
+    if (!r.success) continue;
+    const end = Number(r.data.t);
+    const start = end - r.data.durationMs;
+    if (!(start <= to && end >= from)) continue;
+    events.push({ t: start, who: 'agent', what: `spare make started (took ${r.data.durationMs.toFixed(1)} ms)` });
+  }
+  return events;
+}
+
+const GiB = 1024 ** 3;
+
+/**
+ * Waits (untimed, up to 10 s) until the stack's pool holds `count` ready spares of `size` bytes, as the benchmark
+ * does before its timed runs; says how long it waited, for the timeline's title.
+ */
+async function waitForSpares(root: string, count = 2, size = 10 * GiB): Promise<string> {
+  const dir = path.join(root, 'pool', 'spares');
+  const full = (): boolean =>
+    (fs.existsSync(dir) ? fs.readdirSync(dir) : [])
+      .filter((n) => /^[0-9a-f-]{36}\.img$/.test(n))
+      .filter((n) => fs.statSync(path.join(dir, n), { throwIfNoEntry: false })?.size === size).length >= count;
+  const t0 = now();
+  while (!full() && now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
+  return full() ? `pool full, waited ${(now() - t0).toFixed(0)} ms` : `pool NOT full after 10 s`;
+}
+
+const USAGE = `usage: node e2e/dist/trace-docker-run.js [--runs N]
+
+Starts its own dockerd, control service, dataset agent and plugin (debug logs) in a temp root, then prints the merged
+timeline (ms) of N docker runs with a new Flocker volume and their docker volume rm, N docker runs with an existing
+volume (beside a local one), N docker volume create + at once docker volume rm, and N rm of an idle volume.
+Needs root. FLOCKER_TRACE_LOGS=DIR keeps the plugin and agent logs. Default N: 3.
+`;
+
+/** What a snapshot says of the volume \`name\`: its dataset and where it stands on the node. */
 function volumeStatus(s: ClusterSnapshot, name: string): string {
   const ds = s.datasets.filter((d) => d.metadata.name === name);
   if (ds.length === 0) return 'no dataset';
@@ -95,8 +151,18 @@ function volumeStatus(s: ClusterSnapshot, name: string): string {
 }
 
 async function main(): Promise<void> {
-  const runsAt = process.argv.indexOf('--runs');
-  const runs = runsAt > 0 ? Number(process.argv[runsAt + 1]) : 3;
+  const args = process.argv.slice(2);
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const runsAt = args.indexOf('--runs');
+  const runs = runsAt >= 0 ? Number(args[runsAt + 1]) : 3;
+  const unknown = args.filter((_, i) => runsAt < 0 || (i !== runsAt && i !== runsAt + 1));
+  if (!Number.isInteger(runs) || runs < 1 || unknown.length > 0) {
+    process.stderr.write(USAGE);
+    process.exit(2);
+  }
   const stack = await FlockerDockerStack.start({ driver: `flocker-trace-${process.pid}`, logLevel: 'debug' });
   const observed: TraceEvent[] = [];
   let watched = '';
@@ -119,6 +185,7 @@ async function main(): Promise<void> {
       ...observed.filter((e) => e.t >= t0 - 1 && e.t <= t1 + 500),
       ...tracedLines(stack.plugin.log(), 'plugin', t0 - 1, t1 + 500),
       ...tracedLines(stack.agent.log(), 'agent', t0 - 1, t1 + 500),
+      ...spareMakes(stack.agent.log(), t0 - 1, t1 + 500),
     ].sort((a, b) => a.t - b.t);
     process.stdout.write(`\n### ${title}\n\n| ms | process | event |\n|---:|---|---|\n`);
     for (const e of events)
@@ -146,6 +213,7 @@ async function main(): Promise<void> {
       const vol = `trace-new-${i}`;
       watched = vol;
       await new Promise((r) => setTimeout(r, 300));
+      const pool = await waitForSpares(stack.root);
       const steps: TraceEvent[] = [];
       const t0 = now();
       steps.push({ t: t0, who: 'docker', what: `docker run -v ${vol}:/data --volume-driver … true` });
@@ -168,7 +236,7 @@ async function main(): Promise<void> {
       const t1 = now();
       steps.push({ t: t1, who: 'docker', what: 'docker volume rm returned' });
       await new Promise((r) => setTimeout(r, 500));
-      printTimeline(`run ${i + 1}: ${vol}`, steps, t0, t1);
+      printTimeline(`run ${i + 1}: ${vol} (${pool})`, steps, t0, t1);
     }
     // `docker run` with an EXISTING volume (the benchmark's flocker_existing), each after one with a `local` volume:
     // Docker calls Get, Mount, Unmount (copy-up), Mount, and at exit Unmount; the lease is taken and let go each run.
@@ -227,6 +295,7 @@ async function main(): Promise<void> {
       const vol = `trace-cr-${i}`;
       watched = vol;
       await new Promise((r) => setTimeout(r, 300));
+      const pool = await waitForSpares(stack.root);
       const steps: TraceEvent[] = [];
       const t0 = now();
       steps.push({ t: t0, who: 'docker', what: `docker volume create -d … ${vol}` });
@@ -243,7 +312,7 @@ async function main(): Promise<void> {
       const local = now() - l0;
       await new Promise((r) => setTimeout(r, 500));
       printTimeline(
-        `create + rm ${i + 1}: ${vol} (rm ${(t1 - r0).toFixed(1)} ms; local rm ${local.toFixed(1)} ms)`,
+        `create + rm ${i + 1}: ${vol} (rm ${(t1 - r0).toFixed(1)} ms; local rm ${local.toFixed(1)} ms; ${pool})`,
         steps,
         t0,
         t1,
