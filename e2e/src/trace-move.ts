@@ -54,7 +54,11 @@ const AGENT_PATH: readonly PathPoint[] = [
   { name: 'old primary: unmount done', who: 'from agent', what: /^action done .*"kind":"unmount"/ },
   { name: 'old primary: device look, detach starts', who: 'from agent', what: /^action start .*"kind":"detach"/ },
   { name: 'old primary: detach done', who: 'from agent', what: /^action done .*"kind":"detach"/ },
-  { name: 'new primary: attach starts (after its look)', who: 'to agent', what: /^action start .*"kind":"attach"/ },
+  // Its release as the new primary learns of it: the pool watch (often before the detach is done: the record is
+  // written first) or the old primary's report.
+  { name: 'new primary: release seen (worker started)', who: 'to agent', what: /^move start .*"trigger":"released"/ },
+  // On the pool watch the attach is decided on the view (no look); on a report, after a look.
+  { name: 'new primary: attach starts', who: 'to agent', what: /^action start .*"kind":"attach"/ },
   { name: 'new primary: attach done', who: 'to agent', what: /^action done .*"kind":"attach"/ },
   { name: 'new primary: device look, mount starts', who: 'to agent', what: /^action start .*"kind":"mount"/ },
   { name: 'new primary: mount done, reported', who: 'to agent', what: /^reporting .*"manifestations":[1-9]/ },
