@@ -343,7 +343,15 @@ export class LocalAgent {
       this.clock.now(),
       new Set([...this.movers.keys(), ...this.replicating.keys()]),
     );
-    for (const datasetId of forget) this.failures.delete(datasetId);
+    for (const datasetId of forget) {
+      const f = this.failures.get(datasetId);
+      this.failures.delete(datasetId);
+      this.o.logger.info('local failure dropped: the decision no longer has its action', {
+        datasetId,
+        action: f?.action,
+        code: f?.code,
+      });
+    }
     let changed = false;
     for (const action of due) {
       if (this.stopping.signal.aborted) break;
