@@ -10,6 +10,7 @@
  * holds (applyClusterDelta), as an agent on the delta channel does.
  */
 import { setMaxListeners } from 'node:events';
+import { setPriority } from 'node:os';
 import * as path from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import {
@@ -42,12 +43,18 @@ interface AgentsInput {
   /** Each agent holds one streaming watch (`GET /v1/agent/cluster/watch`) instead of long-polling. */
   watch: boolean;
   fanoutDeadlineMs: number;
+  /** The worker threads' nice value (see AgentFleet.nice). */
+  nice: number;
 }
 /** `watch`: finish once these nodes have the change (plus a settle time to count who else woke); else once all have. */
 type AgentsCommand =
   | { type: 'expect'; watch?: string[]; settleMs?: number }
   /** End the measurement now (when another worker's watched agents all have the change). */
   | { type: 'finish' }
+  /** Run this worker thread at this nice value from now on. */
+  | { type: 'nice'; value: number }
+  /** Say how many polls or watches failed so far. */
+  | { type: 'count' }
   | { type: 'stop' };
 type AgentsMessage =
   | { type: 'started'; errors: number }
@@ -61,6 +68,7 @@ type AgentsMessage =
       deltas: number;
       full: number;
     }
+  | { type: 'count'; errors: number; errorKinds: Record<string, number> }
   | { type: 'stopped' };
 
 export interface Fanout {
@@ -93,6 +101,8 @@ export class AgentFleet {
       delta?: boolean;
       watch?: boolean;
       fanoutDeadlineMs?: number;
+      /** The agents' threads' nice value (0: the bench's own priority). */
+      nice?: number;
     } = {},
   ): Promise<AgentFleet> {
     const n = Math.max(1, Math.min(options.workers ?? 1, agents.length));
@@ -104,6 +114,7 @@ export class AgentFleet {
         delta: options.delta ?? false,
         watch: options.watch ?? false,
         fanoutDeadlineMs: options.fanoutDeadlineMs ?? 10_000,
+        nice: options.nice ?? 0,
       };
       return new Worker(path.join(__dirname, 'agents.js'), { workerData: input });
     });
@@ -157,6 +168,26 @@ export class AgentFleet {
       deltas: sum((m) => m.deltas),
       full: sum((m) => m.full),
     };
+  }
+
+  /**
+   * Runs the agents' worker threads at `value` (Linux: a thread's own nice value; raising it back needs
+   * root). The simulated agents stand for agents on other machines: on the bench's 2 cores, reading
+   * 10,000 heartbeat lines per period costs them as much CPU as the service's writing them, and at
+   * the same priority they take it from the service (issue 23). Applied when each worker takes the message.
+   */
+  nice(value: number): void {
+    for (const w of this.workers) w.postMessage({ type: 'nice', value } satisfies AgentsCommand);
+  }
+
+  /** Failed polls or watches (retried) since the agents started, by kind (errorKind). */
+  async errors(): Promise<{ errors: number; errorKinds: Record<string, number> }> {
+    const answers = this.workers.map((w) => this.next(w, 'count'));
+    for (const w of this.workers) w.postMessage({ type: 'count' } satisfies AgentsCommand);
+    const all = (await Promise.all(answers)) as Extract<AgentsMessage, { type: 'count' }>[];
+    const errorKinds: Record<string, number> = {};
+    for (const m of all) for (const [k, n] of Object.entries(m.errorKinds)) errorKinds[k] = (errorKinds[k] ?? 0) + n;
+    return { errors: all.reduce((n, m) => n + m.errors, 0), errorKinds };
   }
 
   stop(): Promise<void> {
@@ -259,8 +290,12 @@ async function runAgents(input: AgentsInput): Promise<void> {
   const stopping = new AbortController();
   // Every agent's watch listens on it.
   setMaxListeners(0, stopping.signal);
+  // Linux: 0 is the calling thread (this worker), not the whole process.
+  if (input.nice !== 0) setPriority(0, input.nice);
   port.on('message', (m: AgentsCommand) => {
-    if (m.type === 'stop') {
+    if (m.type === 'nice') setPriority(0, m.value);
+    else if (m.type === 'count') port.postMessage({ type: 'count', errors, errorKinds } satisfies AgentsMessage);
+    else if (m.type === 'stop') {
       stop = true;
       stopping.abort();
     } else if (m.type === 'finish') finishFanout();

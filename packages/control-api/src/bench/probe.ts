@@ -58,6 +58,68 @@ function cpuSnapshot(probed: Probed): Record<string, number> {
   };
 }
 
+/** CPU ms per thread of a process so far (/proc/<pid>/task/<tid>/stat), by "<comm> <tid>"; the main thread is "<comm> main". */
+function threadCpuMs(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+      out.set(`${comm} ${Number(tid) === pid ? 'main' : tid}`, ((Number(f[11]) + Number(f[12])) * 1000) / 100);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * With nothing asked of the services for `ms`: the CPU each process (and each of its busy threads)
+ * used, and, every `stepMs`, the servers' and this process's CPU — what the agents' watches cost
+ * idle (the heartbeat ticks), and who pays it: the service writing, or the simulated agents (this
+ * process's worker threads) reading. Logged; nothing returned.
+ */
+export async function idleCpu(probed: Probed, ms: number, log: (msg: string) => void, stepMs = 100): Promise<void> {
+  const pids = {
+    ...Object.fromEntries(probed.servers.map((s, i) => [`server${i}`, s.pid as number])),
+    bench: process.pid,
+  };
+  const threads0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, threadCpuMs(pid)]));
+  const cpu0 = cpuSnapshot(probed);
+  const steps: string[] = [];
+  let last = cpuSnapshot(probed);
+  const t0 = performance.now();
+  while (performance.now() - t0 < ms) {
+    await new Promise((r) => setTimeout(r, stepMs));
+    const now = cpuSnapshot(probed);
+    const d = (k: string): number => Math.round((now[k] ?? 0) - (last[k] ?? 0));
+    steps.push(
+      `${Math.round(performance.now() - t0)}:${probed.servers.map((_, i) => d(`server${i}`)).join('+')}/${d('bench')}/${d('machine')}`,
+    );
+    last = now;
+  }
+  const cpu1 = cpuSnapshot(probed);
+  const used = Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, Math.round(v - (cpu0[k] ?? 0))]));
+  log(`idle ${ms} ms (agents watching, no requests): CPU ms used ${JSON.stringify(used)}`);
+  for (const [k, pid] of Object.entries(pids)) {
+    const before = threads0[k] ?? new Map<string, number>();
+    const busy = [...threadCpuMs(pid)]
+      .map(([t, v]) => [t, Math.round(v - (before.get(t) ?? 0))] as const)
+      .filter(([, v]) => v > 0)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 8);
+    log(`idle: ${k} (pid ${pid}) threads' CPU ms: ${busy.map(([t, v]) => `${t}=${v}`).join(', ')}`);
+  }
+  log(`idle: every ${stepMs} ms, ms since start: servers' CPU ms / bench (agents) / machine: ${steps.join(' ')}`);
+}
+
 /** etcd's disk and peer histograms worth reading around a window: a slow fsync or round trip shows here. */
 const ETCD_HISTOGRAMS = [
   'etcd_disk_wal_fsync_duration_seconds',

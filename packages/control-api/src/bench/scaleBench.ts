@@ -9,16 +9,18 @@
  */
 import { type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { FlockerApiError, FlockerClient, type NodeReport } from '@flocker/api';
 import { errorMessage } from '@flocker/runtime';
+import { WATCH_HEARTBEAT_MS } from '../agentWatch';
 import { EtcdTestCluster } from '../testing/etcdCluster';
+import { type AbRound, abSummary, parseVariant, type Variant } from './abVariant';
 import { AgentFleet } from './agents';
-import { type Probed, probeWindow } from './probe';
+import { idleCpu, type Probed, probeWindow } from './probe';
 import { pooled, rssMiB, startServer, stats, type Stats, stopServer, timed } from './harness';
 import { syntheticReport } from './reports';
 import { type ChartPanel, scaleChartSvg } from './scaleChart';
@@ -87,6 +89,10 @@ interface Options {
   createsOnly: boolean;
   /** Creates timed while the agents watch (50: the table's figure is the slowest of them). */
   watchedCreates: number;
+  /** The simulated agents' threads' nice value (AgentFleet.nice). */
+  agentsNice: number;
+  /** --ab: two variants timed in alternating rounds instead of the creates while agents watch. */
+  ab?: { variants: [Variant, Variant]; pairs: number; roundMs: number };
   log: (msg: string) => void;
 }
 
@@ -197,6 +203,55 @@ async function timedCreates(
   return out;
 }
 
+/**
+ * --ab: creates back to back in rounds of `roundMs` (a heartbeat period and a little more, so each
+ * round meets one tick), the two variants alternating (ABAB…: a variant without heartbeats never runs
+ * two rounds in a row, which would pass the agents' idle timeout), on the same service, agents and load.
+ * Logs per variant the pooled p50/p99, the median of the rounds' p99s and of their creates over the
+ * target, and in how many pairs the second variant's p99 was lower. Returns every create's latency.
+ */
+async function abCreates(
+  client: FlockerClient,
+  nodes: readonly string[],
+  fleet: AgentFleet,
+  variantFile: string,
+  what: string,
+  o: Options & { ab: NonNullable<Options['ab']> },
+): Promise<number[]> {
+  const { variants, pairs, roundMs } = o.ab;
+  const rounds: [AbRound[], AbRound[]] = [[], []];
+  const failedBefore = await fleet.errors();
+  let next = 0;
+  for (let p = 0; p < pairs; p++) {
+    for (const v of [0, 1] as const) {
+      const variant: Variant = variants[v];
+      // Renamed into place: the service never reads half a file.
+      writeFileSync(`${variantFile}.new`, JSON.stringify({ slice: variant.slice, beat: variant.beat }));
+      renameSync(`${variantFile}.new`, variantFile);
+      fleet.nice(variant.nice ?? o.agentsNice);
+      // The service's preload reads the file every 50 ms.
+      await sleep(150);
+      const out: number[] = [];
+      const t0 = performance.now();
+      while (performance.now() - t0 < roundMs)
+        out.push(await timed(() => client.createDataset({ primary: nodes[next++ % nodes.length] as string })));
+      rounds[v].push(out);
+    }
+  }
+  const summary0 = abSummary(rounds, variants, TARGETS.create_p99_ms);
+  // A variant starving the agents shows here: watches cut for silence (WATCH_IDLE) and reconnected.
+  const failed = await fleet.errors();
+  const kinds = Object.entries(failed.errorKinds)
+    .map(([k, n]) => [k, n - (failedBefore.errorKinds[k] ?? 0)] as const)
+    .filter(([, n]) => n > 0);
+  const summary =
+    `${what}, A/B in ${pairs} pairs of ${roundMs} ms rounds: ${summary0}; agents' failed watches meanwhile ` +
+    `${failed.errors - failedBefore.errors}${kinds.length > 0 ? ` ${JSON.stringify(Object.fromEntries(kinds))}` : ''}`;
+  o.log(summary);
+  process.stdout.write(`\n${summary}\n`);
+  return rounds[1].flat();
+}
+
 function median(xs: number[]): number {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   return s.length === 0 ? NaN : (s[Math.floor(s.length / 2)] as number);
@@ -206,6 +261,12 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
   const etcd = store === 'etcd' ? await EtcdTestCluster.start() : undefined;
   // After etcd: a cluster that fails to start leaves no directory behind.
   const dir = mkdtempSync(path.join(tmpdir(), 'flocker-scale-'));
+  // --ab: the services' preload (bench/watchVariant) follows this file.
+  const variantFile = path.join(dir, 'watch-variant.json');
+  if (o.ab !== undefined) {
+    writeFileSync(variantFile, '{}');
+    process.env['FLOCKER_BENCH_WATCH_VARIANT'] = variantFile;
+  }
   const storeArgs =
     etcd === undefined
       ? []
@@ -217,7 +278,12 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
       const d = path.join(dir, `r${r}`);
       // Every agent holds a connection: past the default 10,000 the measuring client would be refused.
       const limit = ['--max-connections', String(agentCount + 1000)];
-      servers.push(await startServer(mkdtempSync(`${d}-`), o.nodeArgs, [...storeArgs, ...limit]));
+      const server = await startServer(mkdtempSync(`${d}-`), o.nodeArgs, [...storeArgs, ...limit]);
+      // A service dying mid-run shows as the bench's requests failing: say how it ended.
+      server.child.once('exit', (code, signal) =>
+        o.log(`control service ${r} (pid ${server.child.pid}) exited: ${code ?? signal}`),
+      );
+      servers.push(server);
     }
     const urls = servers.map((s) => s.url);
     const clients = urls.map((baseUrl) => new FlockerClient({ baseUrl, timeoutMs: 120_000 }));
@@ -287,6 +353,7 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
           delta: o.channel === 'delta',
           watch: o.channel === 'watch',
           fanoutDeadlineMs: Math.max(10_000, agentCount * 2),
+          nice: o.agentsNice,
         },
       );
       try {
@@ -380,15 +447,14 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
           answers = { deltas: fan.deltas, full: fan.full };
           await sleep(300);
         }
+        // What the idle watches cost (the heartbeat ticks) and who pays it, before the creates meet it.
+        if (o.probe) await idleCpu({ ...probed, servers: serving.map((s) => s.child) }, 4_000, o.log);
         o.log(`${store} ${agentCount} (${phase.config}): creates back to back while agents poll`);
-        const busy = await timedCreates(
-          first,
-          nodes,
-          o.watchedCreates,
-          `${store} ${agentCount} (${phase.config}) agents watching`,
-          o,
-          probed,
-        );
+        const watching = `${store} ${agentCount} (${phase.config}) agents watching`;
+        const busy =
+          o.ab !== undefined
+            ? await abCreates(first, nodes, fleet, variantFile, watching, { ...o, ab: o.ab })
+            : await timedCreates(first, nodes, o.watchedCreates, watching, o, probed);
         const mem = sampler.stop();
         results.push({
           config: phase.config,
@@ -606,6 +672,23 @@ async function main(): Promise<void> {
       type: 'number',
       describe: 'Creates timed while the agents watch (default the smaller of --samples and 50)',
     })
+    .option('agents-nice', {
+      type: 'number',
+      default: 0,
+      describe: "The simulated agents' threads' nice value (they stand for agents on other machines)",
+    })
+    .option('ab', {
+      type: 'string',
+      array: true,
+      describe:
+        'Two variants, e.g. --ab slice=500 slice=64,nice=10: the creates while agents watch are timed in alternating rounds of each (service heartbeat slice, agents nice)',
+    })
+    .option('ab-pairs', { type: 'number', default: 20, describe: 'Pairs of --ab rounds' })
+    .option('ab-round-ms', {
+      type: 'number',
+      default: WATCH_HEARTBEAT_MS + 200,
+      describe: 'Length of an --ab round (at least a heartbeat period: each round meets a tick)',
+    })
     .option('creates-only', {
       type: 'boolean',
       default: false,
@@ -619,6 +702,15 @@ async function main(): Promise<void> {
   if (sizes.some((n) => !Number.isInteger(n) || n < 1))
     throw new Error(`--sizes: "${argv.sizes}" is not a list of counts`);
   if (stores.some((s) => s !== 'file' && s !== 'etcd')) throw new Error(`--stores: "${argv.stores}" (file, etcd)`);
+  if (argv.ab !== undefined && argv.ab.length !== 2) throw new Error('--ab takes two variants');
+  const ab =
+    argv.ab === undefined
+      ? undefined
+      : {
+          variants: [parseVariant(argv.ab[0] as string), parseVariant(argv.ab[1] as string)] as [Variant, Variant],
+          pairs: Math.max(1, argv['ab-pairs']),
+          roundMs: argv['ab-round-ms'],
+        };
   const o: Options = {
     perAgent: argv['datasets-per-agent'],
     replicas: Math.max(1, argv.replicas),
@@ -630,7 +722,10 @@ async function main(): Promise<void> {
     nodeArgs: [
       ...argv['server-node-arg'],
       ...(argv.probe ? ['--require', path.join(__dirname, 'serverProbe.js')] : []),
+      ...(ab !== undefined ? ['--require', path.join(__dirname, 'watchVariant.js')] : []),
     ],
+    agentsNice: argv['agents-nice'],
+    ...(ab !== undefined ? { ab } : {}),
     probe: argv.probe,
     createsOnly: argv['creates-only'],
     watchedCreates: argv['watched-creates'] ?? Math.min(argv.samples, 50),
