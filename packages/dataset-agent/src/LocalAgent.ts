@@ -101,10 +101,14 @@ type StorageAction = Exclude<LocalAction, { kind: 'refuse' }>;
 
 export class LocalAgent {
   private snapshot: ClusterSnapshot | null = null;
-  /** The configuration version reports carry (session 10): turns and moves out tracked from their start. */
+  /**
+   * The configuration version reports carry (session 10): turns and moves out tracked from their start. A risen
+   * version asks for nothing: a move onto this node changes decisionKey (a turn, which reports), a move out's end
+   * asks for a turn, and other changes (leases) need no report.
+   */
   private readonly acted = new ActedVersion(
     () => configurationVersionOfTag(this.snapshot?.configuration_tag),
-    () => this.requestTurn(),
+    () => undefined,
   );
   private readonly metrics = datasetAgentMetrics(processRegistry('dataset-agent'));
   private readonly stopping = new AbortController();
@@ -218,7 +222,7 @@ export class LocalAgent {
     if (key !== this.decidedOn) {
       this.decidedOn = key;
       this.requestTurn();
-    } else this.acted.adopted();
+    }
   }
 
   /** Whole snapshots by long-polls (a control service without deltas, or without local views). */
