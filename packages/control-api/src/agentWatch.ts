@@ -34,8 +34,15 @@ export function watchContentType(heartbeatMs = WATCH_HEARTBEAT_MS): string {
   return `application/x-ndjson; heartbeat-ms=${heartbeatMs}`;
 }
 const HEARTBEAT = Buffer.from('\n');
-/** Watchers beaten per turn of the event loop within one tick (exported for tests). */
-export const HEARTBEAT_SLICE = 500;
+/**
+ * Watchers beaten per turn of the event loop within one tick (exported for tests). Each write's cost
+ * is mostly paid after the slice, when its response uncorks (a writev per socket, in the same turn):
+ * ~12-20 µs per watcher on the loaded 2-core host. A request waits for the turn in progress at each of
+ * its steps (read, commit, answer): 500 per turn held each step 10-13 ms (median turn of a tick at
+ * 3,000-9,000 real connections), a create met 2-3 of them in a burst (the scale bench's 21-32 ms
+ * create p99 at 10,000 agents); 64 per turn, ~1 ms. The whole tick takes ~10-40% longer (more turns).
+ */
+export const HEARTBEAT_SLICE = 64;
 
 /** A watcher's part in the heartbeat: written since the last tick (no heartbeat then), or busy. */
 interface Beating {
@@ -52,7 +59,7 @@ function heartbeatsTo(periodMs: number, w: Beating): () => void {
     const watchers = new Set<Beating>();
     const timer = setInterval(() => {
       // In slices with the event loop let run between: 10,000 writes in one go held every request
-      // behind them for 15-36 ms (60-180 at worst) per tick on the loaded 2-core host.
+      // behind them for 15-36 ms (60-180 at worst) per tick on the loaded 2-core host; see HEARTBEAT_SLICE.
       const due = [...watchers];
       let i = 0;
       const slice = (): void => {
