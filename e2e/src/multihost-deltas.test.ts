@@ -126,20 +126,50 @@ describe('dataset agents following their node views by deltas', () => {
     const whole = await cluster.client.waitForCluster(undefined, 0);
     const view = await cluster.client.waitForClusterDelta(undefined, 0, node);
     expect(isClusterDelta(view)).toBe(false);
-    // A change in A's view (a new dataset there) comes back to A's poll as a delta of just that.
+    // What A's view holds (the earlier tests' datasets moved to B: none of them, only A's own state).
+    const viewDatasets = new Set(view.datasets.map((x) => x.dataset_id));
+    const viewNodes = new Set([node, ...view.nodes.map((n) => n.uuid)]);
+    const others = new Set([b.requireNodeUuid(), c.requireNodeUuid()]);
+    expect([...viewNodes].filter((n) => others.has(n))).toEqual([]);
+    // A change in A's view (a new dataset there) comes back to A's poll as a delta of just that. Before it, A's poll
+    // may be answered by a change of A's own state (its report: what it sees of the shared pool after another node's
+    // create, its free bytes, a risen configuration_version): each such answer must be a delta of A's view only too
+    // (A's state, no dataset, nothing of B or C), and the next poll goes on from it.
     const poll = cluster.client.waitForClusterDelta(view.generation, 20_000, node);
     const d = await cluster.client.createDataset({ primary: node, maximum_size: TEST_DATASET_SIZE });
-    const answer = await poll;
-    expect(isClusterDelta(answer)).toBe(true);
-    if (!isClusterDelta(answer)) return;
-    expect(answer.since).toBe(view.generation);
+    let since = view.generation;
+    let answer = await poll;
+    const before: Array<{ nodes: string[] }> = [];
+    for (;;) {
+      expect(isClusterDelta(answer)).toBe(true);
+      if (!isClusterDelta(answer)) return;
+      expect(answer.since).toBe(since);
+      expect(answer.nodes.map((n) => n.uuid).filter((n) => !viewNodes.has(n))).toEqual([]);
+      expect(answer.removed_nodes).toEqual([]);
+      expect(
+        answer.datasets.map((x) => x.dataset_id).filter((x) => !viewDatasets.has(x) && x !== d.dataset_id),
+      ).toEqual([]);
+      expect(answer.removed_datasets).toEqual([]);
+      if (answer.datasets.some((x) => x.dataset_id === d.dataset_id)) break;
+      // Not the create yet: only a change of a node state in A's view (A's own), no dataset, no lease.
+      expect(answer.nodes.length).toBeGreaterThan(0);
+      expect(answer.datasets).toEqual([]);
+      expect(answer.leases).toEqual([]);
+      expect(answer.removed_leases).toEqual([]);
+      before.push({ nodes: answer.nodes.map((n) => n.uuid) });
+      expect(before.length).toBeLessThan(10);
+      since = answer.generation;
+      answer = await cluster.client.waitForClusterDelta(since, 20_000, node);
+    }
     expect(answer.datasets.map((x) => x.dataset_id)).toEqual([d.dataset_id]);
-    // Bytes of the answers (indicative): the whole cluster, A's view, the delta.
+    // Bytes of the answers (indicative): the whole cluster, A's view, the delta; and how many answers of A's own
+    // state came before the create's.
     console.log(
       JSON.stringify({
         wholeBytes: JSON.stringify(whole).length,
         viewBytes: JSON.stringify(view).length,
         deltaBytes: JSON.stringify(answer).length,
+        stateAnswersBefore: before.length,
       }),
     );
     await waitForMountedOn(cluster.client, d.dataset_id, node);
