@@ -1,0 +1,167 @@
+/**
+ * The local move's full send alone against raw `btrfs send | btrfs receive` (issue 24), interleaved
+ * in one process so both see the same load (the machine is shared: a single pair says little):
+ *   node e2e/dist/bench-local-full-send.js [--pairs 5] [--gib 1] [--out <json>]
+ * Two simulated hosts as in bench-local-move (each its own btrfs on its own loop device, B's
+ * listener its own process, mutual TLS). Each pair, in alternating order: raw (A's snapshot piped
+ * into B's pool), then the transfer's full send of the same snapshot (engine.send → TransferClient
+ * → B's receive, with its write-out, until B kept it); after each, B's copy is deleted and both pools
+ * written out, so every run starts from the same state. Reported: each run's time and CPU per GiB
+ * (processes and kernel threads, see cpuMeter.ts), the medians, and the median of the pairs' ratios
+ * (raw ms / transfer ms: the bench's throughput ratio). Needs root.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BtrfsEngine, TransferClient } from '@flocker/storage-drivers';
+import { makeBtrfsLoopPool, makeTestCluster } from '@flocker/storage-drivers/testing';
+import { z } from 'zod';
+import { CpuMeter, cpuPerGib } from './cpuMeter';
+
+const MiB = 1024 * 1024;
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+interface Run {
+  readonly ms: number;
+  readonly cpu: ReturnType<typeof cpuPerGib>;
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
+};
+
+async function main(): Promise<void> {
+  const pairs = Number(arg('pairs') ?? 5);
+  const dataMib = Math.round(Number(arg('gib') ?? 1) * 1024);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-bench-full-send-'));
+  const poolSize = (dataMib * 2 + 512) * MiB;
+  const a = makeBtrfsLoopPool(dir, 'a-pool', poolSize);
+  const b = makeBtrfsLoopPool(dir, 'b-pool', poolSize);
+  const cluster = makeTestCluster();
+  const cpu = new CpuMeter('flocker-bench-full-send');
+  let server: ReturnType<typeof spawn> | undefined;
+  try {
+    const ea = new BtrfsEngine({ pool: a.pool });
+    const eb = new BtrfsEngine({ pool: b.pool });
+    await ea.prepare();
+    await eb.prepare();
+    const id = randomUUID();
+    await ea.createDataset(id, 2 * dataMib * MiB);
+    const file = path.join(ea.datasetPath(id), 'data');
+    execFileSync('dd', ['if=/dev/urandom', `of=${file}`, 'bs=4M', `count=${dataMib / 4}`, 'conv=fsync', 'status=none']);
+    const snapshot = await ea.createSnapshot(id, 'full');
+    const rawDir = path.join(b.pool, 'raw');
+    fs.mkdirSync(rawDir);
+
+    const na = cluster.node();
+    const nb = cluster.node();
+    const certDir = path.join(dir, 'b-certs');
+    fs.mkdirSync(certDir);
+    fs.writeFileSync(path.join(certDir, 'cluster.crt'), nb.ca);
+    fs.writeFileSync(path.join(certDir, 'node.crt'), nb.cert);
+    fs.writeFileSync(path.join(certDir, 'node.key'), nb.key);
+    const listener = spawn(
+      process.execPath,
+      [path.join(__dirname, 'localBtrfsNode.js'), 'serve', b.pool, certDir, '0', path.join(dir, 'b-mnt')],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    server = listener;
+    const port = await new Promise<number>((resolve, reject) => {
+      listener.stdout.once('data', (d: Buffer) =>
+        resolve(z.object({ port: z.number() }).parse(JSON.parse(d.toString())).port),
+      );
+      listener.once('exit', (code) => reject(new Error(`the listener exited with ${code}`)));
+    });
+    const client = new TransferClient({ host: '127.0.0.1', port, nodeUuid: nb.nodeUuid }, na);
+
+    /** B's copy gone and both pools written out: the next run starts where this one did. */
+    const reset = (copy: string): void => {
+      execFileSync('btrfs', ['subvolume', 'delete', copy], { stdio: 'ignore' });
+      for (const pool of [a.pool, b.pool]) execFileSync('btrfs', ['subvolume', 'sync', pool], { stdio: 'ignore' });
+      execFileSync('sync');
+    };
+    const measure = async (work: () => Promise<number>): Promise<Run> => {
+      const c0 = cpu.sample();
+      const t0 = performance.now();
+      const bytes = await work();
+      const ms = performance.now() - t0;
+      return { ms, cpu: cpuPerGib(c0, cpu.sample(), bytes) };
+    };
+    const raw = (): Promise<Run> =>
+      measure(async () => {
+        execFileSync('sh', ['-c', `btrfs send -q ${ea.snapshotPath(id, 'full')} | btrfs receive -e ${rawDir}`], {
+          stdio: 'ignore',
+        });
+        return dataMib * MiB;
+      }).finally(() => reset(path.join(rawDir, 'full')));
+    const transfer = (): Promise<Run> =>
+      measure(() =>
+        client.receive(
+          { datasetId: id, name: 'full', parent: null, identity: snapshot.identity },
+          ea.send(id, 'full', null),
+        ),
+      ).finally(() => reset(eb.snapshotPath(id, 'full')));
+
+    execFileSync('sync');
+    const runs: Array<{ raw: Run; transfer: Run }> = [];
+    for (let i = 0; i < pairs; i++) {
+      // Alternating order: neither side always runs right after the other's clean-up.
+      const first = i % 2 === 0 ? await raw() : await transfer();
+      const second = i % 2 === 0 ? await transfer() : await raw();
+      runs.push(i % 2 === 0 ? { raw: first, transfer: second } : { raw: second, transfer: first });
+    }
+
+    const cpuMedian = (rs: Run[]) => ({
+      processes: median(rs.map((r) => r.cpu.processes ?? 0)),
+      kernelThreads: median(rs.map((r) => r.cpu.kernelThreads)),
+      total: median(rs.map((r) => r.cpu.total ?? r.cpu.kernelThreads)),
+    });
+    const raws = runs.map((r) => r.raw);
+    const transfers = runs.map((r) => r.transfer);
+    const figures = {
+      dataBytes: dataMib * MiB,
+      pairs,
+      raw: { medianMs: Math.round(median(raws.map((r) => r.ms))), cpuSecondsPerGib: cpuMedian(raws) },
+      transfer: { medianMs: Math.round(median(transfers.map((r) => r.ms))), cpuSecondsPerGib: cpuMedian(transfers) },
+      pairedThroughputVsRaw: Math.round(median(runs.map((r) => r.raw.ms / r.transfer.ms)) * 1000) / 1000,
+      runs: runs.map((r) => ({ rawMs: Math.round(r.raw.ms), transferMs: Math.round(r.transfer.ms) })),
+    };
+    const out = arg('out');
+    if (out !== undefined) fs.writeFileSync(out, `${JSON.stringify(figures, null, 2)}\n`);
+    const cpuText = (c: ReturnType<typeof cpuMedian>): string =>
+      `${c.total.toFixed(2)} s (processes ${c.processes.toFixed(2)}, kernel threads ${c.kernelThreads.toFixed(2)})`;
+    console.log(
+      [
+        `${dataMib} MiB of random data, full send host A → host B, ${pairs} interleaved pairs (medians).`,
+        '',
+        '| | time | CPU per GiB |',
+        '|---|---|---|',
+        `| raw \`btrfs send \\| btrfs receive\` | ${(figures.raw.medianMs / 1000).toFixed(2)} s | ${cpuText(figures.raw.cpuSecondsPerGib)} |`,
+        `| full send over mutual TLS (until B kept it) | ${(figures.transfer.medianMs / 1000).toFixed(2)} s | ${cpuText(figures.transfer.cpuSecondsPerGib)} |`,
+        '',
+        `Throughput vs raw, median of the pairs' ratios: ${figures.pairedThroughputVsRaw}× (target ≥ 0.8).`,
+        `Pairs (raw / transfer ms): ${figures.runs.map((r) => `${r.rawMs}/${r.transferMs}`).join(', ')}.`,
+      ].join('\n'),
+    );
+  } finally {
+    server?.kill('SIGKILL');
+    await cpu.close();
+    b.destroy();
+    a.destroy();
+    cluster.destroy();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
