@@ -7,7 +7,7 @@
  * Each side has its own pool with one volume and two instances (as the two hosts of a move) taking turns:
  * attach (attachVolume + getDevicePath, what the agent's attach action runs) then detach (detachVolume).
  * `raw` is the floor: the same ioctls through flocker-syshelper (LOOP_CTL_GET_FREE + LOOP_SET_FD, LOOP_CLR_FD)
- * without pool lock, record or checks. With `--against` (the dist/ of an older build, e.g. from a
+ * without pool lock, record or checks; `losetup` the bare tool (`--find --show`, `-d`: a process each). With `--against` (the dist/ of an older build, e.g. from a
  * `git worktree`; repeatable), that build's driver runs as `old` (or the name given) in the same rounds. Each
  * round runs the floor, then the drivers in rotating order, so every driver sees the same load and follows each
  * other side equally often (a cycle right after another's record write pays for that in its fsync); medians and
@@ -17,6 +17,7 @@ import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { execFileExec, runChecked } from '../exec';
 import { LoopIoctls } from '../losetup';
 import { LoopbackDriver } from '../LoopbackDriver';
 
@@ -104,6 +105,31 @@ async function rawSide(roots: string[]): Promise<Side> {
   };
 }
 
+/** `losetup --find --show` and `losetup -d`: the bare tool, a process each (what the trace compared with). */
+async function losetupSide(roots: string[]): Promise<Side> {
+  const root = await fs.mkdtemp(path.join(tmpdir(), 'flocker-attach-bench-losetup-'));
+  roots.push(root);
+  const image = path.join(root, 'losetup.img');
+  await fs.writeFile(image, '');
+  await fs.truncate(image, 16 * MiB);
+  let bound: string | null = null;
+  return {
+    name: 'losetup',
+    async cycle() {
+      const [attach, device] = await timed(async () =>
+        (await runChecked(execFileExec, 'losetup', ['--find', '--show', image], 'losetup')).trim(),
+      );
+      bound = device;
+      const [detach] = await timed(() => runChecked(execFileExec, 'losetup', ['-d', device], 'losetup -d'));
+      bound = null;
+      return { attach, detach };
+    },
+    async close() {
+      if (bound !== null) await execFileExec('losetup', ['-d', bound]);
+    },
+  };
+}
+
 function quantile(xs: readonly number[], q: number): number {
   const sorted = [...xs].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
@@ -129,6 +155,7 @@ async function main(): Promise<void> {
   const sides: Side[] = [];
   try {
     sides.push(await rawSide(roots));
+    sides.push(await losetupSide(roots));
     sides.push(await driverSide('new', LoopbackDriver, roots));
     for (const { name, dir } of against) {
       // eslint-disable-next-line @typescript-eslint/no-require-imports -- another build, chosen at run time
@@ -138,11 +165,12 @@ async function main(): Promise<void> {
     // One warm-up round: helpers started, pool directories resolved.
     for (const side of sides) await side.cycle(0);
     const samples = new Map<string, Cycle[]>(sides.map((s) => [s.name, []]));
-    // The floor first in every round, then the drivers in rotating order: each follows the floor (whose cycle
-    // leaves the journal idle) and each other driver (which just renamed a record) equally often.
-    const [floor, ...drivers] = sides;
+    // The floors first in every round, then the drivers in rotating order: each follows the floors (whose cycles
+    // leave the journal idle) and each other driver (which just renamed a record) equally often.
+    const floors = sides.slice(0, 2);
+    const drivers = sides.slice(2);
     for (let round = 0; round < pairs; round++) {
-      samples.get(floor.name)!.push(await floor.cycle(round));
+      for (const floor of floors) samples.get(floor.name)!.push(await floor.cycle(round));
       for (let k = 0; k < drivers.length; k++) {
         const side = drivers[(round + k) % drivers.length];
         samples.get(side.name)!.push(await side.cycle(round));
