@@ -96,6 +96,8 @@ export class ControlState {
    * first report received after the move (session 9). Kept until the node reports that version (or a later move).
    */
   private readonly movedOnto = new Map<string, MovedOnto>();
+  /** movedOnto's dataset ids by node (a version-only report looks up its node's moves: versionShows). */
+  private readonly movesOnto = new Map<string, Set<string>>();
 
   private constructor(options: ControlStateOptions, initial: Configuration) {
     this.store = options.store;
@@ -149,6 +151,7 @@ export class ControlState {
         this.notifier.notify(touched);
       },
       onDeadNodesChanged: () => this.leases.scheduleDeadNodeRelease(),
+      versionShows: (uuid, report, before, after) => this.versionShows(uuid, report, before, after),
     });
     this.leases = new LeaseExpiryService({
       committer: this.committer,
@@ -387,7 +390,7 @@ export class ControlState {
           : report === undefined
             ? 'unknown'
             : mountVerdict(e, report, this.nodes.configurationVersion(e.node));
-      if (verdict === 'ended') this.movedOnto.delete(id);
+      if (verdict === 'ended') this.dropMove(id);
       if (verdict !== 'stale' || report === undefined) continue;
       if (!report.manifestations.some((m) => m.dataset_id === id && m.status === 'mounted')) continue;
       out ??= new Map();
@@ -403,12 +406,62 @@ export class ControlState {
    * one diff of the datasets): notes a move onto a node (see movedOnto).
    */
   private noteMove(id: string, before: string | undefined, after: string | undefined, version: number): void {
-    this.movedOnto.delete(id);
+    this.dropMove(id);
     // A new dataset (no primary before) cannot have a stale mount; a deleted one is shown by nobody.
     if (before === undefined || after === undefined) return;
     const report = this.nodes.reportedNode(after)?.report;
     const mounted = report?.manifestations.some((m) => m.dataset_id === id && m.status === 'mounted') === true;
     this.movedOnto.set(id, { node: after, version, ...(mounted ? { reportThen: report } : {}) });
+    let ids = this.movesOnto.get(after);
+    if (ids === undefined) this.movesOnto.set(after, (ids = new Set()));
+    ids.add(id);
+    // The node's agent may have reported this version already, to us, before we had this commit (it follows another
+    // replica): that version-only report was not shared (it showed nothing here then), and a replica that knows only
+    // the older version from the store would hide the node's "mounted" until its next other change. Shared now.
+    if (this.store.publishReport === undefined) return;
+    const unshared = this.nodes.unsharedVersion(after, version);
+    if (unshared === undefined) return;
+    this.store
+      .publishReport(unshared.report, unshared.json, unshared.lastSeen, this.nodeTimeoutMs)
+      .catch((err: unknown) =>
+        this.logger.warn('sharing a node report with its configuration version failed', {
+          node: after,
+          error: String(err),
+        }),
+      );
+  }
+
+  private dropMove(id: string): void {
+    const node = this.movedOnto.get(id)?.node;
+    if (node === undefined) return;
+    this.movedOnto.delete(id);
+    const ids = this.movesOnto.get(node);
+    ids?.delete(id);
+    if (ids?.size === 0) this.movesOnto.delete(node);
+  }
+
+  /**
+   * NodeReports.versionShows: whether a report of `uuid` whose only news is its version (before → after) changes what
+   * /v1/state/datasets shows: a "mounted" of a dataset moved onto the node, hidden at `before` and not at `after` (or
+   * the other way). Cheap in the usual case (no move onto that node pending): one map lookup. Drops ended moves.
+   */
+  private versionShows(uuid: string, report: NodeReport, before: number, after: number): boolean {
+    const ids = this.movesOnto.get(uuid);
+    if (ids === undefined) return false;
+    let shows = false;
+    for (const id of [...ids]) {
+      const moved = this.movedOnto.get(id);
+      if (moved === undefined) continue;
+      if (this.committer.configuration.datasets.get(id)?.primary !== uuid) {
+        this.dropMove(id);
+        continue;
+      }
+      const was = mountVerdict(moved, report, before);
+      const now = mountVerdict(moved, report, after);
+      if (now === 'ended') this.dropMove(id);
+      if (was !== now && report.manifestations.some((m) => m.dataset_id === id && m.status === 'mounted')) shows = true;
+    }
+    return shows;
   }
 
   /** Stops timers, releases long-polls and waits for a pending commit. */

@@ -54,6 +54,14 @@ export interface NodeReportsOptions {
   onStateChange: (nodes: readonly string[]) => void;
   /** The set of dead nodes changed: when their leases are due for release may have moved. */
   onDeadNodesChanged: () => void;
+  /**
+   * A report of an alive node whose only news is its configuration version (both defined): every configuration
+   * change anywhere makes each agent's next heartbeat carry a higher one, so at 10,000 nodes this is the usual
+   * report. Whether it changes what the service shows (ControlState: it ends, or starts, a hidden stale "mounted").
+   * If so the generation moves and onStateChange([]) wakes the whole-cluster waiters (no node's view shows the
+   * version or the hiding), and the report is shared with its version; else only the version and the time are kept.
+   */
+  versionShows?: (uuid: string, report: NodeReport, before: number, after: number) => boolean;
 }
 
 /**
@@ -67,8 +75,22 @@ function withoutVersion(report: NodeReport): { report: NodeReport; version: numb
   return { report: rest, version };
 }
 
+interface Held extends ReportedNode {
+  /** The report as kept and answered (no version), as JSON. */
+  json: string;
+  /** The latest configuration version it carried (ControlState.mountVerdict reads it). */
+  version: number | undefined;
+  /**
+   * What this replica last handed the store to share (publishReport's JSON: with the version then), undefined for a
+   * report received through the store; and the version the store holds. A version-only report shares `shared` again,
+   * so the store writes nothing new (it refreshes last_seen as for an unchanged report).
+   */
+  shared: string | undefined;
+  sharedVersion: number | undefined;
+}
+
 export class NodeReports {
-  private readonly nodes = new Map<string, ReportedNode & { json: string; version: number | undefined }>();
+  private readonly nodes = new Map<string, Held>();
   private readonly aliveSet = new Set<string>();
   /**
    * Nodes declared dead and not back: reported nodes whose last report is older than
@@ -126,20 +148,67 @@ export class NodeReports {
     return this.deadNodes.get(uuid)?.deadSince;
   }
 
-  /** Records a node's own report, received now; returns its JSON as received (for sharing with other replicas). */
+  /**
+   * Records a node's own report, received now; returns the JSON to share with other replicas: as received, or for a
+   * version-only report that shows nothing new (versionShows) the JSON shared before, so the store writes nothing.
+   */
   record(received: NodeReport, now: number): string {
     const { report, version } = withoutVersion(received);
     const json = JSON.stringify(report);
     const previous = this.nodes.get(report.uuid);
-    this.nodes.set(report.uuid, { report, lastSeen: now, json, version });
     const wasAlive = this.aliveSet.has(report.uuid);
+    const held = previous !== undefined && wasAlive ? this.versionOnly(previous, json, version, now) : undefined;
+    if (held !== undefined) {
+      // Shown (versionShows), or what the store holds was not written by us: shared with its version.
+      if (held.shared === undefined) {
+        held.shared = JSON.stringify(received);
+        held.sharedVersion = version;
+      }
+      return held.shared;
+    }
+    const shared = version === undefined ? json : JSON.stringify(received);
+    this.nodes.set(report.uuid, { report, lastSeen: now, json, version, shared, sharedVersion: version });
     this.aliveSet.add(report.uuid);
     if (!wasAlive) this.nodeBack(report.uuid, report.host, now);
-    // A report repeating what we know changes nothing for the agents: do not wake them. A new version alone
-    // wakes waiters (it can end a hidden stale "mounted"; the agent sends one only when it can: Reporter).
+    // A report repeating what we know changes nothing for the agents: do not wake them.
     if (previous === undefined || previous.json !== json || previous.version !== version || !wasAlive)
       this.changed([report.uuid]);
-    return version === undefined ? json : JSON.stringify(received);
+    return shared;
+  }
+
+  /**
+   * The node's report with its version when the store holds an older version than `atLeast` and this replica has
+   * `atLeast` or later (a version-only report not shared: versionShows said nothing showed it then); marked shared.
+   * ControlState shares it when a move onto the node at `atLeast` commits (another replica may hide its "mounted"
+   * until it knows that version).
+   */
+  unsharedVersion(uuid: string, atLeast: number): { report: NodeReport; json: string; lastSeen: number } | undefined {
+    const node = this.nodes.get(uuid);
+    if (node?.version === undefined || node.version < atLeast) return undefined;
+    if (node.sharedVersion !== undefined && node.sharedVersion >= atLeast) return undefined;
+    const json = JSON.stringify({ ...node.report, configuration_version: node.version });
+    node.shared = json;
+    node.sharedVersion = node.version;
+    return { report: node.report, json, lastSeen: node.lastSeen };
+  }
+
+  /**
+   * A report of an alive node (`previous` kept) differing only in its version: keeps the version and the time, the
+   * report object (views and the state list's per-report bytes key on it) and changes the state only when
+   * versionShows says that shows (then the generation moves and whole-cluster waiters wake; no view). Returns
+   * the node as now held when it was one (its `shared` undefined when what the store holds must change).
+   */
+  private versionOnly(previous: Held, json: string, version: number | undefined, lastSeen: number): Held | undefined {
+    const before = previous.version;
+    if (previous.json !== json || version === undefined || before === undefined || before === version) return undefined;
+    const uuid = previous.report.uuid;
+    const held: Held = { ...previous, lastSeen, version };
+    this.nodes.set(uuid, held);
+    if (this.options.versionShows?.(uuid, previous.report, before, version) === true) {
+      held.shared = undefined;
+      this.changed([]);
+    }
+    return held;
   }
 
   /** A node report received by another replica (shared stores). */
@@ -148,7 +217,20 @@ export class NodeReports {
     if (this.closed || (previous !== undefined && previous.lastSeen >= lastSeen)) return;
     const { report, version } = withoutVersion(received);
     const json = JSON.stringify(report);
-    this.nodes.set(report.uuid, { report, lastSeen, json, version });
+    if (
+      previous !== undefined &&
+      this.aliveSet.has(report.uuid) &&
+      isAlive({ report, lastSeen }, this.options.now(), this.options.nodeTimeoutMs)
+    ) {
+      const held = this.versionOnly(previous, json, version, lastSeen);
+      if (held !== undefined) {
+        // What the store holds now (written by another replica).
+        held.shared = undefined;
+        held.sharedVersion = version;
+        return;
+      }
+    }
+    this.nodes.set(report.uuid, { report, lastSeen, json, version, shared: undefined, sharedVersion: version });
     const now = this.options.now();
     const alive = isAlive({ report, lastSeen }, now, this.options.nodeTimeoutMs);
     const wasAlive = this.aliveSet.has(report.uuid);

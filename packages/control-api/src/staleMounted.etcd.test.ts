@@ -27,16 +27,31 @@ afterAll(async () => {
   await etcd?.stop();
 });
 
+/** What each replica gave its store to share (publishReport's JSON), per node: the same JSON again is no new write. */
+const sharedBy = new Map<FlockerClient, Array<{ uuid: string; json: string }>>();
+
 async function replica(prefix: string): Promise<FlockerClient> {
+  const store = new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix });
+  const shared: Array<{ uuid: string; json: string }> = [];
+  const publish = store.publishReport.bind(store);
+  store.publishReport = (r, json, lastSeen, timeout) => {
+    shared.push({ uuid: r.uuid, json });
+    return publish(r, json, lastSeen, timeout);
+  };
   const svc = await startControlService({
     port: 0,
     host: '127.0.0.1',
-    store: new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix }),
+    store,
     logger: silent,
   });
   services.push(svc);
-  return new FlockerClient({ baseUrl: svc.url, timeoutMs: 10_000 });
+  const client = new FlockerClient({ baseUrl: svc.url, timeoutMs: 10_000 });
+  sharedBy.set(client, shared);
+  return client;
 }
+
+const lastShared = (c: FlockerClient, uuid: string) =>
+  [...(sharedBy.get(c) ?? [])].reverse().find((s) => s.uuid === uuid)?.json;
 
 function report(uuid: string, extra: Partial<NodeReport> = {}): NodeReport {
   const letter = uuid.slice(0, 1);
@@ -101,4 +116,73 @@ it('a report built before the move back (committed through the other replica) is
     report(A, { manifestations: [mounted(id, A), mounted(other, A)], configuration_version: back }),
   );
   for (const c of [one, two]) await eventually(async () => (await shownAt(c, id)) === A);
+});
+
+describe('a version-only report (session 10, helper J): not written to etcd unless it ends a hidden stale "mounted"', () => {
+  it('shares the JSON etcd holds for a version-only report; one ending a stale mount reaches the other replica', async () => {
+    const prefix = `/flocker-test-${randomUUID()}/`;
+    const one = await replica(prefix);
+    const two = await replica(prefix);
+    const version = async (c: FlockerClient) =>
+      configurationVersionOfTag((await c.waitForCluster(undefined, 0)).configuration_tag) ?? Number.NaN;
+    const shownAt = async (c: FlockerClient, id: string) =>
+      (await c.listDatasetState()).find((s) => s.dataset_id === id)?.primary;
+    await one.reportNodeState(report(A, { configuration_version: await version(one) }));
+    await one.reportNodeState(report(B, { configuration_version: await version(one) }));
+    const id = (await one.createDataset({ primary: A, maximum_size: 1024 ** 3 })).dataset_id;
+    await one.reportNodeState(
+      report(A, { manifestations: [mounted(id, A)], configuration_version: await version(one) }),
+    );
+    const written = lastShared(one, A);
+    // A change elsewhere (a create on B): A's next heartbeat differs only in its version: the same JSON is shared.
+    await one.createDataset({ primary: B, maximum_size: 1024 ** 3 });
+    await one.reportNodeState(
+      report(A, { manifestations: [mounted(id, A)], configuration_version: await version(one) }),
+    );
+    expect(lastShared(one, A)).toBe(written);
+    // Moved away and back through replica two; A's report built before it acted on the move back reaches one.
+    await eventually(async () => (await version(two)) === (await version(one)));
+    await two.updateDataset(id, { primary: B });
+    const away = await version(two);
+    await two.updateDataset(id, { primary: A });
+    const back = await version(two);
+    await eventually(async () => (await version(one)) === back);
+    await one.reportNodeState(report(A, { manifestations: [mounted(id, A)], configuration_version: away }));
+    for (const c of [one, two]) await eventually(async () => (await shownAt(c, id)) !== A);
+    // Acted on the move back, nothing else new: only the version, and it ends the hiding on both replicas.
+    await one.reportNodeState(report(A, { manifestations: [mounted(id, A)], configuration_version: back }));
+    expect(JSON.parse(lastShared(one, A) ?? '{}')).toMatchObject({ configuration_version: back });
+    for (const c of [one, two]) await eventually(async () => (await shownAt(c, id)) === A);
+  });
+
+  it('a move committed through the other replica after its node reported that version is shared then', async () => {
+    const prefix = `/flocker-test-${randomUUID()}/`;
+    const one = await replica(prefix);
+    const two = await replica(prefix);
+    const version = async (c: FlockerClient) =>
+      configurationVersionOfTag((await c.waitForCluster(undefined, 0)).configuration_tag) ?? Number.NaN;
+    const shownAt = async (c: FlockerClient, id: string) =>
+      (await c.listDatasetState()).find((s) => s.dataset_id === id)?.primary;
+    await one.reportNodeState(report(A, { configuration_version: await version(one) }));
+    await one.reportNodeState(report(B, { configuration_version: await version(one) }));
+    const id = (await one.createDataset({ primary: A, maximum_size: 1024 ** 3 })).dataset_id;
+    await one.reportNodeState(
+      report(A, { manifestations: [mounted(id, A)], configuration_version: await version(one) }),
+    );
+    await eventually(async () => (await shownAt(two, id)) === A);
+    await two.updateDataset(id, { primary: B });
+    const away = await version(two);
+    await eventually(async () => (await version(one)) === away);
+    // A's agent (following replica two) already has the move back's version when it reports to one, which has not
+    // seen that commit yet: nothing pending there, so only the version is new and nothing is written.
+    const written = lastShared(one, A);
+    await one.reportNodeState(report(A, { manifestations: [mounted(id, A)], configuration_version: away + 1 }));
+    expect(lastShared(one, A)).toBe(written);
+    await two.updateDataset(id, { primary: A });
+    expect(await version(two)).toBe(away + 1);
+    // Two knows A's version from etcd only (older than the move back): it hides A's "mounted" until one, on adopting
+    // the move back, shares A's report with the version it holds.
+    for (const c of [one, two]) await eventually(async () => (await shownAt(c, id)) === A);
+    expect(JSON.parse(lastShared(one, A) ?? '{}')).toMatchObject({ configuration_version: away + 1 });
+  });
 });

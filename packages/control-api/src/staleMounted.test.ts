@@ -156,6 +156,68 @@ describe('configuration_version (session 10): a report built before the move bac
     expect(await shown(d1)).toMatchObject({ primary: A, path: `/flocker-a/${d1}` });
   });
 
+  it('a version-only report (a configuration change elsewhere) wakes no view and keeps the state lists and tags', async () => {
+    await client.reportNodeState(report(A, { configuration_version: await version() }));
+    await client.reportNodeState(report(B, { configuration_version: await version() }));
+    const onA = (await client.createDataset({ primary: A, maximum_size: 1024 ** 3 })).dataset_id;
+    await client.reportNodeState(
+      report(A, { manifestations: [mounted(onA, A)], configuration_version: await version() }),
+    );
+    // A change elsewhere: a create on B. A's next heartbeat carries the higher version, nothing else new.
+    await client.createDataset({ primary: B, maximum_size: 1024 ** 3 });
+    const tags = async () =>
+      Promise.all(
+        ['/v1/state/datasets', '/v1/state/nodes'].map(async (p) => (await fetch(svc.url + p)).headers.get('etag')),
+      );
+    const before = await tags();
+    const generation = svc.state.generation;
+    let wakes = 0;
+    const sub = svc.state.subscribeView(A, generation, () => (wakes += 1));
+    const whole = svc.state.waitForChange(generation, 300).then(() => svc.state.generation);
+    await client.reportNodeState(
+      report(A, { manifestations: [mounted(onA, A)], configuration_version: await version() }),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    sub.cancel();
+    expect(wakes).toBe(0);
+    expect(svc.state.nodeViews.changedSince(A, generation)).toBe(false);
+    expect(svc.state.generation).toBe(generation);
+    expect(await whole).toBe(generation); // timed out: no whole-cluster waiter woken either
+    expect(await tags()).toEqual(before);
+    expect(await shown(onA)).toMatchObject({ primary: A, path: `/flocker-a/${onA}` });
+  });
+
+  it('a version-only report that ends a hidden stale "mounted" shows it at once and wakes whole-cluster waiters', async () => {
+    await client.reportNodeState(report(A, { configuration_version: await version() }));
+    await client.reportNodeState(report(B, { configuration_version: await version() }));
+    const id = (await client.createDataset({ primary: A, maximum_size: 1024 ** 3 })).dataset_id;
+    await client.reportNodeState(
+      report(A, { manifestations: [mounted(id, A)], configuration_version: await version() }),
+    );
+    await client.updateDataset(id, { primary: B });
+    const away = await version();
+    await client.reportNodeState(report(B, { manifestations: [mounted(id, B)], configuration_version: away }));
+    await client.updateDataset(id, { primary: A });
+    const back = await version();
+    // Built before A acted on the move back, received after it: hidden.
+    await client.reportNodeState(report(A, { manifestations: [mounted(id, A)], configuration_version: away }));
+    await client.reportNodeState(report(B, { configuration_version: back }));
+    expect(await shown(id)).toBeUndefined();
+    const generation = svc.state.generation;
+    const started = Date.now();
+    const whole = svc.state.waitForChange(generation, 5_000);
+    // A acted on the move back; its mount shows the same as before: only the version is new.
+    await client.reportNodeState(report(A, { manifestations: [mounted(id, A)], configuration_version: back }));
+    await whole;
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(svc.state.generation).not.toBe(generation);
+    expect(await shown(id)).toEqual({ dataset_id: id, primary: A, maximum_size: 1024 ** 3, path: `/flocker-a/${id}` });
+    expect(svc.state.staleMounts().size).toBe(0);
+    // No view shows the version or the hiding: none is woken.
+    expect(svc.state.nodeViews.changedSince(A, generation)).toBe(false);
+    expect(svc.state.nodeViews.changedSince(B, generation)).toBe(false);
+  });
+
   it('an agent that reports no version keeps the session-9 rule (any report after the move counts)', async () => {
     await client.reportNodeState(report(A));
     await client.reportNodeState(report(B));
@@ -222,7 +284,7 @@ describe('mountVerdict (pure)', () => {
 });
 
 describe('NodeReports keeps configuration_version beside the report (received here or through etcd)', () => {
-  it('never in the report answered, shared as received, a new version alone moves the generation', () => {
+  it('never in the report answered, shared as received, a new version alone moves no generation', () => {
     const n = new NodeReports({
       nodeTimeoutMs: 30_000,
       now: () => 1000,
@@ -242,16 +304,26 @@ describe('NodeReports keeps configuration_version beside the report (received he
     const g = n.generation;
     n.record(r, 1001);
     expect(n.generation).toBe(g); // the same again: nothing new
-    n.record({ ...r, configuration_version: 8 }, 1002);
-    expect(n.generation).toBe(g + 1);
+    const kept = n.reportedNode(A)?.report;
+    // A new version alone (a configuration change anywhere): kept, but no state change, the same report object, and
+    // shared as before (the JSON etcd holds, version 7), so no new write (session 10, helper J).
+    expect(n.record({ ...r, configuration_version: 8 }, 1002)).toBe(shared);
+    expect(n.generation).toBe(g);
     expect(n.configurationVersion(A)).toBe(8);
+    expect(n.reportedNode(A)?.report).toBe(kept);
+    expect(n.reportedNode(A)?.lastSeen).toBe(1002);
     // Another replica's (etcd): the same.
     n.external({ ...r, configuration_version: 9 }, 1003);
     expect(n.configurationVersion(A)).toBe(9);
     expect(JSON.parse(n.reportJson(A) ?? '{}')).not.toHaveProperty('configuration_version');
-    expect(n.generation).toBe(g + 2);
-    // An older agent's report: no version.
+    expect(n.generation).toBe(g);
+    // Anything else new: a state change, shared with its version.
+    const r2 = report(A, { configuration_version: 10 });
+    expect(JSON.parse(n.record(r2, 1004))).toEqual(r2);
+    expect(n.generation).toBe(g + 1);
+    // An older agent's report: no version (a change: another report object, the session-9 rule reads it).
     n.record(report(A), 1004);
+    expect(n.generation).toBe(g + 2);
     expect(n.configurationVersion(A)).toBeUndefined();
     expect(n.record(report(A), 1005)).toBe(JSON.stringify(report(A)));
   });
