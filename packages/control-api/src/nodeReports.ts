@@ -58,8 +58,9 @@ export interface NodeReportsOptions {
    * A report of an alive node whose only news is its configuration version (both defined): every configuration
    * change anywhere makes each agent's next heartbeat carry a higher one, so at 10,000 nodes this is the usual
    * report. Whether it changes what the service shows (ControlState: it ends, or starts, a hidden stale "mounted").
-   * If so the generation moves and onStateChange([]) wakes the whole-cluster waiters (no node's view shows the
-   * version or the hiding), and the report is shared with its version; else only the version and the time are kept.
+   * If so (rare: once per move back whose stale report it ends) it is a state change of the node as any other (its
+   * view's long-polls wake too: a client waiting on it for D mounted on N reads /v1/state/datasets next,
+   * docs/performance.md), and the report is shared with its version; else only the version and the time are kept.
    */
   versionShows?: (uuid: string, report: NodeReport, before: number, after: number) => boolean;
 }
@@ -195,7 +196,7 @@ export class NodeReports {
   /**
    * A report of an alive node (`previous` kept) differing only in its version: keeps the version and the time, the
    * report object (views and the state list's per-report bytes key on it) and changes the state only when
-   * versionShows says that shows (then the generation moves and whole-cluster waiters wake; no view). Returns
+   * versionShows says that shows. Returns
    * the node as now held when it was one (its `shared` undefined when what the store holds must change).
    */
   private versionOnly(previous: Held, json: string, version: number | undefined, lastSeen: number): Held | undefined {
@@ -206,7 +207,7 @@ export class NodeReports {
     this.nodes.set(uuid, held);
     if (this.options.versionShows?.(uuid, previous.report, before, version) === true) {
       held.shared = undefined;
-      this.changed([]);
+      this.changed([uuid]);
     }
     return held;
   }

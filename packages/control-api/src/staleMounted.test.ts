@@ -187,7 +187,7 @@ describe('configuration_version (session 10): a report built before the move bac
     expect(await shown(onA)).toMatchObject({ primary: A, path: `/flocker-a/${onA}` });
   });
 
-  it('a version-only report that ends a hidden stale "mounted" shows it at once and wakes whole-cluster waiters', async () => {
+  it('a version-only report that ends a hidden stale "mounted" shows it at once and wakes its waiters', async () => {
     await client.reportNodeState(report(A, { configuration_version: await version() }));
     await client.reportNodeState(report(B, { configuration_version: await version() }));
     const id = (await client.createDataset({ primary: A, maximum_size: 1024 ** 3 })).dataset_id;
@@ -205,17 +205,17 @@ describe('configuration_version (session 10): a report built before the move bac
     expect(await shown(id)).toBeUndefined();
     const generation = svc.state.generation;
     const started = Date.now();
+    // A whole-cluster long-poll (flocker volumes move --wait) and one on A's view (docs/performance.md: having seen
+    // D mounted on A there, it reads /v1/state/datasets, and while that hides it waits on the view again).
     const whole = svc.state.waitForChange(generation, 5_000);
+    const view = svc.state.waitForChange(generation, 5_000, undefined, A);
     // A acted on the move back; its mount shows the same as before: only the version is new.
     await client.reportNodeState(report(A, { manifestations: [mounted(id, A)], configuration_version: back }));
-    await whole;
+    await Promise.all([whole, view]);
     expect(Date.now() - started).toBeLessThan(2_000);
     expect(svc.state.generation).not.toBe(generation);
     expect(await shown(id)).toEqual({ dataset_id: id, primary: A, maximum_size: 1024 ** 3, path: `/flocker-a/${id}` });
     expect(svc.state.staleMounts().size).toBe(0);
-    // No view shows the version or the hiding: none is woken.
-    expect(svc.state.nodeViews.changedSince(A, generation)).toBe(false);
-    expect(svc.state.nodeViews.changedSince(B, generation)).toBe(false);
   });
 
   it('an agent that reports no version keeps the session-9 rule (any report after the move counts)', async () => {
