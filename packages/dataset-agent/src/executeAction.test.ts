@@ -98,8 +98,10 @@ describe('executeAction: every action is idempotent', () => {
     // The device only when asked for: a look follows anyway otherwise.
     expect(await executeAction(attach, c)).toEqual({});
     await c.driver.detachVolume(id);
+    // With the device, the size the backend's record has (stateAfter: the mount after it grows to that size).
     expect(await executeAction(attach, { ...c, wantDevicePath: () => true })).toEqual({
       devicePath: `/dev/fake/${id}`,
+      size: made.created!.size,
     });
     expect(await executeAction(attach, { ...c, wantDevicePath: () => true })).toEqual({}); // attached already
   });

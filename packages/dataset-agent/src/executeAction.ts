@@ -59,6 +59,11 @@ export interface ActionResult {
   readonly created?: BlockDeviceVolume;
   /** attach: the device of the volume this call attached here, if the caller wanted it; create: of a spare it claimed attached. */
   readonly devicePath?: string;
+  /**
+   * attach: the volume's size as the backend's record says at the attach (a move's attach decided on the view may
+   * carry an older size: a volume grown since must have its file system grown at the mount that follows).
+   */
+  readonly size?: number;
 }
 
 export async function executeAction(action: Action, ctx: ExecutionContext): Promise<ActionResult> {
@@ -97,9 +102,10 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
       ctx.onCreated?.(created);
       return { created };
     }
-    case 'attach':
+    case 'attach': {
+      let size: number;
       try {
-        await driver.attachVolume(action.blockdeviceId, ctx.instanceId);
+        size = (await driver.attachVolume(action.blockdeviceId, ctx.instanceId)).size;
       } catch (e) {
         if (
           isStorageError(e, 'ALREADY_ATTACHED') &&
@@ -110,10 +116,11 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
       }
       if (!ctx.wantDevicePath?.(action.blockdeviceId)) return {};
       try {
-        return { devicePath: await driver.getDevicePath(action.blockdeviceId) };
+        return { devicePath: await driver.getDevicePath(action.blockdeviceId), size };
       } catch {
         return {}; // attached, device not known yet: the next look finds it
       }
+    }
     case 'format':
       // Already formatted (say, by a run that crashed after mkfs): done, and nothing overwritten.
       await ignoring(['FILESYSTEM_EXISTS'], () => host.makeFilesystem(action.devicePath, action.filesystem));

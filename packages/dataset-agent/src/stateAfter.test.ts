@@ -95,6 +95,19 @@ describe('stateAfter: the next step of a new volume decided on what the last one
       expect(stateAfter(before, create!, result, () => false, isClaimed)).toBeUndefined();
   });
 
+  it('an attach takes the size the backend answered (e2e dataset-agent: a move decided on a view older than a resize mounted without growing the file system)', () => {
+    const unattached: LocalState = { instanceId: 'i-me', volumes: [created] };
+    const attach = { kind: 'attach', datasetId: DS, blockdeviceId: 'vol-1' } as const;
+    const formatted = (id: string) => id === 'vol-1';
+    const after = stateAfter(unattached, attach, { devicePath: '/dev/loop7', size: 128 * MiB }, nothing, formatted);
+    expect(after?.volumes[0]).toMatchObject({ size: 128 * MiB, attachedTo: 'i-me', devicePath: '/dev/loop7' });
+    expect(next(after!)).toMatchObject({ kind: 'mount', size: 128 * MiB });
+    // No size answered: the size as last seen.
+    expect(stateAfter(unattached, attach, { devicePath: '/dev/loop7' }, nothing, formatted)?.volumes[0]?.size).toBe(
+      64 * MiB,
+    );
+  });
+
   it('knows nothing when a step found its work already done, or for a volume it did not create', () => {
     const none: LocalState = { instanceId: 'i-me', volumes: [] };
     const unattached: LocalState = { instanceId: 'i-me', volumes: [created] };

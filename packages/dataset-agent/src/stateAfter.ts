@@ -77,6 +77,8 @@ export function stateAfter(
       // A claimed spare holds the file system the format would have made: mounted next.
       return withTarget({
         ...target,
+        // The record's size at the attach: the view a move's attach was decided on may predate a resize.
+        ...(result.size !== undefined ? { size: result.size } : {}),
         attachedTo: before.instanceId,
         devicePath,
         hasFilesystem: !blank,
