@@ -8,7 +8,7 @@ import type { ClusterSnapshot } from '@flocker/api';
 import { DatasetAgent } from './DatasetAgent';
 import { DESTROY_MAX_DEFER_MS, DESTROY_SETTLE_MS } from './deferredDestroys';
 import { TEST_NODE, testAgentOptions } from './testing/agentOptions';
-import { FakeControl, FakeDriver, FakeHost } from './testing/fakes';
+import { countListings, FakeControl, FakeDriver, FakeHost } from './testing/fakes';
 
 const MiB = 1024 * 1024;
 const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
@@ -27,12 +27,12 @@ const dataset = (id: string, deleted = false): ClusterSnapshot['datasets'][numbe
   deleted,
 });
 
-async function setup() {
+async function setup(resyncIntervalMs = 200) {
   const host = new FakeHost();
   const driver = new FakeDriver();
   clock = new ManualClock();
   const control = new FakeControl(clock);
-  const agent = new DatasetAgent(testAgentOptions({ driver, hostOps: host, control, clock }));
+  const agent = new DatasetAgent(testAgentOptions({ driver, hostOps: host, control, clock, resyncIntervalMs }));
   agent.start();
   control.setDatasets([dataset(DS)]);
   await eventually(() => control.last()?.manifestations.some((m) => m.status === 'mounted') === true);
@@ -59,6 +59,18 @@ describe('DatasetAgent: the teardown of a deleted dataset waits for quiet (issue
     expect(unmounts()).toBe(1);
     expect(clock.now() - deletedAt).toBeLessThanOrEqual(DESTROY_SETTLE_MS + 300);
     await eventually(() => (control.last()?.manifestations ?? []).length === 0);
+    await agent.stop();
+  });
+
+  it('a change that only deletes takes no full look before the settle (none beside the `docker volume rm`)', async () => {
+    const { driver, control, agent, unmounts } = await setup(60_000);
+    await clock.advance(300); // the create's own looks done
+    const listings = countListings(driver);
+    control.setDatasets([dataset(DS, true)]);
+    await clock.advance(DESTROY_SETTLE_MS - 50);
+    expect(listings()).toBe(0);
+    await eventually(() => volumesOf(driver, DS).length === 0);
+    expect(unmounts()).toBe(1);
     await agent.stop();
   });
 

@@ -35,7 +35,7 @@ import { ActedVersion } from './actedVersion';
 import { BackupRunner, restoreOnto, s3StoreFor } from './backups';
 import { reportedAvailableBytes } from './capacity';
 import { calculateChanges, mountPathOf } from './calculateChanges';
-import { DESTROY_MAX_DEFER_MS, DESTROY_SETTLE_MS, destroyDelay } from './deferredDestroys';
+import { DESTROY_MAX_DEFER_MS, DESTROY_SETTLE_MS, deletesOnly, destroyDelay } from './deferredDestroys';
 import { viewGaps } from './viewGaps';
 import { ClusterFollower, type SnapshotChange } from './ClusterFollower';
 import { followerReads } from './controlChannel';
@@ -347,7 +347,11 @@ export class DatasetAgent {
     if (change === 'config') {
       this.logger.debug('cluster changed', { generation: snap.generation, configChanged: true });
       const started = this.startMoves(snap, 'config');
-      if (before !== null && !this.configNeedsLook(before, snap, started)) {
+      if (before !== null && started.size === 0 && this.deleteLookDeferred(before, snap)) {
+        this.logger.debug('deletes only: the full look waits for quiet', { generation: snap.generation });
+        // As after a turn that defers the teardowns: the version is reported (the deleted dataset still held here).
+        this.acted.adopted();
+      } else if (before !== null && !this.configNeedsLook(before, snap, started)) {
         this.logger.debug('configuration change in hand: no full look', { generation: snap.generation });
         // No look to end with a report: the version, if risen and no work runs, is reported now (ActedVersion).
         this.acted.adopted();
@@ -465,6 +469,24 @@ export class DatasetAgent {
       heldElsewhere: this.heldElsewhere(after),
       started,
     });
+  }
+
+  /**
+   * Whether a configuration change that only marks datasets deleted (deferredDestroys.deletesOnly) has its full look
+   * put off until DESTROY_SETTLE_MS of quiet (the teardown timer's turn): what it asks for, teardowns, would wait
+   * that long anyway. Only in contact, after a first full look, and not while stopping.
+   */
+  private deleteLookDeferred(before: ClusterSnapshot, after: ClusterSnapshot): boolean {
+    if (this.stopping || this.fencing.phase !== 'inContact' || !this.poolSeen || !deletesOnly(before, after))
+      return false;
+    this.armTeardownTimer();
+    return true;
+  }
+
+  /** A turn once the node has been quiet for DESTROY_SETTLE_MS (a later call starts the wait again). */
+  private armTeardownTimer(): void {
+    this.teardownTimer?.cancel();
+    this.teardownTimer = this.clock.setTimer(() => this.wake(), DESTROY_SETTLE_MS);
   }
 
   /**
@@ -806,10 +828,7 @@ export class DatasetAgent {
     if (!this.work.idle) return;
     this.dispatch('queueIdle');
     // Teardowns put off while work ran (deferredDestroys): a turn decides them once the quiet has lasted.
-    if (this.teardownWanted.size > 0) {
-      this.teardownTimer?.cancel();
-      this.teardownTimer = this.clock.setTimer(() => this.wake(), DESTROY_SETTLE_MS);
-    }
+    if (this.teardownWanted.size > 0) this.armTeardownTimer();
     // Lower priority than every real operation: spares are made only while nothing else is to do.
     this.spares?.kick();
   }
