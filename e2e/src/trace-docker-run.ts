@@ -28,6 +28,21 @@ const now = (): number => performance.timeOrigin + performance.now();
 /** A log line with a `t` (the agent and the plugin at debug level). */
 const TracedLine = z.looseObject({ t: z.string(), message: z.string() });
 
+/** The lines of a JSON-lines log that parse as `schema`; others (not JSON, another shape) skipped. */
+function* jsonLines<T>(text: string, schema: z.ZodType<T>): Generator<T> {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    const r = schema.safeParse(parsed);
+    if (r.success) yield r.data;
+  }
+}
+
 export interface TraceEvent {
   t: number;
   who: string;
@@ -37,19 +52,10 @@ export interface TraceEvent {
 /** The lines of a JSON-lines log stamped with `t` within [from, to]; others (no `t`, not JSON) skipped. */
 export function tracedLines(text: string, who: string, from: number, to: number): TraceEvent[] {
   const events: TraceEvent[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line);
-    } catch {
-      continue;
-    }
-    const r = TracedLine.safeParse(parsed);
-    if (!r.success) continue;
-    const t = Number(r.data.t);
+  for (const line of jsonLines(text, TracedLine)) {
+    const t = Number(line.t);
     if (!(t >= from && t <= to)) continue;
-    const { t: _t, message, level: _l, timestamp: _ts, service: _s, ...rest } = r.data;
+    const { t: _t, message, level: _l, timestamp: _ts, service: _s, ...rest } = line;
     events.push({ t, who, what: `${message} ${JSON.stringify(rest)}` });
   }
   return events;
@@ -64,21 +70,13 @@ const PluginCallLine = z.looseObject({ t: z.string(), message: z.string(), call:
  */
 export function pluginCallTotals(text: string, from: number, to: number): string {
   const totals = new Map<string, { n: number; ms: number }>();
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line);
-    } catch {
-      continue;
-    }
-    const r = PluginCallLine.safeParse(parsed);
-    if (!r.success || !r.data.message.startsWith('plugin call')) continue;
-    const t = Number(r.data.t);
+  for (const line of jsonLines(text, PluginCallLine)) {
+    if (!line.message.startsWith('plugin call')) continue;
+    const t = Number(line.t);
     if (!(t >= from && t <= to)) continue;
-    const call = r.data.call.replace(/^\/(VolumeDriver|Plugin)\./, '');
+    const call = line.call.replace(/^\/(VolumeDriver|Plugin)\./, '');
     const sum = totals.get(call) ?? { n: 0, ms: 0 };
-    totals.set(call, { n: sum.n + 1, ms: sum.ms + r.data.duration_ms });
+    totals.set(call, { n: sum.n + 1, ms: sum.ms + line.duration_ms });
   }
   const all = [...totals.values()].reduce((a, b) => a + b.ms, 0);
   const parts = [...totals].map(([call, { n, ms }]) => `${call} ${n}× ${ms.toFixed(1)}`);
@@ -94,20 +92,11 @@ const SpareMadeLine = z.looseObject({ t: z.string(), message: z.literal('spare v
  */
 export function spareMakes(text: string, from: number, to: number): TraceEvent[] {
   const events: TraceEvent[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line);
-    } catch {
-      continue;
-    }
-    const r = SpareMadeLine.safeParse(parsed);
-    if (!r.success) continue;
-    const end = Number(r.data.t);
-    const start = end - r.data.durationMs;
+  for (const line of jsonLines(text, SpareMadeLine)) {
+    const end = Number(line.t);
+    const start = end - line.durationMs;
     if (!(start <= to && end >= from)) continue;
-    events.push({ t: start, who: 'agent', what: `spare make started (took ${r.data.durationMs.toFixed(1)} ms)` });
+    events.push({ t: start, who: 'agent', what: `spare make started (took ${line.durationMs.toFixed(1)} ms)` });
   }
   return events;
 }
