@@ -17,8 +17,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { BtrfsEngine, TransferClient } from '@flocker/storage-drivers';
 import { makeBtrfsLoopPool, makeTestCluster } from '@flocker/storage-drivers/testing';
-import { z } from 'zod';
 import { CpuMeter, cpuPerGib } from './cpuMeter';
+import { startReceiver } from './localReceiver';
 
 const MiB = 1024 * 1024;
 
@@ -63,23 +63,9 @@ async function main(): Promise<void> {
 
     const na = cluster.node();
     const nb = cluster.node();
-    const certDir = path.join(dir, 'b-certs');
-    fs.mkdirSync(certDir);
-    fs.writeFileSync(path.join(certDir, 'cluster.crt'), nb.ca);
-    fs.writeFileSync(path.join(certDir, 'node.crt'), nb.cert);
-    fs.writeFileSync(path.join(certDir, 'node.key'), nb.key);
-    const listener = spawn(
-      process.execPath,
-      [path.join(__dirname, 'localBtrfsNode.js'), 'serve', b.pool, certDir, '0', path.join(dir, 'b-mnt')],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    server = listener;
-    const port = await new Promise<number>((resolve, reject) => {
-      listener.stdout.once('data', (d: Buffer) =>
-        resolve(z.object({ port: z.number() }).parse(JSON.parse(d.toString())).port),
-      );
-      listener.once('exit', (code) => reject(new Error(`the listener exited with ${code}`)));
-    });
+    const receiver = startReceiver(dir, nb, b.pool);
+    server = receiver.child;
+    const port = await receiver.port;
     const client = new TransferClient({ host: '127.0.0.1', port, nodeUuid: nb.nodeUuid }, na);
 
     /** B's copy gone and both pools written out: the next run starts where this one did. */

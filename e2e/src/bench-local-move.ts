@@ -19,15 +19,15 @@
  * include other load on the host). On a host with N cores a send cannot take less than its CPU / N.
  * Every byte is verified (SHA-256 of the file on B vs A's final snapshot). Needs root.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomInt, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BtrfsEngine, moveLocalDataset, TransferClient } from '@flocker/storage-drivers';
 import { makeBtrfsLoopPool, makeTestCluster } from '@flocker/storage-drivers/testing';
-import { z } from 'zod';
 import { CpuMeter, cpuPerGib, type CpuSample } from './cpuMeter';
+import { startReceiver } from './localReceiver';
 
 const MiB = 1024 * 1024;
 
@@ -91,22 +91,8 @@ async function main(): Promise<void> {
     const na = cluster.node();
     const nb = cluster.node();
     // Host B's side in its own process, as on another host (the sender and receiver do not share a CPU thread).
-    const certDir = path.join(dir, 'b-certs');
-    fs.mkdirSync(certDir);
-    fs.writeFileSync(path.join(certDir, 'cluster.crt'), nb.ca);
-    fs.writeFileSync(path.join(certDir, 'node.crt'), nb.cert);
-    fs.writeFileSync(path.join(certDir, 'node.key'), nb.key);
-    const server = spawn(
-      process.execPath,
-      [path.join(__dirname, 'localBtrfsNode.js'), 'serve', b.pool, certDir, '0', path.join(dir, 'b-mnt')],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    const port = await new Promise<number>((resolve, reject) => {
-      server.stdout.once('data', (d: Buffer) =>
-        resolve(z.object({ port: z.number() }).parse(JSON.parse(d.toString())).port),
-      );
-      server.once('exit', (code) => reject(new Error(`the listener exited with ${code}`)));
-    });
+    const { child: server, port: listening } = startReceiver(dir, nb, b.pool);
+    const port = await listening;
     const sends: Array<{ bytes: number; atMs: number; released: boolean }> = [];
     let firstSent: () => void = () => undefined;
     const fullSent = new Promise<void>((resolve) => (firstSent = resolve));

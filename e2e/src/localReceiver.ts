@@ -1,0 +1,44 @@
+/**
+ * Host B's receiving side of a local-storage move in its own process (`localBtrfsNode.js serve`), as on another
+ * host: the sender and the receiver do not share a CPU thread. Used by the local-move benchmarks.
+ */
+import { type ChildProcessByStdio, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+
+/** B's node credentials (cluster CA, node certificate and key, PEM). */
+export interface ReceiverNode {
+  readonly ca: string | Buffer;
+  readonly cert: string | Buffer;
+  readonly key: string | Buffer;
+}
+
+export interface Receiver {
+  /** The listener's process: the caller kills it when done (also when `port` fails). */
+  readonly child: ChildProcessByStdio<null, Readable, null>;
+  /** The port it listens on, once it says so; rejects if it exits first. */
+  readonly port: Promise<number>;
+}
+
+/** Starts B's listener on `pool` with `node`'s credentials written under `dir`, mounting into `dir`/b-mnt. */
+export function startReceiver(dir: string, node: ReceiverNode, pool: string): Receiver {
+  const certDir = path.join(dir, 'b-certs');
+  fs.mkdirSync(certDir);
+  fs.writeFileSync(path.join(certDir, 'cluster.crt'), node.ca);
+  fs.writeFileSync(path.join(certDir, 'node.crt'), node.cert);
+  fs.writeFileSync(path.join(certDir, 'node.key'), node.key);
+  const child = spawn(
+    process.execPath,
+    [path.join(__dirname, 'localBtrfsNode.js'), 'serve', pool, certDir, '0', path.join(dir, 'b-mnt')],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const port = new Promise<number>((resolve, reject) => {
+    child.stdout.once('data', (d: Buffer) =>
+      resolve(z.object({ port: z.number() }).parse(JSON.parse(d.toString())).port),
+    );
+    child.once('exit', (code) => reject(new Error(`the listener exited with ${code}`)));
+  });
+  return { child, port };
+}
