@@ -52,6 +52,20 @@ describe('NodeReports', () => {
     expect(calls.dead).toBe(2);
   });
 
+  it('takes a report from another replica with the last_seen it holds when it carries a later configuration version', () => {
+    // Replica two shared a version-only report's old JSON at t (a refresh put), then, on noting a move onto the
+    // node, the same report with its newer version and the same last_seen (ControlState.noteMove's reshare).
+    const clock = { t: 1_000_000 };
+    const { n } = nodes(clock);
+    n.external({ ...report(), configuration_version: 5 }, clock.t - 10);
+    n.external({ ...report(), configuration_version: 5 }, clock.t);
+    n.external({ ...report(), configuration_version: 7 }, clock.t);
+    expect(n.configurationVersion(A)).toBe(7);
+    // Not the other way, nor a same-time repeat.
+    n.external({ ...report(), configuration_version: 6 }, clock.t);
+    expect(n.configurationVersion(A)).toBe(7);
+  });
+
   it('keeps container reports beside node reports: fresh ones only, and an older report from another replica does not replace a newer one', () => {
     const clock = { t: 5_000_000 };
     const { n } = nodes(clock);

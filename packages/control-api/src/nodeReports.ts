@@ -76,6 +76,12 @@ function withoutVersion(report: NodeReport): { report: NodeReport; version: numb
   return { report: rest, version };
 }
 
+/** Whether `received` carries a configuration version later than `held` (a defined one). */
+function laterVersion(received: NodeReport, held: number | undefined): boolean {
+  const v = received.configuration_version;
+  return v !== undefined && held !== undefined && v > held;
+}
+
 interface Held extends ReportedNode {
   /** The report as kept and answered (no version), as JSON. */
   json: string;
@@ -215,7 +221,10 @@ export class NodeReports {
   /** A node report received by another replica (shared stores). */
   external(received: NodeReport, lastSeen: number): void {
     const previous = this.nodes.get(received.uuid);
-    if (this.closed || (previous !== undefined && previous.lastSeen >= lastSeen)) return;
+    if (this.closed || (previous !== undefined && previous.lastSeen > lastSeen)) return;
+    // The same last_seen: taken only with a later version (ControlState.noteMove reshares a version-only report, not
+    // shared then, with the last_seen its old JSON's refresh put may already have carried here).
+    if (previous !== undefined && previous.lastSeen === lastSeen && !laterVersion(received, previous.version)) return;
     const { report, version } = withoutVersion(received);
     const json = JSON.stringify(report);
     if (
