@@ -12,6 +12,15 @@ import winston from 'winston';
 import { decisionKey, LocalAgent, localManifestation } from './LocalAgent';
 import { chooseReplicaNode, localClusterNodes, viewKind } from './localChanges';
 
+/** Polls until `ok` holds (5 s at most). */
+async function until(ok: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error('condition not met within 5 s');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 const ME = '11111111-1111-4111-8111-111111111111';
 const B = '22222222-2222-4222-8222-222222222222';
 const D = '33333333-3333-4333-8333-333333333333';
@@ -146,8 +155,26 @@ class MemoryPool implements LocalEngine {
   failCreate: Error | undefined;
   readonly calls: string[] = [];
 
+  /** Listings that waited on a gate a test held (holdListing). */
+  held = 0;
+  private listingGate: Promise<void> | undefined;
+  private listingHolds = 0;
+
+  /** The next `count` listings wait until the returned release is called. */
+  holdListing(count: number): () => void {
+    let release = () => {};
+    this.listingGate = new Promise<void>((r) => (release = r));
+    this.listingHolds = count;
+    return release;
+  }
+
   async prepare(): Promise<void> {}
   async listDatasets(): Promise<LocalDataset[]> {
+    if (this.listingGate !== undefined && this.listingHolds > 0) {
+      this.listingHolds--;
+      this.held++;
+      await this.listingGate;
+    }
     return [...this.live].map(([datasetId, d]) => ({ datasetId, size: d.size, usedBytes: 0 }));
   }
   async listRetained(): Promise<string[]> {
@@ -273,6 +300,7 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
   const run = async (
     body: (t: {
       pool: MemoryPool;
+      control: SetControl;
       clock: ManualClock;
       step: (change: ClusterSnapshot | (() => Promise<void>)) => Promise<NodeReport['errors']>;
     }) => Promise<void>,
@@ -318,7 +346,7 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
     };
     await agent.start();
     try {
-      await body({ pool, clock, step });
+      await body({ pool, control, clock, step });
     } finally {
       await agent.stop();
     }
@@ -356,6 +384,33 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
       expect(await step(cluster({ primary: ME, deleted: true }))).toEqual([]);
       await failedCreate();
       expect(await step({ ...cluster({ primary: ME }), datasets: [] })).toEqual([]);
+    });
+  });
+
+  it('a move out decided on a configuration that changed during the turn holds reports at that version while it runs (session 10 review)', async () => {
+    await run(async ({ pool, control, step }) => {
+      pool.live.set(D, { size: 1000, mounts: [`/flocker/${D}`] });
+      const versioned = (n: number, primary: string): ClusterSnapshot => ({
+        ...cluster({ primary }),
+        configuration_tag: `v${n}`,
+      });
+      await step(versioned(1, ME));
+      // The turn of the move to B (version 2) is in its listing when the move back (version 3) arrives.
+      const listing = pool.holdListing(1);
+      const mark = control.reports.length;
+      control.set(versioned(2, B));
+      await until(() => pool.held === 1);
+      control.set(versioned(3, ME));
+      await new Promise((r) => setTimeout(r, 100));
+      // The move out (decided on 2) stays in its first listing until released; the turns go on meanwhile.
+      const moving = pool.holdListing(1);
+      listing();
+      await until(() => pool.held === 2);
+      await new Promise((r) => setTimeout(r, 200));
+      const during = control.reports.slice(mark).map((r) => r.configuration_version);
+      moving();
+      expect(during.length).toBeGreaterThan(1);
+      expect(Math.max(...during.map((v) => v ?? 0))).toBe(2);
     });
   });
 

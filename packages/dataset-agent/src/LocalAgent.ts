@@ -110,6 +110,8 @@ export class LocalAgent {
     () => configurationVersionOfTag(this.snapshot?.configuration_tag),
     () => undefined,
   );
+  /** The configuration version of the snapshot the running turn decides on (a move out it starts: startMove). */
+  private decidedVersion: number | undefined;
   private readonly metrics = datasetAgentMetrics(processRegistry('dataset-agent'));
   private readonly stopping = new AbortController();
   private readonly server: TransferServer;
@@ -275,6 +277,7 @@ export class LocalAgent {
   private async turn(): Promise<void> {
     const snapshot = this.snapshot;
     if (snapshot === null) return;
+    this.decidedVersion = configurationVersionOfTag(snapshot.configuration_tag);
     const { engine } = this.o;
     const datasets = await engine.listDatasets();
     this.copies = await Promise.all(
@@ -605,8 +608,9 @@ export class LocalAgent {
         this.requestTurn();
       });
     this.movers.set(datasetId, run);
-    // Decided on the configuration held now: reports wait for its end to name a later one (it unmounts here).
-    void this.acted.track(() => run);
+    // Decided on the turn's snapshot (a later one may have come during its listings): reports wait for its end to
+    // name a later version (it unmounts here).
+    void this.acted.track(() => run, { version: this.decidedVersion });
   }
 
   /** What a move of a dataset from this node is doing (phase, bytes), while one runs. */

@@ -102,4 +102,21 @@ describe('ActedVersion (session 10: the configuration version a report carries)'
     await running;
     expect(acted.reported()).toEqual({ configuration_version: 8 });
   });
+
+  it('work decided on an earlier version than the latest (decidedOn) holds reports at that version', async () => {
+    const acted = new ActedVersion(
+      () => 5,
+      () => undefined,
+    );
+    const w = gate();
+    const running = acted.track(w.work, { version: 4 });
+    expect(acted.reported()).toEqual({ configuration_version: 4 });
+    const none = gate();
+    const unversioned = acted.track(none.work, { version: undefined });
+    expect(acted.reported()).toEqual({});
+    none.release();
+    w.release();
+    await Promise.all([running, unversioned]);
+    expect(acted.reported()).toEqual({ configuration_version: 5 });
+  });
 });

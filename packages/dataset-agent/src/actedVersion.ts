@@ -22,10 +22,14 @@ export class ActedVersion {
     private readonly rose: () => void,
   ) {}
 
-  /** Runs `work` (a dataset's worker) as work decided on the configuration received by now. */
-  async track<T>(work: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` (a dataset's worker) as work decided on the configuration received by now, or on `decidedOn`'s
+   * version when it was decided on an earlier one (LocalAgent: a move out a turn decided on the snapshot it began
+   * with; a newer one may have arrived during the turn's listings).
+   */
+  async track<T>(work: () => Promise<T>, decidedOn?: { readonly version: number | undefined }): Promise<T> {
     const token = Symbol('worker');
-    this.running.set(token, this.latest());
+    this.running.set(token, decidedOn !== undefined ? decidedOn.version : this.latest());
     try {
       return await work();
     } finally {
