@@ -111,6 +111,39 @@ describe('whether a path is a mount point now', () => {
     expect(reads).toBe(2);
   });
 
+  it('a btrfs subvolume is on its own device without being mounted: another device with inode 256 asks the table', () => {
+    const parent = { statSync: () => dev(1) };
+    const subvolume = () => ({ dev: 2, ino: 256 });
+    expect(mountPointByStat('/m/x', { ...parent, lstatSync: subvolume })).toBeUndefined();
+    expect(isMountPointNow('/m/x', { ...parent, lstatSync: subvolume }, () => '')).toBe(false);
+    const line = '30 22 0:40 / /m/x rw - btrfs /dev/loop1 rw\n';
+    expect(isMountPointNow('/m/x', { ...parent, lstatSync: subvolume }, () => line)).toBe(true);
+  });
+
+  it('agrees with the kernel on a real btrfs subvolume, unmounted and mounted (root)', () => {
+    const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'mount-point-btrfs-')));
+    const [mnt, other] = ['mnt', 'other'].map((n) => path.join(dir, n));
+    const mounted: string[] = [];
+    try {
+      fs.mkdirSync(mnt!);
+      fs.mkdirSync(other!);
+      execFileSync('truncate', ['-s', '160M', path.join(dir, 'img')]);
+      execFileSync('mkfs.btrfs', ['-q', path.join(dir, 'img')]);
+      execFileSync('mount', ['-o', 'loop', path.join(dir, 'img'), mnt!]);
+      mounted.push(mnt!);
+      const sub = path.join(mnt!, 'sub');
+      execFileSync('btrfs', ['subvolume', 'create', sub]);
+      expect(isMountPointNow(sub)).toBe(false);
+      expect(isMountPointNow(mnt!)).toBe(true); // a mounted btrfs's root is inode 256 too: the table says so
+      execFileSync('mount', ['--bind', sub, other!]);
+      mounted.push(other!);
+      expect(isMountPointNow(other!)).toBe(true);
+    } finally {
+      for (const m of mounted.reverse()) execFileSync('umount', [m]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('agrees with the kernel on real paths: a tmpfs, a bind mount from the same file system, a plain and a missing directory (root)', () => {
     const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'mount-point-now-')));
     const [tmpfs, bind, plain] = ['tmpfs', 'bind', 'plain'].map((n) => path.join(dir, n));

@@ -51,21 +51,26 @@ export function mountPointsOf(mountinfo: string): string[] {
 
 /** The two stats mountPointByStat makes (tests inject theirs). */
 export interface StatOps {
-  lstatSync(p: string): { dev: number };
+  lstatSync(p: string): { dev: number; ino?: number };
   statSync(p: string): { dev: number };
 }
+
+/** A btrfs subvolume's root directory (BTRFS_FIRST_FREE_OBJECTID): on its own st_dev whether mounted or not. */
+const BTRFS_SUBVOLUME_ROOT_INO = 256;
 
 /**
  * Whether `target` is a mount point, from two stats where they can tell (microseconds; the table's read and parse
  * cost ~55 µs p50 here, ~1 ms p99 and up to 11 ms under load, on a Mount's path): a path on another device than its
- * parent directory is the root of a mount (true: nothing else crosses devices; the last component is not followed,
- * so a symlink shows its own directory's device); a path that does not exist is no mount point (false). undefined
- * where only the table can tell: on its parent's device (not mounted, or a bind mount from the same file system),
- * or any other error.
+ * parent directory is the root of a mount (true; the last component is not followed, so a symlink shows its own
+ * directory's device); a path that does not exist is no mount point (false). undefined where only the table can
+ * tell: on its parent's device (not mounted, or a bind mount from the same file system), a btrfs subvolume's root
+ * (inode 256: another device than its parent even when nothing is mounted there), or any other error.
  */
 export function mountPointByStat(target: string, ops: StatOps = fs): boolean | undefined {
   try {
-    return ops.lstatSync(target).dev !== ops.statSync(path.posix.dirname(target)).dev ? true : undefined;
+    const st = ops.lstatSync(target);
+    if (st.dev === ops.statSync(path.posix.dirname(target)).dev) return undefined;
+    return st.ino === BTRFS_SUBVOLUME_ROOT_INO ? undefined : true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'ENOENT' ? false : undefined;
   }
