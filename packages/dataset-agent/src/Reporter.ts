@@ -40,7 +40,9 @@ export class Reporter {
    * progressReportMs, or with the next immediate one. Invariant it relies on: every
    * end of a dataset's work (converged, failed, waiting, not allowed) asks for an
    * immediate report(), so no final state waits on this timer; only the states in
-   * between, which nobody waits for, may be merged away.
+   * between, which nobody waits for, may be merged away. One exception
+   * (DatasetWorker.endReport): an end whose holdings here were already sent at once
+   * after its last step goes out as progress; what it adds is other nodes' to report.
    */
   requestProgress(): void {
     if (this.progressTimer !== null || this.stopped) return;
