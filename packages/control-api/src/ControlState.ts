@@ -26,6 +26,7 @@ import { SnapshotScheduler } from './snapshotScheduler';
 import { NodeReports } from './nodeReports';
 import { ChangeNotifier, type ViewSubscription } from './notifier';
 import { NodeViewIndex } from './nodeViews';
+import { PersistentMap } from './PersistentMap';
 
 export { NOTIFY_COALESCE_MS, WAKE_BATCH } from './notifier';
 
@@ -98,6 +99,8 @@ export class ControlState {
   private readonly movedOnto = new Map<string, MovedOnto>();
   /** movedOnto's dataset ids by node (a version-only report looks up its node's moves: versionShows). */
   private readonly movesOnto = new Map<string, Set<string>>();
+  /** The latest configuration whose moves onto nodes were noted: committed, or delivered by another replica. */
+  private movesNotedTo: Configuration;
 
   private constructor(options: ControlStateOptions, initial: Configuration) {
     this.store = options.store;
@@ -106,6 +109,7 @@ export class ControlState {
     this.now = options.now ?? Date.now;
     const logger = options.logger;
     this.logger = logger;
+    this.movesNotedTo = initial;
     const now = this.now;
     this.nodeViews = new NodeViewIndex(
       this.instanceId,
@@ -130,6 +134,7 @@ export class ControlState {
         this.leases.scheduleLeaseExpiry();
         this.schedules.reschedule();
         const config = this.committer.configuration;
+        if (config.version > this.movesNotedTo.version) this.movesNotedTo = config;
         this.notifier.notify(
           this.nodeViews.configurationChanged(config, (id, before, after) =>
             this.noteMove(id, before, after, config.version),
@@ -262,6 +267,17 @@ export class ControlState {
    * writes not yet committed here are re-applied onto it.
    */
   externalConfiguration(config: Configuration): void {
+    // The committer adopts only the latest of those delivered while a commit of ours is in flight: a move away and
+    // straight back between them would show it no move (the primary is the same), so moves are noted here too.
+    const prev = this.movesNotedTo;
+    if (config.version > prev.version) {
+      this.movesNotedTo = config;
+      for (const id of PersistentMap.diff(prev.datasets, config.datasets).sets) {
+        const before = prev.datasets.get(id)?.primary;
+        const after = config.datasets.get(id)?.primary;
+        if (before !== after) this.noteMove(id, before, after, config.version);
+      }
+    }
     this.committer.externalConfiguration(config);
   }
 
@@ -406,6 +422,9 @@ export class ControlState {
    * one diff of the datasets): notes a move onto a node (see movedOnto).
    */
   private noteMove(id: string, before: string | undefined, after: string | undefined, version: number): void {
+    // Noted already when another replica's configuration was delivered (externalConfiguration): its report then kept.
+    const noted = this.movedOnto.get(id);
+    if (noted !== undefined && noted.node === after && noted.version === version) return;
     this.dropMove(id);
     // A new dataset (no primary before) cannot have a stale mount; a deleted one is shown by nobody.
     if (before === undefined || after === undefined) return;
