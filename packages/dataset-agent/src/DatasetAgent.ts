@@ -35,11 +35,10 @@ import { ActedVersion } from './actedVersion';
 import { BackupRunner, restoreOnto, s3StoreFor } from './backups';
 import { reportedAvailableBytes } from './capacity';
 import { calculateChanges, mountPathOf } from './calculateChanges';
-import { DESTROY_MAX_DEFER_MS, DESTROY_SETTLE_MS, deletesOnly, destroyDelay } from './deferredDestroys';
 import { viewGaps } from './viewGaps';
 import { ClusterFollower, type SnapshotChange } from './ClusterFollower';
 import { followerReads } from './controlChannel';
-import { systemClock, type Clock, type TimerHandle } from './clock';
+import { systemClock, type Clock } from './clock';
 import type { StopTargets } from './containers';
 import type { DatasetAgentOptions } from './DatasetAgentOptions';
 import { DatasetWorker, nextAction, type ViewObservation } from './DatasetWorker';
@@ -108,12 +107,6 @@ export class DatasetAgent {
   private readonly createWorkers = new Set<string>();
   /** Until when (clock ms) the full look may be held for them; undefined: not held. */
   private lookHeldUntil: number | undefined;
-  /** Deleted datasets whose teardown waits for quiet (deferredDestroys), and since when (clock ms). */
-  private readonly teardownWanted = new Map<string, number>();
-  /** The node's last activity a teardown waits to settle after: a cluster change, a worker's end (clock ms). */
-  private lastActivity = Number.NEGATIVE_INFINITY;
-  /** Wakes a turn once the queue, drained with teardowns waiting, has been quiet for DESTROY_SETTLE_MS. */
-  private teardownTimer: TimerHandle | undefined;
   /** The snapshot adopted last (the configuration a change is compared with: configNeedsLook). */
   private lastAdopted: ClusterSnapshot | null = null;
   /** Whether a full look has filled the view (see startNewDatasets). */
@@ -272,7 +265,6 @@ export class DatasetAgent {
   /** Finish the running steps, start no new ones, stop. */
   async stop(): Promise<void> {
     this.dispatch('stop');
-    this.teardownTimer?.cancel();
     this.cluster.stop();
     this.unwatchPool?.();
     this.reporter.stop();
@@ -338,20 +330,13 @@ export class DatasetAgent {
     const before = this.lastAdopted;
     this.lastAdopted = snap;
     // A container started or stopped here (a lease taken or let go): a spare refill waits until that settles too.
-    const leasesChanged = leasesHereChanged(before, snap, this.o.nodeUuid);
-    if (this.spares !== undefined && leasesChanged) this.spares.kick();
-    // The node's own activity a deleted dataset's teardown waits to settle after (not other nodes' reports).
-    if (change === 'config' || leasesChanged) this.lastActivity = this.now();
+    if (this.spares !== undefined && leasesHereChanged(before, snap, this.o.nodeUuid)) this.spares.kick();
     const waiting = change === 'others' ? this.waitingForOtherNodes(snap) : [];
     if (change === 'others') this.markRecheck(snap);
     if (change === 'config') {
       this.logger.debug('cluster changed', { generation: snap.generation, configChanged: true });
       const started = this.startMoves(snap, 'config');
-      if (before !== null && started.size === 0 && this.deleteLookDeferred(before, snap)) {
-        this.logger.debug('deletes only: the full look waits for quiet', { generation: snap.generation });
-        // As after a turn that defers the teardowns: the version is reported (the deleted dataset still held here).
-        this.acted.adopted();
-      } else if (before !== null && !this.configNeedsLook(before, snap, started)) {
+      if (before !== null && !this.configNeedsLook(before, snap, started)) {
         this.logger.debug('configuration change in hand: no full look', { generation: snap.generation });
         // No look to end with a report: the version, if risen and no work runs, is reported now (ActedVersion).
         this.acted.adopted();
@@ -469,24 +454,6 @@ export class DatasetAgent {
       heldElsewhere: this.heldElsewhere(after),
       started,
     });
-  }
-
-  /**
-   * Whether a configuration change that only marks datasets deleted (deferredDestroys.deletesOnly) has its full look
-   * put off until DESTROY_SETTLE_MS of quiet (the teardown timer's turn): what it asks for, teardowns, would wait
-   * that long anyway. Only in contact, after a first full look, and not while stopping.
-   */
-  private deleteLookDeferred(before: ClusterSnapshot, after: ClusterSnapshot): boolean {
-    if (this.stopping || this.fencing.phase !== 'inContact' || !this.poolSeen || !deletesOnly(before, after))
-      return false;
-    this.armTeardownTimer();
-    return true;
-  }
-
-  /** A turn once the node has been quiet for DESTROY_SETTLE_MS (a later call starts the wait again). */
-  private armTeardownTimer(): void {
-    this.teardownTimer?.cancel();
-    this.teardownTimer = this.clock.setTimer(() => this.wake(), DESTROY_SETTLE_MS);
   }
 
   /**
@@ -686,16 +653,10 @@ export class DatasetAgent {
       this.backups?.update(desired, local.snapshots, this.o.nodeUuid);
       const actions = calculateChanges(desired, local, this.decision);
       this.failures.prune(new Set(actions.map((a) => a.datasetId)), (id) => this.work.isRunning(id));
-      const teardown = this.teardownsDue(desired, actions, now);
       for (const action of actions) {
         const retryAt = this.failures.retryAt(action.datasetId);
         if (retryAt > now) {
           wait = Math.min(wait, retryAt - now);
-          continue;
-        }
-        const delay = teardown.get(action.datasetId);
-        if (delay !== undefined && delay > 0) {
-          wait = Math.min(wait, delay);
           continue;
         }
         this.work.add(action.datasetId);
@@ -710,42 +671,6 @@ export class DatasetAgent {
     if (this.work.runningCount > 0) this.reporter.requestProgress();
     else this.reporter.request();
     return Math.max(0, Math.min(wait, this.o.resyncIntervalMs));
-  }
-
-  /**
-   * For each deleted dataset with a step decided (its unmount, detach, destroy), how long its teardown still
-   * waits (deferredDestroys.destroyDelay; 0: now). The queue counts as idle when only such teardowns are in it
-   * (nothing else decided, nothing running). Space is wanted when a step of a dataset that is not deleted has
-   * failed (in backoff): the space a teardown frees may be what it lacks, so every teardown goes at once.
-   * Datasets that need nothing any more are forgotten (a restart forgets them all: the look decides again).
-   */
-  private teardownsDue(desired: DesiredState, actions: readonly Action[], now: number): Map<string, number> {
-    const deleted = new Set(desired.datasets.filter((d) => d.deleted).map((d) => d.datasetId));
-    const ids = new Set(actions.map((a) => a.datasetId));
-    for (const id of this.teardownWanted.keys()) if (!ids.has(id) || !deleted.has(id)) this.teardownWanted.delete(id);
-    const other = actions.filter((a) => !deleted.has(a.datasetId));
-    const queueIdle = this.work.runningCount === 0 && other.length === 0;
-    const spaceWanted = other.some((a) => this.failures.retryAt(a.datasetId) > 0);
-    const delays = new Map<string, number>();
-    for (const a of actions) {
-      if (!deleted.has(a.datasetId) || this.work.isRunning(a.datasetId) || this.work.isWaiting(a.datasetId)) continue;
-      const wantedSince = this.teardownWanted.get(a.datasetId) ?? now;
-      this.teardownWanted.set(a.datasetId, wantedSince);
-      const delay = destroyDelay({
-        now,
-        wantedSince,
-        lastActivity: this.lastActivity,
-        queueIdle,
-        spaceWanted,
-        settleMs: DESTROY_SETTLE_MS,
-        maxDeferMs: DESTROY_MAX_DEFER_MS,
-      });
-      if (delay === 0) this.teardownWanted.delete(a.datasetId);
-      else if (delays.size === 0)
-        this.logger.debug('teardown of a deleted dataset waits for quiet', { datasetId: a.datasetId, delayMs: delay });
-      delays.set(a.datasetId, delay);
-    }
-    return delays;
   }
 
   /** The backend's free bytes as reported (see capacity.ts); a failed look reports no figure rather than an old one. */
@@ -817,7 +742,6 @@ export class DatasetAgent {
 
   /** A worker ended (the queue already started the next ones). */
   private workerDone(): void {
-    this.lastActivity = this.now();
     for (const id of this.moveWorkers) if (!this.work.isRunning(id)) this.moveWorkers.delete(id);
     // A look put off for a move or a create (lookAfterMoves, turn) waits for their workers only, not for other work.
     const held = this.lookHeld();
@@ -827,8 +751,6 @@ export class DatasetAgent {
     } else if (held && this.work.hasRoom()) this.wake(); // a turn (held) fast-starts the next new datasets
     if (!this.work.idle) return;
     this.dispatch('queueIdle');
-    // Teardowns put off while work ran (deferredDestroys): a turn decides them once the quiet has lasted.
-    if (this.teardownWanted.size > 0) this.armTeardownTimer();
     // Lower priority than every real operation: spares are made only while nothing else is to do.
     this.spares?.kick();
   }
