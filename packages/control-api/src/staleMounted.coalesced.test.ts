@@ -7,21 +7,15 @@
  */
 import { FlockerClient, type ManifestationState } from '@flocker/api';
 import { createDataset, updateDataset } from './configuration';
-import { MemoryConfigurationStore } from './ConfigurationStore';
-import { type ControlService, startControlService } from './server';
+import type { ControlService } from './server';
 import { A, B, letterReport as report } from './testing/fixtures';
-import { silentLogger } from './testing/httpService';
+import { startOnLoopback } from './testing/httpService';
 
 let svc: ControlService;
 let client: FlockerClient;
 
 beforeEach(async () => {
-  svc = await startControlService({
-    port: 0,
-    host: '127.0.0.1',
-    store: new MemoryConfigurationStore(),
-    logger: silentLogger,
-  });
+  svc = await startOnLoopback();
   client = new FlockerClient({ baseUrl: svc.url });
 });
 

@@ -6,15 +6,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import winston from 'winston';
-import { configurationVersionOfTag, FlockerClient, type ManifestationState, type NodeReport } from '@flocker/api';
+import { configurationVersionOfTag, FlockerClient, type ManifestationState } from '@flocker/api';
 import { EtcdConfigurationStore } from './etcd/EtcdConfigurationStore';
 import { type ControlService, startControlService } from './server';
 import { EtcdTestCluster } from './testing/etcdCluster';
+import { A, B, letterReport as report } from './testing/fixtures';
 
 jest.setTimeout(90_000);
 const silent = winston.createLogger({ silent: true });
-const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
-const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
 
 let etcd: EtcdTestCluster;
 const services: ControlService[] = [];
@@ -52,20 +51,6 @@ async function replica(prefix: string): Promise<FlockerClient> {
 
 const lastShared = (c: FlockerClient, uuid: string) =>
   [...(sharedBy.get(c) ?? [])].reverse().find((s) => s.uuid === uuid)?.json;
-
-function report(uuid: string, extra: Partial<NodeReport> = {}): NodeReport {
-  const letter = uuid.slice(0, 1);
-  return {
-    uuid,
-    era: `era-${letter}`,
-    host: `host-${letter}`,
-    instance_id: `i-${letter}`,
-    backend: 'loopback',
-    manifestations: [],
-    errors: [],
-    ...extra,
-  };
-}
 
 const mounted = (id: string, node: string): ManifestationState => ({
   dataset_id: id,

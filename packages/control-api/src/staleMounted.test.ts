@@ -12,21 +12,15 @@ import { emptyConfiguration } from './configuration';
 import { mountVerdict } from './ControlState';
 import { EventRing } from './events';
 import { NodeReports } from './nodeReports';
-import { MemoryConfigurationStore } from './ConfigurationStore';
-import { type ControlService, startControlService } from './server';
+import type { ControlService } from './server';
 import { A, B, C, letterReport as report } from './testing/fixtures';
-import { silentLogger } from './testing/httpService';
+import { silentLogger, startOnLoopback } from './testing/httpService';
 
 let svc: ControlService;
 let client: FlockerClient;
 
 beforeEach(async () => {
-  svc = await startControlService({
-    port: 0,
-    host: '127.0.0.1',
-    store: new MemoryConfigurationStore(),
-    logger: silentLogger,
-  });
+  svc = await startOnLoopback();
   client = new FlockerClient({ baseUrl: svc.url });
 });
 
