@@ -28,10 +28,8 @@ export async function waitForMountedOn(
     // Only a "mounted" the control service shows too: after a move (back), the node's report built before its agent
     // had acted on the move may still say mounted (session 10: its configuration_version is older than the move's,
     // so /v1/state/datasets does not show it there; docs/performance.md "Waiting for one dataset without polling").
-    if (m?.path !== undefined) {
-      const shown = (await client.listDatasetState()).find((d) => d.dataset_id === datasetId);
-      if (shown?.primary === nodeUuid && shown.path !== undefined) return m.path;
-    }
+    // Read for this dataset only (?dataset_id=), not the whole list.
+    if (m?.path !== undefined && (await client.shownMountedOn(datasetId, nodeUuid)) !== undefined) return m.path;
     if (Date.now() >= deadline) {
       throw new ClusterError(
         'WAIT_TIMEOUT',

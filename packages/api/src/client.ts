@@ -27,7 +27,7 @@ import type {
   UpdateDatasetRequest,
   VersionResponse,
 } from './schemas';
-import { ClusterSnapshot as ClusterSnapshotSchema, ErrorResponse } from './schemas';
+import { canonicalId, ClusterSnapshot as ClusterSnapshotSchema, ErrorResponse } from './schemas';
 import { type ClusterAnswer, ClusterDelta, isClusterDelta } from './clusterDelta';
 import type {
   ComposeRequest,
@@ -199,6 +199,24 @@ interface HeldList {
  * elements of a list answered from a 304 are the objects of the previous answer (the array is a new one), so
  * treat answers as read-only.
  */
+/**
+ * The path at which the control service shows a dataset mounted on a node, from its state entries (the answer of
+ * GET /v1/state/datasets, whole or narrowed to the dataset), or undefined. Its verdict on a node's "mounted": after a
+ * move (back) onto the node, a report the agent built before it had acted on the move may still say mounted, and the
+ * service shows it only from a report whose configuration_version is at least the move's (session 10). The one
+ * spelling of the check that waiters (`flocker volumes move --wait`, the e2e scenarios) confirm a snapshot's
+ * "mounted" by; FlockerClient.shownMountedOn reads and checks.
+ */
+export function shownMountedPath(
+  states: readonly DatasetState[],
+  datasetId: string,
+  nodeUuid: string,
+): string | undefined {
+  const id = canonicalId(datasetId);
+  const entry = states.find((d) => d.dataset_id === id);
+  return entry?.primary === canonicalId(nodeUuid) ? entry.path : undefined;
+}
+
 export class FlockerClient {
   private baseUrl: string;
   /** All control replicas; `baseUrl` is the one in use (the last that answered). */
@@ -255,8 +273,29 @@ export class FlockerClient {
     return (await this.call(apiRoutes.deleteDataset, { params: { id: datasetId } }, options)).value;
   }
 
-  async listDatasetState(): Promise<DatasetState[]> {
-    return (await this.call(apiRoutes.listDatasetState)).value;
+  /**
+   * Where datasets actually are. With `datasetId`: only that dataset's entry (GET /v1/state/datasets?dataset_id=, a
+   * few hundred bytes where the whole list is ~18 MB at 100,000 datasets); an older control service ignores the
+   * parameter and answers the whole list, narrowed here, so the answer is the same.
+   */
+  async listDatasetState(options: { datasetId?: string } = {}): Promise<DatasetState[]> {
+    if (options.datasetId === undefined) return (await this.call(apiRoutes.listDatasetState)).value;
+    const id = canonicalId(options.datasetId);
+    const query = new URLSearchParams({ dataset_id: id });
+    return (await this.call(apiRoutes.listDatasetState, { query })).value.filter((d) => d.dataset_id === id);
+  }
+
+  /** One dataset's state entry, or undefined when the control service shows none (no alive node reports it). */
+  async datasetState(datasetId: string): Promise<DatasetState | undefined> {
+    return (await this.listDatasetState({ datasetId }))[0];
+  }
+
+  /**
+   * The path at which the control service shows the dataset mounted on the node (shownMountedPath over the
+   * one-dataset read), or undefined: how a waiter confirms a "mounted" its snapshot shows.
+   */
+  async shownMountedOn(datasetId: string, nodeUuid: string): Promise<string | undefined> {
+    return shownMountedPath(await this.listDatasetState({ datasetId }), datasetId, nodeUuid);
   }
 
   // ---- snapshots (issue 20) ---------------------------------------------------

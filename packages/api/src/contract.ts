@@ -136,6 +136,14 @@ const ReleaseLeaseQuery = z
     ),
   })
   .strict();
+const DatasetStateQuery = z
+  .object({
+    dataset_id: DatasetId.optional().describe(
+      'Only the state of this dataset: a list of its one entry, or empty when the whole list shows none.',
+    ),
+  })
+  // Not strict: this route took no query before, and any other parameter (a cache-buster) is ignored as it was.
+  .strip();
 const NodeParams = z.object({ uuid: NodeUuid }).strict();
 const EraParams = z.object({ era: OpaqueId }).strict();
 const NameParams = z.object({ name: ContainerName }).strict();
@@ -259,10 +267,19 @@ export const apiRoutes = {
   listDatasetState: route({
     method: 'get',
     path: '/v1/state/datasets',
-    summary: 'Where datasets actually are, as alive nodes report them.',
+    summary:
+      'Where datasets actually are, as alive nodes report them. With ?dataset_id=: only that dataset\'s entry, the narrow read a waiter confirms a "mounted" by, where the whole list costs O(datasets) bytes.',
     tag: 'state',
+    query: DatasetStateQuery,
     entityTag: true,
-    responses: { 200: { description: 'Dataset state.', schema: z.array(DatasetState) } },
+    responses: {
+      200: {
+        description:
+          'Dataset state: the whole list, or with dataset_id the entry of that dataset as the whole list shows it (the same rules; an empty list when it shows none: no alive node reports it, or its only "mounted" is not current). The filtered answer carries no ETag.',
+        schema: z.array(DatasetState),
+      },
+      ...E400,
+    },
   }),
   // ---- snapshots (issue 20: an extension of the v1 API) ------------------------
   listSnapshots: route({

@@ -197,7 +197,7 @@ function waitForMounted(
       let p = before !== undefined ? moveWaitPhase(before, s, datasetId, nodeUuid) : movePhase(s, datasetId, nodeUuid);
       // A move's "mounted" as the control service judges it (the report's configuration_version: moveWaitPhase).
       if (p.phase === 'mounted' && before !== undefined)
-        p = moveWaitPhase(before, s, datasetId, nodeUuid, await client.listDatasetState());
+        p = moveWaitPhase(before, s, datasetId, nodeUuid, await client.listDatasetState({ datasetId }));
       if (p.phase === 'mounted') return { done: p.path };
       if (p.phase === 'deleted') return { step: 'deleted', error: 'the volume was deleted', fatal: true };
       return p;

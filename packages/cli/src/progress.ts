@@ -2,7 +2,7 @@
  * Where a dataset is on its way to being usable on a node, read from one
  * cluster snapshot. Pure, so every phase is unit-tested.
  */
-import { type ClusterSnapshot, type DatasetState, isLocalBackend } from '@flocker/api';
+import { type ClusterSnapshot, type DatasetState, isLocalBackend, shownMountedPath } from '@flocker/api';
 import { localMoveOf, localMoveText } from '@flocker/web-ui';
 
 export type Phase =
@@ -15,11 +15,12 @@ export type Phase =
  * After a move away and straight back, the target's report built before its agent had acted on the move back (it
  * was unmounting for the move away: intermediate states are debounced, and the other node's "mounted" can come
  * first) still shows it mounted, even one received after the move: the wait ended at once, on a path that was not
- * mounted. `shown` (/v1/state/datasets, read once movePhase says mounted) is the control service's verdict: it shows
- * a "mounted" on the node a dataset last moved onto only from a report whose configuration_version is at least that
- * move's (session 10; from an older agent, one received after the move). Without `shown`, and in any case: a
- * "mounted" `before` (the snapshot taken before the move) already showed while the primary was elsewhere counts
- * only from a report the target sent since (a later last_seen; session 9).
+ * mounted. `shown` (GET /v1/state/datasets?dataset_id=, read once movePhase says mounted; checked by
+ * shownMountedPath) is the control service's verdict: it shows a "mounted" on the node a dataset last moved onto
+ * only from a report whose configuration_version is at least that move's (session 10; from an older agent, one
+ * received after the move). Without `shown`, and in any case: a "mounted" `before` (the snapshot taken before the
+ * move) already showed while the primary was elsewhere counts only from a report the target sent since (a later
+ * last_seen; session 9).
  */
 export function moveWaitPhase(
   before: ClusterSnapshot,
@@ -33,8 +34,7 @@ export function moveWaitPhase(
   const host = s.nodes.find((n) => n.uuid === nodeUuid)?.host ?? nodeUuid;
   const current = (q: Phase): Phase => {
     if (shown === undefined) return q;
-    const entry = shown.find((d) => d.dataset_id === datasetId);
-    if (entry?.primary === nodeUuid && entry.path !== undefined) return q;
+    if (shownMountedPath(shown, datasetId, nodeUuid) !== undefined) return q;
     return { phase: 'waiting', step: `waiting for ${host} to report having acted on the move (it may be unmounting)` };
   };
   if (before.datasets.find((d) => d.dataset_id === datasetId)?.primary === nodeUuid) return current(p);
