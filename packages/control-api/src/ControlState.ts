@@ -15,7 +15,14 @@ import type { Logger } from 'winston';
 import type { ClusterEvent, ContainerReport, ContainerState, NodeReport } from '@flocker/api';
 import { MIN_SNAPSHOT_INTERVAL_MS } from '@flocker/api';
 import type { Clock } from '@flocker/runtime';
-import { type Applied, type Configuration, configurationTag, purgeSnapshots, registerNode } from './configuration';
+import {
+  type Applied,
+  type Configuration,
+  configurationTag,
+  type MovedAt,
+  purgeSnapshots,
+  registerNode,
+} from './configuration';
 import { endBackups, restoredDatasets } from './backups';
 import type { ConfigurationStore } from './ConfigurationStore';
 import { aliveNodes, type ReportedNode, reportedSnapshotIds } from './clusterState';
@@ -26,7 +33,7 @@ import { SnapshotScheduler } from './snapshotScheduler';
 import { NodeReports } from './nodeReports';
 import { ChangeNotifier, type ViewSubscription } from './notifier';
 import { NodeViewIndex } from './nodeViews';
-import { PersistentMap } from './PersistentMap';
+import { deleteEntry, PersistentMap, setEntry } from './PersistentMap';
 
 export { NOTIFY_COALESCE_MS, WAKE_BATCH } from './notifier';
 
@@ -49,6 +56,35 @@ export interface MovedOnto {
 export function mountVerdict(moved: MovedOnto, report: NodeReport, version: number | undefined): 'stale' | 'ended' {
   if (version !== undefined) return version >= moved.version ? 'ended' : 'stale';
   return report === moved.reportThen ? 'stale' : 'ended';
+}
+
+const NO_MOVES: ReadonlyMap<string, MovedAt> = new Map();
+
+/**
+ * Pure: `after` (a change of `before`) with Configuration.movedAt stamped: a dataset whose primary changed from one
+ * node to another gets after.version (the version the change makes, in the same commit), a dataset gone its stamp
+ * dropped. `after` itself when no dataset moved (most changes: no datasets touched, or a create). O(the datasets
+ * maps' overlays: PersistentMap.changedKeys).
+ */
+export function stampMoves(before: Configuration, after: Configuration): Configuration {
+  if (after.datasets === before.datasets) return after;
+  let moved = after.movedAt;
+  for (const id of PersistentMap.changedKeys(before.datasets, after.datasets)) {
+    const now = after.datasets.get(id);
+    if (now === undefined) {
+      if (moved?.has(id) === true) moved = deleteEntry(moved, id);
+      continue;
+    }
+    const was = before.datasets.get(id)?.primary;
+    if (was !== undefined && was !== now.primary)
+      moved = setEntry(moved ?? NO_MOVES, id, { dataset_id: id, version: after.version });
+  }
+  return moved === after.movedAt ? after : { ...after, movedAt: moved };
+}
+
+/** The version of the change that made the dataset's primary what it is in `config` (stamped), else `fallback`. */
+function moveVersion(config: Configuration, id: string, fallback: number): number {
+  return config.movedAt?.get(id)?.version ?? fallback;
 }
 
 export interface ControlStateOptions {
@@ -95,6 +131,8 @@ export class ControlState {
    * "mounted" (flocker-go waits for primary == node with a path there). Session 10: the report's
    * configuration_version must be at least the move's version; a report without one (an older agent) counts from the
    * first report received after the move (session 9). Kept until the node reports that version (or a later move).
+   * Session 11: rebuilt from the stored configuration's move versions (Configuration.movedAt) on start and on a
+   * re-read of the whole configuration, so a restart or a failover to another replica loses none of them.
    */
   private readonly movedOnto = new Map<string, MovedOnto>();
   /** movedOnto's dataset ids by node (a version-only report looks up its node's moves: versionShows). */
@@ -137,7 +175,7 @@ export class ControlState {
         if (config.version > this.movesNotedTo.version) this.movesNotedTo = config;
         this.notifier.notify(
           this.nodeViews.configurationChanged(config, (id, before, after) =>
-            this.noteMove(id, before, after, config.version),
+            this.noteMove(id, before, after, moveVersion(config, id, config.version)),
           ),
         );
       },
@@ -169,7 +207,7 @@ export class ControlState {
     this.minSnapshotIntervalMs = options.minSnapshotIntervalMs ?? MIN_SNAPSHOT_INTERVAL_MS;
     this.schedules = new SnapshotScheduler({
       configuration: () => this.committer.configuration,
-      mutate: (change) => this.committer.mutate(change),
+      mutate: (change) => this.mutate(change),
       now,
       ...(options.snapshotTimers !== undefined ? { timers: options.snapshotTimers } : {}),
       minIntervalMs: this.minSnapshotIntervalMs,
@@ -180,6 +218,11 @@ export class ControlState {
     this.livenessTimer.unref();
     this.leases.scheduleLeaseExpiry();
     this.schedules.reschedule();
+    // The moves the stored configuration says were made (no report seen then: an older agent's is taken as it comes).
+    for (const [id, m] of initial.movedAt ?? NO_MOVES) {
+      const node = initial.datasets.get(id)?.primary;
+      if (node !== undefined) this.keepMove(id, { node, version: m.version });
+    }
   }
 
   static async open(options: ControlStateOptions): Promise<ControlState> {
@@ -259,7 +302,12 @@ export class ControlState {
    * share the next commit (group commit).
    */
   mutate<T>(change: (config: Configuration, now: number) => Applied<T>, ifMatches?: string): Promise<Applied<T>> {
-    return this.committer.mutate(change, ifMatches);
+    // Moves are stamped in the change that makes them (re-applied on a rebase too): durable with it (movedOnto).
+    return this.committer.mutate((config, now) => {
+      const applied = change(config, now);
+      const stamped = stampMoves(config, applied.config);
+      return stamped === applied.config ? applied : { ...applied, config: stamped };
+    }, ifMatches);
   }
 
   /**
@@ -275,7 +323,17 @@ export class ControlState {
       for (const id of PersistentMap.diff(prev.datasets, config.datasets).sets) {
         const before = prev.datasets.get(id)?.primary;
         const after = config.datasets.get(id)?.primary;
-        if (before !== after) this.noteMove(id, before, after, config.version);
+        if (before !== after) this.noteMove(id, before, after, moveVersion(config, id, config.version));
+      }
+      // A move away and back between the two (a re-read of the whole configuration after etcd compacted the records
+      // between: only the final state is seen) leaves the primary as it was, and only its stamp says it moved.
+      if (config.movedAt !== prev.movedAt) {
+        for (const id of PersistentMap.changedKeys(prev.movedAt ?? NO_MOVES, config.movedAt ?? NO_MOVES)) {
+          const m = config.movedAt?.get(id);
+          const node = config.datasets.get(id)?.primary;
+          if (m === undefined || m.version <= prev.version || node === undefined) continue;
+          if (prev.datasets.get(id)?.primary === node) this.noteMove(id, node, node, m.version);
+        }
       }
     }
     this.committer.externalConfiguration(config);
@@ -430,10 +488,7 @@ export class ControlState {
     if (before === undefined || after === undefined) return;
     const report = this.nodes.reportedNode(after)?.report;
     const mounted = report?.manifestations.some((m) => m.dataset_id === id && m.status === 'mounted') === true;
-    this.movedOnto.set(id, { node: after, version, ...(mounted ? { reportThen: report } : {}) });
-    let ids = this.movesOnto.get(after);
-    if (ids === undefined) this.movesOnto.set(after, (ids = new Set()));
-    ids.add(id);
+    this.keepMove(id, { node: after, version, ...(mounted ? { reportThen: report } : {}) });
     // The node's agent may have reported this version already, to us, before we had this commit (it follows another
     // replica): that version-only report was not shared (it showed nothing here then), and a replica that knows only
     // the older version from the store would hide the node's "mounted" until its next other change. Shared now.
@@ -448,6 +503,13 @@ export class ControlState {
           error: String(err),
         }),
       );
+  }
+
+  private keepMove(id: string, moved: MovedOnto): void {
+    this.movedOnto.set(id, moved);
+    let ids = this.movesOnto.get(moved.node);
+    if (ids === undefined) this.movesOnto.set(moved.node, (ids = new Set()));
+    ids.add(id);
   }
 
   private dropMove(id: string): void {

@@ -7,7 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import winston from 'winston';
 import { configurationVersionOfTag, FlockerClient, type ManifestationState } from '@flocker/api';
-import { EtcdConfigurationStore } from './etcd/EtcdConfigurationStore';
+import type { Configuration } from './configuration';
+import { EtcdConfigurationStore, type EtcdStoreOptions } from './etcd/EtcdConfigurationStore';
 import { type ControlService, startControlService } from './server';
 import { EtcdTestCluster } from './testing/etcdCluster';
 import { A, B, letterReport as report } from './testing/fixtures';
@@ -29,8 +30,11 @@ afterAll(async () => {
 /** What each replica gave its store to share (publishReport's JSON), per node: the same JSON again is no new write. */
 const sharedBy = new Map<FlockerClient, Array<{ uuid: string; json: string }>>();
 
-async function replica(prefix: string): Promise<FlockerClient> {
-  const store = new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix });
+async function replica(prefix: string, options: Partial<EtcdStoreOptions> = {}): Promise<FlockerClient> {
+  return replicaOn(new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix, ...options }));
+}
+
+async function replicaOn(store: EtcdConfigurationStore): Promise<FlockerClient> {
   const shared: Array<{ uuid: string; json: string }> = [];
   const publish = store.publishReport.bind(store);
   store.publishReport = (r, json, lastSeen, timeout) => {
@@ -169,5 +173,90 @@ describe('a version-only report (session 10, helper J): not written to etcd unle
     // the move back, shares A's report with the version it holds.
     for (const c of [one, two]) await eventually(async () => (await shownAt(c, id)) === A);
     expect(JSON.parse(lastShared(one, A) ?? '{}')).toMatchObject({ configuration_version: away + 1 });
+  });
+});
+
+describe('the move versions are in the stored configuration (session 11): no replica needs to have seen the moves', () => {
+  const version = async (c: FlockerClient) =>
+    configurationVersionOfTag((await c.waitForCluster(undefined, 0)).configuration_tag) ?? Number.NaN;
+  const shownAt = async (c: FlockerClient, id: string) =>
+    (await c.listDatasetState()).find((s) => s.dataset_id === id)?.primary;
+
+  /** A dataset on A (and `other` beside it, mounted), moved to B and straight back through `c`. */
+  async function moveAwayAndBack(c: FlockerClient, check = c) {
+    await c.reportNodeState(report(A, { configuration_version: await version(c) }));
+    await c.reportNodeState(report(B, { configuration_version: await version(c) }));
+    const id = (await c.createDataset({ primary: A, maximum_size: 1024 ** 3 })).dataset_id;
+    const other = (await c.createDataset({ primary: A, maximum_size: 1024 ** 3 })).dataset_id;
+    await eventually(async () => (await version(check)) === (await version(c)));
+    await c.updateDataset(id, { primary: B });
+    const away = await version(c);
+    await c.updateDataset(id, { primary: A });
+    const back = await version(c);
+    const inFlight = report(A, { manifestations: [mounted(id, A), mounted(other, A)], configuration_version: away });
+    return { id, other, back, inFlight };
+  }
+
+  it('a failover to a replica (re)started after the move back: the old report is hidden there too', async () => {
+    const prefix = `/flocker-test-${randomUUID()}/`;
+    const one = await replica(prefix);
+    const { id, other, back, inFlight } = await moveAwayAndBack(one);
+    // Replica one goes away; the agents fail over to replica two, started since (a rolling restart, a new host).
+    const first = services.splice(0, services.length);
+    for (const s of first) await s.close();
+    const two = await replica(prefix);
+    expect(await version(two)).toBe(back);
+    await two.reportNodeState(report(B, { configuration_version: back }));
+    await two.reportNodeState(inFlight);
+    // Before (moves noted in memory only): A, from a report built before A's agent acted on the move back.
+    await eventually(async () => (await shownAt(two, other)) === A);
+    expect(await shownAt(two, id)).toBeUndefined();
+    await two.reportNodeState(
+      report(A, { manifestations: [mounted(id, A), mounted(other, A)], configuration_version: back }),
+    );
+    await eventually(async () => (await shownAt(two, id)) === A);
+  });
+
+  it('a replica that re-reads the whole configuration (after compaction) sees only the final state: still hidden', async () => {
+    const prefix = `/flocker-test-${randomUUID()}/`;
+    // snapshotEvery 1: each commit may fold the log into the snapshot (and delete the records), as compaction does.
+    const one = await replica(prefix, { snapshotEvery: 1 });
+    const paused: { on: boolean } = { on: false };
+    const twoStore = new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix, snapshotEvery: 1 });
+    const subscribe = twoStore.subscribe.bind(twoStore);
+    let deliver: ((config: Configuration) => void) | undefined;
+    twoStore.subscribe = (listener) => {
+      deliver = (config) => listener.configuration(config);
+      return subscribe({ ...listener, configuration: (config) => paused.on || listener.configuration(config) });
+    };
+    const two = await replicaOn(twoStore);
+    await one.reportNodeState(report(A, { configuration_version: await version(one) }));
+    await one.reportNodeState(report(B, { configuration_version: await version(one) }));
+    const id = (await one.createDataset({ primary: A, maximum_size: 1024 ** 3 })).dataset_id;
+    const other = (await one.createDataset({ primary: A, maximum_size: 1024 ** 3 })).dataset_id;
+    await eventually(async () => (await version(two)) === (await version(one)));
+    // Replica two misses the records of the move away and back (a watch restarted after etcd compacted them) ...
+    paused.on = true;
+    await one.updateDataset(id, { primary: B });
+    const away = await version(one);
+    await one.updateDataset(id, { primary: A });
+    const back = await version(one);
+    // ... and reads everything again: snapshot and log as etcd holds them now, the primary A as before.
+    const reread = await (twoStore as unknown as { readAll(): Promise<{ config: Configuration }> }).readAll();
+    expect(reread.config.version).toBe(back);
+    paused.on = false;
+    deliver?.(reread.config);
+    expect(await version(two)).toBe(back);
+    await two.reportNodeState(report(B, { configuration_version: back }));
+    await two.reportNodeState(
+      report(A, { manifestations: [mounted(id, A), mounted(other, A)], configuration_version: away }),
+    );
+    // Before: shown on A (no move noted: the primary read is the one it had).
+    await eventually(async () => (await shownAt(two, other)) === A);
+    expect(await shownAt(two, id)).toBeUndefined();
+    await two.reportNodeState(
+      report(A, { manifestations: [mounted(id, A), mounted(other, A)], configuration_version: back }),
+    );
+    await eventually(async () => (await shownAt(two, id)) === A);
   });
 });
