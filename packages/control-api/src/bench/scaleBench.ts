@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { Etcd3, type Namespace } from 'etcd3';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { FlockerApiError, FlockerClient, type NodeReport } from '@flocker/api';
@@ -38,6 +39,13 @@ interface PhaseResult {
   create_no_polls: Stats;
   create_back_to_back_polling: Stats;
   create_during_fanout: Stats;
+  /**
+   * etcd only: the transaction a create commits (compare head, put head and a log record), sent straight to
+   * the same etcd cluster by the bench, one after each timed create: the commit's floor on this host under
+   * the same load. Absent in runs from before it was measured (or with --no-etcd-floor).
+   */
+  etcd_floor_no_polls?: Stats;
+  etcd_floor_watching?: Stats;
   read_node_view: Stats;
   /** `GET /v1/configuration/datasets/<id>`: one dataset's configuration (absent in runs from before the route). */
   read_one_dataset?: Stats;
@@ -91,6 +99,8 @@ interface Options {
   watchedCreates: number;
   /** The simulated agents' threads' nice value (AgentFleet.nice). */
   agentsNice: number;
+  /** On etcd, each timed create is followed by one bare commit transaction (EtcdFloor). */
+  etcdFloor: boolean;
   /** --ab: two variants timed in alternating rounds instead of the creates while agents watch. */
   ab?: { variants: [Variant, Variant]; pairs: number; roundMs: number };
   log: (msg: string) => void;
@@ -168,6 +178,64 @@ async function timedRead(
   }
 }
 
+/** A log record as large as a create's (one `dataset` op: ~200 bytes). */
+const FLOOR_RECORD = JSON.stringify({
+  prev: 0,
+  record: {
+    version: 0,
+    ops: [
+      {
+        op: 'dataset',
+        value: { dataset_id: randomUUID(), primary: randomUUID(), metadata: {}, deleted: false, maximum_size: null },
+      },
+    ],
+  },
+});
+
+/**
+ * The etcd floor of a create: the transaction EtcdConfigurationStore commits for one (compare head's
+ * mod_revision, put head and a log record), sent by the bench straight to the same cluster under its own
+ * prefix, through the same client library and host choice. Timed one after each create, its tail is
+ * what etcd itself costs on this host at that moment.
+ */
+class EtcdFloor {
+  private revision = 0;
+  private version = 0;
+  private constructor(
+    private readonly client: Etcd3,
+    private readonly ns: Namespace,
+  ) {}
+
+  static async open(endpoints: string[]): Promise<EtcdFloor> {
+    const client = new Etcd3({ hosts: endpoints });
+    const floor = new EtcdFloor(client, client.namespace(`/floor-${randomUUID()}/`));
+    await floor.ns.put('head').value('{}').exec();
+    floor.revision = Number((await floor.ns.get('head').exec()).kvs[0]?.mod_revision ?? 0);
+    return floor;
+  }
+
+  /** One commit, timed (ms). */
+  async commit(): Promise<number> {
+    const version = ++this.version;
+    const started = performance.now();
+    const res = await this.ns
+      .if('head', 'Mod', '==', this.revision)
+      .then(
+        this.ns.put('head').value(JSON.stringify({ version, commit: randomUUID() })),
+        this.ns.put(`log/${String(version).padStart(16, '0')}`).value(FLOOR_RECORD),
+      )
+      .commit();
+    const ms = performance.now() - started;
+    if (!res.succeeded) throw new Error('etcd floor: head changed under the bench');
+    this.revision = Number(res.header.revision);
+    return ms;
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
 /** Creates one after another, timed; the slow ones (over the target) logged with when they came in the series. */
 async function timedCreates(
   client: FlockerClient,
@@ -176,6 +244,7 @@ async function timedCreates(
   what: string,
   o: Options,
   probed: Probed,
+  floor?: { etcd: EtcdFloor; out: number[] },
 ): Promise<number[]> {
   const window = await probeWindow(o.probe, probed, o.log);
   const out: number[] = [];
@@ -193,6 +262,7 @@ async function timedCreates(
         `#${i} at +${Math.round(at)} ms (${new Date(performance.timeOrigin + t0 + at).toISOString().slice(11, 23)}): ${ms.toFixed(1)} ms` +
           (o.probe ? ` client ${JSON.stringify(spentSince(m))}` : ''),
       );
+    if (floor !== undefined) floor.out.push(await floor.etcd.commit());
   }
   await window.end(what);
   // On the monotonic clock that --cpu-prof stamps its samples with: the profiles' window of these creates.
@@ -200,6 +270,13 @@ async function timedCreates(
   const startUs = endUs - BigInt(Math.round((performance.now() - t0) * 1000));
   o.log(`${what}: ${count} creates, monotonic us ${startUs}..${endUs}`);
   if (slow.length > 0) o.log(`${what}: creates over ${TARGETS.create_p99_ms} ms: ${slow.join(', ')}`);
+  if (floor !== undefined) {
+    const over = (xs: number[]): number => xs.filter((x) => x >= TARGETS.create_p99_ms).length;
+    o.log(
+      `${what}: over ${TARGETS.create_p99_ms} ms: creates ${over(out)} of ${out.length}, etcd floor ${over(floor.out)} of ` +
+        `${floor.out.length}; floor ${JSON.stringify(stats(floor.out))}`,
+    );
+  }
   return out;
 }
 
@@ -272,6 +349,7 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
       ? []
       : ['--store', 'etcd', '--etcd-endpoints', etcd.endpoints.join(','), '--etcd-prefix', `/scale-${randomUUID()}`];
   const servers: { child: ChildProcess; url: string }[] = [];
+  let etcdFloor: EtcdFloor | undefined;
   try {
     const replicas = etcd === undefined ? 1 : o.replicas;
     for (let r = 0; r < replicas; r++) {
@@ -331,7 +409,17 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
       etcd: etcd?.endpoints ?? [],
       ...(etcd !== undefined ? { etcdDir: etcd.dir } : {}),
     };
-    const createNoPolls = await timedCreates(first, nodes, o.samples, `${store} ${agentCount} no polls`, o, probed);
+    etcdFloor = etcd !== undefined && o.etcdFloor ? await EtcdFloor.open(etcd.endpoints) : undefined;
+    const floorNoPolls: number[] = [];
+    const createNoPolls = await timedCreates(
+      first,
+      nodes,
+      o.samples,
+      `${store} ${agentCount} no polls`,
+      o,
+      probed,
+      etcdFloor !== undefined ? { etcd: etcdFloor, out: floorNoPolls } : undefined,
+    );
 
     const phases: { config: string; serving: number }[] =
       etcd === undefined
@@ -451,10 +539,19 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
         if (o.probe) await idleCpu({ ...probed, servers: serving.map((s) => s.child) }, 4_000, o.log);
         o.log(`${store} ${agentCount} (${phase.config}): creates back to back while agents poll`);
         const watching = `${store} ${agentCount} (${phase.config}) agents watching`;
+        const floorWatching: number[] = [];
         const busy =
           o.ab !== undefined
             ? await abCreates(first, nodes, fleet, variantFile, watching, { ...o, ab: o.ab })
-            : await timedCreates(first, nodes, o.watchedCreates, watching, o, probed);
+            : await timedCreates(
+                first,
+                nodes,
+                o.watchedCreates,
+                watching,
+                o,
+                probed,
+                etcdFloor !== undefined ? { etcd: etcdFloor, out: floorWatching } : undefined,
+              );
         const mem = sampler.stop();
         results.push({
           config: phase.config,
@@ -465,6 +562,8 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
           create_no_polls: stats(createNoPolls),
           create_back_to_back_polling: stats(busy),
           create_during_fanout: stats(duringFanout),
+          ...(floorNoPolls.length > 0 ? { etcd_floor_no_polls: stats(floorNoPolls) } : {}),
+          ...(floorWatching.length > 0 ? { etcd_floor_watching: stats(floorWatching) } : {}),
           read_node_view: stats(nodeView),
           read_one_dataset: stats(oneDataset),
           read_all_datasets: stats(allDatasets),
@@ -496,6 +595,7 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
     }
     return results;
   } finally {
+    etcdFloor?.close();
     await Promise.all(servers.map((s) => stopServer(s.child)));
     await etcd?.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -503,6 +603,8 @@ async function runSize(store: 'file' | 'etcd', agentCount: number, o: Options): 
 }
 
 const pq = (s: Stats): string => `${s.p50_ms} / ${s.p99_ms}`;
+/** The etcd floor measured beside a cell's creates, if it was. */
+const floorOf = (s: Stats | undefined): string => (s === undefined ? '' : ` (etcd floor ${pq(s)})`);
 const mark = (v: number, limit: number): string => (Number.isFinite(v) && v < limit ? `${v}` : `**${v}**`);
 
 /** The markdown section: one row per configuration and size. */
@@ -540,8 +642,8 @@ export function scaleMarkdown(
           (r.lists_unchanged_misses ? `(${r.lists_unchanged_misses} not 304) ` : '')) +
       (sameCreates
         ? '| (as above) '
-        : `| ${r.create_no_polls.p50_ms} / ${mark(r.create_no_polls.p99_ms, TARGETS.create_p99_ms)} ms `) +
-      `| ${pq(r.create_back_to_back_polling)} ms | ${fan} ` +
+        : `| ${r.create_no_polls.p50_ms} / ${mark(r.create_no_polls.p99_ms, TARGETS.create_p99_ms)} ms${floorOf(r.etcd_floor_no_polls)} `) +
+      `| ${pq(r.create_back_to_back_polling)} ms${floorOf(r.etcd_floor_watching)} | ${fan} ` +
       `| ${r.targeted_median_ms} ms / ${r.targeted_woken_max} | ${mark(r.rss_peak_mib, TARGETS.rss_mib)} MiB |`
     );
   });
@@ -563,6 +665,7 @@ export function scaleMarkdown(
     'etcd: 3 members; "1 replica serving" puts every agent and reader on one control replica, "spread" ' +
     'puts them round-robin on the replicas (each answers from its own etcd watch; writes go through the first). ' +
     'RSS: the highest of the serving replicas during the phase. ' +
+    "**etcd floor**: after each timed create on etcd the bench commits the same transaction straight to etcd (compare head, put head and a log record) and times it: etcd's own share of a create on this host under the same load (its p99 over 10 ms: the target is out of a create's reach in that run). " +
     `Targets (issue 23): read p99 < ${TARGETS.read_p99_ms} ms, create p99 < ${TARGETS.create_p99_ms} ms, ` +
     `fan-out < ${TARGETS.fanout_ms} ms, RSS < 1 GiB; a miss is in bold.\n\n` +
     head +
@@ -689,6 +792,12 @@ async function main(): Promise<void> {
       default: WATCH_HEARTBEAT_MS + 200,
       describe: 'Length of an --ab round (at least a heartbeat period: each round meets a tick)',
     })
+    .option('etcd-floor', {
+      type: 'boolean',
+      default: true,
+      describe:
+        "On etcd, time one bare commit transaction after each timed create (etcd's own floor); --no-etcd-floor: creates only",
+    })
     .option('creates-only', {
       type: 'boolean',
       default: false,
@@ -725,6 +834,7 @@ async function main(): Promise<void> {
       ...(ab !== undefined ? ['--require', path.join(__dirname, 'watchVariant.js')] : []),
     ],
     agentsNice: argv['agents-nice'],
+    etcdFloor: argv['etcd-floor'],
     ...(ab !== undefined ? { ab } : {}),
     probe: argv.probe,
     createsOnly: argv['creates-only'],

@@ -20,6 +20,8 @@ import { type Mark, mark, spentSince } from './threadClock';
 
 const gcs: { start: number; ms: number; kind: number }[] = [];
 const etcdCalls: { start: number; end: number; path: string }[] = [];
+/** etcd calls not answered yet: a slow request names those it overlapped too (a fold's put sent before it). */
+const etcdInFlight = new Set<{ start: number; path: string }>();
 
 /** spentSince, with the GC pauses that began meanwhile. */
 function since(m: Mark): Record<string, number> {
@@ -78,12 +80,14 @@ subscribe('http.server.response.finish', (message) => {
   if (m === undefined) return;
   const s = since(m);
   if ((s.wall_ms ?? 0) < SLOW_MS) return;
-  const etcd = etcdCalls
-    .filter((c) => c.start >= m.t - 1)
-    .map(
-      (c) =>
-        `${c.path.slice(c.path.lastIndexOf('/') + 1)} +${Math.round(c.start - m.t)} ${Math.round(c.end - c.start)}ms`,
-    );
+  // Every etcd call that overlapped the request: its own, and others it may have waited behind in etcd
+  // (start relative to the request's; an unanswered one as "…").
+  const now = performance.now();
+  const etcd = [...etcdCalls.filter((c) => c.end > m.t), ...[...etcdInFlight].map((c) => ({ ...c, end: NaN }))].map(
+    (c) =>
+      `${c.path.slice(c.path.lastIndexOf('/') + 1)} ${c.start >= m.t ? '+' : ''}${Math.round(c.start - m.t)} ` +
+      (Number.isNaN(c.end) ? `${Math.round(now - c.start)}ms…` : `${Math.round(c.end - c.start)}ms`),
+  );
   emit({ what: 'request', method: request.method, url: request.url?.split('?')[0], ...s, etcd });
 });
 
@@ -112,7 +116,10 @@ const connect = http2.connect;
       headers !== undefined && !Array.isArray(headers) ? String((headers as Record<string, unknown>)[':path']) : '?';
     if (path.endsWith('/Watch') || path.endsWith('/LeaseKeepAlive')) return stream;
     const m = mark();
+    const flight = { start: m.t, path };
+    etcdInFlight.add(flight);
     stream.once('close', () => {
+      etcdInFlight.delete(flight);
       const end = performance.now();
       etcdCalls.push({ start: m.t, end, path });
       while ((etcdCalls[0]?.start ?? Infinity) < end - 60_000) etcdCalls.shift();
