@@ -156,3 +156,30 @@ it('costs no report of its own on a create, a move away and a move onto this nod
   const versioned = await reportsOf(true);
   expect(versioned).toEqual(plain);
 });
+
+it('with nothing mounted here a risen version is no report of its own: it goes with the next one, within progressReportMs (issue 23)', async () => {
+  const clock = new ManualClock();
+  const driver = new FakeDriver();
+  const host = new FakeHost();
+  const control = new VersionedControl(clock, host);
+  // The other node holds the dataset's volume.
+  driver.volumes.set('vol-1', { blockdeviceId: 'vol-1', datasetId: DS, size: 64 * MiB, attachedTo: other.instance_id });
+  const agent = new DatasetAgent(
+    testAgentOptions({ driver, hostOps: host, control, clock, resyncIntervalMs: 60_000, progressReportMs: 200 }),
+  );
+  agent.start();
+  control.setNodes([other]);
+  control.setDatasets([{ ...dataset, primary: other.uuid }]);
+  await clock.advanceUntil(() => control.last()?.configuration_version === control.version, 5000, 5);
+  await clock.advance(500);
+  const before = control.sent.length;
+  // A move onto this node: it waits for the other node's release with nothing mounted here, so the version can show
+  // nothing yet (a move's new primary sent a report of its own here, beside the old primary's unmount).
+  control.setDatasets([dataset]);
+  await clock.advance(100);
+  expect(control.sent.length).toBe(before);
+  await clock.advance(150);
+  expect(control.sent.slice(before).map((s) => s.report.configuration_version)).toEqual([control.version]);
+  expect(control.last()?.manifestations).toEqual([]);
+  await agent.stop();
+});

@@ -94,7 +94,7 @@ export class DatasetAgent {
   /** The configuration version reports carry (session 10: what a "mounted" in them is current for). */
   private readonly acted = new ActedVersion(
     () => configurationVersionOfTag(this.cluster.snapshot?.configuration_tag),
-    () => this.reporter.request(),
+    () => this.reportVersion(),
   );
   private readonly pool: PoolKnowledge;
   private readonly failures: FailureLog;
@@ -753,6 +753,22 @@ export class DatasetAgent {
     this.dispatch('queueIdle');
     // Lower priority than every real operation: spares are made only while nothing else is to do.
     this.spares?.kick();
+  }
+
+  /**
+   * A risen configuration version (ActedVersion) goes out at once only while something is mounted here: the control
+   * service counts a node's "mounted" of a dataset moved onto it from a report of at least the move's version, so the
+   * version can change what it shows only in a report with a mount (ControlState.versionShows). With nothing mounted
+   * here it shows nothing new, and goes as progress (with the next report, or within progressReportMs). Issue 23: a
+   * move's new primary sent one at the configuration, beside the old primary's unmount: a request, and with what it
+   * held as progress (the pool's volumes) a state change the service pushed to every follower and waiter.
+   */
+  private reportVersion(): void {
+    const mountedHere = this.view
+      .all()
+      .some((v) => v.attachedTo === this.o.instanceId && (v.mountPoints ?? []).length > 0);
+    if (mountedHere) this.reporter.request();
+    else this.reporter.requestProgress();
   }
 
   /** Leases held on this node in the last configuration seen (flocker_leases). */

@@ -90,6 +90,13 @@ function setup(o: { mayAct?: boolean; name?: string; primary?: string } = {}) {
     logged,
     events,
     forget: () => (snapshot = { ...snapshot!, datasets: [] }),
+    /** A new configuration with the dataset's primary on `node`. */
+    moveTo: (node: string) =>
+      (snapshot = {
+        ...snapshot!,
+        generation: `${Number(snapshot!.generation) + 1}`,
+        datasets: snapshot!.datasets.map((d) => ({ ...d, primary: node })),
+      }),
     /** Records the pool listings, probes, storage and mount calls in `events`. */
     trace: () => {
       const list = driver.listVolumes.bind(driver);
@@ -127,6 +134,49 @@ describe('DatasetWorker', () => {
     // create, attach, format, mount: progress (the Reporter debounces it); the mount (reportMounted): at once; the
     // end, whose look found it as reported: progress (endReport).
     expect(reports).toEqual(['progress', 'progress', 'progress', 'progress', 'now', 'progress']);
+  });
+
+  it('decides on a configuration that arrived during its look, with that look: a move away arriving while it confirms the move here goes on at once (issue 23)', async () => {
+    const f = setup();
+    heldHere(f);
+    f.trace();
+    const list = f.driver.listVolumes.bind(f.driver);
+    let arrived = false;
+    // The move away is committed while the worker lists the pool for its look.
+    f.driver.listVolumes = async () => {
+      const volumes = await list();
+      if (!arrived) {
+        arrived = true;
+        f.moveTo(OTHER);
+      }
+      return volumes;
+    };
+    await f.worker.converge(DS);
+    // Before: the look's decision was made on the configuration from before it (nothing to do): the worker ended
+    // with the volume mounted here, and the move away waited for the agent's full look.
+    expect(f.events.filter((e) => !e.startsWith('report'))).toEqual([
+      'list the pool',
+      `unmount /flocker/${DS}`,
+      `detach vol-1`,
+      'list the pool',
+    ]);
+    expect(f.host.mounts).toEqual([]);
+    expect(f.driver.volumes.get('vol-1')?.attachedTo).toBeNull();
+  });
+
+  it('a dataset dropped from the configuration during its look ends the worker without a step', async () => {
+    const f = setup();
+    heldHere(f);
+    f.trace();
+    const list = f.driver.listVolumes.bind(f.driver);
+    f.driver.listVolumes = async () => {
+      const volumes = await list();
+      f.forget();
+      return volumes;
+    };
+    await f.worker.converge(DS);
+    expect(f.events).toEqual(['list the pool']);
+    expect(f.host.mounts.map((m) => m.mountPoint)).toEqual([`/flocker/${DS}`]);
   });
 
   it('acts on nothing without confirmed contact: a full look is wanted once idle, and a report', async () => {

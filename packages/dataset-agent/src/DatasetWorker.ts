@@ -218,8 +218,8 @@ export class DatasetWorker {
     let reported: string | undefined;
     const mountPath = mountPathOf(datasetId, c.decision);
     for (let snapshot = c.snapshot(); !c.stopping() && snapshot !== null; snapshot = c.snapshot()) {
-      const desired = desiredStateOf(snapshot);
-      const dataset = desired.datasets.find((d) => d.datasetId === datasetId);
+      let desired = desiredStateOf(snapshot);
+      let dataset = desired.datasets.find((d) => d.datasetId === datasetId);
       if (dataset === undefined) return;
       // The look is inline, not an async helper: the helper's extra await shifted when concurrent
       // workers list the pool, and fewer listings were shared (FreshRead): 565 instead of 543
@@ -265,6 +265,17 @@ export class DatasetWorker {
           return;
         }
         c.view.update(local, seq, datasetId);
+        // A configuration that arrived during the look is decided on now, with the look just made (as a full look's
+        // turn decides on what arrived meanwhile). Issue 23: in back-to-back moves, the move away of a dataset whose
+        // move here this worker is confirming arrives during that last look; deciding on the older one ended the
+        // worker, and the move away (not started beside a running worker) waited for the end report's round trip
+        // and a full look. Reports stay at the version the worker started on (ActedVersion: the conservative side).
+        const latest = c.snapshot();
+        if (latest !== null && latest !== snapshot) {
+          desired = desiredStateOf(latest);
+          dataset = desired.datasets.find((d) => d.datasetId === datasetId);
+          if (dataset === undefined) return;
+        }
       }
       const action = nextAction(dataset, desired, local, c.decision);
       if (action === undefined) {
