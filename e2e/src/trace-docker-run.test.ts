@@ -1,4 +1,4 @@
-import { pluginCallTotals, spareMakes, tracedLines } from './trace-docker-run';
+import { commandSplit, pluginCallTotals, spareMakes, splitTable, tracedLines } from './trace-docker-run';
 
 const line = (t: number, message: string, call: string, duration: number) =>
   JSON.stringify({ level: 'info', message, call, duration_ms: duration, t: String(t), timestamp: 'x' });
@@ -47,5 +47,48 @@ describe('trace-docker-run: reading the plugin log (issue 23)', () => {
       [1350, 'agent', 'spare make started (took 50.0 ms)'],
       [1550, 'agent', 'spare make started (took 150.0 ms)'],
     ]);
+  });
+
+  it('splits a command at its plugin calls: before the first, inside the answers, Docker between them, after the last', () => {
+    // A docker volume rm timed over [1000, 1030]: Get at 1010-1011, Get at 1012-1012.5, Remove at 1014-1020.
+    const rm = [
+      line(1005, 'plugin call', '/VolumeDriver.Get', 10), // arrived at 995, before the command: not its call
+      line(1011, 'plugin call', '/VolumeDriver.Get', 1),
+      line(1012.5, 'plugin call', '/VolumeDriver.Get', 0.5),
+      JSON.stringify({ message: 'removed volume', t: '1019' }),
+      line(1020, 'plugin call', '/VolumeDriver.Remove', 6),
+      line(1031, 'plugin call', '/VolumeDriver.Get', 0.5), // answered after the command
+    ].join('\n');
+    expect(commandSplit(rm, 1000, 1030)).toEqual({
+      calls: 3,
+      before: 10,
+      plugin: 7.5,
+      docker: 2.5,
+      after: 10,
+      total: 30,
+    });
+    expect(commandSplit(rm, 1040, 1050)).toBeUndefined();
+  });
+
+  it('tabulates paired splits: medians of each side and of the paired differences, pairs missing a side left out', () => {
+    const split = (before: number, plugin: number) => ({
+      calls: 3,
+      before,
+      plugin,
+      docker: 1,
+      after: 2,
+      total: before + plugin + 3,
+    });
+    const md = splitTable('rm', [
+      { floor: split(10, 0.5), flocker: split(12, 4.5) },
+      { floor: split(14, 0.5), flocker: split(13, 3.5) },
+      { floor: split(12, 0.5), flocker: split(16, 5.5) },
+      { flocker: split(100, 100) },
+    ]);
+    expect(md).toContain('### rm: 3 pairs, medians (ms)');
+    expect(md).toContain('| CLI start → first plugin call | 12.0 | 13.0 | 2.0 |');
+    expect(md).toContain("| inside the plugin's answers | 0.5 | 4.5 | 4.0 |");
+    expect(md).toContain('| last answer → CLI back | 2.0 | 2.0 | 0.0 |');
+    expect(md).toContain('| whole command | 15.5 | 19.5 | 6.0 |');
   });
 });

@@ -13,9 +13,16 @@
  * plugin's 10 GiB default again (waited for untimed; the title says how long), and a spare make that overlaps a
  * timeline shows at its start ("spare make started"), so a refill meeting a command can be seen (issue 23).
  *
+ * With --pairs N it then runs N interleaved pairs (alternating which goes first) of the benchmark's `docker run` with a
+ * new volume and `docker volume create` + at once `docker volume rm`, with Flocker and with the benchmark's no-op
+ * plugin (its call log on), and splits each command at the plugin calls Docker makes: CLI start → first call, inside
+ * the plugin's answers, Docker's own time between the calls, last answer → CLI back; the medians of each side and of
+ * the paired differences say where the milliseconds above the floor go (issue 23).
+ *
  * Needs root and dockerd (the FlockerDockerStack of the Docker e2e tests). docs/performance.md
  * reads the critical path off its output.
  */
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -83,6 +90,85 @@ export function pluginCallTotals(text: string, from: number, to: number): string
   return `${parts.join(', ') || 'no call'}; in all ${all.toFixed(1)} ms`;
 }
 
+/** One command split at the plugin calls Docker made for it (ms; see commandSplit). */
+export interface CommandSplit {
+  calls: number;
+  /** From the command's start to the first call's arrival: the CLI and dockerd before they ask the plugin. */
+  before: number;
+  /** Inside the plugin's answers, summed. */
+  plugin: number;
+  /** Docker's own time between the first call's arrival and the last call's answer, the plugin's answers taken out. */
+  docker: number;
+  /** From the last answer to the command's end: dockerd's work after it, and the CLI's exit. */
+  after: number;
+  total: number;
+}
+
+/**
+ * The command timed over [from, to] split at the `plugin call` lines (Flocker's plugin at debug level, or the no-op
+ * plugin's --log) whose call arrived (`t` − duration) and was answered within it; undefined when it holds none.
+ */
+export function commandSplit(text: string, from: number, to: number): CommandSplit | undefined {
+  const calls = [...jsonLines(text, PluginCallLine)]
+    .filter((l) => l.message.startsWith('plugin call'))
+    .map((l) => ({ answered: Number(l.t), arrived: Number(l.t) - l.duration_ms, ms: l.duration_ms }))
+    .filter((c) => c.arrived >= from && c.answered <= to);
+  if (calls.length === 0) return undefined;
+  const first = Math.min(...calls.map((c) => c.arrived));
+  const last = Math.max(...calls.map((c) => c.answered));
+  const plugin = calls.reduce((a, c) => a + c.ms, 0);
+  return {
+    calls: calls.length,
+    before: first - from,
+    plugin,
+    docker: last - first - plugin,
+    after: to - last,
+    total: to - from,
+  };
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length === 0 ? NaN : s.length % 2 === 1 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
+};
+
+const SEGMENTS = ['before', 'plugin', 'docker', 'after', 'total'] as const;
+const SEGMENT_LABELS: Readonly<Record<(typeof SEGMENTS)[number], string>> = {
+  before: 'CLI start → first plugin call',
+  plugin: "inside the plugin's answers",
+  docker: "Docker's own time between the calls",
+  after: 'last answer → CLI back',
+  total: 'whole command',
+};
+
+/**
+ * The markdown table of paired splits: each segment's median for the floor and for Flocker, and the median of the
+ * paired differences (Flocker − floor, pair i with pair i; a pair missing a side is left out).
+ */
+export function splitTable(
+  title: string,
+  pairs: ReadonlyArray<{ floor?: CommandSplit; flocker?: CommandSplit }>,
+): string {
+  const whole = pairs.filter(
+    (p): p is { floor: CommandSplit; flocker: CommandSplit } => p.floor !== undefined && p.flocker !== undefined,
+  );
+  const f = (x: number) => x.toFixed(1);
+  const rows = SEGMENTS.map((k) => {
+    const floor = median(whole.map((p) => p.floor[k]));
+    const flocker = median(whole.map((p) => p.flocker[k]));
+    const diff = median(whole.map((p) => p.flocker[k] - p.floor[k]));
+    return `| ${SEGMENT_LABELS[k]} | ${f(floor)} | ${f(flocker)} | ${f(diff)} |`;
+  });
+  return [
+    `\n### ${title}: ${whole.length} pairs, medians (ms)\n`,
+    '| segment | no-op plugin | Flocker | median of Flocker − no-op |',
+    '|---|---:|---:|---:|',
+    ...rows,
+    '',
+  ].join('\n');
+}
+
 const SpareMadeLine = z.looseObject({ t: z.string(), message: z.literal('spare volume made'), durationMs: z.number() });
 
 /**
@@ -118,12 +204,14 @@ async function waitForSpares(root: string, count = 2, size = 10 * GiB): Promise<
   return full() ? `pool full, waited ${(now() - t0).toFixed(0)} ms` : `pool NOT full after 10 s`;
 }
 
-const USAGE = `usage: node e2e/dist/trace-docker-run.js [--runs N]
+const USAGE = `usage: node e2e/dist/trace-docker-run.js [--runs N] [--pairs P]
 
 Starts its own dockerd, control service, dataset agent and plugin (debug logs) in a temp root, then prints the merged
 timeline (ms) of N docker runs with a new Flocker volume and their docker volume rm, N docker runs with an existing
 volume (beside a local one), N docker volume create + at once docker volume rm, and N rm of an idle volume.
-Needs root. FLOCKER_TRACE_LOGS=DIR keeps the plugin and agent logs. Default N: 3.
+With --pairs P, then P interleaved pairs, Flocker and the no-op plugin (the floor), of a docker run with a new volume
+and a create + at once rm, each command split at its plugin calls (medians, and of the paired differences).
+Needs root. FLOCKER_TRACE_LOGS=DIR keeps the plugin and agent logs. Default N: 3 (0: the pairs only); P: 0.
 `;
 
 /** What a snapshot says of the volume \`name\`: its dataset and where it stands on the node. */
@@ -139,16 +227,114 @@ function volumeStatus(s: ClusterSnapshot, name: string): string {
     .join('; ');
 }
 
+/** Waits (untimed, up to 10 s) until the pool holds at most `max` volumes: the agent's destroys are done. */
+async function waitForVolumes(root: string, max: number): Promise<void> {
+  const dir = path.join(root, 'pool', 'volumes');
+  const few = (): boolean =>
+    (fs.existsSync(dir) ? fs.readdirSync(dir) : []).filter((n) => n.endsWith('.img')).length <= max;
+  for (const t0 = now(); !few() && now() - t0 < 10_000;) await new Promise((r) => setTimeout(r, 20));
+}
+
+/**
+ * `pairs` interleaved pairs, Flocker and the benchmark's no-op plugin (its call log on), of the benchmark's two
+ * commands that miss their targets: `docker run` with a new volume, and `docker volume rm` right after `docker volume
+ * create`; each split at its plugin calls (commandSplit), printed as medians and paired differences. As the benchmark,
+ * each timed command starts with the pool full and the destroys done (waited for untimed, on both sides).
+ */
+async function floorPairs(stack: FlockerDockerStack, pairs: number): Promise<void> {
+  const noopDriver = `flocker-trace-noop-${process.pid}`;
+  const socket = `/run/docker/plugins/${noopDriver}.sock`;
+  const noopLog = path.join(stack.root, 'noop-calls.log');
+  const script = path.join(
+    path.dirname(require.resolve('@flocker/volume-plugin/package.json')),
+    'dist',
+    'bench',
+    'noopPlugin.js',
+  );
+  const child = spawn(
+    process.execPath,
+    [script, '--socket', socket, '--root', path.join(stack.root, 'noop'), '--log', noopLog],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.once('exit', (code) => reject(new Error(`the no-op plugin exited (${code}) before it listened`)));
+      child.stdout.once('data', () => resolve());
+    });
+    const drivers = { floor: noopDriver, flocker: stack.driver } as const;
+    const log = (side: keyof typeof drivers) =>
+      side === 'floor' ? fs.readFileSync(noopLog, 'utf8') : stack.plugin.log();
+    const runs: Array<{ floor?: CommandSplit; flocker?: CommandSplit }> = [];
+    const rms: Array<{ floor?: CommandSplit; flocker?: CommandSplit }> = [];
+    // trace-existing is the stack's Flocker volume left from above; a side's new volume lives until its turn's end.
+    const settled = async (volumes: number) => {
+      await waitForSpares(stack.root);
+      await waitForVolumes(stack.root, volumes);
+    };
+    const timedSplit = async (side: keyof typeof drivers, args: string[]) => {
+      const t0 = now();
+      await stack.docker(args);
+      const t1 = now();
+      // The no-op's log line is written just after its answer went out.
+      await new Promise((r) => setTimeout(r, 20));
+      return commandSplit(log(side), t0, t1);
+    };
+    for (let i = 0; i < pairs; i++) {
+      const run: { floor?: CommandSplit; flocker?: CommandSplit } = {};
+      const rm: { floor?: CommandSplit; flocker?: CommandSplit } = {};
+      const order: Array<keyof typeof drivers> = i % 2 === 0 ? ['floor', 'flocker'] : ['flocker', 'floor'];
+      for (const side of order) {
+        const driver = drivers[side];
+        const vol = `pair-${side}-new-${i}`;
+        await settled(1);
+        run[side] = await timedSplit(side, [
+          'run',
+          '--rm',
+          '--network',
+          'none',
+          '-v',
+          `${vol}:/data`,
+          '--volume-driver',
+          driver,
+          TINY_IMAGE,
+          'true',
+        ]);
+        const cr = `pair-${side}-cr-${i}`;
+        await settled(2);
+        await stack.docker(['volume', 'create', '-d', driver, cr]);
+        rm[side] = await timedSplit(side, ['volume', 'rm', cr]);
+        await stack.docker(['volume', 'rm', vol], { check: false });
+      }
+      runs.push(run);
+      rms.push(rm);
+    }
+    process.stdout.write(splitTable('docker run with a new volume, split at the plugin calls', runs));
+    process.stdout.write(
+      splitTable('docker volume rm right after docker volume create, split at the plugin calls', rms),
+    );
+  } finally {
+    child.kill('SIGTERM');
+    fs.rmSync(socket, { force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   if (args.includes('--help') || args.includes('-h')) {
     process.stdout.write(USAGE);
     return;
   }
-  const runsAt = args.indexOf('--runs');
-  const runs = runsAt >= 0 ? Number(args[runsAt + 1]) : 3;
-  const unknown = args.filter((_, i) => runsAt < 0 || (i !== runsAt && i !== runsAt + 1));
-  if (!Number.isInteger(runs) || runs < 1 || unknown.length > 0) {
+  const numberAt = (flag: string, fallback: number): { at: number; n: number } => {
+    const at = args.indexOf(flag);
+    return { at, n: at >= 0 ? Number(args[at + 1]) : fallback };
+  };
+  const { at: runsAt, n: runs } = numberAt('--runs', 3);
+  const { at: pairsAt, n: pairs } = numberAt('--pairs', 0);
+  const known = new Set([runsAt, runsAt + 1, pairsAt, pairsAt + 1].filter((i) => i >= 0));
+  const unknown = args.filter((_, i) => !known.has(i));
+  if (![runs, pairs].every((n) => Number.isInteger(n) && n >= 0) || unknown.length > 0) {
     process.stderr.write(USAGE);
     process.exit(2);
   }
@@ -333,6 +519,7 @@ async function main(): Promise<void> {
         t1,
       );
     }
+    if (pairs > 0) await floorPairs(stack, pairs);
     const keep = process.env.FLOCKER_TRACE_LOGS;
     if (keep !== undefined) {
       fs.mkdirSync(keep, { recursive: true });

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { callPlugin } from '../testing/callPlugin';
 import { renderMarkdown, summarise } from './bench';
-import { createNoopPluginServer, NoopVolumes } from './noopPlugin';
+import { createNoopPluginServer, NoopVolumes, type NoopCallLine } from './noopPlugin';
 
 describe('the no-op legacy plugin of the benchmark (Docker floor, issue 23)', () => {
   let dir: string;
@@ -53,6 +53,33 @@ describe('the no-op legacy plugin of the benchmark (Docker floor, issue 23)', ()
       expect((await callPlugin(socket, '/VolumeDriver.Get', 'not json')).body).toEqual({ Err: 'no such volume' });
     } finally {
       await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
+  it("with a log, each answered call is a line of the Flocker plugin's `plugin call` shape (trace-docker-run)", async () => {
+    const socket = path.join(dir, 'noop.sock');
+    const lines: NoopCallLine[] = [];
+    const server = createNoopPluginServer(path.join(dir, 'volumes'), (l) => lines.push(l));
+    fs.mkdirSync(path.join(dir, 'volumes'));
+    await new Promise<void>((r) => server.listen(socket, r));
+    const before = Date.now();
+    try {
+      await callPlugin(socket, '/VolumeDriver.Create', { Name: 'v', Opts: null });
+      await callPlugin(socket, '/VolumeDriver.Remove', { Name: 'v' });
+      await callPlugin(socket, '/VolumeDriver.List', {});
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+    expect(lines.map((l) => [l.message, l.call, l.request])).toEqual([
+      ['plugin call', '/VolumeDriver.Create', { Name: 'v' }],
+      ['plugin call', '/VolumeDriver.Remove', { Name: 'v' }],
+      ['plugin call', '/VolumeDriver.List', {}],
+    ]);
+    for (const l of lines) {
+      expect(l.duration_ms).toBeGreaterThanOrEqual(0);
+      // Wall clock in ms, as the plugin's and the agent's `t`.
+      expect(Number(l.t)).toBeGreaterThanOrEqual(before - 1);
+      expect(Number(l.t)).toBeLessThanOrEqual(Date.now() + 1);
     }
   });
 
