@@ -15,7 +15,7 @@ import {
   SnapshotConfiguration,
   SnapshotId,
 } from '@flocker/api';
-import type { Configuration, MovedAt, StoredLease } from './configuration';
+import type { Configuration, StoredLease } from './configuration';
 import { StoreError } from './errors';
 import { deleteEntry, PersistentMap, setEntry } from './PersistentMap';
 
@@ -34,9 +34,6 @@ export const StoredLeaseSchema = z
   })
   .strict();
 
-/** Configuration.movedAt's entries (session 11): internal, only in the store, never served. */
-export const MovedAtSchema = z.object({ dataset_id: DatasetId, version: z.number().int().nonnegative() }).strict();
-
 const LogOp = z.discriminatedUnion('op', [
   z.object({ op: z.literal('dataset'), value: DatasetConfiguration }).strict(),
   z.object({ op: z.literal('dataset-delete'), id: DatasetId }).strict(),
@@ -48,8 +45,6 @@ const LogOp = z.discriminatedUnion('op', [
   z.object({ op: z.literal('container-delete'), id: z.string() }).strict(),
   z.object({ op: z.literal('snapshot'), value: SnapshotConfiguration }).strict(),
   z.object({ op: z.literal('snapshot-delete'), id: SnapshotId }).strict(),
-  z.object({ op: z.literal('moved'), value: MovedAtSchema }).strict(),
-  z.object({ op: z.literal('moved-delete'), id: DatasetId }).strict(),
 ]);
 export type LogOp = z.infer<typeof LogOp>;
 
@@ -95,14 +90,6 @@ export function diffConfiguration(prev: Configuration, next: Configuration): Log
       next.snapshots ?? new Map<string, SnapshotConfiguration>(),
       (value) => ops.push({ op: 'snapshot', value }),
       (id) => ops.push({ op: 'snapshot-delete', id }),
-    );
-  }
-  if (prev.movedAt !== next.movedAt) {
-    diffMaps(
-      prev.movedAt ?? new Map<string, MovedAt>(),
-      next.movedAt ?? new Map<string, MovedAt>(),
-      (value) => ops.push({ op: 'moved', value }),
-      (id) => ops.push({ op: 'moved-delete', id }),
     );
   }
   return { version: next.version, ops };
@@ -164,7 +151,6 @@ export function applyRecords(config: Configuration, records: readonly LogRecord[
   const nodes = new MapEdit(config.nodes, persistent);
   const containers = new MapEdit(config.containers ?? new Map<string, ContainerConfiguration>(), persistent);
   const snapshots = new MapEdit(config.snapshots ?? new Map<string, SnapshotConfiguration>(), persistent);
-  const movedAt = new MapEdit(config.movedAt ?? new Map<string, MovedAt>(), persistent);
   let version = config.version;
   for (const r of records) {
     for (const o of r.ops) {
@@ -199,19 +185,12 @@ export function applyRecords(config: Configuration, records: readonly LogRecord[
         case 'snapshot-delete':
           snapshots.delete(o.id);
           break;
-        case 'moved':
-          movedAt.set(o.value.dataset_id, o.value);
-          break;
-        case 'moved-delete':
-          movedAt.delete(o.id);
-          break;
       }
     }
     version = r.version;
   }
   const c = containers.result;
   const s = snapshots.result;
-  const m = movedAt.result;
   return {
     version,
     datasets: datasets.result,
@@ -219,7 +198,6 @@ export function applyRecords(config: Configuration, records: readonly LogRecord[
     nodes: nodes.result,
     ...(c.size > 0 || config.containers !== undefined ? { containers: c } : {}),
     ...(s.size > 0 || config.snapshots !== undefined ? { snapshots: s } : {}),
-    ...(m.size > 0 || config.movedAt !== undefined ? { movedAt: m } : {}),
   };
 }
 

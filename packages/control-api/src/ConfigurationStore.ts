@@ -30,14 +30,7 @@ import type { Configuration, StoredLease } from './configuration';
 import { emptyConfiguration } from './configuration';
 import { type ControlError, isControlError, StoreError } from './errors';
 import { jsonOf } from './json';
-import {
-  applyRecords,
-  decodeLog,
-  diffConfiguration,
-  encodeRecord,
-  MovedAtSchema,
-  StoredLeaseSchema,
-} from './ConfigurationLog';
+import { applyRecords, decodeLog, diffConfiguration, encodeRecord, StoredLeaseSchema } from './ConfigurationLog';
 import { PersistentMap } from './PersistentMap';
 
 export interface ConfigurationStore {
@@ -66,7 +59,8 @@ export interface ConfigurationStore {
 
 /** What a shared store tells the control state about other replicas' changes. */
 export interface StoreListener {
-  configuration(config: Configuration): void;
+  /** `whole`: read whole again (records were missed): the changes since the last one delivered are not known. */
+  configuration(config: Configuration, whole?: boolean): void;
   report(report: NodeReport, lastSeen: number): void;
   /** A container agent's report received by another replica. */
   containers?(uuid: string, report: ContainerReport, lastSeen: number): void;
@@ -89,8 +83,6 @@ const PersistedV1 = z
     containers: z.array(ContainerConfiguration).optional(),
     /** Added with snapshots (issue 20); older documents have none, and a configuration without any writes none. */
     snapshots: z.array(SnapshotConfiguration).optional(),
-    /** Session 11: the version of each dataset's last move (Configuration.movedAt); absent = none stamped. */
-    moved_at: z.array(MovedAtSchema).optional(),
   })
   .strict();
 type PersistedV1 = z.infer<typeof PersistedV1>;
@@ -146,7 +138,6 @@ export function decodeConfiguration(raw: unknown): Configuration {
     nodes: own(doc.nodes.map((n) => [n.uuid, n])),
     ...(doc.containers !== undefined ? { containers: own(doc.containers.map((c) => [c.name, c])) } : {}),
     ...(doc.snapshots !== undefined ? { snapshots: own(doc.snapshots.map((s) => [s.snapshot_id, s])) } : {}),
-    ...(doc.moved_at !== undefined ? { movedAt: own(doc.moved_at.map((m) => [m.dataset_id, m])) } : {}),
   };
 }
 
@@ -231,7 +222,7 @@ export async function encodeConfigurationYielding(
  * in one go after a restart (values not stringified yet), ~80 ms after.
  */
 export function* encodeConfigurationSlices(config: Configuration, entriesPerSlice = 2000): Generator<string, void> {
-  const head: Omit<PersistedV1, 'datasets' | 'leases' | 'nodes' | 'containers' | 'snapshots' | 'moved_at'> = {
+  const head: Omit<PersistedV1, 'datasets' | 'leases' | 'nodes' | 'containers' | 'snapshots'> = {
     format_version: CURRENT_FORMAT_VERSION,
     version: config.version,
   };
@@ -243,8 +234,6 @@ export function* encodeConfigurationSlices(config: Configuration, entriesPerSlic
     yield* arraySlices('containers', config.containers.values(), entriesPerSlice);
   if (config.snapshots !== undefined && config.snapshots.size > 0)
     yield* arraySlices('snapshots', config.snapshots.values(), entriesPerSlice);
-  if (config.movedAt !== undefined && config.movedAt.size > 0)
-    yield* arraySlices('moved_at', config.movedAt.values(), entriesPerSlice);
   yield '}\n';
 }
 

@@ -15,14 +15,7 @@ import type { Logger } from 'winston';
 import type { ClusterEvent, ContainerReport, ContainerState, NodeReport } from '@flocker/api';
 import { MIN_SNAPSHOT_INTERVAL_MS } from '@flocker/api';
 import type { Clock } from '@flocker/runtime';
-import {
-  type Applied,
-  type Configuration,
-  configurationTag,
-  type MovedAt,
-  purgeSnapshots,
-  registerNode,
-} from './configuration';
+import { type Applied, type Configuration, configurationTag, purgeSnapshots, registerNode } from './configuration';
 import { endBackups, restoredDatasets } from './backups';
 import type { ConfigurationStore } from './ConfigurationStore';
 import { aliveNodes, type ReportedNode, reportedSnapshotIds } from './clusterState';
@@ -33,7 +26,7 @@ import { SnapshotScheduler } from './snapshotScheduler';
 import { NodeReports } from './nodeReports';
 import { ChangeNotifier, type ViewSubscription } from './notifier';
 import { NodeViewIndex } from './nodeViews';
-import { deleteEntry, PersistentMap, setEntry } from './PersistentMap';
+import { PersistentMap } from './PersistentMap';
 
 export { NOTIFY_COALESCE_MS, WAKE_BATCH } from './notifier';
 
@@ -58,33 +51,11 @@ export function mountVerdict(moved: MovedOnto, report: NodeReport, version: numb
   return report === moved.reportThen ? 'stale' : 'ended';
 }
 
-const NO_MOVES: ReadonlyMap<string, MovedAt> = new Map();
-
-/**
- * Pure: `after` (a change of `before`) with Configuration.movedAt stamped: a dataset whose primary changed from one
- * node to another gets after.version (the version the change makes, in the same commit), a dataset gone its stamp
- * dropped. `after` itself when no dataset moved (most changes: no datasets touched, or a create). O(the datasets
- * maps' overlays: PersistentMap.changedKeys).
- */
-export function stampMoves(before: Configuration, after: Configuration): Configuration {
-  if (after.datasets === before.datasets) return after;
-  let moved = after.movedAt;
-  for (const id of PersistentMap.changedKeys(before.datasets, after.datasets)) {
-    const now = after.datasets.get(id);
-    if (now === undefined) {
-      if (moved?.has(id) === true) moved = deleteEntry(moved, id);
-      continue;
-    }
-    const was = before.datasets.get(id)?.primary;
-    if (was !== undefined && was !== now.primary)
-      moved = setEntry(moved ?? NO_MOVES, id, { dataset_id: id, version: after.version });
-  }
-  return moved === after.movedAt ? after : { ...after, movedAt: moved };
-}
-
-/** The version of the change that made the dataset's primary what it is in `config` (stamped), else `fallback`. */
-function moveVersion(config: Configuration, id: string, fallback: number): number {
-  return config.movedAt?.get(id)?.version ?? fallback;
+/** ControlState.floor: a configuration version taken whole, and the nodes that reported it (or are held below it). */
+interface LoadFloor {
+  readonly version: number;
+  readonly cleared: Set<string>;
+  readonly held: Set<string>;
 }
 
 export interface ControlStateOptions {
@@ -131,14 +102,23 @@ export class ControlState {
    * "mounted" (flocker-go waits for primary == node with a path there). Session 10: the report's
    * configuration_version must be at least the move's version; a report without one (an older agent) counts from the
    * first report received after the move (session 9). Kept until the node reports that version (or a later move).
-   * Session 11: rebuilt from the stored configuration's move versions (Configuration.movedAt) on start and on a
-   * re-read of the whole configuration, so a restart or a failover to another replica loses none of them.
    */
   private readonly movedOnto = new Map<string, MovedOnto>();
   /** movedOnto's dataset ids by node (a version-only report looks up its node's moves: versionShows). */
   private readonly movesOnto = new Map<string, Set<string>>();
   /** The latest configuration whose moves onto nodes were noted: committed, or delivered by another replica. */
   private movesNotedTo: Configuration;
+  /**
+   * The load floor (session 11): movedOnto holds the moves seen live only, and the store keeps no move history (its
+   * format is shared with the previous release, docs/compatibility.md). A configuration taken whole (loaded at start,
+   * or read again after etcd compacted records this replica missed) may follow moves nobody noted here, so a report
+   * whose configuration_version is below its version may predate its agent's acting on one. Until the node reports
+   * that version or later (`cleared`; the agent does at once once it has acted on it, and an up-to-date agent's first
+   * report after a restart carries it), the "mounted" of datasets it is primary of are hidden from its report
+   * (`held`), its own or one shared through the store alike. A report without a version keeps the session-9 rule.
+   * Dropped once every node the configuration knows cleared it: staleMounts stays O(1) then.
+   */
+  private floor: LoadFloor | undefined;
 
   private constructor(options: ControlStateOptions, initial: Configuration) {
     this.store = options.store;
@@ -175,7 +155,7 @@ export class ControlState {
         if (config.version > this.movesNotedTo.version) this.movesNotedTo = config;
         this.notifier.notify(
           this.nodeViews.configurationChanged(config, (id, before, after) =>
-            this.noteMove(id, before, after, moveVersion(config, id, config.version)),
+            this.noteMove(id, before, after, config.version),
           ),
         );
       },
@@ -207,7 +187,7 @@ export class ControlState {
     this.minSnapshotIntervalMs = options.minSnapshotIntervalMs ?? MIN_SNAPSHOT_INTERVAL_MS;
     this.schedules = new SnapshotScheduler({
       configuration: () => this.committer.configuration,
-      mutate: (change) => this.mutate(change),
+      mutate: (change) => this.committer.mutate(change),
       now,
       ...(options.snapshotTimers !== undefined ? { timers: options.snapshotTimers } : {}),
       minIntervalMs: this.minSnapshotIntervalMs,
@@ -218,18 +198,14 @@ export class ControlState {
     this.livenessTimer.unref();
     this.leases.scheduleLeaseExpiry();
     this.schedules.reschedule();
-    // The moves the stored configuration says were made (no report seen then: an older agent's is taken as it comes).
-    for (const [id, m] of initial.movedAt ?? NO_MOVES) {
-      const node = initial.datasets.get(id)?.primary;
-      if (node !== undefined) this.keepMove(id, { node, version: m.version });
-    }
+    if (initial.version > 0) this.raiseFloor(initial.version);
   }
 
   static async open(options: ControlStateOptions): Promise<ControlState> {
     const state = new ControlState(options, await options.store.load());
     try {
       await options.store.subscribe?.({
-        configuration: (config) => state.externalConfiguration(config),
+        configuration: (config, whole) => state.externalConfiguration(config, whole),
         report: (report, lastSeen) => state.externalReport(report, lastSeen),
         containers: (uuid, report, lastSeen) => state.nodes.externalContainers(uuid, report, lastSeen),
       });
@@ -302,19 +278,15 @@ export class ControlState {
    * share the next commit (group commit).
    */
   mutate<T>(change: (config: Configuration, now: number) => Applied<T>, ifMatches?: string): Promise<Applied<T>> {
-    // Moves are stamped in the change that makes them (re-applied on a rebase too): durable with it (movedOnto).
-    return this.committer.mutate((config, now) => {
-      const applied = change(config, now);
-      const stamped = stampMoves(config, applied.config);
-      return stamped === applied.config ? applied : { ...applied, config: stamped };
-    }, ifMatches);
+    return this.committer.mutate(change, ifMatches);
   }
 
   /**
    * A configuration another replica committed (shared stores). Replaces ours when newer;
-   * writes not yet committed here are re-applied onto it.
+   * writes not yet committed here are re-applied onto it. `whole`: read whole again (StoreListener), the changes
+   * since the last one delivered unseen here: a load floor at its version.
    */
-  externalConfiguration(config: Configuration): void {
+  externalConfiguration(config: Configuration, whole?: boolean): void {
     // The committer adopts only the latest of those delivered while a commit of ours is in flight: a move away and
     // straight back between them would show it no move (the primary is the same), so moves are noted here too.
     const prev = this.movesNotedTo;
@@ -323,18 +295,9 @@ export class ControlState {
       for (const id of PersistentMap.diff(prev.datasets, config.datasets).sets) {
         const before = prev.datasets.get(id)?.primary;
         const after = config.datasets.get(id)?.primary;
-        if (before !== after) this.noteMove(id, before, after, moveVersion(config, id, config.version));
+        if (before !== after) this.noteMove(id, before, after, config.version);
       }
-      // A move away and back between the two (a re-read of the whole configuration after etcd compacted the records
-      // between: only the final state is seen) leaves the primary as it was, and only its stamp says it moved.
-      if (config.movedAt !== prev.movedAt) {
-        for (const id of PersistentMap.changedKeys(prev.movedAt ?? NO_MOVES, config.movedAt ?? NO_MOVES)) {
-          const m = config.movedAt?.get(id);
-          const node = config.datasets.get(id)?.primary;
-          if (m === undefined || m.version <= prev.version || node === undefined) continue;
-          if (prev.datasets.get(id)?.primary === node) this.noteMove(id, node, node, m.version);
-        }
-      }
+      if (whole === true) this.raiseFloor(config.version);
     }
     this.committer.externalConfiguration(config);
   }
@@ -342,6 +305,7 @@ export class ControlState {
   /** A node report received by another replica (shared stores). */
   externalReport(report: NodeReport, lastSeen: number): void {
     this.nodes.external(report, lastSeen);
+    if (this.floor !== undefined) this.judgeFloor(report.uuid);
   }
 
   /** Records a node's report; returns the generation after it. */
@@ -353,6 +317,7 @@ export class ControlState {
     }
     const now = this.now();
     const json = this.nodes.record(report, now);
+    if (this.floor !== undefined) this.judgeFloor(report.uuid);
     // Other replicas judge the node's liveness on what reaches etcd: a report not shared is not answered as received.
     await this.store.publishReport?.(report, json, now, this.nodeTimeoutMs);
     // A report may be the first to show a deleted snapshot gone from its backend. A failed purge is
@@ -450,12 +415,25 @@ export class ControlState {
 
   /**
    * The mounted manifestations /v1/state/datasets does not show (see movedOnto), by report: a dataset's "mounted" on
-   * the node it last moved onto, from a report built before its agent had acted on that move. Empty in the usual case.
+   * the node it last moved onto, from a report built before its agent had acted on that move; and those of a node
+   * held below the load floor (see floor). Empty in the usual case.
    */
   staleMounts(): ReadonlyMap<NodeReport, ReadonlySet<string>> {
-    // Read per state-list request: nothing to allocate in the usual case.
-    if (this.movedOnto.size === 0) return NO_STALE_MOUNTS;
+    // Read per state-list request: nothing to allocate in the usual case (no move pending, no node below a floor).
+    const held = this.floor?.held;
+    if (this.movedOnto.size === 0 && (held === undefined || held.size === 0)) return NO_STALE_MOUNTS;
     let out: Map<NodeReport, Set<string>> | undefined;
+    const datasets = this.committer.configuration.datasets;
+    for (const uuid of held ?? []) {
+      const report = this.nodes.reportedNode(uuid)?.report;
+      for (const m of report?.manifestations ?? []) {
+        if (report === undefined || m.status !== 'mounted' || datasets.get(m.dataset_id)?.primary !== uuid) continue;
+        out ??= new Map();
+        let ids = out.get(report);
+        if (ids === undefined) out.set(report, (ids = new Set()));
+        ids.add(m.dataset_id);
+      }
+    }
     for (const [id, e] of this.movedOnto) {
       const report = this.nodes.reportedNode(e.node)?.report;
       const verdict =
@@ -488,7 +466,10 @@ export class ControlState {
     if (before === undefined || after === undefined) return;
     const report = this.nodes.reportedNode(after)?.report;
     const mounted = report?.manifestations.some((m) => m.dataset_id === id && m.status === 'mounted') === true;
-    this.keepMove(id, { node: after, version, ...(mounted ? { reportThen: report } : {}) });
+    this.movedOnto.set(id, { node: after, version, ...(mounted ? { reportThen: report } : {}) });
+    let ids = this.movesOnto.get(after);
+    if (ids === undefined) this.movesOnto.set(after, (ids = new Set()));
+    ids.add(id);
     // The node's agent may have reported this version already, to us, before we had this commit (it follows another
     // replica): that version-only report was not shared (it showed nothing here then), and a replica that knows only
     // the older version from the store would hide the node's "mounted" until its next other change. Shared now.
@@ -503,13 +484,6 @@ export class ControlState {
           error: String(err),
         }),
       );
-  }
-
-  private keepMove(id: string, moved: MovedOnto): void {
-    this.movedOnto.set(id, moved);
-    let ids = this.movesOnto.get(moved.node);
-    if (ids === undefined) this.movesOnto.set(moved.node, (ids = new Set()));
-    ids.add(id);
   }
 
   private dropMove(id: string): void {
@@ -527,9 +501,14 @@ export class ControlState {
    * the other way). Cheap in the usual case (no move onto that node pending): one map lookup. Drops ended moves.
    */
   private versionShows(uuid: string, report: NodeReport, before: number, after: number): boolean {
+    const f = this.floor;
+    let shows =
+      f !== undefined &&
+      f.held.has(uuid) &&
+      before < f.version !== after < f.version &&
+      this.mountsAsPrimary(uuid, report);
     const ids = this.movesOnto.get(uuid);
-    if (ids === undefined) return false;
-    let shows = false;
+    if (ids === undefined) return shows;
     for (const id of [...ids]) {
       const moved = this.movedOnto.get(id);
       if (moved === undefined) continue;
@@ -543,6 +522,48 @@ export class ControlState {
       if (was !== now && report.manifestations.some((m) => m.dataset_id === id && m.status === 'mounted')) shows = true;
     }
     return shows;
+  }
+
+  /** Whether the report shows mounted a dataset whose primary the node is (what a load floor may hide). */
+  private mountsAsPrimary(uuid: string, report: NodeReport): boolean {
+    const datasets = this.committer.configuration.datasets;
+    return report.manifestations.some((m) => m.status === 'mounted' && datasets.get(m.dataset_id)?.primary === uuid);
+  }
+
+  /** A load floor at `version` (see floor): the nodes whose reports held now carry an older version are held. */
+  private raiseFloor(version: number): void {
+    const floor: LoadFloor = { version, cleared: new Set(), held: new Set() };
+    for (const uuid of this.nodes.reportedNodeIds()) {
+      const v = this.nodes.configurationVersion(uuid);
+      if (v === undefined) continue;
+      if (v >= version) floor.cleared.add(uuid);
+      else floor.held.add(uuid);
+    }
+    this.floor = floor;
+    this.dropFloorIfCleared();
+  }
+
+  /** After a report of `uuid` (its own or shared by another replica): it clears the floor, or is held below it. */
+  private judgeFloor(uuid: string): void {
+    const f = this.floor;
+    if (f === undefined || f.cleared.has(uuid)) return;
+    const v = this.nodes.configurationVersion(uuid);
+    if (v !== undefined && v >= f.version) {
+      f.cleared.add(uuid);
+      f.held.delete(uuid);
+      this.dropFloorIfCleared();
+    } else if (v === undefined) f.held.delete(uuid);
+    else f.held.add(uuid);
+  }
+
+  /** Drops the floor once every node the configuration knows cleared it (a node that never reports again keeps it). */
+  private dropFloorIfCleared(): void {
+    const f = this.floor;
+    if (f === undefined || f.held.size > 0) return;
+    const known = this.committer.configuration.nodes;
+    if (f.cleared.size < known.size) return;
+    for (const uuid of known.keys()) if (!f.cleared.has(uuid)) return;
+    this.floor = undefined;
   }
 
   /** Stops timers, releases long-polls and waits for a pending commit. */

@@ -73,18 +73,6 @@ export interface Configuration {
   readonly containers?: ReadonlyMap<string, ContainerConfiguration>;
   /** Configured snapshots by id, in creation order (issue 20); absent = none. */
   readonly snapshots?: ReadonlyMap<string, SnapshotConfiguration>;
-  /**
-   * Internal, never served (session 11, stale mounted): by dataset id, the configuration version at which the
-   * dataset's primary last changed from one node to another (ControlState stamps it in the change that moves it),
-   * so the rule on a "mounted" from before that move survives a restart and a re-read. Absent = no move stamped.
-   */
-  readonly movedAt?: ReadonlyMap<string, MovedAt>;
-}
-
-/** A dataset's last move onto its primary: the version of the configuration change that made it (Configuration.movedAt). */
-export interface MovedAt {
-  readonly dataset_id: string;
-  readonly version: number;
 }
 
 export const emptyConfiguration: Configuration = {

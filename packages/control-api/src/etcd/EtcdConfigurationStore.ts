@@ -665,7 +665,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
         void this.readAll().then((all) => {
           if (all.config.version <= this.latest.version) return;
           this.latest = all.config;
-          listener.configuration(all.config);
+          listener.configuration(all.config, true);
         }, this.onError);
         return;
       }
