@@ -1,7 +1,7 @@
 /**
  * The local move's full send alone against raw `btrfs send | btrfs receive` (issue 24), interleaved
  * in one process so both see the same load (the machine is shared: a single pair says little):
- *   node e2e/dist/bench-local-full-send.js [--pairs 5] [--gib 1] [--out <json>]
+ *   node e2e/dist/bench-local-full-send.js [--pairs 5] [--gib 1] [--out <json>] [--variants 128,256]
  * Two simulated hosts as in bench-local-move (each its own btrfs on its own loop device, B's
  * listener its own process, mutual TLS). Each pair, in alternating order: raw (A's snapshot piped
  * into B's pool), then the transfer's full send of the same snapshot (engine.send → TransferClient
@@ -9,6 +9,9 @@
  * written out, so every run starts from the same state. Reported: each run's time and CPU per GiB
  * (processes and kernel threads, see cpuMeter.ts), the medians, and the median of the pairs' ratios
  * (raw ms / transfer ms: the bench's throughput ratio). Needs root.
+ * --variants (MiB, 0: none): receivers' write-out steps (BtrfsEngineOptions.writeOutEvery) compared
+ * instead, one listener per step; each round runs raw and every step in a rotating order, and each
+ * transfer is followed by the mover's settle (B's copy written out), timed; raw by the same write-out.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -48,6 +51,7 @@ async function main(): Promise<void> {
   const cluster = makeTestCluster();
   const cpu = new CpuMeter('flocker-bench-full-send');
   let server: ReturnType<typeof spawn> | undefined;
+  const extra: Array<ReturnType<typeof spawn>> = [];
   try {
     const ea = new BtrfsEngine({ pool: a.pool });
     const eb = new BtrfsEngine({ pool: b.pool });
@@ -97,6 +101,72 @@ async function main(): Promise<void> {
       ).finally(() => reset(eb.snapshotPath(id, 'full')));
 
     execFileSync('sync');
+    const variants = arg('variants');
+    if (variants !== undefined) {
+      const steps = variants.split(',').map(Number);
+      const clients: TransferClient[] = [];
+      for (const step of steps) {
+        const r = startReceiver(dir, nb, b.pool, { name: String(step), writeOutEvery: step * MiB });
+        extra.push(r.child);
+        clients.push(new TransferClient({ host: '127.0.0.1', port: await r.port, nodeUuid: nb.nodeUuid }, na));
+      }
+      /** Per round: raw, then each step; ms of the send and of the write-out after it. */
+      const rows: Array<{ raw: { ms: number; settleMs: number }; steps: Array<{ ms: number; settleMs: number }> }> = [];
+      for (let i = 0; i < pairs; i++) {
+        const row: (typeof rows)[number] = { raw: { ms: 0, settleMs: 0 }, steps: [] };
+        const kinds = [-1, ...steps.map((_, k) => k)];
+        const order = kinds.map((_, k) => kinds[(k + i) % kinds.length] ?? -1);
+        for (const k of order) {
+          const t0 = performance.now();
+          if (k < 0) {
+            execFileSync('sh', ['-c', `btrfs send -q ${ea.snapshotPath(id, 'full')} | btrfs receive -e ${rawDir}`], {
+              stdio: 'ignore',
+            });
+            const ms = performance.now() - t0;
+            execFileSync('btrfs', ['filesystem', 'sync', b.pool], { stdio: 'ignore' });
+            row.raw = { ms, settleMs: performance.now() - t0 - ms };
+            reset(path.join(rawDir, 'full'));
+          } else {
+            const c = clients[k];
+            if (c === undefined) throw new Error('no client');
+            await c.receive(
+              { datasetId: id, name: 'full', parent: null, identity: snapshot.identity },
+              ea.send(id, 'full', null),
+            );
+            const ms = performance.now() - t0;
+            await c.settle(id);
+            row.steps[k] = { ms, settleMs: performance.now() - t0 - ms };
+            reset(eb.snapshotPath(id, 'full'));
+          }
+        }
+        rows.push(row);
+        console.error(
+          `round ${i}: raw ${Math.round(row.raw.ms)}+${Math.round(row.raw.settleMs)}; ${steps
+            .map((st, k) => `${st}: ${Math.round(row.steps[k]?.ms ?? 0)}+${Math.round(row.steps[k]?.settleMs ?? 0)}`)
+            .join('; ')}`,
+        );
+      }
+      const lines = steps.map((st, k) => {
+        const of = (f: (r: (typeof rows)[number]) => number): number => Math.round(median(rows.map(f)) * 1000) / 1000;
+        return (
+          `| ${st === 0 ? 'none' : `${st} MiB`} | ${(of((r) => r.steps[k]?.ms ?? 0) / 1000).toFixed(2)} s | ${of((r) => r.raw.ms / (r.steps[k]?.ms ?? 1))}× | ` +
+          `${(of((r) => r.steps[k]?.settleMs ?? 0) / 1000).toFixed(2)} s | ${of((r) => (r.raw.ms + r.raw.settleMs) / ((r.steps[k]?.ms ?? 0) + (r.steps[k]?.settleMs ?? 1)))}× |`
+        );
+      });
+      console.log(
+        [
+          `${dataMib} MiB, ${pairs} rounds (medians; ratios: median of the rounds' raw / step).`,
+          `raw: ${Math.round(median(rows.map((r) => r.raw.ms)))} ms, its write-out after ${Math.round(median(rows.map((r) => r.raw.settleMs)))} ms`,
+          '',
+          '| write-out step | send | vs raw | settle after | send + settle vs raw + write-out |',
+          '|---|---|---|---|---|',
+          ...lines,
+        ].join('\n'),
+      );
+      const out = arg('out');
+      if (out !== undefined) fs.writeFileSync(out, `${JSON.stringify({ steps, rows }, null, 2)}\n`);
+      return;
+    }
     const runs: Array<{ raw: Run; transfer: Run }> = [];
     for (let i = 0; i < pairs; i++) {
       // Alternating order: neither side always runs right after the other's clean-up.
@@ -139,6 +209,7 @@ async function main(): Promise<void> {
     );
   } finally {
     server?.kill('SIGKILL');
+    for (const x of extra) x.kill('SIGKILL');
     await cpu.close();
     b.destroy();
     a.destroy();

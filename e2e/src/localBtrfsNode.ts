@@ -4,7 +4,7 @@
  * dataset from this node's pool to another node's listener and prints JSON lines (progress, each
  * send, the result). The certificates are the node's (cluster.crt, node.crt, node.key in certDir).
  *
- *   node localBtrfsNode.js serve <pool> <certDir> <port> <mountRoot>
+ *   node localBtrfsNode.js serve <pool> <certDir> <port> <mountRoot> [writeOutEveryBytes]
  *   node localBtrfsNode.js move <pool> <certDir> <datasetId> <size> <port> <targetNodeUuid> [catchUpMs] [keepSourceSnapshots]
  */
 import { readFileSync } from 'node:fs';
@@ -26,7 +26,9 @@ const say = (o: object): void => {
 async function main(argv: string[]): Promise<void> {
   const [mode, pool, certDir] = argv;
   if (pool === undefined || certDir === undefined) throw new Error('usage: serve|move <pool> <certDir> …');
-  const engine = new BtrfsEngine({ pool });
+  const writeOutEvery = mode === 'serve' && argv[5] !== undefined ? Number(argv[5]) : undefined;
+  if (writeOutEvery !== undefined && !(writeOutEvery >= 0)) throw new Error(`bad writeOutEveryBytes ${argv[5]}`);
+  const engine = new BtrfsEngine({ pool, ...(writeOutEvery !== undefined ? { writeOutEvery } : {}) });
   await engine.prepare();
   if (mode === 'serve') {
     const mountRoot = argv[4];

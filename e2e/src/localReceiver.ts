@@ -22,16 +22,33 @@ export interface Receiver {
   readonly port: Promise<number>;
 }
 
-/** Starts B's listener on `pool` with `node`'s credentials written under `dir`, mounting into `dir`/b-mnt. */
-export function startReceiver(dir: string, node: ReceiverNode, pool: string): Receiver {
-  const certDir = path.join(dir, 'b-certs');
+/**
+ * Starts B's listener on `pool` with `node`'s credentials written under `dir`, mounting into `dir`/b-mnt.
+ * Options (A/B benchmarks): `name` tells several listeners' certificate directories apart; `writeOutEvery`
+ * is the engine's (BtrfsEngineOptions).
+ */
+export function startReceiver(
+  dir: string,
+  node: ReceiverNode,
+  pool: string,
+  o: { name?: string; writeOutEvery?: number } = {},
+): Receiver {
+  const certDir = path.join(dir, `b-certs${o.name !== undefined ? `-${o.name}` : ''}`);
   fs.mkdirSync(certDir);
   fs.writeFileSync(path.join(certDir, 'cluster.crt'), node.ca);
   fs.writeFileSync(path.join(certDir, 'node.crt'), node.cert);
   fs.writeFileSync(path.join(certDir, 'node.key'), node.key);
   const child = spawn(
     process.execPath,
-    [path.join(__dirname, 'localBtrfsNode.js'), 'serve', pool, certDir, '0', path.join(dir, 'b-mnt')],
+    [
+      path.join(__dirname, 'localBtrfsNode.js'),
+      'serve',
+      pool,
+      certDir,
+      '0',
+      path.join(dir, 'b-mnt'),
+      ...(o.writeOutEvery !== undefined ? [String(o.writeOutEvery)] : []),
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const port = new Promise<number>((resolve, reject) => {

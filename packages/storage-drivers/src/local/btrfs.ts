@@ -40,6 +40,8 @@ export interface BtrfsEngineOptions {
   readonly readMounts?: ReadMounts;
   /** Every mount namespace's mounts (inUse). */
   readonly readAllMounts?: ReadMounts;
+  /** Received bytes between write-outs during a receive (default WRITE_OUT_EVERY; 0: none until it ends). */
+  readonly writeOutEvery?: number;
 }
 
 /** One line of `btrfs subvolume list -q -u -R`. */
@@ -90,6 +92,8 @@ export function parseQgroupShow(text: string): Map<number, { referenced: number;
  * stays dirty in memory, and the next incremental receive snapshots it as its parent, which first
  * writes all of it out: after a full send, seconds inside the move's unavailable window. So a receive
  * writes out while it comes, and once more after (not awaited: the mover's settle finds less left).
+ * Fewer write-outs (every 256 MiB, or none until the end) did not make the full send faster in a
+ * paired run on a loaded host (bench-local-full-send --variants, session 11) and leave more to settle.
  */
 const WRITE_OUT_EVERY = 128 * 1024 * 1024;
 
@@ -103,6 +107,7 @@ export class BtrfsEngine implements LocalEngine {
   private readonly fs: HostFs;
   private readonly readMounts: ReadMounts;
   private readonly readAllMounts: ReadMounts;
+  private readonly writeOutEvery: number;
 
   constructor(o: BtrfsEngineOptions) {
     this.pool = o.pool.replace(/\/+$/, '');
@@ -111,6 +116,7 @@ export class BtrfsEngine implements LocalEngine {
     this.fs = o.fs ?? realHostFs;
     this.readMounts = o.readMounts ?? readMounts;
     this.readAllMounts = o.readAllMounts ?? readAllNamespaceMounts;
+    this.writeOutEvery = o.writeOutEvery ?? WRITE_OUT_EVERY;
   }
 
   private get root(): string {
@@ -351,7 +357,7 @@ export class BtrfsEngine implements LocalEngine {
     const p = this.spawn('btrfs', ['receive', '-e', dir]);
     const piping = pipeInto(stream, p);
     // Written out while it comes (see WRITE_OUT_EVERY), by one helper process for the whole receive.
-    const writeOut = new WriteOutHelper(this.spawn, this.pool, WRITE_OUT_EVERY);
+    const writeOut = new WriteOutHelper(this.spawn, this.pool, this.writeOutEvery);
     const onData = (chunk: Buffer): void => writeOut.received(chunk.length);
     stream.on('data', onData);
     try {

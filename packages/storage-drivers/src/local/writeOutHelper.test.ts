@@ -69,6 +69,18 @@ describe('WriteOutHelper', () => {
     expect(f.calls).toHaveLength(1);
   });
 
+  it('with a step of 0 asks nothing while the receive runs, only the one write-out at finish', async () => {
+    const f = fakeSpawn();
+    const h = new WriteOutHelper(f.spawn, '/pool', 0);
+    for (let i = 0; i < 2048; i++) h.received(MiB);
+    await tick();
+    expect(f.asked()).toBe(0);
+    h.finish();
+    await tick();
+    expect(f.stdinText()).toBe('\n');
+    expect(f.ended()).toBe(true);
+  });
+
   it('finish asks one more write-out and ends the helper; stop ends it without; both once', async () => {
     const f = fakeSpawn();
     const h = new WriteOutHelper(f.spawn, '/pool', 128 * MiB);

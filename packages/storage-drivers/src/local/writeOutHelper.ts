@@ -15,7 +15,7 @@ export class WriteOutHelper {
   private busy = false;
   private ended = false;
 
-  /** Starts the helper; a write-out is asked for every `every` received bytes, one at a time. */
+  /** Starts the helper; a write-out is asked for every `every` received bytes, one at a time (0: only at finish). */
   constructor(
     spawn: SpawnFn,
     pool: string,
@@ -32,7 +32,7 @@ export class WriteOutHelper {
   /** Counts received bytes; asks for a write-out once `every` came since the last one and none runs. */
   received(bytes: number): void {
     this.since += bytes;
-    if (this.ended || this.busy || this.since < this.every) return;
+    if (this.ended || this.busy || this.every <= 0 || this.since < this.every) return;
     this.since = 0;
     this.busy = true;
     this.p.stdin.write('\n');
