@@ -243,12 +243,24 @@ it('control replicas, then agents, restarted one by one: no dataset unmounted, w
   await new Promise((r) => setTimeout(r, 500));
 
   // Control replicas one by one: each answers again (and has caught up through etcd) before the next goes.
+  const shownMs: string[] = [];
   for (const r of replicas) {
     await stop(r.proc!);
+    const restartedAt = Date.now();
     await r.start();
     const direct = new FlockerClient({ baseUrl: r.url, timeoutMs: 1_000 });
     await waitFor(`replica on ${r.port} to know every node`, async () => (await direct.listNodes()).length === 3);
+    const answeredMs = Date.now() - restartedAt;
+    // Session 11's load floor: a restarted replica shows a node's "mounted" once the node reports the version it loaded.
+    await waitFor(`replica on ${r.port} to show every dataset mounted`, async () => {
+      const state = await direct.listDatasetState();
+      return NODES.every((n) => state.some((s) => s.primary === uuids.get(n) && s.path === mounts.get(n)));
+    });
+    shownMs.push(`${answeredMs}/${Date.now() - restartedAt}`);
   }
+  process.stdout.write(
+    `rolling upgrade: restart -> that replica knows every node / shows every dataset mounted: ${shownMs.join(', ')} ms\n`,
+  );
   // Agents one by one: each reports its dataset mounted and has run a full resync (2 s) before the next goes.
   for (const name of NODES) {
     await stop(agents.get(name)!);
