@@ -510,14 +510,29 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       return;
     }
     // Lost the race: the winner is what etcd holds now.
-    const winner =
-      this.catchUp(from, headKv, res.responses[1]?.response_range?.kvs ?? []) ?? (await this.readAll()).config;
-    if (winner.version > this.latest.version) this.latest = winner;
+    const steps: Configuration[] = [];
+    const caught = this.catchUp(from, headKv, res.responses[1]?.response_range?.kvs ?? [], steps);
+    const winner = caught ?? (await this.readAll()).config;
+    const known = this.latest.version;
+    if (winner.version > known) this.latest = winner;
+    // The records held while this commit was in flight are not delivered after it (none is newer than the winner):
+    // each configuration they make is, here (the listener notes moves per configuration), or the re-read whole.
+    if (caught === undefined) {
+      if (winner.version > known) this.listener?.configuration(winner, true);
+    } else for (const step of steps) if (step.version > known) this.listener?.configuration(step);
     throw new StoreConflict(winner);
   }
 
-  /** `from` plus the log records after it, if they reach head; undefined when the log no longer has them all. */
-  private catchUp(from: Configuration, headKv: IKeyValue | undefined, kvs: IKeyValue[]): Configuration | undefined {
+  /**
+   * `from` plus the log records after it, if they reach head; undefined when the log no longer has them all. `steps`
+   * gets the configuration after each record.
+   */
+  private catchUp(
+    from: Configuration,
+    headKv: IKeyValue | undefined,
+    kvs: IKeyValue[],
+    steps?: Configuration[],
+  ): Configuration | undefined {
     if (headKv === undefined) return undefined;
     const head = this.parse(Head, HEAD_KEY, headKv.value);
     let config = from;
@@ -525,6 +540,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       const entry = this.parse(LogEntry, kv.key.toString('utf8'), kv.value);
       if (entry.prev !== config.version) return undefined;
       config = applyRecords(config, [entry.record]);
+      steps?.push(config);
     }
     if (config.version !== head.version) return undefined;
     this.revisions.set(config, Number(headKv.mod_revision));
