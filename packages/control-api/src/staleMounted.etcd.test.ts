@@ -256,6 +256,50 @@ describe('the load floor (session 11): a replica that did not see the moves hide
     expect(await shownAt(two, other)).toBe(A);
   });
 
+  it('a replica whose commit lost the race to a move away and back catches up from the records: noted, hidden', async () => {
+    const prefix = `/flocker-test-${randomUUID()}/`;
+    const one = await replica(prefix);
+    const twoStore = new EtcdConfigurationStore({ endpoints: etcd.endpoints, prefix });
+    // Replica two's next compare-and-swap waits at `gate` (its commit in flight: records arriving meanwhile are held).
+    let gate: Promise<void> | undefined;
+    const store = twoStore as unknown as { compareAndSwap(...args: unknown[]): Promise<void> };
+    const compareAndSwap = store.compareAndSwap.bind(twoStore);
+    store.compareAndSwap = async (...args) => {
+      await gate;
+      return compareAndSwap(...args);
+    };
+    const two = await replicaOn(twoStore);
+    await one.reportNodeState(report(A, { configuration_version: await version(one) }));
+    await one.reportNodeState(report(B, { configuration_version: await version(one) }));
+    const id = (await one.createDataset({ primary: A, maximum_size: 1024 ** 3 })).dataset_id;
+    const other = (await one.createDataset({ primary: A, maximum_size: 1024 ** 3 })).dataset_id;
+    await eventually(async () => (await version(two)) === (await version(one)));
+    let open = (): void => undefined;
+    gate = new Promise((resolve) => (open = resolve));
+    const write = two.createDataset({ primary: B, maximum_size: 1024 ** 3 });
+    await new Promise((r) => setTimeout(r, 100));
+    await one.updateDataset(id, { primary: B });
+    const away = await version(one);
+    await one.updateDataset(id, { primary: A });
+    await new Promise((r) => setTimeout(r, 200));
+    gate = undefined;
+    open();
+    // Two loses the race, reads the records since its base (the move away and back) and commits its write after them.
+    await write;
+    const now = await version(two);
+    await two.reportNodeState(report(B, { configuration_version: now }));
+    await two.reportNodeState(
+      report(A, { manifestations: [mounted(id, A), mounted(other, A)], configuration_version: away }),
+    );
+    // Before: shown on A (the catch-up's final state only: the primary A as before).
+    expect(await shownAt(two, id)).toBeUndefined();
+    expect(await shownAt(two, other)).toBe(A);
+    await two.reportNodeState(
+      report(A, { manifestations: [mounted(id, A), mounted(other, A)], configuration_version: now }),
+    );
+    expect(await shownAt(two, id)).toBe(A);
+  });
+
   it('a replica started beside a live one, the agents reporting to that one: shown from their next report there', async () => {
     const prefix = `/flocker-test-${randomUUID()}/`;
     const one = await replica(prefix);
