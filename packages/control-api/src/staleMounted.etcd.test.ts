@@ -5,8 +5,10 @@
  * the move back committed through replica 2, is not shown mounted by either.
  */
 import { randomUUID } from 'node:crypto';
+import { Etcd3 } from 'etcd3';
 import winston from 'winston';
 import { configurationVersionOfTag, FlockerClient, type ManifestationState } from '@flocker/api';
+import { LogRecord } from './ConfigurationLog';
 import { EtcdConfigurationStore, type EtcdStoreOptions } from './etcd/EtcdConfigurationStore';
 import { type ControlService, startControlService } from './server';
 import { EtcdTestCluster } from './testing/etcdCluster';
@@ -175,6 +177,20 @@ describe('a version-only report (session 10, helper J): not written to etcd unle
   });
 });
 
+/** The log ops release N (the one before session 11) parses: it rejects any other. */
+const PREVIOUS_OPS = [
+  'dataset',
+  'dataset-delete',
+  'lease',
+  'lease-delete',
+  'node',
+  'node-delete',
+  'container',
+  'container-delete',
+  'snapshot',
+  'snapshot-delete',
+];
+
 describe('the load floor (session 11): a replica that did not see the moves hides a report below the version it took whole', () => {
   const version = async (c: FlockerClient) =>
     configurationVersionOfTag((await c.waitForCluster(undefined, 0)).configuration_tag) ?? Number.NaN;
@@ -199,6 +215,21 @@ describe('the load floor (session 11): a replica that did not see the moves hide
     const prefix = `/flocker-test-${randomUUID()}/`;
     const one = await replica(prefix);
     const { id, other, back, inFlight } = await moveAwayAndBack(one);
+    // What the replicas wrote to etcd is what release N reads (its strict schemas): no new op, no new field.
+    const raw = new Etcd3({ hosts: etcd.endpoints });
+    try {
+      const log = await raw.namespace(prefix).getAll().prefix('log/').strings();
+      expect(Object.keys(log).length).toBeGreaterThan(0);
+      for (const value of Object.values(log)) {
+        const entry = JSON.parse(value) as { prev: number; record: unknown };
+        expect(Object.keys(entry).sort()).toEqual(['prev', 'record']);
+        const record = LogRecord.parse(entry.record);
+        expect(Object.keys(record).sort()).toEqual(['ops', 'version']);
+        for (const op of record.ops) expect(PREVIOUS_OPS).toContain(op.op);
+      }
+    } finally {
+      raw.close();
+    }
     // Replica one goes away; the agents fail over to replica two, started since (a rolling restart, a new host).
     const first = services.splice(0, services.length);
     for (const s of first) await s.close();
