@@ -95,7 +95,18 @@ it('control service, then each host’s agent and plugin restarted one host at a
   })();
 
   await cluster.killControl('SIGTERM');
+  const restartedAt = Date.now();
   await cluster.startControl();
+  const answeredMs = Date.now() - restartedAt;
+  // Session 11's load floor: the restarted service shows a node's "mounted" once the node reports the loaded version
+  // (its agent, up to date, does in its first report after the restart).
+  await waitFor('every volume shown mounted after the control service restart', async () => {
+    const state = await cluster.client.listDatasetState();
+    return volumes.every((v) => state.some((s) => s.primary === v.uuid && s.path === v.path));
+  });
+  process.stdout.write(
+    `control service restart: answering ${answeredMs} ms, every volume shown mounted ${Date.now() - restartedAt} ms\n`,
+  );
   for (const v of volumes) {
     await v.host.killAgent('SIGTERM');
     await v.host.startAgent();
