@@ -32,7 +32,6 @@ import {
 import type { DockerContainer, DockerVolume } from './DockerView';
 import { MountRegistry, type MountEntry } from './MountRegistry';
 import type { MountTable, MountTracker } from './MountTable';
-import { moveMountOrSnapshot } from './moveMount';
 import {
   VolumePluginError,
   type CapabilitiesResponse,
@@ -781,9 +780,6 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     // volume in use elsewhere never moves; a change refused because our lease was not there yet is
     // made again once it is.
     let moving: Promise<boolean> | undefined;
-    // A move onto this node: its mount path is tracked in the kernel's table from before the primary change goes out,
-    // so the Mount can be answered at the agent's fresh mount of it (moveMount.ts); a mount already there is not taken.
-    const moveTracker = d.primary !== this.me ? this.opts.mountTable?.table.track(d.dataset_id) : undefined;
     if (d.primary !== this.me) {
       this.logger.info('moving volume to this node', { volume: req.Name, dataset_id: d.dataset_id, from: d.primary });
       moving = this.moveHere(d.dataset_id);
@@ -801,7 +797,6 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
             : undefined,
         );
       } catch (err) {
-        moveTracker?.close();
         await moving?.catch(() => undefined);
         throw err;
       }
@@ -819,13 +814,8 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
         const first = await this.firstMountOrSnapshot(firstMount, mounting, snapshotWait);
         mountpoint = first.path;
         seenBy = first.by;
-      } else if (moveTracker !== undefined && mounting === undefined) {
-        const moved = await this.movedMountOrSnapshot(req.Name, moveTracker, deadline);
-        mountpoint = moved.path;
-        seenBy = moved.by;
       } else mountpoint = await (mounting ?? this.waitMounted(req.Name, d.dataset_id, deadline));
       const mounted = Date.now();
-      moveTracker?.close();
       this.untrackFirstMount(d.dataset_id);
       await this.registry.add(d.dataset_id, req.Name, req.ID);
       this.firstMountAt.set(req.Name, this.now());
@@ -839,7 +829,6 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       });
       return { Mountpoint: mountpoint };
     } catch (err) {
-      moveTracker?.close();
       this.untrackFirstMount(d.dataset_id);
       // Docker does not call Unmount after a failed Mount: let the volume go again.
       if (this.registry.count(d.dataset_id) === 0) await this.releaseUnused(d.dataset_id).catch(() => undefined);
@@ -879,35 +868,6 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       snapshotWait.abort();
       pluginMetrics(processRegistry('docker-plugin')).mountWaitSeconds.observe({ result: 'ok' }, secondsSince(waited));
     }
-    return first;
-  }
-
-  /**
-   * A move onto this node, its lease granted and its primary change answered: the first of the snapshot showing it
-   * mounted here under the lease and the kernel showing the agent's fresh mount of it, once a state read from now on
-   * (this node's view) proves it stays here (moveMountOrSnapshot).
-   */
-  private async movedMountOrSnapshot(
-    name: string,
-    tracker: MountTracker,
-    deadline: number,
-  ): Promise<{ path: string; by: 'kernel' | 'snapshot' }> {
-    const snapshotWait = new AbortController();
-    const snapshot = this.waitMounted(name, tracker.datasetId, deadline, snapshotWait.signal);
-    snapshot.catch(() => undefined);
-    const root = this.opts.mountTable?.hostMountRoot;
-    if (root === undefined) return { path: await snapshot, by: 'snapshot' };
-    const waited = process.hrtime.bigint();
-    const first = await moveMountOrSnapshot({
-      nodeUuid: this.me,
-      tracker,
-      hostMountRoot: root,
-      proof: this.client.waitForCluster(undefined, 0, { node: this.me }),
-      snapshot,
-      snapshotWait,
-    });
-    if (first.by === 'kernel')
-      pluginMetrics(processRegistry('docker-plugin')).mountWaitSeconds.observe({ result: 'ok' }, secondsSince(waited));
     return first;
   }
 
