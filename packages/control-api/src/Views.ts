@@ -28,9 +28,11 @@ import {
   aliveNodes,
   DatasetStateList,
   datasetStateJson,
+  datasetStateOfJson,
   deriveSnapshotState,
   isAlive,
   nodeSummaries,
+  type ReportedNode,
 } from './clusterState';
 import { type Configuration, leaseView, liveLease, type StoredLease } from './configuration';
 import type { ControlState } from './ControlState';
@@ -75,6 +77,11 @@ export class Views {
     { snapshots: ReadonlyMap<string, SnapshotConfiguration> | undefined; json: string } | undefined;
   /** The dataset states' list, from per-report bytes (clusterState.DatasetStateList). */
   private readonly stateList = new DatasetStateList();
+  /**
+   * The alive reports of the dataset states' memo key: the list and its one-dataset reads (datasetStateOf) take the
+   * same nodes, so a node past its timeout leaves both at once (at the next report or liveness check).
+   */
+  private stateAlive: { key: string; alive: readonly ReportedNode[] } | undefined;
   /** The datasets map the datasets list last showed, and the memo key it goes by. */
   private datasetsShown: { datasets: ReadonlyMap<string, DatasetConfiguration>; key: string } | undefined;
   /** The configured datasets' list, patched per change (listBodies.ts). */
@@ -197,14 +204,34 @@ export class Views {
     const s = this.state;
     // Also on the stale "mounted" hidden (ControlState.staleMounts): their end may move no state generation.
     const hidden = s.staleMounts();
-    const stale = hidden.size > 0 ? `.${[...hidden.values()].flatMap((ids) => [...ids]).join(',')}` : '';
-    return this.memoList('datasetState', `${s.instanceId}.${s.stateGeneration}${stale}`, z.array(DatasetState), () => {
-      const alive = aliveNodes(s.reportedNodes(), s.now(), s.nodeTimeoutMs);
+    const key = this.datasetStateKey(hidden);
+    return this.memoList('datasetState', key, z.array(DatasetState), () => {
+      const alive = this.aliveOf(key);
       const body = this.stateList.body(alive, hidden);
       if (this.validate && body.toString() !== datasetStateJson(alive, new WeakMap(), hidden))
         throw new Error('the joined dataset states differ from the reports');
       return body;
     });
+  }
+
+  /** datasetState's entry of one dataset (GET /v1/state/datasets?dataset_id=), without building the list. */
+  datasetStateOf(id: string): string {
+    const hidden = this.state.staleMounts();
+    return datasetStateOfJson(this.aliveOf(this.datasetStateKey(hidden)), id, hidden);
+  }
+
+  private datasetStateKey(hidden: ReadonlyMap<NodeReport, ReadonlySet<string>>): string {
+    const s = this.state;
+    const stale = hidden.size > 0 ? `.${[...hidden.values()].flatMap((ids) => [...ids]).join(',')}` : '';
+    return `${s.instanceId}.${s.stateGeneration}${stale}`;
+  }
+
+  private aliveOf(key: string): readonly ReportedNode[] {
+    if (this.stateAlive?.key !== key) {
+      const s = this.state;
+      this.stateAlive = { key, alive: aliveNodes(s.reportedNodes(), s.now(), s.nodeTimeoutMs) };
+    }
+    return this.stateAlive.alive;
   }
 
   nodes(): Buffer {
