@@ -6,9 +6,12 @@
 import fc from 'fast-check';
 import { configurationVersionOfTag, FlockerClient, type ManifestationState, type NodeReport } from '@flocker/api';
 import { DatasetStateList, datasetStateJson, datasetStateOfJson, type ReportedNode } from './clusterState';
+import { routes } from './routes';
 import type { ControlService } from './server';
 import { A, B, C, D1, D2, D3, T0, letterReport as report } from './testing/fixtures';
 import { startOnLoopback } from './testing/httpService';
+import { openMemoryState } from './testing/viewOracle';
+import { Views } from './Views';
 
 /** The whole list's entry of `id`, as the narrow read should answer it. */
 const entryOf = (whole: string, id: string): string =>
@@ -205,5 +208,56 @@ describe('GET /v1/state/datasets?dataset_id=', () => {
     expect(one.text).toBe(entryOf(whole.text, ids[5_000] ?? ''));
     expect(whole.text.length).toBeGreaterThan(1_500_000);
     expect(one.text.length).toBeLessThan(200);
+  });
+});
+
+describe('a node past its timeout before the liveness check that declares it dead', () => {
+  it('is in the narrow answer exactly when it is in the whole list the service serves then', async () => {
+    let t = T0;
+    // Nodes time out after 10 s; liveness is checked only when asked.
+    const state = await openMemoryState(() => t);
+    try {
+      const views = new Views(state, true);
+      const route = routes.find((r) => r.method === 'get' && r.path === '/v1/state/datasets');
+      const read = async (datasetId?: string): Promise<string> => {
+        const query = datasetId === undefined ? {} : { dataset_id: datasetId };
+        const ctx = { params: {}, query, body: undefined, ifMatches: undefined, signal: new AbortController().signal };
+        const reply = await route?.handle(state, ctx, views);
+        return String(reply?.json);
+      };
+      const agree = async (): Promise<string> => {
+        const whole = await read();
+        for (const id of [D1, D2, D3]) expect(await read(id)).toBe(entryOf(whole, id));
+        return whole;
+      };
+      const at = (id: string, node: string): ManifestationState => ({
+        dataset_id: id,
+        blockdevice_id: `b-${id}`,
+        size: 5,
+        status: 'mounted',
+        path: `/${node.slice(0, 1)}/${id}`,
+      });
+      await state.report(report(A, { manifestations: [at(D1, A), at(D2, A)] }));
+      t += 5_000;
+      await state.report(
+        report(B, {
+          manifestations: [at(D2, B)],
+          volumes: [{ blockdevice_id: 'v1', dataset_id: D1, size: 7, attached_to: null }],
+        }),
+      );
+      expect(JSON.parse(await agree())).toHaveLength(2);
+      // A is past its timeout; the list served (this state generation's) still shows A's entries: so does the
+      // narrow read, not B's.
+      t += 6_000;
+      expect(entryOf(await agree(), D2)).toContain(`"primary":"${A}"`);
+      // A new generation before the check: the list is built without A, the narrow read too.
+      await state.report(report(C));
+      expect(entryOf(await agree(), D2)).toContain(`"primary":"${B}"`);
+      // Declared dead.
+      await state.checkLiveness();
+      expect(entryOf(await agree(), D1)).toBe(JSON.stringify([{ dataset_id: D1, maximum_size: 7 }]));
+    } finally {
+      await state.close();
+    }
   });
 });

@@ -29,7 +29,7 @@ import {
   updateDataset,
 } from './configuration';
 import { jsonOf } from './json';
-import { aliveNodes, datasetStateOfJson, isAlive, nodeByEra } from './clusterState';
+import { aliveNodes, isAlive, nodeByEra } from './clusterState';
 import { reportClaimConflict } from './reportClaims';
 import { sizeBeyondBackend } from './backendLimits';
 import { ConfigurationError, RequestError } from './errors';
@@ -107,20 +107,13 @@ const datasetHandlers: Omit<
     const applied = await state.mutate((c, now) => deleteDataset(c, params.id, now), ifMatches);
     return { status: 200, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
   },
-  // With ?dataset_id= (a waiter confirming a "mounted"): that dataset's entry, by the same rules and the same stale
-  // "mounted" hidden (staleMounts), from a scan of the alive reports, not the whole list. A new body: no ETag, so an
+  // With ?dataset_id= (a waiter confirming a "mounted"): that dataset's entry of the whole list (the same alive nodes
+  // and stale "mounted" hidden), from a scan of the alive reports, not the list. A new body: no ETag, so an
   // If-None-Match naming the whole list's never answers it 304.
-  listDatasetState: (state, { query }, views) =>
-    query.dataset_id === undefined
-      ? { status: 200, json: views.datasetState() }
-      : {
-          status: 200,
-          json: datasetStateOfJson(
-            aliveNodes(state.reportedNodes(), state.now(), state.nodeTimeoutMs),
-            query.dataset_id,
-            state.staleMounts(),
-          ),
-        },
+  listDatasetState: (_state, { query }, views) => ({
+    status: 200,
+    json: query.dataset_id === undefined ? views.datasetState() : views.datasetStateOf(query.dataset_id),
+  }),
   listNodes: (_state, _ctx, views) => ({ status: 200, json: views.nodes() }),
   nodeByEra: (state, { params }) => {
     const uuid = nodeByEra(state.reportedNodes(), params.era);
