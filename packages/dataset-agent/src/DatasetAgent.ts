@@ -764,9 +764,8 @@ export class DatasetAgent {
    * held as progress (the pool's volumes) a state change the service pushed to every follower and waiter.
    */
   private reportVersion(): void {
-    const mountedHere = this.view
-      .all()
-      .some((v) => v.attachedTo === this.o.instanceId && (v.mountPoints ?? []).length > 0);
+    // On every version rise: a walk of the pool's view that stops at the first mount (a shared pool lists thousands).
+    const mountedHere = this.view.some((v) => v.attachedTo === this.o.instanceId && (v.mountPoints ?? []).length > 0);
     if (mountedHere) this.reporter.request();
     else this.reporter.requestProgress();
   }

@@ -26,6 +26,19 @@ describe('ObservationView', () => {
     expect(view.volumesOf(A)).toEqual([]);
   });
 
+  it('some() agrees with all().some() and stops at the first match', () => {
+    const view = new ObservationView();
+    expect(view.some(() => true)).toBe(false);
+    view.update(state(vol(A, 'a1'), vol(B, 'b1', { mountPoints: ['/m'] })), view.nextSeq());
+    const mounted = (v: DiscoveredVolume) => (v.mountPoints ?? []).length > 0;
+    expect(view.some(mounted)).toBe(view.all().some(mounted));
+    expect(view.some(mounted)).toBe(true);
+    expect(view.some((v) => v.attachedTo === 'i-other')).toBe(false);
+    let calls = 0;
+    expect(view.some(() => ++calls > 0)).toBe(true);
+    expect(calls).toBe(1);
+  });
+
   it('orders looks and action ends', () => {
     const view = new ObservationView();
     const look = view.nextSeq();

@@ -66,6 +66,12 @@ export class ObservationView {
       .sort((a, b) => (a.blockdeviceId < b.blockdeviceId ? -1 : 1));
   }
 
+  /** Whether any volume seen satisfies `test`: a walk that stops at the first, without all()'s copy and sort. */
+  some(test: (v: DiscoveredVolume) => boolean): boolean {
+    for (const e of this.entries.values()) if (e.volumes.some(test)) return true;
+    return false;
+  }
+
   /**
    * Records that `mountPath` is now mounted from the volume (attached to `instanceId`), as
    * the mount just done says, keeping the entry's sequence number; false if it changed nothing.
