@@ -222,7 +222,11 @@ export class Views {
 
   private datasetStateKey(hidden: ReadonlyMap<NodeReport, ReadonlySet<string>>): string {
     const s = this.state;
-    const stale = hidden.size > 0 ? `.${[...hidden.values()].flatMap((ids) => [...ids]).join(',')}` : '';
+    // By node and dataset: a move changes no generation, and may hide the same dataset on another node's report.
+    const stale =
+      hidden.size > 0
+        ? `.${[...hidden].flatMap(([report, ids]) => [...ids].map((id) => `${report.uuid}:${id}`)).join(',')}`
+        : '';
     return `${s.instanceId}.${s.stateGeneration}${stale}`;
   }
 
