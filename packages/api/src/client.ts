@@ -195,11 +195,6 @@ interface HeldList {
 }
 
 /**
- * The Flocker API client. Whole lists are read conditionally (FlockerClientOptions.conditionalReads): the
- * elements of a list answered from a 304 are the objects of the previous answer (the array is a new one), so
- * treat answers as read-only.
- */
-/**
  * The path at which the control service shows a dataset mounted on a node, from its state entries (the answer of
  * GET /v1/state/datasets, whole or narrowed to the dataset), or undefined. Its verdict on a node's "mounted": after a
  * move (back) onto the node, a report the agent built before it had acted on the move may still say mounted, and the
@@ -217,6 +212,11 @@ export function shownMountedPath(
   return entry?.primary === canonicalId(nodeUuid) ? entry.path : undefined;
 }
 
+/**
+ * The Flocker API client. Whole lists are read conditionally (FlockerClientOptions.conditionalReads): the
+ * elements of a list answered from a 304 are the objects of the previous answer (the array is a new one), so
+ * treat answers as read-only.
+ */
 export class FlockerClient {
   private baseUrl: string;
   /** All control replicas; `baseUrl` is the one in use (the last that answered). */
@@ -285,7 +285,10 @@ export class FlockerClient {
     return (await this.call(apiRoutes.listDatasetState, { query })).value.filter((d) => d.dataset_id === id);
   }
 
-  /** One dataset's state entry, or undefined when the control service shows none (no alive node reports it). */
+  /**
+   * One dataset's state entry, or undefined when the service shows none (no alive node reports it, or its only
+   * "mounted" is hidden as stale).
+   */
   async datasetState(datasetId: string): Promise<DatasetState | undefined> {
     return (await this.listDatasetState({ datasetId }))[0];
   }
