@@ -94,6 +94,8 @@ interface Held extends ReportedNode {
    */
   shared: string | undefined;
   sharedVersion: number | undefined;
+  /** When `shared` last changed (its last_seen). */
+  sharedAt: number;
 }
 
 export class NodeReports {
@@ -170,11 +172,20 @@ export class NodeReports {
       if (held.shared === undefined) {
         held.shared = JSON.stringify(received);
         held.sharedVersion = version;
+        held.sharedAt = now;
       }
       return held.shared;
     }
     const shared = version === undefined ? json : JSON.stringify(received);
-    this.nodes.set(report.uuid, { report, lastSeen: now, json, version, shared, sharedVersion: version });
+    this.nodes.set(report.uuid, {
+      report,
+      lastSeen: now,
+      json,
+      version,
+      shared,
+      sharedVersion: version,
+      sharedAt: now,
+    });
     this.aliveSet.add(report.uuid);
     if (!wasAlive) this.nodeBack(report.uuid, report.host, now);
     // A report repeating what we know changes nothing for the agents: do not wake them.
@@ -196,6 +207,7 @@ export class NodeReports {
     const json = JSON.stringify({ ...node.report, configuration_version: node.version });
     node.shared = json;
     node.sharedVersion = node.version;
+    node.sharedAt = node.lastSeen;
     return { report: node.report, json, lastSeen: node.lastSeen };
   }
 
@@ -214,6 +226,10 @@ export class NodeReports {
     if (this.options.versionShows?.(uuid, previous.report, before, version) === true) {
       held.shared = undefined;
       this.changed([uuid]);
+    } else if (lastSeen - previous.sharedAt >= this.options.nodeTimeoutMs / 4) {
+      // Shared anyway at the store's refresh pace: under steady configuration changes every report is version-only,
+      // and a replica holding the node below its load floor (ControlState.floor) would never see it catch up.
+      held.shared = undefined;
     }
     return held;
   }
@@ -237,10 +253,19 @@ export class NodeReports {
         // What the store holds now (written by another replica).
         held.shared = undefined;
         held.sharedVersion = version;
+        held.sharedAt = lastSeen;
         return;
       }
     }
-    this.nodes.set(report.uuid, { report, lastSeen, json, version, shared: undefined, sharedVersion: version });
+    this.nodes.set(report.uuid, {
+      report,
+      lastSeen,
+      json,
+      version,
+      shared: undefined,
+      sharedVersion: version,
+      sharedAt: lastSeen,
+    });
     const now = this.options.now();
     const alive = isAlive({ report, lastSeen }, now, this.options.nodeTimeoutMs);
     const wasAlive = this.aliveSet.has(report.uuid);
