@@ -90,7 +90,8 @@ interface Held extends ReportedNode {
   /**
    * What this replica last handed the store to share (publishReport's JSON: with the version then), undefined for a
    * report received through the store; and the version the store holds. A version-only report shares `shared` again,
-   * so the store writes nothing new (it refreshes last_seen as for an unchanged report).
+   * so the store writes nothing new (it refreshes last_seen as for an unchanged report), until node timeout / 4 after
+   * the last share (versionOnly).
    */
   shared: string | undefined;
   sharedVersion: number | undefined;
@@ -159,7 +160,8 @@ export class NodeReports {
 
   /**
    * Records a node's own report, received now; returns the JSON to share with other replicas: as received, or for a
-   * version-only report that shows nothing new (versionShows) the JSON shared before, so the store writes nothing.
+   * version-only report that shows nothing new (versionShows) the JSON shared before (within node timeout / 4 of the
+   * last share), so the store writes nothing.
    */
   record(received: NodeReport, now: number): string {
     const { report, version } = withoutVersion(received);
