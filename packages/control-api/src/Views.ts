@@ -8,6 +8,7 @@
  * their parts were validated on the way in, and a check of megabytes per change
  * would dominate the service's time.
  */
+import { createHash } from 'node:crypto';
 import { gzip } from 'node:zlib';
 import { z } from 'zod';
 import {
@@ -222,12 +223,13 @@ export class Views {
 
   private datasetStateKey(hidden: ReadonlyMap<NodeReport, ReadonlySet<string>>): string {
     const s = this.state;
+    if (hidden.size === 0) return `${s.instanceId}.${s.stateGeneration}`;
     // By node and dataset: a move changes no generation, and may hide the same dataset on another node's report.
-    const stale =
-      hidden.size > 0
-        ? `.${[...hidden].flatMap(([report, ids]) => [...ids].map((id) => `${report.uuid}:${id}`)).join(',')}`
-        : '';
-    return `${s.instanceId}.${s.stateGeneration}${stale}`;
+    // Hashed: the key goes into the ETag, and hundreds hidden at once (a host evacuated, nodes held below a load
+    // floor) would make a header beyond what clients accept (undici: 16 KiB).
+    const stale = createHash('sha256');
+    for (const [report, ids] of hidden) for (const id of ids) stale.update(`${report.uuid}:${id},`);
+    return `${s.instanceId}.${s.stateGeneration}.${stale.digest('base64url').slice(0, 22)}`;
   }
 
   private aliveOf(key: string): readonly ReportedNode[] {
