@@ -8,7 +8,7 @@ import { configurationVersionOfTag, FlockerClient, type ManifestationState, type
 import { DatasetStateList, datasetStateJson, datasetStateOfJson, type ReportedNode } from './clusterState';
 import { routes } from './routes';
 import type { ControlService } from './server';
-import { A, B, C, D1, D2, D3, T0, letterReport as report } from './testing/fixtures';
+import { A, B, C, D1, D2, D3, T0, letterReport as report, mountedManifestation as mounted } from './testing/fixtures';
 import { startOnLoopback } from './testing/httpService';
 import { openMemoryState } from './testing/viewOracle';
 import { Views } from './Views';
@@ -88,14 +88,6 @@ describe('GET /v1/state/datasets?dataset_id=', () => {
     const res = await fetch(`${svc.url}/v1/state/datasets${query}`, { headers });
     return { status: res.status, etag: res.headers.get('etag'), text: await res.text() };
   };
-
-  const mounted = (id: string, node: string): ManifestationState => ({
-    dataset_id: id,
-    blockdevice_id: `bd-${id}`,
-    size: 1024 ** 3,
-    status: 'mounted',
-    path: `/flocker-${node.slice(0, 1)}/${id}`,
-  });
 
   it("answers the whole list's entry (mounted, attached, a bare volume, unknown), the id in any case", async () => {
     await client.reportNodeState(

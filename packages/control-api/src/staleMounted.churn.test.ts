@@ -6,11 +6,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import winston from 'winston';
-import { configurationVersionOfTag, FlockerClient, type ManifestationState } from '@flocker/api';
+import { configurationVersionOfTag, FlockerClient } from '@flocker/api';
 import { EtcdConfigurationStore } from './etcd/EtcdConfigurationStore';
 import { type ControlService, startControlService } from './server';
 import { EtcdTestCluster } from './testing/etcdCluster';
-import { A, letterReport as report } from './testing/fixtures';
+import { A, letterReport as report, mountedManifestation } from './testing/fixtures';
 
 jest.setTimeout(60_000);
 const silent = winston.createLogger({ silent: true });
@@ -40,13 +40,7 @@ async function replica(prefix: string): Promise<FlockerClient> {
   return new FlockerClient({ baseUrl: svc.url, timeoutMs: 10_000 });
 }
 
-const mounted = (id: string): ManifestationState => ({
-  dataset_id: id,
-  blockdevice_id: `bd-${id}`,
-  size: 1024 ** 3,
-  status: 'mounted',
-  path: `/flocker-a/${id}`,
-});
+const mounted = (id: string) => mountedManifestation(id, A);
 const version = async (c: FlockerClient) =>
   configurationVersionOfTag((await c.waitForCluster(undefined, 0)).configuration_tag) ?? Number.NaN;
 const shownAt = async (c: FlockerClient, id: string) =>

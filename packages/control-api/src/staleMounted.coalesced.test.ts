@@ -5,10 +5,10 @@
  * move onto the node was noted, and the node's "mounted" from a report built before its agent acted on the move back
  * was shown. Real control service (in-process), the other replica's configurations handed in as its store would.
  */
-import { FlockerClient, type ManifestationState } from '@flocker/api';
+import { FlockerClient } from '@flocker/api';
 import { createDataset, updateDataset } from './configuration';
 import type { ControlService } from './server';
-import { A, B, letterReport as report } from './testing/fixtures';
+import { A, B, letterReport as report, mountedManifestation } from './testing/fixtures';
 import { startOnLoopback } from './testing/httpService';
 
 let svc: ControlService;
@@ -23,13 +23,7 @@ afterEach(async () => {
   await svc.close();
 });
 
-const mounted = (id: string): ManifestationState => ({
-  dataset_id: id,
-  blockdevice_id: `bd-${id}`,
-  size: 1024 ** 3,
-  status: 'mounted',
-  path: `/flocker-a/${id}`,
-});
+const mounted = (id: string) => mountedManifestation(id, A);
 
 it('a move away and back adopted as one change while a commit of ours is in flight is noted as a move', async () => {
   await client.reportNodeState(report(A));

@@ -3,9 +3,9 @@
  * header grow with them: many datasets moved at once (a host evacuated) or every node held below a load floor after
  * a replica starts gave an ETag of tens of KB to MB, beyond what HTTP clients accept (undici: 16 KiB of headers).
  */
-import { FlockerClient, type ManifestationState } from '@flocker/api';
+import { FlockerClient } from '@flocker/api';
 import type { ControlService } from './server';
-import { A, B, letterReport as report } from './testing/fixtures';
+import { A, B, letterReport as report, mountedManifestation } from './testing/fixtures';
 import { startOnLoopback } from './testing/httpService';
 
 let svc: ControlService;
@@ -20,13 +20,7 @@ afterEach(async () => {
   await svc.close();
 });
 
-const mounted = (id: string): ManifestationState => ({
-  dataset_id: id,
-  blockdevice_id: `bd-${id}`,
-  size: 1024 ** 3,
-  status: 'mounted',
-  path: `/flocker-b/${id}`,
-});
+const mounted = (id: string) => mountedManifestation(id, B);
 
 it('many hidden stale "mounted" keep the state list readable and its ETag short; a change of them changes it', async () => {
   await client.reportNodeState(report(A));

@@ -7,12 +7,12 @@
 import { randomUUID } from 'node:crypto';
 import { Etcd3 } from 'etcd3';
 import winston from 'winston';
-import { configurationVersionOfTag, FlockerClient, type ManifestationState } from '@flocker/api';
+import { configurationVersionOfTag, FlockerClient } from '@flocker/api';
 import { LogRecord } from './ConfigurationLog';
 import { EtcdConfigurationStore, type EtcdStoreOptions } from './etcd/EtcdConfigurationStore';
 import { type ControlService, startControlService } from './server';
 import { EtcdTestCluster } from './testing/etcdCluster';
-import { A, B, letterReport as report } from './testing/fixtures';
+import { A, B, letterReport as report, mountedManifestation as mounted } from './testing/fixtures';
 
 jest.setTimeout(90_000);
 const silent = winston.createLogger({ silent: true });
@@ -56,14 +56,6 @@ async function replicaOn(store: EtcdConfigurationStore): Promise<FlockerClient> 
 
 const lastShared = (c: FlockerClient, uuid: string) =>
   [...(sharedBy.get(c) ?? [])].reverse().find((s) => s.uuid === uuid)?.json;
-
-const mounted = (id: string, node: string): ManifestationState => ({
-  dataset_id: id,
-  blockdevice_id: `bd-${id}`,
-  size: 1024 ** 3,
-  status: 'mounted',
-  path: `/flocker-${node.slice(0, 1)}/${id}`,
-});
 
 async function eventually(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -10,11 +10,11 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { configurationVersionOfTag, FlockerClient, type ManifestationState } from '@flocker/api';
+import { configurationVersionOfTag, FlockerClient } from '@flocker/api';
 import { decodeLog, LogRecord } from './ConfigurationLog';
 import { CONFIGURATION_FILE, decodeConfiguration, encodeConfiguration, LOG_FILE } from './ConfigurationStore';
 import { type ControlService, startControlService } from './server';
-import { A, B, letterReport as report } from './testing/fixtures';
+import { A, B, letterReport as report, mountedManifestation as mounted } from './testing/fixtures';
 import { silentLogger } from './testing/httpService';
 
 let dir = '';
@@ -52,14 +52,6 @@ async function start(compactLogBytes?: number): Promise<FlockerClient> {
   });
   return new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 });
 }
-
-const mounted = (id: string, node: string): ManifestationState => ({
-  dataset_id: id,
-  blockdevice_id: `bd-${id}`,
-  size: 1024 ** 3,
-  status: 'mounted',
-  path: `/flocker-${node.slice(0, 1)}/${id}`,
-});
 
 const version = async (c: FlockerClient) =>
   configurationVersionOfTag((await c.waitForCluster(undefined, 0)).configuration_tag) ?? Number.NaN;

@@ -6,14 +6,14 @@
  * "mounted" from a report received before the dataset was moved onto it is not shown until it reports again.
  * Real control service (in-process), reports sent as the agents would.
  */
-import { configurationVersionOfTag, FlockerClient, type ManifestationState } from '@flocker/api';
+import { configurationVersionOfTag, FlockerClient } from '@flocker/api';
 import { DatasetStateList, datasetStateJson } from './clusterState';
 import { emptyConfiguration } from './configuration';
 import { mountVerdict } from './ControlState';
 import { EventRing } from './events';
 import { NodeReports } from './nodeReports';
 import type { ControlService } from './server';
-import { A, B, C, letterReport as report } from './testing/fixtures';
+import { A, B, C, letterReport as report, mountedManifestation as mounted } from './testing/fixtures';
 import { silentLogger, startOnLoopback } from './testing/httpService';
 
 let svc: ControlService;
@@ -26,14 +26,6 @@ beforeEach(async () => {
 
 afterEach(async () => {
   await svc.close();
-});
-
-const mounted = (id: string, node: string): ManifestationState => ({
-  dataset_id: id,
-  blockdevice_id: `bd-${id}`,
-  size: 1024 ** 3,
-  status: 'mounted',
-  path: `/flocker-${node.slice(0, 1)}/${id}`,
 });
 
 const shown = async (id: string) => (await client.listDatasetState()).find((s) => s.dataset_id === id);

@@ -3,9 +3,9 @@
  * changes no generation, so the key must say on which node a dataset is hidden, not only which dataset: a dataset
  * moved from one node to another, each showing it mounted from a report before its move, hides it on the other.
  */
-import { FlockerClient, type ManifestationState } from '@flocker/api';
+import { FlockerClient } from '@flocker/api';
 import type { ControlService } from './server';
-import { A, B, C, letterReport as report } from './testing/fixtures';
+import { A, B, C, letterReport as report, mountedManifestation as mounted } from './testing/fixtures';
 import { startOnLoopback } from './testing/httpService';
 
 let svc: ControlService;
@@ -18,14 +18,6 @@ beforeEach(async () => {
 
 afterEach(async () => {
   await svc.close();
-});
-
-const mounted = (id: string, node: string): ManifestationState => ({
-  dataset_id: id,
-  blockdevice_id: `bd-${id}`,
-  size: 1024 ** 3,
-  status: 'mounted',
-  path: `/flocker-${node.slice(0, 1)}/${id}`,
 });
 
 const mountedOn = async (id: string) =>

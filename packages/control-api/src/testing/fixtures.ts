@@ -2,7 +2,7 @@
  * The ids and node reports the unit tests of the configuration and cluster state
  * share: nodes A, B and C, datasets D1 to D3, and a fixed start time.
  */
-import type { NodeReport } from '@flocker/api';
+import type { ManifestationState, NodeReport } from '@flocker/api';
 
 export const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 export const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
@@ -28,5 +28,16 @@ export function letterReport(uuid: string, extra: Partial<NodeReport> = {}): Nod
     manifestations: [],
     errors: [],
     ...extra,
+  };
+}
+
+/** A 1 GiB dataset mounted on a letter node, at `/flocker-<letter>/<id>` (the stale-"mounted" tests). */
+export function mountedManifestation(id: string, node: string): ManifestationState {
+  return {
+    dataset_id: id,
+    blockdevice_id: `bd-${id}`,
+    size: 1024 ** 3,
+    status: 'mounted',
+    path: `/flocker-${node.slice(0, 1)}/${id}`,
   };
 }
