@@ -4,12 +4,12 @@
  * The entry is the whole list's, by the same rules, the stale "mounted" hidden the same (session 10).
  */
 import fc from 'fast-check';
-import { configurationVersionOfTag, FlockerClient, type ManifestationState, type NodeReport } from '@flocker/api';
+import { FlockerClient, type ManifestationState, type NodeReport } from '@flocker/api';
 import { DatasetStateList, datasetStateJson, datasetStateOfJson, type ReportedNode } from './clusterState';
 import { routes } from './routes';
 import type { ControlService } from './server';
 import { A, B, C, D1, D2, D3, T0, letterReport as report, mountedManifestation as mounted } from './testing/fixtures';
-import { startOnLoopback } from './testing/httpService';
+import { startOnLoopback, configurationVersionOf } from './testing/httpService';
 import { openMemoryState } from './testing/viewOracle';
 import { Views } from './Views';
 
@@ -145,8 +145,7 @@ describe('GET /v1/state/datasets?dataset_id=', () => {
   });
 
   /** The committed configuration's version, as an agent reads it from its snapshot's tag. */
-  const version = async () =>
-    configurationVersionOfTag((await client.waitForCluster(undefined, 0)).configuration_tag) ?? Number.NaN;
+  const version = () => configurationVersionOf(client);
 
   it('hides a stale "mounted" exactly as the whole list does (session 10: a report built before the move back)', async () => {
     await client.reportNodeState(report(A, { configuration_version: await version() }));

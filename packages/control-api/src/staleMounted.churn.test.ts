@@ -6,11 +6,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import winston from 'winston';
-import { configurationVersionOfTag, FlockerClient } from '@flocker/api';
+import { FlockerClient } from '@flocker/api';
 import { EtcdConfigurationStore } from './etcd/EtcdConfigurationStore';
 import { type ControlService, startControlService } from './server';
 import { EtcdTestCluster } from './testing/etcdCluster';
 import { A, letterReport as report, mountedManifestation } from './testing/fixtures';
+import { configurationVersionOf as version } from './testing/httpService';
 
 jest.setTimeout(60_000);
 const silent = winston.createLogger({ silent: true });
@@ -41,8 +42,6 @@ async function replica(prefix: string): Promise<FlockerClient> {
 }
 
 const mounted = (id: string) => mountedManifestation(id, A);
-const version = async (c: FlockerClient) =>
-  configurationVersionOfTag((await c.waitForCluster(undefined, 0)).configuration_tag) ?? Number.NaN;
 const shownAt = async (c: FlockerClient, id: string) =>
   (await c.listDatasetState()).find((s) => s.dataset_id === id && s.path !== undefined)?.primary;
 

@@ -7,12 +7,13 @@
 import { randomUUID } from 'node:crypto';
 import { Etcd3 } from 'etcd3';
 import winston from 'winston';
-import { configurationVersionOfTag, FlockerClient } from '@flocker/api';
+import { FlockerClient } from '@flocker/api';
 import { LogRecord } from './ConfigurationLog';
 import { EtcdConfigurationStore, type EtcdStoreOptions } from './etcd/EtcdConfigurationStore';
 import { type ControlService, startControlService } from './server';
 import { EtcdTestCluster } from './testing/etcdCluster';
 import { A, B, letterReport as report, mountedManifestation as mounted } from './testing/fixtures';
+import { configurationVersionOf as version, stateInList } from './testing/httpService';
 
 jest.setTimeout(90_000);
 const silent = winston.createLogger({ silent: true });
@@ -65,14 +66,13 @@ async function eventually(check: () => Promise<boolean>, timeoutMs = 10_000): Pr
   }
 }
 
+/** Where the whole state list shows the dataset (its primary there), through replica `c`. */
+const shownAt = async (c: FlockerClient, id: string) => (await stateInList(c, id))?.primary;
+
 it('a report built before the move back (committed through the other replica) is shown mounted by neither', async () => {
   const prefix = `/flocker-test-${randomUUID()}/`;
   const one = await replica(prefix);
   const two = await replica(prefix);
-  const version = async (c: FlockerClient) =>
-    configurationVersionOfTag((await c.waitForCluster(undefined, 0)).configuration_tag) ?? Number.NaN;
-  const shownAt = async (c: FlockerClient, id: string) =>
-    (await c.listDatasetState()).find((s) => s.dataset_id === id)?.primary;
   await one.reportNodeState(report(A, { configuration_version: await version(one) }));
   await one.reportNodeState(report(B, { configuration_version: await version(one) }));
   const id = (await one.createDataset({ primary: A, maximum_size: 1024 ** 3 })).dataset_id;
@@ -105,10 +105,6 @@ describe('a version-only report (session 10, helper J): not written to etcd unle
     const prefix = `/flocker-test-${randomUUID()}/`;
     const one = await replica(prefix);
     const two = await replica(prefix);
-    const version = async (c: FlockerClient) =>
-      configurationVersionOfTag((await c.waitForCluster(undefined, 0)).configuration_tag) ?? Number.NaN;
-    const shownAt = async (c: FlockerClient, id: string) =>
-      (await c.listDatasetState()).find((s) => s.dataset_id === id)?.primary;
     await one.reportNodeState(report(A, { configuration_version: await version(one) }));
     await one.reportNodeState(report(B, { configuration_version: await version(one) }));
     const id = (await one.createDataset({ primary: A, maximum_size: 1024 ** 3 })).dataset_id;
@@ -141,10 +137,6 @@ describe('a version-only report (session 10, helper J): not written to etcd unle
     const prefix = `/flocker-test-${randomUUID()}/`;
     const one = await replica(prefix);
     const two = await replica(prefix);
-    const version = async (c: FlockerClient) =>
-      configurationVersionOfTag((await c.waitForCluster(undefined, 0)).configuration_tag) ?? Number.NaN;
-    const shownAt = async (c: FlockerClient, id: string) =>
-      (await c.listDatasetState()).find((s) => s.dataset_id === id)?.primary;
     await one.reportNodeState(report(A, { configuration_version: await version(one) }));
     await one.reportNodeState(report(B, { configuration_version: await version(one) }));
     const id = (await one.createDataset({ primary: A, maximum_size: 1024 ** 3 })).dataset_id;
@@ -184,11 +176,6 @@ const PREVIOUS_OPS = [
 ];
 
 describe('the load floor (session 11): a replica that did not see the moves hides a report below the version it took whole', () => {
-  const version = async (c: FlockerClient) =>
-    configurationVersionOfTag((await c.waitForCluster(undefined, 0)).configuration_tag) ?? Number.NaN;
-  const shownAt = async (c: FlockerClient, id: string) =>
-    (await c.listDatasetState()).find((s) => s.dataset_id === id)?.primary;
-
   /** A dataset on A (and `other` beside it, mounted), moved to B and straight back through `c`. */
   async function moveAwayAndBack(c: FlockerClient) {
     await c.reportNodeState(report(A, { configuration_version: await version(c) }));

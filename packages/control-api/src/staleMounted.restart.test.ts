@@ -10,12 +10,12 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { configurationVersionOfTag, FlockerClient } from '@flocker/api';
+import { FlockerClient } from '@flocker/api';
 import { decodeLog, LogRecord } from './ConfigurationLog';
 import { CONFIGURATION_FILE, decodeConfiguration, encodeConfiguration, LOG_FILE } from './ConfigurationStore';
 import { type ControlService, startControlService } from './server';
 import { A, B, letterReport as report, mountedManifestation as mounted } from './testing/fixtures';
-import { silentLogger } from './testing/httpService';
+import { silentLogger, configurationVersionOf as version, stateInList as shown } from './testing/httpService';
 
 let dir = '';
 let svc: ControlService | undefined;
@@ -52,10 +52,6 @@ async function start(compactLogBytes?: number): Promise<FlockerClient> {
   });
   return new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 });
 }
-
-const version = async (c: FlockerClient) =>
-  configurationVersionOfTag((await c.waitForCluster(undefined, 0)).configuration_tag) ?? Number.NaN;
-const shown = async (c: FlockerClient, id: string) => (await c.listDatasetState()).find((s) => s.dataset_id === id);
 
 /** A dataset on A, moved to B (B mounts it) and straight back; A's report built at the move away is still to come. */
 async function moveAwayAndBack(c: FlockerClient) {

@@ -6,7 +6,7 @@
  * "mounted" from a report received before the dataset was moved onto it is not shown until it reports again.
  * Real control service (in-process), reports sent as the agents would.
  */
-import { configurationVersionOfTag, FlockerClient } from '@flocker/api';
+import { FlockerClient } from '@flocker/api';
 import { DatasetStateList, datasetStateJson } from './clusterState';
 import { emptyConfiguration } from './configuration';
 import { mountVerdict } from './ControlState';
@@ -14,7 +14,7 @@ import { EventRing } from './events';
 import { NodeReports } from './nodeReports';
 import type { ControlService } from './server';
 import { A, B, C, letterReport as report, mountedManifestation as mounted } from './testing/fixtures';
-import { silentLogger, startOnLoopback } from './testing/httpService';
+import { silentLogger, startOnLoopback, configurationVersionOf, stateInList } from './testing/httpService';
 
 let svc: ControlService;
 let client: FlockerClient;
@@ -28,7 +28,7 @@ afterEach(async () => {
   await svc.close();
 });
 
-const shown = async (id: string) => (await client.listDatasetState()).find((s) => s.dataset_id === id);
+const shown = (id: string) => stateInList(client, id);
 
 it('a dataset moved back onto a node is not shown mounted there from its report before the move', async () => {
   await client.reportNodeState(report(A));
@@ -73,8 +73,7 @@ it('other datasets of the same report, a move elsewhere and a new dataset are sh
 });
 
 /** The committed configuration's version, as an agent reads it from its snapshot's tag. */
-const version = async () =>
-  configurationVersionOfTag((await client.waitForCluster(undefined, 0)).configuration_tag) ?? Number.NaN;
+const version = () => configurationVersionOf(client);
 
 describe('configuration_version (session 10): a report built before the move back, received after it', () => {
   it('is not shown mounted on the node the dataset moved back onto; a report built at the move back is, at once', async () => {

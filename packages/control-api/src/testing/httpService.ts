@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import winston from 'winston';
-import { FlockerClient, type NodeReport } from '@flocker/api';
+import { configurationVersionOfTag, type DatasetState, FlockerClient, type NodeReport } from '@flocker/api';
 import { MemoryConfigurationStore } from '../ConfigurationStore';
 import { type ControlService, type ControlServiceOptions, startControlService } from '../server';
 
@@ -69,4 +69,14 @@ export async function startWithTwoNodes(prefix: string): Promise<ServiceOnDir & 
 export async function closeAndRemove(svc: ControlService, dir: string): Promise<void> {
   await svc.close();
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** The configuration version the service is at, from the agent channel's tag (NaN when it names none). */
+export async function configurationVersionOf(client: FlockerClient): Promise<number> {
+  return configurationVersionOfTag((await client.waitForCluster(undefined, 0)).configuration_tag) ?? Number.NaN;
+}
+
+/** A dataset's entry in the whole /v1/state/datasets list (the stale-"mounted" rule as the list applies it). */
+export async function stateInList(client: FlockerClient, datasetId: string): Promise<DatasetState | undefined> {
+  return (await client.listDatasetState()).find((s) => s.dataset_id === datasetId);
 }
