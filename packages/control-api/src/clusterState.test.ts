@@ -1,15 +1,66 @@
 import fc from 'fast-check';
+import type { NodeReport } from '@flocker/api';
 import {
   aliveNodes,
   DatasetStateList,
   datasetStateJson,
+  datasetStateOfJson,
   deriveDatasetState,
   nodeByEra,
   nodeStates,
   nodeSummaries,
   type ReportedNode,
 } from './clusterState';
-import { A, B, C, D1, D2, D3, T0, letterReport as report } from './testing/fixtures';
+import { A, B, C, D1, D2, D3, T0, letterReport as report, stateEntryOf } from './testing/fixtures';
+
+const ids = [D1, D2, D3];
+const manifestation = fc.record({
+  dataset_id: fc.constantFrom(...ids),
+  size: fc.integer({ min: 1, max: 1000 }),
+  mounted: fc.boolean(),
+  used: fc.option(fc.integer({ min: 0, max: 100 }), { nil: undefined }),
+  // Any text (quotes, escapes, non-ASCII): the states' bytes are written out, not JSON.stringify'd objects.
+  path: fc.string({ maxLength: 6, unit: 'binary' }),
+});
+/** A random node's report, and which of its datasets are hidden as stale "mounted" (ControlState.staleMounts). */
+const clusterNode = fc.record({
+  uuid: fc.constantFrom(A, B, C),
+  manifestations: fc.array(manifestation, { maxLength: 4 }),
+  volumes: fc.array(fc.record({ dataset_id: fc.constantFrom(...ids), size: fc.integer({ min: 1, max: 9 }) }), {
+    maxLength: 3,
+  }),
+  hide: fc.subarray(ids),
+});
+function aliveOf(nodes: ReadonlyArray<typeof clusterNode extends fc.Arbitrary<infer N> ? N : never>) {
+  return nodes.map((n) => ({
+    hide: n.hide,
+    node: {
+      lastSeen: T0,
+      report: report(n.uuid, {
+        manifestations: n.manifestations.map((m, i) =>
+          m.mounted
+            ? {
+                dataset_id: m.dataset_id,
+                blockdevice_id: `b${i}`,
+                size: m.size,
+                status: 'mounted' as const,
+                path: `/p${i}${m.path}`,
+                ...(m.used !== undefined ? { used_bytes: m.used } : {}),
+              }
+            : {
+                dataset_id: m.dataset_id,
+                blockdevice_id: `b${i}`,
+                size: m.size,
+                status: 'attached' as const,
+                // Not shown while attached.
+                ...(m.used !== undefined ? { path: `/p${i}`, used_bytes: m.used } : {}),
+              },
+        ),
+        volumes: n.volumes.map((v, i) => ({ ...v, blockdevice_id: `v${i}`, attached_to: null })),
+      }),
+    } satisfies ReportedNode,
+  }));
+}
 
 describe('cluster state views', () => {
   const a: ReportedNode = {
@@ -72,52 +123,12 @@ describe('cluster state views', () => {
   });
 
   it('DatasetStateList is byte for byte JSON.stringify(deriveDatasetState) over random clusters, one list across changes (issue 23)', () => {
-    const ids = [D1, D2, D3];
-    const manifestation = fc.record({
-      dataset_id: fc.constantFrom(...ids),
-      size: fc.integer({ min: 1, max: 1000 }),
-      mounted: fc.boolean(),
-      used: fc.option(fc.integer({ min: 0, max: 100 }), { nil: undefined }),
-      // Any text (quotes, escapes, non-ASCII): the states' bytes are written out, not JSON.stringify'd objects.
-      path: fc.string({ maxLength: 6, unit: 'binary' }),
-    });
-    const node = fc.record({
-      uuid: fc.constantFrom(A, B, C),
-      manifestations: fc.array(manifestation, { maxLength: 4 }),
-      volumes: fc.array(fc.record({ dataset_id: fc.constantFrom(...ids), size: fc.integer({ min: 1, max: 9 }) }), {
-        maxLength: 3,
-      }),
-    });
     // One list across runs, as the service keeps it: reports come and go, some stay (the same objects).
     const list = new DatasetStateList();
     let previous: ReportedNode[] = [];
     fc.assert(
-      fc.property(fc.array(node, { maxLength: 4 }), (nodes) => {
-        const alive: ReportedNode[] = nodes.map((n) => ({
-          lastSeen: T0,
-          report: report(n.uuid, {
-            manifestations: n.manifestations.map((m, i) =>
-              m.mounted
-                ? {
-                    dataset_id: m.dataset_id,
-                    blockdevice_id: `b${i}`,
-                    size: m.size,
-                    status: 'mounted' as const,
-                    path: `/p${i}${m.path}`,
-                    ...(m.used !== undefined ? { used_bytes: m.used } : {}),
-                  }
-                : {
-                    dataset_id: m.dataset_id,
-                    blockdevice_id: `b${i}`,
-                    size: m.size,
-                    status: 'attached' as const,
-                    // Not shown while attached.
-                    ...(m.used !== undefined ? { path: `/p${i}`, used_bytes: m.used } : {}),
-                  },
-            ),
-            volumes: n.volumes.map((v, i) => ({ ...v, blockdevice_id: `v${i}`, attached_to: null })),
-          }),
-        }));
+      fc.property(fc.array(clusterNode, { maxLength: 4 }), (nodes) => {
+        const alive = aliveOf(nodes).map(({ node }) => node);
         const want = JSON.stringify(deriveDatasetState(alive));
         expect(list.body(alive).toString()).toBe(want);
         // Again (nothing changed), in the other order, and with some of the previous run's reports kept.
@@ -129,6 +140,26 @@ describe('cluster state views', () => {
         previous = alive;
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it('datasetStateOfJson is byte for byte the whole list’s entry over random clusters, with stale "mounted" hidden (session 11: ?dataset_id=)', () => {
+    const list = new DatasetStateList();
+    fc.assert(
+      fc.property(fc.array(clusterNode, { maxLength: 4 }), (nodes) => {
+        const hidden = new Map<NodeReport, ReadonlySet<string>>();
+        const alive = aliveOf(nodes).map(({ hide, node }) => {
+          if (hide.length > 0) hidden.set(node.report, new Set(hide));
+          return node;
+        });
+        const whole = datasetStateJson(alive, new WeakMap(), hidden);
+        // The list the service serves (DatasetStateList) is the same bytes.
+        expect(list.body(alive, hidden).toString()).toBe(whole);
+        for (const id of [...ids, '44444444-4444-4444-8444-444444444444']) {
+          expect(datasetStateOfJson(alive, id, hidden)).toBe(stateEntryOf(whole, id));
+        }
+      }),
+      { numRuns: 500 },
     );
   });
 

@@ -1,75 +1,27 @@
 /**
  * GET /v1/state/datasets?dataset_id= (session 11): one dataset's state entry, for waiters that confirm a "mounted"
  * (`flocker volumes move --wait`, the e2e scenarios) without reading the whole list (~18 MB at 100,000 datasets).
- * The entry is the whole list's, by the same rules, the stale "mounted" hidden the same (session 10).
+ * The entry is the whole list's, by the same rules, the stale "mounted" hidden the same (session 10); over random
+ * clusters in clusterState.test (datasetStateOfJson), here over HTTP.
  */
-import fc from 'fast-check';
-import { FlockerClient, type ManifestationState, type NodeReport } from '@flocker/api';
-import { DatasetStateList, datasetStateJson, datasetStateOfJson, type ReportedNode } from './clusterState';
+import { FlockerClient, type ManifestationState } from '@flocker/api';
 import { routes } from './routes';
 import type { ControlService } from './server';
-import { A, B, C, D1, D2, D3, T0, letterReport as report, mountedManifestation as mounted } from './testing/fixtures';
+import {
+  A,
+  B,
+  C,
+  D1,
+  D2,
+  D3,
+  T0,
+  letterReport as report,
+  mountedManifestation as mounted,
+  stateEntryOf as entryOf,
+} from './testing/fixtures';
 import { startOnLoopback, configurationVersionOf } from './testing/httpService';
 import { openMemoryState } from './testing/viewOracle';
 import { Views } from './Views';
-
-/** The whole list's entry of `id`, as the narrow read should answer it. */
-const entryOf = (whole: string, id: string): string =>
-  JSON.stringify((JSON.parse(whole) as Array<{ dataset_id: string }>).filter((d) => d.dataset_id === id));
-
-describe('datasetStateOfJson: the whole list narrowed to one dataset, without building it', () => {
-  it('is byte for byte the whole list’s entry over random clusters, with stale "mounted" hidden', () => {
-    const ids = [D1, D2, D3];
-    const manifestation = fc.record({
-      dataset_id: fc.constantFrom(...ids),
-      size: fc.integer({ min: 1, max: 1000 }),
-      mounted: fc.boolean(),
-      used: fc.option(fc.integer({ min: 0, max: 100 }), { nil: undefined }),
-      path: fc.string({ maxLength: 6, unit: 'binary' }),
-    });
-    const node = fc.record({
-      uuid: fc.constantFrom(A, B, C),
-      manifestations: fc.array(manifestation, { maxLength: 4 }),
-      volumes: fc.array(fc.record({ dataset_id: fc.constantFrom(...ids), size: fc.integer({ min: 1, max: 9 }) }), {
-        maxLength: 3,
-      }),
-      // Which of the report's datasets are hidden (ControlState.staleMounts).
-      hide: fc.subarray(ids),
-    });
-    const list = new DatasetStateList();
-    fc.assert(
-      fc.property(fc.array(node, { maxLength: 4 }), (nodes) => {
-        const hidden = new Map<NodeReport, ReadonlySet<string>>();
-        const alive: ReportedNode[] = nodes.map((n) => {
-          const r = report(n.uuid, {
-            manifestations: n.manifestations.map((m, i): ManifestationState =>
-              m.mounted
-                ? {
-                    dataset_id: m.dataset_id,
-                    blockdevice_id: `b${i}`,
-                    size: m.size,
-                    status: 'mounted',
-                    path: `/p${i}${m.path}`,
-                    ...(m.used !== undefined ? { used_bytes: m.used } : {}),
-                  }
-                : { dataset_id: m.dataset_id, blockdevice_id: `b${i}`, size: m.size, status: 'attached' },
-            ),
-            volumes: n.volumes.map((v, i) => ({ ...v, blockdevice_id: `v${i}`, attached_to: null })),
-          });
-          if (n.hide.length > 0) hidden.set(r, new Set(n.hide));
-          return { lastSeen: T0, report: r };
-        });
-        const whole = datasetStateJson(alive, new WeakMap(), hidden);
-        // The list the service serves (DatasetStateList) is the same bytes (clusterState.test); checked here too.
-        expect(list.body(alive, hidden).toString()).toBe(whole);
-        for (const id of [...ids, '44444444-4444-4444-8444-444444444444']) {
-          expect(datasetStateOfJson(alive, id, hidden)).toBe(entryOf(whole, id));
-        }
-      }),
-      { numRuns: 500 },
-    );
-  });
-});
 
 describe('GET /v1/state/datasets?dataset_id=', () => {
   let svc: ControlService;

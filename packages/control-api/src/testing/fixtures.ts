@@ -41,3 +41,8 @@ export function mountedManifestation(id: string, node: string): ManifestationSta
     path: `/flocker-${node.slice(0, 1)}/${id}`,
   };
 }
+
+/** One dataset's entry of a whole /v1/state/datasets body, as `?dataset_id=` must answer it. */
+export function stateEntryOf(wholeList: string, id: string): string {
+  return JSON.stringify((JSON.parse(wholeList) as Array<{ dataset_id: string }>).filter((d) => d.dataset_id === id));
+}
