@@ -12,7 +12,13 @@ import { LogRecord } from './ConfigurationLog';
 import { EtcdConfigurationStore, type EtcdStoreOptions } from './etcd/EtcdConfigurationStore';
 import { type ControlService, startControlService } from './server';
 import { EtcdTestCluster } from './testing/etcdCluster';
-import { A, B, letterReport as report, mountedManifestation as mounted } from './testing/fixtures';
+import {
+  A,
+  B,
+  letterReport as report,
+  mountedManifestation as mounted,
+  PREVIOUS_RELEASE_LOG_OPS,
+} from './testing/fixtures';
 import { configurationVersionOf as version, stateInList } from './testing/httpService';
 
 jest.setTimeout(90_000);
@@ -161,20 +167,6 @@ describe('a version-only report (session 10, helper J): not written to etcd unle
   });
 });
 
-/** The log ops release N (the one before session 11) parses: it rejects any other. */
-const PREVIOUS_OPS = [
-  'dataset',
-  'dataset-delete',
-  'lease',
-  'lease-delete',
-  'node',
-  'node-delete',
-  'container',
-  'container-delete',
-  'snapshot',
-  'snapshot-delete',
-];
-
 describe('the load floor (session 11): a replica that did not see the moves hides a report below the version it took whole', () => {
   /** A dataset on A (and `other` beside it, mounted), moved to B and straight back through `c`. */
   async function moveAwayAndBack(c: FlockerClient) {
@@ -204,7 +196,7 @@ describe('the load floor (session 11): a replica that did not see the moves hide
         expect(Object.keys(entry).sort()).toEqual(['prev', 'record']);
         const record = LogRecord.parse(entry.record);
         expect(Object.keys(record).sort()).toEqual(['ops', 'version']);
-        for (const op of record.ops) expect(PREVIOUS_OPS).toContain(op.op);
+        for (const op of record.ops) expect(PREVIOUS_RELEASE_LOG_OPS).toContain(op.op);
       }
     } finally {
       raw.close();

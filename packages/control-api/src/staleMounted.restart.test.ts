@@ -14,7 +14,13 @@ import { FlockerClient } from '@flocker/api';
 import { decodeLog, LogRecord } from './ConfigurationLog';
 import { CONFIGURATION_FILE, decodeConfiguration, encodeConfiguration, LOG_FILE } from './ConfigurationStore';
 import { type ControlService, startControlService } from './server';
-import { A, B, letterReport as report, mountedManifestation as mounted } from './testing/fixtures';
+import {
+  A,
+  B,
+  letterReport as report,
+  mountedManifestation as mounted,
+  PREVIOUS_RELEASE_LOG_OPS,
+} from './testing/fixtures';
 import { silentLogger, configurationVersionOf as version, stateInList as shown } from './testing/httpService';
 
 let dir = '';
@@ -141,20 +147,6 @@ it('after a restart an up-to-date node shows its "mounted" at once; a node repor
   console.info(`restart: service up ${startedMs.toFixed(1)} ms, A's mounted shown ${shownMs.toFixed(1)} ms after`);
 });
 
-/** The log ops release N (the one before session 11) parses: it rejects any other. */
-const PREVIOUS_OPS = [
-  'dataset',
-  'dataset-delete',
-  'lease',
-  'lease-delete',
-  'node',
-  'node-delete',
-  'container',
-  'container-delete',
-  'snapshot',
-  'snapshot-delete',
-];
-
 it('the stored bytes after moves are the previous release format: log records and snapshot document, no new op or field', async () => {
   const c = await start();
   const { id, back } = await moveAwayAndBack(c);
@@ -170,7 +162,7 @@ it('the stored bytes after moves are the previous release format: log records an
   for (const line of lines) {
     const record = LogRecord.parse(JSON.parse(line.slice(line.indexOf(' ') + 1)));
     expect(Object.keys(record).sort()).toEqual(['ops', 'version']);
-    for (const op of record.ops) expect(PREVIOUS_OPS).toContain(op.op);
+    for (const op of record.ops) expect(PREVIOUS_RELEASE_LOG_OPS).toContain(op.op);
   }
   const moves = records.filter((r) => r.ops.some((o) => o.op === 'dataset' && o.value.primary === B));
   expect(moves).toHaveLength(1);

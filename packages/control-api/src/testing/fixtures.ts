@@ -46,3 +46,17 @@ export function mountedManifestation(id: string, node: string): ManifestationSta
 export function stateEntryOf(wholeList: string, id: string): string {
   return JSON.stringify((JSON.parse(wholeList) as Array<{ dataset_id: string }>).filter((d) => d.dataset_id === id));
 }
+
+/** The configuration-log ops release N (the one before session 11) parses: it rejects any other (store format). */
+export const PREVIOUS_RELEASE_LOG_OPS: readonly string[] = [
+  'dataset',
+  'dataset-delete',
+  'lease',
+  'lease-delete',
+  'node',
+  'node-delete',
+  'container',
+  'container-delete',
+  'snapshot',
+  'snapshot-delete',
+];
