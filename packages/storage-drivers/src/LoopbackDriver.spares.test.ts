@@ -117,6 +117,49 @@ describe('LoopbackDriver spares (issue 23)', () => {
     expect(await temps(root)).toEqual([]);
   });
 
+  it('onlyVolume: the guard finds the dataset in a record written with JSON escapes, and in a torn record naming it in capitals; other datasets’ records do not stop a claim', async () => {
+    const { root, a } = await pool();
+    const volumes = path.join(root, 'volumes');
+    // Records of other datasets, one of them torn: no refusal (the guard reads only records that can name the dataset).
+    for (let i = 0; i < 3; i++) await a.createVolume(randomUUID(), 16 * MiB);
+    await fs.writeFile(path.join(volumes, `${randomUUID()}.json`), '{"version": 1, "dataset_id": "');
+    const escaped = randomUUID();
+    const escapedVolume = await a.createVolume(escaped, 16 * MiB);
+    const recordFile = path.join(volumes, `${escapedVolume.blockdeviceId}.json`);
+    const text = await fs.readFile(recordFile, 'utf8');
+    // Every character of the dataset id as a \u escape: the same record to JSON.parse, no literal id in the text.
+    const asEscapes = [...escaped].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('');
+    await fs.writeFile(recordFile, text.replace(escaped, asEscapes));
+    expect((await a.listVolumes()).find((v) => v.blockdeviceId === escapedVolume.blockdeviceId)?.datasetId).toBe(
+      escaped,
+    );
+    const torn = randomUUID();
+    const tornId = randomUUID();
+    await fs.writeFile(
+      path.join(volumes, `${tornId}.json`),
+      `{"version": 1, "dataset_id": "${torn.toUpperCase()}", "si`,
+    );
+    const spare = await a.makeSpare(16 * MiB);
+    await expect(a.claimSpare(escaped, 16 * MiB, { onlyVolume: true })).rejects.toMatchObject({
+      code: 'DATASET_HAS_VOLUME',
+      blockdeviceId: escapedVolume.blockdeviceId,
+    });
+    await expect(a.claimSpare(torn, 16 * MiB, { onlyVolume: true })).rejects.toMatchObject({
+      code: 'DATASET_HAS_VOLUME',
+      blockdeviceId: tornId,
+    });
+    await expect(a.createVolume(torn, 16 * MiB, { onlyVolume: true })).rejects.toMatchObject({
+      code: 'DATASET_HAS_VOLUME',
+    });
+    expect(await a.listSpares()).toEqual([spare]);
+    const fresh = randomUUID();
+    expect(await a.claimSpare(fresh, 16 * MiB, { onlyVolume: true })).toMatchObject({
+      blockdeviceId: spare.id,
+      datasetId: fresh,
+    });
+    expect(await temps(root)).toEqual([]);
+  });
+
   it('crash states converge: a make cut off is tidied (its own at once, another host’s when old); a claim cut off between the move and the record leaves an orphan image, or before the rename a record temp, that repair() removes', async () => {
     const { root, a, b } = await pool();
     const spares = path.join(root, 'spares');
