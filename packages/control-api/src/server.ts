@@ -180,6 +180,25 @@ function writeChunks(req: Request, res: Response, body: ListBody): void {
   pump();
 }
 
+/** The Content-Type every JSON answer carries: what express's res.type('application/json') and res.send make of it. */
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+
+/**
+ * A JSON answer (a string, or a cached body's Buffer) as express's res.send wrote it, without its per-answer work
+ * (issue 23: every hop of a move is a few answers, each parsing and re-formatting its Content-Type, looking up
+ * mime types and checking freshness). The same bytes (sendJson.test: against express's res.send on random bodies):
+ * Content-Type where the caller set it first, then Content-Length, and no body for HEAD. Nothing here needs express's
+ * 304 check (req.fresh): it needs an ETag or Last-Modified header the request matches, and a list's ETag was compared
+ * with If-None-Match before (noneMatch takes every tag fresh() takes). express sends no body with 204, 205 or 304;
+ * no route answers those with a body.
+ */
+export function sendJson(req: Request, res: Response, body: string | Buffer): void {
+  res.setHeader('Content-Type', JSON_CONTENT_TYPE);
+  res.setHeader('Content-Length', String(typeof body === 'string' ? Buffer.byteLength(body) : body.length));
+  if (req.method === 'HEAD') res.end();
+  else res.end(body);
+}
+
 /** The reason long-poll handlers see when their client goes away (a shared value: no DOMException per request). */
 const CLIENT_GONE = new Error('client closed the connection');
 
@@ -236,7 +255,8 @@ export function createApp(
       });
       return;
     }
-    res.status(reply.status).type('application/json');
+    res.statusCode = reply.status;
+    res.setHeader('Content-Type', JSON_CONTENT_TYPE);
     const cached = Buffer.isBuffer(reply.json) || reply.json instanceof ListBody ? reply.json : undefined;
     // A whole list carries its entity tag: a client repeating the poll with If-None-Match gets a 304 and no body
     // while the list is unchanged (express's res.send answers it).
@@ -267,7 +287,7 @@ export function createApp(
       return;
     }
     if (reply.json instanceof ListBody) return writeChunks(req, res, reply.json);
-    res.send(reply.json ?? JSON.stringify(reply.body));
+    sendJson(req, res, reply.json ?? JSON.stringify(reply.body));
   };
 
   for (const route of routes) {
