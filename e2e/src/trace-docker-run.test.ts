@@ -91,4 +91,14 @@ describe('trace-docker-run: reading the plugin log (issue 23)', () => {
     expect(md).toContain('| last answer → CLI back | 2.0 | 2.0 | 0.0 |');
     expect(md).toContain('| whole command | 15.5 | 19.5 | 6.0 |');
   });
+
+  it('names its two sides as told (--agent-stopped: the agent stopped against running)', () => {
+    const split = (before: number, plugin: number) => ({ calls: 3, before, plugin, docker: 1, after: 2, total: 0 });
+    const md = splitTable('rm', [{ floor: split(10, 4), flocker: split(12, 5) }], {
+      floor: 'agent stopped',
+      flocker: 'agent running',
+    });
+    expect(md).toContain('| segment | agent stopped | agent running | median of agent running − agent stopped |');
+    expect(md).toContain("| inside the plugin's answers | 4.0 | 5.0 | 1.0 |");
+  });
 });

@@ -17,7 +17,9 @@
  * new volume and `docker volume create` + at once `docker volume rm`, with Flocker and with the benchmark's no-op
  * plugin (its call log on), and splits each command at the plugin calls Docker makes: CLI start → first call, inside
  * the plugin's answers, Docker's own time between the calls, last answer → CLI back; the medians of each side and of
- * the paired differences say where the milliseconds above the floor go (issue 23).
+ * the paired differences say where the milliseconds above the floor go (issue 23). With --agent-stopped each pair also
+ * runs the create + rm with the agent SIGSTOPped from before the create to after the rm, and with the `local` driver:
+ * what rm would cost if none of the agent's work on the new volume overlapped it (session 12).
  *
  * Needs root and dockerd (the FlockerDockerStack of the Docker e2e tests). docs/performance.md
  * reads the critical path off its output.
@@ -149,6 +151,7 @@ const SEGMENT_LABELS: Readonly<Record<(typeof SEGMENTS)[number], string>> = {
 export function splitTable(
   title: string,
   pairs: ReadonlyArray<{ floor?: CommandSplit; flocker?: CommandSplit }>,
+  labels: { floor: string; flocker: string } = { floor: 'no-op plugin', flocker: 'Flocker' },
 ): string {
   const whole = pairs.filter(
     (p): p is { floor: CommandSplit; flocker: CommandSplit } => p.floor !== undefined && p.flocker !== undefined,
@@ -162,7 +165,7 @@ export function splitTable(
   });
   return [
     `\n### ${title}: ${whole.length} pairs, medians (ms)\n`,
-    '| segment | no-op plugin | Flocker | median of Flocker − no-op |',
+    `| segment | ${labels.floor} | ${labels.flocker} | median of ${labels.flocker} − ${labels.floor} |`,
     '|---|---:|---:|---:|',
     ...rows,
     '',
@@ -204,13 +207,15 @@ async function waitForSpares(root: string, count = 2, size = 10 * GiB): Promise<
   return full() ? `pool full, waited ${(now() - t0).toFixed(0)} ms` : `pool NOT full after 10 s`;
 }
 
-const USAGE = `usage: node e2e/dist/trace-docker-run.js [--runs N] [--pairs P]
+const USAGE = `usage: node e2e/dist/trace-docker-run.js [--runs N] [--pairs P [--agent-stopped]]
 
 Starts its own dockerd, control service, dataset agent and plugin (debug logs) in a temp root, then prints the merged
 timeline (ms) of N docker runs with a new Flocker volume and their docker volume rm, N docker runs with an existing
 volume (beside a local one), N docker volume create + at once docker volume rm, and N rm of an idle volume.
 With --pairs P, then P interleaved pairs, Flocker and the no-op plugin (the floor), of a docker run with a new volume
 and a create + at once rm, each command split at its plugin calls (medians, and of the paired differences).
+With --agent-stopped, each pair also runs the create + rm with the agent SIGSTOPped throughout (the most that taking the
+agent's work off rm could give) and with the local driver.
 Needs root. FLOCKER_TRACE_LOGS=DIR keeps the plugin and agent logs. Default N: 3 (0: the pairs only); P: 0.
 `;
 
@@ -241,7 +246,7 @@ async function waitForVolumes(root: string, max: number): Promise<void> {
  * create`; each split at its plugin calls (commandSplit), printed as medians and paired differences. As the benchmark,
  * each timed command starts with the pool full and the destroys done (waited for untimed, on both sides).
  */
-async function floorPairs(stack: FlockerDockerStack, pairs: number): Promise<void> {
+async function floorPairs(stack: FlockerDockerStack, pairs: number, agentStopped: boolean): Promise<void> {
   const noopDriver = `flocker-trace-noop-${process.pid}`;
   const socket = `/run/docker/plugins/${noopDriver}.sock`;
   const noopLog = path.join(stack.root, 'noop-calls.log');
@@ -281,10 +286,45 @@ async function floorPairs(stack: FlockerDockerStack, pairs: number): Promise<voi
       await new Promise((r) => setTimeout(r, 20));
       return commandSplit(log(side), t0, t1);
     };
+    // --agent-stopped: the same create + rm with the agent SIGSTOPped from before the create to after the rm (the
+    // most a lazier agent could take off rm: none of its claim, mount, report or teardown overlaps it), and the
+    // `local` driver's rm, each pair.
+    const stoppedRms: Array<{ floor?: CommandSplit; flocker?: CommandSplit }> = [];
+    const localRms: number[] = [];
+    const agentStoppedRm = async (i: number): Promise<CommandSplit | undefined> => {
+      const cr = `pair-stopped-cr-${i}`;
+      await settled(2);
+      const agent = stack.agent.pid;
+      if (agent === undefined) throw new Error('the agent has no pid');
+      process.kill(agent, 'SIGSTOP');
+      try {
+        await stack.docker(['volume', 'create', '-d', stack.driver, cr]);
+        return await timedSplit('flocker', ['volume', 'rm', cr]);
+      } finally {
+        process.kill(agent, 'SIGCONT');
+      }
+    };
+    const localRm = async (i: number): Promise<number> => {
+      const cr = `pair-local-cr-${i}`;
+      await settled(2);
+      await stack.docker(['volume', 'create', cr]);
+      const t0 = now();
+      await stack.docker(['volume', 'rm', cr]);
+      return now() - t0;
+    };
+    /** The agent-stopped create + rm (its split returned) and then the local one (its time kept). */
+    const stoppedAndLocal = async (i: number): Promise<CommandSplit | undefined> => {
+      const stopped = await agentStoppedRm(i);
+      localRms.push(await localRm(i));
+      return stopped;
+    };
     for (let i = 0; i < pairs; i++) {
       const run: { floor?: CommandSplit; flocker?: CommandSplit } = {};
       const rm: { floor?: CommandSplit; flocker?: CommandSplit } = {};
       const order: Array<keyof typeof drivers> = i % 2 === 0 ? ['floor', 'flocker'] : ['flocker', 'floor'];
+      // Before the two sides in half the pairs, after them in the other half.
+      const stoppedFirst = agentStopped && i % 4 < 2;
+      const stoppedBefore = stoppedFirst ? await stoppedAndLocal(i) : undefined;
       for (const side of order) {
         const driver = drivers[side];
         const vol = `pair-${side}-new-${i}`;
@@ -307,6 +347,8 @@ async function floorPairs(stack: FlockerDockerStack, pairs: number): Promise<voi
         rm[side] = await timedSplit(side, ['volume', 'rm', cr]);
         await stack.docker(['volume', 'rm', vol], { check: false });
       }
+      if (agentStopped)
+        stoppedRms.push({ floor: stoppedFirst ? stoppedBefore : await stoppedAndLocal(i), flocker: rm.flocker });
       runs.push(run);
       rms.push(rm);
     }
@@ -314,6 +356,23 @@ async function floorPairs(stack: FlockerDockerStack, pairs: number): Promise<voi
     process.stdout.write(
       splitTable('docker volume rm right after docker volume create, split at the plugin calls', rms),
     );
+    if (agentStopped) {
+      process.stdout.write(
+        splitTable('docker volume rm right after docker volume create, the agent stopped vs running', stoppedRms, {
+          floor: 'agent stopped',
+          flocker: 'agent running',
+        }),
+      );
+      const totals = (xs: ReadonlyArray<{ floor?: CommandSplit }>) =>
+        xs.flatMap((x) => (x.floor === undefined ? [] : [x.floor.total]));
+      const loc = median(localRms);
+      const ratio = (xs: number[]) => `${median(xs).toFixed(1)} ms, ${(median(xs) / loc).toFixed(3)}×`;
+      process.stdout.write(
+        `\nrm after create, whole command medians: local ${loc.toFixed(1)} ms; no-op ${ratio(totals(rms))}; ` +
+          `Flocker ${ratio(rms.flatMap((r) => (r.flocker === undefined ? [] : [r.flocker.total])))}; ` +
+          `Flocker, agent stopped ${ratio(totals(stoppedRms))}\n`,
+      );
+    }
   } finally {
     child.kill('SIGTERM');
     fs.rmSync(socket, { force: true });
@@ -332,7 +391,9 @@ async function main(): Promise<void> {
   };
   const { at: runsAt, n: runs } = numberAt('--runs', 3);
   const { at: pairsAt, n: pairs } = numberAt('--pairs', 0);
-  const known = new Set([runsAt, runsAt + 1, pairsAt, pairsAt + 1].filter((i) => i >= 0));
+  const stoppedAt = args.indexOf('--agent-stopped');
+  const agentStopped = stoppedAt >= 0;
+  const known = new Set([runsAt, runsAt + 1, pairsAt, pairsAt + 1, stoppedAt].filter((i) => i >= 0));
   const unknown = args.filter((_, i) => !known.has(i));
   if (![runs, pairs].every((n) => Number.isInteger(n) && n >= 0) || unknown.length > 0) {
     process.stderr.write(USAGE);
@@ -519,7 +580,7 @@ async function main(): Promise<void> {
         t1,
       );
     }
-    if (pairs > 0) await floorPairs(stack, pairs);
+    if (pairs > 0) await floorPairs(stack, pairs, agentStopped);
     const keep = process.env.FLOCKER_TRACE_LOGS;
     if (keep !== undefined) {
       fs.mkdirSync(keep, { recursive: true });
