@@ -160,6 +160,34 @@ describe('LoopbackDriver spares (issue 23)', () => {
     expect(await temps(root)).toEqual([]);
   });
 
+  it('onlyVolume: the guard reads past its turns of the event loop (300 records) and still finds the dataset', async () => {
+    const { root, a } = await pool();
+    const volumes = path.join(root, 'volumes');
+    await fs.mkdir(volumes, { recursive: true });
+    const target = randomUUID();
+    let targetVolume = '';
+    for (let i = 0; i < 300; i++) {
+      const id = randomUUID();
+      if (i === 150) targetVolume = id;
+      const record = {
+        version: 1,
+        blockdevice_id: id,
+        dataset_id: i === 150 ? target : randomUUID(),
+        size: 16 * MiB,
+        attached_to: null,
+        created: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(),
+      };
+      await fs.writeFile(path.join(volumes, `${id}.json`), JSON.stringify(record, null, 2) + '\n');
+    }
+    const spare = await a.makeSpare(16 * MiB);
+    await expect(a.claimSpare(target, 16 * MiB, { onlyVolume: true })).rejects.toMatchObject({
+      code: 'DATASET_HAS_VOLUME',
+      blockdeviceId: targetVolume,
+    });
+    expect(await a.listSpares()).toEqual([spare]);
+    await a.destroySpare(spare.id);
+  });
+
   it('crash states converge: a make cut off is tidied (its own at once, another host’s when old); a claim cut off between the move and the record leaves an orphan image, or before the rename a record temp, that repair() removes', async () => {
     const { root, a, b } = await pool();
     const spares = path.join(root, 'spares');

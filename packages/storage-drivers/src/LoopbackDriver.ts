@@ -340,10 +340,13 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
     const needle = datasetId.toLowerCase();
     const records: VolumeRecord[] = [];
     const problems: string[] = [];
+    let read = 0;
     for (const name of readdirSync(this.volumesPath)) {
       const m = /^(.+)\.json$/.exec(name);
       if (!m || !ID_PATTERN.test(m[1])) continue;
       const id = m[1];
+      // A large pool does not hold the event loop for long: a turn for others every GUARD_READS_PER_TURN records.
+      if (++read % GUARD_READS_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
       try {
         const text = this.readRecordTextNow(id);
         if (!text.includes('\\') && !text.toLowerCase().includes(needle)) continue;
@@ -1976,6 +1979,9 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
     return this.dirsReady;
   }
 }
+
+/** volumeOfDataset's synchronous reads between two turns of the event loop (~2–5 ms of reads). */
+const GUARD_READS_PER_TURN = 128;
 
 const VERIFY_DETACH_DELAYS_MS: readonly number[] = [1, 2, 4, 8, 16, 32, 50, 50, 50, 50, 50, 50, 50, 50, 50];
 
