@@ -1,6 +1,7 @@
 /**
  * Move-latency benchmark on the simulated cluster:
  *   node e2e/dist/bench-move.js --out <json> [--runs 10] [--failover-runs 3] [--node-timeout 3] [--only api,docker,raw,failover]
+ *     [--warmup N] [--agent-b DIST [--agent-a DIST] | --control-b DIST [--control-a DIST]] [--ab-block N]
  * Measures, medians over --runs moves each:
  * - apiMove: POST /v1/configuration/datasets/:id {primary} → mounted on the other host
  *   (unmount+detach there, attach+mount here; observed by polling the state API every 25 ms);
@@ -18,6 +19,7 @@ import * as path from 'node:path';
 import {
   agentFromDist,
   defaultCommands,
+  REPO_ROOT,
   latencyStats as stats,
   startCluster,
   TEST_DATASET_SIZE,
@@ -30,6 +32,7 @@ import {
 } from './cluster';
 import { applyClusterDelta, isClusterDelta, type ClusterSnapshot, type FlockerClient } from '@flocker/api';
 import { errorMessage } from '@flocker/runtime';
+import { cpuMsOfThreads } from './trace-move';
 
 const SCENARIOS = ['api', 'docker', 'raw', 'failover'] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -44,6 +47,13 @@ interface Args {
   /** How the API move's end is seen (--waiter): see apiMoves. */
   waiter: Waiter;
   /**
+   * --warmup N (even; default 0): N untimed API moves (and N untimed rounds of the `docker run` scenarios) before the
+   * timed ones. Session 12: the first moves after the processes start run while V8 still compiles their code (the
+   * control service spent ~15% of its CPU in V8's compiler threads over its first 100 moves); a service that has run
+   * for a while is warm. The default keeps the published figure (a cold start) comparable with earlier sessions.
+   */
+  warmup: number;
+  /**
    * --agent-b DIR: an A/B of the API move between this build's dataset agent (A) and the one in DIR (B, a copy
    * of packages/dataset-agent/dist, say of an older commit): both hosts' agents are restarted with A or B every
    * --ab-block moves (an even number: the volume ends where it started), alternately, in one cluster, so that
@@ -55,6 +65,14 @@ interface Args {
    * rebuild meanwhile, both sides then stay the builds asked for.
    */
   agentA?: string;
+  /**
+   * --control-b DIR (issue 23, session 12): the same A/B for the control service: DIR is a copy of
+   * packages/control-api/dist (say of an older commit), run with this repo's node_modules; the control service is
+   * restarted with A or B every --ab-block moves, and its CPU per move is measured per block (/proc). --control-a DIR:
+   * A runs that copy instead of this build's.
+   */
+  controlB?: string;
+  controlA?: string;
   abBlock: number;
 }
 
@@ -70,6 +88,7 @@ function parseArgs(argv: string[]): Args {
     only: new Set(SCENARIOS),
     waiter: 'longpoll',
     abBlock: 2,
+    warmup: 0,
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -81,7 +100,10 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--node-timeout') args.nodeTimeout = Number(v);
     else if (k === '--agent-b') args.agentB = path.resolve(v);
     else if (k === '--agent-a') args.agentA = path.resolve(v);
+    else if (k === '--control-b') args.controlB = path.resolve(v);
+    else if (k === '--control-a') args.controlA = path.resolve(v);
     else if (k === '--ab-block') args.abBlock = Number(v);
+    else if (k === '--warmup') args.warmup = Number(v);
     else if (k === '--waiter') {
       if (!(WAITERS as readonly string[]).includes(v)) throw new Error(`--waiter: one of ${WAITERS.join(', ')}`);
       args.waiter = v as Waiter;
@@ -93,13 +115,21 @@ function parseArgs(argv: string[]): Args {
       args.only = new Set(only as Scenario[]);
     } else
       throw new Error(
-        `unknown option ${k}; usage: bench-move.js --out <json> [--runs N] [--failover-runs N] [--node-timeout S] [--only ${SCENARIOS.join(',')}] [--waiter ${WAITERS.join('|')}] [--agent-b DIST [--agent-a DIST] --ab-block N]`,
+        `unknown option ${k}; usage: bench-move.js --out <json> [--runs N] [--failover-runs N] [--node-timeout S] [--only ${SCENARIOS.join(',')}] [--waiter ${WAITERS.join('|')}] [--warmup N] [--agent-b DIST [--agent-a DIST] | --control-b DIST [--control-a DIST]] [--ab-block N]`,
       );
     i++;
   }
   if (!(args.runs >= 1 && args.failoverRuns >= 0 && args.nodeTimeout > 0)) throw new Error('bad numeric option');
   if (!(args.abBlock >= 2 && args.abBlock % 2 === 0)) throw new Error('--ab-block: an even number of moves');
+  if (!(args.warmup >= 0 && args.warmup % 2 === 0)) throw new Error('--warmup: an even number of moves');
   return args;
+}
+
+function median(xs: readonly number[]): number {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((x, y) => x - y);
+  if (s.length === 0) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 async function timed(f: () => Promise<unknown>): Promise<number> {
@@ -179,6 +209,7 @@ async function apiMoves(
   b: ClusterHost,
   runs: number,
   waiter: Waiter,
+  warmup = 0,
 ): Promise<{ watch: number[]; longpoll: number[] }> {
   const d = await cluster.client.createDataset({
     primary: a.requireNodeUuid(),
@@ -189,18 +220,17 @@ async function apiMoves(
   const watches = new Map([a, b].map((h) => [h.requireNodeUuid(), new ViewWatch(cluster.client, h.requireNodeUuid())]));
   const out = { watch: [] as number[], longpoll: [] as number[] };
   try {
-    for (let i = 0; i < runs; i++) {
+    for (let i = -warmup; i < runs; i++) {
       const to = (i % 2 === 0 ? b : a).requireNodeUuid();
       await onlyMountedOn(cluster.client, d.dataset_id, (i % 2 === 0 ? a : b).requireNodeUuid());
       const how: Exclude<Waiter, 'both'> =
         waiter !== 'both' ? waiter : Math.floor(i / 2) % 2 === 0 ? 'watch' : 'longpoll';
-      out[how].push(
-        await timed(async () => {
-          const seen = how === 'watch' ? watches.get(to)?.mounted(d.dataset_id, to) : undefined;
-          await cluster.client.updateDataset(d.dataset_id, { primary: to });
-          await (seen ?? waitForMountedOn(cluster.client, d.dataset_id, to));
-        }),
-      );
+      const t = await timed(async () => {
+        const seen = how === 'watch' ? watches.get(to)?.mounted(d.dataset_id, to) : undefined;
+        await cluster.client.updateDataset(d.dataset_id, { primary: to });
+        await (seen ?? waitForMountedOn(cluster.client, d.dataset_id, to));
+      });
+      if (i >= 0) out[how].push(t);
     }
   } finally {
     for (const w of watches.values()) await w.close();
@@ -228,12 +258,30 @@ async function onlyMountedOn(client: FlockerClient, datasetId: string, holder: s
   throw new Error(`dataset ${datasetId} not mounted on ${holder} alone within 30 s`);
 }
 
-/** Which build the hosts' dataset agents run (--agent-b): this one (A) or the copy (B). */
+/** Which build the hosts' dataset agents (--agent-b) or the control service (--control-b) run: this one (A) or B. */
 const agentBuild: { current: 'A' | 'B' } = { current: 'A' };
 
+/** The control service as another build's control-api dist runs it (a copy outside the repo): this repo's modules. */
+function controlFromDist(dist: string): typeof defaultCommands.control {
+  return (settings) => {
+    const argv = defaultCommands.control(settings);
+    const main = argv.findIndex((x) => x.endsWith(path.join('packages', 'control-api', 'dist', 'main.js')));
+    if (main < 0) throw new Error('controlFromDist: no control-api main.js in the default command');
+    // `env K=V ... node ...`: NODE_PATH joins the other variables.
+    return [
+      'env',
+      `NODE_PATH=${path.join(REPO_ROOT, 'node_modules')}`,
+      ...argv.slice(1, main),
+      path.join(dist, 'main.js'),
+      ...argv.slice(main + 1),
+    ];
+  };
+}
+
 /**
- * The A/B of --agent-b: blocks of `block` API moves (A→B, B→A, ...), the agents of both hosts restarted with
- * the build of the block before it (SIGTERM, started again, two moves not timed).
+ * The A/B of --agent-b (or --control-b): blocks of `block` API moves (A→B, B→A, ...), the agents of both hosts (the
+ * control service) restarted with the build of the block before it (SIGTERM, started again, two moves not timed).
+ * `cpu`: the control service's CPU per move of each block (ms, its threads' schedstat).
  */
 async function abMoves(
   cluster: Cluster,
@@ -241,7 +289,8 @@ async function abMoves(
   b: ClusterHost,
   runs: number,
   block: number,
-): Promise<{ A: number[]; B: number[]; pairs: number[] }> {
+  restartControl = false,
+): Promise<{ A: number[]; B: number[]; pairs: number[]; cpu: { A: number[]; B: number[]; pairs: number[] } }> {
   const d = await cluster.client.createDataset({
     primary: a.requireNodeUuid(),
     maximum_size: TEST_DATASET_SIZE,
@@ -249,17 +298,26 @@ async function abMoves(
   });
   await waitForMountedOn(cluster.client, d.dataset_id, a.requireNodeUuid());
   const out = { A: [] as number[], B: [] as number[], pairs: [] as number[] };
-  const blocks: Array<{ build: 'A' | 'B'; times: number[] }> = [];
+  const cpu = { A: [] as number[], B: [] as number[], pairs: [] as number[] };
+  const blocks: Array<{ build: 'A' | 'B'; times: number[]; cpu: number }> = [];
   for (let blockNo = 0; out.A.length < runs || out.B.length < runs; blockNo++) {
     // A B B A A B ...: neither build always goes first after the other. Every block starts with fresh agents.
     const build = Math.floor((blockNo + 1) / 2) % 2 === 0 ? 'A' : 'B';
     agentBuild.current = build;
-    for (const h of [a, b]) await h.killAgent('SIGTERM');
-    for (const h of [a, b]) await h.startAgent();
+    if (restartControl) {
+      await cluster.killControl('SIGTERM');
+      await cluster.startControl();
+    } else {
+      for (const h of [a, b]) await h.killAgent('SIGTERM');
+      for (const h of [a, b]) await h.startAgent();
+    }
     await waitForMountedOn(cluster.client, d.dataset_id, a.requireNodeUuid());
+    const controlPid = cluster.controlPid();
+    let cpuBefore = 0;
     // The first moves after a start wait on the agents' first looks and contact: two moves not timed.
     const times: number[] = [];
     for (let i = -2; i < block; i++) {
+      if (i === 0 && controlPid !== undefined) cpuBefore = cpuMsOfThreads(controlPid);
       const to = (i % 2 === 0 ? b : a).requireNodeUuid();
       await onlyMountedOn(cluster.client, d.dataset_id, (i % 2 === 0 ? a : b).requireNodeUuid());
       const t = await timed(async () => {
@@ -268,9 +326,13 @@ async function abMoves(
       });
       if (i >= 0) times.push(t);
     }
+    const blockCpu = controlPid === undefined ? NaN : (cpuMsOfThreads(controlPid) - cpuBefore) / block;
     out[build].push(...times);
-    blocks.push({ build, times });
-    process.stderr.write(`block ${blockNo} ${build}: ${times.map((t) => t.toFixed(1)).join(' ')}\n`);
+    cpu[build].push(blockCpu);
+    blocks.push({ build, times, cpu: blockCpu });
+    process.stderr.write(
+      `block ${blockNo} ${build}: ${times.map((t) => t.toFixed(1)).join(' ')}; control CPU ${blockCpu.toFixed(1)} ms/move\n`,
+    );
   }
   // Blocks 2k and 2k+1 are one A and one B (A B B A A B ...): the moves at the same place in them are a pair
   // (same direction, same number of moves since the restart).
@@ -278,8 +340,9 @@ async function abMoves(
     const [x, y] = [blocks[k]!, blocks[k + 1]!];
     const [ta, tb] = x.build === 'A' ? [x.times, y.times] : [y.times, x.times];
     for (let i = 0; i < Math.min(ta.length, tb.length); i++) out.pairs.push(tb[i]! - ta[i]!);
+    cpu.pairs.push(x.build === 'A' ? y.cpu - x.cpu : x.cpu - y.cpu);
   }
-  return out;
+  return { ...out, cpu };
 }
 
 /**
@@ -292,14 +355,17 @@ async function dockerRuns(
   b: ClusterHost,
   runs: number,
   flockerVolume: string[],
+  warmup = 0,
 ): Promise<{ move: number[]; none: number[]; local: number[] }> {
   const scenarios = { move: flockerVolume, none: [], local: ['-v', 'bench-local:/data'] };
   for (const h of [a, b]) await h.docker(['run', '--rm', ...scenarios.local, TINY_IMAGE, 'true']);
   const out = { move: [] as number[], none: [] as number[], local: [] as number[] };
-  for (let i = 0; i < runs; i++) {
+  for (let i = -warmup; i < runs; i++) {
     const on = i % 2 === 0 ? b : a;
-    for (const k of ['move', 'none', 'local'] as const)
-      out[k].push(await timed(() => on.docker(['run', '--rm', ...scenarios[k], TINY_IMAGE, 'true'])));
+    for (const k of ['move', 'none', 'local'] as const) {
+      const t = await timed(() => on.docker(['run', '--rm', ...scenarios[k], TINY_IMAGE, 'true']));
+      if (i >= 0) out[k].push(t);
+    }
   }
   return out;
 }
@@ -361,6 +427,9 @@ async function main(): Promise<void> {
   const agentB = args.agentB;
   const agentFromB = agentB !== undefined ? agentFromDist(agentB) : undefined;
   const agentFromA = args.agentA !== undefined ? agentFromDist(args.agentA) : defaultCommands.agent;
+  const controlB = args.controlB;
+  const controlFromB = controlB !== undefined ? controlFromDist(controlB) : undefined;
+  const controlFromA = args.controlA !== undefined ? controlFromDist(args.controlA) : defaultCommands.control;
   const cluster = await startCluster({
     hosts: 2,
     withDocker: true,
@@ -371,31 +440,50 @@ async function main(): Promise<void> {
             agent: (o: { config: string }) => (agentBuild.current === 'A' ? agentFromA(o) : agentFromB(o)),
           },
         }
-      : {}),
+      : controlFromB !== undefined
+        ? {
+            commands: {
+              control: (o: Parameters<typeof defaultCommands.control>[0]) =>
+                agentBuild.current === 'A' ? controlFromA(o) : controlFromB(o),
+            },
+          }
+        : {}),
   });
   const startMs = Date.now() - t0;
   try {
     const [a, b] = cluster.hosts as [ClusterHost, ClusterHost];
-    if (agentB !== undefined) {
-      const ab = await abMoves(cluster, a, b, args.runs, args.abBlock);
+    if (agentB !== undefined || controlB !== undefined) {
+      const what = agentB !== undefined ? 'agents' : 'control service';
+      const [buildA, buildB] = agentB !== undefined ? [args.agentA, agentB] : [args.controlA, controlB];
+      const ab = await abMoves(cluster, a, b, args.runs, args.abBlock, controlB !== undefined);
       const [sa, sb, sp] = [stats(ab.A), stats(ab.B), stats(ab.pairs)];
       const faster = ab.pairs.filter((x) => x < 0).length;
+      const [ca, cb, cp] = [median(ab.cpu.A), median(ab.cpu.B), median(ab.cpu.pairs)];
+      const cpuSlower = ab.cpu.pairs.filter((x) => x > 0).length;
       console.log(
         [
-          `A/B of the API move (POST primary until mounted, seen on the cluster's long-poll), blocks of ${args.abBlock} moves, agents restarted between blocks; A: ${args.agentA ?? 'this build'}, B: ${agentB}.`,
+          `A/B of the API move (POST primary until mounted, seen on the cluster's long-poll), blocks of ${args.abBlock} moves, ${what} restarted between blocks; A: ${buildA ?? 'this build'}, B: ${buildB}.`,
           '',
-          '| build | median (ms) | p99 (ms) | n |',
-          '|---|---|---|---|',
-          `| A${args.agentA !== undefined ? '' : ' (this build)'} | ${sa.median_ms} | ${sa.p99_ms} | ${sa.n} |`,
-          `| B | ${sb.median_ms} | ${sb.p99_ms} | ${sb.n} |`,
+          '| build | median (ms) | p99 (ms) | n | control service CPU per move, median of blocks (ms) |',
+          '|---|---|---|---|---|',
+          `| A${buildA !== undefined ? '' : ' (this build)'} | ${sa.median_ms} | ${sa.p99_ms} | ${sa.n} | ${ca.toFixed(2)} |`,
+          `| B | ${sb.median_ms} | ${sb.p99_ms} | ${sb.n} | ${cb.toFixed(2)} |`,
           '',
           `Paired (B − A, the moves at the same place in adjacent blocks): median ${sp.median_ms} ms over ${sp.n} pairs; B slower in ${ab.pairs.length - faster}/${ab.pairs.length}.`,
+          `Control service CPU per move, paired blocks (B − A): median ${cp.toFixed(2)} ms over ${ab.cpu.pairs.length} block pairs; B more in ${cpuSlower}/${ab.cpu.pairs.length}.`,
         ].join('\n'),
       );
       fs.writeFileSync(
         args.out,
         JSON.stringify(
-          { date: new Date().toISOString(), agentA: args.agentA, agentB, A: sa, B: sb, pairs: sp },
+          {
+            date: new Date().toISOString(),
+            ...(agentB !== undefined ? { agentA: args.agentA, agentB } : { controlA: args.controlA, controlB }),
+            A: sa,
+            B: sb,
+            pairs: sp,
+            controlCpuMsPerMove: { A: ca, B: cb, pairedMedian: cp, blocks: ab.cpu },
+          },
           null,
           2,
         ) + '\n',
@@ -405,14 +493,19 @@ async function main(): Promise<void> {
     const on = (k: Scenario): boolean => args.only.has(k);
     const warm = ['-v', `bench-docker:/data:nocopy`, `--volume-driver=${VOLUME_DRIVER}`];
     if (on('docker')) await a.docker(['run', '--rm', ...warm, TINY_IMAGE, 'true']); // creates the volume on A
-    const api = on('api') ? await apiMoves(cluster, a, b, args.runs, args.waiter) : { watch: [], longpoll: [] };
+    const api = on('api')
+      ? await apiMoves(cluster, a, b, args.runs, args.waiter, args.warmup)
+      : { watch: [], longpoll: [] };
     const apiMove = stats(args.waiter === 'longpoll' ? api.longpoll : api.watch);
     const apiMoveLongPoll = stats(args.waiter === 'both' ? api.longpoll : []);
-    const runs = on('docker') ? await dockerRuns(a, b, args.runs, warm) : { move: [], none: [], local: [] };
+    const runs = on('docker')
+      ? await dockerRuns(a, b, args.runs, warm, args.warmup)
+      : { move: [], none: [], local: [] };
     const result = {
       date: new Date().toISOString(),
       machine: { cpus: os.cpus().length, kernel: os.release(), node: process.version },
       runs: args.runs,
+      warmup: args.warmup,
       scenarios: SCENARIOS.filter(on),
       clusterStartMs: startMs,
       apiWaiter: args.waiter === 'both' ? 'watch' : args.waiter,

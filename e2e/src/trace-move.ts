@@ -4,13 +4,15 @@
  * debug level (each log line with a sub-ms wall clock `t`); the merged timeline of A's and
  * B's plugin and agent, ms from the `docker run`:
  *
- *   node e2e/dist/trace-move.js [--runs 3] [--idle 1500] [--api] [--cpu-prof DIR] [--agent-dist DIR]
+ *   node e2e/dist/trace-move.js [--runs 3] [--idle 1500] [--api] [--warmup 0] [--cpu-prof DIR] [--agent-dist DIR]
  *
  * --api: the benchmark's API move instead (POST a new primary, then wait on the long-poll
  * until the control service shows it mounted there and its one-dataset state read confirms it,
  * as bench-move's apiMove does), with the
  * waiter's own events (POST answered, each long-poll answer) in the timeline. At the end, the CPU
  * time each process (with its children: the agents' helpers) spent over the moves, per move.
+ * --warmup N (even): N moves first, neither traced nor counted (session 12: the first moves after the processes
+ * start cost far more CPU, V8 still compiling their code).
  *
  * After each move's timeline, its critical path step by step (movePath), and at the end each
  * step's median and minimum over the moves (the minimum: the step's cost where the shared
@@ -137,6 +139,26 @@ export function cpuMsOfTree(pid: number): number {
   return total * 10;
 }
 
+/**
+ * CPU time (ms) of one process's threads so far, from /proc/PID/task/TID/schedstat (nanoseconds on a CPU, not 10 ms
+ * ticks): precise enough for a few moves; threads that ended are not counted (a control service's are its own).
+ */
+export function cpuMsOfThreads(pid: number): number {
+  let ns = 0;
+  try {
+    for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0] ?? 0);
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  } catch {
+    return NaN;
+  }
+  return ns / 1e6;
+}
+
 /** waitForMountedOn's long-poll loop, telling each answer (the trace stamps them). */
 async function waitMounted(
   client: FlockerClient,
@@ -226,6 +248,17 @@ async function main(): Promise<void> {
       datasetId = d.dataset_id;
       await waitForMountedOn(cluster.client, datasetId, a.requireNodeUuid());
     } else await a.docker(['run', '--rm', ...vol, TINY_IMAGE, 'true']); // made on A
+    // --warmup N: the same moves first, untimed (an even number: the volume ends where it started).
+    const warmAt = process.argv.indexOf('--warmup');
+    const warmup = warmAt > 0 ? Number(process.argv[warmAt + 1]) : 0;
+    if (!(warmup >= 0 && warmup % 2 === 0)) throw new Error('--warmup: an even number of moves');
+    for (let i = 0; i < warmup; i++) {
+      const to = i % 2 === 0 ? b : a;
+      if (api) {
+        await cluster.client.updateDataset(datasetId, { primary: to.requireNodeUuid() });
+        await waitMounted(cluster.client, datasetId, to.requireNodeUuid(), () => undefined);
+      } else await to.docker(['run', '--rm', ...vol, TINY_IMAGE, 'true']);
+    }
     const paths: Array<Array<number | undefined>> = [];
     const pids: Array<[string, number | undefined]> = [
       ['control service', cluster.controlPid()],
