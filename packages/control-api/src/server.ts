@@ -23,6 +23,7 @@ import { ListBody } from './listBodies';
 import { auditEntry, isAudited } from './audit';
 import { authorizeRoute, peerIdentity, requireIdentity, type ServerTlsCredentials } from './tls';
 import { rejectDeepJson } from './jsonDepth';
+import { hotFirst } from './routeOrder';
 import {
   controlMetrics,
   processRegistry,
@@ -290,7 +291,8 @@ export function createApp(
     sendJson(req, res, reply.json ?? JSON.stringify(reply.body));
   };
 
-  for (const route of routes) {
+  // The agent channel and the state list first: express tries the layers in order for every request (routeOrder.ts).
+  for (const route of hotFirst(routes)) {
     const audited = isAudited(route.method, route.path);
     const audit = (
       req: Request,
