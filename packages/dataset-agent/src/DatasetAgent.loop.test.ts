@@ -217,9 +217,10 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     // nothing, and the turn's full look is held until the create's worker is done (lookHeld).
     expect(listingsAtCreate).toBe(1);
     // Create, attach and format each tell what they changed (stateAfter): one look after the
-    // mount, then the full look held for the create, and no other once idle.
+    // mount, and no other once idle: the change was only the new dataset, which its worker has in hand
+    // (configChangeNeedsLook; session 12: no full look after the create).
     await pass(50);
-    expect(listings).toBe(3);
+    expect(listings).toBe(2);
     // Created here and never formatted, then formatted by us: never probed.
     expect(probes).toBe(0);
     await agent.stop();
@@ -332,6 +333,9 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     };
     control.setDatasets([dataset]);
     await eventually(() => mounting);
+    // A change that needs the full look comes while the create hangs (a new dataset of another node's).
+    const other = { ...dataset, dataset_id: 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', primary: 'elsewhere' };
+    control.setDatasets([dataset, other]);
     await pass(CREATE_HOLD_MS - 300);
     expect(looks).toBe(0);
     await pass(400);
@@ -422,6 +426,34 @@ describe('DatasetAgent loop (fake driver, host and control service)', () => {
     control.setDatasets([]);
     await pass(100);
     expect(events).toEqual(['unmount', 'detach']);
+    await agent.stop();
+  });
+
+  it('a deletion of a dataset mounted here unmounts and destroys it at once, and no full look follows (session 12)', async () => {
+    const { driver, host, control, agent } = await mountedHereWithOther();
+    const events: string[] = [];
+    noteCalls(events, driver, 'listSnapshots', 'full look');
+    noteCalls(events, host, 'unmount', 'unmount');
+    noteCalls(events, driver, 'destroyVolume', 'destroy');
+    control.setDatasets([{ ...dataset, deleted: true }]);
+    await eventually(() => driver.volumes.size === 0 && control.last()?.volumes?.length === 0);
+    await pass(100);
+    expect(events).toEqual(['unmount', 'destroy']);
+    expect(host.mounts).toHaveLength(0);
+    await agent.stop();
+  });
+
+  it('a deletion with another change in the same configuration: the deletion at once, one full look after', async () => {
+    const { driver, host, control, agent, other } = await mountedHereWithOther();
+    const events: string[] = [];
+    noteCalls(events, driver, 'listSnapshots', 'full look');
+    noteCalls(events, host, 'unmount', 'unmount');
+    noteCalls(events, driver, 'destroyVolume', 'destroy');
+    const another = { ...dataset, dataset_id: 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', primary: other.uuid };
+    control.setDatasets([{ ...dataset, deleted: true }, another]);
+    await eventually(() => driver.volumes.size === 0 && control.last()?.volumes?.length === 0);
+    await pass(100);
+    expect(events).toEqual(['unmount', 'destroy', 'full look']);
     await agent.stop();
   });
 

@@ -52,6 +52,7 @@ import {
   assumeReleased,
   attachOnRelease,
   configChangeNeedsLook,
+  deleteStarts,
   moveStarts,
   releaseNeedsLook,
   unmountOnView,
@@ -336,7 +337,14 @@ export class DatasetAgent {
     if (change === 'config') {
       this.logger.debug('cluster changed', { generation: snap.generation, configChanged: true });
       const started = this.startMoves(snap, 'config');
-      if (before !== null && !this.configNeedsLook(before, snap, started)) {
+      // New datasets and deletions of datasets held here get their workers now too (issue 23, session 12): when that
+      // is all the change is, it needs no full look (configChangeNeedsLook).
+      const created = new Set<string>();
+      if (before !== null && this.poolSeen && !this.stopping && this.fencing.mayAct()) {
+        for (const id of this.fastStart(snap, new Set())) created.add(id);
+        for (const id of this.startDeletes(before, snap)) started.add(id);
+      }
+      if (before !== null && !this.configNeedsLook(before, snap, new Set([...started, ...created]))) {
         this.logger.debug('configuration change in hand: no full look', { generation: snap.generation });
         // No look to end with a report: the version, if risen and no work runs, is reported now (ActedVersion).
         this.acted.adopted();
@@ -441,6 +449,27 @@ export class DatasetAgent {
   }
 
   /**
+   * The workers of datasets this configuration deleted that are held here (moveStart.deleteStarts), started with no
+   * observation: each looks at its dataset first.
+   */
+  private startDeletes(before: ClusterSnapshot, after: ClusterSnapshot): Set<string> {
+    const started = new Set<string>();
+    const now = this.now();
+    const ids = deleteStarts(before, after, {
+      nodeUuid: this.o.nodeUuid,
+      instanceId: this.o.instanceId,
+      volumesOf: (id) => this.view.volumesOf(id),
+    });
+    for (const id of ids) {
+      if (this.work.isRunning(id) || this.failures.retryAt(id) > now || !this.work.hasRoom()) continue;
+      this.logger.debug('delete start', { datasetId: id });
+      this.work.start(id);
+      started.add(id);
+    }
+    return started;
+  }
+
+  /**
    * Whether a configuration change is worth a full look (moveStart.configChangeNeedsLook): not when all it
    * changed is in the hands of the workers it started, waits for another node's release, or left this
    * node's view with nothing of it here. Only in contact: otherwise the look decides as before.
@@ -498,10 +527,10 @@ export class DatasetAgent {
    */
   private lookAfterMoves(started: number): void {
     if (started > 0) this.dispatch('missed');
-    else if (this.moveInFlight() || this.lookHeld()) {
+    else if (this.moveInFlight()) {
       this.dispatch('missed');
       this.lookDeferred = true;
-    } else this.wake();
+    } else this.wake(); // held for creates (lookHeld): the turn holds it, its timer at the hold's bound
   }
 
   /**
@@ -700,9 +729,25 @@ export class DatasetAgent {
   private async startNewDatasets(): Promise<void> {
     const snapshot = this.cluster.snapshot;
     if (snapshot === null || this.stopping || !this.fencing.mayAct()) return;
-    const desired = desiredStateOf(snapshot);
+    if (this.newDatasets(snapshot).length === 0 || !this.work.hasRoom()) return;
+    // Once a full look has shown the pool, a dataset it showed no volume for starts at
+    // once. Before the first full look (just started), one listing spares every dataset
+    // that futile create.
+    if (this.poolSeen) {
+      this.fastStart(snapshot, new Set());
+      return;
+    }
+    const seq = this.view.nextSeq();
+    const listed = await this.pool.listPool();
+    // An action that ended meanwhile may not show in this listing: leave it to the full look.
+    if (this.view.actionEndedSince(seq) || this.stopping) return;
+    this.fastStart(snapshot, new Set(listed.map((v) => v.datasetId)), seq);
+  }
+
+  /** The datasets this node should hold that the view shows no volume of and no worker has (or waits for). */
+  private newDatasets(snapshot: ClusterSnapshot): DesiredState['datasets'] {
     const now = this.now();
-    const candidates = desired.datasets.filter(
+    return desiredStateOf(snapshot).datasets.filter(
       (d) =>
         !d.deleted &&
         d.primary === this.o.nodeUuid &&
@@ -712,18 +757,22 @@ export class DatasetAgent {
         !this.work.isWaiting(d.datasetId) &&
         this.failures.retryAt(d.datasetId) <= now,
     );
-    if (candidates.length === 0 || !this.work.hasRoom()) return;
-    const seq = this.view.nextSeq();
-    // Once a full look has shown the pool, a dataset it showed no volume for starts at
-    // once. Before the first full look (just started), one listing spares every dataset
-    // that futile create.
-    let inPool = new Set<string>();
-    if (!this.poolSeen) {
-      const listed = await this.pool.listPool();
-      // An action that ended meanwhile may not show in this listing: leave it to the full look.
-      if (this.view.actionEndedSince(seq) || this.stopping) return;
-      inPool = new Set(listed.map((v) => v.datasetId));
-    }
+  }
+
+  /**
+   * The fast starts of the new datasets but those in `inPool` (a listing made as of `seq`); returns those started.
+   * Also called on a new configuration once the pool was seen (adopted): no listing, so no wait for a turn.
+   */
+  private fastStart(snapshot: ClusterSnapshot, inPool: ReadonlySet<string>, seq = this.view.nextSeq()): Set<string> {
+    const started = new Set<string>();
+    const desired = desiredStateOf(snapshot);
+    const now = this.now();
+    const candidates = this.newDatasets(snapshot);
+    if (candidates.length === 0 || !this.work.hasRoom()) return started;
+    // The hold's bound counts from the first of creates that overlap; with none left running (no turn cleared them:
+    // the change needed no look), a new one starts a new bound.
+    for (const id of this.createWorkers) if (!this.work.isRunning(id)) this.createWorkers.delete(id);
+    if (this.createWorkers.size === 0) this.lookHeldUntil = undefined;
     for (const dataset of candidates) {
       if (inPool.has(dataset.datasetId) || this.work.isRunning(dataset.datasetId) || !this.work.hasRoom()) continue;
       const local: LocalState = this.pool.withUnreadable({ instanceId: this.o.instanceId, volumes: [] });
@@ -732,12 +781,14 @@ export class DatasetAgent {
       this.logger.debug('fast start', { datasetId: dataset.datasetId, kind: action.kind });
       this.view.update(local, seq, dataset.datasetId);
       this.work.start(dataset.datasetId, { seq, local });
+      started.add(dataset.datasetId);
       // The first full look (poolSeen) is never held: it decides for every other dataset.
       if (this.poolSeen) {
         this.createWorkers.add(dataset.datasetId);
         this.lookHeldUntil ??= now + CREATE_HOLD_MS;
       }
     }
+    return started;
   }
 
   /** A worker ended (the queue already started the next ones). */

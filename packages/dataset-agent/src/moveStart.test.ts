@@ -5,6 +5,7 @@ import {
   assumeReleased,
   attachOnRelease,
   configChangeNeedsLook,
+  deleteStarts,
   moveStarts,
   releaseNeedsLook,
   unmountOnView,
@@ -235,7 +236,7 @@ describe('configChangeNeedsLook: a new configuration that needs no full look', (
     expect(configChangeNeedsLook(snap([config(ME)]), snap([reordered]), ctx('here', true))).toBe(true);
   });
 
-  it('a field besides the primary, a deleted dataset, or configured snapshots need the look even when started', () => {
+  it('a field besides the primary, a deletion with another change, or configured snapshots need the look even when started', () => {
     const started = ctx('here', true);
     expect(configChangeNeedsLook(snap([config(ME)]), snap([config(OTHER, { maximum_size: 1 })]), started)).toBe(true);
     expect(configChangeNeedsLook(snap([config(ME)]), snap([config(ME, { metadata: { a: 'b' } })]), started)).toBe(true);
@@ -247,6 +248,57 @@ describe('configChangeNeedsLook: a new configuration that needs no full look', (
       true,
     );
     expect(configChangeNeedsLook(snap([config(ME)]), withSnapshot(snap([config(ME)])), started)).toBe(true);
+  });
+
+  it('a dataset deleted and nothing else changed, its worker started by the change, is in hand (session 12)', () => {
+    const deleted = config(ME, { deleted: true });
+    expect(configChangeNeedsLook(snap([config(ME)]), snap([deleted]), ctx('here', true))).toBe(false);
+    // Not started, deleted before already, or appearing deleted: the look.
+    expect(configChangeNeedsLook(snap([config(ME)]), snap([deleted]), ctx('here', false))).toBe(true);
+    expect(
+      configChangeNeedsLook(
+        snap([config(OTHER, { deleted: true, metadata: { a: 'b' } })]),
+        snap([deleted]),
+        ctx('here', true),
+      ),
+    ).toBe(true);
+    expect(configChangeNeedsLook(snap([]), snap([deleted]), ctx('here', true))).toBe(true);
+    // Deleted with another field changed: the look.
+    expect(
+      configChangeNeedsLook(
+        snap([config(ME)]),
+        snap([config(ME, { deleted: true, maximum_size: 1 })]),
+        ctx('here', true),
+      ),
+    ).toBe(true);
+    // With configured snapshots: the look (its backups).
+    const snapshot = { snapshot_id: 's', dataset_id: D, metadata: {}, deleted: false };
+    const withSnapshot = (s: ClusterSnapshot): ClusterSnapshot => ({ ...s, snapshots: [snapshot] }) as ClusterSnapshot;
+    expect(
+      configChangeNeedsLook(withSnapshot(snap([config(ME)])), withSnapshot(snap([deleted])), ctx('here', true)),
+    ).toBe(true);
+  });
+
+  it('deleteStarts: a dataset this change deleted, nothing else changed, last seen attached here, no snapshots', () => {
+    const snapshot = { snapshot_id: 's', dataset_id: D, metadata: {}, deleted: false };
+    const withSnapshot = (s: ClusterSnapshot): ClusterSnapshot => ({ ...s, snapshots: [snapshot] }) as ClusterSnapshot;
+    const starts = (before: DatasetConfiguration[], after: DatasetConfiguration[], seen: Seen, snapshots = false) =>
+      deleteStarts(snap(before), snapshots ? withSnapshot(snap(after)) : snap(after), {
+        nodeUuid: ME,
+        instanceId: HERE,
+        volumesOf: () => seenVolumes(seen),
+      });
+    const deleted = (primary: string) => config(primary, { deleted: true });
+    expect(starts([config(ME)], [deleted(ME)], 'here')).toEqual([D]);
+    // Held here whoever its primary is (a move away not done yet): this node unmounts and destroys it.
+    expect(starts([config(OTHER)], [deleted(OTHER)], 'here')).toEqual([D]);
+    for (const seen of ['there', 'free', 'none'] as const)
+      expect(starts([config(ME)], [deleted(ME)], seen)).toEqual([]);
+    expect(starts([deleted(ME)], [deleted(ME)], 'here')).toEqual([]);
+    expect(starts([], [deleted(ME)], 'here')).toEqual([]);
+    expect(starts([config(ME)], [config(ME)], 'here')).toEqual([]);
+    expect(starts([config(ME)], [config(OTHER, { deleted: true })], 'here')).toEqual([]);
+    expect(starts([config(ME)], [deleted(ME)], 'here', true)).toEqual([]);
   });
 
   it("a node's liveness or instance changing, or this node leaving the view, needs the look", () => {

@@ -127,6 +127,30 @@ export function attachOnRelease(
   );
 }
 
+/**
+ * The datasets a new configuration deleted that this node holds as last seen (a volume attached here, so this node
+ * unmounts and destroys it): their workers start at once instead of after a full look (issue 23, session 12: on
+ * 2 cores the look competes with the destroy and with the next command; a worker started with no observation looks
+ * at its own dataset first). Only a dataset that was in `before`, not deleted there and otherwise unchanged, with no
+ * configured snapshots (its backups follow the full look). Others deleted (attached elsewhere or to no one: their
+ * owner's destroy) are left to the full look.
+ */
+export function deleteStarts(before: ClusterSnapshot, after: ClusterSnapshot, c: MoveStartContext): string[] {
+  const was = new Map(before.datasets.map((d) => [d.dataset_id, d]));
+  const withSnapshots = new Set((after.snapshots ?? []).map((s) => s.dataset_id));
+  return after.datasets
+    .filter((d) => {
+      const b = was.get(d.dataset_id);
+      return (
+        b !== undefined &&
+        onlyDeletionDiffers(b, d) &&
+        !withSnapshots.has(d.dataset_id) &&
+        c.volumesOf(d.dataset_id).some((v) => v.attachedTo === c.instanceId)
+      );
+    })
+    .map((d) => d.dataset_id);
+}
+
 export interface ConfigChangeContext extends MoveStartContext {
   /** The datasets whose worker this very change started (moveStarts, as the agent could start them). */
   readonly started: ReadonlySet<string>;
@@ -137,9 +161,10 @@ export interface ConfigChangeContext extends MoveStartContext {
  * before is already in hand (issue 23: on 2 cores, a full look on either end of a move competes with the
  * move's own steps — the old primary's after its detach with the new primary's attach and mount, the new
  * primary's with the old one's unmount). In hand, and only these:
- * - a dataset whose primary alone changed, or that is new to this node's view (it moved here), and whose
- *   worker this change started: the worker looks at its dataset before each step after the first, and its
- *   failures ask for a full look;
+ * - a dataset whose primary alone changed, or that is new to this node's view (it moved here, or was just
+ *   created: the fast start), and whose worker this change started: the worker looks at its dataset before each
+ *   step after the first, and its failures ask for a full look;
+ * - a dataset this change deleted and changed nothing else of, whose worker it started (deleteStarts);
  * - the same, not started, with this node its primary and, as last seen, a volume attached to another
  *   node's instance that is not dead and none here, or all of them attached to no one while another live
  *   node reports it as its own (heldElsewhere): nothing is done until that node lets go, and the release
@@ -147,7 +172,7 @@ export interface ConfigChangeContext extends MoveStartContext {
  * - a dataset gone from this node's view (the old primary's, once the move's release is reported) that
  *   was not this node's primary, not deleted, and of which nothing is attached here as last seen: there
  *   is nothing this node could do for it.
- * Anything else needs the look: another field of a dataset changed, a deleted one, a dataset with
+ * Anything else needs the look: another field of a dataset changed, another deleted one, a dataset with
  * configured snapshots (its backups follow the full look), snapshots changed, a node of the view whose
  * instance or liveness changed, this node gone. Nodes that enter or leave the view with such datasets
  * change nothing by themselves (a dead one fails the rule above). A wrong "in hand" could only delay a
@@ -172,7 +197,12 @@ export function configChangeNeedsLook(
     const b = gone.get(d.dataset_id);
     gone.delete(d.dataset_id);
     if (b !== undefined && JSON.stringify(b) === JSON.stringify(d)) continue;
-    if (d.deleted || withSnapshots.has(d.dataset_id) || (b !== undefined && !onlyPrimaryDiffers(b, d))) return true;
+    if (withSnapshots.has(d.dataset_id)) return true;
+    if (d.deleted) {
+      if (b !== undefined && onlyDeletionDiffers(b, d) && c.started.has(d.dataset_id)) continue;
+      return true;
+    }
+    if (b !== undefined && !onlyPrimaryDiffers(b, d)) return true;
     if (c.started.has(d.dataset_id)) continue;
     const volumes = c.volumesOf(d.dataset_id);
     const waiting =
@@ -192,6 +222,11 @@ export function configChangeNeedsLook(
     )
       return true;
   return false;
+}
+
+/** `b` is `a` deleted, nothing else changed. */
+function onlyDeletionDiffers(a: DatasetConfiguration, b: DatasetConfiguration): boolean {
+  return !a.deleted && b.deleted && JSON.stringify({ ...a, deleted: true }) === JSON.stringify(b);
 }
 
 function onlyPrimaryDiffers(a: DatasetConfiguration, b: DatasetConfiguration): boolean {
