@@ -729,7 +729,7 @@ export class DatasetAgent {
   private async startNewDatasets(): Promise<void> {
     const snapshot = this.cluster.snapshot;
     if (snapshot === null || this.stopping || !this.fencing.mayAct()) return;
-    if (this.newDatasets(snapshot).length === 0 || !this.work.hasRoom()) return;
+    if (this.newDatasets(desiredStateOf(snapshot)).length === 0 || !this.work.hasRoom()) return;
     // Once a full look has shown the pool, a dataset it showed no volume for starts at
     // once. Before the first full look (just started), one listing spares every dataset
     // that futile create.
@@ -745,9 +745,9 @@ export class DatasetAgent {
   }
 
   /** The datasets this node should hold that the view shows no volume of and no worker has (or waits for). */
-  private newDatasets(snapshot: ClusterSnapshot): DesiredState['datasets'] {
+  private newDatasets(desired: DesiredState): DesiredState['datasets'] {
     const now = this.now();
-    return desiredStateOf(snapshot).datasets.filter(
+    return desired.datasets.filter(
       (d) =>
         !d.deleted &&
         d.primary === this.o.nodeUuid &&
@@ -767,7 +767,7 @@ export class DatasetAgent {
     const started = new Set<string>();
     const desired = desiredStateOf(snapshot);
     const now = this.now();
-    const candidates = this.newDatasets(snapshot);
+    const candidates = this.newDatasets(desired);
     if (candidates.length === 0 || !this.work.hasRoom()) return started;
     // The hold's bound counts from the first of creates that overlap; with none left running (no turn cleared them:
     // the change needed no look), a new one starts a new bound.
