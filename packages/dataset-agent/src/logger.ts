@@ -43,9 +43,13 @@ export function createAgentLogger(level: string = 'info', silent = false): winst
  */
 export function skipDisabledLevels(logger: winston.Logger): winston.Logger {
   for (const level of LEVELS) {
-    const log = logger[level].bind(logger) as (...args: unknown[]) => winston.Logger;
-    logger[level] = ((...args: unknown[]) =>
-      logger.isLevelEnabled(level) ? log(...args) : logger) as winston.LeveledLogMethod;
+    const log = logger[level] as (this: winston.Logger, ...args: unknown[]) => winston.Logger;
+    // Called on `this`, not bound to `logger`: a child (logger.child(meta), whose prototype is `logger`) writes
+    // through its own write, which adds its metadata; called detached, on `logger`, as winston's methods allow.
+    logger[level] = function (this: winston.Logger | undefined, ...args: unknown[]): winston.Logger {
+      const self = this ?? logger;
+      return self.isLevelEnabled(level) ? log.apply(self, args) : self;
+    } as winston.LeveledLogMethod;
   }
   return logger;
 }
