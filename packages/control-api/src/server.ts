@@ -188,15 +188,22 @@ const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
  * A JSON answer (a string, or a cached body's Buffer) as express's res.send wrote it, without its per-answer work
  * (issue 23: every hop of a move is a few answers, each parsing and re-formatting its Content-Type, looking up
  * mime types and checking freshness). The same bytes (sendJson.test: against express's res.send on random bodies):
- * Content-Type where the caller set it first, then Content-Length, and no body for HEAD. Nothing here needs express's
- * 304 check (req.fresh): it needs an ETag or Last-Modified header the request matches, and a list's ETag was compared
- * with If-None-Match before (noneMatch takes every tag fresh() takes). express sends no body with 204, 205 or 304;
- * no route answers those with a body.
+ * Content-Type where the caller set it first, then Content-Length, and no body for HEAD. express's 304 check
+ * (req.fresh) is made only for a request with If-None-Match or If-Modified-Since (rare: a list's ETag was compared
+ * with If-None-Match before, by noneMatch): `If-None-Match: *` is fresh on a GET or HEAD of any 2xx answer, ETag or not
+ * (sendJson.fresh.test). express sends no body with 204, 205 or 304; no route answers those with a body.
  */
 export function sendJson(req: Request, res: Response, body: string | Buffer): void {
   res.setHeader('Content-Type', JSON_CONTENT_TYPE);
   res.setHeader('Content-Length', String(typeof body === 'string' ? Buffer.byteLength(body) : body.length));
-  if (req.method === 'HEAD') res.end();
+  const conditional = req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined;
+  if (conditional && req.fresh) {
+    // As res.send: 304, without the body's headers.
+    res.statusCode = 304;
+    res.removeHeader('Content-Type');
+    res.removeHeader('Content-Length');
+    res.end();
+  } else if (req.method === 'HEAD') res.end();
   else res.end(body);
 }
 
