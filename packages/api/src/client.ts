@@ -404,13 +404,19 @@ export class FlockerClient {
 
   /**
    * Agent channel, per-node deltas (issue 23): like waitForCluster with `node`, but the answer
-   * may be a ClusterDelta of that node's view since `since` (merge it with applyClusterDelta;
+   * may be a ClusterDelta of that node's view (`node` undefined: of the whole cluster; a control
+   * service from before that answers whole snapshots) since `since` (merge it with applyClusterDelta;
    * its `since` says which view it applies to). The server does not wake the poll for changes
    * that leave the node's view as it was.
    */
-  async waitForClusterDelta(since: string | undefined, timeoutMs: number, node: string): Promise<ClusterAnswer> {
+  async waitForClusterDelta(
+    since: string | undefined,
+    timeoutMs: number,
+    node: string | undefined,
+  ): Promise<ClusterAnswer> {
     const wait = Math.max(0, Math.min(Math.floor(timeoutMs), MAX_WAIT_MS));
-    const query = new URLSearchParams({ timeout_ms: String(wait), node, delta: 'true' });
+    const query = new URLSearchParams({ timeout_ms: String(wait), delta: 'true' });
+    if (node !== undefined) query.set('node', node);
     if (since !== undefined) query.set('since', since);
     return (await this.call(apiRoutes.waitForCluster, { query }, {}, wait)).value;
   }
@@ -425,13 +431,15 @@ export class FlockerClient {
    * server announces in its Content-Type, or 60 s from a server that announces none). Reconnect
    * then with the generation held: the stream resumes from it. The long-poll methods above are
    * unchanged (no heartbeats: each waits at most its own timeout).
+   * With `node` undefined, the whole cluster (`whole=true`, as waitForCluster without `node`: the Docker plugin); a
+   * control service from before that refuses it (400), one from before the watch answers 404: long-poll then.
    */
   async *watchCluster(
-    node: string,
+    node: string | undefined,
     since?: string,
     options: { signal?: AbortSignal; idleTimeoutMs?: number } = {},
   ): AsyncGenerator<ClusterAnswer, void, undefined> {
-    const query = new URLSearchParams({ node });
+    const query = new URLSearchParams(node !== undefined ? { node } : { whole: 'true' });
     if (since !== undefined) query.set('since', since);
     const path = `${routePath(apiRoutes.watchCluster)}?${query.toString()}`;
     const gone = (): boolean => options.signal?.aborted === true;

@@ -98,3 +98,57 @@ describe('FlockerClient.watchCluster idle detection', () => {
     }
   });
 });
+
+describe('FlockerClient: following the whole cluster (no node)', () => {
+  /** A server that records the URLs asked and answers each with `answer`. */
+  async function recording(
+    answer: (res: ServerResponse) => void,
+  ): Promise<{ url: string; urls: string[]; close: () => Promise<void> }> {
+    const urls: string[] = [];
+    const srv: Server = createServer((req, res) => {
+      urls.push(req.url ?? '');
+      answer(res);
+    });
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    const port = (srv.address() as AddressInfo).port;
+    return { url: `http://127.0.0.1:${port}`, urls, close: () => new Promise((r) => srv.close(() => r())) };
+  }
+
+  it('watches the whole cluster without `node` (whole=true); a service that refuses it (400, older) fails with its status', async () => {
+    const srv = await recording((res) => {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ description: 'node: Required', code: 'INVALID_REQUEST' }));
+    });
+    try {
+      const client = new FlockerClient({ baseUrl: srv.url });
+      let error: unknown;
+      try {
+        await client.watchCluster(undefined, 'g.1.2')[Symbol.asyncIterator]().next();
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(FlockerApiError);
+      expect((error as FlockerApiError).status).toBe(400);
+      expect(srv.urls).toEqual(['/v1/agent/cluster/watch?whole=true&since=g.1.2']);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('long-polls whole-cluster deltas without `node`', async () => {
+    const srv = await recording((res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(VIEW);
+    });
+    try {
+      const client = new FlockerClient({ baseUrl: srv.url });
+      expect((await client.waitForClusterDelta('g.1.2', 0, undefined)).generation).toBe('x.1.1');
+      const asked = new URL(srv.urls[0] as string, 'http://x');
+      expect(asked.pathname).toBe('/v1/agent/cluster');
+      expect(asked.searchParams.get('delta')).toBe('true');
+      expect(asked.searchParams.has('node')).toBe(false);
+    } finally {
+      await srv.close();
+    }
+  });
+});

@@ -163,14 +163,22 @@ const WaitQuery = z
       .enum(['true', 'false'])
       .optional()
       .describe(
-        "With `node` and `since`: answer only what changed in that node's view since `since` (a ClusterDelta, `delta: true`); the server may still answer a full snapshot. A node whose view did not change is not woken.",
+        "With `since`: answer only what changed since `since` (a ClusterDelta, `delta: true`) in that node's view (with `node`) or in the whole cluster (without); the server may still answer a full snapshot. A node whose view did not change is not woken.",
       ),
   })
   .strict();
 
 const WatchQuery = z
   .object({
-    node: NodeUuid.describe('The node whose view is streamed (as `GET /v1/agent/cluster?node=`).'),
+    node: NodeUuid.optional().describe(
+      'The node whose view is streamed (as `GET /v1/agent/cluster?node=`). Exactly one of `node` and `whole`.',
+    ),
+    whole: z
+      .enum(['true'])
+      .optional()
+      .describe(
+        'Instead of `node`: the whole cluster (as `GET /v1/agent/cluster` without `node`: every dataset, live lease, node state and configured snapshot), then a delta per change of it (the Docker plugins). Explicit, so a request that forgot `node` is refused rather than streamed the whole cluster.',
+      ),
     since: z
       .string()
       .optional()
@@ -178,7 +186,10 @@ const WatchQuery = z
         'The generation of the view the agent holds: the stream starts with a delta since it (nothing until the view changes), or with the whole view when absent or not known here.',
       ),
   })
-  .strict();
+  .strict()
+  .refine((q) => (q.node === undefined) !== (q.whole === undefined), {
+    message: "Give exactly one of `node` (a node's view) and `whole=true` (the whole cluster).",
+  });
 
 /** Every route, in the order the server registers them (and the OpenAPI document lists them). */
 export const apiRoutes = {
@@ -467,7 +478,8 @@ export const apiRoutes = {
     query: WaitQuery,
     responses: {
       200: {
-        description: 'The cluster snapshot (or, when `delta=true` was asked, possibly a delta of the node view).',
+        description:
+          "The cluster snapshot (or, when `delta=true` was asked, possibly a delta of the view: the node's, or the whole cluster's).",
         schema: ClusterAnswer,
       },
       ...E400,
@@ -477,7 +489,7 @@ export const apiRoutes = {
     method: 'get',
     path: '/v1/agent/cluster/watch',
     summary:
-      "Agent channel, streaming: one node's view, then a delta per change of it, on one long-lived answer (no re-poll per change).",
+      "Agent channel, streaming: one node's view (or, with `whole=true`, the whole cluster's), then a delta per change of it, on one long-lived answer (no re-poll per change).",
     tag: 'agent',
     query: WatchQuery,
     responses: {

@@ -39,6 +39,7 @@ import { type Configuration, leaseView, liveLease, type StoredLease } from './co
 import type { ControlState } from './ControlState';
 import { jsonOf } from './json';
 import { type Body, JoinedList, ListBody } from './listBodies';
+import { WHOLE_CLUSTER } from './nodeViews';
 import { PersistentMap } from './PersistentMap';
 
 interface Cached {
@@ -303,6 +304,7 @@ export class Views {
    * many nodes this keeps each long-poll answer small (kilobytes, not megabytes).
    */
   snapshotFor(node: string): string {
+    if (node === WHOLE_CLUSTER) return this.snapshot().toString();
     const s = this.state;
     const now = s.now();
     const generation = s.generation;
@@ -354,6 +356,7 @@ export class Views {
    * (a `since` of another process, or older than it keeps): answer the whole view then.
    */
   deltaFor(node: string, since: string): string | undefined {
+    if (node === WHOLE_CLUSTER) return this.clusterDelta(since);
     const s = this.state;
     const changes = s.nodeViews.changesSince(node, since);
     if (changes === undefined) return undefined;
@@ -420,6 +423,56 @@ export class Views {
       },
       peers,
     );
+  }
+
+  /**
+   * What changed in the whole cluster's view (snapshot()) since `since`: the datasets, leases and
+   * node states NodeViewIndex stamped after it, each as it is now or as removed — O(log n + the
+   * change), never a walk of the whole view (at 100,000 datasets, 18 MB). Undefined when the index
+   * cannot say (another process's generation, older than it keeps): answer the whole view then.
+   */
+  private clusterDelta(since: string): string | undefined {
+    const s = this.state;
+    const changes = s.nodeViews.changesSince(WHOLE_CLUSTER, since);
+    if (changes === undefined) return undefined;
+    const config = s.configuration;
+    const snapshots = changes.snapshots ? this.snapshotsList(config) : undefined;
+    if (changes.keys.every((k) => k.startsWith('w:'))) return this.deltaJson(since, snapshots);
+    const now = s.now();
+    const parts = {
+      datasets: [] as string[],
+      removedDatasets: [] as string[],
+      leases: [] as string[],
+      removedLeases: [] as string[],
+      nodes: [] as string[],
+      removedNodes: [] as string[],
+    };
+    for (const key of changes.keys) {
+      const id = key.slice(2);
+      if (key.startsWith('d:')) {
+        const d = config.datasets.get(id);
+        if (d === undefined) {
+          parts.removedDatasets.push(JSON.stringify(id));
+          continue;
+        }
+        parts.datasets.push(jsonOf(d));
+        const lease = liveLease(config, id, now);
+        if (lease !== undefined) parts.leases.push(JSON.stringify(leaseView(lease, now)));
+        else parts.removedLeases.push(JSON.stringify(id));
+      } else if (key.startsWith('n:')) {
+        if (s.reportedNode(id) !== undefined) parts.nodes.push(this.nodeStateJson(id, now));
+        else parts.removedNodes.push(JSON.stringify(id));
+      }
+    }
+    // Keys of datasets purged and nodes forgotten go once they are many (a `since` before them: the whole view).
+    s.nodeViews.prune(
+      WHOLE_CLUSTER,
+      (key) =>
+        key.startsWith('w:') ||
+        (key.startsWith('d:') ? config.datasets.has(key.slice(2)) : s.reportedNode(key.slice(2)) !== undefined),
+      config.datasets.size + s.nodeViews.nodesSeen,
+    );
+    return this.deltaJson(since, snapshots, parts);
   }
 
   /**

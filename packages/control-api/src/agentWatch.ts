@@ -14,6 +14,7 @@
  * it drains the next line is one delta covering everything it missed.
  */
 import type { ControlState } from './ControlState';
+import { WHOLE_CLUSTER } from './nodeViews';
 import type { ViewSubscription } from './notifier';
 import type { StreamSink } from './routeSpec';
 import type { Views } from './Views';
@@ -102,9 +103,48 @@ export function sharedDeltaCacheSize(state: ControlState): number {
   return sharedAnswers.get(state)?.bySince.size ?? 0;
 }
 
+/** Per service: the whole cluster's lines of the current generation, by the `since` they answer ('' : none). */
+const clusterAnswers = new WeakMap<ControlState, Shared>();
+/** The whole snapshot's body (Views.snapshot, cached per generation) → that body as a line: one copy, not one per watcher. */
+const snapshotLines = new WeakMap<Buffer, Buffer>();
+
+/**
+ * The whole cluster's line for a watcher holding `since` (the plugins, issue 23): every watcher of the
+ * same `since` — all of them, almost always — gets the same Buffer, built once per generation: a delta
+ * when the index knows what changed, else the whole snapshot (itself cached per generation).
+ */
+function clusterAnswer(
+  state: ControlState,
+  views: Views,
+  since: string | undefined,
+): { line: Buffer; generation: string } {
+  const generation = state.generation;
+  let shared = clusterAnswers.get(state);
+  if (shared?.generation !== generation) {
+    shared = { generation, bySince: new Map() };
+    clusterAnswers.set(state, shared);
+  }
+  const key = since ?? '';
+  let line = shared.bySince.get(key);
+  if (line === undefined) {
+    const delta = since !== undefined ? views.deltaFor(WHOLE_CLUSTER, since) : undefined;
+    if (delta !== undefined) line = Buffer.from(`${delta}\n`);
+    else {
+      const body = views.snapshot();
+      line = snapshotLines.get(body);
+      if (line === undefined) {
+        line = Buffer.concat([body, HEARTBEAT]);
+        snapshotLines.set(body, line);
+      }
+    }
+    if (shared.bySince.size < MAX_SHARED) shared.bySince.set(key, line);
+  }
+  return { line, generation };
+}
+
 /**
  * The line for `node` holding `since`: a delta when the index knows what changed, else the whole
- * view. A delta touching no entry of the view (the snapshots' change, or a container wake-up) does
+ * view (WHOLE_CLUSTER: the whole cluster's, clusterAnswer). A delta touching no entry of the view (the snapshots' change, or a container wake-up) does
  * not depend on the node, so it is built once per `since` and generation.
  */
 export function answerFor(
@@ -113,6 +153,7 @@ export function answerFor(
   node: string,
   since: string | undefined,
 ): { line: Buffer | string; generation: string } {
+  if (node === WHOLE_CLUSTER) return clusterAnswer(state, views, since);
   const generation = state.generation;
   if (since !== undefined) {
     const changes = state.nodeViews.changesSince(node, since);
@@ -139,7 +180,7 @@ export function answerFor(
 }
 
 /**
- * Streams node's view to `sink` until the client goes away: the whole view first (or, from a
+ * Streams node's view (WHOLE_CLUSTER: the whole cluster's, Views.snapshot) to `sink` until the client goes away: the whole view first (or, from a
  * `since` still current, nothing until the view changes), then a line per change. A standing
  * subscription wakes it (no promise, timer or listener per change); an empty line goes out after a
  * heartbeat period without one (so at most 2 periods between two writes; the route announces the

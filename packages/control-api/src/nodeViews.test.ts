@@ -11,7 +11,7 @@ import {
 } from './configuration';
 import { createContainer, moveContainer } from './containers';
 import { ConfigurationError } from './errors';
-import { after, parseGeneration } from './nodeViews';
+import { after, parseGeneration, WHOLE_CLUSTER } from './nodeViews';
 import { caretakerOf, witnessOf } from './orphanViews';
 import { Views } from './Views';
 import { A, B, C, letterReport as report } from './testing/fixtures';
@@ -106,8 +106,8 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
         try {
           for (const node of nodes) await state.report(report(node));
           const views = new Views(state, true);
-          // Simulated agents: each holds the merged view as of its last answer.
-          const { poll } = viewFollowers(state, views, nodes);
+          // Simulated agents: each holds the merged view as of its last answer; and a whole-cluster follower (a plugin).
+          const { poll } = viewFollowers(state, views, [...nodes, WHOLE_CLUSTER]);
           const reports = new Map(nodes.map((node) => [node, report(node)]));
           /** Backend entries of configured snapshots. */
           const backendSnapshots = (ids: readonly string[]) =>
@@ -215,7 +215,10 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
                 const r = report(node, { volumes, ...(snapshots.length > 0 ? { snapshots } : {}) });
                 reports.set(node, r);
                 await state.report(r);
-              } else if (o.kind === 'poll') poll(nodes[o.node] as string);
+              } else if (o.kind === 'poll') {
+                poll(nodes[o.node] as string);
+                poll(WHOLE_CLUSTER);
+              }
             } catch (e) {
               // A refused change (a lease held elsewhere, a deleted dataset moved) changes nothing.
               if (!(e instanceof ConfigurationError)) throw e;
@@ -282,6 +285,9 @@ describe('nodeViews: per-node wake-ups and deltas', () => {
             }
           }
           for (const node of nodes) poll(node);
+          poll(WHOLE_CLUSTER);
+          // The whole cluster's view is the whole snapshot.
+          expect(views.snapshotFor(WHOLE_CLUSTER)).toBe(views.snapshot().toString());
         } finally {
           await state.close();
         }

@@ -39,6 +39,7 @@ import { backupHandlers } from './backupRoutes';
 import { requireBackupNode } from './backups';
 import { type Handlers, implement, type RouteSpec } from './routeSpec';
 import { watchContentType, watchNode } from './agentWatch';
+import { WHOLE_CLUSTER } from './nodeViews';
 
 export { canonicalInput } from './routeSpec';
 export type { Reply, RouteContext, RouteSpec } from './routeSpec';
@@ -162,10 +163,11 @@ const datasetHandlers: Omit<
       // A node's poll waits on its own view: changes elsewhere do not wake it (issue 23).
       await state.waitForChange(query.since, wait, signal, query.node);
     }
-    // A delta only when asked for (older agents and other clients read full snapshots) and known.
+    // A delta only when asked for (older agents and other clients read full snapshots) and known; without `node`,
+    // of the whole cluster.
     const delta =
-      query.node !== undefined && query.since !== undefined && query.delta === 'true'
-        ? views.deltaFor(query.node, query.since)
+      query.since !== undefined && query.delta === 'true'
+        ? views.deltaFor(query.node ?? WHOLE_CLUSTER, query.since)
         : undefined;
     return {
       status: 200,
@@ -173,12 +175,13 @@ const datasetHandlers: Omit<
       tag: state.configurationTag,
     };
   },
-  // One long-lived answer per agent, a line per change of its node's view (agentWatch.ts, issue 23).
+  // One long-lived answer per agent, a line per change of its node's view (agentWatch.ts, issue 23); with `whole=true`
+  // (the contract takes exactly one of them), of the whole cluster (the plugins).
   watchCluster: (state, { query }, views) => ({
     status: 200,
     stream: {
       contentType: watchContentType(),
-      run: (sink) => watchNode(state, views, query.node, query.since, sink),
+      run: (sink) => watchNode(state, views, query.node ?? WHOLE_CLUSTER, query.since, sink),
     },
   }),
 };
