@@ -1009,11 +1009,20 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
           const image = path.join(this.sparesPath, spareImageName(candidate.id));
           // A spare's device serves an image of at least a unit, so the scan of the devices that can hold data finds it.
           const devices = devicesOfSpare(await this.bindingsIn(dirs, { sized: true }), dirs, candidate.id);
-          // The device first: exclusive (not mounted anywhere), and flushed, so what any opener wrote is in the image.
-          const busy = devices.length > 0 ? await this.flushSpareDevice(devices[0]) : false;
-          const verdict = busy
-            ? { ok: false as const, reason: `its loop device ${devices[0]} is in use` }
-            : this.spareCheck(image);
+          // Its devices first: each exclusive (not mounted, not held open), and flushed, so what any opener wrote is in
+          // the image. Every one of them, not only the kept one: a second device (bound by hand, or left over) would
+          // otherwise carry an opener's writes into the dataset's volume.
+          let busyDevice: string | undefined;
+          for (const d of devices) {
+            if (await this.flushSpareDevice(d)) {
+              busyDevice = d;
+              break;
+            }
+          }
+          const verdict =
+            busyDevice !== undefined
+              ? { ok: false as const, reason: `its loop device ${busyDevice} is in use` }
+              : this.spareCheck(image);
           if (verdict === undefined) continue; // claimed by another host meanwhile
           if (!verdict.ok) {
             this.logger.warn('spare volume fails the never-written check: destroyed, not handed out', {
