@@ -52,7 +52,9 @@ ensure_certificates() {
 }
 CURL_TLS=(--cacert "$ETC/cluster.crt" --cert "$ETC/admin.crt" --key "$ETC/admin.key")
 
-running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+# A process that has exited but is not reaped yet (a zombie: some init systems reap late) counts as gone.
+alive() { local st; st=$(sed -n 's/^.*) \([A-Za-z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null) && [ -n "$st" ] && [ "$st" != Z ]; }
+running() { [ -f "$RUN/$1.pid" ] && alive "$(cat "$RUN/$1.pid")"; }
 wait_for() { # description, command...
   local what=$1; shift
   for _ in $(seq 1 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
@@ -69,7 +71,7 @@ stop() {
   local name=$1
   if running "$name"; then
     local pid; pid=$(cat "$RUN/$name.pid"); kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
     echo "flocker: stopped $name"
   fi
@@ -107,8 +109,11 @@ up)
   source scripts/env.sh; flocker_ensure_node
   bash scripts/host-setup.sh
   if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-fund --no-audit; fi
-  npx tsc -b
-  npm run build --silent -w @flocker/web-ui   # the app `flocker ui` serves
+  node_modules/.bin/tsc -b   # not through npx: npm warns about the npm_config_nodedir env.sh sets
+  # The app `flocker ui` serves; its output (npm's and Vite's warnings) only when the build fails.
+  if ! webui_log=$(npm run build --silent -w @flocker/web-ui 2>&1); then
+    printf '%s\n' "$webui_log" >&2; echo "flocker: building the web UI failed" >&2; exit 1
+  fi
   NODE="$ROOT/.tools/node/bin/node"
   mkdir -p "$ETC" "$DATA" "$LOGS" "$RUN" /run/docker/plugins && chmod 700 "$ETC"
   ensure_certificates
