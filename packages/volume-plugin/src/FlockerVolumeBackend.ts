@@ -56,7 +56,9 @@ export const LEASE_HOLDER = 'docker';
 export type ControlClient = Pick<
   FlockerClient,
   'createDataset' | 'updateDataset' | 'deleteDataset' | 'acquireLease' | 'releaseLease' | 'waitForCluster'
->;
+> &
+  // The whole cluster's watch (issue 23): followed by deltas when the client offers it, else long-polled.
+  Partial<Pick<FlockerClient, 'watchCluster'>>;
 
 export interface FlockerVolumeBackendOptions {
   client: ControlClient;
@@ -326,7 +328,14 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     this.me = opts.nodeUuid;
     this.registry = opts.registry;
     this.logger = opts.logger;
-    this.watcher = new ClusterWatcher((since, t) => this.client.waitForCluster(since, t), opts.logger, opts.pollMs);
+    const watch = this.client.watchCluster?.bind(this.client);
+    this.watcher = new ClusterWatcher(
+      (since, t) => this.client.waitForCluster(since, t),
+      opts.logger,
+      opts.pollMs,
+      undefined,
+      watch !== undefined ? (since, signal) => watch(undefined, since, { signal }) : undefined,
+    );
     this.watcher.onSnapshot((s) => {
       this.dropDeleted(s);
       for (const [name, d] of this.madeHere)
