@@ -55,7 +55,7 @@ import {
   volumeSchedule,
 } from './snapshots';
 import { cloneMetadata, defaultCloneNode, diffSnapshots } from '@flocker/web-ui';
-import { checkInUse, inUseBy } from './safety';
+import { checkInUse, inUseBy, leaseHeldOnMove } from './safety';
 import { runUi, uiOptions, type UiArgs } from './ui/command';
 import { completionCandidates, completionKind } from './completion';
 import { containerText, containerViews } from './containers';
@@ -206,6 +206,18 @@ function waitForMounted(
   );
 }
 
+/**
+ * `flocker --version` (with options only, no command) is `flocker version --client`: yargs' own --version is
+ * off because `version` is a command, which alone would answer "Name a command" to the usual flag.
+ */
+export function versionFlag(argv: readonly string[]): string[] {
+  // Words that are not the value of a global option taking one (-o json, --control-url URL, …).
+  const takesValue = new Set(['-o', '--output', '--control-url', '--cacert', '--cert', '--key']);
+  const words = argv.filter((x, i) => !x.startsWith('-') && !takesValue.has(argv[i - 1] ?? ''));
+  if (!argv.includes('--version') || words.length > 0) return [...argv];
+  return ['version', '--client', ...argv.filter((x) => x !== '--version')];
+}
+
 /** checkInUse's warning ("warning: …") as a warning with a code, for --json. */
 function inUseWarning(text: string | undefined): { code: string; message: string } | undefined {
   return text === undefined ? undefined : { code: 'IN_USE_FORCED', message: text.replace(/^warning: /, '') };
@@ -330,7 +342,7 @@ export function buildCli(
       })
       .option('timeout', { type: 'number', default: 120, describe: 'Seconds to wait' });
 
-  return yargs(normaliseArgv(argv))
+  return yargs(normaliseArgv(versionFlag(argv)))
     .scriptName('flocker')
     .usage('$0 <command> [options]\n\nManage Flocker volumes (datasets) across a cluster.')
     .option('control-url', {
@@ -611,7 +623,12 @@ export function buildCli(
             ]);
             const d = resolveDataset(datasets, a.volume);
             const node = resolveNode(snapshot.nodes, a.node);
-            const moved = await client.updateDataset(d.dataset_id, { primary: node.uuid });
+            const moved = await client.updateDataset(d.dataset_id, { primary: node.uuid }).catch(async (e: unknown) => {
+              if (!(e instanceof FlockerApiError && e.code === 'LEASE_HELD')) throw e;
+              const leases = await client.listLeases().catch(() => snapshot.leases);
+              const lease = leases.find((l) => l.dataset_id === d.dataset_id);
+              throw leaseHeldOnMove(nameOf(d) || d.dataset_id, lease, snapshot.nodes, e.description);
+            });
             if (!a.wait)
               return print(
                 a,
@@ -819,7 +836,7 @@ export function buildCli(
             print(a, await freshView(client, deleted), () => `Destroyed ${nameOf(d) || d.dataset_id}`);
           }),
         )
-        .demandCommand(1, 'Name a volumes command: list, create, show, move, clone, resize or destroy'),
+        .demandCommand(1, 'Name a volumes command: list, create, show, move, clone, schedule, resize or destroy'),
     )
     .command('snapshots', 'Take, list, show and destroy snapshots of volumes', (sn) =>
       sn
@@ -1102,51 +1119,40 @@ export function buildCli(
         )
         .demandCommand(1, 'Name a backup command: create, list, restore or delete'),
     )
-    .command('nodes', 'List nodes', (n) =>
-      n
-        .command(
-          ['list', 'ls'],
-          'List the nodes that have reported',
-          (b) =>
-            watchOptions(
-              b.option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only node UUIDs' }),
-            )
-              .example('$0 nodes list', 'NODE HOST ALIVE LAST SEEN BACKEND VOLUMES ERRORS')
-              .example('$0 nodes list -o name', 'one address a line')
-              .example('$0 nodes list --watch', 'print again when a node joins, dies or comes back'),
-          run<GlobalArgs & { quiet: boolean; watch: boolean; timeout?: number }>(async (a, client) => {
-            const render = (nodes: readonly NodeState[]) =>
-              renderList(a, nodes, {
-                headers: ['NODE', 'HOST', 'ALIVE', 'LAST SEEN', 'BACKEND', 'VOLUMES', 'ERRORS'],
-                cells: (x) => [
-                  shortId(x.uuid),
-                  x.host,
-                  x.alive ? 'yes' : 'NO',
-                  relativeTime(new Date(x.last_seen)),
-                  x.backend,
-                  String(x.manifestations.length),
-                  String(x.errors.length),
-                ],
-                wideHeaders: ['UUID', 'INSTANCE', 'ZONE', 'VERSION'],
-                wideCells: (x) => [x.uuid, x.instance_id ?? '-', x.zone ?? '-', x.version ?? '-'],
-                name: (x) => x.host,
-                id: (x) => x.uuid,
-              });
-            // Every report moves last_seen (and the free capacity): a change is what the columns say otherwise.
-            const key = (nodes: readonly NodeState[]) =>
-              nodes.map((x) => [
-                x.uuid,
+    .command('nodes', 'List nodes (same as flocker nodes list)', (n) =>
+      n.command(
+        // The only nodes command, so `flocker nodes` alone lists them too (the help above says "List nodes").
+        ['list', 'ls', '$0'],
+        'List the nodes that have reported',
+        (b) =>
+          watchOptions(b.option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only node UUIDs' }))
+            .example('$0 nodes list', 'NODE HOST ALIVE LAST SEEN BACKEND VOLUMES ERRORS')
+            .example('$0 nodes list -o name', 'one address a line')
+            .example('$0 nodes list --watch', 'print again when a node joins, dies or comes back'),
+        run<GlobalArgs & { quiet: boolean; watch: boolean; timeout?: number }>(async (a, client) => {
+          const render = (nodes: readonly NodeState[]) =>
+            renderList(a, nodes, {
+              headers: ['NODE', 'HOST', 'ALIVE', 'LAST SEEN', 'BACKEND', 'VOLUMES', 'ERRORS'],
+              cells: (x) => [
+                shortId(x.uuid),
                 x.host,
-                x.alive,
+                x.alive ? 'yes' : 'NO',
+                relativeTime(new Date(x.last_seen)),
                 x.backend,
-                x.manifestations.length,
-                x.errors.length,
-                x.version,
-              ]);
-            await listOrWatch(a, client, async (s) => Promise.resolve(s.nodes), render, { key });
-          }),
-        )
-        .demandCommand(1, 'Name a nodes command: list'),
+                String(x.manifestations.length),
+                String(x.errors.length),
+              ],
+              wideHeaders: ['UUID', 'INSTANCE', 'ZONE', 'VERSION'],
+              wideCells: (x) => [x.uuid, x.instance_id ?? '-', x.zone ?? '-', x.version ?? '-'],
+              name: (x) => x.host,
+              id: (x) => x.uuid,
+            });
+          // Every report moves last_seen (and the free capacity): a change is what the columns say otherwise.
+          const key = (nodes: readonly NodeState[]) =>
+            nodes.map((x) => [x.uuid, x.host, x.alive, x.backend, x.manifestations.length, x.errors.length, x.version]);
+          await listOrWatch(a, client, async (s) => Promise.resolve(s.nodes), render, { key });
+        }),
+      ),
     )
     .command('leases', 'List, acquire and release leases', (l) =>
       l
@@ -1295,9 +1301,17 @@ export function buildCli(
     )
     .command(
       'version',
-      'The versions of this client and of the control service',
-      (b) => b.example('$0 version --json', '{"client": …, "server": …}'),
-      run<GlobalArgs>(async (a, client) => {
+      'The versions of this client and of the control service (--client or flocker --version: only this client)',
+      (b) =>
+        b
+          .option('client', {
+            type: 'boolean',
+            default: false,
+            describe: "Only this client's version (the control service is not asked)",
+          })
+          .example('$0 version --json', '{"client": …, "server": …}'),
+      run<GlobalArgs & { client: boolean }>(async (a, client) => {
+        if (a.client) return print(a, { client: clientVersion() }, () => `Client:  ${clientVersion()}`);
         // The client's version is printed even when the control service does not answer.
         let server: { flocker: string | null; error: string | null };
         let exit: number = EXIT.OK;

@@ -7,7 +7,7 @@
  */
 import type { Lease, NodeState } from '@flocker/api';
 import { CliError, EXIT } from './errors';
-import { shortId } from './format';
+import { leaseHolders, shortId } from './format';
 
 export interface InUse {
   lease: Lease;
@@ -53,4 +53,26 @@ export function checkInUse(
   return action === 'release'
     ? `warning: ${inUse}; releasing its lease anyway (--force): the volume may now be moved or destroyed under that container.`
     : `warning: ${inUse}; releasing its lease and destroying it anyway (--force): that container loses its data.`;
+}
+
+/**
+ * `volumes move` refused by the control service because a node holds the volume's lease (LEASE_HELD): which host
+ * holds it and what to do, in the terms `volumes destroy` uses, instead of the API's "Release the lease first"
+ * with bare UUIDs. A lease of the Docker plugin (holder "docker") means a container there uses the volume: stopping
+ * it ends the lease. Any other lease (`flocker leases acquire`, CSI) is released by its owner or `leases release`.
+ */
+export function leaseHeldOnMove(
+  volume: string,
+  lease: Lease | undefined,
+  nodes: readonly NodeState[],
+  apiMessage: string,
+): CliError {
+  if (lease === undefined) return new CliError(EXIT.CONFLICT, apiMessage, 'LEASE_HELD');
+  const node = nodes.find((n) => n.uuid === lease.node_uuid);
+  const on = node ? `${node.host} (node ${shortId(node.uuid)})` : `node ${shortId(lease.node_uuid)}`;
+  const holders = lease.holders ?? [];
+  const remedy = holders.includes('docker')
+    ? `a container there uses it. Stop that container, then move it again, or start the container on the other host (the Docker plugin moves the volume there)`
+    : `held by ${leaseHolders(lease)}${lease.pinned === true ? ', pinned' : ''}. Release it first ("flocker leases release ${volume}"), then move it again`;
+  return new CliError(EXIT.CONFLICT, `volume ${volume} cannot move: ${on} holds its lease: ${remedy}.`, 'LEASE_HELD');
 }

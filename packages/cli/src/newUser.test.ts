@@ -1,0 +1,190 @@
+/**
+ * What a new user tried in the README walkthrough (session 13, helper U) and found wrong or confusing:
+ * `flocker --version`, `flocker nodes` alone, the volumes usage message, and `volumes move` of a volume a
+ * container uses (the API's "Release the lease first" with bare UUIDs).
+ */
+import {
+  FlockerApiError,
+  type ClusterSnapshot,
+  type DatasetConfiguration,
+  type FlockerClient,
+  type Lease,
+  type NodeState,
+} from '@flocker/api';
+import { node as fixtureNode } from '@flocker/web-ui/testing';
+import { buildCli, versionFlag } from './cli';
+import { EXIT } from './errors';
+import { leaseHeldOnMove } from './safety';
+import { clientVersion } from './version';
+
+const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+const D1 = '11111111-1111-4111-8111-111111111111';
+
+const node = (uuid: string, host: string): NodeState =>
+  fixtureNode(uuid, host, { last_seen: new Date().toISOString() });
+const ds = (name: string): DatasetConfiguration => ({
+  dataset_id: D1,
+  primary: A,
+  maximum_size: 128 * 1024 * 1024,
+  metadata: { name },
+  deleted: false,
+});
+
+/** The control service as these commands see it; a move of a leased volume is refused as the real one does. */
+function fakeClient(leases: Lease[], calls: string[] = []): FlockerClient {
+  const snapshot: ClusterSnapshot = {
+    generation: '1',
+    configuration_tag: 't',
+    datasets: [ds('pg')],
+    leases,
+    nodes: [node(A, '10.0.0.1'), node(B, '10.0.0.2')],
+  };
+  const fake = {
+    version: async () => {
+      calls.push('version');
+      return { flocker: 'test' };
+    },
+    listDatasets: async () => snapshot.datasets,
+    listLeases: async () => leases,
+    waitForCluster: async () => snapshot,
+    updateDataset: async () => {
+      calls.push('update');
+      throw new FlockerApiError(
+        409,
+        'LEASE_HELD',
+        `The dataset ${D1} cannot move: node ${A} (used there by docker) holds a lease on it. Release the lease first.`,
+      );
+    },
+  };
+  // Only the methods these commands call exist.
+  return fake as unknown as FlockerClient;
+}
+
+/** yargs' usage failures call process.exit; here that ends the command with its code. */
+class Exited extends Error {
+  constructor(readonly code: number) {
+    super(`process.exit(${code})`);
+  }
+}
+
+async function flocker(client: FlockerClient, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  process.exitCode = 0;
+  const exit = jest.spyOn(process, 'exit').mockImplementation((c) => {
+    throw new Exited(Number(c ?? 0));
+  });
+  let code: number;
+  try {
+    await buildCli(
+      argv,
+      { out: (t) => out.push(t), err: (t) => err.push(t), interactive: false },
+      () => client,
+    ).parseAsync();
+    code = Number(process.exitCode ?? 0);
+  } catch (e) {
+    if (!(e instanceof Exited)) throw e;
+    code = e.code;
+  } finally {
+    exit.mockRestore();
+  }
+  process.exitCode = 0;
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+describe('flocker --version', () => {
+  it("prints this client's version and exits 0 without asking the control service (it said 'Name a command', 2)", async () => {
+    const calls: string[] = [];
+    const r = await flocker(fakeClient([], calls), '--version');
+    expect(r).toEqual({ code: EXIT.OK, out: `Client:  ${clientVersion()}`, err: '' });
+    expect(calls).toEqual([]);
+  });
+
+  it('--json gives {"client": …}; version --client is the same; version alone still asks the server', async () => {
+    const json = await flocker(fakeClient([]), '-o', 'json', '--version');
+    expect(JSON.parse(json.out)).toEqual({ client: clientVersion() });
+    expect((await flocker(fakeClient([]), 'version', '--client')).out).toBe(`Client:  ${clientVersion()}`);
+    const calls: string[] = [];
+    const both = await flocker(fakeClient([], calls), 'version');
+    expect(both.out).toMatch(/^Client: .*\nServer: {2}test/);
+    expect(calls).toEqual(['version']);
+  });
+
+  it('is rewritten only without a command word', () => {
+    expect(versionFlag(['--version'])).toEqual(['version', '--client']);
+    expect(versionFlag(['--control-url', 'https://x:4523', '--version'])).toEqual([
+      'version',
+      '--client',
+      '--control-url',
+      'https://x:4523',
+    ]);
+    expect(versionFlag(['volumes', 'list', '--version'])).toEqual(['volumes', 'list', '--version']);
+    expect(versionFlag(['volumes', 'list'])).toEqual(['volumes', 'list']);
+  });
+});
+
+describe('flocker nodes', () => {
+  it('alone lists the nodes, as the top-level help ("List nodes") promises (it said "Name a nodes command", 2)', async () => {
+    const r = await flocker(fakeClient([]), 'nodes');
+    expect(r.code).toBe(EXIT.OK);
+    expect(r.out).toMatch(/^NODE +HOST +ALIVE/);
+    expect(r.out).toContain('10.0.0.2');
+    expect((await flocker(fakeClient([]), 'nodes', '-o', 'name')).out).toBe('10.0.0.1\n10.0.0.2');
+  });
+
+  it('nodes list still works; an unknown word is still a usage error', async () => {
+    expect((await flocker(fakeClient([]), 'nodes', 'list')).code).toBe(EXIT.OK);
+    const r = await flocker(fakeClient([]), 'nodes', 'bogus');
+    expect(r.code).toBe(EXIT.USAGE);
+    expect(r.err).toMatch(/Unknown argument: bogus/);
+  });
+});
+
+it('flocker volumes alone names every volumes command, schedule too', async () => {
+  const r = await flocker(fakeClient([]), 'volumes');
+  expect(r.code).toBe(EXIT.USAGE);
+  expect(r.err).toMatch(/list, create, show, move, clone, schedule, resize or destroy/);
+});
+
+describe('volumes move of a leased volume', () => {
+  const dockerLease: Lease = { dataset_id: D1, node_uuid: A, expires: null, holders: ['docker'] };
+
+  it('names the host and says to stop the container (not "Release the lease first" with UUIDs), exit 4', async () => {
+    const calls: string[] = [];
+    const r = await flocker(fakeClient([dockerLease], calls), 'volumes', 'move', 'pg', '10.0.0.2');
+    expect(calls).toEqual(['update']);
+    expect(r.code).toBe(EXIT.CONFLICT);
+    expect(r.err).toBe(
+      'flocker: volume pg cannot move: 10.0.0.1 (node aaaaaaaa) holds its lease: a container there uses it. ' +
+        'Stop that container, then move it again, or start the container on the other host ' +
+        '(the Docker plugin moves the volume there).',
+    );
+  });
+
+  it('--json keeps the API code LEASE_HELD', async () => {
+    const r = await flocker(fakeClient([dockerLease], []), 'volumes', 'move', 'pg', '10.0.0.2', '--json');
+    expect(JSON.parse(r.err)).toEqual({
+      error: {
+        code: 'LEASE_HELD',
+        message: expect.stringMatching(/^volume pg cannot move: 10\.0\.0\.1/),
+        exit_code: 4,
+      },
+    });
+  });
+
+  it("a lease that is not Docker's: release it first, naming the command", () => {
+    const nodes = [node(A, '10.0.0.1')];
+    const pinned: Lease = { dataset_id: D1, node_uuid: A, expires: null, pinned: true };
+    expect(leaseHeldOnMove('pg', pinned, nodes, 'api').message).toBe(
+      'volume pg cannot move: 10.0.0.1 (node aaaaaaaa) holds its lease: held by (unnamed), pinned. ' +
+        'Release it first ("flocker leases release pg"), then move it again.',
+    );
+    // The holder unknown to this snapshot: its UUID prefix; the lease gone meanwhile: the API's own words.
+    const other: Lease = { dataset_id: D1, node_uuid: B, expires: null, holders: ['csi'] };
+    expect(leaseHeldOnMove('pg', other, nodes, 'api').message).toMatch(
+      /^volume pg cannot move: node bbbbbbbb holds its lease: held by csi\. Release it first/,
+    );
+    expect(leaseHeldOnMove('pg', undefined, nodes, 'the API says').message).toBe('the API says');
+  });
+});
