@@ -15,14 +15,17 @@ import { node as fixtureNode } from '@flocker/web-ui/testing';
 import { buildCli, versionFlag } from './cli';
 import { EXIT } from './errors';
 import { leaseHeldOnMove } from './safety';
+import { beyondBackendProblem } from './validation';
 import { clientVersion } from './version';
 
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
 const D1 = '11111111-1111-4111-8111-111111111111';
 
-const node = (uuid: string, host: string): NodeState =>
-  fixtureNode(uuid, host, { last_seen: new Date().toISOString() });
+const node = (uuid: string, host: string, patch: Partial<NodeState> = {}): NodeState =>
+  fixtureNode(uuid, host, { last_seen: new Date().toISOString(), ...patch });
+const GiB = 1024 ** 3;
+const TiB = 1024 * GiB;
 const ds = (name: string): DatasetConfiguration => ({
   dataset_id: D1,
   primary: A,
@@ -32,13 +35,17 @@ const ds = (name: string): DatasetConfiguration => ({
 });
 
 /** The control service as these commands see it; a move of a leased volume is refused as the real one does. */
-function fakeClient(leases: Lease[], calls: string[] = []): FlockerClient {
+function fakeClient(
+  leases: Lease[],
+  calls: string[] = [],
+  nodes: NodeState[] = [node(A, '10.0.0.1'), node(B, '10.0.0.2')],
+): FlockerClient {
   const snapshot: ClusterSnapshot = {
     generation: '1',
     configuration_tag: 't',
     datasets: [ds('pg')],
     leases,
-    nodes: [node(A, '10.0.0.1'), node(B, '10.0.0.2')],
+    nodes,
   };
   const fake = {
     version: async () => {
@@ -48,6 +55,10 @@ function fakeClient(leases: Lease[], calls: string[] = []): FlockerClient {
     listDatasets: async () => snapshot.datasets,
     listLeases: async () => leases,
     waitForCluster: async () => snapshot,
+    createDataset: async () => {
+      calls.push('create');
+      throw new FlockerApiError(400, 'SIZE_BEYOND_BACKEND', 'maximum_size … at most 17592186044416 bytes.');
+    },
     updateDataset: async () => {
       calls.push('update');
       throw new FlockerApiError(
@@ -186,5 +197,39 @@ describe('volumes move of a leased volume', () => {
       /^volume pg cannot move: node bbbbbbbb holds its lease: held by csi\. Release it first/,
     );
     expect(leaseHeldOnMove('pg', undefined, nodes, 'the API says').message).toBe('the API says');
+  });
+});
+
+describe('a size the backend cannot create', () => {
+  // A loopback node as it reports itself: at most 16 TiB a volume, 73 GiB free.
+  const loopback = node(A, '127.0.0.1', { backend: 'loopback', max_volume_size: 16 * TiB, available_bytes: 73 * GiB });
+
+  it('volumes create is refused before the API, in TiB, with no "created anyway" warning first (exit 2)', async () => {
+    const calls: string[] = [];
+    const r = await flocker(fakeClient([], calls, [loopback]), 'volumes', 'create', 'big', '--size', '100T');
+    expect(calls).toEqual([]);
+    expect(r.code).toBe(EXIT.USAGE);
+    expect(r.err).toBe(
+      'flocker: big (100 TiB) is larger than the loopback backend of 127.0.0.1 can create: at most 16 TiB',
+    );
+    const json = await flocker(fakeClient([], [], [loopback]), 'volumes', 'create', 'big', '--size', '17T', '--json');
+    expect(JSON.parse(json.err)).toEqual({
+      error: { code: 'SIZE_BEYOND_BACKEND', message: expect.stringMatching(/^big \(17 TiB\)/), exit_code: 2 },
+    });
+  });
+
+  it('volumes resize beyond it is refused the same way', async () => {
+    const calls: string[] = [];
+    const r = await flocker(fakeClient([], calls, [loopback]), 'volumes', 'resize', 'pg', '20T');
+    expect(calls).toEqual([]);
+    expect(r.code).toBe(EXIT.USAGE);
+    expect(r.err).toBe(
+      'flocker: pg grown (20 TiB) is larger than the loopback backend of 127.0.0.1 can create: at most 16 TiB',
+    );
+  });
+
+  it('within it, or with no limit reported: no problem (the overcommit warning still applies)', () => {
+    expect(beyondBackendProblem(loopback, 16 * TiB, 'v')).toBeUndefined();
+    expect(beyondBackendProblem(node(A, 'h'), 100 * TiB, 'v')).toBeUndefined();
   });
 });

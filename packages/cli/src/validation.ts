@@ -94,6 +94,21 @@ export function metadataArguments(pairs: readonly string[], base: Record<string,
   return metadata;
 }
 
+/**
+ * A size beyond the largest volume the node's backend can create (its reported max_volume_size), refused here in
+ * sizes people read: the API refuses it too (SIZE_BEYOND_BACKEND, in bytes), but only after the overcommit warning
+ * had said the volume "is created anyway". Undefined when it fits or the node reports no limit.
+ */
+export function beyondBackendProblem(node: NodeState, bytes: number, what: string): CliError | undefined {
+  const limit = node.max_volume_size;
+  if (limit === undefined || bytes <= limit) return undefined;
+  return new CliError(
+    EXIT.USAGE,
+    `${what} (${formatSize(bytes)}) is larger than the ${node.backend} backend of ${node.host} can create: at most ${formatSize(limit)}`,
+    'SIZE_BEYOND_BACKEND',
+  );
+}
+
 export interface OvercommitWarning {
   code: 'OVERCOMMIT';
   message: string;
