@@ -107,7 +107,7 @@ case "${1:-up}" in
 up)
   [ "$(id -u)" = 0 ] || { echo "flocker: run as root (loop devices, mounts, Docker)" >&2; exit 1; }
   source scripts/env.sh; flocker_ensure_node
-  bash scripts/host-setup.sh
+  bash scripts/host-setup.sh --run   # the tests' extra packages (Prometheus, a registry, zfs-fuse) come with npm test
   if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-fund --no-audit; fi
   node_modules/.bin/tsc -b   # not through npx: npm warns about the npm_config_nodedir env.sh sets
   # The app `flocker ui` serves; its output (npm's and Vite's warnings) only when the build fails.
