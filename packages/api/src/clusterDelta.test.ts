@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { applyClusterDelta, ClusterAnswer, type ClusterDelta, isClusterDelta } from './clusterDelta';
 import type { ClusterSnapshot } from './schemas';
 
@@ -35,6 +36,36 @@ const empty: ClusterDelta = {
 };
 
 describe('applyClusterDelta', () => {
+  it('merges as a Map of the entries would (in place, new ones appended, a removed one set again appended), in one pass', () => {
+    const reference = <T>(prev: readonly T[], key: (v: T) => string, set: readonly T[], removed: string[]): T[] => {
+      const byKey = new Map<string, T>();
+      for (const v of prev) byKey.set(key(v), v);
+      for (const k of removed) byKey.delete(k);
+      for (const v of set) byKey.set(key(v), v);
+      return [...byKey.values()];
+    };
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.nat(20)),
+        fc.array(fc.record({ i: fc.nat(25), size: fc.integer({ min: 1, max: 3 }) }), { maxLength: 6 }),
+        fc.array(fc.nat(25), { maxLength: 6 }),
+        (have, set, removed) => {
+          const prev = { ...base, datasets: have.map((i) => dataset(i)), leases: [] };
+          const delta = {
+            ...empty,
+            datasets: set.map((x) => dataset(x.i, x.size)),
+            removed_datasets: removed.map(id),
+          };
+          const merged = applyClusterDelta(prev, delta) as ClusterSnapshot;
+          expect(merged.datasets).toEqual(
+            reference(prev.datasets, (d) => d.dataset_id, delta.datasets, delta.removed_datasets),
+          );
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('replaces changed entries in place, appends new ones, drops removed ones (a removed dataset takes its lease)', () => {
     const merged = applyClusterDelta(base, {
       ...empty,

