@@ -10,7 +10,7 @@ import { deleteNetns, deleteRootVeth, isMountPoint, releaseHostMountNs, rootMoun
 import { pidsInCgroup, pidsInNamespace, removeCgroup, signalPids, waitGone } from './processes';
 import { run } from './run';
 import { releaseMountsAndLoops } from '../loopPools';
-import { removeTree } from '../removeTree';
+import { clearImmutableUnder, removeTree } from '../removeTree';
 import { errorMessage } from '@flocker/runtime';
 
 /** Every process that belongs to a host: its mount ns, its netns, its containers' cgroups. */
@@ -85,6 +85,9 @@ export async function teardown(layout: ClusterLayout, opts: { removeBaseDir?: bo
   await note('unmount pin directory', async () => {
     if (isMountPoint(layout.nsDir)) await run(['umount', '-l', layout.nsDir]);
   });
+  // Kept or not, nothing below is left immutable (a fenced image): the kept directory goes with a plain `rm -r`.
+  // Only once nothing can write through the fence any more (no process left, no loop device bound).
+  if (survivors.length === 0 && loopDevicesLeft.length === 0) clearImmutableUnder(layout.baseDir);
   if (opts.removeBaseDir === true && survivors.length === 0) {
     await note('remove base directory', async () => {
       // Anything still mounted below baseDir in the root ns would make rm fail or, worse, recurse into it.
