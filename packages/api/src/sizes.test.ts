@@ -30,6 +30,13 @@ describe('sizes', () => {
   ])('formats %p as %p', (bytes, text) => expect(formatSize(bytes)).toBe(text));
 
   it('round-trips formatted whole units', () => {
-    for (const b of [1024, 64 * 1024 ** 2, 10 * 1024 ** 3]) expect(parseSize(formatSize(b).replace(' ', ''))).toBe(b);
+    for (const b of [1024, 64 * 1024 ** 2, 10 * 1024 ** 3, 2 * 1024 ** 5])
+      expect(parseSize(formatSize(b).replace(' ', ''))).toBe(b);
+  });
+
+  it('knows petabytes: a size beyond what a number holds exactly is too large, not "not understood"', () => {
+    expect(parseSize('1P')).toBe(1024 ** 5);
+    expect(parseSize('2PiB')).toBe(2 * 1024 ** 5);
+    expect(() => parseSize('100P')).toThrow(/too large/);
   });
 });

@@ -16,6 +16,10 @@ const UNITS: Readonly<Record<string, number>> = {
   t: 1024 ** 4,
   tb: 1024 ** 4,
   tib: 1024 ** 4,
+  // formatSize prints PiB, so it parses too; sizes above ~8 PiB are not safe integers and are refused as too large.
+  p: 1024 ** 5,
+  pb: 1024 ** 5,
+  pib: 1024 ** 5,
 };
 const SIZE = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/;
 
