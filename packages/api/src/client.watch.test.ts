@@ -152,3 +152,50 @@ describe('FlockerClient: following the whole cluster (no node)', () => {
     }
   });
 });
+
+describe('FlockerClient.watchCluster lines', () => {
+  it('reads a line cut across many chunks (a whole cluster: megabytes), several lines in one chunk, and characters cut in two', async () => {
+    const big = {
+      generation: 'x.1.1',
+      configuration_tag: 't',
+      datasets: [],
+      leases: [],
+      nodes: [],
+      snapshots: Array.from({ length: 2000 }, (_, i) => ({
+        snapshot_id: `${String(i).padStart(8, '0')}-1111-4111-8111-111111111111`,
+        dataset_id: NODE,
+        metadata: { note: 'é€😀'.repeat(20) },
+        created_at: '2026-01-01T00:00:00.000Z',
+      })),
+    };
+    const line = Buffer.from(`${JSON.stringify(big)}\n`);
+    const second = JSON.stringify({ ...big, generation: 'x.2.1', snapshots: [] });
+    const srv = await watchServer('application/x-ndjson; heartbeat-ms=1000', (res) => {
+      // The test server wrote VIEW first; then the big line in uneven chunks (cutting multi-byte characters).
+      let at = 0;
+      const step = 4093;
+      const more = (): void => {
+        if (at < line.length) {
+          res.write(line.subarray(at, at + step));
+          at += step;
+          setImmediate(more);
+        } else res.write(`\n${second}\n\n${VIEW}\n`);
+      };
+      more();
+    });
+    try {
+      const abort = new AbortController();
+      const seen: unknown[] = [];
+      for await (const answer of new FlockerClient({ baseUrl: srv.url }).watchCluster(NODE, undefined, {
+        signal: abort.signal,
+      })) {
+        seen.push(answer);
+        if (seen.length === 4) abort.abort();
+      }
+      expect(seen.map((a) => (a as { generation: string }).generation)).toEqual(['x.1.1', 'x.1.1', 'x.2.1', 'x.1.1']);
+      expect(seen[1]).toEqual(big);
+    } finally {
+      await srv.close();
+    }
+  });
+});
