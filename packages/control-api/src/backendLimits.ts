@@ -4,6 +4,7 @@
  * created on, moved to or grown on a node beyond it (else the agent would fail
  * with INVALID_SIZE forever). A node that reports no limit is not checked.
  */
+import { formatSize } from '@flocker/api';
 import type { ReportedNode } from './clusterState';
 import { RequestError } from './errors';
 
@@ -19,7 +20,7 @@ export function sizeBeyondBackend(
     if (limit !== undefined && size > limit) {
       return new RequestError(
         'SIZE_BEYOND_BACKEND',
-        `maximum_size ${size} is larger than the ${n.report.backend} backend of node ${primary} (${n.report.host}) can create: at most ${limit} bytes.`,
+        `maximum_size ${size} (${formatSize(size)}) is larger than the ${n.report.backend} backend of node ${primary} (${n.report.host}) can create: at most ${limit} bytes (${formatSize(limit)}).`,
       );
     }
   }

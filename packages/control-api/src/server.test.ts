@@ -47,6 +47,10 @@ describe('control service over HTTP', () => {
     const GiB = 1024 ** 3;
     await client.reportNodeState(report(B, { max_volume_size: 16 * GiB }));
     await expectApiError(client.createDataset({ primary: B, maximum_size: 2 ** 53 - 1 }), 400, 'SIZE_BEYOND_BACKEND');
+    // In sizes people read as well as in bytes (a plugin passes the text on to `docker volume create`).
+    await expect(client.createDataset({ primary: B, maximum_size: 100 * 1024 * GiB })).rejects.toThrow(
+      /maximum_size 109951162777600 \(100 TiB\) is larger .* at most 17179869184 bytes \(16 GiB\)/,
+    );
     expect(await client.listDatasets()).toEqual([]); // nothing stored
     const small = await client.createDataset({ primary: B, maximum_size: GiB });
     await expectApiError(
