@@ -216,7 +216,8 @@ With --pairs P, then P interleaved pairs, Flocker and the no-op plugin (the floo
 and a create + at once rm, each command split at its plugin calls (medians, and of the paired differences).
 With --agent-stopped, each pair also runs the create + rm with the agent SIGSTOPped throughout (the most that taking the
 agent's work off rm could give) and with the local driver.
-Needs root. FLOCKER_TRACE_LOGS=DIR keeps the plugin and agent logs. Default N: 3 (0: the pairs only); P: 0.
+Needs root. FLOCKER_TRACE_LOGS=DIR keeps the plugin and agent logs; FLOCKER_TRACE_JSON=FILE writes every pair's
+splits (JSON). Default N: 3 (0: the pairs only); P: 0.
 `;
 
 /** What a snapshot says of the volume \`name\`: its dataset and where it stands on the node. */
@@ -352,6 +353,9 @@ async function floorPairs(stack: FlockerDockerStack, pairs: number, agentStopped
       runs.push(run);
       rms.push(rm);
     }
+    // Every pair's splits, for A/B runs of two builds that pair across runs (FLOCKER_TRACE_JSON=FILE).
+    const json = process.env.FLOCKER_TRACE_JSON;
+    if (json !== undefined) fs.writeFileSync(json, JSON.stringify({ runs, rms, stoppedRms, localRms }));
     process.stdout.write(splitTable('docker run with a new volume, split at the plugin calls', runs));
     process.stdout.write(
       splitTable('docker volume rm right after docker volume create, split at the plugin calls', rms),
