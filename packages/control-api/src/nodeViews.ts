@@ -90,13 +90,17 @@ export const WHOLE_CLUSTER = '*';
 /**
  * An append-only log of (key, stamp), stamps nondecreasing in both counters (so `after(stamp,
  * since)` is false then true along it: binary search), each key's latest entry indexed. Compacted
- * (older entries of a key dropped) once it is twice its keys.
+ * (older entries of a key dropped) once it is twice its keys. Keys are answered in the order they
+ * were first touched (see since).
  */
 export class ChangeLog {
   private keys: string[] = [];
   private stamps: Stamp[] = [];
   /** Key → index of its latest entry. */
   private latestAt = new Map<string, number>();
+  /** Key → its rank by first touch (kept through compactions). */
+  private readonly born = new Map<string, number>();
+  private births = 0;
   /** Entries older than this were forgotten: a `since` before it gets a full answer. */
   horizon: Stamp | undefined;
 
@@ -111,13 +115,20 @@ export class ChangeLog {
   touch(key: string, at: Stamp): void {
     // Kept monotonic whatever the caller: a later entry stamped earlier is only answered more often.
     const stamp = max(at, this.latest);
+    if (!this.born.has(key)) this.born.set(key, this.births++);
     this.latestAt.set(key, this.keys.length);
     this.keys.push(key);
     this.stamps.push(stamp);
     if (this.keys.length > 2 * this.latestAt.size + 1024) this.compact(() => true);
   }
 
-  /** The keys changed after `since` (each once), or undefined when older than the horizon. */
+  /**
+   * The keys changed after `since` (each once), or undefined when older than the horizon. In the order they were
+   * first touched, not last: a follower appends the entries new to it in the delta's order, and the whole snapshot
+   * lists datasets and nodes in the order they came (the configuration's and the reports' insertion order; a dataset
+   * is first touched at its creation, a node at its first report). So merged = snapshot, order included: the Docker
+   * plugin resolves a name to the first live dataset bearing it, the same one whether it merged or took a snapshot.
+   */
   since(s: Stamp): string[] | undefined {
     if (this.horizon !== undefined && after(this.horizon, s)) return undefined;
     let lo = 0;
@@ -132,6 +143,7 @@ export class ChangeLog {
       const key = this.keys[i] as string;
       if (this.latestAt.get(key) === i) out.push(key);
     }
+    if (out.length > 1) out.sort((a, b) => (this.born.get(a) ?? 0) - (this.born.get(b) ?? 0));
     return out;
   }
 
@@ -150,6 +162,7 @@ export class ChangeLog {
       const at = this.stamps[i] as Stamp;
       if (!keep(key)) {
         this.horizon = max(at, this.horizon);
+        this.born.delete(key);
         continue;
       }
       latestAt.set(key, keys.length);
