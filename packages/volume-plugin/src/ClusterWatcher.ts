@@ -26,14 +26,18 @@ export function watchRefused(e: unknown): boolean {
 }
 
 /**
- * Whether generation `a` is strictly older than `b` of the same service process (`instance.cv.sg`,
- * both counters monotonic there); false when they cannot be compared.
+ * Whether generation `a` is older than `b` of the same service process (`instance.cv.sg`, both
+ * counters monotonic there): older in both, or behind in the configuration whatever its state (a
+ * stream line written before a refresh's answer that carries a later node report: shown, it would
+ * take back the configuration change the refresh showed; the stream's next line has both). False
+ * when they cannot be compared.
  */
 export function olderGeneration(a: string, b: string): boolean {
   const x = /^([^.]+)\.(\d+)\.(\d+)$/.exec(a);
   const y = /^([^.]+)\.(\d+)\.(\d+)$/.exec(b);
   if (x === null || y === null || x[1] !== y[1] || a === b) return false;
-  return Number(x[2]) <= Number(y[2]) && Number(x[3]) <= Number(y[3]);
+  const [acv, bcv] = [Number(x[2]), Number(y[2])];
+  return acv < bcv || (acv === bcv && Number(x[3]) <= Number(y[3]));
 }
 
 export class WaitTimeoutError extends Error {
