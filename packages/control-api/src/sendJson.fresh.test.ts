@@ -5,30 +5,10 @@
  * tag. Not when the request says Cache-Control: no-cache, nor for another method or a non-2xx status. The raw answers
  * of the old way (res.type + res.send) and of sendJson are compared on each such request.
  */
-import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { sendJson } from './server';
-
-function rawAnswer(port: number, method: string, path: string, headers: Record<string, string>): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    socket.on('data', (d: Buffer) => chunks.push(d));
-    socket.on('end', () =>
-      resolve(
-        Buffer.concat(chunks)
-          .toString('latin1')
-          .replace(/^Date: .*$/m, 'Date: -'),
-      ),
-    );
-    socket.on('error', reject);
-    const extra = Object.entries(headers)
-      .map(([k, v]) => `${k}: ${v}\r\n`)
-      .join('');
-    socket.write(`${method} ${path} HTTP/1.1\r\nHost: x\r\n${extra}Connection: close\r\n\r\n`);
-  });
-}
+import { rawAnswer } from './testing/httpService';
 
 describe('sendJson on conditional requests: as express res.send answered them', () => {
   let server: ReturnType<express.Express['listen']>;

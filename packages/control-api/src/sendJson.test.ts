@@ -1,26 +1,8 @@
-import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import fc from 'fast-check';
 import { sendJson } from './server';
-
-/** One request over a fresh connection; the raw answer (status line, headers, body) with its Date header blanked. */
-function rawAnswer(port: number, method: string, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    socket.on('data', (d: Buffer) => chunks.push(d));
-    socket.on('end', () =>
-      resolve(
-        Buffer.concat(chunks)
-          .toString('latin1')
-          .replace(/^Date: .*$/m, 'Date: -'),
-      ),
-    );
-    socket.on('error', reject);
-    socket.write(`${method} ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
-  });
-}
+import { rawAnswer } from './testing/httpService';
 
 interface Case {
   status: number;

@@ -4,6 +4,7 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import winston from 'winston';
 import { configurationVersionOfTag, type DatasetState, FlockerClient, type NodeReport } from '@flocker/api';
@@ -79,4 +80,33 @@ export async function configurationVersionOf(client: FlockerClient): Promise<num
 /** A dataset's entry in the whole /v1/state/datasets list (the stale-"mounted" rule as the list applies it). */
 export async function stateInList(client: FlockerClient, datasetId: string): Promise<DatasetState | undefined> {
   return (await client.listDatasetState()).find((s) => s.dataset_id === datasetId);
+}
+
+/**
+ * One request over a fresh connection (with `headers` added); the raw answer (status line, headers, body) with its
+ * Date header blanked.
+ */
+export function rawAnswer(
+  port: number,
+  method: string,
+  target: string,
+  headers: Record<string, string> = {},
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('end', () =>
+      resolve(
+        Buffer.concat(chunks)
+          .toString('latin1')
+          .replace(/^Date: .*$/m, 'Date: -'),
+      ),
+    );
+    socket.on('error', reject);
+    const extra = Object.entries(headers)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('');
+    socket.write(`${method} ${target} HTTP/1.1\r\nHost: x\r\n${extra}Connection: close\r\n\r\n`);
+  });
 }
