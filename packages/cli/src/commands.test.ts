@@ -12,7 +12,7 @@ import type {
   NodeState,
 } from '@flocker/api';
 import { backend, mounted, node as fixtureNode } from '@flocker/web-ui/testing';
-import { buildCli } from './cli';
+import { runCli } from './testing/runCli';
 import { EXIT } from './errors';
 
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
@@ -82,34 +82,8 @@ class FakeControl {
   }
 }
 
-/** yargs' usage failures call process.exit; here that ends the command with its code. */
-class Exited extends Error {
-  constructor(readonly code: number) {
-    super(`process.exit(${code})`);
-  }
-}
-
-async function flocker(control: FakeControl, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  process.exitCode = 0;
-  const exit = jest.spyOn(process, 'exit').mockImplementation((c) => {
-    throw new Exited(Number(c ?? 0));
-  });
-  let code: number;
-  try {
-    await buildCli(argv, { out: (t) => out.push(t), err: (t) => err.push(t), interactive: false }, () =>
-      control.client(),
-    ).parseAsync();
-    code = Number(process.exitCode ?? 0);
-  } catch (e) {
-    if (!(e instanceof Exited)) throw e;
-    code = e.code;
-  } finally {
-    exit.mockRestore();
-  }
-  process.exitCode = 0;
-  return { code, out: out.join('\n'), err: err.join('\n') };
+function flocker(control: FakeControl, ...argv: string[]): ReturnType<typeof runCli> {
+  return runCli(() => control.client(), argv);
 }
 
 const leasedToA: Lease = { dataset_id: D1, node_uuid: A, expires: null };

@@ -12,7 +12,8 @@ import {
   type NodeState,
 } from '@flocker/api';
 import { node as fixtureNode } from '@flocker/web-ui/testing';
-import { buildCli, versionFlag } from './cli';
+import { versionFlag } from './cli';
+import { runCli } from './testing/runCli';
 import { EXIT } from './errors';
 import { leaseHeldOnMove } from './safety';
 import { beyondBackendProblem } from './validation';
@@ -72,36 +73,8 @@ function fakeClient(
   return fake as unknown as FlockerClient;
 }
 
-/** yargs' usage failures call process.exit; here that ends the command with its code. */
-class Exited extends Error {
-  constructor(readonly code: number) {
-    super(`process.exit(${code})`);
-  }
-}
-
-async function flocker(client: FlockerClient, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  process.exitCode = 0;
-  const exit = jest.spyOn(process, 'exit').mockImplementation((c) => {
-    throw new Exited(Number(c ?? 0));
-  });
-  let code: number;
-  try {
-    await buildCli(
-      argv,
-      { out: (t) => out.push(t), err: (t) => err.push(t), interactive: false },
-      () => client,
-    ).parseAsync();
-    code = Number(process.exitCode ?? 0);
-  } catch (e) {
-    if (!(e instanceof Exited)) throw e;
-    code = e.code;
-  } finally {
-    exit.mockRestore();
-  }
-  process.exitCode = 0;
-  return { code, out: out.join('\n'), err: err.join('\n') };
+function flocker(client: FlockerClient, ...argv: string[]): ReturnType<typeof runCli> {
+  return runCli(() => client, argv);
 }
 
 describe('flocker --version', () => {

@@ -11,7 +11,7 @@ import type {
   UpdateDatasetRequest,
 } from '@flocker/api';
 import { node as fixtureNode } from '@flocker/web-ui/testing';
-import { buildCli } from './cli';
+import { runCli } from './testing/runCli';
 import { EXIT } from './errors';
 import { scheduledBy, scheduleMetadata, volumeSchedule } from './snapshots';
 
@@ -79,33 +79,8 @@ class FakeControl {
   }
 }
 
-class Exited extends Error {
-  constructor(readonly code: number) {
-    super(`process.exit(${code})`);
-  }
-}
-
-async function flocker(control: FakeControl, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  process.exitCode = 0;
-  const exit = jest.spyOn(process, 'exit').mockImplementation((c) => {
-    throw new Exited(Number(c ?? 0));
-  });
-  let code: number;
-  try {
-    await buildCli(argv, { out: (t) => out.push(t), err: (t) => err.push(t), interactive: false }, () =>
-      control.client(),
-    ).parseAsync();
-    code = Number(process.exitCode ?? 0);
-  } catch (e) {
-    if (!(e instanceof Exited)) throw e;
-    code = e.code;
-  } finally {
-    exit.mockRestore();
-  }
-  process.exitCode = 0;
-  return { code, out: out.join('\n'), err: err.join('\n') };
+function flocker(control: FakeControl, ...argv: string[]): ReturnType<typeof runCli> {
+  return runCli(() => control.client(), argv);
 }
 
 describe('schedule helpers (pure)', () => {

@@ -5,7 +5,7 @@
  */
 import type { ClusterSnapshot, DatasetConfiguration, FlockerClient, NodeState } from '@flocker/api';
 import { node } from '@flocker/web-ui/testing';
-import { buildCli } from './cli';
+import { runCli } from './testing/runCli';
 import { EXIT } from './errors';
 import {
   metadataArguments,
@@ -71,13 +71,6 @@ describe('the checks', () => {
   });
 });
 
-/** yargs' usage failures call process.exit; here that ends the command with its code. */
-class Exited extends Error {
-  constructor(readonly code: number) {
-    super(`process.exit(${code})`);
-  }
-}
-
 function fakeClient(nodes: NodeState[], datasets: DatasetConfiguration[] = [], creates: unknown[] = []): FlockerClient {
   const snapshot: ClusterSnapshot = { generation: '1', configuration_tag: 't', datasets, leases: [], nodes };
   const fake = {
@@ -93,29 +86,8 @@ function fakeClient(nodes: NodeState[], datasets: DatasetConfiguration[] = [], c
   return fake as unknown as FlockerClient;
 }
 
-async function flocker(client: FlockerClient, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  process.exitCode = 0;
-  const exit = jest.spyOn(process, 'exit').mockImplementation((c) => {
-    throw new Exited(Number(c ?? 0));
-  });
-  let code: number;
-  try {
-    await buildCli(
-      argv,
-      { out: (t) => out.push(t), err: (t) => err.push(t), interactive: false },
-      () => client,
-    ).parseAsync();
-    code = Number(process.exitCode ?? 0);
-  } catch (e) {
-    if (!(e instanceof Exited)) throw e;
-    code = e.code;
-  } finally {
-    exit.mockRestore();
-  }
-  process.exitCode = 0;
-  return { code, out: out.join('\n'), err: err.join('\n') };
+function flocker(client: FlockerClient, ...argv: string[]): ReturnType<typeof runCli> {
+  return runCli(() => client, argv);
 }
 
 describe('flocker volumes create: refused with a sentence, exit 2, nothing created', () => {
