@@ -1,72 +1,10 @@
 /** ClusterWatcher following the whole cluster over a watch (issue 23): deltas merged, reconnects, fallback. */
-import { type ClusterAnswer, type ClusterDelta, type ClusterSnapshot, FlockerApiError } from '@flocker/api';
+import { type ClusterSnapshot, FlockerApiError } from '@flocker/api';
 import * as winston from 'winston';
-import { ClusterWatcher, olderGeneration, type WatchCluster } from './ClusterWatcher';
+import { ClusterWatcher, olderGeneration } from './ClusterWatcher';
+import { delta, fakeWatch, snap, until } from './testing/clusterWatch';
 
 const logger = winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });
-const NODE = '11111111-1111-4111-8111-111111111111';
-const snap = (generation: string, datasets: string[] = []): ClusterSnapshot => ({
-  generation,
-  configuration_tag: `t${generation}`,
-  datasets: datasets.map((id) => ({ dataset_id: id, primary: NODE, deleted: false, metadata: {} })),
-  leases: [],
-  nodes: [],
-});
-const delta = (since: string, generation: string, added: string[] = []): ClusterDelta => ({
-  delta: true,
-  since,
-  generation,
-  configuration_tag: `t${generation}`,
-  datasets: added.map((id) => ({ dataset_id: id, primary: NODE, deleted: false, metadata: {} })),
-  removed_datasets: [],
-  leases: [],
-  removed_leases: [],
-  nodes: [],
-  removed_nodes: [],
-});
-
-/** A scripted watch: each call is one stream, fed by push(), ended by end() or fail(). */
-function fakeWatch() {
-  const streams: Array<{
-    since: string | undefined;
-    push: (a: ClusterAnswer) => void;
-    end: () => void;
-    fail: (e: unknown) => void;
-  }> = [];
-  const watch: WatchCluster = (since, signal) => ({
-    async *[Symbol.asyncIterator]() {
-      const queue: Array<ClusterAnswer | { end: true } | { error: unknown }> = [];
-      let wake: (() => void) | undefined;
-      const put = (x: (typeof queue)[number]): void => {
-        queue.push(x);
-        wake?.();
-      };
-      streams.push({
-        since,
-        push: (a) => put(a),
-        end: () => put({ end: true }),
-        fail: (e) => put({ error: e }),
-      });
-      signal.addEventListener('abort', () => put({ end: true }));
-      for (;;) {
-        while (queue.length === 0) await new Promise<void>((r) => (wake = r));
-        const x = queue.shift() as (typeof queue)[number];
-        if ('end' in x) return;
-        if ('error' in x) throw x.error;
-        yield x;
-      }
-    },
-  });
-  return { streams, watch };
-}
-
-const until = async (what: () => boolean, ms = 3000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!what()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 2));
-  }
-};
 
 describe('ClusterWatcher over the whole cluster watch', () => {
   it('takes the whole snapshot, merges each delta; waiters and listeners see every merged snapshot', async () => {
