@@ -4,38 +4,21 @@
  * bodyTimeout does not run while the body is paused either). A plugin's first line is the whole cluster (~35 MB at
  * 100,000 datasets): parsed and merged on a loaded host it may take longer than 3 heartbeats (6 s).
  */
-import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { FlockerApiError, FlockerClient } from './client';
+import { watchServer, watchView } from './testing/watchServer';
 
 const NODE = '11111111-1111-4111-8111-111111111111';
-const view = (generation: string): string =>
-  JSON.stringify({ generation, configuration_tag: 't', datasets: [], leases: [], nodes: [] });
-
 /** Announces 50 ms heartbeats (idle after 150 ms); sends a view, then (when `live`) a heartbeat every 20 ms and the next view at 600 ms. */
-async function watchServer(live: boolean): Promise<{ url: string; close: () => Promise<void> }> {
-  const open = new Set<ServerResponse>();
-  const srv: Server = createServer((_req, res) => {
-    open.add(res);
-    res.writeHead(200, { 'content-type': 'application/x-ndjson; heartbeat-ms=50' });
-    res.write(`${view('x.1.1')}\n`);
+function slowReaderServer(live: boolean): Promise<{ url: string; close: () => Promise<void> }> {
+  return watchServer('application/x-ndjson; heartbeat-ms=50', (res) => {
     if (!live) return;
     const beat = setInterval(() => res.write('\n'), 20);
-    const next = setTimeout(() => res.write(`${view('x.2.1')}\n`), 600);
+    const next = setTimeout(() => res.write(`${watchView('x.2.1')}\n`), 600);
     res.on('close', () => {
       clearInterval(beat);
       clearTimeout(next);
     });
   });
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as AddressInfo).port;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () => {
-      for (const r of open) r.destroy();
-      return new Promise((resolve) => srv.close(() => resolve()));
-    },
-  };
 }
 
 /** Reads two lines (or until it fails, or 3 s), handling the first with `handle`. */
@@ -71,7 +54,7 @@ const busy = (ms: number): void => {
 
 describe('FlockerClient.watchCluster: a slow reader is not a silent server', () => {
   it('a caller awaiting something for 3x the idle timeout with a line gets the next line, no WATCH_IDLE', async () => {
-    const srv = await watchServer(true);
+    const srv = await slowReaderServer(true);
     try {
       const r = await read(srv.url, () => new Promise((resolve) => setTimeout(resolve, 450)));
       expect(r.error).toBeUndefined();
@@ -82,7 +65,7 @@ describe('FlockerClient.watchCluster: a slow reader is not a silent server', () 
   });
 
   it('a caller holding the event loop for 3x the idle timeout (a whole cluster merged) gets the next line, no WATCH_IDLE', async () => {
-    const srv = await watchServer(true);
+    const srv = await slowReaderServer(true);
     try {
       const r = await read(srv.url, () => busy(450));
       expect(r.error).toBeUndefined();
@@ -93,7 +76,7 @@ describe('FlockerClient.watchCluster: a slow reader is not a silent server', () 
   });
 
   it('a server silent once the caller is back is still cut after the idle timeout (counted from then)', async () => {
-    const srv = await watchServer(false);
+    const srv = await slowReaderServer(false);
     try {
       const r = await read(srv.url, () => new Promise((resolve) => setTimeout(resolve, 450)));
       expect(r.generations).toEqual(['x.1.1']);

@@ -2,32 +2,10 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { FlockerApiError, FlockerClient, WATCH_IDLE_HEARTBEATS, watchHeartbeatMs } from './client';
+import { watchServer, watchView } from './testing/watchServer';
 
 const NODE = '11111111-1111-4111-8111-111111111111';
-const VIEW = JSON.stringify({ generation: 'x.1.1', configuration_tag: 't', datasets: [], leases: [], nodes: [] });
-
-/** A watch route that sends the view, then does what `after` does with the answer (heartbeats, or nothing). */
-async function watchServer(
-  contentType: string,
-  after: (res: ServerResponse) => void,
-): Promise<{ url: string; close: () => Promise<void> }> {
-  const open = new Set<ServerResponse>();
-  const srv: Server = createServer((_req, res) => {
-    open.add(res);
-    res.writeHead(200, { 'content-type': contentType });
-    res.write(`${VIEW}\n`);
-    after(res);
-  });
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as AddressInfo).port;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () => {
-      for (const r of open) r.destroy();
-      return new Promise((resolve) => srv.close(() => resolve()));
-    },
-  };
-}
+const VIEW = watchView('x.1.1');
 
 /** Reads the watch until it fails or `ms` pass; what happened and when. */
 async function follow(
