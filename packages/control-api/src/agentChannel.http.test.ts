@@ -1,16 +1,13 @@
 /** Over HTTP (issue 23): the agent channel's delta form and per-node wake-ups (whole lists: server.test). */
 import { applyClusterDelta, ClusterSnapshot, FlockerClient, isClusterDelta } from '@flocker/api';
 import type { ControlService } from './server';
-import { NODE_A, NODE_B, nodeReport, startOnLoopback } from './testing/httpService';
+import { NODE_A, NODE_B, startOnLoopbackWithTwoNodes } from './testing/httpService';
 
 describe('agent channel: deltas and per-node wake-ups over HTTP', () => {
   let svc: ControlService;
   let client: FlockerClient;
   beforeEach(async () => {
-    svc = await startOnLoopback();
-    client = new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 });
-    await client.reportNodeState(nodeReport(NODE_A));
-    await client.reportNodeState(nodeReport(NODE_B));
+    ({ svc, client } = await startOnLoopbackWithTwoNodes());
   });
   afterEach(() => svc.close());
 

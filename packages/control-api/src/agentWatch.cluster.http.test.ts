@@ -3,38 +3,22 @@
  * the Docker plugins follow — the whole snapshot, then a delta per change — and the whole cluster's
  * long-poll deltas (`GET /v1/agent/cluster?delta=true` without `node`).
  */
-import { applyClusterDelta, type ClusterAnswer, ClusterSnapshot, FlockerClient, isClusterDelta } from '@flocker/api';
+import { applyClusterDelta, ClusterSnapshot, FlockerClient, isClusterDelta } from '@flocker/api';
 import { authorize } from './authorization';
 import type { ControlService } from './server';
-import { NODE_A, NODE_B, nodeReport, startOnLoopback } from './testing/httpService';
+import { NODE_A, NODE_B, nodeReport, startOnLoopbackWithTwoNodes, watchReader } from './testing/httpService';
 import { normalView } from './testing/viewOracle';
-
-function watcher(client: FlockerClient, since?: string) {
-  const abort = new AbortController();
-  const it = client.watchCluster(undefined, since, { signal: abort.signal })[Symbol.asyncIterator]();
-  return {
-    next: async (): Promise<ClusterAnswer> => {
-      const r = await it.next();
-      if (r.done === true) throw new Error('the watch ended');
-      return r.value;
-    },
-    close: () => abort.abort(),
-  };
-}
 
 describe('agent channel: the whole cluster by deltas over HTTP', () => {
   let svc: ControlService;
   let client: FlockerClient;
   beforeEach(async () => {
-    svc = await startOnLoopback();
-    client = new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 });
-    await client.reportNodeState(nodeReport(NODE_A));
-    await client.reportNodeState(nodeReport(NODE_B));
+    ({ svc, client } = await startOnLoopbackWithTwoNodes());
   });
   afterEach(() => svc.close());
 
   it('streams the whole snapshot, then a delta per change (datasets of every node, leases, node states); merged, each is the whole snapshot', async () => {
-    const w = watcher(client);
+    const w = watchReader(client, undefined);
     try {
       const first = await w.next();
       expect(isClusterDelta(first)).toBe(false);
@@ -74,7 +58,7 @@ describe('agent channel: the whole cluster by deltas over HTTP', () => {
 
   it('watched again from the generation held: nothing until a change, then one delta; from another process: the whole snapshot', async () => {
     const held = await client.waitForCluster(undefined, 0);
-    const w = watcher(client, held.generation);
+    const w = watchReader(client, undefined, held.generation);
     try {
       const ds = await client.createDataset({ primary: NODE_A });
       const answer = await w.next();
@@ -83,7 +67,7 @@ describe('agent channel: the whole cluster by deltas over HTTP', () => {
     } finally {
       w.close();
     }
-    const other = watcher(client, 'another0.1.1');
+    const other = watchReader(client, undefined, 'another0.1.1');
     try {
       const answer = await other.next();
       expect(isClusterDelta(answer)).toBe(false);

@@ -3,24 +3,10 @@
  * carrying its node's view, then a delta per change of that view (no re-poll per change).
  */
 import { request as httpGet } from 'node:http';
-import { applyClusterDelta, type ClusterAnswer, ClusterSnapshot, FlockerClient, isClusterDelta } from '@flocker/api';
+import { applyClusterDelta, ClusterSnapshot, FlockerClient, isClusterDelta } from '@flocker/api';
 import type { ControlService } from './server';
-import { NODE_A, NODE_B, nodeReport, startOnLoopback } from './testing/httpService';
+import { NODE_A, NODE_B, startOnLoopbackWithTwoNodes, watchReader } from './testing/httpService';
 import { sharedDeltaCacheSize, WATCH_HEARTBEAT_MS } from './agentWatch';
-
-/** Reads a watch's answers as they come (the client's own iterator, one per call of next()). */
-function watcher(client: FlockerClient, node: string, since?: string) {
-  const abort = new AbortController();
-  const it = client.watchCluster(node, since, { signal: abort.signal })[Symbol.asyncIterator]();
-  return {
-    next: async (): Promise<ClusterAnswer> => {
-      const r = await it.next();
-      if (r.done === true) throw new Error('the watch ended');
-      return r.value;
-    },
-    close: () => abort.abort(),
-  };
-}
 
 /** Raw bytes of a watch, to see exactly what the server writes. */
 function rawWatch(url: string): Promise<{ chunks: string[]; close: () => void; status: number; type: string }> {
@@ -54,15 +40,12 @@ describe('agent channel: the streaming watch over HTTP', () => {
   let svc: ControlService;
   let client: FlockerClient;
   beforeEach(async () => {
-    svc = await startOnLoopback();
-    client = new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 });
-    await client.reportNodeState(nodeReport(NODE_A));
-    await client.reportNodeState(nodeReport(NODE_B));
+    ({ svc, client } = await startOnLoopbackWithTwoNodes());
   });
   afterEach(() => svc.close());
 
   it('streams the whole view first, then a delta per change of its view; merged, each is the whole view', async () => {
-    const w = watcher(client, NODE_A);
+    const w = watchReader(client, NODE_A);
     try {
       const first = await w.next();
       expect(isClusterDelta(first)).toBe(false);
@@ -130,7 +113,7 @@ describe('agent channel: the streaming watch over HTTP', () => {
   });
 
   it('a watcher that goes away stops waiting (no waiter left behind)', async () => {
-    const w = watcher(client, NODE_A);
+    const w = watchReader(client, NODE_A);
     await w.next();
     await until(() => svc.state.waiting === 1);
     w.close();

@@ -8,9 +8,17 @@
  * those calls is the order the bytes leave.
  */
 import { ServerResponse } from 'node:http';
-import type { ClusterAnswer, FlockerClient } from '@flocker/api';
+import type { FlockerClient } from '@flocker/api';
 import type { ControlService } from './server';
-import { closeAndRemove, configurationVersionOf, NODE_A, NODE_B, startWithTwoNodes } from './testing/httpService';
+import {
+  closeAndRemove,
+  configurationVersionOf,
+  NODE_A,
+  NODE_B,
+  startWithTwoNodes,
+  type WatchReader,
+  watchReader,
+} from './testing/httpService';
 
 interface Written {
   readonly what: string;
@@ -59,29 +67,15 @@ async function waiters(svc: ControlService, n: number): Promise<void> {
   }
 }
 
-/** A node's streaming watch, read answer by answer. */
-function watch(client: FlockerClient, node: string) {
-  const abort = new AbortController();
-  const it = client.watchCluster(node, undefined, { signal: abort.signal })[Symbol.asyncIterator]();
-  return {
-    next: async (): Promise<ClusterAnswer> => {
-      const r = await it.next();
-      if (r.done === true) throw new Error('the watch ended');
-      return r.value;
-    },
-    close: () => abort.abort(),
-  };
-}
-
 describe('a write is answered before its followers are woken', () => {
   let svc: ControlService;
   let client: FlockerClient;
   let dir: string;
-  let watchA: ReturnType<typeof watch>;
+  let watchA: WatchReader;
 
   beforeAll(async () => {
     ({ svc, client, dir } = await startWithTwoNodes('flocker-publish-order-'));
-    watchA = watch(client, NODE_A);
+    watchA = watchReader(client, NODE_A);
     await watchA.next();
   });
 

@@ -7,7 +7,13 @@ import { tmpdir } from 'node:os';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import winston from 'winston';
-import { configurationVersionOfTag, type DatasetState, FlockerClient, type NodeReport } from '@flocker/api';
+import {
+  type ClusterAnswer,
+  configurationVersionOfTag,
+  type DatasetState,
+  FlockerClient,
+  type NodeReport,
+} from '@flocker/api';
 import { MemoryConfigurationStore } from '../ConfigurationStore';
 import { type ControlService, type ControlServiceOptions, startControlService } from '../server';
 
@@ -64,6 +70,35 @@ export async function startWithTwoNodes(prefix: string): Promise<ServiceOnDir & 
   await started.client.reportNodeState(nodeReport(NODE_A));
   await started.client.reportNodeState(nodeReport(NODE_B));
   return { ...started, dir };
+}
+
+/** The service on loopback (startOnLoopback), a client of it, and nodes A and B reported. */
+export async function startOnLoopbackWithTwoNodes(): Promise<ServiceOnDir> {
+  const svc = await startOnLoopback();
+  const client = new FlockerClient({ baseUrl: svc.url, timeoutMs: 5000 });
+  await client.reportNodeState(nodeReport(NODE_A));
+  await client.reportNodeState(nodeReport(NODE_B));
+  return { svc, client };
+}
+
+/** A watch read answer by answer (the client's own iterator, one per call of next()). */
+export interface WatchReader {
+  next(): Promise<ClusterAnswer>;
+  close(): void;
+}
+
+/** Reads a watch (FlockerClient.watchCluster: `node`'s view, or the whole cluster's when undefined) as it comes. */
+export function watchReader(client: FlockerClient, node: string | undefined, since?: string): WatchReader {
+  const abort = new AbortController();
+  const it = client.watchCluster(node, since, { signal: abort.signal })[Symbol.asyncIterator]();
+  return {
+    next: async (): Promise<ClusterAnswer> => {
+      const r = await it.next();
+      if (r.done === true) throw new Error('the watch ended');
+      return r.value;
+    },
+    close: () => abort.abort(),
+  };
 }
 
 /** Closes the service and removes its directory. */
