@@ -9,10 +9,7 @@ import { createContainer } from './containers';
 import { ChangeLog, WHOLE_CLUSTER } from './nodeViews';
 import { Views } from './Views';
 import { A, B, letterReport as report } from './testing/fixtures';
-import { normalView, openMemoryState as open } from './testing/viewOracle';
-
-const delta = (json: string | undefined): ClusterDelta => ClusterDelta.parse(JSON.parse(json as string));
-const whole = (views: Views): ClusterSnapshot => ClusterSnapshot.parse(JSON.parse(views.snapshot().toString()));
+import { normalView, openMemoryState as open, parseDelta as delta, wholeView as whole } from './testing/viewOracle';
 
 describe('nodeViews: the change log of the whole cluster', () => {
   it('answers each key changed after a stamp once, by binary search; compacts; forgets with a horizon', () => {

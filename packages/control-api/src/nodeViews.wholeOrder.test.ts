@@ -5,15 +5,13 @@
  * deleted volume; any API client) must resolve to the same one whether a plugin merged deltas or took the snapshot.
  * nodeViews.test's property test compares sorted views (normalView): order is checked here.
  */
-import { applyClusterDelta, ClusterDelta, ClusterSnapshot } from '@flocker/api';
+import { applyClusterDelta, type ClusterSnapshot } from '@flocker/api';
 import { createDataset, updateDataset } from './configuration';
 import { WHOLE_CLUSTER } from './nodeViews';
 import { Views } from './Views';
 import { A, B, C, letterReport as report } from './testing/fixtures';
-import { openMemoryState as open } from './testing/viewOracle';
+import { openMemoryState as open, parseDelta as delta, wholeView as whole } from './testing/viewOracle';
 
-const delta = (json: string | undefined): ClusterDelta => ClusterDelta.parse(JSON.parse(json as string));
-const whole = (views: Views): ClusterSnapshot => ClusterSnapshot.parse(JSON.parse(views.snapshot().toString()));
 const firstNamed = (s: ClusterSnapshot, name: string): string | undefined =>
   s.datasets.find((d) => !d.deleted && d.metadata.name === name)?.dataset_id;
 

@@ -52,6 +52,13 @@ export function viewContent(snap: ClusterSnapshot): unknown {
   return rest;
 }
 
+/** The whole cluster's snapshot as Views answers it (what the plugins' whole watch starts with). */
+export const wholeView = (views: Views): ClusterSnapshot =>
+  ClusterSnapshot.parse(JSON.parse(views.snapshot().toString()));
+
+/** A delta answer (Views.deltaFor's JSON, given: the test expects one), parsed. */
+export const parseDelta = (json: string | undefined): ClusterDelta => ClusterDelta.parse(JSON.parse(json as string));
+
 /**
  * Simulated agents on the given nodes, each holding the merged view as of its last answer. poll(node)
  * checks a node not woken has an unchanged view, and that the delta merged onto what it held equals
