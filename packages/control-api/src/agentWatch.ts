@@ -103,6 +103,16 @@ export function sharedDeltaCacheSize(state: ControlState): number {
   return sharedAnswers.get(state)?.bySince.size ?? 0;
 }
 
+/** `state`'s shared answers in `cache` for `generation`, started afresh when they were of an older one. */
+function sharedOf(cache: WeakMap<ControlState, Shared>, state: ControlState, generation: string): Shared {
+  let shared = cache.get(state);
+  if (shared?.generation !== generation) {
+    shared = { generation, bySince: new Map() };
+    cache.set(state, shared);
+  }
+  return shared;
+}
+
 /** Per service: the whole cluster's lines of the current generation, by the `since` they answer ('' : none). */
 const clusterAnswers = new WeakMap<ControlState, Shared>();
 /** The whole snapshot's body (Views.snapshot, cached per generation) → that body as a line: one copy, not one per watcher. */
@@ -119,11 +129,7 @@ function clusterAnswer(
   since: string | undefined,
 ): { line: Buffer; generation: string } {
   const generation = state.generation;
-  let shared = clusterAnswers.get(state);
-  if (shared?.generation !== generation) {
-    shared = { generation, bySince: new Map() };
-    clusterAnswers.set(state, shared);
-  }
+  const shared = sharedOf(clusterAnswers, state, generation);
   const key = since ?? '';
   let line = shared.bySince.get(key);
   if (line === undefined) {
@@ -158,11 +164,7 @@ export function answerFor(
   if (since !== undefined) {
     const changes = state.nodeViews.changesSince(node, since);
     if (changes !== undefined && changes.keys.every((k) => k.startsWith('w:'))) {
-      let shared = sharedAnswers.get(state);
-      if (shared?.generation !== generation) {
-        shared = { generation, bySince: new Map() };
-        sharedAnswers.set(state, shared);
-      }
+      const shared = sharedOf(sharedAnswers, state, generation);
       let line = shared.bySince.get(since);
       if (line === undefined) {
         const json = views.deltaFor(node, since);
