@@ -42,6 +42,20 @@ import { type Body, JoinedList, ListBody } from './listBodies';
 import { WHOLE_CLUSTER } from './nodeViews';
 import { PersistentMap } from './PersistentMap';
 
+/** A delta's members, each a list of JSON values (Views.deltaJson). */
+type DeltaParts = Record<
+  'datasets' | 'removedDatasets' | 'leases' | 'removedLeases' | 'nodes' | 'removedNodes',
+  string[]
+>;
+const emptyParts = (): DeltaParts => ({
+  datasets: [],
+  removedDatasets: [],
+  leases: [],
+  removedLeases: [],
+  nodes: [],
+  removedNodes: [],
+});
+
 interface Cached {
   key: string;
   body: Body;
@@ -366,12 +380,7 @@ export class Views {
       return this.deltaJson(since, changes.snapshots ? this.snapshotsList(config) : undefined);
     const now = s.now();
     const { datasets, nodeIds } = this.viewOf(node);
-    const setDatasets: string[] = [];
-    const removedDatasets: string[] = [];
-    const setLeases: string[] = [];
-    const removedLeases: string[] = [];
-    const setNodes: string[] = [];
-    const removedNodes: string[] = [];
+    const parts = emptyParts();
     const local = s.nodeViews.isLocal(node);
     const changedPeers: string[] = [];
     for (const key of changes.keys) {
@@ -381,18 +390,9 @@ export class Views {
         if (local) changedPeers.push(id);
         continue;
       }
-      if (key.startsWith('d:')) {
-        const d = datasets.get(id);
-        if (d === undefined) {
-          removedDatasets.push(JSON.stringify(id));
-          continue;
-        }
-        setDatasets.push(jsonOf(d));
-        const lease = liveLease(config, id, now);
-        if (lease !== undefined) setLeases.push(JSON.stringify(leaseView(lease, now)));
-        else removedLeases.push(JSON.stringify(id));
-      } else if (nodeIds.has(id) && s.reportedNode(id) !== undefined) setNodes.push(this.nodeStateJson(id, now));
-      else removedNodes.push(JSON.stringify(id));
+      if (key.startsWith('d:')) datasetChange(parts, config, id, datasets.get(id), now);
+      else if (nodeIds.has(id) && s.reportedNode(id) !== undefined) parts.nodes.push(this.nodeStateJson(id, now));
+      else parts.removedNodes.push(JSON.stringify(id));
     }
     let peers = '';
     if (local) {
@@ -410,19 +410,7 @@ export class Views {
       (key) => inView(key, datasets, nodeIds, local),
       datasets.size + nodeIds.size + (local ? s.nodeViews.localNodeCount : 0),
     );
-    return this.deltaJson(
-      since,
-      changes.snapshots ? this.snapshotsList(config) : undefined,
-      {
-        datasets: setDatasets,
-        removedDatasets,
-        leases: setLeases,
-        removedLeases,
-        nodes: setNodes,
-        removedNodes,
-      },
-      peers,
-    );
+    return this.deltaJson(since, changes.snapshots ? this.snapshotsList(config) : undefined, parts, peers);
   }
 
   /**
@@ -439,27 +427,11 @@ export class Views {
     const snapshots = changes.snapshots ? this.snapshotsList(config) : undefined;
     if (changes.keys.every((k) => k.startsWith('w:'))) return this.deltaJson(since, snapshots);
     const now = s.now();
-    const parts = {
-      datasets: [] as string[],
-      removedDatasets: [] as string[],
-      leases: [] as string[],
-      removedLeases: [] as string[],
-      nodes: [] as string[],
-      removedNodes: [] as string[],
-    };
+    const parts = emptyParts();
     for (const key of changes.keys) {
       const id = key.slice(2);
-      if (key.startsWith('d:')) {
-        const d = config.datasets.get(id);
-        if (d === undefined) {
-          parts.removedDatasets.push(JSON.stringify(id));
-          continue;
-        }
-        parts.datasets.push(jsonOf(d));
-        const lease = liveLease(config, id, now);
-        if (lease !== undefined) parts.leases.push(JSON.stringify(leaseView(lease, now)));
-        else parts.removedLeases.push(JSON.stringify(id));
-      } else if (key.startsWith('n:')) {
+      if (key.startsWith('d:')) datasetChange(parts, config, id, config.datasets.get(id), now);
+      else if (key.startsWith('n:')) {
         if (s.reportedNode(id) !== undefined) parts.nodes.push(this.nodeStateJson(id, now));
         else parts.removedNodes.push(JSON.stringify(id));
       }
@@ -500,14 +472,7 @@ export class Views {
   private deltaJson(
     since: string,
     snapshots: string | undefined,
-    parts: Record<'datasets' | 'removedDatasets' | 'leases' | 'removedLeases' | 'nodes' | 'removedNodes', string[]> = {
-      datasets: [],
-      removedDatasets: [],
-      leases: [],
-      removedLeases: [],
-      nodes: [],
-      removedNodes: [],
-    },
+    parts: DeltaParts = emptyParts(),
     /** A local view's `peers` / `removed_peers` members, each with a leading comma ('' when none). */
     peers = '',
   ): string {
@@ -691,4 +656,22 @@ function snapshotJson(
 ): string {
   const timing = `"node_timeout_seconds":${head.nodeTimeoutMs / 1000},"lease_grace_seconds":${head.leaseGraceMs / 1000}`;
   return `{"generation":${JSON.stringify(head.generation)},"configuration_tag":${JSON.stringify(head.configurationTag)},"datasets":${datasets},${snapshots}"leases":${leases},"nodes":${nodes},${timing}${peers}}`;
+}
+
+/** A changed dataset in a delta: it (`d`; undefined when gone: removed) and its live lease (or the lease removed). */
+function datasetChange(
+  parts: DeltaParts,
+  config: Configuration,
+  id: string,
+  d: DatasetConfiguration | undefined,
+  now: number,
+): void {
+  if (d === undefined) {
+    parts.removedDatasets.push(JSON.stringify(id));
+    return;
+  }
+  parts.datasets.push(jsonOf(d));
+  const lease = liveLease(config, id, now);
+  if (lease !== undefined) parts.leases.push(JSON.stringify(leaseView(lease, now)));
+  else parts.removedLeases.push(JSON.stringify(id));
 }
