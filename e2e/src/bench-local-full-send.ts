@@ -14,14 +14,13 @@
  * transfer is followed by the mover's settle (B's copy written out), timed; raw by the same write-out.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BtrfsEngine, TransferClient } from '@flocker/storage-drivers';
+import { TransferClient } from '@flocker/storage-drivers';
 import { makeBtrfsLoopPool, makeTestCluster } from '@flocker/storage-drivers/testing';
 import { CpuMeter, cpuPerGib } from './cpuMeter';
-import { startReceiver } from './localReceiver';
+import { btrfsSource, startReceiver } from './localReceiver';
 
 const MiB = 1024 * 1024;
 
@@ -53,14 +52,7 @@ async function main(): Promise<void> {
   let server: ReturnType<typeof spawn> | undefined;
   const extra: Array<ReturnType<typeof spawn>> = [];
   try {
-    const ea = new BtrfsEngine({ pool: a.pool });
-    const eb = new BtrfsEngine({ pool: b.pool });
-    await ea.prepare();
-    await eb.prepare();
-    const id = randomUUID();
-    await ea.createDataset(id, 2 * dataMib * MiB);
-    const file = path.join(ea.datasetPath(id), 'data');
-    execFileSync('dd', ['if=/dev/urandom', `of=${file}`, 'bs=4M', `count=${dataMib / 4}`, 'conv=fsync', 'status=none']);
+    const { ea, eb, id } = await btrfsSource(a.pool, b.pool, dataMib);
     const snapshot = await ea.createSnapshot(id, 'full');
     const rawDir = path.join(b.pool, 'raw');
     fs.mkdirSync(rawDir);

@@ -20,14 +20,14 @@
  * Every byte is verified (SHA-256 of the file on B vs A's final snapshot). Needs root.
  */
 import { execFileSync } from 'node:child_process';
-import { randomInt, randomUUID } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BtrfsEngine, moveLocalDataset, TransferClient } from '@flocker/storage-drivers';
+import { moveLocalDataset, TransferClient } from '@flocker/storage-drivers';
 import { makeBtrfsLoopPool, makeTestCluster } from '@flocker/storage-drivers/testing';
 import { CpuMeter, cpuPerGib, type CpuSample } from './cpuMeter';
-import { startReceiver } from './localReceiver';
+import { btrfsSource, startReceiver } from './localReceiver';
 
 const MiB = 1024 * 1024;
 
@@ -53,16 +53,8 @@ async function main(): Promise<void> {
   const cluster = makeTestCluster();
   const cpu = new CpuMeter();
   try {
-    const ea = new BtrfsEngine({ pool: a.pool });
-    const eb = new BtrfsEngine({ pool: b.pool });
-    await ea.prepare();
-    await eb.prepare();
-    const id = randomUUID();
-    await ea.createDataset(id, 2 * dataMib * MiB);
-    const pathA = path.join(dir, 'a-mnt', id);
-    await ea.mount(id, pathA);
+    const { ea, id, dataDir: pathA } = await btrfsSource(a.pool, b.pool, dataMib, path.join(dir, 'a-mnt'));
     const file = path.join(pathA, 'data');
-    execFileSync('dd', ['if=/dev/urandom', `of=${file}`, 'bs=4M', `count=${dataMib / 4}`, 'conv=fsync', 'status=none']);
 
     // The floor: btrfs send | btrfs receive of the same data, pool to pool.
     const rawSnap = path.join(a.pool, 'raw-snap');

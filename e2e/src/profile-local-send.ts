@@ -14,15 +14,14 @@
  * Also prints the cipher the listener negotiates. Needs root.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import tls from 'node:tls';
-import { BtrfsEngine, TransferClient } from '@flocker/storage-drivers';
+import { TransferClient } from '@flocker/storage-drivers';
 import { makeBtrfsLoopPool, makeTestCluster } from '@flocker/storage-drivers/testing';
 import { procStat } from './cluster/processes';
-import { startReceiver } from './localReceiver';
+import { btrfsSource, startReceiver } from './localReceiver';
 
 const MiB = 1024 * 1024;
 const TICK_S = 1 / (Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100);
@@ -70,14 +69,7 @@ async function main(): Promise<void> {
   let receiverPid = 0;
   let kill: (() => void) | undefined;
   try {
-    const ea = new BtrfsEngine({ pool: a.pool });
-    const eb = new BtrfsEngine({ pool: b.pool });
-    await ea.prepare();
-    await eb.prepare();
-    const id = randomUUID();
-    await ea.createDataset(id, 2 * dataMib * MiB);
-    const file = path.join(ea.datasetPath(id), 'data');
-    execFileSync('dd', ['if=/dev/urandom', `of=${file}`, 'bs=4M', `count=${dataMib / 4}`, 'conv=fsync', 'status=none']);
+    const { ea, eb, id } = await btrfsSource(a.pool, b.pool, dataMib);
     const snapshot = await ea.createSnapshot(id, 'full');
     const rawDir = path.join(b.pool, 'raw');
     fs.mkdirSync(rawDir);
