@@ -10,7 +10,7 @@ import type { ClusterSnapshot, NodeReport } from '@flocker/api';
 import { ManualClock } from '@flocker/runtime/testing';
 import { DatasetAgent, type ControlChannel } from './DatasetAgent';
 import { TEST_NODE, testAgentOptions } from './testing/agentOptions';
-import { FakeDriver, FakeHost } from './testing/fakes';
+import { FakeDriver, FakeHost, FakeLongPolls } from './testing/fakes';
 
 const ME = TEST_NODE;
 const B = '22222222-2222-4222-8222-222222222222';
@@ -31,14 +31,16 @@ class Control implements ControlChannel {
   private readonly dead = new Set<string>();
   /** What B reports of its volumes. */
   private bVolumes: NonNullable<ClusterSnapshot['nodes'][number]['volumes']> = [];
-  private waiters: Array<() => void> = [];
   /** B's report: its volumes (a new generation, the same configuration). */
   reportOfB(volumes: NonNullable<ClusterSnapshot['nodes'][number]['volumes']>): void {
     this.bVolumes = volumes;
     this.generation++;
-    for (const w of this.waiters.splice(0)) w();
+    this.polls.wake();
   }
-  constructor(private readonly clock: ManualClock) {}
+  private readonly polls: FakeLongPolls;
+  constructor(clock: ManualClock) {
+    this.polls = new FakeLongPolls(clock);
+  }
   /** One new configuration: datasets, and nodes declared dead in the same snapshot. */
   set(datasets: ClusterSnapshot['datasets'], opts: { dead?: string[]; snapshots?: ClusterSnapshot['snapshots'] } = {}) {
     this.datasets = datasets;
@@ -46,7 +48,7 @@ class Control implements ControlChannel {
     if (opts.snapshots !== undefined) this.snapshots = opts.snapshots;
     this.tag++;
     this.generation++;
-    for (const w of this.waiters.splice(0)) w();
+    this.polls.wake();
   }
   private node(uuid: string, instance: string): ClusterSnapshot['nodes'][number] {
     return {
@@ -84,14 +86,7 @@ class Control implements ControlChannel {
     };
   }
   waitForCluster(since?: string, timeoutMs = 1000): Promise<ClusterSnapshot> {
-    if (since !== String(this.generation)) return Promise.resolve(this.snapshot());
-    return new Promise((resolve) => {
-      const t = this.clock.setTimer(() => resolve(this.snapshot()), Math.min(timeoutMs, 200));
-      this.waiters.push(() => {
-        t.cancel();
-        resolve(this.snapshot());
-      });
-    });
+    return this.polls.wait(since, this.generation, timeoutMs, () => this.snapshot());
   }
   last(): NodeReport | undefined {
     return this.reports[this.reports.length - 1];

@@ -246,15 +246,45 @@ export class FakeHost implements HostOps {
   }
 }
 
+/**
+ * Fake control services' long-polls: answered at once when the caller's generation is not the current one,
+ * else at the next wake() or after min(timeoutMs, 200 ms) on the clock, with the snapshot then.
+ */
+export class FakeLongPolls {
+  private waiters: Array<() => void> = [];
+  constructor(private readonly clock: Clock) {}
+  /** Answers every waiting poll. */
+  wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+  wait(
+    since: string | undefined,
+    generation: number,
+    timeoutMs: number,
+    snapshot: () => ClusterSnapshot,
+  ): Promise<ClusterSnapshot> {
+    if (since !== String(generation)) return Promise.resolve(snapshot());
+    return new Promise((resolve) => {
+      const t = this.clock.setTimer(() => resolve(snapshot()), Math.min(timeoutMs, 200));
+      this.waiters.push(() => {
+        t.cancel();
+        resolve(snapshot());
+      });
+    });
+  }
+}
+
 /** A control service in memory: long-polls resolve when the generation moves. */
 export class FakeControl implements ControlChannel {
-  constructor(private readonly clock: Clock = systemClock) {}
+  private readonly polls: FakeLongPolls;
+  constructor(clock: Clock = systemClock) {
+    this.polls = new FakeLongPolls(clock);
+  }
   reports: NodeReport[] = [];
   private generation = 1;
   private datasets: ClusterSnapshot['datasets'] = [];
   private nodes: ClusterSnapshot['nodes'] = [];
   private snapshots: ClusterSnapshot['snapshots'];
-  private waiters: Array<() => void> = [];
   setDatasets(d: ClusterSnapshot['datasets']): void {
     this.datasets = d;
     this.bump();
@@ -270,7 +300,7 @@ export class FakeControl implements ControlChannel {
   }
   private bump(): void {
     this.generation++;
-    for (const w of this.waiters.splice(0)) w();
+    this.polls.wake();
   }
   private snapshot(): ClusterSnapshot {
     return {
@@ -288,14 +318,7 @@ export class FakeControl implements ControlChannel {
     return { generation: String(this.generation) };
   }
   waitForCluster(since?: string, timeoutMs = 1000): Promise<ClusterSnapshot> {
-    if (since !== String(this.generation)) return Promise.resolve(this.snapshot());
-    return new Promise((resolve) => {
-      const t = this.clock.setTimer(() => resolve(this.snapshot()), Math.min(timeoutMs, 200));
-      this.waiters.push(() => {
-        t.cancel();
-        resolve(this.snapshot());
-      });
-    });
+    return this.polls.wait(since, this.generation, timeoutMs, () => this.snapshot());
   }
   last(): NodeReport | undefined {
     return this.reports[this.reports.length - 1];
