@@ -729,14 +729,14 @@ export class DatasetAgent {
   private async startNewDatasets(): Promise<void> {
     const snapshot = this.cluster.snapshot;
     if (snapshot === null || this.stopping || !this.fencing.mayAct()) return;
-    if (this.newDatasets(desiredStateOf(snapshot)).length === 0 || !this.work.hasRoom()) return;
     // Once a full look has shown the pool, a dataset it showed no volume for starts at
-    // once. Before the first full look (just started), one listing spares every dataset
-    // that futile create.
+    // once (fastStart finds the candidates). Before the first full look (just started),
+    // one listing spares every dataset that futile create.
     if (this.poolSeen) {
       this.fastStart(snapshot, new Set());
       return;
     }
+    if (this.newDatasets(desiredStateOf(snapshot)).length === 0 || !this.work.hasRoom()) return;
     const seq = this.view.nextSeq();
     const listed = await this.pool.listPool();
     // An action that ended meanwhile may not show in this listing: leave it to the full look.
