@@ -704,9 +704,11 @@ export function buildCli(
               ? resolveNode(snapshot.nodes, a.node)
               : defaultCloneNode(from?.deleted === false ? from.primary : null, snapshot.nodes);
             if (!node) throw new CliError(EXIT.FAILURE, 'no live node to create the clone on');
-            const beyond = size === undefined ? undefined : beyondBackendProblem(node, size, a.name);
-            if (beyond !== undefined) throw beyond;
-            if (size !== undefined) warn(a, overcommitWarning(node, size, a.name));
+            if (size !== undefined) {
+              const beyond = beyondBackendProblem(node, size, a.name);
+              if (beyond !== undefined) throw beyond;
+              warn(a, overcommitWarning(node, size, a.name));
+            }
             const metadata = cloneMetadata(a.name, from);
             const d = await client.createDataset({
               primary: node.uuid,
@@ -784,9 +786,11 @@ export function buildCli(
             const current = d.maximum_size ?? 0;
             const name = nameOf(d) || d.dataset_id;
             const on = (await client.waitForCluster(undefined, 0)).nodes.find((n) => n.uuid === d.primary);
-            const beyond = on === undefined ? undefined : beyondBackendProblem(on, size, `${name} grown`);
-            if (beyond !== undefined && size > current) throw beyond;
-            if (on !== undefined && size > current) warn(a, overcommitWarning(on, size - current, `growing ${name}`));
+            if (on !== undefined && size > current) {
+              const beyond = beyondBackendProblem(on, size, `${name} grown`);
+              if (beyond !== undefined) throw beyond;
+              warn(a, overcommitWarning(on, size - current, `growing ${name}`));
+            }
             if (current > 0 && size < current)
               throw new CliError(
                 EXIT.USAGE,
