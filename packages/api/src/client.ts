@@ -152,6 +152,15 @@ function errorCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * Whether a failed watch request's status means the control service does not offer that watch: 404 (no such
+ * route: older than the watch) or 400/405 (the route or its query unknown to it). Any other failure (no answer, 5xx,
+ * a cut stream) is worth asking for the watch again. The agents' and the plugins' fallback both follow it.
+ */
+export function watchRefusedStatus(status: number | undefined): boolean {
+  return status === 400 || status === 404 || status === 405;
+}
+
 /** A watch is taken as dead after this many heartbeat periods without a byte (the server beats at most 2 apart). */
 export const WATCH_IDLE_HEARTBEATS = 3;
 /** The idle timeout against a server that announces no period (its heartbeat was 20 s). */

@@ -9,7 +9,13 @@
  * refuses a request as unknown to it (an older version); after a failed read it asks for the best
  * again, as the service may be restarting, upgraded (a rolling upgrade).
  */
-import { applyClusterDelta, type ClusterAnswer, type ClusterSnapshot, isClusterDelta } from '@flocker/api';
+import {
+  applyClusterDelta,
+  type ClusterAnswer,
+  type ClusterSnapshot,
+  isClusterDelta,
+  watchRefusedStatus,
+} from '@flocker/api';
 
 export type FollowMode = 'watch' | 'deltas' | 'whole';
 
@@ -43,14 +49,8 @@ export function modeAfter(mode: FollowMode, event: FollowEvent, offers: FollowOf
   }
 }
 
-/**
- * Whether a failed watch request means the control service does not offer the route: 404 (no
- * such route: older than the watch) or 400/405 (the route or its query unknown to it). Any other
- * failure (no answer, 5xx, a cut stream) is retried as a watch.
- */
-export function watchRefused(status: number | undefined): boolean {
-  return status === 400 || status === 404 || status === 405;
-}
+/** Whether a failed watch request means the control service does not offer the route (@flocker/api's rule). */
+export const watchRefused: (status: number | undefined) => boolean = watchRefusedStatus;
 
 /**
  * A line of a watch on top of the view the stream gave so far (`held`, null before its first

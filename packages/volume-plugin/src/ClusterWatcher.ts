@@ -11,7 +11,13 @@
  *    older, docs/compatibility.md) is followed so until a poll fails (it may be restarting,
  *    upgraded), when the watch is asked for again.
  */
-import { applyClusterDelta, type ClusterAnswer, type ClusterSnapshot, isClusterDelta } from '@flocker/api';
+import {
+  applyClusterDelta,
+  type ClusterAnswer,
+  type ClusterSnapshot,
+  isClusterDelta,
+  watchRefusedStatus,
+} from '@flocker/api';
 import { Backoff, errorMessage, followLongPoll, sleep } from '@flocker/runtime';
 import type { Logger } from 'winston';
 
@@ -22,7 +28,7 @@ export type WatchCluster = (since: string | undefined, signal: AbortSignal) => A
 /** A service that does not offer the whole cluster's watch (an older one): 400 (node required), 404, 405. */
 export function watchRefused(e: unknown): boolean {
   const status = typeof e === 'object' && e !== null && 'status' in e ? e.status : undefined;
-  return status === 400 || status === 404 || status === 405;
+  return typeof status === 'number' && watchRefusedStatus(status);
 }
 
 /**
