@@ -7,8 +7,9 @@ FLOCKER_NPM_VERSION="${FLOCKER_NPM_VERSION:-11.21.2}"
 FLOCKER_REGISTRY="${npm_config_registry:-https://registry.npmjs.org}"
 FLOCKER_REGISTRY="${FLOCKER_REGISTRY%/}"
 _flocker_tools="$FLOCKER_ROOT/.tools"
-# Native addons build against the Node we run, not the machine's (~/.npmrc may point elsewhere).
-export npm_config_nodedir="$_flocker_tools/node"
+# Native addons (ssh2, cpu-features) build against the Node we run, not the machine's (~/.npmrc may point
+# elsewhere). node-gyp reads this prefix ahead of npm_config_*, and npm 11 does not warn about it.
+export npm_package_config_node_gyp_nodedir="$_flocker_tools/node"
 
 _flocker_fetch_pkg() { # name version destdir
   local name="$1" version="$2" dest="$3" tmp

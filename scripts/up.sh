@@ -109,7 +109,7 @@ up)
   source scripts/env.sh; flocker_ensure_node
   bash scripts/host-setup.sh --run   # the tests' extra packages (Prometheus, a registry, zfs-fuse) come with npm test
   if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-fund --no-audit; fi
-  node_modules/.bin/tsc -b   # not through npx: npm warns about the npm_config_nodedir env.sh sets
+  node_modules/.bin/tsc -b   # not through npx: one npm start less
   # The app `flocker ui` serves; its output (npm's and Vite's warnings) only when the build fails.
   if ! webui_log=$(npm run build --silent -w @flocker/web-ui 2>&1); then
     printf '%s\n' "$webui_log" >&2; echo "flocker: building the web UI failed" >&2; exit 1
