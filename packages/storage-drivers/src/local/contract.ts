@@ -83,6 +83,48 @@ export function localEngineContract(name: string, fixture: () => LocalContractFi
       await b.destroyDataset(id);
     });
 
+    // A copy listed live on the new primary during its receive is one the agent mounts and reports mounted:
+    // half a copy, which the receive then unmounts (zfs-fuse: ci15 saw B's path empty as it was shown mounted).
+    it('a copy being received is never a live copy: not listed while it is received, nor after, until promoted', async () => {
+      const { a, b, mountRoot } = f();
+      const id = randomUUID();
+      await a.createDataset(id, 64 * MiB);
+      const path = join(mountRoot, id);
+      await a.mount(id, path);
+      writeFileSync(join(path, 'file'), Buffer.alloc(8 * MiB, 7));
+      const s1 = await a.createSnapshot(id, 'move-000001');
+      writeFileSync(join(path, 'file2'), 'delta');
+      const s2 = await a.createSnapshot(id, 'move-000002');
+      await a.unmount(path);
+      const listedLive: string[] = [];
+      const receiving = async (name: string, parent: string | null, identity: string): Promise<void> => {
+        let done = false;
+        const look = (async () => {
+          while (!done) if ((await b.listDatasets()).some((d) => d.datasetId === id)) listedLive.push(`during ${name}`);
+        })();
+        const send = a.send(id, name, parent);
+        try {
+          await b.receive(id, name, identity, send.stream);
+          await send.done;
+        } finally {
+          done = true;
+          await look;
+        }
+        if ((await b.listDatasets()).some((d) => d.datasetId === id)) listedLive.push(`after ${name}`);
+      };
+      await receiving('move-000001', null, s1.identity);
+      await receiving('move-000002', 'move-000001', s2.identity);
+      expect(listedLive).toEqual([]);
+      await b.promote(id, 'move-000002', 64 * MiB);
+      expect((await b.listDatasets()).find((d) => d.datasetId === id)?.size).toBe(64 * MiB);
+      const pathB = join(mountRoot, `${id}-b`);
+      await b.mount(id, pathB);
+      expect(readFileSync(join(pathB, 'file2'), 'utf8')).toBe('delta');
+      await b.unmount(pathB);
+      await a.destroyDataset(id);
+      await b.destroyDataset(id);
+    });
+
     it('incremental sends apply on the common snapshot; a wrong identity is refused and not kept', async () => {
       const { a, b, mountRoot } = f();
       const id = randomUUID();

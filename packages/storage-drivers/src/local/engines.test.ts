@@ -339,13 +339,19 @@ describe('ZFS engine (command sequences)', () => {
     });
   const FS = `tank/data/flocker/${ID}`;
 
-  it('parses zfs list output (refquota 0 is no limit)', () => {
+  it('parses zfs list output (refquota 0 is no limit); read-only or mountpoint none is no live copy', () => {
     expect(
       parseZfsDatasets(
-        `tank/data/flocker\t0\t24576\toff\n${FS}\t1073741824\t5242880\toff\ntank/data/flocker/${ID}/child\t0\t1\toff\ntank/data/flocker/0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a11\t0\t1\ton\n`,
+        `tank/data/flocker\t0\t24576\toff\tnone\n${FS}\t1073741824\t5242880\toff\tlegacy\ntank/data/flocker/${ID}/child\t0\t1\toff\tlegacy\ntank/data/flocker/0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a11\t0\t1\ton\tlegacy\n` +
+          // Being received without -o (zfs-fuse): writable, mountpoint inherited from the parent.
+          `tank/data/flocker/0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a12\t0\t1\toff\tnone\n` +
+          `tank/data/flocker/0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a13\t0\t1\toff\t/flocker/x\n`,
         'tank/data/flocker',
       ),
-    ).toEqual([{ datasetId: ID, size: 1073741824, usedBytes: 5242880 }]);
+    ).toEqual([
+      { datasetId: ID, size: 1073741824, usedBytes: 5242880 },
+      { datasetId: '0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a13', size: null, usedBytes: 1 },
+    ]);
     expect(parseZfsSnapshots(`${FS}@move-000001\t123456789\n${FS}@move-000002\t987654321\n`, FS, ID)).toEqual([
       { datasetId: ID, name: 'move-000001', identity: '123456789', received: false },
       { datasetId: ID, name: 'move-000002', identity: '987654321', received: false },
@@ -411,10 +417,36 @@ describe('ZFS engine (command sequences)', () => {
     const e = zfs(f);
     await e.promote(ID, 'move-000002', 2 ** 30);
     expect(f.calls.slice(0, 3)).toEqual([
-      `zfs list -H -o name ${FS}@move-000002`,
+      `zfs get -H -o name,value mountpoint ${FS}@move-000002 ${FS}`,
       `zfs set readonly=off ${FS}`,
       `zfs set refquota=1073741824 ${FS}`,
     ]);
+    // A receive cut before its legacy (zfs-fuse) left mountpoint none: legacy first, else it is never listed live.
+    const cut = fake((argv) =>
+      argv.startsWith('zfs get -H -o name,value mountpoint')
+        ? { stdout: `${FS}@move-000002\t-\n${FS}\tnone\n` }
+        : argv === `zfs get -H -o value mountpoint ${FS}`
+          ? { stdout: 'none\n' }
+          : undefined,
+    );
+    await zfs(cut).promote(ID, 'move-000002', 2 ** 30);
+    expect(cut.calls.slice(1, 3)).toEqual([`zfs set mountpoint=legacy ${FS}`, `zfs set readonly=off ${FS}`]);
+    // The same for a retired copy made live again.
+    cut.calls.length = 0;
+    await zfs(cut).createDataset(ID, 2 ** 30);
+    expect(cut.calls.slice(0, 5)).toEqual([
+      `zfs list -H -o name ${FS}`,
+      `zfs set refquota=1073741824 ${FS}`,
+      `zfs get -H -o value mountpoint ${FS}`,
+      `zfs set mountpoint=legacy ${FS}`,
+      `zfs set readonly=off ${FS}`,
+    ]);
+    // No such snapshot: the get fails.
+    const none = fake((argv) =>
+      argv.startsWith('zfs get') ? { exitCode: 1, stderr: 'dataset does not exist' } : undefined,
+    );
+    await expect(zfs(none).promote(ID, 'move-000009', 2 ** 30)).rejects.toMatchObject({ code: 'UNKNOWN_SNAPSHOT' });
+    expect(none.calls).toHaveLength(1);
     f.calls.length = 0;
     await e.retire(ID);
     expect(f.calls).toEqual([`zfs list -H -o name ${FS}`, `zfs set readonly=on ${FS}`]);
@@ -487,18 +519,26 @@ describe('ZFS engine (older zfs: zfs-fuse 0.7, pool v23)', () => {
       'a\t7\t1\nb\t9\t-\n',
     );
     const f = fake((argv) =>
-      argv.startsWith('zfs get -H -p -r -d 1 -o name,property,value refquota,referenced,readonly')
+      argv.startsWith('zfs get -H -p -r -d 1 -o name,property,value refquota,referenced,readonly,mountpoint')
         ? {
             stdout: [
               `tank/data/flocker\trefquota\t0`,
               `tank/data/flocker\treferenced\t24576`,
               `tank/data/flocker\treadonly\toff`,
+              `tank/data/flocker\tmountpoint\tnone`,
               `${FS}\trefquota\t1073741824`,
               `${FS}\treferenced\t5242880`,
               `${FS}\treadonly\toff`,
+              `${FS}\tmountpoint\tlegacy`,
               `${FS}@move-000001\trefquota\t-`,
               `${FS}@move-000001\treferenced\t5242880`,
               `${FS}@move-000001\treadonly\t-`,
+              `${FS}@move-000001\tmountpoint\t-`,
+              // Being received (plain -F): writable, mountpoint inherited from the parent: no live copy yet.
+              `${FS}2\trefquota\t0`,
+              `${FS}2\treferenced\t5242880`,
+              `${FS}2\treadonly\toff`,
+              `${FS}2\tmountpoint\tnone`,
               '',
             ].join('\n'),
           }
@@ -523,7 +563,7 @@ describe('ZFS engine (older zfs: zfs-fuse 0.7, pool v23)', () => {
       ['move-000002', '12443728782805351909'],
     ]);
     expect(f.calls).toEqual([
-      'zfs get -H -p -r -d 1 -o name,property,value refquota,referenced,readonly tank/data/flocker',
+      'zfs get -H -p -r -d 1 -o name,property,value refquota,referenced,readonly,mountpoint tank/data/flocker',
       `zfs get -H -p -r -d 1 -o name,property,value createtxg,guid ${FS}`,
     ]);
   });

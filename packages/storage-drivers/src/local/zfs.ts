@@ -48,8 +48,9 @@ export interface ZfsFeatures {
   readonly listExact: boolean;
   /**
    * `zfs receive -u -o readonly=on -o mountpoint=legacy`. Without: `zfs receive -F`, then both set
-   * before the receive counts; meanwhile nothing mounts it (a new file system inherits
-   * mountpoint=none from the flocker parent, an existing one is legacy: no receive mounts either).
+   * before the receive counts (a new file system inherits mountpoint=none from the flocker parent,
+   * an existing one is legacy: no receive mounts it). Meanwhile the file system is writable, and
+   * no live copy only by its mountpoint none (parseZfsDatasets): readonly=on is set before legacy.
    */
   readonly receiveOptions: boolean;
   /**
@@ -98,16 +99,24 @@ export function zfsGetAsList(text: string, props: readonly string[]): string {
   return [...rows].map(([name, row]) => [name, ...props.map((p) => row.get(p) ?? '-')].join('\t') + '\n').join('');
 }
 
+/** What listDatasets asks of each file system, in this order. */
+const DATASET_PROPS = ['refquota', 'referenced', 'readonly', 'mountpoint'] as const;
+
 /**
- * `zfs list -H -p -o name,refquota,referenced,readonly`: tab-separated, exact numbers, refquota 0 =
- * none. A read-only file system is no live copy: received and not promoted yet, or retired.
+ * `zfs list -H -p -o name,refquota,referenced,readonly,mountpoint`: tab-separated, exact numbers,
+ * refquota 0 = none. A read-only file system is no live copy: received and not promoted yet, or
+ * retired. Nor is one with mountpoint none: a file system being received without -o (older zfs)
+ * inherits it from the flocker parent and is writable until receive() sets readonly=on (then
+ * legacy) after the stream; listed live in between, the new primary's agent mounted half a copy
+ * and reported it mounted, and the receive's legacy then unmounted it (its path empty). Every
+ * live copy is legacy or mounted at a path (createDataset, receive, promote).
  */
 export function parseZfsDatasets(text: string, parent: string): LocalDataset[] {
   const out: LocalDataset[] = [];
   for (const line of text.split('\n')) {
-    const [name, refquota, referenced, readonly] = line.split('\t');
+    const [name, refquota, referenced, readonly, mountpoint] = line.split('\t');
     if (name === undefined || refquota === undefined || referenced === undefined) continue;
-    if (!name.startsWith(`${parent}/`) || readonly?.trim() === 'on') continue;
+    if (!name.startsWith(`${parent}/`) || readonly?.trim() === 'on' || mountpoint?.trim() === 'none') continue;
     const datasetId = name.slice(parent.length + 1);
     if (datasetId.includes('/')) continue;
     const quota = Number(refquota);
@@ -191,19 +200,18 @@ export class ZfsEngine implements LocalEngine {
 
   async listDatasets(): Promise<LocalDataset[]> {
     if (!(await this.features()).listExact) {
-      const props = ['refquota', 'referenced', 'readonly'];
       const out = await this.zfs(
-        ['get', '-H', '-p', '-r', '-d', '1', '-o', 'name,property,value', props.join(','), this.root],
+        ['get', '-H', '-p', '-r', '-d', '1', '-o', 'name,property,value', DATASET_PROPS.join(','), this.root],
         `listing ${this.root}`,
       );
       // No -t filesystem in this get: its snapshots are left out here.
-      const lines = zfsGetAsList(out, props)
+      const lines = zfsGetAsList(out, DATASET_PROPS)
         .split('\n')
         .filter((l) => !(l.split('\t')[0] ?? '').includes('@'));
       return parseZfsDatasets(lines.join('\n'), this.root);
     }
     const out = await this.zfs(
-      ['list', '-H', '-p', '-t', 'filesystem', '-d', '1', '-o', 'name,refquota,referenced,readonly', this.root],
+      ['list', '-H', '-p', '-t', 'filesystem', '-d', '1', '-o', `name,${DATASET_PROPS.join(',')}`, this.root],
       `listing ${this.root}`,
     );
     return parseZfsDatasets(out, this.root);
@@ -228,6 +236,8 @@ export class ZfsEngine implements LocalEngine {
     // Only ever asked when no node holds a live copy: a retired file system here is that copy.
     if (await this.exists(fs)) {
       await this.resizeDataset(datasetId, size);
+      const mountpoint = await this.zfs(['get', '-H', '-o', 'value', 'mountpoint', fs], `looking at ${fs}`);
+      await this.legacyIfNone(fs, mountpoint.trim());
       await this.zfs(['set', 'readonly=off', fs], `making ${fs} writable`);
     } else await this.zfs(['create', '-o', 'mountpoint=legacy', '-o', `refquota=${size}`, fs], `creating ${fs}`);
     return (await this.listDatasets()).find((d) => d.datasetId === datasetId) ?? { datasetId, size, usedBytes: 0 };
@@ -386,7 +396,8 @@ export class ZfsEngine implements LocalEngine {
     );
     await pipeInto(stream, p);
     if (!options) {
-      // The same two properties, set before the receive counts (see ZfsFeatures.receiveOptions).
+      // The same two properties, set before the receive counts (see ZfsFeatures.receiveOptions); read-only
+      // first: mountpoint none until then is what keeps the copy from being listed live.
       await this.zfs(['set', 'readonly=on', fs], `making ${fs} read-only`);
       await this.zfs(['set', 'mountpoint=legacy', fs], `making ${fs} legacy-mounted`);
     }
@@ -401,12 +412,28 @@ export class ZfsEngine implements LocalEngine {
     return { ...got, received: true };
   }
 
+  /**
+   * A file system left with mountpoint none (a receive without -o cut between the stream and its
+   * `set mountpoint=legacy`) is made legacy before it is made writable: else no listing would show
+   * it live (parseZfsDatasets). Never on a mounted one (a promote again after the mount): that
+   * would unmount it on zfs-fuse.
+   */
+  private async legacyIfNone(fs: string, mountpoint: string | undefined): Promise<void> {
+    if (mountpoint === 'none') await this.zfs(['set', 'mountpoint=legacy', fs], `making ${fs} legacy-mounted`);
+  }
+
   async promote(datasetId: string, name: string, size: number): Promise<LocalDataset> {
     checkDatasetId(datasetId);
     checkSnapshotName(name);
     const fs = this.fileSystem(datasetId);
-    if (!(await this.exists(`${fs}@${name}`)))
-      throw new LocalStorageError('UNKNOWN_SNAPSHOT', `no snapshot ${fs}@${name}`);
+    // The snapshot is there (else the get fails) and the file system's mountpoint, in one command.
+    const r = await this.exec('zfs', ['get', '-H', '-o', 'name,value', 'mountpoint', `${fs}@${name}`, fs]);
+    if (r.exitCode !== 0) throw new LocalStorageError('UNKNOWN_SNAPSHOT', `no snapshot ${fs}@${name}`);
+    const mountpoint = r.stdout
+      .split('\n')
+      .find((l) => l.split('\t')[0] === fs)
+      ?.split('\t')[1];
+    await this.legacyIfNone(fs, mountpoint?.trim());
     // The received data is the file system already: writable, with its limit.
     await this.zfs(['set', 'readonly=off', fs], `making ${fs} writable`);
     await this.resizeDataset(datasetId, size);
