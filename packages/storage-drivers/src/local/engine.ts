@@ -50,7 +50,8 @@ export interface LocalEngine {
   listDatasets(): Promise<LocalDataset[]>;
   /**
    * Datasets this pool keeps something of without a live copy (snapshots kept after a move away, a
-   * retired ZFS file system, a received snapshot not promoted): what a deleted dataset's destroy removes.
+   * retired ZFS file system, a received snapshot not promoted, a receive not finished): what a deleted
+   * dataset's destroy removes.
    */
   listRetained(): Promise<string[]>;
   /** Idempotent: an existing dataset gets its limit (again). */

@@ -452,6 +452,28 @@ describe('ZFS engine (command sequences)', () => {
     expect(f.calls).toEqual([`zfs list -H -o name ${FS}`, `zfs set readonly=on ${FS}`]);
   });
 
+  it('retained: read-only file systems, and writable ones at mountpoint none (a receive without -o cut before its sets)', async () => {
+    // A crash between a zfs-fuse receive's stream and its readonly=on leaves a writable file system
+    // at none: no live copy (parseZfsDatasets), so it must be retained, else a deleted dataset's
+    // leftover is never destroyed and a replica there is never found (replicaHere).
+    const f = fake((argv) =>
+      argv.startsWith('zfs list -H -t filesystem -d 1 -o name,readonly,mountpoint')
+        ? {
+            stdout:
+              `tank/data/flocker\toff\tnone\n${FS}\toff\tlegacy\n` +
+              `tank/data/flocker/0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a11\ton\tlegacy\n` +
+              `tank/data/flocker/0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a12\toff\tnone\n` +
+              `tank/data/flocker/0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a13\toff\t/flocker/x\n`,
+          }
+        : undefined,
+    );
+    expect(await zfs(f).listRetained()).toEqual([
+      '0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a11',
+      '0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a12',
+    ]);
+    expect(f.calls).toEqual(['zfs list -H -t filesystem -d 1 -o name,readonly,mountpoint tank/data/flocker']);
+  });
+
   it('destroy refuses while mounted, else zfs destroy -r', async () => {
     const f = fake(() => undefined);
     const e = zfs(f);

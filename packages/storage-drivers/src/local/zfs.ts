@@ -217,15 +217,22 @@ export class ZfsEngine implements LocalEngine {
     return parseZfsDatasets(out, this.root);
   }
 
+  /**
+   * Every file system no listing shows live (parseZfsDatasets): read-only (retired, received), and
+   * writable at mountpoint none (a receive without -o still running, or cut between its stream and
+   * its readonly=on): else a deleted dataset's leftover would never be destroyed, a replica there
+   * never found, and a create could take it for a new dataset's place (localChanges).
+   */
   async listRetained(): Promise<string[]> {
     const out = await this.zfs(
-      ['list', '-H', '-t', 'filesystem', '-d', '1', '-o', 'name,readonly', this.root],
+      ['list', '-H', '-t', 'filesystem', '-d', '1', '-o', 'name,readonly,mountpoint', this.root],
       `listing ${this.root}`,
     );
     const ids: string[] = [];
     for (const line of out.split('\n')) {
-      const [name, readonly] = line.split('\t');
-      if (name?.startsWith(`${this.root}/`) && readonly?.trim() === 'on') ids.push(name.slice(this.root.length + 1));
+      const [name, readonly, mountpoint] = line.split('\t');
+      if (!name?.startsWith(`${this.root}/`) || name.slice(this.root.length + 1).includes('/')) continue;
+      if (readonly?.trim() === 'on' || mountpoint?.trim() === 'none') ids.push(name.slice(this.root.length + 1));
     }
     return ids.sort();
   }
@@ -233,7 +240,8 @@ export class ZfsEngine implements LocalEngine {
   async createDataset(datasetId: string, size: number): Promise<LocalDataset> {
     checkDatasetId(datasetId);
     const fs = this.fileSystem(datasetId);
-    // Only ever asked when no node holds a live copy: a retired file system here is that copy.
+    // Idempotent: an existing file system is made live as it is. The agent never asks over one it
+    // lists retained (localChanges: no create over data here), so only a listing raced brings it here.
     if (await this.exists(fs)) {
       await this.resizeDataset(datasetId, size);
       const mountpoint = await this.zfs(['get', '-H', '-o', 'value', 'mountpoint', fs], `looking at ${fs}`);
