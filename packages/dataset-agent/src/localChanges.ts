@@ -119,7 +119,10 @@ export type LocalAction =
       readonly mountPath: string;
     }
   | {
-      /** Nothing to do but say why: the only copy is on a dead node (never a blank new one). */
+      /**
+       * Nothing to do but say why: the only copy is on a dead node, or this pool keeps data of the
+       * dataset while no node shown holds its live copy (never a blank new one).
+       */
       readonly kind: 'refuse';
       readonly datasetId: string;
       readonly code: 'SOURCE_UNREACHABLE';
@@ -191,6 +194,21 @@ function decide(
           (replica !== undefined
             ? `; or accept losing the writes after this node's replica (snapshot ${replica}): set metadata ${METADATA_ACCEPT_REPLICA_LOSS_KEY}=true`
             : ''),
+      };
+    // No node shown holds a live copy, yet this pool keeps something of the dataset (a move's
+    // received snapshots or a receive still running, a replica, a retired copy): it has data, and a
+    // holder the view does not show (a control service restarted before the holder reported again)
+    // would retire its copy once this node reported a new one. A create would make an empty copy
+    // (btrfs) or an older one live (ZFS: the retired or received file system): wait until a holder
+    // shows, or the dataset is moved or deleted.
+    if (here.retained?.has(datasetId) === true)
+      return {
+        kind: 'refuse',
+        datasetId,
+        code: 'SOURCE_UNREACHABLE',
+        message:
+          `dataset ${datasetId} has data (this node's pool keeps snapshots or a copy of it that is not live) but no node this node sees holds its live copy: ` +
+          'not making a new one over it; waiting for the node holding it to report (if no node holds it any more, delete the dataset)',
       };
     return { kind: 'create', datasetId, size: sizeOf(d, ctx), mountPath };
   }
