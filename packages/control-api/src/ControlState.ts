@@ -259,6 +259,11 @@ export class ControlState {
     return this.nodes.reportedNode(uuid);
   }
 
+  /** The reported nodes whose latest report names compute instance `instanceId` (alive or not). */
+  nodesClaimingInstance(instanceId: string): Iterable<ReportedNode> {
+    return this.nodes.claimingInstance(instanceId);
+  }
+
   /** The failover events this replica saw or decided (the last EVENT_CAPACITY), oldest first. */
   listEvents(): ClusterEvent[] {
     return this.events.list();

@@ -98,3 +98,23 @@ describe('ChangeNotifier', () => {
     await held;
   });
 });
+
+describe('NodeReports.claimingInstance', () => {
+  it('follows each node to the instance its latest report names, its own reports and those through the store', () => {
+    const clock = { t: 1_000_000 };
+    const { n } = nodes(clock);
+    const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+    const claimers = (instance: string): string[] => [...n.claimingInstance(instance)].map((x) => x.report.uuid);
+    n.record(report(), clock.t);
+    n.external({ ...report(), uuid: B, instance_id: 'i-b' }, clock.t);
+    expect([claimers('i-a'), claimers('i-b')]).toEqual([[A], [B]]);
+    // A moved to another instance; B's report through the store names A's old one.
+    n.record({ ...report(), instance_id: 'i-c' }, clock.t + 1);
+    n.external({ ...report(), uuid: B, instance_id: 'i-a' }, clock.t + 1);
+    expect([claimers('i-a'), claimers('i-b'), claimers('i-c')]).toEqual([[B], [], [A]]);
+    // Dead nodes are still listed (the check asks whether each is alive).
+    clock.t += T + 10;
+    n.checkLiveness(clock.t);
+    expect(claimers('i-c')).toEqual([A]);
+  });
+});

@@ -101,6 +101,8 @@ interface Held extends ReportedNode {
 
 export class NodeReports {
   private readonly nodes = new Map<string, Held>();
+  /** Node uuids by the compute instance their latest report names: a report's claims are looked up (reportClaims). */
+  private readonly byInstance = new Map<string, Set<string>>();
   private readonly aliveSet = new Set<string>();
   /**
    * Nodes declared dead and not back: reported nodes whose last report is older than
@@ -135,6 +137,30 @@ export class NodeReports {
 
   reportedNode(uuid: string): ReportedNode | undefined {
     return this.nodes.get(uuid);
+  }
+
+  /** The reported nodes whose latest report names compute instance `instanceId`, alive or not. */
+  *claimingInstance(instanceId: string): Iterable<ReportedNode> {
+    for (const uuid of this.byInstance.get(instanceId) ?? []) {
+      const node = this.nodes.get(uuid);
+      if (node !== undefined) yield node;
+    }
+  }
+
+  /** Keeps `held` as the node's latest report, and byInstance with it. */
+  private hold(uuid: string, held: Held): void {
+    const before = this.nodes.get(uuid)?.report.instance_id;
+    this.nodes.set(uuid, held);
+    const after = held.report.instance_id;
+    if (before === after) return;
+    if (before !== undefined) {
+      const uuids = this.byInstance.get(before);
+      uuids?.delete(uuid);
+      if (uuids?.size === 0) this.byInstance.delete(before);
+    }
+    let uuids = this.byInstance.get(after);
+    if (uuids === undefined) this.byInstance.set(after, (uuids = new Set()));
+    uuids.add(uuid);
   }
 
   /** The configuration version the node's last report carried; undefined when none (an older agent). */
@@ -179,7 +205,7 @@ export class NodeReports {
       return held.shared;
     }
     const shared = version === undefined ? json : JSON.stringify(received);
-    this.nodes.set(report.uuid, {
+    this.hold(report.uuid, {
       report,
       lastSeen: now,
       json,
@@ -224,7 +250,7 @@ export class NodeReports {
     if (previous.json !== json || version === undefined || before === undefined || before === version) return undefined;
     const uuid = previous.report.uuid;
     const held: Held = { ...previous, lastSeen, version };
-    this.nodes.set(uuid, held);
+    this.hold(uuid, held);
     if (this.options.versionShows?.(uuid, previous.report, before, version) === true) {
       held.shared = undefined;
       this.changed([uuid]);
@@ -259,7 +285,7 @@ export class NodeReports {
         return;
       }
     }
-    this.nodes.set(report.uuid, {
+    this.hold(report.uuid, {
       report,
       lastSeen,
       json,

@@ -143,7 +143,11 @@ const datasetHandlers: Omit<
       );
     }
     const now = state.now();
-    const conflict = reportClaimConflict(report, state.reportedNodes(), (n) => isAlive(n, now, state.nodeTimeoutMs));
+    const conflict = reportClaimConflict(
+      report,
+      (instance) => state.nodesClaimingInstance(instance),
+      (n) => isAlive(n, now, state.nodeTimeoutMs),
+    );
     if (conflict !== undefined) throw conflict;
     const generation = await state.report(report);
     // The committed tag at this moment: an agent whose snapshot carries another knows it is not current.
