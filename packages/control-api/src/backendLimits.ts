@@ -11,18 +11,16 @@ import { RequestError } from './errors';
 export function sizeBeyondBackend(
   size: number | null | undefined,
   primary: string,
-  nodes: Iterable<ReportedNode>,
+  /** The primary's latest report (a lookup: scanning 10,000 nodes per create or move cost O(nodes), issue 23). */
+  node: ReportedNode | undefined,
 ): RequestError | undefined {
-  if (size === null || size === undefined) return undefined;
-  for (const n of nodes) {
-    if (n.report.uuid !== primary) continue;
-    const limit = n.report.max_volume_size;
-    if (limit !== undefined && size > limit) {
-      return new RequestError(
-        'SIZE_BEYOND_BACKEND',
-        `maximum_size ${size} (${formatSize(size)}) is larger than the ${n.report.backend} backend of node ${primary} (${n.report.host}) can create: at most ${limit} bytes (${formatSize(limit)}).`,
-      );
-    }
+  if (size === null || size === undefined || node === undefined || node.report.uuid !== primary) return undefined;
+  const limit = node.report.max_volume_size;
+  if (limit !== undefined && size > limit) {
+    return new RequestError(
+      'SIZE_BEYOND_BACKEND',
+      `maximum_size ${size} (${formatSize(size)}) is larger than the ${node.report.backend} backend of node ${primary} (${node.report.host}) can create: at most ${limit} bytes (${formatSize(limit)}).`,
+    );
   }
   return undefined;
 }

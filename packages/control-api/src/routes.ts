@@ -70,7 +70,7 @@ const datasetHandlers: Omit<
         'its primary',
       );
     }
-    const tooLarge = sizeBeyondBackend(body.maximum_size, body.primary, state.reportedNodes());
+    const tooLarge = sizeBeyondBackend(body.maximum_size, body.primary, state.reportedNode(body.primary));
     if (tooLarge !== undefined) throw tooLarge;
     const applied = await state.mutate(
       (c, now) => createDataset(c, body, undefined, (id) => reportedSnapshotSize(state, id), now),
@@ -98,7 +98,8 @@ const datasetHandlers: Omit<
         );
       }
       const size = body.maximum_size !== undefined ? body.maximum_size : current.maximum_size;
-      const tooLarge = sizeBeyondBackend(size, body.primary ?? current.primary, state.reportedNodes());
+      const target = body.primary ?? current.primary;
+      const tooLarge = sizeBeyondBackend(size, target, state.reportedNode(target));
       if (tooLarge !== undefined) throw tooLarge;
     }
     const applied = await state.mutate((c, now) => updateDataset(c, params.id, body, now), ifMatches);
