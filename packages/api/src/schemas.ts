@@ -24,13 +24,34 @@ export const METADATA_REPLICAS_KEY = 'clusterhq:flocker:replicas';
 export const METADATA_REPLICA_INTERVAL_KEY = 'clusterhq:flocker:replica-interval';
 /** "true": a move off a dead primary promotes the replica's newest snapshot (the writes after it are lost). */
 export const METADATA_ACCEPT_REPLICA_LOSS_KEY = 'clusterhq:flocker:accept-replica-loss';
+/**
+ * Local storage (issue 24), set by the control service only: the node that may hold the dataset's
+ * data, recorded in the same commit as every change of its primary (a node other than the primary
+ * holds the live copy only after one). Node states are kept in memory, so after a restart of the
+ * service the holder may be shown nowhere: the new primary's agent waits for it instead of making a
+ * new, empty dataset (dataset-agent localChanges). Absent: nobody may hold it but the primary.
+ */
+export const METADATA_DATA_NODE_KEY = 'clusterhq:flocker:data-node';
+/** "true": the primary starts the dataset empty although the data-node marker says its data may be elsewhere. */
+export const METADATA_ACCEPT_DATA_LOSS_KEY = 'clusterhq:flocker:accept-data-loss';
+/** Keys only the control service sets: refused in a client's create or update, not counted in METADATA_MAX_KEYS. */
+export const SYSTEM_METADATA_KEYS: readonly string[] = [METADATA_DATA_NODE_KEY];
+export const SYSTEM_METADATA_KEY_MESSAGE = `${METADATA_DATA_NODE_KEY} is set by the control service (the node that may hold a local dataset's data, recorded at each move): a client may not set or remove it`;
 /** Keys an update may set besides the snapshot schedule's. */
 const UPDATABLE_METADATA_KEYS: readonly string[] = [
   ...MUTABLE_METADATA_KEYS,
   METADATA_REPLICAS_KEY,
   METADATA_REPLICA_INTERVAL_KEY,
   METADATA_ACCEPT_REPLICA_LOSS_KEY,
+  METADATA_ACCEPT_DATA_LOSS_KEY,
 ];
+
+/** How many of the metadata's keys count toward METADATA_MAX_KEYS: all but the control service's own. */
+export function clientMetadataKeyCount(metadata: Readonly<Record<string, unknown>>): number {
+  let n = 0;
+  for (const k of Object.keys(metadata)) if (!SYSTEM_METADATA_KEYS.includes(k)) n++;
+  return n;
+}
 export type DatasetFilesystem = (typeof DATASET_FILESYSTEMS)[number];
 /** mkfs.xfs refuses file systems below 300 MB (xfsprogs >= 5.19): an xfs dataset is at least 300 MiB. */
 export const XFS_MINIMUM_SIZE = 300 * 1024 * 1024;
@@ -119,7 +140,7 @@ export const Metadata = z
     z.string().max(METADATA_MAX_LENGTH, { message: `metadata values are at most ${METADATA_MAX_LENGTH} characters` }),
     KEY_MESSAGES,
   )
-  .refine((m) => Object.keys(m).length <= METADATA_MAX_KEYS, {
+  .refine((m) => clientMetadataKeyCount(m) <= METADATA_MAX_KEYS, {
     message: `metadata has at most ${METADATA_MAX_KEYS} keys`,
   })
   .describe('Free-form key/value strings describing the dataset; not interpreted by Flocker.');
@@ -238,6 +259,9 @@ export const CreateDatasetRequest = z
       }
     }
     const metadata = req.metadata ?? {};
+    for (const key of SYSTEM_METADATA_KEYS)
+      if (Object.hasOwn(metadata, key))
+        ctx.addIssue({ code: 'custom', path: ['metadata', key], message: SYSTEM_METADATA_KEY_MESSAGE });
     const fs = datasetFilesystem(metadata);
     if (fs === undefined) {
       ctx.addIssue({
@@ -264,9 +288,12 @@ export const UpdateDatasetRequest = z
     maximum_size: MaximumSize.nullable().optional(),
     metadata: z
       .record(
-        z.string().refine((k) => UPDATABLE_METADATA_KEYS.includes(k), {
-          message: `only ${UPDATABLE_METADATA_KEYS.join(', ')} can change after creation`,
-        }),
+        z
+          .string()
+          .refine((k) => !SYSTEM_METADATA_KEYS.includes(k), { message: SYSTEM_METADATA_KEY_MESSAGE, abort: true })
+          .refine((k) => UPDATABLE_METADATA_KEYS.includes(k), {
+            message: `only ${UPDATABLE_METADATA_KEYS.join(', ')} can change after creation`,
+          }),
         z
           .string()
           .max(METADATA_MAX_LENGTH, { message: `metadata values are at most ${METADATA_MAX_LENGTH} characters` })
@@ -275,7 +302,7 @@ export const UpdateDatasetRequest = z
       )
       .optional()
       .describe(
-        `Merged into the dataset's metadata: a string sets the key, null removes it. Only ${UPDATABLE_METADATA_KEYS.join(', ')} (the snapshot schedule, issue 20; a local dataset's standby replica, issue 24) can change.`,
+        `Merged into the dataset's metadata: a string sets the key, null removes it. Only ${UPDATABLE_METADATA_KEYS.join(', ')} (the snapshot schedule, issue 20; a local dataset's standby replica and loss opt-ins, issue 24) can change.`,
       ),
   })
   .strict()
