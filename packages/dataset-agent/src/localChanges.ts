@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import {
   type ClusterSnapshot,
   isLocalBackend,
+  METADATA_ACCEPT_DATA_LOSS_KEY,
   METADATA_ACCEPT_REPLICA_LOSS_KEY,
+  METADATA_DATA_NODE_KEY,
   METADATA_REPLICA_INTERVAL_KEY,
   METADATA_REPLICAS_KEY,
   peerCopies,
@@ -34,6 +36,13 @@ export interface LocalDesiredDataset {
   readonly replicaIntervalMs?: number;
   /** A move off a dead primary may promote this node's replica (the writes after its newest snapshot are lost). */
   readonly acceptReplicaLoss?: boolean;
+  /**
+   * The node the control service recorded, at the dataset's last move, as one that may hold its
+   * data (@flocker/api METADATA_DATA_NODE_KEY); absent: nobody but the primary may hold it.
+   */
+  readonly dataNode?: string;
+  /** The primary starts the dataset empty although dataNode says its data may be elsewhere. */
+  readonly acceptDataLoss?: boolean;
 }
 
 export interface LocalClusterNode {
@@ -120,7 +129,8 @@ export type LocalAction =
     }
   | {
       /**
-       * Nothing to do but say why: the only copy is on a dead node, or this pool keeps data of the
+       * Nothing to do but say why: the only copy is on a dead node, the node the control service
+       * recorded as one that may hold the data is shown nowhere, or this pool keeps data of the
        * dataset while no node shown holds its live copy (never a blank new one).
        */
       readonly kind: 'refuse';
@@ -195,6 +205,31 @@ function decide(
             ? `; or accept losing the writes after this node's replica (snapshot ${replica}): set metadata ${METADATA_ACCEPT_REPLICA_LOSS_KEY}=true`
             : ''),
       };
+    // No node shown holds a live copy, yet the control service recorded at the last move a node
+    // that may hold the data: its state is missing from the view (the service restarted and the
+    // node has not reported again, or it is dead and was forgotten). A create would make an empty
+    // copy live, and that node, once back, would retire its own ("the primary holds its live copy
+    // already"). Wait for it to show (then its push), or the user's opt-in to start empty. This
+    // node's own pool is known here: a marker naming it says nothing more.
+    const marked = d.dataNode !== undefined && d.dataNode !== ctx.nodeUuid ? d.dataNode : undefined;
+    if (marked !== undefined) {
+      if (replica !== undefined && d.acceptReplicaLoss === true)
+        return { kind: 'promoteReplica', datasetId, snapshot: replica, size: sizeOf(d, ctx), mountPath };
+      if (d.acceptDataLoss !== true) {
+        const host = nodes.find((n) => n.uuid === marked)?.host;
+        return {
+          kind: 'refuse',
+          datasetId,
+          code: 'SOURCE_UNREACHABLE',
+          message:
+            `the data of dataset ${datasetId} may be on node ${marked}${host ? ` (${host})` : ''}, which has not reported it to the control service (restarted? dead?); ` +
+            `bring ${marked} back, or set metadata ${METADATA_ACCEPT_DATA_LOSS_KEY}=true to start it empty` +
+            (replica !== undefined
+              ? `; or accept losing the writes after this node's replica (snapshot ${replica}): set metadata ${METADATA_ACCEPT_REPLICA_LOSS_KEY}=true`
+              : ''),
+        };
+      }
+    }
     // No node shown holds a live copy, yet this pool keeps something of the dataset (a move's
     // received snapshots or a receive still running, a replica, a retired copy): it has data, and a
     // holder the view does not show (a control service restarted before the holder reported again)
@@ -320,6 +355,17 @@ export function replicaStep(
   return { name: nextSnapshotName({ source, target }), parent: commonBase({ source, target })?.name ?? null };
 }
 
+/** The data-node marker the control service recorded at the last move, and the user's opt-in to start empty over it. */
+export function dataNodeSettings(
+  metadata: Readonly<Record<string, string>>,
+): Pick<LocalDesiredDataset, 'dataNode' | 'acceptDataLoss'> {
+  const node = metadata[METADATA_DATA_NODE_KEY]?.trim();
+  return {
+    ...(node !== undefined && node !== '' ? { dataNode: node } : {}),
+    ...(metadata[METADATA_ACCEPT_DATA_LOSS_KEY]?.trim() === 'true' ? { acceptDataLoss: true } : {}),
+  };
+}
+
 /** The datasets as the decision takes them, from a whole snapshot or a node's view. */
 export function localDesired(snapshot: ClusterSnapshot): LocalDesiredDataset[] {
   return snapshot.datasets.map((d) => ({
@@ -328,6 +374,7 @@ export function localDesired(snapshot: ClusterSnapshot): LocalDesiredDataset[] {
     maximumSize: d.maximum_size ?? null,
     deleted: d.deleted,
     ...replicaSettings(d.metadata),
+    ...dataNodeSettings(d.metadata),
   }));
 }
 
