@@ -1,4 +1,12 @@
-import { commandSplit, pluginCallTotals, spareMakes, splitTable, tracedLines } from './trace-docker-run';
+import {
+  callGaps,
+  commandSplit,
+  gapTable,
+  pluginCallTotals,
+  spareMakes,
+  splitTable,
+  tracedLines,
+} from './trace-docker-run';
 
 const line = (t: number, message: string, call: string, duration: number) =>
   JSON.stringify({ level: 'info', message, call, duration_ms: duration, t: String(t), timestamp: 'x' });
@@ -100,5 +108,50 @@ describe('trace-docker-run: reading the plugin log (issue 23)', () => {
     });
     expect(md).toContain('| segment | agent stopped | agent running | median of agent running − agent stopped |');
     expect(md).toContain("| inside the plugin's answers | 4.0 | 5.0 | 1.0 |");
+  });
+
+  it("lists a command's calls in order, each with Docker's gap before it, and the time after the last answer", () => {
+    const run = [
+      line(1012, 'plugin call', '/VolumeDriver.Unmount', 1), // arrived 1011
+      line(1002, 'plugin call', '/VolumeDriver.Get', 0.5), // arrived 1001.5
+      line(1010, 'plugin call', '/VolumeDriver.Mount', 4), // arrived 1006
+      line(1100, 'plugin call', '/VolumeDriver.Get', 1), // after the window
+    ].join('\n');
+    expect(callGaps(run, 1000, 1020)).toEqual({
+      calls: [
+        { call: 'Get', gap: 1.5, ms: 0.5 },
+        { call: 'Mount', gap: 4, ms: 4 },
+        { call: 'Unmount', gap: 1, ms: 1 },
+      ],
+      after: 8,
+    });
+    expect(callGaps(run, 2000, 2010)).toBeUndefined();
+  });
+
+  it('compares call sequences gap by gap over the pairs whose calls are the same on both sides', () => {
+    const seq = (gap: number, mount: number, after: number) => ({
+      calls: [
+        { call: 'Get', gap, ms: 0.5 },
+        { call: 'Mount', gap: 1, ms: mount },
+      ],
+      after,
+    });
+    const md = gapTable('existing', [
+      { floor: seq(10, 0.1, 5), flocker: seq(11, 4.1, 9) },
+      { floor: seq(20, 0.1, 5), flocker: seq(18, 3.1, 7) },
+      { floor: seq(10, 0.1, 5), flocker: { calls: [{ call: 'Get', gap: 1, ms: 1 }], after: 1 } }, // other calls
+      { flocker: seq(1, 1, 1) },
+    ]);
+    expect(md).toContain('### existing: 2 of 4 pairs with the same calls, medians (ms)');
+    expect(md).toContain('| Docker before Get #1 | 15.0 | 14.5 | -0.5 |');
+    expect(md).toContain('| Mount #2 answered | 0.1 | 3.6 | 3.5 |');
+    expect(md).toContain('| last answer → CLI back | 5.0 | 8.0 | 3.0 |');
+    expect(md).toContain('| whole command | 21.6 | 27.6 | 6.0 |');
+    expect(gapTable('none', [{ floor: seq(1, 1, 1) }])).toContain('no pair with the same calls on both sides');
+    const held = gapTable('held', [{ floor: seq(10, 0.1, 5), flocker: seq(11, 4.1, 9) }], {
+      floor: 'Flocker held',
+      flocker: 'Flocker',
+    });
+    expect(held).toContain('| step | Flocker held | Flocker | median of Flocker − Flocker held |');
   });
 });

@@ -24,12 +24,13 @@
  * Needs root and dockerd (the FlockerDockerStack of the Docker e2e tests). docs/performance.md
  * reads the critical path off its output.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { ClusterSnapshot } from '@flocker/api';
 import { z } from 'zod';
+import { procStat } from './cluster/processes';
 import { FlockerDockerStack, TINY_IMAGE } from './docker';
 
 const now = (): number => performance.timeOrigin + performance.now();
@@ -135,6 +136,80 @@ const median = (xs: readonly number[]): number => {
   return s.length === 0 ? NaN : s.length % 2 === 1 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
 };
 
+/** One plugin call Docker made within a command: its name, and its gap (ms) since the previous answer or the start. */
+export interface CallGap {
+  call: string;
+  /** From the command's start (first call) or the previous call's answer to this call's arrival: Docker's time. */
+  gap: number;
+  /** Inside the plugin's answer. */
+  ms: number;
+}
+
+/**
+ * The command timed over [from, to] as its plugin calls in order, each with Docker's time before it, and the time
+ * after the last answer (`after`); undefined when it holds no call. Two commands with the same call sequence (the same
+ * Docker path) compare gap by gap: where a plugin's work, done after its answer, slows Docker's next step.
+ */
+export function callGaps(text: string, from: number, to: number): { calls: CallGap[]; after: number } | undefined {
+  const calls = [...jsonLines(text, PluginCallLine)]
+    .filter((l) => l.message.startsWith('plugin call'))
+    .map((l) => ({
+      call: l.call.replace(/^\/(VolumeDriver|Plugin)\./, ''),
+      answered: Number(l.t),
+      arrived: Number(l.t) - l.duration_ms,
+      ms: l.duration_ms,
+    }))
+    .filter((c) => c.arrived >= from && c.answered <= to)
+    .sort((a, b) => a.arrived - b.arrived);
+  const last = calls.at(-1);
+  if (last === undefined) return undefined;
+  let prev = from;
+  const gaps = calls.map((c) => {
+    const g = { call: c.call, gap: c.arrived - prev, ms: c.ms };
+    prev = c.answered;
+    return g;
+  });
+  return { calls: gaps, after: to - last.answered };
+}
+
+/**
+ * The markdown table of paired call sequences (floor vs Flocker) whose calls are the same in the same order: for each
+ * call, Docker's gap before it and the answer's time, medians per side and of the paired differences.
+ */
+export function gapTable(
+  title: string,
+  pairs: ReadonlyArray<{ floor?: ReturnType<typeof callGaps>; flocker?: ReturnType<typeof callGaps> }>,
+  labels: { floor: string; flocker: string } = { floor: 'no-op', flocker: 'Flocker' },
+): string {
+  const same = pairs.filter(
+    (p): p is { floor: NonNullable<typeof p.floor>; flocker: NonNullable<typeof p.flocker> } =>
+      p.floor !== undefined &&
+      p.flocker !== undefined &&
+      p.floor.calls.map((c) => c.call).join() === p.flocker.calls.map((c) => c.call).join(),
+  );
+  const first = same[0];
+  if (first === undefined) return `\n### ${title}: no pair with the same calls on both sides\n`;
+  const f = (x: number) => x.toFixed(1);
+  const row = (label: string, pick: (s: { calls: CallGap[]; after: number }) => number) =>
+    `| ${label} | ${f(median(same.map((p) => pick(p.floor))))} | ${f(median(same.map((p) => pick(p.flocker))))} | ${f(
+      median(same.map((p) => pick(p.flocker) - pick(p.floor))),
+    )} |`;
+  const rows = first.flocker.calls.flatMap((c, i) => [
+    row(`Docker before ${c.call} #${i + 1}`, (s) => s.calls[i]?.gap ?? NaN),
+    row(`${c.call} #${i + 1} answered`, (s) => s.calls[i]?.ms ?? NaN),
+  ]);
+  const total = (s: { calls: CallGap[]; after: number }) => s.calls.reduce((a, c) => a + c.gap + c.ms, 0) + s.after;
+  return [
+    `\n### ${title}: ${same.length} of ${pairs.length} pairs with the same calls, medians (ms)\n`,
+    `| step | ${labels.floor} | ${labels.flocker} | median of ${labels.flocker} − ${labels.floor} |`,
+    '|---|---:|---:|---:|',
+    ...rows,
+    row('last answer → CLI back', (s) => s.after),
+    row('whole command', total),
+    '',
+  ].join('\n');
+}
+
 const SEGMENTS = ['before', 'plugin', 'docker', 'after', 'total'] as const;
 const SEGMENT_LABELS: Readonly<Record<(typeof SEGMENTS)[number], string>> = {
   before: 'CLI start → first plugin call',
@@ -207,15 +282,17 @@ async function waitForSpares(root: string, count = 2, size = 10 * GiB): Promise<
   return full() ? `pool full, waited ${(now() - t0).toFixed(0)} ms` : `pool NOT full after 10 s`;
 }
 
-const USAGE = `usage: node e2e/dist/trace-docker-run.js [--runs N] [--pairs P [--agent-stopped]]
+const USAGE = `usage: node e2e/dist/trace-docker-run.js [--runs N] [--pairs P [--agent-stopped] [--held]]
 
 Starts its own dockerd, control service, dataset agent and plugin (debug logs) in a temp root, then prints the merged
 timeline (ms) of N docker runs with a new Flocker volume and their docker volume rm, N docker runs with an existing
 volume (beside a local one), N docker volume create + at once docker volume rm, and N rm of an idle volume.
 With --pairs P, then P interleaved pairs, Flocker and the no-op plugin (the floor), of a docker run with a new volume
-and a create + at once rm, each command split at its plugin calls (medians, and of the paired differences).
+and a create + at once rm, each command split at its plugin calls (medians, and of the paired differences), and of a
+docker run with an existing volume, compared call by call (Docker's gap before each call, each answer).
 With --agent-stopped, each pair also runs the create + rm with the agent SIGSTOPped throughout (the most that taking the
-agent's work off rm could give) and with the local driver.
+agent's work off rm could give) and with the local driver. With --held, the existing-volume pairs have a third side: a
+second Flocker volume another container keeps in use throughout (its runs take and let go no lease).
 Needs root. FLOCKER_TRACE_LOGS=DIR keeps the plugin and agent logs; FLOCKER_TRACE_JSON=FILE writes every pair's
 splits (JSON). Default N: 3 (0: the pairs only); P: 0.
 `;
@@ -247,7 +324,12 @@ async function waitForVolumes(root: string, max: number): Promise<void> {
  * create`; each split at its plugin calls (commandSplit), printed as medians and paired differences. As the benchmark,
  * each timed command starts with the pool full and the destroys done (waited for untimed, on both sides).
  */
-async function floorPairs(stack: FlockerDockerStack, pairs: number, agentStopped: boolean): Promise<void> {
+async function floorPairs(
+  stack: FlockerDockerStack,
+  pairs: number,
+  agentStopped: boolean,
+  held: boolean,
+): Promise<void> {
   const noopDriver = `flocker-trace-noop-${process.pid}`;
   const socket = `/run/docker/plugins/${noopDriver}.sock`;
   const noopLog = path.join(stack.root, 'noop-calls.log');
@@ -274,10 +356,61 @@ async function floorPairs(stack: FlockerDockerStack, pairs: number, agentStopped
       side === 'floor' ? fs.readFileSync(noopLog, 'utf8') : stack.plugin.log();
     const runs: Array<{ floor?: CommandSplit; flocker?: CommandSplit }> = [];
     const rms: Array<{ floor?: CommandSplit; flocker?: CommandSplit }> = [];
+    type Gaps = ReturnType<typeof callGaps>;
+    const existing: Array<{ floor?: Gaps; flocker?: Gaps; held?: Gaps }> = [];
+    // Each side's existing volume: the no-op's made here, Flocker's the stack's trace-existing (mounted here, let go);
+    // with --held also a second Flocker volume that another container keeps in use throughout, so its runs take and let
+    // go no lease (the Mount of a volume already used here only counts the container).
+    const existingSides = { floor: noopDriver, flocker: stack.driver, held: stack.driver } as const;
+    const existingVolume = {
+      floor: 'pair-floor-existing',
+      flocker: 'trace-existing',
+      held: 'trace-existing-held',
+    } as const;
+    await stack.docker(['volume', 'create', '-d', noopDriver, existingVolume.floor]);
+    // CPU of each process over each side's runs (ms; the control service runs in this process):
+    // whose work a side adds, though not when. /proc counts in ticks (10 ms): only sums over many runs mean anything.
+    const tickMs = 1000 / (Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100);
+    const cpuOf = (pid: number | undefined): number => {
+      const f = pid === undefined ? undefined : procStat(pid);
+      return f === undefined ? 0 : (Number(f[11]) + Number(f[12])) * tickMs;
+    };
+    const cpuNow = (): Record<string, number> => {
+      const self = process.cpuUsage();
+      return {
+        'control service + this tool': (self.user + self.system) / 1000,
+        agent: cpuOf(stack.agent.pid),
+        plugin: cpuOf(stack.plugin.pid),
+        dockerd: cpuOf(stack.dockerd.pid()),
+      };
+    };
+    const cpu: Record<string, { runs: number; ms: Record<string, number> }> = {};
+    const runExisting = async (side: keyof typeof existingSides, counted = true) => {
+      const args = ['run', '--rm', '--network', 'none', '-v', `${existingVolume[side]}:/data`];
+      const c0 = cpuNow();
+      const t0 = now();
+      await stack.docker([...args, '--volume-driver', existingSides[side], TINY_IMAGE, 'true']);
+      const t1 = now();
+      await new Promise((r) => setTimeout(r, 20));
+      const c1 = cpuNow();
+      const sum = (cpu[side] ??= { runs: 0, ms: {} });
+      if (counted) {
+        sum.runs++;
+        for (const [k, v] of Object.entries(c1)) sum.ms[k] = (sum.ms[k] ?? 0) + v - (c0[k] ?? 0);
+      }
+      return callGaps(log(side === 'floor' ? 'floor' : 'flocker'), t0, t1);
+    };
+    const existingOrder: Array<keyof typeof existingSides> = held ? ['floor', 'flocker', 'held'] : ['floor', 'flocker'];
+    let holder: string | undefined;
+    if (held) {
+      const args = ['run', '-d', '--network', 'none', '-v', `${existingVolume.held}:/data`];
+      holder = (await stack.docker([...args, '--volume-driver', stack.driver, TINY_IMAGE, 'sleep', '100000'])).stdout;
+    }
+    for (const side of existingOrder) await runExisting(side, false); // Untimed: each volume's first Mount here.
     // trace-existing is the stack's Flocker volume left from above; a side's new volume lives until its turn's end.
     const settled = async (volumes: number) => {
       await waitForSpares(stack.root);
-      await waitForVolumes(stack.root, volumes);
+      await waitForVolumes(stack.root, volumes + (held ? 1 : 0)); // --held: trace-existing-held too
     };
     const timedSplit = async (side: keyof typeof drivers, args: string[]) => {
       const t0 = now();
@@ -348,6 +481,14 @@ async function floorPairs(stack: FlockerDockerStack, pairs: number, agentStopped
         rm[side] = await timedSplit(side, ['volume', 'rm', cr]);
         await stack.docker(['volume', 'rm', vol], { check: false });
       }
+      const ex: (typeof existing)[number] = {};
+      // Each side first, second (and third) in turn.
+      const k = i % existingOrder.length;
+      for (const side of [...existingOrder.slice(k), ...existingOrder.slice(0, k)]) {
+        await settled(1);
+        ex[side] = await runExisting(side);
+      }
+      existing.push(ex);
       if (agentStopped)
         stoppedRms.push({ floor: stoppedFirst ? stoppedBefore : await stoppedAndLocal(i), flocker: rm.flocker });
       runs.push(run);
@@ -355,11 +496,39 @@ async function floorPairs(stack: FlockerDockerStack, pairs: number, agentStopped
     }
     // Every pair's splits, for A/B runs of two builds that pair across runs (FLOCKER_TRACE_JSON=FILE).
     const json = process.env.FLOCKER_TRACE_JSON;
-    if (json !== undefined) fs.writeFileSync(json, JSON.stringify({ runs, rms, stoppedRms, localRms }));
+    if (json !== undefined) fs.writeFileSync(json, JSON.stringify({ runs, rms, stoppedRms, localRms, existing }));
     process.stdout.write(splitTable('docker run with a new volume, split at the plugin calls', runs));
     process.stdout.write(
       splitTable('docker volume rm right after docker volume create, split at the plugin calls', rms),
     );
+    if (holder !== undefined) await stack.docker(['rm', '-f', holder.trim()]);
+    process.stdout.write(gapTable('docker run with an existing volume, gap by gap', existing));
+    process.stdout.write(
+      `\nCPU per existing-volume run (ms, mean; from each run's start to 20 ms after its end): ${Object.entries(cpu)
+        .map(
+          ([side, c]) =>
+            `${side}: ${Object.entries(c.ms)
+              .map(([k, v]) => `${k} ${(v / c.runs).toFixed(1)}`)
+              .join(', ')}`,
+        )
+        .join('; ')}\n`,
+    );
+    if (held) {
+      process.stdout.write(
+        gapTable(
+          'the same, Flocker volume held by another container (no lease taken or let go)',
+          existing.map((e) => ({ floor: e.floor, flocker: e.held })),
+          { floor: 'no-op plugin', flocker: 'Flocker held' },
+        ),
+      );
+      process.stdout.write(
+        gapTable(
+          'the same, Flocker: the lease taken and let go vs held',
+          existing.map((e) => ({ floor: e.held, flocker: e.flocker })),
+          { floor: 'Flocker held', flocker: 'Flocker' },
+        ),
+      );
+    }
     if (agentStopped) {
       process.stdout.write(
         splitTable('docker volume rm right after docker volume create, the agent stopped vs running', stoppedRms, {
@@ -397,7 +566,9 @@ async function main(): Promise<void> {
   const { at: pairsAt, n: pairs } = numberAt('--pairs', 0);
   const stoppedAt = args.indexOf('--agent-stopped');
   const agentStopped = stoppedAt >= 0;
-  const known = new Set([runsAt, runsAt + 1, pairsAt, pairsAt + 1, stoppedAt].filter((i) => i >= 0));
+  const heldAt = args.indexOf('--held');
+  const held = heldAt >= 0;
+  const known = new Set([runsAt, runsAt + 1, pairsAt, pairsAt + 1, stoppedAt, heldAt].filter((i) => i >= 0));
   const unknown = args.filter((_, i) => !known.has(i));
   if (![runs, pairs].every((n) => Number.isInteger(n) && n >= 0) || unknown.length > 0) {
     process.stderr.write(USAGE);
@@ -584,7 +755,13 @@ async function main(): Promise<void> {
         t1,
       );
     }
-    if (pairs > 0) await floorPairs(stack, pairs, agentStopped);
+    if (pairs > 0) {
+      // The pairs print no timeline: the observer's whole-cluster long-poll, answered at every change, would only add
+      // its CPU (in this process, beside the control service's) to Flocker's side.
+      stop.abort();
+      await observer;
+      await floorPairs(stack, pairs, agentStopped, held);
+    }
     const keep = process.env.FLOCKER_TRACE_LOGS;
     if (keep !== undefined) {
       fs.mkdirSync(keep, { recursive: true });
