@@ -29,7 +29,6 @@ import {
   aliveNodes,
   DatasetStateList,
   datasetStateJson,
-  datasetStateOfJson,
   deriveSnapshotState,
   isAlive,
   nodeSummaries,
@@ -233,7 +232,7 @@ export class Views {
   /** datasetState's entry of one dataset (GET /v1/state/datasets?dataset_id=), without building the list. */
   datasetStateOf(id: string): string {
     const hidden = this.state.staleMounts();
-    return datasetStateOfJson(this.aliveOf(this.datasetStateKey(hidden)), id, hidden);
+    return this.stateList.entryOf(this.aliveOf(this.datasetStateKey(hidden)), id, hidden);
   }
 
   private datasetStateKey(hidden: ReadonlyMap<NodeReport, ReadonlySet<string>>): string {

@@ -163,6 +163,33 @@ describe('cluster state views', () => {
     );
   });
 
+  it('DatasetStateList.entryOf answers as datasetStateOfJson over random clusters, one list across changes and orders (issue 23)', () => {
+    // One list across runs, as Views keeps it: reports come and go, the alive list is a new array per generation.
+    const list = new DatasetStateList();
+    let previous: ReportedNode[] = [];
+    fc.assert(
+      fc.property(fc.array(clusterNode, { maxLength: 4 }), fc.boolean(), (nodes, listFirst) => {
+        const hidden = new Map<NodeReport, ReadonlySet<string>>();
+        const alive = aliveOf(nodes).map(({ hide, node }) => {
+          if (hide.length > 0) hidden.set(node.report, new Set(hide));
+          return node;
+        });
+        // Sometimes the whole list was built first (it brings the same indexes up to date).
+        if (listFirst) list.body(alive, hidden);
+        const mixed = [...previous.slice(0, 2), ...alive.slice(1), ...previous.slice(0, 1)];
+        // The next generation as Views makes it: the same list, a node's report replaced (an equal new object).
+        const reported = alive.map((n, i) => (i === 0 ? { ...n, report: { ...n.report } } : n));
+        for (const order of [alive, reported, alive, [...alive].reverse(), mixed]) {
+          for (const id of [...ids, '44444444-4444-4444-8444-444444444444']) {
+            expect(list.entryOf(order, id, hidden)).toBe(datasetStateOfJson(order, id, hidden));
+          }
+        }
+        previous = alive;
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('summaries carry the zone, free capacity and agent release a node reports, and nothing when it reports none', () => {
     const zoned: ReportedNode = {
       lastSeen: T0,

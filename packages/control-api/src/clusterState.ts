@@ -186,6 +186,34 @@ function manifestationStateJson(node: string, m: Manifestation): string {
  * 100,000 strings (~220 ms on a loaded host), a Set of 100,000 ids (~90 ms) nor a copy of the
  * whole 18 MB (12-80 ms).
  */
+/** Adds `report` to id's holders (a report twice if it names the id twice). */
+function addHolder(holders: Map<string, NodeReport | NodeReport[]>, id: string, report: NodeReport): void {
+  const held = holders.get(id);
+  if (held === undefined) holders.set(id, report);
+  else if (Array.isArray(held)) held.push(report);
+  else holders.set(id, [held, report]);
+}
+
+/** Removes one of `report`'s entries from id's holders. */
+function dropHolder(holders: Map<string, NodeReport | NodeReport[]>, id: string, report: NodeReport): void {
+  const held = holders.get(id);
+  if (held === report) holders.delete(id);
+  if (!Array.isArray(held)) return;
+  const at = held.indexOf(report);
+  if (at >= 0) held.splice(at, 1);
+  if (held.length === 0) holders.delete(id);
+  if (held.length === 1) holders.set(id, held[0] as NodeReport);
+}
+
+/** The holders in the order of `nodes` (the first alive report decides); one holder as it is. */
+function inAliveOrder(nodes: readonly ReportedNode[], held: NodeReport | NodeReport[]): readonly NodeReport[] {
+  if (!Array.isArray(held)) return [held];
+  const among = new Set(held);
+  const out: NodeReport[] = [];
+  for (const { report } of nodes) if (among.has(report) && !out.includes(report)) out.push(report);
+  return out;
+}
+
 export class DatasetStateList {
   private readonly bytes = new WeakMap<NodeReport, ReportStateBytes>();
   private alive = new Set<NodeReport>();
@@ -196,19 +224,92 @@ export class DatasetStateList {
   private readonly holders = new Map<string, NodeReport | NodeReport[]>();
   /** The ids with more than one entry in holders. */
   private readonly shared = new Set<string>();
+  /** Dataset id → the alive reports listing a backend volume of it (as holders; one-dataset reads, entryOf). */
+  private readonly volumeHolders = new Map<string, NodeReport | NodeReport[]>();
+  /** The reports list `alive` was last brought up to date from (entryOf skips the walk for the same list). */
+  private syncedWith: readonly ReportedNode[] | undefined;
   /** The body's blocks (~256 KiB of reports each): a new report copies its block, not the list. */
   private readonly blocks = new BlockJoiner();
+
+  /** Brings `alive` and the indexes up to date with `nodes` (the reports that came and went since). */
+  private sync(nodes: readonly ReportedNode[]): void {
+    if (this.replaceInPlace(nodes)) return;
+    const next = new Set<NodeReport>();
+    for (const { report } of nodes) next.add(report);
+    for (const report of this.alive) if (!next.has(report)) this.forget(report);
+    for (const report of next) if (!this.alive.has(report)) this.learn(report);
+    this.alive = next;
+    this.syncedWith = nodes;
+  }
+
+  /**
+   * The usual next generation: the same list with a few reports replaced in place (a node reported). Compares
+   * position by position (~10,000 pointer comparisons, not a Set of 10,000 built per generation); false, having
+   * changed nothing, for anything else (other lengths, reports moved or repeated, many replaced). The previous list
+   * must not have been changed since it was passed (Views makes a new one per generation and keeps it as it is).
+   */
+  private replaceInPlace(nodes: readonly ReportedNode[]): boolean {
+    const prev = this.syncedWith;
+    // alive holding as many reports as prev has entries: prev's reports were all distinct. The same list again is
+    // walked whole (body()'s callers may have changed it since).
+    if (prev === undefined || prev === nodes || prev.length !== nodes.length || this.alive.size !== prev.length)
+      return false;
+    const gone: NodeReport[] = [];
+    const come = new Set<NodeReport>();
+    for (let i = 0; i < nodes.length; i++) {
+      const before = (prev[i] as ReportedNode).report;
+      const after = (nodes[i] as ReportedNode).report;
+      if (before === after) continue;
+      if (this.alive.has(after) || come.has(after) || gone.length >= 64) return false;
+      gone.push(before);
+      come.add(after);
+    }
+    for (const report of gone) {
+      this.forget(report);
+      this.alive.delete(report);
+    }
+    for (const report of come) {
+      this.learn(report);
+      this.alive.add(report);
+    }
+    this.syncedWith = nodes;
+    return true;
+  }
+
+  /**
+   * datasetStateOfJson(nodes, id, hidden), from the indexes: O(the reports showing the dataset) per read, not a scan
+   * of every alive report's manifestations and volumes (1.2-2.3 ms at 100,000 datasets, on every poll of a waiter;
+   * issue 23). `nodes` is the alive list the caller keeps per state generation, never changed once passed: the same
+   * list again costs no walk of it.
+   */
+  entryOf(
+    nodes: readonly ReportedNode[],
+    id: string,
+    hidden: ReadonlyMap<NodeReport, ReadonlySet<string>> = new Map(),
+  ): string {
+    if (this.syncedWith !== nodes) this.sync(nodes);
+    const held = this.holders.get(id);
+    if (held !== undefined) {
+      for (const report of inAliveOrder(nodes, held)) {
+        if (hidden.get(report)?.has(id) === true) continue;
+        const m = report.manifestations.find((x) => x.dataset_id === id) as Manifestation;
+        return `[${manifestationStateJson(JSON.stringify(report.uuid), m)}]`;
+      }
+      return '[]';
+    }
+    const shown = this.volumeHolders.get(id);
+    if (shown === undefined) return '[]';
+    const [report] = inAliveOrder(nodes, shown);
+    const v = report?.volumes?.find((x) => x.dataset_id === id);
+    return v === undefined ? '[]' : `[${JSON.stringify({ dataset_id: v.dataset_id, maximum_size: v.size })}]`;
+  }
 
   /**
    * `hidden`: manifestations not to show, by report (ControlState.staleMounts: a "mounted" from before the
    * dataset was moved back to its node); such a report's manifestations are taken one by one.
    */
   body(nodes: readonly ReportedNode[], hidden: ReadonlyMap<NodeReport, ReadonlySet<string>> = new Map()): ListBody {
-    const next = new Set<NodeReport>();
-    for (const { report } of nodes) next.add(report);
-    for (const report of this.alive) if (!next.has(report)) this.forget(report);
-    for (const report of next) if (!this.alive.has(report)) this.learn(report);
-    this.alive = next;
+    this.sync(nodes);
     // The reports showing a dataset another shows too: their manifestations are taken one by one.
     const clashing = new Set<NodeReport>(hidden.keys());
     for (const id of this.shared) {
@@ -272,6 +373,7 @@ export class DatasetStateList {
   }
 
   private learn(report: NodeReport): void {
+    for (const v of report.volumes ?? []) addHolder(this.volumeHolders, v.dataset_id, report);
     for (const m of report.manifestations) {
       const held = this.holders.get(m.dataset_id);
       if (held === undefined) this.holders.set(m.dataset_id, report);
@@ -284,6 +386,7 @@ export class DatasetStateList {
   }
 
   private forget(report: NodeReport): void {
+    for (const v of report.volumes ?? []) dropHolder(this.volumeHolders, v.dataset_id, report);
     for (const m of report.manifestations) {
       const held = this.holders.get(m.dataset_id);
       if (held === report) this.holders.delete(m.dataset_id);
