@@ -1,0 +1,127 @@
+/**
+ * The data-node marker (issue 24, local storage): in the same commit as every change of a
+ * dataset's primary, the control service records in its metadata (@flocker/api
+ * METADATA_DATA_NODE_KEY) a node that may hold the dataset's data. A node other than the primary
+ * can hold a local dataset's live copy only after its primary changed, and node states are kept
+ * in memory: after a restart of this service (or for a dead holder whose report it forgot) the new
+ * primary's view shows no holder, and without the marker its agent would make a new, empty dataset
+ * which the holder, once back, takes for the live copy and retires its own for. With it the agent
+ * waits for a holder to show (dataset-agent localChanges).
+ *
+ * Pure: what the service knows (reports received since it started, the holders and retainers they
+ * list) comes in as DataNodeFacts; configuration.ts and containers.ts take the resulting rule as a
+ * function, so they stay pure too.
+ */
+import { type DatasetConfiguration, isLocalBackend, METADATA_DATA_NODE_KEY } from '@flocker/api';
+import type { ReportedNode } from './clusterState';
+
+/** What the service knows of one dataset where its primary changes. */
+export interface DataNodeFacts {
+  /** The primary being left. */
+  readonly oldPrimary: string;
+  /** The marker the dataset carries now, if any. */
+  readonly marker: string | undefined;
+  /** Nodes whose latest report (received since this service started) lists a live copy of it, alive or dead. */
+  readonly holders: Iterable<string>;
+  /** Nodes whose latest report lists it retained without a live copy (a local node's `retained`). */
+  readonly retainers: Iterable<string>;
+  /**
+   * What backend the node's latest report since this service started says it has: 'local' (a
+   * local-backend node), 'other' (a block backend), undefined when it has not reported since.
+   */
+  readonly backend: (node: string) => 'local' | 'other' | undefined;
+}
+
+/**
+ * The marker after the move: a node (set it), null (remove it: the service knows for sure nobody
+ * holds the data), or undefined (leave the metadata as it is: a block backend's dataset).
+ *
+ * - The old primary reports a block backend: unaffected (undefined).
+ * - A node known to hold a live copy, else one known to retain something of it: that node (the
+ *   old primary when it is one of them, else the least uuid: the same answer on every replica).
+ * - No node known to: the old primary, when it has not reported since this service started (its
+ *   report is what was forgotten); else the current marker, when its node has not reported since
+ *   either (a move before it, its data not shown anywhere yet: still where it may be).
+ * - Otherwise nobody holds it for sure (the old primary reported, listing neither a live nor a
+ *   retained copy, no other node lists one, and the marker's node, if any, reported too): null.
+ */
+export function dataNodeAfterMove(facts: DataNodeFacts): string | null | undefined {
+  const { oldPrimary, marker } = facts;
+  const backend = facts.backend(oldPrimary);
+  if (backend === 'other') return undefined;
+  for (const nodes of [facts.holders, facts.retainers]) {
+    const chosen = preferring(oldPrimary, nodes);
+    if (chosen !== undefined) return chosen;
+  }
+  if (backend === undefined) return oldPrimary;
+  if (marker !== undefined && marker !== oldPrimary && facts.backend(marker) === undefined) return marker;
+  return null;
+}
+
+/** `preferred` when it is among `nodes`, else the least of them; undefined when there are none. */
+function preferring(preferred: string, nodes: Iterable<string>): string | undefined {
+  let least: string | undefined;
+  for (const n of nodes) {
+    if (n === preferred) return n;
+    if (least === undefined || n < least) least = n;
+  }
+  return least;
+}
+
+/** The marker a dataset whose primary changes gets: as dataNodeAfterMove answers (see there). */
+export type DataNodeRule = (dataset: DatasetConfiguration, newPrimary: string) => string | null | undefined;
+
+/** The rule when the caller knows nothing (tests of other rules): the metadata stays as it is. */
+export const keepDataNode: DataNodeRule = () => undefined;
+
+/** The dataset moved to `primary`, its marker set as `rule` answers (a change of primary only). */
+export function movedTo(dataset: DatasetConfiguration, primary: string, rule: DataNodeRule): DatasetConfiguration {
+  if (primary === dataset.primary) return dataset;
+  const marker = rule(dataset, primary);
+  const had = dataset.metadata[METADATA_DATA_NODE_KEY];
+  if (marker === undefined || (marker ?? undefined) === had) return { ...dataset, primary };
+  const { [METADATA_DATA_NODE_KEY]: _old, ...rest } = dataset.metadata;
+  return { ...dataset, primary, metadata: marker === null ? rest : { ...rest, [METADATA_DATA_NODE_KEY]: marker } };
+}
+
+/** Where the rule reads what the service knows (ControlState: its node reports and view index). */
+export interface DataNodeSources {
+  /** The node's latest report, received since this service started (own or through the store). */
+  readonly reportedNode: (uuid: string) => ReportedNode | undefined;
+  /** Nodes whose latest report lists a live copy of the dataset. */
+  readonly holdersOf: (datasetId: string) => Iterable<string> | undefined;
+  /** Nodes whose latest report lists the dataset retained. */
+  readonly retainersOf: (datasetId: string) => Iterable<string> | undefined;
+}
+
+/** The rule as this service knows the nodes now (read at each move: O(the dataset's holders)). */
+export function dataNodeRule(sources: DataNodeSources): DataNodeRule {
+  const backend = (node: string): 'local' | 'other' | undefined => {
+    const reported = sources.reportedNode(node);
+    if (reported === undefined) return undefined;
+    return isLocalBackend(reported.report.backend) ? 'local' : 'other';
+  };
+  return (dataset) =>
+    dataNodeAfterMove({
+      oldPrimary: dataset.primary,
+      marker: dataset.metadata[METADATA_DATA_NODE_KEY],
+      holders: sources.holdersOf(dataset.dataset_id) ?? [],
+      retainers: sources.retainersOf(dataset.dataset_id) ?? [],
+      backend,
+    });
+}
+
+/** The rule of a running service (ControlState): its node reports and its view index's holders and retainers. */
+export function serviceDataNodeRule(state: {
+  reportedNode(uuid: string): ReportedNode | undefined;
+  readonly nodeViews: {
+    holdersOf(datasetId: string): ReadonlySet<string> | undefined;
+    retainersOf(datasetId: string): ReadonlySet<string> | undefined;
+  };
+}): DataNodeRule {
+  return dataNodeRule({
+    reportedNode: (uuid) => state.reportedNode(uuid),
+    holdersOf: (id) => state.nodeViews.holdersOf(id),
+    retainersOf: (id) => state.nodeViews.retainersOf(id),
+  });
+}
