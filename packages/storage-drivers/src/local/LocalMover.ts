@@ -99,6 +99,7 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
   const allRounds: number[] = [];
   let finalSnapshot: string | null = null;
   let targetPromoted = false;
+  let promoteAsked = false;
   let bytesSent = 0;
   let failures = 0;
   /** Failures since the last step done, the target not reached excepted (those count by time). */
@@ -124,7 +125,7 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
     });
   };
 
-  let known: { source: SnapshotRef[]; target: SnapshotRef[] } | null = null;
+  let known: { source: SnapshotRef[]; target: SnapshotRef[]; targetLive: boolean } | null = null;
   for (;;) {
     if (o.signal?.aborted === true) throw new LocalStorageError('TRANSFER_FAILED', 'the move was stopped');
     try {
@@ -149,6 +150,8 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
         rounds,
         finalSnapshot,
         targetPromoted,
+        targetLive: known.targetLive,
+        promoteAsked,
       };
       const step = nextMoveStep(facts, policy);
       logger?.debug('move step', { datasetId, step });
@@ -195,9 +198,15 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
           await sleep(o.releasePollMs ?? 100, o.signal ? { signal: o.signal } : {});
           break;
         }
+        case 'targetHoldsCopy':
+          throw new TargetHoldsCopyError(
+            `the target holds a live copy of dataset ${datasetId} already (promoted by an earlier move, or made there): ` +
+              "not sending over it or replacing it; this node's copy stays as it is until the target's copy shows in the cluster's state",
+          );
         case 'promote':
           phase = 'promoting';
           progress();
+          promoteAsked = true;
           await target.promote(datasetId, step.name, o.size, o.targetMounts ?? true);
           targetPromoted = true;
           // Mounted there: the data is available again (the clean-up that follows is not in the window).
@@ -218,7 +227,7 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
       if (o.cancel?.aborted === true && finalSnapshot === null) throw e;
       failures += 1;
       // A refusing target may only not have seen the new configuration yet: retried like the rest.
-      const permanent = isLocalStorageError(e, 'UNKNOWN_DATASET');
+      const permanent = isLocalStorageError(e, 'UNKNOWN_DATASET') || e instanceof TargetHoldsCopyError;
       // A target being restarted refuses connections for a while: resumed once it listens again.
       const lost = e instanceof ConnectionLostError;
       if (lost) unreachableSince ??= performance.now();
@@ -246,12 +255,25 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
   }
 }
 
-async function lookAtBoth(o: LocalMoveOptions): Promise<{ source: SnapshotRef[]; target: SnapshotRef[] }> {
+async function lookAtBoth(
+  o: LocalMoveOptions,
+): Promise<{ source: SnapshotRef[]; target: SnapshotRef[]; targetLive: boolean }> {
   const [source, status] = await Promise.all([o.engine.listSnapshots(o.datasetId), o.target.status(o.datasetId)]);
   return {
     source: source.map((s) => ({ name: s.name, identity: s.identity })),
     target: status.snapshots.map((s) => ({ name: s.name, identity: s.identity })),
+    targetLive: status.live.exists,
   };
+}
+
+/**
+ * The target holds a live copy this run did not make (see nextMoveStep): not retried, the agent
+ * decides again from its next view (once the target's copy shows there: this copy is retired).
+ */
+export class TargetHoldsCopyError extends LocalStorageError {
+  constructor(message: string) {
+    super('PEER_REFUSED', message);
+  }
 }
 
 /**

@@ -39,6 +39,10 @@ export interface MoveFacts {
   readonly finalSnapshot: string | null;
   /** The target's live copy is made from finalSnapshot. */
   readonly targetPromoted: boolean;
+  /** The target holds a live copy of the dataset (its status said so when last looked at). */
+  readonly targetLive?: boolean;
+  /** This run asked the target for its promote (the answer may have been lost): a live copy there is this run's. */
+  readonly promoteAsked?: boolean;
 }
 
 export type MoveStep =
@@ -46,7 +50,9 @@ export type MoveStep =
   | { readonly kind: 'send'; readonly name: string; readonly parent: string | null }
   | { readonly kind: 'waitForRelease' }
   | { readonly kind: 'promote'; readonly name: string }
-  | { readonly kind: 'done'; readonly name: string };
+  | { readonly kind: 'done'; readonly name: string }
+  /** The target holds a live copy this run did not make: nothing is sent or promoted over it. */
+  | { readonly kind: 'targetHoldsCopy' };
 
 export const MOVE_SNAPSHOT_PREFIX = 'move-';
 
@@ -84,6 +90,11 @@ export function anotherRound(rounds: readonly number[], policy: MovePolicy): boo
 }
 
 export function nextMoveStep(facts: MoveFacts, policy: MovePolicy = DEFAULT_MOVE_POLICY): MoveStep {
+  // A live copy there is the primary's data (an earlier run promoted it and its users wrote since;
+  // this run was started again from a view that did not show it yet): a send would roll it back
+  // (ZFS receive -F), a promote replace it (btrfs, when not mounted). Only this run's own promote
+  // (its answer lost) makes one there that the move goes on with.
+  if (facts.targetLive === true && facts.promoteAsked !== true) return { kind: 'targetHoldsCopy' };
   const base = commonBase(facts);
   if (facts.released) {
     // Always a fresh snapshot once released: it holds every write, whatever an earlier run took.
