@@ -428,4 +428,40 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
       expect(pool.calls).toEqual([`promote ${D} move-000002`, `mount ${D}`]);
     });
   });
+
+  it('the data-node marker (issue 24): no holder shown, the replica here unnamed (a restarted service forgot its primary): refused naming the node, then the opt-in promotes the replica; nothing made empty', async () => {
+    await run(async ({ pool, step }) => {
+      pool.retained = [D];
+      pool.snapshots.set(D, [{ datasetId: D, name: 'move-000002', identity: 'i2', received: true }]);
+      // B is shown without the copy (its report before the restart was forgotten), no report names the replica here.
+      const marked = { 'clusterhq:flocker:data-node': B, 'clusterhq:flocker:replicas': '1' };
+      expect(await step(cluster({ primary: ME, metadata: marked }))).toMatchObject([
+        {
+          action: 'refuse',
+          code: 'SOURCE_UNREACHABLE',
+          message: expect.stringMatching(new RegExp(`may be on node ${B}.*snapshot move-000002.*accept-replica-loss`)),
+        },
+      ]);
+      const optIn = { ...marked, 'clusterhq:flocker:accept-replica-loss': 'true' };
+      expect(await step(cluster({ primary: ME, metadata: optIn }))).toEqual([]);
+      expect(pool.calls).toEqual([`promote ${D} move-000002`, `mount ${D}`]);
+    });
+  });
+
+  it('the data-node marker, nothing of the dataset here: refused without touching the pool; the holder shown, no refusal', async () => {
+    await run(async ({ pool, step }) => {
+      const marked = { 'clusterhq:flocker:data-node': B };
+      expect(await step(cluster({ primary: ME, metadata: marked }))).toMatchObject([
+        { action: 'refuse', code: 'SOURCE_UNREACHABLE', message: expect.stringContaining(`may be on node ${B}`) },
+      ]);
+      // B reports its copy again: the move is B's to push (nothing to do here), the refusal gone.
+      expect(await step(cluster({ primary: ME, metadata: marked, bHolds: true }))).toEqual([]);
+      expect(pool.calls).toEqual([]);
+      // Started empty only when the user accepts it (B gone for good).
+      expect(
+        await step(cluster({ primary: ME, metadata: { ...marked, 'clusterhq:flocker:accept-data-loss': 'true' } })),
+      ).toEqual([]);
+      expect(pool.calls).toEqual([`create ${D}`, `mount ${D}`]);
+    });
+  });
 });

@@ -42,6 +42,7 @@ import {
   localActions,
   localClusterNodes,
   localDesired,
+  markedReplicasHere,
   localMountPath,
   mayReceiveFrom,
   replicasNamedOn,
@@ -323,8 +324,10 @@ export class LocalAgent {
         if (held.length > 0 && held.every((s) => s.received)) receivedOnly.add(datasetId);
       }
     const replicaHere = new Map<string, string>();
-    // Which replicas are named on this node, as the primaries report it (a dead primary's last report included).
-    for (const datasetId of replicasNamedOn(snapshot, me))
+    // Which replicas are named on this node, as the primaries report it (a dead primary's last report included), and
+    // those a restarted control service forgot the namings of (moved here with the data-node marker).
+    const named = new Set([...replicasNamedOn(snapshot, me), ...markedReplicasHere(snapshot, me, receivedOnly)]);
+    for (const datasetId of named)
       if (retained.has(datasetId) && !live.has(datasetId)) {
         const newest = (await snapshotsOf(datasetId)).at(-1);
         if (newest !== undefined) replicaHere.set(datasetId, newest.name);

@@ -22,6 +22,7 @@ import {
   failureSteps,
   localActions,
   localDesired,
+  markedReplicasHere,
   type LocalAction,
   type LocalClusterNode,
   type LocalObservation,
@@ -258,5 +259,44 @@ describe('from a local view whose holder state is missing (the control service r
       ),
     );
     expect(keys.size).toBe(4);
+  });
+});
+
+describe('a replica here whose naming a restarted control service forgot', () => {
+  const REPLICAS = 'clusterhq:flocker:replicas';
+  const snapshot = (
+    datasets: { id: string; primary: string; deleted?: boolean; metadata: Record<string, string> }[],
+  ): ClusterSnapshot => ({
+    generation: 'i.2.1',
+    configuration_tag: 'v2',
+    datasets: datasets.map((d) => ({
+      dataset_id: d.id,
+      primary: d.primary,
+      maximum_size: 2000,
+      metadata: d.metadata,
+      deleted: d.deleted ?? false,
+    })),
+    leases: [],
+    nodes: [],
+  });
+  const marked = { [METADATA_DATA_NODE_KEY]: A, [REPLICAS]: '1' };
+
+  it('moved here with the marker naming another node, asking for a replica, only received snapshots here: a replica', () => {
+    expect(markedReplicasHere(snapshot([{ id: D, primary: ME, metadata: marked }]), ME, new Set([D]))).toEqual([D]);
+  });
+
+  it.each([
+    [
+      'not only received snapshots here (a retired copy, snapshots taken here)',
+      { id: D, primary: ME, metadata: marked },
+      [],
+    ],
+    ['another primary', { id: D, primary: A, metadata: marked }, [D]],
+    ['deleted', { id: D, primary: ME, deleted: true, metadata: marked }, [D]],
+    ['no marker', { id: D, primary: ME, metadata: { [REPLICAS]: '1' } }, [D]],
+    ['the marker naming this node', { id: D, primary: ME, metadata: { ...marked, [METADATA_DATA_NODE_KEY]: ME } }, [D]],
+    ['no replica asked for', { id: D, primary: ME, metadata: { [METADATA_DATA_NODE_KEY]: A } }, [D]],
+  ] as const)('not one: %s', (_, d, receivedOnly) => {
+    expect(markedReplicasHere(snapshot([d]), ME, new Set(receivedOnly))).toEqual([]);
   });
 });

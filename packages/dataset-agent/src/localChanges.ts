@@ -416,6 +416,30 @@ export function localClusterNodes(snapshot: ClusterSnapshot): LocalClusterNode[]
   return out.sort((a, b) => (a.uuid < b.uuid ? -1 : a.uuid > b.uuid ? 1 : 0));
 }
 
+/**
+ * The datasets this pool keeps a standby replica of that no primary's report names here any more:
+ * the control service keeps reports in memory, so after its restart the namings of a primary not
+ * reported again (dead, or not yet) are gone. A dataset moved here (this node its primary) with the
+ * data-node marker naming another node, asking for a replica, of which this pool holds only received
+ * snapshots (`receivedOnly`), is taken for one: promoted only with accept-replica-loss all the same
+ * (decide), and named in the refusal.
+ */
+export function markedReplicasHere(
+  snapshot: ClusterSnapshot,
+  nodeUuid: string,
+  receivedOnly: ReadonlySet<string>,
+): string[] {
+  if (receivedOnly.size === 0) return [];
+  const out: string[] = [];
+  for (const d of snapshot.datasets) {
+    if (d.deleted || d.primary !== nodeUuid || !receivedOnly.has(d.dataset_id)) continue;
+    const { dataNode } = dataNodeSettings(d.metadata);
+    if (dataNode !== undefined && dataNode !== nodeUuid && (replicaSettings(d.metadata).replicas ?? 0) >= 1)
+      out.push(d.dataset_id);
+  }
+  return out.sort();
+}
+
 /** The datasets whose standby replica a primary (alive or dead) names on node: its peer entry, else the states' reports. */
 export function replicasNamedOn(snapshot: ClusterSnapshot, node: string): string[] {
   const peer = snapshot.peers?.find((p) => p.uuid === node);
