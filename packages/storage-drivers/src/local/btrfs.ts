@@ -413,12 +413,15 @@ export class BtrfsEngine implements LocalEngine {
     if (snapshot === undefined)
       throw new LocalStorageError('UNKNOWN_SNAPSHOT', `no snapshot ${name} of ${datasetId} here`);
     const live = all.find((s) => this.datasetOf(s) === datasetId);
-    // Promoted already (a repeated call): the live copy is a snapshot of this one.
-    if (live === undefined || live.parentUuid !== snapshot.uuid) {
-      const mounted = await this.mountPoints(datasetId);
-      if (mounted.length > 0)
-        throw new StorageError('DEVICE_BUSY', `an older copy of ${datasetId} is mounted at ${mounted.join(', ')}`);
-      await this.deleteSubvolume(this.datasetPath(datasetId));
+    // Promoted already (a repeated call): the live copy is a snapshot of this one. Any other live
+    // copy is never replaced: it is this node's data (a copy promoted earlier and written since,
+    // a move started again from a stale view), and its writes would go with it.
+    if (live !== undefined && live.parentUuid !== snapshot.uuid)
+      throw new LocalStorageError(
+        'PEER_REFUSED',
+        `${datasetId} has a live copy here that is not made from ${name}: not replacing it (its writes would be lost)`,
+      );
+    if (live === undefined) {
       await this.run(
         ['subvolume', 'snapshot', this.snapshotPath(datasetId, name), this.datasetPath(datasetId)],
         `making ${name} the live copy of ${datasetId}`,

@@ -98,8 +98,9 @@ export interface LocalEngine {
    */
   settle?(datasetId: string): Promise<void>;
   /**
-   * Makes the received snapshot the live dataset here (the move's last step on the target):
-   * an older live copy that is not mounted is replaced. DEVICE_BUSY while one is mounted.
+   * Makes the received snapshot the live dataset here (the move's last step on the target);
+   * idempotent. A live copy made from anything else is never replaced (PEER_REFUSED): it is data
+   * of this node's, written since it was made.
    */
   promote(datasetId: string, name: string, size: number): Promise<LocalDataset>;
 }

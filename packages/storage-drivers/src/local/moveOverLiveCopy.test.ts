@@ -165,6 +165,38 @@ describe('btrfs on loop devices', () => {
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
   moveOverLiveCopy('btrfs', () => fixture);
+
+  it("the engine's promote never replaces a live copy made from another snapshot (not mounted: it was replaced): refused, its data kept", async () => {
+    const { a, b, mountRoot } = fixture;
+    const id = randomUUID();
+    const pathA = join(mountRoot, 'a', id);
+    const pathB = join(mountRoot, 'b', id);
+    await a.createDataset(id, 64 * MiB);
+    await a.mount(id, pathA);
+    writeFileSync(join(pathA, 'data'), 'first');
+    const first = await a.createSnapshot(id, 'move-000001');
+    writeFileSync(join(pathA, 'data'), 'second');
+    const second = await a.createSnapshot(id, 'move-000002');
+    const one = a.send(id, 'move-000001', null);
+    await b.receive(id, 'move-000001', first.identity, one.stream);
+    await one.done;
+    await b.promote(id, 'move-000001', 64 * MiB);
+    await b.mount(id, pathB);
+    writeFileSync(join(pathB, 'data'), 'written on B');
+    await b.unmount(pathB);
+    const two = a.send(id, 'move-000002', 'move-000001');
+    await b.receive(id, 'move-000002', second.identity, two.stream);
+    await two.done;
+    await expect(b.promote(id, 'move-000002', 64 * MiB)).rejects.toMatchObject({ code: 'PEER_REFUSED' });
+    // A repeated promote of the snapshot it is made from is still idempotent.
+    await b.promote(id, 'move-000001', 64 * MiB);
+    await b.mount(id, pathB);
+    expect(readFileSync(join(pathB, 'data'), 'utf8')).toBe('written on B');
+    await b.unmount(pathB);
+    await a.unmount(pathA);
+    await a.destroyDataset(id);
+    await b.destroyDataset(id);
+  }, 60_000);
 });
 
 const zfsReady = ensureZfs();
