@@ -82,6 +82,24 @@ function laterVersion(received: NodeReport, held: number | undefined): boolean {
   return v !== undefined && held !== undefined && v > held;
 }
 
+/**
+ * The report object already held when `json` and `version` repeat it for an alive node (a heartbeat with nothing
+ * new: no state generation follows), else undefined. Views key on the report object (the stale "mounted" hidden,
+ * ControlState.staleMounts; the alive list kept per generation, Views.aliveOf): a new object of the same report in
+ * the same generation made a list kept from before it miss what staleMounts hides on the new one (review RC).
+ * Without a version (an older agent) a new object always: the session-9 rule takes a later report, even the same, as
+ * acted on (mountVerdict), and that ends the hiding, so the key changes.
+ */
+function sameReport(
+  previous: Held | undefined,
+  wasAlive: boolean,
+  json: string,
+  version: number | undefined,
+): NodeReport | undefined {
+  if (previous === undefined || !wasAlive || version === undefined) return undefined;
+  return previous.json === json && previous.version === version ? previous.report : undefined;
+}
+
 interface Held extends ReportedNode {
   /** The report as kept and answered (no version), as JSON. */
   json: string;
@@ -194,7 +212,9 @@ export class NodeReports {
     const json = JSON.stringify(report);
     const previous = this.nodes.get(report.uuid);
     const wasAlive = this.aliveSet.has(report.uuid);
-    const held = previous !== undefined && wasAlive ? this.versionOnly(previous, json, version, now) : undefined;
+    const lapsed = this.lapsed(previous, now);
+    const held =
+      previous !== undefined && wasAlive && !lapsed ? this.versionOnly(previous, json, version, now) : undefined;
     if (held !== undefined) {
       // Shown (versionShows), or what the store holds was not written by us: shared with its version.
       if (held.shared === undefined) {
@@ -206,7 +226,7 @@ export class NodeReports {
     }
     const shared = version === undefined ? json : JSON.stringify(received);
     this.hold(report.uuid, {
-      report,
+      report: sameReport(previous, wasAlive && !lapsed, json, version) ?? report,
       lastSeen: now,
       json,
       version,
@@ -216,8 +236,10 @@ export class NodeReports {
     });
     this.aliveSet.add(report.uuid);
     if (!wasAlive) this.nodeBack(report.uuid, report.host, now);
-    // A report repeating what we know changes nothing for the agents: do not wake them.
-    if (previous === undefined || previous.json !== json || previous.version !== version || !wasAlive)
+    // A report repeating what we know changes nothing for the agents: do not wake them. Unless the node was past its
+    // timeout, not yet declared dead (checkLiveness): a list built then left it out, and only a new generation
+    // rebuilds it (review RC).
+    if (previous === undefined || previous.json !== json || previous.version !== version || !wasAlive || lapsed)
       this.changed([report.uuid]);
     return shared;
   }
@@ -271,8 +293,10 @@ export class NodeReports {
     if (previous !== undefined && previous.lastSeen === lastSeen && !laterVersion(received, previous.version)) return;
     const { report, version } = withoutVersion(received);
     const json = JSON.stringify(report);
+    const lapsed = this.lapsed(previous, this.options.now());
     if (
       previous !== undefined &&
+      !lapsed &&
       this.aliveSet.has(report.uuid) &&
       isAlive({ report, lastSeen }, this.options.now(), this.options.nodeTimeoutMs)
     ) {
@@ -285,8 +309,9 @@ export class NodeReports {
         return;
       }
     }
+    const wasAlive = this.aliveSet.has(report.uuid);
     this.hold(report.uuid, {
-      report,
+      report: sameReport(previous, wasAlive && !lapsed, json, version) ?? report,
       lastSeen,
       json,
       version,
@@ -296,7 +321,6 @@ export class NodeReports {
     });
     const now = this.options.now();
     const alive = isAlive({ report, lastSeen }, now, this.options.nodeTimeoutMs);
-    const wasAlive = this.aliveSet.has(report.uuid);
     if (alive) {
       this.aliveSet.add(report.uuid);
       this.nodeBack(report.uuid, report.host, now);
@@ -306,8 +330,23 @@ export class NodeReports {
       if (wasAlive || this.deadNodes.has(report.uuid)) this.nodeDead(report.uuid, report.host, lastSeen, now, wasAlive);
       else this.deadNodes.set(report.uuid, { deadSince: lastSeen + this.options.nodeTimeoutMs, host: report.host });
     }
-    if (previous === undefined || previous.json !== json || previous.version !== version || alive !== wasAlive)
+    if (
+      previous === undefined ||
+      previous.json !== json ||
+      previous.version !== version ||
+      alive !== wasAlive ||
+      lapsed
+    )
       this.changed([report.uuid]);
+  }
+
+  /** Whether the node still counts alive (not declared dead yet) though its held report is past the node timeout. */
+  private lapsed(previous: Held | undefined, now: number): boolean {
+    return (
+      previous !== undefined &&
+      this.aliveSet.has(previous.report.uuid) &&
+      !isAlive(previous, now, this.options.nodeTimeoutMs)
+    );
   }
 
   /** Marks nodes that stopped reporting as dead (and revived ones alive). */
