@@ -216,15 +216,23 @@ export class BtrfsEngine implements LocalEngine {
 
   async retire(datasetId: string): Promise<void> {
     checkDatasetId(datasetId);
-    const mounted = await this.mountPoints(datasetId);
-    if (mounted.length > 0)
-      throw new StorageError('DEVICE_BUSY', `dataset ${datasetId} is mounted at ${mounted.join(', ')}`);
-    await this.deleteSubvolume(this.datasetPath(datasetId));
+    // Any mount namespace: btrfs deletes a subvolume a container still has bind-mounted (its
+    // writes would go on into a deleted subvolume), and the host's unmount leaves the container's.
+    if (await this.inUse(datasetId)) {
+      const mounted = await this.mountPoints(datasetId);
+      throw new StorageError(
+        'DEVICE_BUSY',
+        `dataset ${datasetId} is mounted ${mounted.length > 0 ? `at ${mounted.join(', ')}` : 'in another mount namespace (a container)'}`,
+      );
+    }
+    // Committed before the move counts as done: an uncommitted delete may come back after a power
+    // cut, a live copy here again beside the new primary's.
+    await this.deleteSubvolume(this.datasetPath(datasetId), true);
   }
 
-  private async deleteSubvolume(path: string): Promise<void> {
+  private async deleteSubvolume(path: string, commit = false): Promise<void> {
     if (!(await this.fs.exists(path))) return;
-    await this.run(['subvolume', 'delete', path], `deleting ${path}`);
+    await this.run(['subvolume', 'delete', ...(commit ? ['-c'] : []), path], `deleting ${path}`);
   }
 
   /** The mount of the file system the pool is on, and the pool's path inside that file system. */

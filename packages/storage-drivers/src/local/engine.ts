@@ -62,7 +62,8 @@ export interface LocalEngine {
   /**
    * After a move away: the live copy here is not the primary one any more. btrfs deletes it (the
    * final snapshot stays, the base of a move back); ZFS makes it read-only (its snapshots are
-   * part of it). DEVICE_BUSY while mounted; idempotent.
+   * part of it). DEVICE_BUSY while mounted in any mount namespace (a container's); idempotent;
+   * done once on the pool (btrfs: the delete committed, else it could come back after a power cut).
    */
   retire(datasetId: string): Promise<void>;
   /** Where the dataset is mounted on this host (bind mounts, legacy mounts). */

@@ -267,9 +267,15 @@ export class ZfsEngine implements LocalEngine {
 
   async retire(datasetId: string): Promise<void> {
     checkDatasetId(datasetId);
-    const mounted = await this.mountPoints(datasetId);
-    if (mounted.length > 0)
-      throw new StorageError('DEVICE_BUSY', `dataset ${datasetId} is mounted at ${mounted.join(', ')}`);
+    // Any mount namespace (a container's mount outlives the host's unmount): read-only under it
+    // would fail its writes.
+    if (await this.inUse(datasetId)) {
+      const mounted = await this.mountPoints(datasetId);
+      throw new StorageError(
+        'DEVICE_BUSY',
+        `dataset ${datasetId} is mounted ${mounted.length > 0 ? `at ${mounted.join(', ')}` : 'in another mount namespace (a container)'}`,
+      );
+    }
     const fs = this.fileSystem(datasetId);
     if (await this.exists(fs)) await this.zfs(['set', 'readonly=on', fs], `retiring ${fs}`);
   }
