@@ -4,7 +4,7 @@
  * behaviour for the same inputs: every path that changes a node's latest report or its liveness.
  */
 import { FlockerClient, type NodeReport } from '@flocker/api';
-import { aliveNodes, datasetStateOfJson } from './clusterState';
+import { aliveNodes, DatasetStateList, datasetStateOfJson, type ReportedNode } from './clusterState';
 import { createDataset, updateDataset } from './configuration';
 import { ConfigurationError } from './errors';
 import type { ControlState } from './ControlState';
@@ -386,5 +386,40 @@ describe('the claim check through the report route (parsed as the server parses 
     } finally {
       await state.close();
     }
+  });
+});
+
+describe('DatasetStateList.entryOf on a shared backend (every node lists every volume: EBS, Cinder)', () => {
+  const N = 2_000;
+  const ids = datasetIds;
+  const volumes = ids.map((id, k) => ({ blockdevice_id: `b-${k}`, dataset_id: id, size: 7 + k, attached_to: null }));
+  const nodeUuid = (i: number): string => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
+  const shared = (i: number): NodeReport => ({ ...report(nodeUuid(i)), instance_id: `i-${i}`, volumes });
+
+  /** `nodes` behind a proxy counting the entries read (what a read walks). */
+  function counted(nodes: readonly ReportedNode[]): { nodes: readonly ReportedNode[]; reads: () => number } {
+    let reads = 0;
+    const proxy = new Proxy(nodes, {
+      get(target, key, receiver): unknown {
+        if (typeof key === 'string' && /^\d+$/.test(key)) reads += 1;
+        return Reflect.get(target, key, receiver) as unknown;
+      },
+    });
+    return { nodes: proxy, reads: () => reads };
+  }
+
+  it('answers a dataset listed only as a volume from the first alive report, as the scan, without walking every node', () => {
+    const list = new DatasetStateList();
+    const { nodes, reads } = counted(Array.from({ length: N }, (_, i) => ({ report: shared(i), lastSeen: 1 })));
+    for (const id of ids) expect(list.entryOf(nodes, id)).toBe(datasetStateOfJson(nodes, id));
+    // The list is learnt (one walk); then each read: the first alive report lists it.
+    const before = reads();
+    for (const id of ids)
+      expect(list.entryOf(nodes, id)).toBe(`[{"dataset_id":"${id}","maximum_size":${7 + ids.indexOf(id)}}]`);
+    expect(reads() - before).toBeLessThanOrEqual(2 * ids.length);
+    // Every report replaced (a new volume, listed by all), the first node gone: the same answers as the scan.
+    const next = Array.from({ length: N - 1 }, (_, i) => ({ report: shared(i + 1), lastSeen: 2 }));
+    for (const id of ids) expect(list.entryOf(next, id)).toBe(datasetStateOfJson(next, id));
+    expect(list.entryOf(next, '99999999-9999-4999-8999-999999999999')).toBe('[]');
   });
 });
