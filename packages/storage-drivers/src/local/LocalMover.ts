@@ -75,8 +75,9 @@ export interface LocalMoveOptions {
   readonly logger?: winston.Logger;
   readonly signal?: AbortSignal;
   /**
-   * Takes the move back (the dataset's primary is this node again): honoured only before the
-   * release, when nothing on the target can be the primary copy yet; ends with TRANSFER_FAILED.
+   * Takes the move back (the dataset's primary is this node again): honoured until the promote is
+   * asked for (the final snapshot taken or sent too: the target holds received snapshots only, no
+   * live copy), never after (the target may hold the primary copy); ends with TRANSFER_FAILED.
    */
   readonly cancel?: AbortSignal;
 }
@@ -134,8 +135,8 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
       // round trips and processes. Once the final snapshot is taken the release is not looked at again.
       known ??= await lookAtBoth(o);
       const { source } = known;
-      if (o.cancel?.aborted === true && finalSnapshot === null)
-        throw new LocalStorageError('TRANSFER_FAILED', 'the move was taken back before the release');
+      if (o.cancel?.aborted === true && !promoteAsked)
+        throw new LocalStorageError('TRANSFER_FAILED', 'the move was taken back before the promote');
       const isReleased = finalSnapshot !== null || (await released());
       if (isReleased && releasedAt === null) releasedAt = performance.now();
       // Written to again (the release was taken back): phase 1 again, and a new final snapshot later.
@@ -224,7 +225,7 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
       unreachableSince = null;
     } catch (e) {
       known = null;
-      if (o.cancel?.aborted === true && finalSnapshot === null) throw e;
+      if (o.cancel?.aborted === true && !promoteAsked) throw e;
       failures += 1;
       // A refusing target may only not have seen the new configuration yet: retried like the rest.
       const permanent = isLocalStorageError(e, 'UNKNOWN_DATASET') || e instanceof TargetHoldsCopyError;
