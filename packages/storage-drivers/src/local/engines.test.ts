@@ -599,8 +599,10 @@ describe('ZFS engine (older zfs: zfs-fuse 0.7, pool v23)', () => {
     const input = new PassThrough();
     input.end('x');
     await old(f).receive(ID, 'move-000002', '222', input);
-    expect(f.calls.slice(0, 3)).toEqual([
+    expect(f.calls.slice(0, 4)).toEqual([
       `spawn zfs receive -F ${FS}`,
+      // Not a live copy (zfsReceiveOverLive.test), looked at while the receive starts.
+      `zfs get -H -o value readonly,mountpoint ${FS}`,
       `zfs set readonly=on ${FS}`,
       `zfs set mountpoint=legacy ${FS}`,
     ]);
@@ -611,7 +613,7 @@ describe('ZFS engine (older zfs: zfs-fuse 0.7, pool v23)', () => {
     const input2 = new PassThrough();
     input2.end('truncated');
     await expect(old(failing).receive(ID, 'move-000002', '222', input2)).rejects.toThrow(/receive -F .* failed/);
-    expect(failing.calls).toEqual([`spawn zfs receive -F ${FS}`]);
+    expect(failing.calls).toEqual([`spawn zfs receive -F ${FS}`, `zfs get -H -o value readonly,mountpoint ${FS}`]);
   });
 
   it('mounts by the mountpoint property (zfs-fuse daemon), a second place by a bind mount; unmount sets legacy again', async () => {
