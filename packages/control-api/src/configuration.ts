@@ -15,7 +15,8 @@ import type {
   ReleasedLease,
   UpdateDatasetRequest,
 } from '@flocker/api';
-import { METADATA_MAX_KEYS, METADATA_NAME_KEY } from '@flocker/api';
+import { clientMetadataKeyCount, METADATA_MAX_KEYS, METADATA_NAME_KEY } from '@flocker/api';
+import { type DataNodeRule, keepDataNode, movedTo } from './dataNode';
 import { ConfigurationError } from './errors';
 import { deleteEntry, setEntry } from './PersistentMap';
 
@@ -200,11 +201,16 @@ export function createDataset(
   return { config: snapshots === config.snapshots ? next : { ...next, snapshots }, result: dataset, status: 201 };
 }
 
+/**
+ * A move (a new primary) records, in the same change, the node that may hold the data (dataNode.ts:
+ * `dataNode` answers from what the service knows of the nodes).
+ */
 export function updateDataset(
   config: Configuration,
   id: string,
   req: UpdateDatasetRequest,
   now: number,
+  dataNode: DataNodeRule = keepDataNode,
 ): Applied<DatasetConfiguration> {
   const current = requireDataset(config, id);
   if (current.deleted) throw datasetDeleted(id);
@@ -218,7 +224,7 @@ export function updateDataset(
         `The dataset ${id} cannot move: ${leaseHolderText(lease)} holds a lease on it. Release the lease first.`,
       );
     }
-    next = { ...next, primary: req.primary };
+    next = movedTo(next, req.primary, dataNode);
   }
   if (req.maximum_size !== undefined && req.maximum_size !== current.maximum_size) {
     // Growth only: no backend shrinks a volume, and recording a smaller size would leave the
@@ -232,7 +238,8 @@ export function updateDataset(
     }
     next = { ...next, maximum_size: req.maximum_size };
   }
-  const metadata = req.metadata === undefined ? undefined : mergeMetadata(current.metadata, req.metadata);
+  // Onto the moved dataset's metadata: a move's marker stays beside the update's keys.
+  const metadata = req.metadata === undefined ? undefined : mergeMetadata(next.metadata, req.metadata);
   if (metadata !== undefined) next = { ...next, metadata };
   if (next === current) return { config, result: current, status: 200 };
   return { config: withDatasets(config, setEntry(config.datasets, id, next)), result: next, status: 200 };
@@ -260,10 +267,12 @@ function mergeMetadata(
     }
   }
   if (!changed) return undefined;
-  if (Object.keys(merged).length > METADATA_MAX_KEYS) {
+  // The control service's own keys (the data-node marker) do not count.
+  const count = clientMetadataKeyCount(merged);
+  if (count > METADATA_MAX_KEYS) {
     throw new ConfigurationError(
       'METADATA_TOO_MANY_KEYS',
-      `The dataset's metadata would have ${Object.keys(merged).length} keys; at most ${METADATA_MAX_KEYS} are allowed.`,
+      `The dataset's metadata would have ${count} keys; at most ${METADATA_MAX_KEYS} are allowed.`,
     );
   }
   return merged;

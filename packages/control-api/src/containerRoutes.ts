@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { ContainerConfiguration, ReportResponse } from '@flocker/api';
 import { compose, containersOf, createContainer, deleteContainer, moveContainer } from './containers';
+import { serviceDataNodeRule } from './dataNode';
 import { RequestError } from './errors';
 import type { Handlers } from './routeSpec';
 
@@ -31,7 +32,10 @@ export const containerHandlers: Pick<Handlers, ContainerRouteName> = {
     return { status: 201, body: ContainerConfiguration.parse(applied.result), tag: state.configurationTag };
   },
   moveContainer: async (state, { params, body, ifMatches }) => {
-    const applied = await state.mutate((c, now) => moveContainer(c, params.name, body.node_uuid, now), ifMatches);
+    const applied = await state.mutate(
+      (c, now) => moveContainer(c, params.name, body.node_uuid, now, serviceDataNodeRule(state)),
+      ifMatches,
+    );
     return { status: 200, body: ContainerConfiguration.parse(applied.result), tag: state.configurationTag };
   },
   deleteContainer: async (state, { params, ifMatches }) => {
@@ -39,7 +43,10 @@ export const containerHandlers: Pick<Handlers, ContainerRouteName> = {
     return { status: 200, body: ContainerConfiguration.parse(applied.result), tag: state.configurationTag };
   },
   compose: async (state, { body, ifMatches }) => {
-    const applied = await state.mutate((c, now) => compose(c, body.applications, body.deployment, now), ifMatches);
+    const applied = await state.mutate(
+      (c, now) => compose(c, body.applications, body.deployment, now, undefined, serviceDataNodeRule(state)),
+      ifMatches,
+    );
     return { status: 200, body: z.array(ContainerConfiguration).parse(applied.result), tag: state.configurationTag };
   },
   listContainerState: (state) => ({ status: 200, body: state.containerStates() }),

@@ -19,6 +19,7 @@ import {
   parseDeploymentFile,
 } from '@flocker/api';
 import { type Applied, type Configuration, liveLease } from './configuration';
+import { type DataNodeRule, keepDataNode, movedTo } from './dataNode';
 import { ConfigurationError } from './errors';
 import { deleteEntry, setEntry } from './PersistentMap';
 
@@ -133,8 +134,16 @@ export function createContainer(config: Configuration, c: ContainerConfiguration
   return { config: withContainers(config, setEntry(containers, c.name, c)), result: c, status: 201 };
 }
 
-/** The dataset follows its container when nothing pins it elsewhere (see the file comment). */
-function followDataset(config: Configuration, c: ContainerConfiguration, now: number): Configuration {
+/**
+ * The dataset follows its container when nothing pins it elsewhere (see the file comment), with the
+ * node that may hold its data recorded (dataNode.ts).
+ */
+function followDataset(
+  config: Configuration,
+  c: ContainerConfiguration,
+  now: number,
+  dataNode: DataNodeRule,
+): Configuration {
   const volume = c.volumes[0];
   if (volume === undefined) return config;
   const d = config.datasets.get(volume.dataset_id);
@@ -144,7 +153,7 @@ function followDataset(config: Configuration, c: ContainerConfiguration, now: nu
   return {
     ...config,
     version: config.version + 1,
-    datasets: setEntry(config.datasets, d.dataset_id, { ...d, primary: c.node_uuid }),
+    datasets: setEntry(config.datasets, d.dataset_id, movedTo(d, c.node_uuid, dataNode)),
   };
 }
 
@@ -153,13 +162,14 @@ export function moveContainer(
   name: string,
   nodeUuid: string,
   now: number,
+  dataNode: DataNodeRule = keepDataNode,
 ): Applied<ContainerConfiguration> {
   const current = requireContainer(config, name);
   if (current.node_uuid === nodeUuid) return { config, result: current, status: 200 };
   requireNode(config, nodeUuid);
   const next: ContainerConfiguration = { ...current, node_uuid: nodeUuid };
   const moved = withContainers(config, setEntry(containersOf(config), name, next));
-  return { config: followDataset(moved, next, now), result: next, status: 200 };
+  return { config: followDataset(moved, next, now, dataNode), result: next, status: 200 };
 }
 
 export function deleteContainer(config: Configuration, name: string): Applied<ContainerConfiguration> {
@@ -207,6 +217,7 @@ export function compose(
   deploymentDoc: unknown,
   now: number,
   newId: () => string = randomUUID,
+  dataNode: DataNodeRule = keepDataNode,
 ): Applied<ContainerConfiguration[]> {
   const apps = parseApplicationFile(applicationsDoc);
   if (!apps.ok) throw fileError('application', apps.issues);
@@ -268,6 +279,6 @@ export function compose(
     if (old === undefined || JSON.stringify(old) !== JSON.stringify(c)) containers = setEntry(containers, c.name, c);
   }
   if (containers !== containersOf(next)) next = withContainers(next, containers);
-  for (const c of wanted) next = followDataset(next, c, now);
+  for (const c of wanted) next = followDataset(next, c, now, dataNode);
   return { config: next, result: [...containersOf(next).values()], status: 200 };
 }

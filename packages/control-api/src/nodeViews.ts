@@ -235,6 +235,11 @@ export class NodeViewIndex {
     return this.holders.get(dataset);
   }
 
+  /** Nodes whose (local) report lists the dataset retained without a live copy. */
+  retainersOf(dataset: string): ReadonlySet<string> | undefined {
+    return this.retainers.get(dataset);
+  }
+
   /** The live node taking care of a dataset (an orphan, or one with a stranded deleted snapshot), if it has one. */
   caretaker(dataset: string): string | undefined {
     return this.caretakers.caretaker(dataset);

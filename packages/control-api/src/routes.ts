@@ -29,6 +29,7 @@ import {
   updateDataset,
 } from './configuration';
 import { jsonOf } from './json';
+import { serviceDataNodeRule } from './dataNode';
 import { aliveNodes, isAlive, nodeByEra } from './clusterState';
 import { reportClaimConflict } from './reportClaims';
 import { sizeBeyondBackend } from './backendLimits';
@@ -102,7 +103,11 @@ const datasetHandlers: Omit<
       const tooLarge = sizeBeyondBackend(size, target, state.reportedNode(target));
       if (tooLarge !== undefined) throw tooLarge;
     }
-    const applied = await state.mutate((c, now) => updateDataset(c, params.id, body, now), ifMatches);
+    // A move records the node that may hold the data in its own commit (dataNode.ts).
+    const applied = await state.mutate(
+      (c, now) => updateDataset(c, params.id, body, now, serviceDataNodeRule(state)),
+      ifMatches,
+    );
     return { status: 200, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
   },
   deleteDataset: async (state, { params, ifMatches }) => {
