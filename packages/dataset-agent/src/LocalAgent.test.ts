@@ -429,7 +429,7 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
     });
   });
 
-  it('the data-node marker (issue 24): no holder shown, the replica here unnamed (a restarted service forgot its primary): refused naming the node, then the opt-in promotes the replica; nothing made empty', async () => {
+  it('the data-node marker (issue 24): no holder shown, the replica here unnamed (a restarted service forgot its primary): refused naming the node, then both opt-ins promote the replica (one is not enough: the node may be alive); nothing made empty', async () => {
     await run(async ({ pool, step }) => {
       pool.retained = [D];
       pool.snapshots.set(D, [{ datasetId: D, name: 'move-000002', identity: 'i2', received: true }]);
@@ -439,10 +439,19 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
         {
           action: 'refuse',
           code: 'SOURCE_UNREACHABLE',
-          message: expect.stringMatching(new RegExp(`may be on node ${B}.*snapshot move-000002.*accept-replica-loss`)),
+          message: expect.stringMatching(
+            new RegExp(
+              `may be on node ${B}.*snapshot move-000002.*accept-replica-loss=true and .*accept-data-loss=true`,
+            ),
+          ),
         },
       ]);
-      const optIn = { ...marked, 'clusterhq:flocker:accept-replica-loss': 'true' };
+      const replicaOnly = { ...marked, 'clusterhq:flocker:accept-replica-loss': 'true' };
+      expect(await step(cluster({ primary: ME, metadata: replicaOnly }))).toMatchObject([
+        { action: 'refuse', code: 'SOURCE_UNREACHABLE' },
+      ]);
+      expect(pool.calls).toEqual([]);
+      const optIn = { ...replicaOnly, 'clusterhq:flocker:accept-data-loss': 'true' };
       expect(await step(cluster({ primary: ME, metadata: optIn }))).toEqual([]);
       expect(pool.calls).toEqual([`promote ${D} move-000002`, `mount ${D}`]);
     });

@@ -52,14 +52,14 @@ interface Case {
 
 /**
  * The rule: wait for a live holder; a dead one's replica only with its loss accepted; a marker naming
- * another node: its replica likewise, else wait unless the loss of the data is accepted; never a
- * create over data here.
+ * another node (not known dead): its replica only with both losses accepted, else wait unless the
+ * loss of the data is accepted; never a create over data here.
  */
 function expected(c: Case): LocalAction['kind'] | null {
   if (c.holders.includes('alive')) return null;
   if (c.holders.includes('dead')) return c.replicaHere && c.acceptReplicaLoss ? 'promoteReplica' : 'refuse';
   if (c.marker === 'other') {
-    if (c.replicaHere && c.acceptReplicaLoss) return 'promoteReplica';
+    if (c.replicaHere && c.acceptReplicaLoss && c.acceptDataLoss) return 'promoteReplica';
     if (!c.acceptDataLoss) return 'refuse';
   }
   return c.retained ? 'refuse' : 'create';

@@ -211,9 +211,12 @@ function decide(
     // copy live, and that node, once back, would retire its own ("the primary holds its live copy
     // already"). Wait for it to show (then its push), or the user's opt-in to start empty. This
     // node's own pool is known here: a marker naming it says nothing more.
+    // A replica here is promoted only with both opt-ins: the marked node is not known dead (a
+    // restarted service has only not heard from it yet), so it may be alive with newer writes, which
+    // it would retire once this node reported the replica live.
     const marked = d.dataNode !== undefined && d.dataNode !== ctx.nodeUuid ? d.dataNode : undefined;
     if (marked !== undefined) {
-      if (replica !== undefined && d.acceptReplicaLoss === true)
+      if (replica !== undefined && d.acceptReplicaLoss === true && d.acceptDataLoss === true)
         return { kind: 'promoteReplica', datasetId, snapshot: replica, size: sizeOf(d, ctx), mountPath };
       if (d.acceptDataLoss !== true) {
         const host = nodes.find((n) => n.uuid === marked)?.host;
@@ -225,7 +228,7 @@ function decide(
             `the data of dataset ${datasetId} may be on node ${marked}${host ? ` (${host})` : ''}, which has not reported it to the control service (restarted? dead?); ` +
             `bring ${marked} back, or set metadata ${METADATA_ACCEPT_DATA_LOSS_KEY}=true to start it empty` +
             (replica !== undefined
-              ? `; or accept losing the writes after this node's replica (snapshot ${replica}): set metadata ${METADATA_ACCEPT_REPLICA_LOSS_KEY}=true`
+              ? `; or start it from this node's replica (snapshot ${replica}), losing the writes after it and any the node made since: set metadata ${METADATA_ACCEPT_REPLICA_LOSS_KEY}=true and ${METADATA_ACCEPT_DATA_LOSS_KEY}=true`
               : ''),
         };
       }
