@@ -180,7 +180,7 @@ function decide(
   }
   if (d.primary === ctx.nodeUuid) {
     if (copy !== undefined) {
-      // A move away taken back: stopped if it has not reached the release (the mover decides), else it ends first.
+      // A move away taken back: stopped until its promote is asked for (the mover decides), else it ends first.
       if (moving) return { kind: 'cancelMove', datasetId };
       if (!copy.mountPoints.includes(mountPath)) return { kind: 'mount', datasetId, mountPath };
       const size = sizeOf(d, ctx);
@@ -424,8 +424,8 @@ export function localClusterNodes(snapshot: ClusterSnapshot): LocalClusterNode[]
  * the control service keeps reports in memory, so after its restart the namings of a primary not
  * reported again (dead, or not yet) are gone. A dataset moved here (this node its primary) with the
  * data-node marker naming another node, asking for a replica, of which this pool holds only received
- * snapshots (`receivedOnly`), is taken for one: promoted only with accept-replica-loss all the same
- * (decide), and named in the refusal.
+ * snapshots (`receivedOnly`), is taken for one: promoted only with accept-replica-loss and
+ * accept-data-loss (decide: the marked node may be alive with newer writes), and named in the refusal.
  */
 export function markedReplicasHere(
   snapshot: ClusterSnapshot,
