@@ -145,6 +145,19 @@ describe('the data-node marker through the API', () => {
     expect(marker(await svc.client.updateDataset(D, { primary: B }))).toBe(B);
   });
 
+  it('a standby replica after a restart forgot its dead primary: the move to the replica node records the primary (review FR)', async () => {
+    await svc.client.reportNodeState(localReport(A));
+    await svc.client.reportNodeState(localReport(B));
+    await create(A);
+    await svc.client.reportNodeState(localReport(A, [D]));
+    await svc.client.reportNodeState(localReport(B, [], [D]));
+    await restart();
+    // A never reports again; B does, listing its replica. Named B, B's agent would take the marker for itself (no
+    // refusal naming A, no way to promote its replica); named A, it refuses naming A and both opt-ins promote.
+    await svc.client.reportNodeState(localReport(B, [], [D]));
+    expect(marker(await svc.client.updateDataset(D, { primary: B }))).toBe(A);
+  });
+
   it('the old primary reported holding nothing of it (a new dataset moved at once): no marker, a stale one removed', async () => {
     await svc.client.reportNodeState(localReport(A));
     await svc.client.reportNodeState(localReport(B));

@@ -104,6 +104,20 @@ describe('the stories of issue 24', () => {
     ).toBe(P);
   });
 
+  // Review FR: a node that reported retaining something of the dataset has no live copy to push, and named as the
+  // marker it said nothing on the node that may hold one; named and the new primary, its agent ignored the marker.
+  it('a standby replica’s node, its primary dead and forgotten: the old primary, not the replica node', () => {
+    // A restart forgot P (dead, holding the live copy); B reported its replica (retained); the move to B.
+    const backend = (n: string): Backend => (n === B ? 'local' : undefined);
+    expect(dataNodeAfterMove({ oldPrimary: P, marker: undefined, holders: [], retainers: [B], backend })).toBe(P);
+  });
+
+  it('a move in flight when the service restarted, moved on: the first marker, not the target that received', () => {
+    // M -> P was in flight (M holding, P received snapshots), M not reported since the restart; P -> B.
+    const backend = (n: string): Backend => (n === M ? undefined : 'local');
+    expect(dataNodeAfterMove({ oldPrimary: P, marker: M, holders: [], retainers: [P], backend })).toBe(M);
+  });
+
   it('a block backend dataset: left as it is', () => {
     expect(dataNodeAfterMove({ oldPrimary: P, marker: M, ...none, backend: () => 'other' })).toBeUndefined();
   });
