@@ -47,10 +47,10 @@ function expected(c: Case): string | null | undefined {
   if (c.primary === 'other') return undefined;
   if (c.primaryHolds) return P;
   if (c.othersHold.length > 0) return [...c.othersHold].sort()[0];
-  if (c.primaryRetains) return P;
-  if (c.othersRetain.length > 0) return [...c.othersRetain].sort()[0];
   if (c.primary === undefined) return P;
   if (c.marker === 'unreported') return M;
+  if (c.primaryRetains) return P;
+  if (c.othersRetain.length > 0) return [...c.othersRetain].sort()[0];
   return null;
 }
 

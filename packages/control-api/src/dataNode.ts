@@ -37,11 +37,14 @@ export interface DataNodeFacts {
  * holds the data), or undefined (leave the metadata as it is: a block backend's dataset).
  *
  * - The old primary reports a block backend: unaffected (undefined).
- * - A node known to hold a live copy, else one known to retain something of it: that node (the
- *   old primary when it is one of them, else the least uuid: the same answer on every replica).
- * - No node known to: the old primary, when it has not reported since this service started (its
- *   report is what was forgotten); else the current marker, when its node has not reported since
- *   either (a move before it, its data not shown anywhere yet: still where it may be).
+ * - A node known to hold a live copy: that node (the old primary when it is one of them, else the
+ *   least uuid: the same answer on every replica).
+ * - Else the old primary, when it has not reported since this service started (its report is what
+ *   was forgotten); else the current marker, when its node has not reported since either (a move
+ *   before it, its data not shown anywhere yet: still where it may be).
+ * - Else a node known to retain something of it, chosen as the holders are. After the nodes that
+ *   may hold a live copy: a retainer has none to push, and named as the new primary (a replica's
+ *   node) its agent would take the marker for itself (review FR).
  * - Otherwise nobody holds it for sure (the old primary reported, listing neither a live nor a
  *   retained copy, no other node lists one, and the marker's node, if any, reported too): null.
  */
@@ -49,13 +52,11 @@ export function dataNodeAfterMove(facts: DataNodeFacts): string | null | undefin
   const { oldPrimary, marker } = facts;
   const backend = facts.backend(oldPrimary);
   if (backend === 'other') return undefined;
-  for (const nodes of [facts.holders, facts.retainers]) {
-    const chosen = preferring(oldPrimary, nodes);
-    if (chosen !== undefined) return chosen;
-  }
+  const holder = preferring(oldPrimary, facts.holders);
+  if (holder !== undefined) return holder;
   if (backend === undefined) return oldPrimary;
   if (marker !== undefined && marker !== oldPrimary && facts.backend(marker) === undefined) return marker;
-  return null;
+  return preferring(oldPrimary, facts.retainers) ?? null;
 }
 
 /** `preferred` when it is among `nodes`, else the least of them; undefined when there are none. */
