@@ -13,6 +13,7 @@ import {
   checkDatasetId,
   checkSnapshotName,
   LocalStorageError,
+  refuseRetireInUse,
   type LocalDataset,
   type LocalEngine,
   type LocalSnapshot,
@@ -218,13 +219,7 @@ export class BtrfsEngine implements LocalEngine {
     checkDatasetId(datasetId);
     // Any mount namespace: btrfs deletes a subvolume a container still has bind-mounted (its
     // writes would go on into a deleted subvolume), and the host's unmount leaves the container's.
-    if (await this.inUse(datasetId)) {
-      const mounted = await this.mountPoints(datasetId);
-      throw new StorageError(
-        'DEVICE_BUSY',
-        `dataset ${datasetId} is mounted ${mounted.length > 0 ? `at ${mounted.join(', ')}` : 'in another mount namespace (a container)'}`,
-      );
-    }
+    await refuseRetireInUse(this, datasetId);
     // Committed before the move counts as done: an uncommitted delete may come back after a power
     // cut, a live copy here again beside the new primary's.
     await this.deleteSubvolume(this.datasetPath(datasetId), true);

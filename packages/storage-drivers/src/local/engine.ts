@@ -5,6 +5,7 @@
  * (snapshot, send, receive), see LocalMover. The engines (btrfs, ZFS) implement this interface.
  */
 import type { Readable } from 'node:stream';
+import { StorageError } from '../BlockDeviceApi';
 
 export type LocalEngineName = 'btrfs' | 'zfs';
 
@@ -155,4 +156,20 @@ export function checkDatasetId(datasetId: string): void {
 
 export function checkSnapshotName(name: string): void {
   if (!SNAPSHOT_NAME.test(name)) throw new LocalStorageError('UNKNOWN_SNAPSHOT', `"${name}" is not a snapshot name`);
+}
+
+/**
+ * retire's refusal (DEVICE_BUSY) while anything has the copy mounted, in any mount namespace (a
+ * container's mount outlives the host's unmount): the rule both engines' retire share.
+ */
+export async function refuseRetireInUse(
+  engine: Pick<LocalEngine, 'inUse' | 'mountPoints'>,
+  datasetId: string,
+): Promise<void> {
+  if (!(await engine.inUse(datasetId))) return;
+  const mounted = await engine.mountPoints(datasetId);
+  throw new StorageError(
+    'DEVICE_BUSY',
+    `dataset ${datasetId} is mounted ${mounted.length > 0 ? `at ${mounted.join(', ')}` : 'in another mount namespace (a container)'}`,
+  );
 }

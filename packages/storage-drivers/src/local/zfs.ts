@@ -16,6 +16,7 @@ import {
   checkDatasetId,
   checkSnapshotName,
   LocalStorageError,
+  refuseRetireInUse,
   type LocalDataset,
   type LocalEngine,
   type LocalSnapshot,
@@ -269,13 +270,7 @@ export class ZfsEngine implements LocalEngine {
     checkDatasetId(datasetId);
     // Any mount namespace (a container's mount outlives the host's unmount): read-only under it
     // would fail its writes.
-    if (await this.inUse(datasetId)) {
-      const mounted = await this.mountPoints(datasetId);
-      throw new StorageError(
-        'DEVICE_BUSY',
-        `dataset ${datasetId} is mounted ${mounted.length > 0 ? `at ${mounted.join(', ')}` : 'in another mount namespace (a container)'}`,
-      );
-    }
+    await refuseRetireInUse(this, datasetId);
     const fs = this.fileSystem(datasetId);
     if (await this.exists(fs)) await this.zfs(['set', 'readonly=on', fs], `retiring ${fs}`);
   }
