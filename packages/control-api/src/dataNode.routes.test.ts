@@ -177,6 +177,16 @@ describe('the data-node marker through the API', () => {
     expect(marker(await svc.client.updateDataset(D, { primary: B }))).toBeUndefined();
   });
 
+  it('a block backend’s dataset moved after a restart, before its primary reported again: no marker (review FR)', async () => {
+    await svc.client.reportNodeState(nodeReport(A));
+    await svc.client.reportNodeState(nodeReport(B));
+    await create(A);
+    await restart();
+    // The new primary reports a block backend: the dataset is no local one, whatever the old primary has not said.
+    await svc.client.reportNodeState(nodeReport(B));
+    expect(marker(await svc.client.updateDataset(D, { primary: B }))).toBeUndefined();
+  });
+
   it('a container’s move and flocker-deploy move the dataset with the marker', async () => {
     await svc.client.reportNodeState(localReport(A));
     await svc.client.reportNodeState(localReport(B));

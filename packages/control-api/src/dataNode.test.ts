@@ -188,4 +188,20 @@ describe('the rule as the service knows the nodes', () => {
     expect(dataNodeRule(sources(undefined))(d, B)).toBe(P);
     expect(dataNodeRule(sources('local-zfs'))(d, B)).toBeNull();
   });
+
+  it('the old primary not reported, the new one a block node: left as it is (review FR)', () => {
+    const rule = dataNodeRule({
+      reportedNode: (n) => (n === B ? report(B, 'loopback') : undefined),
+      holdersOf: () => undefined,
+      retainersOf: () => undefined,
+    });
+    expect(rule({ dataset_id: D, primary: P, metadata: {}, deleted: false }, B)).toBeUndefined();
+    // A local new primary (or one not reported either): the old primary, as before.
+    const local = dataNodeRule({
+      reportedNode: (n) => (n === B ? report(B, 'local-zfs') : undefined),
+      holdersOf: () => undefined,
+      retainersOf: () => undefined,
+    });
+    expect(local({ dataset_id: D, primary: P, metadata: {}, deleted: false }, B)).toBe(P);
+  });
 });
