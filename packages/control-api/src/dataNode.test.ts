@@ -35,6 +35,7 @@ function facts(c: Case): DataNodeFacts {
   if (c.marker === 'reported') reported.set(M, 'local');
   return {
     oldPrimary: P,
+    newPrimary: B,
     marker: c.marker === 'none' ? undefined : c.marker === 'oldPrimary' ? P : M,
     holders: [...c.othersHold, ...(c.primaryHolds ? [P] : [])],
     retainers: [...c.othersRetain, ...(c.primaryRetains ? [P] : [])],
@@ -79,28 +80,46 @@ describe('the marker a change of primary records', () => {
 describe('the stories of issue 24', () => {
   const none = { holders: [], retainers: [] };
   it('(a) the service restarted, A not reported yet, a move A -> B: A is recorded', () => {
-    expect(dataNodeAfterMove({ oldPrimary: P, marker: undefined, ...none, backend: () => undefined })).toBe(P);
+    expect(
+      dataNodeAfterMove({ oldPrimary: P, newPrimary: B, marker: undefined, ...none, backend: () => undefined }),
+    ).toBe(P);
   });
 
   it('(b) A dead (its last report since start lists the copy), the move to B: A is recorded', () => {
     expect(
-      dataNodeAfterMove({ oldPrimary: P, marker: undefined, holders: [P], retainers: [], backend: () => 'local' }),
+      dataNodeAfterMove({
+        oldPrimary: P,
+        newPrimary: B,
+        marker: undefined,
+        holders: [P],
+        retainers: [],
+        backend: () => 'local',
+      }),
     ).toBe(P);
   });
 
   it('a new dataset moved before its primary made it (its report lists nothing): no marker, B creates it', () => {
-    expect(dataNodeAfterMove({ oldPrimary: P, marker: undefined, ...none, backend: () => 'local' })).toBeNull();
+    expect(
+      dataNodeAfterMove({ oldPrimary: P, newPrimary: B, marker: undefined, ...none, backend: () => 'local' }),
+    ).toBeNull();
   });
 
   it('a second move before the node the first recorded reported: the first marker stays', () => {
     // A -> P recorded A (= M, not reported); P reported since, listing nothing; P -> B keeps M.
     const backend = (n: string): Backend => (n === P ? 'local' : undefined);
-    expect(dataNodeAfterMove({ oldPrimary: P, marker: M, ...none, backend })).toBe(M);
+    expect(dataNodeAfterMove({ oldPrimary: P, newPrimary: B, marker: M, ...none, backend })).toBe(M);
   });
 
   it('a move in flight (the old primary holds, the new one received snapshots): the holder', () => {
     expect(
-      dataNodeAfterMove({ oldPrimary: P, marker: undefined, holders: [P], retainers: [B], backend: () => 'local' }),
+      dataNodeAfterMove({
+        oldPrimary: P,
+        newPrimary: B,
+        marker: undefined,
+        holders: [P],
+        retainers: [B],
+        backend: () => 'local',
+      }),
     ).toBe(P);
   });
 
@@ -109,17 +128,23 @@ describe('the stories of issue 24', () => {
   it('a standby replica’s node, its primary dead and forgotten: the old primary, not the replica node', () => {
     // A restart forgot P (dead, holding the live copy); B reported its replica (retained); the move to B.
     const backend = (n: string): Backend => (n === B ? 'local' : undefined);
-    expect(dataNodeAfterMove({ oldPrimary: P, marker: undefined, holders: [], retainers: [B], backend })).toBe(P);
+    expect(
+      dataNodeAfterMove({ oldPrimary: P, newPrimary: B, marker: undefined, holders: [], retainers: [B], backend }),
+    ).toBe(P);
   });
 
   it('a move in flight when the service restarted, moved on: the first marker, not the target that received', () => {
     // M -> P was in flight (M holding, P received snapshots), M not reported since the restart; P -> B.
     const backend = (n: string): Backend => (n === M ? undefined : 'local');
-    expect(dataNodeAfterMove({ oldPrimary: P, marker: M, holders: [], retainers: [P], backend })).toBe(M);
+    expect(dataNodeAfterMove({ oldPrimary: P, newPrimary: B, marker: M, holders: [], retainers: [P], backend })).toBe(
+      M,
+    );
   });
 
   it('a block backend dataset: left as it is', () => {
-    expect(dataNodeAfterMove({ oldPrimary: P, marker: M, ...none, backend: () => 'other' })).toBeUndefined();
+    expect(
+      dataNodeAfterMove({ oldPrimary: P, newPrimary: B, marker: M, ...none, backend: () => 'other' }),
+    ).toBeUndefined();
   });
 });
 

@@ -19,6 +19,8 @@ import type { ReportedNode } from './clusterState';
 export interface DataNodeFacts {
   /** The primary being left. */
   readonly oldPrimary: string;
+  /** The primary being moved to. */
+  readonly newPrimary: string;
   /** The marker the dataset carries now, if any. */
   readonly marker: string | undefined;
   /** Nodes whose latest report (received since this service started) lists a live copy of it, alive or dead. */
@@ -36,7 +38,8 @@ export interface DataNodeFacts {
  * The marker after the move: a node (set it), null (remove it: the service knows for sure nobody
  * holds the data), or undefined (leave the metadata as it is: a block backend's dataset).
  *
- * - The old primary reports a block backend: unaffected (undefined).
+ * - The old primary reports a block backend, or has not reported since this service started and
+ *   the new primary reports one: unaffected (undefined).
  * - A node known to hold a live copy: that node (the old primary when it is one of them, else the
  *   least uuid: the same answer on every replica).
  * - Else the old primary, when it has not reported since this service started (its report is what
@@ -51,7 +54,7 @@ export interface DataNodeFacts {
 export function dataNodeAfterMove(facts: DataNodeFacts): string | null | undefined {
   const { oldPrimary, marker } = facts;
   const backend = facts.backend(oldPrimary);
-  if (backend === 'other') return undefined;
+  if (backend === 'other' || (backend === undefined && facts.backend(facts.newPrimary) === 'other')) return undefined;
   const holder = preferring(oldPrimary, facts.holders);
   if (holder !== undefined) return holder;
   if (backend === undefined) return oldPrimary;
@@ -102,9 +105,10 @@ export function dataNodeRule(sources: DataNodeSources): DataNodeRule {
     if (reported === undefined) return undefined;
     return isLocalBackend(reported.report.backend) ? 'local' : 'other';
   };
-  return (dataset) =>
+  return (dataset, newPrimary) =>
     dataNodeAfterMove({
       oldPrimary: dataset.primary,
+      newPrimary,
       marker: dataset.metadata[METADATA_DATA_NODE_KEY],
       holders: sources.holdersOf(dataset.dataset_id) ?? [],
       retainers: sources.retainersOf(dataset.dataset_id) ?? [],
