@@ -92,8 +92,9 @@ export function anotherRound(rounds: readonly number[], policy: MovePolicy): boo
 export function nextMoveStep(facts: MoveFacts, policy: MovePolicy = DEFAULT_MOVE_POLICY): MoveStep {
   // A live copy there is the primary's data (an earlier run promoted it and its users wrote since;
   // this run was started again from a view that did not show it yet): a send would roll it back
-  // (ZFS receive -F), a promote replace it (btrfs, when not mounted). Only this run's own promote
-  // (its answer lost) makes one there that the move goes on with.
+  // (ZFS receive -F), a promote replace it (btrfs, when not mounted). The engines refuse both
+  // themselves now (PEER_REFUSED, which the mover retries); a target of an older version does not.
+  // Only this run's own promote (its answer lost) makes one there that the move goes on with.
   if (facts.targetLive === true && facts.promoteAsked !== true) return { kind: 'targetHoldsCopy' };
   const base = commonBase(facts);
   if (facts.released) {
