@@ -10,16 +10,15 @@ import { RequestError } from './errors';
 
 export function sizeBeyondBackend(
   size: number | null | undefined,
-  primary: string,
   /** The primary's latest report (a lookup: scanning 10,000 nodes per create or move cost O(nodes), issue 23). */
   node: ReportedNode | undefined,
 ): RequestError | undefined {
-  if (size === null || size === undefined || node === undefined || node.report.uuid !== primary) return undefined;
+  if (size === null || size === undefined || node === undefined) return undefined;
   const limit = node.report.max_volume_size;
   if (limit !== undefined && size > limit) {
     return new RequestError(
       'SIZE_BEYOND_BACKEND',
-      `maximum_size ${size} (${formatSize(size)}) is larger than the ${node.report.backend} backend of node ${primary} (${node.report.host}) can create: at most ${limit} bytes (${formatSize(limit)}).`,
+      `maximum_size ${size} (${formatSize(size)}) is larger than the ${node.report.backend} backend of node ${node.report.uuid} (${node.report.host}) can create: at most ${limit} bytes (${formatSize(limit)}).`,
     );
   }
   return undefined;

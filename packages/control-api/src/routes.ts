@@ -71,7 +71,7 @@ const datasetHandlers: Omit<
         'its primary',
       );
     }
-    const tooLarge = sizeBeyondBackend(body.maximum_size, body.primary, state.reportedNode(body.primary));
+    const tooLarge = sizeBeyondBackend(body.maximum_size, state.reportedNode(body.primary));
     if (tooLarge !== undefined) throw tooLarge;
     const applied = await state.mutate(
       (c, now) => createDataset(c, body, undefined, (id) => reportedSnapshotSize(state, id), now),
@@ -99,8 +99,7 @@ const datasetHandlers: Omit<
         );
       }
       const size = body.maximum_size !== undefined ? body.maximum_size : current.maximum_size;
-      const target = body.primary ?? current.primary;
-      const tooLarge = sizeBeyondBackend(size, target, state.reportedNode(target));
+      const tooLarge = sizeBeyondBackend(size, state.reportedNode(body.primary ?? current.primary));
       if (tooLarge !== undefined) throw tooLarge;
     }
     // A move records the node that may hold the data in its own commit (dataNode.ts).
