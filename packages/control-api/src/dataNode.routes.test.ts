@@ -177,6 +177,22 @@ describe('the data-node marker through the API', () => {
     expect(marker(await svc.client.updateDataset(D, { primary: B }))).toBeUndefined();
   });
 
+  it('a move drops an earlier accept-data-loss: a later restart race is refused again, not started empty (review FR)', async () => {
+    await svc.client.reportNodeState(localReport(A));
+    await svc.client.reportNodeState(localReport(B));
+    await create(A, { name: 'db' });
+    // An earlier refusal answered: the opt-in set.
+    await svc.client.updateDataset(D, { metadata: { [METADATA_ACCEPT_DATA_LOSS_KEY]: 'true' } });
+    await svc.client.reportNodeState(localReport(A, [D]));
+    await restart();
+    await svc.client.reportNodeState(localReport(B));
+    // A not reported again: B must wait for it, so the old opt-in must not come along.
+    expect((await svc.client.updateDataset(D, { primary: B })).metadata).toEqual({
+      name: 'db',
+      [METADATA_DATA_NODE_KEY]: A,
+    });
+  });
+
   it('a block backend’s dataset moved after a restart, before its primary reported again: no marker (review FR)', async () => {
     await svc.client.reportNodeState(nodeReport(A));
     await svc.client.reportNodeState(nodeReport(B));
