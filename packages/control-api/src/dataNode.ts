@@ -12,7 +12,12 @@
  * list) comes in as DataNodeFacts; configuration.ts and containers.ts take the resulting rule as a
  * function, so they stay pure too.
  */
-import { type DatasetConfiguration, isLocalBackend, METADATA_DATA_NODE_KEY } from '@flocker/api';
+import {
+  type DatasetConfiguration,
+  isLocalBackend,
+  METADATA_ACCEPT_DATA_LOSS_KEY,
+  METADATA_DATA_NODE_KEY,
+} from '@flocker/api';
 import type { ReportedNode } from './clusterState';
 
 /** What the service knows of one dataset where its primary changes. */
@@ -78,13 +83,19 @@ export type DataNodeRule = (dataset: DatasetConfiguration, newPrimary: string) =
 /** The rule when the caller knows nothing (tests of other rules): the metadata stays as it is. */
 export const keepDataNode: DataNodeRule = () => undefined;
 
-/** The dataset moved to `primary`, its marker set as `rule` answers (a change of primary only). */
+/**
+ * The dataset moved to `primary`, its marker set as `rule` answers (a change of primary only). A
+ * local dataset's move (the rule answers) also drops accept-data-loss: the opt-in answers one
+ * move's refusal, and kept it would start the dataset empty in a later restart race with nobody
+ * asked (review FR); an update that moves and sets it sets it again after this (configuration.ts).
+ */
 export function movedTo(dataset: DatasetConfiguration, primary: string, rule: DataNodeRule): DatasetConfiguration {
   if (primary === dataset.primary) return dataset;
   const marker = rule(dataset, primary);
   const had = dataset.metadata[METADATA_DATA_NODE_KEY];
-  if (marker === undefined || (marker ?? undefined) === had) return { ...dataset, primary };
-  const { [METADATA_DATA_NODE_KEY]: _old, ...rest } = dataset.metadata;
+  const optedIn = Object.hasOwn(dataset.metadata, METADATA_ACCEPT_DATA_LOSS_KEY);
+  if (marker === undefined || ((marker ?? undefined) === had && !optedIn)) return { ...dataset, primary };
+  const { [METADATA_DATA_NODE_KEY]: _old, [METADATA_ACCEPT_DATA_LOSS_KEY]: _optIn, ...rest } = dataset.metadata;
   return { ...dataset, primary, metadata: marker === null ? rest : { ...rest, [METADATA_DATA_NODE_KEY]: marker } };
 }
 
