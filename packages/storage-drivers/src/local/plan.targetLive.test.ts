@@ -3,17 +3,7 @@
  * moveOverLiveCopy.test.ts for the real-engine sequence that lost the target's writes).
  */
 import { nextMoveStep, type MoveFacts } from './plan';
-
-const s = (n: number) => ({ name: `move-${String(n).padStart(6, '0')}`, identity: `id-${n}` });
-const facts = (f: Partial<MoveFacts>): MoveFacts => ({
-  source: [],
-  target: [],
-  released: false,
-  rounds: [],
-  finalSnapshot: null,
-  targetPromoted: false,
-  ...f,
-});
+import { facts, s } from './planTestSupport';
 
 describe('planning a move onto a target that holds a live copy', () => {
   it('a live copy there that this run did not ask for: no step touches it, whatever else the facts say', () => {

@@ -6,20 +6,10 @@ import {
   nextSnapshotName,
   snapshotsToPrune,
   sourceSnapshotsToPrune,
-  type MoveFacts,
 } from './plan';
+import { facts, s } from './planTestSupport';
 
 const MiB = 1024 * 1024;
-const s = (n: number, identity = `id-${n}`) => ({ name: `move-${String(n).padStart(6, '0')}`, identity });
-const facts = (f: Partial<MoveFacts>): MoveFacts => ({
-  source: [],
-  target: [],
-  released: false,
-  rounds: [],
-  finalSnapshot: null,
-  targetPromoted: false,
-  ...f,
-});
 
 describe('planning a move of a local dataset', () => {
   it('starts with a snapshot, sent whole', () => {
