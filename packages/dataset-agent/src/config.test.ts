@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -6,6 +6,17 @@ import { clusterIdentity, controlTlsFiles, loadAgentConfig, parseAgentConfig } f
 import { AgentError } from './errors';
 
 const minimal = { version: 1, 'control-service': { hostname: 'control.example' }, dataset: { backend: 'loopback' } };
+
+// Every directory a test makes goes at the end: CI runs leave nothing in /tmp.
+const made: string[] = [];
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
 
 function problem(doc: unknown): AgentError {
   try {
@@ -125,7 +136,7 @@ describe('agent configuration', () => {
   });
 
   it('loads YAML files and reports missing or broken ones', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'agent-config-'));
+    const dir = tempDir('agent-config-');
     const good = join(dir, 'agent.yml');
     writeFileSync(good, 'version: 1\ncontrol-service:\n  hostname: c\n  port: 4524\ndataset:\n  backend: loopback\n');
     expect(loadAgentConfig(good)['control-service'].port).toBe(4524);
@@ -161,7 +172,7 @@ describe('TLS to the control service', () => {
 
 describe('the cluster identity a pool carries (issue 17)', () => {
   function ca(subject: string): Buffer {
-    const dir = mkdtempSync(join(tmpdir(), 'agent-ca-'));
+    const dir = tempDir('agent-ca-');
     execFileSync(
       'openssl',
       [

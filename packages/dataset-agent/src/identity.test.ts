@@ -11,7 +11,16 @@ import {
   writeNodeIdentity,
 } from './identity';
 
-const tmp = () => mkdtempSync(join(tmpdir(), 'agent-identity-'));
+// Every directory a test makes goes at the end: CI runs leave nothing in /tmp.
+const made: string[] = [];
+const tmp = (): string => {
+  const dir = mkdtempSync(join(tmpdir(), 'agent-identity-'));
+  made.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
 
 describe('node identity', () => {
   it('is created once and then kept', () => {
