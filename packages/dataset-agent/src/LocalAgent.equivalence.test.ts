@@ -286,6 +286,20 @@ function observation(w: World, snapshot: ClusterSnapshot): LocalObservation {
     replicating: w.replicating,
     replicaHere,
     receivedOnly: new Set([...w.receivedOnly].filter((id) => w.retained.has(id) && !live.has(id))),
+    // Two live copies: this node's is always the older one (the others' made from its snapshot, written since).
+    lineages: new Map(
+      DATASETS.map((id) => [
+        id,
+        new Map(
+          NODES.map((n) => [
+            n,
+            n === ME
+              ? { from: null, sameAs: `s-${id}`, snapshots: [`s-${id}`] }
+              : { from: `s-${id}`, sameAs: null, snapshots: [`s-${id}`] },
+          ]),
+        ),
+      ]),
+    ),
   };
 }
 

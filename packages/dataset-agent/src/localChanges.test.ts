@@ -83,13 +83,24 @@ describe('decisions of an agent with a local backend', () => {
   it('the new primary holds its copy already (a mover killed after the promote): ours is let go of, not sent again', () => {
     const nodes = [node(ME, true, [D]), node(B, true, [D])];
     const copy = { datasetId: D, size: 2000, mountPoints: [PATH] };
-    expect(calculateLocalChanges(dataset(B), nodes, here([copy]), ctx)).toEqual([
+    // B's copy is made from this node's final snapshot S1, this one unchanged since (localChanges.twoLiveCopies.test).
+    const lineages = new Map([
+      [
+        D,
+        new Map([
+          [ME, { from: null, sameAs: 'S1', snapshots: ['S1'] }],
+          [B, { from: 'S1', sameAs: null, snapshots: ['S1'] }],
+        ]),
+      ],
+    ]);
+    const known = (c: LocalObservation['copies']): LocalObservation => ({ ...here(c), lineages });
+    expect(calculateLocalChanges(dataset(B), nodes, known([copy]), ctx)).toEqual([
       { kind: 'unmount', datasetId: D, mountPath: PATH },
     ]);
-    expect(calculateLocalChanges(dataset(B), nodes, here([{ ...copy, mountPoints: [] }]), ctx)).toEqual([
+    expect(calculateLocalChanges(dataset(B), nodes, known([{ ...copy, mountPoints: [] }]), ctx)).toEqual([
       { kind: 'retire', datasetId: D },
     ]);
-    // Even while the new primary is dead: its copy is the newer one.
+    // The new primary dead (not asked: its lineage unknown): nothing touched, refused.
     expect(
       calculateLocalChanges(
         dataset(B),
@@ -97,7 +108,7 @@ describe('decisions of an agent with a local backend', () => {
         here([{ ...copy, mountPoints: [] }]),
         ctx,
       ),
-    ).toEqual([{ kind: 'retire', datasetId: D }]);
+    ).toEqual([expect.objectContaining({ kind: 'refuse', code: 'TWO_LIVE_COPIES' })]);
   });
 
   it('moved back here while the move away runs: taken back', () => {
@@ -255,8 +266,23 @@ describe('standby replicas (replicas: 1)', () => {
 
   it('the old primary back after a failover: its stale copy is let go of (the replica is the live one now)', () => {
     const nodes = [node(ME, true, [D]), node(B, true, [D])];
-    expect(calculateLocalChanges(replicated(B), nodes, here([{ ...mounted, mountPoints: [] }]), ctx)).toEqual([
+    // B promoted this node's replica snapshot S2; this copy was written after it (the loss the user accepted).
+    const lineages = new Map([
+      [
+        D,
+        new Map([
+          [ME, { from: null, sameAs: null, snapshots: ['S2'] }],
+          [B, { from: 'S2', sameAs: null, snapshots: ['S2'] }],
+        ]),
+      ],
+    ]);
+    const stale = { ...here([{ ...mounted, mountPoints: [] }]), lineages };
+    expect(calculateLocalChanges(replicated(B, { acceptReplicaLoss: true }), nodes, stale, ctx)).toEqual([
       { kind: 'retire', datasetId: D },
+    ]);
+    // The opt-in taken back since: two copies written since they parted, neither retired.
+    expect(calculateLocalChanges(replicated(B), nodes, stale, ctx)).toEqual([
+      expect.objectContaining({ kind: 'refuse', code: 'TWO_LIVE_COPIES' }),
     ]);
   });
 

@@ -82,6 +82,47 @@ export interface LocalObservation {
    * retention) are never in it.
    */
   readonly receivedOnly?: ReadonlySet<string>;
+  /**
+   * Where this node and another both hold a live copy of a dataset (copiesToCompare): each node's
+   * copy lineage, by node uuid (this node's too). A node missing (not answering, an agent one
+   * release behind) is not known: neither copy is mounted nor retired (refused).
+   */
+  readonly lineages?: ReadonlyMap<string, ReadonlyMap<string, CopyLineage>>;
+}
+
+/**
+ * What a node's live copy of a dataset is made from (issue 24: two live copies after a double
+ * fault, a move's source killed between the target's promote and its own retire). Snapshot
+ * identities (LocalSnapshot.identity) are equal on every node holding the snapshot.
+ */
+export interface CopyLineage {
+  /** The snapshot the live copy was promoted from (a move's or a replica's); null: made here, or not known. */
+  readonly from: string | null;
+  /** A snapshot here whose content the live copy still is (unchanged since); null: changed since, or not known. */
+  readonly sameAs: string | null;
+  /** The identities of the dataset's snapshots this node holds. */
+  readonly snapshots: readonly string[];
+}
+
+/**
+ * How this node's live copy stands to another node's. 'older': the other's is made from a snapshot
+ * of this copy, unchanged since (the other holds all of this one's data and maybe more); 'newer' the
+ * reverse; 'same' both. 'branchedFromTheirs': this copy is made from a snapshot of theirs, which
+ * changed since (a replica promoted after a failover, the old primary's writes after it); 'unknown':
+ * nothing says (unrelated, both changed, a lineage missing). Never a guess.
+ */
+export type CopyOrder = 'older' | 'newer' | 'same' | 'branchedFromTheirs' | 'branchedFromMine' | 'unknown';
+
+export function compareCopies(mine: CopyLineage | undefined, theirs: CopyLineage | undefined): CopyOrder {
+  if (mine === undefined || theirs === undefined) return 'unknown';
+  const mineInTheirs = mine.sameAs !== null && theirs.from === mine.sameAs;
+  const theirsInMine = theirs.sameAs !== null && mine.from === theirs.sameAs;
+  if (mineInTheirs && theirsInMine) return 'same';
+  if (mineInTheirs) return 'older';
+  if (theirsInMine) return 'newer';
+  if (mine.from !== null && theirs.snapshots.includes(mine.from)) return 'branchedFromTheirs';
+  if (theirs.from !== null && mine.snapshots.includes(theirs.from)) return 'branchedFromMine';
+  return 'unknown';
 }
 
 export interface LocalDecisionContext {
@@ -135,7 +176,7 @@ export type LocalAction =
        */
       readonly kind: 'refuse';
       readonly datasetId: string;
-      readonly code: 'SOURCE_UNREACHABLE';
+      readonly code: 'SOURCE_UNREACHABLE' | 'TWO_LIVE_COPIES';
       readonly message: string;
     };
 
@@ -182,7 +223,8 @@ function decide(
     if (copy !== undefined) {
       // A move away taken back: stopped until its promote is asked for (the mover decides), else it ends first.
       if (moving) return { kind: 'cancelMove', datasetId };
-      if (!copy.mountPoints.includes(mountPath)) return { kind: 'mount', datasetId, mountPath };
+      if (!copy.mountPoints.includes(mountPath))
+        return primaryWithOtherCopies(d, nodes, here, ctx) ?? { kind: 'mount', datasetId, mountPath };
       const size = sizeOf(d, ctx);
       if (copy.size === null || copy.size < size) return { kind: 'resize', datasetId, size };
       return replicaDue(d, nodes, here, ctx);
@@ -260,13 +302,101 @@ function decide(
     // The host's own mount goes at once (containers keep theirs until they stop: the move's release).
     return mounted !== undefined ? { kind: 'unmount', datasetId, mountPath: mounted } : null;
   }
-  // The primary holds its live copy already (a mover killed after the promote, before it retired
-  // this one): nothing to send, this copy is let go of.
-  if (target?.copies.includes(datasetId) === true)
-    return mounted !== undefined ? { kind: 'unmount', datasetId, mountPath: mounted } : { kind: 'retire', datasetId };
+  // The primary holds a live copy too: a mover killed after the promote, before it retired this
+  // one (this copy is let go of: the primary's is made from it), or the primary moved back to an
+  // old source before it retired its older copy (this one is pushed once it has: never retired).
+  if (target?.copies.includes(datasetId) === true) {
+    const order = compareCopies(lineageOf(here, datasetId, ctx.nodeUuid), lineageOf(here, datasetId, target.uuid));
+    // Branched from this copy: the primary's is a replica promoted after a failover, the loss accepted.
+    if (order === 'older' || order === 'same' || (order === 'branchedFromMine' && d.acceptReplicaLoss === true))
+      return mounted !== undefined ? { kind: 'unmount', datasetId, mountPath: mounted } : { kind: 'retire', datasetId };
+    if (order === 'newer') return null;
+    return twoLiveCopies(datasetId, target, order, ctx);
+  }
   if (target?.alive === true)
     return { kind: 'moveOut', datasetId, to: { uuid: target.uuid, host: target.host }, size: sizeOf(d, ctx) };
   return null;
+}
+
+function lineageOf(here: LocalObservation, datasetId: string, node: string): CopyLineage | undefined {
+  return here.lineages?.get(datasetId)?.get(node);
+}
+
+/**
+ * The primary (this node) with its copy not mounted while other nodes report live copies too:
+ * mounted only over older ones (theirs made from it, unchanged), or a replica promoted here whose
+ * loss the user accepted; an older copy here is retired (its snapshots kept: the base) and the
+ * newer one pushed here; anything else refused. null: mount.
+ */
+function primaryWithOtherCopies(
+  d: LocalDesiredDataset,
+  nodes: readonly LocalClusterNode[],
+  here: LocalObservation,
+  ctx: LocalDecisionContext,
+): LocalAction | null {
+  const others = nodes.filter((n) => n.uuid !== ctx.nodeUuid && n.copies.includes(d.datasetId));
+  if (others.length === 0) return null;
+  const mine = lineageOf(here, d.datasetId, ctx.nodeUuid);
+  let retire = false;
+  for (const n of others) {
+    const order = compareCopies(mine, lineageOf(here, d.datasetId, n.uuid));
+    if (order === 'newer' || order === 'same' || (order === 'branchedFromTheirs' && d.acceptReplicaLoss === true))
+      continue;
+    if (order === 'older' && n.alive) retire = true;
+    else return twoLiveCopies(d.datasetId, n, order, ctx);
+  }
+  return retire ? { kind: 'retire', datasetId: d.datasetId } : null;
+}
+
+function twoLiveCopies(
+  datasetId: string,
+  other: LocalClusterNode,
+  order: CopyOrder,
+  ctx: LocalDecisionContext,
+): LocalAction {
+  const why =
+    order === 'unknown'
+      ? 'which one is newer cannot be established (a node did not answer or is one release behind, or the copies are unrelated)'
+      : 'both were written since they parted';
+  return {
+    kind: 'refuse',
+    datasetId,
+    code: 'TWO_LIVE_COPIES',
+    message:
+      `dataset ${datasetId} has a live copy on this node (${ctx.nodeUuid}) and on node ${other.uuid} (${other.host}): ${why}; ` +
+      'neither is mounted nor retired. Keep the one to keep: move the primary to its node, and on the other node take the copy out of the pool ' +
+      '(btrfs: snapshot <pool>/flocker/datasets/<id> elsewhere, then delete it; ZFS: zfs rename <pool>/flocker/<id> out of <pool>/flocker)',
+  };
+}
+
+/**
+ * The other nodes whose copy lineage a decision on this node reads (CopyLineage): where this node
+ * holds a live copy, not moving it, and another node reports one too (the primary here, its copy
+ * not mounted: every such node; another primary: it). Empty almost always: asked only then.
+ */
+export function copiesToCompare(
+  datasets: readonly LocalDesiredDataset[],
+  nodes: readonly LocalClusterNode[],
+  here: LocalObservation,
+  ctx: LocalDecisionContext,
+): Map<string, LocalClusterNode[]> {
+  const out = new Map<string, LocalClusterNode[]>();
+  const copies = new Map(here.copies.map((c) => [c.datasetId, c]));
+  for (const d of datasets) {
+    const copy = copies.get(d.datasetId);
+    if (d.deleted || copy === undefined || here.moving.has(d.datasetId)) continue;
+    const others = nodes.filter((n) => n.uuid !== ctx.nodeUuid && n.copies.includes(d.datasetId));
+    const ask =
+      d.primary === ctx.nodeUuid
+        ? copy.mountPoints.includes(localMountPath(d.datasetId, ctx))
+          ? []
+          : others
+        : here.replicating?.has(d.datasetId) === true
+          ? []
+          : others.filter((n) => n.uuid === d.primary);
+    if (ask.length > 0) out.set(d.datasetId, ask);
+  }
+  return out;
 }
 
 /**
