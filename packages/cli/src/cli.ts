@@ -9,6 +9,7 @@ import {
   FlockerApiError,
   formatSize,
   isVolumeName,
+  METADATA_ACCEPT_REPLICA_LOSS_KEY,
   METADATA_FILESYSTEM_KEY,
   METADATA_NAME_KEY,
   METADATA_PROFILE_KEY,
@@ -44,7 +45,7 @@ import {
 import { duration, leaseHolders, relativeTime, shortId, table } from './format';
 import { deadNodeLine, eventLine, fencingLine, recentEvents } from './failover';
 import { clusterHealth, destroyProgress, errorsOf, isDeleting, volumeState } from './health';
-import { movePhase, moveWaitPhase, resizePhase } from './progress';
+import { deadSourceAdvice, movePhase, moveWaitPhase, resizePhase } from './progress';
 import {
   destroyedPhase,
   resolveSnapshot,
@@ -150,8 +151,8 @@ async function waitUntil<T>(
     s: ClusterSnapshot,
   ) =>
     | { done: T }
-    | { step: string; error?: string; fatal?: boolean }
-    | Promise<{ done: T } | { step: string; error?: string; fatal?: boolean }>,
+    | { step: string; error?: string; fatal?: boolean; code?: string }
+    | Promise<{ done: T } | { step: string; error?: string; fatal?: boolean; code?: string }>,
   /** The longest long-poll: a wait for something that may bring no new generation (a repeated report) looks sooner. */
   sliceMs = 25_000,
 ): Promise<T> {
@@ -169,7 +170,7 @@ async function waitUntil<T>(
       if (io.interactive || r.error) io.err(`  … ${line}`);
       last = line;
     }
-    if (r.fatal) throw new CliError(EXIT.FAILURE, r.error ?? r.step);
+    if (r.fatal) throw new CliError(EXIT.FAILURE, r.error ?? r.step, r.code);
     if (Date.now() >= deadline) {
       throw new CliError(
         EXIT.TIMEOUT,
@@ -187,6 +188,8 @@ function waitForMounted(
   timeout: number,
   /** A move's wait: the snapshot taken before the move (see moveWaitPhase). */
   before?: ClusterSnapshot,
+  /** The move set an opt-in: the target's refusal (SOURCE_UNREACHABLE) is not final. */
+  optedIn = false,
 ) {
   // A move's wait for the target's next report looks every 2 s: an unchanged report moves no generation.
   const sliceMs = before !== undefined ? 2_000 : undefined;
@@ -195,10 +198,13 @@ function waitForMounted(
     io,
     timeout,
     async (s) => {
-      let p = before !== undefined ? moveWaitPhase(before, s, datasetId, nodeUuid) : movePhase(s, datasetId, nodeUuid);
+      let p =
+        before !== undefined
+          ? moveWaitPhase(before, s, datasetId, nodeUuid, undefined, optedIn)
+          : movePhase(s, datasetId, nodeUuid);
       // A move's "mounted" as the control service judges it (the report's configuration_version: moveWaitPhase).
       if (p.phase === 'mounted' && before !== undefined)
-        p = moveWaitPhase(before, s, datasetId, nodeUuid, await client.listDatasetState({ datasetId }));
+        p = moveWaitPhase(before, s, datasetId, nodeUuid, await client.listDatasetState({ datasetId }), optedIn);
       if (p.phase === 'mounted') return { done: p.path };
       if (p.phase === 'deleted') return { step: 'deleted', error: 'the volume was deleted', fatal: true };
       return p;
@@ -615,18 +621,38 @@ export function buildCli(
               b
                 .positional('volume', { type: 'string', demandOption: true })
                 .positional('node', { type: 'string', demandOption: true })
+                .option('accept-replica-loss', {
+                  type: 'boolean',
+                  default: false,
+                  describe:
+                    "Local storage: the volume's node is dead; start it on <node> from the standby replica there, " +
+                    'losing every write after it (sets clusterhq:flocker:accept-replica-loss, which stays set)',
+                })
                 .example('$0 volumes move pgdata 10.0.0.6', 'waits until mounted on 10.0.0.6, showing each step')
-                .example('$0 volumes move pgdata 5d9e --no-wait', 'node by UUID prefix; return at once'),
+                .example('$0 volumes move pgdata 5d9e --no-wait', 'node by UUID prefix; return at once')
+                .epilogue(
+                  'Local storage (dataset backend local): the move copies the data to the new node while the volume ' +
+                    'stays in use on the old one (progress: bytes sent of the total, rounds), then waits until ' +
+                    'nothing uses it there (stop its containers) and sends the last changes: the volume is unavailable ' +
+                    'only for that. A --timeout or Ctrl-C ends the wait, not the move. Data on a dead node is not ' +
+                    'moved: the move fails (exit 1) naming the node, and goes on if it comes back; ' +
+                    '--accept-replica-loss takes the standby replica instead (its age: flocker describe volume).',
+                ),
               'the volume is mounted on the new node',
             ),
-          run<GlobalArgs & { volume: string; node: string; wait: boolean; timeout: number }>(async (a, client) => {
+          run<
+            GlobalArgs & { volume: string; node: string; wait: boolean; timeout: number; acceptReplicaLoss: boolean }
+          >(async (a, client) => {
             const [datasets, snapshot] = await Promise.all([
               client.listDatasets(),
               client.waitForCluster(undefined, 0),
             ]);
             const d = resolveDataset(datasets, a.volume);
             const node = resolveNode(snapshot.nodes, a.node);
-            const moved = await client.updateDataset(d.dataset_id, { primary: node.uuid }).catch(async (e: unknown) => {
+            const update = a.acceptReplicaLoss
+              ? { primary: node.uuid, metadata: { [METADATA_ACCEPT_REPLICA_LOSS_KEY]: 'true' } }
+              : { primary: node.uuid };
+            const moved = await client.updateDataset(d.dataset_id, update).catch(async (e: unknown) => {
               if (!(e instanceof FlockerApiError && e.code === 'LEASE_HELD')) throw e;
               const leases = await client.listLeases().catch(() => snapshot.leases);
               const lease = leases.find((l) => l.dataset_id === d.dataset_id);
@@ -638,8 +664,25 @@ export function buildCli(
                 await freshView(client, moved),
                 () => `Moving ${nameOf(d) || d.dataset_id} to ${node.host}`,
               );
-            if (!a.json) io.err(`Moving ${nameOf(d) || d.dataset_id} to ${node.host}`);
-            const path = await waitForMounted(client, io, d.dataset_id, node.uuid, a.timeout, snapshot);
+            const name = nameOf(d) || d.dataset_id;
+            if (!a.json) io.err(`Moving ${name} to ${node.host}`);
+            const wait = waitForMounted(client, io, d.dataset_id, node.uuid, a.timeout, snapshot, a.acceptReplicaLoss);
+            const path = await wait.catch(async (e: unknown) => {
+              if (!(e instanceof CliError)) throw e;
+              if (e.exitCode === EXIT.TIMEOUT)
+                throw new CliError(
+                  e.exitCode,
+                  `${e.message}; the move goes on (follow it: flocker volumes show ${name})`,
+                  e.code,
+                );
+              if (e.code !== 'SOURCE_UNREACHABLE') throw e;
+              const now = await client.waitForCluster(undefined, 0);
+              throw new CliError(
+                e.exitCode,
+                deadSourceAdvice(now, name, d.dataset_id, node.uuid, e.message, Date.now()),
+                e.code,
+              );
+            });
             print(
               a,
               await freshView(client, moved),

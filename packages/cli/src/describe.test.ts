@@ -73,10 +73,10 @@ describe('describeVolume', () => {
       ],
     });
     const y = describeVolume(c, local, [], [], []);
-    expect(y.local_move).toMatchObject({ from: { host: 'a' }, to: { host: 'b' }, phase: 'copying', percent: 75 });
+    expect(y.local_move).toMatchObject({ from: { host: 'a' }, to: { host: 'b' }, phase: 'copying', percent: 100 });
     expect(y.replica).toEqual({ node_uuid: A, host: 'a', taken_at: '2026-12-04T12:00:00.000Z' });
     const t = describeText(y, Date.parse('2026-12-04T12:00:42.000Z'));
-    expect(t).toMatch(/^Moving: +copying from a to b: 48 MiB of 64 MiB sent \(75%\), 2 rounds done$/m);
+    expect(t).toMatch(/^Moving: +copying what changed on a to b: all 64 MiB copied, 48 MiB sent, 2 rounds done$/m);
     expect(t).toMatch(/^Replica: +replica on a, 42 s old$/m);
   });
   it('nothing known: says none', () => {

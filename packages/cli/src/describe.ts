@@ -51,6 +51,8 @@ export interface VolumeDescription {
   local_move: LocalMoveView | null;
   /** Local storage: the standby replica its primary keeps (node, taken_at: its age); null when none. */
   replica: ReplicaView | null;
+  /** The primary's host (volume.node is where the data is now: the old node during a move). */
+  primary_host: string;
 }
 
 export function describeVolume(
@@ -117,6 +119,7 @@ export function describeVolume(
       .sort((a, b) => a.time.localeCompare(b.time)),
     local_move: localMoveOf(cluster, id),
     replica: replicaOf(cluster, id),
+    primary_host: cluster.nodes.find((n) => n.uuid === primary)?.host ?? shortId(primary),
   };
 }
 
@@ -136,7 +139,7 @@ export function describeText(x: VolumeDescription, now: number = Date.now()): st
     `Dataset:      ${v.dataset_id}`,
     `Size:         ${v.maximum_size ? formatSize(v.maximum_size) : '-'}`,
     `Used:         ${usedText(v.used_bytes, v.maximum_size ?? v.size)}`,
-    `Primary:      ${v.node} (${v.primary})`,
+    `Primary:      ${x.primary_host} (${v.primary})`,
     `State:        ${v.state}${v.path ? ` at ${v.path}` : ''}`,
     ...(x.local_move !== null ? [`Moving:       ${localMoveText(x.local_move)}`] : []),
     ...(x.replica !== null ? [`Replica:      ${replicaText(x.replica, now)}`] : []),

@@ -4,7 +4,7 @@
  * and the not-yet-converged steps of live volumes. Pure; `flocker status`,
  * `volumes show`, `volumes list` and `volumes destroy` print from it (issue 17, item 11).
  */
-import type { ActionError, ClusterSnapshot, DatasetConfiguration } from '@flocker/api';
+import { isLocalBackend, type ActionError, type ClusterSnapshot, type DatasetConfiguration } from '@flocker/api';
 import { shortId } from './format';
 import { isGone, movePhase } from './progress';
 
@@ -58,6 +58,10 @@ export function volumeState(snapshot: ClusterSnapshot, d: DatasetConfiguration):
       state: isGone(snapshot, d.dataset_id) && reason === undefined ? 'deleted' : 'deleting',
       path: '',
     });
+  // Local storage (issue 24): the old node keeps its copy (its host mount gone: "attached") until the new primary has
+  // taken over; its own status would read as if the volume were there to stay.
+  if (holder && m && holder.uuid !== d.primary && isLocalBackend(holder.backend))
+    return withReason({ node: holder.host, state: 'moving', path: m.status === 'mounted' ? (m.path ?? '') : '' });
   if (holder && m) return withReason({ node: holder.host, state: m.status, path: m.path ?? '' });
   const hasVolume = snapshot.nodes.some((n) => (n.volumes ?? []).some((v) => v.dataset_id === d.dataset_id));
   return withReason({ node: primary?.host ?? shortId(d.primary), state: hasVolume ? 'detached' : 'pending', path: '' });

@@ -53,12 +53,18 @@ describe('movePhase', () => {
         }),
         node(B),
       ]);
+    expect(movePhase(move('copying', 0, 16), D, B)).toEqual({
+      phase: 'waiting',
+      step: 'copying from host-a to host-b: 16 MiB of 64 MiB sent (25%), 0 rounds done',
+    });
     expect(movePhase(move('copying', 1, 16), D, B)).toEqual({
       phase: 'waiting',
-      step: 'copying from host-a to host-b: 16 MiB of 64 MiB sent (25%), 1 round done',
+      step: 'copying what changed on host-a to host-b: all 64 MiB copied, 16 MiB sent, 1 round done',
     });
     expect(movePhase(move('waitingForRelease', 3, 64), D, B)).toMatchObject({
-      step: 'caught up with host-a; waiting for its users to release the volume: 64 MiB of 64 MiB sent (100%), 3 rounds done',
+      step:
+        'caught up with host-a; waiting for its users to release the volume (stop what uses it on host-a, e.g. its ' +
+        'containers, to finish the move): all 64 MiB copied, 64 MiB sent, 3 rounds done',
     });
     expect(movePhase(move('final', 4, 65), D, B)).toMatchObject({ step: expect.stringMatching(/^sending the last/) });
     expect(movePhase(move('promoting', 4, 65), D, B)).toMatchObject({

@@ -3,12 +3,12 @@
  * cluster snapshot. Pure, so every phase is unit-tested.
  */
 import { type ClusterSnapshot, type DatasetState, isLocalBackend, shownMountedPath } from '@flocker/api';
-import { localMoveOf, localMoveText } from '@flocker/web-ui';
+import { localMoveOf, localMoveText, replicaOf, replicaText } from '@flocker/web-ui';
 
 export type Phase =
   | { phase: 'mounted'; path: string }
   | { phase: 'deleted' }
-  | { phase: 'waiting'; step: string; error?: string; fatal?: boolean };
+  | { phase: 'waiting'; step: string; error?: string; fatal?: boolean; code?: string };
 
 /**
  * A move's wait (`flocker volumes move`): movePhase, except for a "mounted" on the target that is not current.
@@ -28,8 +28,21 @@ export function moveWaitPhase(
   datasetId: string,
   nodeUuid: string,
   shown?: readonly DatasetState[],
+  /** The move set an opt-in (--accept-replica-loss): a refusal the target reports is the old one until it acts. */
+  optedIn = false,
 ): Phase {
   const p = movePhase(s, datasetId, nodeUuid);
+  if (p.phase === 'waiting' && p.fatal === true && p.code === 'SOURCE_UNREACHABLE') {
+    // A refusal is this move's only from a report the target sent since the move was asked for (when the move
+    // changed the primary) and, with an opt-in, never: its agent decides again once it sees the opt-in.
+    const wasPrimary = before.datasets.find((d) => d.dataset_id === datasetId)?.primary === nodeUuid;
+    const seenBefore = before.nodes.find((n) => n.uuid === nodeUuid)?.last_seen;
+    const seen = s.nodes.find((n) => n.uuid === nodeUuid)?.last_seen;
+    const reportedSince =
+      wasPrimary || seenBefore === undefined || (seen !== undefined && Date.parse(seen) > Date.parse(seenBefore));
+    if (optedIn || !reportedSince) return { phase: 'waiting', step: p.step, ...(p.error ? { error: p.error } : {}) };
+    return p;
+  }
   if (p.phase !== 'mounted') return p;
   const host = s.nodes.find((n) => n.uuid === nodeUuid)?.host ?? nodeUuid;
   const current = (q: Phase): Phase => {
@@ -68,6 +81,18 @@ export function movePhase(snapshot: ClusterSnapshot, datasetId: string, nodeUuid
       : { phase: 'waiting', step };
   const here = node.manifestations.find((m) => m.dataset_id === datasetId);
   if (here?.status === 'mounted' && here.path) return { phase: 'mounted', path: here.path };
+  // Local storage (issue 24): the data is on a dead node, which nothing here will change (the node coming back, a
+  // move back or an opt-in will): no wait until the timeout. A node named that is alive (the data-node marker's, not
+  // reported since a restart of the control service) is waited for: its report ends the refusal.
+  const deadSource = deadSourceOf(snapshot, error);
+  if (error?.code === 'SOURCE_UNREACHABLE' && deadSource !== undefined)
+    return {
+      phase: 'waiting',
+      step: `refused: the data is on ${deadSource.host}, which is dead`,
+      error: error.message,
+      fatal: true,
+      code: 'SOURCE_UNREACHABLE',
+    };
   // Local storage (issue 24): the source streams the data here while its users keep the volume; its report says how far.
   const local = localMoveOf(snapshot, datasetId);
   if (local !== null && local.to.uuid === nodeUuid) return withError(localMoveText(local));
@@ -84,6 +109,43 @@ export function movePhase(snapshot: ClusterSnapshot, datasetId: string, nodeUuid
   const holder = snapshot.nodes.find((n) => n.instance_id === volume.attached_to);
   if (holder && !holder.alive) return withError(`waiting for dead node ${holder.host} to be fenced`);
   return withError(`detaching from ${holder ? holder.host : volume.attached_to}`);
+}
+
+/** The dead node a SOURCE_UNREACHABLE refusal names (by UUID), if any. */
+export function deadSourceOf(snapshot: ClusterSnapshot, error: { code: string; message: string } | undefined) {
+  if (error?.code !== 'SOURCE_UNREACHABLE') return undefined;
+  return snapshot.nodes.find((n) => !n.alive && error.message.includes(n.uuid));
+}
+
+/**
+ * What `flocker volumes move` says when the target refuses because the data is on a dead node: the refusal, that the
+ * move stays asked for, and the ways out with their commands (the standby replica's only when there is one on the
+ * target, with its age: the writes a promote would lose).
+ */
+export function deadSourceAdvice(
+  snapshot: ClusterSnapshot,
+  volume: string,
+  datasetId: string,
+  targetUuid: string,
+  refusal: string,
+  now: number,
+): string {
+  const target = snapshot.nodes.find((n) => n.uuid === targetUuid);
+  const dead = deadSourceOf(snapshot, { code: 'SOURCE_UNREACHABLE', message: refusal });
+  // The dead node's last report names the replica (replicaOf reads the primary's: now the target, which has none).
+  const r = dead?.replicas?.find((x) => x.dataset_id === datasetId) ?? null;
+  const replica =
+    r === null ? replicaOf(snapshot, datasetId) : { node_uuid: r.node_uuid, host: '', taken_at: r.taken_at };
+  const lines = [refusal];
+  if (dead !== undefined)
+    lines.push(
+      `The move stays asked for: it goes on by itself if ${dead.host} comes back. To take the move back: flocker volumes move ${volume} ${dead.host}.`,
+    );
+  if (replica !== null && replica.node_uuid === targetUuid)
+    lines.push(
+      `There is a standby ${replicaText({ ...replica, host: target?.host ?? targetUuid }, now)}: to start from it, losing every write after it, run flocker volumes move ${volume} ${target?.host ?? targetUuid} --accept-replica-loss.`,
+    );
+  return lines.join('\n');
 }
 
 /** True once no node has the dataset and the backend holds no volume for it. */

@@ -32,32 +32,38 @@ describe('localMoveOf / localMoveText', () => {
       rounds: 1,
       bytes_sent: 16 * MiB,
       bytes_total: 64 * MiB,
-      percent: 25,
+      // A round is done: the target holds a whole snapshot (the bytes sent may be only the changes since a base).
+      percent: 100,
     });
+    expect(localMoveOf(moving({ rounds: 0 }), D1)?.percent).toBe(25);
     expect(localMoveOf(moving(), D2)).toBeNull();
     expect(localMoveOf(snapshot({ datasets: [dataset(D1, 'x', A)] }), D1)).toBeNull();
   });
 
   it('words every phase, with bytes sent of the total and the round', () => {
     const text = (m: Partial<LocalMove>) => localMoveText(localMoveOf(moving(m), D1)!);
-    expect(text({})).toBe('copying from a to b: 16 MiB of 64 MiB sent (25%), 1 round done');
-    expect(text({ phase: 'waitingForRelease', rounds: 3, bytes_sent: 66 * MiB })).toBe(
-      // Incremental rounds send more than the data's size: the percentage stops at 100.
-      'caught up with a; waiting for its users to release the volume: 66 MiB of 64 MiB sent (100%), 3 rounds done',
+    expect(text({ rounds: 0 })).toBe('copying from a to b: 16 MiB of 64 MiB sent (25%), 0 rounds done');
+    expect(text({ rounds: 0, bytes_sent: 70 * MiB })).toMatch(/70 MiB of 64 MiB sent \(100%\)/);
+    // Once a round is done the target holds a whole copy: no share of the total (a move from a base the target kept
+    // sends a few bytes of a large volume, which read "0%" before, session 15).
+    expect(text({})).toBe('copying what changed on a to b: all 64 MiB copied, 16 MiB sent, 1 round done');
+    expect(text({ phase: 'waitingForRelease', rounds: 3, bytes_sent: 1556 })).toBe(
+      'caught up with a; waiting for its users to release the volume (stop what uses it on a, e.g. its containers, ' +
+        'to finish the move): all 64 MiB copied, 1.52 KiB sent, 3 rounds done',
     );
     expect(text({ phase: 'final', rounds: 4 })).toMatch(/^sending the last changes to b: .*4 rounds done$/);
     expect(text({ phase: 'promoting' })).toMatch(/^b is taking over: /);
     expect(text({ phase: 'done' })).toMatch(/^moved to b: /);
-    expect(text({ bytes_total: 0, bytes_sent: 0 })).toBe('copying from a to b: 0 B sent, 1 round done');
+    expect(text({ bytes_total: 0, bytes_sent: 0, rounds: 0 })).toBe('copying from a to b: 0 B sent, 0 rounds done');
   });
 
   it("is the volume's state while it runs (not 'detaching'), and in its view", () => {
     const s = moving({ phase: 'final' });
     expect(volumeState(s, s.datasets[0]!)).toMatchObject({
       state: 'moving',
-      detail: 'sending the last changes to b: 16 MiB of 64 MiB sent (25%), 1 round done',
+      detail: 'sending the last changes to b: all 64 MiB copied, 16 MiB sent, 1 round done',
     });
-    expect(clusterView(s).volumes[0]).toMatchObject({ local_move: { phase: 'final', percent: 25 }, replica: null });
+    expect(clusterView(s).volumes[0]).toMatchObject({ local_move: { phase: 'final', percent: 100 }, replica: null });
   });
 });
 

@@ -15,7 +15,11 @@ export const LocalMoveView = z.object({
   rounds: z.number(),
   bytes_sent: z.number(),
   bytes_total: z.number(),
-  /** bytes_sent of bytes_total, 0-100 (capped: incremental rounds send more than the data's size); null when empty. */
+  /**
+   * How much of the data the target holds, 0-100: bytes_sent of bytes_total during the first send (capped), 100 once
+   * a round is done (the target then holds a whole snapshot: a move from a base it kept sends only the changes, and
+   * its bytes sent were no share of the total); null when empty.
+   */
   percent: z.number().nullable(),
 });
 export type LocalMoveView = z.infer<typeof LocalMoveView>;
@@ -43,26 +47,43 @@ export function localMoveOf(s: ClusterSnapshot, datasetId: string): LocalMoveVie
           rounds: m.rounds,
           bytes_sent: m.bytes_sent,
           bytes_total: m.bytes_total,
-          percent: m.bytes_total > 0 ? Math.min(100, Math.floor((100 * m.bytes_sent) / m.bytes_total)) : null,
+          percent:
+            m.bytes_total <= 0
+              ? null
+              : m.rounds > 0
+                ? 100
+                : Math.min(100, Math.floor((100 * m.bytes_sent) / m.bytes_total)),
         };
   return null;
 }
 
 const PHASE_TEXT: Record<LocalMoveView['phase'], (m: LocalMoveView) => string> = {
-  copying: (m) => `copying from ${m.from.host} to ${m.to.host}`,
-  waitingForRelease: (m) => `caught up with ${m.from.host}; waiting for its users to release the volume`,
+  copying: (m) =>
+    m.rounds > 0
+      ? `copying what changed on ${m.from.host} to ${m.to.host}`
+      : `copying from ${m.from.host} to ${m.to.host}`,
+  // What the user has to do: phase 2 starts only once no mount namespace on the source holds the volume.
+  waitingForRelease: (m) =>
+    `caught up with ${m.from.host}; waiting for its users to release the volume (stop what uses it on ${m.from.host}, e.g. its containers, to finish the move)`,
   final: (m) => `sending the last changes to ${m.to.host}`,
   promoting: (m) => `${m.to.host} is taking over`,
   done: (m) => `moved to ${m.to.host}`,
 };
 
-/** "copying from a to b: 12 MiB of 1 GiB sent (1%), 0 rounds done" (rounds: snapshots sent in full). */
+/**
+ * "copying from a to b: 12 MiB of 1 GiB sent (1%), 0 rounds done" (rounds: snapshots sent in full); once a round is
+ * done, "…: all 1 GiB copied, 1.5 KiB sent, 4 rounds done" (the target holds a whole snapshot; what is sent after,
+ * or all of it from a base the target kept, is only what changed: no share of the total).
+ */
 export function localMoveText(m: LocalMoveView): string {
+  const rounds = `${m.rounds} round${m.rounds === 1 ? '' : 's'} done`;
   const bytes =
-    m.bytes_total > 0
-      ? `${formatSize(m.bytes_sent)} of ${formatSize(m.bytes_total)} sent (${m.percent}%)`
-      : `${formatSize(m.bytes_sent)} sent`;
-  return `${PHASE_TEXT[m.phase](m)}: ${bytes}, ${m.rounds} round${m.rounds === 1 ? '' : 's'} done`;
+    m.bytes_total <= 0
+      ? `${formatSize(m.bytes_sent)} sent`
+      : m.rounds > 0
+        ? `all ${formatSize(m.bytes_total)} copied, ${formatSize(m.bytes_sent)} sent`
+        : `${formatSize(m.bytes_sent)} of ${formatSize(m.bytes_total)} sent (${m.percent}%)`;
+  return `${PHASE_TEXT[m.phase](m)}: ${bytes}, ${rounds}`;
 }
 
 /**

@@ -1,0 +1,153 @@
+/**
+ * Local storage (issue 24) as a new user meets it through `flocker` (session 15, tried on two btrfs nodes): what
+ * the list, show and describe say during a move, and what `volumes move` does when the data is on a dead node.
+ */
+import type { ClusterSnapshot, FlockerClient, UpdateDatasetRequest } from '@flocker/api';
+import { A, B, D1, dataset, node, snapshot } from '@flocker/web-ui/testing';
+import { describeText, describeVolume } from './describe';
+import { volumeState } from './health';
+import { movePhase } from './progress';
+import { runCli } from './testing/runCli';
+
+const MiB = 1024 * 1024;
+const at = (path: string) => ({ dataset_id: D1, blockdevice_id: `btrfs:/pool/${D1}`, size: 64 * MiB, path });
+const localNode = (uuid: string, host: string, over: Parameters<typeof node>[2] = {}) =>
+  node(uuid, host, { backend: 'local-btrfs', ...over });
+
+/** Moving from a (its host mount gone: "attached") to b, phase 1 done, a container on a still using it. */
+const midMove = (): ClusterSnapshot =>
+  snapshot({
+    datasets: [dataset(D1, 'big', B)],
+    nodes: [
+      localNode(A, 'a', {
+        manifestations: [{ ...at('/a'), status: 'attached', path: undefined }],
+        moves: [
+          {
+            dataset_id: D1,
+            to: B,
+            phase: 'waitingForRelease',
+            rounds: 4,
+            bytes_sent: 500 * MiB,
+            bytes_total: 500 * MiB,
+          },
+        ],
+      }),
+      localNode(B, 'b'),
+    ],
+  });
+
+/** rep's primary moved to b while a (which holds it) is dead; b refuses: SOURCE_UNREACHABLE, a replica on b. */
+const deadSource = (): ClusterSnapshot =>
+  snapshot({
+    datasets: [dataset(D1, 'rep', B, { metadata: { name: 'rep', 'clusterhq:flocker:replicas': '1' } })],
+    nodes: [
+      localNode(A, 'a', {
+        alive: false,
+        manifestations: [{ ...at('/a'), status: 'mounted' }],
+        replicas: [{ dataset_id: D1, node_uuid: B, snapshot: 'move-000002', taken_at: '2026-12-05T18:59:30.000Z' }],
+      }),
+      localNode(B, 'b', {
+        errors: [
+          {
+            dataset_id: D1,
+            action: 'refuse',
+            code: 'SOURCE_UNREACHABLE',
+            message: `the data of dataset ${D1} is on node ${A} (a), which is dead: local storage cannot be moved off a dead node`,
+            attempts: 1,
+            since: '2026-12-05T18:59:54.000Z',
+          },
+        ],
+      }),
+    ],
+  });
+
+describe('a local volume in the middle of a move', () => {
+  it('volumes list/show: state "moving", not the source\'s "attached"', () => {
+    expect(volumeState(midMove(), dataset(D1, 'big', B))).toMatchObject({ node: 'a', state: 'moving' });
+  });
+  it('describe: the primary is named by its own host, not where the data is now', () => {
+    const s = midMove();
+    const text = describeText(describeVolume(s, s.datasets[0]!, [], [], []));
+    expect(text).toMatch(new RegExp(`^Primary: +b \\(${B}\\)$`, 'm'));
+  });
+  it('after the first round the move does not read "0%": the copy is whole, what is left is the release', () => {
+    const s = midMove();
+    s.nodes[0]!.moves = [
+      { dataset_id: D1, to: B, phase: 'waitingForRelease', rounds: 4, bytes_sent: 1556, bytes_total: 500 * MiB },
+    ];
+    const p = movePhase(s, D1, B);
+    expect(p).toMatchObject({ phase: 'waiting' });
+    const step = p.phase === 'waiting' ? p.step : '';
+    expect(step).not.toMatch(/0%/);
+    expect(step).toMatch(/500 MiB copied/);
+    expect(step).toMatch(/stop what uses it on a/);
+  });
+});
+
+describe('flocker volumes move (local storage)', () => {
+  const run = async (args: string[], s: ClusterSnapshot) => {
+    const updates: UpdateDatasetRequest[] = [];
+    const d = s.datasets[0]!;
+    const fake = {
+      listDatasets: async () => [{ ...d, primary: A }],
+      waitForCluster: async () => s,
+      updateDataset: async (_id: string, req: UpdateDatasetRequest) => {
+        updates.push(req);
+        return { ...d, ...req, metadata: { ...d.metadata } };
+      },
+      listDatasetState: async () => [],
+    };
+    const r = await runCli(() => fake as unknown as FlockerClient, args);
+    return { ...r, updates };
+  };
+
+  it('the data on a dead node: fails at once (exit 1, not a timeout), saying the move stays asked and the opt-in', async () => {
+    const r = await run(['volumes', 'move', 'rep', 'b', '--timeout', '30'], deadSource());
+    expect(r.code).toBe(1);
+    const text = r.err;
+    expect(text).toMatch(/SOURCE_UNREACHABLE|which is dead/);
+    expect(text).toMatch(/replica on b/);
+    expect(text).toMatch(/--accept-replica-loss/);
+    expect(text).toMatch(/goes on (by itself )?if a comes back/);
+  });
+  it('--accept-replica-loss sets the opt-in in the same update as the move', async () => {
+    const r = await run(['volumes', 'move', 'rep', 'b', '--no-wait', '--accept-replica-loss'], deadSource());
+    expect(r.code).toBe(0);
+    expect(r.updates).toEqual([{ primary: B, metadata: { 'clusterhq:flocker:accept-replica-loss': 'true' } }]);
+  });
+  it('--accept-replica-loss waits past the refusal the target reported before the opt-in (seen live: exit 1)', async () => {
+    const refused = deadSource();
+    const promoted = deadSource();
+    promoted.generation = '2';
+    promoted.nodes[1] = localNode(B, 'b', { manifestations: [{ ...at('/b'), status: 'mounted' }] });
+    const snapshots = [refused, refused, promoted];
+    const d = refused.datasets[0]!;
+    const fake = {
+      listDatasets: async () => [{ ...d, primary: A }],
+      waitForCluster: async () => (snapshots.length > 1 ? snapshots.shift() : snapshots[0]),
+      updateDataset: async () => d,
+      listDatasetState: async () => [{ dataset_id: D1, primary: B, maximum_size: 1, path: '/b' }],
+    };
+    const r = await runCli(
+      () => fake as unknown as FlockerClient,
+      ['volumes', 'move', 'rep', 'b', '--accept-replica-loss', '--timeout', '5'],
+    );
+    expect(r.err).not.toMatch(/^flocker:/m);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/rep is mounted on b at \/b/);
+  });
+  it('a timed-out wait says the move goes on', async () => {
+    const r = await run(['volumes', 'move', 'big', 'b', '--timeout', '0'], midMove());
+    expect(r.code).toBe(5);
+    expect(r.err).toMatch(/the move goes on/);
+  });
+  it('--help says what a move of a local volume does', async () => {
+    const log = jest.spyOn(console, 'log').mockImplementation(() => undefined);
+    const text = await run(['volumes', 'move', '--help'], midMove())
+      .then(() => log.mock.calls.map((c: unknown[]) => c.join(' ')).join('\n'))
+      .finally(() => log.mockRestore());
+    expect(text).toMatch(/local/);
+    expect(text).toMatch(/copies/);
+    expect(text).toMatch(/--accept-replica-loss/);
+  });
+});
