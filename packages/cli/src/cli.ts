@@ -44,7 +44,7 @@ import {
 } from './validation';
 import { duration, leaseHolders, relativeTime, shortId, table } from './format';
 import { deadNodeLine, eventLine, fencingLine, recentEvents } from './failover';
-import { clusterHealth, destroyProgress, errorsOf, isDeleting, volumeState } from './health';
+import { clusterHealth, destroyProgress, errorsOf, errorText, isDeleting, volumeState } from './health';
 import { deadSourceAdvice, movePhase, moveWaitPhase, resizePhase } from './progress';
 import {
   destroyedPhase,
@@ -56,7 +56,15 @@ import {
   takenPhase,
   volumeSchedule,
 } from './snapshots';
-import { cloneMetadata, defaultCloneNode, diffSnapshots } from '@flocker/web-ui';
+import {
+  cloneMetadata,
+  defaultCloneNode,
+  diffSnapshots,
+  localMoveOf,
+  localMoveText,
+  replicaOf,
+  replicaText,
+} from '@flocker/web-ui';
 import { checkInUse, inUseBy, leaseHeldOnMove } from './safety';
 import { runUi, uiOptions, type UiArgs } from './ui/command';
 import { completionCandidates, completionKind } from './completion';
@@ -587,13 +595,19 @@ export function buildCli(
             const errors = errorsOf(snapshot, d.dataset_id);
             const now = Date.now();
             const schedule = volumeSchedule(d, snapshots, now);
-            print(a, { ...volumeView(snapshot, d), lease: lease ?? null, errors, snapshot_schedule: schedule }, () =>
+            // Local storage (issue 24): a running move and the standby replica, as describe and the UI show them.
+            const localMove = localMoveOf(snapshot, d.dataset_id);
+            const replica = replicaOf(snapshot, d.dataset_id);
+            const view = { ...volumeView(snapshot, d), lease: lease ?? null, errors, snapshot_schedule: schedule };
+            print(a, { ...view, local_move: localMove, replica }, () =>
               [
                 `Name:       ${nameOf(d) || '-'}`,
                 `Dataset:    ${d.dataset_id}`,
                 `Size:       ${d.maximum_size ? formatSize(d.maximum_size) : '-'}`,
                 `Primary:    ${snapshot.nodes.find((n) => n.uuid === d.primary)?.host ?? '?'} (${d.primary})`,
                 `State:      ${st.state}${st.path ? ` at ${st.path}` : ''}${st.reason !== undefined ? ` — ${st.reason}` : ''}`,
+                ...(localMove !== null ? [`Moving:     ${localMoveText(localMove)}`] : []),
+                ...(replica !== null ? [`Replica:    ${replicaText(replica, now)}`] : []),
                 `Lease:      ${lease ? `held by ${shortId(lease.node_uuid)} (${leaseHolders(lease)}), expires ${duration(lease.expires)}${lease.pinned ? ', pinned' : ''}` : 'none'}`,
                 `Snapshots:  ${
                   schedule
@@ -605,10 +619,7 @@ export function buildCli(
                     .map(([k, v]) => `${k}=${v}`)
                     .join(', ') || '-'
                 }`,
-                ...errors.map(
-                  (e) =>
-                    `Error:      on ${e.host}: ${e.action} failed (${e.attempts} attempts since ${e.since}): ${e.message} (${e.code})`,
-                ),
+                ...errors.map((e) => `Error:      ${errorText(e)}`),
               ].join('\n'),
             );
           }),

@@ -22,6 +22,8 @@ export function errorsOf(snapshot: ClusterSnapshot, datasetId: string): NodeErro
 
 /** "destroy failed on 10.0.0.1 (4 attempts since <iso>): unmounting … failed: target is busy (DEVICE_BUSY)". */
 export function errorText(e: NodeError): string {
+  // A local agent's refusal to act (issue 24: the data on a dead node, two live copies) is no failed attempt.
+  if (e.action === 'refuse') return `refused on ${e.host} (since ${e.since}): ${e.message} (${e.code})`;
   const attempts = `${e.attempts} attempt${e.attempts === 1 ? '' : 's'}`;
   return `${e.action} failed on ${e.host} (${attempts} since ${e.since}): ${e.message} (${e.code})`;
 }

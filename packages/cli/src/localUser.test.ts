@@ -3,6 +3,7 @@
  * the list, show and describe say during a move, and what `volumes move` does when the data is on a dead node.
  */
 import type { ClusterSnapshot, FlockerClient, UpdateDatasetRequest } from '@flocker/api';
+import { errorReason } from '@flocker/web-ui';
 import { A, B, D1, dataset, node, snapshot } from '@flocker/web-ui/testing';
 import { describeText, describeVolume } from './describe';
 import { volumeState } from './health';
@@ -149,5 +150,54 @@ describe('flocker volumes move (local storage)', () => {
     expect(text).toMatch(/local/);
     expect(text).toMatch(/copies/);
     expect(text).toMatch(/--accept-replica-loss/);
+  });
+});
+
+describe('flocker volumes show (local storage)', () => {
+  const show = (s: ClusterSnapshot) =>
+    runCli(
+      () =>
+        ({
+          listDatasets: async () => s.datasets,
+          waitForCluster: async () => s,
+          listLeases: async () => [],
+          listSnapshots: async () => [],
+        }) as unknown as FlockerClient,
+      ['volumes', 'show', s.datasets[0]!.metadata.name!],
+    );
+  it('a running move: its phase and progress, as describe and the UI show it', async () => {
+    const r = await show(midMove());
+    expect(r.out).toMatch(/^State: +moving/m);
+    expect(r.out).toMatch(/^Moving: +caught up with a; waiting for its users to release the volume/m);
+  });
+  it('a standby replica: its node and age (what a failover to it would lose)', async () => {
+    const s = deadSource();
+    s.datasets[0]!.primary = A;
+    s.nodes[0]!.alive = true;
+    s.nodes[1]!.errors = [];
+    const r = await show(s);
+    expect(r.out).toMatch(/^Replica: +replica on b, .* old$/m);
+  });
+});
+
+describe("a local agent's refusal (action 'refuse') reads as one, not as 'refuse failed (1 attempts)'", () => {
+  it('in volumes move, volumes show, status and the UI model', async () => {
+    const s = deadSource();
+    const fake = {
+      listDatasets: async () => s.datasets,
+      waitForCluster: async () => s,
+      listLeases: async () => [],
+      listSnapshots: async () => [],
+      listEvents: async () => [],
+      version: async () => ({ flocker: 'x' }),
+    } as unknown as FlockerClient;
+    for (const argv of [['volumes', 'show', 'rep'], ['status']]) {
+      const r = await runCli(() => fake, argv);
+      expect(`${r.out}\n${r.err}`).toMatch(/refused on b/);
+      expect(`${r.out}\n${r.err}`).not.toMatch(/refuse failed/);
+    }
+    const step = movePhase({ ...s, nodes: [{ ...s.nodes[0]!, alive: true }, s.nodes[1]!] }, D1, B);
+    expect(step).toMatchObject({ error: expect.stringMatching(/^refused: /) });
+    expect(errorReason({ ...s.nodes[1]!.errors[0]!, host: 'b' })).toMatch(/^refused on b: /);
   });
 });

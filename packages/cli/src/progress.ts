@@ -77,7 +77,14 @@ export function movePhase(snapshot: ClusterSnapshot, datasetId: string, nodeUuid
   const error = node.errors.find((e) => e.dataset_id === datasetId);
   const withError = (step: string): Phase =>
     error
-      ? { phase: 'waiting', step, error: `${error.action} failed (${error.attempts} attempts): ${error.message}` }
+      ? {
+          phase: 'waiting',
+          step,
+          error:
+            error.action === 'refuse'
+              ? `refused: ${error.message}`
+              : `${error.action} failed (${error.attempts} attempts): ${error.message}`,
+        }
       : { phase: 'waiting', step };
   const here = node.manifestations.find((m) => m.dataset_id === datasetId);
   if (here?.status === 'mounted' && here.path) return { phase: 'mounted', path: here.path };

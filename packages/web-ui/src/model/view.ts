@@ -173,6 +173,8 @@ type Derived = Pick<VolumeView, 'state' | 'detail' | 'location' | 'path' | 'erro
 
 /** A failing action in words: "destroy failed on a (4 attempts): target is busy (DEVICE_BUSY)". */
 export function errorReason(e: VolumeError): string {
+  // A local agent's refusal to act (issue 24: the data on a dead node, two live copies) is no failed attempt.
+  if (e.action === 'refuse') return `refused on ${e.host}: ${e.message} (${e.code})`;
   return `${e.action} failed on ${e.host} (${e.attempts} attempt${e.attempts === 1 ? '' : 's'}): ${e.message} (${e.code})`;
 }
 
