@@ -14,6 +14,7 @@ import {
   checkSnapshotName,
   LocalStorageError,
   refuseRetireInUse,
+  type CopyLineage,
   type LocalDataset,
   type LocalEngine,
   type LocalSnapshot,
@@ -53,10 +54,14 @@ export interface SubvolumeEntry {
   readonly uuid: string;
   /** Relative to the file system's top level. */
   readonly path: string;
+  /** The transaction that last changed it. */
+  readonly gen?: number;
+  /** The transaction that made it (listed with -c). */
+  readonly cgen?: number;
 }
 
 const LIST_LINE =
-  /^ID (\d+) gen \d+ (?:cgen \d+ )?top level \d+ parent_uuid (\S+)\s+received_uuid (\S+)\s+uuid (\S+) path (.+)$/;
+  /^ID (\d+) gen (\d+) (?:cgen (\d+) )?top level \d+ parent_uuid (\S+)\s+received_uuid (\S+)\s+uuid (\S+) path (.+)$/;
 
 export function parseSubvolumeList(text: string): SubvolumeEntry[] {
   const out: SubvolumeEntry[] = [];
@@ -66,10 +71,12 @@ export function parseSubvolumeList(text: string): SubvolumeEntry[] {
     const uuidOrNull = (s: string): string | null => (s === '-' ? null : s);
     out.push({
       id: Number(m[1]),
-      parentUuid: uuidOrNull(m[2] ?? '-'),
-      receivedUuid: uuidOrNull(m[3] ?? '-'),
-      uuid: m[4] ?? '',
-      path: m[5] ?? '',
+      gen: Number(m[2]),
+      ...(m[3] !== undefined ? { cgen: Number(m[3]) } : {}),
+      parentUuid: uuidOrNull(m[4] ?? '-'),
+      receivedUuid: uuidOrNull(m[5] ?? '-'),
+      uuid: m[6] ?? '',
+      path: m[7] ?? '',
     });
   }
   return out;
@@ -151,9 +158,18 @@ export class BtrfsEngine implements LocalEngine {
     await this.run(['quota', 'enable', this.pool], `enabling quotas on ${this.pool}`);
   }
 
-  /** Every subvolume of the file system (one process). */
-  private async subvolumes(readOnly = false): Promise<SubvolumeEntry[]> {
-    const args = ['subvolume', 'list', '-q', '-u', '-R', ...(readOnly ? ['-r'] : []), this.pool];
+  /** Every subvolume of the file system (one process); creation: with cgen. */
+  private async subvolumes(readOnly = false, creation = false): Promise<SubvolumeEntry[]> {
+    const args = [
+      'subvolume',
+      'list',
+      ...(creation ? ['-c'] : []),
+      '-q',
+      '-u',
+      '-R',
+      ...(readOnly ? ['-r'] : []),
+      this.pool,
+    ];
     return parseSubvolumeList(await this.run(args, `listing the subvolumes of ${this.pool}`));
   }
 
@@ -405,6 +421,49 @@ export class BtrfsEngine implements LocalEngine {
     for (const entry of await this.fs.list(this.snapshotDir(datasetId))) {
       if (entry === name || !existing.has(entry)) await this.deleteSubvolume(this.snapshotPath(datasetId, entry));
     }
+  }
+
+  /**
+   * From the subvolumes' UUIDs and transactions: `from`, the read-only snapshot the live subvolume
+   * is a snapshot of (its parent_uuid; a promote); `sameAs`, the newest snapshot taken of it, else
+   * that parent, made in a transaction no later than the live subvolume's last change (a write, an
+   * atime update by a read, bumps it: then null). A parent deleted since: from null. Mounted
+   * anywhere: sameAs null (it may be written any time); else what was written before the unmount is
+   * committed first (a subvolume's generation is listed as of the last commit).
+   */
+  async lineage(datasetId: string): Promise<CopyLineage | null> {
+    checkDatasetId(datasetId);
+    const mounted = await this.inUse(datasetId);
+    if (!mounted) await this.run(['filesystem', 'sync', this.pool], `writing out ${this.pool}`);
+    const [all, readOnly] = await Promise.all([this.subvolumes(false, true), this.subvolumes(true, true)]);
+    const live = all.find((s) => this.datasetOf(s) === datasetId);
+    if (live === undefined) return null;
+    const suffix = `flocker/snapshots/${datasetId}/`;
+    const snapshots = readOnly
+      .filter((s) => {
+        const at = s.path.lastIndexOf(suffix);
+        return at >= 0 && (at === 0 || s.path[at - 1] === '/') && !s.path.slice(at + suffix.length).includes('/');
+      })
+      .sort((a, b) => a.id - b.id);
+    const identity = (s: SubvolumeEntry): string => s.receivedUuid ?? s.uuid;
+    const parent = snapshots.find((s) => s.uuid === live.parentUuid);
+    const unchangedSince = (made: number | undefined): boolean =>
+      made !== undefined && live.gen !== undefined && live.gen <= made;
+    const taken = snapshots.filter((s) => s.parentUuid === live.uuid).at(-1);
+    const sameAs = mounted
+      ? undefined
+      : taken !== undefined
+        ? unchangedSince(taken.cgen)
+          ? taken
+          : undefined
+        : parent !== undefined && unchangedSince(live.cgen)
+          ? parent
+          : undefined;
+    return {
+      from: parent !== undefined ? identity(parent) : null,
+      sameAs: sameAs !== undefined ? identity(sameAs) : null,
+      snapshots: snapshots.map(identity),
+    };
   }
 
   async promote(datasetId: string, name: string, size: number): Promise<LocalDataset> {

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LocalEngine } from './engine';
+import type { CopyLineage, LocalEngine } from './engine';
 
 export interface LocalContractFixture {
   /** Two engines on two pools (two simulated hosts). */
@@ -121,6 +121,59 @@ export function localEngineContract(name: string, fixture: () => LocalContractFi
       await b.mount(id, pathB);
       expect(readFileSync(join(pathB, 'file2'), 'utf8')).toBe('delta');
       await b.unmount(pathB);
+      await a.destroyDataset(id);
+      await b.destroyDataset(id);
+    });
+
+    // Two live copies after a double fault are ordered by it (issue 24): the source's copy, not
+    // written since its final snapshot, is the older one; the target's, promoted from it and written, the newer.
+    it('lineage: what a live copy is made from and the snapshot it is unchanged since; written or mounted, not known', async () => {
+      const { a, b, mountRoot } = f();
+      const lineage = (e: LocalEngine, id: string): Promise<CopyLineage | null> => {
+        if (e.lineage === undefined) throw new Error(`the ${e.engine} engine tells no lineage`);
+        return e.lineage(id);
+      };
+      const id = randomUUID();
+      await a.createDataset(id, 64 * MiB);
+      expect(await lineage(a, id)).toEqual({ from: null, sameAs: null, snapshots: [] });
+      const path = join(mountRoot, id);
+      await a.mount(id, path);
+      writeFileSync(join(path, 'file'), 'one');
+      const s1 = await a.createSnapshot(id, 'move-000001');
+      // Mounted: it may be written any time.
+      expect((await lineage(a, id))?.sameAs).toBeNull();
+      writeFileSync(join(path, 'file'), 'two');
+      await a.unmount(path);
+      expect(await lineage(a, id)).toEqual({ from: null, sameAs: null, snapshots: [s1.identity] });
+      const s2 = await a.createSnapshot(id, 'move-000002');
+      expect(await lineage(a, id)).toEqual({ from: null, sameAs: s2.identity, snapshots: [s1.identity, s2.identity] });
+      for (const [name, parent, identity] of [
+        ['move-000001', null, s1.identity],
+        ['move-000002', 'move-000001', s2.identity],
+      ] as const) {
+        const send = a.send(id, name, parent);
+        await b.receive(id, name, identity, send.stream);
+        await send.done;
+      }
+      expect(await lineage(b, id)).toBeNull();
+      await b.promote(id, 'move-000002', 64 * MiB);
+      await b.promote(id, 'move-000002', 64 * MiB);
+      expect(await lineage(b, id)).toEqual({
+        from: s2.identity,
+        sameAs: s2.identity,
+        snapshots: [s1.identity, s2.identity],
+      });
+      const pathB = join(mountRoot, `${id}-b`);
+      await b.mount(id, pathB);
+      writeFileSync(join(pathB, 'file'), 'three');
+      await b.unmount(pathB);
+      // Written since the promote: made from s2, no longer its content; a promote again changes nothing.
+      await b.promote(id, 'move-000002', 64 * MiB);
+      expect(await lineage(b, id)).toEqual({ from: s2.identity, sameAs: null, snapshots: [s1.identity, s2.identity] });
+      // a's copy is still s2's content: the older one.
+      expect((await lineage(a, id))?.sameAs).toBe(s2.identity);
+      await a.retire(id);
+      expect(await lineage(a, id)).toBeNull();
       await a.destroyDataset(id);
       await b.destroyDataset(id);
     });

@@ -33,6 +33,19 @@ export interface LocalSnapshot {
   readonly received: boolean;
 }
 
+/**
+ * What a live copy is made from (issue 24: two live copies after a double fault are ordered by it,
+ * never by which node is the primary). Snapshot identities as LocalSnapshot.identity.
+ */
+export interface CopyLineage {
+  /** The snapshot the live copy was promoted from; null: made here (created), or not known. */
+  readonly from: string | null;
+  /** A snapshot whose content the live copy still is (not written since); null: written since, or not known. */
+  readonly sameAs: string | null;
+  /** The identities of the dataset's snapshots this pool holds, oldest first. */
+  readonly snapshots: readonly string[];
+}
+
 /** A send in progress: the stream to forward, and the process's outcome. */
 export interface SendStream {
   readonly stream: Readable;
@@ -105,6 +118,12 @@ export interface LocalEngine {
    * of this node's, written since it was made.
    */
   promote(datasetId: string, name: string, size: number): Promise<LocalDataset>;
+  /**
+   * The live copy's lineage; null: no live copy here. Anything not known is null (never a guess):
+   * the agent then neither mounts nor retires a copy another node also holds live. Optional (a
+   * test engine): absent, nothing is known.
+   */
+  lineage?(datasetId: string): Promise<CopyLineage | null>;
 }
 
 export type LocalErrorCode =

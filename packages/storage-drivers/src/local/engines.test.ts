@@ -124,6 +124,7 @@ describe('btrfs engine', () => {
     expect(list).toHaveLength(3);
     expect(list[2]).toEqual({
       id: 259,
+      gen: 17,
       parentUuid: null,
       receivedUuid: 'cccccccc-0000-0000-0000-000000000009',
       uuid: 'dddddddd-0000-0000-0000-000000000004',
@@ -384,7 +385,12 @@ describe('ZFS engine (command sequences)', () => {
     ]);
     f.calls.length = 0;
     await e.mount(ID, '/flocker/x');
-    expect(f.calls).toEqual(['mkdir -p /flocker/x', `mount -t zfs ${FS} /flocker/x`]);
+    // Mounted, it may be written: no longer marked as any snapshot's content (lineage).
+    expect(f.calls).toEqual([
+      'mkdir -p /flocker/x',
+      `zfs inherit flocker:same-as ${FS}`,
+      `mount -t zfs ${FS} /flocker/x`,
+    ]);
     f.mounts = [{ majorMinor: '0:60', root: '/', mountPoint: '/flocker/x', fstype: 'zfs', source: FS }];
     expect(await e.mountPoints(ID)).toEqual(['/flocker/x']);
   });
@@ -413,11 +419,16 @@ describe('ZFS engine (command sequences)', () => {
   });
 
   it('promote makes the received file system writable with its refquota; retire makes it read-only', async () => {
-    const f = fake(() => undefined);
+    const snapshots = (argv: string) =>
+      argv.startsWith('zfs list -H -p -t snapshot') ? { stdout: `${FS}@move-000002\t222\n` } : undefined;
+    const f = fake(snapshots);
     const e = zfs(f);
     await e.promote(ID, 'move-000002', 2 ** 30);
-    expect(f.calls.slice(0, 3)).toEqual([
-      `zfs get -H -o name,value mountpoint ${FS}@move-000002 ${FS}`,
+    expect(f.calls[0]).toBe(`zfs get -H -o name,value mountpoint ${FS}@move-000002 ${FS}`);
+    // Its lineage recorded before it is writable (the snapshot's guid: made from it, unchanged since).
+    expect(f.calls.filter((c) => c.startsWith('zfs set'))).toEqual([
+      `zfs set flocker:from=222 ${FS}`,
+      `zfs set flocker:same-as=222 ${FS}`,
       `zfs set readonly=off ${FS}`,
       `zfs set refquota=1073741824 ${FS}`,
     ]);
@@ -427,18 +438,26 @@ describe('ZFS engine (command sequences)', () => {
         ? { stdout: `${FS}@move-000002\t-\n${FS}\tnone\n` }
         : argv === `zfs get -H -o value mountpoint ${FS}`
           ? { stdout: 'none\n' }
-          : undefined,
+          : snapshots(argv),
     );
     await zfs(cut).promote(ID, 'move-000002', 2 ** 30);
-    expect(cut.calls.slice(1, 3)).toEqual([`zfs set mountpoint=legacy ${FS}`, `zfs set readonly=off ${FS}`]);
+    expect(cut.calls.filter((c) => c.startsWith('zfs set')).slice(0, 4)).toEqual([
+      `zfs set mountpoint=legacy ${FS}`,
+      `zfs set flocker:from=222 ${FS}`,
+      `zfs set flocker:same-as=222 ${FS}`,
+      `zfs set readonly=off ${FS}`,
+    ]);
     // The same for a retired copy made live again.
     cut.calls.length = 0;
     await zfs(cut).createDataset(ID, 2 ** 30);
-    expect(cut.calls.slice(0, 5)).toEqual([
+    expect(cut.calls.slice(0, 7)).toEqual([
       `zfs list -H -o name ${FS}`,
       `zfs set refquota=1073741824 ${FS}`,
       `zfs get -H -o value mountpoint ${FS}`,
       `zfs set mountpoint=legacy ${FS}`,
+      // Made live as it is, not by a promote: its lineage not known.
+      `zfs inherit flocker:from ${FS}`,
+      `zfs inherit flocker:same-as ${FS}`,
       `zfs set readonly=off ${FS}`,
     ]);
     // No such snapshot: the get fails.
@@ -632,11 +651,19 @@ describe('ZFS engine (older zfs: zfs-fuse 0.7, pool v23)', () => {
     });
     const e = old(f);
     await e.mount(ID, '/flocker/x');
-    expect(f.calls).toEqual(['mkdir -p /flocker/x', `zfs set mountpoint=/flocker/x ${FS}`]);
+    expect(f.calls).toEqual([
+      'mkdir -p /flocker/x',
+      `zfs inherit flocker:same-as ${FS}`,
+      `zfs set mountpoint=/flocker/x ${FS}`,
+    ]);
     expect(await e.mountPoints(ID)).toEqual(['/flocker/x']);
     f.calls.length = 0;
     await e.mount(ID, '/flocker/y');
-    expect(f.calls).toEqual(['mkdir -p /flocker/y', 'mount --bind /flocker/x /flocker/y']);
+    expect(f.calls).toEqual([
+      'mkdir -p /flocker/y',
+      `zfs inherit flocker:same-as ${FS}`,
+      'mount --bind /flocker/x /flocker/y',
+    ]);
     f.mounts = [fuse('/flocker/x'), fuse('/flocker/y')];
     f.calls.length = 0;
     // Still mounted at y: the property stays.
@@ -656,7 +683,11 @@ describe('ZFS engine (older zfs: zfs-fuse 0.7, pool v23)', () => {
     });
     const e = old(f);
     await Promise.all([e.mount(ID, '/flocker/x'), e.mount(ID, '/flocker/x')]);
-    expect(f.calls).toEqual(['mkdir -p /flocker/x', `zfs set mountpoint=/flocker/x ${FS}`]);
+    expect(f.calls).toEqual([
+      'mkdir -p /flocker/x',
+      `zfs inherit flocker:same-as ${FS}`,
+      `zfs set mountpoint=/flocker/x ${FS}`,
+    ]);
     // A failed one does not stop the next.
     await expect(e.mount('not-an-id', '/flocker/z')).rejects.toMatchObject({ code: 'UNKNOWN_DATASET' });
     f.calls.length = 0;
@@ -667,7 +698,12 @@ describe('ZFS engine (older zfs: zfs-fuse 0.7, pool v23)', () => {
   it('a daemon that does not mount at once: zfs mount', async () => {
     const f = fake(() => undefined);
     await old(f).mount(ID, '/flocker/x');
-    expect(f.calls).toEqual(['mkdir -p /flocker/x', `zfs set mountpoint=/flocker/x ${FS}`, `zfs mount ${FS}`]);
+    expect(f.calls).toEqual([
+      'mkdir -p /flocker/x',
+      `zfs inherit flocker:same-as ${FS}`,
+      `zfs set mountpoint=/flocker/x ${FS}`,
+      `zfs mount ${FS}`,
+    ]);
   });
 });
 

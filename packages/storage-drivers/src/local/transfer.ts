@@ -69,7 +69,22 @@ const SnapshotRefSchema = z.object({ name: z.string(), identity: z.string() });
 export const StatusAnswer = z.object({
   ok: z.literal(true),
   snapshots: z.array(SnapshotRefSchema),
-  live: z.object({ exists: z.boolean(), mountPoints: z.array(z.string()), parent: z.string().nullable() }),
+  live: z.object({
+    exists: z.boolean(),
+    mountPoints: z.array(z.string()),
+    parent: z.string().nullable(),
+    /**
+     * The live copy's lineage (LocalEngine.lineage; issue 24: two live copies are ordered by it).
+     * Absent: an agent one release behind, or an engine that does not tell: nothing known.
+     */
+    lineage: z
+      .object({
+        from: z.string().max(128).nullable(),
+        sameAs: z.string().max(128).nullable(),
+        snapshots: z.array(z.string().max(128)).max(10_000),
+      })
+      .optional(),
+  }),
 });
 export type StatusAnswer = z.infer<typeof StatusAnswer>;
 const OkAnswer = z.object({ ok: z.literal(true) }).loose();
@@ -218,6 +233,7 @@ export class TransferServer {
       case 'status': {
         const snapshots = await engine.listSnapshots(request.datasetId);
         const live = (await engine.listDatasets()).find((d) => d.datasetId === request.datasetId);
+        const lineage = live !== undefined ? await engine.lineage?.(request.datasetId) : undefined;
         return {
           ok: true,
           snapshots: snapshots.map((s) => ({ name: s.name, identity: s.identity })),
@@ -225,6 +241,7 @@ export class TransferServer {
             exists: live !== undefined,
             mountPoints: live !== undefined ? await engine.mountPoints(request.datasetId) : [],
             parent: null,
+            ...(lineage != null ? { lineage: { ...lineage, snapshots: [...lineage.snapshots] } } : {}),
           },
         } satisfies StatusAnswer;
       }

@@ -17,6 +17,7 @@ import {
   checkSnapshotName,
   LocalStorageError,
   refuseRetireInUse,
+  type CopyLineage,
   type LocalDataset,
   type LocalEngine,
   type LocalSnapshot,
@@ -141,6 +142,16 @@ export function parseZfsSnapshots(text: string, fs: string, datasetId: string): 
   return out;
 }
 
+/**
+ * The live copy's lineage (LocalEngine.lineage) as user properties of its file system: zfs-fuse
+ * has no `written`, and its usedbydataset is not 0 after a snapshot of an unchanged file system.
+ * FROM_PROP: the guid of the snapshot promoted (set before the promote makes it writable); SAME_AS_PROP:
+ * a snapshot's guid the content still is, set at the promote and at a snapshot taken while nothing
+ * has it mounted, cleared before every mount (writes need one). Set in the mount queue: no mount between.
+ */
+const FROM_PROP = 'flocker:from';
+const SAME_AS_PROP = 'flocker:same-as';
+
 export class ZfsEngine implements LocalEngine {
   readonly engine = 'zfs' as const;
   readonly pool: string;
@@ -247,6 +258,8 @@ export class ZfsEngine implements LocalEngine {
       await this.resizeDataset(datasetId, size);
       const mountpoint = await this.zfs(['get', '-H', '-o', 'value', 'mountpoint', fs], `looking at ${fs}`);
       await this.legacyIfNone(fs, mountpoint.trim());
+      // Made live as it is, not from a promote: nothing known of its lineage.
+      for (const prop of [FROM_PROP, SAME_AS_PROP]) await this.zfs(['inherit', prop, fs], `clearing ${prop} of ${fs}`);
       await this.zfs(['set', 'readonly=off', fs], `making ${fs} writable`);
     } else await this.zfs(['create', '-o', 'mountpoint=legacy', '-o', `refquota=${size}`, fs], `creating ${fs}`);
     return (await this.listDatasets()).find((d) => d.datasetId === datasetId) ?? { datasetId, size, usedBytes: 0 };
@@ -309,6 +322,8 @@ export class ZfsEngine implements LocalEngine {
       );
     await this.fs.mkdirp(mountPath);
     const fs = this.fileSystem(datasetId);
+    // Mounted, it may be written: no longer known to be any snapshot's content.
+    await this.zfs(['inherit', SAME_AS_PROP, fs], `clearing ${SAME_AS_PROP} of ${fs}`);
     if ((await this.features()).kernelMounts) {
       await runChecked(this.exec, 'mount', ['-t', 'zfs', fs, mountPath], `mounting ${datasetId}`);
       return;
@@ -340,10 +355,23 @@ export class ZfsEngine implements LocalEngine {
   async createSnapshot(datasetId: string, name: string): Promise<LocalSnapshot> {
     checkDatasetId(datasetId);
     checkSnapshotName(name);
-    const snap = `${this.fileSystem(datasetId)}@${name}`;
-    if (!(await this.exists(snap))) await this.zfs(['snapshot', snap], `snapshotting ${datasetId}`);
+    const fs = this.fileSystem(datasetId);
+    const snap = `${fs}@${name}`;
+    if (await this.exists(snap)) return this.snapshotNamed(datasetId, name);
+    // In the mount queue: no mount between the look and the mark (a snapshot taken again later is not marked).
+    return this.mounts.run(async () => {
+      const idle = !(await this.inUse(datasetId));
+      await this.zfs(['snapshot', snap], `snapshotting ${datasetId}`);
+      const s = await this.snapshotNamed(datasetId, name);
+      if (idle) await this.zfs(['set', `${SAME_AS_PROP}=${s.identity}`, fs], `marking ${fs} unchanged since ${name}`);
+      return s;
+    });
+  }
+
+  private async snapshotNamed(datasetId: string, name: string): Promise<LocalSnapshot> {
     const s = (await this.listSnapshots(datasetId)).find((x) => x.name === name);
-    if (s === undefined) throw new LocalStorageError('UNKNOWN_SNAPSHOT', `no snapshot ${snap}`);
+    if (s === undefined)
+      throw new LocalStorageError('UNKNOWN_SNAPSHOT', `no snapshot ${this.fileSystem(datasetId)}@${name}`);
     return s;
   }
 
@@ -451,6 +479,27 @@ export class ZfsEngine implements LocalEngine {
     if (mountpoint === 'none') await this.zfs(['set', 'mountpoint=legacy', fs], `making ${fs} legacy-mounted`);
   }
 
+  async lineage(datasetId: string): Promise<CopyLineage | null> {
+    checkDatasetId(datasetId);
+    const fs = this.fileSystem(datasetId);
+    if (!(await this.isLive(fs))) return null;
+    const [props, snapshots] = await Promise.all([
+      this.zfs(['get', '-H', '-o', 'property,value', `${FROM_PROP},${SAME_AS_PROP}`, fs], `looking at ${fs}`),
+      this.listSnapshots(datasetId),
+    ]);
+    const value = (prop: string): string | null => {
+      const v = props
+        .split('\n')
+        .find((l) => l.split('\t')[0] === prop)
+        ?.split('\t')[1]
+        ?.trim();
+      return v === undefined || v === '' || v === '-' ? null : v;
+    };
+    // Mounted anywhere: it may be written any time.
+    const sameAs = (await this.inUse(datasetId)) ? null : value(SAME_AS_PROP);
+    return { from: value(FROM_PROP), sameAs, snapshots: snapshots.map((s) => s.identity) };
+  }
+
   async promote(datasetId: string, name: string, size: number): Promise<LocalDataset> {
     checkDatasetId(datasetId);
     checkSnapshotName(name);
@@ -463,6 +512,12 @@ export class ZfsEngine implements LocalEngine {
       .find((l) => l.split('\t')[0] === fs)
       ?.split('\t')[1];
     await this.legacyIfNone(fs, mountpoint?.trim());
+    // Its lineage before it is writable (a crash between: not known, never wrong); a promote again leaves it.
+    if (!(await this.isLive(fs))) {
+      const guid = (await this.snapshotNamed(datasetId, name)).identity;
+      await this.zfs(['set', `${FROM_PROP}=${guid}`, fs], `recording what ${fs} is made from`);
+      await this.zfs(['set', `${SAME_AS_PROP}=${guid}`, fs], `marking ${fs} unchanged since ${name}`);
+    }
     // The received data is the file system already: writable, with its limit.
     await this.zfs(['set', 'readonly=off', fs], `making ${fs} writable`);
     await this.resizeDataset(datasetId, size);
