@@ -2,6 +2,8 @@ import type { ClusterSnapshot, NodeReport } from '@flocker/api';
 import { ManualClock } from '@flocker/runtime/testing';
 import {
   StorageError,
+  TransferServer,
+  type CopyLineage,
   type LocalDataset,
   type LocalEngine,
   type LocalSnapshot,
@@ -154,6 +156,8 @@ class MemoryPool implements LocalEngine {
   readonly snapshots = new Map<string, LocalSnapshot[]>();
   failCreate: Error | undefined;
   readonly calls: string[] = [];
+  /** What lineage() tells of a live copy; none: not known (an engine that does not tell, an agent one release behind). */
+  readonly lineages = new Map<string, CopyLineage>();
 
   /** Listings that waited on a gate a test held (holdListing). */
   held = 0;
@@ -191,7 +195,11 @@ class MemoryPool implements LocalEngine {
     this.live.delete(datasetId);
   }
   async retire(datasetId: string): Promise<void> {
+    this.calls.push(`retire ${datasetId}`);
     this.live.delete(datasetId);
+  }
+  async lineage(datasetId: string): Promise<CopyLineage | null> {
+    return this.live.has(datasetId) ? (this.lineages.get(datasetId) ?? null) : null;
   }
   async mountPoints(datasetId: string): Promise<string[]> {
     return [...(this.live.get(datasetId)?.mounts ?? [])];
@@ -265,6 +273,8 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
     primary: string;
     deleted?: boolean;
     bAlive?: boolean;
+    /** B's address (default 10.0.0.2: nothing answers there). */
+    bHost?: string;
     bHolds?: boolean;
     metadata?: Record<string, string>;
     replicaHere?: boolean;
@@ -278,6 +288,7 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
         s.nodes[0]!,
         {
           ...b,
+          ...(o.bHost !== undefined ? { host: o.bHost } : {}),
           manifestations:
             o.bHolds === true
               ? [{ dataset_id: D, blockdevice_id: `btrfs:/p/${D}`, size: 1000, status: 'mounted' }]
@@ -304,6 +315,8 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
       clock: ManualClock;
       step: (change: ClusterSnapshot | (() => Promise<void>)) => Promise<NodeReport['errors']>;
     }) => Promise<void>,
+    /** The transfer port (every node's; default any free one). */
+    transferPort = 0,
   ): Promise<void> => {
     const pool = new MemoryPool();
     const control = new SetControl();
@@ -324,7 +337,7 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
       backoffMaxMs: 60_000,
       logger: winston.createLogger({ silent: true }),
       credentials,
-      transferPort: 0,
+      transferPort,
       listenHost: '127.0.0.1',
       clock,
     });
@@ -471,6 +484,44 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
         await step(cluster({ primary: ME, metadata: { ...marked, 'clusterhq:flocker:accept-data-loss': 'true' } })),
       ).toEqual([]);
       expect(pool.calls).toEqual([`create ${D}`, `mount ${D}`]);
+    });
+  });
+  /**
+   * Two live copies after a double fault (localChanges.twoLiveCopies.test): this node the primary
+   * again, its copy not mounted, B holding one too and answering its status at 127.0.0.2 (a
+   * transfer listener on a pool in memory).
+   */
+  const withB = async (bLineage: CopyLineage | undefined, body: Parameters<typeof run>[0]): Promise<void> => {
+    const bPool = new MemoryPool();
+    bPool.live.set(D, { size: 1000, mounts: ['/flocker/b'] });
+    if (bLineage !== undefined) bPool.lineages.set(D, bLineage);
+    const server = new TransferServer({ engine: bPool, credentials: pki.node(B) });
+    const port = await server.listen(0, '127.0.0.2');
+    try {
+      await run(body, port);
+    } finally {
+      await server.close();
+    }
+  };
+
+  it("two live copies: B's copy made from this one's final snapshot and written since: this older copy is retired, never mounted", async () => {
+    await withB({ from: 'S1', sameAs: null, snapshots: ['S1'] }, async ({ pool, step }) => {
+      pool.live.set(D, { size: 1000, mounts: [] });
+      pool.lineages.set(D, { from: null, sameAs: 'S1', snapshots: ['S1'] });
+      expect(await step(cluster({ primary: ME, bHolds: true, bHost: '127.0.0.2' }))).toEqual([]);
+      expect(pool.calls).toEqual([`retire ${D}`]);
+    });
+  });
+
+  it('two live copies, B answering without a lineage (an agent one release behind): refused naming B, this copy neither mounted nor retired', async () => {
+    await withB(undefined, async ({ pool, step }) => {
+      pool.live.set(D, { size: 1000, mounts: [] });
+      pool.lineages.set(D, { from: null, sameAs: 'S1', snapshots: ['S1'] });
+      const refused = await step(cluster({ primary: ME, bHolds: true, bHost: '127.0.0.2' }));
+      expect(refused).toMatchObject([{ dataset_id: D, action: 'refuse', code: 'TWO_LIVE_COPIES' }]);
+      expect(refused[0]?.message).toContain(B);
+      expect(pool.calls).toEqual([]);
+      expect(pool.live.has(D)).toBe(true);
     });
   });
 });

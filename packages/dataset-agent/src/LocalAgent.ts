@@ -37,9 +37,10 @@ import { sampleAgent } from './metrics';
 import { coarseUsedBytes } from './usedSpace';
 import {
   DEFAULT_REPLICA_INTERVAL_MS,
+  calculateLocalChanges,
+  copiesToCompare,
   failureSteps,
   keepsReplica,
-  localActions,
   localClusterNodes,
   localDesired,
   markedReplicasHere,
@@ -49,8 +50,11 @@ import {
   replicaSettings,
   viewKind,
   replicaStep,
+  type CopyLineage,
   type LocalAction,
+  type LocalClusterNode,
   type LocalCopyHere,
+  type LocalObservation,
   type LocalFailureRecord,
   type ReplicaRecord,
 } from './localChanges';
@@ -83,9 +87,14 @@ export interface LocalAgentOptions {
   readonly keepSourceSnapshots?: number;
   /** The failures' back-off and timestamps (default: the system clock). */
   readonly clock?: Clock;
+  /** Test only: a move's hook once the target promoted, before this copy is retired (LocalMoveOptions.afterPromote). */
+  readonly afterPromote?: () => void | Promise<void>;
 }
 
 type Replica = ReplicaRecord & { readonly snapshot: string | null };
+
+/** How long a peer's status may take when two live copies are compared (a turn waits for it). */
+const LINEAGE_TIMEOUT_MS = 10_000;
 
 /** A copy on this node's pool with the bytes the engine counts for it (btrfs qgroup / ZFS referenced). */
 export type LocalCopyReport = LocalCopyHere & { readonly usedBytes: number };
@@ -332,18 +341,26 @@ export class LocalAgent {
         const newest = (await snapshotsOf(datasetId)).at(-1);
         if (newest !== undefined) replicaHere.set(datasetId, newest.name);
       }
-    const actions = localActions(
-      snapshot,
-      {
-        copies: this.copies,
-        moving: new Set(this.movers.keys()),
-        retained,
-        replicaRecords: this.replicas,
-        replicating: new Set(this.replicating.keys()),
-        replicaHere,
-        receivedOnly,
-      },
-      { ...this.o, now: Date.now() },
+    const observation: LocalObservation = {
+      copies: this.copies,
+      moving: new Set(this.movers.keys()),
+      retained,
+      replicaRecords: this.replicas,
+      replicating: new Set(this.replicating.keys()),
+      replicaHere,
+      receivedOnly,
+    };
+    const desired = localDesired(snapshot);
+    const nodes = localClusterNodes(snapshot);
+    const ctx = { ...this.o, now: Date.now() };
+    // Two live copies (a double fault): the decision orders them by their lineages, asked for only then.
+    const compare = copiesToCompare(desired, nodes, observation, ctx);
+    const lineages = compare.size > 0 ? await this.lineages(compare) : undefined;
+    const actions = calculateLocalChanges(
+      desired,
+      nodes,
+      lineages !== undefined ? { ...observation, lineages } : observation,
+      ctx,
     );
     // A failure the decision no longer has the action of goes (a stale error must not stand for what
     // the node does now); a refusal is recorded at once, whatever back-off an earlier failure had.
@@ -394,6 +411,52 @@ export class LocalAgent {
       );
     }
     await this.report();
+  }
+
+  /**
+   * The lineages of the live copies of each dataset here and on the other nodes holding one too
+   * (their transfer listeners' status). A node that does not answer in time, or answers without one
+   * (an agent one release behind), is left out: its order is not known (the decision refuses).
+   */
+  private async lineages(
+    compare: ReadonlyMap<string, readonly LocalClusterNode[]>,
+  ): Promise<Map<string, Map<string, CopyLineage>>> {
+    const out = new Map<string, Map<string, CopyLineage>>();
+    await Promise.all(
+      [...compare].map(async ([datasetId, others]) => {
+        const known = new Map<string, CopyLineage>();
+        const mine = await this.o.engine.lineage?.(datasetId).catch((e: unknown) => {
+          this.o.logger.warn('cannot read the lineage of a live copy here', { datasetId, error: errorMessage(e) });
+          return null;
+        });
+        if (mine != null) known.set(this.o.nodeUuid, mine);
+        await Promise.all(
+          others.map(async (n) => {
+            const peer = new TransferClient(
+              { host: n.host, port: this.o.transferPort, nodeUuid: n.uuid },
+              this.o.credentials,
+              LINEAGE_TIMEOUT_MS,
+            );
+            try {
+              const lineage = (await peer.status(datasetId)).live.lineage;
+              if (lineage !== undefined) known.set(n.uuid, lineage);
+            } catch (e) {
+              this.o.logger.warn("cannot ask another node for its live copy's lineage", {
+                datasetId,
+                node: n.uuid,
+                error: errorMessage(e),
+              });
+            }
+          }),
+        );
+        this.o.logger.info('two live copies of a dataset: their lineages', {
+          datasetId,
+          lineages: Object.fromEntries(known),
+        });
+        out.set(datasetId, known);
+      }),
+    );
+    return out;
   }
 
   private failed(action: StorageAction, code: string, message: string): void {
@@ -582,6 +645,7 @@ export class LocalAgent {
       signal: this.stopping.signal,
       ...(this.o.catchUpMs !== undefined ? { catchUpMs: this.o.catchUpMs } : {}),
       ...(this.o.keepSourceSnapshots !== undefined ? { keepSourceSnapshots: this.o.keepSourceSnapshots } : {}),
+      ...(this.o.afterPromote !== undefined ? { afterPromote: this.o.afterPromote } : {}),
       onProgress: (p) => {
         const before = this.progress.get(datasetId);
         this.progress.set(datasetId, { ...p, to: action.to.uuid });

@@ -382,10 +382,16 @@ export function copiesToCompare(
 ): Map<string, LocalClusterNode[]> {
   const out = new Map<string, LocalClusterNode[]>();
   const copies = new Map(here.copies.map((c) => [c.datasetId, c]));
+  // The other holders of this node's copies, in one pass over the nodes' lists (a turn stays linear).
+  const holders = new Map<string, LocalClusterNode[]>();
+  for (const n of nodes)
+    if (n.uuid !== ctx.nodeUuid)
+      for (const id of n.copies) if (copies.has(id)) holders.set(id, [...(holders.get(id) ?? []), n]);
+  if (holders.size === 0) return out;
   for (const d of datasets) {
     const copy = copies.get(d.datasetId);
-    if (d.deleted || copy === undefined || here.moving.has(d.datasetId)) continue;
-    const others = nodes.filter((n) => n.uuid !== ctx.nodeUuid && n.copies.includes(d.datasetId));
+    const others = holders.get(d.datasetId);
+    if (d.deleted || copy === undefined || others === undefined || here.moving.has(d.datasetId)) continue;
     const ask =
       d.primary === ctx.nodeUuid
         ? copy.mountPoints.includes(localMountPath(d.datasetId, ctx))

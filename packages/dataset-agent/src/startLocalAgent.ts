@@ -60,6 +60,16 @@ export async function startLocalAgent(o: {
     ...(o.dataset.keep_source_snapshots !== undefined ? { keepSourceSnapshots: o.dataset.keep_source_snapshots } : {}),
     ...(o.config.node.host !== undefined ? { listenHost: o.config.node.host } : {}),
     ...(o.pollWaitMs !== undefined ? { pollWaitMs: o.pollWaitMs } : {}),
+    // Test only (e2e local-two-live-copies): the process stops itself right after a move's promote,
+    // before its copy is retired, so a kill -9 lands there every time.
+    ...(process.env.FLOCKER_TEST_STOP_AFTER_PROMOTE === '1'
+      ? {
+          afterPromote: () => {
+            o.logger.warn('test hook: stopping after the promote, before the retire (FLOCKER_TEST_STOP_AFTER_PROMOTE)');
+            process.kill(process.pid, 'SIGSTOP');
+          },
+        }
+      : {}),
   });
   await agent.start();
   o.logger.info('dataset agent starting (local backend)', {

@@ -80,6 +80,11 @@ export interface LocalMoveOptions {
    * live copy), never after (the target may hold the primary copy); ends with TRANSFER_FAILED.
    */
   readonly cancel?: AbortSignal;
+  /**
+   * Test only (e2e: a source killed between the target's promote and its own retire): called once
+   * the target has promoted, before the clean-up.
+   */
+  readonly afterPromote?: () => void | Promise<void>;
 }
 
 export interface MoveResult {
@@ -210,6 +215,7 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
           promoteAsked = true;
           await target.promote(datasetId, step.name, o.size, o.targetMounts ?? true);
           targetPromoted = true;
+          await o.afterPromote?.();
           // Mounted there: the data is available again (the clean-up that follows is not in the window).
           unavailableMs = releasedAt === null ? 0 : performance.now() - releasedAt;
           break;
