@@ -62,6 +62,7 @@ import {
   diffSnapshots,
   localMoveOf,
   localMoveText,
+  localSnapshotsRefusal,
   replicaOf,
   replicaText,
 } from '@flocker/web-ui';
@@ -137,6 +138,12 @@ export function resolveDataset(
     (include ? find(datasets.filter((d) => d.deleted && include(d))) : undefined);
   if (found) return found;
   throw new CliError(EXIT.NOT_FOUND, `no volume named or with id "${ref}" (see "flocker volumes list")`);
+}
+
+/** Local storage takes no snapshots through the API yet (issue 24): refused before anything is asked. */
+function noLocalSnapshots(s: ClusterSnapshot, nodeUuid: string, what: string): void {
+  const why = localSnapshotsRefusal(s, nodeUuid, what);
+  if (why !== null) throw new CliError(EXIT.FAILURE, why, 'NOT_ON_LOCAL_STORAGE');
 }
 
 /** A node given by UUID, unique UUID prefix, or host address. */
@@ -564,6 +571,7 @@ export function buildCli(
               node = alive[0];
             }
             if (a.profile !== undefined) metadata[METADATA_PROFILE_KEY] = storageProfile(a.profile, node.backend);
+            if (a.snapshotSchedule !== undefined) noLocalSnapshots(snapshot, node.uuid, '--snapshot-schedule');
             const beyond = beyondBackendProblem(node, size, a.name);
             if (beyond !== undefined) throw beyond;
             warn(a, overcommitWarning(node, size, a.name));
@@ -746,6 +754,7 @@ export function buildCli(
             let source: SnapshotConfiguration;
             if (a.volume !== undefined) {
               const d = resolveDataset(datasets, a.volume);
+              noLocalSnapshots(snapshot, d.primary, `a clone of ${nameOf(d) || d.dataset_id}`);
               source = await client.createSnapshot({
                 dataset_id: d.dataset_id,
                 metadata: { 'clusterhq:flocker:clone-of': a.name },
@@ -813,6 +822,8 @@ export function buildCli(
                 throw new CliError(EXIT.USAGE, `${name} has no snapshot schedule: give one with --keep`);
               patch = scheduleMetadata(d.metadata[METADATA_SNAPSHOT_SCHEDULE_KEY], a.keep);
             } else patch = scheduleMetadata(a.schedule, a.keep);
+            if (!a.off)
+              noLocalSnapshots(await client.waitForCluster(undefined, 0), d.primary, `a schedule for ${name}`);
             const updated = await client.updateDataset(d.dataset_id, { metadata: patch });
             const schedule = volumeSchedule(updated, await client.listSnapshots(), Date.now());
             print(a, { ...(await freshView(client, updated)), snapshot_schedule: schedule }, () =>
@@ -917,7 +928,9 @@ export function buildCli(
               'a storage backend holds the snapshot',
             ),
           run<GlobalArgs & { volume: string; name?: string; wait: boolean; timeout: number }>(async (a, client) => {
-            const d = resolveDataset(await client.listDatasets(), a.volume);
+            const [datasets, cluster] = await Promise.all([client.listDatasets(), client.waitForCluster(undefined, 0)]);
+            const d = resolveDataset(datasets, a.volume);
+            noLocalSnapshots(cluster, d.primary, `a snapshot of ${nameOf(d) || d.dataset_id}`);
             const s = await client.createSnapshot({
               dataset_id: d.dataset_id,
               ...(a.name !== undefined ? { metadata: { name: a.name } } : {}),

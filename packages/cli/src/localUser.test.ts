@@ -9,6 +9,7 @@ import { describeText, describeVolume } from './describe';
 import { volumeState } from './health';
 import { movePhase } from './progress';
 import { runCli } from './testing/runCli';
+import { UiActions } from './ui/actions';
 
 const MiB = 1024 * 1024;
 const at = (path: string) => ({ dataset_id: D1, blockdevice_id: `btrfs:/pool/${D1}`, size: 64 * MiB, path });
@@ -199,5 +200,75 @@ describe("a local agent's refusal (action 'refuse') reads as one, not as 'refuse
     const step = movePhase({ ...s, nodes: [{ ...s.nodes[0]!, alive: true }, s.nodes[1]!] }, D1, B);
     expect(step).toMatchObject({ error: expect.stringMatching(/^refused: /) });
     expect(errorReason({ ...s.nodes[1]!.errors[0]!, host: 'b' })).toMatch(/^refused on b: /);
+  });
+});
+
+describe('snapshots of a local volume: not taken by local storage yet, so refused at once (seen: "requested" forever)', () => {
+  /** pg on a (local), a loopback node c beside it. */
+  const C = '0c0c0c0c-0000-4000-8000-00000000000c';
+  const cluster = (): ClusterSnapshot =>
+    snapshot({
+      datasets: [dataset(D1, 'pg', A)],
+      nodes: [localNode(A, 'a', { manifestations: [{ ...at('/a'), status: 'mounted' }] }), node(C, 'c')],
+    });
+  const calls: string[] = [];
+  const fake = () => {
+    const s = cluster();
+    return {
+      listDatasets: async () => s.datasets,
+      waitForCluster: async () => s,
+      listSnapshots: async () => [],
+      createSnapshot: async () => {
+        calls.push('createSnapshot');
+        throw new Error('asked');
+      },
+      createDataset: async () => {
+        calls.push('createDataset');
+        throw new Error('asked');
+      },
+      updateDataset: async () => {
+        calls.push('updateDataset');
+        throw new Error('asked');
+      },
+    } as unknown as FlockerClient;
+  };
+  it.each([
+    [['snapshots', 'create', 'pg', '--name', 's1']],
+    [['volumes', 'clone', 'pgc', '--volume', 'pg']],
+    [['volumes', 'schedule', 'pg', 'hourly']],
+    [['volumes', 'create', 'logs', '--node', 'a', '--size', '1G', '--snapshot-schedule', 'hourly']],
+  ])('flocker %j: exit 1, nothing asked', async (argv) => {
+    calls.length = 0;
+    const r = await runCli(fake, argv);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/local storage .*no snapshots/);
+    expect(calls).toEqual([]);
+  });
+  it('the web UI: take a snapshot and set a schedule are refused with the same words', async () => {
+    calls.length = 0;
+    const ui = new UiActions(fake(), () => cluster());
+    await expect(ui.takeSnapshot(D1, {})).rejects.toMatchObject({
+      status: 409,
+      message: /local storage .*no snapshots/,
+    });
+    await expect(ui.setSchedule(D1, { schedule: 'hourly', keep: '' })).rejects.toMatchObject({ status: 409 });
+    expect(calls).toEqual([]);
+  });
+  it('removing a schedule, and a volume on another backend, are asked for', async () => {
+    calls.length = 0;
+    // The fake refuses every write ("asked"): only whether it was reached counts here.
+    await runCli(fake, ['volumes', 'schedule', 'pg', '--off']).catch(() => undefined);
+    await runCli(fake, [
+      'volumes',
+      'create',
+      'logs',
+      '--node',
+      'c',
+      '--size',
+      '1G',
+      '--snapshot-schedule',
+      'hourly',
+    ]).catch(() => undefined);
+    expect(calls).toEqual(['updateDataset', 'createDataset']);
   });
 });

@@ -15,6 +15,7 @@ import {
   parseSize,
   ReleaseLeaseBody,
   releaseRisk,
+  localSnapshotsRefusal,
   ResizeVolumeBody,
   SetScheduleBody,
   SizeError,
@@ -86,6 +87,14 @@ export class UiActions {
     return this.latest() ?? (await this.client.waitForCluster(undefined, 0));
   }
 
+  /** Local storage takes no snapshots through the API yet (issue 24): 409 before anything is asked. */
+  private async noLocalSnapshots(datasetId: string, what: string): Promise<void> {
+    const s = await this.snapshot();
+    const d = s.datasets.find((x) => x.dataset_id === datasetId.toLowerCase());
+    const why = d === undefined ? null : localSnapshotsRefusal(s, d.primary, what);
+    if (why !== null) throw new UiActionError(409, 'NOT_ON_LOCAL_STORAGE', why);
+  }
+
   /** A new volume's name must be free and its node known; answers the snapshot it checked against. */
   private async checkNew(name: string, node: string): Promise<ClusterSnapshot> {
     const s = await this.snapshot();
@@ -141,6 +150,7 @@ export class UiActions {
   /** Asks for a snapshot of the volume; its primary node takes it (the view follows it from "requested"). */
   async takeSnapshot(datasetId: string, body: unknown = {}) {
     const req = TakeSnapshotBody.parse(body);
+    await this.noLocalSnapshots(datasetId, 'a snapshot');
     return this.client.createSnapshot({
       dataset_id: datasetId.toLowerCase(),
       ...(req.name !== undefined ? { metadata: { name: req.name } } : {}),
@@ -176,6 +186,7 @@ export class UiActions {
   async setSchedule(datasetId: string, body: unknown) {
     const req = SetScheduleBody.parse(body);
     const none = req.schedule === '';
+    if (!none) await this.noLocalSnapshots(datasetId, 'a snapshot schedule');
     return this.client.updateDataset(datasetId.toLowerCase(), {
       metadata: {
         [METADATA_SNAPSHOT_SCHEDULE_KEY]: none ? null : req.schedule,

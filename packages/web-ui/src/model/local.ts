@@ -103,3 +103,15 @@ export function replicaText(r: ReplicaView, now: number): string {
     ? `replica on ${r.host}, none sent yet`
     : `replica on ${r.host}, ${humanAge(Date.parse(r.taken_at), now)} old`;
 }
+
+/**
+ * Why a snapshot (taken now, on a schedule, or for a clone) of a volume on node `nodeUuid` would never be taken:
+ * local storage's agent takes no snapshots asked through the API yet (issue 24), and the request would sit
+ * "requested" forever. Null for any other node (or one not known).
+ */
+export function localSnapshotsRefusal(s: ClusterSnapshot, nodeUuid: string, what: string): string | null {
+  const n = s.nodes.find((x) => x.uuid === nodeUuid);
+  // isLocalBackend's rule (@flocker/api's localView, which the browser bundle does not import): local-btrfs, local-zfs.
+  if (n === undefined || !n.backend.startsWith('local-')) return null;
+  return `${what}: ${n.host} keeps its volumes on local storage (${n.backend}), which takes no snapshots through the API yet (nothing was asked)`;
+}
