@@ -767,6 +767,8 @@ export function buildCli(
               ? resolveNode(snapshot.nodes, a.node)
               : defaultCloneNode(from?.deleted === false ? from.primary : null, snapshot.nodes);
             if (!node) throw new CliError(EXIT.FAILURE, 'no live node to create the clone on');
+            // A local node's agent does not fill a clone from its snapshot (issue 24): it would be created empty.
+            noLocalSnapshots(snapshot, node.uuid, `a clone on ${node.host}`);
             if (size !== undefined) {
               const beyond = beyondBackendProblem(node, size, a.name);
               if (beyond !== undefined) throw beyond;
@@ -1054,8 +1056,13 @@ export function buildCli(
             async (a, client) => {
               if (a.keep !== undefined && (!Number.isInteger(a.keep) || a.keep < 1))
                 throw new CliError(EXIT.USAGE, '--keep must be a whole number of at least 1');
-              const d = resolveDataset(await client.listDatasets(), a.volume);
+              const [datasets, cluster] = await Promise.all([
+                client.listDatasets(),
+                client.waitForCluster(undefined, 0),
+              ]);
+              const d = resolveDataset(datasets, a.volume);
               const label = nameOf(d) || d.dataset_id;
+              noLocalSnapshots(cluster, d.primary, `a backup of ${label}`);
               const req = await client.createBackup({
                 dataset_id: d.dataset_id,
                 target: a.to,
@@ -1151,10 +1158,6 @@ export function buildCli(
             const nameProblem = volumeNameProblem(a.name);
             if (nameProblem !== undefined) throw new CliError(EXIT.USAGE, nameProblem);
             const asked = a.size !== undefined ? sizeArgument('--size', a.size, MINIMUM_DATASET_SIZE) : undefined;
-            const manifest = await readManifest(s3Store(a.from, a, process.env), a.backup).catch((e: unknown) => {
-              throw backupCliError(e) ?? e;
-            });
-            const size = restoreSize(manifest.size, asked);
             const [datasets, snapshot] = await Promise.all([
               client.listDatasets(),
               client.waitForCluster(undefined, 0),
@@ -1169,6 +1172,12 @@ export function buildCli(
                 throw new CliError(EXIT.USAGE, `there are ${alive.length} live nodes: choose one with --node`);
               node = alive[0];
             }
+            // A local node's agent does not fill a volume from a backup (issue 24): it would be created empty.
+            noLocalSnapshots(snapshot, node.uuid, `a restore on ${node.host}`);
+            const manifest = await readManifest(s3Store(a.from, a, process.env), a.backup).catch((e: unknown) => {
+              throw backupCliError(e) ?? e;
+            });
+            const size = restoreSize(manifest.size, asked);
             const d = await client.createDataset({
               primary: node.uuid,
               maximum_size: size,

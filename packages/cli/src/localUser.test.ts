@@ -254,6 +254,66 @@ describe('snapshots of a local volume: not taken by local storage yet, so refuse
     await expect(ui.setSchedule(D1, { schedule: 'hourly', keep: '' })).rejects.toMatchObject({ status: 409 });
     expect(calls).toEqual([]);
   });
+  it('a clone onto a local node (seen: created empty, "mounted", its snapshot never taken) is refused too', async () => {
+    calls.length = 0;
+    const S = '51515151-0000-4000-8000-000000000051';
+    const withSnapshot = (): FlockerClient => {
+      const f = fake();
+      const snap = {
+        snapshot_id: S,
+        dataset_id: D1,
+        metadata: { name: 'nightly' },
+        created_at: '2026-01-01T00:00:00Z',
+      };
+      return { ...f, listSnapshots: async () => [snap] } as unknown as FlockerClient;
+    };
+    const r = await runCli(withSnapshot, ['volumes', 'clone', 'pgc', '--snapshot', 'nightly', '--node', 'a']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/local storage .*no snapshots/);
+    const ui = new UiActions(fake(), () => cluster());
+    await expect(ui.clone(S, { name: 'pgc', size: '', node: A })).rejects.toMatchObject({ status: 409 });
+    expect(calls).toEqual([]);
+  });
+  it('backup create of a local volume and a restore onto a local node: refused before the store is read', async () => {
+    calls.length = 0;
+    const withBackup = (): FlockerClient =>
+      ({
+        ...fake(),
+        createBackup: async () => {
+          calls.push('createBackup');
+          throw new Error('asked');
+        },
+      }) as unknown as FlockerClient;
+    const env = { ...process.env };
+    try {
+      // No store is reachable here: a read of it would fail with another message.
+      process.env.AWS_ACCESS_KEY_ID = 'x';
+      process.env.AWS_SECRET_ACCESS_KEY = 'y';
+      for (const argv of [
+        ['backup', 'create', 'pg', '--to', 's3://bucket/p'],
+        [
+          'backup',
+          'restore',
+          'b1',
+          '--from',
+          's3://bucket/p',
+          '--name',
+          'pgr',
+          '--node',
+          'a',
+          '--endpoint',
+          'http://127.0.0.1:1',
+        ],
+      ]) {
+        const r = await runCli(withBackup, argv);
+        expect(r.err).toMatch(/local storage .*no snapshots/);
+        expect(r.code).toBe(1);
+      }
+    } finally {
+      process.env = env;
+    }
+    expect(calls).toEqual([]);
+  });
   it('removing a schedule, and a volume on another backend, are asked for', async () => {
     calls.length = 0;
     // The fake refuses every write ("asked"): only whether it was reached counts here.

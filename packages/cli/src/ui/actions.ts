@@ -165,6 +165,9 @@ export class UiActions {
     const req = CloneSnapshotBody.parse(body);
     const size = req.size === '' ? undefined : parseSize(req.size, MINIMUM_DATASET_SIZE);
     let s = await this.checkNew(req.name, req.node);
+    // A local node's agent does not fill a clone from its snapshot (issue 24): it would be created empty.
+    const onLocal = localSnapshotsRefusal(s, req.node, 'a clone');
+    if (onLocal !== null) throw new UiActionError(409, 'NOT_ON_LOCAL_STORAGE', onLocal);
     const id = snapshotId.toLowerCase();
     const find = (c: ClusterSnapshot) => c.snapshots?.find((x) => x.snapshot_id === id);
     // A snapshot newer than the feed's last look: look again, or the clone would lose the source's file system.

@@ -113,5 +113,5 @@ export function localSnapshotsRefusal(s: ClusterSnapshot, nodeUuid: string, what
   const n = s.nodes.find((x) => x.uuid === nodeUuid);
   // isLocalBackend's rule (@flocker/api's localView, which the browser bundle does not import): local-btrfs, local-zfs.
   if (n === undefined || !n.backend.startsWith('local-')) return null;
-  return `${what}: ${n.host} keeps its volumes on local storage (${n.backend}), which takes no snapshots through the API yet (nothing was asked)`;
+  return `${what}: ${n.host} keeps its volumes on local storage (${n.backend}), which takes no snapshots, clones or restores through the API yet (nothing was asked)`;
 }
