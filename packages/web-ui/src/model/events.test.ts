@@ -73,6 +73,19 @@ describe('diffSnapshots', () => {
     ]);
   });
 
+  it("words a local agent's refusal (action 'refuse', issue 24) as one: not 'refuse failed'", () => {
+    const err = actionError(D1, {
+      action: 'refuse',
+      code: 'SOURCE_UNREACHABLE',
+      message: 'the data is on a dead node',
+    });
+    const s0 = snapshot({ datasets: [dataset(D1, 'v', B)] });
+    const s1 = snapshot({ datasets: s0.datasets, nodes: [node(A, 'a'), node(B, 'b', { errors: [err] })] });
+    expect(diffSnapshots(s0, s1)).toMatchObject([
+      { kind: 'failed', message: 'Volume v: refused on b: the data is on a dead node' },
+    ]);
+  });
+
   it('reports deletion by flag or by disappearance, once', () => {
     const s0 = snapshot({ datasets: [dataset(D1, 'v', A)] });
     const s1 = snapshot({ datasets: [dataset(D1, 'v', A, { deleted: true })] });

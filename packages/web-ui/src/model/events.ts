@@ -158,7 +158,8 @@ export function diffSnapshots(prev: ClusterSnapshot | undefined, next: ClusterSn
       out.push({
         kind: 'failed',
         severity: 'error',
-        message: `${subject}${e.action} failed on ${n.host}: ${e.message}`,
+        // A local agent's refusal to act (issue 24) is no failed attempt.
+        message: `${subject}${e.action === 'refuse' ? 'refused' : `${e.action} failed`} on ${n.host}: ${e.message}`,
         ...(e.dataset_id ? { dataset_id: e.dataset_id } : {}),
         node_uuid: n.uuid,
       });
