@@ -33,6 +33,7 @@ import { connect, type ConnectionArgs } from './connection';
 import { CliError, EXIT, jsonError, jsonWarning } from './errors';
 import { toCliError } from './diagnose';
 import {
+  deadTargetText,
   metadataArguments,
   negativeArgumentProblem,
   normaliseArgv,
@@ -668,6 +669,9 @@ export function buildCli(
             ]);
             const d = resolveDataset(datasets, a.volume);
             const node = resolveNode(snapshot.nodes, a.node);
+            // A dead node acts on nothing: the move would only be asked (a local volume's source then waits for it).
+            if (!node.alive && d.primary !== node.uuid)
+              throw new CliError(EXIT.FAILURE, deadTargetText(node), 'NODE_NOT_ALIVE');
             const update = a.acceptReplicaLoss
               ? { primary: node.uuid, metadata: { [METADATA_ACCEPT_REPLICA_LOSS_KEY]: 'true' } }
               : { primary: node.uuid };

@@ -112,6 +112,22 @@ describe('flocker volumes move (local storage)', () => {
     expect(text).toMatch(/--accept-replica-loss/);
     expect(text).toMatch(/goes on (by itself )?if a comes back/);
   });
+  it('to a dead node: refused before the primary changes (seen: exit 1 "not alive", the move asked all the same)', async () => {
+    const s = midMove();
+    s.nodes[1]!.alive = false;
+    const r = await run(['volumes', 'move', 'big', 'b'], s);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/b .*is not alive.*nothing was changed/);
+    expect(r.updates).toEqual([]);
+    const asked: unknown[] = [];
+    s.datasets[0]!.primary = A;
+    const ui = new UiActions(
+      { updateDataset: async (...x: unknown[]) => asked.push(x) } as unknown as FlockerClient,
+      () => s,
+    );
+    await expect(ui.move(D1, { node: B })).rejects.toMatchObject({ status: 409, message: /is not alive/ });
+    expect(asked).toEqual([]);
+  });
   it('--accept-replica-loss sets the opt-in in the same update as the move', async () => {
     const r = await run(['volumes', 'move', 'rep', 'b', '--no-wait', '--accept-replica-loss'], deadSource());
     expect(r.code).toBe(0);

@@ -135,3 +135,8 @@ export function overcommitWarning(node: NodeState, bytes: number, what: string):
     node: node.uuid,
   };
 }
+
+/** Why a move to a dead node is refused, by `volumes move` and the UI (a move asked there would only wait). */
+export function deadTargetText(node: NodeState): string {
+  return `${node.host} (node ${node.uuid.slice(0, 8)}) is not alive (last report ${node.last_seen}): nothing was changed; move the volume there once it is back`;
+}

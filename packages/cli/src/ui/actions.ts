@@ -23,6 +23,7 @@ import {
   volumeName,
 } from '@flocker/web-ui';
 import { METADATA_FILESYSTEM_KEY, METADATA_SNAPSHOT_KEEP_KEY, METADATA_SNAPSHOT_SCHEDULE_KEY } from '@flocker/api';
+import { deadTargetText } from '../validation';
 
 export type UiClient = Pick<
   FlockerClient,
@@ -118,6 +119,12 @@ export class UiActions {
 
   async move(datasetId: string, body: unknown) {
     const req = MoveVolumeBody.parse(body);
+    // A dead node acts on nothing: the move would only be asked (a local volume's source then waits for it).
+    const s = await this.snapshot();
+    const target = s.nodes.find((n) => n.uuid === req.node);
+    const d = s.datasets.find((x) => x.dataset_id === datasetId.toLowerCase());
+    if (target !== undefined && !target.alive && d?.primary !== target.uuid)
+      throw new UiActionError(409, 'NODE_NOT_ALIVE', deadTargetText(target));
     return this.client.updateDataset(datasetId, { primary: req.node });
   }
 
