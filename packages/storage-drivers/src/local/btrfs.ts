@@ -139,6 +139,14 @@ export class BtrfsEngine implements LocalEngine {
   snapshotPath(datasetId: string, name: string): string {
     return posix.join(this.snapshotDir(datasetId), name);
   }
+  /**
+   * What a promote made the live copy from, kept beside it (JSON {live: its subvolume UUID, from: the
+   * snapshot's identity}): the snapshot itself may be pruned later (a replica round keeps only its newest),
+   * and its parent_uuid then names nothing listed. Trusted only for the live subvolume it names.
+   */
+  private lineagePath(datasetId: string): string {
+    return posix.join(this.root, 'lineage', datasetId);
+  }
 
   private run(args: readonly string[], what: string): Promise<string> {
     return runChecked(this.exec, 'btrfs', args, what);
@@ -229,6 +237,7 @@ export class BtrfsEngine implements LocalEngine {
       await this.deleteSubvolume(this.snapshotPath(datasetId, name));
     await this.fs.removeEmptyDir(this.snapshotDir(datasetId));
     await this.deleteSubvolume(this.datasetPath(datasetId));
+    await this.fs.removeFile?.(this.lineagePath(datasetId));
   }
 
   async retire(datasetId: string): Promise<void> {
@@ -239,6 +248,7 @@ export class BtrfsEngine implements LocalEngine {
     // Committed before the move counts as done: an uncommitted delete may come back after a power
     // cut, a live copy here again beside the new primary's.
     await this.deleteSubvolume(this.datasetPath(datasetId), true);
+    await this.fs.removeFile?.(this.lineagePath(datasetId));
   }
 
   private async deleteSubvolume(path: string, commit = false): Promise<void> {
@@ -447,6 +457,7 @@ export class BtrfsEngine implements LocalEngine {
       .sort((a, b) => a.id - b.id);
     const identity = (s: SubvolumeEntry): string => s.receivedUuid ?? s.uuid;
     const parent = snapshots.find((s) => s.uuid === live.parentUuid);
+    const recorded = parent === undefined ? await this.recordedFrom(datasetId, live.uuid) : null;
     const unchangedSince = (made: number | undefined): boolean =>
       made !== undefined && live.gen !== undefined && live.gen <= made;
     const taken = snapshots.filter((s) => s.parentUuid === live.uuid).at(-1);
@@ -460,10 +471,24 @@ export class BtrfsEngine implements LocalEngine {
           ? parent
           : undefined;
     return {
-      from: parent !== undefined ? identity(parent) : null,
+      from: parent !== undefined ? identity(parent) : recorded,
       sameAs: sameAs !== undefined ? identity(sameAs) : null,
       snapshots: snapshots.map(identity),
     };
+  }
+
+  /** The promote's record of what the live subvolume `live` is made from; null: none for it (or unreadable). */
+  private async recordedFrom(datasetId: string, live: string): Promise<string | null> {
+    const text = await this.fs.readText?.(this.lineagePath(datasetId)).catch(() => undefined);
+    if (text === undefined) return null;
+    try {
+      const r: unknown = JSON.parse(text);
+      if (typeof r !== 'object' || r === null) return null;
+      const { live: named, from } = r as Record<string, unknown>;
+      return named === live && typeof from === 'string' ? from : null;
+    } catch {
+      return null;
+    }
   }
 
   async promote(datasetId: string, name: string, size: number): Promise<LocalDataset> {
@@ -488,6 +513,13 @@ export class BtrfsEngine implements LocalEngine {
         ['subvolume', 'snapshot', this.snapshotPath(datasetId, name), this.datasetPath(datasetId)],
         `making ${name} the live copy of ${datasetId}`,
       );
+      // What it is made from, kept past the snapshot's prune (lineage); a crash before: known while the snapshot is.
+      const made = (await this.subvolumes()).find((s) => this.datasetOf(s) === datasetId);
+      if (made !== undefined && this.fs.writeTextDurably !== undefined)
+        await this.fs.writeTextDurably(
+          this.lineagePath(datasetId),
+          JSON.stringify({ live: made.uuid, from: snapshot.receivedUuid ?? snapshot.uuid }),
+        );
     }
     await this.resizeDataset(datasetId, size);
     return (await this.listDatasets()).find((d) => d.datasetId === datasetId) ?? { datasetId, size, usedBytes: 0 };

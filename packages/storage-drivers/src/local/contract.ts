@@ -172,6 +172,10 @@ export function localEngineContract(name: string, fixture: () => LocalContractFi
       expect(await lineage(b, id)).toEqual({ from: s2.identity, sameAs: null, snapshots: [s1.identity, s2.identity] });
       // a's copy is still s2's content: the older one.
       expect((await lineage(a, id))?.sameAs).toBe(s2.identity);
+      // The snapshots it was made from pruned (a replica round keeps only its newest): still known.
+      await b.destroySnapshot(id, 'move-000001');
+      await b.destroySnapshot(id, 'move-000002');
+      expect(await lineage(b, id)).toEqual({ from: s2.identity, sameAs: null, snapshots: [] });
       await a.retire(id);
       expect(await lineage(a, id)).toBeNull();
       await a.destroyDataset(id);

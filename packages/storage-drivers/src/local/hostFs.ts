@@ -1,5 +1,6 @@
 /** The few file system calls the local engines make besides commands (injected in unit tests). */
-import { mkdir, readdir, realpath, rmdir, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 
 export interface HostFs {
   mkdirp(path: string): Promise<void>;
@@ -9,6 +10,21 @@ export interface HostFs {
   /** Removes an empty directory; a missing or non-empty one is left. */
   removeEmptyDir(path: string): Promise<void>;
   realpath(path: string): Promise<string>;
+  /** A small file's text; undefined when missing. Optional: a unit test's fake may leave it out. */
+  readText?(path: string): Promise<string | undefined>;
+  /** Writes a small file whole and durably (a temp file synced, renamed, the directory synced). Optional. */
+  writeTextDurably?(path: string, text: string): Promise<void>;
+  /** Removes a file; missing: done. Optional. */
+  removeFile?(path: string): Promise<void>;
+}
+
+async function syncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
 
 export const realHostFs: HostFs = {
@@ -39,4 +55,26 @@ export const realHostFs: HostFs = {
     }
   },
   realpath: (path) => realpath(path),
+  readText: async (path) => {
+    try {
+      return await readFile(path, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  },
+  writeTextDurably: async (path, text) => {
+    await mkdir(dirname(path), { recursive: true });
+    const temp = `${path}.tmp`;
+    const handle = await open(temp, 'w');
+    try {
+      await handle.writeFile(text);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+    await syncPath(dirname(path));
+  },
+  removeFile: (path) => rm(path, { force: true }),
 };
