@@ -4,7 +4,13 @@
  * and the not-yet-converged steps of live volumes. Pure; `flocker status`,
  * `volumes show`, `volumes list` and `volumes destroy` print from it (issue 17, item 11).
  */
-import { isLocalBackend, type ActionError, type ClusterSnapshot, type DatasetConfiguration } from '@flocker/api';
+import {
+  isLocalBackend,
+  type ActionError,
+  type ClusterSnapshot,
+  type DatasetConfiguration,
+  type NodeState,
+} from '@flocker/api';
 import { shortId } from './format';
 import { isGone, movePhase } from './progress';
 
@@ -46,13 +52,23 @@ export interface VolumeState {
   reason?: string;
 }
 
+/**
+ * The node whose copy a volume's row describes: its primary's when the primary has one (a local live copy left on a
+ * node that came back may be reported too, by a node listed first), else the first node that has it.
+ */
+export function holderOf(snapshot: ClusterSnapshot, d: DatasetConfiguration): NodeState | undefined {
+  const has = (n: NodeState) => n.manifestations.some((x) => x.dataset_id === d.dataset_id);
+  const primary = snapshot.nodes.find((n) => n.uuid === d.primary);
+  return primary !== undefined && has(primary) ? primary : snapshot.nodes.find(has);
+}
+
 /** One volume for `volumes list` and `volumes show`. */
 export function volumeState(snapshot: ClusterSnapshot, d: DatasetConfiguration): VolumeState {
   const errors = errorsOf(snapshot, d.dataset_id);
   const reason = reasonOf(errors);
   const withReason = (s: Omit<VolumeState, 'reason'>): VolumeState => (reason === undefined ? s : { ...s, reason });
   const primary = snapshot.nodes.find((n) => n.uuid === d.primary);
-  const holder = snapshot.nodes.find((n) => n.manifestations.some((x) => x.dataset_id === d.dataset_id));
+  const holder = holderOf(snapshot, d);
   const m = holder?.manifestations.find((x) => x.dataset_id === d.dataset_id);
   if (d.deleted)
     return withReason({

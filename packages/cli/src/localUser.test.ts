@@ -7,6 +7,7 @@ import { errorReason } from '@flocker/web-ui';
 import { A, B, D1, dataset, node, snapshot } from '@flocker/web-ui/testing';
 import { describeText, describeVolume } from './describe';
 import { volumeState } from './health';
+import { volumeView } from './volumes';
 import { movePhase } from './progress';
 import { runCli } from './testing/runCli';
 import { UiActions } from './ui/actions';
@@ -346,5 +347,19 @@ describe('snapshots of a local volume: not taken by local storage yet, so refuse
       'hourly',
     ]).catch(() => undefined);
     expect(calls).toEqual(['updateDataset', 'createDataset']);
+  });
+});
+
+describe('a volume two nodes report (a local live copy left on a node that came back: TWO_LIVE_COPIES)', () => {
+  it("list/show describe the primary's copy, whatever the order of the nodes", () => {
+    const s = snapshot({
+      datasets: [dataset(D1, 'rep', B)],
+      nodes: [
+        localNode(A, 'a', { manifestations: [{ ...at('/a'), status: 'mounted' }] }),
+        localNode(B, 'b', { manifestations: [{ ...at('/b'), status: 'mounted', used_bytes: 5 }] }),
+      ],
+    });
+    expect(volumeState(s, s.datasets[0]!)).toMatchObject({ node: 'b', state: 'mounted', path: '/b' });
+    expect(volumeView(s, s.datasets[0]!)).toMatchObject({ node_uuid: B, used_bytes: 5, path: '/b' });
   });
 });

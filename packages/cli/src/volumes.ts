@@ -10,7 +10,7 @@ import {
   type Lease,
   type NodeState,
 } from '@flocker/api';
-import { volumeState } from './health';
+import { holderOf, volumeState } from './health';
 
 export interface VolumeView extends DatasetConfiguration {
   name: string;
@@ -28,7 +28,7 @@ export interface VolumeView extends DatasetConfiguration {
 }
 
 export function volumeView(snapshot: ClusterSnapshot, d: DatasetConfiguration): VolumeView {
-  const holder = snapshot.nodes.find((n) => n.manifestations.some((m) => m.dataset_id === d.dataset_id));
+  const holder = holderOf(snapshot, d);
   const m = holder?.manifestations.find((x) => x.dataset_id === d.dataset_id);
   return {
     ...d,
