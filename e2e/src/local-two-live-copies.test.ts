@@ -310,5 +310,65 @@ describe.each(ENGINES)(
         { timeoutMs: 30_000, intervalMs: 200, context: logs },
       );
     });
+
+    it("the source killed after the promote and restarted, the primary still B: its older copy retired (made from nothing newer), B's writes untouched", async () => {
+      const [a, b] = nodes as [Node, Node];
+      // A's agent again with the hook (the first case restarted it without).
+      if (a.pid !== undefined) process.kill(-a.pid, 'SIGKILL');
+      start(a, { FLOCKER_TEST_STOP_AFTER_PROMOTE: '1' });
+      const { dataset_id: id } = await admin.createDataset({ primary: a.uuid, maximum_size: 256 * MiB });
+      const pathA = await waitFor('mounted on A', () => mountedAt(id, a), {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+        context: logs,
+      });
+      dd(path.join(pathA, 'before'), 16);
+      await admin.updateDataset(id, { primary: b.uuid });
+      const pathB = await waitFor('moved to B and mounted there', () => mountedAt(id, b), {
+        timeoutMs: 60_000,
+        intervalMs: 100,
+        context: logs,
+      });
+      const pidA = a.pid ?? 0;
+      await waitFor('A stopped after the promote', () => (processState(pidA) === 'T' ? true : undefined), {
+        timeoutMs: 30_000,
+        intervalMs: 50,
+        context: logs,
+      });
+      process.kill(-pidA, 'SIGKILL');
+      await waitFor('A gone', () => (processState(pidA) === undefined ? true : undefined), {
+        timeoutMs: 10_000,
+        intervalMs: 50,
+        context: logs,
+      });
+      expect(live(a, id)).toBe(true);
+      dd(path.join(pathB, 'after'), 8);
+      const expected = digests(pathB);
+      // A back: B's copy is made from A's final snapshot, A's unchanged since: A's is the older one.
+      start(a);
+      await waitFor('A to retire its older copy', () => (!live(a, id) ? true : undefined), {
+        timeoutMs: 60_000,
+        intervalMs: 100,
+        context: logs,
+      });
+      expect(a.log).toMatch(/"kind":"retire".*"message":"local action"/);
+      expect(await mountedAt(id, b)).toBe(pathB);
+      expect(digests(pathB)).toEqual(expected);
+      await waitFor(
+        'no errors left',
+        async () => ((await errorsOf(a, id)).length === 0 && (await errorsOf(b, id)).length === 0 ? true : undefined),
+        { timeoutMs: 30_000, intervalMs: 200, context: logs },
+      );
+      await admin.deleteDataset(id);
+      await waitFor(
+        'nothing of the dataset left on either pool',
+        () => (nodes.every((n) => !n.pool.anything(id)) ? true : undefined),
+        {
+          timeoutMs: 30_000,
+          intervalMs: 200,
+          context: logs,
+        },
+      );
+    });
   },
 );
