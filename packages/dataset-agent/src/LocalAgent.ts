@@ -154,6 +154,8 @@ export class LocalAgent {
   private localViews = false;
   /** Datasets the pool retains without a live copy (reported as `retained` to a service with local views). */
   private retainedHere: readonly string[] = [];
+  /** What was last logged of each dataset's two live copies (lineages). */
+  private readonly lineagesSaid = new Map<string, string>();
 
   constructor(private readonly o: LocalAgentOptions) {
     this.clock = o.clock ?? systemClock;
@@ -356,6 +358,7 @@ export class LocalAgent {
     // Two live copies (a double fault): the decision orders them by their lineages, asked for only then.
     const compare = copiesToCompare(desired, nodes, observation, ctx);
     const lineages = compare.size > 0 ? await this.lineages(compare) : undefined;
+    for (const datasetId of this.lineagesSaid.keys()) if (!compare.has(datasetId)) this.lineagesSaid.delete(datasetId);
     const actions = calculateLocalChanges(
       desired,
       nodes,
@@ -425,8 +428,9 @@ export class LocalAgent {
     await Promise.all(
       [...compare].map(async ([datasetId, others]) => {
         const known = new Map<string, CopyLineage>();
+        const unknown: Record<string, string> = {};
         const mine = await this.o.engine.lineage?.(datasetId).catch((e: unknown) => {
-          this.o.logger.warn('cannot read the lineage of a live copy here', { datasetId, error: errorMessage(e) });
+          unknown[this.o.nodeUuid] = errorMessage(e);
           return null;
         });
         if (mine != null) known.set(this.o.nodeUuid, mine);
@@ -440,19 +444,22 @@ export class LocalAgent {
             try {
               const lineage = (await peer.status(datasetId)).live.lineage;
               if (lineage !== undefined) known.set(n.uuid, lineage);
+              else unknown[n.uuid] = 'its status tells no lineage (an agent one release behind?)';
             } catch (e) {
-              this.o.logger.warn("cannot ask another node for its live copy's lineage", {
-                datasetId,
-                node: n.uuid,
-                error: errorMessage(e),
-              });
+              unknown[n.uuid] = errorMessage(e);
             }
           }),
         );
-        this.o.logger.info('two live copies of a dataset: their lineages', {
-          datasetId,
-          lineages: Object.fromEntries(known),
-        });
+        // Logged when it changes, not at every turn while a refusal stands.
+        const said = JSON.stringify([Object.fromEntries(known), unknown]);
+        if (this.lineagesSaid.get(datasetId) !== said) {
+          this.lineagesSaid.set(datasetId, said);
+          this.o.logger.info('two live copies of a dataset: their lineages', {
+            datasetId,
+            lineages: Object.fromEntries(known),
+            ...(Object.keys(unknown).length > 0 ? { unknown } : {}),
+          });
+        }
         out.set(datasetId, known);
       }),
     );
