@@ -418,6 +418,37 @@ describe('ZFS engine (command sequences)', () => {
     expect(f.calls).toContain(`zfs destroy ${FS}@move-000002`);
   });
 
+  it("a snapshot marks the file system as its content (lineage) only when nothing has it mounted, a container's mount too", async () => {
+    const snapshots = (argv: string) =>
+      argv.startsWith('zfs list -H -p -t snapshot') ? { stdout: `${FS}@move-000003\t333\n` } : undefined;
+    const inContainer: MountInfoEntry = {
+      majorMinor: '0:60',
+      root: '/',
+      mountPoint: '/c/data',
+      fstype: 'zfs',
+      source: FS,
+    };
+    for (const [what, host, all, marked] of [
+      ['nothing', [], [], true],
+      ['the host', [{ ...inContainer, mountPoint: '/flocker/x' }], [], false],
+      ['only a container', [], [inContainer], false],
+    ] as const) {
+      const f = fake((argv) => (argv === `zfs list -H -o name ${FS}@move-000003` ? { exitCode: 1 } : snapshots(argv)));
+      f.mounts = [...host];
+      const e = new ZfsEngine({
+        pool: 'tank/data',
+        exec: f.exec,
+        spawn: f.spawn,
+        fs: f.fs,
+        readMounts: () => Promise.resolve(f.mounts),
+        readAllMounts: () => Promise.resolve([...host, ...all]),
+        features: OPENZFS,
+      });
+      await e.createSnapshot(ID, 'move-000003');
+      expect({ what, marked: f.calls.includes(`zfs set flocker:same-as=333 ${FS}`) }).toEqual({ what, marked });
+    }
+  });
+
   it('promote makes the received file system writable with its refquota; retire makes it read-only', async () => {
     const snapshots = (argv: string) =>
       argv.startsWith('zfs list -H -p -t snapshot') ? { stdout: `${FS}@move-000002\t222\n` } : undefined;

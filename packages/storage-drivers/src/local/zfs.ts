@@ -360,7 +360,9 @@ export class ZfsEngine implements LocalEngine {
     if (await this.exists(snap)) return this.snapshotNamed(datasetId, name);
     // In the mount queue: no mount between the look and the mark (a snapshot taken again later is not marked).
     return this.mounts.run(async () => {
-      const idle = !(await this.inUse(datasetId));
+      // The host's mounts first (one read): a replica round's copy is mounted there, and the scan of every
+      // mount namespace (inUse: a container's mount) is only for a copy the host has let go of.
+      const idle = (await this.mountPoints(datasetId)).length === 0 && !(await this.inUse(datasetId));
       await this.zfs(['snapshot', snap], `snapshotting ${datasetId}`);
       const s = await this.snapshotNamed(datasetId, name);
       if (idle) await this.zfs(['set', `${SAME_AS_PROP}=${s.identity}`, fs], `marking ${fs} unchanged since ${name}`);
