@@ -221,7 +221,7 @@ export const apiRoutes = {
         'The request is malformed (invalid JSON, wrong types, unknown fields or a bad id), the primary is unknown, source_snapshot_id (source_dataset_id) names no live snapshot (dataset), or maximum_size is below its size.',
       ),
       409: err(
-        'The dataset_id is already in use, or a restore (source_backup) is aimed at a node whose agent has no S3 settings (code BACKUP_NOT_CONFIGURED).',
+        'The dataset_id is already in use, or a restore (source_backup) is aimed at a node whose agent has no S3 settings (code BACKUP_NOT_CONFIGURED), or local storage cannot do it (code NOT_ON_LOCAL_STORAGE: a clone or restore onto a node reporting a local backend, a clone of a dataset whose primary reports one, or a snapshot schedule there; a node that has not reported since the control service started is not known to be local and is accepted).',
       ),
       ...E412,
     },
@@ -313,7 +313,9 @@ export const apiRoutes = {
       201: { description: 'The new snapshot.', schema: SnapshotConfiguration },
       400: err('The request is malformed, or the dataset is deleted (code SNAPSHOT_SOURCE_DELETED).'),
       404: err('No such dataset.'),
-      409: err('The snapshot_id, or the name in metadata, is used by another (live) snapshot.'),
+      409: err(
+        "The snapshot_id, or the name in metadata, is used by another (live) snapshot, or the dataset's primary reports a local backend, which takes no snapshots through the API (code NOT_ON_LOCAL_STORAGE).",
+      ),
       ...E412,
     },
   }),
@@ -375,7 +377,7 @@ export const apiRoutes = {
       400: err('The request is malformed, or the dataset is deleted (code SNAPSHOT_SOURCE_DELETED).'),
       404: err('No such dataset.'),
       409: err(
-        "The dataset's primary node cannot run backups (code BACKUP_NOT_CONFIGURED: its agent has no S3 settings, or the node is not alive), or the backup_id is in use.",
+        "The dataset's primary node cannot run backups (code BACKUP_NOT_CONFIGURED: its agent has no S3 settings, or the node is not alive), or reports a local backend (code NOT_ON_LOCAL_STORAGE), or the backup_id is in use.",
       ),
       ...E412,
     },

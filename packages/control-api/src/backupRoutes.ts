@@ -6,6 +6,8 @@
 import { BackupConfiguration } from '@flocker/api';
 import { createBackup, requireBackupNode } from './backups';
 import { aliveNodes } from './clusterState';
+import { reportedBackend } from './dataNode';
+import { snapshotRefusal } from './localStorage';
 import type { Handlers } from './routeSpec';
 
 type BackupRouteName = 'listBackups' | 'createBackup' | 'listBackupState';
@@ -16,6 +18,13 @@ export const backupHandlers: Pick<Handlers, BackupRouteName> = {
     // The node that takes the snapshot runs the backup: refused up front when its agent cannot.
     // (An unknown or deleted dataset is refused by createBackup, as a snapshot of it would be.)
     const dataset = state.configuration.datasets.get(body.dataset_id);
+    // A local dataset's agent takes no snapshot to back up (localStorage.ts).
+    const onLocal = snapshotRefusal(
+      dataset,
+      reportedBackend((uuid) => state.reportedNode(uuid)),
+      'a backup',
+    );
+    if (onLocal !== undefined) throw onLocal;
     if (dataset !== undefined && !dataset.deleted) {
       const alive = aliveNodes(state.reportedNodes(), state.now(), state.nodeTimeoutMs);
       requireBackupNode(alive, dataset.primary, "the dataset's primary");

@@ -109,13 +109,25 @@ export interface DataNodeSources {
   readonly retainersOf: (datasetId: string) => Iterable<string> | undefined;
 }
 
+/**
+ * A node's backend as its latest report since this service started says ('local': a local-backend
+ * node, 'other': a block backend); undefined when it has not reported since.
+ */
+export function reportedBackend(
+  reportedNode: (uuid: string) => ReportedNode | undefined,
+): (node: string) => { readonly kind: 'local' | 'other'; readonly name: string } | undefined {
+  return (node) => {
+    const reported = reportedNode(node);
+    if (reported === undefined) return undefined;
+    const name = reported.report.backend;
+    return { kind: isLocalBackend(name) ? 'local' : 'other', name };
+  };
+}
+
 /** The rule as this service knows the nodes now (read at each move: O(the dataset's holders)). */
 export function dataNodeRule(sources: DataNodeSources): DataNodeRule {
-  const backend = (node: string): 'local' | 'other' | undefined => {
-    const reported = sources.reportedNode(node);
-    if (reported === undefined) return undefined;
-    return isLocalBackend(reported.report.backend) ? 'local' : 'other';
-  };
+  const reported = reportedBackend(sources.reportedNode);
+  const backend = (node: string): 'local' | 'other' | undefined => reported(node)?.kind;
   return (dataset, newPrimary) =>
     dataNodeAfterMove({
       oldPrimary: dataset.primary,

@@ -43,7 +43,9 @@ export type ConfigurationCode =
   /** A snapshot asked for with the metadata keys of a backup request: backups go through /v1/configuration/backups. */
   | 'BACKUP_KEY_RESERVED'
   /** A move of a dataset whose restore has not finished (it is never written twice). */
-  | 'RESTORE_IN_PROGRESS';
+  | 'RESTORE_IN_PROGRESS'
+  /** A snapshot, clone, backup, restore or snapshot schedule that local storage (issue 24) cannot do (localStorage.ts). */
+  | 'NOT_ON_LOCAL_STORAGE';
 
 /** What a configuration store (file, etcd, its log) fails with. */
 export type StoreCode =

@@ -29,7 +29,8 @@ import {
   updateDataset,
 } from './configuration';
 import { jsonOf } from './json';
-import { serviceDataNodeRule } from './dataNode';
+import { reportedBackend, serviceDataNodeRule } from './dataNode';
+import { createRefusal, updateRefusal } from './localStorage';
 import { aliveNodes, isAlive, nodeByEra } from './clusterState';
 import { reportClaimConflict } from './reportClaims';
 import { sizeBeyondBackend } from './backendLimits';
@@ -64,6 +65,13 @@ const datasetHandlers: Omit<
   listDatasets: (state, _ctx, views) => ({ status: 200, json: views.datasets(), tag: state.configurationTag }),
   createDataset: async (state, { body, ifMatches }) => {
     requireScheduleInterval(body.metadata, state.minSnapshotIntervalMs);
+    // What local storage cannot do (a clone or restore would come out empty): refused before anything else.
+    const onLocal = createRefusal(
+      body,
+      reportedBackend((uuid) => state.reportedNode(uuid)),
+      (id) => state.configuration.datasets.get(id),
+    );
+    if (onLocal !== undefined) throw onLocal;
     if (body.source_backup !== undefined) {
       requireBackupNode(
         aliveNodes(state.reportedNodes(), state.now(), state.nodeTimeoutMs),
@@ -98,6 +106,12 @@ const datasetHandlers: Omit<
           `The dataset ${current.dataset_id} is being restored from a backup on its node: move it once it is mounted there.`,
         );
       }
+      const onLocal = updateRefusal(
+        current,
+        body,
+        reportedBackend((uuid) => state.reportedNode(uuid)),
+      );
+      if (onLocal !== undefined) throw onLocal;
       const size = body.maximum_size !== undefined ? body.maximum_size : current.maximum_size;
       const tooLarge = sizeBeyondBackend(size, state.reportedNode(body.primary ?? current.primary));
       if (tooLarge !== undefined) throw tooLarge;

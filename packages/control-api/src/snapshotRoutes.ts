@@ -8,6 +8,8 @@ import { aliveNodes } from './clusterState';
 import { createSnapshot, deleteSnapshot, requireSnapshot } from './configuration';
 import type { ControlState } from './ControlState';
 import { ConfigurationError } from './errors';
+import { reportedBackend } from './dataNode';
+import { snapshotRefusal } from './localStorage';
 import type { Handlers } from './routeSpec';
 
 type SnapshotRouteName = 'listSnapshots' | 'createSnapshot' | 'getSnapshot' | 'deleteSnapshot' | 'listSnapshotState';
@@ -23,6 +25,13 @@ export const snapshotHandlers: Pick<Handlers, SnapshotRouteName> = {
         `The metadata key ${reserved} marks a backup request: ask for backups with POST /v1/configuration/backups.`,
       );
     }
+    // A local dataset's agent takes no snapshot: it would stay requested for ever (localStorage.ts).
+    const onLocal = snapshotRefusal(
+      state.configuration.datasets.get(body.dataset_id),
+      reportedBackend((uuid) => state.reportedNode(uuid)),
+      'a snapshot',
+    );
+    if (onLocal !== undefined) throw onLocal;
     const applied = await state.mutate((c, now) => createSnapshot(c, body, now), ifMatches);
     return { status: 201, body: SnapshotConfiguration.parse(applied.result), tag: state.configurationTag };
   },
