@@ -27,6 +27,7 @@ import { NodeReports } from './nodeReports';
 import { ChangeNotifier, type ViewSubscription } from './notifier';
 import { NodeViewIndex } from './nodeViews';
 import { PersistentMap } from './PersistentMap';
+import { withRegistering } from './reportClaims';
 
 export { NOTIFY_COALESCE_MS, WAKE_BATCH } from './notifier';
 
@@ -85,6 +86,8 @@ export class ControlState {
   private readonly events = new EventRing();
   private readonly committer: Committer;
   private readonly nodes: NodeReports;
+  /** Reports whose node is being registered (report()): their claims hold from the check on. */
+  private readonly registering = new Set<ReportedNode>();
   private readonly notifier: ChangeNotifier;
   /** Which nodes' views each change touched (per-node wake-ups and deltas on the agent channel). */
   readonly nodeViews: NodeViewIndex;
@@ -259,9 +262,13 @@ export class ControlState {
     return this.nodes.reportedNode(uuid);
   }
 
-  /** The reported nodes whose latest report names compute instance `instanceId` (alive or not). */
+  /**
+   * The reported nodes whose latest report names compute instance `instanceId` (alive or not), and the reports still
+   * registering their node (report()).
+   */
   nodesClaimingInstance(instanceId: string): Iterable<ReportedNode> {
-    return this.nodes.claimingInstance(instanceId);
+    const recorded = this.nodes.claimingInstance(instanceId);
+    return this.registering.size === 0 ? recorded : withRegistering(recorded, this.registering, instanceId);
   }
 
   /** The failover events this replica saw or decided (the last EVENT_CAPACITY), oldest first. */
@@ -317,8 +324,15 @@ export class ControlState {
   async report(report: NodeReport): Promise<string> {
     const config = this.committer.latestConfiguration;
     if (registerNode(config, report) !== config) {
-      // Knowing a node is configuration (datasets may name it as primary), so it is durable first.
-      await this.mutate((c) => ({ config: registerNode(c, report), result: undefined, status: 200 }));
+      // Knowing a node is configuration (datasets may name it as primary), so it is durable first. Meanwhile its
+      // claims hold (nodesClaimingInstance): the route checked them just before this call, in the same turn.
+      const registering: ReportedNode = { report, lastSeen: this.now() };
+      this.registering.add(registering);
+      try {
+        await this.mutate((c) => ({ config: registerNode(c, report), result: undefined, status: 200 }));
+      } finally {
+        this.registering.delete(registering);
+      }
     }
     const now = this.now();
     const json = this.nodes.record(report, now);

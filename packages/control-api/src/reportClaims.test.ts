@@ -2,7 +2,7 @@
 import type { NodeReport } from '@flocker/api';
 import type { ReportedNode } from './clusterState';
 import { ConfigurationError } from './errors';
-import { claimsOf, reportClaimConflict } from './reportClaims';
+import { claimsOf, reportClaimConflict, withRegistering } from './reportClaims';
 
 /** The check as it was (a map of every other live node's instance, built per report): the reference. */
 function byScan(report: NodeReport, nodes: readonly ReportedNode[], isLive: (n: ReportedNode) => boolean): string {
@@ -80,5 +80,21 @@ describe('reportClaimConflict', () => {
     }
     // Every outcome was met.
     expect([...seen].sort()).toEqual(['INSTANCE_CLAIMED', 'VOLUME_CLAIMED', 'none']);
+  });
+
+  it('decides over recorded and registering reports as over all of them recorded (2,000 random clusters)', () => {
+    const pick = random(24);
+    for (let c = 0; c < 2000; c++) {
+      const nodes: ReportedNode[] = Array.from({ length: Math.floor(pick() * 8) }, (_, i) => ({
+        report: reportOf(i, pick),
+        lastSeen: pick() < 0.7 ? 1 : 0,
+      }));
+      const registering = new Set(nodes.filter(() => pick() < 0.4));
+      const recorded = claimsOf(nodes.filter((n) => !registering.has(n)));
+      const isLive = (n: ReportedNode): boolean => n.lastSeen === 1;
+      const report = reportOf(99, pick);
+      const got = reportClaimConflict(report, (i) => withRegistering(recorded(i), registering, i), isLive);
+      expect(got?.code).toBe(reportClaimConflict(report, claimsOf(nodes), isLive)?.code);
+    }
   });
 });
