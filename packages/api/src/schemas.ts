@@ -304,6 +304,12 @@ export const UpdateDatasetRequest = z
       .describe(
         `Merged into the dataset's metadata: a string sets the key, null removes it. Only ${UPDATABLE_METADATA_KEYS.join(', ')} (the snapshot schedule, issue 20; a local dataset's standby replica and loss opt-ins, issue 24) can change.`,
       ),
+    when_released: z
+      .boolean()
+      .optional()
+      .describe(
+        "A move (a new primary) while the dataset's primary holds its lease: accepted when that node reports a local backend (issue 24). Its agent copies the data to the new primary while the volume stays in use there, and finishes the move only once every user there has let it go (the lease is left as it is: released by its holder as usual). Otherwise the lease refuses the move as without it (409 LEASE_HELD, saying why). Not recorded; an extension of Flocker v1 (a service before it refuses the field: 400).",
+      ),
   })
   .strict()
   .superRefine((req, ctx) => {

@@ -447,6 +447,19 @@ describe('authorize', () => {
     });
   });
 
+  it("a move when released (issue 24) is an API user's: a node may not pull a volume another node uses with it", () => {
+    const asked = req('post', '/v1/configuration/datasets/:id', { id: THEIRS }, { primary: ME, when_released: true });
+    expect(authorize(user, asked, facts).allowed).toBe(true);
+    const d = authorize(node, asked, facts);
+    expect(d).toEqual({
+      allowed: false,
+      description: expect.stringMatching(new RegExp(`^node ${ME} may not move a dataset when_released: .*API user`)),
+    });
+    // false is the default: allowed as the plain pull it is.
+    const plain = req('post', '/v1/configuration/datasets/:id', { id: THEIRS }, { primary: ME, when_released: false });
+    expect(authorize(node, plain, facts).allowed).toBe(true);
+  });
+
   it('denials name the node and what it may do instead', () => {
     const d = authorize(node, req('put', '/v1/agent/nodes/:uuid', { uuid: OTHER }, {}), facts);
     expect(d).toEqual({

@@ -10,7 +10,8 @@
  *   datasets whose primary it is, releases only its own lease, never moves one to another
  *   node, and may pull one to itself (create on itself, move to itself, take its own
  *   lease) only as the Docker plugin does: the other node's live lease still forbids
- *   that move (409). It may not pin a lease nor unpin a pinned one.
+ *   that move (409), and a node may not ask for it `when_released` (issue 24: that moves a volume in use). It
+ *   may not pin a lease nor unpin a pinned one.
  * - Anyone else (the control certificate, an unknown common name): nothing.
  */
 import type { Identity } from '@flocker/api';
@@ -46,6 +47,10 @@ const deny = (description: string): AuthorizationDecision => ({ allowed: false, 
  * lower-casing here again only matters for a body the schema refused (the handler
  * then answers 400 whatever is decided here).
  */
+function isObject(body: unknown): body is Record<string, unknown> {
+  return typeof body === 'object' && body !== null && !Array.isArray(body);
+}
+
 function field(body: unknown, name: string): string | undefined {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
   const value: unknown = (body as Record<string, unknown>)[name];
@@ -94,6 +99,13 @@ function authorizeNode(me: string, req: AuthorizationRequest, facts: Authorizati
         // Pulling a dataset to itself is how the Docker plugin mounts a volume last used elsewhere;
         // a live lease of another node still refuses the move (409), so a volume in use stays put.
         if (primary !== me) return deny(`${who} may move datasets only to itself, not to ${primary ?? '(none)'}.`);
+        // when_released moves a volume its primary's lease holds (issue 24): a node pulling with it would take a
+        // volume a container elsewhere uses; only an API user decides that.
+        if (isObject(req.body) && req.body['when_released'] === true) {
+          return deny(
+            `${who} may not move a dataset when_released: moving a volume another node is using is for an API user (administrator certificate).`,
+          );
+        }
         if (resizes && current !== undefined && current !== me) {
           return deny(
             `${who} may resize (or change the snapshot schedule of) only datasets whose primary it is; dataset ${id} is on node ${current} (move it first, then change it).`,

@@ -202,8 +202,48 @@ export function createDataset(
 }
 
 /**
+ * Why a move to another node than the lease's is refused (LEASE_HELD), or undefined when it goes
+ * ahead: `when_released` (issue 24) with the lease held by the dataset's primary, that node
+ * reporting the local backend (`primaryBackend`, from its latest report since this service
+ * started). Its agent copies while the volume stays in use there and does the final send only
+ * once nothing on the node has it mounted (dataset-agent localChanges: a non-primary's move waits
+ * for the release), so the lease keeps its v1 meaning in effect. A block backend's agent would
+ * unmount it from under its users; a lease of a third node (not the primary) means the data is
+ * used where it is not; an unknown backend is not known to copy first.
+ */
+function leasedMoveRefusal(
+  dataset: DatasetConfiguration,
+  lease: StoredLease,
+  whenReleased: boolean,
+  primaryBackend: 'local' | 'other' | undefined,
+): ConfigurationError | undefined {
+  const held = `The dataset ${dataset.dataset_id} cannot move: ${leaseHolderText(lease)} holds a lease on it.`;
+  const byPrimary = lease.node_uuid === dataset.primary;
+  if (!whenReleased) {
+    const hint =
+      byPrimary && primaryBackend === 'local'
+        ? ' Release the lease first, or ask for the move with when_released: true (flocker volumes move --when-released): the data is copied while it stays in use, and the move finishes once it is released.'
+        : ' Release the lease first.';
+    return new ConfigurationError('LEASE_HELD', held + hint);
+  }
+  if (!byPrimary)
+    return new ConfigurationError(
+      'LEASE_HELD',
+      `${held} when_released does not apply: the lease is held by node ${lease.node_uuid}, not by the dataset's primary ${dataset.primary}. Release the lease first.`,
+    );
+  if (primaryBackend === 'local') return undefined;
+  return new ConfigurationError(
+    'LEASE_HELD',
+    primaryBackend === undefined
+      ? `${held} when_released does not apply yet: node ${dataset.primary} has not reported since the control service started, so its backend is not known (when_released applies only to local storage). Try again once it reports, or release the lease first.`
+      : `${held} when_released applies only to local storage: node ${dataset.primary}'s backend would unmount the volume from under its users. Release the lease first.`,
+  );
+}
+
+/**
  * A move (a new primary) records, in the same change, the node that may hold the data (dataNode.ts:
- * `dataNode` answers from what the service knows of the nodes).
+ * `dataNode` answers from what the service knows of the nodes). `backend` tells a node's backend
+ * (latest report since this service started) for a move `when_released` (leasedMoveRefusal).
  */
 export function updateDataset(
   config: Configuration,
@@ -211,6 +251,7 @@ export function updateDataset(
   req: UpdateDatasetRequest,
   now: number,
   dataNode: DataNodeRule = keepDataNode,
+  backend: (node: string) => 'local' | 'other' | undefined = () => undefined,
 ): Applied<DatasetConfiguration> {
   const current = requireDataset(config, id);
   if (current.deleted) throw datasetDeleted(id);
@@ -219,10 +260,8 @@ export function updateDataset(
     requireKnownNode(config, req.primary);
     const lease = liveLease(config, id, now);
     if (lease !== undefined && lease.node_uuid !== req.primary) {
-      throw new ConfigurationError(
-        'LEASE_HELD',
-        `The dataset ${id} cannot move: ${leaseHolderText(lease)} holds a lease on it. Release the lease first.`,
-      );
+      const refused = leasedMoveRefusal(current, lease, req.when_released === true, backend(current.primary));
+      if (refused !== undefined) throw refused;
     }
     next = movedTo(next, req.primary, dataNode);
   }

@@ -118,7 +118,15 @@ const datasetHandlers: Omit<
     }
     // A move records the node that may hold the data in its own commit (dataNode.ts).
     const applied = await state.mutate(
-      (c, now) => updateDataset(c, params.id, body, now, serviceDataNodeRule(state)),
+      (c, now) =>
+        updateDataset(
+          c,
+          params.id,
+          body,
+          now,
+          serviceDataNodeRule(state),
+          (node) => reportedBackend((uuid) => state.reportedNode(uuid))(node)?.kind,
+        ),
       ifMatches,
     );
     return { status: 200, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
