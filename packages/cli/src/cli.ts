@@ -648,8 +648,22 @@ export function buildCli(
                     "Local storage: the volume's node is dead; start it on <node> from the standby replica there, " +
                     'losing every write after it (sets clusterhq:flocker:accept-replica-loss, which stays set)',
                 })
+                .option('when-released', {
+                  type: 'boolean',
+                  default: false,
+                  describe:
+                    'Local storage: move a volume a container (or any lease holder) on its node is still using. ' +
+                    'The data is copied to <node> now while it stays in use there; the move finishes once every ' +
+                    'container there lets it go (docker stop, or its lease released). With --wait (the default) ' +
+                    'shows the phase and progress and waits for that release (raise --timeout; a timeout ends the ' +
+                    'wait, not the move)',
+                })
                 .example('$0 volumes move pgdata 10.0.0.6', 'waits until mounted on 10.0.0.6, showing each step')
                 .example('$0 volumes move pgdata 5d9e --no-wait', 'node by UUID prefix; return at once')
+                .example(
+                  '$0 volumes move pgdata b --when-released --timeout 3600',
+                  'copy now while its container on the old node runs; done once that container stops',
+                )
                 .epilogue(
                   'Local storage (dataset backend local): the move copies the data to the new node while the volume ' +
                     'stays in use on the old one (progress: bytes sent of the total, rounds), then waits until ' +
@@ -661,7 +675,14 @@ export function buildCli(
               'the volume is mounted on the new node',
             ),
           run<
-            GlobalArgs & { volume: string; node: string; wait: boolean; timeout: number; acceptReplicaLoss: boolean }
+            GlobalArgs & {
+              volume: string;
+              node: string;
+              wait: boolean;
+              timeout: number;
+              acceptReplicaLoss: boolean;
+              whenReleased: boolean;
+            }
           >(async (a, client) => {
             const [datasets, snapshot] = await Promise.all([
               client.listDatasets(),
@@ -672,14 +693,24 @@ export function buildCli(
             // A dead node acts on nothing: the move would only be asked (a local volume's source then waits for it).
             if (!node.alive && d.primary !== node.uuid)
               throw new CliError(EXIT.FAILURE, deadTargetText(node), 'NODE_NOT_ALIVE');
-            const update = a.acceptReplicaLoss
-              ? { primary: node.uuid, metadata: { [METADATA_ACCEPT_REPLICA_LOSS_KEY]: 'true' } }
-              : { primary: node.uuid };
+            const update = {
+              primary: node.uuid,
+              ...(a.acceptReplicaLoss ? { metadata: { [METADATA_ACCEPT_REPLICA_LOSS_KEY]: 'true' } } : {}),
+              // Sent only when asked: a control service before it refuses the field (400).
+              ...(a.whenReleased ? { when_released: true } : {}),
+            };
             const moved = await client.updateDataset(d.dataset_id, update).catch(async (e: unknown) => {
               if (!(e instanceof FlockerApiError && e.code === 'LEASE_HELD')) throw e;
+              // Asked --when-released and refused all the same: the service says why it does not apply.
+              if (a.whenReleased)
+                throw new CliError(
+                  EXIT.CONFLICT,
+                  `volume ${nameOf(d) || d.dataset_id} cannot move, even when released: ${e.description}`,
+                  'LEASE_HELD',
+                );
               const leases = await client.listLeases().catch(() => snapshot.leases);
               const lease = leases.find((l) => l.dataset_id === d.dataset_id);
-              throw leaseHeldOnMove(nameOf(d) || d.dataset_id, lease, snapshot.nodes, e.description);
+              throw leaseHeldOnMove(nameOf(d) || d.dataset_id, lease, snapshot.nodes, e.description, d.primary);
             });
             if (!a.wait)
               return print(
@@ -688,14 +719,16 @@ export function buildCli(
                 () => `Moving ${nameOf(d) || d.dataset_id} to ${node.host}`,
               );
             const name = nameOf(d) || d.dataset_id;
-            if (!a.json) io.err(`Moving ${name} to ${node.host}`);
+            const from = snapshot.nodes.find((n) => n.uuid === d.primary)?.host ?? d.primary;
+            const whenReleased = a.whenReleased && d.primary !== node.uuid ? ` once nothing on ${from} uses it` : '';
+            if (!a.json) io.err(`Moving ${name} to ${node.host}${whenReleased ? ` (finishing${whenReleased})` : ''}`);
             const wait = waitForMounted(client, io, d.dataset_id, node.uuid, a.timeout, snapshot, a.acceptReplicaLoss);
             const path = await wait.catch(async (e: unknown) => {
               if (!(e instanceof CliError)) throw e;
               if (e.exitCode === EXIT.TIMEOUT)
                 throw new CliError(
                   e.exitCode,
-                  `${e.message}; the move goes on (follow it: flocker volumes show ${name})`,
+                  `${e.message}; the move goes on${whenReleased ? `, finishing${whenReleased}` : ''} (follow it: flocker volumes show ${name})`,
                   e.code,
                 );
               if (e.code !== 'SOURCE_UNREACHABLE') throw e;

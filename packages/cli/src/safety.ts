@@ -66,6 +66,8 @@ export function leaseHeldOnMove(
   lease: Lease | undefined,
   nodes: readonly NodeState[],
   apiMessage: string,
+  /** The volume's primary (the lease's node when the move may go on --when-released: a local node). */
+  primary?: string,
 ): CliError {
   if (lease === undefined) return new CliError(EXIT.CONFLICT, apiMessage, 'LEASE_HELD');
   const node = nodes.find((n) => n.uuid === lease.node_uuid);
@@ -74,5 +76,14 @@ export function leaseHeldOnMove(
   const remedy = holders.includes('docker')
     ? `a container there uses it. Stop that container, then move it again, or start the container on the other host (the Docker plugin moves the volume there)`
     : `held by ${leaseHolders(lease)}${lease.pinned === true ? ', pinned' : ''}. Release it first ("flocker leases release ${volume}"), then move it again`;
-  return new CliError(EXIT.CONFLICT, `volume ${volume} cannot move: ${on} holds its lease: ${remedy}.`, 'LEASE_HELD');
+  // Local storage copies while the volume stays in use (issue 24): the move can be asked for now, finishing later.
+  const local = primary === lease.node_uuid && node !== undefined && node.backend.startsWith('local-');
+  const whenReleased = local
+    ? `, or add --when-released: the data is copied to the new node now while it stays in use on ${node.host}, and the move finishes once everything there lets it go`
+    : '';
+  return new CliError(
+    EXIT.CONFLICT,
+    `volume ${volume} cannot move: ${on} holds its lease: ${remedy}${whenReleased}.`,
+    'LEASE_HELD',
+  );
 }
