@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import winston from 'winston';
-import { FlockerClient, type LocalMove } from '@flocker/api';
+import { FlockerClient, type LocalMove, METADATA_DATA_NODE_KEY } from '@flocker/api';
 import { startControlService, type ControlService } from '@flocker/control-api';
 import { makeBtrfsLoopPool, type BtrfsLoopPool } from '@flocker/storage-drivers/testing';
 import { REPO_ROOT } from './cluster/Cluster';
@@ -183,6 +183,7 @@ describe('a local move while the container keeps running (Docker, --when-release
       { timeoutMs: 120_000, intervalMs: 100, context: logs },
     );
     expect((await admin.getDataset(id)).primary).toBe(b.uuid);
+    expect((await admin.getDataset(id)).metadata[METADATA_DATA_NODE_KEY]).toBe(a.uuid);
     const phase1 = seen.filter((m) => m.phase === 'copying' || m.phase === 'waitingForRelease');
     expect(phase1.length).toBeGreaterThan(0);
     expect(Math.max(...seen.map((m) => m.bytes_sent))).toBeGreaterThan(0);
@@ -224,6 +225,12 @@ describe('a local move while the container keeps running (Docker, --when-release
     await waitFor(
       'the lease to be released',
       async () => ((await admin.listLeases()).some((l) => l.dataset_id === id) ? undefined : true),
+      { timeoutMs: 30_000, intervalMs: 200, context: logs },
+    );
+    // The move is over: the data-node marker (it named a, the old node) goes once b alone holds the data.
+    await waitFor(
+      'the data-node marker to go',
+      async () => ((await admin.getDataset(id)).metadata[METADATA_DATA_NODE_KEY] === undefined ? true : undefined),
       { timeoutMs: 30_000, intervalMs: 200, context: logs },
     );
     await d.docker(['rm', container]);

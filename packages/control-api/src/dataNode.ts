@@ -17,8 +17,11 @@ import {
   isLocalBackend,
   METADATA_ACCEPT_DATA_LOSS_KEY,
   METADATA_DATA_NODE_KEY,
+  type NodeReport,
 } from '@flocker/api';
 import type { ReportedNode } from './clusterState';
+import type { Applied, Configuration } from './configuration';
+import { setEntry } from './PersistentMap';
 
 /** What the service knows of one dataset where its primary changes. */
 export interface DataNodeFacts {
@@ -152,4 +155,71 @@ export function serviceDataNodeRule(state: {
     holdersOf: (id) => state.nodeViews.holdersOf(id),
     retainersOf: (id) => state.nodeViews.retainersOf(id),
   });
+}
+
+/** A marker that may go: the dataset, its primary holding the data, and the marker seen (it must not change before). */
+export interface SettledMarker {
+  readonly datasetId: string;
+  readonly primary: string;
+  readonly marker: string;
+}
+
+/**
+ * The markers a local node's report lets go (U's item 6: a completed move's marker named the old node for ever, read
+ * as "the data is there"). Once the primary has the dataset mounted (`mountedOnPrimary`: a "mounted" the service
+ * takes as current, built after its agent acted on the move) and no other node holds a live copy (`holders`: the
+ * nodes whose latest report lists one), the data is on the primary alone: the marker's purpose (keep the primary
+ * from starting an empty copy while a holder is unseen) is met by the primary itself, and the next move records one
+ * again. The marked node must have reported since this service started (a node not heard from may still hold a
+ * live copy: a source killed after the promote, before its retire). Looked at: datasets the report shows mounted on this node as primary, and datasets marked with this node
+ * that its report no longer lists (`previous`: its report before; the old primary retired its copy). O(the report's
+ * manifestations); a block node's report is not looked at.
+ */
+export function markersToSettle(
+  config: { readonly datasets: ReadonlyMap<string, DatasetConfiguration> },
+  report: NodeReport,
+  previous: NodeReport | undefined,
+  mountedOnPrimary: (datasetId: string, primary: string) => boolean,
+  holders: (datasetId: string) => ReadonlySet<string> | undefined,
+  /** Whether the node has reported since this service started (else what it holds is not known). */
+  reported: (node: string) => boolean,
+): SettledMarker[] {
+  if (!isLocalBackend(report.backend)) return [];
+  const candidates = new Set<string>();
+  for (const m of report.manifestations) if (m.status === 'mounted') candidates.add(m.dataset_id);
+  if (previous !== undefined && previous.manifestations.length > 0) {
+    const listed = new Set(report.manifestations.map((m) => m.dataset_id));
+    for (const m of previous.manifestations) if (!listed.has(m.dataset_id)) candidates.add(m.dataset_id);
+  }
+  const out: SettledMarker[] = [];
+  for (const id of candidates) {
+    const d = config.datasets.get(id);
+    const marker = d?.metadata[METADATA_DATA_NODE_KEY];
+    if (d === undefined || d.deleted || marker === undefined || marker === d.primary) continue;
+    // This node is the primary (its report), or the marked node (a report without its copy any more).
+    if (d.primary !== report.uuid && marker !== report.uuid) continue;
+    const held = holders(id);
+    if (held === undefined || held.size !== 1 || !held.has(d.primary)) continue;
+    // The marked node's copies are known (its report since this service started lists none live).
+    if (marker !== report.uuid && !reported(marker)) continue;
+    if (!mountedOnPrimary(id, d.primary)) continue;
+    out.push({ datasetId: id, primary: d.primary, marker });
+  }
+  return out;
+}
+
+/** The markers removed where the dataset is as `settled` saw it (same primary and marker); the same value when none. */
+export function settledDataNodes(config: Configuration, settled: readonly SettledMarker[]): Applied<string[]> {
+  let datasets: ReadonlyMap<string, DatasetConfiguration> | undefined;
+  const removed: string[] = [];
+  for (const s of settled) {
+    const d = (datasets ?? config.datasets).get(s.datasetId);
+    if (d === undefined || d.deleted || d.primary !== s.primary || d.metadata[METADATA_DATA_NODE_KEY] !== s.marker)
+      continue;
+    const { [METADATA_DATA_NODE_KEY]: _gone, ...metadata } = d.metadata;
+    datasets = setEntry(datasets ?? config.datasets, s.datasetId, { ...d, metadata });
+    removed.push(s.datasetId);
+  }
+  if (datasets === undefined) return { config, result: [], status: 200 };
+  return { config: { ...config, version: config.version + 1, datasets }, result: removed, status: 200 };
 }

@@ -8,11 +8,13 @@ import {
   apiRoutes,
   ClusterEventsResponse,
   DatasetConfiguration,
+  DatasetState,
   DEFAULT_WAIT_MS,
   EraResponse,
   FLOCKER_VERSION,
   Lease,
   MAX_WAIT_MS,
+  type NodeReport,
   ReleasedLease,
   ReportResponse,
   type RouteName,
@@ -29,7 +31,7 @@ import {
   updateDataset,
 } from './configuration';
 import { jsonOf } from './json';
-import { reportedBackend, serviceDataNodeRule } from './dataNode';
+import { markersToSettle, reportedBackend, serviceDataNodeRule, settledDataNodes } from './dataNode';
 import { createRefusal, updateRefusal } from './localStorage';
 import { aliveNodes, isAlive, nodeByEra } from './clusterState';
 import { reportClaimConflict } from './reportClaims';
@@ -162,7 +164,7 @@ const datasetHandlers: Omit<
     const applied = await state.mutate((c, now) => releaseLease(c, params.dataset_id, now, query.holder), ifMatches);
     return { status: 200, body: ReleasedLease.parse(applied.result), tag: state.configurationTag };
   },
-  reportNodeState: async (state, { params, body: report }) => {
+  reportNodeState: async (state, { params, body: report }, views) => {
     if (report.uuid !== params.uuid) {
       throw new RequestError(
         'NODE_UUID_MISMATCH',
@@ -176,7 +178,11 @@ const datasetHandlers: Omit<
       (n) => isAlive(n, now, state.nodeTimeoutMs),
     );
     if (conflict !== undefined) throw conflict;
+    const previous = state.reportedNode(report.uuid)?.report;
     const generation = await state.report(report);
+    // A completed local move's data-node marker goes (dataNode.ts markersToSettle); a failed write is retried with
+    // the primary's next report.
+    await settleDataNodes(state, views, report, previous).catch(() => undefined);
     // The committed tag at this moment: an agent whose snapshot carries another knows it is not current.
     return {
       status: 200,
@@ -216,6 +222,29 @@ const datasetHandlers: Omit<
     },
   }),
 };
+
+/** Removes the data-node markers `report` lets go (dataNode.ts markersToSettle), in one commit. */
+async function settleDataNodes(
+  state: Parameters<Handlers['reportNodeState']>[0],
+  views: Parameters<Handlers['reportNodeState']>[2],
+  report: NodeReport,
+  previous: NodeReport | undefined,
+): Promise<void> {
+  const mountedOnPrimary = (id: string, primary: string): boolean => {
+    // The dataset's entry in /v1/state/datasets: a "mounted" built before the agent acted on the move is hidden there.
+    const entries = z.array(DatasetState).safeParse(JSON.parse(views.datasetStateOf(id)));
+    return entries.success && entries.data.some((e) => e.primary === primary && e.path !== undefined);
+  };
+  const settled = markersToSettle(
+    state.configuration,
+    report,
+    previous,
+    mountedOnPrimary,
+    (id) => state.nodeViews.holdersOf(id),
+    (node) => state.reportedNode(node) !== undefined,
+  );
+  if (settled.length > 0) await state.mutate((c) => settledDataNodes(c, settled));
+}
 
 const handlers: Handlers = { ...datasetHandlers, ...containerHandlers, ...snapshotHandlers, ...backupHandlers };
 
