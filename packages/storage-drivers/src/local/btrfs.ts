@@ -147,6 +147,13 @@ export class BtrfsEngine implements LocalEngine {
   private lineagePath(datasetId: string): string {
     return posix.join(this.root, 'lineage', datasetId);
   }
+  /** Copies kept aside before a retire (keepAside): `<id>-<the live subvolume's UUID>`, read-only. */
+  private get divergedDir(): string {
+    return posix.join(this.root, 'diverged');
+  }
+  private async divergedOf(datasetId: string): Promise<string[]> {
+    return (await this.fs.list(this.divergedDir)).filter((n) => n.startsWith(`${datasetId}-`));
+  }
 
   private run(args: readonly string[], what: string): Promise<string> {
     return runChecked(this.exec, 'btrfs', args, what);
@@ -206,7 +213,11 @@ export class BtrfsEngine implements LocalEngine {
   async listRetained(): Promise<string[]> {
     const live = new Set((await this.listDatasets()).map((d) => d.datasetId));
     const ids = (await this.fs.list(posix.join(this.root, 'snapshots'))).filter((id) => /^[0-9a-f-]{36}$/.test(id));
-    return ids.filter((id) => !live.has(id)).sort();
+    // A copy kept aside is data of the dataset too: its delete removes it.
+    const aside = (await this.fs.list(this.divergedDir))
+      .map((n) => /^([0-9a-f-]{36})-/.exec(n)?.[1])
+      .filter((id): id is string => id !== undefined);
+    return [...new Set([...ids, ...aside])].filter((id) => !live.has(id)).sort();
   }
 
   async createDataset(datasetId: string, size: number): Promise<LocalDataset> {
@@ -236,8 +247,32 @@ export class BtrfsEngine implements LocalEngine {
     for (const name of await this.fs.list(this.snapshotDir(datasetId)))
       await this.deleteSubvolume(this.snapshotPath(datasetId, name));
     await this.fs.removeEmptyDir(this.snapshotDir(datasetId));
+    for (const name of await this.divergedOf(datasetId)) await this.deleteSubvolume(posix.join(this.divergedDir, name));
     await this.deleteSubvolume(this.datasetPath(datasetId));
     await this.fs.removeFile?.(this.lineagePath(datasetId));
+  }
+
+  /**
+   * A read-only snapshot of the live copy at <pool>/flocker/diverged/<id>-<its UUID>, out of every
+   * listing of the dataset's snapshots (never sent, pruned, promoted or compared). Atomic (one
+   * snapshot); a crash before the retire's committed delete: the copy is still live and this runs
+   * again, finding it by name. No live copy (retired already): nothing to keep.
+   */
+  async keepAside(datasetId: string): Promise<string> {
+    checkDatasetId(datasetId);
+    const live = (await this.subvolumes()).find((s) => this.datasetOf(s) === datasetId);
+    if (live === undefined) return this.divergedDir;
+    const path = posix.join(this.divergedDir, `${datasetId}-${live.uuid}`);
+    if (await this.fs.exists(path)) return path;
+    await this.fs.mkdirp(this.divergedDir);
+    await this.run(['subvolume', 'snapshot', '-r', this.datasetPath(datasetId), path], `keeping aside ${path}`);
+    return path;
+  }
+
+  /** Free bytes of the pool's file system (statfs: what new data may still take). */
+  async availableBytes(): Promise<number> {
+    if (this.fs.freeBytes === undefined) throw new LocalStorageError('POOL_UNAVAILABLE', 'no free-space call here');
+    return this.fs.freeBytes(this.pool);
   }
 
   async retire(datasetId: string): Promise<void> {

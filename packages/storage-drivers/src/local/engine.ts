@@ -124,6 +124,19 @@ export interface LocalEngine {
    * test engine): absent, nothing is known.
    */
   lineage?(datasetId: string): Promise<CopyLineage | null>;
+  /**
+   * Before a retire of a copy holding writes the primary's copy never got (an old primary back after
+   * its replica was promoted with accept-replica-loss): a read-only copy of it out of the dataset's
+   * listings (never a snapshot of it, a live copy or a replica: no decision sees it), removed with
+   * the dataset. Answers where it is. Idempotent (one per live copy). Optional (a test engine):
+   * absent, the retire goes on without it.
+   */
+  keepAside?(datasetId: string): Promise<string>;
+  /**
+   * The pool's capacity as a node reports it: free bytes (what new data may still take; sizes are
+   * limits, not reservations). Optional (a test engine).
+   */
+  availableBytes?(): Promise<number>;
 }
 
 export type LocalErrorCode =

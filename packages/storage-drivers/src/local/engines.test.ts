@@ -521,14 +521,23 @@ describe('ZFS engine (command sequences)', () => {
       '0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a11',
       '0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a12',
     ]);
-    expect(f.calls).toEqual(['zfs list -H -t filesystem -d 1 -o name,readonly,mountpoint tank/data/flocker']);
+    // And the copies kept aside (keepAside), data of their datasets too.
+    expect(f.calls).toEqual([
+      'zfs list -H -t filesystem -d 1 -o name,readonly,mountpoint tank/data/flocker',
+      'zfs list -H -t filesystem -d 1 -o name tank/data/flocker-diverged',
+    ]);
   });
 
   it('destroy refuses while mounted, else zfs destroy -r', async () => {
     const f = fake(() => undefined);
     const e = zfs(f);
     await e.destroyDataset(ID);
-    expect(f.calls).toEqual([`zfs list -H -o name ${FS}`, `zfs destroy -r ${FS}`]);
+    expect(f.calls).toEqual([
+      `zfs list -H -o name ${FS}`,
+      `zfs destroy -r ${FS}`,
+      // Its copies kept aside (keepAside) go with it.
+      'zfs list -H -t filesystem -d 1 -o name tank/data/flocker-diverged',
+    ]);
     f.mounts = [{ majorMinor: '0:60', root: '/', mountPoint: '/flocker/x', fstype: 'zfs', source: FS }];
     await expect(e.destroyDataset(ID)).rejects.toMatchObject({ code: 'DEVICE_BUSY' });
   });

@@ -1,5 +1,5 @@
 /** The few file system calls the local engines make besides commands (injected in unit tests). */
-import { mkdir, open, readFile, readdir, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, realpath, rename, rm, rmdir, stat, statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 export interface HostFs {
@@ -16,6 +16,8 @@ export interface HostFs {
   writeTextDurably?(path: string, text: string): Promise<void>;
   /** Removes a file; missing: done. Optional. */
   removeFile?(path: string): Promise<void>;
+  /** Free bytes of the file system holding path (statfs: blocks available to a non-root writer). Optional. */
+  freeBytes?(path: string): Promise<number>;
 }
 
 async function syncPath(path: string): Promise<void> {
@@ -77,4 +79,8 @@ export const realHostFs: HostFs = {
     await syncPath(dirname(path));
   },
   removeFile: (path) => rm(path, { force: true }),
+  freeBytes: async (path) => {
+    const s = await statfs(path);
+    return s.bavail * s.bsize;
+  },
 };

@@ -189,6 +189,23 @@ export class ZfsEngine implements LocalEngine {
   fileSystem(datasetId: string): string {
     return `${this.root}/${datasetId}`;
   }
+  /** Copies kept aside before a retire (keepAside): `<pool>/flocker-diverged/<id>-<guid>`, out of <pool>/flocker. */
+  private get divergedRoot(): string {
+    return `${this.pool}/flocker-diverged`;
+  }
+  /** The file systems kept aside (names), of one dataset or all. */
+  private async divergedOf(datasetId?: string): Promise<string[]> {
+    const r = await this.exec('zfs', ['list', '-H', '-t', 'filesystem', '-d', '1', '-o', 'name', this.divergedRoot]);
+    if (r.exitCode !== 0) {
+      if (/does not exist/.test(r.stderr)) return [];
+      throw new LocalStorageError('POOL_UNAVAILABLE', `listing ${this.divergedRoot} failed: ${r.stderr.trim()}`);
+    }
+    const prefix = `${this.divergedRoot}/${datasetId ?? ''}`;
+    return r.stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((n) => n.startsWith(prefix) && /^[0-9a-f-]{36}-/.test(n.slice(this.divergedRoot.length + 1)));
+  }
 
   private zfs(args: readonly string[], what: string): Promise<string> {
     return runChecked(this.exec, 'zfs', args, what);
@@ -246,7 +263,10 @@ export class ZfsEngine implements LocalEngine {
       if (!name?.startsWith(`${this.root}/`) || name.slice(this.root.length + 1).includes('/')) continue;
       if (readonly?.trim() === 'on' || mountpoint?.trim() === 'none') ids.push(name.slice(this.root.length + 1));
     }
-    return ids.sort();
+    // A copy kept aside is data of the dataset too: its delete removes it.
+    for (const aside of await this.divergedOf())
+      ids.push(aside.slice(this.divergedRoot.length + 1, this.divergedRoot.length + 37));
+    return [...new Set(ids)].sort();
   }
 
   async createDataset(datasetId: string, size: number): Promise<LocalDataset> {
@@ -277,6 +297,31 @@ export class ZfsEngine implements LocalEngine {
       throw new StorageError('DEVICE_BUSY', `dataset ${datasetId} is mounted at ${mounted.join(', ')}`);
     const fs = this.fileSystem(datasetId);
     if (await this.exists(fs)) await this.zfs(['destroy', '-r', fs], `destroying ${fs}`);
+    for (const aside of await this.divergedOf(`${datasetId}-`))
+      await this.zfs(['destroy', '-r', aside], `destroying ${aside}`);
+  }
+
+  /**
+   * The file system (with its snapshots) renamed out of <pool>/flocker to
+   * <pool>/flocker-diverged/<id>-<its guid>, then read-only: out of every listing of the dataset (a
+   * retired file system stays a receive's target, and a replica round's `receive -F` would roll its
+   * writes back). One atomic rename: a crash before it leaves the copy as it was (done again), after
+   * it the copy kept (writable until the readonly=on, mounted nowhere: legacy). Refused while in use.
+   */
+  async keepAside(datasetId: string): Promise<string> {
+    checkDatasetId(datasetId);
+    await refuseRetireInUse(this, datasetId);
+    const fs = this.fileSystem(datasetId);
+    if (!(await this.exists(fs))) return this.divergedRoot;
+    const guid = (await this.zfs(['get', '-H', '-p', '-o', 'value', 'guid', fs], `looking at ${fs}`)).trim();
+    if (!/^\d+$/.test(guid))
+      throw new LocalStorageError('POOL_UNAVAILABLE', `${fs} has no guid (${JSON.stringify(guid)})`);
+    if (!(await this.exists(this.divergedRoot)))
+      await this.zfs(['create', '-p', '-o', 'mountpoint=none', this.divergedRoot], `creating ${this.divergedRoot}`);
+    const aside = `${this.divergedRoot}/${datasetId}-${guid}`;
+    await this.zfs(['rename', fs, aside], `keeping ${fs} aside as ${aside}`);
+    await this.zfs(['set', 'readonly=on', aside], `making ${aside} read-only`);
+    return aside;
   }
 
   async retire(datasetId: string): Promise<void> {
@@ -479,6 +524,18 @@ export class ZfsEngine implements LocalEngine {
    */
   private async legacyIfNone(fs: string, mountpoint: string | undefined): Promise<void> {
     if (mountpoint === 'none') await this.zfs(['set', 'mountpoint=legacy', fs], `making ${fs} legacy-mounted`);
+  }
+
+  /** The pool's `available` (bytes, exact: -p): what new data may still take (refquotas are limits, not reservations). */
+  async availableBytes(): Promise<number> {
+    const text = await this.zfs(['get', '-H', '-p', '-o', 'value', 'available', this.pool], `looking at ${this.pool}`);
+    const bytes = Number(text.trim());
+    if (!Number.isSafeInteger(bytes) || bytes < 0)
+      throw new LocalStorageError(
+        'POOL_UNAVAILABLE',
+        `zfs get available ${this.pool} answered ${JSON.stringify(text.trim())}`,
+      );
+    return bytes;
   }
 
   async lineage(datasetId: string): Promise<CopyLineage | null> {
