@@ -1,4 +1,4 @@
-import type { ClusterSnapshot, NodeReport } from '@flocker/api';
+import { MINIMUM_DATASET_SIZE, type ClusterSnapshot, type NodeReport } from '@flocker/api';
 import { ManualClock } from '@flocker/runtime/testing';
 import {
   StorageError,
@@ -158,6 +158,8 @@ class MemoryPool implements LocalEngine {
   readonly calls: string[] = [];
   /** What lineage() tells of a live copy; none: not known (an engine that does not tell, an agent one release behind). */
   readonly lineages = new Map<string, CopyLineage>();
+  /** The pool's free bytes (LocalEngine.availableBytes); absent: an engine without a figure. */
+  availableBytes?: () => Promise<number>;
 
   /** Listings that waited on a gate a test held (holdListing). */
   held = 0;
@@ -198,6 +200,10 @@ class MemoryPool implements LocalEngine {
     this.calls.push(`retire ${datasetId}`);
     this.live.delete(datasetId);
   }
+  async keepAside(datasetId: string): Promise<string> {
+    this.calls.push(`keepAside ${datasetId}`);
+    return `/pool/flocker/diverged/${datasetId}-x`;
+  }
   async lineage(datasetId: string): Promise<CopyLineage | null> {
     return this.live.has(datasetId) ? (this.lineages.get(datasetId) ?? null) : null;
   }
@@ -220,7 +226,13 @@ class MemoryPool implements LocalEngine {
   async listSnapshots(datasetId: string): Promise<LocalSnapshot[]> {
     return [...(this.snapshots.get(datasetId) ?? [])];
   }
-  async destroySnapshot(): Promise<void> {}
+  async destroySnapshot(datasetId: string, name: string): Promise<void> {
+    this.calls.push(`destroySnapshot ${datasetId} ${name}`);
+    this.snapshots.set(
+      datasetId,
+      (this.snapshots.get(datasetId) ?? []).filter((x) => x.name !== name),
+    );
+  }
   send(): SendStream {
     throw new Error('not in these tests');
   }
@@ -366,6 +378,35 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
   };
   const backendError = () => new StorageError('BACKEND_ERROR', 'creating /pool/flocker/datasets/x failed');
 
+  it("reports the pool's free bytes (available_bytes, rounded down to the smallest volume), looked at most every 10 s; a failed look: no figure", async () => {
+    await run(async ({ pool, control, clock, step }) => {
+      let free = 3 * MINIMUM_DATASET_SIZE + 5;
+      let looks = 0;
+      pool.availableBytes = async () => {
+        looks += 1;
+        if (free < 0) throw new Error('statfs failed');
+        return free;
+      };
+      // Each step a configuration the decision looks at (a replica interval), so a turn runs.
+      const turn = (n: number) =>
+        step(cluster({ primary: ME, metadata: { 'clusterhq:flocker:replica-interval': String(n) } }));
+      await turn(5);
+      expect(control.reports.at(-1)?.available_bytes).toBe(3 * MINIMUM_DATASET_SIZE);
+      const before = looks;
+      free = MINIMUM_DATASET_SIZE;
+      await turn(6);
+      expect(looks).toBe(before);
+      expect(control.reports.at(-1)?.available_bytes).toBe(3 * MINIMUM_DATASET_SIZE);
+      await clock.advance(10_000);
+      await turn(7);
+      expect(control.reports.at(-1)?.available_bytes).toBe(MINIMUM_DATASET_SIZE);
+      free = -1;
+      await clock.advance(10_000);
+      await turn(8);
+      expect(control.reports.at(-1)).not.toHaveProperty('available_bytes');
+    });
+  });
+
   it('a refusal (the only copy is on a dead node) replaces an earlier failure still in its back-off, at once, and stays as it is', async () => {
     await run(async ({ pool, clock, step }) => {
       pool.failCreate = backendError();
@@ -510,6 +551,33 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
       pool.lineages.set(D, { from: null, sameAs: 'S1', snapshots: ['S1'] });
       expect(await step(cluster({ primary: ME, bHolds: true, bHost: '127.0.0.2' }))).toEqual([]);
       expect(pool.calls).toEqual([`retire ${D}`]);
+    });
+  });
+
+  it("the old primary back after a failover (B's copy its replica promoted, the loss accepted; this one written since): kept aside, then retired", async () => {
+    await withB({ from: 'R1', sameAs: null, snapshots: ['R1'] }, async ({ pool, step }) => {
+      pool.live.set(D, { size: 1000, mounts: [`/flocker/${D}`] });
+      pool.lineages.set(D, { from: null, sameAs: null, snapshots: ['R1', 'R2'] });
+      // R1: the replica B promoted; R2: a round B never got (this node killed in it), the newest here.
+      pool.snapshots.set(D, [
+        { datasetId: D, name: 'move-000001', identity: 'R1', received: false },
+        { datasetId: D, name: 'move-000002', identity: 'R2', received: false },
+      ]);
+      const failedOver = (interval: string) =>
+        cluster({
+          primary: B,
+          bHolds: true,
+          bHost: '127.0.0.2',
+          metadata: { 'clusterhq:flocker:accept-replica-loss': 'true', 'clusterhq:flocker:replica-interval': interval },
+        });
+      expect(await step(failedOver('5'))).toEqual([]);
+      // Unmounted by the first turn, kept aside and retired by the next (a resync's; its lineage asked again).
+      expect(pool.live.get(D)?.mounts).toEqual([]);
+      expect(pool.calls).toEqual([]);
+      expect(await step(failedOver('6'))).toEqual([]);
+      // Retired before the prune (the newest kept): a kill between them leaves the snapshot B's copy is told apart by.
+      expect(pool.calls).toEqual([`keepAside ${D}`, `retire ${D}`, `destroySnapshot ${D} move-000001`]);
+      expect(pool.live.has(D)).toBe(false);
     });
   });
 

@@ -35,6 +35,7 @@ import type { ControlChannel } from './DatasetAgentOptions';
 import { errorCode, errorMessage } from './errors';
 import { sampleAgent } from './metrics';
 import { coarseUsedBytes } from './usedSpace';
+import { reportedAvailableBytes } from './capacity';
 import {
   DEFAULT_REPLICA_INTERVAL_MS,
   calculateLocalChanges,
@@ -109,6 +110,9 @@ interface Failure extends LocalFailureRecord {
 /** An action the agent carries out (a refusal only records why not: LocalAgent.refused). */
 type StorageAction = Exclude<LocalAction, { kind: 'refuse' }>;
 
+/** Between two looks at the pool's free bytes (a turn runs every resync, and at every change). */
+const CAPACITY_INTERVAL_MS = 10_000;
+
 export class LocalAgent {
   private snapshot: ClusterSnapshot | null = null;
   /**
@@ -128,6 +132,12 @@ export class LocalAgent {
   private readonly movers = new Map<string, Promise<void>>();
   /** Takes a running move back (see LocalMoveOptions.cancel). */
   private readonly cancels = new Map<string, AbortController>();
+  /** Ends a running move wherever it is (its dataset deleted: stopMove). */
+  private readonly stops = new Map<string, AbortController>();
+  /** The pool's free bytes as last looked at (reported as available_bytes, rounded down); undefined: no figure. */
+  private availableBytes: number | undefined;
+  /** When the pool's free bytes were last looked at (this.clock, ms). */
+  private capacityAt: number | undefined;
   private readonly progress = new Map<string, MoveProgress & { readonly to: string }>();
   private lastProgressReport = 0;
   private readonly failures = new Map<string, Failure>();
@@ -166,7 +176,15 @@ export class LocalAgent {
       mountPathFor: (datasetId) => localMountPath(datasetId, o),
       // Only the dataset's primary takes its data (as this node last saw the configuration); a
       // standby replica's node takes snapshots from the primary (never a promote: the primary sends none).
-      mayReceive: (datasetId, peer) => mayReceiveFrom(this.snapshot, o.nodeUuid, datasetId, peer),
+      // Never a replica beside a live copy here (its round's prune would take the snapshots it is compared by).
+      mayReceive: (datasetId, peer) =>
+        mayReceiveFrom(
+          this.snapshot,
+          o.nodeUuid,
+          datasetId,
+          peer,
+          this.copies.some((c) => c.datasetId === datasetId),
+        ),
       promoted: () => this.requestTurn(),
     });
   }
@@ -291,6 +309,7 @@ export class LocalAgent {
     if (snapshot === null) return;
     this.decidedVersion = configurationVersionOfTag(snapshot.configuration_tag);
     const { engine } = this.o;
+    await this.lookAtCapacity();
     const datasets = await engine.listDatasets();
     this.copies = await Promise.all(
       datasets.map(async (d) => ({
@@ -540,16 +559,39 @@ export class LocalAgent {
       case 'retire': {
         // As the mover's own clean-up would have (it was killed after the promote): the retention option.
         const keepSource = this.o.keepSourceSnapshots ?? DEFAULT_KEEP_SOURCE_SNAPSHOTS;
+        const prune = async (): Promise<void> => {
+          const snapshots = await engine.listSnapshots(action.datasetId);
+          const final = snapshots[snapshots.length - 1]?.name ?? '';
+          for (const name of sourceSnapshotsToPrune(snapshots, final, keepSource))
+            await engine.destroySnapshot(action.datasetId, name);
+        };
+        if (action.keepAside === true) {
+          // Writes the primary's copy never got: kept out of the live path first (the engine's keepAside,
+          // idempotent: btrfs a read-only snapshot, ZFS the file system renamed aside, its retire then
+          // finds nothing). Retired before the prune: the snapshot the primary's copy branched from may
+          // be older than the newest here, and a kill before the retire must leave it (the order is told
+          // by it). No destroy for keep_source_snapshots 0: it would remove the copy kept aside.
+          if (engine.keepAside !== undefined) {
+            const kept = await engine.keepAside(action.datasetId);
+            logger.warn("kept this node's copy aside before letting go of it: it has writes the primary's copy lacks", {
+              datasetId: action.datasetId,
+              keptAt: kept,
+            });
+          }
+          await engine.retire(action.datasetId);
+          await prune();
+          return;
+        }
         if (keepSource < 1) return engine.destroyDataset(action.datasetId);
-        const snapshots = await engine.listSnapshots(action.datasetId);
-        const final = snapshots[snapshots.length - 1]?.name ?? '';
-        for (const name of sourceSnapshotsToPrune(snapshots, final, keepSource))
-          await engine.destroySnapshot(action.datasetId, name);
+        await prune();
         await engine.retire(action.datasetId);
         return;
       }
       case 'cancelMove':
         this.cancels.get(action.datasetId)?.abort();
+        return;
+      case 'stopMove':
+        this.stops.get(action.datasetId)?.abort();
         return;
       case 'moveOut':
         this.startMove(action);
@@ -642,6 +684,8 @@ export class LocalAgent {
     );
     const cancel = new AbortController();
     this.cancels.set(datasetId, cancel);
+    const stop = new AbortController();
+    this.stops.set(datasetId, stop);
     const run = moveLocalDataset({
       cancel: cancel.signal,
       engine: this.o.engine,
@@ -649,7 +693,7 @@ export class LocalAgent {
       datasetId,
       size: action.size,
       logger: this.o.logger,
-      signal: this.stopping.signal,
+      signal: AbortSignal.any([this.stopping.signal, stop.signal]),
       ...(this.o.catchUpMs !== undefined ? { catchUpMs: this.o.catchUpMs } : {}),
       ...(this.o.keepSourceSnapshots !== undefined ? { keepSourceSnapshots: this.o.keepSourceSnapshots } : {}),
       ...(this.o.afterPromote !== undefined ? { afterPromote: this.o.afterPromote } : {}),
@@ -672,12 +716,16 @@ export class LocalAgent {
       .catch((e: unknown) => {
         if (this.stopping.signal.aborted) return;
         this.metrics.step('move', (Date.now() - started) / 1000, errorCode(e));
-        if (cancel.signal.aborted) this.o.logger.info('a move was taken back', { datasetId, error: errorMessage(e) });
+        if (stop.signal.aborted)
+          this.o.logger.info('a move was stopped: its dataset is deleted', { datasetId, error: errorMessage(e) });
+        else if (cancel.signal.aborted)
+          this.o.logger.info('a move was taken back', { datasetId, error: errorMessage(e) });
         else this.failed(action, errorCode(e), errorMessage(e));
       })
       .finally(() => {
         this.movers.delete(datasetId);
         this.cancels.delete(datasetId);
+        this.stops.delete(datasetId);
         this.progress.delete(datasetId);
         this.requestTurn();
       });
@@ -709,6 +757,7 @@ export class LocalAgent {
       instance_id: this.o.nodeUuid,
       backend: `local-${this.o.engine.engine}`,
       zone: `local:${this.o.nodeUuid}`,
+      ...(this.availableBytes !== undefined ? { available_bytes: this.availableBytes } : {}),
       manifestations: this.copies.map((c) =>
         localManifestation(c, localMountPath(c.datasetId, this.o), this.o.engine.engine, this.o.engine.pool),
       ),
@@ -738,6 +787,27 @@ export class LocalAgent {
         : {}),
       errors,
     };
+  }
+
+  /**
+   * The pool's free bytes, as block agents report their backend's (capacity.ts: rounded down to the
+   * smallest volume, so a write changes the report rarely): what over-commit warnings (the CLI's
+   * volumes create --size, the plugin's default size) read. Looked at most every 10 s (ZFS runs a
+   * command); a failed look reports no figure rather than an old one.
+   */
+  private async lookAtCapacity(): Promise<void> {
+    const { engine } = this.o;
+    const now = this.clock.now();
+    if (engine.availableBytes === undefined) return;
+    if (this.capacityAt !== undefined && now - this.capacityAt < CAPACITY_INTERVAL_MS) return;
+    this.capacityAt = now;
+    try {
+      this.availableBytes = reportedAvailableBytes(await engine.availableBytes());
+    } catch (e) {
+      if (this.availableBytes !== undefined)
+        this.o.logger.warn("cannot find the pool's free capacity", { code: errorCode(e), error: errorMessage(e) });
+      this.availableBytes = undefined;
+    }
   }
 
   private async report(): Promise<void> {

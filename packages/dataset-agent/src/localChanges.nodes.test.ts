@@ -46,7 +46,8 @@ function referenceChoice(
   nodes: readonly LocalClusterNode[],
   self: string,
 ): LocalClusterNode | undefined {
-  const candidates = nodes.filter((n) => n.alive && n.uuid !== self);
+  // Never a node holding a live copy of the dataset (session 15: an old primary back after a failover).
+  const candidates = nodes.filter((n) => n.alive && n.uuid !== self && !n.copies.includes(datasetId));
   const kept = candidates.find((n) => n.uuid === recorded);
   if (kept !== undefined) return kept;
   const load = (n: LocalClusterNode): number =>

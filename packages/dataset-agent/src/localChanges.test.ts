@@ -123,7 +123,7 @@ describe('decisions of an agent with a local backend', () => {
     expect(calculateLocalChanges(dataset(B), [node(ME, true, [D]), node(B, false)], here([copy]), ctx)).toEqual([]);
   });
 
-  it('deleted: unmounted, then destroyed; not while a move of it runs', () => {
+  it('deleted: unmounted, then destroyed; a move of it running is stopped first', () => {
     const nodes = [node(ME, true, [D])];
     const mounted = { datasetId: D, size: 2000, mountPoints: [PATH] };
     expect(calculateLocalChanges(dataset(ME, { deleted: true }), nodes, here([mounted]), ctx)).toEqual([
@@ -132,7 +132,10 @@ describe('decisions of an agent with a local backend', () => {
     expect(
       calculateLocalChanges(dataset(ME, { deleted: true }), nodes, here([{ ...mounted, mountPoints: [] }]), ctx),
     ).toEqual([{ kind: 'destroy', datasetId: D }]);
-    expect(calculateLocalChanges(dataset(ME, { deleted: true }), nodes, here([mounted], [D]), ctx)).toEqual([]);
+    // A move of it running: stopped at once (the target refuses a deleted dataset's data; the mover would only retry).
+    expect(calculateLocalChanges(dataset(ME, { deleted: true }), nodes, here([mounted], [D]), ctx)).toEqual([
+      { kind: 'stopMove', datasetId: D },
+    ]);
     expect(calculateLocalChanges(dataset(ME, { deleted: true }), nodes, here(), ctx)).toEqual([]);
     // What a move away left here (its final snapshot) goes with the dataset.
     expect(
@@ -277,8 +280,9 @@ describe('standby replicas (replicas: 1)', () => {
       ],
     ]);
     const stale = { ...here([{ ...mounted, mountPoints: [] }]), lineages };
+    // Its writes after the replica's snapshot kept aside first (keepAside), out of the live path.
     expect(calculateLocalChanges(replicated(B, { acceptReplicaLoss: true }), nodes, stale, ctx)).toEqual([
-      { kind: 'retire', datasetId: D },
+      { kind: 'retire', datasetId: D, keepAside: true },
     ]);
     // The opt-in taken back since: two copies written since they parted, neither retired.
     expect(calculateLocalChanges(replicated(B), nodes, stale, ctx)).toEqual([
@@ -396,6 +400,7 @@ describe('failures across turns (failureSteps)', () => {
       unmount: { kind: 'unmount', datasetId: D, mountPath: PATH },
       destroy: { kind: 'destroy', datasetId: D },
       cancelMove: { kind: 'cancelMove', datasetId: D },
+      stopMove: { kind: 'stopMove', datasetId: D },
       retire: { kind: 'retire', datasetId: D },
       moveOut: { kind: 'moveOut', datasetId: D, to, size: 1 },
       replicate: { kind: 'replicate', datasetId: D, to },

@@ -145,8 +145,19 @@ export type LocalAction =
   | { readonly kind: 'destroy'; readonly datasetId: string }
   /** The dataset's primary is this node again while its move away runs: take the move back. */
   | { readonly kind: 'cancelMove'; readonly datasetId: string }
-  /** After a move away: keep only the newest snapshot (a move back's base), let go of the live copy. */
-  | { readonly kind: 'retire'; readonly datasetId: string }
+  /**
+   * The dataset is deleted while its move away runs: the move ends at once, wherever it is (its
+   * promote asked or not: both nodes destroy what they hold once the mover has let go).
+   */
+  | { readonly kind: 'stopMove'; readonly datasetId: string }
+  /**
+   * After a move away: keep only the newest snapshot (a move back's base), let go of the live copy.
+   * keepAside: the copy holds writes the primary's copy never got (the old primary back after its
+   * replica was promoted with accept-replica-loss): kept out of the live path first (LocalEngine
+   * keepAside: btrfs a read-only snapshot under <pool>/flocker/diverged/, ZFS the file system
+   * renamed to <pool>/flocker-diverged/), removed with the dataset.
+   */
+  | { readonly kind: 'retire'; readonly datasetId: string; readonly keepAside?: true }
   | {
       /** Push the live copy to the new primary: phase 1 at once, phase 2 once nothing here holds it. */
       readonly kind: 'moveOut';
@@ -214,7 +225,9 @@ function decide(
   const mountPath = localMountPath(datasetId, ctx);
   const moving = here.moving.has(datasetId);
   if (d.deleted) {
-    if (moving) return null;
+    // The mover would only retry: the target refuses a deleted dataset's data (about a minute of
+    // PEER_REFUSED). No live copy here any more: the mover retired it and is ending by itself.
+    if (moving) return copy !== undefined ? { kind: 'stopMove', datasetId } : null;
     if (copy === undefined) return here.retained?.has(datasetId) === true ? { kind: 'destroy', datasetId } : null;
     const mounted = [...copy.mountPoints].sort()[0];
     return mounted !== undefined ? { kind: 'unmount', datasetId, mountPath: mounted } : { kind: 'destroy', datasetId };
@@ -307,11 +320,15 @@ function decide(
   // old source before it retired its older copy (this one is pushed once it has: never retired).
   if (target?.copies.includes(datasetId) === true) {
     const order = compareCopies(lineageOf(here, datasetId, ctx.nodeUuid), lineageOf(here, datasetId, target.uuid));
-    // Branched from this copy: the primary's is a replica promoted after a failover, the loss accepted.
-    if (order === 'older' || order === 'same' || (order === 'branchedFromMine' && d.acceptReplicaLoss === true))
-      return mounted !== undefined ? { kind: 'unmount', datasetId, mountPath: mounted } : { kind: 'retire', datasetId };
+    // Branched from this copy: the primary's is a replica promoted after a failover, the loss accepted;
+    // this copy's writes after that replica are kept aside (out of the live path), not in the pool's listings.
+    const branched = order === 'branchedFromMine' && d.acceptReplicaLoss === true;
+    if (order === 'older' || order === 'same' || branched)
+      return mounted !== undefined
+        ? { kind: 'unmount', datasetId, mountPath: mounted }
+        : { kind: 'retire', datasetId, ...(branched ? { keepAside: true as const } : {}) };
     if (order === 'newer') return null;
-    return twoLiveCopies(datasetId, target, order, ctx);
+    return twoLiveCopies(datasetId, target, order, ctx, copy.mountPoints);
   }
   if (target?.alive === true)
     return { kind: 'moveOut', datasetId, to: { uuid: target.uuid, host: target.host }, size: sizeOf(d, ctx) };
@@ -343,28 +360,46 @@ function primaryWithOtherCopies(
     if (order === 'newer' || order === 'same' || (order === 'branchedFromTheirs' && d.acceptReplicaLoss === true))
       continue;
     if (order === 'older' && n.alive) retire = true;
-    else return twoLiveCopies(d.datasetId, n, order, ctx);
+    else
+      return twoLiveCopies(
+        d.datasetId,
+        n,
+        order,
+        ctx,
+        here.copies.find((c) => c.datasetId === d.datasetId)?.mountPoints ?? [],
+      );
   }
   return retire ? { kind: 'retire', datasetId: d.datasetId } : null;
 }
 
+/**
+ * The refusal where the order of two live copies is not known. It says what this node does with its
+ * copy, true whichever case: left as it is, mounted where it is (a non-primary's copy still mounted,
+ * e.g. an old primary back after a failover, is not taken from its users on a guess) or not mounted,
+ * and retired by neither node's decision.
+ */
 function twoLiveCopies(
   datasetId: string,
   other: LocalClusterNode,
   order: CopyOrder,
   ctx: LocalDecisionContext,
+  mountPoints: readonly string[],
 ): LocalAction {
   const why =
     order === 'unknown'
       ? 'which one is newer cannot be established (a node did not answer or is one release behind, or the copies are unrelated)'
       : 'both were written since they parted';
+  const mine =
+    mountPoints.length > 0
+      ? `this node's copy stays as it is (still mounted at ${[...mountPoints].sort().join(', ')})`
+      : "this node's copy stays as it is (not mounted)";
   return {
     kind: 'refuse',
     datasetId,
     code: 'TWO_LIVE_COPIES',
     message:
       `dataset ${datasetId} has a live copy on this node (${ctx.nodeUuid}) and on node ${other.uuid} (${other.host}): ${why}; ` +
-      'neither is mounted nor retired. Keep the one to keep: move the primary to its node, and on the other node take the copy out of the pool ' +
+      `${mine}, and neither copy is retired. Keep the one to keep: move the primary to its node, and on the other node take the copy out of the pool ` +
       '(btrfs: snapshot <pool>/flocker/datasets/<id> elsewhere, then delete it; ZFS: zfs rename <pool>/flocker/<id> out of <pool>/flocker)',
   };
 }
@@ -438,7 +473,9 @@ export function chooseReplicaNode(
   nodes: readonly LocalClusterNode[],
   self: string,
 ): LocalClusterNode | undefined {
-  const candidates = nodes.filter((n) => n.alive && n.uuid !== self);
+  // Never a node holding a live copy of the dataset (an old primary back after a failover, not let go
+  // of yet): a replica there would sit beside a copy the decisions still compare by its snapshots.
+  const candidates = nodes.filter((n) => n.alive && n.uuid !== self && !n.copies.includes(datasetId));
   const kept = candidates.find((n) => n.uuid === recorded);
   if (kept !== undefined) return kept;
   const load = (n: LocalClusterNode): number =>
@@ -630,13 +667,16 @@ export function mayReceiveFrom(
   nodeUuid: string,
   datasetId: string,
   peer: string,
+  /** This node holds a live copy of the dataset: no replica round beside it (an old primary back, not let go of yet). */
+  liveHere = false,
 ): boolean {
   return (
     snapshot?.datasets.some(
       (d) =>
         d.dataset_id === datasetId &&
         !d.deleted &&
-        (d.primary === nodeUuid || (d.primary === peer && (replicaSettings(d.metadata).replicas ?? 0) >= 1)),
+        (d.primary === nodeUuid ||
+          (!liveHere && d.primary === peer && (replicaSettings(d.metadata).replicas ?? 0) >= 1)),
     ) === true
   );
 }
