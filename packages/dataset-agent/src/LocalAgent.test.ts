@@ -155,6 +155,8 @@ class MemoryPool implements LocalEngine {
   retained: string[] = [];
   readonly snapshots = new Map<string, LocalSnapshot[]>();
   failCreate: Error | undefined;
+  /** The next retire fails with it (a container still holding the copy, or a kill before it). */
+  failRetire: Error | undefined;
   readonly calls: string[] = [];
   /** What lineage() tells of a live copy; none: not known (an engine that does not tell, an agent one release behind). */
   readonly lineages = new Map<string, CopyLineage>();
@@ -198,6 +200,9 @@ class MemoryPool implements LocalEngine {
   }
   async retire(datasetId: string): Promise<void> {
     this.calls.push(`retire ${datasetId}`);
+    const failure = this.failRetire;
+    this.failRetire = undefined;
+    if (failure !== undefined) throw failure;
     this.live.delete(datasetId);
   }
   async keepAside(datasetId: string): Promise<string> {
@@ -577,6 +582,37 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
       expect(await step(failedOver('6'))).toEqual([]);
       // Retired before the prune (the newest kept): a kill between them leaves the snapshot B's copy is told apart by.
       expect(pool.calls).toEqual([`keepAside ${D}`, `retire ${D}`, `destroySnapshot ${D} move-000001`]);
+      expect(pool.live.has(D)).toBe(false);
+    });
+  });
+
+  it('the same, the retire failing after the copy was kept aside (a container holding it; as a kill there): nothing pruned, the next try keeps aside again (the same copy) and retires', async () => {
+    await withB({ from: 'R1', sameAs: null, snapshots: ['R1'] }, async ({ pool, clock, step }) => {
+      pool.live.set(D, { size: 1000, mounts: [] });
+      pool.lineages.set(D, { from: null, sameAs: null, snapshots: ['R1', 'R2'] });
+      pool.snapshots.set(D, [
+        { datasetId: D, name: 'move-000001', identity: 'R1', received: false },
+        { datasetId: D, name: 'move-000002', identity: 'R2', received: false },
+      ]);
+      pool.failRetire = new StorageError('DEVICE_BUSY', `dataset ${D} is mounted in another mount namespace`);
+      const failedOver = cluster({
+        primary: B,
+        bHolds: true,
+        bHost: '127.0.0.2',
+        metadata: { 'clusterhq:flocker:accept-replica-loss': 'true' },
+      });
+      expect(await step(failedOver)).toMatchObject([{ dataset_id: D, action: 'retire', code: 'DEVICE_BUSY' }]);
+      expect(pool.calls).toEqual([`keepAside ${D}`, `retire ${D}`]);
+      // The snapshot B's copy is made from is still here: the copies are still ordered, the same decision.
+      expect(pool.snapshots.get(D)?.map((x) => x.name)).toEqual(['move-000001', 'move-000002']);
+      expect(await step(() => clock.advance(60_000))).toEqual([]);
+      expect(pool.calls).toEqual([
+        `keepAside ${D}`,
+        `retire ${D}`,
+        `keepAside ${D}`,
+        `retire ${D}`,
+        `destroySnapshot ${D} move-000001`,
+      ]);
       expect(pool.live.has(D)).toBe(false);
     });
   });
