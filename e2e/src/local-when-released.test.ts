@@ -235,4 +235,78 @@ describe('a local move while the container keeps running (Docker, --when-release
     );
     await d.docker(['rm', container]);
   });
+
+  it('a new container on a while the move waits for the release: moved back (the move cancelled), the live data, nothing lost', async () => {
+    const [a, b] = nodes as [Node, Node];
+    const d = docker as DockerBesideAgent;
+    expect(await flocker(['volumes', 'create', 'wr2', '--size', '128M', '--node', a.address])).toMatchObject({
+      code: 0,
+    });
+    const id = (await admin.listDatasets()).find((x) => x.metadata['name'] === 'wr2')!.dataset_id;
+    const script = 'i=0; while :; do echo line-$i >> /data/log; echo $i; i=$((i+1)); usleep 20000; done';
+    const first = (
+      await d.docker(
+        [
+          'run',
+          '-d',
+          '--network',
+          'none',
+          '-v',
+          'wr2:/data',
+          '--volume-driver',
+          driver,
+          TINY_IMAGE,
+          'sh',
+          '-c',
+          script,
+        ],
+        { timeoutMs: 120_000 },
+      )
+    ).stdout.trim();
+    await waitFor(
+      'the first container to write',
+      async () =>
+        Number((await d.docker(['logs', '--tail', '1', first])).stdout.trim() || -1) >= 10 ? true : undefined,
+      { timeoutMs: 60_000, intervalMs: 200, context: logs },
+    );
+    expect(await flocker(['volumes', 'move', 'wr2', b.address, '--when-released', '--no-wait'])).toMatchObject({
+      code: 0,
+    });
+    await waitFor(
+      "a's move to wait for the release",
+      async () =>
+        (await admin.waitForCluster(undefined, 0)).nodes
+          .find((n) => n.uuid === a.uuid)
+          ?.moves?.some((m) => m.dataset_id === id && m.phase === 'waitingForRelease') === true
+          ? true
+          : undefined,
+      { timeoutMs: 120_000, intervalMs: 100, context: logs },
+    );
+    // A second container on a: it must see the live data (the first container's lines), never an empty directory.
+    const seen = await d.runWith('wr2', 'wc -l < /data/log; echo second > /data/second');
+    const count = Number(seen.trim());
+    console.log(`second container on a during the pending move saw ${count} lines`);
+    expect(count).toBeGreaterThan(10);
+    // The plugin sees this node is no longer the primary and moves the volume back (the move is cancelled before its
+    // promote); it never answers from the mount the agent let go of for the move (an empty directory: seen before the
+    // plugin looked at the primary). Once the first container stops, a keeps it mounted with everything both wrote.
+    expect((await admin.getDataset(id)).primary).toBe(a.uuid);
+    await d.docker(['stop', '-t', '1', first], { timeoutMs: 60_000 });
+    const where = await waitFor(
+      'a to hold the volume, mounted, no move under way',
+      async () => {
+        const s = await admin.waitForCluster(undefined, 0);
+        const m = s.nodes.find((x) => x.uuid === a.uuid)?.manifestations.find((x) => x.dataset_id === id);
+        const moving = s.nodes.some((x) => (x.moves ?? []).some((y) => y.dataset_id === id));
+        return m?.status === 'mounted' && !moving ? a : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 200, context: logs },
+    );
+    const at = path.join(where.mountRoot, id);
+    expect(fs.readFileSync(path.join(at, 'second'), 'utf8')).toBe('second\n');
+    const lines = fs.readFileSync(path.join(at, 'log'), 'utf8').split('\n').filter(Boolean);
+    expect(lines.length).toBeGreaterThan(count);
+    lines.forEach((l, i) => expect(l).toBe(`line-${i}`));
+    await d.docker(['rm', first]);
+  });
 });

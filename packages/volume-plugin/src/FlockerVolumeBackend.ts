@@ -742,8 +742,12 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     const deadline = this.now() + this.opts.mountTimeoutMs;
     const d = await this.require(req.Name);
     const s = this.watcher.current() ?? (await this.watcher.refresh());
-    const already = mountedPath(s, this.me, d.dataset_id);
-    if (already && this.registry.count(d.dataset_id) > 0) {
+    // Only while this node is still the primary, and the kernel agrees: a local move when_released (issue 24) changes
+    // the primary under this node's lease, and the agent then unmounts the host's mount at once (its containers keep
+    // theirs); an answer from a report before that unmount would hand Docker an empty directory. Otherwise the
+    // Mount goes the usual way (moving the volume back here cancels the move before its promote).
+    const already = mountedUnderLease(s, this.me, d.dataset_id);
+    if (already && this.registry.count(d.dataset_id) > 0 && !this.kernelShowsUnmounted(d.dataset_id)) {
       // Another container here already uses it (so we hold the lease): just count this one.
       await this.registry.add(d.dataset_id, req.Name, req.ID);
       return { Mountpoint: already };
