@@ -27,6 +27,19 @@ async function main(): Promise<void> {
       describe: 'Agents reuse their connection between long-polls, as real agents do',
     })
     .option('samples', { type: 'number', default: 200, describe: 'Requests per latency measurement' })
+    .option('polled-samples', {
+      type: 'number',
+      default: 40,
+      describe:
+        'Creates timed with agents long-polling, each followed by a pause (at most --samples); below 100 their p99 ' +
+        'is their largest',
+    })
+    .option('polled-gap-ms', {
+      type: 'number',
+      default: 1000,
+      describe: 'The pause after each of those creates (its fan-out settles)',
+    })
+    .option('raw-out', { type: 'string', describe: 'Also write every timed sample (ms) of each measurement here' })
     .option('store', {
       type: 'string',
       default: 'file',
@@ -152,9 +165,9 @@ async function main(): Promise<void> {
 
     log('measuring creates with agents long-polling (each after the previous fan-out settled)');
     const createPolled: number[] = [];
-    for (let i = 0; i < Math.min(argv.samples, 40); i++) {
+    for (let i = 0; i < Math.min(argv.samples, argv['polled-samples']); i++) {
       createPolled.push(await timed(() => client.createDataset({ primary: nodes[i % nodes.length] as string })));
-      await new Promise((r) => setTimeout(r, 1000));
+      await new Promise((r) => setTimeout(r, argv['polled-gap-ms']));
     }
     const createPolledBusy: number[] = [];
     for (let i = 0; i < Math.min(argv.samples, 100); i++) {
@@ -289,6 +302,10 @@ async function main(): Promise<void> {
         `${rows.map((r) => `| ${r.join(' | ')} |`).join('\n')}\n`,
     );
     if (argv.out !== undefined) writeFileSync(argv.out, `${JSON.stringify(results, null, 2)}\n`);
+    if (argv['raw-out'] !== undefined) {
+      const raw = { createSeq, createConc, createPolled, createPolledBusy, readConfig, readState, readConfigGzip };
+      writeFileSync(argv['raw-out'], `${JSON.stringify(raw)}\n`);
+    }
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
     if (second !== undefined) await stopServer(second);
