@@ -694,6 +694,7 @@ export class LocalAgent {
       size: action.size,
       logger: this.o.logger,
       signal: AbortSignal.any([this.stopping.signal, stop.signal]),
+      stop: stop.signal,
       ...(this.o.catchUpMs !== undefined ? { catchUpMs: this.o.catchUpMs } : {}),
       ...(this.o.keepSourceSnapshots !== undefined ? { keepSourceSnapshots: this.o.keepSourceSnapshots } : {}),
       ...(this.o.afterPromote !== undefined ? { afterPromote: this.o.afterPromote } : {}),

@@ -75,6 +75,12 @@ export interface LocalMoveOptions {
   readonly logger?: winston.Logger;
   readonly signal?: AbortSignal;
   /**
+   * Ends the move at once, a send under way too (its stream aborted: the target discards the partial
+   * receive). The dataset was deleted: nothing of the move is wanted any more. Give it in `signal` too
+   * (the waits and back-offs end on that).
+   */
+  readonly stop?: AbortSignal;
+  /**
    * Takes the move back (the dataset's primary is this node again): honoured until the promote is
    * asked for (the final snapshot taken or sent too: the target holds received snapshots only, no
    * live copy), never after (the target may hold the primary copy); ends with TRANSFER_FAILED.
@@ -316,12 +322,16 @@ async function sendOne(
   const identity = source.find((s) => s.name === name)?.identity;
   if (identity === undefined) throw new LocalStorageError('UNKNOWN_SNAPSHOT', `no snapshot ${name} here`);
   const send = o.engine.send(o.datasetId, name, parent);
+  const stop = (): void => send.abort();
+  o.stop?.addEventListener('abort', stop, { once: true });
   try {
     return await o.target.receive({ datasetId: o.datasetId, name, parent, identity }, send, onBytes);
   } catch (e) {
     send.abort();
     await send.done.catch(() => undefined);
     throw e;
+  } finally {
+    o.stop?.removeEventListener('abort', stop);
   }
 }
 

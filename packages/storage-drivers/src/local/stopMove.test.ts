@@ -1,0 +1,129 @@
+/**
+ * Session 15 (user U's reproduction 3): a dataset deleted while its move runs. The agent stops the
+ * move (LocalMoveOptions.stop, given in `signal` too): at once, a send under way too (its stream
+ * aborted, as a kill of the send process: the target discards the partial receive), nothing promoted,
+ * nothing retired (both nodes then destroy what they hold).
+ */
+import { PassThrough } from 'node:stream';
+import type { LocalDataset, LocalEngine, LocalSnapshot, SendStream } from './engine';
+import { moveLocalDataset } from './LocalMover';
+import type { StatusAnswer, TargetApi } from './transfer';
+
+const ID = '0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a10';
+
+/** A source whose sends never end by themselves (a large full send): only abort() ends them, with an error. */
+function source(): LocalEngine & { aborted: number; retired: boolean; sends: SendStream[] } {
+  let n = 0;
+  const snapshots: LocalSnapshot[] = [];
+  const e = {
+    engine: 'btrfs' as const,
+    pool: 'memory',
+    aborted: 0,
+    retired: false,
+    sends: [] as SendStream[],
+    prepare: () => Promise.resolve(),
+    listDatasets: (): Promise<LocalDataset[]> => Promise.resolve([{ datasetId: ID, size: 1000, usedBytes: 10 }]),
+    listRetained: () => Promise.resolve([]),
+    createDataset: () => Promise.reject(new Error('not here')),
+    resizeDataset: () => Promise.resolve(),
+    destroyDataset: () => Promise.resolve(),
+    retire: () => {
+      e.retired = true;
+      return Promise.resolve();
+    },
+    mountPoints: () => Promise.resolve([]),
+    inUse: () => Promise.resolve(true),
+    mount: () => Promise.resolve(),
+    unmount: () => Promise.resolve(),
+    createSnapshot: (_id: string, name: string): Promise<LocalSnapshot> => {
+      const s = { datasetId: ID, name, identity: `id-${++n}`, received: false };
+      snapshots.push(s);
+      return Promise.resolve(s);
+    },
+    listSnapshots: () => Promise.resolve([...snapshots]),
+    destroySnapshot: () => Promise.resolve(),
+    send: (): SendStream => {
+      const stream = new PassThrough();
+      stream.write(Buffer.alloc(1024));
+      let fail: (e: Error) => void = () => undefined;
+      const done = new Promise<void>((_resolve, reject) => (fail = reject));
+      done.catch(() => undefined);
+      const sent: SendStream = {
+        stream,
+        done,
+        abort: () => {
+          e.aborted += 1;
+          const error = new Error('send killed');
+          stream.destroy(error);
+          fail(error);
+        },
+      };
+      e.sends.push(sent);
+      return sent;
+    },
+    receive: () => Promise.reject(new Error('not here')),
+    promote: () => Promise.reject(new Error('not here')),
+  };
+  return e;
+}
+
+/** A target reading a send until its stream ends or fails (a receive under way). */
+function target(onReceive: () => void): TargetApi & { promoted: string[] } {
+  const t = {
+    promoted: [] as string[],
+    status: (): Promise<StatusAnswer> =>
+      Promise.resolve({ ok: true as const, snapshots: [], live: { exists: false, mountPoints: [], parent: null } }),
+    receive: (_r: unknown, send: SendStream) =>
+      new Promise<number>((resolve, reject) => {
+        onReceive();
+        send.stream.on('error', reject);
+        send.stream.on('end', () => reject(new Error('stream cut short')));
+        send.stream.resume();
+        void resolve;
+      }),
+    promote: (_id: string, name: string) => {
+      t.promoted.push(name);
+      return Promise.resolve();
+    },
+    prune: () => Promise.resolve(),
+  };
+  return t;
+}
+
+describe('a move stopped (its dataset deleted)', () => {
+  it('during a send: the send is aborted at once and the move ends; nothing promoted or retired', async () => {
+    const a = source();
+    const stop = new AbortController();
+    const b = target(() => setTimeout(() => stop.abort(), 20));
+    const started = performance.now();
+    await expect(
+      moveLocalDataset({ engine: a, target: b, datasetId: ID, size: 1000, signal: stop.signal, stop: stop.signal }),
+    ).rejects.toThrow();
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(a.aborted).toBeGreaterThanOrEqual(1);
+    expect(b.promoted).toEqual([]);
+    expect(a.retired).toBe(false);
+  });
+
+  it('without stop (the agent stopping: signal only), a send under way is left to end by itself', async () => {
+    const a = source();
+    const signal = new AbortController();
+    let receiving = 0;
+    const b = target(() => {
+      receiving += 1;
+      signal.abort();
+    });
+    const move = moveLocalDataset({ engine: a, target: b, datasetId: ID, size: 1000, signal: signal.signal });
+    const ended = move.then(
+      () => 'done',
+      () => 'failed',
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    expect(receiving).toBe(1);
+    expect(a.aborted).toBe(0);
+    // The send ends by itself (here: with an error): the move then ends on the aborted signal, nothing retried.
+    a.sends[0]?.abort();
+    expect(await ended).toBe('failed');
+    expect(receiving).toBe(1);
+  });
+});
