@@ -120,8 +120,27 @@ export function compareCopies(mine: CopyLineage | undefined, theirs: CopyLineage
   if (mineInTheirs && theirsInMine) return 'same';
   if (mineInTheirs) return 'older';
   if (theirsInMine) return 'newer';
-  if (mine.from !== null && theirs.snapshots.includes(mine.from)) return 'branchedFromTheirs';
-  if (theirs.from !== null && mine.snapshots.includes(theirs.from)) return 'branchedFromMine';
+  const fromTheirs = mine.from !== null && theirs.snapshots.includes(mine.from);
+  const fromMine = theirs.from !== null && mine.snapshots.includes(theirs.from);
+  if (fromTheirs && !fromMine) return 'branchedFromTheirs';
+  if (fromMine && !fromTheirs) return 'branchedFromMine';
+  if (!fromTheirs || mine.from === null || theirs.from === null) return 'unknown';
+  // Both hold (B -> A, then A -> B with A killed after B's promote: A's copy is made from P, which B
+  // holds; B's from F, a snapshot of A's copy taken after P), or both are made from one snapshot.
+  // The one made from the later snapshot branched from the other, where a pool's list (oldest first)
+  // shows that order and neither shows the reverse; else not known. Symmetric by construction:
+  // compareCopies(y, x) is always the inverse of compareCopies(x, y).
+  const after = (list: readonly string[], a: string, b: string): boolean => {
+    const i = list.indexOf(a);
+    const j = list.indexOf(b);
+    return i >= 0 && j >= 0 && i > j;
+  };
+  const m = mine.from;
+  const t = theirs.from;
+  const theirsLater = after(mine.snapshots, t, m) || after(theirs.snapshots, t, m);
+  const mineLater = after(mine.snapshots, m, t) || after(theirs.snapshots, m, t);
+  if (theirsLater && !mineLater) return 'branchedFromMine';
+  if (mineLater && !theirsLater) return 'branchedFromTheirs';
   return 'unknown';
 }
 
@@ -352,8 +371,8 @@ function primaryWithOtherCopies(
   ctx: LocalDecisionContext,
 ): LocalAction | null {
   const others = nodes.filter((n) => n.uuid !== ctx.nodeUuid && n.copies.includes(d.datasetId));
-  if (others.length === 0) return null;
   const mine = lineageOf(here, d.datasetId, ctx.nodeUuid);
+  if (others.length === 0) return markedElsewhere(d, nodes, ctx, mine);
   let retire = false;
   for (const n of others) {
     const order = compareCopies(mine, lineageOf(here, d.datasetId, n.uuid));
@@ -370,6 +389,37 @@ function primaryWithOtherCopies(
       );
   }
   return retire ? { kind: 'retire', datasetId: d.datasetId } : null;
+}
+
+/**
+ * The data-node marker names another node that the view shows holding no live copy (a control
+ * service restarted before it reported again, or it is dead and forgotten) while this node, the
+ * primary, holds a copy it has not mounted. A move's promote here leaves a copy that is still the
+ * snapshot it was made from (sameAs === from): that is mounted. Anything else may be the source of
+ * a move away whose retire never ran (the move's source killed after the target's promote, the
+ * primary moved back): the marked node may hold a newer copy made from it, which mounting this one
+ * would hide. Not provable here (the marked node is not asked: not shown): refused, naming it,
+ * unless the user accepts the loss (accept-data-loss). null: mount.
+ */
+function markedElsewhere(
+  d: LocalDesiredDataset,
+  nodes: readonly LocalClusterNode[],
+  ctx: LocalDecisionContext,
+  mine: CopyLineage | undefined,
+): LocalAction | null {
+  const marked = d.dataNode !== undefined && d.dataNode !== ctx.nodeUuid ? d.dataNode : undefined;
+  if (marked === undefined || d.acceptDataLoss === true) return null;
+  if (mine !== undefined && mine.from !== null && mine.sameAs === mine.from) return null;
+  const host = nodes.find((n) => n.uuid === marked)?.host;
+  return {
+    kind: 'refuse',
+    datasetId: d.datasetId,
+    code: 'SOURCE_UNREACHABLE',
+    message:
+      `the data of dataset ${d.datasetId} may be on node ${marked}${host ? ` (${host})` : ''}, which has not reported it to the control service (restarted? dead?); ` +
+      `this node's copy (not mounted) is not known to be the one a move here made, and ${marked} may hold a newer one made from it: not mounting it. ` +
+      `Bring ${marked} back, or set metadata ${METADATA_ACCEPT_DATA_LOSS_KEY}=true to mount this node's copy, losing what ${marked} may hold`,
+  };
 }
 
 /**
@@ -407,7 +457,9 @@ function twoLiveCopies(
 /**
  * The other nodes whose copy lineage a decision on this node reads (CopyLineage): where this node
  * holds a live copy, not moving it, and another node reports one too (the primary here, its copy
- * not mounted: every such node; another primary: it). Empty almost always: asked only then.
+ * not mounted: every such node; another primary: it). Empty almost always: asked only then. Also the
+ * primary here with its copy not mounted, no other holder shown and the data-node marker naming
+ * another node: an empty list (this node's lineage only: markedElsewhere).
  */
 export function copiesToCompare(
   datasets: readonly LocalDesiredDataset[],
@@ -422,14 +474,20 @@ export function copiesToCompare(
   for (const n of nodes)
     if (n.uuid !== ctx.nodeUuid)
       for (const id of n.copies) if (copies.has(id)) holders.set(id, [...(holders.get(id) ?? []), n]);
-  if (holders.size === 0) return out;
   for (const d of datasets) {
     const copy = copies.get(d.datasetId);
+    if (d.deleted || copy === undefined || here.moving.has(d.datasetId)) continue;
     const others = holders.get(d.datasetId);
-    if (d.deleted || copy === undefined || others === undefined || here.moving.has(d.datasetId)) continue;
+    const primaryUnmounted = d.primary === ctx.nodeUuid && !copy.mountPoints.includes(localMountPath(d.datasetId, ctx));
+    if (others === undefined) {
+      // No other holder shown, the marker naming another node: this copy's own lineage only (markedElsewhere).
+      if (primaryUnmounted && d.dataNode !== undefined && d.dataNode !== ctx.nodeUuid && d.acceptDataLoss !== true)
+        out.set(d.datasetId, []);
+      continue;
+    }
     const ask =
       d.primary === ctx.nodeUuid
-        ? copy.mountPoints.includes(localMountPath(d.datasetId, ctx))
+        ? !primaryUnmounted
           ? []
           : others
         : here.replicating?.has(d.datasetId) === true
