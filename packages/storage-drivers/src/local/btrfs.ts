@@ -543,19 +543,22 @@ export class BtrfsEngine implements LocalEngine {
         'PEER_REFUSED',
         `${datasetId} has a live copy here that is not made from ${name}: not replacing it (its writes would be lost)`,
       );
-    if (live === undefined) {
+    if (live === undefined)
       await this.run(
         ['subvolume', 'snapshot', this.snapshotPath(datasetId, name), this.datasetPath(datasetId)],
         `making ${name} the live copy of ${datasetId}`,
       );
-      // What it is made from, kept past the snapshot's prune (lineage); a crash before: known while the snapshot is.
-      const made = (await this.subvolumes()).find((s) => this.datasetOf(s) === datasetId);
-      if (made !== undefined && this.fs.writeTextDurably !== undefined)
-        await this.fs.writeTextDurably(
-          this.lineagePath(datasetId),
-          JSON.stringify({ live: made.uuid, from: snapshot.receivedUuid ?? snapshot.uuid }),
-        );
-    }
+    // What it is made from, kept past the snapshot's prune (lineage). Also on a promote again where
+    // none names the live subvolume (a crash between the snapshot and the record): else, once the
+    // snapshot is pruned, its origin is not known and two live copies are refused, not ordered.
+    const made = live ?? (await this.subvolumes()).find((s) => this.datasetOf(s) === datasetId);
+    const from = snapshot.receivedUuid ?? snapshot.uuid;
+    if (
+      made !== undefined &&
+      this.fs.writeTextDurably !== undefined &&
+      (live === undefined || (await this.recordedFrom(datasetId, made.uuid)) !== from)
+    )
+      await this.fs.writeTextDurably(this.lineagePath(datasetId), JSON.stringify({ live: made.uuid, from }));
     await this.resizeDataset(datasetId, size);
     return (await this.listDatasets()).find((d) => d.datasetId === datasetId) ?? { datasetId, size, usedBytes: 0 };
   }

@@ -449,6 +449,40 @@ describe('ZFS engine (command sequences)', () => {
     }
   });
 
+  it('lineage: OpenZFS keeps the same-as mark only with nothing written since its snapshot (a mount Flocker did not make); zfs-fuse keeps it', async () => {
+    const answers =
+      (written: string | undefined, snapshots = `${FS}@move-000002\t222\n${FS}@move-000003\t333\n`) =>
+      (argv: string): Partial<ExecResult> | undefined => {
+        if (argv === `zfs get -H -o value readonly,mountpoint ${FS}`) return { stdout: 'off\nlegacy\n' };
+        if (argv === `zfs get -H -o property,value flocker:from,flocker:same-as ${FS}`)
+          return { stdout: 'flocker:from\t222\nflocker:same-as\t333\n' };
+        if (argv.startsWith('zfs list -H -p -t snapshot')) return { stdout: snapshots };
+        if (argv.startsWith('zfs get -H -p -r -d 1 -o name,property,value createtxg,guid'))
+          return { stdout: `${FS}@move-000003\tcreatetxg\t9\n${FS}@move-000003\tguid\t333\n` };
+        if (argv === `zfs get -H -p -o value written@move-000003 ${FS}`) return { stdout: `${written}\n` };
+        return undefined;
+      };
+    for (const [written, sameAs] of [
+      ['0', '333'],
+      // An admin's mount and write since the snapshot: 128 KiB written.
+      ['131072', null],
+    ] as const) {
+      const f = fake(answers(written));
+      expect(await zfs(f).lineage(ID)).toEqual({ from: '222', sameAs, snapshots: ['222', '333'] });
+      expect(f.calls.filter((c) => c.includes('written'))).toEqual([
+        `zfs get -H -p -o value written@move-000003 ${FS}`,
+      ]);
+    }
+    // The marked snapshot gone: what was written since it is not known.
+    const gone = fake(answers('0', `${FS}@move-000002\t222\n`));
+    expect((await zfs(gone).lineage(ID))?.sameAs).toBeNull();
+    expect(gone.calls.filter((c) => c.includes('written'))).toEqual([]);
+    // zfs-fuse: no written property; the mark stands (README: a mount outside Flocker voids it).
+    const old = fake(answers(undefined));
+    expect((await zfs(old, OLD_ZFS).lineage(ID))?.sameAs).toBe('333');
+    expect(old.calls.filter((c) => c.includes('written'))).toEqual([]);
+  });
+
   it('promote makes the received file system writable with its refquota; retire makes it read-only', async () => {
     const snapshots = (argv: string) =>
       argv.startsWith('zfs list -H -p -t snapshot') ? { stdout: `${FS}@move-000002\t222\n` } : undefined;

@@ -555,8 +555,24 @@ export class ZfsEngine implements LocalEngine {
       return v === undefined || v === '' || v === '-' ? null : v;
     };
     // Mounted anywhere: it may be written any time.
-    const sameAs = (await this.inUse(datasetId)) ? null : value(SAME_AS_PROP);
+    const marked = (await this.inUse(datasetId)) ? null : value(SAME_AS_PROP);
+    const sameAs = marked !== null && (await this.unwrittenSince(fs, marked, snapshots)) ? marked : null;
     return { from: value(FROM_PROP), sameAs, snapshots: snapshots.map((s) => s.identity) };
+  }
+
+  /**
+   * The same-as mark is cleared before every mount the engine makes, not by one it did not (an
+   * admin's `zfs mount` or `mount -t zfs`, a write, an unmount). OpenZFS (the `list -p` one) also
+   * says what was written since the snapshot: `written@<snapshot>` 0, else the mark does not hold
+   * (the snapshot gone: not known). zfs-fuse has no `written` property: the mark is kept there, and
+   * a mount outside Flocker voids it (packages/storage-drivers/README.md).
+   */
+  private async unwrittenSince(fs: string, identity: string, snapshots: readonly LocalSnapshot[]): Promise<boolean> {
+    if (!(await this.features()).listExact) return true;
+    const snapshot = snapshots.find((s) => s.identity === identity);
+    if (snapshot === undefined) return false;
+    const text = await this.zfs(['get', '-H', '-p', '-o', 'value', `written@${snapshot.name}`, fs], `looking at ${fs}`);
+    return text.trim() === '0';
   }
 
   async promote(datasetId: string, name: string, size: number): Promise<LocalDataset> {
