@@ -196,6 +196,10 @@ describe('a local move while the container keeps running (Docker, --when-release
     expect(
       (await admin.listDatasetState({ datasetId: id })).find((s) => s.dataset_id === id && s.primary === b.uuid)?.path,
     ).toBeUndefined();
+    // a's host mount stays while a holds the lease (a Docker Mount answered from it just before the
+    // move committed binds the copy, not the bare directory under it); it goes after the release.
+    const hostMountA = ` ${path.join(a.mountRoot, id)} `;
+    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).toContain(hostMountA);
 
     // The container stops: the release.
     await d.docker(['stop', '-t', '1', container], { timeoutMs: 60_000 });
@@ -209,6 +213,7 @@ describe('a local move while the container keeps running (Docker, --when-release
     );
     expect(done).toMatchObject({ code: 0 });
     expect(done.out).toContain(`wr is mounted on ${b.address}`);
+    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(hostMountA);
     expect(Date.now() - t0).toBeGreaterThan(1500);
 
     // Every line the container logged is on b, in order, none missing; the 64 MiB file intact.

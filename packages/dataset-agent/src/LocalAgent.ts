@@ -43,6 +43,7 @@ import {
   failureSteps,
   keepsReplica,
   localClusterNodes,
+  leasedHere,
   localDesired,
   markedReplicasHere,
   localMountPath,
@@ -370,6 +371,7 @@ export class LocalAgent {
       replicating: new Set(this.replicating.keys()),
       replicaHere,
       receivedOnly,
+      leasedHere: leasedHere(snapshot, this.o.nodeUuid),
     };
     const desired = localDesired(snapshot);
     const nodes = localClusterNodes(snapshot);
@@ -695,6 +697,11 @@ export class LocalAgent {
       logger: this.o.logger,
       signal: AbortSignal.any([this.stopping.signal, stop.signal]),
       stop: stop.signal,
+      // Released: no lease here (the followed snapshot's, as the turn reads it) and no mount in any
+      // namespace (the host's goes once no lease is held: calculateLocalChanges).
+      released: async () =>
+        !(this.snapshot !== null && leasedHere(this.snapshot, this.o.nodeUuid).has(datasetId)) &&
+        !(await this.o.engine.inUse(datasetId)),
       ...(this.o.catchUpMs !== undefined ? { catchUpMs: this.o.catchUpMs } : {}),
       ...(this.o.keepSourceSnapshots !== undefined ? { keepSourceSnapshots: this.o.keepSourceSnapshots } : {}),
       ...(this.o.afterPromote !== undefined ? { afterPromote: this.o.afterPromote } : {}),
@@ -857,5 +864,7 @@ export function decisionKey(snapshot: ClusterSnapshot, nodeUuid: string): string
     ),
     // The replicas named on this node, also before it has a state of its own (its first start).
     replicasNamedOn(snapshot, nodeUuid),
+    // Its leases (a move away when released keeps the host's mount while one is held).
+    [...leasedHere(snapshot, nodeUuid)].sort(),
   ]);
 }

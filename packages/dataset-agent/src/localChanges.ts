@@ -88,6 +88,12 @@ export interface LocalObservation {
    * release behind) is not known: neither copy is mounted nor retired (refused).
    */
   readonly lineages?: ReadonlyMap<string, ReadonlyMap<string, CopyLineage>>;
+  /**
+   * Datasets this node holds a lease on (the followed snapshot's leases: leasedHere). A move away
+   * when released keeps the host's mount while one is held (a Docker Mount answered from it just
+   * before the move committed must bind the copy, not the directory under it).
+   */
+  readonly leasedHere?: ReadonlySet<string>;
 }
 
 /**
@@ -331,8 +337,11 @@ function decide(
   if (here.replicating?.has(datasetId) === true) return null;
   const mounted = copy.mountPoints.includes(mountPath) ? mountPath : undefined;
   if (moving) {
-    // The host's own mount goes at once (containers keep theirs until they stop: the move's release).
-    return mounted !== undefined ? { kind: 'unmount', datasetId, mountPath: mounted } : null;
+    // The host's own mount goes once this node holds no lease on the dataset (a move when released:
+    // at once otherwise); containers keep theirs until they stop (the move's release).
+    return mounted !== undefined && here.leasedHere?.has(datasetId) !== true
+      ? { kind: 'unmount', datasetId, mountPath: mounted }
+      : null;
   }
   // The primary holds a live copy too: a mover killed after the promote, before it retired this
   // one (this copy is let go of: the primary's is made from it), or the primary moved back to an
@@ -601,6 +610,13 @@ export function dataNodeSettings(
 }
 
 /** The datasets as the decision takes them, from a whole snapshot or a node's view. */
+/** The datasets `nodeUuid` holds a lease on in the snapshot (live leases: the service lists no other). */
+export function leasedHere(snapshot: ClusterSnapshot, nodeUuid: string): Set<string> {
+  const out = new Set<string>();
+  for (const l of snapshot.leases) if (l.node_uuid === nodeUuid) out.add(l.dataset_id);
+  return out;
+}
+
 export function localDesired(snapshot: ClusterSnapshot): LocalDesiredDataset[] {
   return snapshot.datasets.map((d) => ({
     datasetId: d.dataset_id,
