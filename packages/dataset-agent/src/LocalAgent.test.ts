@@ -157,6 +157,7 @@ class MemoryPool implements LocalEngine {
   failCreate: Error | undefined;
   /** The next retire fails with it (a container still holding the copy, or a kill before it). */
   failRetire: Error | undefined;
+  failKeepAside: Error | undefined;
   readonly calls: string[] = [];
   /** What lineage() tells of a live copy; none: not known (an engine that does not tell, an agent one release behind). */
   readonly lineages = new Map<string, CopyLineage>();
@@ -195,7 +196,10 @@ class MemoryPool implements LocalEngine {
     return { datasetId, size, usedBytes: 0 };
   }
   async resizeDataset(): Promise<void> {}
-  async destroyDataset(datasetId: string): Promise<void> {
+  /** The options of each destroyDataset, in order. */
+  readonly destroys: { datasetId: string; keepAsides: boolean }[] = [];
+  async destroyDataset(datasetId: string, o?: { keepAsides?: boolean }): Promise<void> {
+    this.destroys.push({ datasetId, keepAsides: o?.keepAsides === true });
     this.live.delete(datasetId);
   }
   async retire(datasetId: string): Promise<void> {
@@ -207,6 +211,9 @@ class MemoryPool implements LocalEngine {
   }
   async keepAside(datasetId: string): Promise<string> {
     this.calls.push(`keepAside ${datasetId}`);
+    const failure = this.failKeepAside;
+    this.failKeepAside = undefined;
+    if (failure !== undefined) throw failure;
     return `/pool/flocker/diverged/${datasetId}-x`;
   }
   async lineage(datasetId: string): Promise<CopyLineage | null> {
@@ -334,6 +341,7 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
     }) => Promise<void>,
     /** The transfer port (every node's; default any free one). */
     transferPort = 0,
+    keepSourceSnapshots?: number,
   ): Promise<void> => {
     const pool = new MemoryPool();
     const control = new SetControl();
@@ -357,6 +365,7 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
       transferPort,
       listenHost: '127.0.0.1',
       clock,
+      ...(keepSourceSnapshots !== undefined ? { keepSourceSnapshots } : {}),
     });
     const step = async (change: ClusterSnapshot | (() => Promise<void>)): Promise<NodeReport['errors']> => {
       const mark = control.reports.length;
@@ -537,14 +546,18 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
    * again, its copy not mounted, B holding one too and answering its status at 127.0.0.2 (a
    * transfer listener on a pool in memory).
    */
-  const withB = async (bLineage: CopyLineage | undefined, body: Parameters<typeof run>[0]): Promise<void> => {
+  const withB = async (
+    bLineage: CopyLineage | undefined,
+    body: Parameters<typeof run>[0],
+    keepSourceSnapshots?: number,
+  ): Promise<void> => {
     const bPool = new MemoryPool();
     bPool.live.set(D, { size: 1000, mounts: ['/flocker/b'] });
     if (bLineage !== undefined) bPool.lineages.set(D, bLineage);
     const server = new TransferServer({ engine: bPool, credentials: pki.node(B) });
     const port = await server.listen(0, '127.0.0.2');
     try {
-      await run(body, port);
+      await run(body, port, keepSourceSnapshots);
     } finally {
       await server.close();
     }
@@ -557,6 +570,20 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
       expect(await step(cluster({ primary: ME, bHolds: true, bHost: '127.0.0.2' }))).toEqual([]);
       expect(pool.calls).toEqual([`retire ${D}`]);
     });
+  });
+
+  it('the same with keep_source_snapshots 0: destroyed, a copy kept aside here earlier left in place (review RT2 finding 3)', async () => {
+    await withB(
+      { from: 'S1', sameAs: null, snapshots: ['S1'] },
+      async ({ pool, step }) => {
+        pool.live.set(D, { size: 1000, mounts: [] });
+        pool.lineages.set(D, { from: null, sameAs: 'S1', snapshots: ['S1'] });
+        expect(await step(cluster({ primary: ME, bHolds: true, bHost: '127.0.0.2' }))).toEqual([]);
+        expect(pool.destroys).toEqual([{ datasetId: D, keepAsides: true }]);
+        expect(pool.live.has(D)).toBe(false);
+      },
+      0,
+    );
   });
 
   it("the old primary back after a failover (B's copy its replica promoted, the loss accepted; this one written since): kept aside, then retired", async () => {
@@ -586,7 +613,7 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
     });
   });
 
-  it('the same, the retire failing after the copy was kept aside (a container holding it; as a kill there): nothing pruned, the next try keeps aside again (the same copy) and retires', async () => {
+  it('the same, a container still holding the copy: keepAside refused (in use, as the engines do: review RT2 finding 1), nothing retired or pruned; the next try keeps it aside and retires', async () => {
     await withB({ from: 'R1', sameAs: null, snapshots: ['R1'] }, async ({ pool, clock, step }) => {
       pool.live.set(D, { size: 1000, mounts: [] });
       pool.lineages.set(D, { from: null, sameAs: null, snapshots: ['R1', 'R2'] });
@@ -594,7 +621,7 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
         { datasetId: D, name: 'move-000001', identity: 'R1', received: false },
         { datasetId: D, name: 'move-000002', identity: 'R2', received: false },
       ]);
-      pool.failRetire = new StorageError('DEVICE_BUSY', `dataset ${D} is mounted in another mount namespace`);
+      pool.failKeepAside = new StorageError('DEVICE_BUSY', `dataset ${D} is mounted in another mount namespace`);
       const failedOver = cluster({
         primary: B,
         bHolds: true,
@@ -602,13 +629,12 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
         metadata: { 'clusterhq:flocker:accept-replica-loss': 'true' },
       });
       expect(await step(failedOver)).toMatchObject([{ dataset_id: D, action: 'retire', code: 'DEVICE_BUSY' }]);
-      expect(pool.calls).toEqual([`keepAside ${D}`, `retire ${D}`]);
+      expect(pool.calls).toEqual([`keepAside ${D}`]);
       // The snapshot B's copy is made from is still here: the copies are still ordered, the same decision.
       expect(pool.snapshots.get(D)?.map((x) => x.name)).toEqual(['move-000001', 'move-000002']);
       expect(await step(() => clock.advance(60_000))).toEqual([]);
       expect(pool.calls).toEqual([
         `keepAside ${D}`,
-        `retire ${D}`,
         `keepAside ${D}`,
         `retire ${D}`,
         `destroySnapshot ${D} move-000001`,

@@ -556,7 +556,7 @@ export class LocalAgent {
         await engine.unmount(action.mountPath);
         return;
       case 'destroy':
-        await engine.destroyDataset(action.datasetId);
+        await engine.destroyDataset(action.datasetId, action.keepAsides === true ? { keepAsides: true } : undefined);
         return;
       case 'retire': {
         // As the mover's own clean-up would have (it was killed after the promote): the retention option.
@@ -584,7 +584,8 @@ export class LocalAgent {
           await prune();
           return;
         }
-        if (keepSource < 1) return engine.destroyDataset(action.datasetId);
+        // A copy kept aside at an earlier failover stays (until the dataset is deleted).
+        if (keepSource < 1) return engine.destroyDataset(action.datasetId, { keepAsides: true });
         await prune();
         await engine.retire(action.datasetId);
         return;

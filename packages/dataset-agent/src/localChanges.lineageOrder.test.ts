@@ -152,10 +152,9 @@ describe('the data-node marker where the primary holds an older copy and the mar
   });
   const marked = { datasetId: D, primary: A, maximumSize: 1000, deleted: false, dataNode: B };
 
-  it('refused naming B (SOURCE_UNREACHABLE), also where the copy was touched since (sameAs null) or its lineage is not known', () => {
+  it('refused naming B (SOURCE_UNREACHABLE) where the copy is a snapshot taken here, unchanged since (a move source), or its lineage is not known', () => {
     for (const lineage of [
       { from: 'P', sameAs: 'F', snapshots: ['P', 'F'] },
-      { from: 'P', sameAs: null, snapshots: ['P', 'F'] },
       { from: null, sameAs: 'F', snapshots: ['F'] },
       undefined,
     ]) {
@@ -163,6 +162,27 @@ describe('the data-node marker where the primary holds an older copy and the mar
       expect(actions).toEqual([expect.objectContaining({ kind: 'refuse', code: 'SOURCE_UNREACHABLE' })]);
       expect(actions[0]).toEqual(expect.objectContaining({ message: expect.stringContaining(`node ${B}`) }));
     }
+  });
+
+  it('mounted where the copy was written since its last snapshot (sameAs null: a primary after a reboot; review RT2 finding 2)', () => {
+    for (const lineage of [
+      { from: 'P', sameAs: null, snapshots: ['P', 'F'] },
+      { from: null, sameAs: null, snapshots: [] },
+    ])
+      expect(calculateLocalChanges([marked], onlyA, hereWith(lineage), ctxA)).toEqual([
+        { kind: 'mount', datasetId: D, mountPath: `/flocker/${D}` },
+      ]);
+  });
+
+  it('refused where B is in the view but dead (its last report may be old), mounted where B is alive listing no copy', () => {
+    const source = hereWith({ from: 'P', sameAs: 'F', snapshots: ['P', 'F'] });
+    const withB = (alive: boolean): LocalClusterNode[] => [...onlyA, { uuid: B, host: 'b', alive, copies: [] }];
+    expect(calculateLocalChanges([marked], withB(false), source, ctxA)).toEqual([
+      expect.objectContaining({ kind: 'refuse', code: 'SOURCE_UNREACHABLE' }),
+    ]);
+    expect(calculateLocalChanges([marked], withB(true), source, ctxA)).toEqual([
+      { kind: 'mount', datasetId: D, mountPath: `/flocker/${D}` },
+    ]);
   });
 
   it('mounted where the copy is still what a move here promoted (sameAs === from), or with accept-data-loss, or with no marker', () => {

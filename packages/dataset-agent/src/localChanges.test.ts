@@ -296,10 +296,10 @@ describe('standby replicas (replicas: 1)', () => {
     // The primary keeps its replica on another node (C) now: ours goes.
     expect(
       calculateLocalChanges(replicated(B), [node(ME, true), primaryB(), cNode(true, [], [D])], leftover, ctx),
-    ).toEqual([{ kind: 'destroy', datasetId: D }]);
+    ).toEqual([{ kind: 'destroy', datasetId: D, keepAsides: true }]);
     // The dataset asks for no replica any more (or a move to here was taken back): goes.
     expect(calculateLocalChanges(dataset(B), [node(ME, true), primaryB()], leftover, ctx)).toEqual([
-      { kind: 'destroy', datasetId: D },
+      { kind: 'destroy', datasetId: D, keepAsides: true },
     ]);
     // Deleted: goes (with what else the pool keeps of it).
     expect(

@@ -167,7 +167,8 @@ export type LocalAction =
   | { readonly kind: 'mount'; readonly datasetId: string; readonly mountPath: string }
   | { readonly kind: 'resize'; readonly datasetId: string; readonly size: number }
   | { readonly kind: 'unmount'; readonly datasetId: string; readonly mountPath: string }
-  | { readonly kind: 'destroy'; readonly datasetId: string }
+  /** keepAsides: the dataset is not deleted (a stale replica dropped): a copy kept aside here stays. */
+  | { readonly kind: 'destroy'; readonly datasetId: string; readonly keepAsides?: true }
   /** The dataset's primary is this node again while its move away runs: take the move back. */
   | { readonly kind: 'cancelMove'; readonly datasetId: string }
   /**
@@ -331,7 +332,8 @@ function decide(
     return { kind: 'create', datasetId, size: sizeOf(d, ctx), mountPath };
   }
   // Another node is the primary: this node pushes its copy there, then lets go of it.
-  if (copy === undefined) return staleReplicaHere(d, nodes, here, ctx) ? { kind: 'destroy', datasetId } : null;
+  if (copy === undefined)
+    return staleReplicaHere(d, nodes, here, ctx) ? { kind: 'destroy', datasetId, keepAsides: true } : null;
   const target = nodes.find((n) => n.uuid === d.primary);
   // A replica snapshot being sent finishes first (both touch the snapshots the move starts from).
   if (here.replicating?.has(datasetId) === true) return null;
@@ -401,14 +403,18 @@ function primaryWithOtherCopies(
 }
 
 /**
- * The data-node marker names another node that the view shows holding no live copy (a control
- * service restarted before it reported again, or it is dead and forgotten) while this node, the
- * primary, holds a copy it has not mounted. A move's promote here leaves a copy that is still the
- * snapshot it was made from (sameAs === from): that is mounted. Anything else may be the source of
- * a move away whose retire never ran (the move's source killed after the target's promote, the
- * primary moved back): the marked node may hold a newer copy made from it, which mounting this one
- * would hide. Not provable here (the marked node is not asked: not shown): refused, naming it,
- * unless the user accepts the loss (accept-data-loss). null: mount.
+ * The data-node marker names another node that the view shows holding no live copy while this
+ * node, the primary, holds a copy it has not mounted. The marked node in the view and alive: it
+ * reported since the service started, listing no live copy of the dataset (a holder's state is
+ * always in a local view): nothing there to hide, mounted. Not shown (a control service restarted
+ * before it reported again) or dead: a copy here that is a snapshot taken of a live copy and
+ * unchanged since (sameAs set, not the one it was made from) may be the source of a move away whose
+ * retire never ran (the move's source killed after the target's promote, the primary moved back):
+ * the marked node may hold a newer copy made from it, which mounting this one would hide. Refused,
+ * naming it, unless the user accepts the loss (accept-data-loss). A copy still the snapshot a
+ * promote here made it from (sameAs === from), or written since its last snapshot (sameAs null:
+ * a primary's normal life; a move's source is unmounted before its final snapshot) is mounted.
+ * Lineage not known: refused. null: mount.
  */
 function markedElsewhere(
   d: LocalDesiredDataset,
@@ -418,8 +424,10 @@ function markedElsewhere(
 ): LocalAction | null {
   const marked = d.dataNode !== undefined && d.dataNode !== ctx.nodeUuid ? d.dataNode : undefined;
   if (marked === undefined || d.acceptDataLoss === true) return null;
-  if (mine !== undefined && mine.from !== null && mine.sameAs === mine.from) return null;
-  const host = nodes.find((n) => n.uuid === marked)?.host;
+  const markedNode = nodes.find((n) => n.uuid === marked);
+  if (markedNode?.alive === true) return null;
+  if (mine !== undefined && (mine.sameAs === null || (mine.from !== null && mine.sameAs === mine.from))) return null;
+  const host = markedNode?.host;
   return {
     kind: 'refuse',
     datasetId: d.datasetId,

@@ -324,6 +324,8 @@ async function sendOne(
   const send = o.engine.send(o.datasetId, name, parent);
   const stop = (): void => send.abort();
   o.stop?.addEventListener('abort', stop, { once: true });
+  // A stop that came before the listener (during released() or a listing) never fires it again.
+  if (o.stop?.aborted === true) send.abort();
   try {
     return await o.target.receive({ datasetId: o.datasetId, name, parent, identity }, send, onBytes);
   } catch (e) {
@@ -340,8 +342,9 @@ async function cleanUp(o: LocalMoveOptions, keep: string): Promise<void> {
   await o.target.prune(o.datasetId, keep);
   if (o.destroySource === false) return;
   const keepSource = o.keepSourceSnapshots ?? DEFAULT_KEEP_SOURCE_SNAPSHOTS;
-  // Nothing kept: the dataset and its snapshots go (the engine's destroy, as for a deleted dataset).
-  if (keepSource < 1) return o.engine.destroyDataset(o.datasetId);
+  // Nothing kept: the dataset and its snapshots go (the engine's destroy), a copy kept aside stays
+  // (until the dataset is deleted).
+  if (keepSource < 1) return o.engine.destroyDataset(o.datasetId, { keepAsides: true });
   for (const name of sourceSnapshotsToPrune(await o.engine.listSnapshots(o.datasetId), keep, keepSource))
     await o.engine.destroySnapshot(o.datasetId, name);
   await o.engine.retire(o.datasetId);

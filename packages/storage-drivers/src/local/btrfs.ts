@@ -239,7 +239,7 @@ export class BtrfsEngine implements LocalEngine {
     await this.run(['qgroup', 'limit', String(size), path], `limiting ${path} to ${size} bytes`);
   }
 
-  async destroyDataset(datasetId: string): Promise<void> {
+  async destroyDataset(datasetId: string, o?: { keepAsides?: boolean }): Promise<void> {
     checkDatasetId(datasetId);
     const mounted = await this.mountPoints(datasetId);
     if (mounted.length > 0)
@@ -247,7 +247,9 @@ export class BtrfsEngine implements LocalEngine {
     for (const name of await this.fs.list(this.snapshotDir(datasetId)))
       await this.deleteSubvolume(this.snapshotPath(datasetId, name));
     await this.fs.removeEmptyDir(this.snapshotDir(datasetId));
-    for (const name of await this.divergedOf(datasetId)) await this.deleteSubvolume(posix.join(this.divergedDir, name));
+    if (o?.keepAsides !== true)
+      for (const name of await this.divergedOf(datasetId))
+        await this.deleteSubvolume(posix.join(this.divergedDir, name));
     await this.deleteSubvolume(this.datasetPath(datasetId));
     await this.fs.removeFile?.(this.lineagePath(datasetId));
   }
@@ -256,10 +258,13 @@ export class BtrfsEngine implements LocalEngine {
    * A read-only snapshot of the live copy at <pool>/flocker/diverged/<id>-<its UUID>, out of every
    * listing of the dataset's snapshots (never sent, pruned, promoted or compared). Atomic (one
    * snapshot); a crash before the retire's committed delete: the copy is still live and this runs
-   * again, finding it by name. No live copy (retired already): nothing to keep.
+   * again, finding it by name. No live copy (retired already): nothing to keep. Refused while in use
+   * (as ZFS's): a container writing on after it would leave writes in neither copy, the retire's
+   * next try finding this aside by name.
    */
   async keepAside(datasetId: string): Promise<string> {
     checkDatasetId(datasetId);
+    await refuseRetireInUse(this, datasetId);
     const live = (await this.subvolumes()).find((s) => this.datasetOf(s) === datasetId);
     if (live === undefined) return this.divergedDir;
     const path = posix.join(this.divergedDir, `${datasetId}-${live.uuid}`);

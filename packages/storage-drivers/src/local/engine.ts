@@ -71,8 +71,12 @@ export interface LocalEngine {
   /** Idempotent: an existing dataset gets its limit (again). */
   createDataset(datasetId: string, size: number): Promise<LocalDataset>;
   resizeDataset(datasetId: string, size: number): Promise<void>;
-  /** The dataset and every snapshot of it. Fails with DEVICE_BUSY while mounted; unknown: done already. */
-  destroyDataset(datasetId: string): Promise<void>;
+  /**
+   * The dataset and every snapshot of it, and its copies kept aside (keepAside) unless keepAsides
+   * (a let-go after a move away: an aside is kept until the dataset is deleted). Fails with
+   * DEVICE_BUSY while mounted; unknown: done already.
+   */
+  destroyDataset(datasetId: string, o?: { keepAsides?: boolean }): Promise<void>;
   /**
    * After a move away: the live copy here is not the primary one any more. btrfs deletes it (the
    * final snapshot stays, the base of a move back); ZFS makes it read-only (its snapshots are

@@ -64,6 +64,22 @@ describe('keepAside and the free bytes on a real btrfs pool', () => {
     expect(await engine.listRetained()).not.toContain(id);
   }, 60_000);
 
+  it('in use (a container still holding the copy): refused, nothing kept aside (review RT2 finding 1)', async () => {
+    const id = randomUUID();
+    const mnt = join(dir, 'mnt-in-use', id);
+    await engine.createDataset(id, 16 * MiB);
+    await engine.mount(id, mnt);
+    await expect(engine.keepAside(id)).rejects.toMatchObject({ code: 'DEVICE_BUSY' });
+    expect(
+      existsSync(join(pool.pool, 'flocker', 'diverged'))
+        ? readdirSync(join(pool.pool, 'flocker', 'diverged')).filter((n) => n.startsWith(id))
+        : [],
+    ).toEqual([]);
+    await engine.unmount(mnt);
+    await engine.retire(id);
+    await engine.destroyDataset(id);
+  }, 60_000);
+
   it("another dataset's copy aside is not touched by a destroy", async () => {
     const [one, two] = [randomUUID(), randomUUID()];
     await engine.createDataset(one, 16 * MiB);
@@ -145,6 +161,21 @@ describe('keepAside and the free bytes on a real ZFS pool', () => {
     expect(
       execFileSync('zfs', ['list', '-H', '-o', 'name', '-r', `${pool.pool}/flocker-diverged`], { encoding: 'utf8' }),
     ).not.toContain(id);
+  }, 120_000);
+
+  it('a destroy with keepAsides (a let-go, not a delete: review RT2 finding 3) leaves the copy aside; the delete removes it', async () => {
+    const id = randomUUID();
+    await engine.createDataset(id, 64 * MiB);
+    const aside = await engine.keepAside(id);
+    // The dataset live here again (moved back; here made anew), then let go of with keep_source_snapshots 0.
+    await engine.createDataset(id, 64 * MiB);
+    await engine.createSnapshot(id, 'move-000002');
+    await engine.destroyDataset(id, { keepAsides: true });
+    expect((await engine.listDatasets()).map((d) => d.datasetId)).not.toContain(id);
+    expect(zfsGet('readonly', aside)).toBe('on');
+    expect(await engine.listRetained()).toContain(id);
+    await engine.destroyDataset(id);
+    expect(await engine.listRetained()).not.toContain(id);
   }, 120_000);
 
   it("the free bytes: the pool's available", async () => {

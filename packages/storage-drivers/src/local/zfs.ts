@@ -290,15 +290,16 @@ export class ZfsEngine implements LocalEngine {
     await this.zfs(['set', `refquota=${size}`, this.fileSystem(datasetId)], `limiting ${datasetId} to ${size} bytes`);
   }
 
-  async destroyDataset(datasetId: string): Promise<void> {
+  async destroyDataset(datasetId: string, o?: { keepAsides?: boolean }): Promise<void> {
     checkDatasetId(datasetId);
     const mounted = await this.mountPoints(datasetId);
     if (mounted.length > 0)
       throw new StorageError('DEVICE_BUSY', `dataset ${datasetId} is mounted at ${mounted.join(', ')}`);
     const fs = this.fileSystem(datasetId);
     if (await this.exists(fs)) await this.zfs(['destroy', '-r', fs], `destroying ${fs}`);
-    for (const aside of await this.divergedOf(`${datasetId}-`))
-      await this.zfs(['destroy', '-r', aside], `destroying ${aside}`);
+    if (o?.keepAsides !== true)
+      for (const aside of await this.divergedOf(`${datasetId}-`))
+        await this.zfs(['destroy', '-r', aside], `destroying ${aside}`);
   }
 
   /**

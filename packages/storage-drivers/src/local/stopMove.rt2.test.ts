@@ -1,0 +1,130 @@
+/**
+ * Review RT2 (session 15), finding 4 (failed on d6b918d): a stop (the dataset deleted) that comes while the
+ * mover awaits something between its loop's aborted check and the send (released(): the agent's inUse
+ * reads every mount namespace; or the first round's listDatasets) does not abort that send: sendOne adds
+ * its 'abort' listener to a signal already aborted, which never fires again (7e28133's fix). The move then
+ * waits for the whole send (a large full send) before it sees the stop.
+ */
+import { PassThrough } from 'node:stream';
+import type { LocalDataset, LocalEngine, LocalSnapshot, SendStream } from './engine';
+import { moveLocalDataset } from './LocalMover';
+import type { StatusAnswer, TargetApi } from './transfer';
+
+const ID = '0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a10';
+
+/** A source whose sends never end by themselves (a large full send): only abort() ends them, with an error. */
+function source(): LocalEngine & { aborted: number; retired: boolean; sends: SendStream[] } {
+  let n = 0;
+  const snapshots: LocalSnapshot[] = [];
+  const e = {
+    engine: 'btrfs' as const,
+    pool: 'memory',
+    aborted: 0,
+    retired: false,
+    sends: [] as SendStream[],
+    prepare: () => Promise.resolve(),
+    listDatasets: (): Promise<LocalDataset[]> => Promise.resolve([{ datasetId: ID, size: 1000, usedBytes: 10 }]),
+    listRetained: () => Promise.resolve([]),
+    createDataset: () => Promise.reject(new Error('not here')),
+    resizeDataset: () => Promise.resolve(),
+    destroyDataset: () => Promise.resolve(),
+    retire: () => {
+      e.retired = true;
+      return Promise.resolve();
+    },
+    mountPoints: () => Promise.resolve([]),
+    inUse: () => Promise.resolve(true),
+    mount: () => Promise.resolve(),
+    unmount: () => Promise.resolve(),
+    createSnapshot: (_id: string, name: string): Promise<LocalSnapshot> => {
+      const s = { datasetId: ID, name, identity: `id-${++n}`, received: false };
+      snapshots.push(s);
+      return Promise.resolve(s);
+    },
+    listSnapshots: () => Promise.resolve([...snapshots]),
+    destroySnapshot: () => Promise.resolve(),
+    send: (): SendStream => {
+      const stream = new PassThrough();
+      stream.write(Buffer.alloc(1024));
+      let fail: (e: Error) => void = () => undefined;
+      const done = new Promise<void>((_resolve, reject) => (fail = reject));
+      done.catch(() => undefined);
+      const sent: SendStream = {
+        stream,
+        done,
+        abort: () => {
+          e.aborted += 1;
+          const error = new Error('send killed');
+          stream.destroy(error);
+          fail(error);
+        },
+      };
+      e.sends.push(sent);
+      return sent;
+    },
+    receive: () => Promise.reject(new Error('not here')),
+    promote: () => Promise.reject(new Error('not here')),
+  };
+  return e;
+}
+
+/** A target reading a send until its stream ends or fails (a receive under way). */
+function target(onReceive: () => void): TargetApi & { promoted: string[] } {
+  const t = {
+    promoted: [] as string[],
+    status: (): Promise<StatusAnswer> =>
+      Promise.resolve({ ok: true as const, snapshots: [], live: { exists: false, mountPoints: [], parent: null } }),
+    receive: (_r: unknown, send: SendStream) =>
+      new Promise<number>((resolve, reject) => {
+        onReceive();
+        send.stream.on('error', reject);
+        send.stream.on('end', () => reject(new Error('stream cut short')));
+        send.stream.resume();
+        void resolve;
+      }),
+    promote: (_id: string, name: string) => {
+      t.promoted.push(name);
+      return Promise.resolve();
+    },
+    prune: () => Promise.resolve(),
+  };
+  return t;
+}
+
+describe('review RT2: a move stopped just before its send starts', () => {
+  it('the stop during released() (before the send): the send is aborted at once, the move ends', async () => {
+    const a = source();
+    const stop = new AbortController();
+    const b = target(() => undefined);
+    let snapshotsTaken = 0;
+    const createSnapshot = a.createSnapshot.bind(a);
+    a.createSnapshot = (id: string, name: string) => {
+      snapshotsTaken += 1;
+      return createSnapshot(id, name);
+    };
+    const move = moveLocalDataset({
+      engine: a,
+      target: b,
+      datasetId: ID,
+      size: 1000,
+      signal: stop.signal,
+      stop: stop.signal,
+      // The delete's stop arrives while the mover looks for the release (once a snapshot is there to send).
+      released: () => {
+        if (snapshotsTaken > 0) stop.abort();
+        return Promise.resolve(false);
+      },
+    });
+    const ended = move.then(
+      () => 'done',
+      () => 'failed',
+    );
+    const timeout = new Promise<string>((r) => setTimeout(() => r('still sending'), 2_000).unref());
+    const outcome = await Promise.race([ended, timeout]);
+    for (const s of a.sends) s.abort();
+    await ended;
+    expect(outcome).toBe('failed');
+    expect(b.promoted).toEqual([]);
+    expect(a.retired).toBe(false);
+  });
+});
