@@ -324,8 +324,38 @@ describe.each(ENGINES)(
       expect(mountsAt(pathA)).toHaveLength(1);
       expect(live(a, id)).toBe(true);
 
-      // A's agent back: it lets go of its copy (unmounted, retired); B's data untouched; no refusal left.
+      // A container still holding A's copy (its own mount namespace, made while the copy was mounted): A's
+      // agent back unmounts the host's mount, and keeping the copy aside is refused while the container
+      // holds it (review RT2 finding 1: btrfs snapshotted it at once, the retire then refused, and the
+      // container's later writes were in neither copy once it stopped).
+      const holder = spawn('unshare', ['-m', '--propagation', 'private', 'sleep', '600'], { stdio: 'ignore' });
+      holders.push(holder);
+      await new Promise((r) => setTimeout(r, 500));
       start(a);
+      await waitFor(
+        "A's keep aside refused while the container holds the copy",
+        async () => ((await errorsOf(a, id)).some((e) => e.code === 'DEVICE_BUSY') ? true : undefined),
+        { timeoutMs: 60_000, intervalMs: 100, context: logs },
+      );
+      expect(live(a, id)).toBe(true);
+      // The container writes on (acknowledged: fsync), then stops.
+      execFileSync('nsenter', [
+        '-t',
+        String(holder.pid),
+        '-m',
+        'dd',
+        'if=/dev/urandom',
+        `of=${path.join(pathA, 'v3')}`,
+        'bs=1M',
+        'count=1',
+        'conv=fsync',
+        'status=none',
+      ]);
+      const v3 = execFileSync('nsenter', ['-t', String(holder.pid), '-m', 'sha256sum', path.join(pathA, 'v3')], {
+        encoding: 'utf8',
+      }).split(' ')[0];
+      holder.kill('SIGKILL');
+      // A's agent then lets go of its copy (unmounted, retired); B's data untouched; no refusal left.
       await waitFor(
         'A to let go of its old copy',
         () => (!live(a, id) && mountsAt(pathA).length === 0 ? true : undefined),
@@ -340,8 +370,8 @@ describe.each(ENGINES)(
       // (btrfs: a snapshot under <pool>/flocker/diverged; ZFS: the file system renamed to <pool>/flocker-diverged).
       const kept = a.pool.aside(id);
       expect(kept).toHaveLength(1);
-      if (kept[0]?.files !== undefined) expect(kept[0].files).toEqual({ v1, v2 });
-      else expect(kept[0]?.bytes).toBeGreaterThan(6 * MiB);
+      if (kept[0]?.files !== undefined) expect(kept[0].files).toEqual({ v1, v2, v3 });
+      else expect(kept[0]?.bytes).toBeGreaterThan(7 * MiB);
       // B's replica on A after that (never beside A's live copy), B's data as it was.
       const since = Date.now();
       await waitFor(
