@@ -164,14 +164,23 @@ describe('the data-node marker where the primary holds an older copy and the mar
     }
   });
 
-  it('mounted where the copy was written since its last snapshot (sameAs null: a primary after a reboot; review RT2 finding 2)', () => {
+  it("refused where the copy shows no snapshot it is unchanged since (sameAs null) and B is not shown: an atime update or a balance nulls a move source's sameAs without a write (review RT2 finding 5); mounted once B is alive in the view", () => {
     for (const lineage of [
       { from: 'P', sameAs: null, snapshots: ['P', 'F'] },
       { from: null, sameAs: null, snapshots: [] },
-    ])
+    ]) {
       expect(calculateLocalChanges([marked], onlyA, hereWith(lineage), ctxA)).toEqual([
-        { kind: 'mount', datasetId: D, mountPath: `/flocker/${D}` },
+        expect.objectContaining({ kind: 'refuse', code: 'SOURCE_UNREACHABLE' }),
       ]);
+      expect(
+        calculateLocalChanges(
+          [marked],
+          [...onlyA, { uuid: B, host: 'b', alive: true, copies: [] }],
+          hereWith(lineage),
+          ctxA,
+        ),
+      ).toEqual([{ kind: 'mount', datasetId: D, mountPath: `/flocker/${D}` }]);
+    }
   });
 
   it('refused where B is in the view but dead (its last report may be old), mounted where B is alive listing no copy', () => {

@@ -411,10 +411,10 @@ function primaryWithOtherCopies(
  * unchanged since (sameAs set, not the one it was made from) may be the source of a move away whose
  * retire never ran (the move's source killed after the target's promote, the primary moved back):
  * the marked node may hold a newer copy made from it, which mounting this one would hide. Refused,
- * naming it, unless the user accepts the loss (accept-data-loss). A copy still the snapshot a
- * promote here made it from (sameAs === from), or written since its last snapshot (sameAs null:
- * a primary's normal life; a move's source is unmounted before its final snapshot) is mounted.
- * Lineage not known: refused. null: mount.
+ * naming it, unless the user accepts the loss (accept-data-loss). Only a copy still the snapshot a
+ * promote here made it from (sameAs === from) is mounted: a copy written since (sameAs null) cannot
+ * be told from a move's source whose sameAs an atime update or a balance nulled, so it waits for the
+ * marked node to report (the refusal says so). Lineage not known: refused. null: mount.
  */
 function markedElsewhere(
   d: LocalDesiredDataset,
@@ -426,7 +426,9 @@ function markedElsewhere(
   if (marked === undefined || d.acceptDataLoss === true) return null;
   const markedNode = nodes.find((n) => n.uuid === marked);
   if (markedNode?.alive === true) return null;
-  if (mine !== undefined && (mine.sameAs === null || (mine.from !== null && mine.sameAs === mine.from))) return null;
+  // Only a copy still exactly what a promote here made: a null sameAs is also what an atime update or a balance leaves
+  // on a move's source (no write), so it does not prove this copy is the newer one (review RT2, finding 5).
+  if (mine !== undefined && mine.from !== null && mine.sameAs === mine.from) return null;
   const host = markedNode?.host;
   return {
     kind: 'refuse',
@@ -435,7 +437,7 @@ function markedElsewhere(
     message:
       `the data of dataset ${d.datasetId} may be on node ${marked}${host ? ` (${host})` : ''}, which has not reported it to the control service (restarted? dead?); ` +
       `this node's copy (not mounted) is not known to be the one a move here made, and ${marked} may hold a newer one made from it: not mounting it. ` +
-      `Bring ${marked} back, or set metadata ${METADATA_ACCEPT_DATA_LOSS_KEY}=true to mount this node's copy, losing what ${marked} may hold`,
+      `Bring ${marked} back (this node mounts its copy once ${marked} reports holding none), or, if ${marked} is gone for good, set metadata ${METADATA_ACCEPT_DATA_LOSS_KEY}=true to mount this node's copy, losing what ${marked} may hold`,
   };
 }
 
