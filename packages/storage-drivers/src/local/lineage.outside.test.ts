@@ -9,67 +9,29 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BtrfsEngine } from './btrfs';
-import type { LocalEngine } from './engine';
 import { type HostFs, realHostFs } from './hostFs';
-import { makeBtrfsLoopPool, type BtrfsLoopPool } from './testSupport';
+import { idleSnapshot, MiB, root, useBtrfsLoopEngine, writeSynced } from './lineageTestSupport';
 import { ZfsEngine } from './zfs';
 import { ensureZfs, makeZfsFilePool, type ZfsFilePool } from './zfsTestSupport';
 
 jest.setTimeout(120_000);
-
-const MiB = 1024 * 1024;
-const root = process.getuid?.() === 0;
-
-function writeSynced(file: string, text: string): void {
-  const fd = openSync(file, 'w');
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** A copy written through the engine's mount, let go of, then snapshotted idle: sameAs that snapshot. */
-async function idleSnapshot(e: LocalEngine, id: string, mnt: string): Promise<string> {
-  await e.createDataset(id, 64 * MiB);
-  const path = join(mnt, id);
-  await e.mount(id, path);
-  writeSynced(join(path, 'file'), 'acknowledged before the snapshot');
-  await e.unmount(path);
-  const s = await e.createSnapshot(id, 'move-000001');
-  expect((await e.lineage?.(id))?.sameAs).toBe(s.identity);
-  return s.identity;
-}
 
 describe('lineage after a promote repeated after a crash (btrfs, real loop pool)', () => {
   if (!root) {
     it('needs root (skipped)', () => undefined);
     return;
   }
-  let dir: string;
-  let pool: BtrfsLoopPool;
-  let e: BtrfsEngine;
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'flocker-rt-lineage-'));
-    pool = makeBtrfsLoopPool(dir, 'pool', 256 * MiB);
-    e = new BtrfsEngine({ pool: pool.pool });
-    await e.prepare();
-    mkdirSync(join(dir, 'mnt'));
-  });
-  afterAll(() => {
-    pool?.destroy();
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-  });
+  const bed = useBtrfsLoopEngine('flocker-rt-lineage-');
 
   it("a promote repeated after a crash before its lineage record: 'from' still known once the snapshot is pruned", async () => {
     // The promote made the live subvolume, then the agent died before writing <pool>/flocker/lineage/<id>
     // (modelled by a HostFs without writeTextDurably); the promote asked again finds the live copy made
     // from the snapshot already and returns. A replica round later prunes that snapshot.
+    const { pool, e } = bed;
     const id = randomUUID();
     await e.createDataset(id, 64 * MiB);
     const s = await e.createSnapshot(id, 'move-000001');

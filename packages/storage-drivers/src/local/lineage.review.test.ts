@@ -9,61 +9,21 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BtrfsEngine } from './btrfs';
-import type { LocalEngine } from './engine';
-import { makeBtrfsLoopPool, type BtrfsLoopPool } from './testSupport';
+import { idleSnapshot, root, useBtrfsLoopEngine, writeSynced } from './lineageTestSupport';
 
 jest.setTimeout(120_000);
-
-const MiB = 1024 * 1024;
-const root = process.getuid?.() === 0;
-
-function writeSynced(file: string, text: string): void {
-  const fd = openSync(file, 'w');
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** A copy written through the engine's mount, let go of, then snapshotted idle: sameAs that snapshot. */
-async function idleSnapshot(e: LocalEngine, id: string, mnt: string): Promise<string> {
-  await e.createDataset(id, 64 * MiB);
-  const path = join(mnt, id);
-  await e.mount(id, path);
-  writeSynced(join(path, 'file'), 'acknowledged before the snapshot');
-  await e.unmount(path);
-  const s = await e.createSnapshot(id, 'move-000001');
-  expect((await e.lineage?.(id))?.sameAs).toBe(s.identity);
-  return s.identity;
-}
 
 describe('lineage sameAs after writes the engine did not see (btrfs, real loop pool)', () => {
   if (!root) {
     it('needs root (skipped)', () => undefined);
     return;
   }
-  let dir: string;
-  let pool: BtrfsLoopPool;
-  let e: BtrfsEngine;
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'flocker-rt-lineage-'));
-    pool = makeBtrfsLoopPool(dir, 'pool', 256 * MiB);
-    e = new BtrfsEngine({ pool: pool.pool });
-    await e.prepare();
-    mkdirSync(join(dir, 'mnt'));
-  });
-  afterAll(() => {
-    pool?.destroy();
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-  });
+  const bed = useBtrfsLoopEngine('flocker-rt-lineage-');
 
   it('a write through a bind mount made outside the engine, unmounted before the lineage is read: sameAs null', async () => {
+    const { dir, e } = bed;
     const id = randomUUID();
     await idleSnapshot(e, id, join(dir, 'mnt'));
     const outside = join(dir, `outside-${id}`);
@@ -78,6 +38,7 @@ describe('lineage sameAs after writes the engine did not see (btrfs, real loop p
   });
 
   it('a write through the pool path itself (no mount at all), still in the page cache: sameAs null', async () => {
+    const { dir, e } = bed;
     const id = randomUUID();
     await idleSnapshot(e, id, join(dir, 'mnt'));
     // Not fsync'd: the lineage's own filesystem sync must commit it before the generation is read.

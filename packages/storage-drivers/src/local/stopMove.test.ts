@@ -3,6 +3,11 @@
  * move (LocalMoveOptions.stop, given in `signal` too): at once, a send under way too (its stream
  * aborted, as a kill of the send process: the target discards the partial receive), nothing promoted,
  * nothing retired (both nodes then destroy what they hold).
+ * Review RT2 (session 15), finding 4 (failed on d6b918d): a stop (the dataset deleted) that comes while the
+ * mover awaits something between its loop's aborted check and the send (released(): the agent's inUse
+ * reads every mount namespace; or the first round's listDatasets) does not abort that send: sendOne adds
+ * its 'abort' listener to a signal already aborted, which never fires again (7e28133's fix). The move then
+ * waits for the whole send (a large full send) before it sees the stop.
  */
 import { PassThrough } from 'node:stream';
 import type { LocalDataset, LocalEngine, LocalSnapshot, SendStream } from './engine';
@@ -125,5 +130,43 @@ describe('a move stopped (its dataset deleted)', () => {
     a.sends[0]?.abort();
     expect(await ended).toBe('failed');
     expect(receiving).toBe(1);
+  });
+});
+
+describe('review RT2: a move stopped just before its send starts', () => {
+  it('the stop during released() (before the send): the send is aborted at once, the move ends', async () => {
+    const a = source();
+    const stop = new AbortController();
+    const b = target(() => undefined);
+    let snapshotsTaken = 0;
+    const createSnapshot = a.createSnapshot.bind(a);
+    a.createSnapshot = (id: string, name: string) => {
+      snapshotsTaken += 1;
+      return createSnapshot(id, name);
+    };
+    const move = moveLocalDataset({
+      engine: a,
+      target: b,
+      datasetId: ID,
+      size: 1000,
+      signal: stop.signal,
+      stop: stop.signal,
+      // The delete's stop arrives while the mover looks for the release (once a snapshot is there to send).
+      released: () => {
+        if (snapshotsTaken > 0) stop.abort();
+        return Promise.resolve(false);
+      },
+    });
+    const ended = move.then(
+      () => 'done',
+      () => 'failed',
+    );
+    const timeout = new Promise<string>((r) => setTimeout(() => r('still sending'), 2_000).unref());
+    const outcome = await Promise.race([ended, timeout]);
+    for (const s of a.sends) s.abort();
+    await ended;
+    expect(outcome).toBe('failed');
+    expect(b.promoted).toEqual([]);
+    expect(a.retired).toBe(false);
   });
 });
