@@ -18,34 +18,7 @@ import {
   type CopyLineage,
   type LocalClusterNode,
 } from './localChanges';
-
-const A = '11111111-1111-4111-8111-111111111111';
-const B = '22222222-2222-4222-8222-222222222222';
-const D = '33333333-3333-4333-8333-333333333333';
-const ctxA = { nodeUuid: A, mountRoot: '/flocker', defaultSize: 1000 };
-const ctxB = { nodeUuid: B, mountRoot: '/flocker', defaultSize: 1000 };
-const nodes: LocalClusterNode[] = [
-  { uuid: A, host: 'a', alive: true, copies: [D] },
-  { uuid: B, host: 'b', alive: true, copies: [D] },
-];
-
-// Oldest first, as the engines list them.
-const aCopy: CopyLineage = { from: 'P', sameAs: null, snapshots: ['P', 'F'] };
-const bCopy: CopyLineage = { from: 'F', sameAs: null, snapshots: ['P', 'F'] };
-const lineages = new Map([
-  [
-    D,
-    new Map([
-      [A, aCopy],
-      [B, bCopy],
-    ]),
-  ],
-]);
-const unmounted = {
-  copies: [{ datasetId: D, size: 1000, mountPoints: [] as string[] }],
-  moving: new Set<string>(),
-  lineages,
-};
+import { A, B, D, aCopy, bCopy, ctxA, ctxB, nodes, unmounted } from './localChangesTestSupport';
 
 describe('two live copies: both branched relations hold (B->A, then A->B with the source killed after the promote)', () => {
   it("B's copy is made from a snapshot of A's copy taken after A's own origin: not 'A branched from B'", () => {

@@ -11,35 +11,8 @@
  * Then B's copy holds every byte of A's and more: nothing may mount A's copy over it. Without the
  * accept-replica-loss opt-in both refuse (this file); with it A mounts its older copy (reported, review RT session 15).
  */
-import { calculateLocalChanges, type CopyLineage, type LocalClusterNode } from './localChanges';
-
-const A = '11111111-1111-4111-8111-111111111111';
-const B = '22222222-2222-4222-8222-222222222222';
-const D = '33333333-3333-4333-8333-333333333333';
-const ctxA = { nodeUuid: A, mountRoot: '/flocker', defaultSize: 1000 };
-const ctxB = { nodeUuid: B, mountRoot: '/flocker', defaultSize: 1000 };
-const nodes: LocalClusterNode[] = [
-  { uuid: A, host: 'a', alive: true, copies: [D] },
-  { uuid: B, host: 'b', alive: true, copies: [D] },
-];
-
-// Oldest first, as the engines list them.
-const aCopy: CopyLineage = { from: 'P', sameAs: null, snapshots: ['P', 'F'] };
-const bCopy: CopyLineage = { from: 'F', sameAs: null, snapshots: ['P', 'F'] };
-const lineages = new Map([
-  [
-    D,
-    new Map([
-      [A, aCopy],
-      [B, bCopy],
-    ]),
-  ],
-]);
-const unmounted = {
-  copies: [{ datasetId: D, size: 1000, mountPoints: [] as string[] }],
-  moving: new Set<string>(),
-  lineages,
-};
+import { calculateLocalChanges } from './localChanges';
+import { A, B, D, ctxA, ctxB, nodes, unmounted } from './localChangesTestSupport';
 
 describe('two live copies: both branched relations hold, no accept-replica-loss (B->A, then A->B with the source killed after the promote)', () => {
   it('A, the primary again, neither mounts its copy nor retires it (the order is not known): refused naming B; B keeps its copy', () => {

@@ -1,0 +1,34 @@
+/**
+ * The history both review files of two live copies start from (localChanges.lineageOrder.test,
+ * localChanges.review.test): the dataset D moved B -> A, then A -> B with A killed after B's promote;
+ * A's copy from P, B's from F (A's final snapshot), both unmounted, both nodes alive listing D.
+ */
+import type { CopyLineage, LocalClusterNode } from './localChanges';
+
+export const A = '11111111-1111-4111-8111-111111111111';
+export const B = '22222222-2222-4222-8222-222222222222';
+export const D = '33333333-3333-4333-8333-333333333333';
+export const ctxA = { nodeUuid: A, mountRoot: '/flocker', defaultSize: 1000 };
+export const ctxB = { nodeUuid: B, mountRoot: '/flocker', defaultSize: 1000 };
+export const nodes: LocalClusterNode[] = [
+  { uuid: A, host: 'a', alive: true, copies: [D] },
+  { uuid: B, host: 'b', alive: true, copies: [D] },
+];
+
+// Oldest first, as the engines list them.
+export const aCopy: CopyLineage = { from: 'P', sameAs: null, snapshots: ['P', 'F'] };
+export const bCopy: CopyLineage = { from: 'F', sameAs: null, snapshots: ['P', 'F'] };
+export const lineages = new Map([
+  [
+    D,
+    new Map([
+      [A, aCopy],
+      [B, bCopy],
+    ]),
+  ],
+]);
+export const unmounted = {
+  copies: [{ datasetId: D, size: 1000, mountPoints: [] as string[] }],
+  moving: new Set<string>(),
+  lineages,
+};
