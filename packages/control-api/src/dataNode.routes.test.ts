@@ -21,6 +21,7 @@ import {
   NODE_A as A,
   NODE_B as B,
   nodeReport,
+  postJson as post,
   type ServiceOnDir,
   startOnDir,
 } from './testing/httpService';
@@ -35,19 +36,6 @@ function localReport(uuid: string, copies: string[] = [], retained: string[] = [
     manifestations: copies.map((id) => ({ dataset_id: id, blockdevice_id: id, size: 1 << 26, status: 'mounted' })),
     ...(retained.length > 0 ? { retained } : {}),
   });
-}
-
-async function post(
-  svc: ServiceOnDir,
-  target: string,
-  body: unknown,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const r = await fetch(`${svc.svc.url}${target}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: r.status, json: (await r.json()) as Record<string, unknown> };
 }
 
 const marker = (d: { metadata: Record<string, string> }): string | undefined => d.metadata[METADATA_DATA_NODE_KEY];

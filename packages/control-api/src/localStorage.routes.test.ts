@@ -15,6 +15,7 @@ import {
   NODE_A as A,
   NODE_B as B,
   nodeReport,
+  postJson as post,
   type ServiceOnDir,
   startOnDir,
 } from './testing/httpService';
@@ -28,19 +29,6 @@ const STORED = `${BLOCK_DS}/20261204T065155123Z-44444444-4444-4444-8444-44444444
 /** A is a local node, B a block (loopback) node; both can run backups (so the refusal is the backend's). */
 const localA = (): NodeReport => nodeReport(A, { backend: 'local-btrfs', backup_store: true });
 const blockB = (): NodeReport => nodeReport(B, { backup_store: true });
-
-async function post(
-  svc: ServiceOnDir,
-  target: string,
-  body: unknown,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const r = await fetch(`${svc.svc.url}${target}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: r.status, json: (await r.json()) as Record<string, unknown> };
-}
 
 describe('what local storage cannot do is refused by the API (409 NOT_ON_LOCAL_STORAGE)', () => {
   let dir: string;

@@ -101,6 +101,20 @@ export function watchReader(client: FlockerClient, node: string | undefined, sin
   };
 }
 
+/** POSTs `body` as JSON to `target` on the service; the status and the JSON answer. */
+export async function postJson(
+  svc: ServiceOnDir,
+  target: string,
+  body: unknown,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const r = await fetch(`${svc.svc.url}${target}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: r.status, json: (await r.json()) as Record<string, unknown> };
+}
+
 /** Closes the service and removes its directory. */
 export async function closeAndRemove(svc: ControlService, dir: string): Promise<void> {
   await svc.close();
