@@ -6,7 +6,7 @@
 import { BackupConfiguration } from '@flocker/api';
 import { createBackup, requireBackupNode } from './backups';
 import { aliveNodes } from './clusterState';
-import { reportedBackend } from './dataNode';
+import { serviceBackend } from './dataNode';
 import { snapshotRefusal } from './localStorage';
 import type { Handlers } from './routeSpec';
 
@@ -19,11 +19,7 @@ export const backupHandlers: Pick<Handlers, BackupRouteName> = {
     // (An unknown or deleted dataset is refused by createBackup, as a snapshot of it would be.)
     const dataset = state.configuration.datasets.get(body.dataset_id);
     // A local dataset's agent takes no snapshot to back up (localStorage.ts).
-    const onLocal = snapshotRefusal(
-      dataset,
-      reportedBackend((uuid) => state.reportedNode(uuid)),
-      'a backup',
-    );
+    const onLocal = snapshotRefusal(dataset, serviceBackend(state), 'a backup');
     if (onLocal !== undefined) throw onLocal;
     if (dataset !== undefined && !dataset.deleted) {
       const alive = aliveNodes(state.reportedNodes(), state.now(), state.nodeTimeoutMs);

@@ -127,6 +127,13 @@ export function reportedBackend(
   };
 }
 
+/** reportedBackend of a running service (ControlState): its latest node reports, read at each call. */
+export function serviceBackend(state: {
+  reportedNode(uuid: string): ReportedNode | undefined;
+}): ReturnType<typeof reportedBackend> {
+  return reportedBackend((uuid) => state.reportedNode(uuid));
+}
+
 /** The rule as this service knows the nodes now (read at each move: O(the dataset's holders)). */
 export function dataNodeRule(sources: DataNodeSources): DataNodeRule {
   const reported = reportedBackend(sources.reportedNode);

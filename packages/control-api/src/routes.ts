@@ -31,7 +31,7 @@ import {
   updateDataset,
 } from './configuration';
 import { jsonOf } from './json';
-import { markersToSettle, reportedBackend, serviceDataNodeRule, settledDataNodes } from './dataNode';
+import { markersToSettle, serviceBackend, serviceDataNodeRule, settledDataNodes } from './dataNode';
 import { createRefusal, updateRefusal } from './localStorage';
 import { aliveNodes, isAlive, nodeByEra } from './clusterState';
 import { reportClaimConflict } from './reportClaims';
@@ -68,11 +68,7 @@ const datasetHandlers: Omit<
   createDataset: async (state, { body, ifMatches }) => {
     requireScheduleInterval(body.metadata, state.minSnapshotIntervalMs);
     // What local storage cannot do (a clone or restore would come out empty): refused before anything else.
-    const onLocal = createRefusal(
-      body,
-      reportedBackend((uuid) => state.reportedNode(uuid)),
-      (id) => state.configuration.datasets.get(id),
-    );
+    const onLocal = createRefusal(body, serviceBackend(state), (id) => state.configuration.datasets.get(id));
     if (onLocal !== undefined) throw onLocal;
     if (body.source_backup !== undefined) {
       requireBackupNode(
@@ -98,6 +94,7 @@ const datasetHandlers: Omit<
   updateDataset: async (state, { params, body, ifMatches }) => {
     requireScheduleInterval(body.metadata, state.minSnapshotIntervalMs);
     const current = state.configuration.datasets.get(params.id);
+    const backend = serviceBackend(state);
     if (current !== undefined) {
       // A restore not finished yet stays on its node: another node would find the volume unmounted and write the
       // backup over it again, so the move waits until the primary reported it mounted (backups.ts).
@@ -108,11 +105,7 @@ const datasetHandlers: Omit<
           `The dataset ${current.dataset_id} is being restored from a backup on its node: move it once it is mounted there.`,
         );
       }
-      const onLocal = updateRefusal(
-        current,
-        body,
-        reportedBackend((uuid) => state.reportedNode(uuid)),
-      );
+      const onLocal = updateRefusal(current, body, backend);
       if (onLocal !== undefined) throw onLocal;
       const size = body.maximum_size !== undefined ? body.maximum_size : current.maximum_size;
       const tooLarge = sizeBeyondBackend(size, state.reportedNode(body.primary ?? current.primary));
@@ -120,15 +113,7 @@ const datasetHandlers: Omit<
     }
     // A move records the node that may hold the data in its own commit (dataNode.ts).
     const applied = await state.mutate(
-      (c, now) =>
-        updateDataset(
-          c,
-          params.id,
-          body,
-          now,
-          serviceDataNodeRule(state),
-          (node) => reportedBackend((uuid) => state.reportedNode(uuid))(node)?.kind,
-        ),
+      (c, now) => updateDataset(c, params.id, body, now, serviceDataNodeRule(state), (node) => backend(node)?.kind),
       ifMatches,
     );
     return { status: 200, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };

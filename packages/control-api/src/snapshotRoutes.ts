@@ -8,7 +8,7 @@ import { aliveNodes } from './clusterState';
 import { createSnapshot, deleteSnapshot, requireSnapshot } from './configuration';
 import type { ControlState } from './ControlState';
 import { ConfigurationError } from './errors';
-import { reportedBackend } from './dataNode';
+import { serviceBackend } from './dataNode';
 import { snapshotRefusal } from './localStorage';
 import type { Handlers } from './routeSpec';
 
@@ -28,7 +28,7 @@ export const snapshotHandlers: Pick<Handlers, SnapshotRouteName> = {
     // A local dataset's agent takes no snapshot: it would stay requested for ever (localStorage.ts).
     const onLocal = snapshotRefusal(
       state.configuration.datasets.get(body.dataset_id),
-      reportedBackend((uuid) => state.reportedNode(uuid)),
+      serviceBackend(state),
       'a snapshot',
     );
     if (onLocal !== undefined) throw onLocal;
