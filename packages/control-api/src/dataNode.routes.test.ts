@@ -5,7 +5,7 @@
  * primary when it has not reported since the service started (a restart), nothing when the old
  * primary reported holding nothing; a block backend's dataset is left as it is.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import {
@@ -17,6 +17,7 @@ import {
   type NodeReport,
 } from '@flocker/api';
 import {
+  closeAndRemove,
   configurationVersionOf,
   NODE_A as A,
   NODE_B as B,
@@ -48,10 +49,7 @@ describe('the data-node marker through the API', () => {
     dir = mkdtempSync(path.join(tmpdir(), 'data-node-'));
     svc = await startOnDir(dir);
   });
-  afterEach(async () => {
-    await svc.svc.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => closeAndRemove(svc.svc, dir));
 
   /** The service restarted on its directory: the configuration kept, every node report forgotten. */
   async function restart(): Promise<void> {

@@ -6,11 +6,12 @@
  * recorded. The node concerned is judged by its latest report since this service started; a node
  * that has not reported since (a restart) is not known to be local and is accepted as before.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { METADATA_SNAPSHOT_SCHEDULE_KEY, type NodeReport } from '@flocker/api';
 import {
+  closeAndRemove,
   configurationVersionOf,
   NODE_A as A,
   NODE_B as B,
@@ -42,10 +43,7 @@ describe('what local storage cannot do is refused by the API (409 NOT_ON_LOCAL_S
     await svc.client.createDataset({ primary: A, dataset_id: LOCAL_DS });
     await svc.client.createDataset({ primary: B, dataset_id: BLOCK_DS });
   });
-  afterEach(async () => {
-    await svc.svc.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => closeAndRemove(svc.svc, dir));
 
   /** Refused with the stable code and a description naming local storage; nothing recorded. */
   async function refused(target: string, body: unknown, words: string): Promise<void> {
