@@ -619,7 +619,6 @@ export function dataNodeSettings(
   };
 }
 
-/** The datasets as the decision takes them, from a whole snapshot or a node's view. */
 /** The datasets `nodeUuid` holds a lease on in the snapshot (live leases: the service lists no other). */
 export function leasedHere(snapshot: ClusterSnapshot, nodeUuid: string): Set<string> {
   const out = new Set<string>();
@@ -627,6 +626,7 @@ export function leasedHere(snapshot: ClusterSnapshot, nodeUuid: string): Set<str
   return out;
 }
 
+/** The datasets as the decision takes them, from a whole snapshot or a node's view. */
 export function localDesired(snapshot: ClusterSnapshot): LocalDesiredDataset[] {
   return snapshot.datasets.map((d) => ({
     datasetId: d.dataset_id,
