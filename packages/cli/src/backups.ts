@@ -5,6 +5,7 @@
  */
 import { isBackupError, S3ObjectStore } from '@flocker/backup';
 import { formatSize, MINIMUM_DATASET_SIZE, type ClusterSnapshot, type ReportedBackup } from '@flocker/api';
+import { localStorageNode } from '@flocker/web-ui';
 import { CliError, EXIT } from './errors';
 import { movePhase } from './progress';
 
@@ -49,13 +50,28 @@ export function reportedBackup(cluster: ClusterSnapshot, backupId: string): Repo
   return found;
 }
 
-/** Progress of a backup for waitUntil: done (the stored backup), failed (fatal), or a step with bytes. */
+/**
+ * Progress of a backup for waitUntil: done (the stored backup), failed (fatal), or a step with bytes. `datasetId`:
+ * a backup of a volume whose primary keeps it on local storage never starts (issue 24; asked for before the node
+ * reported its backend, else the API refuses it): fatal.
+ */
 export function backupPhase(
   cluster: ClusterSnapshot,
   backupId: string,
+  datasetId?: string,
 ): { done: ReportedBackup } | { step: string; error?: string; fatal?: boolean } {
   const b = reportedBackup(cluster, backupId);
-  if (b === undefined || b.status === 'pending') return { step: 'taking the snapshot' };
+  if (b === undefined || b.status === 'pending') {
+    const primary = cluster.datasets.find((d) => d.dataset_id === datasetId && !d.deleted)?.primary;
+    const local = primary === undefined ? null : localStorageNode(cluster, primary);
+    if (b === undefined && local !== null)
+      return {
+        step: 'taking the snapshot',
+        error: `NOT_ON_LOCAL_STORAGE: ${local.host} keeps this volume on local storage (${local.backend}), which takes no snapshots or backups through the API yet (it was asked for before ${local.host} reported its backend)`,
+        fatal: true,
+      };
+    return { step: 'taking the snapshot' };
+  }
   if (b.status === 'done') return { done: b };
   if (b.status === 'failed')
     return { step: 'backing up', error: `${b.error?.code ?? 'FAILED'}: ${b.error?.message ?? ''}`, fatal: true };
@@ -72,6 +88,7 @@ export function restorePhase(
   datasetId: string,
   nodeUuid: string,
 ): { done: string } | { step: string; error?: string; fatal?: boolean } {
+  // (movePhase says when a local node mounted it empty: issue 24.)
   const p = movePhase(cluster, datasetId, nodeUuid);
   if (p.phase === 'mounted') return { done: p.path };
   if (p.phase === 'deleted') return { step: 'deleted', error: 'the volume was deleted', fatal: true };

@@ -603,7 +603,7 @@ export function buildCli(
             const lease = leases.find((l) => l.dataset_id === d.dataset_id);
             const errors = errorsOf(snapshot, d.dataset_id);
             const now = Date.now();
-            const schedule = volumeSchedule(d, snapshots, now);
+            const schedule = volumeSchedule(d, snapshots, now, snapshot);
             // Local storage (issue 24): a running move and the standby replica, as describe and the UI show them.
             const localMove = localMoveOf(snapshot, d.dataset_id);
             const replica = replicaOf(snapshot, d.dataset_id);
@@ -619,9 +619,11 @@ export function buildCli(
                 ...(replica !== null ? [`Replica:    ${replicaText(replica, now)}`] : []),
                 `Lease:      ${lease ? `held by ${shortId(lease.node_uuid)} (${leaseHolders(lease)}), expires ${duration(lease.expires)}${lease.pinned ? ', pinned' : ''}` : 'none'}`,
                 `Snapshots:  ${
-                  schedule
-                    ? `${schedule.schedule}, keep ${schedule.keep} (${schedule.kept} kept); next at ${schedule.next_due} (${relativeTime(new Date(schedule.next_due), new Date(now))})`
-                    : 'no schedule'
+                  schedule === null
+                    ? 'no schedule'
+                    : schedule.not_run !== null
+                      ? `${schedule.schedule}, keep ${schedule.keep} (${schedule.kept} kept); ${schedule.not_run}`
+                      : `${schedule.schedule}, keep ${schedule.keep} (${schedule.kept} kept); next at ${schedule.next_due} (${relativeTime(new Date(schedule.next_due), new Date(now))})`
                 }`,
                 `Metadata:   ${
                   Object.entries(d.metadata)
@@ -1040,7 +1042,7 @@ export function buildCli(
                 `Size:       ${r.size !== null ? formatSize(r.size) : '-'}`,
                 `Requested:  ${r.created_at}`,
                 `Taken:      ${r.taken_at ?? '-'}`,
-                `State:      ${r.state}`,
+                `State:      ${r.state}${r.reason !== null ? ` — ${r.reason}` : ''}`,
                 `Scheduled:  ${r.scheduled ?? 'no (taken by hand)'}`,
               ].join('\n'),
             );
@@ -1107,7 +1109,7 @@ export function buildCli(
               });
               if (!a.wait) return print(a, req, () => `Backup ${req.backup_id} of ${label} to ${a.to} requested`);
               if (!a.json) io.err(`Backing ${label} up to ${a.to}`);
-              const done = await waitUntil(client, io, a.timeout, (c) => backupPhase(c, req.backup_id));
+              const done = await waitUntil(client, io, a.timeout, (c) => backupPhase(c, req.backup_id, d.dataset_id));
               print(a, { ...req, state: done }, () =>
                 [
                   `Backup ${done.stored_backup_id ?? req.backup_id} of ${label} stored in ${a.to}`,

@@ -3,7 +3,7 @@
  * cluster snapshot. Pure, so every phase is unit-tested.
  */
 import { type ClusterSnapshot, type DatasetState, isLocalBackend, shownMountedPath } from '@flocker/api';
-import { localMoveOf, localMoveText, replicaOf, replicaText } from '@flocker/web-ui';
+import { localCloneNotFilled, localMoveOf, localMoveText, replicaOf, replicaText } from '@flocker/web-ui';
 
 export type Phase =
   | { phase: 'mounted'; path: string }
@@ -86,6 +86,17 @@ export function movePhase(snapshot: ClusterSnapshot, datasetId: string, nodeUuid
               : `${error.action} failed (${error.attempts} attempts): ${error.message}`,
         }
       : { phase: 'waiting', step };
+  // A clone or restore onto a local node (accepted before it reported its backend): mounted empty, never filled.
+  const d = snapshot.datasets.find((x) => x.dataset_id === datasetId);
+  const notFilled = d === undefined ? null : localCloneNotFilled(snapshot, d);
+  if (notFilled !== null)
+    return {
+      phase: 'waiting',
+      step: 'filling the volume',
+      error: notFilled,
+      fatal: true,
+      code: 'NOT_ON_LOCAL_STORAGE',
+    };
   const here = node.manifestations.find((m) => m.dataset_id === datasetId);
   if (here?.status === 'mounted' && here.path) return { phase: 'mounted', path: here.path };
   // Local storage (issue 24): the data is on a dead node, which nothing here will change (the node coming back, a

@@ -104,6 +104,7 @@ describe('schedule helpers (pure)', () => {
       keep: 5,
       kept: 0,
       next_due: new Date(T0).toISOString(),
+      not_run: null,
     });
     const taken = [snap(S1, T0 + 5, { [SCHEDULED]: 'hourly' }), snap(S2, T0 + 6, { name: 'manual' })];
     expect(volumeSchedule(d, taken, T0 + 10)).toMatchObject({ kept: 1, next_due: new Date(T0 + HOUR).toISOString() });

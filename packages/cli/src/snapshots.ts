@@ -12,7 +12,14 @@ import {
   type SnapshotConfiguration,
   snapshotScheduleIssues,
 } from '@flocker/api';
-import { nextScheduledAt, scheduleOf, snapshotError, snapshotName, snapshotState } from '@flocker/web-ui';
+import {
+  localSnapshotNotTaken,
+  nextScheduledAt,
+  scheduleOf,
+  snapshotError,
+  snapshotName,
+  snapshotState,
+} from '@flocker/web-ui';
 import { CliError, EXIT } from './errors';
 
 // The join of configuration and backends is the web UI's model, shared so both say the same.
@@ -41,6 +48,9 @@ export function takenPhase(
   if (held?.status === 'error')
     return { step: 'taking the snapshot', error: 'the storage backend failed the snapshot', fatal: true };
   if (held) return { done: held };
+  // Asked for before its local node reported its backend (issue 24): never taken, no wait until --timeout.
+  const never = localSnapshotNotTaken(cluster, s.dataset_id);
+  if (never !== null) return { step: 'taking the snapshot', error: never, fatal: true };
   const source = cluster.datasets.find((d) => d.dataset_id === s.dataset_id);
   if (!source || source.deleted)
     return { step: 'taking the snapshot', error: 'its volume was deleted first', fatal: true };
@@ -95,18 +105,31 @@ export interface VolumeSchedule {
   readonly kept: number;
   /** When the next scheduled snapshot is due (ISO, UTC): the control service takes it then. */
   readonly next_due: string;
+  /** Why the control service does not run it (the volume is on local storage, issue 24), with how to remove it; null when it does. */
+  readonly not_run: string | null;
 }
 
-/** A volume's snapshot schedule and its next due time at `now`; null without one (or once deleted). */
+/**
+ * A volume's snapshot schedule and its next due time at `now`; null without one (or once deleted). With `cluster`,
+ * whether the control service runs it (not on local storage).
+ */
 export function volumeSchedule(
   d: DatasetConfiguration,
   snapshots: readonly SnapshotConfiguration[],
   now: number,
+  cluster?: ClusterSnapshot,
 ): VolumeSchedule | null {
   // The web UI's model reads the schedule and the kept snapshots the same way for the page.
-  const v = scheduleOf(d, snapshots);
+  const v = scheduleOf(d, snapshots, cluster);
   if (v === null) return null;
-  return { schedule: v.text, keep: v.keep, kept: v.kept, next_due: new Date(nextScheduledAt(v, now)).toISOString() };
+  const name = d.metadata['name'];
+  return {
+    schedule: v.text,
+    keep: v.keep,
+    kept: v.kept,
+    next_due: new Date(nextScheduledAt(v, now)).toISOString(),
+    not_run: v.not_run === null ? null : `${v.not_run} (flocker volumes schedule ${name ?? d.dataset_id} --off)`,
+  };
 }
 
 /** The schedule a snapshot was taken for, or null for a manual one. */

@@ -23,6 +23,7 @@ import { Committer } from './committer';
 import { EventRing } from './events';
 import { LeaseExpiryService } from './leaseExpiry';
 import { SnapshotScheduler } from './snapshotScheduler';
+import { serviceBackend } from './dataNode';
 import { NodeReports } from './nodeReports';
 import { ChangeNotifier, type ViewSubscription } from './notifier';
 import { NodeViewIndex } from './nodeViews';
@@ -195,6 +196,8 @@ export class ControlState {
       ...(options.snapshotTimers !== undefined ? { timers: options.snapshotTimers } : {}),
       minIntervalMs: this.minSnapshotIntervalMs,
       logger,
+      // A local dataset's schedule is not run once its node reported (issue 24: no snapshots there).
+      backendOf: serviceBackend(this),
     });
     const every = options.livenessCheckMs ?? Math.max(50, Math.min(1000, Math.floor(options.nodeTimeoutMs / 4)));
     this.livenessTimer = setInterval(() => void this.checkLiveness(), every);

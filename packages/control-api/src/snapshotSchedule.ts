@@ -25,6 +25,7 @@ import {
   type SnapshotSchedule,
 } from '@flocker/api';
 import { type Applied, type Configuration, createSnapshot, deleteSnapshot } from './configuration';
+import type { BackendOf } from './localStorage';
 import { PersistentMap } from './PersistentMap';
 
 /** A scheduled snapshot as the planner needs it. */
@@ -130,15 +131,23 @@ function* candidates(config: Configuration, index: ScheduledDatasets | undefined
   }
 }
 
-/** Every live dataset with a schedule, and its live scheduled snapshots. */
+/**
+ * Every live dataset with a schedule, and its live scheduled snapshots. A dataset whose primary is
+ * known to be local (issue 24; `backendOf`, the node's latest report) has none run: its agent takes
+ * no snapshots, so each would stay "requested" for ever. The API refuses such a schedule once the node
+ * has reported (localStorage.ts); one set before that stays in the metadata, not run (the CLI and
+ * web UI say why).
+ */
 function datasetSchedules(
   config: Configuration,
   minIntervalMs: number,
   index: ScheduledDatasets | undefined,
+  backendOf: BackendOf | undefined,
 ): DatasetSchedule[] {
   const byDataset = new Map<string, DatasetSchedule>();
   for (const dataset of candidates(config, index)) {
     if (dataset.deleted) continue;
+    if (backendOf?.(dataset.primary)?.kind === 'local') continue;
     const schedule = datasetSnapshotSchedule(dataset.metadata, minIntervalMs);
     if (schedule === undefined) continue;
     const volume = dataset.metadata[METADATA_NAME_KEY] ?? dataset.dataset_id;
@@ -181,11 +190,12 @@ export function applySnapshotSchedules(
   minIntervalMs: number = MIN_SNAPSHOT_INTERVAL_MS,
   newId: () => string = randomUUID,
   index?: ScheduledDatasets,
+  backendOf?: BackendOf,
 ): Applied<ScheduleAction[]> {
   const live = liveSnapshotNames(config);
   let next = config;
   const actions: ScheduleAction[] = [];
-  for (const d of datasetSchedules(config, minIntervalMs, index)) {
+  for (const d of datasetSchedules(config, minIntervalMs, index, backendOf)) {
     const plan = planSchedule(now, d.schedule, d.volume, d.scheduled, (name) => live.has(name));
     if (plan.create === undefined && plan.delete.length === 0) continue;
     let created: SnapshotConfiguration | undefined;
@@ -215,10 +225,11 @@ export function nextScheduleDue(
   now: number,
   minIntervalMs: number,
   index?: ScheduledDatasets,
+  backendOf?: BackendOf,
 ): number | undefined {
   const live = liveSnapshotNames(config);
   let due: number | undefined;
-  for (const d of datasetSchedules(config, minIntervalMs, index)) {
+  for (const d of datasetSchedules(config, minIntervalMs, index, backendOf)) {
     const plan = planSchedule(now, d.schedule, d.volume, d.scheduled, (name) => live.has(name));
     const at = plan.create !== undefined || plan.delete.length > 0 ? now : plan.nextDue;
     if (due === undefined || at < due) due = at;

@@ -8,6 +8,7 @@
 import type { Logger } from 'winston';
 import type { Clock, TimerHandle } from '@flocker/runtime';
 import { configurationTag, type Configuration, type Applied } from './configuration';
+import type { BackendOf } from './localStorage';
 import { applySnapshotSchedules, nextScheduleDue, ScheduledDatasets, type ScheduleAction } from './snapshotSchedule';
 
 export interface SnapshotSchedulerOptions {
@@ -22,6 +23,8 @@ export interface SnapshotSchedulerOptions {
   timers?: Pick<Clock, 'setTimer'>;
   minIntervalMs: number;
   logger: Logger;
+  /** A node's backend as its latest report says (localStorage.ts): a local dataset's schedule is not run. */
+  backendOf?: BackendOf;
 }
 
 /** Timers cap at ~24.8 days; a later moment is simply re-planned then. */
@@ -62,7 +65,7 @@ export class SnapshotScheduler {
     this.plannedOn = undefined;
     if (this.closed || this.running !== undefined) return;
     const now = this.options.now();
-    let due = nextScheduleDue(config, now, this.options.minIntervalMs, this.scheduled);
+    let due = nextScheduleDue(config, now, this.options.minIntervalMs, this.scheduled, this.options.backendOf);
     this.plannedOn = { datasets: config.datasets, snapshots: config.snapshots };
     if (due === undefined) return;
     if (this.retryAt !== undefined) due = Math.max(due, this.retryAt);
@@ -79,9 +82,9 @@ export class SnapshotScheduler {
   run(): Promise<void> {
     if (this.closed) return Promise.resolve();
     if (this.running !== undefined) return this.running;
-    const { logger, minIntervalMs } = this.options;
+    const { logger, minIntervalMs, backendOf } = this.options;
     this.running = this.options
-      .mutate((c, now) => applySnapshotSchedules(c, now, minIntervalMs, undefined, this.scheduled))
+      .mutate((c, now) => applySnapshotSchedules(c, now, minIntervalMs, undefined, this.scheduled, backendOf))
       .then((applied) => {
         this.retryAt = undefined;
         const tag = configurationTag(this.options.configuration());

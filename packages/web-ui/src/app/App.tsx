@@ -856,10 +856,12 @@ function ScheduleForm({
       }}
       noValidate
     >
-      <p className="sub schedule-status" data-schedule={current?.text ?? ''}>
-        {current && next !== undefined
-          ? `Scheduled ${current.text}, keeping the newest ${current.keep} (${current.kept} now); next ${next <= now ? 'due now' : `at ${clockTime(new Date(next).toISOString())}`}.`
-          : 'No snapshot schedule.'}
+      <p className="sub schedule-status" data-schedule={current?.text ?? ''} data-not-run={current?.not_run ?? ''}>
+        {current && current.not_run !== null
+          ? `Scheduled ${current.text}, keeping the newest ${current.keep} (${current.kept} now); ${current.not_run} (empty the schedule and save).`
+          : current && next !== undefined
+            ? `Scheduled ${current.text}, keeping the newest ${current.keep} (${current.kept} now); next ${next <= now ? 'due now' : `at ${clockTime(new Date(next).toISOString())}`}.`
+            : 'No snapshot schedule.'}
       </p>
       <label htmlFor={`schedule-${id}`}>Snapshot schedule</label>
       <input

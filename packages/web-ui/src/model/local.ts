@@ -4,7 +4,7 @@
  * `flocker` CLI (volumes move, describe volume) and the page share these words.
  */
 import { z } from 'zod';
-import type { ClusterSnapshot } from '@flocker/api/schemas';
+import type { ClusterSnapshot, DatasetConfiguration } from '@flocker/api/schemas';
 import { formatSize } from './sizes';
 import { humanAge } from './list';
 
@@ -104,14 +104,61 @@ export function replicaText(r: ReplicaView, now: number): string {
     : `replica on ${r.host}, ${humanAge(Date.parse(r.taken_at), now)} old`;
 }
 
+/** The node's host and backend when it reports local storage (issue 24); null for any other node (or one not known). */
+export function localStorageNode(s: ClusterSnapshot, nodeUuid: string): { host: string; backend: string } | null {
+  const n = s.nodes.find((x) => x.uuid === nodeUuid);
+  // isLocalBackend's rule (@flocker/api's localView, which the browser bundle does not import): local-btrfs, local-zfs.
+  return n === undefined || !n.backend.startsWith('local-') ? null : { host: n.host, backend: n.backend };
+}
+
 /**
  * Why a snapshot (taken now, on a schedule, or for a clone) of a volume on node `nodeUuid` would never be taken:
  * local storage's agent takes no snapshots asked through the API yet (issue 24), and the request would sit
  * "requested" forever. Null for any other node (or one not known).
  */
 export function localSnapshotsRefusal(s: ClusterSnapshot, nodeUuid: string, what: string): string | null {
-  const n = s.nodes.find((x) => x.uuid === nodeUuid);
-  // isLocalBackend's rule (@flocker/api's localView, which the browser bundle does not import): local-btrfs, local-zfs.
-  if (n === undefined || !n.backend.startsWith('local-')) return null;
+  const n = localStorageNode(s, nodeUuid);
+  if (n === null) return null;
   return `${what}: ${n.host} keeps its volumes on local storage (${n.backend}), which takes no snapshots, clones or restores through the API yet (nothing was asked)`;
+}
+
+/** The live volume's local node, when it has one (its primary reports local storage). */
+function localPrimaryOf(s: ClusterSnapshot, datasetId: string): { host: string; backend: string } | null {
+  const d = s.datasets.find((x) => x.dataset_id === datasetId && !x.deleted);
+  return d === undefined ? null : localStorageNode(s, d.primary);
+}
+
+/**
+ * Why a snapshot of a live volume, not taken, never will be: its primary keeps it on local storage. The API refuses
+ * such a snapshot once the node has reported its backend; one asked for before (right after a control-service
+ * start) is shown failed with this instead of "requested" forever. Null otherwise.
+ */
+export function localSnapshotNotTaken(s: ClusterSnapshot, datasetId: string): string | null {
+  const n = localPrimaryOf(s, datasetId);
+  if (n === null) return null;
+  return `never taken: ${n.host} keeps this volume on local storage (${n.backend}), which takes no snapshots through the API yet (it was asked for before ${n.host} reported its backend); delete this snapshot`;
+}
+
+/** Why the control service does not run a volume's snapshot schedule (its primary is local: no snapshots); null when it does. */
+export function localScheduleNotRun(s: ClusterSnapshot, datasetId: string): string | null {
+  const n = localPrimaryOf(s, datasetId);
+  if (n === null) return null;
+  return `not run: ${n.host} keeps this volume on local storage (${n.backend}), which takes no snapshots through the API yet; remove the schedule`;
+}
+
+/**
+ * Why a clone (source_snapshot_id) or restore (source_backup) whose primary keeps it on local storage holds none of
+ * its source's data: local storage's agent fills no volume from a snapshot or a backup (issue 24). The API refuses
+ * one onto a node that has reported a local backend; one asked for before (right after a control-service start)
+ * reaches the node all the same. Null for any other volume.
+ */
+export function localCloneNotFilled(
+  s: ClusterSnapshot,
+  d: Pick<DatasetConfiguration, 'primary' | 'source_snapshot_id' | 'source_backup' | 'deleted'>,
+): string | null {
+  const what = d.source_backup !== undefined ? 'restore' : d.source_snapshot_id !== undefined ? 'clone' : undefined;
+  if (what === undefined || d.deleted) return null;
+  const n = localStorageNode(s, d.primary);
+  if (n === null) return null;
+  return `not ${what === 'restore' ? 'restored' : 'cloned'}: ${n.host} keeps this volume on local storage (${n.backend}), which fills no volume from a snapshot or a backup yet: it holds none of that data; delete it and ${what} onto a node with block storage`;
 }

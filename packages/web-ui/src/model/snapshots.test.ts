@@ -70,6 +70,7 @@ describe('snapshotRow', () => {
       state: 'ready',
       size: 128 * MiB,
       taken_at: '2026-12-04T07:00:01Z',
+      reason: null,
     });
   });
 

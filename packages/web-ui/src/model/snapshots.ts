@@ -11,6 +11,7 @@ import type {
   SnapshotConfiguration,
 } from '@flocker/api/schemas';
 import { METADATA_SCHEDULED_KEY } from '@flocker/api/snapshotSchedule';
+import { localSnapshotNotTaken } from './local';
 import { METADATA_FILESYSTEM_KEY, METADATA_NAME_KEY, METADATA_PROFILE_KEY } from './sizes';
 
 export const SnapshotStateKind = z.enum(['requested', 'creating', 'ready', 'error', 'deleting']);
@@ -24,10 +25,15 @@ export const SnapshotRow = z.object({
   volume: z.string(),
   source_deleted: z.boolean(),
   created_at: z.string(),
-  /** requested: not taken yet; then the backend's status; deleting: deleted, still held by the backend. */
+  /**
+   * requested: not taken yet; then the backend's status; deleting: deleted, still held by the backend; error also
+   * for one never to be taken (`reason`).
+   */
   state: SnapshotStateKind,
   size: z.number().nullable(),
   taken_at: z.string().nullable(),
+  /** Why a snapshot not taken never will be (its volume on local storage, issue 24); null otherwise. */
+  reason: z.string().nullable(),
 });
 export type SnapshotRow = z.infer<typeof SnapshotRow>;
 
@@ -59,6 +65,8 @@ export function snapshotRow(
 ): SnapshotRow {
   const source = datasets.find((d) => d.dataset_id === s.dataset_id);
   const held = snapshotState(cluster, s.snapshot_id);
+  // Asked for before its local node reported its backend (the API accepted it then): never taken.
+  const reason = s.deleted !== true && held === undefined ? localSnapshotNotTaken(cluster, s.dataset_id) : null;
   return {
     snapshot_id: s.snapshot_id,
     name: snapshotName(s),
@@ -66,9 +74,10 @@ export function snapshotRow(
     volume: source?.metadata[METADATA_NAME_KEY] ?? s.dataset_id,
     source_deleted: source === undefined || source.deleted,
     created_at: s.created_at,
-    state: s.deleted === true ? 'deleting' : (held?.status ?? 'requested'),
+    state: s.deleted === true ? 'deleting' : (held?.status ?? (reason !== null ? 'error' : 'requested')),
     size: held?.size ?? null,
     taken_at: held?.created_at ?? null,
+    reason,
   };
 }
 
@@ -96,7 +105,7 @@ export function snapshotViews(cluster: ClusterSnapshot): SnapshotView[] {
       const source = cluster.datasets.find((d) => d.dataset_id === s.dataset_id && !d.deleted);
       return {
         ...row,
-        error: pending ? (snapshotError(cluster, s.dataset_id) ?? null) : null,
+        error: row.reason ?? (pending ? (snapshotError(cluster, s.dataset_id) ?? null) : null),
         source_primary: source?.primary ?? null,
         scheduled: s.metadata[METADATA_SCHEDULED_KEY] !== undefined,
       };

@@ -191,6 +191,7 @@ describe('clusterView', () => {
         state: 'requested',
         size: null,
         taken_at: null,
+        reason: null,
         error: null,
         source_primary: A,
         scheduled: false,
@@ -247,6 +248,7 @@ describe('scheduleOf and nextScheduledAt', () => {
       keep: 24,
       kept: 0,
       last_at: null,
+      not_run: null,
     });
     const s = snapshot({
       snapshots: [
@@ -264,6 +266,7 @@ describe('scheduleOf and nextScheduledAt', () => {
       keep: 3,
       kept: 2,
       last_at: '2026-12-04T07:00:00.000Z',
+      not_run: null,
     });
   });
 

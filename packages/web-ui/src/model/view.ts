@@ -6,7 +6,15 @@ import { z } from 'zod';
 import type { ClusterSnapshot, DatasetConfiguration, NodeState, SnapshotConfiguration } from '@flocker/api/schemas';
 import { METADATA_FILESYSTEM_KEY, METADATA_NAME_KEY } from './sizes';
 import { SnapshotView, snapshotName, snapshotViews } from './snapshots';
-import { LocalMoveView, ReplicaView, localMoveOf, localMoveText, replicaOf } from './local';
+import {
+  LocalMoveView,
+  ReplicaView,
+  localMoveOf,
+  localMoveText,
+  localCloneNotFilled,
+  localScheduleNotRun,
+  replicaOf,
+} from './local';
 // The schedule's grammar and slot arithmetic, shared with the control service that runs it (zod-free, no Node code).
 import { datasetSnapshotSchedule, METADATA_SCHEDULED_KEY, nextScheduledSnapshot } from '@flocker/api/snapshotSchedule';
 
@@ -34,6 +42,8 @@ export const ScheduleView = z.object({
   kept: z.number(),
   /** When the newest live scheduled snapshot was asked for (ISO); null before the first. */
   last_at: z.string().nullable(),
+  /** Why the control service does not run it (the volume is on local storage, issue 24); null when it does. */
+  not_run: z.string().nullable(),
 });
 export type ScheduleView = z.infer<typeof ScheduleView>;
 
@@ -114,6 +124,7 @@ export function clonedFrom(s: ClusterSnapshot, d: Pick<DatasetConfiguration, 'so
 export function scheduleOf(
   d: Pick<DatasetConfiguration, 'dataset_id' | 'metadata' | 'deleted'>,
   snapshots: readonly SnapshotConfiguration[],
+  cluster?: ClusterSnapshot,
 ): ScheduleView | null {
   // Interval as written: the API refuses one below the control service's minimum, except under its test override.
   const schedule = datasetSnapshotSchedule(d.metadata, 0);
@@ -133,6 +144,7 @@ export function scheduleOf(
     keep: schedule.keep,
     kept,
     last_at: last === undefined ? null : new Date(last).toISOString(),
+    not_run: cluster === undefined ? null : localScheduleNotRun(cluster, d.dataset_id),
   };
 }
 
@@ -218,6 +230,9 @@ export function volumeState(s: ClusterSnapshot, d: DatasetConfiguration): Derive
   // A delete that is stuck says why (issue 17: DEVICE_BUSY was only in agent.log).
   if (d.deleted)
     return { ...base, state: 'deleting', detail: first ? errorReason(first) : 'unmounting, detaching and destroying' };
+  // Before "mounted": local storage mounts such a clone or restore empty (issue 24), which must not look done.
+  const notFilled = localCloneNotFilled(s, d);
+  if (notFilled !== null) return { ...base, state: 'error', detail: notFilled };
   if (here?.m.status === 'mounted' && here.m.path)
     return { ...base, state: 'mounted', detail: `mounted on ${here.node.host} at ${here.m.path}` };
   if (first) return { ...base, state: 'error', detail: errorReason(first) };
@@ -268,7 +283,7 @@ export function clusterView(s: ClusterSnapshot, firstSeen: ReadonlyMap<string, s
         used: usedBytesOf(s, d.dataset_id),
         filesystem: volumeFilesystem(d),
         cloned_from: clonedFrom(s, d),
-        snapshot_schedule: scheduleOf(d, s.snapshots ?? []),
+        snapshot_schedule: scheduleOf(d, s.snapshots ?? [], s),
         resizing: resizeProgress(s, d),
         primary: { uuid: d.primary, host: hostOf(s.nodes, d.primary) },
         ...volumeState(s, d),

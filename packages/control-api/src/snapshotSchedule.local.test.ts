@@ -1,0 +1,99 @@
+/**
+ * A snapshot schedule on a local dataset (issue 24): local storage's agent takes no snapshots, so a
+ * schedule set while its node had not reported its backend (right after a control-service start the
+ * API accepts it as for block storage) must stop asking for snapshots once the node is known to be
+ * local: each would stay "requested" for ever. Not a hot loop either (nothing due "now" for ever).
+ */
+import { METADATA_SNAPSHOT_KEEP_KEY as KEEP, METADATA_SNAPSHOT_SCHEDULE_KEY as SCHEDULE } from '@flocker/api';
+import { ManualClock } from '@flocker/runtime/testing';
+import { type Configuration, createDataset, registerNode, emptyConfiguration } from './configuration';
+import { MemoryConfigurationStore } from './ConfigurationStore';
+import { ControlState } from './ControlState';
+import type { BackendOf } from './localStorage';
+import { applySnapshotSchedules, nextScheduleDue } from './snapshotSchedule';
+import { NODE_A as A, NODE_B as B, nodeReport, silentLogger } from './testing/httpService';
+
+const LOCAL = '11111111-1111-4111-8111-111111111111';
+const BLOCK = '22222222-2222-4222-8222-222222222222';
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+const T0 = Date.UTC(2026, 11, 4);
+
+function scheduled(): Configuration {
+  let c = registerNode(emptyConfiguration, { uuid: A, host: 'a' });
+  c = registerNode(c, { uuid: B, host: 'b' });
+  c = createDataset(c, { primary: A, dataset_id: LOCAL, metadata: { name: 'pg', [SCHEDULE]: 'hourly' } }).config;
+  c = createDataset(c, { primary: B, dataset_id: BLOCK, metadata: { name: 'db', [SCHEDULE]: 'hourly' } }).config;
+  return c;
+}
+
+const aLocal: BackendOf = (node) =>
+  node === A ? { kind: 'local', name: 'local-btrfs' } : node === B ? { kind: 'other', name: 'loopback' } : undefined;
+
+const liveScheduledOf = (c: Configuration, dataset: string): number =>
+  [...(c.snapshots?.values() ?? [])].filter((s) => s.dataset_id === dataset && s.deleted !== true).length;
+
+describe('snapshot schedules of local datasets (pure)', () => {
+  it('no snapshot is asked for a dataset whose primary is known to be local; block datasets as before', () => {
+    const applied = applySnapshotSchedules(scheduled(), T0 + 5, MIN, undefined, undefined, aLocal);
+    expect(applied.result.map((a) => a.dataset_id)).toEqual([BLOCK]);
+  });
+
+  it('a node not known (not reported since the start) is scheduled as before', () => {
+    const applied = applySnapshotSchedules(scheduled(), T0 + 5, MIN, undefined, undefined, () => undefined);
+    expect(applied.result.map((a) => a.dataset_id).sort()).toEqual([LOCAL, BLOCK]);
+  });
+
+  it('a local dataset is never due (the scheduler would otherwise run again at once, for ever)', () => {
+    let c = registerNode(emptyConfiguration, { uuid: A, host: 'a' });
+    c = createDataset(c, { primary: A, dataset_id: LOCAL, metadata: { [SCHEDULE]: 'hourly' } }).config;
+    expect(nextScheduleDue(c, T0 + 5, MIN, undefined, aLocal)).toBeUndefined();
+    expect(nextScheduleDue(c, T0 + 5, MIN, undefined, () => undefined)).toBe(T0 + 5);
+  });
+});
+
+describe('the scheduler once the node reports a local backend (ManualClock)', () => {
+  it('stops taking snapshots of the local dataset; the block dataset keeps its schedule', async () => {
+    const clock = new ManualClock(T0 + 30 * 1000);
+    const state = await ControlState.open({
+      store: new MemoryConfigurationStore(),
+      nodeTimeoutMs: 10 * 24 * HOUR,
+      logger: silentLogger,
+      now: () => clock.now(),
+      snapshotTimers: clock,
+      livenessCheckMs: 24 * HOUR,
+      minSnapshotIntervalMs: 5 * MIN,
+    });
+    try {
+      await state.mutate((c) => ({ config: registerNode(c, { uuid: A, host: 'a' }), result: undefined, status: 200 }));
+      await state.mutate((c) => ({ config: registerNode(c, { uuid: B, host: 'b' }), result: undefined, status: 200 }));
+      // Set before A reported (as right after a restart): accepted, and run once.
+      await state.mutate((c) =>
+        createDataset(c, {
+          primary: A,
+          dataset_id: LOCAL,
+          metadata: { name: 'pg', [SCHEDULE]: 'every 5m', [KEEP]: '3' },
+        }),
+      );
+      await state.mutate((c) =>
+        createDataset(c, {
+          primary: B,
+          dataset_id: BLOCK,
+          metadata: { name: 'db', [SCHEDULE]: 'every 5m', [KEEP]: '9' },
+        }),
+      );
+      await clock.advance(MIN);
+      expect(liveScheduledOf(state.configuration, LOCAL)).toBe(1);
+      await state.report(nodeReport(A, { backend: 'local-btrfs' }));
+      await state.report(nodeReport(B));
+      for (let t = 0; t < 30; t++) {
+        await clock.advance(MIN);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      expect(liveScheduledOf(state.configuration, LOCAL)).toBe(1);
+      expect(liveScheduledOf(state.configuration, BLOCK)).toBe(7);
+    } finally {
+      await state.close();
+    }
+  });
+});
