@@ -5,12 +5,15 @@
 # routed off the machine: hosts live on 10.77.0.0/24 behind a bridge in its own
 # netns; the control service is reachable from here on 10.77.1.<4·slot+2>:4523.
 #
-#   scripts/cluster.sh up [N] [--no-docker] [--no-agents] [--no-plugin] [--node-timeout S] [--lease-grace S]
-#                                     start N hosts (default 3) named a, b, c, …; T and G of flocker-control
+#   scripts/cluster.sh up [N] [--backend loopback|local] [--no-docker] [--no-agents] [--no-plugin] [--node-timeout S] [--lease-grace S]
+#                                     start N hosts (default 3) named a, b, c, …; T and G of flocker-control;
+#                                     --backend local: each host its own btrfs file system on its own loop
+#                                     device, a move copies the data over mutual TLS (default: loopback, shared)
 #   scripts/cluster.sh status         control URL, node UUIDs, pids, DOCKER_HOST of each host
 #   scripts/cluster.sh exec a <cmd…>  run a command inside host a (no command: a shell)
 #   scripts/cluster.sh docker b ps    docker CLI against host b's dockerd
 #   scripts/cluster.sh env a          prints `export DOCKER_HOST=…` for host a
+#   scripts/cluster.sh flocker volumes list   the flocker CLI against this cluster (as API user admin)
 #   scripts/cluster.sh down           stop everything, remove namespaces, loop devices, cgroups
 # Faults (failover demos; see "Demo: failover by hand" in e2e/README.md):
 #   scripts/cluster.sh kill a         SIGKILL a's agent, plugin and dockerd (containers keep running)

@@ -10,7 +10,8 @@ import { FlockerClient, tlsDispatcher } from '@flocker/api';
 import { CONTROL_ENV, CONTROL_NODE_FLAGS } from '@flocker/control-api';
 import { ClusterHost, type ComponentCommands } from './Host';
 import { buildTinyImage } from './image';
-import { clusterLayout, controlServiceFlags, MAX_SLOTS, type ClusterLayout } from './layout';
+import { clusterLayout, controlServiceFlags, MAX_SLOTS, type ClusterBackend, type ClusterLayout } from './layout';
+import { makeLocalDisk, removeLocalDisks } from './localDisks';
 import {
   addNetns,
   createControlNetns,
@@ -40,6 +41,12 @@ export interface ClusterOptions {
   nodeTimeoutSeconds?: number;
   /** Control service --lease-grace (seconds a dead node keeps its leases). Default: not passed (the service's 5 s). */
   leaseGraceSeconds?: number;
+  /**
+   * The hosts' storage. Default loopback: one pool of sparse files shared by every host. local (issue 24): each
+   * host its own btrfs file system on its own loop device (<host dir>/pool.img, mounted at <host dir>/pool in the
+   * host's mount namespace), moves copied host to host over mutual TLS on the bridge (transfer port 4525).
+   */
+  backend?: ClusterBackend;
   /** Override how components are launched. */
   commands?: Partial<ComponentCommands>;
   /** Per-component start-up limit. Default 30 s. */
@@ -135,6 +142,7 @@ export class Cluster {
       withDocker: state.withDocker,
       startTimeoutMs,
       nodeTimeoutSeconds: state.nodeTimeoutSeconds,
+      backend: this.backend,
       dockerCliEnv: { ...process.env, DOCKER_CONFIG: path.join(layout.baseDir, 'docker-cli') },
     };
     this.hosts = layout.hosts.map((h) => new ClusterHost(h, ctx));
@@ -142,6 +150,10 @@ export class Cluster {
 
   get baseDir(): string {
     return this.layout.baseDir;
+  }
+
+  get backend(): ClusterBackend {
+    return this.state.backend ?? 'loopback';
   }
 
   host(name: string): ClusterHost {
@@ -199,6 +211,8 @@ export class Cluster {
     const report = await teardown(this.layout, { removeBaseDir: this.state.removeBaseDir && !keep });
     // Logs stay in a kept baseDir; the state file goes once nothing is left to clean.
     if (report.survivors.length === 0 && report.loopDevicesLeft.length === 0) {
+      // The hosts' btrfs images (local backend) too: sparse, but holding every volume's data; the next up starts empty.
+      if (!keep) removeLocalDisks(this.layout.hosts);
       fs.rmSync(this.layout.stateFile, { force: true });
     }
     return report;
@@ -261,25 +275,34 @@ async function prepareBaseDir(given: string | undefined): Promise<{ baseDir: str
   return { baseDir, removeBaseDir: false };
 }
 
-export async function startCluster(options: ClusterOptions): Promise<Cluster> {
-  requireRoot();
-  const { baseDir, removeBaseDir } = await prepareBaseDir(options.baseDir);
+/** What startCluster records of its options (cluster.json), with their defaults; a backend only when one is asked for. */
+export function clusterState(
+  options: ClusterOptions,
+  where: { slot: number; baseDir: string; removeBaseDir: boolean },
+): ClusterStateFile {
   const withDocker = options.withDocker ?? false;
-  const slot = await claimSlot();
-  const layout = clusterLayout(baseDir, slot, options.hosts);
-  const state: ClusterStateFile = {
+  return {
     version: 1,
-    slot,
-    baseDir,
+    slot: where.slot,
+    baseDir: where.baseDir,
     hosts: options.hosts,
     withDocker,
     withPlugin: withDocker && (options.withPlugin ?? true),
     withAgents: options.withAgents ?? true,
     nodeTimeoutSeconds: options.nodeTimeoutSeconds ?? 10,
     ...(options.leaseGraceSeconds !== undefined ? { leaseGraceSeconds: options.leaseGraceSeconds } : {}),
+    ...(options.backend !== undefined ? { backend: options.backend } : {}),
     createdAt: new Date().toISOString(),
-    removeBaseDir,
+    removeBaseDir: where.removeBaseDir,
   };
+}
+
+export async function startCluster(options: ClusterOptions): Promise<Cluster> {
+  requireRoot();
+  const { baseDir, removeBaseDir } = await prepareBaseDir(options.baseDir);
+  const slot = await claimSlot();
+  const layout = clusterLayout(baseDir, slot, options.hosts);
+  const state = clusterState(options, { slot, baseDir, removeBaseDir });
   writeState(layout.stateFile, state);
   // A CA per cluster: the control certificate names both addresses it is reached at,
   // every host gets a node certificate beside its agent.yml, the harness an API user's.
@@ -296,7 +319,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const cluster = new Cluster(layout, state, { ...defaultCommands, ...options.commands }, options.startTimeoutMs);
   try {
     fs.mkdirSync(layout.poolDir, { recursive: true });
-    const image = withDocker ? buildTinyImage(layout.imageTar) : Promise.resolve('');
+    const image = state.withDocker ? buildTinyImage(layout.imageTar) : Promise.resolve('');
     image.catch(() => undefined); // awaited below; avoid an unhandled rejection meanwhile
     await ensurePinDir(layout.nsDir);
     await createSwitch(layout);
@@ -304,6 +327,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     for (const h of layout.hosts) await createHostNetns(layout, h);
     await Promise.all(layout.hosts.map((h) => createHostMountNs(h)));
     for (const h of cluster.hosts) h.prepare();
+    if (cluster.backend === 'local') await Promise.all(layout.hosts.map((h) => makeLocalDisk(h)));
+    await Promise.all(cluster.hosts.map((h) => h.mountDisks()));
     await Promise.all(layout.hosts.map((h) => pki.installNode(h.dir)));
     await cluster.startControl();
     await image;

@@ -12,10 +12,12 @@ import {
   agentConfigYaml,
   agentResyncSeconds,
   daemonConfig,
+  type ClusterBackend,
   type ClusterLayout,
   type ControlServiceSettings,
   type HostLayout,
 } from './layout';
+import { mountLocalDisk } from './localDisks';
 import { createHostMountNs, inHost, isMountPoint, releaseHostMountNs, setHostLink } from './namespaces';
 import { isAlive, readPidFile, removeCgroup, spawnDetached, stopPid, waitGone } from './processes';
 import { ClusterError, run, waitFor, type RunOptions, type RunResult } from './run';
@@ -46,6 +48,7 @@ export interface HostContext {
   startTimeoutMs: number;
   nodeTimeoutSeconds: number;
   dockerCliEnv: NodeJS.ProcessEnv;
+  backend: ClusterBackend;
 }
 
 export class ClusterHost {
@@ -104,7 +107,7 @@ export class ClusterHost {
     for (const d of [h.dir, h.stateDir, h.mountRoot, h.logDir]) fs.mkdirSync(d, { recursive: true });
     fs.writeFileSync(
       h.agentConfig,
-      agentConfigYaml(this.ctx.cluster, h, agentResyncSeconds(this.ctx.nodeTimeoutSeconds)),
+      agentConfigYaml(this.ctx.cluster, h, agentResyncSeconds(this.ctx.nodeTimeoutSeconds), this.ctx.backend),
     );
     fs.writeFileSync(h.daemonJson, JSON.stringify(daemonConfig(h), null, 2) + '\n');
     if (!fs.existsSync(h.eraFile)) this.newEra();
@@ -341,12 +344,18 @@ export class ClusterHost {
     fs.rmSync(path.join(this.layout.dir, 'docker-exec'), { recursive: true, force: true });
   }
 
-  /** Boots after powerOff(): a new era, a fresh mount namespace, then start(). */
+  /** Boots after powerOff(): a new era, a fresh mount namespace (its disks mounted), then start(). */
   async powerOn(): Promise<void> {
     if (this.isPoweredOn()) throw new ClusterError('POWERED_ON', `host ${this.name} is powered on; power it off first`);
     this.newEra();
     await createHostMountNs(this.layout);
+    await this.mountDisks();
     await this.start();
+  }
+
+  /** What a boot mounts before the agent starts: the local backend's pool (its own btrfs file system). */
+  async mountDisks(): Promise<void> {
+    if (this.ctx.backend === 'local') await mountLocalDisk(this.layout);
   }
 
   /** Simulated reboot: powerOff() then powerOn(). Loop devices stay attached, like cloud volumes. */

@@ -1,22 +1,28 @@
 /**
  * The harness by hand (see scripts/cluster.sh, which is the documented entry point):
- *   up [N] [--no-docker] [--no-agents] [--no-plugin] [--node-timeout S] [--lease-grace S]
- *   down | status | exec <host> <cmd…> | docker <host> <args…> | env <host>
+ *   up [N] [--backend loopback|local] [--no-docker] [--no-agents] [--no-plugin] [--node-timeout S] [--lease-grace S]
+ *   down | status | exec <host> <cmd…> | docker <host> <args…> | env <host> | flocker <args…>
  *   kill | poweroff | poweron | partition | heal | start <host>     (faults, for failover demos)
  * State lives in $FLOCKER_CLUSTER_DIR (default /tmp/flocker-cluster).
  */
 import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import { inHost } from './namespaces';
-import { openCluster, startCluster, type Cluster } from './Cluster';
+import { openCluster, REPO_ROOT, startCluster, type Cluster } from './Cluster';
+import { LOCAL_TRANSFER_PORT, type ClusterBackend } from './layout';
 import type { NodeState } from '@flocker/api';
 import type { ClusterHost } from './Host';
 import { ClusterError } from './run';
 
-const USAGE = `usage: cluster.sh up [N] [--no-docker] [--no-agents] [--no-plugin] [--node-timeout S] [--lease-grace S]
+const USAGE = `usage: cluster.sh up [N] [--backend loopback|local] [--no-docker] [--no-agents] [--no-plugin]
+                     [--node-timeout S] [--lease-grace S]
+           --backend local: each host its own btrfs file system on its own loop device (issue 24; a move
+           copies the data host to host over mutual TLS); default loopback: one pool shared by every host
        cluster.sh down | status
        cluster.sh exec <host> <cmd…>      run a command inside host <host> (a, b, …)
        cluster.sh docker <host> <args…>   docker CLI against <host>'s dockerd
        cluster.sh env <host>              prints DOCKER_HOST=… for <host>
+       cluster.sh flocker <args…>         the flocker CLI against this cluster (e.g. flocker volumes list)
 faults (for failover demos):
        cluster.sh kill <host>             SIGKILL its agent, plugin and dockerd; containers keep running
        cluster.sh start <host>            start its stopped agent/plugin/dockerd again (same era)
@@ -38,6 +44,8 @@ interface UpArgs {
   nodeTimeoutSeconds: number;
   /** undefined: flocker-control's default (5 s). */
   leaseGraceSeconds?: number;
+  /** undefined: loopback (startCluster's default). */
+  backend?: ClusterBackend;
 }
 
 export function parseUpArgs(args: readonly string[]): UpArgs {
@@ -58,6 +66,10 @@ export function parseUpArgs(args: readonly string[]): UpArgs {
         throw new ClusterError('USAGE', '--lease-grace needs a number of seconds (0 or more)');
       }
       out.leaseGraceSeconds = v;
+    } else if (a === '--backend') {
+      const v = args[++i];
+      if (v !== 'loopback' && v !== 'local') throw new ClusterError('USAGE', '--backend needs loopback or local');
+      out.backend = v;
     } else if (a !== undefined && /^\d+$/.test(a)) out.hosts = Number(a);
     else throw new ClusterError('USAGE', `unknown argument ${a ?? ''}\n${USAGE}`);
   }
@@ -133,6 +145,13 @@ async function hostCondition(h: ClusterHost): Promise<string> {
   return (await h.linkIsUp()) ? 'up' : 'partitioned';
 }
 
+/** status's storage line: which backend, and where its data lives. */
+export function backendLine(backend: ClusterBackend, poolDir: string): string {
+  return backend === 'local'
+    ? `backend   local (btrfs): each host its own file system on its own loop device (pool below), moves copied over mutual TLS on port ${LOCAL_TRANSFER_PORT}`
+    : `backend   loopback: one pool shared by every host, ${poolDir}`;
+}
+
 /** How the control service sees a node: `alive`, `DEAD since …`, plus its agent's self-fencing state. */
 export function controlView(node: Pick<NodeState, 'alive' | 'dead_since' | 'fencing'> | undefined): string {
   if (node === undefined) return 'control: unknown';
@@ -144,6 +163,7 @@ async function describe(cluster: Cluster): Promise<string> {
   const l = cluster.layout;
   const lines = [
     `cluster dir ${l.baseDir} (slot ${l.slot}); node timeout ${cluster.state.nodeTimeoutSeconds} s, lease grace ${cluster.state.leaseGraceSeconds ?? 'default (5)'} s`,
+    backendLine(cluster.backend, l.poolDir),
   ];
   const control = cluster.controlPid();
   let version = '';
@@ -173,7 +193,8 @@ async function describe(cluster: Cluster): Promise<string> {
     const seen = controlView(nodes.find((n) => n.uuid === h.nodeUuid()));
     lines.push(
       `host ${h.name}    ${h.address}  ${await hostCondition(h)} (${seen})  node ${h.nodeUuid() ?? '-'}  ` +
-        `agent ${h.agentPid() ?? '-'}  plugin ${h.pluginPid() ?? '-'}  dockerd ${h.dockerPid() ?? '-'}  DOCKER_HOST=unix://${h.layout.dockerSocket}`,
+        `agent ${h.agentPid() ?? '-'}  plugin ${h.pluginPid() ?? '-'}  dockerd ${h.dockerPid() ?? '-'}  DOCKER_HOST=unix://${h.layout.dockerSocket}` +
+        (cluster.backend === 'local' ? `  pool ${h.layout.localPool}` : ''),
     );
   }
   return lines.join('\n');
@@ -212,6 +233,15 @@ async function main(argv: string[]): Promise<number> {
     case 'status': {
       console.log(await describe(openCluster(clusterDir())));
       return 0;
+    }
+    case 'flocker': {
+      // This repository's CLI as the API user admin: the FLOCKER_* settings status prints.
+      const cluster = openCluster(clusterDir());
+      const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'packages/cli/dist/main.js'), ...rest], {
+        stdio: 'inherit',
+        env: { ...process.env, ...cluster.cliEnv() },
+      });
+      return r.status ?? 1;
     }
     case 'exec':
     case 'docker':

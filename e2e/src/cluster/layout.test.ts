@@ -6,7 +6,12 @@ import {
   daemonConfig,
   hostName,
 } from './layout';
-import { controlView, isFault, parseFaultArgs, parseUpArgs } from './cli';
+import { backendLine, controlView, isFault, parseFaultArgs, parseUpArgs } from './cli';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Cluster, clusterState, defaultCommands } from './Cluster';
+import { ClusterStateFile } from './state';
 
 describe('clusterLayout', () => {
   it('names and addresses hosts a, b, c on the private bridge, per slot', () => {
@@ -55,6 +60,24 @@ describe('clusterLayout', () => {
     expect(daemonConfig(b)).toMatchObject({ 'cgroup-parent': '/fl0-b', hosts: ['unix:///tmp/x/hosts/b/docker.sock'] });
   });
 
+  it('gives the local backend each host its own pool (agent.yml dataset: local, btrfs, the transfer port)', () => {
+    const l = clusterLayout('/tmp/x', 0, 2);
+    const b = l.hosts[1]!;
+    expect([b.localPoolImage, b.localPool]).toEqual(['/tmp/x/hosts/b/pool.img', '/tmp/x/hosts/b/pool']);
+    const yml = agentConfigYaml(l, b, 1, 'local');
+    expect(yml).toContain(
+      'dataset:\n  backend: local\n  engine: btrfs\n  pool: "/tmp/x/hosts/b/pool"\n  transfer_port: 4525\nnode:\n',
+    );
+    expect(yml).not.toContain('root_path');
+    // Transfers reach b at its bridge address; the rest of the file is the loopback one.
+    const loopback = agentConfigYaml(l, b, 1, 'loopback');
+    expect(yml).toContain('host: "10.77.0.12"');
+    expect(yml.slice(yml.indexOf('node:'))).toBe(loopback.slice(loopback.indexOf('node:')));
+    // Without a backend: loopback, the same file as before the option.
+    expect(agentConfigYaml(l, b, 1)).toBe(agentConfigYaml(l, b, 1, 'loopback'));
+    expect(agentConfigYaml(l, b, 1)).toContain('dataset:\n  backend: loopback\n  root_path: "/tmp/x/pool"\nnode:\n');
+  });
+
   it('keeps the agent resync well inside the node timeout', () => {
     expect(agentResyncSeconds(3)).toBe(1);
     expect(agentResyncSeconds(30)).toBe(10);
@@ -92,6 +115,57 @@ describe('cluster.sh up arguments', () => {
     expect(parseUpArgs(['--lease-grace', '0.5', '2'])).toMatchObject({ hosts: 2, leaseGraceSeconds: 0.5 });
     for (const bad of [['--lease-grace'], ['--lease-grace', '-1'], ['--lease-grace', 'x'], ['--lease-grace', '']]) {
       expect(() => parseUpArgs(bad)).toThrow(/--lease-grace needs/);
+    }
+  });
+});
+
+describe('cluster.sh up --backend', () => {
+  it('takes loopback or local, and leaves it unset (loopback) by default', () => {
+    expect(parseUpArgs([]).backend).toBeUndefined();
+    expect(parseUpArgs(['2', '--backend', 'local'])).toEqual({ ...parseUpArgs(['2']), backend: 'local' });
+    expect(parseUpArgs(['--backend', 'loopback']).backend).toBe('loopback');
+    for (const bad of [['--backend'], ['--backend', 'zfs'], ['--backend', '']]) {
+      expect(() => parseUpArgs(bad)).toThrow(/--backend needs loopback or local/);
+    }
+  });
+  it('status names the backend', () => {
+    expect(backendLine('loopback', '/tmp/x/pool')).toBe(
+      'backend   loopback: one pool shared by every host, /tmp/x/pool',
+    );
+    expect(backendLine('local', '/tmp/x/pool')).toMatch(
+      /^backend +local \(btrfs\): each host its own file system .*4525/,
+    );
+  });
+});
+
+describe('startCluster({ backend })', () => {
+  const where = { slot: 5, baseDir: '/tmp/x', removeBaseDir: false };
+  it('records backend local in cluster.json, and no backend without the option (files as before)', () => {
+    const local = clusterState({ hosts: 2, withDocker: true, backend: 'local' }, where);
+    expect(local).toMatchObject({ hosts: 2, withDocker: true, withPlugin: true, backend: 'local' });
+    expect(ClusterStateFile.parse(JSON.parse(JSON.stringify(local)))).toEqual(local);
+    const plain = clusterState({ hosts: 2, withDocker: true }, where);
+    expect('backend' in plain).toBe(false);
+    expect(ClusterStateFile.parse(JSON.parse(JSON.stringify(plain)))).toEqual(plain);
+  });
+
+  it("writes each host's agent.yml for the backend the state names; an older cluster.json is loopback", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flocker-layout-test-'));
+    try {
+      const layout = clusterLayout(dir, 5, 2);
+      const base = { slot: 5, baseDir: dir, removeBaseDir: false };
+      const local = new Cluster(layout, clusterState({ hosts: 2, backend: 'local' }, base), defaultCommands);
+      expect(local.backend).toBe('local');
+      for (const h of local.hosts) h.prepare();
+      for (const h of layout.hosts) {
+        expect(fs.readFileSync(h.agentConfig, 'utf8')).toBe(agentConfigYaml(layout, h, 3.3, 'local'));
+      }
+      const older = new Cluster(layout, clusterState({ hosts: 2 }, base), defaultCommands);
+      expect(older.backend).toBe('loopback');
+      for (const h of older.hosts) h.prepare();
+      expect(fs.readFileSync(layout.hosts[0]!.agentConfig, 'utf8')).toContain('backend: loopback');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

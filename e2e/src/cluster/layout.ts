@@ -16,6 +16,17 @@ export const MAX_HOSTS = 26;
 export const CONTROL_PORT = 4523;
 export const BRIDGE_CONTROL_ADDRESS = '10.77.0.2';
 
+/**
+ * Where the hosts' datasets live: `loopback` (the default), one pool of sparse files shared by every host, a move
+ * re-attaches the image elsewhere; `local` (issue 24), each host its own btrfs file system on its own loop device,
+ * a move copies the data host to host over mutual TLS (the transfer port, on the bridge).
+ */
+export type ClusterBackend = 'loopback' | 'local';
+/** The local backend's transfer listener, on each host's bridge address (one netns per host: the same port on all). */
+export const LOCAL_TRANSFER_PORT = 4525;
+/** Each host's btrfs image (sparse: only what is written takes disk space; a volume's size is a quota, not checked against it). */
+export const LOCAL_POOL_BYTES = 4 * 1024 ** 3;
+
 export interface HostLayout {
   index: number;
   /** a, b, c, … */
@@ -38,6 +49,10 @@ export interface HostLayout {
   mountRoot: string;
   eraFile: string;
   logDir: string;
+  /** Local backend: the image of the host's own btrfs file system (on a loop device from `up` to `down`)… */
+  localPoolImage: string;
+  /** …mounted here in the host's mount namespace only: the agent's `dataset.pool`. */
+  localPool: string;
 }
 
 export interface ClusterLayout {
@@ -108,6 +123,8 @@ export function clusterLayout(baseDir: string, slot: number, hostCount: number):
       mountRoot: path.join(dir, 'mnt'),
       eraFile: path.join(dir, 'era'),
       logDir: path.join(dir, 'log'),
+      localPoolImage: path.join(dir, 'pool.img'),
+      localPool: path.join(dir, 'pool'),
     });
   }
   const rootAddress = `10.77.1.${slot * 4 + 1}`;
@@ -162,16 +179,33 @@ export function controlServiceFlags(s: ControlServiceSettings): string[] {
   return flags;
 }
 
+/** The agent.yml `dataset:` section of a backend (see packages/dataset-agent/README.md). */
+function datasetSection(layout: ClusterLayout, host: HostLayout, backend: ClusterBackend): string[] {
+  if (backend === 'local') {
+    return [
+      'dataset:',
+      '  backend: local',
+      '  engine: btrfs',
+      `  pool: ${JSON.stringify(host.localPool)}`,
+      `  transfer_port: ${LOCAL_TRANSFER_PORT}`,
+    ];
+  }
+  return ['dataset:', '  backend: loopback', `  root_path: ${JSON.stringify(layout.poolDir)}`];
+}
+
 /** Renders the agent's YAML configuration (see packages/dataset-agent). */
-export function agentConfigYaml(layout: ClusterLayout, host: HostLayout, resyncSeconds: number): string {
+export function agentConfigYaml(
+  layout: ClusterLayout,
+  host: HostLayout,
+  resyncSeconds: number,
+  backend: ClusterBackend = 'loopback',
+): string {
   return [
     'version: 1',
     'control-service:',
     `  hostname: ${JSON.stringify(layout.controlBridgeAddress)}`,
     `  port: ${layout.controlPort}`,
-    'dataset:',
-    '  backend: loopback',
-    `  root_path: ${JSON.stringify(layout.poolDir)}`,
+    ...datasetSection(layout, host, backend),
     'node:',
     `  state_dir: ${JSON.stringify(host.stateDir)}`,
     `  mount_root: ${JSON.stringify(host.mountRoot)}`,

@@ -18,6 +18,8 @@ export const ClusterStateFile = z
     nodeTimeoutSeconds: z.number().positive(),
     /** flocker-control --lease-grace; absent: not passed (the control service's default, 5 s). */
     leaseGraceSeconds: z.number().nonnegative().optional(),
+    /** The hosts' storage (layout.ts ClusterBackend); absent: loopback (as every cluster.json before it was added). */
+    backend: z.enum(['loopback', 'local']).optional(),
     createdAt: z.string(),
     /** Remove baseDir on stop (it was a temporary directory). */
     removeBaseDir: z.boolean(),
