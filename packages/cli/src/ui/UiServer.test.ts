@@ -272,6 +272,21 @@ describe('UiServer: actions', () => {
     ]);
   });
 
+  it('moves a volume when released (issue 24) only when asked, and refuses a when_released that is no boolean', async () => {
+    const asked = await call('POST', `/api/volumes/${D1}/move`, { body: { node: B, when_released: true } });
+    expect(asked.status).toBe(200);
+    expect((await call('POST', `/api/volumes/${D1}/move`, { body: { node: B, when_released: false } })).status).toBe(
+      200,
+    );
+    const bad = await call('POST', `/api/volumes/${D1}/move`, { body: { node: B, when_released: 'yes' } });
+    expect(bad.status).toBe(400);
+    // Sent only when asked: a control service before it refuses the field (400).
+    expect(client.calls).toEqual([
+      ['update', D1, { primary: B, when_released: true }],
+      ['update', D1, { primary: B }],
+    ]);
+  });
+
   it("passes on the API's own status, code and message", async () => {
     client.failWith = new FlockerApiError(
       409,

@@ -125,7 +125,11 @@ export class UiActions {
     const d = s.datasets.find((x) => x.dataset_id === datasetId.toLowerCase());
     if (target !== undefined && !target.alive && d?.primary !== target.uuid)
       throw new UiActionError(409, 'NODE_NOT_ALIVE', deadTargetText(target));
-    return this.client.updateDataset(datasetId, { primary: req.node });
+    // when_released is sent only when asked: a control service before it refuses the field (400).
+    return this.client.updateDataset(datasetId, {
+      primary: req.node,
+      ...(req.when_released === true ? { when_released: true } : {}),
+    });
   }
 
   /**

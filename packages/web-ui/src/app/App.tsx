@@ -5,9 +5,9 @@ import { defaultCloneNode, groupSnapshots, type SnapshotView } from '../model/sn
 import type { UiEvent } from '../model/events';
 import { releaseRisk } from '../model/safety';
 import { errorReason, nextScheduledAt, stateText, type NodeView, type VolumeView } from '../model/view';
-import { refusesSize, type ControlStatus } from '../model/wire';
+import { offersWhenReleased, refusesSize, type ControlStatus } from '../model/wire';
 import { filterVolumes, listNotice, moveTargets, rowWindow, usedSpace, volumeAge } from '../model/list';
-import { replicaText } from '../model/local';
+import { movesWhenReleased, replicaText } from '../model/local';
 import { ActionFailed, api } from './api';
 import { age, clockTime } from './time';
 import { useCluster } from './useCluster';
@@ -39,6 +39,8 @@ export function App() {
   const [deletingSnapshot, setDeletingSnapshot] = useState<SnapshotView | null>(null);
   const [cloning, setCloning] = useState<SnapshotView | null>(null);
   const [resizing, setResizing] = useState<VolumeView | null>(null);
+  /** Moves refused with a LEASE_HELD that suggests when_released: the target to offer "Move when released" for, by volume id. */
+  const [whenReleasedOffers, setWhenReleasedOffers] = useState<ReadonlyMap<string, string>>(new Map());
 
   /** Runs an action; a failure shows in the banner. Resolves to whether it succeeded. */
   const act = async (key: string, run: () => Promise<void>): Promise<boolean> => {
@@ -115,9 +117,25 @@ export function App() {
               hasView={view !== null}
               control={control}
               results={results}
-              onDismissResult={(key) => setResults((r) => withResult(r, key, null))}
+              onDismissResult={(key) => {
+                setResults((r) => withResult(r, key, null));
+                setWhenReleasedOffers((o) => withResult(o, key, null));
+              }}
               busy={busy}
-              onMove={(v, node) => void act(v.dataset_id, () => api.move(v.dataset_id, node))}
+              whenReleasedOffers={whenReleasedOffers}
+              onMove={(v, node, whenReleased) => {
+                setWhenReleasedOffers((o) => withResult(o, v.dataset_id, null));
+                void act(v.dataset_id, async () => {
+                  try {
+                    await api.move(v.dataset_id, node, whenReleased);
+                  } catch (e) {
+                    // A local volume a container on its node uses (issue 24): offer the move that waits for it.
+                    if (!whenReleased && e instanceof ActionFailed && offersWhenReleased(e))
+                      setWhenReleasedOffers((o) => withResult(o, v.dataset_id, node));
+                    throw e;
+                  }
+                });
+              }}
               onRelease={(v) => {
                 // A live node holds the lease: a container there uses the volume. Ask first, saying what is at stake.
                 const risk = releaseRisk(v, nodes);
@@ -356,7 +374,10 @@ interface VolumesProps {
   results: ReadonlyMap<string, string>;
   onDismissResult: (key: string) => void;
   busy: Set<string>;
-  onMove: (v: VolumeView, node: string) => void;
+  /** Local storage (issue 24): `whenReleased` copies now while the volume stays in use and finishes once released. */
+  onMove: (v: VolumeView, node: string, whenReleased: boolean) => void;
+  /** Moves refused with a LEASE_HELD that suggests when_released: the target node to offer it for, by volume id. */
+  whenReleasedOffers: ReadonlyMap<string, string>;
   onRelease: (v: VolumeView) => void;
   onDelete: (v: VolumeView) => void;
   onResize: (v: VolumeView) => void;
@@ -381,6 +402,7 @@ function VolumesSection({
   onDismissResult,
   busy,
   onMove,
+  whenReleasedOffers,
   onRelease,
   onDelete,
   onResize,
@@ -468,6 +490,7 @@ function VolumesSection({
                       busy={busy.has(v.dataset_id)}
                       busyKeys={busy}
                       onMove={onMove}
+                      whenReleasedOffer={whenReleasedOffers.get(v.dataset_id) ?? null}
                       onRelease={onRelease}
                       onDelete={onDelete}
                       onResize={onResize}
@@ -583,6 +606,7 @@ function VolumeRow({
   busy,
   busyKeys,
   onMove,
+  whenReleasedOffer,
   onRelease,
   onDelete,
   onResize,
@@ -590,15 +614,19 @@ function VolumeRow({
   snapshotActions,
   onTakeSnapshot,
   onSetSchedule,
-}: Omit<VolumesProps, 'volumes' | 'busy' | 'snapshots' | 'hasView' | 'control' | 'results'> & {
+}: Omit<VolumesProps, 'volumes' | 'busy' | 'snapshots' | 'hasView' | 'control' | 'results' | 'whenReleasedOffers'> & {
   v: VolumeView;
   result: string | null;
+  /** The target of a move refused with a LEASE_HELD that suggests when_released, to offer it; null otherwise. */
+  whenReleasedOffer: string | null;
   busy: boolean;
   busyKeys: Set<string>;
   snapshots: SnapshotView[];
 }) {
   const targets = moveTargets(v, nodes);
   const [target, setTarget] = useState('');
+  const [whenReleased, setWhenReleased] = useState(false);
+  const local = movesWhenReleased(v, nodes);
   const [open, setOpen] = useState(false);
   const panelId = `snapshots-${v.dataset_id}`;
   const chosen = targets.some((n) => n.uuid === target) ? target : (targets[0]?.uuid ?? '');
@@ -671,6 +699,18 @@ function VolumeRow({
           {result !== null && (
             <div className="row-result" role="alert" data-action-error>
               <span>{result}</span>{' '}
+              {whenReleasedOffer !== null && (
+                <button
+                  type="button"
+                  data-offer="when-released"
+                  onClick={() => onMove(v, whenReleasedOffer, true)}
+                  disabled={busy}
+                  aria-label={`When released, move ${v.name} to ${nodes.find((n) => n.uuid === whenReleasedOffer)?.host ?? whenReleasedOffer.slice(0, 8)}`}
+                  title="Copy the data now while it stays in use; the move finishes once its users there let it go (e.g. docker stop)"
+                >
+                  Move when released
+                </button>
+              )}{' '}
               <button
                 type="button"
                 className="link"
@@ -698,12 +738,28 @@ function VolumeRow({
                   </select>
                   <button
                     type="button"
-                    onClick={() => onMove(v, chosen)}
+                    onClick={() => onMove(v, chosen, local && whenReleased)}
                     disabled={busy || !chosen}
                     aria-label={`Move ${v.name}`}
                   >
                     Move
                   </button>
+                  {/* Local storage (issue 24): a volume in use on its node moves once released (the CLI's --when-released). */}
+                  {local && (
+                    <label
+                      className="when-released"
+                      title="Local storage: copy the data now while the volume stays in use here; the move finishes once its users let it go (e.g. docker stop)"
+                    >
+                      <input
+                        type="checkbox"
+                        checked={whenReleased}
+                        onChange={(e) => setWhenReleased(e.target.checked)}
+                        disabled={busy}
+                        aria-label={`Move ${v.name} when released`}
+                      />{' '}
+                      when released
+                    </label>
+                  )}
                 </span>
               )}
               {v.lease && (

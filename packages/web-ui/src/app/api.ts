@@ -32,7 +32,13 @@ async function send(method: 'POST' | 'DELETE', path: string, body?: unknown): Pr
 export const api = {
   create: (name: string, size: string, node: string, filesystem: string) =>
     send('POST', '/api/volumes', { name, size, node, filesystem }),
-  move: (id: string, node: string) => send('POST', `/api/volumes/${encodeURIComponent(id)}/move`, { node }),
+  /** `whenReleased`: local storage (issue 24): copied now while in use, finished once released. */
+  move: (id: string, node: string, whenReleased = false) =>
+    send(
+      'POST',
+      `/api/volumes/${encodeURIComponent(id)}/move`,
+      whenReleased ? { node, when_released: true } : { node },
+    ),
   /** `force`: the user confirmed releasing a lease a live node holds (a container there uses the volume). */
   releaseLease: (id: string, force: boolean) =>
     send('POST', `/api/volumes/${encodeURIComponent(id)}/release-lease`, { force }),

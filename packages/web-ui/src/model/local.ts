@@ -112,6 +112,17 @@ export function localStorageNode(s: ClusterSnapshot, nodeUuid: string): { host: 
 }
 
 /**
+ * Whether the page offers "when released" on a volume's move: its primary reports local storage (issue 24), where
+ * the API's when_released copies the data while it stays in use and finishes the move once it is released.
+ */
+export function movesWhenReleased(
+  v: { readonly primary: { readonly uuid: string } },
+  nodes: readonly { readonly uuid: string; readonly backend: string }[],
+): boolean {
+  return nodes.find((n) => n.uuid === v.primary.uuid)?.backend.startsWith('local-') ?? false;
+}
+
+/**
  * Why a snapshot (taken now, on a schedule, or for a clone) of a volume on node `nodeUuid` would never be taken:
  * local storage's agent takes no snapshots asked through the API yet (issue 24), and the request would sit
  * "requested" forever. Null for any other node (or one not known).

@@ -34,7 +34,11 @@ export const CreateVolumeBody = z.object({
 });
 export type CreateVolumeBody = z.infer<typeof CreateVolumeBody>;
 
-export const MoveVolumeBody = z.object({ node: z.string().min(1, { message: 'choose a node' }) });
+export const MoveVolumeBody = z.object({
+  node: z.string().min(1, { message: 'choose a node' }),
+  /** Local storage (issue 24): copy now while the volume stays in use, finish once released (the API's when_released). */
+  when_released: z.boolean().optional(),
+});
 export type MoveVolumeBody = z.infer<typeof MoveVolumeBody>;
 
 /** A volume's new size as people write it; it grows, never shrinks (the API refuses a smaller one). */
@@ -86,4 +90,13 @@ export type UiErrorBody = z.infer<typeof UiErrorBody>;
 export function refusesSize(e: { code: string; message: string }): boolean {
   if (['INVALID_SIZE', 'CLONE_TOO_SMALL', 'DATASET_SHRINK'].includes(e.code)) return true;
   return e.code === 'INVALID_REQUEST' && /\bmaximum_size\b/.test(e.message);
+}
+
+/**
+ * Whether a refused move is the control service's LEASE_HELD that suggests `when_released: true` (a local volume
+ * its primary holds the lease on): the page then offers "Move when released". Its other LEASE_HELD answers (a block
+ * volume, a lease of another node, a backend not known yet) say why when_released does not apply.
+ */
+export function offersWhenReleased(e: { code: string; message: string }): boolean {
+  return e.code === 'LEASE_HELD' && /\bwhen_released: true\b/.test(e.message);
 }
