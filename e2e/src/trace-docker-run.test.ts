@@ -1,4 +1,5 @@
 import {
+  cpuLine,
   callGaps,
   commandSplit,
   gapTable,
@@ -153,5 +154,15 @@ describe('trace-docker-run: reading the plugin log (issue 23)', () => {
       flocker: 'Flocker',
     });
     expect(held).toContain('| step | Flocker held | Flocker | median of Flocker − Flocker held |');
+  });
+
+  it('prints the mean CPU per run of each process, side by side', () => {
+    const line = cpuLine('create + rm', {
+      floor: { runs: 2, ms: { agent: 3, plugin: 10 } },
+      flocker: { runs: 4, ms: { agent: 20, plugin: 50 } },
+    });
+    expect(line).toBe(
+      '\nCPU per create + rm (ms, mean): floor: agent 1.5, plugin 5.0; flocker: agent 5.0, plugin 12.5\n',
+    );
   });
 });

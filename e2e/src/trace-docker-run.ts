@@ -249,6 +249,17 @@ export function splitTable(
 
 const SpareMadeLine = z.looseObject({ t: z.string(), message: z.literal('spare volume made'), durationMs: z.number() });
 
+/** One line of mean CPU per run and process, for each side (`sums`: ms summed over `runs` runs). */
+export function cpuLine(what: string, sums: Record<string, { runs: number; ms: Record<string, number> }>): string {
+  const sides = Object.entries(sums).map(
+    ([side, c]) =>
+      `${side}: ${Object.entries(c.ms)
+        .map(([k, v]) => `${k} ${(v / Math.max(1, c.runs)).toFixed(1)}`)
+        .join(', ')}`,
+  );
+  return `\nCPU per ${what} (ms, mean): ${sides.join('; ')}\n`;
+}
+
 /**
  * The agent's spare makes that overlap [from, to], as events at their start: its `spare volume made` line (debug)
  * comes at the end of a make, with its duration. A refill's truncate and mkfs on the disk of the control service's
@@ -385,6 +396,14 @@ async function floorPairs(
       };
     };
     const cpu: Record<string, { runs: number; ms: Record<string, number> }> = {};
+    /** The new-volume runs' and the create + rm pairs' CPU, per side (from the command's start to 20 ms after its end). */
+    const cpuNew: typeof cpu = {};
+    const cpuCreateRm: typeof cpu = {};
+    const addCpu = (into: typeof cpu, side: string, c0: Record<string, number>, c1: Record<string, number>) => {
+      const sum = (into[side] ??= { runs: 0, ms: {} });
+      sum.runs++;
+      for (const [k, v] of Object.entries(c1)) sum.ms[k] = (sum.ms[k] ?? 0) + v - (c0[k] ?? 0);
+    };
     const runExisting = async (side: keyof typeof existingSides, counted = true) => {
       const args = ['run', '--rm', '--network', 'none', '-v', `${existingVolume[side]}:/data`];
       const c0 = cpuNow();
@@ -392,12 +411,7 @@ async function floorPairs(
       await stack.docker([...args, '--volume-driver', existingSides[side], TINY_IMAGE, 'true']);
       const t1 = now();
       await new Promise((r) => setTimeout(r, 20));
-      const c1 = cpuNow();
-      const sum = (cpu[side] ??= { runs: 0, ms: {} });
-      if (counted) {
-        sum.runs++;
-        for (const [k, v] of Object.entries(c1)) sum.ms[k] = (sum.ms[k] ?? 0) + v - (c0[k] ?? 0);
-      }
+      if (counted) addCpu(cpu, side, c0, cpuNow());
       return callGaps(log(side === 'floor' ? 'floor' : 'flocker'), t0, t1);
     };
     const existingOrder: Array<keyof typeof existingSides> = held ? ['floor', 'flocker', 'held'] : ['floor', 'flocker'];
@@ -463,6 +477,7 @@ async function floorPairs(
         const driver = drivers[side];
         const vol = `pair-${side}-new-${i}`;
         await settled(1);
+        const n0 = cpuNow();
         run[side] = await timedSplit(side, [
           'run',
           '--rm',
@@ -475,10 +490,13 @@ async function floorPairs(
           TINY_IMAGE,
           'true',
         ]);
+        addCpu(cpuNew, side, n0, cpuNow());
         const cr = `pair-${side}-cr-${i}`;
         await settled(2);
+        const r0 = cpuNow();
         await stack.docker(['volume', 'create', '-d', driver, cr]);
         rm[side] = await timedSplit(side, ['volume', 'rm', cr]);
+        addCpu(cpuCreateRm, side, r0, cpuNow());
         await stack.docker(['volume', 'rm', vol], { check: false });
       }
       const ex: (typeof existing)[number] = {};
@@ -503,16 +521,9 @@ async function floorPairs(
     );
     if (holder !== undefined) await stack.docker(['rm', '-f', holder.trim()]);
     process.stdout.write(gapTable('docker run with an existing volume, gap by gap', existing));
-    process.stdout.write(
-      `\nCPU per existing-volume run (ms, mean; from each run's start to 20 ms after its end): ${Object.entries(cpu)
-        .map(
-          ([side, c]) =>
-            `${side}: ${Object.entries(c.ms)
-              .map(([k, v]) => `${k} ${(v / c.runs).toFixed(1)}`)
-              .join(', ')}`,
-        )
-        .join('; ')}\n`,
-    );
+    process.stdout.write(cpuLine('existing-volume run (from its start to 20 ms after its end)', cpu));
+    process.stdout.write(cpuLine('new-volume run (from its start to 20 ms after its end)', cpuNew));
+    process.stdout.write(cpuLine('create + rm (create start to 20 ms after the rm)', cpuCreateRm));
     if (held) {
       process.stdout.write(
         gapTable(
