@@ -1,5 +1,8 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { majorMinorOf } from '@flocker/storage-drivers';
-import { ext4SizeFromSuperblock } from './HostOps';
+import { ext4SizeFromSuperblock, linuxHostOps } from './HostOps';
 
 describe('host helpers', () => {
   it('reads an ext4 size from its superblock', () => {
@@ -19,5 +22,47 @@ describe('host helpers', () => {
     expect(majorMinorOf(0x0703n)).toBe('7:3');
     expect(majorMinorOf((259n << 8n) | 0x01n)).toBe('259:1');
     expect(majorMinorOf(0x100700n)).toBe('7:256'); // minor bits above 8 live at 20+
+  });
+});
+
+describe('linuxHostOps: the synchronous directory and device-node calls (issue 23, session 16)', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'flocker-hostops-'));
+  });
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('mkdirp makes every missing directory and takes an existing one as done', async () => {
+    const deep = path.join(dir, 'a', 'b', 'c');
+    await linuxHostOps.mkdirp(deep);
+    await linuxHostOps.mkdirp(deep);
+    expect(existsSync(deep)).toBe(true);
+  });
+
+  it('removeEmptyDir removes an empty directory and leaves a missing or non-empty one alone', async () => {
+    const empty = path.join(dir, 'empty');
+    const full = path.join(dir, 'full');
+    await linuxHostOps.mkdirp(empty);
+    await linuxHostOps.mkdirp(full);
+    writeFileSync(path.join(full, 'data'), 'x');
+    await linuxHostOps.removeEmptyDir(empty);
+    await linuxHostOps.removeEmptyDir(empty); // gone already
+    await linuxHostOps.removeEmptyDir(full); // not empty: kept
+    expect(existsSync(empty)).toBe(false);
+    expect(existsSync(path.join(full, 'data'))).toBe(true);
+  });
+
+  it('removeEmptyDir still fails on what it cannot leave alone (not a directory)', async () => {
+    const file = path.join(dir, 'file');
+    writeFileSync(file, 'x');
+    await expect(linuxHostOps.removeEmptyDir(file)).rejects.toMatchObject({ code: 'ENOTDIR' });
+  });
+
+  it('deviceNumber: null for a missing path and for anything but a block device', async () => {
+    expect(await linuxHostOps.deviceNumber(path.join(dir, 'missing'))).toBeNull();
+    expect(await linuxHostOps.deviceNumber('/dev/null')).toBeNull(); // a character device
+    expect(await linuxHostOps.deviceNumber(dir)).toBeNull();
   });
 });

@@ -3,7 +3,7 @@
  * filesystems and mounts. An interface so the executor can be tested with a fake.
  */
 import { execFile } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { promises as fs, mkdirSync, rmdirSync, statSync } from 'node:fs';
 import {
   StorageError,
   filesystemType,
@@ -38,7 +38,8 @@ export interface HostOps {
   mkdirp(path: string): Promise<void>;
   /** Removes an empty directory (a mount point left behind); gone already, not empty or busy: left as it is. */
   removeEmptyDir(path: string): Promise<void>;
-  mount(devicePath: string, mountPoint: string): Promise<void>;
+  /** With `fstype` (filesystemOf's answer, say) the device is not read again to find it. */
+  mount(devicePath: string, mountPoint: string, fstype?: string): Promise<void>;
   unmount(mountPoint: string): Promise<void>;
   /**
    * Grows the filesystem on the device to fill it: ext4 with resize2fs (online when mounted,
@@ -48,6 +49,8 @@ export interface HostOps {
   resizeFilesystem(devicePath: string): Promise<void>;
   /** Bytes the ext4 or xfs filesystem on the device spans, or null if it is neither. */
   filesystemSize(devicePath: string): Promise<number | null>;
+  /** The ext4 or xfs file system on the device, its type and the bytes it spans (one read); null if neither. */
+  filesystemOf(devicePath: string): Promise<{ fstype: 'ext4' | 'xfs'; size: number } | null>;
   /** fsfreeze -f: the mounted file system takes no writes until thaw (a snapshot's consistent instant). */
   freeze(mountPoint: string): Promise<void>;
   /** fsfreeze -u; true if it was frozen, false if it was not (no error then). */
@@ -98,20 +101,29 @@ async function readSuperblocks(devicePath: string): Promise<{ ext4: number | nul
   }
 }
 
+/** The ext4 or xfs file system the superblocks show (ext4 first, as mount would find it). */
+async function superblockFilesystem(devicePath: string): Promise<{ fstype: 'ext4' | 'xfs'; size: number } | null> {
+  const sb = await readSuperblocks(devicePath);
+  if (sb.ext4 !== null) return { fstype: 'ext4', size: sb.ext4 };
+  if (sb.xfs !== null) return { fstype: 'xfs', size: sb.xfs };
+  return null;
+}
+
 /** The filesystem type to mount the device with: from its superblock, else blkid's answer. */
 async function mountType(devicePath: string): Promise<string> {
-  const sb = await readSuperblocks(devicePath);
-  if (sb.ext4 !== null) return 'ext4';
-  if (sb.xfs !== null) return 'xfs';
-  return (await filesystemType(devicePath)) ?? 'ext4';
+  return (await superblockFilesystem(devicePath))?.fstype ?? (await filesystemType(devicePath)) ?? 'ext4';
 }
 
 export const linuxHostOps: HostOps = {
   listMounts: async () =>
     (await listMounts()).map((m) => ({ device: m.device, mountPoint: m.mountPoint, majorMinor: m.majorMinor })),
+  // deviceNumber, mkdirp and removeEmptyDir are synchronous (issue 23: each is on a move's critical path): a stat of
+  // a device node and a directory made or removed under the mount root are metadata work that waits for no disk
+  // (tens of microseconds), while a thread-pool hop waits for a thread and then the main thread to get a CPU (0.3 ms
+  // median, several ms on a loaded 2-core host), as the loopback driver's record reads (session 12).
   deviceNumber: async (devicePath) => {
     try {
-      const st = await fs.stat(devicePath, { bigint: true });
+      const st = statSync(devicePath, { bigint: true });
       return st.isBlockDevice() ? majorMinorOf(st.rdev) : null;
     } catch {
       return null;
@@ -130,17 +142,17 @@ export const linuxHostOps: HostOps = {
     makeFilesystem(devicePath, { type: filesystem, neverWritten: (d) => isLoopDeviceNeverWritten(d) }),
   removeEmptyDir: async (path) => {
     try {
-      await fs.rmdir(path);
+      rmdirSync(path);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENOTEMPTY' && code !== 'EBUSY' && code !== 'EEXIST') throw e;
     }
   },
   mkdirp: async (path) => {
-    await fs.mkdir(path, { recursive: true });
+    mkdirSync(path, { recursive: true });
   },
-  mount: async (devicePath, mountPoint) => {
-    const fstype = await mountType(devicePath);
+  mount: async (devicePath, mountPoint, given) => {
+    const fstype = given ?? (await mountType(devicePath));
     // A clone of an xfs volume carries its source's file system UUID, and xfs refuses a second
     // mount of a UUID on one kernel ("duplicate UUID"): the source and its clones could never be
     // mounted together. The agent's leases and attachment already keep one volume to one mount.
@@ -156,10 +168,8 @@ export const linuxHostOps: HostOps = {
     if (at === undefined) return; // grown after its next mount
     await resizeFilesystem(devicePath, { fstype: 'xfs', mountPoint: at.mountPoint });
   },
-  filesystemSize: async (devicePath) => {
-    const sb = await readSuperblocks(devicePath);
-    return sb.ext4 ?? sb.xfs;
-  },
+  filesystemSize: async (devicePath) => (await superblockFilesystem(devicePath))?.size ?? null,
+  filesystemOf: superblockFilesystem,
   freeze: (mountPoint) => freezeFilesystem(mountPoint),
   thaw: (mountPoint) => thawFilesystem(mountPoint),
   growUnmountedFilesystem: async (devicePath) => {

@@ -150,6 +150,37 @@ describe('executeAction: every action is idempotent', () => {
     expect(steps).toEqual(['offline', 'online mounted=1']);
   });
 
+  it('mount reads the file system once and mounts with the type it found (issue 23, session 16)', async () => {
+    const c = ctx();
+    const reads: string[] = [];
+    const mounted: Array<string | undefined> = [];
+    c.host.filesystemOf = async (device) => {
+      reads.push(device);
+      return device === '/dev/xfs' ? { fstype: 'xfs', size: 64 * MiB } : null;
+    };
+    c.host.filesystemSize = async () => {
+      throw new Error('the mount reads the superblock once, through filesystemOf');
+    };
+    const mount = c.host.mount.bind(c.host);
+    c.host.mount = async (device: string, mountPoint: string, fstype?: string) => {
+      mounted.push(fstype);
+      await mount(device, mountPoint);
+    };
+    const action = {
+      kind: 'mount',
+      datasetId: DS,
+      blockdeviceId: 'v',
+      devicePath: '/dev/xfs',
+      mountPath: `/flocker/${DS}`,
+      size: 64 * MiB,
+    } as const;
+    await executeAction(action, c);
+    // Neither ext4 nor xfs found: the mount is left to find the type itself.
+    await executeAction({ ...action, devicePath: '/dev/other', mountPath: `/flocker/other` }, c);
+    expect(reads).toEqual(['/dev/xfs', '/dev/other']);
+    expect(mounted).toEqual(['xfs', undefined]);
+  });
+
   it('mount twice mounts once; unmount of nothing is done', async () => {
     const c = ctx();
     const mount = {

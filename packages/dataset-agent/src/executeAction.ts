@@ -186,8 +186,13 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
 
 /** Mounts the device at the path (growing a file system smaller than the volume); idempotent. */
 async function mountVolume(action: Extract<Action, { kind: 'mount' }>, host: HostOps): Promise<void> {
-  await host.mkdirp(action.mountPath);
-  const number = await host.deviceNumber(action.devicePath);
+  // Independent of each other: together (issue 23: the mount is on a move's critical path). The superblock is read
+  // once, for the size and for the type the mount needs.
+  const [, number, filesystem] = await Promise.all([
+    host.mkdirp(action.mountPath),
+    host.deviceNumber(action.devicePath),
+    host.filesystemOf(action.devicePath),
+  ]);
   const mounts = await host.listMounts();
   const here = mounts.filter((m) => m.mountPoint === action.mountPath);
   if (here.some((m) => m.device === action.devicePath || (number !== null && m.majorMinor === number))) return;
@@ -201,11 +206,12 @@ async function mountVolume(action: Extract<Action, { kind: 'mount' }>, host: Hos
     );
   }
   // A volume grown while mounted where online resize was refused: grow its filesystem now.
-  const fsSize = await host.filesystemSize(action.devicePath);
+  const fsSize = filesystem?.size ?? null;
   if (fsSize !== null && fsSize < action.size && mounts.every((m) => m.device !== action.devicePath)) {
     await host.growUnmountedFilesystem(action.devicePath);
   }
-  await host.mount(action.devicePath, action.mountPath);
+  // A grow keeps the type; neither ext4 nor xfs found: the mount finds the type itself (blkid).
+  await host.mount(action.devicePath, action.mountPath, filesystem?.fstype);
   // xfs grows only mounted: one grown while attached elsewhere or unmounted grows now.
   if (fsSize !== null && fsSize < action.size) {
     const after = await host.filesystemSize(action.devicePath);

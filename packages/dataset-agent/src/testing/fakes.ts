@@ -231,6 +231,11 @@ export class FakeHost implements HostOps {
   async filesystemSize(): Promise<number | null> {
     return null;
   }
+  /** As linuxHostOps: from filesystemSize (which tests replace), as ext4. */
+  async filesystemOf(device: string): Promise<{ fstype: 'ext4' | 'xfs'; size: number } | null> {
+    const size = await (this as HostOps).filesystemSize(device);
+    return size === null ? null : { fstype: 'ext4', size };
+  }
   async growUnmountedFilesystem(): Promise<void> {}
   /** Mount points frozen now, and every freeze/thaw in order (`freeze /p`, `thaw /p`). */
   readonly frozen = new Set<string>();
