@@ -9,6 +9,7 @@ import {
   FlockerApiError,
   formatSize,
   isVolumeName,
+  METADATA_ACCEPT_DATA_LOSS_KEY,
   METADATA_ACCEPT_REPLICA_LOSS_KEY,
   METADATA_FILESYSTEM_KEY,
   METADATA_NAME_KEY,
@@ -464,7 +465,11 @@ export function buildCli(
                   shortId(r.dataset_id),
                   r.maximum_size ? formatSize(r.maximum_size) : '-',
                   r.node,
-                  r.reason !== undefined && r.state !== 'mounted' ? `${r.state} (error)` : r.state,
+                  r.reason === undefined || r.state === 'mounted'
+                    ? r.state
+                    : r.refused !== undefined
+                      ? `${r.state} (refused: ${r.refused})`
+                      : `${r.state} (error)`,
                   r.path,
                 ],
                 wideHeaders: ['USED', 'NODE UUID', 'PROFILE', 'METADATA', 'REASON'],
@@ -650,6 +655,15 @@ export function buildCli(
                     "Local storage: the volume's node is dead; start it on <node> from the standby replica there, " +
                     'losing every write after it (sets clusterhq:flocker:accept-replica-loss, which stays set)',
                 })
+                .option('accept-data-loss', {
+                  type: 'boolean',
+                  default: false,
+                  describe:
+                    'Local storage: a node refuses the volume because another node may hold its data and has not ' +
+                    'reported it (SOURCE_UNREACHABLE naming clusterhq:flocker:accept-data-loss); give up what that node ' +
+                    'may hold: start it empty, or mount the copy here (sets clusterhq:flocker:accept-data-loss until ' +
+                    "the volume's next move). Only once that node is gone for good",
+                })
                 .option('when-released', {
                   type: 'boolean',
                   default: false,
@@ -683,6 +697,7 @@ export function buildCli(
               wait: boolean;
               timeout: number;
               acceptReplicaLoss: boolean;
+              acceptDataLoss: boolean;
               whenReleased: boolean;
             }
           >(async (a, client) => {
@@ -695,9 +710,14 @@ export function buildCli(
             // A dead node acts on nothing: the move would only be asked (a local volume's source then waits for it).
             if (!node.alive && d.primary !== node.uuid)
               throw new CliError(EXIT.FAILURE, deadTargetText(node), 'NODE_NOT_ALIVE');
+            // The opt-ins a local agent's refusal names (issue 24), set with the move (they stay set).
+            const optIns = {
+              ...(a.acceptReplicaLoss ? { [METADATA_ACCEPT_REPLICA_LOSS_KEY]: 'true' } : {}),
+              ...(a.acceptDataLoss ? { [METADATA_ACCEPT_DATA_LOSS_KEY]: 'true' } : {}),
+            };
             const update = {
               primary: node.uuid,
-              ...(a.acceptReplicaLoss ? { metadata: { [METADATA_ACCEPT_REPLICA_LOSS_KEY]: 'true' } } : {}),
+              ...(Object.keys(optIns).length > 0 ? { metadata: optIns } : {}),
               // Sent only when asked: a control service before it refuses the field (400).
               ...(a.whenReleased ? { when_released: true } : {}),
             };
@@ -724,7 +744,15 @@ export function buildCli(
             const from = snapshot.nodes.find((n) => n.uuid === d.primary)?.host ?? d.primary;
             const whenReleased = a.whenReleased && d.primary !== node.uuid ? ` once nothing on ${from} uses it` : '';
             if (!a.json) io.err(`Moving ${name} to ${node.host}${whenReleased ? ` (finishing${whenReleased})` : ''}`);
-            const wait = waitForMounted(client, io, d.dataset_id, node.uuid, a.timeout, snapshot, a.acceptReplicaLoss);
+            const wait = waitForMounted(
+              client,
+              io,
+              d.dataset_id,
+              node.uuid,
+              a.timeout,
+              snapshot,
+              a.acceptReplicaLoss || a.acceptDataLoss,
+            );
             const path = await wait.catch(async (e: unknown) => {
               if (!(e instanceof CliError)) throw e;
               if (e.exitCode === EXIT.TIMEOUT)

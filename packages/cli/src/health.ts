@@ -11,6 +11,7 @@ import {
   type DatasetConfiguration,
   type NodeState,
 } from '@flocker/api';
+import { refusalWithCommands } from '@flocker/web-ui';
 import { shortId } from './format';
 import { isGone, movePhase } from './progress';
 
@@ -22,7 +23,15 @@ export interface NodeError extends ActionError {
 
 export function errorsOf(snapshot: ClusterSnapshot, datasetId: string): NodeError[] {
   return snapshot.nodes.flatMap((n) =>
-    n.errors.filter((e) => e.dataset_id === datasetId).map((e) => ({ ...e, host: n.host, node_uuid: n.uuid })),
+    n.errors
+      .filter((e) => e.dataset_id === datasetId)
+      .map((e) => ({
+        ...e,
+        // A local agent's refusal names its way out as metadata: the flocker command that sets it too.
+        ...(e.action === 'refuse' ? { message: refusalWithCommands(snapshot, datasetId, e.message) } : {}),
+        host: n.host,
+        node_uuid: n.uuid,
+      })),
   );
 }
 
@@ -50,6 +59,8 @@ export interface VolumeState {
   path: string;
   /** Why it is stuck or failing, when a node says so. */
   reason?: string;
+  /** The codes of local agents' refusals (issue 24: SOURCE_UNREACHABLE, TWO_LIVE_COPIES), when every error is one. */
+  refused?: string;
 }
 
 /**
@@ -66,7 +77,13 @@ export function holderOf(snapshot: ClusterSnapshot, d: DatasetConfiguration): No
 export function volumeState(snapshot: ClusterSnapshot, d: DatasetConfiguration): VolumeState {
   const errors = errorsOf(snapshot, d.dataset_id);
   const reason = reasonOf(errors);
-  const withReason = (s: Omit<VolumeState, 'reason'>): VolumeState => (reason === undefined ? s : { ...s, reason });
+  // A refusal waits for the user (bring a node back, an opt-in), no failed attempt: the list says which one.
+  const refused =
+    errors.length > 0 && errors.every((e) => e.action === 'refuse')
+      ? [...new Set(errors.map((e) => e.code))].join(', ')
+      : undefined;
+  const withReason = (s: Omit<VolumeState, 'reason' | 'refused'>): VolumeState =>
+    reason === undefined ? s : { ...s, reason, ...(refused !== undefined ? { refused } : {}) };
   const primary = snapshot.nodes.find((n) => n.uuid === d.primary);
   const holder = holderOf(snapshot, d);
   const m = holder?.manifestations.find((x) => x.dataset_id === d.dataset_id);

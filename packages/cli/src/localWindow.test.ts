@@ -5,11 +5,13 @@
  * a backup: each wait now ends at once with the reason (fatal) instead of waiting until --timeout, or (clone,
  * restore) reporting an empty volume "mounted". And `volumes show` says a schedule there is not run.
  */
-import type { ClusterSnapshot, SnapshotConfiguration } from '@flocker/api';
+import type { ClusterSnapshot, FlockerClient, SnapshotConfiguration, UpdateDatasetRequest } from '@flocker/api';
 import { A, B, D1, D2, dataset, mounted, node, snapshot } from '@flocker/web-ui/testing';
 import { backupPhase, restorePhase } from './backups';
+import { errorsOf } from './health';
 import { movePhase } from './progress';
 import { takenPhase, volumeSchedule } from './snapshots';
+import { runCli } from './testing/runCli';
 
 const S1 = '51515151-0000-4000-8000-000000000051';
 const BK = '5b5b5b5b-0000-4000-8000-00000000005b';
@@ -84,5 +86,80 @@ describe('waits of requests accepted before the local node reported its backend'
       'not run: a keeps this volume on local storage (local-btrfs), which takes no snapshots through the API yet; remove the schedule (flocker volumes schedule pg --off)',
     );
     expect(volumeSchedule(d, [], Date.UTC(2026, 11, 5))?.not_run).toBeNull();
+  });
+});
+
+describe('a local refusal names the flocker command of its way out', () => {
+  const RL = 'clusterhq:flocker:accept-replica-loss';
+  const DL = 'clusterhq:flocker:accept-data-loss';
+  const refused = (message: string): ClusterSnapshot =>
+    cluster({
+      datasets: [dataset(D1, 'pg', B)],
+      nodes: [
+        node(A, 'a', { backend: 'local-btrfs', alive: false }),
+        node(B, 'b', {
+          backend: 'local-btrfs',
+          errors: [{ dataset_id: D1, action: 'refuse', code: 'SOURCE_UNREACHABLE', message, attempts: 1, since: 's' }],
+        }),
+      ],
+    });
+
+  it('volumes show / describe / status: the refusal with the command (errorsOf)', () => {
+    const s = refused(`... which is dead ...: set metadata ${RL}=true`);
+    expect(errorsOf(s, D1).map((e) => e.message)).toEqual([
+      `... which is dead ...: set metadata ${RL}=true (flocker volumes move pg b --accept-replica-loss)`,
+    ]);
+  });
+
+  it('volumes move --accept-data-loss sets the opt-in (it was reachable through the API only)', async () => {
+    const s = refused(`... bring ${A} back, or set metadata ${DL}=true to start it empty`);
+    const updates: UpdateDatasetRequest[] = [];
+    const d = s.datasets[0]!;
+    const fake = {
+      listDatasets: async () => s.datasets,
+      waitForCluster: async () => s,
+      updateDataset: async (_id: string, req: UpdateDatasetRequest) => {
+        updates.push(req);
+        return { ...d, ...req, metadata: { ...d.metadata } };
+      },
+      listDatasetState: async () => [],
+    };
+    await runCli(
+      () => fake as unknown as FlockerClient,
+      ['volumes', 'move', 'pg', 'b', '--accept-data-loss', '--no-wait'],
+    );
+    expect(updates).toEqual([{ primary: B, metadata: { [DL]: 'true' } }]);
+    updates.length = 0;
+    await runCli(
+      () => fake as unknown as FlockerClient,
+      ['volumes', 'move', 'pg', 'b', '--accept-data-loss', '--accept-replica-loss', '--no-wait'],
+    );
+    expect(updates).toEqual([{ primary: B, metadata: { [RL]: 'true', [DL]: 'true' } }]);
+  });
+});
+
+describe('volumes list: a volume a local agent refuses says so, and which refusal, without -o wide', () => {
+  it('"moving (refused: SOURCE_UNREACHABLE)", not "moving (error)"; another failure stays "(error)"', async () => {
+    const s = cluster({
+      datasets: [dataset(D1, 'pg', B), dataset(D2, 'db', A)],
+      nodes: [
+        node(A, 'a', {
+          backend: 'local-btrfs',
+          alive: false,
+          manifestations: [{ ...mounted(D1), path: '/a' }],
+          errors: [{ dataset_id: D2, action: 'create', code: 'IO', message: 'disk', attempts: 2, since: 's' }],
+        }),
+        node(B, 'b', {
+          backend: 'local-btrfs',
+          errors: [
+            { dataset_id: D1, action: 'refuse', code: 'SOURCE_UNREACHABLE', message: 'dead', attempts: 1, since: 's' },
+          ],
+        }),
+      ],
+    });
+    const fake = { listDatasets: async () => s.datasets, waitForCluster: async () => s };
+    const r = await runCli(() => fake as unknown as FlockerClient, ['volumes', 'list']);
+    expect(r.out).toMatch(/^pg .* moving \(refused: SOURCE_UNREACHABLE\) +\/a$/m);
+    expect(r.out).toMatch(/^db .* pending \(error\)/m);
   });
 });

@@ -25,6 +25,8 @@ export interface VolumeView extends DatasetConfiguration {
   /** Bytes used on its file system as the node where it is mounted measured them; null when not mounted (or unmeasured). */
   used_bytes: number | null;
   reason?: string;
+  /** The codes of local agents' refusals, when every error is one (health.ts volumeState). */
+  refused?: string;
 }
 
 export function volumeView(snapshot: ClusterSnapshot, d: DatasetConfiguration): VolumeView {

@@ -4,8 +4,13 @@
  * `flocker` CLI (volumes move, describe volume) and the page share these words.
  */
 import { z } from 'zod';
-import type { ClusterSnapshot, DatasetConfiguration } from '@flocker/api/schemas';
-import { formatSize } from './sizes';
+import {
+  METADATA_ACCEPT_DATA_LOSS_KEY,
+  METADATA_ACCEPT_REPLICA_LOSS_KEY,
+  type ClusterSnapshot,
+  type DatasetConfiguration,
+} from '@flocker/api/schemas';
+import { formatSize, METADATA_NAME_KEY } from './sizes';
 import { humanAge } from './list';
 
 export const LocalMoveView = z.object({
@@ -93,8 +98,31 @@ export function localMoveText(m: LocalMoveView): string {
  */
 export function replicaOf(s: ClusterSnapshot, datasetId: string): ReplicaView | null {
   const primary = s.datasets.find((d) => d.dataset_id === datasetId)?.primary;
-  const r = s.nodes.find((n) => n.uuid === primary)?.replicas?.find((x) => x.dataset_id === datasetId);
+  const p = s.nodes.find((n) => n.uuid === primary);
+  const r = p?.replicas?.find((x) => x.dataset_id === datasetId) ?? (p && replicaForRefusedMove(s, p, datasetId));
   return r === undefined ? null : { node_uuid: r.node_uuid, host: hostOf(s, r.node_uuid), taken_at: r.taken_at };
+}
+
+/**
+ * While the primary refuses a move off a dead node (SOURCE_UNREACHABLE: the move is not done), the replica the dead
+ * node's last report keeps on the primary: its age is what a start from it (accept-replica-loss) loses, the one
+ * figure the user needs to choose. Undefined otherwise.
+ */
+function replicaForRefusedMove(
+  s: ClusterSnapshot,
+  primary: ClusterSnapshot['nodes'][number],
+  datasetId: string,
+): { node_uuid: string; taken_at: string | null } | undefined {
+  const refused = primary.errors.some(
+    (e) => e.dataset_id === datasetId && e.action === 'refuse' && e.code === 'SOURCE_UNREACHABLE',
+  );
+  if (!refused) return undefined;
+  for (const n of s.nodes)
+    if (!n.alive && n.manifestations.some((m) => m.dataset_id === datasetId)) {
+      const r = n.replicas?.find((x) => x.dataset_id === datasetId && x.node_uuid === primary.uuid);
+      if (r !== undefined) return r;
+    }
+  return undefined;
 }
 
 /** "replica on b, 12 s old" (its age is the writes a failover to it would lose), or "…, none sent yet". */
@@ -172,4 +200,29 @@ export function localCloneNotFilled(
   const n = localStorageNode(s, d.primary);
   if (n === null) return null;
   return `not ${what === 'restore' ? 'restored' : 'cloned'}: ${n.host} keeps this volume on local storage (${n.backend}), which fills no volume from a snapshot or a backup yet: it holds none of that data; delete it and ${what} onto a node with block storage`;
+}
+
+/** The `flocker volumes move` flag of each opt-in a local agent's refusal can name. */
+const OPT_IN_FLAGS: Readonly<Record<string, string>> = {
+  [METADATA_ACCEPT_REPLICA_LOSS_KEY]: '--accept-replica-loss',
+  [METADATA_ACCEPT_DATA_LOSS_KEY]: '--accept-data-loss',
+};
+const OPT_IN = `(?:${METADATA_ACCEPT_REPLICA_LOSS_KEY}|${METADATA_ACCEPT_DATA_LOSS_KEY})=true`;
+const SET_OPT_INS = new RegExp(`set metadata (${OPT_IN}(?: and ${OPT_IN})*)`, 'g');
+
+/**
+ * A local agent's refusal (issue 24) with the command of each way out it names in the API's words: after "set
+ * metadata clusterhq:flocker:accept-replica-loss=true" (or accept-data-loss, or both) comes "(flocker volumes move
+ * <volume> <primary> --accept-replica-loss)", which sets it. The message as it is for anything else (or a dataset
+ * not known).
+ */
+export function refusalWithCommands(s: ClusterSnapshot, datasetId: string, message: string): string {
+  const d = s.datasets.find((x) => x.dataset_id === datasetId && !x.deleted);
+  if (d === undefined) return message;
+  const host = s.nodes.find((n) => n.uuid === d.primary)?.host ?? d.primary;
+  const name = d.metadata[METADATA_NAME_KEY] ?? d.dataset_id;
+  return message.replace(SET_OPT_INS, (all: string, keys: string) => {
+    const flags = keys.split(' and ').map((k) => OPT_IN_FLAGS[k.slice(0, -'=true'.length)] ?? k);
+    return `${all} (flocker volumes move ${name} ${host} ${flags.join(' ')})`;
+  });
 }

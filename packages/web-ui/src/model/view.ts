@@ -13,6 +13,7 @@ import {
   localMoveText,
   localCloneNotFilled,
   localScheduleNotRun,
+  refusalWithCommands,
   replicaOf,
 } from './local';
 // The schedule's grammar and slot arithmetic, shared with the control service that runs it (zod-free, no Node code).
@@ -210,7 +211,8 @@ export function volumeState(s: ClusterSnapshot, d: DatasetConfiguration): Derive
         host: n.host,
         action: e.action,
         code: e.code,
-        message: e.message,
+        // A local agent's refusal names its way out as metadata: the command that sets it too.
+        message: e.action === 'refuse' ? refusalWithCommands(s, id, e.message) : e.message,
         attempts: e.attempts,
         since: e.since,
       })),
