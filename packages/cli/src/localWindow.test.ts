@@ -71,6 +71,15 @@ describe('waits of requests accepted before the local node reported its backend'
       fatal: true,
       error: expect.stringContaining('not restored: a keeps this volume on local storage (local-btrfs)'),
     });
+    // A clone onto block node b of a's snapshot that is never taken: fails too (it waited until --timeout).
+    const elsewhere = cluster({
+      snapshots: [snap(D1)],
+      datasets: [dataset(D1, 'pg', A), dataset(D2, 'pg-copy', B, { source_snapshot_id: S1 })],
+    });
+    expect(movePhase(elsewhere, D2, B)).toMatchObject({
+      fatal: true,
+      error: expect.stringContaining('not cloned: the snapshot it is made from is never taken'),
+    });
     // A plain local volume, mounted: done as before.
     const plain = cluster({ nodes: [node(A, 'a', { backend: 'local-btrfs', manifestations: [mounted(D1)] })] });
     expect(movePhase(plain, D1, A)).toEqual({ phase: 'mounted', path: `/flocker/${D1}` });

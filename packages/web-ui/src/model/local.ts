@@ -186,10 +186,25 @@ export function localScheduleNotRun(s: ClusterSnapshot, datasetId: string): stri
 }
 
 /**
+ * A clone (onto any node) of a snapshot no backend holds, of a volume on local storage: that snapshot is never taken
+ * (asked for before the local node reported its backend), so the clone waits for ever. Null otherwise.
+ */
+function neverTakenSource(s: ClusterSnapshot, snapshotId: string | undefined): string | null {
+  const snap = s.snapshots?.find((x) => x.snapshot_id === snapshotId && x.deleted !== true);
+  if (snap === undefined || s.nodes.some((n) => n.snapshots?.some((x) => x.snapshot_id === snap.snapshot_id)))
+    return null;
+  const d = s.datasets.find((x) => x.dataset_id === snap.dataset_id && !x.deleted);
+  const n = d === undefined ? null : localStorageNode(s, d.primary);
+  if (n === null) return null;
+  return `not cloned: the snapshot it is made from is never taken: ${n.host} keeps its source volume on local storage (${n.backend}), which takes no snapshots through the API yet; delete this volume`;
+}
+
+/**
  * Why a clone (source_snapshot_id) or restore (source_backup) whose primary keeps it on local storage holds none of
  * its source's data: local storage's agent fills no volume from a snapshot or a backup (issue 24). The API refuses
  * one onto a node that has reported a local backend; one asked for before (right after a control-service start)
- * reaches the node all the same. Null for any other volume.
+ * reaches the node all the same. Also a clone elsewhere of a local volume's snapshot never taken (neverTakenSource).
+ * Null for any other volume.
  */
 export function localCloneNotFilled(
   s: ClusterSnapshot,
@@ -198,7 +213,7 @@ export function localCloneNotFilled(
   const what = d.source_backup !== undefined ? 'restore' : d.source_snapshot_id !== undefined ? 'clone' : undefined;
   if (what === undefined || d.deleted) return null;
   const n = localStorageNode(s, d.primary);
-  if (n === null) return null;
+  if (n === null) return neverTakenSource(s, d.source_snapshot_id);
   return `not ${what === 'restore' ? 'restored' : 'cloned'}: ${n.host} keeps this volume on local storage (${n.backend}), which fills no volume from a snapshot or a backup yet: it holds none of that data; delete it and ${what} onto a node with block storage`;
 }
 

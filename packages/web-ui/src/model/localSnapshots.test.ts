@@ -11,6 +11,7 @@ import { A, B, D1, D2, dataset, mounted, node, snapshot } from '../testing/fixtu
 
 const S1 = '51515151-0000-4000-8000-000000000051';
 const S2 = '52525252-0000-4000-8000-000000000052';
+const D3 = 'd3d3d3d3-0000-4000-8000-0000000000d3';
 
 const requested = (id: string, datasetId: string, name: string): SnapshotConfiguration => ({
   snapshot_id: id,
@@ -95,5 +96,26 @@ describe('a clone or restore that reached a local node before it reported its ba
       nodes: [node(A, 'a', { backend: 'local-btrfs' }), node(B, 'b', { manifestations: [mounted(D1)] })],
     };
     expect(clusterView(onB).volumes.map((x) => x.state)).toEqual(['mounted']);
+  });
+});
+
+describe('a clone onto block storage of a local volume, asked for before the local node reported its backend', () => {
+  it('says its snapshot is never taken (it waited, "creating", for ever)', () => {
+    const base = cluster();
+    const c: ClusterSnapshot = {
+      ...base,
+      datasets: [...base.datasets, dataset(D3, 'pg-copy', B, { source_snapshot_id: S1 })],
+    };
+    const v = clusterView(c).volumes.find((x) => x.dataset_id === D3);
+    expect([v?.state, v?.detail]).toEqual([
+      'error',
+      'not cloned: the snapshot it is made from is never taken: a keeps its source volume on local storage (local-btrfs), which takes no snapshots through the API yet; delete this volume',
+    ]);
+    // A clone of the block volume's snapshot, not taken yet: creating as before.
+    const onBlock: ClusterSnapshot = {
+      ...base,
+      datasets: [...base.datasets, dataset(D3, 'db-copy', B, { source_snapshot_id: S2 })],
+    };
+    expect(clusterView(onBlock).volumes.find((x) => x.dataset_id === D3)?.state).toBe('creating');
   });
 });
