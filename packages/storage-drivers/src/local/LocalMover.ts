@@ -112,6 +112,14 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
   let finalSnapshot: string | null = null;
   let targetPromoted = false;
   let promoteAsked = false;
+  /**
+   * The last promote asked for was answered with a refusal, and none asked before can still run on
+   * the target (each was answered too): the target made no live copy of this run's unless its
+   * status shows one (a promote that failed part way).
+   */
+  let promoteRefused = false;
+  /** A promote of this run may still run on the target (its answer lost: a dropped connection, no answer in time). */
+  let promoteUnanswered = false;
   let bytesSent = 0;
   let failures = 0;
   /** Failures since the last step done, the target not reached excepted (those count by time). */
@@ -148,6 +156,15 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
       const { source } = known;
       if (o.cancel?.aborted === true && !promoteAsked)
         throw new LocalStorageError('TRANSFER_FAILED', 'the move was taken back before the promote');
+      // Taken back after the promote was asked for, which the target refused (it saw the move back
+      // first: not the primary any more), and the target shows no live copy (looked at after that
+      // refusal: `known` is looked at again after every failure): nothing there is the primary's and
+      // nothing of this run can still make one, so the source's copy stays the live one. Retrying the
+      // refusal kept the copy unmounted for about a minute (a container's Mount there waited).
+      if (o.cancel?.aborted === true && promoteRefused && !promoteUnanswered && !known.targetLive)
+        throw new MoveTakenBackError(
+          'the move was taken back after its promote was asked for: the target refused it and holds no live copy',
+        );
       const isReleased = finalSnapshot !== null || (await released());
       if (isReleased && releasedAt === null) releasedAt = performance.now();
       // Written to again (the release was taken back): phase 1 again, and a new final snapshot later.
@@ -219,7 +236,15 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
           phase = 'promoting';
           progress();
           promoteAsked = true;
-          await target.promote(datasetId, step.name, o.size, o.targetMounts ?? true);
+          promoteRefused = false;
+          try {
+            await target.promote(datasetId, step.name, o.size, o.targetMounts ?? true);
+          } catch (e) {
+            // An answer (an error line) comes once the target is done with the request; anything else may leave it running.
+            if (e instanceof LocalStorageError && !(e instanceof ConnectionLostError)) promoteRefused = true;
+            else promoteUnanswered = true;
+            throw e;
+          }
           targetPromoted = true;
           await o.afterPromote?.();
           // Mounted there: the data is available again (the clean-up that follows is not in the window).
@@ -237,7 +262,9 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
       unreachableSince = null;
     } catch (e) {
       known = null;
-      if (o.cancel?.aborted === true && !promoteAsked) throw e;
+      if (e instanceof MoveTakenBackError || (o.cancel?.aborted === true && !promoteAsked)) throw e;
+      // The move taken back while its promote's refusal is retried: looked at again at once (above), not after a back-off.
+      if (o.cancel?.aborted === true && promoteRefused && !promoteUnanswered) continue;
       failures += 1;
       // A refusing target may only not have seen the new configuration yet: retried like the rest.
       const permanent = isLocalStorageError(e, 'UNKNOWN_DATASET') || e instanceof TargetHoldsCopyError;
@@ -263,7 +290,13 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
         retryInMs: delay,
         error: errorMessage(e),
       });
-      await sleep(delay, o.signal ? { signal: o.signal } : {});
+      // A move taken back during the back-off of a refused promote is looked at again at once.
+      const wake = promoteRefused && !promoteUnanswered && o.cancel !== undefined ? o.cancel : undefined;
+      const waitSignal =
+        wake !== undefined && o.signal !== undefined ? AbortSignal.any([o.signal, wake]) : (wake ?? o.signal);
+      await sleep(delay, waitSignal ? { signal: waitSignal } : {}).catch((err: unknown) => {
+        if (o.signal?.aborted === true || wake?.aborted !== true) throw err;
+      });
     }
   }
 }
@@ -277,6 +310,13 @@ async function lookAtBoth(
     target: status.snapshots.map((s) => ({ name: s.name, identity: s.identity })),
     targetLive: status.live.exists,
   };
+}
+
+/** The move ends without a promote: its dataset's primary is the source again. */
+class MoveTakenBackError extends LocalStorageError {
+  constructor(message: string) {
+    super('TRANSFER_FAILED', message);
+  }
 }
 
 /**

@@ -7,9 +7,17 @@
  * unmounted (the agent mounts only once the mover ended).
  */
 import { Readable } from 'node:stream';
-import type { LocalDataset, LocalEngine, LocalSnapshot, SendStream } from './engine';
+import {
+  ConnectionLostError,
+  LocalStorageError,
+  type LocalDataset,
+  type LocalEngine,
+  type LocalSnapshot,
+  type SendStream,
+} from './engine';
 import { moveLocalDataset } from './LocalMover';
-import type { StatusAnswer, TargetApi } from './transfer';
+import { makeTestCluster } from './testSupport';
+import { TransferClient, TransferServer, type StatusAnswer, type TargetApi } from './transfer';
 
 const ID = '0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a10';
 
@@ -127,6 +135,160 @@ describe('a move taken back after the release', () => {
       size: 1000,
       released: () => Promise.resolve(true),
       cancel: cancel.signal,
+    });
+    expect(b.promoted).toEqual([result.finalSnapshot]);
+    expect(a.retired).toBe(true);
+  });
+});
+
+/**
+ * Session 16 (s15's open follow-up): a move back (a Docker Mount on the source, a container there
+ * again) that lands after the promote was asked for but before the target saw it. The target,
+ * no longer the dataset's primary, refuses the promote; the mover used to ignore the cancel once the
+ * promote was asked and retried the refusal for about a minute (20 counted failures, back-off up to
+ * 5 s) while the source's copy stayed unmounted and the container's Mount waited. A promote that was
+ * answered (none can still run there) and a target that shows no live copy: nothing there is the
+ * primary's, so the move stops at once. A promote whose answer was lost may have run: the move never
+ * stops on a refusal alone then.
+ */
+describe('a move taken back after its promote was asked for', () => {
+  const notPrimary = (): LocalStorageError =>
+    new LocalStorageError(
+      'PEER_REFUSED',
+      `node b: this node is not the primary of dataset ${ID}: it takes no data of it`,
+    );
+
+  it('the target refused the promote (it saw the move back first) and holds no live copy: stopped within seconds, the source keeps its copy', async () => {
+    for (const cancelFirst of [true, false]) {
+      const a = source();
+      const b = target();
+      const cancel = new AbortController();
+      let asked = 0;
+      const refusing: TargetApi = {
+        ...b,
+        promote: () => {
+          asked += 1;
+          // The source's agent sees the move back before the refusal, or only after it (the mover then waits a back-off).
+          if (cancelFirst) cancel.abort();
+          else setTimeout(() => cancel.abort(), 50);
+          return Promise.reject(notPrimary());
+        },
+      };
+      const t0 = performance.now();
+      await expect(
+        moveLocalDataset({
+          engine: a,
+          target: refusing,
+          datasetId: ID,
+          size: 1000,
+          released: () => Promise.resolve(true),
+          cancel: cancel.signal,
+        }),
+      ).rejects.toThrow(/taken back/);
+      expect(performance.now() - t0).toBeLessThan(3_000);
+      expect(asked).toBeGreaterThanOrEqual(1);
+      expect(b.promoted).toEqual([]);
+      expect(a.live).toBe(true);
+      expect(a.retired).toBe(false);
+    }
+  });
+
+  it('through the real listener: its refusal is an answer, the move stops at once', async () => {
+    const cluster = makeTestCluster();
+    const nodeB = cluster.node();
+    // The target has seen the move back: it is not the primary any more (it refuses before touching its engine).
+    const server = new TransferServer({ engine: source(), credentials: nodeB, mayReceive: () => false });
+    const port = await server.listen(0, '127.0.0.1');
+    try {
+      const client = new TransferClient({ host: '127.0.0.1', port, nodeUuid: nodeB.nodeUuid }, cluster.node());
+      const a = source();
+      const b = target();
+      const cancel = new AbortController();
+      // Everything but the promote as a target that took the snapshots; the promote to the real listener.
+      const t: TargetApi = {
+        ...b,
+        promote: (id, name, size, mount) => {
+          cancel.abort();
+          return client.promote(id, name, size, mount);
+        },
+      };
+      const t0 = performance.now();
+      await expect(
+        moveLocalDataset({
+          engine: a,
+          target: t,
+          datasetId: ID,
+          size: 1000,
+          released: () => Promise.resolve(true),
+          cancel: cancel.signal,
+        }),
+      ).rejects.toThrow(/taken back/);
+      expect(performance.now() - t0).toBeLessThan(3_000);
+      expect(a.retired).toBe(false);
+    } finally {
+      await server.close();
+      cluster.destroy();
+    }
+  });
+
+  it('a promote whose answer was lost may have run: a later refusal does not stop the move as taken back, the source keeps its copy', async () => {
+    const a = source();
+    const b = target();
+    const cancel = new AbortController();
+    let asked = 0;
+    const t: TargetApi = {
+      ...b,
+      promote: (id, name, size, mount) => {
+        asked += 1;
+        cancel.abort();
+        if (asked === 1) {
+          // It ran there; the connection dropped before the answer.
+          void b.promote(id, name, size, mount);
+          return Promise.reject(new ConnectionLostError('node b closed the connection without an answer'));
+        }
+        return Promise.reject(notPrimary());
+      },
+    };
+    const failure = await moveLocalDataset({
+      engine: a,
+      target: t,
+      datasetId: ID,
+      size: 1000,
+      released: () => Promise.resolve(true),
+      cancel: cancel.signal,
+      maxAttempts: 3,
+      backoffInitialMs: 1,
+      backoffMaxMs: 5,
+    }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(failure).toBeInstanceOf(LocalStorageError);
+    expect(String(failure)).not.toMatch(/taken back/);
+    expect(a.retired).toBe(false);
+    expect(a.live).toBe(true);
+  });
+
+  it('a promote refused while the move is not taken back: retried as before (the target may only not have seen the move yet)', async () => {
+    const a = source();
+    const b = target();
+    let asked = 0;
+    const t: TargetApi = {
+      ...b,
+      promote: (id, name, size, mount) => {
+        asked += 1;
+        return asked < 3 ? Promise.reject(notPrimary()) : b.promote(id, name, size, mount);
+      },
+    };
+    const result = await moveLocalDataset({
+      engine: a,
+      target: t,
+      datasetId: ID,
+      size: 1000,
+      released: () => Promise.resolve(true),
+      cancel: new AbortController().signal,
+      backoffInitialMs: 1,
+      backoffMaxMs: 5,
     });
     expect(b.promoted).toEqual([result.finalSnapshot]);
     expect(a.retired).toBe(true);
