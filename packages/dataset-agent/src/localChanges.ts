@@ -390,6 +390,10 @@ function primaryWithOtherCopies(
     if (order === 'newer' || order === 'same' || (order === 'branchedFromTheirs' && d.acceptReplicaLoss === true))
       continue;
     if (order === 'older' && n.alive) retire = true;
+    // The other holder dead (e.g. a failover's old primary, this node's host rebooted since): the user
+    // gave up what its copy may hold that this one lacks. Its copy is not retired by this: once it
+    // reports, its node orders the copies (keeps its own aside, or refuses and keeps it).
+    else if (!n.alive && d.acceptDataLoss === true) continue;
     else
       return twoLiveCopies(
         d.datasetId,
@@ -397,6 +401,7 @@ function primaryWithOtherCopies(
         order,
         ctx,
         here.copies.find((c) => c.datasetId === d.datasetId)?.mountPoints ?? [],
+        !n.alive,
       );
   }
   return retire ? { kind: 'retire', datasetId: d.datasetId } : null;
@@ -453,23 +458,36 @@ function twoLiveCopies(
   order: CopyOrder,
   ctx: LocalDecisionContext,
   mountPoints: readonly string[],
+  /** This node is the primary and the other holder is dead: the way out without it is named (accept-data-loss). */
+  otherDead = false,
 ): LocalAction {
   const why =
     order === 'unknown'
-      ? 'which one is newer cannot be established (a node did not answer or is one release behind, or the copies are unrelated)'
-      : 'both were written since they parted';
+      ? otherDead
+        ? 'which one is newer cannot be established (that node does not answer)'
+        : 'which one is newer cannot be established (a node did not answer or is one release behind, or the copies are unrelated)'
+      : order === 'older'
+        ? 'the other copy is made from this one and newer'
+        : 'both were written since they parted';
   const mine =
     mountPoints.length > 0
       ? `this node's copy stays as it is (still mounted at ${[...mountPoints].sort().join(', ')})`
       : "this node's copy stays as it is (not mounted)";
+  const other_ = `node ${other.uuid} (${other.host})${otherDead ? ', which is dead' : ''}`;
+  const wayOut = otherDead
+    ? `Bring ${other.uuid} back (the two copies are then ordered by their lineage); ` +
+      `or, if ${other.uuid} is gone for good, set metadata ${METADATA_ACCEPT_DATA_LOSS_KEY}=true to mount this node's copy, ` +
+      `losing from the volume the writes on ${other.uuid}'s copy that this node's copy lacks ` +
+      `(${other.uuid}'s copy is not retired by that: once it reports, that node keeps its copy aside or refuses and keeps it)`
+    : 'Keep the one to keep: move the primary to its node, and on the other node take the copy out of the pool ' +
+      '(btrfs: snapshot <pool>/flocker/datasets/<id> elsewhere, then delete it; ZFS: zfs rename <pool>/flocker/<id> out of <pool>/flocker)';
   return {
     kind: 'refuse',
     datasetId,
     code: 'TWO_LIVE_COPIES',
     message:
-      `dataset ${datasetId} has a live copy on this node (${ctx.nodeUuid}) and on node ${other.uuid} (${other.host}): ${why}; ` +
-      `${mine}, and neither copy is retired. Keep the one to keep: move the primary to its node, and on the other node take the copy out of the pool ` +
-      '(btrfs: snapshot <pool>/flocker/datasets/<id> elsewhere, then delete it; ZFS: zfs rename <pool>/flocker/<id> out of <pool>/flocker)',
+      `dataset ${datasetId} has a live copy on this node (${ctx.nodeUuid}) and on ${other_}: ${why}; ` +
+      `${mine}, and neither copy is retired. ${wayOut}`,
   };
 }
 
