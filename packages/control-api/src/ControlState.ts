@@ -22,7 +22,7 @@ import { aliveNodes, type ReportedNode, reportedSnapshotIds } from './clusterSta
 import { Committer } from './committer';
 import { EventRing } from './events';
 import { LeaseExpiryService } from './leaseExpiry';
-import { SnapshotScheduler } from './snapshotScheduler';
+import { SCHEDULE_HOLD_UNKNOWN_MS, SnapshotScheduler } from './snapshotScheduler';
 import { serviceBackend } from './dataNode';
 import { NodeReports } from './nodeReports';
 import { ChangeNotifier, type ViewSubscription } from './notifier';
@@ -196,8 +196,12 @@ export class ControlState {
       ...(options.snapshotTimers !== undefined ? { timers: options.snapshotTimers } : {}),
       minIntervalMs: this.minSnapshotIntervalMs,
       logger,
-      // A local dataset's schedule is not run once its node reported (issue 24: no snapshots there).
-      backendOf: serviceBackend(this),
+      // A local dataset's schedule is not run (issue 24: no snapshots there); one whose node has not reported since
+      // this start waits a moment for that report (the node timeout, at most 30 s) before it is taken for block storage.
+      hold: {
+        backendOf: serviceBackend(this),
+        unknownUntil: now() + Math.min(this.nodeTimeoutMs, SCHEDULE_HOLD_UNKNOWN_MS),
+      },
     });
     const every = options.livenessCheckMs ?? Math.max(50, Math.min(1000, Math.floor(options.nodeTimeoutMs / 4)));
     this.livenessTimer = setInterval(() => void this.checkLiveness(), every);
@@ -321,6 +325,7 @@ export class ControlState {
   externalReport(report: NodeReport, lastSeen: number): void {
     this.nodes.external(report, lastSeen);
     if (this.floor !== undefined) this.judgeFloor(report.uuid);
+    this.schedules.nodeReported(report.uuid);
   }
 
   /** Records a node's report; returns the generation after it. */
@@ -340,6 +345,8 @@ export class ControlState {
     const now = this.now();
     const json = this.nodes.record(report, now);
     if (this.floor !== undefined) this.judgeFloor(report.uuid);
+    // Its backend is known now: a schedule held back for this first report is planned again.
+    this.schedules.nodeReported(report.uuid);
     // Other replicas judge the node's liveness on what reaches etcd: a report not shared is not answered as received.
     await this.store.publishReport?.(report, json, now, this.nodeTimeoutMs);
     // A report may be the first to show a deleted snapshot gone from its backend. A failed purge is

@@ -88,6 +88,25 @@ interface DatasetSchedule {
   readonly volume: string;
   readonly schedule: SnapshotSchedule;
   readonly scheduled: ScheduledSnapshot[];
+  readonly primary: string;
+  /** Held back until then (epoch ms): its primary has not reported since the service started (ScheduleHold). */
+  readonly heldUntil?: number;
+}
+
+/**
+ * Which datasets' schedules are not run (issue 24): local storage's agent takes no snapshots, each would stay
+ * "requested" for ever. The API refuses such a schedule once the node has reported (localStorage.ts); one set before
+ * that stays in the metadata, not run (the CLI and web UI say why).
+ */
+export interface ScheduleHold {
+  /** A node's backend as its latest report since the service started says (undefined: not reported since). */
+  readonly backendOf: BackendOf;
+  /**
+   * Until then (epoch ms) a dataset whose primary has not reported since the start is held back: it may be local
+   * (right after a restart, a missed slot would otherwise be asked for at once). After, it is scheduled as block
+   * storage, the default (a block node's agent takes the snapshot only once it reports anyway).
+   */
+  readonly unknownUntil: number;
 }
 
 const mayHaveSchedule = (d: DatasetConfiguration): boolean =>
@@ -132,26 +151,33 @@ function* candidates(config: Configuration, index: ScheduledDatasets | undefined
 }
 
 /**
- * Every live dataset with a schedule, and its live scheduled snapshots. A dataset whose primary is
- * known to be local (issue 24; `backendOf`, the node's latest report) has none run: its agent takes
- * no snapshots, so each would stay "requested" for ever. The API refuses such a schedule once the node
- * has reported (localStorage.ts); one set before that stays in the metadata, not run (the CLI and
- * web UI say why).
+ * Every live dataset with a schedule, and its live scheduled snapshots; none whose primary is known to
+ * be local, and those whose primary has not reported since the start marked held (`hold`, at `now`).
  */
 function datasetSchedules(
   config: Configuration,
   minIntervalMs: number,
   index: ScheduledDatasets | undefined,
-  backendOf: BackendOf | undefined,
+  hold: ScheduleHold | undefined,
+  now: number,
 ): DatasetSchedule[] {
   const byDataset = new Map<string, DatasetSchedule>();
   for (const dataset of candidates(config, index)) {
     if (dataset.deleted) continue;
-    if (backendOf?.(dataset.primary)?.kind === 'local') continue;
+    const backend = hold?.backendOf(dataset.primary);
+    if (backend?.kind === 'local') continue;
     const schedule = datasetSnapshotSchedule(dataset.metadata, minIntervalMs);
     if (schedule === undefined) continue;
     const volume = dataset.metadata[METADATA_NAME_KEY] ?? dataset.dataset_id;
-    byDataset.set(dataset.dataset_id, { datasetId: dataset.dataset_id, volume, schedule, scheduled: [] });
+    const held = hold !== undefined && backend === undefined && now < hold.unknownUntil;
+    byDataset.set(dataset.dataset_id, {
+      datasetId: dataset.dataset_id,
+      volume,
+      schedule,
+      scheduled: [],
+      primary: dataset.primary,
+      ...(held ? { heldUntil: hold.unknownUntil } : {}),
+    });
   }
   for (const snapshot of config.snapshots?.values() ?? []) {
     if (snapshot.deleted === true || !isScheduledSnapshot(snapshot)) continue;
@@ -190,12 +216,13 @@ export function applySnapshotSchedules(
   minIntervalMs: number = MIN_SNAPSHOT_INTERVAL_MS,
   newId: () => string = randomUUID,
   index?: ScheduledDatasets,
-  backendOf?: BackendOf,
+  hold?: ScheduleHold,
 ): Applied<ScheduleAction[]> {
   const live = liveSnapshotNames(config);
   let next = config;
   const actions: ScheduleAction[] = [];
-  for (const d of datasetSchedules(config, minIntervalMs, index, backendOf)) {
+  for (const d of datasetSchedules(config, minIntervalMs, index, hold, now)) {
+    if (d.heldUntil !== undefined) continue;
     const plan = planSchedule(now, d.schedule, d.volume, d.scheduled, (name) => live.has(name));
     if (plan.create === undefined && plan.delete.length === 0) continue;
     let created: SnapshotConfiguration | undefined;
@@ -219,19 +246,26 @@ export function applySnapshotSchedules(
   return { config: next, result: actions, status: 200 };
 }
 
-/** The earliest moment any dataset's schedule is due (epoch ms; `now` when something is due now). */
+/**
+ * The earliest moment any dataset's schedule is due (epoch ms; `now` when something is due now). `held`, when given,
+ * gets the primaries of the datasets held back (their first report is worth a new plan).
+ */
 export function nextScheduleDue(
   config: Configuration,
   now: number,
   minIntervalMs: number,
   index?: ScheduledDatasets,
-  backendOf?: BackendOf,
+  hold?: ScheduleHold,
+  held?: Set<string>,
 ): number | undefined {
   const live = liveSnapshotNames(config);
   let due: number | undefined;
-  for (const d of datasetSchedules(config, minIntervalMs, index, backendOf)) {
+  for (const d of datasetSchedules(config, minIntervalMs, index, hold, now)) {
     const plan = planSchedule(now, d.schedule, d.volume, d.scheduled, (name) => live.has(name));
-    const at = plan.create !== undefined || plan.delete.length > 0 ? now : plan.nextDue;
+    const planned = plan.create !== undefined || plan.delete.length > 0 ? now : plan.nextDue;
+    // Held back: due no earlier than the hold's end (then its node has reported, or it is taken for block storage).
+    if (d.heldUntil !== undefined) held?.add(d.primary);
+    const at = d.heldUntil === undefined ? planned : Math.max(planned, d.heldUntil);
     if (due === undefined || at < due) due = at;
   }
   return due;

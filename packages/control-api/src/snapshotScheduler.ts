@@ -8,8 +8,13 @@
 import type { Logger } from 'winston';
 import type { Clock, TimerHandle } from '@flocker/runtime';
 import { configurationTag, type Configuration, type Applied } from './configuration';
-import type { BackendOf } from './localStorage';
-import { applySnapshotSchedules, nextScheduleDue, ScheduledDatasets, type ScheduleAction } from './snapshotSchedule';
+import {
+  applySnapshotSchedules,
+  nextScheduleDue,
+  ScheduledDatasets,
+  type ScheduleAction,
+  type ScheduleHold,
+} from './snapshotSchedule';
 
 export interface SnapshotSchedulerOptions {
   /** The committed configuration, and a way to change it (the committer). */
@@ -23,12 +28,14 @@ export interface SnapshotSchedulerOptions {
   timers?: Pick<Clock, 'setTimer'>;
   minIntervalMs: number;
   logger: Logger;
-  /** A node's backend as its latest report says (localStorage.ts): a local dataset's schedule is not run. */
-  backendOf?: BackendOf;
+  /** Which datasets' schedules are not run (issue 24: local storage, and nodes not reported since the start). */
+  hold?: ScheduleHold;
 }
 
 /** Timers cap at ~24.8 days; a later moment is simply re-planned then. */
 const MAX_DELAY_MS = 2 ** 31 - 1;
+/** After a start, how long at most a schedule waits for its primary's first report (it may be local storage). */
+export const SCHEDULE_HOLD_UNKNOWN_MS = 30_000;
 /** After a failed run (store unavailable, shutting down), the next try. */
 export const SCHEDULE_RETRY_MS = 5_000;
 
@@ -49,6 +56,8 @@ export class SnapshotScheduler {
   private closed = false;
   /** Which datasets have a schedule, kept by diff (a replan per change must not scan every dataset). */
   private readonly scheduled = new ScheduledDatasets();
+  /** The primaries of the datasets the pending plan holds back (not reported since the start: hold). */
+  private readonly waitingFor = new Set<string>();
 
   constructor(private readonly options: SnapshotSchedulerOptions) {}
 
@@ -65,7 +74,15 @@ export class SnapshotScheduler {
     this.plannedOn = undefined;
     if (this.closed || this.running !== undefined) return;
     const now = this.options.now();
-    let due = nextScheduleDue(config, now, this.options.minIntervalMs, this.scheduled, this.options.backendOf);
+    this.waitingFor.clear();
+    let due = nextScheduleDue(
+      config,
+      now,
+      this.options.minIntervalMs,
+      this.scheduled,
+      this.options.hold,
+      this.waitingFor,
+    );
     this.plannedOn = { datasets: config.datasets, snapshots: config.snapshots };
     if (due === undefined) return;
     if (this.retryAt !== undefined) due = Math.max(due, this.retryAt);
@@ -82,9 +99,9 @@ export class SnapshotScheduler {
   run(): Promise<void> {
     if (this.closed) return Promise.resolve();
     if (this.running !== undefined) return this.running;
-    const { logger, minIntervalMs, backendOf } = this.options;
+    const { logger, minIntervalMs, hold } = this.options;
     this.running = this.options
-      .mutate((c, now) => applySnapshotSchedules(c, now, minIntervalMs, undefined, this.scheduled, backendOf))
+      .mutate((c, now) => applySnapshotSchedules(c, now, minIntervalMs, undefined, this.scheduled, hold))
       .then((applied) => {
         this.retryAt = undefined;
         const tag = configurationTag(this.options.configuration());
@@ -114,6 +131,16 @@ export class SnapshotScheduler {
         this.reschedule();
       });
     return this.running;
+  }
+
+  /**
+   * A node reported: if the plan held a dataset back for its first report, plan again (its backend is known now: a
+   * block dataset is scheduled at once, a local one not at all). O(1) otherwise: called on every report.
+   */
+  nodeReported(uuid: string): void {
+    if (!this.waitingFor.delete(uuid)) return;
+    this.plannedOn = undefined;
+    this.reschedule();
   }
 
   close(): void {
