@@ -47,8 +47,13 @@ export class PoolLock {
   }
 
   /** Runs fn while holding the lock. */
-  async withLock<T>(fn: () => Promise<T>): Promise<T> {
-    const release = await this.acquire();
+  /**
+   * `whileWaiting` (issue 23, session 16): work to do once the lock's request is out, while the kernel lock is taken
+   * (a record's temp file: its creation waits for the file system's journal, which the previous holder's rename and
+   * fsync keep busy); called at most once, before `fn`, or never.
+   */
+  async withLock<T>(fn: () => Promise<T>, whileWaiting?: () => void): Promise<T> {
+    const release = await this.acquire(whileWaiting);
     try {
       return await fn();
     } finally {
@@ -60,12 +65,18 @@ export class PoolLock {
    * Takes the kernel lock; resolves with a function that releases it. Callers
    * within one process queue here first, so only one of them waits in the kernel.
    */
-  acquire(): Promise<() => Promise<void>> {
+  acquire(whileWaiting?: () => void): Promise<() => Promise<void>> {
     const before = this.queue;
     let done!: () => void;
     this.queue = new Promise<void>((resolve) => (done = resolve));
+    let called = false;
+    const once = (): void => {
+      if (called) return;
+      called = true;
+      whileWaiting?.();
+    };
     return before
-      .then(() => this.take())
+      .then(() => this.take(once))
       .then(
         (release) => {
           let released = false;
@@ -86,7 +97,7 @@ export class PoolLock {
       );
   }
 
-  private async take(): Promise<() => Promise<void>> {
+  private async take(whileWaiting: () => void): Promise<() => Promise<void>> {
     // Create the lock file ourselves so a missing directory gives a clear error.
     try {
       closeSync(openSync(this.path, 'a'));
@@ -95,21 +106,21 @@ export class PoolLock {
     }
     if (this.mode === 'helper') {
       try {
-        return await this.acquireWithHelper();
+        return await this.acquireWithHelper(whileWaiting);
       } catch (e) {
         if (!(e instanceof HelperUnavailable)) throw e;
         this.mode = 'flock';
       }
     }
-    return this.acquireWithFlock();
+    return this.acquireWithFlock(whileWaiting);
   }
 
   private waitSeconds(): number {
     return Math.max(1, Math.ceil(this.timeoutMs / 1000));
   }
 
-  private async acquireWithHelper(): Promise<() => Promise<void>> {
-    const answer = await this.helper.request(`lock ${this.waitSeconds()}`);
+  private async acquireWithHelper(whileWaiting: () => void): Promise<() => Promise<void>> {
+    const answer = await this.helper.request(`lock ${this.waitSeconds()}`, whileWaiting);
     if (answer !== 'locked') {
       throw new StorageError(
         'BACKEND_ERROR',
@@ -123,7 +134,7 @@ export class PoolLock {
     };
   }
 
-  private acquireWithFlock(): Promise<() => Promise<void>> {
+  private acquireWithFlock(whileWaiting: () => void): Promise<() => Promise<void>> {
     const waitSeconds = this.waitSeconds();
     return new Promise((resolve, reject) => {
       const child = spawn(
@@ -141,6 +152,11 @@ export class PoolLock {
         ],
         { stdio: ['pipe', 'pipe', 'pipe'] },
       );
+      try {
+        whileWaiting();
+      } catch {
+        // See LineHelper.request: the caller's work must not leave the lock unanswered.
+      }
       let stdout = '';
       let stderr = '';
       let locked = false;

@@ -87,12 +87,18 @@ export class LineHelper {
     private readonly argv: readonly [string, ...string[]],
   ) {}
 
-  async request(line: string): Promise<string> {
+  /** `onSent`: called once the line is written (not when it fails before), while the helper works on it. */
+  async request(line: string, onSent?: () => void): Promise<string> {
     const helper = await (this.running ?? this.start());
     return new Promise<string>((resolve, reject) => {
       helper.replies.push((answer) => (answer instanceof Error ? reject(answer) : resolve(answer)));
       setRef(helper, true);
       helper.child.stdin.write(`${line}\n`);
+      try {
+        onSent?.();
+      } catch {
+        // The caller's work beside the request; its failure must not orphan the answer (a lock taken, say).
+      }
     });
   }
 

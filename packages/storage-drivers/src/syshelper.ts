@@ -46,12 +46,13 @@ export class SysHelper {
     this.helper = new LineHelper(what, ['perl', this.script, ...args]);
   }
 
-  request(line: string): Promise<string> {
+  /** See LineHelper.request for `onSent`. */
+  request(line: string, onSent?: () => void): Promise<string> {
     if (!this.scriptFound) {
       // perl would start and exit 2 ("Can't open perl script"), which reads as a crash, not as "not installed".
       if (!existsSync(this.script)) return Promise.reject(new HelperUnavailable(`${this.script} is missing`));
       this.scriptFound = true;
     }
-    return this.helper.request(line);
+    return this.helper.request(line, onSent);
   }
 }
