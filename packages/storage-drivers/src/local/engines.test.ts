@@ -562,6 +562,69 @@ describe('ZFS engine (command sequences)', () => {
     ]);
   });
 
+  it('the kept-aside folder found absent is not listed again every turn: only this engine makes it (keepAside), which looks again', async () => {
+    // Session 16 (final review s15): listRetained ran `zfs list <pool>/flocker-diverged` every agent turn
+    // although that folder rarely exists.
+    const DIVERGED = 'zfs list -H -t filesystem -d 1 -o name tank/data/flocker-diverged';
+    let made = false;
+    const f = fake((argv) => {
+      if (argv === DIVERGED || argv === 'zfs list -H -o name tank/data/flocker-diverged')
+        return made
+          ? { stdout: `tank/data/flocker-diverged\ntank/data/flocker-diverged/${ID}-123\n` }
+          : { exitCode: 1, stderr: "cannot open 'tank/data/flocker-diverged': dataset does not exist" };
+      if (argv === 'zfs create -p -o mountpoint=none tank/data/flocker-diverged') made = true;
+      if (argv === `zfs get -H -p -o value guid ${FS}`) return { stdout: '123\n' };
+      return undefined;
+    });
+    const e = zfs(f);
+    expect(await e.listRetained()).toEqual([]);
+    expect(await e.listRetained()).toEqual([]);
+    await e.destroyDataset(ID);
+    expect(f.calls.filter((c) => c === DIVERGED)).toHaveLength(1);
+    await e.keepAside(ID);
+    expect(await e.listRetained()).toEqual([ID]);
+    expect(f.calls.filter((c) => c === DIVERGED)).toHaveLength(2);
+    // A listing that overlapped a keepAside (it answered "absent" before the folder was made) leaves no "absent".
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (open = r));
+    let held = false;
+    const h = fake((argv) =>
+      argv === DIVERGED || argv === 'zfs list -H -o name tank/data/flocker-diverged'
+        ? { exitCode: 1, stderr: 'dataset does not exist' }
+        : argv === `zfs get -H -p -o value guid ${FS}`
+          ? { stdout: '123\n' }
+          : undefined,
+    );
+    const e3 = new ZfsEngine({
+      pool: 'tank/data',
+      exec: async (file, args) => {
+        const r = await h.exec(file, args);
+        if (!held && [file, ...args].join(' ') === DIVERGED) {
+          held = true;
+          await gate;
+        }
+        return r;
+      },
+      spawn: h.spawn,
+      fs: h.fs,
+      readMounts: () => Promise.resolve(h.mounts),
+      features: OPENZFS,
+    });
+    const listing = e3.listRetained();
+    await new Promise((r) => setImmediate(r));
+    await e3.keepAside(ID);
+    open();
+    await listing;
+    await e3.listRetained();
+    expect(h.calls.filter((c) => c === DIVERGED)).toHaveLength(2);
+    // A failure to list is no "absent": looked at again.
+    const g = fake((argv) => (argv === DIVERGED ? { exitCode: 1, stderr: 'I/O error' } : undefined));
+    const e2 = zfs(g);
+    await expect(e2.listRetained()).rejects.toMatchObject({ code: 'POOL_UNAVAILABLE' });
+    await expect(e2.listRetained()).rejects.toMatchObject({ code: 'POOL_UNAVAILABLE' });
+    expect(g.calls.filter((c) => c === DIVERGED)).toHaveLength(2);
+  });
+
   it('destroy refuses while mounted, else zfs destroy -r', async () => {
     const f = fake(() => undefined);
     const e = zfs(f);

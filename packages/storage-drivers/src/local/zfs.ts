@@ -193,11 +193,25 @@ export class ZfsEngine implements LocalEngine {
   private get divergedRoot(): string {
     return `${this.pool}/flocker-diverged`;
   }
+  /**
+   * The kept-aside folder was found absent by this engine, which alone makes it (keepAside): not
+   * listed again (listRetained runs every agent turn and the folder rarely exists). Cleared at each
+   * keepAside before anything there; a new engine (an agent restart) looks again. A listing that
+   * overlapped a keepAside (divergedTurns moved: at its start and its end) sets nothing.
+   */
+  private divergedAbsent = false;
+  private divergedTurns = 0;
+
   /** The file systems kept aside (names), of one dataset or all. */
   private async divergedOf(datasetId?: string): Promise<string[]> {
+    if (this.divergedAbsent) return [];
+    const turns = this.divergedTurns;
     const r = await this.exec('zfs', ['list', '-H', '-t', 'filesystem', '-d', '1', '-o', 'name', this.divergedRoot]);
     if (r.exitCode !== 0) {
-      if (/does not exist/.test(r.stderr)) return [];
+      if (/does not exist/.test(r.stderr)) {
+        if (turns === this.divergedTurns) this.divergedAbsent = true;
+        return [];
+      }
       throw new LocalStorageError('POOL_UNAVAILABLE', `listing ${this.divergedRoot} failed: ${r.stderr.trim()}`);
     }
     const prefix = `${this.divergedRoot}/${datasetId ?? ''}`;
@@ -311,6 +325,17 @@ export class ZfsEngine implements LocalEngine {
    */
   async keepAside(datasetId: string): Promise<string> {
     checkDatasetId(datasetId);
+    // It may make the folder (or fail half way): listed again from now on.
+    this.divergedAbsent = false;
+    this.divergedTurns += 1;
+    try {
+      return await this.keepAsideNow(datasetId);
+    } finally {
+      this.divergedTurns += 1;
+    }
+  }
+
+  private async keepAsideNow(datasetId: string): Promise<string> {
     await refuseRetireInUse(this, datasetId);
     const fs = this.fileSystem(datasetId);
     if (!(await this.exists(fs))) return this.divergedRoot;
