@@ -465,7 +465,7 @@ export function buildCli(
                   shortId(r.dataset_id),
                   r.maximum_size ? formatSize(r.maximum_size) : '-',
                   r.node,
-                  r.reason === undefined || r.state === 'mounted'
+                  r.reason === undefined || r.state === 'mounted' || r.state === 'error'
                     ? r.state
                     : r.refused !== undefined
                       ? `${r.state} (refused: ${r.refused})`

@@ -11,7 +11,7 @@ import {
   type DatasetConfiguration,
   type NodeState,
 } from '@flocker/api';
-import { refusalWithCommands } from '@flocker/web-ui';
+import { localCloneNotFilled, refusalWithCommands } from '@flocker/web-ui';
 import { shortId } from './format';
 import { isGone, movePhase } from './progress';
 
@@ -93,6 +93,15 @@ export function volumeState(snapshot: ClusterSnapshot, d: DatasetConfiguration):
       state: isGone(snapshot, d.dataset_id) && reason === undefined ? 'deleted' : 'deleting',
       path: '',
     });
+  // A clone or restore a local node mounted EMPTY (asked for before it reported its backend, issue 24): not "mounted".
+  const notFilled = localCloneNotFilled(snapshot, d);
+  if (notFilled !== null)
+    return {
+      node: holder?.host ?? primary?.host ?? shortId(d.primary),
+      state: 'error',
+      path: m?.path ?? '',
+      reason: reason === undefined ? notFilled : `${notFilled}; ${reason}`,
+    };
   // Local storage (issue 24): the old node keeps its copy (its host mount gone: "attached") until the new primary has
   // taken over; its own status would read as if the volume were there to stay.
   if (holder && m && holder.uuid !== d.primary && isLocalBackend(holder.backend))

@@ -8,7 +8,7 @@
 import type { ClusterSnapshot, FlockerClient, SnapshotConfiguration, UpdateDatasetRequest } from '@flocker/api';
 import { A, B, D1, D2, dataset, mounted, node, snapshot } from '@flocker/web-ui/testing';
 import { backupPhase, restorePhase } from './backups';
-import { errorsOf } from './health';
+import { clusterHealth, errorsOf } from './health';
 import { movePhase } from './progress';
 import { takenPhase, volumeSchedule } from './snapshots';
 import { runCli } from './testing/runCli';
@@ -170,5 +170,27 @@ describe('volumes list: a volume a local agent refuses says so, and which refusa
     const r = await runCli(() => fake as unknown as FlockerClient, ['volumes', 'list']);
     expect(r.out).toMatch(/^pg .* moving \(refused: SOURCE_UNREACHABLE\) +\/a$/m);
     expect(r.out).toMatch(/^db .* pending \(error\)/m);
+  });
+});
+
+describe('volumes list/show: a clone or restore a local node mounted empty is no "mounted" volume', () => {
+  it('state error with the reason; flocker status counts it as a problem', async () => {
+    const s = cluster({
+      datasets: [dataset(D1, 'pg-copy', A, { source_snapshot_id: S1 })],
+      nodes: [node(A, 'a', { backend: 'local-btrfs', manifestations: [mounted(D1)] }), node(B, 'b')],
+    });
+    const fake = {
+      listDatasets: async () => s.datasets,
+      waitForCluster: async () => s,
+      listLeases: async () => [],
+      listSnapshots: async () => [],
+    };
+    const list = await runCli(() => fake as unknown as FlockerClient, ['volumes', 'list']);
+    expect(list.out).toMatch(/^pg-copy .* a +error +\/flocker\/\S+$/m);
+    const show = await runCli(() => fake as unknown as FlockerClient, ['volumes', 'show', 'pg-copy']);
+    expect(show.out).toMatch(/^State: +error at \/flocker\/\S+ — not cloned: a keeps this volume on local storage/m);
+    expect(clusterHealth(s, s.datasets).problems).toEqual([
+      expect.stringContaining('pg-copy: filling the volume — not cloned'),
+    ]);
   });
 });
