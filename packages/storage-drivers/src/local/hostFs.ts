@@ -1,4 +1,5 @@
 /** The few file system calls the local engines make besides commands (injected in unit tests). */
+import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, readdir, realpath, rename, rm, rmdir, stat, statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
@@ -65,17 +66,25 @@ export const realHostFs: HostFs = {
       throw e;
     }
   },
+  // As @flocker/api's writeFileDurable (this package does not depend on it): a temp name no other
+  // writer uses (a fixed one let two writers rename each other's half-written file), removed when the
+  // write fails; readers and a crash see the old or the new content.
   writeTextDurably: async (path, text) => {
     await mkdir(dirname(path), { recursive: true });
-    const temp = `${path}.tmp`;
-    const handle = await open(temp, 'w');
+    const temp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
     try {
-      await handle.writeFile(text);
-      await handle.sync();
-    } finally {
-      await handle.close();
+      const handle = await open(temp, 'wx', 0o600);
+      try {
+        await handle.writeFile(text);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, path);
+    } catch (e) {
+      await rm(temp, { force: true }).catch(() => undefined);
+      throw e;
     }
-    await rename(temp, path);
     await syncPath(dirname(path));
   },
   removeFile: (path) => rm(path, { force: true }),
