@@ -634,7 +634,11 @@ export class LocalAgent {
       // Named in the control service first: the dataset enters the replica node's view (its
       // listener takes snapshots only of datasets it knows are replicated to it).
       if (newNode) await this.report();
-      const [source, status] = await Promise.all([engine.listSnapshots(datasetId), target.status(datasetId)]);
+      // The replica node holds no live copy to order: its lineage is not asked for (not computed there).
+      const [source, status] = await Promise.all([
+        engine.listSnapshots(datasetId),
+        target.status(datasetId, { lineage: false }),
+      ]);
       const step = replicaStep(source, status.snapshots);
       const takenAt = Date.now();
       const taken = await engine.createSnapshot(datasetId, step.name);

@@ -304,7 +304,10 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
 async function lookAtBoth(
   o: LocalMoveOptions,
 ): Promise<{ source: SnapshotRef[]; target: SnapshotRef[]; targetLive: boolean }> {
-  const [source, status] = await Promise.all([o.engine.listSnapshots(o.datasetId), o.target.status(o.datasetId)]);
+  const [source, status] = await Promise.all([
+    o.engine.listSnapshots(o.datasetId),
+    o.target.status(o.datasetId, { lineage: false }),
+  ]);
   return {
     source: source.map((s) => ({ name: s.name, identity: s.identity })),
     target: status.snapshots.map((s) => ({ name: s.name, identity: s.identity })),

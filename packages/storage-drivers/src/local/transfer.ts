@@ -39,7 +39,18 @@ const DatasetId = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 const Name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/);
 
 export const TransferRequest = z.discriminatedUnion('op', [
-  z.object({ op: z.literal('status'), datasetId: DatasetId }).strict(),
+  z
+    .object({
+      op: z.literal('status'),
+      datasetId: DatasetId,
+      /**
+       * false: the live copy's lineage is left out (it costs a btrfs whole-pool sync, listings and a
+       * /proc scan; a move or a replica round never reads it). Absent: with it (older agents). A
+       * listener one release behind refuses the field (strict): TransferClient.status asks again without.
+       */
+      lineage: z.boolean().optional(),
+    })
+    .strict(),
   z
     .object({
       op: z.literal('receive'),
@@ -233,7 +244,8 @@ export class TransferServer {
       case 'status': {
         const snapshots = await engine.listSnapshots(request.datasetId);
         const live = (await engine.listDatasets()).find((d) => d.datasetId === request.datasetId);
-        const lineage = live !== undefined ? await engine.lineage?.(request.datasetId) : undefined;
+        const lineage =
+          live !== undefined && request.lineage !== false ? await engine.lineage?.(request.datasetId) : undefined;
         return {
           ok: true,
           snapshots: snapshots.map((s) => ({ name: s.name, identity: s.identity })),
@@ -667,7 +679,8 @@ export interface TransferPeer {
 
 /** What the mover needs of the target (TransferClient; a fake in unit tests). */
 export interface TargetApi {
-  status(datasetId: string): Promise<StatusAnswer>;
+  /** lineage false: the answer may leave the live copy's lineage out (not computed). */
+  status(datasetId: string, options?: { readonly lineage?: boolean }): Promise<StatusAnswer>;
   /** Sends the stream; resolves with the bytes sent once the target kept the snapshot. */
   receive(
     request: { datasetId: string; name: string; parent: string | null; identity: string },
@@ -682,6 +695,9 @@ export interface TargetApi {
 }
 
 export class TransferClient implements TargetApi {
+  /** The listener refused a status's `lineage` field (one release behind): asked without it from then on. */
+  private olderListener = false;
+
   constructor(
     private readonly peer: TransferPeer,
     private readonly credentials: NodeTlsCredentials,
@@ -756,7 +772,16 @@ export class TransferClient implements TargetApi {
     return answer;
   }
 
-  async status(datasetId: string): Promise<StatusAnswer> {
+  async status(datasetId: string, options?: { readonly lineage?: boolean }): Promise<StatusAnswer> {
+    if (options?.lineage === false && !this.olderListener) {
+      try {
+        return StatusAnswer.parse(await this.call({ op: 'status', datasetId, lineage: false }));
+      } catch (e) {
+        // Its strict parse refused the field before anything was looked at: the plain request instead.
+        if (!refusedLineageField(e)) throw e;
+        this.olderListener = true;
+      }
+    }
     return StatusAnswer.parse(await this.call({ op: 'status', datasetId }));
   }
 
@@ -886,6 +911,17 @@ export class TransferClient implements TargetApi {
       stream.resume();
     });
   }
+}
+
+/** A listener one release behind refusing the status's `lineage` field (its answer to an unknown key). */
+function refusedLineageField(e: unknown): boolean {
+  return (
+    e instanceof LocalStorageError &&
+    !(e instanceof ConnectionLostError) &&
+    e.code === 'PEER_REFUSED' &&
+    e.message.includes('bad request') &&
+    e.message.includes('lineage')
+  );
 }
 
 const PeerCode = z.enum([
