@@ -12,7 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'winston';
-import type { ClusterEvent, ContainerReport, ContainerState, NodeReport } from '@flocker/api';
+import type { ClusterEvent, ContainerReport, ContainerState, NodeReport, SnapshotConfiguration } from '@flocker/api';
 import { MIN_SNAPSHOT_INTERVAL_MS } from '@flocker/api';
 import type { Clock } from '@flocker/runtime';
 import { type Applied, type Configuration, configurationTag, purgeSnapshots, registerNode } from './configuration';
@@ -362,15 +362,22 @@ export class ControlState {
 
   /**
    * Drops the deleted snapshots that no alive node reports any more (their backends
-   * destroyed them); resolves with their ids once that is durable. Nothing is dropped
-   * while no alive node reports snapshots at all.
+   * destroyed them); resolves with their ids once that is durable. While no alive node
+   * reports snapshots at all, only those of datasets on local storage (issue 24: its agents
+   * take none, so none is held; one asked for before the node reported its backend could
+   * otherwise never go).
    */
   async purgeSnapshots(now: number = this.now()): Promise<string[]> {
     const config = this.committer.latestConfiguration;
     if (config.snapshots === undefined || ![...config.snapshots.values()].some((s) => s.deleted === true)) return [];
     const reported = reportedSnapshotIds(aliveNodes(this.nodes.reportedNodes(), now, this.nodeTimeoutMs));
-    if (reported === undefined || purgeSnapshots(config, reported).result.length === 0) return [];
-    const applied = await this.mutate((c) => purgeSnapshots(c, reported));
+    const backend = serviceBackend(this);
+    const onLocal = (s: SnapshotConfiguration, datasets: Configuration['datasets']): boolean => {
+      const d = datasets.get(s.dataset_id);
+      return d !== undefined && backend(d.primary)?.kind === 'local';
+    };
+    if (purgeSnapshots(config, reported, onLocal).result.length === 0) return [];
+    const applied = await this.mutate((c) => purgeSnapshots(c, reported, onLocal));
     if (applied.result.length > 0) this.logger.info('deleted snapshots purged', { snapshots: applied.result });
     return applied.result;
   }

@@ -615,11 +615,17 @@ export function deleteSnapshot(config: Configuration, id: string): Applied<Snaps
  * id the alive nodes' reports list. The same value when nothing is due, so applying it
  * again (or after another replica did) is a no-op.
  */
-export function purgeSnapshots(config: Configuration, reported: ReadonlySet<string>): Applied<string[]> {
+export function purgeSnapshots(
+  config: Configuration,
+  reported: ReadonlySet<string> | undefined,
+  neverHeld?: (snapshot: SnapshotConfiguration, datasets: Configuration['datasets']) => boolean,
+): Applied<string[]> {
   let snapshots: ReadonlyMap<string, SnapshotConfiguration> | undefined;
   const purged: string[] = [];
   for (const [id, s] of config.snapshots ?? NO_SNAPSHOTS) {
-    if (s.deleted !== true || reported.has(id)) continue;
+    if (s.deleted !== true || reported?.has(id) === true) continue;
+    // No node reports snapshots at all: only one no backend can hold (`neverHeld`: local storage's) is known gone.
+    if (reported === undefined && neverHeld?.(s, config.datasets) !== true) continue;
     snapshots = deleteEntry(snapshots ?? config.snapshots ?? NO_SNAPSHOTS, id);
     purged.push(id);
   }
