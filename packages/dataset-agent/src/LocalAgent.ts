@@ -91,6 +91,8 @@ export interface LocalAgentOptions {
   readonly clock?: Clock;
   /** Test only: a move's hook once the target promoted, before this copy is retired (LocalMoveOptions.afterPromote). */
   readonly afterPromote?: () => void | Promise<void>;
+  /** Test only: a move's hook right before its first promote is asked for (LocalMoveOptions.beforePromote). */
+  readonly beforePromote?: () => void | Promise<void>;
 }
 
 type Replica = ReplicaRecord & { readonly snapshot: string | null };
@@ -710,6 +712,7 @@ export class LocalAgent {
       ...(this.o.catchUpMs !== undefined ? { catchUpMs: this.o.catchUpMs } : {}),
       ...(this.o.keepSourceSnapshots !== undefined ? { keepSourceSnapshots: this.o.keepSourceSnapshots } : {}),
       ...(this.o.afterPromote !== undefined ? { afterPromote: this.o.afterPromote } : {}),
+      ...(this.o.beforePromote !== undefined ? { beforePromote: this.o.beforePromote } : {}),
       onProgress: (p) => {
         const before = this.progress.get(datasetId);
         this.progress.set(datasetId, { ...p, to: action.to.uuid });

@@ -70,6 +70,16 @@ export async function startLocalAgent(o: {
           },
         }
       : {}),
+    // Test only (e2e local-move-back-promote): stops right before a move's first promote is asked for,
+    // so the move back lands at the target before the promote does.
+    ...(process.env.FLOCKER_TEST_STOP_BEFORE_PROMOTE === '1'
+      ? {
+          beforePromote: () => {
+            o.logger.warn('test hook: stopping before the promote is asked for (FLOCKER_TEST_STOP_BEFORE_PROMOTE)');
+            process.kill(process.pid, 'SIGSTOP');
+          },
+        }
+      : {}),
   });
   await agent.start();
   o.logger.info('dataset agent starting (local backend)', {

@@ -91,6 +91,11 @@ export interface LocalMoveOptions {
    * the target has promoted, before the clean-up.
    */
   readonly afterPromote?: () => void | Promise<void>;
+  /**
+   * Test only (e2e: a move taken back after the promote was asked for, seen by the target first):
+   * called once, right before the first promote is asked for (promoteAsked already set).
+   */
+  readonly beforePromote?: () => void | Promise<void>;
 }
 
 export interface MoveResult {
@@ -235,7 +240,10 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
         case 'promote':
           phase = 'promoting';
           progress();
-          promoteAsked = true;
+          if (!promoteAsked) {
+            promoteAsked = true;
+            await o.beforePromote?.();
+          }
           promoteRefused = false;
           try {
             await target.promote(datasetId, step.name, o.size, o.targetMounts ?? true);
