@@ -156,7 +156,8 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
     try {
       // Both sides' snapshots are looked at at the start and after a failure; in between, this run's
       // own steps are the only change to them (kept in `known`), which spares the final phase its
-      // round trips and processes. Once the final snapshot is taken the release is not looked at again.
+      // round trips and processes. Once the final snapshot is taken the release is looked at only
+      // once more, right before the first promote.
       known ??= await lookAtBoth(o);
       const { source } = known;
       if (o.cancel?.aborted === true && !promoteAsked)
@@ -238,6 +239,20 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
               "not sending over it or replacing it; this node's copy stays as it is until the target's copy shows in the cluster's state",
           );
         case 'promote':
+          // The release looked at again, fresh, before the first promote: one look that missed a
+          // container's mount (U2 finding 1) must not hand the target a copy a writer here still
+          // changes. Still in use: this snapshot is not final, the move copies on (phase 1).
+          if (!promoteAsked && !(await released())) {
+            logger?.warn('in use again before the promote: the final snapshot is not final, copying on', {
+              datasetId,
+              snapshot: step.name,
+            });
+            finalSnapshot = null;
+            releasedAt = null;
+            phase = 'copying';
+            progress();
+            break;
+          }
           phase = 'promoting';
           progress();
           if (!promoteAsked) {

@@ -239,22 +239,51 @@ export type ReadMounts = () => Promise<MountInfoEntry[]>;
 export const readMounts: ReadMounts = async () =>
   parseMountInfoWithRoot(await readFile('/proc/self/mountinfo', 'utf8'));
 
+/** What the scan of every mount namespace reads of /proc (a seam for tests). */
+export interface ProcReader {
+  readonly pids: () => Promise<string[]>;
+  /** The link naming the process's mount namespace (/proc/<pid>/ns/mnt). */
+  readonly mountNamespace: (pid: string) => Promise<string>;
+  readonly mountInfo: (pid: string) => Promise<string>;
+}
+
+const realProc: ProcReader = {
+  pids: async () => (await readdir('/proc')).filter((e) => /^\d+$/.test(e)),
+  mountNamespace: (pid) => readlink(`/proc/${pid}/ns/mnt`),
+  mountInfo: (pid) => readFile(`/proc/${pid}/mountinfo`, 'utf8'),
+};
+
+export async function readNamespaceMounts(proc: ProcReader): Promise<MountInfoEntry[]> {
+  const seen = new Set<string>();
+  const out: MountInfoEntry[] = [];
+  for (const pid of await proc.pids()) {
+    try {
+      const ns = await proc.mountNamespace(pid);
+      if (seen.has(ns)) continue;
+      // Read before marked: a process that ends between its two reads (a container's short-lived
+      // child) must not leave its namespace unread, its other processes skipped (U2 finding 1: a
+      // container's mount missed, a move's final round sent while it still wrote).
+      const mounts = parseMountInfoWithRoot(await proc.mountInfo(pid));
+      seen.add(ns);
+      out.push(...mounts);
+    } catch (e) {
+      // The process ended meanwhile (a zombie: EINVAL), or is not ours to read (EACCES, EPERM: one
+      // outside this agent's user namespace, which no container of this host's Docker is). Anything
+      // else (EMFILE, EIO) fails the scan: a namespace not read is never taken for one without the
+      // dataset mounted.
+      if (!skippable(e)) throw e;
+    }
+  }
+  return out;
+}
+
+function skippable(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === 'ENOENT' || code === 'ESRCH' || code === 'EINVAL' || code === 'EACCES' || code === 'EPERM';
+}
+
 /**
  * The mounts of every mount namespace on this host (one process per namespace read): a
  * container's mounts are in its own namespace, invisible in /proc/self/mountinfo.
  */
-export const readAllNamespaceMounts: ReadMounts = async () => {
-  const seen = new Set<string>();
-  const out: MountInfoEntry[] = [];
-  for (const pid of (await readdir('/proc')).filter((e) => /^\d+$/.test(e))) {
-    try {
-      const ns = await readlink(`/proc/${pid}/ns/mnt`);
-      if (seen.has(ns)) continue;
-      seen.add(ns);
-      out.push(...parseMountInfoWithRoot(await readFile(`/proc/${pid}/mountinfo`, 'utf8')));
-    } catch {
-      // The process ended meanwhile, or is not ours to read.
-    }
-  }
-  return out;
-};
+export const readAllNamespaceMounts: ReadMounts = () => readNamespaceMounts(realProc);

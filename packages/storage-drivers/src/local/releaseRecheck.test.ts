@@ -1,0 +1,124 @@
+/**
+ * Review U2 (session 16), finding 1: a move's release was seen once while a container still had the
+ * volume mounted (one scan of the mount namespaces that missed the container's: see
+ * namespaceMounts.test), and from then on the mover never looked again: the final snapshot was
+ * sent and promoted on the target while the container went on writing into the source's copy (two
+ * writers; its writes after that snapshot lost). The release is looked at again, fresh, right
+ * before the first promote: still in use, the snapshot is not final and the move copies on.
+ */
+import { PassThrough } from 'node:stream';
+import type { LocalDataset, LocalEngine, LocalSnapshot, SendStream } from './engine';
+import { moveLocalDataset } from './LocalMover';
+import type { StatusAnswer, TargetApi } from './transfer';
+
+const ID = '0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a10';
+
+function source(): LocalEngine {
+  let n = 0;
+  const snapshots: LocalSnapshot[] = [];
+  return {
+    engine: 'btrfs' as const,
+    pool: 'memory',
+    prepare: () => Promise.resolve(),
+    listDatasets: (): Promise<LocalDataset[]> => Promise.resolve([{ datasetId: ID, size: 1000, usedBytes: 10 }]),
+    listRetained: () => Promise.resolve([]),
+    createDataset: () => Promise.reject(new Error('not here')),
+    resizeDataset: () => Promise.resolve(),
+    destroyDataset: () => Promise.resolve(),
+    retire: () => Promise.resolve(),
+    mountPoints: () => Promise.resolve([]),
+    inUse: () => Promise.resolve(true),
+    mount: () => Promise.resolve(),
+    unmount: () => Promise.resolve(),
+    createSnapshot: (_id: string, name: string): Promise<LocalSnapshot> => {
+      const s = { datasetId: ID, name, identity: `id-${++n}`, received: false };
+      snapshots.push(s);
+      return Promise.resolve(s);
+    },
+    listSnapshots: () => Promise.resolve([...snapshots]),
+    destroySnapshot: () => Promise.resolve(),
+    send: (): SendStream => {
+      const stream = new PassThrough();
+      stream.end(Buffer.alloc(16));
+      return { stream, done: Promise.resolve(), abort: () => stream.destroy() };
+    },
+    receive: () => Promise.reject(new Error('not here')),
+    promote: () => Promise.reject(new Error('not here')),
+  };
+}
+
+function target(): TargetApi & { promoted: string[]; received: { name: string; identity: string }[] } {
+  const t = {
+    promoted: [] as string[],
+    received: [] as { name: string; identity: string }[],
+    status: (): Promise<StatusAnswer> =>
+      Promise.resolve({
+        ok: true as const,
+        snapshots: [...t.received],
+        live: { exists: t.promoted.length > 0, mountPoints: [], parent: null },
+      }),
+    receive: async (r: { name: string; identity: string }, send: Pick<SendStream, 'stream' | 'done'>) => {
+      let bytes = 0;
+      for await (const chunk of send.stream) bytes += (chunk as Buffer).length;
+      t.received.push({ name: r.name, identity: r.identity });
+      return bytes;
+    },
+    promote: (_id: string, name: string) => {
+      t.promoted.push(name);
+      return Promise.resolve();
+    },
+    prune: () => Promise.resolve(),
+  };
+  return t;
+}
+
+describe('a move looks at the release again right before its promote', () => {
+  it('a release seen once while a container still writes (a scan that missed it): nothing promoted until it stops', async () => {
+    const a = source();
+    const b = target();
+    let containerStopped = false;
+    let promotedWhileWriting = false;
+    let calls = 0;
+    const move = moveLocalDataset({
+      engine: a,
+      target: b,
+      datasetId: ID,
+      size: 1000,
+      releasePollMs: 5,
+      catchUpMs: 20,
+      // The third look misses the container's mount; every other one sees it until it stops.
+      released: () => Promise.resolve(containerStopped || ++calls === 3),
+      afterPromote: () => {
+        if (!containerStopped) promotedWhileWriting = true;
+        return Promise.resolve();
+      },
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(b.promoted).toEqual([]);
+    containerStopped = true;
+    const result = await move;
+    expect(promotedWhileWriting).toBe(false);
+    expect(b.promoted).toEqual([result.finalSnapshot]);
+    // The final snapshot is one taken after the container stopped, not the one taken on the missed look.
+    expect(result.finalSnapshot).not.toBe(b.received[0]?.name);
+  });
+
+  it('released and still released at the promote: one promote, no extra round', async () => {
+    const a = source();
+    const b = target();
+    let looks = 0;
+    const result = await moveLocalDataset({
+      engine: a,
+      target: b,
+      datasetId: ID,
+      size: 1000,
+      released: () => {
+        looks += 1;
+        return Promise.resolve(true);
+      },
+    });
+    expect(b.promoted).toEqual([result.finalSnapshot]);
+    expect(b.received.map((s) => s.name)).toEqual([result.finalSnapshot]);
+    expect(looks).toBe(2); // the first look, and the one before the promote
+  });
+});
