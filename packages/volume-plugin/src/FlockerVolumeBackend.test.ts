@@ -696,6 +696,18 @@ describe('FlockerVolumeBackend against a real control service', () => {
     expect((await client.listDatasets())[0]?.metadata).toMatchObject({ [SCHEDULE]: 'daily', [KEEP]: '24' });
   });
 
+  it('Create -o replicas=1 stores clusterhq:flocker:replicas; a repeated create changes it; a bad count creates nothing', async () => {
+    const REPLICAS = 'clusterhq:flocker:replicas';
+    const a = await backendFor(NODE_A);
+    await a.create({ Name: 'db', Opts: { replicas: '1' } });
+    expect((await client.listDatasets())[0]?.metadata).toMatchObject({ name: 'db', [REPLICAS]: '1' });
+    await expect(a.create({ Name: 'two', Opts: { replicas: '2' } })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+    expect(await client.listDatasets()).toHaveLength(1);
+    const b = await backendFor(NODE_B);
+    await b.create({ Name: 'db', Opts: { replicas: '0' } });
+    expect((await client.listDatasets())[0]?.metadata).toMatchObject({ [REPLICAS]: '0' });
+  });
+
   it('Capabilities say global scope', async () => {
     const a = await backendFor(NODE_A);
     expect(await a.capabilities()).toEqual({ Capabilities: { Scope: 'global' } });

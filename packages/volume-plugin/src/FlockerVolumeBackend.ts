@@ -45,6 +45,14 @@ import {
   type VolumeDriverBackend,
   type VolumeInfo,
 } from './protocol';
+import {
+  finalRefusal,
+  mayPutBack,
+  RefusalClock,
+  REFUSAL_GRACE_MS,
+  refusalMessage,
+  type FinalRefusal,
+} from './mountRefusal';
 import { parseCreateOptions, validateVolumeName, volumeDatasetId, type CreateOptions } from './volumeOptions';
 
 /**
@@ -92,6 +100,11 @@ export interface FlockerVolumeBackendOptions {
   /** The clock (ms since the epoch); default Date.now. */
   now?: () => number;
   /**
+   * How long this node's agent must keep reporting a final refusal of the dataset (mountRefusal) before a Mount
+   * fails on it rather than waiting for its timeout. Default REFUSAL_GRACE_MS.
+   */
+  refusalGraceMs?: number;
+  /**
    * The kernel's mount table under the agent's mount root (MountTable), and that root as the cluster
    * state names it: a new volume made here is then answered when the agent's first mount of it shows
    * in the kernel, under a lease granted on a configuration showing it here (see doMount).
@@ -111,6 +124,19 @@ export const CREATE_CYCLE_GRACE_MS = 1_000;
 export const FIRST_MOUNT_TRACK_MS = 60_000;
 /** How often a Mount whose snapshot the kernel's table contradicts (a stale report) looks again. */
 export const KERNEL_RECHECK_MS = 100;
+
+/** How often a Mount's wait looks again at a refusal it is giving its grace (no new snapshot may come). */
+export const REFUSAL_RECHECK_MS = 250;
+
+/** Thrown by a Mount's wait when this node's agent keeps refusing the dataset until the user acts. */
+class MountRefusedError extends Error {
+  constructor(
+    readonly refusal: FinalRefusal,
+    readonly snapshot: ClusterSnapshot,
+  ) {
+    super(refusal.error.message);
+  }
+}
 
 /** How many datasets removed here lookups keep skipping (far more than one snapshot can lag behind). */
 export const MAX_REMOVED_REMEMBERED = 1_024;
@@ -462,6 +488,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     if (options.profile) metadata[METADATA_PROFILE_KEY] = options.profile;
     if (options.filesystem) metadata[METADATA_FILESYSTEM_KEY] = options.filesystem;
     if (options.schedule) Object.assign(metadata, options.schedule);
+    if (options.replicas) Object.assign(metadata, options.replicas);
     const clone = await this.cloneSource(req.Name, options);
     if (clone?.filesystem !== undefined) metadata[METADATA_FILESYSTEM_KEY] = clone.filesystem;
     // A clone without -o size: the control service gives it its source's size.
@@ -543,6 +570,18 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     });
   }
 
+  /** `docker volume create -o replicas=N` of an existing volume sets its standby replica count (a metadata update). */
+  private async honourRepeatedReplicas(name: string, d: DatasetConfiguration, options: CreateOptions): Promise<void> {
+    const changed = Object.entries(options.replicas ?? {}).filter(([k, v]) => d.metadata[k] !== v);
+    if (changed.length === 0) return;
+    await this.client.updateDataset(d.dataset_id, { metadata: Object.fromEntries(changed) });
+    this.logger.info('changed the standby replicas of volume', {
+      volume: name,
+      dataset_id: d.dataset_id,
+      replicas: options.replicas,
+    });
+  }
+
   /**
    * `docker volume create` of an existing volume: a larger `size` grows it (online where the
    * file system can grow mounted), a smaller one or another file system is an error, rather
@@ -557,6 +596,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       );
     }
     await this.honourRepeatedSchedule(name, d, options);
+    await this.honourRepeatedReplicas(name, d, options);
     const current = d.maximum_size ?? 0;
     if (!options.sizeGiven || options.size === current) return;
     if (current > 0 && options.size < current) {
@@ -844,9 +884,57 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     } catch (err) {
       this.untrackFirstMount(d.dataset_id);
       // Docker does not call Unmount after a failed Mount: let the volume go again.
-      if (this.registry.count(d.dataset_id) === 0) await this.releaseUnused(d.dataset_id).catch(() => undefined);
+      let released = false;
+      if (this.registry.count(d.dataset_id) === 0)
+        released = await this.releaseUnused(d.dataset_id).then(
+          () => true,
+          () => false,
+        );
+      // This Mount's move, given up: the volume goes back where its data still is, not left "moving" to a host whose
+      // user never got it.
+      const movedBack =
+        moving !== undefined && released ? await this.putBack(req.Name, d.dataset_id, d.primary) : false;
+      if (err instanceof MountRefusedError) {
+        const pending = err.snapshot.datasets.some((x) => x.dataset_id === d.dataset_id && x.primary === this.me);
+        const move = movedBack ? 'takenBack' : pending ? 'pending' : 'none';
+        throw new VolumePluginError(
+          'MOUNT_REFUSED',
+          refusalMessage(err.snapshot, this.me, req.Name, d.dataset_id, err.refusal, move, this.now()),
+        );
+      }
       throw err;
     }
+  }
+
+  /**
+   * Makes `from` the primary again after a Mount here gave up on the move it started, if the data never left it
+   * (mayPutBack) and nothing changed the configuration between the look and the write (conditional on its tag; a
+   * change meanwhile: looked at again, a few times). Whether it did; never throws (the Mount's own error goes on).
+   */
+  private async putBack(name: string, datasetId: string, from: string): Promise<boolean> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const s = await this.watcher.refresh();
+        if (!mayPutBack(s, this.me, datasetId, from)) return false;
+        await this.client.updateDataset(datasetId, { primary: from }, { ifConfigurationMatches: s.configuration_tag });
+        this.logger.info('gave up moving the volume here: put it back where its data is', {
+          volume: name,
+          dataset_id: datasetId,
+          primary: from,
+        });
+        return true;
+      } catch (err) {
+        if (apiStatus(err) === 412) continue;
+        // 403: a node's certificate may move datasets only to itself (the control service's authorization).
+        this.logger.warn('cannot put the volume back where its data is', {
+          volume: name,
+          dataset_id: datasetId,
+          error: errorMessage(err),
+        });
+        return false;
+      }
+    }
+    return false;
   }
 
   /** Makes this node the dataset's primary; false if refused while another node's lease is on it (409). */
@@ -974,22 +1062,30 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       // before its agent unmounted for a move away (and back: moved back before that agent's next report came) is
       // stale. A snapshot the kernel contradicts is looked at again every KERNEL_RECHECK_MS, as the agent's mount
       // and report that end the wait may bring no new snapshot (a report the same as the stale one).
-      const select = (s: ClusterSnapshot): string | undefined => {
+      // A refusal of this node's agent that only the user ends (mountRefusal), reported for the grace: no wait.
+      const refusals = new RefusalClock(this.opts.refusalGraceMs ?? REFUSAL_GRACE_MS, this.now);
+      const select = (
+        s: ClusterSnapshot,
+      ): { path: string } | { refused: FinalRefusal; s: ClusterSnapshot } | undefined => {
         const p = mountedUnderLease(s, this.me, datasetId);
-        return p !== undefined && !this.kernelShowsUnmounted(datasetId) ? p : undefined;
+        if (p !== undefined && !this.kernelShowsUnmounted(datasetId)) return { path: p };
+        const refused = refusals.check(finalRefusal(s, this.me, datasetId));
+        return refused !== undefined ? { refused, s } : undefined;
       };
-      const path = await this.watcher.waitFor(
+      const got = await this.watcher.waitFor(
         select,
         Math.max(0, deadline - this.now()),
         signal,
-        this.opts.mountTable !== undefined ? KERNEL_RECHECK_MS : undefined,
+        this.opts.mountTable !== undefined ? KERNEL_RECHECK_MS : REFUSAL_RECHECK_MS,
       );
+      if ('refused' in got) throw new MountRefusedError(got.refused, got.s);
       mountWait.observe({ result: 'ok' }, secondsSince(waited));
-      return path;
+      return got.path;
     } catch (err) {
       // Given up because the kernel's table answered the Mount (firstMountOrSnapshot): no wait of ours failed.
       if (err instanceof WaitAbortedError) throw err;
       mountWait.observe({ result: 'error' }, secondsSince(waited));
+      if (err instanceof MountRefusedError) throw err;
       if (!(err instanceof WaitTimeoutError)) throw err;
       const node = err.last ? nodeOf(err.last, this.me) : undefined;
       const problem = node?.errors.find((e) => e.dataset_id === datasetId);

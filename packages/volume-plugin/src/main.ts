@@ -5,6 +5,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { argsFromEnv, resolveSettings } from './config';
 import { createLogger, startVolumePlugin } from './startVolumePlugin';
+import { KNOWN_OPTIONS } from './volumeOptions';
 
 async function main(): Promise<void> {
   // A managed plugin is configured by environment variables (config.json, docker plugin set); flags win.
@@ -13,6 +14,9 @@ async function main(): Promise<void> {
     .scriptName('flocker-docker-plugin')
     .usage(
       '$0 [options]\n\nServe Docker volume driver requests on a Unix socket, backed by the Flocker control service.',
+    )
+    .epilog(
+      `Volume options (docker volume create -d flocker -o KEY=VALUE): ${KNOWN_OPTIONS.join(', ')}. replicas=1 keeps a standby replica on another node (local storage only; 0 or 1).`,
     )
     .option('agent-config', {
       type: 'string',

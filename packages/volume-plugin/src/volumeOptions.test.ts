@@ -132,3 +132,36 @@ describe('volumeDatasetId', () => {
     expect(volumeDatasetId('pgdata2')).not.toBe(volumeDatasetId('pgdata'));
   });
 });
+
+describe('-o replicas (review U2, finding 5: refused as an unknown option)', () => {
+  it.each([
+    ['1', '1'],
+    ['0', '0'],
+    [' 1 ', '1'],
+    ['01', '1'],
+  ])('replicas=%p sets clusterhq:flocker:replicas %p', (text, value) => {
+    expect(parseCreateOptions({ replicas: text }, GiB).replicas).toEqual({ 'clusterhq:flocker:replicas': value });
+  });
+
+  it('absent: no replica metadata', () => {
+    expect(parseCreateOptions({}, GiB).replicas).toBeUndefined();
+  });
+
+  it.each([
+    ['2', /replicas "2": local storage keeps at most 1 standby replica per volume \(on another node\); use replicas=1/],
+    ['-1', /replicas "-1": must be a whole number, 0 or more; use replicas=1 for a standby replica/],
+    ['1.5', /must be a whole number/],
+    ['one', /must be a whole number/],
+    ['', /must be a whole number/],
+  ])('replicas=%p is refused, saying why and what to use', (text, message) => {
+    expect(() => parseCreateOptions({ replicas: text }, GiB)).toThrow(
+      expect.objectContaining({ code: 'INVALID_OPTION', message: expect.stringMatching(message) }),
+    );
+  });
+
+  it('is listed among the accepted options when an unknown one is given', () => {
+    expect(() => parseCreateOptions({ 'clusterhq:flocker:replicas': '1' }, GiB)).toThrow(
+      /unknown volume option "clusterhq:flocker:replicas": the Flocker driver accepts only .*snapshot-keep, replicas\./,
+    );
+  });
+});

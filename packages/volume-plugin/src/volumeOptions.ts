@@ -1,7 +1,9 @@
 /** Pure parsing of what `docker volume create` hands us: the name and `-o key=value` options. */
 import { errorMessage } from '@flocker/runtime';
+import { z } from 'zod';
 import {
   DATASET_FILESYSTEMS,
+  METADATA_REPLICAS_KEY,
   METADATA_SNAPSHOT_KEEP_KEY,
   METADATA_SNAPSHOT_SCHEDULE_KEY,
   MINIMUM_DATASET_SIZE,
@@ -40,7 +42,39 @@ export const KNOWN_OPTIONS = [
   'clone-of',
   'snapshot-schedule',
   'snapshot-keep',
+  'replicas',
 ] as const;
+
+/**
+ * `-o replicas=N`: standby replicas of a volume on local storage (issue 24), kept on other nodes. The agent keeps at
+ * most one (metadata "1"; any other value is none), so a larger count is refused rather than silently dropped.
+ */
+export const MAX_REPLICAS = 1;
+const Replicas = z
+  .string()
+  .trim()
+  .regex(/^\d+$/, { message: 'must be a whole number, 0 or more' })
+  .transform(Number)
+  .pipe(
+    z
+      .number()
+      .int()
+      .max(MAX_REPLICAS, {
+        message: `local storage keeps at most ${MAX_REPLICAS} standby replica per volume (on another node)`,
+      }),
+  );
+
+/** The metadata of `-o replicas=N` (clusterhq:flocker:replicas), or an error saying what is wrong with N. */
+export function parseReplicas(text: string): Record<string, string> {
+  const r = Replicas.safeParse(text);
+  if (!r.success) {
+    throw new VolumePluginError(
+      'INVALID_OPTION',
+      `replicas "${text}": ${r.error.issues[0]?.message ?? 'not valid'}; use replicas=1 for a standby replica on another node (local storage only), replicas=0 for none.`,
+    );
+  }
+  return { [METADATA_REPLICAS_KEY]: String(r.data) };
+}
 
 export interface CreateOptions {
   size: number;
@@ -58,6 +92,8 @@ export interface CreateOptions {
    * schedule (the control service takes and prunes the snapshots); absent without the options.
    */
   schedule?: Record<string, string>;
+  /** `-o replicas=N`: the metadata key clusterhq:flocker:replicas (local storage, issue 24); absent without it. */
+  replicas?: Record<string, string>;
 }
 
 /** Turn Docker's `Opts` into validated options; unknown keys are an error, not silently dropped. */
@@ -121,6 +157,7 @@ export function parseCreateOptions(
     if (issue !== undefined) throw new VolumePluginError('INVALID_OPTION', `${issue.message}.`);
     result.schedule = metadata;
   }
+  if (given.replicas !== undefined) result.replicas = parseReplicas(given.replicas);
   if (given.profile !== undefined) {
     if (!PROFILE.test(given.profile)) {
       throw new VolumePluginError(

@@ -14,6 +14,8 @@ import {
 export class FakeDatasetAgent {
   /** Datasets the agent "fails" to mount, with the error it reports. */
   readonly failing = new Map<string, string>();
+  /** Datasets the agent refuses (a local agent's refusal, issue 24: action 'refuse'), with its code and message. */
+  readonly refusing = new Map<string, { code: string; message: string }>();
   /** While paused the agent reports nothing new (a slow or stuck agent). */
   paused = false;
   private closed = false;
@@ -66,6 +68,17 @@ export class FakeDatasetAgent {
     const errors: ActionError[] = [];
     for (const d of s.datasets) {
       if (d.deleted || d.primary !== this.uuid) continue;
+      const refusal = this.refusing.get(d.dataset_id);
+      if (refusal) {
+        errors.push({
+          dataset_id: d.dataset_id,
+          action: 'refuse',
+          ...refusal,
+          attempts: 0,
+          since: new Date(0).toISOString(),
+        });
+        continue;
+      }
       const failure = this.failing.get(d.dataset_id);
       if (failure) {
         errors.push({
