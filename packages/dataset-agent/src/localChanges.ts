@@ -43,6 +43,11 @@ export interface LocalDesiredDataset {
   readonly dataNode?: string;
   /** The primary starts the dataset empty although dataNode says its data may be elsewhere. */
   readonly acceptDataLoss?: boolean;
+  /**
+   * A clone (source_snapshot_id) or a restore not done (source_backup without restored): made from
+   * a snapshot or a backup, which local storage cannot fill a volume from (never created empty).
+   */
+  readonly fill?: 'clone' | 'restore';
 }
 
 export interface LocalClusterNode {
@@ -213,7 +218,7 @@ export type LocalAction =
        */
       readonly kind: 'refuse';
       readonly datasetId: string;
-      readonly code: 'SOURCE_UNREACHABLE' | 'TWO_LIVE_COPIES';
+      readonly code: 'SOURCE_UNREACHABLE' | 'TWO_LIVE_COPIES' | 'NOT_ON_LOCAL_STORAGE';
       readonly message: string;
     };
 
@@ -328,6 +333,17 @@ function decide(
         message:
           `dataset ${datasetId} has data (this node's pool keeps snapshots or a copy of it that is not live) but no node this node sees holds its live copy: ` +
           'not making a new one over it; waiting for the node holding it to report (if no node holds it any more, delete the dataset)',
+      };
+    // The API refuses these for a node known to be local; one accepted before this node reported its
+    // backend (a control-service start) would come out an empty volume the user took for the data.
+    if (d.fill !== undefined)
+      return {
+        kind: 'refuse',
+        datasetId,
+        code: 'NOT_ON_LOCAL_STORAGE',
+        message:
+          `dataset ${datasetId} is a ${d.fill === 'clone' ? 'clone of a snapshot' : 'restore of a stored backup'}, and this node keeps its volumes on local storage, ` +
+          `which cannot fill a volume from a ${d.fill === 'clone' ? 'snapshot' : 'backup'}: not creating it empty (delete it, or create it on a node with block storage)`,
       };
     return { kind: 'create', datasetId, size: sizeOf(d, ctx), mountPath };
   }
@@ -653,6 +669,11 @@ export function localDesired(snapshot: ClusterSnapshot): LocalDesiredDataset[] {
     deleted: d.deleted,
     ...replicaSettings(d.metadata),
     ...dataNodeSettings(d.metadata),
+    ...(d.source_snapshot_id !== undefined
+      ? { fill: 'clone' as const }
+      : d.source_backup !== undefined && d.source_backup.restored !== true
+        ? { fill: 'restore' as const }
+        : {}),
   }));
 }
 
