@@ -151,6 +151,8 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
   };
 
   let known: { source: SnapshotRef[]; target: SnapshotRef[]; targetLive: boolean } | null = null;
+  /** The release looked at again once the final snapshot is taken, during its send (awaited before the promote). */
+  let recheck: Promise<boolean> | null = null;
   for (;;) {
     if (o.signal?.aborted === true) throw new LocalStorageError('TRANSFER_FAILED', 'the move was stopped');
     try {
@@ -177,6 +179,7 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
       if (!isReleased) {
         releasedAt = null;
         finalSnapshot = null;
+        recheck = null;
       }
       const facts: MoveFacts = {
         source,
@@ -200,6 +203,12 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
         }
         case 'send': {
           phase = isReleased ? 'final' : 'copying';
+          // Released, this is the final snapshot's send: the look before the promote runs beside it
+          // (taken after the snapshot, which is what it must be), not in the unavailable window.
+          if (isReleased && !promoteAsked) {
+            recheck = released();
+            recheck.catch(() => undefined);
+          }
           if (allRounds.length === 0)
             bytesTotal = (await engine.listDatasets()).find((d) => d.datasetId === datasetId)?.usedBytes ?? bytesTotal;
           const sent = await sendOne(o, step.name, step.parent, source, (n) => progress(n));
@@ -242,13 +251,14 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
           // The release looked at again, fresh, before the first promote: one look that missed a
           // container's mount (U2 finding 1) must not hand the target a copy a writer here still
           // changes. Still in use: this snapshot is not final, the move copies on (phase 1).
-          if (!promoteAsked && !(await released())) {
+          if (!promoteAsked && !(await (recheck ?? released()))) {
             logger?.warn('in use again before the promote: the final snapshot is not final, copying on', {
               datasetId,
               snapshot: step.name,
             });
             finalSnapshot = null;
             releasedAt = null;
+            recheck = null;
             phase = 'copying';
             progress();
             break;
@@ -285,6 +295,7 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
       unreachableSince = null;
     } catch (e) {
       known = null;
+      recheck = null;
       if (e instanceof MoveTakenBackError || (o.cancel?.aborted === true && !promoteAsked)) throw e;
       // The move taken back while its promote's refusal is retried: looked at again at once (above), not after a back-off.
       if (o.cancel?.aborted === true && promoteRefused && !promoteUnanswered) continue;

@@ -122,3 +122,35 @@ describe('a move looks at the release again right before its promote', () => {
     expect(looks).toBe(2); // the first look, and the one before the promote
   });
 });
+
+describe('the look before the promote runs beside the final send', () => {
+  it('started once the final send starts; a look that failed is taken again, fresh, before the promote', async () => {
+    const a = source();
+    const b = target();
+    const order: string[] = [];
+    let looks = 0;
+    const receive = b.receive.bind(b);
+    b.receive = async (r, send) => {
+      order.push(`receive ${r.name}`);
+      const n = await receive(r, send);
+      order.push(`received ${r.name}`);
+      return n;
+    };
+    const result = await moveLocalDataset({
+      engine: a,
+      target: b,
+      datasetId: ID,
+      size: 1000,
+      backoffInitialMs: 1,
+      released: () => {
+        looks += 1;
+        order.push(`look ${looks}`);
+        // The look beside the final send fails (a scan error): never taken for released.
+        return looks === 2 ? Promise.reject(new Error('EMFILE')) : Promise.resolve(true);
+      },
+    });
+    expect(b.promoted).toEqual([result.finalSnapshot]);
+    expect(order.slice(0, 3)).toEqual(['look 1', 'look 2', `receive ${result.finalSnapshot}`]);
+    expect(looks).toBe(3);
+  });
+});
