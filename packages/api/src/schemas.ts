@@ -22,7 +22,10 @@ export const DATASET_FILESYSTEMS = ['ext4', 'xfs'] as const;
 export const METADATA_REPLICAS_KEY = 'clusterhq:flocker:replicas';
 /** Seconds between the replica's incremental snapshots (default: the agent's, 30). */
 export const METADATA_REPLICA_INTERVAL_KEY = 'clusterhq:flocker:replica-interval';
-/** "true": a move off a dead primary promotes the replica's newest snapshot (the writes after it are lost). */
+/**
+ * "true": a move off a dead primary promotes the replica's newest snapshot (the writes after it are lost). One-shot:
+ * the control service removes it once the move it was given for completed, or at the next change of primary.
+ */
 export const METADATA_ACCEPT_REPLICA_LOSS_KEY = 'clusterhq:flocker:accept-replica-loss';
 /**
  * Local storage (issue 24), set by the control service only: the node that may hold the dataset's
@@ -32,7 +35,7 @@ export const METADATA_ACCEPT_REPLICA_LOSS_KEY = 'clusterhq:flocker:accept-replic
  * new, empty dataset (dataset-agent localChanges). Absent: nobody may hold it but the primary.
  */
 export const METADATA_DATA_NODE_KEY = 'clusterhq:flocker:data-node';
-/** "true": the primary starts the dataset empty although the data-node marker says its data may be elsewhere. */
+/** "true": the primary starts the dataset empty although the data-node marker says its data may be elsewhere (one-shot, as above). */
 export const METADATA_ACCEPT_DATA_LOSS_KEY = 'clusterhq:flocker:accept-data-loss';
 /** Keys only the control service sets: refused in a client's create or update, not counted in METADATA_MAX_KEYS. */
 export const SYSTEM_METADATA_KEYS: readonly string[] = [METADATA_DATA_NODE_KEY];

@@ -16,7 +16,7 @@ import type {
   UpdateDatasetRequest,
 } from '@flocker/api';
 import { clientMetadataKeyCount, METADATA_MAX_KEYS, METADATA_NAME_KEY } from '@flocker/api';
-import { type DataNodeRule, keepDataNode, movedTo } from './dataNode';
+import { type DataNodeRule, dropReplicaOptIn, keepDataNode, movedTo, type ReplicaOptInRule } from './dataNode';
 import { ConfigurationError } from './errors';
 import { deleteEntry, setEntry } from './PersistentMap';
 
@@ -243,7 +243,8 @@ function leasedMoveRefusal(
 /**
  * A move (a new primary) records, in the same change, the node that may hold the data (dataNode.ts:
  * `dataNode` answers from what the service knows of the nodes). `backend` tells a node's backend
- * (latest report since this service started) for a move `when_released` (leasedMoveRefusal).
+ * (latest report since this service started) for a move `when_released` (leasedMoveRefusal);
+ * `replicaOptIn` whether accept-replica-loss set before the move stays for it (dataNode.ts).
  */
 export function updateDataset(
   config: Configuration,
@@ -252,6 +253,7 @@ export function updateDataset(
   now: number,
   dataNode: DataNodeRule = keepDataNode,
   backend: (node: string) => 'local' | 'other' | undefined = () => undefined,
+  replicaOptIn: ReplicaOptInRule = dropReplicaOptIn,
 ): Applied<DatasetConfiguration> {
   const current = requireDataset(config, id);
   if (current.deleted) throw datasetDeleted(id);
@@ -263,7 +265,7 @@ export function updateDataset(
       const refused = leasedMoveRefusal(current, lease, req.when_released === true, backend(current.primary));
       if (refused !== undefined) throw refused;
     }
-    next = movedTo(next, req.primary, dataNode);
+    next = movedTo(next, req.primary, dataNode, replicaOptIn);
   }
   if (req.maximum_size !== undefined && req.maximum_size !== current.maximum_size) {
     // Growth only: no backend shrinks a volume, and recording a smaller size would leave the

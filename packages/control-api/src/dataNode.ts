@@ -16,6 +16,7 @@ import {
   type DatasetConfiguration,
   isLocalBackend,
   METADATA_ACCEPT_DATA_LOSS_KEY,
+  METADATA_ACCEPT_REPLICA_LOSS_KEY,
   METADATA_DATA_NODE_KEY,
   type NodeReport,
 } from '@flocker/api';
@@ -87,18 +88,53 @@ export type DataNodeRule = (dataset: DatasetConfiguration, newPrimary: string) =
 export const keepDataNode: DataNodeRule = () => undefined;
 
 /**
- * The dataset moved to `primary`, its marker set as `rule` answers (a change of primary only). A
- * local dataset's move (the rule answers) also drops accept-data-loss: the opt-in answers one
- * move's refusal, and kept it would start the dataset empty in a later restart race with nobody
- * asked (review FR); an update that moves and sets it sets it again after this (configuration.ts).
+ * Whether accept-replica-loss, set before a move and not given again with it, stays for that move (session 16,
+ * review U2 finding 2: an opt-in kept for ever applied to every later failover, a plain `docker run` then promoted
+ * an old replica and acknowledged writes were gone). It stays only when it can have been given for leaving the old
+ * primary: that node is dead and its last report (since this service started) lists the live copy (the way before
+ * the CLI flag: set the metadata, then move in a second request). Otherwise it was for a move to the old primary
+ * that never completed, or is left over: a new move needs its own opt-in (dropping one only asks the user again).
  */
-export function movedTo(dataset: DatasetConfiguration, primary: string, rule: DataNodeRule): DatasetConfiguration {
+export type ReplicaOptInRule = (dataset: DatasetConfiguration) => boolean;
+
+/** The rule when the caller knows nothing of the nodes: an opt-in not given with the move goes. */
+export const dropReplicaOptIn: ReplicaOptInRule = () => false;
+
+/** The rule from what the service knows: the old primary dead (`dead`), its last report listing a live copy. */
+export function replicaOptInRule(
+  holdersOf: (datasetId: string) => Iterable<string> | undefined,
+  dead: (node: string) => boolean,
+): ReplicaOptInRule {
+  return (d) => dead(d.primary) && [...(holdersOf(d.dataset_id) ?? [])].includes(d.primary);
+}
+
+/** The loss opt-ins: each answers one move's refusal, and goes once that move completed or the primary changed. */
+const LOSS_OPT_IN_KEYS: readonly string[] = [METADATA_ACCEPT_REPLICA_LOSS_KEY, METADATA_ACCEPT_DATA_LOSS_KEY];
+
+/**
+ * The dataset moved to `primary`, its marker set as `rule` answers (a change of primary only). A
+ * local dataset's move (the rule answers) also drops the loss opt-ins: each answers one move's
+ * refusal, and kept it would apply to a later one nobody was asked for (accept-data-loss: start the
+ * dataset empty in a restart race, review FR; accept-replica-loss: promote an old replica at the
+ * next failover, review U2). accept-replica-loss stays where `replicaOptIn` says it was given for
+ * this move; an update that moves and sets an opt-in sets it again after this (configuration.ts).
+ */
+export function movedTo(
+  dataset: DatasetConfiguration,
+  primary: string,
+  rule: DataNodeRule,
+  replicaOptIn: ReplicaOptInRule = dropReplicaOptIn,
+): DatasetConfiguration {
   if (primary === dataset.primary) return dataset;
   const marker = rule(dataset, primary);
   const had = dataset.metadata[METADATA_DATA_NODE_KEY];
-  const optedIn = Object.hasOwn(dataset.metadata, METADATA_ACCEPT_DATA_LOSS_KEY);
+  const optedIn = LOSS_OPT_IN_KEYS.some((k) => Object.hasOwn(dataset.metadata, k));
   if (marker === undefined || ((marker ?? undefined) === had && !optedIn)) return { ...dataset, primary };
-  const { [METADATA_DATA_NODE_KEY]: _old, [METADATA_ACCEPT_DATA_LOSS_KEY]: _optIn, ...rest } = dataset.metadata;
+  const rest: Record<string, string> = { ...dataset.metadata };
+  delete rest[METADATA_DATA_NODE_KEY];
+  for (const k of LOSS_OPT_IN_KEYS) delete rest[k];
+  const replicaLoss = dataset.metadata[METADATA_ACCEPT_REPLICA_LOSS_KEY];
+  if (replicaLoss !== undefined && replicaOptIn(dataset)) rest[METADATA_ACCEPT_REPLICA_LOSS_KEY] = replicaLoss;
   return { ...dataset, primary, metadata: marker === null ? rest : { ...rest, [METADATA_DATA_NODE_KEY]: marker } };
 }
 
@@ -224,6 +260,55 @@ export function settledDataNodes(config: Configuration, settled: readonly Settle
     if (d === undefined || d.deleted || d.primary !== s.primary || d.metadata[METADATA_DATA_NODE_KEY] !== s.marker)
       continue;
     const { [METADATA_DATA_NODE_KEY]: _gone, ...metadata } = d.metadata;
+    datasets = setEntry(datasets ?? config.datasets, s.datasetId, { ...d, metadata });
+    removed.push(s.datasetId);
+  }
+  if (datasets === undefined) return { config, result: [], status: 200 };
+  return { config: { ...config, version: config.version + 1, datasets }, result: removed, status: 200 };
+}
+
+/** A dataset whose loss opt-ins may go: its move to `primary` completed (it must still be the primary). */
+export interface SettledOptIn {
+  readonly datasetId: string;
+  readonly primary: string;
+}
+
+/**
+ * The loss opt-ins a local node's report lets go (review U2 finding 2): the report shows the dataset mounted on this
+ * node as its primary, a "mounted" the service takes as current (`mountedOnPrimary`: built after its agent acted on
+ * the move). The move the opt-in was given for is then over, and the next one needs its own. Another node still
+ * listing a live copy does not keep it (a dead holder's copy, mounted over with accept-data-loss, may never report
+ * again). A service killed before the removal's commit removes it at the primary's next report. O(the report's
+ * manifestations); a block node's report is not looked at.
+ */
+export function optInsToSettle(
+  config: { readonly datasets: ReadonlyMap<string, DatasetConfiguration> },
+  report: NodeReport,
+  mountedOnPrimary: (datasetId: string, primary: string) => boolean,
+): SettledOptIn[] {
+  if (!isLocalBackend(report.backend)) return [];
+  const out: SettledOptIn[] = [];
+  for (const m of report.manifestations) {
+    if (m.status !== 'mounted') continue;
+    const d = config.datasets.get(m.dataset_id);
+    if (d === undefined || d.deleted || d.primary !== report.uuid) continue;
+    if (!LOSS_OPT_IN_KEYS.some((k) => Object.hasOwn(d.metadata, k))) continue;
+    if (!mountedOnPrimary(d.dataset_id, d.primary)) continue;
+    out.push({ datasetId: d.dataset_id, primary: d.primary });
+  }
+  return out;
+}
+
+/** The opt-ins removed where the dataset still has the primary `settled` saw; the same value when none. */
+export function settledOptIns(config: Configuration, settled: readonly SettledOptIn[]): Applied<string[]> {
+  let datasets: ReadonlyMap<string, DatasetConfiguration> | undefined;
+  const removed: string[] = [];
+  for (const s of settled) {
+    const d = (datasets ?? config.datasets).get(s.datasetId);
+    if (d === undefined || d.deleted || d.primary !== s.primary) continue;
+    if (!LOSS_OPT_IN_KEYS.some((k) => Object.hasOwn(d.metadata, k))) continue;
+    const metadata: Record<string, string> = { ...d.metadata };
+    for (const k of LOSS_OPT_IN_KEYS) delete metadata[k];
     datasets = setEntry(datasets ?? config.datasets, s.datasetId, { ...d, metadata });
     removed.push(s.datasetId);
   }

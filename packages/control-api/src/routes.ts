@@ -31,7 +31,15 @@ import {
   updateDataset,
 } from './configuration';
 import { jsonOf } from './json';
-import { markersToSettle, serviceBackend, serviceDataNodeRule, settledDataNodes } from './dataNode';
+import {
+  markersToSettle,
+  optInsToSettle,
+  replicaOptInRule,
+  serviceBackend,
+  serviceDataNodeRule,
+  settledDataNodes,
+  settledOptIns,
+} from './dataNode';
 import { createRefusal, updateRefusal } from './localStorage';
 import { aliveNodes, isAlive, nodeByEra } from './clusterState';
 import { reportClaimConflict } from './reportClaims';
@@ -111,11 +119,16 @@ const datasetHandlers: Omit<
       const tooLarge = sizeBeyondBackend(size, state.reportedNode(body.primary ?? current.primary));
       if (tooLarge !== undefined) throw tooLarge;
     }
-    // A move records the node that may hold the data in its own commit (dataNode.ts).
-    const applied = await state.mutate(
-      (c, now) => updateDataset(c, params.id, body, now, serviceDataNodeRule(state), (node) => backend(node)?.kind),
-      ifMatches,
-    );
+    // A move records the node that may hold the data in its own commit (dataNode.ts); accept-replica-loss set
+    // before it stays only for leaving a dead primary that held the live copy.
+    const applied = await state.mutate((c, now) => {
+      const dead = (node: string): boolean => {
+        const reported = state.reportedNode(node);
+        return reported !== undefined && !isAlive(reported, now, state.nodeTimeoutMs);
+      };
+      const optIn = replicaOptInRule((id) => state.nodeViews.holdersOf(id), dead);
+      return updateDataset(c, params.id, body, now, serviceDataNodeRule(state), (node) => backend(node)?.kind, optIn);
+    }, ifMatches);
     return { status: 200, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
   },
   deleteDataset: async (state, { params, ifMatches }) => {
@@ -165,8 +178,8 @@ const datasetHandlers: Omit<
     if (conflict !== undefined) throw conflict;
     const previous = state.reportedNode(report.uuid)?.report;
     const generation = await state.report(report);
-    // A completed local move's data-node marker goes (dataNode.ts markersToSettle); a failed write is retried with
-    // the primary's next report.
+    // A completed local move's data-node marker and loss opt-ins go (dataNode.ts markersToSettle, optInsToSettle); a
+    // failed write (or a service killed before it) is retried with the primary's next report.
     await settleDataNodes(state, views, report, previous).catch(() => undefined);
     // The committed tag at this moment: an agent whose snapshot carries another knows it is not current.
     return {
@@ -208,7 +221,7 @@ const datasetHandlers: Omit<
   }),
 };
 
-/** Removes the data-node markers `report` lets go (dataNode.ts markersToSettle), in one commit. */
+/** Removes the data-node markers and loss opt-ins `report` lets go (dataNode.ts), in one commit. */
 async function settleDataNodes(
   state: Parameters<Handlers['reportNodeState']>[0],
   views: Parameters<Handlers['reportNodeState']>[2],
@@ -228,7 +241,15 @@ async function settleDataNodes(
     (id) => state.nodeViews.holdersOf(id),
     (node) => state.reportedNode(node) !== undefined,
   );
-  if (settled.length > 0) await state.mutate((c) => settledDataNodes(c, settled));
+  const optIns = optInsToSettle(state.configuration, report, mountedOnPrimary);
+  if (settled.length === 0 && optIns.length === 0) return;
+  await state.mutate((c) => {
+    const markers = settledDataNodes(c, settled);
+    const both = settledOptIns(markers.config, optIns);
+    const result = [...markers.result, ...both.result];
+    // One commit, one version step.
+    return result.length === 0 ? markers : { ...both, config: { ...both.config, version: c.version + 1 }, result };
+  });
 }
 
 const handlers: Handlers = { ...datasetHandlers, ...containerHandlers, ...snapshotHandlers, ...backupHandlers };
