@@ -47,7 +47,7 @@ import {
 import { duration, leaseHolders, relativeTime, shortId, table } from './format';
 import { deadNodeLine, eventLine, fencingLine, recentEvents } from './failover';
 import { clusterHealth, destroyProgress, errorsOf, errorText, isDeleting, volumeState } from './health';
-import { deadSourceAdvice, movePhase, moveWaitPhase, resizePhase } from './progress';
+import { deadSourceAdvice, movePhase, moveWaitPhase, type RefusalSeen, refusalAfter, resizePhase } from './progress';
 import {
   destroyedPhase,
   resolveSnapshot,
@@ -65,6 +65,7 @@ import {
   localMoveOf,
   localMoveText,
   localSnapshotsRefusal,
+  refusalWithCommands,
   replicaOf,
   replicaText,
 } from '@flocker/web-ui';
@@ -160,16 +161,20 @@ export function resolveNode(nodes: NodeState[], ref: string): NodeState {
   throw new CliError(EXIT.NOT_FOUND, `no node "${ref}" (see "flocker nodes list")`);
 }
 
+/** A wait not over yet: its step, the error seen; fatal ends it (exit 1, or `exitCode`). */
+interface WaitStep {
+  step: string;
+  error?: string;
+  fatal?: boolean;
+  code?: string;
+  exitCode?: number;
+}
+
 async function waitUntil<T>(
   client: FlockerClient,
   io: Io,
   timeoutSeconds: number,
-  check: (
-    s: ClusterSnapshot,
-  ) =>
-    | { done: T }
-    | { step: string; error?: string; fatal?: boolean; code?: string }
-    | Promise<{ done: T } | { step: string; error?: string; fatal?: boolean; code?: string }>,
+  check: (s: ClusterSnapshot) => { done: T } | WaitStep | Promise<{ done: T } | WaitStep>,
   /** The longest long-poll: a wait for something that may bring no new generation (a repeated report) looks sooner. */
   sliceMs = 25_000,
 ): Promise<T> {
@@ -187,7 +192,7 @@ async function waitUntil<T>(
       if (io.interactive || r.error) io.err(`  … ${line}`);
       last = line;
     }
-    if (r.fatal) throw new CliError(EXIT.FAILURE, r.error ?? r.step, r.code);
+    if (r.fatal) throw new CliError(r.exitCode ?? EXIT.FAILURE, r.error ?? r.step, r.code);
     if (Date.now() >= deadline) {
       throw new CliError(
         EXIT.TIMEOUT,
@@ -210,11 +215,12 @@ function waitForMounted(
 ) {
   // A move's wait for the target's next report looks every 2 s: an unchanged report moves no generation.
   const sliceMs = before !== undefined ? 2_000 : undefined;
+  let refusal: RefusalSeen | undefined;
   return waitUntil(
     client,
     io,
     timeout,
-    async (s) => {
+    async (s): Promise<{ done: string } | WaitStep> => {
       let p =
         before !== undefined
           ? moveWaitPhase(before, s, datasetId, nodeUuid, undefined, optedIn)
@@ -224,7 +230,19 @@ function waitForMounted(
         p = moveWaitPhase(before, s, datasetId, nodeUuid, await client.listDatasetState({ datasetId }), optedIn);
       if (p.phase === 'mounted') return { done: p.path };
       if (p.phase === 'deleted') return { step: 'deleted', error: 'the volume was deleted', fatal: true };
-      return p;
+      if (before === undefined || p.fatal === true) return p;
+      // A refusal only the user ends (TWO_LIVE_COPIES, SOURCE_UNREACHABLE with an opt-in that did not help): after a
+      // grace (a refusal from before the agent acted on the move goes by then), no point waiting out the timeout.
+      const seen = refusalAfter(refusal, p, Date.now());
+      refusal = seen.seen;
+      if (!seen.final || p.refused === undefined) return p;
+      return {
+        step: p.step,
+        error: refusalWithCommands(s, datasetId, p.refused.message),
+        fatal: true,
+        code: p.refused.code,
+        exitCode: EXIT.REFUSED,
+      };
     },
     sliceMs,
   );
@@ -653,7 +671,9 @@ export function buildCli(
                   default: false,
                   describe:
                     "Local storage: the volume's node is dead; start it on <node> from the standby replica there, " +
-                    'losing every write after it (sets clusterhq:flocker:accept-replica-loss, which stays set)',
+                    'losing every write after it (sets clusterhq:flocker:accept-replica-loss for this move only: the ' +
+                    'control service removes it once the volume is mounted on <node>, or at the next move; a later ' +
+                    'failover asks again)',
                 })
                 .option('accept-data-loss', {
                   type: 'boolean',
@@ -661,8 +681,9 @@ export function buildCli(
                   describe:
                     'Local storage: a node refuses the volume because another node may hold its data and has not ' +
                     'reported it (SOURCE_UNREACHABLE naming clusterhq:flocker:accept-data-loss); give up what that node ' +
-                    'may hold: start it empty, or mount the copy here (sets clusterhq:flocker:accept-data-loss until ' +
-                    "the volume's next move). Only once that node is gone for good",
+                    'may hold: start it empty, or mount the copy here (sets clusterhq:flocker:accept-data-loss for ' +
+                    'this move only: removed once the volume is mounted on <node>, or at the next move). Only once ' +
+                    'that node is gone for good',
                 })
                 .option('when-released', {
                   type: 'boolean',
@@ -686,7 +707,10 @@ export function buildCli(
                     'nothing uses it there (stop its containers) and sends the last changes: the volume is unavailable ' +
                     'only for that. A --timeout or Ctrl-C ends the wait, not the move. Data on a dead node is not ' +
                     'moved: the move fails (exit 1) naming the node, and goes on if it comes back; ' +
-                    '--accept-replica-loss takes the standby replica instead (its age: flocker describe volume).',
+                    '--accept-replica-loss takes the standby replica instead (its age: flocker describe volume). ' +
+                    'A refusal only you can end (TWO_LIVE_COPIES, SOURCE_UNREACHABLE) still reported 10 s after the ' +
+                    'move ends the wait at once: exit 8 (REFUSED) with the refusal and its way out; the move stays ' +
+                    'asked for.',
                 ),
               'the volume is mounted on the new node',
             ),
@@ -710,7 +734,8 @@ export function buildCli(
             // A dead node acts on nothing: the move would only be asked (a local volume's source then waits for it).
             if (!node.alive && d.primary !== node.uuid)
               throw new CliError(EXIT.FAILURE, deadTargetText(node), 'NODE_NOT_ALIVE');
-            // The opt-ins a local agent's refusal names (issue 24), set with the move (they stay set).
+            // The opt-ins a local agent's refusal names (issue 24), set with the move: for this move only (the
+            // control service removes them once it completed, or at the next move).
             const optIns = {
               ...(a.acceptReplicaLoss ? { [METADATA_ACCEPT_REPLICA_LOSS_KEY]: 'true' } : {}),
               ...(a.acceptDataLoss ? { [METADATA_ACCEPT_DATA_LOSS_KEY]: 'true' } : {}),
@@ -761,11 +786,21 @@ export function buildCli(
                   `${e.message}; the move goes on${whenReleased ? `, finishing${whenReleased}` : ''} (follow it: flocker volumes show ${name})`,
                   e.code,
                 );
+              if (e.exitCode === EXIT.REFUSED && e.code !== 'SOURCE_UNREACHABLE')
+                throw new CliError(
+                  e.exitCode,
+                  `refused on ${node.host}: ${e.message}\nThe move stays asked for: it finishes once that is done (follow it: flocker volumes show ${name}).`,
+                  e.code,
+                );
               if (e.code !== 'SOURCE_UNREACHABLE') throw e;
               const now = await client.waitForCluster(undefined, 0);
+              const advice = deadSourceAdvice(now, name, d.dataset_id, node.uuid, e.message, Date.now());
+              const staysAsked = `The move stays asked for: it finishes once that is done (follow it: flocker volumes show ${name}).`;
               throw new CliError(
                 e.exitCode,
-                deadSourceAdvice(now, name, d.dataset_id, node.uuid, e.message, Date.now()),
+                e.exitCode === EXIT.REFUSED && !advice.includes('The move stays asked for')
+                  ? `${advice}\n${staysAsked}`
+                  : advice,
                 e.code,
               );
             });
@@ -1645,7 +1680,7 @@ export function buildCli(
           'then the local cluster in /etc/flocker.',
         'Exit codes: 0 success, 1 failure (or not converged, for status), 2 usage, 3 not found, ' +
           '4 conflict (e.g. leased), 5 timed out, 6 control service unreachable, 7 certificate problem ' +
-          '(not trusted, rejected, expired) or forbidden. With --json, errors are one JSON line on stderr: ' +
+          '(not trusted, rejected, expired) or forbidden, 8 refused until you act (volumes move: local storage). With --json, errors are one JSON line on stderr: ' +
           '{"error": {"code", "message", "exit_code"}}.',
         'Volumes may be named by name, id or id prefix; nodes by UUID, UUID prefix or address.',
       ].join('\n'),

@@ -9,6 +9,11 @@ export const EXIT = {
   UNREACHABLE: 6,
   /** A certificate problem (trust, rejection, expiry, unreadable or mismatched files) or a 403: retrying will not help. */
   CREDENTIALS: 7,
+  /**
+   * A wait ended early: the node refuses until the user acts (local storage: TWO_LIVE_COPIES, SOURCE_UNREACHABLE),
+   * so waiting out the timeout would change nothing. The move stays asked for.
+   */
+  REFUSED: 8,
 } as const;
 
 /** The stable `code` a CliError carries when none is given: one per exit code. */
@@ -20,6 +25,7 @@ const DEFAULT_CODES: Record<number, string> = {
   [EXIT.TIMEOUT]: 'TIMEOUT',
   [EXIT.UNREACHABLE]: 'CONTROL_SERVICE_UNREACHABLE',
   [EXIT.CREDENTIALS]: 'CREDENTIALS',
+  [EXIT.REFUSED]: 'REFUSED',
 };
 
 export class CliError extends Error {

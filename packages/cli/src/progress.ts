@@ -8,7 +8,15 @@ import { localCloneNotFilled, localMoveOf, localMoveText, replicaOf, replicaText
 export type Phase =
   | { phase: 'mounted'; path: string }
   | { phase: 'deleted' }
-  | { phase: 'waiting'; step: string; error?: string; fatal?: boolean; code?: string };
+  | {
+      phase: 'waiting';
+      step: string;
+      error?: string;
+      fatal?: boolean;
+      code?: string;
+      /** The node's refusal (an error with action 'refuse'): its code and text as the agent reports it. */
+      refused?: { readonly code: string; readonly message: string };
+    };
 
 /**
  * A move's wait (`flocker volumes move`): movePhase, except for a "mounted" on the target that is not current.
@@ -40,7 +48,13 @@ export function moveWaitPhase(
     const seen = s.nodes.find((n) => n.uuid === nodeUuid)?.last_seen;
     const reportedSince =
       wasPrimary || seenBefore === undefined || (seen !== undefined && Date.parse(seen) > Date.parse(seenBefore));
-    if (optedIn || !reportedSince) return { phase: 'waiting', step: p.step, ...(p.error ? { error: p.error } : {}) };
+    if (optedIn || !reportedSince)
+      return {
+        phase: 'waiting',
+        step: p.step,
+        ...(p.error ? { error: p.error } : {}),
+        ...(p.refused ? { refused: p.refused } : {}),
+      };
     return p;
   }
   if (p.phase !== 'mounted') return p;
@@ -75,6 +89,7 @@ export function movePhase(snapshot: ClusterSnapshot, datasetId: string, nodeUuid
       fatal: true,
     };
   const error = node.errors.find((e) => e.dataset_id === datasetId);
+  const refused = error?.action === 'refuse' ? { refused: { code: error.code, message: error.message } } : {};
   const withError = (step: string): Phase =>
     error
       ? {
@@ -84,6 +99,7 @@ export function movePhase(snapshot: ClusterSnapshot, datasetId: string, nodeUuid
             error.action === 'refuse'
               ? `refused: ${error.message}`
               : `${error.action} failed (${error.attempts} attempts): ${error.message}`,
+          ...refused,
         }
       : { phase: 'waiting', step };
   // A clone or restore onto a local node (accepted before it reported its backend): mounted empty, never filled.
@@ -110,6 +126,7 @@ export function movePhase(snapshot: ClusterSnapshot, datasetId: string, nodeUuid
       error: error.message,
       fatal: true,
       code: 'SOURCE_UNREACHABLE',
+      ...refused,
     };
   // Local storage (issue 24): the source streams the data here while its users keep the volume; its report says how far.
   const local = localMoveOf(snapshot, datasetId);
@@ -127,6 +144,36 @@ export function movePhase(snapshot: ClusterSnapshot, datasetId: string, nodeUuid
   const holder = snapshot.nodes.find((n) => n.instance_id === volume.attached_to);
   if (holder && !holder.alive) return withError(`waiting for dead node ${holder.host} to be fenced`);
   return withError(`detaching from ${holder ? holder.host : volume.attached_to}`);
+}
+
+/** Refusals only the user ends (local storage): a move's wait ends on them after REFUSAL_GRACE_MS (EXIT.REFUSED). */
+export const USER_ACTION_REFUSALS: ReadonlySet<string> = new Set(['TWO_LIVE_COPIES', 'SOURCE_UNREACHABLE']);
+/**
+ * How long such a refusal must stay before a move's wait ends on it: a refusal from a report built before the
+ * target's agent acted on the move (or on an opt-in set with it) is replaced within a few seconds.
+ */
+export const REFUSAL_GRACE_MS = 10_000;
+
+/** Since when a move's wait has seen the same refusal (its code), continuously. */
+export interface RefusalSeen {
+  readonly code: string;
+  readonly since: number;
+}
+
+/**
+ * The refusal a move's wait has seen after this phase: the same one keeps its start, another starts again, none (or
+ * one the agent may end by itself) forgets it. `final` once it has lasted REFUSAL_GRACE_MS (`graceMs`).
+ */
+export function refusalAfter(
+  seen: RefusalSeen | undefined,
+  p: Phase,
+  now: number,
+  graceMs = REFUSAL_GRACE_MS,
+): { seen: RefusalSeen | undefined; final: boolean } {
+  const code = p.phase === 'waiting' ? p.refused?.code : undefined;
+  if (code === undefined || !USER_ACTION_REFUSALS.has(code)) return { seen: undefined, final: false };
+  const next = seen?.code === code ? seen : { code, since: now };
+  return { seen: next, final: now - next.since >= graceMs };
 }
 
 /** The dead node a SOURCE_UNREACHABLE refusal names (by UUID), if any. */
