@@ -46,12 +46,14 @@ function snapshot(nodes: NodeState[], over: Partial<ClusterSnapshot> = {}): Clus
 const deadMsg = `the data of dataset ${ID} is on node ${DEAD} (10.0.0.2), which is dead: local storage cannot be moved off a dead node`;
 
 describe('finalRefusal', () => {
-  it('SOURCE_UNREACHABLE naming a dead node, and TWO_LIVE_COPIES, are final', () => {
+  it('SOURCE_UNREACHABLE naming a dead node, TWO_LIVE_COPIES and NOT_ON_LOCAL_STORAGE are final', () => {
     const dead = node(DEAD, '10.0.0.2', { alive: false, manifestations: [holding] });
     const s = snapshot([node(ME, '10.0.0.1', { errors: [refusal('SOURCE_UNREACHABLE', deadMsg)] }), dead]);
     expect(finalRefusal(s, ME, ID)?.deadSource?.uuid).toBe(DEAD);
     const two = snapshot([node(ME, '10.0.0.1', { errors: [refusal('TWO_LIVE_COPIES', `… node ${DEAD} …`)] }), dead]);
     expect(finalRefusal(two, ME, ID)?.error.code).toBe('TWO_LIVE_COPIES');
+    const clone = snapshot([node(ME, '10.0.0.1', { errors: [refusal('NOT_ON_LOCAL_STORAGE', 'a clone …')] })]);
+    expect(finalRefusal(clone, ME, ID)?.error.code).toBe('NOT_ON_LOCAL_STORAGE');
   });
 
   it('not final: the named node alive (its report ends it), no node named, another action’s error, another dataset', () => {

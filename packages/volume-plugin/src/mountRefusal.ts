@@ -13,7 +13,8 @@ export const REFUSAL_GRACE_MS = 2_000;
  * coming back ends. SOURCE_UNREACHABLE only while the node it names holding the data is dead in the snapshot (as the
  * CLI's movePhase): the data-node marker's node not reported since a restart of the control service, or a pool
  * keeping data while no holder is shown, end once that node reports, so those are waited for. TWO_LIVE_COPIES
- * always: neither copy is retired by anyone but the user (or ordered once the other node answers again).
+ * always: neither copy is retired by anyone but the user (or ordered once the other node answers again). And
+ * NOT_ON_LOCAL_STORAGE: a clone or restore the local agent cannot fill (never made empty).
  */
 export interface FinalRefusal {
   readonly error: ActionError;
@@ -26,7 +27,8 @@ export function finalRefusal(s: ClusterSnapshot, me: string, datasetId: string):
   if (node === undefined || !node.alive) return undefined;
   const error = node.errors.find((e) => e.dataset_id === datasetId && e.action === 'refuse');
   if (error === undefined) return undefined;
-  if (error.code === 'TWO_LIVE_COPIES') return { error };
+  // NOT_ON_LOCAL_STORAGE: a clone or restore this node's local storage cannot fill; only deleting it ends that.
+  if (error.code === 'TWO_LIVE_COPIES' || error.code === 'NOT_ON_LOCAL_STORAGE') return { error };
   if (error.code !== 'SOURCE_UNREACHABLE') return undefined;
   const deadSource = s.nodes.find((n) => n.uuid !== me && !n.alive && error.message.includes(n.uuid));
   return deadSource !== undefined ? { error, deadSource } : undefined;
