@@ -16,6 +16,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import {
   agentFromDist,
   defaultCommands,
@@ -30,6 +31,7 @@ import {
   type ClusterHost,
   type LatencyStats as Stats,
 } from './cluster';
+import { z } from 'zod';
 import { applyClusterDelta, isClusterDelta, type ClusterSnapshot, type FlockerClient } from '@flocker/api';
 import { errorMessage } from '@flocker/runtime';
 import { cpuMsOfThreads } from './trace-move';
@@ -132,6 +134,68 @@ function median(xs: readonly number[]): number {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+/**
+ * An API move slower than this is explained on stderr from the agents' and plugins' logs (session 16: about one move
+ * in a few hundred took 0.7–0.9 s under other tests' load, in both builds, and the logs were gone with the cluster).
+ */
+const SLOW_MOVE_MS = 200;
+
+/** A log line: at debug level with a sub-ms `t` (epoch ms), else the ISO timestamp (ms). */
+const LogLine = z.looseObject({ message: z.string(), timestamp: z.string(), t: z.string().optional() });
+
+/** The lines of a JSON-lines log within [from, to] (epoch ms), as "ms since `from` who: message {fields}". */
+function logLinesIn(text: string, who: string, from: number, to: number): Array<{ t: number; line: string }> {
+  const out: Array<{ t: number; line: string }> = [];
+  for (const raw of text.split('\n')) {
+    if (!raw.startsWith('{')) continue;
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch {
+      continue;
+    }
+    const parsed = LogLine.safeParse(json);
+    if (!parsed.success) continue;
+    const { message, timestamp, t: hr, service: _s, ...rest } = parsed.data;
+    const t = hr !== undefined ? Number(hr) : Date.parse(timestamp);
+    if (!(t >= from && t <= to)) continue;
+    out.push({ t, line: `${(t - from).toFixed(1)} ${who}: ${message} ${JSON.stringify(rest)}`.slice(0, 260) });
+  }
+  return out;
+}
+
+/**
+ * Times an API move; when slow, writes the agents' and plugins' log lines of its window to stderr (at the bench's
+ * info level: each action's durationMs, warnings such as a failure's backoff; FLOCKER_LOG_LEVEL=debug for every step).
+ * No hosts: not explained (the moves not timed).
+ */
+async function timedMove(hosts: readonly ClusterHost[], f: () => Promise<unknown>): Promise<number> {
+  const from = Date.now();
+  const t = await timed(f);
+  if (t > SLOW_MOVE_MS && hosts.length > 0) {
+    // Lines are written asynchronously: those of the move's last steps may land just after it.
+    await new Promise((r) => setTimeout(r, 50));
+    const to = Date.now();
+    const lines = hosts
+      .flatMap((h) =>
+        (['agent', 'plugin'] as const).flatMap((what) => {
+          const file = path.join(h.layout.logDir, `${what}.log`);
+          return logLinesIn(
+            fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '',
+            `${h.name} ${what}`,
+            from - 1,
+            to,
+          );
+        }),
+      )
+      .sort((x, y) => x.t - y.t);
+    process.stderr.write(
+      `slow move (${t.toFixed(1)} ms), its log lines (ms since the POST):\n${lines.map((l) => `  ${l.line}\n`).join('')}`,
+    );
+  }
+  return t;
+}
+
 async function timed(f: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now();
   await f();
@@ -225,7 +289,7 @@ async function apiMoves(
       await onlyMountedOn(cluster.client, d.dataset_id, (i % 2 === 0 ? a : b).requireNodeUuid());
       const how: Exclude<Waiter, 'both'> =
         waiter !== 'both' ? waiter : Math.floor(i / 2) % 2 === 0 ? 'watch' : 'longpoll';
-      const t = await timed(async () => {
+      const t = await timedMove(i >= 0 ? [a, b] : [], async () => {
         const seen = how === 'watch' ? watches.get(to)?.mounted(d.dataset_id, to) : undefined;
         await cluster.client.updateDataset(d.dataset_id, { primary: to });
         await (seen ?? waitForMountedOn(cluster.client, d.dataset_id, to));
@@ -320,7 +384,7 @@ async function abMoves(
       if (i === 0 && controlPid !== undefined) cpuBefore = cpuMsOfThreads(controlPid);
       const to = (i % 2 === 0 ? b : a).requireNodeUuid();
       await onlyMountedOn(cluster.client, d.dataset_id, (i % 2 === 0 ? a : b).requireNodeUuid());
-      const t = await timed(async () => {
+      const t = await timedMove(i >= 0 ? [a, b] : [], async () => {
         await cluster.client.updateDataset(d.dataset_id, { primary: to });
         await waitForMountedOn(cluster.client, d.dataset_id, to);
       });
