@@ -366,9 +366,11 @@ function decide(
   // old source before it retired its older copy (this one is pushed once it has: never retired).
   if (target?.copies.includes(datasetId) === true) {
     const order = compareCopies(lineageOf(here, datasetId, ctx.nodeUuid), lineageOf(here, datasetId, target.uuid));
-    // Branched from this copy: the primary's is a replica promoted after a failover, the loss accepted;
-    // this copy's writes after that replica are kept aside (out of the live path), not in the pool's listings.
-    const branched = order === 'branchedFromMine' && d.acceptReplicaLoss === true;
+    // Branched from this copy: the primary's is a replica promoted after a failover (the loss accepted
+    // then: the opt-in is one-shot, removed once that move completed, before this node is back);
+    // this copy's writes after that replica are kept aside (out of the live path), not in the pool's
+    // listings. Nothing of it is lost: the engines keep it aside only while nothing has it mounted.
+    const branched = order === 'branchedFromMine';
     if (order === 'older' || order === 'same' || branched)
       return mounted !== undefined
         ? { kind: 'unmount', datasetId, mountPath: mounted }
@@ -403,8 +405,9 @@ function primaryWithOtherCopies(
   let retire = false;
   for (const n of others) {
     const order = compareCopies(mine, lineageOf(here, d.datasetId, n.uuid));
-    if (order === 'newer' || order === 'same' || (order === 'branchedFromTheirs' && d.acceptReplicaLoss === true))
-      continue;
+    // branchedFromTheirs: this copy is a replica promoted here (its loss accepted then; the one-shot
+    // opt-in is gone once that move completed): the primary's, mounted; the other keeps its own aside.
+    if (order === 'newer' || order === 'same' || order === 'branchedFromTheirs') continue;
     if (order === 'older' && n.alive) retire = true;
     // The other holder dead (e.g. a failover's old primary, this node's host rebooted since): the user
     // gave up what its copy may hold that this one lacks. Its copy is not retired by this: once it
