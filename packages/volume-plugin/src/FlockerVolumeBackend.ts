@@ -256,6 +256,27 @@ export function volumeState(s: ClusterSnapshot, d: DatasetConfiguration): string
   return 'pending';
 }
 
+/**
+ * What the start reconcile does with a registry entry that still holds mount IDs:
+ * - drop: the IDs are stale and nothing of this node holds the volume (deleted, or moved away without our lease);
+ * - retake: used here (live, this node its primary, mounted here): take the lease again, unless another node holds it;
+ * - leave: this node still holds the lease, yet the volume is no longer here as a user would find it (a move
+ *   when_released changed its primary, or the agent has not mounted it yet, as after a host reboot). Whether a
+ *   container here still uses it is Docker's to say, not the snapshot's: the entry stays for the Docker reconcile,
+ *   which releases the lease once no container uses the volume (a reboot killed them), or keeps it while one runs (only
+ *   the plugin restarted). Dropping the IDs here left such a lease held for ever (review U2, session 16, finding 2b).
+ */
+export type StartReconcileStep = 'drop' | 'retake' | 'leave';
+
+export function startReconcileStep(s: ClusterSnapshot, me: string, datasetId: string): StartReconcileStep {
+  const d = s.datasets.find((x) => x.dataset_id === datasetId && !x.deleted);
+  if (d === undefined) return 'drop';
+  const ours = leaseOf(s, datasetId)?.node_uuid === me;
+  const here = d.primary === me && (nodeOf(s, me) === undefined || mountedPath(s, me, datasetId) !== undefined);
+  if (here) return 'retake';
+  return ours ? 'leave' : 'drop';
+}
+
 function apiStatus(err: unknown): number | undefined {
   if (typeof err === 'object' && err !== null && 'status' in err && typeof err.status === 'number') return err.status;
   return undefined;
@@ -1198,11 +1219,12 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
 
   /**
    * On start: drop mount IDs of volumes no longer here, and re-take the leases of
-   * those still in use so they cannot be moved away from running containers.
+   * those still in use so they cannot be moved away from running containers; a lease
+   * this node holds of a volume no longer here is left to the Docker reconcile
+   * (startReconcileStep).
    */
   async reconcile(): Promise<void> {
     const s = await this.watcher.latest();
-    const node = nodeOf(s, this.me);
     for (const listed of this.registry.entries()) {
       await this.serialised(listed.name, async () => {
         // Read again in the volume's queue: a Docker reconcile or an Unmount may have changed it.
@@ -1215,11 +1237,17 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
           );
           return;
         }
-        const d = s.datasets.find((x) => x.dataset_id === e.datasetId && !x.deleted);
-        const notHere = !d || d.primary !== this.me || (node !== undefined && !mountedPath(s, this.me, e.datasetId));
-        if (notHere) {
+        const step = startReconcileStep(s, this.me, e.datasetId);
+        if (step === 'drop') {
           this.logger.info('dropping stale mount IDs', { volume: e.name, dataset_id: e.datasetId, ids: e.ids });
           await this.registry.drop(e.datasetId);
+          return;
+        }
+        if (step === 'leave') {
+          this.logger.info(
+            "keeping this node's lease of a volume no longer here until Docker shows no container uses it",
+            { volume: e.name, dataset_id: e.datasetId, ids: e.ids },
+          );
           return;
         }
         const lease = leaseOf(s, e.datasetId);
