@@ -16,21 +16,8 @@ import {
   type LocalDesiredDataset,
   type LocalObservation,
 } from './localChanges';
+import { A, B, D, PATH, ctxBNow as ctxB, failedOverToB as failedOver } from './localChangesTestSupport';
 
-const A = '11111111-1111-4111-8111-111111111111';
-const B = '22222222-2222-4222-8222-222222222222';
-const D = '33333333-3333-4333-8333-333333333333';
-const PATH = `/flocker/${D}`;
-const ctxB = { nodeUuid: B, mountRoot: '/flocker', defaultSize: 1000, now: 100_000 };
-
-const failedOver: LocalDesiredDataset = {
-  datasetId: D,
-  primary: B,
-  maximumSize: 1000,
-  deleted: false,
-  replicas: 1,
-  acceptReplicaLoss: true,
-};
 // B's copy: the replica R1 promoted, written since. A's lineage is not known (A dead: not asked, no answer).
 const bPromoted: CopyLineage = { from: 'R1', sameAs: null, snapshots: ['R1'] };
 const nodes = (aAlive: boolean): LocalClusterNode[] => [

@@ -16,24 +16,11 @@ import {
   type LocalDesiredDataset,
   type LocalObservation,
 } from './localChanges';
+import { A, B, D, PATH as PATH_A, ctxA, ctxBNow as ctxB, failedOverToB as failedOver } from './localChangesTestSupport';
 
-const A = '11111111-1111-4111-8111-111111111111';
-const B = '22222222-2222-4222-8222-222222222222';
 const C = '44444444-4444-4444-8444-444444444444';
-const D = '33333333-3333-4333-8333-333333333333';
-const PATH_A = `/flocker/${D}`;
-const ctxA = { nodeUuid: A, mountRoot: '/flocker', defaultSize: 1000 };
-const ctxB = { nodeUuid: B, mountRoot: '/flocker', defaultSize: 1000, now: 100_000 };
 
-// B primary: its replica R1 (of A's copy) promoted with the opt-in. A back: its copy made there, written after R1.
-const failedOver: LocalDesiredDataset = {
-  datasetId: D,
-  primary: B,
-  maximumSize: 1000,
-  deleted: false,
-  replicas: 1,
-  acceptReplicaLoss: true,
-};
+// failedOver: B primary, its replica R1 (of A's copy) promoted with the opt-in. A back: its copy made there, written after R1.
 const aBranched: CopyLineage = { from: null, sameAs: null, snapshots: ['R1'] };
 const bPromoted: CopyLineage = { from: 'R1', sameAs: null, snapshots: ['R1'] };
 const nodes = (aAlive = true, aCopy = true): LocalClusterNode[] => [

@@ -8,26 +8,15 @@
  * promote needs accept-data-loss as well.
  */
 import { calculateLocalChanges, type LocalClusterNode } from './localChanges';
+import { A, B, D, ctxB as ctx, failedOverToB } from './localChangesTestSupport';
 
-const A = '11111111-1111-4111-8111-111111111111';
-const B = '22222222-2222-4222-8222-222222222222';
-const D = '33333333-3333-4333-8333-333333333333';
-const dataset = {
-  datasetId: D,
-  primary: B,
-  maximumSize: 1000,
-  deleted: false,
-  replicas: 1,
-  acceptReplicaLoss: true,
-  dataNode: A,
-};
+const dataset = { ...failedOverToB, dataNode: A };
 const here = {
   copies: [],
   moving: new Set<string>(),
   retained: new Set([D]),
   replicaHere: new Map([[D, 'move-000007']]),
 };
-const ctx = { nodeUuid: B, mountRoot: '/flocker', defaultSize: 1000 };
 
 describe('the marker names a node not shown holding a copy; a replica here with accept-replica-loss', () => {
   const cases: Array<[string, LocalClusterNode[]]> = [

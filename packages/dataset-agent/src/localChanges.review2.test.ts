@@ -17,13 +17,7 @@ import {
   type LocalDesiredDataset,
   type LocalObservation,
 } from './localChanges';
-
-const A = '11111111-1111-4111-8111-111111111111';
-const B = '22222222-2222-4222-8222-222222222222';
-const D = '33333333-3333-4333-8333-333333333333';
-const PATH = `/flocker/${D}`;
-const ctxA = { nodeUuid: A, mountRoot: '/flocker', defaultSize: 1000 };
-const ctxB = { nodeUuid: B, mountRoot: '/flocker', defaultSize: 1000 };
+import { A, B, D, PATH, ctxA, ctxB } from './localChangesTestSupport';
 
 describe('a move when released, the lease released and taken again (docker restart on the source)', () => {
   const toB: LocalDesiredDataset = { datasetId: D, primary: B, maximumSize: 1000, deleted: false };

@@ -14,13 +14,9 @@ import {
   type LocalDesiredDataset,
   type LocalObservation,
 } from './localChanges';
+import { A, B, D, PATH as PATH_A, ctxA } from './localChangesTestSupport';
 
-const A = '11111111-1111-4111-8111-111111111111';
-const B = '22222222-2222-4222-8222-222222222222';
-const D = '33333333-3333-4333-8333-333333333333';
 const E = '44444444-4444-4444-8444-444444444444';
-const PATH_A = `/flocker/${D}`;
-const ctxA = { nodeUuid: A, mountRoot: '/flocker', defaultSize: 1000 };
 const movedToB: LocalDesiredDataset = { datasetId: D, primary: B, maximumSize: 1000, deleted: false };
 const nodes: LocalClusterNode[] = [
   { uuid: A, host: 'a', alive: true, copies: [D] },
