@@ -9,34 +9,17 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { METADATA_DATA_NODE_KEY, type NodeReport } from '@flocker/api';
+import { METADATA_DATA_NODE_KEY } from '@flocker/api';
 import {
   configurationVersionOf,
   NODE_A as A,
   NODE_B as B,
-  nodeReport,
+  localBtrfsReport as localReport,
   type ServiceOnDir,
   startOnDir,
 } from './testing/httpService';
 
 const D = '11111111-1111-4111-8111-111111111111';
-
-function localReport(uuid: string, mounted: string[], copies: string[] = [], version?: number): NodeReport {
-  return nodeReport(uuid, {
-    backend: 'local-btrfs',
-    manifestations: [
-      ...mounted.map((id) => ({
-        dataset_id: id,
-        blockdevice_id: id,
-        size: 1 << 26,
-        status: 'mounted' as const,
-        path: `/mnt/${id}`,
-      })),
-      ...copies.map((id) => ({ dataset_id: id, blockdevice_id: id, size: 1 << 26, status: 'attached' as const })),
-    ],
-    ...(version !== undefined ? { configuration_version: version } : {}),
-  });
-}
 
 describe('the data-node marker once the move has completed', () => {
   let dir: string;

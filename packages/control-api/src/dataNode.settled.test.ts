@@ -2,29 +2,15 @@
  * markersToSettle / settledDataNodes (dataNode.ts): which data-node markers a local node's report lets go once a
  * move has completed, and that the removal applies only to the dataset as it was seen.
  */
-import { METADATA_DATA_NODE_KEY, type DatasetConfiguration, type NodeReport } from '@flocker/api';
-import { emptyConfiguration } from './configuration';
+import { METADATA_DATA_NODE_KEY, type DatasetConfiguration } from '@flocker/api';
 import { markersToSettle, settledDataNodes } from './dataNode';
-import { A, B, C, D1, D2 } from './testing/fixtures';
+import { A, B, C, D1, D2, configOf as config, mountedReport as report } from './testing/fixtures';
 
 const ds = (id: string, primary: string, marker?: string): DatasetConfiguration => ({
   dataset_id: id,
   primary,
   metadata: { name: id.slice(0, 2), ...(marker !== undefined ? { [METADATA_DATA_NODE_KEY]: marker } : {}) },
   deleted: false,
-});
-const config = (...d: DatasetConfiguration[]) => ({
-  ...emptyConfiguration,
-  datasets: new Map(d.map((x) => [x.dataset_id, x])),
-});
-const report = (uuid: string, mounted: string[], backend = 'local-btrfs'): NodeReport => ({
-  uuid,
-  era: `era-${uuid}`,
-  host: uuid.slice(0, 1),
-  instance_id: `i-${uuid}`,
-  backend,
-  manifestations: mounted.map((id) => ({ dataset_id: id, blockdevice_id: id, size: 1, status: 'mounted' as const })),
-  errors: [],
 });
 const only = (node: string) => () => new Set([node]);
 const yes = () => true;

@@ -11,14 +11,13 @@ import * as path from 'node:path';
 import {
   METADATA_ACCEPT_DATA_LOSS_KEY as DATA_LOSS,
   METADATA_ACCEPT_REPLICA_LOSS_KEY as REPLICA_LOSS,
-  type NodeReport,
 } from '@flocker/api';
 import { C } from './testing/fixtures';
 import {
   configurationVersionOf,
   NODE_A as A,
   NODE_B as B,
-  nodeReport,
+  localBtrfsReport,
   type ServiceOnDir,
   startOnDir,
 } from './testing/httpService';
@@ -26,19 +25,7 @@ import {
 const D = '11111111-1111-4111-8111-111111111111';
 const TIMEOUT_S = 1;
 
-function localReport(uuid: string, mounted: string[], version?: number): NodeReport {
-  return nodeReport(uuid, {
-    backend: 'local-btrfs',
-    manifestations: mounted.map((id) => ({
-      dataset_id: id,
-      blockdevice_id: id,
-      size: 1 << 26,
-      status: 'mounted' as const,
-      path: `/mnt/${id}`,
-    })),
-    ...(version !== undefined ? { configuration_version: version } : {}),
-  });
-}
+const localReport = (uuid: string, mounted: string[], version?: number) => localBtrfsReport(uuid, mounted, [], version);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

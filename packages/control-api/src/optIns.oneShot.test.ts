@@ -10,30 +10,15 @@ import {
   METADATA_ACCEPT_REPLICA_LOSS_KEY as REPLICA_LOSS,
   METADATA_DATA_NODE_KEY,
   type DatasetConfiguration,
-  type NodeReport,
 } from '@flocker/api';
-import { emptyConfiguration } from './configuration';
 import { movedTo, optInsToSettle, replicaOptInRule, settledOptIns } from './dataNode';
-import { A, B, C, D1, D2 } from './testing/fixtures';
+import { A, B, C, D1, D2, configOf as config, mountedReport as report } from './testing/fixtures';
 
 const ds = (id: string, primary: string, extra: Record<string, string> = {}): DatasetConfiguration => ({
   dataset_id: id,
   primary,
   metadata: { name: id.slice(0, 2), ...extra },
   deleted: false,
-});
-const config = (...d: DatasetConfiguration[]) => ({
-  ...emptyConfiguration,
-  datasets: new Map(d.map((x) => [x.dataset_id, x])),
-});
-const report = (uuid: string, mounted: string[], backend = 'local-btrfs'): NodeReport => ({
-  uuid,
-  era: `era-${uuid}`,
-  host: uuid.slice(0, 1),
-  instance_id: `i-${uuid}`,
-  backend,
-  manifestations: mounted.map((id) => ({ dataset_id: id, blockdevice_id: id, size: 1, status: 'mounted' as const })),
-  errors: [],
 });
 const yes = () => true;
 const marker = () => A;

@@ -2,7 +2,8 @@
  * The ids and node reports the unit tests of the configuration and cluster state
  * share: nodes A, B and C, datasets D1 to D3, and a fixed start time.
  */
-import type { ManifestationState, NodeReport } from '@flocker/api';
+import type { DatasetConfiguration, ManifestationState, NodeReport } from '@flocker/api';
+import { type Configuration, emptyConfiguration } from '../configuration';
 
 export const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 export const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
@@ -28,6 +29,24 @@ export function letterReport(uuid: string, extra: Partial<NodeReport> = {}): Nod
     manifestations: [],
     errors: [],
     ...extra,
+  };
+}
+
+/** The empty configuration with these datasets. */
+export function configOf(...d: DatasetConfiguration[]): Configuration {
+  return { ...emptyConfiguration, datasets: new Map(d.map((x) => [x.dataset_id, x])) };
+}
+
+/** A node's report with the `mounted` datasets mounted (size 1, no path), on a local backend unless told. */
+export function mountedReport(uuid: string, mounted: string[], backend = 'local-btrfs'): NodeReport {
+  return {
+    uuid,
+    era: `era-${uuid}`,
+    host: uuid.slice(0, 1),
+    instance_id: `i-${uuid}`,
+    backend,
+    manifestations: mounted.map((id) => ({ dataset_id: id, blockdevice_id: id, size: 1, status: 'mounted' as const })),
+    errors: [],
   };
 }
 

@@ -35,6 +35,27 @@ export function nodeReport(uuid: string, extra: Partial<NodeReport> = {}): NodeR
   };
 }
 
+/**
+ * A local-btrfs node's report: `mounted` datasets mounted at /mnt/<id>, `copies` held unmounted (attached), as of
+ * configuration `version` when given (a "mounted" the service then takes as current).
+ */
+export function localBtrfsReport(uuid: string, mounted: string[], copies: string[] = [], version?: number): NodeReport {
+  return nodeReport(uuid, {
+    backend: 'local-btrfs',
+    manifestations: [
+      ...mounted.map((id) => ({
+        dataset_id: id,
+        blockdevice_id: id,
+        size: 1 << 26,
+        status: 'mounted' as const,
+        path: `/mnt/${id}`,
+      })),
+      ...copies.map((id) => ({ dataset_id: id, blockdevice_id: id, size: 1 << 26, status: 'attached' as const })),
+    ],
+    ...(version !== undefined ? { configuration_version: version } : {}),
+  });
+}
+
 /** The service on an ephemeral loopback port, logging nothing, on an in-memory store unless `options` names one. */
 export function startOnLoopback(options: ControlServiceOptions = {}): Promise<ControlService> {
   return startControlService({
