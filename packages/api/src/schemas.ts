@@ -606,6 +606,21 @@ export const LocalReplica = z
   })
   .strict();
 
+/**
+ * A copy of a local dataset (issue 24) the reporting node kept aside before letting go of its own: it
+ * held writes the primary's copy lacks (an old primary back after a failover, or two live copies).
+ */
+export const KeptAsideCopy = z
+  .object({
+    dataset_id: DatasetId,
+    path: z
+      .string()
+      .min(1)
+      .max(4096)
+      .describe('Where it is on the node (btrfs: a read-only subvolume; ZFS: a read-only file system).'),
+  })
+  .strict();
+
 /** Sent by a dataset agent whenever what it observes changes (and periodically). */
 export const NodeReport = z
   .object({
@@ -639,6 +654,12 @@ export const NodeReport = z
       .optional()
       .describe(
         "Local storage (issue 24): datasets this node's pool keeps snapshots of without a live copy (a standby replica, an old source's kept snapshot): they are in its node view, so it can destroy them when the dataset is deleted. Absent when none; never in a node state the service answers (only its view index reads it).",
+      ),
+    kept_aside: z
+      .array(KeptAsideCopy)
+      .optional()
+      .describe(
+        "Local storage (issue 24): copies this node kept aside, read-only, before letting go of its own (writes the primary's copy lacks); kept until the dataset is deleted. Absent when none (a service one release behind never gets it: older agents send none).",
       ),
     backup_store: z
       .literal(true)
@@ -801,6 +822,7 @@ export type ManifestationState = z.infer<typeof ManifestationState>;
 export type BackendVolume = z.infer<typeof BackendVolume>;
 export type ActionError = z.infer<typeof ActionError>;
 export type NodeReport = z.infer<typeof NodeReport>;
+export type KeptAsideCopy = z.infer<typeof KeptAsideCopy>;
 export type NodeState = z.infer<typeof NodeState>;
 export type ClusterSnapshot = z.infer<typeof ClusterSnapshot>;
 export type BackupConfiguration = z.infer<typeof BackupConfiguration>;

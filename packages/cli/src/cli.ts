@@ -73,7 +73,7 @@ import { checkInUse, inUseBy, leaseHeldOnMove } from './safety';
 import { runUi, uiOptions, type UiArgs } from './ui/command';
 import { completionCandidates, completionKind } from './completion';
 import { containerText, containerViews } from './containers';
-import { describeText, describeVolume } from './describe';
+import { describeText, describeVolume, keptAsideOf, keptAsideText } from './describe';
 import { clientVersion, versionText } from './version';
 import { Coalescer, WatchPrinter } from './watch';
 import { errorMessage, followLongPoll } from '@flocker/runtime';
@@ -630,8 +630,9 @@ export function buildCli(
             // Local storage (issue 24): a running move and the standby replica, as describe and the UI show them.
             const localMove = localMoveOf(snapshot, d.dataset_id);
             const replica = replicaOf(snapshot, d.dataset_id);
+            const keptAside = keptAsideOf(snapshot, d.dataset_id);
             const view = { ...volumeView(snapshot, d), lease: lease ?? null, errors, snapshot_schedule: schedule };
-            print(a, { ...view, local_move: localMove, replica }, () =>
+            print(a, { ...view, local_move: localMove, replica, kept_aside: keptAside }, () =>
               [
                 `Name:       ${nameOf(d) || '-'}`,
                 `Dataset:    ${d.dataset_id}`,
@@ -640,6 +641,7 @@ export function buildCli(
                 `State:      ${st.state}${st.path ? ` at ${st.path}` : ''}${st.reason !== undefined ? ` — ${st.reason}` : ''}`,
                 ...(localMove !== null ? [`Moving:     ${localMoveText(localMove)}`] : []),
                 ...(replica !== null ? [`Replica:    ${replicaText(replica, now)}`] : []),
+                ...keptAside.map(keptAsideText),
                 `Lease:      ${lease ? `held by ${shortId(lease.node_uuid)} (${leaseHolders(lease)}), expires ${duration(lease.expires)}${lease.pinned ? ', pinned' : ''}` : 'none'}`,
                 `Snapshots:  ${
                   schedule === null

@@ -53,6 +53,43 @@ export interface VolumeDescription {
   replica: ReplicaView | null;
   /** The primary's host (volume.node is where the data is now: the old node during a move). */
   primary_host: string;
+  /** Local storage: copies nodes kept aside (writes the live copy lacks); empty when none. */
+  kept_aside: KeptAsideView[];
+}
+
+/** A copy of the volume a node kept aside, read-only, before letting go of its own (local storage). */
+export interface KeptAsideView {
+  node_uuid: string;
+  host: string;
+  alive: boolean;
+  /** btrfs: a read-only subvolume (a directory); ZFS: a read-only file system's name. */
+  path: string;
+  engine: 'btrfs' | 'zfs';
+}
+
+/** The copies of the dataset nodes report kept aside (review U2: they were only in a log line). */
+export function keptAsideOf(cluster: ClusterSnapshot, datasetId: string): KeptAsideView[] {
+  const out: KeptAsideView[] = [];
+  for (const n of cluster.nodes)
+    for (const k of n.kept_aside ?? [])
+      if (k.dataset_id === datasetId)
+        out.push({
+          node_uuid: n.uuid,
+          host: n.host,
+          alive: n.alive,
+          path: k.path,
+          engine: n.backend === 'local-zfs' ? 'zfs' : 'btrfs',
+        });
+  return out;
+}
+
+/** "Kept aside on a: <path> (…)": what it is and what the user can do with it. */
+export function keptAsideText(k: KeptAsideView): string {
+  const how =
+    k.engine === 'zfs'
+      ? `copy them back by hand (zfs set mountpoint=/mnt/kept ${k.path} shows it there) or delete it with zfs destroy -r ${k.path}`
+      : `copy them back by hand from that read-only directory or delete it with btrfs subvolume delete ${k.path}`;
+  return `Kept aside on ${k.host}${k.alive ? '' : ' (dead)'}: ${k.path} (writes the live copy lacks; ${how}; deleting the volume deletes it too)`;
 }
 
 export function describeVolume(
@@ -120,6 +157,7 @@ export function describeVolume(
     local_move: localMoveOf(cluster, id),
     replica: replicaOf(cluster, id),
     primary_host: cluster.nodes.find((n) => n.uuid === primary)?.host ?? shortId(primary),
+    kept_aside: keptAsideOf(cluster, id),
   };
 }
 
@@ -143,6 +181,7 @@ export function describeText(x: VolumeDescription, now: number = Date.now()): st
     `State:        ${v.state}${v.path ? ` at ${v.path}` : ''}`,
     ...(x.local_move !== null ? [`Moving:       ${localMoveText(x.local_move)}`] : []),
     ...(x.replica !== null ? [`Replica:      ${replicaText(x.replica, now)}`] : []),
+    ...x.kept_aside.map(keptAsideText),
     ...(v.source_snapshot_id !== undefined ? [`Cloned from:  snapshot ${v.source_snapshot_id}`] : []),
     ...(v.source_backup !== undefined ? [`Restored from: backup ${v.source_backup.backup_id}`] : []),
     `Metadata:${meta.length ? '' : '     -'}`,

@@ -101,8 +101,10 @@ export class Views {
   private datasetsShown: { datasets: ReadonlyMap<string, DatasetConfiguration>; key: string } | undefined;
   /** The configured datasets' list, patched per change (listBodies.ts). */
   private readonly datasetList = new JoinedList<DatasetConfiguration>();
-  /** Reports with `retained`, as node states show them (withoutRetained). */
+  /** Reports with `retained` or `kept_aside`, as a node's view shows them (withoutRetained). */
   private readonly unretained = new WeakMap<NodeReport, string>();
+  /** The same for the whole cluster's snapshot: `kept_aside` kept (nodeStateJson). */
+  private readonly unretainedWhole = new WeakMap<NodeReport, string>();
   private leaseOrdering: { leases: ReadonlyMap<string, StoredLease>; order: Map<string, number> } | undefined;
 
   constructor(
@@ -271,7 +273,7 @@ export class Views {
         if (lease.expires_at === null || lease.expires_at > now) leases.push(JSON.stringify(leaseView(lease, now)));
       }
       const nodes: string[] = [];
-      for (const uuid of s.reportedNodeIds()) nodes.push(this.nodeStateJson(uuid, now));
+      for (const uuid of s.reportedNodeIds()) nodes.push(this.nodeStateJson(uuid, now, true));
       return snapshotJson(
         s,
         joinArray(s.configuration.datasets.values()),
@@ -282,11 +284,17 @@ export class Views {
     });
   }
 
-  private nodeStateJson(uuid: string, now: number): string {
+  /**
+   * whole: for the whole cluster's snapshot (the CLI's, an API client's), which shows `kept_aside`; a node's
+   * view never does (agents one release behind parse node states strictly, and no decision reads it).
+   */
+  private nodeStateJson(uuid: string, now: number, whole = false): string {
     const node = this.state.reportedNode(uuid);
     const reported = this.state.reportJson(uuid);
     if (node === undefined || reported === undefined) return '';
-    const json = node.report.retained === undefined ? reported : this.withoutRetained(node.report);
+    const kept = node.report.kept_aside !== undefined;
+    const json =
+      node.report.retained === undefined && (whole || !kept) ? reported : this.withoutRetained(node.report, whole);
     // NodeState = the report plus alive, last_seen and (while dead) dead_since; splice them into the report's JSON.
     const alive = isAlive(node, now, this.state.nodeTimeoutMs);
     const dead = alive
@@ -300,12 +308,13 @@ export class Views {
    * and agents one release behind parse node states strictly (docs/compatibility.md) — so it is
    * in no answer. Made once per report.
    */
-  private withoutRetained(report: NodeReport): string {
-    let json = this.unretained.get(report);
+  private withoutRetained(report: NodeReport, whole: boolean): string {
+    const cache = whole ? this.unretainedWhole : this.unretained;
+    let json = cache.get(report);
     if (json === undefined) {
-      const { retained: _retained, ...rest } = report;
-      json = JSON.stringify(rest);
-      this.unretained.set(report, json);
+      const { retained: _retained, kept_aside: keptAside, ...rest } = report;
+      json = JSON.stringify(whole && keptAside !== undefined ? { ...rest, kept_aside: keptAside } : rest);
+      cache.set(report, json);
     }
     return json;
   }
@@ -431,7 +440,7 @@ export class Views {
       const id = key.slice(2);
       if (key.startsWith('d:')) datasetChange(parts, config, id, config.datasets.get(id), now);
       else if (key.startsWith('n:')) {
-        if (s.reportedNode(id) !== undefined) parts.nodes.push(this.nodeStateJson(id, now));
+        if (s.reportedNode(id) !== undefined) parts.nodes.push(this.nodeStateJson(id, now, true));
         else parts.removedNodes.push(JSON.stringify(id));
       }
     }

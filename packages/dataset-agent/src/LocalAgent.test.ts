@@ -214,7 +214,14 @@ class MemoryPool implements LocalEngine {
     const failure = this.failKeepAside;
     this.failKeepAside = undefined;
     if (failure !== undefined) throw failure;
-    return `/pool/flocker/diverged/${datasetId}-x`;
+    const path = `/pool/flocker/diverged/${datasetId}-x`;
+    if (!this.kept.some((k) => k.path === path)) this.kept.push({ datasetId, path });
+    return path;
+  }
+  /** The copies kept aside (keepAside adds one), as listKeptAside lists them. */
+  readonly kept: { datasetId: string; path: string }[] = [];
+  async listKeptAside(): Promise<{ datasetId: string; path: string }[]> {
+    return [...this.kept];
   }
   async lineage(datasetId: string): Promise<CopyLineage | null> {
     return this.live.has(datasetId) ? (this.lineages.get(datasetId) ?? null) : null;
@@ -610,6 +617,21 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
       // Retired before the prune (the newest kept): a kill between them leaves the snapshot B's copy is told apart by.
       expect(pool.calls).toEqual([`keepAside ${D}`, `retire ${D}`, `destroySnapshot ${D} move-000001`]);
       expect(pool.live.has(D)).toBe(false);
+    });
+  });
+
+  it('a copy kept aside is in the reports (kept_aside: dataset and path) until the pool lists it no more (review U2: it was only in a log line)', async () => {
+    await run(async ({ pool, control, step }) => {
+      const turn = (n: number) =>
+        step(cluster({ primary: ME, metadata: { 'clusterhq:flocker:replica-interval': String(n) } }));
+      await turn(5);
+      expect(control.reports.at(-1)).not.toHaveProperty('kept_aside');
+      pool.kept.push({ datasetId: D, path: `/pool/flocker/diverged/${D}-x` });
+      await turn(6);
+      expect(control.reports.at(-1)?.kept_aside).toEqual([{ dataset_id: D, path: `/pool/flocker/diverged/${D}-x` }]);
+      pool.kept.length = 0;
+      await turn(7);
+      expect(control.reports.at(-1)).not.toHaveProperty('kept_aside');
     });
   });
 

@@ -12,7 +12,13 @@
  * every local node as a peer). A control service whose views lack that (older: no `peers` once it
  * knows this node as a local one) is followed by whole snapshots, as before.
  */
-import { configurationVersionOfTag, type ActionError, type ClusterSnapshot, type NodeReport } from '@flocker/api';
+import {
+  configurationVersionOfTag,
+  type ActionError,
+  type ClusterSnapshot,
+  type KeptAsideCopy,
+  type NodeReport,
+} from '@flocker/api';
 import { backoffDelay, followLongPoll } from '@flocker/runtime';
 import { datasetAgentMetrics, processRegistry } from '@flocker/metrics';
 import {
@@ -167,6 +173,11 @@ export class LocalAgent {
   private localViews = false;
   /** Datasets the pool retains without a live copy (reported as `retained` to a service with local views). */
   private retainedHere: readonly string[] = [];
+  /**
+   * Copies kept aside on the pool (writes the primary's copy lacks), reported as `kept_aside` so that
+   * the user learns of them (review U2: they were only in a log line). Control is upgraded first: it knows the field.
+   */
+  private keptAsideHere: readonly KeptAsideCopy[] = [];
   /** What was last logged of each dataset's two live copies (lineages). */
   private readonly lineagesSaid = new Map<string, string>();
 
@@ -336,7 +347,9 @@ export class LocalAgent {
     }
     for (const datasetId of [...this.replicas.keys()])
       if (!keepsReplica(snapshot, me, datasetId) && !this.replicating.has(datasetId)) this.replicas.delete(datasetId);
-    const retained = new Set(await engine.listRetained());
+    const [retainedList, keptAside] = await Promise.all([engine.listRetained(), engine.listKeptAside?.() ?? []]);
+    const retained = new Set(retainedList);
+    this.keptAsideHere = keptAside.map((k) => ({ dataset_id: k.datasetId, path: k.path }));
     const live = new Set(this.copies.map((c) => c.datasetId));
     // In the view of a service with local views (the report says so): they are this node's to clean up.
     this.retainedHere = [...retained].filter((id) => !live.has(id)).sort();
@@ -790,6 +803,7 @@ export class LocalAgent {
           }
         : {}),
       ...(this.localViews && this.retainedHere.length > 0 ? { retained: [...this.retainedHere] } : {}),
+      ...(this.keptAsideHere.length > 0 ? { kept_aside: [...this.keptAsideHere] } : {}),
       ...this.acted.reported(),
       ...(this.replicas.size > 0
         ? {

@@ -15,6 +15,7 @@ import {
   LocalStorageError,
   refuseRetireInUse,
   type CopyLineage,
+  type KeptAsideCopy,
   type LocalDataset,
   type LocalEngine,
   type LocalSnapshot,
@@ -218,6 +219,15 @@ export class BtrfsEngine implements LocalEngine {
       .map((n) => /^([0-9a-f-]{36})-/.exec(n)?.[1])
       .filter((id): id is string => id !== undefined);
     return [...new Set([...ids, ...aside])].filter((id) => !live.has(id)).sort();
+  }
+
+  async listKeptAside(): Promise<KeptAsideCopy[]> {
+    const out: KeptAsideCopy[] = [];
+    for (const name of (await this.fs.list(this.divergedDir)).sort()) {
+      const id = /^([0-9a-f-]{36})-/.exec(name)?.[1];
+      if (id !== undefined) out.push({ datasetId: id, path: posix.join(this.divergedDir, name) });
+    }
+    return out;
   }
 
   async createDataset(datasetId: string, size: number): Promise<LocalDataset> {

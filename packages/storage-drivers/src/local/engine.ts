@@ -55,6 +55,13 @@ export interface SendStream {
   readonly abort: () => void;
 }
 
+/** A copy kept aside (LocalEngine.keepAside): its dataset and where it is on the pool. */
+export interface KeptAsideCopy {
+  readonly datasetId: string;
+  /** btrfs: the read-only subvolume's path; ZFS: the file system's name. */
+  readonly path: string;
+}
+
 export interface LocalEngine {
   readonly engine: LocalEngineName;
   /** The pool, as agent.yml names it (btrfs: a path; ZFS: a pool or file system name). */
@@ -136,6 +143,11 @@ export interface LocalEngine {
    * absent, the retire goes on without it.
    */
   keepAside?(datasetId: string): Promise<string>;
+  /**
+   * The copies kept aside on this pool (keepAside) and where they are, by dataset id: writes the
+   * primary's copy lacks, which the agent reports so that the user learns of them. Optional (a test engine).
+   */
+  listKeptAside?(): Promise<KeptAsideCopy[]>;
   /**
    * The pool's capacity as a node reports it: free bytes (what new data may still take; sizes are
    * limits, not reservations). Optional (a test engine).

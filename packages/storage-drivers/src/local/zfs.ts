@@ -18,6 +18,7 @@ import {
   LocalStorageError,
   refuseRetireInUse,
   type CopyLineage,
+  type KeptAsideCopy,
   type LocalDataset,
   type LocalEngine,
   type LocalSnapshot,
@@ -281,6 +282,13 @@ export class ZfsEngine implements LocalEngine {
     for (const aside of await this.divergedOf())
       ids.push(aside.slice(this.divergedRoot.length + 1, this.divergedRoot.length + 37));
     return [...new Set(ids)].sort();
+  }
+
+  /** No extra listing while the folder is known absent (divergedOf): the agent asks every turn. */
+  async listKeptAside(): Promise<KeptAsideCopy[]> {
+    return (await this.divergedOf())
+      .sort()
+      .map((path) => ({ datasetId: path.slice(this.divergedRoot.length + 1, this.divergedRoot.length + 37), path }));
   }
 
   async createDataset(datasetId: string, size: number): Promise<LocalDataset> {
