@@ -15,36 +15,46 @@ import {
   type LocalSnapshot,
   type SendStream,
 } from './engine';
-import { moveLocalDataset } from './LocalMover';
+import { moveLocalDataset, type LocalMoveOptions, type MoveResult } from './LocalMover';
+import { MOVE_ID, memoryEngine } from './moverTestSupport';
 import { makeTestCluster } from './testSupport';
 import { TransferClient, TransferServer, type StatusAnswer, type TargetApi } from './transfer';
 
-const ID = '0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a10';
+const ID = MOVE_ID;
 
+/** The move of ID from `engine` to `target`, its release seen from the start, `cancel` its move back. */
+const moveReleased = (
+  engine: LocalEngine,
+  target: TargetApi,
+  cancel: AbortSignal,
+  more: Partial<LocalMoveOptions> = {},
+): Promise<MoveResult> =>
+  moveLocalDataset({
+    engine,
+    target,
+    datasetId: ID,
+    size: 1000,
+    released: () => Promise.resolve(true),
+    cancel,
+    ...more,
+  });
+
+/** A source whose copy goes once retired, its snapshots in `snapshots` (a destroyed one removed), not in use. */
 function source(): LocalEngine & { live: boolean; retired: boolean; snapshots: LocalSnapshot[] } {
   let n = 0;
   const e = {
-    engine: 'btrfs' as const,
-    pool: 'memory',
+    ...memoryEngine(),
     live: true,
     retired: false,
     snapshots: [] as LocalSnapshot[],
-    prepare: () => Promise.resolve(),
     listDatasets: (): Promise<LocalDataset[]> =>
       Promise.resolve(e.live ? [{ datasetId: ID, size: 1000, usedBytes: 10 }] : []),
-    listRetained: () => Promise.resolve([]),
-    createDataset: () => Promise.reject(new Error('not here')),
-    resizeDataset: () => Promise.resolve(),
-    destroyDataset: () => Promise.resolve(),
     retire: () => {
       e.live = false;
       e.retired = true;
       return Promise.resolve();
     },
-    mountPoints: () => Promise.resolve([]),
     inUse: () => Promise.resolve(false),
-    mount: () => Promise.resolve(),
-    unmount: () => Promise.resolve(),
     createSnapshot: (_id: string, name: string): Promise<LocalSnapshot> => {
       const s = { datasetId: ID, name, identity: `id-${++n}`, received: false };
       e.snapshots.push(s);
@@ -60,8 +70,6 @@ function source(): LocalEngine & { live: boolean; retired: boolean; snapshots: L
       done: Promise.resolve(),
       abort: () => undefined,
     }),
-    receive: () => Promise.reject(new Error('not here')),
-    promote: () => Promise.reject(new Error('not here')),
   };
   return e;
 }
@@ -96,13 +104,7 @@ describe('a move taken back after the release', () => {
       const b = target();
       const cancel = new AbortController();
       await expect(
-        moveLocalDataset({
-          engine: a,
-          target: b,
-          datasetId: ID,
-          size: 1000,
-          released: () => Promise.resolve(true),
-          cancel: cancel.signal,
+        moveReleased(a, b, cancel.signal, {
           onProgress: (p) => {
             if (at === 'final snapshot taken' && p.phase === 'final') cancel.abort();
           },
@@ -128,14 +130,7 @@ describe('a move taken back after the release', () => {
         return b.promote(id, name, size, mount);
       },
     };
-    const result = await moveLocalDataset({
-      engine: a,
-      target: asked,
-      datasetId: ID,
-      size: 1000,
-      released: () => Promise.resolve(true),
-      cancel: cancel.signal,
-    });
+    const result = await moveReleased(a, asked, cancel.signal);
     expect(b.promoted).toEqual([result.finalSnapshot]);
     expect(a.retired).toBe(true);
   });
@@ -175,16 +170,7 @@ describe('a move taken back after its promote was asked for', () => {
         },
       };
       const t0 = performance.now();
-      await expect(
-        moveLocalDataset({
-          engine: a,
-          target: refusing,
-          datasetId: ID,
-          size: 1000,
-          released: () => Promise.resolve(true),
-          cancel: cancel.signal,
-        }),
-      ).rejects.toThrow(/taken back/);
+      await expect(moveReleased(a, refusing, cancel.signal)).rejects.toThrow(/taken back/);
       expect(performance.now() - t0).toBeLessThan(3_000);
       expect(asked).toBeGreaterThanOrEqual(1);
       expect(b.promoted).toEqual([]);
@@ -213,16 +199,7 @@ describe('a move taken back after its promote was asked for', () => {
         },
       };
       const t0 = performance.now();
-      await expect(
-        moveLocalDataset({
-          engine: a,
-          target: t,
-          datasetId: ID,
-          size: 1000,
-          released: () => Promise.resolve(true),
-          cancel: cancel.signal,
-        }),
-      ).rejects.toThrow(/taken back/);
+      await expect(moveReleased(a, t, cancel.signal)).rejects.toThrow(/taken back/);
       expect(performance.now() - t0).toBeLessThan(3_000);
       expect(a.retired).toBe(false);
     } finally {
@@ -249,13 +226,7 @@ describe('a move taken back after its promote was asked for', () => {
         return Promise.reject(notPrimary());
       },
     };
-    const failure = await moveLocalDataset({
-      engine: a,
-      target: t,
-      datasetId: ID,
-      size: 1000,
-      released: () => Promise.resolve(true),
-      cancel: cancel.signal,
+    const failure = await moveReleased(a, t, cancel.signal, {
       maxAttempts: 3,
       backoffInitialMs: 1,
       backoffMaxMs: 5,
@@ -280,13 +251,7 @@ describe('a move taken back after its promote was asked for', () => {
         return asked < 3 ? Promise.reject(notPrimary()) : b.promote(id, name, size, mount);
       },
     };
-    const result = await moveLocalDataset({
-      engine: a,
-      target: t,
-      datasetId: ID,
-      size: 1000,
-      released: () => Promise.resolve(true),
-      cancel: new AbortController().signal,
+    const result = await moveReleased(a, t, new AbortController().signal, {
       backoffInitialMs: 1,
       backoffMaxMs: 5,
     });

@@ -6,46 +6,10 @@
  * writers; its writes after that snapshot lost). The release is looked at again, fresh, right
  * before the first promote: still in use, the snapshot is not final and the move copies on.
  */
-import { PassThrough } from 'node:stream';
-import type { LocalDataset, LocalEngine, LocalSnapshot, SendStream } from './engine';
+import type { SendStream } from './engine';
 import { moveLocalDataset } from './LocalMover';
+import { MOVE_ID as ID, memoryEngine as source } from './moverTestSupport';
 import type { StatusAnswer, TargetApi } from './transfer';
-
-const ID = '0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a10';
-
-function source(): LocalEngine {
-  let n = 0;
-  const snapshots: LocalSnapshot[] = [];
-  return {
-    engine: 'btrfs' as const,
-    pool: 'memory',
-    prepare: () => Promise.resolve(),
-    listDatasets: (): Promise<LocalDataset[]> => Promise.resolve([{ datasetId: ID, size: 1000, usedBytes: 10 }]),
-    listRetained: () => Promise.resolve([]),
-    createDataset: () => Promise.reject(new Error('not here')),
-    resizeDataset: () => Promise.resolve(),
-    destroyDataset: () => Promise.resolve(),
-    retire: () => Promise.resolve(),
-    mountPoints: () => Promise.resolve([]),
-    inUse: () => Promise.resolve(true),
-    mount: () => Promise.resolve(),
-    unmount: () => Promise.resolve(),
-    createSnapshot: (_id: string, name: string): Promise<LocalSnapshot> => {
-      const s = { datasetId: ID, name, identity: `id-${++n}`, received: false };
-      snapshots.push(s);
-      return Promise.resolve(s);
-    },
-    listSnapshots: () => Promise.resolve([...snapshots]),
-    destroySnapshot: () => Promise.resolve(),
-    send: (): SendStream => {
-      const stream = new PassThrough();
-      stream.end(Buffer.alloc(16));
-      return { stream, done: Promise.resolve(), abort: () => stream.destroy() };
-    },
-    receive: () => Promise.reject(new Error('not here')),
-    promote: () => Promise.reject(new Error('not here')),
-  };
-}
 
 function target(): TargetApi & { promoted: string[]; received: { name: string; identity: string }[] } {
   const t = {

@@ -10,43 +10,22 @@
  * waits for the whole send (a large full send) before it sees the stop.
  */
 import { PassThrough } from 'node:stream';
-import type { LocalDataset, LocalEngine, LocalSnapshot, SendStream } from './engine';
+import type { LocalEngine, SendStream } from './engine';
 import { moveLocalDataset } from './LocalMover';
+import { MOVE_ID as ID, memoryEngine } from './moverTestSupport';
 import type { StatusAnswer, TargetApi } from './transfer';
-
-const ID = '0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a10';
 
 /** A source whose sends never end by themselves (a large full send): only abort() ends them, with an error. */
 function source(): LocalEngine & { aborted: number; retired: boolean; sends: SendStream[] } {
-  let n = 0;
-  const snapshots: LocalSnapshot[] = [];
   const e = {
-    engine: 'btrfs' as const,
-    pool: 'memory',
+    ...memoryEngine(),
     aborted: 0,
     retired: false,
     sends: [] as SendStream[],
-    prepare: () => Promise.resolve(),
-    listDatasets: (): Promise<LocalDataset[]> => Promise.resolve([{ datasetId: ID, size: 1000, usedBytes: 10 }]),
-    listRetained: () => Promise.resolve([]),
-    createDataset: () => Promise.reject(new Error('not here')),
-    resizeDataset: () => Promise.resolve(),
-    destroyDataset: () => Promise.resolve(),
     retire: () => {
       e.retired = true;
       return Promise.resolve();
     },
-    mountPoints: () => Promise.resolve([]),
-    inUse: () => Promise.resolve(true),
-    mount: () => Promise.resolve(),
-    unmount: () => Promise.resolve(),
-    createSnapshot: (_id: string, name: string): Promise<LocalSnapshot> => {
-      const s = { datasetId: ID, name, identity: `id-${++n}`, received: false };
-      snapshots.push(s);
-      return Promise.resolve(s);
-    },
-    listSnapshots: () => Promise.resolve([...snapshots]),
-    destroySnapshot: () => Promise.resolve(),
     send: (): SendStream => {
       const stream = new PassThrough();
       stream.write(Buffer.alloc(1024));
@@ -66,8 +45,6 @@ function source(): LocalEngine & { aborted: number; retired: boolean; sends: Sen
       e.sends.push(sent);
       return sent;
     },
-    receive: () => Promise.reject(new Error('not here')),
-    promote: () => Promise.reject(new Error('not here')),
   };
   return e;
 }

@@ -9,34 +9,23 @@
  */
 import { Readable } from 'node:stream';
 import tls from 'node:tls';
-import type { LocalDataset, LocalEngine, LocalSnapshot, SendStream } from './engine';
-import type { CopyLineage } from './engine';
+import type { CopyLineage, LocalEngine, LocalSnapshot, SendStream } from './engine';
 import { moveLocalDataset } from './LocalMover';
+import { MOVE_ID, memoryEngine } from './moverTestSupport';
 import { makeTestCluster, type TestCluster } from './testSupport';
 import { TransferClient, TransferServer, type StatusAnswer, type TargetApi } from './transfer';
 
-const ID = '0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a10';
+const ID = MOVE_ID;
 
 /** A target engine holding a live copy, counting its lineage look-ups. */
 function holder(): LocalEngine & { lineageCalls: number } {
   const e = {
-    engine: 'btrfs' as const,
-    pool: 'memory',
+    ...memoryEngine(),
     lineageCalls: 0,
-    prepare: () => Promise.resolve(),
-    listDatasets: (): Promise<LocalDataset[]> => Promise.resolve([{ datasetId: ID, size: 1000, usedBytes: 10 }]),
-    listRetained: () => Promise.resolve([]),
     createDataset: () => Promise.reject(new Error('no')),
-    resizeDataset: () => Promise.resolve(),
-    destroyDataset: () => Promise.resolve(),
-    retire: () => Promise.resolve(),
-    mountPoints: () => Promise.resolve([]),
     inUse: () => Promise.resolve(false),
-    mount: () => Promise.resolve(),
-    unmount: () => Promise.resolve(),
     createSnapshot: (): Promise<LocalSnapshot> => Promise.reject(new Error('no')),
     listSnapshots: () => Promise.resolve([{ datasetId: ID, name: 'move-000001', identity: 'i1', received: true }]),
-    destroySnapshot: () => Promise.resolve(),
     send: (): SendStream => ({ stream: Readable.from([]), done: Promise.resolve(), abort: () => undefined }),
     receive: () => Promise.reject(new Error('no')),
     promote: () => Promise.reject(new Error('no')),
