@@ -10,10 +10,10 @@ import { METADATA_SNAPSHOT_KEEP_KEY as KEEP, METADATA_SNAPSHOT_SCHEDULE_KEY as S
 import { ManualClock } from '@flocker/runtime/testing';
 import { type Configuration, createDataset, registerNode, emptyConfiguration } from './configuration';
 import { MemoryConfigurationStore } from './ConfigurationStore';
-import { ControlState } from './ControlState';
 import type { BackendOf } from './localStorage';
 import { applySnapshotSchedules, nextScheduleDue } from './snapshotSchedule';
-import { NODE_A as A, NODE_B as B, nodeReport, silentLogger } from './testing/httpService';
+import { NODE_A as A, NODE_B as B, nodeReport } from './testing/httpService';
+import { advanceInSteps, openOnManualClock } from './testing/scheduledState';
 
 const LOCAL = '11111111-1111-4111-8111-111111111111';
 const BLOCK = '22222222-2222-4222-8222-222222222222';
@@ -64,15 +64,7 @@ describe('snapshot schedules of local datasets (pure)', () => {
 describe('the scheduler once the node reports a local backend (ManualClock)', () => {
   it('stops taking snapshots of the local dataset; the block dataset keeps its schedule', async () => {
     const clock = new ManualClock(T0 + 30 * 1000);
-    const state = await ControlState.open({
-      store: new MemoryConfigurationStore(),
-      nodeTimeoutMs: 10 * 24 * HOUR,
-      logger: silentLogger,
-      now: () => clock.now(),
-      snapshotTimers: clock,
-      livenessCheckMs: 24 * HOUR,
-      minSnapshotIntervalMs: 5 * MIN,
-    });
+    const state = await openOnManualClock(new MemoryConfigurationStore(), clock);
     try {
       await state.mutate((c) => ({ config: registerNode(c, { uuid: A, host: 'a' }), result: undefined, status: 200 }));
       await state.mutate((c) => ({ config: registerNode(c, { uuid: B, host: 'b' }), result: undefined, status: 200 }));
@@ -95,10 +87,7 @@ describe('the scheduler once the node reports a local backend (ManualClock)', ()
       expect(liveScheduledOf(state.configuration, LOCAL)).toBe(1);
       await state.report(nodeReport(A, { backend: 'local-btrfs' }));
       await state.report(nodeReport(B));
-      for (let t = 0; t < 30; t++) {
-        await clock.advance(MIN);
-        await new Promise((resolve) => setImmediate(resolve));
-      }
+      await advanceInSteps(clock, 30 * MIN);
       expect(liveScheduledOf(state.configuration, LOCAL)).toBe(1);
       expect(liveScheduledOf(state.configuration, BLOCK)).toBe(7);
     } finally {
@@ -111,16 +100,7 @@ describe('a restart of the control service after a missed slot (ManualClock)', (
   it('asks for no snapshot of the local dataset before its node reports; the block one once its node reports', async () => {
     const clock = new ManualClock(T0 + 30 * 1000);
     const store = new MemoryConfigurationStore();
-    const open = () =>
-      ControlState.open({
-        store,
-        nodeTimeoutMs: 10 * 24 * HOUR,
-        logger: silentLogger,
-        now: () => clock.now(),
-        snapshotTimers: clock,
-        livenessCheckMs: 24 * HOUR,
-        minSnapshotIntervalMs: 5 * MIN,
-      });
+    const open = () => openOnManualClock(store, clock);
     let state = await open();
     await state.mutate((c) => ({ config: registerNode(c, { uuid: A, host: 'a' }), result: undefined, status: 200 }));
     await state.mutate((c) => ({ config: registerNode(c, { uuid: B, host: 'b' }), result: undefined, status: 200 }));
@@ -139,20 +119,15 @@ describe('a restart of the control service after a missed slot (ManualClock)', (
     await clock.advance(HOUR);
     state = await open();
     try {
-      await clock.advance(10_000);
-      await new Promise((resolve) => setImmediate(resolve));
+      await advanceInSteps(clock, 10_000, 10_000);
       expect(liveScheduledOf(state.configuration, LOCAL)).toBe(0);
       expect(liveScheduledOf(state.configuration, BLOCK)).toBe(1);
       await state.report(nodeReport(A, { backend: 'local-btrfs' }));
       await state.report(nodeReport(B));
       // B's first report ends its dataset's hold at once (not at the hold's end, 30 s after the start).
-      await clock.advance(1000);
-      await new Promise((resolve) => setImmediate(resolve));
+      await advanceInSteps(clock, 1000, 1000);
       expect(liveScheduledOf(state.configuration, BLOCK)).toBe(2);
-      for (let t = 0; t < 3; t++) {
-        await clock.advance(MIN);
-        await new Promise((resolve) => setImmediate(resolve));
-      }
+      await advanceInSteps(clock, 3 * MIN);
       expect(liveScheduledOf(state.configuration, LOCAL)).toBe(0);
       expect(liveScheduledOf(state.configuration, BLOCK)).toBe(2);
     } finally {

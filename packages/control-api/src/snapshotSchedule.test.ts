@@ -24,7 +24,6 @@ import {
   updateDataset,
 } from './configuration';
 import { MemoryConfigurationStore } from './ConfigurationStore';
-import { ControlState } from './ControlState';
 import { ConfigurationError } from './errors';
 import {
   applySnapshotSchedules,
@@ -35,6 +34,7 @@ import {
 } from './snapshotSchedule';
 import { SCHEDULE_RETRY_MS, SnapshotScheduler } from './snapshotScheduler';
 import { NODE_A as A, nodeReport, silentLogger, startOnLoopback } from './testing/httpService';
+import { advanceInSteps, openOnManualClock } from './testing/scheduledState';
 
 const D1 = '11111111-1111-4111-8111-111111111111';
 const D2 = '22222222-2222-4222-8222-222222222222';
@@ -272,24 +272,8 @@ describe('ScheduledDatasets (the index the scheduler replans with)', () => {
 });
 
 describe('SnapshotScheduler (ManualClock)', () => {
-  async function open(store: MemoryConfigurationStore, clock: ManualClock): Promise<ControlState> {
-    return ControlState.open({
-      store,
-      nodeTimeoutMs: 10 * 24 * HOUR,
-      logger: silentLogger,
-      now: () => clock.now(),
-      snapshotTimers: clock,
-      livenessCheckMs: 24 * HOUR,
-      minSnapshotIntervalMs: 5 * MIN,
-    });
-  }
-
-  async function advance(clock: ManualClock, ms: number, step = MIN): Promise<void> {
-    for (let t = 0; t < ms; t += step) {
-      await clock.advance(step);
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-  }
+  const open = openOnManualClock;
+  const advance = advanceInSteps;
 
   it('takes a snapshot at every due time and prunes to keep; a restart after missed slots takes one', async () => {
     const clock = new ManualClock(T0 + 30 * 1000);
