@@ -100,16 +100,7 @@ describe('a restart during a local move when_released does not keep the lease fo
     const { Mountpoint } = await first.mount({ Name: 'vol1', ID: 'm1' });
     const d = (await client.listDatasets()).find((x) => x.metadata.name === 'vol1')!;
     // A is a local node (when_released needs one); its agent, stuck from here on, reports the volume mounted.
-    bed.agents[0]!.paused = true;
-    await client.reportNodeState({
-      uuid: NODE_A,
-      era: `era-${NODE_A}`,
-      host: HOST_A.host,
-      instance_id: `instance-${HOST_A.host}`,
-      backend: 'local-btrfs',
-      manifestations: [{ dataset_id: d.dataset_id, blockdevice_id: 'x', size: 0, status: 'mounted', path: Mountpoint }],
-      errors: [],
-    });
+    await bed.reportStuckLocalMount(HOST_A, d.dataset_id, Mountpoint);
     await client.updateDataset(d.dataset_id, { primary: NODE_B, when_released: true });
     await first.close();
     const a = await backend();

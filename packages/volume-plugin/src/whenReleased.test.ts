@@ -54,16 +54,7 @@ describe('a second container here while a local move waits for the release', () 
     src.emit('mount', at);
     expect(await b.mount({ Name: 'v', ID: 'c1' })).toEqual({ Mountpoint: at });
     // A turns out to be a local node (its agent, stuck from here on, reports the volume still mounted).
-    bed.agents[0]!.paused = true;
-    await client.reportNodeState({
-      uuid: NODE_A,
-      era: `era-${NODE_A}`,
-      host: HOST_A.host,
-      instance_id: `instance-${HOST_A.host}`,
-      backend: 'local-btrfs',
-      manifestations: [{ dataset_id: d.dataset_id, blockdevice_id: 'x', size: 0, status: 'mounted', path: at }],
-      errors: [],
-    });
+    await bed.reportStuckLocalMount(HOST_A, d.dataset_id, at);
     // The move while c1 runs: A's agent unmounts the host's mount; its report of that is not in yet.
     await client.updateDataset(d.dataset_id, { primary: NODE_B, when_released: true });
     src.emit('umount', at);

@@ -79,6 +79,25 @@ export class BackendTestBed {
     return b;
   }
 
+  /**
+   * `node` turns out to be a local-btrfs node whose agent is stuck from here on: its fake agent paused,
+   * and one report of it with `datasetId` mounted at `mountPath`.
+   */
+  async reportStuckLocalMount(node: FakeNode, datasetId: string, mountPath: string): Promise<void> {
+    const agent = this.agents.find((a) => a.uuid === node.uuid);
+    if (agent === undefined) throw new Error(`no fake agent for ${node.uuid}`);
+    agent.paused = true;
+    await this.client.reportNodeState({
+      uuid: node.uuid,
+      era: `era-${node.uuid}`,
+      host: node.host,
+      instance_id: `instance-${node.host}`,
+      backend: 'local-btrfs',
+      manifestations: [{ dataset_id: datasetId, blockdevice_id: 'x', size: 0, status: 'mounted', path: mountPath }],
+      errors: [],
+    });
+  }
+
   /** Closes `what` before the backends (e.g. a reconciler driving one). */
   closeFirst(what: { close(): Promise<void> }): void {
     this.closers.unshift(() => what.close());
