@@ -911,10 +911,13 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
           () => true,
           () => false,
         );
-      // This Mount's move, given up: the volume goes back where its data still is, not left "moving" to a host whose
-      // user never got it.
+      // This Mount's move, refused until the user acts: the volume goes back where its data still is, not left
+      // "moving" to a host whose user never got it. Not after a timeout: the move may only be slow (a takeover from
+      // a dead node), and putting it back would undo it.
       const movedBack =
-        moving !== undefined && released ? await this.putBack(req.Name, d.dataset_id, d.primary) : false;
+        moving !== undefined && released && err instanceof MountRefusedError
+          ? await this.putBack(req.Name, d.dataset_id, d.primary)
+          : false;
       if (err instanceof MountRefusedError) {
         const pending = err.snapshot.datasets.some((x) => x.dataset_id === d.dataset_id && x.primary === this.me);
         const move = movedBack ? 'takenBack' : pending ? 'pending' : 'none';
@@ -1090,7 +1093,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       ): { path: string } | { refused: FinalRefusal; s: ClusterSnapshot } | undefined => {
         const p = mountedUnderLease(s, this.me, datasetId);
         if (p !== undefined && !this.kernelShowsUnmounted(datasetId)) return { path: p };
-        const refused = refusals.check(finalRefusal(s, this.me, datasetId));
+        const refused = refusals.check(finalRefusal(s, this.me, datasetId), s.configuration_tag);
         return refused !== undefined ? { refused, s } : undefined;
       };
       const got = await this.watcher.waitFor(

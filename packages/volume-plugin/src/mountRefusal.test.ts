@@ -87,18 +87,40 @@ describe('RefusalClock', () => {
     let t = 0;
     const clock = new RefusalClock(2_000, () => t);
     const r = { error: refusal('TWO_LIVE_COPIES', 'x') };
-    expect(clock.check(r)).toBeUndefined();
+    expect(clock.check(r, 'v7')).toBeUndefined();
     t = 1_999;
-    expect(clock.check(r)).toBeUndefined();
+    expect(clock.check(r, 'v7')).toBeUndefined();
     t = 2_000;
-    expect(clock.check(r)).toBe(r);
-    expect(clock.check(undefined)).toBeUndefined();
+    expect(clock.check(r, 'v7')).toBe(r);
+    expect(clock.check(undefined, 'v7')).toBeUndefined();
     t = 3_000;
-    expect(clock.check(r)).toBeUndefined();
+    expect(clock.check(r, 'v7')).toBeUndefined();
     t = 4_999;
-    expect(clock.check(r)).toBeUndefined();
+    expect(clock.check(r, 'v7')).toBeUndefined();
     t = 5_000;
-    expect(clock.check(r)).toBe(r);
+    expect(clock.check(r, 'v7')).toBe(r);
+  });
+
+  // RV finding 4: a refusal still shown after the user's opt-in (a new configuration) may come from a report built
+  // on the older one: it must outlive the grace again under the new configuration before the Mount fails on it.
+  it('starts the grace again when the configuration changes', () => {
+    let t = 0;
+    const clock = new RefusalClock(2_000, () => t);
+    const r = { error: refusal('SOURCE_UNREACHABLE', 'x') };
+    expect(clock.check(r, 'v7')).toBeUndefined();
+    t = 1_900;
+    expect(clock.check(r, 'v8')).toBeUndefined();
+    t = 2_500;
+    expect(clock.check(r, 'v8')).toBeUndefined();
+    t = 3_899;
+    expect(clock.check(r, 'v8')).toBeUndefined();
+    t = 3_900;
+    expect(clock.check(r, 'v8')).toBe(r);
+    // Another change after it had become final: waited for again.
+    t = 4_000;
+    expect(clock.check(r, 'v9')).toBeUndefined();
+    t = 6_000;
+    expect(clock.check(r, 'v9')).toBe(r);
   });
 });
 
@@ -168,5 +190,24 @@ describe('mayPutBack', () => {
     expect(
       mayPutBack(snapshot(base, { datasets: [{ ...snapshot(base).datasets[0]!, deleted: true }] }), ME, ID, DEAD),
     ).toBe(false);
+  });
+
+  // RV finding 3: only where the data is bound to the old node (local storage); a block volume's takeover from a
+  // dead node is not undone, alive or dead, nor is one from an old node the snapshot no longer shows.
+  it('only when the old node keeps the data on local storage', () => {
+    for (const backend of ['local-btrfs', 'local-zfs'])
+      expect(
+        mayPutBack(snapshot([node(ME, 'a'), node(DEAD, 'b', { backend, manifestations: [holding] })]), ME, ID, DEAD),
+      ).toBe(true);
+    for (const alive of [false, true])
+      expect(
+        mayPutBack(
+          snapshot([node(ME, 'a'), node(DEAD, 'b', { backend: 'loopback', alive, manifestations: [holding] })]),
+          ME,
+          ID,
+          DEAD,
+        ),
+      ).toBe(false);
+    expect(mayPutBack(snapshot([node(ME, 'a')]), ME, ID, DEAD)).toBe(false);
   });
 });

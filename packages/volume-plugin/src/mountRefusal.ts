@@ -3,7 +3,7 @@
  * this node refuses the dataset for a reason no retry of its own clears, so the Mount fails within seconds instead of
  * at its timeout; and whether a move this Mount started may be put back when the Mount gives up.
  */
-import { type ActionError, type ClusterSnapshot, type NodeState } from '@flocker/api';
+import { isLocalBackend, type ActionError, type ClusterSnapshot, type NodeState } from '@flocker/api';
 
 /** How long a final refusal must stay reported before a Mount fails on it: a refusal from a stale view clears first. */
 export const REFUSAL_GRACE_MS = 2_000;
@@ -34,9 +34,14 @@ export function finalRefusal(s: ClusterSnapshot, me: string, datasetId: string):
   return deadSource !== undefined ? { error, deadSource } : undefined;
 }
 
-/** Follows a final refusal across snapshots: fails once it has been reported, unchanged in kind, for `graceMs`. */
+/**
+ * Follows a final refusal across snapshots: fails once it has been reported, unchanged in kind and under the same
+ * configuration, for `graceMs`. A node's state does not say which configuration its report was built on, so a
+ * refusal still shown after a configuration change (the user's opt-in, this Mount's own move) may predate it: the
+ * grace starts again at every new configuration tag.
+ */
 export class RefusalClock {
-  private first: { code: string; at: number } | undefined;
+  private first: { code: string; tag: string; at: number } | undefined;
 
   constructor(
     private readonly graceMs: number,
@@ -44,13 +49,14 @@ export class RefusalClock {
   ) {}
 
   /** The refusal to fail on, once reported for the grace without a snapshot in between clearing it. */
-  check(refusal: FinalRefusal | undefined): FinalRefusal | undefined {
+  check(refusal: FinalRefusal | undefined, configurationTag: string): FinalRefusal | undefined {
     if (refusal === undefined) {
       this.first = undefined;
       return undefined;
     }
     const t = this.now();
-    if (this.first?.code !== refusal.error.code) this.first = { code: refusal.error.code, at: t };
+    if (this.first?.code !== refusal.error.code || this.first.tag !== configurationTag)
+      this.first = { code: refusal.error.code, tag: configurationTag, at: t };
     return t - this.first.at >= this.graceMs ? refusal : undefined;
   }
 }
@@ -123,9 +129,13 @@ export function refusalMessage(
 }
 
 /**
- * Whether a Mount that moved the dataset here (primary `from` → `me`) and gave up may put the primary back: the
- * snapshot (taken after this node's lease was let go) still shows `me` as the primary with no lease on it, no copy
- * here, `from` still reporting its copy, and no node reporting a move of it under way here (the data never left).
+ * Whether a Mount that moved the dataset here (primary `from` → `me`) and gave up on a final refusal (the caller's
+ * part: never after a timeout, where the move may be merely slow) may put the primary back: the snapshot (taken
+ * after this node's lease was let go) still shows `me` as the primary with no lease on it, no copy here, `from`
+ * still reporting its copy on local storage, and no node reporting a move of it under way here (the data never
+ * left). Only local storage: there the data is bound to `from` (dead or not, the move cannot go on without it);
+ * a block volume is reachable from here (a takeover from a dead node detaches and attaches it), so putting it back
+ * would undo a failover and leave it on a node that cannot mount it.
  */
 export function mayPutBack(s: ClusterSnapshot, me: string, datasetId: string, from: string): boolean {
   const d = s.datasets.find((x) => x.dataset_id === datasetId);
@@ -133,6 +143,7 @@ export function mayPutBack(s: ClusterSnapshot, me: string, datasetId: string, fr
   if (s.leases.some((l) => l.dataset_id === datasetId)) return false;
   const holds = (n: NodeState | undefined) => n?.manifestations.some((m) => m.dataset_id === datasetId) === true;
   if (holds(s.nodes.find((n) => n.uuid === me))) return false;
-  if (!holds(s.nodes.find((n) => n.uuid === from))) return false;
+  const source = s.nodes.find((n) => n.uuid === from);
+  if (source === undefined || !isLocalBackend(source.backend) || !holds(source)) return false;
   return !s.nodes.some((n) => n.alive && (n.moves ?? []).some((m) => m.dataset_id === datasetId));
 }
