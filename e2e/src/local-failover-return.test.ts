@@ -241,6 +241,20 @@ describe.each(ENGINES)(
       expect(kept).toHaveLength(1);
       if (kept[0]?.files !== undefined) expect(kept[0].files).toEqual({ v1, v2, v3 });
       else expect(kept[0]?.bytes).toBeGreaterThan(7 * MiB);
+      // Shown to the user (review U2 finding 3: only in A's log before): A's state names the copy and where it is.
+      const keptAt =
+        engine === 'zfs' ? `${a.pool.pool}/flocker-diverged/${id}-` : `${a.pool.pool}/flocker/diverged/${id}-`;
+      const keptShown = async () =>
+        ((await snap()).nodes.find((n) => n.uuid === a.uuid)?.kept_aside ?? []).filter((k) => k.dataset_id === id);
+      await bed.waitFor(
+        "A's state to show the copy kept aside",
+        async () => {
+          const shown = await keptShown();
+          return shown.length === 1 && shown[0]?.path.startsWith(keptAt) === true ? true : undefined;
+        },
+        30_000,
+        200,
+      );
       // B's replica on A after that (never beside A's live copy), B's data as it was.
       const since = Date.now();
       await bed.waitFor(
@@ -264,6 +278,12 @@ describe.each(ENGINES)(
       await bed.waitNothingLeft(id);
       // The copy kept aside goes with the dataset too.
       expect(a.pool.aside(id)).toEqual([]);
+      await bed.waitFor(
+        "A's state to show no copy kept aside once deleted",
+        async () => ((await keptShown()).length === 0 ? true : undefined),
+        30_000,
+        200,
+      );
     });
 
     it('deleted while its move waits in phase 2: the move stops at once, destroyed on both nodes once released', async () => {

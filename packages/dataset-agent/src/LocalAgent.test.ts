@@ -201,6 +201,9 @@ class MemoryPool implements LocalEngine {
   async destroyDataset(datasetId: string, o?: { keepAsides?: boolean }): Promise<void> {
     this.destroys.push({ datasetId, keepAsides: o?.keepAsides === true });
     this.live.delete(datasetId);
+    this.retained = this.retained.filter((id) => id !== datasetId);
+    if (o?.keepAsides !== true)
+      this.kept.splice(0, this.kept.length, ...this.kept.filter((k) => k.datasetId !== datasetId));
   }
   async retire(datasetId: string): Promise<void> {
     this.calls.push(`retire ${datasetId}`);
@@ -594,7 +597,7 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
   });
 
   it("the old primary back after a failover (B's copy its replica promoted, the loss accepted; this one written since): kept aside, then retired", async () => {
-    await withB({ from: 'R1', sameAs: null, snapshots: ['R1'] }, async ({ pool, step }) => {
+    await withB({ from: 'R1', sameAs: null, snapshots: ['R1'] }, async ({ pool, control, step }) => {
       pool.live.set(D, { size: 1000, mounts: [`/flocker/${D}`] });
       pool.lineages.set(D, { from: null, sameAs: null, snapshots: ['R1', 'R2'] });
       // R1: the replica B promoted; R2: a round B never got (this node killed in it), the newest here.
@@ -617,6 +620,8 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
       // Retired before the prune (the newest kept): a kill between them leaves the snapshot B's copy is told apart by.
       expect(pool.calls).toEqual([`keepAside ${D}`, `retire ${D}`, `destroySnapshot ${D} move-000001`]);
       expect(pool.live.has(D)).toBe(false);
+      // Reported by the turn that kept it aside (no later turn may come for a while).
+      expect(control.reports.at(-1)?.kept_aside).toEqual([{ dataset_id: D, path: `/pool/flocker/diverged/${D}-x` }]);
     });
   });
 
@@ -631,6 +636,18 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
       expect(control.reports.at(-1)?.kept_aside).toEqual([{ dataset_id: D, path: `/pool/flocker/diverged/${D}-x` }]);
       pool.kept.length = 0;
       await turn(7);
+      expect(control.reports.at(-1)).not.toHaveProperty('kept_aside');
+    });
+  });
+
+  it('the dataset deleted: its copy kept aside destroyed with it, and gone from the report of that same turn', async () => {
+    await run(async ({ pool, control, step }) => {
+      pool.retained = [D];
+      pool.kept.push({ datasetId: D, path: `/pool/flocker/diverged/${D}-x` });
+      await step(cluster({ primary: B, metadata: { 'clusterhq:flocker:replica-interval': '5' } }));
+      expect(control.reports.at(-1)?.kept_aside).toEqual([{ dataset_id: D, path: `/pool/flocker/diverged/${D}-x` }]);
+      await step(cluster({ primary: B, deleted: true }));
+      expect(pool.destroys).toEqual([{ datasetId: D, keepAsides: false }]);
       expect(control.reports.at(-1)).not.toHaveProperty('kept_aside');
     });
   });

@@ -439,6 +439,9 @@ export class LocalAgent {
       }
     }
     if (changed) {
+      // A copy kept aside (a retire) or deleted with its dataset: in this turn's report, not the next turn's.
+      const keptAside = (await engine.listKeptAside?.()) ?? [];
+      this.keptAsideHere = keptAside.map((k) => ({ dataset_id: k.datasetId, path: k.path }));
       const after = await engine.listDatasets();
       this.copies = await Promise.all(
         after.map(async (d) => ({
