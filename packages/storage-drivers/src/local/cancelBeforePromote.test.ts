@@ -16,9 +16,9 @@ import {
   type SendStream,
 } from './engine';
 import { moveLocalDataset, type LocalMoveOptions, type MoveResult } from './LocalMover';
-import { MOVE_ID, memoryEngine } from './moverTestSupport';
+import { MOVE_ID, memoryEngine, recordingTarget, type RecordingTarget } from './moverTestSupport';
 import { makeTestCluster } from './testSupport';
-import { TransferClient, TransferServer, type StatusAnswer, type TargetApi } from './transfer';
+import { TransferClient, TransferServer, type TargetApi } from './transfer';
 
 const ID = MOVE_ID;
 
@@ -74,25 +74,12 @@ function source(): LocalEngine & { live: boolean; retired: boolean; snapshots: L
   return e;
 }
 
-function target(): TargetApi & { held: Array<{ name: string; identity: string }>; promoted: string[] } {
-  const t = {
-    held: [] as Array<{ name: string; identity: string }>,
-    promoted: [] as string[],
-    status: (): Promise<StatusAnswer> =>
-      Promise.resolve({
-        ok: true as const,
-        snapshots: [...t.held],
-        live: { exists: t.promoted.length > 0, mountPoints: [], parent: null },
-      }),
-    receive: (r: { name: string; identity: string }) => {
-      t.held.push({ name: r.name, identity: r.identity });
-      return Promise.resolve(1);
-    },
-    promote: (_id: string, name: string) => {
-      t.promoted.push(name);
-      return Promise.resolve();
-    },
-    prune: () => Promise.resolve(),
+/** A recording target whose receive takes the snapshot at once (its send not read). */
+function target(): RecordingTarget {
+  const t = recordingTarget();
+  t.receive = (r: { name: string; identity: string }) => {
+    t.received.push({ name: r.name, identity: r.identity });
+    return Promise.resolve(1);
   };
   return t;
 }

@@ -6,35 +6,8 @@
  * writers; its writes after that snapshot lost). The release is looked at again, fresh, right
  * before the first promote: still in use, the snapshot is not final and the move copies on.
  */
-import type { SendStream } from './engine';
 import { moveLocalDataset } from './LocalMover';
-import { MOVE_ID as ID, memoryEngine as source } from './moverTestSupport';
-import type { StatusAnswer, TargetApi } from './transfer';
-
-function target(): TargetApi & { promoted: string[]; received: { name: string; identity: string }[] } {
-  const t = {
-    promoted: [] as string[],
-    received: [] as { name: string; identity: string }[],
-    status: (): Promise<StatusAnswer> =>
-      Promise.resolve({
-        ok: true as const,
-        snapshots: [...t.received],
-        live: { exists: t.promoted.length > 0, mountPoints: [], parent: null },
-      }),
-    receive: async (r: { name: string; identity: string }, send: Pick<SendStream, 'stream' | 'done'>) => {
-      let bytes = 0;
-      for await (const chunk of send.stream) bytes += (chunk as Buffer).length;
-      t.received.push({ name: r.name, identity: r.identity });
-      return bytes;
-    },
-    promote: (_id: string, name: string) => {
-      t.promoted.push(name);
-      return Promise.resolve();
-    },
-    prune: () => Promise.resolve(),
-  };
-  return t;
-}
+import { MOVE_ID as ID, memoryEngine as source, recordingTarget as target } from './moverTestSupport';
 
 describe('a move looks at the release again right before its promote', () => {
   it('a release seen once while a container still writes (a scan that missed it): nothing promoted until it stops', async () => {

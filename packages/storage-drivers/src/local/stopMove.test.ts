@@ -12,7 +12,7 @@
 import { PassThrough } from 'node:stream';
 import type { LocalEngine, SendStream } from './engine';
 import { moveLocalDataset } from './LocalMover';
-import { MOVE_ID as ID, memoryEngine } from './moverTestSupport';
+import { MOVE_ID as ID, memoryEngine, recordingTarget } from './moverTestSupport';
 import type { StatusAnswer, TargetApi } from './transfer';
 
 /** A source whose sends never end by themselves (a large full send): only abort() ends them, with an error. */
@@ -51,8 +51,8 @@ function source(): LocalEngine & { aborted: number; retired: boolean; sends: Sen
 
 /** A target reading a send until its stream ends or fails (a receive under way). */
 function target(onReceive: () => void): TargetApi & { promoted: string[] } {
-  const t = {
-    promoted: [] as string[],
+  return {
+    ...recordingTarget(),
     status: (): Promise<StatusAnswer> =>
       Promise.resolve({ ok: true as const, snapshots: [], live: { exists: false, mountPoints: [], parent: null } }),
     receive: (_r: unknown, send: SendStream) =>
@@ -63,13 +63,7 @@ function target(onReceive: () => void): TargetApi & { promoted: string[] } {
         send.stream.resume();
         void resolve;
       }),
-    promote: (_id: string, name: string) => {
-      t.promoted.push(name);
-      return Promise.resolve();
-    },
-    prune: () => Promise.resolve(),
   };
-  return t;
 }
 
 describe('a move stopped (its dataset deleted)', () => {
