@@ -659,7 +659,7 @@ export const NodeReport = z
       .array(KeptAsideCopy)
       .optional()
       .describe(
-        "Local storage (issue 24): copies this node kept aside, read-only, before letting go of its own (writes the primary's copy lacks); kept until the dataset is deleted. Absent when none (a service one release behind never gets it: older agents send none).",
+        "Local storage (issue 24): copies this node kept aside, read-only, before letting go of its own (writes the primary's copy lacks); kept until the dataset is deleted. Absent when none. Sent whenever there is one (the control service is upgraded first: docs/compatibility.md); shown in the whole cluster's snapshot, never in a node's view.",
       ),
     backup_store: z
       .literal(true)
