@@ -12,20 +12,11 @@
  */
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ensureZfs } from '@flocker/storage-drivers/testing';
-import { btrfsPool, digests, dd, MiB, processState, TwoLocalAgents, zfsPool, type LocalPool } from './localTwoAgents';
+import { digests, dd, localEngineCases, MiB, processState, TwoLocalAgents } from './localTwoAgents';
 
 jest.setTimeout(180_000);
 
-const zfsReady = ensureZfs();
-const ENGINES: ReadonlyArray<{
-  readonly engine: 'btrfs' | 'zfs';
-  readonly skip?: string;
-  readonly makePool: (dir: string, name: string) => LocalPool;
-}> = [
-  { engine: 'btrfs', makePool: btrfsPool },
-  { engine: 'zfs', ...(zfsReady.ok ? {} : { skip: zfsReady.reason }), makePool: zfsPool },
-];
+const ENGINES = localEngineCases();
 
 describe.each(ENGINES)(
   'a move back after the promote was asked for, the target seeing it first ($engine)',

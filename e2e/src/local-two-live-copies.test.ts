@@ -9,20 +9,11 @@
  * zfs-fuse; skipped with the reason where neither runs), a control service over mutual TLS. Needs root.
  */
 import * as path from 'node:path';
-import { ensureZfs } from '@flocker/storage-drivers/testing';
-import { btrfsPool, digests, dd, MiB, useDoubleFaultAgents, zfsPool, type LocalPool } from './localTwoAgents';
+import { digests, dd, localEngineCases, MiB, useDoubleFaultAgents } from './localTwoAgents';
 
 jest.setTimeout(180_000);
 
-const zfsReady = ensureZfs();
-const ENGINES: ReadonlyArray<{
-  readonly engine: 'btrfs' | 'zfs';
-  readonly skip?: string;
-  readonly makePool: (dir: string, name: string) => LocalPool;
-}> = [
-  { engine: 'btrfs', makePool: btrfsPool },
-  { engine: 'zfs', ...(zfsReady.ok ? {} : { skip: zfsReady.reason }), makePool: zfsPool },
-];
+const ENGINES = localEngineCases();
 
 describe.each(ENGINES)(
   'two live copies after a source killed between the promote and its retire ($engine)',

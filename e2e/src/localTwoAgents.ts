@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import winston from 'winston';
 import { FlockerClient } from '@flocker/api';
 import { startControlService, type ControlService } from '@flocker/control-api';
-import { makeBtrfsLoopPool, makeZfsFilePool } from '@flocker/storage-drivers/testing';
+import { ensureZfs, makeBtrfsLoopPool, makeZfsFilePool } from '@flocker/storage-drivers/testing';
 import { ClusterPki } from './cluster/pki';
 import { killProcessGroups } from './cluster/processes';
 import { REPO_ROOT } from './cluster/Cluster';
@@ -118,6 +118,22 @@ export function zfsPool(dir: string, name: string): LocalPool {
     },
     anything: (id) => zfsGet(`${p.pool}/flocker/${id}`) !== undefined,
   };
+}
+
+/** One local engine an e2e test runs on, with the reason it cannot run here (skip) if so. */
+export interface LocalEngineCase {
+  readonly engine: 'btrfs' | 'zfs';
+  readonly skip?: string;
+  readonly makePool: (dir: string, name: string) => LocalPool;
+}
+
+/** btrfs loop pools, then ZFS file pools (the kernel's zfs, else zfs-fuse; skipped with the reason where neither runs). */
+export function localEngineCases(): readonly LocalEngineCase[] {
+  const zfsReady = ensureZfs();
+  return [
+    { engine: 'btrfs', makePool: btrfsPool },
+    { engine: 'zfs', ...(zfsReady.ok ? {} : { skip: zfsReady.reason }), makePool: zfsPool },
+  ];
 }
 
 /**
