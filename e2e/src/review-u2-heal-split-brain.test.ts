@@ -18,8 +18,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { startCluster, TINY_IMAGE, VOLUME_DRIVER, waitFor, type Cluster, type ClusterHost } from './cluster';
+import { startCluster, TINY_IMAGE, waitFor, type Cluster, type ClusterHost } from './cluster';
 import { parseUpArgs } from './cluster/cli';
+import { flockerVolumeArgs, runDetachedScript } from './dockerVolumes';
 
 jest.setTimeout(300_000);
 
@@ -42,21 +43,12 @@ it('after a partition heals, a container still writing on b keeps the volume: a 
     const f = path.join(ackDir, 'n');
     return fs.existsSync(f) ? Number(fs.readFileSync(f, 'utf8')) : 0;
   };
-  const vol = ['-v', `${volume}:/data`, `--volume-driver=${VOLUME_DRIVER}`];
+  const vol = flockerVolumeArgs(volume);
 
-  const writer = await b.docker(
-    [
-      'run',
-      '-d',
-      ...vol,
-      '-v',
-      `${ackDir}:/ack`,
-      TINY_IMAGE,
-      'sh',
-      '-c',
-      'i=0; while :; do i=$((i+1)); echo "line $i" >> /data/log; sync; echo $i > /ack/n; sleep 0.1; done',
-    ],
-    { check: false, timeoutMs: 150_000 },
+  const writer = await runDetachedScript(
+    b,
+    [...vol, '-v', `${ackDir}:/ack`],
+    'i=0; while :; do i=$((i+1)); echo "line $i" >> /data/log; sync; echo $i > /ack/n; sleep 0.1; done',
   );
   expect(writer.code).toBe(0);
   await waitFor('20 acknowledged lines', () => (ack() >= 20 ? true : undefined), { timeoutMs: 60_000 });

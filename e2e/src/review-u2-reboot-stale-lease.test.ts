@@ -10,8 +10,9 @@
  * Needs root.
  */
 import { randomUUID } from 'node:crypto';
-import { startCluster, TINY_IMAGE, VOLUME_DRIVER, waitFor, type Cluster, type ClusterHost } from './cluster';
+import { startCluster, TINY_IMAGE, waitFor, type Cluster, type ClusterHost } from './cluster';
 import { parseUpArgs } from './cluster/cli';
+import { flockerVolumeArgs, runDetachedScript } from './dockerVolumes';
 
 jest.setTimeout(240_000);
 
@@ -31,18 +32,11 @@ async function rebootThenRunOnB(backend: 'local' | 'loopback', whenReleased: boo
   cluster = await startCluster(parseUpArgs(['2', '--backend', backend]));
   const c = cluster;
   const [a, b] = c.hosts as [ClusterHost, ClusterHost];
-  const vol = ['-v', `${volume}:/data`, `--volume-driver=${VOLUME_DRIVER}`];
-  const held = await a.docker(
-    [
-      'run',
-      '-d',
-      ...vol,
-      TINY_IMAGE,
-      'sh',
-      '-c',
-      'i=0; while :; do i=$((i+1)); echo $i >> /data/log; sync; sleep 0.1; done',
-    ],
-    { check: false, timeoutMs: 150_000 },
+  const vol = flockerVolumeArgs(volume);
+  const held = await runDetachedScript(
+    a,
+    vol,
+    'i=0; while :; do i=$((i+1)); echo $i >> /data/log; sync; sleep 0.1; done',
   );
   expect(held.code).toBe(0);
   const d = (await c.client.listDatasets()).find((x) => x.metadata?.name === volume);
