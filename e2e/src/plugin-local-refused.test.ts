@@ -54,4 +54,8 @@ it('docker run of a volume on a dead host fails soon and names the standby repli
   expect(seconds).toBeLessThan(30);
   expect(r.stderr).toContain(`its data is on host ${a.address}, which is dead`);
   expect(r.stderr).toContain(`flocker volumes move ${volume} ${replicaHost} --accept-replica-loss`);
+  // Its move taken back (TLS: a node's certificate may put a dataset back where its data is), no lease left.
+  expect(r.stderr).toMatch(/this Mount's move was taken back/);
+  expect((await c.client.listDatasets()).find((x) => x.dataset_id === d?.dataset_id)?.primary).toBe(d?.primary);
+  expect((await c.client.listLeases()).filter((l) => l.dataset_id === d?.dataset_id)).toEqual([]);
 });

@@ -11,10 +11,10 @@
  *   node, and may pull one to itself (create on itself, move to itself, take its own
  *   lease) only as the Docker plugin does: the other node's live lease still forbids
  *   that move (409), and a node may not ask for it `when_released` (issue 24: that moves a volume in use). It
- *   may not pin a lease nor unpin a pinned one.
+ *   may not pin a lease nor unpin a pinned one. One move away from itself: the put-back (putBackDecision).
  * - Anyone else (the control certificate, an unknown common name): nothing.
  */
-import type { Identity } from '@flocker/api';
+import { type Identity, isLocalBackend, type NodeReport } from '@flocker/api';
 
 export interface AuthorizationRequest {
   /** Lower-case HTTP method of the matched route. */
@@ -24,6 +24,8 @@ export interface AuthorizationRequest {
   params: Readonly<Record<string, string>>;
   /** The parsed JSON body (not yet validated). */
   body: unknown;
+  /** X-If-Configuration-Matches as sent, if it was (the handler answers 412 unless it is the current tag). */
+  ifConfigurationMatches?: string;
 }
 
 /** What the rules need to know of the current configuration. */
@@ -34,6 +36,10 @@ export interface AuthorizationFacts {
   primaryOf(datasetId: string): string | undefined;
   /** Whether the live lease on the dataset is pinned (kept when its node dies). */
   leasePinned(datasetId: string): boolean;
+  /** The node the dataset's data-node marker names (@flocker/api METADATA_DATA_NODE_KEY), if any. Absent: none. */
+  dataNodeOf?(datasetId: string): string | undefined;
+  /** Whether the dataset's state shows it attached to `node` (an alive block-backend node reports it). Absent: no. */
+  attachedAt?(datasetId: string, node: string): boolean;
 }
 
 export type AuthorizationDecision = { allowed: true } | { allowed: false; description: string };
@@ -96,6 +102,8 @@ function authorizeNode(me: string, req: AuthorizationRequest, facts: Authorizati
       const resizes = hasField(req.body, 'maximum_size') || hasField(req.body, 'metadata');
       if (hasField(req.body, 'primary')) {
         const primary = field(req.body, 'primary');
+        if (primary !== me && primary !== undefined && current === me)
+          return putBackDecision(me, id, primary, req, facts);
         // Pulling a dataset to itself is how the Docker plugin mounts a volume last used elsewhere;
         // a live lease of another node still refuses the move (409), so a volume in use stays put.
         if (primary !== me) return deny(`${who} may move datasets only to itself, not to ${primary ?? '(none)'}.`);
@@ -160,6 +168,61 @@ function authorizeNode(me: string, req: AuthorizationRequest, facts: Authorizati
     default:
       return deny(`${who} may not ${req.method.toUpperCase()} ${req.route}.`);
   }
+}
+
+/**
+ * The put-back (follow-up of volume-plugin 7cae1b3): a Docker Mount that gave up on a move it started (its agent
+ * refused it until the user acts, e.g. the data is on a dead node's local pool) makes the node the data is on the
+ * primary again, rather than leave the volume "moving" to a host its user never got it on. Allowed to the current
+ * primary only, only to the node the data-node marker names (local storage) or the one the dataset is attached to
+ * (block storage), only conditional on the configuration tag (the plugin decided on what it read: the handler
+ * answers 412 if anything changed since), with no lease on the dataset and nothing but the primary in the change.
+ */
+function putBackDecision(
+  me: string,
+  id: string,
+  primary: string,
+  req: AuthorizationRequest,
+  facts: AuthorizationFacts,
+): AuthorizationDecision {
+  const who = `node ${me}`;
+  const refused = `${who} may move datasets only to itself, not to ${primary}`;
+  if (!isObject(req.body) || Object.keys(req.body).some((k) => k !== 'primary')) {
+    return deny(
+      `${refused}; it may only put back a dataset it is the primary of where its data is, changing nothing else.`,
+    );
+  }
+  const dataNode = facts.dataNodeOf?.(id);
+  if (primary !== dataNode && facts.attachedAt?.(id, primary) !== true) {
+    return deny(
+      `${refused}; it may only put back a dataset it is the primary of where its data is (${dataNode ?? 'unknown'}).`,
+    );
+  }
+  if (req.ifConfigurationMatches === undefined) {
+    return deny(
+      `${refused} unconditionally: putting dataset ${id} back where its data is needs X-If-Configuration-Matches.`,
+    );
+  }
+  const holder = facts.leaseHolder(id);
+  if (holder !== undefined) return deny(`${refused}: node ${holder} holds the lease on dataset ${id}.`);
+  return ALLOW;
+}
+
+/**
+ * AuthorizationFacts.attachedAt from a node's latest report: where the dataset state shows a block dataset attached
+ * (an alive node lists it). A local-backend node's copy is not an attachment: the data-node marker says where that is.
+ */
+export function reportShowsAttached(
+  report: Pick<NodeReport, 'backend' | 'manifestations'> | undefined,
+  alive: boolean,
+  datasetId: string,
+): boolean {
+  return (
+    report !== undefined &&
+    alive &&
+    !isLocalBackend(report.backend) &&
+    report.manifestations.some((m) => m.dataset_id === datasetId)
+  );
 }
 
 export function authorize(

@@ -8,8 +8,13 @@ import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { TLSSocket } from 'node:tls';
 import type { NextFunction, Request, Response } from 'express';
-import { identityFromCommonName, type Identity } from '@flocker/api';
-import { authorize } from './authorization';
+import {
+  IF_CONFIGURATION_MATCHES_HEADER,
+  identityFromCommonName,
+  type Identity,
+  METADATA_DATA_NODE_KEY,
+} from '@flocker/api';
+import { authorize, reportShowsAttached } from './authorization';
 import { liveLease } from './configuration';
 import type { ControlState } from './ControlState';
 import { RequestError } from './errors';
@@ -148,11 +153,20 @@ export function authorizeRoute(state: ControlState, req: Request, route: { metho
   const config = state.latestConfiguration;
   const decision = authorize(
     peerIdentity(req),
-    { method: route.method, route: route.path, params: req.params as Record<string, string>, body: req.body },
+    {
+      method: route.method,
+      route: route.path,
+      params: req.params as Record<string, string>,
+      body: req.body,
+      ifConfigurationMatches: req.get(IF_CONFIGURATION_MATCHES_HEADER),
+    },
     {
       leaseHolder: (id) => liveLease(config, id, state.now())?.node_uuid,
       primaryOf: (id) => config.datasets.get(id)?.primary,
       leasePinned: (id) => liveLease(config, id, state.now())?.pinned === true,
+      dataNodeOf: (id) => config.datasets.get(id)?.metadata?.[METADATA_DATA_NODE_KEY],
+      attachedAt: (id, node) =>
+        reportShowsAttached(state.reportedNode(node)?.report, state.deadSince(node) === undefined, id),
     },
   );
   if (!decision.allowed) throw new RequestError('FORBIDDEN', decision.description);

@@ -949,7 +949,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
         return true;
       } catch (err) {
         if (apiStatus(err) === 412) continue;
-        // 403: a node's certificate may move datasets only to itself (the control service's authorization).
+        // 403: a control service before the put-back rule (its authorization let a node move datasets only to itself).
         this.logger.warn('cannot put the volume back where its data is', {
           volume: name,
           dataset_id: datasetId,
