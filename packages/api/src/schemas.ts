@@ -37,8 +37,23 @@ export const METADATA_ACCEPT_REPLICA_LOSS_KEY = 'clusterhq:flocker:accept-replic
 export const METADATA_DATA_NODE_KEY = 'clusterhq:flocker:data-node';
 /** "true": the primary starts the dataset empty although the data-node marker says its data may be elsewhere (one-shot, as above). */
 export const METADATA_ACCEPT_DATA_LOSS_KEY = 'clusterhq:flocker:accept-data-loss';
+/**
+ * Local storage, set by the control service only: the nodes (uuids, comma-separated) whose divergent copy a loss the
+ * user accepted covers. Recorded in the commit that removes a consumed one-shot opt-in above (the old primary a
+ * failover left, a dead holder mounted over); a node is taken off once its report lists no live copy of the dataset.
+ * That node's agent keeps a copy branched from the primary's aside instead of refusing TWO_LIVE_COPIES; any other
+ * branch is still refused (a move's source written after its final snapshot: writes nobody gave up).
+ */
+export const METADATA_ACCEPTED_LOSS_FROM_KEY = 'clusterhq:flocker:accepted-loss-from';
+/** The nodes an accepted-loss marker names (its value split; empty when absent). */
+export function acceptedLossNodes(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '');
+}
 /** Keys only the control service sets: refused in a client's create or update, not counted in METADATA_MAX_KEYS. */
-export const SYSTEM_METADATA_KEYS: readonly string[] = [METADATA_DATA_NODE_KEY];
+export const SYSTEM_METADATA_KEYS: readonly string[] = [METADATA_DATA_NODE_KEY, METADATA_ACCEPTED_LOSS_FROM_KEY];
 export const SYSTEM_METADATA_KEY_MESSAGE = `${METADATA_DATA_NODE_KEY} is set by the control service (the node that may hold a local dataset's data, recorded at each move): a client may not set or remove it`;
 /** Keys an update may set besides the snapshot schedule's. */
 const UPDATABLE_METADATA_KEYS: readonly string[] = [

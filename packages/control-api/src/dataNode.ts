@@ -13,11 +13,14 @@
  * function, so they stay pure too.
  */
 import {
+  acceptedLossNodes,
   type DatasetConfiguration,
   isLocalBackend,
   METADATA_ACCEPT_DATA_LOSS_KEY,
   METADATA_ACCEPT_REPLICA_LOSS_KEY,
+  METADATA_ACCEPTED_LOSS_FROM_KEY,
   METADATA_DATA_NODE_KEY,
+  METADATA_MAX_LENGTH,
   type NodeReport,
 } from '@flocker/api';
 import type { ReportedNode } from './clusterState';
@@ -271,6 +274,14 @@ export function settledDataNodes(config: Configuration, settled: readonly Settle
 export interface SettledOptIn {
   readonly datasetId: string;
   readonly primary: string;
+  /**
+   * The nodes whose divergent copy the consumed opt-in covers (RV finding 1): recorded in the same commit as the
+   * opt-in's removal (METADATA_ACCEPTED_LOSS_FROM_KEY), so that their agent, once back, keeps a copy branched from
+   * the primary's aside instead of refusing. The nodes other than the primary whose latest report lists a live copy
+   * (a failover's dead old primary) and the data-node marker's node (a holder not heard from since this service
+   * started, e.g. the node mounted over with accept-data-loss).
+   */
+  readonly lossFrom?: readonly string[];
 }
 
 /**
@@ -285,6 +296,9 @@ export function optInsToSettle(
   config: { readonly datasets: ReadonlyMap<string, DatasetConfiguration> },
   report: NodeReport,
   mountedOnPrimary: (datasetId: string, primary: string) => boolean,
+  holders: (datasetId: string) => ReadonlySet<string> | undefined = () => undefined,
+  /** Whether the node has reported since this service started: the data-node marker's node is named unless it has and lists no live copy. */
+  reported: (node: string) => boolean = () => false,
 ): SettledOptIn[] {
   if (!isLocalBackend(report.backend)) return [];
   const out: SettledOptIn[] = [];
@@ -294,9 +308,28 @@ export function optInsToSettle(
     if (d === undefined || d.deleted || d.primary !== report.uuid) continue;
     if (!LOSS_OPT_IN_KEYS.some((k) => Object.hasOwn(d.metadata, k))) continue;
     if (!mountedOnPrimary(d.dataset_id, d.primary)) continue;
-    out.push({ datasetId: d.dataset_id, primary: d.primary });
+    const held = holders(d.dataset_id) ?? new Set<string>();
+    const lossFrom = new Set([...held].filter((n) => n !== d.primary));
+    const marked = d.metadata[METADATA_DATA_NODE_KEY];
+    if (marked !== undefined && marked !== d.primary && (held.has(marked) || !reported(marked))) lossFrom.add(marked);
+    out.push({
+      datasetId: d.dataset_id,
+      primary: d.primary,
+      ...(lossFrom.size > 0 ? { lossFrom: [...lossFrom].sort() } : {}),
+    });
   }
   return out;
+}
+
+/** The accepted-loss marker's value naming `nodes` (sorted, at most what a metadata value holds); undefined: none. */
+function lossMarkerValue(nodes: Iterable<string>): string | undefined {
+  let value = '';
+  for (const n of [...new Set(nodes)].sort()) {
+    const next = value === '' ? n : `${value},${n}`;
+    if (next.length > METADATA_MAX_LENGTH) break;
+    value = next;
+  }
+  return value === '' ? undefined : value;
 }
 
 /** The opt-ins removed where the dataset still has the primary `settled` saw; the same value when none. */
@@ -309,9 +342,81 @@ export function settledOptIns(config: Configuration, settled: readonly SettledOp
     if (!LOSS_OPT_IN_KEYS.some((k) => Object.hasOwn(d.metadata, k))) continue;
     const metadata: Record<string, string> = { ...d.metadata };
     for (const k of LOSS_OPT_IN_KEYS) delete metadata[k];
+    // The primary, mounted (optInsToSettle), holds the live copy: no divergent one of its own to cover.
+    const lossFrom = lossMarkerValue(
+      [...acceptedLossNodes(d.metadata[METADATA_ACCEPTED_LOSS_FROM_KEY]), ...(s.lossFrom ?? [])].filter(
+        (n) => n !== d.primary,
+      ),
+    );
+    if (lossFrom !== undefined) metadata[METADATA_ACCEPTED_LOSS_FROM_KEY] = lossFrom;
     datasets = setEntry(datasets ?? config.datasets, s.datasetId, { ...d, metadata });
     removed.push(s.datasetId);
   }
   if (datasets === undefined) return { config, result: [], status: 200 };
   return { config: { ...config, version: config.version + 1, datasets }, result: removed, status: 200 };
+}
+
+/** An accepted-loss marker whose nodes `drop` may go off it: the marker as seen (it must not change before). */
+export interface SettledLossMark {
+  readonly datasetId: string;
+  readonly marker: string;
+  readonly drop: readonly string[];
+}
+
+/**
+ * The accepted-loss markers' nodes a local node's report lets go (RV finding 1: a stale marker would let a later
+ * branch of that node's copy be kept aside silently): a named node that has reported since this service started
+ * (`reported`) and whose latest report lists no live copy of the dataset (`holders`: its copy kept aside or
+ * retired), or that is the primary and reports it mounted (its copy is the live one: moved back to it, say, it
+ * keeps it for good, and a marker left on it would cover a later branch nobody accepted). Looked at: datasets the
+ * report shows mounted on this node as primary (every report of the primary: a
+ * service killed before the commit removes it at the next one), and datasets the node's previous report listed and
+ * this one does not (the named node let go of its copy). A change of primary does not remove it: the named node may
+ * still come back. O(the report's manifestations); a block node's report is not looked at.
+ */
+export function lossMarksToSettle(
+  config: { readonly datasets: ReadonlyMap<string, DatasetConfiguration> },
+  report: NodeReport,
+  previous: NodeReport | undefined,
+  holders: (datasetId: string) => ReadonlySet<string> | undefined,
+  reported: (node: string) => boolean,
+): SettledLossMark[] {
+  if (!isLocalBackend(report.backend)) return [];
+  const candidates = new Set<string>();
+  const mountedHere = new Set<string>();
+  for (const m of report.manifestations) if (m.status === 'mounted') mountedHere.add(m.dataset_id);
+  for (const id of mountedHere) candidates.add(id);
+  if (previous !== undefined && previous.manifestations.length > 0) {
+    const listed = new Set(report.manifestations.map((m) => m.dataset_id));
+    for (const m of previous.manifestations) if (!listed.has(m.dataset_id)) candidates.add(m.dataset_id);
+  }
+  const out: SettledLossMark[] = [];
+  for (const id of candidates) {
+    const d = config.datasets.get(id);
+    const marker = d?.metadata[METADATA_ACCEPTED_LOSS_FROM_KEY];
+    if (d === undefined || d.deleted || marker === undefined) continue;
+    const held = holders(id);
+    const drop = acceptedLossNodes(marker).filter(
+      (n) => (reported(n) && held?.has(n) !== true) || (n === d.primary && n === report.uuid && mountedHere.has(id)),
+    );
+    if (drop.length > 0) out.push({ datasetId: id, marker, drop });
+  }
+  return out;
+}
+
+/** The nodes taken off the markers where each is as `settled` saw it; the same value when none. */
+export function settledLossMarks(config: Configuration, settled: readonly SettledLossMark[]): Applied<string[]> {
+  let datasets: ReadonlyMap<string, DatasetConfiguration> | undefined;
+  const changed: string[] = [];
+  for (const s of settled) {
+    const d = (datasets ?? config.datasets).get(s.datasetId);
+    if (d === undefined || d.deleted || d.metadata[METADATA_ACCEPTED_LOSS_FROM_KEY] !== s.marker) continue;
+    const { [METADATA_ACCEPTED_LOSS_FROM_KEY]: _gone, ...rest } = d.metadata;
+    const left = lossMarkerValue(acceptedLossNodes(s.marker).filter((n) => !s.drop.includes(n)));
+    const metadata = left === undefined ? rest : { ...rest, [METADATA_ACCEPTED_LOSS_FROM_KEY]: left };
+    datasets = setEntry(datasets ?? config.datasets, s.datasetId, { ...d, metadata });
+    changed.push(s.datasetId);
+  }
+  if (datasets === undefined) return { config, result: [], status: 200 };
+  return { config: { ...config, version: config.version + 1, datasets }, result: changed, status: 200 };
 }

@@ -111,6 +111,11 @@ describe('accept-replica-loss is one-shot', () => {
     await svc.client.updateDataset(D, { primary: B });
     await svc.client.updateDataset(D, { metadata: { [DATA_LOSS]: 'true' } });
     await svc.client.reportNodeState(localReport(B, [D], await configurationVersionOf(svc.client)));
-    expect(await metadata()).toEqual({ name: 'db', 'clusterhq:flocker:data-node': A });
+    // The loss it covers recorded with the removal (RV finding 1): the marked node's copy, if it comes back branched.
+    expect(await metadata()).toEqual({
+      name: 'db',
+      'clusterhq:flocker:data-node': A,
+      'clusterhq:flocker:accepted-loss-from': A,
+    });
   });
 });

@@ -32,12 +32,14 @@ import {
 } from './configuration';
 import { jsonOf } from './json';
 import {
+  lossMarksToSettle,
   markersToSettle,
   optInsToSettle,
   replicaOptInRule,
   serviceBackend,
   serviceDataNodeRule,
   settledDataNodes,
+  settledLossMarks,
   settledOptIns,
 } from './dataNode';
 import { createRefusal, updateRefusal } from './localStorage';
@@ -221,7 +223,10 @@ const datasetHandlers: Omit<
   }),
 };
 
-/** Removes the data-node markers and loss opt-ins `report` lets go (dataNode.ts), in one commit. */
+/**
+ * Removes the data-node markers, loss opt-ins and accepted-loss markers' nodes `report` lets go, and records with a
+ * consumed opt-in the nodes its loss covers (dataNode.ts), in one commit.
+ */
 async function settleDataNodes(
   state: Parameters<Handlers['reportNodeState']>[0],
   views: Parameters<Handlers['reportNodeState']>[2],
@@ -241,12 +246,26 @@ async function settleDataNodes(
     (id) => state.nodeViews.holdersOf(id),
     (node) => state.reportedNode(node) !== undefined,
   );
-  const optIns = optInsToSettle(state.configuration, report, mountedOnPrimary);
-  if (settled.length === 0 && optIns.length === 0) return;
+  const optIns = optInsToSettle(
+    state.configuration,
+    report,
+    mountedOnPrimary,
+    (id) => state.nodeViews.holdersOf(id),
+    (node) => state.reportedNode(node) !== undefined,
+  );
+  const lossMarks = lossMarksToSettle(
+    state.configuration,
+    report,
+    previous,
+    (id) => state.nodeViews.holdersOf(id),
+    (node) => state.reportedNode(node) !== undefined,
+  );
+  if (settled.length === 0 && optIns.length === 0 && lossMarks.length === 0) return;
   await state.mutate((c) => {
     const markers = settledDataNodes(c, settled);
-    const both = settledOptIns(markers.config, optIns);
-    const result = [...markers.result, ...both.result];
+    const marks = settledLossMarks(markers.config, lossMarks);
+    const both = settledOptIns(marks.config, optIns);
+    const result = [...markers.result, ...marks.result, ...both.result];
     // One commit, one version step.
     return result.length === 0 ? markers : { ...both, config: { ...both.config, version: c.version + 1 }, result };
   });

@@ -284,12 +284,17 @@ describe('standby replicas (replicas: 1)', () => {
     expect(calculateLocalChanges(replicated(B, { acceptReplicaLoss: true }), nodes, stale, ctx)).toEqual([
       { kind: 'retire', datasetId: D, keepAside: true },
     ]);
-    // The opt-in gone since (one-shot: the control service removes it once the failover completed,
-    // before this node is back; session 16 S2's 21084df): the same, kept aside first (was a refusal,
-    // TWO_LIVE_COPIES, which every failover's old primary then met).
-    expect(calculateLocalChanges(replicated(B), nodes, stale, ctx)).toEqual([
+    // The opt-in gone since (one-shot: the control service removes it once the failover completed, before this
+    // node is back) and the accepted-loss marker it left naming this node: the same, kept aside first.
+    expect(calculateLocalChanges(replicated(B, { acceptedLossFrom: [ME] }), nodes, stale, ctx)).toEqual([
       { kind: 'retire', datasetId: D, keepAside: true },
     ]);
+    // Neither (a marker naming another node only): two copies written since they parted, neither retired (RV
+    // finding 1: the same lineage is what a move's source written after its final snapshot leaves).
+    for (const d of [replicated(B), replicated(B, { acceptedLossFrom: [B] })])
+      expect(calculateLocalChanges(d, nodes, stale, ctx)).toEqual([
+        expect.objectContaining({ kind: 'refuse', code: 'TWO_LIVE_COPIES' }),
+      ]);
   });
 
   it('a leftover replica here (received snapshots only) is destroyed once no one needs it, never while it may be the only copy', () => {

@@ -6,10 +6,12 @@
  */
 import { join } from 'node:path';
 import {
+  acceptedLossNodes,
   type ClusterSnapshot,
   isLocalBackend,
   METADATA_ACCEPT_DATA_LOSS_KEY,
   METADATA_ACCEPT_REPLICA_LOSS_KEY,
+  METADATA_ACCEPTED_LOSS_FROM_KEY,
   METADATA_DATA_NODE_KEY,
   METADATA_REPLICA_INTERVAL_KEY,
   METADATA_REPLICAS_KEY,
@@ -43,6 +45,12 @@ export interface LocalDesiredDataset {
   readonly dataNode?: string;
   /** The primary starts the dataset empty although dataNode says its data may be elsewhere. */
   readonly acceptDataLoss?: boolean;
+  /**
+   * The nodes whose divergent copy a loss the user accepted (a one-shot opt-in, consumed) covers, as the control
+   * service recorded them (@flocker/api METADATA_ACCEPTED_LOSS_FROM_KEY): a branch between their copy and the
+   * primary's is resolved for the primary (theirs kept aside), not refused.
+   */
+  readonly acceptedLossFrom?: readonly string[];
   /**
    * A clone (source_snapshot_id) or a restore not done (source_backup without restored): made from
    * a snapshot or a backup, which local storage cannot fill a volume from (never created empty).
@@ -366,11 +374,12 @@ function decide(
   // old source before it retired its older copy (this one is pushed once it has: never retired).
   if (target?.copies.includes(datasetId) === true) {
     const order = compareCopies(lineageOf(here, datasetId, ctx.nodeUuid), lineageOf(here, datasetId, target.uuid));
-    // Branched from this copy: the primary's is a replica promoted after a failover (the loss accepted
-    // then: the opt-in is one-shot, removed once that move completed, before this node is back);
-    // this copy's writes after that replica are kept aside (out of the live path), not in the pool's
-    // listings. Nothing of it is lost: the engines keep it aside only while nothing has it mounted.
-    const branched = order === 'branchedFromMine';
+    // Branched from this copy: the primary's is a replica promoted after a failover whose loss the user
+    // accepted (the opt-in still set, or, once that move completed and the one-shot opt-in went, the
+    // control service's accepted-loss marker naming this node): this copy's writes after that replica
+    // are kept aside (out of the live path). Any other branch (e.g. a move's source written after its
+    // final snapshot, RV finding 1) holds writes nobody gave up: refused below (TWO_LIVE_COPIES).
+    const branched = order === 'branchedFromMine' && lossAccepted(d, ctx.nodeUuid);
     if (order === 'older' || order === 'same' || branched)
       return mounted !== undefined
         ? { kind: 'unmount', datasetId, mountPath: mounted }
@@ -381,6 +390,11 @@ function decide(
   if (target?.alive === true)
     return { kind: 'moveOut', datasetId, to: { uuid: target.uuid, host: target.host }, size: sizeOf(d, ctx) };
   return null;
+}
+
+/** Whether the user accepted losing what `node`'s copy holds beyond the primary's: the opt-in, or the marker naming it. */
+function lossAccepted(d: LocalDesiredDataset, node: string): boolean {
+  return d.acceptReplicaLoss === true || d.acceptedLossFrom?.includes(node) === true;
 }
 
 function lineageOf(here: LocalObservation, datasetId: string, node: string): CopyLineage | undefined {
@@ -405,9 +419,9 @@ function primaryWithOtherCopies(
   let retire = false;
   for (const n of others) {
     const order = compareCopies(mine, lineageOf(here, d.datasetId, n.uuid));
-    // branchedFromTheirs: this copy is a replica promoted here (its loss accepted then; the one-shot
-    // opt-in is gone once that move completed): the primary's, mounted; the other keeps its own aside.
-    if (order === 'newer' || order === 'same' || order === 'branchedFromTheirs') continue;
+    // branchedFromTheirs with the loss accepted (the opt-in still set, or the accepted-loss marker naming that
+    // node): this copy is a replica promoted here, mounted; the other keeps its own aside. Otherwise refused.
+    if (order === 'newer' || order === 'same' || (order === 'branchedFromTheirs' && lossAccepted(d, n.uuid))) continue;
     if (order === 'older' && n.alive) retire = true;
     // The other holder dead (e.g. a failover's old primary, this node's host rebooted since): the user
     // gave up what its copy may hold that this one lacks. Its copy is not retired by this: once it
@@ -648,11 +662,13 @@ export function replicaStep(
 /** The data-node marker the control service recorded at the last move, and the user's opt-in to start empty over it. */
 export function dataNodeSettings(
   metadata: Readonly<Record<string, string>>,
-): Pick<LocalDesiredDataset, 'dataNode' | 'acceptDataLoss'> {
+): Pick<LocalDesiredDataset, 'dataNode' | 'acceptDataLoss' | 'acceptedLossFrom'> {
   const node = metadata[METADATA_DATA_NODE_KEY]?.trim();
+  const lossFrom = acceptedLossNodes(metadata[METADATA_ACCEPTED_LOSS_FROM_KEY]);
   return {
     ...(node !== undefined && node !== '' ? { dataNode: node } : {}),
     ...(metadata[METADATA_ACCEPT_DATA_LOSS_KEY]?.trim() === 'true' ? { acceptDataLoss: true } : {}),
+    ...(lossFrom.length > 0 ? { acceptedLossFrom: lossFrom } : {}),
   };
 }
 

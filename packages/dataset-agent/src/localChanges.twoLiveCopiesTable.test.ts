@@ -48,17 +48,19 @@ function rule(o: {
 }): Expected {
   if (o.primaryHere) {
     // Mounted (serving): not looked at again. Else mounted only over an older or equal copy (or a replica
-    // promoted here over the old primary's copy: its loss was accepted for that failover, the opt-in one-shot,
-    // so whether it is still set says nothing); an older copy here retired for an alive node's.
+    // promoted here over the old primary's copy, the loss accepted: the opt-in, or once it is consumed the
+    // accepted-loss marker naming that node, localChanges.acceptedLoss.test); an older copy here retired for an
+    // alive node's.
     if (o.mounted) return 'nothing';
-    if (o.order === 'newer' || o.order === 'same' || o.order === 'branchedFromTheirs') return 'mount';
+    if (o.order === 'newer' || o.order === 'same' || (o.order === 'branchedFromTheirs' && o.acceptReplicaLoss))
+      return 'mount';
     if (o.order === 'older' && o.otherAlive) return 'retire';
     return 'refuse';
   }
   // Not the primary, the primary holding a copy: let go of an older or equal copy (or the one the primary's
-  // promoted replica branched from: kept aside first, whether the one-shot opt-in is still set or not); keep a
-  // newer one (pushed once the primary retired its own).
-  if (o.order === 'older' || o.order === 'same' || o.order === 'branchedFromMine')
+  // promoted replica branched from, the loss accepted: kept aside first); keep a newer one (pushed once the
+  // primary retired its own).
+  if (o.order === 'older' || o.order === 'same' || (o.order === 'branchedFromMine' && o.acceptReplicaLoss))
     return o.mounted ? 'unmount' : 'retire';
   if (o.order === 'newer') return 'nothing';
   return 'refuse';
