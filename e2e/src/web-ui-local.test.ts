@@ -7,42 +7,16 @@
  * waiting for the release, and the move finishes once the lease is released. The option is also there beside Move
  * on a local volume. Needs root.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { REPO_ROOT } from './cluster/Cluster';
 import { ClusterPki } from './cluster/pki';
 import { btrfsPool, MiB, TwoLocalAgents } from './localTwoAgents';
+import { CHROMIUM, ensureChromiumAndWebUi, startUi } from './webUiSupport';
 
 jest.setTimeout(240_000);
-
-const CLI = join(REPO_ROOT, 'packages/cli/dist/main.js');
-const WEB_UI = join(REPO_ROOT, 'packages/web-ui');
-const CHROMIUM = '/usr/bin/chromium';
-
-/** Start `flocker ui --port 0` and read the URL from its JSON line on stdout. */
-function startUi(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'ui', '--port', '0'], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => reject(new Error(`flocker ui printed no URL in 15 s: ${err}`)), 15_000);
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-      const line = out.split('\n').find((l) => l.startsWith('{'));
-      if (!line) return;
-      clearTimeout(timer);
-      resolve({ child, url: (JSON.parse(line) as { url: string }).url });
-    });
-    child.on('exit', (code) => reject(new Error(`flocker ui exited ${code}: ${err}`)));
-  });
-}
 
 describe('flocker ui on local storage (two btrfs agents)', () => {
   const bed = new TwoLocalAgents('flocker-e2e-web-ui-local-');
@@ -54,13 +28,7 @@ describe('flocker ui on local storage (two btrfs agents)', () => {
   const row = (name: string) => page.locator(`tr[data-volume="${name}"]`);
 
   beforeAll(async () => {
-    execFileSync('bash', [join(WEB_UI, 'scripts/ensure-chromium.sh')], { stdio: 'inherit', timeout: 240_000 });
-    if (!existsSync(join(WEB_UI, 'dist/app/index.html')))
-      execFileSync('npm', ['run', 'build', '-w', '@flocker/web-ui'], {
-        cwd: REPO_ROOT,
-        stdio: 'inherit',
-        timeout: 120_000,
-      });
+    ensureChromiumAndWebUi();
     await bed.startControl();
     await bed.addNodes('btrfs', btrfsPool);
     for (const n of bed.nodes) bed.start(n);

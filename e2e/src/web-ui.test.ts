@@ -6,20 +6,18 @@
  * "requested" to "ready", cloned onto the other host, outliving its volume, deleted;
  * a snapshot schedule the control service runs; a volume grown online.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { REPO_ROOT, startCluster, type Cluster } from './cluster';
+import { CHROMIUM, ensureChromiumAndWebUi, startUi } from './webUiSupport';
 
 jest.setTimeout(300_000);
 
-const CLI = join(REPO_ROOT, 'packages/cli/dist/main.js');
-const WEB_UI = join(REPO_ROOT, 'packages/web-ui');
 const SCREENSHOT = join(REPO_ROOT, 'docs/web-ui.png');
 const SNAPSHOTS_SCREENSHOT = join(REPO_ROOT, 'docs/web-ui-snapshots.png');
-const CHROMIUM = '/usr/bin/chromium';
 
 let cluster: Cluster;
 let ui: ChildProcess | undefined;
@@ -28,40 +26,11 @@ let profile: string;
 let context: BrowserContext;
 let page: Page;
 
-/** Start `flocker ui --port 0` and read the URL from its JSON line on stdout. */
-function startUi(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'ui', '--port', '0'], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => reject(new Error(`flocker ui printed no URL in 15 s: ${err}`)), 15_000);
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-      const line = out.split('\n').find((l) => l.startsWith('{'));
-      if (!line) return;
-      clearTimeout(timer);
-      resolve({ child, url: (JSON.parse(line) as { url: string }).url });
-    });
-    child.on('exit', (code) => reject(new Error(`flocker ui exited ${code}: ${err}`)));
-  });
-}
-
 const row = (name: string) => page.locator(`tr[data-volume="${name}"]`);
 const feed = () => page.locator('#feed');
 
 beforeAll(async () => {
-  execFileSync('bash', [join(WEB_UI, 'scripts/ensure-chromium.sh')], { stdio: 'inherit', timeout: 240_000 });
-  if (!existsSync(join(WEB_UI, 'dist/app/index.html'))) {
-    execFileSync('npm', ['run', 'build', '-w', '@flocker/web-ui'], {
-      cwd: REPO_ROOT,
-      stdio: 'inherit',
-      timeout: 120_000,
-    });
-  }
+  ensureChromiumAndWebUi();
   cluster = await startCluster({ hosts: 2, withDocker: false });
   const started = await startUi(cluster.cliEnv());
   ui = started.child;
