@@ -12,11 +12,14 @@ import {
   type SnapshotConfiguration,
 } from '@flocker/api';
 import {
+  keptAsideOf,
+  keptAsideText,
   localMoveOf,
   localMoveText,
   replicaOf,
   replicaText,
   snapshotRow,
+  type KeptAsideView,
   type LocalMoveView,
   type ReplicaView,
   type SnapshotRow,
@@ -57,40 +60,8 @@ export interface VolumeDescription {
   kept_aside: KeptAsideView[];
 }
 
-/** A copy of the volume a node kept aside, read-only, before letting go of its own (local storage). */
-export interface KeptAsideView {
-  node_uuid: string;
-  host: string;
-  alive: boolean;
-  /** btrfs: a read-only subvolume (a directory); ZFS: a read-only file system's name. */
-  path: string;
-  engine: 'btrfs' | 'zfs';
-}
-
-/** The copies of the dataset nodes report kept aside (review U2: they were only in a log line). */
-export function keptAsideOf(cluster: ClusterSnapshot, datasetId: string): KeptAsideView[] {
-  const out: KeptAsideView[] = [];
-  for (const n of cluster.nodes)
-    for (const k of n.kept_aside ?? [])
-      if (k.dataset_id === datasetId)
-        out.push({
-          node_uuid: n.uuid,
-          host: n.host,
-          alive: n.alive,
-          path: k.path,
-          engine: n.backend === 'local-zfs' ? 'zfs' : 'btrfs',
-        });
-  return out;
-}
-
-/** "Kept aside on a: <path> (…)": what it is and what the user can do with it. */
-export function keptAsideText(k: KeptAsideView): string {
-  const how =
-    k.engine === 'zfs'
-      ? `copy them back by hand (zfs set mountpoint=/mnt/kept ${k.path} shows it there) or delete it with zfs destroy -r ${k.path}`
-      : `copy them back by hand from that read-only directory or delete it with btrfs subvolume delete ${k.path}`;
-  return `Kept aside on ${k.host}${k.alive ? '' : ' (dead)'}: ${k.path} (writes the live copy lacks; ${how}; deleting the volume deletes it too)`;
-}
+// The page shows the same copies in the same words (@flocker/web-ui's model).
+export { keptAsideOf, keptAsideText, type KeptAsideView };
 
 export function describeVolume(
   cluster: ClusterSnapshot,

@@ -7,7 +7,7 @@ import { releaseRisk } from '../model/safety';
 import { errorReason, nextScheduledAt, stateText, type NodeView, type VolumeView } from '../model/view';
 import { offersWhenReleased, refusesSize, type ControlStatus } from '../model/wire';
 import { filterVolumes, listNotice, moveTargets, rowWindow, usedSpace, volumeAge } from '../model/list';
-import { movesWhenReleased, replicaText } from '../model/local';
+import { keptAsideText, movesWhenReleased, replicaText } from '../model/local';
 import { ActionFailed, api } from './api';
 import { age, clockTime } from './time';
 import { useCluster } from './useCluster';
@@ -668,6 +668,18 @@ function VolumeRow({
         </td>
         <td data-label="State" title={stateText(v)} data-state-text={stateText(v)}>
           <span className={`badge state-${v.state}`}>{STATE_LABEL[v.state]}</span>
+          {v.kept_aside.length > 0 && (
+            <>
+              {' '}
+              <span
+                className="badge kept-aside"
+                data-kept-aside={v.kept_aside.length}
+                title="a node kept a copy aside holding writes the live copy lacks: see below"
+              >
+                kept aside
+              </span>
+            </>
+          )}
           {v.state === 'mounted' ? (
             <div className="sub detail path" title={v.path ?? undefined}>
               {v.path}
@@ -687,6 +699,11 @@ function VolumeRow({
               {v.local_move.percent !== null && ` ${v.local_move.percent}%`}
             </div>
           )}
+          {v.kept_aside.map((k) => (
+            <div key={`${k.node_uuid} ${k.path}`} className="sub detail kept-aside" data-kept-aside-on={k.host}>
+              {keptAsideText(k)}
+            </div>
+          ))}
           {v.state !== 'error' && v.state !== 'deleting' && v.errors[0] && (
             <div className="sub detail failing">error: {errorReason(v.errors[0])}</div>
           )}

@@ -132,6 +132,45 @@ export function replicaText(r: ReplicaView, now: number): string {
     : `replica on ${r.host}, ${humanAge(Date.parse(r.taken_at), now)} old`;
 }
 
+/** A copy of a volume a node kept aside, read-only, before letting go of its own (local storage). */
+export const KeptAsideView = z.object({
+  node_uuid: z.string(),
+  host: z.string(),
+  alive: z.boolean(),
+  /** btrfs: a read-only subvolume (a directory); ZFS: a read-only file system's name. */
+  path: z.string(),
+  engine: z.enum(['btrfs', 'zfs']),
+});
+export type KeptAsideView = z.infer<typeof KeptAsideView>;
+
+/**
+ * The copies of the dataset nodes report kept aside (NodeReport.kept_aside, in the whole cluster's snapshot): they
+ * hold acknowledged writes the live copy lacks (review U2: they were only in a log line). Empty when none.
+ */
+export function keptAsideOf(s: ClusterSnapshot, datasetId: string): KeptAsideView[] {
+  const out: KeptAsideView[] = [];
+  for (const n of s.nodes)
+    for (const k of n.kept_aside ?? [])
+      if (k.dataset_id === datasetId)
+        out.push({
+          node_uuid: n.uuid,
+          host: n.host,
+          alive: n.alive,
+          path: k.path,
+          engine: n.backend === 'local-zfs' ? 'zfs' : 'btrfs',
+        });
+  return out;
+}
+
+/** "Kept aside on a: <path> (…)": what it is and what the user can do with it (the CLI and the page say the same). */
+export function keptAsideText(k: KeptAsideView): string {
+  const how =
+    k.engine === 'zfs'
+      ? `copy them back by hand (zfs set mountpoint=/mnt/kept ${k.path} shows it there) or delete it with zfs destroy -r ${k.path}`
+      : `copy them back by hand from that read-only directory or delete it with btrfs subvolume delete ${k.path}`;
+  return `Kept aside on ${k.host}${k.alive ? '' : ' (dead)'}: ${k.path} (writes the live copy lacks; ${how}; deleting the volume deletes it too)`;
+}
+
 /** The node's host and backend when it reports local storage (issue 24); null for any other node (or one not known). */
 export function localStorageNode(s: ClusterSnapshot, nodeUuid: string): { host: string; backend: string } | null {
   const n = s.nodes.find((x) => x.uuid === nodeUuid);

@@ -7,8 +7,10 @@ import type { ClusterSnapshot, DatasetConfiguration, NodeState, SnapshotConfigur
 import { METADATA_FILESYSTEM_KEY, METADATA_NAME_KEY } from './sizes';
 import { SnapshotView, snapshotName, snapshotViews } from './snapshots';
 import {
+  KeptAsideView,
   LocalMoveView,
   ReplicaView,
+  keptAsideOf,
   localMoveOf,
   localMoveText,
   localCloneNotFilled,
@@ -76,6 +78,8 @@ export const VolumeView = z.object({
   local_move: LocalMoveView.nullable(),
   /** Local storage: the standby replica its primary keeps (metadata clusterhq:flocker:replicas), with its age. */
   replica: ReplicaView.nullable(),
+  /** Local storage: copies nodes kept aside (acknowledged writes the live copy lacks); empty when none. */
+  kept_aside: z.array(KeptAsideView),
 });
 export type VolumeView = z.infer<typeof VolumeView>;
 
@@ -295,6 +299,7 @@ export function clusterView(s: ClusterSnapshot, firstSeen: ReadonlyMap<string, s
         first_seen: firstSeen.get(d.dataset_id) ?? null,
         local_move: localMoveOf(s, d.dataset_id),
         replica: replicaOf(s, d.dataset_id),
+        kept_aside: keptAsideOf(s, d.dataset_id),
       };
     })
     .sort((a, b) => a.name.localeCompare(b.name) || a.dataset_id.localeCompare(b.dataset_id));
