@@ -46,7 +46,15 @@ import {
 } from './validation';
 import { duration, leaseHolders, relativeTime, shortId, table } from './format';
 import { deadNodeLine, eventLine, fencingLine, recentEvents } from './failover';
-import { clusterHealth, destroyProgress, errorsOf, errorText, isDeleting, volumeState } from './health';
+import {
+  clusterHealth,
+  destroyProgress,
+  errorsOf,
+  errorText,
+  isDeleting,
+  keptAsideAttention,
+  volumeState,
+} from './health';
 import { deadSourceAdvice, movePhase, moveWaitPhase, type RefusalSeen, refusalAfter, resizePhase } from './progress';
 import {
   destroyedPhase,
@@ -1629,6 +1637,9 @@ export function buildCli(
         for (const n of snapshot.nodes.filter((x) => !x.alive)) problems.push(deadNodeLine(n));
         problems.push(...health.problems);
         const fencing = snapshot.nodes.flatMap((n) => fencingLine(n) ?? []);
+        // Copies holding writes the live volume lacks: no step left undone (the exit code is convergence's), but the
+        // user must see them.
+        const keptAside = keptAsideAttention(snapshot, datasets);
         const recent = recentEvents(events);
         const hostOf = (uuid: string) => snapshot.nodes.find((n) => n.uuid === uuid)?.host;
         const volumeOf = (id: string) => {
@@ -1650,6 +1661,7 @@ export function buildCli(
             .filter((n) => !n.alive)
             .map((n) => ({ uuid: n.uuid, host: n.host, last_seen: n.last_seen, dead_since: n.dead_since ?? null })),
           fencing: snapshot.nodes.flatMap((n) => (n.fencing ? [{ uuid: n.uuid, host: n.host, ...n.fencing }] : [])),
+          kept_aside: keptAside.copies,
           events: recent,
         };
         print(a, summary, () =>
@@ -1658,6 +1670,7 @@ export function buildCli(
             `Nodes:    ${alive}/${snapshot.nodes.length} alive`,
             `Volumes:  ${converged}/${live.length} converged${health.deleting ? `, ${health.deleting} being deleted` : ''}`,
             ...(problems.length ? ['', 'Not converged:', ...problems.map((p) => `  - ${p}`)] : []),
+            ...(keptAside.lines.length ? ['', 'Needs attention:', ...keptAside.lines.map((l) => `  - ${l}`)] : []),
             ...(fencing.length ? ['', 'Fencing:', ...fencing.map((f) => `  - ${f}`)] : []),
             ...(recent.length
               ? ['', 'Recent failover events:', ...recent.map((e) => `  - ${eventLine(e, hostOf, volumeOf)}`)]

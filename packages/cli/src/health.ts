@@ -11,7 +11,13 @@ import {
   type DatasetConfiguration,
   type NodeState,
 } from '@flocker/api';
-import { localCloneNotFilled, refusalWithCommands } from '@flocker/web-ui';
+import {
+  keptAsideOf,
+  keptAsideText,
+  localCloneNotFilled,
+  refusalWithCommands,
+  type KeptAsideView,
+} from '@flocker/web-ui';
 import { shortId } from './format';
 import { isGone, movePhase } from './progress';
 
@@ -175,4 +181,30 @@ export function clusterHealth(snapshot: ClusterSnapshot, datasets: readonly Data
     }
   }
   return { converged, deleting, problems, errors };
+}
+
+/** A copy a node kept aside, with the volume it is of (`flocker status --json`). */
+export interface StatusKeptAside extends KeptAsideView {
+  /** The volume's name (or short id). */
+  volume: string;
+  dataset_id: string;
+}
+
+/**
+ * Every copy nodes kept aside (local storage: acknowledged writes the live copy lacks, after a failover), one line
+ * each in `volumes show`'s words: the user must see them. A deleted volume's copies are being deleted with it.
+ */
+export function keptAsideAttention(
+  snapshot: ClusterSnapshot,
+  datasets: readonly DatasetConfiguration[],
+): { copies: StatusKeptAside[]; lines: string[] } {
+  const known = new Map(datasets.map((d) => [d.dataset_id, d]));
+  const ids = [...new Set(snapshot.nodes.flatMap((n) => (n.kept_aside ?? []).map((k) => k.dataset_id)))];
+  const copies = ids.flatMap((id): StatusKeptAside[] => {
+    const d = known.get(id);
+    if (d?.deleted) return [];
+    const volume = d ? d.metadata.name || shortId(id) : shortId(id);
+    return keptAsideOf(snapshot, id).map((k) => ({ volume, dataset_id: id, ...k }));
+  });
+  return { copies, lines: copies.map((k) => `${k.volume}: ${keptAsideText(k)}`) };
 }
