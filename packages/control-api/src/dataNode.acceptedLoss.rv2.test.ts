@@ -26,14 +26,26 @@ describe('the nodes a consumed opt-in names', () => {
     // A: a move A -> C missed a writer on A (A refuses TWO_LIVE_COPIES, its copy live). C died; the user moved to B
     // with --accept-replica-loss (marker C). B mounted: the loss covers C's copy, not A's.
     const c = config(ds(B, { [REPLICA_LOSS]: 'true', [DATA_NODE]: C }));
-    const settled = optInsToSettle(c, report(B, [D1]), yes, () => new Set([A, B, C]), (n) => n === A || n === B);
+    const settled = optInsToSettle(
+      c,
+      report(B, [D1]),
+      yes,
+      () => new Set([A, B, C]),
+      (n) => n === A || n === B,
+    );
     expect(settled).toEqual([{ datasetId: D1, primary: B, lossFrom: [C] }]);
     expect(settledOptIns(c, settled).config.datasets.get(D1)?.metadata[LOSS_FROM]).toBe(C);
   });
 
   it('nobody where there is no data-node marker (no copy the user was asked about)', () => {
     const c = config(ds(B, { [REPLICA_LOSS]: 'true' }));
-    const settled = optInsToSettle(c, report(B, [D1]), yes, () => new Set([A, B]), (n) => n === A || n === B);
+    const settled = optInsToSettle(
+      c,
+      report(B, [D1]),
+      yes,
+      () => new Set([A, B]),
+      (n) => n === A || n === B,
+    );
     expect(settled).toEqual([{ datasetId: D1, primary: B }]);
   });
 });

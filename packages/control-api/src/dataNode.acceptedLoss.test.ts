@@ -30,7 +30,7 @@ const reportedAre =
     n.includes(node);
 
 describe('recording with the consumed opt-in', () => {
-  it('names the other holders (a failover’s dead old primary) and the data-node marker’s node not heard from', () => {
+  it('names the data-node marker’s node (a failover’s dead old primary) holding a copy or not heard from', () => {
     const c = config(ds(D1, B, { [REPLICA_LOSS]: 'true', [DATA_NODE]: A }));
     const settled = optInsToSettle(c, report(B, [D1]), yes, holding(A, B), reportedAre(A, B));
     expect(settled).toEqual([{ datasetId: D1, primary: B, lossFrom: [A] }]);
@@ -50,7 +50,7 @@ describe('recording with the consumed opt-in', () => {
   });
 
   it('adds to a marker already there (a second accepted loss), never naming the primary', () => {
-    const c = config(ds(D1, B, { [REPLICA_LOSS]: 'true', [LOSS_FROM]: `${C},${B}` }));
+    const c = config(ds(D1, B, { [REPLICA_LOSS]: 'true', [DATA_NODE]: A, [LOSS_FROM]: `${C},${B}` }));
     const settled = optInsToSettle(c, report(B, [D1]), yes, holding(A, B), reportedAre(A, B, C));
     expect(settledOptIns(c, settled).config.datasets.get(D1)?.metadata[LOSS_FROM]).toBe(`${A},${C}`);
   });

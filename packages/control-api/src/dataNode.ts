@@ -277,9 +277,9 @@ export interface SettledOptIn {
   /**
    * The nodes whose divergent copy the consumed opt-in covers (RV finding 1): recorded in the same commit as the
    * opt-in's removal (METADATA_ACCEPTED_LOSS_FROM_KEY), so that their agent, once back, keeps a copy branched from
-   * the primary's aside instead of refusing. The nodes other than the primary whose latest report lists a live copy
-   * (a failover's dead old primary) and the data-node marker's node (a holder not heard from since this service
-   * started, e.g. the node mounted over with accept-data-loss).
+   * the primary's aside instead of refusing. Only the data-node marker's node (a failover's old primary, the dead
+   * holder mounted over with accept-data-loss), when its latest report lists a live copy or it has not reported since
+   * this service started; never another holder: its copy is not the one the user was asked about (review RV2).
    */
   readonly lossFrom?: readonly string[];
 }
@@ -308,15 +308,13 @@ export function optInsToSettle(
     if (d === undefined || d.deleted || d.primary !== report.uuid) continue;
     if (!LOSS_OPT_IN_KEYS.some((k) => Object.hasOwn(d.metadata, k))) continue;
     if (!mountedOnPrimary(d.dataset_id, d.primary)) continue;
+    // Only the marker's node: the copy the opt-in answered for (a failover's old primary, the dead holder the
+    // refusal named). Another node listing a live copy (e.g. a move's source written after its final snapshot,
+    // refusing TWO_LIVE_COPIES) holds writes nobody gave up: named, its agent would keep them aside (review RV2).
     const held = holders(d.dataset_id) ?? new Set<string>();
-    const lossFrom = new Set([...held].filter((n) => n !== d.primary));
     const marked = d.metadata[METADATA_DATA_NODE_KEY];
-    if (marked !== undefined && marked !== d.primary && (held.has(marked) || !reported(marked))) lossFrom.add(marked);
-    out.push({
-      datasetId: d.dataset_id,
-      primary: d.primary,
-      ...(lossFrom.size > 0 ? { lossFrom: [...lossFrom].sort() } : {}),
-    });
+    const covered = marked !== undefined && marked !== d.primary && (held.has(marked) || !reported(marked));
+    out.push({ datasetId: d.dataset_id, primary: d.primary, ...(covered ? { lossFrom: [marked] } : {}) });
   }
   return out;
 }
