@@ -392,9 +392,14 @@ function decide(
   return null;
 }
 
-/** Whether the user accepted losing what `node`'s copy holds beyond the primary's: the opt-in, or the marker naming it. */
+/**
+ * Whether the user accepted losing what `node`'s copy holds beyond the primary's: the marker naming it, or the opt-in
+ * while set, for the data-node marker's node (the copy the user was asked about: the failover's old primary; review
+ * RV2: not a third node's branch, e.g. a move's source written after its final snapshot). No data-node marker: any.
+ */
 function lossAccepted(d: LocalDesiredDataset, node: string): boolean {
-  return d.acceptReplicaLoss === true || d.acceptedLossFrom?.includes(node) === true;
+  if (d.acceptedLossFrom?.includes(node) === true) return true;
+  return d.acceptReplicaLoss === true && (d.dataNode === undefined || d.dataNode === node);
 }
 
 function lineageOf(here: LocalObservation, datasetId: string, node: string): CopyLineage | undefined {
