@@ -11,10 +11,19 @@
  *   node, and may pull one to itself (create on itself, move to itself, take its own
  *   lease) only as the Docker plugin does: the other node's live lease still forbids
  *   that move (409), and a node may not ask for it `when_released` (issue 24: that moves a volume in use). It
- *   may not pin a lease nor unpin a pinned one. One move away from itself: the put-back (putBackDecision).
+ *   may not pin a lease nor unpin a pinned one, nor set a loss opt-in (accept-replica-loss, accept-data-loss).
+ *   One move away from itself: the put-back (putBackDecision).
  * - Anyone else (the control certificate, an unknown common name): nothing.
  */
-import { type Identity, isLocalBackend, type NodeReport } from '@flocker/api';
+import {
+  type Identity,
+  isLocalBackend,
+  METADATA_ACCEPT_DATA_LOSS_KEY,
+  METADATA_ACCEPT_REPLICA_LOSS_KEY,
+  type NodeReport,
+} from '@flocker/api';
+
+const LOSS_OPT_IN_KEYS: readonly string[] = [METADATA_ACCEPT_REPLICA_LOSS_KEY, METADATA_ACCEPT_DATA_LOSS_KEY];
 
 export interface AuthorizationRequest {
   /** Lower-case HTTP method of the matched route. */
@@ -68,6 +77,13 @@ function pinnedField(body: unknown): unknown {
   return (body as Record<string, unknown>)['pinned'];
 }
 
+/** The loss opt-in (@flocker/api METADATA_ACCEPT_*_LOSS_KEY) the body's metadata sets to a value, if any. */
+function lossOptInSet(body: unknown): string | undefined {
+  if (!isObject(body) || !isObject(body['metadata'])) return undefined;
+  const metadata = body['metadata'];
+  return LOSS_OPT_IN_KEYS.find((k) => Object.hasOwn(metadata, k) && metadata[k] !== null);
+}
+
 function hasField(body: unknown, name: string): boolean {
   return typeof body === 'object' && body !== null && !Array.isArray(body) && name in body;
 }
@@ -100,6 +116,14 @@ function authorizeNode(me: string, req: AuthorizationRequest, facts: Authorizati
       const current = facts.primaryOf(id);
       // A resize or a change of the snapshot schedule (metadata): both concern the node the dataset lives on.
       const resizes = hasField(req.body, 'maximum_size') || hasField(req.body, 'metadata');
+      // Giving up writes is the user's decision, like pinning or when_released (review RV2): set by a node, its agent
+      // would keep another node's branch aside or start the dataset empty. Withdrawing one (null) stays allowed.
+      const optIn = lossOptInSet(req.body);
+      if (optIn !== undefined) {
+        return deny(
+          `${who} may not set ${optIn}: accepting the loss of writes is for an API user (administrator certificate).`,
+        );
+      }
       if (hasField(req.body, 'primary')) {
         const primary = field(req.body, 'primary');
         if (primary !== me && primary !== undefined && current === me)
