@@ -6,17 +6,11 @@
 import {
   calculateLocalChanges,
   type CopyLineage,
-  type LocalClusterNode,
   type LocalDesiredDataset,
   type LocalObservation,
 } from './localChanges';
-import { A, B, ctxA, ctxB, D } from './localChangesTestSupport';
+import { A, B, C, ctxA, ctxB, D, nodes } from './localChangesTestSupport';
 
-const C = '44444444-4444-4444-8444-444444444444';
-const nodes: LocalClusterNode[] = [
-  { uuid: A, host: 'a', alive: true, copies: [D] },
-  { uuid: B, host: 'b', alive: true, copies: [D] },
-];
 const onB = (extra: Partial<LocalDesiredDataset>): LocalDesiredDataset[] => [
   { datasetId: D, primary: B, maximumSize: 1000, deleted: false, acceptReplicaLoss: true, ...extra },
 ];

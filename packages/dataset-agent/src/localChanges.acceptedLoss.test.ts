@@ -13,9 +13,8 @@ import {
   type LocalDesiredDataset,
   type LocalObservation,
 } from './localChanges';
-import { A, B, ctxA, ctxB, D, PATH } from './localChangesTestSupport';
+import { A, B, C, ctxA, ctxB, D, PATH } from './localChangesTestSupport';
 
-const C = '44444444-4444-4444-8444-444444444444';
 const nodes = (aAlive = true): LocalClusterNode[] => [
   { uuid: A, host: 'a', alive: aAlive, copies: [D] },
   { uuid: B, host: 'b', alive: true, copies: [D] },

@@ -16,9 +16,16 @@ import {
   type LocalDesiredDataset,
   type LocalObservation,
 } from './localChanges';
-import { A, B, D, PATH as PATH_A, ctxA, ctxBNow as ctxB, failedOverToB as failedOver } from './localChangesTestSupport';
-
-const C = '44444444-4444-4444-8444-444444444444';
+import {
+  A,
+  B,
+  C,
+  D,
+  PATH as PATH_A,
+  ctxA,
+  ctxBNow as ctxB,
+  failedOverToB as failedOver,
+} from './localChangesTestSupport';
 
 // failedOver: B primary, its replica R1 (of A's copy) promoted with the opt-in. A back: its copy made there, written after R1.
 const aBranched: CopyLineage = { from: null, sameAs: null, snapshots: ['R1'] };

@@ -8,6 +8,8 @@ import type { CopyLineage, LocalClusterNode, LocalDesiredDataset } from './local
 export const A = '11111111-1111-4111-8111-111111111111';
 export const B = '22222222-2222-4222-8222-222222222222';
 export const D = '33333333-3333-4333-8333-333333333333';
+/** A third node (not holding D). */
+export const C = '44444444-4444-4444-8444-444444444444';
 /** D's mount path on every node (mountRoot /flocker). */
 export const PATH = `/flocker/${D}`;
 export const ctxA = { nodeUuid: A, mountRoot: '/flocker', defaultSize: 1000 };
