@@ -3,21 +3,20 @@
  * leaves, when the opt-in is removed, clusterhq:flocker:accepted-loss-from naming the old primary; it survives a
  * restart of the service and a later change of primary, and goes once the old primary reports no live copy.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
 import {
   METADATA_ACCEPT_REPLICA_LOSS_KEY as REPLICA_LOSS,
   METADATA_ACCEPTED_LOSS_FROM_KEY as LOSS_FROM,
 } from '@flocker/api';
 import { C } from './testing/fixtures';
 import {
+  closeAndRemove,
   configurationVersionOf,
   NODE_A as A,
   NODE_B as B,
   localBtrfsReport,
   type ServiceOnDir,
   startOnDir,
+  startWithLocalDataset,
 } from './testing/httpService';
 
 const D = '11111111-1111-4111-8111-111111111111';
@@ -29,16 +28,9 @@ describe('accepted-loss-from', () => {
   let svc: ServiceOnDir;
 
   beforeEach(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'accepted-loss-'));
-    svc = await startOnDir(dir, TIMEOUT_S);
-    for (const n of [A, B, C]) await svc.client.reportNodeState(localBtrfsReport(n, []));
-    await svc.client.createDataset({ primary: A, dataset_id: D, metadata: { name: 'db' } });
-    await svc.client.reportNodeState(localBtrfsReport(A, [D]));
+    ({ dir, ...svc } = await startWithLocalDataset('accepted-loss-', D, [A, B, C], TIMEOUT_S));
   });
-  afterEach(async () => {
-    await svc.svc.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => closeAndRemove(svc.svc, dir));
 
   const metadata = async () => (await svc.client.getDataset(D)).metadata;
 

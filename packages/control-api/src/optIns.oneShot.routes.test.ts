@@ -5,21 +5,20 @@
  * service) or when the primary changes again before (a new move needs its own opt-in). Before: it stayed on the
  * volume and the next failover promoted an old replica with nobody asked.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
 import {
   METADATA_ACCEPT_DATA_LOSS_KEY as DATA_LOSS,
   METADATA_ACCEPT_REPLICA_LOSS_KEY as REPLICA_LOSS,
 } from '@flocker/api';
 import { C } from './testing/fixtures';
 import {
+  closeAndRemove,
   configurationVersionOf,
   NODE_A as A,
   NODE_B as B,
   localBtrfsReport,
   type ServiceOnDir,
   startOnDir,
+  startWithLocalDataset,
 } from './testing/httpService';
 
 const D = '11111111-1111-4111-8111-111111111111';
@@ -34,16 +33,9 @@ describe('accept-replica-loss is one-shot', () => {
   let svc: ServiceOnDir;
 
   beforeEach(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'opt-ins-one-shot-'));
-    svc = await startOnDir(dir, TIMEOUT_S);
-    for (const n of [A, B, C]) await svc.client.reportNodeState(localReport(n, []));
-    await svc.client.createDataset({ primary: A, dataset_id: D, metadata: { name: 'db' } });
-    await svc.client.reportNodeState(localReport(A, [D]));
+    ({ dir, ...svc } = await startWithLocalDataset('opt-ins-one-shot-', D, [A, B, C], TIMEOUT_S));
   });
-  afterEach(async () => {
-    await svc.svc.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => closeAndRemove(svc.svc, dir));
 
   const metadata = async () => (await svc.client.getDataset(D)).metadata;
   /** A dies (its last report lists the copy mounted); B and C stay alive. */

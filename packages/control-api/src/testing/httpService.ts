@@ -93,6 +93,24 @@ export async function startWithTwoNodes(prefix: string): Promise<ServiceOnDir & 
   return { ...started, dir };
 }
 
+/**
+ * A temp directory (named from `prefix`), the service on it (`nodeTimeoutSeconds`), local-btrfs `nodes` reported,
+ * and dataset `datasetId` (name 'db') created on the first of them, which reports it mounted.
+ */
+export async function startWithLocalDataset(
+  prefix: string,
+  datasetId: string,
+  nodes: readonly [string, ...string[]],
+  nodeTimeoutSeconds: number,
+): Promise<ServiceOnDir & { readonly dir: string }> {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  const started = await startOnDir(dir, nodeTimeoutSeconds);
+  for (const n of nodes) await started.client.reportNodeState(localBtrfsReport(n, []));
+  await started.client.createDataset({ primary: nodes[0], dataset_id: datasetId, metadata: { name: 'db' } });
+  await started.client.reportNodeState(localBtrfsReport(nodes[0], [datasetId]));
+  return { ...started, dir };
+}
+
 /** The service on loopback (startOnLoopback), a client of it, and nodes A and B reported. */
 export async function startOnLoopbackWithTwoNodes(): Promise<ServiceOnDir> {
   const svc = await startOnLoopback();
