@@ -1,5 +1,6 @@
 import type { ClusterSnapshot, NodeState } from '@flocker/api';
 import { mayPutBack } from './mountRefusal';
+import { nodeState } from './testing/nodeState';
 
 // Reviewer RV (session 16): a Mount that timed out on a block-storage takeover from a dead node must not put the
 // primary back on that dead node. The data of a block volume is reachable from this node (the agent detaches it from
@@ -9,20 +10,9 @@ const ME = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const DEAD = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
 const ID = 'dddddddd-dddd-4ddd-8ddd-dddddddddddd';
 
-function node(uuid: string, host: string, over: Partial<NodeState> = {}): NodeState {
-  return {
-    uuid,
-    host,
-    era: `era-${host}`,
-    instance_id: `i-${host}`,
-    backend: 'loopback',
-    manifestations: [],
-    errors: [],
-    alive: true,
-    last_seen: '2026-12-05T22:00:00.000Z',
-    ...over,
-  };
-}
+/** A block-storage (loopback) node. */
+const node = (uuid: string, host: string, over: Partial<NodeState> = {}): NodeState =>
+  nodeState(uuid, host, { backend: 'loopback', ...over });
 
 const holding = { dataset_id: ID, blockdevice_id: ID, status: 'mounted' as const, path: `/m/${ID}`, size: 0 };
 

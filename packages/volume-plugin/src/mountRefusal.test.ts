@@ -1,25 +1,11 @@
 import type { ActionError, ClusterSnapshot, NodeState } from '@flocker/api';
 import { finalRefusal, mayPutBack, RefusalClock, refusalMessage, standbyReplica } from './mountRefusal';
+import { nodeState } from './testing/nodeState';
 
 const ME = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const DEAD = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
 const OTHER = 'cccccccc-cccc-4ccc-8ccc-cccccccccccc';
 const ID = 'dddddddd-dddd-4ddd-8ddd-dddddddddddd';
-
-function node(uuid: string, host: string, over: Partial<NodeState> = {}): NodeState {
-  return {
-    uuid,
-    host,
-    era: `era-${host}`,
-    instance_id: `i-${host}`,
-    backend: 'local-btrfs',
-    manifestations: [],
-    errors: [],
-    alive: true,
-    last_seen: '2026-12-05T22:00:00.000Z',
-    ...over,
-  };
-}
 
 const refusal = (code: string, message: string): ActionError => ({
   dataset_id: ID,
@@ -47,36 +33,44 @@ const deadMsg = `the data of dataset ${ID} is on node ${DEAD} (10.0.0.2), which 
 
 describe('finalRefusal', () => {
   it('SOURCE_UNREACHABLE naming a dead node, TWO_LIVE_COPIES and NOT_ON_LOCAL_STORAGE are final', () => {
-    const dead = node(DEAD, '10.0.0.2', { alive: false, manifestations: [holding] });
-    const s = snapshot([node(ME, '10.0.0.1', { errors: [refusal('SOURCE_UNREACHABLE', deadMsg)] }), dead]);
+    const dead = nodeState(DEAD, '10.0.0.2', { alive: false, manifestations: [holding] });
+    const s = snapshot([nodeState(ME, '10.0.0.1', { errors: [refusal('SOURCE_UNREACHABLE', deadMsg)] }), dead]);
     expect(finalRefusal(s, ME, ID)?.deadSource?.uuid).toBe(DEAD);
-    const two = snapshot([node(ME, '10.0.0.1', { errors: [refusal('TWO_LIVE_COPIES', `… node ${DEAD} …`)] }), dead]);
+    const two = snapshot([
+      nodeState(ME, '10.0.0.1', { errors: [refusal('TWO_LIVE_COPIES', `… node ${DEAD} …`)] }),
+      dead,
+    ]);
     expect(finalRefusal(two, ME, ID)?.error.code).toBe('TWO_LIVE_COPIES');
-    const clone = snapshot([node(ME, '10.0.0.1', { errors: [refusal('NOT_ON_LOCAL_STORAGE', 'a clone …')] })]);
+    const clone = snapshot([nodeState(ME, '10.0.0.1', { errors: [refusal('NOT_ON_LOCAL_STORAGE', 'a clone …')] })]);
     expect(finalRefusal(clone, ME, ID)?.error.code).toBe('NOT_ON_LOCAL_STORAGE');
   });
 
   it('not final: the named node alive (its report ends it), no node named, another action’s error, another dataset', () => {
-    const alive = snapshot([node(ME, 'a', { errors: [refusal('SOURCE_UNREACHABLE', deadMsg)] }), node(DEAD, 'b')]);
+    const alive = snapshot([
+      nodeState(ME, 'a', { errors: [refusal('SOURCE_UNREACHABLE', deadMsg)] }),
+      nodeState(DEAD, 'b'),
+    ]);
     expect(finalRefusal(alive, ME, ID)).toBeUndefined();
     const none = snapshot([
-      node(ME, 'a', { errors: [refusal('SOURCE_UNREACHABLE', 'no node this node sees holds it')] }),
+      nodeState(ME, 'a', { errors: [refusal('SOURCE_UNREACHABLE', 'no node this node sees holds it')] }),
     ]);
     expect(finalRefusal(none, ME, ID)).toBeUndefined();
-    const failed = snapshot([node(ME, 'a', { errors: [{ ...refusal('TWO_LIVE_COPIES', 'x'), action: 'mount' }] })]);
+    const failed = snapshot([
+      nodeState(ME, 'a', { errors: [{ ...refusal('TWO_LIVE_COPIES', 'x'), action: 'mount' }] }),
+    ]);
     expect(finalRefusal(failed, ME, ID)).toBeUndefined();
     const other = snapshot([
-      node(ME, 'a', { errors: [{ ...refusal('TWO_LIVE_COPIES', 'x'), dataset_id: OTHER.replace(/c/g, 'e') }] }),
+      nodeState(ME, 'a', { errors: [{ ...refusal('TWO_LIVE_COPIES', 'x'), dataset_id: OTHER.replace(/c/g, 'e') }] }),
     ]);
     expect(finalRefusal(other, ME, ID)).toBeUndefined();
-    const unknownCode = snapshot([node(ME, 'a', { errors: [refusal('SOMETHING_NEW', deadMsg)] })]);
+    const unknownCode = snapshot([nodeState(ME, 'a', { errors: [refusal('SOMETHING_NEW', deadMsg)] })]);
     expect(finalRefusal(unknownCode, ME, ID)).toBeUndefined();
   });
 
   it('not from this node’s report once it is not alive', () => {
     const s = snapshot([
-      node(ME, 'a', { alive: false, errors: [refusal('TWO_LIVE_COPIES', 'x')] }),
-      node(DEAD, 'b', { alive: false }),
+      nodeState(ME, 'a', { alive: false, errors: [refusal('TWO_LIVE_COPIES', 'x')] }),
+      nodeState(DEAD, 'b', { alive: false }),
     ]);
     expect(finalRefusal(s, ME, ID)).toBeUndefined();
   });
@@ -128,14 +122,16 @@ describe('standbyReplica and refusalMessage', () => {
   const now = Date.parse('2026-12-05T22:00:30.000Z');
   const replicas = [{ dataset_id: ID, node_uuid: OTHER, snapshot: 's3', taken_at: '2026-12-05T22:00:00.000Z' }];
   const s = snapshot([
-    node(ME, '10.0.0.1', { errors: [refusal('SOURCE_UNREACHABLE', deadMsg)] }),
-    node(DEAD, '10.0.0.2', { alive: false, manifestations: [holding], replicas }),
-    node(OTHER, '10.0.0.3'),
+    nodeState(ME, '10.0.0.1', { errors: [refusal('SOURCE_UNREACHABLE', deadMsg)] }),
+    nodeState(DEAD, '10.0.0.2', { alive: false, manifestations: [holding], replicas }),
+    nodeState(OTHER, '10.0.0.3'),
   ]);
 
   it('the dead source’s replica, with its node’s host; none while no snapshot was sent', () => {
     expect(standbyReplica(s, ID, DEAD)).toEqual({ node: OTHER, host: '10.0.0.3', takenAt: replicas[0]!.taken_at });
-    const unsent = snapshot([node(DEAD, 'b', { replicas: [{ ...replicas[0]!, snapshot: null, taken_at: null }] })]);
+    const unsent = snapshot([
+      nodeState(DEAD, 'b', { replicas: [{ ...replicas[0]!, snapshot: null, taken_at: null }] }),
+    ]);
     expect(standbyReplica(unsent, ID, DEAD)).toBeUndefined();
   });
 
@@ -161,7 +157,7 @@ describe('standbyReplica and refusalMessage', () => {
 });
 
 describe('mayPutBack', () => {
-  const base = [node(ME, 'a'), node(DEAD, 'b', { alive: false, manifestations: [holding] })];
+  const base = [nodeState(ME, 'a'), nodeState(DEAD, 'b', { alive: false, manifestations: [holding] })];
 
   it('the primary still here, no lease, no copy here, the old node still holding it, no move under way', () => {
     expect(mayPutBack(snapshot(base), ME, ID, DEAD)).toBe(true);
@@ -177,15 +173,19 @@ describe('mayPutBack', () => {
       mayPutBack(snapshot(base, { leases: [{ dataset_id: ID, node_uuid: ME, expires: null }] }), ME, ID, DEAD),
     ).toBe(false);
     // A copy here (the data came, or a copy of its own: two live copies).
-    expect(mayPutBack(snapshot([node(ME, 'a', { manifestations: [holding] }), base[1]!]), ME, ID, DEAD)).toBe(false);
+    expect(mayPutBack(snapshot([nodeState(ME, 'a', { manifestations: [holding] }), base[1]!]), ME, ID, DEAD)).toBe(
+      false,
+    );
     // The old node holds nothing (any more).
-    expect(mayPutBack(snapshot([node(ME, 'a'), node(DEAD, 'b', { alive: false })]), ME, ID, DEAD)).toBe(false);
+    expect(mayPutBack(snapshot([nodeState(ME, 'a'), nodeState(DEAD, 'b', { alive: false })]), ME, ID, DEAD)).toBe(
+      false,
+    );
     // A live source sending it here.
-    const sending = node(DEAD, 'b', {
+    const sending = nodeState(DEAD, 'b', {
       manifestations: [holding],
       moves: [{ dataset_id: ID, to: ME, phase: 'copying', rounds: 1, bytes_sent: 1, bytes_total: 9 }],
     });
-    expect(mayPutBack(snapshot([node(ME, 'a'), sending]), ME, ID, DEAD)).toBe(false);
+    expect(mayPutBack(snapshot([nodeState(ME, 'a'), sending]), ME, ID, DEAD)).toBe(false);
     // Deleted.
     expect(
       mayPutBack(snapshot(base, { datasets: [{ ...snapshot(base).datasets[0]!, deleted: true }] }), ME, ID, DEAD),
@@ -197,17 +197,25 @@ describe('mayPutBack', () => {
   it('only when the old node keeps the data on local storage', () => {
     for (const backend of ['local-btrfs', 'local-zfs'])
       expect(
-        mayPutBack(snapshot([node(ME, 'a'), node(DEAD, 'b', { backend, manifestations: [holding] })]), ME, ID, DEAD),
+        mayPutBack(
+          snapshot([nodeState(ME, 'a'), nodeState(DEAD, 'b', { backend, manifestations: [holding] })]),
+          ME,
+          ID,
+          DEAD,
+        ),
       ).toBe(true);
     for (const alive of [false, true])
       expect(
         mayPutBack(
-          snapshot([node(ME, 'a'), node(DEAD, 'b', { backend: 'loopback', alive, manifestations: [holding] })]),
+          snapshot([
+            nodeState(ME, 'a'),
+            nodeState(DEAD, 'b', { backend: 'loopback', alive, manifestations: [holding] }),
+          ]),
           ME,
           ID,
           DEAD,
         ),
       ).toBe(false);
-    expect(mayPutBack(snapshot([node(ME, 'a')]), ME, ID, DEAD)).toBe(false);
+    expect(mayPutBack(snapshot([nodeState(ME, 'a')]), ME, ID, DEAD)).toBe(false);
   });
 });
