@@ -215,9 +215,7 @@ export class BtrfsEngine implements LocalEngine {
     const live = new Set((await this.listDatasets()).map((d) => d.datasetId));
     const ids = (await this.fs.list(posix.join(this.root, 'snapshots'))).filter((id) => /^[0-9a-f-]{36}$/.test(id));
     // A copy kept aside is data of the dataset too: its delete removes it.
-    const aside = (await this.fs.list(this.divergedDir))
-      .map((n) => /^([0-9a-f-]{36})-/.exec(n)?.[1])
-      .filter((id): id is string => id !== undefined);
+    const aside = (await this.listKeptAside()).map((k) => k.datasetId);
     return [...new Set([...ids, ...aside])].filter((id) => !live.has(id)).sort();
   }
 
