@@ -1,7 +1,7 @@
 /**
- * realHostFs.writeTextDurably (the btrfs lineage record): as strong as @flocker/api's
- * writeFileDurable (session 16, final review s15), which storage-drivers does not depend on: a temp
- * name no other writer uses, the temp file removed when the write fails, the old file untouched.
+ * realHostFs.writeTextDurably (the btrfs lineage record): @flocker/api's writeFileDurable in a
+ * directory made for it (session 16, final review s15): a temp name no other writer uses, the temp
+ * file removed when the write fails, the old file untouched.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,7 +1,7 @@
 /** The few file system calls the local engines make besides commands (injected in unit tests). */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, realpath, rename, rm, rmdir, stat, statfs } from 'node:fs/promises';
+import { mkdir, readFile, readdir, realpath, rm, rmdir, stat, statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { writeFileDurable } from '@flocker/api';
 
 export interface HostFs {
   mkdirp(path: string): Promise<void>;
@@ -19,15 +19,6 @@ export interface HostFs {
   removeFile?(path: string): Promise<void>;
   /** Free bytes of the file system holding path (statfs: blocks available to a non-root writer). Optional. */
   freeBytes?(path: string): Promise<number>;
-}
-
-async function syncPath(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 export const realHostFs: HostFs = {
@@ -66,26 +57,10 @@ export const realHostFs: HostFs = {
       throw e;
     }
   },
-  // As @flocker/api's writeFileDurable (this package does not depend on it): a temp name no other
-  // writer uses (a fixed one let two writers rename each other's half-written file), removed when the
-  // write fails; readers and a crash see the old or the new content.
+  // A temp name no other writer uses, removed when the write fails; readers and a crash see the old or the new content.
   writeTextDurably: async (path, text) => {
     await mkdir(dirname(path), { recursive: true });
-    const temp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-    try {
-      const handle = await open(temp, 'wx', 0o600);
-      try {
-        await handle.writeFile(text);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(temp, path);
-    } catch (e) {
-      await rm(temp, { force: true }).catch(() => undefined);
-      throw e;
-    }
-    await syncPath(dirname(path));
+    await writeFileDurable(path, text);
   },
   removeFile: (path) => rm(path, { force: true }),
   freeBytes: async (path) => {
