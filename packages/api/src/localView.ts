@@ -19,6 +19,18 @@ export function isLocalBackend(backend: string): boolean {
   return backend.startsWith('local-');
 }
 
+/**
+ * The dead node a SOURCE_UNREACHABLE refusal names (by UUID) as holding the data, if any: the CLI's move wait and the
+ * volume plugin's Mount read a refusal the same way.
+ */
+export function deadSourceOf(
+  s: ClusterSnapshot,
+  error: { readonly code: string; readonly message: string } | undefined,
+): NodeState | undefined {
+  if (error?.code !== 'SOURCE_UNREACHABLE') return undefined;
+  return s.nodes.find((n) => !n.alive && error.message.includes(n.uuid));
+}
+
 /** The step a peer's live copies are shown in (LocalPeer.copies). */
 export const PEER_COPIES_STEP = 16;
 

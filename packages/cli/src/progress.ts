@@ -2,7 +2,7 @@
  * Where a dataset is on its way to being usable on a node, read from one
  * cluster snapshot. Pure, so every phase is unit-tested.
  */
-import { type ClusterSnapshot, type DatasetState, isLocalBackend, shownMountedPath } from '@flocker/api';
+import { type ClusterSnapshot, type DatasetState, deadSourceOf, isLocalBackend, shownMountedPath } from '@flocker/api';
 import { localCloneNotFilled, localMoveOf, localMoveText, replicaOf, replicaText } from '@flocker/web-ui';
 
 export type Phase =
@@ -174,12 +174,6 @@ export function refusalAfter(
   if (code === undefined || !USER_ACTION_REFUSALS.has(code)) return { seen: undefined, final: false };
   const next = seen?.code === code ? seen : { code, since: now };
   return { seen: next, final: now - next.since >= graceMs };
-}
-
-/** The dead node a SOURCE_UNREACHABLE refusal names (by UUID), if any. */
-export function deadSourceOf(snapshot: ClusterSnapshot, error: { code: string; message: string } | undefined) {
-  if (error?.code !== 'SOURCE_UNREACHABLE') return undefined;
-  return snapshot.nodes.find((n) => !n.alive && error.message.includes(n.uuid));
 }
 
 /**

@@ -3,7 +3,7 @@
  * this node refuses the dataset for a reason no retry of its own clears, so the Mount fails within seconds instead of
  * at its timeout; and whether a move this Mount started may be put back when the Mount gives up.
  */
-import { isLocalBackend, type ActionError, type ClusterSnapshot, type NodeState } from '@flocker/api';
+import { deadSourceOf, isLocalBackend, type ActionError, type ClusterSnapshot, type NodeState } from '@flocker/api';
 
 /** How long a final refusal must stay reported before a Mount fails on it: a refusal from a stale view clears first. */
 export const REFUSAL_GRACE_MS = 2_000;
@@ -29,8 +29,7 @@ export function finalRefusal(s: ClusterSnapshot, me: string, datasetId: string):
   if (error === undefined) return undefined;
   // NOT_ON_LOCAL_STORAGE: a clone or restore this node's local storage cannot fill; only deleting it ends that.
   if (error.code === 'TWO_LIVE_COPIES' || error.code === 'NOT_ON_LOCAL_STORAGE') return { error };
-  if (error.code !== 'SOURCE_UNREACHABLE') return undefined;
-  const deadSource = s.nodes.find((n) => n.uuid !== me && !n.alive && error.message.includes(n.uuid));
+  const deadSource = deadSourceOf(s, error);
   return deadSource !== undefined ? { error, deadSource } : undefined;
 }
 
