@@ -231,12 +231,7 @@ export function markersToSettle(
   reported: (node: string) => boolean,
 ): SettledMarker[] {
   if (!isLocalBackend(report.backend)) return [];
-  const candidates = new Set<string>();
-  for (const m of report.manifestations) if (m.status === 'mounted') candidates.add(m.dataset_id);
-  if (previous !== undefined && previous.manifestations.length > 0) {
-    const listed = new Set(report.manifestations.map((m) => m.dataset_id));
-    for (const m of previous.manifestations) if (!listed.has(m.dataset_id)) candidates.add(m.dataset_id);
-  }
+  const { candidates } = settleCandidates(report, previous);
   const out: SettledMarker[] = [];
   for (const id of candidates) {
     const d = config.datasets.get(id);
@@ -252,6 +247,24 @@ export function markersToSettle(
     out.push({ datasetId: id, primary: d.primary, marker });
   }
   return out;
+}
+
+/**
+ * The datasets a local node's report may settle a marker of (markersToSettle, lossMarksToSettle): those it shows
+ * mounted (`mounted`), and those its previous report listed and this one does not (it let go of its copy).
+ */
+function settleCandidates(
+  report: NodeReport,
+  previous: NodeReport | undefined,
+): { mounted: Set<string>; candidates: Set<string> } {
+  const mounted = new Set<string>();
+  for (const m of report.manifestations) if (m.status === 'mounted') mounted.add(m.dataset_id);
+  const candidates = new Set(mounted);
+  if (previous !== undefined && previous.manifestations.length > 0) {
+    const listed = new Set(report.manifestations.map((m) => m.dataset_id));
+    for (const m of previous.manifestations) if (!listed.has(m.dataset_id)) candidates.add(m.dataset_id);
+  }
+  return { mounted, candidates };
 }
 
 /** The markers removed where the dataset is as `settled` saw it (same primary and marker); the same value when none. */
@@ -380,14 +393,7 @@ export function lossMarksToSettle(
   reported: (node: string) => boolean,
 ): SettledLossMark[] {
   if (!isLocalBackend(report.backend)) return [];
-  const candidates = new Set<string>();
-  const mountedHere = new Set<string>();
-  for (const m of report.manifestations) if (m.status === 'mounted') mountedHere.add(m.dataset_id);
-  for (const id of mountedHere) candidates.add(id);
-  if (previous !== undefined && previous.manifestations.length > 0) {
-    const listed = new Set(report.manifestations.map((m) => m.dataset_id));
-    for (const m of previous.manifestations) if (!listed.has(m.dataset_id)) candidates.add(m.dataset_id);
-  }
+  const { mounted: mountedHere, candidates } = settleCandidates(report, previous);
   const out: SettledLossMark[] = [];
   for (const id of candidates) {
     const d = config.datasets.get(id);
