@@ -15,15 +15,8 @@
  *   One move away from itself: the put-back (putBackDecision).
  * - Anyone else (the control certificate, an unknown common name): nothing.
  */
-import {
-  type Identity,
-  isLocalBackend,
-  METADATA_ACCEPT_DATA_LOSS_KEY,
-  METADATA_ACCEPT_REPLICA_LOSS_KEY,
-  type NodeReport,
-} from '@flocker/api';
-
-const LOSS_OPT_IN_KEYS: readonly string[] = [METADATA_ACCEPT_REPLICA_LOSS_KEY, METADATA_ACCEPT_DATA_LOSS_KEY];
+import { type Identity, isLocalBackend, type NodeReport } from '@flocker/api';
+import { LOSS_OPT_IN_KEYS } from './dataNode';
 
 export interface AuthorizationRequest {
   /** Lower-case HTTP method of the matched route. */

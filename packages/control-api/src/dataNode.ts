@@ -111,8 +111,11 @@ export function replicaOptInRule(
   return (d) => dead(d.primary) && [...(holdersOf(d.dataset_id) ?? [])].includes(d.primary);
 }
 
-/** The loss opt-ins: each answers one move's refusal, and goes once that move completed or the primary changed. */
-const LOSS_OPT_IN_KEYS: readonly string[] = [METADATA_ACCEPT_REPLICA_LOSS_KEY, METADATA_ACCEPT_DATA_LOSS_KEY];
+/**
+ * The loss opt-ins: each answers one move's refusal, and goes once that move completed or the primary changed. Only
+ * an API user may set one (authorization.ts).
+ */
+export const LOSS_OPT_IN_KEYS: readonly string[] = [METADATA_ACCEPT_REPLICA_LOSS_KEY, METADATA_ACCEPT_DATA_LOSS_KEY];
 
 /**
  * The dataset moved to `primary`, its marker set as `rule` answers (a change of primary only). A
