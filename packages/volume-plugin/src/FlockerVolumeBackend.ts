@@ -1109,7 +1109,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       // Given up because the kernel's table answered the Mount (firstMountOrSnapshot): no wait of ours failed.
       if (err instanceof WaitAbortedError) throw err;
       mountWait.observe({ result: 'error' }, secondsSince(waited));
-      if (err instanceof MountRefusedError) throw err;
+      // Anything but the timeout (MountRefusedError: a final refusal) goes on as it is.
       if (!(err instanceof WaitTimeoutError)) throw err;
       const node = err.last ? nodeOf(err.last, this.me) : undefined;
       const problem = node?.errors.find((e) => e.dataset_id === datasetId);
