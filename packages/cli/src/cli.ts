@@ -796,16 +796,12 @@ export function buildCli(
                   `${e.message}; the move goes on${whenReleased ? `, finishing${whenReleased}` : ''} (follow it: flocker volumes show ${name})`,
                   e.code,
                 );
+              const staysAsked = `The move stays asked for: it finishes once that is done (follow it: flocker volumes show ${name}).`;
               if (e.exitCode === EXIT.REFUSED && e.code !== 'SOURCE_UNREACHABLE')
-                throw new CliError(
-                  e.exitCode,
-                  `refused on ${node.host}: ${e.message}\nThe move stays asked for: it finishes once that is done (follow it: flocker volumes show ${name}).`,
-                  e.code,
-                );
+                throw new CliError(e.exitCode, `refused on ${node.host}: ${e.message}\n${staysAsked}`, e.code);
               if (e.code !== 'SOURCE_UNREACHABLE') throw e;
               const now = await client.waitForCluster(undefined, 0);
               const advice = deadSourceAdvice(now, name, d.dataset_id, node.uuid, e.message, Date.now());
-              const staysAsked = `The move stays asked for: it finishes once that is done (follow it: flocker volumes show ${name}).`;
               throw new CliError(
                 e.exitCode,
                 e.exitCode === EXIT.REFUSED && !advice.includes('The move stays asked for')
