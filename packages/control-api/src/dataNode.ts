@@ -270,6 +270,23 @@ function settleCandidates(
   return { mounted, candidates };
 }
 
+/**
+ * The settles (markersToSettle, optInsToSettle, lossMarksToSettle) whose dataset entry in `latest` (the configuration
+ * the commit applies them to) is still the one in `seen` (the configuration they were computed on). Review RV finding
+ * 6: writes waiting for their commit sit in between, and a move away and one back with a new opt-in leaves the same
+ * primary, so the checks on values (primary, marker) pass and the opt-in just given for the move back went with a
+ * report of the old era. Entries are immutable (a change makes a new one), so the same entry means nothing changed
+ * since; a skipped one is settled at the node's next report. O(settles).
+ */
+export function stillAsSeen<T extends { readonly datasetId: string }>(
+  seen: { readonly datasets: ReadonlyMap<string, DatasetConfiguration> },
+  latest: { readonly datasets: ReadonlyMap<string, DatasetConfiguration> },
+  settles: readonly T[],
+): readonly T[] {
+  if (seen.datasets === latest.datasets) return settles;
+  return settles.filter((s) => latest.datasets.get(s.datasetId) === seen.datasets.get(s.datasetId));
+}
+
 /** The markers removed where the dataset is as `settled` saw it (same primary and marker); the same value when none. */
 export function settledDataNodes(config: Configuration, settled: readonly SettledMarker[]): Applied<string[]> {
   let datasets: ReadonlyMap<string, DatasetConfiguration> | undefined;

@@ -41,6 +41,7 @@ import {
   settledDataNodes,
   settledLossMarks,
   settledOptIns,
+  stillAsSeen,
 } from './dataNode';
 import { createRefusal, updateRefusal } from './localStorage';
 import { aliveNodes, isAlive, nodeByEra } from './clusterState';
@@ -238,8 +239,10 @@ async function settleDataNodes(
     const entries = z.array(DatasetState).safeParse(JSON.parse(views.datasetStateOf(id)));
     return entries.success && entries.data.some((e) => e.primary === primary && e.path !== undefined);
   };
+  // Computed on the committed configuration, applied onto the latest: only to entries unchanged since (stillAsSeen).
+  const seen = state.configuration;
   const settled = markersToSettle(
-    state.configuration,
+    seen,
     report,
     previous,
     mountedOnPrimary,
@@ -247,14 +250,14 @@ async function settleDataNodes(
     (node) => state.reportedNode(node) !== undefined,
   );
   const optIns = optInsToSettle(
-    state.configuration,
+    seen,
     report,
     mountedOnPrimary,
     (id) => state.nodeViews.holdersOf(id),
     (node) => state.reportedNode(node) !== undefined,
   );
   const lossMarks = lossMarksToSettle(
-    state.configuration,
+    seen,
     report,
     previous,
     (id) => state.nodeViews.holdersOf(id),
@@ -262,9 +265,9 @@ async function settleDataNodes(
   );
   if (settled.length === 0 && optIns.length === 0 && lossMarks.length === 0) return;
   await state.mutate((c) => {
-    const markers = settledDataNodes(c, settled);
-    const marks = settledLossMarks(markers.config, lossMarks);
-    const both = settledOptIns(marks.config, optIns);
+    const markers = settledDataNodes(c, stillAsSeen(seen, c, settled));
+    const marks = settledLossMarks(markers.config, stillAsSeen(seen, c, lossMarks));
+    const both = settledOptIns(marks.config, stillAsSeen(seen, c, optIns));
     const result = [...markers.result, ...marks.result, ...both.result];
     // One commit, one version step.
     return result.length === 0 ? markers : { ...both, config: { ...both.config, version: c.version + 1 }, result };
