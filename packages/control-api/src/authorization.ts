@@ -40,8 +40,11 @@ export interface AuthorizationFacts {
   leasePinned(datasetId: string): boolean;
   /** The node the dataset's data-node marker names (@flocker/api METADATA_DATA_NODE_KEY), if any. Absent: none. */
   dataNodeOf?(datasetId: string): string | undefined;
-  /** Whether the dataset's state shows it attached to `node` (an alive block-backend node reports it). Absent: no. */
-  attachedAt?(datasetId: string, node: string): boolean;
+  /**
+   * Whether `node`'s latest report since this service started is a local-backend node's listing a copy of the dataset
+   * (dead or alive: reportShowsLocalCopy). Absent: no.
+   */
+  holdsLocalCopy?(datasetId: string, node: string): boolean;
 }
 
 export type AuthorizationDecision = { allowed: true } | { allowed: false; description: string };
@@ -191,9 +194,12 @@ function authorizeNode(me: string, req: AuthorizationRequest, facts: Authorizati
  * The put-back (follow-up of volume-plugin 7cae1b3): a Docker Mount that gave up on a move it started (its agent
  * refused it until the user acts, e.g. the data is on a dead node's local pool) makes the node the data is on the
  * primary again, rather than leave the volume "moving" to a host its user never got it on. Allowed to the current
- * primary only, only to the node the data-node marker names (local storage) or the one the dataset is attached to
- * (block storage), only conditional on the configuration tag (the plugin decided on what it read: the handler
- * answers 412 if anything changed since), with no lease on the dataset and nothing but the primary in the change.
+ * primary only, only to the node the data-node marker names and only while that node's latest report (local storage,
+ * since this service started) lists a copy of it (review RV2 finding 4: a completed move's marker stays until a report
+ * settles it, so the marker alone may name a node whose copy is gone), only conditional on the configuration tag (the
+ * plugin decided on what it read: the handler answers 412 if anything changed since), with no lease on the dataset
+ * and nothing but the primary in the change. As narrow as its only user (volume-plugin mayPutBack, since 5ad82e9):
+ * never for block storage (a takeover from a dead node reattaches the volume; putting it back would undo a failover).
  */
 function putBackDecision(
   me: string,
@@ -210,9 +216,14 @@ function putBackDecision(
     );
   }
   const dataNode = facts.dataNodeOf?.(id);
-  if (primary !== dataNode && facts.attachedAt?.(id, primary) !== true) {
+  if (primary !== dataNode) {
     return deny(
       `${refused}; it may only put back a dataset it is the primary of where its data is (${dataNode ?? 'unknown'}).`,
+    );
+  }
+  if (facts.holdsLocalCopy?.(id, primary) !== true) {
+    return deny(
+      `${refused}; it may only put back a dataset where its data is, and node ${primary}'s latest report lists no copy of dataset ${id} on local storage.`,
     );
   }
   if (req.ifConfigurationMatches === undefined) {
@@ -226,18 +237,17 @@ function putBackDecision(
 }
 
 /**
- * AuthorizationFacts.attachedAt from a node's latest report: where the dataset state shows a block dataset attached
- * (an alive node lists it). A local-backend node's copy is not an attachment: the data-node marker says where that is.
+ * AuthorizationFacts.holdsLocalCopy from a node's latest report since this service started: a local-backend node
+ * listing the dataset (a live copy; its retained ones are listed apart). Dead or alive: the put-back is what a Mount
+ * does when the data is on a dead node's pool (the plugin's mayPutBack asks the same of its snapshot).
  */
-export function reportShowsAttached(
+export function reportShowsLocalCopy(
   report: Pick<NodeReport, 'backend' | 'manifestations'> | undefined,
-  alive: boolean,
   datasetId: string,
 ): boolean {
   return (
     report !== undefined &&
-    alive &&
-    !isLocalBackend(report.backend) &&
+    isLocalBackend(report.backend) &&
     report.manifestations.some((m) => m.dataset_id === datasetId)
   );
 }

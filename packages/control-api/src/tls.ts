@@ -14,7 +14,7 @@ import {
   type Identity,
   METADATA_DATA_NODE_KEY,
 } from '@flocker/api';
-import { authorize, reportShowsAttached } from './authorization';
+import { authorize, reportShowsLocalCopy } from './authorization';
 import { liveLease } from './configuration';
 import type { ControlState } from './ControlState';
 import { RequestError } from './errors';
@@ -165,8 +165,7 @@ export function authorizeRoute(state: ControlState, req: Request, route: { metho
       primaryOf: (id) => config.datasets.get(id)?.primary,
       leasePinned: (id) => liveLease(config, id, state.now())?.pinned === true,
       dataNodeOf: (id) => config.datasets.get(id)?.metadata?.[METADATA_DATA_NODE_KEY],
-      attachedAt: (id, node) =>
-        reportShowsAttached(state.reportedNode(node)?.report, state.deadSince(node) === undefined, id),
+      holdsLocalCopy: (id, node) => reportShowsLocalCopy(state.reportedNode(node)?.report, id),
     },
   );
   if (!decision.allowed) throw new RequestError('FORBIDDEN', decision.description);
