@@ -17,7 +17,7 @@ import {
 import { dataNodeRule } from './dataNode';
 import { ConfigurationError } from './errors';
 import { toApiError } from './httpErrors';
-import { A, B, C, D1, T0 } from './testing/fixtures';
+import { A, B, C, D1, mountedReport, T0 } from './testing/fixtures';
 
 type Kind = 'local' | 'other' | undefined;
 
@@ -130,6 +130,23 @@ describe('updateDataset with when_released', () => {
     // Onward to a third node while A still holds it: A is no longer the primary, so refused.
     const err = refusal(() => updateDataset(moved, D1, { primary: C, when_released: true }, T0, undefined, allLocal));
     expect(err.description).toContain(`held by node ${A}, not by the dataset's primary ${B}`);
+  });
+
+  it('cancelled by the lease holder pulling it back (U3 item 6): the marker names that node, the only live copy', () => {
+    // Both nodes report local storage; A's report lists the live copy (B got none promoted: A holds the lease).
+    const rule = dataNodeRule({
+      reportedNode: (n) => ({ report: mountedReport(n, n === A ? [D1] : []), lastSeen: T0 }),
+      holdersOf: (id) => (id === D1 ? [A] : undefined),
+      retainersOf: () => undefined,
+    });
+    const moved = updateDataset(leasedBy(A), D1, { primary: B, when_released: true }, T0, rule, allLocal).config;
+    expect(moved.datasets.get(D1)?.metadata[METADATA_DATA_NODE_KEY]).toBe(A);
+    // A's Docker plugin (a new container there) pulls it back: A is the primary and the node the data is on. The
+    // marker naming the primary itself is true (read as "the data is there") and harmless: a report does not settle
+    // it (markersToSettle: nothing to wait for), the next move records one anew.
+    const back = updateDataset(moved, D1, { primary: A }, T0, rule, allLocal).result;
+    expect(back.primary).toBe(A);
+    expect(back.metadata[METADATA_DATA_NODE_KEY]).toBe(A);
   });
 
   it('no lease, or the lease holder is the target: the opt-in changes nothing (a plain move)', () => {
