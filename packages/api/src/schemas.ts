@@ -336,6 +336,18 @@ export const UpdateDatasetRequest = z
     }
   });
 
+/** A copy a node kept aside (NodeReport.kept_aside), as the dataset's state shows it: which node, and where there. */
+export const DatasetKeptAside = z
+  .object({
+    node_uuid: NodeUuid.describe('The node holding the copy.'),
+    path: z
+      .string()
+      .min(1)
+      .max(4096)
+      .describe('Where it is on that node (btrfs: a read-only subvolume; ZFS: a read-only file system).'),
+  })
+  .strict();
+
 export const DatasetState = z
   .object({
     dataset_id: DatasetId,
@@ -348,6 +360,12 @@ export const DatasetState = z
       .nonnegative()
       .optional()
       .describe("Bytes used on the dataset's file system, as its primary node last measured it (when mounted there)."),
+    kept_aside: z
+      .array(DatasetKeptAside)
+      .optional()
+      .describe(
+        "Local storage (issue 24): copies of the dataset live nodes kept aside, read-only, before letting go of their own: each held acknowledged writes the dataset's live copy lacks (an old primary back after a failover, two live copies). Kept until the dataset is deleted; the node's state (NodeReport.kept_aside) lists the same. Absent when none.",
+      ),
   })
   .strict();
 
@@ -824,6 +842,7 @@ export type DatasetConfiguration = z.infer<typeof DatasetConfiguration>;
 export type CreateDatasetRequest = z.infer<typeof CreateDatasetRequest>;
 export type UpdateDatasetRequest = z.infer<typeof UpdateDatasetRequest>;
 export type DatasetState = z.infer<typeof DatasetState>;
+export type DatasetKeptAside = z.infer<typeof DatasetKeptAside>;
 export type NodeSummary = z.infer<typeof NodeSummary>;
 export type NodeStateSummary = z.infer<typeof NodeStateSummary>;
 export type SnapshotConfiguration = z.infer<typeof SnapshotConfiguration>;

@@ -30,6 +30,8 @@ const clusterNode = fc.record({
     maxLength: 3,
   }),
   hide: fc.subarray(ids),
+  // Copies kept aside (issue 24: kept_aside), shown on the datasets' state entries (session 17).
+  kept: fc.subarray(ids),
 });
 function aliveOf(nodes: ReadonlyArray<typeof clusterNode extends fc.Arbitrary<infer N> ? N : never>) {
   return nodes.map((n) => ({
@@ -57,6 +59,9 @@ function aliveOf(nodes: ReadonlyArray<typeof clusterNode extends fc.Arbitrary<in
               },
         ),
         volumes: n.volumes.map((v, i) => ({ ...v, blockdevice_id: `v${i}`, attached_to: null })),
+        ...(n.kept.length > 0
+          ? { kept_aside: n.kept.map((id, i) => ({ dataset_id: id, path: `/pool/kept/${id}-${i}"\\` })) }
+          : {}),
       }),
     } satisfies ReportedNode,
   }));
@@ -94,6 +99,33 @@ describe('cluster state views', () => {
       { dataset_id: D2, primary: A, maximum_size: 200 },
       { dataset_id: D3, maximum_size: 300 },
     ]);
+  });
+
+  it("kept_aside: each live node's copies of a dataset on its entry (which node, where), last; none: absent", () => {
+    const kept = (id: string, path: string) => ({ dataset_id: id, path });
+    const c: ReportedNode = {
+      lastSeen: T0,
+      report: report(C, { kept_aside: [kept(D1, '/pool/d1-x'), kept(D3, '/pool/d3-x'), kept(D1, '/pool/d1-y')] }),
+    };
+    const s = deriveDatasetState([a, c]);
+    expect(s).toEqual([
+      {
+        dataset_id: D1,
+        primary: A,
+        maximum_size: 100,
+        path: '/flocker/d1',
+        kept_aside: [
+          { node_uuid: C, path: '/pool/d1-x' },
+          { node_uuid: C, path: '/pool/d1-y' },
+        ],
+      },
+      { dataset_id: D2, primary: A, maximum_size: 200 },
+      { dataset_id: D3, maximum_size: 300, kept_aside: [{ node_uuid: C, path: '/pool/d3-x' }] },
+    ]);
+    // A dataset no live node has gets no entry of its own from a kept copy (a Flocker v1 client reads an entry as
+    // "the dataset exists").
+    expect(deriveDatasetState([c])).toEqual([]);
+    expect(datasetStateOfJson([a, c], D1)).toBe(JSON.stringify([s[0]]));
   });
 
   it('a manifestation on any alive node wins over a bare volume', () => {

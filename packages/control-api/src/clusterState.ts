@@ -28,6 +28,7 @@ export function aliveNodes(nodes: Iterable<ReportedNode>, now: number, nodeTimeo
  */
 export function deriveDatasetState(alive: readonly ReportedNode[]): DatasetState[] {
   const byId = new Map<string, DatasetState>();
+  const kept = keptAsideIndex(alive);
   for (const { report } of alive) {
     for (const m of report.manifestations) {
       if (!byId.has(m.dataset_id)) byId.set(m.dataset_id, manifestationState(report.uuid, m));
@@ -39,7 +40,49 @@ export function deriveDatasetState(alive: readonly ReportedNode[]): DatasetState
       byId.set(v.dataset_id, { dataset_id: v.dataset_id, maximum_size: v.size });
     }
   }
-  return [...byId.values()];
+  const out = [...byId.values()];
+  return kept.size === 0 ? out : out.map((d) => withKeptAside(d, kept.get(d.dataset_id)));
+}
+
+type KeptAside = NonNullable<DatasetState['kept_aside']>;
+
+/**
+ * The copies live nodes kept aside (NodeReport.kept_aside, issue 24), by dataset: each distinct report in the order
+ * of `reports`, its copies in its own order. A dataset state entry shows them last (kept_aside), so an API client
+ * sees per dataset that a copy with writes its live copy lacks is kept, and where; a dataset no live node has gets
+ * no entry from them (a Flocker v1 client reads an entry as "the dataset exists").
+ */
+function keptAsideIndex(reports: Iterable<{ readonly report: NodeReport }>, only?: string): Map<string, KeptAside> {
+  const out = new Map<string, KeptAside>();
+  const seen = new Set<NodeReport>();
+  for (const { report } of reports) {
+    if (report.kept_aside === undefined || seen.has(report)) continue;
+    seen.add(report);
+    for (const k of report.kept_aside) {
+      if (only !== undefined && k.dataset_id !== only) continue;
+      const list = out.get(k.dataset_id);
+      const copy = { node_uuid: report.uuid, path: k.path };
+      if (list === undefined) out.set(k.dataset_id, [copy]);
+      else list.push(copy);
+    }
+  }
+  return out;
+}
+
+function withKeptAside(d: DatasetState, kept: KeptAside | undefined): DatasetState {
+  return kept === undefined ? d : { ...d, kept_aside: kept };
+}
+
+/** An entry's JSON with `kept_aside` (JSON) last, as JSON.stringify(withKeptAside(…)) writes it. */
+function spliceKeptAside(entry: string, kept: string | undefined): string {
+  return kept === undefined ? entry : `${entry.slice(0, -1)},"kept_aside":${kept}}`;
+}
+
+/** keptAsideIndex's lists as JSON. */
+function keptAsideJson(index: ReadonlyMap<string, KeptAside>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [id, list] of index) out.set(id, JSON.stringify(list));
+  return out;
 }
 
 type Manifestation = NodeReport['manifestations'][number];
@@ -68,6 +111,7 @@ export function datasetStateJson(
   const seen = new Set<string>();
   const hiddenIds = new Set<string>();
   const parts: string[] = [];
+  const kept = keptAsideJson(keptAsideIndex(alive));
   for (const { report } of alive) {
     let own = fragments.get(report);
     if (own === undefined) {
@@ -85,14 +129,16 @@ export function datasetStateJson(
         continue;
       }
       seen.add(id);
-      parts.push(own[i] as string);
+      parts.push(spliceKeptAside(own[i] as string, kept.get(id)));
     }
   }
   for (const { report } of alive) {
     for (const v of report.volumes ?? []) {
       if (seen.has(v.dataset_id) || hiddenIds.has(v.dataset_id)) continue;
       seen.add(v.dataset_id);
-      parts.push(JSON.stringify({ dataset_id: v.dataset_id, maximum_size: v.size }));
+      parts.push(
+        spliceKeptAside(JSON.stringify({ dataset_id: v.dataset_id, maximum_size: v.size }), kept.get(v.dataset_id)),
+      );
     }
   }
   return `[${parts.join(',')}]`;
@@ -112,16 +158,19 @@ export function datasetStateOfJson(
   hidden: ReadonlyMap<NodeReport, ReadonlySet<string>> = new Map(),
 ): string {
   let held = false;
+  const kept = (): string | undefined => keptAsideJson(keptAsideIndex(alive, id)).get(id);
   for (const { report } of alive) {
     const m = report.manifestations.find((x) => x.dataset_id === id);
     if (m === undefined) continue;
-    if (hidden.get(report)?.has(id) !== true) return `[${manifestationStateJson(JSON.stringify(report.uuid), m)}]`;
+    if (hidden.get(report)?.has(id) !== true)
+      return `[${spliceKeptAside(manifestationStateJson(JSON.stringify(report.uuid), m), kept())}]`;
     held = true;
   }
   if (held) return '[]';
   for (const { report } of alive) {
     const v = report.volumes?.find((x) => x.dataset_id === id);
-    if (v !== undefined) return `[${JSON.stringify({ dataset_id: v.dataset_id, maximum_size: v.size })}]`;
+    if (v !== undefined)
+      return `[${spliceKeptAside(JSON.stringify({ dataset_id: v.dataset_id, maximum_size: v.size }), kept())}]`;
   }
   return '[]';
 }
@@ -214,6 +263,11 @@ export class DatasetStateList {
    * volume listed by all: 1.4 s for the next one-dataset read, the scan before ~1 ms).
    */
   private readonly volumeCounts = new Map<string, { n: number; last: NodeReport | undefined }>();
+  /**
+   * Dataset id → how many alive reports keep a copy of it aside (kept_aside: rare): a list with none is built as
+   * before, a read of a dataset none keeps costs no scan for them.
+   */
+  private readonly keptCounts = new Map<string, number>();
   /** The reports list `alive` was last brought up to date from (entryOf skips the walk for the same list). */
   private syncedWith: readonly ReportedNode[] | undefined;
   /** The body's blocks (~256 KiB of reports each): a new report copies its block, not the list. */
@@ -276,12 +330,14 @@ export class DatasetStateList {
     hidden: ReadonlyMap<NodeReport, ReadonlySet<string>> = new Map(),
   ): string {
     if (this.syncedWith !== nodes) this.sync(nodes);
+    const kept = (): string | undefined =>
+      this.keptCounts.has(id) ? keptAsideJson(keptAsideIndex(nodes, id)).get(id) : undefined;
     const held = this.holders.get(id);
     if (held !== undefined) {
       for (const report of inAliveOrder(nodes, held)) {
         if (hidden.get(report)?.has(id) === true) continue;
         const m = report.manifestations.find((x) => x.dataset_id === id) as Manifestation;
-        return `[${manifestationStateJson(JSON.stringify(report.uuid), m)}]`;
+        return `[${spliceKeptAside(manifestationStateJson(JSON.stringify(report.uuid), m), kept())}]`;
       }
       return '[]';
     }
@@ -290,7 +346,8 @@ export class DatasetStateList {
     // Listed once: by `last`. Else the first alive report listing it (on a shared backend the first one), as the scan.
     for (const { report } of listed.n === 1 && listed.last !== undefined ? [{ report: listed.last }] : nodes) {
       const v = report.volumes?.find((x) => x.dataset_id === id);
-      if (v !== undefined) return `[${JSON.stringify({ dataset_id: v.dataset_id, maximum_size: v.size })}]`;
+      if (v !== undefined)
+        return `[${spliceKeptAside(JSON.stringify({ dataset_id: v.dataset_id, maximum_size: v.size }), kept())}]`;
     }
     return '[]';
   }
@@ -306,6 +363,13 @@ export class DatasetStateList {
     for (const id of this.shared) {
       const held = this.holders.get(id);
       if (Array.isArray(held)) for (const r of held) clashing.add(r);
+    }
+    // Datasets a node kept a copy of aside: their holders' entries are taken one by one, to carry kept_aside.
+    const kept = this.keptCounts.size === 0 ? new Map<string, string>() : keptAsideJson(keptAsideIndex(nodes));
+    for (const id of kept.keys()) {
+      const held = this.holders.get(id);
+      if (held === undefined) continue;
+      for (const r of Array.isArray(held) ? held : [held]) clashing.add(r);
     }
     const taken = new Set<string>();
     const chunks: Buffer[] = [];
@@ -335,7 +399,7 @@ export class DatasetStateList {
           if (taken.has(id)) continue;
           taken.add(id);
         }
-        loose.push(fragments[i] as string);
+        loose.push(spliceKeptAside(fragments[i] as string, kept.get(id)));
       }
     }
     // Backend volumes no alive node shows as a manifestation, the first report of each.
@@ -347,7 +411,7 @@ export class DatasetStateList {
         const id = (vs[i] as NonNullable<NodeReport['volumes']>[number]).dataset_id;
         if (this.holders.has(id) || taken.has(id)) continue;
         taken.add(id);
-        loose.push(own.volumes[i] as string);
+        loose.push(spliceKeptAside(own.volumes[i] as string, kept.get(id)));
       }
     }
     flush();
@@ -364,6 +428,8 @@ export class DatasetStateList {
   }
 
   private learn(report: NodeReport): void {
+    for (const k of report.kept_aside ?? [])
+      this.keptCounts.set(k.dataset_id, (this.keptCounts.get(k.dataset_id) ?? 0) + 1);
     for (const v of report.volumes ?? []) {
       const listed = this.volumeCounts.get(v.dataset_id);
       if (listed === undefined) this.volumeCounts.set(v.dataset_id, { n: 1, last: report });
@@ -384,6 +450,11 @@ export class DatasetStateList {
   }
 
   private forget(report: NodeReport): void {
+    for (const k of report.kept_aside ?? []) {
+      const n = (this.keptCounts.get(k.dataset_id) ?? 0) - 1;
+      if (n <= 0) this.keptCounts.delete(k.dataset_id);
+      else this.keptCounts.set(k.dataset_id, n);
+    }
     for (const v of report.volumes ?? []) {
       const listed = this.volumeCounts.get(v.dataset_id);
       if (listed === undefined) continue;
