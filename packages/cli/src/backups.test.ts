@@ -31,6 +31,7 @@ describe('backupPhase', () => {
     expect(backupPhase(cluster([node()]), B1)).toEqual({ step: 'taking the snapshot' });
     expect(backupPhase(cluster([node({ backups: [backup({ bytes_read: 8 * MiB, size: 64 * MiB })] })]), B1)).toEqual({
       step: 'uploading (8 MiB of 64 MiB read)',
+      stage: 'uploading',
     });
     const done = backup({ status: 'done', stored_backup_id: `${D}/20261204T065155123Z-${B1}` });
     expect(backupPhase(cluster([node({ backups: [done] })]), B1)).toEqual({ done });

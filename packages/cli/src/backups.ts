@@ -59,7 +59,7 @@ export function backupPhase(
   cluster: ClusterSnapshot,
   backupId: string,
   datasetId?: string,
-): { done: ReportedBackup } | { step: string; error?: string; fatal?: boolean } {
+): { done: ReportedBackup } | { step: string; error?: string; fatal?: boolean; stage?: string } {
   const b = reportedBackup(cluster, backupId);
   if (b === undefined || b.status === 'pending') {
     const primary = cluster.datasets.find((d) => d.dataset_id === datasetId && !d.deleted)?.primary;
@@ -76,7 +76,7 @@ export function backupPhase(
   if (b.status === 'failed')
     return { step: 'backing up', error: `${b.error?.code ?? 'FAILED'}: ${b.error?.message ?? ''}`, fatal: true };
   const of = b.size !== undefined ? ` of ${formatSize(b.size)}` : '';
-  return { step: `uploading (${formatSize(b.bytes_read ?? 0)}${of} read)` };
+  return { step: `uploading (${formatSize(b.bytes_read ?? 0)}${of} read)`, stage: 'uploading' };
 }
 
 /** A restore's failures that retrying does not cure: the backup in the store is damaged or gone. */

@@ -53,6 +53,8 @@ import {
   errorText,
   isDeleting,
   keptAsideAttention,
+  moveWhere,
+  nodeCell,
   volumeState,
 } from './health';
 import { deadSourceAdvice, movePhase, moveWaitPhase, type RefusalSeen, refusalAfter, resizePhase } from './progress';
@@ -176,6 +178,8 @@ interface WaitStep {
   fatal?: boolean;
   code?: string;
   exitCode?: number;
+  /** The step's kind when its text carries changing figures (progress.ts Phase): a log gets one line per stage. */
+  stage?: string;
 }
 
 async function waitUntil<T>(
@@ -189,6 +193,7 @@ async function waitUntil<T>(
   const deadline = Date.now() + timeoutSeconds * 1000;
   let since: string | undefined;
   let last = '';
+  let lastStage = '';
   for (;;) {
     const remaining = deadline - Date.now();
     const snapshot = await client.waitForCluster(since, Math.max(0, Math.min(remaining, sliceMs)));
@@ -196,9 +201,12 @@ async function waitUntil<T>(
     const r = await check(snapshot);
     if ('done' in r) return r.done;
     const line = r.error ? `${r.step} — ${r.error}` : r.step;
+    // A terminal gets every change; a log (a pipe, a file) the same lines once per stage, not per tick of figures.
+    const stage = `${r.stage ?? r.step}${r.error ? ` — ${r.error}` : ''}`;
     if (line !== last) {
-      if (io.interactive || r.error) io.err(`  … ${line}`);
+      if (io.interactive || stage !== lastStage) io.err(`  … ${line}`);
       last = line;
+      lastStage = stage;
     }
     if (r.fatal) throw new CliError(r.exitCode ?? EXIT.FAILURE, r.error ?? r.step, r.code);
     if (Date.now() >= deadline) {
@@ -490,7 +498,7 @@ export function buildCli(
                   r.name || '-',
                   shortId(r.dataset_id),
                   r.maximum_size ? formatSize(r.maximum_size) : '-',
-                  r.node,
+                  nodeCell(r),
                   r.reason === undefined || r.state === 'mounted' || r.state === 'error'
                     ? r.state
                     : r.refused !== undefined
@@ -640,12 +648,16 @@ export function buildCli(
             const replica = replicaOf(snapshot, d.dataset_id);
             const keptAside = keptAsideOf(snapshot, d.dataset_id);
             const view = { ...volumeView(snapshot, d), lease: lease ?? null, errors, snapshot_schedule: schedule };
+            // A local move: where the data is and where it goes, as `volumes list` says (not the target as "Primary").
+            const where = moveWhere(view);
             print(a, { ...view, local_move: localMove, replica, kept_aside: keptAside }, () =>
               [
                 `Name:       ${nameOf(d) || '-'}`,
                 `Dataset:    ${d.dataset_id}`,
                 `Size:       ${d.maximum_size ? formatSize(d.maximum_size) : '-'}`,
-                `Primary:    ${snapshot.nodes.find((n) => n.uuid === d.primary)?.host ?? '?'} (${d.primary})`,
+                ...(where !== undefined
+                  ? [`On:         ${where.on}`, `Moving to:  ${where.to}`]
+                  : [`Primary:    ${snapshot.nodes.find((n) => n.uuid === d.primary)?.host ?? '?'} (${d.primary})`]),
                 `State:      ${st.state}${st.path ? ` at ${st.path}` : ''}${st.reason !== undefined ? ` — ${st.reason}` : ''}`,
                 ...(localMove !== null ? [`Moving:     ${localMoveText(localMove)}`] : []),
                 ...(replica !== null ? [`Replica:    ${replicaText(replica, now)}`] : []),

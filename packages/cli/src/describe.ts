@@ -25,7 +25,7 @@ import {
   type SnapshotRow,
 } from '@flocker/web-ui';
 import { leaseHolders, shortId } from './format';
-import { errorsOf, errorText, type NodeError } from './health';
+import { errorsOf, errorText, moveWhere, type NodeError } from './health';
 import { volumeView, type VolumeView } from './volumes';
 
 /** What one node has of the volume. */
@@ -142,13 +142,17 @@ export function usedText(used: number | null, maximum: number | null | undefined
 /** kubectl-describe-like text; `now` ages the standby replica. */
 export function describeText(x: VolumeDescription, now: number = Date.now()): string {
   const v = x.volume;
+  const where = moveWhere(v);
   const meta = Object.entries(v.metadata).map(([k, val]) => `  ${k}=${val}`);
   const lines = [
     `Name:         ${v.name || '-'}`,
     `Dataset:      ${v.dataset_id}`,
     `Size:         ${v.maximum_size ? formatSize(v.maximum_size) : '-'}`,
     `Used:         ${usedText(v.used_bytes, v.maximum_size ?? v.size)}`,
-    `Primary:      ${x.primary_host} (${v.primary})`,
+    // A local move: where the data is and where it goes (as `volumes show`), not the target as "Primary".
+    ...(where !== undefined
+      ? [`On:           ${where.on}`, `Moving to:    ${where.to}`]
+      : [`Primary:      ${x.primary_host} (${v.primary})`]),
     `State:        ${v.state}${v.path ? ` at ${v.path}` : ''}`,
     ...(x.local_move !== null ? [`Moving:       ${localMoveText(x.local_move)}`] : []),
     ...(x.replica !== null ? [`Replica:      ${replicaText(x.replica, now)}`] : []),

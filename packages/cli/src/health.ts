@@ -67,6 +67,11 @@ export interface VolumeState {
   reason?: string;
   /** The codes of local agents' refusals (issue 24: SOURCE_UNREACHABLE, TWO_LIVE_COPIES), when every error is one. */
   refused?: string;
+  /** A local move (state "moving"): the new primary's host; `node` is where the data is until it finishes. */
+  moving_to?: string;
+  moving_to_uuid?: string;
+  /** That move finishes only once the source's users release the volume (its lease held there, or caught up). */
+  when_released?: boolean;
 }
 
 /**
@@ -110,8 +115,20 @@ export function volumeState(snapshot: ClusterSnapshot, d: DatasetConfiguration):
     };
   // Local storage (issue 24): the old node keeps its copy (its host mount gone: "attached") until the new primary has
   // taken over; its own status would read as if the volume were there to stay.
-  if (holder && m && holder.uuid !== d.primary && isLocalBackend(holder.backend))
-    return withReason({ node: holder.host, state: 'moving', path: m.status === 'mounted' ? (m.path ?? '') : '' });
+  if (holder && m && holder.uuid !== d.primary && isLocalBackend(holder.backend)) {
+    // Where it goes too (s16 U3: list named the source, show the target, as if on two nodes).
+    const released =
+      snapshot.leases.find((l) => l.dataset_id === d.dataset_id)?.node_uuid === holder.uuid ||
+      (holder.moves ?? []).some((x) => x.dataset_id === d.dataset_id && x.phase === 'waitingForRelease');
+    return withReason({
+      node: holder.host,
+      state: 'moving',
+      path: m.status === 'mounted' ? (m.path ?? '') : '',
+      moving_to: primary?.host ?? shortId(d.primary),
+      moving_to_uuid: d.primary,
+      when_released: released,
+    });
+  }
   if (holder && m) return withReason({ node: holder.host, state: m.status, path: m.path ?? '' });
   const hasVolume = snapshot.nodes.some((n) => (n.volumes ?? []).some((v) => v.dataset_id === d.dataset_id));
   return withReason({ node: primary?.host ?? shortId(d.primary), state: hasVolume ? 'detached' : 'pending', path: '' });
@@ -207,4 +224,25 @@ export function keptAsideAttention(
     return keptAsideOf(snapshot, id).map((k) => ({ volume, dataset_id: id, ...k }));
   });
   return { copies, lines: copies.map((k) => `${k.volume}: ${keptAsideText(k)}`) };
+}
+
+/**
+ * During a local move, what `volumes show` and `describe volume` print instead of "Primary:" (the new primary, which
+ * does not have the data yet): "On: a (uuid), in use there" and "Moving to: b (uuid) once released"; undefined
+ * otherwise. `volumes list` says the same as "a → b (when released)" (nodeCell).
+ */
+export function moveWhere(
+  v: Pick<VolumeState, 'node' | 'moving_to' | 'when_released'> & { node_uuid: string; moving_to_uuid?: string },
+): { on: string; to: string } | undefined {
+  if (v.moving_to === undefined) return undefined;
+  return {
+    on: `${v.node} (${v.node_uuid})${v.when_released === true ? ', in use there' : ''}`,
+    to: `${v.moving_to} (${v.moving_to_uuid ?? '?'})${v.when_released === true ? ' once released' : ''}`,
+  };
+}
+
+/** `volumes list`'s NODE: where the volume is, and during a local move "a → b" (" (when released)"). */
+export function nodeCell(v: Pick<VolumeState, 'node' | 'moving_to' | 'when_released'>): string {
+  if (v.moving_to === undefined) return v.node;
+  return `${v.node} → ${v.moving_to}${v.when_released === true ? ' (when released)' : ''}`;
 }

@@ -68,10 +68,11 @@ describe('a local volume in the middle of a move', () => {
   it('volumes list/show: state "moving", not the source\'s "attached"', () => {
     expect(volumeState(midMove(), dataset(D1, 'big', B))).toMatchObject({ node: 'a', state: 'moving' });
   });
-  it('describe: the primary is named by its own host, not where the data is now', () => {
+  it('describe: the new primary is named by its own host, not where the data is now', () => {
     const s = midMove();
     const text = describeText(describeVolume(s, s.datasets[0]!, [], [], []));
-    expect(text).toMatch(new RegExp(`^Primary: +b \\(${B}\\)$`, 'm'));
+    // During the move it is "Moving to:" (moveStory.test.ts), beside "On:" where the data is now.
+    expect(text).toMatch(new RegExp(`^Moving to: +b \\(${B}\\)`, 'm'));
   });
   it('after the first round the move does not read "0%": the copy is whole, what is left is the release', () => {
     const s = midMove();

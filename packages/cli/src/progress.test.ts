@@ -56,10 +56,12 @@ describe('movePhase', () => {
     expect(movePhase(move('copying', 0, 16), D, B)).toEqual({
       phase: 'waiting',
       step: 'copying from host-a to host-b: 16 MiB of 64 MiB sent (25%), 0 rounds done',
+      stage: 'local move: copying',
     });
     expect(movePhase(move('copying', 1, 16), D, B)).toEqual({
       phase: 'waiting',
       step: 'copying what changed on host-a to host-b: all 64 MiB copied, 16 MiB sent, 1 round done',
+      stage: 'local move: copying again',
     });
     expect(movePhase(move('waitingForRelease', 3, 64), D, B)).toMatchObject({
       step:

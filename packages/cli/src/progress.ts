@@ -14,6 +14,11 @@ export type Phase =
       error?: string;
       fatal?: boolean;
       code?: string;
+      /**
+       * The step's kind when its text carries figures that change as it goes (a local move's bytes sent): a log
+       * (stderr not a terminal) gets one line per stage, a terminal every change (cli.ts waitUntil).
+       */
+      stage?: string;
       /** The node's refusal (an error with action 'refuse'): its code and text as the agent reports it. */
       refused?: { readonly code: string; readonly message: string };
     };
@@ -130,7 +135,12 @@ export function movePhase(snapshot: ClusterSnapshot, datasetId: string, nodeUuid
     };
   // Local storage (issue 24): the source streams the data here while its users keep the volume; its report says how far.
   const local = localMoveOf(snapshot, datasetId);
-  if (local !== null && local.to.uuid === nodeUuid) return withError(localMoveText(local));
+  if (local !== null && local.to.uuid === nodeUuid) {
+    const p = withError(localMoveText(local));
+    // "copying from" (the first send) and "copying what changed" read as two steps; their figures are no stage.
+    const stage = `local move: ${local.phase}${local.phase === 'copying' && local.rounds > 0 ? ' again' : ''}`;
+    return p.phase === 'waiting' ? { ...p, stage } : p;
+  }
   // Nothing is attached across nodes there: until the source starts sending, the copy is still on the source.
   const source = isLocalBackend(node.backend)
     ? snapshot.nodes.find((n) => n.uuid !== nodeUuid && n.manifestations.some((m) => m.dataset_id === datasetId))
