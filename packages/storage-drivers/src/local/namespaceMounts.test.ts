@@ -6,7 +6,7 @@
  * loop, listed before the container's shell after the pids wrapped) left that namespace unread for
  * the whole scan, so the container's mount was not seen.
  */
-import { readNamespaceMounts, type ProcReader } from './processes';
+import { namespaceBlindness, readNamespaceMounts, type ProcReader, type ScanStats } from './processes';
 
 const CONTAINER_NS = 'mnt:[4026532900]';
 const HOST_NS = 'mnt:[4026531841]';
@@ -18,11 +18,17 @@ function gone(): Error {
   return Object.assign(new Error('gone'), { code: 'ENOENT' });
 }
 
+function coded(code: string): Error {
+  return Object.assign(new Error(code), { code });
+}
+
 function proc(over: Partial<Omit<ProcReader, 'pids'>> & { pids: string[] }): ProcReader {
   return {
     pids: () => Promise.resolve(over.pids),
+    tasks: over.tasks ?? (() => Promise.reject(gone())),
     mountNamespace: over.mountNamespace ?? (() => Promise.resolve(HOST_NS)),
     mountInfo: over.mountInfo ?? (() => Promise.resolve(HOST_MOUNTINFO)),
+    blindness: over.blindness ?? (() => Promise.resolve(null)),
   };
 }
 
@@ -71,20 +77,122 @@ describe('readNamespaceMounts (every mount namespace of the host)', () => {
     ).rejects.toThrow(/EMFILE/);
   });
 
-  it('processes that ended (ENOENT, ESRCH, EINVAL for a zombie) or are not ours to read (EACCES) are skipped', async () => {
+  it('processes that ended (ENOENT, ESRCH, EINVAL for a zombie) are skipped; one whose namespace link is not ours to read (EACCES) has its mounts read all the same', async () => {
+    const stats: ScanStats[] = [];
     const mounts = await readNamespaceMounts(
       proc({
         pids: ['1', '2', '3', '4', '5'],
         mountNamespace: (pid) =>
-          pid === '2' || pid === '5'
-            ? Promise.reject(Object.assign(new Error('x'), { code: pid === '2' ? 'ESRCH' : 'EACCES' }))
-            : Promise.resolve(HOST_NS),
+          pid === '2'
+            ? Promise.reject(coded('ESRCH'))
+            : pid === '5'
+              ? Promise.reject(coded('EACCES'))
+              : Promise.resolve(HOST_NS),
         mountInfo: (pid) =>
           pid === '1'
-            ? Promise.reject(Object.assign(new Error('x'), { code: 'EINVAL' }))
-            : Promise.resolve(HOST_MOUNTINFO),
+            ? Promise.reject(coded('EINVAL'))
+            : Promise.resolve(pid === '5' ? CONTAINER_MOUNTINFO : HOST_MOUNTINFO),
+      }),
+      (s) => stats.push(s),
+    );
+    expect(mounts.map((m) => m.mountPoint).sort()).toEqual(['/data', '/pool']);
+    expect(stats).toEqual([{ processes: 5, namespaces: 1, linkUnreadable: 1, gone: 2 }]);
+  });
+
+  // RV 5 (session 16 review), blind spot 1: /proc lists thread-group ids only, and those of a leader that
+  // called pthread_exit while its other threads run fail (ns/mnt ENOENT, mountinfo EINVAL).
+  it("a zombie thread-group leader's namespace is read through its live threads", async () => {
+    const mounts = await readNamespaceMounts(
+      proc({
+        pids: ['1', '50'],
+        tasks: (pid) => Promise.resolve(pid === '50' ? ['50', '51'] : [pid]),
+        mountNamespace: (pid, tid) => {
+          if (pid === '1') return Promise.resolve(HOST_NS);
+          return tid === '51' ? Promise.resolve(CONTAINER_NS) : Promise.reject(gone());
+        },
+        mountInfo: (pid, tid) => {
+          if (pid === '1') return Promise.resolve(HOST_MOUNTINFO);
+          return tid === '51' ? Promise.resolve(CONTAINER_MOUNTINFO) : Promise.reject(coded('EINVAL'));
+        },
+      }),
+    );
+    expect(mounts.map((m) => m.mountPoint).sort()).toEqual(['/data', '/pool']);
+  });
+
+  it('a process that is gone with all its threads is skipped (its task list is gone too, or holds only the zombie)', async () => {
+    const mounts = await readNamespaceMounts(
+      proc({
+        pids: ['1', '60', '61'],
+        tasks: (pid) => (pid === '60' ? Promise.resolve(['60']) : Promise.reject(gone())),
+        mountNamespace: (pid) => (pid === '1' ? Promise.resolve(HOST_NS) : Promise.reject(gone())),
       }),
     );
     expect(mounts.map((m) => m.mountPoint)).toEqual(['/pool']);
+  });
+
+  // RV 5, blind spot 3: the pid was reused between the link and the mounts; the mounts read are the new
+  // process's, and the old process's namespace must not be taken as read.
+  it("a pid reused between its namespace link and its mounts does not mark the old process's namespace read", async () => {
+    let links = 0;
+    const mounts = await readNamespaceMounts(
+      proc({
+        pids: ['1', '7', '30000'],
+        mountNamespace: (pid) => {
+          if (pid === '1') return Promise.resolve(HOST_NS);
+          if (pid === '7') return Promise.resolve(links++ === 0 ? CONTAINER_NS : HOST_NS);
+          return Promise.resolve(CONTAINER_NS);
+        },
+        mountInfo: (pid) => Promise.resolve(pid === '30000' ? CONTAINER_MOUNTINFO : HOST_MOUNTINFO),
+      }),
+    );
+    expect(mounts.map((m) => m.mountPoint).sort()).toEqual(['/data', '/pool']);
+  });
+
+  it('a namespace link that keeps changing under the reads fails the scan', async () => {
+    let n = 0;
+    await expect(
+      readNamespaceMounts(
+        proc({
+          pids: ['1', '7'],
+          mountNamespace: (pid) => Promise.resolve(pid === '1' ? HOST_NS : `mnt:[${4026533000 + n++}]`),
+        }),
+      ),
+    ).rejects.toMatchObject({ code: 'NAMESPACE_SCAN_INCOMPLETE' });
+  });
+
+  it('a process whose mounts are not ours to read either (EACCES on both) fails the scan', async () => {
+    await expect(
+      readNamespaceMounts(
+        proc({
+          pids: ['1', '9'],
+          mountNamespace: (pid) => (pid === '1' ? Promise.resolve(HOST_NS) : Promise.reject(coded('EACCES'))),
+          mountInfo: (pid) => (pid === '1' ? Promise.resolve(HOST_MOUNTINFO) : Promise.reject(coded('EPERM'))),
+        }),
+      ),
+    ).rejects.toMatchObject({ code: 'NAMESPACE_SCAN_INCOMPLETE' });
+  });
+
+  // RV 5, blind spot 2: outside the initial user or PID namespace, other containers are unreadable or not
+  // listed at all: "not in use" would be a guess.
+  it('an agent that cannot see every process (not in the initial user or PID namespace) fails the scan', async () => {
+    await expect(
+      readNamespaceMounts(proc({ pids: ['1'], blindness: () => Promise.resolve('in a user namespace') })),
+    ).rejects.toMatchObject({ code: 'NAMESPACE_SCAN_INCOMPLETE', message: expect.stringMatching(/user namespace/) });
+  });
+});
+
+describe('namespaceBlindness (is this process in the initial user and PID namespaces)', () => {
+  const STATUS = 'Name:\tnode\nTgid:\t17682\nNSpid:\t17682\nNSsid:\t1\n';
+  it('the initial namespaces: null', () => {
+    expect(namespaceBlindness('         0          0 4294967295\n', STATUS)).toBeNull();
+  });
+  it('a user namespace (a mapped range, or a full map of another range) is named', () => {
+    expect(namespaceBlindness('         0     100000      65536\n', STATUS)).toMatch(/user namespace/);
+    expect(namespaceBlindness('         0          0 4294967294\n', STATUS)).toMatch(/user namespace/);
+    expect(namespaceBlindness('', STATUS)).toMatch(/user namespace/);
+  });
+  it('a PID namespace of its own (NSpid with more than one id), or no NSpid line, is named', () => {
+    expect(namespaceBlindness('0 0 4294967295\n', 'NSpid:\t17682\t1\n')).toMatch(/PID namespace/);
+    expect(namespaceBlindness('0 0 4294967295\n', 'Name:\tnode\n')).toMatch(/PID namespace/);
   });
 });

@@ -6,7 +6,7 @@ import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
-import { promisify } from 'node:util';
+import { debuglog, promisify } from 'node:util';
 import { errorMessage } from '@flocker/runtime';
 import { formatCommand } from '../exec';
 import { BufferPool, FRAME_HEADROOM, markPooled } from './bufferPool';
@@ -242,48 +242,202 @@ export const readMounts: ReadMounts = async () =>
 /** What the scan of every mount namespace reads of /proc (a seam for tests). */
 export interface ProcReader {
   readonly pids: () => Promise<string[]>;
-  /** The link naming the process's mount namespace (/proc/<pid>/ns/mnt). */
-  readonly mountNamespace: (pid: string) => Promise<string>;
-  readonly mountInfo: (pid: string) => Promise<string>;
+  /** The thread ids of a process (/proc/<pid>/task). */
+  readonly tasks: (pid: string) => Promise<string[]>;
+  /** The link naming the mount namespace of a process, or of one of its threads (/proc/<pid>/task/<tid>/ns/mnt). */
+  readonly mountNamespace: (pid: string, tid?: string) => Promise<string>;
+  readonly mountInfo: (pid: string, tid?: string) => Promise<string>;
+  /** Why this process cannot see every process of the host (see namespaceBlindness), null when it can. */
+  readonly blindness: () => Promise<string | null>;
 }
 
-const realProc: ProcReader = {
-  pids: async () => (await readdir('/proc')).filter((e) => /^\d+$/.test(e)),
-  mountNamespace: (pid) => readlink(`/proc/${pid}/ns/mnt`),
-  mountInfo: (pid) => readFile(`/proc/${pid}/mountinfo`, 'utf8'),
-};
-
-export async function readNamespaceMounts(proc: ProcReader): Promise<MountInfoEntry[]> {
-  const seen = new Set<string>();
-  const out: MountInfoEntry[] = [];
-  for (const pid of await proc.pids()) {
-    try {
-      const ns = await proc.mountNamespace(pid);
-      if (seen.has(ns)) continue;
-      // Read before marked: a process that ends between its two reads (a container's short-lived
-      // child) must not leave its namespace unread, its other processes skipped (U2 finding 1: a
-      // container's mount missed, a move's final round sent while it still wrote).
-      const mounts = parseMountInfoWithRoot(await proc.mountInfo(pid));
-      seen.add(ns);
-      out.push(...mounts);
-    } catch (e) {
-      // The process ended meanwhile (a zombie: EINVAL), or is not ours to read (EACCES, EPERM: one
-      // outside this agent's user namespace, which no container of this host's Docker is). Anything
-      // else (EMFILE, EIO) fails the scan: a namespace not read is never taken for one without the
-      // dataset mounted.
-      if (!skippable(e)) throw e;
-    }
-  }
-  return out;
-}
-
-function skippable(e: unknown): boolean {
-  const code = (e as { code?: unknown } | null)?.code;
-  return code === 'ENOENT' || code === 'ESRCH' || code === 'EINVAL' || code === 'EACCES' || code === 'EPERM';
+/** What one scan met, logged (debug) after each. */
+export interface ScanStats {
+  readonly processes: number;
+  /** Namespaces read (by their link). */
+  readonly namespaces: number;
+  /** Processes whose namespace link was refused (EACCES, EPERM) and whose mounts were read without it. */
+  readonly linkUnreadable: number;
+  /** Processes (and all their threads) that ended before they could be read. */
+  readonly gone: number;
 }
 
 /**
- * The mounts of every mount namespace on this host (one process per namespace read): a
- * container's mounts are in its own namespace, invisible in /proc/self/mountinfo.
+ * The scan could not read every mount namespace, so "no mount of the dataset" would be a guess: a
+ * move's release and a retire are refused (the caller fails, the agent tries again later).
  */
-export const readAllNamespaceMounts: ReadMounts = () => readNamespaceMounts(realProc);
+export class NamespaceScanError extends Error {
+  readonly code = 'NAMESPACE_SCAN_INCOMPLETE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'NamespaceScanError';
+  }
+}
+
+/**
+ * Why a process with these /proc/self/uid_map and /proc/self/status cannot see every container, or
+ * null. In a user namespace other than the initial one, the processes of the host and of other user
+ * namespaces refuse their namespace links (EACCES) and more; in a PID namespace of its own (NSpid with
+ * more than one id), the processes outside are not listed at all.
+ */
+export function namespaceBlindness(uidMap: string, status: string): string | null {
+  const map = uidMap
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+  if (map.length !== 1 || map[0]?.split(/\s+/).join(' ') !== '0 0 4294967295')
+    return `this agent runs in a user namespace (uid_map ${JSON.stringify(map.join('; '))}): the mounts of other containers cannot all be read, so whether a dataset is still mounted in one cannot be known; run the agent in the host's user namespace`;
+  const nspid = /^NSpid:\s*(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/);
+  if (nspid === undefined || nspid.length !== 1)
+    return `this agent runs in a PID namespace of its own (NSpid ${nspid === undefined ? 'not given' : nspid.join(' ')}): the processes of other containers are not listed, so whether a dataset is still mounted in one cannot be known; run the agent in the host's PID namespace`;
+  return null;
+}
+
+/** Read once per agent process (the namespaces a process runs in do not change under it); a failed read is tried again. */
+let blindnessOnce: Promise<string | null> | undefined;
+
+const realProc: ProcReader = {
+  pids: async () => (await readdir('/proc')).filter((e) => /^\d+$/.test(e)),
+  tasks: (pid) => readdir(`/proc/${pid}/task`),
+  mountNamespace: (pid, tid) => readlink(`${procDir(pid, tid)}/ns/mnt`),
+  mountInfo: (pid, tid) => readFile(`${procDir(pid, tid)}/mountinfo`, 'utf8'),
+  blindness: () => {
+    blindnessOnce ??= Promise.all([readFile('/proc/self/uid_map', 'utf8'), readFile('/proc/self/status', 'utf8')]).then(
+      ([uidMap, status]) => namespaceBlindness(uidMap, status),
+    );
+    blindnessOnce.catch(() => {
+      blindnessOnce = undefined;
+    });
+    return blindnessOnce;
+  },
+};
+
+const procDir = (pid: string, tid?: string): string =>
+  tid === undefined ? `/proc/${pid}` : `/proc/${pid}/task/${tid}`;
+
+/** Reads of one process whose namespace link changed under them before the scan gives up (pid reuse, setns). */
+const LINK_TRIES = 3;
+
+type ProcessRead = 'read' | 'seen' | 'gone';
+
+export async function readNamespaceMounts(
+  proc: ProcReader,
+  onScan?: (stats: ScanStats) => void,
+): Promise<MountInfoEntry[]> {
+  const blind = await proc.blindness();
+  if (blind !== null) throw new NamespaceScanError(blind);
+  const seen = new Set<string>();
+  /** Mount tables already taken (the same table read twice, e.g. through a refused link, is taken once). */
+  const tables = new Set<string>();
+  const out: MountInfoEntry[] = [];
+  let linkUnreadable = 0;
+  let gone = 0;
+  const take = (text: string): void => {
+    if (tables.has(text)) return;
+    tables.add(text);
+    out.push(...parseMountInfoWithRoot(text));
+  };
+
+  /** One process (or one thread of it): its namespace read, already seen, or gone before it could be. */
+  const readProcess = async (pid: string, tid?: string): Promise<ProcessRead> => {
+    const who = tid === undefined ? `process ${pid}` : `thread ${tid} of process ${pid}`;
+    /** A mount table that could not be read: ended (gone), or fails the scan (EACCES, EMFILE, EIO). */
+    const mountInfo = async (): Promise<string | null> => {
+      try {
+        return await proc.mountInfo(pid, tid);
+      } catch (e) {
+        if (ended(e)) return null;
+        if (denied(e)) throw new NamespaceScanError(`the mounts of ${who} cannot be read: ${errorMessage(e)}`);
+        throw e;
+      }
+    };
+    for (let attempt = 0; attempt < LINK_TRIES; attempt++) {
+      let ns: string;
+      try {
+        ns = await proc.mountNamespace(pid, tid);
+      } catch (e) {
+        if (ended(e)) return 'gone';
+        if (!denied(e)) throw e;
+        // The link needs ptrace access (the sandbox's pid 1 refuses it even to root), the mount table
+        // does not: read, not deduplicated by namespace. Both refused fails the scan (mountInfo).
+        const text = await mountInfo();
+        if (text === null) return 'gone';
+        linkUnreadable++;
+        take(text);
+        return 'read';
+      }
+      if (seen.has(ns)) return 'seen';
+      // Read before marked: a process that ends between its reads (a container's short-lived child)
+      // must not leave its namespace unread, its other processes skipped (U2 finding 1).
+      const text = await mountInfo();
+      if (text === null) return 'gone';
+      // Marked read only if the link is unchanged after the table was read: the pid may have been
+      // reused (RV 5). The table is some process's at this pid, so taken whatever the link says (more
+      // mounts never hide one), parsed while the link is read again.
+      const relink = proc.mountNamespace(pid, tid);
+      take(text);
+      let again: string;
+      try {
+        again = await relink;
+      } catch (e) {
+        if (ended(e)) return 'gone';
+        if (denied(e)) continue;
+        throw e;
+      }
+      if (again === ns) {
+        seen.add(ns);
+        return 'read';
+      }
+    }
+    throw new NamespaceScanError(`the mount namespace of ${who} changed under ${LINK_TRIES} reads of its mounts`);
+  };
+
+  const pids = await proc.pids();
+  for (const pid of pids) {
+    if ((await readProcess(pid)) !== 'gone') continue;
+    // /proc lists thread-group ids only: a leader that called pthread_exit is a zombie (its link and
+    // table fail) while its other threads run on, maybe the namespace's only ones (RV 5).
+    let result: ProcessRead = 'gone';
+    for (const tid of await liveTasks(proc, pid)) {
+      result = await readProcess(pid, tid);
+      if (result !== 'gone') break;
+    }
+    if (result === 'gone') gone++;
+  }
+  onScan?.({ processes: pids.length, namespaces: seen.size, linkUnreadable, gone });
+  return out;
+}
+
+/** The threads of a process other than its leader; none once it is gone. */
+async function liveTasks(proc: ProcReader, pid: string): Promise<string[]> {
+  try {
+    return (await proc.tasks(pid)).filter((tid) => tid !== pid);
+  } catch (e) {
+    if (ended(e)) return [];
+    throw e;
+  }
+}
+
+/** The process (or thread) ended meanwhile: ENOENT, ESRCH, EINVAL (a zombie's mount table). */
+function ended(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === 'ENOENT' || code === 'ESRCH' || code === 'EINVAL';
+}
+
+/** Not ours to read. Anything that is neither this nor ended (EMFILE, EIO) fails the scan as it is. */
+function denied(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === 'EACCES' || code === 'EPERM';
+}
+
+const scanLog = debuglog('flocker-scan');
+
+/**
+ * The mounts of every mount namespace on this host (one process per namespace read): a
+ * container's mounts are in its own namespace, invisible in /proc/self/mountinfo. Fails
+ * (NamespaceScanError) rather than miss one: see readNamespaceMounts.
+ */
+export const readAllNamespaceMounts: ReadMounts = () =>
+  readNamespaceMounts(realProc, (s) => {
+    scanLog('namespace scan: %j', s);
+  });
