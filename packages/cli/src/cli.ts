@@ -193,7 +193,8 @@ async function waitUntil<T>(
   const deadline = Date.now() + timeoutSeconds * 1000;
   let since: string | undefined;
   let last = '';
-  let lastStage = '';
+  /** The stages (and errors) a log got a line for. */
+  const logged = new Set<string>();
   for (;;) {
     const remaining = deadline - Date.now();
     const snapshot = await client.waitForCluster(since, Math.max(0, Math.min(remaining, sliceMs)));
@@ -201,12 +202,13 @@ async function waitUntil<T>(
     const r = await check(snapshot);
     if ('done' in r) return r.done;
     const line = r.error ? `${r.step} — ${r.error}` : r.step;
-    // A terminal gets every change; a log (a pipe, a file) the same lines once per stage, not per tick of figures.
+    // A terminal gets every change; a log (a pipe, a file) the same lines once per stage reached (and error): not
+    // per tick of figures, nor per round of a move whose source stays in use (copying, caught up, copying, …).
     const stage = `${r.stage ?? r.step}${r.error ? ` — ${r.error}` : ''}`;
     if (line !== last) {
-      if (io.interactive || stage !== lastStage) io.err(`  … ${line}`);
+      if (io.interactive || !logged.has(stage)) io.err(`  … ${line}`);
       last = line;
-      lastStage = stage;
+      logged.add(stage);
     }
     if (r.fatal) throw new CliError(r.exitCode ?? EXIT.FAILURE, r.error ?? r.step, r.code);
     if (Date.now() >= deadline) {

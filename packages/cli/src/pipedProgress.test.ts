@@ -1,7 +1,8 @@
 /**
  * A wait's progress with stderr not a terminal (s16 U3 item 7): a user piping `flocker volumes move` to a log saw
  * only the first and the last line, never the README's "caught up …; waiting for its users…". Now a log gets the
- * same lines as a terminal, one per phase change — not one per tick of the copy's figures.
+ * same lines as a terminal, one per phase reached — not one per tick of the copy's figures, nor one per round of a
+ * move whose source stays in use (its rounds go back and forth between copying and caught up: seen live).
  */
 import type { ClusterSnapshot, FlockerClient, LocalMove } from '@flocker/api';
 import { A, B, D1, dataset, mounted, node, snapshot } from '@flocker/web-ui/testing';
@@ -46,10 +47,14 @@ async function run(interactive: boolean): Promise<string[]> {
     moving(2, 'copying', 0, 10),
     moving(3, 'copying', 0, 40),
     moving(4, 'copying', 0, 90),
-    moving(5, 'waitingForRelease', 1, 100),
-    moving(6, 'waitingForRelease', 3, 101),
-    moving(7, 'final', 4, 102),
-    moving(8, 'promoting', 4, 102),
+    moving(5, 'copying', 1, 100),
+    moving(6, 'waitingForRelease', 2, 100),
+    moving(7, 'copying', 3, 101),
+    moving(8, 'waitingForRelease', 3, 101),
+    moving(9, 'copying', 4, 102),
+    moving(10, 'waitingForRelease', 4, 102),
+    moving(11, 'final', 5, 103),
+    moving(12, 'promoting', 5, 103),
     done,
   ];
   const fake = {
@@ -68,19 +73,21 @@ async function run(interactive: boolean): Promise<string[]> {
 }
 
 describe('progress lines when stderr is not a terminal', () => {
-  it('one line per phase of a local move, the first of each, as on a terminal', async () => {
+  it('one line per phase of a local move reached, the first of each, as on a terminal', async () => {
     const piped = await run(false);
     const steps = piped.filter((l) => l.startsWith('  … '));
-    expect(steps).toHaveLength(4);
+    expect(steps).toHaveLength(5);
     expect(steps[0]).toMatch(/^ {2}… copying from a to b: 10 MiB of 100 MiB sent \(10%\)/);
-    expect(steps[1]).toMatch(/^ {2}… caught up with a; waiting for its users to release the volume/);
-    expect(steps[2]).toMatch(/^ {2}… sending the last changes to b/);
-    expect(steps[3]).toMatch(/^ {2}… b is taking over/);
+    expect(steps[1]).toMatch(/^ {2}… copying what changed on a to b: .*1 round done$/);
+    expect(steps[2]).toMatch(/^ {2}… caught up with a; waiting for its users to release the volume/);
+    expect(steps[3]).toMatch(/^ {2}… sending the last changes to b/);
+    expect(steps[4]).toMatch(/^ {2}… b is taking over/);
   });
 
   it('a terminal still gets every change of the figures', async () => {
     const tty = await run(true);
     expect(tty.filter((l) => l.startsWith('  … copying from a to b'))).toHaveLength(3);
-    expect(tty.filter((l) => l.startsWith('  … caught up'))).toHaveLength(2);
+    expect(tty.filter((l) => l.startsWith('  … copying what changed'))).toHaveLength(3);
+    expect(tty.filter((l) => l.startsWith('  … caught up'))).toHaveLength(3);
   });
 });
