@@ -10,6 +10,7 @@ import { ConnectionLostError, isLocalStorageError, LocalStorageError, type Local
 import {
   DEFAULT_MOVE_POLICY,
   DEFAULT_KEEP_SOURCE_SNAPSHOTS,
+  finalVerdict,
   nextMoveStep,
   sourceSnapshotsToPrune,
   type MoveFacts,
@@ -251,17 +252,38 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
           // The release looked at again, fresh, before the first promote: one look that missed a
           // container's mount (U2 finding 1) must not hand the target a copy a writer here still
           // changes. Still in use: this snapshot is not final, the move copies on (phase 1).
-          if (!promoteAsked && !(await (recheck ?? released()))) {
-            logger?.warn('in use again before the promote: the final snapshot is not final, copying on', {
-              datasetId,
-              snapshot: step.name,
+          // Then (review RV 2), the source unchanged since the final snapshot, asked last (nothing between
+          // it and the promote): a writer the scan missed that wrote after the snapshot and ended
+          // before the look leaves its writes in the source's copy only. Asked afresh by every run and
+          // after every failure (nothing of it is kept): a restarted agent checks again.
+          if (!promoteAsked) {
+            const stillReleased = await (recheck ?? released());
+            const verdict = finalVerdict({
+              released: stillReleased,
+              changedSinceFinal: stillReleased ? await changedSinceFinal(o, step.name) : undefined,
             });
-            finalSnapshot = null;
-            releasedAt = null;
-            recheck = null;
-            phase = 'copying';
-            progress();
-            break;
+            if (verdict.kind === 'copyOn') {
+              logger?.warn(
+                verdict.why === 'inUse'
+                  ? 'in use again before the promote: the final snapshot is not final, copying on'
+                  : 'written since the final snapshot (a writer the look at the release did not see): not final, copying on',
+                { datasetId, snapshot: step.name },
+              );
+              finalSnapshot = null;
+              releasedAt = null;
+              recheck = null;
+              phase = 'copying';
+              progress();
+              break;
+            }
+            if (verdict.unchecked)
+              logger?.warn(
+                'this engine cannot tell whether the source changed since the final snapshot: promoting on the release alone',
+                {
+                  datasetId,
+                  snapshot: step.name,
+                },
+              );
           }
           phase = 'promoting';
           progress();
@@ -301,7 +323,10 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
       if (o.cancel?.aborted === true && promoteRefused && !promoteUnanswered) continue;
       failures += 1;
       // A refusing target may only not have seen the new configuration yet: retried like the rest.
-      const permanent = isLocalStorageError(e, 'UNKNOWN_DATASET') || e instanceof TargetHoldsCopyError;
+      const permanent =
+        isLocalStorageError(e, 'UNKNOWN_DATASET') ||
+        e instanceof TargetHoldsCopyError ||
+        e instanceof SourceChangedAfterPromoteError;
       // A target being restarted refuses connections for a while: resumed once it listens again.
       const lost = e instanceof ConnectionLostError;
       if (lost) unreachableSince ??= performance.now();
@@ -333,6 +358,11 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
       });
     }
   }
+}
+
+/** The engine's answer (LocalEngine.changedSince); an engine without it cannot tell. */
+async function changedSinceFinal(o: LocalMoveOptions, name: string): Promise<boolean | null> {
+  return o.engine.changedSince === undefined ? null : o.engine.changedSince(o.datasetId, name);
 }
 
 async function lookAtBoth(
@@ -418,11 +448,38 @@ async function sendOne(
 async function cleanUp(o: LocalMoveOptions, keep: string): Promise<void> {
   await o.target.prune(o.datasetId, keep);
   if (o.destroySource === false) return;
+  await refuseRetireIfChanged(o, keep);
   const keepSource = o.keepSourceSnapshots ?? DEFAULT_KEEP_SOURCE_SNAPSHOTS;
-  // Nothing kept: the dataset and its snapshots go (the engine's destroy), a copy kept aside stays
-  // (until the dataset is deleted).
-  if (keepSource < 1) return o.engine.destroyDataset(o.datasetId, { keepAsides: true });
+  // Nothing kept: retired (refused while in use anywhere, as below), then the snapshots go too (the
+  // engine's destroy); a copy kept aside stays (until the dataset is deleted).
+  if (keepSource < 1) {
+    await o.engine.retire(o.datasetId);
+    return o.engine.destroyDataset(o.datasetId, { keepAsides: true });
+  }
   for (const name of sourceSnapshotsToPrune(await o.engine.listSnapshots(o.datasetId), keep, keepSource))
     await o.engine.destroySnapshot(o.datasetId, name);
   await o.engine.retire(o.datasetId);
+}
+
+/**
+ * Review RV 2: the source's copy changed since the final snapshot the target promoted (a writer no
+ * look saw, still writing after the check before the promote) holds writes the target's copy lacks:
+ * never retired by the move (btrfs would delete it under that writer). It stays live; the agent then
+ * finds two live copies, this one branched from the target's, and refuses (TWO_LIVE_COPIES) until
+ * the user keeps one. Asked while the copy is live here (a retire of this run done already: nothing to keep).
+ */
+async function refuseRetireIfChanged(o: LocalMoveOptions, final: string): Promise<void> {
+  if (!(await o.engine.listDatasets()).some((d) => d.datasetId === o.datasetId)) return;
+  if ((await changedSinceFinal(o, final)) !== true) return;
+  throw new SourceChangedAfterPromoteError(
+    `the source's copy of dataset ${o.datasetId} was written after the final snapshot ${final} the target promoted ` +
+      '(a writer no look at the release saw): not retired, it holds writes the target lacks',
+  );
+}
+
+/** Not retried: the copy stays live, the agent's lineage decision takes it from there (TWO_LIVE_COPIES). */
+export class SourceChangedAfterPromoteError extends LocalStorageError {
+  constructor(message: string) {
+    super('TRANSFER_FAILED', message);
+  }
 }

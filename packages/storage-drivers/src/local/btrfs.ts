@@ -525,6 +525,25 @@ export class BtrfsEngine implements LocalEngine {
     };
   }
 
+  /**
+   * The live subvolume's generation (the last transaction that changed its tree: a write, a delete, a
+   * chmod, an atime update) after the snapshot's creation transaction. Exact: a snapshot is made in
+   * the commit, and a write after it joins a later transaction. The pool is committed first (a
+   * write() returned and not yet committed counts). No such snapshot: changed (not provably final).
+   */
+  async changedSince(datasetId: string, name: string): Promise<boolean> {
+    checkDatasetId(datasetId);
+    checkSnapshotName(name);
+    await this.run(['filesystem', 'sync', this.pool], `writing out ${this.pool}`);
+    const all = await this.subvolumes(false, true);
+    const live = all.find((s) => this.datasetOf(s) === datasetId);
+    if (live === undefined) throw new LocalStorageError('UNKNOWN_DATASET', `no dataset ${datasetId} in ${this.pool}`);
+    const suffix = `flocker/snapshots/${datasetId}/${name}`;
+    const snapshot = all.find((s) => s.path === suffix || s.path.endsWith(`/${suffix}`));
+    if (snapshot?.cgen === undefined || live.gen === undefined) return true;
+    return live.gen > snapshot.cgen;
+  }
+
   /** The promote's record of what the live subvolume `live` is made from; null: none for it (or unreadable). */
   private async recordedFrom(datasetId: string, live: string): Promise<string | null> {
     const text = await this.fs.readText?.(this.lineagePath(datasetId)).catch(() => undefined);

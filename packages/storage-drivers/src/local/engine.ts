@@ -130,6 +130,16 @@ export interface LocalEngine {
    */
   promote(datasetId: string, name: string, size: number): Promise<LocalDataset>;
   /**
+   * Whether the live copy was changed since its snapshot `name` (review RV 2): a move asks right
+   * before its first promote, so that a writer the namespace scan missed, which wrote after the
+   * final snapshot and ended before the look at the release, cannot have its writes left behind.
+   * What was written before the call is committed first (a write() returned counts). true: changed
+   * (an atime update by a read counts too: one more round, never a loss), or the snapshot is gone;
+   * false: not changed since; null: this engine cannot tell (zfs-fuse: no `written`). Never false
+   * after a change. Optional (a test engine): absent, not known.
+   */
+  changedSince?(datasetId: string, name: string): Promise<boolean | null>;
+  /**
    * The live copy's lineage; null: no live copy here. Anything not known is null (never a guess):
    * the agent then neither mounts nor retires a copy another node also holds live. Optional (a
    * test engine): absent, nothing is known.

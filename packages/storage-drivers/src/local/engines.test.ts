@@ -317,6 +317,34 @@ describe('btrfs engine', () => {
     expect(g.calls.some((c) => c.includes('subvolume snapshot') || c.includes('subvolume delete'))).toBe(false);
   });
 
+  it("changedSince (RV 2): the live generation after the snapshot's creation transaction, read after a commit of the pool", async () => {
+    const list = (liveGen: number) =>
+      `ID 256 gen ${liveGen} cgen 5 top level 5 parent_uuid - received_uuid - uuid aaaaaaaa-0000-0000-0000-000000000001 path flocker/datasets/${ID}\n` +
+      `ID 257 gen 14 cgen 14 top level 5 parent_uuid aaaaaaaa-0000-0000-0000-000000000001 received_uuid - uuid bbbbbbbb-0000-0000-0000-000000000002 path flocker/snapshots/${ID}/move-000001\n`;
+    for (const [liveGen, changed] of [
+      [14, false],
+      [15, true],
+    ] as const) {
+      const f = fake((argv) => (argv.startsWith('btrfs subvolume list') ? { stdout: list(liveGen) } : undefined));
+      expect(await btrfs(f).changedSince(ID, 'move-000001')).toBe(changed);
+      // Committed first (a write() returned, not yet committed, counts), then listed with creation transactions.
+      expect(f.calls).toEqual(['btrfs filesystem sync /pool', 'btrfs subvolume list -c -q -u -R /pool']);
+    }
+    // The snapshot gone: not provably unchanged.
+    const gone = fake((argv) =>
+      argv.startsWith('btrfs subvolume list') ? { stdout: list(14).split('\n')[0] ?? '' } : undefined,
+    );
+    expect(await btrfs(gone).changedSince(ID, 'move-000001')).toBe(true);
+    // No live copy: an error, never an answer.
+    const none = fake((argv) => (argv.startsWith('btrfs subvolume list') ? { stdout: '' } : undefined));
+    await expect(btrfs(none).changedSince(ID, 'move-000001')).rejects.toMatchObject({ code: 'UNKNOWN_DATASET' });
+    // The sync failing: an error (the mover retries), never "unchanged".
+    const failing = fake((argv) =>
+      argv.startsWith('btrfs filesystem sync') ? { exitCode: 1, stderr: 'EIO' } : undefined,
+    );
+    await expect(btrfs(failing).changedSince(ID, 'move-000001')).rejects.toThrow();
+  });
+
   it('refuses ids and names that are not safe path components', async () => {
     const e = btrfs(fake(() => undefined));
     await expect(e.createDataset('../etc', 1)).rejects.toMatchObject({ code: 'UNKNOWN_DATASET' });
@@ -481,6 +509,40 @@ describe('ZFS engine (command sequences)', () => {
     const old = fake(answers(undefined));
     expect((await zfs(old, OLD_ZFS).lineage(ID))?.sameAs).toBe('333');
     expect(old.calls.filter((c) => c.includes('written'))).toEqual([]);
+  });
+
+  it('changedSince (RV 2): OpenZFS written@<snapshot> after a zpool sync; zfs-fuse cannot tell (null)', async () => {
+    const answers =
+      (written: Partial<ExecResult>, exists = true) =>
+      (argv: string): Partial<ExecResult> | undefined => {
+        if (argv === `zfs get -H -p -o value written@move-000003 ${FS}`) return written;
+        if (argv === `zfs list -H -o name ${FS}@move-000003`) return exists ? {} : { exitCode: 1 };
+        return undefined;
+      };
+    for (const [stdout, changed] of [
+      ['0\n', false],
+      ['4096\n', true],
+    ] as const) {
+      const f = fake(answers({ stdout }));
+      expect(await zfs(f).changedSince(ID, 'move-000003')).toBe(changed);
+      // `written` counts synced transaction groups only: the pool synced first.
+      expect(f.calls).toEqual(['zpool sync tank', `zfs get -H -p -o value written@move-000003 ${FS}`]);
+    }
+    // The snapshot gone: not provably unchanged.
+    const gone = fake(answers({ exitCode: 1, stderr: 'could not find snapshot' }, false));
+    expect(await zfs(gone).changedSince(ID, 'move-000003')).toBe(true);
+    // Anything else unreadable: an error (the mover retries), never "unchanged".
+    for (const bad of [{ stdout: '-\n' }, { stdout: '' }, { exitCode: 1, stderr: 'I/O error' }]) {
+      await expect(zfs(fake(answers(bad))).changedSince(ID, 'move-000003')).rejects.toThrow();
+    }
+    const noSync = fake((argv) =>
+      argv.startsWith('zpool sync') ? { exitCode: 1, stderr: 'no such pool' } : undefined,
+    );
+    await expect(zfs(noSync).changedSince(ID, 'move-000003')).rejects.toThrow();
+    // zfs-fuse: no written property: not known, nothing run.
+    const old = fake(() => undefined);
+    expect(await zfs(old, OLD_ZFS).changedSince(ID, 'move-000003')).toBeNull();
+    expect(old.calls).toEqual([]);
   });
 
   it('promote makes the received file system writable with its refquota; retire makes it read-only', async () => {

@@ -136,3 +136,32 @@ export function sourceSnapshotsToPrune(snapshots: readonly SnapshotRef[], final:
   const kept = new Set(keep >= 1 ? upToFinal.slice(-Math.floor(keep)).map((s) => s.name) : []);
   return moves.filter((s) => !kept.has(s.name)).map((s) => s.name);
 }
+
+/** What the mover found right before its first promote (review RV 2). */
+export interface FinalLook {
+  /** Nothing has the dataset mounted on the source (the namespace scan, looked at again after the final snapshot). */
+  readonly released: boolean;
+  /**
+   * The source's live copy changed since the final snapshot (LocalEngine.changedSince): null, the
+   * engine cannot tell; undefined, not asked (not released: the answer changes nothing).
+   */
+  readonly changedSinceFinal?: boolean | null;
+}
+
+export type FinalVerdict =
+  | { readonly kind: 'promote'; readonly unchecked: boolean }
+  /** The final snapshot is not final: the move copies on (phase 1 if in use, else a new final snapshot). */
+  | { readonly kind: 'copyOn'; readonly why: 'inUse' | 'changed' };
+
+/**
+ * Whether the final snapshot may be promoted on the target. The scan answers "in use now", which
+ * misses a writer it cannot see that wrote after the snapshot and ended before the look: the
+ * source's copy changed since the snapshot says so whatever the scan saw. Changed: not final, the
+ * move copies on (never a promote of a snapshot lacking acknowledged writes). An engine that cannot
+ * tell (zfs-fuse) leaves only the scan: promoted, marked unchecked (logged).
+ */
+export function finalVerdict(look: FinalLook): FinalVerdict {
+  if (!look.released) return { kind: 'copyOn', why: 'inUse' };
+  if (look.changedSinceFinal === true) return { kind: 'copyOn', why: 'changed' };
+  return { kind: 'promote', unchecked: look.changedSinceFinal !== false };
+}

@@ -609,6 +609,34 @@ export class ZfsEngine implements LocalEngine {
     return text.trim() === '0';
   }
 
+  /**
+   * OpenZFS: `written@<snapshot>` not 0 (any block written since, an atime update too). It counts
+   * synced transaction groups only: the pool is synced first (a write() returned counts). zfs-fuse
+   * has no `written`: null (not known). The snapshot gone: changed (not provably final).
+   */
+  async changedSince(datasetId: string, name: string): Promise<boolean | null> {
+    checkDatasetId(datasetId);
+    checkSnapshotName(name);
+    if (!(await this.features()).listExact) return null;
+    const fs = this.fileSystem(datasetId);
+    const poolName = this.pool.split('/')[0] ?? this.pool;
+    await runChecked(this.exec, 'zpool', ['sync', poolName], `writing out ${poolName}`);
+    const r = await this.exec('zfs', ['get', '-H', '-p', '-o', 'value', `written@${name}`, fs]);
+    if (r.exitCode !== 0) {
+      if (!(await this.exists(fs)))
+        throw new LocalStorageError('UNKNOWN_DATASET', `no dataset ${datasetId} in ${this.pool}`);
+      if (!(await this.exists(`${fs}@${name}`))) return true;
+      throw new LocalStorageError('POOL_UNAVAILABLE', `zfs get written@${name} ${fs} failed: ${r.stderr.trim()}`);
+    }
+    const written = Number(r.stdout.trim());
+    if (r.stdout.trim() === '' || !Number.isSafeInteger(written) || written < 0)
+      throw new LocalStorageError(
+        'POOL_UNAVAILABLE',
+        `zfs get written@${name} ${fs} answered ${JSON.stringify(r.stdout.trim())}`,
+      );
+    return written > 0;
+  }
+
   async promote(datasetId: string, name: string, size: number): Promise<LocalDataset> {
     checkDatasetId(datasetId);
     checkSnapshotName(name);
