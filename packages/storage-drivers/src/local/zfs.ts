@@ -605,6 +605,9 @@ export class ZfsEngine implements LocalEngine {
     if (!(await this.features()).listExact) return true;
     const snapshot = snapshots.find((s) => s.identity === identity);
     if (snapshot === undefined) return false;
+    // `written` counts synced txgs only: a write of the last seconds would read as none (as changedSince).
+    const poolName = this.pool.split('/')[0] ?? this.pool;
+    await runChecked(this.exec, 'zpool', ['sync', poolName], `writing out ${poolName}`);
     const text = await this.zfs(['get', '-H', '-p', '-o', 'value', `written@${snapshot.name}`, fs], `looking at ${fs}`);
     return text.trim() === '0';
   }
