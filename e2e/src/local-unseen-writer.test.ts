@@ -1,0 +1,73 @@
+/**
+ * Review RV 2 (session 16), with two real agents: a writer the namespace scan cannot see (an fd kept
+ * past a lazy unmount of its own bind mount of the volume) appends a line every 20 ms while the
+ * primary is moved A -> B, and stops a few seconds after A's agent let go of its mount. The look at the
+ * release says released throughout; before, the final snapshot was promoted on B and A's copy deleted
+ * under the writer: its lines after that snapshot were gone. Now the source is found changed since each
+ * final snapshot and the move copies on until the writer stopped: B has every line it wrote.
+ * btrfs loop pools (zfs-fuse cannot tell a change: no `written`; OpenZFS can, not on this machine), a
+ * control service over mutual TLS. Needs root.
+ */
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { localEngineCases, MiB, mountsAt, TwoLocalAgents } from './localTwoAgents';
+
+jest.setTimeout(180_000);
+
+const BTRFS = localEngineCases().filter((c) => c.engine === 'btrfs');
+
+describe.each(BTRFS)(
+  'a writer the release look cannot see, writing on during a move ($engine)',
+  ({ engine, makePool }) => {
+    let bed: TwoLocalAgents | undefined;
+    beforeAll(async () => {
+      bed = new TwoLocalAgents('flocker-e2e-unseen-writer-');
+      await bed.startControl();
+      await bed.addNodes(engine, makePool);
+      const [a, b] = bed.ab;
+      bed.start(a);
+      bed.start(b);
+      await bed.waitBothReport();
+    });
+    afterAll(() => bed?.close());
+
+    it('B has every line it wrote (acknowledged: write() returned); the move copied on until it stopped', async () => {
+      if (bed === undefined) throw new Error('the agents are not set up');
+      const t = bed;
+      const [a, b] = t.ab;
+      const { dataset_id: id } = await t.admin.createDataset({ primary: a.uuid, maximum_size: 256 * MiB });
+      const pathA = await t.waitMounted('mounted on A', id, a);
+      // The writer's own bind mount, lazily unmounted: its fd stays, no mount namespace shows the volume.
+      const hidden = path.join(t.dir, 'hidden-writer');
+      mkdirSync(hidden, { recursive: true });
+      execFileSync('mount', ['--bind', pathA, hidden]);
+      const fd = openSync(path.join(hidden, 'log'), 'a');
+      execFileSync('umount', ['-l', hidden]);
+      let lines = 0;
+      const write = (): void => {
+        writeSync(fd, `line ${++lines}\n`);
+      };
+      const writer = setInterval(write, 20);
+      try {
+        await t.admin.updateDataset(id, { primary: b.uuid });
+        // A's agent lets go of its mount (the release); the writer goes on for 3 s after that.
+        await t.waitFor('A unmounted', () => (mountsAt(pathA).length === 0 ? true : undefined), 60_000, 20);
+        await sleep(3_000);
+      } finally {
+        clearInterval(writer);
+        closeSync(fd);
+      }
+      console.log(`the unseen writer wrote ${lines} lines`);
+      const pathB = await t.waitMounted('mounted on B', id, b, 90_000);
+      const got = readFileSync(path.join(pathB, 'log'), 'utf8')
+        .split('\n')
+        .filter((l) => l !== '');
+      expect(got.length).toBe(lines);
+      expect(got.at(-1)).toBe(`line ${lines}`);
+      expect(a.log).toMatch(/written since the final snapshot/);
+      await t.waitNoErrors(id);
+    });
+  },
+);
