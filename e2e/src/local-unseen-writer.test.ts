@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { localEngineCases, MiB, mountsAt, TwoLocalAgents } from './localTwoAgents';
+import { localEngineCases, MiB, mountsAt, processState, TwoLocalAgents } from './localTwoAgents';
 
 jest.setTimeout(180_000);
 
@@ -68,6 +68,59 @@ describe.each(BTRFS)(
       expect(got.at(-1)).toBe(`line ${lines}`);
       expect(a.log).toMatch(/written since the final snapshot/);
       await t.waitNoErrors(id);
+    });
+  },
+);
+
+// The writer quiet at the look before the promote, writing after it (A's agent stops itself right
+// after that look, FLOCKER_TEST_STOP_BEFORE_PROMOTE, while the test writes): B promotes a snapshot
+// without the write. A's copy is then never retired by the move (before, it was deleted under the
+// writer): A refuses TWO_LIVE_COPIES and keeps the write until the user keeps one copy.
+describe.each(BTRFS)(
+  'a writer the release look cannot see, writing after the promote was decided ($engine)',
+  ({ engine, makePool }) => {
+    let bed: TwoLocalAgents | undefined;
+    beforeAll(async () => {
+      bed = new TwoLocalAgents('flocker-e2e-unseen-late-');
+      await bed.startControl();
+      await bed.addNodes(engine, makePool);
+      const [a, b] = bed.ab;
+      bed.start(a, { FLOCKER_TEST_STOP_BEFORE_PROMOTE: '1' });
+      bed.start(b);
+      await bed.waitBothReport();
+    });
+    afterAll(() => bed?.close());
+
+    it("A's copy keeps the write and stays live; A refuses TWO_LIVE_COPIES", async () => {
+      if (bed === undefined) throw new Error('the agents are not set up');
+      const t = bed;
+      const [a, b] = t.ab;
+      const { dataset_id: id } = await t.admin.createDataset({ primary: a.uuid, maximum_size: 256 * MiB });
+      const pathA = await t.waitMounted('mounted on A', id, a);
+      const hidden = path.join(t.dir, 'hidden-writer');
+      mkdirSync(hidden, { recursive: true });
+      execFileSync('mount', ['--bind', pathA, hidden]);
+      const fd = openSync(path.join(hidden, 'log'), 'a');
+      execFileSync('umount', ['-l', hidden]);
+      writeSync(fd, 'before the move\n');
+      await t.admin.updateDataset(id, { primary: b.uuid });
+      await t.waitFor(
+        "A's agent stopped before the promote",
+        () => (processState(a.pid ?? 0) === 'T' ? true : undefined),
+        60_000,
+        50,
+      );
+      writeSync(fd, 'after the look\n');
+      closeSync(fd);
+      process.kill(a.pid ?? 0, 'SIGCONT');
+      const refusal = await t.waitRefusal("A's refusal", a, id);
+      expect(refusal.code).toBe('TWO_LIVE_COPIES');
+      expect(a.log).toMatch(/written after the final snapshot .* not retired/);
+      expect(a.pool.live(id)).toBe(true);
+      const copyA = path.join(a.pool.pool, 'flocker', 'datasets', id, 'log');
+      expect(readFileSync(copyA, 'utf8')).toBe('before the move\nafter the look\n');
+      const pathB = await t.waitMounted('mounted on B', id, b);
+      expect(readFileSync(path.join(pathB, 'log'), 'utf8')).toBe('before the move\n');
     });
   },
 );
