@@ -296,6 +296,11 @@ describe('a local move while the container keeps running (Docker, --when-release
     // promote); it never answers from the mount the agent let go of for the move (an empty directory: seen before the
     // plugin looked at the primary). Once the first container stops, a keeps it mounted with everything both wrote.
     expect((await admin.getDataset(id)).primary).toBe(a.uuid);
+    // Recorded (session 17): `flocker events` shows the move cancelled and where the volume was used again.
+    const events = await flocker(['events', '--since', '10m', '--timeout', '1']);
+    expect(events.out.split('\n').find((l) => l.includes('move-cancelled'))).toContain(
+      `Move of volume wr2 (dataset ${id}) to host ${b.address} (node ${b.uuid}) cancelled: used again on host ${a.address} (node ${a.uuid})`,
+    );
     await d.docker(['stop', '-t', '1', first], { timeoutMs: 60_000 });
     const where = await waitFor(
       'a to hold the volume, mounted, no move under way',

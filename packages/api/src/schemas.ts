@@ -490,11 +490,18 @@ export const CreateLeaseRequest = z
   })
   .strict();
 
-/** Something the control service decided on its own (failover), kept for `flocker status` and the UI. */
+/**
+ * Something the control service decided or saw (failover; a move cancelled), kept for `flocker status`, `flocker
+ * events` and the UI. A kind added later is additive for the API (clients should skip kinds they do not know).
+ */
 export const ClusterEvent = z
   .object({
     time: z.string().describe('ISO 8601 time of the event.'),
-    kind: z.enum(['node_dead', 'node_back', 'lease_released_dead_node']),
+    kind: z
+      .enum(['node_dead', 'node_back', 'lease_released_dead_node', 'move_cancelled'])
+      .describe(
+        'move_cancelled: a move asked for when_released was cancelled before it finished, its lease holder (the source, node_uuid) having moved the dataset back to itself (a new user there).',
+      ),
     node_uuid: NodeUuid.optional(),
     dataset_id: DatasetId.optional(),
     message: z.string(),

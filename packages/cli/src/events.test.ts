@@ -28,6 +28,13 @@ describe('flocker events', () => {
           message: 'released',
         },
         { time: '2026-01-01T11:56:00.000Z', kind: 'node_dead', node_uuid: A, message: 'lost' },
+        {
+          time: '2026-01-01T11:59:00.000Z',
+          kind: 'move_cancelled',
+          node_uuid: A,
+          dataset_id: D1,
+          message: 'Move of volume pg to host b cancelled: used again on host a',
+        },
       ],
       parseSince('5m', now),
     );
@@ -35,6 +42,7 @@ describe('flocker events', () => {
       ['node-lost', 'error', 'lost'],
       ['lease-released', 'warning', 'released'],
       ['node-back', 'success', 'back'],
+      ['move-cancelled', 'warning', 'Move of volume pg to host b cancelled: used again on host a'],
     ]);
     expect(out[1]).toMatchObject({ dataset_id: D1, node_uuid: A, time: '2026-01-01T11:57:00.000Z' });
   });

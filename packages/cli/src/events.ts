@@ -27,6 +27,7 @@ const KINDS: Record<ClusterEvent['kind'], { kind: EventKind; severity: EventDraf
   node_dead: { kind: 'node-lost', severity: 'error' },
   node_back: { kind: 'node-back', severity: 'success' },
   lease_released_dead_node: { kind: 'lease-released', severity: 'warning' },
+  move_cancelled: { kind: 'move-cancelled', severity: 'warning' },
 };
 
 /** The control service's stored events at or after `since`, oldest first, in the feed's shape. */

@@ -70,6 +70,10 @@ describe('flocker status: failover lines', () => {
     expect(eventLine({ ...released, kind: 'node_back' }, hostOf, () => undefined)).toBe(
       '2026-01-01T11:59:53.000Z  host 10.0.0.1 is back',
     );
+    // A when_released move its source used again (node_uuid: the node using it).
+    expect(eventLine({ ...released, kind: 'move_cancelled' }, hostOf, () => 'pgdata')).toBe(
+      '2026-01-01T11:59:53.000Z  move of volume pgdata cancelled: used again on host 10.0.0.1',
+    );
   });
 
   it('shows the newest events, oldest first', () => {

@@ -46,6 +46,10 @@ export function eventLine(
       return `${e.time}  host ${host} declared dead`;
     case 'node_back':
       return `${e.time}  host ${host} is back`;
+    case 'move_cancelled': {
+      const volume = e.dataset_id !== undefined ? volumeOf(e.dataset_id) || shortId(e.dataset_id) : '?';
+      return `${e.time}  move of volume ${volume} cancelled: used again on host ${host}`;
+    }
   }
 }
 

@@ -283,6 +283,16 @@ export class ControlState {
     return this.events.list();
   }
 
+  /** Records an event a route saw happen (a move cancelled), once the change it is about is committed; logged too. */
+  recordEvent(event: ClusterEvent): void {
+    this.events.push(event);
+    this.logger.info(event.message, {
+      event: event.kind,
+      ...(event.dataset_id !== undefined ? { dataset: event.dataset_id } : {}),
+      ...(event.node_uuid !== undefined ? { node: event.node_uuid } : {}),
+    });
+  }
+
   /**
    * Epoch ms at which the node was declared dead, or undefined while it is alive (or
    * unknown): its last report plus the node timeout, so every replica agrees on it.

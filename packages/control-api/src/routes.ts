@@ -30,6 +30,7 @@ import {
   requireDataset,
   updateDataset,
 } from './configuration';
+import { type CancelledMove, cancelledMove, moveCancelledEvent } from './events';
 import { jsonOf } from './json';
 import {
   lossMarksToSettle,
@@ -124,14 +125,25 @@ const datasetHandlers: Omit<
     }
     // A move records the node that may hold the data in its own commit (dataNode.ts); accept-replica-loss set
     // before it stays only for leaving a dead primary that held the live copy.
+    const holdersOf = (id: string) => state.nodeViews.holdersOf(id);
+    const kind = (node: string) => backend(node)?.kind;
+    // Whether the change cancels a when_released move, as of the configuration it is applied to (the committer may
+    // apply it again onto a newer one): told once the commit is durable, so a crash before it records nothing.
+    let cancelled: CancelledMove | undefined;
     const applied = await state.mutate((c, now) => {
       const dead = (node: string): boolean => {
         const reported = state.reportedNode(node);
         return reported !== undefined && !isAlive(reported, now, state.nodeTimeoutMs);
       };
-      const optIn = replicaOptInRule((id) => state.nodeViews.holdersOf(id), dead);
-      return updateDataset(c, params.id, body, now, serviceDataNodeRule(state), (node) => backend(node)?.kind, optIn);
+      const optIn = replicaOptInRule(holdersOf, dead);
+      cancelled = cancelledMove(c, params.id, body, now, { holdersOf, backend: kind });
+      return updateDataset(c, params.id, body, now, serviceDataNodeRule(state), kind, optIn);
     }, ifMatches);
+    if (cancelled !== undefined) {
+      const config = state.configuration;
+      const hostOf = (node: string) => state.reportedNode(node)?.report.host ?? config.nodes.get(node)?.host;
+      state.recordEvent(moveCancelledEvent(cancelled, hostOf, state.now()));
+    }
     return { status: 200, body: DatasetConfiguration.parse(applied.result), tag: state.configurationTag };
   },
   deleteDataset: async (state, { params, ifMatches }) => {

@@ -11,6 +11,8 @@ import { volumeName } from './view';
 export const EventKind = z.enum([
   'created',
   'moving',
+  // A when_released move its source used again (the control service's stored move_cancelled event).
+  'move-cancelled',
   'mounted',
   'failed',
   'deleted',
