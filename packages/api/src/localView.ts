@@ -12,11 +12,46 @@
  *    and replicas held (`peers`): the candidates for a standby replica, and who else is named a
  *    dataset's replica node.
  */
-import type { ClusterSnapshot, LocalPeer, NodeState } from './schemas';
+import type { ClusterSnapshot, DatasetConfiguration, LocalPeer, NodeState } from './schemas';
 
 /** Whether a node report's backend is a local one (`local-btrfs`, `local-zfs`). */
 export function isLocalBackend(backend: string): boolean {
   return backend.startsWith('local-');
+}
+
+/**
+ * The node whose copy describes a volume: its primary's when the primary has one (a local live copy left on a node
+ * that came back may be reported too, by a node listed first), else the first node that has it.
+ */
+export function holderOf(s: ClusterSnapshot, d: DatasetConfiguration): NodeState | undefined {
+  const has = (n: NodeState) => n.manifestations.some((x) => x.dataset_id === d.dataset_id);
+  const primary = s.nodes.find((n) => n.uuid === d.primary);
+  return primary !== undefined && has(primary) ? primary : s.nodes.find(has);
+}
+
+/** A local move under way (issue 24): the data is on `from` until the new primary `to` has taken over. */
+export interface LocalMoveView {
+  /** The old node: it keeps its copy (host mount gone unless its lease holds it) until the new primary took over. */
+  readonly from: NodeState;
+  /** The new primary's UUID. */
+  readonly to: string;
+  /** The move finishes only once the source's users release the volume (its lease held there, or caught up). */
+  readonly whenReleased: boolean;
+}
+
+/**
+ * The local move a volume is in, if any: a local node other than the primary holds the copy the volume is described
+ * by (holderOf). One rule for every place that says where a moving volume is, so they cannot disagree: the CLI's
+ * `volumes list`/`show` and the Docker plugin's `docker volume inspect` (s16 U3: one said the source, the other the
+ * target).
+ */
+export function localMoveOf(s: ClusterSnapshot, d: DatasetConfiguration): LocalMoveView | undefined {
+  const from = holderOf(s, d);
+  if (from === undefined || from.uuid === d.primary || !isLocalBackend(from.backend)) return undefined;
+  const whenReleased =
+    s.leases.find((l) => l.dataset_id === d.dataset_id)?.node_uuid === from.uuid ||
+    (from.moves ?? []).some((x) => x.dataset_id === d.dataset_id && x.phase === 'waitingForRelease');
+  return { from, to: d.primary, whenReleased };
 }
 
 /**

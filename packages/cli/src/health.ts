@@ -4,13 +4,7 @@
  * and the not-yet-converged steps of live volumes. Pure; `flocker status`,
  * `volumes show`, `volumes list` and `volumes destroy` print from it (issue 17, item 11).
  */
-import {
-  isLocalBackend,
-  type ActionError,
-  type ClusterSnapshot,
-  type DatasetConfiguration,
-  type NodeState,
-} from '@flocker/api';
+import { holderOf, localMoveOf, type ActionError, type ClusterSnapshot, type DatasetConfiguration } from '@flocker/api';
 import {
   keptAsideOf,
   keptAsideText,
@@ -74,15 +68,9 @@ export interface VolumeState {
   when_released?: boolean;
 }
 
-/**
- * The node whose copy a volume's row describes: its primary's when the primary has one (a local live copy left on a
- * node that came back may be reported too, by a node listed first), else the first node that has it.
- */
-export function holderOf(snapshot: ClusterSnapshot, d: DatasetConfiguration): NodeState | undefined {
-  const has = (n: NodeState) => n.manifestations.some((x) => x.dataset_id === d.dataset_id);
-  const primary = snapshot.nodes.find((n) => n.uuid === d.primary);
-  return primary !== undefined && has(primary) ? primary : snapshot.nodes.find(has);
-}
+// The node whose copy a volume's row describes, and a local move's source and target: @flocker/api, shared with the
+// Docker plugin's `docker volume inspect` so both say the same.
+export { holderOf };
 
 /** One volume for `volumes list` and `volumes show`. */
 export function volumeState(snapshot: ClusterSnapshot, d: DatasetConfiguration): VolumeState {
@@ -115,18 +103,16 @@ export function volumeState(snapshot: ClusterSnapshot, d: DatasetConfiguration):
     };
   // Local storage (issue 24): the old node keeps its copy (its host mount gone: "attached") until the new primary has
   // taken over; its own status would read as if the volume were there to stay.
-  if (holder && m && holder.uuid !== d.primary && isLocalBackend(holder.backend)) {
+  const move = localMoveOf(snapshot, d);
+  if (move && m) {
     // Where it goes too (s16 U3: list named the source, show the target, as if on two nodes).
-    const released =
-      snapshot.leases.find((l) => l.dataset_id === d.dataset_id)?.node_uuid === holder.uuid ||
-      (holder.moves ?? []).some((x) => x.dataset_id === d.dataset_id && x.phase === 'waitingForRelease');
     return withReason({
-      node: holder.host,
+      node: move.from.host,
       state: 'moving',
       path: m.status === 'mounted' ? (m.path ?? '') : '',
-      moving_to: primary?.host ?? shortId(d.primary),
-      moving_to_uuid: d.primary,
-      when_released: released,
+      moving_to: primary?.host ?? shortId(move.to),
+      moving_to_uuid: move.to,
+      when_released: move.whenReleased,
     });
   }
   if (holder && m) return withReason({ node: holder.host, state: m.status, path: m.path ?? '' });

@@ -8,6 +8,7 @@ import {
   datasetFilesystem,
   datasetSnapshotSchedule,
   formatSize,
+  localMoveOf,
   METADATA_FILESYSTEM_KEY,
   METADATA_NAME_KEY,
   METADATA_PROFILE_KEY,
@@ -673,12 +674,22 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     const d = await this.lookupFollowed(req.Name);
     if (!d) throw new VolumePluginError('NO_SUCH_VOLUME', `no such volume: ${req.Name}`);
     const s = await this.watcher.latest();
-    const status: Record<string, string | number | null> = {
+    // During a local move, where the data is now (the source) and where it goes, as the CLI's `volumes list/show`
+    // say (one rule, @flocker/api localMoveOf): naming the target as node read as if the volume were already there.
+    const move = localMoveOf(s, d);
+    const status: Record<string, string | number | boolean | null> = {
       dataset_id: d.dataset_id,
       size: d.maximum_size ? formatSize(d.maximum_size) : 'default',
-      node: hostOf(s, d.primary),
-      node_uuid: d.primary,
+      node: move !== undefined ? move.from.host : hostOf(s, d.primary),
+      node_uuid: move !== undefined ? move.from.uuid : d.primary,
       state: volumeState(s, d),
+      ...(move !== undefined
+        ? {
+            moving_to: hostOf(s, move.to),
+            moving_to_uuid: move.to,
+            ...(move.whenReleased ? { when_released: true } : {}),
+          }
+        : {}),
     };
     const profile = d.metadata[METADATA_PROFILE_KEY];
     if (profile) status.profile = profile;

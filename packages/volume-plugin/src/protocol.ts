@@ -25,7 +25,7 @@ export interface VolumeInfo {
   Name: string;
   Mountpoint?: string;
   CreatedAt?: string;
-  Status?: Record<string, string | number | null>;
+  Status?: Record<string, string | number | boolean | null>;
 }
 
 export interface MountResponse {

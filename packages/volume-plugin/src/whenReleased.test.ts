@@ -67,4 +67,27 @@ describe('a second container here while a local move waits for the release', () 
     src.emit('mount', at);
     expect(await settledWithin(second, 1_000)).toEqual({ Mountpoint: at });
   });
+
+  it('docker volume inspect during the pending move: node is where the data is (as the CLI says), moving_to the target', async () => {
+    const b = await bed.backend(NODE_A, { mountTable: { table, hostMountRoot: HOST_A.mountRoot } });
+    const d = await client.createDataset({ primary: NODE_A, metadata: { name: 'v' } });
+    const at = `${HOST_A.mountRoot}/${d.dataset_id}`;
+    src.emit('mount', at);
+    await b.mount({ Name: 'v', ID: 'c1' });
+    await bed.reportStuckLocalMount(HOST_A, d.dataset_id, at);
+    // B gets no copy while A's lease holds the move (a local target's copy is promoted only at the takeover).
+    for (const agent of bed.agents) agent.paused = true;
+    await client.updateDataset(d.dataset_id, { primary: NODE_B, when_released: true });
+    await followed(b, (p) => p === NODE_B);
+    // Before: node host-b / node_uuid B (the primary) beside state 'mounted on host-a (moving)' and in_use_on host-a.
+    expect((await b.get({ Name: 'v' })).Volume.Status).toMatchObject({
+      node: 'host-a',
+      node_uuid: NODE_A,
+      state: 'mounted on host-a (moving)',
+      in_use_on: 'host-a',
+      moving_to: 'host-b',
+      moving_to_uuid: NODE_B,
+      when_released: true,
+    });
+  });
 });
