@@ -196,7 +196,9 @@ function authorizeNode(me: string, req: AuthorizationRequest, facts: Authorizati
  * primary again, rather than leave the volume "moving" to a host its user never got it on. Allowed to the current
  * primary only, only to the node the data-node marker names and only while that node's latest report (local storage,
  * since this service started) lists a copy of it (review RV2 finding 4: a completed move's marker stays until a report
- * settles it, so the marker alone may name a node whose copy is gone), only conditional on the configuration tag (the
+ * settles it, so the marker alone may name a node whose copy is gone), only while the requester's own latest report
+ * lists none (review RV3 finding 3: after a completed move the marker and the old node's report stay while it has not
+ * retired its copy, the requester's being the newest), only conditional on the configuration tag (the
  * plugin decided on what it read: the handler answers 412 if anything changed since), with no lease on the dataset
  * and nothing but the primary in the change. As narrow as its only user (volume-plugin mayPutBack, since 5ad82e9):
  * never for block storage (a takeover from a dead node reattaches the volume; putting it back would undo a failover).
@@ -224,6 +226,13 @@ function putBackDecision(
   if (facts.holdsLocalCopy?.(id, primary) !== true) {
     return deny(
       `${refused}; it may only put back a dataset where its data is, and node ${primary}'s latest report lists no copy of dataset ${id} on local storage.`,
+    );
+  }
+  // Review RV3 finding 3: the requester's own copy may be the newest (a completed move whose old node died before its
+  // retire keeps marker and report): putting it back would make a node without it the primary. mayPutBack asks the same.
+  if (facts.holdsLocalCopy?.(id, me) === true) {
+    return deny(
+      `${refused}; it may only put back a dataset whose data is not here, and its own latest report lists a copy of dataset ${id}.`,
     );
   }
   if (req.ifConfigurationMatches === undefined) {
