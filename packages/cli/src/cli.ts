@@ -1485,7 +1485,7 @@ export function buildCli(
           .option('since', {
             type: 'string',
             describe:
-              "First the control service's stored events since then (node lost/back, leases released by failover): 10m, 2h, 1d or an ISO time",
+              "First the control service's stored events since then (node lost/back, leases released by failover, moves cancelled): 10m, 2h, 1d or an ISO time",
           })
           .option('timeout', { type: 'number', describe: 'Stop after this many seconds (default: until Ctrl-C)' })
           .example('$0 events', 'follow until Ctrl-C')
