@@ -6,13 +6,26 @@
  * loop, listed before the container's shell after the pids wrapped) left that namespace unread for
  * the whole scan, so the container's mount was not seen.
  */
-import { namespaceBlindness, readNamespaceMounts, type ProcReader, type ScanStats } from './processes';
+import {
+  NamespaceScanError,
+  namespaceBlindness,
+  readNamespaceMounts,
+  SCAN_PASSES,
+  type ProcReader,
+  type ScanStats,
+} from './processes';
 
 const CONTAINER_NS = 'mnt:[4026532900]';
 const HOST_NS = 'mnt:[4026531841]';
-const HOST_MOUNTINFO = '22 1 0:50 / /pool rw,relatime shared:1 - btrfs /dev/loop9 rw\n';
+// A process's table lists a mount at "/" unless it is chrooted (see readNamespaceMounts).
+const HOST_MOUNTINFO =
+  '21 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n22 21 0:50 / /pool rw,relatime shared:2 - btrfs /dev/loop9 rw\n';
 const CONTAINER_MOUNTINFO =
-  '900 800 0:50 /flocker/datasets/0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a10 /data rw,relatime - btrfs /dev/loop9 rw\n';
+  '800 700 0:90 / / rw,relatime - overlay overlay rw\n900 800 0:50 /flocker/datasets/0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a10 /data rw,relatime - btrfs /dev/loop9 rw\n';
+
+/** The mount points listed, but "/" (every namespace's root). */
+const points = (mounts: readonly { mountPoint: string }[]): string[] =>
+  mounts.map((m) => m.mountPoint).filter((p) => p !== '/');
 
 function gone(): Error {
   return Object.assign(new Error('gone'), { code: 'ENOENT' });
@@ -28,6 +41,8 @@ function proc(over: Partial<Omit<ProcReader, 'pids'>> & { pids: string[] }): Pro
     tasks: over.tasks ?? (() => Promise.reject(gone())),
     mountNamespace: over.mountNamespace ?? (() => Promise.resolve(HOST_NS)),
     mountInfo: over.mountInfo ?? (() => Promise.resolve(HOST_MOUNTINFO)),
+    root: over.root ?? (() => Promise.resolve('/')),
+    enterMountInfo: over.enterMountInfo ?? (() => Promise.reject(new Error('not entered'))),
     blindness: over.blindness ?? (() => Promise.resolve(null)),
   };
 }
@@ -45,7 +60,7 @@ describe('readNamespaceMounts (every mount namespace of the host)', () => {
         },
       }),
     );
-    expect(mounts.map((m) => m.mountPoint).sort()).toEqual(['/data', '/pool']);
+    expect(points(mounts).sort()).toEqual(['/data', '/pool']);
   });
 
   it('a namespace is read once (the first process whose mounts could be read)', async () => {
@@ -95,8 +110,8 @@ describe('readNamespaceMounts (every mount namespace of the host)', () => {
       }),
       (s) => stats.push(s),
     );
-    expect(mounts.map((m) => m.mountPoint).sort()).toEqual(['/data', '/pool']);
-    expect(stats).toEqual([{ processes: 5, namespaces: 1, linkUnreadable: 1, gone: 2 }]);
+    expect(points(mounts).sort()).toEqual(['/data', '/pool']);
+    expect(stats).toEqual([{ processes: 5, namespaces: 1, linkUnreadable: 1, gone: 2, passes: 2, entered: 0 }]);
   });
 
   // RV 5 (session 16 review), blind spot 1: /proc lists thread-group ids only, and those of a leader that
@@ -116,7 +131,7 @@ describe('readNamespaceMounts (every mount namespace of the host)', () => {
         },
       }),
     );
-    expect(mounts.map((m) => m.mountPoint).sort()).toEqual(['/data', '/pool']);
+    expect(points(mounts).sort()).toEqual(['/data', '/pool']);
   });
 
   it('a process that is gone with all its threads is skipped (its task list is gone too, or holds only the zombie)', async () => {
@@ -127,7 +142,7 @@ describe('readNamespaceMounts (every mount namespace of the host)', () => {
         mountNamespace: (pid) => (pid === '1' ? Promise.resolve(HOST_NS) : Promise.reject(gone())),
       }),
     );
-    expect(mounts.map((m) => m.mountPoint)).toEqual(['/pool']);
+    expect(points(mounts)).toEqual(['/pool']);
   });
 
   // RV 5, blind spot 3: the pid was reused between the link and the mounts; the mounts read are the new
@@ -145,7 +160,7 @@ describe('readNamespaceMounts (every mount namespace of the host)', () => {
         mountInfo: (pid) => Promise.resolve(pid === '30000' ? CONTAINER_MOUNTINFO : HOST_MOUNTINFO),
       }),
     );
-    expect(mounts.map((m) => m.mountPoint).sort()).toEqual(['/data', '/pool']);
+    expect(points(mounts).sort()).toEqual(['/data', '/pool']);
   });
 
   it('a namespace link that keeps changing under the reads fails the scan', async () => {
@@ -170,6 +185,128 @@ describe('readNamespaceMounts (every mount namespace of the host)', () => {
         }),
       ),
     ).rejects.toMatchObject({ code: 'NAMESPACE_SCAN_INCOMPLETE' });
+  });
+
+  // RV3 (session 17), finding 1: a process's mountinfo lists only the mounts reachable from its root.
+  describe('chrooted processes (their table is partial)', () => {
+    const JAIL_MOUNTINFO = ''; // chrooted into a directory of the mount: nothing reachable is a mount's root
+    it("a chrooted process does not stand for its namespace: the namespace's next process (not chrooted) is read", async () => {
+      const read: string[] = [];
+      const mounts = await readNamespaceMounts(
+        proc({
+          pids: ['1', '40', '41'],
+          mountNamespace: (pid) => Promise.resolve(pid === '1' ? HOST_NS : CONTAINER_NS),
+          root: (pid) => Promise.resolve(pid === '40' ? '/run/sshd' : '/'),
+          mountInfo: (pid) => {
+            read.push(pid);
+            return Promise.resolve(pid === '1' ? HOST_MOUNTINFO : pid === '40' ? JAIL_MOUNTINFO : CONTAINER_MOUNTINFO);
+          },
+        }),
+      );
+      expect(read).toEqual(['1', '40', '41']);
+      expect(points(mounts).sort()).toEqual(['/data', '/pool']);
+    });
+
+    it('a namespace whose every process is chrooted is entered and read whole', async () => {
+      const stats: ScanStats[] = [];
+      const mounts = await readNamespaceMounts(
+        proc({
+          pids: ['1', '40', '41'],
+          mountNamespace: (pid) => Promise.resolve(pid === '1' ? HOST_NS : CONTAINER_NS),
+          root: (pid) => Promise.resolve(pid === '1' ? '/' : '/data/jail'),
+          mountInfo: (pid) => Promise.resolve(pid === '1' ? HOST_MOUNTINFO : JAIL_MOUNTINFO),
+          enterMountInfo: (pid) =>
+            pid === '40'
+              ? Promise.resolve({ namespace: CONTAINER_NS, text: CONTAINER_MOUNTINFO })
+              : Promise.reject(new Error('only once')),
+        }),
+        (st) => stats.push(st),
+      );
+      expect(points(mounts).sort()).toEqual(['/data', '/pool']);
+      expect(stats).toEqual([{ processes: 3, namespaces: 2, linkUnreadable: 0, gone: 0, passes: 1, entered: 1 }]);
+    });
+
+    it('a root of "/" whose table lists no mount at "/" (a detached root) does not stand for its namespace', async () => {
+      const entered: string[] = [];
+      await readNamespaceMounts(
+        proc({
+          pids: ['1', '40'],
+          mountNamespace: (pid) => Promise.resolve(pid === '1' ? HOST_NS : CONTAINER_NS),
+          mountInfo: (pid) => Promise.resolve(pid === '1' ? HOST_MOUNTINFO : JAIL_MOUNTINFO),
+          enterMountInfo: (pid) => {
+            entered.push(pid);
+            return Promise.resolve({ namespace: CONTAINER_NS, text: CONTAINER_MOUNTINFO });
+          },
+        }),
+      );
+      expect(entered).toEqual(['40']);
+    });
+
+    it('a chrooted-only namespace that cannot be entered fails the scan, naming the process and its root', async () => {
+      await expect(
+        readNamespaceMounts(
+          proc({
+            pids: ['1', '40'],
+            mountNamespace: (pid) => Promise.resolve(pid === '1' ? HOST_NS : CONTAINER_NS),
+            root: (pid) => Promise.resolve(pid === '1' ? '/' : '/data/jail'),
+            mountInfo: (pid) => Promise.resolve(pid === '1' ? HOST_MOUNTINFO : JAIL_MOUNTINFO),
+            enterMountInfo: () => Promise.reject(new NamespaceScanError('perl: not found')),
+          }),
+        ),
+      ).rejects.toMatchObject({
+        code: 'NAMESPACE_SCAN_INCOMPLETE',
+        message: expect.stringMatching(/process 40, root \/data\/jail.*perl: not found/),
+      });
+    });
+  });
+
+  // RV3, finding 2: /proc listed once missed a namespace its only listed process left to a child.
+  describe('processes that ended before their namespace was read: /proc is listed again', () => {
+    it('the next listing reads only the pids new in it, and finds the namespace in the child', async () => {
+      let listings = 0;
+      const linked: string[] = [];
+      const stats: ScanStats[] = [];
+      const mounts = await readNamespaceMounts(
+        {
+          ...proc({ pids: [] }),
+          pids: () => Promise.resolve(listings++ === 0 ? ['1', '70'] : ['1', '70', '71']),
+          mountNamespace: (pid) => {
+            linked.push(pid);
+            if (pid === '70') return Promise.reject(gone());
+            return Promise.resolve(pid === '1' ? HOST_NS : CONTAINER_NS);
+          },
+          mountInfo: (pid) => Promise.resolve(pid === '1' ? HOST_MOUNTINFO : CONTAINER_MOUNTINFO),
+        },
+        (st) => stats.push(st),
+      );
+      expect(points(mounts).sort()).toEqual(['/data', '/pool']);
+      expect(linked).toEqual(['1', '1', '70', '71', '71']);
+      expect(stats).toEqual([{ processes: 3, namespaces: 2, linkUnreadable: 0, gone: 1, passes: 2, entered: 0 }]);
+    });
+
+    it(`processes that keep ending unread in ${SCAN_PASSES} listings fail the scan`, async () => {
+      let next = 100;
+      await expect(
+        readNamespaceMounts({
+          ...proc({ pids: [] }),
+          pids: () => Promise.resolve(['1', String(next++)]),
+          mountNamespace: (pid) => (pid === '1' ? Promise.resolve(HOST_NS) : Promise.reject(gone())),
+        }),
+      ).rejects.toMatchObject({ code: 'NAMESPACE_SCAN_INCOMPLETE', message: expect.stringMatching(/kept ending/) });
+      expect(next).toBe(100 + SCAN_PASSES);
+    });
+
+    it('a process gone after its namespace was read elsewhere needs no other listing', async () => {
+      const stats: ScanStats[] = [];
+      await readNamespaceMounts(
+        proc({
+          pids: ['1', '2'],
+          mountInfo: (pid) => (pid === '1' ? Promise.reject(gone()) : Promise.resolve(HOST_MOUNTINFO)),
+        }),
+        (st) => stats.push(st),
+      );
+      expect(stats[0]?.passes).toBe(1);
+    });
   });
 
   // RV 5, blind spot 2: outside the initial user or PID namespace, other containers are unreadable or not

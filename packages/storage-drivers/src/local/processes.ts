@@ -247,6 +247,13 @@ export interface ProcReader {
   /** The link naming the mount namespace of a process, or of one of its threads (/proc/<pid>/task/<tid>/ns/mnt). */
   readonly mountNamespace: (pid: string, tid?: string) => Promise<string>;
   readonly mountInfo: (pid: string, tid?: string) => Promise<string>;
+  /** Its root directory (/proc/<pid>/root): "/" unless chrooted, also in another mount namespace. */
+  readonly root: (pid: string, tid?: string) => Promise<string>;
+  /**
+   * The whole mount table of the namespace of a process, read from inside it (setns: root at the
+   * namespace's "/"), with the link of the namespace entered; for a namespace whose processes are all chrooted.
+   */
+  readonly enterMountInfo: (pid: string, tid?: string) => Promise<{ namespace: string; text: string }>;
   /** Why this process cannot see every process of the host (see namespaceBlindness), null when it can. */
   readonly blindness: () => Promise<string | null>;
 }
@@ -260,6 +267,10 @@ export interface ScanStats {
   readonly linkUnreadable: number;
   /** Processes (and all their threads) that ended before they could be read. */
   readonly gone: number;
+  /** Listings of /proc (more than one when processes ended before their namespace was read). */
+  readonly passes: number;
+  /** Namespaces whose every process read was chrooted, read by entering them. */
+  readonly entered: number;
 }
 
 /**
@@ -296,11 +307,68 @@ export function namespaceBlindness(uidMap: string, status: string): string | nul
 /** Read once per agent process (the namespaces a process runs in do not change under it); a failed read is tried again. */
 let blindnessOnce: Promise<string | null> | undefined;
 
-const realProc: ProcReader = {
+/** setns(2) by architecture (Node has no setns: perl's syscall() makes it). */
+const SETNS: Partial<Record<string, number>> = {
+  x64: 308,
+  arm64: 268,
+  riscv64: 268,
+  arm: 375,
+  ia32: 346,
+  ppc64: 350,
+  s390x: 339,
+};
+
+/**
+ * Enters the mount namespace of $ARGV[0] (setns puts root and cwd at its "/", LOOKUP_DOWN), then reads
+ * /proc/self through the host's /proc opened before (the namespace may have no /proc, and nothing is
+ * run inside it). Prints the link of the namespace entered, then its whole table. Exit 11: the link
+ * could not be opened (3 when the process ended).
+ */
+const ENTER_SCRIPT = `use strict;
+my ($ns, $nr) = @ARGV;
+opendir(my $proc, '/proc') or exit 10;
+open(my $f, '<', $ns) or exit(($!{ENOENT} || $!{ESRCH}) ? 3 : 11);
+syscall($nr + 0, fileno($f), 0x20000) == 0 or exit 12;
+chdir($proc) or exit 13;
+my $link = readlink('self/ns/mnt');
+defined($link) or exit 14;
+open(my $m, '<', 'self/mountinfo') or exit 15;
+local $/;
+my $t = <$m>;
+print "$link\\n$t";
+`;
+
+/** Exit status of ENTER_SCRIPT when the process ended before its namespace could be opened. */
+const ENTER_GONE = 3;
+
+async function enterMountInfo(pid: string, tid?: string): Promise<{ namespace: string; text: string }> {
+  const nr = SETNS[process.arch];
+  if (nr === undefined)
+    throw new NamespaceScanError(`cannot enter a mount namespace on ${process.arch} (no setns number)`);
+  let stdout: string;
+  try {
+    ({ stdout } = await execFileAsync('perl', ['-e', ENTER_SCRIPT, `${procDir(pid, tid)}/ns/mnt`, String(nr)], {
+      maxBuffer: 64 * 1024 * 1024,
+    }));
+  } catch (e) {
+    if ((e as { code?: unknown }).code === ENTER_GONE)
+      throw Object.assign(new Error(`${pid} ended`), { code: 'ENOENT' });
+    throw new NamespaceScanError(
+      `cannot read the mount namespace of process ${pid} from inside it (perl): ${errorMessage(e)}`,
+    );
+  }
+  const nl = stdout.indexOf('\n');
+  return { namespace: stdout.slice(0, nl), text: stdout.slice(nl + 1) };
+}
+
+/** /proc as the scan reads it. */
+export const hostProc: ProcReader = {
   pids: async () => (await readdir('/proc')).filter((e) => /^\d+$/.test(e)),
   tasks: (pid) => readdir(`/proc/${pid}/task`),
   mountNamespace: (pid, tid) => readlink(`${procDir(pid, tid)}/ns/mnt`),
   mountInfo: (pid, tid) => readFile(`${procDir(pid, tid)}/mountinfo`, 'utf8'),
+  root: (pid, tid) => readlink(`${procDir(pid, tid)}/root`),
+  enterMountInfo,
   blindness: () => {
     blindnessOnce ??= Promise.all([readFile('/proc/self/uid_map', 'utf8'), readFile('/proc/self/status', 'utf8')]).then(
       ([uidMap, status]) => namespaceBlindness(uidMap, status),
@@ -317,9 +385,24 @@ const procDir = (pid: string, tid?: string): string =>
 
 /** Reads of one process whose namespace link changed under them before the scan gives up (pid reuse, setns). */
 const LINK_TRIES = 3;
+/** Listings of /proc before a scan that keeps meeting processes ending before their namespace was read gives up. */
+export const SCAN_PASSES = 5;
 
-type ProcessRead = 'read' | 'seen' | 'gone';
+/**
+ * 'gone': ended before its namespace link was read; 'ended': after (the namespace is known, and
+ * recorded unread); 'unseen': chrooted, recorded unread.
+ */
+type ProcessRead = 'read' | 'seen' | 'gone' | 'ended' | 'unseen';
 
+/**
+ * The mounts of every mount namespace, one process (not chrooted) read per namespace. A process's
+ * mountinfo lists only the mounts reachable from its root: a chrooted process's table is taken but
+ * does not stand for its namespace (RV3 1); a namespace whose processes read were all chrooted is
+ * entered and read whole. /proc is listed again while processes ended before their namespace was
+ * read (the namespace may live on in a child not listed, RV3 2): a pass reads only the pids new in
+ * its listing (a number is reused only after the allocator wrapped pid_max, not within a scan).
+ * Fails (NamespaceScanError) rather than miss a namespace.
+ */
 export async function readNamespaceMounts(
   proc: ProcReader,
   onScan?: (stats: ScanStats) => void,
@@ -332,13 +415,21 @@ export async function readNamespaceMounts(
   const out: MountInfoEntry[] = [];
   let linkUnreadable = 0;
   let gone = 0;
-  const take = (text: string): void => {
+  let entered = 0;
+  const take = (text: string, entries?: MountInfoEntry[]): void => {
     if (tables.has(text)) return;
     tables.add(text);
-    out.push(...parseMountInfoWithRoot(text));
+    out.push(...(entries ?? parseMountInfoWithRoot(text)));
+  };
+  /** Per namespace not read yet: its chrooted processes (to enter it through), and whether one ended unread. */
+  const unread = new Map<string, { chrooted: { pid: string; tid?: string; root: string }[]; ended: boolean }>();
+  const unreadOf = (ns: string) => {
+    let u = unread.get(ns);
+    if (u === undefined) unread.set(ns, (u = { chrooted: [], ended: false }));
+    return u;
   };
 
-  /** One process (or one thread of it): its namespace read, already seen, or gone before it could be. */
+  /** One process (or one thread of it): its namespace read, already seen, or not (ended, or chrooted). */
   const readProcess = async (pid: string, tid?: string): Promise<ProcessRead> => {
     const who = tid === undefined ? `process ${pid}` : `thread ${tid} of process ${pid}`;
     /** A mount table that could not be read: ended (gone), or fails the scan (EACCES, EMFILE, EIO). */
@@ -370,42 +461,122 @@ export async function readNamespaceMounts(
       // Read before marked: a process that ends between its reads (a container's short-lived child)
       // must not leave its namespace unread, its other processes skipped (U2 finding 1).
       const text = await mountInfo();
-      if (text === null) return 'gone';
+      if (text === null) {
+        unreadOf(ns).ended = true;
+        return 'ended';
+      }
       // Marked read only if the link is unchanged after the table was read: the pid may have been
       // reused (RV 5). The table is some process's at this pid, so taken whatever the link says (more
-      // mounts never hide one), parsed while the link is read again.
-      const relink = proc.mountNamespace(pid, tid);
-      take(text);
-      let again: string;
-      try {
-        again = await relink;
-      } catch (e) {
-        if (ended(e)) return 'gone';
-        if (denied(e)) continue;
-        throw e;
+      // mounts never hide one), parsed while the link is read again. The root is read after the
+      // table too: the table is whole only if the root was the namespace's "/" when it was read.
+      const relink = Promise.allSettled([proc.mountNamespace(pid, tid), proc.root(pid, tid)]);
+      const entries = parseMountInfoWithRoot(text);
+      take(text, entries);
+      const [again, root] = await relink;
+      if (again.status === 'rejected') {
+        if (ended(again.reason)) {
+          unreadOf(ns).ended = true;
+          return 'ended';
+        }
+        if (denied(again.reason)) continue;
+        throw again.reason;
       }
-      if (again === ns) {
+      if (again.value !== ns) continue;
+      // A chrooted process reads "/" only if its root is a detached mount's (its table then lists no
+      // mount at "/"): a table without "/" never stands for its namespace.
+      const whole = root.status === 'fulfilled' && root.value === '/' && entries.some((m) => m.mountPoint === '/');
+      if (whole) {
         seen.add(ns);
+        unread.delete(ns);
         return 'read';
       }
+      if (root.status === 'rejected' && ended(root.reason)) {
+        unreadOf(ns).ended = true;
+        return 'ended';
+      }
+      // Chrooted (or its root refused): its namespace is read through another process, or entered.
+      unreadOf(ns).chrooted.push({
+        pid,
+        tid,
+        root: root.status === 'fulfilled' ? root.value : `unreadable (${errorMessage(root.reason)})`,
+      });
+      return 'unseen';
     }
     throw new NamespaceScanError(`the mount namespace of ${who} changed under ${LINK_TRIES} reads of its mounts`);
   };
 
-  const pids = await proc.pids();
-  for (const pid of pids) {
-    if ((await readProcess(pid)) !== 'gone') continue;
-    // /proc lists thread-group ids only: a leader that called pthread_exit is a zombie (its link and
-    // table fail) while its other threads run on, maybe the namespace's only ones (RV 5).
-    let result: ProcessRead = 'gone';
-    for (const tid of await liveTasks(proc, pid)) {
-      result = await readProcess(pid, tid);
-      if (result !== 'gone') break;
+  /** A namespace whose processes read were all chrooted: read whole from inside, through one of them. */
+  const enter = async (
+    ns: string,
+    chrooted: readonly { pid: string; tid?: string; root: string }[],
+  ): Promise<boolean> => {
+    for (const c of chrooted) {
+      let got: { namespace: string; text: string };
+      try {
+        got = await proc.enterMountInfo(c.pid, c.tid);
+      } catch (e) {
+        if (ended(e)) continue;
+        throw e instanceof NamespaceScanError
+          ? new NamespaceScanError(
+              `every process of mount namespace ${ns} read is chrooted (process ${c.pid}, root ${c.root}), so its mount table is partial, and it could not be read whole: ${e.message}`,
+            )
+          : e;
+      }
+      // Another namespace (the pid reused): its table is taken all the same, ns stays unread.
+      take(got.text);
+      if (got.namespace === ns) {
+        seen.add(ns);
+        entered++;
+        return true;
+      }
     }
-    if (result === 'gone') gone++;
+    return false;
+  };
+
+  /** Pids listed by an earlier pass: read (or gone) already. */
+  const listed = new Set<string>();
+  let processes = 0;
+  for (let pass = 1; ; pass++) {
+    const pids = (await proc.pids()).filter((pid) => !listed.has(pid));
+    processes += pids.length;
+    /** Processes of this pass that ended before their namespace link was read (namespace unknown). */
+    let endedUnknown = 0;
+    for (const pid of pids) {
+      listed.add(pid);
+      let result = await readProcess(pid);
+      if (result !== 'gone' && result !== 'ended') continue;
+      // /proc lists thread-group ids only: a leader that called pthread_exit is a zombie (its link and
+      // table fail) while its other threads run on, maybe the namespace's only ones (RV 5).
+      let unknown = result === 'gone';
+      for (const tid of await liveTasks(proc, pid)) {
+        result = await readProcess(pid, tid);
+        if (result !== 'gone' && result !== 'ended') break;
+        unknown &&= result === 'gone';
+      }
+      if (result === 'gone' || result === 'ended') {
+        gone++;
+        if (unknown) endedUnknown++;
+      }
+    }
+    let endedUnread = 0;
+    for (const [ns, u] of unread) {
+      if (seen.has(ns) || (await enter(ns, u.chrooted))) {
+        unread.delete(ns);
+        continue;
+      }
+      if (u.chrooted.length > 0 || u.ended) endedUnread++;
+      // The processes that could enter it ended: only a later listing can find the namespace again.
+      unread.delete(ns);
+    }
+    if (endedUnknown === 0 && endedUnread === 0) {
+      onScan?.({ processes, namespaces: seen.size, linkUnreadable, gone, passes: pass, entered });
+      return out;
+    }
+    if (pass === SCAN_PASSES)
+      throw new NamespaceScanError(
+        `processes kept ending before their mount namespace was read (${gone} in ${SCAN_PASSES} listings of /proc): a namespace they left to a child may be unread`,
+      );
   }
-  onScan?.({ processes: pids.length, namespaces: seen.size, linkUnreadable, gone });
-  return out;
 }
 
 /** The threads of a process other than its leader; none once it is gone. */
@@ -438,6 +609,6 @@ const scanLog = debuglog('flocker-scan');
  * (NamespaceScanError) rather than miss one: see readNamespaceMounts.
  */
 export const readAllNamespaceMounts: ReadMounts = () =>
-  readNamespaceMounts(realProc, (s) => {
+  readNamespaceMounts(hostProc, (s) => {
     scanLog('namespace scan: %j', s);
   });
