@@ -147,6 +147,11 @@ export class Committer {
         }
         this.committed = target;
         for (const w of waiters) w.resolve();
+        if (this.pending === target) {
+          // Writes that changed nothing, applied during this commit: they waited only for it.
+          for (const w of this.waiters) w.resolve();
+          this.waiters = [];
+        }
         this.options.onChange();
         if (this.external !== undefined && this.external.version > this.committed.version) this.adopt(this.external);
       }
