@@ -1,6 +1,7 @@
 import { MINIMUM_DATASET_SIZE, type ClusterSnapshot, type NodeReport } from '@flocker/api';
 import { ManualClock } from '@flocker/runtime/testing';
 import {
+  SourceChangedAfterPromoteError,
   StorageError,
   TransferServer,
   type CopyLineage,
@@ -205,8 +206,10 @@ class MemoryPool implements LocalEngine {
     if (o?.keepAsides !== true)
       this.kept.splice(0, this.kept.length, ...this.kept.filter((k) => k.datasetId !== datasetId));
   }
-  async retire(datasetId: string): Promise<void> {
-    this.calls.push(`retire ${datasetId}`);
+  async retire(datasetId: string, o?: { readonly unchangedSince?: string }): Promise<void> {
+    this.calls.push(
+      `retire ${datasetId}${o?.unchangedSince !== undefined ? ` unchanged since ${o.unchangedSince}` : ''}`,
+    );
     const failure = this.failRetire;
     this.failRetire = undefined;
     if (failure !== undefined) throw failure;
@@ -576,9 +579,37 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
   it("two live copies: B's copy made from this one's final snapshot and written since: this older copy is retired, never mounted", async () => {
     await withB({ from: 'S1', sameAs: null, snapshots: ['S1'] }, async ({ pool, step }) => {
       pool.live.set(D, { size: 1000, mounts: [] });
+      pool.snapshots.set(D, [{ datasetId: D, name: 'move-000001', identity: 'S1', received: false }]);
       pool.lineages.set(D, { from: null, sameAs: 'S1', snapshots: ['S1'] });
       expect(await step(cluster({ primary: ME, bHolds: true, bHost: '127.0.0.2' }))).toEqual([]);
-      expect(pool.calls).toEqual([`retire ${D}`]);
+      // The engine checks again, right before its delete, that it is unchanged since S1 (RV4 finding 1).
+      expect(pool.calls).toEqual([`retire ${D} unchanged since move-000001`]);
+    });
+  });
+
+  it('the same, written between the lineage and the retire (a writer no scan saw): the retire refuses, the copy stays live, the error reported', async () => {
+    await withB({ from: 'S1', sameAs: null, snapshots: ['S1'] }, async ({ pool, step }) => {
+      pool.live.set(D, { size: 1000, mounts: [] });
+      pool.snapshots.set(D, [{ datasetId: D, name: 'move-000001', identity: 'S1', received: false }]);
+      pool.lineages.set(D, { from: null, sameAs: 'S1', snapshots: ['S1'] });
+      pool.failRetire = new SourceChangedAfterPromoteError('changed since move-000001');
+      expect(await step(cluster({ primary: ME, bHolds: true, bHost: '127.0.0.2' }))).toMatchObject([
+        { dataset_id: D, action: 'retire', code: 'TRANSFER_FAILED' },
+      ]);
+      expect(pool.live.has(D)).toBe(true);
+      expect(pool.snapshots.get(D)?.map((x) => x.name)).toEqual(['move-000001']);
+    });
+  });
+
+  it('the same, the snapshot it was found unchanged since gone by the retire: not retired', async () => {
+    await withB({ from: 'S1', sameAs: null, snapshots: ['S1'] }, async ({ pool, step }) => {
+      pool.live.set(D, { size: 1000, mounts: [] });
+      pool.lineages.set(D, { from: null, sameAs: 'S1', snapshots: ['S1'] });
+      expect(await step(cluster({ primary: ME, bHolds: true, bHost: '127.0.0.2' }))).toMatchObject([
+        { dataset_id: D, action: 'retire', code: 'UNKNOWN_SNAPSHOT' },
+      ]);
+      expect(pool.calls).toEqual([]);
+      expect(pool.live.has(D)).toBe(true);
     });
   });
 
@@ -587,8 +618,11 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
       { from: 'S1', sameAs: null, snapshots: ['S1'] },
       async ({ pool, step }) => {
         pool.live.set(D, { size: 1000, mounts: [] });
+        pool.snapshots.set(D, [{ datasetId: D, name: 'move-000001', identity: 'S1', received: false }]);
         pool.lineages.set(D, { from: null, sameAs: 'S1', snapshots: ['S1'] });
         expect(await step(cluster({ primary: ME, bHolds: true, bHost: '127.0.0.2' }))).toEqual([]);
+        // Retired first (scan and data check, RV4 finding 4), then destroyed.
+        expect(pool.calls).toEqual([`retire ${D} unchanged since move-000001`]);
         expect(pool.destroys).toEqual([{ datasetId: D, keepAsides: true }]);
         expect(pool.live.has(D)).toBe(false);
       },

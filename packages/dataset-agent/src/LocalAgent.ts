@@ -26,6 +26,7 @@ import {
   snapshotsToPrune,
   sourceSnapshotsToPrune,
   DEFAULT_KEEP_SOURCE_SNAPSHOTS,
+  LocalStorageError,
   TransferClient,
   TransferServer,
   type LocalEngine,
@@ -579,9 +580,21 @@ export class LocalAgent {
       case 'retire': {
         // As the mover's own clean-up would have (it was killed after the promote): the retention option.
         const keepSource = this.o.keepSourceSnapshots ?? DEFAULT_KEEP_SOURCE_SNAPSHOTS;
+        const snapshots = await engine.listSnapshots(action.datasetId);
+        // The snapshot the lineage found this copy unchanged since: kept, and checked again by the
+        // engine's retire right before its delete (review RV4 finding 1). Gone since: not retired.
+        const since =
+          action.unchangedSince === undefined
+            ? undefined
+            : snapshots.find((s) => s.identity === action.unchangedSince)?.name;
+        if (action.unchangedSince !== undefined && since === undefined)
+          throw new LocalStorageError(
+            'UNKNOWN_SNAPSHOT',
+            `dataset ${action.datasetId}: the snapshot this copy was found unchanged since (${action.unchangedSince}) is gone; not retiring it`,
+          );
+        const checked = since === undefined ? undefined : { unchangedSince: since };
         const prune = async (): Promise<void> => {
-          const snapshots = await engine.listSnapshots(action.datasetId);
-          const final = snapshots[snapshots.length - 1]?.name ?? '';
+          const final = since ?? snapshots[snapshots.length - 1]?.name ?? '';
           for (const name of sourceSnapshotsToPrune(snapshots, final, keepSource))
             await engine.destroySnapshot(action.datasetId, name);
         };
@@ -602,10 +615,14 @@ export class LocalAgent {
           await prune();
           return;
         }
-        // A copy kept aside at an earlier failover stays (until the dataset is deleted).
-        if (keepSource < 1) return engine.destroyDataset(action.datasetId, { keepAsides: true });
+        // A copy kept aside at an earlier failover stays (until the dataset is deleted). keep 0: retired
+        // first (the all-namespace scan and the data check, as the mover's clean-up), then destroyed.
+        if (keepSource < 1) {
+          await engine.retire(action.datasetId, checked);
+          return engine.destroyDataset(action.datasetId, { keepAsides: true });
+        }
         await prune();
-        await engine.retire(action.datasetId);
+        await engine.retire(action.datasetId, checked);
         return;
       }
       case 'cancelMove':

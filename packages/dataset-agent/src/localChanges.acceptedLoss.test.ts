@@ -77,7 +77,7 @@ describe('the old primary A (branchedFromMine)', () => {
       ],
     ]);
     expect(calculateLocalChanges(onB({ acceptedLossFrom: [A] }), nodes(), observed(older), ctxA)).toEqual([
-      { kind: 'retire', datasetId: D },
+      { kind: 'retire', datasetId: D, unchangedSince: 'R' },
     ]);
     const newer = new Map([
       [

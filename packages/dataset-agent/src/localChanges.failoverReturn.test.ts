@@ -58,7 +58,7 @@ describe('the old primary back after a failover to its replica', () => {
   it('an older or equal copy (nothing of it missing on B) is retired without keeping it aside', () => {
     const aOld: CopyLineage = { from: null, sameAs: 'R1', snapshots: ['R1'] };
     expect(calculateLocalChanges([failedOver], nodes(), onA([], lineages(aOld, bPromoted)), ctxA)).toEqual([
-      { kind: 'retire', datasetId: D },
+      { kind: 'retire', datasetId: D, unchangedSince: 'R1' },
     ]);
   });
 

@@ -98,7 +98,7 @@ describe('decisions of an agent with a local backend', () => {
       { kind: 'unmount', datasetId: D, mountPath: PATH },
     ]);
     expect(calculateLocalChanges(dataset(B), nodes, known([{ ...copy, mountPoints: [] }]), ctx)).toEqual([
-      { kind: 'retire', datasetId: D },
+      { kind: 'retire', datasetId: D, unchangedSince: 'S1' },
     ]);
     // The new primary dead (not asked: its lineage unknown): nothing touched, refused.
     expect(

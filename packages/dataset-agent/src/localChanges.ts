@@ -195,8 +195,16 @@ export type LocalAction =
    * replica was promoted with accept-replica-loss): kept out of the live path first (LocalEngine
    * keepAside: btrfs a read-only snapshot under <pool>/flocker/diverged/, ZFS the file system
    * renamed to <pool>/flocker-diverged/), removed with the dataset.
+   * unchangedSince: the identity of the snapshot this copy's lineage found it unchanged since (sameAs),
+   * which the primary's copy is made from: the engine's retire checks it again right before its
+   * delete (review RV4 finding 1: a writer no scan saw, writing after the lineage was read).
    */
-  | { readonly kind: 'retire'; readonly datasetId: string; readonly keepAside?: true }
+  | {
+      readonly kind: 'retire';
+      readonly datasetId: string;
+      readonly keepAside?: true;
+      readonly unchangedSince?: string;
+    }
   | {
       /** Push the live copy to the new primary: phase 1 at once, phase 2 once nothing here holds it. */
       readonly kind: 'moveOut';
@@ -373,7 +381,8 @@ function decide(
   // one (this copy is let go of: the primary's is made from it), or the primary moved back to an
   // old source before it retired its older copy (this one is pushed once it has: never retired).
   if (target?.copies.includes(datasetId) === true) {
-    const order = compareCopies(lineageOf(here, datasetId, ctx.nodeUuid), lineageOf(here, datasetId, target.uuid));
+    const mine = lineageOf(here, datasetId, ctx.nodeUuid);
+    const order = compareCopies(mine, lineageOf(here, datasetId, target.uuid));
     // Branched from this copy: the primary's is a replica promoted after a failover whose loss the user
     // accepted (the opt-in still set, or, once that move completed and the one-shot opt-in went, the
     // control service's accepted-loss marker naming this node): this copy's writes after that replica
@@ -383,7 +392,12 @@ function decide(
     if (order === 'older' || order === 'same' || branched)
       return mounted !== undefined
         ? { kind: 'unmount', datasetId, mountPath: mounted }
-        : { kind: 'retire', datasetId, ...(branched ? { keepAside: true as const } : {}) };
+        : {
+            kind: 'retire',
+            datasetId,
+            ...(branched ? { keepAside: true as const } : {}),
+            ...(!branched && typeof mine?.sameAs === 'string' ? { unchangedSince: mine.sameAs } : {}),
+          };
     if (order === 'newer') return null;
     return twoLiveCopies(datasetId, target, order, ctx, copy.mountPoints);
   }
@@ -442,7 +456,14 @@ function primaryWithOtherCopies(
         !n.alive,
       );
   }
-  return retire ? { kind: 'retire', datasetId: d.datasetId } : null;
+  // Retired only when older: unchanged since the snapshot the other's copy is made from (mine.sameAs).
+  return retire
+    ? {
+        kind: 'retire',
+        datasetId: d.datasetId,
+        ...(typeof mine?.sameAs === 'string' ? { unchangedSince: mine.sameAs } : {}),
+      }
+    : null;
 }
 
 /**

@@ -57,7 +57,7 @@ describe('two live copies: the source killed after the promote, the primary move
 
   it("lineages known: A retires its older copy (B's is made from it), B waits, then pushes its copy to A", () => {
     expect(calculateLocalChanges([dataset], nodes([A, B]), onA(lineages(aOld, bNew)), ctxA)).toEqual([
-      { kind: 'retire', datasetId: D },
+      { kind: 'retire', datasetId: D, unchangedSince: 'S1' },
     ]);
     expect(calculateLocalChanges([dataset], nodes([A, B]), onB(lineages(aOld, bNew)), ctxB)).toEqual([]);
     // A retired (no live copy there any more): the usual move, incremental from S1.

@@ -6,7 +6,13 @@
  */
 import { backoffDelay, errorMessage, sleep } from '@flocker/runtime';
 import type winston from 'winston';
-import { ConnectionLostError, isLocalStorageError, LocalStorageError, type LocalEngine } from './engine';
+import {
+  ConnectionLostError,
+  isLocalStorageError,
+  LocalStorageError,
+  SourceChangedAfterPromoteError,
+  type LocalEngine,
+} from './engine';
 import {
   DEFAULT_MOVE_POLICY,
   DEFAULT_KEEP_SOURCE_SNAPSHOTS,
@@ -444,42 +450,27 @@ async function sendOne(
   }
 }
 
-/** After the target mounted: both sides keep only the final snapshot (the next move's base); the source retires its copy. */
+/**
+ * After the target mounted: both sides keep only the final snapshot (the next move's base); the source retires its copy.
+ * The retire checks, right before its delete, that the copy is unchanged since the final snapshot the
+ * target promoted (review RV 2 / RV4 finding 1): a writer no look saw, still writing after the promote,
+ * holds writes the target lacks: SourceChangedAfterPromoteError, the copy stays live, and the agent then
+ * finds two live copies, this one branched from the target's, and refuses (TWO_LIVE_COPIES) until the
+ * user keeps one.
+ */
 async function cleanUp(o: LocalMoveOptions, keep: string): Promise<void> {
   await o.target.prune(o.datasetId, keep);
   if (o.destroySource === false) return;
-  await refuseRetireIfChanged(o, keep);
   const keepSource = o.keepSourceSnapshots ?? DEFAULT_KEEP_SOURCE_SNAPSHOTS;
-  // Nothing kept: retired (refused while in use anywhere, as below), then the snapshots go too (the
+  // Nothing kept: retired (refused while in use anywhere, or changed), then the snapshots go too (the
   // engine's destroy); a copy kept aside stays (until the dataset is deleted).
   if (keepSource < 1) {
-    await o.engine.retire(o.datasetId);
+    await o.engine.retire(o.datasetId, { unchangedSince: keep });
     return o.engine.destroyDataset(o.datasetId, { keepAsides: true });
   }
   for (const name of sourceSnapshotsToPrune(await o.engine.listSnapshots(o.datasetId), keep, keepSource))
     await o.engine.destroySnapshot(o.datasetId, name);
-  await o.engine.retire(o.datasetId);
+  await o.engine.retire(o.datasetId, { unchangedSince: keep });
 }
 
-/**
- * Review RV 2: the source's copy changed since the final snapshot the target promoted (a writer no
- * look saw, still writing after the check before the promote) holds writes the target's copy lacks:
- * never retired by the move (btrfs would delete it under that writer). It stays live; the agent then
- * finds two live copies, this one branched from the target's, and refuses (TWO_LIVE_COPIES) until
- * the user keeps one. Asked while the copy is live here (a retire of this run done already: nothing to keep).
- */
-async function refuseRetireIfChanged(o: LocalMoveOptions, final: string): Promise<void> {
-  if (!(await o.engine.listDatasets()).some((d) => d.datasetId === o.datasetId)) return;
-  if ((await changedSinceFinal(o, final)) !== true) return;
-  throw new SourceChangedAfterPromoteError(
-    `the source's copy of dataset ${o.datasetId} was written after the final snapshot ${final} the target promoted ` +
-      '(a writer no look at the release saw): not retired, it holds writes the target lacks',
-  );
-}
-
-/** Not retried: the copy stays live, the agent's lineage decision takes it from there (TWO_LIVE_COPIES). */
-export class SourceChangedAfterPromoteError extends LocalStorageError {
-  constructor(message: string) {
-    super('TRANSFER_FAILED', message);
-  }
-}
+export { SourceChangedAfterPromoteError };

@@ -14,6 +14,7 @@ import {
   checkSnapshotName,
   LocalStorageError,
   refuseRetireInUse,
+  SourceChangedAfterPromoteError,
   type CopyLineage,
   type KeptAsideCopy,
   type LocalDataset,
@@ -288,15 +289,39 @@ export class BtrfsEngine implements LocalEngine {
     return this.fs.freeBytes(this.pool);
   }
 
-  async retire(datasetId: string): Promise<void> {
+  async retire(datasetId: string, o?: { readonly unchangedSince?: string }): Promise<void> {
     checkDatasetId(datasetId);
+    if (o?.unchangedSince !== undefined) checkSnapshotName(o.unchangedSince);
     // Any mount namespace: btrfs deletes a subvolume a container still has bind-mounted (its
     // writes would go on into a deleted subvolume), and the host's unmount leaves the container's.
     await refuseRetireInUse(this, datasetId);
+    const path = this.datasetPath(datasetId);
+    if (o?.unchangedSince !== undefined && (await this.fs.exists(path))) {
+      // Review RV4 finding 1: the data check last, after the scan, right before the delete. ro first: a
+      // new open for write fails (EROFS) from here on. An fd opened before it still writes (nothing
+      // revokes it): a write through it after the check, in the one process spawn before the delete
+      // starts, is the window left. A crash with ro set: mount() clears it (a copy kept live), or the
+      // retire runs again.
+      await this.setReadOnly(path, true);
+      if (await this.changedSince(datasetId, o.unchangedSince)) {
+        await this.setReadOnly(path, false);
+        throw new SourceChangedAfterPromoteError(
+          `the copy of dataset ${datasetId} here was written after the snapshot ${o.unchangedSince} the primary's copy is made from ` +
+            '(a writer no look saw): not retired, it holds writes the primary lacks',
+        );
+      }
+    }
     // Committed before the move counts as done: an uncommitted delete may come back after a power
     // cut, a live copy here again beside the new primary's.
-    await this.deleteSubvolume(this.datasetPath(datasetId), true);
+    await this.deleteSubvolume(path, true);
     await this.fs.removeFile?.(this.lineagePath(datasetId));
+  }
+
+  private async setReadOnly(path: string, ro: boolean): Promise<void> {
+    await this.run(
+      ['property', 'set', '-ts', path, 'ro', String(ro)],
+      `making ${path} ${ro ? 'read-only' : 'writable'}`,
+    );
   }
 
   private async deleteSubvolume(path: string, commit = false): Promise<void> {
@@ -358,6 +383,9 @@ export class BtrfsEngine implements LocalEngine {
       );
     if (!(await this.fs.exists(this.datasetPath(datasetId))))
       throw new LocalStorageError('UNKNOWN_DATASET', `no dataset ${datasetId} in ${this.pool}`);
+    // A retire killed between its ro and its check (or its ro=false) leaves a live copy read-only: mounted, it is live here.
+    const ro = await this.run(['property', 'get', '-ts', this.datasetPath(datasetId), 'ro'], `looking at ${datasetId}`);
+    if (ro.trim() === 'ro=true') await this.setReadOnly(this.datasetPath(datasetId), false);
     await this.fs.mkdirp(mountPath);
     await runChecked(this.exec, 'mount', ['--bind', this.datasetPath(datasetId), mountPath], `mounting ${datasetId}`);
   }

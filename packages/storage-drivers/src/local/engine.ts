@@ -89,8 +89,11 @@ export interface LocalEngine {
    * final snapshot stays, the base of a move back); ZFS makes it read-only (its snapshots are
    * part of it). DEVICE_BUSY while mounted in any mount namespace (a container's); idempotent;
    * done once on the pool (btrfs: the delete committed, else it could come back after a power cut).
+   * unchangedSince (review RV4 finding 1): the snapshot the copy must still equal, checked inside the
+   * retire, after its scan, right before the delete (btrfs) or once read-only (ZFS); changed (a writer
+   * no scan saw): SourceChangedAfterPromoteError, the copy stays live and writable.
    */
-  retire(datasetId: string): Promise<void>;
+  retire(datasetId: string, o?: { readonly unchangedSince?: string }): Promise<void>;
   /** Where the dataset is mounted on this host (bind mounts, legacy mounts). */
   mountPoints(datasetId: string): Promise<string[]>;
   /**
@@ -206,6 +209,17 @@ export function isLocalStorageError(e: unknown, code?: LocalErrorCode): e is Loc
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const SNAPSHOT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/**
+ * A retire refused because the copy changed since the snapshot it must equal (retire's unchangedSince):
+ * it holds writes the new primary's copy lacks. Not retried by a move; the agent's lineage decision
+ * takes it from there (TWO_LIVE_COPIES).
+ */
+export class SourceChangedAfterPromoteError extends LocalStorageError {
+  constructor(message: string) {
+    super('TRANSFER_FAILED', message);
+  }
+}
 
 /** Dataset ids and snapshot names become path components and command arguments: only safe ones. */
 export function checkDatasetId(datasetId: string): void {

@@ -13,6 +13,7 @@ import { BtrfsEngine, parseQgroupShow, parseSubvolumeList } from './btrfs';
 import type { HostFs } from './hostFs';
 import type { MountInfoEntry, SpawnFn, StreamProcess } from './processes';
 import { WRITE_OUT_SCRIPT } from './writeOutHelper';
+import { SourceChangedAfterPromoteError } from './engine';
 import { localEngineContract } from './contract';
 import {
   parseZfsDatasets,
@@ -185,7 +186,12 @@ describe('btrfs engine', () => {
     f.fs.existing.add(`/pool/flocker/datasets/${ID}`);
     const e = btrfs(f);
     await e.mount(ID, '/flocker/x');
-    expect(f.calls).toEqual(['mkdir -p /flocker/x', `mount --bind /pool/flocker/datasets/${ID} /flocker/x`]);
+    // ro looked at first (a retire killed with its ro set leaves a live copy read-only: RV4 finding 1).
+    expect(f.calls).toEqual([
+      `btrfs property get -ts /pool/flocker/datasets/${ID} ro`,
+      'mkdir -p /flocker/x',
+      `mount --bind /pool/flocker/datasets/${ID} /flocker/x`,
+    ]);
     f.mounts = [POOL_MOUNT, { ...POOL_MOUNT, root: `/flocker/datasets/${ID}`, mountPoint: '/flocker/x' }];
     expect(await e.mountPoints(ID)).toEqual(['/flocker/x']);
     f.calls.length = 0;
@@ -417,6 +423,7 @@ describe('ZFS engine (command sequences)', () => {
     expect(f.calls).toEqual([
       'mkdir -p /flocker/x',
       `zfs inherit flocker:same-as ${FS}`,
+      `zfs get -H -o value flocker:retiring ${FS}`,
       `mount -t zfs ${FS} /flocker/x`,
     ]);
     f.mounts = [{ majorMinor: '0:60', root: '/', mountPoint: '/flocker/x', fstype: 'zfs', source: FS }];
@@ -621,8 +628,88 @@ describe('ZFS engine (command sequences)', () => {
     ]);
     // And the copies kept aside (keepAside), data of their datasets too.
     expect(f.calls).toEqual([
-      'zfs list -H -t filesystem -d 1 -o name,readonly,mountpoint tank/data/flocker',
+      'zfs list -H -t filesystem -d 1 -o name,readonly,mountpoint,flocker:retiring tank/data/flocker',
       'zfs list -H -t filesystem -d 1 -o name tank/data/flocker-diverged',
+    ]);
+  });
+
+  it('retire checked (RV4 finding 1): marked, readonly=on (every writer, open fds too), pool synced, written@ read, mark cleared', async () => {
+    let written = '0';
+    const f = fake((argv) =>
+      argv === `zfs get -H -o value readonly,flocker:retiring ${FS}`
+        ? { stdout: 'off\n-\n' }
+        : argv === `zfs get -H -p -o value written@move-000002 ${FS}`
+          ? { stdout: `${written}\n` }
+          : undefined,
+    );
+    const e = zfs(f);
+    await e.retire(ID, { unchangedSince: 'move-000002' });
+    expect(f.calls).toEqual([
+      `zfs list -H -o name ${FS}`,
+      `zfs get -H -o value readonly,flocker:retiring ${FS}`,
+      `zfs set flocker:retiring=move-000002 ${FS}`,
+      `zfs set readonly=on ${FS}`,
+      'zpool sync tank',
+      `zfs get -H -p -o value written@move-000002 ${FS}`,
+      `zfs inherit flocker:retiring ${FS}`,
+    ]);
+    // Written since: writable again, the mark cleared, refused (the copy stays live).
+    written = '4096';
+    f.calls.length = 0;
+    await expect(e.retire(ID, { unchangedSince: 'move-000002' })).rejects.toBeInstanceOf(
+      SourceChangedAfterPromoteError,
+    );
+    expect(f.calls.slice(-2)).toEqual([`zfs set readonly=off ${FS}`, `zfs inherit flocker:retiring ${FS}`]);
+    // zfs-fuse (no written): retired on the scan alone, as before.
+    const old = fake(() => undefined);
+    await zfs(old, OLD_ZFS).retire(ID, { unchangedSince: 'move-000002' });
+    expect(old.calls).toEqual([`zfs list -H -o name ${FS}`, `zfs set readonly=on ${FS}`]);
+    // Retired already (read-only, no mark): nothing more.
+    const done = fake((argv) =>
+      argv === `zfs get -H -o value readonly,flocker:retiring ${FS}` ? { stdout: 'on\n-\n' } : undefined,
+    );
+    await zfs(done).retire(ID, { unchangedSince: 'move-000002' });
+    expect(done.calls).toEqual([`zfs list -H -o name ${FS}`, `zfs get -H -o value readonly,flocker:retiring ${FS}`]);
+  });
+
+  it('a retire killed between its readonly=on and its check: still a live copy (listed, not retained, never received over); mount makes it writable', async () => {
+    const retiringFs = `tank/data/flocker/0b0e6d4c-6c52-4a43-9d8a-4e3f1c1d2a11`;
+    expect(
+      parseZfsDatasets(
+        `${FS}\t0\t1\ton\tlegacy\tmove-000002\n${retiringFs}\t0\t1\ton\tlegacy\t-\n`,
+        'tank/data/flocker',
+      ),
+    ).toEqual([{ datasetId: ID, size: null, usedBytes: 1 }]);
+    const f = fake((argv) =>
+      argv.startsWith('zfs list -H -t filesystem -d 1 -o name,readonly,mountpoint,flocker:retiring')
+        ? { stdout: `${FS}\ton\tlegacy\tmove-000002\n${retiringFs}\ton\tlegacy\t-\n` }
+        : argv === `zfs get -H -o value flocker:retiring ${FS}`
+          ? { stdout: 'move-000002\n' }
+          : undefined,
+    );
+    const e = zfs(f);
+    expect(await e.listRetained()).toEqual([retiringFs.slice('tank/data/flocker/'.length)]);
+    // receive/promote refuse over a live copy (isLive): the marked read-only one is one.
+    const live = fake((argv) =>
+      argv === `zfs get -H -o value readonly,mountpoint ${FS}`
+        ? { stdout: 'on\nlegacy\n' }
+        : argv === `zfs get -H -o value flocker:retiring ${FS}`
+          ? { stdout: 'move-000002\n' }
+          : undefined,
+    );
+    const isLive = (engine: ZfsEngine, fs: string): Promise<boolean> =>
+      (engine as unknown as { isLive(fs: string): Promise<boolean> }).isLive(fs);
+    expect(await isLive(zfs(live), FS)).toBe(true);
+    expect(await isLive(zfs(live), retiringFs)).toBe(false);
+    f.calls.length = 0;
+    await e.mount(ID, '/flocker/x');
+    expect(f.calls).toEqual([
+      'mkdir -p /flocker/x',
+      `zfs inherit flocker:same-as ${FS}`,
+      `zfs get -H -o value flocker:retiring ${FS}`,
+      `zfs set readonly=off ${FS}`,
+      `zfs inherit flocker:retiring ${FS}`,
+      `mount -t zfs ${FS} /flocker/x`,
     ]);
   });
 

@@ -15,7 +15,15 @@ function engineAnswering(answer: (name: string, call: number) => Promise<boolean
     asked.push(name);
     return answer(name, asked.length);
   };
-  return { engine, asked };
+  // As the real engines' retire (RV4 finding 1): the check inside it, right before the delete.
+  const retiredUnchanged: string[] = [];
+  engine.retire = async (id, o) => {
+    if (o?.unchangedSince === undefined) throw new Error('a move retires its source only checked');
+    if ((await engine.changedSince?.(id, o.unchangedSince)) === true)
+      throw new SourceChangedAfterPromoteError(`changed since ${o.unchangedSince}`);
+    retiredUnchanged.push(o.unchangedSince);
+  };
+  return { engine, asked, retiredUnchanged };
 }
 
 describe('a move promotes only a final snapshot the source has not changed since', () => {
@@ -162,12 +170,7 @@ describe('a move promotes only a final snapshot the source has not changed since
   });
 
   it('written after the promote (a writer still running that no look saw): the source copy is not retired, the move ends unretried', async () => {
-    const { engine, asked } = engineAnswering((_n, call) => Promise.resolve(call > 1));
-    const retired: string[] = [];
-    engine.retire = (id) => {
-      retired.push(id);
-      return Promise.resolve();
-    };
+    const { engine, asked, retiredUnchanged: retired } = engineAnswering((_n, call) => Promise.resolve(call > 1));
     engine.destroyDataset = (id) => {
       retired.push(`destroy ${id}`);
       return Promise.resolve();
@@ -198,9 +201,10 @@ describe('a move promotes only a final snapshot the source has not changed since
   it('unchanged after the promote: retired as before (keep 0: retired, then destroyed)', async () => {
     const { engine, asked } = engineAnswering(() => Promise.resolve(false));
     const calls: string[] = [];
-    engine.retire = () => {
-      calls.push('retire');
-      return Promise.resolve();
+    const retire = engine.retire.bind(engine);
+    engine.retire = async (id, o) => {
+      await retire(id, o);
+      calls.push(`retire unchanged since ${o?.unchangedSince ?? '?'}`);
     };
     engine.destroyDataset = () => {
       calls.push('destroy');
@@ -215,6 +219,6 @@ describe('a move promotes only a final snapshot the source has not changed since
       released: () => Promise.resolve(true),
     });
     expect(asked).toEqual([result.finalSnapshot, result.finalSnapshot]);
-    expect(calls).toEqual(['retire', 'destroy']);
+    expect(calls).toEqual([`retire unchanged since ${result.finalSnapshot}`, 'destroy']);
   });
 });

@@ -17,6 +17,7 @@ import {
   checkSnapshotName,
   LocalStorageError,
   refuseRetireInUse,
+  SourceChangedAfterPromoteError,
   type CopyLineage,
   type KeptAsideCopy,
   type LocalDataset,
@@ -117,9 +118,10 @@ const DATASET_PROPS = ['refquota', 'referenced', 'readonly', 'mountpoint'] as co
 export function parseZfsDatasets(text: string, parent: string): LocalDataset[] {
   const out: LocalDataset[] = [];
   for (const line of text.split('\n')) {
-    const [name, refquota, referenced, readonly, mountpoint] = line.split('\t');
+    const [name, refquota, referenced, readonly, mountpoint, retiring] = line.split('\t');
     if (name === undefined || refquota === undefined || referenced === undefined) continue;
-    if (!name.startsWith(`${parent}/`) || readonly?.trim() === 'on' || mountpoint?.trim() === 'none') continue;
+    if (!name.startsWith(`${parent}/`) || (readonly?.trim() === 'on' && !retiringMark(retiring))) continue;
+    if (mountpoint?.trim() === 'none') continue;
     const datasetId = name.slice(parent.length + 1);
     if (datasetId.includes('/')) continue;
     const quota = Number(refquota);
@@ -130,6 +132,12 @@ export function parseZfsDatasets(text: string, parent: string): LocalDataset[] {
     });
   }
   return out.sort((a, b) => (a.datasetId < b.datasetId ? -1 : 1));
+}
+
+/** The flocker:retiring column (OpenZFS listings): set, a retire is checking this read-only copy, still live. */
+function retiringMark(value: string | undefined): boolean {
+  const v = value?.trim() ?? '';
+  return v !== '' && v !== '-';
 }
 
 /** `zfs list -H -p -t snapshot -o name,guid -s createtxg`: oldest first. */
@@ -152,6 +160,8 @@ export function parseZfsSnapshots(text: string, fs: string, datasetId: string): 
  */
 const FROM_PROP = 'flocker:from';
 const SAME_AS_PROP = 'flocker:same-as';
+/** Set (to the snapshot it must equal) while a retire checks a read-only copy: still a live copy (parseZfsDatasets). */
+const RETIRING_PROP = 'flocker:retiring';
 
 export class ZfsEngine implements LocalEngine {
   readonly engine = 'zfs' as const;
@@ -255,7 +265,18 @@ export class ZfsEngine implements LocalEngine {
       return parseZfsDatasets(lines.join('\n'), this.root);
     }
     const out = await this.zfs(
-      ['list', '-H', '-p', '-t', 'filesystem', '-d', '1', '-o', `name,${DATASET_PROPS.join(',')}`, this.root],
+      [
+        'list',
+        '-H',
+        '-p',
+        '-t',
+        'filesystem',
+        '-d',
+        '1',
+        '-o',
+        `name,${DATASET_PROPS.join(',')},${RETIRING_PROP}`,
+        this.root,
+      ],
       `listing ${this.root}`,
     );
     return parseZfsDatasets(out, this.root);
@@ -268,15 +289,28 @@ export class ZfsEngine implements LocalEngine {
    * never found, and a create could take it for a new dataset's place (localChanges).
    */
   async listRetained(): Promise<string[]> {
+    // OpenZFS: a copy a retire is checking (flocker:retiring set) is live, not retained (parseZfsDatasets).
+    const marked = (await this.features()).listExact;
     const out = await this.zfs(
-      ['list', '-H', '-t', 'filesystem', '-d', '1', '-o', 'name,readonly,mountpoint', this.root],
+      [
+        'list',
+        '-H',
+        '-t',
+        'filesystem',
+        '-d',
+        '1',
+        '-o',
+        `name,readonly,mountpoint${marked ? `,${RETIRING_PROP}` : ''}`,
+        this.root,
+      ],
       `listing ${this.root}`,
     );
     const ids: string[] = [];
     for (const line of out.split('\n')) {
-      const [name, readonly, mountpoint] = line.split('\t');
+      const [name, readonly, mountpoint, retiring] = line.split('\t');
       if (!name?.startsWith(`${this.root}/`) || name.slice(this.root.length + 1).includes('/')) continue;
-      if (readonly?.trim() === 'on' || mountpoint?.trim() === 'none') ids.push(name.slice(this.root.length + 1));
+      if ((readonly?.trim() === 'on' && !retiringMark(retiring)) || mountpoint?.trim() === 'none')
+        ids.push(name.slice(this.root.length + 1));
     }
     // A copy kept aside is data of the dataset too: its delete removes it.
     for (const aside of await this.divergedOf())
@@ -358,13 +392,40 @@ export class ZfsEngine implements LocalEngine {
     return aside;
   }
 
-  async retire(datasetId: string): Promise<void> {
+  async retire(datasetId: string, o?: { readonly unchangedSince?: string }): Promise<void> {
     checkDatasetId(datasetId);
+    if (o?.unchangedSince !== undefined) checkSnapshotName(o.unchangedSince);
     // Any mount namespace (a container's mount outlives the host's unmount): read-only under it
     // would fail its writes.
     await refuseRetireInUse(this, datasetId);
     const fs = this.fileSystem(datasetId);
-    if (await this.exists(fs)) await this.zfs(['set', 'readonly=on', fs], `retiring ${fs}`);
+    if (!(await this.exists(fs))) return;
+    const since = o?.unchangedSince;
+    // zfs-fuse cannot tell (no `written`): retired on the scan alone, as before.
+    if (since === undefined || !(await this.features()).listExact) {
+      await this.zfs(['set', 'readonly=on', fs], `retiring ${fs}`);
+      return;
+    }
+    const [readonly, retiring] = (
+      await this.zfs(['get', '-H', '-o', 'value', `readonly,${RETIRING_PROP}`, fs], `looking at ${fs}`)
+    ).split('\n');
+    // Retired already (read-only, no retire under way): nothing to check.
+    if (readonly?.trim() === 'on' && (retiring?.trim() ?? '-') === '-') return;
+    // Review RV4 finding 1: the check after readonly=on, which fails every writer's next write (open
+    // fds too), so nothing written after it is acknowledged. The mark first: a crash from here to
+    // its clearing leaves a read-only file system that parseZfsDatasets still lists live (the
+    // agent's lineage decides again, mount() makes it writable), never one that looks retired.
+    await this.zfs(['set', `${RETIRING_PROP}=${since}`, fs], `marking ${fs} retiring`);
+    await this.zfs(['set', 'readonly=on', fs], `retiring ${fs}`);
+    if ((await this.changedSince(datasetId, since)) !== false) {
+      await this.zfs(['set', 'readonly=off', fs], `making ${fs} writable again`);
+      await this.zfs(['inherit', RETIRING_PROP, fs], `clearing ${RETIRING_PROP} of ${fs}`);
+      throw new SourceChangedAfterPromoteError(
+        `the copy of dataset ${datasetId} here was written after the snapshot ${since} the primary's copy is made from ` +
+          '(a writer no look saw): not retired, it holds writes the primary lacks',
+      );
+    }
+    await this.zfs(['inherit', RETIRING_PROP, fs], `clearing ${RETIRING_PROP} of ${fs}`);
   }
 
   async mountPoints(datasetId: string): Promise<string[]> {
@@ -403,6 +464,7 @@ export class ZfsEngine implements LocalEngine {
     const fs = this.fileSystem(datasetId);
     // Mounted, it may be written: no longer known to be any snapshot's content.
     await this.zfs(['inherit', SAME_AS_PROP, fs], `clearing ${SAME_AS_PROP} of ${fs}`);
+    if ((await this.features()).listExact) await this.undoRetiring(fs);
     if ((await this.features()).kernelMounts) {
       await runChecked(this.exec, 'mount', ['-t', 'zfs', fs, mountPath], `mounting ${datasetId}`);
       return;
@@ -416,6 +478,14 @@ export class ZfsEngine implements LocalEngine {
     await this.zfs(['set', `mountpoint=${mountPath}`, fs], `mounting ${datasetId}`);
     if (!(await this.mountPoints(datasetId)).includes(mountPath))
       await this.zfs(['mount', fs], `mounting ${datasetId}`);
+  }
+
+  /** A retire killed between its readonly=on and the end of its check: the copy is live (mounted here), writable again. */
+  private async undoRetiring(fs: string): Promise<void> {
+    const retiring = await this.zfs(['get', '-H', '-o', 'value', RETIRING_PROP, fs], `looking at ${fs}`);
+    if (retiring.trim() === '-' || retiring.trim() === '') return;
+    await this.zfs(['set', 'readonly=off', fs], `making ${fs} writable again`);
+    await this.zfs(['inherit', RETIRING_PROP, fs], `clearing ${RETIRING_PROP} of ${fs}`);
   }
 
   private async unmountNow(mountPath: string): Promise<void> {
@@ -547,7 +617,12 @@ export class ZfsEngine implements LocalEngine {
     const r = await this.exec('zfs', ['get', '-H', '-o', 'value', 'readonly,mountpoint', fs]);
     if (r.exitCode !== 0) return false;
     const [readonly, mountpoint] = r.stdout.split('\n').map((l) => l.trim());
-    return readonly === 'off' && mountpoint !== undefined && mountpoint !== '' && mountpoint !== 'none';
+    if (mountpoint === undefined || mountpoint === '' || mountpoint === 'none') return false;
+    if (readonly === 'off') return true;
+    // Read-only while a retire checks it (flocker:retiring): still live, never received over.
+    if (readonly !== 'on' || !(await this.features()).listExact) return false;
+    const m = await this.exec('zfs', ['get', '-H', '-o', 'value', RETIRING_PROP, fs]);
+    return m.exitCode !== 0 || retiringMark(m.stdout);
   }
 
   /**
