@@ -108,6 +108,25 @@ export function sightOf(
   return { containers, drivers, blind: held.length > 0 && !seen };
 }
 
+/**
+ * Whether a volume's inherited mount IDs (recorded by an earlier plugin process: Docker had their Mounts' answers
+ * before this process started) no longer need the safety window. The window covers a container between its
+ * Mount's answer and "running" (Docker calls Mount inside its start; a start stays "created" or "exited" until the
+ * task runs, and may wait there on a Mount of another volume Docker retries while the plugin is down). Such a
+ * container has not finished since that Mount. So when every listed container that mounts the volume and is not in
+ * use finished after the newest inherited Mount (`finishedMs`: Docker's State.FinishedAt; undefined when unknown,
+ * 0 when it never ran, as a "created" one), none can be mid-start for them: the list alone decides. Young IDs this
+ * process recorded keep the window as before.
+ */
+export function inheritedSettled(
+  inheritedAt: readonly number[],
+  notInUse: readonly { finishedMs: number | undefined }[],
+): boolean {
+  if (inheritedAt.length === 0) return false;
+  const newest = Math.max(...inheritedAt);
+  return notInUse.every((c) => c.finishedMs !== undefined && c.finishedMs > 0 && c.finishedMs >= newest);
+}
+
 export type VolumeDecision =
   | { action: 'keep'; reason: 'in use'; containers: string[] }
   | { action: 'keep'; reason: 'young mount'; youngIds: string[] }
@@ -118,15 +137,17 @@ export type VolumeDecision =
  * What to do with a volume's mount IDs. IDs are never matched to containers (Docker's
  * mount ID is not the container's): while any container uses the volume everything is
  * kept; extra IDs then only delay the release until a reconcile after the last one.
+ * `settled`: IDs that no longer count as young whatever their age (see inheritedSettled).
  */
 export function decideVolume(
   mountedAt: ReadonlyMap<string, number>,
   users: readonly DockerContainer[],
   now: number,
   windowMs: number,
+  settled: ReadonlySet<string> = new Set(),
 ): VolumeDecision {
   if (users.length > 0) return { action: 'keep', reason: 'in use', containers: users.map((c) => c.id) };
-  const youngIds = [...mountedAt].filter(([, at]) => now - at < windowMs).map(([id]) => id);
+  const youngIds = [...mountedAt].filter(([id, at]) => now - at < windowMs && !settled.has(id)).map(([id]) => id);
   if (youngIds.length > 0) return { action: 'keep', reason: 'young mount', youngIds };
   return { action: 'release', staleIds: [...mountedAt.keys()] };
 }
@@ -142,13 +163,21 @@ export function decideInSight(
   sight: DockerSight,
   now: number,
   windowMs: number,
+  settled: ReadonlySet<string> = new Set(),
 ): VolumeDecision {
   const users = containersUsing(v, sight.containers, sight.drivers, now, windowMs);
   if (users.length === 0 && sight.blind) {
     const byName = sight.containers.filter((c) => c.mounts.some((m) => m.name === v.name));
     if (byName.length > 0) return { action: 'keep', reason: 'cannot tell', containers: byName.map((c) => c.id) };
   }
-  return decideVolume(mountedAt, users, now, windowMs);
+  return decideVolume(mountedAt, users, now, windowMs, settled);
+}
+
+/** The listed containers that mount the volume (as ours, or by its name under any driver) and are not in use. */
+export function stoppedMounting(v: VolumeRef, sight: DockerSight): DockerContainer[] {
+  return sight.containers.filter(
+    (c) => !IN_USE_STATES.has(c.state) && c.mounts.some((m) => m.name === v.name || mountsVolume(m, v, sight.drivers)),
+  );
 }
 
 export interface VolumeOutcome {
@@ -163,6 +192,9 @@ export interface VolumeOutcome {
   detail?: string;
 }
 
+/** When a container last finished (Docker's State.FinishedAt, ms; 0 if it never ran), undefined when it cannot be had. */
+export type FinishedAt = (containerId: string) => Promise<number | undefined>;
+
 export interface ReconcileTarget {
   /**
    * `driver`: the configured driver name; `volumes`: Docker's volume list (which driver names
@@ -172,6 +204,7 @@ export interface ReconcileTarget {
     containers: readonly DockerContainer[],
     driver: string,
     volumes?: readonly DockerVolume[],
+    finishedAt?: FinishedAt,
   ): Promise<VolumeOutcome[]>;
 }
 
@@ -287,7 +320,21 @@ export class DockerReconciler {
         },
       );
     }
-    const outcomes = await this.opts.target.reconcileWithDocker(containers, this.opts.driver, volumes);
+    const docker = this.opts.docker;
+    const finishedAt: FinishedAt | undefined =
+      docker.finishedAt &&
+      (async (id) => {
+        try {
+          return await docker.finishedAt!(id);
+        } catch (err) {
+          this.opts.logger.debug('cannot inspect a container; its volumes keep the safety window', {
+            container: id,
+            error: errorMessage(err),
+          });
+          return undefined;
+        }
+      });
+    const outcomes = await this.opts.target.reconcileWithDocker(containers, this.opts.driver, volumes, finishedAt);
     const released = outcomes.filter((o) => o.result === 'released').map((o) => o.volume);
     const dropped = outcomes.filter((o) => o.result === 'dropped').map((o) => o.datasetId);
     this.opts.logger.debug('reconciled with dockerd', {

@@ -15,7 +15,11 @@ function fakeEngine(
 ): Promise<{ server: http.Server; events: http.ServerResponse[] }> {
   const events: http.ServerResponse[] = [];
   const server = http.createServer((req, res) => {
-    if (req.url?.startsWith('/containers/json')) {
+    const inspected = /^\/containers\/([a-z]+)\/json/.exec(req.url ?? '');
+    if (inspected?.[1] === 'exited' || inspected?.[1] === 'created') {
+      const at = inspected[1] === 'exited' ? '2026-12-06T01:21:05.5Z' : '0001-01-01T00:00:00Z';
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ State: { FinishedAt: at } }));
+    } else if (req.url?.startsWith('/containers/json')) {
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(list));
     } else if (req.url?.startsWith('/volumes')) {
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(volumes));
@@ -98,6 +102,18 @@ describe('DockerodeView (Engine API over a unix socket)', () => {
         { name: 'pg', driver: 'flocker:latest' },
         { name: 'cache', driver: 'local' },
       ]);
+    } finally {
+      await closeEngine(engine);
+    }
+  });
+
+  it('tells when a container last finished (0: never ran); a container it does not know is an error', async () => {
+    const engine = await fakeEngine(sock, []);
+    try {
+      const view = new DockerodeView({ socketPath: sock, logger });
+      expect(await view.finishedAt('exited')).toBe(Date.parse('2026-12-06T01:21:05.5Z'));
+      expect(await view.finishedAt('created')).toBe(0);
+      await expect(view.finishedAt('gone')).rejects.toBeInstanceOf(DockerUnreachableError);
     } finally {
       await closeEngine(engine);
     }

@@ -55,6 +55,11 @@ export interface DockerView {
   containers(): Promise<DockerContainer[]>;
   /** Every volume dockerd knows (GET /volumes), with its driver name; DockerUnreachableError if dockerd does not answer. */
   volumes(): Promise<DockerVolume[]>;
+  /**
+   * When the container last finished (State.FinishedAt, ms since the epoch; 0 if it never ran); undefined if it is
+   * gone or the answer is not understood. Optional: without it inherited mount IDs keep the safety window.
+   */
+  finishedAt?(id: string): Promise<number | undefined>;
   /** Keep a connection to dockerd (its event stream), reconnecting while it is away. */
   follow(handlers: DockerFollowHandlers): { close(): void };
 }
@@ -88,6 +93,9 @@ const VolumeList = z
     Volumes: z.array(z.object({ Name: z.string(), Driver: z.string() }).loose()).nullish(),
   })
   .loose();
+
+/** Docker's inspect answer, checked at the boundary (only the field used). */
+const ContainerInspect = z.object({ State: z.object({ FinishedAt: z.string() }).loose() }).loose();
 
 export interface DockerodeViewOptions {
   socketPath: string;
@@ -131,6 +139,20 @@ export class DockerodeView implements DockerView {
         ...(m.Driver !== undefined ? { driver: m.Driver } : {}),
       })),
     }));
+  }
+
+  async finishedAt(id: string): Promise<number | undefined> {
+    let raw: unknown;
+    try {
+      raw = await this.docker.getContainer(id).inspect();
+    } catch (err) {
+      throw new DockerUnreachableError(
+        `dockerd at ${this.opts.socketPath} does not inspect ${id}: ${errorMessage(err)}`,
+      );
+    }
+    const parsed = ContainerInspect.safeParse(raw);
+    if (!parsed.success) return undefined;
+    return finishedMsOf(parsed.data.State.FinishedAt);
   }
 
   async volumes(): Promise<DockerVolume[]> {
@@ -196,6 +218,13 @@ export class DockerodeView implements DockerView {
       },
     };
   }
+}
+
+/** Docker's FinishedAt as ms since the epoch: its zero time ("0001-01-01T00:00:00Z", never ran) is 0. */
+export function finishedMsOf(text: string): number | undefined {
+  const ms = Date.parse(text);
+  if (Number.isNaN(ms)) return undefined;
+  return ms < 0 ? 0 : ms;
 }
 
 function destroy(s: NodeJS.ReadableStream): void {

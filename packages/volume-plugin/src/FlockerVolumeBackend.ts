@@ -25,7 +25,11 @@ import { ClusterWatcher, WaitAbortedError, WaitTimeoutError } from './ClusterWat
 import {
   decideInSight,
   DEFAULT_MOUNT_SAFETY_WINDOW_MS,
+  inheritedSettled,
   sightOf,
+  stoppedMounting,
+  type DockerSight,
+  type FinishedAt,
   type ReconcileTarget,
   type VolumeOutcome,
   type VolumeRef,
@@ -1296,6 +1300,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     containers: readonly DockerContainer[],
     driver: string,
     volumes: readonly DockerVolume[] = [],
+    finishedAt?: FinishedAt,
   ): Promise<VolumeOutcome[]> {
     const windowMs = this.opts.mountSafetyWindowMs ?? DEFAULT_MOUNT_SAFETY_WINDOW_MS;
     const outcomes: VolumeOutcome[] = [];
@@ -1312,8 +1317,10 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
         if (this.deferredReleases.has(listed.datasetId))
           return { ...base, result: 'skipped', detail: 'copy-up release pending' };
         const mountedAt = this.registry.mountedAt(listed.datasetId);
+        const ref = this.volumeRef(listed.name, listed.datasetId);
+        const settled = await this.settledInherited(listed.datasetId, mountedAt, ref, sight, finishedAt);
         const now = this.now();
-        const decision = decideInSight(mountedAt, this.volumeRef(listed.name, listed.datasetId), sight, now, windowMs);
+        const decision = decideInSight(mountedAt, ref, sight, now, windowMs, settled);
         if (decision.action === 'keep') {
           if (decision.reason === 'cannot tell') {
             this.logger.warn(
@@ -1363,6 +1370,26 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       outcomes.push(outcome);
     }
     return outcomes;
+  }
+
+  /**
+   * The dataset's mount IDs recorded by an earlier plugin process that the list can decide alone (inheritedSettled):
+   * every stopped container mounting the volume finished after their Mounts. Empty when there are none, or a
+   * container's finish time cannot be had.
+   */
+  private async settledInherited(
+    datasetId: string,
+    mountedAt: ReadonlyMap<string, number>,
+    ref: VolumeRef,
+    sight: DockerSight,
+    finishedAt: FinishedAt | undefined,
+  ): Promise<ReadonlySet<string>> {
+    const inherited = this.registry.inheritedIds(datasetId);
+    if (inherited.size === 0 || finishedAt === undefined) return new Set();
+    const stopped = stoppedMounting(ref, sight);
+    const finished = await Promise.all(stopped.map(async (c) => ({ finishedMs: await finishedAt(c.id) })));
+    const at = [...inherited].map((id) => mountedAt.get(id) ?? Number.POSITIVE_INFINITY);
+    return inheritedSettled(at, finished) ? inherited : new Set();
   }
 
   /** A registry volume as the reconcile matches it: its name, and its mountpoint here if mounted. */

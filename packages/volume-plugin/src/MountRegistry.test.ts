@@ -22,6 +22,22 @@ describe('MountRegistry', () => {
     expect(r.count(A)).toBe(0);
   });
 
+  it('tells which IDs an earlier process recorded (loaded from the file) until this process records them again', async () => {
+    const first = await MountRegistry.load(file);
+    await first.add(A, 'va', 'c1');
+    await first.add(A, 'va', 'c2');
+    await first.add(B, 'vb', 'c1');
+    expect([...first.inheritedIds(A)]).toEqual([]); // this process's own
+    const r = await MountRegistry.load(file);
+    expect([...r.inheritedIds(A)].sort()).toEqual(['c1', 'c2']);
+    await r.add(A, 'va', 'c2'); // Docker retried that Mount here
+    await r.add(A, 'va', 'c3');
+    expect([...r.inheritedIds(A)]).toEqual(['c1']);
+    expect([...r.inheritedIds(B)]).toEqual(['c1']); // per volume
+    await r.remove(A, 'c1');
+    expect([...r.inheritedIds(A)]).toEqual([]);
+  });
+
   it('counts distinct mount IDs per volume', async () => {
     const r = await MountRegistry.load(file);
     expect(await r.add(A, 'va', 'c1')).toBe(1);

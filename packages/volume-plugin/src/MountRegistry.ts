@@ -72,6 +72,12 @@ export class MountRegistry {
     private seq: number,
     private readonly now: () => number,
     private readonly writeOps: SyncWriteOps,
+    /**
+     * The mount IDs loaded from the file, as `<datasetId> <id>`: recorded by an earlier plugin process,
+     * so answered before this process started, or never (Docker then retries the Mount here, which records
+     * the ID again as this process's own).
+     */
+    private readonly inherited: Set<string> = new Set(),
   ) {}
 
   /** The two slot files behind `file`. */
@@ -123,11 +129,13 @@ export class MountRegistry {
   ): Promise<MountRegistry> {
     const { latest, corrupt } = MountRegistry.read(file);
     const volumes = new Map<string, VolumeMounts>();
+    const inherited = new Set<string>();
     if (latest !== undefined) {
       // An ID of an earlier version's file has no time: it counts as recorded now (kept the longest).
       const loaded = now();
       for (const [datasetId, v] of Object.entries(latest.volumes)) {
         volumes.set(datasetId, { name: v.name, ids: new Map(v.ids.map((id) => [id, v.added?.[id] ?? loaded])) });
+        for (const id of v.ids) inherited.add(inheritedKey(datasetId, id));
       }
     } else if (corrupt.length > 0) {
       for (const slot of corrupt) await fs.promises.rename(slot, `${slot}.corrupt`);
@@ -136,7 +144,7 @@ export class MountRegistry {
       );
     }
     await fs.promises.mkdir(path.dirname(file), { recursive: true });
-    return new MountRegistry(file, volumes, latest?.seq ?? 0, now, writeOps);
+    return new MountRegistry(file, volumes, latest?.seq ?? 0, now, writeOps, inherited);
   }
 
   count(datasetId: string): number {
@@ -152,6 +160,15 @@ export class MountRegistry {
     return new Map(this.volumes.get(datasetId)?.ids);
   }
 
+  /**
+   * The dataset's mount IDs that were loaded from the file (recorded by an earlier plugin process) and not
+   * recorded again since: their Mounts were answered before this process started (or never will be).
+   */
+  inheritedIds(datasetId: string): ReadonlySet<string> {
+    const ids = this.volumes.get(datasetId)?.ids.keys() ?? [];
+    return new Set([...ids].filter((id) => this.inherited.has(inheritedKey(datasetId, id))));
+  }
+
   /** Dataset id of the volume with this name that has mount IDs here, if any. */
   findByName(name: string): string | undefined {
     for (const [datasetId, v] of this.volumes) if (v.name === name) return datasetId;
@@ -163,6 +180,8 @@ export class MountRegistry {
     const ids = new Map(v?.ids);
     ids.set(id, this.now());
     this.commit(datasetId, { name: v?.name ?? name, ids });
+    // Recorded by this process now: a Mount of its own, however Docker reused the ID.
+    this.inherited.delete(inheritedKey(datasetId, id));
     return ids.size;
   }
 
@@ -222,6 +241,10 @@ export class MountRegistry {
     this.seq = seq;
     this.volumes = volumes;
   }
+}
+
+function inheritedKey(datasetId: string, id: string): string {
+  return `${datasetId} ${id}`;
 }
 
 /**

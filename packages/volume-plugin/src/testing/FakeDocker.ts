@@ -13,6 +13,8 @@ export class FakeDocker implements DockerView {
   volumeList: DockerVolume[] = [];
   reachable = true;
   lists = 0;
+  /** What inspect says of each container's State.FinishedAt (ms; 0 never ran); an absent one is unknown. */
+  finished = new Map<string, number>();
   private handlers: DockerFollowHandlers | undefined;
 
   async containers(): Promise<DockerContainer[]> {
@@ -24,6 +26,11 @@ export class FakeDocker implements DockerView {
   async volumes(): Promise<DockerVolume[]> {
     if (!this.reachable) throw new DockerUnreachableError('connect ENOENT /var/run/docker.sock');
     return this.volumeList;
+  }
+
+  async finishedAt(id: string): Promise<number | undefined> {
+    if (!this.reachable) throw new DockerUnreachableError('connect ENOENT /var/run/docker.sock');
+    return this.finished.get(id);
   }
 
   follow(handlers: DockerFollowHandlers): { close(): void } {
