@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import type { ClusterSnapshot } from '@flocker/api';
 import winston from 'winston';
 import type { HostMount } from './HostOps';
@@ -278,5 +279,106 @@ describe('SelfFencing (manual clock)', () => {
     expect(log.filter((l) => l.startsWith('heartbeat'))).toHaveLength(6);
     fencing.stop();
     expect(clock.pending).toBe(0);
+  });
+});
+
+describe('SelfFencing: what the fence report says (review F, session 17, findings 3 and 6)', () => {
+  it('Docker down: the fence says only the host’s mounts came off and the containers could not be stopped', async () => {
+    const clock = new ManualClock();
+    const logged: string[] = [];
+    let mounts: HostMount[] = [{ device: '/dev/loop1', mountPoint: `/flocker/${DS}`, majorMinor: '7:1' }];
+    const logger = winston.createLogger({
+      level: 'debug',
+      transports: [
+        new winston.transports.Stream({
+          stream: new Writable({
+            objectMode: true,
+            write: (info: { message: string }, _enc, done) => {
+              logged.push(info.message);
+              done();
+            },
+          }),
+        }),
+      ],
+    });
+    const fencing = new SelfFencing(
+      {
+        nodeUuid: ME,
+        clock,
+        logger,
+        mountRoot: '/flocker',
+        resyncIntervalMs: 10_000,
+        lastNodeTimeoutMs: T_MS,
+        hostOps: {
+          listMounts: async () => mounts,
+          unmount: async (path) => {
+            mounts = mounts.filter((m) => m.mountPoint !== path);
+          },
+        },
+        containers: {
+          stopContainersUsing: async () => {
+            throw new Error('connect ECONNREFUSED /var/run/docker.sock');
+          },
+        },
+      },
+      {
+        stopTargets: (paths) => ({ paths, volumes: ['pg'] }),
+        sendReportNow: () => Promise.reject(new Error('cut off')),
+        requestReport: () => undefined,
+        heartbeat: () => undefined,
+        configurationTag: () => 't1',
+        refetch: () => undefined,
+        fencingStarted: () => undefined,
+        wake: () => undefined,
+      },
+    );
+    fencing.start();
+    fencing.snapshotSeen(snapshot('t1'), clock.now());
+    fencing.reportAnswered(
+      { generation: '1', configuration_tag: 't1', node_timeout_seconds: T_MS / 1000 },
+      clock.now(),
+    );
+    await clock.advance(1500);
+    await settle();
+    expect(fencing.phase).toBe('fenced');
+    const note =
+      "could not stop the containers using its volumes (connect ECONNREFUSED /var/run/docker.sock): only the host's mounts came off (a lazy unmount), " +
+      "so such a container keeps writing through its own mount namespace until another host's force detach fences the device";
+    expect(fencing.report).toEqual({
+      state: 'fenced',
+      since: expect.any(String),
+      reason: `no confirmed configuration from the control service for 1500 ms (self-fence bound 1500 ms); ${note}`,
+      stopped_containers: [],
+      removed_mounts: [`/flocker/${DS}`],
+    });
+    expect(logged).toContain(`fence: ${note}`);
+    fencing.stop();
+  });
+
+  it('Docker answered: no such note', async () => {
+    const { clock, fencing, contact } = setup({ nodeTimeoutMs: T_MS });
+    fencing.start();
+    contact();
+    await clock.advance(2000);
+    expect(fencing.phase).toBe('fenced');
+    // Fenced when the last chance ran out, 500 ms after the bound.
+    expect(fencing.report?.reason).toBe(
+      'no confirmed configuration from the control service for 2000 ms (self-fence bound 1500 ms)',
+    );
+    fencing.stop();
+  });
+
+  it('a host coming back declared dead fences at once, said as such, not as a fence "for 0 ms"', async () => {
+    const { clock, fencing } = setup({ nodeTimeoutMs: T_MS });
+    fencing.start();
+    await clock.advance(40);
+    fencing.snapshotSeen(snapshot('t1', false), clock.now());
+    fencing.evaluate();
+    await settle();
+    expect(fencing.phase).toBe('fenced');
+    expect(fencing.report?.reason).toBe(
+      'the control service had declared this node dead when this agent started 40 ms ago (a host coming back), before its first confirmed contact',
+    );
+    fencing.stop();
   });
 });

@@ -12,7 +12,15 @@ import type { Clock, TimerHandle } from './clock';
 import { compareGenerations } from './ClusterFollowerOrder';
 import type { ContainerStopper, StopTargets } from './containers';
 import { errorCode, errorMessage } from './errors';
-import { ContactTracker, heartbeatMs, lastChanceMs, selfFenceBoundMs, type ContactPhase } from './fencing';
+import {
+  ContactTracker,
+  fenceReason,
+  heartbeatMs,
+  lastChanceMs,
+  selfFenceBoundMs,
+  unstoppedNote,
+  type ContactPhase,
+} from './fencing';
 import type { HostOps } from './HostOps';
 import type { LocalState, StrayMount } from './LocalState';
 import type { ReportAnswer } from './Reporter';
@@ -197,7 +205,12 @@ export class SelfFencing {
         this.lastChanceFailed = false;
         this.fenceDone = false;
         this.cleanupDone = false;
-        const reason = `no confirmed configuration from the control service for ${Math.round(this.now() - (last ?? this.now()))} ms (self-fence bound ${bound} ms)`;
+        const reason = fenceReason({
+          deadSeen: this.contact.deadSeen,
+          lastConfirmedAgoMs: last === undefined ? undefined : this.now() - last,
+          startedAgoMs: this.now() - this.contact.startedAt,
+          boundMs: bound,
+        });
         this.o.logger.warn('fencing this node: stopping containers that use its volumes and unmounting them', {
           reason,
         });
@@ -272,11 +285,14 @@ export class SelfFencing {
       const ours = (await this.o.hostOps.listMounts()).filter((m) => dirname(m.mountPoint) === root);
       const paths = [...new Set(ours.map((m) => m.mountPoint))];
       let stopped: string[] = [];
+      /** Why the containers using these mounts could not be stopped, if they could not. */
+      let cannotStop: string | undefined;
       if (paths.length > 0 && this.o.containers !== undefined) {
         try {
           stopped = await this.o.containers.stopContainersUsing(this.hooks.stopTargets(paths));
           if (stopped.length > 0) this.o.logger.warn('fence: stopped containers', { containers: stopped });
         } catch (e) {
+          cannotStop = errorMessage(e);
           this.o.logger.error('fence: cannot stop containers through Docker', {
             code: errorCode(e),
             error: errorMessage(e),
@@ -304,9 +320,18 @@ export class SelfFencing {
           }
         }
       }
+      // The host's mounts came off, but a container that could not be stopped keeps each file system in its own
+      // mount namespace (the unmount only detached the host's view) and goes on writing until another host's force
+      // detach fences the device. Said in the reason too: the report has no other free-text field.
+      const note = cannotStop !== undefined && removed.length > 0 ? unstoppedNote(cannotStop) : undefined;
+      if (note !== undefined)
+        this.o.logger.error(`fence: ${note}`, { mounts: removed, code: 'FENCE_CONTAINERS_NOT_STOPPED' });
       if (this.fenceReport !== undefined) {
         this.fenceReport = {
           ...this.fenceReport,
+          ...(note !== undefined && !this.fenceReport.reason.includes(note)
+            ? { reason: `${this.fenceReport.reason}; ${note}` }
+            : {}),
           stopped_containers: [...(this.fenceReport.stopped_containers ?? []), ...stopped],
           removed_mounts: [...(this.fenceReport.removed_mounts ?? []), ...removed],
         };

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import {
   ContactTracker,
+  fenceReason,
   heartbeatMs,
   lastChanceMs,
   nextPhase,
@@ -156,5 +157,25 @@ describe('self-fencing rules', () => {
     expect(
       t.step(10_000_000, undefined, { fenceDone: false, cleanupDone: false, lastChanceFailed: false }),
     ).toBeUndefined();
+  });
+});
+
+describe('fenceReason', () => {
+  it('cut off: how long without confirmed contact, and the bound', () => {
+    expect(fenceReason({ deadSeen: false, lastConfirmedAgoMs: 3012.4, startedAgoMs: 90_000, boundMs: 3000 })).toBe(
+      'no confirmed configuration from the control service for 3012 ms (self-fence bound 3000 ms)',
+    );
+    expect(fenceReason({ deadSeen: false, lastConfirmedAgoMs: undefined, startedAgoMs: 3001, boundMs: 3000 })).toBe(
+      'no configuration confirmed by the control service since this agent started 3001 ms ago (self-fence bound 3000 ms)',
+    );
+  });
+
+  it('declared dead: said so, never a fence "for 0 ms" (a host coming back after a power-off)', () => {
+    expect(fenceReason({ deadSeen: true, lastConfirmedAgoMs: undefined, startedAgoMs: 812, boundMs: 3000 })).toBe(
+      'the control service had declared this node dead when this agent started 812 ms ago (a host coming back), before its first confirmed contact',
+    );
+    expect(fenceReason({ deadSeen: true, lastConfirmedAgoMs: 1200, startedAgoMs: 90_000, boundMs: 3000 })).toBe(
+      'the control service has declared this node dead (contact last confirmed 1200 ms ago)',
+    );
   });
 });

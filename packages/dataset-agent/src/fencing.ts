@@ -94,7 +94,7 @@ export class ContactTracker {
   private fenceStartedAt: number | undefined;
   phase: ContactPhase = 'inContact';
 
-  constructor(private readonly startedAt: number) {}
+  constructor(readonly startedAt: number) {}
 
   /** The configuration held was current at `at` (when the question was sent). */
   configConfirmed(at: number): void {
@@ -166,3 +166,40 @@ export class ContactTracker {
 
 /** Actions that take or change a volume: never on a configuration older than the bound. */
 export const ACQUIRING_ACTIONS = new Set(['create', 'attach', 'format', 'mount', 'resize', 'destroy', 'forceDetach']);
+
+/**
+ * Why the node fences, for its log and report. `lastConfirmedAgoMs`: since contact was last confirmed, undefined
+ * when it never was since this agent started (`startedAgoMs` ago). Declared dead by the control service, the node
+ * fences at once, however recent its contact: a boot after a power-off is such a fence, not one "for 0 ms".
+ */
+export function fenceReason(f: {
+  deadSeen: boolean;
+  lastConfirmedAgoMs: number | undefined;
+  startedAgoMs: number;
+  boundMs: number | undefined;
+}): string {
+  const bound = f.boundMs !== undefined ? ` (self-fence bound ${Math.round(f.boundMs)} ms)` : '';
+  const contact =
+    f.lastConfirmedAgoMs === undefined
+      ? `no configuration confirmed by the control service since this agent started ${Math.round(f.startedAgoMs)} ms ago`
+      : `no confirmed configuration from the control service for ${Math.round(f.lastConfirmedAgoMs)} ms`;
+  if (f.deadSeen) {
+    return f.lastConfirmedAgoMs === undefined
+      ? `the control service had declared this node dead when this agent started ${Math.round(f.startedAgoMs)} ms ago (a host coming back), before its first confirmed contact`
+      : `the control service has declared this node dead (contact last confirmed ${Math.round(f.lastConfirmedAgoMs)} ms ago)`;
+  }
+  return `${contact}${bound}`;
+}
+
+/**
+ * What a fence pass that could not stop the containers using its mounts says (`why`: Docker's error): the host's
+ * unmount only detached the host's view; such a container keeps the file system through its own mount namespace,
+ * its writes (fsync included) succeeding until another host's force detach fences the device (loopback: the image
+ * made immutable; EBS, Cinder: the detach). Nothing acknowledged is lost: the new host gets what was written.
+ */
+export function unstoppedNote(why: string): string {
+  return (
+    `could not stop the containers using its volumes (${why}): only the host's mounts came off (a lazy unmount), ` +
+    "so such a container keeps writing through its own mount namespace until another host's force detach fences the device"
+  );
+}
