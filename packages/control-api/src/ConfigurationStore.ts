@@ -20,6 +20,8 @@ import {
   DatasetConfiguration,
   isNoSpace,
   NodeSummary,
+  NodeUuid,
+  OpaqueId,
   SnapshotConfiguration,
   writeAll,
   writeFileDurable,
@@ -55,7 +57,52 @@ export interface ConfigurationStore {
   publishContainers?(uuid: string, report: ContainerReport, lastSeen: number): void;
   /** Bytes the configuration takes in the store (snapshot plus log), for the metrics. */
   readonly storedBytes?: number;
+  /**
+   * Stores without node reports (the file store): the identity each node last reported (NODE_IDENTITIES_FILE). A
+   * restarted service names a node it declares dead without a report since its start to the agents by it (its
+   * instance, to force-detach; its host, for messages). etcd keeps whole reports (nodes/…) instead.
+   */
+  loadNodeIdentities?(): Promise<ReadonlyMap<string, NodeIdentity>>;
+  /** Resolves once `identity` is durable (with any others recorded meanwhile: one write for all of them). */
+  recordNodeIdentity?(identity: NodeIdentity): Promise<void>;
 }
+
+/**
+ * What a node report says about the node itself, not its state: kept by the file store beside the configuration, in a
+ * file of its own (older releases ignore it: the store format is unchanged).
+ */
+export const NodeIdentity = z
+  .object({
+    uuid: NodeUuid,
+    era: OpaqueId,
+    host: z.string().min(1),
+    instance_id: OpaqueId,
+    backend: z.string().min(1),
+    zone: z.string().min(1).max(255).optional(),
+  })
+  .strict();
+export type NodeIdentity = z.infer<typeof NodeIdentity>;
+
+/** The identity part of a report (NodeIdentity). */
+export function identityOf(report: NodeReport): NodeIdentity {
+  const { uuid, era, host, instance_id, backend, zone } = report;
+  return { uuid, era, host, instance_id, backend, ...(zone !== undefined ? { zone } : {}) };
+}
+
+export function sameIdentity(a: NodeIdentity | undefined, b: NodeIdentity): boolean {
+  return (
+    a !== undefined &&
+    a.uuid === b.uuid &&
+    a.era === b.era &&
+    a.host === b.host &&
+    a.instance_id === b.instance_id &&
+    a.backend === b.backend &&
+    a.zone === b.zone
+  );
+}
+
+export const NODE_IDENTITIES_FILE = 'node_identities.json';
+const NodeIdentities = z.object({ nodes: z.array(NodeIdentity) }).strict();
 
 /** What a shared store tells the control state about other replicas' changes. */
 export interface StoreListener {
@@ -292,6 +339,11 @@ export class FileConfigurationStore implements ConfigurationStore {
   private dirUnsynced = false;
   private readonly fileOps: DurableFileOps;
   private closed = false;
+  private readonly identitiesFile: string;
+  private readonly identities = new Map<string, NodeIdentity>();
+  /** The identities write in flight, and the next one (callers arriving meanwhile share it). */
+  private identityWrite: Promise<void> = Promise.resolve();
+  private nextIdentityWrite: Promise<void> | undefined;
 
   /** Bytes stored: the snapshot plus the log since (the metric flocker_store_size_bytes). */
   get storedBytes(): number {
@@ -311,6 +363,45 @@ export class FileConfigurationStore implements ConfigurationStore {
     this.onCompactionError = options.onCompactionError ?? (() => undefined);
     this.openFile = options.openFile ?? ((file, flags, mode) => fs.open(file, flags, mode));
     this.fileOps = { open: this.openFile, rename: (from, to) => fs.rename(from, to), rm: (file, o) => fs.rm(file, o) };
+    this.identitiesFile = path.join(dataDir, NODE_IDENTITIES_FILE);
+  }
+
+  /**
+   * The identities recorded. An unreadable file is not the configuration: it costs only the naming of nodes dead
+   * since before a restart, so it is read as empty (and rewritten at the next identity recorded).
+   */
+  async loadNodeIdentities(): Promise<ReadonlyMap<string, NodeIdentity>> {
+    this.identities.clear();
+    let text: string;
+    try {
+      text = await fs.readFile(this.identitiesFile, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
+      throw err;
+    }
+    try {
+      const parsed = NodeIdentities.safeParse(JSON.parse(text));
+      if (parsed.success) for (const n of parsed.data.nodes) this.identities.set(n.uuid, n);
+    } catch {
+      // Not JSON (it is written by rename, so only by hand): read as empty.
+    }
+    return new Map(this.identities);
+  }
+
+  recordNodeIdentity(identity: NodeIdentity): Promise<void> {
+    this.identities.set(identity.uuid, identity);
+    if (this.nextIdentityWrite !== undefined) return this.nextIdentityWrite;
+    const next = this.identityWrite
+      .catch(() => undefined)
+      .then(() => {
+        // From here on a new identity waits for the write after this one.
+        this.nextIdentityWrite = undefined;
+        const doc = JSON.stringify({ nodes: [...this.identities.values()] });
+        return writeFileDurable(this.identitiesFile, `${doc}\n`, { ops: this.fileOps });
+      });
+    this.nextIdentityWrite = next;
+    this.identityWrite = next;
+    return next;
   }
 
   async load(): Promise<Configuration> {

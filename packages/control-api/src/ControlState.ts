@@ -17,7 +17,7 @@ import { MIN_SNAPSHOT_INTERVAL_MS } from '@flocker/api';
 import type { Clock } from '@flocker/runtime';
 import { type Applied, type Configuration, configurationTag, purgeSnapshots, registerNode } from './configuration';
 import { endBackups, restoredDatasets } from './backups';
-import type { ConfigurationStore } from './ConfigurationStore';
+import { type ConfigurationStore, identityOf, type NodeIdentity, sameIdentity } from './ConfigurationStore';
 import { aliveNodes, type ReportedNode, reportedSnapshotIds } from './clusterState';
 import { Committer } from './committer';
 import { EventRing } from './events';
@@ -124,7 +124,12 @@ export class ControlState {
    */
   private floor: LoadFloor | undefined;
 
-  private constructor(options: ControlStateOptions, initial: Configuration) {
+  private constructor(
+    options: ControlStateOptions,
+    initial: Configuration,
+    /** What each node last reported about itself (stores without node reports): see NodeReports.ghosts. */
+    private readonly identities: Map<string, NodeIdentity> = new Map(),
+  ) {
     this.store = options.store;
     this.nodeTimeoutMs = options.nodeTimeoutMs;
     this.leaseGraceMs = options.leaseGraceMs ?? DEFAULT_LEASE_GRACE_MS;
@@ -175,10 +180,17 @@ export class ControlState {
         const touched = new Set<string>();
         for (const uuid of uuids)
           for (const n of this.nodeViews.nodeChanged(uuid, this.nodes.reportedNode(uuid)?.report)) touched.add(n);
+        // A node declared dead from its identity alone (or back) is in (or leaves) every view.
+        if (this.nodes.ghosts !== this.nodeViews.ghosts) {
+          this.nodeViews.ghostsChanged(this.nodes.ghosts);
+          this.notifier.notify('all');
+          return;
+        }
         this.notifier.notify(touched);
       },
       onDeadNodesChanged: () => this.leases.scheduleDeadNodeRelease(),
       versionShows: (uuid, report, before, after) => this.versionShows(uuid, report, before, after),
+      identities,
     });
     this.leases = new LeaseExpiryService({
       committer: this.committer,
@@ -212,7 +224,9 @@ export class ControlState {
   }
 
   static async open(options: ControlStateOptions): Promise<ControlState> {
-    const state = new ControlState(options, await options.store.load());
+    const initial = await options.store.load();
+    const identities = new Map(await options.store.loadNodeIdentities?.());
+    const state = new ControlState(options, initial, identities);
     try {
       await options.store.subscribe?.({
         configuration: (config, whole) => state.externalConfiguration(config, whole),
@@ -341,13 +355,23 @@ export class ControlState {
   /** Records a node's report; returns the generation after it. */
   async report(report: NodeReport): Promise<string> {
     const config = this.committer.latestConfiguration;
-    if (registerNode(config, report) !== config) {
+    const registers = registerNode(config, report) !== config;
+    // Its identity is durable before its report is accepted (stores without node reports): a restarted service can
+    // name the node to the agents (NodeReports.ghosts) with the instance of its latest accepted report, never an older.
+    const identity = identityOf(report);
+    const record =
+      this.store.recordNodeIdentity !== undefined && !sameIdentity(this.identities.get(report.uuid), identity);
+    if (registers || record) {
       // Knowing a node is configuration (datasets may name it as primary), so it is durable first. Meanwhile its
       // claims hold (nodesClaimingInstance): the route checked them just before this call, in the same turn.
       const registering: ReportedNode = { report, lastSeen: this.now() };
       this.registering.add(registering);
       try {
-        await this.mutate((c) => ({ config: registerNode(c, report), result: undefined, status: 200 }));
+        if (registers) await this.mutate((c) => ({ config: registerNode(c, report), result: undefined, status: 200 }));
+        if (record) {
+          await this.store.recordNodeIdentity?.(identity);
+          this.identities.set(report.uuid, identity);
+        }
       } finally {
         this.registering.delete(registering);
       }

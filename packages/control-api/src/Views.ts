@@ -544,6 +544,10 @@ export class Views {
       }
       for (const d of datasets.values()) nodeIds.add(d.primary);
     }
+    // Nodes declared dead without a report since this start (NodeReports.ghosts): a volume this node's pool shows
+    // attached to one's instance is force-detached by its new primary, as it would be for a node that died since.
+    // Not in a local node's view: nothing of its pool is attached to another instance.
+    if (!s.nodeViews.isLocal(node)) for (const g of s.nodeViews.ghosts) nodeIds.add(g);
     for (const id of datasets.keys()) {
       for (const holder of s.nodeViews.holdersOf(id) ?? []) nodeIds.add(holder);
       // A dataset no live node holds: one node reporting a volume of it (its primary must not create a second).

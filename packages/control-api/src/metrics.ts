@@ -116,6 +116,10 @@ export function instrumentStore(store: ConfigurationStore, registry: Registry): 
     wrapped.publishReport = (r, j, s, t) => store.publishReport?.(r, j, s, t) ?? Promise.resolve();
   if (store.publishContainers !== undefined)
     wrapped.publishContainers = (u, r, s) => store.publishContainers?.(u, r, s);
+  if (store.loadNodeIdentities !== undefined)
+    wrapped.loadNodeIdentities = () => store.loadNodeIdentities?.() ?? Promise.resolve(new Map());
+  if (store.recordNodeIdentity !== undefined)
+    wrapped.recordNodeIdentity = (identity) => store.recordNodeIdentity?.(identity) ?? Promise.resolve();
   return wrapped;
 }
 

@@ -5,8 +5,9 @@
  * node reports and container reports reach every replica through it).
  */
 import type { Logger } from 'winston';
-import type { ContainerReport, ContainerState, NodeReport } from '@flocker/api';
+import { type ContainerReport, type ContainerState, isLocalBackend, type NodeReport } from '@flocker/api';
 import type { Configuration } from './configuration';
+import type { NodeIdentity } from './ConfigurationStore';
 import { isAlive, type ReportedNode } from './clusterState';
 import { type EventRing, nodeBackEvent, nodeDeadEvent } from './events';
 
@@ -63,6 +64,8 @@ export interface NodeReportsOptions {
    * docs/performance.md), and the report is shared with its version; else only the version and the time are kept.
    */
   versionShows?: (uuid: string, report: NodeReport, before: number, after: number) => boolean;
+  /** What each node last reported about itself before this start (stores without node reports: the file store). */
+  identities?: ReadonlyMap<string, NodeIdentity>;
 }
 
 /**
@@ -130,6 +133,13 @@ export class NodeReports {
   private readonly deadNodes = new Map<string, { deadSince: number; host: string }>();
   private readonly containers = new Map<string, StoredContainerReport>();
   private unreportedChecked = false;
+  /**
+   * Nodes declared dead without a report since this start (declareUnreportedHolders) whose identity is known: held
+   * with a report of that identity and no manifestations, shown dead in every agent view until they report. Their
+   * lastSeen is startedAt (no report since; so dead_since is startedAt + T, as for the lease release). A new set at
+   * each change (ControlState compares).
+   */
+  private ghostSet: ReadonlySet<string> = new Set();
   private stateGen = 0;
   private closed = false;
 
@@ -165,8 +175,19 @@ export class NodeReports {
     }
   }
 
+  /** The nodes held from their identity alone (declared dead without a report since this start). */
+  get ghosts(): ReadonlySet<string> {
+    return this.ghostSet;
+  }
+
   /** Keeps `held` as the node's latest report, and byInstance with it. */
   private hold(uuid: string, held: Held): void {
+    if (this.ghostSet.has(uuid)) {
+      // Its own report (or one shared through the store) replaces its identity: an ordinary node again.
+      const ghosts = new Set(this.ghostSet);
+      ghosts.delete(uuid);
+      this.ghostSet = ghosts;
+    }
     const before = this.nodes.get(uuid)?.report.instance_id;
     this.nodes.set(uuid, held);
     const after = held.report.instance_id;
@@ -428,17 +449,38 @@ export class NodeReports {
   /**
    * After a restart this process knows no report times: a node of the configuration that
    * holds a lease and has not reported within the node timeout of our start is dead
-   * (else a host that died while the control service was down would keep its leases).
+   * (else a host that died while the control service was down would keep its leases). One whose identity is known
+   * (NodeIdentity: the file store keeps it) is held from it (ghosts), so the agents see its instance dead.
    */
   private declareUnreportedHolders(now: number): void {
     const committed = this.options.configuration();
+    const ghosts: string[] = [];
     for (const lease of committed.leases.values()) {
       const uuid = lease.node_uuid;
       if (this.nodes.has(uuid) || this.deadNodes.has(uuid)) continue;
       const known = committed.nodes.get(uuid);
       // A lease naming a node that never reported was never about a live host: left alone.
       if (known === undefined) continue;
-      this.nodeDead(uuid, known.host, undefined, now, true);
+      const identity = this.options.identities?.get(uuid);
+      this.nodeDead(uuid, identity?.host ?? known.host, undefined, now, true);
+      // Shown to the agents as dead (its instance: a volume still attached to it is force-detached by the new
+      // primary, as for a node that died while this process ran). Not a local-backend node: its data is on it.
+      if (identity === undefined || isLocalBackend(identity.backend)) continue;
+      const report: NodeReport = { ...identity, manifestations: [], errors: [] };
+      const json = JSON.stringify(report);
+      const at = this.options.startedAt;
+      this.hold(uuid, {
+        report,
+        lastSeen: at,
+        json,
+        version: undefined,
+        shared: undefined,
+        sharedVersion: undefined,
+        sharedAt: at,
+      });
+      this.ghostSet = new Set([...this.ghostSet, uuid]);
+      ghosts.push(uuid);
     }
+    if (ghosts.length > 0) this.changed(ghosts);
   }
 }

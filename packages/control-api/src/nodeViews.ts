@@ -206,6 +206,14 @@ export class NodeViewIndex {
   private readonly caretakers: CaretakerIndex;
   /** The whole cluster's view (WHOLE_CLUSTER): every dataset (`d:`, its lease with it) and node state (`n:`). */
   private readonly whole = new ChangeLog();
+  /**
+   * Nodes declared dead without a report since this start, known from their identity alone (NodeReports.ghosts):
+   * in every node's view (their instance, for a new primary to force-detach what is still attached to it). Few.
+   */
+  private ghostSet: ReadonlySet<string> = EMPTY_SET;
+  /** Every node ever in ghostSet, and when the set last changed: a `since` before that gets their `n:` keys. */
+  private readonly everGhost = new Set<string>();
+  private ghostsAt: Stamp | undefined;
 
   /** `stamp`: the current generation's counters (read at each change, after the change). */
   constructor(
@@ -228,6 +236,18 @@ export class NodeViewIndex {
     for (const d of initial.datasets.values()) if (d.deleted) this.caretakers.knowDeleted(d.dataset_id, d.primary);
     this.caretakers.knowSnapshots(initial.snapshots);
     this.snapshotsAt = this.everythingAt = { cv: initial.version, sg: 0 };
+  }
+
+  /** NodeReports.ghosts as last told (ghostsChanged). */
+  get ghosts(): ReadonlySet<string> {
+    return this.ghostSet;
+  }
+
+  /** The ghosts changed (one declared, or one reported): every view shows them, or no longer does. */
+  ghostsChanged(ghosts: ReadonlySet<string>): void {
+    this.ghostSet = ghosts;
+    for (const g of ghosts) this.everGhost.add(g);
+    this.ghostsAt = this.stamp();
   }
 
   /** Nodes holding a manifestation of the dataset. */
@@ -462,6 +482,7 @@ export class NodeViewIndex {
     const s = parseGeneration(since);
     if (s === undefined || s.instance !== this.instance) return true;
     if (after(this.everythingAt, s) || after(this.snapshotsAt, s)) return true;
+    if (this.ghostsAt !== undefined && after(this.ghostsAt, s)) return true;
     if (node === WHOLE_CLUSTER) {
       const latest = this.whole.latest;
       return latest !== undefined && after(latest, s);
@@ -486,6 +507,11 @@ export class NodeViewIndex {
     if (log?.horizon !== undefined && after(log.horizon, s)) return undefined;
     const keys: string[] = [];
     if (log !== undefined && after(log.latest, s)) for (const [k, at] of log.keys) if (after(at, s)) keys.push(k);
+    // The ghosts entered or left every view (a node's own log does not say).
+    if (this.ghostsAt !== undefined && after(this.ghostsAt, s)) {
+      const listed = new Set(keys);
+      for (const g of this.everGhost) if (!listed.has(`n:${g}`)) keys.push(`n:${g}`);
+    }
     return { keys, snapshots: after(this.snapshotsAt, s) };
   }
 

@@ -1,0 +1,106 @@
+/**
+ * Review F (session 17), found by hand on `./dev cluster up 2 --node-timeout 6 --lease-grace 2` (loopback): a
+ * container on host a writes a Flocker volume; a is partitioned (or dies) and the control service is restarted
+ * (kill -9, start: a crash or an upgrade) before another host has taken the volume over. The restarted control
+ * service declares a dead ("it has not reported since the control service started"), releases its lease, and b's
+ * plugin takes a lease and moves the volume to b; but b's agent never force-detaches it: the pool record says the
+ * volume is attached to a's instance, and the nodes of b's view are only those that reported since the restart, so
+ * a's instance is neither live nor dead there (calculateChanges: 'elsewhereLive' → wait). `docker run` on b fails
+ * with "Timed out after 100 s waiting for volume V to be mounted on this host", again and again; by hand it stayed so
+ * for 11 minutes, until a came back. A dead host that never comes back keeps its volumes for ever, with no operator
+ * step documented. (No acknowledged line was lost: once a was healed, b got all 63.) Expected, as documented in
+ * "When a host dies or is cut off": `docker run` on b gets the volume within T + G (+ slack) of the restart, with
+ * every line a acknowledged. Fixed (FX1): the file store keeps each node's identity (node_identities.json) and the
+ * restarted service shows such a node dead, with its instance, in every agent view from start + T. Needs root.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { startCluster, TINY_IMAGE, waitFor, type Cluster, type ClusterHost } from './cluster';
+import { flockerVolumeArgs } from './dockerVolumes';
+
+jest.setTimeout(300_000);
+
+const T = 6;
+const G = 2;
+/** T + G + slack after the restart: the documented bound, restarted from the restart. */
+const BOUND_MS = Number(process.env['FLOCKER_E2E_FAILOVER_AFTER_RESTART_MS'] ?? (T + G + 22) * 1000);
+
+let cluster: Cluster | undefined;
+let ackDir: string | undefined;
+
+afterEach(async () => {
+  if (cluster !== undefined && !cluster.isStopped) await cluster.stop();
+  cluster = undefined;
+  if (ackDir !== undefined) fs.rmSync(ackDir, { recursive: true, force: true });
+  ackDir = undefined;
+});
+
+/** The numbers a's writer recorded as acknowledged (its fsync returned 0). */
+function acknowledged(dir: string): number[] {
+  const text = fs.existsSync(path.join(dir, 'log')) ? fs.readFileSync(path.join(dir, 'log'), 'utf8') : '';
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('acked '))
+    .map((l) => Number(l.slice('acked '.length)));
+}
+
+async function failoverAcrossControlRestart(fault: (a: ClusterHost) => Promise<void>): Promise<void> {
+  const volume = `f-ctl-${randomUUID().slice(0, 8)}`;
+  ackDir = fs.mkdtempSync(path.join(os.tmpdir(), 'review-f-ack-'));
+  cluster = await startCluster({ hosts: 2, withDocker: true, nodeTimeoutSeconds: T, leaseGraceSeconds: G });
+  const c = cluster;
+  const [a, b] = c.hosts as [ClusterHost, ClusterHost];
+  const vol = flockerVolumeArgs(volume);
+  const started = await a.docker(
+    [
+      'run',
+      '-d',
+      ...vol,
+      '-v',
+      `${ackDir}:/ack`,
+      TINY_IMAGE,
+      'sh',
+      '-c',
+      'i=0; while :; do i=$((i+1)); if echo $i >> /data/log && sync /data/log; then echo "acked $i"; else echo "failed $i"; fi >> /ack/log; sleep 0.1; done',
+    ],
+    { check: false, timeoutMs: 150_000 },
+  );
+  expect({ code: started.code, stderr: started.stderr }).toEqual({ code: 0, stderr: '' });
+  const dir = ackDir;
+  await waitFor('a few acknowledged lines', () => acknowledged(dir).length >= 10, { timeoutMs: 30_000 });
+  await fault(a);
+  await c.killControl();
+  await c.startControl();
+  const restarted = Date.now();
+  let last = '';
+  const lines = await waitFor(
+    'docker run on b to get the volume after the control service restarted',
+    async () => {
+      const r = await b.docker(['run', '--rm', ...vol, TINY_IMAGE, 'cat', '/data/log'], {
+        check: false,
+        // Within the bound (the plugin's own Mount wait is 100 s): the test ends at the bound, not 100 s later.
+        timeoutMs: Math.max(5_000, restarted + BOUND_MS - Date.now()),
+      });
+      last = `${((Date.now() - restarted) / 1000).toFixed(1)} s after the restart: ${r.stderr.trim()}`;
+      return r.code === 0 ? r.stdout : undefined;
+    },
+    { timeoutMs: BOUND_MS, intervalMs: 1_000, context: () => `b was told: ${last}` },
+  );
+  const onB = new Set(
+    lines
+      .split('\n')
+      .filter((l) => l !== '')
+      .map(Number),
+  );
+  expect(acknowledged(dir).filter((n) => !onB.has(n))).toEqual([]);
+}
+
+it('a partitioned, then the control service restarted: docker run on b still gets the volume within T + G', async () => {
+  await failoverAcrossControlRestart((a) => a.disconnect());
+});
+
+it('a powered off, then the control service restarted: docker run on b still gets the volume within T + G', async () => {
+  await failoverAcrossControlRestart((a) => a.powerOff());
+});
