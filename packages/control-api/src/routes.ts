@@ -238,7 +238,10 @@ const datasetHandlers: Omit<
 
 /**
  * Removes the data-node markers, loss opt-ins and accepted-loss markers' nodes `report` lets go, and records with a
- * consumed opt-in the nodes its loss covers (dataNode.ts), in one commit.
+ * consumed opt-in the nodes its loss covers (dataNode.ts), in one commit. A settle skipped because its dataset's entry
+ * changed while it was computed (stillAsSeen) is computed again once that change is committed, while `report` is still
+ * the node's latest (review RV3, Q2): otherwise it waited for the node's next report, and for good if the node died
+ * first (a completed move's opt-in left over then covers a failover from it: replicaOptInRule keeps one set before).
  */
 async function settleDataNodes(
   state: Parameters<Handlers['reportNodeState']>[0],
@@ -246,6 +249,23 @@ async function settleDataNodes(
   report: NodeReport,
   previous: NodeReport | undefined,
 ): Promise<void> {
+  const latest = state.reportedNode(report.uuid)?.report;
+  for (let pass = 1; pass <= SETTLE_PASSES; pass++) {
+    const skipped = await settleOnce(state, views, report, previous);
+    if (skipped === 0 || state.reportedNode(report.uuid)?.report !== latest) return;
+  }
+}
+
+/** How often one report's settle is computed at most: each pass but the first follows a commit of its dataset. */
+const SETTLE_PASSES = 3;
+
+/** One settle of `report` (settleDataNodes); answers how many it skipped (stillAsSeen: entry changed since). */
+async function settleOnce(
+  state: Parameters<Handlers['reportNodeState']>[0],
+  views: Parameters<Handlers['reportNodeState']>[2],
+  report: NodeReport,
+  previous: NodeReport | undefined,
+): Promise<number> {
   const mountedOnPrimary = (id: string, primary: string): boolean => {
     // The dataset's entry in /v1/state/datasets: a "mounted" built before the agent acted on the move is hidden there.
     const entries = z.array(DatasetState).safeParse(JSON.parse(views.datasetStateOf(id)));
@@ -275,15 +295,23 @@ async function settleDataNodes(
     (id) => state.nodeViews.holdersOf(id),
     (node) => state.reportedNode(node) !== undefined,
   );
-  if (settled.length === 0 && optIns.length === 0 && lossMarks.length === 0) return;
+  const all = settled.length + optIns.length + lossMarks.length;
+  if (all === 0) return 0;
+  let kept = all;
   await state.mutate((c) => {
-    const markers = settledDataNodes(c, stillAsSeen(seen, c, settled));
-    const marks = settledLossMarks(markers.config, stillAsSeen(seen, c, lossMarks));
-    const both = settledOptIns(marks.config, stillAsSeen(seen, c, optIns));
+    const markersKept = stillAsSeen(seen, c, settled);
+    const marksKept = stillAsSeen(seen, c, lossMarks);
+    const optInsKept = stillAsSeen(seen, c, optIns);
+    // Re-run on the configuration another replica committed first (Committer.adopt): the last run counts.
+    kept = markersKept.length + marksKept.length + optInsKept.length;
+    const markers = settledDataNodes(c, markersKept);
+    const marks = settledLossMarks(markers.config, marksKept);
+    const both = settledOptIns(marks.config, optInsKept);
     const result = [...markers.result, ...marks.result, ...both.result];
     // One commit, one version step.
     return result.length === 0 ? markers : { ...both, config: { ...both.config, version: c.version + 1 }, result };
   });
+  return all - kept;
 }
 
 const handlers: Handlers = { ...datasetHandlers, ...containerHandlers, ...snapshotHandlers, ...backupHandlers };
