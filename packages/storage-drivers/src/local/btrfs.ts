@@ -110,6 +110,8 @@ const WRITE_OUT_EVERY = 128 * 1024 * 1024;
 export class BtrfsEngine implements LocalEngine {
   /** Mounts and unmounts one at a time (see OneAtATime). */
   private readonly mounts = new OneAtATime();
+  /** changedSince's probe snapshots, one at a time. */
+  private readonly probes = new OneAtATime();
   readonly engine = 'btrfs' as const;
   readonly pool: string;
   private readonly exec: ExecFn;
@@ -260,6 +262,7 @@ export class BtrfsEngine implements LocalEngine {
       for (const name of await this.divergedOf(datasetId))
         await this.deleteSubvolume(posix.join(this.divergedDir, name));
     await this.deleteSubvolume(this.datasetPath(datasetId));
+    await this.deleteSubvolume(this.probePath(datasetId));
     await this.fs.removeFile?.(this.lineagePath(datasetId));
   }
 
@@ -299,11 +302,14 @@ export class BtrfsEngine implements LocalEngine {
     if (o?.unchangedSince !== undefined && (await this.fs.exists(path))) {
       // Review RV4 finding 1: the data check last, after the scan, right before the delete. ro first: a
       // new open for write fails (EROFS) from here on. An fd opened before it still writes (nothing
-      // revokes it): a write through it after the check, in the one process spawn before the delete
-      // starts, is the window left. A crash with ro set: mount() clears it (a copy kept live), or the
-      // retire runs again.
+      // revokes it): a write through it after the check's probe snapshot (its point in time), during
+      // the diff (a few ms) and before the delete starts, is the window left. The probe is deleted after
+      // the live copy. A crash with ro set: mount() clears it (a copy kept live), or the retire runs again.
       await this.setReadOnly(path, true);
-      if (await this.changedSince(datasetId, o.unchangedSince)) {
+      const same =
+        (await this.fs.exists(this.snapshotPath(datasetId, o.unchangedSince))) &&
+        (await this.sameAsProbe(datasetId, o.unchangedSince, true));
+      if (!same) {
         await this.setReadOnly(path, false);
         throw new SourceChangedAfterPromoteError(
           `the copy of dataset ${datasetId} here was written after the snapshot ${o.unchangedSince} the primary's copy is made from ` +
@@ -314,6 +320,7 @@ export class BtrfsEngine implements LocalEngine {
     // Committed before the move counts as done: an uncommitted delete may come back after a power
     // cut, a live copy here again beside the new primary's.
     await this.deleteSubvolume(path, true);
+    await this.deleteSubvolume(this.probePath(datasetId));
     await this.fs.removeFile?.(this.lineagePath(datasetId));
   }
 
@@ -537,7 +544,7 @@ export class BtrfsEngine implements LocalEngine {
     const unchangedSince = (made: number | undefined): boolean =>
       made !== undefined && live.gen !== undefined && live.gen <= made;
     const taken = snapshots.filter((s) => s.parentUuid === live.uuid).at(-1);
-    const sameAs = mounted
+    let sameAs = mounted
       ? undefined
       : taken !== undefined
         ? unchangedSince(taken.cgen)
@@ -546,6 +553,12 @@ export class BtrfsEngine implements LocalEngine {
         : parent !== undefined && unchangedSince(live.cgen)
           ? parent
           : undefined;
+    // A probe (changedSince) raises the live generation without changing anything: the generation past
+    // the newest snapshot's, the probe's diff decides (exact, as changedSince).
+    if (!mounted && sameAs === undefined && taken !== undefined) {
+      const name = posix.basename(taken.path);
+      if (SNAPSHOT_NAME_OK.test(name) && !(await this.changedSince(datasetId, name))) sameAs = taken;
+    }
     return {
       from: parent !== undefined ? identity(parent) : recorded,
       sameAs: sameAs !== undefined ? identity(sameAs) : null,
@@ -554,22 +567,50 @@ export class BtrfsEngine implements LocalEngine {
   }
 
   /**
-   * The live subvolume's generation (the last transaction that changed its tree: a write, a delete, a
-   * chmod, an atime update) after the snapshot's creation transaction. Exact: a snapshot is made in
-   * the commit, and a write after it joins a later transaction. The pool is committed first (a
-   * write() returned and not yet committed counts). No such snapshot: changed (not provably final).
+   * Whether the live copy differs from the snapshot (review RV4 finding 2): a read-only probe snapshot of
+   * it, then `send --no-data -p <snapshot> <probe>`: any command past the stream's subvolume header is a
+   * change (a write, a delete, a chmod, an atime update by a read). Exact: the probe's snapshot writes
+   * out the live copy's own dirty data first (a write() returned counts), as the snapshot it is compared
+   * with did; and per subvolume, where the pool's `filesystem sync` wrote out every volume's dirty data
+   * (seconds under another volume's writer, inside the move's unavailable window). The probe is deleted
+   * after; a crash's leftover, by the next probe or the dataset's destroy. No such snapshot: changed.
    */
   async changedSince(datasetId: string, name: string): Promise<boolean> {
     checkDatasetId(datasetId);
     checkSnapshotName(name);
-    await this.run(['filesystem', 'sync', this.pool], `writing out ${this.pool}`);
-    const all = await this.subvolumes(false, true);
-    const live = all.find((s) => this.datasetOf(s) === datasetId);
-    if (live === undefined) throw new LocalStorageError('UNKNOWN_DATASET', `no dataset ${datasetId} in ${this.pool}`);
-    const suffix = `flocker/snapshots/${datasetId}/${name}`;
-    const snapshot = all.find((s) => s.path === suffix || s.path.endsWith(`/${suffix}`));
-    if (snapshot?.cgen === undefined || live.gen === undefined) return true;
-    return live.gen > snapshot.cgen;
+    if (!(await this.fs.exists(this.datasetPath(datasetId))))
+      throw new LocalStorageError('UNKNOWN_DATASET', `no dataset ${datasetId} in ${this.pool}`);
+    if (!(await this.fs.exists(this.snapshotPath(datasetId, name)))) return true;
+    return !(await this.sameAsProbe(datasetId, name, false));
+  }
+
+  private probePath(datasetId: string): string {
+    return posix.join(this.root, 'probes', datasetId);
+  }
+
+  /**
+   * changedSince's probe, one at a time (one probe path per dataset). keep: left for the caller to
+   * delete (a retire deletes the live copy first: nothing between the probe's diff and that delete).
+   */
+  private sameAsProbe(datasetId: string, name: string, keep: boolean): Promise<boolean> {
+    return this.probes.run(async () => {
+      const probe = this.probePath(datasetId);
+      await this.deleteSubvolume(probe);
+      await this.fs.mkdirp(posix.dirname(probe));
+      await this.run(['subvolume', 'snapshot', '-r', this.datasetPath(datasetId), probe], `probing ${datasetId}`);
+      let same = false;
+      try {
+        const p = this.spawn('btrfs', ['send', '-q', '--no-data', '-p', this.snapshotPath(datasetId, name), probe]);
+        p.stdin.end();
+        const chunks: Buffer[] = [];
+        for await (const chunk of p.stdout) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
+        await p.done;
+        same = sendStreamHasNoChange(Buffer.concat(chunks));
+        return same;
+      } finally {
+        if (!(keep && same)) await this.deleteSubvolume(probe);
+      }
+    });
   }
 
   /** The promote's record of what the live subvolume `live` is made from; null: none for it (or unreadable). */
@@ -622,4 +663,33 @@ export class BtrfsEngine implements LocalEngine {
     await this.resizeDataset(datasetId, size);
     return (await this.listDatasets()).find((d) => d.datasetId === datasetId) ?? { datasetId, size, usedBytes: 0 };
   }
+}
+
+/** As checkSnapshotName (engine.ts): a name lineage may pass to changedSince. */
+const SNAPSHOT_NAME_OK = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** btrfs send stream commands (send.h) that change nothing: the subvolume/snapshot header and the end. */
+const SEND_HEADER_COMMANDS = new Set([1 /* SUBVOL */, 2 /* SNAPSHOT */, 21 /* END */]);
+
+/**
+ * Whether a `btrfs send -p` stream holds no change: "btrfs-stream\0", a u32 version, then commands (u32
+ * length, u16 command, u32 crc, the attributes), each only a header or the end. A stream cut short or not
+ * a stream: an error (never "no change").
+ */
+export function sendStreamHasNoChange(stream: Buffer): boolean {
+  const magic = Buffer.from('btrfs-stream\0', 'latin1');
+  if (stream.length < magic.length + 4 || !stream.subarray(0, magic.length).equals(magic))
+    throw new LocalStorageError('TRANSFER_FAILED', 'btrfs send answered no stream');
+  let at = magic.length + 4;
+  let ended = false;
+  while (at < stream.length) {
+    if (at + 10 > stream.length) throw new LocalStorageError('TRANSFER_FAILED', 'btrfs send stream cut short');
+    const length = stream.readUInt32LE(at);
+    const command = stream.readUInt16LE(at + 4);
+    if (!SEND_HEADER_COMMANDS.has(command)) return false;
+    if (command === 21) ended = true;
+    at += 10 + length;
+  }
+  if (at !== stream.length || !ended) throw new LocalStorageError('TRANSFER_FAILED', 'btrfs send stream cut short');
+  return true;
 }

@@ -323,32 +323,33 @@ describe('btrfs engine', () => {
     expect(g.calls.some((c) => c.includes('subvolume snapshot') || c.includes('subvolume delete'))).toBe(false);
   });
 
-  it("changedSince (RV 2): the live generation after the snapshot's creation transaction, read after a commit of the pool", async () => {
-    const list = (liveGen: number) =>
-      `ID 256 gen ${liveGen} cgen 5 top level 5 parent_uuid - received_uuid - uuid aaaaaaaa-0000-0000-0000-000000000001 path flocker/datasets/${ID}\n` +
-      `ID 257 gen 14 cgen 14 top level 5 parent_uuid aaaaaaaa-0000-0000-0000-000000000001 received_uuid - uuid bbbbbbbb-0000-0000-0000-000000000002 path flocker/snapshots/${ID}/move-000001\n`;
-    for (const [liveGen, changed] of [
-      [14, false],
-      [15, true],
-    ] as const) {
-      const f = fake((argv) => (argv.startsWith('btrfs subvolume list') ? { stdout: list(liveGen) } : undefined));
-      expect(await btrfs(f).changedSince(ID, 'move-000001')).toBe(changed);
-      // Committed first (a write() returned, not yet committed, counts), then listed with creation transactions.
-      expect(f.calls).toEqual(['btrfs filesystem sync /pool', 'btrfs subvolume list -c -q -u -R /pool']);
-    }
-    // The snapshot gone: not provably unchanged.
-    const gone = fake((argv) =>
-      argv.startsWith('btrfs subvolume list') ? { stdout: list(14).split('\n')[0] ?? '' } : undefined,
+  it('changedSince (RV4 finding 2): a probe snapshot of the live copy, a send diff from the snapshot, the probe deleted', async () => {
+    const live = `/pool/flocker/datasets/${ID}`;
+    const snapshot = `/pool/flocker/snapshots/${ID}/move-000001`;
+    const probe = `/pool/flocker/probes/${ID}`;
+    const f = fake(() => undefined);
+    f.fs.existing.add(live).add(snapshot);
+    // This fake's send answers no stream: an error (the mover retries), never "unchanged".
+    await expect(btrfs(f).changedSince(ID, 'move-000001')).rejects.toMatchObject({ code: 'TRANSFER_FAILED' });
+    expect(f.calls).toEqual([
+      'mkdir -p /pool/flocker/probes',
+      `btrfs subvolume snapshot -r ${live} ${probe}`,
+      `spawn btrfs send -q --no-data -p ${snapshot} ${probe}`,
+    ]);
+    // The send failing: an error too.
+    const failing = fake(
+      () => undefined,
+      () => 1,
     );
-    expect(await btrfs(gone).changedSince(ID, 'move-000001')).toBe(true);
-    // No live copy: an error, never an answer.
-    const none = fake((argv) => (argv.startsWith('btrfs subvolume list') ? { stdout: '' } : undefined));
-    await expect(btrfs(none).changedSince(ID, 'move-000001')).rejects.toMatchObject({ code: 'UNKNOWN_DATASET' });
-    // The sync failing: an error (the mover retries), never "unchanged".
-    const failing = fake((argv) =>
-      argv.startsWith('btrfs filesystem sync') ? { exitCode: 1, stderr: 'EIO' } : undefined,
-    );
+    failing.fs.existing.add(live).add(snapshot);
     await expect(btrfs(failing).changedSince(ID, 'move-000001')).rejects.toThrow();
+    // The snapshot gone: not provably unchanged; no live copy: an error, never an answer.
+    const gone = fake(() => undefined);
+    gone.fs.existing.add(live);
+    expect(await btrfs(gone).changedSince(ID, 'move-000001')).toBe(true);
+    await expect(btrfs(fake(() => undefined)).changedSince(ID, 'move-000001')).rejects.toMatchObject({
+      code: 'UNKNOWN_DATASET',
+    });
   });
 
   it('refuses ids and names that are not safe path components', async () => {

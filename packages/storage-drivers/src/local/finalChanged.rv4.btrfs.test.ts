@@ -161,14 +161,17 @@ describe('RV4: the clean-up window between changedSince and the retire delete (b
       log.length = 0;
       const t0 = performance.now();
       await moveLocalDataset({ engine: a, target: client, datasetId: id, size: 64 * MiB });
-      // The check now runs inside the retire (its last `subvolume list -c`), right before its delete.
-      const lists = log.filter((l) => l.args.includes('subvolume list -c'));
-      const check = lists.at(-1);
+      // The check now runs inside the retire, right before its delete: its point in time is the probe
+      // snapshot (K6, RV4 finding 2: a probe and a send diff), the diff follows, then the delete.
+      const del0 = log.findIndex((l) => l.args.includes('subvolume delete -c'));
+      const check = log
+        .slice(0, del0)
+        .findLast((l) => l.args.includes('subvolume snapshot -r') && l.args.includes('/probes/'));
       const del = log.find((l) => l.args.includes('subvolume delete -c'));
       if (check === undefined || del === undefined) throw new Error(`no check or delete: ${JSON.stringify(log)}`);
       windows.push(del.t0 - check.t1);
       console.log(
-        `round ${i}: move ${(performance.now() - t0).toFixed(0)} ms; clean-up check ended -> delete started: ${(del.t0 - check.t1).toFixed(1)} ms; ` +
+        `round ${i}: move ${(performance.now() - t0).toFixed(0)} ms; the retire's probe snapshot ended -> delete started: ${(del.t0 - check.t1).toFixed(1)} ms; ` +
           `between: ${log
             .filter((l) => l.t0 >= check.t1 && l.t0 <= del.t0)
             .map((l) => l.args.replace(poolA, '<pool>').slice(0, 60))
