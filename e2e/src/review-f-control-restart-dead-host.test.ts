@@ -12,6 +12,9 @@
  * "When a host dies or is cut off": `docker run` on b gets the volume within T + G (+ slack) of the restart, with
  * every line a acknowledged. Fixed (FX1): the file store keeps each node's identity (node_identities.json) and the
  * restarted service shows such a node dead, with its instance, in every agent view from start + T. Needs root.
+ * The same with no lease (FX3): an idle volume on a host that died before the restart (its container had exited)
+ * stayed attached to that host's instance; only lease holders were declared dead after a restart, so docker run on b
+ * waited for the detach for ever. Now every node with a known identity (block backend) unreported at start + T is.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -103,4 +106,46 @@ it('a partitioned, then the control service restarted: docker run on b still get
 
 it('a powered off, then the control service restarted: docker run on b still gets the volume within T + G', async () => {
   await failoverAcrossControlRestart((a) => a.powerOff());
+});
+
+it('an idle volume (no lease) on a powered-off a, then the control service restarted: docker run on b gets it within T + G', async () => {
+  const volume = `f-idle-${randomUUID().slice(0, 8)}`;
+  cluster = await startCluster({ hosts: 2, withDocker: true, nodeTimeoutSeconds: T, leaseGraceSeconds: G });
+  const c = cluster;
+  const [a, b] = c.hosts as [ClusterHost, ClusterHost];
+  const vol = flockerVolumeArgs(volume);
+  const wrote = await a.docker(
+    ['run', '--rm', ...vol, TINY_IMAGE, 'sh', '-c', 'seq 1 50 > /data/log && sync /data/log'],
+    {
+      check: false,
+      timeoutMs: 150_000,
+    },
+  );
+  expect({ code: wrote.code, stderr: wrote.stderr }).toEqual({ code: 0, stderr: '' });
+  // The container is gone and Docker's Unmount released the lease: the volume stays on a (its primary), attached.
+  await waitFor(
+    'the lease released after the container exited',
+    async () => (await c.client.listLeases()).length === 0,
+    {
+      timeoutMs: 30_000,
+    },
+  );
+  await a.powerOff();
+  await c.killControl();
+  await c.startControl();
+  const restarted = Date.now();
+  let last = '';
+  const lines = await waitFor(
+    'docker run on b to get the idle volume after the control service restarted',
+    async () => {
+      const r = await b.docker(['run', '--rm', ...vol, TINY_IMAGE, 'cat', '/data/log'], {
+        check: false,
+        timeoutMs: Math.max(5_000, restarted + BOUND_MS - Date.now()),
+      });
+      last = `${((Date.now() - restarted) / 1000).toFixed(1)} s after the restart: ${r.stderr.trim()}`;
+      return r.code === 0 ? r.stdout : undefined;
+    },
+    { timeoutMs: BOUND_MS, intervalMs: 1_000, context: () => `b was told: ${last}` },
+  );
+  expect(lines.split('\n').filter((l) => l !== '')).toEqual(Array.from({ length: 50 }, (_, i) => String(i + 1)));
 });

@@ -6,6 +6,8 @@
  * instance, backend, zone; NODE_IDENTITIES_FILE), durable before its report is accepted; such a node is held from it
  * (NodeReports.ghosts) and shown dead in every agent view. Only a node declared dead under the same rule as before
  * (a lease holder with no report since start, from start + T); one that reports is an ordinary node again.
+ * FX3: the same for a node with no lease (an idle volume on a host that died before the restart stays attached to its
+ * instance): every node with a known identity (block backend) and no report since start is dead from start + T.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +16,13 @@ import winston from 'winston';
 import type { NodeState } from '@flocker/api';
 import { newRegistry } from '@flocker/metrics';
 import { acquireLease, createDataset, updateDataset } from './configuration';
-import { FileConfigurationStore, NODE_IDENTITIES_FILE, type NodeIdentity } from './ConfigurationStore';
+import {
+  FileConfigurationStore,
+  NODE_IDENTITIES_FILE,
+  type NodeIdentity,
+  type StoreListener,
+} from './ConfigurationStore';
+import { aliveNodes } from './clusterState';
 import { ControlState } from './ControlState';
 import { instrumentStore } from './metrics';
 import { Views } from './Views';
@@ -41,13 +49,15 @@ async function open(): Promise<ControlState> {
   return state;
 }
 
-/** A (D1 leased, mounted there) and B report; then the service stops: a restart follows at T0 + 100 s. */
-async function seedAndRestart(a = report(A)): Promise<ControlState> {
+/**
+ * A (D1 mounted there; leased unless told) and B report; then the service stops: a restart follows at T0 + 100 s.
+ */
+async function seedAndRestart(a = report(A), { leased = true } = {}): Promise<ControlState> {
   const s = await open();
   await s.report(a);
   await s.report(report(B));
   await s.mutate((c) => createDataset(c, { primary: A, dataset_id: D1, metadata: { name: 'v1' } }));
-  await s.mutate((c, n) => acquireLease(c, { dataset_id: D1, node_uuid: A, expires: null }, n));
+  if (leased) await s.mutate((c, n) => acquireLease(c, { dataset_id: D1, node_uuid: A, expires: null }, n));
   await s.report({
     ...a,
     manifestations: [{ dataset_id: D1, blockdevice_id: 'b1', size: 67108864, status: 'mounted', path: '/f/d1' }],
@@ -172,6 +182,132 @@ describe('a lease holder dead across a restart is shown dead to the agents, with
     await advanceTo(restarted, t + T + 1);
     expect(restarted.listEvents().map((e) => e.kind)).toEqual(['node_dead']);
     expect(restarted.nodeViews.ghosts).toEqual(new Set());
+  });
+});
+
+describe('a node with no lease dead across a restart (its idle volume) is shown dead too', () => {
+  it('from start + T: node_dead, in every node view, no lease released, not among the alive nodes', async () => {
+    const s = await seedAndRestart(report(A), { leased: false });
+    const started = t;
+    const views = new Views(s, true);
+    const followers = viewFollowers(s, views, [B, C]);
+    await s.report(report(C));
+    await advanceTo(s, started + T - 1);
+    expect(s.nodeViews.ghosts).toEqual(new Set());
+    expect(s.deadSince(A, t)).toBeUndefined();
+    const before = followers.full(B).generation;
+    followers.poll(B);
+    followers.poll(C);
+    await advanceTo(s, started + T + 1);
+    expect(s.nodeViews.ghosts).toEqual(new Set([A]));
+    expect(s.deadSince(A, t)).toBe(started + T);
+    const shown = nodeOf(followers.full(B).nodes, A);
+    expect(shown).toMatchObject({ uuid: A, host: 'host-a', instance_id: 'i-a', alive: false, manifestations: [] });
+    expect(nodeOf(followers.full(C).nodes, A)).toMatchObject({ alive: false, instance_id: 'i-a' });
+    expect(nodeOf(parseDelta(views.deltaFor(B, before)).nodes, A)).toMatchObject({ alive: false });
+    followers.poll(B);
+    followers.poll(C);
+    expect(nodeOf(wholeView(views).nodes, A)).toMatchObject({ alive: false, instance_id: 'i-a' });
+    // Flocker v1 /v1/state/nodes lists the alive nodes only (routes.ts): unchanged by a ghost (C stopped reporting).
+    expect(aliveNodes(s.reportedNodes(), t, T).map((n) => n.report.uuid)).toEqual([B]);
+    expect(s.listEvents().filter((e) => e.node_uuid === A)).toMatchObject([
+      { kind: 'node_dead', message: expect.stringContaining('host-a (') },
+    ]);
+    await advanceTo(s, started + T + G + 1);
+    await s.checkLiveness();
+    // No lease to release (C, silent since its one report, is dead by the usual rule).
+    expect(new Set(s.listEvents().map((e) => `${e.kind} ${e.node_uuid ?? ''}`))).toEqual(
+      new Set([`node_dead ${A}`, `node_dead ${C}`]),
+    );
+    // `flocker volumes move` to B: B's view holds D1 and A, dead, to force-detach from.
+    await s.mutate((c, n) => updateDataset(c, D1, { primary: B }, n));
+    followers.poll(B);
+    const view = followers.full(B);
+    expect(view.datasets.map((d) => d.dataset_id)).toEqual([D1]);
+    expect(nodeOf(view.nodes, A)).toMatchObject({ alive: false, instance_id: 'i-a' });
+  });
+
+  it('a move asked before start + T: B sees A dead from start + T (not before)', async () => {
+    const s = await seedAndRestart(report(A), { leased: false });
+    const started = t;
+    const views = new Views(s, true);
+    const followers = viewFollowers(s, views, [B]);
+    await advanceTo(s, started + 1_000);
+    await s.mutate((c, n) => updateDataset(c, D1, { primary: B }, n));
+    followers.poll(B);
+    expect(nodeOf(followers.full(B).nodes, A)).toBeUndefined();
+    await advanceTo(s, started + T + 1);
+    followers.poll(B);
+    expect(nodeOf(followers.full(B).nodes, A)).toMatchObject({ alive: false, instance_id: 'i-a' });
+  });
+
+  it('one that reports after the restart is never a ghost, and one that reports after its ghost is back', async () => {
+    const s = await seedAndRestart(report(A), { leased: false });
+    const started = t;
+    await advanceTo(s, started + 5_000);
+    await s.report(report(A));
+    await advanceTo(s, started + T + 1);
+    expect(s.nodeViews.ghosts).toEqual(new Set());
+    expect(s.listEvents()).toEqual([]);
+    await advanceTo(s, started + 5_000 + T + 1);
+    expect(s.nodeViews.ghosts).toEqual(new Set());
+    expect(s.deadSince(A, t)).toBe(started + 5_000 + T);
+    t += 1_000;
+    await s.report(report(A));
+    expect(s.deadSince(A, t)).toBeUndefined();
+    expect(s.nodeViews.ghosts).toEqual(new Set());
+    expect(s.listEvents().map((e) => e.kind)).toEqual(['node_dead', 'node_back']);
+  });
+
+  it('a local-backend node with no lease: not declared dead, not shown (its data is on it)', async () => {
+    const s = await seedAndRestart(report(A, { backend: 'local-btrfs' }), { leased: false });
+    await advanceTo(s, t + T + 1);
+    expect(s.listEvents()).toEqual([]);
+    expect(s.nodeViews.ghosts).toEqual(new Set());
+    expect(s.deadSince(A, t)).toBeUndefined();
+  });
+
+  it('a store with node reports (etcd): the stored report of A makes it dead by start + T too, in B after the move', async () => {
+    // The etcd store delivers its stored reports (nodes/<uuid>: the report and its last_seen) at subscribe; no
+    // identities. Same outcome for the agents as the file store's ghost: A dead, with its instance, in B's view.
+    const files = new FileConfigurationStore(dir);
+    const stale = T0 + 50_000;
+    const storedA = report(A, {
+      manifestations: [{ dataset_id: D1, blockdevice_id: 'b1', size: 67108864, status: 'mounted', path: '/f/d1' }],
+    });
+    const shared = {
+      load: () => files.load(),
+      commit: (config: Parameters<typeof files.commit>[0]) => files.commit(config),
+      close: () => files.close(),
+      subscribe: (listener: StoreListener) => {
+        listener.report(storedA, stale);
+        return Promise.resolve();
+      },
+    };
+    const seed = await open();
+    await seed.report(report(A));
+    await seed.mutate((c) => createDataset(c, { primary: A, dataset_id: D1, metadata: { name: 'v1' } }));
+    await seed.close();
+    t = T0 + 100_000;
+    const started = t;
+    state = await ControlState.open({
+      store: shared,
+      nodeTimeoutMs: T,
+      leaseGraceMs: G,
+      logger: silent,
+      now: () => t,
+      livenessCheckMs: 3_600_000,
+    });
+    const s = state;
+    await advanceTo(s, started + T + 1);
+    expect(s.deadSince(A, t)).toBeDefined();
+    expect(s.deadSince(A, t)).toBeLessThanOrEqual(started + T);
+    await s.mutate((c, n) => updateDataset(c, D1, { primary: B }, n));
+    const views = new Views(s, true);
+    expect(nodeOf(viewFollowers(s, views, [B]).full(B).nodes, A)).toMatchObject({
+      alive: false,
+      instance_id: 'i-a',
+    });
   });
 });
 

@@ -127,14 +127,14 @@ export class NodeReports {
   private readonly aliveSet = new Set<string>();
   /**
    * Nodes declared dead and not back: reported nodes whose last report is older than
-   * the node timeout, and (after startedAt + T) lease holders known from the
-   * configuration that have not reported since this process started.
+   * the node timeout, and (after startedAt + T) lease holders known from the configuration and block-backend nodes
+   * known from their identity that have not reported since this process started.
    */
   private readonly deadNodes = new Map<string, { deadSince: number; host: string }>();
   private readonly containers = new Map<string, StoredContainerReport>();
   private unreportedChecked = false;
   /**
-   * Nodes declared dead without a report since this start (declareUnreportedHolders) whose identity is known: held
+   * Nodes declared dead without a report since this start (declareUnreported) whose identity is known: held
    * with a report of that identity and no manifestations, shown dead in every agent view until they report. Their
    * lastSeen is startedAt (no report since; so dead_since is startedAt + T, as for the lease release). A new set at
    * each change (ControlState compares).
@@ -388,7 +388,7 @@ export class NodeReports {
     }
     if (!this.unreportedChecked && now - this.options.startedAt > this.options.nodeTimeoutMs) {
       this.unreportedChecked = true;
-      this.declareUnreportedHolders(now);
+      this.declareUnreported(now);
     }
     if (changed.length > 0) this.changed(changed);
   }
@@ -450,22 +450,21 @@ export class NodeReports {
    * After a restart this process knows no report times: a node of the configuration that
    * holds a lease and has not reported within the node timeout of our start is dead
    * (else a host that died while the control service was down would keep its leases). One whose identity is known
-   * (NodeIdentity: the file store keeps it) is held from it (ghosts), so the agents see its instance dead.
+   * (NodeIdentity: the file store keeps it) is held from it (ghosts), so the agents see its instance dead. So is any
+   * other node with a known identity (a block backend's; not a local one: its data is on it), leased or not: a volume
+   * idle on a host that died before the restart is still attached to its instance, and a move to another node
+   * force-detaches it only from a node its view shows dead. The same reasoning as for a lease holder makes it safe:
+   * no report of it was accepted since this start, so its last confirmed contact was with the previous process and it
+   * fenced itself before start + T (F < T). (etcd keeps whole reports: such a node is held from its stored report.)
    */
-  private declareUnreportedHolders(now: number): void {
+  private declareUnreported(now: number): void {
     const committed = this.options.configuration();
     const ghosts: string[] = [];
-    for (const lease of committed.leases.values()) {
-      const uuid = lease.node_uuid;
-      if (this.nodes.has(uuid) || this.deadNodes.has(uuid)) continue;
-      const known = committed.nodes.get(uuid);
-      // A lease naming a node that never reported was never about a live host: left alone.
-      if (known === undefined) continue;
-      const identity = this.options.identities?.get(uuid);
-      this.nodeDead(uuid, identity?.host ?? known.host, undefined, now, true);
+    const declare = (uuid: string, host: string, identity: NodeIdentity | undefined): void => {
+      this.nodeDead(uuid, identity?.host ?? host, undefined, now, true);
       // Shown to the agents as dead (its instance: a volume still attached to it is force-detached by the new
       // primary, as for a node that died while this process ran). Not a local-backend node: its data is on it.
-      if (identity === undefined || isLocalBackend(identity.backend)) continue;
+      if (identity === undefined || isLocalBackend(identity.backend)) return;
       const report: NodeReport = { ...identity, manifestations: [], errors: [] };
       const json = JSON.stringify(report);
       const at = this.options.startedAt;
@@ -480,6 +479,18 @@ export class NodeReports {
       });
       this.ghostSet = new Set([...this.ghostSet, uuid]);
       ghosts.push(uuid);
+    };
+    for (const lease of committed.leases.values()) {
+      const uuid = lease.node_uuid;
+      if (this.nodes.has(uuid) || this.deadNodes.has(uuid)) continue;
+      const known = committed.nodes.get(uuid);
+      // A lease naming a node that never reported was never about a live host: left alone.
+      if (known === undefined) continue;
+      declare(uuid, known.host, this.options.identities?.get(uuid));
+    }
+    for (const [uuid, identity] of this.options.identities ?? []) {
+      if (this.nodes.has(uuid) || this.deadNodes.has(uuid) || isLocalBackend(identity.backend)) continue;
+      declare(uuid, identity.host, identity);
     }
     if (ghosts.length > 0) this.changed(ghosts);
   }

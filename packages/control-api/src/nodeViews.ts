@@ -208,7 +208,9 @@ export class NodeViewIndex {
   private readonly whole = new ChangeLog();
   /**
    * Nodes declared dead without a report since this start, known from their identity alone (NodeReports.ghosts):
-   * in every node's view (their instance, for a new primary to force-detach what is still attached to it). Few.
+   * in every node's view (their instance, for a new primary to force-detach what is still attached to it). Few: the
+   * block-backend nodes that have not reported since this start (hosts that died before it, or retired ones whose
+   * identity was kept: docs/production.md).
    */
   private ghostSet: ReadonlySet<string> = EMPTY_SET;
   /** Every node ever in ghostSet, and when the set last changed: a `since` before that gets their `n:` keys. */
