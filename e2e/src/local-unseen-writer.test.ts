@@ -50,11 +50,18 @@ describe.each(BTRFS)(
         writeSync(fd, `line ${++lines}\n`);
       };
       const writer = setInterval(write, 20);
+      const seen = new Set<string>();
       try {
         await t.admin.updateDataset(id, { primary: b.uuid });
         // A's agent lets go of its mount (the release); the writer goes on for 3 s after that.
         await t.waitFor('A unmounted', () => (mountsAt(pathA).length === 0 ? true : undefined), 60_000, 20);
-        await sleep(3_000);
+        // Meanwhile A's node state says why the move does not finish (RV4 finding 3: from the third
+        // "changed" round in a row, SOURCE_WRITTEN_UNSEEN, the move copying on).
+        const until = Date.now() + 3_000;
+        while (Date.now() < until) {
+          for (const e of await t.errorsOf(a, id)) seen.add(e.code);
+          await sleep(100);
+        }
       } finally {
         clearInterval(writer);
         closeSync(fd);
@@ -67,6 +74,8 @@ describe.each(BTRFS)(
       expect(got.length).toBe(lines);
       expect(got.at(-1)).toBe(`line ${lines}`);
       expect(a.log).toMatch(/written since the final snapshot/);
+      expect([...seen]).toEqual(['SOURCE_WRITTEN_UNSEEN']);
+      // Gone once the move proceeded.
       await t.waitNoErrors(id);
     });
   },

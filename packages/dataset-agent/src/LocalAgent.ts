@@ -149,6 +149,11 @@ export class LocalAgent {
   /** When the pool's free bytes were last looked at (this.clock, ms). */
   private capacityAt: number | undefined;
   private readonly progress = new Map<string, MoveProgress & { readonly to: string }>();
+  /**
+   * A running move's warning (review RV4 finding 3: SOURCE_WRITTEN_UNSEEN, the released source keeps
+   * changing after each final snapshot): reported as the dataset's error while the move copies on.
+   */
+  private readonly moveWarnings = new Map<string, { code: string; message: string; since: string; attempts: number }>();
   private lastProgressReport = 0;
   private readonly failures = new Map<string, Failure>();
   /** The turns asked for when failures' back-offs end (cancelled on stop). */
@@ -746,6 +751,22 @@ export class LocalAgent {
       ...(this.o.keepSourceSnapshots !== undefined ? { keepSourceSnapshots: this.o.keepSourceSnapshots } : {}),
       ...(this.o.afterPromote !== undefined ? { afterPromote: this.o.afterPromote } : {}),
       ...(this.o.beforePromote !== undefined ? { beforePromote: this.o.beforePromote } : {}),
+      onSourceChanging: (warning) => {
+        if (warning === null) this.moveWarnings.delete(datasetId);
+        else {
+          const before = this.moveWarnings.get(datasetId);
+          this.moveWarnings.set(datasetId, {
+            ...warning,
+            since: before?.since ?? new Date(this.clock.wallNow()).toISOString(),
+            attempts: (before?.attempts ?? 0) + 1,
+          });
+          this.o.logger.warn('a move cannot finish: its released source keeps changing', {
+            datasetId,
+            code: warning.code,
+          });
+        }
+        void this.report();
+      },
       onProgress: (p) => {
         const before = this.progress.get(datasetId);
         this.progress.set(datasetId, { ...p, to: action.to.uuid });
@@ -773,6 +794,7 @@ export class LocalAgent {
       })
       .finally(() => {
         this.movers.delete(datasetId);
+        this.moveWarnings.delete(datasetId);
         this.cancels.delete(datasetId);
         this.stops.delete(datasetId);
         this.progress.delete(datasetId);
@@ -798,6 +820,17 @@ export class LocalAgent {
       attempts: f.attempts,
       since: f.since,
     }));
+    // A running move's warning, for a dataset with no failure of its own.
+    for (const [datasetId, w] of this.moveWarnings)
+      if (!this.failures.has(datasetId))
+        errors.push({
+          dataset_id: datasetId,
+          action: 'moveOut',
+          code: w.code,
+          message: w.message,
+          attempts: w.attempts,
+          since: w.since,
+        });
     return {
       uuid: this.o.nodeUuid,
       era: this.o.era,

@@ -16,7 +16,10 @@ import {
 import {
   DEFAULT_MOVE_POLICY,
   DEFAULT_KEEP_SOURCE_SNAPSHOTS,
+  changedStreak,
   finalVerdict,
+  SOURCE_CHANGING_ROUNDS,
+  type FinalVerdict,
   nextMoveStep,
   sourceSnapshotsToPrune,
   type MoveFacts,
@@ -77,6 +80,14 @@ export interface LocalMoveOptions {
   readonly onSettled?: (settled: { name: string; ok: boolean; ms: number }) => void;
   /** Told of each failed step before it is retried. */
   readonly onRetry?: (error: string, attempt: number) => void;
+  /**
+   * Review RV4 finding 3: told, from SOURCE_CHANGING_ROUNDS "changed" verdicts in a row on, that something
+   * keeps changing the released source after each final snapshot (the move copies on, the volume
+   * unavailable meanwhile); told null once that ends (a promote, or the source in use again).
+   */
+  readonly onSourceChanging?: (
+    warning: { readonly code: 'SOURCE_WRITTEN_UNSEEN'; readonly message: string } | null,
+  ) => void;
   /** Progress during a send at most this often (ms, default 250). */
   readonly progressIntervalMs?: number;
   readonly logger?: winston.Logger;
@@ -160,6 +171,24 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
   let known: { source: SnapshotRef[]; target: SnapshotRef[]; targetLive: boolean } | null = null;
   /** The release looked at again once the final snapshot is taken, during its send (awaited before the promote). */
   let recheck: Promise<boolean> | null = null;
+  /** "changed" verdicts in a row (changedStreak); reported once it reaches SOURCE_CHANGING_ROUNDS. */
+  let streak = 0;
+  const streakAfter = (verdict: FinalVerdict): void => {
+    const before = streak;
+    streak = changedStreak(streak, verdict);
+    if (streak >= SOURCE_CHANGING_ROUNDS)
+      o.onSourceChanging?.({
+        code: 'SOURCE_WRITTEN_UNSEEN',
+        message:
+          `dataset ${datasetId} is released on this node, but its copy changed after each of the last ${streak} final snapshots: ` +
+          'something this node cannot see keeps changing it (a process writing through a file it kept open past an unmount, ' +
+          'a container whose mount namespace the scan cannot read), or the pool rewrites it (btrfs balance, defragment or ' +
+          'autodefrag, a reader updating access times, a backup walking the pool). The move copies on and the volume stays ' +
+          'unavailable until it stops: find it (fuser -vm or lsof on the pool, btrfs balance status) and stop it, or move the ' +
+          'primary back to this node',
+      });
+    else if (before >= SOURCE_CHANGING_ROUNDS) o.onSourceChanging?.(null);
+  };
   for (;;) {
     if (o.signal?.aborted === true) throw new LocalStorageError('TRANSFER_FAILED', 'the move was stopped');
     try {
@@ -187,6 +216,8 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
         releasedAt = null;
         finalSnapshot = null;
         recheck = null;
+        if (streak >= SOURCE_CHANGING_ROUNDS) o.onSourceChanging?.(null);
+        streak = 0;
       }
       const facts: MoveFacts = {
         source,
@@ -268,6 +299,7 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
               released: stillReleased,
               changedSinceFinal: stillReleased ? await changedSinceFinal(o, step.name) : undefined,
             });
+            streakAfter(verdict);
             if (verdict.kind === 'copyOn') {
               logger?.warn(
                 verdict.why === 'inUse'
@@ -276,7 +308,8 @@ export async function moveLocalDataset(o: LocalMoveOptions): Promise<MoveResult>
                 { datasetId, snapshot: step.name },
               );
               finalSnapshot = null;
-              releasedAt = null;
+              // Changed while released: the volume stayed unavailable (RV4 5: counted from the first release).
+              if (verdict.why === 'inUse') releasedAt = null;
               recheck = null;
               phase = 'copying';
               progress();

@@ -165,3 +165,15 @@ export function finalVerdict(look: FinalLook): FinalVerdict {
   if (look.changedSinceFinal === true) return { kind: 'copyOn', why: 'changed' };
   return { kind: 'promote', unchecked: look.changedSinceFinal !== false };
 }
+
+/** After this many "changed" verdicts in a row the move reports SOURCE_WRITTEN_UNSEEN (and copies on). */
+export const SOURCE_CHANGING_ROUNDS = 3;
+
+/**
+ * Review RV4 finding 3: the "changed" verdicts in a row (released each time, the source changed since each
+ * final snapshot) after this verdict. In use again or promoted: the streak ends (0). Reported from
+ * SOURCE_CHANGING_ROUNDS on: nothing the move does changes the source, so something unseen keeps doing it.
+ */
+export function changedStreak(before: number, verdict: FinalVerdict): number {
+  return verdict.kind === 'copyOn' && verdict.why === 'changed' ? before + 1 : 0;
+}
