@@ -171,6 +171,8 @@ export interface LocalDecisionContext {
   readonly now?: number;
   /** Between a replica's snapshots when the dataset does not say (ms; default 30 s). */
   readonly replicaIntervalMs?: number;
+  /** agent.yml keep_source_snapshots (the move's retention; default 1): 0, a move's leftovers go (keptNothingLeftover). */
+  readonly keepSourceSnapshots?: number;
 }
 
 export const DEFAULT_REPLICA_INTERVAL_MS = 30_000;
@@ -365,7 +367,9 @@ function decide(
   }
   // Another node is the primary: this node pushes its copy there, then lets go of it.
   if (copy === undefined)
-    return staleReplicaHere(d, nodes, here, ctx) ? { kind: 'destroy', datasetId, keepAsides: true } : null;
+    return staleReplicaHere(d, nodes, here, ctx) || keptNothingLeftover(d, nodes, here, ctx)
+      ? { kind: 'destroy', datasetId, keepAsides: true }
+      : null;
   const target = nodes.find((n) => n.uuid === d.primary);
   // A replica snapshot being sent finishes first (both touch the snapshots the move starts from).
   if (here.replicating?.has(datasetId) === true) return null;
@@ -614,6 +618,27 @@ function staleReplicaHere(
   return (
     !nodes.some((n) => n.uuid === ctx.nodeUuid && named(n)) && nodes.some((n) => n.uuid !== ctx.nodeUuid && named(n))
   );
+}
+
+/**
+ * Review RV4 finding 4: with keep_source_snapshots 0 a kill -9 between a move's retire and its destroy
+ * leaves this node's own move snapshots (btrfs) or its retired file system (ZFS), one full copy's space,
+ * which no other rule removes (staleReplicaHere: received snapshots only). Destroyed (copies kept aside
+ * stay) once nothing here can be wanted: not moving, the primary alive elsewhere with its live copy, and
+ * no replica of it named on this node.
+ */
+function keptNothingLeftover(
+  d: LocalDesiredDataset,
+  nodes: readonly LocalClusterNode[],
+  here: LocalObservation,
+  ctx: LocalDecisionContext,
+): boolean {
+  if (ctx.keepSourceSnapshots !== 0 || d.primary === ctx.nodeUuid) return false;
+  if (here.retained?.has(d.datasetId) !== true || here.moving.has(d.datasetId)) return false;
+  if (here.replicaHere?.has(d.datasetId) === true) return false;
+  const primary = nodes.find((n) => n.uuid === d.primary);
+  if (primary?.alive !== true || !primary.copies.includes(d.datasetId)) return false;
+  return !nodes.some((n) => n.uuid === ctx.nodeUuid && (n.replicaOf ?? []).includes(d.datasetId));
 }
 
 /**
