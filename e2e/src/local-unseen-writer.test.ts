@@ -129,7 +129,17 @@ describe.each(BTRFS)(
       expect(a.pool.live(id)).toBe(true);
       const copyA = path.join(a.pool.pool, 'flocker', 'datasets', id, 'log');
       expect(readFileSync(copyA, 'utf8')).toBe('before the move\nafter the look\n');
-      const pathB = await t.waitMounted('mounted on B', id, b);
+      // B's own report: with two live copies reported, the dataset state shows the first node's (A's,
+      // attached) in the nodes' order, so waitMounted timed out whenever A came first.
+      const pathB = await t.waitFor(
+        'mounted on B (its report)',
+        async () =>
+          (await t.snap()).nodes
+            .find((n) => n.uuid === b.uuid)
+            ?.manifestations.find((m) => m.dataset_id === id && m.status === 'mounted')?.path,
+        30_000,
+        100,
+      );
       expect(readFileSync(path.join(pathB, 'log'), 'utf8')).toBe('before the move\n');
     });
   },
