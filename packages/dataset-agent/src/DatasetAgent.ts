@@ -34,7 +34,7 @@ import type winston from 'winston';
 import { ActedVersion } from './actedVersion';
 import { BackupRunner, restoreOnto, s3StoreFor } from './backups';
 import { reportedAvailableBytes } from './capacity';
-import { calculateChanges, mountPathOf } from './calculateChanges';
+import { calculateChanges, leaseGone, mountPathOf, type GrowingDecisionContext } from './calculateChanges';
 import { viewGaps } from './viewGaps';
 import { ClusterFollower, type SnapshotChange } from './ClusterFollower';
 import { followerReads } from './controlChannel';
@@ -46,7 +46,7 @@ import { desiredStateOf } from './desiredState';
 import { discoverLocalState } from './discoverLocalState';
 import { errorCode, errorMessage } from './errors';
 import { FailureLog } from './FailureLog';
-import type { Action, DecisionContext, DesiredState, LocalState } from './LocalState';
+import type { Action, DesiredState, LocalState } from './LocalState';
 import { INITIAL_LOOP_STATE, loopTransition, type LoopEvent, type LoopPhase, type LoopState } from './loopState';
 import {
   assumeReleased,
@@ -116,7 +116,12 @@ export class DatasetAgent {
   private availableBytes: number | undefined;
   /** used_bytes of mounted datasets: statfs at report time, reused for a few seconds. */
   private readonly used: UsedBytesCache;
-  private readonly decision: DecisionContext;
+  private readonly decision: GrowingDecisionContext;
+  /**
+   * Datasets mounted here whose ext4 file system waits for an offline grow (online growth refused, a lease on it).
+   * In memory: an agent restarted meanwhile leaves the grow to the volume's next mount (a move).
+   */
+  private readonly growPending = new Set<string>();
   /** The backend's snapshots at the latest look that listed them (issue 20); reported as they are. */
   private snapshotsSeen: readonly BlockDeviceSnapshot[] | undefined;
   /** Runs this node's backups (issue 20); absent without S3 settings. */
@@ -189,12 +194,19 @@ export class DatasetAgent {
         wake: () => this.wake(),
       },
     );
+    const growPending = this.growPending;
+    const leasedNow = (): ReadonlySet<string> =>
+      new Set((this.cluster.snapshot?.leases ?? []).map((l) => l.dataset_id));
     this.decision = {
       nodeUuid: o.nodeUuid,
       mountRoot: o.mountRoot,
       defaultSize: o.defaultSize,
       allocationUnit: o.driver.allocationUnit(),
       canResize: o.driver.resizeVolume !== undefined,
+      // Read at each decision: the datasets waiting, and the leases of the latest configuration seen.
+      get offlineGrow() {
+        return growPending.size > 0 ? { pending: growPending, leased: leasedNow() } : undefined;
+      },
     };
     const driver = o.driver;
     this.spares =
@@ -216,6 +228,14 @@ export class DatasetAgent {
       logger,
       clock,
       decision: this.decision,
+      offlineGrow: {
+        mountPath: (datasetId) => mountPathOf(datasetId, this.decision),
+        leaseFree: (datasetId) => !leasedNow().has(datasetId),
+        settled: (datasetId, grown) => {
+          if (grown) growPending.delete(datasetId);
+          else growPending.add(datasetId);
+        },
+      },
       view: this.view,
       pool: this.pool,
       failures: this.failures,
@@ -332,6 +352,8 @@ export class DatasetAgent {
     this.lastAdopted = snap;
     // A container started or stopped here (a lease taken or let go): a spare refill waits until that settles too.
     if (this.spares !== undefined && leasesHereChanged(before, snap, this.o.nodeUuid)) this.spares.kick();
+    // A file system waiting for its offline grow whose last lease went: a look decides the grow.
+    if (this.growPending.size > 0 && before !== null && leaseGone(before, snap, this.growPending)) this.wake();
     const waiting = change === 'others' ? this.waitingForOtherNodes(snap) : [];
     if (change === 'others') this.markRecheck(snap);
     if (change === 'config') {

@@ -13,24 +13,16 @@ import {
   type StorageErrorCode,
 } from '@flocker/storage-drivers';
 import type winston from 'winston';
-import { calculateChanges, mountPathOf } from './calculateChanges';
+import { calculateChanges, mountPathOf, type GrowingDecisionContext } from './calculateChanges';
 import type { Clock } from './clock';
 import type { CrashAfter } from './DatasetAgentOptions';
 import { desiredStateOf } from './desiredState';
 import { discoverLocalState } from './discoverLocalState';
 import { errorCode, errorMessage } from './errors';
-import { executeAction, type ActionResult } from './executeAction';
+import { executeAction, type ActionResult, type OfflineGrow } from './executeAction';
 import type { FailureLog } from './FailureLog';
 import type { HostOps } from './HostOps';
-import type {
-  Action,
-  ActionKind,
-  DecisionContext,
-  DesiredDataset,
-  DesiredState,
-  DiscoveredVolume,
-  LocalState,
-} from './LocalState';
+import type { Action, ActionKind, DesiredDataset, DesiredState, DiscoveredVolume, LocalState } from './LocalState';
 import type { Observation, ObservationView } from './ObservationView';
 import type { PoolKnowledge } from './PoolKnowledge';
 import type { Reporter } from './Reporter';
@@ -46,7 +38,9 @@ export interface DatasetWorkerContext {
   readonly instanceId: string;
   readonly logger: winston.Logger;
   readonly clock: Clock;
-  readonly decision: DecisionContext;
+  readonly decision: GrowingDecisionContext;
+  /** The offline grow of a file system whose online growth was refused (executeAction); absent: none. */
+  readonly offlineGrow?: OfflineGrow;
   readonly crashAfter?: CrashAfter;
   readonly crash?: () => void;
   readonly view: ObservationView;
@@ -154,7 +148,7 @@ export function nextAction(
   dataset: DesiredDataset,
   desired: DesiredState,
   local: LocalState,
-  decision: DecisionContext,
+  decision: GrowingDecisionContext,
 ): Action | undefined {
   return calculateChanges({ ...desired, datasets: [dataset] }, local, decision)[0];
 }
@@ -403,6 +397,7 @@ export class DatasetWorker {
         // Only a volume known blank or formatted skips the look after its attach (stateAfter).
         wantDevicePath: (id) => this.isBlank(id) || this.isFormatted(id),
         ...(c.restoreBackup !== undefined ? { restoreBackup: c.restoreBackup } : {}),
+        ...(c.offlineGrow !== undefined ? { offlineGrow: c.offlineGrow } : {}),
       });
     } catch (e) {
       c.view.actionEnded();

@@ -9,6 +9,7 @@ import {
   filesystemType,
   freezeFilesystem,
   hasFilesystem,
+  isDeviceBusy,
   isLoopDeviceNeverWritten,
   listMounts,
   majorMinorOf,
@@ -55,6 +56,13 @@ export interface HostOps {
   freeze(mountPoint: string): Promise<void>;
   /** fsfreeze -u; true if it was frozen, false if it was not (no error then). */
   thaw(mountPoint: string): Promise<boolean>;
+  /**
+   * Whether the device is in use: an exclusive open fails while it is mounted in any mount namespace of this kernel
+   * or held open. Optional: without it, no offline grow of a mounted file system (executeAction's growOffline).
+   */
+  deviceBusy?(devicePath: string): Promise<boolean>;
+  /** Removes an empty directory: true once it is gone (or was), false if it is not empty or a mount point. Optional as deviceBusy. */
+  removeMountPoint?(path: string): Promise<boolean>;
   /** Grows an unmounted filesystem to its device (ext4: e2fsck -f, then resize2fs; xfs: nothing, see resizeFilesystem). */
   growUnmountedFilesystem(devicePath: string): Promise<void>;
 }
@@ -170,6 +178,18 @@ export const linuxHostOps: HostOps = {
   },
   filesystemSize: async (devicePath) => (await superblockFilesystem(devicePath))?.size ?? null,
   filesystemOf: superblockFilesystem,
+  deviceBusy: (devicePath) => isDeviceBusy(devicePath),
+  removeMountPoint: async (path) => {
+    try {
+      rmdirSync(path);
+      return true;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return true;
+      if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EBUSY' || code === 'ENOTDIR') return false;
+      throw e;
+    }
+  },
   freeze: (mountPoint) => freezeFilesystem(mountPoint),
   thaw: (mountPoint) => thawFilesystem(mountPoint),
   growUnmountedFilesystem: async (devicePath) => {

@@ -97,7 +97,30 @@ export function discoveredOf(
   return volume.hasFilesystem ? 'hereFs' : 'hereNoFs';
 }
 
-export function calculateChanges(desired: DesiredState, local: LocalState, ctx: DecisionContext): Action[] {
+/**
+ * The offline grow of an ext4 file system whose online growth was refused (no CAP_SYS_RESOURCE): the agent's
+ * own mount is the only one while the volume stays on this node, so without this it grew only at a move.
+ */
+export interface OfflineGrowDecision {
+  /** Datasets mounted here whose file system is smaller than its grown volume (online growth refused). */
+  readonly pending: ReadonlySet<string>;
+  /** Datasets with a lease on any node: in use (a container or pod), never unmounted for a grow. */
+  readonly leased: ReadonlySet<string>;
+}
+
+export type GrowingDecisionContext = DecisionContext & { readonly offlineGrow?: OfflineGrowDecision };
+
+/** Whether some dataset of `datasets` had a lease in `before` and has none in `after` (its last user went). */
+export function leaseGone(
+  before: { readonly leases: readonly { readonly dataset_id: string }[] },
+  after: { readonly leases: readonly { readonly dataset_id: string }[] },
+  datasets: ReadonlySet<string>,
+): boolean {
+  const now = new Set(after.leases.map((l) => l.dataset_id));
+  return before.leases.some((l) => datasets.has(l.dataset_id) && !now.has(l.dataset_id));
+}
+
+export function calculateChanges(desired: DesiredState, local: LocalState, ctx: GrowingDecisionContext): Action[] {
   // An instance is dead only if no live node reports it: a dead ghost node claiming a
   // live node's instance must never get that node's volumes force-detached.
   const liveInstances = new Set(desired.nodes.filter((n) => n.alive).map((n) => n.instanceId));
@@ -150,7 +173,7 @@ function actionFor(
   step: Step,
   dataset: DesiredDataset,
   volume: DiscoveredVolume | undefined,
-  ctx: DecisionContext,
+  ctx: GrowingDecisionContext,
   liveNodes: ReadonlySet<string>,
 ): Action | null {
   const datasetId = dataset.datasetId;
@@ -194,8 +217,13 @@ function actionFor(
         return { kind: 'mount', datasetId, blockdeviceId, devicePath: volume.devicePath, mountPath, size: volume.size };
       }
       const size = desiredSize(dataset, ctx);
-      return ctx.canResize && volume.size < size
-        ? { kind: 'resize', datasetId, blockdeviceId, devicePath: volume.devicePath, size }
+      if (ctx.canResize && volume.size < size)
+        return { kind: 'resize', datasetId, blockdeviceId, devicePath: volume.devicePath, size };
+      // The device is grown, its file system not (online refused): again once no lease is on it (the grow then
+      // unmounts, grows and mounts again: see executeAction).
+      const grow = ctx.offlineGrow;
+      return grow !== undefined && grow.pending.has(datasetId) && !grow.leased.has(datasetId)
+        ? { kind: 'resize', datasetId, blockdeviceId, devicePath: volume.devicePath, size: volume.size }
         : null;
     }
     case 'unmount': {

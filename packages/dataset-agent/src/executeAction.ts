@@ -48,6 +48,20 @@ export interface ExecutionContext {
     readonly reported: readonly ReportedVolume[];
     readonly remembered: ReadonlyMap<string, string>;
   };
+  readonly offlineGrow?: OfflineGrow;
+}
+
+/**
+ * The offline grow of a mounted ext4 file system whose online growth is refused (no CAP_SYS_RESOURCE): absent, the
+ * refusal is only logged (it grows at the volume's next mount, a move).
+ */
+export interface OfflineGrow {
+  /** The agent's own mount of the dataset here. */
+  mountPath(datasetId: string): string;
+  /** No lease on the dataset on any node in the latest configuration seen: asked right before and after the unmount. */
+  leaseFree(datasetId: string): boolean;
+  /** The file system fills its device now (true), or still waits for its users to go (false). */
+  settled(datasetId: string, grown: boolean): void;
 }
 
 /**
@@ -172,16 +186,88 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
       try {
         await host.resizeFilesystem(action.devicePath);
       } catch (e) {
-        // Online growth needs CAP_SYS_RESOURCE; without it the filesystem grows at its next mount.
+        // Online growth needs CAP_SYS_RESOURCE. Without it: offline, once nothing uses the volume here.
         if (!/Permission denied/.test(errorMessage(e))) throw e;
-        ctx.logger?.warn('online filesystem resize not permitted; it will grow at the next mount', {
-          datasetId: action.datasetId,
-          devicePath: action.devicePath,
-        });
+        const grow = ctx.offlineGrow;
+        if (grow === undefined) {
+          ctx.logger?.warn('online filesystem resize not permitted; it will grow at the next mount', {
+            datasetId: action.datasetId,
+            devicePath: action.devicePath,
+          });
+          return {};
+        }
+        let grown = false;
+        try {
+          grown = await growOffline(action, grow, ctx);
+        } finally {
+          // A failed grow (say, e2fsck) stays pending too: retried, with backoff, while nothing uses the volume.
+          grow.settled(action.datasetId, grown);
+        }
+        if (grown) ctx.logger?.info('file system grown offline', { datasetId: action.datasetId });
+        else
+          ctx.logger?.warn(
+            'online filesystem resize not permitted (the agent lacks CAP_SYS_RESOURCE): the file system grows when no container uses the volume (no lease on it)',
+            { datasetId: action.datasetId, devicePath: action.devicePath },
+          );
+        return {};
       }
+      ctx.offlineGrow?.settled(action.datasetId, true);
       return {};
     }
   }
+}
+
+/**
+ * Unmounts the agent's own mount, grows the file system (e2fsck -f, resize2fs) and mounts it again; false, with the
+ * mount as it was, when anything may use the volume: a lease on it (a container or pod here, or on its way), another
+ * mount of the device in this namespace (a pod's bind), the unmount refused (files open), or after the unmount a
+ * mount of it in another namespace (the exclusive open fails; a container's bind keeps its file system, and the
+ * mount again takes the same one).
+ *
+ * The empty mount point is removed right after the unmount and made again just before the mount: a Docker or CSI
+ * bind of the path that a lease taken meanwhile let through (its Mount answered before the unmount, its bind came
+ * after) fails (no such directory) or binds a deleted directory where nothing can be created, rather than taking a
+ * directory of the host's root file system that the mount then hides. A kill anywhere leaves the device mounted or
+ * unmounted: the next look's mount step makes the directory and grows an unmounted file system first (mountVolume).
+ */
+async function growOffline(
+  action: Extract<Action, { kind: 'resize' }>,
+  grow: OfflineGrow,
+  ctx: ExecutionContext,
+): Promise<boolean> {
+  const { host } = ctx;
+  if (host.deviceBusy === undefined || host.removeMountPoint === undefined) return false;
+  const mountPath = grow.mountPath(action.datasetId);
+  const number = await host.deviceNumber(action.devicePath);
+  const mounts = (await host.listMounts()).filter(
+    (m) => m.device === action.devicePath || (number !== null && m.majorMinor === number),
+  );
+  if (mounts.length !== 1 || mounts[0]?.mountPoint !== mountPath || !grow.leaseFree(action.datasetId)) return false;
+  try {
+    await host.unmount(mountPath);
+  } catch {
+    return false; // busy here (an open file, a process's cwd): left mounted
+  }
+  let grown = false;
+  try {
+    if (!(await host.removeMountPoint(mountPath))) {
+      // Written into (or mounted on) in the instant since the unmount: the mount below hides it; a person looks.
+      ctx.logger?.error('the mount point was not empty after the unmount for an offline grow: not grown', {
+        datasetId: action.datasetId,
+        mountPath,
+      });
+      return false;
+    }
+    // A lease taken meanwhile: mounted again at once, not grown.
+    if (grow.leaseFree(action.datasetId) && !(await host.deviceBusy(action.devicePath))) {
+      await host.growUnmountedFilesystem(action.devicePath);
+      grown = true;
+    }
+  } finally {
+    await host.mkdirp(mountPath);
+    await host.mount(action.devicePath, mountPath, 'ext4');
+  }
+  return grown;
 }
 
 /** Mounts the device at the path (growing a file system smaller than the volume); idempotent. */

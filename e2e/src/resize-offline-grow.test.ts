@@ -1,0 +1,80 @@
+/**
+ * Review U6 finding 2, with real Docker on a loopback pool: an ext4 volume grown while mounted, where the agent may
+ * not grow it online (no CAP_SYS_RESOURCE, as on this machine). Before, the agent's own mount stayed as long as the
+ * volume stayed on its node, so the file system grew only at a move. Now the agent grows it offline (unmount,
+ * e2fsck + resize2fs, mount) once no container uses it (no lease on it), and never while one does. Needs root.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { until, type FlockerDockerStack } from './docker';
+import { dockerStackForSuite } from './docker/suite';
+
+jest.setTimeout(240_000);
+
+const MiB = 1024 ** 2;
+
+describe('an ext4 volume grown while mounted, the agent without online resize', () => {
+  let stack: FlockerDockerStack;
+  dockerStackForSuite((s) => (stack = s));
+
+  /** Total KiB of the file system at /data, in a throw-away container on this host. */
+  async function dfKiB(vol: string): Promise<number> {
+    const out = await stack.runWith(vol, 'df -k /data');
+    return Number(out.trim().split('\n')[1]?.trim().split(/\s+/)[1]);
+  }
+
+  /** Mount IDs of the agent's mount of the dataset in this (the host's) mount namespace. */
+  function agentMounts(datasetId: string): string[] {
+    const at = path.join(stack.root, 'mnt', datasetId);
+    return fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter((l) => l.split(' ')[4] === at)
+      .map((l) => l.split(' ')[0] ?? '');
+  }
+
+  it('unused: `df` in the next container on the same host shows the new size, the data kept', async () => {
+    await stack.docker(['volume', 'create', '-d', stack.driver, '-o', 'size=64MiB', 'grow-idle']);
+    await stack.runWith('grow-idle', 'echo kept > /data/kept; sync');
+    const before = await dfKiB('grow-idle');
+    expect(before).toBeLessThan(64 * 1024);
+    const d = await stack.dataset('grow-idle');
+    await stack.client.updateDataset(d!.dataset_id, { maximum_size: 128 * MiB });
+    await until('the file system grown on this host', async () => (await dfKiB('grow-idle')) > 100 * 1024, 60_000, 500);
+    expect(await stack.runWith('grow-idle', 'cat /data/kept')).toBe('kept\n');
+    expect(stack.agent?.log()).toMatch(/file system grown offline/);
+  });
+
+  it('in use: never unmounted under the container (it grows once the container is gone)', async () => {
+    await stack.docker(['volume', 'create', '-d', stack.driver, '-o', 'size=64MiB', 'grow-busy']);
+    await stack.startWith('busy', 'grow-busy', 'echo kept > /data/kept; sync; exec sleep 600');
+    try {
+      const d = (await stack.dataset('grow-busy'))!;
+      await until('the agent mount', async () => agentMounts(d.dataset_id).length === 1, 30_000, 200);
+      const mountId = agentMounts(d.dataset_id)[0];
+      await stack.client.updateDataset(d.dataset_id, { maximum_size: 128 * MiB });
+      await until(
+        'the agent to say it waits for the container',
+        async () => /grows when no container uses the volume/.test(stack.agent?.log() ?? ''),
+        60_000,
+        200,
+      );
+      await new Promise((r) => setTimeout(r, 3000));
+      // The same mount (never taken off and put back), and the container's volume still there and writable.
+      expect(agentMounts(d.dataset_id)).toEqual([mountId]);
+      const out = await stack.docker([
+        'exec',
+        'busy',
+        'sh',
+        '-c',
+        'cat /data/kept; echo more > /data/more; sync; df -k /data',
+      ]);
+      expect(out.stdout).toMatch(/^kept\n/);
+      expect(Number(out.stdout.trim().split('\n')[2]?.trim().split(/\s+/)[1])).toBeLessThan(64 * 1024);
+    } finally {
+      await stack.docker(['rm', '-f', 'busy'], { check: false });
+    }
+    await until('grown once the container is gone', async () => (await dfKiB('grow-busy')) > 100 * 1024, 60_000, 500);
+    expect(await stack.runWith('grow-busy', 'cat /data/kept /data/more')).toBe('kept\nmore\n');
+  });
+});

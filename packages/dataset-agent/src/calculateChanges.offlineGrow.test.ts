@@ -1,0 +1,59 @@
+/** Review U6 finding 2: the decision to grow a file system offline (see executeAction.offlineGrow.test.ts). */
+import { calculateChanges, leaseGone, type GrowingDecisionContext } from './calculateChanges';
+import type { DesiredDataset, DiscoveredVolume } from './LocalState';
+
+const ME = '11111111-1111-4111-8111-111111111111';
+const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+const MiB = 1024 * 1024;
+const base: GrowingDecisionContext = {
+  nodeUuid: ME,
+  mountRoot: '/flocker',
+  defaultSize: 64 * MiB,
+  allocationUnit: MiB,
+  canResize: true,
+};
+const nodes = [{ uuid: ME, instanceId: 'i-me', alive: true }];
+const dataset: DesiredDataset = { datasetId: DS, primary: ME, maximumSize: 128 * MiB, deleted: false };
+const mounted: DiscoveredVolume = {
+  blockdeviceId: 'vol-1',
+  datasetId: DS,
+  size: 128 * MiB,
+  attachedTo: 'i-me',
+  devicePath: '/dev/loop7',
+  hasFilesystem: true,
+  mountPoints: [`/flocker/${DS}`],
+};
+const decide = (ctx: GrowingDecisionContext, volume: DiscoveredVolume = mounted) =>
+  calculateChanges({ datasets: [dataset], nodes }, { instanceId: 'i-me', volumes: [volume] }, ctx);
+const resize = { kind: 'resize', datasetId: DS, blockdeviceId: 'vol-1', devicePath: '/dev/loop7', size: 128 * MiB };
+
+describe('the offline grow decision', () => {
+  it('a grown volume whose file system waits, no lease on it: resized again (the offline grow)', () => {
+    expect(decide({ ...base, offlineGrow: { pending: new Set([DS]), leased: new Set() } })).toEqual([resize]);
+  });
+  it('leased (a container or pod uses it), or not waiting: nothing', () => {
+    expect(decide({ ...base, offlineGrow: { pending: new Set([DS]), leased: new Set([DS]) } })).toEqual([]);
+    expect(decide({ ...base, offlineGrow: { pending: new Set(), leased: new Set() } })).toEqual([]);
+    expect(decide(base)).toEqual([]);
+  });
+  it('not mounted here: the mount step, which grows it first', () => {
+    const unmounted = { ...mounted, mountPoints: [] };
+    expect(decide({ ...base, offlineGrow: { pending: new Set([DS]), leased: new Set() } }, unmounted)).toEqual([
+      {
+        kind: 'mount',
+        datasetId: DS,
+        blockdeviceId: 'vol-1',
+        devicePath: '/dev/loop7',
+        mountPath: `/flocker/${DS}`,
+        size: 128 * MiB,
+      },
+    ]);
+  });
+  it('leaseGone: a waiting dataset’s last lease went', () => {
+    const lease = { dataset_id: DS };
+    const other = { dataset_id: 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb' };
+    expect(leaseGone({ leases: [lease] }, { leases: [] }, new Set([DS]))).toBe(true);
+    expect(leaseGone({ leases: [lease] }, { leases: [lease] }, new Set([DS]))).toBe(false);
+    expect(leaseGone({ leases: [other] }, { leases: [] }, new Set([DS]))).toBe(false);
+  });
+});
