@@ -306,9 +306,16 @@ export class BtrfsEngine implements LocalEngine {
       // the diff (a few ms) and before the delete starts, is the window left. The probe is deleted after
       // the live copy. A crash with ro set: mount() clears it (a copy kept live), or the retire runs again.
       await this.setReadOnly(path, true);
-      const same =
-        (await this.fs.exists(this.snapshotPath(datasetId, o.unchangedSince))) &&
-        (await this.sameAsProbe(datasetId, o.unchangedSince, true));
+      let same: boolean;
+      try {
+        same =
+          (await this.fs.exists(this.snapshotPath(datasetId, o.unchangedSince))) &&
+          (await this.sameAsProbe(datasetId, o.unchangedSince, true));
+      } catch (e) {
+        // No answer (the probe or its send failed): not retired, and writable again (retried later).
+        await this.setReadOnly(path, false).catch(() => undefined);
+        throw e;
+      }
       if (!same) {
         await this.setReadOnly(path, false);
         throw new SourceChangedAfterPromoteError(

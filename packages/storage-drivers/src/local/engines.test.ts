@@ -352,6 +352,21 @@ describe('btrfs engine', () => {
     });
   });
 
+  it('retire checked: ro, probe, diff; the check failing (no answer) leaves the copy live and writable again', async () => {
+    const live = `/pool/flocker/datasets/${ID}`;
+    const f = fake(() => undefined);
+    f.fs.existing.add(live).add(`/pool/flocker/snapshots/${ID}/move-000001`);
+    f.mounts = [POOL_MOUNT];
+    // This fake's send answers no stream: an error, not an answer.
+    await expect(btrfs(f).retire(ID, { unchangedSince: 'move-000001' })).rejects.toMatchObject({
+      code: 'TRANSFER_FAILED',
+    });
+    expect(f.calls.filter((c) => c.startsWith('btrfs property') || c.includes('subvolume delete -c'))).toEqual([
+      `btrfs property set -ts ${live} ro true`,
+      `btrfs property set -ts ${live} ro false`,
+    ]);
+  });
+
   it('refuses ids and names that are not safe path components', async () => {
     const e = btrfs(fake(() => undefined));
     await expect(e.createDataset('../etc', 1)).rejects.toMatchObject({ code: 'UNKNOWN_DATASET' });
@@ -661,6 +676,20 @@ describe('ZFS engine (command sequences)', () => {
       SourceChangedAfterPromoteError,
     );
     expect(f.calls.slice(-2)).toEqual([`zfs set readonly=off ${FS}`, `zfs inherit flocker:retiring ${FS}`]);
+    // The check failing (no answer): writable again, the mark cleared, not retired.
+    const failing = fake((argv) =>
+      argv === `zfs get -H -o value readonly,flocker:retiring ${FS}`
+        ? { stdout: 'off\n-\n' }
+        : argv === `zfs get -H -p -o value written@move-000002 ${FS}`
+          ? { exitCode: 1, stderr: 'I/O error' }
+          : argv === `zfs get -H -o value flocker:retiring ${FS}`
+            ? { stdout: 'move-000002\n' }
+            : undefined,
+    );
+    await expect(zfs(failing).retire(ID, { unchangedSince: 'move-000002' })).rejects.toMatchObject({
+      code: 'POOL_UNAVAILABLE',
+    });
+    expect(failing.calls.slice(-2)).toEqual([`zfs set readonly=off ${FS}`, `zfs inherit flocker:retiring ${FS}`]);
     // zfs-fuse (no written): retired on the scan alone, as before.
     const old = fake(() => undefined);
     await zfs(old, OLD_ZFS).retire(ID, { unchangedSince: 'move-000002' });

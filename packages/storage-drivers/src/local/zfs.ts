@@ -417,7 +417,15 @@ export class ZfsEngine implements LocalEngine {
     // agent's lineage decides again, mount() makes it writable), never one that looks retired.
     await this.zfs(['set', `${RETIRING_PROP}=${since}`, fs], `marking ${fs} retiring`);
     await this.zfs(['set', 'readonly=on', fs], `retiring ${fs}`);
-    if ((await this.changedSince(datasetId, since)) !== false) {
+    let changed: boolean | null;
+    try {
+      changed = await this.changedSince(datasetId, since);
+    } catch (e) {
+      // No answer (the sync or the get failed): not retired, and writable again (retried later).
+      await this.undoRetiring(fs).catch(() => undefined);
+      throw e;
+    }
+    if (changed !== false) {
       await this.zfs(['set', 'readonly=off', fs], `making ${fs} writable again`);
       await this.zfs(['inherit', RETIRING_PROP, fs], `clearing ${RETIRING_PROP} of ${fs}`);
       throw new SourceChangedAfterPromoteError(
