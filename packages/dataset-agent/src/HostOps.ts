@@ -3,7 +3,9 @@
  * filesystems and mounts. An interface so the executor can be tested with a fake.
  */
 import { execFile } from 'node:child_process';
-import { promises as fs, mkdirSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync, promises as fs, mkdirSync, rmdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   StorageError,
   filesystemType,
@@ -65,6 +67,11 @@ export interface HostOps {
   removeMountPoint?(path: string): Promise<boolean>;
   /** Grows an unmounted filesystem to its device (ext4: e2fsck -f, then resize2fs; xfs: nothing, see resizeFilesystem). */
   growUnmountedFilesystem(devicePath: string): Promise<void>;
+}
+
+/** The lock file of a device's offline grow (/run/lock, which outlives the agent's process and its private /tmp). */
+export function growLockPath(devicePath: string, dir = existsSync('/run/lock') ? '/run/lock' : tmpdir()): string {
+  return join(dir, `flocker-fsgrow-${devicePath.replace(/[^A-Za-z0-9]/g, '_')}.lock`);
 }
 
 /** Reads the ext4 superblock (at byte 1024): block count x block size. */
@@ -194,8 +201,12 @@ export const linuxHostOps: HostOps = {
   thaw: (mountPoint) => thawFilesystem(mountPoint),
   growUnmountedFilesystem: async (devicePath) => {
     if ((await readSuperblocks(devicePath)).xfs !== null) return; // xfs grows only mounted
+    // Each under a lock per device that flock(1) holds for as long as the tool runs: a tool of an agent killed
+    // mid-grow lives on (execFile's children outlive it), and the grow of the agent started again must not write
+    // the device at the same time (resize2fs opens it without O_EXCL, so e2fsck's exclusive open does not see it).
+    const lock = growLockPath(devicePath);
     // e2fsck exits 1 when it fixed something, which is fine before a resize.
-    await run('e2fsck', ['-f', '-p', devicePath], [0, 1]);
-    await run('resize2fs', [devicePath]);
+    await run('flock', [lock, 'e2fsck', '-f', '-p', devicePath], [0, 1]);
+    await run('flock', [lock, 'resize2fs', devicePath]);
   },
 };
