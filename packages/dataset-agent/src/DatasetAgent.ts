@@ -691,6 +691,9 @@ export class DatasetAgent {
     this.fencing.looked(local);
     this.worker.sawFilesystems(local, true);
     this.view.update(local, seq, undefined, busy);
+    // The first look: file systems left smaller than their grown volume (online growth refused before a restart, or
+    // under an agent without the offline grow) wait for it again.
+    if (!this.poolSeen) await this.findPendingGrows(local);
     this.poolSeen = true;
     const now = this.now();
     // The next full look; reports have their own heartbeat timer. (Counting from the last
@@ -725,6 +728,23 @@ export class DatasetAgent {
   }
 
   /** The backend's free bytes as reported (see capacity.ts); a failed look reports no figure rather than an old one. */
+  /** Datasets mounted here at their own path whose ext4 file system is smaller than the volume: growPending. */
+  private async findPendingGrows(local: LocalState): Promise<void> {
+    for (const v of local.volumes) {
+      if (v.attachedTo !== local.instanceId || v.devicePath === undefined) continue;
+      if (!(v.mountPoints ?? []).includes(mountPathOf(v.datasetId, this.decision))) continue;
+      const fs = await this.o.hostOps.filesystemOf(v.devicePath).catch(() => null);
+      if (fs?.fstype === 'ext4' && fs.size < v.size) {
+        this.growPending.add(v.datasetId);
+        this.logger.info('file system smaller than its volume: grows when no container uses it', {
+          datasetId: v.datasetId,
+          filesystemBytes: fs.size,
+          volumeBytes: v.size,
+        });
+      }
+    }
+  }
+
   private async lookAtCapacity(): Promise<void> {
     if (this.o.availableBytes === undefined) return;
     try {

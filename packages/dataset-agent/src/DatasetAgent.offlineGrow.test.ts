@@ -1,0 +1,96 @@
+/**
+ * Review U6 finding 2 at the agent level: an ext4 file system smaller than its grown volume, mounted here (online
+ * growth refused: no CAP_SYS_RESOURCE), grows offline once no lease is on its dataset: found at the agent's first look
+ * (a restart since the refusal, or a volume grown under an older agent), and again when its last lease goes.
+ */
+import type { ClusterSnapshot } from '@flocker/api';
+import { ManualClock } from '@flocker/runtime/testing';
+import { StorageError } from '@flocker/storage-drivers';
+import { DatasetAgent } from './DatasetAgent';
+import { TEST_NODE, testAgentOptions } from './testing/agentOptions';
+import { FakeControl, FakeDriver, FakeHost } from './testing/fakes';
+
+const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+const MiB = 1024 * 1024;
+const PATH = `/flocker/${DS}`;
+
+class LeasedControl extends FakeControl {
+  leased = false;
+  override async waitForCluster(since?: string, timeoutMs?: number): Promise<ClusterSnapshot> {
+    const s = await super.waitForCluster(since, timeoutMs);
+    return { ...s, leases: this.leased ? [{ dataset_id: DS, node_uuid: TEST_NODE, expires: null }] : [] };
+  }
+  release(): void {
+    this.leased = false;
+    this.setDatasets([dataset]); // a new generation, as a lease's release makes
+  }
+}
+
+class GrowHost extends FakeHost {
+  fsSize = 64 * MiB;
+  readonly steps: string[] = [];
+  override async filesystemSize(): Promise<number | null> {
+    return this.fsSize;
+  }
+  override async resizeFilesystem(): Promise<void> {
+    throw new StorageError('BACKEND_ERROR', '`resize2fs` failed: Permission denied to resize filesystem');
+  }
+  override async unmount(mountPoint: string): Promise<void> {
+    this.steps.push('unmount');
+    await super.unmount(mountPoint);
+  }
+  override async growUnmountedFilesystem(): Promise<void> {
+    this.steps.push(`grow mounted=${this.mounts.length}`);
+    this.fsSize = 128 * MiB;
+  }
+  async deviceBusy(): Promise<boolean> {
+    return false;
+  }
+  async removeMountPoint(): Promise<boolean> {
+    return true;
+  }
+}
+
+const dataset = { dataset_id: DS, primary: TEST_NODE, maximum_size: 128 * MiB, metadata: {}, deleted: false };
+
+async function setup(leased: boolean) {
+  const clock = new ManualClock();
+  const driver = Object.assign(new FakeDriver(), {
+    resizeVolume: async (id: string, size: number) => ({ blockdeviceId: id, datasetId: DS, size, attachedTo: 'i-me' }),
+  });
+  // Grown to 128 MiB before this agent started, its file system still 64 MiB, mounted here.
+  const v = await driver.createVolume(DS, 128 * MiB);
+  await driver.attachVolume(v.blockdeviceId, 'i-me');
+  const host = new GrowHost();
+  host.formatted.add(`/dev/fake/${v.blockdeviceId}`);
+  host.mounts.push({ device: `/dev/fake/${v.blockdeviceId}`, mountPoint: PATH, majorMinor: '0:0' });
+  const control = new LeasedControl(clock);
+  control.leased = leased;
+  control.setDatasets([dataset]);
+  const agent = new DatasetAgent(testAgentOptions({ driver, hostOps: host, control, clock }));
+  const eventually = (check: () => boolean) => clock.advanceUntil(check, 5000, 5);
+  return { agent, host, control, clock, eventually };
+}
+
+describe('DatasetAgent: the offline grow of a file system left smaller than its volume', () => {
+  it('found at the first look, no lease on it: unmounted, grown, mounted again', async () => {
+    const { agent, host, eventually } = await setup(false);
+    agent.start();
+    await eventually(() => host.fsSize === 128 * MiB && host.mounts.length === 1);
+    expect(host.steps).toEqual(['unmount', 'grow mounted=0']);
+    expect(host.mounts.map((m) => m.mountPoint)).toEqual([PATH]);
+    await agent.stop();
+  });
+
+  it('leased: never unmounted; grown once the lease goes', async () => {
+    const { agent, host, control, clock, eventually } = await setup(true);
+    agent.start();
+    await clock.advance(1000);
+    expect(host.steps).toEqual([]);
+    expect(host.mounts).toHaveLength(1);
+    control.release();
+    await eventually(() => host.fsSize === 128 * MiB && host.mounts.length === 1);
+    expect(host.steps).toEqual(['unmount', 'grow mounted=0']);
+    await agent.stop();
+  });
+});
