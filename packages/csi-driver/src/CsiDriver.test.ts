@@ -154,7 +154,7 @@ describe('NodeStageVolume', () => {
     const err = await failure(driver(w).nodeStageVolume(STAGE));
     expect(err.code).toBe(status.FAILED_PRECONDITION);
     expect(err.message).toMatch(
-      /in use on node other \(it holds the lease; used there by csi\): unstage it there first$/,
+      /in use on node other \(node id 2{8}-2{4}-4222-8222-2{12}\) \(it holds the lease; used there by csi\): unstage it there first$/,
     );
     expect(w.calls).toEqual([]);
     // Its Docker plugin's share, and a lease that names no holder (taken before holders): what to do about them.
@@ -537,7 +537,9 @@ describe('NodeStageVolume while another live node is letting go (a rescheduled p
     expect(Date.now() - started).toBeGreaterThanOrEqual(190);
     expect(err).toMatchObject({
       code: status.FAILED_PRECONDITION,
-      message: expect.stringMatching(/in use on node other \(it holds the lease; used there by csi\)/),
+      message: expect.stringMatching(
+        /in use on node other \(node id 2{8}-2{4}-4222-8222-2{12}\) \(it holds the lease; used there by csi\)/,
+      ),
     });
     expect(w.calls).toEqual([]);
   });
@@ -676,6 +678,22 @@ describe('waitReason', () => {
     expect(waitReason(snap([node(ME, { alive: false })]), ME, ID)).toMatch(/stopped reporting/);
     expect(waitReason(snap([node(ME)], OTHER), ME, ID)).toMatch(/still being moved/);
     expect(waitReason(snap([node(ME)]), ME, ID)).toMatch(/not mounted it yet/);
+  });
+  it("adds the error the node it moves from reports (review U6 1b: still in use there), naming that node's id", () => {
+    const busy = {
+      dataset_id: ID,
+      action: 'detach',
+      code: 'DEVICE_BUSY',
+      message: 'loop device /dev/loop0 is in use',
+      attempts: 3,
+      since: '2026-01-01T00:00:00Z',
+    };
+    expect(waitReason(snap([node(ME), node(OTHER, { errors: [busy] })]), ME, ID)).toBe(
+      `the dataset agent has not mounted it yet; the dataset agent on node other (node id ${OTHER}) reports: loop device /dev/loop0 is in use (DEVICE_BUSY)`,
+    );
+    expect(waitReason(snap([node(ME), node(OTHER, { errors: [busy] })], OTHER), ME, ID)).toMatch(
+      /still being moved to this node; the dataset agent on node other .* \(DEVICE_BUSY\)$/,
+    );
   });
 });
 

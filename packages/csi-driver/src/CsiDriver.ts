@@ -231,6 +231,26 @@ function agentProblem(node: ClusterSnapshot['nodes'][number], datasetId: string)
   return problem ? `: the dataset agent reports: ${problem.message} (${problem.code})` : '';
 }
 
+/** A node for messages: its host and its UUID (the CSINode nodeID: `kubectl get csinode` maps it to a node name). */
+function nodeName(s: ClusterSnapshot | undefined, uuid: string): string {
+  const host = s?.nodes.find((n) => n.uuid === uuid)?.host;
+  return host === undefined ? uuid : `${host} (node id ${uuid})`;
+}
+
+/**
+ * Errors other nodes' agents report for the dataset (the node it moves from, unable to let it go:
+ * DEVICE_BUSY while a pod there still uses it), as "; the dataset agent on node … reports: …".
+ */
+function otherAgentsProblems(s: ClusterSnapshot | undefined, nodeUuid: string, datasetId: string): string {
+  const out: string[] = [];
+  for (const n of s?.nodes ?? []) {
+    if (n.uuid === nodeUuid) continue;
+    const e = n.errors.find((x) => x.dataset_id === datasetId);
+    if (e) out.push(`; the dataset agent on node ${nodeName(s, n.uuid)} reports: ${e.message} (${e.code})`);
+  }
+  return out.join('');
+}
+
 /** Why the dataset is not mounted here yet, from the latest snapshot. */
 export function waitReason(s: ClusterSnapshot | undefined, nodeUuid: string, datasetId: string): string {
   const node = s?.nodes.find((n) => n.uuid === nodeUuid);
@@ -238,9 +258,56 @@ export function waitReason(s: ClusterSnapshot | undefined, nodeUuid: string, dat
   if (!node.alive) return 'the dataset agent on this node has stopped reporting';
   const problem = node.errors.find((e) => e.dataset_id === datasetId);
   if (problem) return `the dataset agent reports: ${problem.message} (${problem.code})`;
+  const elsewhere = otherAgentsProblems(s, nodeUuid, datasetId);
   const d = s?.datasets.find((x) => x.dataset_id === datasetId);
-  if (d && d.primary !== nodeUuid) return 'the dataset is still being moved to this node';
-  return 'the dataset agent has not mounted it yet';
+  if (d && d.primary !== nodeUuid) return `the dataset is still being moved to this node${elsewhere}`;
+  return `the dataset agent has not mounted it yet${elsewhere}`;
+}
+
+export type LeaseRecovery =
+  /** This node's `csi` share holds the lease: nothing to do. */
+  | { kind: 'held' }
+  /** No lease (or only another share of this node's), this node the primary and its agent alive: take the share again. */
+  | { kind: 'retake' }
+  /** This node's agent is not alive: the control service released (or will release) the lease of a dead node; leave it. */
+  | { kind: 'agent-down' }
+  /** The volume is gone: forget it. */
+  | { kind: 'gone' }
+  /** Another node holds the lease or is the primary now: never taken back; the pods here must go. */
+  | { kind: 'lost'; message: string };
+
+/**
+ * What to do about the lease of a volume still staged on this node (a pod here may still use it):
+ * the control service releases a node's leases when its agent was dead longer than the node
+ * timeout plus the lease grace, and the kubelet and pod keep running meanwhile (review U6 1b).
+ * Taking it back is only right while nobody else took the volume: never while another node holds
+ * the lease or is its primary, and not while this node's agent is still down (that release is
+ * the failover the control service decided on).
+ */
+export function leaseRecovery(s: ClusterSnapshot, datasetId: string, me: string): LeaseRecovery {
+  const d = liveDataset(s.datasets, datasetId);
+  if (!d) return { kind: 'gone' };
+  const lease = s.leases.find((l) => l.dataset_id === datasetId);
+  if (lease !== undefined && lease.node_uuid !== me) {
+    return {
+      kind: 'lost',
+      message: `volume ${datasetId} is still staged on this node but node ${nodeName(s, lease.node_uuid)} holds its lease now (this node's lease was released while its dataset agent was down): I/O of pods here using it fails once that node takes the volume; delete them`,
+    };
+  }
+  if (d.primary !== me) {
+    return {
+      kind: 'lost',
+      message: `volume ${datasetId} is still staged on this node but its primary is node ${nodeName(s, d.primary)} now (this node's lease was released while its dataset agent was down): I/O of pods here using it fails once that node takes the volume; delete them`,
+    };
+  }
+  if (heldForCsi(lease, me)) return { kind: 'held' };
+  if (s.nodes.find((n) => n.uuid === me)?.alive !== true) return { kind: 'agent-down' };
+  return { kind: 'retake' };
+}
+
+/** A kubelet's CSI publish target (`…/pods/<uid>/volumes/kubernetes.io~csi/<pv>/mount`): a pod's use, not a Docker container's. */
+export function isKubeletTarget(mountPoint: string): boolean {
+  return mountPoint.includes('/volumes/kubernetes.io~csi/');
 }
 
 export interface VolumeHealthEntry {
@@ -312,7 +379,7 @@ export function leaseVerdict(s: ClusterSnapshot, datasetId: string, me: string):
   const lease = s.leases.find((l) => l.dataset_id === datasetId);
   if (!lease || lease.node_uuid === me) return { kind: 'free' };
   const holder = s.nodes.find((n) => n.uuid === lease.node_uuid);
-  const host = holder?.host ?? lease.node_uuid;
+  const host = nodeName(s, lease.node_uuid);
   if (lease.pinned === true) {
     return {
       kind: 'fail',
@@ -348,6 +415,13 @@ export class CsiDriver {
   private readonly opts: CsiDriverOptions;
   /** Volumes (by id or name) with a call in flight: a second call on one is ABORTED, as the spec asks. */
   private readonly inFlight = new Set<string>();
+  /**
+   * Volumes staged on this node (node service): added by a successful stage, removed by unstage,
+   * found again at start (recoverLeases). Their `csi` lease share is taken again when it is gone.
+   */
+  private readonly staged = new Set<string>();
+  /** Volumes staged here whose lease or primary another node has now, with the message (logged once, in health). */
+  private readonly lost = new Map<string, string>();
 
   constructor(opts: CsiDriverOptions) {
     this.opts = opts;
@@ -919,7 +993,10 @@ export class CsiDriver {
       const source = here === undefined ? undefined : mountAt(await this.opts.mounter.mounts(), here);
       // Staged already only if this plugin's share holds the lease: the Docker plugin's alone is not ours to rely on.
       const held = lease !== undefined && lease.holders?.includes(LEASE_HOLDER) === true && lease.node_uuid === this.me;
-      if (held && d.primary === this.me && source) return {};
+      if (held && d.primary === this.me && source) {
+        this.staged.add(id);
+        return {};
+      }
       await this.takeLease(id, deadline);
       try {
         if (d.primary !== this.me) {
@@ -927,6 +1004,8 @@ export class CsiDriver {
           await this.client.updateDataset(id, { primary: this.me });
         }
         const path = await this.waitMounted(id, deadline);
+        this.staged.add(id);
+        this.lost.delete(id);
         this.logger.info('staged volume', { dataset_id: id, staging_path: staging, agent_path: path });
         return {};
       } catch (err) {
@@ -1049,6 +1128,9 @@ export class CsiDriver {
     const staging = required(req.staging_target_path, 'staging_target_path');
     return this.exclusive(id, async () => {
       await this.unmountAll(staging);
+      // Forgotten before the release, so recoverLeases (which takes this volume's in-flight key too) never takes it back.
+      this.staged.delete(id);
+      this.lost.delete(id);
       if (isDatasetId(id)) await this.releaseOurLease(id);
       this.logger.info('unstaged volume', { dataset_id: id, staging_path: staging });
       return {};
@@ -1177,6 +1259,129 @@ export class CsiDriver {
     if (!isDatasetId(id)) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
     const s = await this.snapshot();
     if (!liveDataset(s.datasets, id)) throw new CsiError(status.NOT_FOUND, `no volume ${id}`);
-    return { volume_health: { volume_id: id, health_statuses: volumeHealth(s, this.me, id) } };
+    const lost = this.lost.get(id);
+    const entries = volumeHealth(s, this.me, id);
+    if (lost !== undefined) entries.unshift({ status: 'INACCESSIBLE', reason: 'LEASE_LOST', message: lost });
+    return { volume_health: { volume_id: id, health_statuses: entries } };
+  }
+
+  // ---- Lease recovery (node service) ------------------------------------------------------
+
+  /** Volumes this node's CSI service counts as staged here (for tests and logs). */
+  stagedVolumes(): string[] {
+    return [...this.staged].sort();
+  }
+
+  /**
+   * Finds the volumes staged here before this process started: those this node's `csi` share
+   * holds the lease of (the kubelet has not unstaged them), and those a kubelet publish target
+   * still binds (the share lost while this process was down).
+   */
+  async findStaged(): Promise<void> {
+    const s = await this.snapshot();
+    const mounts = await this.opts.mounter.mounts();
+    for (const d of s.datasets) {
+      if (d.deleted) continue;
+      const id = d.dataset_id;
+      const lease = s.leases.find((l) => l.dataset_id === id);
+      if (lease?.node_uuid === this.me && lease.holders?.includes(LEASE_HOLDER) === true) {
+        this.staged.add(id);
+        continue;
+      }
+      const agentPath = mountedPath(s, this.me, id);
+      const agent = agentPath === undefined ? undefined : mountAt(mounts, agentPath);
+      if (
+        agent &&
+        mounts.some((m) => sameSource(m, agent) && m.mountPoint !== agentPath && isKubeletTarget(m.mountPoint))
+      )
+        this.staged.add(id);
+    }
+  }
+
+  /**
+   * One pass over the volumes staged here against snapshot `s`: takes the `csi` share again where
+   * the lease is gone while this node is still the primary (and its agent alive), and reports,
+   * loudly and never taking it, a volume another node now holds or is the primary of.
+   * Each volume under its in-flight key (skipped while a stage or unstage runs on it), decided
+   * again on a fresh snapshot: an unstage that ran meanwhile has removed it from `staged`.
+   */
+  async recoverLeases(s: ClusterSnapshot): Promise<void> {
+    for (const id of [...this.staged]) {
+      if (this.inFlight.has(id)) continue;
+      const first = leaseRecovery(s, id, this.me);
+      this.note(id, first);
+      if (first.kind !== 'retake') continue;
+      this.inFlight.add(id);
+      try {
+        if (!this.staged.has(id)) continue;
+        const fresh = await this.snapshot();
+        const now = leaseRecovery(fresh, id, this.me);
+        this.note(id, now);
+        if (now.kind !== 'retake') continue;
+        try {
+          await this.client.acquireLease({ dataset_id: id, node_uuid: this.me, expires: null, holder: LEASE_HOLDER });
+          this.logger.warn(
+            'took the lease again for a volume still staged on this node (it was released while the dataset agent was down)',
+            { dataset_id: id },
+          );
+        } catch (err) {
+          // Another node took it first: the next snapshot shows it lost.
+          if (!(err instanceof FlockerApiError) || err.status !== 409) throw err;
+        }
+      } catch (err) {
+        this.logger.warn('could not take the lease again for a volume staged here', {
+          dataset_id: id,
+          error: errorMessage(err),
+        });
+      } finally {
+        this.inFlight.delete(id);
+      }
+    }
+  }
+
+  private note(id: string, r: LeaseRecovery): void {
+    if (r.kind === 'gone') {
+      this.staged.delete(id);
+      this.lost.delete(id);
+    } else if (r.kind === 'lost') {
+      if (this.lost.get(id) !== r.message)
+        this.logger.error('volume staged here was taken by another node', { dataset_id: id, detail: r.message });
+      this.lost.set(id, r.message);
+    } else if (r.kind === 'held') {
+      this.lost.delete(id);
+    }
+  }
+
+  /**
+   * Keeps the leases of the volumes staged here (findStaged, then recoverLeases on every change
+   * the control service's long-poll brings) until `stop` is called.
+   */
+  watchLeases(): { stop: () => void; done: Promise<void> } {
+    let stopped = false;
+    const done = (async () => {
+      let since: string | undefined;
+      let found = false;
+      while (!stopped) {
+        try {
+          if (!found) {
+            await this.findStaged();
+            found = true;
+          }
+          const s = await this.client.waitForCluster(since, since === undefined ? 0 : this.pollMs);
+          since = s.generation;
+          if (!stopped) await this.recoverLeases(s);
+        } catch (err) {
+          since = undefined;
+          this.logger.debug('lease watch: the control service did not answer', { error: errorMessage(err) });
+          await sleep(1000);
+        }
+      }
+    })();
+    return {
+      stop: () => {
+        stopped = true;
+      },
+      done,
+    };
   }
 }

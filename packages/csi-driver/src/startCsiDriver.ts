@@ -71,13 +71,20 @@ export async function startCsiDriver(
     ...(settings.pollMs !== undefined ? { pollMs: settings.pollMs } : {}),
   });
   const server = await serveCsi(driver, settings.endpoint, logger, settings.protoPath);
-  if (settings.kubeletRegistryDir === undefined || settings.mode === 'controller') return { ...server, driver };
+  // The node service keeps the leases of the volumes staged here (review U6 1b: released while the agent was down).
+  const watch = settings.mode === 'controller' ? undefined : driver.watchLeases();
+  const closeServer = (): Promise<void> => {
+    watch?.stop();
+    return server.close();
+  };
+  if (settings.kubeletRegistryDir === undefined || settings.mode === 'controller')
+    return { ...server, driver, close: closeServer };
   const registration = await serveRegistration({
     registryDir: settings.kubeletRegistryDir,
     csiEndpoint: settings.kubeletCsiEndpoint ?? server.socketPath,
     logger,
   }).catch(async (err: unknown) => {
-    await server.close();
+    await closeServer();
     throw err;
   });
   return {
@@ -86,7 +93,7 @@ export async function startCsiDriver(
     registration,
     close: async () => {
       await registration.close();
-      await server.close();
+      await closeServer();
     },
   };
 }
