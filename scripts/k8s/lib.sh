@@ -8,6 +8,8 @@ K="${FLOCKER_K8S_DIR:-/tmp/flocker-k8s}"
 RUN="$K/run"; LOGS="$K/logs"; PKI="$K/pki"
 NODES="${FLOCKER_K8S_NODES:-2}"
 ETCD_PORT=12379; APISERVER_PORT=16443; FLOCKER_PORT=14523
+# node i's dataset agent serves its metrics on AGENT_METRICS_BASE+i (the default 4531 for all of them collided)
+AGENT_METRICS_BASE=14530
 NODE_BRIDGE=flk8snode0                     # holds the node IPs (this kernel has no dummy links)
 node_ip() { echo "10.200.0.$1"; }
 DRIVER=flocker.clusterhq.io
@@ -31,6 +33,17 @@ stop() { local n f p pids="" i
   done
   for p in $pids; do kill -0 "$p" 2>/dev/null && { echo "k8s: pid $p ignored SIGTERM; SIGKILL" >&2; kill -9 "$p" 2>/dev/null; }; done; }
 running() { local f="$RUN/$1.pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; }
+# start_controller: flocker-csi --mode controller, unless it runs. start_sidecars: the controller's CSI sidecars that
+# do not run (csi-provisioner and csi-snapshotter exit when they lose the driver's socket; nothing supervises them).
+start_controller() { running flocker-csi-controller && return 0; mkdir -p "$K/controller"
+  start flocker-csi-controller "$(command -v node)" "$REPO_ROOT/packages/csi-driver/dist/main.js" --mode controller \
+    --endpoint "unix://$K/controller/csi.sock" --control-url "http://127.0.0.1:$FLOCKER_PORT" --default-size 64MiB; }
+start_sidecars() { local s extra sbin; sbin="$(cut -d" " -f2 "$K/bins")"
+  for s in provisioner resizer snapshotter; do running csi-$s && continue
+    extra=""; [ $s = provisioner ] && extra="--extra-create-metadata"
+    start csi-$s "$sbin/csi-$s" --csi-address="$K/controller/csi.sock" --kubeconfig="$PKI/csi.kubeconfig" \
+      --leader-election=false --timeout=60s $extra --v=2
+  done; }
 # wait_for SECONDS WHAT CMD...: polls CMD every 0.25 s
 wait_for() { local secs=$1 what=$2 i; shift 2
   for i in $(seq 1 $((secs * 4))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.25; done

@@ -88,7 +88,8 @@ dataset: {backend: loopback, root_path: $K/pool}
 node: {state_dir: $D/flocker/state, mount_root: $D/flocker/mnt, era_file: $D/flocker/era}
 agent: {resync_interval_seconds: 2, default_dataset_size: 67108864, backoff_initial_seconds: 0.2, backoff_max_seconds: 2}
 Y
-  start flocker-agent-n$i "$NODE_BIN" "$REPO_ROOT/packages/dataset-agent/dist/main.js" --config "$D/flocker/agent.yml"
+  start flocker-agent-n$i "$NODE_BIN" "$REPO_ROOT/packages/dataset-agent/dist/main.js" --config "$D/flocker/agent.yml" \
+    --metrics-port $((AGENT_METRICS_BASE + i))
 
   cat > "$D/containerd.toml" <<T
 version = 2
@@ -172,16 +173,10 @@ done
 elapsed "agents, containerd, kubelets and node plugins started"
 
 # --- the controller side ---------------------------------------------------------------------------------------
-mkdir -p "$K/controller"
-start flocker-csi-controller "$NODE_BIN" "$REPO_ROOT/packages/csi-driver/dist/main.js" --mode controller \
-  --endpoint "unix://$K/controller/csi.sock" --control-url "http://127.0.0.1:$FLOCKER_PORT" --default-size 64MiB
+start_controller
 wait_for 30 "the CSI controller socket" test -S "$K/controller/csi.sock"
 kc wait --for=condition=established --timeout=60s crd --all >/dev/null
-for s in provisioner resizer snapshotter; do
-  extra=""; [ $s = provisioner ] && extra="--extra-create-metadata"
-  start csi-$s "$SBIN/csi-$s" --csi-address="$K/controller/csi.sock" --kubeconfig="$PKI/csi.kubeconfig" \
-    --leader-election=false --timeout=60s $extra --v=2
-done
+start_sidecars
 # The cluster's snapshot controller (one per cluster, beside the driver's csi-snapshotter above).
 start snapshot-controller "$SBIN/snapshot-controller" --kubeconfig="$PKI/csi.kubeconfig" --leader-election=false --v=2
 kc apply -f - >/dev/null <<Y
