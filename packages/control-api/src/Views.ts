@@ -32,6 +32,7 @@ import {
   deriveSnapshotState,
   isAlive,
   nodeSummaries,
+  type PrimaryOf,
   type ReportedNode,
 } from './clusterState';
 import { type Configuration, leaseView, liveLease, type StoredLease } from './configuration';
@@ -221,11 +222,13 @@ export class Views {
     const s = this.state;
     // Also on the stale "mounted" hidden (ControlState.staleMounts): their end may move no state generation.
     const hidden = s.staleMounts();
-    const key = this.datasetStateKey(hidden);
+    const generation = this.datasetStateKey(hidden);
+    const alive = this.aliveOf(generation);
+    const primaryOf = this.primaryOf();
+    const key = generation + this.sharedPrimariesKey(alive, primaryOf);
     return this.memoList('datasetState', key, z.array(DatasetState), () => {
-      const alive = this.aliveOf(key);
-      const body = this.stateList.body(alive, hidden);
-      if (this.validate && body.toString() !== datasetStateJson(alive, new WeakMap(), hidden))
+      const body = this.stateList.body(alive, hidden, primaryOf);
+      if (this.validate && body.toString() !== datasetStateJson(alive, new WeakMap(), hidden, primaryOf))
         throw new Error('the joined dataset states differ from the reports');
       return body;
     });
@@ -234,7 +237,25 @@ export class Views {
   /** datasetState's entry of one dataset (GET /v1/state/datasets?dataset_id=), without building the list. */
   datasetStateOf(id: string): string {
     const hidden = this.state.staleMounts();
-    return this.stateList.entryOf(this.aliveOf(this.datasetStateKey(hidden)), id, hidden);
+    return this.stateList.entryOf(this.aliveOf(this.datasetStateKey(hidden)), id, hidden, this.primaryOf());
+  }
+
+  /** The configured primary of a dataset, in the configuration of now (two live copies show its: clusterState). */
+  private primaryOf(): PrimaryOf {
+    const datasets = this.state.configuration.datasets;
+    return (id) => datasets.get(id)?.primary;
+  }
+
+  /**
+   * The state list's key part for the datasets two alive reports show (rare; '' when none): which copy it shows
+   * follows their configured primaries, and a move is a configuration write that moves no state generation.
+   */
+  private sharedPrimariesKey(alive: readonly ReportedNode[], primaryOf: PrimaryOf): string {
+    const shared = this.stateList.sharedIds(alive);
+    if (shared.size === 0) return '';
+    const h = createHash('sha256');
+    for (const id of shared) h.update(`${id}:${primaryOf(id) ?? ''},`);
+    return `.p${h.digest('base64url').slice(0, 22)}`;
   }
 
   private datasetStateKey(hidden: ReadonlyMap<NodeReport, ReadonlySet<string>>): string {

@@ -33,6 +33,19 @@ const clusterNode = fc.record({
   // Copies kept aside (issue 24: kept_aside), shown on the datasets' state entries (session 17).
   kept: fc.subarray(ids),
 });
+/**
+ * The configured primary of each dataset (session 17, review K6: two live copies show the primary's): any node of
+ * the reports, or none (a dataset not configured, or its primary reporting no copy).
+ */
+const primaries = fc.record({
+  [D1]: fc.option(fc.constantFrom(A, B, C), { nil: undefined }),
+  [D2]: fc.option(fc.constantFrom(A, B, C), { nil: undefined }),
+  [D3]: fc.option(fc.constantFrom(A, B, C), { nil: undefined }),
+});
+const primaryOf =
+  (p: Readonly<Record<string, string | undefined>>) =>
+  (id: string): string | undefined =>
+    p[id];
 function aliveOf(nodes: ReadonlyArray<typeof clusterNode extends fc.Arbitrary<infer N> ? N : never>) {
   return nodes.map((n) => ({
     hide: n.hide,
@@ -133,6 +146,33 @@ describe('cluster state views', () => {
     expect(s.find((d) => d.dataset_id === D3)).toEqual({ dataset_id: D3, primary: B, maximum_size: 300, path: '/x' });
   });
 
+  it("two live copies: the configured primary's, whatever the node order; else the lowest node UUID's (review K6)", () => {
+    const copy = (uuid: string, path: string): ReportedNode => ({
+      lastSeen: T0,
+      report: report(uuid, {
+        manifestations: [{ dataset_id: D1, blockdevice_id: `p-${uuid}`, size: 5, status: 'mounted', path }],
+      }),
+    });
+    const onA = copy(A, '/a');
+    const onB = copy(B, '/b');
+    const onC = copy(C, '/c');
+    for (const alive of [
+      [onA, onB, onC],
+      [onC, onB, onA],
+      [onB, onA, onC],
+    ]) {
+      expect(deriveDatasetState(alive, () => B)).toEqual([{ dataset_id: D1, primary: B, maximum_size: 5, path: '/b' }]);
+      expect(datasetStateOfJson(alive, D1, new Map(), () => C)).toContain('"path":"/c"');
+      // Unconfigured, or the primary reports no copy: deterministic, not the first reporter's.
+      expect(deriveDatasetState(alive)[0]?.primary).toBe(A);
+      expect(deriveDatasetState(alive, () => 'dddddddd-dddd-4ddd-8ddd-dddddddddddd')[0]?.primary).toBe(A);
+      // The primary's copy hidden (a stale "mounted"): the other copies' rule.
+      const hidden = new Map([[onB.report, new Set([D1])]]);
+      expect(datasetStateJson(alive, new WeakMap(), hidden, () => B)).toContain('"path":"/a"');
+      expect(new DatasetStateList().entryOf(alive, D1, hidden, () => B)).toContain('"path":"/a"');
+    }
+  });
+
   it('datasetStateJson is exactly JSON.stringify(deriveDatasetState) (duplicates, bare volumes, used_bytes), reusing fragments per report', () => {
     const c: ReportedNode = {
       lastSeen: T0,
@@ -159,16 +199,28 @@ describe('cluster state views', () => {
     const list = new DatasetStateList();
     let previous: ReportedNode[] = [];
     fc.assert(
-      fc.property(fc.array(clusterNode, { maxLength: 4 }), (nodes) => {
+      fc.property(fc.array(clusterNode, { maxLength: 4 }), primaries, (nodes, configured) => {
         const alive = aliveOf(nodes).map(({ node }) => node);
-        const want = JSON.stringify(deriveDatasetState(alive));
-        expect(list.body(alive).toString()).toBe(want);
+        const of = primaryOf(configured);
+        const want = JSON.stringify(deriveDatasetState(alive, of));
+        expect(list.body(alive, new Map(), of).toString()).toBe(want);
         // Again (nothing changed), in the other order, and with some of the previous run's reports kept.
-        expect(list.body(alive).toString()).toBe(want);
+        expect(list.body(alive, new Map(), of).toString()).toBe(want);
         const reversed = [...alive].reverse();
-        expect(list.body(reversed).toString()).toBe(JSON.stringify(deriveDatasetState(reversed)));
+        expect(list.body(reversed, new Map(), of).toString()).toBe(JSON.stringify(deriveDatasetState(reversed, of)));
         const mixed = [...previous.slice(0, 2), ...alive.slice(1), ...previous.slice(0, 1)];
-        expect(list.body(mixed).toString()).toBe(JSON.stringify(deriveDatasetState(mixed)));
+        expect(list.body(mixed, new Map(), of).toString()).toBe(JSON.stringify(deriveDatasetState(mixed, of)));
+        // Which copy each dataset shows does not depend on the order nodes reported in (one report per node, as a
+        // service holds them; two of one node: the first). A bare volume's entry (no copy on a node) is the first
+        // report's as before: on a shared backend every node lists the same volume. (kept_aside lists copies in node
+        // order, as before.)
+        const byId = (json: string): string[] =>
+          (JSON.parse(json) as Array<{ dataset_id: string; primary?: string; kept_aside?: unknown }>)
+            .filter((d) => d.primary !== undefined)
+            .map(({ kept_aside: _kept, ...d }) => JSON.stringify(d))
+            .sort();
+        if (new Set(alive.map((n) => n.report.uuid)).size === alive.length)
+          expect(byId(list.body(reversed, new Map(), of).toString())).toEqual(byId(want));
         previous = alive;
       }),
       { numRuns: 300 },
@@ -178,17 +230,30 @@ describe('cluster state views', () => {
   it('datasetStateOfJson is byte for byte the whole list’s entry over random clusters, with stale "mounted" hidden (session 11: ?dataset_id=)', () => {
     const list = new DatasetStateList();
     fc.assert(
-      fc.property(fc.array(clusterNode, { maxLength: 4 }), (nodes) => {
+      fc.property(fc.array(clusterNode, { maxLength: 4 }), primaries, (nodes, configured) => {
         const hidden = new Map<NodeReport, ReadonlySet<string>>();
         const alive = aliveOf(nodes).map(({ hide, node }) => {
           if (hide.length > 0) hidden.set(node.report, new Set(hide));
           return node;
         });
-        const whole = datasetStateJson(alive, new WeakMap(), hidden);
+        const of = primaryOf(configured);
+        const whole = datasetStateJson(alive, new WeakMap(), hidden, of);
+        // Nothing hidden: the reference's bytes.
+        if (hidden.size === 0) expect(whole).toBe(JSON.stringify(deriveDatasetState(alive, of)));
         // The list the service serves (DatasetStateList) is the same bytes.
-        expect(list.body(alive, hidden).toString()).toBe(whole);
+        expect(list.body(alive, hidden, of).toString()).toBe(whole);
         for (const id of [...ids, '44444444-4444-4444-8444-444444444444']) {
-          expect(datasetStateOfJson(alive, id, hidden)).toBe(stateEntryOf(whole, id));
+          expect(datasetStateOfJson(alive, id, hidden, of)).toBe(stateEntryOf(whole, id));
+          // The primary's copy, when it reports one not hidden.
+          const primary = of(id);
+          const own = alive.some(
+            ({ report: r }) =>
+              r.uuid === primary &&
+              hidden.get(r)?.has(id) !== true &&
+              r.manifestations.some((m) => m.dataset_id === id),
+          );
+          if (own)
+            expect((JSON.parse(stateEntryOf(whole, id)) as Array<{ primary: string }>)[0]?.primary).toBe(primary);
         }
       }),
       { numRuns: 500 },
@@ -200,20 +265,21 @@ describe('cluster state views', () => {
     const list = new DatasetStateList();
     let previous: ReportedNode[] = [];
     fc.assert(
-      fc.property(fc.array(clusterNode, { maxLength: 4 }), fc.boolean(), (nodes, listFirst) => {
+      fc.property(fc.array(clusterNode, { maxLength: 4 }), fc.boolean(), primaries, (nodes, listFirst, configured) => {
         const hidden = new Map<NodeReport, ReadonlySet<string>>();
         const alive = aliveOf(nodes).map(({ hide, node }) => {
           if (hide.length > 0) hidden.set(node.report, new Set(hide));
           return node;
         });
+        const of = primaryOf(configured);
         // Sometimes the whole list was built first (it brings the same indexes up to date).
-        if (listFirst) list.body(alive, hidden);
+        if (listFirst) list.body(alive, hidden, of);
         const mixed = [...previous.slice(0, 2), ...alive.slice(1), ...previous.slice(0, 1)];
         // The next generation as Views makes it: the same list, a node's report replaced (an equal new object).
         const reported = alive.map((n, i) => (i === 0 ? { ...n, report: { ...n.report } } : n));
         for (const order of [alive, reported, alive, [...alive].reverse(), mixed]) {
           for (const id of [...ids, '44444444-4444-4444-8444-444444444444']) {
-            expect(list.entryOf(order, id, hidden)).toBe(datasetStateOfJson(order, id, hidden));
+            expect(list.entryOf(order, id, hidden, of)).toBe(datasetStateOfJson(order, id, hidden, of));
           }
         }
         previous = alive;

@@ -21,17 +21,60 @@ export function aliveNodes(nodes: Iterable<ReportedNode>, now: number, nodeTimeo
   return out;
 }
 
+/** The configured primary of a dataset (undefined: none configured); see shownCopy. */
+export type PrimaryOf = (datasetId: string) => string | undefined;
+
+const NO_PRIMARY: PrimaryOf = () => undefined;
+
+/**
+ * Whether a copy of a dataset on node `candidate` is shown rather than one on `current` when two live nodes report
+ * one (review K6: a local move between its promote and the source's retire, a TWO_LIVE_COPIES refusal, a block
+ * volume still reported on its old node): the configured primary's copy, else the lowest node UUID's. Not the first
+ * in node order: that is the order nodes first reported to this process, which differs between replicas and
+ * restarts, and a client polling for "primary == node and a path" (flocker-go, a move's wait) would see the other
+ * node's copy. The same node twice (two reports of it in a list): the first stays.
+ */
+function shownRather(candidate: string, current: string, primary: string | undefined): boolean {
+  if (candidate === current || current === primary) return false;
+  return candidate === primary || candidate < current;
+}
+
+/**
+ * Each dataset's shown report among the alive reports with a manifestation of it not hidden there (shownRather),
+ * for the datasets more than one report has.
+ */
+function shownCopies(
+  alive: readonly ReportedNode[],
+  primaryOf: PrimaryOf,
+  hidden: ReadonlyMap<NodeReport, ReadonlySet<string>>,
+): Map<string, NodeReport> {
+  const shown = new Map<string, NodeReport>();
+  for (const { report } of alive) {
+    const skip = hidden.get(report);
+    for (const m of report.manifestations) {
+      const id = m.dataset_id;
+      if (skip?.has(id) === true) continue;
+      const current = shown.get(id);
+      if (current === undefined || shownRather(report.uuid, current.uuid, primaryOf(id))) shown.set(id, report);
+    }
+  }
+  return shown;
+}
+
 /**
  * Where each dataset actually is, from alive nodes only: a manifestation gives the
  * primary (and the path when mounted); a backend volume manifest on no alive node
- * appears without a primary. The first report of a dataset wins over duplicates.
+ * appears without a primary. Of two live copies the configured primary's is shown (shownRather), at its report's
+ * place in the list; a report naming a dataset twice shows its first.
  */
-export function deriveDatasetState(alive: readonly ReportedNode[]): DatasetState[] {
+export function deriveDatasetState(alive: readonly ReportedNode[], primaryOf: PrimaryOf = NO_PRIMARY): DatasetState[] {
   const byId = new Map<string, DatasetState>();
   const kept = keptAsideIndex(alive);
+  const shown = shownCopies(alive, primaryOf, new Map());
   for (const { report } of alive) {
     for (const m of report.manifestations) {
-      if (!byId.has(m.dataset_id)) byId.set(m.dataset_id, manifestationState(report.uuid, m));
+      if (shown.get(m.dataset_id) === report && !byId.has(m.dataset_id))
+        byId.set(m.dataset_id, manifestationState(report.uuid, m));
     }
   }
   for (const { report } of alive) {
@@ -107,11 +150,13 @@ export function datasetStateJson(
   alive: readonly ReportedNode[],
   fragments: WeakMap<NodeReport, readonly string[]>,
   hidden: ReadonlyMap<NodeReport, ReadonlySet<string>> = new Map(),
+  primaryOf: PrimaryOf = NO_PRIMARY,
 ): string {
   const seen = new Set<string>();
   const hiddenIds = new Set<string>();
   const parts: string[] = [];
   const kept = keptAsideJson(keptAsideIndex(alive));
+  const shown = shownCopies(alive, primaryOf, hidden);
   for (const { report } of alive) {
     let own = fragments.get(report);
     if (own === undefined) {
@@ -128,6 +173,7 @@ export function datasetStateJson(
         hiddenIds.add(id);
         continue;
       }
+      if (shown.get(id) !== report) continue;
       seen.add(id);
       parts.push(spliceKeptAside(own[i] as string, kept.get(id)));
     }
@@ -147,7 +193,8 @@ export function datasetStateJson(
 /**
  * datasetStateJson's list narrowed to one dataset, found without building the list: `[entry]` as the whole list
  * shows it, or `[]` (GET /v1/state/datasets?dataset_id=, the read a waiter confirms a "mounted" by). The same rules
- * for one id: the first alive report with a manifestation of it not hidden there (its first one in that report);
+ * for one id: of the alive reports with a manifestation of it not hidden there, the one shownRather picks (its first
+ * one in that report);
  * else, when no alive report has a manifestation of it (hidden ones count: a hidden "mounted" is not shown from its
  * backend volume either), the first backend volume of it. A scan of the alive reports' ids, no serialisation but of
  * the one entry: at 100,000 datasets the whole list is ~18 MB.
@@ -156,16 +203,18 @@ export function datasetStateOfJson(
   alive: readonly ReportedNode[],
   id: string,
   hidden: ReadonlyMap<NodeReport, ReadonlySet<string>> = new Map(),
+  primaryOf: PrimaryOf = NO_PRIMARY,
 ): string {
   let held = false;
   const kept = (): string | undefined => keptAsideJson(keptAsideIndex(alive, id)).get(id);
-  for (const { report } of alive) {
-    const m = report.manifestations.find((x) => x.dataset_id === id);
-    if (m === undefined) continue;
-    if (hidden.get(report)?.has(id) !== true)
-      return `[${spliceKeptAside(manifestationStateJson(JSON.stringify(report.uuid), m), kept())}]`;
-    held = true;
-  }
+  const shown = shownOf(
+    alive.map((n) => n.report),
+    id,
+    hidden,
+    primaryOf,
+  );
+  if (shown !== undefined) return `[${spliceKeptAside(shownJson(shown, id), kept())}]`;
+  for (const { report } of alive) if (report.manifestations.some((x) => x.dataset_id === id)) held = true;
   if (held) return '[]';
   for (const { report } of alive) {
     const v = report.volumes?.find((x) => x.dataset_id === id);
@@ -225,7 +274,32 @@ function manifestationStateJson(node: string, m: Manifestation): string {
   return `${json}}`;
 }
 
-/** The holders in the order of `nodes` (the first alive report decides), lazily; one holder as it is. */
+/** Of `reports` with a manifestation of `id` not hidden there, the one shown (shownRather); undefined: none. */
+function shownOf(
+  reports: Iterable<NodeReport>,
+  id: string,
+  hidden: ReadonlyMap<NodeReport, ReadonlySet<string>>,
+  primaryOf: PrimaryOf,
+): NodeReport | undefined {
+  let shown: NodeReport | undefined;
+  let primary: string | undefined;
+  for (const report of reports) {
+    if (hidden.get(report)?.has(id) === true || !report.manifestations.some((m) => m.dataset_id === id)) continue;
+    if (shown === undefined) {
+      shown = report;
+      primary = primaryOf(id);
+    } else if (shownRather(report.uuid, shown.uuid, primary)) shown = report;
+  }
+  return shown;
+}
+
+/** The state entry's JSON of a report's (first) manifestation of `id`. */
+function shownJson(report: NodeReport, id: string): string {
+  const m = report.manifestations.find((x) => x.dataset_id === id) as Manifestation;
+  return manifestationStateJson(JSON.stringify(report.uuid), m);
+}
+
+/** The holders in the order of `nodes` (ties between reports of one node: the first decides), lazily; one holder as it is. */
 function* inAliveOrder(nodes: readonly ReportedNode[], held: NodeReport | NodeReport[]): Iterable<NodeReport> {
   if (!Array.isArray(held)) {
     yield held;
@@ -270,6 +344,8 @@ export class DatasetStateList {
   private readonly keptCounts = new Map<string, number>();
   /** The reports list `alive` was last brought up to date from (entryOf skips the walk for the same list). */
   private syncedWith: readonly ReportedNode[] | undefined;
+  /** The list sharedIds was last asked about, its caller vouching it unchanged since (body skips the walk). */
+  private unchanged: readonly ReportedNode[] | undefined;
   /** The body's blocks (~256 KiB of reports each): a new report copies its block, not the list. */
   private readonly blocks = new BlockJoiner();
 
@@ -328,18 +404,15 @@ export class DatasetStateList {
     nodes: readonly ReportedNode[],
     id: string,
     hidden: ReadonlyMap<NodeReport, ReadonlySet<string>> = new Map(),
+    primaryOf: PrimaryOf = NO_PRIMARY,
   ): string {
     if (this.syncedWith !== nodes) this.sync(nodes);
     const kept = (): string | undefined =>
       this.keptCounts.has(id) ? keptAsideJson(keptAsideIndex(nodes, id)).get(id) : undefined;
     const held = this.holders.get(id);
     if (held !== undefined) {
-      for (const report of inAliveOrder(nodes, held)) {
-        if (hidden.get(report)?.has(id) === true) continue;
-        const m = report.manifestations.find((x) => x.dataset_id === id) as Manifestation;
-        return `[${spliceKeptAside(manifestationStateJson(JSON.stringify(report.uuid), m), kept())}]`;
-      }
-      return '[]';
+      const shown = shownOf(inAliveOrder(nodes, held), id, hidden, primaryOf);
+      return shown === undefined ? '[]' : `[${spliceKeptAside(shownJson(shown, id), kept())}]`;
     }
     const listed = this.volumeCounts.get(id);
     if (listed === undefined) return '[]';
@@ -353,16 +426,37 @@ export class DatasetStateList {
   }
 
   /**
+   * The datasets more than one alive report of `nodes` shows (rare): the list shows the configured primary's copy of
+   * each (shownRather), so their primaries are part of what the list depends on (Views' memo key). `nodes`, as for
+   * entryOf, is never changed once passed: a body() of the same list next takes the indexes as they are (no second
+   * walk of 10,000 reports per generation).
+   */
+  sharedIds(nodes: readonly ReportedNode[]): ReadonlySet<string> {
+    if (this.syncedWith !== nodes) this.sync(nodes);
+    this.unchanged = nodes;
+    return this.shared;
+  }
+
+  /**
    * `hidden`: manifestations not to show, by report (ControlState.staleMounts: a "mounted" from before the
    * dataset was moved back to its node); such a report's manifestations are taken one by one.
    */
-  body(nodes: readonly ReportedNode[], hidden: ReadonlyMap<NodeReport, ReadonlySet<string>> = new Map()): ListBody {
-    this.sync(nodes);
+  body(
+    nodes: readonly ReportedNode[],
+    hidden: ReadonlyMap<NodeReport, ReadonlySet<string>> = new Map(),
+    primaryOf: PrimaryOf = NO_PRIMARY,
+  ): ListBody {
+    if (this.unchanged !== nodes || this.syncedWith !== nodes) this.sync(nodes);
+    this.unchanged = undefined;
     // The reports showing a dataset another shows too: their manifestations are taken one by one.
     const clashing = new Set<NodeReport>(hidden.keys());
+    // The report each shared dataset is shown from (none: hidden on all).
+    const shownFrom = new Map<string, NodeReport | undefined>();
     for (const id of this.shared) {
       const held = this.holders.get(id);
-      if (Array.isArray(held)) for (const r of held) clashing.add(r);
+      if (!Array.isArray(held)) continue;
+      for (const r of held) clashing.add(r);
+      shownFrom.set(id, shownOf(inAliveOrder(nodes, held), id, hidden, primaryOf));
     }
     // Datasets a node kept a copy of aside: their holders' entries are taken one by one, to carry kept_aside.
     const kept = this.keptCounts.size === 0 ? new Map<string, string>() : keptAsideJson(keptAsideIndex(nodes));
@@ -396,7 +490,7 @@ export class DatasetStateList {
         const id = (ms[i] as Manifestation).dataset_id;
         if (skip?.has(id) === true) continue;
         if (this.shared.has(id)) {
-          if (taken.has(id)) continue;
+          if (taken.has(id) || shownFrom.get(id) !== report) continue;
           taken.add(id);
         }
         loose.push(spliceKeptAside(fragments[i] as string, kept.get(id)));
