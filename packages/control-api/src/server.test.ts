@@ -262,8 +262,16 @@ describe('control service over HTTP', () => {
     await client.reportNodeState(report(A));
     const snap = await client.waitForCluster();
     expect(snap.nodes.map((n) => [n.uuid, n.alive])).toEqual([[A, true]]);
-    const next = await client.waitForCluster(snap.generation, 5000);
-    expect(next.nodes.map((n) => [n.uuid, n.alive])).toEqual([[A, false]]);
+    let next = await client.waitForCluster(snap.generation, 5000);
+    while (next.nodes.find((n) => n.uuid === A)?.alive !== false) {
+      next = await client.waitForCluster(next.generation, 5000);
+    }
+    // B reported before the restart (startWithTwoNodes) and not since: shown dead as well, a ghost with its last
+    // identity (review F finding 1, a8d1118), declared at start + T, no later than A.
+    expect(next.nodes.map((n) => [n.uuid, n.alive]).sort()).toEqual([
+      [A, false],
+      [B, false],
+    ]);
     expect(await client.listNodes()).toEqual([]);
   });
 
