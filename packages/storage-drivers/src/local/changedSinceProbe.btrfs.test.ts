@@ -5,14 +5,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BtrfsEngine, sendStreamHasNoChange } from './btrfs';
+import { sendStreamHasNoChange, type BtrfsEngine } from './btrfs';
+import { MiB, startBtrfsPair, type BtrfsPair } from './btrfsMoveTestSupport';
 import { SourceChangedAfterPromoteError } from './engine';
-import { makeBtrfsLoopPool, type BtrfsLoopPool } from './testSupport';
-
-const MiB = 1024 * 1024;
 
 /** A send stream: the magic, version 1, then each [command, attribute bytes]. */
 function stream(commands: readonly (readonly [number, number])[]): Buffer {
@@ -61,26 +58,17 @@ describe('sendStreamHasNoChange', () => {
 });
 
 describe('btrfs changedSince by a probe snapshot (real pools)', () => {
-  let dir: string;
-  const pools: BtrfsLoopPool[] = [];
+  let pair: BtrfsPair | undefined;
   let a: BtrfsEngine;
   let b: BtrfsEngine;
   let mountRoot: string;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'flocker-k6-probe-'));
-    for (const name of ['a', 'b']) pools.push(makeBtrfsLoopPool(dir, name, 256 * MiB));
-    const [pa, pb] = pools;
-    if (pa === undefined || pb === undefined) throw new Error('no pools');
-    a = new BtrfsEngine({ pool: pa.pool });
-    b = new BtrfsEngine({ pool: pb.pool });
-    await a.prepare();
-    await b.prepare();
-    mountRoot = join(dir, 'mnt');
+    pair = await startBtrfsPair('flocker-k6-probe-');
+    ({ a, b, mountRoot } = pair);
   }, 60_000);
-  afterAll(() => {
-    for (const p of pools) p.destroy();
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  afterAll(async () => {
+    await pair?.destroy();
   });
 
   async function written(e: BtrfsEngine, id: string, name: string, text: string): Promise<void> {
@@ -90,10 +78,16 @@ describe('btrfs changedSince by a probe snapshot (real pools)', () => {
     await e.unmount(at);
   }
 
-  it('a probe raises the live generation but changes nothing: the lineage still finds the copy the same as its snapshot', async () => {
+  /** A new 64 MiB dataset on a with `data` written, unmounted: its id. */
+  async function writtenCopy(text: string): Promise<string> {
     const id = randomUUID();
     await a.createDataset(id, 64 * MiB);
-    await written(a, id, 'data', 'x');
+    await written(a, id, 'data', text);
+    return id;
+  }
+
+  it('a probe raises the live generation but changes nothing: the lineage still finds the copy the same as its snapshot', async () => {
+    const id = await writtenCopy('x');
     const f = await a.createSnapshot(id, 'move-000001');
     expect((await a.lineage(id))?.sameAs).toBe(f.identity);
     expect(await a.changedSince(id, 'move-000001')).toBe(false);
@@ -109,9 +103,7 @@ describe('btrfs changedSince by a probe snapshot (real pools)', () => {
   }, 60_000);
 
   it('a copy promoted from a received snapshot, never written, is unchanged since it (a retire checked against it deletes it); written, refused', async () => {
-    const id = randomUUID();
-    await a.createDataset(id, 64 * MiB);
-    await written(a, id, 'data', 'x');
+    const id = await writtenCopy('x');
     const f = await a.createSnapshot(id, 'move-000001');
     await b.receive(id, 'move-000001', f.identity, a.send(id, 'move-000001', null).stream);
     await b.promote(id, 'move-000001', 64 * MiB);
@@ -135,9 +127,7 @@ describe('btrfs changedSince by a probe snapshot (real pools)', () => {
   }, 60_000);
 
   it("a crash's leftover probe is replaced by the next check and removed with the dataset", async () => {
-    const id = randomUUID();
-    await a.createDataset(id, 64 * MiB);
-    await written(a, id, 'data', 'x');
+    const id = await writtenCopy('x');
     await a.createSnapshot(id, 'move-000001');
     const probe = join(a.pool, 'flocker', 'probes', id);
     execFileSync('mkdir', ['-p', join(a.pool, 'flocker', 'probes')]);

@@ -6,49 +6,26 @@
  * since the final snapshot (changedSince) and the move copies on: the target's copy has the write.
  */
 import { execFileSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { BtrfsEngine } from './btrfs';
+import type { BtrfsEngine } from './btrfs';
+import { hiddenWriterFd, liveCopy, MiB, startBtrfsTransferPair, type BtrfsTransferPair } from './btrfsMoveTestSupport';
 import { moveLocalDataset, SourceChangedAfterPromoteError } from './LocalMover';
-import { makeBtrfsLoopPool, makeTestCluster, type BtrfsLoopPool, type TestCluster } from './testSupport';
-import { TransferClient, TransferServer } from './transfer';
-
-const MiB = 1024 * 1024;
+import type { TransferClient } from './transfer';
 
 describe('a write after the final snapshot by a writer the scan cannot see is never lost (btrfs)', () => {
-  let dir: string;
-  const pools: BtrfsLoopPool[] = [];
+  let pair: BtrfsTransferPair | undefined;
   let a: BtrfsEngine;
   let b: BtrfsEngine;
-  let cluster: TestCluster;
-  let server: TransferServer;
   let client: TransferClient;
   let mountRoot: string;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'flocker-rv2-btrfs-'));
-    for (const name of ['a', 'b']) pools.push(makeBtrfsLoopPool(dir, name, 256 * MiB));
-    const [pa, pb] = pools;
-    if (pa === undefined || pb === undefined) throw new Error('no pools');
-    a = new BtrfsEngine({ pool: pa.pool });
-    b = new BtrfsEngine({ pool: pb.pool });
-    await a.prepare();
-    await b.prepare();
-    mountRoot = join(dir, 'mnt');
-    cluster = makeTestCluster();
-    const nodeA = cluster.node();
-    const nodeB = cluster.node();
-    server = new TransferServer({ engine: b, credentials: nodeB, mountPathFor: (id) => join(mountRoot, 'b', id) });
-    const port = await server.listen(0, '127.0.0.1');
-    client = new TransferClient({ host: '127.0.0.1', port, nodeUuid: nodeB.nodeUuid }, nodeA);
+    pair = await startBtrfsTransferPair('flocker-rv2-btrfs-');
+    ({ a, b, client, mountRoot } = pair);
   }, 60_000);
   afterAll(async () => {
-    await server?.close();
-    cluster?.destroy();
-    for (const p of pools) p.destroy();
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    await pair?.destroy();
   });
 
   /** Moves `id` from a to b; `afterFinal` runs once the final snapshot is sent. The target's `data` after it. */
@@ -93,11 +70,7 @@ describe('a write after the final snapshot by a writer the scan cannot see is ne
   }
 
   it('a container the scan missed (its mount not seen), written after the final snapshot and gone before the look: the target has the write', async () => {
-    const id = randomUUID();
-    const pathW = join(mountRoot, 'w', id);
-    await a.createDataset(id, 64 * MiB);
-    await a.mount(id, pathW);
-    writeFileSync(join(pathW, 'data'), 'before the move');
+    const { id, pathW } = await liveCopy(a, mountRoot, 'before the move');
     const r = await move(
       id,
       () => {
@@ -114,13 +87,8 @@ describe('a write after the final snapshot by a writer the scan cannot see is ne
   }, 120_000);
 
   it('an fd kept past a lazy unmount (the real scan sees no mount), written after the final snapshot and closed: the target has the write', async () => {
-    const id = randomUUID();
-    const pathW = join(mountRoot, 'w', id);
-    await a.createDataset(id, 64 * MiB);
-    await a.mount(id, pathW);
-    writeFileSync(join(pathW, 'data'), 'before the move');
-    const fd = openSync(join(pathW, 'data'), 'r+');
-    execFileSync('umount', ['-l', pathW]);
+    const { id, pathW } = await liveCopy(a, mountRoot, 'before the move');
+    const fd = hiddenWriterFd(pathW);
     expect(await a.inUse(id)).toBe(false);
     const r = await move(id, () => {
       writeSync(fd, 'WRITTEN', 0);
@@ -131,11 +99,7 @@ describe('a write after the final snapshot by a writer the scan cannot see is ne
   }, 120_000);
 
   it('nothing written after the final snapshot: promoted at once, no extra round', async () => {
-    const id = randomUUID();
-    const pathW = join(mountRoot, 'w', id);
-    await a.createDataset(id, 64 * MiB);
-    await a.mount(id, pathW);
-    writeFileSync(join(pathW, 'data'), 'before the move');
+    const { id, pathW } = await liveCopy(a, mountRoot, 'before the move');
     await a.unmount(pathW);
     const r = await move(id, () => undefined);
     expect(r.data).toBe('before the move');
@@ -145,13 +109,8 @@ describe('a write after the final snapshot by a writer the scan cannot see is ne
   }, 120_000);
 
   it('a writer still writing after the promote (an fd past a lazy unmount): the source copy is not retired, it keeps the write (TWO_LIVE_COPIES next)', async () => {
-    const id = randomUUID();
-    const pathW = join(mountRoot, 'w', id);
-    await a.createDataset(id, 64 * MiB);
-    await a.mount(id, pathW);
-    writeFileSync(join(pathW, 'data'), 'before the move');
-    const fd = openSync(join(pathW, 'data'), 'r+');
-    execFileSync('umount', ['-l', pathW]);
+    const { id, pathW } = await liveCopy(a, mountRoot, 'before the move');
+    const fd = hiddenWriterFd(pathW);
     await expect(
       moveLocalDataset({
         engine: a,

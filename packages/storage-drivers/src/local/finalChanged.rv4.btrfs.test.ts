@@ -10,25 +10,18 @@
  * the ro flag does and does not stop. Fourth: a retire killed with ro set leaves nothing read-only for ever.
  */
 import { execFileSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileExec, type ExecFn } from '../exec';
 import { BtrfsEngine } from './btrfs';
+import { hiddenWriterFd, liveCopy, MiB, startBtrfsTransferPair, type BtrfsTransferPair } from './btrfsMoveTestSupport';
 import { SourceChangedAfterPromoteError } from './engine';
 import { moveLocalDataset } from './LocalMover';
-import { makeBtrfsLoopPool, makeTestCluster, type BtrfsLoopPool, type TestCluster } from './testSupport';
-import { TransferClient, TransferServer } from './transfer';
-
-const MiB = 1024 * 1024;
+import type { TransferClient } from './transfer';
 
 describe('RV4: the clean-up window between changedSince and the retire delete (btrfs)', () => {
-  let dir: string;
-  const pools: BtrfsLoopPool[] = [];
+  let pair: BtrfsTransferPair | undefined;
   let b: BtrfsEngine;
-  let cluster: TestCluster;
-  let server: TransferServer;
   let client: TransferClient;
   let mountRoot: string;
   let poolA: string;
@@ -44,38 +37,18 @@ describe('RV4: the clean-up window between changedSince and the retire delete (b
   };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'flocker-rv4-btrfs-'));
-    for (const name of ['a', 'b']) pools.push(makeBtrfsLoopPool(dir, name, 256 * MiB));
-    const [pa, pb] = pools;
-    if (pa === undefined || pb === undefined) throw new Error('no pools');
-    poolA = pa.pool;
-    b = new BtrfsEngine({ pool: pb.pool });
-    await new BtrfsEngine({ pool: poolA }).prepare();
-    await b.prepare();
-    mountRoot = join(dir, 'mnt');
-    cluster = makeTestCluster();
-    const nodeA = cluster.node();
-    const nodeB = cluster.node();
-    server = new TransferServer({ engine: b, credentials: nodeB, mountPathFor: (id) => join(mountRoot, 'b', id) });
-    const port = await server.listen(0, '127.0.0.1');
-    client = new TransferClient({ host: '127.0.0.1', port, nodeUuid: nodeB.nodeUuid }, nodeA);
+    pair = await startBtrfsTransferPair('flocker-rv4-btrfs-');
+    ({ b, client, mountRoot } = pair);
+    poolA = pair.a.pool;
   }, 60_000);
   afterAll(async () => {
-    await server?.close();
-    cluster?.destroy();
-    for (const p of pools) p.destroy();
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    await pair?.destroy();
   });
 
   it('a hidden writer writing during the retire (after its scan, before its delete): the move refuses, the copy stays live and writable with the write', async () => {
     const a = new BtrfsEngine({ pool: poolA });
-    const id = randomUUID();
-    const pathW = join(mountRoot, 'w', id);
-    await a.createDataset(id, 64 * MiB);
-    await a.mount(id, pathW);
-    writeFileSync(join(pathW, 'data'), 'before the move');
-    const fd = openSync(join(pathW, 'data'), 'r+');
-    execFileSync('umount', ['-l', pathW]);
+    const { id, pathW } = await liveCopy(a, mountRoot, 'before the move');
+    const fd = hiddenWriterFd(pathW);
     let promoted = false;
     let wrote = false;
     const inUse = a.inUse.bind(a);
@@ -118,11 +91,7 @@ describe('RV4: the clean-up window between changedSince and the retire delete (b
 
   it('a retire killed between its ro and its check: the next mount makes the live copy writable; a retire again deletes it when unchanged', async () => {
     const a = new BtrfsEngine({ pool: poolA });
-    const id = randomUUID();
-    const pathW = join(mountRoot, 'w', id);
-    await a.createDataset(id, 64 * MiB);
-    await a.mount(id, pathW);
-    writeFileSync(join(pathW, 'data'), 'x');
+    const { id, pathW } = await liveCopy(a, mountRoot, 'x');
     await a.unmount(pathW);
     await a.createSnapshot(id, 'move-000001');
     // The state a kill -9 right after the retire's `property set ro true` leaves.
@@ -148,11 +117,7 @@ describe('RV4: the clean-up window between changedSince and the retire delete (b
 
   it('how long the window is (check -> delete), with three move snapshots to prune and the real namespace scan', async () => {
     const a = new BtrfsEngine({ pool: poolA, exec: timedExec });
-    const id = randomUUID();
-    const pathW = join(mountRoot, 'w', id);
-    await a.createDataset(id, 64 * MiB);
-    await a.mount(id, pathW);
-    writeFileSync(join(pathW, 'data'), 'before the move');
+    const { id, pathW } = await liveCopy(a, mountRoot, 'before the move');
     await a.unmount(pathW);
     const windows: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -189,11 +154,7 @@ describe('RV4: the clean-up window between changedSince and the retire delete (b
 
   it('the btrfs ro flag (a cheap ordering fix: ro, check, delete) refuses new opens but not a write through an fd opened before it', async () => {
     const a = new BtrfsEngine({ pool: poolA });
-    const id = randomUUID();
-    const pathW = join(mountRoot, 'w', id);
-    await a.createDataset(id, 64 * MiB);
-    await a.mount(id, pathW);
-    writeFileSync(join(pathW, 'data'), 'before the move');
+    const { id, pathW } = await liveCopy(a, mountRoot, 'before the move');
     const fd = openSync(join(pathW, 'data'), 'r+');
     const other = join(mountRoot, 'w2', id);
     await a.mount(id, other);
