@@ -6,7 +6,8 @@
  * Real engines on real pools: finalChanged.btrfs.test.ts; the engines' answers: contract.ts.
  */
 import { moveLocalDataset, SourceChangedAfterPromoteError } from './LocalMover';
-import { MOVE_ID as ID, memoryEngine, recordingTarget } from './moverTestSupport';
+import { moveTestDataset } from './moveCallTestSupport';
+import { memoryEngine, recordingTarget } from './moverTestSupport';
 
 function engineAnswering(answer: (name: string, call: number) => Promise<boolean | null>) {
   const asked: string[] = [];
@@ -31,11 +32,9 @@ describe('a move promotes only a final snapshot the source has not changed since
     const { engine, asked } = engineAnswering((_n, call) => Promise.resolve(call === 1));
     const b = recordingTarget();
     const sent: Array<{ name: string; parent: string | null }> = [];
-    const result = await moveLocalDataset({
+    const result = await moveTestDataset({
       engine,
       target: b,
-      datasetId: ID,
-      size: 1000,
       released: () => Promise.resolve(true),
       onSent: (s) => sent.push({ name: s.name, parent: s.parent }),
     });
@@ -62,11 +61,9 @@ describe('a move promotes only a final snapshot the source has not changed since
       return promote(id, name, size, mount);
     };
     let looks = 0;
-    await moveLocalDataset({
+    await moveTestDataset({
       engine,
       target: b,
-      datasetId: ID,
-      size: 1000,
       released: () => {
         order.push(`look ${++looks}`);
         return Promise.resolve(true);
@@ -87,11 +84,9 @@ describe('a move promotes only a final snapshot the source has not changed since
     const { engine, asked } = engineAnswering(() => Promise.resolve(false));
     const b = recordingTarget();
     let looks = 0;
-    const result = await moveLocalDataset({
+    const result = await moveTestDataset({
       engine,
       target: b,
-      datasetId: ID,
-      size: 1000,
       releasePollMs: 1,
       // The look beside the first final send sees a mount again.
       released: () => Promise.resolve(++looks !== 2),
@@ -112,11 +107,9 @@ describe('a move promotes only a final snapshot the source has not changed since
         info: () => undefined,
         debug: () => undefined,
       } as unknown as NonNullable<Parameters<typeof moveLocalDataset>[0]['logger']>;
-      const result = await moveLocalDataset({
+      const result = await moveTestDataset({
         engine,
         target: b,
-        datasetId: ID,
-        size: 1000,
         logger,
         released: () => Promise.resolve(true),
       });
@@ -131,11 +124,9 @@ describe('a move promotes only a final snapshot the source has not changed since
     );
     const b = recordingTarget();
     let looks = 0;
-    await moveLocalDataset({
+    await moveTestDataset({
       engine,
       target: b,
-      datasetId: ID,
-      size: 1000,
       backoffInitialMs: 1,
       released: () => {
         looks += 1;
@@ -159,11 +150,9 @@ describe('a move promotes only a final snapshot the source has not changed since
     });
     const b = recordingTarget();
     const released = () => Promise.resolve(true);
-    await expect(
-      moveLocalDataset({ engine, target: b, datasetId: ID, size: 1000, released, signal: stop.signal }),
-    ).rejects.toThrow();
+    await expect(moveTestDataset({ engine, target: b, released, signal: stop.signal })).rejects.toThrow();
     expect(b.promoted).toEqual([]);
-    const result = await moveLocalDataset({ engine, target: b, datasetId: ID, size: 1000, released });
+    const result = await moveTestDataset({ engine, target: b, released });
     expect(result.finalSnapshot).toBe('move-000002');
     expect(asked).toEqual(['move-000001', 'move-000002', 'move-000002']);
     expect(b.promoted).toEqual(['move-000002']);
@@ -180,11 +169,9 @@ describe('a move promotes only a final snapshot the source has not changed since
       asked.length = 0;
       let retries = 0;
       await expect(
-        moveLocalDataset({
+        moveTestDataset({
           engine,
           target: b,
-          datasetId: ID,
-          size: 1000,
           keepSourceSnapshots,
           backoffInitialMs: 1,
           released: () => Promise.resolve(true),
@@ -210,11 +197,9 @@ describe('a move promotes only a final snapshot the source has not changed since
       calls.push('destroy');
       return Promise.resolve();
     };
-    const result = await moveLocalDataset({
+    const result = await moveTestDataset({
       engine,
       target: recordingTarget(),
-      datasetId: ID,
-      size: 1000,
       keepSourceSnapshots: 0,
       released: () => Promise.resolve(true),
     });

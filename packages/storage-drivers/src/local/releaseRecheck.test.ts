@@ -6,8 +6,8 @@
  * writers; its writes after that snapshot lost). The release is looked at again, fresh, right
  * before the first promote: still in use, the snapshot is not final and the move copies on.
  */
-import { moveLocalDataset } from './LocalMover';
-import { MOVE_ID as ID, memoryEngine as source, recordingTarget as target } from './moverTestSupport';
+import { moveTestDataset } from './moveCallTestSupport';
+import { memoryEngine as source, recordingTarget as target } from './moverTestSupport';
 
 describe('a move looks at the release again right before its promote', () => {
   it('a release seen once while a container still writes (a scan that missed it): nothing promoted until it stops', async () => {
@@ -16,11 +16,9 @@ describe('a move looks at the release again right before its promote', () => {
     let containerStopped = false;
     let promotedWhileWriting = false;
     let calls = 0;
-    const move = moveLocalDataset({
+    const move = moveTestDataset({
       engine: a,
       target: b,
-      datasetId: ID,
-      size: 1000,
       releasePollMs: 5,
       catchUpMs: 20,
       // The third look misses the container's mount; every other one sees it until it stops.
@@ -44,11 +42,9 @@ describe('a move looks at the release again right before its promote', () => {
     const a = source();
     const b = target();
     let looks = 0;
-    const result = await moveLocalDataset({
+    const result = await moveTestDataset({
       engine: a,
       target: b,
-      datasetId: ID,
-      size: 1000,
       released: () => {
         looks += 1;
         return Promise.resolve(true);
@@ -73,11 +69,9 @@ describe('the look before the promote runs beside the final send', () => {
       order.push(`received ${r.name}`);
       return n;
     };
-    const result = await moveLocalDataset({
+    const result = await moveTestDataset({
       engine: a,
       target: b,
-      datasetId: ID,
-      size: 1000,
       backoffInitialMs: 1,
       released: () => {
         looks += 1;

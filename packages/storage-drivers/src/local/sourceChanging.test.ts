@@ -4,8 +4,8 @@
  * unavailable meanwhile. From SOURCE_CHANGING_ROUNDS "changed" verdicts in a row it says so
  * (SOURCE_WRITTEN_UNSEEN, onSourceChanging) and copies on; the warning ends when the move proceeds.
  */
-import { moveLocalDataset } from './LocalMover';
-import { MOVE_ID as ID, memoryEngine, recordingTarget } from './moverTestSupport';
+import { moveTestDataset } from './moveCallTestSupport';
+import { memoryEngine, recordingTarget } from './moverTestSupport';
 import { changedStreak, finalVerdict, SOURCE_CHANGING_ROUNDS } from './plan';
 
 type Warning = { code: string; message: string } | null;
@@ -34,11 +34,9 @@ describe('a move whose released source keeps changing says so', () => {
       promotedAfter.push(warnings.length);
       return promote(id, name, size, mount);
     };
-    const result = await moveLocalDataset({
+    const result = await moveTestDataset({
       engine,
       target: b,
-      datasetId: ID,
-      size: 1000,
       released: () => Promise.resolve(true),
       onSourceChanging: (w) => warnings.push(w),
     });
@@ -60,11 +58,9 @@ describe('a move whose released source keeps changing says so', () => {
       engine.changedSince = () => Promise.resolve(++calls <= changedRounds);
       let looks = 0;
       const warnings: Warning[] = [];
-      await moveLocalDataset({
+      await moveTestDataset({
         engine,
         target: recordingTarget(),
-        datasetId: ID,
-        size: 1000,
         releasePollMs: 1,
         catchUpMs: 1,
         // Released for the "changed" rounds (2 looks a round: the first and the one beside the final
