@@ -3,16 +3,10 @@
  * pod here still uses the volume. The node service takes its `csi` share again while nobody else
  * took the volume, and never takes it from another node (it reports that instead).
  */
-import {
-  FlockerApiError,
-  type ClusterSnapshot,
-  type DatasetConfiguration,
-  type Lease,
-  type NodeState,
-} from '@flocker/api';
-import winston from 'winston';
-import { CsiDriver, leaseRecovery, type ControlClient } from './CsiDriver';
-import { MiB, type MountInfoEntry } from './mapping';
+import { FlockerApiError, type ClusterSnapshot, type Lease, type NodeState } from '@flocker/api';
+import { leaseRecovery, type ControlClient, type CsiDriver } from './CsiDriver';
+import { fakeNode, oneDatasetWorld, quietDriver, type World } from './csiTestSupport';
+import type { MountInfoEntry } from './mapping';
 
 const ME = '11111111-1111-4111-8111-111111111111';
 const OTHER = '22222222-2222-4222-8222-222222222222';
@@ -23,35 +17,15 @@ const STAGE = { volume_id: ID, staging_target_path: '/tmp/never-used-staging', v
 const TARGET = `/var/lib/kubelet/pods/p1/volumes/kubernetes.io~csi/pvc-1/mount`;
 
 function node(uuid: string, extra: Partial<NodeState> = {}): NodeState {
-  return {
-    uuid,
-    era: 'e',
-    host: uuid === ME ? 'me' : 'other',
-    instance_id: uuid,
-    backend: 'loopback',
+  return fakeNode(uuid, uuid === ME ? 'me' : 'other', {
     manifestations:
       uuid === ME ? [{ dataset_id: ID, blockdevice_id: 'b', size: 1, status: 'mounted', path: AGENT_PATH }] : [],
-    errors: [],
-    alive: true,
-    last_seen: new Date().toISOString(),
     ...extra,
-  };
-}
-
-interface World {
-  datasets: DatasetConfiguration[];
-  leases: Lease[];
-  nodes: NodeState[];
-  calls: string[];
+  });
 }
 
 function world(): World {
-  return {
-    datasets: [{ dataset_id: ID, primary: ME, maximum_size: 64 * MiB, metadata: { name: 'v' }, deleted: false }],
-    leases: [],
-    nodes: [node(ME), node(OTHER)],
-    calls: [],
-  };
+  return oneDatasetWorld(ID, ME, [node(ME), node(OTHER)]);
 }
 
 function snap(w: World): ClusterSnapshot {
@@ -97,17 +71,7 @@ function client(w: World): ControlClient {
 }
 
 function driver(w: World, mounts: MountInfoEntry[]): CsiDriver {
-  return new CsiDriver({
-    client: client(w),
-    logger: winston.createLogger({ silent: true }),
-    mode: 'node',
-    nodeId: ME,
-    mounter: { mounts: async () => mounts, bind: async () => undefined, unmount: async () => undefined },
-    version: 'test',
-    defaultSize: 64 * MiB,
-    stageTimeoutMs: 150,
-    pollMs: 20,
-  });
+  return quietDriver(client(w), ME, mounts);
 }
 
 const agentMount: MountInfoEntry = { device: '7:1', root: '/', mountPoint: AGENT_PATH, options: ['rw'] };

@@ -12,6 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clusterVolumeHealth, CsiDriver, volumeHealth, waitReason, type ControlClient } from './CsiDriver';
+import { fakeNode, oneDatasetWorld, quietDriver, type World } from './csiTestSupport';
 import { MiB, type MountInfoEntry } from './mapping';
 
 const ME = '11111111-1111-4111-8111-111111111111';
@@ -21,34 +22,11 @@ const CAP = { mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
 const STAGE = { volume_id: ID, staging_target_path: '/tmp/never-used-staging', volume_capability: CAP };
 
 function node(uuid: string, extra: Partial<NodeState> = {}): NodeState {
-  return {
-    uuid,
-    era: 'e',
-    host: uuid === ME ? 'me' : 'other',
-    instance_id: uuid,
-    backend: 'loopback',
-    manifestations: [],
-    errors: [],
-    alive: true,
-    last_seen: new Date().toISOString(),
-    ...extra,
-  };
-}
-
-interface World {
-  datasets: DatasetConfiguration[];
-  leases: Lease[];
-  nodes: NodeState[];
-  calls: string[];
+  return fakeNode(uuid, uuid === ME ? 'me' : 'other', extra);
 }
 
 function world(): World {
-  return {
-    datasets: [{ dataset_id: ID, primary: OTHER, maximum_size: 64 * MiB, metadata: { name: 'v' }, deleted: false }],
-    leases: [],
-    nodes: [node(ME), node(OTHER)],
-    calls: [],
-  };
+  return oneDatasetWorld(ID, OTHER, [node(ME), node(OTHER)]);
 }
 
 function client(w: World): ControlClient {
@@ -125,17 +103,7 @@ function client(w: World): ControlClient {
 }
 
 function driver(w: World, mounts: MountInfoEntry[] = []): CsiDriver {
-  return new CsiDriver({
-    client: client(w),
-    logger: winston.createLogger({ silent: true }),
-    mode: 'node',
-    nodeId: ME,
-    mounter: { mounts: async () => mounts, bind: async () => undefined, unmount: async () => undefined },
-    version: 'test',
-    defaultSize: 64 * MiB,
-    stageTimeoutMs: 150,
-    pollMs: 20,
-  });
+  return quietDriver(client(w), ME, mounts);
 }
 
 async function failure(p: Promise<unknown>): Promise<{ code: number; message: string }> {

@@ -1,8 +1,8 @@
 /** Topology and GetCapacity against a fake control service: what a CO sees (issue 19). */
 import type { ClusterSnapshot, CreateDatasetRequest, DatasetConfiguration, NodeState } from '@flocker/api';
 import { status } from '@grpc/grpc-js';
-import winston from 'winston';
-import { CsiDriver, type ControlClient } from './CsiDriver';
+import type { CsiDriver, ControlClient } from './CsiDriver';
+import { fakeNode, quietDriver } from './csiTestSupport';
 import { datasetIdForName, MiB } from './mapping';
 import { TOPOLOGY_ZONE_KEY, UNBOUNDED_CAPACITY } from './topology';
 
@@ -14,18 +14,7 @@ const CAP = { mount: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
 const GiB = 1024 * MiB;
 
 function node(uuid: string, extra: Partial<NodeState> = {}): NodeState {
-  return {
-    uuid,
-    era: 'e',
-    host: uuid.slice(0, 1),
-    instance_id: uuid,
-    backend: 'loopback',
-    manifestations: [],
-    errors: [],
-    alive: true,
-    last_seen: new Date().toISOString(),
-    ...extra,
-  };
+  return fakeNode(uuid, uuid.slice(0, 1), extra);
 }
 
 interface World {
@@ -74,14 +63,9 @@ function client(w: World): ControlClient {
 }
 
 function driver(w: World, extra: { nodeInfoWaitMs?: number } = {}): CsiDriver {
-  return new CsiDriver({
-    client: client(w),
-    logger: winston.createLogger({ silent: true }),
+  return quietDriver(client(w), ME, [], {
     mode: 'all',
-    nodeId: ME,
-    mounter: { mounts: async () => [], bind: async () => undefined, unmount: async () => undefined },
     version: '0.1.0',
-    defaultSize: 64 * MiB,
     stageTimeoutMs: 1000,
     pollMs: 50,
     ...extra,

@@ -1,0 +1,60 @@
+/** Test support for the CsiDriver tests against a fake control service: nodes, a one-dataset world, a quiet driver. */
+import type { DatasetConfiguration, Lease, NodeState } from '@flocker/api';
+import winston from 'winston';
+import { CsiDriver, type ControlClient, type CsiDriverOptions } from './CsiDriver';
+import { MiB, type MountInfoEntry } from './mapping';
+
+/** A live node as the control service reports it, with nothing on it unless `extra` says so. */
+export function fakeNode(uuid: string, host: string, extra: Partial<NodeState> = {}): NodeState {
+  return {
+    uuid,
+    era: 'e',
+    host,
+    instance_id: uuid,
+    backend: 'loopback',
+    manifestations: [],
+    errors: [],
+    alive: true,
+    last_seen: new Date().toISOString(),
+    ...extra,
+  };
+}
+
+/** What the fake control service holds, and the calls made to it. */
+export interface World {
+  datasets: DatasetConfiguration[];
+  leases: Lease[];
+  nodes: NodeState[];
+  calls: string[];
+}
+
+/** One 64 MiB dataset `id` (named v) on `primary`, no lease, the given nodes. */
+export function oneDatasetWorld(id: string, primary: string, nodes: NodeState[]): World {
+  return {
+    datasets: [{ dataset_id: id, primary, maximum_size: 64 * MiB, metadata: { name: 'v' }, deleted: false }],
+    leases: [],
+    nodes,
+    calls: [],
+  };
+}
+
+/** A silent driver on node `nodeId` (node mode unless overridden) whose mounter only reports `mounts`. */
+export function quietDriver(
+  client: ControlClient,
+  nodeId: string,
+  mounts: MountInfoEntry[],
+  overrides: Partial<CsiDriverOptions> = {},
+): CsiDriver {
+  return new CsiDriver({
+    client,
+    logger: winston.createLogger({ silent: true }),
+    mode: 'node',
+    nodeId,
+    mounter: { mounts: async () => mounts, bind: async () => undefined, unmount: async () => undefined },
+    version: 'test',
+    defaultSize: 64 * MiB,
+    stageTimeoutMs: 150,
+    pollMs: 20,
+    ...overrides,
+  });
+}
