@@ -6,12 +6,12 @@
  * (a container between its Mount's answer and "running") applies to it only while some stopped container mounting
  * the volume has not finished since that Mount. Real control service (in-process), fake agents, a test clock.
  */
-import type { FlockerClient } from '@flocker/api';
 import { inheritedSettled } from './DockerReconciler';
 import type { DockerContainer } from './DockerView';
 import { finishedMsOf } from './DockerView';
 import type { FlockerVolumeBackend } from './FlockerVolumeBackend';
-import { BackendTestBed, HOST_A, NODE_A } from './testing';
+import { HOST_A, NODE_A } from './testing';
+import { useClockedBed } from './testing/clockedBed';
 
 const WINDOW = 60_000;
 
@@ -36,22 +36,8 @@ describe('inheritedSettled', () => {
 });
 
 describe('a plugin restarted after a crash decides the previous process’s mount IDs by Docker’s list', () => {
-  let bed: BackendTestBed;
-  let client: FlockerClient;
-  let skew = 0;
-  const now = () => Date.now() + skew;
-
-  beforeEach(async () => {
-    skew = 0;
-    bed = await BackendTestBed.start('plugin-inherited-', [HOST_A]);
-    client = bed.client;
-  });
-
-  afterEach(async () => {
-    await bed.close();
-  });
-
-  const backend = (): Promise<FlockerVolumeBackend> => bed.backend(NODE_A, { mountSafetyWindowMs: WINDOW, now });
+  const t = useClockedBed('plugin-inherited-', [HOST_A], NODE_A, WINDOW);
+  const { now, backend } = t;
   const writer = (state: string, createdMs = now() - 3_600_000): DockerContainer => ({
     id: 'writer',
     state,
@@ -65,13 +51,13 @@ describe('a plugin restarted after a crash decides the previous process’s moun
     const first = await backend();
     await first.create({ Name: 'vol1' });
     await first.mount({ Name: 'vol1', ID: 'm1' });
-    const mountedAt = first['registry'].mountedAt((await client.listDatasets())[0]!.dataset_id).get('m1')!;
+    const mountedAt = first['registry'].mountedAt((await t.client.listDatasets())[0]!.dataset_id).get('m1')!;
     await first.close();
-    skew += 2_000;
+    t.skew += 2_000;
     return { a: await backend(), mountedAt };
   }
 
-  const leases = async () => (await client.listLeases()).map((l) => l.node_uuid);
+  const leases = async () => (await t.client.listLeases()).map((l) => l.node_uuid);
 
   it('released at start when the container that used it has exited since its Mount (within the window)', async () => {
     const { a, mountedAt } = await crashedAndRestarted();
@@ -108,7 +94,7 @@ describe('a plugin restarted after a crash decides the previous process’s moun
     ]);
     expect(await leases()).toEqual([NODE_A]);
     // After the window the list decides, as before.
-    skew += WINDOW;
+    t.skew += WINDOW;
     expect(await a.reconcileWithDocker([writer('exited')], 'flocker', [], finished(mountedAt - 10_000))).toEqual([
       expect.objectContaining({ result: 'released' }),
     ]);

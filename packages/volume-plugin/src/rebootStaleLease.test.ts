@@ -6,10 +6,11 @@
  * uses the volume (a reboot killed them), kept while one runs (only the plugin restarted). Real control service
  * (in-process), fake agents, a fake dockerd and a test clock.
  */
-import type { ClusterSnapshot, DatasetConfiguration, FlockerClient, NodeState } from '@flocker/api';
+import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api';
 import type { DockerContainer } from './DockerView';
 import { startReconcileStep, type FlockerVolumeBackend } from './FlockerVolumeBackend';
-import { BackendTestBed, HOST_A, HOST_B, NODE_A, NODE_B } from './testing';
+import { HOST_A, HOST_B, NODE_A, NODE_B } from './testing';
+import { useClockedBed } from './testing/clockedBed';
 
 const WINDOW = 60_000;
 const ID = '11111111-1111-4111-8111-111111111111';
@@ -69,23 +70,8 @@ describe('startReconcileStep: what the start reconcile does with an entry holdin
 });
 
 describe('a restart during a local move when_released does not keep the lease for ever', () => {
-  let bed: BackendTestBed;
-  let client: FlockerClient;
-  let skew = 0;
-  const now = () => Date.now() + skew;
-
-  beforeEach(async () => {
-    skew = 0;
-    bed = await BackendTestBed.start('plugin-reboot-lease-', [HOST_A, HOST_B]);
-    client = bed.client;
-  });
-
-  afterEach(async () => {
-    for (const a of bed.agents) a.paused = false;
-    await bed.close();
-  });
-
-  const backend = (): Promise<FlockerVolumeBackend> => bed.backend(NODE_A, { mountSafetyWindowMs: WINDOW, now });
+  const t = useClockedBed('plugin-reboot-lease-', [HOST_A, HOST_B], NODE_A, WINDOW);
+  const { now, backend } = t;
   const container = (state: string): DockerContainer => ({
     id: 'hh',
     state,
@@ -98,10 +84,10 @@ describe('a restart during a local move when_released does not keep the lease fo
     const first = await backend();
     await first.create({ Name: 'vol1' });
     const { Mountpoint } = await first.mount({ Name: 'vol1', ID: 'm1' });
-    const d = (await client.listDatasets()).find((x) => x.metadata.name === 'vol1')!;
+    const d = (await t.client.listDatasets()).find((x) => x.metadata.name === 'vol1')!;
     // A is a local node (when_released needs one); its agent, stuck from here on, reports the volume mounted.
-    await bed.reportStuckLocalMount(HOST_A, d.dataset_id, Mountpoint);
-    await client.updateDataset(d.dataset_id, { primary: NODE_B, when_released: true });
+    await t.bed.reportStuckLocalMount(HOST_A, d.dataset_id, Mountpoint);
+    await t.client.updateDataset(d.dataset_id, { primary: NODE_B, when_released: true });
     await first.close();
     const a = await backend();
     return { a, datasetId: d.dataset_id };
@@ -111,25 +97,26 @@ describe('a restart during a local move when_released does not keep the lease fo
     const { a, datasetId } = await restartedDuringMove();
     // Before the fix: the entry was dropped here, and nothing released the lease afterwards.
     expect(a['registry'].entries()).toEqual([{ datasetId, name: 'vol1', ids: ['m1'] }]);
-    skew += WINDOW + 1_000;
+    t.skew += WINDOW + 1_000;
     expect(await a.reconcileWithDocker([container('exited')], 'flocker')).toEqual([
       expect.objectContaining({ volume: 'vol1', result: 'released' }),
     ]);
-    expect(await client.listLeases()).toEqual([]);
+    expect(await t.client.listLeases()).toEqual([]);
     expect(a['registry'].entries()).toEqual([]);
   });
 
   it('kept while a container still uses it (only the plugin restarted), released at its Unmount', async () => {
     const { a, datasetId } = await restartedDuringMove();
-    skew += WINDOW + 1_000;
+    t.skew += WINDOW + 1_000;
     expect(await a.reconcileWithDocker([container('running')], 'flocker')).toEqual([
       expect.objectContaining({ volume: 'vol1', result: 'kept', detail: 'in use by hh' }),
     ]);
-    expect(await client.listLeases()).toEqual([
+    expect(await t.client.listLeases()).toEqual([
       { dataset_id: datasetId, node_uuid: NODE_A, expires: null, holders: ['docker'] },
     ]);
     await a.unmount({ Name: 'vol1', ID: 'm1' });
-    for (let i = 0; i < 200 && (await client.listLeases()).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
-    expect(await client.listLeases()).toEqual([]);
+    for (let i = 0; i < 200 && (await t.client.listLeases()).length > 0; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(await t.client.listLeases()).toEqual([]);
   });
 });
