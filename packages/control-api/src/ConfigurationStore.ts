@@ -62,7 +62,7 @@ export interface ConfigurationStore {
    * restarted service names a node it declares dead without a report since its start to the agents by it (its
    * instance, to force-detach; its host, for messages). etcd keeps whole reports (nodes/…) instead.
    */
-  loadNodeIdentities?(): Promise<ReadonlyMap<string, NodeIdentity>>;
+  loadNodeIdentities?(): Promise<NodeIdentitiesLoaded>;
   /** Resolves once `identity` is durable (with any others recorded meanwhile: one write for all of them). */
   recordNodeIdentity?(identity: NodeIdentity): Promise<void>;
 }
@@ -83,6 +83,12 @@ export const NodeIdentity = z
   .strict();
 export type NodeIdentity = z.infer<typeof NodeIdentity>;
 
+/** The identities a store kept, and how many of its entries it could not read (skipped, logged by the caller). */
+export interface NodeIdentitiesLoaded {
+  readonly identities: ReadonlyMap<string, NodeIdentity>;
+  readonly skipped: number;
+}
+
 /** The identity part of a report (NodeIdentity). */
 export function identityOf(report: NodeReport): NodeIdentity {
   const { uuid, era, host, instance_id, backend, zone } = report;
@@ -102,7 +108,8 @@ export function sameIdentity(a: NodeIdentity | undefined, b: NodeIdentity): bool
 }
 
 export const NODE_IDENTITIES_FILE = 'node_identities.json';
-const NodeIdentities = z.object({ nodes: z.array(NodeIdentity) }).strict();
+/** The file's frame; each entry is checked on its own (loadNodeIdentities). */
+const NodeIdentityList = z.object({ nodes: z.array(z.unknown()) });
 
 /** What a shared store tells the control state about other replicas' changes. */
 export interface StoreListener {
@@ -370,22 +377,33 @@ export class FileConfigurationStore implements ConfigurationStore {
    * The identities recorded. An unreadable file is not the configuration: it costs only the naming of nodes dead
    * since before a restart, so it is read as empty (and rewritten at the next identity recorded).
    */
-  async loadNodeIdentities(): Promise<ReadonlyMap<string, NodeIdentity>> {
+  async loadNodeIdentities(): Promise<NodeIdentitiesLoaded> {
     this.identities.clear();
     let text: string;
     try {
       text = await fs.readFile(this.identitiesFile, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
-      throw err;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { identities: new Map(), skipped: 0 };
+      // The caller reads it as empty and says so (ControlState.open): the service starts.
+      throw new Error(`${this.identitiesFile} cannot be read: ${String(err)}`, { cause: err });
     }
+    let doc: unknown;
     try {
-      const parsed = NodeIdentities.safeParse(JSON.parse(text));
-      if (parsed.success) for (const n of parsed.data.nodes) this.identities.set(n.uuid, n);
-    } catch {
-      // Not JSON (it is written by rename, so only by hand): read as empty.
+      doc = JSON.parse(text);
+    } catch (err) {
+      // Written by rename, so only a hand edit or a broken disk makes it so.
+      throw new Error(`${this.identitiesFile} is not JSON: ${String(err)}`, { cause: err });
     }
-    return new Map(this.identities);
+    const list = NodeIdentityList.safeParse(doc);
+    if (!list.success) throw new Error(`${this.identitiesFile} is not a list of node identities`);
+    // Entry by entry: one a newer release wrote differently costs only that node's naming, not everyone's.
+    let skipped = 0;
+    for (const entry of list.data.nodes) {
+      const n = NodeIdentity.safeParse(entry);
+      if (n.success) this.identities.set(n.data.uuid, n.data);
+      else skipped++;
+    }
+    return { identities: new Map(this.identities), skipped };
   }
 
   recordNodeIdentity(identity: NodeIdentity): Promise<void> {

@@ -225,7 +225,21 @@ export class ControlState {
 
   static async open(options: ControlStateOptions): Promise<ControlState> {
     const initial = await options.store.load();
-    const identities = new Map(await options.store.loadNodeIdentities?.());
+    // Not configuration: unreadable, it costs only the naming of hosts dead since before this start (read as empty).
+    const loaded = await options.store.loadNodeIdentities?.().catch((err: unknown) => {
+      options.logger.warn(
+        'node identities unreadable: read as empty (hosts dead since before this start are not named)',
+        {
+          error: String(err),
+        },
+      );
+      return undefined;
+    });
+    if (loaded !== undefined && loaded.skipped > 0)
+      options.logger.warn('node identities: unreadable entries skipped (those hosts are not named if dead)', {
+        skipped: loaded.skipped,
+      });
+    const identities = new Map(loaded?.identities);
     const state = new ControlState(options, initial, identities);
     try {
       await options.store.subscribe?.({

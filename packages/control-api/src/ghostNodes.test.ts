@@ -9,7 +9,7 @@
  * FX3: the same for a node with no lease (an idle volume on a host that died before the restart stays attached to its
  * instance): every node with a known identity (block backend) and no report since start is dead from start + T.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import winston from 'winston';
@@ -315,7 +315,7 @@ describe('FileConfigurationStore node identities', () => {
   it('one write for the identities recorded meanwhile; the latest of each node kept; only new ones written', async () => {
     const store = new FileConfigurationStore(dir);
     await store.load();
-    expect(await store.loadNodeIdentities()).toEqual(new Map());
+    expect(await store.loadNodeIdentities()).toEqual({ identities: new Map(), skipped: 0 });
     const a = { uuid: A, era: 'e1', host: 'h-a', instance_id: 'i-a', backend: 'loopback' };
     await Promise.all([
       store.recordNodeIdentity(a),
@@ -323,18 +323,59 @@ describe('FileConfigurationStore node identities', () => {
       store.recordNodeIdentity({ ...a, era: 'e2', zone: 'z' }),
     ]);
     const again = new FileConfigurationStore(dir);
-    expect([...(await again.loadNodeIdentities()).values()]).toEqual([
+    expect([...(await again.loadNodeIdentities()).identities.values()]).toEqual([
       { ...a, era: 'e2', zone: 'z' },
       { ...a, uuid: B, host: 'h-b', instance_id: 'i-b' },
     ]);
     expect(stored(path.join(dir, NODE_IDENTITIES_FILE))).toHaveLength(2);
   });
 
+  it('an unreadable file does not stop the service: read as empty, and said (review FR 1)', async () => {
+    const file = path.join(dir, NODE_IDENTITIES_FILE);
+    const warnings: string[] = [];
+    const logger = winston.createLogger({
+      transports: [new winston.transports.Console({ silent: true })],
+    });
+    logger.on('data', (info: { level: string; message: string }) => {
+      if (info.level === 'warn') warnings.push(info.message);
+    });
+    for (const bad of ['{not json', JSON.stringify({ other: 1 })]) {
+      writeFileSync(file, bad);
+      await expect(new FileConfigurationStore(dir).loadNodeIdentities()).rejects.toThrow(/node_identities\.json/);
+      const s = await ControlState.open({
+        store: new FileConfigurationStore(dir),
+        nodeTimeoutMs: T,
+        logger,
+        now: () => t,
+      });
+      await s.close();
+    }
+    // Not a file at all (EISDIR): the service used to fail to start.
+    rmSync(file);
+    mkdirSync(file);
+    const s = await ControlState.open({
+      store: new FileConfigurationStore(dir),
+      nodeTimeoutMs: T,
+      logger,
+      now: () => t,
+    });
+    await s.close();
+    expect(warnings.filter((w) => w.startsWith('node identities unreadable'))).toHaveLength(3);
+  });
+
+  it('an entry it cannot read is skipped, the others kept (review FR 1)', async () => {
+    const a = { uuid: A, era: 'e1', host: 'h-a', instance_id: 'i-a', backend: 'loopback' };
+    writeFileSync(path.join(dir, NODE_IDENTITIES_FILE), JSON.stringify({ nodes: [a, { uuid: B, era: 7 }] }));
+    const loaded = await new FileConfigurationStore(dir).loadNodeIdentities();
+    expect([...loaded.identities.values()]).toEqual([a]);
+    expect(loaded.skipped).toBe(1);
+  });
+
   it('the instrumented store of the service passes them through (else it would record none)', async () => {
     const store = instrumentStore(new FileConfigurationStore(dir), newRegistry('control-service'));
     await store.load();
     await store.recordNodeIdentity?.({ uuid: A, era: 'e', host: 'h', instance_id: 'i', backend: 'loopback' });
-    expect([...((await store.loadNodeIdentities?.()) ?? new Map()).keys()]).toEqual([A]);
+    expect([...((await store.loadNodeIdentities?.())?.identities ?? new Map()).keys()]).toEqual([A]);
   });
 
   it('a report is recorded once its identity is durable, and a repeated identity is not written again', async () => {

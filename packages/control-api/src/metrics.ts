@@ -117,7 +117,8 @@ export function instrumentStore(store: ConfigurationStore, registry: Registry): 
   if (store.publishContainers !== undefined)
     wrapped.publishContainers = (u, r, s) => store.publishContainers?.(u, r, s);
   if (store.loadNodeIdentities !== undefined)
-    wrapped.loadNodeIdentities = () => store.loadNodeIdentities?.() ?? Promise.resolve(new Map());
+    wrapped.loadNodeIdentities = () =>
+      store.loadNodeIdentities?.() ?? Promise.resolve({ identities: new Map(), skipped: 0 });
   if (store.recordNodeIdentity !== undefined)
     wrapped.recordNodeIdentity = (identity) => store.recordNodeIdentity?.(identity) ?? Promise.resolve();
   return wrapped;
