@@ -108,6 +108,13 @@ describe('leaseRecovery', () => {
     w.datasets[0]!.deleted = true;
     expect(leaseRecovery(snap(w), ID, ME)).toEqual({ kind: 'gone' });
   });
+
+  it('a move waiting for this node to let go (when_released: the primary is the target, our csi share still holds the lease) is held, not lost (review FR 2)', () => {
+    const w = world();
+    w.datasets[0]!.primary = OTHER;
+    w.leases = [{ dataset_id: ID, node_uuid: ME, expires: null, holders: ['csi'] }];
+    expect(leaseRecovery(snap(w), ID, ME)).toEqual({ kind: 'held' });
+  });
 });
 
 describe('CsiDriver.recoverLeases', () => {

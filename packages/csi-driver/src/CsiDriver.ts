@@ -294,13 +294,15 @@ export function leaseRecovery(s: ClusterSnapshot, datasetId: string, me: string)
       message: `volume ${datasetId} is still staged on this node but node ${nodeName(s, lease.node_uuid)} holds its lease now (this node's lease was released while its dataset agent was down): I/O of pods here using it fails once that node takes the volume; delete them`,
     };
   }
+  // Our share still holds it: nothing was lost, whatever the primary (a local move when_released waits for this
+  // node to let go, its primary already the target: review FR 2).
+  if (heldForCsi(lease, me)) return { kind: 'held' };
   if (d.primary !== me) {
     return {
       kind: 'lost',
       message: `volume ${datasetId} is still staged on this node but its primary is node ${nodeName(s, d.primary)} now (this node's lease was released while its dataset agent was down): I/O of pods here using it fails once that node takes the volume; delete them`,
     };
   }
-  if (heldForCsi(lease, me)) return { kind: 'held' };
   if (s.nodes.find((n) => n.uuid === me)?.alive !== true) return { kind: 'agent-down' };
   return { kind: 'retake' };
 }
