@@ -119,7 +119,7 @@ export class DatasetAgent {
   private readonly decision: GrowingDecisionContext;
   /**
    * Datasets mounted here whose ext4 file system waits for an offline grow (online growth refused, a lease on it).
-   * In memory: an agent restarted meanwhile leaves the grow to the volume's next mount (a move).
+   * In memory: a restarted agent finds them again at its first look (findPendingGrows: smaller than the volume).
    */
   private readonly growPending = new Set<string>();
   /** The backend's snapshots at the latest look that listed them (issue 20); reported as they are. */
@@ -727,7 +727,6 @@ export class DatasetAgent {
     return Math.max(0, Math.min(wait, this.o.resyncIntervalMs));
   }
 
-  /** The backend's free bytes as reported (see capacity.ts); a failed look reports no figure rather than an old one. */
   /** Datasets mounted here at their own path whose ext4 file system is smaller than the volume: growPending. */
   private async findPendingGrows(local: LocalState): Promise<void> {
     for (const v of local.volumes) {
@@ -745,6 +744,7 @@ export class DatasetAgent {
     }
   }
 
+  /** The backend's free bytes as reported (see capacity.ts); a failed look reports no figure rather than an old one. */
   private async lookAtCapacity(): Promise<void> {
     if (this.o.availableBytes === undefined) return;
     try {
