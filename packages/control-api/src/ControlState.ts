@@ -370,8 +370,8 @@ export class ControlState {
   async report(report: NodeReport): Promise<string> {
     const config = this.committer.latestConfiguration;
     const registers = registerNode(config, report) !== config;
-    // Its identity is durable before its report is accepted (stores without node reports): a restarted service can
-    // name the node to the agents (NodeReports.ghosts) with the instance of its latest accepted report, never an older.
+    // Its identity is made durable before its report is accepted (stores without node reports): a restarted service can
+    // name the node to the agents (NodeReports.ghosts) with the instance of its latest accepted report.
     const identity = identityOf(report);
     const record =
       this.store.recordNodeIdentity !== undefined && !sameIdentity(this.identities.get(report.uuid), identity);
@@ -383,8 +383,17 @@ export class ControlState {
       try {
         if (registers) await this.mutate((c) => ({ config: registerNode(c, report), result: undefined, status: 200 }));
         if (record) {
-          await this.store.recordNodeIdentity?.(identity);
-          this.identities.set(report.uuid, identity);
+          // Not configuration: a failed write must not fail the report (the node would then look dead and be failed
+          // over for a file). Its older identity, or none, only names it less well after a restart; tried again at its
+          // next report.
+          await this.store.recordNodeIdentity?.(identity).then(
+            () => this.identities.set(report.uuid, identity),
+            (err: unknown) =>
+              this.logger.warn('recording a node identity failed; the report is taken, the write tried again', {
+                node: report.uuid,
+                error: String(err),
+              }),
+          );
         }
       } finally {
         this.registering.delete(registering);

@@ -363,6 +363,22 @@ describe('FileConfigurationStore node identities', () => {
     expect(warnings.filter((w) => w.startsWith('node identities unreadable'))).toHaveLength(3);
   });
 
+  it('a failed identity write does not fail the report; the next report writes it (review FR 10)', async () => {
+    class FailingOnce extends FileConfigurationStore {
+      failures = 1;
+      override recordNodeIdentity(identity: NodeIdentity): Promise<void> {
+        if (this.failures-- > 0) return Promise.reject(new Error('ENOSPC'));
+        return super.recordNodeIdentity(identity);
+      }
+    }
+    const store = new FailingOnce(dir);
+    state = await ControlState.open({ store, nodeTimeoutMs: T, logger: silent, now: () => t });
+    await state.report(report(A));
+    expect(aliveNodes(state.reportedNodes(), t, T).map((n) => n.report.uuid)).toEqual([A]);
+    await state.report(report(A));
+    expect(stored(path.join(dir, NODE_IDENTITIES_FILE)).map((n) => n.uuid)).toEqual([A]);
+  });
+
   it('an entry it cannot read is skipped, the others kept (review FR 1)', async () => {
     const a = { uuid: A, era: 'e1', host: 'h-a', instance_id: 'i-a', backend: 'loopback' };
     writeFileSync(path.join(dir, NODE_IDENTITIES_FILE), JSON.stringify({ nodes: [a, { uuid: B, era: 7 }] }));
