@@ -236,6 +236,10 @@ const datasetHandlers: Omit<
   }),
 };
 
+/** What a report's settle works on (the report route's state and views). */
+type ReportState = Parameters<Handlers['reportNodeState']>[0];
+type ReportViews = Parameters<Handlers['reportNodeState']>[2];
+
 /**
  * Removes the data-node markers, loss opt-ins and accepted-loss markers' nodes `report` lets go, and records with a
  * consumed opt-in the nodes its loss covers (dataNode.ts), in one commit. A settle skipped because its dataset's entry
@@ -244,8 +248,8 @@ const datasetHandlers: Omit<
  * first (a completed move's opt-in left over then covers a failover from it: replicaOptInRule keeps one set before).
  */
 async function settleDataNodes(
-  state: Parameters<Handlers['reportNodeState']>[0],
-  views: Parameters<Handlers['reportNodeState']>[2],
+  state: ReportState,
+  views: ReportViews,
   report: NodeReport,
   previous: NodeReport | undefined,
 ): Promise<void> {
@@ -261,8 +265,8 @@ const SETTLE_PASSES = 3;
 
 /** One settle of `report` (settleDataNodes); answers how many it skipped (stillAsSeen: entry changed since). */
 async function settleOnce(
-  state: Parameters<Handlers['reportNodeState']>[0],
-  views: Parameters<Handlers['reportNodeState']>[2],
+  state: ReportState,
+  views: ReportViews,
   report: NodeReport,
   previous: NodeReport | undefined,
 ): Promise<number> {
