@@ -13,9 +13,8 @@ import {
   METADATA_ACCEPT_REPLICA_LOSS_KEY as REPLICA_LOSS,
   METADATA_REPLICAS_KEY as REPLICAS,
 } from '@flocker/api';
-import type { Configuration } from './configuration';
-import { MemoryConfigurationStore } from './ConfigurationStore';
 import type { ControlService } from './server';
+import { HeldStore } from './testing/heldStore';
 import { C } from './testing/fixtures';
 import {
   configurationVersionOf,
@@ -27,28 +26,6 @@ import {
 
 const D = '11111111-1111-4111-8111-111111111111';
 const TIMEOUT_S = 1;
-
-/** A memory store whose commits wait while `hold()` is in force, until `release()`. */
-class HeldStore extends MemoryConfigurationStore {
-  private gate: Promise<void> | undefined;
-  private open: (() => void) | undefined;
-  waiting = 0;
-  hold(): void {
-    this.gate = new Promise((resolve) => (this.open = resolve));
-  }
-  release(): void {
-    this.open?.();
-    this.gate = undefined;
-  }
-  override async commit(config: Configuration): Promise<void> {
-    if (this.gate !== undefined) {
-      this.waiting += 1;
-      await this.gate;
-      this.waiting -= 1;
-    }
-    await super.commit(config);
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

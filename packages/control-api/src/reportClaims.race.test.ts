@@ -5,34 +5,12 @@
  */
 import { FlockerApiError, FlockerClient } from '@flocker/api';
 import type { Configuration } from './configuration';
-import { MemoryConfigurationStore } from './ConfigurationStore';
 import type { ControlService } from './server';
+import { HeldStore } from './testing/heldStore';
 import { NODE_A, NODE_B, nodeReport, startOnLoopback } from './testing/httpService';
 
 const C = 'cccccccc-cccc-4ccc-8ccc-cccccccccccc';
 const INSTANCE = 'i-shared';
-
-/** A memory store whose commits wait while `hold()` is in force, until `release()`. */
-class HeldStore extends MemoryConfigurationStore {
-  private gate: Promise<void> | undefined;
-  private open: (() => void) | undefined;
-  waiting = 0;
-  hold(): void {
-    this.gate = new Promise((resolve) => (this.open = resolve));
-  }
-  release(): void {
-    this.open?.();
-    this.gate = undefined;
-  }
-  override async commit(config: Configuration): Promise<void> {
-    if (this.gate !== undefined) {
-      this.waiting += 1;
-      await this.gate;
-      this.waiting -= 1;
-    }
-    await super.commit(config);
-  }
-}
 
 async function until(cond: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 2));
