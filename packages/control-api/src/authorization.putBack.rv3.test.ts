@@ -33,7 +33,7 @@ const putBack: AuthorizationRequest = {
 it('refused when the requesting primary lists a copy of its own (its data is here, not only on the marked node)', () => {
   expect(authorize(node, putBack, facts)).toEqual({
     allowed: false,
-    description: expect.stringMatching(new RegExp(`^node ${ME} may .*its own latest report lists a copy`)),
+    description: expect.stringMatching(new RegExp(`^node ${ME} may .*this node's own latest report lists a copy`)),
   });
   // The same facts without ME's copy: the legitimate put-back (the data only on OLD) is still allowed.
   const onlyOld: AuthorizationFacts = { ...facts, holdsLocalCopy: (id, n) => id === D && n === OLD };

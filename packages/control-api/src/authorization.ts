@@ -45,6 +45,8 @@ export interface AuthorizationFacts {
    * (dead or alive: reportShowsLocalCopy). Absent: no.
    */
   holdsLocalCopy?(datasetId: string, node: string): boolean;
+  /** The host a node last reported (or the configuration knows it by), for refusals' text only. Absent: unknown. */
+  hostOf?(node: string): string | undefined;
 }
 
 export type AuthorizationDecision = { allowed: true } | { allowed: false; description: string };
@@ -211,7 +213,12 @@ function putBackDecision(
   facts: AuthorizationFacts,
 ): AuthorizationDecision {
   const who = `node ${me}`;
-  const refused = `${who} may move datasets only to itself, not to ${primary}`;
+  // Review FR finding 6: a node by its host where the service knows it (an operator knows hosts, not UUIDs).
+  const named = (n: string): string => {
+    const host = facts.hostOf?.(n);
+    return host === undefined ? `node ${n}` : `host ${host} (node ${n})`;
+  };
+  const refused = `${who} may move datasets only to itself, not to ${named(primary)}`;
   if (!isObject(req.body) || Object.keys(req.body).some((k) => k !== 'primary')) {
     return deny(
       `${refused}; it may only put back a dataset it is the primary of where its data is, changing nothing else.`,
@@ -220,19 +227,19 @@ function putBackDecision(
   const dataNode = facts.dataNodeOf?.(id);
   if (primary !== dataNode) {
     return deny(
-      `${refused}; it may only put back a dataset it is the primary of where its data is (${dataNode ?? 'unknown'}).`,
+      `${refused}; it may only put back a dataset it is the primary of where its data is (${dataNode === undefined ? 'unknown' : named(dataNode)}).`,
     );
   }
   if (facts.holdsLocalCopy?.(id, primary) !== true) {
     return deny(
-      `${refused}; it may only put back a dataset where its data is, and node ${primary}'s latest report lists no copy of dataset ${id} on local storage.`,
+      `${refused}; it may only put back a dataset where its data is, and ${named(primary)}'s latest report lists no copy of dataset ${id} on local storage.`,
     );
   }
   // Review RV3 finding 3: the requester's own copy may be the newest (a completed move whose old node died before its
   // retire keeps marker and report): putting it back would make a node without it the primary. mayPutBack asks the same.
   if (facts.holdsLocalCopy?.(id, me) === true) {
     return deny(
-      `${refused}; it may only put back a dataset whose data is not here, and its own latest report lists a copy of dataset ${id}.`,
+      `${refused}; refused: this node's own latest report lists a copy of dataset ${id} (its data is here): nothing to put back.`,
     );
   }
   if (req.ifConfigurationMatches === undefined) {
@@ -241,7 +248,7 @@ function putBackDecision(
     );
   }
   const holder = facts.leaseHolder(id);
-  if (holder !== undefined) return deny(`${refused}: node ${holder} holds the lease on dataset ${id}.`);
+  if (holder !== undefined) return deny(`${refused}: ${named(holder)} holds the lease on dataset ${id}.`);
   return ALLOW;
 }
 

@@ -166,6 +166,7 @@ export function authorizeRoute(state: ControlState, req: Request, route: { metho
       leasePinned: (id) => liveLease(config, id, state.now())?.pinned === true,
       dataNodeOf: (id) => config.datasets.get(id)?.metadata?.[METADATA_DATA_NODE_KEY],
       holdsLocalCopy: (id, node) => reportShowsLocalCopy(state.reportedNode(node)?.report, id),
+      hostOf: (node) => state.reportedNode(node)?.report.host ?? config.nodes.get(node)?.host,
     },
   );
   if (!decision.allowed) throw new RequestError('FORBIDDEN', decision.description);
