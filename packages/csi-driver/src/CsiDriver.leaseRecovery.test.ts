@@ -187,6 +187,74 @@ describe('CsiDriver.recoverLeases', () => {
     expect(byLease.stagedVolumes()).toEqual([ID]);
   });
 
+  it('a plugin started while its agent is down (no manifestation reported) finds a kubelet-bound volume once the agent reports, and takes its lease (review FR 4)', async () => {
+    const w = world();
+    w.nodes = [node(ME, { alive: false, manifestations: [] }), node(OTHER)];
+    const d = driver(w, [agentMount, podMount]);
+    await d.findStaged();
+    expect(d.stagedVolumes()).toEqual([]);
+    await d.recoverLeases(snap(w));
+    expect(w.calls).toEqual([]);
+    // The agent is back and reports its mount: the next pass finds the volume and takes its share again.
+    w.nodes = [node(ME), node(OTHER)];
+    await d.findStaged();
+    await d.recoverLeases(snap(w));
+    expect(d.stagedVolumes()).toEqual([ID]);
+    expect(w.calls).toEqual(['lease csi']);
+  });
+
+  it('reads the mounts only for a volume newly mounted here, and never takes the lease of one no kubelet target binds', async () => {
+    const w = world();
+    w.nodes = [node(ME, { alive: false, manifestations: [] }), node(OTHER)];
+    let reads = 0;
+    const dockerMount: MountInfoEntry = { ...podMount, mountPoint: '/var/lib/docker/overlay2/x/merged/data' };
+    const d = quietDriver(client(w), ME, [], {
+      mounter: {
+        mounts: async () => {
+          reads++;
+          return [agentMount, dockerMount];
+        },
+        bind: async () => undefined,
+        unmount: async () => undefined,
+      },
+    });
+    await d.findStaged();
+    await d.findStaged();
+    expect(reads).toBe(0);
+    w.nodes = [node(ME), node(OTHER)];
+    for (let i = 0; i < 3; i++) {
+      await d.findStaged();
+      await d.recoverLeases(snap(w));
+    }
+    expect(reads).toBe(1);
+    expect(d.stagedVolumes()).toEqual([]);
+    expect(w.calls).toEqual([]);
+    // Mounted again elsewhere (the agent moved it back, another path): looked at once more.
+    w.nodes = [
+      node(ME, {
+        manifestations: [{ dataset_id: ID, blockdevice_id: 'b', size: 1, status: 'mounted', path: `${AGENT_PATH}-2` }],
+      }),
+      node(OTHER),
+    ];
+    await d.findStaged();
+    await d.findStaged();
+    expect(reads).toBe(2);
+  });
+
+  it('watchLeases started while the agent is down takes the lease once the agent reports the volume mounted (review FR 4)', async () => {
+    const w = world();
+    w.nodes = [node(ME, { alive: false, manifestations: [] }), node(OTHER)];
+    const d = driver(w, [agentMount, podMount]);
+    const watch = d.watchLeases();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(w.leases).toEqual([]);
+    w.nodes = [node(ME), node(OTHER)];
+    for (let i = 0; i < 100 && w.leases.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    watch.stop();
+    await watch.done;
+    expect(w.leases).toEqual([{ dataset_id: ID, node_uuid: ME, expires: null, holders: ['csi'] }]);
+  });
+
   it('watchLeases finds and keeps the lease, and stops', async () => {
     const w = world();
     const d = driver(w, [agentMount, podMount]);

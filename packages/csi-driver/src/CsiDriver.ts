@@ -180,6 +180,14 @@ export function mountedPath(s: ClusterSnapshot, nodeUuid: string, datasetId: str
   return m?.status === 'mounted' && m.path ? m.path : undefined;
 }
 
+/** The datasets a node's agent reports mounted, with their paths (as mountedPath, for all at once). */
+function mountedHere(s: ClusterSnapshot, nodeUuid: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of s.nodes.find((n) => n.uuid === nodeUuid)?.manifestations ?? [])
+    if (m.status === 'mounted' && m.path) out.set(m.dataset_id, m.path);
+  return out;
+}
+
 /** Where a new volume goes (see choosePlacement): a live node, fewest volumes first, in the topology asked for. */
 export function choosePrimary(s: ClusterSnapshot, req?: TopologyRequirement): ClusterSnapshot['nodes'][number] {
   const live = s.nodes
@@ -307,6 +315,12 @@ export function leaseRecovery(s: ClusterSnapshot, datasetId: string, me: string)
   return { kind: 'retake' };
 }
 
+/** Whether this node's `csi` share holds the dataset's lease (by name: an unnamed holder may be anyone's). */
+function ourCsiLease(s: ClusterSnapshot, datasetId: string, me: string): boolean {
+  const lease = s.leases.find((l) => l.dataset_id === datasetId);
+  return lease?.node_uuid === me && lease.holders?.includes(LEASE_HOLDER) === true;
+}
+
 /** A kubelet's CSI publish target (`…/pods/<uid>/volumes/kubernetes.io~csi/<pv>/mount`): a pod's use, not a Docker container's. */
 export function isKubeletTarget(mountPoint: string): boolean {
   return mountPoint.includes('/volumes/kubernetes.io~csi/');
@@ -419,11 +433,18 @@ export class CsiDriver {
   private readonly inFlight = new Set<string>();
   /**
    * Volumes staged on this node (node service): added by a successful stage, removed by unstage,
-   * found again at start (recoverLeases). Their `csi` lease share is taken again when it is gone.
+   * found again by findStaged. Their `csi` lease share is taken again when it is gone.
    */
   private readonly staged = new Set<string>();
   /** Volumes staged here whose lease or primary another node has now, with the message (logged once, in health). */
   private readonly lost = new Map<string, string>();
+  /**
+   * Volumes this node's agent reports mounted (at that path) whose kubelet targets findStaged has read:
+   * read again only once the agent reports them mounted anew, so the mounts are not read on every pass.
+   */
+  private readonly looked = new Map<string, string>();
+  /** Whether findStaged has looked for the leases our csi share holds (once, at start). */
+  private leasesLooked = false;
 
   constructor(opts: CsiDriverOptions) {
     this.opts = opts;
@@ -1276,27 +1297,51 @@ export class CsiDriver {
 
   /**
    * Finds the volumes staged here before this process started: those this node's `csi` share
-   * holds the lease of (the kubelet has not unstaged them), and those a kubelet publish target
-   * still binds (the share lost while this process was down).
+   * holds the lease of (the kubelet has not unstaged them; looked for once, at start), and those a
+   * kubelet publish target still binds (the share lost while this process was down). A volume's
+   * targets are read once this node's agent reports it mounted, and again when it reports it
+   * mounted anew: a plugin started while its agent is down, or before it reported, finds them once
+   * it does (review FR 4). Each volume is decided under its in-flight key on a fresh snapshot and
+   * mount table, so a stage or unstage running meanwhile is never overtaken (a volume unstaged
+   * meanwhile shows no target, and its lease is never taken again).
    */
-  async findStaged(): Promise<void> {
-    const s = await this.snapshot();
-    const mounts = await this.opts.mounter.mounts();
-    for (const d of s.datasets) {
-      if (d.deleted) continue;
-      const id = d.dataset_id;
-      const lease = s.leases.find((l) => l.dataset_id === id);
-      if (lease?.node_uuid === this.me && lease.holders?.includes(LEASE_HOLDER) === true) {
-        this.staged.add(id);
-        continue;
+  async findStaged(seen?: ClusterSnapshot): Promise<void> {
+    const s = seen ?? (await this.snapshot());
+    const here = mountedHere(s, this.me);
+    for (const [id, path] of this.looked) if (here.get(id) !== path) this.looked.delete(id);
+    const byLease = !this.leasesLooked;
+    const want = new Set<string>();
+    for (const [id, path] of here) if (this.looked.get(id) !== path) want.add(id);
+    if (byLease) for (const l of s.leases) if (ourCsiLease(s, l.dataset_id, this.me)) want.add(l.dataset_id);
+    const candidates = [...want].filter((id) => !this.staged.has(id) && !this.inFlight.has(id));
+    if (candidates.length === 0) {
+      this.leasesLooked = true;
+      return;
+    }
+    for (const id of candidates) this.inFlight.add(id);
+    try {
+      const fresh = await this.snapshot();
+      const freshHere = mountedHere(fresh, this.me);
+      const mounts = await this.opts.mounter.mounts();
+      for (const id of candidates) {
+        if (!liveDataset(fresh.datasets, id)) continue;
+        if (byLease && ourCsiLease(fresh, id, this.me)) {
+          this.staged.add(id);
+          continue;
+        }
+        const agentPath = freshHere.get(id);
+        if (agentPath === undefined) continue;
+        this.looked.set(id, agentPath);
+        const agent = mountAt(mounts, agentPath);
+        if (
+          agent &&
+          mounts.some((m) => sameSource(m, agent) && m.mountPoint !== agentPath && isKubeletTarget(m.mountPoint))
+        )
+          this.staged.add(id);
       }
-      const agentPath = mountedPath(s, this.me, id);
-      const agent = agentPath === undefined ? undefined : mountAt(mounts, agentPath);
-      if (
-        agent &&
-        mounts.some((m) => sameSource(m, agent) && m.mountPoint !== agentPath && isKubeletTarget(m.mountPoint))
-      )
-        this.staged.add(id);
+      this.leasesLooked = true;
+    } finally {
+      for (const id of candidates) this.inFlight.delete(id);
     }
   }
 
@@ -1355,23 +1400,20 @@ export class CsiDriver {
   }
 
   /**
-   * Keeps the leases of the volumes staged here (findStaged, then recoverLeases on every change
+   * Keeps the leases of the volumes staged here (findStaged, then recoverLeases, on every change
    * the control service's long-poll brings) until `stop` is called.
    */
   watchLeases(): { stop: () => void; done: Promise<void> } {
     let stopped = false;
     const done = (async () => {
       let since: string | undefined;
-      let found = false;
       while (!stopped) {
         try {
-          if (!found) {
-            await this.findStaged();
-            found = true;
-          }
           const s = await this.client.waitForCluster(since, since === undefined ? 0 : this.pollMs);
           since = s.generation;
-          if (!stopped) await this.recoverLeases(s);
+          if (stopped) break;
+          await this.findStaged(s);
+          await this.recoverLeases(s);
         } catch (err) {
           since = undefined;
           this.logger.debug('lease watch: the control service did not answer', { error: errorMessage(err) });
