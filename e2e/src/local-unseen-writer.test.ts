@@ -126,6 +126,8 @@ describe.each(BTRFS)(
       expect(refusal.code).toBe('TWO_LIVE_COPIES');
       // The check inside the engine's retire, right before its delete (RV4 finding 1).
       expect(a.log).toMatch(/written after the snapshot move-\d+ .* not retired/);
+      // Its own code, not TRANSFER_FAILED: the transfer succeeded (review FR finding 5).
+      expect(a.log).toMatch(/SOURCE_CHANGED/);
       expect(a.pool.live(id)).toBe(true);
       const copyA = path.join(a.pool.pool, 'flocker', 'datasets', id, 'log');
       expect(readFileSync(copyA, 'utf8')).toBe('before the move\nafter the look\n');

@@ -594,7 +594,7 @@ describe('LocalAgent: the errors it reports for a dataset (issue 24)', () => {
       pool.lineages.set(D, { from: null, sameAs: 'S1', snapshots: ['S1'] });
       pool.failRetire = new SourceChangedAfterPromoteError('changed since move-000001');
       expect(await step(cluster({ primary: ME, bHolds: true, bHost: '127.0.0.2' }))).toMatchObject([
-        { dataset_id: D, action: 'retire', code: 'TRANSFER_FAILED' },
+        { dataset_id: D, action: 'retire', code: 'SOURCE_CHANGED' },
       ]);
       expect(pool.live.has(D)).toBe(true);
       expect(pool.snapshots.get(D)?.map((x) => x.name)).toEqual(['move-000001']);

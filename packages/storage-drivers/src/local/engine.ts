@@ -180,7 +180,13 @@ export type LocalErrorCode =
   /** The peer node refused a request or is not the node it should be. */
   | 'PEER_REFUSED'
   /** The source's live copy is unreachable (its node is dead): its data cannot be moved. */
-  | 'SOURCE_UNREACHABLE';
+  | 'SOURCE_UNREACHABLE'
+  /**
+   * A retire refused: the copy was written after the snapshot the new primary's copy was made from
+   * (SourceChangedAfterPromoteError). The transfer itself succeeded; what a move reports as the
+   * SOURCE_WRITTEN_UNSEEN warning while it still copies on, found once it could not.
+   */
+  | 'SOURCE_CHANGED';
 
 export class LocalStorageError extends Error {
   constructor(
@@ -217,7 +223,7 @@ const SNAPSHOT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
  */
 export class SourceChangedAfterPromoteError extends LocalStorageError {
   constructor(message: string) {
-    super('TRANSFER_FAILED', message);
+    super('SOURCE_CHANGED', message);
   }
 }
 

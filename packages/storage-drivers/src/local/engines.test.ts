@@ -672,9 +672,10 @@ describe('ZFS engine (command sequences)', () => {
     // Written since: writable again, the mark cleared, refused (the copy stays live).
     written = '4096';
     f.calls.length = 0;
-    await expect(e.retire(ID, { unchangedSince: 'move-000002' })).rejects.toBeInstanceOf(
-      SourceChangedAfterPromoteError,
-    );
+    const refused = e.retire(ID, { unchangedSince: 'move-000002' });
+    await expect(refused).rejects.toBeInstanceOf(SourceChangedAfterPromoteError);
+    // Its own code, next to the move's SOURCE_WRITTEN_UNSEEN warning: not a failed transfer (review FR finding 5).
+    await expect(refused).rejects.toMatchObject({ code: 'SOURCE_CHANGED' });
     expect(f.calls.slice(-2)).toEqual([`zfs set readonly=off ${FS}`, `zfs inherit flocker:retiring ${FS}`]);
     // The check failing (no answer): writable again, the mark cleared, not retired.
     const failing = fake((argv) =>
