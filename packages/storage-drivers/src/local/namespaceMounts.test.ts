@@ -7,6 +7,7 @@
  * the whole scan, so the container's mount was not seen.
  */
 import {
+  enterFailure,
   NamespaceScanError,
   namespaceBlindness,
   readNamespaceMounts,
@@ -257,6 +258,30 @@ describe('readNamespaceMounts (every mount namespace of the host)', () => {
         code: 'NAMESPACE_SCAN_INCOMPLETE',
         message: expect.stringMatching(/process 40, root \/data\/jail.*perl: not found/),
       });
+    });
+
+    it('perl missing: the error says to install it, with the same code (review FR finding 15)', () => {
+      // What execFile rejects with when there is no perl on the PATH (before, the message ended in it).
+      const spawnFailed = Object.assign(new Error('spawn perl ENOENT'), {
+        code: 'ENOENT',
+        errno: -2,
+        syscall: 'spawn perl',
+      });
+      expect(enterFailure('40', spawnFailed)).toMatchObject({
+        code: 'NAMESPACE_SCAN_INCOMPLETE',
+        message: expect.stringMatching(
+          /^perl is not installed: .*process 40.*; install it \(Debian\/Ubuntu: perl-base\)$/,
+        ),
+      });
+      // perl ran and failed (its exit code a number): the message says so, as before.
+      expect(enterFailure('40', Object.assign(new Error('Command failed'), { code: 12 }))).toMatchObject({
+        code: 'NAMESPACE_SCAN_INCOMPLETE',
+        message: 'cannot read the mount namespace of process 40 from inside it (perl): Command failed',
+      });
+      // The process ended before its namespace was opened: ENOENT for the scan's "gone" (not a scan error).
+      const gone = enterFailure('40', Object.assign(new Error('Command failed'), { code: 3 }));
+      expect(gone).not.toBeInstanceOf(NamespaceScanError);
+      expect(gone).toMatchObject({ code: 'ENOENT' });
     });
   });
 

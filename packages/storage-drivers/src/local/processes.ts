@@ -341,6 +341,24 @@ print "$link\\n$t";
 /** Exit status of ENTER_SCRIPT when the process ended before its namespace could be opened. */
 const ENTER_GONE = 3;
 
+/**
+ * What a failed ENTER_SCRIPT run is to the scan: the process gone (ENOENT, as a /proc read of it), or
+ * the scan incomplete, saying what to do where that is known (no perl).
+ */
+export function enterFailure(pid: string, e: unknown): Error {
+  const code = (e as { code?: unknown }).code;
+  if (code === ENTER_GONE) return Object.assign(new Error(`${pid} ended`), { code: 'ENOENT' });
+  // The spawn's own ENOENT (perl's exit codes are numbers): not "spawn perl ENOENT" but what to do.
+  if (code === 'ENOENT')
+    return new NamespaceScanError(
+      `perl is not installed: the local agent reads the mount namespace of process ${pid}, whose processes are all chrooted, ` +
+        'from inside it with perl; install it (Debian/Ubuntu: perl-base)',
+    );
+  return new NamespaceScanError(
+    `cannot read the mount namespace of process ${pid} from inside it (perl): ${errorMessage(e)}`,
+  );
+}
+
 async function enterMountInfo(pid: string, tid?: string): Promise<{ namespace: string; text: string }> {
   const nr = SETNS[process.arch];
   if (nr === undefined)
@@ -351,11 +369,7 @@ async function enterMountInfo(pid: string, tid?: string): Promise<{ namespace: s
       maxBuffer: 64 * 1024 * 1024,
     }));
   } catch (e) {
-    if ((e as { code?: unknown }).code === ENTER_GONE)
-      throw Object.assign(new Error(`${pid} ended`), { code: 'ENOENT' });
-    throw new NamespaceScanError(
-      `cannot read the mount namespace of process ${pid} from inside it (perl): ${errorMessage(e)}`,
-    );
+    throw enterFailure(pid, e);
   }
   const nl = stdout.indexOf('\n');
   return { namespace: stdout.slice(0, nl), text: stdout.slice(nl + 1) };
