@@ -5,13 +5,14 @@ import {
   decideVolume,
   DockerReconciler,
   driverNameOf,
+  type FinishedAt,
   ourDriverNames,
   sightOf,
   type ReconcileTarget,
   type Timers,
   type VolumeOutcome,
 } from './DockerReconciler';
-import type { DockerContainer, DockerVolume } from './DockerView';
+import type { DockerContainer, DockerView, DockerVolume } from './DockerView';
 import { FakeDocker } from './testing/FakeDocker';
 
 const logger = winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });
@@ -215,6 +216,36 @@ describe('DockerReconciler scheduling', () => {
     await r.close();
     expect(timers.fns).toEqual([]);
     expect(await r.run('closed')).toBe(false);
+  });
+
+  it('hands the target the view’s finishedAt, called on the view, undefined when inspect fails; none without one', async () => {
+    const docker = new FakeDocker();
+    docker.finished.set('a', NOW);
+    let got: FinishedAt | undefined;
+    const target: ReconcileTarget = {
+      reconcileWithDocker: async (_c, _d, _v, finishedAt) => {
+        got = finishedAt;
+        return [];
+      },
+    };
+    const r = new DockerReconciler({ docker, target, driver: 'flocker', logger, intervalMs: 0 });
+    expect(await r.run('test')).toBe(true);
+    expect(await got?.('a')).toBe(NOW);
+    expect(await got?.('gone')).toBeUndefined();
+    docker.reachable = false; // inspect throws: the volume keeps its safety window
+    expect(await got?.('a')).toBeUndefined();
+    await r.close();
+    docker.reachable = true;
+    const withoutInspect: DockerView = {
+      containers: () => docker.containers(),
+      volumes: () => docker.volumes(),
+      follow: (h) => docker.follow(h),
+    };
+    got = async () => 1;
+    const plain = new DockerReconciler({ docker: withoutInspect, target, driver: 'flocker', logger, intervalMs: 0 });
+    expect(await plain.run('test')).toBe(true);
+    expect(got).toBeUndefined();
+    await plain.close();
   });
 
   it('calls during a run share one follow-up run', async () => {

@@ -320,17 +320,21 @@ export class DockerReconciler {
         },
       );
     }
-    const docker = this.opts.docker;
+    // Bound once: the view's method reads its own fields (`this`), and the closure needs no assertion.
+    const finished = this.opts.docker.finishedAt?.bind(this.opts.docker);
     const finishedAt: FinishedAt | undefined =
-      docker.finishedAt &&
+      finished &&
       (async (id) => {
         try {
-          return await docker.finishedAt!(id);
+          return await finished(id);
         } catch (err) {
-          this.opts.logger.debug('cannot inspect a container; its volumes keep the safety window', {
-            container: id,
-            error: errorMessage(err),
-          });
+          this.opts.logger.debug(
+            'cannot inspect a container (gone, or dockerd did not answer); its volumes keep the safety window',
+            {
+              container: id,
+              error: errorMessage(err),
+            },
+          );
           return undefined;
         }
       });

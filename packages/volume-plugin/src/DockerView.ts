@@ -56,8 +56,10 @@ export interface DockerView {
   /** Every volume dockerd knows (GET /volumes), with its driver name; DockerUnreachableError if dockerd does not answer. */
   volumes(): Promise<DockerVolume[]>;
   /**
-   * When the container last finished (State.FinishedAt, ms since the epoch; 0 if it never ran); undefined if it is
-   * gone or the answer is not understood. Optional: without it inherited mount IDs keep the safety window.
+   * When the container last finished (State.FinishedAt, ms since the epoch; 0 if it never ran); undefined if the
+   * answer is not understood. DockerUnreachableError if dockerd does not answer the inspect, a gone container (404)
+   * too: the reconciler counts that as unknown (and logs it at debug, so ordinary removal races show there).
+   * Optional: without it inherited mount IDs keep the safety window.
    */
   finishedAt?(id: string): Promise<number | undefined>;
   /** Keep a connection to dockerd (its event stream), reconnecting while it is away. */
