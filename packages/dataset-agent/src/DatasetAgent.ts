@@ -46,6 +46,7 @@ import { desiredStateOf } from './desiredState';
 import { discoverLocalState } from './discoverLocalState';
 import { errorCode, errorMessage } from './errors';
 import { FailureLog } from './FailureLog';
+import { fillsDevice } from './HostOps';
 import type { Action, DesiredState, LocalState } from './LocalState';
 import { INITIAL_LOOP_STATE, loopTransition, type LoopEvent, type LoopPhase, type LoopState } from './loopState';
 import {
@@ -727,13 +728,16 @@ export class DatasetAgent {
     return Math.max(0, Math.min(wait, this.o.resyncIntervalMs));
   }
 
-  /** Datasets mounted here at their own path whose ext4 file system is smaller than the volume: growPending. */
+  /**
+   * Datasets mounted here at their own path whose ext4 file system is smaller than the volume: growPending. Short of
+   * it by no more than mke2fs and resize2fs leave off is full size (FR finding 7): no grow would change it.
+   */
   private async findPendingGrows(local: LocalState): Promise<void> {
     for (const v of local.volumes) {
       if (v.attachedTo !== local.instanceId || v.devicePath === undefined) continue;
       if (!(v.mountPoints ?? []).includes(mountPathOf(v.datasetId, this.decision))) continue;
       const fs = await this.o.hostOps.filesystemOf(v.devicePath).catch(() => null);
-      if (fs?.fstype === 'ext4' && fs.size < v.size) {
+      if (fs?.fstype === 'ext4' && !fillsDevice(fs, v.size)) {
         this.growPending.add(v.datasetId);
         this.logger.info('file system smaller than its volume: grows when no container uses it', {
           datasetId: v.datasetId,

@@ -31,6 +31,18 @@ export interface HostMount {
   readonly majorMinor: string;
 }
 
+/** A file system found on a device (HostOps.filesystemOf). */
+export interface FilesystemFound {
+  readonly fstype: 'ext4' | 'xfs';
+  /** Bytes it spans. */
+  readonly size: number;
+  /**
+   * It fills a device less than this many bytes larger (fillsDevice): what mke2fs and resize2fs leave off, read from
+   * the ext4 superblock (ext4FromSuperblock). Absent (xfs): only a device of its size.
+   */
+  readonly fullWithin?: number;
+}
+
 export interface HostOps {
   listMounts(): Promise<HostMount[]>;
   /** "major:minor" of a block device node, or null if it does not exist. */
@@ -53,7 +65,7 @@ export interface HostOps {
   /** Bytes the ext4 or xfs filesystem on the device spans, or null if it is neither. */
   filesystemSize(devicePath: string): Promise<number | null>;
   /** The ext4 or xfs file system on the device, its type and the bytes it spans (one read); null if neither. */
-  filesystemOf(devicePath: string): Promise<{ fstype: 'ext4' | 'xfs'; size: number } | null>;
+  filesystemOf(devicePath: string): Promise<FilesystemFound | null>;
   /** fsfreeze -f: the mounted file system takes no writes until thaw (a snapshot's consistent instant). */
   freeze(mountPoint: string): Promise<void>;
   /** fsfreeze -u; true if it was frozen, false if it was not (no error then). */
@@ -76,11 +88,43 @@ export function growLockPath(devicePath: string, dir = existsSync('/run/lock') ?
 
 /** Reads the ext4 superblock (at byte 1024): block count x block size. */
 export function ext4SizeFromSuperblock(sb: Buffer): number | null {
+  return ext4FromSuperblock(sb)?.size ?? null;
+}
+
+/**
+ * The ext4 superblock's (at byte 1024) size, and fullWithin: how much larger its device may be with the file system
+ * still full size. mke2fs and resize2fs leave off a last block group of fewer than its metadata + 50 blocks (its
+ * superblock and descriptor backups, reserved descriptor blocks, bitmaps and inode table; e2fsprogs' adjust_fs_info),
+ * so mkfs.ext4 on 1025 MiB makes 1024 MiB, and resize2fs keeps it so. Taken as if the next group held a backup (the
+ * most it can leave off), and never more than a group: a file system short by a whole group is smaller. One that
+ * does not end on a group boundary was not cut: full within a block.
+ */
+export function ext4FromSuperblock(sb: Buffer): { size: number; fullWithin: number } | null {
   if (sb.length < 0x158 || sb.readUInt16LE(0x38) !== 0xef53) return null;
-  const blockSize = 1024 * 2 ** sb.readUInt32LE(0x18);
+  const logBlock = sb.readUInt32LE(0x18);
+  const blockSize = 1024 * 2 ** logBlock;
   const incompat = sb.readUInt32LE(0x60);
-  const hi = incompat & 0x80 ? sb.readUInt32LE(0x150) : 0; // INCOMPAT_64BIT
-  return (hi * 2 ** 32 + sb.readUInt32LE(0x04)) * blockSize;
+  const is64 = (incompat & 0x80) !== 0; // INCOMPAT_64BIT
+  const blocks = (is64 ? sb.readUInt32LE(0x150) : 0) * 2 ** 32 + sb.readUInt32LE(0x04);
+  const size = blocks * blockSize;
+  const firstDataBlock = sb.readUInt32LE(0x14);
+  const perGroup = sb.readUInt32LE(0x20);
+  if (perGroup === 0 || (blocks - firstDataBlock) % perGroup !== 0) return { size, fullWithin: blockSize };
+  const groups = (blocks - firstDataBlock) / perGroup;
+  const inodeSize = sb.readUInt16LE(0x58) || 128; // 0: revision 0, 128-byte inodes
+  const inodeTableBlocks = Math.ceil((sb.readUInt32LE(0x28) * inodeSize) / blockSize);
+  const descSize = is64 ? Math.max(32, sb.readUInt16LE(0xfe)) : 32;
+  const descBlocks = Math.ceil(((groups + 1) * descSize) / blockSize);
+  const bigalloc = (sb.readUInt32LE(0x64) & 0x200) !== 0; // RO_COMPAT_BIGALLOC
+  const clusterBlocks = bigalloc ? 2 ** Math.max(0, sb.readUInt32LE(0x1c) - logBlock) : 1;
+  // superblock + descriptors + reserved descriptors + 2 bitmaps + inode table, then resize2fs's 50 (and a cluster).
+  const leftOff = 1 + descBlocks + sb.readUInt16LE(0xce) + 2 + inodeTableBlocks + 50 + clusterBlocks;
+  return { size, fullWithin: Math.min(perGroup, leftOff) * blockSize };
+}
+
+/** Whether the file system fills a device (or volume) of `deviceBytes`: short of it by less than its fullWithin. */
+export function fillsDevice(fs: { size: number; fullWithin?: number }, deviceBytes: number): boolean {
+  return deviceBytes - fs.size < (fs.fullWithin ?? 1);
 }
 
 function run(file: string, args: string[], okCodes: number[] = [0]): Promise<void> {
@@ -102,13 +146,15 @@ function run(file: string, args: string[], okCodes: number[] = [0]): Promise<voi
 }
 
 /** The ext4 (byte 1024) and xfs (byte 0) superblocks' sizes, in one read. */
-async function readSuperblocks(devicePath: string): Promise<{ ext4: number | null; xfs: number | null }> {
+async function readSuperblocks(
+  devicePath: string,
+): Promise<{ ext4: { size: number; fullWithin: number } | null; xfs: number | null }> {
   const handle = await fs.open(devicePath, 'r');
   try {
     const buf = Buffer.alloc(2048);
     const { bytesRead } = await handle.read(buf, 0, 2048, 0);
     return {
-      ext4: bytesRead === 2048 ? ext4SizeFromSuperblock(buf.subarray(1024)) : null,
+      ext4: bytesRead === 2048 ? ext4FromSuperblock(buf.subarray(1024)) : null,
       xfs: bytesRead >= 16 ? xfsSizeFromSuperblock(buf) : null,
     };
   } finally {
@@ -117,9 +163,9 @@ async function readSuperblocks(devicePath: string): Promise<{ ext4: number | nul
 }
 
 /** The ext4 or xfs file system the superblocks show (ext4 first, as mount would find it). */
-async function superblockFilesystem(devicePath: string): Promise<{ fstype: 'ext4' | 'xfs'; size: number } | null> {
+async function superblockFilesystem(devicePath: string): Promise<FilesystemFound | null> {
   const sb = await readSuperblocks(devicePath);
-  if (sb.ext4 !== null) return { fstype: 'ext4', size: sb.ext4 };
+  if (sb.ext4 !== null) return { fstype: 'ext4', ...sb.ext4 };
   if (sb.xfs !== null) return { fstype: 'xfs', size: sb.xfs };
   return null;
 }

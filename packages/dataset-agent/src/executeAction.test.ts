@@ -150,6 +150,32 @@ describe('executeAction: every action is idempotent', () => {
     expect(steps).toEqual(['offline', 'online mounted=1']);
   });
 
+  it('mount leaves an ext4 file system short of the volume by less than mke2fs leaves off as it is (FR finding 7)', async () => {
+    const c = ctx();
+    const steps: string[] = [];
+    let fsSize = 1024 * MiB; // mkfs.ext4 on 1025 MiB
+    c.host.filesystemOf = async () => ({ fstype: 'ext4', size: fsSize, fullWithin: 576 * 4096 });
+    c.host.filesystemSize = async () => fsSize;
+    c.host.growUnmountedFilesystem = async () => {
+      steps.push('offline');
+      fsSize = 1089 * MiB;
+    };
+    c.host.resizeFilesystem = async () => void steps.push('online');
+    const mount = {
+      kind: 'mount',
+      datasetId: DS,
+      blockdeviceId: 'v',
+      devicePath: '/dev/x',
+      mountPath: `/flocker/${DS}`,
+      size: 1025 * MiB,
+    } as const;
+    await executeAction(mount, c);
+    expect(steps).toEqual([]); // no e2fsck -f + resize2fs at every mount
+    await executeAction({ kind: 'unmount', datasetId: DS, blockdeviceId: 'v', mountPath: mount.mountPath }, c);
+    await executeAction({ ...mount, size: 1089 * MiB }, c); // grown by 64 MiB: grows
+    expect(steps).toEqual(['offline']);
+  });
+
   it('mount reads the file system once and mounts with the type it found (issue 23, session 16)', async () => {
     const c = ctx();
     const reads: string[] = [];

@@ -13,7 +13,7 @@ import {
 } from '@flocker/storage-drivers';
 import type winston from 'winston';
 import { AgentError, errorMessage } from './errors';
-import type { HostOps } from './HostOps';
+import { fillsDevice, type HostOps } from './HostOps';
 import type { Action } from './LocalState';
 import { attributeProblems, createRefusal, listPoolOf, type ReportedVolume } from './poolSafety';
 
@@ -291,17 +291,18 @@ async function mountVolume(action: Extract<Action, { kind: 'mount' }>, host: Hos
       action.blockdeviceId,
     );
   }
-  // A volume grown while mounted where online resize was refused: grow its filesystem now.
-  const fsSize = filesystem?.size ?? null;
-  if (fsSize !== null && fsSize < action.size && mounts.every((m) => m.device !== action.devicePath)) {
+  // A volume grown while mounted where online resize was refused: grow its filesystem now. One short of the volume
+  // by no more than mke2fs and resize2fs leave off is full size: no e2fsck -f + resize2fs at every mount (FR finding 7).
+  const smaller = filesystem !== null && !fillsDevice(filesystem, action.size);
+  if (smaller && mounts.every((m) => m.device !== action.devicePath)) {
     await host.growUnmountedFilesystem(action.devicePath);
   }
   // A grow keeps the type; neither ext4 nor xfs found: the mount finds the type itself (blkid).
   await host.mount(action.devicePath, action.mountPath, filesystem?.fstype);
   // xfs grows only mounted: one grown while attached elsewhere or unmounted grows now.
-  if (fsSize !== null && fsSize < action.size) {
-    const after = await host.filesystemSize(action.devicePath);
-    if (after !== null && after < action.size) await host.resizeFilesystem(action.devicePath);
+  if (smaller) {
+    const after = await host.filesystemOf(action.devicePath);
+    if (after !== null && !fillsDevice(after, action.size)) await host.resizeFilesystem(action.devicePath);
   }
 }
 

@@ -17,7 +17,7 @@ import {
 } from '@flocker/storage-drivers';
 import { systemClock, type Clock } from '../clock';
 import type { ControlChannel } from '../DatasetAgent';
-import type { HostMount, HostOps } from '../HostOps';
+import type { FilesystemFound, HostMount, HostOps } from '../HostOps';
 
 const MiB = 1024 * 1024;
 
@@ -232,7 +232,7 @@ export class FakeHost implements HostOps {
     return null;
   }
   /** As linuxHostOps: from filesystemSize (which tests replace), as ext4. */
-  async filesystemOf(device: string): Promise<{ fstype: 'ext4' | 'xfs'; size: number } | null> {
+  async filesystemOf(device: string): Promise<FilesystemFound | null> {
     const size = await (this as HostOps).filesystemSize(device);
     return size === null ? null : { fstype: 'ext4', size };
   }
