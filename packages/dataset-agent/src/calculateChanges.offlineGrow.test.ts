@@ -36,6 +36,10 @@ describe('the offline grow decision', () => {
     expect(decide({ ...base, offlineGrow: { pending: new Set(), leased: new Set() } })).toEqual([]);
     expect(decide(base)).toEqual([]);
   });
+  it('a driver without resizeVolume (canResize false): nothing, not a no-op resize at every decision (FR finding 8)', () => {
+    const pending = { pending: new Set([DS]), leased: new Set<string>() };
+    expect(decide({ ...base, canResize: false, offlineGrow: pending })).toEqual([]);
+  });
   it('not mounted here: the mount step, which grows it first', () => {
     const unmounted = { ...mounted, mountPoints: [] };
     expect(decide({ ...base, offlineGrow: { pending: new Set([DS]), leased: new Set() } }, unmounted)).toEqual([

@@ -220,9 +220,10 @@ function actionFor(
       if (ctx.canResize && volume.size < size)
         return { kind: 'resize', datasetId, blockdeviceId, devicePath: volume.devicePath, size };
       // The device is grown, its file system not (online refused): again once no lease is on it (the grow then
-      // unmounts, grows and mounts again: see executeAction).
+      // unmounts, grows and mounts again: see executeAction). Only with a driver that resizes: without resizeVolume
+      // the resize step does nothing, the dataset stays pending, and every decision would yield it again.
       const grow = ctx.offlineGrow;
-      return grow !== undefined && grow.pending.has(datasetId) && !grow.leased.has(datasetId)
+      return ctx.canResize && grow !== undefined && grow.pending.has(datasetId) && !grow.leased.has(datasetId)
         ? { kind: 'resize', datasetId, blockdeviceId, devicePath: volume.devicePath, size: volume.size }
         : null;
     }

@@ -3,8 +3,11 @@
  * CAP_SYS_RESOURCE) grows offline once nothing uses it: the agent's own mount comes off, e2fsck + resize2fs, and it
  * is mounted again. Before, only a move (the next mount) grew it: the agent keeps its mount while the volume stays.
  */
+import { Writable } from 'node:stream';
 import { StorageError } from '@flocker/storage-drivers';
+import winston from 'winston';
 import { executeAction, type ExecutionContext, type OfflineGrow } from './executeAction';
+import type { FilesystemFound } from './HostOps';
 import { FakeDriver, FakeHost } from './testing/fakes';
 
 const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
@@ -13,11 +16,28 @@ const PATH = `/flocker/${DS}`;
 const DEV = '/dev/fake/v';
 
 function setup(
-  opts: { leased?: () => boolean; busy?: boolean; failUnmount?: boolean; failGrow?: boolean; notEmpty?: boolean } = {},
+  opts: {
+    leased?: () => boolean;
+    busy?: boolean;
+    failUnmount?: boolean;
+    failGrow?: boolean;
+    notEmpty?: boolean;
+    /** The file system the superblock shows (ext4 by default). */
+    fstype?: 'xfs' | null;
+  } = {},
 ) {
   const steps: string[] = [];
   const settled: boolean[] = [];
+  const logged: string[] = [];
   class Host extends FakeHost {
+    override async filesystemSize(): Promise<number | null> {
+      return 64 * MiB;
+    }
+    override async filesystemOf(device: string): Promise<FilesystemFound | null> {
+      if (opts.fstype === null) return null;
+      const found = await super.filesystemOf(device);
+      return found !== null && opts.fstype !== undefined ? { ...found, fstype: opts.fstype } : found;
+    }
     override async resizeFilesystem(): Promise<void> {
       steps.push('online');
       throw new StorageError('BACKEND_ERROR', '`resize2fs /dev/x` failed: Permission denied to resize filesystem');
@@ -63,8 +83,20 @@ function setup(
     leaseFree: () => !(opts.leased?.() ?? false),
     settled: (_id, grown) => void settled.push(grown),
   };
-  const c: ExecutionContext = { driver, host, instanceId: 'i-me', offlineGrow: grow };
-  return { c, host, driver, steps, settled };
+  const logger = winston.createLogger({
+    transports: [
+      new winston.transports.Stream({
+        stream: new Writable({
+          write(chunk: Buffer, _enc, done) {
+            logged.push(chunk.toString());
+            done();
+          },
+        }),
+      }),
+    ],
+  });
+  const c: ExecutionContext = { driver, host, instanceId: 'i-me', offlineGrow: grow, logger };
+  return { c, host, driver, steps, settled, logged };
 }
 
 async function resize(c: ExecutionContext): Promise<void> {
@@ -125,6 +157,17 @@ describe('executeAction resize: the offline grow where online growth is refused'
     await resize(s.c);
     expect(s.steps).toEqual(['online', 'unmount', 'mount']);
     expect(s.settled).toEqual([false]);
+  });
+
+  it('not an ext4 file system (xfs, or none found): never unmounted, refused and logged, left pending (FR finding 8)', async () => {
+    for (const fstype of ['xfs', null] as const) {
+      const s = setup({ fstype });
+      await resize(s.c);
+      expect(s.steps).toEqual(['online']);
+      expect(s.host.mounts).toEqual([{ device: DEV, mountPoint: PATH, majorMinor: '0:0' }]);
+      expect(s.settled).toEqual([false]);
+      expect(s.logged.filter((l) => l.includes('not an ext4 file system'))).toHaveLength(1);
+    }
   });
 
   it('the grow fails: mounted again all the same, the error thrown on (retried), still pending', async () => {

@@ -222,7 +222,7 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
  * mount as it was, when anything may use the volume: a lease on it (a container or pod here, or on its way), another
  * mount of the device in this namespace (a pod's bind), the unmount refused (files open), or after the unmount a
  * mount of it in another namespace (the exclusive open fails; a container's bind keeps its file system, and the
- * mount again takes the same one).
+ * mount again takes the same one). Also false, logged, for anything but ext4 (nothing unmounted).
  *
  * The empty mount point is removed right after the unmount and made again just before the mount: a Docker or CSI
  * bind of the path that a lease taken meanwhile let through (its Mount answered before the unmount, its bind came
@@ -243,6 +243,17 @@ async function growOffline(
     (m) => m.device === action.devicePath || (number !== null && m.majorMinor === number),
   );
   if (mounts.length !== 1 || mounts[0]?.mountPoint !== mountPath || !grow.leaseFree(action.datasetId)) return false;
+  // e2fsck + resize2fs, and the mount again with the type found: ext4 only (only ext4 is ever pending: resize2fs's
+  // "Permission denied"; findPendingGrows looks for ext4). Anything else is left mounted as it is.
+  const found = await host.filesystemOf(action.devicePath);
+  if (found?.fstype !== 'ext4') {
+    ctx.logger?.warn('not an ext4 file system: not grown offline', {
+      datasetId: action.datasetId,
+      devicePath: action.devicePath,
+      filesystem: found?.fstype ?? null,
+    });
+    return false;
+  }
   try {
     await host.unmount(mountPath);
   } catch {
@@ -265,7 +276,7 @@ async function growOffline(
     }
   } finally {
     await host.mkdirp(mountPath);
-    await host.mount(action.devicePath, mountPath, 'ext4');
+    await host.mount(action.devicePath, mountPath, found.fstype);
   }
   return grown;
 }
