@@ -53,9 +53,6 @@ class GrowHost extends FakeHost {
   async deviceBusy(): Promise<boolean> {
     return false;
   }
-  async removeMountPoint(): Promise<boolean> {
-    return true;
-  }
 }
 
 const dataset = { dataset_id: DS, primary: TEST_NODE, maximum_size: 128 * MiB, metadata: {}, deleted: false };

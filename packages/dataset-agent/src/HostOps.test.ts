@@ -41,23 +41,24 @@ describe('linuxHostOps: the synchronous directory and device-node calls (issue 2
     expect(existsSync(deep)).toBe(true);
   });
 
-  it('removeEmptyDir removes an empty directory and leaves a missing or non-empty one alone', async () => {
+  // One "rmdir if empty" for the unmount action and the offline grow's mount point (FR finding 11: there were two).
+  it('removeEmptyDir: true once an empty directory is gone (or was); false, kept as it is, if not empty or not a directory', async () => {
     const empty = path.join(dir, 'empty');
     const full = path.join(dir, 'full');
     await linuxHostOps.mkdirp(empty);
     await linuxHostOps.mkdirp(full);
     writeFileSync(path.join(full, 'data'), 'x');
-    await linuxHostOps.removeEmptyDir(empty);
-    await linuxHostOps.removeEmptyDir(empty); // gone already
-    await linuxHostOps.removeEmptyDir(full); // not empty: kept
+    expect(await linuxHostOps.removeEmptyDir(empty)).toBe(true);
+    expect(await linuxHostOps.removeEmptyDir(empty)).toBe(true); // gone already
+    expect(await linuxHostOps.removeEmptyDir(full)).toBe(false); // not empty: kept
+    expect(await linuxHostOps.removeEmptyDir(path.join(full, 'data'))).toBe(false); // a file: kept
     expect(existsSync(empty)).toBe(false);
     expect(existsSync(path.join(full, 'data'))).toBe(true);
   });
 
-  it('removeEmptyDir still fails on what it cannot leave alone (not a directory)', async () => {
-    const file = path.join(dir, 'file');
-    writeFileSync(file, 'x');
-    await expect(linuxHostOps.removeEmptyDir(file)).rejects.toMatchObject({ code: 'ENOTDIR' });
+  it('removeEmptyDir still fails on what it does not expect (rmdir of ".": EINVAL)', async () => {
+    await linuxHostOps.mkdirp(path.join(dir, 'd'));
+    await expect(linuxHostOps.removeEmptyDir(`${path.join(dir, 'd')}/.`)).rejects.toMatchObject({ code: 'EINVAL' });
   });
 
   it('deviceNumber: null for a missing path and for anything but a block device', async () => {

@@ -51,8 +51,11 @@ export interface HostOps {
   /** Fails with FILESYSTEM_EXISTS rather than formatting over data. ext4 unless told otherwise. */
   makeFilesystem(devicePath: string, filesystem?: FilesystemKind): Promise<void>;
   mkdirp(path: string): Promise<void>;
-  /** Removes an empty directory (a mount point left behind); gone already, not empty or busy: left as it is. */
-  removeEmptyDir(path: string): Promise<void>;
+  /**
+   * Removes an empty directory (a mount point left behind): true once it is gone (or was); false, left as it is, if
+   * it is not empty, a mount point (busy) or not a directory. Anything else fails.
+   */
+  removeEmptyDir(path: string): Promise<boolean>;
   /** With `fstype` (filesystemOf's answer, say) the device is not read again to find it. */
   mount(devicePath: string, mountPoint: string, fstype?: string): Promise<void>;
   unmount(mountPoint: string): Promise<void>;
@@ -75,8 +78,6 @@ export interface HostOps {
    * or held open. Optional: without it, no offline grow of a mounted file system (executeAction's growOffline).
    */
   deviceBusy?(devicePath: string): Promise<boolean>;
-  /** Removes an empty directory: true once it is gone (or was), false if it is not empty or a mount point. Optional as deviceBusy. */
-  removeMountPoint?(path: string): Promise<boolean>;
   /** Grows an unmounted filesystem to its device (ext4: e2fsck -f, then resize2fs; xfs: nothing, see resizeFilesystem). */
   growUnmountedFilesystem(devicePath: string): Promise<void>;
 }
@@ -204,9 +205,12 @@ export const linuxHostOps: HostOps = {
   removeEmptyDir: async (path) => {
     try {
       rmdirSync(path);
+      return true;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ENOTEMPTY' && code !== 'EBUSY' && code !== 'EEXIST') throw e;
+      if (code === 'ENOENT') return true;
+      if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EBUSY' || code === 'ENOTDIR') return false;
+      throw e;
     }
   },
   mkdirp: async (path) => {
@@ -232,17 +236,6 @@ export const linuxHostOps: HostOps = {
   filesystemSize: async (devicePath) => (await superblockFilesystem(devicePath))?.size ?? null,
   filesystemOf: superblockFilesystem,
   deviceBusy: (devicePath) => isDeviceBusy(devicePath),
-  removeMountPoint: async (path) => {
-    try {
-      rmdirSync(path);
-      return true;
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return true;
-      if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EBUSY' || code === 'ENOTDIR') return false;
-      throw e;
-    }
-  },
   freeze: (mountPoint) => freezeFilesystem(mountPoint),
   thaw: (mountPoint) => thawFilesystem(mountPoint),
   growUnmountedFilesystem: async (devicePath) => {

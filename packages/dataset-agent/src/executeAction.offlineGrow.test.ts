@@ -61,7 +61,7 @@ function setup(
       if (!this.dirs.has(path)) steps.push('mkdir');
       this.dirs.add(path);
     }
-    async removeMountPoint(path: string): Promise<boolean> {
+    override async removeEmptyDir(path: string): Promise<boolean> {
       if (opts.notEmpty === true) return false;
       steps.push('rmdir');
       this.dirs.delete(path);

@@ -236,7 +236,7 @@ async function growOffline(
   ctx: ExecutionContext,
 ): Promise<boolean> {
   const { host } = ctx;
-  if (host.deviceBusy === undefined || host.removeMountPoint === undefined) return false;
+  if (host.deviceBusy === undefined) return false;
   const mountPath = grow.mountPath(action.datasetId);
   const number = await host.deviceNumber(action.devicePath);
   const mounts = (await host.listMounts()).filter(
@@ -261,7 +261,7 @@ async function growOffline(
   }
   let grown = false;
   try {
-    if (!(await host.removeMountPoint(mountPath))) {
+    if (!(await host.removeEmptyDir(mountPath))) {
       // Written into (or mounted on) in the instant since the unmount: the mount below hides it; a person looks.
       ctx.logger?.error('the mount point was not empty after the unmount for an offline grow: not grown', {
         datasetId: action.datasetId,

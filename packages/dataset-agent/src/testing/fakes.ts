@@ -214,8 +214,9 @@ export class FakeHost implements HostOps {
   }
   async mkdirp(): Promise<void> {}
   readonly removedDirs: string[] = [];
-  async removeEmptyDir(path: string): Promise<void> {
+  async removeEmptyDir(path: string): Promise<boolean> {
     this.removedDirs.push(path);
+    return true;
   }
   async mount(device: string, mountPoint: string): Promise<void> {
     if (this.failMounts > 0) {
