@@ -98,11 +98,16 @@ export function discoveredOf(
 }
 
 /**
- * The offline grow of an ext4 file system whose online growth was refused (no CAP_SYS_RESOURCE): the agent's
- * own mount is the only one while the volume stays on this node, so without this it grew only at a move.
+ * The offline grow of an ext4 file system smaller than its grown volume: its online growth refused (no
+ * CAP_SYS_RESOURCE), or found so at the agent's first look (a refusal before a restart, or an older agent's leftover:
+ * a volume grown under an agent without the offline grow). The agent's own mount is the only one while the volume
+ * stays on this node, so without this it grew only at a move.
  */
 export interface OfflineGrowDecision {
-  /** Datasets mounted here whose file system is smaller than its grown volume (online growth refused). */
+  /**
+   * Datasets mounted here whose file system is smaller than its grown volume: online growth refused, or found smaller
+   * at the first look (findPendingGrows; short by no more than mke2fs and resize2fs leave off is not smaller).
+   */
   readonly pending: ReadonlySet<string>;
   /** Datasets with a lease on any node: in use (a container or pod), never unmounted for a grow. */
   readonly leased: ReadonlySet<string>;
