@@ -12,6 +12,7 @@ import { execFileExec, runChecked, type ExecFn } from '../exec';
 import {
   checkDatasetId,
   checkSnapshotName,
+  isSnapshotName,
   LocalStorageError,
   refuseRetireInUse,
   SourceChangedAfterPromoteError,
@@ -564,7 +565,8 @@ export class BtrfsEngine implements LocalEngine {
     // the newest snapshot's, the probe's diff decides (exact, as changedSince).
     if (!mounted && sameAs === undefined && taken !== undefined) {
       const name = posix.basename(taken.path);
-      if (SNAPSHOT_NAME_OK.test(name) && !(await this.changedSince(datasetId, name))) sameAs = taken;
+      // Only a name changedSince takes (it refuses a subvolume named by hand): else no probe, no sameAs.
+      if (isSnapshotName(name) && !(await this.changedSince(datasetId, name))) sameAs = taken;
     }
     return {
       from: parent !== undefined ? identity(parent) : recorded,
@@ -671,9 +673,6 @@ export class BtrfsEngine implements LocalEngine {
     return (await this.listDatasets()).find((d) => d.datasetId === datasetId) ?? { datasetId, size, usedBytes: 0 };
   }
 }
-
-/** As checkSnapshotName (engine.ts): a name lineage may pass to changedSince. */
-const SNAPSHOT_NAME_OK = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 /** btrfs send stream commands (send.h) that change nothing: the subvolume/snapshot header and the end. */
 const SEND_HEADER_COMMANDS = new Set([1 /* SUBVOL */, 2 /* SNAPSHOT */, 21 /* END */]);

@@ -232,8 +232,13 @@ export function checkDatasetId(datasetId: string): void {
   if (!UUID.test(datasetId)) throw new LocalStorageError('UNKNOWN_DATASET', `"${datasetId}" is not a dataset id`);
 }
 
+/** Whether name is a snapshot name this engine makes and takes (checkSnapshotName, and names found on a pool). */
+export function isSnapshotName(name: string): boolean {
+  return SNAPSHOT_NAME.test(name);
+}
+
 export function checkSnapshotName(name: string): void {
-  if (!SNAPSHOT_NAME.test(name)) throw new LocalStorageError('UNKNOWN_SNAPSHOT', `"${name}" is not a snapshot name`);
+  if (!isSnapshotName(name)) throw new LocalStorageError('UNKNOWN_SNAPSHOT', `"${name}" is not a snapshot name`);
 }
 
 /**
