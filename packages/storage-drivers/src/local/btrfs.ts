@@ -32,6 +32,7 @@ import {
   type MountInfoEntry,
   type ReadMounts,
   type SpawnFn,
+  type StreamProcess,
 } from './processes';
 import { pipeInto } from './streams';
 import { WriteOutHelper } from './writeOutHelper';
@@ -611,10 +612,7 @@ export class BtrfsEngine implements LocalEngine {
       try {
         const p = this.spawn('btrfs', ['send', '-q', '--no-data', '-p', this.snapshotPath(datasetId, name), probe]);
         p.stdin.end();
-        const chunks: Buffer[] = [];
-        for await (const chunk of p.stdout) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
-        await p.done;
-        same = sendStreamHasNoChange(Buffer.concat(chunks));
+        same = await sendHasNoChange(p);
         return same;
       } finally {
         if (!(keep && same)) await this.deleteSubvolume(probe);
@@ -676,26 +674,102 @@ export class BtrfsEngine implements LocalEngine {
 
 /** btrfs send stream commands (send.h) that change nothing: the subvolume/snapshot header and the end. */
 const SEND_HEADER_COMMANDS = new Set([1 /* SUBVOL */, 2 /* SNAPSHOT */, 21 /* END */]);
+const SEND_END = 21;
+const SEND_MAGIC = Buffer.from('btrfs-stream\0', 'latin1');
+/** The magic and a u32 version. */
+const SEND_START = SEND_MAGIC.length + 4;
+/** u32 length, u16 command, u32 crc; then `length` attribute bytes. */
+const SEND_COMMAND_HEADER = 10;
 
 /**
- * Whether a `btrfs send -p` stream holds no change: "btrfs-stream\0", a u32 version, then commands (u32
- * length, u16 command, u32 crc, the attributes), each only a header or the end. A stream cut short or not
- * a stream: an error (never "no change").
+ * Whether a `btrfs send -p` stream holds no change, read as it comes: "btrfs-stream\0", a u32 version,
+ * then commands (u32 length, u16 command, u32 crc, the attributes), each only a header or the end.
+ * push answers 'changed' at the first command that changes something (the rest need not be read); end
+ * answers for a stream read whole. Not a stream, or one cut short: an error (never "no change").
  */
-export function sendStreamHasNoChange(stream: Buffer): boolean {
-  const magic = Buffer.from('btrfs-stream\0', 'latin1');
-  if (stream.length < magic.length + 4 || !stream.subarray(0, magic.length).equals(magic))
-    throw new LocalStorageError('TRANSFER_FAILED', 'btrfs send answered no stream');
-  let at = magic.length + 4;
-  let ended = false;
-  while (at < stream.length) {
-    if (at + 10 > stream.length) throw new LocalStorageError('TRANSFER_FAILED', 'btrfs send stream cut short');
-    const length = stream.readUInt32LE(at);
-    const command = stream.readUInt16LE(at + 4);
-    if (!SEND_HEADER_COMMANDS.has(command)) return false;
-    if (command === 21) ended = true;
-    at += 10 + length;
+export class SendStreamScan {
+  /** The start, or a command header, not all in yet (at most SEND_START bytes). */
+  private pending = Buffer.alloc(0);
+  private started = false;
+  /** Attribute bytes of the current command not passed yet. */
+  private skip = 0;
+  private ended = false;
+  private changed = false;
+
+  push(chunk: Buffer): 'changed' | 'more' {
+    if (this.changed) return 'changed';
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, chunk.length - at);
+        this.skip -= n;
+        at += n;
+        continue;
+      }
+      const want = this.started ? SEND_COMMAND_HEADER : SEND_START;
+      const n = Math.min(want - this.pending.length, chunk.length - at);
+      this.pending = Buffer.concat([this.pending, chunk.subarray(at, at + n)]);
+      at += n;
+      if (this.pending.length < want) break;
+      const head = this.pending;
+      this.pending = Buffer.alloc(0);
+      if (!this.started) {
+        if (!head.subarray(0, SEND_MAGIC.length).equals(SEND_MAGIC)) throw noSendStream();
+        this.started = true;
+        continue;
+      }
+      const command = head.readUInt16LE(4);
+      if (!SEND_HEADER_COMMANDS.has(command)) {
+        this.changed = true;
+        return 'changed';
+      }
+      if (command === SEND_END) this.ended = true;
+      this.skip = head.readUInt32LE(0);
+    }
+    return 'more';
   }
-  if (at !== stream.length || !ended) throw new LocalStorageError('TRANSFER_FAILED', 'btrfs send stream cut short');
-  return true;
+
+  /** The stream ended (its sender exited 0): whether it held no change. */
+  end(): boolean {
+    if (this.changed) return false;
+    if (!this.started) throw noSendStream();
+    if (this.pending.length > 0 || this.skip > 0 || !this.ended)
+      throw new LocalStorageError('TRANSFER_FAILED', 'btrfs send stream cut short');
+    return true;
+  }
+}
+
+function noSendStream(): LocalStorageError {
+  return new LocalStorageError('TRANSFER_FAILED', 'btrfs send answered no stream');
+}
+
+/**
+ * A `btrfs send -p` process's stream read up to its first change (SendStreamScan): the send is then
+ * killed, as on any error, and its exit awaited (a subvolume being sent cannot be deleted). Unchanged
+ * only for a whole stream from a send that exited 0.
+ */
+async function sendHasNoChange(p: StreamProcess): Promise<boolean> {
+  const scan = new SendStreamScan();
+  const stop = async (): Promise<void> => {
+    p.kill();
+    await p.done.catch(() => undefined);
+  };
+  try {
+    for await (const chunk of p.stdout)
+      if (scan.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk))) === 'changed') {
+        await stop();
+        return false;
+      }
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  await p.done;
+  return scan.end();
+}
+
+/** SendStreamScan over a whole stream. */
+export function sendStreamHasNoChange(stream: Buffer): boolean {
+  const scan = new SendStreamScan();
+  return scan.push(stream) === 'changed' ? false : scan.end();
 }
