@@ -3,6 +3,7 @@
  * pod here still uses the volume. The node service takes its `csi` share again while nobody else
  * took the volume, and never takes it from another node (it reports that instead).
  */
+import { status } from '@grpc/grpc-js';
 import { FlockerApiError, type ClusterSnapshot, type Lease, type NodeState } from '@flocker/api';
 import { leaseRecovery, type ControlClient, type CsiDriver } from './CsiDriver';
 import { fakeNode, oneDatasetWorld, quietDriver, type World } from './csiTestSupport';
@@ -239,6 +240,44 @@ describe('CsiDriver.recoverLeases', () => {
     await d.findStaged();
     await d.findStaged();
     expect(reads).toBe(2);
+  });
+
+  it('holds the volume key while it reads the mounts: an unpublish meanwhile is ABORTED (retried), and after the unstage the lease is never taken', async () => {
+    const w = world();
+    let current = [agentMount, podMount];
+    let gate: Promise<void> | undefined;
+    let open: () => void = () => undefined;
+    const d = quietDriver(client(w), ME, [], {
+      mounter: {
+        mounts: async () => {
+          if (gate) await gate;
+          return current;
+        },
+        bind: async () => undefined,
+        unmount: async (path) => {
+          current = current.filter((m) => m.mountPoint !== path);
+        },
+      },
+    });
+    gate = new Promise((r) => (open = r));
+    const finding = d.findStaged();
+    await new Promise((r) => setImmediate(r));
+    const unpublish = { volume_id: ID, target_path: TARGET };
+    await expect(d.nodeUnpublishVolume(unpublish)).rejects.toMatchObject({ code: status.ABORTED });
+    gate = undefined;
+    open();
+    await finding;
+    expect(d.stagedVolumes()).toEqual([ID]);
+    // The kubelet retries: unpublish, then unstage. Nothing brings the lease back afterwards.
+    await d.nodeUnpublishVolume(unpublish);
+    await d.nodeUnstageVolume({ volume_id: ID, staging_target_path: STAGE.staging_target_path });
+    w.calls = [];
+    for (let i = 0; i < 2; i++) {
+      await d.findStaged();
+      await d.recoverLeases(snap(w));
+    }
+    expect(d.stagedVolumes()).toEqual([]);
+    expect(w.calls).toEqual([]);
   });
 
   it('watchLeases started while the agent is down takes the lease once the agent reports the volume mounted (review FR 4)', async () => {
