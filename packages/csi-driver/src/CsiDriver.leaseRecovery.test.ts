@@ -242,6 +242,25 @@ describe('CsiDriver.recoverLeases', () => {
     expect(reads).toBe(2);
   });
 
+  it('a deleted volume the agent still reports mounted here is read once, not on every pass', async () => {
+    const w = world();
+    w.datasets[0]!.deleted = true;
+    let reads = 0;
+    const d = quietDriver(client(w), ME, [], {
+      mounter: {
+        mounts: async () => {
+          reads++;
+          return [agentMount, podMount];
+        },
+        bind: async () => undefined,
+        unmount: async () => undefined,
+      },
+    });
+    for (let i = 0; i < 3; i++) await d.findStaged();
+    expect(reads).toBe(1);
+    expect(d.stagedVolumes()).toEqual([]);
+  });
+
   it('holds the volume key while it reads the mounts: an unpublish meanwhile is ABORTED (retried), and after the unstage the lease is never taken', async () => {
     const w = world();
     let current = [agentMount, podMount];

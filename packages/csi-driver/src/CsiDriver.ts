@@ -1324,14 +1324,15 @@ export class CsiDriver {
       const freshHere = mountedHere(fresh, this.me);
       const mounts = await this.opts.mounter.mounts();
       for (const id of candidates) {
+        const agentPath = freshHere.get(id);
+        // Looked at even if deleted: the agent may report it mounted for a while yet.
+        if (agentPath !== undefined) this.looked.set(id, agentPath);
         if (!liveDataset(fresh.datasets, id)) continue;
         if (byLease && ourCsiLease(fresh, id, this.me)) {
           this.staged.add(id);
           continue;
         }
-        const agentPath = freshHere.get(id);
         if (agentPath === undefined) continue;
-        this.looked.set(id, agentPath);
         const agent = mountAt(mounts, agentPath);
         if (
           agent &&
