@@ -400,8 +400,13 @@ export class BtrfsEngine implements LocalEngine {
     if (!(await this.fs.exists(this.datasetPath(datasetId))))
       throw new LocalStorageError('UNKNOWN_DATASET', `no dataset ${datasetId} in ${this.pool}`);
     // A retire killed between its ro and its check (or its ro=false) leaves a live copy read-only: mounted, it is live here.
-    const ro = await this.run(['property', 'get', '-ts', this.datasetPath(datasetId), 'ro'], `looking at ${datasetId}`);
-    if (ro.trim() === 'ro=true') await this.setReadOnly(this.datasetPath(datasetId), false);
+    // The kernel answers access(W_OK) with EROFS for a read-only subvolume (btrfs_permission), so the
+    // usual writable copy costs no process; read-only or not known, btrfs is asked as before.
+    const live = this.datasetPath(datasetId);
+    if ((await this.fs.writable?.(live)) !== true) {
+      const ro = await this.run(['property', 'get', '-ts', live, 'ro'], `looking at ${datasetId}`);
+      if (ro.trim() === 'ro=true') await this.setReadOnly(live, false);
+    }
     await this.fs.mkdirp(mountPath);
     await runChecked(this.exec, 'mount', ['--bind', this.datasetPath(datasetId), mountPath], `mounting ${datasetId}`);
   }

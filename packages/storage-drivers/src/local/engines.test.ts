@@ -201,6 +201,36 @@ describe('btrfs engine', () => {
     await expect(e.mount(ID, '/pool')).rejects.toMatchObject({ code: 'DEVICE_BUSY' });
   });
 
+  it('a live copy the kernel says is writable: mounted without asking btrfs for its ro flag (review FR finding 13)', async () => {
+    const f = fake(() => undefined);
+    f.mounts = [POOL_MOUNT];
+    f.fs.existing.add(`/pool/flocker/datasets/${ID}`);
+    const asked: string[] = [];
+    f.fs.writable = (p) => {
+      asked.push(p);
+      return Promise.resolve(true);
+    };
+    await btrfs(f).mount(ID, '/flocker/x');
+    expect(asked).toEqual([`/pool/flocker/datasets/${ID}`]);
+    expect(f.calls).toEqual(['mkdir -p /flocker/x', `mount --bind /pool/flocker/datasets/${ID} /flocker/x`]);
+  });
+
+  it('a live copy left read-only (a retire killed after its ro, EROFS) or not known: btrfs asked, writable again before the bind mount', async () => {
+    for (const writable of [() => Promise.resolve(false), undefined]) {
+      const f = fake((argv) => (argv.startsWith('btrfs property get') ? { stdout: 'ro=true\n' } : undefined));
+      f.mounts = [POOL_MOUNT];
+      f.fs.existing.add(`/pool/flocker/datasets/${ID}`);
+      if (writable !== undefined) f.fs.writable = writable;
+      await btrfs(f).mount(ID, '/flocker/x');
+      expect(f.calls).toEqual([
+        `btrfs property get -ts /pool/flocker/datasets/${ID} ro`,
+        `btrfs property set -ts /pool/flocker/datasets/${ID} ro false`,
+        'mkdir -p /flocker/x',
+        `mount --bind /pool/flocker/datasets/${ID} /flocker/x`,
+      ]);
+    }
+  });
+
   it('two mounts of one subvolume at once (the agent and its transfer listener): one bind mount, not two stacked', async () => {
     const f: Fake = fake((argv) => {
       if (argv === `mount --bind /pool/flocker/datasets/${ID} /flocker/x`)

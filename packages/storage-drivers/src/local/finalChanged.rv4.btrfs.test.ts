@@ -16,6 +16,7 @@ import { execFileExec, type ExecFn } from '../exec';
 import { BtrfsEngine } from './btrfs';
 import { hiddenWriterFd, liveCopy, MiB, startBtrfsTransferPair, type BtrfsTransferPair } from './btrfsMoveTestSupport';
 import { SourceChangedAfterPromoteError } from './engine';
+import { realHostFs } from './hostFs';
 import { moveLocalDataset } from './LocalMover';
 import type { TransferClient } from './transfer';
 
@@ -97,7 +98,10 @@ describe('RV4: the clean-up window between changedSince and the retire delete (b
     // The state a kill -9 right after the retire's `property set ro true` leaves.
     execFileSync('btrfs', ['property', 'set', '-ts', a.datasetPath(id), 'ro', 'true']);
     expect((await a.listDatasets()).some((d) => d.datasetId === id)).toBe(true);
+    // What mount looks at before asking btrfs (review FR finding 13): the kernel's EROFS for a read-only subvolume.
+    expect(await realHostFs.writable?.(a.datasetPath(id))).toBe(false);
     await a.mount(id, pathW);
+    expect(await realHostFs.writable?.(a.datasetPath(id))).toBe(true);
     writeFileSync(join(pathW, 'data'), 'y');
     await a.unmount(pathW);
     // Changed since move-000001: refused, writable; a fresh snapshot, unchanged since: retired.

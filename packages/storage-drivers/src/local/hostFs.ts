@@ -1,5 +1,6 @@
 /** The few file system calls the local engines make besides commands (injected in unit tests). */
-import { mkdir, readFile, readdir, realpath, rm, rmdir, stat, statfs } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, readFile, readdir, realpath, rm, rmdir, stat, statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { writeFileDurable } from '@flocker/api';
 
@@ -17,6 +18,11 @@ export interface HostFs {
   writeTextDurably?(path: string, text: string): Promise<void>;
   /** Removes a file; missing: done. Optional. */
   removeFile?(path: string): Promise<void>;
+  /**
+   * Whether this process may write path (access W_OK): false also where the kernel says EROFS (a
+   * read-only btrfs subvolume or file system) or on any failure; never rejects. Optional.
+   */
+  writable?(path: string): Promise<boolean>;
   /** Free bytes of the file system holding path (statfs: blocks available to a non-root writer). Optional. */
   freeBytes?(path: string): Promise<number>;
 }
@@ -63,6 +69,11 @@ export const realHostFs: HostFs = {
     await writeFileDurable(path, text);
   },
   removeFile: (path) => rm(path, { force: true }),
+  writable: (path) =>
+    access(path, constants.W_OK).then(
+      () => true,
+      () => false,
+    ),
   freeBytes: async (path) => {
     const s = await statfs(path);
     return s.bavail * s.bsize;
