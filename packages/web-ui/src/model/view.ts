@@ -239,11 +239,17 @@ export function volumeState(s: ClusterSnapshot, d: DatasetConfiguration): Derive
   // Before "mounted": local storage mounts such a clone or restore empty (issue 24), which must not look done.
   const notFilled = localCloneNotFilled(s, d);
   if (notFilled !== null) return { ...base, state: 'error', detail: notFilled };
+  // Before "mounted" and its errors: a dead node's last report is no longer true (review T2 F6: "mounted on" a
+  // powered-off host), and after a control-service restart the same volume says "not alive" too.
+  if (primary && !primary.alive) {
+    const last =
+      here?.m.status === 'mounted' && here.m.path ? ` (its last report had it mounted at ${here.m.path})` : '';
+    return { ...base, state: 'error', detail: `node ${primary.host} is not alive${last}` };
+  }
   if (here?.m.status === 'mounted' && here.m.path)
     return { ...base, state: 'mounted', detail: `mounted on ${here.node.host} at ${here.m.path}` };
   if (first) return { ...base, state: 'error', detail: errorReason(first) };
   if (!primary) return { ...base, state: 'error', detail: `node ${d.primary} has never reported` };
-  if (!primary.alive) return { ...base, state: 'error', detail: `node ${primary.host} is not alive` };
   const holderElsewhere = volume?.attached_to && volume.attached_to !== primary.instance_id;
   // Local storage: the source streams the data to the new primary while its users keep it (issue 24).
   const localMove = localMoveOf(s, id);
