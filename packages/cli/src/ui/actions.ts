@@ -96,14 +96,24 @@ export class UiActions {
     if (why !== null) throw new UiActionError(409, 'NOT_ON_LOCAL_STORAGE', why);
   }
 
-  /** A new volume's name must be free and its node known; answers the snapshot it checked against. */
+  /**
+   * A new volume's name must be free and its node known and alive (as a move's target: a form rendered before
+   * the node died still sends it, review T2 F7); answers the snapshot it checked against.
+   */
   private async checkNew(name: string, node: string): Promise<ClusterSnapshot> {
     const s = await this.snapshot();
     if (s.datasets.some((d) => !d.deleted && volumeName(d) === name)) {
       throw new UiActionError(409, 'VOLUME_EXISTS', `a volume named "${name}" already exists`);
     }
-    if (!s.nodes.some((n) => n.uuid === node))
+    const target = s.nodes.find((n) => n.uuid === node);
+    if (target === undefined)
       throw new UiActionError(404, 'NODE_NOT_FOUND', `no node ${node} has reported to the control service`);
+    if (!target.alive)
+      throw new UiActionError(
+        409,
+        'NODE_NOT_ALIVE',
+        `${target.host} (node ${target.uuid.slice(0, 8)}) is not alive (last report ${target.last_seen}): nothing was created; choose a live node`,
+      );
     return s;
   }
 
