@@ -14,8 +14,13 @@ import {
 export interface ContainerView extends ContainerConfiguration {
   /** Host of the node it is configured on (a short UUID when that node never reported). */
   node: string;
-  /** running, stopped, failing (the agent reports an error), pending (not reported yet), removing (reported, no longer configured). */
-  state: 'running' | 'stopped' | 'failing' | 'pending' | 'removing';
+  /**
+   * running, stopped, failing (the agent reports an error), pending (not reported yet), removing (reported, no longer
+   * configured), unknown (the node that reported it is dead: its last report says nothing about now).
+   */
+  state: 'running' | 'stopped' | 'failing' | 'pending' | 'removing' | 'unknown';
+  /** With state unknown: what the dead node last reported (running, stopped, failing). */
+  last_reported: 'running' | 'stopped' | 'failing' | null;
   /** Where its node's agent reports it, when not where it is configured (moving). */
   reported_node: string | null;
   /** The volume it mounts, by name (id when unnamed); null without one. */
@@ -27,10 +32,23 @@ function hostOf(nodes: readonly NodeState[], uuid: string): string {
   return nodes.find((n) => n.uuid === uuid)?.host ?? uuid.slice(0, 8);
 }
 
-function stateOf(reported: ContainerState | undefined): ContainerView['state'] {
-  if (reported === undefined) return 'pending';
-  if (reported.error !== undefined) return 'failing';
-  return reported.running ? 'running' : 'stopped';
+function reportedState(r: ContainerState): 'running' | 'stopped' | 'failing' {
+  if (r.error !== undefined) return 'failing';
+  return r.running ? 'running' : 'stopped';
+}
+
+/** A dead node's report is its last word, not the container's state now (a powered-off host runs nothing). */
+function onDeadNode(nodes: readonly NodeState[], r: ContainerState): boolean {
+  return nodes.find((n) => n.uuid === r.node_uuid)?.alive === false;
+}
+
+function stateOf(
+  nodes: readonly NodeState[],
+  r: ContainerState | undefined,
+): Pick<ContainerView, 'state' | 'last_reported'> {
+  if (r === undefined) return { state: 'pending', last_reported: null };
+  if (onDeadNode(nodes, r)) return { state: 'unknown', last_reported: reportedState(r) };
+  return { state: reportedState(r), last_reported: null };
 }
 
 /** Every configured container, then those still reported but no longer configured; sorted by name. */
@@ -53,7 +71,7 @@ export function containerViews(
     return {
       ...c,
       node: hostOf(nodes, c.node_uuid),
-      state: stateOf(r),
+      ...stateOf(nodes, r),
       reported_node: here === undefined && elsewhere !== undefined ? hostOf(nodes, elsewhere.node_uuid) : null,
       volume: volumeName(c),
       error: r?.error ?? null,
@@ -73,7 +91,9 @@ export function containerViews(
       volumes: [],
       restart_policy: { name: 'never' },
       node: hostOf(nodes, r.node_uuid),
-      state: 'removing',
+      ...(onDeadNode(nodes, r)
+        ? { state: 'unknown' as const, last_reported: reportedState(r) }
+        : { state: 'removing' as const, last_reported: null }),
       reported_node: null,
       volume: null,
       error: r.error ?? null,
@@ -93,7 +113,7 @@ export function containerText(c: ContainerView): string {
     `Name:       ${c.name}`,
     `Image:      ${c.image}`,
     `Node:       ${c.node} (${c.node_uuid})${c.reported_node !== null ? `; still reported on ${c.reported_node}` : ''}`,
-    `State:      ${c.state}`,
+    `State:      ${c.state}${c.last_reported !== null ? ` (its node is dead; last reported ${c.last_reported})` : ''}`,
     `Volume:     ${c.volume !== null ? `${c.volume} at ${c.volumes[0]?.mountpoint ?? '?'}` : '-'}`,
     `Ports:      ${c.ports.map((p) => `${p.external}->${p.internal}`).join(', ') || '-'}`,
     `Links:      ${c.links.map((l) => `${l.alias}:${l.local_port}->${l.remote_port}`).join(', ') || '-'}`,
