@@ -12,7 +12,7 @@ import { containerAgentMetrics, processRegistry, secondsSince } from '@flocker/m
 import { Backoff, type BackoffPolicy, type Clock, errorMessage, followLongPoll, systemClock } from '@flocker/runtime';
 import type { Logger } from 'winston';
 import { calculateContainerChanges, type ContainerChange, type ObservedContainer } from './calculateContainerChanges';
-import { desiredContainers } from './desiredContainers';
+import { type DesiredContainer, desiredContainers } from './desiredContainers';
 import { dockerMessage, statusOf, type ContainerRuntime } from './DockerOps';
 import {
   classifyDockerError,
@@ -46,16 +46,24 @@ export interface ContainerAgentOptions {
 
 /**
  * What the agent reports: the Flocker containers Docker has, and those it failed to create
- * (not in Docker, running false); each with its last failure, if any.
+ * (not in Docker, running false); each with its last failure, if any. A container of the desired
+ * spec is reported with the configured image as written (flocker-deploy --wait compares it): Docker
+ * lists the image's ID instead once the tag has moved to another image.
  */
-export function reportOf(observed: readonly ObservedContainer[], failures: Failures = new Map()): ContainerReport {
+export function reportOf(
+  observed: readonly ObservedContainer[],
+  failures: Failures = new Map(),
+  desired: readonly DesiredContainer[] = [],
+): ContainerReport {
+  const configured = new Map(desired.map((d) => [d.spec.name, d]));
   const containers: ContainerReport['containers'] = observed
     .filter((o) => o.name !== '')
     .map((o) => {
       const error = failures.get(o.name)?.error;
+      const want = configured.get(o.name);
       return {
         name: o.name,
-        image: o.image,
+        image: want !== undefined && want.hash === o.hash ? want.spec.image : o.image,
         running: o.state === 'running' || o.state === 'restarting',
         ...(error !== undefined ? { error } : {}),
       };
@@ -184,7 +192,7 @@ export class ContainerAgent {
     }
     this.removeRetryMs = removeFailed ? this.removeBackoff.next() : undefined;
     if (!removeFailed) this.removeBackoff.reset();
-    await this.report(await runtime.list());
+    await this.report(await runtime.list(), desired);
     return ok;
   }
 
@@ -195,8 +203,8 @@ export class ContainerAgent {
       : { attempts: f.error.attempts, retry_in_ms: Math.max(0, f.retryAt - this.clock.now()) };
   }
 
-  private async report(observed: readonly ObservedContainer[]): Promise<void> {
-    const report = reportOf(observed, this.failures);
+  private async report(observed: readonly ObservedContainer[], desired: readonly DesiredContainer[]): Promise<void> {
+    const report = reportOf(observed, this.failures, desired);
     const running = report.containers.filter((c) => c.running).length;
     this.metrics.containers.set({ state: 'running' }, running);
     this.metrics.containers.set({ state: 'stopped' }, report.containers.length - running);

@@ -221,6 +221,18 @@ describe('ContainerAgent.converge', () => {
     expect(reportOf([])).toEqual({ containers: [] });
   });
 
+  test('reportOf: the desired spec is reported with its image as configured, another spec with what Docker lists', () => {
+    // Docker lists a container's image by ID once its tag has moved; flocker-deploy --wait compares names (F4).
+    const running = { ...seen('db', 'running', 'h-db'), image: 'sha256:0123' };
+    expect(reportOf([running], new Map(), [want('db')]).containers).toEqual([
+      { name: 'db', image: 'busybox', running: true },
+    ]);
+    const old = { ...seen('db', 'running', 'h-old'), image: 'tiny' };
+    expect(
+      reportOf([old], new Map(), [{ ...want('db'), spec: { ...spec('db'), image: 'nosuchimage' } }]).containers,
+    ).toEqual([{ name: 'db', image: 'tiny', running: true }]);
+  });
+
   test('a missing image: reported with its code and message, retried with a growing, bounded backoff', async () => {
     const web = make({ name: 'web', node_uuid: ME, image: 'nope:1' });
     const reports: ContainerReport[] = [];

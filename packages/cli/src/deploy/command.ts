@@ -32,14 +32,34 @@ export function controlUrl(controlHost: string, port: number, insecureHttp: bool
   return `${insecureHttp ? 'http' : 'https'}://${hasPort ? host : `${host}:${port}`}`;
 }
 
-/** Pure: are the deployed containers running where configured? Returns what is still missing. */
+/**
+ * Pure: are the deployed containers running where configured? Returns what is still missing. A container of that
+ * name running another image is the previous configuration's (its agent has not recreated it yet): it does not count.
+ * (The report names no other part of the spec: a change of only the command, ports or environment is not told apart.)
+ */
 export function notYetRunning(
   configured: readonly ContainerConfiguration[],
   state: readonly ContainerState[],
 ): string[] {
   return configured
-    .filter((c) => !state.some((s) => s.name === c.name && s.node_uuid === c.node_uuid && s.running))
+    .filter(
+      (c) => !state.some((s) => s.name === c.name && s.node_uuid === c.node_uuid && s.image === c.image && s.running),
+    )
     .map((c) => c.name);
+}
+
+/** Pure: why a container --wait still waits for is not running, as far as the reports tell; undefined if unknown. */
+export function whyNotRunning(c: ContainerConfiguration, state: readonly ContainerState[]): string | undefined {
+  const s = state.find((x) => x.name === c.name && x.node_uuid === c.node_uuid);
+  if (s === undefined) {
+    return state.some((x) => x.name === c.name)
+      ? 'still reported on another node only'
+      : 'not reported by its node (is its container agent running?)';
+  }
+  if (s.error !== undefined) return `${s.error.code}: ${s.error.message}`;
+  if (s.running && s.image !== c.image) return `its node still runs the previous image ${s.image}`;
+  if (!s.running) return 'reported stopped on its node';
+  return undefined;
 }
 
 interface DeployArgs extends ConnectionArgs {
@@ -97,9 +117,9 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
         );
       }
       missing = notYetRunning(containers, state);
-      retrying = missing.flatMap((name) => {
-        const s = state.find((x) => x.name === name && x.error !== undefined);
-        return s?.error === undefined ? [] : [`${name}: ${s.error.code}: ${s.error.message}`];
+      retrying = containers.flatMap((c) => {
+        const why = missing.includes(c.name) ? whyNotRunning(c, state) : undefined;
+        return why === undefined ? [] : [`${c.name}: ${why}`];
       });
       return missing.length === 0 ? true : undefined;
     },
@@ -107,7 +127,7 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
       timeoutMs: a.timeout * 1000,
       intervalMs: 500,
       onTimeout: () => {
-        const why = retrying.length > 0 ? `; the container agents report ${retrying.join('; ')}` : '';
+        const why = retrying.length > 0 ? ` (${retrying.join('; ')})` : '';
         throw new CliError(
           EXIT.TIMEOUT,
           `timed out after ${a.timeout}s waiting for ${missing.join(', ')} to run on their nodes${why}`,
