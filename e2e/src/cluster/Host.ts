@@ -19,7 +19,7 @@ import {
 } from './layout';
 import { mountLocalDisk } from './localDisks';
 import { createHostMountNs, inHost, isMountPoint, releaseHostMountNs, setHostLink } from './namespaces';
-import { isAlive, readPidFile, removeCgroup, spawnDetached, stopPid, waitGone } from './processes';
+import { hostDaemonEnv, isAlive, readPidFile, removeCgroup, spawnDetached, stopPid, waitGone } from './processes';
 import { ClusterError, run, waitFor, type RunOptions, type RunResult } from './run';
 import { killHostProcesses } from './teardown';
 
@@ -118,8 +118,11 @@ export class ClusterHost {
   }
 
   private spawnInHost(argv: string[], log: string, pidFile: string, env?: Record<string, string>): number {
-    const fullEnv = env === undefined ? undefined : { ...process.env, ...env };
-    const pid = spawnDetached([...inHost(this.layout), ...argv], path.join(this.layout.logDir, log), fullEnv);
+    const pid = spawnDetached(
+      [...inHost(this.layout), ...argv],
+      path.join(this.layout.logDir, log),
+      hostDaemonEnv(process.env, env),
+    );
     fs.writeFileSync(pidFile, `${pid}\n`);
     return pid;
   }

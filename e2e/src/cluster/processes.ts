@@ -8,6 +8,38 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { sleep } from './run';
 
+/**
+ * Variables that point a Flocker program at a control service or at TLS files: the CLI's (what `./dev cluster
+ * status` prints for the operator to export) and a managed Docker plugin's settings (volume-plugin config.ts
+ * PLUGIN_ENV, which the plugin takes over agent.yml). A simulated host's daemons find everything through their
+ * agent.yml; given the operator's root-netns URL they cannot reach the control service (review T2 F2).
+ */
+export const OPERATOR_ONLY_ENV: readonly string[] = [
+  'FLOCKER_CONTROL_URL',
+  'FLOCKER_CA_CERT',
+  'FLOCKER_CERT',
+  'FLOCKER_KEY',
+  'FLOCKER_AGENT_CONFIG',
+  'FLOCKER_CA_FILE',
+  'FLOCKER_CERT_FILE',
+  'FLOCKER_KEY_FILE',
+  'FLOCKER_STATE_DIR',
+  'FLOCKER_DOCKER_SOCKET',
+  'FLOCKER_PROPAGATED_MOUNT',
+  'FLOCKER_HOST_MOUNT_SEEN_AT',
+  'FLOCKER_HOST_MOUNT_ROOT',
+];
+
+/** The environment of a daemon in a simulated host: the caller's without OPERATOR_ONLY_ENV, plus `extra`. */
+export function hostDaemonEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  extra: Readonly<Record<string, string>> = {},
+): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env };
+  for (const k of OPERATOR_ONLY_ENV) Reflect.deleteProperty(out, k);
+  return { ...out, ...extra };
+}
+
 /** Starts a long-lived process in its own session, output appended to logFile. */
 export function spawnDetached(argv: readonly string[], logFile: string, env?: NodeJS.ProcessEnv): number {
   const [cmd, ...args] = argv;
