@@ -18,6 +18,7 @@ import type {
   CreateSnapshotRequest,
   DatasetConfiguration,
   DatasetState,
+  ForgottenNode,
   Lease,
   NodeReport,
   ReleasedLease,
@@ -57,6 +58,8 @@ export class FlockerApiError extends Error {
     readonly status: number,
     readonly code: string,
     readonly description: string,
+    /** The single problems when the answer listed several (ErrorResponse.errors), e.g. what to do first. */
+    readonly errors?: readonly string[],
   ) {
     super(`${description} (${status ? `HTTP ${status}, ` : ''}${code})`);
   }
@@ -359,6 +362,14 @@ export class FlockerClient {
   /** The UUID of the node currently in this era; throws 404 (NODE_ERA_UNKNOWN) if none. */
   async nodeByEra(era: string): Promise<string> {
     return (await this.call(apiRoutes.nodeByEra, { params: { era } })).value.uuid;
+  }
+
+  /**
+   * Forgets a retired node, named by UUID or host (DELETE /v1/configuration/nodes/:node): 409 until it is not reporting and
+   * nothing is configured on it (the error's `errors` say what to do first), 404 when unknown or already forgotten.
+   */
+  async forgetNode(node: string, options: WriteOptions = {}): Promise<ForgottenNode> {
+    return (await this.call(apiRoutes.forgetNode, { params: { node } }, options)).value;
   }
 
   async listLeases(): Promise<Lease[]> {
@@ -685,6 +696,7 @@ export class FlockerClient {
           res.statusCode,
           parsed.data.code ?? `HTTP_${res.statusCode}`,
           parsed.data.description,
+          parsed.data.errors,
         );
       }
       throw new FlockerApiError(res.statusCode, `HTTP_${res.statusCode}`, `${method} ${path}: ${text.slice(0, 200)}`);

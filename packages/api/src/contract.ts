@@ -19,8 +19,10 @@ import {
   DatasetState,
   EraResponse,
   ErrorResponse,
+  ForgottenNode,
   Lease,
   LeaseHolder,
+  NodeKey,
   NodeReport,
   NodeStateSummary,
   NodeUuid,
@@ -146,6 +148,7 @@ const DatasetStateQuery = z
   .strip();
 const NodeParams = z.object({ uuid: NodeUuid }).strict();
 const EraParams = z.object({ era: OpaqueId }).strict();
+const NodeKeyParams = z.object({ node: NodeKey }).strict();
 const NameParams = z.object({ name: ContainerName }).strict();
 const WaitQuery = z
   .object({
@@ -406,6 +409,21 @@ export const apiRoutes = {
     tag: 'state',
     params: EraParams,
     responses: { 200: { description: 'The node.', schema: EraResponse }, 404: err('No node is in this era.') },
+  }),
+  forgetNode: route({
+    method: 'delete',
+    path: '/v1/configuration/nodes/:node',
+    summary:
+      "Forget a retired node (API users only): its recorded identity, its state (no longer shown dead) and its name in accepted-loss-from markers go, durably. Only a node not reporting (declared dead, or silent since the control service started a node timeout ago) that is no dataset's primary, holds no lease and runs no configured container; otherwise 409 with what to do first (errors). Repeating it after it answered 200 answers 404.",
+    tag: 'configuration',
+    params: NodeKeyParams,
+    responses: {
+      200: { description: 'What was forgotten, and what still names it.', schema: ForgottenNode },
+      400: err('The node is named by a host that several known nodes reported: name it by its UUID.'),
+      404: err('No node is known by this UUID or host (never reported, or already forgotten).'),
+      409: err('The node may not be forgotten yet: errors says what to do first.'),
+      501: err('This configuration store cannot forget nodes (etcd): nothing was changed.'),
+    },
   }),
   listEvents: route({
     method: 'get',

@@ -429,6 +429,31 @@ export const NodeStateSummary = NodeSummary.extend({
 export const EraResponse = z.object({ uuid: NodeUuid }).strict();
 
 /**
+ * How an operator names a node to forget (DELETE /v1/configuration/nodes/:node): its UUID, or the address (host) it reported.
+ * A host that several known nodes reported is refused (400 AMBIGUOUS_NODE): name it by its UUID then.
+ */
+export const NodeKey = z.string().min(1).max(255).describe('A node: its UUID, or the address (host) it reported.');
+
+/** What forgetting a node removed, and what still names it (DELETE /v1/configuration/nodes/:node). */
+export const ForgottenNode = z
+  .object({
+    uuid: NodeUuid,
+    host: z.string().optional().describe('The address it last reported, if known.'),
+    accepted_loss_datasets: z
+      .array(DatasetId)
+      .describe(
+        'Datasets whose accepted-loss-from marker named it: no longer (its branch, if it comes back, is kept).',
+      ),
+    data_node_datasets: z
+      .array(DatasetId)
+      .describe(
+        'Datasets whose data-node marker still names it (local storage: their data may be on it; kept, so an agent waits for it rather than start them empty).',
+      ),
+  })
+  .strict();
+export type ForgottenNode = z.infer<typeof ForgottenNode>;
+
+/**
  * A local user of a lease on its node ("docker" for the Docker plugin, "csi" for the CSI node
  * plugin): each holds its own share, and the lease ends when the last one lets go.
  */

@@ -46,6 +46,7 @@ import {
 } from './validation';
 import { duration, leaseHolders, relativeTime, shortId, table } from './format';
 import { deadNodeLine, eventLine, fencingLine, recentEvents } from './failover';
+import { forgetNode, forgottenText } from './nodesForget';
 import {
   clusterHealth,
   destroyProgress,
@@ -1328,40 +1329,66 @@ export function buildCli(
         )
         .demandCommand(1, 'Name a backup command: create, list, restore or delete'),
     )
-    .command('nodes', 'List nodes (same as flocker nodes list)', (n) =>
-      n.command(
-        // The only nodes command, so `flocker nodes` alone lists them too (the help above says "List nodes").
-        ['list', 'ls', '$0'],
-        'List the nodes that have reported',
-        (b) =>
-          watchOptions(b.option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only node UUIDs' }))
-            .example('$0 nodes list', 'NODE HOST ALIVE LAST SEEN BACKEND VOLUMES ERRORS')
-            .example('$0 nodes list -o name', 'one address a line')
-            .example('$0 nodes list --watch', 'print again when a node joins, dies or comes back'),
-        run<GlobalArgs & { quiet: boolean; watch: boolean; timeout?: number }>(async (a, client) => {
-          const render = (nodes: readonly NodeState[]) =>
-            renderList(a, nodes, {
-              headers: ['NODE', 'HOST', 'ALIVE', 'LAST SEEN', 'BACKEND', 'VOLUMES', 'ERRORS'],
-              cells: (x) => [
-                shortId(x.uuid),
+    .command('nodes', 'List nodes (same as flocker nodes list), forget a retired one', (n) =>
+      n
+        .command(
+          'forget <node>',
+          'Forget a retired node (by host or UUID): no longer shown dead, nor after a control service restart',
+          (b) =>
+            b
+              .positional('node', { type: 'string', demandOption: true, describe: 'Its host (address) or UUID' })
+              .example('$0 nodes forget 10.0.0.5', 'a host retired for good: its agents stopped, nothing on it')
+              .epilogue(
+                'Refused (exit 4) while the node reports, is the primary of a volume, holds a lease or runs a configured container: each thing to do first is listed. Unknown or already forgotten: exit 3. API user certificates only.',
+              ),
+          run<GlobalArgs & { node: string }>(async (a, client) => {
+            const forgotten = await forgetNode(client, a.node);
+            print(a, forgotten, () => forgottenText(forgotten));
+          }),
+        )
+        .command(
+          // The default nodes command: `flocker nodes` alone lists them (the help above says "List nodes").
+          ['list', 'ls', '$0'],
+          'List the nodes that have reported',
+          (b) =>
+            watchOptions(
+              b.option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only node UUIDs' }),
+            )
+              .example('$0 nodes list', 'NODE HOST ALIVE LAST SEEN BACKEND VOLUMES ERRORS')
+              .example('$0 nodes list -o name', 'one address a line')
+              .example('$0 nodes list --watch', 'print again when a node joins, dies or comes back'),
+          run<GlobalArgs & { quiet: boolean; watch: boolean; timeout?: number }>(async (a, client) => {
+            const render = (nodes: readonly NodeState[]) =>
+              renderList(a, nodes, {
+                headers: ['NODE', 'HOST', 'ALIVE', 'LAST SEEN', 'BACKEND', 'VOLUMES', 'ERRORS'],
+                cells: (x) => [
+                  shortId(x.uuid),
+                  x.host,
+                  x.alive ? 'yes' : 'NO',
+                  relativeTime(new Date(x.last_seen)),
+                  x.backend,
+                  String(x.manifestations.length),
+                  String(x.errors.length),
+                ],
+                wideHeaders: ['UUID', 'INSTANCE', 'ZONE', 'VERSION'],
+                wideCells: (x) => [x.uuid, x.instance_id ?? '-', x.zone ?? '-', x.version ?? '-'],
+                name: (x) => x.host,
+                id: (x) => x.uuid,
+              });
+            // Every report moves last_seen (and the free capacity): a change is what the columns say otherwise.
+            const key = (nodes: readonly NodeState[]) =>
+              nodes.map((x) => [
+                x.uuid,
                 x.host,
-                x.alive ? 'yes' : 'NO',
-                relativeTime(new Date(x.last_seen)),
+                x.alive,
                 x.backend,
-                String(x.manifestations.length),
-                String(x.errors.length),
-              ],
-              wideHeaders: ['UUID', 'INSTANCE', 'ZONE', 'VERSION'],
-              wideCells: (x) => [x.uuid, x.instance_id ?? '-', x.zone ?? '-', x.version ?? '-'],
-              name: (x) => x.host,
-              id: (x) => x.uuid,
-            });
-          // Every report moves last_seen (and the free capacity): a change is what the columns say otherwise.
-          const key = (nodes: readonly NodeState[]) =>
-            nodes.map((x) => [x.uuid, x.host, x.alive, x.backend, x.manifestations.length, x.errors.length, x.version]);
-          await listOrWatch(a, client, async (s) => Promise.resolve(s.nodes), render, { key });
-        }),
-      ),
+                x.manifestations.length,
+                x.errors.length,
+                x.version,
+              ]);
+            await listOrWatch(a, client, async (s) => Promise.resolve(s.nodes), render, { key });
+          }),
+        ),
     )
     .command('leases', 'List, acquire and release leases', (l) =>
       l

@@ -65,6 +65,8 @@ export interface ConfigurationStore {
   loadNodeIdentities?(): Promise<NodeIdentitiesLoaded>;
   /** Resolves once `identity` is durable (with any others recorded meanwhile: one write for all of them). */
   recordNodeIdentity?(identity: NodeIdentity): Promise<void>;
+  /** Resolves once the identities of `uuids` are durably gone (a forgotten node: forgetNode.ts). */
+  forgetNodeIdentities?(uuids: readonly string[]): Promise<void>;
 }
 
 /**
@@ -408,6 +410,16 @@ export class FileConfigurationStore implements ConfigurationStore {
 
   recordNodeIdentity(identity: NodeIdentity): Promise<void> {
     this.identities.set(identity.uuid, identity);
+    return this.writeIdentities();
+  }
+
+  forgetNodeIdentities(uuids: readonly string[]): Promise<void> {
+    for (const uuid of uuids) this.identities.delete(uuid);
+    return this.writeIdentities();
+  }
+
+  /** Writes the identities as they are now, after the write in flight (callers arriving meanwhile share the next). */
+  private writeIdentities(): Promise<void> {
     if (this.nextIdentityWrite !== undefined) return this.nextIdentityWrite;
     const next = this.identityWrite
       .catch(() => undefined)

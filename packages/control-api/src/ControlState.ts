@@ -12,7 +12,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'winston';
-import type { ClusterEvent, ContainerReport, ContainerState, NodeReport, SnapshotConfiguration } from '@flocker/api';
+import type {
+  ClusterEvent,
+  ContainerReport,
+  ContainerState,
+  ForgottenNode,
+  NodeReport,
+  SnapshotConfiguration,
+} from '@flocker/api';
 import { MIN_SNAPSHOT_INTERVAL_MS } from '@flocker/api';
 import type { Clock } from '@flocker/runtime';
 import { type Applied, type Configuration, configurationTag, purgeSnapshots, registerNode } from './configuration';
@@ -29,6 +36,15 @@ import { ChangeNotifier, type ViewSubscription } from './notifier';
 import { NodeViewIndex } from './nodeViews';
 import { PersistentMap } from './PersistentMap';
 import { withRegistering } from './reportClaims';
+import {
+  type ForgetFacts,
+  forgetNodeInConfiguration,
+  identitiesToKeep,
+  nodeName,
+  requireForgettable,
+  resolveForgetTarget,
+} from './forgetNode';
+import { RequestError } from './errors';
 
 export { NOTIFY_COALESCE_MS, WAKE_BATCH } from './notifier';
 
@@ -83,6 +99,8 @@ export class ControlState {
   readonly nodeTimeoutMs: number;
   readonly leaseGraceMs: number;
   readonly now: () => number;
+  /** When this process started serving (NodeReportsOptions.startedAt). */
+  private readonly startedAt: number;
   private readonly store: ConfigurationStore;
   private readonly events = new EventRing();
   private readonly committer: Committer;
@@ -169,10 +187,11 @@ export class ControlState {
         );
       },
     });
+    this.startedAt = now();
     this.nodes = new NodeReports({
       nodeTimeoutMs: this.nodeTimeoutMs,
       now,
-      startedAt: now(),
+      startedAt: this.startedAt,
       logger,
       events: this.events,
       configuration: () => this.committer.configuration,
@@ -239,7 +258,18 @@ export class ControlState {
       options.logger.warn('node identities: unreadable entries skipped (those hosts are not named if dead)', {
         skipped: loaded.skipped,
       });
-    const identities = new Map(loaded?.identities);
+    // A forgotten node's identity whose removal a stop interrupted (forgetNode.ts identitiesToKeep): finished here.
+    const { keep: identities, dropped } = identitiesToKeep(loaded?.identities ?? new Map(), initial);
+    if (dropped.length > 0) {
+      await options.store.forgetNodeIdentities?.(dropped).then(
+        () => options.logger.info('node identities of forgotten nodes removed', { nodes: dropped }),
+        (err: unknown) =>
+          options.logger.warn('removing node identities of forgotten nodes failed; tried again at the next start', {
+            nodes: dropped,
+            error: String(err),
+          }),
+      );
+    }
     const state = new ControlState(options, initial, identities);
     try {
       await options.store.subscribe?.({
@@ -364,6 +394,70 @@ export class ControlState {
     this.nodes.external(report, lastSeen);
     if (this.floor !== undefined) this.judgeFloor(report.uuid);
     this.schedules.nodeReported(report.uuid);
+  }
+
+  /**
+   * Forgets a retired node named by UUID or host (forgetNode.ts; DELETE /v1/configuration/nodes/:node). In this order,
+   * so a stop at any point converges: the configuration without it (its nodes entry, its accepted-loss names) is
+   * committed first; then this process's memory of it goes and its identity is durably removed (a start finds an
+   * identity whose node the configuration lacks and removes it: identitiesToKeep; so does the next identity write).
+   * Repeating it once all is done answers NODE_NOT_FOUND.
+   */
+  async forgetNode(key: string): Promise<ForgottenNode> {
+    // etcd keeps whole reports (nodes/<uuid>) that every replica reads back: forgetting those is not done yet.
+    if (this.store.publishReport !== undefined) {
+      throw new RequestError(
+        'NODE_FORGET_UNSUPPORTED',
+        'Forgetting a node is not supported with the etcd store yet: nothing was changed.',
+      );
+    }
+    const facts = (config: Configuration): ForgetFacts => {
+      const reported = new Map<string, string>();
+      for (const n of this.nodes.reportedNodes()) reported.set(n.report.uuid, n.report.host);
+      return {
+        config,
+        identities: this.identities,
+        reported,
+        alive: (uuid) => this.nodes.reportedNode(uuid) !== undefined && this.deadSince(uuid) === undefined,
+        attachedTo: (uuid) => {
+          const instance = this.nodes.reportedNode(uuid)?.report.instance_id ?? this.identities.get(uuid)?.instance_id;
+          if (instance === undefined) return [];
+          const ids = new Set<string>();
+          for (const n of aliveNodes(this.nodes.reportedNodes(), this.now(), this.nodeTimeoutMs))
+            for (const v of n.report.volumes ?? []) if (v.attached_to === instance) ids.add(v.dataset_id);
+          return [...ids].sort();
+        },
+        pastStartTimeout: this.now() - this.startedAt > this.nodeTimeoutMs,
+        nodeTimeoutMs: this.nodeTimeoutMs,
+      };
+    };
+    const target = resolveForgetTarget(key, facts(this.latestConfiguration));
+    // Checked on the configuration it changes, in the same turn as the change.
+    const applied = await this.mutate((c) => {
+      requireForgettable(target, facts(c));
+      return forgetNodeInConfiguration(c, target.uuid);
+    });
+    // A node that reported since the check is back: its report registered it again, and its identity and state are
+    // current (its next report records them if not); only a retired one's go.
+    if (this.nodes.forget(target.uuid)) {
+      this.identities.delete(target.uuid);
+      await this.store.forgetNodeIdentities?.([target.uuid]);
+      if (this.floor !== undefined) {
+        this.floor.held.delete(target.uuid);
+        this.dropFloorIfCleared();
+      }
+    }
+    this.logger.info(`forgot ${nodeName(target)}`, {
+      node: target.uuid,
+      ...(target.host !== undefined ? { host: target.host } : {}),
+      accepted_loss_datasets: applied.result.acceptedLossDatasets,
+    });
+    return {
+      uuid: target.uuid,
+      ...(target.host !== undefined ? { host: target.host } : {}),
+      accepted_loss_datasets: applied.result.acceptedLossDatasets,
+      data_node_datasets: applied.result.dataNodeDatasets,
+    };
   }
 
   /** Records a node's report; returns the generation after it. */

@@ -406,6 +406,8 @@ describe('authorize', () => {
       'delete /v1/configuration/snapshots/:id',
       // And backups (issue 20): nodes run them and report their state.
       'post /v1/configuration/backups',
+      // And forgetting a retired node (session 18): an operator's call, never a node's, not even about itself.
+      'delete /v1/configuration/nodes/:node',
     ]);
     for (const route of routes) {
       const decision = authorize(

@@ -8,6 +8,10 @@ import type { z } from 'zod';
 export type ConfigurationCode =
   | 'UNKNOWN_NODE'
   | 'AMBIGUOUS_NODE'
+  /** A node to forget that no configuration, identity, report or marker names (forgetNode.ts). */
+  | 'NODE_NOT_FOUND'
+  /** A node to forget that still reports, or that a dataset, lease or container names (forgetNode.ts). */
+  | 'NODE_IN_USE'
   | 'DATASET_NOT_FOUND'
   | 'DATASET_DELETED'
   | 'DATASET_ID_IN_USE'
@@ -73,6 +77,8 @@ export type RequestCode =
   | 'NODE_ERA_UNKNOWN'
   | 'NODE_UUID_MISMATCH'
   | 'UNKNOWN_NODE'
+  /** Forgetting a node with a store that shares node reports (etcd): not supported yet, nothing changed. */
+  | 'NODE_FORGET_UNSUPPORTED'
   | 'SIZE_BEYOND_BACKEND'
   | 'INTERNAL_ERROR';
 

@@ -37,6 +37,8 @@ export const HTTP_STATUS: Readonly<Record<ConfigurationCode | StoreCode | Reques
   INVALID_CONFIGURATION_FILE: 400,
   UNKNOWN_APPLICATION: 400,
   DATASET_NOT_FOUND: 404,
+  NODE_NOT_FOUND: 404,
+  NODE_IN_USE: 409,
   LEASE_NOT_FOUND: 404,
   CONTAINER_NOT_FOUND: 404,
   DATASET_DELETED: 405,
@@ -91,6 +93,7 @@ export const HTTP_STATUS: Readonly<Record<ConfigurationCode | StoreCode | Reques
   METHOD_NOT_ALLOWED: 405,
   BODY_TOO_LARGE: 413,
   INTERNAL_ERROR: 500,
+  NODE_FORGET_UNSUPPORTED: 501,
 };
 
 const INTERNAL = new ApiError(500, 'INTERNAL_ERROR', 'The control service failed to handle the request; see its log.');

@@ -202,6 +202,52 @@ export class NodeReports {
     uuids.add(uuid);
   }
 
+  /**
+   * Forgets a node not reporting (forgetNode.ts): its held report (its own, or a ghost's), its dead entry and its
+   * containers go, as if this process had started without hearing of it. A report listing copies, attached volumes,
+   * retained data or replicas is emptied first, so the views drop what it held as for any report. False (and nothing
+   * done) when it is alive: it reported meanwhile. (Past its timeout but not yet declared dead by checkLiveness: dead,
+   * as the refusal judged it.)
+   */
+  forget(uuid: string): boolean {
+    const held = this.nodes.get(uuid);
+    if (held !== undefined && isAlive(held, this.options.now(), this.options.nodeTimeoutMs)) return false;
+    this.aliveSet.delete(uuid);
+    if (held !== undefined) {
+      const r = held.report;
+      if (
+        r.manifestations.length > 0 ||
+        (r.volumes?.length ?? 0) > 0 ||
+        (r.retained?.length ?? 0) > 0 ||
+        (r.replicas?.length ?? 0) > 0
+      ) {
+        const emptied: NodeReport = {
+          ...r,
+          manifestations: [],
+          ...(r.volumes !== undefined ? { volumes: [] } : {}),
+          ...(r.retained !== undefined ? { retained: [] } : {}),
+          ...(r.replicas !== undefined ? { replicas: [] } : {}),
+        };
+        this.nodes.set(uuid, { ...held, report: emptied, json: JSON.stringify(emptied) });
+        this.changed([uuid]);
+      }
+      this.nodes.delete(uuid);
+      const uuids = this.byInstance.get(r.instance_id);
+      uuids?.delete(uuid);
+      if (uuids?.size === 0) this.byInstance.delete(r.instance_id);
+    }
+    const wasDead = this.deadNodes.delete(uuid);
+    const hadContainers = this.containers.delete(uuid);
+    if (this.ghostSet.has(uuid)) {
+      const ghosts = new Set(this.ghostSet);
+      ghosts.delete(uuid);
+      this.ghostSet = ghosts;
+    }
+    if (wasDead) this.options.onDeadNodesChanged();
+    if (held !== undefined || wasDead || hadContainers) this.changed([uuid]);
+    return true;
+  }
+
   /** The configuration version the node's last report carried; undefined when none (an older agent). */
   configurationVersion(uuid: string): number | undefined {
     return this.nodes.get(uuid)?.version;

@@ -12,6 +12,7 @@ import {
   DEFAULT_WAIT_MS,
   EraResponse,
   FLOCKER_VERSION,
+  ForgottenNode,
   Lease,
   MAX_WAIT_MS,
   type NodeReport,
@@ -163,6 +164,11 @@ const datasetHandlers: Omit<
     if (uuid === undefined) throw new RequestError('NODE_ERA_UNKNOWN', `No node is in era ${params.era}.`);
     return { status: 200, body: EraResponse.parse({ uuid }) };
   },
+  // A retired node (forgetNode.ts): API users only, as every route a node certificate is not given (authorization.ts).
+  forgetNode: async (state, { params }) => ({
+    status: 200,
+    body: ForgottenNode.parse(await state.forgetNode(params.node)),
+  }),
   listEvents: (state) => ({ status: 200, body: ClusterEventsResponse.parse({ events: state.listEvents() }) }),
   listLeases: (state) => ({
     status: 200,
