@@ -4,7 +4,15 @@
  * and the not-yet-converged steps of live volumes. Pure; `flocker status`,
  * `volumes show`, `volumes list` and `volumes destroy` print from it (issue 17, item 11).
  */
-import { holderOf, localMoveOf, type ActionError, type ClusterSnapshot, type DatasetConfiguration } from '@flocker/api';
+import {
+  holderOf,
+  localMoveOf,
+  MINIMUM_DATASET_SIZE,
+  type ActionError,
+  type ClusterSnapshot,
+  type DatasetConfiguration,
+  type NodeState,
+} from '@flocker/api';
 import {
   keptAsideOf,
   keptAsideText,
@@ -147,6 +155,19 @@ export interface ClusterHealth {
   errors: StatusError[];
 }
 
+/**
+ * A live node whose backend reports no free space (agents round down to the smallest volume, so 0 is "less than
+ * that"): thin volumes there fail writes and their file systems go read-only (review T3 finding 2: a full loopback
+ * pool showed as converged). Undefined when it has space, no figure, or is dead (its own line says so).
+ */
+export function poolFullProblem(n: Pick<NodeState, 'host' | 'alive' | 'available_bytes'>): string | undefined {
+  if (!n.alive || n.available_bytes !== 0) return undefined;
+  return (
+    `node ${n.host}: its storage has no free space left (less than ${MINIMUM_DATASET_SIZE / 2 ** 20} MiB): writes to ` +
+    'its volumes fail and their file systems go read-only; free space there'
+  );
+}
+
 export function clusterHealth(snapshot: ClusterSnapshot, datasets: readonly DatasetConfiguration[]): ClusterHealth {
   const label = (d: DatasetConfiguration): string => d.metadata.name || shortId(d.dataset_id);
   const known = new Map(datasets.map((d) => [d.dataset_id, d]));
@@ -172,6 +193,8 @@ export function clusterHealth(snapshot: ClusterSnapshot, datasets: readonly Data
   }
   const errors: StatusError[] = [];
   for (const n of snapshot.nodes) {
+    const full = poolFullProblem(n);
+    if (full !== undefined) problems.push(full);
     for (const e of n.errors) {
       const ne: NodeError = { ...e, host: n.host, node_uuid: n.uuid };
       const d = e.dataset_id !== undefined ? known.get(e.dataset_id) : undefined;
