@@ -63,7 +63,10 @@ export interface ConfigurationStore {
    * instance, to force-detach; its host, for messages). etcd keeps whole reports (nodes/…) instead.
    */
   loadNodeIdentities?(): Promise<NodeIdentitiesLoaded>;
-  /** Resolves once `identity` is durable (with any others recorded meanwhile: one write for all of them). */
+  /**
+   * Resolves once `identity` is durable (with any others recorded meanwhile: one write for all of them). Another
+   * node's identity naming the same compute instance is dropped in the same write (superseded).
+   */
   recordNodeIdentity?(identity: NodeIdentity): Promise<void>;
   /** Resolves once the identities of `uuids` are durably gone (a forgotten node: forgetNode.ts). */
   forgetNodeIdentities?(uuids: readonly string[]): Promise<void>;
@@ -409,6 +412,10 @@ export class FileConfigurationStore implements ConfigurationStore {
   }
 
   recordNodeIdentity(identity: NodeIdentity): Promise<void> {
+    // Another node naming this compute instance is superseded (the host's agent reinstalled under a new UUID): kept,
+    // it would come back after each restart as a ghost carrying a live node's instance (review FR finding 9).
+    for (const [uuid, other] of this.identities)
+      if (uuid !== identity.uuid && other.instance_id === identity.instance_id) this.identities.delete(uuid);
     this.identities.set(identity.uuid, identity);
     return this.writeIdentities();
   }

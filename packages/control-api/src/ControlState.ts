@@ -481,7 +481,12 @@ export class ControlState {
           // over for a file). Its older identity, or none, only names it less well after a restart; tried again at its
           // next report.
           await this.store.recordNodeIdentity?.(identity).then(
-            () => this.identities.set(report.uuid, identity),
+            () => {
+              // As the store dropped them: another node's identity naming this instance is superseded.
+              for (const [uuid, other] of this.identities)
+                if (uuid !== report.uuid && other.instance_id === identity.instance_id) this.identities.delete(uuid);
+              this.identities.set(report.uuid, identity);
+            },
             (err: unknown) =>
               this.logger.warn('recording a node identity failed; the report is taken, the write tried again', {
                 node: report.uuid,
