@@ -62,6 +62,8 @@ const POSITIONALS: Record<string, NameKind[]> = {
   'leases release': ['volume'],
   'describe volume': ['volume'],
   'containers show': ['container'],
+  // A retired node's host: the snapshot lists dead nodes too.
+  'nodes forget': ['node'],
 };
 
 /**

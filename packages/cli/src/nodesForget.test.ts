@@ -4,6 +4,7 @@
 import { FlockerApiError, type FlockerClient, type ForgottenNode } from '@flocker/api';
 import { runCli } from './testing/runCli';
 import { EXIT } from './errors';
+import { completionKind } from './completion';
 
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const D1 = '11111111-1111-4111-8111-111111111111';
@@ -77,4 +78,8 @@ it('unknown or forgotten already (404): exit 3 with the service’s words', asyn
 it('forget without a node: a usage error', async () => {
   const r = await runCli(clientOf(new Error('not called'), []), ['nodes', 'forget']);
   expect(r.code).toBe(EXIT.USAGE);
+});
+
+it('completes the node to forget by host', () => {
+  expect(completionKind(['nodes', 'forget', '10.'])).toBe('node');
 });
