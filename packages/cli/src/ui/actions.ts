@@ -71,7 +71,7 @@ export function toActionError(e: unknown): UiActionError {
   if (e instanceof SizeError) return new UiActionError(400, e.code, e.message);
   if (e instanceof z.ZodError) {
     // A refused size keeps a code that says so (the form marks its Size field): the words no longer name the field.
-    const size = e.issues.some((i) => i.path.includes('maximum_size'));
+    const size = e.issues.some((i) => i.path.includes('maximum_size') || (i.code === 'custom' && i.path[0] === 'size'));
     return new UiActionError(400, size ? 'INVALID_SIZE' : 'INVALID_REQUEST', inWords(e));
   }
   return new UiActionError(500, 'INTERNAL', errorMessage(e));
