@@ -7,6 +7,7 @@
  * reports. Needs root.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, startCluster, waitFor, type Cluster, type ClusterHost } from './cluster';
 
@@ -76,6 +77,11 @@ it('a retired host, forgotten, is no ghost after a control restart (kill -9)', a
   expect({ code: forgot.code, stderr: forgot.stderr }).toEqual({ code: 0, stderr: '' });
   expect(JSON.parse(forgot.stdout)).toMatchObject({ uuid: uuidA, host: a.address });
   expect((await seen(c, uuidA)).rows).toEqual([[uuidB, true]]);
+  // Durably: the control service's node_identities.json no longer names it.
+  const identities = JSON.parse(readFileSync(join(c.layout.controlDir, 'data', 'node_identities.json'), 'utf8')) as {
+    nodes: { uuid: string }[];
+  };
+  expect(identities.nodes.map((n) => n.uuid)).toEqual([uuidB]);
 
   await c.killControl();
   await c.startControl();

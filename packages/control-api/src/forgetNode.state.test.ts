@@ -8,10 +8,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import winston from 'winston';
+import { newRegistry } from '@flocker/metrics';
 import { METADATA_ACCEPTED_LOSS_FROM_KEY, type NodeState } from '@flocker/api';
 import { createDataset, emptyConfiguration } from './configuration';
 import { FileConfigurationStore, NODE_IDENTITIES_FILE, type NodeIdentity } from './ConfigurationStore';
 import { ControlState } from './ControlState';
+import { instrumentStore } from './metrics';
 import { setEntry } from './PersistentMap';
 import { Views } from './Views';
 import { A, B, C, D1, D2, T0, letterReport as report } from './testing/fixtures';
@@ -215,6 +217,16 @@ describe('accepted-loss names', () => {
     const r = await restart();
     expect(r.configuration.datasets.get(D1)?.metadata[METADATA_ACCEPTED_LOSS_FROM_KEY]).toBe(A);
   });
+});
+
+it('the instrumented store of the service passes the removal through (else the file would keep the node)', async () => {
+  const store = instrumentStore(new FileConfigurationStore(dir), newRegistry('control-service'));
+  await store.load();
+  const identity = { uuid: A, era: 'e', host: 'h', instance_id: 'i', backend: 'loopback' };
+  await store.recordNodeIdentity?.(identity);
+  await store.recordNodeIdentity?.({ ...identity, uuid: B, instance_id: 'j' });
+  await store.forgetNodeIdentities?.([A]);
+  expect(storedUuids()).toEqual([B]);
 });
 
 describe('a stop at any point converges', () => {

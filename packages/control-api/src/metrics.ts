@@ -121,6 +121,8 @@ export function instrumentStore(store: ConfigurationStore, registry: Registry): 
       store.loadNodeIdentities?.() ?? Promise.resolve({ identities: new Map(), skipped: 0 });
   if (store.recordNodeIdentity !== undefined)
     wrapped.recordNodeIdentity = (identity) => store.recordNodeIdentity?.(identity) ?? Promise.resolve();
+  if (store.forgetNodeIdentities !== undefined)
+    wrapped.forgetNodeIdentities = (uuids) => store.forgetNodeIdentities?.(uuids) ?? Promise.resolve();
   return wrapped;
 }
 
