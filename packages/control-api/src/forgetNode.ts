@@ -23,7 +23,7 @@ import type { Applied, Configuration } from './configuration';
 import { containersOf } from './containers';
 import type { NodeIdentity } from './ConfigurationStore';
 import { settledLossMarks } from './dataNode';
-import { deleteEntry } from './PersistentMap';
+import { deleteEntry, setEntry } from './PersistentMap';
 import { ConfigurationError } from './errors';
 
 /** What the service knows of the nodes, for forgetting one. */
@@ -197,8 +197,7 @@ export function forgetNodeInConfiguration(config: Configuration, uuid: string): 
     const { [METADATA_ACCEPTED_LOSS_FROM_KEY]: _gone, ...rest } = d.metadata;
     const left = acceptedLossNodes(m.marker).filter((n) => n !== uuid);
     const metadata = left.length === 0 ? rest : { ...rest, [METADATA_ACCEPTED_LOSS_FROM_KEY]: left.join(',') };
-    const datasets = new Map(next.datasets);
-    datasets.set(m.datasetId, { ...d, metadata });
+    const datasets = setEntry(next.datasets, m.datasetId, { ...d, metadata });
     next = { ...next, version: next === config ? config.version + 1 : next.version, datasets };
     acceptedLossDatasets.push(m.datasetId);
   }
