@@ -7,12 +7,13 @@
  * started (failures.ts): they are reported with Docker's reason and retried with a
  * per-container backoff, not on every turn.
  */
-import type { ContainerReport, FlockerClient } from '@flocker/api';
+import type { ClusterSnapshot, ContainerReport, FlockerClient } from '@flocker/api';
 import { containerAgentMetrics, processRegistry, secondsSince } from '@flocker/metrics';
 import { Backoff, type BackoffPolicy, type Clock, errorMessage, followLongPoll, systemClock } from '@flocker/runtime';
 import type { Logger } from 'winston';
 import { calculateContainerChanges, type ContainerChange, type ObservedContainer } from './calculateContainerChanges';
 import { type DesiredContainer, desiredContainers } from './desiredContainers';
+import { type NodeFence, nodeFence } from './fence';
 import { dockerMessage, statusOf, type ContainerRuntime } from './DockerOps';
 import {
   classifyDockerError,
@@ -85,7 +86,11 @@ function describe(change: ContainerChange): Record<string, unknown> {
         volume: change.spec.volume?.name,
       };
     case 'start':
-      return { action: 'start', container: change.name };
+      return {
+        action: 'start',
+        container: change.name,
+        ...(change.reason !== undefined ? { reason: change.reason } : {}),
+      };
     case 'remove':
       return { action: 'remove', container: change.name, reason: change.reason };
   }
@@ -123,9 +128,10 @@ export class ContainerAgent {
 
   /**
    * One turn: decide and act once (a container whose last try failed only when its retry is
-   * due). Returns whether every change tried succeeded and nothing is blocked.
+   * due). `snapshot`: the agent channel's answer this turn follows, whose state of this node tells
+   * of its fence (none without one). Returns whether every change tried succeeded and nothing is blocked.
    */
-  async converge(): Promise<boolean> {
+  async converge(snapshot?: Pick<ClusterSnapshot, 'nodes'>): Promise<boolean> {
     const { client, runtime, nodeUuid, logger } = this.opts;
     const policy = this.opts.failureBackoff ?? DEFAULT_FAILURE_BACKOFF;
     // A volume still held by the old node of a move is released within seconds: retried at least every 5 s.
@@ -145,13 +151,15 @@ export class ContainerAgent {
       this.failures = recordFailure(this.failures, { ...failure, message: b.reason }, this.clock.now(), volumePolicy);
       logger.warn('container cannot run yet', { container: b.name, reason: b.reason, ...this.retryInfo(b.name) });
     }
-    const changes = calculateContainerChanges(desired, await runtime.list());
+    const fence = nodeFence(nodeUuid, snapshot?.nodes);
+    this.logFence(fence);
+    const changes = calculateContainerChanges(desired, await runtime.list(), fence);
     // A container with nothing left to create or start (Docker runs it, or its restart policy decides) has no failure.
     const acting = new Set(
       changes.flatMap((c) => (c.kind === 'create' ? [c.spec.name] : c.kind === 'start' ? [c.name] : [])),
     );
     for (const name of hashes.keys()) if (!acting.has(name)) this.failures = clearFailure(this.failures, name);
-    let ok = blocked.length === 0;
+    let ok = blocked.length === 0 && fence.kind !== 'fenced';
     let removeFailed = false;
     for (const change of changes) {
       const name = change.kind === 'create' ? change.spec.name : change.name;
@@ -196,6 +204,22 @@ export class ContainerAgent {
     return ok;
   }
 
+  private lastFence: NodeFence['kind'] = 'none';
+
+  /** Says when the node's fence holds the agent back, and when it no longer does. */
+  private logFence(fence: NodeFence): void {
+    if (fence.kind === this.lastFence) return;
+    if (fence.kind === 'fenced')
+      this.opts.logger.warn(
+        'this node is fenced (or declared dead): no container is created or started until it is lifted',
+      );
+    else if (this.lastFence === 'fenced')
+      this.opts.logger.info("this node's fence is lifted: starting again the containers it stopped", {
+        ...(fence.kind === 'lifted' ? { stopped: [...fence.stopped] } : {}),
+      });
+    this.lastFence = fence.kind;
+  }
+
   private retryInfo(name: string): Record<string, number> {
     const f = this.failures.get(name);
     return f === undefined
@@ -231,8 +255,8 @@ export class ContainerAgent {
     await followLongPoll({
       wait: (since, timeoutMs) => this.opts.client.waitForCluster(since, timeoutMs, { node: this.opts.nodeUuid }),
       waitMs: () => waitMs,
-      onSnapshot: async () => {
-        await this.converge();
+      onSnapshot: async (snapshot) => {
+        await this.converge(snapshot);
         waitMs = this.nextTurnInMs(resyncMs);
       },
       onError: (err) => this.opts.logger.warn('container agent turn failed', { error: errorMessage(err) }),

@@ -6,6 +6,7 @@
  */
 import { errorMessage } from '@flocker/runtime';
 import Docker from 'dockerode';
+import { z } from 'zod';
 import { LABEL_NAME, LABEL_SPEC, type DockerState, type ObservedContainer } from './calculateContainerChanges';
 import type { DockerSpec } from './desiredContainers';
 
@@ -32,11 +33,29 @@ export class DockerOps implements ContainerRuntime {
 
   async list(): Promise<ObservedContainer[]> {
     const infos = await this.docker.listContainers({ all: true, filters: { label: [LABEL_NAME] } });
-    return infos.map((i) => {
-      const state = STATES.find((s) => s === i.State) ?? 'dead';
-      const name = i.Labels[LABEL_NAME] ?? '';
-      return { id: i.Id, name, hash: i.Labels[LABEL_SPEC], state, image: i.Image };
-    });
+    return Promise.all(
+      infos.map(async (i) => {
+        const state = STATES.find((s) => s === i.State) ?? 'dead';
+        const name = i.Labels[LABEL_NAME] ?? '';
+        const observed: ObservedContainer = { id: i.Id, name, hash: i.Labels[LABEL_SPEC], state, image: i.Image };
+        // When an exited container last ran tells whether the node's fence stopped it (calculateContainerChanges).
+        return state === 'exited' ? { ...observed, ...(await this.times(i.Id)) } : observed;
+      }),
+    );
+  }
+
+  private async times(id: string): Promise<Pick<ObservedContainer, 'startedAt' | 'finishedAt'>> {
+    try {
+      const parsed = ContainerTimes.safeParse(await this.docker.getContainer(id).inspect());
+      if (!parsed.success) return {};
+      const startedAt = dockerTime(parsed.data.State.StartedAt);
+      const finishedAt = dockerTime(parsed.data.State.FinishedAt);
+      return { ...(startedAt !== undefined ? { startedAt } : {}), ...(finishedAt !== undefined ? { finishedAt } : {}) };
+    } catch (err) {
+      // Gone meanwhile: the next turn lists it no more.
+      if (statusOf(err) === 404) return {};
+      throw err;
+    }
   }
 
   async create(spec: DockerSpec, hash: string): Promise<void> {
@@ -93,6 +112,17 @@ export class DockerOps implements ContainerRuntime {
       if (statusOf(err) !== 404) throw err;
     }
   }
+}
+
+const ContainerTimes = z.object({
+  State: z.object({ StartedAt: z.string().optional(), FinishedAt: z.string().optional() }).loose(),
+});
+
+/** Docker's RFC 3339 time (ns precision) in ms; undefined for its zero time (0001-01-01: never). */
+export function dockerTime(t: string | undefined): number | undefined {
+  if (t === undefined) return undefined;
+  const ms = Date.parse(t);
+  return Number.isNaN(ms) || ms <= 0 ? undefined : ms;
 }
 
 export function statusOf(err: unknown): number | undefined {

@@ -30,7 +30,7 @@ const spec = (name: string): DockerSpec => ({
   ports: [],
   restartPolicy: { Name: 'no', MaximumRetryCount: 0 },
 });
-const want = (name: string, hash = `h-${name}`): DesiredContainer => ({ spec: spec(name), hash });
+const want = (name: string, hash = `h-${name}`): DesiredContainer => ({ spec: spec(name), hash, volumeHere: true });
 const seen = (name: string, state: DockerState, hash = `h-${name}`, id = `id-${name}-${state}`): ObservedContainer => ({
   id,
   name,

@@ -3,6 +3,7 @@
  * containers Docker has → the changes to make. One table decides per container.
  */
 import type { DesiredContainer, DockerSpec } from './desiredContainers';
+import type { NodeFence } from './fence';
 
 /** Labels on every container the agent creates; it touches no other container. */
 export const LABEL_NAME = 'flocker.container';
@@ -18,25 +19,53 @@ export interface ObservedContainer {
   hash: string | undefined;
   state: DockerState;
   image: string;
+  /** When Docker last started it / it last stopped (ms; for an exited container; absent if it never ran). */
+  startedAt?: number;
+  finishedAt?: number;
 }
 
 export type ContainerChange =
   | { kind: 'create'; spec: DockerSpec; hash: string }
-  | { kind: 'start'; id: string; name: string }
+  | { kind: 'start'; id: string; name: string; reason?: string }
   | { kind: 'remove'; id: string; name: string; reason: string };
 
 /**
- * - not desired → remove (moved away or deleted);
+ * Whether the node's fence killed this exited container and it may run again: the fence is lifted,
+ * it names the container, the container was started before the fence began and stopped after (not
+ * started since: a container started again and then stopped, by a user or by itself, is not the
+ * fence's), and its volume is still this node's (the fence is there so that two nodes never write
+ * one volume: a container whose volume went elsewhere meanwhile stays stopped).
+ */
+export function killedByFence(want: DesiredContainer, o: ObservedContainer, fence: NodeFence): boolean {
+  return (
+    fence.kind === 'lifted' &&
+    o.state === 'exited' &&
+    fence.stopped.has(o.name) &&
+    want.volumeHere &&
+    o.startedAt !== undefined &&
+    o.startedAt < fence.since &&
+    (o.finishedAt === undefined || o.finishedAt >= fence.since)
+  );
+}
+
+/**
+ * - not desired → remove (moved away or deleted), fenced or not (it lets go of its volume and ports);
+ * - while the node is fenced (or declared dead) → nothing is created or started;
  * - desired, absent → create (which starts it);
  * - desired, spec changed (image, environment, links' targets, ports, volume…) → remove, then create;
  * - desired, never started or its start failed (state created: e.g. its volume was
  *   still in use on the old node) → start again;
- * - desired, exited → left to Docker's restart policy (as Flocker's `never` means);
+ * - desired, exited, killed by the node's fence (killedByFence) → start again once the fence is
+ *   lifted, whatever the restart policy: the configured state is "running", and neither the
+ *   application nor a user stopped it;
+ * - desired, exited otherwise → left to Docker's restart policy (as Flocker's `never` means; a
+ *   container a user stopped stays stopped, as Docker leaves it);
  * - duplicates of one name → all but one removed.
  */
 export function calculateContainerChanges(
   desired: readonly DesiredContainer[],
   observed: readonly ObservedContainer[],
+  fence: NodeFence = { kind: 'none' },
 ): ContainerChange[] {
   const removes: ContainerChange[] = [];
   const others: ContainerChange[] = [];
@@ -63,8 +92,10 @@ export function calculateContainerChanges(
     }
     if (keep === undefined) others.push({ kind: 'create', spec: want.spec, hash: want.hash });
     else if (keep.state === 'created') others.push({ kind: 'start', id: keep.id, name });
+    else if (killedByFence(want, keep, fence))
+      others.push({ kind: 'start', id: keep.id, name, reason: "killed by this node's fence, now lifted" });
   }
   for (const d of desired) if (!byName.has(d.spec.name)) others.push({ kind: 'create', spec: d.spec, hash: d.hash });
   // Removes first: a moved container must let go of its volume and ports before anything new starts.
-  return [...removes, ...others];
+  return fence.kind === 'fenced' ? removes : [...removes, ...others];
 }

@@ -29,6 +29,8 @@ export interface DesiredContainer {
   spec: DockerSpec;
   /** Hash of the spec, kept as a label: a container whose label differs is recreated. */
   hash: string;
+  /** No volume, or its dataset's primary is this node (not moved elsewhere meanwhile). */
+  volumeHere: boolean;
 }
 
 /** A container this node cannot run yet, and why. */
@@ -90,6 +92,7 @@ export function desiredContainers(
       Object.assign(env, linkEnvironment(link, linkHost(link.remote_port, containers, hosts, myHost)));
     Object.assign(env, c.environment);
     let volume: DockerSpec['volume'];
+    let volumeHere = true;
     const v = c.volumes[0];
     if (v !== undefined) {
       const d = datasets.find((x) => x.dataset_id === v.dataset_id && !x.deleted);
@@ -103,6 +106,7 @@ export function desiredContainers(
         continue;
       }
       volume = { name, mountpoint: v.mountpoint };
+      volumeHere = d?.primary === me;
     }
     const rp = c.restart_policy;
     const spec: DockerSpec = {
@@ -123,7 +127,7 @@ export function desiredContainers(
       ...(c.memory_limit !== undefined ? { memory: c.memory_limit } : {}),
       ...(c.command_line !== undefined ? { cmd: c.command_line } : {}),
     };
-    desired.push({ spec, hash: specHash(spec) });
+    desired.push({ spec, hash: specHash(spec), volumeHere });
   }
   return { desired, blocked };
 }
