@@ -544,16 +544,22 @@ export class EbsDriver implements BlockDeviceApi {
     }
     const id = created.VolumeId;
     if (id === undefined) throw new StorageError('BACKEND_ERROR', 'CreateVolume answered without a VolumeId');
+    let failed = false;
     const ready = await this.waitForVolume(
       id,
       'to become available',
       (v) => {
-        if (v.State === 'error')
-          throw new StorageError('BACKEND_ERROR', `volume ${id} went into the "error" state while being created`, id);
-        return v.State === 'available' ? v : undefined;
+        if (v.State !== 'error') return v.State === 'available' ? v : undefined;
+        failed = true;
+        throw new StorageError('BACKEND_ERROR', `volume ${id} went into the "error" state while being created`, id);
       },
       true,
-    );
+    ).catch(async (e: unknown) => {
+      // EC2 never repairs such a volume; left tagged, the agent would take it for the dataset's volume and
+      // try to attach it for ever (and it costs money). Delete it, as the Cinder driver does.
+      if (failed) throw await this.deleteFailedCreate(id, e);
+      throw e;
+    });
     this.logger.info('volume created', {
       blockdeviceId: id,
       datasetId,
@@ -563,6 +569,30 @@ export class EbsDriver implements BlockDeviceApi {
       ...(fromSnapshot === undefined ? {} : { fromSnapshot }),
     });
     return this.toVolume(ready);
+  }
+
+  /** Deletes a volume whose create ended in "error"; the error to throw says whether that worked. */
+  private async deleteFailedCreate(blockdeviceId: string, cause: unknown): Promise<StorageError> {
+    const what = isStorageError(cause) ? cause.message : String(cause);
+    try {
+      await this.call('DeleteVolume', () => this.ec2.send(new DeleteVolumeCommand({ VolumeId: blockdeviceId })), {
+        recover: async () => ((await this.describeMaybe(blockdeviceId)) === undefined ? true : undefined),
+      });
+    } catch (e) {
+      if (awsErrorCode(e) !== 'InvalidVolume.NotFound') {
+        this.logger.error('could not delete a volume whose create failed', {
+          blockdeviceId,
+          error: providerMessage(e),
+        });
+        return new StorageError(
+          'BACKEND_ERROR',
+          `${what}; deleting it failed too (${providerMessage(e)}): delete it by hand`,
+          blockdeviceId,
+        );
+      }
+    }
+    this.logger.warn('deleted a volume whose create ended in "error"', { blockdeviceId });
+    return new StorageError('BACKEND_ERROR', `${what}; it was deleted`, blockdeviceId);
   }
 
   async destroyVolume(blockdeviceId: string): Promise<void> {
