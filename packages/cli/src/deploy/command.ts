@@ -89,25 +89,40 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
     a.wait ? client.listContainerState() : Promise.resolve([]),
   ]);
   const plan = deployPlan(files.apps, files.placement, configured, nodeList, datasets);
-  for (const line of formatPlan(plan, a.deployment)) io.out(line);
   if (a['dry-run']) {
+    for (const line of formatPlan(plan, a.deployment)) io.out(line);
     if (plan.unknownNodes.length > 0) {
       throw new CliError(EXIT.USAGE, `${a.deployment} names unknown node(s): ${plan.unknownNodes.join(', ')}`);
     }
     io.out('dry run: nothing changed');
     return;
   }
+  // A node no live node reports may still be known to the control service (a dead one, named by its UUID or address):
+  // it decides. Its refusal comes without a plan that reads as if it were being applied; an accepted plan follows.
+  const planFirst = plan.unknownNodes.length === 0;
+  if (planFirst) for (const line of formatPlan(plan, a.deployment)) io.out(line);
   const containers = await client.compose({ deployment: files.deployment, applications: files.applications });
+  if (!planFirst) for (const line of formatPlan(plan, a.deployment)) io.out(line);
   const nodes = new Map(nodeList.map((n) => [n.uuid, n.host]));
   for (const c of containers) io.out(`${c.name}: ${c.image} on ${nodes.get(c.node_uuid) ?? c.node_uuid}`);
   if (!a.wait) return;
   const changed = new Set([...plan.added, ...plan.changed].map((e) => e.name));
   const before = errorStreaks(stateBefore);
-  let missing: string[] = [];
+  let missing: string[] = containers.map((c) => c.name);
   let retrying: string[] = [];
+  /** The control service not answering (restarting, say) while we wait: the configuration is applied, so retried. */
+  let unreachable: FlockerApiError | undefined;
   await pollUntil(
     async () => {
-      const state = await client.listContainerState();
+      let state: ContainerState[];
+      try {
+        state = await client.listContainerState();
+        unreachable = undefined;
+      } catch (e) {
+        if (!(e instanceof FlockerApiError) || !isTransient(e)) throw e;
+        unreachable = e;
+        return undefined;
+      }
       const stuck = stuckContainers(containers, state, changed, before);
       if (stuck.length > 0) {
         const lines = stuck.map((x) => describeStuck(x, nodes.get(x.node_uuid) ?? x.node_uuid));
@@ -127,6 +142,12 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
       timeoutMs: a.timeout * 1000,
       intervalMs: 500,
       onTimeout: () => {
+        if (unreachable !== undefined) {
+          throw new CliError(
+            EXIT.UNREACHABLE,
+            `timed out after ${a.timeout}s waiting for ${missing.join(', ')} to run: the configuration was applied, but the control service does not answer (${unreachable.description})`,
+          );
+        }
         const why = retrying.length > 0 ? ` (${retrying.join('; ')})` : '';
         throw new CliError(
           EXIT.TIMEOUT,
@@ -233,6 +254,11 @@ export function buildDeployCli(
     .strict()
     .help()
     .version(clientVersion());
+}
+
+/** No answer, or the control service (or a proxy before it) says it cannot answer now. */
+function isTransient(e: FlockerApiError): boolean {
+  return e.status === 0 || e.status === 502 || e.status === 503 || e.status === 504;
 }
 
 function apiExit(e: FlockerApiError): number {

@@ -232,7 +232,7 @@ describe('the plan of a deployment (issue 21)', () => {
     const plan = deployPlan(dep.apps, dep.placement, now, nodes, datasets);
     expect(plan.changed.map((e) => [e.name, e.changes])).toEqual([
       ['db', ['image old → busybox', 'ports', 'volume db:/var → db:/data', 'command_line']],
-      ['client', ['node 10.0.0.2 → ?', 'environment', 'links', 'restart_policy']],
+      ['client', ['node 10.0.0.2 → 10.9.9.9 (not known)', 'environment', 'links', 'restart_policy']],
     ]);
     expect(plan.unknownNodes).toEqual(['10.9.9.9']);
     expect(formatPlan(plan, 'd.yml').at(-1)).toBe('  ! d.yml names node 10.9.9.9, which is not known');

@@ -32,7 +32,8 @@ export function parseYaml(text: string, file: string): ParsedYaml {
   if (doc.errors.length > 0) {
     const e = doc.errors[0];
     const pos = e?.linePos?.[0];
-    const first = (e?.message ?? 'invalid YAML').split('\n')[0] ?? '';
+    // The yaml library ends its first line with "at line L, column C:" before a code frame: the position leads here.
+    const first = ((e?.message ?? 'invalid YAML').split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?\s*$/, '');
     throw new DeployFileError(`${file}${pos ? `:${pos.line}:${pos.col}` : ''}: invalid YAML: ${first}`);
   }
   const where = (path: readonly (string | number)[]): string => {

@@ -52,11 +52,12 @@ function differences(
   volumeNames: ReadonlyMap<string, string>,
   host: (uuid: string) => string,
   node: string | undefined,
+  key: string,
 ): string[] {
   const out: string[] = [];
   if (node !== current.node_uuid) {
     out.push(
-      `node ${host(current.node_uuid)} → ${node === undefined ? '?' : host(node)}${current.volumes.length > 0 ? ' (its volume moves with it)' : ''}`,
+      `node ${host(current.node_uuid)} → ${node === undefined ? `${key} (not known)` : host(node)}${current.volumes.length > 0 ? ' (its volume moves with it)' : ''}`,
     );
   }
   if (app.image !== current.image) out.push(`image ${current.image} → ${app.image}`);
@@ -101,7 +102,7 @@ export function deployPlan(
       plan.added.push({ name, image: app.image, node: where, changes: [] });
       continue;
     }
-    const changes = differences(name, app, was, volumeNames, host, node);
+    const changes = differences(name, app, was, volumeNames, host, node, key);
     (changes.length > 0 ? plan.changed : plan.unchanged).push({ name, image: app.image, node: where, changes });
   }
   for (const c of configured) {
