@@ -8,7 +8,7 @@
  * Agents report free bytes rounded down to 64 MiB (dataset-agent capacity.ts): 0 is "less than that".
  */
 import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api';
-import { clusterHealth } from './health';
+import { clusterHealth, volumeState } from './health';
 
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const D = '11111111-1111-4111-8111-111111111111';
@@ -61,5 +61,25 @@ describe('flocker status on a full loopback pool', () => {
       const h = clusterHealth({ ...snapshot, nodes: [n] }, [dataset]);
       expect(h.problems.filter((p) => /space/.test(p))).toEqual([]);
     }
+  });
+});
+
+describe('a volume whose file system went read-only (the agent reports it: readOnlyMounts)', () => {
+  const error = {
+    dataset_id: D,
+    action: 'observe',
+    code: 'FILESYSTEM_READ_ONLY',
+    message: 'its file system (mounted at /p) went read-only after a write error, …',
+    attempts: 1,
+    since: '2026-12-06T05:00:00.000Z',
+  };
+  const withError = { ...snapshot, nodes: [{ ...fullNode, available_bytes: 2 ** 30, errors: [error] }] };
+
+  it('is not converged: status, list and show say it, as what the node sees, not as a failed attempt', () => {
+    const line = `on host-a (since ${error.since}): ${error.message} (FILESYSTEM_READ_ONLY)`;
+    const h = clusterHealth(withError, [dataset]);
+    expect(h.converged).toBe(0);
+    expect(h.problems).toEqual([`full: mounted, but ${line}`]);
+    expect(volumeState(withError, dataset)).toMatchObject({ state: 'mounted', reason: line });
   });
 });

@@ -47,6 +47,8 @@ export function errorsOf(snapshot: ClusterSnapshot, datasetId: string): NodeErro
 export function errorText(e: NodeError): string {
   // A local agent's refusal to act (issue 24: the data on a dead node, two live copies) is no failed attempt.
   if (e.action === 'refuse') return `refused on ${e.host} (since ${e.since}): ${e.message} (${e.code})`;
+  // What a node sees, no step it tried (a file system gone read-only, an unreadable volume record): no attempts.
+  if (e.action === 'observe') return `on ${e.host} (since ${e.since}): ${e.message} (${e.code})`;
   const attempts = `${e.attempts} attempt${e.attempts === 1 ? '' : 's'}`;
   return `${e.action} failed on ${e.host} (${attempts} since ${e.since}): ${e.message} (${e.code})`;
 }

@@ -46,7 +46,7 @@ import { desiredStateOf } from './desiredState';
 import { discoverLocalState } from './discoverLocalState';
 import { errorCode, errorMessage } from './errors';
 import { FailureLog } from './FailureLog';
-import { fillsDevice } from './HostOps';
+import { fillsDevice, type HostMount } from './HostOps';
 import type { Action, DesiredState, LocalState } from './LocalState';
 import { INITIAL_LOOP_STATE, loopTransition, type LoopEvent, type LoopPhase, type LoopState } from './loopState';
 import {
@@ -61,6 +61,7 @@ import {
 } from './moveStart';
 import { ObservationView, type Observation } from './ObservationView';
 import { PoolKnowledge } from './PoolKnowledge';
+import { ReadOnlyMounts } from './readOnlyMounts';
 import { Reporter } from './Reporter';
 import { UsedBytesCache } from './usedSpace';
 import { SelfFencing } from './SelfFencing';
@@ -117,6 +118,8 @@ export class DatasetAgent {
   private availableBytes: number | undefined;
   /** used_bytes of mounted datasets: statfs at report time, reused for a few seconds. */
   private readonly used: UsedBytesCache;
+  /** Mounts whose file system went read-only, from each full look's mount table (review T3 finding 2). */
+  private readonly readOnly = new ReadOnlyMounts();
   private readonly decision: GrowingDecisionContext;
   /**
    * Datasets mounted here whose ext4 file system waits for an offline grow (online growth refused, a lease on it).
@@ -675,6 +678,7 @@ export class DatasetAgent {
           withSnapshots: true,
           onSnapshotListFailed: (e) =>
             this.logger.warn('listing snapshots failed', { code: errorCode(e), error: errorMessage(e) }),
+          onMounts: (mounts) => this.sawMounts(mounts),
         }),
       );
     let local = await look();
@@ -745,6 +749,22 @@ export class DatasetAgent {
           volumeBytes: v.size,
         });
       }
+    }
+  }
+
+  /** A full look's mount table: mounts gone read-only are logged once (each is reported as its dataset's error). */
+  private sawMounts(mounts: readonly HostMount[]): void {
+    // Only this agent's mounts (the host has read-only mounts of its own: /sys, /proc/sys …).
+    const root = this.o.mountRoot.endsWith('/') ? this.o.mountRoot : `${this.o.mountRoot}/`;
+    const ours = mounts.filter((m) => m.mountPoint.startsWith(root));
+    const turned = this.readOnly.saw(ours, new Date(this.clock.wallNow()).toISOString());
+    for (const mountPoint of turned) {
+      const m = ours.find((x) => x.mountPoint === mountPoint);
+      this.logger.warn('a mount went read-only: writes to it fail (see the kernel log; a full pool?)', {
+        mountPoint,
+        device: m?.device,
+        options: m?.superOptions,
+      });
     }
   }
 
@@ -876,12 +896,16 @@ export class DatasetAgent {
     const volumes = this.view.all();
     const manifestations: NodeReport['manifestations'] = [];
     const mountedPaths = new Set<string>();
+    const mountedAt: { datasetId: string; path: string }[] = [];
     for (const v of volumes) {
       if (v.attachedTo !== this.o.instanceId) continue;
       const path = mountPathOf(v.datasetId, this.decision);
       const mounted = (v.mountPoints ?? []).includes(path);
       const used = mounted ? this.used.usedBytes(path) : undefined;
-      if (mounted) mountedPaths.add(path);
+      if (mounted) {
+        mountedPaths.add(path);
+        mountedAt.push({ datasetId: v.datasetId, path });
+      }
       manifestations.push({
         dataset_id: v.datasetId,
         blockdevice_id: v.blockdeviceId,
@@ -916,7 +940,7 @@ export class DatasetAgent {
       ...(this.snapshotsSeen !== undefined ? { snapshots: this.snapshotsSeen.flatMap(reportedSnapshot) } : {}),
       ...(this.backups !== undefined ? { backup_store: true as const } : {}),
       ...(backups !== undefined ? { backups } : {}),
-      errors: [...this.failures.reportErrors(), ...this.pool.reportErrors()],
+      errors: [...this.failures.reportErrors(), ...this.pool.reportErrors(), ...this.readOnly.errors(mountedAt)],
       ...(this.o.maxVolumeSize !== undefined ? { max_volume_size: this.o.maxVolumeSize } : {}),
       ...(this.o.zone !== undefined ? { zone: this.o.zone } : {}),
       ...(this.o.version !== undefined ? { version: this.o.version } : {}),

@@ -29,6 +29,9 @@ export interface HostMount {
   readonly mountPoint: string;
   /** "major:minor" of the mounted device. */
   readonly majorMinor: string;
+  /** The mount's own options and its file system's (mountinfo): see readOnlyMounts. */
+  readonly options?: string;
+  readonly superOptions?: string;
 }
 
 /** A file system found on a device (HostOps.filesystemOf). */
@@ -178,7 +181,13 @@ async function mountType(devicePath: string): Promise<string> {
 
 export const linuxHostOps: HostOps = {
   listMounts: async () =>
-    (await listMounts()).map((m) => ({ device: m.device, mountPoint: m.mountPoint, majorMinor: m.majorMinor })),
+    (await listMounts()).map((m) => ({
+      device: m.device,
+      mountPoint: m.mountPoint,
+      majorMinor: m.majorMinor,
+      options: m.options,
+      ...(m.superOptions !== undefined ? { superOptions: m.superOptions } : {}),
+    })),
   // deviceNumber, mkdirp and removeEmptyDir are synchronous (issue 23: each is on a move's critical path): a stat of
   // a device node and a directory made or removed under the mount root are metadata work that waits for no disk
   // (tens of microseconds), while a thread-pool hop waits for a thread and then the main thread to get a CPU (0.3 ms

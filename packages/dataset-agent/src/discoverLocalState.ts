@@ -42,6 +42,8 @@ export interface DiscoverOptions {
   readonly withSnapshots?: boolean;
   /** Told of a failed snapshot listing. */
   readonly onSnapshotListFailed?: (err: unknown) => void;
+  /** Given the mount table this look read (the agent finds mounts gone read-only in it: readOnlyMounts). */
+  readonly onMounts?: (mounts: readonly HostMount[]) => void;
 }
 
 export async function discoverLocalState(o: DiscoverOptions): Promise<LocalState> {
@@ -59,6 +61,7 @@ export async function discoverLocalState(o: DiscoverOptions): Promise<LocalState
         })
       : undefined,
   ]);
+  o.onMounts?.(mounts);
   const volumes = onlyDataset === undefined ? all : all.filter((v) => v.datasetId === onlyDataset);
   const discovered = await Promise.all(
     volumes.map(async (v): Promise<DiscoveredVolume> => {

@@ -44,21 +44,46 @@ describe('parseMountInfo', () => {
     '22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw',
     '36 22 7:3 / /var/lib/flocker/mnt/a\\040b rw,noatime master:1 shared:2 - ext4 /dev/loop3 rw,errors=continue',
     '37 22 0:31 / /proc rw,nosuid - proc proc rw',
+    '38 22 7:4 / /flocker/d rw,relatime - ext4 /dev/loop4 rw,emergency_ro',
     'garbage line',
     '',
   ].join('\n');
 
-  it('reads device, mount point (unescaped), fstype and major:minor; skips lines it cannot read', () => {
+  it('reads device, mount point (unescaped), fstype, major:minor and both options; skips lines it cannot read', () => {
     expect(parseMountInfo(sample)).toEqual([
-      { majorMinor: '254:0', mountPoint: '/', options: 'rw,relatime', fstype: 'ext4', device: '/dev/vda' },
+      {
+        majorMinor: '254:0',
+        mountPoint: '/',
+        options: 'rw,relatime',
+        fstype: 'ext4',
+        device: '/dev/vda',
+        superOptions: 'rw',
+      },
       {
         majorMinor: '7:3',
         mountPoint: '/var/lib/flocker/mnt/a b',
         options: 'rw,noatime',
         fstype: 'ext4',
         device: '/dev/loop3',
+        superOptions: 'rw,errors=continue',
       },
-      { majorMinor: '0:31', mountPoint: '/proc', options: 'rw,nosuid', fstype: 'proc', device: 'proc' },
+      {
+        majorMinor: '0:31',
+        mountPoint: '/proc',
+        options: 'rw,nosuid',
+        fstype: 'proc',
+        device: 'proc',
+        superOptions: 'rw',
+      },
+      // ext4 gone read-only after a write error (kernel 6.12 on): the mount's own options still say rw.
+      {
+        majorMinor: '7:4',
+        mountPoint: '/flocker/d',
+        options: 'rw,relatime',
+        fstype: 'ext4',
+        device: '/dev/loop4',
+        superOptions: 'rw,emergency_ro',
+      },
     ]);
   });
 
@@ -66,7 +91,7 @@ describe('parseMountInfo', () => {
     const read: string[] = [];
     const mounts = await listMounts({ readFile: async (p) => (read.push(p), sample) });
     expect(read).toEqual(['/proc/self/mountinfo']);
-    expect(mounts.map((m) => m.device)).toEqual(['/dev/vda', '/dev/loop3', 'proc']);
+    expect(mounts.map((m) => m.device)).toEqual(['/dev/vda', '/dev/loop3', 'proc', '/dev/loop4']);
   });
 });
 

@@ -19,7 +19,13 @@ export interface MountEntry {
   readonly fstype: string;
   /** "major:minor" of the mounted device, which identifies it even when names differ. */
   readonly majorMinor: string;
+  /** The mount's own options ("rw,relatime"). */
   readonly options: string;
+  /**
+   * The file system's (super block's) options: "ro" once ext4 remounted itself read-only after an error (kernels
+   * before 6.12), "emergency_ro" or "shutdown" for the same on later ones, where the mount's options stay "rw".
+   */
+  readonly superOptions?: string;
 }
 
 /** mountinfo escapes space, tab, newline and backslash as octal (\040 …). */
@@ -41,6 +47,7 @@ export function parseMountInfo(text: string): MountEntry[] {
       options: fields[5],
       fstype: fields[sep + 1],
       device: unescapeMountField(fields[sep + 2]),
+      superOptions: fields[sep + 3] ?? '',
     });
   }
   return entries;
