@@ -136,9 +136,22 @@ export function destroyProgress(
   datasetId: string,
 ): { done: true } | { step: string; error?: string } {
   if (isGone(snapshot, datasetId)) return { done: true };
-  const reason = reasonOf(errorsOf(snapshot, datasetId));
+  const errors = errorsOf(snapshot, datasetId);
+  const reason = reasonOf(errors);
   const step = 'unmounting, detaching and destroying';
-  return reason === undefined ? { step } : { step, error: reason };
+  if (reason === undefined) return { step };
+  // A busy device during a delete is held by a mount outside the agent's reach, a container's most often (review T3
+  // finding 3: the driver's "unmount it first" cannot be done by the user, and nothing said the destroy goes on).
+  const busy = errors.find((e) => e.code === 'DEVICE_BUSY');
+  if (busy === undefined) return { step, error: reason };
+  const d = snapshot.datasets.find((x) => x.dataset_id === datasetId);
+  const name = d?.metadata.name || datasetId;
+  return {
+    step,
+    error:
+      `${reason}. Something on ${busy.host} still uses it, a container most often: stop it ` +
+      `(docker ps --filter volume=${name}); the destroy finishes once nothing uses it`,
+  };
 }
 
 export interface StatusError extends NodeError {

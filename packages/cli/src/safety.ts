@@ -52,7 +52,10 @@ export function checkInUse(
   }
   return action === 'release'
     ? `warning: ${inUse}; releasing its lease anyway (--force): the volume may now be moved or destroyed under that container.`
-    : `warning: ${inUse}; releasing its lease and destroying it anyway (--force): that container loses its data.`;
+    : // The device stays the container's until it stops (review T3 finding 3): the destroy waits for that.
+      `warning: ${inUse}; releasing its lease and destroying it anyway (--force): that container loses its data. ` +
+        `It keeps using the volume until it stops; the volume is destroyed once that container stops ` +
+        `(docker ps --filter volume=${volume}).`;
 }
 
 /**

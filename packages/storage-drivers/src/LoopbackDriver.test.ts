@@ -155,7 +155,9 @@ describe('LoopbackDriver', () => {
     await fs.mkdir(mnt);
     await mount(device, mnt, { fstype: 'ext4' });
     expect(await isDeviceBusy(device)).toBe(true);
-    await expectStorageError(a.detachVolume(v.blockdeviceId), 'DEVICE_BUSY');
+    const busy = await a.detachVolume(v.blockdeviceId).catch((e: unknown) => e);
+    expect(isStorageError(busy, 'DEVICE_BUSY')).toBe(true);
+    expect(String(busy)).toMatch(/in use \(mounted on .*\/mnt\); unmount it first$/);
     expect((await a.listVolumes())[0].attachedTo).toBe('instance-a');
     await unmount(mnt);
     // Still attached after the unmount: no autoclear was set by a refused losetup -d.
@@ -404,7 +406,10 @@ describe('LoopbackDriver', () => {
       expect((await listMounts()).some((m) => m.device === oldDevice)).toBe(false);
       const busy = await a.detachVolume(v.blockdeviceId).catch((e: unknown) => e);
       expect(isStorageError(busy, 'DEVICE_BUSY')).toBe(true);
-      expect(String(busy)).toMatch(/another mount namespace/);
+      // Not "unmount it first": the user cannot unmount a container's mount (review T3 finding 3).
+      expect(String(busy)).toMatch(
+        /in use \(mounted in another mount namespace, a container's most often, or held open\); whatever uses it must stop first$/,
+      );
 
       await b.detachVolume(v.blockdeviceId, { force: true });
       await b.attachVolume(v.blockdeviceId, 'instance-b');

@@ -1464,11 +1464,14 @@ export class LoopbackDriver implements BlockDeviceApi, SpareCapable {
 
   private async busyError(blockdeviceId: string, device: string): Promise<StorageError> {
     const here = (await listMounts()).filter((m) => m.device === device).map((m) => m.mountPoint);
+    // A mount elsewhere cannot be unmounted by the user: a container's, whose mount goes when it stops (T3 finding 3).
     return new StorageError(
       'DEVICE_BUSY',
       `loop device ${device} of volume ${blockdeviceId} is in use (${
-        here.length > 0 ? `mounted on ${here.join(', ')}` : 'mounted in another mount namespace or held open'
-      }); unmount it first`,
+        here.length > 0
+          ? `mounted on ${here.join(', ')}); unmount it first`
+          : "mounted in another mount namespace, a container's most often, or held open); whatever uses it must stop first"
+      }`,
       blockdeviceId,
     );
   }
