@@ -37,6 +37,11 @@ export interface ClusterOptions {
   withPlugin?: boolean;
   /** Start a dataset agent per host. Default true. */
   withAgents?: boolean;
+  /**
+   * Start a container agent per host after its dockerd (needs Docker and the dataset agent), as `cluster.sh up`
+   * does; the fault commands then restart it with the host's other daemons. Default false (suites start their own).
+   */
+  withContainerAgents?: boolean;
   /** Control service --node-timeout. Default 10. */
   nodeTimeoutSeconds?: number;
   /** Control service --lease-grace (seconds a dead node keeps its leases). Default: not passed (the service's 5 s). */
@@ -140,6 +145,7 @@ export class Cluster {
       withAgents: state.withAgents,
       withPlugin: state.withPlugin,
       withDocker: state.withDocker,
+      withContainerAgents: state.withContainerAgents ?? false,
       startTimeoutMs,
       nodeTimeoutSeconds: state.nodeTimeoutSeconds,
       backend: this.backend,
@@ -289,6 +295,9 @@ export function clusterState(
     withDocker,
     withPlugin: withDocker && (options.withPlugin ?? true),
     withAgents: options.withAgents ?? true,
+    ...(withDocker && (options.withAgents ?? true) && options.withContainerAgents === true
+      ? { withContainerAgents: true }
+      : {}),
     nodeTimeoutSeconds: options.nodeTimeoutSeconds ?? 10,
     ...(options.leaseGraceSeconds !== undefined ? { leaseGraceSeconds: options.leaseGraceSeconds } : {}),
     ...(options.backend !== undefined ? { backend: options.backend } : {}),

@@ -45,6 +45,8 @@ export interface HostContext {
   withAgents: boolean;
   withPlugin: boolean;
   withDocker: boolean;
+  /** Start flocker-container-agent after dockerd (cluster.sh up; review T2 F3). */
+  withContainerAgents: boolean;
   startTimeoutMs: number;
   nodeTimeoutSeconds: number;
   dockerCliEnv: NodeJS.ProcessEnv;
@@ -326,14 +328,22 @@ export class ClusterHost {
       await this.startDocker();
       started.push('dockerd');
     }
+    if (this.ctx.withContainerAgents && this.containerAgentPid() === undefined) {
+      await this.startContainerAgent();
+      started.push('container agent');
+    }
     return started;
   }
 
-  /** Starts what this host is configured to run, in the safe order: agent, plugin, then dockerd (P10). */
+  /**
+   * Starts what this host is configured to run, in the safe order: agent, plugin, then dockerd (P10), then the
+   * container agent (it drives that dockerd).
+   */
   async start(): Promise<void> {
     if (this.ctx.withAgents) await this.startAgent();
     if (this.ctx.withPlugin) await this.startPlugin();
     if (this.ctx.withDocker) await this.startDocker();
+    if (this.ctx.withContainerAgents) await this.startContainerAgent();
   }
 
   /** Hard power-off: every process of the host dies, its mount namespace and all mounts in it vanish. */

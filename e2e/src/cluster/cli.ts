@@ -1,6 +1,7 @@
 /**
  * The harness by hand (see scripts/cluster.sh, which is the documented entry point):
- *   up [N] [--backend loopback|local] [--no-docker] [--no-agents] [--no-plugin] [--node-timeout S] [--lease-grace S]
+ *   up [N] [--backend loopback|local] [--no-docker] [--no-agents] [--no-plugin] [--no-container-agents]
+ *      [--node-timeout S] [--lease-grace S]
  *   down | status | exec <host> <cmd…> | docker <host> <args…> | env <host> | flocker <args…>
  *   kill | poweroff | poweron | partition | heal | start <host>     (faults, for failover demos)
  * State lives in $FLOCKER_CLUSTER_DIR (default /tmp/flocker-cluster).
@@ -15,17 +16,19 @@ import type { ClusterHost } from './Host';
 import { ClusterError } from './run';
 
 const USAGE = `usage: cluster.sh up [N] [--backend loopback|local] [--no-docker] [--no-agents] [--no-plugin]
-                     [--node-timeout S] [--lease-grace S]
+                     [--no-container-agents] [--node-timeout S] [--lease-grace S]
            --backend local: each host its own btrfs file system on its own loop device (issue 24; a move
            copies the data host to host over mutual TLS); default loopback: one pool shared by every host
+           each host runs a dataset agent, the Docker plugin, dockerd and a container agent (flocker-deploy's;
+           --no-container-agents: none, so deployed applications stay pending)
        cluster.sh down | status
        cluster.sh exec <host> <cmd…>      run a command inside host <host> (a, b, …)
        cluster.sh docker <host> <args…>   docker CLI against <host>'s dockerd
        cluster.sh env <host>              prints DOCKER_HOST=… for <host>
        cluster.sh flocker <args…>         the flocker CLI against this cluster (e.g. flocker volumes list)
 faults (for failover demos):
-       cluster.sh kill <host>             SIGKILL its agent, plugin and dockerd; containers keep running
-       cluster.sh start <host>            start its stopped agent/plugin/dockerd again (same era)
+       cluster.sh kill <host>             SIGKILL its agent, plugin, dockerd and container agent; containers keep running
+       cluster.sh start <host>            start its stopped agent/plugin/dockerd/container agent again (same era)
        cluster.sh poweroff <host>         every process dies, its mounts vanish (loop devices stay)
        cluster.sh poweron <host>          boot it again: new era, fresh mount namespace, start all
        cluster.sh partition <host>        cut its network; every process keeps running
@@ -41,6 +44,8 @@ interface UpArgs {
   withDocker: boolean;
   withAgents: boolean;
   withPlugin: boolean;
+  /** A container agent per host (flocker-deploy's), after dockerd; off without Docker or dataset agents. */
+  withContainerAgents: boolean;
   nodeTimeoutSeconds: number;
   /** undefined: flocker-control's default (5 s). */
   leaseGraceSeconds?: number;
@@ -49,12 +54,20 @@ interface UpArgs {
 }
 
 export function parseUpArgs(args: readonly string[]): UpArgs {
-  const out: UpArgs = { hosts: 3, withDocker: true, withAgents: true, withPlugin: true, nodeTimeoutSeconds: 10 };
+  const out: UpArgs = {
+    hosts: 3,
+    withDocker: true,
+    withAgents: true,
+    withPlugin: true,
+    withContainerAgents: true,
+    nodeTimeoutSeconds: 10,
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === '--no-docker') out.withDocker = false;
     else if (a === '--no-agents') out.withAgents = false;
     else if (a === '--no-plugin') out.withPlugin = false;
+    else if (a === '--no-container-agents') out.withContainerAgents = false;
     else if (a === '--node-timeout') {
       const v = Number(args[++i]);
       if (!(v > 0)) throw new ClusterError('USAGE', '--node-timeout needs a positive number of seconds');
@@ -107,8 +120,18 @@ export async function applyFault(cluster: Cluster, { fault, host: name }: FaultA
   switch (fault) {
     case 'kill': {
       needsPower();
-      const pids = { agent: host.agentPid(), plugin: host.pluginPid(), dockerd: host.dockerPid() };
-      await Promise.all([host.killAgent('SIGKILL'), host.killPlugin('SIGKILL'), host.killDocker('SIGKILL')]);
+      const pids = {
+        agent: host.agentPid(),
+        plugin: host.pluginPid(),
+        dockerd: host.dockerPid(),
+        'container agent': host.containerAgentPid(),
+      };
+      await Promise.all([
+        host.killAgent('SIGKILL'),
+        host.killPlugin('SIGKILL'),
+        host.killDocker('SIGKILL'),
+        host.killContainerAgent('SIGKILL'),
+      ]);
       const killed = Object.entries(pids).map(([k, pid]) => `${k} ${pid ?? '(not running)'}`);
       return `host ${name}: SIGKILLed ${killed.join(', ')}; its containers and mounts stay (cluster.sh start ${name} restarts the daemons)`;
     }
@@ -193,7 +216,8 @@ async function describe(cluster: Cluster): Promise<string> {
     const seen = controlView(nodes.find((n) => n.uuid === h.nodeUuid()));
     lines.push(
       `host ${h.name}    ${h.address}  ${await hostCondition(h)} (${seen})  node ${h.nodeUuid() ?? '-'}  ` +
-        `agent ${h.agentPid() ?? '-'}  plugin ${h.pluginPid() ?? '-'}  dockerd ${h.dockerPid() ?? '-'}  DOCKER_HOST=unix://${h.layout.dockerSocket}` +
+        `agent ${h.agentPid() ?? '-'}  plugin ${h.pluginPid() ?? '-'}  dockerd ${h.dockerPid() ?? '-'}  ` +
+        `container-agent ${h.containerAgentPid() ?? '-'}  DOCKER_HOST=unix://${h.layout.dockerSocket}` +
         (cluster.backend === 'local' ? `  pool ${h.layout.localPool}` : ''),
     );
   }

@@ -93,8 +93,12 @@ describe('cluster.sh up arguments', () => {
       withDocker: true,
       withAgents: true,
       withPlugin: true,
+      withContainerAgents: true,
       nodeTimeoutSeconds: 10,
     });
+  });
+  it('starts a container agent per host unless --no-container-agents (review T2 F3: flocker-deploy stayed pending)', () => {
+    expect(parseUpArgs(['2', '--no-container-agents'])).toMatchObject({ hosts: 2, withContainerAgents: false });
   });
   it('parses N and the switches', () => {
     expect(parseUpArgs(['2', '--no-docker', '--node-timeout', '4'])).toMatchObject({
@@ -147,6 +151,16 @@ describe('startCluster({ backend })', () => {
     const plain = clusterState({ hosts: 2, withDocker: true }, where);
     expect('backend' in plain).toBe(false);
     expect(ClusterStateFile.parse(JSON.parse(JSON.stringify(plain)))).toEqual(plain);
+  });
+
+  it('records container agents only when asked, and only with Docker and dataset agents (they need both)', () => {
+    expect('withContainerAgents' in clusterState({ hosts: 2, withDocker: true }, where)).toBe(false);
+    const withThem = clusterState({ hosts: 2, withDocker: true, withContainerAgents: true }, where);
+    expect(withThem.withContainerAgents).toBe(true);
+    expect(ClusterStateFile.parse(JSON.parse(JSON.stringify(withThem)))).toEqual(withThem);
+    expect('withContainerAgents' in clusterState({ hosts: 2, withContainerAgents: true }, where)).toBe(false);
+    const noAgents = { hosts: 2, withDocker: true, withAgents: false, withContainerAgents: true };
+    expect('withContainerAgents' in clusterState(noAgents, where)).toBe(false);
   });
 
   it("writes each host's agent.yml for the backend the state names; an older cluster.json is loopback", () => {

@@ -15,6 +15,8 @@ export const ClusterStateFile = z
     withDocker: z.boolean(),
     withAgents: z.boolean(),
     withPlugin: z.boolean(),
+    /** A flocker-container-agent per host (cluster.sh up's default); absent: none (e2e suites start their own). */
+    withContainerAgents: z.boolean().optional(),
     nodeTimeoutSeconds: z.number().positive(),
     /** flocker-control --lease-grace; absent: not passed (the control service's default, 5 s). */
     leaseGraceSeconds: z.number().nonnegative().optional(),
