@@ -1,6 +1,7 @@
 import {
   CloneSnapshotBody,
   CreateVolumeBody,
+  MoveVolumeBody,
   refusesSize,
   ResizeVolumeBody,
   SetScheduleBody,
@@ -35,6 +36,17 @@ describe('CloneSnapshotBody', () => {
     expect(CloneSnapshotBody.parse({ name: 'copy', size: ' 1G ', node: 'n' }).size).toBe('1G');
     expect(CloneSnapshotBody.safeParse({ name: 'bad name!', node: 'n' }).success).toBe(false);
     expect(CloneSnapshotBody.safeParse({ name: 'copy', node: '' }).error?.issues[0]?.message).toBe('choose a node');
+  });
+  it('names a missing node or name as the form asks for it (review T2 F9e), as create and move do', () => {
+    const messages = (body: unknown) => CloneSnapshotBody.safeParse(body).error?.issues.map((i) => i.message);
+    expect(messages({ name: 'copy' })).toEqual(['choose a node']);
+    expect(messages({ node: 'n' })).toEqual(['a volume needs a name']);
+    expect(MoveVolumeBody.safeParse({}).error?.issues.map((i) => i.message)).toEqual(['choose a node']);
+    expect(CreateVolumeBody.safeParse({}).error?.issues.map((i) => i.message)).toEqual([
+      'a volume needs a name',
+      'give a size such as 1GiB',
+      'choose a node',
+    ]);
   });
 });
 

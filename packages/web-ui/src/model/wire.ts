@@ -60,7 +60,7 @@ export const CreateVolumeBody = z.object({
 export type CreateVolumeBody = z.infer<typeof CreateVolumeBody>;
 
 export const MoveVolumeBody = z.object({
-  node: z.string().min(1, { message: 'choose a node' }),
+  node: z.string({ error: given('choose a node') }).min(1, { message: 'choose a node' }),
   /** Local storage (issue 24): copy now while the volume stays in use, finish once released (the API's when_released). */
   when_released: z.boolean().optional(),
 });
@@ -83,9 +83,9 @@ export type TakeSnapshotBody = z.infer<typeof TakeSnapshotBody>;
 
 /** A new volume holding a snapshot's data; a blank size is the snapshot's own. */
 export const CloneSnapshotBody = z.object({
-  name: VolumeName,
+  name: z.string({ error: given('a volume needs a name') }).pipe(VolumeName),
   size: z.string().trim().default(''),
-  node: z.string().min(1, { message: 'choose a node' }),
+  node: z.string({ error: given('choose a node') }).min(1, { message: 'choose a node' }),
 });
 export type CloneSnapshotBody = z.infer<typeof CloneSnapshotBody>;
 
