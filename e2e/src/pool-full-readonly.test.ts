@@ -1,0 +1,145 @@
+/**
+ * Review T3 finding 2, end to end with a real full pool: a loopback pool on a small tmpfs, a volume larger than it
+ * (sparse), written until the pool is full. The loop device fails writes and ext4 goes read-only; `flocker status`
+ * must name the node whose storage is full and the volume whose file system went read-only (exit 1), and the way
+ * out the agent gives must work: free space in the pool, unmount the volume (no container uses it here), and the
+ * agent mounts it again, read-write, with every file whose fsync returned. Needs root (tmpfs, loop devices, mounts).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import type { ClusterSnapshot } from '@flocker/api';
+import { LocalAgentBed } from './localAgents';
+
+jest.setTimeout(180_000);
+
+const MiB = 1024 * 1024;
+const CLI = join(__dirname, '../../packages/cli/dist/main.js');
+
+let bed: LocalAgentBed;
+
+beforeEach(async () => {
+  bed = await LocalAgentBed.start('fx6-pool-full-');
+});
+
+afterEach(() => bed.close());
+
+function flocker(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const p = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, FLOCKER_CONTROL_URL: `http://127.0.0.1:${bed.control.port}` },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  return new Promise((resolve) => p.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+/** Writes `bytes` of random data to a new file and fsyncs it; its md5 when the fsync returned, else the error code. */
+function writeSynced(path: string, bytes: number): { md5: string } | { error: string } {
+  const buf = randomBytes(bytes);
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(path, 'w');
+    fs.writeSync(fd, buf);
+    fs.fsyncSync(fd);
+    return { md5: createHash('md5').update(buf).digest('hex') };
+  } catch (e) {
+    return { error: (e as NodeJS.ErrnoException).code ?? String(e) };
+  } finally {
+    if (fd !== undefined)
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // a close after a failed write may fail too: the fsync already said
+      }
+  }
+}
+
+const md5Of = (path: string): string => createHash('md5').update(fs.readFileSync(path)).digest('hex');
+
+describe('a full loopback pool (review T3 finding 2)', () => {
+  it('status names the full node and the read-only volume (exit 1); free space + umount: mounted again, acknowledged files kept', async () => {
+    const pool = join(bed.dir, 'pool');
+    fs.mkdirSync(pool);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=192M', 'fx6-pool-full', pool]);
+    bed.writeAgentConfig('a', { resyncSeconds: 1 });
+    bed.startAgent('a');
+    await bed.waitFor('node a to report', async () => {
+      if (!fs.existsSync(join(bed.dir, 'a', 'state', 'node.json'))) return false;
+      return (await bed.client.listNodes()).some((n) => n.uuid === bed.nodeUuid('a'));
+    });
+    const a = bed.nodeUuid('a');
+    const { dataset_id: id } = await bed.client.createDataset({
+      primary: a,
+      maximum_size: 512 * MiB,
+      metadata: { name: 'full' },
+    });
+    const path = join(bed.dir, 'a', 'mnt', id);
+    await bed.waitFor('the volume mounted', async () => {
+      const s = await bed.client.listDatasetState();
+      return s.some((x) => x.dataset_id === id && x.path === path);
+    });
+
+    // Fill the pool through the volume: each file fsynced; stop at the first failure.
+    const acked = new Map<string, string>();
+    let failed: string | undefined;
+    for (let i = 0; i < 30 && failed === undefined; i++) {
+      const r = writeSynced(join(path, `f${i}`), 8 * MiB);
+      if ('md5' in r) acked.set(`f${i}`, r.md5);
+      else failed = r.error;
+    }
+    expect(failed).toBeDefined();
+    // The journal aborts on the next metadata change: from then on writes fail with EROFS.
+    await bed.waitFor('the file system to refuse writes', () => {
+      try {
+        fs.writeFileSync(join(path, 'probe'), 'x');
+        return false;
+      } catch (e) {
+        return (e as NodeJS.ErrnoException).code === 'EROFS';
+      }
+    });
+
+    const snapshot = async (): Promise<ClusterSnapshot> => bed.client.waitForCluster(undefined, 0);
+    await bed.waitFor('the agent to report the read-only file system', async () =>
+      (await snapshot()).nodes.some((n) =>
+        n.errors.some((e) => e.dataset_id === id && e.code === 'FILESYSTEM_READ_ONLY'),
+      ),
+    );
+    await bed.waitFor('the node to report no free space', async () =>
+      (await snapshot()).nodes.some((n) => n.uuid === a && n.available_bytes === 0),
+    );
+    const status = await flocker(['status']);
+    expect(status.code).toBe(1);
+    expect(status.stdout).toMatch(/node \S+: its storage has no free space left/);
+    expect(status.stdout).toMatch(/full: mounted, but on \S+ \(since .*\): its file system \(mounted at /);
+    expect(status.stdout).toMatch(/\(FILESYSTEM_READ_ONLY\)/);
+    const show = await flocker(['volumes', 'show', 'full']);
+    expect(show.stdout).toMatch(/went read-only after a write error/);
+
+    // The way out the message gives: free space (the pool grows), unmount (no container here); the agent remounts.
+    execFileSync('mount', ['-o', 'remount,size=1G', pool]);
+    execFileSync('umount', [path]);
+    await bed.waitFor(
+      'the volume mounted again, without the error',
+      async () => {
+        const s = await snapshot();
+        const n = s.nodes.find((x) => x.uuid === a);
+        return (
+          n !== undefined &&
+          n.errors.length === 0 &&
+          n.manifestations.some((m) => m.dataset_id === id && m.status === 'mounted')
+        );
+      },
+      60_000,
+    );
+    expect(writeSynced(join(path, 'after'), MiB)).toHaveProperty('md5');
+    for (const [f, sum] of acked) expect(`${f} ${md5Of(join(path, f))}`).toBe(`${f} ${sum}`);
+    expect(acked.size).toBeGreaterThan(0);
+    const after = await flocker(['status']);
+    expect(after.stdout).not.toMatch(/read-only|no free space/);
+    expect(after.code).toBe(0);
+  });
+});
