@@ -5,7 +5,7 @@
 # routed off the machine: hosts live on 10.77.0.0/24 behind a bridge in its own
 # netns; the control service is reachable from here on 10.77.1.<4·slot+2>:4523.
 #
-#   scripts/cluster.sh up [N] [--backend loopback|local] [--no-docker] [--no-agents] [--no-plugin] [--node-timeout S] [--lease-grace S]
+#   scripts/cluster.sh up [N] [--backend loopback|local] [--no-docker] [--no-agents] [--no-plugin] [--no-container-agents] [--node-timeout S] [--lease-grace S]
 #                                     start N hosts (default 3) named a, b, c, …; T and G of flocker-control;
 #                                     --backend local: each host its own btrfs file system on its own loop
 #                                     device, a move copies the data over mutual TLS (default: loopback, shared)
@@ -16,8 +16,8 @@
 #   scripts/cluster.sh flocker volumes list   the flocker CLI against this cluster (as API user admin)
 #   scripts/cluster.sh down           stop everything, remove namespaces, loop devices, cgroups
 # Faults (failover demos; see "Demo: failover by hand" in e2e/README.md):
-#   scripts/cluster.sh kill a         SIGKILL a's agent, plugin and dockerd (containers keep running)
-#   scripts/cluster.sh start a        start a's stopped daemons again (same era)
+#   scripts/cluster.sh kill a         SIGKILL a's agent, plugin, container agent and dockerd (containers keep running)
+#   scripts/cluster.sh start a        start a's stopped daemons again, container agent included (same era)
 #   scripts/cluster.sh poweroff a     every process of a dies, its mounts vanish; poweron a boots it (new era)
 #   scripts/cluster.sh partition a    cut a's network (processes keep running); heal a reconnects it
 #
