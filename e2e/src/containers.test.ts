@@ -288,6 +288,25 @@ describe('containers move with their volumes (flocker-deploy, container agents)'
     );
   });
 
+  it('a redeploy that changes the image on the same node: --wait does not count the old container (review T2 F4)', async () => {
+    const [hostA, hostB] = [await hostOf(a), await hostOf(b)];
+    const deployment = `version: 1\nnodes:\n  ${hostA}: [db]\n  ${hostB}: [client]\n`;
+    const missing = 'flocker-e2e-no-such-image:2';
+    const changed = APPLICATIONS.replace(/( {2}client:\n {4}image: )\S+/, `$1${missing}`);
+    expect(changed).not.toBe(APPLICATIONS);
+    const r = await flockerDeploy(deployment, changed);
+    // Before: 'deployed: every container is running on its node', exit 0, from the old client's report.
+    expect(r.stdout).toContain(`  ~ client: image ${TINY_IMAGE} → ${missing}`);
+    expect(r.stdout).not.toContain('deployed: every container is running');
+    expect(r.stderr).toContain(`client cannot start on ${hostB}: IMAGE_NOT_FOUND`);
+    expect(r.code).toBe(1);
+    // Back as it was: the client runs its image again, and --wait says so.
+    const back = await flockerDeploy(deployment);
+    expect(back.stderr).toBe('');
+    expect(back.code).toBe(0);
+    expect(back.stdout).toContain('deployed: every container is running on its node');
+  });
+
   it("a Compose file's name:/path volume is that Flocker volume, and moves with its container (issue 21)", async () => {
     const [hostA, hostB] = [await hostOf(a), await hostOf(b)];
     const compose = `services:\n  store:\n    image: ${TINY_IMAGE}\n    volumes: ["e2e-named:/srv/data"]\n    command: ["sh", "-c", ${JSON.stringify('trap "exit 0" TERM; sleep 100000 & wait')}]\n`;
