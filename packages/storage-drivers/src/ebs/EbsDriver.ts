@@ -216,14 +216,57 @@ export class EbsDriver implements BlockDeviceApi {
     return this.config.zone;
   }
 
+  /**
+   * This instance's id (config, else IMDS), checked once against EC2: the agent learns it at start, so a wrong
+   * `instance_id` or `zone` stops the start with a message naming the setting instead of failing every attach.
+   */
   computeInstanceId(): Promise<string> {
-    if (this.config.instance_id !== undefined) return Promise.resolve(this.config.instance_id);
-    // Cache success only: a failed metadata fetch is tried again next time.
-    this.instanceIdPromise ??= this.fetchInstanceId().catch((e: unknown) => {
+    // Cache success only: a failed metadata fetch or a refused check is tried again next time.
+    this.instanceIdPromise ??= (async () => {
+      const id = this.config.instance_id ?? (await this.fetchInstanceId());
+      await this.checkPlacement(id);
+      return id;
+    })().catch((e: unknown) => {
       this.instanceIdPromise = undefined;
       throw e;
     });
     return this.instanceIdPromise;
+  }
+
+  /**
+   * Refuses an instance EC2 says does not exist (or is terminated) or that is in another zone than
+   * config.zone (volumes are made there; EBS attaches only within a zone). One DescribeInstances, bounded
+   * in time; when EC2 gives no clear answer the check is skipped with a warning (the start is not held up).
+   */
+  private async checkPlacement(instanceId: string): Promise<void> {
+    const source = this.config.instance_id === undefined ? 'the instance metadata service' : 'dataset.instance_id';
+    let placement: { zone: string | undefined; state: string | undefined } | undefined;
+    try {
+      const out = await this.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }), {
+        abortSignal: AbortSignal.timeout(Math.min(this.timing.requestTimeoutMs, 5_000)),
+      });
+      const found = (out.Reservations ?? []).flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === instanceId);
+      placement = found && { zone: found.Placement?.AvailabilityZone, state: found.State?.Name };
+    } catch (e) {
+      const code = awsErrorCode(e);
+      if (code !== 'InvalidInstanceID.NotFound' && code !== 'InvalidInstanceID.Malformed') {
+        this.logger.warn('could not check this instance and dataset.zone with EC2 DescribeInstances; going on', {
+          instanceId,
+          error: providerMessage(e),
+        });
+        return;
+      }
+    }
+    if (placement === undefined || placement.state === 'terminated')
+      throw new StorageError(
+        'BACKEND_ERROR',
+        `${source}: EC2 has no ${placement === undefined ? '' : 'running '}instance ${instanceId} in region ${this.config.region}; set dataset.instance_id (and dataset.region) to this machine's instance`,
+      );
+    if (placement.zone !== undefined && placement.zone !== this.config.zone)
+      throw new StorageError(
+        'BACKEND_ERROR',
+        `dataset.zone: instance ${instanceId} is in zone ${placement.zone}, not in the configured zone ${this.config.zone} (EBS volumes attach only within their zone); set dataset.zone: ${placement.zone}`,
+      );
   }
 
   async listVolumes(): Promise<BlockDeviceVolume[]> {
