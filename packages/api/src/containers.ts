@@ -122,6 +122,13 @@ export const ContainerError = z
   .strict()
   .describe('The last failure to create or start the container; absent once it runs.');
 
+/**
+ * Which configuration a reported container runs: containerConfigId of the configured container whose spec it runs
+ * (flocker-deploy --wait counts a container as deployed only when it is the configured one). Absent from container
+ * agents before session 18, and for a container created by one of them that no longer matches its configuration.
+ */
+export const ContainerConfigId = z.string().regex(/^[0-9a-f]{16}$/);
+
 /** What `GET /v1/state/containers` lists: containers as their nodes' container agents report them. */
 export const ContainerState = z
   .object({
@@ -130,6 +137,12 @@ export const ContainerState = z
     image: z.string(),
     running: z.boolean(),
     error: ContainerError.optional(),
+    config: ContainerConfigId.optional(),
+    reported_at: z
+      .string()
+      .max(64)
+      .optional()
+      .describe("ISO 8601 time the control service received its node's container report (absent from older services)."),
   })
   .strict();
 
@@ -138,7 +151,13 @@ export const ContainerReport = z
   .object({
     containers: z.array(
       z
-        .object({ name: ContainerName, image: z.string(), running: z.boolean(), error: ContainerError.optional() })
+        .object({
+          name: ContainerName,
+          image: z.string(),
+          running: z.boolean(),
+          error: ContainerError.optional(),
+          config: ContainerConfigId.optional(),
+        })
         .strict(),
     ),
   })

@@ -7,6 +7,7 @@ export * from './identity';
 export * from './sizes';
 export * from './tls';
 export * from './containers';
+export * from './containerIdentity';
 export * from './controlUrls';
 export * from './jsonDepth';
 export * from './durableFiles';

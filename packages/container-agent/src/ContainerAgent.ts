@@ -62,11 +62,16 @@ export function reportOf(
     .map((o) => {
       const error = failures.get(o.name)?.error;
       const want = configured.get(o.name);
+      const current = want !== undefined && want.hash === o.hash;
+      // Which configuration it runs: the desired one when it runs the desired spec (a kept container's label may name
+      // an earlier configuration of the same spec), else the one it was created for, if labelled.
+      const config = current ? want.config : o.config;
       return {
         name: o.name,
-        image: want !== undefined && want.hash === o.hash ? want.spec.image : o.image,
+        image: current ? want.spec.image : o.image,
         running: o.state === 'running' || o.state === 'restarting',
         ...(error !== undefined ? { error } : {}),
+        ...(config !== undefined ? { config } : {}),
       };
     });
   for (const [name, f] of failures) {
@@ -171,7 +176,7 @@ export class ContainerAgent {
       const t0 = process.hrtime.bigint();
       try {
         logger.info('container change', describe(change));
-        if (change.kind === 'create') await runtime.create(change.spec, change.hash);
+        if (change.kind === 'create') await runtime.create(change.spec, change.hash, change.config);
         else if (change.kind === 'start') await runtime.start(change.id);
         else await runtime.remove(change.id);
         this.metrics.stepSeconds.observe({ kind: change.kind, result: 'ok' }, secondsSince(t0));

@@ -7,12 +7,19 @@
 import { errorMessage } from '@flocker/runtime';
 import Docker from 'dockerode';
 import { z } from 'zod';
-import { LABEL_NAME, LABEL_SPEC, type DockerState, type ObservedContainer } from './calculateContainerChanges';
+import {
+  LABEL_CONFIG,
+  LABEL_NAME,
+  LABEL_SPEC,
+  type DockerState,
+  type ObservedContainer,
+} from './calculateContainerChanges';
 import type { DockerSpec } from './desiredContainers';
 
 export interface ContainerRuntime {
   list(): Promise<ObservedContainer[]>;
-  create(spec: DockerSpec, hash: string): Promise<void>;
+  /** `config`: the configuration identity, kept as a label (LABEL_CONFIG). */
+  create(spec: DockerSpec, hash: string, config?: string): Promise<void>;
   start(id: string): Promise<void>;
   remove(id: string): Promise<void>;
 }
@@ -37,7 +44,15 @@ export class DockerOps implements ContainerRuntime {
       infos.map(async (i) => {
         const state = STATES.find((s) => s === i.State) ?? 'dead';
         const name = i.Labels[LABEL_NAME] ?? '';
-        const observed: ObservedContainer = { id: i.Id, name, hash: i.Labels[LABEL_SPEC], state, image: i.Image };
+        const config = i.Labels[LABEL_CONFIG];
+        const observed: ObservedContainer = {
+          id: i.Id,
+          name,
+          hash: i.Labels[LABEL_SPEC],
+          ...(config !== undefined ? { config } : {}),
+          state,
+          image: i.Image,
+        };
         // When an exited container last ran tells whether the node's fence stopped it (calculateContainerChanges).
         return state === 'exited' ? { ...observed, ...(await this.times(i.Id)) } : observed;
       }),
@@ -58,7 +73,7 @@ export class DockerOps implements ContainerRuntime {
     }
   }
 
-  async create(spec: DockerSpec, hash: string): Promise<void> {
+  async create(spec: DockerSpec, hash: string, config?: string): Promise<void> {
     const exposed: Record<string, object> = {};
     const bindings: Record<string, { HostPort: string }[]> = {};
     for (const p of spec.ports) {
@@ -70,7 +85,11 @@ export class DockerOps implements ContainerRuntime {
       Image: spec.image,
       Env: spec.env,
       ...(spec.cmd !== undefined ? { Cmd: spec.cmd } : {}),
-      Labels: { [LABEL_NAME]: spec.name, [LABEL_SPEC]: hash },
+      Labels: {
+        [LABEL_NAME]: spec.name,
+        [LABEL_SPEC]: hash,
+        ...(config !== undefined ? { [LABEL_CONFIG]: config } : {}),
+      },
       ExposedPorts: exposed,
       HostConfig: {
         PortBindings: bindings,

@@ -1,5 +1,6 @@
 import {
   ContainerConfiguration,
+  containerConfigId,
   type ContainerReport,
   type CreateContainerRequest,
   type DatasetConfiguration,
@@ -213,10 +214,12 @@ describe('ContainerAgent.converge', () => {
       attempts: 1,
       since: new Date(1_000_000).toISOString(),
     };
+    // The container in Docker runs the configured db: each report names that configuration.
+    const config = containerConfigId(db);
     expect(reports).toEqual([
-      { containers: [{ name: 'db', image: 'busybox', running: false, error }] },
-      { containers: [{ name: 'db', image: 'busybox', running: false, error }] },
-      { containers: [{ name: 'db', image: 'busybox', running: true }] },
+      { containers: [{ name: 'db', image: 'busybox', running: false, error, config }] },
+      { containers: [{ name: 'db', image: 'busybox', running: false, error, config }] },
+      { containers: [{ name: 'db', image: 'busybox', running: true, config }] },
     ]);
     expect(reportOf([])).toEqual({ containers: [] });
   });
@@ -286,7 +289,11 @@ describe('ContainerAgent.converge', () => {
     runtime.create = FakeRuntime.prototype.create.bind(runtime);
     runtime.failStart = false;
     await agent.converge();
-    expect(reports.at(-1)).toEqual({ containers: [{ name: 'web', image: 'busybox', running: true }] });
+    expect(reports.at(-1)).toEqual({
+      containers: [
+        { name: 'web', image: 'busybox', running: true, config: containerConfigId({ ...web, image: 'busybox' }) },
+      ],
+    });
     // Deleted from the configuration: forgotten.
     configured = [];
     await agent.converge();

@@ -8,6 +8,8 @@ import type { NodeFence } from './fence';
 /** Labels on every container the agent creates; it touches no other container. */
 export const LABEL_NAME = 'flocker.container';
 export const LABEL_SPEC = 'flocker.spec';
+/** The configuration identity (containerConfigId) the container was created for; reported when its spec is not the desired one. */
+export const LABEL_CONFIG = 'flocker.config';
 
 /** Docker's container states (`docker ps --format {{.State}}`). */
 export type DockerState = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
@@ -17,6 +19,8 @@ export interface ObservedContainer {
   /** The Flocker container name (label), not Docker's. */
   name: string;
   hash: string | undefined;
+  /** Its LABEL_CONFIG (absent on containers created before session 18). */
+  config?: string;
   state: DockerState;
   image: string;
   /** When Docker last started it / it last stopped (ms; for an exited container; absent if it never ran). */
@@ -25,7 +29,7 @@ export interface ObservedContainer {
 }
 
 export type ContainerChange =
-  | { kind: 'create'; spec: DockerSpec; hash: string }
+  | { kind: 'create'; spec: DockerSpec; hash: string; config?: string }
   | { kind: 'start'; id: string; name: string; reason?: string }
   | { kind: 'remove'; id: string; name: string; reason: string };
 
@@ -62,6 +66,10 @@ export function killedByFence(want: DesiredContainer, o: ObservedContainer, fenc
  *   container a user stopped stays stopped, as Docker leaves it);
  * - duplicates of one name → all but one removed.
  */
+function createOf(d: DesiredContainer): ContainerChange {
+  return { kind: 'create', spec: d.spec, hash: d.hash, ...(d.config !== undefined ? { config: d.config } : {}) };
+}
+
 export function calculateContainerChanges(
   desired: readonly DesiredContainer[],
   observed: readonly ObservedContainer[],
@@ -90,12 +98,12 @@ export function calculateContainerChanges(
         reason: o.hash === want.hash ? 'duplicate' : 'configuration changed',
       });
     }
-    if (keep === undefined) others.push({ kind: 'create', spec: want.spec, hash: want.hash });
+    if (keep === undefined) others.push(createOf(want));
     else if (keep.state === 'created') others.push({ kind: 'start', id: keep.id, name });
     else if (killedByFence(want, keep, fence))
       others.push({ kind: 'start', id: keep.id, name, reason: "killed by this node's fence, now lifted" });
   }
-  for (const d of desired) if (!byName.has(d.spec.name)) others.push({ kind: 'create', spec: d.spec, hash: d.hash });
+  for (const d of desired) if (!byName.has(d.spec.name)) others.push(createOf(d));
   // Removes first: a moved container must let go of its volume and ports before anything new starts.
   return fence.kind === 'fenced' ? removes : [...removes, ...others];
 }

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import {
+  containerConfigId,
   METADATA_NAME_KEY,
   type ContainerConfiguration,
   type ContainerLink,
@@ -29,6 +30,8 @@ export interface DesiredContainer {
   spec: DockerSpec;
   /** Hash of the spec, kept as a label: a container whose label differs is recreated. */
   hash: string;
+  /** containerConfigId of the configured container: reported for a container that runs this spec (--wait compares). */
+  config?: string;
   /** No volume, or its dataset's primary is this node (not moved elsewhere meanwhile). */
   volumeHere: boolean;
 }
@@ -127,7 +130,7 @@ export function desiredContainers(
       ...(c.memory_limit !== undefined ? { memory: c.memory_limit } : {}),
       ...(c.command_line !== undefined ? { cmd: c.command_line } : {}),
     };
-    desired.push({ spec, hash: specHash(spec), volumeHere });
+    desired.push({ spec, hash: specHash(spec), config: containerConfigId(c), volumeHere });
   }
   return { desired, blocked };
 }

@@ -8,9 +8,16 @@
  */
 import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
-import { type ContainerConfiguration, type ContainerState, FlockerApiError, type FlockerClient } from '@flocker/api';
+import {
+  type ContainerConfiguration,
+  containerConfigId,
+  type ContainerState,
+  FlockerApiError,
+  type FlockerClient,
+} from '@flocker/api';
 import { errorMessage, pollUntil } from '@flocker/runtime';
 import { connect, type ConnectionArgs } from '../connection';
+import { agentSilenceText, type ListedNode, silentContainerAgent } from '../containersAgentSilence';
 import { CliError, EXIT } from '../errors';
 import { clientVersion } from '../version';
 import { DeployFileError, readDeployFiles } from './files';
@@ -33,31 +40,68 @@ export function controlUrl(controlHost: string, port: number, insecureHttp: bool
 }
 
 /**
- * Pure: are the deployed containers running where configured? Returns what is still missing. A container of that
- * name running another image is the previous configuration's (its agent has not recreated it yet): it does not count.
- * (The report names no other part of the spec: a change of only the command, ports or environment is not told apart.)
+ * Does this report show the configured container (not the previous configuration's, which its agent has not
+ * recreated yet)? The configuration it runs decides when the agent reports it (ContainerState.config); a container
+ * agent from before session 18 does not, and then only the image can be compared (a change of only the command,
+ * ports or environment is not told apart).
  */
+function isConfigured(c: ContainerConfiguration, s: ContainerState): boolean {
+  return s.config !== undefined ? s.config === containerConfigId(c) : s.image === c.image;
+}
+
+/** Pure: are the deployed containers running where configured? Returns what is still missing. */
 export function notYetRunning(
   configured: readonly ContainerConfiguration[],
   state: readonly ContainerState[],
 ): string[] {
   return configured
     .filter(
-      (c) => !state.some((s) => s.name === c.name && s.node_uuid === c.node_uuid && s.image === c.image && s.running),
+      (c) => !state.some((s) => s.name === c.name && s.node_uuid === c.node_uuid && s.running && isConfigured(c, s)),
     )
     .map((c) => c.name);
 }
 
-/** Pure: why a container --wait still waits for is not running, as far as the reports tell; undefined if unknown. */
-export function whyNotRunning(c: ContainerConfiguration, state: readonly ContainerState[]): string | undefined {
+/**
+ * Pure: why a container --wait still waits for is not running, as far as the reports tell; undefined if unknown.
+ * With the nodes (as listed: live ones) and the time: a container agent that stopped reporting is named.
+ */
+export function whyNotRunning(
+  c: ContainerConfiguration,
+  state: readonly ContainerState[],
+  nodes: readonly ListedNode[] = [],
+  now: number = Date.now(),
+): string | undefined {
+  const silence = (uuid: string, configuredHere: boolean) => {
+    const s = silentContainerAgent(uuid, state, nodes, now, configuredHere);
+    return s === undefined ? undefined : agentSilenceText(s);
+  };
   const s = state.find((x) => x.name === c.name && x.node_uuid === c.node_uuid);
   if (s === undefined) {
-    return state.some((x) => x.name === c.name)
-      ? 'still reported on another node only'
-      : 'not reported by its node (is its container agent running?)';
+    const elsewhere = state.find((x) => x.name === c.name);
+    if (elsewhere !== undefined) {
+      // A move whose old node's container agent is gone: that node keeps the container (and its volume's lease).
+      const old = silence(elsewhere.node_uuid, false);
+      return `still reported on another node only${old !== undefined ? `; ${old}` : ''}`;
+    }
+    return silence(c.node_uuid, true) ?? 'not reported by its node (is its container agent running?)';
   }
-  if (s.error !== undefined) return `${s.error.code}: ${s.error.message}`;
-  if (s.running && s.image !== c.image) return `its node still runs the previous image ${s.image}`;
+  // An old report says nothing about now.
+  const here = silence(c.node_uuid, true);
+  if (here !== undefined) return here;
+  if (s.error !== undefined) {
+    // The error may name another node holding the volume (a move): say if that node's container agent is silent.
+    const others = [
+      ...new Set(state.filter((x) => x.name === c.name && x.node_uuid !== c.node_uuid).map((x) => x.node_uuid)),
+    ]
+      .map((uuid) => silence(uuid, false))
+      .filter((x): x is string => x !== undefined);
+    return [`${s.error.code}: ${s.error.message}`, ...others].join('; ');
+  }
+  if (s.running && !isConfigured(c, s)) {
+    return s.image !== c.image
+      ? `its node still runs the previous image ${s.image}`
+      : `its node still runs the previous configuration of ${c.name}`;
+  }
   if (!s.running) return 'reported stopped on its node';
   return undefined;
 }
@@ -133,7 +177,7 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
       }
       missing = notYetRunning(containers, state);
       retrying = containers.flatMap((c) => {
-        const why = missing.includes(c.name) ? whyNotRunning(c, state) : undefined;
+        const why = missing.includes(c.name) ? whyNotRunning(c, state, nodeList, Date.now()) : undefined;
         return why === undefined ? [] : [`${c.name}: ${why}`];
       });
       return missing.length === 0 ? true : undefined;
