@@ -123,6 +123,8 @@ export interface StoreListener {
   report(report: NodeReport, lastSeen: number): void;
   /** A container agent's report received by another replica. */
   containers?(uuid: string, report: ContainerReport, lastSeen: number): void;
+  /** A node's stored report was deleted: it was forgotten (forgetNode.ts), through this replica or another. */
+  nodeGone?(uuid: string): void;
 }
 
 export const CURRENT_FORMAT_VERSION = 1;

@@ -15,6 +15,12 @@
  *   containers/<uuid>    {"last_seen": epoch ms, "node": uuid, "report": ContainerReport}: what a node's
  *                        container agent reports, so every replica answers /v1/state/containers alike
  *
+ * A commit that takes a node out of the configuration's nodes (only forgetting a retired node does:
+ * forgetNode.ts) deletes its nodes/<uuid> and containers/<uuid> in the same transaction, guarded by the
+ * mod_revision of nodes/<uuid> this replica last saw: a report stored meanwhile (the node came back through
+ * another replica) fails the transaction and is delivered, so the re-applied forget judges it alive. Every
+ * replica's watch sees the delete and forgets the node (StoreListener.nodeGone); a restart reads no report of it.
+ *
  * A commit is one small transaction whatever the configuration's size: compare head's
  * mod_revision with the revision the new configuration was computed from, then put
  * head and the log record. A lost race answers StoreConflict carrying the winner, which
@@ -154,6 +160,17 @@ const Snapshot = z.union([
 ]);
 const StoredReport = z.object({ last_seen: z.number(), report: NodeReport });
 const StoredContainers = z.object({ last_seen: z.number(), node: NodeUuid, report: ContainerReport });
+
+/**
+ * Pure: the nodes `config` takes out of `from`'s nodes. Only forgetting a retired node removes one (forgetNode.ts), so
+ * these are the nodes whose stored reports go in the same transaction.
+ */
+export function forgottenNodes(from: Configuration, config: Configuration): string[] {
+  if (from.nodes === config.nodes) return [];
+  const out: string[] = [];
+  for (const uuid of from.nodes.keys()) if (!config.nodes.has(uuid)) out.push(uuid);
+  return out;
+}
 
 /** log/<version> with the version zero-padded so keys sort in version order. */
 function logKey(version: number): string {
@@ -298,6 +315,11 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   private held: IKeyValue[] = [];
   private watchers: Watcher[] = [];
   private closed = false;
+  /**
+   * The mod_revision of nodes/<uuid> this replica last saw (read, watched or put): the guard of a commit that forgets
+   * the node, so a report stored since is not deleted unseen.
+   */
+  private readonly reportRevisions = new Map<string, number>();
 
   /** Bytes stored: the snapshot plus the log since (the metric flocker_store_size_bytes). */
   get storedBytes(): number {
@@ -485,30 +507,56 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   private async compareAndSwap(from: Configuration, expected: number, config: Configuration): Promise<void> {
     const id = randomBytes(12).toString('hex');
     const entry = JSON.stringify({ prev: from.version, record: diffConfiguration(from, config) });
+    const forgotten = forgottenNodes(from, config);
     let res;
     try {
-      res = await this.ns
-        .if(HEAD_KEY, 'Mod', '==', expected)
+      let txn = this.ns.if(HEAD_KEY, 'Mod', '==', expected);
+      // A forgotten node's report as this replica last saw it (0: none stored), else it is not deleted.
+      for (const uuid of forgotten)
+        txn = txn.and(NODES_PREFIX + uuid, 'Mod', '==', this.reportRevisions.get(uuid) ?? 0);
+      res = await txn
         .then(
           this.ns.put(HEAD_KEY).value(JSON.stringify({ version: config.version, commit: id })),
           this.ns.put(logKey(config.version)).value(entry),
+          ...forgotten.flatMap((uuid) => [
+            this.ns.delete().key(NODES_PREFIX + uuid),
+            this.ns.delete().key(CONTAINERS_PREFIX + uuid),
+          ]),
         )
         // On a lost race, the records since `from` are usually all it takes to catch up.
-        .else(this.ns.get(HEAD_KEY), this.ns.getAll().inRange({ start: logKey(from.version + 1), end: LOG_END }))
+        .else(
+          this.ns.get(HEAD_KEY),
+          this.ns.getAll().inRange({ start: logKey(from.version + 1), end: LOG_END }),
+          ...forgotten.map((uuid) => this.ns.get(NODES_PREFIX + uuid)),
+        )
         .commit();
     } catch (err) {
       throw unavailable('confirm the write', err);
     }
     if (res.succeeded) {
+      this.reportsDeleted(forgotten);
       this.remember(from, config, Number(res.header.revision), entry.length);
       return;
     }
     const headKv = res.responses[0]?.response_range?.kvs?.[0];
     if (headKv !== undefined && this.parse(Head, HEAD_KEY, headKv.value).commit === id) {
       // The client retried a transaction whose first attempt had committed: it is ours.
+      this.reportsDeleted(forgotten);
       this.remember(from, config, Number(headKv.mod_revision), entry.length);
       return;
     }
+    // A forgotten node's report stored since this replica saw it (or head moved): what etcd holds is delivered, so
+    // the forget re-applied on the StoreConflict below judges the node on it (alive: refused; else deleted next time).
+    forgotten.forEach((uuid, i) => {
+      const kv = res.responses[2 + i]?.response_range?.kvs?.[0];
+      if (kv === undefined) {
+        this.reportsDeleted([uuid]);
+        return;
+      }
+      if (Number(kv.mod_revision) === this.reportRevisions.get(uuid)) return;
+      this.reportRevisions.set(uuid, Number(kv.mod_revision));
+      if (this.listener !== undefined) this.deliverReport(this.listener, NODES_PREFIX + uuid, kv.value);
+    });
     // Lost the race: the winner is what etcd holds now.
     const steps: Configuration[] = [];
     const caught = this.catchUp(from, headKv, res.responses[1]?.response_range?.kvs ?? [], steps);
@@ -625,7 +673,11 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     } catch (err) {
       throw unavailable('answer a read', err);
     }
-    for (const kv of reports.kvs) this.deliverReport(listener, kv.key.toString('utf8'), kv.value);
+    for (const kv of reports.kvs) {
+      const key = kv.key.toString('utf8');
+      this.sawReport(key, Number(kv.mod_revision));
+      this.deliverReport(listener, key, kv.value);
+    }
     for (const kv of containers.kvs) this.deliverContainers(listener, kv.key.toString('utf8'), kv.value);
     const logWatch = await this.ns
       .watch()
@@ -634,29 +686,49 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       .create();
     this.listener = listener;
     logWatch.on('put', (kv) => this.onRecord(listener, kv));
-    const nodesWatch = await this.watchShared(NODES_PREFIX, reports.header.revision, (key, value) =>
-      this.deliverReport(listener, key, value),
+    const nodesWatch = await this.watchShared(
+      NODES_PREFIX,
+      reports.header.revision,
+      (key, value) => this.deliverReport(listener, key, value),
+      (uuid) => {
+        // Forgotten (through this replica or another): gone from here too, as after a restart.
+        this.reportsDeleted([uuid]);
+        listener.nodeGone?.(uuid);
+      },
     );
-    const containersWatch = await this.watchShared(CONTAINERS_PREFIX, containers.header.revision, (key, value) =>
-      this.deliverContainers(listener, key, value),
+    const containersWatch = await this.watchShared(
+      CONTAINERS_PREFIX,
+      containers.header.revision,
+      (key, value) => this.deliverContainers(listener, key, value),
+      // Deleted with nodes/<uuid>, whose delete tells the listener.
+      (uuid) => this.published.delete(CONTAINERS_PREFIX + uuid),
     );
     for (const w of [logWatch, nodesWatch, containersWatch]) w.on('error', (err) => this.onError(err));
     this.watchers = [logWatch, nodesWatch, containersWatch];
   }
 
-  /** Watches the reports under `prefix` after `revision`, delivering those other replicas wrote. */
+  /**
+   * Watches the reports under `prefix` after `revision`, delivering those other replicas wrote, and every delete (a
+   * forgotten node's: `deleted` gets its UUID).
+   */
   private async watchShared(
     prefix: string,
     revision: string,
     deliver: (key: string, value: Buffer) => void,
+    deleted: (uuid: string) => void,
   ): Promise<Watcher> {
     const watch = await this.ns
       .watch()
       .prefix(prefix)
       .startRevision(String(Number(revision) + 1))
       .create();
+    watch.on('delete', (kv) => {
+      const key = kv.key.toString('utf8');
+      deleted(key.slice(key.lastIndexOf('/') + 1));
+    });
     watch.on('put', (kv) => {
       const key = kv.key.toString('utf8');
+      this.sawReport(key, Number(kv.mod_revision));
       // Our own report coming back: known already, so not parsed again (1,000 agents
       // reporting would otherwise cost 1,000 schema checks on this replica too).
       const mine = this.published.get(prefix + key.slice(key.lastIndexOf('/') + 1))?.value;
@@ -693,6 +765,22 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       listener.configuration(config);
     } catch (err) {
       this.onError(err);
+    }
+  }
+
+  /** Notes the revision of a nodes/<uuid> key seen (the newest wins: a put's answer and its watch event race). */
+  private sawReport(key: string, revision: number): void {
+    if (!key.startsWith(NODES_PREFIX)) return;
+    const uuid = key.slice(NODES_PREFIX.length);
+    if (revision > (this.reportRevisions.get(uuid) ?? 0)) this.reportRevisions.set(uuid, revision);
+  }
+
+  /** The reports of `uuids` are gone from etcd: the next report of one is put again (it joins again as new). */
+  private reportsDeleted(uuids: readonly string[]): void {
+    for (const uuid of uuids) {
+      this.reportRevisions.delete(uuid);
+      this.published.delete(NODES_PREFIX + uuid);
+      this.published.delete(CONTAINERS_PREFIX + uuid);
     }
   }
 
@@ -770,7 +858,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       .value(value)
       .exec()
       .then(
-        () => undefined,
+        (res) => this.sawReport(key, Number(res.header.revision)),
         (err: unknown) => {
           // Forgotten, so the next report is put again.
           if (this.published.get(key)?.put === put) this.published.delete(key);

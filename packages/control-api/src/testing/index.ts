@@ -10,3 +10,5 @@ export {
   type EtcdTestPki,
 } from './etcdCluster';
 export { seedFileStore } from './seedFileStore';
+// The e2e tests read what etcd holds as a replica would (nodes-forget-etcd).
+export { EtcdConfigurationStore } from '../etcd/EtcdConfigurationStore';
