@@ -188,6 +188,12 @@ export class EbsDriver implements BlockDeviceApi {
   private readonly fetchInstanceId: () => Promise<string>;
   private instanceIdPromise: Promise<string> | undefined;
   private readonly deviceMutex = new KeyedMutex();
+  /**
+   * The token of each create whose outcome is unknown (every answer lost, the volume not yet listed), by its
+   * parameters: the next create of the same dataset with the same parameters uses it again, so EC2's ClientToken
+   * idempotency (and the token tag) give the first volume back instead of a second one of the dataset.
+   */
+  private readonly uncertainCreates = new Map<string, string>();
 
   constructor(options: EbsDriverOptions) {
     this.config = ebsDatasetConfigSchema.parse(options.config);
@@ -537,7 +543,15 @@ export class EbsDriver implements BlockDeviceApi {
     const sizeGiB = this.sizeInGiB(size);
     if (datasetId === '' || datasetId.length > 255)
       throw new StorageError('BACKEND_ERROR', `dataset id must be 1…255 characters to fit an EC2 tag`);
-    const token = randomUUID();
+    const key = JSON.stringify([datasetId, sizeGiB, options.profile ?? null, fromSnapshot ?? null, extraTags]);
+    let retried = this.uncertainCreates.get(key);
+    let earlier: Volume | undefined;
+    if (retried !== undefined) {
+      earlier = (await this.byCreateToken(retried))[0];
+      // Deleted since: EC2 would answer the token with that volume; start afresh.
+      if (earlier?.State === 'deleting' || earlier?.State === 'deleted') [retried, earlier] = [undefined, undefined];
+    }
+    const token = retried ?? randomUUID();
     const type = volumeTypeForProfile(options.profile, sizeGiB);
     const tags = [
       { Key: TAG_CLUSTER, Value: this.config.cluster_id },
@@ -548,10 +562,7 @@ export class EbsDriver implements BlockDeviceApi {
       ...extraTags,
     ];
     const findByToken = async (): Promise<Volume | undefined> => {
-      const found = await this.describeAll([
-        { Name: `tag:${TAG_CLUSTER}`, Values: [this.config.cluster_id] },
-        { Name: `tag:${TAG_CREATE_TOKEN}`, Values: [token] },
-      ]);
+      const found = await this.byCreateToken(token);
       if (found[0] !== undefined)
         this.logger.warn('adopting a volume whose create answer was lost', {
           blockdeviceId: found[0].VolumeId,
@@ -559,9 +570,14 @@ export class EbsDriver implements BlockDeviceApi {
         });
       return found[0];
     };
-    let created: Volume;
+    if (earlier !== undefined)
+      this.logger.warn('adopting a volume whose create answer was lost', {
+        blockdeviceId: earlier.VolumeId,
+        datasetId,
+      });
+    let created: Volume | undefined = earlier;
     try {
-      created = await this.call(
+      created ??= await this.call(
         'CreateVolume',
         () =>
           this.ec2.send(
@@ -581,10 +597,15 @@ export class EbsDriver implements BlockDeviceApi {
     } catch (e) {
       // The request may have reached EC2 even though every answer was lost.
       const adopted = isTransientAwsError(e) ? await findByToken().catch(() => undefined) : undefined;
-      if (adopted === undefined)
+      if (adopted === undefined) {
+        // Lost answers: the volume may exist though not yet listed (EC2 lags); the next try keeps the token.
+        if (isTransientAwsError(e)) this.uncertainCreates.set(key, token);
+        else this.uncertainCreates.delete(key);
         throw this.toStorageError(e, `creating a ${sizeGiB} GiB volume for dataset ${datasetId}`);
+      }
       created = adopted;
     }
+    this.uncertainCreates.delete(key);
     const id = created.VolumeId;
     if (id === undefined) throw new StorageError('BACKEND_ERROR', 'CreateVolume answered without a VolumeId');
     let failed = false;
@@ -612,6 +633,13 @@ export class EbsDriver implements BlockDeviceApi {
       ...(fromSnapshot === undefined ? {} : { fromSnapshot }),
     });
     return this.toVolume(ready);
+  }
+
+  private byCreateToken(token: string): Promise<Volume[]> {
+    return this.describeAll([
+      { Name: `tag:${TAG_CLUSTER}`, Values: [this.config.cluster_id] },
+      { Name: `tag:${TAG_CREATE_TOKEN}`, Values: [token] },
+    ]);
   }
 
   /** Deletes a volume whose create ended in "error"; the error to throw says whether that worked. */
