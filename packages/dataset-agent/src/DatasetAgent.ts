@@ -44,7 +44,7 @@ import type { DatasetAgentOptions } from './DatasetAgentOptions';
 import { DatasetWorker, nextAction, type ViewObservation } from './DatasetWorker';
 import { desiredStateOf } from './desiredState';
 import { discoverLocalState } from './discoverLocalState';
-import { errorCode, errorMessage } from './errors';
+import { AgentError, errorCode, errorMessage } from './errors';
 import { FailureLog } from './FailureLog';
 import { fillsDevice, type HostMount } from './HostOps';
 import type { Action, DesiredState, LocalState } from './LocalState';
@@ -166,7 +166,7 @@ export class DatasetAgent {
     this.reporter = new Reporter({
       clock,
       logger,
-      send: (report) => o.control.reportNodeState(report),
+      send: (report) => this.sendReport(report),
       build: () => this.buildReport(),
       resyncIntervalMs: o.resyncIntervalMs,
       progressReportMs: o.progressReportMs ?? 250,
@@ -189,7 +189,7 @@ export class DatasetAgent {
       },
       {
         stopTargets: (paths) => this.stopTargets(paths),
-        sendReportNow: () => o.control.reportNodeState(this.buildReport()),
+        sendReportNow: async () => this.sendReport(this.buildReport()),
         requestReport: () => this.reporter.request(),
         heartbeat: () => this.reporter.heartbeat(),
         configurationTag: () => this.cluster.snapshot?.configuration_tag,
@@ -334,6 +334,22 @@ export class DatasetAgent {
       }
       if (this.dispatch('turnEnded') === 'sleeping') await this.sleep(wait);
     }
+  }
+
+  /**
+   * A report to the control service, once a full look has filled the view (review T1 S0). Before it the view is
+   * empty, and a report of it would say "nothing attached or mounted here" (the control service would then let
+   * another host take this node's volumes) and count as contact. So while the first look hangs (a restart during
+   * a cloud API brown-out) nothing goes out: without an accepted report the node is out of contact, and at its
+   * bound it fences (the last chance fails too) before the node timeout declares it dead.
+   */
+  private async sendReport(report: NodeReport): Promise<unknown> {
+    if (!this.poolSeen)
+      throw new AgentError(
+        'BACKEND_NOT_AVAILABLE',
+        'no look at the storage backend has finished yet: nothing to report',
+      );
+    return this.o.control.reportNodeState(report);
   }
 
   /** Until the timer or a wake (the loop is in 'sleeping'). */
