@@ -123,7 +123,11 @@ export interface StoreListener {
   report(report: NodeReport, lastSeen: number): void;
   /** A container agent's report received by another replica. */
   containers?(uuid: string, report: ContainerReport, lastSeen: number): void;
-  /** A node's stored report was deleted: it was forgotten (forgetNode.ts), through this replica or another. */
+  /**
+   * A node's stored report was deleted: it was forgotten (forgetNode.ts), through this replica or another. To be dropped
+   * whatever this replica made of its held report (not when the node reports here again meanwhile: the store then
+   * does not call this, its put being newer than the delete).
+   */
   nodeGone?(uuid: string): void;
 }
 

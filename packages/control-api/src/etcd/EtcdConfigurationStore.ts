@@ -320,6 +320,8 @@ export class EtcdConfigurationStore implements ConfigurationStore {
    * the node, so a report stored since is not deleted unseen.
    */
   private readonly reportRevisions = new Map<string, number>();
+  /** Puts of nodes/<uuid> in flight, per node: a delete watched meanwhile is older than the report being put. */
+  private readonly putsInFlight = new Map<string, number>();
 
   /** Bytes stored: the snapshot plus the log since (the metric flocker_store_size_bytes). */
   get storedBytes(): number {
@@ -690,8 +692,12 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       NODES_PREFIX,
       reports.header.revision,
       (key, value) => this.deliverReport(listener, key, value),
-      (uuid) => {
-        // Forgotten (through this replica or another): gone from here too, as after a restart.
+      (uuid, revision) => {
+        // Back already: a report of it this replica put after the delete, or is putting (one put before the delete
+        // would have failed its transaction's guard, or been judged alive by the replica that forgot it).
+        if ((this.reportRevisions.get(uuid) ?? 0) > revision || (this.putsInFlight.get(uuid) ?? 0) > 0) return;
+        // Forgotten (through this replica or another): gone from here too, as after a restart, whatever this
+        // replica made of the report it held (the forgetting replica judged it, on the newest stored).
         this.reportsDeleted([uuid]);
         listener.nodeGone?.(uuid);
       },
@@ -715,7 +721,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     prefix: string,
     revision: string,
     deliver: (key: string, value: Buffer) => void,
-    deleted: (uuid: string) => void,
+    deleted: (uuid: string, revision: number) => void,
   ): Promise<Watcher> {
     const watch = await this.ns
       .watch()
@@ -724,7 +730,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       .create();
     watch.on('delete', (kv) => {
       const key = kv.key.toString('utf8');
-      deleted(key.slice(key.lastIndexOf('/') + 1));
+      deleted(key.slice(key.lastIndexOf('/') + 1), Number(kv.mod_revision));
     });
     watch.on('put', (kv) => {
       const key = kv.key.toString('utf8');
@@ -853,10 +859,18 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     const prev = this.published.get(key);
     // Identical and recent: answered with that put (a report is not taken as shared before it is).
     if (prev !== undefined && prev.json === json && lastSeen - prev.at < refreshMs) return prev.put;
+    const node = prefix === NODES_PREFIX ? uuid : undefined;
+    if (node !== undefined) this.putsInFlight.set(node, (this.putsInFlight.get(node) ?? 0) + 1);
     const put = this.ns
       .put(key)
       .value(value)
       .exec()
+      .finally(() => {
+        if (node === undefined) return;
+        const left = (this.putsInFlight.get(node) ?? 1) - 1;
+        if (left > 0) this.putsInFlight.set(node, left);
+        else this.putsInFlight.delete(node);
+      })
       .then(
         (res) => this.sawReport(key, Number(res.header.revision)),
         (err: unknown) => {

@@ -55,12 +55,16 @@ interface Heard {
   reports: NodeReport[];
   gone: string[];
   versions: number[];
+  configs: Configuration[];
 }
 function listener(): StoreListener & { heard: Heard } {
-  const heard: Heard = { reports: [], gone: [], versions: [] };
+  const heard: Heard = { reports: [], gone: [], versions: [], configs: [] };
   return {
     heard,
-    configuration: (c) => heard.versions.push(c.version),
+    configuration: (c) => {
+      heard.versions.push(c.version);
+      heard.configs.push(c);
+    },
     report: (r) => heard.reports.push(r),
     nodeGone: (uuid) => heard.gone.push(uuid),
   };
@@ -165,6 +169,42 @@ describe('forgetting a node on etcd', () => {
     // The failed transaction read what etcd holds: judged again on it (ControlState re-applies), it goes through.
     await a.commit(without(v1, X), v1);
     expect(await raw.getAll().prefix(`${prefix}/nodes/`).keys()).toEqual([]);
+  });
+
+  it('a replica the node reports to while another forgets it: either the forget fails or that replica keeps it', async () => {
+    const prefix = `/t-${randomUUID()}`;
+    const a = open(prefix);
+    const b = open(prefix);
+    const config = await a.load();
+    await b.load();
+    const la = listener();
+    const lb = listener();
+    await a.subscribe(la);
+    await b.subscribe(lb);
+    const v1 = withNodes(config, X, Y);
+    await a.commit(v1, config);
+    await a.publishReport(report(X, 'era-old'), JSON.stringify(report(X, 'era-old')), 1000, 30_000);
+    await eventually(() => lb.heard.reports.length === 1 && lb.heard.versions.includes(v1.version));
+    // b's own copy of v1 (a store compares from what it read).
+    const seenByB = lb.heard.configs.at(-1) as Configuration;
+    const v2 = without(seenByB, X);
+    // X reports to a while b forgets it: a's put is in flight before either reaches etcd.
+    const [forget, put] = await Promise.allSettled([
+      b.commit(v2, seenByB),
+      a.publishReport(report(X, 'era-new'), JSON.stringify(report(X, 'era-new')), 2000, 30_000),
+    ]);
+    expect(put.status).toBe('fulfilled');
+    // Put first: b's guard fails. Put after the delete: it stands, and a's watch, seeing the delete older than its
+    // put (in flight, or answered with a later revision), does not tell a the node is gone.
+    if (forget.status === 'rejected') expect(forget.reason).toBeInstanceOf(StoreConflict);
+    expect(await raw.get(`${prefix}/nodes/${X}`).string()).toContain('era-new');
+    // a's watch has seen whatever delete there was by the time it sees a later commit.
+    const base = forget.status === 'fulfilled' ? v2 : seenByB;
+    const v3 = withNodes(base, randomUUID());
+    await b.commit(v3, base);
+    await eventually(() => la.heard.versions.includes(v3.version));
+    expect(la.heard.gone).toEqual([]);
+    process.stdout.write(`forget raced with a report: ${forget.status}\n`);
   });
 
   it('a node that never stored a report is forgotten too (its key absent: revision 0)', async () => {
