@@ -21,7 +21,7 @@ import type {
   SnapshotConfiguration,
 } from '@flocker/api';
 import { MIN_SNAPSHOT_INTERVAL_MS } from '@flocker/api';
-import type { Clock } from '@flocker/runtime';
+import { type Clock, systemClock } from '@flocker/runtime';
 import { type Applied, type Configuration, configurationTag, purgeSnapshots, registerNode } from './configuration';
 import { endBackups, restoredDatasets } from './backups';
 import { type ConfigurationStore, identityOf, type NodeIdentity, sameIdentity } from './ConfigurationStore';
@@ -82,7 +82,13 @@ export interface ControlStateOptions {
   /** How long a node stays dead before the control service releases its unpinned leases; default 5 s. */
   leaseGraceMs?: number;
   logger: Logger;
+  /** Wall-clock epoch ms: configuration times, last_seen shown and shared, events; default Date.now. */
   now?: () => number;
+  /**
+   * Monotonic ms: node liveness, the lease grace, the start timeout (a wall-clock step must not declare nodes dead
+   * nor postpone it: runtime clock.ts). Default: systemClock.now, or `now` when that is given alone (one fake clock).
+   */
+  monoNow?: () => number;
   /** How often liveness is re-checked; default min(1 s, nodeTimeout / 4). */
   livenessCheckMs?: number;
   /** The shortest snapshot schedule accepted and run; default MIN_SNAPSHOT_INTERVAL_MS (lower only in tests). */
@@ -99,7 +105,9 @@ export class ControlState {
   readonly nodeTimeoutMs: number;
   readonly leaseGraceMs: number;
   readonly now: () => number;
-  /** When this process started serving (NodeReportsOptions.startedAt). */
+  /** Monotonic ms (ControlStateOptions.monoNow). */
+  readonly monoNow: () => number;
+  /** When this process started serving, in monotonic ms (NodeReportsOptions.startedAt). */
   private readonly startedAt: number;
   private readonly store: ConfigurationStore;
   private readonly events = new EventRing();
@@ -152,6 +160,7 @@ export class ControlState {
     this.nodeTimeoutMs = options.nodeTimeoutMs;
     this.leaseGraceMs = options.leaseGraceMs ?? DEFAULT_LEASE_GRACE_MS;
     this.now = options.now ?? Date.now;
+    this.monoNow = options.monoNow ?? (options.now !== undefined ? options.now : () => systemClock.now());
     const logger = options.logger;
     this.logger = logger;
     this.movesNotedTo = initial;
@@ -187,10 +196,11 @@ export class ControlState {
         );
       },
     });
-    this.startedAt = now();
+    this.startedAt = this.monoNow();
     this.nodes = new NodeReports({
       nodeTimeoutMs: this.nodeTimeoutMs,
       now,
+      mono: this.monoNow,
       startedAt: this.startedAt,
       logger,
       events: this.events,
@@ -218,6 +228,7 @@ export class ControlState {
       events: this.events,
       logger,
       now,
+      mono: this.monoNow,
     });
     this.minSnapshotIntervalMs = options.minSnapshotIntervalMs ?? MIN_SNAPSHOT_INTERVAL_MS;
     this.schedules = new SnapshotScheduler({
@@ -352,8 +363,8 @@ export class ControlState {
   }
 
   /**
-   * Epoch ms at which the node was declared dead, or undefined while it is alive (or
-   * unknown): its last report plus the node timeout, so every replica agrees on it.
+   * Wall-clock epoch ms at which the node was declared dead, or undefined while it is alive (or unknown): when this
+   * replica last heard from it plus the node timeout, timed on the monotonic clock (NodeReports.deadSince).
    */
   deadSince(uuid: string, now: number = this.now()): number | undefined {
     return this.nodes.deadSince(uuid, now);
@@ -427,7 +438,7 @@ export class ControlState {
             for (const v of n.report.volumes ?? []) if (v.attached_to === instance) ids.add(v.dataset_id);
           return [...ids].sort();
         },
-        pastStartTimeout: this.now() - this.startedAt > this.nodeTimeoutMs,
+        pastStartTimeout: this.monoNow() - this.startedAt > this.nodeTimeoutMs,
         nodeTimeoutMs: this.nodeTimeoutMs,
       };
     };
@@ -472,7 +483,12 @@ export class ControlState {
     if (registers || record) {
       // Knowing a node is configuration (datasets may name it as primary), so it is durable first. Meanwhile its
       // claims hold (nodesClaimingInstance): the route checked them just before this call, in the same turn.
-      const registering: ReportedNode = { report, lastSeen: this.now() };
+      const registering: ReportedNode = {
+        report,
+        lastSeen: this.now(),
+        heardAt: this.monoNow(),
+        clock: this.nodes.clock,
+      };
       this.registering.add(registering);
       try {
         if (registers) await this.mutate((c) => ({ config: registerNode(c, report), result: undefined, status: 200 }));

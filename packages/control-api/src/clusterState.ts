@@ -5,14 +5,36 @@
 import type { DatasetState, NodeReport, NodeState, NodeStateSummary, SnapshotState } from '@flocker/api';
 import { BlockJoiner, type ListBody } from './listBodies';
 
-export interface ReportedNode {
-  readonly report: NodeReport;
-  /** Epoch ms of the last report. */
-  readonly lastSeen: number;
+/** The clocks a node's liveness is measured on: monotonic ms (now) and wall-clock epoch ms (wallNow). */
+export interface LivenessClock {
+  now(): number;
+  wallNow(): number;
 }
 
+export interface ReportedNode {
+  readonly report: NodeReport;
+  /** Wall-clock epoch ms of the last report: shown (last_seen) and shared between replicas, never timed against. */
+  readonly lastSeen: number;
+  /**
+   * When this process last heard from the node, on `clock`'s monotonic now: liveness is measured from it (runtime
+   * clock.ts: a wall-clock step must not look like minutes without contact, nor hide them). Absent: lastSeen.
+   */
+  readonly heardAt?: number;
+  readonly clock?: LivenessClock;
+}
+
+/**
+ * The wall-clock ms equivalent of when this process last heard from the node: heardAt moved onto the wall clock as it
+ * reads now (a step of the wall clock since moves it along), so `now - liveSeen` is the monotonic time elapsed.
+ */
+export function liveSeen(node: ReportedNode): number {
+  const { heardAt, clock } = node;
+  return heardAt === undefined || clock === undefined ? node.lastSeen : heardAt + clock.wallNow() - clock.now();
+}
+
+/** `now`: wall-clock ms (the caller's ControlState.now()); the time since the node was heard is monotonic. */
 export function isAlive(node: ReportedNode, now: number, nodeTimeoutMs: number): boolean {
-  return now - node.lastSeen <= nodeTimeoutMs;
+  return now - liveSeen(node) <= nodeTimeoutMs;
 }
 
 export function aliveNodes(nodes: Iterable<ReportedNode>, now: number, nodeTimeoutMs: number): ReportedNode[] {
@@ -624,8 +646,8 @@ export function nodeStates(nodes: Iterable<ReportedNode>, now: number, nodeTimeo
       ...node.report,
       alive,
       last_seen: new Date(node.lastSeen).toISOString(),
-      // The moment the last report became older than the timeout: the same on every replica.
-      ...(alive ? {} : { dead_since: new Date(node.lastSeen + nodeTimeoutMs).toISOString() }),
+      // The moment this replica stopped hearing from the node for the timeout, on the wall clock.
+      ...(alive ? {} : { dead_since: new Date(liveSeen(node) + nodeTimeoutMs).toISOString() }),
     });
   }
   return out;

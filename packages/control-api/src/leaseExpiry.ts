@@ -22,7 +22,10 @@ export interface LeaseExpiryOptions {
   leaseGraceMs: number;
   events: EventRing;
   logger: Logger;
+  /** Wall-clock ms (the configuration's time: lease expiries, events). */
   now: () => number;
+  /** Monotonic ms: what the time dead (NodeReports.deadNodeTimes) and the grace are measured on; default `now`. */
+  mono?: () => number;
 }
 
 /** Timers cap at ~24.8 days; a later moment is simply re-checked then. */
@@ -38,6 +41,11 @@ export class LeaseExpiryService {
   private closed = false;
 
   constructor(private readonly options: LeaseExpiryOptions) {}
+
+  /** Monotonic ms at wall-clock `now` (an explicit now earlier or later than the clock's shifts it along). */
+  private monoAt(now: number = this.options.now()): number {
+    return (this.options.mono ?? this.options.now)() + now - this.options.now();
+  }
 
   /** A timer at the next lease expiry of the committed configuration (replacing the previous one). */
   scheduleLeaseExpiry(): void {
@@ -66,7 +74,7 @@ export class LeaseExpiryService {
     if (this.deadReleaseTimer !== undefined) clearTimeout(this.deadReleaseTimer);
     this.deadReleaseTimer = undefined;
     if (this.closed) return;
-    const now = this.options.now();
+    const now = this.monoAt();
     let next: number | undefined;
     for (const [, dead] of this.options.nodes.deadNodeTimes()) {
       const due = dead.deadSince + this.options.leaseGraceMs;
@@ -93,7 +101,8 @@ export class LeaseExpiryService {
     if (this.releasing !== undefined) return this.releasing;
     const { committer, nodes, leaseGraceMs, events, logger } = this.options;
     const due: string[] = [];
-    for (const [uuid, dead] of nodes.deadNodeTimes()) if (now - dead.deadSince >= leaseGraceMs) due.push(uuid);
+    const mono = this.monoAt(now);
+    for (const [uuid, dead] of nodes.deadNodeTimes()) if (mono - dead.deadSince >= leaseGraceMs) due.push(uuid);
     if (due.length === 0) return Promise.resolve();
     const key = due.sort().join(',');
     const leases = committer.latestConfiguration.leases;

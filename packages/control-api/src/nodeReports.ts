@@ -8,7 +8,7 @@ import type { Logger } from 'winston';
 import { type ContainerReport, type ContainerState, isLocalBackend, type NodeReport } from '@flocker/api';
 import type { Configuration } from './configuration';
 import type { NodeIdentity } from './ConfigurationStore';
-import { isAlive, type ReportedNode } from './clusterState';
+import { isAlive, type LivenessClock, liveSeen, type ReportedNode } from './clusterState';
 import { type EventRing, nodeBackEvent, nodeDeadEvent } from './events';
 
 /** A container agent reports at least this often; a report older than 3 intervals is stale. */
@@ -44,8 +44,14 @@ export function containerStates(
 
 export interface NodeReportsOptions {
   nodeTimeoutMs: number;
+  /** Wall-clock epoch ms: the lastSeen shown and shared. */
   now: () => number;
-  /** When this process started serving: known nodes that never report after it count as dead from startedAt + T. */
+  /** Monotonic ms, what liveness and the time dead are measured on; default `now` (tests with one fake clock). */
+  mono?: () => number;
+  /**
+   * When this process started serving (on `mono`): known nodes that never report after it count as dead from
+   * startedAt + T.
+   */
   startedAt: number;
   logger: Logger;
   events: EventRing;
@@ -104,6 +110,13 @@ function sameReport(
 }
 
 interface Held extends ReportedNode {
+  /** ReportedNode.heardAt, always set here (on NodeReports.clock). */
+  heardAt: number;
+  /**
+   * The last last_seen the store delivered for the node (external): a different one means a replica heard from it
+   * (even one whose wall clock stepped back, so its last_seen is older than ours). Undefined: none yet.
+   */
+  storeSeen?: number;
   /** The report as kept and answered (no version), as JSON. */
   json: string;
   /** The latest configuration version it carried (ControlState.mountVerdict reads it). */
@@ -131,6 +144,8 @@ export class NodeReports {
    * known from their identity that have not reported since this process started.
    */
   private readonly deadNodes = new Map<string, { deadSince: number; host: string }>();
+  /** What liveness is measured on: monotonic `now`, wall-clock `wallNow` (ReportedNode.clock of every held node). */
+  readonly clock: LivenessClock;
   private readonly containers = new Map<string, StoredContainerReport>();
   private unreportedChecked = false;
   /**
@@ -143,7 +158,14 @@ export class NodeReports {
   private stateGen = 0;
   private closed = false;
 
-  constructor(private readonly options: NodeReportsOptions) {}
+  constructor(private readonly options: NodeReportsOptions) {
+    this.clock = { now: options.mono ?? options.now, wallNow: options.now };
+  }
+
+  /** Monotonic ms (liveness). */
+  private mono(): number {
+    return this.clock.now();
+  }
 
   /** Counts node report and liveness changes (configuration changes not included). */
   get generation(): number {
@@ -253,20 +275,21 @@ export class NodeReports {
     return this.nodes.get(uuid)?.version;
   }
 
-  /** The dead nodes and since when (epoch ms) each is dead. */
+  /** The dead nodes and since when each is dead, in monotonic ms (NodeReports.clock.now). */
   deadNodeTimes(): Iterable<[string, { deadSince: number; host: string }]> {
     return this.deadNodes.entries();
   }
 
   /**
-   * Epoch ms at which the node was declared dead, or undefined while it is alive (or
-   * unknown): its last report plus the node timeout, so every replica agrees on it.
+   * Wall-clock epoch ms at which the node was declared dead, or undefined while it is alive (or unknown) at wall-clock
+   * `now`: when this process last heard from it plus the node timeout, timed on the monotonic clock (liveSeen).
    */
   deadSince(uuid: string, now: number): number | undefined {
     const node = this.nodes.get(uuid);
     if (node !== undefined)
-      return isAlive(node, now, this.options.nodeTimeoutMs) ? undefined : node.lastSeen + this.options.nodeTimeoutMs;
-    return this.deadNodes.get(uuid)?.deadSince;
+      return isAlive(node, now, this.options.nodeTimeoutMs) ? undefined : liveSeen(node) + this.options.nodeTimeoutMs;
+    const dead = this.deadNodes.get(uuid);
+    return dead === undefined ? undefined : dead.deadSince + this.clock.wallNow() - this.clock.now();
   }
 
   /**
@@ -295,6 +318,9 @@ export class NodeReports {
     this.hold(report.uuid, {
       report: sameReport(previous, wasAlive && !lapsed, json, version) ?? report,
       lastSeen: now,
+      heardAt: this.mono(),
+      clock: this.clock,
+      ...(previous?.storeSeen !== undefined ? { storeSeen: previous.storeSeen } : {}),
       json,
       version,
       shared,
@@ -338,7 +364,7 @@ export class NodeReports {
     const before = previous.version;
     if (previous.json !== json || version === undefined || before === undefined || before === version) return undefined;
     const uuid = previous.report.uuid;
-    const held: Held = { ...previous, lastSeen, version };
+    const held: Held = { ...previous, lastSeen, heardAt: this.mono(), version };
     this.hold(uuid, held);
     if (this.options.versionShows?.(uuid, previous.report, before, version) === true) {
       held.shared = undefined;
@@ -354,22 +380,25 @@ export class NodeReports {
   /** A node report received by another replica (shared stores). */
   external(received: NodeReport, lastSeen: number): void {
     const previous = this.nodes.get(received.uuid);
-    if (this.closed || (previous !== undefined && previous.lastSeen > lastSeen)) return;
+    if (this.closed) return;
+    if (previous !== undefined && previous.lastSeen > lastSeen) {
+      // Not newer than the report held (ours, or a later one) on the wall clocks; yet a new last_seen in the store
+      // means a replica heard from the node (one whose wall clock stepped back writes older ones): alive on this
+      // replica's monotonic clock for the node timeout from now. The report held stays.
+      if (previous.storeSeen !== lastSeen) this.heardThroughStore(previous, lastSeen);
+      return;
+    }
     // The same last_seen: taken only with a later version (ControlState.noteMove reshares a version-only report, not
     // shared then, with the last_seen its old JSON's refresh put may already have carried here).
     if (previous !== undefined && previous.lastSeen === lastSeen && !laterVersion(received, previous.version)) return;
     const { report, version } = withoutVersion(received);
     const json = JSON.stringify(report);
     const lapsed = this.lapsed(previous, this.options.now());
-    if (
-      previous !== undefined &&
-      !lapsed &&
-      this.aliveSet.has(report.uuid) &&
-      isAlive({ report, lastSeen }, this.options.now(), this.options.nodeTimeoutMs)
-    ) {
+    if (previous !== undefined && !lapsed && this.aliveSet.has(report.uuid)) {
       const held = this.versionOnly(previous, json, version, lastSeen);
       if (held !== undefined) {
         // What the store holds now (written by another replica).
+        held.storeSeen = lastSeen;
         held.shared = undefined;
         held.sharedVersion = version;
         held.sharedAt = lastSeen;
@@ -380,31 +409,37 @@ export class NodeReports {
     this.hold(report.uuid, {
       report: sameReport(previous, wasAlive && !lapsed, json, version) ?? report,
       lastSeen,
+      // Heard now, on this replica's monotonic clock: a stored report read at start (or a takeover) counts from the
+      // start, as a node of the file store that never reports (declareUnreported): dead by start + T.
+      heardAt: this.mono(),
+      clock: this.clock,
+      storeSeen: lastSeen,
       json,
       version,
       shared: undefined,
       sharedVersion: version,
       sharedAt: lastSeen,
     });
-    const now = this.options.now();
-    const alive = isAlive({ report, lastSeen }, now, this.options.nodeTimeoutMs);
-    if (alive) {
-      this.aliveSet.add(report.uuid);
-      this.nodeBack(report.uuid, report.host, now);
-    } else {
-      this.aliveSet.delete(report.uuid);
-      // Already dead when we first hear of it (stored reports at start): dead, but nothing new to announce.
-      if (wasAlive || this.deadNodes.has(report.uuid)) this.nodeDead(report.uuid, report.host, lastSeen, now, wasAlive);
-      else this.deadNodes.set(report.uuid, { deadSince: lastSeen + this.options.nodeTimeoutMs, host: report.host });
-    }
-    if (
-      previous === undefined ||
-      previous.json !== json ||
-      previous.version !== version ||
-      alive !== wasAlive ||
-      lapsed
-    )
+    // Just heard from (through the store): alive.
+    this.aliveSet.add(report.uuid);
+    this.nodeBack(report.uuid, report.host, this.options.now());
+    if (previous === undefined || previous.json !== json || previous.version !== version || !wasAlive || lapsed)
       this.changed([report.uuid]);
+  }
+
+  /** `held`'s node was heard from through the store (a new last_seen, not newer than held's): alive from now. */
+  private heardThroughStore(held: Held, lastSeen: number): void {
+    const uuid = held.report.uuid;
+    const wasAlive = this.aliveSet.has(uuid);
+    const lapsed = this.lapsed(held, this.options.now());
+    held.storeSeen = lastSeen;
+    held.heardAt = this.mono();
+    if (!wasAlive) {
+      this.aliveSet.add(uuid);
+      this.nodeBack(uuid, held.report.host, this.options.now());
+    }
+    // Dead or past its timeout until now: a list built meanwhile left it out (see record).
+    if (!wasAlive || lapsed) this.changed([uuid]);
   }
 
   /** Whether the node still counts alive (not declared dead yet) though its held report is past the node timeout. */
@@ -428,11 +463,14 @@ export class NodeReports {
           this.nodeBack(uuid, node.report.host, now);
         } else {
           this.aliveSet.delete(uuid);
-          this.nodeDead(uuid, node.report.host, node.lastSeen, now, true);
+          this.nodeDead(uuid, node.report.host, node.lastSeen, node.heardAt, now, true);
         }
       }
     }
-    if (!this.unreportedChecked && now - this.options.startedAt > this.options.nodeTimeoutMs) {
+    if (
+      !this.unreportedChecked &&
+      this.mono() + (now - this.clock.wallNow()) - this.options.startedAt > this.options.nodeTimeoutMs
+    ) {
       this.unreportedChecked = true;
       this.declareUnreported(now);
     }
@@ -465,9 +503,17 @@ export class NodeReports {
     this.options.onStateChange(nodes);
   }
 
-  private nodeDead(uuid: string, host: string, lastSeen: number | undefined, now: number, announce: boolean): void {
+  /** `lastSeen`: wall-clock (shown); `heardAt`: monotonic, when this process last heard from it (default: its start). */
+  private nodeDead(
+    uuid: string,
+    host: string,
+    lastSeen: number | undefined,
+    heardAt: number | undefined,
+    now: number,
+    announce: boolean,
+  ): void {
     const { nodeTimeoutMs, logger, events } = this.options;
-    const deadSince = (lastSeen ?? this.options.startedAt) + nodeTimeoutMs;
+    const deadSince = (heardAt ?? this.options.startedAt) + nodeTimeoutMs;
     this.deadNodes.set(uuid, { deadSince, host });
     if (announce) {
       const event = nodeDeadEvent(uuid, host, lastSeen, nodeTimeoutMs, now);
@@ -476,7 +522,7 @@ export class NodeReports {
         event: event.kind,
         node: uuid,
         host,
-        dead_since: new Date(deadSince).toISOString(),
+        dead_since: new Date(deadSince + this.clock.wallNow() - this.clock.now()).toISOString(),
       });
     }
     this.options.onDeadNodesChanged();
@@ -486,7 +532,7 @@ export class NodeReports {
     const dead = this.deadNodes.get(uuid);
     if (dead === undefined) return;
     this.deadNodes.delete(uuid);
-    const event = nodeBackEvent(uuid, host, dead.deadSince, now);
+    const event = nodeBackEvent(uuid, host, dead.deadSince + this.clock.wallNow() - this.clock.now(), now);
     this.options.events.push(event);
     this.options.logger.info(event.message, { event: event.kind, node: uuid, host });
     this.options.onDeadNodesChanged();
@@ -507,7 +553,7 @@ export class NodeReports {
     const committed = this.options.configuration();
     const ghosts: string[] = [];
     const declare = (uuid: string, host: string, identity: NodeIdentity | undefined): void => {
-      this.nodeDead(uuid, identity?.host ?? host, undefined, now, true);
+      this.nodeDead(uuid, identity?.host ?? host, undefined, undefined, now, true);
       // Shown to the agents as dead (its instance: a volume still attached to it is force-detached by the new
       // primary, as for a node that died while this process ran). Not a local-backend node: its data is on it.
       if (identity === undefined || isLocalBackend(identity.backend)) return;
@@ -516,12 +562,15 @@ export class NodeReports {
       const at = this.options.startedAt;
       this.hold(uuid, {
         report,
-        lastSeen: at,
+        // Shown as last seen at this start (on the wall clock), heard last then (on the monotonic one).
+        lastSeen: at + this.clock.wallNow() - this.clock.now(),
+        heardAt: at,
+        clock: this.clock,
         json,
         version: undefined,
         shared: undefined,
         sharedVersion: undefined,
-        sharedAt: at,
+        sharedAt: at + this.clock.wallNow() - this.clock.now(),
       });
       this.ghostSet = new Set([...this.ghostSet, uuid]);
       ghosts.push(uuid);
