@@ -665,6 +665,35 @@ describe('connection limit and bursts (issue 23: agents refused at scale)', () =
     }
   });
 
+  it('after a wall-clock step back, idle connections at the limit are still closed (the rate limit is monotonic)', async () => {
+    // Monotonic ms of the service (monoNow); the wall clock steps back an hour after the first close.
+    let mono = 1_000_000;
+    const svc = await startOnLoopback({ limits: { maxConnections: 4 }, monoNow: () => mono });
+    const wall = Date.now;
+    try {
+      const fillAndDrop = async (): Promise<boolean> => {
+        const idle = await Promise.all(Array.from({ length: 4 }, () => openConnection(svc.port, '/v1/version', true)));
+        // The 5th connection is dropped: the idle ones are closed (at most once a second).
+        const extra = connect(svc.port, '127.0.0.1');
+        extra.on('error', () => undefined);
+        const allClosed = Promise.all(idle.map(closed)).then(() => true);
+        const shut = await Promise.race([allClosed, new Promise<false>((r) => setTimeout(() => r(false), 3_000))]);
+        extra.destroy();
+        for (const s of idle) s.destroy();
+        await Promise.all(idle.map(closed));
+        return shut;
+      };
+      expect(await fillAndDrop()).toBe(true);
+      const stepped = wall() - 3_600_000;
+      jest.spyOn(Date, 'now').mockImplementation(() => stepped);
+      mono += 1_500;
+      expect(await fillAndDrop()).toBe(true);
+    } finally {
+      jest.restoreAllMocks();
+      await svc.close();
+    }
+  });
+
   it('a burst of 1,500 connections at once is answered in full', async () => {
     const svc = await startOnLoopback({ limits: { maxConnections: 2000 } });
     try {

@@ -11,6 +11,7 @@ import {
   RESERVED_KEY_MESSAGE,
   safeLogStream,
 } from '@flocker/api';
+import { systemClock } from '@flocker/runtime';
 import { ControlState, DEFAULT_LEASE_GRACE_MS } from './ControlState';
 import { type ConfigurationStore, FileConfigurationStore } from './ConfigurationStore';
 import { invalidRequest, RequestError, UsageError } from './errors';
@@ -85,7 +86,10 @@ export interface ControlServiceOptions {
   logger?: Logger;
   /** Limits against slow or idle clients; see DEFAULT_LIMITS. */
   limits?: Partial<ServerLimits>;
+  /** Wall-clock epoch ms (ControlStateOptions.now); default Date.now. */
   now?: () => number;
+  /** Monotonic ms: node liveness, lease grace, the idle-connection close rate (ControlStateOptions.monoNow). */
+  monoNow?: () => number;
   /** Serve HTTPS with mutual TLS against this cluster CA and authorize by certificate; absent = plain HTTP. */
   tls?: ServerTlsCredentials;
   /**
@@ -439,6 +443,7 @@ export async function startControlService(options: ControlServiceOptions = {}): 
     nodeTimeoutMs,
     leaseGraceMs,
     ...(options.now !== undefined ? { now: options.now } : {}),
+    ...(options.monoNow !== undefined ? { monoNow: options.monoNow } : {}),
     ...(options.testOnlyMinSnapshotIntervalSeconds !== undefined
       ? { minSnapshotIntervalMs: options.testOnlyMinSnapshotIntervalSeconds * 1000 }
       : {}),
@@ -490,9 +495,11 @@ export async function startControlService(options: ControlServiceOptions = {}): 
       if (!socket.destroyed) idleAfterAnswer.add(socket);
     });
   });
-  let lastIdleClose = 0;
+  // Monotonic: after a wall-clock step back the idle connections would stay open at the limit until it caught up.
+  const monoNow = options.monoNow ?? (() => systemClock.now());
+  let lastIdleClose = -Infinity;
   server.on('drop', () => {
-    const now = Date.now();
+    const now = monoNow();
     if (now - lastIdleClose < 1000 || idleAfterAnswer.size === 0) return;
     lastIdleClose = now;
     logger.warn('connection limit reached: closing idle keep-alive connections', {
