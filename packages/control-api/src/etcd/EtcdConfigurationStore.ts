@@ -857,8 +857,10 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     if (this.closed) return Promise.reject(new StoreError('STORE_CLOSED', 'The configuration store is closed.'));
     const key = `${prefix}${uuid}`;
     const prev = this.published.get(key);
-    // Identical and recent: answered with that put (a report is not taken as shared before it is).
-    if (prev !== undefined && prev.json === json && lastSeen - prev.at < refreshMs) return prev.put;
+    // Identical and recent: answered with that put (a report is not taken as shared before it is). An earlier last_seen
+    // (this replica's wall clock stepped back) is put: the others hear from the node by a changed one.
+    if (prev !== undefined && prev.json === json && lastSeen >= prev.at && lastSeen - prev.at < refreshMs)
+      return prev.put;
     const node = prefix === NODES_PREFIX ? uuid : undefined;
     if (node !== undefined) this.putsInFlight.set(node, (this.putsInFlight.get(node) ?? 0) + 1);
     const put = this.ns
