@@ -8,6 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { containerConfigId } from '@flocker/api';
 import { REPO_ROOT, run, TINY_IMAGE, waitFor, type Cluster, type ClusterHost } from './cluster';
 import { clusterForSuite } from './cluster/suite';
 
@@ -19,6 +20,7 @@ let b: ClusterHost;
 let dir: string;
 
 const DEPLOY_BIN = path.join(REPO_ROOT, 'packages/cli/dist/flocker-deploy.js');
+const CLI_MAIN = path.join(REPO_ROOT, 'packages/cli/dist/main.js');
 
 clusterForSuite(
   { hosts: 2, withDocker: true, nodeTimeoutSeconds: 5 },
@@ -306,6 +308,64 @@ describe('containers move with their volumes (flocker-deploy, container agents)'
     expect(back.stderr).toBe('');
     expect(back.code).toBe(0);
     expect(back.stdout).toContain('deployed: every container is running on its node');
+  });
+
+  it('a redeploy that changes only the command: --wait does not count the old container (review T2 F4, the rest)', async () => {
+    const [hostA, hostB] = [await hostOf(a), await hostOf(b)];
+    const deployment = `version: 1\nnodes:\n  ${hostA}: [db]\n  ${hostB}: [client]\n`;
+    // Same image, a command that cannot run: before, the old client's report (same image, running) ended the wait
+    // at once with 'deployed', exit 0.
+    const changed = APPLICATIONS.replace(
+      `command_line: ["sh", "-c", ${JSON.stringify(CLIENT)}]`,
+      'command_line: ["/flocker-e2e-no-such-binary"]',
+    );
+    expect(changed).not.toBe(APPLICATIONS);
+    const r = await flockerDeploy(deployment, changed, ['--wait', '--timeout', '20']);
+    expect(r.stdout).toContain('  ~ client:');
+    expect(r.stdout).not.toContain('deployed: every container is running');
+    expect(r.code).not.toBe(0);
+    const back = await flockerDeploy(deployment);
+    expect(back.stderr).toBe('');
+    expect(back.code).toBe(0);
+    expect(back.stdout).toContain('deployed: every container is running on its node');
+    // What runs is reported with the configuration it runs.
+    const configured = (await cluster.client.listContainers()).find((c) => c.name === 'client');
+    const reported = (await cluster.client.listContainerState()).find((c) => c.name === 'client');
+    expect(reported?.config).toBe(containerConfigId(configured!));
+    expect(Date.now() - Date.parse(reported?.reported_at ?? '')).toBeLessThan(15_000);
+  });
+
+  it('a container agent that stopped reporting is named by containers show and --wait (review T2 F3, the rest)', async () => {
+    const hostB = await hostOf(b);
+    const hostA = await hostOf(a);
+    await b.killContainerAgent('SIGKILL');
+    try {
+      // Past two report intervals (20 s), within the 30 s the control service still lists the report.
+      await new Promise((res) => setTimeout(res, 23_000));
+      const show = await run([process.execPath, CLI_MAIN, 'containers', 'show', 'client'], {
+        env: { ...process.env, ...cluster.cliEnv() },
+        check: false,
+      });
+      expect(show.stdout).toMatch(
+        new RegExp(
+          `State: +unknown \\(no report from the container agent on host ${hostB.replace(/\./g, '\\.')} since \\S+: is it running\\?; last reported running\\)`,
+        ),
+      );
+      const changed = APPLICATIONS.replace('local_port: 8080', 'local_port: 8081');
+      expect(changed).not.toBe(APPLICATIONS);
+      const r = await flockerDeploy(`version: 1\nnodes:\n  ${hostA}: [db]\n  ${hostB}: [client]\n`, changed, [
+        '--wait',
+        '--timeout',
+        '5',
+      ]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain(`client: no report from the container agent on host ${hostB}`);
+      expect(r.stderr).toContain('is it running?');
+    } finally {
+      await b.startContainerAgent();
+    }
+    const back = await flockerDeploy(`version: 1\nnodes:\n  ${hostA}: [db]\n  ${hostB}: [client]\n`);
+    expect(back.code).toBe(0);
   });
 
   it("a Compose file's name:/path volume is that Flocker volume, and moves with its container (issue 21)", async () => {

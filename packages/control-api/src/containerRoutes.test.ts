@@ -89,7 +89,9 @@ describe('container routes over HTTP', () => {
     });
     expect(result.map((c) => [c.name, c.node_uuid])).toEqual([['web', B]]);
     await client.reportContainers(B, { containers: [{ name: 'web', image: 'nginx', running: true }] });
-    expect(await client.listContainerState()).toEqual([{ name: 'web', node_uuid: B, image: 'nginx', running: true }]);
+    expect(await client.listContainerState()).toEqual([
+      { name: 'web', node_uuid: B, image: 'nginx', running: true, reported_at: expect.any(String) },
+    ]);
     expect(await status(client.reportContainers('cccccccc-cccc-4ccc-8ccc-cccccccccccc', { containers: [] }))).toBe(
       '400 UNKNOWN_NODE',
     );
@@ -104,7 +106,7 @@ describe('container routes over HTTP', () => {
     };
     await client.reportContainers(B, { containers: [{ name: 'web', image: 'nope:1', running: false, error }] });
     expect(await client.listContainerState()).toEqual([
-      { name: 'web', node_uuid: B, image: 'nope:1', running: false, error },
+      { name: 'web', node_uuid: B, image: 'nope:1', running: false, error, reported_at: expect.any(String) },
     ]);
   });
 

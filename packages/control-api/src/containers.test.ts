@@ -277,7 +277,29 @@ describe('containerStates', () => {
       [B, { report: { containers: [{ name: 'old', image: 'busybox', running: false }] }, lastSeen: T0 - 60_000 }],
     ]);
     expect(containerStates(reports, T0 + 1000)).toEqual([
-      { name: 'db', node_uuid: A, image: 'busybox', running: true },
+      { name: 'db', node_uuid: A, image: 'busybox', running: true, reported_at: new Date(T0).toISOString() },
+    ]);
+  });
+
+  test('the configuration a container runs, as its agent reports it, and when the report came', () => {
+    const reports = new Map([
+      [
+        A,
+        {
+          report: { containers: [{ name: 'db', image: 'busybox', running: true, config: '0123456789abcdef' }] },
+          lastSeen: T0,
+        },
+      ],
+    ]);
+    expect(containerStates(reports, T0 + 1000)).toEqual([
+      {
+        name: 'db',
+        node_uuid: A,
+        image: 'busybox',
+        running: true,
+        config: '0123456789abcdef',
+        reported_at: new Date(T0).toISOString(),
+      },
     ]);
   });
 
@@ -286,6 +308,8 @@ describe('containerStates', () => {
     const reports = new Map([
       [A, { report: { containers: [{ name: 'web', image: 'nope', running: false, error }] }, lastSeen: T0 }],
     ]);
-    expect(containerStates(reports, T0)).toEqual([{ name: 'web', node_uuid: A, image: 'nope', running: false, error }]);
+    expect(containerStates(reports, T0)).toEqual([
+      { name: 'web', node_uuid: A, image: 'nope', running: false, error, reported_at: new Date(T0).toISOString() },
+    ]);
   });
 });

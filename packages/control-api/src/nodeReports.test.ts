@@ -71,9 +71,13 @@ describe('NodeReports', () => {
     const { n } = nodes(clock);
     n.recordContainers(A, { containers: [{ name: 'db', image: 'busybox', running: true }] }, clock.t);
     n.externalContainers(A, { containers: [] }, clock.t - 1);
-    expect(n.containerStates(clock.t)).toEqual([{ name: 'db', node_uuid: A, image: 'busybox', running: true }]);
+    expect(n.containerStates(clock.t)).toEqual([
+      { name: 'db', node_uuid: A, image: 'busybox', running: true, reported_at: new Date(clock.t).toISOString() },
+    ]);
     n.externalContainers(A, { containers: [{ name: 'db', image: 'busybox', running: false }] }, clock.t + 1);
-    expect(n.containerStates(clock.t + 1)).toEqual([{ name: 'db', node_uuid: A, image: 'busybox', running: false }]);
+    expect(n.containerStates(clock.t + 1)).toEqual([
+      { name: 'db', node_uuid: A, image: 'busybox', running: false, reported_at: new Date(clock.t + 1).toISOString() },
+    ]);
     expect(n.containerStates(clock.t + 2 + CONTAINER_REPORT_STALE_MS)).toEqual([]);
   });
 });

@@ -36,6 +36,10 @@ export function containerStates(
         image: c.image,
         running: c.running,
         ...(c.error !== undefined ? { error: c.error } : {}),
+        // Which configuration it runs (flocker-deploy --wait compares it) and when its node's agent said so (a
+        // silent container agent is shown as such): additive members of the v1 entry.
+        ...(c.config !== undefined ? { config: c.config } : {}),
+        reported_at: new Date(lastSeen).toISOString(),
       });
     }
   }
