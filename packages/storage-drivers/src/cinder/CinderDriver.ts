@@ -28,6 +28,7 @@ import {
   isUuid,
   type CinderDriverOptions,
   type CinderDriverOptionsInput,
+  type Attachment,
   type Snapshot,
   type Volume,
 } from './schemas';
@@ -42,6 +43,17 @@ export const META_PROFILE = 'flocker-profile';
  * admins, so the holder is also written here once our attachment exists.
  */
 export const META_ATTACHED_TO = 'flocker-attached-to';
+/** cinder mode: the id of the attachment META_ATTACHED_TO names, written with it right after the reservation. */
+export const META_ATTACHMENT_ID = 'flocker-attachment-id';
+/**
+ * cinder mode: `flocker-attaching-<instance>` is written before reserving the volume for that instance and
+ * removed once the attachment is complete or gone. A non-admin cannot see whose a reservation is (Cinder shows
+ * the connector's host to admins only), so this names the reserver of an attach killed before completion.
+ */
+export const META_ATTACHING_PREFIX = 'flocker-attaching-';
+export function attachingMarkerKey(instanceId: string): string {
+  return `${META_ATTACHING_PREFIX}${instanceId}`;
+}
 /** A fresh id per create call, so a create whose answer was lost can be found again. */
 export const META_CREATE_TOKEN = 'flocker-create-token';
 
@@ -114,15 +126,45 @@ export function holderOf(v: Volume): string | null {
   return a.server_id ?? a.host_name ?? v.metadata[META_ATTACHED_TO] ?? UNKNOWN_HOLDER;
 }
 
+/** Volume states of a reservation not yet completed (it is not among the volume's attachments then). */
+const PENDING_STATES = new Set(['reserved', 'attaching']);
+
+/** Whether pendingHolder may name a holder: a pending volume carrying one of our attach marks. */
+function mayHavePendingHolder(v: Volume): boolean {
+  return (
+    v.attachments.length === 0 &&
+    PENDING_STATES.has(v.status) &&
+    Object.keys(v.metadata).some((k) => k === META_ATTACHMENT_ID || k.startsWith(META_ATTACHING_PREFIX))
+  );
+}
+
+/**
+ * The instance that made a volume's uncompleted reservation (an attach killed between reservation and
+ * completion), or null when that cannot be proved. Proof: the one live reservation is the attachment id written
+ * with the holder right after it was made; or, before that write, the only attach mark on the volume (every
+ * reserver writes its mark before reserving and keeps it while its reservation lives, so the reservation is
+ * the marker's). Reservations of older agents (no marks) and two marks are never named.
+ */
+export function pendingHolder(v: Volume, attachments: readonly Attachment[]): string | null {
+  if (!mayHavePendingHolder(v)) return null;
+  const live = attachments.filter((a) => a.status !== 'attached' && a.status !== 'detached');
+  if (live.length !== 1 || live[0] === undefined) return null;
+  const holder = v.metadata[META_ATTACHED_TO];
+  if (holder !== undefined && v.metadata[META_ATTACHMENT_ID] === live[0].id) return holder;
+  const marks = Object.keys(v.metadata).filter((k) => k.startsWith(META_ATTACHING_PREFIX));
+  if (marks.length !== 1 || marks[0] === undefined) return null;
+  return marks[0].slice(META_ATTACHING_PREFIX.length) || null;
+}
+
 /** The driver's view of a Cinder volume; null for volumes that are not ours to show. */
-export function toBlockDeviceVolume(v: Volume): BlockDeviceVolume | null {
+export function toBlockDeviceVolume(v: Volume, pending: string | null = null): BlockDeviceVolume | null {
   const datasetId = v.metadata[META_DATASET];
   if (datasetId === undefined) return null;
   const profile = v.metadata[META_PROFILE];
   return {
     blockdeviceId: v.id,
     size: v.size * GIB,
-    attachedTo: holderOf(v),
+    attachedTo: holderOf(v) ?? pending,
     datasetId,
     ...(profile !== undefined ? { profile } : {}),
   };
@@ -764,8 +806,24 @@ export class CinderDriver implements BlockDeviceApi {
 
   async attachVolume(blockdeviceId: string, instanceId: string): Promise<BlockDeviceVolume> {
     const v = await this.ownVolume(blockdeviceId);
+    const pending = await this.pendingReservation(v);
+    if (
+      pending !== undefined &&
+      pending.holder === instanceId &&
+      this.options.attach_mode === 'cinder' &&
+      instanceId === (await this.computeInstanceId())
+    ) {
+      // Our own attach was killed after reserving: finish it (nobody else can be using an uncompleted
+      // reservation, and only this host makes its device).
+      this.logger.warn('finishing an attach of this instance that was interrupted after its reservation', {
+        blockdeviceId,
+        attachmentId: pending.attachment.id,
+      });
+      await this.finishOwnAttachment(blockdeviceId, pending.attachment, instanceId);
+      return this.attached(blockdeviceId, instanceId);
+    }
     if (v.attachments.length > 0 || TAKEN_STATES.has(v.status)) {
-      const holder = holderOf(v);
+      const holder = holderOf(v) ?? pending?.holder ?? null;
       throw new StorageError(
         'ALREADY_ATTACHED',
         `volume ${blockdeviceId} is already attached to ${holder === instanceId ? 'this instance ' : ''}${holder ?? '(an attachment in progress)'}`,
@@ -780,6 +838,11 @@ export class CinderDriver implements BlockDeviceApi {
       );
     if (this.options.attach_mode === 'nova') await this.novaAttach(blockdeviceId, instanceId);
     else await this.cinderAttach(blockdeviceId, instanceId);
+    return this.attached(blockdeviceId, instanceId);
+  }
+
+  /** Waits for the attachment to show and answers the attached volume. */
+  private async attached(blockdeviceId: string, instanceId: string): Promise<BlockDeviceVolume> {
     const attached = await this.waitFor(
       blockdeviceId,
       'attachment',
@@ -809,13 +872,43 @@ export class CinderDriver implements BlockDeviceApi {
   }
 
   private async cinderAttach(blockdeviceId: string, instanceId: string): Promise<void> {
-    let attachmentId: string | undefined;
+    const mark = attachingMarkerKey(instanceId);
     try {
-      const attachment = await this.client.createAttachment(blockdeviceId, null, this.connector(instanceId));
-      attachmentId = attachment.id;
+      // Before the reservation, so a kill right after it leaves the reserver named (see pendingHolder).
+      await this.client.setVolumeMetadata(blockdeviceId, { [mark]: new Date().toISOString() });
+    } catch (e) {
+      await this.dropMark(blockdeviceId, mark);
+      this.wrap(e, `marking volume ${blockdeviceId} as being attached to ${instanceId}`, blockdeviceId);
+    }
+    let attachment: Attachment;
+    try {
+      attachment = await this.client.createAttachment(blockdeviceId, null, this.connector(instanceId));
+    } catch (e) {
+      if (isAlreadyTakenError(e)) {
+        await this.dropMark(blockdeviceId, mark);
+        throw new StorageError(
+          'ALREADY_ATTACHED',
+          `volume ${blockdeviceId} is already attached: ${e.serviceMessage}`,
+          blockdeviceId,
+        );
+      }
+      await this.undoAttachment(blockdeviceId, undefined, e, instanceId);
+      this.wrap(e, `attaching volume ${blockdeviceId} to ${instanceId}`, blockdeviceId);
+    }
+    await this.finishAttachment(blockdeviceId, attachment, instanceId);
+  }
+
+  /**
+   * From our reservation on: name the holder, connect here (only this host can make the device; another
+   * instance connects on its first getDevicePath), complete. On failure the reservation is undone.
+   */
+  private async finishAttachment(blockdeviceId: string, attachment: Attachment, instanceId: string): Promise<void> {
+    try {
       // The reservation is ours alone (Cinder made it atomically), so writing the holder cannot race.
-      await this.client.setVolumeMetadata(blockdeviceId, { [META_ATTACHED_TO]: instanceId });
-      // Only this host can make the device; another instance connects on its first getDevicePath.
+      await this.client.setVolumeMetadata(blockdeviceId, {
+        [META_ATTACHED_TO]: instanceId,
+        [META_ATTACHMENT_ID]: attachment.id,
+      });
       if (instanceId === (await this.computeInstanceId())) {
         if (!attachment.connection_info)
           throw new StorageError(
@@ -828,16 +921,43 @@ export class CinderDriver implements BlockDeviceApi {
       }
       await this.client.completeAttachment(attachment.id);
     } catch (e) {
-      if (attachmentId === undefined && isAlreadyTakenError(e)) {
-        throw new StorageError(
-          'ALREADY_ATTACHED',
-          `volume ${blockdeviceId} is already attached: ${e.serviceMessage}`,
-          blockdeviceId,
-        );
-      }
-      await this.undoAttachment(blockdeviceId, attachmentId, e);
+      await this.undoAttachment(blockdeviceId, attachment.id, e, instanceId);
       this.wrap(e, `attaching volume ${blockdeviceId} to ${instanceId}`, blockdeviceId);
     }
+    // Complete: the attachment is now among the volume's, so the mark is no longer needed.
+    await this.dropMark(blockdeviceId, attachingMarkerKey(instanceId));
+  }
+
+  /** Finishes our own reservation a killed attach left (with its connection info, which the list omits). */
+  private async finishOwnAttachment(blockdeviceId: string, pending: Attachment, instanceId: string): Promise<void> {
+    let full: Attachment | null;
+    try {
+      full = pending.connection_info ? pending : await this.client.getAttachment(pending.id);
+    } catch (e) {
+      this.wrap(e, `reading attachment ${pending.id} of volume ${blockdeviceId}`, blockdeviceId);
+    }
+    await this.finishAttachment(blockdeviceId, full ?? pending, instanceId);
+  }
+
+  /** The uncompleted reservation of a volume and the instance that provably made it (see pendingHolder). */
+  private async pendingReservation(v: Volume): Promise<{ attachment: Attachment; holder: string } | undefined> {
+    if (this.options.attach_mode !== 'cinder' || !mayHavePendingHolder(v)) return undefined;
+    let attachments: Attachment[];
+    try {
+      attachments = await this.client.listAttachments(v.id);
+    } catch (e) {
+      this.wrap(e, `listing the attachments of volume ${v.id}`, v.id);
+    }
+    const holder = pendingHolder(v, attachments);
+    const attachment = attachments.find((a) => a.status !== 'attached' && a.status !== 'detached');
+    return holder === null || attachment === undefined ? undefined : { attachment, holder };
+  }
+
+  /** Removes an attach mark; a failure only leaves it for the next attach or detach to overwrite/remove. */
+  private async dropMark(blockdeviceId: string, key: string): Promise<void> {
+    await this.client.deleteVolumeMetadataKey(blockdeviceId, key).catch((e: unknown) => {
+      this.logger.warn('could not remove an attach mark', { blockdeviceId, key, error: errorMessage(e) });
+    });
   }
 
   /**
@@ -848,18 +968,31 @@ export class CinderDriver implements BlockDeviceApi {
     blockdeviceId: string,
     attachmentId: string | undefined,
     failure: unknown,
+    instanceId: string,
   ): Promise<void> {
+    const mark = attachingMarkerKey(instanceId);
     try {
       if (attachmentId !== undefined) {
         await this.client.deleteAttachment(attachmentId);
-        await this.client.deleteVolumeMetadataKey(blockdeviceId, META_ATTACHED_TO);
+        // The holder entries only if still ours: a failover may have taken the volume meanwhile.
+        const v = await this.client.getVolume(blockdeviceId);
+        if (v !== null && v.metadata[META_ATTACHMENT_ID] === attachmentId) {
+          await this.client.deleteVolumeMetadataKey(blockdeviceId, META_ATTACHED_TO);
+          await this.client.deleteVolumeMetadataKey(blockdeviceId, META_ATTACHMENT_ID);
+        }
+        await this.client.deleteVolumeMetadataKey(blockdeviceId, mark);
         return;
       }
       // A refused reservation (4xx) made nothing. After a 5xx Cinder may have reserved the volume for us
       // and failed later; only one reservation can exist on a non-multiattach volume, so a reserved one is ours.
-      if (failure instanceof OpenStackHttpError && failure.status < 500) return;
-      const reserved = (await this.client.listAttachments(blockdeviceId)).filter((a) => a.status === 'reserved');
-      for (const a of reserved) await this.client.deleteAttachment(a.id);
+      if (!(failure instanceof OpenStackHttpError && failure.status < 500)) {
+        const reserved = (await this.client.listAttachments(blockdeviceId)).filter((a) => a.status === 'reserved');
+        for (const a of reserved) await this.client.deleteAttachment(a.id);
+        // A reservation that may be ours is still there: the mark stays to name us (see pendingHolder).
+        const live = (await this.client.listAttachments(blockdeviceId)).filter((a) => a.status !== 'detached');
+        if (live.length > 0) return;
+      }
+      await this.client.deleteVolumeMetadataKey(blockdeviceId, mark);
     } catch (undo) {
       this.logger.error('could not undo a failed attachment', { blockdeviceId, attachmentId, error: String(undo) });
     }
@@ -867,7 +1000,8 @@ export class CinderDriver implements BlockDeviceApi {
 
   async detachVolume(blockdeviceId: string, options: DetachOptions = {}): Promise<void> {
     const v = await this.ownVolume(blockdeviceId);
-    const holder = holderOf(v);
+    // An attach killed after its reservation is detached like a complete one: by its holder, or forced.
+    const holder = holderOf(v) ?? (await this.pendingReservation(v))?.holder ?? null;
     if (holder === null) {
       if (TAKEN_STATES.has(v.status))
         throw new StorageError(
@@ -900,6 +1034,8 @@ export class CinderDriver implements BlockDeviceApi {
         }
         for (const a of attachments) await this.client.deleteAttachment(a.id);
         await this.client.deleteVolumeMetadataKey(blockdeviceId, META_ATTACHED_TO);
+        await this.client.deleteVolumeMetadataKey(blockdeviceId, META_ATTACHMENT_ID);
+        await this.client.deleteVolumeMetadataKey(blockdeviceId, attachingMarkerKey(holder));
       }
     } catch (e) {
       this.wrap(e, `detaching volume ${blockdeviceId}`, blockdeviceId);
@@ -924,17 +1060,26 @@ export class CinderDriver implements BlockDeviceApi {
     } catch (e) {
       this.wrap(e, 'listing volumes');
     }
-    return volumes
-      .filter((v) => v.status !== 'deleting' && v.metadata[META_TEMPORARY] === undefined)
-      .map(toBlockDeviceVolume)
+    const shown = volumes.filter((v) => v.status !== 'deleting' && v.metadata[META_TEMPORARY] === undefined);
+    // A reservation left by a killed attach shows no attachment: name its maker when provable (rare: one
+    // attachment list per such volume), so its node attaches it and a failover can force-detach it.
+    const pending = await Promise.all(shown.map(async (v) => (await this.pendingReservation(v))?.holder ?? null));
+    return shown
+      .map((v, i) => toBlockDeviceVolume(v, pending[i] ?? null))
       .filter((v): v is BlockDeviceVolume => v !== null);
   }
 
   async getDevicePath(blockdeviceId: string): Promise<string> {
-    const v = await this.ownVolume(blockdeviceId);
-    const holder = holderOf(v);
-    if (holder === null) throw new StorageError('UNATTACHED', `volume ${blockdeviceId} is not attached`, blockdeviceId);
+    let v = await this.ownVolume(blockdeviceId);
     const me = await this.computeInstanceId();
+    const pending = await this.pendingReservation(v);
+    if (pending?.holder === me) {
+      // listVolumes named us for our own interrupted attach: finish it, then find the device as usual.
+      await this.attachVolume(blockdeviceId, me);
+      v = await this.ownVolume(blockdeviceId);
+    }
+    const holder = holderOf(v) ?? pending?.holder ?? null;
+    if (holder === null) throw new StorageError('UNATTACHED', `volume ${blockdeviceId} is not attached`, blockdeviceId);
     if (holder !== me)
       throw new StorageError(
         'NOT_ATTACHED_HERE',
