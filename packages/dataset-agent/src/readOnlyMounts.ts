@@ -8,7 +8,8 @@
  * What recovers it (measured on 6.18 with a full tmpfs pool): `mount -o remount,rw` does not (emergency_ro stays);
  * an unmount and a new mount does, once space is free: ext4 replays its journal, and writes acknowledged before the
  * error are there. The new mount gets a fresh file system instance only once nothing holds the old one, so the
- * containers using the volume must be stopped first (each holds its own mount of it).
+ * containers using the volume must be stopped first (each holds its own mount of it), and a mount namespace made
+ * while it was mounted (unshare, a service with PrivateTmp=) holds a copy too.
  */
 import type { ActionError } from '@flocker/api';
 
@@ -41,9 +42,12 @@ export const READ_ONLY_CODES: Record<ReadOnlyCause, string> = {
 
 /** What the dataset's error says: what happened, and what recovers it. Pure. */
 export function readOnlyMessage(cause: ReadOnlyCause, path: string): string {
+  // A mount namespace made while it was mounted keeps a copy, and with it the broken file system (measured: a new
+  // mount then gets the same read-only one back): the way to find it, for when the first unmount was not enough.
   const remount =
     `stop the containers that use the volume, then unmount it (umount ${path}): the agent mounts it again, ` +
-    'which replays its journal (writes acknowledged before the error are kept)';
+    'which replays its journal (writes acknowledged before the error are kept). Read-only again after that: ' +
+    `a process in another mount namespace still holds it (grep ${path} /proc/*/mountinfo); unmount again once it is gone`;
   switch (cause) {
     case 'error':
       return (
