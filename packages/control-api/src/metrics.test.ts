@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { FakeFullDisk } from '@flocker/api/testing';
 import { FileConfigurationStore } from './ConfigurationStore';
 import { registerNode } from './configuration';
-import { convergence } from './metrics';
+import { aliveCount, convergence } from './metrics';
 import { NODE_A, NODE_B, nodeReport, startOnLoopback } from './testing/httpService';
 
 /** The value of one series in a Prometheus text exposition. */
@@ -16,6 +16,25 @@ function value(text: string, series: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(series + ' '));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
+
+describe('aliveCount', () => {
+  // A wall clock stepped an hour back after the report: lastSeen is in the future, heardAt (monotonic) is not.
+  it('counts by the monotonic time since heard, not by the wall-clock lastSeen (review T3 finding 1)', () => {
+    const T = 30_000;
+    let mono = 1_000_000;
+    let wall = 5_000_000;
+    const clock = { now: () => mono, wallNow: () => wall };
+    const heard = { report: nodeReport(NODE_A), lastSeen: wall, heardAt: mono, clock };
+    wall -= 3_600_000;
+    mono += T + 1;
+    wall += T + 1;
+    expect(aliveCount([heard], wall, T)).toBe(0);
+    // A step forward by an hour just after a report: still alive.
+    const fresh = { report: nodeReport(NODE_B), lastSeen: wall, heardAt: mono, clock };
+    wall += 3_600_000;
+    expect(aliveCount([fresh], wall, T)).toBe(1);
+  });
+});
 
 describe('convergence', () => {
   const ds = (primary: string, deleted = false) => ({

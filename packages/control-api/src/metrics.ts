@@ -14,7 +14,7 @@ import {
   type HealthCheck,
   type Registry,
 } from '@flocker/metrics';
-import type { ReportedNode } from './clusterState';
+import { isAlive, type ReportedNode } from './clusterState';
 import type { ConfigurationStore } from './ConfigurationStore';
 import { StoreConflict } from './etcd/conflict';
 import type { ControlState } from './ControlState';
@@ -68,6 +68,13 @@ export function convergence(
   if (since.size > converging)
     for (const id of since.keys()) if (config.datasets.get(id)?.deleted !== false) since.delete(id);
   return { datasets, converging, oldestSeconds: (now - oldest) / 1000 };
+}
+
+/** Nodes alive as the API says (isAlive: monotonic time since heard), so a wall-clock step moves no gauge. */
+export function aliveCount(reports: Iterable<ReportedNode>, now: number, nodeTimeoutMs: number): number {
+  let alive = 0;
+  for (const n of reports) if (isAlive(n, now, nodeTimeoutMs)) alive++;
+  return alive;
 }
 
 export interface ControlHealthOptions {
@@ -148,9 +155,8 @@ export function controlHealth(
   const m = controlMetrics(registry);
   registerClusterSampler(registry, (): ClusterSample => {
     const t = now();
-    let alive = 0;
     const reports = [...o.state.reportedNodes()];
-    for (const n of reports) if (t - n.lastSeen <= o.nodeTimeoutMs) alive++;
+    const alive = aliveCount(reports, t, o.nodeTimeoutMs);
     const config = o.state.configuration;
     const c = convergence(config, reports, t, since);
     const bytes = o.store.storedBytes;

@@ -457,7 +457,7 @@ describe('control replicas sharing one etcd cluster', () => {
     await r1.client.reportNodeState(report(A));
     await eventually(async () => (await r2.client.listNodes()).some((n) => n.uuid === A));
     await r1.client.reportContainers(A, { containers: [{ name: 'db', image: 'busybox', running: true }] });
-    const expected = [{ name: 'db', node_uuid: A, image: 'busybox', running: true }];
+    const expected = [{ name: 'db', node_uuid: A, image: 'busybox', running: true, reported_at: expect.any(String) }];
     expect(await r1.client.listContainerState()).toEqual(expected);
     await eventually(async () => (await r2.client.listContainerState()).length > 0);
     expect(await r2.client.listContainerState()).toEqual(expected);
