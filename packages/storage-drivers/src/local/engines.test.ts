@@ -1044,6 +1044,50 @@ describe('ZFS engine (older zfs: zfs-fuse 0.7, pool v23)', () => {
     expect(f.calls).toEqual(['umount /flocker/x']);
   });
 
+  // FX10 (s18): a mount namespace made while the file system was mounted (another process's unshare -m,
+  // an e2e simulated host) keeps its copy of the mount after the host's umount: zfs refuses the destroy
+  // ("dataset is busy", zfs-fuse and kernel zfs alike) until that namespace ends.
+  it('a destroy refused as busy is tried again a few times (bounded, logged), any other failure at once', async () => {
+    const busy = { exitCode: 1, stderr: `cannot destroy '${FS}': dataset is busy` };
+    const engine = (f: Fake, slept: number[], warned: string[]) =>
+      new ZfsEngine({
+        pool: 'tank/data',
+        exec: f.exec,
+        spawn: f.spawn,
+        fs: f.fs,
+        readMounts: () => Promise.resolve(f.mounts),
+        features: OLD_ZFS,
+        sleep: (ms) => {
+          slept.push(ms);
+          return Promise.resolve();
+        },
+        warn: (m) => warned.push(m),
+      });
+    const destroys = (f: Fake) => f.calls.filter((c) => c === `zfs destroy -r ${FS}`).length;
+    // Busy twice, then gone.
+    let refusals = 2;
+    const f = fake((argv) => (argv === `zfs destroy -r ${FS}` && refusals-- > 0 ? busy : undefined));
+    const slept: number[] = [];
+    const warned: string[] = [];
+    await engine(f, slept, warned).destroyDataset(ID);
+    expect(destroys(f)).toBe(3);
+    expect(slept).toEqual([100, 200]);
+    expect(warned).toHaveLength(2);
+    expect(warned[0]).toContain('dataset is busy');
+    // Busy all along: refused after a bounded wait, with zfs's message.
+    const always = fake((argv) => (argv === `zfs destroy -r ${FS}` ? busy : undefined));
+    const sleptAlways: number[] = [];
+    await expect(engine(always, sleptAlways, []).destroyDataset(ID)).rejects.toThrow(/dataset is busy/);
+    expect(sleptAlways.reduce((x, y) => x + y, 0)).toBeLessThanOrEqual(3000);
+    expect(destroys(always)).toBe(sleptAlways.length + 1);
+    // Any other failure: at once, not again.
+    const other = fake((argv) => (argv === `zfs destroy -r ${FS}` ? { exitCode: 1, stderr: 'I/O error' } : undefined));
+    const sleptOther: number[] = [];
+    await expect(engine(other, sleptOther, []).destroyDataset(ID)).rejects.toThrow(/I\/O error/);
+    expect(destroys(other)).toBe(1);
+    expect(sleptOther).toEqual([]);
+  });
+
   it('a daemon that does not mount at once: zfs mount', async () => {
     const f = fake(() => undefined);
     await old(f).mount(ID, '/flocker/x');

@@ -11,7 +11,7 @@
  */
 import type { Readable } from 'node:stream';
 import { StorageError } from '../BlockDeviceApi';
-import { execFileExec, runChecked, type ExecFn } from '../exec';
+import { execFileExec, formatCommand, runChecked, type ExecFn } from '../exec';
 import {
   checkDatasetId,
   checkSnapshotName,
@@ -41,6 +41,10 @@ export interface ZfsEngineOptions {
   readonly readAllMounts?: ReadMounts;
   /** What the installed zfs can do; probed (once) when not given. */
   readonly features?: ZfsFeatures;
+  /** Waits between destroys refused as busy (tests: no real wait). */
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** Where a destroy tried again is told (default: stderr). */
+  readonly warn?: (message: string) => void;
 }
 
 /**
@@ -102,6 +106,16 @@ export function zfsGetAsList(text: string, props: readonly string[]): string {
   }
   return [...rows].map(([name, row]) => [name, ...props.map((p) => row.get(p) ?? '-')].join('\t') + '\n').join('');
 }
+
+/**
+ * The waits before each new try of a destroy zfs refused as busy (2.5 s in all): a mount namespace
+ * made while the file system was mounted (a process's `unshare -m`) keeps its copy of the mount after
+ * the host's umount, and zfs (kernel or zfs-fuse) refuses the destroy until that namespace ends. A
+ * short-lived one is waited out here; a lasting one (a container's) still fails, and the agent tries
+ * again at its next turn as before.
+ */
+const DESTROY_BUSY_WAITS_MS = [100, 200, 400, 800, 1000] as const;
+const DATASET_BUSY = /dataset is busy/;
 
 /** What listDatasets asks of each file system, in this order. */
 const DATASET_PROPS = ['refquota', 'referenced', 'readonly', 'mountpoint'] as const;
@@ -171,6 +185,8 @@ export class ZfsEngine implements LocalEngine {
   private readonly fs: HostFs;
   private readonly readMounts: ReadMounts;
   private readonly readAllMounts: ReadMounts;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly warn: (message: string) => void;
   private featuresProbe: Promise<ZfsFeatures> | undefined;
   /** Mounts and unmounts one at a time (see OneAtATime). */
   private readonly mounts = new OneAtATime();
@@ -182,6 +198,8 @@ export class ZfsEngine implements LocalEngine {
     this.fs = o.fs ?? realHostFs;
     this.readMounts = o.readMounts ?? readMounts;
     this.readAllMounts = o.readAllMounts ?? readAllNamespaceMounts;
+    this.sleep = o.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.warn = o.warn ?? ((m) => console.warn(m));
     if (o.features !== undefined) this.featuresProbe = Promise.resolve(o.features);
   }
 
@@ -352,10 +370,30 @@ export class ZfsEngine implements LocalEngine {
     if (mounted.length > 0)
       throw new StorageError('DEVICE_BUSY', `dataset ${datasetId} is mounted at ${mounted.join(', ')}`);
     const fs = this.fileSystem(datasetId);
-    if (await this.exists(fs)) await this.zfs(['destroy', '-r', fs], `destroying ${fs}`);
+    if (await this.exists(fs)) await this.destroyTree(fs);
     if (o?.keepAsides !== true)
-      for (const aside of await this.divergedOf(`${datasetId}-`))
-        await this.zfs(['destroy', '-r', aside], `destroying ${aside}`);
+      for (const aside of await this.divergedOf(`${datasetId}-`)) await this.destroyTree(aside);
+  }
+
+  /** `zfs destroy -r`, tried again while refused as busy (DESTROY_BUSY_WAITS_MS), any other failure at once. */
+  private async destroyTree(name: string): Promise<void> {
+    const args = ['destroy', '-r', name];
+    for (let attempt = 0; ; attempt++) {
+      const r = await this.exec('zfs', args);
+      if (r.exitCode === 0) return;
+      const waitMs = DESTROY_BUSY_WAITS_MS[attempt];
+      if (waitMs === undefined || !DATASET_BUSY.test(r.stderr)) {
+        const detail = r.stderr.trim() || r.stdout.trim() || 'no output';
+        throw new StorageError(
+          'BACKEND_ERROR',
+          `destroying ${name} failed: \`${formatCommand('zfs', args)}\` exited with ${r.exitCode}: ${detail}`,
+        );
+      }
+      this.warn(
+        `zfs destroy -r ${name}: ${r.stderr.trim()} (a mount of it left in another mount namespace?); trying again in ${waitMs} ms`,
+      );
+      await this.sleep(waitMs);
+    }
   }
 
   /**
