@@ -34,7 +34,13 @@ import type winston from 'winston';
 import { ActedVersion } from './actedVersion';
 import { BackupRunner, restoreOnto, s3StoreFor } from './backups';
 import { reportedAvailableBytes } from './capacity';
-import { calculateChanges, leaseGone, mountPathOf, type GrowingDecisionContext } from './calculateChanges';
+import {
+  calculateChanges,
+  leaseGone,
+  mountPathOf,
+  resizesWaiting,
+  type GrowingDecisionContext,
+} from './calculateChanges';
 import { viewGaps } from './viewGaps';
 import { ClusterFollower, type SnapshotChange } from './ClusterFollower';
 import { followerReads } from './controlChannel';
@@ -126,6 +132,8 @@ export class DatasetAgent {
    * In memory: a restarted agent finds them again at its first look (findPendingGrows: smaller than the volume).
    */
   private readonly growPending = new Set<string>();
+  /** Datasets whose grow waits for a lease to go (resizesWaiting), as last said in the log. */
+  private resizeWaitSaid: ReadonlySet<string> = new Set();
   /** The backend's snapshots at the latest look that listed them (issue 20); reported as they are. */
   private snapshotsSeen: readonly BlockDeviceSnapshot[] | undefined;
   /** Runs this node's backups (issue 20); absent without S3 settings. */
@@ -199,6 +207,7 @@ export class DatasetAgent {
       },
     );
     const growPending = this.growPending;
+    const resizeUnmounted = o.resizeUnmounted === true;
     const leasedNow = (): ReadonlySet<string> =>
       new Set((this.cluster.snapshot?.leases ?? []).map((l) => l.dataset_id));
     this.decision = {
@@ -210,6 +219,9 @@ export class DatasetAgent {
       // Read at each decision: the datasets waiting, and the leases of the latest configuration seen.
       get offlineGrow() {
         return growPending.size > 0 ? { pending: growPending, leased: leasedNow() } : undefined;
+      },
+      get resizeUnmounted() {
+        return resizeUnmounted ? { leased: leasedNow() } : undefined;
       },
     };
     const driver = o.driver;
@@ -727,6 +739,7 @@ export class DatasetAgent {
       const desired = desiredStateOf(snapshot);
       this.backups?.update(desired, local.snapshots, this.o.nodeUuid);
       const actions = calculateChanges(desired, local, this.decision);
+      this.sayResizesWaiting(resizesWaiting(desired, local, this.decision));
       this.failures.prune(new Set(actions.map((a) => a.datasetId)), (id) => this.work.isRunning(id));
       for (const action of actions) {
         const retryAt = this.failures.retryAt(action.datasetId);
@@ -752,6 +765,18 @@ export class DatasetAgent {
    * Datasets mounted here at their own path whose ext4 file system is smaller than the volume: growPending. Short of
    * it by no more than mke2fs and resize2fs leave off is full size (FR finding 7): no grow would change it.
    */
+  /** Logs each dataset whose grow starts waiting for its lease to go (once, not at every look). */
+  private sayResizesWaiting(waiting: readonly string[]): void {
+    for (const datasetId of waiting) {
+      if (this.resizeWaitSaid.has(datasetId)) continue;
+      this.logger.warn(
+        'volume grow pending: the backend grows a volume only detached (extend_attached: reattach), and a container or pod uses it (a lease): it grows once the lease goes',
+        { datasetId },
+      );
+    }
+    this.resizeWaitSaid = new Set(waiting);
+  }
+
   private async findPendingGrows(local: LocalState): Promise<void> {
     for (const v of local.volumes) {
       if (v.attachedTo !== local.instanceId || v.devicePath === undefined) continue;

@@ -40,6 +40,11 @@ export interface DatasetAgentOptions {
   readonly host: string;
   readonly instanceId: string;
   readonly driver: BlockDeviceApi;
+  /**
+   * The driver extends only a volume it may detach (Cinder extend_attached: reattach): a mounted volume is grown with
+   * the agent's mount taken off around it, only while no lease is on it; with one, the grow waits (said in the log).
+   */
+  readonly resizeUnmounted?: boolean;
   readonly hostOps: HostOps;
   readonly control: ControlChannel;
   readonly mountRoot: string;

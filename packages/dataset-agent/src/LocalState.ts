@@ -153,6 +153,11 @@ export type Action =
       readonly blockdeviceId: string;
       readonly devicePath: string;
       readonly size: number;
+      /**
+       * The driver extends only a volume it may detach (Cinder extend_attached: reattach): the agent's own mount goes
+       * for the resize and comes back after it (executeAction's resizeUnmounted).
+       */
+      readonly unmounted?: true;
     }
   | {
       /** Take a configured snapshot of the dataset's volume attached here (frozen around it when mounted). */

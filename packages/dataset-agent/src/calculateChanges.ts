@@ -113,7 +113,44 @@ export interface OfflineGrowDecision {
   readonly leased: ReadonlySet<string>;
 }
 
-export type GrowingDecisionContext = DecisionContext & { readonly offlineGrow?: OfflineGrowDecision };
+/**
+ * A driver that extends only a volume it may detach (Cinder `extend_attached: reattach`: detach, extend, attach):
+ * a mounted volume is resized with the agent's own mount taken off around it, never while a lease is on it.
+ */
+export interface UnmountedResizeDecision {
+  /** Datasets with a lease on any node: in use (a container or pod), their grow waits. */
+  readonly leased: ReadonlySet<string>;
+}
+
+export type GrowingDecisionContext = DecisionContext & {
+  readonly offlineGrow?: OfflineGrowDecision;
+  readonly resizeUnmounted?: UnmountedResizeDecision;
+};
+
+/**
+ * Datasets mounted here whose grow waits for their lease to go (the driver must detach to extend): what the agent
+ * says to the user instead of trying (a detach under a container would fail DEVICE_BUSY, or worse).
+ */
+export function resizesWaiting(desired: DesiredState, local: LocalState, ctx: GrowingDecisionContext): string[] {
+  const unmounted = ctx.resizeUnmounted;
+  if (!ctx.canResize || unmounted === undefined) return [];
+  return desired.datasets
+    .filter((d) => {
+      if (d.deleted || d.primary !== ctx.nodeUuid || !unmounted.leased.has(d.datasetId)) return false;
+      const volume = canonicalVolume(
+        local.volumes.filter((v) => v.datasetId === d.datasetId),
+        local.instanceId,
+      );
+      return (
+        volume !== undefined &&
+        volume.attachedTo === local.instanceId &&
+        (volume.mountPoints ?? []).includes(mountPathOf(d.datasetId, ctx)) &&
+        volume.size < desiredSize(d, ctx)
+      );
+    })
+    .map((d) => d.datasetId)
+    .sort();
+}
 
 /** Whether some dataset of `datasets` had a lease in `before` and has none in `after` (its last user went). */
 export function leaseGone(
@@ -222,8 +259,13 @@ function actionFor(
         return { kind: 'mount', datasetId, blockdeviceId, devicePath: volume.devicePath, mountPath, size: volume.size };
       }
       const size = desiredSize(dataset, ctx);
-      if (ctx.canResize && volume.size < size)
-        return { kind: 'resize', datasetId, blockdeviceId, devicePath: volume.devicePath, size };
+      if (ctx.canResize && volume.size < size) {
+        const resize = { kind: 'resize', datasetId, blockdeviceId, devicePath: volume.devicePath, size } as const;
+        // The driver must detach to extend: only with no lease (never under a container); else it waits (resizesWaiting).
+        const unmounted = ctx.resizeUnmounted;
+        if (unmounted === undefined) return resize;
+        return unmounted.leased.has(datasetId) ? null : { ...resize, unmounted: true };
+      }
       // The device is grown, its file system not (online refused): again once no lease is on it (the grow then
       // unmounts, grows and mounts again: see executeAction). Only with a driver that resizes: without resizeVolume
       // the resize step does nothing, the dataset stays pending, and every decision would yield it again.

@@ -25,6 +25,8 @@ export interface AgentDriver {
   readonly poolChanges?: (onChange: () => void) => () => void;
   /** Releases what fences left on this host (loop devices of fenced images, once unmounted). */
   readonly releaseFenced?: () => Promise<unknown>;
+  /** The driver extends only a volume it may detach (Cinder extend_attached: reattach): see DatasetAgentOptions. */
+  readonly resizeUnmounted?: boolean;
 }
 
 export async function createAgentDriver(
@@ -69,7 +71,12 @@ export async function createAgentDriver(
     case 'openstack':
     case 'rackspace': {
       const driver = new CinderDriver(dataset, { logger });
-      return { driver, instanceId: await driver.computeInstanceId(), repair: async () => undefined };
+      return {
+        driver,
+        instanceId: await driver.computeInstanceId(),
+        repair: async () => undefined,
+        resizeUnmounted: dataset.extend_attached === 'reattach',
+      };
     }
     case 'scaleio': {
       const driver = new ScaleIoDriver(dataset, { logger });

@@ -182,6 +182,10 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
       return {};
     case 'resize': {
       if (driver.resizeVolume === undefined) return {};
+      if (action.unmounted === true) {
+        await resizeUnmounted(action, ctx);
+        return {};
+      }
       await driver.resizeVolume(action.blockdeviceId, action.size);
       try {
         await host.resizeFilesystem(action.devicePath);
@@ -279,6 +283,80 @@ async function growOffline(
     await host.mount(action.devicePath, mountPath, found.fstype);
   }
   return grown;
+}
+
+/**
+ * The resize of a mounted volume whose driver extends only what it may detach (Cinder extend_attached: reattach:
+ * detach, extend, attach): the agent's own mount goes first and comes back after, with the file system grown by the
+ * mount (ext4 offline before it, xfs online after it). Only when nothing else may use the volume, checked as the
+ * offline grow does (growOffline): no lease right before and right after the unmount, the agent's mount the only one
+ * of the device, the unmount not refused, and the device not busy after it (a bind in another namespace); else the
+ * mount is as it was, logged, and the next decision tries again. The device may change with the attach again
+ * (another loop device, another /dev/vdX): the mount takes the one the driver names now. A kill or a failed
+ * resize leaves the volume unmounted (or detached): the next look's steps attach and mount it (mountVolume grows it).
+ */
+async function resizeUnmounted(action: Extract<Action, { kind: 'resize' }>, ctx: ExecutionContext): Promise<void> {
+  const { host, driver } = ctx;
+  const grow = ctx.offlineGrow;
+  if (driver.resizeVolume === undefined) return;
+  const waits = (why: string): void => {
+    ctx.logger?.warn(`volume not grown: the backend grows it only detached, and ${why}; tried again at the next look`, {
+      datasetId: action.datasetId,
+      devicePath: action.devicePath,
+    });
+  };
+  if (grow === undefined || host.deviceBusy === undefined) {
+    waits('this agent cannot take its mount off safely');
+    return;
+  }
+  const mountPath = grow.mountPath(action.datasetId);
+  const number = await host.deviceNumber(action.devicePath);
+  const mounts = (await host.listMounts()).filter(
+    (m) => m.device === action.devicePath || (number !== null && m.majorMinor === number),
+  );
+  if (mounts.length !== 1 || mounts[0]?.mountPoint !== mountPath || !grow.leaseFree(action.datasetId)) {
+    waits('something else uses it (a lease, or another mount of the device)');
+    return;
+  }
+  const found = await host.filesystemOf(action.devicePath);
+  try {
+    await host.unmount(mountPath);
+  } catch {
+    waits('its file system is busy (an open file, a working directory)');
+    return;
+  }
+  let free = false;
+  try {
+    // The empty mount point goes while unmounted: a bind a lease let through meanwhile fails rather than binding a
+    // directory of the host's root file system (as growOffline).
+    free =
+      (await host.removeEmptyDir(mountPath)) &&
+      grow.leaseFree(action.datasetId) &&
+      !(await host.deviceBusy(action.devicePath));
+  } finally {
+    if (!free) {
+      await host.mkdirp(mountPath);
+      await host.mount(action.devicePath, mountPath, found?.fstype);
+    }
+  }
+  if (!free) {
+    waits('it came into use while unmounted');
+    return;
+  }
+  const resized = await driver.resizeVolume(action.blockdeviceId, action.size);
+  const devicePath = await driver.getDevicePath(action.blockdeviceId);
+  await mountVolume(
+    {
+      kind: 'mount',
+      datasetId: action.datasetId,
+      blockdeviceId: action.blockdeviceId,
+      devicePath,
+      mountPath,
+      size: resized.size,
+    },
+    host,
+  );
+  ctx.logger?.info('volume grown with its mount taken off', { datasetId: action.datasetId, size: resized.size });
 }
 
 /** Mounts the device at the path (growing a file system smaller than the volume); idempotent. */

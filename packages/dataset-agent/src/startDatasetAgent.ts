@@ -174,7 +174,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
       },
     };
   }
-  const { driver, instanceId, repair, poolChanges, releaseFenced } = await createAgentDriver(
+  const { driver, instanceId, repair, poolChanges, releaseFenced, resizeUnmounted } = await createAgentDriver(
     config.dataset,
     identity.uuid,
     logger,
@@ -226,6 +226,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     host,
     instanceId,
     driver,
+    ...(resizeUnmounted === true ? { resizeUnmounted } : {}),
     hostOps: options.hostOps ?? linuxHostOps,
     control: channel,
     mountRoot: config.node.mount_root,
