@@ -44,7 +44,6 @@ import {
   requireForgettable,
   resolveForgetTarget,
 } from './forgetNode';
-import { RequestError } from './errors';
 
 export { NOTIFY_COALESCE_MS, WAKE_BATCH } from './notifier';
 
@@ -287,6 +286,8 @@ export class ControlState {
         configuration: (config, whole) => state.externalConfiguration(config, whole),
         report: (report, lastSeen) => state.externalReport(report, lastSeen),
         containers: (uuid, report, lastSeen) => state.nodes.externalContainers(uuid, report, lastSeen),
+        // etcd: forgotten through this replica or another (the store leaves out a node that reports here again).
+        nodeGone: (uuid) => state.forgotten(uuid, true),
       });
     } catch (err) {
       await state.close();
@@ -415,13 +416,6 @@ export class ControlState {
    * Repeating it once all is done answers NODE_NOT_FOUND.
    */
   async forgetNode(key: string): Promise<ForgottenNode> {
-    // etcd keeps whole reports (nodes/<uuid>) that every replica reads back: forgetting those is not done yet.
-    if (this.store.publishReport !== undefined) {
-      throw new RequestError(
-        'NODE_FORGET_UNSUPPORTED',
-        'Forgetting a node is not supported with the etcd store yet: nothing was changed.',
-      );
-    }
     const facts = (config: Configuration): ForgetFacts => {
       const reported = new Map<string, string>();
       for (const n of this.nodes.reportedNodes()) reported.set(n.report.uuid, n.report.host);
@@ -449,15 +443,9 @@ export class ControlState {
       return forgetNodeInConfiguration(c, target.uuid);
     });
     // A node that reported since the check is back: its report registered it again, and its identity and state are
-    // current (its next report records them if not); only a retired one's go.
-    if (this.nodes.forget(target.uuid)) {
-      this.identities.delete(target.uuid);
-      await this.store.forgetNodeIdentities?.([target.uuid]);
-      if (this.floor !== undefined) {
-        this.floor.held.delete(target.uuid);
-        this.dropFloorIfCleared();
-      }
-    }
+    // current (its next report records them if not); only a retired one's go. (etcd: the commit deleted its stored
+    // reports, guarded by their revision; every replica's watch calls forgotten() too.)
+    if (this.forgotten(target.uuid)) await this.store.forgetNodeIdentities?.([target.uuid]);
     this.logger.info(`forgot ${nodeName(target)}`, {
       node: target.uuid,
       ...(target.host !== undefined ? { host: target.host } : {}),
@@ -469,6 +457,21 @@ export class ControlState {
       accepted_loss_datasets: applied.result.acceptedLossDatasets,
       data_node_datasets: applied.result.dataNodeDatasets,
     };
+  }
+
+  /**
+   * Drops a forgotten node from this process, as a restart without it would (NodeReports.forget: no ghost, no node-dead
+   * event). False, and nothing done, when it reports again (it joins again as a new node: its report registers it),
+   * unless `even` (etcd: its stored report was deleted, and the store judged it not back here).
+   */
+  private forgotten(uuid: string, even = false): boolean {
+    if (!this.nodes.forget(uuid, even)) return false;
+    this.identities.delete(uuid);
+    if (this.floor !== undefined) {
+      this.floor.held.delete(uuid);
+      this.dropFloorIfCleared();
+    }
+    return true;
   }
 
   /** Records a node's report; returns the generation after it. */

@@ -232,12 +232,14 @@ export class NodeReports {
    * Forgets a node not reporting (forgetNode.ts): its held report (its own, or a ghost's), its dead entry and its
    * containers go, as if this process had started without hearing of it. A report listing copies, attached volumes,
    * retained data or replicas is emptied first, so the views drop what it held as for any report. False (and nothing
-   * done) when it is alive: it reported meanwhile. (Past its timeout but not yet declared dead by checkLiveness: dead,
-   * as the refusal judged it.)
+   * done) when it is alive: it reported meanwhile, unless `evenIfAlive` (etcd: another replica forgot it, judging the
+   * newest stored report; this one may judge a report read at its start alive). (Past its timeout but not yet declared
+   * dead by checkLiveness: dead, as the refusal judged it.)
    */
-  forget(uuid: string): boolean {
+  forget(uuid: string, evenIfAlive = false): boolean {
     const held = this.nodes.get(uuid);
-    if (held !== undefined && isAlive(held, this.options.now(), this.options.nodeTimeoutMs)) return false;
+    if (!evenIfAlive && held !== undefined && isAlive(held, this.options.now(), this.options.nodeTimeoutMs))
+      return false;
     this.aliveSet.delete(uuid);
     if (held !== undefined) {
       const r = held.report;
