@@ -15,3 +15,4 @@ export * from './safeLogOutput';
 export * from './volumeNames';
 export * from './volumeIds';
 export * from './snapshotSchedule';
+export * from './storageProfiles';

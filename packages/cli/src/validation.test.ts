@@ -48,6 +48,11 @@ describe('the checks', () => {
     expect(() => storageProfile('platinum', 'loopback')).toThrow(/unknown storage profile/);
     // Cinder maps profiles to volume types, any of which may exist.
     expect(storageProfile('fast-ssd', 'openstack')).toBe('fast-ssd');
+    // ScaleIO maps profiles to storage pools by its agent.yml profile_storage_pools, whose keys are any names.
+    expect(storageProfile('ssd-pool', 'scaleio')).toBe('ssd-pool');
+    expect(() => storageProfile('glod', 'loopback')).toThrow(
+      'unknown storage profile "glod": use gold, silver or bronze (on Cinder nodes, also a Cinder volume type; on ScaleIO nodes, a profile of its profile_storage_pools)',
+    );
     expect(storageProfile('Gold', 'openstack')).toBe('gold');
   });
 

@@ -2,19 +2,12 @@
  * Checks of `flocker` input that give a sentence, not a parser's dump: sizes, storage
  * profiles, metadata, and a warning when a volume is larger than its node has free. Pure.
  */
-import { formatSize, Metadata, parseSize, type NodeState } from '@flocker/api';
+import { formatSize, Metadata, parseSize, storageProfileFor, type NodeState } from '@flocker/api';
 import { CliError, EXIT } from './errors';
 import { zodMessage } from './diagnose';
 
-/**
- * The storage profiles the backends know: EBS maps gold → io2, silver → gp3, bronze → sc1
- * (storage-drivers ebs/profiles.ts; anything else would silently be gp3); loopback stores
- * the profile. Cinder (backend "openstack") maps a profile to a volume type
- * (profile_volume_types, else the type of that name), so there any name may be valid.
- */
-export const STORAGE_PROFILES = ['gold', 'silver', 'bronze'] as const;
-export type StorageProfile = (typeof STORAGE_PROFILES)[number];
-const ANY_PROFILE_BACKENDS: readonly string[] = ['openstack'];
+/** The storage profiles: @flocker/api's rule, shared with the Docker plugin. */
+export { STORAGE_PROFILES, type StorageProfile } from '@flocker/api';
 
 /** A negative number, with or without a unit: never an option (no option is a digit). */
 const NEGATIVE = /^-\d[\d.]*[A-Za-z]*$/;
@@ -60,19 +53,12 @@ export function sizeArgument(option: string, text: string, minimum: number): num
 
 /**
  * The profile to store for a volume on a node with this backend: gold, silver or bronze in
- * lower case, or (Cinder) the name as given; otherwise a usage error naming the valid ones.
+ * lower case, or (Cinder, ScaleIO) the name as given; otherwise a usage error naming the valid ones.
  */
 export function storageProfile(text: string, backend?: string): string {
-  const p = text.trim().toLowerCase();
-  const known = STORAGE_PROFILES.find((x) => x === p);
-  if (known !== undefined) return known;
-  if (backend !== undefined && ANY_PROFILE_BACKENDS.includes(backend) && text.trim() !== '') return text.trim();
-  throw new CliError(
-    EXIT.USAGE,
-    `unknown storage profile "${text}": use ${STORAGE_PROFILES.slice(0, -1).join(', ')} or ${STORAGE_PROFILES.at(-1)}` +
-      ' (on Cinder nodes, also a Cinder volume type)',
-    'INVALID_PROFILE',
-  );
+  const r = storageProfileFor(text, backend);
+  if ('problem' in r) throw new CliError(EXIT.USAGE, r.problem, 'INVALID_PROFILE');
+  return r.profile;
 }
 
 /** `key=value` pairs, checked against the API's metadata rules with readable messages. */

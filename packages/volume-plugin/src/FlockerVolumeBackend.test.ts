@@ -55,6 +55,20 @@ describe('FlockerVolumeBackend against a real control service', () => {
     expect((await a.list()).Volumes).toEqual([expect.objectContaining({ Name: 'vol1' })]);
   });
 
+  it("Create refuses a profile its node's backend does not know (as `flocker volumes create --profile`)", async () => {
+    const a = await backendFor(NODE_A);
+    await expect(a.create({ Name: 'v-glod', Opts: { profile: 'glod' } })).rejects.toMatchObject({
+      code: 'INVALID_PROFILE',
+      message: expect.stringMatching(/^unknown storage profile "glod": use gold, silver or bronze \(on Cinder nodes/),
+    });
+    await a.create({ Name: 'v-silver', Opts: { profile: 'Silver' } });
+    expect(await client.listDatasets()).toEqual([
+      expect.objectContaining({
+        metadata: expect.objectContaining({ name: 'v-silver', [METADATA_PROFILE_KEY]: 'silver' }),
+      }),
+    ]);
+  });
+
   it('Create with the default size, and bad input creates nothing', async () => {
     const a = await backendFor(NODE_A);
     await a.create({ Name: 'vol1' });

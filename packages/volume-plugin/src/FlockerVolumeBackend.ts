@@ -58,7 +58,13 @@ import {
   refusalMessage,
   type FinalRefusal,
 } from './mountRefusal';
-import { parseCreateOptions, validateVolumeName, volumeDatasetId, type CreateOptions } from './volumeOptions';
+import {
+  parseCreateOptions,
+  profileForBackend,
+  validateVolumeName,
+  volumeDatasetId,
+  type CreateOptions,
+} from './volumeOptions';
 
 /**
  * This plugin's share of its node's lease (the CSI node plugin on the same node holds its own):
@@ -481,6 +487,12 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
     this.firstMounts.delete(datasetId);
   }
 
+  /** This node's storage backend as its last report in the snapshot says (undefined: none seen yet). */
+  private ownBackend(followed: ClusterSnapshot | undefined): string | undefined {
+    const s = followed ?? this.watcher.current();
+    return s === undefined ? undefined : nodeOf(s, this.me)?.backend;
+  }
+
   async capabilities(): Promise<CapabilitiesResponse> {
     return { Capabilities: { Scope: 'global' } };
   }
@@ -511,7 +523,8 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       [METADATA_NAME_KEY]: req.Name,
       [CREATED_AT_KEY]: new Date().toISOString(),
     };
-    if (options.profile) metadata[METADATA_PROFILE_KEY] = options.profile;
+    // The backend's profiles, from this node's last report (none seen yet: as given).
+    if (options.profile) metadata[METADATA_PROFILE_KEY] = profileForBackend(options.profile, this.ownBackend(followed));
     if (options.filesystem) metadata[METADATA_FILESYSTEM_KEY] = options.filesystem;
     if (options.schedule) Object.assign(metadata, options.schedule);
     if (options.replicas) Object.assign(metadata, options.replicas);

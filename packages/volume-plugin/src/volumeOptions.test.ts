@@ -2,6 +2,7 @@ import {
   DEFAULT_VOLUME_SIZE,
   parseCreateOptions,
   parseSize,
+  profileForBackend,
   validateVolumeName,
   volumeDatasetId,
 } from './volumeOptions';
@@ -120,6 +121,25 @@ describe('parseCreateOptions', () => {
       expect.objectContaining({ code: 'INVALID_PROFILE' }),
     );
     expect(() => parseCreateOptions({ size: '1K' }, GiB)).toThrow(expect.objectContaining({ code: 'INVALID_SIZE' }));
+  });
+});
+
+describe("profileForBackend: the CLI's rule (@flocker/api storageProfileFor) once the node's backend is known", () => {
+  it("refuses a profile the backend does not know, with the CLI's sentence", () => {
+    for (const backend of ['loopback', 'aws', 'local-zfs'])
+      expect(() => profileForBackend('glod', backend)).toThrow(
+        expect.objectContaining({
+          code: 'INVALID_PROFILE',
+          message:
+            'unknown storage profile "glod": use gold, silver or bronze (on Cinder nodes, also a Cinder volume type; on ScaleIO nodes, a profile of its profile_storage_pools)',
+        }),
+      );
+  });
+  it('keeps gold, silver, bronze (lower case), any name on Cinder and ScaleIO, and anything while the backend is not known', () => {
+    expect(profileForBackend('Gold', 'loopback')).toBe('gold');
+    expect(profileForBackend('fast-ssd', 'openstack')).toBe('fast-ssd');
+    expect(profileForBackend('ssd-pool', 'scaleio')).toBe('ssd-pool');
+    expect(profileForBackend('glod', undefined)).toBe('glod');
   });
 });
 

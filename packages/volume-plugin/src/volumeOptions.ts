@@ -8,6 +8,7 @@ import {
   METADATA_SNAPSHOT_SCHEDULE_KEY,
   MINIMUM_DATASET_SIZE,
   snapshotScheduleIssues,
+  storageProfileFor,
   parseSize as parseSizeText,
   volumeNameProblem,
   XFS_MINIMUM_SIZE,
@@ -172,3 +173,15 @@ export function parseCreateOptions(
 
 /** The dataset id a plugin gives a volume it creates: @flocker/api's name-based rule (shared with the CSI driver). */
 export { volumeDatasetId } from '@flocker/api';
+
+/**
+ * The profile to store for a new volume on a node with this backend: @flocker/api's rule, the CLI's
+ * (unknown names refused with its sentence; Cinder and ScaleIO take any). While the node's backend is
+ * not known yet (no report seen) the profile is kept as given, as before: the grammar is checked already.
+ */
+export function profileForBackend(profile: string, backend: string | undefined): string {
+  if (backend === undefined) return profile;
+  const r = storageProfileFor(profile, backend);
+  if ('problem' in r) throw new VolumePluginError('INVALID_PROFILE', r.problem);
+  return r.profile;
+}
