@@ -111,6 +111,19 @@ export function volumeState(snapshot: ClusterSnapshot, d: DatasetConfiguration):
       path: m?.path ?? '',
       reason: reason === undefined ? notFilled : `${notFilled}; ${reason}`,
     };
+  // Before "mounted": a dead primary's last report is no longer true; the web UI's sentence (b944551, review T2 F6).
+  // Its own last failure is as stale; live nodes' errors still count.
+  if (primary !== undefined && !primary.alive) {
+    const last = primary.manifestations.find((x) => x.dataset_id === d.dataset_id);
+    const where = last?.status === 'mounted' && last.path ? ` (its last report had it mounted at ${last.path})` : '';
+    const others = reasonOf(errors.filter((e) => e.node_uuid !== primary.uuid));
+    return {
+      node: primary.host,
+      state: 'error',
+      path: '',
+      reason: `node ${primary.host} is not alive${where}${others !== undefined ? `; ${others}` : ''}`,
+    };
+  }
   // Local storage (issue 24): the old node keeps its copy (its host mount gone: "attached") until the new primary has
   // taken over; its own status would read as if the volume were there to stay.
   const move = localMoveOf(snapshot, d);

@@ -150,18 +150,19 @@ describe('a local refusal names the flocker command of its way out', () => {
 describe('volumes list: a volume a local agent refuses says so, and which refusal, without -o wide', () => {
   it('"moving (refused: SOURCE_UNREACHABLE)", not "moving (error)"; another failure stays "(error)"', async () => {
     const s = cluster({
-      datasets: [dataset(D1, 'pg', B), dataset(D2, 'db', A)],
+      // db on the live node b: on the dead a it would be "error" (node a is not alive), whatever a last reported.
+      datasets: [dataset(D1, 'pg', B), dataset(D2, 'db', B)],
       nodes: [
         node(A, 'a', {
           backend: 'local-btrfs',
           alive: false,
           manifestations: [{ ...mounted(D1), path: '/a' }],
-          errors: [{ dataset_id: D2, action: 'create', code: 'IO', message: 'disk', attempts: 2, since: 's' }],
         }),
         node(B, 'b', {
           backend: 'local-btrfs',
           errors: [
             { dataset_id: D1, action: 'refuse', code: 'SOURCE_UNREACHABLE', message: 'dead', attempts: 1, since: 's' },
+            { dataset_id: D2, action: 'create', code: 'IO', message: 'disk', attempts: 2, since: 's' },
           ],
         }),
       ],
