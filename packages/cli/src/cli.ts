@@ -84,6 +84,7 @@ import { checkInUse, inUseBy, leaseHeldOnMove } from './safety';
 import { runUi, uiOptions, type UiArgs } from './ui/command';
 import { completionCandidates, completionKind } from './completion';
 import { containerText, containerViews } from './containers';
+import { agentSilenceText } from './containersAgentSilence';
 import { describeText, describeVolume, keptAsideOf, keptAsideText } from './describe';
 import { clientVersion, versionText } from './version';
 import { Coalescer, WatchPrinter } from './watch';
@@ -549,7 +550,7 @@ export function buildCli(
                 })
                 .option('profile', {
                   type: 'string',
-                  describe: `Storage profile: ${STORAGE_PROFILES.join(', ')} (EBS: io2, gp3, sc1; Cinder: any volume type)`,
+                  describe: `Storage profile: ${STORAGE_PROFILES.join(', ')} (EBS: io2, gp3, sc1; Cinder: any volume type; ScaleIO: any profile of profile_storage_pools)`,
                 })
                 .option('filesystem', {
                   type: 'string',
@@ -1617,7 +1618,12 @@ export function buildCli(
                     r.reported_node !== null ? `${r.node} (on ${r.reported_node})` : r.node,
                     r.state,
                     r.volume ?? '-',
-                    r.error ? `${r.error.code}: ${r.error.message}` : '',
+                    // Unknown because its container agent is silent: that is the news, not its last report's error.
+                    r.state === 'unknown' && r.silent_agent !== null
+                      ? agentSilenceText(r.silent_agent)
+                      : r.error
+                        ? `${r.error.code}: ${r.error.message}`
+                        : '',
                   ],
                   wideHeaders: ['NODE UUID', 'PORTS', 'RESTART'],
                   wideCells: (r) => [

@@ -374,6 +374,39 @@ describe('version, describe, containers (issue 21)', () => {
   });
 });
 
+describe('containers list: a silent container agent (ff05251)', () => {
+  it("says so in ERROR when STATE is unknown for it, not the stale report's error", async () => {
+    const c = new FakeControl([], [], [node(A, '10.0.0.1')]);
+    const since = new Date(Date.now() - 60_000).toISOString();
+    const spec = {
+      image: 'nginx',
+      ports: [],
+      environment: {},
+      links: [],
+      volumes: [],
+      restart_policy: { name: 'never' as const },
+    };
+    c.containers = [{ name: 'web', node_uuid: A, ...spec }];
+    c.containerState = [
+      {
+        name: 'web',
+        node_uuid: A,
+        image: 'nginx',
+        running: false,
+        reported_at: since,
+        error: { code: 'PORT_IN_USE', message: 'port busy', attempts: 1, since: 't' },
+      },
+    ];
+    const r = await flocker(c, 'containers', 'list');
+    expect(r.out).toMatch(
+      new RegExp(
+        `web +nginx +10\\.0\\.0\\.1 +unknown +- +no report from the container agent on host 10\\.0\\.0\\.1 since ${since.replace(/\./g, '\\.')}: is it running\\?$`,
+        'm',
+      ),
+    );
+  });
+});
+
 describe('following the cluster (issue 21)', () => {
   it('volumes list --watch prints again only when the list changes', async () => {
     const c = new FakeControl([ds(D1, 'pgdata')], [], [node(A, '10.0.0.1')]);
