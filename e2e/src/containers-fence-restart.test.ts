@@ -9,7 +9,8 @@
  * for good ("desired, exited → left to Docker"). Now, once the node's fence report says recovered,
  * the container agent starts again the containers the fence killed, whose volume is still this
  * node's: the application runs again on its node with its data. A container a user stops
- * afterwards (docker stop) stays stopped, as Docker leaves it.
+ * afterwards (docker stop) stays stopped, as Docker leaves it. The same when the dataset agent is killed
+ * (kill -9) and restarted while fenced: the fence report is kept in its state directory (FX14).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -139,4 +140,83 @@ describe('a deployed container after its node fenced itself (control service out
     expect(await dbRunning()).toBe(false);
     expect((await a.docker(['inspect', '--format', '{{.State.Running}}', 'db'])).stdout.trim()).toBe('false');
   });
+
+  it.each([
+    ['before the control service is back (it fences again at start: the fence goes on)', 'before'],
+    ['after the control service is back (the kept fence is lifted at first contact)', 'after'],
+  ] as const)(
+    'runs again also when its dataset agent was killed (kill -9) while fenced and restarted %s',
+    async (_, order) => {
+      // The fence report lives in the agent's state directory (FX14): before, a restarted agent forgot it, reported
+      // no fence, and the container agent left db exited for good.
+      const agentLog = path.join(a.layout.logDir, 'agent.log');
+      const containerLog = path.join(a.layout.logDir, 'container-agent.log');
+      const lifted = (): number =>
+        fs.readFileSync(containerLog, 'utf8').split("killed by this node's fence, now lifted").length - 1;
+      const from = fs.statSync(agentLog).size;
+      const since = (): string => fs.readFileSync(agentLog, 'utf8').slice(from);
+      if (!(await dbRunning())) await a.docker(['start', 'db']); // stopped by the user in the first case
+      await waitFor('db running', async () => ((await dbRunning()) ? true : undefined), {
+        timeoutMs: 30_000,
+        intervalMs: 250,
+      });
+      await waitFor('db to write', async () => ((await lines()) > 0 ? true : undefined), {
+        timeoutMs: 20_000,
+        intervalMs: 250,
+      });
+      const before = await lines();
+      const liftedBefore = lifted();
+
+      await cluster.killControl('SIGKILL');
+      await waitFor(
+        'the node to fence',
+        async () => (since().includes('"fence: stopped containers"') ? true : undefined),
+        {
+          timeoutMs: 30_000,
+          intervalMs: 250,
+        },
+      );
+      expect((await a.docker(['inspect', '--format', '{{.State.Running}}', 'db'])).stdout.trim()).toBe('false');
+      await a.killAgent('SIGKILL');
+      if (order === 'before') {
+        await a.startAgent({ wait: false });
+        await sleep(3000);
+        await cluster.startControl();
+      } else {
+        await cluster.startControl();
+        await a.startAgent({ wait: false });
+      }
+
+      const back = await waitFor('db to run again on A', async () => ((await dbRunning()) ? true : undefined), {
+        timeoutMs: 60_000,
+        intervalMs: 500,
+      }).catch(() => false);
+      expect(back).toBe(true);
+      // The restarted agent read the fence it was killed in and lifted it, with its victim, before db ran again.
+      const logged = since()
+        .split('\n')
+        .flatMap((l) => {
+          try {
+            return [JSON.parse(l) as { message?: string; state?: string; stopped_containers?: string[] }];
+          } catch {
+            return [];
+          }
+        });
+      const kept = logged.findIndex((l) => l.message === 'fence report kept from before the restart');
+      expect(kept).toBeGreaterThanOrEqual(0);
+      expect(logged[kept]).toMatchObject({ state: 'fenced', stopped_containers: ['db'] });
+      const liftMessage =
+        order === 'before'
+          ? 'back in contact: converging again'
+          : 'back in contact after a restart while fenced: the fence is lifted';
+      const lift = logged.slice(kept).find((l) => l.message === liftMessage);
+      expect(lift).toMatchObject({ state: 'recovered' });
+      expect(lift?.stopped_containers).toContain('db');
+      expect(lifted()).toBe(liftedBefore + 1);
+      await waitFor('db to write on', async () => ((await lines()) > before ? true : undefined), {
+        timeoutMs: 20_000,
+        intervalMs: 250,
+      });
+    },
+  );
 });

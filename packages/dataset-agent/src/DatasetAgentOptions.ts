@@ -1,4 +1,5 @@
 /** The dataset agent's options, the part of the control service's client it uses, and the crash test hook. */
+import type { FenceReportStore } from './fenceReportFile';
 import type { ClusterAnswer, ClusterSnapshot, NodeReport } from '@flocker/api';
 import type { BlockDeviceApi } from '@flocker/storage-drivers';
 import type winston from 'winston';
@@ -81,6 +82,8 @@ export interface DatasetAgentOptions {
    * half the control service's node timeout (see fencing.ts).
    */
   readonly selfFenceMs?: number;
+  /** Keeps the fence report over a restart (fenceReportFile in the state directory); absent: in memory only. */
+  readonly fenceReports?: FenceReportStore;
   /** Stops this host's containers that use Flocker volumes when the node fences itself. */
   readonly containers?: ContainerStopper;
   /** Releases what fences left behind on this host (the loopback driver's releaseFenced). */

@@ -21,6 +21,7 @@ import {
   unstoppedNote,
   type ContactPhase,
 } from './fencing';
+import type { FenceReportStore } from './fenceReportFile';
 import type { HostOps } from './HostOps';
 import type { LocalState, StrayMount } from './LocalState';
 import type { ReportAnswer } from './Reporter';
@@ -40,6 +41,8 @@ export interface SelfFencingOptions {
   readonly selfFenceMs?: number;
   readonly lastNodeTimeoutMs?: number;
   readonly onNodeTimeout?: (seconds: number) => void;
+  /** Keeps the fence report over a restart (fenceReportFile); absent: in memory only. */
+  readonly fenceReports?: FenceReportStore;
 }
 
 /** What self-fencing asks of the rest of the agent. */
@@ -77,6 +80,8 @@ export class SelfFencing {
   private stopped = false;
   /** What the last self-fence did; reported until the next one. */
   private fenceReport: FenceReport | undefined;
+  /** The report was read at start still 'fenced': lifted once this process has confirmed contact (liftRestored). */
+  private restored = false;
   /** The generation our newest accepted report was answered with (snapshotSeen orders a death after it). */
   private reportGeneration: string | undefined;
 
@@ -86,6 +91,31 @@ export class SelfFencing {
   ) {
     this.contact = new ContactTracker(o.clock.now());
     this.nodeTimeoutMs = o.lastNodeTimeoutMs;
+    this.fenceReport = o.fenceReports?.load();
+    if (this.fenceReport !== undefined) {
+      this.restored = this.fenceReport.state === 'fenced';
+      o.logger.info('fence report kept from before the restart', this.fenceReport);
+    }
+  }
+
+  /** The report changed: kept in the state directory too. */
+  private setReport(report: FenceReport): void {
+    this.fenceReport = report;
+    this.o.fenceReports?.save(report);
+  }
+
+  /**
+   * A report read at start still 'fenced' (the agent restarted while fenced): lifted ('recovered', which lets the
+   * container agent start the fence's victims) once this process has both a configuration confirmed and a report
+   * accepted, and is not seen dead: what the in-memory fence's way back (recovering, inContact) needs too.
+   */
+  private liftRestored(): void {
+    if (!this.restored || this.fenceReport?.state !== 'fenced') return;
+    if (this.contact.phase !== 'inContact' || this.contact.lastConfirmed === undefined || this.contact.deadSeen) return;
+    this.restored = false;
+    this.setReport({ ...this.fenceReport, state: 'recovered' });
+    this.o.logger.info('back in contact after a restart while fenced: the fence is lifted', this.fenceReport);
+    this.hooks.requestReport();
   }
 
   get phase(): ContactPhase {
@@ -186,6 +216,7 @@ export class SelfFencing {
       lastChanceFailed: this.lastChanceFailed,
     });
     if (entered !== undefined) this.entered(entered);
+    this.liftRestored();
     this.fenceTimer?.cancel();
     this.fenceTimer = null;
     const deadline = this.contact.deadline(bound);
@@ -214,7 +245,11 @@ export class SelfFencing {
         this.o.logger.warn('fencing this node: stopping containers that use its volumes and unmounting them', {
           reason,
         });
-        this.fenceReport = { state: 'fenced', since: this.isoNow(), reason };
+        // A fence not lifted yet (a restart while fenced, or contact lost again while recovering) goes on: its
+        // start and what it stopped stay, so its victims are still started again once it is lifted.
+        const going = this.fenceReport?.state === 'fenced' ? this.fenceReport : undefined;
+        this.restored = false;
+        this.setReport(going ?? { state: 'fenced', since: this.isoNow(), reason });
         this.hooks.fencingStarted();
         this.runFencePass();
         break;
@@ -231,7 +266,7 @@ export class SelfFencing {
         break;
       case 'inContact':
         this.lastChanceFailed = false;
-        if (this.fenceReport !== undefined) this.fenceReport = { ...this.fenceReport, state: 'recovered' };
+        if (this.fenceReport !== undefined) this.setReport({ ...this.fenceReport, state: 'recovered' });
         this.o.logger.info('back in contact: converging again', this.fenceReport ?? {});
         this.hooks.requestReport();
         this.hooks.wake();
@@ -327,14 +362,14 @@ export class SelfFencing {
       if (note !== undefined)
         this.o.logger.error(`fence: ${note}`, { mounts: removed, code: 'FENCE_CONTAINERS_NOT_STOPPED' });
       if (this.fenceReport !== undefined) {
-        this.fenceReport = {
+        this.setReport({
           ...this.fenceReport,
           ...(note !== undefined && !this.fenceReport.reason.includes(note)
             ? { reason: `${this.fenceReport.reason}; ${note}` }
             : {}),
           stopped_containers: [...(this.fenceReport.stopped_containers ?? []), ...stopped],
           removed_mounts: [...(this.fenceReport.removed_mounts ?? []), ...removed],
-        };
+        });
       }
     })()
       .catch((e: unknown) => {
@@ -434,10 +469,10 @@ export class SelfFencing {
       }
     }
     if (removed.length > 0 && this.fenceReport !== undefined) {
-      this.fenceReport = {
+      this.setReport({
         ...this.fenceReport,
         removed_mounts: [...(this.fenceReport.removed_mounts ?? []), ...removed],
-      };
+      });
     }
     return removed.length > 0;
   }

@@ -8,6 +8,7 @@ import { FlockerClient, tlsDispatcher } from '@flocker/api';
 import { controlUrl } from '@flocker/node-config';
 import { DockerContainerStopper, type ContainerStopper } from './containers';
 import { createAgentDriver } from './drivers';
+import { fenceReportFile } from './fenceReportFile';
 import type winston from 'winston';
 import { errorMessage } from './errors';
 import {
@@ -245,6 +246,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
         logger.warn('cannot keep the node timeout in the state directory', { error: errorMessage(e) });
       }
     },
+    fenceReports: fenceReportFile(config.node.state_dir, logger),
     containers: options.containers ?? new DockerContainerStopper(config.node.docker_socket ?? '/var/run/docker.sock'),
     ...(config.agent.self_fence_seconds !== undefined ? { selfFenceMs: config.agent.self_fence_seconds * 1000 } : {}),
     ...(releaseFenced !== undefined ? { releaseFenced } : {}),
