@@ -5,6 +5,7 @@
  * nothing else may use the volume, and comes back on the device the driver names after its attach again.
  */
 import { StorageError } from '@flocker/storage-drivers';
+import type { FilesystemFound } from './HostOps';
 import { executeAction, type ExecutionContext, type OfflineGrow } from './executeAction';
 import { FakeDriver, FakeHost } from './testing/fakes';
 
@@ -14,12 +15,26 @@ const PATH = `/flocker/${DS}`;
 const OLD = '/dev/loop7';
 const NEW = '/dev/loop9';
 
-function setup(opts: { leased?: () => boolean; busy?: boolean; failUnmount?: boolean; otherMount?: boolean } = {}) {
+function setup(
+  opts: { leased?: () => boolean; busy?: boolean; failUnmount?: boolean; otherMount?: boolean; xfs?: boolean } = {},
+) {
   const steps: string[] = [];
   let fsSize = 64 * MiB;
   class Host extends FakeHost {
     override async filesystemSize(): Promise<number | null> {
       return fsSize;
+    }
+    override async filesystemOf(device: string): Promise<FilesystemFound | null> {
+      const found = await super.filesystemOf(device);
+      return found !== null && opts.xfs === true ? { ...found, fstype: 'xfs' } : found;
+    }
+    override async growUnmountedFilesystem(device = ''): Promise<void> {
+      steps.push(`grow ${device} mounted=${this.mounts.length}`);
+      if (opts.xfs !== true) fsSize = 128 * MiB; // xfs grows only mounted (linuxHostOps: nothing done here)
+    }
+    override async resizeFilesystem(device = ''): Promise<void> {
+      steps.push(`online ${device}`);
+      fsSize = 128 * MiB;
     }
     override async unmount(mountPoint: string): Promise<void> {
       if (opts.failUnmount === true) throw new StorageError('DEVICE_BUSY', 'target is busy');
@@ -29,10 +44,6 @@ function setup(opts: { leased?: () => boolean; busy?: boolean; failUnmount?: boo
     override async mount(device: string, mountPoint: string): Promise<void> {
       steps.push(`mount ${device}`);
       await super.mount(device, mountPoint);
-    }
-    override async growUnmountedFilesystem(device = ''): Promise<void> {
-      steps.push(`grow ${device} mounted=${this.mounts.length}`);
-      fsSize = 128 * MiB;
     }
     override async removeEmptyDir(): Promise<boolean> {
       steps.push('rmdir');
@@ -91,6 +102,19 @@ describe('executeAction resize of a volume the driver extends only detached', ()
     await resize(s.c);
     expect(s.steps).toEqual(['unmount', 'rmdir', 'driver resize 128', `grow ${NEW} mounted=0`, `mount ${NEW}`]);
     expect(s.host.mounts).toEqual([{ device: NEW, mountPoint: PATH, majorMinor: '0:0' }]);
+  });
+
+  it('xfs: mounted again from the new device, then grown online (xfs grows only mounted)', async () => {
+    const s = setup({ xfs: true });
+    await resize(s.c);
+    expect(s.steps).toEqual([
+      'unmount',
+      'rmdir',
+      'driver resize 128',
+      `grow ${NEW} mounted=0`,
+      `mount ${NEW}`,
+      `online ${NEW}`,
+    ]);
   });
 
   it('a lease on it: never unmounted, not resized', async () => {
