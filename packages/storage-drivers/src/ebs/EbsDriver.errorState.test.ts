@@ -7,28 +7,19 @@
  */
 import { randomUUID } from 'node:crypto';
 import { DescribeVolumesCommand, type DescribeVolumesCommandOutput } from '@aws-sdk/client-ec2';
-import { EbsDriver, TAG_DATASET, type EbsTiming } from './EbsDriver';
-import type { EbsHost } from './devices';
+import { EbsDriver, TAG_DATASET } from './EbsDriver';
 import { GiB } from './profiles';
-import { motoClient, REGION, runInstances, startMoto, ZONE, type MotoServer } from './motoSupport';
+import {
+  FAST_EBS_TIMING,
+  motoClient,
+  motoConfig,
+  noDevice,
+  runInstances,
+  startMoto,
+  type MotoServer,
+} from './motoSupport';
 
 jest.setTimeout(300_000);
-
-const FAST: Partial<EbsTiming> = {
-  retryBaseMs: 5,
-  retryMaxMs: 50,
-  pollBaseMs: 10,
-  pollMaxMs: 100,
-  stateTimeoutMs: 20_000,
-  deviceTimeoutMs: 10_000,
-};
-
-const noDevice: EbsHost = {
-  findDevice: async () => undefined,
-  waitForDevice: async () => '/dev/null',
-  waitForDeviceGone: async () => undefined,
-  isBusy: async () => false,
-};
 
 let moto: MotoServer;
 
@@ -62,17 +53,10 @@ it('a volume that went into "error" while being created is not left as the datas
   );
   const clusterId = randomUUID();
   const d = new EbsDriver({
-    config: {
-      backend: 'aws',
-      region: REGION,
-      zone: ZONE,
-      cluster_id: clusterId,
-      instance_id: instance,
-      endpoint: moto.endpoint,
-    },
+    config: motoConfig(moto, instance, clusterId),
     ec2,
     host: noDevice,
-    timing: FAST,
+    timing: FAST_EBS_TIMING,
   });
   const datasetId = randomUUID();
   try {

@@ -14,18 +14,10 @@ import {
   type EC2Client,
 } from '@aws-sdk/client-ec2';
 import { EbsDriver, TAG_CREATE_TOKEN, TAG_DATASET } from './EbsDriver';
-import type { EbsHost } from './devices';
 import { GiB } from './profiles';
-import { motoClient, REGION, runInstances, startMoto, ZONE, type MotoServer } from './motoSupport';
+import { motoClient, motoConfig, noDevice, runInstances, startMoto, type MotoServer } from './motoSupport';
 
 jest.setTimeout(120_000);
-
-const noDevice: EbsHost = {
-  findDevice: async () => undefined,
-  waitForDevice: async () => '/dev/null',
-  waitForDeviceGone: async () => undefined,
-  isBusy: async () => false,
-};
 
 let moto: MotoServer;
 let raw: EC2Client;
@@ -62,14 +54,7 @@ it('a create whose answers were lost and whose volume is not yet listed makes no
     { step: 'initialize', name: 'lostCreate' },
   );
   const d = new EbsDriver({
-    config: {
-      backend: 'aws',
-      region: REGION,
-      zone: ZONE,
-      cluster_id: randomUUID(),
-      instance_id: instance,
-      endpoint: moto.endpoint,
-    },
+    config: motoConfig(moto, instance),
     ec2,
     host: noDevice,
     timing: { maxAttempts: 1, pollBaseMs: 10, pollMaxMs: 100, stateTimeoutMs: 20_000 },

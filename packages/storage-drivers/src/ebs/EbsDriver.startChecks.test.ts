@@ -8,17 +8,19 @@
 import { randomUUID } from 'node:crypto';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import { EbsDriver } from './EbsDriver';
-import type { EbsHost } from './devices';
-import { addFault, awsError, motoClient, REGION, runInstances, startMoto, ZONE, type MotoServer } from './motoSupport';
+import {
+  addFault,
+  awsError,
+  motoClient,
+  noDevice,
+  REGION,
+  runInstances,
+  startMoto,
+  ZONE,
+  type MotoServer,
+} from './motoSupport';
 
 jest.setTimeout(120_000);
-
-const noDevice: EbsHost = {
-  findDevice: async () => undefined,
-  waitForDevice: async () => '/dev/null',
-  waitForDeviceGone: async () => undefined,
-  isBusy: async () => false,
-};
 
 let moto: MotoServer;
 let raw: EC2Client;

@@ -35,8 +35,11 @@ import {
   addAwsPagination,
   addFault,
   awsError,
+  FAST_EBS_TIMING,
   LoopbackEbsHosts,
   motoClient,
+  motoConfig,
+  noDevice,
   REGION,
   runInstances,
   startMoto,
@@ -46,15 +49,6 @@ import {
 
 // The first run may install moto (scripts/moto.sh) before the suite starts.
 jest.setTimeout(300_000);
-
-const FAST: Partial<EbsTiming> = {
-  retryBaseMs: 5,
-  retryMaxMs: 50,
-  pollBaseMs: 10,
-  pollMaxMs: 100,
-  stateTimeoutMs: 20_000,
-  deviceTimeoutMs: 10_000,
-};
 
 let moto: MotoServer;
 let raw: EC2Client;
@@ -71,30 +65,15 @@ afterAll(async () => {
   await moto?.stop();
 });
 
-/** A host side for tests that do not need a real device. */
-const noDevice: EbsHost = {
-  findDevice: async () => undefined,
-  waitForDevice: async () => '/dev/null',
-  waitForDeviceGone: async () => undefined,
-  isBusy: async () => false,
-};
-
 function driver(
   options: { clusterId?: string; instance?: string; ec2?: EC2Client; host?: EbsHost; timing?: Partial<EbsTiming> } = {},
 ): { d: EbsDriver; ec2: EC2Client } {
   const ec2 = options.ec2 ?? motoClient(moto.endpoint);
   const d = new EbsDriver({
-    config: {
-      backend: 'aws',
-      region: REGION,
-      zone: ZONE,
-      cluster_id: options.clusterId ?? randomUUID(),
-      instance_id: options.instance ?? instances[0],
-      endpoint: moto.endpoint,
-    },
+    config: motoConfig(moto, options.instance ?? instances[0], options.clusterId),
     ec2,
     host: options.host ?? noDevice,
-    timing: { ...FAST, ...options.timing },
+    timing: { ...FAST_EBS_TIMING, ...options.timing },
   });
   return { d, ec2 };
 }
@@ -199,17 +178,10 @@ describe('EbsDriver on moto', () => {
     });
     const delays: number[] = [];
     const d = new EbsDriver({
-      config: {
-        backend: 'aws',
-        region: REGION,
-        zone: ZONE,
-        cluster_id: randomUUID(),
-        instance_id: instances[0],
-        endpoint: moto.endpoint,
-      },
+      config: motoConfig(moto, instances[0]),
       ec2,
       host: noDevice,
-      timing: FAST,
+      timing: FAST_EBS_TIMING,
       sleep: async (ms) => void delays.push(ms),
     });
     const v = await d.createVolume(randomUUID(), GiB);
@@ -218,7 +190,7 @@ describe('EbsDriver on moto', () => {
     // Jittered exponential: each delay within [ceiling/2, ceiling] of base·2^n.
     expect(delays.length).toBeGreaterThanOrEqual(3);
     delays.slice(0, 3).forEach((ms, n) => {
-      const ceiling = Math.min(FAST.retryMaxMs ?? 0, (FAST.retryBaseMs ?? 0) * 2 ** n);
+      const ceiling = Math.min(FAST_EBS_TIMING.retryMaxMs ?? 0, (FAST_EBS_TIMING.retryBaseMs ?? 0) * 2 ** n);
       expect(ms).toBeGreaterThanOrEqual(ceiling / 2);
       expect(ms).toBeLessThanOrEqual(ceiling);
     });

@@ -5,6 +5,7 @@
  * devices.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -21,10 +22,42 @@ import { isDeviceBusy } from '../blockdev';
 import { execFileExec } from '../exec';
 import { findLoopDevices } from '../losetup';
 import type { EbsHost } from './devices';
+import type { EbsTiming } from './EbsDriver';
+import type { EbsDatasetConfig } from './options';
 import { GiB } from './profiles';
 
 export const REGION = 'us-east-1';
 export const ZONE = 'us-east-1a';
+
+/** Driver timings short enough for tests against moto. */
+export const FAST_EBS_TIMING: Partial<EbsTiming> = {
+  retryBaseMs: 5,
+  retryMaxMs: 50,
+  pollBaseMs: 10,
+  pollMaxMs: 100,
+  stateTimeoutMs: 20_000,
+  deviceTimeoutMs: 10_000,
+};
+
+/** A host side for tests that do not need a real device. */
+export const noDevice: EbsHost = {
+  findDevice: async () => undefined,
+  waitForDevice: async () => '/dev/null',
+  waitForDeviceGone: async () => undefined,
+  isBusy: async () => false,
+};
+
+/** The agent.yml dataset section of `instance` in ZONE of this moto server, for a new cluster unless one is given. */
+export function motoConfig(moto: MotoServer, instance: string, clusterId: string = randomUUID()): EbsDatasetConfig {
+  return {
+    backend: 'aws',
+    region: REGION,
+    zone: ZONE,
+    cluster_id: clusterId,
+    instance_id: instance,
+    endpoint: moto.endpoint,
+  };
+}
 const REPO_ROOT = path.resolve(__dirname, '../../../..');
 
 export interface MotoServer {
