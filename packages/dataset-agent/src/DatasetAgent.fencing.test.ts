@@ -6,7 +6,7 @@ import { TEST_NODE, testAgentOptions } from './testing/agentOptions';
 import type { ClusterSnapshot, NodeReport } from '@flocker/api';
 import type { ContainerStopper } from './containers';
 import { DatasetAgent, type ControlChannel } from './DatasetAgent';
-import { FakeDriver, FakeHost } from './testing/fakes';
+import { FakeDriver, FakeHost, nodeState } from './testing/fakes';
 import { ManualClock } from '@flocker/runtime/testing';
 
 const ME = TEST_NODE;
@@ -64,28 +64,8 @@ class CuttableControl implements ControlChannel {
       datasets: this.datasets,
       leases: [],
       nodes: [
-        {
-          uuid: ME,
-          era: 'e',
-          host: 'a',
-          instance_id: 'i-me',
-          backend: 'fake',
-          manifestations: [],
-          errors: [],
-          alive: !this.dead.has(ME),
-          last_seen: '',
-        },
-        {
-          uuid: B,
-          era: 'e',
-          host: 'b',
-          instance_id: 'i-b',
-          backend: 'fake',
-          manifestations: [],
-          errors: [],
-          alive: true,
-          last_seen: '',
-        },
+        nodeState(ME, { host: 'a', instance_id: 'i-me', alive: !this.dead.has(ME) }),
+        nodeState(B, { host: 'b', instance_id: 'i-b' }),
       ],
       node_timeout_seconds: NODE_TIMEOUT_S,
       lease_grace_seconds: 1,

@@ -13,6 +13,7 @@ import winston from 'winston';
 import { FENCE_REPORT_FILE, fenceReportFile, type FenceReportStore } from './fenceReportFile';
 import type { HostMount } from './HostOps';
 import { SelfFencing } from './SelfFencing';
+import { nodeState } from './testing/fakes';
 
 const ME = '11111111-1111-4111-8111-111111111111';
 const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
@@ -23,19 +24,7 @@ const snapshot = (): ClusterSnapshot => ({
   configuration_tag: 't1',
   datasets: [],
   leases: [],
-  nodes: [
-    {
-      uuid: ME,
-      era: 'e',
-      host: 'a',
-      instance_id: 'i-me',
-      backend: 'fake',
-      manifestations: [],
-      errors: [],
-      alive: true,
-      last_seen: '',
-    },
-  ],
+  nodes: [nodeState(ME, { host: 'a', instance_id: 'i-me' })],
   node_timeout_seconds: T_MS / 1000,
 });
 

@@ -3,6 +3,7 @@ import type { ClusterSnapshot } from '@flocker/api';
 import winston from 'winston';
 import type { HostMount } from './HostOps';
 import { SelfFencing } from './SelfFencing';
+import { nodeState } from './testing/fakes';
 import { ManualClock, settle } from '@flocker/runtime/testing';
 
 const ME = '11111111-1111-4111-8111-111111111111';
@@ -16,19 +17,7 @@ function snapshot(tag: string, alive = true): ClusterSnapshot {
     configuration_tag: tag,
     datasets: [],
     leases: [],
-    nodes: [
-      {
-        uuid: ME,
-        era: 'e',
-        host: 'a',
-        instance_id: 'i-me',
-        backend: 'fake',
-        manifestations: [],
-        errors: [],
-        alive,
-        last_seen: '',
-      },
-    ],
+    nodes: [nodeState(ME, { host: 'a', instance_id: 'i-me', alive })],
     node_timeout_seconds: T_MS / 1000,
   };
 }

@@ -1,28 +1,9 @@
 /** Review U6 finding 2: the decision to grow a file system offline (see executeAction.offlineGrow.test.ts). */
 import { calculateChanges, leaseGone, type GrowingDecisionContext } from './calculateChanges';
-import type { DesiredDataset, DiscoveredVolume } from './LocalState';
+import type { DiscoveredVolume } from './LocalState';
+import { dataset, DS, growingContext as base, MiB, mountedVolume, nodes } from './testing/growing';
 
-const ME = '11111111-1111-4111-8111-111111111111';
-const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
-const MiB = 1024 * 1024;
-const base: GrowingDecisionContext = {
-  nodeUuid: ME,
-  mountRoot: '/flocker',
-  defaultSize: 64 * MiB,
-  allocationUnit: MiB,
-  canResize: true,
-};
-const nodes = [{ uuid: ME, instanceId: 'i-me', alive: true }];
-const dataset: DesiredDataset = { datasetId: DS, primary: ME, maximumSize: 128 * MiB, deleted: false };
-const mounted: DiscoveredVolume = {
-  blockdeviceId: 'vol-1',
-  datasetId: DS,
-  size: 128 * MiB,
-  attachedTo: 'i-me',
-  devicePath: '/dev/loop7',
-  hasFilesystem: true,
-  mountPoints: [`/flocker/${DS}`],
-};
+const mounted = mountedVolume(128 * MiB);
 const decide = (ctx: GrowingDecisionContext, volume: DiscoveredVolume = mounted) =>
   calculateChanges({ datasets: [dataset], nodes }, { instanceId: 'i-me', volumes: [volume] }, ctx);
 const resize = { kind: 'resize', datasetId: DS, blockdeviceId: 'vol-1', devicePath: '/dev/loop7', size: 128 * MiB };

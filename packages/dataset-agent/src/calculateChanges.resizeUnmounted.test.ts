@@ -3,30 +3,11 @@
  * extend_attached: reattach): with the agent's mount taken off around it (executeAction), only with no lease; with a
  * lease it waits (resizesWaiting), not a DEVICE_BUSY error loop.
  */
-import { calculateChanges, resizesWaiting, type GrowingDecisionContext } from './calculateChanges';
-import type { DesiredDataset, DiscoveredVolume } from './LocalState';
+import { calculateChanges, resizesWaiting } from './calculateChanges';
+import type { DiscoveredVolume } from './LocalState';
+import { dataset, DS, growingContext as base, MiB, mountedVolume, nodes } from './testing/growing';
 
-const ME = '11111111-1111-4111-8111-111111111111';
-const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
-const MiB = 1024 * 1024;
-const base: GrowingDecisionContext = {
-  nodeUuid: ME,
-  mountRoot: '/flocker',
-  defaultSize: 64 * MiB,
-  allocationUnit: MiB,
-  canResize: true,
-};
-const nodes = [{ uuid: ME, instanceId: 'i-me', alive: true }];
-const dataset: DesiredDataset = { datasetId: DS, primary: ME, maximumSize: 128 * MiB, deleted: false };
-const mounted: DiscoveredVolume = {
-  blockdeviceId: 'vol-1',
-  datasetId: DS,
-  size: 64 * MiB,
-  attachedTo: 'i-me',
-  devicePath: '/dev/loop7',
-  hasFilesystem: true,
-  mountPoints: [`/flocker/${DS}`],
-};
+const mounted = mountedVolume(64 * MiB);
 const desired = { datasets: [dataset], nodes };
 const local = (volume: DiscoveredVolume = mounted) => ({ instanceId: 'i-me', volumes: [volume] });
 const resize = { kind: 'resize', datasetId: DS, blockdeviceId: 'vol-1', devicePath: '/dev/loop7', size: 128 * MiB };

@@ -5,6 +5,10 @@ import { FakeDriver, FakeHost } from './testing/fakes';
 const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const MiB = 1024 * 1024;
 
+/** The mount of DS's volume v from `devicePath` at /flocker/DS, for a volume of `size`. */
+const mountAction = (size: number, devicePath = '/dev/x') =>
+  ({ kind: 'mount', datasetId: DS, blockdeviceId: 'v', devicePath, mountPath: `/flocker/${DS}`, size }) as const;
+
 function ctx(): ExecutionContext & { driver: FakeDriver; host: FakeHost } {
   return { driver: new FakeDriver(), host: new FakeHost(), instanceId: 'i-me' };
 }
@@ -135,14 +139,7 @@ describe('executeAction: every action is idempotent', () => {
       steps.push(`online mounted=${c.host.mounts.length}`);
       fsSize = 128 * MiB;
     };
-    const mount = {
-      kind: 'mount',
-      datasetId: DS,
-      blockdeviceId: 'v',
-      devicePath: '/dev/x',
-      mountPath: `/flocker/${DS}`,
-      size: 128 * MiB,
-    } as const;
+    const mount = mountAction(128 * MiB);
     await executeAction(mount, c);
     expect(steps).toEqual(['offline', 'online mounted=1']);
     await executeAction({ kind: 'unmount', datasetId: DS, blockdeviceId: 'v', mountPath: mount.mountPath }, c);
@@ -161,14 +158,7 @@ describe('executeAction: every action is idempotent', () => {
       fsSize = 1089 * MiB;
     };
     c.host.resizeFilesystem = async () => void steps.push('online');
-    const mount = {
-      kind: 'mount',
-      datasetId: DS,
-      blockdeviceId: 'v',
-      devicePath: '/dev/x',
-      mountPath: `/flocker/${DS}`,
-      size: 1025 * MiB,
-    } as const;
+    const mount = mountAction(1025 * MiB);
     await executeAction(mount, c);
     expect(steps).toEqual([]); // no e2fsck -f + resize2fs at every mount
     await executeAction({ kind: 'unmount', datasetId: DS, blockdeviceId: 'v', mountPath: mount.mountPath }, c);
@@ -192,14 +182,7 @@ describe('executeAction: every action is idempotent', () => {
       mounted.push(fstype);
       await mount(device, mountPoint);
     };
-    const action = {
-      kind: 'mount',
-      datasetId: DS,
-      blockdeviceId: 'v',
-      devicePath: '/dev/xfs',
-      mountPath: `/flocker/${DS}`,
-      size: 64 * MiB,
-    } as const;
+    const action = mountAction(64 * MiB, '/dev/xfs');
     await executeAction(action, c);
     // Neither ext4 nor xfs found: the mount is left to find the type itself.
     await executeAction({ ...action, devicePath: '/dev/other', mountPath: `/flocker/other` }, c);
@@ -209,14 +192,7 @@ describe('executeAction: every action is idempotent', () => {
 
   it('mount twice mounts once; unmount of nothing is done', async () => {
     const c = ctx();
-    const mount = {
-      kind: 'mount',
-      datasetId: DS,
-      blockdeviceId: 'v',
-      devicePath: '/dev/x',
-      mountPath: `/flocker/${DS}`,
-      size: 64 * MiB,
-    } as const;
+    const mount = mountAction(64 * MiB);
     await executeAction(mount, c);
     await executeAction(mount, c);
     expect(c.host.mounts).toHaveLength(1);
