@@ -4,22 +4,14 @@
  * reason. A report older than two report intervals while its node is alive (its dataset agent reports) says so.
  */
 import { A, B, node } from '@flocker/web-ui/testing';
-import type { ContainerConfiguration, ContainerState } from '@flocker/api';
+import type { ContainerState } from '@flocker/api';
 import { containerText, containerViews } from './containers';
 import { agentSilenceText, CONTAINER_AGENT_SILENCE_MS, silentContainerAgent } from './containersAgentSilence';
+import { containerConfig } from './testing/containers';
 
 const NOW = Date.parse('2026-12-06T05:30:00.000Z');
 const at = (msAgo: number) => new Date(NOW - msAgo).toISOString();
-const writer: ContainerConfiguration = {
-  name: 'writer',
-  node_uuid: A,
-  image: 'tiny',
-  ports: [],
-  environment: {},
-  links: [],
-  volumes: [],
-  restart_policy: { name: 'never' },
-};
+const writer = containerConfig('writer', A, 'tiny');
 const report = (msAgo: number | undefined, over: Partial<ContainerState> = {}): ContainerState => ({
   name: 'writer',
   node_uuid: A,

@@ -6,19 +6,10 @@
  * last container report. A container whose node is not alive is not known to run.
  */
 import { A, B, node } from '@flocker/web-ui/testing';
-import type { ContainerConfiguration } from '@flocker/api';
 import { containerText, containerViews } from './containers';
+import { containerConfig } from './testing/containers';
 
-const writer: ContainerConfiguration = {
-  name: 'writer',
-  node_uuid: A,
-  image: 'tiny',
-  ports: [],
-  environment: {},
-  links: [],
-  volumes: [],
-  restart_policy: { name: 'never' },
-};
+const writer = containerConfig('writer', A, 'tiny');
 
 describe('containerViews on a dead node', () => {
   it('does not report the container running', () => {

@@ -2,32 +2,12 @@
  * `flocker volumes list`/`show` of a volume whose primary is dead: the dead node's last report is no longer true, so
  * no "mounted" there; the same sentence as the web UI (b944551, review T2 F6: a powered-off host shown as mounting).
  */
-import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api';
+import type { DatasetConfiguration } from '@flocker/api';
 import { volumeState } from './health';
+import { A, node, snap } from './testing/snapshots';
 
-const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
 const D = '11111111-1111-4111-8111-111111111111';
-const node = (patch: Partial<NodeState> = {}): NodeState => ({
-  uuid: A,
-  era: 'e',
-  host: 'host-a',
-  instance_id: 'i-a',
-  backend: 'loopback',
-  manifestations: [],
-  volumes: [],
-  errors: [],
-  alive: true,
-  last_seen: 'now',
-  ...patch,
-});
-const snap = (nodes: NodeState[]): ClusterSnapshot => ({
-  generation: 'g',
-  configuration_tag: 't',
-  datasets: [],
-  leases: [],
-  nodes,
-});
 const d: DatasetConfiguration = { dataset_id: D, primary: A, metadata: { name: 'pg' }, deleted: false };
 const mounted = { dataset_id: D, blockdevice_id: 'v', size: 1, status: 'mounted' as const, path: '/flocker/pg' };
 const failing = { dataset_id: D, action: 'mount', code: 'MOUNT_FAILED', message: 'no', attempts: 2, since: 'T' };

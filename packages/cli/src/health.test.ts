@@ -1,28 +1,8 @@
-import type { ClusterSnapshot, DatasetConfiguration, NodeState } from '@flocker/api';
+import type { DatasetConfiguration } from '@flocker/api';
 import { clusterHealth, destroyProgress, errorText, isDeleting, volumeState } from './health';
+import { A, node, snap } from './testing/snapshots';
 
-const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const D = '11111111-1111-4111-8111-111111111111';
-const node = (patch: Partial<NodeState> = {}): NodeState => ({
-  uuid: A,
-  era: 'e',
-  host: 'host-a',
-  instance_id: 'i-a',
-  backend: 'loopback',
-  manifestations: [],
-  volumes: [],
-  errors: [],
-  alive: true,
-  last_seen: 'now',
-  ...patch,
-});
-const snap = (nodes: NodeState[], datasets: DatasetConfiguration[] = []): ClusterSnapshot => ({
-  generation: 'g',
-  configuration_tag: 't',
-  datasets,
-  leases: [],
-  nodes,
-});
 const d = (patch: Partial<DatasetConfiguration> = {}): DatasetConfiguration => ({
   dataset_id: D,
   primary: A,

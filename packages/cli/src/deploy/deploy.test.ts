@@ -8,6 +8,8 @@ import {
 } from '@flocker/api';
 import { EXIT } from '../errors';
 import { buildDeployCli, controlUrl, notYetRunning } from './command';
+import { containerConfig } from '../testing/containers';
+import { runDeploy } from '../testing/deploy';
 import { DeployFileError, parseYaml, readDeployFiles } from './files';
 import { deployPlan, describeStuck, errorStreaks, formatPlan, stuckContainers } from './plan';
 
@@ -308,36 +310,12 @@ describe('flocker-deploy against a control service (fake client)', () => {
       compose: async (req: ComposeRequest) => {
         calls.push('compose');
         expect(Object.keys(req).sort()).toEqual(['applications', 'deployment']);
-        return [
-          { ...base, name: 'db', node_uuid: A },
-          { ...base, name: 'client', node_uuid: B },
-        ];
+        return [containerConfig('db', A, 'busybox'), containerConfig('client', B, 'busybox')];
       },
     } as unknown as FlockerClient;
     return { calls, client };
   }
-  const base = {
-    image: 'busybox',
-    ports: [],
-    environment: {},
-    links: [],
-    volumes: [],
-    restart_policy: { name: 'never' as const },
-  };
-  async function run(args: string[], client: FlockerClient) {
-    const out: string[] = [];
-    const err: string[] = [];
-    const io = {
-      out: (t: string) => out.push(t),
-      err: (t: string) => err.push(t),
-      readFile: (p: string) => (p === 'd.yml' ? DEPLOY : APP),
-    };
-    process.exitCode = undefined;
-    await buildDeployCli(['http://control', 'd.yml', 'a.yml', ...args], io, () => client).parseAsync();
-    const code = process.exitCode ?? 0;
-    process.exitCode = undefined;
-    return { out, err, code };
-  }
+  const run = (args: string[], client: FlockerClient) => runDeploy(args, client, DEPLOY, APP);
 
   test('--dry-run prints the plan and changes nothing', async () => {
     const { calls, client } = fake([]);

@@ -6,34 +6,13 @@
  */
 import { type ContainerState, FlockerApiError, type FlockerClient } from '@flocker/api';
 import { EXIT } from '../errors';
-import { buildDeployCli } from './command';
+import { containerConfig } from '../testing/containers';
+import { runDeploy } from '../testing/deploy';
 import { DeployFileError, parseYaml } from './files';
 
 const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const APP = 'version: 1\napplications:\n  db:\n    image: busybox\n';
-const base = {
-  image: 'busybox',
-  ports: [],
-  environment: {},
-  links: [],
-  volumes: [],
-  restart_policy: { name: 'never' as const },
-};
-
-async function run(args: string[], client: FlockerClient, deployment: string) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io = {
-    out: (t: string) => out.push(t),
-    err: (t: string) => err.push(t),
-    readFile: (p: string) => (p === 'd.yml' ? deployment : APP),
-  };
-  process.exitCode = undefined;
-  await buildDeployCli(['http://control', 'd.yml', 'a.yml', ...args], io, () => client).parseAsync();
-  const code = process.exitCode ?? 0;
-  process.exitCode = undefined;
-  return { out, err, code };
-}
+const run = (args: string[], client: FlockerClient, deployment: string) => runDeploy(args, client, deployment, APP);
 
 function client(over: Partial<Record<keyof FlockerClient, unknown>>): FlockerClient {
   return {
@@ -41,7 +20,7 @@ function client(over: Partial<Record<keyof FlockerClient, unknown>>): FlockerCli
     listNodes: async () => [{ uuid: A, host: '10.0.0.1' }],
     listDatasets: async () => [],
     listContainerState: async () => [],
-    compose: async () => [{ ...base, name: 'db', node_uuid: A }],
+    compose: async () => [containerConfig('db', A, 'busybox')],
     ...over,
   } as unknown as FlockerClient;
 }
@@ -96,19 +75,20 @@ describe('--wait while the control service restarts', () => {
   const deployment = 'version: 1\nnodes:\n  10.0.0.1: [db]\n';
   const running: ContainerState[] = [{ name: 'db', node_uuid: A, image: 'busybox', running: true }];
   const down = () => new FlockerApiError(0, 'UNREACHABLE', 'connect ECONNREFUSED 10.0.0.9:4523');
+  /** A client whose nth container state answer is `answer(n)`. */
+  const answering = (answer: (call: number) => ContainerState[]) => {
+    let calls = 0;
+    return client({ listContainerState: async () => answer(++calls) });
+  };
 
   test('no answer for a while (after the configuration was applied): retried, then success', async () => {
-    let calls = 0;
     const r = await run(
       ['--wait', '--timeout', '10'],
-      client({
-        listContainerState: async () => {
-          calls++;
-          // The first answer is the state before the deployment (asked before compose).
-          if (calls === 1) return [];
-          if (calls <= 3) throw down();
-          return running;
-        },
+      answering((call) => {
+        // The first answer is the state before the deployment (asked before compose).
+        if (call === 1) return [];
+        if (call <= 3) throw down();
+        return running;
       }),
       deployment,
     );
@@ -118,15 +98,11 @@ describe('--wait while the control service restarts', () => {
   });
 
   test('no answer until the timeout: exit 6, saying the configuration was applied', async () => {
-    let calls = 0;
     const r = await run(
       ['--wait', '--timeout', '1'],
-      client({
-        listContainerState: async () => {
-          calls++;
-          if (calls === 1) return [];
-          throw down();
-        },
+      answering((call) => {
+        if (call === 1) return [];
+        throw down();
       }),
       deployment,
     );
@@ -137,15 +113,11 @@ describe('--wait while the control service restarts', () => {
   });
 
   test('an error that is no outage still ends the wait at once', async () => {
-    let calls = 0;
     const r = await run(
       ['--wait', '--timeout', '10'],
-      client({
-        listContainerState: async () => {
-          calls++;
-          if (calls === 1) return [];
-          throw new FlockerApiError(403, 'FORBIDDEN', 'not allowed');
-        },
+      answering((call) => {
+        if (call === 1) return [];
+        throw new FlockerApiError(403, 'FORBIDDEN', 'not allowed');
       }),
       deployment,
     );
