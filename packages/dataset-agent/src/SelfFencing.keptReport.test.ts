@@ -8,11 +8,11 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ClusterSnapshot } from '@flocker/api';
-import { ManualClock } from '@flocker/runtime/testing';
+import { ManualClock, settle } from '@flocker/runtime/testing';
 import winston from 'winston';
 import { FENCE_REPORT_FILE, fenceReportFile, type FenceReportStore } from './fenceReportFile';
 import type { HostMount } from './HostOps';
-import { SelfFencing } from './SelfFencing';
+import { SelfFencing, type FenceReport } from './SelfFencing';
 import { nodeState } from './testing/fakes';
 
 const ME = '11111111-1111-4111-8111-111111111111';
@@ -36,10 +36,12 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 const quiet = winston.createLogger({ silent: true });
 
-/** One agent process: a SelfFencing on a manual clock, its mounts, its containers (each fence stops `victim`). */
-function agent(store: FenceReportStore, victim: string) {
+/**
+ * One agent process: a SelfFencing on a manual clock, its mounts, its containers (each fence stops `victim`); the
+ * kills and unmounts are told in `log`.
+ */
+function agent(store: FenceReportStore, victim: string, log: string[] = []) {
   const clock = new ManualClock();
-  const log: string[] = [];
   let mounts: HostMount[] = [{ device: '/dev/loop1', mountPoint: `/flocker/${DS}`, majorMinor: '7:1' }];
   const fencing = new SelfFencing(
     {
@@ -53,10 +55,16 @@ function agent(store: FenceReportStore, victim: string) {
       hostOps: {
         listMounts: async () => mounts,
         unmount: async (path) => {
+          log.push(`unmount ${path}`);
           mounts = mounts.filter((m) => m.mountPoint !== path);
         },
       },
-      containers: { stopContainersUsing: async () => [victim] },
+      containers: {
+        stopContainersUsing: async () => {
+          log.push(`kill ${victim}`);
+          return [victim];
+        },
+      },
     },
     {
       stopTargets: (paths) => ({ paths, volumes: [] }),
@@ -87,6 +95,7 @@ async function fencedAgent() {
   a.contact();
   await a.clock.advance(2000);
   expect(a.fencing.phase).toBe('fenced');
+  await a.fencing.settled(); // the report's writes (in the background) are through
   a.fencing.stop(); // kill -9: nothing more runs
   return a;
 }
@@ -109,6 +118,7 @@ describe('the fence report kept over a restart', () => {
     expect(b.fencing.report?.state).toBe('fenced');
     b.contact();
     expect(b.fencing.report).toEqual({ ...before, state: 'recovered' });
+    await b.fencing.settled();
     expect(kept()).toEqual({ ...before, state: 'recovered' });
     expect(b.log).toContain('report');
     b.fencing.stop();
@@ -128,6 +138,7 @@ describe('the fence report kept over a restart', () => {
       since: before?.since,
       stopped_containers: ['db', 'web'],
     });
+    await b.fencing.settled();
     expect(kept()).toEqual(b.fencing.report);
     b.fencing.stop();
   });
@@ -151,26 +162,96 @@ describe('the fence report kept over a restart', () => {
     expect(kept()).toMatchObject({ state: 'fenced' });
   });
 
-  it('a crash before the rename leaves the kept report as it was (temp, fsync, rename)', () => {
+  // FR's F10: the kept report only serves availability (the victims start again after a restart); a slow or stalled
+  // state disk must neither delay the kill nor block the agent.
+  it('the fence kills before the report is kept, and a save that never finishes holds up neither the fence nor the way back', async () => {
+    const log: string[] = [];
+    const stalled: FenceReportStore = {
+      load: () => undefined,
+      save: (r) => {
+        log.push(`save ${r.state}`);
+        return new Promise<void>(() => undefined); // a stalled disk: never done
+      },
+    };
+    const a = agent(stalled, 'db', log);
+    a.fencing.start();
+    a.contact();
+    await a.clock.advance(2000);
+    expect(a.fencing.phase).toBe('fenced');
+    expect(a.fencing.report).toMatchObject({
+      state: 'fenced',
+      stopped_containers: ['db'],
+      removed_mounts: [`/flocker/${DS}`],
+    });
+    expect(log.indexOf('kill db')).toBeGreaterThanOrEqual(0);
+    expect(log.indexOf('kill db')).toBeLessThan(log.indexOf('save fenced'));
+    expect(log.filter((l) => l.startsWith('save'))).toEqual(['save fenced']); // one write at a time: the rest waits
+    // Contact back, nothing stale left: lifted in memory (what is reported) although nothing could be written.
+    await a.clock.advance(100);
+    a.contact();
+    a.fencing.looked({ instanceId: 'i-me', volumes: [], strayMounts: [] });
+    expect(a.fencing.phase).toBe('inContact');
+    expect(a.fencing.report?.state).toBe('recovered');
+    a.fencing.stop();
+  });
+
+  it('saves go one at a time, in order, the newest report last; a failed one does not stop the next', async () => {
+    const saves: { report: FenceReport; done: () => void; fail: (e: Error) => void }[] = [];
+    const store: FenceReportStore = {
+      load: () => undefined,
+      save: (report) =>
+        new Promise<void>((done, fail) => {
+          saves.push({ report, done, fail });
+        }),
+    };
+    const a = agent(store, 'db');
+    a.fencing.start();
+    a.contact();
+    await a.clock.advance(2000);
+    expect(a.fencing.phase).toBe('fenced');
+    expect(saves).toHaveLength(1); // after the kill; the report after the unmounts waits for it
+    expect(saves[0]?.report).toMatchObject({ state: 'fenced', stopped_containers: ['db'] });
+    saves[0]?.fail(new Error('EIO'));
+    await settle();
+    expect(saves).toHaveLength(2);
+    expect(saves[1]?.report).toEqual(a.fencing.report); // the newest: mounts removed too
+    await a.clock.advance(100);
+    a.contact();
+    a.fencing.looked({ instanceId: 'i-me', volumes: [], strayMounts: [] });
+    expect(a.fencing.report?.state).toBe('recovered');
+    await settle();
+    expect(saves).toHaveLength(2); // still one at a time
+    saves[1]?.done();
+    await settle();
+    expect(saves.map((s) => s.report.state)).toEqual(['fenced', 'fenced', 'recovered']);
+    saves[2]?.done();
+    await a.fencing.settled();
+    a.fencing.stop();
+  });
+
+  it('a crash before the rename leaves the kept report as it was (temp, fsync, rename)', async () => {
     const store = fenceReportFile(dir, quiet);
     const first = { state: 'fenced' as const, since: '2026-12-06T06:00:00.000Z', reason: 'cut off' };
-    store.save(first);
+    await store.save(first);
     const steps: string[] = [];
     const crashing = fenceReportFile(dir, quiet, {
-      openSync: (f, flags, mode) => fs.openSync(f, flags, mode),
-      writeSync: (fd, buffer, offset, length, position) => fs.writeSync(fd, buffer, offset, length, position),
-      fsyncSync: (fd) => {
-        steps.push('fsync');
-        fs.fsyncSync(fd);
+      open: async (f, flags, mode) => {
+        const handle = await fs.promises.open(f, flags, mode);
+        return {
+          write: (buffer, offset, length, position) => handle.write(buffer, offset, length, position),
+          sync: () => {
+            steps.push('fsync');
+            return handle.sync();
+          },
+          close: () => handle.close(),
+        };
       },
-      closeSync: (fd) => fs.closeSync(fd),
-      renameSync: () => {
-        throw new Error('killed');
-      },
-      rmSync: (f, o) => fs.rmSync(f, o),
+      rename: () => Promise.reject(new Error('killed')),
+      rm: (f, o) => fs.promises.rm(f, o),
     });
-    crashing.save({ ...first, state: 'recovered' });
+    await crashing.save({ ...first, state: 'recovered' }); // logged, never thrown
     expect(steps).toContain('fsync');
     expect(fenceReportFile(dir, quiet).load()).toEqual(first);
+    expect(readdirSync(dir)).toEqual([FENCE_REPORT_FILE]);
   });
 });

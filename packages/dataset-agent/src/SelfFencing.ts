@@ -84,6 +84,10 @@ export class SelfFencing {
   private restored = false;
   /** The generation our newest accepted report was answered with (snapshotSeen orders a death after it). */
   private reportGeneration: string | undefined;
+  /** The newest report not yet handed to the store (keep). */
+  private unsaved: FenceReport | undefined;
+  /** The store's write in flight, then the newer ones (one at a time); null when idle. */
+  private saving: Promise<void> | null = null;
 
   constructor(
     private readonly o: SelfFencingOptions,
@@ -98,10 +102,34 @@ export class SelfFencing {
     }
   }
 
-  /** The report changed: kept in the state directory too. */
+  /** The report changed: kept in the state directory too, in the background (keep). */
   private setReport(report: FenceReport): void {
     this.fenceReport = report;
-    this.o.fenceReports?.save(report);
+    this.keep(report);
+  }
+
+  /**
+   * Hands the report to the store without waiting (FR's F10): keeping it only serves availability (the victims start
+   * again after a restart), so a slow or stalled state disk must never hold up a fence or the agent. One write at a
+   * time, the newest report last: a stalled disk holds one write and one thread of the pool, not one per change.
+   */
+  private keep(report: FenceReport): void {
+    const store = this.o.fenceReports;
+    if (store === undefined) return;
+    this.unsaved = report;
+    if (this.saving === null) this.saving = this.saveAll(store);
+  }
+
+  private async saveAll(store: FenceReportStore): Promise<void> {
+    for (let report = this.unsaved; report !== undefined; report = this.unsaved) {
+      this.unsaved = undefined;
+      try {
+        await store.save(report);
+      } catch (e) {
+        this.o.logger.warn('cannot keep the fence report', { code: errorCode(e), error: errorMessage(e) });
+      }
+    }
+    this.saving = null;
   }
 
   /**
@@ -151,9 +179,13 @@ export class SelfFencing {
     this.heartbeatTimer?.cancel();
   }
 
-  /** Resolves once the background release of what fences left (if any) is through. */
-  settled(): Promise<void> {
-    return this.releasing ?? Promise.resolve();
+  /**
+   * Resolves once the background release of what fences left (if any) and the fence report's writes are through (a
+   * stop waits for them, as for any step in flight: the newest report is then the one kept).
+   */
+  async settled(): Promise<void> {
+    await this.releasing;
+    while (this.saving !== null) await this.saving;
   }
 
   /** Whether acquiring actions may run now: configuration confirmed within the bound. */
@@ -249,7 +281,8 @@ export class SelfFencing {
         // start and what it stopped stay, so its victims are still started again once it is lifted.
         const going = this.fenceReport?.state === 'fenced' ? this.fenceReport : undefined;
         this.restored = false;
-        this.setReport(going ?? { state: 'fenced', since: this.isoNow(), reason });
+        // Reported at once; kept in the state directory only once the pass has killed (F10: nothing before the kill).
+        this.fenceReport = going ?? { state: 'fenced', since: this.isoNow(), reason };
         this.hooks.fencingStarted();
         this.runFencePass();
         break;
@@ -312,7 +345,11 @@ export class SelfFencing {
       });
   }
 
-  /** Stops the containers using our mounts, then unmounts everything under the mount root. */
+  /**
+   * Stops the containers using our mounts, then unmounts everything under the mount root. The report is kept after
+   * the kills (what a restart needs to start the victims again: a crash before that write leaves them stopped) and
+   * again at the end, never waited for.
+   */
   runFencePass(): void {
     if (this.fencePass !== null) return;
     this.fencePass = (async () => {
@@ -334,6 +371,11 @@ export class SelfFencing {
           });
         }
       }
+      if (this.fenceReport !== undefined)
+        this.setReport({
+          ...this.fenceReport,
+          stopped_containers: [...(this.fenceReport.stopped_containers ?? []), ...stopped],
+        });
       const removed: string[] = [];
       // Stacked mounts come off top first; a container just killed may hold its mount a moment.
       for (const m of [...ours].reverse()) {
@@ -367,13 +409,13 @@ export class SelfFencing {
           ...(note !== undefined && !this.fenceReport.reason.includes(note)
             ? { reason: `${this.fenceReport.reason}; ${note}` }
             : {}),
-          stopped_containers: [...(this.fenceReport.stopped_containers ?? []), ...stopped],
           removed_mounts: [...(this.fenceReport.removed_mounts ?? []), ...removed],
         });
       }
     })()
       .catch((e: unknown) => {
         this.o.logger.error('fence pass failed', { code: errorCode(e), error: errorMessage(e) });
+        if (this.fenceReport !== undefined) this.keep(this.fenceReport);
       })
       .finally(() => {
         this.fencePass = null;

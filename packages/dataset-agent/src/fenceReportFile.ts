@@ -2,12 +2,14 @@
  * The node's fence report kept in the state directory (FX4's gap after 262773d): the container agent starts again
  * the containers a fence killed once the fence is lifted, reading this report; held only in memory, a dataset agent
  * restarted while fenced lost it and the killed containers stayed stopped for good. Written durably (temp, fsync,
- * rename, fsync of the directory) at each change; read at start, checked against the report schema: a file that does
- * not parse is logged and ignored (as no report: the containers then stay stopped, as before).
+ * rename, fsync of the directory) at each change, off the event loop (SelfFencing never waits for it: F10); read at
+ * start, checked against the report schema: a file that does not parse is logged and ignored (as no report: the
+ * containers then stay stopped, as before).
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { NodeReport, writeFileDurableSync, type DurableSyncOps } from '@flocker/api';
+import { NodeReport, writeFileDurable, type DurableFileOps } from '@flocker/api';
 import type winston from 'winston';
 import { errorMessage } from './errors';
 import type { FenceReport } from './SelfFencing';
@@ -20,14 +22,14 @@ const FenceReportSchema = NodeReport.shape.fencing.unwrap();
 export interface FenceReportStore {
   /** The report kept, if any (undefined also for a corrupt file, logged). */
   load(): FenceReport | undefined;
-  /** Keeps the report (a failure is logged: the report still goes out from memory). */
-  save(report: FenceReport): void;
+  /** Keeps the report; never rejects (a failure is logged: the report still goes out from memory). */
+  save(report: FenceReport): Promise<void>;
 }
 
 export function fenceReportFile(
   stateDir: string,
   logger: Pick<winston.Logger, 'warn'>,
-  ops?: DurableSyncOps,
+  ops?: DurableFileOps,
 ): FenceReportStore {
   const file = join(stateDir, FENCE_REPORT_FILE);
   return {
@@ -54,10 +56,10 @@ export function fenceReportFile(
       }
       return parsed.data;
     },
-    save: (report) => {
+    save: async (report) => {
       try {
-        mkdirSync(stateDir, { recursive: true });
-        writeFileDurableSync(file, JSON.stringify(report) + '\n', {
+        await mkdir(stateDir, { recursive: true });
+        await writeFileDurable(file, JSON.stringify(report) + '\n', {
           mode: 0o644,
           ...(ops !== undefined ? { ops } : {}),
         });
