@@ -761,10 +761,6 @@ export class DatasetAgent {
     return Math.max(0, Math.min(wait, this.o.resyncIntervalMs));
   }
 
-  /**
-   * Datasets mounted here at their own path whose ext4 file system is smaller than the volume: growPending. Short of
-   * it by no more than mke2fs and resize2fs leave off is full size (FR finding 7): no grow would change it.
-   */
   /** Logs each dataset whose grow starts waiting for its lease to go (once, not at every look). */
   private sayResizesWaiting(waiting: readonly string[]): void {
     for (const datasetId of waiting) {
@@ -777,6 +773,10 @@ export class DatasetAgent {
     this.resizeWaitSaid = new Set(waiting);
   }
 
+  /**
+   * Datasets mounted here at their own path whose ext4 file system is smaller than the volume: growPending. Short of
+   * it by no more than mke2fs and resize2fs leave off is full size (FR finding 7): no grow would change it.
+   */
   private async findPendingGrows(local: LocalState): Promise<void> {
     for (const v of local.volumes) {
       if (v.attachedTo !== local.instanceId || v.devicePath === undefined) continue;
