@@ -1,7 +1,7 @@
 /** Wires a node with a local backend (issue 24) into a running LocalAgent (see startDatasetAgent). */
 import { FlockerClient, tlsDispatcher } from '@flocker/api';
 import { controlUrl } from '@flocker/node-config';
-import { BtrfsEngine, ZfsEngine, type LocalEngine } from '@flocker/storage-drivers';
+import { BtrfsEngine, ZfsEngine, type LocalEngine, type ZfsEngineOptions } from '@flocker/storage-drivers';
 import type winston from 'winston';
 import type { ControlCredentials, LocalBackendConfig, RunnableAgentConfig } from './config';
 import { controlChannelOf } from './controlChannel';
@@ -9,8 +9,19 @@ import { parseFollow } from './DatasetAgentOptions';
 import { AgentError } from './errors';
 import { LocalAgent } from './LocalAgent';
 
-export function localEngineOf(dataset: LocalBackendConfig): LocalEngine {
-  return dataset.engine === 'btrfs' ? new BtrfsEngine({ pool: dataset.pool }) : new ZfsEngine({ pool: dataset.pool });
+/**
+ * The node's local engine. What it tells (a zfs destroy tried again) goes to the agent's log with the pool, not to
+ * stderr (FR's F8). `commands`: the host's commands and mounts (tests only; default the real ones).
+ */
+export function localEngineOf(
+  dataset: LocalBackendConfig,
+  logger: Pick<winston.Logger, 'warn'>,
+  commands: Pick<ZfsEngineOptions, 'exec' | 'readMounts' | 'sleep' | 'features'> = {},
+): LocalEngine {
+  const pool = dataset.pool;
+  return dataset.engine === 'btrfs'
+    ? new BtrfsEngine({ pool })
+    : new ZfsEngine({ pool, ...commands, warn: (m) => logger.warn(m, { pool }) });
 }
 
 export async function startLocalAgent(o: {
@@ -44,7 +55,7 @@ export async function startLocalAgent(o: {
     nodeUuid: o.nodeUuid,
     era: o.era,
     host: o.host,
-    engine: localEngineOf(o.dataset),
+    engine: localEngineOf(o.dataset, o.logger),
     control: channel,
     mountRoot: o.config.node.mount_root,
     defaultSize: o.config.agent.default_dataset_size,
