@@ -120,7 +120,11 @@ const NodeIdentityList = z.object({ nodes: z.array(z.unknown()) });
 export interface StoreListener {
   /** `whole`: read whole again (records were missed): the changes since the last one delivered are not known. */
   configuration(config: Configuration, whole?: boolean): void;
-  report(report: NodeReport, lastSeen: number): void;
+  /**
+   * A node report another replica stored. `stored`: read at subscribe (what the store held at this start, however
+   * old: no news of the node), not a put seen since (a replica heard from it).
+   */
+  report(report: NodeReport, lastSeen: number, stored?: boolean): void;
   /** A container agent's report received by another replica. */
   containers?(uuid: string, report: ContainerReport, lastSeen: number): void;
   /**

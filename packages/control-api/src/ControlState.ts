@@ -284,7 +284,7 @@ export class ControlState {
     try {
       await options.store.subscribe?.({
         configuration: (config, whole) => state.externalConfiguration(config, whole),
-        report: (report, lastSeen) => state.externalReport(report, lastSeen),
+        report: (report, lastSeen, stored) => state.externalReport(report, lastSeen, stored),
         containers: (uuid, report, lastSeen) => state.nodes.externalContainers(uuid, report, lastSeen),
         // etcd: forgotten through this replica or another (the store leaves out a node that reports here again).
         nodeGone: (uuid) => state.forgotten(uuid, true),
@@ -402,8 +402,8 @@ export class ControlState {
   }
 
   /** A node report received by another replica (shared stores). */
-  externalReport(report: NodeReport, lastSeen: number): void {
-    this.nodes.external(report, lastSeen);
+  externalReport(report: NodeReport, lastSeen: number, stored?: boolean): void {
+    this.nodes.external(report, lastSeen, stored);
     if (this.floor !== undefined) this.judgeFloor(report.uuid);
     this.schedules.nodeReported(report.uuid);
   }
@@ -423,7 +423,8 @@ export class ControlState {
         config,
         identities: this.identities,
         reported,
-        alive: (uuid) => this.nodes.reportedNode(uuid) !== undefined && this.deadSince(uuid) === undefined,
+        alive: (uuid) => this.nodes.reportedNode(uuid)?.heardSinceStart === true && this.deadSince(uuid) === undefined,
+        heardSinceStart: (uuid) => this.nodes.reportedNode(uuid)?.heardSinceStart !== false,
         attachedTo: (uuid) => {
           const instance = this.nodes.reportedNode(uuid)?.report.instance_id ?? this.identities.get(uuid)?.instance_id;
           if (instance === undefined) return [];

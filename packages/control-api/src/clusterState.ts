@@ -21,6 +21,12 @@ export interface ReportedNode {
    */
   readonly heardAt?: number;
   readonly clock?: LivenessClock;
+  /**
+   * False: held only from what the store held at this start (etcd's read at subscribe), never heard from since, so
+   * however old: alive until start + T (heardAt is the start) but no live claimant of its instance (NodeReports.
+   * claimingInstance) and not reporting for a forget (review FR M1). Absent: heard.
+   */
+  readonly heardSinceStart?: boolean;
 }
 
 /**

@@ -37,6 +37,11 @@ export interface ForgetFacts {
   /** Whether the node counts alive now (a report since this start within the node timeout). */
   alive(uuid: string): boolean;
   /**
+   * False for a node held only from the store's read at this start (etcd), not heard from since (ReportedNode.
+   * heardSinceStart): not reporting, but not known dead before start + T either. Absent: every reported node was heard.
+   */
+  heardSinceStart?(uuid: string): boolean;
+  /**
    * The datasets whose volume a live node's latest report shows attached to `uuid`'s compute instance (block storage):
    * a new primary force-detaches a volume only from an instance its view shows dead, and that is this node's entry.
    */
@@ -125,7 +130,7 @@ export function forgetRefusals(target: ForgetTarget, facts: ForgetFacts): string
     out.push(
       `Its dataset agent is reporting (the node is alive): stop its agents for good (or retire the host), then wait the node timeout (${seconds} s) until it is declared dead.`,
     );
-  } else if (!facts.reported.has(uuid) && !facts.pastStartTimeout) {
+  } else if ((!facts.reported.has(uuid) || facts.heardSinceStart?.(uuid) === false) && !facts.pastStartTimeout) {
     out.push(
       `The control service started less than the node timeout (${seconds} s) ago and the node has not reported since: wait that long (a node that reports is not retired).`,
     );

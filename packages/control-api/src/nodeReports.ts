@@ -116,6 +116,8 @@ function sameReport(
 interface Held extends ReportedNode {
   /** ReportedNode.heardAt, always set here (on NodeReports.clock). */
   heardAt: number;
+  /** ReportedNode.heardSinceStart, always set here. */
+  heardSinceStart: boolean;
   /**
    * The last last_seen the store delivered for the node (external): a different one means a replica heard from it
    * (even one whose wall clock stepped back, so its last_seen is older than ours). Undefined: none yet.
@@ -193,11 +195,17 @@ export class NodeReports {
     return this.nodes.get(uuid);
   }
 
-  /** The reported nodes whose latest report names compute instance `instanceId`, alive or not. */
+  /**
+   * The reported nodes whose latest report names compute instance `instanceId`, alive or not; not those held only from
+   * the store's read at this start (heardSinceStart false): a long-retired node's report etcd keeps would otherwise win
+   * the claim for T after each start, and the live node reinstalled on that instance, refused, fence itself (review FR
+   * M1). Safe: a node alive through another replica is heard within T/4 (its refresh put) and claims again from then;
+   * and agents never force-detach an instance a live node reports (calculateChanges).
+   */
   *claimingInstance(instanceId: string): Iterable<ReportedNode> {
     for (const uuid of this.byInstance.get(instanceId) ?? []) {
       const node = this.nodes.get(uuid);
-      if (node !== undefined) yield node;
+      if (node?.heardSinceStart === true) yield node;
     }
   }
 
@@ -313,6 +321,7 @@ export class NodeReports {
       previous !== undefined && wasAlive && !lapsed ? this.versionOnly(previous, json, version, now) : undefined;
     if (held !== undefined) {
       // Shown (versionShows), or what the store holds was not written by us: shared with its version.
+      held.heardSinceStart = true;
       if (held.shared === undefined) {
         held.shared = JSON.stringify(received);
         held.sharedVersion = version;
@@ -325,6 +334,7 @@ export class NodeReports {
       report: sameReport(previous, wasAlive && !lapsed, json, version) ?? report,
       lastSeen: now,
       heardAt: this.mono(),
+      heardSinceStart: true,
       clock: this.clock,
       ...(previous?.storeSeen !== undefined ? { storeSeen: previous.storeSeen } : {}),
       json,
@@ -383,15 +393,18 @@ export class NodeReports {
     return held;
   }
 
-  /** A node report received by another replica (shared stores). */
-  external(received: NodeReport, lastSeen: number): void {
+  /**
+   * A node report received by another replica (shared stores). `stored`: from the store's read at this start (no news
+   * of the node: heardSinceStart stays as it was, false for a node first held so).
+   */
+  external(received: NodeReport, lastSeen: number, stored = false): void {
     const previous = this.nodes.get(received.uuid);
     if (this.closed) return;
     if (previous !== undefined && previous.lastSeen > lastSeen) {
       // Not newer than the report held (ours, or a later one) on the wall clocks; yet a new last_seen in the store
       // means a replica heard from the node (one whose wall clock stepped back writes older ones): alive on this
       // replica's monotonic clock for the node timeout from now. The report held stays.
-      if (previous.storeSeen !== lastSeen) this.heardThroughStore(previous, lastSeen);
+      if (previous.storeSeen !== lastSeen) this.heardThroughStore(previous, lastSeen, stored);
       return;
     }
     // The same last_seen: taken only with a later version (ControlState.noteMove reshares a version-only report, not
@@ -405,6 +418,7 @@ export class NodeReports {
       if (held !== undefined) {
         // What the store holds now (written by another replica).
         held.storeSeen = lastSeen;
+        held.heardSinceStart ||= !stored;
         held.shared = undefined;
         held.sharedVersion = version;
         held.sharedAt = lastSeen;
@@ -416,8 +430,10 @@ export class NodeReports {
       report: sameReport(previous, wasAlive && !lapsed, json, version) ?? report,
       lastSeen,
       // Heard now, on this replica's monotonic clock: a stored report read at start (or a takeover) counts from the
-      // start, as a node of the file store that never reports (declareUnreported): dead by start + T.
+      // start, as a node of the file store that never reports (declareUnreported): dead by start + T. Such a report
+      // (`stored`) is no news of the node, though: heardSinceStart stays false until one is (claimingInstance).
       heardAt: this.mono(),
+      heardSinceStart: (previous?.heardSinceStart ?? false) || !stored,
       clock: this.clock,
       storeSeen: lastSeen,
       json,
@@ -434,12 +450,13 @@ export class NodeReports {
   }
 
   /** `held`'s node was heard from through the store (a new last_seen, not newer than held's): alive from now. */
-  private heardThroughStore(held: Held, lastSeen: number): void {
+  private heardThroughStore(held: Held, lastSeen: number, stored: boolean): void {
     const uuid = held.report.uuid;
     const wasAlive = this.aliveSet.has(uuid);
     const lapsed = this.lapsed(held, this.options.now());
     held.storeSeen = lastSeen;
     held.heardAt = this.mono();
+    held.heardSinceStart ||= !stored;
     if (!wasAlive) {
       this.aliveSet.add(uuid);
       this.nodeBack(uuid, held.report.host, this.options.now());
@@ -571,6 +588,7 @@ export class NodeReports {
         // Shown as last seen at this start (on the wall clock), heard last then (on the monotonic one).
         lastSeen: at + this.clock.wallNow() - this.clock.now(),
         heardAt: at,
+        heardSinceStart: false,
         clock: this.clock,
         json,
         version: undefined,

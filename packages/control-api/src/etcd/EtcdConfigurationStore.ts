@@ -678,7 +678,8 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     for (const kv of reports.kvs) {
       const key = kv.key.toString('utf8');
       this.sawReport(key, Number(kv.mod_revision));
-      this.deliverReport(listener, key, kv.value);
+      // What etcd held at this start: no news of the node, however recent its last_seen (review FR M1).
+      this.deliverReport(listener, key, kv.value, true);
     }
     for (const kv of containers.kvs) this.deliverContainers(listener, kv.key.toString('utf8'), kv.value);
     const logWatch = await this.ns
@@ -790,10 +791,10 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     }
   }
 
-  private deliverReport(listener: StoreListener, key: string, value: Buffer): void {
+  private deliverReport(listener: StoreListener, key: string, value: Buffer, stored = false): void {
     try {
       const parsed = this.parse(StoredReport, key, value);
-      listener.report(parsed.report, parsed.last_seen);
+      listener.report(parsed.report, parsed.last_seen, stored);
     } catch (err) {
       this.onError(err);
     }
