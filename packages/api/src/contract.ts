@@ -422,7 +422,6 @@ export const apiRoutes = {
       400: err('The node is named by a host that several known nodes reported: name it by its UUID.'),
       404: err('No node is known by this UUID or host (never reported, or already forgotten).'),
       409: err('The node may not be forgotten yet: errors says what to do first.'),
-      501: err('This configuration store cannot forget nodes (etcd): nothing was changed.'),
     },
   }),
   listEvents: route({

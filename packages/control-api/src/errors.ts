@@ -77,8 +77,6 @@ export type RequestCode =
   | 'NODE_ERA_UNKNOWN'
   | 'NODE_UUID_MISMATCH'
   | 'UNKNOWN_NODE'
-  /** Forgetting a node with a store that shares node reports (etcd): not supported yet, nothing changed. */
-  | 'NODE_FORGET_UNSUPPORTED'
   | 'SIZE_BEYOND_BACKEND'
   | 'INTERNAL_ERROR';
 

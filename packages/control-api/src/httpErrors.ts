@@ -93,7 +93,6 @@ export const HTTP_STATUS: Readonly<Record<ConfigurationCode | StoreCode | Reques
   METHOD_NOT_ALLOWED: 405,
   BODY_TOO_LARGE: 413,
   INTERNAL_ERROR: 500,
-  NODE_FORGET_UNSUPPORTED: 501,
 };
 
 const INTERNAL = new ApiError(500, 'INTERNAL_ERROR', 'The control service failed to handle the request; see its log.');
