@@ -3,7 +3,6 @@
  * pod here still uses the volume. The node service takes its `csi` share again while nobody else
  * took the volume, and never takes it from another node (it reports that instead).
  */
-import { status } from '@grpc/grpc-js';
 import { FlockerApiError, type ClusterSnapshot, type Lease, type NodeState } from '@flocker/api';
 import { leaseRecovery, type ControlClient, type CsiDriver } from './CsiDriver';
 import { fakeNode, oneDatasetWorld, quietDriver, type World } from './csiTestSupport';
@@ -261,42 +260,90 @@ describe('CsiDriver.recoverLeases', () => {
     expect(d.stagedVolumes()).toEqual([]);
   });
 
-  it('holds the volume key while it reads the mounts: an unpublish meanwhile is ABORTED (retried), and after the unstage the lease is never taken', async () => {
-    const w = world();
-    let current = [agentMount, podMount];
-    let gate: Promise<void> | undefined;
-    let open: () => void = () => undefined;
-    const d = quietDriver(client(w), ME, [], {
-      mounter: {
-        mounts: async () => {
-          if (gate) await gate;
-          return current;
-        },
-        bind: async () => undefined,
-        unmount: async (path) => {
-          current = current.filter((m) => m.mountPoint !== path);
-        },
+  /** A mounter whose next read (findStaged's) waits for `open()` and returns the mounts as they were when it began. */
+  function gatedMounter(initial: MountInfoEntry[]) {
+    const m = { current: initial, open: (): void => undefined, gateNext: false };
+    const mounter = {
+      mounts: async (): Promise<MountInfoEntry[]> => {
+        const then = m.current;
+        if (m.gateNext) {
+          m.gateNext = false;
+          await new Promise<void>((r) => (m.open = r));
+        }
+        return then;
       },
-    });
-    gate = new Promise((r) => (open = r));
+      bind: async (): Promise<void> => undefined,
+      unmount: async (path: string): Promise<void> => {
+        m.current = m.current.filter((x) => x.mountPoint !== path);
+      },
+    };
+    return { m, mounter };
+  }
+
+  it('a NodeUnstage and a DeleteVolume arriving while findStaged reads the mounts succeed, never ABORTED (csi-sanity and the provisioner do not retry)', async () => {
+    const w = world();
+    const { m, mounter } = gatedMounter([agentMount]);
+    const c: ControlClient = {
+      ...client(w),
+      deleteDataset: async (id) => {
+        w.calls.push(`delete ${id}`);
+        w.datasets = w.datasets.map((x) => (x.dataset_id === id ? { ...x, deleted: true } : x));
+        return w.datasets.find((x) => x.dataset_id === id)!;
+      },
+    };
+    const d = quietDriver(c, ME, [], { mounter });
+    m.gateNext = true;
     const finding = d.findStaged();
     await new Promise((r) => setImmediate(r));
-    const unpublish = { volume_id: ID, target_path: TARGET };
-    await expect(d.nodeUnpublishVolume(unpublish)).rejects.toMatchObject({ code: status.ABORTED });
-    gate = undefined;
-    open();
+    await expect(
+      d.nodeUnstageVolume({ volume_id: ID, staging_target_path: STAGE.staging_target_path }),
+    ).resolves.toEqual({});
+    await expect(d.deleteVolume({ volume_id: ID })).resolves.toEqual({});
+    m.open();
     await finding;
-    expect(d.stagedVolumes()).toEqual([ID]);
-    // The kubelet retries: unpublish, then unstage. Nothing brings the lease back afterwards.
-    await d.nodeUnpublishVolume(unpublish);
-    await d.nodeUnstageVolume({ volume_id: ID, staging_target_path: STAGE.staging_target_path });
-    w.calls = [];
+    expect(d.stagedVolumes()).toEqual([]);
+    expect(w.calls).toEqual([`delete ${ID}`]);
+  });
+
+  it('an unpublish and unstage while findStaged reads the mounts succeed, and its read (taken before them, still showing the pod) never brings the lease back', async () => {
+    const w = world();
+    const { m, mounter } = gatedMounter([agentMount, podMount]);
+    const d = quietDriver(client(w), ME, [], { mounter });
+    m.gateNext = true;
+    const finding = d.findStaged();
+    await new Promise((r) => setImmediate(r));
+    await expect(d.nodeUnpublishVolume({ volume_id: ID, target_path: TARGET })).resolves.toEqual({});
+    await expect(
+      d.nodeUnstageVolume({ volume_id: ID, staging_target_path: STAGE.staging_target_path }),
+    ).resolves.toEqual({});
+    m.open();
+    await finding;
+    expect(d.stagedVolumes()).toEqual([]);
     for (let i = 0; i < 2; i++) {
       await d.findStaged();
       await d.recoverLeases(snap(w));
     }
     expect(d.stagedVolumes()).toEqual([]);
     expect(w.calls).toEqual([]);
+  });
+
+  it('a volume a CSI call touched while findStaged read is read again on the next pass (still kubelet-bound: found, lease taken)', async () => {
+    const w = world();
+    const { m, mounter } = gatedMounter([agentMount, podMount]);
+    const d = quietDriver(client(w), ME, [], { mounter });
+    m.gateNext = true;
+    const finding = d.findStaged();
+    await new Promise((r) => setImmediate(r));
+    // Another pod's target, already gone: succeeds, and the volume's pod mount stays.
+    const other = TARGET.replace('/p1/', '/p2/');
+    await expect(d.nodeUnpublishVolume({ volume_id: ID, target_path: other })).resolves.toEqual({});
+    m.open();
+    await finding;
+    expect(d.stagedVolumes()).toEqual([]);
+    await d.findStaged();
+    await d.recoverLeases(snap(w));
+    expect(d.stagedVolumes()).toEqual([ID]);
+    expect(w.calls).toEqual(['lease csi']);
   });
 
   it('watchLeases started while the agent is down takes the lease once the agent reports the volume mounted (review FR 4)', async () => {

@@ -30,6 +30,7 @@ import {
   requestedFilesystem,
   sizeForRange,
   sizeSatisfies,
+  type MountInfoEntry,
   type VolumeCapability,
 } from './mapping';
 import { isReadOnly, mountAt, sameSource, type Mounter } from './mounter';
@@ -445,6 +446,12 @@ export class CsiDriver {
   private readonly looked = new Map<string, string>();
   /** Whether findStaged has looked for the leases our csi share holds (once, at start). */
   private leasesLooked = false;
+  /**
+   * One set per findStaged pass reading the snapshot and mounts: the volume keys CSI calls took
+   * meanwhile. findStaged reads without the keys (a CSI call is never refused because of it) and
+   * decides nothing on a volume a call touched during its read: a later pass reads it again.
+   */
+  private readonly findReads = new Set<Set<string>>();
 
   constructor(opts: CsiDriverOptions) {
     this.opts = opts;
@@ -470,6 +477,7 @@ export class CsiDriver {
     if (this.inFlight.has(key))
       throw new CsiError(status.ABORTED, `an operation on volume ${key} is already in progress`);
     this.inFlight.add(key);
+    for (const touched of this.findReads) touched.add(key);
     try {
       return await fn();
     } finally {
@@ -1301,9 +1309,12 @@ export class CsiDriver {
    * kubelet publish target still binds (the share lost while this process was down). A volume's
    * targets are read once this node's agent reports it mounted, and again when it reports it
    * mounted anew: a plugin started while its agent is down, or before it reported, finds them once
-   * it does (review FR 4). Each volume is decided under its in-flight key on a fresh snapshot and
-   * mount table, so a stage or unstage running meanwhile is never overtaken (a volume unstaged
-   * meanwhile shows no target, and its lease is never taken again).
+   * it does (review FR 4). The snapshot and mount table are read fresh without the volumes'
+   * in-flight keys, so a CSI call arriving meanwhile is never ABORTED (csi-sanity, the provisioner
+   * and the kubelet would see an error); a volume a call took its key for during the read is
+   * decided on a later pass, never on that read, so a stage or unstage running meanwhile is never
+   * overtaken (a volume unstaged then shows no target on the next read, and its lease is never
+   * taken again). The decision after the read is synchronous: no call can start inside it.
    */
   async findStaged(seen?: ClusterSnapshot): Promise<void> {
     const s = seen ?? (await this.snapshot());
@@ -1318,32 +1329,41 @@ export class CsiDriver {
       this.leasesLooked = true;
       return;
     }
-    for (const id of candidates) this.inFlight.add(id);
+    const touched = new Set<string>();
+    this.findReads.add(touched);
+    let fresh: ClusterSnapshot;
+    let mounts: MountInfoEntry[];
     try {
-      const fresh = await this.snapshot();
-      const freshHere = mountedHere(fresh, this.me);
-      const mounts = await this.opts.mounter.mounts();
-      for (const id of candidates) {
-        const agentPath = freshHere.get(id);
-        // Looked at even if deleted: the agent may report it mounted for a while yet.
-        if (agentPath !== undefined) this.looked.set(id, agentPath);
-        if (!liveDataset(fresh.datasets, id)) continue;
-        if (byLease && ourCsiLease(fresh, id, this.me)) {
-          this.staged.add(id);
-          continue;
-        }
-        if (agentPath === undefined) continue;
-        const agent = mountAt(mounts, agentPath);
-        if (
-          agent &&
-          mounts.some((m) => sameSource(m, agent) && m.mountPoint !== agentPath && isKubeletTarget(m.mountPoint))
-        )
-          this.staged.add(id);
-      }
-      this.leasesLooked = true;
+      fresh = await this.snapshot();
+      mounts = await this.opts.mounter.mounts();
     } finally {
-      for (const id of candidates) this.inFlight.delete(id);
+      this.findReads.delete(touched);
     }
+    const freshHere = mountedHere(fresh, this.me);
+    let skipped = false;
+    for (const id of candidates) {
+      if (touched.has(id) || this.inFlight.has(id) || this.staged.has(id)) {
+        skipped = true; // not marked looked at: read again on the next pass
+        continue;
+      }
+      const agentPath = freshHere.get(id);
+      // Looked at even if deleted: the agent may report it mounted for a while yet.
+      if (agentPath !== undefined) this.looked.set(id, agentPath);
+      if (!liveDataset(fresh.datasets, id)) continue;
+      if (byLease && ourCsiLease(fresh, id, this.me)) {
+        this.staged.add(id);
+        continue;
+      }
+      if (agentPath === undefined) continue;
+      const agent = mountAt(mounts, agentPath);
+      if (
+        agent &&
+        mounts.some((m) => sameSource(m, agent) && m.mountPoint !== agentPath && isKubeletTarget(m.mountPoint))
+      )
+        this.staged.add(id);
+    }
+    // A lease candidate skipped is looked for by lease again on the next pass.
+    if (!skipped) this.leasesLooked = true;
   }
 
   /**
