@@ -86,6 +86,12 @@ export { desiredStateOf } from './desiredState';
  */
 export const CREATE_HOLD_MS = 2_000;
 
+/** What only the start-up steps find (startDatasetAgent, after the pool check): reported once started. */
+export interface StartUpFindings {
+  readonly maxVolumeSize?: number;
+  readonly zone?: string;
+}
+
 export class DatasetAgent {
   private readonly clock: Clock;
   private readonly now: () => number;
@@ -140,11 +146,19 @@ export class DatasetAgent {
   private readonly backups: BackupRunner | undefined;
   /** Spare volumes (issue 23); absent when off or the backend keeps none. */
   readonly spares: SparePool | undefined;
+  /** Fencing and the follower run (guard); until start() they only fence: no turn, no worker, no move. */
+  private guarded = false;
+  private started = false;
+  private findings: StartUpFindings;
 
   constructor(private readonly o: DatasetAgentOptions) {
     this.clock = o.clock ?? systemClock;
     this.now = () => this.clock.now();
     this.used = new UsedBytesCache(o.usedBytes, this.now);
+    this.findings = {
+      ...(o.maxVolumeSize !== undefined ? { maxVolumeSize: o.maxVolumeSize } : {}),
+      ...(o.zone !== undefined ? { zone: o.zone } : {}),
+    };
     this.work = new WorkQueue<Observation>(
       o.concurrency,
       (id, fresh) => this.acted.track(() => this.worker.converge(id, fresh)),
@@ -290,12 +304,45 @@ export class DatasetAgent {
     return this.loop.phase === 'stopping';
   }
 
-  start(): void {
+  /**
+   * The self-fence bound from the agent's first instant (FR F4, review T1 S0): self-fencing and the follower run
+   * while the start-up steps do (a cloud API that hangs at a restart holds them up for as long as it hangs), so an
+   * agent with no accepted report for its bound fences what its predecessor left (stops the containers using its
+   * mounts, unmounts) before the control service declares the node dead and hands its volumes out. The follower
+   * is needed for the fence: a plugin volume's users are found by the dataset's name in the configuration (Docker
+   * shows no Source for it). Until start() a snapshot only feeds the fence: no turn, no worker, no move.
+   */
+  guard(): void {
+    if (this.guarded) return;
+    this.guarded = true;
+    this.fencing.start();
+    this.cluster.start();
+  }
+
+  /**
+   * guard(), then the start-up steps, then start() with what they found. A step that fails stops the agent (its
+   * timers) and is rethrown.
+   */
+  async startAfter(startUp: () => Promise<StartUpFindings>): Promise<void> {
+    this.guard();
+    let findings: StartUpFindings;
+    try {
+      findings = await startUp();
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+    if (!this.stopping) this.start(findings);
+  }
+
+  start(findings: StartUpFindings = {}): void {
+    if (this.started || this.stopping) return;
+    this.findings = { ...this.findings, ...findings };
+    this.started = true;
     this.dispatch('start');
     this.unwatchPool = this.o.poolChanges?.(() => this.poolChanged());
-    this.fencing.start();
+    this.guard();
     this.loopDone = this.mainLoop();
-    this.cluster.start();
     this.spares?.start();
   }
 
@@ -378,6 +425,12 @@ export class DatasetAgent {
   /** A snapshot was adopted: contact (see SelfFencing), and a turn if it can change a decision. */
   private adopted(snap: ClusterSnapshot, askedAt: number, change: SnapshotChange): void {
     this.fencing.snapshotSeen(snap, askedAt);
+    if (!this.started) {
+      // Guarding (start-up steps under way): the first turn looks at everything, this configuration included.
+      this.lastAdopted = snap;
+      this.fencing.evaluate();
+      return;
+    }
     // Our own reports move the generation too; what other nodes did matters only to a
     // dataset waiting for one of them to let go.
     const before = this.lastAdopted;
@@ -982,8 +1035,8 @@ export class DatasetAgent {
       ...(this.backups !== undefined ? { backup_store: true as const } : {}),
       ...(backups !== undefined ? { backups } : {}),
       errors: [...this.failures.reportErrors(), ...this.pool.reportErrors(), ...this.readOnly.errors(mountedAt)],
-      ...(this.o.maxVolumeSize !== undefined ? { max_volume_size: this.o.maxVolumeSize } : {}),
-      ...(this.o.zone !== undefined ? { zone: this.o.zone } : {}),
+      ...(this.findings.maxVolumeSize !== undefined ? { max_volume_size: this.findings.maxVolumeSize } : {}),
+      ...(this.findings.zone !== undefined ? { zone: this.findings.zone } : {}),
       ...(this.o.version !== undefined ? { version: this.o.version } : {}),
       ...this.acted.reported(),
       ...(this.availableBytes !== undefined ? { available_bytes: this.availableBytes } : {}),

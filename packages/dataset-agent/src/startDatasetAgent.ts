@@ -189,30 +189,6 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     baseUrl: options.baseUrl ?? controlUrl(control, credentials !== undefined),
     ...(credentials !== undefined ? { dispatcher: tlsDispatcher(credentials) } : {}),
   });
-  // Before touching the pool: is it this cluster's, and may it be used (issue 17, poolSafety.ts)?
-  await checkPoolAtStart({
-    driver,
-    cluster: clusterIdentity(config.dataset, credentials?.ca, tlsFiles?.ca),
-    where:
-      config.dataset.backend === 'loopback' ? `pool ${config.dataset.root_path}` : `the ${config.dataset.backend} pool`,
-    fetchSnapshot: () => fetchSnapshotPatiently(() => client.waitForCluster(undefined, 0), logger),
-    logger,
-    nodeUuid: identity.uuid,
-  });
-  // A predecessor killed mid-snapshot may have left a file system frozen: nothing may wait on it.
-  await thawManagedMounts(options.hostOps ?? linuxHostOps, config.node.mount_root, logger);
-  // After a crash or reboot, bring local attachments in line with the backend's records.
-  const repaired = await repair();
-  if (repaired !== undefined) logger.warn('repaired attachments at start', repaired);
-  const maxVolumeSize = await driver.maximumVolumeSize?.().catch((e: unknown) => {
-    logger.warn('cannot find the largest volume size of the backend', { error: errorMessage(e) });
-    return undefined;
-  });
-  // After checkPoolAtStart: a loopback pool has its id (the zone) once claimed.
-  const zone = await driver.storageZone?.().catch((e: unknown) => {
-    logger.warn('cannot find the storage zone of this node', { error: errorMessage(e) });
-    return undefined;
-  });
   const availableBytes = driver.availableBytes?.bind(driver);
   const version = options.version ?? packageVersion();
   const lastNodeTimeout = readLastNodeTimeout(config.node.state_dir);
@@ -250,8 +226,6 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     containers: options.containers ?? new DockerContainerStopper(config.node.docker_socket ?? '/var/run/docker.sock'),
     ...(config.agent.self_fence_seconds !== undefined ? { selfFenceMs: config.agent.self_fence_seconds * 1000 } : {}),
     ...(releaseFenced !== undefined ? { releaseFenced } : {}),
-    ...(maxVolumeSize !== undefined ? { maxVolumeSize } : {}),
-    ...(zone !== undefined ? { zone } : {}),
     ...(version !== undefined ? { version } : {}),
     ...(availableBytes !== undefined ? { availableBytes } : {}),
     ...(poolChanges !== undefined ? { poolChanges } : {}),
@@ -273,7 +247,41 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
     follow,
     backups: backups === undefined ? 'off' : (backups.endpoint ?? 'AWS default endpoint'),
   });
-  agent.start();
+  // A predecessor killed mid-snapshot may have left a file system frozen: nothing may wait on it (the fence either).
+  await thawManagedMounts(options.hostOps ?? linuxHostOps, config.node.mount_root, logger);
+  // The self-fence bound holds from here, also while the start-up steps wait on the backend (DatasetAgent.guard).
+  await agent
+    .startAfter(async () => {
+      // Before touching the pool: is it this cluster's, and may it be used (issue 17, poolSafety.ts)?
+      await checkPoolAtStart({
+        driver,
+        cluster: clusterIdentity(config.dataset, credentials?.ca, tlsFiles?.ca),
+        where:
+          config.dataset.backend === 'loopback'
+            ? `pool ${config.dataset.root_path}`
+            : `the ${config.dataset.backend} pool`,
+        fetchSnapshot: () => fetchSnapshotPatiently(() => client.waitForCluster(undefined, 0), logger),
+        logger,
+        nodeUuid: identity.uuid,
+      });
+      // After a crash or reboot, bring local attachments in line with the backend's records.
+      const repaired = await repair();
+      if (repaired !== undefined) logger.warn('repaired attachments at start', repaired);
+      const maxVolumeSize = await driver.maximumVolumeSize?.().catch((e: unknown) => {
+        logger.warn('cannot find the largest volume size of the backend', { error: errorMessage(e) });
+        return undefined;
+      });
+      // After checkPoolAtStart: a loopback pool has its id (the zone) once claimed.
+      const zone = await driver.storageZone?.().catch((e: unknown) => {
+        logger.warn('cannot find the storage zone of this node', { error: errorMessage(e) });
+        return undefined;
+      });
+      return { ...(maxVolumeSize !== undefined ? { maxVolumeSize } : {}), ...(zone !== undefined ? { zone } : {}) };
+    })
+    .catch(async (e: unknown) => {
+      await metricsServer?.close();
+      throw e;
+    });
   sampleAgent(
     () => agent.buildReport(),
     () => agent.leasesHere(),
