@@ -12,7 +12,7 @@ import { ManualClock, settle } from '@flocker/runtime/testing';
 import winston from 'winston';
 import { FENCE_REPORT_FILE, fenceReportFile, type FenceReportStore } from './fenceReportFile';
 import type { HostMount } from './HostOps';
-import { SelfFencing, type FenceReport } from './SelfFencing';
+import { SelfFencing, SETTLE_MS, type FenceReport } from './SelfFencing';
 import { nodeState } from './testing/fakes';
 
 const ME = '11111111-1111-4111-8111-111111111111';
@@ -40,14 +40,14 @@ const quiet = winston.createLogger({ silent: true });
  * One agent process: a SelfFencing on a manual clock, its mounts, its containers (each fence stops `victim`); the
  * kills and unmounts are told in `log`.
  */
-function agent(store: FenceReportStore, victim: string, log: string[] = []) {
+function agent(store: FenceReportStore, victim: string, log: string[] = [], logger = quiet) {
   const clock = new ManualClock();
   let mounts: HostMount[] = [{ device: '/dev/loop1', mountPoint: `/flocker/${DS}`, majorMinor: '7:1' }];
   const fencing = new SelfFencing(
     {
       nodeUuid: ME,
       clock,
-      logger: quiet,
+      logger,
       mountRoot: '/flocker/',
       resyncIntervalMs: 10_000,
       lastNodeTimeoutMs: T_MS,
@@ -193,6 +193,31 @@ describe('the fence report kept over a restart', () => {
     expect(a.fencing.phase).toBe('inContact');
     expect(a.fencing.report?.state).toBe('recovered');
     a.fencing.stop();
+  });
+
+  // FR's F14: a stop waits for the report's write, but a stalled state disk must not hold it until the supervisor's
+  // SIGKILL (the write is best effort; a kill -9 converges anyway).
+  it('a stop waits for a save that never finishes no longer than SETTLE_MS, and says the report was not kept', async () => {
+    const warned: string[] = [];
+    const none = (): undefined => undefined;
+    const logger = { warn: (m: string) => void warned.push(m), info: none, error: none, debug: none };
+    const stalled: FenceReportStore = { load: () => undefined, save: () => new Promise<void>(() => undefined) };
+    const a = agent(stalled, 'db', [], logger as unknown as winston.Logger);
+    a.fencing.start();
+    a.contact();
+    await a.clock.advance(2000);
+    expect(a.fencing.phase).toBe('fenced');
+    a.fencing.stop();
+    let done = false;
+    void a.fencing.settled().then(() => (done = true));
+    const notKept = 'fence report not kept: its write to the state directory did not finish in time';
+    await a.clock.advance(SETTLE_MS - 1);
+    expect(done).toBe(false);
+    expect(warned).not.toContain(notKept);
+    await a.clock.advance(1);
+    expect(done).toBe(true);
+    expect(warned.filter((m) => m === notKept)).toHaveLength(1);
+    expect(a.clock.pending).toBe(0);
   });
 
   it('saves go one at a time, in order, the newest report last; a failed one does not stop the next', async () => {

@@ -28,6 +28,12 @@ import type { ReportAnswer } from './Reporter';
 
 export type FenceReport = NonNullable<NodeReport['fencing']>;
 
+/**
+ * How long a stop waits for the fence report's writes (and the background release) at most (FR's F14): they are
+ * best effort, and a stalled state disk must not hold a stop until the supervisor's SIGKILL.
+ */
+export const SETTLE_MS = 5_000;
+
 export interface SelfFencingOptions {
   readonly nodeUuid: string;
   readonly clock: Clock;
@@ -181,11 +187,26 @@ export class SelfFencing {
 
   /**
    * Resolves once the background release of what fences left (if any) and the fence report's writes are through (a
-   * stop waits for them, as for any step in flight: the newest report is then the one kept).
+   * stop waits for them, as for any step in flight: the newest report is then the one kept), or after SETTLE_MS.
    */
   async settled(): Promise<void> {
-    await this.releasing;
-    while (this.saving !== null) await this.saving;
+    const through = (async () => {
+      await this.releasing;
+      while (this.saving !== null) await this.saving;
+    })();
+    let timer: TimerHandle | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = this.o.clock.setTimer(() => resolve('late'), SETTLE_MS);
+    });
+    const outcome = await Promise.race([through, late]);
+    timer?.cancel();
+    if (outcome !== 'late') return;
+    if (this.saving !== null)
+      this.o.logger.warn('fence report not kept: its write to the state directory did not finish in time', {
+        waitedMs: SETTLE_MS,
+        ...(this.unsaved ?? this.fenceReport ?? {}),
+      });
+    else this.o.logger.warn('the release of what fences left did not finish in time', { waitedMs: SETTLE_MS });
   }
 
   /** Whether acquiring actions may run now: configuration confirmed within the bound. */
