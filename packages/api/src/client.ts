@@ -1,6 +1,7 @@
 /**
  * Typed HTTP client of the Flocker control service (public v1 API + agent channel).
- * Every response body is parsed with the wire schemas; any non-2xx answer is thrown
+ * Every response body is parsed with the wire schemas, leniently (lenientSchema: members a newer control service
+ * added are dropped; the cluster views as FlockerClientOptions.clusterViews says); any non-2xx answer is thrown
  * as a FlockerApiError carrying the server's stable `code`.
  */
 import { StringDecoder } from 'node:string_decoder';
@@ -31,6 +32,7 @@ import type {
 } from './schemas';
 import { canonicalId, ClusterSnapshot as ClusterSnapshotSchema, ErrorResponse } from './schemas';
 import { type ClusterAnswer, ClusterDelta, isClusterDelta } from './clusterDelta';
+import { lenientSchema } from './lenientSchema';
 import type {
   ComposeRequest,
   ContainerConfiguration,
@@ -83,6 +85,16 @@ export interface FlockerClientOptions {
    * (issue 23). Default true; false reads every list whole.
    */
   conditionalReads?: boolean;
+  /**
+   * How the cluster views (the agent channel's snapshots and deltas: waitForCluster, waitForClusterDelta,
+   * watchCluster) are read. 'strict' (the default, for the agents and plugins that act on them): a member this
+   * release does not know refuses the view, as docs/compatibility.md promises for the agent channel; a newer member
+   * may qualify an older one (e.g. a node's empty lists meaning "not known yet"), and acting on the view without it
+   * could take a volume that is in use. 'lenient': unknown members are dropped, for readers that only show the
+   * views (the CLI, the web UI it serves), so that one release behind they keep working against a newer control
+   * service. Every other answer is read leniently in either case: v1 adds members, never changes one's meaning.
+   */
+  clusterViews?: 'strict' | 'lenient';
 }
 
 export interface WriteOptions {
@@ -176,8 +188,18 @@ export function watchHeartbeatMs(contentType: string | string[] | undefined): nu
   return Number.isSafeInteger(ms) && ms > 0 ? ms : undefined;
 }
 
+interface ViewSchemas {
+  snapshot: z.ZodType<ClusterSnapshot>;
+  delta: z.ZodType<ClusterDelta>;
+}
+const strictViews: ViewSchemas = { snapshot: ClusterSnapshotSchema, delta: ClusterDelta };
+const lenientViews: ViewSchemas = {
+  snapshot: lenientSchema(ClusterSnapshotSchema),
+  delta: lenientSchema(ClusterDelta),
+};
+
 /** One line of a watch: a delta or a whole view, each checked against its own schema (not the union's two tries). */
-function parseWatchLine(line: string, path: string): ClusterAnswer {
+function parseWatchLine(line: string, path: string, views: ViewSchemas): ClusterAnswer {
   let json: unknown;
   try {
     json = JSON.parse(line);
@@ -189,7 +211,7 @@ function parseWatchLine(line: string, path: string): ClusterAnswer {
     );
   }
   const isDelta = typeof json === 'object' && json !== null && (json as { delta?: unknown }).delta === true;
-  const parsed = isDelta ? ClusterDelta.safeParse(json) : ClusterSnapshotSchema.safeParse(json);
+  const parsed = isDelta ? views.delta.safeParse(json) : views.snapshot.safeParse(json);
   if (!parsed.success) {
     throw new FlockerApiError(
       200,
@@ -238,6 +260,8 @@ export class FlockerClient {
   private readonly timeoutMs: number;
   /** The last answer of each whole list that carried an ETag, by path; undefined: conditional reads off. */
   private readonly held: Map<string, HeldList> | undefined;
+  /** FlockerClientOptions.clusterViews: whether the agent channel's views are read strictly. */
+  private readonly strictViews: boolean;
 
   constructor(options: FlockerClientOptions) {
     this.baseUrlList = parseControlUrls([options.baseUrl, ...(options.baseUrls ?? [])].join(','));
@@ -245,6 +269,7 @@ export class FlockerClient {
     this.dispatcher = options.dispatcher;
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.held = options.conditionalReads === false ? undefined : new Map();
+    this.strictViews = options.clusterViews !== 'lenient';
   }
 
   async version(): Promise<VersionResponse> {
@@ -534,7 +559,7 @@ export class FlockerClient {
           const line = pending.length === 1 ? (pending[0] as string) : pending.join('');
           pending = [];
           start = nl + 1;
-          if (line !== '') yield parseWatchLine(line, path);
+          if (line !== '') yield parseWatchLine(line, path, this.strictViews ? strictViews : lenientViews);
         }
         if (start < chunk.length) pending.push(start === 0 ? chunk : chunk.slice(start));
         waiting = true;
@@ -615,7 +640,10 @@ export class FlockerClient {
     const path = routePath(route, input.params) + (query !== undefined ? `?${query}` : '');
     // Bodies are checked (and canonicalised) by the route's schema before they are sent.
     const body = input.body === undefined || route.body === undefined ? undefined : route.body.parse(input.body);
-    const schema = successSchema(route) as z.ZodType<ResponseOf<R>>;
+    const success = successSchema(route) as z.ZodType<ResponseOf<R>>;
+    // The agent channel's GETs are the cluster views; every other answer may carry members added since this release.
+    const view = route.tag === 'agent' && route.method === 'get';
+    const schema = view && this.strictViews ? success : lenientSchema(success);
     const urls = this.controlUrls;
     for (let i = 0; ; i++) {
       const url = urls[i] as string;

@@ -16,3 +16,4 @@ export * from './volumeNames';
 export * from './volumeIds';
 export * from './snapshotSchedule';
 export * from './storageProfiles';
+export * from './lenientSchema';
