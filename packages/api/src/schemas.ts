@@ -780,6 +780,16 @@ export const NodeReport = z
       .strict()
       .optional()
       .describe('Set after the node fenced itself for lack of contact: what it stopped and cleaned up.'),
+    backend_unseen: z
+      .object({
+        since: z.string().min(1).max(64).describe('ISO 8601 time the agent started waiting for its storage backend.'),
+        reason: z.string().max(1024).describe('What it waits for (e.g. the listing of its volumes).'),
+      })
+      .strict()
+      .optional()
+      .describe(
+        "Present in a liveness-only report, sent before the agent's first full look at its storage backend finished (a restart while the backend does not answer): the node is alive; its manifestations, volumes and snapshots are unknown (the lists are empty and mean nothing). The control service keeps the node's previous report, if any, as its state (shown with a BACKEND_UNREACHABLE error), else holds it alive with its state unknown (in no state list). A node already declared dead is refused (409 NODE_DEAD). A control service before it refuses the field (400: the report is strict), so the agent falls back to reporting nothing until its first look. Never in a node state the service answers.",
+      ),
   })
   .strict();
 

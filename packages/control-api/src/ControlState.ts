@@ -27,6 +27,7 @@ import { endBackups, restoredDatasets } from './backups';
 import { type ConfigurationStore, identityOf, type NodeIdentity, sameIdentity } from './ConfigurationStore';
 import { aliveNodes, type ReportedNode, reportedSnapshotIds } from './clusterState';
 import { Committer } from './committer';
+import { ConfigurationError } from './errors';
 import { EventRing } from './events';
 import { LeaseExpiryService } from './leaseExpiry';
 import { SCHEDULE_HOLD_UNKNOWN_MS, SnapshotScheduler } from './snapshotScheduler';
@@ -339,6 +340,11 @@ export class ControlState {
     return this.nodes.reportedNode(uuid);
   }
 
+  /** The nodes alive with their state unknown (liveness-only reports, none of their state held): NodeReports. */
+  unknownNodes(): Iterable<ReportedNode> {
+    return this.nodes.unknownNodes();
+  }
+
   /**
    * The reported nodes whose latest report names compute instance `instanceId` (alive or not), and the reports still
    * registering their node (report()).
@@ -404,6 +410,8 @@ export class ControlState {
   /** A node report received by another replica (shared stores). */
   externalReport(report: NodeReport, lastSeen: number, stored?: boolean): void {
     this.nodes.external(report, lastSeen, stored);
+    // A liveness-only report (backend_unseen) is no news of the node's state.
+    if (report.backend_unseen !== undefined) return;
     if (this.floor !== undefined) this.judgeFloor(report.uuid);
     this.schedules.nodeReported(report.uuid);
   }
@@ -419,11 +427,14 @@ export class ControlState {
     const facts = (config: Configuration): ForgetFacts => {
       const reported = new Map<string, string>();
       for (const n of this.nodes.reportedNodes()) reported.set(n.report.uuid, n.report.host);
+      for (const n of this.nodes.unknownNodes()) reported.set(n.report.uuid, n.report.host);
       return {
         config,
         identities: this.identities,
         reported,
-        alive: (uuid) => this.nodes.reportedNode(uuid)?.heardSinceStart === true && this.deadSince(uuid) === undefined,
+        alive: (uuid) =>
+          (this.nodes.reportedNode(uuid)?.heardSinceStart === true && this.deadSince(uuid) === undefined) ||
+          this.nodes.unknownAlive(uuid),
         heardSinceStart: (uuid) => this.nodes.reportedNode(uuid)?.heardSinceStart !== false,
         attachedTo: (uuid) => {
           const instance = this.nodes.reportedNode(uuid)?.report.instance_id ?? this.identities.get(uuid)?.instance_id;
@@ -475,8 +486,13 @@ export class ControlState {
     return true;
   }
 
-  /** Records a node's report; returns the generation after it. */
+  /**
+   * Records a node's report; returns the generation after it. A liveness-only report (NodeReport.backend_unseen, T1 S0)
+   * only keeps its node alive (NodeReports.recordLiveness); one of a node dead here is refused (NODE_DEAD).
+   */
   async report(report: NodeReport): Promise<string> {
+    const liveness = report.backend_unseen !== undefined;
+    if (liveness && this.nodes.livenessRefused(report.uuid, this.now())) throw nodeDeadRefusal(report);
     const config = this.committer.latestConfiguration;
     const registers = registerNode(config, report) !== config;
     // Its identity is made durable before its report is accepted (stores without node reports): a restarted service can
@@ -519,6 +535,14 @@ export class ControlState {
       }
     }
     const now = this.now();
+    if (liveness) {
+      // Declared dead while registering: refused all the same. Nothing of its state is news (no floor, schedule,
+      // snapshot or backup follows from it).
+      const shared = this.nodes.recordLiveness(report, now);
+      if (shared === undefined) throw nodeDeadRefusal(report);
+      await this.store.publishReport?.(report, shared, now, this.nodeTimeoutMs);
+      return this.generation;
+    }
     const json = this.nodes.record(report, now);
     if (this.floor !== undefined) this.judgeFloor(report.uuid);
     // Its backend is known now: a schedule held back for this first report is planned again.
@@ -789,4 +813,13 @@ export class ControlState {
     await committed;
     await this.store.close?.();
   }
+}
+
+/** The refusal of a liveness-only report of a node dead here (NodeReports.livenessRefused). */
+function nodeDeadRefusal(report: NodeReport): ConfigurationError {
+  return new ConfigurationError(
+    'NODE_DEAD',
+    `Node ${report.uuid} was declared dead: a report without its state (backend_unseen) does not bring it back; ` +
+      'its first full report does.',
+  );
 }

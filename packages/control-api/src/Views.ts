@@ -280,7 +280,13 @@ export class Views {
   nodes(): Buffer {
     const s = this.state;
     return this.memo('nodes', `${s.instanceId}.${s.stateGeneration}`, z.array(NodeStateSummary), () =>
-      JSON.stringify(nodeSummaries(aliveNodes(s.reportedNodes(), s.now(), s.nodeTimeoutMs))),
+      // Nodes alive with their state unknown too (liveness-only reports): alive, a kubelet finds its node by host.
+      JSON.stringify(
+        nodeSummaries([
+          ...aliveNodes(s.reportedNodes(), s.now(), s.nodeTimeoutMs),
+          ...aliveNodes(s.unknownNodes(), s.now(), s.nodeTimeoutMs),
+        ]),
+      ),
     );
   }
 

@@ -29,6 +29,11 @@ export type ConfigurationCode =
   | 'UNKNOWN_APPLICATION'
   | 'INSTANCE_CLAIMED'
   | 'VOLUME_CLAIMED'
+  /**
+   * A liveness-only report (NodeReport.backend_unseen) of a node already declared dead: it stays dead until a full
+   * report (its leases may be gone and its volumes taken; its agent must not count this as contact).
+   */
+  | 'NODE_DEAD'
   | 'CONFIGURATION_CHANGED'
   | 'SHUTTING_DOWN'
   | 'SNAPSHOT_NOT_FOUND'

@@ -5,7 +5,13 @@
  * node reports and container reports reach every replica through it).
  */
 import type { Logger } from 'winston';
-import { type ContainerReport, type ContainerState, isLocalBackend, type NodeReport } from '@flocker/api';
+import {
+  type ActionError,
+  type ContainerReport,
+  type ContainerState,
+  isLocalBackend,
+  type NodeReport,
+} from '@flocker/api';
 import type { Configuration } from './configuration';
 import type { NodeIdentity } from './ConfigurationStore';
 import { isAlive, type LivenessClock, liveSeen, type ReportedNode } from './clusterState';
@@ -113,6 +119,65 @@ function sameReport(
   return previous.json === json && previous.version === version ? previous.report : undefined;
 }
 
+/** What a liveness-only report says (NodeReport.backend_unseen): since when, and for what, its agent waits. */
+export type BackendUnseen = NonNullable<NodeReport['backend_unseen']>;
+
+/**
+ * The error a node's state shows while its agent sends liveness-only reports (T1 S0): an error entry of no dataset,
+ * so every client and agent of any release parses it and the CLI and web UI print it as they print node errors.
+ */
+export function backendUnreachableError(c: BackendUnseen): ActionError {
+  return {
+    action: 'observe',
+    code: 'BACKEND_UNREACHABLE',
+    message:
+      `its storage backend has not answered since the dataset agent started (${c.reason}): the node is alive; ` +
+      'its volumes are shown as its last full report had them',
+    attempts: 0,
+    since: c.since,
+  };
+}
+
+/** Whether a liveness-only report comes from the boot, instance and backend of the held report (its lists may hold). */
+function sameBoot(held: NodeReport, received: NodeReport): boolean {
+  return (
+    held.era === received.era &&
+    held.instance_id === received.instance_id &&
+    held.backend === received.backend &&
+    held.host === received.host
+  );
+}
+
+/** A liveness-only report's identity, its lists empty (they mean nothing): what an unknown node is held as. */
+function identityReport(received: NodeReport): NodeReport {
+  const { uuid, era, host, instance_id, backend, version, zone } = received;
+  return {
+    uuid,
+    era,
+    host,
+    instance_id,
+    backend,
+    manifestations: [],
+    errors: [],
+    ...(zone !== undefined ? { zone } : {}),
+    ...(version !== undefined ? { version } : {}),
+  };
+}
+
+/**
+ * A node alive through liveness-only reports with no report of its state held (the control service restarted too,
+ * or a new node): alive, its state unknown. Kept out of every state list and view (an empty list there would read
+ * "nothing mounted or attached there"), as a node not reported since this start is; it claims its instance.
+ */
+interface Unknown extends ReportedNode {
+  readonly report: NodeReport;
+  heardAt: number;
+  heardSinceStart: boolean;
+  lastSeen: number;
+  storeSeen?: number;
+  condition: BackendUnseen;
+}
+
 interface Held extends ReportedNode {
   /** ReportedNode.heardAt, always set here (on NodeReports.clock). */
   heardAt: number;
@@ -137,6 +202,11 @@ interface Held extends ReportedNode {
   sharedVersion: number | undefined;
   /** When `shared` last changed (its last_seen). */
   sharedAt: number;
+  /**
+   * Set while the node sends liveness-only reports (T1 S0): `report` is `base` (its last full report) with the
+   * BACKEND_UNREACHABLE error; what is shared is `base` with `condition`.
+   */
+  unseen?: { base: NodeReport; condition: BackendUnseen };
 }
 
 export class NodeReports {
@@ -144,6 +214,8 @@ export class NodeReports {
   /** Node uuids by the compute instance their latest report names: a report's claims are looked up (reportClaims). */
   private readonly byInstance = new Map<string, Set<string>>();
   private readonly aliveSet = new Set<string>();
+  /** Nodes alive with their state unknown (Unknown), never in `nodes`. */
+  private readonly unknown = new Map<string, Unknown>();
   /**
    * Nodes declared dead and not back: reported nodes whose last report is older than
    * the node timeout, and (after startedAt + T) lease holders known from the configuration and block-backend nodes
@@ -207,6 +279,20 @@ export class NodeReports {
       const node = this.nodes.get(uuid);
       if (node?.heardSinceStart === true) yield node;
     }
+    // Nodes alive with their state unknown name their instance truthfully (few: a scan).
+    for (const node of this.unknown.values())
+      if (node.heardSinceStart && node.report.instance_id === instanceId) yield node;
+  }
+
+  /** The nodes alive with their state unknown (liveness-only reports, none of their state held), and recently so. */
+  unknownNodes(): Iterable<ReportedNode> {
+    return this.unknown.values();
+  }
+
+  /** Whether `uuid` is held alive with its state unknown (Unknown) and still within its timeout. */
+  unknownAlive(uuid: string): boolean {
+    const node = this.unknown.get(uuid);
+    return node !== undefined && isAlive(node, this.options.now(), this.options.nodeTimeoutMs);
   }
 
   /** The nodes held from their identity alone (declared dead without a report since this start). */
@@ -216,6 +302,7 @@ export class NodeReports {
 
   /** Keeps `held` as the node's latest report, and byInstance with it. */
   private hold(uuid: string, held: Held): void {
+    this.unknown.delete(uuid);
     if (this.ghostSet.has(uuid)) {
       // Its own report (or one shared through the store) replaces its identity: an ordinary node again.
       const ghosts = new Set(this.ghostSet);
@@ -246,32 +333,12 @@ export class NodeReports {
    */
   forget(uuid: string, evenIfAlive = false): boolean {
     const held = this.nodes.get(uuid);
-    if (!evenIfAlive && held !== undefined && isAlive(held, this.options.now(), this.options.nodeTimeoutMs))
-      return false;
+    const now = this.options.now();
+    if (!evenIfAlive && held !== undefined && isAlive(held, now, this.options.nodeTimeoutMs)) return false;
+    if (!evenIfAlive && this.unknownAlive(uuid)) return false;
+    const wasUnknown = this.unknown.delete(uuid);
     this.aliveSet.delete(uuid);
-    if (held !== undefined) {
-      const r = held.report;
-      if (
-        r.manifestations.length > 0 ||
-        (r.volumes?.length ?? 0) > 0 ||
-        (r.retained?.length ?? 0) > 0 ||
-        (r.replicas?.length ?? 0) > 0
-      ) {
-        const emptied: NodeReport = {
-          ...r,
-          manifestations: [],
-          ...(r.volumes !== undefined ? { volumes: [] } : {}),
-          ...(r.retained !== undefined ? { retained: [] } : {}),
-          ...(r.replicas !== undefined ? { replicas: [] } : {}),
-        };
-        this.nodes.set(uuid, { ...held, report: emptied, json: JSON.stringify(emptied) });
-        this.changed([uuid]);
-      }
-      this.nodes.delete(uuid);
-      const uuids = this.byInstance.get(r.instance_id);
-      uuids?.delete(uuid);
-      if (uuids?.size === 0) this.byInstance.delete(r.instance_id);
-    }
+    if (held !== undefined) this.release(uuid, held);
     const wasDead = this.deadNodes.delete(uuid);
     const hadContainers = this.containers.delete(uuid);
     if (this.ghostSet.has(uuid)) {
@@ -280,8 +347,36 @@ export class NodeReports {
       this.ghostSet = ghosts;
     }
     if (wasDead) this.options.onDeadNodesChanged();
-    if (held !== undefined || wasDead || hadContainers) this.changed([uuid]);
+    if (held !== undefined || wasDead || hadContainers || wasUnknown) this.changed([uuid]);
     return true;
+  }
+
+  /**
+   * Drops `held` (the node's report) from `nodes`: a report listing copies, attached volumes, retained data or replicas
+   * is emptied first, so the views drop what it held as for any report.
+   */
+  private release(uuid: string, held: Held): void {
+    const r = held.report;
+    if (
+      r.manifestations.length > 0 ||
+      (r.volumes?.length ?? 0) > 0 ||
+      (r.retained?.length ?? 0) > 0 ||
+      (r.replicas?.length ?? 0) > 0
+    ) {
+      const emptied: NodeReport = {
+        ...r,
+        manifestations: [],
+        ...(r.volumes !== undefined ? { volumes: [] } : {}),
+        ...(r.retained !== undefined ? { retained: [] } : {}),
+        ...(r.replicas !== undefined ? { replicas: [] } : {}),
+      };
+      this.nodes.set(uuid, { ...held, report: emptied, json: JSON.stringify(emptied) });
+      this.changed([uuid]);
+    }
+    this.nodes.delete(uuid);
+    const uuids = this.byInstance.get(r.instance_id);
+    uuids?.delete(uuid);
+    if (uuids?.size === 0) this.byInstance.delete(r.instance_id);
   }
 
   /** The configuration version the node's last report carried; undefined when none (an older agent). */
@@ -354,6 +449,136 @@ export class NodeReports {
   }
 
   /**
+   * Whether a liveness-only report of `uuid` is refused at wall-clock `now`: the node is dead here (declared, or past
+   * its timeout and about to be). It stays dead until a full report: its leases may be released and its volumes taken
+   * by now, and what it holds is unknown, so neither "alive as last reported" nor "nothing there" would be true; its
+   * agent, refused, does not count the report as contact (it fences at its bound, as with no control service).
+   */
+  livenessRefused(uuid: string, now: number): boolean {
+    const T = this.options.nodeTimeoutMs;
+    const held = this.nodes.get(uuid);
+    if (held !== undefined) return !this.aliveSet.has(uuid) || !isAlive(held, now, T);
+    if (this.deadNodes.has(uuid)) return true;
+    const unknown = this.unknown.get(uuid);
+    return unknown !== undefined && !isAlive(unknown, now, T);
+  }
+
+  /**
+   * Records a liveness-only report (NodeReport.backend_unseen) received now: the node is heard (alive, its leases
+   * kept), its state is not. The report held, if any, stays its state (with the BACKEND_UNREACHABLE error), unless the
+   * liveness report names another boot, instance or backend (a reboot: its mounts are gone); with none, the node is
+   * held with its state unknown. Returns the JSON to share with other replicas (the report held with the condition,
+   * or the liveness report), or undefined when refused (livenessRefused: nothing recorded).
+   */
+  recordLiveness(received: NodeReport, now: number): string | undefined {
+    const condition = received.backend_unseen;
+    if (condition === undefined) throw new Error('recordLiveness: not a liveness-only report');
+    const uuid = received.uuid;
+    if (this.livenessRefused(uuid, now)) return undefined;
+    const previous = this.nodes.get(uuid);
+    if (previous !== undefined && sameBoot(previous.unseen?.base ?? previous.report, received)) {
+      const held = this.keepWithCondition(previous, condition, now, true);
+      const base = held.unseen?.base ?? held.report;
+      held.shared = JSON.stringify({
+        ...base,
+        ...(held.version !== undefined ? { configuration_version: held.version } : {}),
+        backend_unseen: condition,
+      });
+      held.sharedVersion = held.version;
+      held.sharedAt = now;
+      return held.shared;
+    }
+    if (previous !== undefined) this.dropToUnknown(uuid, previous);
+    this.holdUnknown(received, condition, now, true, undefined);
+    return JSON.stringify(received);
+  }
+
+  /**
+   * `previous` (alive, of the same boot) heard again through a liveness-only report: kept with the condition shown, its
+   * report object unchanged (no state change) once the condition is shown. Returns the node as now held.
+   */
+  private keepWithCondition(previous: Held, condition: BackendUnseen, lastSeen: number, heard: boolean): Held {
+    const base = previous.unseen?.base ?? previous.report;
+    const shown: NodeReport = { ...base, errors: [...base.errors, backendUnreachableError(condition)] };
+    const json = JSON.stringify(shown);
+    const news = json !== previous.json;
+    const held: Held = {
+      ...previous,
+      report: news ? shown : previous.report,
+      json: news ? json : previous.json,
+      lastSeen: Math.max(previous.lastSeen, lastSeen),
+      heardAt: this.mono(),
+      heardSinceStart: previous.heardSinceStart || heard,
+      unseen: { base, condition },
+    };
+    this.hold(previous.report.uuid, held);
+    if (news) this.changed([previous.report.uuid]);
+    return held;
+  }
+
+  /** The held report of an alive node whose liveness report names another boot: dropped, the node unknown from now. */
+  private dropToUnknown(uuid: string, held: Held): void {
+    this.aliveSet.delete(uuid);
+    this.release(uuid, held);
+  }
+
+  /** Holds (or refreshes) the node as alive with its state unknown. */
+  private holdUnknown(
+    received: NodeReport,
+    condition: BackendUnseen,
+    lastSeen: number,
+    heard: boolean,
+    storeSeen: number | undefined,
+  ): void {
+    const uuid = received.uuid;
+    const before = this.unknown.get(uuid);
+    this.unknown.set(uuid, {
+      report: identityReport(received),
+      lastSeen: Math.max(before?.lastSeen ?? lastSeen, lastSeen),
+      heardAt: this.mono(),
+      clock: this.clock,
+      heardSinceStart: (before?.heardSinceStart ?? false) || heard,
+      ...(storeSeen !== undefined ? { storeSeen } : {}),
+      condition,
+    });
+    if (before !== undefined) return;
+    this.options.logger.warn(
+      'node alive, its storage backend not seen by its agent yet: its state is unknown until its first full report',
+      { node: uuid, host: received.host, since: condition.since, reason: condition.reason },
+    );
+    this.changed([uuid]);
+  }
+
+  /** A liveness-only report received by another replica (external): as recordLiveness, nothing shared. */
+  private externalLiveness(received: NodeReport, condition: BackendUnseen, lastSeen: number, stored: boolean): void {
+    const uuid = received.uuid;
+    const now = this.options.now();
+    const previous = this.nodes.get(uuid);
+    if (previous !== undefined) {
+      // No news (a re-read), or dead here: it stays dead until a full report.
+      if (previous.storeSeen === lastSeen || this.livenessRefused(uuid, now)) return;
+      if (!sameBoot(previous.unseen?.base ?? previous.report, received)) {
+        this.dropToUnknown(uuid, previous);
+        this.holdUnknown(received, condition, lastSeen, !stored, lastSeen);
+        return;
+      }
+      // Older on the wall clocks than a full report held: news of the node, not of its state.
+      if (previous.unseen === undefined && previous.lastSeen > lastSeen) {
+        this.heardThroughStore(previous, lastSeen, stored);
+        return;
+      }
+      const held = this.keepWithCondition(previous, condition, lastSeen, !stored);
+      held.storeSeen = lastSeen;
+      held.shared = undefined;
+      held.sharedVersion = received.configuration_version;
+      held.sharedAt = lastSeen;
+      return;
+    }
+    if (this.unknown.get(uuid)?.storeSeen === lastSeen || this.livenessRefused(uuid, now)) return;
+    this.holdUnknown(received, condition, lastSeen, !stored, lastSeen);
+  }
+
+  /**
    * The node's report with its version when the store holds an older version than `atLeast` and this replica has
    * `atLeast` or later (a version-only report not shared: versionShows said nothing showed it then); marked shared.
    * ControlState shares it when a move onto the node at `atLeast` commits (another replica may hide its "mounted"
@@ -363,7 +588,11 @@ export class NodeReports {
     const node = this.nodes.get(uuid);
     if (node?.version === undefined || node.version < atLeast) return undefined;
     if (node.sharedVersion !== undefined && node.sharedVersion >= atLeast) return undefined;
-    const json = JSON.stringify({ ...node.report, configuration_version: node.version });
+    const json = JSON.stringify({
+      ...(node.unseen?.base ?? node.report),
+      configuration_version: node.version,
+      ...(node.unseen !== undefined ? { backend_unseen: node.unseen.condition } : {}),
+    });
     node.shared = json;
     node.sharedVersion = node.version;
     node.sharedAt = node.lastSeen;
@@ -400,6 +629,10 @@ export class NodeReports {
   external(received: NodeReport, lastSeen: number, stored = false): void {
     const previous = this.nodes.get(received.uuid);
     if (this.closed) return;
+    if (received.backend_unseen !== undefined) {
+      this.externalLiveness(received, received.backend_unseen, lastSeen, stored);
+      return;
+    }
     if (previous !== undefined && previous.lastSeen > lastSeen) {
       // Not newer than the report held (ours, or a later one) on the wall clocks; yet a new last_seen in the store
       // means a replica heard from the node (one whose wall clock stepped back writes older ones): alive on this
@@ -477,6 +710,15 @@ export class NodeReports {
   /** Marks nodes that stopped reporting as dead (and revived ones alive). */
   checkLiveness(now: number): void {
     const changed: string[] = [];
+    for (const [uuid, node] of [...this.unknown]) {
+      if (isAlive(node, now, this.options.nodeTimeoutMs)) continue;
+      // Silent for T with its state unknown: dead, as a node silent since this start (declareUnreported), from its
+      // identity (its agent, with no accepted report for T, fenced at F < T).
+      this.unknown.delete(uuid);
+      this.nodeDead(uuid, node.report.host, node.lastSeen, node.heardAt, now, true);
+      if (!isLocalBackend(node.report.backend)) this.holdGhost(uuid, node.report, node.lastSeen, node.heardAt);
+      changed.push(uuid);
+    }
     for (const [uuid, node] of this.nodes) {
       const alive = isAlive(node, now, this.options.nodeTimeoutMs);
       if (alive !== this.aliveSet.has(uuid)) {
@@ -580,37 +822,54 @@ export class NodeReports {
       // Shown to the agents as dead (its instance: a volume still attached to it is force-detached by the new
       // primary, as for a node that died while this process ran). Not a local-backend node: its data is on it.
       if (identity === undefined || isLocalBackend(identity.backend)) return;
-      const report: NodeReport = { ...identity, manifestations: [], errors: [] };
-      const json = JSON.stringify(report);
       const at = this.options.startedAt;
-      this.hold(uuid, {
-        report,
-        // Shown as last seen at this start (on the wall clock), heard last then (on the monotonic one).
-        lastSeen: at + this.clock.wallNow() - this.clock.now(),
-        heardAt: at,
-        heardSinceStart: false,
-        clock: this.clock,
-        json,
-        version: undefined,
-        shared: undefined,
-        sharedVersion: undefined,
-        sharedAt: at + this.clock.wallNow() - this.clock.now(),
-      });
-      this.ghostSet = new Set([...this.ghostSet, uuid]);
+      // Shown as last seen at this start (on the wall clock), heard last then (on the monotonic one).
+      this.holdGhost(
+        uuid,
+        { ...identity, manifestations: [], errors: [] },
+        at + this.clock.wallNow() - this.clock.now(),
+        at,
+      );
       ghosts.push(uuid);
     };
     for (const lease of committed.leases.values()) {
       const uuid = lease.node_uuid;
-      if (this.nodes.has(uuid) || this.deadNodes.has(uuid)) continue;
+      if (this.nodes.has(uuid) || this.deadNodes.has(uuid) || this.unknown.has(uuid)) continue;
       const known = committed.nodes.get(uuid);
       // A lease naming a node that never reported was never about a live host: left alone.
       if (known === undefined) continue;
       declare(uuid, known.host, this.options.identities?.get(uuid));
     }
     for (const [uuid, identity] of this.options.identities ?? []) {
-      if (this.nodes.has(uuid) || this.deadNodes.has(uuid) || isLocalBackend(identity.backend)) continue;
+      if (
+        this.nodes.has(uuid) ||
+        this.deadNodes.has(uuid) ||
+        this.unknown.has(uuid) ||
+        isLocalBackend(identity.backend)
+      )
+        continue;
       declare(uuid, identity.host, identity);
     }
     if (ghosts.length > 0) this.changed(ghosts);
+  }
+
+  /**
+   * Holds a dead node from its identity (`report`: no lists), a ghost: shown dead in every agent view, so a volume still
+   * attached to its instance is force-detached by a new primary, until it reports.
+   */
+  private holdGhost(uuid: string, report: NodeReport, lastSeen: number, heardAt: number): void {
+    this.hold(uuid, {
+      report,
+      lastSeen,
+      heardAt,
+      heardSinceStart: false,
+      clock: this.clock,
+      json: JSON.stringify(report),
+      version: undefined,
+      shared: undefined,
+      sharedVersion: undefined,
+      sharedAt: lastSeen,
+    });
+    this.ghostSet = new Set([...this.ghostSet, uuid]);
   }
 }

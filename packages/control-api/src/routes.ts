@@ -200,8 +200,10 @@ const datasetHandlers: Omit<
     const previous = state.reportedNode(report.uuid)?.report;
     const generation = await state.report(report);
     // A completed local move's data-node marker and loss opt-ins go (dataNode.ts markersToSettle, optInsToSettle); a
-    // failed write (or a service killed before it) is retried with the primary's next report.
-    await settleDataNodes(state, views, report, previous).catch(() => undefined);
+    // failed write (or a service killed before it) is retried with the primary's next report. Not on a liveness-only
+    // report: its lists say nothing.
+    if (report.backend_unseen === undefined)
+      await settleDataNodes(state, views, report, previous).catch(() => undefined);
     // The committed tag at this moment: an agent whose snapshot carries another knows it is not current.
     return {
       status: 200,
