@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'winston';
 import type {
+  ActionError,
   ClusterEvent,
   ContainerReport,
   ContainerState,
@@ -338,6 +339,11 @@ export class ControlState {
 
   reportedNode(uuid: string): ReportedNode | undefined {
     return this.nodes.reportedNode(uuid);
+  }
+
+  /** NodeReports.notHeardError: the note on a retired-looking stored report while it still counts alive (FR F2). */
+  notHeardError(uuid: string): ActionError | undefined {
+    return this.nodes.notHeardError(uuid);
   }
 
   /** The nodes alive with their state unknown (liveness-only reports, none of their state held): NodeReports. */

@@ -320,10 +320,17 @@ export class Views {
     const reported = this.state.reportJson(uuid);
     if (node === undefined || reported === undefined) return '';
     const kept = node.report.kept_aside !== undefined;
-    const json =
+    let json =
       node.report.retained === undefined && (whole || !kept) ? reported : this.withoutRetained(node.report, whole);
     // NodeState = the report plus alive, last_seen and (while dead) dead_since; splice them into the report's JSON.
     const alive = isAlive(node, now, this.state.nodeTimeoutMs);
+    // A retired node's stored report still counted alive after this start says so where people look (review FR F2):
+    // the whole snapshot only (no decision reads it; a node's view changes only with its generation). Rare: re-made.
+    const note = whole && alive ? this.state.notHeardError(uuid) : undefined;
+    if (note !== undefined) {
+      const state = JSON.parse(json) as NodeReport;
+      json = JSON.stringify({ ...state, errors: [...state.errors, note] });
+    }
     const dead = alive
       ? ''
       : `,"dead_since":${JSON.stringify(new Date(node.lastSeen + this.state.nodeTimeoutMs).toISOString())}`;

@@ -236,8 +236,46 @@ export class NodeReports {
   private stateGen = 0;
   private closed = false;
 
+  /** When this process started serving, on the wall clock as it read at construction (storedStale). */
+  private readonly startWall: number;
+
   constructor(private readonly options: NodeReportsOptions) {
     this.clock = { now: options.mono ?? options.now, wallNow: options.now };
+    this.startWall = this.clock.wallNow() - (this.clock.now() - options.startedAt);
+  }
+
+  /**
+   * Whether the node is held only from the store's read at this start (never heard since) and its stored last_seen
+   * was already older than the node timeout then, by this process's wall clock: a retired node whose report the store
+   * keeps (review FR F2). It counts alive until start + T all the same (failover timing never trusts one replica's wall
+   * clock with another host's times: 1946fbf); only what is said of it differs — no node_dead announcement at
+   * start + T (it was dead before), and the whole snapshot notes it (notHeardError). A wrong clock costs words only.
+   */
+  storedStale(uuid: string): boolean {
+    const node = this.nodes.get(uuid);
+    return (
+      node !== undefined &&
+      node.heardSinceStart === false &&
+      !this.ghostSet.has(uuid) &&
+      node.lastSeen < this.startWall - this.options.nodeTimeoutMs
+    );
+  }
+
+  /** The error the whole snapshot shows for a storedStale node while it still counts alive. */
+  notHeardError(uuid: string): ActionError | undefined {
+    const node = this.nodes.get(uuid);
+    if (node === undefined || !this.storedStale(uuid)) return undefined;
+    const lastSeen = new Date(node.lastSeen).toISOString();
+    const deadAt = new Date(liveSeen(node) + this.options.nodeTimeoutMs).toISOString();
+    return {
+      action: 'observe',
+      code: 'NOT_HEARD_SINCE_START',
+      message:
+        `not heard from since this control service started; its last report (${lastSeen}) is older than the node ` +
+        `timeout: declared dead at ${deadAt} unless it reports (a retired node: flocker nodes forget)`,
+      attempts: 0,
+      since: lastSeen,
+    };
   }
 
   /** Monotonic ms (liveness). */
@@ -412,11 +450,14 @@ export class NodeReports {
     const previous = this.nodes.get(report.uuid);
     const wasAlive = this.aliveSet.has(report.uuid);
     const lapsed = this.lapsed(previous, now);
+    // Its note in the whole snapshot goes (storedStale): a state change.
+    const wasStale = this.storedStale(report.uuid);
     const held =
       previous !== undefined && wasAlive && !lapsed ? this.versionOnly(previous, json, version, now) : undefined;
     if (held !== undefined) {
       // Shown (versionShows), or what the store holds was not written by us: shared with its version.
       held.heardSinceStart = true;
+      if (wasStale) this.changed([report.uuid]);
       if (held.shared === undefined) {
         held.shared = JSON.stringify(received);
         held.sharedVersion = version;
@@ -443,7 +484,14 @@ export class NodeReports {
     // A report repeating what we know changes nothing for the agents: do not wake them. Unless the node was past its
     // timeout, not yet declared dead (checkLiveness): a list built then left it out, and only a new generation
     // rebuilds it (review RC).
-    if (previous === undefined || previous.json !== json || previous.version !== version || !wasAlive || lapsed)
+    if (
+      previous === undefined ||
+      previous.json !== json ||
+      previous.version !== version ||
+      !wasAlive ||
+      lapsed ||
+      wasStale
+    )
       this.changed([report.uuid]);
     return shared;
   }
@@ -646,12 +694,14 @@ export class NodeReports {
     const { report, version } = withoutVersion(received);
     const json = JSON.stringify(report);
     const lapsed = this.lapsed(previous, this.options.now());
+    const wasStale = !stored && this.storedStale(report.uuid);
     if (previous !== undefined && !lapsed && this.aliveSet.has(report.uuid)) {
       const held = this.versionOnly(previous, json, version, lastSeen);
       if (held !== undefined) {
         // What the store holds now (written by another replica).
         held.storeSeen = lastSeen;
         held.heardSinceStart ||= !stored;
+        if (wasStale) this.changed([report.uuid]);
         held.shared = undefined;
         held.sharedVersion = version;
         held.sharedAt = lastSeen;
@@ -678,7 +728,14 @@ export class NodeReports {
     // Just heard from (through the store): alive.
     this.aliveSet.add(report.uuid);
     this.nodeBack(report.uuid, report.host, this.options.now());
-    if (previous === undefined || previous.json !== json || previous.version !== version || !wasAlive || lapsed)
+    if (
+      previous === undefined ||
+      previous.json !== json ||
+      previous.version !== version ||
+      !wasAlive ||
+      lapsed ||
+      wasStale
+    )
       this.changed([report.uuid]);
   }
 
@@ -687,6 +744,7 @@ export class NodeReports {
     const uuid = held.report.uuid;
     const wasAlive = this.aliveSet.has(uuid);
     const lapsed = this.lapsed(held, this.options.now());
+    const wasStale = !stored && this.storedStale(uuid);
     held.storeSeen = lastSeen;
     held.heardAt = this.mono();
     held.heardSinceStart ||= !stored;
@@ -694,8 +752,8 @@ export class NodeReports {
       this.aliveSet.add(uuid);
       this.nodeBack(uuid, held.report.host, this.options.now());
     }
-    // Dead or past its timeout until now: a list built meanwhile left it out (see record).
-    if (!wasAlive || lapsed) this.changed([uuid]);
+    // Dead or past its timeout until now: a list built meanwhile left it out (see record). Or its note goes.
+    if (!wasAlive || lapsed || wasStale) this.changed([uuid]);
   }
 
   /** Whether the node still counts alive (not declared dead yet) though its held report is past the node timeout. */
@@ -728,7 +786,18 @@ export class NodeReports {
           this.nodeBack(uuid, node.report.host, now);
         } else {
           this.aliveSet.delete(uuid);
-          this.nodeDead(uuid, node.report.host, node.lastSeen, node.heardAt, now, true);
+          // A retired node's stored report (storedStale): dead before this start, nothing new to announce.
+          const announce = !this.storedStale(uuid);
+          if (!announce)
+            this.options.logger.info(
+              'node not heard from since this start, its stored report older than the timeout: dead',
+              {
+                node: uuid,
+                host: node.report.host,
+                last_seen: new Date(node.lastSeen).toISOString(),
+              },
+            );
+          this.nodeDead(uuid, node.report.host, node.lastSeen, node.heardAt, now, announce);
         }
       }
     }
