@@ -278,6 +278,16 @@ export class CinderClient {
     return parseBody(AttachmentListSchema, res.body, 'attachment list').attachments;
   }
 
+  /** The detail view (with attached_at and connection_info) of a volume's attachments. */
+  async listAttachmentDetails(volumeId: string): Promise<Attachment[]> {
+    const res = await this.call(
+      'volume',
+      'GET',
+      `/attachments/detail?${new URLSearchParams({ volume_id: volumeId }).toString()}`,
+    );
+    return parseBody(AttachmentListSchema, res.body, 'attachment list').attachments;
+  }
+
   async completeAttachment(id: string): Promise<void> {
     await this.call('volume', 'POST', `/attachments/${encodeURIComponent(id)}/action`, {
       body: { 'os-complete': null },

@@ -11,7 +11,15 @@
  * Against the real Cinder of scripts/cinder.sh (root; first run installs it).
  */
 import { randomUUID } from 'node:crypto';
-import { attachingMarkerKey, CinderDriver, META_ATTACHED_TO, META_ATTACHMENT_ID } from './CinderDriver';
+import { systemClock } from '@flocker/runtime';
+import {
+  attachingMarkerKey,
+  CinderDriver,
+  MARK_WRITE_BUDGET_MS,
+  META_ATTACHED_TO,
+  META_ATTACHMENT_ID,
+  type CinderDriverDeps,
+} from './CinderDriver';
 import type { HostConnector } from './CinderClient';
 import { startTestCinder, type TestCinder } from './testCinder';
 
@@ -23,19 +31,22 @@ let cinder: TestCinder;
 const drivers: CinderDriver[] = [];
 const cleanups: (() => Promise<void>)[] = [];
 
-function makeDriver(url: string, clusterId: string, instanceId: string): CinderDriver {
-  const d = new CinderDriver({
-    backend: 'openstack',
-    auth_plugin: 'noauth',
-    cinder_url: url,
-    project_id: PROJECT,
-    cluster_id: clusterId,
-    instance_id: instanceId,
-    attach_mode: 'cinder',
-    extend_attached: 'reattach',
-    connector: { ip: '127.0.0.1' },
-    operation_timeout_seconds: 60,
-  });
+function makeDriver(url: string, clusterId: string, instanceId: string, deps: CinderDriverDeps = {}): CinderDriver {
+  const d = new CinderDriver(
+    {
+      backend: 'openstack',
+      auth_plugin: 'noauth',
+      cinder_url: url,
+      project_id: PROJECT,
+      cluster_id: clusterId,
+      instance_id: instanceId,
+      attach_mode: 'cinder',
+      extend_attached: 'reattach',
+      connector: { ip: '127.0.0.1' },
+      operation_timeout_seconds: 60,
+    },
+    deps,
+  );
   drivers.push(d);
   return d;
 }
@@ -60,18 +71,23 @@ describe('CinderDriver (cinder mode): an attach killed between reservation and c
    * What a killed cinderAttach leaves, step by step as the driver does it: its mark, Cinder's reservation with
    * this host's connector, then (at the later kill point) the holder and the attachment id.
    */
-  async function crashedAttach(withHolderWritten: boolean, options: { marks?: string[]; reserver?: string } = {}) {
+  async function crashedAttach(
+    withHolderWritten: boolean,
+    options: { marks?: string[]; reserver?: string; staleMarks?: string[] } = {},
+  ) {
     const clusterId = randomUUID();
     const me = `t1-host-a-${randomUUID().slice(0, 8)}`;
     const reserver = options.reserver ?? me;
     const before = makeDriver(cinder.url, clusterId, me);
     const v = await before.createVolume(randomUUID(), 1);
     const marks = options.marks ?? [reserver];
-    if (marks.length > 0)
-      await before.client.setVolumeMetadata(
-        v.blockdeviceId,
-        Object.fromEntries(marks.map((m) => [attachingMarkerKey(m), new Date().toISOString()])),
-      );
+    // A stale mark: left an hour ago by an attach killed before it reserved (it never reached Cinder).
+    const staleAt = new Date(Date.now() - 3600_000).toISOString();
+    const written = {
+      ...Object.fromEntries((options.staleMarks ?? []).map((m) => [attachingMarkerKey(m), staleAt])),
+      ...Object.fromEntries(marks.map((m) => [attachingMarkerKey(m), new Date().toISOString()])),
+    };
+    if (Object.keys(written).length > 0) await before.client.setVolumeMetadata(v.blockdeviceId, written);
     const reservation = await before.client.createAttachment(v.blockdeviceId, null, connectorOf(reserver));
     if (withHolderWritten)
       await before.client.setVolumeMetadata(v.blockdeviceId, {
@@ -148,5 +164,75 @@ describe('CinderDriver (cinder mode): an attach killed between reservation and c
       });
       expect((await after.client.listAttachments(blockdeviceId)).map((a) => a.id)).toEqual([reservation.id]);
     }
+  });
+
+  it("a stale mark (an attach killed before it reserved) never names another's unmarked reservation (review FR F1)", async () => {
+    // A older agent's reservation (no mark) on a volume that still carries an hour-old mark of a killed attach.
+    const stale = `t1-host-a-stale-${randomUUID().slice(0, 8)}`;
+    const other = `t1-host-c-${randomUUID().slice(0, 8)}`;
+    const { me, blockdeviceId, after, reservation } = await crashedAttach(false, {
+      marks: [],
+      staleMarks: [stale],
+      reserver: other,
+    });
+    expect((await after.listVolumes()).find((v) => v.blockdeviceId === blockdeviceId)?.attachedTo).toBeNull();
+    await expect(after.attachVolume(blockdeviceId, me)).rejects.toMatchObject({ code: 'ALREADY_ATTACHED' });
+    await expect(after.detachVolume(blockdeviceId, { force: true })).rejects.toMatchObject({ code: 'BACKEND_ERROR' });
+    expect((await after.client.listAttachments(blockdeviceId)).map((a) => a.id)).toEqual([reservation.id]);
+  });
+
+  it("a stale mark beside the reserver's own does not hide the reserver: its restart finishes the attach (review FR F1)", async () => {
+    const stale = `t1-host-a-stale-${randomUUID().slice(0, 8)}`;
+    const { me, blockdeviceId, after, reservation } = await crashedAttach(false, { staleMarks: [stale] });
+    expect((await after.listVolumes()).find((v) => v.blockdeviceId === blockdeviceId)?.attachedTo).toBe(me);
+    const attached = await after.attachVolume(blockdeviceId, me);
+    expect(attached.attachedTo).toBe(me);
+    const volume = await after.client.getVolume(blockdeviceId);
+    expect(volume?.attachments.map((a) => a.attachment_id)).toEqual([reservation.id]);
+    await after.detachVolume(blockdeviceId);
+  });
+
+  it("listVolumes clears this instance's own stale marks from available volumes, and nobody else's (review FR F1)", async () => {
+    const clusterId = randomUUID();
+    const me = `t1-host-a-${randomUUID().slice(0, 8)}`;
+    const other = `t1-host-c-${randomUUID().slice(0, 8)}`;
+    const driver = makeDriver(cinder.url, clusterId, me);
+    const v = await driver.createVolume(randomUUID(), 1);
+    cleanups.push(() => driver.destroyVolume(v.blockdeviceId));
+    // Our attach killed between its mark and its reservation; another instance's mark (not ours to judge).
+    const at = new Date().toISOString();
+    await driver.client.setVolumeMetadata(v.blockdeviceId, {
+      [attachingMarkerKey(me)]: at,
+      [attachingMarkerKey(other)]: at,
+    });
+    const restarted = makeDriver(cinder.url, clusterId, me);
+    expect((await restarted.listVolumes()).find((x) => x.blockdeviceId === v.blockdeviceId)?.attachedTo).toBeNull();
+    const metadata = (await restarted.client.getVolume(v.blockdeviceId))?.metadata ?? {};
+    expect(metadata[attachingMarkerKey(me)]).toBeUndefined();
+    expect(metadata[attachingMarkerKey(other)]).toBe(at);
+    // And the volume attaches as usual afterwards.
+    expect((await restarted.attachVolume(v.blockdeviceId, me)).attachedTo).toBe(me);
+    await restarted.detachVolume(v.blockdeviceId);
+  });
+
+  it('an attach whose mark took too long to write does not reserve (its mark could not prove the reservation)', async () => {
+    const clusterId = randomUUID();
+    const me = `t1-host-a-${randomUUID().slice(0, 8)}`;
+    let skew = 0;
+    const driver = makeDriver(cinder.url, clusterId, me, {
+      clock: { ...systemClock, now: () => systemClock.now() + skew },
+    });
+    const v = await driver.createVolume(randomUUID(), 1);
+    cleanups.push(() => driver.destroyVolume(v.blockdeviceId));
+    const setVolumeMetadata = driver.client.setVolumeMetadata.bind(driver.client);
+    driver.client.setVolumeMetadata = async (id, metadata) => {
+      await setVolumeMetadata(id, metadata);
+      skew += MARK_WRITE_BUDGET_MS + 1000;
+    };
+    await expect(driver.attachVolume(v.blockdeviceId, me)).rejects.toMatchObject({ code: 'BACKEND_ERROR' });
+    const volume = await driver.client.getVolume(v.blockdeviceId);
+    expect(volume?.status).toBe('available');
+    expect(await driver.client.listAttachments(v.blockdeviceId)).toEqual([]);
+    expect(volume?.metadata[attachingMarkerKey(me)]).toBeUndefined();
   });
 });

@@ -81,6 +81,12 @@ export function cinderSnapshotStatus(status: string): BlockDeviceSnapshot['statu
   return 'creating';
 }
 
+/** Cinder answers UTC times without a zone ("2026-12-04T07:01:02.000000"); NaN for '' or garbage. */
+export function cinderTime(s: string | null | undefined): number {
+  if (!s) return NaN;
+  return Date.parse(/Z|[+-]\d\d:?\d\d$/.test(s) ? s : `${s}Z`);
+}
+
 /** The driver's view of a Cinder snapshot; null for snapshots that are not ours to show. */
 export function toBlockDeviceSnapshot(s: Snapshot): BlockDeviceSnapshot | null {
   const snapshotId = s.metadata[META_SNAPSHOT];
@@ -92,8 +98,7 @@ export function toBlockDeviceSnapshot(s: Snapshot): BlockDeviceSnapshot | null {
     datasetId,
     sourceBlockdeviceId: s.volume_id,
     size: s.size * GIB,
-    // Cinder answers UTC times without a zone ("2026-12-04T07:01:02.000000").
-    createdAt: new Date(/Z|[+-]\d\d:?\d\d$/.test(s.created_at) ? s.created_at : `${s.created_at}Z`).toISOString(),
+    createdAt: new Date(cinderTime(s.created_at)).toISOString(),
     status: cinderSnapshotStatus(s.status),
   };
 }
@@ -106,6 +111,8 @@ export interface CinderDriverDeps {
   readonly exec?: ExecFn;
   readonly retry?: RetryPolicy;
   readonly sleep?: (ms: number) => Promise<void>;
+  /** Monotonic and wall time (tests); deps.sleep, when given, replaces its sleep. */
+  readonly clock?: Clock;
   /** The node's instance id when not configured (nova mode): defaults to asking the metadata service. */
   readonly discoverInstanceId?: () => Promise<string>;
   /** See openSnapshot: a temporary volume older than this is a crash's leftover. Default 24 h. */
@@ -138,12 +145,35 @@ function mayHavePendingHolder(v: Volume): boolean {
   );
 }
 
+/** How far the agents' clocks (attach marks) and Cinder's (attached_at) may differ for a mark to prove anything. */
+export const MARK_CLOCK_SKEW_MS = 60_000;
+/**
+ * A marking attach has Cinder reserve within this of its mark's time: cinderAttach gives up (and drops the mark)
+ * when the mark's write alone took MARK_WRITE_BUDGET_MS, and the POST /attachments is not re-sent after an
+ * ambiguous failure. A reservation Cinder stamps later than this after a mark is not that mark's.
+ */
+export const MARK_RESERVES_WITHIN_MS = 120_000;
+export const MARK_WRITE_BUDGET_MS = 30_000;
+
+/** Whether an attach mark written at markValue (ISO, writer's clock) can be the maker of a reservation stamped at reservedAt. */
+export function markProvesReservation(markValue: string, reservedAt: number): boolean {
+  const markedAt = Date.parse(markValue);
+  if (!Number.isFinite(markedAt) || !Number.isFinite(reservedAt)) return false;
+  return (
+    reservedAt >= markedAt - MARK_CLOCK_SKEW_MS && reservedAt <= markedAt + MARK_RESERVES_WITHIN_MS + MARK_CLOCK_SKEW_MS
+  );
+}
+
 /**
  * The instance that made a volume's uncompleted reservation (an attach killed between reservation and
  * completion), or null when that cannot be proved. Proof: the one live reservation is the attachment id written
- * with the holder right after it was made; or, before that write, the only attach mark on the volume (every
- * reserver writes its mark before reserving and keeps it while its reservation lives, so the reservation is
- * the marker's). Reservations of older agents (no marks) and two marks are never named.
+ * with the holder right after it was made; or, before that write, exactly one attach mark written shortly before
+ * Cinder stamped the reservation (attached_at, from the detail view; see markProvesReservation). Every reserver of
+ * this version marks before reserving and reserves within MARK_RESERVES_WITHIN_MS, so the reservation is that
+ * marker's, unless an agent without marks (older) reserved within that time of a mark an attach killed before
+ * reserving left: the one case still misnamed (a kill in a ~ms window and an older agent's attach of the same
+ * volume within minutes). A stale mark (older) proves nothing; a reservation without attached_at, one of an older
+ * agent (no mark) and two fitting marks are never named.
  */
 export function pendingHolder(v: Volume, attachments: readonly Attachment[]): string | null {
   if (!mayHavePendingHolder(v)) return null;
@@ -151,9 +181,12 @@ export function pendingHolder(v: Volume, attachments: readonly Attachment[]): st
   if (live.length !== 1 || live[0] === undefined) return null;
   const holder = v.metadata[META_ATTACHED_TO];
   if (holder !== undefined && v.metadata[META_ATTACHMENT_ID] === live[0].id) return holder;
-  const marks = Object.keys(v.metadata).filter((k) => k.startsWith(META_ATTACHING_PREFIX));
+  const reservedAt = cinderTime(live[0].attached_at);
+  const marks = Object.entries(v.metadata).filter(
+    ([k, value]) => k.startsWith(META_ATTACHING_PREFIX) && markProvesReservation(value, reservedAt),
+  );
   if (marks.length !== 1 || marks[0] === undefined) return null;
-  return marks[0].slice(META_ATTACHING_PREFIX.length) || null;
+  return marks[0][0].slice(META_ATTACHING_PREFIX.length) || null;
 }
 
 /** The driver's view of a Cinder volume; null for volumes that are not ours to show. */
@@ -203,6 +236,13 @@ export class CinderDriver implements BlockDeviceApi {
   private readonly discoverInstanceId: () => Promise<string>;
   private instanceId: Promise<string> | undefined;
   private readonly temporaryMaxAgeMs: number;
+  /** cinder mode: volumes with an attach of this process between its mark and its end (their marks are live). */
+  private readonly marking = new Set<string>();
+  /** cinder mode: per volume, the attachEpoch its latest attach started or ended at (see clearOwnStaleMarks). */
+  private readonly attachTouched = new Map<string, number>();
+  private attachEpoch = 0;
+  /** cinder mode: removals of our own stale marks in flight; an attach of the volume waits for its removal first. */
+  private readonly clearing = new Map<string, Promise<void>>();
 
   constructor(input: CinderDriverOptionsInput, deps: CinderDriverDeps = {}) {
     const parsed = CinderDriverOptionsSchema.safeParse(input);
@@ -214,7 +254,8 @@ export class CinderDriver implements BlockDeviceApi {
     this.options = o;
     this.logger = deps.logger ?? winston.createLogger({ silent: true });
     this.exec = deps.exec ?? execFileExec;
-    this.clock = deps.sleep === undefined ? systemClock : { ...systemClock, sleep: deps.sleep };
+    const clock = deps.clock ?? systemClock;
+    this.clock = deps.sleep === undefined ? clock : { ...clock, sleep: deps.sleep };
     this.http = new JsonHttp({
       verifyPeer: o.verify_peer,
       caPath: o.verify_ca_path,
@@ -872,13 +913,36 @@ export class CinderDriver implements BlockDeviceApi {
   }
 
   private async cinderAttach(blockdeviceId: string, instanceId: string): Promise<void> {
+    this.marking.add(blockdeviceId);
+    this.attachTouched.set(blockdeviceId, ++this.attachEpoch);
+    try {
+      await this.clearing.get(blockdeviceId);
+      await this.markAndAttach(blockdeviceId, instanceId);
+    } finally {
+      this.marking.delete(blockdeviceId);
+      this.attachTouched.set(blockdeviceId, ++this.attachEpoch);
+    }
+  }
+
+  private async markAndAttach(blockdeviceId: string, instanceId: string): Promise<void> {
     const mark = attachingMarkerKey(instanceId);
+    const started = this.clock.now();
     try {
       // Before the reservation, so a kill right after it leaves the reserver named (see pendingHolder).
-      await this.client.setVolumeMetadata(blockdeviceId, { [mark]: new Date().toISOString() });
+      await this.client.setVolumeMetadata(blockdeviceId, { [mark]: new Date(this.clock.wallNow()).toISOString() });
     } catch (e) {
       await this.dropMark(blockdeviceId, mark);
       this.wrap(e, `marking volume ${blockdeviceId} as being attached to ${instanceId}`, blockdeviceId);
+    }
+    // The mark proves only a reservation made soon after it (pendingHolder): after a slow write, do not reserve.
+    const took = this.clock.now() - started;
+    if (took > MARK_WRITE_BUDGET_MS) {
+      await this.dropMark(blockdeviceId, mark);
+      throw new StorageError(
+        'BACKEND_ERROR',
+        `Cinder took ${Math.round(took / 1000)} s to mark volume ${blockdeviceId} as being attached to ${instanceId}; not reserving it this time`,
+        blockdeviceId,
+      );
     }
     let attachment: Attachment;
     try {
@@ -944,7 +1008,8 @@ export class CinderDriver implements BlockDeviceApi {
     if (this.options.attach_mode !== 'cinder' || !mayHavePendingHolder(v)) return undefined;
     let attachments: Attachment[];
     try {
-      attachments = await this.client.listAttachments(v.id);
+      // The detail view: attached_at dates the reservation (a mark proves only one made soon after it).
+      attachments = await this.client.listAttachmentDetails(v.id);
     } catch (e) {
       this.wrap(e, `listing the attachments of volume ${v.id}`, v.id);
     }
@@ -1054,12 +1119,14 @@ export class CinderDriver implements BlockDeviceApi {
   }
 
   async listVolumes(): Promise<BlockDeviceVolume[]> {
+    const epoch = this.attachEpoch;
     let volumes: Volume[];
     try {
       volumes = await this.client.listVolumes({ [META_CLUSTER]: this.options.cluster_id });
     } catch (e) {
       this.wrap(e, 'listing volumes');
     }
+    await this.clearOwnStaleMarks(volumes, epoch);
     const shown = volumes.filter((v) => v.status !== 'deleting' && v.metadata[META_TEMPORARY] === undefined);
     // A reservation left by a killed attach shows no attachment: name its maker when provable (rare: one
     // attachment list per such volume), so its node attaches it and a failover can force-detach it.
@@ -1067,6 +1134,49 @@ export class CinderDriver implements BlockDeviceApi {
     return shown
       .map((v, i) => toBlockDeviceVolume(v, pending[i] ?? null))
       .filter((v): v is BlockDeviceVolume => v !== null);
+  }
+
+  /**
+   * Removes this instance's attach marks from available volumes that no attach of this process was busy with
+   * since the list began (epoch): an attach killed between its mark and its reservation leaves one, and nothing
+   * else would ever remove it once the volume moves elsewhere. Only our own: another instance's may be a live
+   * attach's. A failure is logged and tried again at the next list.
+   */
+  private async clearOwnStaleMarks(volumes: readonly Volume[], epoch: number): Promise<void> {
+    const me = this.options.instance_id;
+    if (this.options.attach_mode !== 'cinder' || me === undefined) return;
+    const mark = attachingMarkerKey(me);
+    const stale = volumes.filter(
+      (v) =>
+        v.metadata[mark] !== undefined &&
+        v.status === 'available' &&
+        v.attachments.length === 0 &&
+        !this.marking.has(v.id) &&
+        (this.attachTouched.get(v.id) ?? 0) <= epoch &&
+        !this.clearing.has(v.id),
+    );
+    await Promise.all(
+      stale.map(async (v) => {
+        const removal = this.client.deleteVolumeMetadataKey(v.id, mark).then(
+          () => {
+            this.logger.warn('removed a stale attach mark of this instance', { blockdeviceId: v.id, key: mark });
+          },
+          (e: unknown) => {
+            this.logger.warn('could not remove a stale attach mark', {
+              blockdeviceId: v.id,
+              key: mark,
+              error: errorMessage(e),
+            });
+          },
+        );
+        this.clearing.set(v.id, removal);
+        try {
+          await removal;
+        } finally {
+          this.clearing.delete(v.id);
+        }
+      }),
+    );
   }
 
   async getDevicePath(blockdeviceId: string): Promise<string> {

@@ -194,6 +194,11 @@ export const AttachmentSchema = z.object({
   instance: z.string().nullish(),
   volume_id: z.string(),
   connection_info: ConnectionInfoSchema.nullish(),
+  /**
+   * Detail views only: when Cinder applied the connector (the POST /attachments that reserved with one), UTC
+   * without a zone; '' or null before that. An attach mark proves a reservation only near this time (pendingHolder).
+   */
+  attached_at: z.string().nullish(),
 });
 export type Attachment = z.infer<typeof AttachmentSchema>;
 
