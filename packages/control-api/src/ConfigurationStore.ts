@@ -125,8 +125,11 @@ export interface StoreListener {
    * old: no news of the node), not a put seen since (a replica heard from it).
    */
   report(report: NodeReport, lastSeen: number, stored?: boolean): void;
-  /** A container agent's report received by another replica. */
-  containers?(uuid: string, report: ContainerReport, lastSeen: number): void;
+  /**
+   * A container agent's report received by another replica. `stored`: from the store's read at this start (its age is
+   * judged on this replica's wall clock then, NodeReports.externalContainers).
+   */
+  containers?(uuid: string, report: ContainerReport, lastSeen: number, stored?: boolean): void;
   /**
    * A node's stored report was deleted: it was forgotten (forgetNode.ts), through this replica or another. To be dropped
    * whatever this replica made of its held report (not when the node reports here again meanwhile: the store then

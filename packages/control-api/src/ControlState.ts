@@ -287,7 +287,7 @@ export class ControlState {
       await options.store.subscribe?.({
         configuration: (config, whole) => state.externalConfiguration(config, whole),
         report: (report, lastSeen, stored) => state.externalReport(report, lastSeen, stored),
-        containers: (uuid, report, lastSeen) => state.nodes.externalContainers(uuid, report, lastSeen),
+        containers: (uuid, report, lastSeen, stored) => state.nodes.externalContainers(uuid, report, lastSeen, stored),
         // etcd: forgotten through this replica or another (the store leaves out a node that reports here again).
         nodeGone: (uuid) => state.forgotten(uuid, true),
       });
@@ -614,7 +614,7 @@ export class ControlState {
 
   /** The containers the container agents' fresh reports show. */
   containerStates(): ContainerState[] {
-    return this.nodes.containerStates(this.now());
+    return this.nodes.containerStates();
   }
 
   /**

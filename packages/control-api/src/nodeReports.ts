@@ -23,18 +23,27 @@ export const CONTAINER_REPORT_STALE_MS = 3 * CONTAINER_REPORT_INTERVAL_MS;
 
 export interface StoredContainerReport {
   report: ContainerReport;
+  /** Wall-clock epoch ms the report came (reported_at, shared): shown, never timed against. */
   lastSeen: number;
+  /**
+   * When this process heard it (its own report, or a new last_seen through the store), on the monotonic clock:
+   * staleness is measured from it (review FR F13: a wall-clock step, or another replica's clock, must not make a fresh
+   * report stale nor keep a silent agent's fresh). Absent: lastSeen (then `now` is on the wall clock).
+   */
+  heardAt?: number;
+  /** The last last_seen the store delivered (externalContainers): a different one is news. */
+  storeSeen?: number;
 }
 
-/** Pure: the containers fresh reports show, with their nodes. */
+/** Pure: the containers fresh reports show, with their nodes. `now`: on heardAt's (monotonic) clock. */
 export function containerStates(
   reports: ReadonlyMap<string, StoredContainerReport>,
   now: number,
   staleMs = CONTAINER_REPORT_STALE_MS,
 ): ContainerState[] {
   const out: ContainerState[] = [];
-  for (const [node, { report, lastSeen }] of reports) {
-    if (now - lastSeen > staleMs) continue;
+  for (const [node, { report, lastSeen, heardAt }] of reports) {
+    if (now - (heardAt ?? lastSeen) > staleMs) continue;
     for (const c of report.containers) {
       out.push({
         name: c.name,
@@ -811,20 +820,38 @@ export class NodeReports {
     if (changed.length > 0) this.changed(changed);
   }
 
-  /** A container agent's report of the Flocker containers on its node. */
+  /** A container agent's report of the Flocker containers on its node, received now (`lastSeen`: wall clock). */
   recordContainers(uuid: string, report: ContainerReport, lastSeen: number): void {
-    this.containers.set(uuid, { report, lastSeen });
-  }
-
-  /** A container report received by another replica (shared stores); an older one than ours is ignored. */
-  externalContainers(uuid: string, report: ContainerReport, lastSeen: number): void {
     const previous = this.containers.get(uuid);
-    if (this.closed || (previous !== undefined && previous.lastSeen >= lastSeen)) return;
-    this.containers.set(uuid, { report, lastSeen });
+    this.containers.set(uuid, {
+      report,
+      lastSeen,
+      heardAt: this.mono(),
+      ...(previous?.storeSeen !== undefined ? { storeSeen: previous.storeSeen } : {}),
+    });
   }
 
-  /** The containers fresh container reports show. */
-  containerStates(now: number): ContainerState[] {
+  /**
+   * A container report received by another replica (shared stores). Newer on the wall clocks than ours: taken. Older
+   * but a last_seen the store did not deliver before: a replica heard from the agent (one whose clock is behind ours),
+   * so it is fresh from now; the report held stays (as for node reports: heardThroughStore). The same last_seen as the
+   * report held is no news (a re-read of our own put). `stored`, what the store held at this start: not heard now (a
+   * day-old report would list long-gone containers): aged by this replica's wall clock, as before F13, once.
+   */
+  externalContainers(uuid: string, report: ContainerReport, lastSeen: number, stored = false): void {
+    const previous = this.containers.get(uuid);
+    if (this.closed || previous?.storeSeen === lastSeen) return;
+    if (previous !== undefined && previous.lastSeen >= lastSeen) {
+      if (previous.lastSeen > lastSeen && !stored) previous.heardAt = this.mono();
+      previous.storeSeen = lastSeen;
+      return;
+    }
+    const age = stored ? Math.max(0, this.clock.wallNow() - lastSeen) : 0;
+    this.containers.set(uuid, { report, lastSeen, heardAt: this.mono() - age, storeSeen: lastSeen });
+  }
+
+  /** The containers fresh container reports show, judged at monotonic `now` (default: now). */
+  containerStates(now: number = this.mono()): ContainerState[] {
     return containerStates(this.containers, now);
   }
 

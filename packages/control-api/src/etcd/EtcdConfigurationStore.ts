@@ -681,7 +681,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       // What etcd held at this start: no news of the node, however recent its last_seen (review FR M1).
       this.deliverReport(listener, key, kv.value, true);
     }
-    for (const kv of containers.kvs) this.deliverContainers(listener, kv.key.toString('utf8'), kv.value);
+    for (const kv of containers.kvs) this.deliverContainers(listener, kv.key.toString('utf8'), kv.value, true);
     const logWatch = await this.ns
       .watch()
       .prefix(LOG_PREFIX)
@@ -800,10 +800,10 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     }
   }
 
-  private deliverContainers(listener: StoreListener, key: string, value: Buffer): void {
+  private deliverContainers(listener: StoreListener, key: string, value: Buffer, stored = false): void {
     try {
       const parsed = this.parse(StoredContainers, key, value);
-      listener.containers?.(parsed.node, parsed.report, parsed.last_seen);
+      listener.containers?.(parsed.node, parsed.report, parsed.last_seen, stored);
     } catch (err) {
       this.onError(err);
     }
