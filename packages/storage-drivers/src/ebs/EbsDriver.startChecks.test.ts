@@ -39,7 +39,11 @@ afterAll(async () => {
   await moto?.stop();
 });
 
-function driver(config: { zone: string; instance_id?: string }, fetchInstanceId?: () => Promise<string>) {
+function driver(
+  config: { zone: string; instance_id?: string },
+  fetchInstanceId?: () => Promise<string>,
+  sleeps: number[] = [],
+) {
   const ec2 = motoClient(moto.endpoint);
   clients.push(ec2);
   const d = new EbsDriver({
@@ -48,6 +52,7 @@ function driver(config: { zone: string; instance_id?: string }, fetchInstanceId?
     host: noDevice,
     timing: { retryBaseMs: 5, retryMaxMs: 20, maxAttempts: 2 },
     ...(fetchInstanceId === undefined ? {} : { fetchInstanceId }),
+    sleep: async (ms) => void sleeps.push(ms),
   });
   return { d, ec2 };
 }
@@ -68,12 +73,40 @@ describe('EbsDriver.computeInstanceId checks the configured place once', () => {
     expect(String((e as Error).message)).toContain(instance);
   });
 
-  it('an instance_id naming no instance is refused, naming it and the setting', async () => {
-    const { d } = driver({ zone: ZONE, instance_id: 'i-0000000000000dead' });
+  it('an instance_id naming no instance is refused at once, naming it and the setting', async () => {
+    const sleeps: number[] = [];
+    const { d } = driver({ zone: ZONE, instance_id: 'i-0000000000000dead' }, undefined, sleeps);
     const e = await d.computeInstanceId().catch((x: unknown) => x);
     expect(e).toMatchObject({ code: 'BACKEND_ERROR' });
     expect(String((e as Error).message)).toMatch(/dataset\.instance_id/);
     expect(String((e as Error).message)).toContain('i-0000000000000dead');
+    expect(sleeps).toEqual([]);
+  });
+
+  it('a fresh instance EC2 briefly answers NotFound for (eventual consistency): the IMDS id is asked again (review FR F9)', async () => {
+    const sleeps: number[] = [];
+    const { d, ec2 } = driver({ zone: ZONE }, async () => instance, sleeps);
+    const fault = addFault(ec2, {
+      command: 'DescribeInstancesCommand',
+      times: 2,
+      error: () => awsError('InvalidInstanceID.NotFound', `The instance ID '${instance}' does not exist`),
+    });
+    expect(await d.computeInstanceId()).toBe(instance);
+    // Two NotFound, then moto's real answer.
+    expect(fault).toEqual({ injected: 2, calls: 3 });
+    expect(sleeps).toHaveLength(2);
+  });
+
+  it('an IMDS id EC2 keeps not knowing is refused after about 30 s, pointing at dataset.region (review FR F9)', async () => {
+    const sleeps: number[] = [];
+    const { d } = driver({ zone: ZONE }, async () => 'i-0000000000000beef', sleeps);
+    const e = await d.computeInstanceId().catch((x: unknown) => x);
+    expect(e).toMatchObject({ code: 'BACKEND_ERROR' });
+    expect(String((e as Error).message)).toMatch(/dataset\.region/);
+    expect(String((e as Error).message)).toContain('i-0000000000000beef');
+    const waited = sleeps.reduce((a, b) => a + b, 0);
+    expect(waited).toBeGreaterThanOrEqual(25_000);
+    expect(waited).toBeLessThanOrEqual(35_000);
   });
 
   it('the id from the instance metadata service is checked too', async () => {

@@ -70,6 +70,12 @@ export const MAX_VOLUME_GIB = 16_384;
 
 const VOLUME_ID = /^vol-[0-9a-f]{8,17}$/;
 
+/**
+ * Waits between DescribeInstances asks while EC2 answers NotFound for the metadata service's instance id
+ * (review FR F9): 30 s in all, as EC2's eventual consistency for a launched instance is documented in seconds.
+ */
+export const IMDS_NOT_FOUND_RETRY_DELAYS_MS: readonly number[] = [1_000, 2_000, 4_000, 8_000, 15_000];
+
 export interface EbsTiming {
   /** Attempts per EC2 call when errors are transient (throttling, 5xx, network). */
   readonly maxAttempts: number;
@@ -243,36 +249,63 @@ export class EbsDriver implements BlockDeviceApi {
    * Refuses an instance EC2 says does not exist (or is terminated) or that is in another zone than
    * config.zone (volumes are made there; EBS attaches only within a zone). One DescribeInstances, bounded
    * in time; when EC2 gives no clear answer the check is skipped with a warning (the start is not held up).
+   * An id from the instance metadata service is this machine's own, so NotFound for it is first taken for
+   * EC2's eventual consistency (a freshly launched instance): asked again for ~30 s before refusing.
    */
   private async checkPlacement(instanceId: string): Promise<void> {
-    const source = this.config.instance_id === undefined ? 'the instance metadata service' : 'dataset.instance_id';
+    const fromImds = this.config.instance_id === undefined;
+    const delays = fromImds ? IMDS_NOT_FOUND_RETRY_DELAYS_MS : [];
     let placement: { zone: string | undefined; state: string | undefined } | undefined;
-    try {
-      const out = await this.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }), {
-        abortSignal: AbortSignal.timeout(Math.min(this.timing.requestTimeoutMs, 5_000)),
-      });
-      const found = (out.Reservations ?? []).flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === instanceId);
-      placement = found && { zone: found.Placement?.AvailabilityZone, state: found.State?.Name };
-    } catch (e) {
-      const code = awsErrorCode(e);
-      if (code !== 'InvalidInstanceID.NotFound' && code !== 'InvalidInstanceID.Malformed') {
-        this.logger.warn('could not check this instance and dataset.zone with EC2 DescribeInstances; going on', {
-          instanceId,
-          error: providerMessage(e),
-        });
-        return;
+    let waited = 0;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        placement = await this.describePlacement(instanceId);
+      } catch (e) {
+        const code = awsErrorCode(e);
+        if (code !== 'InvalidInstanceID.NotFound' && code !== 'InvalidInstanceID.Malformed') {
+          this.logger.warn('could not check this instance and dataset.zone with EC2 DescribeInstances; going on', {
+            instanceId,
+            error: providerMessage(e),
+          });
+          return;
+        }
+        placement = undefined;
+        if (code === 'InvalidInstanceID.Malformed') break;
       }
+      const delay = delays[attempt];
+      if (placement !== undefined || delay === undefined) break;
+      this.logger.warn('EC2 does not know this instance yet (a fresh one may take a while); asking again', {
+        instanceId,
+        inMs: delay,
+      });
+      await this.sleep(delay);
+      waited += delay;
     }
-    if (placement === undefined || placement.state === 'terminated')
+    if (placement === undefined || placement.state === 'terminated') {
+      const running = placement === undefined ? '' : 'running ';
       throw new StorageError(
         'BACKEND_ERROR',
-        `${source}: EC2 has no ${placement === undefined ? '' : 'running '}instance ${instanceId} in region ${this.config.region}; set dataset.instance_id (and dataset.region) to this machine's instance`,
+        fromImds
+          ? `the instance metadata service says this machine is instance ${instanceId}, but EC2 has no ${running}instance ${instanceId} in region ${this.config.region}${waited > 0 ? ` (asked for ${waited / 1000} s)` : ''}; set dataset.region to this machine's region`
+          : `dataset.instance_id: EC2 has no ${running}instance ${instanceId} in region ${this.config.region}; set dataset.instance_id (and dataset.region) to this machine's instance`,
       );
+    }
     if (placement.zone !== undefined && placement.zone !== this.config.zone)
       throw new StorageError(
         'BACKEND_ERROR',
         `dataset.zone: instance ${instanceId} is in zone ${placement.zone}, not in the configured zone ${this.config.zone} (EBS volumes attach only within their zone); set dataset.zone: ${placement.zone}`,
       );
+  }
+
+  /** One bounded DescribeInstances: the instance's zone and state, undefined when not listed. */
+  private async describePlacement(
+    instanceId: string,
+  ): Promise<{ zone: string | undefined; state: string | undefined } | undefined> {
+    const out = await this.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }), {
+      abortSignal: AbortSignal.timeout(Math.min(this.timing.requestTimeoutMs, 5_000)),
+    });
+    const found = (out.Reservations ?? []).flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === instanceId);
+    return found && { zone: found.Placement?.AvailabilityZone, state: found.State?.Name };
   }
 
   async listVolumes(): Promise<BlockDeviceVolume[]> {
