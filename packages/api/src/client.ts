@@ -222,6 +222,28 @@ function parseWatchLine(line: string, path: string, views: ViewSchemas): Cluster
   return parsed.data;
 }
 
+/** Per answer this client returned: the control service's clock when it sent it, and this host's when it arrived. */
+const answerClocks = new WeakMap<object, { serverMs: number; receivedAt: number }>();
+
+/**
+ * The control service's clock now, from an answer (array or object) this client returned: the answer's HTTP Date
+ * header (whole seconds, rounded down: at most 1 s behind) plus the time since it arrived on this host's monotonic
+ * clock. Compare the service's own times (a container's reported_at) with it, not with this host's clock, which may
+ * be off by any amount (review FR F5). Undefined when the answer had no valid Date header or is not the client's.
+ */
+export function serverNow(answer: object): number | undefined {
+  const clock = answerClocks.get(answer);
+  return clock === undefined ? undefined : clock.serverMs + (performance.now() - clock.receivedAt);
+}
+
+/** Records the clock of an answer for serverNow; the value as it is. */
+function withClock<T>(value: T, date: string | string[] | undefined, receivedAt: number): T {
+  const serverMs = typeof date === 'string' ? Date.parse(date) : NaN;
+  if (typeof value === 'object' && value !== null && Number.isFinite(serverMs))
+    answerClocks.set(value, { serverMs, receivedAt });
+  return value;
+}
+
 /** A whole list as last read, with the entity tag it came with (a conditional read's 304 answers with it). */
 interface HeldList {
   readonly etag: string;
@@ -700,13 +722,15 @@ export class FlockerClient {
       if (NOT_SENT.has(errorCode(err) ?? '')) neverSent.add(failure);
       throw failure;
     }
+    const receivedAt = performance.now();
+    const date = res.headers['date'];
     const configurationTag = res.headers[CONFIGURATION_TAG_HEADER];
     if (res.statusCode === 304 && held !== undefined) {
       await res.body.dump();
       // Unchanged since it was held: a new array of the same (parsed and checked) elements.
       const value = Array.isArray(held.value) ? [...(held.value as unknown[])] : held.value;
       return {
-        value: value as T,
+        value: withClock(value as T, date, receivedAt),
         configurationTag: typeof configurationTag === 'string' ? configurationTag : held.configurationTag,
       };
     }
@@ -744,9 +768,10 @@ export class FlockerClient {
       if (typeof etag === 'string' && /^"[^"]*"$/.test(etag)) {
         this.held.set(path, { etag, value: parsed.data, configurationTag: tag });
         // The caller gets its own array: sorting it in place leaves the held one as it was.
-        if (Array.isArray(parsed.data)) return { value: [...(parsed.data as unknown[])] as T, configurationTag: tag };
+        if (Array.isArray(parsed.data))
+          return { value: withClock([...(parsed.data as unknown[])] as T, date, receivedAt), configurationTag: tag };
       } else this.held.delete(path);
     }
-    return { value: parsed.data, configurationTag: tag };
+    return { value: withClock(parsed.data, date, receivedAt), configurationTag: tag };
   }
 }

@@ -9,6 +9,7 @@ import {
   type ContainerState,
   type DatasetConfiguration,
   type NodeState,
+  serverNow,
 } from '@flocker/api';
 import { type AgentSilence, agentSilenceText, silentContainerAgent } from './containersAgentSilence';
 
@@ -58,13 +59,16 @@ function stateOf(
   return { state: reportedState(r), last_reported: null };
 }
 
-/** Every configured container, then those still reported but no longer configured; sorted by name. */
+/**
+ * Every configured container, then those still reported but no longer configured; sorted by name. `now` is on the
+ * control service's clock, as the reports' times (by default the clock of the answer `reported`, else this host's).
+ */
 export function containerViews(
   configured: readonly ContainerConfiguration[],
   reported: readonly ContainerState[],
   nodes: readonly NodeState[],
   datasets: readonly DatasetConfiguration[],
-  now: number = Date.now(),
+  now: number = serverNow(reported) ?? Date.now(),
 ): ContainerView[] {
   const configuredOn = new Set(configured.map((c) => c.node_uuid));
   const silence = (uuid: string) => silentContainerAgent(uuid, reported, nodes, now, configuredOn.has(uuid));

@@ -26,7 +26,8 @@ export interface ListedNode {
 /**
  * The silence of the container agent on `nodeUuid`, if any. `configuredHere`: containers are configured on that node
  * (an agent with nothing to run reports nothing, which is no silence). A node not listed, or dead, is not judged here:
- * its node's death is what to say.
+ * its node's death is what to say. `now` is on the control service's clock, as reported_at is (serverNow of the
+ * answer: this host's clock may be off by more than the bound, review FR F5).
  */
 export function silentContainerAgent(
   nodeUuid: string,

@@ -14,6 +14,7 @@ import {
   type ContainerState,
   FlockerApiError,
   type FlockerClient,
+  serverNow,
 } from '@flocker/api';
 import { errorMessage, pollUntil } from '@flocker/runtime';
 import { connect, type ConnectionArgs } from '../connection';
@@ -63,13 +64,14 @@ export function notYetRunning(
 
 /**
  * Pure: why a container --wait still waits for is not running, as far as the reports tell; undefined if unknown.
- * With the nodes (as listed: live ones) and the time: a container agent that stopped reporting is named.
+ * With the nodes (as listed: live ones) and the time: a container agent that stopped reporting is named. `now` is on
+ * the control service's clock, as the reports' times (by default the clock of the answer `state`, else this host's).
  */
 export function whyNotRunning(
   c: ContainerConfiguration,
   state: readonly ContainerState[],
   nodes: readonly ListedNode[] = [],
-  now: number = Date.now(),
+  now: number = serverNow(state) ?? Date.now(),
 ): string | undefined {
   const silence = (uuid: string, configuredHere: boolean) => {
     const s = silentContainerAgent(uuid, state, nodes, now, configuredHere);
@@ -177,7 +179,7 @@ export async function deploy(a: DeployArgs, io: DeployIo, client: FlockerClient)
       }
       missing = notYetRunning(containers, state);
       retrying = containers.flatMap((c) => {
-        const why = missing.includes(c.name) ? whyNotRunning(c, state, nodeList, Date.now()) : undefined;
+        const why = missing.includes(c.name) ? whyNotRunning(c, state, nodeList) : undefined;
         return why === undefined ? [] : [`${c.name}: ${why}`];
       });
       return missing.length === 0 ? true : undefined;
