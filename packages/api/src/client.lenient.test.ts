@@ -112,6 +112,35 @@ describe('FlockerClient against a newer control service (additive members)', () 
     }
   });
 
+  it('skips an event of a kind it does not know; reads the others, and still refuses a malformed one', async () => {
+    const dead = { time: AT, kind: 'node_dead', node_uuid: N, message: 'node 10.0.0.1 declared dead' };
+    const srv = await newerService({
+      '/v1/state/events': {
+        events: [
+          dead,
+          { time: AT, kind: 'future_kind', node_uuid: N, message: 'something new' },
+          { ...dead, kind: 'node_back', future_member: 1 },
+        ],
+      },
+    });
+    try {
+      expect(await new FlockerClient({ baseUrl: srv.url }).listEvents()).toEqual([
+        dead,
+        { ...dead, kind: 'node_back' },
+      ]);
+    } finally {
+      await srv.close();
+    }
+    const bad = await newerService({ '/v1/state/events': { events: [{ kind: 'node_dead', message: 3 }] } });
+    try {
+      await expect(new FlockerClient({ baseUrl: bad.url }).listEvents()).rejects.toMatchObject({
+        code: 'INVALID_RESPONSE',
+      });
+    } finally {
+      await bad.close();
+    }
+  });
+
   it('still refuses to send a request with a member the API does not have', async () => {
     const srv = await newerService({ '/v1/configuration/datasets': dataset });
     try {
