@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import winston from 'winston';
 import { parseAgentConfig } from './config';
 import { createAgentDriver } from './drivers';
@@ -26,6 +27,38 @@ describe('createAgentDriver', () => {
     expect(d.instanceId).toBe('i-0123456789abcdef0');
     expect(d.poolChanges).toBeUndefined();
     expect(d.driver.allocationUnit()).toBe(1024 ** 3);
+  });
+
+  it('with a configured instance id, asks EC2 nothing before the start-up steps (checkInstance does)', async () => {
+    // An EC2 endpoint that takes connections and never answers (a cloud API that hangs).
+    const sockets = new Set<Socket>();
+    const server = createServer((s) => void sockets.add(s));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const config = parseAgentConfig({
+        ...base,
+        dataset: {
+          backend: 'aws',
+          region: 'us-east-1',
+          zone: 'us-east-1a',
+          cluster_id: 'c1',
+          instance_id: 'i-0123456789abcdef0',
+          access_key_id: 'k',
+          secret_access_key: 's',
+          endpoint: `http://127.0.0.1:${port}`,
+        },
+      });
+      const t0 = Date.now();
+      const d = await createAgentDriver(config.dataset, NODE, logger);
+      expect(Date.now() - t0).toBeLessThan(1000); // the check waits up to 5 s for EC2
+      expect(d.instanceId).toBe('i-0123456789abcdef0');
+      expect(sockets.size).toBe(0);
+      expect(d.checkInstance).toBeDefined();
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('builds the Cinder driver from an openstack section (bare-metal attachments)', async () => {

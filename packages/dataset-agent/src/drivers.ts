@@ -27,6 +27,11 @@ export interface AgentDriver {
   readonly releaseFenced?: () => Promise<unknown>;
   /** The driver extends only a volume it may detach (Cinder extend_attached: reattach): see DatasetAgentOptions. */
   readonly resizeUnmounted?: boolean;
+  /**
+   * The backend's check of a configured instance id (EBS: one DescribeInstances, up to 5 s when EC2 hangs), left to
+   * the start-up steps: the agent self-fences and reports its liveness meanwhile (DatasetAgent.startAfter).
+   */
+  readonly checkInstance?: () => Promise<void>;
 }
 
 export async function createAgentDriver(
@@ -66,6 +71,16 @@ export async function createAgentDriver(
     }
     case 'aws': {
       const driver = createEbsDriver({ config: dataset, logger });
+      // A configured id is the id computeInstanceId answers once its check has passed.
+      if (dataset.instance_id !== undefined)
+        return {
+          driver,
+          instanceId: dataset.instance_id,
+          repair: async () => undefined,
+          checkInstance: async () => {
+            await driver.computeInstanceId();
+          },
+        };
       return { driver, instanceId: await driver.computeInstanceId(), repair: async () => undefined };
     }
     case 'openstack':

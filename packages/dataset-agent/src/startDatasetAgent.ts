@@ -175,11 +175,8 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
       },
     };
   }
-  const { driver, instanceId, repair, poolChanges, releaseFenced, resizeUnmounted } = await createAgentDriver(
-    config.dataset,
-    identity.uuid,
-    logger,
-  );
+  const { driver, instanceId, repair, poolChanges, releaseFenced, resizeUnmounted, checkInstance } =
+    await createAgentDriver(config.dataset, identity.uuid, logger);
   // Before the waits of the start-up (pool check, repair): liveness answers meanwhile, readiness says why not.
   const metricsServer = await startMetrics(() => driver.listVolumes());
   const client = new FlockerClient({
@@ -252,6 +249,7 @@ export async function startDatasetAgent(options: StartDatasetAgentOptions): Prom
   // The self-fence bound holds from here, also while the start-up steps wait on the backend (DatasetAgent.guard).
   await agent
     .startAfter(async () => {
+      await checkInstance?.();
       // Before touching the pool: is it this cluster's, and may it be used (issue 17, poolSafety.ts)?
       await checkPoolAtStart({
         driver,
