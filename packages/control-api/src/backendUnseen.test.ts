@@ -239,7 +239,7 @@ describe('a liveness-only report of a node already declared dead', () => {
 });
 
 describe('through the store (another replica received it)', () => {
-  it('keeps the lists held and shows the condition; with none held, unknown; a dead node stays dead', async () => {
+  it('keeps the lists held and shows the condition; with none held, unknown', async () => {
     let listener: StoreListener | undefined;
     const s = await open(new MemoryConfigurationStore(), (l) => (listener = l));
     const deliver = (r: NodeReport): void => listener?.report(r, wall);
@@ -255,15 +255,41 @@ describe('through the store (another replica received it)', () => {
     deliver(liveness(B));
     expect(s.reportedNode(B)).toBeUndefined();
     expect(s.deadSince(B)).toBeUndefined();
-    // A silent for T: dead; its liveness through the store does not bring it back.
-    pass(T);
-    deliver(liveness(B));
+  });
+
+  it('a node this replica alone declared dead (cut off from the store) is heard: the other replica took it alive', async () => {
+    let listener: StoreListener | undefined;
+    const s = await open(new MemoryConfigurationStore(), (l) => (listener = l));
+    await s.report(full());
+    await leaseD1(s);
+    pass(T + 1);
     await s.checkLiveness();
     expect(s.deadSince(A)).toBeDefined();
-    pass(1_000);
-    deliver(liveness());
-    expect(s.deadSince(A)).toBeDefined();
-    expect(s.deadSince(B)).toBeUndefined();
+    // The replica A reports to (alive there all along) shares its liveness report: alive here again, before this
+    // replica releases the lease, with the lists it holds (never none).
+    listener?.report(liveness(), wall);
+    expect(s.deadSince(A)).toBeUndefined();
+    pass(G);
+    await s.checkLiveness();
+    expect([...s.configuration.leases.keys()]).toEqual([D1]);
+    expect(snapshot(s).nodes.map((n) => [n.uuid, n.alive, n.manifestations.length, n.errors[0]?.code])).toEqual([
+      [A, true, 1, 'BACKEND_UNREACHABLE'],
+    ]);
+    expect(s.listEvents().map((e) => e.kind)).toEqual(['node_dead', 'node_back']);
+  });
+
+  it('a ghost (dead from its identity) heard so is alive with its state unknown, not with its empty lists', async () => {
+    let listener: StoreListener | undefined;
+    const s = await open(new MemoryConfigurationStore(), (l) => (listener = l));
+    await s.report(liveness());
+    pass(T + 1);
+    await s.checkLiveness();
+    expect(snapshot(s).nodes.map((n) => [n.uuid, n.alive])).toEqual([[A, false]]);
+    listener?.report(liveness(), wall);
+    expect(s.deadSince(A)).toBeUndefined();
+    expect(s.reportedNode(A)).toBeUndefined();
+    expect(snapshot(s).nodes).toEqual([]);
+    expect([...s.unknownNodes()].map((n) => n.report.uuid)).toEqual([A]);
   });
 });
 

@@ -577,6 +577,11 @@ export class NodeReports {
   private dropToUnknown(uuid: string, held: Held): void {
     this.aliveSet.delete(uuid);
     this.release(uuid, held);
+    if (this.ghostSet.has(uuid)) {
+      const ghosts = new Set(this.ghostSet);
+      ghosts.delete(uuid);
+      this.ghostSet = ghosts;
+    }
   }
 
   /** Holds (or refreshes) the node as alive with its state unknown. */
@@ -606,32 +611,46 @@ export class NodeReports {
     this.changed([uuid]);
   }
 
-  /** A liveness-only report received by another replica (external): as recordLiveness, nothing shared. */
+  /**
+   * A liveness-only report received by another replica (external). That replica took it, so the node was alive there
+   * (one dead to it is refused, NODE_DEAD, and not shared): it is heard here too, even when this replica had declared
+   * it dead (cut off from the store for a while) — judged dead here alone, its leases could be released by this
+   * replica while the one it reports to holds it alive and its agent counts the contact. Never with lists this replica
+   * does not hold: its state is the report held (of the same boot, not a ghost's identity), else unknown.
+   */
   private externalLiveness(received: NodeReport, condition: BackendUnseen, lastSeen: number, stored: boolean): void {
     const uuid = received.uuid;
     const now = this.options.now();
     const previous = this.nodes.get(uuid);
-    if (previous !== undefined) {
-      // No news (a re-read), or dead here: it stays dead until a full report.
-      if (previous.storeSeen === lastSeen || this.livenessRefused(uuid, now)) return;
-      if (!sameBoot(previous.unseen?.base ?? previous.report, received)) {
-        this.dropToUnknown(uuid, previous);
-        this.holdUnknown(received, condition, lastSeen, !stored, lastSeen);
-        return;
-      }
+    // No news: a re-read of what was delivered.
+    if ((previous ?? this.unknown.get(uuid))?.storeSeen === lastSeen) return;
+    if (
+      previous !== undefined &&
+      !this.ghostSet.has(uuid) &&
+      sameBoot(previous.unseen?.base ?? previous.report, received)
+    ) {
       // Older on the wall clocks than a full report held: news of the node, not of its state.
       if (previous.unseen === undefined && previous.lastSeen > lastSeen) {
         this.heardThroughStore(previous, lastSeen, stored);
         return;
       }
+      const wasAlive = this.aliveSet.has(uuid);
+      const lapsed = this.lapsed(previous, now);
       const held = this.keepWithCondition(previous, condition, lastSeen, !stored);
       held.storeSeen = lastSeen;
       held.shared = undefined;
       held.sharedVersion = received.configuration_version;
       held.sharedAt = lastSeen;
+      if (!wasAlive) {
+        this.aliveSet.add(uuid);
+        this.nodeBack(uuid, received.host, now);
+      }
+      // Dead or past its timeout until now: a list built meanwhile left it out (see record).
+      if (!wasAlive || lapsed) this.changed([uuid]);
       return;
     }
-    if (this.unknown.get(uuid)?.storeSeen === lastSeen || this.livenessRefused(uuid, now)) return;
+    if (previous !== undefined) this.dropToUnknown(uuid, previous);
+    this.nodeBack(uuid, received.host, now);
     this.holdUnknown(received, condition, lastSeen, !stored, lastSeen);
   }
 
@@ -782,7 +801,9 @@ export class NodeReports {
       // Silent for T with its state unknown: dead, as a node silent since this start (declareUnreported), from its
       // identity (its agent, with no accepted report for T, fenced at F < T).
       this.unknown.delete(uuid);
-      this.nodeDead(uuid, node.report.host, node.lastSeen, node.heardAt, now, true);
+      // Not announced when only read from the store at this start, already older than T then (as storedStale).
+      const announce = node.heardSinceStart || node.lastSeen >= this.startWall - this.options.nodeTimeoutMs;
+      this.nodeDead(uuid, node.report.host, node.lastSeen, node.heardAt, now, announce);
       if (!isLocalBackend(node.report.backend)) this.holdGhost(uuid, node.report, node.lastSeen, node.heardAt);
       changed.push(uuid);
     }

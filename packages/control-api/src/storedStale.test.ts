@@ -10,7 +10,7 @@ import winston from 'winston';
 import { ClusterSnapshot } from '@flocker/api';
 import { MemoryConfigurationStore, type StoreListener } from './ConfigurationStore';
 import { ControlState } from './ControlState';
-import { A, B, T0, letterReport as report } from './testing/fixtures';
+import { A, B, C, T0, letterReport as report } from './testing/fixtures';
 import { Views } from './Views';
 
 const T = 30_000;
@@ -93,4 +93,19 @@ it('heard through the store after all: an ordinary node again (no note; its late
     ['node_dead', A],
     ['node_dead', B],
   ]);
+});
+
+it('the same for a stored liveness-only report (a node whose state was unknown when it went silent, long ago)', async () => {
+  const s = await open();
+  const since = new Date(wall - DAY).toISOString();
+  listener?.report(
+    report(C, { backend: 'aws', backend_unseen: { since, reason: 'listing volumes' } }),
+    wall - DAY,
+    true,
+  );
+  expect([...s.unknownNodes()].map((n) => n.report.uuid)).toEqual([C]);
+  pass(T + 1);
+  await s.checkLiveness();
+  expect(s.deadSince(C)).toBeDefined();
+  expect(s.listEvents().map((e) => [e.kind, e.node_uuid])).toEqual([['node_dead', B]]);
 });
