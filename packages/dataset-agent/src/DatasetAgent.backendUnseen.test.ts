@@ -7,7 +7,7 @@
  * converges again.
  */
 import { TEST_NODE, testAgentOptions } from './testing/agentOptions';
-import type { ClusterSnapshot, NodeReport } from '@flocker/api';
+import { FlockerApiError, type ClusterSnapshot, type NodeReport } from '@flocker/api';
 import type { ContainerStopper } from './containers';
 import { DatasetAgent, type ControlChannel } from './DatasetAgent';
 import { FakeDriver, FakeHost } from './testing/fakes';
@@ -17,10 +17,13 @@ const NODE_TIMEOUT_S = 6; // bound F = 3 s
 const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const MiB = 1024 * 1024;
 
+/** An older control service: it refuses a liveness-only report (400); DatasetAgent.liveness tests one that takes it. */
 class Control implements ControlChannel {
   readonly reports: Array<{ at: number; report: NodeReport }> = [];
   constructor(private readonly clock: ManualClock) {}
   async reportNodeState(report: NodeReport): Promise<unknown> {
+    if (report.backend_unseen !== undefined)
+      throw new FlockerApiError(400, 'INVALID_REQUEST', "The request is not valid: Unrecognized key: 'backend_unseen'");
     this.reports.push({ at: this.clock.now(), report });
     return { generation: '1', configuration_tag: 't1', node_timeout_seconds: NODE_TIMEOUT_S };
   }

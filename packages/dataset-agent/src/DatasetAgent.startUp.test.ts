@@ -5,7 +5,7 @@
  * the containers on a plugin volume: Docker shows no Source for it) and fences: no turn, no worker, no move.
  */
 import { TEST_NODE, testAgentOptions } from './testing/agentOptions';
-import type { ClusterSnapshot, NodeReport } from '@flocker/api';
+import { FlockerApiError, type ClusterSnapshot, type NodeReport } from '@flocker/api';
 import type { ContainerStopper, StopTargets } from './containers';
 import { DatasetAgent, type ControlChannel, type StartUpFindings } from './DatasetAgent';
 import { FakeDriver, FakeHost } from './testing/fakes';
@@ -17,7 +17,11 @@ const DS = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
 const NEW = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
 const MiB = 1024 * 1024;
 
-/** A control service that answers at once; the configuration changes by setDatasets. */
+/**
+ * A control service that answers at once; the configuration changes by setDatasets. An older release: it refuses a
+ * liveness-only report (400), so until its first full look the agent has no accepted report (DatasetAgent.liveness
+ * tests a control service that takes them).
+ */
 class Control implements ControlChannel {
   readonly reports: Array<{ at: number; report: NodeReport }> = [];
   private generation = 1;
@@ -32,6 +36,8 @@ class Control implements ControlChannel {
     for (const w of this.waiters.splice(0)) w();
   }
   async reportNodeState(report: NodeReport): Promise<unknown> {
+    if (report.backend_unseen !== undefined)
+      throw new FlockerApiError(400, 'INVALID_REQUEST', "The request is not valid: Unrecognized key: 'backend_unseen'");
     this.reports.push({ at: this.clock.now(), report });
     return {
       generation: String(this.generation),

@@ -73,6 +73,7 @@ import { UsedBytesCache } from './usedSpace';
 import { SelfFencing } from './SelfFencing';
 import { SparePool } from './SparePool';
 import { leasesHereChanged } from './spareDecisions';
+import { livenessReport, refusesLiveness } from './livenessReport';
 import { WorkQueue } from './WorkQueue';
 
 export { backoffDelay } from './clock';
@@ -124,7 +125,7 @@ export class DatasetAgent {
   private lookHeldUntil: number | undefined;
   /** The snapshot adopted last (the configuration a change is compared with: configNeedsLook). */
   private lastAdopted: ClusterSnapshot | null = null;
-  /** Whether a full look has filled the view (see startNewDatasets). */
+  /** Whether a full look has filled the view: before it only liveness-only reports go out, and nothing acts. */
   private poolSeen = false;
   /** The backend's free bytes as last looked at (reported as available_bytes); undefined: no figure. */
   private availableBytes: number | undefined;
@@ -150,11 +151,16 @@ export class DatasetAgent {
   private guarded = false;
   private started = false;
   private findings: StartUpFindings;
+  /** Since when (ISO) this agent waits for its first full look: the liveness-only reports say so. */
+  private readonly unseenSince: string;
+  /** The control service refused a liveness-only report (an older one): none is sent for the rest of this run. */
+  private livenessRefused = false;
 
   constructor(private readonly o: DatasetAgentOptions) {
     this.clock = o.clock ?? systemClock;
     this.now = () => this.clock.now();
     this.used = new UsedBytesCache(o.usedBytes, this.now);
+    this.unseenSince = new Date(this.clock.wallNow()).toISOString();
     this.findings = {
       ...(o.maxVolumeSize !== undefined ? { maxVolumeSize: o.maxVolumeSize } : {}),
       ...(o.zone !== undefined ? { zone: o.zone } : {}),
@@ -189,7 +195,7 @@ export class DatasetAgent {
       clock,
       logger,
       send: (report) => this.sendReport(report),
-      build: () => this.buildReport(),
+      build: () => this.reportNow(),
       resyncIntervalMs: o.resyncIntervalMs,
       progressReportMs: o.progressReportMs ?? 250,
       answered: (answer, sentAt) => this.fencing.reportAnswered(answer, sentAt),
@@ -211,7 +217,7 @@ export class DatasetAgent {
       },
       {
         stopTargets: (paths) => this.stopTargets(paths),
-        sendReportNow: async () => this.sendReport(this.buildReport()),
+        sendReportNow: async () => this.sendReport(this.reportNow()),
         requestReport: () => this.reporter.request(),
         heartbeat: () => this.reporter.heartbeat(),
         configurationTag: () => this.cluster.snapshot?.configuration_tag,
@@ -396,19 +402,48 @@ export class DatasetAgent {
   }
 
   /**
-   * A report to the control service, once a full look has filled the view (review T1 S0). Before it the view is
-   * empty, and a report of it would say "nothing attached or mounted here" (the control service would then let
-   * another host take this node's volumes) and count as contact. So while the first look hangs (a restart during
-   * a cloud API brown-out) nothing goes out: without an accepted report the node is out of contact, and at its
-   * bound it fences (the last chance fails too) before the node timeout declares it dead.
+   * What goes to the control service now: the node report once a full look has filled the view, and before it a
+   * liveness-only report (livenessReport.ts): the view is empty then, and a report of it would say "nothing attached
+   * or mounted here" (the control service would then let another host take this node's volumes).
+   */
+  private reportNow(): NodeReport {
+    const report = this.buildReport();
+    return this.poolSeen || this.livenessRefused ? report : livenessReport(report, this.unseenSince);
+  }
+
+  /**
+   * A report to the control service. Before the first full look only a liveness-only report goes out (review T1 S0):
+   * accepted, it counts as the report half of contact (the control service then holds the node alive and its leases
+   * kept, so nobody takes its volumes; its T counts from it as from any report), so a restart whose look waits on a
+   * hung cloud API does not fence. It never lets the agent act: nothing acts before the first full look (mayActNow).
+   * A control service that refuses it (an older one: 400) gets none for the rest of this run, and nothing goes out
+   * until the look ends: without an accepted report the node is out of contact, and at its bound it fences (the last
+   * chance fails too) before the node timeout declares it dead.
    */
   private async sendReport(report: NodeReport): Promise<unknown> {
-    if (!this.poolSeen)
+    if (this.poolSeen) return this.o.control.reportNodeState(report);
+    if (report.backend_unseen === undefined)
       throw new AgentError(
         'BACKEND_NOT_AVAILABLE',
         'no look at the storage backend has finished yet: nothing to report',
       );
-    return this.o.control.reportNodeState(report);
+    try {
+      return await this.o.control.reportNodeState(report);
+    } catch (e) {
+      if (refusesLiveness(e) && !this.livenessRefused) {
+        this.livenessRefused = true;
+        this.logger.warn(
+          'the control service refuses liveness-only reports (an older release): nothing is reported until the first look at the backend ends',
+          { code: errorCode(e), error: errorMessage(e) },
+        );
+      }
+      throw e;
+    }
+  }
+
+  /** Whether this node may start work now: its first full look done, and its configuration confirmed (mayAct). */
+  private mayActNow(): boolean {
+    return this.poolSeen && this.fencing.mayAct();
   }
 
   /** Until the timer or a wake (the loop is in 'sleeping'). */
@@ -447,7 +482,7 @@ export class DatasetAgent {
       // New datasets and deletions of datasets held here get their workers now too (issue 23, session 12): when that
       // is all the change is, it needs no full look (configChangeNeedsLook).
       const created = new Set<string>();
-      if (before !== null && this.poolSeen && !this.stopping && this.fencing.mayAct()) {
+      if (before !== null && !this.stopping && this.mayActNow()) {
         for (const id of this.fastStart(snap, new Set())) created.add(id);
         for (const id of this.startDeletes(before, snap)) started.add(id);
       }
@@ -513,7 +548,7 @@ export class DatasetAgent {
    */
   private recheckAfterWorker(id: string): boolean {
     const snapshot = this.cluster.snapshot;
-    if (snapshot === null || this.stopping || !this.fencing.mayAct()) return false;
+    if (snapshot === null || this.stopping || !this.mayActNow()) return false;
     const d = snapshot.datasets.find((x) => x.dataset_id === id);
     if (d === undefined || d.deleted || d.primary !== this.o.nodeUuid) return false;
     if (this.view.volumesOf(id).some((v) => v.attachedTo === this.o.instanceId)) return false;
@@ -529,7 +564,7 @@ export class DatasetAgent {
    */
   private startMoves(snapshot: ClusterSnapshot, trigger: MoveTrigger, poolChange = false): Set<string> {
     const started = new Set<string>();
-    if (this.stopping || !this.fencing.mayAct()) return started;
+    if (this.stopping || !this.mayActNow()) return started;
     const now = this.now();
     const desired = desiredStateOf(snapshot);
     const ids = moveStarts(desired.datasets, trigger, {
@@ -734,7 +769,7 @@ export class DatasetAgent {
     this.fencing.evaluate();
     // A turn that runs while datasets are worked on may miss what they need next.
     if (this.work.runningCount > 0) this.dispatch('missed');
-    await this.startNewDatasets();
+    this.startNewDatasets();
     if (this.lookHeld()) {
       // Once the creates are done (workerDone), or at the bound: the loop's timer.
       this.dispatch('missed');
@@ -886,22 +921,12 @@ export class DatasetAgent {
    * there it does nothing and the worker looks; so a candidate wrongly thought new
    * costs one futile step, never data.
    */
-  private async startNewDatasets(): Promise<void> {
+  private startNewDatasets(): void {
     const snapshot = this.cluster.snapshot;
-    if (snapshot === null || this.stopping || !this.fencing.mayAct()) return;
-    // Once a full look has shown the pool, a dataset it showed no volume for starts at
-    // once (fastStart finds the candidates). Before the first full look (just started),
-    // one listing spares every dataset that futile create.
-    if (this.poolSeen) {
-      this.fastStart(snapshot, new Set());
-      return;
-    }
-    if (this.newDatasets(desiredStateOf(snapshot)).length === 0 || !this.work.hasRoom()) return;
-    const seq = this.view.nextSeq();
-    const listed = await this.pool.listPool();
-    // An action that ended meanwhile may not show in this listing: leave it to the full look.
-    if (this.view.actionEndedSince(seq) || this.stopping) return;
-    this.fastStart(snapshot, new Set(listed.map((v) => v.datasetId)), seq);
+    // Only once a full look has shown the pool (mayActNow): a dataset it showed no volume for starts at once
+    // (fastStart finds the candidates). Before it nothing acts, whatever contact a liveness report confirmed.
+    if (snapshot === null || this.stopping || !this.mayActNow()) return;
+    this.fastStart(snapshot, new Set());
   }
 
   /** The datasets this node should hold that the view shows no volume of and no worker has (or waits for). */

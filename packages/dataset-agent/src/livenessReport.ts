@@ -1,0 +1,30 @@
+/**
+ * The liveness-only report (review T1 S0, FR F4): what the agent sends from its start until its first full look at the
+ * storage backend has finished (a restart while a cloud API hangs can take that long). It says only "this node is
+ * alive": its lists are empty and mean nothing (backend_unseen), and the control service keeps the node's previous
+ * state. Without it the node would be silent until the look ends, and declared dead at the node timeout.
+ */
+import { FlockerApiError, type NodeReport } from '@flocker/api';
+
+/** The liveness-only report of the node `full` describes (built from an empty view: only its identity is used). */
+export function livenessReport(full: NodeReport, since: string): NodeReport {
+  return {
+    uuid: full.uuid,
+    era: full.era,
+    host: full.host,
+    instance_id: full.instance_id,
+    backend: full.backend,
+    manifestations: [],
+    errors: [],
+    ...(full.version !== undefined ? { version: full.version } : {}),
+    backend_unseen: { since, reason: `listing volumes of ${full.backend}: no answer yet` },
+  };
+}
+
+/**
+ * Whether a liveness report's failure says the control service does not take them: a 400 (a control service before
+ * backend_unseen refuses the member, its report schema being strict). The agent then sends none for this run.
+ */
+export function refusesLiveness(e: unknown): boolean {
+  return e instanceof FlockerApiError && e.status === 400;
+}
