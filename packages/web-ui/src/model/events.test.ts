@@ -86,6 +86,25 @@ describe('diffSnapshots', () => {
     ]);
   });
 
+  it("words what a node observes (a storage backend not answering since its agent started) as such: not 'observe failed'", () => {
+    const seen = {
+      action: 'observe',
+      code: 'BACKEND_UNREACHABLE',
+      message: 'its storage backend has not answered since the dataset agent started (listing volumes)',
+      attempts: 0,
+      since: 's',
+    };
+    const s1 = snapshot({ nodes: [node(A, 'a', { errors: [seen] })] });
+    expect(diffSnapshots(snapshot({ nodes: [node(A, 'a')] }), s1)).toEqual([
+      {
+        kind: 'failed',
+        severity: 'error',
+        message: 'on a: its storage backend has not answered since the dataset agent started (listing volumes)',
+        node_uuid: A,
+      },
+    ]);
+  });
+
   it('reports deletion by flag or by disappearance, once', () => {
     const s0 = snapshot({ datasets: [dataset(D1, 'v', A)] });
     const s1 = snapshot({ datasets: [dataset(D1, 'v', A, { deleted: true })] });

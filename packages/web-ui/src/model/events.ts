@@ -160,8 +160,9 @@ export function diffSnapshots(prev: ClusterSnapshot | undefined, next: ClusterSn
       out.push({
         kind: 'failed',
         severity: 'error',
-        // A local agent's refusal to act (issue 24) is no failed attempt.
-        message: `${subject}${e.action === 'refuse' ? 'refused' : `${e.action} failed`} on ${n.host}: ${e.message}`,
+        // A local agent's refusal to act (issue 24) is no failed attempt, nor is what a node observes (a file system
+        // gone read-only; its storage backend not answering since its agent started: BACKEND_UNREACHABLE).
+        message: `${subject}${failedWords(e.action)}on ${n.host}: ${e.message}`,
         ...(e.dataset_id ? { dataset_id: e.dataset_id } : {}),
         node_uuid: n.uuid,
       });
@@ -248,4 +249,10 @@ function snapshotEvents(prev: ClusterSnapshot, next: ClusterSnapshot, nameOf: (i
 
 function sizeText(d: DatasetConfiguration): string {
   return d.maximum_size ? ` (${formatSize(d.maximum_size)})` : '';
+}
+
+/** How a node error's action reads before "on <host>": "refused ", "" (observed), "<action> failed ". */
+function failedWords(action: string): string {
+  if (action === 'refuse') return 'refused ';
+  return action === 'observe' ? '' : `${action} failed `;
 }
