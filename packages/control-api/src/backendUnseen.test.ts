@@ -16,7 +16,7 @@ import { isAlive } from './clusterState';
 import { reportClaimConflict } from './reportClaims';
 import type { ControlService } from './server';
 import { A, B, D1, T0, letterReport, mountedManifestation } from './testing/fixtures';
-import { NODE_A, nodeReport, startOnLoopback } from './testing/httpService';
+import { NODE_A, NODE_B, nodeReport, startOnLoopback } from './testing/httpService';
 import { Views } from './Views';
 
 const T = 30_000;
@@ -324,5 +324,18 @@ describe('over HTTP', () => {
     // An older control service's NodeReport is this one without the member, strict.
     expect(NodeReport.omit({ backend_unseen: true }).strict().safeParse(live).success).toBe(false);
     expect(NodeReport.safeParse(live).success).toBe(true);
+  });
+
+  it("a liveness-only report naming a live node's instance is refused as any report (409 INSTANCE_CLAIMED)", async () => {
+    svc = await startOnLoopback();
+    const client = new FlockerClient({ baseUrl: svc.url });
+    await client.reportNodeState(nodeReport(NODE_B, { instance_id: 'i-shared' }));
+    const err = await client
+      .reportNodeState({ ...nodeReport(NODE_A, { instance_id: 'i-shared' }), backend_unseen: unseen })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(err).toMatchObject({ status: 409, code: 'INSTANCE_CLAIMED' });
   });
 });
