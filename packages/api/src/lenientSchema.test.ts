@@ -133,6 +133,23 @@ describe('lenientSchema', () => {
     expect(lenientSchema(RestartPolicy).safeParse({ name: 'sometimes' }).success).toBe(false);
   });
 
+  it('copies a recursive schema (a shape that names itself through a getter)', () => {
+    const Tree = z
+      .object({
+        name: z.string(),
+        get children(): z.ZodOptional<z.ZodArray<typeof Tree>> {
+          return z.array(Tree).optional();
+        },
+      })
+      .strict();
+    const input = { name: 'a', future: 1, children: [{ name: 'b', future: 2, children: [{ name: 'c', future: 3 }] }] };
+    expect(Tree.safeParse(input).success).toBe(false);
+    expect(lenientSchema(Tree).parse(input)).toEqual({
+      name: 'a',
+      children: [{ name: 'b', children: [{ name: 'c' }] }],
+    });
+  });
+
   it('is derived once per schema; a schema without strict objects is its own lenient copy', () => {
     expect(lenientSchema(NodeState)).toBe(lenientSchema(NodeState));
     const plain = z.array(z.string());

@@ -23,12 +23,22 @@ export function lenientSchema<T extends z.ZodType>(schema: T): z.ZodType<z.outpu
   return derive(schema) as z.ZodType<z.output<T>, z.input<T>>;
 }
 
+/** Schemas whose copy is being built: met again inside themselves (a recursive shape, through a getter). */
+const building = new Set<Schema>();
+
 function derive(schema: Schema): Schema {
   const held = derived.get(schema);
   if (held !== undefined) return held;
-  const lenient = build(schema);
-  derived.set(schema, lenient);
-  return lenient;
+  // A schema inside itself: its copy, once built (reading its shape again would never end).
+  if (building.has(schema)) return z.lazy(() => derived.get(schema) ?? schema);
+  building.add(schema);
+  try {
+    const lenient = build(schema);
+    derived.set(schema, lenient);
+    return lenient;
+  } finally {
+    building.delete(schema);
+  }
 }
 
 /**
