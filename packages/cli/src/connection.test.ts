@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resolveConnection } from './connection';
+import { connect, resolveConnection } from './connection';
 
 describe('resolveConnection', () => {
   const local = new Set(['/etc/flocker/cluster.crt', '/etc/flocker/admin.crt', '/etc/flocker/admin.key']);
@@ -107,5 +109,26 @@ describe('the CLI config file', () => {
   it('names a missing FLOCKER_CONFIG, and is optional otherwise', () => {
     expect(() => resolveConnection({}, { FLOCKER_CONFIG: '/nonexistent/cli.yml' }, none)).toThrow(/does not exist/);
     expect(resolveConnection({}, { HOME: '/nonexistent' }, none)).toEqual({ baseUrl: 'http://127.0.0.1:4523' });
+  });
+});
+
+describe('connect', () => {
+  it('reads the cluster views leniently: a node state member a newer control service adds is dropped (FR F12)', async () => {
+    const N = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+    const node = { uuid: N, era: 'e1', host: '10.0.0.1', instance_id: 'i-1', backend: 'loopback' };
+    const known = { ...node, manifestations: [], errors: [], alive: true, last_seen: '2026-12-06T08:00:00.000Z' };
+    const snapshot = { generation: 'g2', configuration_tag: 'v1', datasets: [], leases: [], nodes: [known] };
+    const srv = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ...snapshot, nodes: [{ ...known, future_state: { code: 'X' } }], future_member: 1 }));
+    });
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (srv.address() as AddressInfo).port;
+      const client = connect({ 'control-url': `http://127.0.0.1:${port}` }, { HOME: '/nonexistent' });
+      expect(await client.waitForCluster(undefined, 0)).toEqual(snapshot);
+    } finally {
+      await new Promise<void>((resolve) => srv.close(() => resolve()));
+    }
   });
 });

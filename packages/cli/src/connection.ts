@@ -138,11 +138,13 @@ function readCredential(path: string, what: string): Buffer {
 
 export function connect(args: ConnectionArgs, env: NodeJS.ProcessEnv = process.env): FlockerClient {
   const c = resolveConnection(args, env);
-  if (c.cacert === undefined && c.cert === undefined) return new FlockerClient({ baseUrl: c.baseUrl });
+  // The CLI and its web UI only show the cluster views: members a newer control service adds are dropped (FR F12).
+  if (c.cacert === undefined && c.cert === undefined)
+    return new FlockerClient({ baseUrl: c.baseUrl, clusterViews: 'lenient' });
   const dispatcher = tlsDispatcher({
     ca: c.cacert !== undefined ? readCredential(c.cacert, 'CA certificate (--cacert)') : '',
     ...(c.cert ? { cert: readCredential(c.cert, 'client certificate (--cert)') } : {}),
     ...(c.key ? { key: readCredential(c.key, 'private key (--key)') } : {}),
   });
-  return new FlockerClient({ baseUrl: c.baseUrl, dispatcher });
+  return new FlockerClient({ baseUrl: c.baseUrl, dispatcher, clusterViews: 'lenient' });
 }
