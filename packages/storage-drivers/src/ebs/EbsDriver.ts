@@ -1,9 +1,10 @@
-import { randomUUID } from 'node:crypto';
-import { backoffDelay } from '@flocker/runtime';
+import { createHash, randomUUID } from 'node:crypto';
+import { backoffDelay, systemClock } from '@flocker/runtime';
 import {
   AttachVolumeCommand,
   CreateSnapshotCommand,
   CreateVolumeCommand,
+  type CreateVolumeCommandInput,
   DeleteSnapshotCommand,
   DeleteVolumeCommand,
   DescribeInstancesCommand,
@@ -76,6 +77,47 @@ const VOLUME_ID = /^vol-[0-9a-f]{8,17}$/;
  */
 export const IMDS_NOT_FOUND_RETRY_DELAYS_MS: readonly number[] = [1_000, 2_000, 4_000, 8_000, 15_000];
 
+/** Generations of an onlyVolume create's token tried before falling back to a random token (the old way). */
+export const ONLY_VOLUME_GENERATIONS = 8;
+/** A CreateVolume answer made this long before the request replays an earlier create of its token. */
+export const REPLAY_AGE_MS = 10 * 60_000;
+
+/** What an onlyVolume create's token stands for (with the cluster and zone): EC2 must see the same request again. */
+export interface OnlyVolumeParams {
+  readonly datasetId: string;
+  readonly sizeGiB: number;
+  readonly profile?: string;
+  readonly fromSnapshot?: string;
+}
+
+/**
+ * The ClientToken (and create-token tag) of an onlyVolume create: the same for every agent and every restart
+ * creating the dataset's volume with these parameters, so EC2's ClientToken idempotency answers a retry, a
+ * restarted agent's retry or another host's create with the first volume. The generation moves on once a
+ * token's volume is gone (see createOnlyVolume). At most 64 ASCII characters (EC2's limit).
+ */
+export function onlyVolumeToken(
+  config: Pick<EbsDatasetConfig, 'cluster_id' | 'zone'>,
+  params: OnlyVolumeParams,
+  generation: number,
+): string {
+  const digest = createHash('sha256')
+    .update(
+      JSON.stringify([
+        'flocker-ebs-only-volume-1',
+        config.cluster_id,
+        config.zone,
+        params.datasetId,
+        params.sizeGiB,
+        params.profile ?? null,
+        params.fromSnapshot ?? null,
+        generation,
+      ]),
+    )
+    .digest('hex');
+  return `fov1-${digest.slice(0, 56)}`;
+}
+
 export interface EbsTiming {
   /** Attempts per EC2 call when errors are transient (throttling, 5xx, network). */
   readonly maxAttempts: number;
@@ -90,6 +132,8 @@ export interface EbsTiming {
   readonly deviceTimeoutMs: number;
   /** Per HTTP request to EC2. */
   readonly requestTimeoutMs: number;
+  /** How long a volume EC2 named may be missing from DescribeVolumes before it counts as gone (listing lag). */
+  readonly listingLagMs: number;
   /** DescribeVolumes MaxResults (5…500). */
   readonly pageSize: number;
   /**
@@ -108,6 +152,7 @@ export const DEFAULT_EBS_TIMING: EbsTiming = {
   stateTimeoutMs: 300_000,
   deviceTimeoutMs: 120_000,
   requestTimeoutMs: 30_000,
+  listingLagMs: 30_000,
   pageSize: 100,
   temporaryMaxAgeMs: 24 * 3600_000,
 };
@@ -126,6 +171,8 @@ export interface EbsDriverOptions {
   /** Injectable for deterministic tests. */
   readonly random?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
+  /** Wall-clock milliseconds (tests): compared with EC2's CreateTime to tell a replayed CreateVolume answer. */
+  readonly now?: () => number;
 }
 
 /** The EC2 client for a validated config: explicit keys if given, else the SDK's default chain (env, files, instance role). */
@@ -200,6 +247,11 @@ export class EbsDriver implements BlockDeviceApi {
    * idempotency (and the token tag) give the first volume back instead of a second one of the dataset.
    */
   private readonly uncertainCreates = new Map<string, string>();
+  /** onlyVolume tokens EC2 answers with a dead volume or refuses (IdempotentParameterMismatch): next generation. */
+  private readonly burntTokens = new Set<string>();
+  /** Volumes this process deleted: a CreateVolume answer naming one replays a dead create. */
+  private readonly deletedVolumes = new Set<string>();
+  private readonly now: () => number;
 
   constructor(options: EbsDriverOptions) {
     this.config = ebsDatasetConfigSchema.parse(options.config);
@@ -211,6 +263,7 @@ export class EbsDriver implements BlockDeviceApi {
     this.logger = options.logger ?? winston.createLogger({ silent: true });
     this.random = options.random ?? Math.random;
     this.sleep = options.sleep ?? defaultSleep;
+    this.now = options.now ?? Date.now;
     this.fetchInstanceId = options.fetchInstanceId ?? (() => fetchInstanceIdFromImds());
   }
 
@@ -576,6 +629,10 @@ export class EbsDriver implements BlockDeviceApi {
     const sizeGiB = this.sizeInGiB(size);
     if (datasetId === '' || datasetId.length > 255)
       throw new StorageError('BACKEND_ERROR', `dataset id must be 1…255 characters to fit an EC2 tag`);
+    if (options.onlyVolume === true && extraTags.length === 0) {
+      const made = await this.createOnlyVolume(datasetId, sizeGiB, options, fromSnapshot);
+      if (made !== undefined) return made;
+    }
     const key = JSON.stringify([datasetId, sizeGiB, options.profile ?? null, fromSnapshot ?? null, extraTags]);
     let retried = this.uncertainCreates.get(key);
     let earlier: Volume | undefined;
@@ -585,24 +642,7 @@ export class EbsDriver implements BlockDeviceApi {
       if (earlier?.State === 'deleting' || earlier?.State === 'deleted') [retried, earlier] = [undefined, undefined];
     }
     const token = retried ?? randomUUID();
-    const type = volumeTypeForProfile(options.profile, sizeGiB);
-    const tags = [
-      { Key: TAG_CLUSTER, Value: this.config.cluster_id },
-      { Key: TAG_DATASET, Value: datasetId },
-      { Key: 'Name', Value: `flocker-${datasetId}` },
-      { Key: TAG_CREATE_TOKEN, Value: token },
-      ...(options.profile === undefined ? [] : [{ Key: TAG_PROFILE, Value: options.profile }]),
-      ...extraTags,
-    ];
-    const findByToken = async (): Promise<Volume | undefined> => {
-      const found = await this.byCreateToken(token);
-      if (found[0] !== undefined)
-        this.logger.warn('adopting a volume whose create answer was lost', {
-          blockdeviceId: found[0].VolumeId,
-          datasetId,
-        });
-      return found[0];
-    };
+    const findByToken = () => this.findByToken(token, datasetId);
     if (earlier !== undefined)
       this.logger.warn('adopting a volume whose create answer was lost', {
         blockdeviceId: earlier.VolumeId,
@@ -610,22 +650,9 @@ export class EbsDriver implements BlockDeviceApi {
       });
     let created: Volume | undefined = earlier;
     try {
-      created ??= await this.call(
-        'CreateVolume',
-        () =>
-          this.ec2.send(
-            new CreateVolumeCommand({
-              AvailabilityZone: this.config.zone,
-              Size: sizeGiB,
-              VolumeType: type.VolumeType,
-              ...(type.Iops === undefined ? {} : { Iops: type.Iops }),
-              TagSpecifications: [{ ResourceType: 'volume', Tags: tags }],
-              ...(fromSnapshot === undefined ? {} : { SnapshotId: fromSnapshot }),
-              // EC2 makes CreateVolume idempotent per token; the token tag covers emulators that don't.
-              ClientToken: token,
-            }),
-          ),
-        { recover: findByToken },
+      created ??= await this.sendCreate(
+        this.createRequest(datasetId, sizeGiB, options, token, fromSnapshot, extraTags),
+        findByToken,
       );
     } catch (e) {
       // The request may have reached EC2 even though every answer was lost.
@@ -639,6 +666,168 @@ export class EbsDriver implements BlockDeviceApi {
       created = adopted;
     }
     this.uncertainCreates.delete(key);
+    return this.settleCreated(created, datasetId, sizeGiB, options, fromSnapshot);
+  }
+
+  /**
+   * An onlyVolume create (the agent's): its token is onlyVolumeToken's, the same for every agent, restart and
+   * host creating this dataset's volume with these parameters. First one DescribeVolumes by the tokens of all
+   * generations: a live volume of one is adopted (no create); "error" ones are deleted; dead ones (deleting,
+   * deleted) move the generation past theirs. Then CreateVolume with the generation's ClientToken: EC2 makes the
+   * volume, or answers a retry (also after a restart, or another host's create) with the first one. An answer
+   * naming a dead volume (listed dead, deleted by this process, or made over REPLAY_AGE_MS before the request and
+   * no longer there) or IdempotentParameterMismatch burns the token: next generation. Undefined once every
+   * generation is burnt (the caller then creates with a random token, as without onlyVolume).
+   */
+  private async createOnlyVolume(
+    datasetId: string,
+    sizeGiB: number,
+    options: CreateVolumeOptions,
+    fromSnapshot: string | undefined,
+  ): Promise<BlockDeviceVolume | undefined> {
+    const params = { datasetId, sizeGiB, ...(options.profile === undefined ? {} : { profile: options.profile }) };
+    const tokens = Array.from({ length: ONLY_VOLUME_GENERATIONS }, (_, g) =>
+      onlyVolumeToken(this.config, { ...params, ...(fromSnapshot === undefined ? {} : { fromSnapshot }) }, g),
+    );
+    const generationOf = (v: Volume) => tokens.indexOf(tagOf(v, TAG_CREATE_TOKEN) ?? '');
+    const found = (
+      await this.describeAll([
+        { Name: `tag:${TAG_CLUSTER}`, Values: [this.config.cluster_id] },
+        { Name: `tag:${TAG_CREATE_TOKEN}`, Values: tokens },
+      ])
+    )
+      .filter((v) => generationOf(v) >= 0)
+      .sort((a, b) => generationOf(a) - generationOf(b));
+    const live = found.find((v) => v.State !== 'deleting' && v.State !== 'deleted' && v.State !== 'error');
+    if (live !== undefined) {
+      this.logger.warn('adopting the volume of an earlier create of this dataset with the same parameters', {
+        blockdeviceId: live.VolumeId,
+        datasetId,
+      });
+      return this.settleCreated(live, datasetId, sizeGiB, options, fromSnapshot, tokens[generationOf(live)]);
+    }
+    for (const v of found.filter((x) => x.State === 'error' && x.VolumeId !== undefined)) {
+      const id = v.VolumeId ?? '';
+      this.deletedVolumes.add(id);
+      this.logger.warn('deleting a volume of this dataset left in the "error" state', { blockdeviceId: id, datasetId });
+      await this.deleteFailedCreate(id, new Error(`volume ${id} is in the "error" state`));
+    }
+    const dead = new Set(found.map((v) => v.VolumeId));
+    for (let g = Math.max(-1, ...found.map(generationOf)) + 1; g < tokens.length; g++) {
+      const token = tokens[g] ?? '';
+      if (this.burntTokens.has(token)) continue;
+      const findByToken = () => this.findByToken(token, datasetId);
+      const requestedAt = this.now();
+      let created: Volume | undefined;
+      try {
+        created = await this.sendCreate(
+          this.createRequest(datasetId, sizeGiB, options, token, fromSnapshot),
+          findByToken,
+        );
+      } catch (e) {
+        if (awsErrorCode(e) === 'IdempotentParameterMismatch') {
+          this.logger.warn('EC2 knows this create token with other parameters; trying the next', { datasetId, g });
+          this.burntTokens.add(token);
+          continue;
+        }
+        // The request may have reached EC2 though every answer was lost; the next try sends the same token.
+        const adopted = isTransientAwsError(e) ? await findByToken().catch(() => undefined) : undefined;
+        if (adopted === undefined)
+          throw this.toStorageError(e, `creating a ${sizeGiB} GiB volume for dataset ${datasetId}`);
+        created = adopted;
+      }
+      if (await this.replaysDeadVolume(created, dead, requestedAt)) {
+        this.logger.warn('EC2 answered this create token with a volume that is gone; trying the next', {
+          blockdeviceId: created.VolumeId,
+          datasetId,
+          g,
+        });
+        this.burntTokens.add(token);
+        continue;
+      }
+      return this.settleCreated(created, datasetId, sizeGiB, options, fromSnapshot, token);
+    }
+    this.logger.warn('every create token of this dataset is used up; creating with a random one', { datasetId });
+    return undefined;
+  }
+
+  /** Whether a CreateVolume answer names a volume that is gone (see createOnlyVolume). */
+  private async replaysDeadVolume(created: Volume, dead: ReadonlySet<string | undefined>, requestedAt: number) {
+    const id = created.VolumeId;
+    if (id === undefined) return false;
+    if (dead.has(id) || this.deletedVolumes.has(id)) return true;
+    if (created.State === 'deleting' || created.State === 'deleted') return true;
+    const madeAt = created.CreateTime?.getTime();
+    if (madeAt === undefined || madeAt >= requestedAt - REPLAY_AGE_MS) return false;
+    // An answer made long before this request replays an earlier create: its volume may be long gone. A new one
+    // (our clock far ahead of EC2's) shows up within EC2's listing lag: wait that long before calling it gone.
+    const deadline = systemClock.now() + this.timing.listingLagMs;
+    for (let attempt = 0; ; attempt++) {
+      const v = await this.describeMaybe(id);
+      if (v !== undefined) return v.State === 'deleting';
+      if (systemClock.now() >= deadline) return true;
+      const initialMs = this.timing.pollBaseMs;
+      await this.sleep(backoffDelay(attempt, { initialMs, maxMs: this.timing.pollMaxMs, jitter: true }, this.random));
+    }
+  }
+
+  private createRequest(
+    datasetId: string,
+    sizeGiB: number,
+    options: CreateVolumeOptions,
+    token: string,
+    fromSnapshot?: string,
+    extraTags: { Key: string; Value: string }[] = [],
+  ): CreateVolumeCommandInput {
+    const type = volumeTypeForProfile(options.profile, sizeGiB);
+    const tags = [
+      { Key: TAG_CLUSTER, Value: this.config.cluster_id },
+      { Key: TAG_DATASET, Value: datasetId },
+      { Key: 'Name', Value: `flocker-${datasetId}` },
+      { Key: TAG_CREATE_TOKEN, Value: token },
+      ...(options.profile === undefined ? [] : [{ Key: TAG_PROFILE, Value: options.profile }]),
+      ...extraTags,
+    ];
+    return {
+      AvailabilityZone: this.config.zone,
+      Size: sizeGiB,
+      VolumeType: type.VolumeType,
+      ...(type.Iops === undefined ? {} : { Iops: type.Iops }),
+      TagSpecifications: [{ ResourceType: 'volume', Tags: tags }],
+      ...(fromSnapshot === undefined ? {} : { SnapshotId: fromSnapshot }),
+      // EC2 makes CreateVolume idempotent per token; the token tag covers emulators that don't.
+      ClientToken: token,
+    };
+  }
+
+  private sendCreate(input: CreateVolumeCommandInput, recover: () => Promise<Volume | undefined>): Promise<Volume> {
+    return this.call('CreateVolume', () => this.ec2.send(new CreateVolumeCommand(input)), { recover });
+  }
+
+  /** The (first) volume carrying the create token, logged as adopted. */
+  private async findByToken(token: string, datasetId: string): Promise<Volume | undefined> {
+    const found = await this.byCreateToken(token);
+    if (found[0] !== undefined)
+      this.logger.warn('adopting a volume whose create answer was lost', {
+        blockdeviceId: found[0].VolumeId,
+        datasetId,
+      });
+    return found[0];
+  }
+
+  /**
+   * Waits for a created (or adopted) volume to be available. One that goes into "error" is deleted (EC2 never
+   * repairs it; left tagged, the agent would take it for the dataset's volume and try to attach it for ever).
+   * With an onlyVolume token, a failed wait burns it (the next create moves on, unless the volume shows up alive).
+   */
+  private async settleCreated(
+    created: Volume,
+    datasetId: string,
+    sizeGiB: number,
+    options: CreateVolumeOptions,
+    fromSnapshot: string | undefined,
+    onlyVolumeToken?: string,
+  ): Promise<BlockDeviceVolume> {
     const id = created.VolumeId;
     if (id === undefined) throw new StorageError('BACKEND_ERROR', 'CreateVolume answered without a VolumeId');
     let failed = false;
@@ -652,16 +841,18 @@ export class EbsDriver implements BlockDeviceApi {
       },
       true,
     ).catch(async (e: unknown) => {
-      // EC2 never repairs such a volume; left tagged, the agent would take it for the dataset's volume and
-      // try to attach it for ever (and it costs money). Delete it, as the Cinder driver does.
-      if (failed) throw await this.deleteFailedCreate(id, e);
+      if (onlyVolumeToken !== undefined) this.burntTokens.add(onlyVolumeToken);
+      if (failed) {
+        this.deletedVolumes.add(id);
+        throw await this.deleteFailedCreate(id, e);
+      }
       throw e;
     });
     this.logger.info('volume created', {
       blockdeviceId: id,
       datasetId,
       sizeGiB,
-      volumeType: type.VolumeType,
+      volumeType: volumeTypeForProfile(options.profile, sizeGiB).VolumeType,
       profile: options.profile,
       ...(fromSnapshot === undefined ? {} : { fromSnapshot }),
     });
@@ -722,6 +913,8 @@ export class EbsDriver implements BlockDeviceApi {
         );
       throw this.toStorageError(e, `deleting volume ${blockdeviceId}`, blockdeviceId);
     }
+    // EC2 would answer its create token with it still: an onlyVolume create must not take it (see createOnlyVolume).
+    this.deletedVolumes.add(blockdeviceId);
     await pollUntil(
       async () => ((await this.describeMaybe(blockdeviceId)) === undefined ? true : undefined),
       this.pollOptions(`volume ${blockdeviceId} to be deleted`, blockdeviceId),

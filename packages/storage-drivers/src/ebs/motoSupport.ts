@@ -177,6 +177,39 @@ function inputOf(args: unknown): Record<string, unknown> {
   return typeof input === 'object' && input !== null ? (input as Record<string, unknown>) : {};
 }
 
+/** What EC2 remembers of each ClientToken of CreateVolume (one map per simulated EC2, shared by its clients). */
+export type ClientTokenMemory = Map<string, { request: string; output: unknown }>;
+const tokenQueue = new Serial();
+
+/**
+ * EC2's ClientToken idempotency for CreateVolume, which moto ignores: the first request with a token creates,
+ * every later one with the same token and parameters gets that first answer again (whatever became of the volume
+ * since), and one with other parameters IdempotentParameterMismatch. Innermost (priority low), so a fault
+ * middleware that loses the answer still lets EC2 remember the token.
+ */
+export function addAwsClientTokens(ec2: EC2Client, memory: ClientTokenMemory): void {
+  ec2.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName !== 'CreateVolumeCommand') return next(args);
+      const { ClientToken: token, ...rest } = inputOf(args);
+      if (typeof token !== 'string') return next(args);
+      const request = JSON.stringify(rest);
+      return tokenQueue.run(async () => {
+        const seen = memory.get(token);
+        if (seen !== undefined) {
+          if (seen.request !== request)
+            throw awsError('IdempotentParameterMismatch', `Client token ${token} was used with other parameters`);
+          return { output: structuredClone(seen.output), response: {} } as Awaited<ReturnType<typeof next>>;
+        }
+        const result = await next(args);
+        memory.set(token, { request, output: structuredClone(result.output) });
+        return result;
+      });
+    },
+    { step: 'initialize', priority: 'low', name: `flockerAwsClientTokens${Math.random()}` },
+  );
+}
+
 /**
  * AWS refuses AttachVolume for a volume that is attached (VolumeInUse); moto
  * 5.x silently replaces the attachment. This middleware adds AWS's rule, one
