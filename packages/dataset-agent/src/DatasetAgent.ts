@@ -483,7 +483,7 @@ export class DatasetAgent {
       // is all the change is, it needs no full look (configChangeNeedsLook).
       const created = new Set<string>();
       if (before !== null && !this.stopping && this.mayActNow()) {
-        for (const id of this.fastStart(snap, new Set())) created.add(id);
+        for (const id of this.fastStart(snap)) created.add(id);
         for (const id of this.startDeletes(before, snap)) started.add(id);
       }
       if (before !== null && !this.configNeedsLook(before, snap, new Set([...started, ...created]))) {
@@ -926,7 +926,7 @@ export class DatasetAgent {
     // Only once a full look has shown the pool (mayActNow): a dataset it showed no volume for starts at once
     // (fastStart finds the candidates). Before it nothing acts, whatever contact a liveness report confirmed.
     if (snapshot === null || this.stopping || !this.mayActNow()) return;
-    this.fastStart(snapshot, new Set());
+    this.fastStart(snapshot);
   }
 
   /** The datasets this node should hold that the view shows no volume of and no worker has (or waits for). */
@@ -945,11 +945,13 @@ export class DatasetAgent {
   }
 
   /**
-   * The fast starts of the new datasets but those in `inPool` (a listing made as of `seq`); returns those started.
-   * Also called on a new configuration once the pool was seen (adopted): no listing, so no wait for a turn.
+   * The fast starts of the new datasets, once a full look has shown the pool (its callers check mayActNow); returns
+   * those started. Called by a turn and on a new configuration (adopted): no listing, so no wait for a turn. The first
+   * full look is never held for them: none starts before it.
    */
-  private fastStart(snapshot: ClusterSnapshot, inPool: ReadonlySet<string>, seq = this.view.nextSeq()): Set<string> {
+  private fastStart(snapshot: ClusterSnapshot): Set<string> {
     const started = new Set<string>();
+    const seq = this.view.nextSeq();
     const desired = desiredStateOf(snapshot);
     const now = this.now();
     const candidates = this.newDatasets(desired);
@@ -959,7 +961,7 @@ export class DatasetAgent {
     for (const id of this.createWorkers) if (!this.work.isRunning(id)) this.createWorkers.delete(id);
     if (this.createWorkers.size === 0) this.lookHeldUntil = undefined;
     for (const dataset of candidates) {
-      if (inPool.has(dataset.datasetId) || this.work.isRunning(dataset.datasetId) || !this.work.hasRoom()) continue;
+      if (this.work.isRunning(dataset.datasetId) || !this.work.hasRoom()) continue;
       const local: LocalState = this.pool.withUnreadable({ instanceId: this.o.instanceId, volumes: [] });
       const action = nextAction(dataset, desired, local, this.decision);
       if (action === undefined) continue;
@@ -967,11 +969,8 @@ export class DatasetAgent {
       this.view.update(local, seq, dataset.datasetId);
       this.work.start(dataset.datasetId, { seq, local });
       started.add(dataset.datasetId);
-      // The first full look (poolSeen) is never held: it decides for every other dataset.
-      if (this.poolSeen) {
-        this.createWorkers.add(dataset.datasetId);
-        this.lookHeldUntil ??= now + CREATE_HOLD_MS;
-      }
+      this.createWorkers.add(dataset.datasetId);
+      this.lookHeldUntil ??= now + CREATE_HOLD_MS;
     }
     return started;
   }
