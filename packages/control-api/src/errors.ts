@@ -58,7 +58,13 @@ export type ConfigurationCode =
 
 /** What a configuration store (file, etcd, its log) fails with. */
 export type StoreCode =
+  /** The store could not be reached: the write was not sent (or is known never to apply); nothing changed. */
   | 'STORE_UNAVAILABLE'
+  /**
+   * The write was sent but its outcome stayed unknown (etcd gave no answer within the bound): it may still be
+   * applied once etcd has a quorum. Read the state back before retrying a write that is not idempotent.
+   */
+  | 'STORE_OUTCOME_UNKNOWN'
   | 'STORE_TLS_REJECTED'
   | 'STORE_CLOSED'
   | 'STORE_FULL'
