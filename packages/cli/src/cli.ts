@@ -47,6 +47,7 @@ import {
 import { duration, leaseHolders, relativeTime, shortId, table } from './format';
 import { deadNodeLine, eventLine, fencingLine, recentEvents } from './failover';
 import { forgetNode, forgottenText } from './nodesForget';
+import { unknownStateLines } from './nodesUnknown';
 import {
   clusterHealth,
   destroyProgress,
@@ -1664,7 +1665,7 @@ export function buildCli(
       'Cluster health: nodes alive, volumes converged or not and why',
       (b) => b.example('$0 status', 'exit code 1 when something is not converged'),
       run<GlobalArgs>(async (a, client) => {
-        const [version, datasets, snapshot, events] = await Promise.all([
+        const [version, datasets, snapshot, events, aliveNodes] = await Promise.all([
           client.version(),
           client.listDatasets(),
           client.waitForCluster(undefined, 0),
@@ -1673,11 +1674,14 @@ export function buildCli(
             if (e instanceof FlockerApiError && e.status === 404) return [];
             throw e;
           }),
+          // Nodes alive with their state unknown are in no snapshot, only here (T1 S0: nodesUnknown.ts).
+          client.listNodes(),
         ]);
         const live = datasets.filter((d) => !d.deleted);
         const health = clusterHealth(snapshot, datasets);
         const problems: string[] = [];
         for (const n of snapshot.nodes.filter((x) => !x.alive)) problems.push(deadNodeLine(n));
+        problems.push(...unknownStateLines(snapshot, aliveNodes));
         problems.push(...health.problems);
         const fencing = snapshot.nodes.flatMap((n) => fencingLine(n) ?? []);
         // Copies holding writes the live volume lacks: no step left undone (the exit code is convergence's), but the

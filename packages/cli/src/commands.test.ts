@@ -60,6 +60,7 @@ class FakeControl {
       listDatasets: async () => this.datasets,
       listLeases: async () => this.leases,
       listEvents: async () => [],
+      listNodes: async () => [],
       listSnapshots: async () => [],
       listContainers: async () => this.containers,
       listContainerState: async () => this.containerState,

@@ -208,6 +208,7 @@ describe("a local agent's refusal (action 'refuse') reads as one, not as 'refuse
       listLeases: async () => [],
       listSnapshots: async () => [],
       listEvents: async () => [],
+      listNodes: async () => [],
       version: async () => ({ flocker: 'x' }),
     } as unknown as FlockerClient;
     for (const argv of [['volumes', 'show', 'rep'], ['status']]) {

@@ -42,6 +42,7 @@ const fakeClient = (s: ClusterSnapshot) =>
     listDatasets: async () => s.datasets,
     waitForCluster: async () => s,
     listEvents: async () => [],
+    listNodes: async () => [],
   }) as unknown as FlockerClient;
 
 describe('flocker status: copies kept aside need attention', () => {
