@@ -235,4 +235,24 @@ describe('CinderDriver (cinder mode): an attach killed between reservation and c
     expect(await driver.client.listAttachments(v.blockdeviceId)).toEqual([]);
     expect(volume?.metadata[attachingMarkerKey(me)]).toBeUndefined();
   });
+
+  it("listVolumes leaves this instance's mark alone while an attach of its own is between its mark and its reservation", async () => {
+    const clusterId = randomUUID();
+    const me = `t1-host-a-${randomUUID().slice(0, 8)}`;
+    const driver = makeDriver(cinder.url, clusterId, me);
+    const v = await driver.createVolume(randomUUID(), 1);
+    cleanups.push(() => driver.destroyVolume(v.blockdeviceId));
+    const setVolumeMetadata = driver.client.setVolumeMetadata.bind(driver.client);
+    let markDuringList: string | undefined;
+    driver.client.setVolumeMetadata = async (id, metadata) => {
+      await setVolumeMetadata(id, metadata);
+      if (metadata[attachingMarkerKey(me)] === undefined) return;
+      // The agent lists its volumes meanwhile (the volume is still 'available', our mark on it).
+      await driver.listVolumes();
+      markDuringList = (await driver.client.getVolume(id))?.metadata[attachingMarkerKey(me)];
+    };
+    expect((await driver.attachVolume(v.blockdeviceId, me)).attachedTo).toBe(me);
+    expect(markDuringList).toBeDefined();
+    await driver.detachVolume(v.blockdeviceId);
+  });
 });
