@@ -2,16 +2,25 @@
  * Integration: the engine against moto's S3 server over real HTTP through @aws-sdk/client-s3.
  */
 import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CreateBucketCommand, DeleteObjectCommand, PutObjectCommand, S3ServiceException } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
 import { startMoto, type MotoServer } from '@flocker/storage-drivers/testing';
 import { backupVolume } from './backup';
-import { collectGarbage, listBackups, pruneBackups } from './catalog';
+import { collectGarbage, deleteBackup, latestBackup, listBackups, pruneBackups } from './catalog';
 import { isBackupError, type BackupErrorCode } from './errors';
 import { chunkKey } from './layout';
-import { restoreVolume } from './restore';
+import { readManifest, restoreVolume } from './restore';
 import { S3ObjectStore } from './S3ObjectStore';
 import { makeSparseImage, mutateImage, sha256File } from './testing';
 
@@ -137,8 +146,8 @@ describe('backups on moto S3', () => {
     expect(before.length).toBeGreaterThan(1);
     const result = await pruneBackups(store, 'vol-1', 1, { graceMs: 0 });
     expect(result.kept).toEqual([before[0]?.backupId]);
-    expect(result.gc.deferred).toBe(false);
-    expect(result.gc.deletedChunks).toBeGreaterThan(0);
+    expect(result.gc?.deferred).toBe(false);
+    expect(result.gc?.deletedChunks).toBeGreaterThan(0);
     const target = path.join(dir, 'after-prune.img');
     await restoreVolume(store, before[0]?.backupId ?? '', target);
     expect(await sha256File(target)).toBe(await sha256File(image));
@@ -274,5 +283,120 @@ describe('S3ObjectStore against moto', () => {
       credentials: CREDENTIALS,
     });
     await expectCode(missing.put('k', Buffer.from('v')), 'STORE_DENIED', 's3://no-such-bucket/x/k');
+  });
+
+  it('PUT sends the SHA-256 and HEAD answers what S3 recorded: a chunk damaged in place (same size) is stored again (T5 F4)', async () => {
+    const store = await newStore('rot');
+    const body = randomBytes(1000);
+    await store.put('k', body);
+    expect((await store.head('k'))?.sha256).toBe(createHash('sha256').update(body).digest('base64'));
+
+    const image = path.join(dir, 'rot.img');
+    await fs.writeFile(image, randomBytes(2 * MiB));
+    const first = await backupVolume(image, store, { volumeId: 'vol-r', snapshotId: 's1', chunkSize: MiB });
+    const victim = chunkKey(first.chunks[0] ?? '');
+    await store.put(victim, randomBytes(first.objects?.[victim]?.size ?? 0)); // same size, other bytes
+    const previous = await latestBackup(store, 'vol-r');
+    const second = await backupVolume(image, store, { volumeId: 'vol-r', snapshotId: 's2', previous: previous! });
+    expect(second.stats.uploadedChunks).toBe(1);
+    await restoreVolume(store, second.backupId, path.join(dir, 'rot.out'));
+    expect(await sha256File(path.join(dir, 'rot.out'))).toBe(await sha256File(image));
+  });
+
+  describe('an aborted signal ends a call at once (T5 F2)', () => {
+    let frozen: Server;
+    let frozenEndpoint: string;
+    beforeAll(async () => {
+      // An endpoint that accepts and never answers: a hung S3, a SIGSTOPped moto.
+      frozen = createServer(() => undefined);
+      await new Promise<void>((r) => frozen.listen(0, '127.0.0.1', r));
+      frozenEndpoint = `http://127.0.0.1:${(frozen.address() as AddressInfo).port}`;
+    });
+    afterAll(async () => {
+      frozen.closeAllConnections();
+      await new Promise<void>((r) => frozen.close(() => r()));
+    });
+    const hung = () => new S3ObjectStore({ url: 's3://frozen/x', endpoint: frozenEndpoint, credentials: CREDENTIALS });
+    const abortedIn = async (ms: number, run: (signal: AbortSignal) => Promise<unknown>): Promise<number> => {
+      const controller = new AbortController();
+      const t0 = Date.now();
+      setTimeout(() => controller.abort(new Error('agent stopping')), ms);
+      await expect(run(controller.signal)).rejects.toThrow('agent stopping');
+      return Date.now() - t0;
+    };
+
+    it('every store call held by a frozen endpoint', async () => {
+      const store = hung();
+      const calls: ((signal: AbortSignal) => Promise<unknown>)[] = [
+        (signal) => store.put('k', Buffer.from('v'), { signal }),
+        (signal) => store.get('k', { signal }),
+        (signal) => store.head('k', { signal }),
+        (signal) => store.delete('k', { signal }),
+        (signal) => store.list('', { signal })[Symbol.asyncIterator]().next(),
+      ];
+      for (const call of calls) expect(await abortedIn(200, call)).toBeLessThan(2000);
+    });
+
+    it('a retry pause', async () => {
+      const refused = new S3ObjectStore({
+        url: 's3://backups-1/x',
+        endpoint: 'http://127.0.0.1:9',
+        credentials: CREDENTIALS,
+        backoff: { initialMs: 60_000, maxMs: 60_000, jitter: false },
+      });
+      expect(await abortedIn(300, (signal) => refused.put('k', Buffer.from('v'), { signal }))).toBeLessThan(2000);
+    });
+
+    it('a backup, a restore, a listing and a prune on a frozen store', async () => {
+      const store = hung();
+      const image = path.join(dir, 'frozen.img');
+      await fs.writeFile(image, randomBytes(MiB));
+      const took = [
+        await abortedIn(300, (signal) => backupVolume(image, store, { volumeId: 'v', snapshotId: 's', signal })),
+        await abortedIn(300, (signal) =>
+          restoreVolume(store, 'v/20261206T000000000Z-s', path.join(dir, 'x'), { signal }),
+        ),
+        await abortedIn(300, (signal) => listBackups(store, 'v', { signal })),
+        await abortedIn(300, (signal) => latestBackup(store, 'v', { signal })),
+        await abortedIn(300, (signal) => pruneBackups(store, 'v', 1, { signal })),
+        await abortedIn(300, (signal) => readManifest(store, 'v/20261206T000000000Z-s', { signal })),
+      ];
+      for (const ms of took) expect(ms).toBeLessThan(2000);
+    });
+  });
+
+  it('no credentials anywhere: STORE_DENIED at once naming what to set, not retried as an outage (T5 F6)', async () => {
+    let pauses = 0;
+    const client = new S3Client({
+      region: 'us-east-1',
+      endpoint: moto.endpoint,
+      forcePathStyle: true,
+      credentials: () =>
+        Promise.reject(
+          Object.assign(new Error('Could not load credentials from any providers'), {
+            name: 'CredentialsProviderError',
+          }),
+        ),
+    });
+    const store = new S3ObjectStore({
+      url: 's3://backups-1/x',
+      client,
+      sleep: async () => {
+        pauses++;
+      },
+    });
+    await expectCode(store.head('k'), 'STORE_DENIED', 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY');
+    expect(pauses).toBe(0);
+  });
+
+  it('deleteBackup in a bucket that does not exist says so (STORE_DENIED), not that the backup is gone (T5 F6)', async () => {
+    const missing = new S3ObjectStore({
+      url: 's3://no-such-bucket/x',
+      endpoint: moto.endpoint,
+      credentials: CREDENTIALS,
+    });
+    await expectCode(deleteBackup(missing, 'v/20261206T000000000Z-s'), 'STORE_DENIED', 'bucket does not exist');
+    const store = await newStore();
+    await expectCode(deleteBackup(store, 'v/20261206T000000000Z-s'), 'BACKUP_NOT_FOUND', 'no backup');
   });
 });

@@ -7,9 +7,10 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
 import { backoffDelay, errorCode, errorMessage, sleep, type BackoffPolicy } from '@flocker/runtime';
 import { BackupError } from './errors';
-import type { ObjectInfo, ObjectStore } from './store';
+import type { CallOptions, ObjectInfo, ObjectStore } from './store';
 import { formatS3Url, parseS3Url, type S3Location } from './url';
 
 export interface S3StoreOptions {
@@ -28,12 +29,12 @@ export interface S3StoreOptions {
   readonly maxAttempts?: number;
   readonly backoff?: BackoffPolicy;
   readonly requestTimeoutMs?: number;
-  readonly sleep?: (ms: number) => Promise<void>;
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
 export const DEFAULT_S3_BACKOFF: BackoffPolicy = { initialMs: 200, maxMs: 10_000, jitter: true };
 
-export type S3Failure = 'not-found' | 'retry' | 'denied' | 'fatal';
+export type S3Failure = 'not-found' | 'retry' | 'denied' | 'no-credentials' | 'fatal';
 
 const RETRY_NAMES = new Set([
   'SlowDown',
@@ -76,6 +77,8 @@ export function classifyS3Error(e: unknown): S3Failure {
   };
   const name = typeof err.name === 'string' ? err.name : '';
   const status = typeof err.$metadata?.httpStatusCode === 'number' ? err.$metadata.httpStatusCode : undefined;
+  // No credentials found anywhere (environment, profile, instance role): asking again finds none either.
+  if (name === 'CredentialsProviderError') return 'no-credentials';
   if (DENIED_NAMES.has(name) || status === 401 || status === 403) return 'denied';
   if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) return 'not-found';
   if (RETRY_NAMES.has(name) || (status !== undefined && (status === 429 || status >= 500))) return 'retry';
@@ -114,17 +117,35 @@ export class S3ObjectStore implements ObjectStore {
     return this.client;
   }
 
-  private async call<T>(what: string, key: string, fn: () => Promise<T>, notFound: () => T): Promise<T> {
+  private async call<T>(
+    what: string,
+    key: string,
+    options: CallOptions | undefined,
+    fn: (abortSignal: AbortSignal | undefined) => Promise<T>,
+    notFound: () => T,
+  ): Promise<T> {
     const maxAttempts = this.options.maxAttempts ?? 6;
     const policy = this.options.backoff ?? DEFAULT_S3_BACKOFF;
-    const pause = this.options.sleep ?? ((ms: number) => sleep(ms));
+    const signal = options?.signal;
+    const pause =
+      this.options.sleep ?? ((ms: number, s?: AbortSignal) => sleep(ms, s === undefined ? {} : { signal: s }));
     for (let attempt = 0; ; attempt++) {
+      signal?.throwIfAborted();
       try {
-        return await fn();
+        return await fn(signal);
       } catch (e) {
+        // Aborted by the caller (an agent stopping, a cancelled backup): not a store failure, never retried.
+        signal?.throwIfAborted();
         const kind = classifyS3Error(e);
         const where = `${what} ${this.location}/${key}`;
         if (kind === 'not-found') return notFound();
+        if (kind === 'no-credentials')
+          throw new BackupError(
+            'STORE_DENIED',
+            `${where}: no S3 credentials (${errorMessage(e)}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE`,
+            key,
+            { cause: e },
+          );
         if (kind === 'denied')
           throw new BackupError('STORE_DENIED', `${where}: refused (${errorMessage(e)})`, key, { cause: e });
         if (kind === 'fatal') throw new BackupError('STORE_ERROR', `${where}: ${errorMessage(e)}`, key, { cause: e });
@@ -135,7 +156,7 @@ export class S3ObjectStore implements ObjectStore {
             key,
             { cause: e },
           );
-        await pause(backoffDelay(attempt, policy));
+        await pause(backoffDelay(attempt, policy), signal);
       }
     }
   }
@@ -144,21 +165,37 @@ export class S3ObjectStore implements ObjectStore {
     throw new BackupError('STORE_ERROR', `${what} ${this.location}/${key}: the bucket answered 404`, key);
   }
 
-  async put(key: string, body: Uint8Array): Promise<void> {
+  async put(key: string, body: Uint8Array, options?: CallOptions): Promise<void> {
+    // The SHA-256 travels with the PUT: S3 refuses bytes damaged on the way and keeps it (HEAD answers it).
+    const sha256 = createHash('sha256').update(body).digest('base64');
     await this.call(
       'PUT',
       key,
-      () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key, Body: body })),
+      options,
+      (abortSignal) =>
+        this.client.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: this.keyPrefix + key,
+            Body: body,
+            ChecksumAlgorithm: 'SHA256',
+            ChecksumSHA256: sha256,
+          }),
+          { abortSignal },
+        ),
       () => this.notFoundError('PUT', key),
     );
   }
 
-  async get(key: string): Promise<Buffer | undefined> {
+  async get(key: string, options?: CallOptions): Promise<Buffer | undefined> {
     return this.call(
       'GET',
       key,
-      async () => {
-        const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key }));
+      options,
+      async (abortSignal) => {
+        const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key }), {
+          abortSignal,
+        });
         if (r.Body === undefined) return Buffer.alloc(0);
         return Buffer.from(await r.Body.transformToByteArray());
       },
@@ -166,31 +203,44 @@ export class S3ObjectStore implements ObjectStore {
     );
   }
 
-  async head(key: string): Promise<ObjectInfo | undefined> {
+  async head(key: string, options?: CallOptions): Promise<ObjectInfo | undefined> {
     return this.call(
       'HEAD',
       key,
-      async () => {
-        const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key }));
-        return { key, size: r.ContentLength ?? 0, lastModified: r.LastModified ?? new Date(0) };
+      options,
+      async (abortSignal) => {
+        const r = await this.client.send(
+          new HeadObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key, ChecksumMode: 'ENABLED' }),
+          { abortSignal },
+        );
+        // A multipart object's checksum is a checksum of checksums (`…-N`): not the object's SHA-256.
+        const sha256 = r.ChecksumSHA256 !== undefined && !r.ChecksumSHA256.includes('-') ? r.ChecksumSHA256 : undefined;
+        return {
+          key,
+          size: r.ContentLength ?? 0,
+          lastModified: r.LastModified ?? new Date(0),
+          ...(sha256 === undefined ? {} : { sha256 }),
+        };
       },
       () => undefined,
     );
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  async *list(prefix: string, options?: CallOptions): AsyncIterable<ObjectInfo> {
     let token: string | undefined;
     do {
       const page = await this.call(
         'LIST',
         prefix,
-        () =>
+        options,
+        (abortSignal) =>
           this.client.send(
             new ListObjectsV2Command({
               Bucket: this.bucket,
               Prefix: this.keyPrefix + prefix,
               ...(token === undefined ? {} : { ContinuationToken: token }),
             }),
+            { abortSignal },
           ),
         () => this.notFoundError('LIST', prefix),
       );
@@ -206,11 +256,13 @@ export class S3ObjectStore implements ObjectStore {
     } while (token !== undefined);
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, options?: CallOptions): Promise<void> {
     await this.call(
       'DELETE',
       key,
-      () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key })),
+      options,
+      (abortSignal) =>
+        this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.keyPrefix + key }), { abortSignal }),
       () => undefined,
     );
   }

@@ -9,6 +9,7 @@ import { isBackupError, type BackupErrorCode } from './errors';
 import { chunkKey, keysOfEntry, manifestKey, PENDING_PREFIX } from './layout';
 import { Manifest } from './manifest';
 import { readManifest, restoreVolume } from './restore';
+import { verifyBackup } from './verify';
 import { makeSparseImage, MemoryObjectStore, mutateImage, sha256File } from './testing';
 
 const KiB = 1024;
@@ -207,6 +208,102 @@ describe('backupVolume and restoreVolume', () => {
     expect(store.objects.has(chunkKey(victim))).toBe(true);
     expect(second.stats.uploadedChunks).toBe(1);
     await restoreVolume(store, second.backupId, path.join(dir, 'r.img'));
+  });
+
+  describe('a chunk damaged in the store after it was written (review T5 F4)', () => {
+    const restores = async (m: Manifest) => {
+      const out = path.join(dir, `r-${m.snapshotId}.img`);
+      await restoreVolume(store, m.backupId, out);
+      expect(await sha256File(out)).toBe(await sha256File(image));
+    };
+    const damage = (key: string, body: Buffer) => store.objects.set(key, { body, lastModified: new Date(clock) });
+
+    it('the manifest records each object it needs: stored size and SHA-256', async () => {
+      const m = await backup('snap-1');
+      const keys = [...new Set(m.chunks.flatMap((c) => (c === null ? [] : keysOfEntry(c))))].sort();
+      expect(Object.keys(m.objects ?? {})).toEqual(keys);
+      const k = keys[0] ?? '';
+      expect(m.objects?.[k]).toEqual({
+        size: store.objects.get(k)?.body.length,
+        sha256: (await store.head(k))?.sha256,
+      });
+    });
+
+    it('overwritten with other bytes (another size): the next backup sees it by HEAD, stores it again, and both restore', async () => {
+      const first = await backup('snap-1');
+      const victim = first.chunks.find((c) => c !== null) ?? '';
+      damage(chunkKey(victim), randomBytes(3000));
+      store.resetCounts();
+      const second = await backup('snap-2', { previous: first });
+      expect(second.stats.uploadedChunks).toBe(1);
+      expect(store.counts.get).toBe(0); // a HEAD per reused object, nothing read
+      await restores(second);
+      await restores(first); // content-addressed: the PUT repaired the older backup too
+    });
+
+    it('damaged in place (same size): the checksum the store recorded tells it', async () => {
+      const first = await backup('snap-1');
+      const victim = chunkKey(first.chunks.find((c) => c !== null) ?? '');
+      const body = Buffer.from(store.objects.get(victim)?.body ?? Buffer.alloc(0));
+      body.writeUInt8((body.readUInt8(body.length >> 1) ^ 0xff) & 0xff, body.length >> 1);
+      damage(victim, body);
+      const second = await backup('snap-2', { previous: first });
+      expect(second.stats.uploadedChunks).toBe(1);
+      await restores(second);
+    });
+
+    it("with no record (a manifest of an older version, another volume's chunk): read once, checked, stored again if bad", async () => {
+      const first = await backup('snap-1');
+      const { objects: _recorded, ...older } = first;
+      const victim = chunkKey(first.chunks.find((c) => c !== null) ?? '');
+      const body = Buffer.from(store.objects.get(victim)?.body ?? Buffer.alloc(0));
+      body.writeUInt8((body.readUInt8(body.length >> 1) ^ 0xff) & 0xff, body.length >> 1);
+      damage(victim, body);
+      const reused = new Set(first.chunks.filter((c) => c !== null)).size;
+      store.resetCounts();
+      const second = await backup('snap-2', { previous: older });
+      expect(store.counts.get).toBe(reused);
+      expect(second.stats.uploadedChunks).toBe(1);
+      await restores(second);
+      // Now recorded: the third backup trusts a HEAD again.
+      store.resetCounts();
+      await backup('snap-3', { previous: second });
+      expect(store.counts.get).toBe(0);
+    });
+
+    it('full reads back every reused object; an intact store uploads nothing', async () => {
+      const first = await backup('snap-1');
+      store.resetCounts();
+      clock += 1000;
+      const second = await backupVolume(image, store, {
+        volumeId: 'vol-1',
+        snapshotId: 'snap-2',
+        chunkSize: CHUNK,
+        now,
+        previous: first,
+        full: true,
+      });
+      expect(store.counts.get).toBe(new Set(first.chunks.filter((c) => c !== null)).size);
+      expect(second.stats.uploadedChunks).toBe(0);
+    });
+
+    it('verifyBackup reads every chunk and names each missing or damaged object', async () => {
+      const m = await backup('snap-1');
+      expect((await verifyBackup(store, m.backupId)).problems).toEqual([]);
+      const data = m.chunks.flatMap((c, i) => (c === null ? [] : [{ c, i }]));
+      const [a, b] = [data[1], data[3]];
+      damage(chunkKey(a?.c ?? ''), randomBytes(100));
+      store.objects.delete(chunkKey(b?.c ?? ''));
+      const r = await verifyBackup(store, m.backupId);
+      expect(r.problems.map((p) => [p.index, p.code, p.key])).toEqual([
+        [a?.i, 'CHUNK_CORRUPT', chunkKey(a?.c ?? '')],
+        [b?.i, 'CHUNK_MISSING', chunkKey(b?.c ?? '')],
+      ]);
+      expect(r.chunksChecked).toBe(data.length - 2);
+      // The next backup of the volume repairs both.
+      await backup('snap-2', { previous: m });
+      expect((await verifyBackup(store, m.backupId)).problems).toEqual([]);
+    });
   });
 
   it('backs up from a block device and restores onto another, zeroing its holes', async () => {
@@ -448,6 +545,41 @@ describe('listing, deleting, pruning and garbage collection', () => {
     await restoreVolume(store, third.backupId, path.join(dir, 'kept.img'));
     expect(await sha256File(path.join(dir, 'kept.img'))).toBe(await sha256File(image));
     await expectCode(pruneBackups(store, 'vol-1', 0), 'INVALID_ARGUMENT', 'keep 0');
+  });
+
+  it('keep 1 never deletes a protected backup (the one just stored) when a node with a fast clock stamped a later one (T5 F1)', async () => {
+    clock += 1000;
+    const skewed = await backupVolume(image, store, {
+      volumeId: 'vol-1',
+      snapshotId: 'snap-a',
+      chunkSize: CHUNK,
+      now: () => clock + 2 * HOUR,
+    });
+    const b = await backup('snap-b');
+    const r = await pruneBackups(store, 'vol-1', 1, { now, protect: [b.backupId] });
+    expect(r).toMatchObject({ kept: [skewed.backupId, b.backupId], deleted: [] });
+    expect(r.warnings.join('\n')).toContain(`backup ${skewed.backupId} is stamped`);
+    const c = await backup('snap-c');
+    const r2 = await pruneBackups(store, 'vol-1', 1, { now, protect: [c.backupId] });
+    expect(r2).toMatchObject({ kept: [skewed.backupId, c.backupId], deleted: [b.backupId] });
+  });
+
+  it('keep N counts only manifests that verify, deletes no unreadable one, and says so; the collection it stops is a warning (T5 F1b)', async () => {
+    const b1 = await backup('snap-1');
+    clock += 1000;
+    const s2 = `vol-1/${new Date(clock).toISOString().replace(/[-:.]/g, '')}-snap-2`;
+    store.objects.set(manifestKey(s2), {
+      body: Buffer.from('{"format":"flocker-volume-bac'),
+      lastModified: new Date(clock),
+    });
+    const b3 = await backup('snap-3');
+    const r = await pruneBackups(store, 'vol-1', 2, { now, protect: [b3.backupId] });
+    expect(r).toMatchObject({ kept: [b3.backupId, b1.backupId], deleted: [], unreadable: [s2] });
+    expect(r.gc).toBeUndefined();
+    expect(r.warnings).toHaveLength(2);
+    expect(r.warnings[0]).toContain(`backup ${s2} cannot be read`);
+    expect(r.warnings[1]).toContain(`no chunk collected: backup manifest ${manifestKey(s2)} is corrupt`);
+    expect(store.objects.has(manifestKey(s2))).toBe(true);
   });
 
   it('a running backup (fresh pending marker) defers collection; a stale marker is removed', async () => {

@@ -1,4 +1,5 @@
 /** backupVolume: a volume image (snapshot file or block device) into content-addressed chunks and a manifest. */
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import {
   compressChunk,
@@ -16,6 +17,7 @@ import {
   chunkKey,
   deltaKey,
   formatEntry,
+  hashOfChunkKey,
   keysOfEntry,
   manifestKey,
   parseEntry,
@@ -33,6 +35,7 @@ import {
   sealManifest,
   serializeManifest,
   type Manifest,
+  type StoredObject,
 } from './manifest';
 import { forEachIndex } from './pool';
 import { describePath } from './source';
@@ -58,7 +61,11 @@ export interface BackupOptions {
   readonly snapshotId: string;
   /** Free text shown in listings. */
   readonly label?: string;
-  /** The volume's previous backup: its chunks are known to be stored, so they are not even looked up. */
+  /**
+   * The volume's previous backup: its chunks are not looked up while reading, only checked once before the
+   * manifest is written (HEAD: size and checksum against what that backup recorded; an object it recorded nothing
+   * for is read and checked whole). One that fails is stored again.
+   */
   readonly previous?: Manifest;
   /** Bytes per chunk (default 4 MiB; a multiple of 4096 in 64 KiB..64 MiB). Smaller finds smaller changes. */
   readonly chunkSize?: number;
@@ -73,6 +80,11 @@ export interface BackupOptions {
   readonly now?: () => number;
   /** How often the pending marker is rewritten while the backup runs (default 5 minutes); see pruneBackups. */
   readonly pendingRefreshMs?: number;
+  /**
+   * Read back and check the content of every object this backup reuses instead of trusting a HEAD (costs a
+   * download of the whole volume's stored chunks): repairs damage a HEAD cannot see (same size, no checksum).
+   */
+  readonly full?: boolean;
 }
 
 export const DEFAULT_CONCURRENCY = 4;
@@ -157,9 +169,18 @@ export async function backupVolume(source: string, store: ObjectStore, options: 
   const total = chunkCount(size, chunkSize);
   const chunks: (string | null)[] = new Array<string | null>(total).fill(null);
   const previous = options.previous;
-  // Entries of the previous backup by hash: the store holds them (checked again before the manifest is written).
+  const signal = options.signal;
+  const call = signal === undefined ? {} : { signal };
+  // Entries of the previous backup by hash: the store holds them (checked before the manifest is written).
   const known = new Map<string, string>();
   for (const e of previous?.chunks ?? []) if (e !== null) known.set(parseEntry(e).hash, e);
+  // What the previous backup recorded of each object; what this one will record (see Manifest.objects).
+  const expected = new Map<string, StoredObject>(Object.entries(previous?.objects ?? {}));
+  const records = new Map<string, StoredObject>();
+  const recordOf = (body: Uint8Array): StoredObject => ({
+    size: body.length,
+    sha256: createHash('sha256').update(body).digest('base64'),
+  });
   const inFlight = new Map<string, Promise<string>>();
   const stats = { dataBytes: 0, holeChunks: 0, uploadedChunks: 0, uploadedBytes: 0, uploadedPlainBytes: 0 };
   let chunksDone = 0;
@@ -178,8 +199,9 @@ export async function backupVolume(source: string, store: ObjectStore, options: 
     });
   const uploaded = new Set<string>();
   const upload = async (key: string, body: Buffer, plainLength: number) => {
-    await store.put(key, body);
+    await store.put(key, body, call);
     uploaded.add(key);
+    records.set(key, recordOf(body));
     stats.uploadedChunks++;
     stats.uploadedBytes += body.length;
     stats.uploadedPlainBytes += plainLength;
@@ -197,11 +219,11 @@ export async function backupVolume(source: string, store: ObjectStore, options: 
 
   // Stores chunk `index` (plain bytes hashing to `hash`) unless the store has it; answers its manifest entry.
   const store1 = async (index: number, hash: string, plain: Buffer, lookUp: boolean): Promise<string> => {
-    if (lookUp && (await store.head(chunkKey(hash))) !== undefined) return hash;
+    if (lookUp && (await store.head(chunkKey(hash), call)) !== undefined) return hash;
     const whole = await compressChunk(plain, compression);
     const base = baseAt(index, plain.length);
     if (base !== undefined && base !== hash) {
-      const baseStored = await store.get(chunkKey(base));
+      const baseStored = await store.get(chunkKey(base), call);
       // A base that is gone or damaged only means no delta: the chunk is stored whole.
       const basePlain =
         baseStored === undefined
@@ -230,10 +252,10 @@ export async function backupVolume(source: string, store: ObjectStore, options: 
   };
 
   const marker = Buffer.from(JSON.stringify({ backupId, startedAt: new Date(createdMs).toISOString() }) + '\n');
-  await store.put(pendingKey(backupId), marker);
+  await store.put(pendingKey(backupId), marker, call);
   // Keeps the marker young while we run, so garbage collection keeps waiting for us (see pruneBackups).
   const refresh = setInterval(() => {
-    store.put(pendingKey(backupId), marker).catch(() => undefined);
+    store.put(pendingKey(backupId), marker, call).catch(() => undefined);
   }, options.pendingRefreshMs ?? DEFAULT_PENDING_REFRESH_MS);
   refresh.unref();
   let handle: fs.FileHandle | undefined;
@@ -264,16 +286,44 @@ export async function backupVolume(source: string, store: ObjectStore, options: 
     });
 
     // Every object the manifest will name that this run did not write itself (trusted from `previous`, found by
-    // HEAD, a delta's base) is looked up again now: a concurrent garbage collection may have removed it. A chunk
-    // missing any of its objects is read again and stored whole. HEADs rather than a listing of the store, so the
-    // work and memory stay proportional to this volume, not to everything the bucket holds.
+    // HEAD, a delta's base) is checked now, before the manifest makes the backup exist: a concurrent garbage
+    // collection may have removed it, and the store may have lost or damaged it since it was written (a HEAD
+    // proving existence only would let one damaged chunk spoil every later backup). An object with a record is
+    // HEADed and compared (size, and S3's checksum when it keeps one); one without (another volume's chunk, a
+    // manifest of an older version), or every one with `full`, is read and its content checked once. A chunk
+    // missing or failing any of its objects is read again from the source and stored whole (content-addressed:
+    // the PUT replaces the damaged object, repairing older backups too). HEADs rather than a listing of the
+    // store, so the work and memory stay proportional to this volume, not to everything the bucket holds.
     progress('verify');
     const entries = [...new Set(chunks)].filter((e): e is string => e !== null);
+    const plainLength = new Map<string, number>();
+    chunks.forEach((e, i) => {
+      if (e !== null) for (const k of keysOfEntry(e)) plainLength.set(k, chunkLength(size, chunkSize, i));
+    });
     const toCheck = [...new Set(entries.flatMap(keysOfEntry))].filter((k) => !uploaded.has(k));
     const missing = new Set<string>();
+    const readAndCheck = async (key: string): Promise<StoredObject | undefined> => {
+      const hash = hashOfChunkKey(key);
+      // A delta is checked only against its record: without one, storing its chunk whole is as cheap as reading it.
+      if (hash === undefined) return undefined;
+      const bytes = await store.get(key, call);
+      if (bytes === undefined) return undefined;
+      const ok = await openChunk(bytes, hash, plainLength.get(key) ?? 0, key).then(
+        () => true,
+        () => false,
+      );
+      return ok ? recordOf(bytes) : undefined;
+    };
     await forEachIndex(toCheck.length, Math.max(concurrency, 16), async (k) => {
       const key = toCheck[k] ?? '';
-      if ((await store.head(key)) === undefined) missing.add(key);
+      const info = await store.head(key, call);
+      const want = expected.get(key);
+      let good: StoredObject | undefined;
+      if (info === undefined) good = undefined;
+      else if (options.full === true || want === undefined) good = await readAndCheck(key);
+      else if (info.size === want.size && (info.sha256 === undefined || info.sha256 === want.sha256)) good = want;
+      if (good === undefined) missing.add(key);
+      else records.set(key, good);
     });
     const checked = new Set(toCheck);
     const present = (key: string) => uploaded.has(key) || (checked.has(key) && !missing.has(key));
@@ -305,6 +355,13 @@ export async function backupVolume(source: string, store: ObjectStore, options: 
       compression,
       ...(previous === undefined ? {} : { previous: previous.backupId }),
       chunks,
+      objects: Object.fromEntries(
+        [...new Set(chunks.flatMap((e) => (e === null ? [] : keysOfEntry(e))))].sort().map((k) => {
+          const r = records.get(k);
+          if (r === undefined) throw new Error(`no record of ${k}, which the manifest needs`); // a bug, never data
+          return [k, r];
+        }),
+      ),
       stats: {
         dataChunks,
         holeChunks: stats.holeChunks,
@@ -316,7 +373,7 @@ export async function backupVolume(source: string, store: ObjectStore, options: 
       },
     });
     options.signal?.throwIfAborted();
-    await store.put(manifestKey(backupId), serializeManifest(manifest));
+    await store.put(manifestKey(backupId), serializeManifest(manifest), call);
     progress('done');
     return manifest;
   } finally {
@@ -324,6 +381,7 @@ export async function backupVolume(source: string, store: ObjectStore, options: 
     await handle?.close();
     // Done or failed, nothing of ours is left to protect: what we uploaded is young (the grace period) or
     // referenced by our manifest. A kill leaves the marker, which expires after pendingTtlMs.
-    await store.delete(pendingKey(backupId)).catch(() => undefined);
+    // Aborted (an agent stopping on a hung store): not waited for; the marker expires.
+    if (signal?.aborted !== true) await store.delete(pendingKey(backupId)).catch(() => undefined);
   }
 }

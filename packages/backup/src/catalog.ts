@@ -16,7 +16,7 @@ import {
 import { parseManifest, type Manifest } from './manifest';
 import { forEachIndex } from './pool';
 import { livePending, newestFirst, planGarbage, planRetention } from './retention';
-import type { ObjectInfo, ObjectStore } from './store';
+import type { CallOptions, ObjectInfo, ObjectStore } from './store';
 
 export interface BackupSummary {
   readonly backupId: string;
@@ -30,17 +30,19 @@ export interface BackupSummary {
   readonly problem?: { readonly code: BackupErrorCode; readonly message: string };
 }
 
-async function collect(store: ObjectStore, prefix: string): Promise<ObjectInfo[]> {
+async function collect(store: ObjectStore, prefix: string, call: CallOptions = {}): Promise<ObjectInfo[]> {
   const out: ObjectInfo[] = [];
-  for await (const o of store.list(prefix)) out.push(o);
+  for await (const o of store.list(prefix, call)) out.push(o);
   return out;
 }
 
-async function manifestIds(store: ObjectStore, volumeId?: string): Promise<string[]> {
+async function manifestIds(store: ObjectStore, volumeId?: string, call: CallOptions = {}): Promise<string[]> {
   const prefix = volumeId === undefined ? MANIFESTS_PREFIX : `${MANIFESTS_PREFIX}${checkId('volume id', volumeId)}/`;
-  const ids = (await collect(store, prefix)).map((o) => backupIdOfKey(o.key)).filter((id) => id !== undefined);
+  const ids = (await collect(store, prefix, call)).map((o) => backupIdOfKey(o.key)).filter((id) => id !== undefined);
   return newestFirst(ids);
 }
+
+const callOf = (signal: AbortSignal | undefined): CallOptions => (signal === undefined ? {} : { signal });
 
 /**
  * The finished backups in the store (of one volume, or all), newest first, each with its verified manifest.
@@ -49,9 +51,10 @@ async function manifestIds(store: ObjectStore, volumeId?: string): Promise<strin
 export async function listBackups(
   store: ObjectStore,
   volumeId?: string,
-  options: { concurrency?: number } = {},
+  options: { concurrency?: number; signal?: AbortSignal } = {},
 ): Promise<BackupSummary[]> {
-  const ids = await manifestIds(store, volumeId);
+  const call = callOf(options.signal);
+  const ids = await manifestIds(store, volumeId, call);
   const out: BackupSummary[] = new Array<BackupSummary>(ids.length);
   await forEachIndex(ids.length, options.concurrency ?? 8, async (i) => {
     const backupId = ids[i] ?? '';
@@ -65,11 +68,12 @@ export async function listBackups(
       manifestKey: key,
     };
     try {
-      const bytes = await store.get(key);
+      const bytes = await store.get(key, call);
       if (bytes === undefined) throw new BackupError('BACKUP_NOT_FOUND', `backup ${backupId} was deleted`, key);
       out[i] = { ...base, manifest: parseManifest(bytes, key) };
     } catch (e) {
-      if (!isBackupError(e) || e.code === 'STORE_UNREACHABLE' || e.code === 'STORE_DENIED') throw e;
+      if (!isBackupError(e) || e.code === 'STORE_UNREACHABLE' || e.code === 'STORE_DENIED' || e.code === 'STORE_ERROR')
+        throw e;
       out[i] = { ...base, problem: { code: e.code, message: e.message } };
     }
   });
@@ -81,10 +85,15 @@ export async function listBackups(
  * The newest backup of a volume whose manifest verifies (older ones are not read), for `previous` of the next
  * backup; undefined when the volume has none.
  */
-export async function latestBackup(store: ObjectStore, volumeId: string): Promise<Manifest | undefined> {
-  for (const id of await manifestIds(store, volumeId)) {
+export async function latestBackup(
+  store: ObjectStore,
+  volumeId: string,
+  options: { signal?: AbortSignal } = {},
+): Promise<Manifest | undefined> {
+  const call = callOf(options.signal);
+  for (const id of await manifestIds(store, volumeId, call)) {
     const key = manifestKey(id);
-    const bytes = await store.get(key);
+    const bytes = await store.get(key, call);
     if (bytes === undefined) continue;
     try {
       return parseManifest(bytes, key);
@@ -95,12 +104,23 @@ export async function latestBackup(store: ObjectStore, volumeId: string): Promis
   return undefined;
 }
 
-/** Deletes a backup's manifest (its chunks go at the next garbage collection). BACKUP_NOT_FOUND if there is none. */
-export async function deleteBackup(store: ObjectStore, ref: string): Promise<void> {
+/**
+ * Deletes a backup's manifest (its chunks go at the next garbage collection: collectGarbage, or a prune).
+ * BACKUP_NOT_FOUND if there is none; STORE_DENIED if the bucket itself does not exist.
+ */
+export async function deleteBackup(
+  store: ObjectStore,
+  ref: string,
+  options: { signal?: AbortSignal } = {},
+): Promise<void> {
+  const call = callOf(options.signal);
   const key = resolveManifestKey(ref);
-  if ((await store.head(key)) === undefined)
+  if ((await store.head(key, call)) === undefined) {
+    // A HEAD answers a bare 404 for a missing bucket as for a missing key; a listing names NoSuchBucket.
+    await store.list(key, call)[Symbol.asyncIterator]().next();
     throw new BackupError('BACKUP_NOT_FOUND', `no backup ${ref} in ${store.location}`, key);
-  await store.delete(key);
+  }
+  await store.delete(key, call);
 }
 
 export interface GcOptions {
@@ -111,6 +131,7 @@ export interface GcOptions {
   /** Wall-clock milliseconds (injectable for tests). Compared with the store's LastModified times. */
   readonly now?: () => number;
   readonly concurrency?: number;
+  readonly signal?: AbortSignal;
 }
 
 export interface GcResult {
@@ -139,22 +160,23 @@ export async function collectGarbage(store: ObjectStore, options: GcOptions = {}
   const now = options.now ?? Date.now;
   const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
   const ttlMs = options.pendingTtlMs ?? DEFAULT_PENDING_TTL_MS;
+  const call = callOf(options.signal);
   const empty = { deletedChunks: 0, deletedBytes: 0, referencedChunks: 0, youngChunks: 0 };
-  const markers = await collect(store, PENDING_PREFIX);
+  const markers = await collect(store, PENDING_PREFIX, call);
   const live = livePending(markers, now(), ttlMs);
   const stale = markers.filter((m) => !live.includes(m));
-  for (const m of stale) await store.delete(m.key);
+  for (const m of stale) await store.delete(m.key, call);
   if (live.length > 0) return { deferred: true, ...empty, stalePendingRemoved: stale.length };
-  const running = async () => livePending(await collect(store, PENDING_PREFIX), now(), ttlMs).length > 0;
+  const running = async () => livePending(await collect(store, PENDING_PREFIX, call), now(), ttlMs).length > 0;
 
   const referenced = new Set<string>();
-  for (const id of await manifestIds(store)) {
+  for (const id of await manifestIds(store, undefined, call)) {
     const key = manifestKey(id);
-    const bytes = await store.get(key);
+    const bytes = await store.get(key, call);
     if (bytes === undefined) continue; // deleted meanwhile
     for (const c of parseManifest(bytes, key).chunks) if (c !== null) for (const k of keysOfEntry(c)) referenced.add(k);
   }
-  const chunks = [...(await collect(store, CHUNKS_PREFIX)), ...(await collect(store, DELTAS_PREFIX))];
+  const chunks = [...(await collect(store, CHUNKS_PREFIX, call)), ...(await collect(store, DELTAS_PREFIX, call))];
   const plan = planGarbage(chunks, referenced, now(), graceMs);
   const sizes = new Map(chunks.map((c) => [c.key, c.size]));
   let deletedChunks = 0;
@@ -173,7 +195,7 @@ export async function collectGarbage(store: ObjectStore, options: GcOptions = {}
     const batch = plan.remove.slice(start, start + DELETE_BATCH);
     await forEachIndex(batch.length, options.concurrency ?? 8, async (i) => {
       const key = batch[i] ?? '';
-      await store.delete(key);
+      await store.delete(key, call);
       deletedChunks++;
       deletedBytes += sizes.get(key) ?? 0;
     });
@@ -189,26 +211,74 @@ export async function collectGarbage(store: ObjectStore, options: GcOptions = {}
 }
 
 export interface PruneResult {
-  /** Backup ids kept, newest first. */
+  /** Backup ids kept (whose manifests verify), newest first. */
   readonly kept: string[];
   /** Backup ids whose manifests were deleted. */
   readonly deleted: string[];
-  readonly gc: GcResult;
+  /** Manifests that could not be read: neither counted nor deleted (see warnings). */
+  readonly unreadable: string[];
+  /** The garbage collection after the deletes; absent when it could not run (see warnings). */
+  readonly gc?: GcResult;
+  /**
+   * What the caller should show the user (the backup itself is fine): unreadable manifests, a backup stamped in
+   * the future of this clock, a garbage collection that could not run. Empty when all went well.
+   */
+  readonly warnings: string[];
 }
 
-/** Keeps the newest `keep` backups of a volume, deletes the older manifests, then collects garbage store-wide. */
+export interface PruneOptions extends GcOptions {
+  /** Backup ids never deleted, whatever their stamps say (the backup just stored: another node's clock may run ahead). */
+  readonly protect?: readonly string[];
+}
+
+/**
+ * Keeps the newest `keep` backups of a volume whose manifests verify (plus any in `protect`), deletes the older
+ * ones, then collects garbage store-wide. A manifest that cannot be read is not counted (so it never pushes a
+ * restorable backup out) and is not deleted (an operator decides); it is named in `warnings`, as is a garbage
+ * collection it stopped. Store failures throw.
+ */
 export async function pruneBackups(
   store: ObjectStore,
   volumeId: string,
   keep: number,
-  options: GcOptions = {},
+  options: PruneOptions = {},
 ): Promise<PruneResult> {
   if (!Number.isInteger(keep) || keep < 1)
     throw new BackupError(
       'INVALID_ARGUMENT',
       `keep ${keep} must be an integer ≥ 1 (deleteBackup removes the last one)`,
     );
-  const plan = planRetention(await manifestIds(store, volumeId), keep);
-  for (const id of plan.remove) await store.delete(manifestKey(id));
-  return { kept: plan.keep, deleted: plan.remove, gc: await collectGarbage(store, options) };
+  const call = callOf(options.signal);
+  const now = options.now ?? Date.now;
+  const warnings: string[] = [];
+  const summaries = await listBackups(store, volumeId, { signal: options.signal });
+  const unreadable = summaries.filter((b) => b.problem !== undefined);
+  for (const b of unreadable)
+    warnings.push(
+      `backup ${b.backupId} cannot be read, so it is not counted as one of the ${keep} kept: ${b.problem?.message}`,
+    );
+  const readable = summaries.filter((b) => b.problem === undefined).map((b) => b.backupId);
+  for (const id of readable) {
+    const t = timeOfStamp(parseBackupId(id)?.stamp ?? '');
+    if (t > now() + 60_000)
+      warnings.push(
+        `backup ${id} is stamped ${new Date(t).toISOString()}, in the future of this clock: a node's clock runs ahead (it counts as the newest)`,
+      );
+  }
+  const plan = planRetention(readable, keep, options.protect ?? []);
+  for (const id of plan.remove) await store.delete(manifestKey(id), call);
+  let gc: GcResult | undefined;
+  try {
+    gc = await collectGarbage(store, options);
+  } catch (e) {
+    if (!isBackupError(e, 'MANIFEST_CORRUPT')) throw e;
+    warnings.push(`no chunk collected: ${e.message} (delete or repair it)`);
+  }
+  return {
+    kept: plan.keep,
+    deleted: plan.remove,
+    unreadable: unreadable.map((b) => b.backupId),
+    ...(gc === undefined ? {} : { gc }),
+    warnings,
+  };
 }

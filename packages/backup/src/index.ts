@@ -14,6 +14,7 @@ export {
   type BackupSummary,
   type GcOptions,
   type GcResult,
+  type PruneOptions,
   type PruneResult,
 } from './catalog';
 export { DEFAULT_COMPRESSION, type Compression } from './chunks';
@@ -27,8 +28,10 @@ export {
   ManifestStats,
   MAX_CHUNK_SIZE,
   MIN_CHUNK_SIZE,
+  type StoredObject,
 } from './manifest';
 export { readManifest, restoreVolume, type RestoreOptions, type RestoreProgress, type RestoreResult } from './restore';
 export { classifyS3Error, DEFAULT_S3_BACKOFF, S3ObjectStore, type S3StoreOptions } from './S3ObjectStore';
-export type { ObjectInfo, ObjectStore } from './store';
+export type { CallOptions, ObjectInfo, ObjectStore } from './store';
+export { verifyBackup, type VerifyOptions, type VerifyProblem, type VerifyResult } from './verify';
 export { formatS3Url, parseS3Url, type S3Location } from './url';

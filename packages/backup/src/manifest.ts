@@ -54,8 +54,15 @@ export const ManifestBody = z.object({
    */
   chunks: z.array(Entry.nullable()),
   stats: ManifestStats,
+  /**
+   * What each object the chunks need held when this backup checked or wrote it: its stored (compressed) size and
+   * the base64 SHA-256 of those bytes. The next backup compares them with the store's answer to a HEAD (length,
+   * and S3's recorded checksum) before it trusts the object again. Absent in manifests of older versions.
+   */
+  objects: z.record(z.string(), z.object({ size: Count, sha256: z.string().regex(/^[A-Za-z0-9+/]{43}=$/) })).optional(),
 });
 export type ManifestBody = z.infer<typeof ManifestBody>;
+export type StoredObject = NonNullable<ManifestBody['objects']>[string];
 
 export const Manifest = ManifestBody.extend({
   /** `sha256:` + hex SHA-256 of the canonical JSON of every other field. */

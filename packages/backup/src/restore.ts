@@ -42,9 +42,13 @@ export interface RestoreResult {
 }
 
 /** Reads and verifies a backup's manifest: BACKUP_NOT_FOUND if absent, MANIFEST_CORRUPT if it fails its checks. */
-export async function readManifest(store: ObjectStore, ref: string): Promise<Manifest> {
+export async function readManifest(
+  store: ObjectStore,
+  ref: string,
+  options: { signal?: AbortSignal } = {},
+): Promise<Manifest> {
   const key = resolveManifestKey(ref);
-  const bytes = await store.get(key);
+  const bytes = await store.get(key, options);
   if (bytes === undefined) throw new BackupError('BACKUP_NOT_FOUND', `no backup ${ref} in ${store.location}`, key);
   return parseManifest(bytes, key);
 }
@@ -89,7 +93,8 @@ export async function restoreVolume(
   target: string,
   options: RestoreOptions = {},
 ): Promise<RestoreResult> {
-  const manifest = await readManifest(store, ref);
+  const call = options.signal === undefined ? {} : { signal: options.signal };
+  const manifest = await readManifest(store, ref, call);
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   const existing = await fs.stat(target).catch(() => undefined);
   const isDevice = existing?.isBlockDevice() === true;
@@ -136,7 +141,7 @@ export async function restoreVolume(
         if (writeZeros) await writeAll(handle, target, zeros(length), i * manifest.chunkSize);
       } else {
         const fetch = async (key: string) => {
-          const stored = await store.get(key);
+          const stored = await store.get(key, call);
           if (stored === undefined)
             throw new BackupError(
               'CHUNK_MISSING',

@@ -13,6 +13,12 @@ describe('retention', () => {
     expect(planRetention(ids, 5)).toEqual({ keep: [ids[1], ids[0], ids[2]], remove: [] });
   });
 
+  it('never removes a protected backup, whatever its stamp (another node stamped a later one)', () => {
+    const ids = [id('20260102T000000000Z'), id('20260103T000000000Z'), id('20260101T000000000Z')];
+    expect(planRetention(ids, 1, [ids[2]!])).toEqual({ keep: [ids[1], ids[2]], remove: [ids[0]] });
+    expect(planRetention(ids, 1, [ids[1]!])).toEqual({ keep: [ids[1]], remove: [ids[0], ids[2]] });
+  });
+
   it('collects only unreferenced chunks older than the grace period', () => {
     const chunks = [
       info('chunks/aa/a', 10_000), // referenced
@@ -46,6 +52,7 @@ describe('classifyS3Error', () => {
     [aws('AccessDenied', 403), 'denied'],
     [aws('NoSuchBucket', 404), 'denied'],
     [aws('InvalidArgument', 400), 'fatal'],
+    [aws('CredentialsProviderError'), 'no-credentials'],
   ])('%s -> %s', (e, kind) => {
     expect(classifyS3Error(e)).toBe(kind);
   });

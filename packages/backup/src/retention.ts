@@ -13,10 +13,18 @@ export function newestFirst(backupIds: readonly string[]): string[] {
   });
 }
 
-/** Which of one volume's backups `keep: N` keeps (the newest N) and deletes (the rest). */
-export function planRetention(backupIds: readonly string[], keep: number): { keep: string[]; remove: string[] } {
+/**
+ * Which of one volume's backups `keep: N` keeps (the newest N, plus every protected one) and deletes (the rest).
+ * Pass only backups that verify: one that cannot be restored must not take a kept place.
+ */
+export function planRetention(
+  backupIds: readonly string[],
+  keep: number,
+  protect: readonly string[] = [],
+): { keep: string[]; remove: string[] } {
   const sorted = newestFirst(backupIds);
-  return { keep: sorted.slice(0, keep), remove: sorted.slice(keep) };
+  const kept = new Set([...sorted.slice(0, keep), ...protect]);
+  return { keep: sorted.filter((id) => kept.has(id)), remove: sorted.filter((id) => !kept.has(id)) };
 }
 
 /** Pending markers that still count as a running backup: rewritten within ttlMs (backups refresh theirs). */

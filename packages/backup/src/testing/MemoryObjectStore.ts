@@ -1,4 +1,5 @@
-import type { ObjectInfo, ObjectStore } from '../store';
+import { createHash } from 'node:crypto';
+import type { CallOptions, ObjectInfo, ObjectStore } from '../store';
 
 export type StoreOperation = 'put' | 'get' | 'head' | 'list' | 'delete';
 
@@ -16,31 +17,35 @@ export class MemoryObjectStore implements ObjectStore {
 
   constructor(readonly now: () => number = Date.now) {}
 
-  private async enter(op: StoreOperation, key: string): Promise<void> {
+  private async enter(op: StoreOperation, key: string, options?: CallOptions): Promise<void> {
+    options?.signal?.throwIfAborted();
     this.counts[op]++;
     await this.beforeOperation?.(op, key);
   }
 
-  async put(key: string, body: Uint8Array): Promise<void> {
-    await this.enter('put', key);
+  async put(key: string, body: Uint8Array, options?: CallOptions): Promise<void> {
+    await this.enter('put', key, options);
     this.bytesPut += body.length;
     this.objects.set(key, { body: Buffer.from(body), lastModified: new Date(this.now()) });
   }
 
-  async get(key: string): Promise<Buffer | undefined> {
-    await this.enter('get', key);
+  async get(key: string, options?: CallOptions): Promise<Buffer | undefined> {
+    await this.enter('get', key, options);
     const o = this.objects.get(key);
     return o === undefined ? undefined : Buffer.from(o.body);
   }
 
-  async head(key: string): Promise<ObjectInfo | undefined> {
-    await this.enter('head', key);
+  async head(key: string, options?: CallOptions): Promise<ObjectInfo | undefined> {
+    await this.enter('head', key, options);
     const o = this.objects.get(key);
-    return o === undefined ? undefined : { key, size: o.body.length, lastModified: o.lastModified };
+    if (o === undefined) return undefined;
+    // Like S3 with additional checksums (what the bytes hashed to when written; here the bytes as they are).
+    const sha256 = createHash('sha256').update(o.body).digest('base64');
+    return { key, size: o.body.length, lastModified: o.lastModified, sha256 };
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
-    await this.enter('list', prefix);
+  async *list(prefix: string, options?: CallOptions): AsyncIterable<ObjectInfo> {
+    await this.enter('list', prefix, options);
     const keys = [...this.objects.keys()].filter((k) => k.startsWith(prefix)).sort();
     for (const key of keys) {
       const o = this.objects.get(key);
@@ -48,8 +53,8 @@ export class MemoryObjectStore implements ObjectStore {
     }
   }
 
-  async delete(key: string): Promise<void> {
-    await this.enter('delete', key);
+  async delete(key: string, options?: CallOptions): Promise<void> {
+    await this.enter('delete', key, options);
     this.objects.delete(key);
   }
 
