@@ -32,7 +32,7 @@ import {
 import { hasSpares, type BlockDeviceSnapshot } from '@flocker/storage-drivers';
 import type winston from 'winston';
 import { ActedVersion } from './actedVersion';
-import { BackupRunner, restoreOnto, s3StoreFor } from './backups';
+import { BackupRunner, RestoreAborts, restoreOnto, s3StoreFor } from './backups';
 import { reportedAvailableBytes } from './capacity';
 import {
   calculateChanges,
@@ -145,6 +145,8 @@ export class DatasetAgent {
   private snapshotsSeen: readonly BlockDeviceSnapshot[] | undefined;
   /** Runs this node's backups (issue 20); absent without S3 settings. */
   private readonly backups: BackupRunner | undefined;
+  /** The restores running here, aborted when their dataset is deleted or moved, or the agent stops (T5 F3b). */
+  private readonly restores = new RestoreAborts();
   /** Spare volumes (issue 23); absent when off or the backend keeps none. */
   readonly spares: SparePool | undefined;
   /** Fencing and the follower run (guard); until start() they only fence: no turn, no worker, no move. */
@@ -286,7 +288,12 @@ export class DatasetAgent {
       ...(settings !== undefined
         ? {
             restoreBackup: (action: Extract<Action, { kind: 'restore' }>) =>
-              restoreOnto(s3StoreFor(settings, action.target), action, logger),
+              this.restores.run(action, (signal) =>
+                restoreOnto(s3StoreFor(settings, action.target), action, logger, {
+                  signal,
+                  ...(o.availableBytes !== undefined ? { poolFreeBytes: o.availableBytes } : {}),
+                }),
+              ),
           }
         : {}),
     });
@@ -355,13 +362,17 @@ export class DatasetAgent {
   /** Finish the running steps, start no new ones, stop. */
   async stop(): Promise<void> {
     this.dispatch('stop');
+    // Backups and restores are aborted first (T5 F2): a store hung on S3 must not hold up the stop, which leaves the
+    // node silent from here on (the backup runner abandons a backup that does not end within a few seconds).
+    const backupsStopped = this.backups?.stop();
+    this.restores.abortAll();
     this.cluster.stop();
     this.unwatchPool?.();
     this.reporter.stop();
     this.fencing.stop();
     this.work.clearWaiting();
     await this.spares?.stop();
-    await this.backups?.stop();
+    await backupsStopped;
     await this.work.settled();
     await this.loopDone;
     await this.reporter.settled();
@@ -478,6 +489,7 @@ export class DatasetAgent {
     if (change === 'others') this.markRecheck(snap);
     if (change === 'config') {
       this.logger.debug('cluster changed', { generation: snap.generation, configChanged: true });
+      this.abortUnwanted(desiredStateOf(snap));
       const started = this.startMoves(snap, 'config');
       // New datasets and deletions of datasets held here get their workers now too (issue 23, session 12): when that
       // is all the change is, it needs no full look (configChangeNeedsLook).
@@ -496,6 +508,17 @@ export class DatasetAgent {
       this.lookAfterRelease(snap, waiting, this.startMoves(snap, 'released'));
     }
     this.fencing.evaluate();
+  }
+
+  /**
+   * Restores and backups the configuration no longer wants (the dataset deleted or moved, the backup's request
+   * deleted) are aborted at once (T5 F3, F3b): one hung on S3 would hold its dataset, or every other backup, for
+   * as long as its requests hang.
+   */
+  private abortUnwanted(desired: DesiredState): void {
+    for (const id of this.restores.update(desired, this.o.nodeUuid))
+      this.logger.info('restore aborted: no longer wanted here', { datasetId: id });
+    this.backups?.cancelUnwanted(desired);
   }
 
   /**
@@ -825,6 +848,7 @@ export class DatasetAgent {
       // What this node's view cannot explain (issue 23): looked up once in the whole cluster.
       this.cluster.lookWhole(viewGaps(snapshot, local));
       const desired = desiredStateOf(snapshot);
+      this.abortUnwanted(desired);
       this.backups?.update(desired, local.snapshots, this.o.nodeUuid);
       const actions = calculateChanges(desired, local, this.decision);
       this.sayResizesWaiting(resizesWaiting(desired, local, this.decision));

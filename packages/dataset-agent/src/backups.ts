@@ -117,7 +117,19 @@ export interface BackupRunnerOptions {
   readonly changed: () => void;
   /** The store of a target (default: S3ObjectStore with the settings). */
   readonly storeFor?: (target: string) => ObjectStore;
+  /** How long stop() waits for an aborted backup to end before abandoning it (default STOP_WAIT_MS). */
+  readonly stopWaitMs?: number;
 }
+
+/**
+ * stop() waits this long for the running backup, once aborted, to end (T5 F2): a store call hung on S3 may not
+ * end for minutes, and an agent stopping for a restart must not stay silent that long. What it abandons is run
+ * again at the next start (resumable: chunks already stored are not sent again).
+ */
+export const STOP_WAIT_MS = 3000;
+
+/** What a backup's state says beyond its identity. */
+type BackupFields = Omit<ReportedBackup, 'backup_id' | 'dataset_id' | 'target' | 'updated_at'>;
 
 /** Progress goes into the report at most this often per backup. */
 const PROGRESS_MS = 1000;
@@ -126,6 +138,7 @@ const PROGRESS_MS = 1000;
 export class BackupRunner {
   private readonly states = new Map<string, ReportedBackup>();
   private readonly queue: BackupJob[] = [];
+  /** The backup running; a cancelled one is dropped at once (its store calls end on its signal or time out). */
   private running: { id: string; abort: AbortController; done: Promise<void> } | undefined;
   private stopped = false;
 
@@ -149,10 +162,32 @@ export class BackupRunner {
       this.queue.push(job);
     }
     // A backup whose snapshot is gone from the configuration is over: its state goes.
+    this.cancelUnwanted(desired);
     const configured = new Set((desired.snapshots ?? []).map((s) => s.snapshotId));
     for (const id of [...this.states.keys()]) {
       if (!configured.has(id) && this.running?.id !== id) this.states.delete(id);
     }
+    this.pump();
+  }
+
+  /**
+   * Deleting a backup's request is the user's cancel (T5 F3): the running backup whose request is gone (or deleted)
+   * is aborted and no longer holds up the others, which start at once; queued ones go. Called on every new
+   * configuration too (no wait for a full look).
+   */
+  cancelUnwanted(desired: DesiredState): void {
+    const wanted = new Set(
+      (desired.snapshots ?? []).filter((s) => s.backup !== undefined && !s.deleted).map((s) => s.snapshotId),
+    );
+    for (let i = this.queue.length - 1; i >= 0; i--)
+      if (!wanted.has(this.queue[i]?.backupId ?? '')) this.queue.splice(i, 1);
+    const running = this.running;
+    if (running === undefined || wanted.has(running.id)) return;
+    this.running = undefined;
+    running.abort.abort(new AgentError('ACTION_FAILED', 'the backup request was deleted'));
+    this.states.delete(running.id);
+    this.o.changed();
+    this.o.logger.info('backup cancelled: its request was deleted', { backupId: running.id });
     this.pump();
   }
 
@@ -161,17 +196,31 @@ export class BackupRunner {
     return this.states.size > 0 ? [...this.states.values()] : undefined;
   }
 
-  /** Stops the running backup (its next start runs it again) and starts no other. */
+  /**
+   * Stops the running backup (its next start runs it again) and starts no other. Waits at most stopWaitMs for it
+   * to end: a store call that ignores the abort (S3 hung) is abandoned, not waited for (T5 F2).
+   */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.running?.abort.abort();
-    await this.running?.done;
+    const running = this.running;
+    if (running === undefined) return;
+    running.abort.abort();
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([
+      running.done.then(() => true),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), this.o.stopWaitMs ?? STOP_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!ended)
+      this.o.logger.warn('stopping: the running backup did not end in time (its store is not answering); abandoned', {
+        backupId: running.id,
+        waitedMs: this.o.stopWaitMs ?? STOP_WAIT_MS,
+      });
   }
 
-  private set(
-    job: BackupJob,
-    fields: Omit<ReportedBackup, 'backup_id' | 'dataset_id' | 'target' | 'updated_at'>,
-  ): void {
+  private set(job: BackupJob, fields: BackupFields): void {
     this.states.set(job.backupId, {
       backup_id: job.backupId,
       dataset_id: job.datasetId,
@@ -187,17 +236,23 @@ export class BackupRunner {
     const job = this.queue.shift();
     if (job === undefined) return;
     const abort = new AbortController();
-    const done = this.run(job, abort.signal).finally(() => {
+    const entry = { id: job.backupId, abort, done: Promise.resolve() };
+    entry.done = this.run(job, abort.signal).finally(() => {
+      if (this.running !== entry) return; // cancelled: the next one started already
       this.running = undefined;
       this.pump();
     });
-    this.running = { id: job.backupId, abort, done };
+    this.running = entry;
   }
 
   private async run(job: BackupJob, signal: AbortSignal): Promise<void> {
     const { driver, logger } = this.o;
     const log = { backupId: job.backupId, datasetId: job.datasetId, target: job.target };
-    this.set(job, { status: 'running', bytes_read: 0 });
+    // Once aborted (cancelled or stopping), nothing more is reported: a late progress would bring a cancelled one back.
+    const report = (fields: BackupFields): void => {
+      if (!signal.aborted) this.set(job, fields);
+    };
+    report({ status: 'running', bytes_read: 0 });
     logger.info('backup started', log);
     try {
       if (driver.openSnapshot === undefined)
@@ -221,13 +276,14 @@ export class BackupRunner {
             onProgress: (p) => {
               if (this.o.now() - lastProgress < PROGRESS_MS) return;
               lastProgress = this.o.now();
-              this.set(job, { status: 'running', bytes_read: p.bytesRead, size: p.bytesTotal });
+              report({ status: 'running', bytes_read: p.bytesRead, size: p.bytesTotal });
             },
           });
         } finally {
           await opened.release();
         }
       }
+      signal.throwIfAborted();
       // Retention is secondary: the backup is stored either way (a failed prune is logged, tried again next time).
       if (job.keep !== undefined) {
         await pruneBackups(store, job.datasetId, job.keep).catch((e: unknown) =>
@@ -239,7 +295,7 @@ export class BackupRunner {
           }),
         );
       }
-      this.set(job, {
+      report({
         status: 'done',
         size: manifest.size,
         bytes_read: manifest.size,
@@ -250,30 +306,118 @@ export class BackupRunner {
       logger.info('backup done', { ...log, storedBackupId: manifest.backupId, stats: manifest.stats });
     } catch (e) {
       if (signal.aborted) {
-        this.states.delete(job.backupId); // stopping: the next start runs it again
-        return;
+        if (this.stopped) this.states.delete(job.backupId); // stopping: the next start runs it again
+        return; // cancelled: update() dropped its state already
       }
       const code = isBackupError(e) ? e.code : errorCode(e);
-      this.set(job, { status: 'failed', error: { code, message: errorMessage(e) } });
+      report({ status: 'failed', error: { code, message: errorMessage(e) } });
       logger.warn('backup failed', { ...log, code, error: errorMessage(e) });
     }
   }
 }
 
 /**
+ * The restores running here, each abortable (T5 F3b): a restore hung on S3 holds its dataset's work until its
+ * requests time out (minutes), so deleting the dataset, moving it away or stopping the agent aborts it. An aborted
+ * restore never mounts; whatever it wrote is written over by the next restore, or goes with the volume.
+ */
+export class RestoreAborts {
+  private readonly running = new Map<string, { readonly action: RestoreAction; readonly abort: AbortController }>();
+
+  /** Runs a restore with a signal aborted by update() or abortAll(). */
+  async run<T>(action: RestoreAction, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const entry = { action, abort: new AbortController() };
+    this.running.set(action.datasetId, entry);
+    try {
+      return await fn(entry.abort.signal);
+    } finally {
+      if (this.running.get(action.datasetId) === entry) this.running.delete(action.datasetId);
+    }
+  }
+
+  /** Aborts the restores the desired state no longer wants here; returns their dataset ids. */
+  update(desired: DesiredState, self: string): string[] {
+    const datasets = new Map(desired.datasets.map((d) => [d.datasetId, d]));
+    const aborted: string[] = [];
+    for (const [id, { action, abort }] of this.running) {
+      const d = datasets.get(id);
+      const why =
+        d === undefined || d.deleted
+          ? 'the dataset was deleted'
+          : d.primary !== self
+            ? 'the dataset was moved to another node'
+            : d.restoreFrom?.backupId !== action.backupId || d.restoreFrom.target !== action.target
+              ? 'the dataset is no longer to be restored from this backup'
+              : undefined;
+      if (why === undefined) continue;
+      abort.abort(new AgentError('ACTION_FAILED', `restore abandoned: ${why}`));
+      aborted.push(id);
+    }
+    return aborted;
+  }
+
+  /** Aborts every restore (the agent stops: the next start restores again). */
+  abortAll(): void {
+    for (const { abort } of this.running.values())
+      abort.abort(new AgentError('ACTION_FAILED', 'restore abandoned: the agent is stopping'));
+  }
+}
+
+type RestoreAction = Extract<Action, { kind: 'restore' }>;
+
+/** Below this many free bytes in the pool, an I/O error of a restore's writes is taken for a full pool (T5 F7). */
+export const POOL_FULL_BYTES = 64 * 1024 * 1024;
+
+/**
  * Writes the stored backup onto the freshly created device, every chunk verified before it
  * is written (CHUNK_CORRUPT, CHUNK_MISSING, MANIFEST_CORRUPT, BACKUP_NOT_FOUND otherwise:
  * the action fails, the dataset's error says which object, and it is not mounted). The
- * device reads as zeros wherever no restore wrote, so holes are skipped.
+ * device reads as zeros wherever no restore wrote, so holes are skipped. An EIO or ENOSPC
+ * while the pool has (next to) no free space is said as such: POOL_FULL (a sparse pool's
+ * writes fail with EIO on the loop device once its file system is full).
  */
 export async function restoreOnto(
   store: ObjectStore,
-  action: Extract<Action, { kind: 'restore' }>,
+  action: RestoreAction,
   logger: winston.Logger,
+  options: { readonly signal?: AbortSignal; readonly poolFreeBytes?: () => Promise<number | undefined> } = {},
 ): Promise<void> {
   const log = { datasetId: action.datasetId, backupId: action.backupId, target: action.target };
   logger.info('restore started', log);
-  // A BackupError fails the action with its own code (CHUNK_CORRUPT…), which the report carries.
-  const result = await restoreVolume(store, action.backupId, action.devicePath, { assumeZeroed: true });
-  logger.info('restore written', { ...log, bytesWritten: result.bytesWritten, size: result.manifest.size });
+  try {
+    // A BackupError fails the action with its own code (CHUNK_CORRUPT…), which the report carries.
+    const result = await restoreVolume(store, action.backupId, action.devicePath, {
+      assumeZeroed: true,
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
+    });
+    logger.info('restore written', { ...log, bytesWritten: result.bytesWritten, size: result.manifest.size });
+  } catch (e) {
+    if (ioFailure(e) && options.poolFreeBytes !== undefined) {
+      const full = poolFullError(e, await options.poolFreeBytes().catch(() => undefined));
+      if (full !== undefined) throw full;
+    }
+    throw e;
+  }
+}
+
+/** An EIO or ENOSPC, itself or as the cause of a BackupError (TARGET_UNUSABLE wraps a failed write). */
+function ioFailure(e: unknown): boolean {
+  for (let c: unknown = e, depth = 0; c !== undefined && c !== null && depth < 5; depth++) {
+    const code = errorCode(c);
+    if (code === 'EIO' || code === 'ENOSPC') return true;
+    c = c instanceof Error ? c.cause : undefined;
+  }
+  return false;
+}
+
+/**
+ * A restore's write that failed with EIO or ENOSPC while the pool has (next to) no free space: POOL_FULL, a message
+ * saying so (T5 F7); undefined otherwise (free unknown, or space left: the error stands as it is).
+ */
+export function poolFullError(e: unknown, freeBytes: number | undefined): AgentError | undefined {
+  if (!ioFailure(e) || freeBytes === undefined || freeBytes >= POOL_FULL_BYTES) return undefined;
+  return new AgentError(
+    'POOL_FULL',
+    `the storage pool of this node is full (${freeBytes} bytes free): ${errorMessage(e)}; free space in the pool: the restore is retried`,
+  );
 }

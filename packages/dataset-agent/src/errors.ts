@@ -21,7 +21,9 @@ export type AgentErrorCode =
   /** A restore asked of an agent without S3 settings (issue 20). */
   | 'BACKUP_NOT_CONFIGURED'
   /** A backup asked of a backend whose snapshots the agent cannot read (issue 20). */
-  | 'BACKUP_UNSUPPORTED';
+  | 'BACKUP_UNSUPPORTED'
+  /** A write into the storage pool failed while the pool has no free space (a restore, T5 F7). */
+  | 'POOL_FULL';
 
 export class AgentError extends Error {
   constructor(
