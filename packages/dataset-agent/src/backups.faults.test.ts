@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import type { ObjectInfo, ObjectStore } from '@flocker/backup';
+import { backupVolume, listBackups, type ObjectInfo, type ObjectStore } from '@flocker/backup';
 import { makeSparseImage, MemoryObjectStore } from '@flocker/backup/testing';
 import type { ReportedBackup } from '@flocker/api';
 import type { BlockDeviceApi, BlockDeviceSnapshot } from '@flocker/storage-drivers';
@@ -160,6 +160,78 @@ describe('BackupRunner with S3 hung', () => {
     r.update(desired([{ id: S2, datasetId: DS2 }]), [held(S2, DS2)], ME);
     expect(state(r, S1)).toBeUndefined();
     await r.stop();
+  });
+});
+
+describe('BackupRunner retention (F1 agent half)', () => {
+  let dir: string;
+  let image: string;
+  beforeEach(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'agent-backup-keep-'));
+    image = path.join(dir, 'snap.img');
+    await makeSparseImage(image, { size: 16 * MiB, regions: 2, regionSize: MiB });
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const runner = (store: ObjectStore): BackupRunner =>
+    new BackupRunner({
+      driver: {
+        backend: 'loopback',
+        openSnapshot: async () => ({ path: image, size: 16 * MiB, release: async () => {} }),
+      } as unknown as BlockDeviceApi,
+      settings: {},
+      logger,
+      now: Date.now,
+      changed: () => {},
+      storeFor: () => store,
+    });
+  const keep1 = (): DesiredState => ({
+    ...desired([]),
+    snapshots: [{ snapshotId: S1, datasetId: DS, deleted: false, backup: { target: TARGET, keep: 1 } }],
+  });
+  const settle = (r: BackupRunner): Promise<ReportedBackup> =>
+    until('the backup to end', () => {
+      const s = r.report()?.find((b) => b.backup_id === S1);
+      return s?.status === 'done' || s?.status === 'failed' ? s : undefined;
+    });
+
+  it('keep 1 after a backup stamped by a node whose clock runs ahead: the backup just stored stays, with a warning', async () => {
+    const store = new MemoryObjectStore();
+    const skewed = await backupVolume(image, store, {
+      volumeId: DS,
+      snapshotId: S2,
+      size: 16 * MiB,
+      now: () => Date.now() + 2 * 3600_000,
+    });
+    const r = runner(store);
+    r.update(keep1(), [held(S1, DS)], ME);
+    const done = await settle(r);
+    expect(done.status).toBe('done');
+    const left = (await listBackups(store, DS)).map((b) => b.backupId);
+    expect(left).toContain(done.stored_backup_id);
+    expect(left).toContain(skewed.backupId);
+    expect(done.error).toMatchObject({ code: 'RETENTION_WARNING', message: expect.stringMatching(/in the future/) });
+  });
+
+  it('a prune that fails: the backup is done and its state says the prune failed', async () => {
+    const store = new MemoryObjectStore();
+    await backupVolume(image, store, {
+      volumeId: DS,
+      snapshotId: S2,
+      size: 16 * MiB,
+      now: () => Date.now() - 3600_000,
+    });
+    store.beforeOperation = (op) => {
+      if (op === 'delete') throw Object.assign(new Error('no deletes here'), { code: 'STORE_DENIED' });
+    };
+    const r = runner(store);
+    r.update(keep1(), [held(S1, DS)], ME);
+    const done = await settle(r);
+    expect(done).toMatchObject({
+      status: 'done',
+      error: { code: 'RETENTION_FAILED', message: expect.stringMatching(/not pruned.*STORE_DENIED/) },
+    });
+    expect((await listBackups(store, DS)).map((b) => b.backupId)).toContain(done.stored_backup_id);
   });
 });
 

@@ -259,10 +259,10 @@ export class BackupRunner {
         throw new AgentError('BACKUP_UNSUPPORTED', `the ${driver.backend} backend cannot read snapshots for a backup`);
       const store = (this.o.storeFor ?? ((t: string) => s3StoreFor(this.o.settings, t)))(job.target);
       // Stored already (a run killed after writing the manifest): done, nothing sent again.
-      const stored = (await listBackups(store, job.datasetId)).find((b) => b.snapshotId === job.backupId);
+      const stored = (await listBackups(store, job.datasetId, { signal })).find((b) => b.snapshotId === job.backupId);
       let manifest = stored?.manifest;
       if (manifest === undefined) {
-        const previous = await latestBackup(store, job.datasetId);
+        const previous = await latestBackup(store, job.datasetId, { signal });
         const opened = await driver.openSnapshot(job.backupId);
         let lastProgress = 0;
         try {
@@ -284,17 +284,11 @@ export class BackupRunner {
         }
       }
       signal.throwIfAborted();
-      // Retention is secondary: the backup is stored either way (a failed prune is logged, tried again next time).
-      if (job.keep !== undefined) {
-        await pruneBackups(store, job.datasetId, job.keep).catch((e: unknown) =>
-          logger.warn('pruning old backups failed', {
-            ...log,
-            keep: job.keep,
-            code: errorCode(e),
-            error: errorMessage(e),
-          }),
-        );
-      }
+      // Retention is secondary: the backup is stored either way (a failed prune is tried again next time). The
+      // backup just stored is never pruned, whatever other nodes' clocks stamped theirs (T5 F1); what went wrong
+      // is said in the backup's state (error, on a done backup: a warning), not only in the log.
+      const warning = job.keep === undefined ? undefined : await this.prune(store, job, manifest.backupId, signal);
+      signal.throwIfAborted();
       report({
         status: 'done',
         size: manifest.size,
@@ -302,6 +296,7 @@ export class BackupRunner {
         stored_backup_id: manifest.backupId,
         data_bytes: manifest.stats.dataBytes,
         uploaded_bytes: manifest.stats.uploadedBytes,
+        ...(warning !== undefined ? { error: warning } : {}),
       });
       logger.info('backup done', { ...log, storedBackupId: manifest.backupId, stats: manifest.stats });
     } catch (e) {
@@ -312,6 +307,30 @@ export class BackupRunner {
       const code = isBackupError(e) ? e.code : errorCode(e);
       report({ status: 'failed', error: { code, message: errorMessage(e) } });
       logger.warn('backup failed', { ...log, code, error: errorMessage(e) });
+    }
+  }
+
+  /** Keeps the job's newest `keep` backups (and the one just stored); a warning when not all went well. */
+  private async prune(
+    store: ObjectStore,
+    job: BackupJob,
+    stored: string,
+    signal: AbortSignal,
+  ): Promise<{ code: string; message: string } | undefined> {
+    const log = { backupId: job.backupId, datasetId: job.datasetId, target: job.target, keep: job.keep };
+    try {
+      const result = await pruneBackups(store, job.datasetId, job.keep ?? 1, { protect: [stored], signal });
+      if (result.warnings.length === 0) return undefined;
+      this.o.logger.warn('pruning old backups: not all went well', { ...log, warnings: result.warnings });
+      return { code: 'RETENTION_WARNING', message: `stored; keeping ${job.keep}: ${result.warnings.join('; ')}` };
+    } catch (e) {
+      signal.throwIfAborted();
+      const code = isBackupError(e) ? e.code : errorCode(e);
+      this.o.logger.warn('pruning old backups failed', { ...log, code, error: errorMessage(e) });
+      return {
+        code: 'RETENTION_FAILED',
+        message: `stored, but older backups were not pruned (tried again by the next backup): ${code}: ${errorMessage(e)}`,
+      };
     }
   }
 }
