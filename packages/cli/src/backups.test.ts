@@ -1,7 +1,7 @@
 import type { ClusterSnapshot, DatasetConfiguration, NodeState, ReportedBackup } from '@flocker/api';
 import { BackupError } from '@flocker/backup';
 import { node as fixtureNode } from '@flocker/web-ui/testing';
-import { backupCliError, backupPhase, restorePhase, restoreSize, s3Store } from './backups';
+import { backupCliError, backupPhase, isDatasetId, restorePhase, restoreSize, s3Store } from './backups';
 import { EXIT } from './errors';
 
 const D = '11111111-1111-4111-8111-111111111111';
@@ -80,4 +80,10 @@ describe('restoreSize and errors', () => {
     expect(backupCliError(new Error('x'))).toBeUndefined();
     expect(() => s3Store('http://nope', {}, {})).toThrow(expect.objectContaining({ exitCode: EXIT.USAGE }));
   });
+});
+
+it('a whole dataset id lists backups without the control service; a name or a prefix needs it', () => {
+  expect(isDatasetId('0B6A53F0-5c3e-4a43-9d4c-6f1f1a3b2c01')).toBe(true);
+  expect(isDatasetId('0b6a53f0')).toBe(false);
+  expect(isDatasetId('pgdata')).toBe(false);
 });

@@ -26,6 +26,11 @@ export function s3Store(url: string, a: S3Args, env: Readonly<Record<string, str
   }
 }
 
+/** A whole dataset id (a UUID): what backups are filed under, usable without asking the control service. */
+export function isDatasetId(ref: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(ref);
+}
+
 /** A @flocker/backup error as the CLI's (exit code by kind); undefined for anything else. */
 export function backupCliError(e: unknown): CliError | undefined {
   if (!isBackupError(e)) return undefined;

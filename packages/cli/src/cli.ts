@@ -27,8 +27,8 @@ import {
   volumeNameProblem,
   XFS_MINIMUM_SIZE,
 } from '@flocker/api';
-import { deleteBackup, listBackups, readManifest } from '@flocker/backup';
-import { backupCliError, backupPhase, restorePhase, restoreSize, s3Store } from './backups';
+import { collectGarbage, deleteBackup, listBackups, readManifest, verifyBackup } from '@flocker/backup';
+import { backupCliError, backupPhase, isDatasetId, restorePhase, restoreSize, s3Store } from './backups';
 import { caCommands } from './ca/command';
 import { connect, type ConnectionArgs } from './connection';
 import { CliError, EXIT, jsonError, jsonWarning } from './errors';
@@ -1155,11 +1155,12 @@ export function buildCli(
         )
         .demandCommand(1, 'Name a snapshots command: create, list, show or destroy'),
     )
-    .command('backup', 'Back volumes up to S3-compatible object storage, list, restore and delete backups', (bk) =>
+    .command('backup', 'Back volumes up to S3-compatible object storage; list, verify, restore, delete backups', (bk) =>
       bk
         .option('endpoint', {
           type: 'string',
-          describe: 'S3 endpoint for list, restore and delete [env AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL; default AWS]',
+          describe:
+            'S3 endpoint for list, verify, restore, delete and gc [env AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL; default AWS]',
         })
         .option('region', { type: 'string', describe: 'S3 region [env AWS_REGION]' })
         .command(
@@ -1207,23 +1208,39 @@ export function buildCli(
         )
         .command(
           ['list', 'ls'],
-          'List the backups in a target (read from the store itself), newest first',
+          'List the backups in a target (read from the store itself, so it works without the control service), newest first',
           (b) =>
             b
               .option('from', { type: 'string', demandOption: true, describe: 'Target, s3://bucket/prefix' })
-              .option('volume', { type: 'string', describe: 'Only the backups of this volume (name or dataset id)' }),
+              .option('volume', {
+                type: 'string',
+                describe: 'Only the backups of this volume (name or dataset id; a name needs the control service)',
+              }),
           run<GlobalArgs & { from: string; volume?: string; endpoint?: string; region?: string }>(async (a, client) => {
             const store = s3Store(a.from, a, process.env);
-            const datasets = await client.listDatasets();
+            // Names are a courtesy: in a disaster (control service gone) the store still says what backups exist.
+            const asDatasetId = a.volume !== undefined && isDatasetId(a.volume) ? a.volume.toLowerCase() : undefined;
+            const datasets = await client.listDatasets().catch((e: unknown) => {
+              if (a.volume !== undefined && asDatasetId === undefined)
+                throw new CliError(
+                  EXIT.UNREACHABLE,
+                  `cannot look the volume name "${a.volume}" up without the control service (${errorMessage(e)}): give its dataset id`,
+                );
+              warn(a, {
+                code: 'NAMES_UNAVAILABLE',
+                message: `volume names not shown: the control service did not answer (${errorMessage(e)})`,
+              });
+              return undefined;
+            });
             const only =
               a.volume === undefined
                 ? undefined
-                : resolveDataset(datasets, a.volume, { includeDeleted: () => true }).dataset_id;
+                : (asDatasetId ?? resolveDataset(datasets ?? [], a.volume, { includeDeleted: () => true }).dataset_id);
             const found = await listBackups(store, only).catch((e: unknown) => {
               throw backupCliError(e) ?? e;
             });
             const rows = found.map((s) => {
-              const d = datasets.find((x) => x.dataset_id === s.volumeId);
+              const d = datasets?.find((x) => x.dataset_id === s.volumeId);
               return {
                 backup_id: s.backupId,
                 volume: d !== undefined ? nameOf(d) || s.volumeId : s.volumeId,
@@ -1316,8 +1333,41 @@ export function buildCli(
           }),
         )
         .command(
+          'verify <backup>',
+          'Read every chunk of a backup back from the target and check it, as a restore would (writes nothing)',
+          (b) =>
+            b
+              .positional('backup', { type: 'string', demandOption: true, describe: 'Backup id (see backup list)' })
+              .option('from', { type: 'string', demandOption: true, describe: 'Target, s3://bucket/prefix' })
+              .epilog(
+                'Exit 0: every chunk restores. Exit 1: the chunks listed are missing or damaged in the store; the ' +
+                  'next backup of the volume stores them again if the volume still holds that data (it checks the ' +
+                  'size and checksum of every chunk it reuses), which repairs every backup needing them.',
+              ),
+          run<GlobalArgs & { backup: string; from: string; endpoint?: string; region?: string }>(async (a) => {
+            const r = await verifyBackup(s3Store(a.from, a, process.env), a.backup).catch((e: unknown) => {
+              throw backupCliError(e) ?? e;
+            });
+            const out = {
+              backup_id: r.manifest.backupId,
+              chunks_checked: r.chunksChecked,
+              bytes_read: r.bytesRead,
+              problems: r.problems,
+            };
+            print(a, out, () =>
+              r.problems.length === 0
+                ? `Backup ${r.manifest.backupId} verified: ${r.chunksChecked} chunks (${formatSize(r.bytesRead)} read) restore`
+                : [
+                    `Backup ${r.manifest.backupId} cannot be restored: ${r.problems.length} object(s) missing or damaged in ${a.from}`,
+                    ...r.problems.map((p) => `  chunk ${p.index}: ${p.code} ${p.message}`),
+                  ].join('\n'),
+            );
+            if (r.problems.length > 0) process.exitCode = EXIT.FAILURE;
+          }),
+        )
+        .command(
           ['delete <backup>', 'rm <backup>'],
-          'Delete a backup from a target (chunks no other backup needs are collected after a day)',
+          'Delete a backup from a target (its chunks stay until "backup gc", or a "backup create --keep", collects them)',
           (b) =>
             b
               .positional('backup', { type: 'string', demandOption: true })
@@ -1329,7 +1379,38 @@ export function buildCli(
             print(a, { deleted: a.backup }, () => `Deleted backup ${a.backup} from ${a.from}`);
           }),
         )
-        .demandCommand(1, 'Name a backup command: create, list, restore or delete'),
+        .command(
+          'gc',
+          'Delete the chunks in a target that no backup (of any volume) needs any more and older than the grace period',
+          (b) =>
+            b
+              .option('from', { type: 'string', demandOption: true, describe: 'Target, s3://bucket/prefix' })
+              .option('grace-hours', {
+                type: 'number',
+                default: 24,
+                describe: 'Never delete a chunk younger than this (a backup may have just uploaded it)',
+              })
+              .epilog(
+                'Safe while backups run: a running backup keeps a marker that defers the collection. ' +
+                  'A manifest that cannot be read stops it (its chunks cannot be told apart): delete that backup first.',
+              ),
+          run<GlobalArgs & { from: string; graceHours: number; endpoint?: string; region?: string }>(async (a) => {
+            if (!Number.isFinite(a.graceHours) || a.graceHours < 0)
+              throw new CliError(EXIT.USAGE, '--grace-hours must be a number of hours, 0 or more');
+            const r = await collectGarbage(s3Store(a.from, a, process.env), {
+              graceMs: a.graceHours * 3600_000,
+            }).catch((e: unknown) => {
+              throw backupCliError(e) ?? e;
+            });
+            print(a, r, () =>
+              r.deferred
+                ? `A backup is running in ${a.from}: ${r.deletedChunks} chunks deleted before it started; run again later`
+                : `Deleted ${r.deletedChunks} chunks (${formatSize(r.deletedBytes)}) from ${a.from}; ` +
+                  `${r.referencedChunks} in use, ${r.youngChunks} unused but younger than ${a.graceHours} h kept`,
+            );
+          }),
+        )
+        .demandCommand(1, 'Name a backup command: create, list, verify, restore, delete or gc'),
     )
     .command('nodes', 'List nodes (same as flocker nodes list), forget a retired one', (n) =>
       n
