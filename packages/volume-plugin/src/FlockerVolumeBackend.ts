@@ -842,6 +842,21 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       return { Mountpoint: already };
     }
     const started = Date.now();
+    // Recorded as begun before its lease or move (review T5 F9): killed before its answer, the plugin's next start
+    // undoes what it did (reconcile), where a lease taken with no entry explaining it stayed held for good. Before the
+    // deferred release is cancelled: should this write fail (a full disk), that release still runs.
+    const recorded = await this.registry.addPending(d.dataset_id, req.Name, req.ID);
+    return this.mountRecorded(req, d, deadline, started, recorded);
+  }
+
+  /** doMount once the Mount is recorded as begun; `recorded`: its ID is this Mount's (forgotten should it fail). */
+  private async mountRecorded(
+    req: MountRequest,
+    d: DatasetConfiguration,
+    deadline: number,
+    started: number,
+    recorded: boolean,
+  ): Promise<MountResponse> {
     const kept = this.cancelDeferredRelease(d.dataset_id);
     // Mounted here in the followed snapshot (an existing volume): the lease is asked for on that snapshot's
     // configuration, and granted the Mount answers at once, not after the push of its own lease (a wait on
@@ -888,8 +903,9 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       moving.catch(() => undefined);
     }
     let proven = false;
-    if (!kept) {
-      try {
+    try {
+      // A refused or failed request may still have taken the lease (its answer lost): the failure path lets it go.
+      if (!kept)
         proven = await this.takeLease(
           d,
           req.Name,
@@ -898,13 +914,7 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
             ? followed.configuration_tag
             : undefined,
         );
-      } catch (err) {
-        await moving?.catch(() => undefined);
-        throw err;
-      }
-    }
-    const leased = Date.now();
-    try {
+      const leased = Date.now();
       if (moving !== undefined && !(await moving)) await this.client.updateDataset(d.dataset_id, { primary: this.me });
       let seenBy: 'kernel' | 'snapshot' | undefined;
       let mountpoint: string;
@@ -931,8 +941,19 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       });
       return { Mountpoint: mountpoint };
     } catch (err) {
+      // No wait of this Mount outlives it (a refused lease used to leave the mount's wait running to the deadline).
+      snapshotWait.abort();
+      await moving?.catch(() => undefined);
       this.untrackFirstMount(d.dataset_id);
-      // Docker does not call Unmount after a failed Mount: let the volume go again.
+      // Docker does not call Unmount after a failed Mount: forget its ID and let the volume go again.
+      if (recorded)
+        await this.registry.remove(d.dataset_id, req.ID).catch((e: unknown) =>
+          this.logger.error('cannot forget the mount ID of a failed Mount; the Docker reconcile lets it go', {
+            volume: req.Name,
+            id: req.ID,
+            error: errorMessage(e),
+          }),
+        );
       let released = false;
       if (this.registry.count(d.dataset_id) === 0)
         released = await this.releaseUnused(d.dataset_id).then(
@@ -1249,16 +1270,27 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   }
 
   /**
-   * On start: drop mount IDs of volumes no longer here, and re-take the leases of
-   * those still in use so they cannot be moved away from running containers; a lease
-   * this node holds of a volume no longer here is left to the Docker reconcile
-   * (startReconcileStep).
+   * On start: forget the IDs of Mounts an earlier process began and never answered, drop mount IDs of volumes no
+   * longer here, and re-take the leases of those still in use so they cannot be moved away from running containers;
+   * a lease this node holds of a volume no longer here is left to the Docker reconcile (startReconcileStep).
    */
   async reconcile(): Promise<void> {
     const s = await this.watcher.latest();
     for (const listed of this.registry.entries()) {
       await this.serialised(listed.name, async () => {
-        // Read again in the volume's queue: a Docker reconcile or an Unmount may have changed it.
+        // Read again in the volume's queue: a Docker reconcile, an Unmount or Docker's retry of a cut Mount (which
+        // records its ID again, as this process's own) may have changed it.
+        const cut = this.registry.inheritedPending(listed.datasetId);
+        if (cut.length > 0) {
+          // Killed before their answer (review T5 F9): no container got the volume from them, so they hold nothing;
+          // a lease they took goes below with the entry's last ID, as at a last Unmount (other IDs keep it).
+          this.logger.info('forgetting the mount IDs of Mounts cut short by a plugin restart (never answered)', {
+            volume: listed.name,
+            dataset_id: listed.datasetId,
+            ids: cut,
+          });
+          await this.registry.removeIds(listed.datasetId, cut);
+        }
         const e = this.registry.entries().find((x) => x.datasetId === listed.datasetId);
         if (e === undefined) return;
         if (e.ids.length === 0) {

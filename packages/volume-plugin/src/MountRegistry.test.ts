@@ -171,6 +171,40 @@ describe('MountRegistry', () => {
     expect((await MountRegistry.load(file)).count(B)).toBe(1);
   });
 
+  it('a Mount recorded as begun (pending) is known as never answered by the next process, until answered or retried', async () => {
+    const first = await MountRegistry.load(file);
+    await first.add(A, 'va', 'c1');
+    expect(await first.addPending(A, 'va', 'c2')).toBe(true);
+    expect(await first.addPending(A, 'va', 'c1')).toBe(false); // answered before: stays so
+    expect(await first.addPending(B, 'vb', 'x')).toBe(true);
+    await first.add(B, 'vb', 'x'); // answered
+    expect(first.inheritedPending(A)).toEqual([]); // this process's own Mount in progress
+    expect(first.entries()).toContainEqual({ datasetId: A, name: 'va', ids: ['c1', 'c2'] });
+    // The plugin killed here: c2's Mount was never answered.
+    const r = await MountRegistry.load(file);
+    expect(r.inheritedPending(A)).toEqual(['c2']);
+    expect(r.inheritedPending(B)).toEqual([]);
+    expect(await r.removeIds(A, r.inheritedPending(A))).toBe(1);
+    expect((await MountRegistry.load(file)).inheritedPending(A)).toEqual([]);
+    // Docker retrying a cut Mount here: this process's own, pending until answered.
+    await r.addPending(A, 'va', 'c3');
+    const again = await MountRegistry.load(file);
+    expect(again.inheritedPending(A)).toEqual(['c3']);
+    expect(await again.addPending(A, 'va', 'c3')).toBe(true);
+    expect(again.inheritedPending(A)).toEqual([]);
+    await again.add(A, 'va', 'c3');
+    expect((await MountRegistry.load(file)).inheritedPending(A)).toEqual([]);
+  });
+
+  it('writes the pending key only while a Mount is pending (a file without it reads as before)', async () => {
+    const r = await MountRegistry.load(file);
+    await r.addPending(A, 'va', 'c1');
+    const slotOf = () => MountRegistry.read(file).latest?.volumes[A];
+    expect(slotOf()?.pending).toEqual(['c1']);
+    await r.add(A, 'va', 'c1');
+    expect(slotOf()).toEqual({ name: 'va', ids: ['c1'], added: { c1: expect.any(Number) } });
+  });
+
   it('drop forgets a volume', async () => {
     const r = await MountRegistry.load(file);
     await r.add(A, 'va', 'c1');

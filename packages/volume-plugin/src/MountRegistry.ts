@@ -29,6 +29,12 @@ const Volumes = z.record(
     ids: z.array(z.string()),
     /** When each ID's Mount was recorded (ms since the epoch); absent in files of earlier versions. */
     added: z.record(z.string(), z.number()).optional(),
+    /**
+     * IDs whose Mount was still in progress (recorded before its lease was asked for, its answer not sent yet);
+     * written only when there are some. An older plugin takes a slot holding this key as invalid and loads the
+     * other one, the state before that Mount.
+     */
+    pending: z.array(z.string()).optional(),
   }),
 );
 type Volumes = z.infer<typeof Volumes>;
@@ -62,6 +68,8 @@ export interface MountEntry {
 interface VolumeMounts {
   name: string;
   ids: Map<string, number>;
+  /** The IDs among `ids` whose Mount has not been answered (see addPending). */
+  pending: ReadonlySet<string>;
 }
 
 export class MountRegistry {
@@ -134,7 +142,8 @@ export class MountRegistry {
       // An ID of an earlier version's file has no time: it counts as recorded now (kept the longest).
       const loaded = now();
       for (const [datasetId, v] of Object.entries(latest.volumes)) {
-        volumes.set(datasetId, { name: v.name, ids: new Map(v.ids.map((id) => [id, v.added?.[id] ?? loaded])) });
+        const ids = new Map(v.ids.map((id) => [id, v.added?.[id] ?? loaded]));
+        volumes.set(datasetId, { name: v.name, ids, pending: new Set((v.pending ?? []).filter((id) => ids.has(id))) });
         for (const id of v.ids) inherited.add(inheritedKey(datasetId, id));
       }
     } else if (corrupt.length > 0) {
@@ -175,14 +184,42 @@ export class MountRegistry {
     return undefined;
   }
 
+  /** Records a Mount as answered (about to be: written before Docker gets the answer). */
   async add(datasetId: string, name: string, id: string): Promise<number> {
     const v = this.volumes.get(datasetId);
     const ids = new Map(v?.ids);
     ids.set(id, this.now());
-    this.commit(datasetId, { name: v?.name ?? name, ids });
+    const pending = new Set(v?.pending);
+    pending.delete(id);
+    this.commit(datasetId, { name: v?.name ?? name, ids, pending });
     // Recorded by this process now: a Mount of its own, however Docker reused the ID.
     this.inherited.delete(inheritedKey(datasetId, id));
     return ids.size;
+  }
+
+  /**
+   * Records a Mount as begun, before anything of it (its lease, a move) is done: a crash before its answer then
+   * leaves an ID the next start knows was never answered (inheritedPending), so whatever the Mount did is undone
+   * there, not left held for good (review T5 F9). An ID already recorded as answered stays so (Docker reusing the
+   * ID of a mount it had): whether it recorded the ID, which the Mount then forgets if it fails.
+   */
+  async addPending(datasetId: string, name: string, id: string): Promise<boolean> {
+    const v = this.volumes.get(datasetId);
+    if (v !== undefined && v.ids.has(id) && !v.pending.has(id)) return false;
+    const ids = new Map(v?.ids);
+    ids.set(id, this.now());
+    this.commit(datasetId, { name: v?.name ?? name, ids, pending: new Set(v?.pending).add(id) });
+    this.inherited.delete(inheritedKey(datasetId, id));
+    return true;
+  }
+
+  /**
+   * The dataset's IDs whose Mount an earlier plugin process began and never answered (it died first): no container
+   * got the volume from them. Docker's retry of such a Mount here records the ID again as this process's own.
+   */
+  inheritedPending(datasetId: string): string[] {
+    const v = this.volumes.get(datasetId);
+    return [...(v?.pending ?? [])].filter((id) => this.inherited.has(inheritedKey(datasetId, id)));
   }
 
   /**
@@ -199,8 +236,12 @@ export class MountRegistry {
     const v = this.volumes.get(datasetId);
     if (!v) return 0;
     const kept = new Map(v.ids);
-    for (const id of ids) kept.delete(id);
-    this.commit(datasetId, { name: v.name, ids: kept });
+    const pending = new Set(v.pending);
+    for (const id of ids) {
+      kept.delete(id);
+      pending.delete(id);
+    }
+    this.commit(datasetId, { name: v.name, ids: kept, pending });
     return kept.size;
   }
 
@@ -226,12 +267,14 @@ export class MountRegistry {
     const doc: Volumes = Object.fromEntries(
       [...volumes].map(([id, v]) => {
         const ids = [...v.ids.keys()].sort();
+        const pending = ids.filter((x) => v.pending.has(x));
         return [
           id,
           {
             name: v.name,
             ids,
             ...(ids.length > 0 ? { added: Object.fromEntries(ids.map((x) => [x, v.ids.get(x) ?? 0])) } : {}),
+            ...(pending.length > 0 ? { pending } : {}),
           },
         ];
       }),
