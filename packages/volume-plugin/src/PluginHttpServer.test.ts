@@ -152,7 +152,29 @@ describe('plugin HTTP protocol layer', () => {
     expect(r.body).toEqual({ Err: 'no such volume: bad' });
   });
 
-  it.each(['', '{}', 'null', '{"Name": 3}'])('%s: a body without a Name is a 400 {Err}, not a crash', async (body) => {
+  it.each([
+    [
+      '/VolumeDriver.Mount',
+      /^Empty request from Docker: .*retries a call after a plugin restart.* run the container again\.$/,
+    ],
+    [
+      '/VolumeDriver.Unmount',
+      /^Empty request from Docker: .*retries a call after a plugin restart.* lets the volume go once/,
+    ],
+    ['/VolumeDriver.Get', /^Empty request from Docker: .*retries a call after a plugin restart.* try again\.$/],
+  ])(
+    '%s with an empty body (dockerd retrying a call after a plugin restart sends none): a 400 saying so',
+    async (route, message) => {
+      for (const body of ['', '  \n']) {
+        const r = await callPlugin(socketPath, route, body);
+        expect(r.status).toBe(400);
+        expect(r.body).toEqual({ Err: expect.stringMatching(message) });
+      }
+      expect(backend.calls).toEqual([]);
+    },
+  );
+
+  it.each(['{}', 'null', '{"Name": 3}'])('%s: a body without a Name is a 400 {Err}, not a crash', async (body) => {
     const r = await callPlugin(socketPath, '/VolumeDriver.Mount', body);
     expect(r.status).toBe(400);
     expect(r.body).toEqual({ Err: expect.stringMatching(/request from Docker was not understood.*Name/) });

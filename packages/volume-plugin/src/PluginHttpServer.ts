@@ -25,15 +25,33 @@ import {
   type VolumeDriverBackend,
 } from './protocol';
 
-type Route = (body: unknown, backend: VolumeDriverBackend) => Promise<object>;
+/** `empty`: the body was empty (no bytes, or only white space), as opposed to `{}` or `null`. */
+type Route = (body: unknown, backend: VolumeDriverBackend, empty?: boolean) => Promise<object>;
+
+/**
+ * What to do after an empty request, by call. dockerd retries a call whose connection failed (the plugin restarting)
+ * with the body its first attempt already read, so the retry comes with none; Docker never sends an empty request of
+ * a call that needs a name otherwise (review T5 F9: "not understood (Name: … received undefined)" said nothing).
+ */
+const AFTER_EMPTY: Readonly<Record<string, string>> = {
+  '/VolumeDriver.Mount': 'run the container again.',
+  '/VolumeDriver.Unmount':
+    "the plugin lets the volume go once Docker shows no container uses it (or once the container's next Unmount comes).",
+};
+
+export function emptyRequestMessage(url: string): string {
+  return `Empty request from Docker: dockerd sends one when it retries a call after a plugin restart (the retry comes without the call's body, so the plugin cannot do it); ${AFTER_EMPTY[url] ?? 'try again.'}`;
+}
 
 function route<S extends z.ZodType>(
   schema: S,
   call: (req: z.infer<S>, backend: VolumeDriverBackend) => Promise<object | void>,
+  url?: string,
 ): Route {
-  return async (body, backend) => {
+  return async (body, backend, empty) => {
     const parsed = schema.safeParse(body);
     if (!parsed.success) {
+      if (empty === true && url !== undefined) throw new VolumePluginError('BAD_REQUEST', emptyRequestMessage(url));
       const detail = parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
       throw new VolumePluginError('BAD_REQUEST', `The request from Docker was not understood (${detail}).`);
     }
@@ -43,12 +61,12 @@ function route<S extends z.ZodType>(
 
 export const ROUTES: Readonly<Record<string, Route>> = {
   '/Plugin.Activate': route(EmptyRequest, async () => ({ Implements: ['VolumeDriver'] })),
-  '/VolumeDriver.Create': route(CreateRequest, (r, b) => b.create(r)),
-  '/VolumeDriver.Remove': route(NameRequest, (r, b) => b.remove(r)),
-  '/VolumeDriver.Mount': route(MountRequest, (r, b) => b.mount(r)),
-  '/VolumeDriver.Unmount': route(MountRequest, (r, b) => b.unmount(r)),
-  '/VolumeDriver.Path': route(NameRequest, (r, b) => b.path(r)),
-  '/VolumeDriver.Get': route(NameRequest, (r, b) => b.get(r)),
+  '/VolumeDriver.Create': route(CreateRequest, (r, b) => b.create(r), '/VolumeDriver.Create'),
+  '/VolumeDriver.Remove': route(NameRequest, (r, b) => b.remove(r), '/VolumeDriver.Remove'),
+  '/VolumeDriver.Mount': route(MountRequest, (r, b) => b.mount(r), '/VolumeDriver.Mount'),
+  '/VolumeDriver.Unmount': route(MountRequest, (r, b) => b.unmount(r), '/VolumeDriver.Unmount'),
+  '/VolumeDriver.Path': route(NameRequest, (r, b) => b.path(r), '/VolumeDriver.Path'),
+  '/VolumeDriver.Get': route(NameRequest, (r, b) => b.get(r), '/VolumeDriver.Get'),
   '/VolumeDriver.List': route(EmptyRequest, (_r, b) => b.list()),
   '/VolumeDriver.Capabilities': route(EmptyRequest, (_r, b) => b.capabilities()),
 };
@@ -240,7 +258,7 @@ export function createPluginHttpServer(backend: VolumeDriverBackend, logger: Log
       .then((bytes) => {
         bodyBytes = bytes.length;
         request = decodeBody(bytes);
-        return handler(request, backend);
+        return handler(request, backend, bytes.toString('utf8').trim() === '');
       })
       .then((result) => {
         const body = url === '/Plugin.Activate' ? result : { ...result, Err: '' };
