@@ -193,6 +193,14 @@ export class CinderClient {
     });
   }
 
+  /** Cinder's clock (its Date header, whole seconds) at a GET of the volume; undefined without one. */
+  async serverTime(volumeId: string): Promise<number | undefined> {
+    const res = await this.call('volume', 'GET', `/volumes/${encodeURIComponent(volumeId)}`);
+    const date = res.headers.date;
+    const ms = typeof date === 'string' ? Date.parse(date) : NaN;
+    return Number.isFinite(ms) ? ms : undefined;
+  }
+
   /** Deletes; false if the volume was already gone. */
   async deleteVolume(id: string): Promise<boolean> {
     return unlessNotFound(false, async () => {

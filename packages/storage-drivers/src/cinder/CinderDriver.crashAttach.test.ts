@@ -255,4 +255,31 @@ describe('CinderDriver (cinder mode): an attach killed between reservation and c
     expect(markDuringList).toBeDefined();
     await driver.detachVolume(v.blockdeviceId);
   });
+
+  it("an attach killed after its reservation is still its instance's when that host's clock is 10 min off Cinder's", async () => {
+    const clusterId = randomUUID();
+    const me = `t1-host-a-${randomUUID().slice(0, 8)}`;
+    const skewed = { clock: { ...systemClock, wallNow: () => systemClock.wallNow() + 600_000 } };
+    const before = makeDriver(cinder.url, clusterId, me, skewed);
+    const v = await before.createVolume(randomUUID(), 1);
+    cleanups.push(async () => {
+      await before.detachVolume(v.blockdeviceId, { force: true }).catch(() => undefined);
+      await before.destroyVolume(v.blockdeviceId);
+    });
+    // The agent is killed (kill -9) right after Cinder made its reservation: nothing after it ever runs.
+    const createAttachment = before.client.createAttachment.bind(before.client);
+    let reserved: () => void = () => undefined;
+    const reservation = new Promise<void>((resolve) => (reserved = resolve));
+    before.client.createAttachment = async (...args) => {
+      await createAttachment(...args);
+      reserved();
+      return new Promise(() => undefined);
+    };
+    void before.attachVolume(v.blockdeviceId, me);
+    await reservation;
+    const after = makeDriver(cinder.url, clusterId, me, skewed);
+    expect((await after.listVolumes()).find((x) => x.blockdeviceId === v.blockdeviceId)?.attachedTo).toBe(me);
+    expect((await after.attachVolume(v.blockdeviceId, me)).attachedTo).toBe(me);
+    await after.detachVolume(v.blockdeviceId);
+  });
 });

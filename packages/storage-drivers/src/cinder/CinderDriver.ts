@@ -145,7 +145,10 @@ function mayHavePendingHolder(v: Volume): boolean {
   );
 }
 
-/** How far the agents' clocks (attach marks) and Cinder's (attached_at) may differ for a mark to prove anything. */
+/**
+ * How far the clock dating a mark (Cinder's Date header as cinderAttach reads it, or an older agent's own clock)
+ * and the one stamping attached_at (cinder-volume's) may differ for a mark to prove anything.
+ */
 export const MARK_CLOCK_SKEW_MS = 60_000;
 /**
  * A marking attach has Cinder reserve within this of its mark's time: cinderAttach gives up (and drops the mark)
@@ -928,8 +931,11 @@ export class CinderDriver implements BlockDeviceApi {
     const mark = attachingMarkerKey(instanceId);
     const started = this.clock.now();
     try {
+      // Dated by Cinder's clock (which also stamps the reservation), so this host's clock does not matter to the
+      // proof; this host's only when Cinder sends no Date.
+      const markedAt = (await this.client.serverTime(blockdeviceId)) ?? this.clock.wallNow();
       // Before the reservation, so a kill right after it leaves the reserver named (see pendingHolder).
-      await this.client.setVolumeMetadata(blockdeviceId, { [mark]: new Date(this.clock.wallNow()).toISOString() });
+      await this.client.setVolumeMetadata(blockdeviceId, { [mark]: new Date(markedAt).toISOString() });
     } catch (e) {
       await this.dropMark(blockdeviceId, mark);
       this.wrap(e, `marking volume ${blockdeviceId} as being attached to ${instanceId}`, blockdeviceId);
