@@ -55,6 +55,19 @@ describe('audit trail (issue 21)', () => {
     });
   });
 
+  it('a write etcd did not confirm is not "refused": its outcome is unknown (it may still apply, review T4 finding 1)', () => {
+    expect(
+      auditEntry({
+        method: 'post',
+        route: '/v1/configuration/datasets',
+        params: {},
+        identity: undefined,
+        status: 503,
+        code: 'STORE_OUTCOME_UNKNOWN',
+      }),
+    ).toMatchObject({ status: 503, result: 'unknown', code: 'STORE_OUTCOME_UNKNOWN' });
+  });
+
   it('the control service writes one audit line per change, ok or refused, and none for reads', async () => {
     const lines: Array<Record<string, unknown>> = [];
     const logger = winston.createLogger({

@@ -40,7 +40,8 @@ export function auditEntry(f: AuditFacts): AuditEntry {
     who: who(f.identity),
     action: `${f.method.toUpperCase()} ${f.route}`,
     status: f.status,
-    result: f.status < 400 ? 'ok' : 'refused',
+    // A write etcd did not confirm may still be applied (STORE_OUTCOME_UNKNOWN): not "refused".
+    result: f.status < 400 ? 'ok' : f.code === 'STORE_OUTCOME_UNKNOWN' ? 'unknown' : 'refused',
   };
   for (const [k, v] of Object.entries(f.params)) entry[k === 'id' ? 'target' : k] = v;
   if (f.code !== undefined) entry['code'] = f.code;

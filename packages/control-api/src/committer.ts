@@ -137,9 +137,10 @@ export class Committer {
           this.waiters = [];
           this.pending = this.committed;
           this.options.logger.error('configuration commit failed', { error: String(err), waiting: all.length });
-          // A store that could not be reached or written already says what failed and what to do.
+          // A store that could not be reached or written already says what failed and what to do; so does one whose
+          // write may still apply (STORE_OUTCOME_UNKNOWN: never reworded into "could not be saved").
           const failure =
-            err instanceof StoreError && err.unavailable
+            err instanceof StoreError && (err.unavailable || err.code === 'STORE_OUTCOME_UNKNOWN')
               ? err
               : new StoreError('STORE_UNAVAILABLE', `The configuration could not be saved: ${String(err)}`);
           for (const w of all) w.reject(failure);

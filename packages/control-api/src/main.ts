@@ -62,7 +62,9 @@ async function main(): Promise<void> {
     .option('etcd-timeout', {
       type: 'number',
       default: 3,
-      describe: 'With --store etcd: seconds to wait for etcd before a request fails with 503 STORE_UNAVAILABLE',
+      describe:
+        'With --store etcd: seconds to wait for etcd before a request fails with 503 STORE_UNAVAILABLE; a write sent ' +
+        'but unconfirmed is resolved for up to twice as long again, then answered 503 STORE_OUTCOME_UNKNOWN',
     })
     .option('tls-dir', {
       type: 'string',

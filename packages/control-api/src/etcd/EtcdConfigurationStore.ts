@@ -27,10 +27,11 @@
  * ControlState re-applies its pending changes onto. A write is acknowledged only once
  * etcd answered the transaction, i.e. a quorum of members committed it.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Etcd3, type IKeyValue, type IOptions, type Namespace, type Watcher } from 'etcd3';
+import { Etcd3, type IKeyValue, type IOptions, isRecoverableError, type Namespace, type Watcher } from 'etcd3';
 import { z } from 'zod';
 import { ContainerReport, NodeReport, NodeUuid } from '@flocker/api';
 import { errorMessage } from '@flocker/runtime';
@@ -97,6 +98,54 @@ export function foldWaitMs(
   return Math.min(deadline - now, quietMs - quietFor);
 }
 
+/**
+ * Retries of a failed etcd call (each on the next member; the etcd3 client's default): with a deadline of a third of
+ * the timeout per attempt.
+ */
+const ETCD_RETRIES = 3;
+/** While the outcome of a sent transaction is unknown, it is re-sent this often (each re-send has its own deadline). */
+const RESOLVE_PAUSE_MS = 250;
+
+/**
+ * Pure: whether an etcd call that failed with `err` was never sent to a member, so it cannot apply: gRPC had no
+ * connection to send it on ("No connection established"), its deadline passed before a connection was picked, or
+ * every member's circuit breaker was open. Anything else may have reached a member (review T4 finding 1).
+ */
+export function neverSent(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  if ('isBrokenCircuitError' in err && err.isBrokenCircuitError === true) return true;
+  const message = errorMessage(err);
+  return (
+    /No connection established/.test(message) ||
+    /Waiting for LB pick|waiting for name resolution|waiting for metadata filters/i.test(message)
+  );
+}
+
+/** The failed attempts of the etcd calls made inside `run` (the transaction of a commit). */
+const attemptsOfCall = new AsyncLocalStorage<unknown[]>();
+
+type GlobalPolicy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
+
+/**
+ * The etcd3 client's default retry (ETCD_RETRIES more attempts of a recoverable failure, at once), which also notes
+ * each failed attempt for the call in progress: whether any of them may have reached etcd decides between
+ * STORE_UNAVAILABLE and an outcome to resolve. etcd3 only calls execute().
+ */
+const retryNotingAttempts = {
+  async execute<T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T> {
+    const context = { signal: signal ?? new AbortController().signal };
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        return await fn(context);
+      } catch (err) {
+        attemptsOfCall.getStore()?.push(err);
+        const recoverable = err instanceof Error && isRecoverableError(err);
+        if (!recoverable || attempt >= ETCD_RETRIES || context.signal.aborted) throw err;
+      }
+    }
+  },
+} as unknown as GlobalPolicy;
+
 /** Unchanged reports are re-published at least this often (and more often under a short node timeout). */
 export const DEFAULT_REPORT_REFRESH_MS = 5000;
 
@@ -142,8 +191,15 @@ export interface EtcdStoreOptions {
   foldQuietMs?: number;
   /** …for at most this long each (default FOLD_MAX_DEFER_MS). */
   foldMaxDeferMs?: number;
+  /**
+   * How long a commit sent to etcd without an answer keeps being resolved (re-sent with the same commit id) before it
+   * fails with STORE_OUTCOME_UNKNOWN (default: twice timeoutMs).
+   */
+  resolveMs?: number;
   /** Told about watch and background trouble (reconnects are automatic). */
   onError?: (err: unknown) => void;
+  /** Told when a commit that failed with STORE_OUTCOME_UNKNOWN is seen applied after all (the audit trail's sequel). */
+  onLateWrite?: (message: string) => void;
 }
 
 const Head = z.object({ version: z.number().int().nonnegative(), commit: z.string() }).strict();
@@ -292,6 +348,10 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   /** Aborted by close(): a fold waiting for a quiet moment stops waiting. */
   private readonly closing = new AbortController();
   private readonly onError: (err: unknown) => void;
+  private readonly onLateWrite: (message: string) => void;
+  private readonly resolveMs: number;
+  /** The log entries (as stored) of commits answered STORE_OUTCOME_UNKNOWN, with when: told when they land. */
+  private readonly unresolved = new Map<string, { version: number; at: string }>();
   /** head's mod_revision for each configuration this store loaded, committed or watched. */
   private readonly revisions = new WeakMap<Configuration, number>();
   /** etcd revision of the last load; watches start after it. */
@@ -338,6 +398,8 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     this.foldQuietMs = Math.max(0, options.foldQuietMs ?? FOLD_QUIET_MS);
     this.foldMaxDeferMs = Math.max(0, options.foldMaxDeferMs ?? FOLD_MAX_DEFER_MS);
     this.onError = options.onError ?? (() => undefined);
+    this.onLateWrite = options.onLateWrite ?? (() => undefined);
+    this.resolveMs = Math.max(0, options.resolveMs ?? 2 * this.timeoutMs);
     const etcdOptions: IOptions = {
       hosts: options.endpoints,
       dialTimeout: this.timeoutMs,
@@ -347,6 +409,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       // a third of it (re-sending a transaction is safe: see the commit id).
       defaultCallOptions: (ctx) =>
         ctx.isStream ? {} : { deadline: Date.now() + Math.max(200, Math.floor(this.timeoutMs / 3)) },
+      faultHandling: { global: retryNotingAttempts },
       ...(options.caFile !== undefined
         ? {
             credentials: {
@@ -510,30 +573,42 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     const id = randomBytes(12).toString('hex');
     const entry = JSON.stringify({ prev: from.version, record: diffConfiguration(from, config) });
     const forgotten = forgottenNodes(from, config);
-    let res;
-    try {
+    // The same transaction each time it is sent: only one of its copies can apply (they all compare head with
+    // `expected`), and an answer to any copy tells whether one did (head's commit id, or our log entry).
+    const send = () => {
       let txn = this.ns.if(HEAD_KEY, 'Mod', '==', expected);
       // A forgotten node's report as this replica last saw it (0: none stored), else it is not deleted.
       for (const uuid of forgotten)
         txn = txn.and(NODES_PREFIX + uuid, 'Mod', '==', this.reportRevisions.get(uuid) ?? 0);
-      res = await txn
-        .then(
-          this.ns.put(HEAD_KEY).value(JSON.stringify({ version: config.version, commit: id })),
-          this.ns.put(logKey(config.version)).value(entry),
-          ...forgotten.flatMap((uuid) => [
-            this.ns.delete().key(NODES_PREFIX + uuid),
-            this.ns.delete().key(CONTAINERS_PREFIX + uuid),
-          ]),
-        )
-        // On a lost race, the records since `from` are usually all it takes to catch up.
-        .else(
-          this.ns.get(HEAD_KEY),
-          this.ns.getAll().inRange({ start: logKey(from.version + 1), end: LOG_END }),
-          ...forgotten.map((uuid) => this.ns.get(NODES_PREFIX + uuid)),
-        )
-        .commit();
+      return (
+        txn
+          .then(
+            this.ns.put(HEAD_KEY).value(JSON.stringify({ version: config.version, commit: id })),
+            this.ns.put(logKey(config.version)).value(entry),
+            ...forgotten.flatMap((uuid) => [
+              this.ns.delete().key(NODES_PREFIX + uuid),
+              this.ns.delete().key(CONTAINERS_PREFIX + uuid),
+            ]),
+          )
+          // On a lost race, the records since `from` are usually all it takes to catch up.
+          .else(
+            this.ns.get(HEAD_KEY),
+            this.ns.getAll().inRange({ start: logKey(from.version + 1), end: LOG_END }),
+            ...forgotten.map((uuid) => this.ns.get(NODES_PREFIX + uuid)),
+          )
+          .commit()
+      );
+    };
+    let res;
+    const attempts: unknown[] = [];
+    try {
+      res = await attemptsOfCall.run(attempts, send);
     } catch (err) {
-      throw unavailable('confirm the write', err);
+      // Never sent: nothing can apply, a clean STORE_UNAVAILABLE.
+      if (isControlError(err) || attempts.every(neverSent)) throw unavailable('confirm the write', err);
+      // Sent without an answer: a leader may hold it in its log and commit it once a quorum is back (review T4
+      // finding 1). Resolved before answering, else answered STORE_OUTCOME_UNKNOWN.
+      res = await this.resolve(send, err, entry, config.version);
     }
     if (res.succeeded) {
       this.reportsDeleted(forgotten);
@@ -541,10 +616,19 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       return;
     }
     const headKv = res.responses[0]?.response_range?.kvs?.[0];
+    const logKvs = res.responses[1]?.response_range?.kvs ?? [];
     if (headKv !== undefined && this.parse(Head, HEAD_KEY, headKv.value).commit === id) {
-      // The client retried a transaction whose first attempt had committed: it is ours.
+      // The transaction was re-sent after a copy of it had committed: it is ours.
       this.reportsDeleted(forgotten);
       this.remember(from, config, Number(headKv.mod_revision), entry.length);
+      return;
+    }
+    const mine = await this.supersededCopy(logKvs, entry, id);
+    if (mine !== undefined) {
+      // A copy committed and another replica's commit followed it (head moved on): ours, at the log entry's revision.
+      // The commits after it come through the watch, as any other replica's.
+      this.reportsDeleted(forgotten);
+      this.remember(from, config, mine, entry.length);
       return;
     }
     // A forgotten node's report stored since this replica saw it (or head moved): what etcd holds is delivered, so
@@ -561,7 +645,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     });
     // Lost the race: the winner is what etcd holds now.
     const steps: Configuration[] = [];
-    const caught = this.catchUp(from, headKv, res.responses[1]?.response_range?.kvs ?? [], steps);
+    const caught = this.catchUp(from, headKv, logKvs, steps);
     const winner = caught ?? (await this.readAll()).config;
     const known = this.latest.version;
     if (winner.version > known) this.latest = winner;
@@ -571,6 +655,62 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       if (winner.version > known) this.listener?.configuration(winner, true);
     } else for (const step of steps) if (step.version > known) this.listener?.configuration(step);
     throw new StoreConflict(winner);
+  }
+
+  /**
+   * The revision of a copy of our transaction that committed and was followed by another commit, if one did: the one
+   * log entry after from.version is byte for byte ours (another replica's identical change would be, too: two creates
+   * of the same dataset_id), and head as of that entry's revision (put in the same transaction) names our commit id.
+   * Undefined when not, or when etcd compacted that revision away (then it is taken for a lost race, as before).
+   */
+  private async supersededCopy(logKvs: IKeyValue[], entry: string, id: string): Promise<number | undefined> {
+    const kv = logKvs.find((k) => k.value.toString('utf8') === entry);
+    if (kv === undefined) return undefined;
+    let then;
+    try {
+      then = await this.ns.get(HEAD_KEY).revision(kv.mod_revision).exec();
+    } catch {
+      return undefined;
+    }
+    const headThen = then.kvs[0];
+    if (headThen === undefined || this.parse(Head, HEAD_KEY, headThen.value).commit !== id) return undefined;
+    return Number(kv.mod_revision);
+  }
+
+  /**
+   * Re-sends a transaction that was sent without an answer until one copy is answered (whether an earlier copy
+   * applied is then known: see compareAndSwap) or resolveMs has passed: then it fails with STORE_OUTCOME_UNKNOWN.
+   * A copy still pending in a leader's log can apply later only while head stays at the revision it compares:
+   * once any commit moves head (ours or another replica's), it never will.
+   */
+  private async resolve(
+    send: () => ReturnType<ReturnType<Namespace['if']>['commit']>,
+    first: unknown,
+    entry: string,
+    version: number,
+  ): Promise<Awaited<ReturnType<ReturnType<Namespace['if']>['commit']>>> {
+    let last = first;
+    const deadline = performance.now() + this.resolveMs;
+    while (!this.closed && performance.now() < deadline) {
+      await sleep(Math.min(RESOLVE_PAUSE_MS, Math.max(0, deadline - performance.now())));
+      if (this.closed) break;
+      try {
+        return await send();
+      } catch (err) {
+        if (isControlError(err)) throw err;
+        last = err;
+      }
+    }
+    const at = new Date().toISOString();
+    // Bounded: an entry is forgotten once its version is taken (landedLate).
+    if (this.unresolved.size >= 64) this.unresolved.delete(this.unresolved.keys().next().value ?? '');
+    this.unresolved.set(entry, { version, at });
+    throw new StoreError(
+      'STORE_OUTCOME_UNKNOWN',
+      `etcd did not confirm the write within ${Math.round((this.timeoutMs + this.resolveMs) / 1000)} s ` +
+        `(${errorMessage(last)}): it was sent, so it may still be applied once etcd has a quorum; ` +
+        'read it back before retrying.',
+    );
   }
 
   /**
@@ -746,10 +886,25 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     return watch;
   }
 
+  /**
+   * A commit answered STORE_OUTCOME_UNKNOWN whose log entry is seen stored applied after all: told. One whose version
+   * another entry took never will: forgotten.
+   */
+  private landedLate(value: string, version: number): void {
+    const late = this.unresolved.get(value);
+    if (late !== undefined) {
+      this.onLateWrite(
+        `the configuration write answered STORE_OUTCOME_UNKNOWN at ${late.at} was applied after all (v${late.version})`,
+      );
+    }
+    for (const [key, u] of this.unresolved) if (u.version <= version) this.unresolved.delete(key);
+  }
+
   private onRecord(listener: StoreListener, kv: IKeyValue): void {
     try {
       const key = kv.key.toString('utf8');
       const entry = this.parse(LogEntry, key, kv.value);
+      if (this.unresolved.size > 0) this.landedLate(kv.value.toString('utf8'), entry.record.version);
       if (entry.record.version <= this.latest.version) return; // ours, or already known
       if (this.committing !== undefined && entry.record.version >= this.committing) {
         this.held.push(kv);

@@ -31,5 +31,7 @@ export function etcdStoreFromFlags(flags: EtcdFlags, logger: Logger): EtcdConfig
     ...(flags.key !== undefined ? { keyFile: flags.key } : {}),
     ...(flags.timeoutSeconds !== undefined ? { timeoutMs: flags.timeoutSeconds * 1000 } : {}),
     onError: (err) => logger.warn('etcd trouble', { error: String(err) }),
+    // The sequel of an audit line with code STORE_OUTCOME_UNKNOWN (review T4 finding 1).
+    onLateWrite: (message) => logger.warn(message, { audit: true, result: 'applied-late' }),
   });
 }

@@ -669,12 +669,13 @@ describe('control replicas sharing one etcd cluster', () => {
     expect(await r2.client.listDatasets()).toHaveLength(11);
   });
 
-  it('quorum lost (two of three members stopped): writes fail with 503 STORE_UNAVAILABLE and resume with quorum', async () => {
+  it('quorum lost (two of three members stopped): writes fail with 503 STORE_OUTCOME_UNKNOWN and resume with quorum', async () => {
     const r1 = await replica({ timeoutMs: 1000 });
     await r1.client.reportNodeState(report(A));
     await r1.client.createDataset({ primary: A });
     await withoutQuorum(async () => {
-      await expectApiError(r1.client.createDataset({ primary: A }), 503, 'STORE_UNAVAILABLE');
+      // The leader is up: it holds the write in its log, so its outcome is unknown (review T4 finding 1), not refused.
+      await expectApiError(r1.client.createDataset({ primary: A }), 503, 'STORE_OUTCOME_UNKNOWN');
       // Reads keep being served from the replica's memory.
       expect(await r1.client.listDatasets()).toHaveLength(1);
     });
