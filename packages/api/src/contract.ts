@@ -127,6 +127,16 @@ const e400 = (what: 'id' | 'name') => ({
 });
 const E400 = e400('id');
 const E412 = { 412: err('X-If-Configuration-Matches did not match the current configuration tag.') };
+/**
+ * 503 of a configuration write (review T4 finding 1): STORE_UNAVAILABLE when the store was not reached (nothing was
+ * written: safe to send again, to any replica), STORE_OUTCOME_UNKNOWN when the write reached etcd but was not confirmed
+ * in time (it may still apply once etcd has a quorum: read back before sending a write that is not idempotent again).
+ */
+const E503 = {
+  503: err(
+    'The configuration store is unavailable. Code STORE_UNAVAILABLE: nothing was written; the request may be sent again (to any replica). Code STORE_OUTCOME_UNKNOWN: the write was sent to etcd but not confirmed in time, and may still be applied once etcd has a quorum; read the configuration back before sending it again (a create without dataset_id sent again makes a second dataset). Also SHUTTING_DOWN (the replica is stopping; nothing applied) and STORE_CLOSED.',
+  ),
+};
 
 const IdParams = z.object({ id: DatasetId }).strict();
 const SnapshotParams = z.object({ id: SnapshotId }).strict();
@@ -227,6 +237,7 @@ export const apiRoutes = {
         'The dataset_id is already in use, or a restore (source_backup) is aimed at a node whose agent has no S3 settings (code BACKUP_NOT_CONFIGURED), or local storage cannot do it (code NOT_ON_LOCAL_STORAGE: a clone or restore onto a node reporting a local backend, a clone of a dataset whose primary reports one, or a snapshot schedule there; a node that has not reported since the control service started is not known to be local and is accepted).',
       ),
       ...E412,
+      ...E503,
     },
   }),
   getDataset: route({
@@ -261,6 +272,7 @@ export const apiRoutes = {
         "A lease held by another node forbids the move (code LEASE_HELD; with when_released: true, a lease held by the dataset's primary does not when that node reports a local backend: the description says why it does not apply otherwise), or the dataset is being restored from a backup (code RESTORE_IN_PROGRESS), or a snapshot schedule is set on a dataset whose primary reports a local backend (code NOT_ON_LOCAL_STORAGE).",
       ),
       ...E412,
+      ...E503,
     },
   }),
   deleteDataset: route({
@@ -276,6 +288,7 @@ export const apiRoutes = {
       404: err('No such dataset.'),
       409: err('The dataset is leased.'),
       ...E412,
+      ...E503,
     },
   }),
   listDatasetState: route({
@@ -320,6 +333,7 @@ export const apiRoutes = {
         "The snapshot_id, or the name in metadata, is used by another (live) snapshot, or the dataset's primary reports a local backend, which takes no snapshots through the API (code NOT_ON_LOCAL_STORAGE).",
       ),
       ...E412,
+      ...E503,
     },
   }),
   getSnapshot: route({
@@ -347,6 +361,7 @@ export const apiRoutes = {
       ...E400,
       404: err('No such snapshot.'),
       ...E412,
+      ...E503,
     },
   }),
   listSnapshotState: route({
@@ -383,6 +398,7 @@ export const apiRoutes = {
         "The dataset's primary node cannot run backups (code BACKUP_NOT_CONFIGURED: its agent has no S3 settings, or the node is not alive), or reports a local backend (code NOT_ON_LOCAL_STORAGE), or the backup_id is in use.",
       ),
       ...E412,
+      ...E503,
     },
   }),
   listBackupState: route({
@@ -422,6 +438,7 @@ export const apiRoutes = {
       400: err('The node is named by a host that several known nodes reported: name it by its UUID.'),
       404: err('No node is known by this UUID or host (never reported, or already forgotten).'),
       409: err('The node may not be forgotten yet: errors says what to do first.'),
+      ...E503,
     },
   }),
   listEvents: route({
@@ -455,6 +472,7 @@ export const apiRoutes = {
       405: err('The dataset is deleted (code DATASET_DELETED): there is nothing to lease.'),
       409: err('Another node holds the lease.'),
       ...E412,
+      ...E503,
     },
   }),
   releaseLease: route({
@@ -474,6 +492,7 @@ export const apiRoutes = {
       ...E400,
       404: err('There is no lease on this dataset.'),
       ...E412,
+      ...E503,
     },
   }),
   reportNodeState: route({
@@ -486,7 +505,12 @@ export const apiRoutes = {
     responses: {
       200: { description: 'The generation after this report.', schema: ReportResponse },
       ...E400,
-      409: err("The report claims another live node's compute instance, or a volume attached to it."),
+      409: err(
+        "The report claims another live node's compute instance (code INSTANCE_CLAIMED) or a volume attached to it (code VOLUME_CLAIMED), or it is a liveness-only report (backend_unseen) of a node the control service declared dead (code NODE_DEAD: only a full report brings it back).",
+      ),
+      503: err(
+        'The configuration store is unavailable (STORE_UNAVAILABLE, or STORE_OUTCOME_UNKNOWN when a registration it made was not confirmed): a report is the whole state and idempotent, so it may be sent again, to this or another replica.',
+      ),
     },
   }),
   waitForCluster: route({
@@ -543,6 +567,7 @@ export const apiRoutes = {
         'The name or an external port is taken, the dataset is used by another container or is on another node, or two links share an alias or local port.',
       ),
       ...E412,
+      ...E503,
     },
   }),
   moveContainer: route({
@@ -558,6 +583,7 @@ export const apiRoutes = {
       ...e400('name'),
       404: err('No such container.'),
       ...E412,
+      ...E503,
     },
   }),
   deleteContainer: route({
@@ -572,6 +598,7 @@ export const apiRoutes = {
       ...e400('name'),
       404: err('No such container.'),
       ...E412,
+      ...E503,
     },
   }),
   compose: route({
@@ -587,6 +614,7 @@ export const apiRoutes = {
       404: err('A volume names a dataset that does not exist.'),
       409: err('Two applications publish the same external port, or links collide.'),
       ...E412,
+      ...E503,
     },
   }),
   listContainerState: route({

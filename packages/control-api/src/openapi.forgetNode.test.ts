@@ -14,7 +14,7 @@ type Doc = { paths: Record<string, Record<string, { responses?: Record<string, u
 it('forgetting a node documents 200, 400, 404 and 409: no 501, whatever the store', () => {
   const doc = JSON.parse(JSON.stringify(buildOpenApi(routes))) as Doc;
   const forget = doc.paths['/v1/configuration/nodes/{node}']?.['delete'];
-  expect(Object.keys(forget?.responses ?? {}).sort()).toEqual(['200', '400', '404', '409']);
+  expect(Object.keys(forget?.responses ?? {}).sort()).toEqual(['200', '400', '404', '409', '503']);
 });
 
 it('no error code is left that nothing in the service raises', () => {
