@@ -350,6 +350,8 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   private readonly onError: (err: unknown) => void;
   private readonly onLateWrite: (message: string) => void;
   private readonly resolveMs: number;
+  /** The deadline of each attempt of a unary etcd call. */
+  private readonly attemptMs: number;
   /** The log entries (as stored) of commits answered STORE_OUTCOME_UNKNOWN, with when: told when they land. */
   private readonly unresolved = new Map<string, { version: number; at: string }>();
   /** head's mod_revision for each configuration this store loaded, committed or watched. */
@@ -400,6 +402,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     this.onError = options.onError ?? (() => undefined);
     this.onLateWrite = options.onLateWrite ?? (() => undefined);
     this.resolveMs = Math.max(0, options.resolveMs ?? 2 * this.timeoutMs);
+    this.attemptMs = Math.max(200, Math.floor(this.timeoutMs / 3));
     const etcdOptions: IOptions = {
       hosts: options.endpoints,
       dialTimeout: this.timeoutMs,
@@ -407,8 +410,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       // of the timeout: the client makes up to 3 attempts, so a lost quorum answers 503
       // after about timeoutMs, and a request stranded by a dying leader is re-sent after
       // a third of it (re-sending a transaction is safe: see the commit id).
-      defaultCallOptions: (ctx) =>
-        ctx.isStream ? {} : { deadline: Date.now() + Math.max(200, Math.floor(this.timeoutMs / 3)) },
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + this.attemptMs }),
       faultHandling: { global: retryNotingAttempts },
       ...(options.caFile !== undefined
         ? {
@@ -691,8 +693,10 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   ): Promise<Awaited<ReturnType<ReturnType<Namespace['if']>['commit']>>> {
     let last = first;
     const deadline = performance.now() + this.resolveMs;
-    while (!this.closed && performance.now() < deadline) {
-      await sleep(Math.min(RESOLVE_PAUSE_MS, Math.max(0, deadline - performance.now())));
+    // A copy is sent only if all its attempts can end by the deadline: the answer comes within resolveMs.
+    const callMs = (ETCD_RETRIES + 1) * this.attemptMs;
+    while (!this.closed && performance.now() + RESOLVE_PAUSE_MS + callMs <= deadline) {
+      await sleep(RESOLVE_PAUSE_MS);
       if (this.closed) break;
       try {
         return await send();

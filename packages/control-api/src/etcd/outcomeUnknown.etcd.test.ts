@@ -77,7 +77,7 @@ it('neverSent: only a call gRPC had no connection for, or whose deadline passed 
 it('a commit the leader holds while quorum is lost is answered STORE_OUTCOME_UNKNOWN, and said so when it lands', async () => {
   const prefix = `/outcome-${randomUUID()}`;
   const late: string[] = [];
-  const a = open(prefix, { timeoutMs: 1500, resolveMs: 1500, onLateWrite: (m) => late.push(m) });
+  const a = open(prefix, { timeoutMs: 1500, resolveMs: 3000, onLateWrite: (m) => late.push(m) });
   const v0 = await a.load();
   await a.subscribe(quiet);
   const v1 = withNode(v0, randomUUID());
