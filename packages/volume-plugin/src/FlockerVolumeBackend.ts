@@ -1349,7 +1349,8 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
   ): Promise<VolumeOutcome[]> {
     const windowMs = this.opts.mountSafetyWindowMs ?? DEFAULT_MOUNT_SAFETY_WINDOW_MS;
     const outcomes: VolumeOutcome[] = [];
-    const held = this.registry.entries().map((e) => this.volumeRef(e.name, e.datasetId));
+    const unexplained = this.unexplainedLeases();
+    const held = [...this.registry.entries(), ...unexplained].map((e) => this.volumeRef(e.name, e.datasetId));
     const sight = sightOf(containers, volumes, driver, held);
     for (const listed of this.registry.entries()) {
       const outcome = await this.serialised(listed.name, async (): Promise<VolumeOutcome> => {
@@ -1414,7 +1415,60 @@ export class FlockerVolumeBackend implements VolumeDriverBackend, ReconcileTarge
       });
       outcomes.push(outcome);
     }
+    for (const lease of unexplained)
+      outcomes.push(await this.serialised(lease.name, () => this.reconcileUnexplained(lease, sight, windowMs)));
     return outcomes;
+  }
+
+  /**
+   * This plugin's share of leases on this node that no registry entry explains, of live named datasets. This process
+   * records a Mount (pending) before it asks for a lease and keeps the entry until the release is done, so such a
+   * lease was left by a plugin from before that (killed mid-Mount: review T5 F9) or by a registry lost with both
+   * slots; nothing else would ever let it go. A lease taken by hand (no holder named) or by the CSI driver is not ours.
+   */
+  private unexplainedLeases(): { name: string; datasetId: string }[] {
+    const s = this.watcher.current();
+    if (s === undefined) return [];
+    const known = new Set(this.registry.entries().map((e) => e.datasetId));
+    const out: { name: string; datasetId: string }[] = [];
+    for (const l of s.leases) {
+      if (l.node_uuid !== this.me || l.holders?.includes(LEASE_HOLDER) !== true || known.has(l.dataset_id)) continue;
+      const d = s.datasets.find((x) => x.dataset_id === l.dataset_id && !x.deleted);
+      const name = d?.metadata[METADATA_NAME_KEY];
+      if (name !== undefined && !this.deferredReleases.has(l.dataset_id)) out.push({ name, datasetId: l.dataset_id });
+    }
+    return out;
+  }
+
+  /** In the volume's queue: let go of an unexplained lease (unexplainedLeases) unless a container uses the volume. */
+  private async reconcileUnexplained(
+    lease: { name: string; datasetId: string },
+    sight: DockerSight,
+    windowMs: number,
+  ): Promise<VolumeOutcome> {
+    const base = { volume: lease.name, datasetId: lease.datasetId };
+    // A Mount meanwhile records its entry before its lease: then the lease is explained.
+    if (this.registry.entries().some((e) => e.datasetId === lease.datasetId))
+      return { ...base, result: 'skipped', detail: 'mounted meanwhile' };
+    const decision = decideInSight(new Map(), this.volumeRef(lease.name, lease.datasetId), sight, this.now(), windowMs);
+    // No mount IDs, so never 'young mount': kept only for a container using the volume, or one Docker's sight cannot
+    // tell from ours (a driver name it does not know).
+    if (decision.action === 'keep' && decision.reason !== 'young mount')
+      return { ...base, result: 'kept', detail: `${decision.reason} by ${decision.containers.join(', ')}` };
+    this.logger.warn("releasing this node's docker lease of a volume no mount ID here explains and no container uses", {
+      volume: lease.name,
+      dataset_id: lease.datasetId,
+    });
+    try {
+      await this.letGo(lease.datasetId);
+      return { ...base, result: 'released', detail: 'lease no mount ID explained' };
+    } catch (err) {
+      this.logger.error('cannot release an unexplained lease; retrying at the next reconcile', {
+        volume: lease.name,
+        error: errorMessage(err),
+      });
+      return { ...base, result: 'failed', detail: errorMessage(err) };
+    }
   }
 
   /**

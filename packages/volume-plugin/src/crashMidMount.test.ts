@@ -148,6 +148,31 @@ describe('the plugin killed during a Mount converges at its restart', () => {
     expect(await leases()).toEqual([{ node: NODE_A, holders: ['docker'] }]);
   });
 
+  it('a docker lease of this node no entry explains (left by a plugin from before the fix): the Docker reconcile releases it once no container uses the volume', async () => {
+    const b = await t.backend();
+    for (const name of ['vol1', 'vol2', 'vol3']) await b.create({ Name: name });
+    const idOf = async (name: string) =>
+      (await t.client.listDatasets()).find((d) => d.metadata.name === name)!.dataset_id;
+    const [id1, id2, id3] = [await idOf('vol1'), await idOf('vol2'), await idOf('vol3')];
+    await t.client.acquireLease({ dataset_id: id1, node_uuid: NODE_A, expires: null, holder: 'docker' });
+    await t.client.acquireLease({ dataset_id: id2, node_uuid: NODE_A, expires: null, holder: 'docker' });
+    // Taken by hand (no holder named): never the plugin's to release.
+    await t.client.acquireLease({ dataset_id: id3, node_uuid: NODE_A, expires: null });
+    await b.watcher.waitFor((s) => (s.leases.length === 3 ? true : undefined), 5_000);
+    expect(await b.reconcileWithDocker([container('running', 'vol2')], 'flocker')).toEqual([
+      expect.objectContaining({ volume: 'vol1', result: 'released' }),
+      expect.objectContaining({ volume: 'vol2', result: 'kept', detail: 'in use by c1' }),
+    ]);
+    const left = (await t.client.listLeases()).map((l) => [l.dataset_id, l.holders ?? 'unnamed']);
+    expect(left.sort()).toEqual(
+      [
+        [id2, ['docker']],
+        [id3, 'unnamed'],
+      ].sort(),
+    );
+    expect(b['registry'].entries()).toEqual([]);
+  });
+
   it('a Mount that fails in the process leaves no mount ID behind', async () => {
     const b = await t.backend();
     await b.create({ Name: 'vol1' });
