@@ -12,7 +12,11 @@ import {
   DescribeVolumesCommand,
   DetachVolumeCommand,
   EC2Client,
+  type EC2ClientResolvedConfig,
   ModifyVolumeCommand,
+  type ServiceInputTypes,
+  type ServiceOutputTypes,
+  type $Command,
   type Filter,
   type Snapshot,
   type Volume,
@@ -194,7 +198,14 @@ export function createEc2Client(
       : {}),
     // The driver retries itself (bounded, jittered, with recovery checks for non-idempotent calls).
     maxAttempts: 1,
-    requestHandler: { requestTimeout: requestTimeoutMs, connectionTimeout: Math.min(requestTimeoutMs, 10_000) },
+    // The driver bounds each request as a whole too (EbsDriver.send); these end the socket itself. Without
+    // throwOnRequestTimeout, @smithy/node-http-handler 4.x only logs a warning at requestTimeout.
+    requestHandler: {
+      requestTimeout: requestTimeoutMs,
+      throwOnRequestTimeout: true,
+      connectionTimeout: Math.min(requestTimeoutMs, 10_000),
+      socketTimeout: requestTimeoutMs,
+    },
   });
 }
 
@@ -354,9 +365,10 @@ export class EbsDriver implements BlockDeviceApi {
   private async describePlacement(
     instanceId: string,
   ): Promise<{ zone: string | undefined; state: string | undefined } | undefined> {
-    const out = await this.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }), {
-      abortSignal: AbortSignal.timeout(Math.min(this.timing.requestTimeoutMs, 5_000)),
-    });
+    const out = await this.send(
+      new DescribeInstancesCommand({ InstanceIds: [instanceId] }),
+      Math.min(this.timing.requestTimeoutMs, 5_000),
+    );
     const found = (out.Reservations ?? []).flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === instanceId);
     return found && { zone: found.Placement?.AvailabilityZone, state: found.State?.Name };
   }
@@ -399,7 +411,7 @@ export class EbsDriver implements BlockDeviceApi {
       created = await this.call(
         'CreateSnapshot',
         () =>
-          this.ec2.send(
+          this.send(
             new CreateSnapshotCommand({
               VolumeId: blockdeviceId,
               Description: `Flocker snapshot ${snapshotId} of dataset ${datasetId}`,
@@ -445,7 +457,7 @@ export class EbsDriver implements BlockDeviceApi {
     for (const s of found) {
       const id = s.SnapshotId ?? '';
       try {
-        await this.call('DeleteSnapshot', () => this.ec2.send(new DeleteSnapshotCommand({ SnapshotId: id })), {
+        await this.call('DeleteSnapshot', () => this.send(new DeleteSnapshotCommand({ SnapshotId: id })), {
           recover: async () =>
             (await this.describeSnapshots(this.snapshotFilters(snapshotId))).some((x) => x.SnapshotId === id)
               ? undefined
@@ -801,7 +813,7 @@ export class EbsDriver implements BlockDeviceApi {
   }
 
   private sendCreate(input: CreateVolumeCommandInput, recover: () => Promise<Volume | undefined>): Promise<Volume> {
-    return this.call('CreateVolume', () => this.ec2.send(new CreateVolumeCommand(input)), { recover });
+    return this.call('CreateVolume', () => this.send(new CreateVolumeCommand(input)), { recover });
   }
 
   /** The (first) volume carrying the create token, logged as adopted. */
@@ -870,7 +882,7 @@ export class EbsDriver implements BlockDeviceApi {
   private async deleteFailedCreate(blockdeviceId: string, cause: unknown): Promise<StorageError> {
     const what = isStorageError(cause) ? cause.message : String(cause);
     try {
-      await this.call('DeleteVolume', () => this.ec2.send(new DeleteVolumeCommand({ VolumeId: blockdeviceId })), {
+      await this.call('DeleteVolume', () => this.send(new DeleteVolumeCommand({ VolumeId: blockdeviceId })), {
         recover: async () => ((await this.describeMaybe(blockdeviceId)) === undefined ? true : undefined),
       });
     } catch (e) {
@@ -900,7 +912,7 @@ export class EbsDriver implements BlockDeviceApi {
         blockdeviceId,
       );
     try {
-      await this.call('DeleteVolume', () => this.ec2.send(new DeleteVolumeCommand({ VolumeId: blockdeviceId })), {
+      await this.call('DeleteVolume', () => this.send(new DeleteVolumeCommand({ VolumeId: blockdeviceId })), {
         recover: async () => ((await this.describeMaybe(blockdeviceId)) === undefined ? true : undefined),
       });
     } catch (e) {
@@ -950,8 +962,7 @@ export class EbsDriver implements BlockDeviceApi {
         try {
           await this.call(
             'AttachVolume',
-            () =>
-              this.ec2.send(new AttachVolumeCommand({ VolumeId: blockdeviceId, InstanceId: instanceId, Device: name })),
+            () => this.send(new AttachVolumeCommand({ VolumeId: blockdeviceId, InstanceId: instanceId, Device: name })),
             {
               // A retried attach whose first try went through would otherwise look like someone else's.
               recover: async () => {
@@ -1023,7 +1034,7 @@ export class EbsDriver implements BlockDeviceApi {
       await this.call(
         'DetachVolume',
         () =>
-          this.ec2.send(
+          this.send(
             new DetachVolumeCommand({
               VolumeId: blockdeviceId,
               InstanceId: holder,
@@ -1091,7 +1102,7 @@ export class EbsDriver implements BlockDeviceApi {
     try {
       await this.call(
         'ModifyVolume',
-        () => this.ec2.send(new ModifyVolumeCommand({ VolumeId: blockdeviceId, Size: sizeGiB })),
+        () => this.send(new ModifyVolumeCommand({ VolumeId: blockdeviceId, Size: sizeGiB })),
         {
           recover: async () => (((await this.describeMaybe(blockdeviceId))?.Size ?? 0) >= sizeGiB ? true : undefined),
         },
@@ -1165,7 +1176,7 @@ export class EbsDriver implements BlockDeviceApi {
     let token: string | undefined;
     do {
       const page = await this.call('DescribeSnapshots', () =>
-        this.ec2.send(
+        this.send(
           new DescribeSnapshotsCommand({
             OwnerIds: ['self'],
             Filters: filters,
@@ -1214,6 +1225,31 @@ export class EbsDriver implements BlockDeviceApi {
   }
 
   /**
+   * One EC2 request, bounded as a whole: connecting, the answer's headers and its body within timeoutMs (the
+   * handler's requestTimeout stops at the headers, and a body that stops half way was bounded only by the
+   * socket's 15 min idle timeout). On expiry the request's socket is destroyed and a TimeoutError (transient:
+   * call() retries it) says so.
+   */
+  private async send<I extends ServiceInputTypes, O extends ServiceOutputTypes>(
+    command: $Command<I, O, EC2ClientResolvedConfig, ServiceInputTypes, ServiceOutputTypes>,
+    timeoutMs = this.timing.requestTimeoutMs,
+  ): Promise<O> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    try {
+      return await this.ec2.send(command, { abortSignal: controller.signal });
+    } catch (e) {
+      if (!controller.signal.aborted) throw e;
+      throw Object.assign(
+        new Error(`the EC2 request timed out after ${timeoutMs} ms (no answer, or an answer that stopped)`),
+        { name: 'TimeoutError', cause: e },
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
    * One EC2 call with bounded, jittered retries of transient failures. Before a
    * retry, recover() may find that the failed attempt did take effect (its answer
    * was lost); its value is then the result.
@@ -1249,7 +1285,7 @@ export class EbsDriver implements BlockDeviceApi {
     let token: string | undefined;
     do {
       const page = await this.call('DescribeVolumes', () =>
-        this.ec2.send(
+        this.send(
           new DescribeVolumesCommand({
             Filters: filters,
             MaxResults: this.timing.pageSize,
@@ -1273,7 +1309,7 @@ export class EbsDriver implements BlockDeviceApi {
       volumes =
         (
           await this.call('DescribeVolumes', () =>
-            this.ec2.send(new DescribeVolumesCommand({ VolumeIds: [blockdeviceId] })),
+            this.send(new DescribeVolumesCommand({ VolumeIds: [blockdeviceId] })),
           )
         ).Volumes ?? [];
     } catch (e) {
@@ -1345,7 +1381,7 @@ export class EbsDriver implements BlockDeviceApi {
       reservations =
         (
           await this.call('DescribeInstances', () =>
-            this.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })),
+            this.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })),
           )
         ).Reservations ?? [];
     } catch (e) {
