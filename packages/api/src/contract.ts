@@ -127,6 +127,12 @@ const e400 = (what: 'id' | 'name') => ({
 });
 const E400 = e400('id');
 const E412 = { 412: err('X-If-Configuration-Matches did not match the current configuration tag.') };
+/** 503 of the agent channel's views while the answering replica cannot reach its store (review T4 finding 2). */
+const E503_VIEW = {
+  503: err(
+    'STORE_UNAVAILABLE: this replica cannot reach its configuration store (etcd), so its view may be out of date; ask another replica. A long-poll or watch under way when that starts is ended (a watch stream just ends).',
+  ),
+};
 /**
  * 503 of a configuration write (review T4 finding 1): STORE_UNAVAILABLE when the store was not reached (nothing was
  * written: safe to send again, to any replica), STORE_OUTCOME_UNKNOWN when the write reached etcd but was not confirmed
@@ -526,6 +532,7 @@ export const apiRoutes = {
         schema: ClusterAnswer,
       },
       ...E400,
+      ...E503_VIEW,
     },
   }),
   watchCluster: route({
@@ -542,6 +549,7 @@ export const apiRoutes = {
         schema: ClusterAnswer,
       },
       ...E400,
+      ...E503_VIEW,
     },
   }),
   // ---- containers (Flocker's container API) ----------------------------------

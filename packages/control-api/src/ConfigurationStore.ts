@@ -136,6 +136,11 @@ export interface StoreListener {
    * does not call this, its put being newer than the delete).
    */
   nodeGone?(uuid: string): void;
+  /**
+   * Shared stores: the store stopped (up false, `why`) or started again (up true) answering this replica's probe (a
+   * linearizable read): while it does not, this replica's view may be stale (review T4 finding 2).
+   */
+  reachable?(up: boolean, why?: string): void;
 }
 
 export const CURRENT_FORMAT_VERSION = 1;

@@ -28,7 +28,7 @@ import { endBackups, restoredDatasets } from './backups';
 import { type ConfigurationStore, identityOf, type NodeIdentity, sameIdentity } from './ConfigurationStore';
 import { aliveNodes, type ReportedNode, reportedSnapshotIds } from './clusterState';
 import { Committer } from './committer';
-import { ConfigurationError } from './errors';
+import { ConfigurationError, StoreError } from './errors';
 import { EventRing } from './events';
 import { LeaseExpiryService } from './leaseExpiry';
 import { SCHEDULE_HOLD_UNKNOWN_MS, SnapshotScheduler } from './snapshotScheduler';
@@ -123,6 +123,8 @@ export class ControlState {
   private readonly schedules: SnapshotScheduler;
   readonly minSnapshotIntervalMs: number;
   private readonly logger: Logger;
+  /** Why the store does not answer this replica (its probe), while it does not; see storeReachable. */
+  private storeDownWhy: string | undefined;
   private livenessTimer: NodeJS.Timeout | undefined;
   /**
    * Datasets moved onto a node whose reports may not show that yet: dataset id → the node, the configuration version
@@ -290,6 +292,7 @@ export class ControlState {
         containers: (uuid, report, lastSeen, stored) => state.nodes.externalContainers(uuid, report, lastSeen, stored),
         // etcd: forgotten through this replica or another (the store leaves out a node that reports here again).
         nodeGone: (uuid) => state.forgotten(uuid, true),
+        reachable: (up, why) => state.storeReachable(up, why),
       });
     } catch (err) {
       await state.close();
@@ -644,6 +647,35 @@ export class ControlState {
    */
   waitForChange(since: string, timeoutMs: number, abort?: AbortSignal, node?: string): Promise<void> {
     return this.notifier.waitForChange(since, timeoutMs, abort, node);
+  }
+
+  /**
+   * The store stopped (or started again) answering this replica (etcd: its probe): while it does not, the agents'
+   * long-polls and watches here are ended and refused (refuseIfStoreDown), so they move to a replica that can.
+   */
+  storeReachable(up: boolean, why?: string): void {
+    if (up) {
+      if (this.storeDownWhy === undefined) return;
+      this.storeDownWhy = undefined;
+      this.logger.info('the configuration store answers again: agent long-polls and watches are served again');
+      return;
+    }
+    this.storeDownWhy = why ?? 'the configuration store does not answer';
+    this.logger.warn('the configuration store does not answer: ending agent long-polls and watches', {
+      error: this.storeDownWhy,
+      waiting: this.notifier.waiting,
+    });
+    this.notifier.releaseAll();
+  }
+
+  /** Throws 503 STORE_UNAVAILABLE while the store does not answer this replica (see storeReachable). */
+  refuseIfStoreDown(): void {
+    if (this.storeDownWhy === undefined) return;
+    throw new StoreError(
+      'STORE_UNAVAILABLE',
+      `This replica cannot reach its configuration store (${this.storeDownWhy}): its view may be out of date; ` +
+        'ask another replica.',
+    );
   }
 
   /** A standing wait on node's view (the streaming watch); see ChangeNotifier.subscribe. */

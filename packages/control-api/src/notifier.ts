@@ -21,7 +21,7 @@ export interface ViewSubscription {
 
 export class ChangeNotifier {
   /** Every waiter: what it saw, and the node whose view it waits on (undefined: the whole cluster). */
-  private readonly waiters = new Map<() => void, { since: string; node: string | undefined }>();
+  private readonly waiters = new Map<(end?: boolean) => void, { since: string; node: string | undefined }>();
   /** Waiters of the whole cluster (woken by any change). */
   private readonly global = new Set<() => void>();
   /** Waiters of one node's view, by node. */
@@ -87,8 +87,8 @@ export class ChangeNotifier {
     }
     const entry = { since, node };
     let cancelled = false;
-    const w = (): void => {
-      if (!cancelled) wake(this.closed);
+    const w = (end?: boolean): void => {
+      if (!cancelled) wake(this.closed || end === true);
     };
     this.waiters.set(w, entry);
     const set = this.byNode.get(node);
@@ -146,6 +146,14 @@ export class ChangeNotifier {
         }
       }, NOTIFY_COALESCE_MS);
     });
+  }
+
+  /**
+   * Ends every wait now, whatever its view: long-polls answer (their route then refuses), standing subscriptions are
+   * told `closing` (their streams end). For a replica whose store became unreachable: its agents go elsewhere.
+   */
+  releaseAll(): void {
+    for (const w of [...this.waiters.keys()]) w(true);
   }
 
   /** Stops the timers and releases every waiter. */

@@ -216,10 +216,13 @@ const datasetHandlers: Omit<
     };
   },
   waitForCluster: async (state, { query, signal }, views) => {
+    // A replica that cannot reach its store holds a view that may be stale: the agent is sent elsewhere (T4 F2).
+    state.refuseIfStoreDown();
     if (query.since !== undefined) {
       const wait = Math.min(query.timeout_ms ?? DEFAULT_WAIT_MS, MAX_WAIT_MS);
       // A node's poll waits on its own view: changes elsewhere do not wake it (issue 23).
       await state.waitForChange(query.since, wait, signal, query.node);
+      state.refuseIfStoreDown();
     }
     // A delta only when asked for (older agents and other clients read full snapshots) and known; without `node`,
     // of the whole cluster.
@@ -235,13 +238,17 @@ const datasetHandlers: Omit<
   },
   // One long-lived answer per agent, a line per change of its node's view (agentWatch.ts, issue 23); with `whole=true`
   // (the contract takes exactly one of them), of the whole cluster (the plugins).
-  watchCluster: (state, { query }, views) => ({
-    status: 200,
-    stream: {
-      contentType: watchContentType(),
-      run: (sink) => watchNode(state, views, query.node ?? WHOLE_CLUSTER, query.since, sink),
-    },
-  }),
+  watchCluster: (state, { query }, views) => {
+    // As waitForCluster; a watch under way when the store stops answering is ended (ChangeNotifier.releaseAll).
+    state.refuseIfStoreDown();
+    return {
+      status: 200,
+      stream: {
+        contentType: watchContentType(),
+        run: (sink) => watchNode(state, views, query.node ?? WHOLE_CLUSTER, query.since, sink),
+      },
+    };
+  },
 };
 
 /** What a report's settle works on (the report route's state and views). */

@@ -103,6 +103,8 @@ export function foldWaitMs(
  * the timeout per attempt.
  */
 const ETCD_RETRIES = 3;
+/** Failed probes in a row before the store counts as unreachable (one slow answer on a loaded host is not an outage). */
+const PROBE_FAILURES = 2;
 /** While the outcome of a sent transaction is unknown, it is re-sent this often (each re-send has its own deadline). */
 const RESOLVE_PAUSE_MS = 250;
 
@@ -196,6 +198,11 @@ export interface EtcdStoreOptions {
    * fails with STORE_OUTCOME_UNKNOWN (default: twice timeoutMs).
    */
   resolveMs?: number;
+  /**
+   * Once subscribed, etcd is probed (a linearizable read, which needs a quorum) this often (default: max(1 s, timeoutMs
+   * / 2)); PROBE_FAILURES failures in a row tell the listener the store is unreachable, a success that it is back.
+   */
+  probeMs?: number;
   /** Told about watch and background trouble (reconnects are automatic). */
   onError?: (err: unknown) => void;
   /** Told when a commit that failed with STORE_OUTCOME_UNKNOWN is seen applied after all (the audit trail's sequel). */
@@ -352,6 +359,8 @@ export class EtcdConfigurationStore implements ConfigurationStore {
   private readonly resolveMs: number;
   /** The deadline of each attempt of a unary etcd call. */
   private readonly attemptMs: number;
+  private readonly probeMs: number;
+  private probeTimer: NodeJS.Timeout | undefined;
   /** The log entries (as stored) of commits answered STORE_OUTCOME_UNKNOWN, with when: told when they land. */
   private readonly unresolved = new Map<string, { version: number; at: string }>();
   /** head's mod_revision for each configuration this store loaded, committed or watched. */
@@ -403,6 +412,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     this.onLateWrite = options.onLateWrite ?? (() => undefined);
     this.resolveMs = Math.max(0, options.resolveMs ?? 2 * this.timeoutMs);
     this.attemptMs = Math.max(200, Math.floor(this.timeoutMs / 3));
+    this.probeMs = Math.max(50, options.probeMs ?? Math.max(1000, Math.floor(this.timeoutMs / 2)));
     const etcdOptions: IOptions = {
       hosts: options.endpoints,
       dialTimeout: this.timeoutMs,
@@ -855,6 +865,7 @@ export class EtcdConfigurationStore implements ConfigurationStore {
       (uuid) => this.published.delete(CONTAINERS_PREFIX + uuid),
     );
     for (const w of [logWatch, nodesWatch, containersWatch]) w.on('error', (err) => this.onError(err));
+    this.probe(listener);
     this.watchers = [logWatch, nodesWatch, containersWatch];
   }
 
@@ -1155,9 +1166,37 @@ export class EtcdConfigurationStore implements ConfigurationStore {
     }
   }
 
+  /**
+   * Reads head linearizably every probeMs (never two at once) and tells `listener` when etcd stops or starts again
+   * answering: a watch alone does not tell, a minority member keeps serving it (review T4 finding 2).
+   */
+  private probe(listener: StoreListener): void {
+    let up = true;
+    let failures = 0;
+    const tick = async (): Promise<void> => {
+      try {
+        await this.ns.get(HEAD_KEY).exec();
+        failures = 0;
+        if (!up && !this.closed) {
+          up = true;
+          listener.reachable?.(true);
+        }
+      } catch (err) {
+        failures += 1;
+        if (up && failures >= PROBE_FAILURES && !this.closed) {
+          up = false;
+          listener.reachable?.(false, `etcd did not answer a read (${errorMessage(err)})`);
+        }
+      }
+      if (!this.closed) this.probeTimer = setTimeout(() => void tick(), this.probeMs).unref();
+    };
+    this.probeTimer = setTimeout(() => void tick(), this.probeMs).unref();
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.probeTimer);
     this.closing.abort();
     await Promise.all(this.watchers.map((w) => w.cancel().catch(() => undefined)));
     this.client.close();
