@@ -99,7 +99,11 @@ export class XmsClient {
     this.dispatcher = new Agent({
       headersTimeout: o.timeoutMs,
       bodyTimeout: o.timeoutMs,
-      connect: { rejectUnauthorized: o.verifyPeer, ...(o.caPath ? { ca: readFileSync(o.caPath) } : {}) },
+      connect: {
+        timeout: Math.min(o.timeoutMs, 10_000),
+        rejectUnauthorized: o.verifyPeer,
+        ...(o.caPath ? { ca: readFileSync(o.caPath) } : {}),
+      },
     });
     this.auth = `Basic ${Buffer.from(`${o.username}:${o.password}`).toString('base64')}`;
     this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
@@ -174,27 +178,45 @@ export class XmsClient {
             ...r.body,
             ...(this.o.clusterName !== undefined ? { 'cluster-id': this.o.clusterName } : {}),
           });
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await request(url, {
+    // The whole request, body included, within timeoutMs (undici's own timeouts bound each wait, not a body that
+    // trickles): on expiry undici destroys the connection.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), this.o.timeoutMs);
+    const timedOut = (): XmsConnectionError =>
+      new XmsConnectionError(
         method,
-        dispatcher: this.dispatcher,
-        headers: {
-          authorization: this.auth,
-          accept: 'application/json',
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        },
-        ...(body !== undefined ? { body } : {}),
-      });
-    } catch (e) {
-      const code = (e as { code?: unknown }).code;
-      throw new XmsConnectionError(method, path, errorMessage(e), !(typeof code === 'string' && NOT_SENT.has(code)));
-    }
+        path,
+        `timed out after ${this.o.timeoutMs} ms (no answer, or an answer that stopped or trickled)`,
+        true,
+      );
+    let res: Dispatcher.ResponseData;
     let text: string;
     try {
-      text = await res.body.text();
-    } catch (e) {
-      throw new XmsConnectionError(method, path, `reading the answer: ${errorMessage(e)}`, true);
+      try {
+        res = await request(url, {
+          method,
+          dispatcher: this.dispatcher,
+          signal: deadline.signal,
+          headers: {
+            authorization: this.auth,
+            accept: 'application/json',
+            ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          },
+          ...(body !== undefined ? { body } : {}),
+        });
+      } catch (e) {
+        if (deadline.signal.aborted) throw timedOut();
+        const code = (e as { code?: unknown }).code;
+        throw new XmsConnectionError(method, path, errorMessage(e), !(typeof code === 'string' && NOT_SENT.has(code)));
+      }
+      try {
+        text = await res.body.text();
+      } catch (e) {
+        if (deadline.signal.aborted) throw timedOut();
+        throw new XmsConnectionError(method, path, `reading the answer: ${errorMessage(e)}`, true);
+      }
+    } finally {
+      clearTimeout(timer);
     }
     if (res.statusCode >= 400) throw new XmsError(res.statusCode, errorText(text), method, path);
     if (text.trim() === '') return undefined;
