@@ -686,6 +686,15 @@ export const KeptAsideCopy = z
   })
   .strict();
 
+/**
+ * The most elements any array of a node report may hold. A report body is at most 1 MiB, and no valid element of
+ * these arrays (a manifestation, a volume, an error with its dataset id, …) is under ~57 bytes, so a valid report
+ * never reaches it (bare id lists such as `retained` could, past 20,000 datasets kept on one node: far beyond any
+ * cluster). It makes zod refuse an array of 300,000 tiny invalid elements at once instead of checking every one
+ * (T6 F-A: a 1 MB invalid report cost seconds of CPU and hundreds of MB of issues).
+ */
+export const NODE_REPORT_ARRAY_MAX = 20_000;
+
 /** Sent by a dataset agent whenever what it observes changes (and periodically). */
 export const NodeReport = z
   .object({
@@ -698,30 +707,33 @@ export const NodeReport = z
       "The storage backend's id for this node's compute instance (a UUID is lower-cased). No two live nodes may report the same one.",
     ),
     backend: z.string().min(1),
-    manifestations: z.array(ManifestationState),
+    manifestations: z.array(ManifestationState).max(NODE_REPORT_ARRAY_MAX),
     /** Volumes the backend lists; on a shared backend any node can report them all. */
-    volumes: z.array(BackendVolume).optional(),
+    volumes: z.array(BackendVolume).max(NODE_REPORT_ARRAY_MAX).optional(),
     /** Snapshots the backend lists (absent when the backend has none); on a shared backend every node reports all. */
-    snapshots: z.array(BackendSnapshot).optional(),
+    snapshots: z.array(BackendSnapshot).max(NODE_REPORT_ARRAY_MAX).optional(),
     /** Backups this agent runs or ran lately (issue 20); absent when none. */
-    backups: z.array(ReportedBackup).optional(),
+    backups: z.array(ReportedBackup).max(NODE_REPORT_ARRAY_MAX).optional(),
     /** Moves of local datasets off this node running now (issue 24); absent when none. */
-    moves: z.array(LocalMove).optional(),
+    moves: z.array(LocalMove).max(NODE_REPORT_ARRAY_MAX).optional(),
     /** Standby replicas of local datasets this node is the primary of (issue 24); absent when none. */
     replicas: z
       .array(LocalReplica)
+      .max(NODE_REPORT_ARRAY_MAX)
       .optional()
       .describe(
         'Local storage (issue 24): the standby replica of each dataset with metadata clusterhq:flocker:replicas "1" whose primary this node is: the replica\'s node and age (taken_at).',
       ),
     retained: z
       .array(DatasetId)
+      .max(NODE_REPORT_ARRAY_MAX)
       .optional()
       .describe(
         "Local storage (issue 24): datasets this node's pool keeps snapshots of without a live copy (a standby replica, an old source's kept snapshot): they are in its node view, so it can destroy them when the dataset is deleted. Absent when none; never in a node state the service answers (only its view index reads it).",
       ),
     kept_aside: z
       .array(KeptAsideCopy)
+      .max(NODE_REPORT_ARRAY_MAX)
       .optional()
       .describe(
         "Local storage (issue 24): copies this node kept aside, read-only, before letting go of its own (writes the primary's copy lacks); kept until the dataset is deleted. Absent when none. Sent whenever there is one (the control service is upgraded first: docs/compatibility.md); shown in the whole cluster's snapshot, never in a node's view.",
@@ -732,7 +744,7 @@ export const NodeReport = z
       .describe(
         'Present when the agent has S3 settings (agent.yml backup:, or AWS_* credentials): it runs backups and restores.',
       ),
-    errors: z.array(ActionError).default([]),
+    errors: z.array(ActionError).max(NODE_REPORT_ARRAY_MAX).default([]),
     max_volume_size: z
       .number()
       .int()
@@ -774,8 +786,8 @@ export const NodeReport = z
         state: z.enum(['fenced', 'recovered']),
         since: z.string().describe('ISO 8601 time the node fenced itself (lost contact with the control service).'),
         reason: z.string(),
-        stopped_containers: z.array(z.string()).optional(),
-        removed_mounts: z.array(z.string()).optional(),
+        stopped_containers: z.array(z.string()).max(NODE_REPORT_ARRAY_MAX).optional(),
+        removed_mounts: z.array(z.string()).max(NODE_REPORT_ARRAY_MAX).optional(),
       })
       .strict()
       .optional()

@@ -141,8 +141,20 @@ export class UsageError extends ControlError<UsageCode> {
   override readonly name = 'UsageError';
 }
 
-/** A request's input its route's schemas refused (the client's fault: 400). */
+/** How many of a refused input's issues a 400 names: enough to fix a request, few enough that a large invalid body
+ * (100,000 bad array elements) is not answered with hundreds of megabytes built in memory (T6 F-A). */
+export const INVALID_REQUEST_MAX_ISSUES = 10;
+/** The longest a named issue may be in the answer (a path into a deep body, a long message). */
+const ISSUE_MAX_CHARS = 300;
+
+/** A request's input its route's schemas refused (the client's fault: 400). Names at most
+ * INVALID_REQUEST_MAX_ISSUES issues, then how many more there are. */
 export function invalidRequest(err: z.ZodError): RequestError {
-  const errors = err.issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : '(body)'}: ${i.message}`);
+  const named = err.issues.slice(0, INVALID_REQUEST_MAX_ISSUES).map((i) => {
+    const text = `${i.path.length > 0 ? i.path.join('.') : '(body)'}: ${i.message}`;
+    return text.length > ISSUE_MAX_CHARS ? `${text.slice(0, ISSUE_MAX_CHARS)}…` : text;
+  });
+  const more = err.issues.length - named.length;
+  const errors = more > 0 ? [...named, `and ${more} more issue${more === 1 ? '' : 's'}`] : named;
   return new RequestError('INVALID_REQUEST', `The request is not valid: ${errors.join('; ')}`, errors);
 }
