@@ -126,11 +126,19 @@ function refusedEmpty(what: string, ref: string): void {
   if (ref.trim() === '') throw new CliError(EXIT.USAGE, `give a ${what}: an empty or blank one matches nothing`);
 }
 
+/** At most a few ids in a refusal: enough to pick from, short enough to read. */
+function idList(ids: string[]): string {
+  return ids.length <= 5 ? ids.join(', ') : `${ids.slice(0, 5).join(', ')} and ${ids.length - 5} more`;
+}
+
 /**
  * A volume given by name, full id or unique id prefix (at least 4 characters). Names are
  * looked up only when they follow the volume-name rule, so the empty name matches nothing
  * (not the first unnamed volume). Deleted volumes are found only when `includeDeleted`
- * says so (still being deleted), and a live volume wins.
+ * says so (still being deleted), and a live volume wins. A reference more than one volume
+ * answers to (a name two volumes bear — the service does not keep names unique —, or one
+ * volume's name and another's id prefix) is refused with their ids: picking one would
+ * let `destroy` delete the volume the user did not mean. A full id is never ambiguous.
  */
 export function resolveDataset(
   datasets: DatasetConfiguration[],
@@ -141,12 +149,19 @@ export function resolveDataset(
   const id = ref.toLowerCase();
   const byName = isVolumeName(ref);
   const find = (pool: DatasetConfiguration[]): DatasetConfiguration | undefined => {
-    const exact = pool.find((d) => d.dataset_id === id) ?? (byName ? pool.find((d) => nameOf(d) === ref) : undefined);
+    const exact = pool.find((d) => d.dataset_id === id);
     if (exact) return exact;
+    const named = byName ? pool.filter((d) => nameOf(d) === ref) : [];
     const byPrefix = ref.length >= 4 ? pool.filter((d) => d.dataset_id.startsWith(id)) : [];
-    if (byPrefix.length > 1)
-      throw new CliError(EXIT.USAGE, `"${ref}" matches ${byPrefix.length} volumes; give more of the id`);
-    return byPrefix[0];
+    const ids = [...new Set([...named, ...byPrefix].map((d) => d.dataset_id))];
+    if (ids.length > 1)
+      throw new CliError(
+        EXIT.USAGE,
+        `"${ref}" matches ${ids.length} volumes (ids ${idList(ids)}): ` +
+          (named.length > 0 ? 'give the id' : 'give more of the id'),
+        'AMBIGUOUS_VOLUME',
+      );
+    return named[0] ?? byPrefix[0];
   };
   const include = options.includeDeleted;
   const found =
@@ -162,15 +177,35 @@ function noLocalSnapshots(s: ClusterSnapshot, nodeUuid: string, what: string): v
   if (why !== null) throw new CliError(EXIT.FAILURE, why, 'NOT_ON_LOCAL_STORAGE');
 }
 
-/** A node given by UUID, unique UUID prefix, or host address. */
+/**
+ * A node given by UUID, unique UUID prefix, or host address. A reference several nodes answer to (an address two
+ * nodes report, or an address and another node's UUID prefix) is refused with their UUIDs and whether each is alive,
+ * even when only one of them is alive: a node chooses the address it reports, so a compromised node reporting a
+ * down node's address would otherwise receive what was meant for that one; the UUID is the only name it cannot take.
+ */
 export function resolveNode(nodes: NodeState[], ref: string): NodeState {
   refusedEmpty('node UUID or address', ref);
-  const exact = nodes.find((n) => n.uuid === ref.toLowerCase()) ?? nodes.filter((n) => n.host === ref)[0];
+  const uuid = ref.toLowerCase();
+  const exact = nodes.find((n) => n.uuid === uuid);
   if (exact) return exact;
-  const byPrefix = nodes.filter((n) => n.uuid.startsWith(ref.toLowerCase()));
-  if (byPrefix.length === 1 && byPrefix[0]) return byPrefix[0];
-  if (byPrefix.length > 1)
-    throw new CliError(EXIT.USAGE, `"${ref}" matches ${byPrefix.length} nodes; give more of the UUID`);
+  const byHost = nodes.filter((n) => n.host === ref);
+  const byPrefix = nodes.filter((n) => n.uuid.startsWith(uuid));
+  const candidates = [...new Map([...byHost, ...byPrefix].map((n) => [n.uuid, n])).values()];
+  if (candidates.length === 1 && candidates[0]) return candidates[0];
+  if (candidates.length > 1) {
+    const list = candidates
+      .slice(0, 5)
+      .map((n) => `${n.uuid} (${n.alive ? 'alive' : 'dead'})`)
+      .join(', ');
+    const more = candidates.length > 5 ? ` and ${candidates.length - 5} more` : '';
+    throw new CliError(
+      EXIT.USAGE,
+      byHost.length > 0
+        ? `"${ref}" matches ${candidates.length} nodes (${list}${more}): give the UUID`
+        : `"${ref}" matches ${candidates.length} nodes (${list}${more}); give more of the UUID`,
+      'AMBIGUOUS_NODE',
+    );
+  }
   throw new CliError(EXIT.NOT_FOUND, `no node "${ref}" (see "flocker nodes list")`);
 }
 

@@ -2,7 +2,7 @@
  * Checks of `flocker` input that give a sentence, not a parser's dump: sizes, storage
  * profiles, metadata, and a warning when a volume is larger than its node has free. Pure.
  */
-import { formatSize, Metadata, parseSize, storageProfileFor, type NodeState } from '@flocker/api';
+import { formatSize, Metadata, METADATA_NAME_KEY, parseSize, storageProfileFor, type NodeState } from '@flocker/api';
 import { CliError, EXIT } from './errors';
 import { zodMessage } from './diagnose';
 
@@ -67,7 +67,20 @@ export function metadataArguments(pairs: readonly string[], base: Record<string,
   for (const kv of pairs) {
     const i = kv.indexOf('=');
     if (i <= 0) throw new CliError(EXIT.USAGE, `metadata "${kv}" is not key=value`, 'INVALID_METADATA');
-    metadata[kv.slice(0, i)] = kv.slice(i + 1);
+    const key = kv.slice(0, i);
+    // A key given by its own option (the name: --name, checked for the rule and uniqueness before) is not
+    // overridden here; "__proto__" would be dropped silently by the assignment (it sets the prototype).
+    if (Object.hasOwn(base, key))
+      throw new CliError(
+        EXIT.USAGE,
+        key === METADATA_NAME_KEY
+          ? `metadata "${kv}": the volume name is given with --name ("${base[key]}"), not --metadata`
+          : `metadata "${kv}": "${key}" is set by its own option, not --metadata`,
+        'INVALID_METADATA',
+      );
+    if (key === '__proto__')
+      throw new CliError(EXIT.USAGE, `metadata "${kv}": "__proto__" is not a usable key`, 'INVALID_METADATA');
+    metadata[key] = kv.slice(i + 1);
   }
   const parsed = Metadata.safeParse(metadata);
   if (!parsed.success) {
