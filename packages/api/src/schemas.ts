@@ -554,6 +554,12 @@ export const ManifestationState = z
       .describe(
         'Bytes used on the mounted file system (statfs of the mount point, measured at most every few seconds).',
       ),
+    filesystem: z
+      .enum(DATASET_FILESYSTEMS)
+      .optional()
+      .describe(
+        "The mounted file system (T5 F8). Sent only while the dataset's restore is not marked done (source_backup without restored): the restored volume holds its backup's file system, which the metadata may not say; the control service records it in clusterhq:flocker:filesystem with the restore's mark. Absent otherwise and from older agents (agents one release behind parse node states strictly: docs/compatibility.md).",
+      ),
   })
   .strict();
 

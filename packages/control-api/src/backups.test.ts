@@ -4,7 +4,14 @@
  * marked done) and the HTTP routes with their refusals (no agent that can run it: 409
  * BACKUP_NOT_CONFIGURED; a restore without maximum_size: 400).
  */
-import { FlockerApiError, type FlockerClient, type ReportedBackup } from '@flocker/api';
+import {
+  FlockerApiError,
+  METADATA_FILESYSTEM_KEY,
+  METADATA_MAX_KEYS,
+  type FlockerClient,
+  type NodeReport,
+  type ReportedBackup,
+} from '@flocker/api';
 import { backupConfigurations, createBackup, endBackups, restoredDatasets, BACKUP_TARGET_KEY } from './backups';
 import { type Configuration, createDataset, emptyConfiguration, registerNode } from './configuration';
 import type { ControlService } from './server';
@@ -73,6 +80,47 @@ describe('backup rules', () => {
     const done = restoredDatasets(config, nodeReport(A, { manifestations: [m('mounted')] }));
     expect(done.result).toEqual([D2]);
     expect(done.config.datasets.get(D2)?.source_backup).toEqual({ target: TARGET, backup_id: STORED, restored: true });
+  });
+
+  it("a restore's mark records the file system its primary reports mounted when the metadata says another (T5 F8)", () => {
+    const restore = (metadata: Record<string, string>): Configuration =>
+      createDataset(base(), {
+        primary: A,
+        dataset_id: D2,
+        maximum_size: 512 * MiB,
+        metadata,
+        source_backup: { target: TARGET, backup_id: STORED },
+      }).config;
+    const mounted = (filesystem?: 'ext4' | 'xfs') =>
+      nodeReport(A, {
+        manifestations: [
+          { dataset_id: D2, blockdevice_id: 'v', size: 1, status: 'mounted', ...(filesystem ? { filesystem } : {}) },
+        ],
+      });
+    const metadataAfter = (config: Configuration, report: NodeReport) => {
+      const done = restoredDatasets(config, report);
+      expect(done.result).toEqual([D2]);
+      expect(done.config.version).toBe(config.version + 1); // one write: the mark and the metadata
+      return done.config.datasets.get(D2)?.metadata;
+    };
+    // An xfs backup restored into a dataset whose metadata says nothing (ext4): shown as xfs from the mark on.
+    expect(metadataAfter(restore({ name: 'r' }), mounted('xfs'))).toEqual({
+      name: 'r',
+      [METADATA_FILESYSTEM_KEY]: 'xfs',
+    });
+    // An ext4 one into a dataset asked as xfs: ext4 said.
+    expect(metadataAfter(restore({ [METADATA_FILESYSTEM_KEY]: 'xfs' }), mounted('ext4'))).toEqual({
+      [METADATA_FILESYSTEM_KEY]: 'ext4',
+    });
+    // The same file system (absent is ext4), or none reported (an older agent): the metadata as it was.
+    expect(metadataAfter(restore({ name: 'r' }), mounted('ext4'))).toEqual({ name: 'r' });
+    expect(metadataAfter(restore({ [METADATA_FILESYSTEM_KEY]: 'xfs' }), mounted('xfs'))).toEqual({
+      [METADATA_FILESYSTEM_KEY]: 'xfs',
+    });
+    expect(metadataAfter(restore({ name: 'r' }), mounted())).toEqual({ name: 'r' });
+    // Metadata at its key limit: the key is not added (every agent would refuse a dataset with one more); still marked.
+    const full = Object.fromEntries(Array.from({ length: METADATA_MAX_KEYS }, (_, i) => [`k${i}`, 'v']));
+    expect(metadataAfter(restore(full), mounted('xfs'))).toEqual(full);
   });
 });
 

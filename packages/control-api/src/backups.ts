@@ -20,10 +20,14 @@ import { randomUUID } from 'node:crypto';
 import {
   BACKUP_KEEP_KEY,
   BACKUP_TARGET_KEY,
+  clientMetadataKeyCount,
+  METADATA_FILESYSTEM_KEY,
+  METADATA_MAX_KEYS,
   type BackupConfiguration,
   type BackupState,
   type CreateBackupRequest,
   type DatasetConfiguration,
+  type DatasetFilesystem,
   type NodeReport,
   type SnapshotConfiguration,
 } from '@flocker/api';
@@ -128,9 +132,26 @@ export function endBackups(config: Configuration, report: NodeReport): Applied<s
 }
 
 /**
+ * The metadata saying the file system a restore mounted (T5 F8): a restored volume holds its backup's file system,
+ * whatever the dataset was asked as, and what reads the metadata (the Docker plugin's `-o fs=` check, a clone) must
+ * see that one. The same object when it already says it (absent is ext4), when the agent did not say (one release
+ * behind), or when the key would be one more than METADATA_MAX_KEYS (every agent would refuse the dataset).
+ */
+function withFilesystem(
+  metadata: Record<string, string>,
+  mounted: DatasetFilesystem | undefined,
+): Record<string, string> {
+  if (mounted === undefined || (metadata[METADATA_FILESYSTEM_KEY] ?? 'ext4') === mounted) return metadata;
+  const adds = !Object.hasOwn(metadata, METADATA_FILESYSTEM_KEY);
+  if (adds && clientMetadataKeyCount(metadata) >= METADATA_MAX_KEYS) return metadata;
+  return { ...metadata, [METADATA_FILESYSTEM_KEY]: mounted };
+}
+
+/**
  * Marks the restores done whose dataset the reporting node, its primary, has mounted: the
  * agent mounts a restored volume only after every chunk verified, so from then on it is
- * the dataset's own data and no node may write the backup over it again.
+ * the dataset's own data and no node may write the backup over it again. In the same write,
+ * the metadata takes the file system the primary reports mounted (withFilesystem).
  */
 export function restoredDatasets(config: Configuration, report: NodeReport): Applied<string[]> {
   let datasets: ReadonlyMap<string, DatasetConfiguration> | undefined;
@@ -142,6 +163,7 @@ export function restoredDatasets(config: Configuration, report: NodeReport): App
     if (d.primary !== report.uuid) continue;
     datasets = setEntry(datasets ?? config.datasets, d.dataset_id, {
       ...d,
+      metadata: withFilesystem(d.metadata, m.filesystem),
       source_backup: { ...d.source_backup, restored: true },
     });
     restored.push(d.dataset_id);
