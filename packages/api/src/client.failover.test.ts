@@ -70,12 +70,25 @@ describe('FlockerClient failover between control replicas', () => {
     const cut = await server('cut', hits);
     const good = await server('answer', hits);
     const client = new FlockerClient({ baseUrl: `${cut.url},${good.url}`, timeoutMs: 2000 });
-    const err: unknown = await client.reportNodeState(report).catch((e: unknown) => e);
+    const err: unknown = await client
+      .createDataset({ primary: report.uuid, maximum_size: 1 << 26 })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FlockerApiError);
     expect((err as FlockerApiError).code).toBe('CONTROL_SERVICE_UNREACHABLE');
-    expect(hits).toEqual([`cut PUT /v1/agent/nodes/${report.uuid}`]);
+    expect(hits).toEqual(['cut POST /v1/configuration/datasets']);
     // A read cut off the same way is simply asked again of the next replica.
     expect((await client.version()).flocker).toBe('1.0.0');
+    await cut.close();
+    await good.close();
+  });
+
+  it('a node report cut off after it was sent is sent to the next replica (a whole-state PUT is safe to repeat)', async () => {
+    const hits: string[] = [];
+    const cut = await server('cut', hits);
+    const good = await server('answer', hits);
+    const client = new FlockerClient({ baseUrl: `${cut.url},${good.url}`, timeoutMs: 2000 });
+    expect(await client.reportNodeState(report)).toEqual({ generation: 'g1' });
+    expect(hits).toEqual([`cut PUT /v1/agent/nodes/${report.uuid}`, `answer PUT /v1/agent/nodes/${report.uuid}`]);
     await cut.close();
     await good.close();
   });

@@ -130,6 +130,8 @@ interface CallInput<R extends RouteContract> {
   params?: Record<string, string>;
   body?: R['body'] extends z.ZodType ? z.input<R['body']> : never;
   query?: URLSearchParams;
+  /** A write this call makes safe to repeat (a create naming its dataset_id): it may move on as a read does. */
+  idempotent?: boolean;
 }
 
 /** Splits a comma-separated list of control URLs; trailing slashes dropped, duplicates removed. */
@@ -156,6 +158,75 @@ const NOT_SENT = new Set([
 
 /** Failures raised before the request could reach the server (see NOT_SENT). */
 const neverSent = new WeakSet<FlockerApiError>();
+
+/**
+ * The 503 codes of a replica that cannot use its store while the other replicas may (review T4 F2: one cut off from
+ * etcd is alive and answers every store call so): the client leaves it, and a call safe to repeat is asked of the
+ * next replica at once. STORE_OUTCOME_UNKNOWN: a write etcd did not confirm (it may still be applied).
+ */
+const STORE_DOWN: ReadonlySet<string> = new Set([
+  'STORE_UNAVAILABLE',
+  'STORE_OUTCOME_UNKNOWN',
+  'STORE_CLOSED',
+  'STORE_TLS_REJECTED',
+]);
+
+/**
+ * Codes of a request refused before anything of it was applied, so even a write may be sent to another replica: the
+ * replica is stopping, its store is closed, or the store was not reached (STORE_UNAVAILABLE: nothing was written, as
+ * the contract says since review T4 F1; a write sent to etcd but not confirmed is STORE_OUTCOME_UNKNOWN instead, and
+ * a control service is never older than its clients: docs/compatibility.md).
+ */
+const NOT_APPLIED: ReadonlySet<string> = new Set(['SHUTTING_DOWN', 'STORE_CLOSED', 'STORE_UNAVAILABLE']);
+
+function storeDown(err: FlockerApiError): boolean {
+  return err.status === 503 && STORE_DOWN.has(err.code);
+}
+
+/**
+ * Whether a call that failed on one replica may be sent to the next. A call safe to repeat (`idempotent`: reads,
+ * long-polls, watches, whole-state reports, writes idempotent by construction) moves on after any failure to answer
+ * (no answer, a cut connection, a timeout: it may have been applied, and applying it again changes nothing) and after
+ * a store-down answer. Any other write only when it surely was not applied: it never left this host (NOT_SENT), or
+ * the replica refused it before applying anything (NOT_APPLIED). A broken connection, a timeout or a 503 whose
+ * outcome is unknown is thrown instead (the caller reads back before it writes again), so that it is never applied
+ * twice: a create without dataset_id would make two datasets.
+ */
+function mayResend(err: FlockerApiError, idempotent: boolean): boolean {
+  if (NOT_APPLIED.has(err.code)) return true;
+  if (idempotent) return err.status === 0 || storeDown(err);
+  return err.status === 0 && neverSent.has(err);
+}
+
+/** A non-2xx answer as the FlockerApiError it stands for. */
+async function answerError(res: Dispatcher.ResponseData, what: string): Promise<FlockerApiError> {
+  const text = await res.body.text();
+  let json: unknown;
+  try {
+    json = text.length > 0 ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  const parsed = ErrorResponse.safeParse(json);
+  if (parsed.success)
+    return new FlockerApiError(
+      res.statusCode,
+      parsed.data.code ?? `HTTP_${res.statusCode}`,
+      parsed.data.description,
+      parsed.data.errors,
+    );
+  return new FlockerApiError(res.statusCode, `HTTP_${res.statusCode}`, `${what}: ${text.slice(0, 200)}`);
+}
+
+/**
+ * Writes safe to repeat by construction: the agents' reports replace the node's whole state; a lease acquire by the
+ * node already holding it renews it (200) and adds the same holder again.
+ */
+const SAFE_TO_REPEAT: ReadonlySet<RouteContract> = new Set<RouteContract>([
+  apiRoutes.reportNodeState,
+  apiRoutes.reportContainers,
+  apiRoutes.acquireLease,
+]);
 
 function errorCode(err: unknown): string | undefined {
   for (let e: unknown = err, depth = 0; typeof e === 'object' && e !== null && depth < 4; depth++) {
@@ -301,6 +372,8 @@ export class FlockerClient {
   private readonly held: Map<string, HeldList> | undefined;
   /** FlockerClientOptions.clusterViews: whether the agent channel's views are read strictly. */
   private readonly strictViews: boolean;
+  /** The requests safe to repeat open on each replica (long-polls, watches, reads): ended when it is left. */
+  private readonly open = new Map<string, Set<AbortController>>();
 
   constructor(options: FlockerClientOptions) {
     this.baseUrlList = parseControlUrls([options.baseUrl, ...(options.baseUrls ?? [])].join(','));
@@ -334,8 +407,13 @@ export class FlockerClient {
     return this.call(apiRoutes.getDataset, { params: { id: datasetId } });
   }
 
+  /**
+   * A create naming its dataset_id is safe to repeat (sent again after an unknown outcome, it is refused 409 if the
+   * first landed); one without is sent to another replica only when surely not applied (see mayResend).
+   */
   async createDataset(req: CreateDatasetRequest, options: WriteOptions = {}): Promise<DatasetConfiguration> {
-    return (await this.call(apiRoutes.createDataset, { body: req }, options)).value;
+    return (await this.call(apiRoutes.createDataset, { body: req, idempotent: req.dataset_id !== undefined }, options))
+      .value;
   }
 
   async updateDataset(
@@ -513,7 +591,8 @@ export class FlockerClient {
    * answer before). Ends when the server ends the stream (it is closing) or `signal` aborts; a
    * failure throws FlockerApiError (status 0: the connection, or WATCH_IDLE: nothing — heartbeats
    * included — for `idleTimeoutMs`, by default WATCH_IDLE_HEARTBEATS of the heartbeat period the
-   * server announces in its Content-Type, or 60 s from a server that announces none). Reconnect
+   * server announces in its Content-Type, or 60 s from a server that announces none; 503 with the replica's store-down
+   * code when the client left that replica: FlockerClient.leave). Reconnect
    * then with the generation held: the stream resumes from it. The long-poll methods above are
    * unchanged (no heartbeats: each waits at most its own timeout).
    * With `node` undefined, the whole cluster (`whole=true`, as waitForCluster without `node`: the Docker plugin); a
@@ -529,45 +608,46 @@ export class FlockerClient {
     const path = `${routePath(apiRoutes.watchCluster)}?${query.toString()}`;
     const gone = (): boolean => options.signal?.aborted === true;
     let res: Dispatcher.ResponseData | undefined;
+    // The watch is ended when the client leaves its replica (leave: another call learnt that its store is down).
+    let leaving: { signal: AbortSignal; done: () => void } | undefined;
     const urls = this.controlUrls;
     for (let i = 0; res === undefined; i++) {
       const url = urls[i] as string;
+      leaving?.done();
+      leaving = this.track(url);
+      let failure: FlockerApiError;
       try {
-        res = await request(url + path, {
+        const answer = await request(url + path, {
           method: 'GET',
           headers: { accept: 'application/x-ndjson' },
           dispatcher: this.dispatcher,
           headersTimeout: this.timeoutMs,
           // A backstop: the idle timer below follows the period the server announces.
           bodyTimeout: options.idleTimeoutMs ?? LEGACY_WATCH_IDLE_MS,
-          ...(options.signal !== undefined ? { signal: options.signal } : {}),
+          signal: options.signal === undefined ? leaving.signal : AbortSignal.any([options.signal, leaving.signal]),
         });
-        this.baseUrl = url;
+        if (answer.statusCode === 200) {
+          res = answer;
+          this.baseUrl = url;
+          continue;
+        }
+        failure = await answerError(answer, `GET ${path}`);
       } catch (err) {
-        if (gone()) return;
-        // Another replica answers a watch as well: try them in turn.
-        if (i + 1 < urls.length) continue;
-        throw new FlockerApiError(0, 'CONTROL_SERVICE_UNREACHABLE', `GET ${url}${path} failed: ${errorMessage(err)}`);
+        if (gone()) return leaving.done();
+        failure = leaving.signal.aborted
+          ? (leaving.signal.reason as FlockerApiError)
+          : new FlockerApiError(0, 'CONTROL_SERVICE_UNREACHABLE', `GET ${url}${path} failed: ${errorMessage(err)}`);
       }
+      if (storeDown(failure)) this.leave(url, failure);
+      // Another replica answers a watch as well: try them in turn.
+      if (i + 1 < urls.length && mayResend(failure, true)) continue;
+      leaving.done();
+      throw failure;
     }
-    if (res.statusCode !== 200) {
-      const text = await res.body.text();
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        json = undefined;
-      }
-      const parsed = ErrorResponse.safeParse(json);
-      if (parsed.success)
-        throw new FlockerApiError(
-          res.statusCode,
-          parsed.data.code ?? `HTTP_${res.statusCode}`,
-          parsed.data.description,
-        );
-      throw new FlockerApiError(res.statusCode, `HTTP_${res.statusCode}`, `GET ${path}: ${text.slice(0, 200)}`);
-    }
+    const left = leaving as { signal: AbortSignal; done: () => void };
     const body = res.body;
+    const endOnLeave = (): void => void body.destroy();
+    left.signal.addEventListener('abort', endOnLeave, { once: true });
     const beat = watchHeartbeatMs(res.headers['content-type']);
     const idleMs = options.idleTimeoutMs ?? (beat !== undefined ? WATCH_IDLE_HEARTBEATS * beat : LEGACY_WATCH_IDLE_MS);
     // A half-open connection (a silent partition, a dead peer) writes nothing: cut it after idleMs of waiting for it.
@@ -607,13 +687,18 @@ export class FlockerClient {
     } catch (err) {
       if (gone()) return;
       if (err instanceof FlockerApiError) throw err;
+      if (left.signal.aborted) throw left.signal.reason;
       if (idled)
         throw new FlockerApiError(0, 'WATCH_IDLE', `GET ${path}: nothing for ${idleMs} ms, not even a heartbeat`);
       throw new FlockerApiError(0, 'CONTROL_SERVICE_UNREACHABLE', `GET ${path} failed: ${errorMessage(err)}`);
     } finally {
       clearTimeout(idle);
+      left.signal.removeEventListener('abort', endOnLeave);
+      left.done();
       body.destroy();
     }
+    // Ended without an error because the client left the replica: as any end the leave caused.
+    if (left.signal.aborted && !gone()) throw left.signal.reason;
     // Destroyed by the idle timer without an error: the stream did not end, it went silent.
     if (idled && !gone())
       throw new FlockerApiError(0, 'WATCH_IDLE', `GET ${path}: nothing for ${idleMs} ms, not even a heartbeat`);
@@ -662,11 +747,44 @@ export class FlockerClient {
   }
 
   /**
-   * Sends to the current replica; on a connection failure tries the others in turn.
-   * Reads and long-polls are repeated as they are idempotent (a long-poll cut off by a
-   * dying replica is asked again elsewhere, which answers at once as generations differ
-   * between replicas); a write only when it surely never reached the failed replica,
-   * or that replica answered SHUTTING_DOWN (it refuses before applying anything).
+   * A replica answered that it cannot use its store (STORE_DOWN): later calls start at the next replica, and the
+   * requests safe to repeat open on it end now (a long-poll is asked of the next replica; a watch throws `why` and is
+   * watched again from the replica the client moved to). Such a replica still serves its views from memory, frozen:
+   * an agent following them would see nodes it no longer hears declared dead, itself included.
+   */
+  private leave(url: string, why: FlockerApiError): void {
+    if (this.baseUrl === url) {
+      const at = this.baseUrlList.indexOf(url);
+      this.baseUrl = this.baseUrlList[(at + 1) % this.baseUrlList.length] ?? url;
+    }
+    const open = this.open.get(url);
+    if (open === undefined) return;
+    this.open.delete(url);
+    const reason = new FlockerApiError(why.status, why.code, `left ${url}: ${why.description}`);
+    for (const request of open) request.abort(reason);
+  }
+
+  /** Registers a request safe to repeat open on `url` (ended by leave); `done` when it is over. */
+  private track(url: string): { signal: AbortSignal; done: () => void } {
+    const controller = new AbortController();
+    let open = this.open.get(url);
+    if (open === undefined) this.open.set(url, (open = new Set()));
+    open.add(controller);
+    const held = open;
+    return {
+      signal: controller.signal,
+      done: () => {
+        held.delete(controller);
+        if (held.size === 0 && this.open.get(url) === held) this.open.delete(url);
+      },
+    };
+  }
+
+  /**
+   * Sends to the current replica; on a failure tries the others in turn as mayResend allows: a call safe to repeat
+   * (reads, long-polls, whole-state reports, SAFE_TO_REPEAT, CallInput.idempotent) after no answer or a store-down
+   * answer (a long-poll asked again elsewhere is answered at once, as generations differ between replicas); any other
+   * write only when it surely was not applied.
    */
   private async call<R extends RouteContract>(
     route: R,
@@ -685,17 +803,21 @@ export class FlockerClient {
     // The agent channel's GETs are the cluster views; every other answer may carry members added since this release.
     const view = route.tag === 'agent' && route.method === 'get';
     const schema = answer ?? (view && this.strictViews ? success : lenientSchema(success));
+    const idempotent = method === 'GET' || input.idempotent === true || SAFE_TO_REPEAT.has(route);
     const urls = this.controlUrls;
     for (let i = 0; ; i++) {
       const url = urls[i] as string;
       try {
-        const answer = await this.callOne(url, method, path, schema, body, options, extraTimeoutMs, route.entityTag);
+        const answer = await this.callOne(url, method, path, schema, body, options, extraTimeoutMs, {
+          entityTag: route.entityTag === true,
+          idempotent,
+        });
         this.baseUrl = url;
         return answer;
       } catch (err) {
-        if (i + 1 >= urls.length || !(err instanceof FlockerApiError)) throw err;
-        const retry = err.code === 'SHUTTING_DOWN' || (err.status === 0 && (method === 'GET' || neverSent.has(err)));
-        if (!retry) throw err;
+        if (!(err instanceof FlockerApiError)) throw err;
+        if (storeDown(err)) this.leave(url, err);
+        if (i + 1 >= urls.length || !mayResend(err, idempotent)) throw err;
       }
     }
   }
@@ -708,8 +830,35 @@ export class FlockerClient {
     body: unknown,
     options: WriteOptions,
     extraTimeoutMs: number,
-    /** A whole list (RouteContract.entityTag): read conditionally when one is held. */
-    entityTag = false,
+    how: {
+      /** A whole list (RouteContract.entityTag): read conditionally when one is held. */
+      entityTag: boolean;
+      /** Safe to repeat: ended when the client leaves the replica (leave), to be asked of the next. */
+      idempotent: boolean;
+    },
+  ): Promise<Tagged<T>> {
+    const leaving = how.idempotent ? this.track(baseUrl) : undefined;
+    try {
+      return await this.callOnce(baseUrl, method, path, schema, body, options, extraTimeoutMs, how.entityTag, leaving);
+    } catch (err) {
+      // Left while asking: the reason (a store-down FlockerApiError), not the abort it caused.
+      if (leaving?.signal.aborted === true) throw leaving.signal.reason;
+      throw err;
+    } finally {
+      leaving?.done();
+    }
+  }
+
+  private async callOnce<T>(
+    baseUrl: string,
+    method: Method,
+    path: string,
+    schema: z.ZodType<T>,
+    body: unknown,
+    options: WriteOptions,
+    extraTimeoutMs: number,
+    entityTag: boolean,
+    leaving: { signal: AbortSignal } | undefined,
   ): Promise<Tagged<T>> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -729,7 +878,10 @@ export class FlockerClient {
         dispatcher: this.dispatcher,
         headersTimeout: timeout,
         bodyTimeout: timeout,
-        signal: AbortSignal.timeout(timeout),
+        signal:
+          leaving === undefined
+            ? AbortSignal.timeout(timeout)
+            : AbortSignal.any([AbortSignal.timeout(timeout), leaving.signal]),
       });
     } catch (err) {
       const timedOut = err instanceof Error && (err.name === 'TimeoutError' || /timeout/i.test(err.name + err.message));
@@ -753,24 +905,13 @@ export class FlockerClient {
         configurationTag: typeof configurationTag === 'string' ? configurationTag : held.configurationTag,
       };
     }
+    if (res.statusCode < 200 || res.statusCode >= 300) throw await answerError(res, `${method} ${path}`);
     const text = await res.body.text();
     let json: unknown;
     try {
       json = text.length > 0 ? JSON.parse(text) : undefined;
     } catch {
       json = undefined;
-    }
-    if (res.statusCode < 200 || res.statusCode >= 300) {
-      const parsed = ErrorResponse.safeParse(json);
-      if (parsed.success) {
-        throw new FlockerApiError(
-          res.statusCode,
-          parsed.data.code ?? `HTTP_${res.statusCode}`,
-          parsed.data.description,
-          parsed.data.errors,
-        );
-      }
-      throw new FlockerApiError(res.statusCode, `HTTP_${res.statusCode}`, `${method} ${path}: ${text.slice(0, 200)}`);
     }
     const parsed = schema.safeParse(json);
     if (!parsed.success) {
