@@ -1036,6 +1036,7 @@ export class DatasetAgent {
 
   buildReport(): NodeReport {
     const volumes = this.view.all();
+    const restoring = pendingRestores(this.cluster.snapshot);
     const manifestations: NodeReport['manifestations'] = [];
     const mountedPaths = new Set<string>();
     const mountedAt: { datasetId: string; path: string }[] = [];
@@ -1056,6 +1057,8 @@ export class DatasetAgent {
         ...(v.devicePath !== undefined ? { device_path: v.devicePath } : {}),
         ...(mounted ? { path } : {}),
         ...(used !== undefined ? { used_bytes: used } : {}),
+        // Only while its restore is not marked done (T5 F8): the mark records it in the metadata.
+        ...(mounted && v.filesystem !== undefined && restoring.has(v.datasetId) ? { filesystem: v.filesystem } : {}),
       });
     }
     this.used.retain(mountedPaths);
@@ -1090,6 +1093,28 @@ export class DatasetAgent {
       ...(this.availableBytes !== undefined ? { available_bytes: this.availableBytes } : {}),
     };
   }
+}
+
+/** Per snapshot: the datasets whose restore (source_backup) the control service has not marked done. */
+const restoresOf = new WeakMap<ClusterSnapshot, ReadonlySet<string>>();
+const NO_RESTORES: ReadonlySet<string> = new Set();
+
+/**
+ * The datasets of the snapshot whose restore is not marked done yet: a report says the file system of those it
+ * has mounted (ManifestationState.filesystem, T5 F8), which the control service records with the restore's mark.
+ * Only those: agents one release behind parse node states strictly, so the member shows only until that mark.
+ */
+export function pendingRestores(snapshot: ClusterSnapshot | null): ReadonlySet<string> {
+  if (snapshot === null) return NO_RESTORES;
+  let set = restoresOf.get(snapshot);
+  if (set === undefined) {
+    const ids = snapshot.datasets
+      .filter((d) => d.source_backup !== undefined && d.source_backup.restored !== true && !d.deleted)
+      .map((d) => d.dataset_id);
+    set = ids.length > 0 ? new Set(ids) : NO_RESTORES;
+    restoresOf.set(snapshot, set);
+  }
+  return set;
 }
 
 /**

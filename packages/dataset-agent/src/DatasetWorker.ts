@@ -416,7 +416,7 @@ export class DatasetWorker {
     else if (action.kind === 'destroy') this.formatted.delete(action.blockdeviceId);
     const reportedAtOnce =
       (action.kind === 'mount' || action.kind === 'restore') &&
-      this.reportMounted(action.datasetId, action.blockdeviceId, action.mountPath);
+      this.reportMounted(action.datasetId, action.blockdeviceId, action.mountPath, result.filesystem);
     const volume = this.volumeName(action.datasetId);
     c.logger.info('action done', {
       ...(volume !== undefined ? { volume } : {}),
@@ -434,8 +434,13 @@ export class DatasetWorker {
    * look right after it still decides: a mount without effect shows there, and the
    * report that follows says so (which is why mount has no stateAfter).
    */
-  private reportMounted(datasetId: string, blockdeviceId: string, mountPath: string): boolean {
-    if (!this.c.view.recordMount(datasetId, blockdeviceId, this.c.instanceId, mountPath)) return false;
+  private reportMounted(
+    datasetId: string,
+    blockdeviceId: string,
+    mountPath: string,
+    filesystem: 'ext4' | 'xfs' | undefined,
+  ): boolean {
+    if (!this.c.view.recordMount(datasetId, blockdeviceId, this.c.instanceId, mountPath, filesystem)) return false;
     this.c.reporter.request();
     return true;
   }

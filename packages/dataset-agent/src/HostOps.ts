@@ -29,6 +29,8 @@ export interface HostMount {
   readonly mountPoint: string;
   /** "major:minor" of the mounted device. */
   readonly majorMinor: string;
+  /** The mounted file system's type (mountinfo), e.g. "ext4", "xfs". */
+  readonly fstype?: string;
   /** The mount's own options and its file system's (mountinfo): see readOnlyMounts. */
   readonly options?: string;
   readonly superOptions?: string;
@@ -185,6 +187,7 @@ export const linuxHostOps: HostOps = {
       device: m.device,
       mountPoint: m.mountPoint,
       majorMinor: m.majorMinor,
+      fstype: m.fstype,
       options: m.options,
       ...(m.superOptions !== undefined ? { superOptions: m.superOptions } : {}),
     })),

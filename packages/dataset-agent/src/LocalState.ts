@@ -17,6 +17,8 @@ export interface DiscoveredVolume {
   readonly hasFilesystem?: boolean;
   /** Where the device is mounted on this host (empty when not mounted). */
   readonly mountPoints?: readonly string[];
+  /** Mounted: its file system, as the mount table (or the mount just done) says; absent when neither ext4 nor xfs. */
+  readonly filesystem?: 'ext4' | 'xfs';
   /** "major:minor" of devicePath, when known. */
   readonly deviceNumber?: string;
 }

@@ -74,9 +74,16 @@ export class ObservationView {
 
   /**
    * Records that `mountPath` is now mounted from the volume (attached to `instanceId`), as
-   * the mount just done says, keeping the entry's sequence number; false if it changed nothing.
+   * the mount just done says (with the file system it mounted, when known), keeping the entry's sequence number;
+   * false if it changed nothing.
    */
-  recordMount(datasetId: string, blockdeviceId: string, instanceId: string, mountPath: string): boolean {
+  recordMount(
+    datasetId: string,
+    blockdeviceId: string,
+    instanceId: string,
+    mountPath: string,
+    filesystem?: 'ext4' | 'xfs',
+  ): boolean {
     const entry = this.entries.get(datasetId);
     if (entry === undefined) return false;
     let changed = false;
@@ -84,7 +91,12 @@ export class ObservationView {
       if (v.blockdeviceId !== blockdeviceId || v.attachedTo !== instanceId || (v.mountPoints ?? []).includes(mountPath))
         return v;
       changed = true;
-      return { ...v, hasFilesystem: true, mountPoints: [...(v.mountPoints ?? []), mountPath].sort() };
+      return {
+        ...v,
+        hasFilesystem: true,
+        mountPoints: [...(v.mountPoints ?? []), mountPath].sort(),
+        ...(filesystem !== undefined ? { filesystem } : {}),
+      };
     });
     if (changed) this.entries.set(datasetId, { seq: entry.seq, volumes });
     return changed;

@@ -97,9 +97,17 @@ export async function discoverLocalState(o: DiscoverOptions): Promise<LocalState
           hasFilesystem = undefined; // never guess "empty": that would lead to mkfs over data
         }
       }
-      return hasFilesystem === undefined
-        ? { ...base, devicePath, ...(number !== null ? { deviceNumber: number } : {}) }
-        : { ...base, devicePath, hasFilesystem, mountPoints, ...(number !== null ? { deviceNumber: number } : {}) };
+      if (hasFilesystem === undefined)
+        return { ...base, devicePath, ...(number !== null ? { deviceNumber: number } : {}) };
+      const filesystem = mountedFilesystemOf(devicePath, number, mounts);
+      return {
+        ...base,
+        devicePath,
+        hasFilesystem,
+        mountPoints,
+        ...(filesystem !== undefined ? { filesystem } : {}),
+        ...(number !== null ? { deviceNumber: number } : {}),
+      };
     }),
   );
   const strayMounts =
@@ -119,6 +127,16 @@ function mountPointsOf(devicePath: string, number: string | null, mounts: readon
     .filter((m) => m.device === devicePath || (number !== null && m.majorMinor === number))
     .map((m) => m.mountPoint)
     .sort();
+}
+
+/** The file system the device is mounted with (the mount table's type): ext4 or xfs, else undefined. */
+function mountedFilesystemOf(
+  devicePath: string,
+  number: string | null,
+  mounts: readonly HostMount[],
+): 'ext4' | 'xfs' | undefined {
+  const fstype = mounts.find((m) => m.device === devicePath || (number !== null && m.majorMinor === number))?.fstype;
+  return fstype === 'ext4' || fstype === 'xfs' ? fstype : undefined;
 }
 
 /**

@@ -34,6 +34,20 @@ describe('executeAction: every action is idempotent', () => {
     expect(c.host.mounts).toEqual([{ device: '/dev/fake/v', mountPoint: path, majorMinor: '0:0' }]);
   });
 
+  it('mount answers the file system it mounted (T5 F8: a restored volume reports it), also when found mounted', async () => {
+    const c = ctx();
+    c.host.filesystemSize = async () => 512 * MiB;
+    c.host.fstypes.set('/dev/x', 'xfs');
+    expect(await executeAction(mountAction(512 * MiB), c)).toEqual({ filesystem: 'xfs' });
+    expect(c.host.mounts).toEqual([
+      { device: '/dev/x', mountPoint: `/flocker/${DS}`, majorMinor: '0:0', fstype: 'xfs' },
+    ]);
+    expect(await executeAction(mountAction(512 * MiB), c)).toEqual({ filesystem: 'xfs' });
+    // Neither ext4 nor xfs found (the fake's default: no superblock read): nothing said.
+    const blank = ctx();
+    expect(await executeAction(mountAction(64 * MiB), blank)).toEqual({});
+  });
+
   it('create never makes a second volume for a dataset', async () => {
     const c = ctx();
     await executeAction({ kind: 'create', datasetId: DS, size: 64 * MiB }, c);

@@ -78,6 +78,13 @@ export interface ActionResult {
    * carry an older size: a volume grown since must have its file system grown at the mount that follows).
    */
   readonly size?: number;
+  /** mount, restore: the file system the device holds (its superblock), mounted (absent: neither ext4 nor xfs). */
+  readonly filesystem?: 'ext4' | 'xfs';
+}
+
+/** The result of a mount step: the file system mountVolume found, if any. */
+function mountedResult(filesystem: 'ext4' | 'xfs' | undefined): ActionResult {
+  return filesystem !== undefined ? { filesystem } : {};
 }
 
 export async function executeAction(action: Action, ctx: ExecutionContext): Promise<ActionResult> {
@@ -140,8 +147,7 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
       await ignoring(['FILESYSTEM_EXISTS'], () => host.makeFilesystem(action.devicePath, action.filesystem));
       return {};
     case 'mount':
-      await mountVolume(action, host);
-      return {};
+      return mountedResult(await mountVolume(action, host));
     case 'restore': {
       // Mounted only once every chunk of the backup verified and is on the device.
       if (ctx.restoreBackup === undefined) {
@@ -151,8 +157,7 @@ export async function executeAction(action: Action, ctx: ExecutionContext): Prom
         );
       }
       await ctx.restoreBackup(action);
-      await mountVolume({ ...action, kind: 'mount' }, host);
-      return {};
+      return mountedResult(await mountVolume({ ...action, kind: 'mount' }, host));
     }
     case 'takeSnapshot':
       await takeSnapshot(action, ctx);
@@ -359,8 +364,14 @@ async function resizeUnmounted(action: Extract<Action, { kind: 'resize' }>, ctx:
   ctx.logger?.info('volume grown with its mount taken off', { datasetId: action.datasetId, size: resized.size });
 }
 
-/** Mounts the device at the path (growing a file system smaller than the volume); idempotent. */
-async function mountVolume(action: Extract<Action, { kind: 'mount' }>, host: HostOps): Promise<void> {
+/**
+ * Mounts the device at the path (growing a file system smaller than the volume); idempotent. Answers the file system
+ * its superblock shows (the one mounted), undefined when neither ext4 nor xfs.
+ */
+async function mountVolume(
+  action: Extract<Action, { kind: 'mount' }>,
+  host: HostOps,
+): Promise<'ext4' | 'xfs' | undefined> {
   // Independent of each other: together (issue 23: the mount is on a move's critical path). The superblock is read
   // once, for the size and for the type the mount needs.
   const [, number, filesystem] = await Promise.all([
@@ -370,7 +381,8 @@ async function mountVolume(action: Extract<Action, { kind: 'mount' }>, host: Hos
   ]);
   const mounts = await host.listMounts();
   const here = mounts.filter((m) => m.mountPoint === action.mountPath);
-  if (here.some((m) => m.device === action.devicePath || (number !== null && m.majorMinor === number))) return;
+  if (here.some((m) => m.device === action.devicePath || (number !== null && m.majorMinor === number)))
+    return filesystem?.fstype;
   // Never mount over another mount: it would hide what is there (a stale mount is
   // removed by the agent's stray-mount rule first; anything else needs a person).
   if (here.length > 0) {
@@ -393,6 +405,7 @@ async function mountVolume(action: Extract<Action, { kind: 'mount' }>, host: Hos
     const after = await host.filesystemOf(action.devicePath);
     if (after !== null && !fillsDevice(after, action.size)) await host.resizeFilesystem(action.devicePath);
   }
+  return filesystem?.fstype;
 }
 
 function noSnapshots(driver: BlockDeviceApi): AgentError {

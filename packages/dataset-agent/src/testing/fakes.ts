@@ -197,6 +197,8 @@ export function countListings(driver: FakeDriver): () => number {
 
 export class FakeHost implements HostOps {
   readonly formatted = new Set<string>();
+  /** A device's file system (filesystemOf answers it, ext4 when absent; a mount of it records it as mountinfo would). */
+  readonly fstypes = new Map<string, 'ext4' | 'xfs'>();
   mounts: HostMount[] = [];
   failMounts = 0;
   async listMounts(): Promise<HostMount[]> {
@@ -218,12 +220,19 @@ export class FakeHost implements HostOps {
     this.removedDirs.push(path);
     return true;
   }
-  async mount(device: string, mountPoint: string): Promise<void> {
+  async mount(device: string, mountPoint: string, fstype?: string): Promise<void> {
     if (this.failMounts > 0) {
       this.failMounts--;
       throw new StorageError('BACKEND_ERROR', 'mount: no luck');
     }
-    this.mounts.push({ device, mountPoint, majorMinor: '0:0' });
+    // The type only for a device fstypes names (other tests compare the mount table without one).
+    const type = this.fstypes.get(device);
+    this.mounts.push({
+      device,
+      mountPoint,
+      majorMinor: '0:0',
+      ...(type !== undefined ? { fstype: fstype ?? type } : {}),
+    });
   }
   async unmount(mountPoint: string): Promise<void> {
     this.mounts = this.mounts.filter((m) => m.mountPoint !== mountPoint);
@@ -232,10 +241,10 @@ export class FakeHost implements HostOps {
   async filesystemSize(): Promise<number | null> {
     return null;
   }
-  /** As linuxHostOps: from filesystemSize (which tests replace), as ext4. */
+  /** As linuxHostOps: from filesystemSize (which tests replace), of the type fstypes says (ext4 when absent). */
   async filesystemOf(device: string): Promise<FilesystemFound | null> {
     const size = await (this as HostOps).filesystemSize(device);
-    return size === null ? null : { fstype: 'ext4', size };
+    return size === null ? null : { fstype: this.fstypes.get(device) ?? 'ext4', size };
   }
   async growUnmountedFilesystem(): Promise<void> {}
   /** Mount points frozen now, and every freeze/thaw in order (`freeze /p`, `thaw /p`). */
