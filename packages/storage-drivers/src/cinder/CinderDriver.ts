@@ -262,6 +262,7 @@ export class CinderDriver implements BlockDeviceApi {
     this.http = new JsonHttp({
       verifyPeer: o.verify_peer,
       caPath: o.verify_ca_path,
+      timeoutMs: o.request_timeout_seconds * 1000,
       retry: deps.retry,
       sleep: deps.sleep,
       onRetry: (info) => this.logger.warn('retrying OpenStack request', info),

@@ -212,6 +212,7 @@ describe('CinderDriverOptionsSchema (agent.yml dataset section)', () => {
       verify_peer: true,
       attach_mode: 'nova',
       extend_attached: 'online',
+      request_timeout_seconds: 60,
     });
   });
 

@@ -79,7 +79,10 @@ export interface HttpOptions {
   readonly verifyPeer?: boolean;
   readonly caPath?: string;
   readonly retry?: RetryPolicy;
-  /** Per-request timeout (headers and body), default 60 s. */
+  /**
+   * Bound on one request as a whole (connecting, the answer's headers and its whole body), default 60 s. undici's
+   * own timeouts alone bound each wait (connect 10 s, headers, each gap in the body) but not a body that trickles.
+   */
   readonly timeoutMs?: number;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly random?: () => number;
@@ -117,13 +120,16 @@ export class JsonHttp {
   private readonly retry: RetryPolicy;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
+  private readonly timeoutMs: number;
 
   constructor(private readonly options: HttpOptions = {}) {
     const timeout = options.timeoutMs ?? 60_000;
+    this.timeoutMs = timeout;
     this.dispatcher = new Agent({
       headersTimeout: timeout,
       bodyTimeout: timeout,
       connect: {
+        timeout: Math.min(timeout, 10_000),
         rejectUnauthorized: options.verifyPeer ?? true,
         ...(options.caPath ? { ca: readFileSync(options.caPath) } : {}),
       },
@@ -196,24 +202,40 @@ export class JsonHttp {
       body = JSON.stringify(opts.body);
       headers['content-type'] = 'application/json';
     }
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await request(url, { method, headers, body, dispatcher: this.dispatcher });
-    } catch (e) {
-      const code = (e as { code?: unknown }).code;
-      const message = errorMessage(e);
-      throw new OpenStackConnectionError(
+    // The whole request, body included, within timeoutMs: on expiry undici destroys the connection.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), this.timeoutMs);
+    const timedOut = (): OpenStackConnectionError =>
+      new OpenStackConnectionError(
         method,
         url,
-        `${typeof code === 'string' ? `${code}: ` : ''}${message}`,
-        !(typeof code === 'string' && CONNECT_CODES_NOT_SENT.has(code)),
+        `timed out after ${this.timeoutMs} ms (no answer, or an answer that stopped or trickled)`,
+        true,
       );
-    }
+    let res: Dispatcher.ResponseData;
     let text: string;
     try {
-      text = await res.body.text();
-    } catch (e) {
-      throw new OpenStackConnectionError(method, url, `reading the answer: ${errorMessage(e)}`, true);
+      try {
+        res = await request(url, { method, headers, body, dispatcher: this.dispatcher, signal: deadline.signal });
+      } catch (e) {
+        if (deadline.signal.aborted) throw timedOut();
+        const code = (e as { code?: unknown }).code;
+        const message = errorMessage(e);
+        throw new OpenStackConnectionError(
+          method,
+          url,
+          `${typeof code === 'string' ? `${code}: ` : ''}${message}`,
+          !(typeof code === 'string' && CONNECT_CODES_NOT_SENT.has(code)),
+        );
+      }
+      try {
+        text = await res.body.text();
+      } catch (e) {
+        if (deadline.signal.aborted) throw timedOut();
+        throw new OpenStackConnectionError(method, url, `reading the answer: ${errorMessage(e)}`, true);
+      }
+    } finally {
+      clearTimeout(timer);
     }
     let parsed: unknown = text;
     if (text !== '' && String(res.headers['content-type'] ?? '').includes('json')) {

@@ -65,6 +65,11 @@ export const CinderDriverOptionsSchema = z
     device_by_id_dir: z.string().min(1).default('/dev/disk/by-id'),
     /** Longest wait for Cinder to finish one operation (create, attach, detach, delete, extend). */
     operation_timeout_seconds: z.number().positive().default(300),
+    /**
+     * Bound on one HTTP request to Cinder, Keystone, Rackspace identity or the metadata service as a whole
+     * (connect, headers, body); a stalled connection then fails the request (retried with backoff when safe).
+     */
+    request_timeout_seconds: z.number().positive().default(60),
   })
   .superRefine((o, ctx) => {
     const need = (field: keyof typeof o, why: string) => {

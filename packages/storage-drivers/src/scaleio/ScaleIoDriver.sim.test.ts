@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { blockDeviceApiContract, expectStorageError } from '../testing/contract';
+import { startStallProxy, type StallMode, type StallProxy } from '../testing/stallProxy';
 import { destroyTempRoot } from '../testing/testSupport';
 import { SCALEIO_UNIT } from './names';
 import { ScaleIoDriver, type ScaleIoDriverDeps } from './ScaleIoDriver';
@@ -282,4 +283,59 @@ describe('ScaleIoDriver against the simulator: beyond the contract', () => {
     await a.detachVolume(v.blockdeviceId);
     await a.destroyVolume(v.blockdeviceId);
   });
+});
+
+/**
+ * Session 19 (FXC): a gateway request on a stalled connection fails in bounded time (request_timeout_seconds bounds
+ * each request as a whole: connect, headers and body, a trickling body too) and the next call works once traffic
+ * passes. The simulator behind a TCP proxy that stalls on demand.
+ */
+describe('ScaleIoDriver on a stalled connection', () => {
+  const REQUEST_TIMEOUT_S = 2;
+  const ATTEMPTS = 2;
+  let sim: Sim;
+  let proxy: StallProxy;
+
+  beforeAll(async () => {
+    sim = await useSimulator();
+    // One byte every 0.5 s: never idle for the timeout, never done within it.
+    proxy = await startStallProxy(new URL(sim.url), 500);
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await releaseSimulator();
+  });
+
+  const stalls: [StallMode, string][] = [
+    ['holdRequest', 'no answer at all'],
+    ['holdBody', 'the headers come, then the body stops'],
+    ['dripBody', 'the headers come, then the body trickles'],
+  ];
+
+  it.each(stalls)(
+    'a stalled gateway connection (%s: %s) fails the call in bounded time; it works once traffic passes',
+    async (mode) => {
+      const d = new ScaleIoDriver(
+        options(sim, randomUUID(), 'a', { gateway_url: proxy.endpoint, request_timeout_seconds: REQUEST_TIMEOUT_S }),
+        { retry: { attempts: ATTEMPTS, baseDelayMs: 10, maxDelayMs: 50 } },
+      );
+      try {
+        proxy.mode = 'pass';
+        await expect(d.listVolumes()).resolves.toEqual([]);
+        proxy.mode = mode;
+        const started = Date.now();
+        const outcome = await d.listVolumes().then(
+          () => 'answered',
+          (e: unknown) => e,
+        );
+        const tookMs = Date.now() - started;
+        expect(outcome).toMatchObject({ code: 'BACKEND_ERROR', message: expect.stringMatching(/timed out|timeout/i) });
+        expect(tookMs).toBeLessThan(ATTEMPTS * REQUEST_TIMEOUT_S * 1000 + 2_000);
+        proxy.mode = 'pass';
+        await expect(d.listVolumes()).resolves.toEqual([]);
+      } finally {
+        await d.close();
+      }
+    },
+  );
 });
