@@ -44,7 +44,7 @@ import {
   STORAGE_PROFILES,
   storageProfile,
 } from './validation';
-import { duration, leaseHolders, relativeTime, shortId, table } from './format';
+import { duration, leaseHolders, relativeTime, shortId, table, visible, visibleText } from './format';
 import { deadNodeLine, eventLine, fencingLine, recentEvents } from './failover';
 import { forgetNode, forgottenText } from './nodesForget';
 import { unknownStateLines } from './nodesUnknown';
@@ -323,9 +323,16 @@ function inUseWarning(text: string | undefined): { code: string; message: string
 
 export function buildCli(
   argv: string[],
-  io: Io,
+  rawIo: Io,
   makeClient: (a: ConnectionArgs) => FlockerClient = (a) => connect(a),
 ): Argv<GlobalArgs> {
+  // Every line printed shows control characters as escapes (review T6 F3): hosts, metadata, names and error
+  // messages come from other parties. JSON keeps its values (the escapes are JSON's); YAML quotes such strings.
+  const io: Io = {
+    ...rawIo,
+    out: (t) => rawIo.out(visibleText(t)),
+    err: (t) => rawIo.err(visibleText(t)),
+  };
   const print = (a: GlobalArgs, value: unknown, human: () => string) =>
     io.out(structured(outputFormat(a), value) ?? human());
   /** The volume as every volumes command returns it (volumeView), from a fresh snapshot. */
@@ -692,12 +699,14 @@ export function buildCli(
             const where = moveWhere(view);
             print(a, { ...view, local_move: localMove, replica, kept_aside: keptAside }, () =>
               [
-                `Name:       ${nameOf(d) || '-'}`,
+                `Name:       ${visible(nameOf(d)) || '-'}`,
                 `Dataset:    ${d.dataset_id}`,
                 `Size:       ${d.maximum_size ? formatSize(d.maximum_size) : '-'}`,
                 ...(where !== undefined
                   ? [`On:         ${where.on}`, `Moving to:  ${where.to}`]
-                  : [`Primary:    ${snapshot.nodes.find((n) => n.uuid === d.primary)?.host ?? '?'} (${d.primary})`]),
+                  : [
+                      `Primary:    ${visible(snapshot.nodes.find((n) => n.uuid === d.primary)?.host ?? '?')} (${d.primary})`,
+                    ]),
                 `State:      ${st.state}${st.path ? ` at ${st.path}` : ''}${st.reason !== undefined ? ` — ${st.reason}` : ''}`,
                 ...(localMove !== null ? [`Moving:     ${localMoveText(localMove)}`] : []),
                 ...(replica !== null ? [`Replica:    ${replicaText(replica, now)}`] : []),
@@ -712,10 +721,10 @@ export function buildCli(
                 }`,
                 `Metadata:   ${
                   Object.entries(d.metadata)
-                    .map(([k, v]) => `${k}=${v}`)
+                    .map(([k, v]) => `${visible(k)}=${visible(v)}`)
                     .join(', ') || '-'
                 }`,
-                ...errors.map((e) => `Error:      ${errorText(e)}`),
+                ...errors.map((e) => `Error:      ${visible(errorText(e))}`),
               ].join('\n'),
             );
           }),

@@ -24,7 +24,7 @@ import {
   type ReplicaView,
   type SnapshotRow,
 } from '@flocker/web-ui';
-import { leaseHolders, shortId } from './format';
+import { leaseHolders, shortId, visible } from './format';
 import { errorsOf, errorText, moveWhere, type NodeError } from './health';
 import { volumeView, type VolumeView } from './volumes';
 
@@ -143,16 +143,16 @@ export function usedText(used: number | null, maximum: number | null | undefined
 export function describeText(x: VolumeDescription, now: number = Date.now()): string {
   const v = x.volume;
   const where = moveWhere(v);
-  const meta = Object.entries(v.metadata).map(([k, val]) => `  ${k}=${val}`);
+  const meta = Object.entries(v.metadata).map(([k, val]) => `  ${visible(k)}=${visible(val)}`);
   const lines = [
-    `Name:         ${v.name || '-'}`,
+    `Name:         ${visible(v.name) || '-'}`,
     `Dataset:      ${v.dataset_id}`,
     `Size:         ${v.maximum_size ? formatSize(v.maximum_size) : '-'}`,
     `Used:         ${usedText(v.used_bytes, v.maximum_size ?? v.size)}`,
     // A local move: where the data is and where it goes (as `volumes show`), not the target as "Primary".
     ...(where !== undefined
       ? [`On:           ${where.on}`, `Moving to:    ${where.to}`]
-      : [`Primary:      ${x.primary_host} (${v.primary})`]),
+      : [`Primary:      ${visible(x.primary_host)} (${v.primary})`]),
     `State:        ${v.state}${v.path ? ` at ${v.path}` : ''}`,
     ...(x.local_move !== null ? [`Moving:       ${localMoveText(x.local_move)}`] : []),
     ...(x.replica !== null ? [`Replica:      ${replicaText(x.replica, now)}`] : []),
@@ -164,7 +164,7 @@ export function describeText(x: VolumeDescription, now: number = Date.now()): st
     `On nodes:${x.nodes.length ? '' : '     none'}`,
     ...x.nodes.map(
       (n) =>
-        `  ${n.host}${n.alive ? '' : ' (dead)'}: ${n.status === 'backend' ? (n.attached_to ? `attached to ${n.attached_to}` : 'detached') : n.status}` +
+        `  ${visible(n.host)}${n.alive ? '' : ' (dead)'}: ${n.status === 'backend' ? (n.attached_to ? `attached to ${n.attached_to}` : 'detached') : n.status}` +
         `${n.path ? ` at ${n.path}` : ''}, ${formatSize(n.size)} (${n.blockdevice_id})`,
     ),
     `Lease:        ${
@@ -176,8 +176,8 @@ export function describeText(x: VolumeDescription, now: number = Date.now()): st
     ...x.snapshots.map(
       (s) => `  ${s.name || shortId(s.snapshot_id)}: ${s.state}${s.taken_at ? `, taken ${s.taken_at}` : ''}`,
     ),
-    `Last error:   ${x.errors.length ? errorText(x.errors[x.errors.length - 1]!) : 'none'}`,
-    ...x.errors.slice(0, -1).map((e) => `  also: ${errorText(e)}`),
+    `Last error:   ${x.errors.length ? visible(errorText(x.errors[x.errors.length - 1]!)) : 'none'}`,
+    ...x.errors.slice(0, -1).map((e) => `  also: ${visible(errorText(e))}`),
     `Events:${x.events.length ? '' : '       none'}`,
     ...x.events.map((e) => `  ${e.time}  ${e.kind}  ${e.message}`),
   ];

@@ -1,6 +1,41 @@
 /** Human output: aligned tables and relative times. Pure. */
 
+/*
+ * Characters a terminal acts on or reorders text by: C0 (but the line feed: our own lines; a value's own line feeds
+ * are escaped by `visible`), DEL, C1 (U+009B is a CSI on its own), U+2028/9, the bidi embeddings/overrides
+ * U+202A–202E and isolates U+2066–2069. Hosts, metadata, names and error messages are chosen by other parties (any
+ * node's report, any client): printed raw they could retitle the window, clear the screen, hide or fake a row, or
+ * write the clipboard (OSC 52).
+ */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const UNSAFE_IN_TEXT = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const UNSAFE_IN_VALUE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;
+/** Also a valid escape inside a JSON string and a YAML double-quoted one: structured output keeps its values. */
+const escapeChar = (c: string): string => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+
+/** Whether a string holds a character `visible` escapes. */
+export function hasUnsafe(s: string): boolean {
+  UNSAFE_IN_VALUE.lastIndex = 0;
+  return UNSAFE_IN_VALUE.test(s);
+}
+
+/** One value (a cell, a host, a name) with every unsafe character, line feeds included, as a visible \uXXXX. */
+export function visible(s: string): string {
+  return s.replace(UNSAFE_IN_VALUE, escapeChar);
+}
+
+/**
+ * Text about to be printed, line feeds kept: the CLI's every output passes through it (cli.ts wraps its io), the
+ * last guard whatever a printer forgot; printers of values also use `visible` so a value cannot start a line.
+ */
+export function visibleText(s: string): string {
+  return s.replace(UNSAFE_IN_TEXT, escapeChar);
+}
+
 export function table(headers: string[], rows: string[][]): string {
+  headers = headers.map(visible);
+  rows = rows.map((r) => r.map(visible));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells

@@ -3,6 +3,7 @@ import { errorMessage } from '@flocker/runtime';
 import { hideBin } from 'yargs/helpers';
 import { buildCli } from './cli';
 import { CliError, EXIT, jsonError } from './errors';
+import { visibleText } from './format';
 import { wantsJson } from './output';
 
 const io = {
@@ -17,7 +18,7 @@ buildCli(hideBin(process.argv), io)
     process.stderr.write(
       wantsJson(argv)
         ? `${jsonError(new CliError(EXIT.FAILURE, errorMessage(e), 'INTERNAL'))}\n`
-        : `flocker: ${errorMessage(e)}\n`,
+        : `flocker: ${visibleText(errorMessage(e))}\n`,
     );
     process.exit(1);
   });

@@ -2,8 +2,8 @@
  * `-o wide|json|yaml|name` and `-q` (issue 21): how a list or one object is printed. Pure: each
  * function returns the text to print.
  */
-import { stringify } from 'yaml';
-import { table } from './format';
+import { Document, visit } from 'yaml';
+import { hasUnsafe, table } from './format';
 
 export const OUTPUT_FORMATS = ['wide', 'json', 'yaml', 'name'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -35,7 +35,17 @@ export function wantsJson(argv: readonly string[]): boolean {
 /** A value as JSON or YAML, else undefined (the caller prints its human form). */
 export function structured(format: OutputFormat | 'table', value: unknown): string | undefined {
   if (format === 'json') return JSON.stringify(value, null, 2);
-  if (format === 'yaml') return stringify(value).trimEnd();
+  if (format === 'yaml') {
+    // A string with a control or bidi character is double-quoted, where the \uXXXX the printer shows it as is
+    // YAML's own escape (a plain scalar would take it literally, and the yaml package leaves C1/bidi raw).
+    const doc = new Document(value);
+    visit(doc, {
+      Scalar(_, node) {
+        if (typeof node.value === 'string' && hasUnsafe(node.value)) node.type = 'QUOTE_DOUBLE';
+      },
+    });
+    return doc.toString().trimEnd();
+  }
   return undefined;
 }
 

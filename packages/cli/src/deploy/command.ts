@@ -17,6 +17,7 @@ import {
   serverNow,
 } from '@flocker/api';
 import { errorMessage, pollUntil } from '@flocker/runtime';
+import { visibleText } from '../format';
 import { connect, type ConnectionArgs } from '../connection';
 import { agentSilenceText, type ListedNode, silentContainerAgent } from '../containersAgentSilence';
 import { CliError, EXIT } from '../errors';
@@ -315,8 +316,9 @@ function apiExit(e: FlockerApiError): number {
   return EXIT.FAILURE;
 }
 
+// Node hosts and service errors are chosen by other parties: control characters shown as escapes (review T6 F3).
 export const defaultDeployIo: DeployIo = {
-  out: (t) => process.stdout.write(`${t}\n`),
-  err: (t) => process.stderr.write(`${t}\n`),
+  out: (t) => process.stdout.write(`${visibleText(t)}\n`),
+  err: (t) => process.stderr.write(`${visibleText(t)}\n`),
   readFile: (p) => readFileSync(p, 'utf8'),
 };
