@@ -175,6 +175,23 @@ describe('FlockerClient: a replica whose store is unreachable (503 STORE_UNAVAIL
     }
   });
 
+  it('a write under way on a replica the client leaves is not cut (its outcome would become unknown)', async () => {
+    const [cut, good] = await start((req, res) => {
+      if (req.method === 'POST') setTimeout(() => json(res, 201, dataset), 300);
+      else storeDown()(req, res);
+    }, healthy);
+    const client = new FlockerClient({ baseUrl: `${cut!.url},${good!.url}`, timeoutMs: 2000 });
+    const create = client.createDataset({ primary: NODE, maximum_size: 1 << 26 });
+    await new Promise((r) => setTimeout(r, 50));
+    // A report learns that the replica's store is down while the create waits for its answer there.
+    expect(await client.reportNodeState(report)).toEqual({ generation: 'h.1.1' });
+    expect((await create).dataset_id).toBe(DATASET);
+    // Its late answer does not bring the client back to the replica it left.
+    expect(client.controlUrls[0]).toBe(good!.url);
+    expect(cut!.hits).toEqual(['POST /v1/configuration/datasets', `PUT /v1/agent/nodes/${NODE}`]);
+    expect(good!.hits).toEqual([`PUT /v1/agent/nodes/${NODE}`]);
+  });
+
   it('a watch asked of a replica that answers STORE_UNAVAILABLE is asked of the next', async () => {
     const [cut, good] = await start(storeDown(), healthy);
     const client = new FlockerClient({ baseUrl: `${cut!.url},${good!.url}`, timeoutMs: 2000 });

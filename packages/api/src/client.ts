@@ -374,6 +374,9 @@ export class FlockerClient {
   private readonly strictViews: boolean;
   /** The requests safe to repeat open on each replica (long-polls, watches, reads): ended when it is left. */
   private readonly open = new Map<string, Set<AbortController>>();
+  /** Counts leaves; by replica, the count when it was last left (an answer asked before that does not bring it back). */
+  private leaves = 0;
+  private readonly leftAt = new Map<string, number>();
 
   constructor(options: FlockerClientOptions) {
     this.baseUrlList = parseControlUrls([options.baseUrl, ...(options.baseUrls ?? [])].join(','));
@@ -615,6 +618,7 @@ export class FlockerClient {
       const url = urls[i] as string;
       leaving?.done();
       leaving = this.track(url);
+      const asked = this.leaves;
       let failure: FlockerApiError;
       try {
         const answer = await request(url + path, {
@@ -628,7 +632,7 @@ export class FlockerClient {
         });
         if (answer.statusCode === 200) {
           res = answer;
-          this.baseUrl = url;
+          this.answered(url, asked);
           continue;
         }
         failure = await answerError(answer, `GET ${path}`);
@@ -753,6 +757,7 @@ export class FlockerClient {
    * an agent following them would see nodes it no longer hears declared dead, itself included.
    */
   private leave(url: string, why: FlockerApiError): void {
+    this.leftAt.set(url, ++this.leaves);
     if (this.baseUrl === url) {
       const at = this.baseUrlList.indexOf(url);
       this.baseUrl = this.baseUrlList[(at + 1) % this.baseUrlList.length] ?? url;
@@ -762,6 +767,11 @@ export class FlockerClient {
     this.open.delete(url);
     const reason = new FlockerApiError(why.status, why.code, `left ${url}: ${why.description}`);
     for (const request of open) request.abort(reason);
+  }
+
+  /** `url` answered a request sent when leaves was `asked`: it becomes the one in use unless it was left since. */
+  private answered(url: string, asked: number): void {
+    if ((this.leftAt.get(url) ?? 0) <= asked) this.baseUrl = url;
   }
 
   /** Registers a request safe to repeat open on `url` (ended by leave); `done` when it is over. */
@@ -807,12 +817,14 @@ export class FlockerClient {
     const urls = this.controlUrls;
     for (let i = 0; ; i++) {
       const url = urls[i] as string;
+      const asked = this.leaves;
       try {
         const answer = await this.callOne(url, method, path, schema, body, options, extraTimeoutMs, {
           entityTag: route.entityTag === true,
           idempotent,
         });
-        this.baseUrl = url;
+        // A write answered late by a replica left meanwhile (not cut: see leave) does not bring the client back.
+        this.answered(url, asked);
         return answer;
       } catch (err) {
         if (!(err instanceof FlockerApiError)) throw err;
