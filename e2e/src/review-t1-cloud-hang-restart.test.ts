@@ -42,7 +42,8 @@ function forward(client: net.Socket): void {
 
 /**
  * A TCP proxy to moto that, while `hanging`, takes connections and does not answer (a cloud API that hangs); when the
- * hang ends the requests held are answered (a brown-out that ends: the SDK's requestTimeout aborts nothing).
+ * hang ends the requests held are answered (a brown-out that ends; since b23f038 a request held longer than the
+ * driver's request timeout is also aborted and sent again).
  */
 async function startProxy(to: URL): Promise<number> {
   target = to;
